@@ -1,0 +1,57 @@
+# Fixup — every entry point. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install lint format typecheck test test-unit migrate-up migrate-down migrate-status \
+	migrate-new seed check-db
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install everything (idempotent)
+
+lint: install ## ruff check + ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## apply ruff's fixes and format
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+typecheck: install ## mypy --strict on lib, codegen, services, tools
+	$(VENV)/bin/mypy
+
+test: install ## the whole suite against real PostgreSQL, MariaDB and Redis
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: install ## unit tests only (no servers)
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+check-db:
+	@test -n "$(db)" || { echo "usage: make $(MAKECMDGOALS) db=<departments|users|points|catalog|orders|chat>"; exit 2; }
+
+migrate-up: install check-db ## apply pending migrations: db=X
+	$(PY) -m tools.migrate up $(db)
+
+migrate-down: install check-db ## roll back one migration: db=X [steps=N | all=1]
+	$(PY) -m tools.migrate down $(db) $(if $(all),--all,--steps $(or $(steps),1))
+
+migrate-status: install check-db ## applied / pending migrations: db=X
+	$(PY) -m tools.migrate status $(db)
+
+migrate-new: install check-db ## new migration pair: db=X name=Y
+	$(PY) -m tools.migrate new $(db) --name "$(name)"
+
+seed: install ## migrate every db and load the demo data (idempotent)
+	$(PY) -m tools.seed

@@ -1,0 +1,3 @@
+-- 0001_initial: undo exactly what 0001_initial.sql does.
+
+DROP TABLE IF EXISTS departments;

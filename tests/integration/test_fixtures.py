@@ -1,0 +1,32 @@
+"""Two test runs in parallel share neither databases nor Redis keys, and clean up after."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tools.dbadmin import database_exists
+
+PROBE = Path(__file__).with_name("probe_fixtures.py")
+
+
+def test_parallel_runs_are_isolated(tmp_path: Path) -> None:
+    runs = []
+    for i in range(2):
+        out = tmp_path / f"probe{i}.json"
+        env = {**os.environ, "PROBE_OUT": str(out)}
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(PROBE)]
+        runs.append((subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True), out))
+    results = []
+    for proc, out in runs:
+        stdout, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stdout
+        results.append(json.loads(out.read_text()))
+    first, second = results
+    assert first["dsn"] != second["dsn"]
+    assert first["prefix"] != second["prefix"]
+    for result in results:
+        assert not database_exists(result["dsn"]), f"{result['dsn']} was not dropped"

@@ -1,0 +1,193 @@
+"""Where the test run finds its real servers, and throwaway databases on them.
+
+Order: TEST_PG_DSN / TEST_MYSQL_DSN / TEST_REDIS_URL, else testcontainers when a Docker
+engine answers, else the local servers on 127.0.0.1. A server that does not answer
+fails the run with a message saying how to get one; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import redis
+
+from tools.databases import engine_of, with_database
+from tools.dbadmin import create_database, drop_database, mysql_connect, psycopg_dsn
+
+LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_MYSQL = "mysql://root@127.0.0.1:3306/mysql"
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+HOW_TO_GET = {
+    "postgresql": "start PostgreSQL on 127.0.0.1:5432 (pg_ctlcluster 15 main start), "
+    "or set TEST_PG_DSN=postgresql://user@host:port/postgres",
+    "mysql": "start MariaDB on 127.0.0.1:3306 (start-stop-daemon --start --background "
+    "--exec /usr/sbin/mariadbd), or set TEST_MYSQL_DSN=mysql://root@host:port/mysql",
+    "redis": "start redis-server on 127.0.0.1:6379, or set TEST_REDIS_URL=redis://host:port/0",
+}
+
+# Unique per test run: two runs side by side never share a database or a Redis key.
+RUN_ID = f"{os.getpid()}{uuid.uuid4().hex[:6]}"
+
+
+class ServerUnavailableError(RuntimeError):
+    pass
+
+
+def _docker_answers() -> bool:
+    with contextlib.suppress(Exception):
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    return False
+
+
+def _check_pg(dsn: str) -> None:
+    with psycopg.connect(psycopg_dsn(dsn), connect_timeout=5) as conn:
+        conn.execute("SELECT 1")
+
+
+def _check_mysql(dsn: str) -> None:
+    with mysql_connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+
+
+def _check_redis(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@dataclass
+class Servers:
+    pg_dsn: str
+    mysql_dsn: str
+    redis_url: str
+    _containers: list[Any] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for container in self._containers:
+            with contextlib.suppress(Exception):
+                container.stop()
+
+
+def _from_containers() -> tuple[str | None, str | None, str | None, list[Any]]:
+    """Start what TEST_* does not name in testcontainers; None where Docker is absent."""
+    if not _docker_answers():
+        return None, None, None, []
+    from testcontainers.mysql import MySqlContainer
+    from testcontainers.postgres import PostgresContainer
+    from testcontainers.redis import RedisContainer
+
+    pg = PostgresContainer("postgres:15", driver=None).start()
+    my = MySqlContainer("mariadb:10.11", username="root", password="test").start()
+    rd = RedisContainer("redis:7").start()
+    pg_dsn = pg.get_connection_url().replace("postgresql://", "postgresql://", 1)
+    my_dsn = f"mysql://root:test@{my.get_container_host_ip()}:{my.get_exposed_port(3306)}/mysql"
+    rd_url = f"redis://{rd.get_container_host_ip()}:{rd.get_exposed_port(6379)}/0"
+    return pg_dsn, my_dsn, rd_url, [pg, my, rd]
+
+
+def resolve_servers() -> Servers:
+    pg = os.environ.get("TEST_PG_DSN")
+    my = os.environ.get("TEST_MYSQL_DSN")
+    rd = os.environ.get("TEST_REDIS_URL")
+    containers: list[Any] = []
+    if not (pg and my and rd):
+        c_pg, c_my, c_rd, containers = _from_containers()
+        pg, my, rd = pg or c_pg, my or c_my, rd or c_rd
+    servers = Servers(pg or LOCAL_PG, my or LOCAL_MYSQL, rd or LOCAL_REDIS, containers)
+    problems = []
+    for kind, check, where in (
+        ("postgresql", _check_pg, servers.pg_dsn),
+        ("mysql", _check_mysql, servers.mysql_dsn),
+        ("redis", _check_redis, servers.redis_url),
+    ):
+        try:
+            check(where)
+        except Exception as exc:
+            problems.append(f"{kind} at {where} does not answer ({exc}); {HOW_TO_GET[kind]}")
+    if problems:
+        servers.stop()
+        raise ServerUnavailableError("\n".join(problems))
+    return servers
+
+
+class DatabaseFactory:
+    """Uniquely named throwaway databases for this run; `drop_all` removes them."""
+
+    def __init__(self, servers: Servers) -> None:
+        self.servers = servers
+        self.created: list[str] = []
+        self._counter = 0
+
+    def server_dsn(self, engine: str) -> str:
+        return self.servers.pg_dsn if engine == "postgresql" else self.servers.mysql_dsn
+
+    def create(self, label: str, engine: str) -> str:
+        self._counter += 1
+        name = f"fixup_t{RUN_ID}_{label}_{self._counter}"
+        dsn = with_database(self.server_dsn(engine), name)
+        create_database(dsn)
+        self.created.append(dsn)
+        return dsn
+
+    def drop(self, dsn: str) -> None:
+        drop_database(dsn)
+        if dsn in self.created:
+            self.created.remove(dsn)
+
+    def drop_all(self) -> None:
+        for dsn in list(self.created):
+            with contextlib.suppress(Exception):
+                self.drop(dsn)
+
+    def leftovers(self) -> list[str]:
+        """Databases of this run still on the servers (used by the fixture test)."""
+        found: list[str] = []
+        with psycopg.connect(psycopg_dsn(self.servers.pg_dsn)) as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"fixup_t{RUN_ID}_%",)
+            ).fetchall()
+            found += [r[0] for r in rows]
+        with mysql_connect(self.servers.mysql_dsn) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
+                (f"fixup_t{RUN_ID}_%",),
+            )
+            found += [r[0] for r in cur.fetchall()]
+        return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def engine(dsn: str) -> str:
+    return engine_of(dsn)

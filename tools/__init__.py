@@ -1,0 +1,1 @@
+"""Developer tools behind the Makefile: migrations, seed data, code generation drivers."""

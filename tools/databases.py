@@ -1,0 +1,80 @@
+"""The six logical databases: their engine and where each one lives.
+
+One place answers "which engine, which DSN" for the migration tool, the seed loader,
+the codegen drivers and the test fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+Engine = Literal["postgresql", "mysql"]
+
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432"
+MYSQL_DEFAULT = "mysql://root@127.0.0.1:3306"
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    name: str
+    engine: Engine
+
+    @property
+    def env_var(self) -> str:
+        return f"{self.name.upper()}_DATABASE_URL"
+
+    def default_dsn(self) -> str:
+        server = PG_DEFAULT if self.engine == "postgresql" else MYSQL_DEFAULT
+        return f"{server}/fixup_{self.name}"
+
+    def dsn(self) -> str:
+        """The DSN from `<DB>_DATABASE_URL`, else the local default server."""
+        return os.environ.get(self.env_var) or self.default_dsn()
+
+
+DATABASES: dict[str, Database] = {
+    db.name: db
+    for db in (
+        Database("departments", "postgresql"),
+        Database("users", "postgresql"),
+        Database("points", "mysql"),
+        Database("catalog", "postgresql"),
+        Database("orders", "postgresql"),
+        Database("chat", "postgresql"),
+    )
+}
+
+
+class UnknownDatabaseError(ValueError):
+    def __init__(self, name: str) -> None:
+        known = ", ".join(DATABASES)
+        super().__init__(f"unknown db {name!r}; known databases: {known}")
+
+
+def get_database(name: str) -> Database:
+    try:
+        return DATABASES[name]
+    except KeyError:
+        raise UnknownDatabaseError(name) from None
+
+
+def engine_of(dsn: str) -> Engine:
+    scheme = urlsplit(dsn).scheme.split("+")[0]
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql"
+    if scheme in ("mysql", "mariadb"):
+        return "mysql"
+    raise ValueError(f"unsupported database URL scheme {scheme!r} (use postgresql:// or mysql://)")
+
+
+def database_name(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/")
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server DSN pointing at database `name`."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))

@@ -30,7 +30,7 @@ def databases(servers: Servers) -> Iterator[DatabaseFactory]:
 
 @pytest.fixture(scope="session")
 def migrated_db(databases: DatabaseFactory) -> Callable[[str], str]:
-    """`migrated_db("users")` -> DSN of a fresh database of this run with every migration applied."""
+    """`migrated_db("users")` -> DSN of a new database of this run, every migration applied."""
 
     def make(db: str) -> str:
         dsn = databases.create(db, get_database(db).engine)

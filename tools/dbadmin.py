@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -20,7 +21,7 @@ def _checked_name(dsn: str) -> str:
     return name
 
 
-def mysql_connect(dsn: str, *, database: str | None = None) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+def mysql_connect(dsn: str, *, database: str | None = None) -> pymysql.connections.Connection[Any]:
     parts = urlsplit(dsn)
     return pymysql.connect(
         host=parts.hostname or "127.0.0.1",
@@ -42,10 +43,10 @@ def database_exists(dsn: str) -> bool:
     name = _checked_name(dsn)
     if engine_of(dsn) == "postgresql":
         admin = psycopg_dsn(with_database(dsn, "postgres"))
-        with psycopg.connect(admin, autocommit=True) as conn:
-            row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        with psycopg.connect(admin, autocommit=True) as pg:
+            row = pg.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             return row is not None
-    with mysql_connect(dsn) as conn, conn.cursor() as cur:
+    with mysql_connect(dsn) as my, my.cursor() as cur:
         cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (name,))
         return cur.fetchone() is not None
 
@@ -57,10 +58,10 @@ def create_database(dsn: str) -> bool:
         return False
     if engine_of(dsn) == "postgresql":
         admin = psycopg_dsn(with_database(dsn, "postgres"))
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+        with psycopg.connect(admin, autocommit=True) as pg:
+            pg.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
     else:
-        with mysql_connect(dsn) as conn, conn.cursor() as cur:
+        with mysql_connect(dsn) as my, my.cursor() as cur:
             cur.execute(
                 f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
             )
@@ -71,8 +72,8 @@ def drop_database(dsn: str) -> None:
     name = _checked_name(dsn)
     if engine_of(dsn) == "postgresql":
         admin = psycopg_dsn(with_database(dsn, "postgres"))
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with psycopg.connect(admin, autocommit=True) as pg:
+            pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
-        with mysql_connect(dsn) as conn, conn.cursor() as cur:
+        with mysql_connect(dsn) as my, my.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             rolled = down(args.db, steps=None if args.all else args.steps)
             print(f"{args.db}: rolled back {len(rolled)}: {', '.join(rolled) or 'nothing applied'}")
         elif args.command == "status":
-            for mid, applied in status(args.db):
-                print(f"{'applied ' if applied else 'pending '} {mid}")
+            for mid, is_applied in status(args.db):
+                print(f"{'applied ' if is_applied else 'pending '} {mid}")
         else:
             if not args.name:
                 raise ValueError("new needs name=NAME")

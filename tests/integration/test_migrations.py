@@ -87,6 +87,7 @@ def test_new_creates_both_files_with_next_number(tmp_path, monkeypatch) -> None:
     up_file, down_file = migrate.new("chat", "add_flags")
     assert up_file.name == "0008_add_flags.sql"
     assert down_file.name == "0008_add_flags.rollback.sql"
-    assert up_file.exists() and down_file.exists()
+    assert up_file.exists()
+    assert down_file.exists()
     with pytest.raises(ValueError, match="lower_snake_case"):
         migrate.new("chat", "Bad Name")

@@ -1,0 +1,1 @@
+"""sqlc process plugin: sqlc's GenerateRequest (JSON) -> typed async Python for asyncpg/aiomysql."""

@@ -1,0 +1,39 @@
+"""Run ruff (import sorting + formatting) over generated source: stable, lint-clean output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from codegen.errors import CodegenError
+
+RUFF = Path(sys.executable).with_name("ruff")
+COMMON = [
+    "--isolated",
+    "--line-length",
+    "100",
+    "--target-version",
+    "py311",
+    "--config",
+    "lint.isort.known-first-party = ['lib', 'services']",
+]
+
+
+def _ruff(args: list[str], source: str, name: str) -> str:
+    proc = subprocess.run(
+        [str(RUFF), *args, *COMMON, "--stdin-filename", name, "-"],
+        input=source,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise CodegenError(f"generated {name} does not pass ruff:\n{proc.stderr or proc.stdout}")
+    return proc.stdout
+
+
+def format_source(source: str, name: str) -> str:
+    fixed = _ruff(["check", "--fix", "--select", "I,F401", "--quiet"], source, name)
+    return _ruff(["format", "--quiet"], fixed, name)

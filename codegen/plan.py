@@ -1,0 +1,265 @@
+"""From one sqlc query to what the emitters need: typed params, result shape, row building."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field, replace
+
+from codegen.errors import CodegenError
+from codegen.naming import pascal, snake
+from codegen.nullability import target_rules
+from codegen.pytypes import PyType, TypeMapper
+from codegen.request import Column, Query, Request, Table
+from codegen.typeslock import LockEntry, sql_hash
+
+UNKNOWN_TYPES = {"any", "anyarray", "anyelement", ""}
+ROW_COMMANDS = {":one", ":many", ":batchone", ":batchmany"}
+COMMANDS = ROW_COMMANDS | {
+    ":exec",
+    ":execrows",
+    ":execresult",
+    ":execlastid",
+    ":copyfrom",
+    ":batchexec",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: PyType
+    db_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Embed:
+    """A `sqlc.embed(t)` column: the next `width` record values build models.<cls>."""
+
+    name: str
+    cls: str
+    fields: list[Field]
+
+
+@dataclass
+class QueryPlan:
+    query: Query
+    func: str
+    sql: str
+    params: list[Field]
+    slices: set[str] = field(default_factory=set)
+    row_class: str | None = None  # "Department" (a table's model) or "ListUsersRow"
+    row_is_model: bool = False
+    row_fields: list[Field | Embed] = field(default_factory=list)
+    scalar: PyType | None = None
+    params_class: str | None = None
+
+    @property
+    def result_type(self) -> str:
+        if self.scalar is not None:
+            return self.scalar.annotation
+        return self.row_class or "None"
+
+
+def singular(name: str) -> str:
+    if name.endswith("ies"):
+        return name[:-3] + "y"
+    if name.endswith(("sses", "xes", "ches", "shes", "uses")):
+        return name[:-2]
+    if name.endswith("s") and not name.endswith("ss"):
+        return name[:-1]
+    return name
+
+
+def model_name(table: str) -> str:
+    return pascal(singular(table))
+
+
+def _lock_type(engine: str, name: str) -> tuple[str, bool]:
+    """('int4', False) or ('text', True) for an array type name from the lock."""
+    if name.endswith("[]"):
+        return name[:-2], True
+    return name, False
+
+
+class Planner:
+    def __init__(self, request: Request, mapper: TypeMapper, lock: dict[str, LockEntry]) -> None:
+        self.request = request
+        self.mapper = mapper
+        self.lock = lock
+        self.warnings: list[str] = []
+
+    def table(self, name: str, where: str) -> Table:
+        try:
+            return self.request.tables[name]
+        except KeyError:
+            raise CodegenError(f"{where}: unknown table {name!r}") from None
+
+    def model_fields(self, table: Table) -> list[Field]:
+        where = f"table {table.name}"
+        return [Field(snake(c.name), self.mapper.column(c, where), c.name) for c in table.columns]
+
+    def plan(self, q: Query) -> QueryPlan:
+        where = f"{q.filename}: query {q.name}"
+        if q.cmd not in COMMANDS:
+            raise CodegenError(f"{where}: unsupported command {q.cmd}")
+        entry = self.lock.get(q.name)
+        if entry is not None and entry.sql_sha256 != sql_hash(q.text):
+            self.warnings.append(f"{where}: types.lock.json is stale (run make sqlc-types)")
+            entry = None
+        elif entry is None and self.lock_expected(q):
+            self.warnings.append(f"{where}: not in types.lock.json; using sqlc's types")
+        plan = QueryPlan(q, snake(q.name), self.sql_text(q), self.params(q, entry, where))
+        self.result(plan, entry, where)
+        if q.cmd in (":copyfrom", ":batchexec", ":batchone", ":batchmany"):
+            plan.params_class = f"{pascal(q.name)}Params"
+        postgres = self.request.engine == "postgresql"
+        if q.cmd == ":execlastid" and postgres and len(q.columns) != 1:
+            raise CodegenError(
+                f"{where}: :execlastid on PostgreSQL needs a one-column RETURNING clause "
+                f"(found {len(q.columns)} result columns)"
+            )
+        if q.cmd not in ROW_COMMANDS:
+            plan.row_fields, plan.row_class, plan.scalar = [], None, None
+        return plan
+
+    def lock_expected(self, q: Query) -> bool:
+        return any(self.needs_server_type(c) for c in q.columns) or any(
+            p.column.type.name in UNKNOWN_TYPES for p in q.params
+        )
+
+    @staticmethod
+    def needs_server_type(col: Column) -> bool:
+        return col.embed_table is None and (
+            col.is_func_call or col.type.name in UNKNOWN_TYPES or col.table is None
+        )
+
+    def sql_text(self, q: Query) -> str:
+        text = q.text.strip()
+        if self.request.engine == "mysql":
+            text = mysql_placeholders(text)
+        return text
+
+    def params(self, q: Query, entry: LockEntry | None, where: str) -> list[Field]:
+        # MySQL binds `?` in text order (sqlc's numbers are its Go argument order).
+        mysql = self.request.engine == "mysql"
+        ordered = q.params if mysql else sorted(q.params, key=lambda p: p.number)
+        if mysql:
+            marks = len(re.findall(r"%s", mysql_placeholders(q.text)))
+            if marks != len(ordered):
+                raise CodegenError(
+                    f"{where}: {marks} placeholders but {len(ordered)} parameters; on MySQL "
+                    f"use each named parameter once"
+                )
+        fields: list[Field] = []
+        seen: set[str] = set()
+        for index, param in enumerate(ordered):
+            col = param.column
+            name = snake(col.name) if col.name else f"p{param.number}"
+            while name in seen:
+                name += "_"
+            seen.add(name)
+            type_name = None
+            if entry is not None and col.type.name in UNKNOWN_TYPES and index < len(entry.params):
+                type_name, is_array = _lock_type(self.request.engine, entry.params[index])
+                if is_array:
+                    col = _as_array(col)
+            py = self.mapper.column(col, f"{where}: parameter", type_name)
+            fields.append(Field(name, py, col.name))
+        return fields
+
+    def result(self, plan: QueryPlan, entry: LockEntry | None, where: str) -> None:
+        q = plan.query
+        if not q.columns:
+            return
+        rules = target_rules(self.request.engine, q.text) or []
+        flat = 0
+        out: list[Field | Embed] = []
+        seen: set[str] = set()
+        for col in q.columns:
+            if col.embed_table:
+                table = self.table(col.embed_table, where)
+                out.append(Embed(snake(col.name), model_name(table.name), self.model_fields(table)))
+                flat += len(table.columns)
+                continue
+            rule = rules[flat] if flat < len(rules) else None
+            if rule is not None:
+                col = _with_nullability(col, not rule)
+            type_name = None
+            if entry is not None and self.needs_server_type(col) and flat < len(entry.columns):
+                type_name, is_array = _lock_type(self.request.engine, entry.columns[flat])
+                if is_array:
+                    col = _as_array(col)
+            name = snake(col.name) if col.name else f"column_{flat + 1}"
+            while name in seen:
+                name += "_"
+            seen.add(name)
+            out.append(Field(name, self.mapper.column(col, where, type_name), col.name))
+            flat += 1
+        if len(out) == 1 and isinstance(out[0], Field):
+            plan.scalar = out[0].type
+            plan.row_fields = out
+            return
+        whole = self.whole_table(q)
+        if whole is not None:
+            plan.row_class, plan.row_is_model = model_name(whole.name), True
+            plan.row_fields = list(self.model_fields(whole))
+        else:
+            plan.row_class = f"{pascal(q.name)}Row"
+            plan.row_fields = out
+
+    def whole_table(self, q: Query) -> Table | None:
+        """The table whose every column, in order, is the result (SELECT * / RETURNING *)."""
+        tables = {c.table for c in q.columns}
+        if len(tables) != 1 or None in tables or any(c.embed_table for c in q.columns):
+            return None
+        found = self.request.tables.get(next(iter(tables)) or "")
+        if found is None:
+            return None
+        table = found
+        if [c.name for c in table.columns] != [c.name for c in q.columns]:
+            return None
+        if any(c.not_null != t.not_null for c, t in zip(q.columns, table.columns, strict=True)):
+            return None  # e.g. a LEFT JOIN made them nullable
+        return table
+
+
+def _with_nullability(col: Column, not_null: bool) -> Column:
+    return replace(col, not_null=not_null)
+
+
+def _as_array(col: Column) -> Column:
+    return replace(col, is_array=True)
+
+
+def mysql_placeholders(sql: str) -> str:
+    """sqlc's MySQL `?` -> PyMySQL's `%s`, literal `%` -> `%%`; quotes and comments kept."""
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"`":
+            end = i + 1
+            while end < n and sql[end] != ch:
+                end += 2 if sql[end] == "\\" else 1
+            out.append(sql[i : end + 1].replace("%", "%%"))
+            i = end + 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i) + 2 or n
+            out.append(sql[i:end])
+            i = end
+        elif ch == "?":
+            out.append("%s")
+            i += 1
+        elif ch == "%":
+            out.append("%%")
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def warn(messages: list[str]) -> None:
+    for message in messages:
+        print(f"sqlc-gen-fixup: warning: {message}", file=sys.stderr)

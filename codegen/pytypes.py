@@ -1,0 +1,179 @@
+"""SQL type -> Python type, per engine, with the conversions a driver value needs.
+
+`decode` turns the driver's value into the annotated type and `encode` a Python value
+into what the driver accepts; each is a template with `{}` for the expression, or None
+when the driver already speaks the annotated type (the fast path: no per-value call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from codegen.errors import CodegenError
+from codegen.naming import pascal
+from codegen.request import Column, Request
+
+
+@dataclass(frozen=True, slots=True)
+class PyType:
+    annotation: str
+    imports: frozenset[str] = frozenset()
+    decode: str | None = None
+    encode: str | None = None
+
+    def optional(self) -> PyType:
+        return replace(self, annotation=f"{self.annotation} | None")
+
+    def listed(self) -> PyType:
+        decode = f"[{self.decode.format('_v')} for _v in {{}}]" if self.decode else None
+        encode = f"[{self.encode.format('_v')} for _v in {{}}]" if self.encode else None
+        return PyType(f"list[{self.annotation}]", self.imports, decode, encode)
+
+
+def _t(
+    annotation: str, *imports: str, decode: str | None = None, encode: str | None = None
+) -> PyType:
+    return PyType(annotation, frozenset(imports), decode, encode)
+
+
+INT, FLOAT, STR, BOOL, BYTES = _t("int"), _t("float"), _t("str"), _t("bool"), _t("bytes")
+DECIMAL = _t("Decimal", "from decimal import Decimal")
+UUID = _t("UUID", "from uuid import UUID")
+DATETIME = _t("datetime.datetime", "import datetime")
+DATE = _t("datetime.date", "import datetime")
+TIME = _t("datetime.time", "import datetime")
+TIMEDELTA = _t("datetime.timedelta", "import datetime")
+JSON_PG = _t("JSON", "from lib.db.runtime import JSON")
+INET = _t(
+    "IPv4Address | IPv6Address | IPv4Interface | IPv6Interface",
+    "from ipaddress import IPv4Address, IPv6Address, IPv4Interface, IPv6Interface",
+)
+CIDR = _t("IPv4Network | IPv6Network", "from ipaddress import IPv4Network, IPv6Network")
+
+POSTGRES: dict[str, PyType] = {
+    **dict.fromkeys(["bool", "boolean"], BOOL),
+    **dict.fromkeys(
+        [
+            *("int2", "smallint", "int4", "integer", "int", "int8", "bigint", "oid"),
+            *("serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"),
+        ],
+        INT,
+    ),
+    **dict.fromkeys(["float4", "real", "float8", "double precision", "float"], FLOAT),
+    **dict.fromkeys(["numeric", "decimal", "pg_catalog.numeric"], DECIMAL),
+    **dict.fromkeys(
+        ["text", "varchar", "character varying", "bpchar", "char", "character", "citext", "name"],
+        STR,
+    ),
+    "uuid": UUID,
+    **dict.fromkeys(["timestamptz", "timestamp with time zone", "timestamp"], DATETIME),
+    "date": DATE,
+    **dict.fromkeys(["time", "timetz", "time with time zone"], TIME),
+    "interval": TIMEDELTA,
+    "bytea": BYTES,
+    **dict.fromkeys(["json", "jsonb"], JSON_PG),
+    "inet": INET,
+    "cidr": CIDR,
+}
+
+# MySQL/MariaDB through PyMySQL: datetimes come naive (we store UTC), JSON comes as text,
+# tinyint(1) as 0/1, SET as text or a set; the runtime helpers convert both ways.
+_RT = "from lib.db import runtime"
+MYSQL: dict[str, PyType] = {
+    **dict.fromkeys(
+        ["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year", "serial"], INT
+    ),
+    **dict.fromkeys(["decimal", "numeric", "dec", "fixed"], DECIMAL),
+    **dict.fromkeys(["float", "double", "real", "double precision"], FLOAT),
+    **dict.fromkeys(
+        ["char", "varchar", "text", "tinytext", "mediumtext", "longtext", "string"], STR
+    ),
+    **dict.fromkeys(
+        ["binary", "varbinary", "blob", "tinyblob", "mediumblob", "longblob", "bit"], BYTES
+    ),
+    "date": DATE,
+    "time": TIMEDELTA,
+    **dict.fromkeys(
+        ["datetime", "timestamp"],
+        _t(
+            "datetime.datetime",
+            "import datetime",
+            _RT,
+            decode="runtime.utc({})",
+            encode="runtime.naive_utc({})",
+        ),
+    ),
+    "json": _t(
+        "JSON",
+        "from lib.db.runtime import JSON",
+        _RT,
+        decode="runtime.json_loads({})",
+        encode="runtime.json_dumps({})",
+    ),
+    "boolean": _t("bool", decode="bool({})"),
+}
+MYSQL_BOOL = _t("bool", decode="bool({})")
+MYSQL_SET = _t("frozenset[str]", _RT, decode="runtime.mysql_set({})", encode='",".join(sorted({}))')
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    py_type: PyType
+    db_type: str | None = None
+    column: str | None = None  # "table.column"
+
+
+def parse_overrides(raw: list[dict[str, str]]) -> list[Override]:
+    result = []
+    for item in raw:
+        if "py_type" not in item or not ({"db_type", "column"} & item.keys()):
+            raise CodegenError(f"override {item} needs py_type and db_type or column")
+        imports = frozenset([item["import"]]) if item.get("import") else frozenset()
+        result.append(
+            Override(_t(item["py_type"], *imports), item.get("db_type"), item.get("column"))
+        )
+    return result
+
+
+class TypeMapper:
+    def __init__(
+        self, request: Request, overrides: list[Override], set_types: frozenset[str] = frozenset()
+    ) -> None:
+        self.engine = request.engine
+        self.enums = request.enums
+        self.set_types = set_types  # MySQL SET columns: sqlc lists them among the enums
+        self.overrides = overrides
+        self.base = POSTGRES if self.engine == "postgresql" else MYSQL
+
+    def enum_class(self, sql_name: str) -> str:
+        return pascal(sql_name)
+
+    def scalar(self, col: Column, type_name: str | None = None) -> PyType | None:
+        """The element type of `col` (ignoring arrays and NULL), None when unknown."""
+        name = (type_name or col.type.name).lower()
+        for ov in self.overrides:
+            qualified = f"{col.table}.{col.original_name or col.name}"
+            if ov.column and col.table and ov.column == qualified:
+                return ov.py_type
+            if ov.db_type and ov.db_type.lower() == name:
+                return ov.py_type
+        if name in self.set_types:
+            return MYSQL_SET
+        if name in self.enums:
+            cls = self.enum_class(name)
+            return _t(cls, f"from .models import {cls}", decode=f"{cls}({{}})")
+        if self.engine == "mysql" and name == "tinyint" and col.length == 1:
+            return MYSQL_BOOL
+        return self.base.get(name)
+
+    def column(self, col: Column, where: str, type_name: str | None = None) -> PyType:
+        py = self.scalar(col, type_name)
+        if py is None:
+            shown = type_name or col.type.name or "unknown"
+            raise CodegenError(
+                f"{where}: column {col.name!r} has type {shown!r} that the plugin cannot map; "
+                f"add an override (options.overrides: db_type or column -> py_type)"
+            )
+        if col.is_array or col.array_dims > 0 or col.is_sqlc_slice:
+            py = py.listed()
+        return py if col.not_null else py.optional()

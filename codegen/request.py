@@ -1,0 +1,121 @@
+"""The parts of sqlc's GenerateRequest (plugin protocol, `format: json`) that we use."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TypeRef:
+    schema: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    not_null: bool
+    is_array: bool
+    array_dims: int
+    length: int
+    unsigned: bool
+    is_func_call: bool
+    type: TypeRef
+    table: str | None
+    original_name: str
+    is_sqlc_slice: bool
+    embed_table: str | None
+
+    @staticmethod
+    def parse(raw: dict[str, Any]) -> Column:
+        table = raw.get("table") or None
+        embed = raw.get("embed_table") or None
+        return Column(
+            name=raw.get("name", ""),
+            not_null=bool(raw.get("not_null")),
+            is_array=bool(raw.get("is_array")),
+            array_dims=int(raw.get("array_dims") or 0),
+            length=int(raw.get("length", -1)),
+            unsigned=bool(raw.get("unsigned")),
+            is_func_call=bool(raw.get("is_func_call")),
+            type=TypeRef(
+                raw["type"].get("schema", ""),
+                raw["type"].get("name", "").removeprefix("pg_catalog."),
+            ),
+            table=table["name"] if table else None,
+            original_name=raw.get("original_name", ""),
+            is_sqlc_slice=bool(raw.get("is_sqlc_slice")),
+            embed_table=embed["name"] if embed else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    number: int
+    column: Column
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    name: str
+    cmd: str
+    text: str
+    filename: str
+    columns: list[Column]
+    params: list[Param]
+    insert_into_table: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: list[Column]
+
+
+@dataclass(frozen=True, slots=True)
+class Enum:
+    name: str
+    values: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    engine: str
+    queries: list[Query]
+    tables: dict[str, Table]
+    enums: dict[str, Enum]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def parse(raw: dict[str, Any]) -> Request:
+        tables: dict[str, Table] = {}
+        enums: dict[str, Enum] = {}
+        for schema in raw["catalog"].get("schemas", []):
+            if schema.get("name") in ("pg_catalog", "information_schema"):
+                continue
+            for t in schema.get("tables") or []:
+                cols = [Column.parse(c) for c in t.get("columns") or []]
+                tables[t["rel"]["name"]] = Table(t["rel"]["name"], cols)
+            for e in schema.get("enums") or []:
+                enums[e["name"]] = Enum(e["name"], list(e.get("vals") or []))
+        queries = [
+            Query(
+                name=q["name"],
+                cmd=q["cmd"],
+                text=q["text"],
+                filename=q.get("filename", ""),
+                columns=[Column.parse(c) for c in q.get("columns") or []],
+                params=[
+                    Param(int(p["number"]), Column.parse(p["column"]))
+                    for p in q.get("params") or []
+                ],
+                insert_into_table=(q.get("insert_into_table") or {}).get("name") or None,
+            )
+            for q in raw.get("queries") or []
+        ]
+        options_b64 = raw.get("plugin_options") or ""
+        options = json.loads(base64.b64decode(options_b64)) if options_b64 else {}
+        return Request(raw["settings"]["engine"], queries, tables, enums, options)

@@ -1,0 +1,1 @@
+"""Shared runtime of the Fixup services: one module per concern."""

@@ -1,0 +1,1 @@
+"""Authentication: JWT issue and verify, role guards, password hashing."""

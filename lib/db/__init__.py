@@ -1,0 +1,1 @@
+"""Database access: pools, transactions, and the runtime of the generated repositories."""

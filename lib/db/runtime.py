@@ -1,0 +1,91 @@
+"""What generated repository code (codegen/) needs at run time, and nothing else."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
+
+JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
+
+PgConn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+MyConn: TypeAlias = Any  # aiomysql.Connection (aiomysql ships no type information)
+
+
+@dataclass(slots=True)
+class ExecResult:
+    rows_affected: int
+    last_insert_id: int | None
+
+
+def status_rows(status: str) -> int:
+    """Rows affected from asyncpg's command tag: 'UPDATE 3' -> 3, 'INSERT 0 2' -> 2."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+_SLICE = re.compile(r"/\*SLICE:(\w+)\*/%s")
+
+
+def expand_slices(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
+    """MySQL `IN (sqlc.slice(x))`: one %s per element; an empty list matches no row (NULL).
+
+    The generated code passes each slice argument as a list in its placeholder's place.
+    """
+    flat: list[Any] = []
+    parts: list[str] = []
+    pos = 0
+    index = 0
+    for match in re.finditer(r"%%|/\*SLICE:\w+\*/%s|%s", sql):
+        parts.append(sql[pos : match.start()])
+        pos = match.end()
+        if match.group(0) == "%%":
+            parts.append("%%")
+            continue
+        value = args[index]
+        index += 1
+        if match.group(0).startswith("/*SLICE"):
+            items = list(value)
+            parts.append(", ".join(["%s"] * len(items)) if items else "NULL")
+            flat.extend(items)
+        else:
+            parts.append("%s")
+            flat.append(value)
+    parts.append(sql[pos:])
+    return "".join(parts), flat
+
+
+def has_slices(sql: str) -> bool:
+    return _SLICE.search(sql) is not None
+
+
+def utc(value: datetime.datetime) -> datetime.datetime:
+    """MySQL DATETIME holds UTC without a zone; give it back tz-aware."""
+    return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value
+
+
+def naive_utc(value: datetime.datetime) -> datetime.datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; pass a tz-aware datetime (UTC is stored)")
+    return value.astimezone(datetime.UTC).replace(tzinfo=None)
+
+
+def json_loads(value: str | bytes) -> JSON:
+    result: JSON = orjson.loads(value)
+    return result
+
+
+def json_dumps(value: JSON) -> str:
+    return orjson.dumps(value).decode()
+
+
+def mysql_set(value: str | set[str] | frozenset[str]) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset(v for v in value.split(",") if v)
+    return frozenset(value)

@@ -1,0 +1,24 @@
+-- name: GetUserPoints :one
+SELECT points FROM user_points WHERE user_id = ?;
+
+-- name: GetUserListPoints :many
+SELECT user_id, points FROM user_points WHERE user_id IN (sqlc.slice(user_ids));
+
+-- name: LockUserPoints :one
+-- The balance row, locked for the rest of the transaction (serialises concurrent adds).
+SELECT points FROM user_points WHERE user_id = ? FOR UPDATE;
+
+-- name: UpsertUserPoints :exec
+INSERT INTO user_points (user_id, points) VALUES (sqlc.arg(user_id), sqlc.arg(points))
+ON DUPLICATE KEY UPDATE points = VALUES(points);
+
+-- name: GetLedgerEntry :one
+SELECT * FROM points_ledger WHERE idempotency_key = ?;
+
+-- name: InsertLedgerEntry :execlastid
+INSERT INTO points_ledger (idempotency_key, user_id, delta, reason, balance_after)
+VALUES (?, ?, ?, ?, ?);
+
+-- name: SetUserPoints :batchexec
+INSERT INTO user_points (user_id, points) VALUES (sqlc.arg(user_id), sqlc.arg(points))
+ON DUPLICATE KEY UPDATE points = VALUES(points);

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-unit migrate-up migrate-down migrate-status \
-	migrate-new seed check-db
+	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -55,3 +55,15 @@ migrate-new: install check-db ## new migration pair: db=X name=Y
 
 seed: install ## migrate every db and load the demo data (idempotent)
 	$(PY) -m tools.seed
+
+sqlc: install ## generate typed repositories from sql/<db>/ (db=X, default all)
+	$(PY) -m tools.sqlc generate $(db)
+
+sqlc-check: install ## fail when generated code or a types lock is stale (db=X, default all)
+	$(PY) -m tools.sqlc check $(db)
+
+sqlc-types: install ## ask a real server for every query's types -> sql/<db>/types.lock.json
+	$(PY) -m tools.sqlc types $(db)
+
+sqlc-vet: install ## PREPARE every query on a real server and compare with the generated types
+	$(PY) -m tools.sqlc vet $(db)

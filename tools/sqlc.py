@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     dbs = args.dbs or [db for db in DATABASES if (sql_dir(db) / "sqlc.yaml").exists()]
     try:
         for db in dbs:
-            get_database(db)
+            sql_dir(db)  # an unknown db name fails here, naming the known ones
             COMMANDS[args.command](db)
     except (SqlcError, ValueError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)

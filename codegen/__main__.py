@@ -57,13 +57,11 @@ def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
     set_types = mysql_set_types(schema_files) if request.engine == "mysql" else frozenset()
     mapper = TypeMapper(request, parse_overrides(options.get("overrides", [])), set_types)
     lock_schema, lock = typeslock.load(cwd / options.get("types_lock", "types.lock.json"))
-    planner = Planner(request, mapper, lock)
+    planner = Planner(request, mapper, lock, strict=bool(os.environ.get("FIXUP_SQLC_STRICT")))
     if lock and lock_schema != typeslock.schema_hash(schema_files):
-        planner.warnings.append("types.lock.json was made for another schema (make sqlc-types)")
+        planner.warn("types.lock.json was made for another schema (run make sqlc-types)")
         planner.lock = {}
     plans = [planner.plan(q) for q in request.queries]
-    if planner.warnings and os.environ.get("FIXUP_SQLC_STRICT"):
-        raise CodegenError("; ".join(planner.warnings))
     warn(planner.warnings)
     emitter = AsyncpgEmitter(mapper) if driver == "asyncpg" else AiomysqlEmitter(mapper)
     models = {name: planner.model_fields(t) for name, t in request.tables.items()}

@@ -156,8 +156,9 @@ class Emitter:
 
     def result_annotation(self, plan: QueryPlan) -> str:
         row = self.row_type(plan)
+        maybe = row if row.endswith("| None") else f"{row} | None"
         return {
-            ":one": f"{row} | None",
+            ":one": maybe,
             ":many": f"list[{row}]",
             ":exec": "None",
             ":execrows": "int",
@@ -165,7 +166,7 @@ class Emitter:
             ":execlastid": "int",
             ":copyfrom": "int",
             ":batchexec": "None",
-            ":batchone": f"list[{row} | None]",
+            ":batchone": f"list[{maybe}]",
             ":batchmany": f"list[list[{row}]]",
         }[plan.query.cmd]
 

@@ -83,11 +83,24 @@ def _lock_type(engine: str, name: str) -> tuple[str, bool]:
 
 
 class Planner:
-    def __init__(self, request: Request, mapper: TypeMapper, lock: dict[str, LockEntry]) -> None:
+    def __init__(
+        self,
+        request: Request,
+        mapper: TypeMapper,
+        lock: dict[str, LockEntry],
+        *,
+        strict: bool = False,
+    ) -> None:
         self.request = request
         self.mapper = mapper
         self.lock = lock
+        self.strict = strict  # make sqlc-check: a stale or missing lock entry is an error
         self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        if self.strict:
+            raise CodegenError(message)
+        self.warnings.append(message)
 
     def table(self, name: str, where: str) -> Table:
         try:
@@ -105,12 +118,19 @@ class Planner:
             raise CodegenError(f"{where}: unsupported command {q.cmd}")
         entry = self.lock.get(q.name)
         if entry is not None and entry.sql_sha256 != sql_hash(q.text):
-            self.warnings.append(f"{where}: types.lock.json is stale (run make sqlc-types)")
+            self.warn(f"{where}: types.lock.json is stale (run make sqlc-types)")
             entry = None
         elif entry is None and self.lock_expected(q):
-            self.warnings.append(f"{where}: not in types.lock.json; using sqlc's types")
-        plan = QueryPlan(q, snake(q.name), self.sql_text(q), self.params(q, entry, where))
-        self.result(plan, entry, where)
+            self.warn(f"{where}: not in types.lock.json; using sqlc's types")
+        try:
+            plan = QueryPlan(q, snake(q.name), self.sql_text(q), self.params(q, entry, where))
+            self.result(plan, entry, where)
+        except CodegenError as exc:
+            if entry is None and self.lock_expected(q):
+                raise CodegenError(
+                    f"{exc} (or run make sqlc-types: the lock has no entry)"
+                ) from exc
+            raise
         if q.cmd in (":copyfrom", ":batchexec", ":batchone", ":batchmany"):
             plan.params_class = f"{pascal(q.name)}Params"
         postgres = self.request.engine == "postgresql"

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-unit migrate-up migrate-down migrate-status \
-	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet
+	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -67,3 +67,15 @@ sqlc-types: install ## ask a real server for every query's types -> sql/<db>/typ
 
 sqlc-vet: install ## PREPARE every query on a real server and compare with the generated types
 	$(PY) -m tools.sqlc vet $(db)
+
+codegen-golden: install ## regenerate the codegen test schemas' golden files (review the diff)
+	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/mysql
+	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/mysql
+
+run: install ## migrate + seed, then every service that exists so far
+	$(PY) -m tools.seed
+	@echo "no HTTP service has landed yet (see README: status); the databases are migrated and seeded"
+
+bench: install ## every benchmark in bench/ (ratios measured side by side)
+	$(PY) bench/codegen_overhead.py
+	$(PY) bench/row_class.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +31,21 @@ def status_rows(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-_SLICE = re.compile(r"/\*SLICE:(\w+)\*/%s")
+_MARKS = re.compile(r"%%|/\*SLICE:\w+\*/%s|%s")
+
+
+@functools.cache
+def _split(sql: str) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+    """SQL text between placeholders, and for each placeholder whether it is a slice."""
+    texts, is_slice, pos = [], [], 0
+    for match in _MARKS.finditer(sql):
+        if match.group(0) == "%%":
+            continue
+        texts.append(sql[pos : match.start()])
+        is_slice.append(match.group(0) != "%s")
+        pos = match.end()
+    texts.append(sql[pos:])
+    return tuple(texts), tuple(is_slice)
 
 
 def expand_slices(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -38,31 +53,19 @@ def expand_slices(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
 
     The generated code passes each slice argument as a list in its placeholder's place.
     """
+    texts, is_slice = _split(sql)
+    parts = [texts[0]]
     flat: list[Any] = []
-    parts: list[str] = []
-    pos = 0
-    index = 0
-    for match in re.finditer(r"%%|/\*SLICE:\w+\*/%s|%s", sql):
-        parts.append(sql[pos : match.start()])
-        pos = match.end()
-        if match.group(0) == "%%":
-            parts.append("%%")
-            continue
-        value = args[index]
-        index += 1
-        if match.group(0).startswith("/*SLICE"):
+    for value, sliced, text in zip(args, is_slice, texts[1:], strict=True):
+        if sliced:
             items = list(value)
             parts.append(", ".join(["%s"] * len(items)) if items else "NULL")
             flat.extend(items)
         else:
             parts.append("%s")
             flat.append(value)
-    parts.append(sql[pos:])
+        parts.append(text)
     return "".join(parts), flat
-
-
-def has_slices(sql: str) -> bool:
-    return _SLICE.search(sql) is not None
 
 
 def utc(value: datetime.datetime) -> datetime.datetime:

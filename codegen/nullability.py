@@ -51,7 +51,7 @@ def _pg_expr(node: Any) -> bool | None:
             return True
         if name in NOT_NULL_FUNCS:
             return False
-        return None
+        return _strict([_pg_expr(arg) for arg in node.args or ()])
     if isinstance(node, ast.CoalesceExpr):
         rules = [_pg_expr(arg) for arg in node.args or ()]
         return False if any(r is False for r in rules) else None
@@ -61,7 +61,14 @@ def _pg_expr(node: Any) -> bool | None:
         return bool(node.isnull)
     if isinstance(node, ast.SubLink) and node.subLinkType == 4:  # EXPR_SUBLINK: scalar subquery
         return True
+    if isinstance(node, ast.A_Expr):  # operators: NULL in, NULL out
+        return _strict([_pg_expr(side) for side in (node.lexpr, node.rexpr) if side is not None])
     return None
+
+
+def _strict(args: list[bool | None]) -> bool | None:
+    """A strict function or operator (most are) is NULL when an argument may be NULL."""
+    return True if any(arg is True for arg in args) else None
 
 
 def _mysql_rules(sql: str) -> list[bool | None] | None:
@@ -87,4 +94,6 @@ def _mysql_expr(node: exp.Expression) -> bool | None:
         return True
     if isinstance(node, exp.Subquery):
         return True
+    if isinstance(node, exp.Func | exp.Binary):
+        return _strict([_mysql_expr(arg) for arg in node.iter_expressions()])
     return None

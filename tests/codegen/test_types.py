@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import typing
 
+from services.users.db import users
 from tests.codegen.golden.mysql import gadgets
 from tests.codegen.golden.pg import authors
 
@@ -25,6 +26,19 @@ def test_postgres_statistics_query_types() -> None:
         "avg_salary": "Decimal | None",
         "max_age_or_zero": "int",
         "avg_salary_or_zero": "Decimal",
+    }
+
+
+def test_users_service_statistics_types() -> None:
+    """The real users query: round(avg(...), 2) stays nullable (strict functions)."""
+    assert hints(users.UserStatisticsRow) == {
+        "total": "int",
+        "min_age": "int | None",
+        "max_age": "int | None",
+        "avg_age": "Decimal | None",
+        "min_salary": "Decimal | None",
+        "max_salary": "Decimal | None",
+        "avg_salary": "Decimal | None",
     }
 
 

@@ -21,6 +21,10 @@ from lib.db.runtime import expand_slices, status_rows
         ("SELECT avg(a)::numeric(10,2), (SELECT 1) FROM t", [True, True]),
         ("INSERT INTO t (a) VALUES ($1) RETURNING id, now()", [None, False]),
         ("UPDATE t SET a = max_fn(1) RETURNING id", [None]),
+        (
+            "SELECT round(avg(a), 2), round(a, 2), max(a) + 1, lower(b) FROM t",
+            [True, None, True, None],
+        ),
     ],
 )
 def test_postgres_nullability_rules(sql: str, rules: list[bool | None]) -> None:
@@ -28,8 +32,11 @@ def test_postgres_nullability_rules(sql: str, rules: list[bool | None]) -> None:
 
 
 def test_mysql_nullability_rules() -> None:
-    sql = "SELECT COUNT(*), MIN(a), AVG(a), COALESCE(SUM(a), 0), a, 'x' FROM t WHERE a IN (?)"
-    assert target_rules("mysql", sql) == [False, True, True, False, None, False]
+    sql = (
+        "SELECT COUNT(*), MIN(a), AVG(a), COALESCE(SUM(a), 0), a, 'x', ROUND(AVG(a), 2), a + 1"
+        " FROM t"
+    )
+    assert target_rules("mysql", sql) == [False, True, True, False, None, False, True, None]
 
 
 def test_unparsable_sql_gives_no_opinion() -> None:

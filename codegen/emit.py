@@ -189,7 +189,7 @@ class Emitter:
         src.lines += [f"    {line}" for line in self.body(src, plan)]
         src.lines.append("")
         if cmd == ":many":
-            src.imports.add("from collections.abc import AsyncIterator")
+            src.imports.add("from collections.abc import AsyncGenerator")
             src.lines += ["", self.signature_stream(plan)]
             src.lines.append(f'    """Like {plan.func}(), row by row; {self.stream_note}"""')
             src.lines += [f"    {line}" for line in self.stream_body(src, plan)]
@@ -198,7 +198,7 @@ class Emitter:
     stream_note = ""
 
     def signature_stream(self, plan: QueryPlan) -> str:
-        sig = self.signature(plan, f"AsyncIterator[{self.row_type(plan)}]")
+        sig = self.signature(plan, f"AsyncGenerator[{self.row_type(plan)}, None]")
         return sig.replace(f"async def {plan.func}(", f"async def iter_{plan.func}(", 1)
 
     def body(self, src: Source, plan: QueryPlan) -> list[str]:
@@ -316,7 +316,8 @@ class AiomysqlEmitter(Emitter):
         if cmd in (":copyfrom", ":batchexec"):
             # PyMySQL rewrites an INSERT ... VALUES executemany into multi-row INSERTs.
             run = [f"await cur.executemany({const}, [{item_args} for item in items])"]
-            ret = ["copied: int = cur.rowcount", "return copied"] if cmd == ":copyfrom" else []
+            # rowcount stays -1 when executemany gets no rows
+            ret = ["return max(int(cur.rowcount), 0)"] if cmd == ":copyfrom" else []
             return lines + [f"    {t}" for t in run + ret]
         one_row = cmd == ":batchone"
         one = f"None if row is None else {build}" if one_row else f"[{build} for row in rows]"

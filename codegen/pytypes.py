@@ -43,7 +43,15 @@ DATETIME = _t("datetime.datetime", "import datetime")
 DATE = _t("datetime.date", "import datetime")
 TIME = _t("datetime.time", "import datetime")
 TIMEDELTA = _t("datetime.timedelta", "import datetime")
-JSON_PG = _t("JSON", "from lib.db.runtime import JSON")
+# JSON is encoded/decoded by the generated code itself, so it works on any connection
+# (asyncpg would otherwise want str in and give str out).
+JSON_PG = _t(
+    "JSON",
+    "from lib.db.runtime import JSON",
+    "from lib.db import runtime",
+    decode="runtime.json_loads({})",
+    encode="runtime.json_dumps({})",
+)
 INET = _t(
     "IPv4Address | IPv6Address | IPv4Interface | IPv6Interface",
     "from ipaddress import IPv4Address, IPv6Address, IPv4Interface, IPv6Interface",

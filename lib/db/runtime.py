@@ -13,6 +13,8 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
+from lib.db import compat  # noqa: F401  (fixes aiomysql's bytes escaping on import)
+
 JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
 
 PgConn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"

@@ -2,7 +2,7 @@
 # source: services.sql
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from decimal import Decimal
 from uuid import UUID
 
@@ -77,7 +77,9 @@ async def providers_of_service(conn: PgConn, *, service_id: UUID) -> list[UUID]:
     return [row[0] for row in rows]
 
 
-async def iter_providers_of_service(conn: PgConn, *, service_id: UUID) -> AsyncIterator[UUID]:
+async def iter_providers_of_service(
+    conn: PgConn, *, service_id: UUID
+) -> AsyncGenerator[UUID, None]:
     """Like providers_of_service(), row by row; needs a transaction."""
     async for row in conn.cursor(PROVIDERS_OF_SERVICE, service_id):
         yield row[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from uuid import UUID
 
 from lib.db.runtime import PgConn
@@ -109,7 +109,7 @@ async def iter_messages_before(
     before_at: datetime.datetime,
     before_id: UUID,
     page_size: int,
-) -> AsyncIterator[models.Message]:
+) -> AsyncGenerator[models.Message, None]:
     """Like messages_before(), row by row; needs a transaction."""
     async for row in conn.cursor(MESSAGES_BEFORE, conversation_id, before_at, before_id, page_size):
         yield models.Message(*row)
@@ -148,7 +148,7 @@ async def iter_messages_after(
     after_at: datetime.datetime,
     after_id: UUID,
     page_size: int,
-) -> AsyncIterator[models.Message]:
+) -> AsyncGenerator[models.Message, None]:
     """Like messages_after(), row by row; needs a transaction."""
     async for row in conn.cursor(MESSAGES_AFTER, conversation_id, after_at, after_id, page_size):
         yield models.Message(*row)

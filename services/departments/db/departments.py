@@ -2,7 +2,7 @@
 # source: departments.sql
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -48,7 +48,7 @@ async def list_departments_by_name_asc(
 
 async def iter_list_departments_by_name_asc(
     conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncIterator[models.Department]:
+) -> AsyncGenerator[models.Department, None]:
     """Like list_departments_by_name_asc(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_DEPARTMENTS_BY_NAME_ASC, row_offset, row_limit):
         yield models.Department(*row)
@@ -71,7 +71,7 @@ async def list_departments_by_name_desc(
 
 async def iter_list_departments_by_name_desc(
     conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncIterator[models.Department]:
+) -> AsyncGenerator[models.Department, None]:
     """Like list_departments_by_name_desc(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_DEPARTMENTS_BY_NAME_DESC, row_offset, row_limit):
         yield models.Department(*row)
@@ -94,7 +94,7 @@ async def list_departments_by_address_asc(
 
 async def iter_list_departments_by_address_asc(
     conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncIterator[models.Department]:
+) -> AsyncGenerator[models.Department, None]:
     """Like list_departments_by_address_asc(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_DEPARTMENTS_BY_ADDRESS_ASC, row_offset, row_limit):
         yield models.Department(*row)
@@ -117,7 +117,7 @@ async def list_departments_by_address_desc(
 
 async def iter_list_departments_by_address_desc(
     conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncIterator[models.Department]:
+) -> AsyncGenerator[models.Department, None]:
     """Like list_departments_by_address_desc(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_DEPARTMENTS_BY_ADDRESS_DESC, row_offset, row_limit):
         yield models.Department(*row)
@@ -140,7 +140,7 @@ async def list_departments_by_created_at_asc(
 
 async def iter_list_departments_by_created_at_asc(
     conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncIterator[models.Department]:
+) -> AsyncGenerator[models.Department, None]:
     """Like list_departments_by_created_at_asc(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_DEPARTMENTS_BY_CREATED_AT_ASC, row_offset, row_limit):
         yield models.Department(*row)
@@ -163,7 +163,7 @@ async def list_departments_by_created_at_desc(
 
 async def iter_list_departments_by_created_at_desc(
     conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncIterator[models.Department]:
+) -> AsyncGenerator[models.Department, None]:
     """Like list_departments_by_created_at_desc(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_DEPARTMENTS_BY_CREATED_AT_DESC, row_offset, row_limit):
         yield models.Department(*row)
@@ -195,7 +195,7 @@ async def departments_exist(conn: PgConn, *, ids: list[UUID]) -> list[UUID]:
     return [row[0] for row in rows]
 
 
-async def iter_departments_exist(conn: PgConn, *, ids: list[UUID]) -> AsyncIterator[UUID]:
+async def iter_departments_exist(conn: PgConn, *, ids: list[UUID]) -> AsyncGenerator[UUID, None]:
     """Like departments_exist(), row by row; needs a transaction."""
     async for row in conn.cursor(DEPARTMENTS_EXIST, ids):
         yield row[0]

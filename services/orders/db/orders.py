@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from uuid import UUID
 
 from lib.db.runtime import PgConn
@@ -24,7 +24,7 @@ async def list_currencies(conn: PgConn) -> list[models.Currency]:
     return [models.Currency(*row) for row in rows]
 
 
-async def iter_list_currencies(conn: PgConn) -> AsyncIterator[models.Currency]:
+async def iter_list_currencies(conn: PgConn) -> AsyncGenerator[models.Currency, None]:
     """Like list_currencies(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_CURRENCIES):
         yield models.Currency(*row)

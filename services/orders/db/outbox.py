@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from uuid import UUID
 
+from lib.db import runtime
 from lib.db.runtime import JSON, PgConn
 
 from . import models
@@ -25,7 +26,9 @@ async def enqueue_outbox(
     VALUES ($1, $2, $3, $4)
     RETURNING id
     """
-    value: int = await conn.fetchval(ENQUEUE_OUTBOX, topic, aggregate_id, payload, idempotency_key)
+    value: int = await conn.fetchval(
+        ENQUEUE_OUTBOX, topic, aggregate_id, runtime.json_dumps(payload), idempotency_key
+    )
     return value
 
 
@@ -47,13 +50,40 @@ async def claim_outbox(conn: PgConn, *, batch_size: int) -> list[models.Outbox]:
     FOR UPDATE SKIP LOCKED
     """
     rows = await conn.fetch(CLAIM_OUTBOX, batch_size)
-    return [models.Outbox(*row) for row in rows]
+    return [
+        models.Outbox(
+            row[0],
+            row[1],
+            row[2],
+            runtime.json_loads(row[3]),
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+        )
+        for row in rows
+    ]
 
 
-async def iter_claim_outbox(conn: PgConn, *, batch_size: int) -> AsyncIterator[models.Outbox]:
+async def iter_claim_outbox(
+    conn: PgConn, *, batch_size: int
+) -> AsyncGenerator[models.Outbox, None]:
     """Like claim_outbox(), row by row; needs a transaction."""
     async for row in conn.cursor(CLAIM_OUTBOX, batch_size):
-        yield models.Outbox(*row)
+        yield models.Outbox(
+            row[0],
+            row[1],
+            row[2],
+            runtime.json_loads(row[3]),
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+        )
 
 
 MARK_OUTBOX_DELIVERED = """

@@ -2,7 +2,7 @@
 # source: points.sql
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 
 import aiomysql
@@ -57,7 +57,7 @@ async def get_user_list_points(conn: MyConn, *, user_ids: list[str]) -> list[Get
 
 async def iter_get_user_list_points(
     conn: MyConn, *, user_ids: list[str]
-) -> AsyncIterator[GetUserListPointsRow]:
+) -> AsyncGenerator[GetUserListPointsRow, None]:
     """Like get_user_list_points(), row by row; unbuffered (SSCursor)."""
     async with conn.cursor(aiomysql.SSCursor) as cur:
         await cur.execute(*expand_slices(GET_USER_LIST_POINTS, (user_ids,)))

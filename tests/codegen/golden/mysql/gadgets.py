@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -157,7 +157,7 @@ async def list_gadgets_by_ids(conn: MyConn, *, ids: list[int], active: bool) -> 
 
 async def iter_list_gadgets_by_ids(
     conn: MyConn, *, ids: list[int], active: bool
-) -> AsyncIterator[models.Gadget]:
+) -> AsyncGenerator[models.Gadget, None]:
     """Like list_gadgets_by_ids(), row by row; unbuffered (SSCursor)."""
     async with conn.cursor(aiomysql.SSCursor) as cur:
         await cur.execute(*expand_slices(LIST_GADGETS_BY_IDS, (ids, active)))
@@ -327,8 +327,7 @@ async def copy_gadgets(conn: MyConn, items: Iterable[CopyGadgetsParams]) -> int:
         await cur.executemany(
             COPY_GADGETS, [(item.name, item.qty, item.price, item.kind) for item in items]
         )
-        copied: int = cur.rowcount
-        return copied
+        return max(int(cur.rowcount), 0)
 
 
 BUMP_QTY = """
@@ -422,7 +421,7 @@ async def gadgets_with_parts(conn: MyConn) -> list[GadgetsWithPartsRow]:
         return [GadgetsWithPartsRow(*row) for row in rows]
 
 
-async def iter_gadgets_with_parts(conn: MyConn) -> AsyncIterator[GadgetsWithPartsRow]:
+async def iter_gadgets_with_parts(conn: MyConn) -> AsyncGenerator[GadgetsWithPartsRow, None]:
     """Like gadgets_with_parts(), row by row; unbuffered (SSCursor)."""
     async with conn.cursor(aiomysql.SSCursor) as cur:
         await cur.execute(GADGETS_WITH_PARTS, ())
@@ -474,7 +473,7 @@ async def parts_with_gadget(conn: MyConn) -> list[PartsWithGadgetRow]:
         ]
 
 
-async def iter_parts_with_gadget(conn: MyConn) -> AsyncIterator[PartsWithGadgetRow]:
+async def iter_parts_with_gadget(conn: MyConn) -> AsyncGenerator[PartsWithGadgetRow, None]:
     """Like parts_with_gadget(), row by row; unbuffered (SSCursor)."""
     async with conn.cursor(aiomysql.SSCursor) as cur:
         await cur.execute(PARTS_WITH_GADGET, ())
@@ -521,7 +520,7 @@ async def gadgets_named_like(conn: MyConn, *, pattern: str) -> list[str]:
         return [row[0] for row in rows]
 
 
-async def iter_gadgets_named_like(conn: MyConn, *, pattern: str) -> AsyncIterator[str]:
+async def iter_gadgets_named_like(conn: MyConn, *, pattern: str) -> AsyncGenerator[str, None]:
     """Like gadgets_named_like(), row by row; unbuffered (SSCursor)."""
     async with conn.cursor(aiomysql.SSCursor) as cur:
         await cur.execute(GADGETS_NAMED_LIKE, (pattern,))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from ipaddress import (
@@ -15,6 +15,7 @@ from ipaddress import (
     IPv6Network,
 )
 
+from lib.db import runtime
 from lib.db.runtime import JSON, ExecResult, PgConn, status_rows
 
 from . import models
@@ -110,8 +111,8 @@ async def get_author(conn: PgConn, *, id: int) -> models.Author | None:
             Mood(row[3]),
             row[4],
             row[5],
-            row[6],
-            row[7],
+            (None if row[6] is None else runtime.json_loads(row[6])),
+            (None if row[7] is None else runtime.json_loads(row[7])),
             row[8],
             row[9],
             row[10],
@@ -147,8 +148,8 @@ async def list_authors_by_ids(conn: PgConn, *, ids: list[int]) -> list[models.Au
             Mood(row[3]),
             row[4],
             row[5],
-            row[6],
-            row[7],
+            (None if row[6] is None else runtime.json_loads(row[6])),
+            (None if row[7] is None else runtime.json_loads(row[7])),
             row[8],
             row[9],
             row[10],
@@ -167,7 +168,9 @@ async def list_authors_by_ids(conn: PgConn, *, ids: list[int]) -> list[models.Au
     ]
 
 
-async def iter_list_authors_by_ids(conn: PgConn, *, ids: list[int]) -> AsyncIterator[models.Author]:
+async def iter_list_authors_by_ids(
+    conn: PgConn, *, ids: list[int]
+) -> AsyncGenerator[models.Author, None]:
     """Like list_authors_by_ids(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_AUTHORS_BY_IDS, ids):
         yield models.Author(
@@ -177,8 +180,8 @@ async def iter_list_authors_by_ids(conn: PgConn, *, ids: list[int]) -> AsyncIter
             Mood(row[3]),
             row[4],
             row[5],
-            row[6],
-            row[7],
+            (None if row[6] is None else runtime.json_loads(row[6])),
+            (None if row[7] is None else runtime.json_loads(row[7])),
             row[8],
             row[9],
             row[10],
@@ -210,7 +213,7 @@ async def list_authors_by_mood(conn: PgConn, *, mood: Mood) -> list[ListAuthorsB
 
 async def iter_list_authors_by_mood(
     conn: PgConn, *, mood: Mood
-) -> AsyncIterator[ListAuthorsByMoodRow]:
+) -> AsyncGenerator[ListAuthorsByMoodRow, None]:
     """Like list_authors_by_mood(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_AUTHORS_BY_MOOD, mood):
         yield ListAuthorsByMoodRow(row[0], row[1], Mood(row[2]))
@@ -266,8 +269,8 @@ async def create_author(
         mood,
         tags,
         scores,
-        meta,
-        raw,
+        (None if meta is None else runtime.json_dumps(meta)),
+        (None if raw is None else runtime.json_dumps(raw)),
         salary,
         age,
         ratio,
@@ -291,8 +294,8 @@ async def create_author(
             Mood(row[3]),
             row[4],
             row[5],
-            row[6],
-            row[7],
+            (None if row[6] is None else runtime.json_loads(row[6])),
+            (None if row[7] is None else runtime.json_loads(row[7])),
             row[8],
             row[9],
             row[10],
@@ -466,7 +469,7 @@ async def authors_with_books(conn: PgConn) -> list[AuthorsWithBooksRow]:
     return [AuthorsWithBooksRow(*row) for row in rows]
 
 
-async def iter_authors_with_books(conn: PgConn) -> AsyncIterator[AuthorsWithBooksRow]:
+async def iter_authors_with_books(conn: PgConn) -> AsyncGenerator[AuthorsWithBooksRow, None]:
     """Like authors_with_books(), row by row; needs a transaction."""
     async for row in conn.cursor(AUTHORS_WITH_BOOKS):
         yield AuthorsWithBooksRow(*row)
@@ -494,8 +497,8 @@ async def books_with_author(conn: PgConn) -> list[BooksWithAuthorRow]:
                 Mood(row[7]),
                 row[8],
                 row[9],
-                row[10],
-                row[11],
+                (None if row[10] is None else runtime.json_loads(row[10])),
+                (None if row[11] is None else runtime.json_loads(row[11])),
                 row[12],
                 row[13],
                 row[14],
@@ -515,7 +518,7 @@ async def books_with_author(conn: PgConn) -> list[BooksWithAuthorRow]:
     ]
 
 
-async def iter_books_with_author(conn: PgConn) -> AsyncIterator[BooksWithAuthorRow]:
+async def iter_books_with_author(conn: PgConn) -> AsyncGenerator[BooksWithAuthorRow, None]:
     """Like books_with_author(), row by row; needs a transaction."""
     async for row in conn.cursor(BOOKS_WITH_AUTHOR):
         yield BooksWithAuthorRow(
@@ -527,8 +530,8 @@ async def iter_books_with_author(conn: PgConn) -> AsyncIterator[BooksWithAuthorR
                 Mood(row[7]),
                 row[8],
                 row[9],
-                row[10],
-                row[11],
+                (None if row[10] is None else runtime.json_loads(row[10])),
+                (None if row[11] is None else runtime.json_loads(row[11])),
                 row[12],
                 row[13],
                 row[14],

@@ -2,7 +2,7 @@
 # source: books.sql
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from decimal import Decimal
 
 from lib.db.runtime import PgConn
@@ -37,7 +37,7 @@ async def book_percent_titles(conn: PgConn, *, part: str | None) -> list[str]:
     return [row[0] for row in rows]
 
 
-async def iter_book_percent_titles(conn: PgConn, *, part: str | None) -> AsyncIterator[str]:
+async def iter_book_percent_titles(conn: PgConn, *, part: str | None) -> AsyncGenerator[str, None]:
     """Like book_percent_titles(), row by row; needs a transaction."""
     async for row in conn.cursor(BOOK_PERCENT_TITLES, part):
         yield row[0]

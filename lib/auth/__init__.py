@@ -1,1 +1,27 @@
-"""Authentication: JWT issue and verify, role guards, password hashing."""
+"""Authentication: JWT issue and verify, role guards, password hashing.
+
+- `tokens`: `TokenSigner` (users service only: it holds the Ed25519 private key) issues
+  EdDSA access tokens; `TokenVerifier` (every service, public key) turns a token into a
+  `Principal` or raises `Unauthorized`. `generate_keypair()` for development and tests
+  (`python -m tools.keys` writes a pair to `var/keys/`).
+- `principal`: `Role`, `Principal` and the guards `require_role`, `require_verified`,
+  `is_self_or` (guards raise `Forbidden`).
+- `passwords`: argon2id `hash_password` / `verify_password`.
+"""
+
+from lib.auth.passwords import hash_password, verify_password
+from lib.auth.principal import Principal, Role, is_self_or, require_role, require_verified
+from lib.auth.tokens import TokenSigner, TokenVerifier, generate_keypair
+
+__all__ = [
+    "Principal",
+    "Role",
+    "TokenSigner",
+    "TokenVerifier",
+    "generate_keypair",
+    "hash_password",
+    "is_self_or",
+    "require_role",
+    "require_verified",
+    "verify_password",
+]

@@ -1,0 +1,197 @@
+"""Access tokens: EdDSA (Ed25519) JWTs, issued by the users service, verified by all.
+
+Claims: iss="fixup-users", aud="fixup", sub (user id), role, verified, iat, exp, jti.
+The verifier accepts only alg=EdDSA: the header is checked before anything is decoded and
+PyJWT is told the same, so `alg=none` and HS256-signed-with-the-public-key tokens fail.
+Every failure is `lib.errors.Unauthorized` with a short detail that names no internals:
+"token expired" or "invalid token".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from lib.auth.principal import Principal, Role
+from lib.errors import Unauthorized
+
+ISSUER = "fixup-users"
+AUDIENCE = "fixup"
+ALGORITHM = "EdDSA"
+REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "role", "jti")
+MAX_TOKEN_LENGTH = 4096  # ours are ~400 bytes; anything far larger is not ours
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def generate_keypair() -> tuple[str, str]:
+    """A new Ed25519 key pair: (private PEM, PKCS8 unencrypted; public PEM, SPKI)."""
+    private_key = Ed25519PrivateKey.generate()
+    private_pem = private_key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+    public_pem = private_key.public_key().public_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PublicFormat.SubjectPublicKeyInfo,
+    )
+    return private_pem.decode("ascii"), public_pem.decode("ascii")
+
+
+def load_private_key(pem: str) -> Ed25519PrivateKey:
+    """Parse an unencrypted PEM Ed25519 private key; ValueError says what is wrong."""
+    if not pem.strip():
+        raise ValueError("JWT private key is empty (set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE)")
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except TypeError:
+        raise ValueError("JWT private key is encrypted; an unencrypted PEM is needed") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError("JWT private key is not a valid PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"JWT private key must be Ed25519, got {type(key).__name__}")
+    return key
+
+
+def load_public_key(pem: str) -> Ed25519PublicKey:
+    """Parse a PEM Ed25519 public key (SubjectPublicKeyInfo); ValueError says what is wrong."""
+    if not pem.strip():
+        raise ValueError("JWT public key is empty (set JWT_PUBLIC_KEY or JWT_PUBLIC_KEY_FILE)")
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError("JWT public key is not a valid PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"JWT public key must be Ed25519, got {type(key).__name__}")
+    return key
+
+
+class TokenSigner:
+    """Issues access tokens; only the users service holds the private key."""
+
+    def __init__(self, private_key_pem: str, ttl_seconds: int, clock: Clock = _utcnow) -> None:
+        if ttl_seconds < 1:
+            raise ValueError(f"access token TTL must be at least 1 second, got {ttl_seconds}")
+        self._key = load_private_key(private_key_pem)
+        self._ttl = ttl_seconds
+        self._clock = clock
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl
+
+    def issue(self, user_id: uuid.UUID, role: Role | str, verified: bool) -> tuple[str, Principal]:
+        """A signed access token for the user and the Principal it describes."""
+        role = Role(role)  # ValueError for a role that does not exist
+        iat = int(self._clock().timestamp())
+        exp = iat + self._ttl
+        jti = uuid.uuid4().hex
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": str(user_id),
+            "role": role.value,
+            "verified": bool(verified),
+            "iat": iat,
+            "exp": exp,
+            "jti": jti,
+        }
+        token = jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        principal = Principal(
+            user_id=user_id,
+            role=role,
+            verified=bool(verified),
+            token_id=jti,
+            expires_at=datetime.fromtimestamp(exp, UTC),
+        )
+        return token, principal
+
+
+class TokenVerifier:
+    """Verifies access tokens with the public key; every failure is Unauthorized."""
+
+    def __init__(self, public_key_pem: str, leeway: int = 0) -> None:
+        if leeway < 0:
+            raise ValueError(f"leeway must not be negative, got {leeway}")
+        self._key = load_public_key(public_key_pem)
+        self._leeway = leeway
+
+    def verify(self, token: str) -> Principal:
+        """The Principal of a valid token; Unauthorized("token expired" | "invalid token")."""
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthorized("invalid token")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthorized("invalid token") from None
+        if header.get("alg") != ALGORITHM:
+            raise Unauthorized("invalid token")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=self._leeway,
+                options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("token expired") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("invalid token") from None
+        return _principal(claims)
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    """Check the claims' types and shapes (the signature is already verified)."""
+    sub, role, jti = claims["sub"], claims["role"], claims["jti"]
+    exp, iat = claims["exp"], claims["iat"]
+    verified = claims.get("verified", False)
+    if not (
+        isinstance(sub, str)
+        and isinstance(role, str)
+        and isinstance(jti, str)
+        and jti
+        and _is_int(exp)
+        and _is_int(iat)
+        and isinstance(verified, bool)
+    ):
+        raise Unauthorized("invalid token")
+    try:
+        user_id = uuid.UUID(sub)
+        principal_role = Role(role)
+    except ValueError:
+        raise Unauthorized("invalid token") from None
+    if str(user_id) != sub:  # only the canonical form we issue
+        raise Unauthorized("invalid token")
+    try:
+        expires_at = datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise Unauthorized("invalid token") from None
+    return Principal(
+        user_id=user_id,
+        role=principal_role,
+        verified=verified,
+        token_id=jti,
+        expires_at=expires_at,
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,148 @@
+"""Settings from the environment (and `.env`), typed and validated at start.
+
+One `.env` serves every process, so a service-specific name wins over the plain one:
+`USERS_PORT` over `PORT`. A bad or missing value stops the service with one line naming
+the variable (`load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class PrefixedEnvSource(PydanticBaseSettingsSource):
+    """`<SERVICE>_<NAME>` first, then `<NAME>`; the process environment over `.env`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], service: str, env_file: Path) -> None:
+        super().__init__(settings_cls)
+        self.service = service.upper()
+        file_values = dotenv_values(env_file) if env_file.is_file() else {}
+        self.env: dict[str, str] = {k: v for k, v in file_values.items() if v is not None}
+        self.env.update(os.environ)
+        self.origin: dict[str, str] = {}  # field -> the variable that supplied it
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        for name in (f"{self.service}_{field_name}".upper(), field_name.upper()):
+            if name in self.env:
+                return self.env[name], name, False
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, name, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[field_name] = value
+                self.origin[field_name] = name
+        return values
+
+
+class ServiceSettings(BaseSettings):
+    """What every HTTP service reads; a service subclasses it for its own settings."""
+
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    service: str = "fixup"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    database_url: str = ""
+    db_pool_min: int = Field(2, ge=0)
+    db_pool_max: int = Field(10, ge=1)
+    redis_url: str = ""
+    log_level: str = "INFO"
+    log_file: str = ""
+    shutdown_timeout: float = Field(10.0, gt=0)
+    public_base_url: str = "http://localhost:8080"
+    profiling_enabled: bool = False
+    profiling_port: int = Field(0, ge=0, le=65535)
+
+    jwt_public_key: SecretStr = SecretStr("")
+    jwt_public_key_file: str = ""
+    jwt_private_key: SecretStr = SecretStr("")
+    jwt_private_key_file: str = ""
+    access_token_ttl: int = Field(900, ge=1)
+    refresh_token_ttl: int = Field(2_592_000, ge=1)
+
+    rate_limit_ip_rate: float = Field(20.0, gt=0)
+    rate_limit_ip_burst: int = Field(40, ge=1)
+    rate_limit_user_rate: float = Field(10.0, gt=0)
+    rate_limit_user_burst: int = Field(20, ge=1)
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    cors_allow_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8080"])
+
+    @field_validator("trusted_proxies", "cors_allow_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        if value and value.split("://", 1)[0] not in {"postgresql", "postgres", "mysql"}:
+            raise ValueError("must start with postgresql:// or mysql://")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServiceSettings:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError("WORKERS > 1 needs REDIS_URL (rate limits and fan-out are shared)")
+        return self
+
+    def public_key_pem(self) -> str:
+        return _key(self.jwt_public_key, self.jwt_public_key_file)
+
+    def private_key_pem(self) -> str:
+        return _key(self.jwt_private_key, self.jwt_private_key_file)
+
+
+def _key(inline: SecretStr, file: str) -> str:
+    if inline.get_secret_value():
+        return inline.get_secret_value().replace("\\n", "\n")
+    if file and Path(file).is_file():
+        return Path(file).read_text()
+    return ""
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+class ConfigError(SystemExit):
+    """Raised (as SystemExit(2)) after printing which variable is wrong."""
+
+
+def load_settings(cls: type[S], service: str, env_file: Path = Path(".env")) -> S:
+    """Read `cls` for `service`; on a bad value print `config: VAR: reason` and exit 2."""
+    source = PrefixedEnvSource(cls, service, env_file)
+    try:
+        values = source()
+        values["service"] = service
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            var = source.origin.get(field) or (f"{service}_{field}".upper() if field else "")
+            lines.append(f"config: {var or 'settings'}: {error['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise ConfigError(2) from None

@@ -1,0 +1,94 @@
+"""Errors every layer may raise; lib.http turns them into RFC 9457 problem+json.
+
+Codes and statuses are API.md's table. A module raises the subclass that fits; only the
+HTTP layer knows how it is rendered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class AppError(Exception):
+    status = 500
+    code = "INTERNAL_ERROR"
+    title = "Internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+class ValidationFailed(AppError):
+    status, code, title = 400, "VALIDATION_ERROR", "Validation failed"
+
+
+class BadRequest(AppError):
+    status, code, title = 400, "BAD_REQUEST", "Bad request"
+
+
+class Unauthorized(AppError):
+    status, code, title = 401, "UNAUTHORIZED", "Unauthorized"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="fixup"'})
+
+
+class Forbidden(AppError):
+    status, code, title = 403, "FORBIDDEN", "Forbidden"
+
+
+class NotFound(AppError):
+    status, code, title = 404, "NOT_FOUND", "Not found"
+
+
+class Conflict(AppError):
+    status, code, title = 409, "CONFLICT", "Conflict"
+
+
+class PreconditionFailed(AppError):
+    status, code, title = 412, "PRECONDITION_FAILED", "Precondition failed"
+
+
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "PAYLOAD_TOO_LARGE", "Payload too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, code, title = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"
+
+
+class PreconditionRequired(AppError):
+    status, code, title = 428, "PRECONDITION_REQUIRED", "Precondition required"
+
+
+class _RetryLater(AppError):
+    def __init__(self, detail: str | None = None, *, retry_after: float = 1.0) -> None:
+        self.retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(detail, headers={"Retry-After": str(self.retry_after)})
+
+
+class RateLimited(_RetryLater):
+    status, code, title = 429, "RATE_LIMIT_EXCEEDED", "Too many requests"
+
+
+class CircuitOpen(_RetryLater):
+    status, code, title = 503, "CIRCUIT_OPEN", "Dependency unavailable"
+
+
+class ServiceUnavailable(_RetryLater):
+    status, code, title = 503, "SERVICE_UNAVAILABLE", "Service unavailable"

@@ -1,0 +1,1 @@
+"""HTTP foundation: app factory, middleware chain, problem+json, parsing helpers, OpenAPI."""

@@ -1,0 +1,111 @@
+"""The app factory every HTTP service uses: middleware chain, shared resources, common routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from lib.auth.tokens import TokenVerifier
+from lib.config import ServiceSettings
+from lib.db.pool import connect
+from lib.http import middleware as mw
+from lib.http.body import MAX_BODY
+from lib.http.health import add_common_routes
+from lib.http.keys import AUTH, DB, LIMITS, REDIS, SETTINGS
+from lib.logging import get_logger
+from lib.metrics import DB_POOL
+from lib.resilience.ratelimit import make_rate_limiter
+
+log = get_logger("lib.http")
+POOL_GAUGE_INTERVAL = 5.0
+
+CleanupCtx = Callable[[web.Application], Any]
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    db = await connect(
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    app[DB] = db
+
+    async def report_pool() -> None:
+        while True:
+            stats = db.stats()
+            DB_POOL.labels(settings.service, "in_use").set(stats.in_use)
+            DB_POOL.labels(settings.service, "idle").set(stats.idle)
+            await asyncio.sleep(POOL_GAUGE_INTERVAL)
+
+    reporter = asyncio.create_task(report_pool())
+    yield
+    reporter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reporter
+    await db.close()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    app[REDIS] = client
+    yield
+    if client is not None:
+        await client.aclose()
+
+
+async def limits_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client: Any = app.get(REDIS)
+    prefix = f"fixup:rl:{settings.service}:"
+    app[LIMITS] = mw.Limits(
+        ip=make_rate_limiter(
+            settings.rate_limit_ip_rate, settings.rate_limit_ip_burst, client, prefix + "ip:"
+        ),
+        user=make_rate_limiter(
+            settings.rate_limit_user_rate, settings.rate_limit_user_burst, client, prefix + "user:"
+        ),
+    )
+    yield
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    routes: web.RouteTableDef,
+    title: str,
+    version: str = "1.0.0",
+    cleanup: tuple[CleanupCtx, ...] = (),
+) -> web.Application:
+    """An aiohttp app with the full middleware chain and /health, /ready, /metrics, OpenAPI.
+
+    `cleanup` adds the service's own resources after the shared ones (db, redis, limits).
+    """
+    app = web.Application(
+        middlewares=[
+            mw.request_id_middleware,
+            mw.cors_middleware(settings.cors_allow_origins),
+            mw.access_log_middleware,
+            mw.metrics_middleware(settings.service),
+            mw.error_middleware,
+            mw.ip_limit_middleware(settings.trusted_proxies),
+            mw.auth_middleware,
+            mw.user_limit_middleware,
+        ],
+        client_max_size=MAX_BODY,
+    )
+    app[SETTINGS] = settings
+    public_key = settings.public_key_pem()
+    app[AUTH] = TokenVerifier(public_key) if public_key else None
+    if settings.database_url:
+        app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(limits_ctx)
+    app.cleanup_ctx.extend(cleanup)
+    add_common_routes(app, settings.service, title, version)
+    app.add_routes(routes)
+    return app

@@ -1,0 +1,34 @@
+"""Who may call a handler: 401 without a valid token, 403 with the wrong role."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from lib.auth.principal import Principal, Role, require_role
+from lib.errors import FieldError, Unauthorized, ValidationFailed
+
+
+def authenticated(request: web.Request) -> Principal:
+    principal: Principal | None = request.get("principal")
+    if principal is None:
+        raise Unauthorized("authentication required")
+    return principal
+
+
+def require(request: web.Request, *roles: Role) -> Principal:
+    principal = authenticated(request)
+    if roles:
+        require_role(principal, *roles)
+    return principal
+
+
+def path_uuid(request: web.Request, name: str = "id") -> uuid.UUID:
+    raw = request.match_info[name]
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ValidationFailed(
+            f"{name} must be a UUID", errors=[FieldError(name, "must be a UUID")]
+        ) from None

@@ -1,0 +1,80 @@
+"""The routes every service has: /health, /ready, /metrics, /v1/openapi.json."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from lib.http import problems
+from lib.http.jsonio import json_response
+from lib.http.keys import DB, REDIS, request_id
+from lib.http.openapi import build_spec
+
+READY_TIMEOUT = 2.0
+OPENAPI = web.AppKey("openapi", dict)
+
+
+async def health(_: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """503 naming the service's own database when it does not answer; Redis is optional."""
+    checks: dict[str, str] = {}
+    db = request.app.get(DB)
+    if db is not None:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                await db.ping()
+            checks["database"] = "ok"
+        except Exception:
+            return problems.problem(
+                503,
+                "SERVICE_UNAVAILABLE",
+                "Service unavailable",
+                "the database does not answer",
+                request_id(request),
+                headers={"Retry-After": "5"},
+            )
+    redis: Any = request.app.get(REDIS)
+    if redis is not None:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                await redis.ping()
+            checks["redis"] = "ok"
+        except Exception:
+            checks["redis"] = "degraded"
+    status = "degraded" if "degraded" in checks.values() else "ok"
+    return json_response({"status": status, "checks": checks})
+
+
+def metrics_handler() -> Any:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # sums the workers
+        return make_aiohttp_handler(registry)
+    return make_aiohttp_handler(REGISTRY)
+
+
+def openapi_handler(service: str, title: str, version: str) -> Any:
+    async def openapi(request: web.Request) -> web.Response:
+        if OPENAPI not in request.app:
+            request.app[OPENAPI] = build_spec(
+                request.app, service=service, title=title, version=version
+            )
+        return json_response(request.app[OPENAPI])
+
+    return openapi
+
+
+def add_common_routes(app: web.Application, service: str, title: str, version: str) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics_handler())
+    app.router.add_get("/v1/openapi.json", openapi_handler(service, title, version))

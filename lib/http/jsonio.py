@@ -1,0 +1,43 @@
+"""JSON out: orjson with the API's formats (UUID and Decimal as strings, times RFC 3339 Z)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import orjson
+from aiohttp import web
+
+OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, UUID):  # asyncpg's UUID is not uuid.UUID for orjson
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=OPTIONS)
+
+
+def json_response(
+    body: Any,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json",
+) -> web.Response:
+    return web.Response(body=dumps(body), status=status, headers=headers, content_type=content_type)
+
+
+def data(value: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """The envelope for a single resource: {"data": ...}."""
+    return json_response({"data": value}, status=status, headers=headers)

@@ -1,0 +1,70 @@
+"""List parameters of API.md: limit (1..1000, default 100), page (1-based), orderby (a
+per-resource whitelist), sort (asc|desc); anything unknown or malformed -> 400."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lib.errors import FieldError, ValidationFailed
+from lib.http.body import field_errors
+
+
+class ListQuery(BaseModel):
+    """The common list parameters; a resource subclasses it to add filters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: int = Field(100, ge=1, le=1000, description="Page size, 1..1000.")
+    page: int = Field(1, ge=1, le=1_000_000, description="1-based page number.")
+    orderby: str | None = Field(None, description="Sort key (per-resource whitelist).")
+    sort: Literal["asc", "desc"] = Field("asc", description="Sort direction.")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    limit: int
+    page: int
+    orderby: str
+    sort: Literal["asc", "desc"]
+    query: Any  # the validated model, for the resource's filters
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.limit
+
+    def meta(self, total: int) -> dict[str, int]:
+        return {"total": total, "limit": self.limit, "page": self.page}
+
+
+def parse_list(
+    request: web.Request,
+    orderby: tuple[str, ...],
+    model: type[ListQuery] = ListQuery,
+    *,
+    default_sort: Literal["asc", "desc"] = "asc",
+) -> Page:
+    """`orderby[0]` is the default key."""
+    raw: dict[str, str] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        if len(values) > 1:
+            raise ValidationFailed(
+                "repeated query parameter", errors=[FieldError(key, "given more than once")]
+            )
+        raw[key] = values[0]
+    raw.setdefault("sort", default_sort)
+    try:
+        query = model.model_validate(raw)
+    except ValidationError as exc:
+        raise ValidationFailed("invalid query parameters", errors=field_errors(exc)) from None
+    key = query.orderby or orderby[0]
+    if key not in orderby:
+        raise ValidationFailed(
+            "invalid query parameters",
+            errors=[FieldError("orderby", f"must be one of: {', '.join(orderby)}")],
+        )
+    return Page(query.limit, query.page, key, query.sort, query)

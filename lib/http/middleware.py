@@ -1,0 +1,233 @@
+"""The middleware chain of DESIGN.md, outermost first:
+
+request id -> CORS + security headers -> access log -> metrics -> errors -> per-IP rate
+limit -> auth -> per-user rate limit -> handler.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from lib.errors import AppError, Forbidden, Unauthorized
+from lib.http import problems
+from lib.http.keys import AUTH, LIMITS, SETTINGS, request_id
+from lib.logging import get_logger
+from lib.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
+from lib.resilience.ratelimit import RateLimiter, enforce
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+ACCESS_COOKIE = "fixup_access"
+log = get_logger("lib.http")
+
+
+def route_template(request: web.Request) -> str:
+    """The route's template (`/v1/departments/{id}`), never the raw path: bounded labels."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if REQUEST_ID.match(incoming) else str(uuid.uuid4())
+    request["request_id"] = rid
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=rid)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # raised outside the error middleware (e.g. 404 routing)
+        response = problems.from_http_exception(exc, rid)
+    response.headers["X-Request-ID"] = rid
+    return response
+
+
+def cors_middleware(allowed: list[str]) -> Any:
+    allowed_set = set(allowed)
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin", "")
+        preflight = (
+            request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+        )
+        if preflight and origin in allowed_set:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, If-Match, Idempotency-Key, X-Request-ID"
+            )
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await handler(request)
+        if origin in allowed_set:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers["Access-Control-Expose-Headers"] = "ETag, X-Request-ID, Retry-After"
+            response.headers["Vary"] = "Origin"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        if request.get("principal") is not None:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return cors
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        principal = request.get("principal")
+        log.info(
+            "request",
+            method=request.method,
+            route=route_template(request),
+            path=request.path,
+            status=status,
+            duration_ms=round((time.perf_counter() - start) * 1000, 2),
+            user_id=str(principal.user_id) if principal is not None else None,
+            client_ip=request.get("client_ip"),
+        )
+
+
+def metrics_middleware(service: str) -> Any:
+    in_flight = HTTP_IN_FLIGHT.labels(service)
+
+    @web.middleware
+    async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        status = 500
+        in_flight.inc()
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        finally:
+            in_flight.dec()
+            route = route_template(request)
+            HTTP_REQUESTS.labels(service, request.method, route, str(status)).inc()
+            HTTP_DURATION.labels(service, request.method, route).observe(
+                time.perf_counter() - start
+            )
+
+    return metrics
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request_id(request)
+    try:
+        return await handler(request)
+    except AppError as exc:
+        return problems.from_app_error(exc, rid)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problems.from_http_exception(exc, rid)
+    except Exception as exc:
+        log.exception("unhandled_error", error=repr(exc))
+        return problems.internal_error(rid)
+
+
+def client_ip(
+    request: web.Request, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> str:
+    """The socket peer, or X-Real-IP when the peer is a trusted proxy (NGINX)."""
+    peer = request.remote or ""
+    try:
+        peer_ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if any(peer_ip in net for net in trusted):
+        real = request.headers.get("X-Real-IP", "").strip()
+        try:
+            return str(ipaddress.ip_address(real))
+        except ValueError:
+            return peer
+    return peer
+
+
+@dataclass
+class Limits:
+    ip: RateLimiter
+    user: RateLimiter
+
+
+async def _limit(limiter: RateLimiter, key: str) -> None:
+    """Fail open when Redis is down: a shared limiter outage must not take the API down."""
+    try:
+        await enforce(limiter, key)
+    except RedisError as exc:
+        log.warning("rate_limiter_unavailable", error=repr(exc))
+
+
+def ip_limit_middleware(trusted_proxies: list[str]) -> Any:
+    trusted = [ipaddress.ip_network(n, strict=False) for n in trusted_proxies]
+
+    @web.middleware
+    async def ip_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        ip = client_ip(request, trusted)
+        request["client_ip"] = ip
+        limits = request.app.get(LIMITS)
+        if limits is not None and request.path not in EXEMPT:
+            await _limit(limits.ip, f"ip:{ip}")
+        return await handler(request)
+
+    return ip_limit
+
+
+EXEMPT = {"/health", "/ready", "/metrics"}
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Verify a bearer token or the access cookie when present; handlers decide who may pass."""
+    request["principal"] = None
+    verifier: Any = request.app.get(AUTH)
+    header = request.headers.get("Authorization", "")
+    cookie = request.cookies.get(ACCESS_COOKIE, "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization must be 'Bearer <token>'")
+    elif cookie:
+        token = cookie
+        if request.method in UNSAFE_METHODS:
+            origin = request.headers.get("Origin", "")
+            if origin not in request.app[SETTINGS].cors_allow_origins:
+                raise Forbidden("a cookie-authenticated write needs an allowed Origin")
+    else:
+        return await handler(request)
+    if verifier is None:
+        raise Unauthorized("this service does not accept tokens")
+    principal = verifier.verify(token.strip())
+    request["principal"] = principal
+    structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
+    return await handler(request)
+
+
+@web.middleware
+async def user_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    principal = request.get("principal")
+    limits = request.app.get(LIMITS)
+    if principal is not None and limits is not None:
+        await _limit(limits.user, f"user:{principal.user_id}")
+    return await handler(request)

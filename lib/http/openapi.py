@@ -1,0 +1,256 @@
+"""OpenAPI 3.1 from the routes and their pydantic models / dataclasses (apispec).
+
+A handler describes itself with `@operation(...)`; `build_spec(app)` walks the router, so
+the served document and `make swag-gen` can never disagree with the code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from apispec import APISpec
+from pydantic import BaseModel, TypeAdapter
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ERROR_TEXT = {
+    400: "Invalid input (VALIDATION_ERROR or BAD_REQUEST)",
+    401: "Missing or invalid token (UNAUTHORIZED)",
+    403: "Not allowed (FORBIDDEN)",
+    404: "Not found (NOT_FOUND)",
+    409: "Conflict (CONFLICT)",
+    412: "Stale If-Match (PRECONDITION_FAILED)",
+    413: "Body too large (PAYLOAD_TOO_LARGE)",
+    415: "Body is not JSON (UNSUPPORTED_MEDIA_TYPE)",
+    428: "If-Match missing (PRECONDITION_REQUIRED)",
+    429: "Rate limited (RATE_LIMIT_EXCEEDED), see Retry-After",
+    503: "Unavailable (SERVICE_UNAVAILABLE / CIRCUIT_OPEN), see Retry-After",
+}
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code", "request_id"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+@dataclass
+class Operation:
+    summary: str
+    tags: list[str]
+    response: Any = None  # a pydantic model or dataclass (the item inside "data")
+    status: int = 200
+    paged: bool = False
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    roles: tuple[str, ...] | None = None  # None: public
+    errors: tuple[int, ...] = ()
+    if_match: bool = False
+    etag: bool = False
+    idempotent: bool = False
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def operation(summary: str, **kwargs: Any) -> Callable[[F], F]:
+    def mark(handler: F) -> F:
+        handler.__openapi__ = Operation(summary, **kwargs)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+class _Builder:
+    def __init__(self, spec: APISpec) -> None:
+        self.spec = spec
+        self.known: set[str] = set()
+
+    def ref(self, model: Any) -> dict[str, Any]:
+        name = model.__name__
+        if name not in self.known:
+            adapter: TypeAdapter[Any] = TypeAdapter(model)
+            schema = adapter.json_schema(
+                ref_template="#/components/schemas/{model}", mode="serialization"
+            )
+            for def_name, definition in schema.pop("$defs", {}).items():
+                if def_name not in self.known:
+                    self.known.add(def_name)
+                    self.spec.components.schema(def_name, definition)
+            self.known.add(name)
+            self.spec.components.schema(name, schema)
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def query_parameters(self, model: type[BaseModel]) -> list[dict[str, Any]]:
+        schema = model.model_json_schema()
+        params = []
+        for name, prop in schema.get("properties", {}).items():
+            prop = dict(prop)
+            description = prop.pop("description", "")
+            prop.pop("title", None)
+            params.append(
+                {"name": name, "in": "query", "required": False, "schema": prop}
+                | ({"description": description} if description else {})
+            )
+        return params
+
+    def operation(self, path: str, op: Operation) -> dict[str, Any]:
+        params: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
+            for name in re.findall(r"{(\w+)}", path)
+        ]
+        if op.query is not None:
+            params += self.query_parameters(op.query)
+        if op.if_match:
+            params.append(
+                {
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": r'^(W/)?"\d+"$'},
+                    "description": "The ETag last seen (optimistic concurrency).",
+                }
+            )
+        if op.idempotent:
+            params.append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "description": "Repeating a key within 24 h returns the first response.",
+                }
+            )
+        result: dict[str, Any] = {
+            "summary": op.summary,
+            "tags": op.tags,
+            "operationId": op.extra.get("operationId") or _operation_id(op.summary),
+            "responses": self.responses(op),
+        }
+        if op.description:
+            result["description"] = op.description
+        if params:
+            result["parameters"] = params
+        if op.body is not None:
+            result["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": self.ref(op.body)}},
+            }
+        if op.roles is not None:
+            result["security"] = [{"bearer": []}, {"cookie": []}]
+            if op.roles:
+                result["description"] = (
+                    f"{op.description}\n\nRoles: {', '.join(op.roles)}."
+                ).strip()
+        return result
+
+    def responses(self, op: Operation) -> dict[str, Any]:
+        responses: dict[str, Any] = {}
+        headers = {"ETag": {"schema": {"type": "string"}}} if op.etag else {}
+        if op.response is None:
+            responses[str(op.status)] = {"description": "Done, no content."}
+        else:
+            item = self.ref(op.response)
+            body = _page_schema(item) if op.paged else _data_schema(item)
+            responses[str(op.status)] = {
+                "description": "Success.",
+                "content": {"application/json": {"schema": body}},
+            } | ({"headers": headers} if headers else {})
+        codes = set(op.errors) | {429}
+        if op.roles is not None:
+            codes |= {401}
+        if op.body is not None:
+            codes |= {400, 413, 415}
+        if op.query is not None:
+            codes |= {400}
+        if op.if_match:
+            codes |= {400, 412, 428}
+        for code in sorted(codes):
+            responses[str(code)] = {
+                "description": ERROR_TEXT.get(code, "Error"),
+                "content": {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                },
+            }
+        return responses
+
+
+def _path_schema(name: str) -> dict[str, Any]:
+    return (
+        {"type": "string", "format": "uuid"}
+        if name == "id" or name.endswith("_id")
+        else {"type": "string"}
+    )
+
+
+def _operation_id(summary: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", summary)
+    return words[0].lower() + "".join(w.capitalize() for w in words[1:]) if words else "op"
+
+
+def _data_schema(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["data"], "properties": {"data": item}}
+
+
+def _page_schema(item: dict[str, Any]) -> dict[str, Any]:
+    meta = {
+        "type": "object",
+        "required": ["total", "limit", "page"],
+        "properties": {
+            "total": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer", "minimum": 1},
+            "page": {"type": "integer", "minimum": 1},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["data", "meta"],
+        "properties": {"data": {"type": "array", "items": item}, "meta": meta},
+    }
+
+
+def build_spec(app: web.Application, *, service: str, title: str, version: str) -> dict[str, Any]:
+    spec = APISpec(
+        title=title,
+        version=version,
+        openapi_version="3.1.0",
+        info={"description": f"The {service} service of Fixup."},
+        servers=[{"url": f"/api/{service}"}],
+    )
+    spec.components.schema("Problem", PROBLEM_SCHEMA)
+    spec.components.security_scheme(
+        "bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    spec.components.security_scheme(
+        "cookie", {"type": "apiKey", "in": "cookie", "name": "fixup_access"}
+    )
+    builder = _Builder(spec)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app.router.routes():
+        op: Operation | None = getattr(route.handler, "__openapi__", None)
+        if op is None or route.resource is None or route.method == "HEAD":
+            continue
+        path = route.resource.canonical
+        paths.setdefault(path, {})[route.method.lower()] = builder.operation(path, op)
+    for path in sorted(paths):
+        spec.path(path=path, operations=dict(sorted(paths[path].items())))
+    result: dict[str, Any] = spec.to_dict()
+    return result

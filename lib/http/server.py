@@ -1,0 +1,77 @@
+"""Run a service: `python -m services.<svc>` -> run_service(...).
+
+uvloop; WORKERS=N processes share the port with SO_REUSEPORT (then prometheus_client's
+multiprocess mode sums /metrics over the workers, and REDIS_URL is required, which the
+settings enforce); SIGTERM drains in-flight requests for up to SHUTDOWN_TIMEOUT seconds.
+This module imports nothing that creates metrics, so the multiprocess directory can be
+set before they exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from aiohttp import web
+
+from lib.config import ServiceSettings, load_settings
+from lib.logging import configure_logging
+
+AppFactory = Callable[[Any], web.Application]
+
+
+def _factory(path: str) -> AppFactory:
+    module, _, name = path.partition(":")
+    factory: AppFactory = getattr(importlib.import_module(module), name)
+    return factory
+
+
+def serve(factory_path: str, settings: ServiceSettings) -> None:
+    """One worker: build the app and serve it until SIGTERM/SIGINT."""
+    configure_logging(settings.service, settings.log_level, settings.log_file)
+    app = _factory(factory_path)(settings)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        reuse_port=settings.workers > 1,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log=None,
+        print=None,
+        loop=uvloop.new_event_loop(),
+    )
+
+
+def run_service(service: str, settings_cls: type[ServiceSettings], factory_path: str) -> None:
+    settings = load_settings(settings_cls, service)
+    if settings.workers == 1:
+        serve(factory_path, settings)
+        return
+    metrics_dir = Path(tempfile.mkdtemp(prefix=f"fixup-{service}-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    context = multiprocessing.get_context("spawn")  # children import with the env set
+    workers = [
+        context.Process(target=serve, args=(factory_path, settings), name=f"{service}-{i}")
+        for i in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum: int, _: Any) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for worker in workers:
+        worker.join()
+    sys.exit(max((w.exitcode or 0) for w in workers))

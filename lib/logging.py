@@ -1,0 +1,63 @@
+"""Structured JSON logs: one line per event, the shared field names of DESIGN.md.
+
+Fields: ts, level, service, event, plus whatever is bound (request_id through
+structlog.contextvars for the whole request; method, route, status, duration_ms,
+user_id, error where they apply). Standard-library loggers (aiohttp, asyncpg) go
+through the same renderer.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import orjson
+import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+
+def _orjson_dumps(event: EventDict, **_: Any) -> str:
+    return orjson.dumps(event, default=str).decode()
+
+
+def _rename_level(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    event["level"] = str(event.get("level", "info")).lower()
+    return event
+
+
+def configure_logging(service: str, level: str = "INFO", log_file: str = "") -> None:
+    """Idempotent; call once at process start (and in tests that read log lines)."""
+    stream: TextIO = open(log_file, "a", buffering=1) if log_file else sys.stdout  # noqa: SIM115
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        _rename_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        lambda _l, _m, event: {"service": service, **event},
+        structlog.processors.format_exc_info,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.processors.JSONRenderer(serializer=_orjson_dumps)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+            ],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if level == "DEBUG" else level)
+    logging.getLogger("aiohttp.access").disabled = True  # our middleware writes the access log
+
+
+def get_logger(name: str = "fixup") -> Any:
+    return structlog.get_logger(name)

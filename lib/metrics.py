@@ -1,0 +1,50 @@
+"""Every Prometheus metric lib/ exposes, by the names dashboards and alerts use.
+
+With WORKERS > 1 prometheus_client's multiprocess mode is on
+(PROMETHEUS_MULTIPROC_DIR), and /metrics sums all workers (see lib.http.health).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests handled, by route template and status.",
+    ["service", "method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency by route template.",
+    ["service", "method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+HTTP_IN_FLIGHT = Gauge(
+    "http_requests_in_flight",
+    "HTTP requests being handled.",
+    ["service"],
+    multiprocess_mode="livesum",
+)
+DB_POOL = Gauge(
+    "db_pool_connections",
+    "Database pool connections by state.",
+    ["service", "state"],
+    multiprocess_mode="livesum",
+)
+BREAKER_STATE = Gauge(
+    "circuit_breaker_state",
+    "Circuit breaker state per dependency: 0 closed, 1 open, 2 half-open.",
+    ["service", "dependency"],
+    multiprocess_mode="max",
+)
+OUTBOX_PENDING = Gauge(
+    "outbox_pending",
+    "Outbox rows not yet delivered.",
+    ["service"],
+    multiprocess_mode="max",
+)
+GRPC_HANDLED = Counter(
+    "grpc_server_handled_total",
+    "gRPC calls handled, by method and status code.",
+    ["method", "code"],
+)

@@ -1,0 +1,25 @@
+"""Resilience: circuit breaker, retry with jittered backoff, timeouts, rate limits."""
+
+from lib.resilience.breaker import BreakerState, CircuitBreaker
+from lib.resilience.ratelimit import (
+    Decision,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    enforce,
+    make_rate_limiter,
+)
+from lib.resilience.retry import retry, with_timeout
+
+__all__ = [
+    "BreakerState",
+    "CircuitBreaker",
+    "Decision",
+    "MemoryRateLimiter",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "enforce",
+    "make_rate_limiter",
+    "retry",
+    "with_timeout",
+]

@@ -1,0 +1,54 @@
+"""Retry with full-jitter exponential backoff, and a timeout that maps to 503."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from lib.errors import CircuitOpen, ServiceUnavailable
+
+T = TypeVar("T")
+
+
+async def retry(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = 3,
+    base_delay: float = 0.05,
+    max_delay: float = 1.0,
+    retry_on: tuple[type[BaseException], ...] = (Exception,),
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    rng: Callable[[], float] = random.random,
+) -> T:
+    """Call `fn` up to `attempts` times; re-raise the last error.
+
+    Before retry n (0-based) sleep `rng() * min(max_delay, base_delay * 2**n)` — full
+    jitter, so callers that failed together do not retry together. CircuitOpen (the
+    breaker already decided) and cancellation are never retried.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be >= 1")
+    for n in range(attempts):
+        try:
+            return await fn()
+        except (CircuitOpen, asyncio.CancelledError):
+            raise
+        except retry_on:
+            if n == attempts - 1:
+                raise
+            await sleep(rng() * min(max_delay, base_delay * 2**n))
+    raise AssertionError("unreachable")
+
+
+async def with_timeout(awaitable_fn: Callable[[], Awaitable[T]], seconds: float, what: str) -> T:
+    """`await awaitable_fn()`, or ServiceUnavailable("<what> timed out") after `seconds`."""
+    timeout = asyncio.timeout(seconds)
+    try:
+        async with timeout:
+            return await awaitable_fn()
+    except TimeoutError:
+        if not timeout.expired():
+            raise  # a TimeoutError of the callee's own, not ours
+        raise ServiceUnavailable(f"{what} timed out", retry_after=1) from None

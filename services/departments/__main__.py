@@ -1,0 +1,7 @@
+"""`python -m services.departments`: serve the departments API."""
+
+from lib.http.server import run_service
+from services.departments.settings import SERVICE, DepartmentsSettings
+
+if __name__ == "__main__":
+    run_service(SERVICE, DepartmentsSettings, "services.departments.app:create_app")

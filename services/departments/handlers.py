@@ -1,0 +1,152 @@
+"""The departments API (API.md "departments") on the generated repository."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from lib.auth.principal import Role
+from lib.errors import Conflict, NotFound
+from lib.http.body import parse_body
+from lib.http.etag import etag, if_match_version, stale
+from lib.http.guards import path_uuid, require
+from lib.http.jsonio import data, json_response
+from lib.http.keys import DB
+from lib.http.listing import parse_list
+from lib.http.openapi import operation
+from services.departments.db import departments as q
+from services.departments.db.models import Department
+from services.departments.schemas import (
+    ORDERBY,
+    READ_ONLY,
+    DepartmentCreate,
+    DepartmentListQuery,
+    DepartmentUpdate,
+)
+
+routes = web.RouteTableDef()
+TAGS = ["departments"]
+
+Lister = Callable[..., Awaitable[list[Department]]]
+LISTERS: dict[tuple[str, str], Lister] = {
+    ("name", "asc"): q.list_departments_by_name_asc,
+    ("name", "desc"): q.list_departments_by_name_desc,
+    ("address", "asc"): q.list_departments_by_address_asc,
+    ("address", "desc"): q.list_departments_by_address_desc,
+    ("created_at", "asc"): q.list_departments_by_created_at_asc,
+    ("created_at", "desc"): q.list_departments_by_created_at_desc,
+}
+
+
+def _one(department: Department, status: int = 200) -> web.Response:
+    headers = {"ETag": etag(department.version)}
+    if status == 201:
+        headers["Location"] = f"/v1/departments/{department.id}"
+    return data(department, status=status, headers=headers)
+
+
+@routes.get("/v1/departments")
+@operation(
+    "List departments", tags=TAGS, response=Department, paged=True, query=DepartmentListQuery
+)
+async def list_departments(request: web.Request) -> web.Response:
+    page = parse_list(request, ORDERBY, DepartmentListQuery)
+    lister = LISTERS[(page.orderby, page.sort)]
+    async with request.app[DB].acquire() as conn:
+        total = await q.count_departments(conn) or 0
+        rows = await lister(conn, row_offset=page.offset, row_limit=page.limit)
+    return json_response({"data": rows, "meta": page.meta(total)})
+
+
+@routes.get("/v1/departments/{id}")
+@operation("Get a department", tags=TAGS, response=Department, etag=True, errors=(400, 404))
+async def get_department(request: web.Request) -> web.Response:
+    department_id = path_uuid(request)
+    async with request.app[DB].acquire() as conn:
+        department = await q.get_department(conn, id=department_id)
+    if department is None:
+        raise NotFound("no such department")
+    return _one(department)
+
+
+@routes.post("/v1/departments")
+@operation(
+    "Create a department",
+    tags=TAGS,
+    response=Department,
+    status=201,
+    etag=True,
+    body=DepartmentCreate,
+    roles=("ADMIN",),
+    errors=(403, 409),
+)
+async def create_department(request: web.Request) -> web.Response:
+    require(request, Role.ADMIN)
+    body = await parse_body(request, DepartmentCreate, forbidden=READ_ONLY)
+    try:
+        async with request.app[DB].acquire() as conn:
+            department = await q.create_department(conn, name=body.name, address=body.address)
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"a department named {body.name!r} exists") from None
+    assert department is not None  # INSERT ... RETURNING always returns the row
+    return _one(department, status=201)
+
+
+@routes.patch("/v1/departments/{id}")
+@operation(
+    "Update a department",
+    tags=TAGS,
+    response=Department,
+    etag=True,
+    body=DepartmentUpdate,
+    roles=("ADMIN",),
+    if_match=True,
+    errors=(403, 404, 409),
+)
+async def update_department(request: web.Request) -> web.Response:
+    require(request, Role.ADMIN)
+    department_id = path_uuid(request)
+    version = if_match_version(request)
+    body = await parse_body(request, DepartmentUpdate, forbidden=READ_ONLY)
+    try:
+        async with request.app[DB].acquire() as conn:
+            updated = await q.update_department(
+                conn, id=department_id, version=version, name=body.name, address=body.address
+            )
+            if updated is None:
+                await _missing_or_stale(conn, department_id)
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"a department named {body.name!r} exists") from None
+    assert updated is not None
+    return _one(updated)
+
+
+@routes.delete("/v1/departments/{id}")
+@operation(
+    "Delete a department",
+    tags=TAGS,
+    status=204,
+    roles=("ADMIN",),
+    if_match=True,
+    errors=(403, 404),
+    description="Users keep the id of a deleted department.",
+)
+async def delete_department(request: web.Request) -> web.Response:
+    require(request, Role.ADMIN)
+    department_id = path_uuid(request)
+    version = if_match_version(request)
+    async with request.app[DB].acquire() as conn:
+        if await q.delete_department(conn, id=department_id, version=version) == 0:
+            await _missing_or_stale(conn, department_id)
+    return web.Response(status=204)
+
+
+async def _missing_or_stale(conn: Any, department_id: Any) -> None:
+    """Nothing matched id + version: 404 when the id is unknown, else 412."""
+    current = await q.get_department(conn, id=department_id)
+    if current is None:
+        raise NotFound("no such department")
+    raise stale(current.version)

@@ -1,0 +1,88 @@
+"""The Redis token bucket against a real Redis: the memory limiter's behaviour, shared."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from lib.errors import RateLimited
+from lib.resilience import RedisRateLimiter, enforce, make_rate_limiter
+from tests.servers import Servers
+
+
+@pytest.fixture
+async def redis(servers: Servers, redis_prefix: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(servers.redis_url)
+    yield client
+    async for key in client.scan_iter(match=f"{redis_prefix}rl:*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture
+def prefix(redis_prefix: str, request: pytest.FixtureRequest) -> str:
+    return f"{redis_prefix}rl:{request.node.name}:"
+
+
+async def test_burst_then_refusal(redis: Redis, prefix: str) -> None:
+    limiter = RedisRateLimiter(redis, rate=2.0, burst=3, prefix=prefix)
+    decisions = [await limiter.hit("ip:1") for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions] == [2, 1, 0, 0]
+    assert decisions[0].retry_after == 0
+    assert 0.45 <= decisions[-1].retry_after <= 0.5  # ≈ 1/rate, less what refilled
+
+
+async def test_refills_over_time(redis: Redis, prefix: str) -> None:
+    limiter = RedisRateLimiter(redis, rate=50.0, burst=1, prefix=prefix)
+    assert (await limiter.hit("k")).allowed
+    refused = await limiter.hit("k")
+    assert not refused.allowed
+    await asyncio.sleep(refused.retry_after + 0.01)
+    assert (await limiter.hit("k")).allowed
+
+
+async def test_keys_are_independent(redis: Redis, prefix: str) -> None:
+    limiter = RedisRateLimiter(redis, rate=0.01, burst=1, prefix=prefix)
+    assert (await limiter.hit("a")).allowed
+    assert not (await limiter.hit("a")).allowed
+    assert (await limiter.hit("b")).allowed
+
+
+async def test_replicas_share_the_budget(servers: Servers, redis: Redis, prefix: str) -> None:
+    other = Redis.from_url(servers.redis_url)  # a second process's own client
+    try:
+        replicas = [
+            RedisRateLimiter(redis, rate=0.01, burst=3, prefix=prefix),
+            RedisRateLimiter(other, rate=0.01, burst=3, prefix=prefix),
+        ]
+        allowed = [(await replicas[i % 2].hit("user:1")).allowed for i in range(6)]
+    finally:
+        await other.aclose()
+    assert allowed == [True] * 3 + [False] * 3
+
+
+async def test_idle_keys_expire(redis: Redis, prefix: str) -> None:
+    limiter = RedisRateLimiter(redis, rate=10.0, burst=5, prefix=prefix)
+    for _ in range(3):
+        await limiter.hit("ip:9")
+    ttl = await redis.pttl(f"{prefix}ip:9")
+    assert 0 < ttl <= 301  # (5 - 2 tokens) / 10 per s = 300 ms until full again
+
+
+async def test_concurrent_hits_allow_exactly_the_burst(redis: Redis, prefix: str) -> None:
+    limiter = RedisRateLimiter(redis, rate=0.001, burst=10, prefix=prefix)
+    decisions = await asyncio.gather(*(limiter.hit("hot") for _ in range(50)))
+    assert sum(d.allowed for d in decisions) == 10
+
+
+async def test_enforce_and_factory(redis: Redis, prefix: str) -> None:
+    limiter = make_rate_limiter(0.5, 1, redis, prefix)
+    assert isinstance(limiter, RedisRateLimiter)
+    await enforce(limiter, "user:7")
+    with pytest.raises(RateLimited) as info:
+        await enforce(limiter, "user:7")
+    assert info.value.headers == {"Retry-After": "2"}

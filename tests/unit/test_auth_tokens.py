@@ -1,0 +1,443 @@
+"""lib.auth tokens and guards, and tools.keys: round trip, forged tokens, key handling."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import stat
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from lib.auth import (
+    Principal,
+    Role,
+    TokenSigner,
+    TokenVerifier,
+    generate_keypair,
+    is_self_or,
+    require_role,
+    require_verified,
+)
+from lib.config import ServiceSettings
+from lib.errors import Forbidden, Unauthorized
+from tools import keys as keys_tool
+
+TTL = 900
+USER_ID = uuid.UUID("5b0c6a0e-1c1e-4a57-9d43-4f0f6c2b9a11")
+
+
+@dataclass(frozen=True)
+class Keys:
+    private_pem: str
+    public_pem: str
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    private_pem, public_pem = generate_keypair()
+    return Keys(private_pem, public_pem)
+
+
+@pytest.fixture
+def signer(keys: Keys) -> TokenSigner:
+    return TokenSigner(keys.private_pem, TTL)
+
+
+@pytest.fixture
+def verifier(keys: Keys) -> TokenVerifier:
+    return TokenVerifier(keys.public_pem)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_json(value: dict[str, Any]) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def now_s() -> int:
+    return int(datetime.now(UTC).timestamp())
+
+
+def good_claims(**changes: Any) -> dict[str, Any]:
+    """Claims exactly as TokenSigner writes them; a change of None drops the claim."""
+    iat = now_s()
+    claims: dict[str, Any] = {
+        "iss": "fixup-users",
+        "aud": "fixup",
+        "sub": str(USER_ID),
+        "role": "CUSTOMER",
+        "verified": True,
+        "iat": iat,
+        "exp": iat + TTL,
+        "jti": uuid.uuid4().hex,
+    }
+    for name, value in changes.items():
+        if value is None:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
+    return claims
+
+
+def signed(keys: Keys, **changes: Any) -> str:
+    """Properly EdDSA-signed with the real key: only the claims are wrong."""
+    return jwt.encode(good_claims(**changes), keys.private_pem, algorithm="EdDSA")
+
+
+# --- round trip --------------------------------------------------------------------
+
+
+def test_round_trip_claims_and_principal(keys: Keys, verifier: TokenVerifier) -> None:
+    fixed = datetime.now(UTC).replace(microsecond=0)
+    signer = TokenSigner(keys.private_pem, TTL, clock=lambda: fixed)
+
+    token, issued = signer.issue(USER_ID, Role.PROVIDER, verified=True)
+
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "EdDSA"
+    assert header["typ"] == "JWT"
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert set(claims) == {"iss", "aud", "sub", "role", "verified", "iat", "exp", "jti"}
+    assert claims["iss"] == "fixup-users"
+    assert claims["aud"] == "fixup"
+    assert claims["sub"] == str(USER_ID)
+    assert claims["role"] == "PROVIDER"
+    assert claims["verified"] is True
+    assert claims["iat"] == int(fixed.timestamp())
+    assert claims["exp"] == claims["iat"] + TTL
+    assert len(claims["jti"]) == 32
+    assert uuid.UUID(hex=claims["jti"]).version == 4
+
+    assert issued == Principal(
+        user_id=USER_ID,
+        role=Role.PROVIDER,
+        verified=True,
+        token_id=claims["jti"],
+        expires_at=fixed + timedelta(seconds=TTL),
+    )
+    assert verifier.verify(token) == issued
+
+
+def test_each_token_has_its_own_jti(signer: TokenSigner) -> None:
+    first, _ = signer.issue(USER_ID, Role.CUSTOMER, verified=False)
+    second, _ = signer.issue(USER_ID, Role.CUSTOMER, verified=False)
+    assert first != second
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("verified", [True, False])
+def test_every_role_round_trips(
+    signer: TokenSigner, verifier: TokenVerifier, role: Role, verified: bool
+) -> None:
+    token, _ = signer.issue(USER_ID, role, verified)
+    principal = verifier.verify(token)
+    assert principal.role is role
+    assert principal.verified is verified
+    assert principal.user_id == USER_ID
+
+
+def test_issue_accepts_role_name_and_rejects_unknown(signer: TokenSigner) -> None:
+    _, principal = signer.issue(USER_ID, "MODERATOR", verified=True)
+    assert principal.role is Role.MODERATOR
+    with pytest.raises(ValueError, match="ROOT"):
+        signer.issue(USER_ID, "ROOT", verified=True)
+
+
+def test_leeway_accepts_a_just_expired_token(keys: Keys) -> None:
+    token = signed(keys, iat=now_s() - TTL - 5, exp=now_s() - 5)
+    with pytest.raises(Unauthorized, match="token expired"):
+        TokenVerifier(keys.public_pem).verify(token)
+    assert TokenVerifier(keys.public_pem, leeway=30).verify(token).user_id == USER_ID
+
+
+def test_hand_built_claims_verify(keys: Keys, verifier: TokenVerifier) -> None:
+    """The control for the claim cases below: unchanged, `signed()` is a valid token."""
+    assert verifier.verify(signed(keys)).role is Role.CUSTOMER
+
+
+def test_missing_verified_claim_means_not_verified(keys: Keys, verifier: TokenVerifier) -> None:
+    assert verifier.verify(signed(keys, verified=None)).verified is False
+
+
+# --- attacks and failures ------------------------------------------------------------
+
+
+def forge_alg_none(keys: Keys) -> str:
+    header = b64url_json({"alg": "none", "typ": "JWT"})
+    return f"{header}.{b64url_json(good_claims())}."
+
+
+def forge_alg_none_capitalised(keys: Keys) -> str:
+    header = b64url_json({"alg": "None", "typ": "JWT"})
+    return f"{header}.{b64url_json(good_claims())}."
+
+
+def forge_no_alg(keys: Keys) -> str:
+    valid = signed(keys)
+    _, payload, signature = valid.split(".")
+    return f"{b64url_json({'typ': 'JWT'})}.{payload}.{signature}"
+
+
+def forge_hs256_with_public_key(keys: Keys) -> str:
+    """The classic confusion: HMAC keyed with the verifier's own public PEM."""
+    signing_input = f"{b64url_json({'alg': 'HS256', 'typ': 'JWT'})}.{b64url_json(good_claims())}"
+    mac = hmac.new(keys.public_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(mac)}"
+
+
+def forge_hmac_signature_under_eddsa_header(keys: Keys) -> str:
+    signing_input = f"{b64url_json({'alg': 'EdDSA', 'typ': 'JWT'})}.{b64url_json(good_claims())}"
+    mac = hmac.new(keys.public_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(mac)}"
+
+
+def forge_other_ed25519_key(keys: Keys) -> str:
+    other_private, _ = generate_keypair()
+    token, _ = TokenSigner(other_private, TTL).issue(USER_ID, Role.ADMIN, verified=True)
+    return token
+
+
+def forge_tampered_payload(keys: Keys) -> str:
+    """Real signature, payload swapped for one that claims ADMIN."""
+    header, _, signature = signed(keys).split(".")
+    return f"{header}.{b64url_json(good_claims(role='ADMIN'))}.{signature}"
+
+
+def forge_truncated_signature(keys: Keys) -> str:
+    return signed(keys)[:-4]
+
+
+def forge_expired(keys: Keys) -> str:
+    past = datetime.now(UTC) - timedelta(seconds=TTL + 60)
+    token, _ = TokenSigner(keys.private_pem, TTL, clock=lambda: past).issue(
+        USER_ID, Role.CUSTOMER, verified=True
+    )
+    return token
+
+
+def forge_issued_in_future(keys: Keys) -> str:
+    future = datetime.now(UTC) + timedelta(hours=1)
+    token, _ = TokenSigner(keys.private_pem, TTL, clock=lambda: future).issue(
+        USER_ID, Role.CUSTOMER, verified=True
+    )
+    return token
+
+
+def claims_case(**changes: Any) -> Callable[[Keys], str]:
+    return lambda keys: signed(keys, **changes)
+
+
+ATTACKS: list[tuple[str, Callable[[Keys], str], str]] = [
+    ("alg-none", forge_alg_none, "invalid token"),
+    ("alg-None", forge_alg_none_capitalised, "invalid token"),
+    ("no-alg-header", forge_no_alg, "invalid token"),
+    ("hs256-public-key-as-secret", forge_hs256_with_public_key, "invalid token"),
+    ("hmac-under-eddsa-header", forge_hmac_signature_under_eddsa_header, "invalid token"),
+    ("other-ed25519-key", forge_other_ed25519_key, "invalid token"),
+    ("tampered-payload", forge_tampered_payload, "invalid token"),
+    ("truncated-signature", forge_truncated_signature, "invalid token"),
+    ("expired", forge_expired, "token expired"),
+    ("iat-in-future", forge_issued_in_future, "invalid token"),
+    ("wrong-iss", claims_case(iss="evil-users"), "invalid token"),
+    ("wrong-aud", claims_case(aud="other"), "invalid token"),
+    ("aud-list", claims_case(aud=["fixup", "other"]), "invalid token"),
+    ("missing-iss", claims_case(iss=None), "invalid token"),
+    ("missing-aud", claims_case(aud=None), "invalid token"),
+    ("missing-exp", claims_case(exp=None), "invalid token"),
+    ("missing-iat", claims_case(iat=None), "invalid token"),
+    ("missing-sub", claims_case(sub=None), "invalid token"),
+    ("missing-role", claims_case(role=None), "invalid token"),
+    ("missing-jti", claims_case(jti=None), "invalid token"),
+    ("empty-jti", claims_case(jti=""), "invalid token"),
+    ("role-not-in-Role", claims_case(role="SUPERUSER"), "invalid token"),
+    ("role-lowercase", claims_case(role="admin"), "invalid token"),
+    ("role-not-string", claims_case(role=1), "invalid token"),
+    ("sub-not-uuid", claims_case(sub="not-a-uuid"), "invalid token"),
+    ("sub-uuid-not-canonical", claims_case(sub=USER_ID.hex), "invalid token"),
+    ("verified-not-bool", claims_case(verified="true"), "invalid token"),
+    ("exp-float", claims_case(exp=float(now_s() + TTL)), "invalid token"),
+    ("garbage", lambda keys: "not-a-token", "invalid token"),
+    ("garbage-three-segments", lambda keys: "a.b.c", "invalid token"),
+    ("empty", lambda keys: "", "invalid token"),
+    ("oversized", lambda keys: signed(keys, pad="x" * 5000), "invalid token"),
+]
+
+
+@pytest.mark.parametrize(
+    ("make_token", "detail"),
+    [pytest.param(make, detail, id=name) for name, make, detail in ATTACKS],
+)
+def test_attack_is_unauthorized(
+    keys: Keys, verifier: TokenVerifier, make_token: Callable[[Keys], str], detail: str
+) -> None:
+    token = make_token(keys)
+    with pytest.raises(Unauthorized) as caught:
+        verifier.verify(token)
+    assert caught.value.detail == detail
+    assert caught.value.status == 401
+    assert caught.value.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_hs256_forgery_would_pass_a_naive_hmac_check(keys: Keys) -> None:
+    """The forged token is real: its MAC checks out under the public PEM as secret."""
+    token = forge_hs256_with_public_key(keys)
+    signing_input, _, signature = token.rpartition(".")
+    expected = hmac.new(keys.public_pem.encode(), signing_input.encode(), hashlib.sha256)
+    assert b64url(expected.digest()) == signature
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+
+
+# --- keys ----------------------------------------------------------------------------
+
+
+def ec_pems() -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private_pem, public_pem
+
+
+def test_generate_keypair_formats(keys: Keys) -> None:
+    assert keys.private_pem.startswith("-----BEGIN PRIVATE KEY-----")
+    assert keys.public_pem.startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_signer_rejects_bad_keys(keys: Keys) -> None:
+    ec_private, _ = ec_pems()
+    with pytest.raises(ValueError, match="must be Ed25519"):
+        TokenSigner(ec_private, TTL)
+    with pytest.raises(ValueError, match="not a valid PEM private key"):
+        TokenSigner(keys.public_pem, TTL)
+    with pytest.raises(ValueError, match="not a valid PEM private key"):
+        TokenSigner("-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n", TTL)
+    with pytest.raises(ValueError, match="empty"):
+        TokenSigner("", TTL)
+    with pytest.raises(ValueError, match="TTL"):
+        TokenSigner(keys.private_pem, 0)
+
+
+def test_verifier_rejects_bad_keys(keys: Keys) -> None:
+    _, ec_public = ec_pems()
+    with pytest.raises(ValueError, match="must be Ed25519"):
+        TokenVerifier(ec_public)
+    with pytest.raises(ValueError, match="not a valid PEM public key"):
+        TokenVerifier(keys.private_pem)
+    with pytest.raises(ValueError, match="not a valid PEM public key"):
+        TokenVerifier("garbage")
+    with pytest.raises(ValueError, match="empty"):
+        TokenVerifier("  ")
+    with pytest.raises(ValueError, match="leeway"):
+        TokenVerifier(keys.public_pem, leeway=-1)
+
+
+# --- guards --------------------------------------------------------------------------
+
+
+def principal(role: Role = Role.CUSTOMER, verified: bool = True) -> Principal:
+    return Principal(
+        user_id=USER_ID,
+        role=role,
+        verified=verified,
+        token_id="t",
+        expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_require_role() -> None:
+    require_role(principal(Role.ADMIN), Role.MODERATOR, Role.ADMIN)
+    with pytest.raises(Forbidden, match=r"^requires role MODERATOR or ADMIN$") as caught:
+        require_role(principal(Role.PROVIDER), Role.MODERATOR, Role.ADMIN)
+    assert caught.value.status == 403
+    with pytest.raises(Forbidden, match=r"^requires role ADMIN$"):
+        require_role(principal(Role.CUSTOMER), Role.ADMIN)
+    with pytest.raises(Forbidden, match=r"^requires role CUSTOMER, PROVIDER or ADMIN$"):
+        require_role(principal(Role.MODERATOR), Role.CUSTOMER, Role.PROVIDER, Role.ADMIN)
+    with pytest.raises(ValueError, match="at least one role"):
+        require_role(principal())
+
+
+def test_require_verified() -> None:
+    require_verified(principal(verified=True))
+    with pytest.raises(Forbidden, match=r"^account not verified$"):
+        require_verified(principal(verified=False))
+
+
+def test_is_self_or() -> None:
+    other = uuid.uuid4()
+    assert is_self_or(principal(Role.CUSTOMER), USER_ID)
+    assert is_self_or(principal(Role.CUSTOMER), USER_ID, Role.ADMIN)
+    assert not is_self_or(principal(Role.CUSTOMER), other)
+    assert not is_self_or(principal(Role.CUSTOMER), other, Role.ADMIN)
+    assert is_self_or(principal(Role.ADMIN), other, Role.MODERATOR, Role.ADMIN)
+
+
+def test_principal_is_frozen() -> None:
+    with pytest.raises(AttributeError):
+        principal().role = Role.ADMIN  # type: ignore[misc]
+
+
+# --- tools.keys ----------------------------------------------------------------------
+
+
+def test_tools_keys_writes_usable_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "keys"
+    assert keys_tool.main(["--dir", str(directory)]) == 0
+
+    private_path, public_path = directory / "jwt_private.pem", directory / "jwt_public.pem"
+    assert stat.S_IMODE(private_path.stat().st_mode) == 0o600
+    assert public_path.is_file()
+    out = capsys.readouterr().out
+    assert f"JWT_PRIVATE_KEY_FILE={private_path}" in out
+    assert f"JWT_PUBLIC_KEY_FILE={public_path}" in out
+
+    settings = ServiceSettings.model_validate(
+        {"jwt_private_key_file": str(private_path), "jwt_public_key_file": str(public_path)}
+    )
+    token, issued = TokenSigner(settings.private_key_pem(), TTL).issue(USER_ID, Role.ADMIN, True)
+    assert TokenVerifier(settings.public_key_pem()).verify(token) == issued
+
+
+def test_tools_keys_refuses_overwrite_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert keys_tool.main(["--dir", str(tmp_path)]) == 0
+    private_path = tmp_path / "jwt_private.pem"
+    before = private_path.read_text()
+
+    assert keys_tool.main(["--dir", str(tmp_path)]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert private_path.read_text() == before
+
+    private_path.chmod(0o644)
+    assert keys_tool.main(["--dir", str(tmp_path), "--force"]) == 0
+    assert private_path.read_text() != before
+    assert stat.S_IMODE(private_path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jwt_private.pem", "jwt_public.pem"]
+
+
+def test_tools_keys_refuses_when_only_public_exists(tmp_path: Path) -> None:
+    (tmp_path / "jwt_public.pem").write_text("old")
+    assert keys_tool.main(["--dir", str(tmp_path)]) == 1
+    assert not (tmp_path / "jwt_private.pem").exists()
+    assert (tmp_path / "jwt_public.pem").read_text() == "old"

@@ -124,7 +124,8 @@ class Planner:
             self.warn(f"{where}: not in types.lock.json; using sqlc's types")
         try:
             plan = QueryPlan(q, snake(q.name), self.sql_text(q), self.params(q, entry, where))
-            self.result(plan, entry, where)
+            if q.cmd in ROW_COMMANDS:  # :exec & co. ignore what a statement returns
+                self.result(plan, entry, where)
         except CodegenError as exc:
             if entry is None and self.lock_expected(q):
                 raise CodegenError(
@@ -139,8 +140,6 @@ class Planner:
                 f"{where}: :execlastid on PostgreSQL needs a one-column RETURNING clause "
                 f"(found {len(q.columns)} result columns)"
             )
-        if q.cmd not in ROW_COMMANDS:
-            plan.row_fields, plan.row_class, plan.scalar = [], None, None
         return plan
 
     def lock_expected(self, q: Query) -> bool:

@@ -8,10 +8,11 @@ from aiohttp import web
 
 from lib.auth.principal import Principal, Role, require_role
 from lib.errors import FieldError, Unauthorized, ValidationFailed
+from lib.http.keys import principal_of
 
 
 def authenticated(request: web.Request) -> Principal:
-    principal: Principal | None = request.get("principal")
+    principal = principal_of(request)
     if principal is None:
         raise Unauthorized("authentication required")
     return principal

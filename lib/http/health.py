@@ -12,12 +12,11 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from lib.http import problems
-from lib.http.jsonio import json_response
+from lib.http.jsonio import dumps, json_response
 from lib.http.keys import DB, REDIS, request_id
 from lib.http.openapi import build_spec
 
 READY_TIMEOUT = 2.0
-OPENAPI = web.AppKey("openapi", dict)
 
 
 async def health(_: web.Request) -> web.Response:
@@ -63,12 +62,13 @@ def metrics_handler() -> Any:
 
 
 def openapi_handler(service: str, title: str, version: str) -> Any:
+    built: dict[str, bytes] = {}  # the routes never change once the app runs
+
     async def openapi(request: web.Request) -> web.Response:
-        if OPENAPI not in request.app:
-            request.app[OPENAPI] = build_spec(
-                request.app, service=service, title=title, version=version
-            )
-        return json_response(request.app[OPENAPI])
+        if "body" not in built:
+            spec = build_spec(request.app, service=service, title=title, version=version)
+            built["body"] = dumps(spec)
+        return web.Response(body=built["body"], content_type="application/json")
 
     return openapi
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from redis.asyncio import Redis
 
+from lib.auth.principal import Principal
 from lib.auth.tokens import TokenVerifier
 from lib.config import ServiceSettings
 from lib.db.pool import Database
@@ -20,11 +21,15 @@ REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
 AUTH: web.AppKey[TokenVerifier | None] = web.AppKey("auth")
 LIMITS: web.AppKey[Limits] = web.AppKey("limits")
 
+# per request, set by the middleware chain
+REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT_IP = web.RequestKey("client_ip", str)
+PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
+
 
 def request_id(request: web.Request) -> str:
-    value: str = request.get("request_id", "")
-    return value
+    return request[REQUEST_ID] if REQUEST_ID in request else ""
 
 
-def state(request: web.Request, key: str) -> Any:
-    return request.get(key)
+def principal_of(request: web.Request) -> Principal | None:
+    return request.get(PRINCIPAL)

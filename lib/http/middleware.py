@@ -20,13 +20,22 @@ from redis.exceptions import RedisError
 
 from lib.errors import AppError, Forbidden, Unauthorized
 from lib.http import problems
-from lib.http.keys import AUTH, LIMITS, SETTINGS, request_id
+from lib.http.keys import (
+    AUTH,
+    CLIENT_IP,
+    LIMITS,
+    PRINCIPAL,
+    REQUEST_ID,
+    SETTINGS,
+    principal_of,
+    request_id,
+)
 from lib.logging import get_logger
 from lib.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
 from lib.resilience.ratelimit import RateLimiter, enforce
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 ACCESS_COOKIE = "fixup_access"
 log = get_logger("lib.http")
@@ -41,8 +50,8 @@ def route_template(request: web.Request) -> str:
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
-    rid = incoming if REQUEST_ID.match(incoming) else str(uuid.uuid4())
-    request["request_id"] = rid
+    rid = incoming if REQUEST_ID_FORMAT.match(incoming) else str(uuid.uuid4())
+    request[REQUEST_ID] = rid
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)
     try:
@@ -79,7 +88,7 @@ def cors_middleware(allowed: list[str]) -> Any:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Frame-Options"] = "DENY"
-        if request.get("principal") is not None:
+        if principal_of(request) is not None:
             response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -95,7 +104,7 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
         status = response.status
         return response
     finally:
-        principal = request.get("principal")
+        principal = principal_of(request)
         log.info(
             "request",
             method=request.method,
@@ -104,7 +113,7 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
             status=status,
             duration_ms=round((time.perf_counter() - start) * 1000, 2),
             user_id=str(principal.user_id) if principal is not None else None,
-            client_ip=request.get("client_ip"),
+            client_ip=request.get(CLIENT_IP),
         )
 
 
@@ -185,7 +194,7 @@ def ip_limit_middleware(trusted_proxies: list[str]) -> Any:
     @web.middleware
     async def ip_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
         ip = client_ip(request, trusted)
-        request["client_ip"] = ip
+        request[CLIENT_IP] = ip
         limits = request.app.get(LIMITS)
         if limits is not None and request.path not in EXEMPT:
             await _limit(limits.ip, f"ip:{ip}")
@@ -200,7 +209,7 @@ EXEMPT = {"/health", "/ready", "/metrics"}
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Verify a bearer token or the access cookie when present; handlers decide who may pass."""
-    request["principal"] = None
+    request[PRINCIPAL] = None
     verifier: Any = request.app.get(AUTH)
     header = request.headers.get("Authorization", "")
     cookie = request.cookies.get(ACCESS_COOKIE, "")
@@ -219,14 +228,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if verifier is None:
         raise Unauthorized("this service does not accept tokens")
     principal = verifier.verify(token.strip())
-    request["principal"] = principal
+    request[PRINCIPAL] = principal
     structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
     return await handler(request)
 
 
 @web.middleware
 async def user_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    principal = request.get("principal")
+    principal = principal_of(request)
     limits = request.app.get(LIMITS)
     if principal is not None and limits is not None:
         await _limit(limits.user, f"user:{principal.user_id}")

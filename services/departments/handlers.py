@@ -13,11 +13,13 @@ from lib.errors import Conflict, NotFound
 from lib.http.body import parse_body
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid, require
+from lib.http.idempotency import idempotent
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
 from lib.http.listing import parse_list
 from lib.http.openapi import operation
 from services.departments.db import departments as q
+from services.departments.db import idempotency
 from services.departments.db.models import Department
 from services.departments.schemas import (
     ORDERBY,
@@ -73,6 +75,7 @@ async def get_department(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/departments")
+@idempotent(idempotency)
 @operation(
     "Create a department",
     tags=TAGS,
@@ -82,6 +85,7 @@ async def get_department(request: web.Request) -> web.Response:
     body=DepartmentCreate,
     roles=("ADMIN",),
     errors=(403, 409),
+    idempotent=True,
 )
 async def create_department(request: web.Request) -> web.Response:
     require(request, Role.ADMIN)

@@ -6,6 +6,8 @@ import datetime
 from dataclasses import dataclass
 from uuid import UUID
 
+from lib.db.runtime import JSON
+
 
 @dataclass
 class Department:
@@ -17,3 +19,16 @@ class Department:
     version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+
+
+@dataclass
+class IdempotencyKey:
+    """Row of table idempotency_keys."""
+
+    caller: str
+    key: str
+    request_hash: bytes
+    status_code: int
+    response_headers: JSON
+    response_body: bytes
+    created_at: datetime.datetime

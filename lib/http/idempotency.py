@@ -1,0 +1,114 @@
+"""Idempotency-Key for POSTs that create: the same key from the same caller within 24 h
+returns the first response and creates nothing new; the same key with another request
+is a 409.
+
+The store is the service's own `idempotency_keys` table, through the generated queries of
+`sql/<db>/queries/idempotency.sql` (passed in: lib never imports a service). A transaction
+holds an advisory lock on (caller, key) while the handler runs, so concurrent duplicates
+wait for the first and then replay it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from lib.errors import Conflict, FieldError, ValidationFailed
+from lib.http.keys import CLIENT_IP, DB, principal_of
+
+KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII
+REPLAYED_HEADERS = ("Content-Type", "ETag", "Location")
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class StoredResponse(Protocol):
+    request_hash: bytes
+    status_code: int
+    response_headers: Any
+    response_body: bytes
+
+
+class IdempotencyQueries(Protocol):
+    """The generated module `services.<svc>.db.idempotency`."""
+
+    async def lock_idempotency_key(self, conn: Any, *, caller: str, key: str) -> None: ...
+
+    async def get_idempotency_key(
+        self, conn: Any, *, caller: str, key: str
+    ) -> StoredResponse | None: ...
+
+    async def save_idempotency_key(
+        self,
+        conn: Any,
+        *,
+        caller: str,
+        key: str,
+        request_hash: bytes,
+        status_code: int,
+        response_headers: Any,
+        response_body: bytes,
+    ) -> None: ...
+
+
+def caller_of(request: web.Request) -> str:
+    principal = principal_of(request)
+    if principal is not None:
+        return f"user:{principal.user_id}"
+    return f"ip:{request.get(CLIENT_IP)}"
+
+
+async def request_digest(request: web.Request) -> bytes:
+    body = await request.read()  # aiohttp caches it: the handler reads the same bytes
+    return hashlib.sha256(f"{request.method} {request.path}\n".encode() + body).digest()
+
+
+def idempotent(queries: IdempotencyQueries) -> Callable[[Handler], Handler]:
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapper(request: web.Request) -> web.Response:
+            key = request.headers.get("Idempotency-Key")
+            if key is None:
+                return await handler(request)
+            if not KEY.match(key):
+                raise ValidationFailed(
+                    "invalid Idempotency-Key",
+                    errors=[FieldError("Idempotency-Key", "1..255 visible ASCII characters")],
+                )
+            caller, digest = caller_of(request), await request_digest(request)
+            async with request.app[DB].transaction() as conn:
+                await queries.lock_idempotency_key(conn, caller=caller, key=key)
+                stored = await queries.get_idempotency_key(conn, caller=caller, key=key)
+                if stored is not None:
+                    if stored.request_hash != digest:
+                        raise Conflict("this Idempotency-Key was used for a different request")
+                    return replay(stored)
+                response = await handler(request)
+                if 200 <= response.status < 300 and isinstance(response.body, bytes):
+                    headers = {
+                        h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers
+                    }
+                    await queries.save_idempotency_key(
+                        conn,
+                        caller=caller,
+                        key=key,
+                        request_hash=digest,
+                        status_code=response.status,
+                        response_headers=headers,
+                        response_body=response.body,
+                    )
+                return response
+
+        return wrapper
+
+    return decorate
+
+
+def replay(stored: StoredResponse) -> web.Response:
+    headers = dict(stored.response_headers or {})
+    headers["Idempotent-Replayed"] = "true"
+    return web.Response(status=stored.status_code, body=stored.response_body, headers=headers)

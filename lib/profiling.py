@@ -1,0 +1,287 @@
+"""Opt-in memory profiling on a separate loopback port: the pprof of this project.
+
+`profiling_ctx(port)` is a cleanup_ctx: when enabled it starts tracemalloc (25 frames)
+and a second aiohttp server on 127.0.0.1:<port>, never on the service's own port:
+
+- `GET  /debug/memory/top?limit=N&group=lineno|filename|traceback` the largest
+  allocation sites now: `size_kib`, `count`, `where`;
+- `POST /debug/memory/snapshot` stores a baseline snapshot;
+- `GET  /debug/memory/diff?limit=N&group=...` the largest changes since the baseline
+  (409 problem+json when there is none);
+- `GET  /debug/tasks` every asyncio task of the loop: name, coroutine, await stack.
+
+Cleanup stops the server and tracemalloc (when this context started it). The port of a
+process is `profiling_port(6060, service_index, worker_index)` (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import tracemalloc
+import types
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+
+from lib.http import problems
+from lib.http.jsonio import json_response
+from lib.logging import get_logger
+
+log = get_logger("lib.profiling")
+
+BASE_PORT = 6060
+FRAMES = 25
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 1000
+MAX_STACK = 50
+HOST = "127.0.0.1"
+
+Group = Literal["lineno", "filename", "traceback"]
+GROUPS: tuple[Group, ...] = ("lineno", "filename", "traceback")
+# the profiler's own bookkeeping and the import machinery are noise in every report
+NOISE = (
+    tracemalloc.Filter(False, tracemalloc.__file__),
+    tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+    tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
+    tracemalloc.Filter(False, "<unknown>"),
+)
+
+
+def profiling_port(base: int, service_index: int, worker_index: int) -> int:
+    """`base + service_index*10 + worker_index`: ten workers per service, no overlaps."""
+    if service_index < 0:
+        raise ValueError("service_index must be >= 0")
+    if not 0 <= worker_index <= 9:
+        raise ValueError("worker_index must be 0..9 (ten ports per service)")
+    port = base + service_index * 10 + worker_index
+    if not 1 <= port <= 65535:
+        raise ValueError(f"profiling port {port} is out of range")
+    return port
+
+
+@dataclass
+class Profiler:
+    """What one profiling server holds: its address and the baseline snapshot."""
+
+    host: str
+    port: int
+    baseline: tracemalloc.Snapshot | None = None
+    baseline_at: float = 0.0
+    started_tracing: bool = False
+
+
+PROFILER = web.AppKey("profiler", Profiler)
+
+
+def profiling_ctx(
+    port: int, *, enabled: bool = True, host: str = HOST
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx for the service app; `port=0` binds any free port (see `PROFILER`)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if not enabled:
+            yield
+            return
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start(FRAMES)
+        profiler = Profiler(host, port, started_tracing=started)
+        debug_app = web.Application()
+        debug_app[PROFILER] = profiler
+        debug_app.router.add_get("/debug/memory/top", memory_top)
+        debug_app.router.add_post("/debug/memory/snapshot", memory_snapshot)
+        debug_app.router.add_get("/debug/memory/diff", memory_diff)
+        debug_app.router.add_get("/debug/tasks", tasks)
+        runner = web.AppRunner(debug_app, access_log=None)
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            if started:
+                tracemalloc.stop()
+            raise
+        if runner.addresses:
+            profiler.port = int(runner.addresses[0][1])
+        app[PROFILER] = profiler
+        log.info("profiling_started", host=host, port=profiler.port, frames=FRAMES)
+        try:
+            yield
+        finally:
+            await runner.cleanup()
+            profiler.baseline = None
+            if started:
+                tracemalloc.stop()
+            log.info("profiling_stopped", port=profiler.port)
+
+    return ctx
+
+
+# --- handlers ---
+
+
+def _problem(status: int, code: str, title: str, detail: str) -> web.Response:
+    return problems.problem(status, code, title, detail, "")
+
+
+class _BadQuery(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _query(request: web.Request) -> tuple[int, Group]:
+    raw_limit = request.query.get("limit", str(DEFAULT_LIMIT))
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        raise _BadQuery("limit", f"must be an integer 1..{MAX_LIMIT}") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise _BadQuery("limit", f"must be an integer 1..{MAX_LIMIT}")
+    group = request.query.get("group", "lineno")
+    if group not in GROUPS:
+        raise _BadQuery("group", f"must be one of: {', '.join(GROUPS)}")
+    return limit, group
+
+
+def _bad_query(exc: _BadQuery) -> web.Response:
+    return problems.problem(
+        400,
+        "VALIDATION_ERROR",
+        "Validation failed",
+        "invalid query parameters",
+        "",
+        errors=[{"field": exc.field, "message": exc.message}],
+    )
+
+
+def _not_tracing() -> web.Response:
+    return _problem(409, "CONFLICT", "Conflict", "tracemalloc is not tracing")
+
+
+def _snapshot() -> tracemalloc.Snapshot:
+    return tracemalloc.take_snapshot().filter_traces(NOISE)
+
+
+def _where(trace: tracemalloc.Traceback, group: Group) -> list[str]:
+    """Most recent call first; one entry unless grouped by traceback."""
+    frames = list(reversed(trace)) if group == "traceback" else [trace[0]]
+    if group == "filename":
+        return [frame.filename for frame in frames]
+    return [f"{frame.filename}:{frame.lineno}" for frame in frames]
+
+
+def _kib(size: int) -> float:
+    return round(size / 1024, 1)
+
+
+def _totals() -> dict[str, float]:
+    current, peak = tracemalloc.get_traced_memory()
+    return {"traced_kib": _kib(current), "peak_kib": _kib(peak)}
+
+
+async def memory_top(request: web.Request) -> web.Response:
+    try:
+        limit, group = _query(request)
+    except _BadQuery as exc:
+        return _bad_query(exc)
+    if not tracemalloc.is_tracing():
+        return _not_tracing()
+    stats = _snapshot().statistics(group)[:limit]
+    rows = [
+        {"size_kib": _kib(s.size), "count": s.count, "where": _where(s.traceback, group)}
+        for s in stats
+    ]
+    return json_response({"data": rows, "meta": {"group": group, "limit": limit, **_totals()}})
+
+
+async def memory_snapshot(request: web.Request) -> web.Response:
+    if not tracemalloc.is_tracing():
+        return _not_tracing()
+    profiler = request.app[PROFILER]
+    profiler.baseline = _snapshot()
+    profiler.baseline_at = time.time()
+    body = {"traces": len(profiler.baseline.traces), **_totals()}
+    return json_response({"data": body}, status=201)
+
+
+async def memory_diff(request: web.Request) -> web.Response:
+    try:
+        limit, group = _query(request)
+    except _BadQuery as exc:
+        return _bad_query(exc)
+    profiler = request.app[PROFILER]
+    if profiler.baseline is None:
+        return _problem(
+            409, "CONFLICT", "Conflict", "no baseline: POST /debug/memory/snapshot first"
+        )
+    if not tracemalloc.is_tracing():
+        return _not_tracing()
+    diffs = _snapshot().compare_to(profiler.baseline, group)
+    diffs.sort(key=lambda d: (d.size_diff, d.size), reverse=True)
+    rows = [
+        {
+            "size_kib": _kib(d.size),
+            "size_diff_kib": _kib(d.size_diff),
+            "count": d.count,
+            "count_diff": d.count_diff,
+            "where": _where(d.traceback, group),
+        }
+        for d in diffs[:limit]
+    ]
+    meta = {
+        "group": group,
+        "limit": limit,
+        "baseline_age_s": round(time.time() - profiler.baseline_at, 3),
+        **_totals(),
+    }
+    return json_response({"data": rows, "meta": meta})
+
+
+def _await_stack(coro: Any) -> list[str]:
+    """The frames a task is suspended in, outermost first (follows cr_await/gi_yieldfrom)."""
+    lines: list[str] = []
+    obj = coro
+    while obj is not None and len(lines) < MAX_STACK:
+        frame: types.FrameType | None = (
+            getattr(obj, "cr_frame", None)
+            or getattr(obj, "gi_frame", None)
+            or getattr(obj, "ag_frame", None)
+        )
+        if frame is not None:
+            code = frame.f_code
+            lines.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        obj = (
+            getattr(obj, "cr_await", None)
+            or getattr(obj, "gi_yieldfrom", None)
+            or getattr(obj, "ag_await", None)
+        )
+    return lines
+
+
+def _coroutine_name(coro: Any) -> str:
+    return str(getattr(coro, "__qualname__", None) or type(coro).__name__)
+
+
+async def tasks(request: web.Request) -> web.Response:
+    current = asyncio.current_task()
+    rows = []
+    for task in asyncio.all_tasks():
+        coro = task.get_coro()
+        state = "cancelled" if task.cancelled() else "done" if task.done() else "pending"
+        rows.append(
+            {
+                "name": task.get_name(),
+                "coroutine": _coroutine_name(coro),
+                "state": state,
+                "current": task is current,
+                "stack": _await_stack(coro),
+            }
+        )
+    rows.sort(key=lambda row: str(row["name"]))
+    return json_response({"data": rows, "meta": {"count": len(rows)}})

@@ -1,0 +1,37 @@
+"""Helpers of the departments API tests: a test key pair, tokens, settings."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import SecretStr
+
+from lib.auth.principal import Role
+from lib.auth.tokens import TokenSigner, generate_keypair
+from services.departments.settings import DepartmentsSettings
+
+KEYS = generate_keypair()
+
+
+def settings_for(dsn: str, **overrides: Any) -> DepartmentsSettings:
+    values: dict[str, Any] = {
+        "service": "departments",
+        "database_url": dsn,
+        "jwt_public_key": SecretStr(KEYS[1]),
+        "rate_limit_ip_rate": 1000.0,
+        "rate_limit_ip_burst": 1000,
+        "rate_limit_user_rate": 1000.0,
+        "rate_limit_user_burst": 1000,
+        **overrides,
+    }
+    return DepartmentsSettings.model_validate(values)
+
+
+def token(role: Role = Role.ADMIN, *, ttl: int = 900, **kwargs: Any) -> str:
+    value, _ = TokenSigner(KEYS[0], ttl, **kwargs).issue(uuid.uuid4(), role, True)
+    return value
+
+
+def bearer(role: Role = Role.ADMIN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role)}"}

@@ -1,0 +1,378 @@
+"""The departments API against real PostgreSQL: every parameter, every bad input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from lib.auth.principal import Role
+from tests.integration.departments_support import KEYS, bearer, token
+
+ADMIN = bearer(Role.ADMIN)
+JSON_CT = {"Content-Type": "application/json"}
+FORM_CT = {"Content-Type": "application/x-www-form-urlencoded"}
+HUGE = b'{"name": "' + b"a" * (1024 * 1024) + b'"}'
+
+
+async def create(client: Any, name: str, address: str = "1 Main St") -> dict[str, Any]:
+    resp = await client.post(
+        "/v1/departments", json={"name": name, "address": address}, headers=ADMIN
+    )
+    assert resp.status == 201, await resp.text()
+    body: dict[str, Any] = (await resp.json())["data"]
+    assert resp.headers["ETag"] == f'"{body["version"]}"'
+    assert resp.headers["Location"] == f"/v1/departments/{body['id']}"
+    return body
+
+
+def assert_problem(body: dict[str, Any], status: int, code: str) -> None:
+    assert body["status"] == status
+    assert body["code"] == code
+    assert set(body) >= {"type", "title", "status", "detail", "code", "request_id"}
+
+
+async def test_crud_round_trip(client: Any) -> None:
+    made = await create(client, f"Ops {uuid.uuid4().hex[:6]}", "9 Elm St")
+    assert made["version"] == 1
+    assert made["created_at"].endswith("Z")
+    got = await client.get(f"/v1/departments/{made['id']}")
+    assert got.status == 200
+    assert (await got.json())["data"] == made
+    assert got.headers["ETag"] == '"1"'
+
+    patched = await client.patch(
+        f"/v1/departments/{made['id']}",
+        json={"address": "10 Elm St"},
+        headers={**ADMIN, "If-Match": '"1"'},
+    )
+    assert patched.status == 200
+    body = (await patched.json())["data"]
+    assert (body["address"], body["name"], body["version"]) == ("10 Elm St", made["name"], 2)
+    assert patched.headers["ETag"] == '"2"'
+
+    stale = await client.delete(
+        f"/v1/departments/{made['id']}", headers={**ADMIN, "If-Match": '"1"'}
+    )
+    assert stale.status == 412
+    assert_problem(await stale.json(), 412, "PRECONDITION_FAILED")
+    deleted = await client.delete(
+        f"/v1/departments/{made['id']}", headers={**ADMIN, "If-Match": 'W/"2"'}
+    )
+    assert deleted.status == 204
+    gone = await client.get(f"/v1/departments/{made['id']}")
+    assert gone.status == 404
+    assert_problem(await gone.json(), 404, "NOT_FOUND")
+
+
+async def test_if_match_required_and_checked(client: Any) -> None:
+    made = await create(client, f"IfMatch {uuid.uuid4().hex[:6]}")
+    url = f"/v1/departments/{made['id']}"
+    missing = await client.patch(url, json={"name": "x"}, headers=ADMIN)
+    assert missing.status == 428
+    assert_problem(await missing.json(), 428, "PRECONDITION_REQUIRED")
+    bad = await client.patch(url, json={"name": "x"}, headers={**ADMIN, "If-Match": "1"})
+    assert bad.status == 400
+    stale = await client.patch(url, json={"name": "x"}, headers={**ADMIN, "If-Match": '"7"'})
+    assert stale.status == 412
+    assert 'current ETag "1"' in (await stale.json())["detail"]
+    no_delete = await client.delete(url, headers=ADMIN)
+    assert no_delete.status == 428
+    unknown = await client.patch(
+        f"/v1/departments/{uuid.uuid4()}", json={"name": "x"}, headers={**ADMIN, "If-Match": '"1"'}
+    )
+    assert unknown.status == 404
+    still = await client.get(url)
+    assert (await still.json())["data"]["version"] == 1  # nothing changed
+
+
+async def test_duplicate_name_is_409_and_leaves_no_row(client: Any, departments_dsn: str) -> None:
+    name = f"Dup {uuid.uuid4().hex[:6]}"
+    await create(client, name)
+    again = await client.post("/v1/departments", json={"name": name, "address": "x"}, headers=ADMIN)
+    assert again.status == 409
+    assert_problem(await again.json(), 409, "CONFLICT")
+    other = await create(client, f"Other {uuid.uuid4().hex[:6]}")
+    renamed = await client.patch(
+        f"/v1/departments/{other['id']}", json={"name": name}, headers={**ADMIN, "If-Match": '"1"'}
+    )
+    assert renamed.status == 409
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"json": {"name": "a", "address": "b", "extra": 1}}, 400, "VALIDATION_ERROR"),
+        ({"json": {"name": "a", "address": "b", "version": 3}}, 403, "FORBIDDEN"),
+        ({"json": {"name": "a", "address": "b", "id": str(uuid.uuid4())}}, 403, "FORBIDDEN"),
+        ({"json": {"name": "   ", "address": "b"}}, 400, "VALIDATION_ERROR"),
+        ({"json": {"name": "a" * 101, "address": "b"}}, 400, "VALIDATION_ERROR"),
+        ({"json": {"address": "b"}}, 400, "VALIDATION_ERROR"),
+        ({"json": {"name": 5, "address": "b"}}, 400, "VALIDATION_ERROR"),
+        ({"json": ["name"]}, 400, "VALIDATION_ERROR"),
+        ({"data": b'{"name": "a",', "headers": JSON_CT}, 400, "BAD_REQUEST"),
+        ({"data": b"name=a&address=b", "headers": FORM_CT}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ({"data": b"{}", "headers": {"Content-Type": "text/plain"}}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ({"data": HUGE, "headers": JSON_CT}, 413, "PAYLOAD_TOO_LARGE"),
+    ],
+)  # fmt: skip
+async def test_bad_bodies_are_refused_and_create_nothing(
+    client: Any, kwargs: dict[str, Any], status: int, code: str
+) -> None:
+    before = (await (await client.get("/v1/departments?limit=1")).json())["meta"]["total"]
+    headers = {**ADMIN, **kwargs.pop("headers", {})}
+    resp = await client.post("/v1/departments", headers=headers, **kwargs)
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/problem+json"
+    body = await resp.json()
+    assert_problem(body, status, code)
+    if code == "VALIDATION_ERROR" and "errors" in body:
+        assert all(set(e) == {"field", "message"} for e in body["errors"])
+    after = (await (await client.get("/v1/departments?limit=1")).json())["meta"]["total"]
+    assert after == before
+
+
+async def test_unknown_field_names_the_field(client: Any) -> None:
+    resp = await client.post(
+        "/v1/departments", json={"name": "a", "address": "b", "colour": "red"}, headers=ADMIN
+    )
+    assert (await resp.json())["errors"] == [{"field": "colour", "message": "unknown field"}]
+
+
+async def test_patch_needs_a_field(client: Any) -> None:
+    made = await create(client, f"Empty {uuid.uuid4().hex[:6]}")
+    resp = await client.patch(
+        f"/v1/departments/{made['id']}", json={}, headers={**ADMIN, "If-Match": '"1"'}
+    )
+    assert resp.status == 400
+
+
+async def test_malformed_id_is_400(client: Any) -> None:
+    resp = await client.get("/v1/departments/not-a-uuid")
+    assert resp.status == 400
+    assert (await resp.json())["errors"] == [{"field": "id", "message": "must be a UUID"}]
+
+
+# --- listing ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def listed(client: Any) -> tuple[Any, list[dict[str, Any]]]:
+    tag = uuid.uuid4().hex[:6]
+    made = [await create(client, f"L{tag} {c}", f"{9 - i} Road") for i, c in enumerate("cabd")]
+    return client, made
+
+
+async def test_list_orders_and_pages(listed: tuple[Any, list[dict[str, Any]]]) -> None:
+    client, _ = listed
+    everything = await (await client.get("/v1/departments?limit=1000")).json()
+    rows = everything["data"]
+    assert everything["meta"] == {"total": len(rows), "limit": 1000, "page": 1}
+    assert [r["name"] for r in rows] == sorted(r["name"] for r in rows)  # default: name asc
+    for orderby in ("name", "address", "created_at"):
+        for sort in ("asc", "desc"):
+            got = (
+                await (
+                    await client.get(f"/v1/departments?limit=1000&orderby={orderby}&sort={sort}")
+                ).json()
+            )["data"]
+            keys = [(r[orderby], r["id"]) for r in got]
+            assert keys == sorted(keys, reverse=sort == "desc"), (orderby, sort)
+    page2 = await (await client.get("/v1/departments?limit=2&page=2")).json()
+    assert page2["data"] == rows[2:4]
+    assert page2["meta"] == {"total": len(rows), "limit": 2, "page": 2}
+    beyond = await (await client.get("/v1/departments?limit=2&page=100000")).json()
+    assert beyond["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=abc", "limit"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=1.5", "limit"),
+        ("page=0", "page"),
+        ("page=x", "page"),
+        ("orderby=salary", "orderby"),
+        ("orderby=name;DROP TABLE departments", "orderby"),
+        ("orderby=name%20desc", "orderby"),
+        ("sort=up", "sort"),
+        ("sort=ASC;--", "sort"),
+        ("colour=red", "colour"),
+        ("limit=1&limit=2", "limit"),
+    ],
+)
+async def test_bad_list_parameters(client: Any, query: str, field: str) -> None:
+    resp = await client.get(f"/v1/departments?{query}")
+    assert resp.status == 400
+    body = await resp.json()
+    assert_problem(body, 400, "VALIDATION_ERROR")
+    assert field in [e["field"] for e in body["errors"]]
+    assert (await client.get("/v1/departments?limit=1")).status == 200  # table still there
+
+
+# --- auth ------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forged(header: dict[str, Any], claims: dict[str, Any], key: bytes = b"") -> str:
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest() if key else b""
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(datetime.now(UTC).timestamp())
+    return {
+        "iss": "fixup-users", "aud": "fixup", "sub": str(uuid.uuid4()), "role": "ADMIN",
+        "verified": True, "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, **overrides,
+    }  # fmt: skip
+
+
+def bad_tokens() -> dict[str, str]:
+    from lib.auth.tokens import TokenSigner, generate_keypair
+
+    other_private, _ = generate_keypair()
+    past = lambda: datetime.now(UTC) - timedelta(hours=1)  # noqa: E731
+    return {
+        "expired": TokenSigner(KEYS[0], 60, clock=past).issue(uuid.uuid4(), Role.ADMIN, True)[0],
+        "forged": TokenSigner(other_private, 600).issue(uuid.uuid4(), Role.ADMIN, True)[0],
+        "alg_none": forged({"alg": "none", "typ": "JWT"}, claims()),
+        "hs256_public_key": forged({"alg": "HS256", "typ": "JWT"}, claims(), KEYS[1].encode()),
+        "wrong_aud": forged({"alg": "HS256"}, claims(aud="other"), KEYS[1].encode()),
+        "garbage": "not.a.token",
+    }
+
+
+@pytest.mark.parametrize("case", list(bad_tokens()))
+async def test_bad_tokens_are_401(client: Any, case: str) -> None:
+    value = bad_tokens()[case]
+    resp = await client.post(
+        "/v1/departments",
+        json={"name": f"x{case}", "address": "y"},
+        headers={"Authorization": f"Bearer {value}"},
+    )
+    assert resp.status == 401
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert_problem(await resp.json(), 401, "UNAUTHORIZED")
+
+
+async def test_wrong_audience_with_the_real_key_is_401(client: Any) -> None:
+    from lib.auth.tokens import TokenSigner
+
+    signer = TokenSigner(KEYS[0], 600)
+    good = signer.issue(uuid.uuid4(), Role.ADMIN, True)[0]
+    header, payload, _ = good.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    body["aud"] = "someone-else"
+    tampered = f"{header}.{_b64(json.dumps(body).encode())}.{good.split('.')[2]}"
+    resp = await client.get("/v1/departments", headers={"Authorization": f"Bearer {tampered}"})
+    assert resp.status == 401
+
+
+async def test_no_token_and_wrong_role(client: Any) -> None:
+    none = await client.post("/v1/departments", json={"name": "n", "address": "a"})
+    assert none.status == 401
+    for role in (Role.CUSTOMER, Role.PROVIDER, Role.MODERATOR):
+        resp = await client.post(
+            "/v1/departments", json={"name": "n", "address": "a"}, headers=bearer(role)
+        )
+        assert resp.status == 403, role
+        assert_problem(await resp.json(), 403, "FORBIDDEN")
+    basic = await client.get("/v1/departments", headers={"Authorization": "Basic abc"})
+    assert basic.status == 401
+
+
+async def test_cookie_writes_need_an_allowed_origin(client: Any) -> None:
+    cookie = {"Cookie": f"fixup_access={token(Role.ADMIN)}"}
+    body = {"name": f"Cookie {uuid.uuid4().hex[:6]}", "address": "a"}
+    no_origin = await client.post("/v1/departments", json=body, headers=cookie)
+    assert no_origin.status == 403
+    evil = await client.post(
+        "/v1/departments", json=body, headers={**cookie, "Origin": "https://evil.test"}
+    )
+    assert evil.status == 403
+    good = await client.post(
+        "/v1/departments", json=body, headers={**cookie, "Origin": "http://localhost:8080"}
+    )
+    assert good.status == 201
+    assert good.headers["Access-Control-Allow-Origin"] == "http://localhost:8080"
+    assert good.headers["Cache-Control"] == "no-store"
+
+
+# --- cross-cutting ---------------------------------------------------------------------
+
+
+async def test_request_id_kept_or_replaced_and_security_headers(client: Any) -> None:
+    kept = await client.get("/v1/departments?limit=1", headers={"X-Request-ID": "abc-123:x.y_z"})
+    assert kept.headers["X-Request-ID"] == "abc-123:x.y_z"
+    for bad in ("has space", "a" * 129, "semi;colon"):
+        resp = await client.get("/v1/departments?limit=1", headers={"X-Request-ID": bad})
+        assert resp.headers["X-Request-ID"] != bad
+        uuid.UUID(resp.headers["X-Request-ID"])
+    error = await client.get("/v1/departments?limit=0", headers={"X-Request-ID": "req-42"})
+    assert (await error.json())["request_id"] == "req-42"
+    assert kept.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Referrer-Policy" in kept.headers
+
+
+async def test_idempotency_key_replays_and_creates_nothing_new(client: Any) -> None:
+    body = {"name": f"Idem {uuid.uuid4().hex[:6]}", "address": "a"}
+    headers = {**ADMIN, "Idempotency-Key": f"k-{uuid.uuid4()}"}
+    first = await client.post("/v1/departments", json=body, headers=headers)
+    second = await client.post("/v1/departments", json=body, headers=headers)
+    assert (first.status, second.status) == (201, 201)
+    assert await first.json() == await second.json()
+    assert second.headers["ETag"] == first.headers["ETag"]
+    assert second.headers["Idempotent-Replayed"] == "true"
+    names = [
+        d["name"] for d in (await (await client.get("/v1/departments?limit=1000")).json())["data"]
+    ]
+    assert names.count(body["name"]) == 1
+    other = await client.post("/v1/departments", json={**body, "address": "b"}, headers=headers)
+    assert other.status == 409
+    bad_key = await client.post(
+        "/v1/departments", json=body, headers={**ADMIN, "Idempotency-Key": "has space"}
+    )
+    assert bad_key.status == 400
+
+
+async def test_concurrent_duplicates_create_once(client: Any) -> None:
+    import asyncio
+
+    body = {"name": f"Race {uuid.uuid4().hex[:6]}", "address": "a"}
+    headers = {**ADMIN, "Idempotency-Key": f"race-{uuid.uuid4()}"}
+    responses = await asyncio.gather(
+        *[client.post("/v1/departments", json=body, headers=headers) for _ in range(5)]
+    )
+    assert [r.status for r in responses] == [201] * 5
+    ids = {(await r.json())["data"]["id"] for r in responses}
+    assert len(ids) == 1
+
+
+async def test_health_ready_metrics_openapi(client: Any) -> None:
+    assert await (await client.get("/health")).json() == {"status": "ok"}
+    ready = await client.get("/ready")
+    assert ready.status == 200
+    assert (await ready.json())["checks"]["database"] == "ok"
+    await client.get("/v1/departments?limit=1")
+    metrics = await (await client.get("/metrics")).text()
+    assert (
+        'http_requests_total{method="GET",route="/v1/departments",service="departments",status="200"}'
+        in metrics
+    )
+    assert "http_request_duration_seconds_bucket" in metrics
+    spec = await (await client.get("/v1/openapi.json")).json()
+    assert spec["openapi"] == "3.1.0"
+    assert spec["servers"] == [{"url": "/api/departments"}]

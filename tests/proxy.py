@@ -1,0 +1,61 @@
+"""A loopback TCP proxy for tests: adds latency, or goes away, in front of a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class TcpProxy:
+    def __init__(self, target_host: str, target_port: int, *, delay: float = 0.0) -> None:
+        self.target = (target_host, target_port)
+        self.delay = delay  # seconds added before each chunk from the server reaches the client
+        self.server: asyncio.Server | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    async def start(self) -> TcpProxy:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening and cut every open connection (the server 'goes down')."""
+        if self.server is not None:
+            self.server.close()
+            for writer in list(self.writers):
+                writer.close()
+            await self.server.wait_closed()
+            self.server = None
+        for task in list(self.tasks):
+            task.cancel()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+        pumps = [
+            asyncio.create_task(self._pump(reader, up_writer, 0.0)),
+            asyncio.create_task(self._pump(up_reader, writer, self.delay)),
+        ]
+        self.tasks.update(pumps)
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for task in pumps:
+            task.cancel()
+            self.tasks.discard(task)
+        for w in (writer, up_writer):
+            w.close()
+            self.writers.discard(w)
+
+    @staticmethod
+    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delay: float) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            while data := await src.read(65536):
+                if delay:
+                    await asyncio.sleep(delay)
+                dst.write(data)
+                await dst.drain()

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-unit migrate-up migrate-down migrate-status \
-	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench
+	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -79,3 +79,12 @@ run: install ## migrate + seed, then every service that exists so far
 bench: install ## every benchmark in bench/ (ratios measured side by side)
 	$(PY) bench/codegen_overhead.py
 	$(PY) bench/row_class.py
+
+swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all)
+	$(PY) -m tools.swag gen $(svc)
+
+swag-check: install ## fail when a committed OpenAPI document differs from the code
+	$(PY) -m tools.swag check
+
+keys: install ## write a development Ed25519 key pair to var/keys (force=1 to replace)
+	$(PY) -m tools.keys --dir var/keys $(if $(force),--force)

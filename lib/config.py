@@ -79,6 +79,25 @@ class ServiceSettings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8080"])
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what load_settings passes in: PrefixedEnvSource already read the environment."""
+        return (init_settings,)
+
+    @field_validator("jwt_public_key_file", "jwt_private_key_file")
+    @classmethod
+    def _key_file(cls, value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"no such file: {value} (make keys writes a development pair)")
+        return value
+
     @field_validator("trusted_proxies", "cors_allow_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
@@ -97,7 +116,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _dsn(cls, value: str) -> str:
-        if value and value.split("://", 1)[0] not in {"postgresql", "postgres", "mysql"}:
+        if value and value.split("://", 1)[0] not in {"postgresql", "postgres", "mysql", "mariadb"}:
             raise ValueError("must start with postgresql:// or mysql://")
         return value
 
@@ -119,9 +138,7 @@ class ServiceSettings(BaseSettings):
 def _key(inline: SecretStr, file: str) -> str:
     if inline.get_secret_value():
         return inline.get_secret_value().replace("\\n", "\n")
-    if file and Path(file).is_file():
-        return Path(file).read_text()
-    return ""
+    return Path(file).read_text() if file else ""
 
 
 S = TypeVar("S", bound=ServiceSettings)

@@ -26,9 +26,17 @@ def _rename_level(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return event
 
 
+_open_files: list[TextIO] = []
+
+
 def configure_logging(service: str, level: str = "INFO", log_file: str = "") -> None:
-    """Idempotent; call once at process start (and in tests that read log lines)."""
-    stream: TextIO = open(log_file, "a", buffering=1) if log_file else sys.stdout  # noqa: SIM115
+    """Call at process start (tests may call it again: the previous log file is closed)."""
+    while _open_files:
+        _open_files.pop().close()
+    stream: TextIO = sys.stdout
+    if log_file:
+        stream = open(log_file, "a", buffering=1)  # noqa: SIM115  (lives until reconfigured)
+        _open_files.append(stream)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -55,7 +63,7 @@ def configure_logging(service: str, level: str = "INFO", log_file: str = "") -> 
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING if level == "DEBUG" else level)
+    root.setLevel(level)
     logging.getLogger("aiohttp.access").disabled = True  # our middleware writes the access log
 
 

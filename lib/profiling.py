@@ -17,6 +17,7 @@ process is `profiling_port(6060, service_index, worker_index)` (DESIGN.md).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import tracemalloc
 import types
@@ -41,12 +42,15 @@ HOST = "127.0.0.1"
 
 Group = Literal["lineno", "filename", "traceback"]
 GROUPS: tuple[Group, ...] = ("lineno", "filename", "traceback")
-# the profiler's own bookkeeping and the import machinery are noise in every report
-NOISE = (
-    tracemalloc.Filter(False, tracemalloc.__file__),
-    tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
-    tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
-    tracemalloc.Filter(False, "<unknown>"),
+# the profiler's own bookkeeping and the import machinery are noise in every report;
+# filtered on the grouped rows (Snapshot.filter_traces costs seconds on a big heap)
+NOISE = frozenset(
+    {
+        tracemalloc.__file__,
+        "<frozen importlib._bootstrap>",
+        "<frozen importlib._bootstrap_external>",
+        "<unknown>",
+    }
 )
 
 
@@ -164,13 +168,13 @@ def _not_tracing() -> web.Response:
     return _problem(409, "CONFLICT", "Conflict", "tracemalloc is not tracing")
 
 
-def _snapshot() -> tracemalloc.Snapshot:
-    return tracemalloc.take_snapshot().filter_traces(NOISE)
+def _noise(trace: tracemalloc.Traceback) -> bool:
+    return trace[-1].filename in NOISE  # the most recent frame made the allocation
 
 
 def _where(trace: tracemalloc.Traceback, group: Group) -> list[str]:
     """Most recent call first; one entry unless grouped by traceback."""
-    frames = list(reversed(trace)) if group == "traceback" else [trace[0]]
+    frames = list(reversed(trace)) if group == "traceback" else [trace[-1]]
     if group == "filename":
         return [frame.filename for frame in frames]
     return [f"{frame.filename}:{frame.lineno}" for frame in frames]
@@ -185,6 +189,37 @@ def _totals() -> dict[str, float]:
     return {"traced_kib": _kib(current), "peak_kib": _kib(peak)}
 
 
+def _top(limit: int, group: Group) -> list[dict[str, Any]]:
+    stats = (s for s in tracemalloc.take_snapshot().statistics(group) if not _noise(s.traceback))
+    return [
+        {"size_kib": _kib(s.size), "count": s.count, "where": _where(s.traceback, group)}
+        for s in itertools.islice(stats, limit)
+    ]
+
+
+def _diff(baseline: tracemalloc.Snapshot, limit: int, group: Group) -> list[dict[str, Any]]:
+    diffs = [
+        d
+        for d in tracemalloc.take_snapshot().compare_to(baseline, group)
+        if not _noise(d.traceback)
+    ]
+    diffs.sort(key=lambda d: (d.size_diff, d.size), reverse=True)
+    return [
+        {
+            "size_kib": _kib(d.size),
+            "size_diff_kib": _kib(d.size_diff),
+            "count": d.count,
+            "count_diff": d.count_diff,
+            "where": _where(d.traceback, group),
+        }
+        for d in diffs[:limit]
+    ]
+
+
+# The reports walk every trace in Python (seconds on a big heap): run them in a thread so
+# the service's event loop keeps getting turns.
+
+
 async def memory_top(request: web.Request) -> web.Response:
     try:
         limit, group = _query(request)
@@ -192,11 +227,7 @@ async def memory_top(request: web.Request) -> web.Response:
         return _bad_query(exc)
     if not tracemalloc.is_tracing():
         return _not_tracing()
-    stats = _snapshot().statistics(group)[:limit]
-    rows = [
-        {"size_kib": _kib(s.size), "count": s.count, "where": _where(s.traceback, group)}
-        for s in stats
-    ]
+    rows = await asyncio.to_thread(_top, limit, group)
     return json_response({"data": rows, "meta": {"group": group, "limit": limit, **_totals()}})
 
 
@@ -204,9 +235,10 @@ async def memory_snapshot(request: web.Request) -> web.Response:
     if not tracemalloc.is_tracing():
         return _not_tracing()
     profiler = request.app[PROFILER]
-    profiler.baseline = _snapshot()
+    baseline = await asyncio.to_thread(tracemalloc.take_snapshot)
+    profiler.baseline = baseline
     profiler.baseline_at = time.time()
-    body = {"traces": len(profiler.baseline.traces), **_totals()}
+    body = {"traces": len(baseline.traces), **_totals()}
     return json_response({"data": body}, status=201)
 
 
@@ -222,18 +254,7 @@ async def memory_diff(request: web.Request) -> web.Response:
         )
     if not tracemalloc.is_tracing():
         return _not_tracing()
-    diffs = _snapshot().compare_to(profiler.baseline, group)
-    diffs.sort(key=lambda d: (d.size_diff, d.size), reverse=True)
-    rows = [
-        {
-            "size_kib": _kib(d.size),
-            "size_diff_kib": _kib(d.size_diff),
-            "count": d.count,
-            "count_diff": d.count_diff,
-            "where": _where(d.traceback, group),
-        }
-        for d in diffs[:limit]
-    ]
+    rows = await asyncio.to_thread(_diff, profiler.baseline, limit, group)
     meta = {
         "group": group,
         "limit": limit,

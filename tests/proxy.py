@@ -39,8 +39,8 @@ class TcpProxy:
             return
         self.writers |= {writer, up_writer}
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer, 0.0)),
-            asyncio.create_task(self._pump(up_reader, writer, self.delay)),
+            asyncio.create_task(self._pump(reader, up_writer, delayed=False)),
+            asyncio.create_task(self._pump(up_reader, writer, delayed=True)),
         ]
         self.tasks.update(pumps)
         await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -51,11 +51,12 @@ class TcpProxy:
             w.close()
             self.writers.discard(w)
 
-    @staticmethod
-    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delay: float) -> None:
+    async def _pump(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, delayed: bool
+    ) -> None:
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             while data := await src.read(65536):
-                if delay:
-                    await asyncio.sleep(delay)
+                if delayed and self.delay:  # read each time: a test may change it mid-way
+                    await asyncio.sleep(self.delay)
                 dst.write(data)
                 await dst.drain()

@@ -53,7 +53,8 @@ class Database(ABC):
     def stats(self) -> PoolStats: ...
 
     @abstractmethod
-    async def close(self) -> None: ...
+    async def close(self, grace: float = 5.0) -> None:
+        """Close gracefully, or terminate the connections after `grace` seconds."""
 
 
 class PgDatabase(Database):
@@ -77,8 +78,11 @@ class PgDatabase(Database):
     def stats(self) -> PoolStats:
         return PoolStats(self.pool.get_size(), self.pool.get_idle_size())
 
-    async def close(self) -> None:
-        await self.pool.close()
+    async def close(self, grace: float = 5.0) -> None:
+        try:
+            await asyncio.wait_for(self.pool.close(), grace)
+        except TimeoutError:
+            self.pool.terminate()
 
 
 class MyDatabase(Database):
@@ -109,9 +113,13 @@ class MyDatabase(Database):
     def stats(self) -> PoolStats:
         return PoolStats(int(self.pool.size), int(self.pool.freesize))
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 5.0) -> None:
         self.pool.close()
-        await self.pool.wait_closed()
+        try:
+            await asyncio.wait_for(self.pool.wait_closed(), grace)
+        except TimeoutError:
+            self.pool.terminate()
+            await self.pool.wait_closed()
 
 
 async def _no_reset(conn: Any) -> None:

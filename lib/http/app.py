@@ -46,7 +46,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     reporter.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await reporter
-    await db.close()
+    await db.close(grace=min(5.0, settings.shutdown_timeout))
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:

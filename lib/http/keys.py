@@ -28,7 +28,8 @@ PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 
 
 def request_id(request: web.Request) -> str:
-    return request[REQUEST_ID] if REQUEST_ID in request else ""
+    value: str = request.get(REQUEST_ID, "")
+    return value
 
 
 def principal_of(request: web.Request) -> Principal | None:

@@ -61,7 +61,7 @@ def parse_list(
         query = model.model_validate(raw)
     except ValidationError as exc:
         raise ValidationFailed("invalid query parameters", errors=field_errors(exc)) from None
-    key = query.orderby or orderby[0]
+    key = orderby[0] if query.orderby is None else query.orderby
     if key not in orderby:
         raise ValidationFailed(
             "invalid query parameters",

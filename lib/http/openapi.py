@@ -100,7 +100,11 @@ class _Builder:
         return {"$ref": f"#/components/schemas/{name}"}
 
     def query_parameters(self, model: type[BaseModel]) -> list[dict[str, Any]]:
-        schema = model.model_json_schema()
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for def_name, definition in schema.pop("$defs", {}).items():
+            if def_name not in self.known:  # enums and nested models become components
+                self.known.add(def_name)
+                self.spec.components.schema(def_name, definition)
         params = []
         for name, prop in schema.get("properties", {}).items():
             prop = dict(prop)
@@ -125,7 +129,7 @@ class _Builder:
                     "name": "If-Match",
                     "in": "header",
                     "required": True,
-                    "schema": {"type": "string", "pattern": r'^(W/)?"\d+"$'},
+                    "schema": {"type": "string", "pattern": r'^(W/)?"[0-9]{1,9}"$'},
                     "description": "The ETag last seen (optimistic concurrency).",
                 }
             )
@@ -135,7 +139,7 @@ class _Builder:
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
                     "description": "Repeating a key within 24 h returns the first response.",
                 }
             )

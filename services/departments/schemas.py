@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
+from lib.http.fields import omit_default, single_line
 from lib.http.listing import ListQuery
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, single_line(100)]
+Address = Annotated[str, single_line(200)]
 
-ORDERBY = ("name", "address", "created_at")
+DepartmentOrderBy = Literal["name", "address", "created_at"]
+ORDERBY: tuple[str, ...] = get_args(DepartmentOrderBy)  # the first is the default
 READ_ONLY = frozenset({"id", "version", "created_at", "updated_at"})
 
 
@@ -23,10 +26,13 @@ class DepartmentCreate(BaseModel):
 
 
 class DepartmentUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Only the fields given change; null is not a value (SkipJsonSchema keeps it out of
+    the document, the validator refuses it)."""
 
-    name: Name | None = None
-    address: Address | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    name: Name | SkipJsonSchema[None] = Field(None, json_schema_extra=omit_default)
+    address: Address | SkipJsonSchema[None] = Field(None, json_schema_extra=omit_default)
 
     @model_validator(mode="after")
     def _something(self) -> DepartmentUpdate:
@@ -37,3 +43,5 @@ class DepartmentUpdate(BaseModel):
 
 class DepartmentListQuery(ListQuery):
     """limit, page, orderby (name | address | created_at; default name), sort."""
+
+    orderby: DepartmentOrderBy | None = Field(None, description="Sort key; default name.")

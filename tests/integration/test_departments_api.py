@@ -116,6 +116,8 @@ async def test_duplicate_name_is_409_and_leaves_no_row(client: Any, departments_
         ({"json": {"address": "b"}}, 400, "VALIDATION_ERROR"),
         ({"json": {"name": 5, "address": "b"}}, 400, "VALIDATION_ERROR"),
         ({"json": ["name"]}, 400, "VALIDATION_ERROR"),
+        ({"json": {"name": "a\u0000b", "address": "b"}}, 400, "VALIDATION_ERROR"),
+        ({"json": {"name": "line\nbreak", "address": "b"}}, 400, "VALIDATION_ERROR"),
         ({"data": b'{"name": "a",', "headers": JSON_CT}, 400, "BAD_REQUEST"),
         ({"data": b"name=a&address=b", "headers": FORM_CT}, 415, "UNSUPPORTED_MEDIA_TYPE"),
         ({"data": b"{}", "headers": {"Content-Type": "text/plain"}}, 415, "UNSUPPORTED_MEDIA_TYPE"),
@@ -145,12 +147,14 @@ async def test_unknown_field_names_the_field(client: Any) -> None:
     assert (await resp.json())["errors"] == [{"field": "colour", "message": "unknown field"}]
 
 
-async def test_patch_needs_a_field(client: Any) -> None:
+@pytest.mark.parametrize("body", [{}, {"name": None}, {"name": None, "address": None}])
+async def test_patch_needs_a_field(client: Any, body: dict[str, Any]) -> None:
     made = await create(client, f"Empty {uuid.uuid4().hex[:6]}")
     resp = await client.patch(
-        f"/v1/departments/{made['id']}", json={}, headers={**ADMIN, "If-Match": '"1"'}
+        f"/v1/departments/{made['id']}", json=body, headers={**ADMIN, "If-Match": '"1"'}
     )
     assert resp.status == 400
+    assert (await (await client.get(f"/v1/departments/{made['id']}")).json())["data"] == made
 
 
 async def test_malformed_id_is_400(client: Any) -> None:

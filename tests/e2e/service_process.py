@@ -1,0 +1,59 @@
+"""A service started as a real process (python -m services.<svc>) for e2e tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from tests.proxy import TcpProxy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def through(dsn: str, proxy: TcpProxy) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(
+        (parts.scheme, f"{parts.username}@127.0.0.1:{proxy.port}", parts.path, "", "")
+    )
+
+
+class Service:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = int(env["DEPARTMENTS_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.departments"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+
+    async def wait_healthy(self) -> None:
+        timeout = 20.0
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"service exited: {self.log.read_text()}")
+                try:
+                    async with http.get(f"{self.url}/health") as resp:
+                        if resp.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"service not healthy in {timeout}s: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

@@ -72,13 +72,16 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/mysql
 	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/mysql
 
-run: install ## migrate + seed, then every service that exists so far
+run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all)
+	@test -f var/keys/jwt_public.pem || $(PY) -m tools.keys --dir var/keys
 	$(PY) -m tools.seed
-	@echo "no HTTP service has landed yet (see README: status); the databases are migrated and seeded"
+	JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
+	  $(VENV)/bin/honcho start -f Procfile
 
-bench: install ## every benchmark in bench/ (ratios measured side by side)
+bench: install ## every benchmark in bench/ (ratios measured side by side; needs wrk)
 	$(PY) bench/codegen_overhead.py
 	$(PY) bench/row_class.py
+	$(PY) bench/http_list.py
 
 swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all)
 	$(PY) -m tools.swag gen $(svc)

@@ -30,7 +30,10 @@ CleanupCtx = Callable[[web.Application], Any]
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = await connect(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        reset=settings.db_pool_reset,
     )
     app[DB] = db
 

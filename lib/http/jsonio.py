@@ -18,10 +18,10 @@ OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
 def _default(value: Any) -> Any:
+    if isinstance(value, UUID):  # asyncpg's UUID is not uuid.UUID for orjson; most common
+        return str(value)
     if isinstance(value, Decimal):
         return format(value, "f")  # never exponent form: Decimal('1E-8') -> "0.00000001"
-    if isinstance(value, UUID):  # asyncpg's UUID is not uuid.UUID for orjson
-        return str(value)
     if isinstance(value, set | frozenset):
         return sorted(value)
     if hasattr(value, "model_dump"):

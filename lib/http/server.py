@@ -9,6 +9,7 @@ set before they exist.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import multiprocessing
 import os
@@ -38,6 +39,7 @@ def serve(factory_path: str, settings: ServiceSettings) -> None:
     """One worker: build the app and serve it until SIGTERM/SIGINT."""
     configure_logging(settings.service, settings.log_level, settings.log_file)
     app = _factory(factory_path)(settings)
+    app.on_startup.append(_freeze_gc)
     web.run_app(
         app,
         host=settings.host,
@@ -48,6 +50,13 @@ def serve(factory_path: str, settings: ServiceSettings) -> None:
         print=None,
         loop=uvloop.new_event_loop(),
     )
+
+
+async def _freeze_gc(_: web.Application) -> None:
+    """Move start-up objects out of the collector's sight: fewer, shorter GC pauses under
+    load (the p99 tail)."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_service(service: str, settings_cls: type[ServiceSettings], factory_path: str) -> None:

@@ -1,0 +1,75 @@
+"""The two comparison servers of bench/http_list.py, each a separate process.
+
+`reference`: a minimal hand-written aiohttp + asyncpg handler running the same SQL and
+returning the same JSON as GET /v1/departments?limit=50 (no middleware, no validation).
+`bare`: aiohttp returning fixed bytes (the framework ceiling).
+Run: python bench/http_reference.py {reference,bare} PORT DSN
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import asyncpg
+import orjson
+import uvloop
+from aiohttp import web
+
+COUNT = "SELECT count(*) AS total FROM departments"
+PAGE = (
+    "SELECT id, name, address, version, created_at, updated_at FROM departments "
+    "ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1"
+)
+
+
+def default(value: Any) -> str:
+    return str(value)
+
+
+def reference_app(dsn: str) -> web.Application:
+    app = web.Application()
+    pool_key = web.AppKey("pool", asyncpg.Pool)
+
+    async def pool_ctx(app: web.Application) -> Any:
+        app[pool_key] = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
+        yield
+        await app[pool_key].close()
+
+    async def handler(request: web.Request) -> web.Response:
+        limit = int(request.query.get("limit", "100"))
+        async with app[pool_key].acquire() as conn:
+            total = await conn.fetchval(COUNT)
+            rows = await conn.fetch(PAGE, 0, limit)
+        body = {
+            "data": [dict(r) for r in rows],
+            "meta": {"total": total, "limit": limit, "page": 1},
+        }
+        return web.Response(
+            body=orjson.dumps(body, default=default, option=orjson.OPT_UTC_Z),
+            content_type="application/json",
+        )
+
+    app.cleanup_ctx.append(pool_ctx)
+    app.router.add_get("/v1/departments", handler)
+    return app
+
+
+def bare_app(body: bytes) -> web.Application:
+    async def handler(_: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/v1/departments", handler)
+    return app
+
+
+def main() -> None:
+    kind, port, dsn = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    app = reference_app(dsn) if kind == "reference" else bare_app(sys.stdin.buffer.read())
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None,
+                loop=uvloop.new_event_loop())  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 import tracemalloc
 import types
@@ -64,6 +65,18 @@ def profiling_port(base: int, service_index: int, worker_index: int) -> int:
     if not 1 <= port <= 65535:
         raise ValueError(f"profiling port {port} is out of range")
     return port
+
+
+SERVICE_INDEX = {"departments": 1, "users": 2, "catalog": 3, "orders": 4, "chat": 5, "points": 6}
+
+
+def port_for(service: str, configured: int = 0) -> int:
+    """PROFILING_PORT when set, else DESIGN.md's 6060 + service index x 10 + worker index
+    (FIXUP_WORKER_INDEX, set by lib.http.server for each worker)."""
+    if configured:
+        return configured
+    worker = int(os.environ.get("FIXUP_WORKER_INDEX", "0"))
+    return profiling_port(6060, SERVICE_INDEX.get(service, 9), worker)
 
 
 @dataclass

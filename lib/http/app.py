@@ -19,6 +19,7 @@ from lib.http.health import add_common_routes
 from lib.http.keys import AUTH, DB, LIMITS, REDIS, SETTINGS
 from lib.logging import get_logger
 from lib.metrics import DB_POOL
+from lib.profiling import port_for, profiling_ctx
 from lib.resilience.ratelimit import make_rate_limiter
 
 log = get_logger("lib.http")
@@ -108,6 +109,8 @@ def create_app(
         app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(limits_ctx)
+    if settings.profiling_enabled:  # opt-in, loopback only
+        app.cleanup_ctx.append(profiling_ctx(port_for(settings.service, settings.profiling_port)))
     app.cleanup_ctx.extend(cleanup)
     add_common_routes(app, settings.service, title, version)
     app.add_routes(routes)

@@ -71,7 +71,8 @@ def run_service(service: str, settings_cls: type[ServiceSettings], factory_path:
         context.Process(target=serve, args=(factory_path, settings), name=f"{service}-{i}")
         for i in range(settings.workers)
     ]
-    for worker in workers:
+    for index, worker in enumerate(workers):
+        os.environ["FIXUP_WORKER_INDEX"] = str(index)  # the spawned child inherits it
         worker.start()
 
     def forward(signum: int, _: Any) -> None:

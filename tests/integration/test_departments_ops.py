@@ -90,3 +90,23 @@ async def test_every_log_line_of_a_request_carries_its_id(
     assert isinstance(first["duration_ms"], float)
     second = next(line for line in mine if line["request_id"] == "trace-me-2")
     assert (second["route"], second["status"]) == ("/v1/departments/{id}", 400)
+
+
+async def test_profiling_is_opt_in_on_its_own_port(
+    aiohttp_client: Any, departments_dsn: str
+) -> None:
+    from tests.servers import free_port
+
+    port = free_port()
+    settings = settings_for(departments_dsn, profiling_enabled=True, profiling_port=port)
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/debug/memory/top")).status == 404  # not on the API port
+    async with client.session.get(f"http://127.0.0.1:{port}/debug/memory/top?limit=3") as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    assert 1 <= len(body["data"]) <= 3
+    assert body["meta"]["limit"] == 3
+    async with client.session.get(f"http://127.0.0.1:{port}/debug/tasks") as resp:
+        assert resp.status == 200
+    off = await aiohttp_client(create_app(settings_for(departments_dsn)))
+    assert (await off.get("/health")).status == 200  # and nothing listens unless enabled

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-unit migrate-up migrate-down migrate-status \
-	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys
+	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -75,6 +75,8 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all)
 	@test -f var/keys/jwt_public.pem || $(PY) -m tools.keys --dir var/keys
 	$(PY) -m tools.seed
+	@$(PY) -m tools.nginx ensure
+	@$(PY) -m tools.swag_config || echo "note: /docs/ needs: make swag-config"
 	JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  $(VENV)/bin/honcho start -f Procfile
 
@@ -86,8 +88,25 @@ bench: install ## every benchmark in bench/ (ratios measured side by side; needs
 swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all)
 	$(PY) -m tools.swag gen $(svc)
 
-swag-check: install ## fail when a committed OpenAPI document differs from the code
+swag-check: install ## fail when a committed OpenAPI document (or nginx/compose) is stale
 	$(PY) -m tools.swag check
+	$(PY) -m tools.nginx check
 
 keys: install ## write a development Ed25519 key pair to var/keys (force=1 to replace)
 	$(PY) -m tools.keys --dir var/keys $(if $(force),--force)
+
+nginx-conf: install ## render nginx/ into var/nginx and check it with nginx -t
+	$(PY) -m tools.nginx test
+
+nginx-compose: install ## regenerate nginx/compose/ (static copy for Docker Compose)
+	$(PY) -m tools.nginx compose
+
+tools/swagger/node_modules/.package-lock.json: tools/swagger/package-lock.json
+	cd tools/swagger && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund
+
+swag-config: install tools/swagger/node_modules/.package-lock.json ## Swagger UI for /docs/ (lists docs/openapi/*.json)
+	$(PY) -m tools.swag_config
+
+dev: install ## one service with hot reload: svc=X
+	@test -n "$(svc)" || { echo "usage: make dev svc=<departments|users|catalog|orders|chat|points>"; exit 2; }
+	$(VENV)/bin/watchfiles --filter python --target-type command '$(PY) -m services.$(svc)' lib services/$(svc)

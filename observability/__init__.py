@@ -1,0 +1,1 @@
+"""Observability: Prometheus, Grafana and ELK configuration, and the NGINX exporter."""

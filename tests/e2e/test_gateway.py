@@ -1,0 +1,482 @@
+"""NGINX in front of the departments service, with the access-log exporter, all real processes.
+
+Through NGINX == direct; the request-id rule at the edge and in both logs; the JSON access
+log; the exporter's counters per route template, across log rotation, with malformed
+lines; stub_status; a down upstream -> problem+json; headers, WebSocket and body limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.e2e.gateway_stack import (
+    Stack,
+    delta,
+    requests_by_path,
+    running_stack,
+    value,
+    wait_until,
+)
+
+DEPARTMENTS = "/api/departments"
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+ACCESS_FIELDS = {
+    "time",
+    "request_id",
+    "remote_addr",
+    "method",
+    "uri",
+    "status",
+    "body_bytes_sent",
+    "request_time",
+    "upstream_response_time",
+    "upstream_addr",
+    "service",
+}
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    migrated_db: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    tmp = tmp_path_factory.mktemp("gateway")
+    docs = tmp / "docs"
+    docs.mkdir()
+    async with running_stack(tmp, migrated_db("departments"), docs) as running:
+        yield running
+
+
+async def fetch(
+    method: str, url: str, headers: dict[str, str] | None = None, data: bytes | None = None
+) -> tuple[int, dict[str, str], Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, url, headers=headers or {}, data=data) as resp,
+    ):
+        raw = await resp.read()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        return resp.status, dict(resp.headers), body
+
+
+def access_lines(stack: Stack) -> list[dict[str, Any]]:
+    text = stack.gateway.access_log.read_text() if stack.gateway.access_log.exists() else ""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+async def logged(stack: Stack, request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The NGINX access-log line and the service's request log line of one request id."""
+    found: dict[str, dict[str, Any]] = {}
+
+    async def both() -> bool:
+        for line in access_lines(stack):
+            if line["request_id"] == request_id:
+                found["nginx"] = line
+        for raw in stack.service.log.read_text().splitlines():
+            if request_id in raw and '"event":"request"' in raw:
+                found["service"] = json.loads(raw)
+        return len(found) == 2
+
+    await wait_until(both, f"request {request_id} in both logs")
+    return found["nginx"], found["service"]
+
+
+def test_rendered_config_passes_nginx_t(stack: Stack) -> None:
+    result = stack.gateway.tool("test")
+    assert result.returncode == 0, result.stderr
+    assert "is valid" in result.stdout
+    rendered = (stack.gateway.runtime / "conf" / "nginx.conf").read_text()
+    assert "${" not in rendered
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/departments",
+        "/v1/departments?orderby=address&sort=desc&limit=2",
+        "/v1/departments/{id}",
+        f"/v1/departments/{uuid.uuid4()}",  # 404
+        "/v1/departments/not-a-uuid",  # 400 or 404: whatever the service says
+        "/v1/departments?limit=0",  # 400
+        "/v1/departments?nope=1",  # 400
+        "/v1/openapi.json",
+        "/health",
+    ],
+)
+async def test_through_nginx_equals_direct(stack: Stack, path: str) -> None:
+    path = path.replace("{id}", stack.department_ids[0])
+    rid = f"same.{uuid.uuid4().hex}"  # the same id both ways: problem bodies carry it
+    direct = await fetch("GET", stack.service.url + path, {"X-Request-ID": rid})
+    proxied = await fetch("GET", stack.gateway.url + DEPARTMENTS + path, {"X-Request-ID": rid})
+    assert proxied[0] == direct[0]
+    assert proxied[2] == direct[2]
+    for header in ("Content-Type", "ETag", "X-Request-ID"):
+        assert proxied[1].get(header) == direct[1].get(header), header
+    assert proxied[1]["X-Request-ID"] == rid
+
+
+async def test_status_codes_cover_success_and_errors(stack: Stack) -> None:
+    codes = {
+        (await fetch("GET", f"{stack.gateway.url}{DEPARTMENTS}{path}"))[0]
+        for path in (
+            "/v1/departments",
+            f"/v1/departments/{uuid.uuid4()}",
+            "/v1/departments?limit=0",
+        )
+    }
+    assert codes == {200, 404, 400}
+
+
+async def test_valid_request_id_is_kept_end_to_end(stack: Stack) -> None:
+    rid = f"client:{uuid.uuid4().hex}.A-1"
+    status, headers, _ = await fetch(
+        "GET", f"{stack.gateway.url}{DEPARTMENTS}/v1/departments", {"X-Request-ID": rid}
+    )
+    assert status == 200
+    assert headers["X-Request-ID"] == rid
+    assert headers.get("X-Request-ID") == rid
+    assert list(headers).count("X-Request-ID") == 1
+    edge, service = await logged(stack, rid)
+    assert edge["status"] == 200
+    assert edge["service"] == "departments"
+    assert service["request_id"] == rid
+    assert service["route"] == "/v1/departments"
+
+
+@pytest.mark.parametrize(
+    "incoming",
+    ["has space", "x" * 129, "semi;colon", "ünïcode", ""],
+    ids=["space", "too-long", "semicolon", "non-ascii", "empty"],
+)
+async def test_invalid_request_id_is_replaced_and_shared(stack: Stack, incoming: str) -> None:
+    headers = {"X-Request-ID": incoming} if incoming else {}
+    if incoming == "ünïcode":
+        headers = {"X-Request-ID": incoming.encode().decode("latin-1")}
+    status, response_headers, _ = await fetch(
+        "GET", f"{stack.gateway.url}{DEPARTMENTS}/v1/departments?limit=1", headers
+    )
+    assert status == 200
+    rid = response_headers["X-Request-ID"]
+    assert rid != incoming
+    assert HEX32.match(rid), rid
+    edge, service = await logged(stack, rid)  # NGINX's new id is the one the service used
+    assert edge["request_id"] == service["request_id"] == rid
+
+
+async def test_nginx_overrides_client_ip_headers(stack: Stack) -> None:
+    """X-Real-IP is NGINX's peer: a client cannot spoof the rate limiter's key through it."""
+    rid = f"ip.{uuid.uuid4().hex}"
+    spoof = {"X-Request-ID": rid, "X-Real-IP": "203.0.113.9"}
+    await fetch("GET", f"{stack.gateway.url}{DEPARTMENTS}/v1/departments?limit=1", spoof)
+    _, service = await logged(stack, rid)
+    assert service["client_ip"] == "127.0.0.1"
+
+
+async def test_headers_and_prefix_reach_the_upstream(stack: Stack) -> None:
+    status, _, body = await fetch(
+        "GET",
+        f"{stack.gateway.url}/api/catalog/v1/services/42?a=1&b=x%20y",
+        {"X-Request-ID": "hdr.1", "X-Forwarded-For": "198.51.100.7"},
+    )
+    assert status == 200
+    assert body["path"] == "/v1/services/42"  # /api/catalog stripped
+    assert body["query"] == "a=1&b=x%20y"
+    sent = body["headers"]
+    assert sent["x-request-id"] == "hdr.1"
+    assert sent["x-real-ip"] == "127.0.0.1"
+    assert sent["x-forwarded-for"] == "198.51.100.7, 127.0.0.1"
+    assert sent["x-forwarded-proto"] == "http"
+    assert sent.get("connection", "") == ""  # keepalive to the upstream, no "close"
+    assert "upgrade" not in sent
+
+
+async def test_chat_websocket_upgrades_through_nginx(stack: Stack) -> None:
+    url = f"{stack.gateway.url.replace('http', 'ws')}/api/chat/v1/conversations/{uuid.uuid4()}/ws"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        for text in ("one", "two"):
+            await ws.send_str(text)
+            reply = await ws.receive(timeout=5)
+            assert reply.data == f"echo:{text}"
+
+    async def logged_101() -> bool:
+        return any(
+            line["status"] == 101 and line["uri"] == url.split(str(stack.gateway.port), 1)[1]
+            for line in access_lines(stack)
+        )
+
+    await wait_until(logged_101, "the WebSocket (101) in the access log")
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+@pytest.mark.parametrize("service", ["users", "orders"])
+async def test_down_upstream_gives_problem_json(stack: Stack, service: str) -> None:
+    status, headers, body = await fetch(
+        "GET", f"{stack.gateway.url}/api/{service}/v1/{service}", {"X-Request-ID": "down.1"}
+    )
+    assert status == 503
+    assert headers["Content-Type"] == "application/problem+json"
+    assert headers["Retry-After"] == "5"
+    assert headers["X-Request-ID"] == "down.1"
+    assert body == {
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "the upstream service is unavailable",
+        "code": "SERVICE_UNAVAILABLE",
+        "request_id": "down.1",
+    }
+    # nginx itself is fine: the next request to a live service still works
+    assert (await fetch("GET", f"{stack.gateway.url}{DEPARTMENTS}/health"))[0] == 200
+
+
+async def test_chat_replica_down_is_skipped(stack: Stack) -> None:
+    """chat's second replica refuses connections: every request still lands on the first."""
+    for _ in range(6):
+        status, _, body = await fetch("GET", f"{stack.gateway.url}/api/chat/v1/conversations")
+        assert status == 200
+        assert body["path"] == "/v1/conversations"
+
+
+async def test_unknown_route_is_problem_json(stack: Stack) -> None:
+    for path in ("/api/nope/v1/x", "/", "/api/departments"):
+        status, headers, body = await fetch("GET", stack.gateway.url + path)
+        assert status == 404, path
+        assert headers["Content-Type"] == "application/problem+json"
+        assert body["code"] == "NOT_FOUND"
+        assert body["request_id"] == headers["X-Request-ID"]
+
+
+async def test_body_limits(stack: Stack) -> None:
+    big = b"x" * (2 * 1024 * 1024)
+    status, headers, body = await fetch(
+        "POST",
+        f"{stack.gateway.url}{DEPARTMENTS}/v1/departments",
+        {"Content-Type": "application/json"},
+        big,
+    )
+    assert status == 413
+    assert body["code"] == "PAYLOAD_TOO_LARGE"
+    assert headers["Content-Type"] == "application/problem+json"
+    # the picture upload allows 6m: 5 MiB passes NGINX (users is down here -> 503, not 413)
+    picture = b"x" * (5 * 1024 * 1024)
+    path = f"/api/users/v1/users/{uuid.uuid4()}/picture"
+    status, _, _ = await fetch("PUT", stack.gateway.url + path, {}, picture)
+    assert status == 503
+    status, _, _ = await fetch("PUT", stack.gateway.url + path, {}, b"x" * (7 * 1024 * 1024))
+    assert status == 413
+
+
+async def test_access_log_has_every_field(stack: Stack) -> None:
+    rid = f"fields.{uuid.uuid4().hex}"
+    await fetch(
+        "GET", f"{stack.gateway.url}{DEPARTMENTS}/v1/departments?limit=1", {"X-Request-ID": rid}
+    )
+    edge, _ = await logged(stack, rid)
+    assert set(edge) >= ACCESS_FIELDS
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$", edge["time"])
+    assert edge["remote_addr"] == "127.0.0.1"
+    assert edge["method"] == "GET"
+    assert edge["uri"] == f"{DEPARTMENTS}/v1/departments?limit=1"
+    assert edge["status"] == 200
+    assert isinstance(edge["body_bytes_sent"], int)
+    assert edge["body_bytes_sent"] > 0
+    assert isinstance(edge["request_time"], float)
+    assert float(edge["upstream_response_time"]) >= 0.0
+    assert edge["upstream_addr"] == f"127.0.0.1:{stack.service.port}"
+    assert edge["service"] == "departments"
+
+
+async def test_access_log_escapes_json(stack: Stack) -> None:
+    agent = 'quote" back\\slash {"json": 1}'
+    await fetch(
+        "GET", f"{stack.gateway.url}/api/nope?q=%22", {"User-Agent": agent, "X-Request-ID": "esc.1"}
+    )
+
+    async def present() -> bool:
+        return any(line["request_id"] == "esc.1" for line in access_lines(stack))
+
+    await wait_until(present, "the escaped line")  # json.loads of every line succeeded
+    line = next(line for line in access_lines(stack) if line["request_id"] == "esc.1")
+    assert line["http_user_agent"] == agent
+
+
+Counts = dict[tuple[str, str, str], float]
+
+
+async def _counts_after(stack: Stack, before: Counts, total: int) -> Counts:
+    found: dict[str, Counts] = {}
+
+    async def caught_up() -> bool:
+        found["delta"] = delta(requests_by_path(await stack.exporter.samples()), before)
+        return sum(found["delta"].values()) >= total
+
+    await wait_until(caught_up, f"{total} requests counted by the exporter")
+    return found["delta"]
+
+
+async def test_exporter_counts_requests_per_route_template(stack: Stack) -> None:
+    before = requests_by_path(await stack.exporter.samples())
+    base = stack.gateway.url
+    sent = [
+        ("GET", f"{DEPARTMENTS}/v1/departments"),
+        ("GET", f"{DEPARTMENTS}/v1/departments?limit=1"),
+        ("GET", f"{DEPARTMENTS}/v1/departments?limit=0"),  # 400
+        *[("GET", f"{DEPARTMENTS}/v1/departments/{i}") for i in stack.department_ids],
+        ("GET", f"{DEPARTMENTS}/v1/departments/{uuid.uuid4()}"),  # 404
+        ("GET", f"{DEPARTMENTS}/v1/departments/12345"),  # numeric id -> {id}
+        ("GET", f"{DEPARTMENTS}/health"),
+        ("GET", "/api/users/v1/users/me?x=1"),  # 503, still templated
+        ("GET", "/api/nope/anything"),
+        ("GET", f"{DEPARTMENTS}/v1/departments/a/b/c"),
+        ("GET", "/docs/index.html"),
+    ]
+    statuses = [(await fetch(method, base + path))[0] for method, path in sent]
+    counts = await _counts_after(stack, before, len(sent))
+    ids = f"{DEPARTMENTS}/v1/departments/{{id}}"
+    expected: dict[tuple[str, str, str], float] = {}
+    labels = [
+        f"{DEPARTMENTS}/v1/departments",
+        f"{DEPARTMENTS}/v1/departments",
+        f"{DEPARTMENTS}/v1/departments",
+        *[ids for _ in stack.department_ids],
+        ids,
+        ids,
+        f"{DEPARTMENTS}/health",
+        "/api/users/v1/users/{id}",
+        "other",
+        "other",
+        "/docs/",
+    ]
+    for label, status in zip(labels, statuses, strict=True):
+        key = (label, "GET", str(status))
+        expected[key] = expected.get(key, 0.0) + 1
+    assert counts == expected
+    assert statuses[:4] == [200, 200, 400, 200]
+    samples = await stack.exporter.samples()
+    labelled = {dict(labels).get("path") for (_, labels) in samples}
+    assert not any(str(i) in str(labelled) for i in stack.department_ids)  # no raw ids
+    count = value(
+        samples,
+        "nginx_http_request_duration_seconds_count",
+        status_code="200",
+        method="GET",
+        path=ids,
+    )
+    assert count >= len(stack.department_ids)
+    size = value(samples, "nginx_size_bytes_total", status_code="200", method="GET", path=ids)
+    assert size > 0
+
+
+async def test_exporter_follows_rename_and_truncate(stack: Stack) -> None:
+    url = f"{stack.gateway.url}{DEPARTMENTS}/v1/departments?limit=1"
+    label = (f"{DEPARTMENTS}/v1/departments", "GET", "200")
+    log = stack.gateway.access_log
+
+    async def send(n: int) -> None:
+        before = requests_by_path(await stack.exporter.samples())
+        for _ in range(n):
+            assert (await fetch("GET", url))[0] == 200
+        counts = await _counts_after(stack, before, n)
+        assert counts == {label: float(n)}
+
+    reopened = await stack.exporter.samples()
+    renames = value(reopened, "nginx_exporter_log_reopened_total", reason="rename")
+    truncates = value(reopened, "nginx_exporter_log_reopened_total", reason="truncate")
+    await send(2)
+    # logrotate's default: rename, then tell nginx to reopen (a new file appears)
+    rotated = log.with_name("access.log.1")
+    log.rename(rotated)
+    await send(2)  # still written to the renamed file until the reopen: still counted
+    stack.gateway.reopen_logs()
+    await wait_until(lambda: _true(log.exists()), "nginx reopened access.log")
+    await send(3)
+    assert log.exists()
+    assert rotated.exists()
+    # copytruncate-style: the same file emptied in place
+    await asyncio.sleep(0.2)
+    log.write_bytes(b"")
+    await send(2)
+    rotated.unlink()
+    samples = await stack.exporter.samples()
+    assert value(samples, "nginx_exporter_log_reopened_total", reason="rename") == renames + 1
+    assert value(samples, "nginx_exporter_log_reopened_total", reason="truncate") == truncates + 1
+
+
+async def test_malformed_lines_are_counted_not_fatal(stack: Stack) -> None:
+    before = await stack.exporter.samples()
+    errors = value(before, "nginx_exporter_parse_errors_total")
+    text_line = (
+        '127.0.0.1 - - [21/Nov/2026:12:00:00 +0000] "GET /api/departments/v1/departments/'
+        f'{uuid.uuid4()}?x=1 HTTP/1.1" 404 120 "-" "curl/8" 0.003\n'
+    )
+    garbage = [
+        "not a log line at all\n",
+        '{"method": "GET"}\n',  # JSON without the required fields
+        '{"broken json\n',
+        '{"method":"GET","uri":"/x","status":"abc","body_bytes_sent":1}\n',
+        "\x00\xff binary\n",
+    ]
+    with stack.gateway.access_log.open("a") as handle:
+        handle.writelines([*garbage, text_line])
+
+    async def counted() -> bool:
+        samples = await stack.exporter.samples()
+        return value(samples, "nginx_exporter_parse_errors_total") >= errors + len(garbage)
+
+    await wait_until(counted, "the malformed lines counted")
+    after = await stack.exporter.samples()
+    assert value(after, "nginx_exporter_parse_errors_total") == errors + len(garbage)
+    key = ("nginx_http_requests_total", f"{DEPARTMENTS}/v1/departments/{{id}}", "404")
+    before_404 = value(before, key[0], status_code="404", method="GET", path=key[1])
+    after_404 = value(after, key[0], status_code="404", method="GET", path=key[1])
+    assert after_404 == before_404 + 1  # the combined text line was parsed
+    # still alive and counting
+    assert (await fetch("GET", f"{stack.gateway.url}{DEPARTMENTS}/health"))[0] == 200
+    assert stack.exporter.proc.poll() is None
+
+
+async def test_stub_status_gauges_are_real(stack: Stack) -> None:
+    async with aiohttp.ClientSession() as http:
+        # hold one idle keep-alive connection open: nginx counts it as waiting
+        async with http.get(f"{stack.gateway.url}{DEPARTMENTS}/health") as resp:
+            await resp.read()
+        samples = await stack.exporter.samples()
+    assert value(samples, "nginx_up") == 1.0
+    accepted = value(samples, "nginx_connections_accepted_total")
+    handled = value(samples, "nginx_connections_handled_total")
+    requests = value(samples, "nginx_http_requests_stub_total")
+    assert accepted >= 1
+    assert handled == accepted
+    assert requests >= accepted
+    assert value(samples, "nginx_connections_active") >= 1
+    assert value(samples, "nginx_connections_writing") >= 1  # the exporter's own scrape
+    for name in ("reading", "waiting"):
+        assert (
+            "nginx_connections_" + name,
+            frozenset(),
+        ) in samples
+    # the numbers move with traffic
+    for _ in range(3):
+        await fetch("GET", f"{stack.gateway.url}{DEPARTMENTS}/health")
+    later = await stack.exporter.samples()
+    assert value(later, "nginx_http_requests_stub_total") >= requests + 3
+
+
+async def test_docs_serve_the_committed_openapi_documents(stack: Stack) -> None:
+    status, headers, body = await fetch("GET", f"{stack.gateway.url}/docs/openapi/departments.json")
+    assert status == 200
+    assert headers["Content-Type"] == "application/json"
+    assert body["servers"] == [{"url": DEPARTMENTS}]  # "try it out" goes through NGINX

@@ -1,0 +1,77 @@
+"""nginx/ templates and tools/nginx.py without running nginx (nginx -t: tests/e2e)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tools import nginx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_placeholder_is_filled(tmp_path: Path) -> None:
+    layout = nginx.Layout(runtime=tmp_path / "rt", access_log=tmp_path / "log" / "access.log")
+    conf = nginx.render(layout)
+    assert conf == tmp_path / "rt" / "conf" / "nginx.conf"
+    for path in (tmp_path / "rt" / "conf").rglob("*.conf"):
+        assert not nginx.PLACEHOLDER.search(path.read_text()), path
+    assert (tmp_path / "rt" / "tmp").is_dir()
+    assert (tmp_path / "log").is_dir()
+
+
+def test_unknown_placeholder_is_an_error() -> None:
+    with pytest.raises(nginx.RenderError, match="NOPE"):
+        nginx.fill("listen ${NOPE};", {}, "x.conf")
+    assert nginx.fill("set $a $b; ${A}", {"A": "1"}, "x") == "set $a $b; 1"
+
+
+def test_upstream_arguments() -> None:
+    parsed = nginx.parse_upstreams(["chat=127.0.0.1:8105,127.0.0.1:8106", "users=h:1"])
+    assert parsed == {"chat": ["127.0.0.1:8105", "127.0.0.1:8106"], "users": ["h:1"]}
+    for bad in ("chat", "nope=1:2", "chat="):
+        with pytest.raises(nginx.RenderError):
+            nginx.parse_upstreams([bad])
+    files = nginx.render_files(nginx.Layout(upstreams=parsed))
+    upstreams = files["conf.d/20-upstreams.conf"]
+    assert "server 127.0.0.1:8105 max_fails=1" in upstreams
+    assert "server 127.0.0.1:8106 max_fails=1" in upstreams
+
+
+def test_default_ports_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERS_PORT", "9999")
+    files = nginx.render_files(nginx.Layout())
+    assert "server 127.0.0.1:9999 " in files["conf.d/20-upstreams.conf"]
+    assert "server 127.0.0.1:8101 " in files["conf.d/20-upstreams.conf"]
+
+
+def test_every_http_service_has_an_upstream_and_a_location() -> None:
+    files = nginx.render_files(nginx.Layout())
+    upstreams = set(re.findall(r"^upstream (\w+) \{", files["conf.d/20-upstreams.conf"], re.M))
+    locations = set(re.findall(r"location /api/(\w+)/ \{", files["conf.d/30-gateway.conf"]))
+    passes = set(re.findall(r"proxy_pass http://(\w+)/?;", files["conf.d/30-gateway.conf"]))
+    assert upstreams == locations == passes == set(nginx.HTTP_SERVICES)
+
+
+def test_the_procfile_services_are_behind_the_gateway() -> None:
+    """Cross-check: every HTTP service the Procfile starts has an upstream (DESIGN.md)."""
+    procfile = (ROOT / "Procfile").read_text()
+    started = set(re.findall(r"-m services\.(\w+)", procfile))
+    assert started - {"points"} <= set(nginx.HTTP_SERVICES)
+
+
+def test_compose_copy_is_fresh() -> None:
+    assert nginx.main(["check"]) == 0, "run: python -m tools.nginx compose"
+
+
+def test_missing_nginx_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(nginx, "nginx_binary", lambda: None)
+    code = nginx.main(
+        ["test", "--runtime", str(tmp_path / "rt"), "--access-log", str(tmp_path / "a.log")]
+    )
+    assert code == 2
+    assert "apt-get install -y nginx" in capsys.readouterr().err

@@ -1,0 +1,357 @@
+"""The gateway as a local process: `python -m tools.nginx {render,test,run,compose,check,ensure}`.
+
+nginx/ holds TEMPLATES (nginx.conf, conf.d/*.conf, snippets/*.conf) in which `${NAME}`
+marks what differs between a local run, the tests and Docker Compose: listen addresses,
+upstream servers, file paths. `render` fills them into a runtime directory
+(default var/nginx/: conf/, nginx.pid, tmp/), `test` runs `nginx -t` on the result, `run`
+execs `nginx -g 'daemon off;'` (so Ctrl-C / honcho's SIGTERM reach nginx itself), and
+`compose` writes the static variant for Docker Compose to nginx/compose/ (`check` fails
+when that committed copy is stale). nginx's own `$variables` are never touched.
+
+Upstream addresses: `--upstream users=127.0.0.1:8102,127.0.0.1:8112` (replicas separated
+by commas), else `<SVC>_PORT` from the environment, else the ports of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "nginx"
+COMPOSE_DIR = TEMPLATES / "compose"
+RUNTIME = ROOT / "var" / "nginx"
+LOG_DIR = ROOT / "var" / "log" / "nginx"
+DOCS_ROOT = ROOT / "var" / "docs"
+OPENAPI_DIR = ROOT / "docs" / "openapi"
+
+# service -> default ports (DESIGN.md "Ports and settings"); chat runs two replicas only in
+# tests and benchmarks, so one by default
+HTTP_SERVICES: dict[str, tuple[int, ...]] = {
+    "departments": (8101,),
+    "users": (8102,),
+    "catalog": (8103,),
+    "orders": (8104,),
+    "chat": (8105,),
+}
+POINTS_GRPC = 50051
+POINTS_METRICS = 9105
+LISTEN = "127.0.0.1:8080"
+STATUS_LISTEN = "127.0.0.1:8088"
+PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+INSTALL_HINT = (
+    "nginx is not installed: `apt-get install -y nginx` (Debian/Ubuntu, as root), "
+    "or `brew install nginx`; the services still answer on their own ports"
+)
+
+
+class RenderError(ValueError):
+    pass
+
+
+@dataclass
+class Layout:
+    """Everything a rendering needs; the defaults are a local run from the repository."""
+
+    listen: str = LISTEN
+    status_listen: str = STATUS_LISTEN
+    upstreams: dict[str, list[str]] = field(default_factory=dict)
+    runtime: Path = RUNTIME
+    access_log: Path = LOG_DIR / "access.log"
+    error_log: str = "stderr"
+    docs_root: Path = DOCS_ROOT
+    openapi_dir: Path = OPENAPI_DIR
+    worker_processes: str = "2"
+    user: str | None = None  # None: the current user when root, else no directive
+    pid_file: str | None = None
+    temp_dir: str | None = None
+    status_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.runtime / "conf"
+
+    @property
+    def conf_file(self) -> Path:
+        return self.conf_dir / "nginx.conf"
+
+    def values(self) -> dict[str, str]:
+        user = self.user
+        if user is None and os.geteuid() == 0:
+            user = pwd.getpwuid(os.geteuid()).pw_name  # else nginx drops workers to nobody
+        values = {
+            "USER_DIRECTIVE": f"user {user};" if user else "# user: the one who runs nginx",
+            "WORKER_PROCESSES": self.worker_processes,
+            "PID_FILE": self.pid_file or str(self.runtime / "nginx.pid"),
+            "ERROR_LOG": self.error_log,
+            "TEMP_DIR": self.temp_dir or str(self.runtime / "tmp"),
+            "ACCESS_LOG": str(self.access_log),
+            "LISTEN": self.listen,
+            "STATUS_LISTEN": self.status_listen,
+            "STATUS_ALLOW": "\n".join(f"        allow {net};" for net in self.status_allow),
+            "DOCS_ROOT": str(self.docs_root).rstrip("/"),
+            "OPENAPI_DIR": str(self.openapi_dir).rstrip("/"),
+            "POINTS_GRPC": str(POINTS_GRPC),
+            "POINTS_METRICS": str(POINTS_METRICS),
+        }
+        for service in HTTP_SERVICES:
+            servers = self.upstreams.get(service) or default_servers(service, os.environ)
+            values[f"{service.upper()}_SERVERS"] = "\n".join(
+                f"    server {address} max_fails=1 fail_timeout=5s;" for address in servers
+            )
+        return values
+
+
+def default_servers(service: str, env: Mapping[str, str]) -> list[str]:
+    port = env.get(f"{service.upper()}_PORT")
+    if port:
+        return [f"127.0.0.1:{port}"]
+    return [f"127.0.0.1:{p}" for p in HTTP_SERVICES[service]]
+
+
+def parse_upstreams(items: Sequence[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, addresses = item.partition("=")
+        if not sep or name not in HTTP_SERVICES or not addresses:
+            raise RenderError(
+                f"--upstream {item!r}: expected SVC=HOST:PORT[,HOST:PORT...] with SVC one of "
+                + ", ".join(HTTP_SERVICES)
+            )
+        result[name] = [a.strip() for a in addresses.split(",") if a.strip()]
+    return result
+
+
+def templates() -> list[Path]:
+    found = [TEMPLATES / "nginx.conf"]
+    for sub in ("conf.d", "snippets"):
+        found += sorted((TEMPLATES / sub).glob("*.conf"))
+    return found
+
+
+def fill(text: str, values: Mapping[str, str], name: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise RenderError(f"{name}: unknown placeholder ${{{key}}}")
+        return values[key]
+
+    return PLACEHOLDER.sub(one, text)
+
+
+def render_files(layout: Layout) -> dict[str, str]:
+    """Relative path -> rendered text of every template."""
+    values = layout.values()
+    out: dict[str, str] = {}
+    for path in templates():
+        rel = path.relative_to(TEMPLATES).as_posix()
+        out[rel] = fill(path.read_text(), values, rel)
+    return out
+
+
+def render(layout: Layout) -> Path:
+    """Write the configuration and create every directory nginx needs; -> nginx.conf."""
+    if layout.conf_dir.exists():
+        shutil.rmtree(layout.conf_dir)  # a template removed from nginx/ must disappear here
+    for rel, text in render_files(layout).items():
+        target = layout.conf_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    Path(layout.values()["TEMP_DIR"]).mkdir(parents=True, exist_ok=True)
+    layout.access_log.parent.mkdir(parents=True, exist_ok=True)
+    if layout.error_log != "stderr":
+        Path(layout.error_log).parent.mkdir(parents=True, exist_ok=True)
+    return layout.conf_file
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).is_file()), None
+    )
+
+
+def nginx_command(layout: Layout, *extra: str) -> list[str]:
+    binary = nginx_binary()
+    if binary is None:
+        raise FileNotFoundError(INSTALL_HINT)
+    # -p: relative paths resolve in the runtime dir; -e: the error log before the config
+    # is read (nginx >= 1.19.5), so nothing is ever written to /var/log/nginx
+    return [
+        binary,
+        "-p",
+        str(layout.runtime),
+        "-e",
+        layout.error_log,
+        "-c",
+        str(layout.conf_file),
+        *extra,
+    ]
+
+
+def check_config(layout: Layout) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        nginx_command(layout, "-t", "-q"), capture_output=True, text=True, check=False
+    )
+
+
+def compose_layout() -> Layout:
+    """The static variant for Docker Compose (the official nginx image's paths)."""
+    return Layout(
+        listen="8080",
+        status_listen="8088",  # published to no host port; Compose's network is private
+        upstreams={
+            svc: [f"{svc}:{port}" for port in ports] for svc, ports in HTTP_SERVICES.items()
+        },
+        runtime=Path("/etc/nginx"),
+        access_log=Path("/var/log/nginx/access.log"),
+        error_log="stderr",
+        docs_root=Path("/usr/share/nginx/docs"),
+        openapi_dir=Path("/usr/share/nginx/docs/openapi"),
+        worker_processes="auto",
+        user="nginx",
+        pid_file="/tmp/nginx.pid",
+        temp_dir="/tmp/nginx",
+        status_allow=("127.0.0.1", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
+    )
+
+
+def _idle_until_signal(message: str) -> int:
+    """Under honcho a process that exits stops every other one: say why and wait."""
+    print(message, file=sys.stderr, flush=True)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
+    while True:
+        signal.pause()
+
+
+def _layout_from(args: argparse.Namespace) -> Layout:
+    return Layout(
+        listen=args.listen,
+        status_listen=args.status_listen,
+        upstreams=parse_upstreams(args.upstream),
+        runtime=Path(args.runtime).resolve(),
+        access_log=Path(args.access_log).resolve(),
+        error_log=args.error_log
+        if args.error_log == "stderr"
+        else str(Path(args.error_log).resolve()),
+        docs_root=Path(args.docs_root).resolve(),
+        openapi_dir=Path(args.openapi_dir).resolve(),
+        worker_processes=args.workers,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.nginx",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["render", "test", "run", "compose", "check", "ensure"])
+    parser.add_argument("--listen", default=os.environ.get("NGINX_LISTEN", LISTEN))
+    parser.add_argument("--status-listen", default=STATUS_LISTEN)
+    parser.add_argument("--upstream", action="append", default=[], metavar="SVC=ADDR[,ADDR]")
+    parser.add_argument("--runtime", default=str(RUNTIME))
+    parser.add_argument("--access-log", default=str(LOG_DIR / "access.log"))
+    parser.add_argument("--error-log", default="stderr")
+    parser.add_argument("--docs-root", default=str(DOCS_ROOT))
+    parser.add_argument("--openapi-dir", default=str(OPENAPI_DIR))
+    parser.add_argument("--workers", default="2", help="worker_processes (a number or auto)")
+    parser.add_argument(
+        "--optional",
+        action="store_true",
+        help="run: when nginx is missing, print how to install it and idle (for honcho)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "ensure":
+            return ensure()
+        if args.command in ("compose", "check"):
+            return compose(check=args.command == "check")
+        layout = _layout_from(args)
+        conf = render(layout)
+        if args.command == "render":
+            print(f"nginx: rendered {conf}")
+            return 0
+        if nginx_binary() is None:
+            if args.command == "run" and args.optional:
+                return _idle_until_signal(f"nginx: {INSTALL_HINT}")
+            print(f"nginx: {INSTALL_HINT}", file=sys.stderr)
+            return 2
+        result = check_config(layout)
+        if result.returncode != 0:
+            print(f"nginx -t failed:\n{result.stderr}", file=sys.stderr)
+            return 1
+        if args.command == "test":
+            print(f"nginx: {conf} is valid")
+            return 0
+        command = nginx_command(layout, "-g", "daemon off;")
+        print(
+            f"nginx: listening on {layout.listen} (stub_status {layout.status_listen})",
+            file=sys.stderr,
+            flush=True,
+        )
+        os.execv(command[0], command)
+    except RenderError as exc:
+        print(f"nginx: {exc}", file=sys.stderr)
+        return 2
+    return 0  # unreachable after execv
+
+
+def compose(check: bool) -> int:
+    files = render_files(compose_layout())
+    header = "# GENERATED by `python -m tools.nginx compose` from nginx/ - do not edit\n"
+    stale = []
+    for rel, text in files.items():
+        target = COMPOSE_DIR / rel
+        content = header + text
+        if check:
+            if not target.exists() or target.read_text() != content:
+                stale.append(rel)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    if check:
+        extra = {p.relative_to(COMPOSE_DIR).as_posix() for p in COMPOSE_DIR.rglob("*.conf")} - set(
+            files
+        )
+        stale += sorted(extra)
+        if stale:
+            print(
+                f"nginx-check: stale nginx/compose/: {', '.join(stale)}; "
+                "run python -m tools.nginx compose",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    print(f"nginx: wrote {COMPOSE_DIR.relative_to(ROOT)}/")
+    return 0
+
+
+def ensure() -> int:
+    """Install Debian's nginx when missing and possible (root + apt-get); else a note. Exit 0."""
+    if nginx_binary() is not None:
+        return 0
+    apt = shutil.which("apt-get")
+    if os.geteuid() == 0 and apt:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        done = subprocess.run([apt, "install", "-y", "-qq", "nginx"], env=env, check=False)
+        if done.returncode != 0:
+            subprocess.run([apt, "update", "-qq"], env=env, check=False)
+            subprocess.run([apt, "install", "-y", "-qq", "nginx"], env=env, check=False)
+        if nginx_binary() is not None:
+            return 0
+    print(f"note: {INSTALL_HINT}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

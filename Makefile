@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-unit migrate-up migrate-down migrate-status \
-	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev
+	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -84,6 +84,7 @@ bench: install ## every benchmark in bench/ (ratios measured side by side; needs
 	$(PY) bench/codegen_overhead.py
 	$(PY) bench/row_class.py
 	$(PY) bench/http_list.py
+	$(PY) bench/points_client.py
 
 swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all)
 	$(PY) -m tools.swag gen $(svc)
@@ -110,3 +111,9 @@ swag-config: install tools/swagger/node_modules/.package-lock.json ## Swagger UI
 dev: install ## one service with hot reload: svc=X
 	@test -n "$(svc)" || { echo "usage: make dev svc=<departments|users|catalog|orders|chat|points>"; exit 2; }
 	$(VENV)/bin/watchfiles --filter python --target-type command '$(PY) -m services.$(svc)' lib services/$(svc)
+
+proto: install ## generate betterproto2 messages from proto/ into lib/pb
+	$(PY) -m tools.proto gen
+
+proto-check: install ## fail when lib/pb is stale against proto/ (CI)
+	$(PY) -m tools.proto check

@@ -48,3 +48,9 @@ GRPC_HANDLED = Counter(
     "gRPC calls handled, by method and status code.",
     ["method", "code"],
 )
+GRPC_DURATION = Histogram(
+    "grpc_server_handling_seconds",
+    "gRPC call latency by method.",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)

@@ -16,7 +16,7 @@ from lib.http.openapi import build_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "openapi"
-SERVICES = ("departments",)  # HTTP services that exist so far
+SERVICES = ("departments", "users")  # HTTP services that exist so far
 
 
 def spec_of(service: str) -> dict[str, Any]:

@@ -11,12 +11,12 @@ class PointsLedger:
     """Row of table points_ledger."""
 
     id: int
-    idempotency_key: str
     user_id: str
     delta: int
     reason: str
     balance_after: int
     created_at: datetime.datetime
+    idempotency_key: str
 
 
 @dataclass

@@ -65,6 +65,21 @@ async def iter_get_user_list_points(
             yield GetUserListPointsRow(*row)
 
 
+ENSURE_USER_POINTS = """
+INSERT INTO user_points (user_id, points) VALUES (%s, 0)
+ON DUPLICATE KEY UPDATE user_id = user_id
+"""
+
+
+async def ensure_user_points(conn: MyConn, *, user_id: str) -> None:
+    """
+    INSERT INTO user_points (user_id, points) VALUES (%s, 0)
+    ON DUPLICATE KEY UPDATE user_id = user_id
+    """
+    async with conn.cursor() as cur:
+        await cur.execute(ENSURE_USER_POINTS, (user_id,))
+
+
 LOCK_USER_POINTS = """
 SELECT points FROM user_points WHERE user_id = %s FOR UPDATE
 """
@@ -96,13 +111,13 @@ async def upsert_user_points(conn: MyConn, *, user_id: str, points: int) -> None
 
 
 GET_LEDGER_ENTRY = """
-SELECT id, idempotency_key, user_id, delta, reason, balance_after, created_at FROM points_ledger WHERE idempotency_key = %s
+SELECT id, user_id, delta, reason, balance_after, created_at, idempotency_key FROM points_ledger WHERE idempotency_key = %s
 """
 
 
 async def get_ledger_entry(conn: MyConn, *, idempotency_key: str) -> models.PointsLedger | None:
     """
-    SELECT id, idempotency_key, user_id, delta, reason, balance_after, created_at FROM points_ledger WHERE idempotency_key = %s
+    SELECT id, user_id, delta, reason, balance_after, created_at, idempotency_key FROM points_ledger WHERE idempotency_key = %s
     """
     async with conn.cursor() as cur:
         await cur.execute(GET_LEDGER_ENTRY, (idempotency_key,))
@@ -111,7 +126,7 @@ async def get_ledger_entry(conn: MyConn, *, idempotency_key: str) -> models.Poin
             None
             if row is None
             else models.PointsLedger(
-                row[0], row[1], row[2], row[3], row[4], row[5], runtime.utc(row[6])
+                row[0], row[1], row[2], row[3], row[4], runtime.utc(row[5]), row[6]
             )
         )
 

@@ -2,6 +2,8 @@
 # source: users.sql
 from __future__ import annotations
 
+import datetime
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
@@ -21,6 +23,23 @@ class UserStatisticsRow:
     min_salary: Decimal | None
     max_salary: Decimal | None
     avg_salary: Decimal | None
+
+
+@dataclass
+class ListUsersRow:
+    id: UUID
+    email: str
+    first_name: str
+    last_name: str
+    phone_number: str
+    role: UserRole
+    verified: bool
+    department_id: UUID | None
+    age: int | None
+    salary: Decimal | None
+    picture_key: str | None
+    version: int
+    created_at: datetime.datetime
 
 
 GET_USER = """
@@ -179,3 +198,143 @@ async def user_statistics(
     """
     row = await conn.fetchrow(USER_STATISTICS, role, department_id, verified, search)
     return None if row is None else UserStatisticsRow(*row)
+
+
+LIST_USERS = """
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%')
+ORDER BY
+  CASE WHEN $5::text = 'last_name' AND $6::boolean = false THEN last_name END ASC,
+  CASE WHEN $5::text = 'last_name' AND $6::boolean THEN last_name END DESC,
+  CASE WHEN $5::text = 'first_name' AND $6::boolean = false THEN first_name END ASC,
+  CASE WHEN $5::text = 'first_name' AND $6::boolean THEN first_name END DESC,
+  CASE WHEN $5::text = 'email' AND $6::boolean = false THEN email END ASC,
+  CASE WHEN $5::text = 'email' AND $6::boolean THEN email END DESC,
+  CASE WHEN $5::text = 'age' AND $6::boolean = false THEN age END ASC,
+  CASE WHEN $5::text = 'age' AND $6::boolean THEN age END DESC,
+  CASE WHEN $5::text = 'salary' AND $6::boolean = false THEN salary END ASC,
+  CASE WHEN $5::text = 'salary' AND $6::boolean THEN salary END DESC,
+  CASE WHEN $5::text = 'created_at' AND $6::boolean = false THEN created_at END ASC,
+  CASE WHEN $5::text = 'created_at' AND $6::boolean THEN created_at END DESC,
+  CASE WHEN $6::boolean = false THEN id END ASC,
+  CASE WHEN $6::boolean THEN id END DESC
+LIMIT $8 OFFSET $7
+"""
+
+
+async def list_users(
+    conn: PgConn,
+    *,
+    role: UserRole | None,
+    department_id: UUID | None,
+    verified: bool | None,
+    search: str | None,
+    orderby: str,
+    descending: bool,
+    row_offset: int,
+    row_limit: int,
+) -> list[ListUsersRow]:
+    """
+    SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+           salary, picture_key, version, created_at
+    FROM users
+    WHERE deleted_at IS NULL
+      AND ($1::user_role IS NULL OR role = $1::user_role)
+      AND ($2::uuid IS NULL OR department_id = $2::uuid)
+      AND ($3::boolean IS NULL OR verified = $3::boolean)
+      AND ($4::text IS NULL
+           OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%')
+    ORDER BY
+      CASE WHEN $5::text = 'last_name' AND $6::boolean = false THEN last_name END ASC,
+      CASE WHEN $5::text = 'last_name' AND $6::boolean THEN last_name END DESC,
+      CASE WHEN $5::text = 'first_name' AND $6::boolean = false THEN first_name END ASC,
+      CASE WHEN $5::text = 'first_name' AND $6::boolean THEN first_name END DESC,
+      CASE WHEN $5::text = 'email' AND $6::boolean = false THEN email END ASC,
+      CASE WHEN $5::text = 'email' AND $6::boolean THEN email END DESC,
+      CASE WHEN $5::text = 'age' AND $6::boolean = false THEN age END ASC,
+      CASE WHEN $5::text = 'age' AND $6::boolean THEN age END DESC,
+      CASE WHEN $5::text = 'salary' AND $6::boolean = false THEN salary END ASC,
+      CASE WHEN $5::text = 'salary' AND $6::boolean THEN salary END DESC,
+      CASE WHEN $5::text = 'created_at' AND $6::boolean = false THEN created_at END ASC,
+      CASE WHEN $5::text = 'created_at' AND $6::boolean THEN created_at END DESC,
+      CASE WHEN $6::boolean = false THEN id END ASC,
+      CASE WHEN $6::boolean THEN id END DESC
+    LIMIT $8 OFFSET $7
+    """
+    rows = await conn.fetch(
+        LIST_USERS,
+        role,
+        department_id,
+        verified,
+        search,
+        orderby,
+        descending,
+        row_offset,
+        row_limit,
+    )
+    return [
+        ListUsersRow(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            UserRole(row[5]),
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+            row[10],
+            row[11],
+            row[12],
+        )
+        for row in rows
+    ]
+
+
+async def iter_list_users(
+    conn: PgConn,
+    *,
+    role: UserRole | None,
+    department_id: UUID | None,
+    verified: bool | None,
+    search: str | None,
+    orderby: str,
+    descending: bool,
+    row_offset: int,
+    row_limit: int,
+) -> AsyncGenerator[ListUsersRow, None]:
+    """Like list_users(), row by row; needs a transaction."""
+    async for row in conn.cursor(
+        LIST_USERS,
+        role,
+        department_id,
+        verified,
+        search,
+        orderby,
+        descending,
+        row_offset,
+        row_limit,
+    ):
+        yield ListUsersRow(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            UserRole(row[5]),
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+            row[10],
+            row[11],
+            row[12],
+        )

@@ -4,6 +4,13 @@ SELECT points FROM user_points WHERE user_id = ?;
 -- name: GetUserListPoints :many
 SELECT user_id, points FROM user_points WHERE user_id IN (sqlc.slice(user_ids));
 
+-- name: EnsureUserPoints :exec
+-- A zero balance row when there is none. Concurrent first inserts of the same user
+-- serialise on the primary key instead of deadlocking on gap locks (which a locking read
+-- of a missing row followed by an INSERT would do).
+INSERT INTO user_points (user_id, points) VALUES (?, 0)
+ON DUPLICATE KEY UPDATE user_id = user_id;
+
 -- name: LockUserPoints :one
 -- The balance row, locked for the rest of the transaction (serialises concurrent adds).
 SELECT points FROM user_points WHERE user_id = ? FOR UPDATE;

@@ -23,3 +23,33 @@ WHERE deleted_at IS NULL
   AND (sqlc.narg(verified)::boolean IS NULL OR verified = sqlc.narg(verified)::boolean)
   AND (sqlc.narg(search)::text IS NULL
        OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || sqlc.narg(search)::text || '%');
+
+-- name: ListUsers :many
+-- The moderators' list: the same filters as UserStatistics. One query orders by any
+-- whitelisted key (CASE): this list is filtered and trigram-searched, so no single index
+-- order would serve it (unlike the departments list, see ADR 0005).
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE deleted_at IS NULL
+  AND (sqlc.narg(role)::user_role IS NULL OR role = sqlc.narg(role)::user_role)
+  AND (sqlc.narg(department_id)::uuid IS NULL OR department_id = sqlc.narg(department_id)::uuid)
+  AND (sqlc.narg(verified)::boolean IS NULL OR verified = sqlc.narg(verified)::boolean)
+  AND (sqlc.narg(search)::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || sqlc.narg(search)::text || '%')
+ORDER BY
+  CASE WHEN @orderby::text = 'last_name' AND @descending::boolean = false THEN last_name END ASC,
+  CASE WHEN @orderby::text = 'last_name' AND @descending::boolean THEN last_name END DESC,
+  CASE WHEN @orderby::text = 'first_name' AND @descending::boolean = false THEN first_name END ASC,
+  CASE WHEN @orderby::text = 'first_name' AND @descending::boolean THEN first_name END DESC,
+  CASE WHEN @orderby::text = 'email' AND @descending::boolean = false THEN email END ASC,
+  CASE WHEN @orderby::text = 'email' AND @descending::boolean THEN email END DESC,
+  CASE WHEN @orderby::text = 'age' AND @descending::boolean = false THEN age END ASC,
+  CASE WHEN @orderby::text = 'age' AND @descending::boolean THEN age END DESC,
+  CASE WHEN @orderby::text = 'salary' AND @descending::boolean = false THEN salary END ASC,
+  CASE WHEN @orderby::text = 'salary' AND @descending::boolean THEN salary END DESC,
+  CASE WHEN @orderby::text = 'created_at' AND @descending::boolean = false THEN created_at END ASC,
+  CASE WHEN @orderby::text = 'created_at' AND @descending::boolean THEN created_at END DESC,
+  CASE WHEN @descending::boolean = false THEN id END ASC,
+  CASE WHEN @descending::boolean THEN id END DESC
+LIMIT @row_limit OFFSET @row_offset;

@@ -1,0 +1,149 @@
+"""The PointServer implementation: balances and the idempotent ledger on MariaDB.
+
+Errors leave as grpclib.GRPCError (what the generated base class uses); lib.grpc.server
+turns them into the same gRPC status on grpc.aio.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pymysql
+from grpclib import GRPCError
+from grpclib.const import Status
+
+from lib.db.pool import Database
+from lib.logging import get_logger
+from lib.pb.point import (
+    AddPointsRequest,
+    PointReply,
+    PointRequest,
+    PointServerBase,
+    UserListPointResponse,
+    UserListRequest,
+)
+from services.points.db import points as q
+from services.points.db.models import PointsLedger
+
+log = get_logger("services.points")
+
+UUID_FORMAT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+KEY_FORMAT = re.compile(r"^[\x21-\x7e]{1,128}$")  # visible ASCII, the ledger's ascii_bin key
+MAX_REASON = 200
+INT32_MAX = 2**31 - 1
+DUPLICATE_KEY = 1062
+
+
+def canonical_id(value: str, field: str = "user_id") -> str:
+    """A canonical UUID string, lowercased; anything else is INVALID_ARGUMENT naming it."""
+    lowered = value.lower()
+    if not UUID_FORMAT.match(lowered):
+        raise GRPCError(Status.INVALID_ARGUMENT, f"{field}: not a UUID: {value[:64]!r}")
+    return lowered
+
+
+def _check_add(message: AddPointsRequest) -> str:
+    user_id = canonical_id(message.user_id)
+    if message.delta == 0:
+        raise GRPCError(Status.INVALID_ARGUMENT, "delta: must not be 0")
+    if not message.reason.strip() or len(message.reason) > MAX_REASON:
+        raise GRPCError(Status.INVALID_ARGUMENT, f"reason: 1 to {MAX_REASON} characters")
+    if not KEY_FORMAT.match(message.idempotency_key):
+        raise GRPCError(
+            Status.INVALID_ARGUMENT, "idempotency_key: 1 to 128 visible ASCII characters"
+        )
+    return user_id
+
+
+class _Replay(Exception):
+    """The key was already used: leave the transaction, then answer from the ledger."""
+
+    def __init__(self, entry: PointsLedger) -> None:
+        self.entry = entry
+
+
+class PointService(PointServerBase):
+    def __init__(self, db: Database, *, max_list_ids: int = 1000) -> None:
+        self.db = db
+        self.max_list_ids = max_list_ids
+
+    async def get_user_points(self, message: PointRequest) -> PointReply:
+        user_id = canonical_id(message.user_id)
+        async with self.db.acquire() as conn:
+            points = await q.get_user_points(conn, user_id=user_id)
+        return PointReply(user_point=str(points or 0))
+
+    async def get_user_list_points(self, message: UserListRequest) -> UserListPointResponse:
+        """Keys are the ids as asked (a caller looks up what it sent); 0 for no balance."""
+        asked = message.user_ids
+        if len(asked) > self.max_list_ids:
+            raise GRPCError(Status.INVALID_ARGUMENT, f"user_ids: at most {self.max_list_ids} ids")
+        canonical = {raw: canonical_id(raw, f"user_ids[{i}]") for i, raw in enumerate(asked)}
+        if not canonical:
+            return UserListPointResponse(user_points={})
+        async with self.db.acquire() as conn:
+            rows = await q.get_user_list_points(conn, user_ids=sorted(set(canonical.values())))
+        found = {row.user_id: row.points for row in rows}
+        return UserListPointResponse(
+            user_points={raw: found.get(uid, 0) for raw, uid in canonical.items()}
+        )
+
+    async def add_user_points(self, message: AddPointsRequest) -> PointReply:
+        """Apply once per idempotency key, in one transaction under the balance row lock.
+
+        Concurrent duplicates wait on the row lock and then find the ledger row; the same
+        key used for another user concurrently hits the unique key (1062) and is answered
+        from the ledger like any replay.
+        """
+        user_id = _check_add(message)
+        try:
+            return await self._apply(user_id, message)
+        except _Replay as replay:
+            return self._replay(replay.entry, user_id, message)
+        except pymysql.IntegrityError as exc:
+            if exc.args[0] != DUPLICATE_KEY:
+                raise
+        async with self.db.acquire() as conn:
+            entry = await q.get_ledger_entry(conn, idempotency_key=message.idempotency_key)
+        if entry is None:  # cannot happen: the row that collided is committed
+            raise GRPCError(Status.ABORTED, "idempotency_key: concurrent use, retry")
+        return self._replay(entry, user_id, message)
+
+    async def _apply(self, user_id: str, message: AddPointsRequest) -> PointReply:
+        key = message.idempotency_key
+        async with self.db.transaction() as conn:
+            await q.ensure_user_points(conn, user_id=user_id)
+            balance = await q.lock_user_points(conn, user_id=user_id) or 0
+            # A consistent read: its snapshot starts now, after the lock, so it sees every
+            # add of this user committed before (no FOR UPDATE: a locking read of a missing
+            # key takes gap locks that deadlock concurrent inserts of other keys).
+            entry = await q.get_ledger_entry(conn, idempotency_key=key)
+            if entry is not None:
+                raise _Replay(entry)  # rolls back the (no-op) ensure
+            after = balance + message.delta
+            if after < 0:
+                raise GRPCError(
+                    Status.FAILED_PRECONDITION,
+                    f"insufficient points: balance {balance}, delta {message.delta}",
+                )
+            if after > INT32_MAX:
+                raise GRPCError(Status.OUT_OF_RANGE, "balance would exceed 2147483647")
+            await q.insert_ledger_entry(
+                conn,
+                idempotency_key=key,
+                user_id=user_id,
+                delta=message.delta,
+                reason=message.reason,
+                balance_after=after,
+            )
+            await q.upsert_user_points(conn, user_id=user_id, points=after)
+        log.info("points_added", user_id=user_id, delta=message.delta, balance=after)
+        return PointReply(user_point=str(after))
+
+    @staticmethod
+    def _replay(entry: PointsLedger, user_id: str, message: AddPointsRequest) -> PointReply:
+        if (entry.user_id, entry.delta, entry.reason) != (user_id, message.delta, message.reason):
+            raise GRPCError(
+                Status.ALREADY_EXISTS, "idempotency_key: already used with another payload"
+            )
+        return PointReply(user_point=str(entry.balance_after))

@@ -1,0 +1,52 @@
+"""The users service: settings and the app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from lib.config import load_settings
+from lib.http.app import create_app as base_app
+from services.users.handlers import POINTS, routes
+from services.users.points import PointsLookup
+from services.users.settings import SERVICE, UsersSettings
+
+TITLE = "Fixup users"
+PointsFactory = Callable[[UsersSettings], AsyncIterator[PointsLookup | None]]
+
+
+def create_app(
+    settings: UsersSettings | None = None, *, points: PointsFactory | None = None
+) -> web.Application:
+    """`points` opens (and closes) the points client; default: gRPC to POINTS_GRPC_ADDR."""
+    settings = settings or load_settings(UsersSettings, SERVICE)
+    factory = points or grpc_points
+
+    async def points_ctx(app: web.Application) -> AsyncIterator[None]:
+        async for client in factory(settings):
+            app[POINTS] = client
+            yield
+
+    return base_app(settings, routes=routes, title=TITLE, cleanup=(points_ctx,))
+
+
+async def grpc_points(settings: UsersSettings) -> AsyncIterator[PointsLookup | None]:
+    """The pooled gRPC client of the points service, behind a circuit breaker."""
+    from lib.clients.points import PointsClient
+    from lib.grpc.client import ChannelPool
+    from lib.resilience.breaker import CircuitBreaker
+
+    if not settings.points_grpc_addr:
+        yield None
+        return
+    pool = ChannelPool(settings.points_grpc_addr, size=settings.points_grpc_pool_size)
+    breaker = CircuitBreaker(
+        "points",
+        failure_threshold=settings.points_breaker_threshold,
+        reset_timeout=settings.points_breaker_reset,
+    )
+    try:
+        yield PointsClient(pool, timeout=settings.points_timeout, breaker=breaker)
+    finally:
+        await pool.close()

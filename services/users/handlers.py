@@ -1,0 +1,119 @@
+"""The users API (API.md "users"): the moderators' list with concurrent statistics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from lib.auth.principal import Role
+from lib.db.pool import Database
+from lib.http.guards import require
+from lib.http.jsonio import json_response
+from lib.http.keys import DB
+from lib.http.listing import Page, parse_list
+from lib.http.openapi import operation
+from services.users.db import users as q
+from services.users.db.models import UserRole
+from services.users.points import PointsLookup, points_for
+from services.users.schemas import ORDERBY, UserListQuery, UserOut
+
+routes = web.RouteTableDef()
+TAGS = ["users"]
+POINTS: web.AppKey[PointsLookup | None] = web.AppKey("points")
+
+
+def like_pattern(search: str | None) -> str | None:
+    """The user's text taken literally inside ILIKE '%…%' (its own % and _ escaped)."""
+    if search is None:
+        return None
+    return search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def statistics(row: q.UserStatisticsRow | None) -> dict[str, Any]:
+    assert row is not None  # an aggregate without GROUP BY always returns one row
+    return {
+        "count": row.total,
+        "age": {"min": row.min_age, "max": row.max_age, "avg": row.avg_age},
+        "salary": {"min": row.min_salary, "max": row.max_salary, "avg": row.avg_salary},
+    }
+
+
+def user_json(row: q.ListUsersRow, points: dict[str, int] | None) -> dict[str, Any]:
+    user_id = str(row.id)
+    return {
+        "id": user_id,
+        "email": row.email,
+        "first_name": row.first_name,
+        "last_name": row.last_name,
+        "phone_number": row.phone_number,
+        "role": row.role,
+        "verified": row.verified,
+        "department_id": row.department_id,
+        "age": row.age,
+        "salary": row.salary,
+        "picture_url": None,  # signed picture URLs come with the pictures (auth issue)
+        "points": None if points is None else points.get(user_id, 0),
+        "version": row.version,
+        "created_at": row.created_at,
+    }
+
+
+async def load_statistics(db: Database, filters: dict[str, Any]) -> q.UserStatisticsRow | None:
+    async with db.acquire() as conn:
+        return await q.user_statistics(conn, **filters)
+
+
+async def load_page_with_points(
+    db: Database, lookup: PointsLookup | None, filters: dict[str, Any], page: Page
+) -> tuple[list[q.ListUsersRow], dict[str, int] | None]:
+    async with db.acquire() as conn:
+        rows = await q.list_users(
+            conn,
+            **filters,
+            orderby=page.orderby,
+            descending=page.sort == "desc",
+            row_offset=page.offset,
+            row_limit=page.limit,
+        )
+    return rows, await points_for(lookup, [str(r.id) for r in rows])
+
+
+@routes.get("/v1/users")
+@operation(
+    "List users",
+    tags=TAGS,
+    response=UserOut,
+    paged=True,
+    query=UserListQuery,
+    roles=("MODERATOR", "ADMIN"),
+    errors=(403,),
+    description=(
+        "meta.statistics: count, age and salary min/max/avg over the filtered set (decimal "
+        "strings; null on an empty set). Each user's points come from the points service in "
+        'one batched call; when it is down, points are null and meta.degraded = ["points"].'
+    ),
+)
+async def list_users(request: web.Request) -> web.Response:
+    require(request, Role.MODERATOR, Role.ADMIN)
+    page = parse_list(request, ORDERBY, UserListQuery)
+    query: UserListQuery = page.query
+    filters: dict[str, Any] = {
+        "role": UserRole(query.role) if query.role is not None else None,
+        "department_id": query.department_id,
+        "verified": query.verified,
+        "search": like_pattern(query.search),
+    }
+    # the statistics (count included) run while the page and then its points are fetched
+    async with asyncio.TaskGroup() as group:
+        stats_task = group.create_task(load_statistics(request.app[DB], filters))
+        page_task = group.create_task(
+            load_page_with_points(request.app[DB], request.app[POINTS], filters, page)
+        )
+    rows, points = page_task.result()
+    meta: dict[str, Any] = {**page.meta(0), "statistics": statistics(stats_task.result())}
+    meta["total"] = meta["statistics"]["count"]
+    if points is None and rows:
+        meta["degraded"] = ["points"]
+    return json_response({"data": [user_json(r, points) for r in rows], "meta": meta})

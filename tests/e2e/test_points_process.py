@@ -1,0 +1,117 @@
+"""`python -m services.points` as a real process: side port, gRPC, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import grpc
+import pytest
+
+from lib.grpc.client import ChannelPool
+from lib.pb.point import PointReply, PointRequest
+from tests.e2e.service_process import ROOT, through
+from tests.proxy import TcpProxy
+from tests.servers import free_port
+
+GET = "/point.PointServer/GetUserPoints"
+
+
+@pytest.fixture
+async def slow_db(migrated_db: Callable[[str], str]) -> AsyncIterator[tuple[str, TcpProxy]]:
+    dsn = migrated_db("points")
+    parts = urlsplit(dsn)
+    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 3306).start()
+    yield dsn, proxy
+    await proxy.stop()
+
+
+def start_points(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.points"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def read(path: Path) -> str:
+    return path.read_text()
+
+
+async def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"points exited: {read(log)}"
+            try:
+                async with http.get(f"{url}/ready") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"points not ready in 20 s: {read(log)}")
+
+
+async def test_points_process_serves_and_stops_gracefully(
+    slow_db: tuple[str, TcpProxy], tmp_path: Path
+) -> None:
+    dsn, proxy = slow_db
+    http_port, grpc_port = free_port(), free_port()
+    log = tmp_path / "points.log"
+    env = {
+        **os.environ,
+        "POINTS_DATABASE_URL": through(dsn, proxy),
+        "POINTS_PORT": str(http_port),
+        "POINTS_GRPC_PORT": str(grpc_port),
+        "DB_POOL_MIN": "1",
+        "WORKERS": "1",
+        "SHUTDOWN_TIMEOUT": "6",
+    }
+    proc = start_points(env, log)
+    url = f"http://127.0.0.1:{http_port}"
+    pool = ChannelPool(f"127.0.0.1:{grpc_port}", 1)
+    get = pool.unary(GET, PointReply.parse)
+    try:
+        await wait_healthy(url, proc, log)
+        assert (await get(PointRequest(user_id=str(uuid.uuid4())), timeout=5)).user_point == "0"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/health") as resp:
+                assert resp.status == 200
+                assert (await resp.json()) == {"status": "ok"}
+            async with http.get(f"{url}/metrics") as resp:
+                text = await resp.text()
+        assert f'grpc_server_handled_total{{code="OK",method="{GET}"}} 1.0' in text
+
+        proxy.delay = 0.5  # one database round trip now takes >= 0.5 s
+        in_flight = asyncio.create_task(get(PointRequest(user_id=str(uuid.uuid4())), timeout=10))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert (await in_flight).user_point == "0"  # finished during the grace period
+        code = await asyncio.to_thread(proc.wait, 10)
+        assert code == 0, read(log)
+        assert time.monotonic() - started < 6
+        assert '"event":"grpc_stopped"' in read(log)
+    finally:
+        await pool.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    fresh = ChannelPool(f"127.0.0.1:{grpc_port}", 1)  # the process is gone
+    try:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await fresh.unary(GET, PointReply.parse)(PointRequest(user_id="x"), timeout=1)
+    finally:
+        await fresh.close()

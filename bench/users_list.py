@@ -1,0 +1,135 @@
+"""GET /v1/users's data path: statistics || (page -> points) concurrently, vs. the same
+calls one after another, in one run, behind latency proxies (as between hosts).
+
+20,000 users (the statistics scan them all, as in production); points on a real grpc.aio
+server over MariaDB; each server behind a loopback proxy adding --delay ms per chunk.
+Prints the medians and the ratio concurrent / sequential (target <= 0.6).
+Run: .venv/bin/python bench/users_list.py [--rounds 30] [--delay 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lib.clients.points import PointsClient
+from lib.db.pool import connect
+from lib.grpc.client import ChannelPool
+from lib.grpc.server import serve
+from lib.http.listing import Page
+from lib.logging import configure_logging
+from services.points.service import PointService
+from services.users.handlers import load_page_with_points, load_statistics
+from tests.proxy import TcpProxy
+from tools import migrate
+from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
+from tools.dbadmin import drop_database
+
+USERS = 20_000
+FILTERS: dict[str, Any] = {"role": None, "department_id": None, "verified": None, "search": None}
+PAGE = Page(limit=50, page=1, orderby="last_name", sort="asc", query=None)
+
+
+async def seed(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    rng = random.Random(7)
+    rows = [
+        (uuid.uuid4(), f"user{n}@example.com", "x" * 20, f"First{n}", f"Last{n:05d}",
+         "+1 555 0100", rng.randint(18, 70), Decimal(rng.randint(30_000, 120_000)))
+        for n in range(USERS)
+    ]  # fmt: skip
+    await conn.copy_records_to_table(
+        "users",
+        records=rows,
+        columns=["id", "email", "password_hash", "first_name", "last_name", "phone_number",
+                 "age", "salary"],
+    )  # fmt: skip
+    await conn.execute("ANALYZE users")
+    await conn.close()
+
+
+def through(dsn: str, proxy: TcpProxy) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(
+        (parts.scheme, f"{parts.username}@127.0.0.1:{proxy.port}", parts.path, "", "")
+    )
+
+
+async def run(args: argparse.Namespace, users_dsn: str, points_dsn: str) -> None:
+    await seed(users_dsn)
+    points_db = await connect(points_dsn, min_size=1, max_size=4)
+    server = await serve([PointService(points_db)], host="127.0.0.1", port=0)
+    parts = urlsplit(users_dsn)
+    pg_proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    grpc_proxy = await TcpProxy("127.0.0.1", server.port).start()
+    db = await connect(through(users_dsn, pg_proxy), min_size=2, max_size=4, reset=False)
+    pool = ChannelPool(f"127.0.0.1:{grpc_proxy.port}", 1)
+    lookup = PointsClient(pool, timeout=10)
+
+    async def concurrent() -> None:
+        async with asyncio.TaskGroup() as group:  # what the handler does
+            group.create_task(load_statistics(db, FILTERS))
+            group.create_task(load_page_with_points(db, lookup, FILTERS, PAGE))
+
+    async def sequential() -> None:
+        await load_statistics(db, FILTERS)
+        await load_page_with_points(db, lookup, FILTERS, PAGE)
+
+    try:
+        for step in (concurrent, sequential, concurrent):  # warm up
+            await step()
+        pg_proxy.delay = grpc_proxy.delay = args.delay / 1000
+        times: dict[str, list[float]] = {"concurrent": [], "sequential": []}
+        for _ in range(args.rounds):
+            for name, step in (("concurrent", concurrent), ("sequential", sequential)):
+                started = time.perf_counter()
+                await step()
+                times[name].append(time.perf_counter() - started)
+        c, s = (statistics.median(times[k]) * 1000 for k in ("concurrent", "sequential"))
+        print(f"users list data path, {USERS} users, page 50, +{args.delay} ms per chunk:")
+        print(
+            f"  concurrent {c:6.1f} ms   sequential {s:6.1f} ms   ratio {c / s:.2f} (target <= 0.6)"
+        )
+    finally:
+        await pool.close()
+        await db.close()
+        await server.stop(0)
+        await points_db.close()
+        await pg_proxy.stop()
+        await grpc_proxy.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--delay", type=float, default=2.0, help="ms per chunk (both proxies)")
+    args = parser.parse_args()
+    configure_logging("bench", "WARNING")  # no per-call log lines in the output
+    suffix = os.getpid()
+    users_dsn = f"{os.environ.get('BENCH_PG', PG_DEFAULT)}/fixup_bench_users_{suffix}"
+    points_dsn = f"{os.environ.get('BENCH_MYSQL', MYSQL_DEFAULT)}/fixup_bench_points_{suffix}"
+    try:
+        migrate.up("users", users_dsn)
+        migrate.up("points", points_dsn)
+        asyncio.run(run(args, users_dsn, points_dsn))
+    finally:
+        drop_database(users_dsn)
+        drop_database(points_dsn)
+
+
+if __name__ == "__main__":
+    main()

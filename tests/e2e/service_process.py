@@ -25,12 +25,14 @@ def through(dsn: str, proxy: TcpProxy) -> str:
 
 
 class Service:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = int(env["DEPARTMENTS_PORT"])
+    """`python -m services.<name>`; its HTTP port (for /health) is `<NAME>_PORT` in env."""
+
+    def __init__(self, env: dict[str, str], log: Path, name: str = "departments") -> None:
+        self.port = int(env[f"{name.upper()}_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.departments"],
+            [sys.executable, "-m", f"services.{name}"],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=log.open("w"),

@@ -1,4 +1,5 @@
--- The Idempotency-Key store (lib/http/idempotency.py); the same file in every db that has it.
+-- The Idempotency-Key store (lib/http/idempotency.py), shared by every PostgreSQL db that
+-- has an idempotency_keys table: each sql/<db>/sqlc.yaml lists this file in `queries`.
 
 -- name: LockIdempotencyKey :exec
 -- Serialises concurrent requests with one key until the surrounding transaction ends.

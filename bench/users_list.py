@@ -13,15 +13,18 @@ import argparse
 import asyncio
 import os
 import random
+import socket
 import statistics
+import subprocess
 import sys
 import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,12 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lib.clients.points import PointsClient
 from lib.db.pool import connect
 from lib.grpc.client import ChannelPool
-from lib.grpc.server import serve
 from lib.http.listing import Page
 from lib.logging import configure_logging
-from services.points.service import PointService
 from services.users.handlers import load_page_with_points, load_statistics
-from tests.proxy import TcpProxy
+from tests.proxy import TcpProxy, through
 from tools import migrate
 from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
 from tools.dbadmin import drop_database
@@ -62,20 +63,39 @@ async def seed(dsn: str) -> None:
     await conn.close()
 
 
-def through(dsn: str, proxy: TcpProxy) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(
-        (parts.scheme, f"{parts.username}@127.0.0.1:{proxy.port}", parts.path, "", "")
-    )
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_healthy(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
 
 
 async def run(args: argparse.Namespace, users_dsn: str, points_dsn: str) -> None:
     await seed(users_dsn)
-    points_db = await connect(points_dsn, min_size=1, max_size=4)
-    server = await serve([PointService(points_db)], host="127.0.0.1", port=0)
+    # points in its own process, as in production (its codec work must not share our loop)
+    grpc_port, http_port = free_port(), free_port()
+    points = subprocess.Popen(
+        [sys.executable, "-m", "services.points"],
+        env={**os.environ, "POINTS_DATABASE_URL": points_dsn, "POINTS_GRPC_PORT": str(grpc_port),
+             "POINTS_PORT": str(http_port), "LOG_LEVEL": "WARNING", "WORKERS": "1",
+             "REDIS_URL": ""},
+    )  # fmt: skip
+    await wait_healthy(f"http://127.0.0.1:{http_port}/health")
     parts = urlsplit(users_dsn)
     pg_proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
-    grpc_proxy = await TcpProxy("127.0.0.1", server.port).start()
+    grpc_proxy = await TcpProxy("127.0.0.1", grpc_port).start()
     db = await connect(through(users_dsn, pg_proxy), min_size=2, max_size=4, reset=False)
     pool = ChannelPool(f"127.0.0.1:{grpc_proxy.port}", 1)
     lookup = PointsClient(pool, timeout=10)
@@ -93,22 +113,42 @@ async def run(args: argparse.Namespace, users_dsn: str, points_dsn: str) -> None
         for step in (concurrent, sequential, concurrent):  # warm up
             await step()
         pg_proxy.delay = grpc_proxy.delay = args.delay / 1000
-        times: dict[str, list[float]] = {"concurrent": [], "sequential": []}
+
+        async def statistics_only() -> None:
+            await load_statistics(db, FILTERS)
+
+        async def page_only() -> None:
+            await load_page_with_points(db, None, FILTERS, PAGE)
+
+        async def points_only() -> None:
+            await lookup.get_user_list_points([str(uuid.uuid4()) for _ in range(50)])
+
+        steps = {
+            "concurrent": concurrent,
+            "sequential": sequential,
+            "statistics": statistics_only,
+            "page": page_only,
+            "points": points_only,
+        }
+        times: dict[str, list[float]] = {name: [] for name in steps}
         for _ in range(args.rounds):
-            for name, step in (("concurrent", concurrent), ("sequential", sequential)):
+            for name, step in steps.items():
                 started = time.perf_counter()
                 await step()
                 times[name].append(time.perf_counter() - started)
-        c, s = (statistics.median(times[k]) * 1000 for k in ("concurrent", "sequential"))
-        print(f"users list data path, {USERS} users, page 50, +{args.delay} ms per chunk:")
+        med = {name: statistics.median(t) * 1000 for name, t in times.items()}
+        c, s = med["concurrent"], med["sequential"]
+        legs = ", ".join(f"{k} {med[k]:.1f}" for k in ("statistics", "page", "points"))
+        print(f"users list data path, {USERS} users, page 50, +{args.delay} ms one-way latency:")
+        print(f"  legs (ms): {legs}")
         print(
             f"  concurrent {c:6.1f} ms   sequential {s:6.1f} ms   ratio {c / s:.2f} (target <= 0.6)"
         )
     finally:
         await pool.close()
         await db.close()
-        await server.stop(0)
-        await points_db.close()
+        points.terminate()
+        points.wait(10)
         await pg_proxy.stop()
         await grpc_proxy.stop()
 

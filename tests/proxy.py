@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlsplit, urlunsplit
 
 
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int, *, delay: float = 0.0) -> None:
         self.target = (target_host, target_port)
-        self.delay = delay  # seconds added before each chunk from the server reaches the client
+        self.delay = delay  # one-way latency in seconds, added to every chunk either way
         self.server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.writers: set[asyncio.StreamWriter] = set()
@@ -39,8 +40,8 @@ class TcpProxy:
             return
         self.writers |= {writer, up_writer}
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer, delayed=False)),
-            asyncio.create_task(self._pump(up_reader, writer, delayed=True)),
+            asyncio.create_task(self._pump(reader, up_writer)),
+            asyncio.create_task(self._pump(up_reader, writer)),
         ]
         self.tasks.update(pumps)
         await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -51,12 +52,38 @@ class TcpProxy:
             w.close()
             self.writers.discard(w)
 
-    async def _pump(
-        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, delayed: bool
-    ) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            while data := await src.read(65536):
-                if delayed and self.delay:  # read each time: a test may change it mid-way
-                    await asyncio.sleep(self.delay)
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        """Forward src -> dst; each chunk leaves `delay` seconds after it arrived: one-way
+        latency in both directions (a round trip costs 2 x delay; chunks in flight overlap,
+        as on a real link)."""
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def send() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                arrived, data = await queue.get()
+                if not data:
+                    return
+                if self.delay:  # read each time: a test may change it mid-way
+                    await asyncio.sleep(max(0.0, arrived + self.delay - loop.time()))
                 dst.write(data)
                 await dst.drain()
+
+        sender = asyncio.create_task(send())
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            while data := await src.read(65536):
+                queue.put_nowait((loop.time(), data))
+            queue.put_nowait((loop.time(), b""))
+            await sender
+        sender.cancel()
+
+
+def through(dsn: str, proxy: TcpProxy) -> str:
+    """The same database URL, reached through `proxy` instead of the server itself."""
+    parts = urlsplit(dsn)
+    user = parts.username or ""
+    if parts.password:
+        user += f":{parts.password}"
+    netloc = f"{user}@127.0.0.1:{proxy.port}" if user else f"127.0.0.1:{proxy.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))

@@ -4,10 +4,11 @@ betterproto2 generates grpclib stubs only. Its service base class has `__mapping
 `{"/pkg.Service/Method": Handler(func, cardinality, request_type, reply_type)}`, where
 `func(stream)` reads the request with `stream.recv_message()` and answers with
 `stream.send_message()`. The adapter turns every entry into a grpc.aio method handler:
-a small `_Stream` stands in for grpclib's stream, (de)serialisation is the betterproto2
-message's own bytes, and a `grpclib.GRPCError` raised by the implementation becomes the
-same gRPC status. No per-method glue: a new rpc in the .proto needs only `make proto` and
-the implementing method.
+a small `_Stream` stands in for grpclib's stream, (de)serialisation goes through
+`lib.grpc.codec` (upb where exact, else betterproto2's own bytes), and a
+`grpclib.GRPCError` raised by the implementation becomes the same gRPC status. No
+per-method glue: a new rpc in the .proto needs only `make proto` and the implementing
+method.
 
 `serve()` adds the interceptors (request id, then logging + metrics), standard health
 checking and reflection; `GrpcServer.stop()` drains gracefully.
@@ -32,6 +33,7 @@ from google.protobuf.descriptor import FileDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from lib.grpc.codec import codec
 from lib.logging import access_log, get_logger
 from lib.metrics import GRPC_DURATION, GRPC_HANDLED
 
@@ -97,8 +99,9 @@ async def _run(func: Callable[[_Stream], Any], stream: _Stream, context: Any) ->
 
 def method_handler(entry: grpclib.const.Handler) -> Any:
     """One grpc.aio RpcMethodHandler from one entry of a generated `__mapping__()`."""
-    func, cardinality, request_type, _ = entry
-    deserialize, serialize = request_type.parse, bytes
+    func, cardinality, request_type, reply_type = entry
+    deserialize, _ = codec(request_type)
+    _, serialize = codec(reply_type)
 
     async def unary_unary(request: Any, context: Any) -> Any:
         stream = _Stream(context, request=request)

@@ -8,20 +8,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from tests.proxy import TcpProxy
-
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def through(dsn: str, proxy: TcpProxy) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(
-        (parts.scheme, f"{parts.username}@127.0.0.1:{proxy.port}", parts.path, "", "")
-    )
 
 
 class Service:

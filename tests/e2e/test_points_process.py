@@ -19,8 +19,8 @@ import pytest
 
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
-from tests.e2e.service_process import ROOT, through
-from tests.proxy import TcpProxy
+from tests.e2e.service_process import ROOT
+from tests.proxy import TcpProxy, through
 from tests.servers import free_port
 
 GET = "/point.PointServer/GetUserPoints"

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from tests.e2e.service_process import ROOT, Service, through
-from tests.proxy import TcpProxy
+from tests.e2e.service_process import ROOT, Service
+from tests.proxy import TcpProxy, through
 from tests.servers import Servers, free_port
 
 

@@ -5,18 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from lib.logging import configure_logging
 from services.departments.app import create_app
 from tests.integration.departments_support import settings_for
-from tests.proxy import TcpProxy
-
-
-def through(dsn: str, proxy: TcpProxy) -> str:
-    parts = urlsplit(dsn)
-    netloc = f"{parts.username}@127.0.0.1:{proxy.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+from tests.proxy import TcpProxy, through
 
 
 async def test_ready_is_503_naming_the_database_when_it_goes_down(

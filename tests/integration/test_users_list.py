@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -25,7 +25,7 @@ from services.users.db.models import UserRole
 from services.users.settings import UsersSettings
 from tests.integration.departments_support import KEYS
 from tests.integration.points_support import Points, running_points
-from tests.proxy import TcpProxy
+from tests.proxy import TcpProxy, through
 from tools import seed
 
 POINTS = {f"{u.first_name} {u.last_name}": u.points for u in seed.CUSTOMERS}
@@ -215,13 +215,6 @@ async def test_degraded_with_the_points_server_stopped(
     body = await listing(client, "role=CUSTOMER")  # the server is gone now
     assert body["meta"]["degraded"] == ["points"]
     assert body["meta"]["total"] == 9
-
-
-def through(dsn: str, proxy: TcpProxy) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(
-        (parts.scheme, f"{parts.username}@127.0.0.1:{proxy.port}", parts.path, "", "")
-    )
 
 
 async def test_statistics_run_concurrently_with_the_page_and_points_chain(

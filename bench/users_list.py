@@ -82,16 +82,8 @@ async def wait_healthy(url: str) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-async def run(args: argparse.Namespace, users_dsn: str, points_dsn: str) -> None:
+async def run(args: argparse.Namespace, users_dsn: str, grpc_port: int, http_port: int) -> None:
     await seed(users_dsn)
-    # points in its own process, as in production (its codec work must not share our loop)
-    grpc_port, http_port = free_port(), free_port()
-    points = subprocess.Popen(
-        [sys.executable, "-m", "services.points"],
-        env={**os.environ, "POINTS_DATABASE_URL": points_dsn, "POINTS_GRPC_PORT": str(grpc_port),
-             "POINTS_PORT": str(http_port), "LOG_LEVEL": "WARNING", "WORKERS": "1",
-             "REDIS_URL": ""},
-    )  # fmt: skip
     await wait_healthy(f"http://127.0.0.1:{http_port}/health")
     parts = urlsplit(users_dsn)
     pg_proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
@@ -147,8 +139,6 @@ async def run(args: argparse.Namespace, users_dsn: str, points_dsn: str) -> None
     finally:
         await pool.close()
         await db.close()
-        points.terminate()
-        points.wait(10)
         await pg_proxy.stop()
         await grpc_proxy.stop()
 
@@ -165,7 +155,19 @@ def main() -> None:
     try:
         migrate.up("users", users_dsn)
         migrate.up("points", points_dsn)
-        asyncio.run(run(args, users_dsn, points_dsn))
+        # points in its own process, as in production (its codec work must not share our loop)
+        grpc_port, http_port = free_port(), free_port()
+        points = subprocess.Popen(
+            [sys.executable, "-m", "services.points"],
+            env={**os.environ, "POINTS_DATABASE_URL": points_dsn,
+                 "POINTS_GRPC_PORT": str(grpc_port), "POINTS_PORT": str(http_port),
+                 "LOG_LEVEL": "WARNING", "WORKERS": "1", "REDIS_URL": ""},
+        )  # fmt: skip
+        try:
+            asyncio.run(run(args, users_dsn, grpc_port, http_port))
+        finally:
+            points.terminate()
+            points.wait(10)
     finally:
         drop_database(users_dsn)
         drop_database(points_dsn)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.e2e.service_process import Service
-from tests.integration.departments_support import KEYS
+from tests.integration.auth_support import KEYS
 from tests.servers import free_port
 
 EXAMPLES = 25  # per operation: bounded time, fixed count

@@ -14,7 +14,7 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.e2e.gateway_stack import Gateway, wait_until
 from tests.e2e.service_process import Service
-from tests.integration.departments_support import KEYS
+from tests.integration.auth_support import KEYS
 from tests.servers import free_port
 from tools import seed
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from services.departments.app import create_app
-from tests.integration.departments_support import settings_for
+from tests.integration.auth_support import settings_for
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from lib.auth.principal import Role
-from tests.integration.departments_support import KEYS, bearer, token
+from tests.integration.auth_support import KEYS, bearer, token
 
 ADMIN = bearer(Role.ADMIN)
 JSON_CT = {"Content-Type": "application/json"}

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from lib.logging import configure_logging
 from services.departments.app import create_app
-from tests.integration.departments_support import settings_for
+from tests.integration.auth_support import settings_for
 from tests.proxy import TcpProxy, through
 
 

@@ -15,7 +15,6 @@ import pytest
 from pydantic import SecretStr
 
 from lib.auth.principal import Role
-from lib.auth.tokens import TokenSigner
 from lib.clients.points import PointsClient
 from lib.grpc.client import ChannelPool
 from lib.http.keys import DB
@@ -23,17 +22,12 @@ from services.users.app import create_app
 from services.users.db import users as q
 from services.users.db.models import UserRole
 from services.users.settings import UsersSettings
-from tests.integration.departments_support import KEYS
+from tests.integration.auth_support import KEYS, bearer
 from tests.integration.points_support import Points, running_points
 from tests.proxy import TcpProxy, through
 from tools import seed
 
 POINTS = {f"{u.first_name} {u.last_name}": u.points for u in seed.CUSTOMERS}
-
-
-def bearer(role: Role) -> dict[str, str]:
-    token = TokenSigner(KEYS[0], 900).issue(uuid.uuid4(), role, True)[0]
-    return {"Authorization": f"Bearer {token}"}
 
 
 MODERATOR = bearer(Role.MODERATOR)

@@ -1,4 +1,4 @@
-"""Helpers of the departments API tests: a test key pair, tokens, settings."""
+"""Shared test helpers: a test key pair, tokens, and departments settings."""
 
 from __future__ import annotations
 

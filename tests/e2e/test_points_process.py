@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +16,7 @@ import pytest
 
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
-from tests.e2e.service_process import ROOT
+from tests.e2e.service_process import Service
 from tests.proxy import TcpProxy, through
 from tests.servers import free_port
 
@@ -35,35 +32,6 @@ async def slow_db(migrated_db: Callable[[str], str]) -> AsyncIterator[tuple[str,
     await proxy.stop()
 
 
-def start_points(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.points"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def read(path: Path) -> str:
-    return path.read_text()
-
-
-async def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"points exited: {read(log)}"
-            try:
-                async with http.get(f"{url}/ready") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"points not ready in 20 s: {read(log)}")
-
-
 async def test_points_process_serves_and_stops_gracefully(
     slow_db: tuple[str, TcpProxy], tmp_path: Path
 ) -> None:
@@ -71,7 +39,6 @@ async def test_points_process_serves_and_stops_gracefully(
     http_port, grpc_port = free_port(), free_port()
     log = tmp_path / "points.log"
     env = {
-        **os.environ,
         "POINTS_DATABASE_URL": through(dsn, proxy),
         "POINTS_PORT": str(http_port),
         "POINTS_GRPC_PORT": str(grpc_port),
@@ -79,12 +46,12 @@ async def test_points_process_serves_and_stops_gracefully(
         "WORKERS": "1",
         "SHUTDOWN_TIMEOUT": "6",
     }
-    proc = start_points(env, log)
-    url = f"http://127.0.0.1:{http_port}"
+    service = Service(env, log, name="points")
+    proc, url = service.proc, service.url
     pool = ChannelPool(f"127.0.0.1:{grpc_port}", 1)
     get = pool.unary(GET, PointReply.parse)
     try:
-        await wait_healthy(url, proc, log)
+        await service.wait_healthy()
         assert (await get(PointRequest(user_id=str(uuid.uuid4())), timeout=5)).user_point == "0"
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{url}/health") as resp:
@@ -101,14 +68,12 @@ async def test_points_process_serves_and_stops_gracefully(
         proc.send_signal(signal.SIGTERM)
         assert (await in_flight).user_point == "0"  # finished during the grace period
         code = await asyncio.to_thread(proc.wait, 10)
-        assert code == 0, read(log)
+        assert code == 0, log.read_text()
         assert time.monotonic() - started < 6
-        assert '"event":"grpc_stopped"' in read(log)
+        assert '"event":"grpc_stopped"' in log.read_text()
     finally:
         await pool.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        service.stop()
     fresh = ChannelPool(f"127.0.0.1:{grpc_port}", 1)  # the process is gone
     try:
         with pytest.raises(grpc.aio.AioRpcError):

@@ -23,6 +23,7 @@ from services.points.service import PointService
 from tests.proxy import TcpProxy
 
 SERVICE = "/point.PointServer/"
+GET = SERVICE + "GetUserPoints"
 
 
 @dataclass

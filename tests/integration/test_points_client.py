@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +19,8 @@ from lib.grpc.client import ChannelPool
 from lib.logging import configure_logging
 from lib.pb.point import PointReply, PointRequest
 from lib.resilience import BreakerState, CircuitBreaker
-from tests.integration.points_support import CountingProxy, Points, new_id, running_points
+from tests.integration.points_support import GET, CountingProxy, Points, new_id, running_points
 from tests.servers import free_port
-
-GET = "/point.PointServer/GetUserPoints"
-
-
-@pytest.fixture(scope="module")
-def points_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("points")
-
-
-@pytest.fixture(scope="module")
-async def points(points_dsn: str) -> AsyncIterator[Points]:
-    async with running_points(points_dsn) as running:
-        yield running
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +21,9 @@ from prometheus_client import REGISTRY
 
 from lib.logging import configure_logging
 from lib.pb.point import PointRequest
-from tests.integration.points_support import Points, new_id, running_points
+from tests.integration.points_support import GET, Points, new_id
 
 ROOT = Path(__file__).resolve().parents[2]
-GET = "/point.PointServer/GetUserPoints"
-
-
-@pytest.fixture(scope="module")
-def points_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("points")
-
-
-@pytest.fixture(scope="module")
-async def points(points_dsn: str) -> AsyncIterator[Points]:
-    async with running_points(points_dsn) as running:
-        yield running
 
 
 async def code_of(awaitable: Any) -> tuple[grpc.StatusCode, str]:

@@ -57,7 +57,7 @@ def users_dsn(migrated_db: Callable[[str], str]) -> str:
 
 
 @pytest.fixture(scope="module")
-async def points(migrated_db: Callable[[str], str]) -> AsyncIterator[Points]:
+async def seeded_points(migrated_db: Callable[[str], str]) -> AsyncIterator[Points]:
     dsn = migrated_db("points")
     seed.seed_points(dsn)
     async with running_points(dsn) as server:
@@ -65,8 +65,8 @@ async def points(migrated_db: Callable[[str], str]) -> AsyncIterator[Points]:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, users_dsn: str, points: Points) -> Any:
-    return await aiohttp_client(create_app(settings(users_dsn, points.target)))
+async def client(aiohttp_client: Any, users_dsn: str, seeded_points: Points) -> Any:
+    return await aiohttp_client(create_app(settings(users_dsn, seeded_points.target)))
 
 
 async def listing(client: Any, query: str = "", headers: dict[str, str] = MODERATOR) -> Any:
@@ -212,13 +212,13 @@ async def test_degraded_with_the_points_server_stopped(
 
 
 async def test_statistics_run_concurrently_with_the_page_and_points_chain(
-    aiohttp_client: Any, users_dsn: str, points: Points
+    aiohttp_client: Any, users_dsn: str, seeded_points: Points
 ) -> None:
     """Each step's cost through the latency proxies is measured the same way the handler
     pays it; the list must cost about max(statistics, page + points), not their sum."""
     parts = urlsplit(users_dsn)
     pg_proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
-    host, port = points.target.rsplit(":", 1)
+    host, port = seeded_points.target.rsplit(":", 1)
     grpc_proxy = await TcpProxy(host, int(port)).start()
     slow_dsn, slow_points = through(users_dsn, pg_proxy), f"127.0.0.1:{grpc_proxy.port}"
     pool = ChannelPool(slow_points, 1)

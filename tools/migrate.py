@@ -6,10 +6,12 @@ Usage: python -m tools.migrate {up,down,status,new} DB [--steps N | --all] [--na
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
 
+import yaml
 from yoyo import get_backend, read_migrations
 from yoyo.backends import DatabaseBackend
 
@@ -66,17 +68,51 @@ def status(db: str, dsn: str | None = None) -> list[tuple[str, bool]]:
     return [(m.id, backend.is_applied(m)) for m in migrations]
 
 
-def new(db: str, name: str) -> tuple[Path, Path]:
-    """Create NNNN_name.sql and NNNN_name.rollback.sql with the next number."""
+SCHEMA_BLOCK = re.compile(r"^([ \t]*)schema:[ \t]*\n((?:\1[ \t]+- .*\n)+)", re.MULTILINE)
+SCHEMA_FLOW = re.compile(r"^([ \t]*schema:[ \t]*\[)([^\]\n]*)\]", re.MULTILINE)
+
+
+def with_schema_entry(config: str, entry: str) -> str:
+    """sqlc.yaml text with `entry` appended to its one `schema:` list, comments untouched.
+
+    Edited as text (a YAML round trip would drop the comments); the result is parsed again
+    to prove the list now ends with `entry`.
+    """
+    blocks, flows = list(SCHEMA_BLOCK.finditer(config)), list(SCHEMA_FLOW.finditer(config))
+    if len(blocks) + len(flows) != 1:
+        raise ValueError("expected exactly one `schema:` list in sqlc.yaml")
+    if blocks:  # "schema:" then "  - item" lines: one more line, indented like the last
+        end, last = blocks[0].end(), blocks[0].group(2).splitlines()[-1]
+        line = last[: last.index("-")] + f"- {entry}\n"
+    else:  # "schema: [a, b]": ", entry" before the bracket
+        end = flows[0].end() - 1
+        line = f", {entry}" if flows[0].group(2).strip() else entry
+    edited = config[:end] + line + config[end:]
+    schema = yaml.safe_load(edited)["sql"][0]["schema"]
+    if not isinstance(schema, list) or schema[-1] != entry:
+        raise ValueError(f"could not append {entry} to the `schema:` list of sqlc.yaml")
+    return edited
+
+
+def new(db: str, name: str, root: Path = ROOT) -> tuple[Path, Path]:
+    """Create NNNN_name.sql and NNNN_name.rollback.sql with the next number, and list the
+    up-migration last in `schema:` of sql/<db>/sqlc.yaml (else sqlc silently ignores it)."""
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise ValueError("name must be lower_snake_case (a-z, 0-9, _)")
-    folder = migrations_dir(db)
-    folder.mkdir(parents=True, exist_ok=True)
+    db = get_database(db).name
+    folder = root / "migrations" / db
+    config_file = root / "sql" / db / "sqlc.yaml"
+    if not config_file.is_file():
+        raise ValueError(f"{config_file.relative_to(root)} not found")
     numbers = [int(p.name[:4]) for p in folder.glob("[0-9][0-9][0-9][0-9]_*.sql")]
     stem = f"{max(numbers, default=0) + 1:04d}_{name}"
     up_file, down_file = folder / f"{stem}.sql", folder / f"{stem}.rollback.sql"
+    entry = os.path.relpath(up_file, config_file.parent)
+    config = with_schema_entry(config_file.read_text(), entry)  # fails before any write
+    folder.mkdir(parents=True, exist_ok=True)
     up_file.write_text(f"-- {stem}: describe the change\n")
     down_file.write_text(f"-- {stem}: undo exactly what {stem}.sql does\n")
+    config_file.write_text(config)
     return up_file, down_file
 
 
@@ -106,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("new needs name=NAME")
             for path in new(args.db, args.name):
                 print(f"created {path.relative_to(ROOT)}")
+            print(f"listed it in sql/{args.db}/sqlc.yaml (schema:)")
     except Exception as exc:  # one clear line for the Makefile user, not a traceback
         print(f"migrate: {exc}", file=sys.stderr)
         return 2

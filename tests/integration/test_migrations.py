@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from tests.servers import DatabaseFactory
 from tools import migrate
@@ -80,14 +83,81 @@ def test_unknown_db_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None
     assert "departments, users, points, catalog, orders, chat" in err
 
 
-def test_new_creates_both_files_with_next_number(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(migrate, "MIGRATIONS", tmp_path)
-    (tmp_path / "chat").mkdir()
-    (tmp_path / "chat" / "0007_old.sql").write_text("")
-    up_file, down_file = migrate.new("chat", "add_flags")
-    assert up_file.name == "0008_add_flags.sql"
-    assert down_file.name == "0008_add_flags.rollback.sql"
-    assert up_file.exists()
-    assert down_file.exists()
-    with pytest.raises(ValueError, match="lower_snake_case"):
-        migrate.new("chat", "Bad Name")
+@pytest.fixture
+def layout(tmp_path: Path) -> Path:
+    """A copy of migrations/chat and sql/chat/sqlc.yaml: `new` never touches tracked files."""
+    shutil.copytree(migrate.MIGRATIONS / "chat", tmp_path / "migrations" / "chat")
+    (tmp_path / "sql" / "chat").mkdir(parents=True)
+    shutil.copy(migrate.ROOT / "sql" / "chat" / "sqlc.yaml", tmp_path / "sql" / "chat")
+    return tmp_path
+
+
+def test_new_writes_the_pair_and_lists_it_in_sqlc_yaml(layout: Path) -> None:
+    config = layout / "sql" / "chat" / "sqlc.yaml"
+    original = config.read_text()
+    before = yaml.safe_load(original)["sql"][0]["schema"]
+    up_file, down_file = migrate.new("chat", "add_flags", root=layout)
+    up_2, down_2 = migrate.new("chat", "add_more", root=layout)
+
+    assert up_file.name == f"{len(before) + 1:04d}_add_flags.sql"
+    assert down_file.name == f"{len(before) + 1:04d}_add_flags.rollback.sql"
+    assert (up_2.name, down_2.name) == (
+        f"{len(before) + 2:04d}_add_more.sql",
+        f"{len(before) + 2:04d}_add_more.rollback.sql",
+    )
+    assert all(p.is_file() for p in (up_file, down_file, up_2, down_2))
+    text = config.read_text()
+    assert yaml.safe_load(text)["sql"][0]["schema"] == [
+        *before,
+        f"../../migrations/chat/{up_file.name}",
+        f"../../migrations/chat/{up_2.name}",
+    ]
+    # only two lines added, right after the existing list: comments and layout kept
+    added = [line for line in text.splitlines() if line not in original.splitlines()]
+    assert added == [
+        f"      - ../../migrations/chat/{up_file.name}",
+        f"      - ../../migrations/chat/{up_2.name}",
+    ]
+    assert text.startswith("# sqlc config of the chat db")
+
+
+def test_new_appends_to_a_flow_style_schema_list() -> None:
+    config = "sql:\n  - engine: postgresql\n    schema: [a.sql]  # up-migrations\n"
+    edited = migrate.with_schema_entry(config, "b.sql")
+    assert edited == "sql:\n  - engine: postgresql\n    schema: [a.sql, b.sql]  # up-migrations\n"
+
+
+def listing(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("db", "name", "message"),
+    [
+        ("chat", "Bad Name", "lower_snake_case"),
+        ("chat", "", "lower_snake_case"),
+        ("nosuchdb", "add_x", "unknown db 'nosuchdb'"),
+        ("users", "add_x", "sql/users/sqlc.yaml not found"),
+    ],
+)
+def test_new_refuses_bad_input_and_writes_nothing(
+    layout: Path, db: str, name: str, message: str
+) -> None:
+    before = listing(layout)
+    with pytest.raises(ValueError, match=message):
+        migrate.new(db, name, root=layout)
+    assert listing(layout) == before
+
+
+def test_new_without_a_schema_list_writes_nothing(layout: Path) -> None:
+    config = layout / "sql" / "chat" / "sqlc.yaml"
+    config.write_text(config.read_text().replace("schema:", "schemas:"))
+    before = listing(layout)
+    with pytest.raises(ValueError, match="exactly one `schema:` list"):
+        migrate.new("chat", "add_x", root=layout)
+    assert listing(layout) == before
+
+
+def test_make_migrate_new_reports_a_bad_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert migrate.main(["new", "chat", "--name", "Bad-Name"]) == 2
+    assert "lower_snake_case" in capsys.readouterr().err

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from codegen import typeslock
-from codegen.emit import AiomysqlEmitter, AsyncpgEmitter, group_by_file, module_name, render_models
+from codegen.emit import group_by_file, module_name, render_models
+from codegen.emit_aiomysql import AiomysqlEmitter
+from codegen.emit_asyncpg import AsyncpgEmitter
 from codegen.errors import CodegenError
 from codegen.format import format_source
 from codegen.plan import Planner, warn

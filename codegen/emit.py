@@ -1,4 +1,7 @@
-"""Python source for models.py and one module per query file, for asyncpg or aiomysql."""
+"""Python source shared by both drivers: models.py, row classes, signatures, conversions.
+
+The driver calls live in emit_asyncpg and emit_aiomysql (as sqlc splits its Go emitter).
+"""
 
 from __future__ import annotations
 
@@ -208,135 +211,6 @@ class Emitter:
         raise NotImplementedError
 
 
-def _tuple(items: list[str]) -> str:
-    if not items:
-        return "()"
-    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
-
-
-class AsyncpgEmitter(Emitter):
-    driver = "asyncpg"
-    conn_type = "PgConn"
-    stream_note = "needs a transaction."
-
-    def base_imports(self) -> set[str]:
-        return {"from lib.db.runtime import PgConn"}
-
-    def body(self, src: Source, plan: QueryPlan) -> list[str]:
-        q, const = plan.query, plan.func.upper()
-        args = "".join(f", {a}" for a in self.args(plan))
-        build = row_builder(plan, "row", "models.")
-        cmd = q.cmd
-        if cmd == ":one":
-            return [
-                f"row = await conn.fetchrow({const}{args})",
-                f"return None if row is None else {build}",
-            ]
-        if cmd == ":many":
-            return [f"rows = await conn.fetch({const}{args})", f"return [{build} for row in rows]"]
-        if cmd == ":exec":
-            return [f"await conn.execute({const}{args})"]
-        if cmd == ":execrows":
-            src.imports.add("from lib.db.runtime import status_rows")
-            return [f"return status_rows(await conn.execute({const}{args}))"]
-        if cmd == ":execresult":
-            src.imports.add("from lib.db.runtime import status_rows")
-            return [f"return ExecResult(status_rows(await conn.execute({const}{args})), None)"]
-        if cmd == ":execlastid":
-            return [f"value: int = await conn.fetchval({const}{args})", "return value"]
-        item_args = _tuple(self.args(plan, "item."))
-        if cmd == ":copyfrom":
-            src.imports.add("from lib.db.runtime import status_rows")
-            columns = ", ".join(repr(p.db_name) for p in plan.params)
-            return [
-                "status = await conn.copy_records_to_table(",
-                f"    {q.insert_into_table!r},",
-                f"    records=[{item_args} for item in items],",
-                f"    columns=[{columns}],",
-                ")",
-                "return status_rows(status)",
-            ]
-        if cmd == ":batchexec":
-            return [f"await conn.executemany({const}, [{item_args} for item in items])"]
-        one_row = cmd == ":batchone"
-        fetch = "fetchrow" if one_row else "fetch"
-        one = f"None if row is None else {build}" if one_row else f"[{build} for row in rows]"
-        var = "row" if one_row else "rows"
-        return [
-            f"stmt = await conn.prepare({const})",
-            "results = []",
-            "for item in items:",
-            f"    {var} = await stmt.{fetch}(*{item_args})",
-            f"    results.append({one})",
-            "return results",
-        ]
-
-    def stream_body(self, src: Source, plan: QueryPlan) -> list[str]:
-        args = "".join(f", {a}" for a in self.args(plan))
-        build = row_builder(plan, "row", "models.")
-        return [f"async for row in conn.cursor({plan.func.upper()}{args}):", f"    yield {build}"]
-
-
-class AiomysqlEmitter(Emitter):
-    driver = "aiomysql"
-    conn_type = "MyConn"
-    stream_note = "unbuffered (SSCursor)."
-
-    def base_imports(self) -> set[str]:
-        return {"from lib.db.runtime import MyConn"}
-
-    def execute(self, src: Source, plan: QueryPlan, args: list[str]) -> str:
-        const = plan.func.upper()
-        if "/*SLICE:" in plan.sql:
-            src.imports.add("from lib.db.runtime import expand_slices")
-            return f"await cur.execute(*expand_slices({const}, {_tuple(args)}))"
-        return f"await cur.execute({const}, {_tuple(args)})"
-
-    def body(self, src: Source, plan: QueryPlan) -> list[str]:
-        cmd, const = plan.query.cmd, plan.func.upper()
-        build = row_builder(plan, "row", "models.")
-        lines = ["async with conn.cursor() as cur:"]
-        if cmd in (":one", ":many", ":exec", ":execrows", ":execresult", ":execlastid"):
-            lines.append("    " + self.execute(src, plan, self.args(plan)))
-        tail = {
-            ":one": ["row = await cur.fetchone()", f"return None if row is None else {build}"],
-            ":many": ["rows = await cur.fetchall()", f"return [{build} for row in rows]"],
-            ":exec": [],
-            ":execrows": ["affected: int = cur.rowcount", "return affected"],
-            ":execresult": [
-                "affected: int = cur.rowcount",
-                "last: int | None = cur.lastrowid or None",
-                "return ExecResult(affected, last)",
-            ],
-            ":execlastid": ["last: int = cur.lastrowid", "return last"],
-        }.get(cmd)
-        if tail is not None:
-            return lines + [f"    {t}" for t in tail]
-        item_args = _tuple(self.args(plan, "item."))
-        if cmd in (":copyfrom", ":batchexec"):
-            # PyMySQL rewrites an INSERT ... VALUES executemany into multi-row INSERTs.
-            run = [f"await cur.executemany({const}, [{item_args} for item in items])"]
-            # rowcount stays -1 when executemany gets no rows
-            ret = ["return max(int(cur.rowcount), 0)"] if cmd == ":copyfrom" else []
-            return lines + [f"    {t}" for t in run + ret]
-        one_row = cmd == ":batchone"
-        one = f"None if row is None else {build}" if one_row else f"[{build} for row in rows]"
-        fetch = "row = await cur.fetchone()" if one_row else "rows = await cur.fetchall()"
-        execute = self.execute(src, plan, self.args(plan, "item."))
-        return ["results = []", *lines, "    for item in items:", f"        {execute}",
-                f"        {fetch}", f"        results.append({one})", "return results"]  # fmt: skip
-
-    def stream_body(self, src: Source, plan: QueryPlan) -> list[str]:
-        src.imports.add("import aiomysql")
-        build = row_builder(plan, "row", "models.")
-        return [
-            "async with conn.cursor(aiomysql.SSCursor) as cur:",
-            "    " + self.execute(src, plan, self.args(plan)),
-            "    while (row := await cur.fetchone()) is not None:",
-            f"        yield {build}",
-        ]
-
-
 def group_by_file(plans: list[QueryPlan]) -> dict[str, list[QueryPlan]]:
     groups: dict[str, list[QueryPlan]] = defaultdict(list)
     for plan in plans:
@@ -346,3 +220,9 @@ def group_by_file(plans: list[QueryPlan]) -> dict[str, list[QueryPlan]]:
 
 def module_name(filename: str) -> str:
     return snake(filename.rsplit("/", 1)[-1].removesuffix(".sql"))
+
+
+def as_tuple(items: list[str]) -> str:
+    if not items:
+        return "()"
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"

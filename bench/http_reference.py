@@ -1,7 +1,8 @@
 """The two comparison servers of bench/http_list.py, each a separate process.
 
 `reference`: a minimal hand-written aiohttp + asyncpg handler running the same SQL and
-returning the same JSON as GET /v1/departments?limit=50 (no middleware, no validation).
+returning the same JSON as GET /v1/departments?limit=50 (no middleware, no validation;
+the SQL text is the generated query's, so the columns cannot go stale).
 `bare`: aiohttp returning fixed bytes (the framework ceiling).
 Run: python bench/http_reference.py {reference,bare} PORT DSN
 """
@@ -16,11 +17,11 @@ import orjson
 import uvloop
 from aiohttp import web
 
-COUNT = "SELECT count(*) AS total FROM departments"
-PAGE = (
-    "SELECT id, name, address, version, created_at, updated_at FROM departments "
-    "ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1"
-)
+from services.departments.db.departments import COUNT_DEPARTMENTS as COUNT
+from services.departments.db.departments import LIST_DEPARTMENTS_BY_NAME_ASC as PAGE
+
+# The SQL is the generated query's text, so a new column reaches the reference with the
+# next `make sqlc`; tests/integration/test_bench_reference.py compares the two responses.
 
 
 def default(value: Any) -> str:

@@ -1,1 +1,2 @@
-"""gRPC on grpc.aio with betterproto2 messages: server adapter, interceptors, channel pool."""
+"""gRPC on grpc.aio with betterproto2 messages: codec, adapter, interceptors, server
+lifecycle, channel pool."""

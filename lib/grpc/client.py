@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 import structlog
 
-from lib.grpc.server import REQUEST_ID_KEY
+from lib.grpc.interceptors import REQUEST_ID_KEY
 
 Reply = TypeVar("Reply")
 

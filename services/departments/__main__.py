@@ -1,6 +1,6 @@
 """`python -m services.departments`: serve the departments API."""
 
-from lib.http.server import run_service
+from lib.runner import run_service
 from services.departments.settings import SERVICE, DepartmentsSettings
 
 if __name__ == "__main__":

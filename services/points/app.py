@@ -1,7 +1,7 @@
 """The points process: the gRPC server plus a small HTTP side app (/health, /ready,
 /metrics) that owns every resource through cleanup_ctx, like the HTTP services.
 
-Shutdown (SIGTERM, via lib.http.server): the side port stops, then the cleanup contexts
+Shutdown (SIGTERM, via lib.runner): the side port stops, then the cleanup contexts
 unwind in reverse: gRPC health turns NOT_SERVING, new calls are refused and running ones
 get the grace period, then the database pool closes.
 """

@@ -1,6 +1,6 @@
 """The PointServer implementation: balances and the idempotent ledger on MariaDB.
 
-Errors leave as grpclib.GRPCError (what the generated base class uses); lib.grpc.server
+Errors leave as grpclib.GRPCError (what the generated base class uses); lib.grpc.adapter
 turns them into the same gRPC status on grpc.aio.
 """
 

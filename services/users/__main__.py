@@ -1,6 +1,6 @@
 """`python -m services.users`: serve the users API."""
 
-from lib.http.server import run_service
+from lib.runner import run_service
 from services.users.settings import SERVICE, UsersSettings
 
 if __name__ == "__main__":

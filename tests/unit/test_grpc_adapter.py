@@ -1,4 +1,4 @@
-"""lib.grpc.server: the adapter from betterproto2's generated mapping to grpc.aio.
+"""lib.grpc.adapter: the adapter from betterproto2's generated mapping to grpc.aio.
 
 No database: fake implementations of the generated base class, served on loopback.
 """
@@ -17,15 +17,10 @@ import pytest
 from grpclib.const import Cardinality, Handler, Status
 
 from lib.clients.points import decode_user_points, encode_user_ids
+from lib.grpc.adapter import generic_handlers, method_handler, service_names
 from lib.grpc.client import ChannelPool
-from lib.grpc.server import (
-    GrpcServer,
-    generic_handlers,
-    incoming_request_id,
-    method_handler,
-    serve,
-    service_names,
-)
+from lib.grpc.interceptors import incoming_request_id
+from lib.grpc.server import GrpcServer, serve
 from lib.pb.point import (
     AddPointsRequest,
     PointReply,

@@ -5,6 +5,8 @@ violating row with the expected error naming the constraint (or, for NOT NULL, t
 column). Rows are built by one factory per table (`FACTORIES`, fresh parents included)
 plus the overrides of each case. Each database is migrated once per module; every
 violating insert runs in its own transaction so the connection stays usable.
+`test_every_constraint_has_a_violation_case` reads every CHECK / UNIQUE / FK / EXCLUDE
+from the migrated databases and fails naming each one no `Bad` case violates.
 """
 
 from __future__ import annotations
@@ -194,6 +196,7 @@ def ledger_row(db: Db) -> Row:
 FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {
     "departments": {
         "departments": lambda db: {"name": unique("Dept"), "address": "1 Main St"},
+        "idempotency_keys": idempotency_key_row,
     },
     "users": {
         "users": user_row,
@@ -349,6 +352,7 @@ BAD: list[Bad] = [
         {"version": 0}),
     Bad("departments", "departments", "name", pg.NotNullViolation, {"name": None}),
     Bad("departments", "departments", "address", pg.NotNullViolation, {"address": None}),
+    *idempotency_key_cases("departments"),
     # users
     Bad("users", "users", "users_email_key", pg.UniqueViolation,
         {"email": First("users", "email")}),
@@ -398,6 +402,8 @@ BAD: list[Bad] = [
         {"token_hash": First("email_tokens", "token_hash")}),
     Bad("users", "email_tokens", "email_tokens_user_id_fkey", pg.ForeignKeyViolation,
         {"user_id": uid()}),
+    Bad("users", "email_tokens", "email_tokens_token_hash_chk", pg.CheckViolation,
+        {"token_hash": b"\x01" * 15}),
     Bad("users", "email_tokens", "email_tokens_expires_at_chk", pg.CheckViolation,
         {"created_at": T0, "expires_at": T0 - timedelta(seconds=1)}),
     Bad("users", "email_tokens", "email_token_purpose", pg.InvalidTextRepresentation,
@@ -504,6 +510,8 @@ BAD: list[Bad] = [
     # the offer exists, but belongs to another order
     Bad("orders", "jobs", "jobs_offer_id_fkey", pg.ForeignKeyViolation,
         {"offer_id": First("offers", "id")}),
+    # no such order (so no such offer either: jobs_order_id_fkey is checked first)
+    Bad("orders", "jobs", "jobs_order_id_fkey", pg.ForeignKeyViolation, {"order_id": uid()}),
     Bad("orders", "jobs", "jobs_completed_at_chk", pg.CheckViolation, {"status": "COMPLETED"}),
     Bad("orders", "jobs", "jobs_completed_at_chk", pg.CheckViolation, {"completed_at": T0}),
     Bad("orders", "jobs", "provider_id", pg.NotNullViolation, {"provider_id": None}),
@@ -705,3 +713,55 @@ def test_currencies_come_with_the_migration(open_db: Callable[[str], Db]) -> Non
         ("JPY", 0),
         ("USD", 2),
     ]
+
+
+# --- coverage: every constraint of every database has a violation case above --------------
+
+PG_CONSTRAINTS = """
+SELECT c.conname AS name FROM pg_constraint c
+JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname = 'public' AND c.contype IN ('c', 'u', 'f', 'x') AND t.relname !~ '^_?yoyo'
+UNION
+SELECT i.relname FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname = 'public' AND x.indisunique AND NOT x.indisprimary AND t.relname !~ '^_?yoyo'
+  AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = x.indexrelid
+                  AND k.contype IN ('p', 'u', 'x'))
+"""
+MY_CONSTRAINTS = """
+SELECT CONSTRAINT_NAME FROM information_schema.TABLE_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = DATABASE() AND CONSTRAINT_TYPE IN ('CHECK', 'UNIQUE', 'FOREIGN KEY')
+  AND TABLE_NAME NOT LIKE '%%yoyo%%'
+UNION
+SELECT CONSTRAINT_NAME FROM information_schema.CHECK_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME NOT LIKE '%%yoyo%%'
+"""
+
+
+# Constraints no insert can violate alone, with the reason; each must still exist.
+IMPLIED: dict[str, dict[str, str]] = {
+    "orders": {"offers_id_order_id_key": "implied by offers_pkey (id is unique on its own); "
+               "it exists as the target of jobs_offer_id_fkey"},
+}  # fmt: skip
+
+
+def database_constraints(db: Db) -> set[str]:
+    """CHECK, UNIQUE (constraints and unique indexes), FOREIGN KEY and EXCLUDE names."""
+    if db.mysql:
+        with db.my.cursor() as cur:
+            cur.execute(MY_CONSTRAINTS)
+            return {row[0] for row in cur.fetchall()}
+    return {row["name"] for row in db.pg.execute(PG_CONSTRAINTS).fetchall()}
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_every_constraint_has_a_violation_case(open_db: Callable[[str], Db], name: str) -> None:
+    """A new CHECK / UNIQUE / FK cannot go untested: add a `Bad` case for it to BAD."""
+    violated = {case.name for case in BAD if case.db == name}
+    implied = set(IMPLIED.get(name, {}))
+    constraints = database_constraints(open_db(name))
+    assert constraints, f"{name}: no constraints found (is the query right?)"
+    assert constraints >= implied, f"{name}: IMPLIED names a missing constraint"
+    untested = sorted(constraints - violated - implied)
+    assert not untested, f"{name}: no Bad case violates: {', '.join(untested)}"

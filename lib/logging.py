@@ -1,4 +1,5 @@
-"""Structured JSON logs: one line per event, the shared field names of DESIGN.md.
+"""Structured JSON logs: one line per event, the field names dashboards and
+alerts use (docs/architecture.md, "Observability").
 
 Fields: ts, level, service, event, plus whatever is bound (request_id through
 structlog.contextvars for the whole request; method, route, status, duration_ms,

@@ -1,4 +1,4 @@
-"""Demo data of API.md, loaded idempotently: `python -m tools.seed` (`make seed`).
+"""Demo data of docs/api.md ("users"), loaded idempotently: `python -m tools.seed` (`make seed`).
 
 Every seed row has a fixed id and is inserted with "on conflict do nothing", so a
 second run changes nothing. Existing rows are never updated: a changed

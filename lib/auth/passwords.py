@@ -1,6 +1,7 @@
 """Password hashing with argon2id.
 
-Cost parameters come from the environment (cheap in tests, see DESIGN.md `ARGON2_*`):
+Cost parameters come from the environment (cheap in tests; docs/architecture.md, "Ports
+and settings"):
 ARGON2_TIME_COST (default 3), ARGON2_MEMORY_COST in KiB (default 65536),
 ARGON2_PARALLELISM (default 4). They are read once, on first use.
 """

@@ -11,7 +11,7 @@ from lib.http.jsonio import json_response
 
 PROBLEM_TYPE = "application/problem+json"
 
-# aiohttp raises these itself (routing, body size); map them onto API.md's codes
+# aiohttp raises these itself (routing, body size); map them onto docs/api.md's "Errors"
 HTTP_CODES = {
     400: ("BAD_REQUEST", "Bad request"),
     401: ("UNAUTHORIZED", "Unauthorized"),

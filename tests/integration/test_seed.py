@@ -1,4 +1,5 @@
-"""`python -m tools.seed` loads API.md's demo data into fresh databases, idempotently."""
+"""`python -m tools.seed` loads the demo data of docs/api.md ("users") into fresh databases,
+idempotently."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tools import seed
 from tools.databases import database_name
 from tools.dbadmin import mysql_connect, psycopg_dsn
 
-# name -> points, from API.md's seed table
+# name -> points, from the seed table of docs/api.md ("users")
 POINTS = {
     "Alice Johnson": 23,
     "Bob Smith": 43,

@@ -339,6 +339,39 @@ def second_active_job(db: Db) -> Row:
 
 UUID_UPPER = "0C000000-0000-4000-8000-000000000001"
 
+# Strings the API strips to "" (Python's str.strip: every Unicode whitespace character);
+# three characters each, so a "3..32 after trimming" CHECK must refuse them too.
+BLANKS = ["\t\t\t", "\n\r\n", "\u00a0" * 3, "\u3000" * 3, " \u2028\u0085\x1c "]
+PYTHON_WHITESPACE = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+
+# (db, table, column, CHECK): every column whose CHECK refuses blank text.
+BLANK_CHECKS = [
+    ("departments", "departments", "name", "departments_name_chk"),
+    ("departments", "departments", "address", "departments_address_chk"),
+    ("users", "users", "first_name", "users_first_name_chk"),
+    ("users", "users", "last_name", "users_last_name_chk"),
+    ("users", "users", "phone_number", "users_phone_number_chk"),
+    ("catalog", "category_types", "name", "category_types_name_chk"),
+    ("catalog", "categories", "name", "categories_name_chk"),
+    ("catalog", "subcategories", "name", "subcategories_name_chk"),
+    ("catalog", "services", "name", "services_name_chk"),
+    ("orders", "currencies", "name", "currencies_name_chk"),
+    ("orders", "orders", "description", "orders_description_chk"),
+    ("orders", "orders", "address", "orders_address_chk"),
+    ("orders", "outbox", "topic", "outbox_topic_chk"),
+    ("chat", "messages", "body", "messages_body_chk"),
+    ("points", "points_ledger", "reason", "points_ledger_reason_chk"),
+]
+
+
+def blank_cases() -> list[Bad]:
+    return [
+        Bad(db, table, check, MY_CHECK if db == "points" else pg.CheckViolation, {column: blank})
+        for db, table, column, check in BLANK_CHECKS
+        for blank in BLANKS
+    ]
+
+
 BAD: list[Bad] = [
     # departments
     Bad("departments", "departments", "departments_name_key", pg.UniqueViolation,
@@ -546,6 +579,12 @@ BAD: list[Bad] = [
     Bad("chat", "messages", "messages_body_chk", pg.CheckViolation, {"body": ""}),
     Bad("chat", "messages", "author_id", pg.NotNullViolation, {"author_id": None}),
     *idempotency_key_cases("chat"),
+    *blank_cases(),
+    # every character Python strips, alone: the CHECKs' set is exactly Python's whitespace
+    *(Bad("departments", "departments", "departments_name_chk", pg.CheckViolation,
+          {"name": c}) for c in PYTHON_WHITESPACE),
+    *(Bad("points", "points_ledger", "points_ledger_reason_chk", MY_CHECK, {"reason": c})
+      for c in PYTHON_WHITESPACE),
 ]  # fmt: skip
 
 GOOD: list[Good] = [
@@ -570,6 +609,16 @@ GOOD: list[Good] = [
     Good("orders", "reviews", "lowest rating", {"rating": Decimal("0.5")}),
     Good("orders", "reviews", "highest rating", {"rating": Decimal("5")}),
     Good("chat", "messages", "4000 characters after trimming", {"body": " " + "b" * 4000 + "\n"}),
+    Good("chat", "messages", "4000 characters after trimming Unicode spaces",
+         {"body": "\u3000" + "b" * 4000 + "\u00a0\u2029"}),
+    Good("users", "users", "3 characters between Unicode spaces",
+         {"phone_number": "\u00a0123\u3000"}),
+    # Python does not strip U+200B (ZERO WIDTH SPACE) or U+180E, so neither does the CHECK
+    Good("departments", "departments", "zero width space is not whitespace",
+         {"name": "\u200b"}),
+    Good("departments", "departments", "mongolian vowel separator is not whitespace",
+         {"name": "\u180e"}),
+    Good("points", "points_ledger", "zero width space is not whitespace", {"reason": "\u200b"}),
 ]  # fmt: skip
 
 

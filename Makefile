@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-unit migrate-up migrate-down migrate-status \
-	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check
+	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
+	procfile swagger-deps
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -32,7 +33,9 @@ format: install ## apply ruff's fixes and format
 typecheck: install ## mypy --strict on lib, codegen, services, tools
 	$(VENV)/bin/mypy
 
-test: install ## the whole suite against real PostgreSQL, MariaDB and Redis
+test: install ## the whole suite against real PostgreSQL, MariaDB and Redis (installs nginx, chromium, npm deps)
+	@$(PY) -m tools.packages ensure test
+	@$(MAKE) --no-print-directory swagger-deps || echo "note: the Swagger UI test needs: make swagger-deps"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-unit: install ## unit tests only (no servers)
@@ -75,8 +78,8 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all)
 	@test -f var/keys/jwt_public.pem || $(PY) -m tools.keys --dir var/keys
 	$(PY) -m tools.seed
-	@$(PY) -m tools.nginx ensure
-	@$(PY) -m tools.swag_config || echo "note: /docs/ needs: make swag-config"
+	@$(PY) -m tools.packages ensure run
+	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
 	JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  $(VENV)/bin/honcho start -f Procfile
 
@@ -90,9 +93,13 @@ bench: install ## every benchmark in bench/ (ratios measured side by side; needs
 swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all)
 	$(PY) -m tools.swag gen $(svc)
 
-swag-check: install ## fail when a committed OpenAPI document (or nginx/compose) is stale
+swag-check: install ## fail when a committed OpenAPI document (or nginx/compose, Procfile) is stale
 	$(PY) -m tools.swag check
 	$(PY) -m tools.nginx check
+	$(PY) -m tools.procfile check
+
+procfile: install ## render the Procfile from lib/registry.py
+	$(PY) -m tools.procfile
 
 keys: install ## write a development Ed25519 key pair to var/keys (force=1 to replace)
 	$(PY) -m tools.keys --dir var/keys $(if $(force),--force)
@@ -103,10 +110,13 @@ nginx-conf: install ## render nginx/ into var/nginx and check it with nginx -t
 nginx-compose: install ## regenerate nginx/compose/ (static copy for Docker Compose)
 	$(PY) -m tools.nginx compose
 
-tools/swagger/node_modules/.package-lock.json: tools/swagger/package-lock.json
+SWAGGER_DEPS := tools/swagger/node_modules/.package-lock.json
+$(SWAGGER_DEPS): tools/swagger/package-lock.json
 	cd tools/swagger && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund
 
-swag-config: install tools/swagger/node_modules/.package-lock.json ## Swagger UI for /docs/ (lists docs/openapi/*.json)
+swagger-deps: $(SWAGGER_DEPS) ## npm ci in tools/swagger: swagger-ui-dist (/docs/), playwright-core (tests)
+
+swag-config: install $(SWAGGER_DEPS) ## Swagger UI for /docs/ (lists docs/openapi/*.json)
 	$(PY) -m tools.swag_config
 
 dev: install ## one service with hot reload: svc=X

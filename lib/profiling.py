@@ -11,7 +11,8 @@ and a second aiohttp server on 127.0.0.1:<port>, never on the service's own port
 - `GET  /debug/tasks` every asyncio task of the loop: name, coroutine, await stack.
 
 Cleanup stops the server and tracemalloc (when this context started it). The port of a
-process is `profiling_port(6060, service_index, worker_index)` (DESIGN.md).
+process is `port_for(service)`: 6060 + the service's index in lib/registry.py x 10 + the
+worker index (docs/architecture.md "Ports and settings").
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from lib import registry
 from lib.http import problems
 from lib.http.jsonio import json_response
 from lib.logging import get_logger
@@ -67,16 +69,18 @@ def profiling_port(base: int, service_index: int, worker_index: int) -> int:
     return port
 
 
-SERVICE_INDEX = {"departments": 1, "users": 2, "catalog": 3, "orders": 4, "chat": 5, "points": 6}
+SERVICE_INDEX = {service.name: service.index for service in registry.SERVICES}
+OTHER_INDEX = 0  # a process outside the registry (a test app): 6060..6069
 
 
 def port_for(service: str, configured: int = 0) -> int:
-    """PROFILING_PORT when set, else DESIGN.md's 6060 + service index x 10 + worker index
-    (FIXUP_WORKER_INDEX, set by lib.http.server for each worker)."""
-    if configured:
-        return configured
+    """The profiling port of this process: `base + worker index`, base being PROFILING_PORT
+    when set, else BASE_PORT + the service's index x 10 (FIXUP_WORKER_INDEX is set by
+    lib.runner for each worker, so the workers of one service never share a port)."""
     worker = int(os.environ.get("FIXUP_WORKER_INDEX", "0"))
-    return profiling_port(6060, SERVICE_INDEX.get(service, 9), worker)
+    if configured:
+        return profiling_port(configured, 0, worker)
+    return profiling_port(BASE_PORT, SERVICE_INDEX.get(service, OTHER_INDEX), worker)
 
 
 @dataclass

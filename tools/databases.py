@@ -1,4 +1,4 @@
-"""The six logical databases: their engine and where each one lives.
+"""The logical databases (one per service of lib/registry.py): engine and DSN.
 
 One place answers "which engine, which DSN" for the migration tool, the seed loader,
 the codegen drivers and the test fixtures.
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-Engine = Literal["postgresql", "mysql"]
+from lib import registry
+from lib.registry import Engine
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432"
 MYSQL_DEFAULT = "mysql://root@127.0.0.1:3306"
@@ -36,15 +36,7 @@ class Database:
 
 
 DATABASES: dict[str, Database] = {
-    db.name: db
-    for db in (
-        Database("departments", "postgresql"),
-        Database("users", "postgresql"),
-        Database("points", "mysql"),
-        Database("catalog", "postgresql"),
-        Database("orders", "postgresql"),
-        Database("chat", "postgresql"),
-    )
+    service.database: Database(service.database, service.engine) for service in registry.SERVICES
 }
 
 

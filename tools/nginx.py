@@ -1,4 +1,4 @@
-"""The gateway as a local process: `python -m tools.nginx {render,test,run,compose,check,ensure}`.
+"""The gateway as a local process: `python -m tools.nginx {render,test,run,compose,check}`.
 
 nginx/ holds TEMPLATES (nginx.conf, conf.d/*.conf, snippets/*.conf) in which `${NAME}`
 marks what differs between a local run, the tests and Docker Compose: listen addresses,
@@ -9,7 +9,8 @@ execs `nginx -g 'daemon off;'` (so Ctrl-C / honcho's SIGTERM reach nginx itself)
 when that committed copy is stale). nginx's own `$variables` are never touched.
 
 Upstream addresses: `--upstream users=127.0.0.1:8102,127.0.0.1:8112` (replicas separated
-by commas), else `<SVC>_PORT` from the environment, else the ports of DESIGN.md.
+by commas), else `<SVC>_PORT` from the environment, else the ports of lib/registry.py
+(every REST service, planned ones included: they answer 503 until they are built).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lib import registry
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "nginx"
 COMPOSE_DIR = TEMPLATES / "compose"
@@ -34,23 +37,19 @@ LOG_DIR = ROOT / "var" / "log" / "nginx"
 DOCS_ROOT = ROOT / "var" / "docs"
 OPENAPI_DIR = ROOT / "docs" / "openapi"
 
-# service -> default ports (DESIGN.md "Ports and settings"); chat runs two replicas only in
-# tests and benchmarks, so one by default
+# service -> the ports of its replicas (lib/registry.py)
 HTTP_SERVICES: dict[str, tuple[int, ...]] = {
-    "departments": (8101,),
-    "users": (8102,),
-    "catalog": (8103,),
-    "orders": (8104,),
-    "chat": (8105,),
+    service.name: service.http_ports for service in registry.gateway_services()
 }
-POINTS_GRPC = 50051
-POINTS_METRICS = 9105
+POINTS_GRPC = registry.get("points").grpc_port
+POINTS_METRICS = registry.get("points").metrics_port
 LISTEN = "127.0.0.1:8080"
 STATUS_LISTEN = "127.0.0.1:8088"
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 INSTALL_HINT = (
-    "nginx is not installed: `apt-get install -y nginx` (Debian/Ubuntu, as root), "
-    "or `brew install nginx`; the services still answer on their own ports"
+    "nginx is not installed: `apt-get install -y nginx` (Debian/Ubuntu, as root; `make run` "
+    "does it when run as root), or `brew install nginx`; the services still answer on their "
+    "own ports"
 )
 
 
@@ -208,9 +207,8 @@ def compose_layout() -> Layout:
     return Layout(
         listen="8080",
         status_listen="8088",  # published to no host port; Compose's network is private
-        upstreams={
-            svc: [f"{svc}:{port}" for port in ports] for svc, ports in HTTP_SERVICES.items()
-        },
+        # one name per service: Compose's DNS answers with every replica's address
+        upstreams={svc: [f"{svc}:{ports[0]}"] for svc, ports in HTTP_SERVICES.items()},
         runtime=Path("/etc/nginx"),
         access_log=Path("/var/log/nginx/access.log"),
         error_log="stderr",
@@ -255,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["render", "test", "run", "compose", "check", "ensure"])
+    parser.add_argument("command", choices=["render", "test", "run", "compose", "check"])
     parser.add_argument("--listen", default=os.environ.get("NGINX_LISTEN", LISTEN))
     parser.add_argument("--status-listen", default=STATUS_LISTEN)
     parser.add_argument("--upstream", action="append", default=[], metavar="SVC=ADDR[,ADDR]")
@@ -272,8 +270,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        if args.command == "ensure":
-            return ensure()
         if args.command in ("compose", "check"):
             return compose(check=args.command == "check")
         layout = _layout_from(args)
@@ -333,23 +329,6 @@ def compose(check: bool) -> int:
             return 1
         return 0
     print(f"nginx: wrote {COMPOSE_DIR.relative_to(ROOT)}/")
-    return 0
-
-
-def ensure() -> int:
-    """Install Debian's nginx when missing and possible (root + apt-get); else a note. Exit 0."""
-    if nginx_binary() is not None:
-        return 0
-    apt = shutil.which("apt-get")
-    if os.geteuid() == 0 and apt:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        done = subprocess.run([apt, "install", "-y", "-qq", "nginx"], env=env, check=False)
-        if done.returncode != 0:
-            subprocess.run([apt, "update", "-qq"], env=env, check=False)
-            subprocess.run([apt, "install", "-y", "-qq", "nginx"], env=env, check=False)
-        if nginx_binary() is not None:
-            return 0
-    print(f"note: {INSTALL_HINT}", file=sys.stderr)
     return 0
 
 

@@ -6,78 +6,29 @@ one of that service's route templates segment by segment (a `{...}` segment matc
 one segment: UUIDs, numbers, `me`; a literal one only itself; the most literal match
 wins). Everything else -> `other`, so the label's values are bounded by the route table.
 
-The table: the routes of API.md below (services that do not exist yet included), plus
-the paths of every OpenAPI document in docs/openapi/ (`--openapi-dir`), which are exact.
+The table: the paths of every OpenAPI document in docs/openapi/ (`--openapi-dir`; the
+service is the file's stem, as in /docs/), plus the routes lib/http gives every service
+(`COMMON`). A service without a document (not built yet) has no routes: `other`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
+
+log = logging.getLogger("nginx_exporter")
 
 OTHER = "other"
 DOCS = "/docs/"
 ID = "{id}"
 _PARAM = re.compile(r"^\{[^/{}]+\}$")
 
+# what lib/http adds to every service; not in its OpenAPI document
 COMMON = ("/health", "/ready", "/metrics", "/v1/openapi.json")
-ROUTES: dict[str, tuple[str, ...]] = {
-    "departments": ("/v1/departments", "/v1/departments/{id}"),
-    "users": (
-        "/v1/auth/register",
-        "/v1/auth/verify",
-        "/v1/auth/resend-verification",
-        "/v1/auth/login",
-        "/v1/auth/refresh",
-        "/v1/auth/logout",
-        "/v1/auth/password-reset",
-        "/v1/auth/password-reset/confirm",
-        "/v1/users",
-        "/v1/users/{id}",
-        "/v1/users/{id}/picture",
-        "/v1/users/me/password",
-        "/v1/pictures/{key}",
-        "/v1/providers/{id}",
-    ),
-    "catalog": (
-        "/v1/category-types",
-        "/v1/category-types/{id}",
-        "/v1/categories",
-        "/v1/categories/{id}",
-        "/v1/subcategories",
-        "/v1/subcategories/{id}",
-        "/v1/services",
-        "/v1/services/{id}",
-        "/v1/services/{id}/providers",
-        "/v1/providers/{id}/services",
-        "/v1/providers/{id}/services/{service_id}",
-    ),
-    "orders": (
-        "/v1/orders",
-        "/v1/orders/{id}",
-        "/v1/orders/{id}/cancel",
-        "/v1/orders/{id}/offers",
-        "/v1/orders/{id}/offers/{offer_id}/withdraw",
-        "/v1/orders/{id}/offers/{offer_id}/accept",
-        "/v1/jobs",
-        "/v1/jobs/{id}",
-        "/v1/jobs/{id}/start",
-        "/v1/jobs/{id}/complete",
-        "/v1/jobs/{id}/cancel",
-        "/v1/jobs/{id}/review",
-        "/v1/providers/{id}/reviews",
-        "/v1/currencies",
-    ),
-    "chat": (
-        "/v1/conversations",
-        "/v1/conversations/{id}",
-        "/v1/conversations/{id}/messages",
-        "/v1/conversations/{id}/ws",
-    ),
-}
 
 
 def _segments(path: str) -> tuple[str, ...]:
@@ -97,9 +48,9 @@ def openapi_routes(directory: Path) -> dict[str, list[str]]:
 class Templater:
     """Maps raw URIs to route templates; at most (known templates + 2) distinct results."""
 
-    def __init__(self, routes: Mapping[str, Iterable[str]] | None = None) -> None:
+    def __init__(self, routes: Mapping[str, Iterable[str]]) -> None:
         table: dict[str, set[str]] = {}
-        for service, paths in (routes if routes is not None else ROUTES).items():
+        for service, paths in routes.items():
             table.setdefault(service, set(COMMON)).update(paths)
         # (service, number of segments) -> [(segments, label)]
         self._index: dict[tuple[str, int], list[tuple[tuple[str, ...], str]]] = {}
@@ -142,8 +93,8 @@ class Templater:
 
 
 def with_openapi(directory: Path | None) -> Templater:
-    routes: dict[str, list[str]] = {svc: list(paths) for svc, paths in ROUTES.items()}
-    if directory is not None and directory.is_dir():
-        for service, paths in openapi_routes(directory).items():
-            routes.setdefault(service, []).extend(paths)
+    """The templates of the documents in `directory` (none: only /docs/ and `other`)."""
+    routes = openapi_routes(directory) if directory is not None and directory.is_dir() else {}
+    if not routes:
+        log.warning("no OpenAPI document in %s: every /api/ path is labelled other", directory)
     return Templater(routes)

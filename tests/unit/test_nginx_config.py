@@ -16,8 +16,18 @@ def test_every_placeholder_is_filled(tmp_path: Path) -> None:
     layout = nginx.Layout(runtime=tmp_path / "rt", access_log=tmp_path / "log" / "access.log")
     conf = nginx.render(layout)
     assert conf == tmp_path / "rt" / "conf" / "nginx.conf"
-    for path in (tmp_path / "rt" / "conf").rglob("*.conf"):
-        assert not nginx.PLACEHOLDER.search(path.read_text()), path
+    written = {
+        p.relative_to(tmp_path / "rt" / "conf").as_posix(): p.read_text()
+        for p in (tmp_path / "rt" / "conf").rglob("*.conf")
+    }
+    # every template was written (a render writing nothing must fail here), filled
+    templates = {p.relative_to(nginx.TEMPLATES).as_posix() for p in nginx.templates()}
+    assert set(written) == templates
+    assert {"nginx.conf", "conf.d/20-upstreams.conf", "conf.d/30-gateway.conf"} <= templates
+    for rel, text in written.items():
+        assert not nginx.PLACEHOLDER.search(text), rel
+    assert f"listen {nginx.LISTEN};" in written["conf.d/30-gateway.conf"]
+    assert f"access_log {layout.access_log}" in written["conf.d/10-logging.conf"]
     assert (tmp_path / "rt" / "tmp").is_dir()
     assert (tmp_path / "log").is_dir()
 
@@ -56,7 +66,7 @@ def test_every_http_service_has_an_upstream_and_a_location() -> None:
 
 
 def test_the_procfile_services_are_behind_the_gateway() -> None:
-    """Cross-check: every HTTP service the Procfile starts has an upstream (DESIGN.md)."""
+    """Cross-check: every HTTP service the Procfile starts has an upstream."""
     procfile = (ROOT / "Procfile").read_text()
     started = set(re.findall(r"-m services\.(\w+)", procfile))
     assert started - {"points"} <= set(nginx.HTTP_SERVICES)

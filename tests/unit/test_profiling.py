@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lib.profiling import PROFILER, profiling_ctx, profiling_port
+from lib import registry
+from lib.profiling import BASE_PORT, PROFILER, port_for, profiling_ctx, profiling_port
 from tests.servers import free_port
 
 THIS_FILE = Path(__file__).name
@@ -69,6 +70,32 @@ def test_profiling_port_follows_design() -> None:
 def test_profiling_port_rejects_overlaps_and_range(service: int, worker: int) -> None:
     with pytest.raises(ValueError, match=r"worker_index|service_index|out of range"):
         profiling_port(6060, service, worker)
+
+
+def test_port_for_each_registered_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """6060 + the registry's index x 10 + the worker index; PROFILING_PORT moves the base."""
+    assert BASE_PORT == 6060
+    monkeypatch.delenv("FIXUP_WORKER_INDEX", raising=False)
+    ports = {service.name: port_for(service.name) for service in registry.SERVICES}
+    assert ports == {
+        "departments": 6070,
+        "users": 6080,
+        "catalog": 6090,
+        "orders": 6100,
+        "chat": 6110,
+        "points": 6120,
+    }
+    assert port_for("a-test-app") == 6060  # outside the registry: 6060..6069
+    monkeypatch.setenv("FIXUP_WORKER_INDEX", "3")
+    assert port_for("users") == 6083
+    assert port_for("users", configured=7000) == 7003  # each worker its own port
+    monkeypatch.setenv("FIXUP_WORKER_INDEX", "0")
+    assert port_for("users", configured=7000) == 7000
+
+
+def test_profiling_ports_never_overlap() -> None:
+    ports = [profiling_port(BASE_PORT, s.index, w) for s in registry.SERVICES for w in range(10)]
+    assert len(set(ports)) == len(ports) == 10 * len(registry.SERVICES)
 
 
 # --- the server ---

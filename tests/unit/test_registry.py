@@ -1,0 +1,142 @@
+"""lib/registry.py and every list derived from it agree: databases, NGINX upstreams, the
+Procfile, the swag list, the services' own settings and .env.example.
+
+(Profiling ports: tests/unit/test_profiling.py; exporter routes == OpenAPI paths:
+tests/unit/test_nginx_exporter.py.)
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from lib import registry
+from lib.config import ServiceSettings
+from tools import nginx, procfile, swag
+from tools.databases import DATABASES, database_name, engine_of
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILT = [s for s in registry.SERVICES if s.built]
+
+
+def test_the_registry() -> None:
+    names = [s.name for s in registry.SERVICES]
+    assert names == ["departments", "users", "catalog", "orders", "chat", "points"]
+    ports = [p for s in registry.SERVICES for p in (*s.http_ports, s.grpc_port) if p]
+    assert len(ports) == len(set(ports)), "a port is used twice"
+    assert len({s.index for s in registry.SERVICES}) == len(names)
+    assert registry.get("chat").http_ports == (8105, 8106)
+    assert registry.get("chat").replicas == 2
+    points = registry.get("points")
+    assert (points.grpc_port, points.metrics_port, points.engine) == (50051, 9105, "mysql")
+    assert not points.behind_gateway
+    with pytest.raises(KeyError, match="known: departments"):
+        registry.get("nope")
+
+
+@pytest.mark.parametrize("service", registry.SERVICES, ids=lambda s: s.name)
+def test_built_means_the_package_runs(service: registry.Service) -> None:
+    assert (ROOT / "services" / service.name / "__main__.py").is_file() == service.built
+
+
+@pytest.mark.parametrize("service", BUILT, ids=lambda s: s.name)
+def test_service_settings_defaults_match(service: registry.Service) -> None:
+    module = importlib.import_module(f"services.{service.name}.settings")
+    [settings] = [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, ServiceSettings) and cls is not ServiceSettings
+    ]
+    fields = settings.model_fields
+    assert fields["port"].default == service.http_port
+    if service.grpc_port is not None:
+        assert fields["grpc_port"].default == service.grpc_port
+    dsn = fields["database_url"].default
+    assert (database_name(dsn), engine_of(dsn)) == (f"fixup_{service.database}", service.engine)
+
+
+def test_databases_are_the_registry_s() -> None:
+    assert {name: db.engine for name, db in DATABASES.items()} == {
+        s.database: s.engine for s in registry.SERVICES
+    }
+    assert {p.name for p in (ROOT / "migrations").iterdir() if p.is_dir()} == set(DATABASES)
+
+
+def upstream_servers(conf: str) -> dict[str, list[str]]:
+    blocks = re.findall(r"^upstream (\w+) \{(.*?)^\}", conf, re.M | re.S)
+    return {name: re.findall(r"^\s*server (\S+) ", body, re.M) for name, body in blocks}
+
+
+def test_nginx_upstreams_are_the_gateway_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    for service in registry.SERVICES:
+        monkeypatch.delenv(f"{service.env_prefix}_PORT", raising=False)
+    conf = nginx.render_files(nginx.Layout())["conf.d/20-upstreams.conf"]
+    assert upstream_servers(conf) == {
+        s.name: [f"127.0.0.1:{port}" for port in s.http_ports]
+        for s in registry.SERVICES
+        if s.behind_gateway
+    }
+    compose = nginx.render_files(nginx.compose_layout())["conf.d/20-upstreams.conf"]
+    assert upstream_servers(compose)["chat"] == ["chat:8105"]
+
+
+def test_procfile_is_rendered_from_the_registry() -> None:
+    committed = (ROOT / "Procfile").read_text()
+    assert committed == procfile.render(), "stale Procfile: run make procfile"
+    assert procfile.main(["check"]) == 0
+    processes = dict(
+        line.split(": ", 1) for line in committed.splitlines() if not line.startswith("#")
+    )
+    started = {name: cmd for name, cmd in processes.items() if "-m services." in cmd}
+    assert set(started) == {s.name for s in BUILT}
+    for service in BUILT:
+        command = started[service.name]
+        assert f"{service.env_prefix}_PORT={service.http_port} " in command
+        assert command.endswith(f"-m services.{service.name}")
+    assert "POINTS_GRPC_PORT=50051 " in started["points"]
+    assert {"nginx", "nginx_exporter"} <= set(processes)
+
+
+def test_procfile_starts_every_replica() -> None:
+    chat = registry.get("chat")
+    lines = procfile.service_lines(chat)
+    assert lines == [
+        "chat: env CHAT_PORT=8105 .venv/bin/python -m services.chat",
+        "chat_2: env CHAT_PORT=8106 CHAT_PROFILING_PORT=6115 .venv/bin/python -m services.chat",
+    ]
+
+
+def test_stale_procfile_is_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = tmp_path / "Procfile"
+    stale.write_text("departments: python -m services.departments\n")
+    monkeypatch.setattr(procfile, "PROCFILE", stale)
+    assert procfile.main(["check"]) == 1
+    assert "make procfile" in capsys.readouterr().err
+
+
+def test_swag_documents_the_built_rest_services() -> None:
+    assert swag.SERVICES == ("departments", "users")
+    assert set(swag.SERVICES) == {s.name for s in BUILT if s.behind_gateway}
+    assert {p.stem for p in (ROOT / "docs" / "openapi").glob("*.json")} == set(swag.SERVICES)
+
+
+def test_env_example_lists_the_registry_ports() -> None:
+    env = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    for service in registry.SERVICES:
+        assert env[f"{service.env_prefix}_PORT"] == str(service.http_port)
+        url = f"{service.env_prefix}_DATABASE_URL"
+        assert database_name(env[url]) == f"fixup_{service.database}"
+        assert engine_of(env[url]) == service.engine
+        if service.behind_gateway:
+            assert env[f"{service.env_prefix}_URL"] == f"http://127.0.0.1:{service.http_port}"
+    assert env["POINTS_GRPC_PORT"] == str(registry.get("points").grpc_port)

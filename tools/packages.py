@@ -1,0 +1,119 @@
+"""The system (Debian) packages each entry point needs, in one place.
+
+    python3 -m tools.packages ensure run|test|ci [--strict]
+
+installs what is missing with apt-get when it can (root and apt-get present), else prints
+the command to run. `make run` and `make test` call it (a missing package is a note: the
+run goes on and the test that needs it fails saying so); `.ci/run` calls it `--strict`,
+before .venv exists, so this module uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str  # the Debian package
+    why: str
+    commands: tuple[str, ...] = ()  # any one found proves it is installed; none: ask dpkg
+
+
+SBIN = (Path("/usr/sbin"), Path("/usr/local/sbin"))  # not on a normal user's PATH
+
+SERVERS = (
+    Package("postgresql", "the PostgreSQL server"),
+    Package("postgresql-client", "pg_dump, psql", ("pg_dump",)),
+    Package("mariadb-server", "the MariaDB server", ("mariadbd",)),
+    Package("mariadb-client", "mariadb-dump, mariadb-admin", ("mariadb-dump",)),
+    Package("redis-server", "the Redis server", ("redis-server",)),
+)
+BUILD = (
+    Package("python3-venv", "the .venv"),
+    Package("make", "the Makefile", ("make",)),
+)
+GATEWAY = (Package("nginx", "the gateway at :8080", ("nginx",)),)
+# Swagger UI at /docs/ and playwright-core come from npm; a node that bundles npm
+# (nodesource) conflicts with Debian's npm package, so each is installed only when absent
+NODE = (
+    Package("nodejs", "npm ci in tools/swagger (/docs/)", ("node",)),
+    Package("npm", "npm ci in tools/swagger (/docs/)", ("npm",)),
+)
+BROWSER = (Package("chromium", "the Swagger UI test", ("chromium", "chromium-browser")),)
+
+TARGETS: dict[str, tuple[Package, ...]] = {
+    "run": GATEWAY + NODE,
+    "test": GATEWAY + NODE + BROWSER,
+    "ci": SERVERS + BUILD + GATEWAY + NODE + BROWSER,
+}
+
+
+def installed(package: Package) -> bool:
+    if package.commands:
+        return any(
+            shutil.which(command) or any((d / command).is_file() for d in SBIN)
+            for command in package.commands
+        )
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package.name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode == 0 and done.stdout.endswith(" installed")
+
+
+def apt_install(names: list[str]) -> None:
+    """apt-get install; on failure (stale or empty lists on a fresh machine) update, retry."""
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print(f"packages: apt-get install {' '.join(names)}", file=sys.stderr, flush=True)
+    command = [apt, "install", "-y", "-qq", *names]
+    if subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False).returncode:
+        subprocess.run([apt, "update", "-qq"], env=env, check=False)
+        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False)
+
+
+def ensure(packages: tuple[Package, ...]) -> list[Package]:
+    """Install the missing packages when possible; -> the ones still missing."""
+    missing = [p for p in packages if not installed(p)]
+    if missing:
+        apt_install([p.name for p in missing])
+    return [p for p in missing if not installed(p)]
+
+
+def hint(missing: list[Package]) -> str:
+    names = " ".join(p.name for p in missing)
+    needs = "; ".join(f"{p.name}: {p.why}" for p in missing)
+    how = "as root" if shutil.which("apt-get") else "on Debian/Ubuntu, as root"
+    return f"not installed ({needs}); {how}: apt-get install -y {names}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m tools.packages", description=__doc__)
+    parser.add_argument("command", choices=["ensure", "list"])
+    parser.add_argument("target", choices=sorted(TARGETS))
+    parser.add_argument("--strict", action="store_true", help="exit 1 when one stays missing")
+    args = parser.parse_args(argv)
+    packages = TARGETS[args.target]
+    if args.command == "list":
+        print(" ".join(p.name for p in packages))
+        return 0
+    missing = ensure(packages)
+    if not missing:
+        return 0
+    print(f"note: {hint(missing)}", file=sys.stderr)
+    return 1 if args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

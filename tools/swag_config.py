@@ -53,7 +53,7 @@ window.onload = function () {
   });
 };
 """
-NPM_HINT = "swagger-ui-dist is not installed: run `npm ci --ignore-scripts` in tools/swagger"
+NPM_HINT = "swagger-ui-dist is not installed: run `make swagger-deps` (npm ci in tools/swagger)"
 
 
 def services(openapi_dir: Path = OPENAPI_DIR) -> list[str]:

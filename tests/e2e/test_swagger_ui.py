@@ -32,7 +32,7 @@ def chromium() -> str:
     if found is None:
         pytest.fail(
             "chromium is not installed; the Swagger UI test drives Debian's browser: "
-            "apt-get install -y chromium",
+            "apt-get install -y chromium (`make test` does it when run as root)",
             pytrace=False,
         )
     return found
@@ -44,8 +44,8 @@ def node() -> str:
         pytest.fail("node is not installed: apt-get install -y nodejs npm", pytrace=False)
     if not (SWAGGER / "node_modules" / "playwright-core").is_dir():
         pytest.fail(
-            "playwright-core / swagger-ui-dist are not installed: "
-            "cd tools/swagger && npm ci --ignore-scripts",
+            "playwright-core / swagger-ui-dist are not installed: make swagger-deps "
+            "(npm ci in tools/swagger; `make test` runs it)",
             pytrace=False,
         )
     return found

@@ -26,6 +26,7 @@ from lib.http.patch import Keep, PatchModel, patch_args
 from tests.codegen.patch_pg.db import listings as q
 from tests.codegen.patch_pg.db.models import Listing
 from tests.servers import DatabaseFactory
+from tools import sqlc
 from tools.sqlc import apply_schema
 
 SCHEMA = Path(__file__).parent / "patch_pg" / "schema.sql"
@@ -167,3 +168,7 @@ def test_patch_args_match_the_generated_query() -> None:
         "note": None, "set_note": True,
         "discount": None, "set_discount": False,
     }  # fmt: skip
+
+
+def test_generated_code_is_current() -> None:
+    sqlc.check("tests/codegen/patch_pg")  # `make codegen-golden` regenerates it

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from codegen.naming import enum_member, snake
+from codegen.naming import enum_members, snake
 from codegen.plan import Embed, Field, QueryPlan, model_name
 from codegen.pytypes import PyType, TypeMapper
 from codegen.request import Request
@@ -40,7 +40,8 @@ def render_models(
             continue
         src.imports.add("from enum import StrEnum")
         src.lines += ["", f"class {mapper.enum_class(enum.name)}(StrEnum):"]
-        src.lines += [f"    {enum_member(v)} = {v!r}" for v in enum.values] or ["    pass"]
+        members = zip(enum_members(enum.values), enum.values, strict=True)
+        src.lines += [f"    {name} = {v!r}" for name, v in members] or ["    pass"]
         src.lines.append("")
     for table_name in sorted(planner_fields):
         fields = planner_fields[table_name]
@@ -64,7 +65,11 @@ def _convert(expr: str, py: PyType, template: str | None) -> str:
 
 
 def _value(expr: str, py: PyType) -> str:
-    return _convert(expr, py, py.decode)
+    """A column value: a NULL stays None even where the annotation says it cannot be (a
+    NULL the nullability rules missed must not lose the whole result to `Mood(None)`)."""
+    if py.decode is None or py.driver_type is None or py.annotation.endswith("| None"):
+        return _convert(expr, py, py.decode)
+    return f"({py.decode.format(expr)} if isinstance({expr}, {py.driver_type}) else {expr})"
 
 
 def _param(expr: str, py: PyType) -> str:
@@ -146,6 +151,8 @@ class Emitter:
             for f in fields:
                 ann = f"models.{f.cls}" if isinstance(f, Embed) else f.type.annotation
                 src.lines.append(f"    {f.name}: {ann}")
+            if not fields:
+                src.lines.append("    pass")
             src.lines.append("")
 
     def signature(self, plan: QueryPlan, result: str, *, prefix: str = "async def ") -> str:

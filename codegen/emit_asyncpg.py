@@ -40,9 +40,11 @@ class AsyncpgEmitter(Emitter):
         if cmd == ":copyfrom":
             src.imports.add("from lib.db.runtime import status_rows")
             columns = ", ".join(repr(p.db_name) for p in plan.params)
+            schema, _, table = (q.insert_into_table or "").rpartition(".")
             return [
                 "status = await conn.copy_records_to_table(",
-                f"    {q.insert_into_table!r},",
+                f"    {table!r},",
+                *([f"    schema_name={schema!r},"] if schema else []),
                 f"    records=[{item_args} for item in items],",
                 f"    columns=[{columns}],",
                 ")",

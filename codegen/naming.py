@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import unicodedata
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
@@ -21,8 +22,25 @@ def pascal(name: str) -> str:
 
 
 def enum_member(value: str) -> str:
-    member = re.sub(r"\W+", "_", value).strip("_").upper() or "EMPTY"
+    member = re.sub(r"\W+", "_", value).strip("_").upper()
+    if not member and value:  # '+', '-', '#': the characters' Unicode names
+        member = "_".join(unicodedata.name(ch, f"U{ord(ch):04X}") for ch in value)
+        member = re.sub(r"\W+", "_", member).upper()
+    member = member or "EMPTY"
     return "_" + member if member[0].isdigit() else member
+
+
+def enum_members(values: list[str]) -> list[str]:
+    """Valid, unique member names for the labels, in order ('a b' and 'A_B' -> A_B, A_B_2)."""
+    names: list[str] = []
+    for value in values:
+        base = name = enum_member(value)
+        counter = 1
+        while name in names:
+            counter += 1
+            name = f"{base}_{counter}"
+        names.append(name)
+    return names
 
 
 # names a generated function body uses for itself

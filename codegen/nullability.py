@@ -1,99 +1,362 @@
 """Nullability of result columns by rule, where sqlc's inference is wrong.
 
-sqlc marks min/max/avg/sum NOT NULL, but on an empty set they return NULL. We parse the
-query (pglast for PostgreSQL, sqlglot for MySQL) and decide per select-list entry:
-True = may be NULL, False = never NULL, None = no opinion (keep sqlc's answer).
+sqlc calls nearly every function, cast and operator NOT NULL and min/max/avg/sum too,
+though they return NULL on NULL input or on an empty set. We parse the query (pglast for
+PostgreSQL, sqlglot for MySQL), resolve column references through the FROM clause (tables
+of the catalog, CTEs, derived tables, the nullable side of outer joins) and decide per
+result column: True = may be NULL, False = never NULL, None = no opinion (keep sqlc's).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlglot
 from pglast import ast, parse_sql
+from pglast.enums import A_Expr_Kind, JoinType, SetOperation, SubLinkType
 from sqlglot import expressions as exp
+
+Rule = bool | None
+Catalog = dict[str, dict[str, bool]]  # table -> column -> NOT NULL
 
 NULLABLE_AGGREGATES = {
     "min", "max", "avg", "sum", "array_agg", "string_agg", "json_agg", "jsonb_agg",
     "json_object_agg", "jsonb_object_agg", "bool_and", "bool_or", "every", "bit_and",
-    "bit_or", "stddev", "stddev_pop", "stddev_samp", "variance", "var_pop", "var_samp",
-    "group_concat",
+    "bit_or", "bit_xor", "stddev", "stddev_pop", "stddev_samp", "variance", "var_pop",
+    "var_samp", "group_concat", "xmlagg", "mode", "percentile_cont", "percentile_disc",
+    "corr", "covar_pop", "covar_samp", "regr_slope", "regr_intercept", "any_value",
 }  # fmt: skip
-NOT_NULL_FUNCS = {"count", "now", "gen_random_uuid", "coalesce_not_null"}
+# NULL although every argument is set: an empty array, a missing key, a first row.
+NULLABLE_FUNCS = {
+    "nullif", "lag", "lead", "first_value", "last_value", "nth_value", "array_length",
+    "array_upper", "array_lower", "array_ndims", "array_position", "regexp_match",
+    "json_extract_path", "json_extract_path_text", "jsonb_extract_path",
+    "jsonb_extract_path_text", "jsonb_path_query_first", "json_value", "json_query",
+    "to_regclass", "to_regtype", "current_setting", "substring", "jsonb_array_length",
+}  # fmt: skip
+# Never NULL, whatever the arguments.
+NOT_NULL_FUNCS = {
+    "count", "now", "gen_random_uuid", "concat", "random", "row_number", "rank",
+    "dense_rank", "percent_rank", "cume_dist", "ntile", "clock_timestamp",
+    "statement_timestamp", "transaction_timestamp", "timeofday", "pg_backend_pid",
+    "version", "uuid_generate_v4", "num_nulls", "num_nonnulls",
+}  # fmt: skip
+JSON_OPERATORS = {"->", "->>", "#>", "#>>"}
 
 
-def target_rules(engine: str, sql: str) -> list[bool | None] | None:
-    """One rule per select-list entry of the outermost SELECT/RETURNING, None if unparsable."""
+def target_rules(engine: str, sql: str, catalog: Catalog | None = None) -> list[Rule] | None:
+    """One rule per result column of the outermost SELECT/RETURNING, None if unparsable."""
     try:
-        return _pg_rules(sql) if engine == "postgresql" else _mysql_rules(sql)
+        if engine == "postgresql":
+            return _pg_statement(parse_sql(sql)[0].stmt, Scope(catalog or {}, {}))
+        return _mysql_rules(sql, catalog or {})
     except Exception:
         return None
 
 
-def _pg_rules(sql: str) -> list[bool | None] | None:
-    stmt = parse_sql(sql)[0].stmt
+def _any_true(rules: Iterable[Rule]) -> Rule:
+    """A strict function or operator: NULL when an input may be; never when none can be."""
+    values = list(rules)
+    if any(r is True for r in values):
+        return True
+    return False if all(r is False for r in values) else None
+
+
+def _one_false(rules: Iterable[Rule]) -> Rule:
+    """COALESCE, GREATEST/LEAST: NULL only when every argument is."""
+    values = list(rules)
+    if any(r is False for r in values):
+        return False
+    return True if values and all(r is True for r in values) else None
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+@dataclass
+class Relation:
+    columns: dict[str, Rule]
+    nullable: bool = False  # the nullable side of an outer join: every column may be NULL
+
+    def rule(self, column: str) -> Rule:
+        if column not in self.columns:
+            raise KeyError(column)
+        return True if self.nullable else self.columns[column]
+
+
+@dataclass
+class Scope:
+    catalog: Catalog
+    ctes: dict[str, Relation]
+    relations: dict[str, Relation] = field(default_factory=dict)
+    parent: Scope | None = None
+
+    def child(self) -> Scope:
+        return Scope(self.catalog, dict(self.ctes), {}, self)
+
+    def lookup(self, names: list[str]) -> Rule:
+        scope: Scope | None = self
+        while scope is not None:
+            if len(names) >= 2 and names[-2] in scope.relations:
+                return scope.relations[names[-2]].rule(names[-1])
+            if len(names) == 1:
+                found = [r for r in scope.relations.values() if names[0] in r.columns]
+                if len(found) == 1:
+                    return found[0].rule(names[0])
+            scope = scope.parent
+        return None
+
+
+def _pg_statement(stmt: Any, scope: Scope) -> list[Rule] | None:
     if isinstance(stmt, ast.SelectStmt):
-        targets = stmt.targetList
-    else:  # INSERT/UPDATE/DELETE ... RETURNING (an UPDATE's targetList is its SET clause)
-        returning = getattr(stmt, "returningClause", None)
-        targets = returning.exprs if returning is not None else None
+        return _pg_select(stmt, scope)
+    # INSERT/UPDATE/DELETE ... RETURNING (an UPDATE's targetList is its SET clause)
+    returning = getattr(stmt, "returningClause", None)
+    targets = getattr(returning, "exprs", None) if returning is not None else None
+    if targets is None:
+        targets = getattr(stmt, "returningList", None)
     if targets is None:
         return None
-    return [_pg_expr(t.val) for t in targets]
+    inner = scope.child()
+    _pg_with(getattr(stmt, "withClause", None), inner)
+    _pg_from_item(stmt.relation, inner, nullable=False)
+    for item in getattr(stmt, "fromClause", None) or getattr(stmt, "usingClause", None) or ():
+        _pg_from_item(item, inner, nullable=False)
+    return [_pg_expr(t.val, inner) for t in targets]
 
 
-def _pg_expr(node: Any) -> bool | None:
-    if isinstance(node, ast.FuncCall):
-        name = (node.funcname or ())[-1].sval.lower()
-        if node.over is not None:
-            return True if name in NULLABLE_AGGREGATES else None
-        if name in NULLABLE_AGGREGATES:
-            return True
-        if name in NOT_NULL_FUNCS:
-            return False
-        return _strict([_pg_expr(arg) for arg in node.args or ()])
-    if isinstance(node, ast.CoalesceExpr):
-        rules = [_pg_expr(arg) for arg in node.args or ()]
-        return False if any(r is False for r in rules) else None
-    if isinstance(node, ast.TypeCast):
-        return _pg_expr(node.arg)
+def _pg_with(with_clause: Any, scope: Scope) -> None:
+    for cte in getattr(with_clause, "ctes", None) or ():
+        query = cte.ctequery
+        rules = _pg_statement(query, scope) or []
+        names = [n.sval for n in cte.aliascolnames or ()] or _pg_names(query)
+        scope.ctes[cte.ctename] = Relation(dict(zip(names, rules, strict=False)))
+
+
+def _pg_names(stmt: Any) -> list[str]:
+    while isinstance(stmt, ast.SelectStmt) and stmt.op != SetOperation.SETOP_NONE:
+        stmt = stmt.larg
+    targets = getattr(stmt, "targetList", None)
+    if targets is None:
+        returning = getattr(stmt, "returningClause", None)
+        targets = getattr(returning, "exprs", None) or getattr(stmt, "returningList", None)
+    return [_pg_target_name(t) for t in targets or ()]
+
+
+def _pg_target_name(target: Any) -> str:
+    if target.name:
+        return str(target.name)
+    val: Any = target.val
+    fields: Any = getattr(val, "fields", None) or getattr(getattr(val, "arg", None), "fields", ())
+    if isinstance(val, ast.FuncCall):
+        return str((val.funcname or ())[-1].sval)
+    if fields and isinstance(val, ast.ColumnRef | ast.TypeCast):
+        return str(getattr(fields[-1], "sval", "?column?"))
+    return "?column?"
+
+
+def _pg_select(stmt: Any, outer: Scope) -> list[Rule] | None:
+    scope = outer.child()
+    _pg_with(stmt.withClause, scope)
+    if stmt.op != SetOperation.SETOP_NONE:
+        left = _pg_select(stmt.larg, scope)
+        right = _pg_select(stmt.rarg, scope)
+        if left is None or right is None:
+            return left if stmt.op == SetOperation.SETOP_EXCEPT else None
+        if stmt.op == SetOperation.SETOP_EXCEPT:
+            return left
+        return [_any_true(pair) for pair in zip(left, right, strict=False)]
+    if stmt.valuesLists:
+        rows = [[_pg_expr(v, scope) for v in row] for row in stmt.valuesLists]
+        return [_any_true(column) for column in zip(*rows, strict=False)]
+    for item in stmt.fromClause or ():
+        _pg_from_item(item, scope, nullable=False)
+    return [_pg_expr(t.val, scope) for t in stmt.targetList or ()]
+
+
+def _pg_from_item(item: Any, scope: Scope, *, nullable: bool) -> None:
+    if isinstance(item, ast.JoinExpr):
+        kind = item.jointype
+        _pg_from_item(
+            item.larg, scope, nullable=nullable or kind in (JoinType.JOIN_RIGHT, JoinType.JOIN_FULL)
+        )
+        _pg_from_item(
+            item.rarg, scope, nullable=nullable or kind in (JoinType.JOIN_LEFT, JoinType.JOIN_FULL)
+        )
+        return
+    alias = getattr(item, "alias", None)
+    if isinstance(item, ast.RangeVar):
+        name = str(item.relname)
+        relation = None
+        if item.schemaname is None and name in scope.ctes:
+            relation = Relation(dict(scope.ctes[name].columns))
+        else:
+            key = name if item.schemaname in (None, "public") else f"{item.schemaname}.{name}"
+            table = scope.catalog.get(key)
+            if table is not None:
+                relation = Relation({c: not not_null for c, not_null in table.items()})
+        if relation is not None:
+            relation.nullable = nullable
+            scope.relations[str(alias.aliasname if alias else name)] = relation
+        return
+    if isinstance(item, ast.RangeSubselect) and alias is not None:
+        rules = _pg_statement(item.subquery, scope) or []
+        names = [n.sval for n in alias.colnames or ()] or _pg_names(item.subquery)
+        scope.relations[alias.aliasname] = Relation(dict(zip(names, rules, strict=False)), nullable)
+
+
+def _pg_func(node: ast.FuncCall, scope: Scope) -> Rule:
+    name = str((node.funcname or ())[-1].sval).lower()
+    args = [_pg_expr(arg, scope) for arg in node.args or ()]
+    if name in NOT_NULL_FUNCS:
+        return False
+    if name in NULLABLE_AGGREGATES or name in NULLABLE_FUNCS:
+        return True
+    if name == "concat_ws":  # NULL arguments are skipped, a NULL separator is not
+        return args[0] if args else None
+    if node.over is not None:  # any other window function: as strict as its arguments
+        return _any_true(args) if args else None
+    return _any_true(args) if args else None
+
+
+def _pg_expr(node: Any, scope: Scope) -> Rule:
+    if isinstance(node, ast.ColumnRef):
+        names = [getattr(f, "sval", None) for f in node.fields or ()]
+        if any(n is None for n in names):
+            return None
+        try:
+            return scope.lookup([str(n) for n in names])
+        except KeyError:
+            return None
     if isinstance(node, ast.A_Const):
         return bool(node.isnull)
-    if isinstance(node, ast.SubLink) and node.subLinkType == 4:  # EXPR_SUBLINK: scalar subquery
+    if isinstance(node, ast.FuncCall):
+        return _pg_func(node, scope)
+    if isinstance(node, ast.TypeCast | ast.CollateClause):
+        return _pg_expr(node.arg, scope)
+    if isinstance(node, ast.CoalesceExpr | ast.MinMaxExpr):  # PostgreSQL skips NULLs in both
+        return _one_false(_pg_expr(arg, scope) for arg in node.args or ())
+    if isinstance(node, ast.NullTest | ast.BooleanTest):
+        return False
+    if isinstance(node, ast.SQLValueFunction | ast.A_ArrayExpr | ast.RowExpr):
+        return False
+    if isinstance(node, ast.A_Indirection):  # a[1], (x).f: out of range or NULL
         return True
-    if isinstance(node, ast.A_Expr):  # operators: NULL in, NULL out
-        return _strict([_pg_expr(side) for side in (node.lexpr, node.rexpr) if side is not None])
+    if isinstance(node, ast.CaseExpr):
+        branches = [w.result for w in node.args or ()]
+        if node.defresult is None:
+            return True
+        return _any_true(_pg_expr(b, scope) for b in [*branches, node.defresult])
+    if isinstance(node, ast.SubLink):
+        kind = node.subLinkType
+        if kind in (SubLinkType.EXISTS_SUBLINK, SubLinkType.ARRAY_SUBLINK):
+            return False
+        if kind == SubLinkType.EXPR_SUBLINK:  # no row: NULL
+            return True
+        return True if _pg_expr(node.testexpr, scope) is True else None
+    if isinstance(node, ast.BoolExpr):
+        return _any_true(_pg_expr(arg, scope) for arg in node.args or ())
+    if isinstance(node, ast.A_Expr):
+        return _pg_operator(node, scope)
     return None
 
 
-def _strict(args: list[bool | None]) -> bool | None:
-    """A strict function or operator (most are) is NULL when an argument may be NULL."""
-    return True if any(arg is True for arg in args) else None
+def _pg_operator(node: ast.A_Expr, scope: Scope) -> Rule:
+    kind = node.kind
+    if kind == A_Expr_Kind.AEXPR_NULLIF:
+        return True
+    if kind in (A_Expr_Kind.AEXPR_DISTINCT, A_Expr_Kind.AEXPR_NOT_DISTINCT):
+        return False
+    names = [getattr(n, "sval", "") for n in node.name or ()]
+    if kind == A_Expr_Kind.AEXPR_OP and names and names[-1] in JSON_OPERATORS:
+        return True
+    sides: list[Any] = [node.lexpr]
+    if isinstance(node.rexpr, list | tuple):
+        sides += list(node.rexpr)
+    else:
+        sides.append(node.rexpr)
+    rules = [_pg_expr(side, scope) for side in sides if side is not None]
+    if kind in (A_Expr_Kind.AEXPR_OP_ANY, A_Expr_Kind.AEXPR_OP_ALL, A_Expr_Kind.AEXPR_IN):
+        # an array or list holding NULL makes the answer NULL: decided by the left side only
+        left = rules[0] if rules else None
+        return True if left is True or any(r is True for r in rules) else None
+    return _any_true(rules)
 
 
-def _mysql_rules(sql: str) -> list[bool | None] | None:
+# --- MySQL / MariaDB -----------------------------------------------------------------------
+
+
+def _mysql_rules(sql: str, catalog: Catalog) -> list[Rule] | None:
     tree = sqlglot.parse_one(sql, read="mysql")
     if not isinstance(tree, exp.Select):
         return None
-    return [_mysql_expr(e.this if isinstance(e, exp.Alias) else e) for e in tree.expressions]
+    nullable_tables: set[str] = set()
+    tables: dict[str, str] = {}
+    for table in tree.find_all(exp.Table):
+        tables[table.alias_or_name] = table.name
+    for join in tree.args.get("joins") or ():
+        side = join.args.get("side", "").upper()
+        if side == "LEFT":
+            nullable_tables.add(join.this.alias_or_name)
+        if side == "RIGHT":
+            source = tree.args.get("from") or tree.args.get("from_")
+            if source is not None:
+                nullable_tables.add(source.this.alias_or_name)
+
+    def column(node: exp.Column) -> Rule:
+        owner = node.table
+        if owner in nullable_tables:
+            return True
+        candidates = [owner] if owner else list(tables)
+        found = [
+            catalog[tables[a]][node.name]
+            for a in candidates
+            if a in tables and node.name in catalog.get(tables[a], {})
+        ]
+        if len(found) != 1:
+            return None
+        if not owner and any(a in nullable_tables for a in candidates):
+            owners = [a for a in candidates if node.name in catalog.get(tables.get(a, ""), {})]
+            if any(a in nullable_tables for a in owners):
+                return True
+        return not found[0]
+
+    return [
+        _mysql_expr(e.this if isinstance(e, exp.Alias) else e, column) for e in tree.expressions
+    ]
 
 
-def _mysql_expr(node: exp.Expression) -> bool | None:
+def _mysql_expr(node: exp.Expression, column: Any) -> Rule:
+    if isinstance(node, exp.Column):
+        return column(node)  # type: ignore[no-any-return]
     if isinstance(node, exp.Count):
         return False
     if isinstance(node, exp.AggFunc):
         return True
-    if isinstance(node, exp.Coalesce):
-        rules = [_mysql_expr(a) for a in [node.this, *node.expressions]]
-        return False if any(r is False for r in rules) else None
-    if isinstance(node, exp.Cast):
-        return _mysql_expr(node.this)
-    if isinstance(node, exp.Literal):
+    if isinstance(node, exp.Coalesce):  # COALESCE, IFNULL
+        return _one_false(_mysql_expr(a, column) for a in [node.this, *node.expressions])
+    if isinstance(node, exp.Nullif):
+        return True
+    if isinstance(node, exp.Paren | exp.Cast):
+        return _mysql_expr(node.this, column)
+    if isinstance(node, exp.Literal | exp.Boolean | exp.CurrentTimestamp | exp.CurrentDate):
         return False
     if isinstance(node, exp.Null):
         return True
     if isinstance(node, exp.Subquery):
         return True
-    if isinstance(node, exp.Func | exp.Binary):
-        return _strict([_mysql_expr(arg) for arg in node.iter_expressions()])
+    if isinstance(node, exp.Is):
+        return False
+    if isinstance(node, exp.Case | exp.If):
+        default = node.args.get("default") if isinstance(node, exp.Case) else node.args.get("false")
+        if default is None:
+            return True
+        branches = [i.args.get("true") for i in node.args.get("ifs") or ()]
+        if isinstance(node, exp.If):
+            branches = [node.args.get("true")]
+        return _any_true(_mysql_expr(b, column) for b in [*branches, default] if b is not None)
+    if isinstance(node, exp.Func | exp.Binary | exp.Unary):
+        return _any_true(_mysql_expr(arg, column) for arg in node.iter_expressions())
     return None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+import tempfile
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from codegen.errors import CodegenError
 from codegen.naming import pascal, snake
@@ -96,6 +99,11 @@ class Planner:
         self.lock = lock
         self.strict = strict  # make sqlc-check: a stale or missing lock entry is an error
         self.warnings: list[str] = []
+        mapper.warn = self.warn  # an unmappable type: Any and a warning (strict: an error)
+        self.catalog = {
+            name: {c.name: c.not_null for c in table.columns}
+            for name, table in request.tables.items()
+        }
 
     def warn(self, message: str) -> None:
         if self.strict:
@@ -116,6 +124,11 @@ class Planner:
         where = f"{q.filename}: query {q.name}"
         if q.cmd not in COMMANDS:
             raise CodegenError(f"{where}: unsupported command {q.cmd}")
+        if q.cmd == ":execlastid" and self.request.engine == "postgresql" and len(q.columns) != 1:
+            raise CodegenError(
+                f"{where}: :execlastid on PostgreSQL needs a one-column RETURNING clause "
+                f"(found {len(q.columns)} result columns)"
+            )
         entry = self.lock.get(q.name)
         if entry is not None and entry.sql_sha256 != sql_hash(q.text):
             self.warn(f"{where}: types.lock.json is stale (run make sqlc-types)")
@@ -123,7 +136,9 @@ class Planner:
         elif entry is None and self.lock_expected(q):
             self.warn(f"{where}: not in types.lock.json; using sqlc's types")
         try:
-            plan = QueryPlan(q, snake(q.name), self.sql_text(q), self.params(q, entry, where))
+            plan = QueryPlan(
+                q, snake(q.name), self.sql_text(q, where), self.params(q, entry, where)
+            )
             if q.cmd in ROW_COMMANDS:  # :exec & co. ignore what a statement returns
                 self.result(plan, entry, where)
         except CodegenError as exc:
@@ -134,30 +149,49 @@ class Planner:
             raise
         if q.cmd in (":copyfrom", ":batchexec", ":batchone", ":batchmany"):
             plan.params_class = f"{pascal(q.name)}Params"
-        postgres = self.request.engine == "postgresql"
-        if q.cmd == ":execlastid" and postgres and len(q.columns) != 1:
-            raise CodegenError(
-                f"{where}: :execlastid on PostgreSQL needs a one-column RETURNING clause "
-                f"(found {len(q.columns)} result columns)"
-            )
         return plan
 
+    def plan_all(self, queries: list[Query]) -> list[QueryPlan]:
+        """Every query that can be generated; each refused one is named (strict: an error)."""
+        plans = []
+        for q in queries:
+            try:
+                plans.append(self.plan(q))
+            except CodegenError as exc:
+                if self.strict:
+                    raise
+                self.warn(f"{exc}; query not generated")
+            except Exception as exc:  # a bug of ours: still name the query
+                where = f"{q.filename}: query {q.name}"
+                raise CodegenError(f"{where}: internal error: {type(exc).__name__}: {exc}") from exc
+        return plans
+
     def lock_expected(self, q: Query) -> bool:
+        if self.request.engine == "postgresql":
+            return bool(q.params) or any(c.embed_table is None for c in q.columns)
         return any(self.needs_server_type(c) for c in q.columns) or any(
             p.column.type.name in UNKNOWN_TYPES for p in q.params
         )
 
-    @staticmethod
-    def needs_server_type(col: Column) -> bool:
-        return col.embed_table is None and (
-            col.is_func_call or col.type.name in UNKNOWN_TYPES or col.table is None
+    def needs_server_type(self, col: Column) -> bool:
+        """PostgreSQL: every column (the server knows enums, domains, CTEs); MySQL: where
+        sqlc has no table column (its tinyint(1), JSON, SET knowledge beats the wire type)."""
+        if col.embed_table is not None:
+            return False
+        if self.request.engine == "postgresql":
+            return True
+        return (
+            col.is_func_call
+            or col.type.name in UNKNOWN_TYPES
+            or col.table is None
+            or col.table not in self.request.tables  # a CTE or derived table
         )
 
-    def sql_text(self, q: Query) -> str:
+    def sql_text(self, q: Query, where: str) -> str:
         text = q.text.strip()
         if self.request.engine == "mysql":
-            text = mysql_placeholders(text)
-        return text
+            return mysql_placeholders(text)
+        return pg_slices(text, [p.number for p in q.params if p.column.is_sqlc_slice], where)
 
     def params(self, q: Query, entry: LockEntry | None, where: str) -> list[Field]:
         # MySQL binds `?` in text order (sqlc's numbers are its Go argument order).
@@ -178,27 +212,36 @@ class Planner:
             while name in seen:
                 name += "_"
             seen.add(name)
+            # PostgreSQL: the server's parameter types always (sqlc keeps a column's type
+            # where the server infers another, e.g. `jsonb ? $1` is text); MySQL: only
+            # where sqlc says `any` (the lock judges it from the column it meets).
+            position = index if mysql else param.number - 1
             type_name = None
-            if entry is not None and col.type.name in UNKNOWN_TYPES and index < len(entry.params):
-                type_name, is_array = _lock_type(self.request.engine, entry.params[index])
-                if is_array:
-                    col = _as_array(col)
+            server = entry.params[position] if entry and position < len(entry.params) else ""
+            if server and (not mysql or col.type.name in UNKNOWN_TYPES):
+                type_name, is_array = _lock_type(self.request.engine, server)
+                col = replace(col, is_array=is_array, array_dims=int(is_array))
             py = self.mapper.column(col, f"{where}: parameter", type_name)
             fields.append(Field(name, py, col.name))
         return fields
 
     def result(self, plan: QueryPlan, entry: LockEntry | None, where: str) -> None:
         q = plan.query
-        if not q.columns:
+        if not q.columns:  # `SELECT FROM t`: rows without columns
+            plan.row_class = f"{pascal(q.name)}Row"
             return
-        rules = target_rules(self.request.engine, q.text) or []
+        rules = target_rules(self.request.engine, q.text, self.catalog) or []
         flat = 0
         out: list[Field | Embed] = []
         seen: set[str] = set()
         for col in q.columns:
             if col.embed_table:
                 table = self.table(col.embed_table, where)
-                out.append(Embed(snake(col.name), model_name(table.name), self.model_fields(table)))
+                name = snake(col.name)
+                while name in seen:  # the same table embedded twice
+                    name += "_"
+                seen.add(name)
+                out.append(Embed(name, model_name(table.name), self.model_fields(table)))
                 flat += len(table.columns)
                 continue
             rule = rules[flat] if flat < len(rules) else None
@@ -207,8 +250,7 @@ class Planner:
             type_name = None
             if entry is not None and self.needs_server_type(col) and flat < len(entry.columns):
                 type_name, is_array = _lock_type(self.request.engine, entry.columns[flat])
-                if is_array:
-                    col = _as_array(col)
+                col = replace(col, is_array=is_array, array_dims=int(is_array))
             name = snake(col.name) if col.name else f"column_{flat + 1}"
             while name in seen:
                 name += "_"
@@ -247,8 +289,21 @@ def _with_nullability(col: Column, not_null: bool) -> Column:
     return replace(col, not_null=not_null)
 
 
-def _as_array(col: Column) -> Column:
-    return replace(col, is_array=True)
+def pg_slices(sql: str, numbers: list[int], where: str = "query") -> str:
+    """PostgreSQL has no list parameter: `IN (sqlc.slice(x))`, which sqlc leaves as
+    `IN ($n)`, becomes `= ANY($n)` (`NOT IN` -> `<> ALL`) and binds the list as an array."""
+    for number in numbers:
+        found = 0
+        for negated, replacement in ((r"NOT\s+", "<> ALL"), ("", "= ANY")):
+            pattern = rf"\b{negated}IN\s*\(\s*\${number}(?!\d)\s*\)"
+            sql, count = re.subn(pattern, f"{replacement}(${number})", sql, flags=re.IGNORECASE)
+            found += count
+        if not found:
+            raise CodegenError(
+                f"{where}: sqlc.slice on PostgreSQL works only as `IN (sqlc.slice(x))`; "
+                f"write `= ANY(@x::type[])` instead"
+            )
+    return sql
 
 
 def mysql_placeholders(sql: str) -> str:
@@ -279,6 +334,15 @@ def mysql_placeholders(sql: str) -> str:
     return "".join(out)
 
 
+def warnings_file(sqlc_pid: int) -> Path:
+    """sqlc drops a plugin's stderr when it succeeds: warnings also go to this file, which
+    tools/sqlc.py prints and removes (keyed by the pid of the sqlc that ran the plugin)."""
+    return Path(tempfile.gettempdir()) / f"sqlc-gen-fixup-{sqlc_pid}.warnings"
+
+
 def warn(messages: list[str]) -> None:
-    for message in messages:
-        print(f"sqlc-gen-fixup: warning: {message}", file=sys.stderr)
+    lines = [f"sqlc-gen-fixup: warning: {message}\n" for message in messages]
+    sys.stderr.write("".join(lines))
+    if lines:
+        with warnings_file(os.getppid()).open("a") as out:
+            out.write("".join(lines))

@@ -7,6 +7,7 @@ when the driver already speaks the annotated type (the fast path: no per-value c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from codegen.errors import CodegenError
@@ -20,20 +21,34 @@ class PyType:
     imports: frozenset[str] = frozenset()
     decode: str | None = None
     encode: str | None = None
+    # the driver's type of a non-NULL value: a decode is skipped for anything else (a NULL
+    # the nullability rules missed stays None instead of failing the whole call)
+    driver_type: str | None = None
 
     def optional(self) -> PyType:
+        if self.annotation in ("None", "Any") or self.annotation.endswith("| None"):
+            return self
         return replace(self, annotation=f"{self.annotation} | None")
 
     def listed(self) -> PyType:
         decode = f"[{self.decode.format('_v')} for _v in {{}}]" if self.decode else None
         encode = f"[{self.encode.format('_v')} for _v in {{}}]" if self.encode else None
-        return PyType(f"list[{self.annotation}]", self.imports, decode, encode)
+        return PyType(f"list[{self.annotation}]", self.imports, decode, encode, "list")
 
 
 def _t(
-    annotation: str, *imports: str, decode: str | None = None, encode: str | None = None
+    annotation: str,
+    *imports: str,
+    decode: str | None = None,
+    encode: str | None = None,
+    driver_type: str | None = None,
 ) -> PyType:
-    return PyType(annotation, frozenset(imports), decode, encode)
+    return PyType(annotation, frozenset(imports), decode, encode, driver_type)
+
+
+def _range(element: str, *imports: str, multi: bool) -> PyType:
+    annotation = f"Range[{element}]"
+    return _t(f"list[{annotation}]" if multi else annotation, "from asyncpg import Range", *imports)
 
 
 INT, FLOAT, STR, BOOL, BYTES = _t("int"), _t("float"), _t("str"), _t("bool"), _t("bytes")
@@ -51,6 +66,7 @@ JSON_PG = _t(
     "from lib.db import runtime",
     decode="runtime.json_loads({})",
     encode="runtime.json_dumps({})",
+    driver_type="str",
 )
 INET = _t(
     "IPv4Address | IPv6Address | IPv4Interface | IPv6Interface",
@@ -82,7 +98,52 @@ POSTGRES: dict[str, PyType] = {
     **dict.fromkeys(["json", "jsonb"], JSON_PG),
     "inet": INET,
     "cidr": CIDR,
+    # every other type asyncpg decodes, as asyncpg returns it
+    **dict.fromkeys(
+        ["bit", "varbit", "bit varying"], _t("BitString", "from asyncpg import BitString")
+    ),
+    **dict.fromkeys(
+        [
+            "macaddr",
+            "macaddr8",
+            "money",
+            "tsvector",
+            "tsquery",
+            "xml",
+            "jsonpath",
+            "hstore",
+            "ltree",
+        ],
+        STR,
+    ),
+    **dict.fromkeys(
+        ["regclass", "regtype", "regproc", "regprocedure", "regoper", "regnamespace"], STR
+    ),
+    **dict.fromkeys(["cid", "xid", "xid8", "pg_lsn", "regrole"], INT),
+    "tid": _t("tuple[int, int]"),
+    "box": _t("Box", "from asyncpg import Box"),
+    "point": _t("Point", "from asyncpg import Point"),
+    "line": _t("Line", "from asyncpg import Line"),
+    "lseg": _t("LineSegment", "from asyncpg import LineSegment"),
+    "path": _t("Path", "from asyncpg import Path"),
+    "polygon": _t("Polygon", "from asyncpg import Polygon"),
+    "circle": _t("Circle", "from asyncpg import Circle"),
+    **{
+        f"{base}{kind}": _range(element, *imports, multi=kind == "multirange")
+        for base, element, imports in [
+            ("int4", "int", ()),
+            ("int8", "int", ()),
+            ("num", "Decimal", ("from decimal import Decimal",)),
+            ("ts", "datetime.datetime", ("import datetime",)),
+            ("tstz", "datetime.datetime", ("import datetime",)),
+            ("date", "datetime.date", ("import datetime",)),
+        ]
+        for kind in ("range", "multirange")
+    },
+    "void": _t("None"),
+    "record": _t("tuple[Any, ...]", "from typing import Any"),
 }
+ANY = _t("Any", "from typing import Any")
 
 # MySQL/MariaDB through PyMySQL: datetimes come naive (we store UTC), JSON comes as text,
 # tinyint(1) as 0/1, SET as text or a set; the runtime helpers convert both ways.
@@ -109,6 +170,7 @@ MYSQL: dict[str, PyType] = {
             _RT,
             decode="runtime.utc({})",
             encode="runtime.naive_utc({})",
+            driver_type="datetime.datetime",
         ),
     ),
     "json": _t(
@@ -117,10 +179,11 @@ MYSQL: dict[str, PyType] = {
         _RT,
         decode="runtime.json_loads({})",
         encode="runtime.json_dumps({})",
+        driver_type="str | bytes",
     ),
-    "boolean": _t("bool", decode="bool({})"),
+    "boolean": _t("bool", decode="bool({})", driver_type="int"),
 }
-MYSQL_BOOL = _t("bool", decode="bool({})")
+MYSQL_BOOL = _t("bool", decode="bool({})", driver_type="int")
 MYSQL_SET = _t("frozenset[str]", _RT, decode="runtime.mysql_set({})", encode='",".join(sorted({}))')
 
 
@@ -145,8 +208,13 @@ def parse_overrides(raw: list[dict[str, str]]) -> list[Override]:
 
 class TypeMapper:
     def __init__(
-        self, request: Request, overrides: list[Override], set_types: frozenset[str] = frozenset()
+        self,
+        request: Request,
+        overrides: list[Override],
+        set_types: frozenset[str] = frozenset(),
+        warn: Callable[[str], None] | None = None,
     ) -> None:
+        self.warn = warn  # None: an unmappable type is an error, else Any and a warning
         self.engine = request.engine
         self.enums = request.enums
         self.set_types = set_types  # MySQL SET columns: sqlc lists them among the enums
@@ -169,19 +237,25 @@ class TypeMapper:
             return MYSQL_SET
         if name in self.enums:
             cls = self.enum_class(name)
-            return _t(cls, f"from .models import {cls}", decode=f"{cls}({{}})")
+            return _t(cls, f"from .models import {cls}", decode=f"{cls}({{}})", driver_type="str")
         if self.engine == "mysql" and name == "tinyint" and col.length == 1:
             return MYSQL_BOOL
         return self.base.get(name)
 
     def column(self, col: Column, where: str, type_name: str | None = None) -> PyType:
         py = self.scalar(col, type_name)
+        if py is None and type_name is not None:
+            py = self.scalar(col)  # the server's name unknown (a domain?): sqlc's may do
         if py is None:
             shown = type_name or col.type.name or "unknown"
-            raise CodegenError(
+            message = (
                 f"{where}: column {col.name!r} has type {shown!r} that the plugin cannot map; "
                 f"add an override (options.overrides: db_type or column -> py_type)"
             )
+            if self.warn is None:
+                raise CodegenError(message)
+            self.warn(message + "; typed Any")
+            return ANY
         if col.is_array or col.array_dims > 0 or col.is_sqlc_slice:
             py = py.listed()
         return py if col.not_null else py.optional()

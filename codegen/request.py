@@ -8,6 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def qualified(schema: str | None, name: str) -> str:
+    """`name` in the default schema, else `schema.name`: tables and types are keyed so."""
+    return name if schema in (None, "", "public", "pg_catalog") else f"{schema}.{name}"
+
+
+def _rel(raw: dict[str, Any] | None) -> str | None:
+    return qualified(raw.get("schema"), raw["name"]) if raw else None
+
+
 @dataclass(frozen=True, slots=True)
 class TypeRef:
     schema: str
@@ -31,8 +40,6 @@ class Column:
 
     @staticmethod
     def parse(raw: dict[str, Any]) -> Column:
-        table = raw.get("table") or None
-        embed = raw.get("embed_table") or None
         return Column(
             name=raw.get("name", ""),
             not_null=bool(raw.get("not_null")),
@@ -43,12 +50,14 @@ class Column:
             is_func_call=bool(raw.get("is_func_call")),
             type=TypeRef(
                 raw["type"].get("schema", ""),
-                raw["type"].get("name", "").removeprefix("pg_catalog."),
+                qualified(raw["type"].get("schema"), raw["type"].get("name", "")).removeprefix(
+                    "pg_catalog."
+                ),
             ),
-            table=table["name"] if table else None,
+            table=_rel(raw.get("table") or None),
             original_name=raw.get("original_name", ""),
             is_sqlc_slice=bool(raw.get("is_sqlc_slice")),
-            embed_table=embed["name"] if embed else None,
+            embed_table=_rel(raw.get("embed_table") or None),
         )
 
 
@@ -98,9 +107,11 @@ class Request:
                 continue
             for t in schema.get("tables") or []:
                 cols = [Column.parse(c) for c in t.get("columns") or []]
-                tables[t["rel"]["name"]] = Table(t["rel"]["name"], cols)
+                name = qualified(schema.get("name"), t["rel"]["name"])
+                tables[name] = Table(name, cols)
             for e in schema.get("enums") or []:
-                enums[e["name"]] = Enum(e["name"], list(e.get("vals") or []))
+                name = qualified(schema.get("name"), e["name"])
+                enums[name] = Enum(name, list(e.get("vals") or []))
         queries = [
             Query(
                 name=q["name"],
@@ -112,7 +123,7 @@ class Request:
                     Param(int(p["number"]), Column.parse(p["column"]))
                     for p in q.get("params") or []
                 ],
-                insert_into_table=(q.get("insert_into_table") or {}).get("name") or None,
+                insert_into_table=_rel(q.get("insert_into_table") or None),
             )
             for q in raw.get("queries") or []
         ]

@@ -12,6 +12,30 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+# Markers after which a migration file holds its down section (the formats sqlc strips).
+DOWN_MARKERS = ("-- +goose Down", "-- +migrate Down", "-- migrate:down", "---- create above")
+
+
+def schema_paths(names: list[str], base: Path) -> list[Path]:
+    """sqlc's `schema:` entries as files: a directory gives its *.sql (not *.down.sql)."""
+    files: list[Path] = []
+    for name in names:
+        path = base / name
+        if path.is_dir():
+            files += [f for f in sorted(path.glob("*.sql")) if not f.name.endswith(".down.sql")]
+        else:
+            files.append(path)
+    return files
+
+
+def up_section(text: str) -> str:
+    """A migration file without its down section, as sqlc reads it."""
+    lines = text.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if line.strip().startswith(DOWN_MARKERS):
+            return "".join(lines[:index])
+    return text
+
 
 def sql_hash(sql: str) -> str:
     return hashlib.sha256(sql.strip().encode()).hexdigest()[:16]

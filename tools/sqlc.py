@@ -11,6 +11,7 @@ import contextlib
 import filecmp
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -25,9 +26,11 @@ import sqlparse
 import yaml
 
 from codegen import typeslock
-from codegen.plan import Planner
+from codegen.errors import CodegenError
+from codegen.plan import Planner, mysql_placeholders, pg_slices, warnings_file
 from codegen.pytypes import TypeMapper, parse_overrides
-from codegen.request import Request
+from codegen.request import Request, qualified
+from lib.db.runtime import expand_slices
 from tools.databases import (
     DATABASES,
     MYSQL_DEFAULT,
@@ -72,21 +75,32 @@ def run_sqlc(config_dir: Path, *, strict: bool = False, config: str = "sqlc.yaml
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
     if strict:
         env["FIXUP_SQLC_STRICT"] = "1"
-    proc = subprocess.run(
+    with subprocess.Popen(
         [str(SQLC), "generate", "-f", config],
         cwd=config_dir,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        check=False,
-    )
-    sys.stderr.write(proc.stderr if proc.returncode == 0 else "")
+    ) as proc:
+        stdout, stderr = proc.communicate()
+    warnings = warnings_file(proc.pid)
+    if warnings.exists():
+        if proc.returncode == 0:
+            sys.stderr.write(warnings.read_text())
+        warnings.unlink()
     if proc.returncode != 0:
         rel = config_dir.relative_to(config_dir.parent.parent)
-        raise SqlcError(f"sqlc failed in {rel}:\n{(proc.stderr or proc.stdout).strip()}")
+        raise SqlcError(f"sqlc failed in {rel}:\n{(stderr or stdout).strip()}")
 
 
 def generate(db: str) -> None:
+    """Refresh the types lock when the schema or a query changed (needs the server; fails
+    loudly without it), then generate."""
+    request = request_json(db)
+    if not lock_is_current(db, request):
+        print(f"sqlc: {db}: types lock is stale, asking the server")
+        types(db, request)
     run_sqlc(sql_dir(db))
     print(f"sqlc: generated {db}")
 
@@ -131,7 +145,7 @@ def lock_path(db: str) -> Path:
 
 
 def schema_files(db: str, request: dict[str, Any]) -> list[Path]:
-    return [(sql_dir(db) / s).resolve() for s in request["settings"]["schema"]]
+    return [p.resolve() for p in typeslock.schema_paths(request["settings"]["schema"], sql_dir(db))]
 
 
 # --- server types -----------------------------------------------------------------------
@@ -142,58 +156,137 @@ MYSQL_CODES = {
     15: "varchar", 16: "bit", 245: "json", 246: "decimal", 247: "varchar", 248: "set",
     249: "blob", 250: "blob", 251: "blob", 252: "blob", 253: "varchar", 254: "char",
 }  # fmt: skip
+MYSQL_TEXT_CODES = {15, 249, 250, 251, 252, 253, 254}
+MYSQL_BINARY_CHARSET = 63  # PyMySQL decodes every other charset to str
 
 
 def _pg_name(t: Any) -> str:
     name = str(t.name)
-    return name[1:] + "[]" if t.kind == "array" and name.startswith("_") else name
+    if t.kind == "array" and name.startswith("_"):
+        name = name[1:] + "[]"
+    return qualified(str(t.schema), name)
 
 
-async def pg_types(dsn: str, queries: list[dict[str, Any]]) -> dict[str, typeslock.LockEntry]:
+class QueryFailures(SqlcError):
+    """Some queries could not be typed by the server; the others are locked."""
+
+
+def _failure(q: dict[str, Any], exc: Exception) -> str:
+    return f"{q['filename']}: query {q['name']}: server says: {str(exc).strip()}"
+
+
+async def pg_types(
+    dsn: str, queries: list[dict[str, Any]]
+) -> tuple[dict[str, typeslock.LockEntry], list[str]]:
     conn = await asyncpg.connect(dsn)
     try:
-        out = {}
+        out, failures = {}, []
         for q in queries:
+            slices = [
+                p["number"] for p in q.get("params") or [] if p["column"].get("is_sqlc_slice")
+            ]
             try:
-                stmt = await conn.prepare(q["text"])
-            except asyncpg.PostgresError as exc:
-                raise SqlcError(f"{q['filename']}: query {q['name']}: server says: {exc}") from exc
+                stmt = await conn.prepare(pg_slices(q["text"], slices, q["name"]))
+            except (asyncpg.PostgresError, CodegenError) as exc:
+                failures.append(_failure(q, exc))
+                continue
             out[q["name"]] = typeslock.LockEntry(
                 typeslock.sql_hash(q["text"]),
                 [_pg_name(a.type) for a in stmt.get_attributes()],
                 [_pg_name(p) for p in stmt.get_parameters()],
             )
-        return out
+        return out, failures
     finally:
         await conn.close()
 
 
-def mysql_types(dsn: str, queries: list[dict[str, Any]]) -> dict[str, typeslock.LockEntry]:
-    """aiomysql has no server-side prepare: run with NULLs in a rolled-back transaction."""
-    from codegen.plan import mysql_placeholders
-    from lib.db.runtime import expand_slices
+def _mysql_args(sql: str, params: list[dict[str, Any]]) -> list[Any]:
+    """A value per placeholder that keeps the query valid: NULL, but 0 after LIMIT/OFFSET."""
+    args: list[Any] = []
+    for match, param in zip(re.finditer(r"(?<!%)%s", sql), params, strict=False):
+        before = sql[: match.start()]
+        in_limit = re.search(r"\b(LIMIT|OFFSET)\s*$|\bLIMIT\s+%s\s*,\s*$", before, re.I)
+        value = 0 if in_limit else None
+        args.append([value] if param["column"].get("is_sqlc_slice") else value)
+    return args
 
-    out = {}
+
+def _mysql_column_type(cur: Any, sql: str, position: int) -> str:
+    """The server's type of the column a placeholder is compared with or assigned to."""
+    marks = list(re.finditer(r"(?<!%)%s", sql))
+    start = marks[position].start()
+    clause = r"\b(?:WHERE|AND|OR|ON|HAVING|WHEN|THEN|ELSE|LIMIT|OFFSET|VALUES)\b"
+    left_edge = max([m.end() for m in re.finditer(clause, sql[:start], re.I)] or [0])
+    right = re.search(clause, sql[start:], re.I)
+    right_edge = start + (right.start() if right else len(sql) - start)
+    tables = re.findall(r"\b(?:FROM|JOIN|UPDATE|INTO)\s+`?(\w+)`?", sql, re.I)
+    words = re.findall(r"`?(\w+)`?", sql[left_edge:start])[::-1]
+    words += re.findall(r"`?(\w+)`?", sql[start + 2 : right_edge])
+    for word in words:
+        cur.execute(
+            "SELECT DATA_TYPE, COLUMN_TYPE, TABLE_NAME FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = %s",
+            (word,),
+        )
+        found = [row for row in cur.fetchall() if row[2] in tables]
+        if len(found) == 1:
+            data_type, column_type, table = found[0]
+            if str(column_type).startswith("tinyint(1)"):
+                return "boolean"
+            if data_type in ("enum", "set"):
+                return f"{table}_{word}".lower()
+            return str(data_type)
+    return ""
+
+
+def mysql_types(
+    dsn: str, queries: list[dict[str, Any]]
+) -> tuple[dict[str, typeslock.LockEntry], list[str]]:
+    """aiomysql has no server-side prepare: run each query in a rolled-back transaction with
+    values that keep it valid, read `cursor.description` and the fields' charsets."""
+    out, failures = {}, []
     with mysql_connect(dsn, database=database_name(dsn)) as conn:
         conn.autocommit(False)
         for q in queries:
             sql = mysql_placeholders(q["text"])
-            args = [[None] if p["column"]["is_sqlc_slice"] else None for p in q["params"]]
-            sql, flat = expand_slices(sql, args)
+            params: list[dict[str, Any]] = q.get("params") or []
             columns: list[str] = []
-            if q["columns"]:
-                with conn.cursor() as cur:
+            with conn.cursor() as cur:
+                param_types = [
+                    _mysql_column_type(cur, sql, i) if p["column"]["type"]["name"] == "any" else ""
+                    for i, p in enumerate(params)
+                ]
+                if q["columns"]:
+                    expanded, flat = expand_slices(sql, _mysql_args(sql, params))
                     try:
-                        cur.execute(sql, flat)
+                        cur.execute(expanded, flat)
                     except pymysql.MySQLError as exc:
-                        where = f"{q['filename']}: query {q['name']}"
-                        raise SqlcError(f"{where}: server says: {exc}") from exc
+                        failures.append(_failure(q, exc))
+                        continue
                     finally:
                         conn.rollback()
-                    for d in cur.description or ():
-                        columns.append(MYSQL_CODES.get(int(d[1]), f"code{d[1]}"))
-            out[q["name"]] = typeslock.LockEntry(typeslock.sql_hash(q["text"]), columns, [])
-    return out
+                    fields = getattr(getattr(cur, "_result", None), "fields", None) or []
+                    for i, d in enumerate(cur.description or ()):
+                        code = int(d[1])
+                        charset = fields[i].charsetnr if i < len(fields) else 0
+                        if code in MYSQL_TEXT_CODES:
+                            binary = charset == MYSQL_BINARY_CHARSET
+                            columns.append("varbinary" if binary else "text")
+                        else:
+                            columns.append(MYSQL_CODES.get(code, f"code{code}"))
+            out[q["name"]] = typeslock.LockEntry(
+                typeslock.sql_hash(q["text"]), columns, param_types if any(param_types) else []
+            )
+    return out, failures
+
+
+def mysql_created_databases(files: list[Path]) -> list[str]:
+    """The databases a MySQL schema creates (CREATE DATABASE/SCHEMA): dropped after use."""
+    pattern = r"\bCREATE\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?"
+    found: list[str] = []
+    for file in files:
+        found += re.findall(pattern, typeslock.up_section(file.read_text()), re.I)
+    return sorted(set(found))
 
 
 def apply_schema(dsn: str, files: list[Path]) -> None:
@@ -201,40 +294,89 @@ def apply_schema(dsn: str, files: list[Path]) -> None:
     if engine_of(dsn) == "postgresql":
         with psycopg.connect(psycopg_dsn(dsn), autocommit=True) as pg:
             for file in files:
-                pg.execute(file.read_text().encode())
+                pg.execute(typeslock.up_section(file.read_text()).encode())
         return
     with mysql_connect(dsn, database=database_name(dsn)) as my, my.cursor() as cur:
         for file in files:
-            for statement in sqlparse.split(file.read_text()):
+            for statement in sqlparse.split(typeslock.up_section(file.read_text())):
                 if sqlparse.format(statement, strip_comments=True).strip():
                     cur.execute(statement)
 
 
-def server_types(db: str, request: dict[str, Any]) -> dict[str, typeslock.LockEntry]:
+@contextlib.contextmanager
+def mysql_side_databases(dsn: str, names: list[str]) -> Iterator[None]:
+    """Databases a schema creates beside its own are server-wide: one run at a time holds
+    each name (GET_LOCK), and they are dropped afterwards, also on failure."""
+    if not names:
+        yield
+        return
+    with mysql_connect(dsn) as conn, conn.cursor() as cur:
+        for name in names:
+            cur.execute("SELECT GET_LOCK(%s, 120)", (f"fixup_sqlctypes_{name}",))
+            if cur.fetchone() != (1,):
+                raise SqlcError(f"another `types` run holds database {name!r} for 120 s")
+        try:
+            for name in names:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            yield
+        finally:
+            for name in names:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                cur.execute("SELECT RELEASE_LOCK(%s)", (f"fixup_sqlctypes_{name}",))
+
+
+def server_types(
+    db: str, request: dict[str, Any]
+) -> tuple[dict[str, typeslock.LockEntry], list[str]]:
+    """Every query's types from a throwaway database, and one message per failing query."""
     label = Path(db).name if "/" in db else db
     server = with_database(server_dsn(db), f"fixup_sqlctypes_{label}_{os.getpid()}")
-    create_database(server)
+    files = schema_files(db, request)
+    side = mysql_created_databases(files) if engine_of(server) == "mysql" else []
     try:
-        apply_schema(server, schema_files(db, request))
-        if engine_of(server) == "postgresql":
-            return asyncio.run(pg_types(server, request["queries"]))
-        return mysql_types(server, request["queries"])
+        create_database(server)
+    except (OSError, psycopg.Error, pymysql.MySQLError) as exc:
+        raise SqlcError(f"{db}: cannot reach the server for the types lock: {exc}") from exc
+    try:
+        with mysql_side_databases(server, side):
+            try:
+                apply_schema(server, files)
+            except (psycopg.Error, pymysql.MySQLError) as exc:
+                raise SqlcError(f"{db}: the schema does not apply: {exc}") from exc
+            if engine_of(server) == "postgresql":
+                return asyncio.run(pg_types(server, request["queries"]))
+            return mysql_types(server, request["queries"])
     finally:
         drop_database(server)
 
 
-def types(db: str) -> None:
-    request = request_json(db)
-    entries = server_types(db, request)
+def types(db: str, request: dict[str, Any] | None = None) -> None:
+    """Write sql/<db>/types.lock.json; a failing query is named (the others are locked)."""
+    request = request or request_json(db)
+    entries, failures = server_types(db, request)
     schema = typeslock.schema_hash(schema_files(db, request))
     lock_path(db).write_text(typeslock.dump(schema, entries))
     print(f"sqlc-types: {db}: {len(entries)} queries -> {lock_path(db)}")
+    if failures:
+        raise QueryFailures(f"{db}: {len(failures)} queries not typed:\n" + "\n".join(failures))
+
+
+def lock_is_current(db: str, request: dict[str, Any]) -> bool:
+    schema, entries = typeslock.load(lock_path(db))
+    if schema != typeslock.schema_hash(schema_files(db, request)):
+        return False
+    return all(
+        q["name"] in entries and entries[q["name"]].sql_sha256 == typeslock.sql_hash(q["text"])
+        for q in request["queries"]
+    )
 
 
 def vet(db: str) -> None:
     """PREPARE every query on a real server and compare its types with the generated ones."""
     raw = request_json(db)
-    entries = server_types(db, raw)
+    entries, failures = server_types(db, raw)
+    if failures:
+        raise QueryFailures("\n".join(failures))
     request = Request.parse({**raw, "plugin_options": ""})
     options = yaml.safe_load((sql_dir(db) / "sqlc.yaml").read_text())["sql"][0]["codegen"][0]
     mapper = TypeMapper(request, parse_overrides(options.get("options", {}).get("overrides", [])))
@@ -302,12 +444,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dbs", nargs="*", help="default: every db with a sql/<db>/sqlc.yaml")
     args = parser.parse_args(argv)
     dbs = args.dbs or [db for db in DATABASES if (sql_dir(db) / "sqlc.yaml").exists()]
+    db = ""
     try:
         for db in dbs:
             sql_dir(db)  # an unknown db name fails here, naming the known ones
             COMMANDS[args.command](db)
     except (SqlcError, ValueError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # one line, not a traceback
+        print(f"{args.command}: {db}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -10,7 +10,7 @@ import pytest
 from tools import sqlc
 
 PLUGIN = Path(__file__).resolve().parents[2] / "codegen" / "bin" / "sqlc-gen-fixup"
-SCHEMA = "CREATE TABLE t (id bigserial PRIMARY KEY, name text NOT NULL, doc tsvector);\n"
+SCHEMA = "CREATE TABLE t (id bigserial PRIMARY KEY, name text NOT NULL, doc pg_snapshot);\n"
 
 
 def project(tmp_path: Path, query: str, options: str = "{driver: asyncpg}") -> Path:
@@ -23,6 +23,7 @@ def project(tmp_path: Path, query: str, options: str = "{driver: asyncpg}") -> P
         plugins:
           - name: fixup
             process: {{cmd: {PLUGIN}, format: json}}
+            env: [FIXUP_SQLC_STRICT]
         sql:
           - engine: postgresql
             schema: [schema.sql]
@@ -34,10 +35,10 @@ def project(tmp_path: Path, query: str, options: str = "{driver: asyncpg}") -> P
     return tmp_path
 
 
-def generate_fails(tmp_path: Path, query: str) -> str:
+def generate_fails(tmp_path: Path, query: str, *, strict: bool = False) -> str:
     root = project(tmp_path, query)
     with pytest.raises(sqlc.SqlcError) as info:
-        sqlc.run_sqlc(root)
+        sqlc.run_sqlc(root, strict=strict)
     assert not (root / "out").exists(), "a failed generation must write nothing"
     return str(info.value)
 
@@ -52,9 +53,21 @@ def test_syntax_error(tmp_path: Path) -> None:
     assert 'q.sql:2:2: syntax error at or near "SELEC"' in message
 
 
-def test_unmappable_type_names_query_and_column(tmp_path: Path) -> None:
-    message = generate_fails(tmp_path, "-- name: GetDoc :one\nSELECT doc FROM t WHERE id = $1;\n")
-    assert "query GetDoc: column 'doc' has type 'tsvector' that the plugin cannot map" in message
+def test_unmappable_type_is_any_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path, "-- name: GetDoc :one\nSELECT doc FROM t WHERE id = $1;\n")
+    sqlc.run_sqlc(root)
+    assert "def get_doc(conn: PgConn, *, id: int) -> Any | None:" in (root / "out/q.py").read_text()
+    assert "doc: Any" in (root / "out/models.py").read_text()
+    warning = capsys.readouterr().err
+    assert "query GetDoc: column 'doc' has type 'pg_snapshot' that the plugin cannot map" in warning
+
+
+def test_unmappable_type_is_an_error_in_strict_mode(tmp_path: Path) -> None:
+    query = "-- name: Touch :exec\nINSERT INTO t (name) VALUES ('x');\n"  # no lock needed
+    message = generate_fails(tmp_path, query, strict=True)
+    assert "table t: column 'doc' has type 'pg_snapshot' that the plugin cannot map" in message
     assert "override" in message
 
 
@@ -62,7 +75,7 @@ def test_an_override_maps_the_type(tmp_path: Path) -> None:
     root = project(
         tmp_path,
         "-- name: GetDoc :one\nSELECT doc FROM t WHERE id = $1;\n",
-        options="{driver: asyncpg, overrides: [{db_type: tsvector, py_type: str}]}",
+        options="{driver: asyncpg, overrides: [{db_type: pg_snapshot, py_type: str}]}",
     )
     sqlc.run_sqlc(root)
     assert (
@@ -71,10 +84,30 @@ def test_an_override_maps_the_type(tmp_path: Path) -> None:
     )
 
 
-def test_execlastid_needs_returning_on_postgres(tmp_path: Path) -> None:
-    message = generate_fails(
-        tmp_path, "-- name: Ins :execlastid\nINSERT INTO t (name) VALUES ($1);\n"
-    )
+QUERIES_WITH_A_BAD_ONE = """
+-- name: Ins :execlastid
+INSERT INTO t (name) VALUES ($1);
+
+-- name: GetName :one
+SELECT name FROM t WHERE id = $1;
+"""
+
+
+def test_execlastid_without_returning_is_refused_the_rest_generated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path, QUERIES_WITH_A_BAD_ONE)
+    sqlc.run_sqlc(root)
+    generated = (root / "out" / "q.py").read_text()
+    assert "async def get_name(conn: PgConn, *, id: int) -> str | None:" in generated
+    assert "def ins(" not in generated
+    warning = capsys.readouterr().err
+    assert "q.sql: query Ins: :execlastid on PostgreSQL needs a one-column RETURNING" in warning
+    assert "query not generated" in warning
+
+
+def test_execlastid_without_returning_fails_in_strict_mode(tmp_path: Path) -> None:
+    message = generate_fails(tmp_path, QUERIES_WITH_A_BAD_ONE, strict=True)
     assert "query Ins: :execlastid on PostgreSQL needs a one-column RETURNING clause" in message
 
 

@@ -17,7 +17,7 @@ from lib.db.runtime import expand_slices, status_rows
             "SELECT count(*), min(a), max(a), avg(a), sum(a), a FROM t",
             [False, True, True, True, True, None],
         ),
-        ("SELECT coalesce(max(a), 0), coalesce(max(a), min(a)) FROM t", [False, None]),
+        ("SELECT coalesce(max(a), 0), coalesce(max(a), min(a)) FROM t", [False, True]),
         ("SELECT avg(a)::numeric(10,2), (SELECT 1) FROM t", [True, True]),
         ("INSERT INTO t (a) VALUES ($1) RETURNING id, now()", [None, False]),
         ("UPDATE t SET a = max_fn(1) RETURNING id", [None]),

@@ -2,6 +2,7 @@
 # source: points.sql
 from __future__ import annotations
 
+import datetime
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 
@@ -126,7 +127,13 @@ async def get_ledger_entry(conn: MyConn, *, idempotency_key: str) -> models.Poin
             None
             if row is None
             else models.PointsLedger(
-                row[0], row[1], row[2], row[3], row[4], runtime.utc(row[5]), row[6]
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                (runtime.utc(row[5]) if isinstance(row[5], datetime.datetime) else row[5]),
+                row[6],
             )
         )
 

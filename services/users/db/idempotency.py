@@ -47,7 +47,12 @@ async def get_idempotency_key(
     return (
         None
         if row is None
-        else GetIdempotencyKeyRow(row[0], row[1], runtime.json_loads(row[2]), row[3])
+        else GetIdempotencyKeyRow(
+            row[0],
+            row[1],
+            (runtime.json_loads(row[2]) if isinstance(row[2], str) else row[2]),
+            row[3],
+        )
     )
 
 

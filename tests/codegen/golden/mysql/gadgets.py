@@ -96,9 +96,9 @@ async def get_gadget(conn: MyConn, *, id: int) -> models.Gadget | None:
                 row[1],
                 row[2],
                 row[3],
-                GadgetsKind(row[4]),
+                (GadgetsKind(row[4]) if isinstance(row[4], str) else row[4]),
                 (None if row[5] is None else runtime.mysql_set(row[5])),
-                bool(row[6]),
+                (bool(row[6]) if isinstance(row[6], int) else row[6]),
                 row[7],
                 row[8],
                 row[9],
@@ -111,7 +111,7 @@ async def get_gadget(conn: MyConn, *, id: int) -> models.Gadget | None:
                 row[16],
                 row[17],
                 (None if row[18] is None else runtime.utc(row[18])),
-                runtime.utc(row[19]),
+                (runtime.utc(row[19]) if isinstance(row[19], datetime.datetime) else row[19]),
             )
         )
 
@@ -134,9 +134,9 @@ async def list_gadgets_by_ids(conn: MyConn, *, ids: list[int], active: bool) -> 
                 row[1],
                 row[2],
                 row[3],
-                GadgetsKind(row[4]),
+                (GadgetsKind(row[4]) if isinstance(row[4], str) else row[4]),
                 (None if row[5] is None else runtime.mysql_set(row[5])),
-                bool(row[6]),
+                (bool(row[6]) if isinstance(row[6], int) else row[6]),
                 row[7],
                 row[8],
                 row[9],
@@ -149,7 +149,7 @@ async def list_gadgets_by_ids(conn: MyConn, *, ids: list[int], active: bool) -> 
                 row[16],
                 row[17],
                 (None if row[18] is None else runtime.utc(row[18])),
-                runtime.utc(row[19]),
+                (runtime.utc(row[19]) if isinstance(row[19], datetime.datetime) else row[19]),
             )
             for row in rows
         ]
@@ -167,9 +167,9 @@ async def iter_list_gadgets_by_ids(
                 row[1],
                 row[2],
                 row[3],
-                GadgetsKind(row[4]),
+                (GadgetsKind(row[4]) if isinstance(row[4], str) else row[4]),
                 (None if row[5] is None else runtime.mysql_set(row[5])),
-                bool(row[6]),
+                (bool(row[6]) if isinstance(row[6], int) else row[6]),
                 row[7],
                 row[8],
                 row[9],
@@ -182,7 +182,7 @@ async def iter_list_gadgets_by_ids(
                 row[16],
                 row[17],
                 (None if row[18] is None else runtime.utc(row[18])),
-                runtime.utc(row[19]),
+                (runtime.utc(row[19]) if isinstance(row[19], datetime.datetime) else row[19]),
             )
 
 
@@ -451,9 +451,9 @@ async def parts_with_gadget(conn: MyConn) -> list[PartsWithGadgetRow]:
                     row[4],
                     row[5],
                     row[6],
-                    GadgetsKind(row[7]),
+                    (GadgetsKind(row[7]) if isinstance(row[7], str) else row[7]),
                     (None if row[8] is None else runtime.mysql_set(row[8])),
-                    bool(row[9]),
+                    (bool(row[9]) if isinstance(row[9], int) else row[9]),
                     row[10],
                     row[11],
                     row[12],
@@ -466,7 +466,7 @@ async def parts_with_gadget(conn: MyConn) -> list[PartsWithGadgetRow]:
                     row[19],
                     row[20],
                     (None if row[21] is None else runtime.utc(row[21])),
-                    runtime.utc(row[22]),
+                    (runtime.utc(row[22]) if isinstance(row[22], datetime.datetime) else row[22]),
                 ),
             )
             for row in rows
@@ -485,9 +485,9 @@ async def iter_parts_with_gadget(conn: MyConn) -> AsyncGenerator[PartsWithGadget
                     row[4],
                     row[5],
                     row[6],
-                    GadgetsKind(row[7]),
+                    (GadgetsKind(row[7]) if isinstance(row[7], str) else row[7]),
                     (None if row[8] is None else runtime.mysql_set(row[8])),
-                    bool(row[9]),
+                    (bool(row[9]) if isinstance(row[9], int) else row[9]),
                     row[10],
                     row[11],
                     row[12],
@@ -500,7 +500,7 @@ async def iter_parts_with_gadget(conn: MyConn) -> AsyncGenerator[PartsWithGadget
                     row[19],
                     row[20],
                     (None if row[21] is None else runtime.utc(row[21])),
-                    runtime.utc(row[22]),
+                    (runtime.utc(row[22]) if isinstance(row[22], datetime.datetime) else row[22]),
                 ),
             )
 

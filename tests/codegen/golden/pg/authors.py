@@ -108,7 +108,7 @@ async def get_author(conn: PgConn, *, id: int) -> models.Author | None:
             row[0],
             row[1],
             row[2],
-            Mood(row[3]),
+            (Mood(row[3]) if isinstance(row[3], str) else row[3]),
             row[4],
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
@@ -145,7 +145,7 @@ async def list_authors_by_ids(conn: PgConn, *, ids: list[int]) -> list[models.Au
             row[0],
             row[1],
             row[2],
-            Mood(row[3]),
+            (Mood(row[3]) if isinstance(row[3], str) else row[3]),
             row[4],
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
@@ -177,7 +177,7 @@ async def iter_list_authors_by_ids(
             row[0],
             row[1],
             row[2],
-            Mood(row[3]),
+            (Mood(row[3]) if isinstance(row[3], str) else row[3]),
             row[4],
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
@@ -208,7 +208,10 @@ async def list_authors_by_mood(conn: PgConn, *, mood: Mood) -> list[ListAuthorsB
     SELECT id, name, mood FROM authors WHERE mood = $1 ORDER BY id
     """
     rows = await conn.fetch(LIST_AUTHORS_BY_MOOD, mood)
-    return [ListAuthorsByMoodRow(row[0], row[1], Mood(row[2])) for row in rows]
+    return [
+        ListAuthorsByMoodRow(row[0], row[1], (Mood(row[2]) if isinstance(row[2], str) else row[2]))
+        for row in rows
+    ]
 
 
 async def iter_list_authors_by_mood(
@@ -216,7 +219,9 @@ async def iter_list_authors_by_mood(
 ) -> AsyncGenerator[ListAuthorsByMoodRow, None]:
     """Like list_authors_by_mood(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_AUTHORS_BY_MOOD, mood):
-        yield ListAuthorsByMoodRow(row[0], row[1], Mood(row[2]))
+        yield ListAuthorsByMoodRow(
+            row[0], row[1], (Mood(row[2]) if isinstance(row[2], str) else row[2])
+        )
 
 
 CREATE_AUTHOR = """
@@ -291,7 +296,7 @@ async def create_author(
             row[0],
             row[1],
             row[2],
-            Mood(row[3]),
+            (Mood(row[3]) if isinstance(row[3], str) else row[3]),
             row[4],
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
@@ -494,7 +499,7 @@ async def books_with_author(conn: PgConn) -> list[BooksWithAuthorRow]:
                 row[4],
                 row[5],
                 row[6],
-                Mood(row[7]),
+                (Mood(row[7]) if isinstance(row[7], str) else row[7]),
                 row[8],
                 row[9],
                 (None if row[10] is None else runtime.json_loads(row[10])),
@@ -527,7 +532,7 @@ async def iter_books_with_author(conn: PgConn) -> AsyncGenerator[BooksWithAuthor
                 row[4],
                 row[5],
                 row[6],
-                Mood(row[7]),
+                (Mood(row[7]) if isinstance(row[7], str) else row[7]),
                 row[8],
                 row[9],
                 (None if row[10] is None else runtime.json_loads(row[10])),

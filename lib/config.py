@@ -57,6 +57,8 @@ class ServiceSettings(BaseSettings):
     database_url: str = ""
     db_pool_min: int = Field(2, ge=0)
     db_pool_max: int = Field(10, ge=1)
+    # a full pool answers 503 after this long instead of queueing requests forever
+    db_acquire_timeout: float = Field(3.0, gt=0, le=60)
     # asyncpg resets a connection on every release; a service whose handlers never change
     # session state (SET, LISTEN, temp tables, session locks) may turn it off (ADR 0005)
     db_pool_reset: bool = True

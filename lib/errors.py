@@ -1,7 +1,7 @@
 """Errors every layer may raise; lib.http turns them into RFC 9457 problem+json.
 
-Codes and statuses are API.md's table. A module raises the subclass that fits; only the
-HTTP layer knows how it is rendered.
+Codes and statuses are the table of docs/api.md ("Errors"). A module raises the subclass
+that fits; only the HTTP layer knows how it is rendered.
 """
 
 from __future__ import annotations

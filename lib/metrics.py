@@ -31,6 +31,11 @@ DB_POOL = Gauge(
     ["service", "state"],
     multiprocess_mode="livesum",
 )
+DB_POOL_TIMEOUTS = Counter(
+    "db_pool_acquire_timeouts_total",
+    "Requests answered 503 because no pooled connection freed up within the timeout.",
+    ["service"],
+)
 BREAKER_STATE = Gauge(
     "circuit_breaker_state",
     "Circuit breaker state per dependency: 0 closed, 1 open, 2 half-open.",

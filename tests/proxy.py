@@ -15,9 +15,14 @@ class TcpProxy:
         self.tasks: set[asyncio.Task[None]] = set()
         self.writers: set[asyncio.StreamWriter] = set()
         self.port = 0
+        self._answers_flow = asyncio.Event()  # cleared by hold(): answers wait at the proxy
+        self._answers_flow.set()
+        self._holding: set[asyncio.Task[None]] = set()  # connections with an answer held
+        self._held_changed = asyncio.Condition()
 
-    async def start(self) -> TcpProxy:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> TcpProxy:
+        """Listen on `port` (0: a free one; a stopped proxy's port: the server 'comes back')."""
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -32,6 +37,19 @@ class TcpProxy:
         for task in list(self.tasks):
             task.cancel()
 
+    def hold(self) -> None:
+        """From now on every answer of the target waits here until release(): whatever
+        asked it is observably in flight, for as long as the test wants."""
+        self._answers_flow.clear()
+
+    def release(self) -> None:
+        self._answers_flow.set()
+
+    async def held(self, connections: int) -> None:
+        """Return once `connections` connections each have an answer waiting at hold()."""
+        async with self._held_changed:
+            await self._held_changed.wait_for(lambda: len(self._holding) >= connections)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
@@ -41,7 +59,7 @@ class TcpProxy:
         self.writers |= {writer, up_writer}
         pumps = [
             asyncio.create_task(self._pump(reader, up_writer)),
-            asyncio.create_task(self._pump(up_reader, writer)),
+            asyncio.create_task(self._pump(up_reader, writer, answers=True)),
         ]
         self.tasks.update(pumps)
         await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -52,7 +70,9 @@ class TcpProxy:
             w.close()
             self.writers.discard(w)
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, answers: bool = False
+    ) -> None:
         """Forward src -> dst; each chunk leaves `delay` seconds after it arrived: one-way
         latency in both directions (a round trip costs 2 x delay; chunks in flight overlap,
         as on a real link)."""
@@ -66,6 +86,8 @@ class TcpProxy:
                     return
                 if self.delay:  # read each time: a test may change it mid-way
                     await asyncio.sleep(max(0.0, arrived + self.delay - loop.time()))
+                if answers and not self._answers_flow.is_set():
+                    await self._wait_for_release()
                 dst.write(data)
                 await dst.drain()
 
@@ -77,6 +99,17 @@ class TcpProxy:
             queue.put_nowait((loop.time(), b""))
             await sender
         sender.cancel()
+
+    async def _wait_for_release(self) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        async with self._held_changed:
+            self._holding.add(me)
+            self._held_changed.notify_all()
+        try:
+            await self._answers_flow.wait()
+        finally:
+            self._holding.discard(me)
 
 
 def through(dsn: str, proxy: TcpProxy) -> str:

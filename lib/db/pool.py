@@ -1,9 +1,14 @@
 """One small interface over asyncpg and aiomysql pools, chosen by the DSN's scheme.
 
 `Database.acquire()` lends a connection, `Database.transaction()` lends one inside a
-transaction (committed on success, rolled back on any exception), `ping()` checks the
-server for /ready, `stats()` feeds the pool gauge. `connect()` retries with backoff so a
-service started before its database waits for it instead of crashing.
+transaction (committed on success, rolled back on any exception; nested, a savepoint),
+`ping()` checks the server for /ready, `stats()` feeds the pool gauge. `connect()` retries
+with backoff so a service started before its database waits for it instead of crashing.
+
+Inside a request's scope (lib.db.scope) a request holds at most one connection: nested
+acquires lend it again, a concurrent second one is refused. Nothing waits forever: a full
+pool raises `PoolExhausted` after `acquire_timeout` seconds and a lost or refused server
+connection raises `DatabaseUnavailable` — both 503 SERVICE_UNAVAILABLE with Retry-After.
 """
 
 from __future__ import annotations
@@ -22,9 +27,42 @@ import asyncpg
 import pymysql
 
 from lib.db import compat  # noqa: F401  (fixes aiomysql's bytes escaping on import)
+from lib.db.scope import SecondConnectionError, current_scope
+from lib.errors import ServiceUnavailable
 from lib.logging import get_logger
+from lib.metrics import DB_POOL_TIMEOUTS
 
 log = get_logger("lib.db")
+
+DEFAULT_ACQUIRE_TIMEOUT = 3.0
+# errors that mean "the server is gone or refuses us", not "this query is wrong"
+CONNECTION_LOST = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+MYSQL_CONNECTION_LOST = {1040, 1053, 2003, 2006, 2013, 2055}  # too many, shutdown, gone, lost
+
+
+class PoolExhausted(ServiceUnavailable):
+    """Every pooled connection stayed busy for the whole acquire timeout."""
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database server refused or dropped the connection."""
+
+
+def _lost(exc: BaseException, *, connecting: bool = False) -> bool:
+    """Did the server go away? While connecting any OSError counts (refused, unreachable);
+    inside a block only connection errors do (a handler's own timeouts and I/O do not)."""
+    if isinstance(exc, CONNECTION_LOST) or (connecting and isinstance(exc, OSError)):
+        return True
+    return isinstance(exc, pymysql.OperationalError) and bool(
+        exc.args and exc.args[0] in MYSQL_CONNECTION_LOST
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +77,19 @@ class PoolStats:
 
 class Database(ABC):
     engine: str
+    service: str = ""  # the metrics label, set by the app that owns the pool
+    acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT
 
     @abstractmethod
-    def acquire(self) -> AbstractAsyncContextManager[Any]: ...
+    async def _get(self) -> Any:
+        """A connection from the pool, waiting at most acquire_timeout (TimeoutError)."""
 
     @abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+    async def _put(self, conn: Any) -> None: ...
+
+    @abstractmethod
+    def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
+        """BEGIN/COMMIT on `conn`, or a savepoint when it is in a transaction already."""
 
     @abstractmethod
     async def ping(self) -> None: ...
@@ -56,6 +101,48 @@ class Database(ABC):
     async def close(self, grace: float = 5.0) -> None:
         """Close gracefully, or terminate the connections after `grace` seconds."""
 
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        scope = current_scope()
+        if scope is not None and scope.conn is not None:
+            if scope.database is not self or scope.owner is not asyncio.current_task():
+                raise SecondConnectionError(
+                    "this request already holds a pooled connection: use it (one per request)"
+                )
+            yield scope.conn  # nested use: the same connection, the same transaction
+            return
+        conn = await self._lend()
+        if scope is not None:
+            scope.conn, scope.database, scope.owner = conn, self, asyncio.current_task()
+        try:
+            yield conn
+        except BaseException as exc:
+            if _lost(exc):
+                raise DatabaseUnavailable("the database connection was lost") from exc
+            raise
+        finally:
+            if scope is not None:
+                scope.conn = scope.database = scope.owner = None
+            await self._put(conn)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        async with self.acquire() as conn, self._transaction(conn):
+            yield conn
+
+    async def _lend(self) -> Any:
+        try:
+            return await self._get()
+        except TimeoutError:
+            DB_POOL_TIMEOUTS.labels(self.service).inc()
+            raise PoolExhausted(
+                f"every database connection stayed busy for {self.acquire_timeout:g} s"
+            ) from None
+        except Exception as exc:
+            if _lost(exc, connecting=True):
+                raise DatabaseUnavailable("the database does not answer") from exc
+            raise
+
 
 class PgDatabase(Database):
     engine = "postgresql"
@@ -63,16 +150,18 @@ class PgDatabase(Database):
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self.pool = pool
 
-    def acquire(self) -> AbstractAsyncContextManager[Any]:
-        return self.pool.acquire()
+    async def _get(self) -> Any:
+        return await self.pool.acquire(timeout=self.acquire_timeout)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield conn
+    async def _put(self, conn: Any) -> None:
+        await self.pool.release(conn)
+
+    def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
+        transaction: AbstractAsyncContextManager[None] = conn.transaction()  # nested: SAVEPOINT
+        return transaction
 
     async def ping(self) -> None:
-        async with self.pool.acquire() as conn:
+        async with self.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
     def stats(self) -> PoolStats:
@@ -90,24 +179,47 @@ class MyDatabase(Database):
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
+        self._depth: dict[int, int] = {}  # id(conn) -> open transactions and savepoints
 
-    def acquire(self) -> AbstractAsyncContextManager[Any]:
-        result: AbstractAsyncContextManager[Any] = self.pool.acquire()
-        return result
+    async def _get(self) -> Any:
+        async with asyncio.timeout(self.acquire_timeout):
+            return await self.pool.acquire()
+
+    async def _put(self, conn: Any) -> None:
+        await self.pool.release(conn)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
-        async with self.pool.acquire() as conn:
+    async def _transaction(self, conn: Any) -> AsyncIterator[None]:
+        depth = self._depth.get(id(conn), 0)
+        savepoint = f"fixup_sp{depth}"
+        if depth:
+            async with conn.cursor() as cur:
+                await cur.execute(f"SAVEPOINT {savepoint}")
+        else:
             await conn.begin()
-            try:
-                yield conn
-            except BaseException:
+        self._depth[id(conn)] = depth + 1
+        try:
+            yield
+        except BaseException:
+            if depth:
+                async with conn.cursor() as cur:
+                    await cur.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+            else:
                 await conn.rollback()
-                raise
+            raise
+        finally:
+            if depth:
+                self._depth[id(conn)] = depth
+            else:
+                del self._depth[id(conn)]
+        if depth:
+            async with conn.cursor() as cur:
+                await cur.execute(f"RELEASE SAVEPOINT {savepoint}")
+        else:
             await conn.commit()
 
     async def ping(self) -> None:
-        async with self.pool.acquire() as conn, conn.cursor() as cur:
+        async with self.acquire() as conn, conn.cursor() as cur:
             await cur.execute("SELECT 1")
 
     def stats(self) -> PoolStats:
@@ -128,6 +240,7 @@ async def _no_reset(conn: Any) -> None:
 
 
 async def _open(dsn: str, min_size: int, max_size: int, reset: bool) -> Database:
+    """The pool for `dsn`; connect() sets its acquire timeout and metrics label."""
     scheme = urlsplit(dsn).scheme.split("+")[0]
     if scheme in ("postgresql", "postgres"):
         pool = await asyncpg.create_pool(
@@ -161,6 +274,8 @@ async def connect(
     min_size: int = 2,
     max_size: int = 10,
     reset: bool = True,
+    acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
+    service: str = "",
     attempts: int = 10,
     base_delay: float = 0.2,
     max_delay: float = 3.0,
@@ -168,7 +283,7 @@ async def connect(
     """Open a pool, retrying with jittered exponential backoff while the server is down."""
     for attempt in range(1, attempts + 1):
         try:
-            return await _open(dsn, min_size, max_size, reset)
+            database = await _open(dsn, min_size, max_size, reset)
         except CONNECT_ERRORS as exc:
             if attempt == attempts:
                 raise
@@ -177,4 +292,7 @@ async def connect(
                 "db_connect_retry", attempt=attempt, error=str(exc), delay_s=round(delay, 3)
             )
             await asyncio.sleep(delay)
+            continue
+        database.acquire_timeout, database.service = acquire_timeout, service
+        return database
     raise AssertionError("unreachable")

@@ -35,6 +35,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         reset=settings.db_pool_reset,
+        acquire_timeout=settings.db_acquire_timeout,
+        service=settings.service,
     )
     app[DB] = db
 
@@ -92,6 +94,7 @@ def create_app(
     app = web.Application(
         middlewares=[
             mw.request_id_middleware,
+            mw.security_headers_middleware,
             mw.cors_middleware(settings.cors_allow_origins),
             mw.access_log_middleware,
             mw.metrics_middleware(settings.service),

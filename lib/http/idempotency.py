@@ -3,9 +3,12 @@ returns the first response and creates nothing new; the same key with another re
 is a 409.
 
 The store is the service's own `idempotency_keys` table, through the generated queries of
-`sql/<db>/queries/idempotency.sql` (passed in: lib never imports a service). A transaction
-holds an advisory lock on (caller, key) while the handler runs, so concurrent duplicates
-wait for the first and then replay it.
+`sql/<db>/queries/idempotency.sql` (passed in: lib never imports a service). The decorator
+opens a transaction, locks (caller, key) with an advisory lock, and runs the handler
+inside it: the handler's `db.acquire()`/`db.transaction()` lend that same connection (the
+request's scope, lib.db.scope), so its writes and the saved key commit together or not at
+all, and the request never holds more than one pooled connection. Concurrent duplicates
+wait on the lock for the first, then replay it.
 """
 
 from __future__ import annotations

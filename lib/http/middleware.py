@@ -1,7 +1,7 @@
-"""The middleware chain of DESIGN.md, outermost first:
+"""The middleware chain (docs/architecture.md, "The path of a request"), outermost first:
 
-request id -> CORS + security headers -> access log -> metrics -> errors -> per-IP rate
-limit -> auth -> per-user rate limit -> handler.
+request id (+ the request's one-connection scope) -> security headers -> CORS -> access
+log -> metrics -> errors -> per-IP rate limit -> auth -> per-user rate limit -> handler.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from lib.db.scope import enter_scope, exit_scope
 from lib.errors import AppError, Forbidden, Unauthorized
 from lib.http import problems
 from lib.http.keys import (
@@ -50,16 +51,33 @@ def route_template(request: web.Request) -> str:
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request id, bound to every log line; and the request's database scope (at most
+    one pooled connection per request, lib.db.scope)."""
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if REQUEST_ID_FORMAT.match(incoming) else str(uuid.uuid4())
     request[REQUEST_ID] = rid
     # overwrite, not clear: cheaper, and a keep-alive connection's next request starts clean
     structlog.contextvars.bind_contextvars(request_id=rid, user_id=None)
+    scope = enter_scope()
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # raised outside the error middleware (e.g. 404 routing)
         response = problems.from_http_exception(exc, rid)
+    finally:
+        exit_scope(scope)
     response.headers["X-Request-ID"] = rid
+    return response
+
+
+@web.middleware
+async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """On every response, errors and preflights included; no-store when authenticated."""
+    response = await handler(request)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    if principal_of(request) is not None:
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -86,11 +104,6 @@ def cors_middleware(allowed: list[str]) -> Any:
             response.headers["Access-Control-Allow-Credentials"] = "true"
             response.headers["Access-Control-Expose-Headers"] = "ETag, X-Request-ID, Retry-After"
             response.headers["Vary"] = "Origin"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        if principal_of(request) is not None:
-            response.headers["Cache-Control"] = "no-store"
         return response
 
     return cors

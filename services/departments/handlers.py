@@ -1,4 +1,4 @@
-"""The departments API (API.md "departments") on the generated repository."""
+"""The departments API (docs/api.md, "departments") on the generated repository."""
 
 from __future__ import annotations
 

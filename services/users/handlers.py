@@ -1,4 +1,4 @@
-"""The users API (API.md "users"): the moderators' list with concurrent statistics."""
+"""The users API (docs/api.md, "users"): the moderators' list with its statistics."""
 
 from __future__ import annotations
 
@@ -60,14 +60,11 @@ def user_json(row: q.ListUsersRow, points: dict[str, int] | None) -> dict[str, A
     }
 
 
-async def load_statistics(db: Database, filters: dict[str, Any]) -> q.UserStatisticsRow | None:
-    async with db.acquire() as conn:
-        return await q.user_statistics(conn, **filters)
-
-
-async def load_page_with_points(
+async def load_users(
     db: Database, lookup: PointsLookup | None, filters: dict[str, Any], page: Page
-) -> tuple[list[q.ListUsersRow], dict[str, int] | None]:
+) -> tuple[list[q.ListUsersRow], q.UserStatisticsRow | None, dict[str, int] | None]:
+    """The page, then its points (one batched call) while the statistics run: on ONE pooled
+    connection (a request never holds two), released before waiting on the points."""
     async with db.acquire() as conn:
         rows = await q.list_users(
             conn,
@@ -77,7 +74,13 @@ async def load_page_with_points(
             row_offset=page.offset,
             row_limit=page.limit,
         )
-    return rows, await points_for(lookup, [str(r.id) for r in rows])
+        points = asyncio.create_task(points_for(lookup, [str(r.id) for r in rows]))
+        try:
+            stats = await q.user_statistics(conn, **filters)
+        except BaseException:
+            points.cancel()
+            raise
+    return rows, stats, await points
 
 
 @routes.get("/v1/users")
@@ -105,14 +108,8 @@ async def list_users(request: web.Request) -> web.Response:
         "verified": query.verified,
         "search": like_pattern(query.search),
     }
-    # the statistics (count included) run while the page and then its points are fetched
-    async with asyncio.TaskGroup() as group:
-        stats_task = group.create_task(load_statistics(request.app[DB], filters))
-        page_task = group.create_task(
-            load_page_with_points(request.app[DB], request.app[POINTS], filters, page)
-        )
-    rows, points = page_task.result()
-    meta: dict[str, Any] = {**page.meta(0), "statistics": statistics(stats_task.result())}
+    rows, stats, points = await load_users(request.app[DB], request.app[POINTS], filters, page)
+    meta: dict[str, Any] = {**page.meta(0), "statistics": statistics(stats)}
     meta["total"] = meta["statistics"]["count"]
     if points is None and rows:
         meta["degraded"] = ["points"]

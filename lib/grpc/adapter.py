@@ -20,6 +20,8 @@ import grpc
 import grpclib
 import grpclib.const
 
+from lib.db.scope import enter_scope, exit_scope
+from lib.errors import ServiceUnavailable
 from lib.grpc.codec import codec
 from lib.logging import get_logger
 
@@ -69,14 +71,21 @@ class _Stream:
 
 
 async def _run(func: Callable[[_Stream], Any], stream: _Stream, context: Any) -> None:
-    """Run a generated handler; map grpclib errors to grpc.aio, hide anything unexpected."""
+    """Run a generated handler in its own database scope (one pooled connection per call,
+    lib.db.scope); map grpclib errors to grpc.aio, a busy or lost database to UNAVAILABLE,
+    and hide anything unexpected."""
+    scope = enter_scope()
     try:
         await func(stream)
     except grpclib.GRPCError as exc:
         await context.abort(grpc.StatusCode[exc.status.name], exc.message or exc.status.name)
+    except ServiceUnavailable as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, exc.detail)
     except Exception:
         log.exception("grpc_handler_failed")
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    finally:
+        exit_scope(scope)
 
 
 def method_handler(entry: grpclib.const.Handler) -> Any:

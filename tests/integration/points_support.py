@@ -74,8 +74,10 @@ class Points:
 
 
 @asynccontextmanager
-async def running_points(dsn: str) -> AsyncIterator[Points]:
-    db = await connect(dsn, min_size=1, max_size=30)
+async def running_points(
+    dsn: str, *, max_size: int = 30, acquire_timeout: float = 3.0
+) -> AsyncIterator[Points]:
+    db = await connect(dsn, min_size=1, max_size=max_size, acquire_timeout=acquire_timeout)
     server = await serve([PointService(db)], host="127.0.0.1", port=0)
     pool = ChannelPool(f"127.0.0.1:{server.port}", 2)
     try:

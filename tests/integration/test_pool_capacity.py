@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
+import grpc
 import pytest
 
 from lib.auth.principal import Role
@@ -25,7 +26,7 @@ from services.departments.app import create_app
 from services.users.app import create_app as create_users_app
 from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS, bearer, settings_for
-from tests.integration.points_support import Points, running_points
+from tests.integration.points_support import Points, new_id, running_points
 from tests.proxy import TcpProxy, through
 from tests.servers import DatabaseFactory
 from tools import seed
@@ -239,6 +240,34 @@ async def test_the_users_list_works_on_a_pool_of_one(
         assert body["meta"]["statistics"]["count"] == 9
         assert "degraded" not in body["meta"]
         assert {u["points"] for u in body["data"]} >= {93, 13}
+
+
+# --- points over gRPC: one connection per call -----------------------------------------
+
+
+async def test_points_rpcs_work_on_a_pool_of_one_and_a_full_pool_is_unavailable(
+    migrated_db: Callable[[str], str],
+) -> None:
+    async with running_points(migrated_db("points"), max_size=1, acquire_timeout=0.5) as points:
+        users = [new_id() for _ in range(3)]
+        # 3 x (pool of 1) adds, each key sent twice at once: applied once each
+        keys = [f"one-{uuid.uuid4().hex}" for _ in users]
+        replies = await asyncio.gather(
+            *(points.add(u, 5, key=k) for u, k in zip(users, keys, strict=True)),
+            *(points.add(u, 5, key=k) for u, k in zip(users, keys, strict=True)),
+        )
+        assert {r.user_point for r in replies} == {"5"}
+        assert (await points.list(users)).user_points == dict.fromkeys(users, 5)
+        pool = points.db.pool  # type: ignore[attr-defined]
+        held = await pool.acquire()  # the only connection, outside any call
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await points.get(users[0])
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "busy" in (caught.value.details() or "")
+        finally:
+            pool.release(held)
+        assert (await points.get(users[0])).user_point == "5"
 
 
 # --- lib.db: the scope rule itself, on both engines ------------------------------------

@@ -254,13 +254,32 @@ def _pg_expr(node: Any, scope: Scope) -> Rule:
         if kind in (SubLinkType.EXISTS_SUBLINK, SubLinkType.ARRAY_SUBLINK):
             return False
         if kind == SubLinkType.EXPR_SUBLINK:  # no row: NULL
-            return True
+            return _pg_one_row_value(node.subselect, scope)
         return True if _pg_expr(node.testexpr, scope) is True else None
     if isinstance(node, ast.BoolExpr):
         return _any_true(_pg_expr(arg, scope) for arg in node.args or ())
     if isinstance(node, ast.A_Expr):
         return _pg_operator(node, scope)
     return None
+
+
+def _pg_one_row_value(select: Any, scope: Scope) -> Rule:
+    """A scalar subquery is NULL when it finds no row, except an ungrouped aggregate
+    (`SELECT count(*) FROM t`), which always gives one row: then its value decides."""
+    targets: Any = getattr(select, "targetList", None) or ()
+    plain = isinstance(select, ast.SelectStmt) and select.op == SetOperation.SETOP_NONE
+    if not plain or len(targets) != 1 or not isinstance(targets[0].val, ast.FuncCall):
+        return True
+    if select.groupClause or select.havingClause or select.limitCount or select.limitOffset:
+        return True
+    call: Any = targets[0].val
+    if call.over is not None or call.funcname[-1].sval.lower() not in {
+        "count",
+        *NULLABLE_AGGREGATES,
+    }:
+        return True
+    rules = _pg_select(select, scope)
+    return rules[0] if rules else True
 
 
 def _pg_operator(node: ast.A_Expr, scope: Scope) -> Rule:

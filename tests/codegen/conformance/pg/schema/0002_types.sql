@@ -1,0 +1,29 @@
+-- +goose Up
+CREATE TABLE exotic (
+    id     serial PRIMARY KEY,
+    b      bit(3),
+    vb     varbit,
+    mac    macaddr,
+    mac8   macaddr8,
+    m      money,
+    pt     point,
+    bx     box,
+    ln     line,
+    ls     lseg,
+    pa     path,
+    pg     polygon,
+    ci     circle,
+    r      int4range,
+    nr     numrange,
+    dr     daterange,
+    mr     int4multirange,
+    tsv    tsvector,
+    x      xid
+);
+
+-- a table no query uses, with a type the plugin cannot map: a warning, never a failure
+CREATE TABLE unused (id integer, snap pg_snapshot);
+
+-- +goose Down
+DROP TABLE exotic;
+DROP TABLE unused;

@@ -1,0 +1,19 @@
+-- +goose Up
+CREATE TABLE posts (
+    id     BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    title  VARCHAR(100) NOT NULL,
+    body   TEXT,
+    price  DECIMAL(10, 2),
+    doc    JSON,
+    flag   TINYINT(1) NOT NULL DEFAULT 0
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE comments (
+    id       BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    post_id  BIGINT UNSIGNED NOT NULL,
+    note     VARCHAR(50) NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- +goose Down
+DROP TABLE comments;
+DROP TABLE posts;

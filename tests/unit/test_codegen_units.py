@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from codegen.naming import enum_member, pascal, snake
+from codegen.errors import CodegenError
+from codegen.naming import enum_member, enum_members, pascal, snake
 from codegen.nullability import target_rules
-from codegen.plan import mysql_placeholders, singular
+from codegen.plan import mysql_placeholders, pg_slices, singular
+from codegen.typeslock import schema_paths, up_section
 from lib.db.runtime import expand_slices, status_rows
+from tools.sqlc import _mysql_args
 
 
 @pytest.mark.parametrize(
@@ -79,3 +84,95 @@ def test_names() -> None:
     assert singular("address") == "address"
     assert enum_member("so-so") == "SO_SO"
     assert enum_member("1st") == "_1ST"
+
+
+CATALOG = {
+    "users": {"id": True, "name": True, "bio": False, "age": False},
+    "posts": {"id": True, "user_id": True, "title": True},
+}
+
+
+@pytest.mark.parametrize(
+    ("sql", "rules"),
+    [
+        (
+            "SELECT id, bio, upper(name), upper(bio), age::text FROM users",
+            [False, True, False, True, True],
+        ),
+        ("SELECT u.id, p.title FROM users u LEFT JOIN posts p ON p.user_id = u.id", [False, True]),
+        ("SELECT u.id, p.title FROM posts p RIGHT JOIN users u ON p.user_id = u.id", [False, True]),
+        (
+            "SELECT coalesce(bio, name), greatest(age, 1), age IS NULL, concat(bio) FROM users",
+            [False, False, False, False],
+        ),
+        (
+            "SELECT nullif(id, 0), CASE WHEN age > 1 THEN 1 END, CASE WHEN true THEN 1 ELSE 2 END"
+            " FROM users",
+            [True, True, False],
+        ),
+        (
+            "SELECT lag(id) OVER (), row_number() OVER (), count(*) OVER () FROM users",
+            [True, False, False],
+        ),
+        ("WITH c AS (SELECT bio, id FROM users) SELECT c.bio, c.id FROM c", [True, False]),
+        ("SELECT d.n FROM users u LEFT JOIN (SELECT count(*) AS n FROM posts) d ON true", [True]),
+        ("SELECT name FROM users UNION SELECT bio FROM users", [True]),
+        (
+            "SELECT (SELECT count(*) FROM posts), (SELECT title FROM posts LIMIT 1) FROM users",
+            [False, True],
+        ),
+        ("INSERT INTO users (name) VALUES ($1) RETURNING id, bio", [False, True]),
+        ("SELECT name || '!', bio || '!' FROM users", [False, True]),
+    ],
+)
+def test_postgres_nullability_with_the_catalog(sql: str, rules: list[bool | None]) -> None:
+    assert target_rules("postgresql", sql, CATALOG) == rules
+
+
+def test_mysql_nullability_with_the_catalog() -> None:
+    sql = (
+        "SELECT u.id, p.title, IFNULL(u.bio, ''), UPPER(u.bio), u.name FROM users u"
+        " LEFT JOIN posts p ON p.user_id = u.id"
+    )
+    assert target_rules("mysql", sql, CATALOG) == [False, True, False, True, False]
+
+
+def test_enum_members_are_valid_and_unique() -> None:
+    assert enum_members(["+", "-", "#", "*", "a b", "A_B", "", "1x"]) == [
+        "PLUS_SIGN", "HYPHEN_MINUS", "NUMBER_SIGN", "ASTERISK", "A_B", "A_B_2", "EMPTY", "_1X",
+    ]  # fmt: skip
+
+
+def test_pg_slices_become_any_and_all() -> None:
+    sql = "SELECT 1 WHERE a IN ($1) AND b NOT IN ( $10 ) AND c in ($2)"
+    assert pg_slices(sql, [1, 10, 2]) == (
+        "SELECT 1 WHERE a = ANY($1) AND b <> ALL($10) AND c = ANY($2)"
+    )
+    with pytest.raises(CodegenError, match=r"query Q: .*write `= ANY\(@x::type\[\]\)`"):
+        pg_slices("SELECT 1 WHERE a = $1", [1], "query Q")
+
+
+def test_down_sections_are_cut() -> None:
+    goose = "-- +goose Up\nCREATE TABLE t (a int);\n-- +goose Down\nDROP TABLE t;\n"
+    assert up_section(goose) == "-- +goose Up\nCREATE TABLE t (a int);\n"
+    dbmate = "-- migrate:up\nCREATE TABLE t (a int);\n-- migrate:down\nDROP TABLE t;\n"
+    assert "DROP" not in up_section(dbmate)
+    tern = "CREATE TABLE t (a int);\n---- create above / drop below ----\nDROP TABLE t;\n"
+    assert up_section(tern) == "CREATE TABLE t (a int);\n"
+    assert up_section("CREATE TABLE t (a int);\n") == "CREATE TABLE t (a int);\n"
+
+
+def test_schema_paths_expand_directories(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    for name in ("0002_b.sql", "0001_a.sql", "0001_a.down.sql", "notes.txt"):
+        (tmp_path / "m" / name).write_text("")
+    (tmp_path / "extra.sql").write_text("")
+    found = schema_paths(["m", "extra.sql"], tmp_path)
+    assert [p.name for p in found] == ["0001_a.sql", "0002_b.sql", "extra.sql"]
+
+
+def test_mysql_placeholder_values_keep_limit_valid() -> None:
+    sql = "SELECT a FROM t WHERE b = %s AND c IN (/*SLICE:ids*/%s) LIMIT %s OFFSET %s"
+    params = [{"column": {"is_sqlc_slice": s}} for s in (False, True, False, False)]
+    assert _mysql_args(sql, params) == [None, [None], 0, 0]
+    assert _mysql_args("SELECT a FROM t LIMIT %s, %s", params[:1] * 2) == [0, 0]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.servers import Servers
 from tools import sqlc
 
 PLUGIN = Path(__file__).resolve().parents[2] / "codegen" / "bin" / "sqlc-gen-fixup"
@@ -116,3 +118,27 @@ def test_driver_must_fit_engine(tmp_path: Path) -> None:
     with pytest.raises(sqlc.SqlcError, match="driver 'aiomysql' does not fit engine 'postgresql'"):
         sqlc.run_sqlc(root)
     assert not (root / "out").exists()
+
+
+def test_an_unpreparable_query_is_named_and_the_others_locked(
+    tmp_path: Path, servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_PG_DSN", servers.pg_dsn)
+    query = """
+    -- name: Broken :one
+    SELECT name FROM t WHERE id = 'not a number';
+
+    -- name: GetName :one
+    SELECT name FROM t WHERE id = $1;
+    """
+    root = project(tmp_path, query)
+    with pytest.raises(sqlc.QueryFailures) as info:
+        sqlc.types(str(root))
+    message = str(info.value)
+    assert (
+        'q.sql: query Broken: server says: invalid input syntax for type bigint: "not a' in message
+    )
+    lock = json.loads((root / "types.lock.json").read_text())
+    assert lock["queries"]["GetName"]["columns"] == ["text"]
+    assert lock["queries"]["GetName"]["params"] == ["int8"]
+    assert "Broken" not in lock["queries"]

@@ -6,7 +6,10 @@ holding NULLs. The project is tests/codegen/conformance/mysql."""
 from __future__ import annotations
 
 import inspect
+import json
+import shutil
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +20,7 @@ import pytest
 from tests.codegen.conformance import support
 from tests.codegen.test_runtime_mysql import connect, sql
 from tests.servers import DatabaseFactory, Servers
+from tools import sqlc
 from tools.dbadmin import mysql_connect
 from tools.sqlc import apply_schema
 
@@ -157,3 +161,26 @@ async def test_aggregates_are_null_on_an_empty_set(q: ModuleType, conn: Any) -> 
         Decimal("3.00"),
         Decimal("1.500000"),
     )
+
+
+def test_two_types_runs_at_once_do_not_collide(
+    servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both schemas create the same side database: the runs take turns, both succeed."""
+    monkeypatch.setenv("TEST_MYSQL_DSN", servers.mysql_dsn)
+    copies = []
+    for name in ("one", "two"):
+        shutil.copytree(CASE, tmp_path / name)
+        config = tmp_path / name / "sqlc.yaml"
+        config.write_text(
+            config.read_text().replace("../../../../codegen", str(support.ROOT / "codegen"))
+        )
+        copies.append(str(tmp_path / name))
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(sqlc.types, copies))
+    for copy in copies:
+        lock = json.loads((Path(copy) / "types.lock.json").read_text())
+        assert lock["queries"]["PricesPage"]["columns"] == ["bigint", "decimal"]
+    with mysql_connect(servers.mysql_dsn) as my, my.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE %s", (SIDE_DATABASE,))
+        assert cur.fetchall() == ()

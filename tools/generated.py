@@ -1,0 +1,25 @@
+"""Committed generated files: write them, or (`check`) fail naming the stale ones."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_or_check(files: Mapping[Path, str], check: bool, command: str) -> int:
+    """`files`: absolute path -> full text. -> exit status (1: some file is stale)."""
+    if check:
+        stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
+        if stale:
+            names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
+            print(f"stale generated files: {names}; run {command}", file=sys.stderr)
+            return 1
+        return 0
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0

@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,9 +149,16 @@ class DatabaseFactory:
             self.created.remove(dsn)
 
     def drop_all(self) -> None:
-        for dsn in list(self.created):
-            with contextlib.suppress(Exception):
-                self.drop(dsn)
+        """Drop every database of the run at once. PostgreSQL's DROP DATABASE waits for two
+        immediate checkpoints of the whole cluster (seconds each when other runs keep it
+        busy); drops in flight together share them, one after the other never do."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for dsn in list(self.created):
+                pool.submit(self._drop_quietly, dsn)
+
+    def _drop_quietly(self, dsn: str) -> None:
+        with contextlib.suppress(Exception):
+            self.drop(dsn)
 
     def leftovers(self) -> list[str]:
         """Databases of this run still on the servers (used by the fixture test)."""

@@ -45,7 +45,27 @@ class Service:
                 await asyncio.sleep(0.1)
         raise AssertionError(f"service not healthy in {timeout}s: {self.log.read_text()}")
 
+    async def wait_not_listening(self, port: int, seconds: float) -> None:
+        """Return once nothing accepts on `port` (the service has begun shutting down)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not await port_open(port):
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(
+            f"port {port} still listening after {seconds}s: {self.log.read_text()}"
+        )
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+async def port_open(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True

@@ -11,13 +11,24 @@ import redis
 
 from tests.servers import Servers
 
+BARRIER_SECONDS = 60.0  # the other run's start-up, on a loaded machine, with room to spare
+
+
+def wait_for_both(client: redis.Redis, barrier: str) -> None:
+    """Count this run in at `barrier` and return once the other run has counted in too."""
+    client.incr(barrier)
+    deadline = time.monotonic() + BARRIER_SECONDS
+    while int(client.get(barrier) or 0) < 2:
+        assert time.monotonic() < deadline, "the other run never reached the barrier"
+        time.sleep(0.02)  # polling interval only: the event is the other run's INCR
+
 
 def test_probe(migrated_db: Callable[[str], str], redis_prefix: str, servers: Servers) -> None:
     dsn = migrated_db("departments")
     client = redis.Redis.from_url(servers.redis_url)
     key = f"{redis_prefix}probe"
     client.set(key, os.getpid(), ex=60)
-    time.sleep(1.5)  # both runs are alive at once
+    wait_for_both(client, os.environ["PROBE_BARRIER"])  # both runs have written their key
     assert client.get(key) == str(os.getpid()).encode(), "another run wrote our key"
     client.delete(key)
     client.close()

@@ -10,6 +10,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+import jwt
 import pytest
 
 from lib.auth.principal import Role
@@ -94,15 +96,36 @@ async def test_if_match_required_and_checked(client: Any) -> None:
 
 async def test_duplicate_name_is_409_and_leaves_no_row(client: Any, departments_dsn: str) -> None:
     name = f"Dup {uuid.uuid4().hex[:6]}"
-    await create(client, name)
-    again = await client.post("/v1/departments", json={"name": name, "address": "x"}, headers=ADMIN)
-    assert again.status == 409
-    assert_problem(await again.json(), 409, "CONFLICT")
-    other = await create(client, f"Other {uuid.uuid4().hex[:6]}")
-    renamed = await client.patch(
-        f"/v1/departments/{other['id']}", json={"name": name}, headers={**ADMIN, "If-Match": '"1"'}
-    )
-    assert renamed.status == 409
+    first = await create(client, name)
+    key = f"dup-{uuid.uuid4().hex}"
+    conn = await asyncpg.connect(departments_dsn)
+    try:
+        before = await conn.fetchval("SELECT count(*) FROM departments")
+        again = await client.post(
+            "/v1/departments",
+            json={"name": name, "address": "x"},
+            headers={**ADMIN, "Idempotency-Key": key},
+        )
+        assert again.status == 409
+        assert_problem(await again.json(), 409, "CONFLICT")
+        assert await conn.fetchval("SELECT count(*) FROM departments") == before
+        rows = await conn.fetch("SELECT id, address FROM departments WHERE name = $1", name)
+        assert [(str(r["id"]), r["address"]) for r in rows] == [(first["id"], first["address"])]
+        stored = await conn.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = $1", key)
+        assert stored == 0  # a refused create is not replayed: the key stays free
+
+        other = await create(client, f"Other {uuid.uuid4().hex[:6]}")
+        renamed = await client.patch(
+            f"/v1/departments/{other['id']}",
+            json={"name": name},
+            headers={**ADMIN, "If-Match": '"1"'},
+        )
+        assert renamed.status == 409
+        row = await conn.fetchrow("SELECT name, version FROM departments WHERE id = $1",
+                                  uuid.UUID(other["id"]))  # fmt: skip
+        assert (row["name"], row["version"]) == (other["name"], 1)
+    finally:
+        await conn.close()
 
 
 @pytest.mark.parametrize(
@@ -272,17 +295,22 @@ async def test_bad_tokens_are_401(client: Any, case: str) -> None:
     assert_problem(await resp.json(), 401, "UNAUTHORIZED")
 
 
-async def test_wrong_audience_with_the_real_key_is_401(client: Any) -> None:
-    from lib.auth.tokens import TokenSigner
+def signed_with_the_real_key(**overrides: Any) -> str:
+    """A token with `claims(**overrides)` and a valid signature: only the claims are wrong."""
+    return jwt.encode(claims(**overrides), KEYS[0], algorithm="EdDSA")
 
-    signer = TokenSigner(KEYS[0], 600)
-    good = signer.issue(uuid.uuid4(), Role.ADMIN, True)[0]
-    header, payload, _ = good.split(".")
-    body = json.loads(base64.urlsafe_b64decode(payload + "=="))
-    body["aud"] = "someone-else"
-    tampered = f"{header}.{_b64(json.dumps(body).encode())}.{good.split('.')[2]}"
-    resp = await client.get("/v1/departments", headers={"Authorization": f"Bearer {tampered}"})
-    assert resp.status == 401
+
+async def test_wrong_audience_with_the_real_key_is_401(client: Any) -> None:
+    right = signed_with_the_real_key()
+    accepted = await client.get("/v1/departments", headers={"Authorization": f"Bearer {right}"})
+    assert accepted.status == 200  # the same claims, signature and key pass: only aud differs
+    for aud in ("someone-else", ["someone-else"], ["fixup", "other"], ""):  # strict: "fixup" only
+        wrong = signed_with_the_real_key(aud=aud)
+        resp = await client.get("/v1/departments", headers={"Authorization": f"Bearer {wrong}"})
+        assert resp.status == 401, aud
+        body = await resp.json()
+        assert_problem(body, 401, "UNAUTHORIZED")
+        assert body["detail"] == "invalid token"
 
 
 async def test_no_token_and_wrong_role(client: Any) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lib.logging import configure_logging
 from services.departments.app import create_app
 from tests.integration.auth_support import settings_for
+from tests.logging_support import logging_to
 from tests.proxy import TcpProxy, through
 
 
@@ -65,13 +65,10 @@ async def test_every_log_line_of_a_request_carries_its_id(
     aiohttp_client: Any, departments_dsn: str, tmp_path: Path
 ) -> None:
     log_file = tmp_path / "service.log"
-    configure_logging("departments", "INFO", str(log_file))
-    try:
+    with logging_to("departments", str(log_file)):
         client = await aiohttp_client(create_app(settings_for(departments_dsn)))
         await client.get("/v1/departments?limit=1", headers={"X-Request-ID": "trace-me-1"})
         await client.get("/v1/departments/not-a-uuid", headers={"X-Request-ID": "trace-me-2"})
-    finally:
-        configure_logging("tests", "INFO")
     lines = [json.loads(line) for line in log_file.read_text().splitlines()]
     mine = [line for line in lines if line.get("request_id") in ("trace-me-1", "trace-me-2")]
     assert {line["request_id"] for line in mine} == {"trace-me-1", "trace-me-2"}

@@ -8,23 +8,32 @@ import subprocess
 import sys
 from pathlib import Path
 
+import redis
+
+from tests.servers import Servers
 from tools.dbadmin import database_exists
 
 PROBE = Path(__file__).with_name("probe_fixtures.py")
 
 
-def test_parallel_runs_are_isolated(tmp_path: Path) -> None:
+def test_parallel_runs_are_isolated(tmp_path: Path, servers: Servers, redis_prefix: str) -> None:
+    barrier = f"{redis_prefix}probe-barrier"  # this run's key: the probes meet there
     runs = []
     for i in range(2):
         out = tmp_path / f"probe{i}.json"
-        env = {**os.environ, "PROBE_OUT": str(out)}
+        env = {**os.environ, "PROBE_OUT": str(out), "PROBE_BARRIER": barrier}
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(PROBE)]
         runs.append((subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True), out))
     results = []
-    for proc, out in runs:
-        stdout, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, stdout
-        results.append(json.loads(out.read_text()))
+    try:
+        for proc, out in runs:
+            stdout, _ = proc.communicate(timeout=120)
+            assert proc.returncode == 0, stdout
+            results.append(json.loads(out.read_text()))
+    finally:
+        client = redis.Redis.from_url(servers.redis_url)
+        client.delete(barrier)
+        client.close()
     first, second = results
     assert first["dsn"] != second["dsn"]
     assert first["prefix"] != second["prefix"]

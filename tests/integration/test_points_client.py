@@ -16,10 +16,10 @@ import structlog
 from lib.clients.points import PointsClient
 from lib.errors import BadRequest, CircuitOpen, Conflict, ServiceUnavailable
 from lib.grpc.client import ChannelPool
-from lib.logging import configure_logging
 from lib.pb.point import PointReply, PointRequest
 from lib.resilience import BreakerState, CircuitBreaker
 from tests.integration.points_support import GET, CountingProxy, Points, new_id, running_points
+from tests.logging_support import logging_to
 from tests.servers import free_port
 
 
@@ -62,10 +62,8 @@ async def test_answers_map_to_app_errors_without_opening_the_breaker(
 @pytest.fixture
 def log_path(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "points.log"
-    configure_logging("points", "INFO", str(path))
-    yield path
-    structlog.contextvars.clear_contextvars()
-    configure_logging("fixup")
+    with logging_to("points", str(path)):
+        yield path
 
 
 async def test_request_id_forwarded(client: PointsClient, log_path: Path) -> None:

@@ -19,9 +19,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_tools import protoc
 from prometheus_client import REGISTRY
 
-from lib.logging import configure_logging
 from lib.pb.point import PointRequest
 from tests.integration.points_support import GET, Points, new_id
+from tests.logging_support import logging_to
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -225,9 +225,8 @@ async def test_balance_overflow_out_of_range(points: Points) -> None:
 @pytest.fixture
 def log_path(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "points.log"
-    configure_logging("points", "INFO", str(path))
-    yield path
-    configure_logging("fixup")
+    with logging_to("points", str(path)):
+        yield path
 
 
 def log_lines(path: Path) -> list[dict[str, Any]]:

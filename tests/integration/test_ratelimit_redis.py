@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 
 import pytest
@@ -36,13 +37,34 @@ async def test_burst_then_refusal(redis: Redis, prefix: str) -> None:
     assert 0.45 <= decisions[-1].retry_after <= 0.5  # ≈ 1/rate, less what refilled
 
 
-async def test_refills_over_time(redis: Redis, prefix: str) -> None:
-    limiter = RedisRateLimiter(redis, rate=50.0, burst=1, prefix=prefix)
-    assert (await limiter.hit("k")).allowed
+async def server_ms(redis: Redis) -> int:
+    """Redis' own clock in ms: the script refills by it, so the bounds below use it too."""
+    seconds, micros = await redis.time()
+    return seconds * 1000 + micros // 1000
+
+
+async def test_refills_at_the_configured_rate(redis: Redis, prefix: str) -> None:
+    rate, burst = 10.0, 20  # a drained key lives burst / rate = 2 s, past the wait below
+    limiter = RedisRateLimiter(redis, rate=rate, burst=burst, prefix=prefix)
+    while (await limiter.hit("k")).allowed:  # drain whatever refilled while draining too
+        pass
+    before = await server_ms(redis)
     refused = await limiter.hit("k")
+    after = await server_ms(redis)
     assert not refused.allowed
-    await asyncio.sleep(refused.retry_after + 0.01)
-    assert (await limiter.hit("k")).allowed
+    # what was left at the refusal, from the wait it announced (ceil((1 - tokens) / rate))
+    left_high = 1 - (refused.retry_after * 1000 - 1) * rate / 1000
+    left_low = 1 - refused.retry_after * rate
+    await asyncio.sleep(0.5)  # the time being measured; nothing is waited for
+    sent = await server_ms(redis)
+    later = await limiter.hit("k")
+    answered = await server_ms(redis)
+    # the script saw between (sent - after) and (answered - before) ms go by
+    low = math.floor(left_low + (sent - after) * rate / 1000) - 1
+    high = math.floor(left_high + (answered - before) * rate / 1000) - 1
+    assert later.allowed
+    assert low <= later.remaining <= min(high, burst - 1), (low, later.remaining, high)
+    assert later.remaining >= 3  # ~5 tokens back after 0.5 s at 10/s
 
 
 async def test_keys_are_independent(redis: Redis, prefix: str) -> None:

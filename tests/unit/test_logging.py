@@ -14,24 +14,16 @@ import pytest
 import structlog
 
 from lib.logging import configure_logging, get_logger
+from tests.logging_support import logging_restored
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
 
 @pytest.fixture
 def log_file(tmp_path: Path) -> Iterator[Path]:
-    """Configure into a file; afterwards put structlog and the root logger back."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level, logging.getLogger("aiohttp.access").disabled)
-    path = tmp_path / "service.log"
-    yield path
-    for handler in root.handlers:
-        stream = getattr(handler, "stream", None)
-        if stream is not None and getattr(stream, "name", None) == str(path):
-            stream.close()
-    structlog.contextvars.clear_contextvars()
-    structlog.reset_defaults()
-    root.handlers[:], root.level, logging.getLogger("aiohttp.access").disabled = saved
+    """A path to configure into; afterwards every logging global is as it was."""
+    with logging_restored():
+        yield tmp_path / "service.log"
 
 
 def lines(path: Path) -> list[dict[str, Any]]:

@@ -47,11 +47,18 @@ NODE = (
     Package("npm", "npm ci in tools/swagger (/docs/)", ("npm",)),
 )
 BROWSER = (Package("chromium", "the Swagger UI test", ("chromium", "chromium-browser")),)
+METRICS = (
+    Package("prometheus", "Prometheus at :9090 and promtool", ("prometheus",)),
+    Package("prometheus-postgres-exporter", "PG metrics", ("prometheus-postgres-exporter",)),
+    Package("prometheus-mysqld-exporter", "MariaDB metrics", ("prometheus-mysqld-exporter",)),
+    Package("prometheus-redis-exporter", "Redis metrics", ("prometheus-redis-exporter",)),
+)
+LINTERS = (Package("docker-compose", "docker-compose config (lint)", ("docker-compose",)),)
 
 TARGETS: dict[str, tuple[Package, ...]] = {
-    "run": GATEWAY + NODE,
-    "test": GATEWAY + NODE + BROWSER,
-    "ci": SERVERS + BUILD + GATEWAY + NODE + BROWSER,
+    "run": GATEWAY + NODE + METRICS,
+    "test": GATEWAY + NODE + BROWSER + METRICS + LINTERS,
+    "ci": SERVERS + BUILD + GATEWAY + NODE + BROWSER + METRICS + LINTERS,
 }
 
 

@@ -49,6 +49,7 @@ def render() -> str:
         f"nginx_exporter: {PYTHON} -m observability.nginx_exporter --log {access_log} "
         f"--stub-status http://{nginx.STATUS_LISTEN}/nginx_status --port {Options.port}"
     )
+    lines.append(f"prometheus: {PYTHON} -m tools.prometheus run --optional")
     return HEADER + "\n".join(lines) + "\n"
 
 

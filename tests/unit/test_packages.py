@@ -21,8 +21,8 @@ def names(target: str) -> set[str]:
 
 
 def test_targets() -> None:
-    assert names("run") == {"nginx", "nodejs", "npm"}
-    assert names("test") == names("run") | {"chromium"}
+    assert names("run") >= {"nginx", "nodejs", "npm", "prometheus"}
+    assert names("test") == names("run") | {"chromium", "docker-compose"}
     assert names("ci") >= names("test") | {"postgresql", "mariadb-server", "redis-server", "make"}
 
 
@@ -56,8 +56,8 @@ def test_missing_and_not_installable_says_how(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(packages, "SBIN", ())
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    fake_command(tmp_path, "node")
-    fake_command(tmp_path, "npm")
+    for package in ("node", "npm", *(p.name for p in packages.METRICS + packages.LINTERS)):
+        fake_command(tmp_path, package)
     assert packages.main(["ensure", "test"]) == 0
     err = capsys.readouterr().err
     assert "note: not installed (nginx: the gateway at :8080; chromium: the Swagger UI test)" in err
@@ -69,7 +69,7 @@ def test_nothing_missing_is_silent(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    for command in ("nginx", "node", "npm"):
+    for command in ("nginx", "node", "npm", *(p.name for p in packages.METRICS)):
         fake_command(tmp_path, command)
     assert packages.main(["ensure", "run", "--strict"]) == 0
     assert capsys.readouterr().err == ""
@@ -85,4 +85,4 @@ def test_runs_with_the_standard_library_only() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["nginx", "nodejs", "npm", "chromium"]
+    assert done.stdout.split() == [p.name for p in packages.TARGETS["test"]]

@@ -1,0 +1,200 @@
+"""The live observability stack: the built services, NGINX + its exporter, Debian's database
+exporters and prometheus, each a real process on free loopback ports.
+
+A missing prometheus or exporter FAILS the test with its install command.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import re
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from tests.e2e.gateway_stack import Exporter, Gateway, answers, require_nginx, wait_until
+from tests.e2e.service_process import ROOT, Service
+from tests.servers import Servers, free_port
+from tools import keys, prometheus
+
+SCRAPE = 1.0  # s: the test's scrape and evaluation interval
+
+
+def require(binary: str) -> str:
+    found = prometheus.binary(binary)
+    if found is None:
+        pytest.fail(f"{binary}: {prometheus.INSTALL_HINT}", pytrace=False)
+    return found
+
+
+@dataclass
+class Proc:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def spawn(name: str, command: list[str], tmp: Path, env: dict[str, str] | None = None) -> Proc:
+    log = tmp / f"{name}.log"
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    return Proc(name, proc, log)
+
+
+@dataclass
+class Live:
+    prometheus_url: str
+    gateway: Gateway
+    services: dict[str, Service]
+    points_grpc: int
+    logs: dict[str, Path]  # process -> its captured output (JSON log lines)
+
+    async def query(self, expr: str) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.prometheus_url}/api/v1/query", params={"query": expr}) as resp,
+        ):
+            body: dict[str, Any] = await resp.json()
+            return body
+
+    async def targets(self) -> list[dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.prometheus_url}/api/v1/targets") as resp,
+        ):
+            active: list[dict[str, Any]] = (await resp.json())["data"]["activeTargets"]
+            return active
+
+
+def service_env(name: str, dsn: str, port: int, tmp: Path) -> dict[str, str]:
+    prefix = name.upper()
+    env = {
+        f"{prefix}_DATABASE_URL": dsn,
+        f"{prefix}_PORT": str(port),
+        "WORKERS": "1",
+        "REDIS_URL": "",
+        "RATE_LIMIT_IP_RATE": "10000",
+        "RATE_LIMIT_IP_BURST": "10000",
+        "JWT_PUBLIC_KEY_FILE": str(tmp / "keys" / "jwt_public.pem"),
+        "JWT_PRIVATE_KEY_FILE": str(tmp / "keys" / "jwt_private.pem"),
+        "ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
+    if name == "departments":  # a pool of one that gives up fast: load makes real 503s
+        env |= {"DB_POOL_MIN": "1", "DB_POOL_MAX": "1", "DB_ACQUIRE_TIMEOUT": "0.01"}
+    return env
+
+
+def exporter_targets(servers: Servers) -> Iterator[tuple[prometheus.Exporter, dict[str, str]]]:
+    pg, my, redis = urlsplit(servers.pg_dsn), urlsplit(servers.mysql_dsn), servers.redis_url
+    for exporter in prometheus.EXPORTERS:
+        if exporter.job == "postgres":
+            dsn = f"postgresql://{pg.username}@{pg.hostname}:{pg.port}/postgres?sslmode=disable"
+            yield exporter, {"DATA_SOURCE_NAME": dsn}
+        elif exporter.job == "mysqld":
+            yield exporter, {"DATA_SOURCE_NAME": f"{my.username}@({my.hostname}:{my.port})/"}
+        else:
+            yield exporter, {"REDIS_ADDR": redis}
+
+
+@contextlib.asynccontextmanager
+async def live_stack(
+    tmp: Path, servers: Servers, migrated_db: Callable[[str], str]
+) -> AsyncIterator[Live]:
+    require_nginx()
+    require("prometheus")
+    for exporter in prometheus.EXPORTERS:
+        require(exporter.binary)
+    keys.main(["--dir", str(tmp / "keys")])
+    procs: list[Proc] = []
+    services: dict[str, Service] = {}
+    targets: dict[str, list[str]] = {}
+    grpc_port = free_port()
+    gateway: Gateway | None = None
+    exporter_proc: Exporter | None = None
+    try:
+        for svc in ("departments", "users", "points"):
+            port = free_port()
+            env = service_env(svc, migrated_db(svc), port, tmp)
+            if svc == "points":
+                env["POINTS_GRPC_PORT"] = str(grpc_port)
+            services[svc] = Service(env, tmp / f"{svc}.log", name=svc)
+            targets[svc] = [f"127.0.0.1:{port}"]
+        for service in services.values():
+            await service.wait_healthy()
+        down = free_port()
+        upstreams = {s: [f"127.0.0.1:{down}"] for s in ("catalog", "orders", "chat")}
+        upstreams |= {s: targets[s] for s in ("departments", "users")}
+        gateway = await Gateway(tmp, upstreams, tmp / "docs").start()
+        exporter_proc = await Exporter(tmp, gateway.access_log, gateway.status_url).start()
+        targets["nginx"] = [f"127.0.0.1:{exporter_proc.port}"]
+        for exporter, env in exporter_targets(servers):
+            port = free_port()
+            command = [require(exporter.binary), *exporter.command(f"127.0.0.1:{port}")[1:]]
+            if exporter.job == "redis":
+                command = [c for c in command if not c.startswith("-redis.addr")]
+            procs.append(spawn(exporter.job, command, tmp, env))
+            targets[exporter.job] = [f"127.0.0.1:{port}"]
+        listen = f"127.0.0.1:{free_port()}"
+        targets["prometheus"] = [listen]
+        conf = tmp / "prometheus.yml"
+        conf.write_text(prometheus.local_config(targets, interval=f"{SCRAPE:g}s"))
+        command = prometheus.prometheus_command(conf, tmp / "tsdb", listen)
+        procs.append(spawn("prometheus", command, tmp))
+        url = f"http://{listen}"
+        await wait_until(lambda: answers(f"{url}/-/ready"), "prometheus is ready", 30)
+        logs = {name: s.log for name, s in services.items()}
+        logs["nginx"] = gateway.access_log
+        yield Live(url, gateway, services, grpc_port, logs)
+    finally:
+        for proc in procs:
+            proc.stop()
+        if exporter_proc is not None:
+            exporter_proc.stop()
+        if gateway is not None:
+            gateway.stop()
+        for service in services.values():
+            service.stop()
+
+
+IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+NOT_METRICS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
+    "unless", "offset", "inf", "nan",
+}  # fmt: skip
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (functions, labels, strings removed)."""
+    text = re.sub(r'"[^"]*"', "", expr)
+    text = re.sub(r"\{[^}]*\}", "", text)
+    text = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", text)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    names = set()
+    for match in IDENT.finditer(text):
+        following = text[match.end() :].lstrip()
+        if following.startswith("(") or match.group() in NOT_METRICS:
+            continue
+        names.add(match.group())
+    return names

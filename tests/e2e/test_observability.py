@@ -1,0 +1,173 @@
+"""Prometheus, its rules and the Grafana dashboards against the running services.
+
+promtool checks the config and runs the rules' unit tests; a live stack (services, NGINX,
+exporters, Debian's prometheus scraping every 1 s) gets a short bounded load, then every
+target must be up and every rule and panel expression must parse and name only metrics
+that really have data. Metrics declared by lib/metrics.py for features not built yet
+(DECLARED_ONLY) have no sample: they pass when a real /metrics declares them (`# TYPE`).
+cAdvisor runs in Compose only: its metrics (container_*) are checked by name only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from lib.grpc.client import ChannelPool
+from lib.pb.point import PointReply, PointRequest
+from tests.e2e.gateway_stack import wait_until
+from tests.e2e.observability_stack import SCRAPE, Live, live_stack, metric_names, require
+from tests.servers import Servers
+from tools import dashboards, prometheus
+
+RULES = prometheus.RULES / "fixup.yml"
+RULE_TESTS = prometheus.HERE / "tests" / "fixup_test.yml"
+# set by features not built yet (breakers in use, the outbox relay): declared, no sample
+DECLARED_ONLY = {"circuit_breaker_state", "outbox_pending"}
+COMPOSE_ONLY_PREFIX = "container_"  # cAdvisor
+# the dashboards whose every panel must return data here (service-departments stands for
+# the per-service template: the same panels, its own `service` label)
+MUST_RETURN_DATA = ("overview", "databases", "service-departments")
+LOAD_SECONDS = 10.0  # upper bound of the load phase
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require("promtool"), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def rule_exprs() -> dict[str, str]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return {rule["alert"]: rule["expr"] for group in groups for rule in group["rules"]}
+
+
+def panel_exprs() -> dict[str, list[tuple[str, str]]]:
+    """dashboard -> (panel title, expr) of every committed dashboard JSON."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for path in sorted(dashboards.DASHBOARDS.glob("*.json")):
+        board = json.loads(path.read_text())
+        out[path.stem] = [
+            (panel["title"], target["expr"])
+            for panel in board["panels"]
+            for target in panel["targets"]
+        ]
+    return out
+
+
+def test_promtool_checks_config_and_rule_unit_tests(tmp_path: Path) -> None:
+    local = tmp_path / "prometheus.yml"
+    local.write_text(prometheus.local_config(prometheus.local_targets()))
+    for conf in (prometheus.COMPOSE_FILE, local):
+        done = promtool("check", "config", str(conf))
+        assert done.returncode == 0, done.stdout + done.stderr
+    done = promtool("check", "rules", str(RULES))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(rule_exprs())} rules found" in done.stdout
+    done = promtool("test", "rules", str(RULE_TESTS))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
+async def load(live: Live) -> None:
+    """Requests through NGINX (200s, 404s, 503s of a down upstream, 503s of departments'
+    pool of one under concurrency) and gRPC calls to points, until a pool 503 was seen."""
+    gateway = live.gateway.url
+    pool = ChannelPool(f"127.0.0.1:{live.points_grpc}", 1)
+    get = pool.unary("/point.PointServer/GetUserPoints", PointReply.parse)
+    deadline = time.monotonic() + LOAD_SECONDS
+    statuses: list[int] = []
+
+    async def one(http: aiohttp.ClientSession, path: str) -> None:
+        async with http.get(f"{gateway}{path}") as resp:
+            await resp.read()
+            statuses.append(resp.status)
+
+    async with aiohttp.ClientSession() as http:
+        for path in ("/api/departments/v1/departments/nope", "/api/catalog/v1/items"):
+            await one(http, path)
+        await one(http, "/api/users/v1/users")
+        while time.monotonic() < deadline:
+            await asyncio.gather(*(one(http, "/api/departments/v1/departments") for _ in range(30)))
+            await get(PointRequest(user_id=str(uuid.uuid4())), timeout=5)
+            if 503 in statuses[3:] and 200 in statuses:
+                break
+    await pool.close()
+    assert 200 in statuses
+    assert 503 in statuses[3:], f"no pool 503 within {LOAD_SECONDS}s"
+
+
+async def declared(live: Live) -> set[str]:
+    """Metric names a real service's /metrics declares (`# TYPE name ...`)."""
+    url = live.services["users"].url + "/metrics"
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        text = await resp.text()
+    return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+
+
+async def has_data(live: Live, name: str) -> bool:
+    body = await live.query(f'count({{__name__="{name}"}})')
+    return body["status"] == "success" and bool(body["data"]["result"])
+
+
+async def test_live_prometheus_scrapes_every_target_and_every_expression_has_data(
+    tmp_path: Path, servers: Servers, migrated_db: Callable[[str], str]
+) -> None:
+    async with live_stack(tmp_path, servers, migrated_db) as live:
+        await load(live)
+        expected_jobs = {*prometheus.local_targets()}
+
+        async def all_up() -> bool:
+            targets = await live.targets()
+            return {t["labels"]["job"] for t in targets if t["health"] == "up"} == expected_jobs
+
+        await wait_until(all_up, "every target up", 20 * SCRAPE)
+        exprs: dict[str, str] = {f"rule {k}": v for k, v in rule_exprs().items()}
+        for board, panels in panel_exprs().items():
+            exprs |= {f"{board}: {title} [{e}]": e for title, e in panels}
+        names = {n for e in exprs.values() for n in metric_names(e)}
+        wanted = {n for n in names if n not in DECLARED_ONLY and not n.startswith("container_")}
+
+        async def every_metric() -> bool:
+            return all([await has_data(live, n) for n in sorted(wanted)])
+
+        try:
+            await wait_until(every_metric, "every named metric has data", 10 * SCRAPE)
+        except AssertionError:
+            missing = [n for n in sorted(wanted) if not await has_data(live, n)]
+            raise AssertionError(f"metrics nobody exports: {missing}") from None
+        assert await declared(live) >= DECLARED_ONLY
+        assert "container_cpu_usage_seconds_total" in names  # the containers dashboard
+
+        async def panels_return_data() -> bool:
+            return not await empty_panels(live)
+
+        bad = [k for k, e in exprs.items() if (await live.query(e))["status"] != "success"]
+        assert not bad, f"expressions Prometheus refuses: {bad}"
+        try:
+            await wait_until(panels_return_data, "every panel returns data", 10 * SCRAPE)
+        except AssertionError:
+            raise AssertionError(f"panels without data: {await empty_panels(live)}") from None
+
+
+async def empty_panels(live: Live) -> list[str]:
+    empty = []
+    for board, panels in panel_exprs().items():
+        if board not in MUST_RETURN_DATA:
+            continue
+        for title, expr in panels:
+            if metric_names(expr) & DECLARED_ONLY:
+                continue
+            result: list[Any] = (await live.query(expr))["data"]["result"]
+            if not result:
+                empty.append(f"{board}: {title}: {expr}")
+    return empty

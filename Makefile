@@ -8,7 +8,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-unit migrate-up migrate-down migrate-status \
 	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
-	procfile swagger-deps
+	procfile swagger-deps deploy-gen up down logs
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -97,6 +97,9 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 	$(PY) -m tools.swag check
 	$(PY) -m tools.nginx check
 	$(PY) -m tools.procfile check
+	$(PY) -m tools.compose check
+	$(PY) -m tools.prometheus check
+	$(PY) -m tools.dashboards check
 
 procfile: install ## render the Procfile from lib/registry.py
 	$(PY) -m tools.procfile
@@ -128,3 +131,18 @@ proto: install ## generate betterproto2 messages from proto/ into lib/pb
 
 proto-check: install ## fail when lib/pb is stale against proto/ (CI)
 	$(PY) -m tools.proto check
+
+deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml, Grafana dashboards
+	$(PY) -m tools.compose
+	$(PY) -m tools.prometheus compose
+	$(PY) -m tools.dashboards
+
+up: ## the whole stack in Docker Compose (needs Docker and a .env with the passwords)
+	docker build -t fixup:latest .
+	docker compose up -d --wait
+
+down: ## stop the Compose stack
+	docker compose down
+
+logs: ## follow the Compose stack's logs
+	docker compose logs -f --tail=100

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from lib.config import ServiceSettings
 
@@ -18,3 +18,28 @@ class UsersSettings(ServiceSettings):
     points_timeout: float = Field(0.5, gt=0, description="Deadline of one points call (s).")
     points_breaker_threshold: int = Field(3, ge=1)
     points_breaker_reset: float = Field(10.0, gt=0)
+    # --- auth flows (services/users/auth.py, ADR 0008)
+    encryption_key: SecretStr = Field(
+        SecretStr(""), description="base64 of 32 bytes: AES-GCM key of personal id numbers."
+    )
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_cost: int = Field(65536, ge=8, description="KiB")
+    argon2_parallelism: int = Field(4, ge=1)
+    argon2_workers: int = Field(2, ge=1, le=64, description="Threads hashing passwords.")
+    argon2_queue: int = Field(16, ge=0, description="Hashes that may wait; beyond: 503.")
+    login_rate: float = Field(0.2, gt=0, description="Login attempts/s per email and per IP.")
+    login_burst: int = Field(10, ge=1)
+    register_rate: float = Field(0.05, gt=0, description="Registrations/s per IP.")
+    register_burst: int = Field(5, ge=1)
+    verify_token_ttl: int = Field(86_400, ge=60)
+    reset_token_ttl: int = Field(3_600, ge=60)
+    cookie_secure: bool = True
+    # --- mail (lib/mail): logged unless SMTP_HOST is set
+    smtp_host: str = ""
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = "Fixup <no-reply@fixup.test>"
+    smtp_timeout: float = Field(10.0, gt=0)
+    mail_relay_interval: float = Field(5.0, gt=0, description="Outbox poll period (s).")
+    mail_retry_max: float = Field(300.0, gt=0, description="Longest wait between attempts.")

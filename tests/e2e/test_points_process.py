@@ -16,7 +16,7 @@ import pytest
 
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
-from tests.e2e.service_process import Service
+from tests.e2e.service_process import PROCESS_MARGIN, Service
 from tests.proxy import TcpProxy, through
 from tests.servers import free_port
 
@@ -36,6 +36,7 @@ async def test_points_process_serves_and_stops_gracefully(
     slow_db: tuple[str, TcpProxy], tmp_path: Path
 ) -> None:
     dsn, proxy = slow_db
+    timeout = 30.0  # SHUTDOWN_TIMEOUT: far longer than the exit may take, to tell them apart
     http_port, grpc_port = free_port(), free_port()
     log = tmp_path / "points.log"
     env = {
@@ -44,7 +45,7 @@ async def test_points_process_serves_and_stops_gracefully(
         "POINTS_GRPC_PORT": str(grpc_port),
         "DB_POOL_MIN": "1",
         "WORKERS": "1",
-        "SHUTDOWN_TIMEOUT": "6",
+        "SHUTDOWN_TIMEOUT": str(timeout),
     }
     service = Service(env, log, name="points")
     proc, url = service.proc, service.url
@@ -61,17 +62,24 @@ async def test_points_process_serves_and_stops_gracefully(
                 text = await resp.text()
         assert f'grpc_server_handled_total{{code="OK",method="{GET}"}} 1.0' in text
 
-        proxy.delay = 0.5  # one database round trip now takes >= 0.5 s
-        in_flight = asyncio.create_task(get(PointRequest(user_id=str(uuid.uuid4())), timeout=10))
-        await asyncio.sleep(0.2)
-        started = time.monotonic()
+        proxy.hold()  # the database's answers wait at the proxy until release()
+        in_flight = asyncio.create_task(
+            get(PointRequest(user_id=str(uuid.uuid4())), timeout=timeout + PROCESS_MARGIN)
+        )
+        await asyncio.wait_for(proxy.held(1), PROCESS_MARGIN)  # the call is in its handler
+        signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
+        await service.wait_not_listening(grpc_port, PROCESS_MARGIN)  # draining, not serving
+        assert not in_flight.done(), "SIGTERM must find the call in flight"
+        proxy.release()
         assert (await in_flight).user_point == "0"  # finished during the grace period
-        code = await asyncio.to_thread(proc.wait, 10)
+        code = await asyncio.to_thread(proc.wait, timeout + PROCESS_MARGIN)
         assert code == 0, log.read_text()
-        assert time.monotonic() - started < 6
+        # it left once the call was done, not when the grace period ran out
+        assert time.monotonic() - signalled < timeout - PROCESS_MARGIN
         assert '"event":"grpc_stopped"' in log.read_text()
     finally:
+        proxy.release()
         await pool.close()
         service.stop()
     fresh = ChannelPool(f"127.0.0.1:{grpc_port}", 1)  # the process is gone

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from tests.e2e.service_process import ROOT, Service
+from tests.e2e.service_process import PROCESS_MARGIN, ROOT, Service
 from tests.proxy import TcpProxy, through
 from tests.servers import Servers, free_port
 
@@ -47,11 +47,6 @@ async def get_status(url: str) -> int:
     async with aiohttp.ClientSession() as http, http.get(url) as resp:
         await resp.read()
         return resp.status
-
-
-# A process needs well under this to start listening, stop listening or exit once it
-# has nothing left to wait for, even on a loaded machine.
-PROCESS_MARGIN = 10.0
 
 
 async def test_sigterm_lets_in_flight_requests_finish(

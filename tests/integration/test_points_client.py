@@ -122,10 +122,11 @@ async def test_new_channel_per_call_opens_a_connection_each(points: Points) -> N
 
 
 async def test_server_down_opens_the_breaker_then_fails_fast(points_dsn: str) -> None:
+    timeout = 2.0
     async with running_points(points_dsn) as running:
         pool = ChannelPool(running.target, 2)
         breaker = CircuitBreaker("points", failure_threshold=3, reset_timeout=30)
-        client = PointsClient(pool, timeout=2.0, breaker=breaker)
+        client = PointsClient(pool, timeout=timeout, breaker=breaker)
         assert await client.get_user_list_points([new_id()]) != {}
     # the server is stopped now
     try:
@@ -137,7 +138,8 @@ async def test_server_down_opens_the_breaker_then_fails_fast(points_dsn: str) ->
         for _ in range(10):
             with pytest.raises(CircuitOpen):
                 await client.get_user_list_points([new_id()])
-        assert time.perf_counter() - started < 0.05  # no deadline waited, no network
+        # ten refusals in less than one call's deadline: none of them waited for one
+        assert time.perf_counter() - started < timeout
     finally:
         await pool.close()
 
@@ -153,17 +155,18 @@ async def test_deadline_counts_as_failure(points: Points) -> None:
     server = await asyncio.start_server(silent, "127.0.0.1", port)
     pool = ChannelPool(f"127.0.0.1:{port}", 1)
     breaker = CircuitBreaker("points", failure_threshold=2, reset_timeout=30)
-    client = PointsClient(pool, timeout=0.2, breaker=breaker)
+    timeout = 0.5
+    client = PointsClient(pool, timeout=timeout, breaker=breaker)
     try:
         for _ in range(2):
             started = time.perf_counter()
             with pytest.raises(ServiceUnavailable, match="timed out"):
                 await client.get_user_points(new_id())
-            assert 0.15 < time.perf_counter() - started < 1.0
+            assert 0.9 * timeout < time.perf_counter() - started < timeout + 2.0  # the deadline
         started = time.perf_counter()
         with pytest.raises(CircuitOpen):
             await client.get_user_points(new_id())
-        assert time.perf_counter() - started < 0.01
+        assert time.perf_counter() - started < timeout  # refused without waiting for it
     finally:
         await pool.close()
         server.close()

@@ -34,15 +34,26 @@ GET = "/point.PointServer/GetUserPoints"
 
 
 class Fake(PointServerBase):
-    """Answers from the request; some user ids trigger errors or a delay."""
+    """Answers from the request; some user ids trigger errors; "gated" signals `started`
+    and answers only once the test sets `release` (`cancelled` when it never does)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.cancelled = asyncio.Event()
 
     async def get_user_points(self, message: PointRequest) -> PointReply:
         if message.user_id == "invalid":
             raise grpclib.GRPCError(Status.INVALID_ARGUMENT, "user_id: not a UUID")
         if message.user_id == "crash":
             raise RuntimeError("password=hunter2")
-        if message.user_id.startswith("sleep:"):
-            await asyncio.sleep(float(message.user_id[6:]))
+        if message.user_id == "gated":
+            self.started.set()
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
         return PointReply(user_point=str(len(message.user_id)))
 
     async def get_user_list_points(self, message: UserListRequest) -> UserListPointResponse:
@@ -183,38 +194,62 @@ async def test_streaming_cardinalities(pool: ChannelPool) -> None:
     assert [r.user_point async for r in running_sum(iter(deltas))] == ["1", "3", "6"]
 
 
+EVENT_WAIT = 5.0  # for something on loopback in this process to happen, under load
+
+
+async def refused_once_stopping(get: Any) -> grpc.aio.AioRpcError:
+    """Call until the stopping server refuses (calls may still pass until stop() begins)."""
+    deadline = asyncio.get_running_loop().time() + EVENT_WAIT
+    while True:
+        try:
+            await get(PointRequest(user_id="late"), timeout=EVENT_WAIT)
+        except grpc.aio.AioRpcError as exc:
+            return exc
+        assert asyncio.get_running_loop().time() < deadline, "new calls still accepted"
+
+
 async def test_graceful_stop_finishes_running_calls_and_refuses_new_ones() -> None:
-    server = await serve([Fake()], port=0)
+    grace = 30.0  # far longer than the stop may take once the call is done
+    fake = Fake()
+    server = await serve([fake], port=0)
     pool = ChannelPool(f"127.0.0.1:{server.port}", 1)
     get = pool.unary(GET, PointReply.parse)
     try:
-        await get(PointRequest(user_id="warm"), timeout=5)
-        running = asyncio.create_task(get(PointRequest(user_id="sleep:0.3"), timeout=5))
-        await asyncio.sleep(0.1)
-        stopping = asyncio.create_task(server.stop(grace=3))
-        await asyncio.sleep(0.05)
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await get(PointRequest(user_id="late"), timeout=2)
-        assert info.value.code() is grpc.StatusCode.UNAVAILABLE
-        assert (await running).user_point == str(len("sleep:0.3"))  # finished within grace
-        await stopping
+        await get(PointRequest(user_id="warm"), timeout=EVENT_WAIT)
+        running = asyncio.create_task(get(PointRequest(user_id="gated"), timeout=2 * grace))
+        await asyncio.wait_for(fake.started.wait(), EVENT_WAIT)  # the call is in its handler
+        stopping = asyncio.create_task(server.stop(grace=grace))
+        refused = await refused_once_stopping(get)
+        assert refused.code() is grpc.StatusCode.UNAVAILABLE
+        assert not running.done(), "the running call must outlive the refusal"
+        fake.release.set()
+        released = asyncio.get_running_loop().time()
+        assert (await running).user_point == str(len("gated"))  # finished within grace
+        await asyncio.wait_for(stopping, grace)
+        # stop() returned because the call was done, not because the grace ran out
+        assert asyncio.get_running_loop().time() - released < grace - EVENT_WAIT
+        assert not fake.cancelled.is_set()
     finally:
+        fake.release.set()
         await pool.close()
 
 
 async def test_stop_cancels_calls_after_the_grace_period() -> None:
-    server = await serve([Fake()], port=0)
+    grace = 0.5
+    fake = Fake()
+    server = await serve([fake], port=0)
     pool = ChannelPool(f"127.0.0.1:{server.port}", 1)
     try:
         running = asyncio.create_task(
-            pool.unary(GET, PointReply.parse)(PointRequest(user_id="sleep:10"), timeout=15)
+            pool.unary(GET, PointReply.parse)(PointRequest(user_id="gated"), timeout=30)
         )
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(fake.started.wait(), EVENT_WAIT)  # never released
         started = asyncio.get_running_loop().time()
-        await server.stop(grace=0.2)
-        assert asyncio.get_running_loop().time() - started < 2
+        await server.stop(grace=grace)
+        assert grace <= asyncio.get_running_loop().time() - started < grace + EVENT_WAIT
         with pytest.raises(grpc.aio.AioRpcError):
             await running
+        await asyncio.wait_for(fake.cancelled.wait(), EVENT_WAIT)  # the handler was cancelled
     finally:
         await pool.close()
 

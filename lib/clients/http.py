@@ -1,0 +1,124 @@
+"""A small JSON client of another HTTP service: one shared aiohttp session per dependency,
+a timeout per attempt, retries for idempotent methods only, a circuit breaker, and the
+caller's Authorization and X-Request-ID forwarded (there are no service accounts).
+
+An answer of the service (any 2xx/4xx) is returned as `Reply` and counts as a success for
+the breaker; a refused connection, a timeout or a 5xx raises ServiceUnavailable and counts
+as a failure; while the breaker is open every call raises CircuitOpen without I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from lib.errors import ServiceUnavailable
+from lib.http.keys import request_id
+from lib.metrics import BREAKER_STATE
+from lib.resilience.breaker import BreakerState, CircuitBreaker
+from lib.resilience.retry import retry
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+FORWARDED = ("Authorization",)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: Any  # the decoded JSON, or None when the answer had no JSON body
+
+
+def gauge_breaker(service: str, dependency: str, breaker: CircuitBreaker) -> None:
+    """Report `breaker`'s state as circuit_breaker_state{service, dependency}."""
+
+    def report(_: str, state: BreakerState) -> None:
+        BREAKER_STATE.labels(service, dependency).set(breaker.state_value())
+
+    breaker.on_state_change = report
+    BREAKER_STATE.labels(service, dependency).set(breaker.state_value())
+
+
+class JsonHttpClient:
+    def __init__(
+        self,
+        dependency: str,
+        base_url: str,
+        *,
+        service: str,
+        timeout: float = 1.0,
+        attempts: int = 2,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.dependency = dependency
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.attempts = attempts
+        self.breaker = breaker or CircuitBreaker(dependency)
+        gauge_breaker(service, dependency, self.breaker)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created lazily: it must belong to the running loop
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout), raise_for_status=False
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, caller: web.Request | None = None
+    ) -> Reply:
+        """One logical call (retried inside when idempotent) through the breaker."""
+        headers = forwarded_headers(caller)
+        body = None if json is None else orjson.dumps(json)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        attempts = self.attempts if method.upper() in IDEMPOTENT else 1
+
+        async def attempt() -> Reply:
+            return await self._once(method, path, headers, body)
+
+        async with self.breaker:
+            return await retry(attempt, attempts=attempts, retry_on=(ServiceUnavailable,))
+
+    async def get(self, path: str, *, caller: web.Request | None = None) -> Reply:
+        return await self.request("GET", path, caller=caller)
+
+    async def _once(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None
+    ) -> Reply:
+        url = self.base_url + path
+        try:
+            async with self.session.request(method, url, headers=headers, data=body) as resp:
+                raw = await resp.read()
+                status = resp.status
+                is_json = resp.content_type.endswith("json")
+        except TimeoutError:
+            raise ServiceUnavailable(f"{self.dependency} timed out", retry_after=1) from None
+        except aiohttp.ClientError as exc:
+            raise ServiceUnavailable(
+                f"{self.dependency} is unavailable ({type(exc).__name__})", retry_after=1
+            ) from None
+        if status >= 500:
+            raise ServiceUnavailable(f"{self.dependency} answered {status}", retry_after=1)
+        return Reply(status, orjson.loads(raw) if raw and is_json else None)
+
+
+def forwarded_headers(caller: web.Request | None) -> dict[str, str]:
+    """The caller's credentials and request id, for the downstream call."""
+    if caller is None:
+        return {}
+    headers = {name: caller.headers[name] for name in FORWARDED if name in caller.headers}
+    rid = request_id(caller)
+    if rid:
+        headers["X-Request-ID"] = rid
+    return headers

@@ -1,0 +1,16 @@
+"""Object storage for uploaded files: a local directory (signed URLs served by the app) or
+an S3-compatible bucket (presigned URLs). `open_storage()` picks one from the settings."""
+
+from lib.storage.base import ObjectNotFound, Storage, detect_image, new_key, read_capped
+from lib.storage.local import LocalStorage
+from lib.storage.s3 import S3Storage
+
+__all__ = [
+    "LocalStorage",
+    "ObjectNotFound",
+    "S3Storage",
+    "Storage",
+    "detect_image",
+    "new_key",
+    "read_capped",
+]

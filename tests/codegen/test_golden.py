@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.codegen.conformance import support
 from tests.servers import Servers
 from tools import sqlc
 
@@ -86,3 +87,9 @@ def test_generate_fails_loudly_when_the_lock_is_stale_and_no_server_answers(
     with pytest.raises(sqlc.SqlcError, match="cannot reach the server for the types lock"):
         sqlc.generate(str(case))
     assert (tmp_path / "codegen" / "golden" / "pg" / "authors.py").read_text() == before
+
+
+@pytest.mark.parametrize("case", ["pg", "mysql"])
+def test_golden_code_passes_mypy_strict(case: str) -> None:
+    result = support.mypy_strict(HERE / "golden" / case)
+    assert result.returncode == 0, result.stdout + result.stderr

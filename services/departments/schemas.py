@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.json_schema import SkipJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
-from lib.http.fields import omit_default, single_line
+from lib.http.fields import single_line
 from lib.http.listing import ListQuery
+from lib.http.patch import Keep, PatchModel
 
 Name = Annotated[str, single_line(100)]
 Address = Annotated[str, single_line(200)]
@@ -25,20 +25,12 @@ class DepartmentCreate(BaseModel):
     address: Address
 
 
-class DepartmentUpdate(BaseModel):
-    """Only the fields given change; null is not a value (SkipJsonSchema keeps it out of
-    the document, the validator refuses it)."""
+class DepartmentUpdate(PatchModel):
+    """Only the fields given change (docs/patterns.md): both columns are required, so
+    either may be left out but neither may be null."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
-
-    name: Name | SkipJsonSchema[None] = Field(None, json_schema_extra=omit_default)
-    address: Address | SkipJsonSchema[None] = Field(None, json_schema_extra=omit_default)
-
-    @model_validator(mode="after")
-    def _something(self) -> DepartmentUpdate:
-        if self.name is None and self.address is None:
-            raise ValueError("give at least one of: name, address")
-        return self
+    name: Name | Keep = None
+    address: Address | Keep = None
 
 
 class DepartmentListQuery(ListQuery):

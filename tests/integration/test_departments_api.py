@@ -408,3 +408,18 @@ async def test_health_ready_metrics_openapi(client: Any) -> None:
     spec = await (await client.get("/v1/openapi.json")).json()
     assert spec["openapi"] == "3.1.0"
     assert spec["servers"] == [{"url": "/api/departments"}]
+
+
+async def test_patch_with_null_for_a_required_field_is_400_and_changes_nothing(
+    client: Any,
+) -> None:
+    made = await create(client, f"Nulls {uuid.uuid4().hex[:6]}", "3 Elm St")
+    url = f"/v1/departments/{made['id']}"
+    resp = await client.patch(
+        url, json={"name": None, "address": "4 Elm St"}, headers={**ADMIN, "If-Match": '"1"'}
+    )
+    assert resp.status == 400
+    body = await resp.json()
+    assert_problem(body, 400, "VALIDATION_ERROR")
+    assert [e["field"] for e in body["errors"]] == ["name"]
+    assert (await (await client.get(url)).json())["data"] == made

@@ -16,7 +16,7 @@ from codegen.emit_aiomysql import AiomysqlEmitter
 from codegen.emit_asyncpg import AsyncpgEmitter
 from codegen.errors import CodegenError
 from codegen.format import format_source
-from codegen.plan import Planner, warn
+from codegen.plan import Planner, model_name, warn
 from codegen.pytypes import TypeMapper, parse_overrides
 from codegen.request import Request
 
@@ -50,7 +50,12 @@ def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
     schema_files = typeslock.schema_paths(raw["settings"].get("schema", []), cwd)
     set_types = mysql_set_types(schema_files) if request.engine == "mysql" else frozenset()
     mapper = TypeMapper(request, parse_overrides(options.get("overrides", [])), set_types)
-    lock_schema, lock = typeslock.load(cwd / options.get("types_lock", "types.lock.json"))
+    lock_path = cwd / options.get("types_lock", "types.lock.json")
+    lock_schema, lock = typeslock.load(lock_path)
+    model_classes = {model_name(t) for t in request.tables}
+    for name, attributes in typeslock.load_composites(lock_path).items():
+        cls = mapper.enum_class(name)
+        mapper.composites[name] = (f"{cls}Record" if cls in model_classes else cls, attributes)
     planner = Planner(request, mapper, lock, strict=bool(os.environ.get("FIXUP_SQLC_STRICT")))
     if lock and lock_schema != typeslock.schema_hash(schema_files):
         planner.warn("types.lock.json was made for another schema (run make sqlc-types)")

@@ -220,6 +220,8 @@ class TypeMapper:
         self.set_types = set_types  # MySQL SET columns: sqlc lists them among the enums
         self.overrides = overrides
         self.base = POSTGRES if self.engine == "postgresql" else MYSQL
+        # composite type -> (class name, [(attribute, server type)]), from the types lock
+        self.composites: dict[str, tuple[str, list[tuple[str, str]]]] = {}
 
     def enum_class(self, sql_name: str) -> str:
         return pascal(sql_name)
@@ -238,6 +240,15 @@ class TypeMapper:
         if name in self.enums:
             cls = self.enum_class(name)
             return _t(cls, f"from .models import {cls}", decode=f"{cls}({{}})", driver_type="str")
+        if name in self.composites:
+            cls = self.composites[name][0]
+            return _t(
+                cls,
+                f"from .models import {cls}",
+                "import dataclasses",
+                decode=f"{cls}.from_record({{}})",
+                encode="dataclasses.astuple({})",  # asyncpg takes a tuple, nested ones too
+            )
         if self.engine == "mysql" and name == "tinyint" and col.length == 1:
             return MYSQL_BOOL
         return self.base.get(name)

@@ -175,12 +175,37 @@ def _failure(q: dict[str, Any], exc: Exception) -> str:
     return f"{q['filename']}: query {q['name']}: server says: {str(exc).strip()}"
 
 
+COMPOSITE_ATTRIBUTES = """
+SELECT a.attname, t.typname, n.nspname, t.typcategory = 'A', t.typtype = 'c', t.oid
+FROM pg_type c
+JOIN pg_attribute a ON a.attrelid = c.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE c.oid = $1 ORDER BY a.attnum
+"""
+
+
+async def pg_composites(conn: Any, oid: int, name: str, found: typeslock.Composites) -> None:
+    """`found[name]`: the attributes of composite type `oid`, nested composites too."""
+    if name in found:
+        return
+    found[name] = []
+    for attname, typname, schema, is_array, is_composite, type_oid in await conn.fetch(
+        COMPOSITE_ATTRIBUTES, oid
+    ):
+        type_name = qualified(schema, typname[1:] + "[]" if is_array else typname)
+        found[name].append((attname, type_name))
+        if is_composite:
+            await pg_composites(conn, type_oid, type_name, found)
+
+
 async def pg_types(
-    dsn: str, queries: list[dict[str, Any]]
+    dsn: str, queries: list[dict[str, Any]], composites: typeslock.Composites | None = None
 ) -> tuple[dict[str, typeslock.LockEntry], list[str]]:
     conn = await asyncpg.connect(dsn)
     try:
         out, failures = {}, []
+        composites = {} if composites is None else composites
         for q in queries:
             slices = [
                 p["number"] for p in q.get("params") or [] if p["column"].get("is_sqlc_slice")
@@ -190,6 +215,10 @@ async def pg_types(
             except (asyncpg.PostgresError, CodegenError) as exc:
                 failures.append(_failure(q, exc))
                 continue
+            used = [a.type for a in stmt.get_attributes()] + list(stmt.get_parameters())
+            for t in used:
+                if t.kind == "composite":
+                    await pg_composites(conn, t.oid, _pg_name(t), composites)
             out[q["name"]] = typeslock.LockEntry(
                 typeslock.sql_hash(q["text"]),
                 [_pg_name(a.type) for a in stmt.get_attributes()],
@@ -326,7 +355,7 @@ def mysql_side_databases(dsn: str, names: list[str]) -> Iterator[None]:
 
 
 def server_types(
-    db: str, request: dict[str, Any]
+    db: str, request: dict[str, Any], composites: typeslock.Composites | None = None
 ) -> tuple[dict[str, typeslock.LockEntry], list[str]]:
     """Every query's types from a throwaway database, and one message per failing query."""
     label = Path(db).name if "/" in db else db
@@ -344,7 +373,7 @@ def server_types(
             except (psycopg.Error, pymysql.MySQLError) as exc:
                 raise SqlcError(f"{db}: the schema does not apply: {exc}") from exc
             if engine_of(server) == "postgresql":
-                return asyncio.run(pg_types(server, request["queries"]))
+                return asyncio.run(pg_types(server, request["queries"], composites))
             return mysql_types(server, request["queries"])
     finally:
         drop_database(server)
@@ -353,9 +382,10 @@ def server_types(
 def types(db: str, request: dict[str, Any] | None = None) -> None:
     """Write sql/<db>/types.lock.json; a failing query is named (the others are locked)."""
     request = request or request_json(db)
-    entries, failures = server_types(db, request)
+    composites: typeslock.Composites = {}
+    entries, failures = server_types(db, request, composites)
     schema = typeslock.schema_hash(schema_files(db, request))
-    lock_path(db).write_text(typeslock.dump(schema, entries))
+    lock_path(db).write_text(typeslock.dump(schema, entries, composites))
     print(f"sqlc-types: {db}: {len(entries)} queries -> {lock_path(db)}")
     if failures:
         raise QueryFailures(f"{db}: {len(failures)} queries not typed:\n" + "\n".join(failures))

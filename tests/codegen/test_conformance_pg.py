@@ -56,7 +56,7 @@ async def module_conn(dsn: str) -> AsyncIterator[Any]:
 @pytest.fixture
 async def conn(module_conn: Any) -> Any:
     await module_conn.execute(
-        "TRUNCATE posts, users, archive.users, bar, exotic RESTART IDENTITY CASCADE"
+        "TRUNCATE posts, users, archive.users, bar, exotic, parcels RESTART IDENTITY CASCADE"
     )
     return module_conn
 
@@ -341,6 +341,33 @@ async def test_types_asyncpg_decodes_round_trip(q: ModuleType, conn: Any) -> Non
     assert isinstance(row.pa, asyncpg.Path)
     assert isinstance(row.ci, asyncpg.Circle)
     assert row.ci == values["ci"]
+
+
+async def test_composite_types_are_dataclasses(
+    q: ModuleType, models: ModuleType, conn: Any
+) -> None:
+    assert support.hints(models.Address) == {
+        "street": "str | None",
+        "zip": "int | None",
+        "sign": "Sign | None",
+    }
+    assert support.hints(models.Parcel) == {
+        "id": "int",
+        "ship": "Shipment",
+        "home": "Address | None",
+    }
+    ship = models.Shipment(
+        dest=models.Address("Main St", 12, models.Sign.NUMBER_SIGN),
+        weight=Decimal("2.5"),
+        tags=["fragile"],
+    )
+    parcel = await q.create_parcel(conn, ship=ship, home=None)
+    assert parcel == models.Parcel(id=1, ship=ship, home=None)
+    assert isinstance(parcel.ship.dest, models.Address)
+    assert parcel.ship.dest.sign is models.Sign.NUMBER_SIGN
+    home = models.Address(None, None, None)
+    again = await q.create_parcel(conn, ship=models.Shipment(None, None, None), home=home)
+    assert (again.ship, again.home) == (models.Shipment(None, None, None), home)
 
 
 def test_refused_query_is_left_out_and_the_rest_generated(q: ModuleType, models: Any) -> None:

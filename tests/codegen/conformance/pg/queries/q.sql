@@ -87,5 +87,8 @@ INSERT INTO exotic (b, vb, mac, mac8, m, pt, bx, ln, ls, pa, pg, ci, r, nr, dr, 
 VALUES (@b, @vb, @mac, @mac8, @m, @pt, @bx, @ln, @ls, @pa, @pg, @ci, @r, @nr, @dr, @mr, @tsv, @x)
 RETURNING *;
 
+-- name: CreateParcel :one
+INSERT INTO parcels (ship, home) VALUES (@ship, sqlc.narg(home)) RETURNING *;
+
 -- name: InsertWithoutReturning :execlastid
 INSERT INTO bar (id) VALUES (@id);

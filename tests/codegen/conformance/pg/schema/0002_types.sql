@@ -21,9 +21,21 @@ CREATE TABLE exotic (
     x      xid
 );
 
+CREATE TYPE address AS (street text, zip integer, sign sign);
+CREATE TYPE shipment AS (dest address, weight numeric, tags text[]);
+
+CREATE TABLE parcels (
+    id    serial PRIMARY KEY,
+    ship  shipment NOT NULL,
+    home  address
+);
+
 -- a table no query uses, with a type the plugin cannot map: a warning, never a failure
 CREATE TABLE unused (id integer, snap pg_snapshot);
 
 -- +goose Down
+DROP TABLE parcels;
+DROP TYPE shipment;
+DROP TYPE address;
 DROP TABLE exotic;
 DROP TABLE unused;

@@ -1,0 +1,51 @@
+"""Fixtures of the reliability suite: the services as real processes on databases of this
+run, and the figures printed at the end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.service_process import Service
+from tests.reliability import figures
+from tests.reliability.stack import common_env, start, users_env
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if figures.FIGURES:
+        terminalreporter.section("reliability figures")
+        for line in figures.summary():
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: Any) -> Path:
+    return Path(tmp_path_factory.mktemp("reliability"))
+
+
+@pytest.fixture(scope="module")
+def departments_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("departments")
+
+
+@pytest.fixture(scope="module")
+async def departments(departments_dsn: str, logs: Path) -> AsyncIterator[Service]:
+    env = common_env("departments", departments_dsn, DB_POOL_MAX="4")
+    service = await start("departments", env, logs / "departments.log")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
+
+
+@pytest.fixture(scope="module")
+async def users(users_dsn: str, logs: Path) -> AsyncIterator[Service]:
+    service = await start("users", users_env(users_dsn, DB_POOL_MAX="4"), logs / "users.log")
+    yield service
+    service.stop()

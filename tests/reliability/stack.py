@@ -1,0 +1,103 @@
+"""The services of the reliability suite as real processes (python -m services.<svc>),
+with the settings every test shares: test keys, generous rate limits, one worker."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from lib.auth.principal import Role
+from lib.auth.tokens import TokenSigner
+from tests.e2e.service_process import Service
+from tests.integration.auth_support import KEYS
+from tests.servers import free_port
+
+PASSWORD = "reliability-pass-7Qz!"  # what the run's users log in with: must never be logged
+ENCRYPTION_KEY = base64.b64encode(b"r" * 32).decode()
+
+OPEN_LIMITS = {
+    "RATE_LIMIT_IP_RATE": "100000",
+    "RATE_LIMIT_IP_BURST": "100000",
+    "RATE_LIMIT_USER_RATE": "100000",
+    "RATE_LIMIT_USER_BURST": "100000",
+}
+
+
+def common_env(name: str, dsn: str, **extra: str) -> dict[str, str]:
+    return {
+        f"{name.upper()}_DATABASE_URL": dsn,
+        f"{name.upper()}_PORT": str(free_port()),
+        "JWT_PUBLIC_KEY": KEYS[1],
+        "WORKERS": "1",
+        "REDIS_URL": "",
+        "DB_POOL_MIN": "1",
+        "LOG_LEVEL": "INFO",
+        "CORS_ALLOW_ORIGINS": "https://app.fixup.test",
+        **OPEN_LIMITS,
+        **extra,
+    }
+
+
+def users_env(dsn: str, points_addr: str = "", **extra: str) -> dict[str, str]:
+    return common_env(
+        "users",
+        dsn,
+        JWT_PRIVATE_KEY=KEYS[0],
+        ENCRYPTION_KEY=ENCRYPTION_KEY,
+        ARGON2_TIME_COST="1",
+        ARGON2_MEMORY_COST="8",
+        ARGON2_PARALLELISM="1",
+        POINTS_GRPC_ADDR=points_addr,
+        COOKIE_SECURE="false",
+        **extra,
+    )
+
+
+def points_env(dsn: str, **extra: str) -> dict[str, str]:
+    return common_env("points", dsn, POINTS_GRPC_PORT=str(free_port()), **extra)
+
+
+async def start(name: str, env: dict[str, str], log: Path) -> Service:
+    service = Service(env, log, name=name)
+    try:
+        await service.wait_healthy()
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+def token(role: Role = Role.ADMIN, user_id: uuid.UUID | None = None, **kwargs: Any) -> str:
+    value, _ = TokenSigner(KEYS[0], kwargs.pop("ttl", 900), **kwargs).issue(
+        user_id or uuid.uuid4(), role, True
+    )
+    return value
+
+
+def bearer(role: Role = Role.ADMIN, user_id: uuid.UUID | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role, user_id)}"}
+
+
+async def spec_of(service: Service) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http, http.get(f"{service.url}/v1/openapi.json") as r:
+        assert r.status == 200, await r.text()
+        document: dict[str, Any] = await r.json()
+    return document
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(METHOD, path, operation) for every operation of the document."""
+    return [
+        (method.upper(), path, op)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+
+
+def needs_token(op: dict[str, Any]) -> bool:
+    return any("bearer" in requirement for requirement in op.get("security", []))

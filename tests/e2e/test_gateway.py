@@ -69,8 +69,17 @@ async def fetch(
 
 
 def access_lines(stack: Stack) -> list[dict[str, Any]]:
+    """NGINX's lines, without the malformed ones test_malformed_lines_... appends."""
     text = stack.gateway.access_log.read_text() if stack.gateway.access_log.exists() else ""
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    lines = []
+    for raw in text.splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and "request_id" in line:
+            lines.append(line)
+    return lines
 
 
 async def logged(stack: Stack, request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,1 +1,1 @@
-"""The catalog service."""
+"""The catalog service: the taxonomy, the services and which provider offers which."""

@@ -10,6 +10,191 @@ from lib.db.runtime import PgConn, status_rows
 
 from . import models
 
+COUNT_SERVICES = """
+SELECT count(*) AS total FROM services
+WHERE $1::uuid IS NULL OR subcategory_id = $1
+"""
+
+
+async def count_services(conn: PgConn, *, subcategory_id: UUID | None) -> int | None:
+    """
+    SELECT count(*) AS total FROM services
+    WHERE $1::uuid IS NULL OR subcategory_id = $1
+    """
+    row = await conn.fetchrow(COUNT_SERVICES, subcategory_id)
+    return None if row is None else row[0]
+
+
+LIST_SERVICES_BY_NAME_ASC = """
+SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+WHERE $1::uuid IS NULL OR subcategory_id = $1
+ORDER BY name ASC, id ASC LIMIT $3 OFFSET $2
+"""
+
+
+async def list_services_by_name_asc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> list[models.Service]:
+    """
+    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+    WHERE $1::uuid IS NULL OR subcategory_id = $1
+    ORDER BY name ASC, id ASC LIMIT $3 OFFSET $2
+    """
+    rows = await conn.fetch(LIST_SERVICES_BY_NAME_ASC, subcategory_id, row_offset, row_limit)
+    return [models.Service(*row) for row in rows]
+
+
+async def iter_list_services_by_name_asc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> AsyncGenerator[models.Service, None]:
+    """Like list_services_by_name_asc(), row by row; needs a transaction."""
+    async for row in conn.cursor(LIST_SERVICES_BY_NAME_ASC, subcategory_id, row_offset, row_limit):
+        yield models.Service(*row)
+
+
+LIST_SERVICES_BY_NAME_DESC = """
+SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+WHERE $1::uuid IS NULL OR subcategory_id = $1
+ORDER BY name DESC, id DESC LIMIT $3 OFFSET $2
+"""
+
+
+async def list_services_by_name_desc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> list[models.Service]:
+    """
+    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+    WHERE $1::uuid IS NULL OR subcategory_id = $1
+    ORDER BY name DESC, id DESC LIMIT $3 OFFSET $2
+    """
+    rows = await conn.fetch(LIST_SERVICES_BY_NAME_DESC, subcategory_id, row_offset, row_limit)
+    return [models.Service(*row) for row in rows]
+
+
+async def iter_list_services_by_name_desc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> AsyncGenerator[models.Service, None]:
+    """Like list_services_by_name_desc(), row by row; needs a transaction."""
+    async for row in conn.cursor(LIST_SERVICES_BY_NAME_DESC, subcategory_id, row_offset, row_limit):
+        yield models.Service(*row)
+
+
+LIST_SERVICES_BY_BASE_PRICE_ASC = """
+SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+WHERE $1::uuid IS NULL OR subcategory_id = $1
+ORDER BY base_price ASC, id ASC LIMIT $3 OFFSET $2
+"""
+
+
+async def list_services_by_base_price_asc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> list[models.Service]:
+    """
+    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+    WHERE $1::uuid IS NULL OR subcategory_id = $1
+    ORDER BY base_price ASC, id ASC LIMIT $3 OFFSET $2
+    """
+    rows = await conn.fetch(LIST_SERVICES_BY_BASE_PRICE_ASC, subcategory_id, row_offset, row_limit)
+    return [models.Service(*row) for row in rows]
+
+
+async def iter_list_services_by_base_price_asc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> AsyncGenerator[models.Service, None]:
+    """Like list_services_by_base_price_asc(), row by row; needs a transaction."""
+    async for row in conn.cursor(
+        LIST_SERVICES_BY_BASE_PRICE_ASC, subcategory_id, row_offset, row_limit
+    ):
+        yield models.Service(*row)
+
+
+LIST_SERVICES_BY_BASE_PRICE_DESC = """
+SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+WHERE $1::uuid IS NULL OR subcategory_id = $1
+ORDER BY base_price DESC, id DESC LIMIT $3 OFFSET $2
+"""
+
+
+async def list_services_by_base_price_desc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> list[models.Service]:
+    """
+    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+    WHERE $1::uuid IS NULL OR subcategory_id = $1
+    ORDER BY base_price DESC, id DESC LIMIT $3 OFFSET $2
+    """
+    rows = await conn.fetch(LIST_SERVICES_BY_BASE_PRICE_DESC, subcategory_id, row_offset, row_limit)
+    return [models.Service(*row) for row in rows]
+
+
+async def iter_list_services_by_base_price_desc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> AsyncGenerator[models.Service, None]:
+    """Like list_services_by_base_price_desc(), row by row; needs a transaction."""
+    async for row in conn.cursor(
+        LIST_SERVICES_BY_BASE_PRICE_DESC, subcategory_id, row_offset, row_limit
+    ):
+        yield models.Service(*row)
+
+
+LIST_SERVICES_BY_CREATED_AT_ASC = """
+SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+WHERE $1::uuid IS NULL OR subcategory_id = $1
+ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $2
+"""
+
+
+async def list_services_by_created_at_asc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> list[models.Service]:
+    """
+    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+    WHERE $1::uuid IS NULL OR subcategory_id = $1
+    ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $2
+    """
+    rows = await conn.fetch(LIST_SERVICES_BY_CREATED_AT_ASC, subcategory_id, row_offset, row_limit)
+    return [models.Service(*row) for row in rows]
+
+
+async def iter_list_services_by_created_at_asc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> AsyncGenerator[models.Service, None]:
+    """Like list_services_by_created_at_asc(), row by row; needs a transaction."""
+    async for row in conn.cursor(
+        LIST_SERVICES_BY_CREATED_AT_ASC, subcategory_id, row_offset, row_limit
+    ):
+        yield models.Service(*row)
+
+
+LIST_SERVICES_BY_CREATED_AT_DESC = """
+SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+WHERE $1::uuid IS NULL OR subcategory_id = $1
+ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2
+"""
+
+
+async def list_services_by_created_at_desc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> list[models.Service]:
+    """
+    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
+    WHERE $1::uuid IS NULL OR subcategory_id = $1
+    ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2
+    """
+    rows = await conn.fetch(LIST_SERVICES_BY_CREATED_AT_DESC, subcategory_id, row_offset, row_limit)
+    return [models.Service(*row) for row in rows]
+
+
+async def iter_list_services_by_created_at_desc(
+    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+) -> AsyncGenerator[models.Service, None]:
+    """Like list_services_by_created_at_desc(), row by row; needs a transaction."""
+    async for row in conn.cursor(
+        LIST_SERVICES_BY_CREATED_AT_DESC, subcategory_id, row_offset, row_limit
+    ):
+        yield models.Service(*row)
+
+
 GET_SERVICE = """
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services WHERE id = $1
 """
@@ -50,6 +235,61 @@ async def create_service(
     return None if row is None else models.Service(*row)
 
 
+UPDATE_SERVICE = """
+UPDATE services
+SET subcategory_id = coalesce($1, subcategory_id),
+    name = coalesce($2, name),
+    description = coalesce($3, description),
+    base_price = coalesce($4, base_price),
+    currency = coalesce($5, currency),
+    version = version + 1,
+    updated_at = now()
+WHERE id = $6 AND version = $7
+RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at
+"""
+
+
+async def update_service(
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    name: str | None,
+    description: str | None,
+    base_price: Decimal | None,
+    currency: str | None,
+    id: UUID,
+    version: int,
+) -> models.Service | None:
+    """
+    UPDATE services
+    SET subcategory_id = coalesce($1, subcategory_id),
+        name = coalesce($2, name),
+        description = coalesce($3, description),
+        base_price = coalesce($4, base_price),
+        currency = coalesce($5, currency),
+        version = version + 1,
+        updated_at = now()
+    WHERE id = $6 AND version = $7
+    RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at
+    """
+    row = await conn.fetchrow(
+        UPDATE_SERVICE, subcategory_id, name, description, base_price, currency, id, version
+    )
+    return None if row is None else models.Service(*row)
+
+
+DELETE_SERVICE = """
+DELETE FROM services WHERE id = $1 AND version = $2
+"""
+
+
+async def delete_service(conn: PgConn, *, id: UUID, version: int) -> int:
+    """
+    DELETE FROM services WHERE id = $1 AND version = $2
+    """
+    return status_rows(await conn.execute(DELETE_SERVICE, id, version))
+
+
 OFFER_SERVICE = """
 INSERT INTO provider_services (provider_id, service_id) VALUES ($1, $2)
 ON CONFLICT DO NOTHING
@@ -64,22 +304,151 @@ async def offer_service(conn: PgConn, *, provider_id: UUID, service_id: UUID) ->
     return status_rows(await conn.execute(OFFER_SERVICE, provider_id, service_id))
 
 
-PROVIDERS_OF_SERVICE = """
-SELECT provider_id FROM provider_services WHERE service_id = $1 ORDER BY provider_id
+WITHDRAW_SERVICE = """
+DELETE FROM provider_services WHERE provider_id = $1 AND service_id = $2
 """
 
 
-async def providers_of_service(conn: PgConn, *, service_id: UUID) -> list[UUID]:
+async def withdraw_service(conn: PgConn, *, provider_id: UUID, service_id: UUID) -> int:
     """
-    SELECT provider_id FROM provider_services WHERE service_id = $1 ORDER BY provider_id
+    DELETE FROM provider_services WHERE provider_id = $1 AND service_id = $2
     """
-    rows = await conn.fetch(PROVIDERS_OF_SERVICE, service_id)
-    return [row[0] for row in rows]
+    return status_rows(await conn.execute(WITHDRAW_SERVICE, provider_id, service_id))
 
 
-async def iter_providers_of_service(
-    conn: PgConn, *, service_id: UUID
-) -> AsyncGenerator[UUID, None]:
-    """Like providers_of_service(), row by row; needs a transaction."""
-    async for row in conn.cursor(PROVIDERS_OF_SERVICE, service_id):
-        yield row[0]
+COUNT_SERVICES_OF_PROVIDER = """
+SELECT count(*) AS total FROM provider_services WHERE provider_id = $1
+"""
+
+
+async def count_services_of_provider(conn: PgConn, *, provider_id: UUID) -> int | None:
+    """
+    SELECT count(*) AS total FROM provider_services WHERE provider_id = $1
+    """
+    row = await conn.fetchrow(COUNT_SERVICES_OF_PROVIDER, provider_id)
+    return None if row is None else row[0]
+
+
+LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC = """
+SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
+WHERE p.provider_id = $1
+ORDER BY s.name ASC, s.id ASC LIMIT $3 OFFSET $2
+"""
+
+
+async def list_services_of_provider_by_name_asc(
+    conn: PgConn, *, provider_id: UUID, row_offset: int, row_limit: int
+) -> list[models.Service]:
+    """
+    SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
+    WHERE p.provider_id = $1
+    ORDER BY s.name ASC, s.id ASC LIMIT $3 OFFSET $2
+    """
+    rows = await conn.fetch(
+        LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC, provider_id, row_offset, row_limit
+    )
+    return [models.Service(*row) for row in rows]
+
+
+async def iter_list_services_of_provider_by_name_asc(
+    conn: PgConn, *, provider_id: UUID, row_offset: int, row_limit: int
+) -> AsyncGenerator[models.Service, None]:
+    """Like list_services_of_provider_by_name_asc(), row by row; needs a transaction."""
+    async for row in conn.cursor(
+        LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC, provider_id, row_offset, row_limit
+    ):
+        yield models.Service(*row)
+
+
+LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC = """
+SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
+WHERE p.provider_id = $1
+ORDER BY s.name DESC, s.id DESC LIMIT $3 OFFSET $2
+"""
+
+
+async def list_services_of_provider_by_name_desc(
+    conn: PgConn, *, provider_id: UUID, row_offset: int, row_limit: int
+) -> list[models.Service]:
+    """
+    SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
+    WHERE p.provider_id = $1
+    ORDER BY s.name DESC, s.id DESC LIMIT $3 OFFSET $2
+    """
+    rows = await conn.fetch(
+        LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC, provider_id, row_offset, row_limit
+    )
+    return [models.Service(*row) for row in rows]
+
+
+async def iter_list_services_of_provider_by_name_desc(
+    conn: PgConn, *, provider_id: UUID, row_offset: int, row_limit: int
+) -> AsyncGenerator[models.Service, None]:
+    """Like list_services_of_provider_by_name_desc(), row by row; needs a transaction."""
+    async for row in conn.cursor(
+        LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC, provider_id, row_offset, row_limit
+    ):
+        yield models.Service(*row)
+
+
+COUNT_PROVIDERS_OF_SERVICE = """
+SELECT count(*) AS total FROM provider_services WHERE service_id = $1
+"""
+
+
+async def count_providers_of_service(conn: PgConn, *, service_id: UUID) -> int | None:
+    """
+    SELECT count(*) AS total FROM provider_services WHERE service_id = $1
+    """
+    row = await conn.fetchrow(COUNT_PROVIDERS_OF_SERVICE, service_id)
+    return None if row is None else row[0]
+
+
+LIST_PROVIDERS_OF_SERVICE_ASC = """
+SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
+ORDER BY provider_id ASC LIMIT $3 OFFSET $2
+"""
+
+
+async def list_providers_of_service_asc(
+    conn: PgConn, *, service_id: UUID, row_offset: int, row_limit: int
+) -> list[models.ProviderService]:
+    """
+    SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
+    ORDER BY provider_id ASC LIMIT $3 OFFSET $2
+    """
+    rows = await conn.fetch(LIST_PROVIDERS_OF_SERVICE_ASC, service_id, row_offset, row_limit)
+    return [models.ProviderService(*row) for row in rows]
+
+
+async def iter_list_providers_of_service_asc(
+    conn: PgConn, *, service_id: UUID, row_offset: int, row_limit: int
+) -> AsyncGenerator[models.ProviderService, None]:
+    """Like list_providers_of_service_asc(), row by row; needs a transaction."""
+    async for row in conn.cursor(LIST_PROVIDERS_OF_SERVICE_ASC, service_id, row_offset, row_limit):
+        yield models.ProviderService(*row)
+
+
+LIST_PROVIDERS_OF_SERVICE_DESC = """
+SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
+ORDER BY provider_id DESC LIMIT $3 OFFSET $2
+"""
+
+
+async def list_providers_of_service_desc(
+    conn: PgConn, *, service_id: UUID, row_offset: int, row_limit: int
+) -> list[models.ProviderService]:
+    """
+    SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
+    ORDER BY provider_id DESC LIMIT $3 OFFSET $2
+    """
+    rows = await conn.fetch(LIST_PROVIDERS_OF_SERVICE_DESC, service_id, row_offset, row_limit)
+    return [models.ProviderService(*row) for row in rows]
+
+
+async def iter_list_providers_of_service_desc(
+    conn: PgConn, *, service_id: UUID, row_offset: int, row_limit: int
+) -> AsyncGenerator[models.ProviderService, None]:
+    """Like list_providers_of_service_desc(), row by row; needs a transaction."""
+    async for row in conn.cursor(LIST_PROVIDERS_OF_SERVICE_DESC, service_id, row_offset, row_limit):
+        yield models.ProviderService(*row)

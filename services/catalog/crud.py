@@ -1,0 +1,194 @@
+"""The five routes every catalog resource has (public list and get; ADMIN create, PATCH
+and DELETE with If-Match), written once and described per resource by `Resource`.
+
+The constraints decide: a name taken within the parent is a UNIQUE violation (409), an
+unknown parent a FOREIGN KEY violation on write (404 naming it), a parent that still has
+children a FOREIGN KEY violation on delete (409). Each write is one statement: a refused
+one leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from pydantic import BaseModel
+
+from lib.auth.principal import Role
+from lib.errors import Conflict, NotFound
+from lib.http.body import parse_body
+from lib.http.etag import etag, if_match_version, stale
+from lib.http.guards import path_uuid, require
+from lib.http.jsonio import data, json_response
+from lib.http.keys import DB
+from lib.http.listing import ListQuery, parse_list
+from lib.http.openapi import operation
+from lib.http.patch import patch_args
+from services.catalog.schemas import READ_ONLY
+
+Query = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Resource:
+    path: str  # "/v1/categories"
+    noun: str  # "category"
+    plural: str  # "categories"
+    row: type  # the generated row class
+    create_body: type[BaseModel]
+    update_body: type[BaseModel]
+    list_query: type[ListQuery]
+    orderby: tuple[str, ...]  # the first is the default
+    listers: dict[tuple[str, str], Query]  # (orderby, sort) -> generated list query
+    count: Query
+    get: Query
+    create: Query
+    update: Query
+    delete: Query
+    parent_field: str | None = None  # "type_id": the create body's field and list filter
+    parent_noun: str = ""  # "category type"
+    children: str = ""  # "categories": what blocks a delete
+
+
+def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
+    tags = [res.plural]
+    item = f"{res.path}/{{id}}"
+
+    def one(row: Any, status: int = 200) -> web.Response:
+        headers = {"ETag": etag(row.version)}
+        if status == 201:
+            headers["Location"] = f"{res.path}/{row.id}"
+        return data(row, status=status, headers=headers)
+
+    def filters(query: Any) -> dict[str, Any]:
+        return {res.parent_field: getattr(query, res.parent_field)} if res.parent_field else {}
+
+    def refused(exc: asyncpg.IntegrityConstraintViolationError, body: BaseModel) -> Exception:
+        """The violation of a write, as the API names it."""
+        if isinstance(exc, asyncpg.UniqueViolationError):
+            name = getattr(body, "name", None)
+            where = f" in this {res.parent_noun}" if res.parent_field else ""
+            return Conflict(f"a {res.noun} named {name!r} exists{where}")
+        if isinstance(exc, asyncpg.ForeignKeyViolationError) and res.parent_field:
+            parent = getattr(body, res.parent_field)
+            return NotFound(f"no such {res.parent_noun}: {res.parent_field} {parent}")
+        raise exc
+
+    async def missing_or_stale(conn: Any, row_id: uuid.UUID) -> None:
+        """Nothing matched id + version: 404 when the id is unknown, else 412."""
+        current = await res.get(conn, id=row_id)
+        if current is None:
+            raise NotFound(f"no such {res.noun}")
+        raise stale(current.version)
+
+    @operation(
+        f"List {res.plural}",
+        tags=tags,
+        response=res.row,
+        paged=True,
+        query=res.list_query,
+    )
+    async def list_rows(request: web.Request) -> web.Response:
+        page = parse_list(request, res.orderby, res.list_query)
+        lister = res.listers[(page.orderby, page.sort)]
+        async with request.app[DB].acquire() as conn:
+            total = await res.count(conn, **filters(page.query)) or 0
+            rows = await lister(
+                conn, row_offset=page.offset, row_limit=page.limit, **filters(page.query)
+            )
+        return json_response({"data": rows, "meta": page.meta(total)})
+
+    @operation(f"Get a {res.noun}", tags=tags, response=res.row, etag=True, errors=(400, 404))
+    async def get_row(request: web.Request) -> web.Response:
+        row_id = path_uuid(request)
+        async with request.app[DB].acquire() as conn:
+            row = await res.get(conn, id=row_id)
+        if row is None:
+            raise NotFound(f"no such {res.noun}")
+        return one(row)
+
+    @operation(
+        f"Create a {res.noun}",
+        tags=tags,
+        response=res.row,
+        status=201,
+        etag=True,
+        body=res.create_body,
+        roles=("ADMIN",),
+        errors=(403, 404, 409) if res.parent_field else (403, 409),
+        description=(
+            f"An unknown {res.parent_noun} is a 404; a name taken in it a 409."
+            if res.parent_field
+            else "A name taken is a 409."
+        ),
+    )
+    async def create_row(request: web.Request) -> web.Response:
+        require(request, Role.ADMIN)
+        body = await parse_body(request, res.create_body, forbidden=READ_ONLY)
+        try:
+            async with request.app[DB].acquire() as conn:
+                row = await res.create(conn, **body.model_dump())
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise refused(exc, body) from None
+        assert row is not None  # INSERT ... RETURNING always returns the row
+        return one(row, status=201)
+
+    @operation(
+        f"Update a {res.noun}",
+        tags=tags,
+        response=res.row,
+        etag=True,
+        body=res.update_body,
+        roles=("ADMIN",),
+        if_match=True,
+        errors=(403, 404, 409),
+        description="Only the fields given change.",
+    )
+    async def update_row(request: web.Request) -> web.Response:
+        require(request, Role.ADMIN)
+        row_id = path_uuid(request)
+        version = if_match_version(request)
+        body = await parse_body(request, res.update_body, forbidden=READ_ONLY)
+        try:
+            async with request.app[DB].acquire() as conn:
+                row = await res.update(conn, id=row_id, version=version, **patch_args(body))
+                if row is None:
+                    await missing_or_stale(conn, row_id)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise refused(exc, body) from None
+        return one(row)
+
+    @operation(
+        f"Delete a {res.noun}",
+        tags=tags,
+        status=204,
+        roles=("ADMIN",),
+        if_match=True,
+        errors=(403, 404, 409) if res.children else (403, 404),
+        description=(
+            f"A {res.noun} that still has {res.children} is a 409."
+            if res.children
+            else "Its provider links go with it."
+        ),
+    )
+    async def delete_row(request: web.Request) -> web.Response:
+        require(request, Role.ADMIN)
+        row_id = path_uuid(request)
+        version = if_match_version(request)
+        try:
+            async with request.app[DB].acquire() as conn:
+                if await res.delete(conn, id=row_id, version=version) == 0:
+                    await missing_or_stale(conn, row_id)
+        except asyncpg.ForeignKeyViolationError:
+            raise Conflict(f"this {res.noun} still has {res.children}") from None
+        return web.Response(status=204)
+
+    routes.get(res.path)(list_rows)
+    routes.post(res.path)(create_row)
+    routes.get(item)(get_row)
+    routes.patch(item)(update_row)
+    routes.delete(item)(delete_row)

@@ -1,0 +1,225 @@
+"""The catalog API (docs/api.md, "catalog") on the generated repository: the four
+resources of the taxonomy (services/catalog/crud.py) and the provider links."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+from aiohttp import web
+
+from lib.auth.principal import Role
+from lib.errors import Forbidden, NotFound
+from lib.http.guards import authenticated, path_uuid
+from lib.http.jsonio import json_response
+from lib.http.keys import DB
+from lib.http.listing import parse_list
+from lib.http.openapi import operation
+from services.catalog import schemas as s
+from services.catalog.crud import Resource, add_routes
+from services.catalog.db import models
+from services.catalog.db import services as sq
+from services.catalog.db import taxonomy as tq
+
+routes = web.RouteTableDef()
+
+CATEGORY_TYPES = Resource(
+    path="/v1/category-types",
+    noun="category type",
+    plural="category types",
+    row=models.CategoryType,
+    create_body=s.CategoryTypeCreate,
+    update_body=s.CategoryTypeUpdate,
+    list_query=s.CategoryTypeListQuery,
+    orderby=s.TAXON_ORDERBY,
+    listers={
+        ("name", "asc"): tq.list_category_types_by_name_asc,
+        ("name", "desc"): tq.list_category_types_by_name_desc,
+        ("created_at", "asc"): tq.list_category_types_by_created_at_asc,
+        ("created_at", "desc"): tq.list_category_types_by_created_at_desc,
+    },
+    count=tq.count_category_types,
+    get=tq.get_category_type,
+    create=tq.create_category_type,
+    update=tq.update_category_type,
+    delete=tq.delete_category_type,
+    children="categories",
+)
+CATEGORIES = Resource(
+    path="/v1/categories",
+    noun="category",
+    plural="categories",
+    row=models.Category,
+    create_body=s.CategoryCreate,
+    update_body=s.CategoryUpdate,
+    list_query=s.CategoryListQuery,
+    orderby=s.TAXON_ORDERBY,
+    listers={
+        ("name", "asc"): tq.list_categories_by_name_asc,
+        ("name", "desc"): tq.list_categories_by_name_desc,
+        ("created_at", "asc"): tq.list_categories_by_created_at_asc,
+        ("created_at", "desc"): tq.list_categories_by_created_at_desc,
+    },
+    count=tq.count_categories,
+    get=tq.get_category,
+    create=tq.create_category,
+    update=tq.update_category,
+    delete=tq.delete_category,
+    parent_field="type_id",
+    parent_noun="category type",
+    children="subcategories",
+)
+SUBCATEGORIES = Resource(
+    path="/v1/subcategories",
+    noun="subcategory",
+    plural="subcategories",
+    row=models.Subcategory,
+    create_body=s.SubcategoryCreate,
+    update_body=s.SubcategoryUpdate,
+    list_query=s.SubcategoryListQuery,
+    orderby=s.TAXON_ORDERBY,
+    listers={
+        ("name", "asc"): tq.list_subcategories_by_name_asc,
+        ("name", "desc"): tq.list_subcategories_by_name_desc,
+        ("created_at", "asc"): tq.list_subcategories_by_created_at_asc,
+        ("created_at", "desc"): tq.list_subcategories_by_created_at_desc,
+    },
+    count=tq.count_subcategories,
+    get=tq.get_subcategory,
+    create=tq.create_subcategory,
+    update=tq.update_subcategory,
+    delete=tq.delete_subcategory,
+    parent_field="category_id",
+    parent_noun="category",
+    children="services",
+)
+SERVICES = Resource(
+    path="/v1/services",
+    noun="service",
+    plural="services",
+    row=models.Service,
+    create_body=s.ServiceCreate,
+    update_body=s.ServiceUpdate,
+    list_query=s.ServiceListQuery,
+    orderby=s.SERVICE_ORDERBY,
+    listers={
+        ("name", "asc"): sq.list_services_by_name_asc,
+        ("name", "desc"): sq.list_services_by_name_desc,
+        ("base_price", "asc"): sq.list_services_by_base_price_asc,
+        ("base_price", "desc"): sq.list_services_by_base_price_desc,
+        ("created_at", "asc"): sq.list_services_by_created_at_asc,
+        ("created_at", "desc"): sq.list_services_by_created_at_desc,
+    },
+    count=sq.count_services,
+    get=sq.get_service,
+    create=sq.create_service,
+    update=sq.update_service,
+    delete=sq.delete_service,
+    parent_field="subcategory_id",
+    parent_noun="subcategory",
+)
+for resource in (CATEGORY_TYPES, CATEGORIES, SUBCATEGORIES, SERVICES):
+    add_routes(routes, resource)
+
+# --- which provider offers which service ----------------------------------------------
+
+LINK_TAGS = ["providers"]
+OFFERED = {"asc": sq.list_services_of_provider_by_name_asc,
+           "desc": sq.list_services_of_provider_by_name_desc}  # fmt: skip
+PROVIDERS = {"asc": sq.list_providers_of_service_asc, "desc": sq.list_providers_of_service_desc}
+
+
+def provider_of_link(request: web.Request) -> uuid.UUID:
+    """The provider `{id|me}` names, when the caller may change its links: that provider
+    (role PROVIDER, token `sub` == id) or an ADMIN; else 403."""
+    principal = authenticated(request)
+    me = request.match_info["id"] == "me"
+    provider_id = principal.user_id if me else path_uuid(request)
+    if principal.role is Role.ADMIN:
+        return provider_id
+    if principal.role is not Role.PROVIDER or principal.user_id != provider_id:
+        raise Forbidden("only that provider or an ADMIN may change its services")
+    return provider_id
+
+
+@routes.put("/v1/providers/{id}/services/{service_id}")
+@operation(
+    "Offer a service",
+    tags=LINK_TAGS,
+    status=204,
+    roles=("PROVIDER", "ADMIN"),
+    errors=(400, 403, 404),
+    description="`{id}` may be `me`. That provider or an ADMIN; idempotent.",
+)
+async def offer_service(request: web.Request) -> web.Response:
+    provider_id = provider_of_link(request)
+    service_id = path_uuid(request, "service_id")
+    try:
+        async with request.app[DB].acquire() as conn:
+            await sq.offer_service(conn, provider_id=provider_id, service_id=service_id)
+    except asyncpg.ForeignKeyViolationError:
+        raise NotFound(f"no such service: {service_id}") from None
+    return web.Response(status=204)
+
+
+@routes.delete("/v1/providers/{id}/services/{service_id}")
+@operation(
+    "Withdraw a service",
+    tags=LINK_TAGS,
+    status=204,
+    roles=("PROVIDER", "ADMIN"),
+    errors=(400, 403, 404),
+    description="`{id}` may be `me`. That provider or an ADMIN; idempotent (404 only for "
+    "an unknown service).",
+)
+async def withdraw_service(request: web.Request) -> web.Response:
+    provider_id = provider_of_link(request)
+    service_id = path_uuid(request, "service_id")
+    async with request.app[DB].acquire() as conn:
+        removed = await sq.withdraw_service(conn, provider_id=provider_id, service_id=service_id)
+        if removed == 0 and await sq.get_service(conn, id=service_id) is None:
+            raise NotFound(f"no such service: {service_id}")
+    return web.Response(status=204)
+
+
+@routes.get("/v1/providers/{id}/services")
+@operation(
+    "List the services of a provider",
+    tags=LINK_TAGS,
+    response=models.Service,
+    paged=True,
+    query=s.OfferedListQuery,
+    errors=(400,),
+    description="A provider unknown to the catalog offers nothing: an empty list.",
+)
+async def list_services_of_provider(request: web.Request) -> web.Response:
+    provider_id = path_uuid(request)
+    page = parse_list(request, s.OFFERED_ORDERBY, s.OfferedListQuery)
+    async with request.app[DB].acquire() as conn:
+        total = await sq.count_services_of_provider(conn, provider_id=provider_id) or 0
+        rows = await OFFERED[page.sort](
+            conn, provider_id=provider_id, row_offset=page.offset, row_limit=page.limit
+        )
+    return json_response({"data": rows, "meta": page.meta(total)})
+
+
+@routes.get("/v1/services/{id}/providers")
+@operation(
+    "List the providers of a service",
+    tags=LINK_TAGS,
+    response=models.ProviderService,
+    paged=True,
+    query=s.ProviderListQuery,
+    errors=(400, 404),
+)
+async def list_providers_of_service(request: web.Request) -> web.Response:
+    service_id = path_uuid(request)
+    page = parse_list(request, s.PROVIDER_ORDERBY, s.ProviderListQuery)
+    async with request.app[DB].acquire() as conn:
+        if await sq.get_service(conn, id=service_id) is None:
+            raise NotFound("no such service")
+        total = await sq.count_providers_of_service(conn, service_id=service_id) or 0
+        rows = await PROVIDERS[page.sort](
+            conn, service_id=service_id, row_offset=page.offset, row_limit=page.limit
+        )
+    return json_response({"data": rows, "meta": page.meta(total)})

@@ -1,0 +1,54 @@
+"""Shared helpers of the catalog tests: settings and a taxonomy chain."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import SecretStr
+
+from lib.auth.principal import Role
+from services.catalog.settings import CatalogSettings
+from tests.integration.auth_support import KEYS, bearer
+
+ADMIN = bearer(Role.ADMIN)
+
+
+def catalog_settings(dsn: str, **overrides: Any) -> CatalogSettings:
+    values: dict[str, Any] = {
+        "service": "catalog",
+        "database_url": dsn,
+        "jwt_public_key": SecretStr(KEYS[1]),
+        "rate_limit_ip_rate": 1000.0,
+        "rate_limit_ip_burst": 1000,
+        "rate_limit_user_rate": 1000.0,
+        "rate_limit_user_burst": 1000,
+        **overrides,
+    }
+    return CatalogSettings.model_validate(values)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix} {uuid.uuid4().hex[:8]}"
+
+
+async def post(client: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    resp = await client.post(path, json=body, headers=ADMIN)
+    assert resp.status == 201, await resp.text()
+    made: dict[str, Any] = (await resp.json())["data"]
+    assert resp.headers["ETag"] == f'"{made["version"]}"'
+    assert resp.headers["Location"] == f"{path}/{made['id']}"
+    return made
+
+
+async def chain(client: Any) -> dict[str, dict[str, Any]]:
+    """A new category type -> category -> subcategory -> service."""
+    kind = await post(client, "/v1/category-types", {"name": unique("Type")})
+    category = await post(client, "/v1/categories", {"type_id": kind["id"], "name": "Plumbing"})
+    sub = await post(client, "/v1/subcategories", {"category_id": category["id"], "name": "Leaks"})
+    service = await post(
+        client,
+        "/v1/services",
+        {"subcategory_id": sub["id"], "name": "Fix a leak", "base_price": "80.50"},
+    )
+    return {"type": kind, "category": category, "subcategory": sub, "service": service}

@@ -4,16 +4,29 @@ Cost parameters come from the environment (cheap in tests; docs/architecture.md,
 and settings"):
 ARGON2_TIME_COST (default 3), ARGON2_MEMORY_COST in KiB (default 65536),
 ARGON2_PARALLELISM (default 4). They are read once, on first use.
+
+A server hashes through `BoundedHasher`: argon2id costs tens of milliseconds of CPU by
+design, so it runs in a small thread pool (argon2-cffi releases the GIL) instead of on the
+event loop, and at most `workers + queue` hashes wait there; one more is refused at once
+with 503 and Retry-After instead of queueing without bound behind a login storm.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import Argon2Error
 
+from lib.errors import ServiceUnavailable
+
+T = TypeVar("T")
 _DEFAULTS = {"ARGON2_TIME_COST": 3, "ARGON2_MEMORY_COST": 65536, "ARGON2_PARALLELISM": 4}
 
 
@@ -52,3 +65,61 @@ def verify_password(hash: str, password: str) -> bool:
         return hasher().verify(hash, password)
     except (Argon2Error, ValueError):  # ValueError: InvalidHashError, non-ASCII hash
         return False
+
+
+def make_hasher(time_cost: int, memory_cost: int, parallelism: int) -> PasswordHasher:
+    """An argon2id hasher with explicit parameters (a service's ARGON2_* settings)."""
+    return PasswordHasher(
+        time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID
+    )
+
+
+class HashingBusy(ServiceUnavailable):
+    """Every hashing slot is taken: 503 with Retry-After."""
+
+
+class BoundedHasher:
+    """argon2id off the event loop, in `workers` threads with at most `queue` waiting."""
+
+    def __init__(self, hasher: PasswordHasher, *, workers: int, queue: int) -> None:
+        if workers < 1 or queue < 0:
+            raise ValueError("workers must be >= 1 and queue >= 0")
+        self._hasher = hasher
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self._capacity = workers + queue
+        self._pending = 0
+        # an unknown email is checked against this, so it costs what a wrong password costs
+        self._decoy: str | None = None  # made on first need: starting stays cheap
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def hash(self, password: str) -> str:
+        return await self._run(self._hasher.hash, password)
+
+    async def verify(self, hash: str | None, password: str) -> bool:
+        """True when `password` matches `hash`; `hash=None` (no such account) costs the same
+        as a mismatch and is False."""
+        if hash is None and self._decoy is None:
+            self._decoy = await self._run(self._hasher.hash, secrets.token_hex(16))
+        ok = await self._run(self._check, hash or self._decoy or "", password)
+        return ok and hash is not None
+
+    def _check(self, hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(hash, password)
+        except (Argon2Error, ValueError):
+            return False
+
+    async def _run(self, fn: Callable[..., T], *args: str) -> T:
+        if self._pending >= self._capacity:
+            raise HashingBusy("too many password checks in progress", retry_after=1.0)
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        finally:
+            self._pending -= 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

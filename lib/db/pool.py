@@ -65,6 +65,13 @@ def _lost(exc: BaseException, *, connecting: bool = False) -> bool:
     )
 
 
+def _closed(conn: Any) -> bool:
+    """Did the server drop this connection mid-call? asyncpg may report that as an internal
+    state error (InternalClientError) rather than a connection error."""
+    is_closed = getattr(conn, "is_closed", None)  # asyncpg; aiomysql: .closed
+    return bool(is_closed()) if callable(is_closed) else bool(getattr(conn, "closed", False))
+
+
 @dataclass(frozen=True, slots=True)
 class PoolStats:
     size: int
@@ -117,7 +124,7 @@ class Database(ABC):
         try:
             yield conn
         except BaseException as exc:
-            if _lost(exc):
+            if _lost(exc) or _closed(conn):
                 raise DatabaseUnavailable("the database connection was lost") from exc
             raise
         finally:

@@ -218,6 +218,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {
             "expires_at": datetime.now(UTC) + timedelta(hours=24),
         },
         "idempotency_keys": idempotency_key_row,
+        "mail_outbox": lambda db: {"recipient": "a@fixup.test", "subject": "Hi", "body": "Hello"},
     },
     "points": {
         "user_points": lambda db: {"user_id": uid(), "points": 5},
@@ -442,6 +443,11 @@ BAD: list[Bad] = [
     Bad("users", "email_tokens", "email_token_purpose", pg.InvalidTextRepresentation,
         {"purpose": "LOGIN"}),
     Bad("users", "email_tokens", "purpose", pg.NotNullViolation, {"purpose": None}),
+    Bad("users", "mail_outbox", "mail_outbox_recipient_chk", pg.CheckViolation,
+        {"recipient": "ab"}),
+    Bad("users", "mail_outbox", "mail_outbox_subject_chk", pg.CheckViolation, {"subject": ""}),
+    Bad("users", "mail_outbox", "mail_outbox_body_chk", pg.CheckViolation, {"body": ""}),
+    Bad("users", "mail_outbox", "mail_outbox_attempts_chk", pg.CheckViolation, {"attempts": -1}),
     *idempotency_key_cases("users"),
     # points (MariaDB: error codes; NOT NULL names the column, duplicates the key)
     Bad("points", "user_points", "PRIMARY", MY_DUPLICATE,

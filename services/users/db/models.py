@@ -50,6 +50,20 @@ class IdempotencyKey:
 
 
 @dataclass
+class MailOutbox:
+    """Row of table mail_outbox."""
+
+    id: UUID
+    recipient: str
+    subject: str
+    body: str
+    attempts: int
+    next_attempt_at: datetime.datetime
+    last_error: str | None
+    created_at: datetime.datetime
+
+
+@dataclass
 class ProviderDetail:
     """Row of table provider_details."""
 

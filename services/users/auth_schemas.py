@@ -1,0 +1,82 @@
+"""Bodies of the /v1/auth routes (services/users/auth.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from lib.auth.principal import Role
+from lib.http.fields import omit_default, single_line
+
+# argon2 takes any length, but bcrypt-era clients cap at 72 bytes; API.md says 8..72
+Password = Annotated[str, StringConstraints(min_length=8, max_length=72)]
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=3,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+$",
+    ),
+]
+# an opaque secret we issued: url-safe base64 of 32 bytes (43 characters)
+Secret = Annotated[
+    str, StringConstraints(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+]
+PersonalId = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9-]{4,32}$")
+]
+
+# set by the service, never by the caller (403)
+READ_ONLY = frozenset({"id", "verified", "version", "created_at", "department_id", "points"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterIn(_Strict):
+    email: Email
+    password: Password
+    first_name: Annotated[str, single_line(100)]
+    last_name: Annotated[str, single_line(100)]
+    phone_number: Annotated[str, single_line(32, min_length=3)]
+    role: Role = Field(description="CUSTOMER or PROVIDER (MODERATOR and ADMIN: 403).")
+    personal_id_number: PersonalId | None = Field(
+        None,
+        json_schema_extra=omit_default,
+        description="PROVIDER only, required for one. Stored encrypted; never returned.",
+    )
+
+
+class EmailIn(_Strict):
+    email: Email
+
+
+class LoginIn(_Strict):
+    email: Email
+    password: Annotated[str, StringConstraints(min_length=1, max_length=72)]
+
+
+class TokenIn(_Strict):
+    token: Secret
+
+
+class RefreshIn(_Strict):
+    refresh_token: Secret | None = Field(
+        None, json_schema_extra=omit_default, description="Else the fixup_refresh cookie."
+    )
+
+
+class ResetConfirmIn(_Strict):
+    token: Secret
+    new_password: Password
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="Seconds until the access token expires.")

@@ -1,0 +1,136 @@
+"""The mail outbox relay of the users process (ADR 0008).
+
+Handlers write a `mail_outbox` row in the transaction of the change that causes the mail,
+so a mail exists exactly when its change committed. This task delivers them: claim due
+rows (FOR UPDATE SKIP LOCKED, each leased by moving next_attempt_at), commit and give the
+connection back, send each one with no connection held, then delete it (sent) or set its
+next attempt (failed; exponential backoff up to `retry_max`). A relay that dies mid-send
+loses its lease and the row is sent again: delivery is at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from lib.db.pool import Database
+from lib.db.scope import enter_scope, exit_scope
+from lib.http.keys import DB
+from lib.logging import get_logger
+from lib.mail import Mail, Mailer, MailError, make_mailer
+from lib.metrics import OUTBOX_PENDING
+from services.users.db import mail as q
+from services.users.settings import UsersSettings
+
+log = get_logger("services.users.mail")
+BATCH = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    claimed: int
+    sent: int
+
+
+class MailRelay:
+    def __init__(
+        self,
+        db: Database,
+        mailer: Mailer,
+        *,
+        interval: float,
+        retry_max: float,
+        send_timeout: float,
+        service: str = "users",
+    ) -> None:
+        self.db, self.mailer = db, mailer
+        self.interval, self.retry_max = interval, retry_max
+        # a claimed row stays ours while a whole batch may be sent, with margin
+        self.lease = send_timeout * (BATCH + 1)
+        self._wake = asyncio.Event()
+        self._pending = OUTBOX_PENDING.labels(service)
+
+    def wake(self) -> None:
+        """A handler wrote a row: look now rather than at the next poll."""
+        self._wake.set()
+
+    def backoff(self, attempts: int) -> float:
+        return float(min(self.retry_max, 2.0 ** min(attempts, 20)))
+
+    async def run_once(self) -> Round:
+        """One claim -> send -> mark round, in a connection scope of its own."""
+        scope = enter_scope()
+        try:
+            async with self.db.transaction() as conn:
+                rows = await q.claim_mail(conn, lease_seconds=self.lease, batch=BATCH)
+                self._pending.set(await q.pending_mail(conn) or 0)
+            sent = 0
+            for row in rows:  # no connection held while talking to the mail server
+                try:
+                    await self.mailer.send(Mail(row.recipient, row.subject, row.body))
+                except MailError as exc:
+                    retry_in = self.backoff(row.attempts)
+                    log.warning(
+                        "mail_failed", attempts=row.attempts, retry_in=retry_in, error=str(exc)
+                    )
+                    async with self.db.acquire() as conn:
+                        await q.mail_failed(
+                            conn, error=str(exc)[:500], retry_in_seconds=retry_in, id=row.id
+                        )
+                    continue
+                async with self.db.acquire() as conn:
+                    await q.mail_sent(conn, id=row.id)
+                sent += 1
+            return Round(len(rows), sent)
+        finally:
+            exit_scope(scope)
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()  # before the round: a wake during it is not lost
+            try:
+                done = await self.run_once()
+            except Exception as exc:  # the database is away: try again at the next poll
+                log.warning("mail_relay_failed", error=repr(exc))
+                done = Round(0, 0)
+            if done.claimed == BATCH:
+                continue  # more may be due
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+
+
+RELAY: web.AppKey[MailRelay] = web.AppKey("mail_relay", MailRelay)
+
+
+def mail_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Starts the relay with the app, stops it (mid-send rows are leased, not lost)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        mailer = make_mailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from,
+            username=settings.smtp_user,
+            password=settings.smtp_password.get_secret_value(),
+            timeout=settings.smtp_timeout,
+        )
+        relay = MailRelay(
+            app[DB],
+            mailer,
+            interval=settings.mail_relay_interval,
+            retry_max=settings.mail_retry_max,
+            send_timeout=settings.smtp_timeout,
+            service=settings.service,
+        )
+        app[RELAY] = relay
+        task = asyncio.create_task(relay.run(), name="mail-relay")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx

@@ -1,0 +1,72 @@
+-- The /v1/auth flows (services/users/auth.py): registration, email tokens, refresh token
+-- families. Secrets are stored as SHA-256 digests (token_hash), never as sent.
+
+-- name: RegisterUser :one
+INSERT INTO users (email, password_hash, first_name, last_name, phone_number, role)
+VALUES (lower(@email::text), @password_hash, @first_name, @last_name, @phone_number, @role)
+RETURNING id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+          salary, version, created_at;
+
+-- name: AddProviderDetails :exec
+INSERT INTO provider_details (user_id, personal_id_encrypted, personal_id_last4)
+VALUES (@user_id, @personal_id_encrypted, @personal_id_last4);
+
+-- name: LoginCandidate :one
+-- The account a login or a mail request names: only one that may still log in.
+SELECT id, email, password_hash, role, verified
+FROM users
+WHERE email = lower(@email::text) AND disabled_at IS NULL;
+
+-- name: AddEmailToken :exec
+INSERT INTO email_tokens (user_id, purpose, token_hash, expires_at)
+VALUES (@user_id, @purpose, @token_hash, now() + make_interval(secs => @ttl_seconds::double precision));
+
+-- name: LockEmailToken :one
+-- Locked so that two uses of one token serialise: the second sees used_at.
+SELECT id, user_id, used_at, expires_at <= now() AS expired
+FROM email_tokens
+WHERE token_hash = @token_hash AND purpose = @purpose
+FOR UPDATE;
+
+-- name: UseEmailTokens :exec
+-- Every unused token of this purpose dies with the one used (older links stop working).
+UPDATE email_tokens SET used_at = now()
+WHERE user_id = @user_id AND purpose = @purpose AND used_at IS NULL;
+
+-- name: MarkVerified :exec
+UPDATE users SET verified = true, version = version + 1, updated_at = now()
+WHERE id = @id AND NOT verified;
+
+-- name: SetPasswordHash :execrows
+UPDATE users SET password_hash = @password_hash, version = version + 1, updated_at = now()
+WHERE id = @id AND disabled_at IS NULL;
+
+-- name: StartRefreshFamily :one
+INSERT INTO refresh_token_families (user_id) VALUES (@user_id) RETURNING id;
+
+-- name: AddRefreshToken :exec
+INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
+VALUES (@family_id, @token_hash, now() + make_interval(secs => @ttl_seconds::double precision));
+
+-- name: LockRefreshToken :one
+-- FOR UPDATE OF t: concurrent refreshes of one token queue here; after the first commits,
+-- the others read its used_at (READ COMMITTED re-reads a row it waited for).
+SELECT t.id, t.family_id, t.used_at, t.expires_at <= now() AS expired,
+       f.revoked_at, f.user_id, u.role, u.verified, u.disabled_at
+FROM refresh_tokens t
+JOIN refresh_token_families f ON f.id = t.family_id
+JOIN users u ON u.id = f.user_id
+WHERE t.token_hash = @token_hash
+FOR UPDATE OF t;
+
+-- name: MarkRefreshTokenUsed :exec
+UPDATE refresh_tokens SET used_at = now() WHERE id = @id;
+
+-- name: RevokeFamily :execrows
+UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = @reason
+WHERE id = @id AND revoked_at IS NULL;
+
+-- name: RevokeUserFamilies :execrows
+-- Password change or reset, account deletion: every session of the user ends.
+UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = @reason
+WHERE user_id = @user_id AND revoked_at IS NULL;

@@ -1,0 +1,25 @@
+-- The mail outbox (ADR 0008): written in the transaction that causes the mail, delivered by
+-- services/users/mail_relay.py.
+
+-- name: EnqueueMail :exec
+INSERT INTO mail_outbox (recipient, subject, body) VALUES (@recipient, @subject, @body);
+
+-- name: ClaimMail :many
+-- Due rows, each leased for @lease_seconds: another relay skips them now (SKIP LOCKED) and
+-- after the commit (next_attempt_at moved); a relay that dies mid-send loses its lease.
+UPDATE mail_outbox SET attempts = attempts + 1,
+       next_attempt_at = now() + make_interval(secs => @lease_seconds::double precision)
+WHERE id IN (SELECT id FROM mail_outbox WHERE next_attempt_at <= now()
+             ORDER BY next_attempt_at LIMIT @batch FOR UPDATE SKIP LOCKED)
+RETURNING id, recipient, subject, body, attempts;
+
+-- name: MailSent :exec
+DELETE FROM mail_outbox WHERE id = @id;
+
+-- name: MailFailed :exec
+UPDATE mail_outbox SET last_error = @error,
+       next_attempt_at = now() + make_interval(secs => @retry_in_seconds::double precision)
+WHERE id = @id;
+
+-- name: PendingMail :one
+SELECT count(*) AS pending FROM mail_outbox;

@@ -1,0 +1,62 @@
+"""A local SMTP sink (aiosmtpd in its own thread) the tests read mails from."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import re
+from collections.abc import Iterator
+from email.message import Message
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from tests.servers import free_port
+
+MAIL_WAIT = 15.0  # relay poll (0.1 s) + SMTP timeout (2 s) + backoff, with a wide margin
+
+
+class SmtpSink:
+    """Receives on 127.0.0.1:`port`; `next_mail()` waits for the next one."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.loop = asyncio.get_running_loop()
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.controller: Controller | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.original_content)
+        self.loop.call_soon_threadsafe(self.inbox.put_nowait, message)
+        return "250 OK"
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    async def next_mail(self, wait: float = MAIL_WAIT) -> Message:
+        return await asyncio.wait_for(self.inbox.get(), wait)
+
+
+@contextlib.contextmanager
+def smtp_sink(port: int | None = None) -> Iterator[SmtpSink]:
+    sink = SmtpSink(port)
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+def token_in(message: Message) -> str:
+    body = message.get_payload(decode=True)
+    assert isinstance(body, bytes)
+    found = re.search(r"\?token=([A-Za-z0-9_-]+)", body.decode())
+    assert found, body
+    return found.group(1)

@@ -1,0 +1,573 @@
+"""/v1/auth/* on real PostgreSQL (and Redis for the login limits), mails through a local
+SMTP sink: every route's good and bad paths, the refresh token life cycle (rotation, reuse
+detection, 20 concurrent refreshes), the cookie Origin rule, forged access tokens, and the
+personal id number absent from every response and log line."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from pydantic import SecretStr
+
+from lib.crypto import FieldCipher, generate_key
+from lib.http.keys import REDIS
+from lib.logging import configure_logging
+from lib.resilience.ratelimit import RedisRateLimiter
+from services.users.app import create_app
+from services.users.auth import AUTH_KIT
+from services.users.settings import UsersSettings
+from tests.integration.auth_support import KEYS
+from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
+from tests.servers import env
+from tests.unit import test_auth_tokens as forge
+from tools import seed
+
+ORIGIN = "http://localhost:8080"
+PERSONAL_ID = "PID-7731-QX-90210"  # a value no other text of the run contains
+ENCRYPTION_KEY = generate_key()
+CHEAP_ARGON2 = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024", "ARGON2_PARALLELISM": "1"}
+
+
+def settings(dsn: str, smtp_port: int, **extra: Any) -> UsersSettings:
+    return UsersSettings.model_validate(
+        {
+            "service": "users",
+            "database_url": dsn,
+            "db_pool_max": 25,
+            "jwt_public_key": SecretStr(KEYS[1]),
+            "jwt_private_key": SecretStr(KEYS[0]),
+            "encryption_key": SecretStr(ENCRYPTION_KEY),
+            "points_grpc_addr": "",
+            "argon2_time_cost": 1,
+            "argon2_memory_cost": 1024,
+            "argon2_parallelism": 1,
+            "rate_limit_ip_rate": 1e6,
+            "rate_limit_ip_burst": 10**6,
+            "rate_limit_user_rate": 1e6,
+            "rate_limit_user_burst": 10**6,
+            "login_rate": 1e6,
+            "login_burst": 10**6,
+            "register_rate": 1e6,
+            "register_burst": 10**6,
+            "cors_allow_origins": [ORIGIN],
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp_port,
+            "smtp_timeout": 2.0,
+            "mail_relay_interval": 0.1,
+            "mail_retry_max": 0.2,
+            **extra,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def log_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every log line of this module, checked for the personal id number at the end."""
+    path = tmp_path_factory.mktemp("logs") / "users.log"
+    configure_logging("users", "DEBUG", str(path))
+    yield path
+    configure_logging("fixup")
+    assert PERSONAL_ID not in path.read_text()
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str], log_file: Path) -> str:
+    from lib.auth import passwords
+
+    dsn = migrated_db("users")
+    with env(**CHEAP_ARGON2):
+        passwords.hasher.cache_clear()
+        seed.seed_users(dsn)
+    passwords.hasher.cache_clear()
+    return dsn
+
+
+@pytest.fixture(scope="module")
+async def sink() -> AsyncIterator[SmtpSink]:
+    with smtp_sink() as running:
+        yield running
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, users_dsn: str, sink: SmtpSink) -> Any:
+    return await aiohttp_client(create_app(settings(users_dsn, sink.port)))
+
+
+def new_email() -> str:
+    return f"u{uuid.uuid4().hex[:12]}@fixup.test"
+
+
+def customer(address: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "email": address,
+        "password": "correct horse",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "phone_number": "+44 20 7946 0000",
+        "role": "CUSTOMER",
+        **extra,
+    }
+
+
+async def register(client: Any, sink: SmtpSink, **extra: Any) -> tuple[dict[str, Any], str]:
+    """A new account and the token of its verification mail."""
+    email = new_email()
+    resp = await client.post("/v1/auth/register", json=customer(email, **extra))
+    assert resp.status == 201, await resp.text()
+    user = (await resp.json())["data"]
+    mail = await mail_to(sink, email)
+    return user, token_in(mail)
+
+
+async def mail_to(sink: SmtpSink, email: str) -> Any:
+    """The next mail for `email` (mails of other tests in between are skipped)."""
+    while True:
+        mail = await sink.next_mail()
+        if mail["To"] == email:
+            return mail
+
+
+async def login(client: Any, email: str, password: str = "correct horse") -> Any:
+    resp = await client.post("/v1/auth/login", json={"email": email, "password": password})
+    assert resp.status == 200, await resp.text()
+    return resp
+
+
+async def refresh(client: Any, token: str) -> Any:
+    return await client.post("/v1/auth/refresh", json={"refresh_token": token})
+
+
+# --- register ---------------------------------------------------------------------------
+
+
+async def test_register_answers_the_user_and_mails_a_link(client: Any, sink: SmtpSink) -> None:
+    user, token = await register(client, sink)
+    assert user["email"].endswith("@fixup.test")
+    assert (user["role"], user["verified"], user["picture_url"], user["points"]) == (
+        "CUSTOMER",
+        False,
+        None,
+        None,
+    )
+    assert user["version"] == 1
+    assert len(token) == 43
+
+
+async def test_register_a_provider_stores_the_personal_id_encrypted(
+    client: Any, users_dsn: str, sink: SmtpSink
+) -> None:
+    email = new_email()
+    body = customer(email, role="PROVIDER", personal_id_number=PERSONAL_ID)
+    resp = await client.post("/v1/auth/register", json=body)
+    text = await resp.text()
+    assert resp.status == 201, text
+    assert PERSONAL_ID not in text
+    assert "personal_id" not in text
+    user_id = uuid.UUID((await resp.json())["data"]["id"])
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT personal_id_encrypted, personal_id_last4 FROM provider_details "
+            "WHERE user_id = $1",
+            user_id,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    assert row["personal_id_last4"] == "0210"
+    sealed = bytes(row["personal_id_encrypted"])
+    assert PERSONAL_ID.encode() not in sealed
+    assert FieldCipher(ENCRYPTION_KEY).decrypt(sealed, associated=user_id.bytes) == PERSONAL_ID
+    await mail_to(sink, email)
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"role": "PROVIDER"}, 400),  # no personal id number
+        ({"personal_id_number": "1234-5678"}, 400),  # a CUSTOMER has none
+        ({"role": "ADMIN"}, 403),
+        ({"verified": True}, 403),
+        ({"password": "short"}, 400),
+        ({"password": "x" * 73}, 400),
+        ({"email": "not-an-email"}, 400),
+        ({"nickname": "x"}, 400),
+        ({"first_name": "   "}, 400),
+    ],
+)
+async def test_register_refuses_bad_bodies(
+    client: Any, change: dict[str, Any], status: int
+) -> None:
+    resp = await client.post("/v1/auth/register", json=customer(new_email(), **change))
+    assert resp.status == status, await resp.text()
+    assert (await resp.json())["status"] == status
+
+
+async def test_register_a_duplicate_email_is_409_in_any_case(client: Any, sink: SmtpSink) -> None:
+    user, _ = await register(client, sink)
+    resp = await client.post("/v1/auth/register", json=customer(user["email"].upper()))
+    assert resp.status == 409
+    assert (await resp.json())["code"] == "CONFLICT"
+
+
+async def test_register_replays_with_the_same_idempotency_key(client: Any, sink: SmtpSink) -> None:
+    body, key = customer(new_email()), {"Idempotency-Key": uuid.uuid4().hex}
+    first = await client.post("/v1/auth/register", json=body, headers=key)
+    again = await client.post("/v1/auth/register", json=body, headers=key)
+    assert (first.status, again.status) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert (await first.json()) == (await again.json())
+    await mail_to(sink, body["email"])
+
+
+async def test_register_is_rate_limited_per_ip(
+    aiohttp_client: Any, users_dsn: str, sink: SmtpSink
+) -> None:
+    app = create_app(settings(users_dsn, sink.port, register_rate=0.001, register_burst=1))
+    client = await aiohttp_client(app)
+    first = await client.post("/v1/auth/register", json=customer(new_email()))
+    second = await client.post("/v1/auth/register", json=customer(new_email()))
+    assert (first.status, second.status) == (201, 429)
+    assert int(second.headers["Retry-After"]) >= 1
+
+
+# --- verify, resend ------------------------------------------------------------------------
+
+
+async def test_verify_once_then_409_and_login_says_verified(client: Any, sink: SmtpSink) -> None:
+    user, token = await register(client, sink)
+    resp = await client.post("/v1/auth/verify", json={"token": token})
+    assert resp.status == 204
+    again = await client.post("/v1/auth/verify", json={"token": token})
+    assert again.status == 409
+    body = await (await login(client, user["email"])).json()
+    access = body["data"]["access_token"]
+    claims = forge.jwt.decode(access, KEYS[1], algorithms=["EdDSA"], audience="fixup")
+    assert (claims["sub"], claims["verified"]) == (user["id"], True)
+
+
+@pytest.mark.parametrize("token", ["A" * 43, "short", "has spaces in it here"])
+async def test_verify_unknown_or_malformed_token_is_400(client: Any, token: str) -> None:
+    resp = await client.post("/v1/auth/verify", json={"token": token})
+    assert resp.status == 400
+
+
+async def test_verify_expired_token_is_400(client: Any, sink: SmtpSink, users_dsn: str) -> None:
+    user, token = await register(client, sink)
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        await conn.execute(
+            "UPDATE email_tokens SET created_at = now() - interval '2 days', "
+            "expires_at = now() - interval '1 day' WHERE user_id = $1",
+            uuid.UUID(user["id"]),
+        )
+    finally:
+        await conn.close()
+    resp = await client.post("/v1/auth/verify", json={"token": token})
+    assert resp.status == 400
+
+
+async def test_resend_verification_mails_a_new_link_and_hides_unknown_emails(
+    client: Any, sink: SmtpSink
+) -> None:
+    user, _ = await register(client, sink)
+    unknown = await client.post("/v1/auth/resend-verification", json={"email": new_email()})
+    assert unknown.status == 204
+    resp = await client.post("/v1/auth/resend-verification", json={"email": user["email"]})
+    assert resp.status == 204
+    token = token_in(await mail_to(sink, user["email"]))
+    assert (await client.post("/v1/auth/verify", json={"token": token})).status == 204
+
+
+# --- login ----------------------------------------------------------------------------------
+
+
+async def test_login_answers_the_pair_and_sets_the_cookies(client: Any, sink: SmtpSink) -> None:
+    user, _ = await register(client, sink)
+    resp = await login(client, user["email"].upper())
+    body = (await resp.json())["data"]
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert (body["token_type"], body["expires_in"]) == ("Bearer", 900)
+    cookies = resp.headers.getall("Set-Cookie")
+    access = next(c for c in cookies if c.startswith("fixup_access="))
+    refresh_cookie = next(c for c in cookies if c.startswith("fixup_refresh="))
+    for cookie in (access, refresh_cookie):
+        assert "HttpOnly" in cookie
+        assert "Secure" in cookie
+        assert "SameSite=Strict" in cookie
+    assert "Path=/;" in access + ";"
+    assert "Path=/api/users/v1/auth" in refresh_cookie
+    assert resp.headers["Cache-Control"] == "no-store"
+    me = await client.get("/v1/users", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status == 403  # authenticated (a CUSTOMER may not list users), not 401
+
+
+async def test_seed_users_can_log_in(client: Any) -> None:
+    await login(client, seed.ADMIN.email, seed.DEFAULT_ADMIN_PASSWORD)
+    await login(client, seed.CUSTOMERS[0].email, seed.DEFAULT_USER_PASSWORD)
+
+
+async def test_unknown_email_and_wrong_password_get_the_same_401_in_similar_time(
+    aiohttp_client: Any, users_dsn: str, sink: SmtpSink
+) -> None:
+    # production-like cost so the hash dominates: a skipped hash would show
+    app = create_app(settings(users_dsn, sink.port, argon2_memory_cost=32768, argon2_time_cost=2))
+    client = await aiohttp_client(app)
+    user = (await register(client, sink))[0]["email"]  # hashed with these parameters
+
+    async def timed(email: str) -> tuple[float, dict[str, Any]]:
+        start = time.perf_counter()
+        resp = await client.post("/v1/auth/login", json={"email": email, "password": "wrong!!!"})
+        assert resp.status == 401
+        body = await resp.json()
+        return time.perf_counter() - start, {k: body[k] for k in ("code", "detail", "title")}
+
+    wrong = [await timed(user) for _ in range(5)]
+    unknown = [await timed(new_email()) for _ in range(5)]
+    assert {str(b) for _, b in wrong} == {str(b) for _, b in unknown}
+    median_wrong = sorted(t for t, _ in wrong)[2]
+    median_unknown = sorted(t for t, _ in unknown)[2]
+    assert 0.5 < median_unknown / median_wrong < 2.0, (median_wrong, median_unknown)
+
+
+async def test_login_is_limited_per_email_and_per_ip_in_redis(
+    aiohttp_client: Any, users_dsn: str, sink: SmtpSink, servers: Any, redis_prefix: str
+) -> None:
+    app = create_app(
+        settings(users_dsn, sink.port, redis_url=servers.redis_url, login_rate=0.001, login_burst=3)
+    )
+    client = await aiohttp_client(app)
+    kit = app[AUTH_KIT]
+    assert isinstance(kit.login_limit, RedisRateLimiter)  # REDIS_URL set: shared limits
+    # this run's own keys (Redis is shared and never flushed)
+    kit.login_limit = RedisRateLimiter(
+        app[REDIS], rate=0.001, burst=3, prefix=f"{redis_prefix}login:{uuid.uuid4().hex}:"
+    )
+    email = new_email()
+    statuses = []
+    for _ in range(4):
+        resp = await client.post("/v1/auth/login", json={"email": email, "password": "x"})
+        statuses.append(resp.status)
+    assert statuses == [401, 401, 401, 429]
+    assert int(resp.headers["Retry-After"]) >= 1
+    # another email from the same IP: the IP's budget is spent too
+    other = await client.post("/v1/auth/login", json={"email": new_email(), "password": "x"})
+    assert other.status == 429
+
+
+async def test_login_refuses_bad_bodies(client: Any) -> None:
+    resp = await client.post("/v1/auth/login", json={"email": "a@b.c"})
+    assert resp.status == 400
+    resp = await client.post("/v1/auth/login", data="x", headers={"Content-Type": "text/plain"})
+    assert resp.status == 415
+
+
+# --- refresh token life cycle ---------------------------------------------------------------
+
+
+async def test_refresh_rotates_and_a_replay_revokes_the_family(client: Any, sink: SmtpSink) -> None:
+    user, _ = await register(client, sink)
+    first = (await (await login(client, user["email"])).json())["data"]
+    resp = await refresh(client, first["refresh_token"])
+    assert resp.status == 200
+    second = (await resp.json())["data"]
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    replay = await refresh(client, first["refresh_token"])  # the old one, again
+    assert replay.status == 401
+    # the whole family is revoked: the newest token no longer works either
+    assert (await refresh(client, second["refresh_token"])).status == 401
+    third = (await (await login(client, user["email"])).json())["data"]
+    assert (await refresh(client, third["refresh_token"])).status == 200
+
+
+async def test_twenty_concurrent_refreshes_make_exactly_one_pair(
+    client: Any, sink: SmtpSink, users_dsn: str
+) -> None:
+    user, _ = await register(client, sink)
+    token = (await (await login(client, user["email"])).json())["data"]["refresh_token"]
+    responses = await asyncio.gather(*(refresh(client, token) for _ in range(20)))
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [200] + [401] * 19
+    winner = next(r for r in responses if r.status == 200)
+    new_token = (await winner.json())["data"]["refresh_token"]
+    assert (await refresh(client, new_token)).status == 401
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        families = await conn.fetch(
+            "SELECT revoked_at, revoked_reason FROM refresh_token_families WHERE user_id = $1",
+            uuid.UUID(user["id"]),
+        )
+        tokens = await conn.fetchval(
+            "SELECT count(*) FROM refresh_tokens t JOIN refresh_token_families f "
+            "ON f.id = t.family_id WHERE f.user_id = $1",
+            uuid.UUID(user["id"]),
+        )
+    finally:
+        await conn.close()
+    assert [f["revoked_reason"] for f in families] == ["refresh token reused"]
+    assert tokens == 2  # the login's and the one rotation's
+
+
+async def test_refresh_by_cookie_needs_an_allowed_origin(client: Any, sink: SmtpSink) -> None:
+    user, _ = await register(client, sink)
+    token = (await (await login(client, user["email"])).json())["data"]["refresh_token"]
+    cookie = {"Cookie": f"fixup_refresh={token}"}
+    refused = await client.post("/v1/auth/refresh", headers=cookie)
+    assert refused.status == 403
+    evil = await client.post(
+        "/v1/auth/refresh", headers={**cookie, "Origin": "https://evil.example"}
+    )
+    assert evil.status == 403
+    ok = await client.post("/v1/auth/refresh", headers={**cookie, "Origin": ORIGIN})
+    assert ok.status == 200, await ok.text()
+
+
+async def test_a_cookie_authenticated_write_without_origin_is_403(
+    client: Any, sink: SmtpSink
+) -> None:
+    user, _ = await register(client, sink)
+    access = (await (await login(client, user["email"])).json())["data"]["access_token"]
+    resp = await client.post(
+        "/v1/auth/logout",
+        json={"refresh_token": "A" * 43},
+        headers={"Cookie": f"fixup_access={access}"},
+    )
+    assert resp.status == 403
+
+
+async def test_refresh_unknown_missing_or_expired_is_401(
+    client: Any, sink: SmtpSink, users_dsn: str
+) -> None:
+    assert (await refresh(client, "B" * 43)).status == 401
+    assert (await client.post("/v1/auth/refresh")).status == 401
+    user, _ = await register(client, sink)
+    token = (await (await login(client, user["email"])).json())["data"]["refresh_token"]
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        await conn.execute(
+            "UPDATE refresh_tokens t SET created_at = now() - interval '31 days', "
+            "expires_at = now() - interval '1 day' FROM refresh_token_families f "
+            "WHERE f.id = t.family_id AND f.user_id = $1",
+            uuid.UUID(user["id"]),
+        )
+    finally:
+        await conn.close()
+    assert (await refresh(client, token)).status == 401
+
+
+async def test_logout_revokes_the_family_and_clears_the_cookies(
+    client: Any, sink: SmtpSink
+) -> None:
+    user, _ = await register(client, sink)
+    pair = (await (await login(client, user["email"])).json())["data"]
+    other = (await (await login(client, user["email"])).json())["data"]  # another device
+    resp = await client.post("/v1/auth/logout", json={"refresh_token": pair["refresh_token"]})
+    assert resp.status == 204
+    cleared = resp.headers.getall("Set-Cookie")
+    assert any(c.startswith('fixup_access=""') or "Max-Age=0" in c for c in cleared)
+    assert len(cleared) == 2
+    assert (await refresh(client, pair["refresh_token"])).status == 401
+    assert (await refresh(client, other["refresh_token"])).status == 200
+    assert (await client.post("/v1/auth/logout", json={})).status == 401
+
+
+# --- password reset -------------------------------------------------------------------------
+
+
+async def test_password_reset_sets_the_password_and_revokes_every_family(
+    client: Any, sink: SmtpSink
+) -> None:
+    user, _ = await register(client, sink)
+    sessions = [(await (await login(client, user["email"])).json())["data"] for _ in range(2)]
+    resp = await client.post("/v1/auth/password-reset", json={"email": user["email"]})
+    assert resp.status == 204
+    token = token_in(await mail_to(sink, user["email"]))
+    body = {"token": token, "new_password": "a new secret"}
+    assert (await client.post("/v1/auth/password-reset/confirm", json=body)).status == 204
+    for session in sessions:
+        assert (await refresh(client, session["refresh_token"])).status == 401
+    wrong = await client.post(
+        "/v1/auth/login", json={"email": user["email"], "password": "correct horse"}
+    )
+    assert wrong.status == 401
+    await login(client, user["email"], "a new secret")
+    again = await client.post("/v1/auth/password-reset/confirm", json=body)
+    assert again.status == 400
+
+
+async def test_password_reset_of_an_unknown_email_is_204_and_sends_nothing(
+    client: Any, sink: SmtpSink
+) -> None:
+    email = new_email()
+    resp = await client.post("/v1/auth/password-reset", json={"email": email})
+    assert resp.status == 204
+    marker, _ = await register(client, sink)  # a later mail arrives; none for `email` before it
+    assert sink.inbox.empty()
+    assert marker["email"] != email
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"token": "C" * 43, "new_password": "long enough"},
+        {"token": "C" * 43, "new_password": "short"},
+        {"token": "C" * 43},
+    ],
+)
+async def test_password_reset_confirm_refuses(client: Any, body: dict[str, Any]) -> None:
+    resp = await client.post("/v1/auth/password-reset/confirm", json=body)
+    assert resp.status == 400
+
+
+# --- forged access tokens -------------------------------------------------------------------
+
+FORGERIES = {
+    "expired": forge.forge_expired,
+    "another-key": forge.forge_other_ed25519_key,
+    "alg-none": forge.forge_alg_none,
+    "hs256-with-public-key": forge.forge_hs256_with_public_key,
+    "wrong-iss": forge.claims_case(iss="evil-users"),
+    "wrong-aud": forge.claims_case(aud="other"),
+    "tampered-payload": forge.forge_tampered_payload,
+}
+
+
+@pytest.mark.parametrize("name", list(FORGERIES))
+async def test_forged_access_tokens_are_401(client: Any, name: str) -> None:
+    token = FORGERIES[name](forge.Keys(KEYS[0], KEYS[1]))
+    resp = await client.get("/v1/users", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status == 401
+    body = await resp.json()
+    assert body["code"] == "UNAUTHORIZED"
+    assert body["detail"] == ("token expired" if name == "expired" else "invalid token")
+
+
+async def test_hashing_queue_full_is_503_with_retry_after(
+    aiohttp_client: Any, users_dsn: str, sink: SmtpSink
+) -> None:
+    app = create_app(
+        settings(
+            users_dsn,
+            sink.port,
+            argon2_workers=1,
+            argon2_queue=0,
+            argon2_memory_cost=65536,
+            argon2_time_cost=2,
+        )
+    )
+    client = await aiohttp_client(app)
+    body = {"email": new_email(), "password": "whatever1"}  # the decoy hash: full cost
+    responses = await asyncio.gather(*(client.post("/v1/auth/login", json=body) for _ in range(6)))
+    statuses = sorted(r.status for r in responses)
+    assert 401 in statuses, statuses
+    assert 503 in statuses, statuses
+    busy = next(r for r in responses if r.status == 503)
+    assert int(busy.headers["Retry-After"]) >= 1

@@ -1,0 +1,268 @@
+"""Faults on servers the test starts itself (a throwaway PostgreSQL cluster and Redis on
+free ports) or a latency proxy in front of one: the services answer 503 or degrade during
+the fault, recover without a restart, and lose no acknowledged write."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import asyncpg
+import pytest
+
+from lib.auth.principal import Role
+from tests.e2e.service_process import PROCESS_MARGIN
+from tests.integration.users_support import make_user
+from tests.proxy import TcpProxy, through
+from tests.reliability import figures
+from tests.reliability.budget import WRITERS
+from tests.reliability.stack import bearer, common_env, points_env, start, users_env
+from tests.reliability.throwaway import PgCluster, RedisServer
+from tools import migrate
+from tools.databases import with_database
+from tools.dbadmin import create_database, mysql_connect
+
+ACQUIRE_TIMEOUT = 1.0  # DB_ACQUIRE_TIMEOUT of the services below
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[PgCluster]:
+    pg = await asyncio.to_thread(PgCluster)
+    try:
+        await asyncio.to_thread(pg.start)
+        yield pg
+    finally:
+        await asyncio.to_thread(pg.destroy)
+
+
+@dataclass
+class Writers:
+    """Concurrent creates in a loop; what each answer was, and every acknowledged id."""
+
+    url: str
+    statuses: Counter[int] = field(default_factory=Counter)
+    acknowledged: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # hangs, 5xx other than 503
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=ACQUIRE_TIMEOUT + PROCESS_MARGIN)
+        headers = bearer(Role.ADMIN)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while not self.stop.is_set():
+                body = {"name": f"d-{uuid.uuid4().hex}", "address": "1 Fault Lane"}
+                try:
+                    async with http.post(self.url, json=body, headers=headers) as resp:
+                        answer = await resp.json(content_type=None)
+                        status = resp.status
+                        if status == 201:
+                            self.acknowledged.append(answer["data"]["id"])
+                        elif status == 503 and "Retry-After" not in resp.headers:
+                            self.failures.append("503 without Retry-After")
+                        elif status != 503:
+                            self.failures.append(f"{status}: {answer}")
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    status = 0
+                    self.failures.append(f"no answer: {exc!r}")
+                async with self.changed:
+                    self.statuses[status] += 1
+                    self.changed.notify_all()
+
+    async def until(self, status: int, count: int, seconds: float) -> None:
+        """Wait until `count` more answers with `status` arrive."""
+        target = self.statuses[status] + count
+        async with self.changed:
+            await asyncio.wait_for(
+                self.changed.wait_for(lambda: self.statuses[status] >= target), seconds
+            )
+
+
+async def test_postgres_stopped_and_restarted_under_write_load(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    dsn = with_database(cluster.dsn, "fixup_departments")
+    await asyncio.to_thread(create_database, dsn)
+    await asyncio.to_thread(migrate.up, "departments", dsn)
+    env = common_env("departments", dsn, DB_POOL_MAX="4", DB_ACQUIRE_TIMEOUT=str(ACQUIRE_TIMEOUT))
+    service = await start("departments", env, tmp_path / "svc.log")
+    writers = Writers(f"{service.url}/v1/departments")
+    tasks = [asyncio.create_task(writers.run()) for _ in range(WRITERS)]
+    try:
+        await writers.until(201, 50, PROCESS_MARGIN)
+        await asyncio.to_thread(cluster.stop, "fast")  # the database goes away mid-load
+        await writers.until(503, 3 * WRITERS, PROCESS_MARGIN)
+        await asyncio.to_thread(cluster.start)
+        await writers.until(201, 50, PROCESS_MARGIN * 3)  # recovered, same process
+        assert service.proc.poll() is None, "the service must recover without a restart"
+    finally:
+        writers.stop.set()
+        await asyncio.gather(*tasks)
+        service.stop()
+    assert writers.failures == [], writers.failures[:5]
+    conn = await asyncpg.connect(dsn)
+    try:
+        present = {
+            str(r["id"])
+            for r in await conn.fetch(
+                "SELECT id FROM departments WHERE id = ANY($1::uuid[])", writers.acknowledged
+            )
+        }
+    finally:
+        await conn.close()
+    lost = len(set(writers.acknowledged) - present)
+    figures.add("faults survived", 1)
+    figures.add("acknowledged writes", len(writers.acknowledged))
+    figures.add("acknowledged writes lost", lost)
+    figures.add("503 answers during database outages", writers.statuses[503])
+    print(f"postgres outage: {dict(writers.statuses)}; acknowledged {len(writers.acknowledged)}")
+    assert lost == 0
+
+
+async def test_redis_stopped_rate_limiting_fails_open_with_a_warning(
+    migrated_db: Callable[[str], str], tmp_path: Path
+) -> None:
+    redis_server = RedisServer()
+    await asyncio.to_thread(redis_server.start)
+    env = common_env(
+        "departments",
+        migrated_db("departments"),
+        REDIS_URL=redis_server.url,
+        RATE_LIMIT_IP_RATE="2",
+        RATE_LIMIT_IP_BURST="5",
+    )
+    service = await start("departments", env, tmp_path / "svc.log")
+    url = f"{service.url}/v1/departments?limit=1"
+
+    async def burst() -> Counter[int]:
+        async with aiohttp.ClientSession() as http:
+            statuses: Counter[int] = Counter()
+            for _ in range(20):
+                async with http.get(url) as resp:
+                    statuses[resp.status] += 1
+            return statuses
+
+    try:
+        limited = await burst()
+        assert limited[429] >= 10, limited  # the shared limiter works
+        assert limited[200] <= 10, limited
+        await asyncio.to_thread(redis_server.stop)
+        open_ = await burst()
+        assert open_ == Counter({200: 20}), open_  # fails open: no 429, no 5xx
+        warnings = [
+            line
+            for line in service.log.read_text().splitlines()
+            if "rate_limiter_unavailable" in line
+        ]
+        assert warnings, "failing open must be logged"
+        assert all('"level":"warning"' in w for w in warnings), warnings[:2]
+        await asyncio.to_thread(redis_server.start)  # same port, empty buckets
+        again = await burst()
+        assert again[429] >= 10, again  # limiting again, no restart
+        assert service.proc.poll() is None
+    finally:
+        service.stop()
+        await asyncio.to_thread(redis_server.stop)
+    figures.add("faults survived", 1)
+
+
+async def test_slow_database_gives_fast_503s_not_a_pile_up(
+    migrated_db: Callable[[str], str], tmp_path: Path
+) -> None:
+    dsn = migrated_db("departments")
+    parts = urlsplit(dsn)
+    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    pool = 2
+    env = common_env(
+        "departments",
+        through(dsn, proxy),
+        DB_POOL_MIN=str(pool),
+        DB_POOL_MAX=str(pool),
+        DB_ACQUIRE_TIMEOUT=str(ACQUIRE_TIMEOUT),
+    )
+    service = await start("departments", env, tmp_path / "svc.log")
+    url = f"{service.url}/v1/departments?limit=1"
+    timeout = aiohttp.ClientTimeout(total=ACQUIRE_TIMEOUT + PROCESS_MARGIN)
+
+    async def timed_get(http: aiohttp.ClientSession) -> tuple[int, float, bool]:
+        began = time.monotonic()
+        async with http.get(url) as resp:
+            await resp.read()
+            return resp.status, time.monotonic() - began, "Retry-After" in resp.headers
+
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            proxy.hold()  # the database stops answering: every pooled connection stuck
+            stuck = [asyncio.create_task(timed_get(http)) for _ in range(pool)]
+            await asyncio.wait_for(proxy.held(pool), PROCESS_MARGIN)
+            # 3 x the pool more: each one a fast 503, none queued behind the stuck ones
+            answers = await asyncio.gather(*(timed_get(http) for _ in range(3 * pool)))
+            assert all(s == 503 and retry for s, _, retry in answers), answers
+            assert max(t for _, t, _ in answers) < ACQUIRE_TIMEOUT + PROCESS_MARGIN / 2, answers
+            async with http.get(f"{service.url}/health") as resp:  # the process still answers
+                assert resp.status == 200
+            assert not any(task.done() for task in stuck)
+            proxy.release()
+            assert [s for s, _, _ in await asyncio.gather(*stuck)] == [200] * pool
+            assert (await timed_get(http))[0] == 200
+    finally:
+        proxy.release()
+        service.stop()
+        await proxy.stop()
+    figures.add("faults survived", 1)
+
+
+async def test_points_killed_and_restarted_users_list_degrades_and_recovers(
+    migrated_db: Callable[[str], str], tmp_path: Path
+) -> None:
+    users_dsn, points_dsn = migrated_db("users"), migrated_db("points")
+    user_id = await make_user(users_dsn, Role.CUSTOMER)
+    with mysql_connect(points_dsn) as conn, conn.cursor() as cur:
+        database = urlsplit(points_dsn).path.lstrip("/")
+        cur.execute(
+            f"INSERT INTO `{database}`.user_points (user_id, points) VALUES (%s, 42)",
+            (str(user_id),),
+        )
+    p_env = points_env(points_dsn)
+    points = await start("points", p_env, tmp_path / "points.log")
+    breaker_reset = 1.0
+    u_env = users_env(
+        users_dsn,
+        points_addr=f"127.0.0.1:{p_env['POINTS_GRPC_PORT']}",
+        POINTS_TIMEOUT="0.5",
+        POINTS_BREAKER_RESET=str(breaker_reset),
+    )
+    users = await start("users", u_env, tmp_path / "users.log")
+    moderator = bearer(Role.MODERATOR)
+
+    async def listing() -> tuple[list[int | None], list[str]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{users.url}/v1/users", headers=moderator) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+            body = await resp.json()
+        return [u["points"] for u in body["data"]], body["meta"].get("degraded", [])
+
+    try:
+        assert await listing() == ([42], [])
+        points.stop()  # SIGKILL: no goodbye
+        began = time.monotonic()
+        assert await listing() == ([None], ["points"])
+        assert time.monotonic() - began < 0.5 + PROCESS_MARGIN
+        points = await start("points", p_env, tmp_path / "points2.log")
+        deadline = time.monotonic() + breaker_reset + PROCESS_MARGIN
+        while (got := await listing()) != ([42], []):
+            assert time.monotonic() < deadline, got
+            await asyncio.sleep(0.1)  # the breaker's half-open probe comes after its reset
+    finally:
+        users.stop()
+        points.stop()
+    figures.add("faults survived", 1)

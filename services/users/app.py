@@ -8,7 +8,10 @@ from aiohttp import web
 
 from lib.config import load_settings
 from lib.http.app import create_app as base_app
+from services.users.auth import auth_ctx
+from services.users.auth import routes as auth_routes
 from services.users.handlers import POINTS, routes
+from services.users.mail_relay import mail_ctx
 from services.users.points import PointsLookup
 from services.users.settings import SERVICE, UsersSettings
 
@@ -28,7 +31,10 @@ def create_app(
             app[POINTS] = client
             yield
 
-    return base_app(settings, routes=routes, title=TITLE, cleanup=(points_ctx,))
+    cleanup = (points_ctx, auth_ctx(settings), mail_ctx(settings))
+    app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
+    app.add_routes(auth_routes)
+    return app
 
 
 async def grpc_points(settings: UsersSettings) -> AsyncIterator[PointsLookup | None]:

@@ -100,6 +100,8 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 	$(PY) -m tools.compose check
 	$(PY) -m tools.prometheus check
 	$(PY) -m tools.dashboards check
+	$(PY) -m tools.k8s check
+	$(PY) -m tools.kibana check
 
 procfile: install ## render the Procfile from lib/registry.py
 	$(PY) -m tools.procfile
@@ -132,10 +134,12 @@ proto: install ## generate betterproto2 messages from proto/ into lib/pb
 proto-check: install ## fail when lib/pb is stale against proto/ (CI)
 	$(PY) -m tools.proto check
 
-deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml, Grafana dashboards
+deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml, Grafana dashboards, deploy/k8s/base, Kibana objects
 	$(PY) -m tools.compose
 	$(PY) -m tools.prometheus compose
 	$(PY) -m tools.dashboards
+	$(PY) -m tools.k8s
+	$(PY) -m tools.kibana
 
 up: ## the whole stack in Docker Compose (needs Docker and a .env with the passwords)
 	docker build -t fixup:latest .

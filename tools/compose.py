@@ -3,7 +3,8 @@
 Every built service (one container per replica: chat's two share the DNS name `chat`
 through `deploy.replicas`), the databases, a one-shot `migrate` before the apps, NGINX
 (nginx/compose/), its exporter, Prometheus (observability/prometheus/prometheus.yml),
-Debian-equivalent exporters, cAdvisor and Grafana. `check` (CI) fails when it is stale.
+Debian-equivalent exporters, cAdvisor and Grafana, MinIO, Mailpit, the Swagger UI, and ELK
+(tools/compose_extras.py). `check` (CI) fails when it is stale.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from lib import registry
+from tools import compose_extras as extras
 from tools.generated import ROOT, write_or_check
 from tools.prometheus import EXPORTERS, NGINX_EXPORTER
 
@@ -55,6 +57,7 @@ def app(service: registry.Service) -> dict[str, Any]:
         f"{service.env_prefix}_PORT": str(service.http_port),
         "REDIS_URL": "redis://redis:6379/0",
         "JWT_PUBLIC_KEY": secret("JWT_PUBLIC_KEY"),
+        **extras.mail_storage_env(),
     }
     if service.grpc_port is not None:
         env[f"{service.env_prefix}_GRPC_PORT"] = str(service.grpc_port)
@@ -63,8 +66,12 @@ def app(service: registry.Service) -> dict[str, Any]:
         "command": ["python", "-m", f"services.{service.name}"],
         "environment": env,
         "healthcheck": http_health(service.http_port, "/ready"),
-        "depends_on": {"migrate": {"condition": "service_completed_successfully"}},
+        "depends_on": {
+            "migrate": {"condition": "service_completed_successfully"},
+            **extras.APP_DEPENDS_ON,
+        },
         "restart": "unless-stopped",
+        "labels": extras.LOG_LABELS,
     }
     if service.replicas > 1:
         out["deploy"] = {"replicas": service.replicas}
@@ -180,13 +187,14 @@ def services() -> dict[str, Any]:
         ],
         "depends_on": ["prometheus"],
     }
+    out |= extras.mail_storage_services() | extras.elk()
     return out
 
 
 def render() -> str:
     document = {
         "services": services(),
-        "volumes": {"pgdata": {}, "mariadbdata": {}, "nginxlogs": {}},
+        "volumes": {"pgdata": {}, "mariadbdata": {}, "nginxlogs": {}, **extras.VOLUMES},
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False, width=100)
 

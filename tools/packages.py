@@ -53,7 +53,10 @@ METRICS = (
     Package("prometheus-mysqld-exporter", "MariaDB metrics", ("prometheus-mysqld-exporter",)),
     Package("prometheus-redis-exporter", "Redis metrics", ("prometheus-redis-exporter",)),
 )
-LINTERS = (Package("docker-compose", "docker-compose config (lint)", ("docker-compose",)),)
+LINTERS = (
+    Package("docker-compose", "docker-compose config (lint)", ("docker-compose",)),
+    Package("kubectl", "kubectl kustomize (deploy/k8s overlays)", ("kubectl",)),
+)
 
 TARGETS: dict[str, tuple[Package, ...]] = {
     "run": GATEWAY + NODE + METRICS,

@@ -14,6 +14,7 @@ from lib.auth.tokens import TokenSigner
 from services.catalog.app import create_app
 from tests.integration.auth_support import KEYS, bearer
 from tests.integration.catalog_support import ADMIN, catalog_settings, chain, post, unique
+from tools import seed
 
 PROVIDER_ID = uuid.uuid4()
 
@@ -442,3 +443,22 @@ async def test_provider_links(client: Any, catalog_dsn: str) -> None:
         == 0
     )
     assert (await client.get(f"{url}/providers")).status == 404
+
+
+async def test_the_seeded_catalog_is_served(aiohttp_client: Any, migrated_db: Any) -> None:
+    dsn = migrated_db("catalog")
+    seed.seed_catalog(dsn)
+    client = await aiohttp_client(create_app(catalog_settings(dsn)))
+    types = await (await client.get("/v1/category-types")).json()
+    assert [t["name"] for t in types["data"]] == ["Cleaning", "Home Repair"]
+    services = await (
+        await client.get("/v1/services", params={"subcategory_id": seed.LEAKS})
+    ).json()
+    expected = sorted(
+        (s.name, s.id, f"{s.base_price:.2f}")
+        for s in seed.SERVICES
+        if s.subcategory_id == seed.LEAKS
+    )
+    assert expected  # the seed has services there
+    assert [(s["name"], s["id"], s["base_price"]) for s in services["data"]] == expected
+    assert services["meta"]["total"] == len(expected)

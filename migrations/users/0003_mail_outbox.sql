@@ -1,6 +1,6 @@
 -- 0003_mail_outbox: mail written in the transaction of the change that causes it (a
 -- registration, a reset request) and delivered by the relay of the users process
--- (services/users/mail_relay.py, ADR 0008). A row is deleted once the mail is sent, so
+-- (services/users/mail_relay.py, ADR 0010). A row is deleted once the mail is sent, so
 -- the links it carries do not outlive their delivery.
 
 CREATE TABLE mail_outbox (

@@ -1,4 +1,4 @@
-"""The /v1/auth routes (docs/api.md, "users"; ADR 0008): registration, email verification,
+"""The /v1/auth routes (docs/api.md, "users"; ADR 0010): registration, email verification,
 login, refresh token rotation with reuse detection, logout, password reset.
 
 Rules this module keeps:

@@ -1,4 +1,4 @@
-"""The mail outbox relay of the users process (ADR 0008).
+"""The mail outbox relay of the users process (ADR 0010).
 
 Handlers write a `mail_outbox` row in the transaction of the change that causes the mail,
 so a mail exists exactly when its change committed. This task delivers them: claim due

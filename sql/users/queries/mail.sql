@@ -1,4 +1,4 @@
--- The mail outbox (ADR 0008): written in the transaction that causes the mail, delivered by
+-- The mail outbox (ADR 0010): written in the transaction that causes the mail, delivered by
 -- services/users/mail_relay.py.
 
 -- name: EnqueueMail :exec

@@ -49,3 +49,8 @@ async def users(users_dsn: str, logs: Path) -> AsyncIterator[Service]:
     service = await start("users", users_env(users_dsn, DB_POOL_MAX="4"), logs / "users.log")
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="module")
+def points_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("points")

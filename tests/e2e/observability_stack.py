@@ -134,7 +134,7 @@ async def live_stack(
     gateway: Gateway | None = None
     exporter_proc: Exporter | None = None
     try:
-        for svc in ("departments", "users", "points"):
+        for svc in ("departments", "users", "catalog", "points"):
             port = free_port()
             env = service_env(svc, migrated_db(svc), port, tmp)
             if svc == "points":
@@ -144,8 +144,8 @@ async def live_stack(
         for service in services.values():
             await service.wait_healthy()
         down = free_port()
-        upstreams = {s: [f"127.0.0.1:{down}"] for s in ("catalog", "orders", "chat")}
-        upstreams |= {s: targets[s] for s in ("departments", "users")}
+        upstreams = {s: [f"127.0.0.1:{down}"] for s in ("orders", "chat")}
+        upstreams |= {s: targets[s] for s in ("departments", "users", "catalog")}
         gateway = await Gateway(tmp, upstreams, tmp / "docs").start()
         exporter_proc = await Exporter(tmp, gateway.access_log, gateway.status_url).start()
         targets["nginx"] = [f"127.0.0.1:{exporter_proc.port}"]

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install lint format typecheck test test-unit migrate-up migrate-down migrate-status \
+.PHONY: help install lint format typecheck test test-reliability test-unit migrate-up migrate-down migrate-status \
 	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs
 
@@ -37,6 +37,9 @@ test: install ## the whole suite against real PostgreSQL, MariaDB and Redis (ins
 	@$(PY) -m tools.packages ensure test
 	@$(MAKE) --no-print-directory swagger-deps || echo "note: the Swagger UI test needs: make swagger-deps"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-reliability: install ## the full reliability suite (more fuzz cases, 60 s load phases; make test runs a bounded one)
+	RELIABILITY_FULL=1 $(VENV)/bin/pytest tests/reliability -p no:randomly $(PYTEST_ARGS)
 
 test-unit: install ## unit tests only (no servers)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -1,0 +1,130 @@
+"""Load: wrk at each HTTP service's saturation point (no 5xx, p99 printed), and the rate
+limiter holding its configured rate within 10% across two replicas sharing Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import aiohttp
+
+from lib.auth.principal import Role
+from tests.e2e.service_process import PROCESS_MARGIN, Service
+from tests.reliability import figures
+from tests.reliability.budget import LOAD_SECONDS
+from tests.reliability.stack import common_env, start, token
+from tests.reliability.throwaway import RedisServer
+from tests.servers import free_port
+
+CONNECTIONS = 32  # well past the point where 2 cores are saturated
+
+
+def wrk(url: str, seconds: float, headers: dict[str, str] | None = None) -> str:
+    binary = shutil.which("wrk")
+    assert binary, "wrk is missing: apt-get install -y wrk"
+    command = [binary, "-t2", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", url]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def count_by_status(service: Service, route: str) -> dict[str, float]:
+    async with aiohttp.ClientSession() as http, http.get(f"{service.url}/metrics") as r:
+        text = await r.text()
+    counts: dict[str, float] = {}
+    pattern = (
+        rf'http_requests_total\{{[^}}]*route="{re.escape(route)}"[^}}]*status="(\d+)"\}} (\S+)'
+    )
+    for status, value in re.findall(pattern, text):
+        counts[status] = counts.get(status, 0) + float(value)
+    return counts
+
+
+async def saturate(service: Service, name: str, path: str, route: str, **headers: str) -> None:
+    output = await asyncio.to_thread(wrk, service.url + path, LOAD_SECONDS, headers)
+    counts = await count_by_status(service, route)
+    fives = sum(v for s, v in counts.items() if s.startswith("5"))
+    served = sum(counts.values())
+    p99 = re.search(r"99%\s+(\S+)", output)
+    rate = re.search(r"Requests/sec:\s+(\S+)", output)
+    assert p99, output
+    assert rate, output
+    print(f"wrk {name} {path}: {rate.group(1)} req/s, p99 {p99.group(1)}, statuses {counts}")
+    figures.put(f"load {name}: req/s", float(rate.group(1)))
+    figures.put(f"load {name}: p99 ms", _ms(p99.group(1)))
+    assert served > 0
+    assert fives == 0, counts
+    assert set(counts) == {"200"}, counts  # nothing refused either: limits are open here
+
+
+async def test_departments_list_at_saturation(departments: Service) -> None:
+    await saturate(departments, "departments", "/v1/departments?limit=50", "/v1/departments")
+
+
+async def test_users_list_at_saturation(users: Service) -> None:
+    moderator = {"Authorization": f"Bearer {token(Role.MODERATOR)}"}
+    await saturate(users, "users", "/v1/users?limit=20", "/v1/users", **moderator)
+
+
+async def test_rate_limit_holds_across_two_replicas_sharing_redis(
+    departments_dsn: str, tmp_path: Path
+) -> None:
+    # a Redis of its own: the limiter's keys carry no run prefix, other runs share 127.0.0.1
+    redis_server = RedisServer()
+    await asyncio.to_thread(redis_server.start)
+    rate, burst = 50.0, 10
+    env = common_env(
+        "departments",
+        departments_dsn,
+        REDIS_URL=redis_server.url,
+        RATE_LIMIT_IP_RATE=str(rate),
+        RATE_LIMIT_IP_BURST=str(burst),
+    )
+    replicas = [
+        await start("departments", {**env, "DEPARTMENTS_PORT": port}, tmp_path / f"r{i}.log")
+        for i, port in enumerate([env["DEPARTMENTS_PORT"], str(free_port())])
+    ]
+    try:
+        began = time.monotonic()
+        await asyncio.gather(
+            *(
+                asyncio.to_thread(wrk, f"{r.url}/v1/departments?limit=1", LOAD_SECONDS)
+                for r in replicas
+            )
+        )
+        took = time.monotonic() - began
+        counts = [await count_by_status(r, "/v1/departments") for r in replicas]
+    finally:
+        for r in replicas:
+            r.stop()
+        await asyncio.to_thread(redis_server.stop)
+    accepted = sum(c.get("200", 0) for c in counts)
+    refused = sum(c.get("429", 0) for c in counts)
+    fives = sum(v for c in counts for s, v in c.items() if s.startswith("5"))
+    # wrk's own start-up and the last in-flight requests: measured wall time is an upper bound
+    expected_low, expected_high = rate * LOAD_SECONDS + burst, rate * took + burst
+    print(
+        f"rate limit: {accepted:g} accepted, {refused:g} refused in {took:.2f}s "
+        f"(configured {rate:g}/s + burst {burst})"
+    )
+    figures.put("rate limiter: accepted / configured", accepted / (rate * took + burst))
+    assert fives == 0, counts
+    assert refused > accepted  # the load really went past the limit
+    assert 0.9 * expected_low <= accepted <= 1.1 * expected_high, (accepted, took)
+    assert took < LOAD_SECONDS + PROCESS_MARGIN
+
+
+def _ms(wrk_time: str) -> float:
+    """wrk's '49.11ms' / '1.20s' / '900.00us' in milliseconds."""
+    for unit, factor in (("ms", 1.0), ("us", 0.001), ("s", 1000.0)):
+        if wrk_time.endswith(unit):
+            return float(wrk_time[: -len(unit)]) * factor
+    raise AssertionError(wrk_time)

@@ -53,6 +53,7 @@ METRICS = (
     Package("prometheus-mysqld-exporter", "MariaDB metrics", ("prometheus-mysqld-exporter",)),
     Package("prometheus-redis-exporter", "Redis metrics", ("prometheus-redis-exporter",)),
 )
+LOAD = (Package("wrk", "the load tests (tests/reliability) and bench/", ("wrk",)),)
 LINTERS = (
     Package("docker-compose", "docker-compose config (lint)", ("docker-compose",)),
     Package("kubectl", "kubectl kustomize (deploy/k8s overlays)", ("kubectl",)),
@@ -60,8 +61,8 @@ LINTERS = (
 
 TARGETS: dict[str, tuple[Package, ...]] = {
     "run": GATEWAY + NODE + METRICS,
-    "test": GATEWAY + NODE + BROWSER + METRICS + LINTERS,
-    "ci": SERVERS + BUILD + GATEWAY + NODE + BROWSER + METRICS + LINTERS,
+    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS,
+    "ci": SERVERS + BUILD + GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS,
 }
 
 

@@ -56,7 +56,8 @@ def test_missing_and_not_installable_says_how(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(packages, "SBIN", ())
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    for package in ("node", "npm", *(p.name for p in packages.METRICS + packages.LINTERS)):
+    others = packages.METRICS + packages.LOAD + packages.LINTERS
+    for package in ("node", "npm", *(p.name for p in others)):
         fake_command(tmp_path, package)
     assert packages.main(["ensure", "test"]) == 0
     err = capsys.readouterr().err

@@ -32,6 +32,12 @@ async function main() {
     const select = page.locator(".topbar .download-url-wrapper select");
     await select.waitFor({ timeout: 20000 });
     result.services = await select.locator("option").allTextContents();
+    // the first document listed is shown first: pick departments' by name
+    await select.selectOption({ label: "departments" });
+    await page
+      .locator('.opblock-summary-path[data-path="/v1/departments"]')
+      .first()
+      .waitFor({ timeout: 20000 });
 
     const summaries = page.locator(".opblock .opblock-summary");
     await summaries.first().waitFor({ timeout: 20000 });

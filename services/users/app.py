@@ -7,12 +7,17 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from lib.config import load_settings
+from lib.http.app import CleanupCtx
 from lib.http.app import create_app as base_app
 from services.users.auth import auth_ctx
 from services.users.auth import routes as auth_routes
 from services.users.handlers import POINTS, routes
 from services.users.mail_relay import mail_ctx
+from services.users.pictures import routes as picture_routes
+from services.users.pictures import storage_ctx
 from services.users.points import PointsLookup
+from services.users.profiles import departments_ctx
+from services.users.profiles import routes as profile_routes
 from services.users.settings import SERVICE, UsersSettings
 
 TITLE = "Fixup users"
@@ -31,9 +36,17 @@ def create_app(
             app[POINTS] = client
             yield
 
-    cleanup = (points_ctx, auth_ctx(settings), mail_ctx(settings))
+    cleanup: tuple[CleanupCtx, ...] = (
+        points_ctx,
+        auth_ctx(settings),
+        mail_ctx(settings),
+        storage_ctx(settings),
+        departments_ctx(settings),
+    )
     app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
     app.add_routes(auth_routes)
+    app.add_routes(profile_routes)
+    app.add_routes(picture_routes)
     return app
 
 

@@ -16,8 +16,10 @@ from lib.http.listing import Page, parse_list
 from lib.http.openapi import operation
 from services.users.db import users as q
 from services.users.db.models import UserRole
+from services.users.pictures import picture_url
 from services.users.points import PointsLookup, points_for
 from services.users.schemas import ORDERBY, UserListQuery, UserOut
+from services.users.user_json import user_json
 
 routes = web.RouteTableDef()
 TAGS = ["users"]
@@ -37,26 +39,6 @@ def statistics(row: q.UserStatisticsRow | None) -> dict[str, Any]:
         "count": row.total,
         "age": {"min": row.min_age, "max": row.max_age, "avg": row.avg_age},
         "salary": {"min": row.min_salary, "max": row.max_salary, "avg": row.avg_salary},
-    }
-
-
-def user_json(row: q.ListUsersRow, points: dict[str, int] | None) -> dict[str, Any]:
-    user_id = str(row.id)
-    return {
-        "id": user_id,
-        "email": row.email,
-        "first_name": row.first_name,
-        "last_name": row.last_name,
-        "phone_number": row.phone_number,
-        "role": row.role,
-        "verified": row.verified,
-        "department_id": row.department_id,
-        "age": row.age,
-        "salary": row.salary,
-        "picture_url": None,  # signed picture URLs come with the pictures (auth issue)
-        "points": None if points is None else points.get(user_id, 0),
-        "version": row.version,
-        "created_at": row.created_at,
     }
 
 
@@ -113,4 +95,6 @@ async def list_users(request: web.Request) -> web.Response:
     meta["total"] = meta["statistics"]["count"]
     if points is None and rows:
         meta["degraded"] = ["points"]
-    return json_response({"data": [user_json(r, points) for r in rows], "meta": meta})
+    urls = [await picture_url(request.app, r.picture_key) for r in rows]
+    users = [user_json(r, points, url) for r, url in zip(rows, urls, strict=True)]
+    return json_response({"data": users, "meta": meta})

@@ -18,7 +18,7 @@ class UsersSettings(ServiceSettings):
     points_timeout: float = Field(0.5, gt=0, description="Deadline of one points call (s).")
     points_breaker_threshold: int = Field(3, ge=1)
     points_breaker_reset: float = Field(10.0, gt=0)
-    # --- auth flows (services/users/auth.py, ADR 0008)
+    # --- auth flows (services/users/auth.py, ADR 0010)
     encryption_key: SecretStr = Field(
         SecretStr(""), description="base64 of 32 bytes: AES-GCM key of personal id numbers."
     )
@@ -43,3 +43,18 @@ class UsersSettings(ServiceSettings):
     smtp_timeout: float = Field(10.0, gt=0)
     mail_relay_interval: float = Field(5.0, gt=0, description="Outbox poll period (s).")
     mail_retry_max: float = Field(300.0, gt=0, description="Longest wait between attempts.")
+    # --- profiles (services/users/profiles.py): the departments check, picture storage
+    departments_url: str = "http://127.0.0.1:8101"
+    departments_timeout: float = Field(1.0, gt=0, description="Deadline of one attempt (s).")
+    departments_breaker_threshold: int = Field(3, ge=1)
+    departments_breaker_reset: float = Field(10.0, gt=0)
+    storage_dir: str = "var/storage"
+    storage_url_ttl: int = Field(3600, ge=1, description="Lifetime of a picture URL (s).")
+    storage_signing_key: SecretStr = Field(
+        SecretStr("dev-only-storage-signing-key"), description="HMAC key of local picture URLs."
+    )
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: SecretStr = SecretStr("")

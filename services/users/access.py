@@ -1,0 +1,55 @@
+"""Who may see or change a user: self, MODERATOR/ADMIN to see, ADMIN to change another.
+
+A caller who may not see the user gets 404 (its existence is not revealed); one who may
+see it but not change it gets 403.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from lib.auth.principal import Principal, Role, is_self_or, require_verified
+from lib.errors import Forbidden, NotFound
+from lib.http.guards import authenticated, path_uuid
+
+SEE = (Role.MODERATOR, Role.ADMIN)
+
+
+def target(request: web.Request, name: str = "id") -> tuple[Principal, uuid.UUID]:
+    """The caller and the user `{id|me}` names (401 without a token)."""
+    principal = authenticated(request)
+    if request.match_info[name] == "me":
+        return principal, principal.user_id
+    return principal, path_uuid(request, name)
+
+
+def no_such_user() -> NotFound:
+    return NotFound("no such user")
+
+
+def visible(request: web.Request) -> tuple[Principal, uuid.UUID]:
+    principal, user_id = target(request)
+    if not is_self_or(principal, user_id, *SEE):
+        raise no_such_user()
+    return principal, user_id
+
+
+def editable(request: web.Request) -> tuple[Principal, uuid.UUID]:
+    """Self or ADMIN; anyone changing their own profile must have verified their email."""
+    principal, user_id = visible(request)
+    if principal.role is Role.ADMIN:
+        return principal, user_id
+    if principal.user_id != user_id:
+        raise Forbidden("only the user or an ADMIN may change this user")
+    require_verified(principal)
+    return principal, user_id
+
+
+def self_or_admin(request: web.Request) -> tuple[Principal, uuid.UUID]:
+    """Like editable, without the verified guard (deleting one's account needs none)."""
+    principal, user_id = visible(request)
+    if principal.user_id != user_id and principal.role is not Role.ADMIN:
+        raise Forbidden("only the user or an ADMIN may change this user")
+    return principal, user_id

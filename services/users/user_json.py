@@ -1,0 +1,63 @@
+"""The User shape of every users response (the list, one user, PATCH)."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from decimal import Decimal
+from typing import Any, Protocol
+
+from services.users.db.models import UserRole
+
+
+class UserFields(Protocol):
+    """What user_json reads: the generated User row and the list's row both have it."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def first_name(self) -> str: ...
+    @property
+    def last_name(self) -> str: ...
+    @property
+    def phone_number(self) -> str: ...
+    @property
+    def role(self) -> UserRole: ...
+    @property
+    def verified(self) -> bool: ...
+    @property
+    def department_id(self) -> uuid.UUID | None: ...
+    @property
+    def age(self) -> int | None: ...
+    @property
+    def salary(self) -> Decimal | None: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def created_at(self) -> datetime.datetime: ...
+
+
+def user_json(
+    row: UserFields, points: dict[str, int] | None, picture_url: str | None
+) -> dict[str, Any]:
+    """`points`: the batch the points service answered (None when degraded);
+    `picture_url`: already signed (lib/storage), None without a picture."""
+    user_id = str(row.id)
+    return {
+        "id": user_id,
+        "email": row.email,
+        "first_name": row.first_name,
+        "last_name": row.last_name,
+        "phone_number": row.phone_number,
+        "role": row.role,
+        "verified": row.verified,
+        "department_id": row.department_id,
+        "age": row.age,
+        "salary": row.salary,
+        "picture_url": picture_url,
+        "points": None if points is None else points.get(user_id, 0),
+        "version": row.version,
+        "created_at": row.created_at,
+    }

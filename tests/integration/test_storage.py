@@ -1,0 +1,226 @@
+"""Pictures on both backends (a local directory; S3 on moto's server on a free loopback
+port): upload by content, replace and delete (the old object gone), type and size
+refusals, and the signed local URL (tampered, expired, keys outside the root)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import aiohttp
+import pytest
+from aiobotocore.session import get_session
+from aiohttp import BodyPartReader, StreamReader
+from moto.server import ThreadedMotoServer
+
+from lib.storage import LocalStorage, ObjectNotFound
+from lib.storage.base import CapExceeded, read_capped
+from services.users.app import create_app
+from services.users.pictures import MAX_PICTURE, STORAGE
+from tests.integration.users_support import auth, make_user, users_settings
+from tests.servers import free_port
+
+PNG = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + b"\x00" * 17
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + b"\x00" * 64
+S3_KEYS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    deadline = time.monotonic() + 10
+    while True:  # wait for the port to accept
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"moto did not listen on 127.0.0.1:{port} within 10 s")
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+async def client(
+    request: Any, aiohttp_client: Any, users_dsn: str, tmp_path: Path, moto_url: str
+) -> Any:
+    extra: dict[str, Any] = {"storage_dir": str(tmp_path)}
+    if request.param == "s3":
+        bucket = f"pictures-{uuid.uuid4().hex[:12]}"
+        async with get_session().create_client(
+            "s3", region_name="us-east-1", endpoint_url=moto_url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        ) as s3:  # fmt: skip
+            await s3.create_bucket(Bucket=bucket)
+        extra |= {"s3_bucket": bucket, "s3_endpoint_url": moto_url, **S3_KEYS}
+    return await aiohttp_client(create_app(users_settings(users_dsn, **extra)))
+
+
+async def exists(client: Any, key: str) -> bool:
+    """Is the object stored, asked of the backend itself (not through the app)?"""
+    storage = client.app[STORAGE]
+    if isinstance(storage, LocalStorage):
+        return storage.path(key).is_file()
+    listed = await storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=key)
+    return any(item["Key"] == key for item in listed.get("Contents", []))
+
+
+def form(data: bytes, content_type: str) -> aiohttp.FormData:
+    body = aiohttp.FormData()
+    body.add_field("image", data, filename="p", content_type=content_type)
+    return body
+
+
+async def upload(client: Any, headers: dict[str, str], data: bytes, ctype: str) -> Any:
+    return await client.put("/v1/users/me/picture", data=form(data, ctype), headers=headers)
+
+
+async def picture_key(client: Any, headers: dict[str, str]) -> tuple[str, str]:
+    resp = await client.get("/v1/users/me", headers=headers)
+    url: str = (await resp.json())["data"]["picture_url"]
+    key = url.split("?")[0].rsplit("/", 1)[1]
+    return url, key
+
+
+async def download(client: Any, url: str) -> tuple[int, bytes]:
+    if url.startswith("/"):
+        resp = await client.get(url)
+        return resp.status, await resp.read()
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return resp.status, await resp.read()
+
+
+async def test_upload_by_content_replace_and_delete(client: Any, users_dsn: str) -> None:
+    me = auth(await make_user(users_dsn))
+    resp = await upload(client, me, PNG, "text/plain")  # the content decides, not the header
+    assert resp.status == 204, await resp.text()
+    url, first = await picture_key(client, me)
+    assert first.endswith(".png")
+    assert await exists(client, first)
+    assert await download(client, url) == (200, PNG)
+
+    assert (await upload(client, me, JPEG, "image/png")).status == 204
+    url, second = await picture_key(client, me)
+    assert second.endswith(".jpg")
+    assert second != first
+    assert await download(client, url) == (200, JPEG)
+    assert not await exists(client, first)  # the old object was deleted
+
+    me_now = await (await client.get("/v1/users/me", headers=me)).json()
+    etag = f'"{me_now["data"]["version"]}"'
+    resp = await client.delete("/v1/users/me", headers={**me, "If-Match": etag})
+    assert resp.status == 204
+    assert not await exists(client, second)  # the anonymising delete removed it
+
+
+@pytest.mark.parametrize(
+    ("data", "ctype", "status"),
+    [
+        (b"just some text, not an image", "image/png", 415),
+        (b"", "image/png", 415),
+        (PNG + b"\x00" * (6 * 1024 * 1024), "image/png", 413),
+    ],
+)
+async def test_refused_uploads_store_nothing(
+    client: Any, users_dsn: str, data: bytes, ctype: str, status: int
+) -> None:
+    me = auth(await make_user(users_dsn))
+    resp = await upload(client, me, data, ctype)
+    assert resp.status == status, await resp.text()
+    body = await (await client.get("/v1/users/me", headers=me)).json()
+    assert body["data"]["picture_url"] is None
+
+
+async def test_six_mib_without_content_length_is_413(client: Any, users_dsn: str) -> None:
+    """Chunked: no length to refuse up front, so the streaming cap decides."""
+    me = auth(await make_user(users_dsn))
+    boundary = "b0undary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield head + PNG
+        for _ in range(6 * 16):
+            yield b"\x00" * (64 * 1024)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = {**me, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    resp = await client.put("/v1/users/me/picture", data=chunks(), headers=headers)
+    assert resp.status == 413
+    assert (await resp.json())["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_the_cap_never_reads_past_the_limit() -> None:
+    """A real multipart part over a 6 MiB stream: read_capped stops just past 5 MiB and
+    the rest is still unread in the stream."""
+    total = 6 * 1024 * 1024
+    protocol = mock.Mock(_reading_paused=False)  # the transport only; the stream is real
+    stream = StreamReader(protocol, 2**23, loop=asyncio.get_running_loop())  # never pauses
+    stream.feed_data(b"\x00" * total + b"\r\n--b--\r\n")
+    stream.feed_eof()
+    part = BodyPartReader(b"--b", {}, stream)  # type: ignore[arg-type]
+    with pytest.raises(CapExceeded):
+        await read_capped(part.read_chunk, MAX_PICTURE)
+    left = len(await stream.read())
+    # read: the limit, the chunk that crossed it, and one chunk of aiohttp's look-ahead
+    # for the boundary; the remaining ~0.9 MiB never left the stream
+    assert left >= total - MAX_PICTURE - 2 * 64 * 1024
+
+
+async def test_local_urls_are_signed_and_expire(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path, signing_key=b"k" * 32, ttl=60)
+    key = "A" * 32 + ".png"
+    await storage.put(key, PNG, "image/png")
+    url = await storage.url(key)
+    expires = int(url.split("expires=")[1].split("&")[0])
+    sig = url.split("sig=")[1]
+    assert storage.check(key, str(expires), sig)
+    assert not storage.check(key, str(expires + 1), sig)  # tampered expiry
+    assert not storage.check("B" * 32 + ".png", str(expires), sig)  # another key
+    assert not storage.check(key, str(expires), sig, now=expires + 1)  # expired
+    for bad in ("../etc/passwd", "..", "A" * 32 + ".png/../x", "/etc/passwd.png", "a.exe"):
+        with pytest.raises(ObjectNotFound):
+            storage.path(bad)
+
+
+async def test_the_picture_route_refuses_tampered_expired_and_outside_keys(
+    aiohttp_client: Any, users_dsn: str, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(users_settings(users_dsn, storage_dir=str(tmp_path))))
+    me = auth(await make_user(users_dsn))
+    assert (await upload(client, me, PNG, "image/png")).status == 204
+    url, key = await picture_key(client, me)
+    assert (await client.get(url)).status == 200
+    storage: LocalStorage = client.app[STORAGE]
+    tampered = url[:-4] + ("0000" if not url.endswith("0000") else "1111")
+    assert (await client.get(tampered)).status == 403
+    past = int(time.time()) - 10
+    expired = f"/v1/pictures/{key}?expires={past}&sig={storage.sign(key, past)}"
+    assert (await client.get(expired)).status == 403
+    assert (await client.get(f"/v1/pictures/{key}")).status == 403  # unsigned
+    (tmp_path.parent / "secret.png").write_bytes(PNG)
+    future = int(time.time()) + 60
+    for bad in ("..%2Fsecret.png", "..", "%2E%2E%2Fsecret.png"):
+        resp = await client.get(f"/v1/pictures/{bad}?expires={future}&sig=00")
+        assert resp.status == 404, bad
+    missing = "Z" * 32 + ".png"
+    resp = await client.get(
+        f"/v1/pictures/{missing}?expires={future}&sig={storage.sign(missing, future)}"
+    )
+    assert resp.status == 404

@@ -1,0 +1,343 @@
+"""One user on real PostgreSQL with a real departments app: GET/PATCH/DELETE
+/v1/users/{id|me}, the password change, the provider card, the access rules and attacks
+(another user, mass assignment, cookie writes without Origin), and the departments check
+behind its breaker (unknown id, down, open, recovered)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from lib.auth.passwords import verify_password
+from lib.auth.principal import Role
+from services.departments.app import create_app as departments_app
+from services.users.app import create_app
+from tests.integration.auth_support import settings_for
+from tests.integration.users_support import (
+    PASSWORD,
+    auth,
+    fetch_row,
+    make_user,
+    users_settings,
+)
+from tests.proxy import TcpProxy
+
+BREAKER_RESET = 1.0
+DEPT_TIMEOUT = 1.0
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
+
+
+@pytest.fixture(scope="module")
+async def department(departments_dsn: str) -> uuid.UUID:
+    conn = await asyncpg.connect(departments_dsn)
+    try:
+        dept: uuid.UUID = await conn.fetchval(
+            "INSERT INTO departments (name, address) VALUES ($1, 'Somewhere 1') RETURNING id",
+            f"Dept {uuid.uuid4().hex[:8]}",
+        )
+    finally:
+        await conn.close()
+    return dept
+
+
+@pytest.fixture
+async def departments_proxy(aiohttp_server: Any, departments_dsn: str) -> AsyncIterator[TcpProxy]:
+    """The real departments app, reached through a proxy the test can take away."""
+    server = await aiohttp_server(departments_app(settings_for(departments_dsn)))
+    proxy = await TcpProxy("127.0.0.1", server.port).start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Any, users_dsn: str, departments_proxy: TcpProxy, tmp_path: Any
+) -> Any:
+    settings = users_settings(
+        users_dsn,
+        departments_url=f"http://127.0.0.1:{departments_proxy.port}",
+        departments_timeout=DEPT_TIMEOUT,
+        departments_breaker_threshold=2,
+        departments_breaker_reset=BREAKER_RESET,
+        storage_dir=str(tmp_path),
+    )
+    return await aiohttp_client(create_app(settings))
+
+
+async def get_me(client: Any, headers: dict[str, str]) -> tuple[dict[str, Any], str]:
+    resp = await client.get("/v1/users/me", headers=headers)
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["data"], resp.headers["ETag"]
+
+
+async def patch(
+    client: Any, target: str, body: Any, headers: dict[str, str], etag: str | None = '"1"'
+) -> Any:
+    extra = {} if etag is None else {"If-Match": etag}
+    return await client.patch(f"/v1/users/{target}", json=body, headers={**headers, **extra})
+
+
+async def test_read_me_and_by_id(client: Any, users_dsn: str) -> None:
+    user_id = await make_user(users_dsn)
+    me, tag = await get_me(client, auth(user_id))
+    assert tag == '"1"'
+    assert me["id"] == str(user_id)
+    assert (me["first_name"], me["role"], me["age"], me["picture_url"]) == (
+        "Ada",
+        "CUSTOMER",
+        36,
+        None,
+    )
+    assert set(me) == {
+        "id", "email", "first_name", "last_name", "phone_number", "role", "verified",
+        "department_id", "age", "salary", "picture_url", "points", "version", "created_at",
+    }  # fmt: skip
+    resp = await client.get(f"/v1/users/{user_id}", headers=auth(user_id))
+    assert (await resp.json())["data"] == me
+    moderator = auth(await make_user(users_dsn, Role.MODERATOR), Role.MODERATOR)
+    resp = await client.get(f"/v1/users/{user_id}", headers=moderator)
+    assert resp.status == 200
+    assert (await resp.json())["data"]["id"] == str(user_id)
+
+
+async def test_bad_paths_of_read(client: Any, users_dsn: str) -> None:
+    assert (await client.get("/v1/users/me")).status == 401
+    admin = auth(uuid.uuid4(), Role.ADMIN)
+    assert (await client.get(f"/v1/users/{uuid.uuid4()}", headers=admin)).status == 404
+    resp = await client.get("/v1/users/not-a-uuid", headers=admin)
+    assert resp.status == 400
+
+
+async def test_a_customer_cannot_see_or_change_another_user(client: Any, users_dsn: str) -> None:
+    victim = await make_user(users_dsn)
+    attacker = auth(await make_user(users_dsn))
+    assert (await client.get(f"/v1/users/{victim}", headers=attacker)).status == 404
+    resp = await patch(client, str(victim), {"first_name": "Mallory"}, attacker)
+    assert resp.status == 404
+    resp = await client.delete(f"/v1/users/{victim}", headers={**attacker, "If-Match": '"1"'})
+    assert resp.status == 404
+    resp = await client.put(f"/v1/users/{victim}/picture", headers=attacker, data=b"x")
+    assert resp.status == 404
+    row = await fetch_row(users_dsn, "SELECT first_name, deleted_at FROM users WHERE id=$1", victim)
+    assert (row["first_name"], row["deleted_at"]) == ("Ada", None)
+
+
+async def test_a_moderator_sees_but_may_not_change(client: Any, users_dsn: str) -> None:
+    user_id = await make_user(users_dsn)
+    moderator = auth(await make_user(users_dsn, Role.MODERATOR), Role.MODERATOR)
+    resp = await patch(client, str(user_id), {"first_name": "Mod"}, moderator)
+    assert resp.status == 403
+    assert (await resp.json())["code"] == "FORBIDDEN"
+
+
+async def test_patch_absent_keeps_null_clears(
+    client: Any, users_dsn: str, department: uuid.UUID
+) -> None:
+    user_id = await make_user(users_dsn)
+    me = auth(user_id)
+    body = {"last_name": "King", "salary": "1234.50", "department_id": str(department)}
+    resp = await patch(client, "me", body, me)
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["ETag"] == '"2"'
+    got = (await resp.json())["data"]
+    assert (got["first_name"], got["last_name"], got["age"]) == ("Ada", "King", 36)
+    assert (got["salary"], got["department_id"], got["version"]) == (
+        "1234.50",
+        str(department),
+        2,
+    )
+    resp = await patch(client, "me", {"age": None, "department_id": None}, me, etag='"2"')
+    got = (await resp.json())["data"]
+    assert (got["age"], got["department_id"], got["salary"]) == (None, None, "1234.50")
+    resp = await patch(client, "me", {"first_name": None}, me, etag='"3"')
+    assert resp.status == 400
+    assert (await resp.json())["errors"][0]["field"] == "first_name"
+
+
+async def test_patch_needs_a_current_if_match(client: Any, users_dsn: str) -> None:
+    me = auth(await make_user(users_dsn))
+    assert (await patch(client, "me", {"age": 40}, me, etag=None)).status == 428
+    resp = await patch(client, "me", {"age": 40}, me, etag='"7"')
+    assert resp.status == 412
+    assert (await get_me(client, me))[0]["age"] == 36
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"role": "ADMIN"}, 403),
+        ({"verified": False}, 403),
+        ({"version": 9}, 403),
+        ({"email": "x@example.com"}, 403),
+        ({"first_name": "Eve", "is_admin": True}, 400),
+        ({}, 400),
+    ],
+)
+async def test_mass_assignment_is_refused(
+    client: Any, users_dsn: str, body: dict[str, Any], status: int
+) -> None:
+    user_id = await make_user(users_dsn)
+    resp = await patch(client, "me", body, auth(user_id))
+    assert resp.status == status, await resp.text()
+    row = await fetch_row(users_dsn, "SELECT role, version FROM users WHERE id=$1", user_id)
+    assert (row["role"], row["version"]) == ("CUSTOMER", 1)
+
+
+async def test_an_admin_sets_role_and_verified_but_never_version(
+    client: Any, users_dsn: str
+) -> None:
+    user_id = await make_user(users_dsn)
+    admin = auth(uuid.uuid4(), Role.ADMIN)
+    resp = await patch(client, str(user_id), {"version": 5}, admin)
+    assert resp.status == 403
+    resp = await patch(client, str(user_id), {"role": "PROVIDER", "verified": False}, admin)
+    assert resp.status == 200, await resp.text()
+    got = (await resp.json())["data"]
+    assert (got["role"], got["verified"]) == ("PROVIDER", False)
+
+
+async def test_an_unverified_user_may_not_edit_the_profile(client: Any, users_dsn: str) -> None:
+    user_id = await make_user(users_dsn)
+    resp = await patch(client, "me", {"age": 1}, auth(user_id, verified=False))
+    assert resp.status == 403
+
+
+async def test_a_cookie_write_needs_an_allowed_origin(client: Any, users_dsn: str) -> None:
+    user_id = await make_user(users_dsn)
+    token = auth(user_id)["Authorization"].removeprefix("Bearer ")
+    cookie = {"Cookie": f"fixup_access={token}", "If-Match": '"1"'}
+    resp = await client.patch("/v1/users/me", json={"age": 50}, headers=cookie)
+    assert resp.status == 403
+    evil = {**cookie, "Origin": "https://evil.example"}
+    assert (await client.patch("/v1/users/me", json={"age": 50}, headers=evil)).status == 403
+    assert (await get_me(client, auth(user_id)))[0]["age"] == 36
+    good = {**cookie, "Origin": "https://app.fixup.test"}
+    resp = await client.patch("/v1/users/me", json={"age": 50}, headers=good)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["data"]["age"] == 50
+
+
+async def test_an_unknown_department_is_404_naming_it(client: Any, users_dsn: str) -> None:
+    me = auth(await make_user(users_dsn))
+    unknown = uuid.uuid4()
+    resp = await patch(client, "me", {"department_id": str(unknown)}, me)
+    assert resp.status == 404
+    problem = await resp.json()
+    assert str(unknown) in problem["detail"]
+    assert problem["errors"][0]["field"] == "department_id"
+    assert (await get_me(client, me))[0]["version"] == 1
+
+
+async def test_departments_down_opens_the_breaker_then_recovers(
+    client: Any, users_dsn: str, department: uuid.UUID, departments_proxy: TcpProxy
+) -> None:
+    me = auth(await make_user(users_dsn))
+    body = {"department_id": str(department)}
+    port = departments_proxy.port
+    await departments_proxy.stop()
+    for _ in range(2):  # the threshold: each call is refused, retried, then 503
+        resp = await patch(client, "me", body, me)
+        assert resp.status == 503
+        assert (await resp.json())["code"] == "SERVICE_UNAVAILABLE"
+    started = time.monotonic()
+    resp = await patch(client, "me", body, me)
+    elapsed = time.monotonic() - started
+    assert resp.status == 503
+    assert (await resp.json())["code"] == "CIRCUIT_OPEN"
+    assert "Retry-After" in resp.headers
+    assert elapsed < DEPT_TIMEOUT / 2  # open: no network call at all
+    metrics = await (await client.get("/metrics")).text()
+    assert 'circuit_breaker_state{dependency="departments",service="users"} 1.0' in metrics
+
+    await departments_proxy.start(port)
+    deadline = time.monotonic() + BREAKER_RESET + 5 * DEPT_TIMEOUT
+    while True:  # the breaker lets a trial through once its reset timeout has passed
+        resp = await patch(client, "me", body, me)
+        if resp.status == 200 or time.monotonic() > deadline:
+            break
+        assert (await resp.json())["code"] == "CIRCUIT_OPEN"
+        await client.get("/health")  # yield to the loop between probes
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["data"]["department_id"] == str(department)
+
+
+async def test_delete_anonymises_and_revokes(client: Any, users_dsn: str) -> None:
+    user_id = await make_user(users_dsn)
+    me = auth(user_id)
+    assert (await client.delete("/v1/users/me", headers=me)).status == 428
+    assert (await client.delete("/v1/users/me", headers={**me, "If-Match": '"3"'})).status == 412
+    resp = await client.delete("/v1/users/me", headers={**me, "If-Match": '"1"'})
+    assert resp.status == 204
+    row = await fetch_row(users_dsn, "SELECT * FROM users WHERE id=$1", user_id)
+    assert row["email"] == f"deleted+{user_id}@invalid"
+    assert (row["first_name"], row["last_name"], row["age"]) == ("Deleted", "Deleted", None)
+    assert row["disabled_at"] is not None
+    assert row["deleted_at"] is not None
+    assert not verify_password(row["password_hash"], PASSWORD)
+    family = await fetch_row(
+        users_dsn, "SELECT revoked_at, revoked_reason FROM refresh_token_families WHERE user_id=$1",
+        user_id,
+    )  # fmt: skip
+    assert family["revoked_at"] is not None
+    assert family["revoked_reason"] == "account deleted"
+    assert (await client.get("/v1/users/me", headers=me)).status == 404
+    resp = await client.delete("/v1/users/me", headers={**me, "If-Match": '"2"'})
+    assert resp.status == 404
+
+
+async def test_an_admin_deletes_another_user(client: Any, users_dsn: str) -> None:
+    user_id = await make_user(users_dsn)
+    admin = auth(uuid.uuid4(), Role.ADMIN)
+    resp = await client.delete(f"/v1/users/{user_id}", headers={**admin, "If-Match": '"1"'})
+    assert resp.status == 204
+    row = await fetch_row(users_dsn, "SELECT first_name FROM users WHERE id=$1", user_id)
+    assert row["first_name"] == "Deleted"
+
+
+async def test_change_password(client: Any, users_dsn: str) -> None:
+    user_id = await make_user(users_dsn)
+    me = auth(user_id)
+    url = "/v1/users/me/password"
+    wrong = {"old_password": "not it at all", "new_password": "a new secret"}
+    resp = await client.post(url, json=wrong, headers=me)
+    assert resp.status == 400
+    assert (await resp.json())["errors"][0]["field"] == "old_password"
+    short = {"old_password": PASSWORD, "new_password": "short"}
+    assert (await client.post(url, json=short, headers=me)).status == 400
+    assert (await client.post(url, json={"old_password": PASSWORD})).status == 401
+    resp = await client.post(
+        url, json={"old_password": PASSWORD, "new_password": "a new secret"}, headers=me
+    )
+    assert resp.status == 204, await resp.text()
+    row = await fetch_row(users_dsn, "SELECT password_hash FROM users WHERE id=$1", user_id)
+    assert verify_password(row["password_hash"], "a new secret")
+    assert not verify_password(row["password_hash"], PASSWORD)
+    family = await fetch_row(
+        users_dsn, "SELECT revoked_reason FROM refresh_token_families WHERE user_id=$1", user_id
+    )
+    assert family["revoked_reason"] == "password changed"
+
+
+async def test_provider_card_is_public_for_providers_only(client: Any, users_dsn: str) -> None:
+    provider = await make_user(users_dsn, Role.PROVIDER)
+    resp = await client.get(f"/v1/providers/{provider}")
+    assert resp.status == 200
+    assert (await resp.json())["data"] == {
+        "id": str(provider),
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "picture_url": None,
+        "department_id": None,
+    }
+    customer = await make_user(users_dsn)
+    assert (await client.get(f"/v1/providers/{customer}")).status == 404
+    assert (await client.get("/v1/providers/nope")).status == 400

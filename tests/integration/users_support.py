@@ -1,0 +1,74 @@
+"""Helpers of the users profile tests: a users app on real servers, users made in SQL,
+tokens for them."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+import asyncpg
+from pydantic import SecretStr
+
+from lib.auth.passwords import make_hasher
+from lib.auth.principal import Role
+from lib.auth.tokens import TokenSigner
+from services.users.settings import UsersSettings
+from tests.integration.auth_support import KEYS
+
+CHEAP = make_hasher(1, 8, 1)  # verification reads the cost from the hash itself
+PASSWORD = "correct horse battery"
+
+
+def users_settings(dsn: str, **extra: Any) -> UsersSettings:
+    return UsersSettings.model_validate(
+        {
+            "service": "users",
+            "database_url": dsn,
+            "jwt_public_key": SecretStr(KEYS[1]),
+            "jwt_private_key": SecretStr(KEYS[0]),
+            "encryption_key": SecretStr(base64.b64encode(b"k" * 32).decode()),
+            "argon2_time_cost": 1,
+            "argon2_memory_cost": 8,
+            "argon2_parallelism": 1,
+            "points_grpc_addr": "",
+            "rate_limit_ip_rate": 1e6,
+            "rate_limit_ip_burst": 10**6,
+            "rate_limit_user_rate": 1e6,
+            "rate_limit_user_burst": 10**6,
+            "cors_allow_origins": ["https://app.fixup.test"],
+            **extra,
+        }
+    )
+
+
+async def make_user(dsn: str, role: Role = Role.CUSTOMER, **fields: Any) -> uuid.UUID:
+    """A user row (password PASSWORD) and one open refresh family; returns its id."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        user_id: uuid.UUID = await conn.fetchval(
+            "INSERT INTO users (email, password_hash, first_name, last_name, phone_number,"
+            " role, verified, age) VALUES ($1, $2, 'Ada', 'Lovelace', '+1 555 0100', $3,"
+            " true, $4) RETURNING id",
+            f"{uuid.uuid4().hex}@example.com",
+            CHEAP.hash(PASSWORD),
+            str(role),
+            fields.get("age", 36),
+        )
+        await conn.execute("INSERT INTO refresh_token_families (user_id) VALUES ($1)", user_id)
+    finally:
+        await conn.close()
+    return user_id
+
+
+def auth(user_id: uuid.UUID, role: Role = Role.CUSTOMER, verified: bool = True) -> dict[str, str]:
+    value, _ = TokenSigner(KEYS[0], 900).issue(user_id, role, verified)
+    return {"Authorization": f"Bearer {value}"}
+
+
+async def fetch_row(dsn: str, sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchrow(sql, *args)
+    finally:
+        await conn.close()

@@ -15,6 +15,8 @@ from aiohttp import web
 from apispec import APISpec
 from pydantic import BaseModel, TypeAdapter
 
+from lib.http.middleware import UNSAFE_METHODS
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 ERROR_TEXT = {
@@ -116,7 +118,7 @@ class _Builder:
             )
         return params
 
-    def operation(self, path: str, op: Operation) -> dict[str, Any]:
+    def operation(self, path: str, op: Operation, *, write: bool = False) -> dict[str, Any]:
         params: list[dict[str, Any]] = [
             {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
             for name in re.findall(r"{(\w+)}", path)
@@ -147,7 +149,7 @@ class _Builder:
             "summary": op.summary,
             "tags": op.tags,
             "operationId": op.extra.get("operationId") or _operation_id(op.summary),
-            "responses": self.responses(op),
+            "responses": self.responses(op, write=write),
         }
         if op.description:
             result["description"] = op.description
@@ -166,7 +168,7 @@ class _Builder:
                 ).strip()
         return result
 
-    def responses(self, op: Operation) -> dict[str, Any]:
+    def responses(self, op: Operation, *, write: bool = False) -> dict[str, Any]:
         responses: dict[str, Any] = {}
         headers = {"ETag": {"schema": {"type": "string"}}} if op.etag else {}
         if op.response is None:
@@ -181,6 +183,8 @@ class _Builder:
         codes = set(op.errors) | {429}
         if op.roles is not None:
             codes |= {401}
+            if write:  # a cookie-authenticated write without an allowed Origin
+                codes |= {403}
         if op.body is not None:
             codes |= {400, 413, 415}
         if op.query is not None:
@@ -253,7 +257,8 @@ def build_spec(app: web.Application, *, service: str, title: str, version: str) 
         if op is None or route.resource is None or route.method == "HEAD":
             continue
         path = route.resource.canonical
-        paths.setdefault(path, {})[route.method.lower()] = builder.operation(path, op)
+        operation = builder.operation(path, op, write=route.method in UNSAFE_METHODS)
+        paths.setdefault(path, {})[route.method.lower()] = operation
     for path in sorted(paths):
         spec.path(path=path, operations=dict(sorted(paths[path].items())))
     result: dict[str, Any] = spec.to_dict()

@@ -15,7 +15,7 @@ from aiohttp import web
 from lib.auth.principal import Role
 from lib.clients.departments import DepartmentsClient
 from lib.clients.http import JsonHttpClient
-from lib.errors import FieldError, NotFound, ServiceUnavailable, ValidationFailed
+from lib.errors import FieldError, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
 from lib.http.body import parse_body
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import authenticated, path_uuid
@@ -185,8 +185,8 @@ async def change_password(request: web.Request) -> web.Response:
     body = await parse_body(request, PasswordChange)
     async with request.app[DB].acquire() as conn:
         row = await users_q.get_user(conn, id=principal.user_id)
-    if row is None or row.disabled_at is not None:
-        raise no_such_user()
+    if row is None or row.disabled_at is not None:  # a token that outlived its account
+        raise Unauthorized("the account of this token no longer exists")
     wrong = ValidationFailed(
         "the old password is wrong", errors=[FieldError("old_password", "wrong password")]
     )

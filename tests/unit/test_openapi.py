@@ -205,6 +205,7 @@ def test_authed_patch_operation(spec: dict[str, Any]) -> None:
         "200",
         "400",
         "401",
+        "403",  # an authenticated write: a cookie without an allowed Origin
         "404",
         "412",
         "413",

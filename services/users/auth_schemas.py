@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from lib.auth.principal import Role
 from lib.http.fields import omit_default, single_line
 
-# argon2 takes any length, but bcrypt-era clients cap at 72 bytes; API.md says 8..72
+# argon2 takes any length, but bcrypt-era clients cap at 72 bytes; docs/api.md says 8..72
 Password = Annotated[str, StringConstraints(min_length=8, max_length=72)]
 Email = Annotated[
     str,

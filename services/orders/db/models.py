@@ -67,6 +67,7 @@ class Job:
     created_at: datetime.datetime
     updated_at: datetime.datetime
     completed_at: datetime.datetime | None
+    started_at: datetime.datetime | None
 
 
 @dataclass

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import AsyncGenerator
 from uuid import UUID
 
-from lib.db.runtime import PgConn
+from lib.db.runtime import PgConn, status_rows
 
 from . import models
 from .models import OrderStatus
@@ -111,3 +111,338 @@ async def create_order(
             row[11],
         )
     )
+
+
+PROVIDER_INVOLVED = """
+SELECT EXISTS (SELECT 1 FROM offers f WHERE f.order_id = $1::uuid AND f.provider_id = $2::uuid)
+    OR EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = $1::uuid AND j.provider_id = $2::uuid)
+    AS involved
+"""
+
+
+async def provider_involved(conn: PgConn, *, order_id: UUID, provider_id: UUID) -> bool | None:
+    """
+    SELECT EXISTS (SELECT 1 FROM offers f WHERE f.order_id = $1::uuid AND f.provider_id = $2::uuid)
+        OR EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = $1::uuid AND j.provider_id = $2::uuid)
+        AS involved
+    """
+    row = await conn.fetchrow(PROVIDER_INVOLVED, order_id, provider_id)
+    return None if row is None else row[0]
+
+
+COUNT_ORDERS = """
+SELECT count(*) FROM orders o
+WHERE ($1::boolean
+       OR o.customer_id = $2::uuid
+       OR (o.status = 'OPEN' AND o.service_id = ANY($3::uuid[]))
+       OR EXISTS (SELECT 1 FROM offers f WHERE f.order_id = o.id AND f.provider_id = $2::uuid)
+       OR EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = o.id AND j.provider_id = $2::uuid))
+  AND ($4::order_status IS NULL OR o.status = $4::order_status)
+  AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
+  AND ($6::text IS NULL
+       OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%')
+"""
+
+
+async def count_orders(
+    conn: PgConn,
+    *,
+    see_all: bool,
+    viewer_id: UUID,
+    offered: list[UUID],
+    status: OrderStatus | None,
+    service_id: UUID | None,
+    search: str | None,
+) -> int | None:
+    """
+    SELECT count(*) FROM orders o
+    WHERE ($1::boolean
+           OR o.customer_id = $2::uuid
+           OR (o.status = 'OPEN' AND o.service_id = ANY($3::uuid[]))
+           OR EXISTS (SELECT 1 FROM offers f WHERE f.order_id = o.id AND f.provider_id = $2::uuid)
+           OR EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = o.id AND j.provider_id = $2::uuid))
+      AND ($4::order_status IS NULL OR o.status = $4::order_status)
+      AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
+      AND ($6::text IS NULL
+           OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%')
+    """
+    row = await conn.fetchrow(COUNT_ORDERS, see_all, viewer_id, offered, status, service_id, search)
+    return None if row is None else row[0]
+
+
+LIST_ORDERS = """
+SELECT o.id, o.customer_id, o.customer_name, o.service_id, o.description, o.address, o.time_start, o.time_end, o.status, o.version, o.created_at, o.updated_at FROM orders o
+WHERE ($1::boolean
+       OR o.customer_id = $2::uuid
+       OR (o.status = 'OPEN' AND o.service_id = ANY($3::uuid[]))
+       OR EXISTS (SELECT 1 FROM offers f WHERE f.order_id = o.id AND f.provider_id = $2::uuid)
+       OR EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = o.id AND j.provider_id = $2::uuid))
+  AND ($4::order_status IS NULL OR o.status = $4::order_status)
+  AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
+  AND ($6::text IS NULL
+       OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%')
+ORDER BY
+  CASE WHEN $7::boolean = false THEN o.created_at END ASC,
+  CASE WHEN $7::boolean THEN o.created_at END DESC,
+  CASE WHEN $7::boolean = false THEN o.id END ASC,
+  CASE WHEN $7::boolean THEN o.id END DESC
+LIMIT $9 OFFSET $8
+"""
+
+
+async def list_orders(
+    conn: PgConn,
+    *,
+    see_all: bool,
+    viewer_id: UUID,
+    offered: list[UUID],
+    status: OrderStatus | None,
+    service_id: UUID | None,
+    search: str | None,
+    descending: bool,
+    row_offset: int,
+    row_limit: int,
+) -> list[models.Order]:
+    """
+    SELECT o.id, o.customer_id, o.customer_name, o.service_id, o.description, o.address, o.time_start, o.time_end, o.status, o.version, o.created_at, o.updated_at FROM orders o
+    WHERE ($1::boolean
+           OR o.customer_id = $2::uuid
+           OR (o.status = 'OPEN' AND o.service_id = ANY($3::uuid[]))
+           OR EXISTS (SELECT 1 FROM offers f WHERE f.order_id = o.id AND f.provider_id = $2::uuid)
+           OR EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = o.id AND j.provider_id = $2::uuid))
+      AND ($4::order_status IS NULL OR o.status = $4::order_status)
+      AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
+      AND ($6::text IS NULL
+           OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%')
+    ORDER BY
+      CASE WHEN $7::boolean = false THEN o.created_at END ASC,
+      CASE WHEN $7::boolean THEN o.created_at END DESC,
+      CASE WHEN $7::boolean = false THEN o.id END ASC,
+      CASE WHEN $7::boolean THEN o.id END DESC
+    LIMIT $9 OFFSET $8
+    """
+    rows = await conn.fetch(
+        LIST_ORDERS,
+        see_all,
+        viewer_id,
+        offered,
+        status,
+        service_id,
+        search,
+        descending,
+        row_offset,
+        row_limit,
+    )
+    return [
+        models.Order(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            row[9],
+            row[10],
+            row[11],
+        )
+        for row in rows
+    ]
+
+
+async def iter_list_orders(
+    conn: PgConn,
+    *,
+    see_all: bool,
+    viewer_id: UUID,
+    offered: list[UUID],
+    status: OrderStatus | None,
+    service_id: UUID | None,
+    search: str | None,
+    descending: bool,
+    row_offset: int,
+    row_limit: int,
+) -> AsyncGenerator[models.Order, None]:
+    """Like list_orders(), row by row; needs a transaction."""
+    async for row in conn.cursor(
+        LIST_ORDERS,
+        see_all,
+        viewer_id,
+        offered,
+        status,
+        service_id,
+        search,
+        descending,
+        row_offset,
+        row_limit,
+    ):
+        yield models.Order(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            row[9],
+            row[10],
+            row[11],
+        )
+
+
+UPDATE_ORDER = """
+UPDATE orders
+SET description = coalesce($1, description),
+    address = coalesce($2, address),
+    time_start = coalesce($3, time_start),
+    time_end = coalesce($4, time_end),
+    version = version + 1,
+    updated_at = now()
+WHERE id = $5 AND customer_id = $6 AND version = $7 AND status = 'OPEN'
+RETURNING id, customer_id, customer_name, service_id, description, address, time_start, time_end, status, version, created_at, updated_at
+"""
+
+
+async def update_order(
+    conn: PgConn,
+    *,
+    description: str | None,
+    address: str | None,
+    time_start: datetime.datetime | None,
+    time_end: datetime.datetime | None,
+    id: UUID,
+    customer_id: UUID,
+    version: int,
+) -> models.Order | None:
+    """
+    UPDATE orders
+    SET description = coalesce($1, description),
+        address = coalesce($2, address),
+        time_start = coalesce($3, time_start),
+        time_end = coalesce($4, time_end),
+        version = version + 1,
+        updated_at = now()
+    WHERE id = $5 AND customer_id = $6 AND version = $7 AND status = 'OPEN'
+    RETURNING id, customer_id, customer_name, service_id, description, address, time_start, time_end, status, version, created_at, updated_at
+    """
+    row = await conn.fetchrow(
+        UPDATE_ORDER, description, address, time_start, time_end, id, customer_id, version
+    )
+    return (
+        None
+        if row is None
+        else models.Order(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            row[9],
+            row[10],
+            row[11],
+        )
+    )
+
+
+CANCEL_ORDER = """
+UPDATE orders SET status = 'CANCELLED', version = version + 1, updated_at = now()
+WHERE id = $1 AND customer_id = $2 AND status = 'OPEN'
+RETURNING id, customer_id, customer_name, service_id, description, address, time_start, time_end, status, version, created_at, updated_at
+"""
+
+
+async def cancel_order(conn: PgConn, *, id: UUID, customer_id: UUID) -> models.Order | None:
+    """
+    UPDATE orders SET status = 'CANCELLED', version = version + 1, updated_at = now()
+    WHERE id = $1 AND customer_id = $2 AND status = 'OPEN'
+    RETURNING id, customer_id, customer_name, service_id, description, address, time_start, time_end, status, version, created_at, updated_at
+    """
+    row = await conn.fetchrow(CANCEL_ORDER, id, customer_id)
+    return (
+        None
+        if row is None
+        else models.Order(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            row[9],
+            row[10],
+            row[11],
+        )
+    )
+
+
+ASSIGN_ORDER = """
+UPDATE orders SET status = 'ASSIGNED', version = version + 1, updated_at = now()
+WHERE id = $1 AND customer_id = $2 AND status = 'OPEN'
+RETURNING id, customer_id, customer_name, service_id, description, address, time_start, time_end, status, version, created_at, updated_at
+"""
+
+
+async def assign_order(conn: PgConn, *, id: UUID, customer_id: UUID) -> models.Order | None:
+    """
+    UPDATE orders SET status = 'ASSIGNED', version = version + 1, updated_at = now()
+    WHERE id = $1 AND customer_id = $2 AND status = 'OPEN'
+    RETURNING id, customer_id, customer_name, service_id, description, address, time_start, time_end, status, version, created_at, updated_at
+    """
+    row = await conn.fetchrow(ASSIGN_ORDER, id, customer_id)
+    return (
+        None
+        if row is None
+        else models.Order(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            row[9],
+            row[10],
+            row[11],
+        )
+    )
+
+
+COMPLETE_ORDER = """
+UPDATE orders SET status = 'COMPLETED', version = version + 1, updated_at = now()
+WHERE id = $1 AND status = 'ASSIGNED'
+"""
+
+
+async def complete_order(conn: PgConn, *, id: UUID) -> int:
+    """
+    UPDATE orders SET status = 'COMPLETED', version = version + 1, updated_at = now()
+    WHERE id = $1 AND status = 'ASSIGNED'
+    """
+    return status_rows(await conn.execute(COMPLETE_ORDER, id))
+
+
+REOPEN_ORDER = """
+UPDATE orders SET status = 'OPEN', version = version + 1, updated_at = now()
+WHERE id = $1 AND status = 'ASSIGNED'
+"""
+
+
+async def reopen_order(conn: PgConn, *, id: UUID) -> int:
+    """
+    UPDATE orders SET status = 'OPEN', version = version + 1, updated_at = now()
+    WHERE id = $1 AND status = 'ASSIGNED'
+    """
+    return status_rows(await conn.execute(REOPEN_ORDER, id))

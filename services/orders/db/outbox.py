@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from uuid import UUID
 
 from lib.db import runtime
 from lib.db.runtime import JSON, PgConn
 
 from . import models
+
+
+@dataclass
+class OutboxBacklogRow:
+    pending: int
+    oldest_age_seconds: float
+
 
 ENQUEUE_OUTBOX = """
 INSERT INTO outbox (topic, aggregate_id, payload, idempotency_key)
@@ -127,3 +135,102 @@ async def count_pending_outbox(conn: PgConn) -> int | None:
     """
     row = await conn.fetchrow(COUNT_PENDING_OUTBOX)
     return None if row is None else row[0]
+
+
+LEASE_OUTBOX = """
+UPDATE outbox SET available_at = now() + make_interval(secs => $1::float8),
+                  attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE delivered_at IS NULL AND available_at <= now()
+    ORDER BY available_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at
+"""
+
+
+async def lease_outbox(
+    conn: PgConn, *, lease_seconds: float, batch_size: int
+) -> list[models.Outbox]:
+    """
+    UPDATE outbox SET available_at = now() + make_interval(secs => $1::float8),
+                      attempts = attempts + 1
+    WHERE id IN (
+        SELECT id FROM outbox
+        WHERE delivered_at IS NULL AND available_at <= now()
+        ORDER BY available_at, id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED)
+    RETURNING id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at
+    """
+    rows = await conn.fetch(LEASE_OUTBOX, lease_seconds, batch_size)
+    return [
+        models.Outbox(
+            row[0],
+            row[1],
+            row[2],
+            (runtime.json_loads(row[3]) if isinstance(row[3], str) else row[3]),
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+        )
+        for row in rows
+    ]
+
+
+async def iter_lease_outbox(
+    conn: PgConn, *, lease_seconds: float, batch_size: int
+) -> AsyncGenerator[models.Outbox, None]:
+    """Like lease_outbox(), row by row; needs a transaction."""
+    async for row in conn.cursor(LEASE_OUTBOX, lease_seconds, batch_size):
+        yield models.Outbox(
+            row[0],
+            row[1],
+            row[2],
+            (runtime.json_loads(row[3]) if isinstance(row[3], str) else row[3]),
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+        )
+
+
+DEFER_OUTBOX = """
+UPDATE outbox
+SET last_error = $1, available_at = now() + make_interval(secs => $2::float8)
+WHERE id = $3 AND delivered_at IS NULL
+"""
+
+
+async def defer_outbox(
+    conn: PgConn, *, last_error: str | None, retry_in_seconds: float, id: int
+) -> None:
+    """
+    UPDATE outbox
+    SET last_error = $1, available_at = now() + make_interval(secs => $2::float8)
+    WHERE id = $3 AND delivered_at IS NULL
+    """
+    await conn.execute(DEFER_OUTBOX, last_error, retry_in_seconds, id)
+
+
+OUTBOX_BACKLOG = """
+SELECT count(*) AS pending,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
+FROM outbox WHERE delivered_at IS NULL
+"""
+
+
+async def outbox_backlog(conn: PgConn) -> OutboxBacklogRow | None:
+    """
+    SELECT count(*) AS pending,
+           coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
+    FROM outbox WHERE delivered_at IS NULL
+    """
+    row = await conn.fetchrow(OUTBOX_BACKLOG)
+    return None if row is None else OutboxBacklogRow(*row)

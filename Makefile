@@ -79,11 +79,12 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/mysql tests/codegen/patch_pg
 
 run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all)
-	@test -f var/keys/jwt_public.pem || $(PY) -m tools.keys --dir var/keys
+	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null
 	$(PY) -m tools.seed
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
 	JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
+	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -f Procfile
 
 bench: install ## every benchmark in bench/ (ratios measured side by side; needs wrk)
@@ -109,7 +110,7 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 procfile: install ## render the Procfile from lib/registry.py
 	$(PY) -m tools.procfile
 
-keys: install ## write a development Ed25519 key pair to var/keys (force=1 to replace)
+keys: install ## write development keys (Ed25519 JWT pair, ENCRYPTION_KEY) to var/keys (force=1 to replace)
 	$(PY) -m tools.keys --dir var/keys $(if $(force),--force)
 
 nginx-conf: install ## render nginx/ into var/nginx and check it with nginx -t

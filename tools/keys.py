@@ -1,8 +1,11 @@
-"""Development JWT keys: `python -m tools.keys [--dir var/keys] [--force]`.
+"""Development keys: `python -m tools.keys [--dir var/keys] [--force | --missing]`.
 
 Writes an Ed25519 pair, `jwt_private.pem` (mode 0600) and `jwt_public.pem`, for the
-users service to sign and every service to verify with. Refuses to overwrite an
-existing key unless `--force`. Production keys come from the deployment, not from here.
+users service to sign and every service to verify with, and `encryption.key` (mode 0600,
+the users service's ENCRYPTION_KEY: personal id numbers). Refuses to overwrite an existing
+key unless `--force` (which makes personal id numbers sealed under the old key unreadable);
+`--missing` writes only what is absent (what `make run` does). Production keys come from
+the deployment, not from here.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ import sys
 from pathlib import Path
 
 from lib.auth.tokens import generate_keypair
+from lib.crypto import generate_key
 
 PRIVATE_NAME = "jwt_private.pem"
 PUBLIC_NAME = "jwt_public.pem"
 PRIVATE_ENV = "JWT_PRIVATE_KEY_FILE"
 PUBLIC_ENV = "JWT_PUBLIC_KEY_FILE"
+ENCRYPTION_NAME = "encryption.key"
+ENCRYPTION_ENV = "ENCRYPTION_KEY_FILE"
 
 
 def _write(path: Path, data: str, mode: int, overwrite: bool) -> None:
@@ -58,23 +64,53 @@ def write_keys(directory: Path, force: bool = False) -> tuple[Path, Path]:
     return private_path, public_path
 
 
+def write_encryption_key(directory: Path, force: bool = False) -> Path:
+    """A new ENCRYPTION_KEY (base64 of 32 bytes) in `directory`; FileExistsError unless `force`."""
+    path = directory / ENCRYPTION_NAME
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} already exists (--force replaces)")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write(path, generate_key() + "\n", 0o600, overwrite=force)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.keys", description="Write a development Ed25519 JWT key pair."
+        prog="python -m tools.keys",
+        description="Write a development Ed25519 JWT key pair and an ENCRYPTION_KEY file.",
     )
     parser.add_argument("--dir", type=Path, default=Path("var/keys"), help="default var/keys")
-    parser.add_argument("--force", action="store_true", help="replace existing keys")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--force", action="store_true", help="replace existing keys")
+    mode.add_argument("--missing", action="store_true", help="write only the absent keys")
     args = parser.parse_args(argv)
+    private_path, public_path = args.dir / PRIVATE_NAME, args.dir / PUBLIC_NAME
+    encryption_path = args.dir / ENCRYPTION_NAME
+    want_pair = not (args.missing and private_path.exists() and public_path.exists())
+    want_encryption = not (args.missing and encryption_path.exists())
+    wanted = ([private_path, public_path] if want_pair else []) + (
+        [encryption_path] if want_encryption else []
+    )
+    existing = [str(p) for p in wanted if p.exists()]
+    if existing and not args.force:  # nothing is written when anything would be clobbered
+        verb = "exists" if len(existing) == 1 else "exist"
+        print(f"keys: {' and '.join(existing)} already {verb} (--force replaces)", file=sys.stderr)
+        return 1
     try:
-        private_path, public_path = write_keys(args.dir, force=args.force)
-    except OSError as exc:  # FileExistsError included
+        if want_pair:
+            write_keys(args.dir, force=args.force)
+            print(f"wrote {private_path} (mode 0600)")
+            print(f"wrote {public_path}")
+        if want_encryption:
+            write_encryption_key(args.dir, force=args.force)
+            print(f"wrote {encryption_path} (mode 0600)")
+    except OSError as exc:
         print(f"keys: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {private_path} (mode 0600)")
-    print(f"wrote {public_path}")
     print("for .env:")
     print(f"{PRIVATE_ENV}={private_path}")
     print(f"{PUBLIC_ENV}={public_path}")
+    print(f"{ENCRYPTION_ENV}={encryption_path}")
     return 0
 
 

@@ -433,7 +433,8 @@ def test_tools_keys_refuses_overwrite_without_force(
     assert keys_tool.main(["--dir", str(tmp_path), "--force"]) == 0
     assert private_path.read_text() != before
     assert stat.S_IMODE(private_path.stat().st_mode) == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["jwt_private.pem", "jwt_public.pem"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["encryption.key", "jwt_private.pem", "jwt_public.pem"]
 
 
 def test_tools_keys_refuses_when_only_public_exists(tmp_path: Path) -> None:

@@ -1,5 +1,14 @@
 # One image for every Fixup process (services, migrations, the nginx exporter).
 # Build: docker build -t fixup:latest .   (docker-compose.yml uses fixup:latest)
+# The generated repositories, the protobuf messages and the Swagger UI bundle are built
+# here from sql/, proto/ and tools/swagger (offline: sqlc reads the committed types locks
+# and fails loudly when one is stale).
+
+FROM node:20-bookworm-slim AS swagger
+WORKDIR /src/tools/swagger
+COPY tools/swagger/package.json tools/swagger/package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund --omit=dev
+
 FROM python:3.11-slim-bookworm AS build
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -19,6 +28,13 @@ COPY sql sql
 COPY proto proto
 COPY docs/openapi docs/openapi
 RUN pip install .
+# the sqlc plugin's launcher looks for the project's .venv
+RUN ln -s /opt/venv /src/.venv \
+    && python -m tools.sqlc generate \
+    && python -m tools.proto gen \
+    && rm /src/.venv
+COPY --from=swagger /src/tools/swagger/node_modules tools/swagger/node_modules
+RUN python -m tools.swag_config --out /src/var/docs && rm -rf tools/swagger/node_modules
 
 FROM python:3.11-slim-bookworm
 RUN useradd --create-home --uid 10001 --user-group fixup

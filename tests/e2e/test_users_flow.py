@@ -1,0 +1,251 @@
+"""The users flow, black box, through real NGINX: register -> mail -> verify -> login ->
+/me -> refresh, with users, departments and points as real processes, mail through a
+local SMTP sink, and the keys `make keys` writes (as `make run` passes them)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from lib.crypto import FieldCipher
+from tests.e2e.gateway_stack import Gateway, seed_departments
+from tests.e2e.service_process import Service
+from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
+from tests.servers import free_port
+from tools import keys
+
+PASSWORD = "correct horse battery"
+PERSONAL_ID = f"PID-{uuid.uuid4().hex[:10]}-E2E"  # a value no other text of the run holds
+
+
+@dataclass
+class Stack:
+    gateway: Gateway
+    services: list[Service]
+    sink: SmtpSink
+    users_dsn: str
+    department_id: str
+    encryption_key_file: Path
+
+    @property
+    def api(self) -> str:
+        return f"{self.gateway.url}/api/users"
+
+    def log_texts(self) -> dict[str, str]:
+        """Every line any process of the stack wrote."""
+        paths = [s.log for s in self.services]
+        paths += [self.gateway.access_log, self.gateway.error_log, self.gateway.output]
+        return {str(p): p.read_text() for p in paths if p.exists()}
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    migrated_db: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    tmp = tmp_path_factory.mktemp("users_flow")
+    users_dsn, departments_dsn = migrated_db("users"), migrated_db("departments")
+    points_dsn = migrated_db("points")
+    department_id = seed_departments(departments_dsn)[0]
+    key_dir = tmp / "keys"
+    assert keys.main(["--dir", str(key_dir)]) == 0  # what `make run` does first
+    public_key = str(key_dir / keys.PUBLIC_NAME)
+    common = {"WORKERS": "1", "REDIS_URL": "", "DB_POOL_MIN": "1", "JWT_PUBLIC_KEY": "",
+              "JWT_PUBLIC_KEY_FILE": public_key}  # fmt: skip
+    grpc_port, users_port = free_port(), free_port()
+    docs = tmp / "docs"
+    docs.mkdir()
+    gateway = Gateway(tmp, {"users": [f"127.0.0.1:{users_port}"]}, docs)
+    services: list[Service] = []
+    with smtp_sink() as sink:
+        try:
+            departments_env = {**common, "DEPARTMENTS_DATABASE_URL": departments_dsn,
+                               "DEPARTMENTS_PORT": str(free_port())}  # fmt: skip
+            departments = Service(departments_env, tmp / "departments.log")
+            services.append(departments)
+            points_env = {**common, "POINTS_DATABASE_URL": points_dsn,
+                          "POINTS_PORT": str(free_port()),
+                          "POINTS_GRPC_PORT": str(grpc_port)}  # fmt: skip
+            services.append(Service(points_env, tmp / "points.log", name="points"))
+            users_env = {
+                **common, "USERS_DATABASE_URL": users_dsn, "USERS_PORT": str(users_port),
+                "LOG_LEVEL": "DEBUG",  # the personal id number must not show up even here
+                "PUBLIC_BASE_URL": gateway.url,
+                "JWT_PRIVATE_KEY": "", "ENCRYPTION_KEY": "",
+                "JWT_PRIVATE_KEY_FILE": str(key_dir / keys.PRIVATE_NAME),
+                "ENCRYPTION_KEY_FILE": str(key_dir / keys.ENCRYPTION_NAME),
+                "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(sink.port), "SMTP_TIMEOUT": "2",
+                "DEPARTMENTS_URL": departments.url,
+                "POINTS_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
+            }  # fmt: skip
+            users = Service(users_env, tmp / "users.log", name="users")
+            services.append(users)
+            for service in services:
+                await service.wait_healthy()
+            await gateway.start()
+            yield Stack(
+                gateway, services, sink, users_dsn, department_id,
+                key_dir / keys.ENCRYPTION_NAME,
+            )  # fmt: skip
+        finally:
+            gateway.stop()
+            for service in services:
+                service.stop()
+
+
+def new_account(role: str = "CUSTOMER", **extra: Any) -> dict[str, Any]:
+    return {
+        "email": f"e2e{uuid.uuid4().hex[:12]}@fixup.test",
+        "password": PASSWORD,
+        "first_name": "Grace",
+        "last_name": "Hopper",
+        "phone_number": "+1 555 0100",
+        "role": role,
+        **extra,
+    }
+
+
+async def mail_to(sink: SmtpSink, address: str) -> Any:
+    """The next mail for `address` (the event the flow waits for; MAIL_WAIT bounds it)."""
+    while True:
+        mail = await sink.next_mail()
+        if mail["To"] == address:
+            return mail
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
+) -> tuple[aiohttp.ClientResponse, Any]:
+    async with http.request(method, url, **kwargs) as resp:
+        body = await resp.json() if resp.content_type.endswith("json") else await resp.text()
+        return resp, body
+
+
+async def test_register_mail_verify_login_me_refresh_through_nginx(stack: Stack) -> None:
+    account = new_account()
+    async with aiohttp.ClientSession() as http:
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
+        assert resp.status == 201, body
+        user = body["data"]
+        assert (user["email"], user["role"], user["verified"]) == (
+            account["email"], "CUSTOMER", False)  # fmt: skip
+        assert "password" not in str(body)
+
+        mail = await mail_to(stack.sink, account["email"])
+        assert mail["Subject"] == "Confirm your Fixup email address"
+        assert f"{stack.gateway.url}/verify-email?token=" in str(mail.get_payload())
+        token = token_in(mail)
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/verify", json={"token": token})
+        assert resp.status == 204, body
+
+        credentials = {"email": account["email"], "password": PASSWORD}
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/login", json=credentials)
+        assert resp.status == 200, body
+        first = body["data"]
+        assert (first["token_type"], first["expires_in"]) == ("Bearer", 900)
+        assert resp.headers["Cache-Control"] == "no-store"
+        cookies = resp.cookies
+        assert cookies["fixup_access"].value == first["access_token"]
+        assert cookies["fixup_refresh"].value == first["refresh_token"]
+        assert cookies["fixup_access"]["path"] == "/"
+        assert cookies["fixup_refresh"]["path"] == "/api/users/v1/auth"
+        for name in ("fixup_access", "fixup_refresh"):
+            assert cookies[name]["httponly"]
+            assert cookies[name]["secure"]
+            assert cookies[name]["samesite"] == "Strict"
+
+        me_url = f"{stack.api}/v1/users/me"
+        bearer = {"Authorization": f"Bearer {first['access_token']}"}
+        resp, body = await call(http, "GET", me_url, headers=bearer)
+        assert resp.status == 200, body
+        me = body["data"]
+        assert (me["id"], me["email"], me["verified"]) == (user["id"], account["email"], True)
+        assert me["points"] == 0  # points answered over gRPC (None would mean degraded)
+
+        # a change checked with the departments service over HTTP
+        patch_headers = {**bearer, "If-Match": resp.headers["ETag"]}
+        patch = {"department_id": stack.department_id}
+        resp, body = await call(http, "PATCH", me_url, json=patch, headers=patch_headers)
+        assert resp.status == 200, body
+        assert body["data"]["department_id"] == stack.department_id
+
+        refresh_url = f"{stack.api}/v1/auth/refresh"
+        resp, body = await call(
+            http, "POST", refresh_url, json={"refresh_token": first["refresh_token"]}
+        )
+        assert resp.status == 200, body
+        second = body["data"]
+        assert second["refresh_token"] != first["refresh_token"]
+        assert second["access_token"] != first["access_token"]
+        rotated = {"Authorization": f"Bearer {second['access_token']}"}
+        resp, body = await call(http, "GET", me_url, headers=rotated)
+        assert resp.status == 200, body
+        assert body["data"]["department_id"] == stack.department_id
+
+        # the old token replayed: 401, and its whole family is revoked
+        replay = {"refresh_token": first["refresh_token"]}
+        resp, body = await call(http, "POST", refresh_url, json=replay)
+        assert resp.status == 401, body
+        newest = {"refresh_token": second["refresh_token"]}
+        resp, body = await call(http, "POST", refresh_url, json=newest)
+        assert resp.status == 401, body
+
+    conn = await asyncpg.connect(stack.users_dsn)
+    try:
+        reasons = await conn.fetch(
+            "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1",
+            uuid.UUID(user["id"]),
+        )
+    finally:
+        await conn.close()
+    assert [r["revoked_reason"] for r in reasons] == ["refresh token reused"]
+
+
+async def test_provider_personal_id_number_is_in_no_response_and_no_log(stack: Stack) -> None:
+    account = new_account("PROVIDER", personal_id_number=PERSONAL_ID)
+    answers: list[str] = []
+    async with aiohttp.ClientSession() as http:
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
+        assert resp.status == 201, body  # 503 would mean no ENCRYPTION_KEY (make keys)
+        answers.append(str(body))
+        user_id = body["data"]["id"]
+        mail = await mail_to(stack.sink, account["email"])  # the relay is done with it
+        token = token_in(mail)
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/verify", json={"token": token})
+        assert resp.status == 204, body
+        credentials = {"email": account["email"], "password": PASSWORD}
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/login", json=credentials)
+        assert resp.status == 200, body
+        bearer = {"Authorization": f"Bearer {body['data']['access_token']}"}
+        for path in (f"/v1/users/{user_id}", "/v1/users/me", f"/v1/providers/{user_id}"):
+            resp, body = await call(http, "GET", f"{stack.api}{path}", headers=bearer)
+            assert resp.status == 200, (path, body)
+            answers.append(str(body))
+
+    assert all(PERSONAL_ID not in answer for answer in answers)
+    texts = stack.log_texts()
+    assert any(user_id in text for text in texts.values())  # the logs do name the account
+    leaked = [path for path, text in texts.items() if PERSONAL_ID in text]
+    assert leaked == []
+    conn = await asyncpg.connect(stack.users_dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT personal_id_encrypted, personal_id_last4 FROM provider_details"
+            " WHERE user_id = $1",
+            uuid.UUID(user_id),
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    assert PERSONAL_ID.encode() not in row["personal_id_encrypted"]
+    assert row["personal_id_last4"] == PERSONAL_ID[-4:]
+    # sealed under the key `make keys` wrote, bound to this account
+    cipher = FieldCipher(stack.encryption_key_file.read_text().strip())
+    sealed = row["personal_id_encrypted"]
+    assert cipher.decrypt(sealed, associated=uuid.UUID(user_id).bytes) == PERSONAL_ID

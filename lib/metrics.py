@@ -48,6 +48,12 @@ OUTBOX_PENDING = Gauge(
     ["service"],
     multiprocess_mode="max",
 )
+OUTBOX_OLDEST_AGE = Gauge(
+    "outbox_oldest_age_seconds",
+    "Age of the oldest outbox row not yet delivered (0 when none is pending).",
+    ["service"],
+    multiprocess_mode="max",
+)
 GRPC_HANDLED = Counter(
     "grpc_server_handled_total",
     "gRPC calls handled, by method and status code.",

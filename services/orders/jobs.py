@@ -1,0 +1,242 @@
+"""Jobs (their customer, their provider, ADMIN): list, read, start (provider), complete
+(provider; the order COMPLETED and the points award written to the outbox in the same
+transaction), cancel (either side; the order OPEN again); reviews of completed jobs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, NoReturn
+
+import asyncpg
+from aiohttp import web
+
+from lib.auth.principal import Role
+from lib.errors import Conflict, Forbidden, NotFound
+from lib.http.body import parse_body
+from lib.http.guards import authenticated, path_uuid
+from lib.http.idempotency import idempotent
+from lib.http.jsonio import data, json_response
+from lib.http.keys import DB, SETTINGS
+from lib.http.listing import parse_list
+from lib.http.openapi import operation
+from services.orders import schemas as s
+from services.orders.db import idempotency as idem_q
+from services.orders.db import jobs as q
+from services.orders.db import models
+from services.orders.db import orders as orders_q
+from services.orders.db import outbox as outbox_q
+from services.orders.db import reviews as reviews_q
+from services.orders.relay import POINTS_TOPIC, RELAY, award_key
+
+routes = web.RouteTableDef()
+TAGS = ["jobs"]
+ORDERBY = ("created_at",)
+Job = q.GetJobRow
+
+
+def no_such_job() -> NotFound:
+    return NotFound("no such job")
+
+
+async def visible_job(request: web.Request, job_id: uuid.UUID) -> Job:
+    principal = authenticated(request)
+    async with request.app[DB].acquire() as conn:
+        job = await q.get_job(conn, id=job_id)
+    if job is None:
+        raise no_such_job()
+    if principal.role is Role.ADMIN or principal.user_id in (job.customer_id, job.provider_id):
+        return job
+    raise no_such_job()
+
+
+async def refuse_job_move(request: web.Request, job_id: uuid.UUID, *, by: str) -> NoReturn:
+    """A move matched no row: 404 (cannot see), 403 (wrong side), else 409."""
+    principal = authenticated(request)
+    job = await visible_job(request, job_id)
+    allowed = {
+        "provider": (job.provider_id,),
+        "customer": (job.customer_id,),
+        "either": (job.customer_id, job.provider_id),
+    }[by]
+    if principal.user_id not in allowed:
+        raise Forbidden(
+            f"only the job's {by if by != 'either' else 'customer or provider'} may do this"
+        )
+    raise Conflict(f"the job is {job.status}")
+
+
+async def reread(request: web.Request, job_id: uuid.UUID) -> web.Response:
+    async with request.app[DB].acquire() as conn:
+        job = await q.get_job(conn, id=job_id)
+    return data(job)
+
+
+@routes.get("/v1/jobs")
+@operation(
+    "List jobs",
+    tags=TAGS,
+    response=Job,
+    paged=True,
+    query=s.JobListQuery,
+    roles=("CUSTOMER", "PROVIDER", "ADMIN"),
+    errors=(400,),
+    description="The caller's jobs (as customer or provider); all for an ADMIN. Default "
+    "order: created_at desc.",
+)
+async def list_jobs(request: web.Request) -> web.Response:
+    principal = authenticated(request)
+    page = parse_list(request, ORDERBY, s.JobListQuery, default_sort="desc")
+    filters: dict[str, Any] = {
+        "see_all": principal.role is Role.ADMIN,
+        "viewer_id": principal.user_id,
+        "status": page.query.status,
+    }
+    async with request.app[DB].acquire() as conn:
+        total = await q.count_jobs(conn, **filters) or 0
+        rows = await q.list_jobs(
+            conn, **filters, descending=page.sort == "desc", row_offset=page.offset,
+            row_limit=page.limit,
+        )  # fmt: skip
+    return json_response({"data": rows, "meta": page.meta(total)})
+
+
+@routes.get("/v1/jobs/{id}")
+@operation("Get a job", tags=TAGS, response=Job, roles=("CUSTOMER", "PROVIDER", "ADMIN"),
+           errors=(400, 404))  # fmt: skip
+async def get_job(request: web.Request) -> web.Response:
+    return data(await visible_job(request, path_uuid(request)))
+
+
+@routes.post("/v1/jobs/{id}/start")
+@operation(
+    "Start a job",
+    tags=TAGS,
+    response=Job,
+    roles=("PROVIDER",),
+    errors=(400, 403, 404, 409),
+    description="Its provider, while PENDING (else 409).",
+)
+async def start_job(request: web.Request) -> web.Response:
+    principal = authenticated(request)
+    job_id = path_uuid(request)
+    async with request.app[DB].acquire() as conn:
+        moved = await q.start_job(conn, id=job_id, provider_id=principal.user_id)
+    if moved is None:
+        await refuse_job_move(request, job_id, by="provider")
+    return await reread(request, job_id)
+
+
+@routes.post("/v1/jobs/{id}/complete")
+@operation(
+    "Complete a job",
+    tags=TAGS,
+    response=Job,
+    roles=("PROVIDER",),
+    errors=(400, 403, 404, 409),
+    description=(
+        "Its provider, while IN_PROGRESS (else 409). The order becomes COMPLETED and the "
+        "provider earns POINTS_PER_JOB through the transactional outbox (exactly once)."
+    ),
+)
+async def complete_job(request: web.Request) -> web.Response:
+    principal = authenticated(request)
+    job_id = path_uuid(request)
+    points = request.app[SETTINGS].points_per_job  # type: ignore[attr-defined]
+    async with request.app[DB].transaction() as conn:
+        order_id = await q.complete_job(conn, id=job_id, provider_id=principal.user_id)
+        if order_id is not None:
+            await orders_q.complete_order(conn, id=order_id)
+            await outbox_q.enqueue_outbox(
+                conn,
+                topic=POINTS_TOPIC,
+                aggregate_id=job_id,
+                payload={
+                    "user_id": str(principal.user_id),
+                    "delta": points,
+                    "reason": f"job {job_id} completed",
+                },
+                idempotency_key=award_key(job_id),
+            )
+    if order_id is None:
+        await refuse_job_move(request, job_id, by="provider")
+    relay = request.app.get(RELAY)
+    if relay is not None:
+        relay.wake()
+    return await reread(request, job_id)
+
+
+@routes.post("/v1/jobs/{id}/cancel")
+@operation(
+    "Cancel a job",
+    tags=TAGS,
+    response=Job,
+    roles=("CUSTOMER", "PROVIDER"),
+    errors=(400, 403, 404, 409),
+    description="Its customer or provider, while PENDING or IN_PROGRESS (else 409); the "
+    "order is OPEN again and takes new offers.",
+)
+async def cancel_job(request: web.Request) -> web.Response:
+    principal = authenticated(request)
+    job_id = path_uuid(request)
+    async with request.app[DB].transaction() as conn:
+        order_id = await q.cancel_job(conn, id=job_id, user_id=principal.user_id)
+        if order_id is not None:
+            await orders_q.reopen_order(conn, id=order_id)
+    if order_id is None:
+        await refuse_job_move(request, job_id, by="either")
+    return await reread(request, job_id)
+
+
+@routes.post("/v1/jobs/{id}/review")
+@idempotent(idem_q)
+@operation(
+    "Review a job",
+    tags=["reviews"],
+    response=models.Review,
+    status=201,
+    body=s.ReviewCreate,
+    roles=("CUSTOMER",),
+    idempotent=True,
+    errors=(400, 403, 404, 409),
+    description="The job's customer, once (409 after), when the job is COMPLETED (else 409).",
+)
+async def review_job(request: web.Request) -> web.Response:
+    principal = authenticated(request)
+    job_id = path_uuid(request)
+    body = await parse_body(request, s.ReviewCreate, forbidden=frozenset({"id", "job_id"}))
+    try:
+        async with request.app[DB].acquire() as conn:
+            row = await reviews_q.create_review(
+                conn, job_id=job_id, customer_id=principal.user_id, **body.model_dump()
+            )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("this job is already reviewed") from None
+    if row is None:
+        await refuse_job_move(request, job_id, by="customer")
+    return data(row, status=201)
+
+
+@routes.get("/v1/providers/{id}/reviews")
+@operation(
+    "List the reviews of a provider",
+    tags=["reviews"],
+    response=models.Review,
+    paged=True,
+    query=s.ReviewListQuery,
+    errors=(400,),
+    description="Public. `meta.avg_rating`: the average over all of them (decimal string, "
+    "rounded half-up to 2 places; null without reviews). Default order: created_at desc.",
+)
+async def list_reviews(request: web.Request) -> web.Response:
+    provider_id = path_uuid(request)
+    page = parse_list(request, ORDERBY, s.ReviewListQuery, default_sort="desc")
+    async with request.app[DB].acquire() as conn:
+        rating = await reviews_q.provider_rating(conn, provider_id=provider_id)
+        rows = await reviews_q.list_provider_reviews(
+            conn, provider_id=provider_id, descending=page.sort == "desc",
+            row_offset=page.offset, row_limit=page.limit,
+        )  # fmt: skip
+    total = rating.total if rating else 0
+    avg = rating.avg_rating if rating else None
+    meta = {**page.meta(total), "avg_rating": avg}
+    return json_response({"data": rows, "meta": meta})

@@ -1,0 +1,202 @@
+"""Offers on an order: make (verified PROVIDER offering the order's service), list,
+withdraw (its provider), accept (the order's customer: offer ACCEPTED, the other PENDING
+offers REJECTED, the order ASSIGNED and a job created, in one transaction).
+
+Concurrent accepts on one order: AssignOrder locks the order row and moves it out of
+OPEN, so the first to commit wins and every other matches no row (409).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import NoReturn
+
+import asyncpg
+from aiohttp import web
+
+from lib.auth.principal import Role, require_verified
+from lib.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound
+from lib.http.body import parse_body
+from lib.http.guards import authenticated, path_uuid, require
+from lib.http.idempotency import idempotent
+from lib.http.jsonio import data, json_response
+from lib.http.keys import DB
+from lib.http.listing import parse_list
+from lib.http.openapi import operation
+from services.orders import schemas as s
+from services.orders.access import visible_order
+from services.orders.db import idempotency as idem_q
+from services.orders.db import jobs as jobs_q
+from services.orders.db import models
+from services.orders.db import offers as q
+from services.orders.db import orders as orders_q
+from services.orders.deps import CATALOG
+from services.orders.handlers import refuse_owner_move
+
+routes = web.RouteTableDef()
+TAGS = ["offers"]
+ORDERBY = ("created_at",)
+ITEM = "/v1/orders/{id}/offers/{offer_id}"
+
+
+class _Refused(Exception):
+    """Rolls the accept back: the offer was not PENDING on this order."""
+
+
+def no_such_offer() -> NotFound:
+    return NotFound("no such offer")
+
+
+@routes.post("/v1/orders/{id}/offers")
+@operation(
+    "Make an offer",
+    tags=TAGS,
+    response=models.Offer,
+    status=201,
+    body=s.OfferCreate,
+    roles=("PROVIDER",),
+    idempotent=True,
+    errors=(400, 403, 404, 409, 503),
+    description=(
+        "A verified PROVIDER who offers the order's service (catalog), on an OPEN order "
+        "(else 409); one PENDING offer per provider per order (409). An unknown currency "
+        "is a 400. Idempotency-Key as for orders."
+    ),
+)
+async def create_offer(request: web.Request) -> web.Response:
+    principal = require(request, Role.PROVIDER)
+    require_verified(principal)
+    order_id = path_uuid(request)
+    body = await parse_body(request, s.OfferCreate, forbidden=frozenset({"id", "status"}))
+    order = await visible_order(request, order_id)
+    offered = await request.app[CATALOG].services_of_provider(principal.user_id, caller=request)
+    if order.service_id not in offered:
+        raise Forbidden("you do not offer this order's service")
+
+    async def insert(request: web.Request) -> web.Response:
+        try:
+            async with request.app[DB].acquire() as conn:
+                row = await q.create_offer(
+                    conn, order_id=order_id, provider_id=principal.user_id, **body.model_dump()
+                )
+        except asyncpg.UniqueViolationError:
+            raise Conflict("you already have a PENDING offer on this order") from None
+        except asyncpg.ForeignKeyViolationError:
+            raise BadRequest(
+                f"unknown currency: {body.currency}",
+                errors=[FieldError("currency", "not a known ISO 4217 code")],
+            ) from None
+        if row is None:
+            raise Conflict("the order is not OPEN")
+        headers = {"Location": f"/v1/orders/{order_id}/offers/{row.id}"}
+        return data(row, status=201, headers=headers)
+
+    return await idempotent(idem_q)(insert)(request)
+
+
+@routes.get("/v1/orders/{id}/offers")
+@operation(
+    "List the offers of an order",
+    tags=TAGS,
+    response=models.Offer,
+    paged=True,
+    query=s.OfferListQuery,
+    roles=("CUSTOMER", "PROVIDER", "ADMIN"),
+    errors=(400, 404, 503),
+    description="The owner and ADMIN see all offers, a provider only theirs.",
+)
+async def list_offers(request: web.Request) -> web.Response:
+    principal = authenticated(request)
+    order_id = path_uuid(request)
+    page = parse_list(request, ORDERBY, s.OfferListQuery)
+    order = await visible_order(request, order_id)
+    sees_all = principal.role is Role.ADMIN or order.customer_id == principal.user_id
+    only = None if sees_all else principal.user_id
+    async with request.app[DB].acquire() as conn:
+        total = await q.count_offers(conn, order_id=order_id, provider_id=only) or 0
+        rows = await q.list_offers(
+            conn, order_id=order_id, provider_id=only, row_offset=page.offset,
+            row_limit=page.limit,
+        )  # fmt: skip
+    if page.sort == "desc":
+        rows.reverse()
+    return json_response({"data": rows, "meta": page.meta(total)})
+
+
+async def refuse_offer_move(
+    request: web.Request, order_id: uuid.UUID, offer_id: uuid.UUID, *, owner: bool
+) -> NoReturn:
+    """A move of an offer matched no row: say why (404 / 403 / 409)."""
+    principal = authenticated(request)
+    async with request.app[DB].acquire() as conn:
+        offer = await q.get_offer(conn, id=offer_id, order_id=order_id)
+    if offer is None:
+        await visible_order(request, order_id)  # 404 for an order the caller cannot see
+        raise no_such_offer()
+    if offer.provider_id != principal.user_id:
+        order = await visible_order(request, order_id)
+        if order.customer_id != principal.user_id and principal.role is not Role.ADMIN:
+            raise no_such_offer()
+        if not owner:
+            raise Forbidden("only the offer's provider may withdraw it")
+    raise Conflict(f"the offer is {offer.status}, not PENDING")
+
+
+@routes.post(ITEM + "/withdraw")
+@operation(
+    "Withdraw an offer",
+    tags=TAGS,
+    response=models.Offer,
+    roles=("PROVIDER",),
+    errors=(400, 403, 404, 409),
+    description="Its provider, while PENDING (else 409).",
+)
+async def withdraw_offer(request: web.Request) -> web.Response:
+    principal = authenticated(request)
+    order_id, offer_id = path_uuid(request), path_uuid(request, "offer_id")
+    async with request.app[DB].acquire() as conn:
+        row = await q.withdraw_offer(
+            conn, id=offer_id, order_id=order_id, provider_id=principal.user_id
+        )
+    if row is None:
+        await refuse_offer_move(request, order_id, offer_id, owner=False)
+    return data(row)
+
+
+@routes.post(ITEM + "/accept")
+@operation(
+    "Accept an offer",
+    tags=TAGS,
+    response=jobs_q.GetJobRow,
+    roles=("CUSTOMER",),
+    errors=(400, 403, 404, 409),
+    description=(
+        "The order's customer, on an OPEN order and a PENDING offer (else 409). In one "
+        "transaction: the offer ACCEPTED, the other PENDING offers REJECTED, the order "
+        "ASSIGNED, a job created (the answer). Of concurrent accepts exactly one wins."
+    ),
+)
+async def accept_offer(request: web.Request) -> web.Response:
+    principal = authenticated(request)
+    order_id, offer_id = path_uuid(request), path_uuid(request, "offer_id")
+    try:
+        async with request.app[DB].transaction() as conn:
+            order = await orders_q.assign_order(conn, id=order_id, customer_id=principal.user_id)
+            if order is None:
+                job = None
+            else:
+                offer = await q.accept_offer(conn, id=offer_id, order_id=order_id)
+                if offer is None:
+                    raise _Refused
+                await q.reject_pending_offers(conn, order_id=order_id)
+                job_id = await jobs_q.create_job(
+                    conn, order_id=order_id, offer_id=offer_id,
+                    customer_id=order.customer_id, provider_id=offer.provider_id,
+                )  # fmt: skip
+                assert job_id is not None  # INSERT ... RETURNING always returns the row
+                job = await jobs_q.get_job(conn, id=job_id)
+    except _Refused:
+        await refuse_offer_move(request, order_id, offer_id, owner=True)
+    if job is None:
+        await refuse_owner_move(request, order_id)
+    return data(job)

@@ -1,0 +1,172 @@
+"""The transactional outbox relay of the orders process: points for completed jobs.
+
+`POST /v1/jobs/{id}/complete` writes an outbox row in the transaction of the status change,
+so an award exists exactly when its completion committed. This task delivers them: lease
+due rows (FOR UPDATE SKIP LOCKED, then available_at moved past the lease) and commit, call
+AddUserPoints with no connection held, the row's idempotency key (`job:<id>`) travelling
+with it, then mark the row delivered, or defer it with exponential backoff. A relay that
+dies mid-delivery loses its lease and the row is delivered again; the points service
+applies a key once, so every award is applied exactly once, with any number of relays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from aiohttp import web
+
+from lib.db.pool import Database
+from lib.db.scope import enter_scope, exit_scope
+from lib.errors import AppError
+from lib.http.keys import DB
+from lib.logging import get_logger
+from lib.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING
+from services.orders.db import outbox as q
+from services.orders.settings import OrdersSettings
+
+log = get_logger("services.orders.relay")
+POINTS_TOPIC = "points.award"
+
+
+def award_key(job_id: uuid.UUID) -> str:
+    return f"job:{job_id}"
+
+
+class PointsAdder(Protocol):
+    async def add_user_points(
+        self, user_id: str, delta: int, reason: str, idempotency_key: str
+    ) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    claimed: int
+    delivered: int
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        points: PointsAdder,
+        *,
+        interval: float,
+        retry_max: float,
+        call_timeout: float,
+        batch: int = 20,
+        service: str = "orders",
+    ) -> None:
+        self.db, self.points = db, points
+        self.interval, self.retry_max, self.batch = interval, retry_max, batch
+        # a leased row stays ours while the whole batch may be delivered, with margin
+        self.lease = call_timeout * (batch + 1)
+        self._wake = asyncio.Event()
+        self._pending = OUTBOX_PENDING.labels(service)
+        self._oldest = OUTBOX_OLDEST_AGE.labels(service)
+
+    def wake(self) -> None:
+        """A handler wrote a row: look now rather than at the next poll."""
+        self._wake.set()
+
+    def backoff(self, attempts: int) -> float:
+        return float(min(self.retry_max, 0.5 * 2.0 ** min(attempts, 20)))
+
+    async def report(self, conn: Any) -> None:
+        backlog = await q.outbox_backlog(conn)
+        self._pending.set(backlog.pending if backlog else 0)
+        self._oldest.set(backlog.oldest_age_seconds if backlog else 0.0)
+
+    async def run_once(self) -> Round:
+        """One lease -> deliver -> mark round, in a connection scope of its own."""
+        scope = enter_scope()
+        try:
+            async with self.db.transaction() as conn:
+                rows = await q.lease_outbox(conn, lease_seconds=self.lease, batch_size=self.batch)
+            delivered = 0
+            for row in rows:  # no connection held while points is called
+                payload = cast(dict[str, Any], row.payload)  # written by complete_job
+                try:
+                    await self.points.add_user_points(
+                        payload["user_id"], int(payload["delta"]), payload["reason"],
+                        row.idempotency_key,
+                    )  # fmt: skip
+                except AppError as exc:
+                    retry_in = self.backoff(row.attempts)
+                    log.warning(
+                        "outbox_delivery_failed", id=row.id, attempts=row.attempts,
+                        retry_in=retry_in, error=exc.detail,
+                    )  # fmt: skip
+                    async with self.db.acquire() as conn:
+                        await q.defer_outbox(
+                            conn, last_error=exc.detail[:500], retry_in_seconds=retry_in,
+                            id=row.id,
+                        )  # fmt: skip
+                    continue
+                async with self.db.acquire() as conn:
+                    await q.mark_outbox_delivered(conn, id=row.id)
+                delivered += 1
+            async with self.db.acquire() as conn:
+                await self.report(conn)
+            return Round(len(rows), delivered)
+        finally:
+            exit_scope(scope)
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()  # before the round: a wake during it is not lost
+            try:
+                done = await self.run_once()
+            except Exception as exc:  # the database is away: try again at the next poll
+                log.warning("outbox_relay_failed", error=repr(exc))
+                done = Round(0, 0)
+            if done.claimed == self.batch:
+                continue  # more may be due
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+
+
+RELAY: web.AppKey[OutboxRelay] = web.AppKey("outbox_relay", OutboxRelay)
+
+
+def relay_ctx(settings: OrdersSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Starts the relay with the app (when POINTS_GRPC_ADDR is set) and stops it; a row
+    in delivery at shutdown keeps its lease and is delivered again later, once."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if not settings.points_grpc_addr:
+            yield
+            return
+        from lib.clients.points import PointsClient
+        from lib.grpc.client import ChannelPool
+        from lib.resilience.breaker import CircuitBreaker
+
+        pool = ChannelPool(settings.points_grpc_addr, size=1)
+        breaker = CircuitBreaker(
+            "points", failure_threshold=3, reset_timeout=settings.outbox_interval
+        )
+        points = PointsClient(pool, timeout=settings.points_timeout, breaker=breaker)
+        relay = OutboxRelay(
+            app[DB],
+            points,
+            interval=settings.outbox_interval,
+            retry_max=settings.outbox_retry_max,
+            call_timeout=settings.points_timeout,
+            batch=settings.outbox_batch,
+            service=settings.service,
+        )
+        app[RELAY] = relay
+        task = asyncio.create_task(relay.run(), name="outbox-relay")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await pool.close()
+
+    return ctx

@@ -1,0 +1,430 @@
+"""The orders API against real PostgreSQL and the real catalog app on loopback: every
+route's good and bad paths, the state machines, visibility, idempotency, contention."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from lib.auth.principal import Role
+from services.catalog.app import create_app as catalog_app
+from services.orders.app import create_app
+from tests.integration.catalog_support import catalog_settings
+from tests.integration.orders_support import (
+    Caller,
+    caller,
+    catalog_service,
+    offer_body,
+    order_body,
+    orders_settings,
+)
+from tests.proxy import TcpProxy
+
+BREAKER_RESET = 1.0
+CATALOG_TIMEOUT = 0.5
+
+
+@pytest.fixture(scope="module")
+def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("catalog")
+
+
+@pytest.fixture(scope="module")
+def orders_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("orders")
+
+
+@pytest.fixture
+async def catalog_server(aiohttp_server: Any, catalog_dsn: str) -> Any:
+    return await aiohttp_server(catalog_app(catalog_settings(catalog_dsn)))
+
+
+@pytest.fixture
+async def catalog(aiohttp_client: Any, catalog_server: Any) -> Any:
+    return await aiohttp_client(catalog_server)
+
+
+@pytest.fixture
+async def catalog_proxy(catalog_server: Any) -> AsyncIterator[TcpProxy]:
+    proxy = await TcpProxy("127.0.0.1", catalog_server.port).start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, orders_dsn: str, catalog_proxy: TcpProxy) -> Any:
+    settings = orders_settings(
+        orders_dsn,
+        catalog_url=f"http://127.0.0.1:{catalog_proxy.port}",
+        catalog_timeout=CATALOG_TIMEOUT,
+        catalog_breaker_threshold=2,
+        catalog_breaker_reset=BREAKER_RESET,
+        db_pool_max=30,
+    )
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def world(catalog: Any) -> dict[str, Any]:
+    """A customer, two providers offering a new service, an outsider provider."""
+    customer, p1, p2, outsider = (
+        caller(Role.CUSTOMER),
+        caller(Role.PROVIDER),
+        caller(Role.PROVIDER),
+        caller(Role.PROVIDER),
+    )
+    service_id = await catalog_service(catalog, p1.id, p2.id)
+    return {"customer": customer, "p1": p1, "p2": p2, "outsider": outsider, "service": service_id}
+
+
+async def create_order(client: Any, who: Caller, service_id: str, **kw: Any) -> dict[str, Any]:
+    resp = await client.post("/v1/orders", json=order_body(service_id, **kw), headers=who.headers)
+    assert resp.status == 201, await resp.text()
+    made: dict[str, Any] = (await resp.json())["data"]
+    assert resp.headers["ETag"] == f'"{made["version"]}"'
+    return made
+
+
+async def make_offer(client: Any, order_id: str, who: Caller, **kw: Any) -> dict[str, Any]:
+    resp = await client.post(
+        f"/v1/orders/{order_id}/offers", json=offer_body(**kw), headers=who.headers
+    )
+    assert resp.status == 201, await resp.text()
+    made: dict[str, Any] = (await resp.json())["data"]
+    return made
+
+
+async def post(client: Any, path: str, who: Caller) -> tuple[int, dict[str, Any]]:
+    resp = await client.post(path, headers=who.headers)
+    return resp.status, await resp.json()
+
+
+async def count(dsn: str, sql: str, *args: Any) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def test_order_lifecycle_to_review(client: Any, world: dict[str, Any]) -> None:
+    customer, p1, p2 = world["customer"], world["p1"], world["p2"]
+    order = await create_order(client, customer, world["service"])
+    assert (order["status"], order["customer_id"], order["customer_name"]) == (
+        "OPEN",
+        str(customer.id),
+        None,  # users unreachable in this test: created without the snapshot
+    )
+    assert order["time_start"] == "2031-05-01T09:00:00Z"
+    first = await make_offer(client, order["id"], p1)
+    second = await make_offer(client, order["id"], p2, price="80")
+    assert (first["status"], first["price"], first["currency"]) == ("PENDING", "95.50", "EUR")
+
+    status, job = await post(
+        client, f"/v1/orders/{order['id']}/offers/{first['id']}/accept", customer
+    )
+    assert status == 200, job
+    job = job["data"]
+    assert (job["status"], job["provider_id"], job["price"], job["offer_id"]) == (
+        "PENDING",
+        str(p1.id),
+        "95.50",
+        first["id"],
+    )
+    offers = await client.get(f"/v1/orders/{order['id']}/offers", headers=customer.headers)
+    statuses = {o["id"]: o["status"] for o in (await offers.json())["data"]}
+    assert statuses == {first["id"]: "ACCEPTED", second["id"]: "REJECTED"}
+    got = await client.get(f"/v1/orders/{order['id']}", headers=customer.headers)
+    assert (await got.json())["data"]["status"] == "ASSIGNED"
+
+    # the customer cannot start; the provider can, once
+    assert (await post(client, f"/v1/jobs/{job['id']}/start", customer))[0] == 403
+    status, started = await post(client, f"/v1/jobs/{job['id']}/start", p1)
+    assert (status, started["data"]["status"]) == (200, "IN_PROGRESS")
+    assert started["data"]["started_at"] is not None
+    assert (await post(client, f"/v1/jobs/{job['id']}/start", p1))[0] == 409
+    # a review before completion is a 409
+    early = await client.post(
+        f"/v1/jobs/{job['id']}/review", json={"rating": 4.5}, headers=customer.headers
+    )
+    assert early.status == 409
+    status, done = await post(client, f"/v1/jobs/{job['id']}/complete", p1)
+    assert (status, done["data"]["status"]) == (200, "COMPLETED")
+    assert done["data"]["completed_at"] is not None
+    got = await client.get(f"/v1/orders/{order['id']}", headers=customer.headers)
+    assert (await got.json())["data"]["status"] == "COMPLETED"
+    assert (await post(client, f"/v1/jobs/{job['id']}/cancel", customer))[0] == 409
+
+    review = await client.post(
+        f"/v1/jobs/{job['id']}/review",
+        json={"rating": 4.5, "comment": "Quick and tidy"},
+        headers=customer.headers,
+    )
+    assert review.status == 201, await review.text()
+    assert (await review.json())["data"]["rating"] == "4.5"
+    again = await client.post(
+        f"/v1/jobs/{job['id']}/review", json={"rating": 3}, headers=customer.headers
+    )
+    assert again.status == 409
+    bad = await client.post(
+        f"/v1/jobs/{job['id']}/review", json={"rating": 4.2}, headers=customer.headers
+    )
+    assert bad.status == 400
+    reviews = await client.get(f"/v1/providers/{p1.id}/reviews")
+    body = await reviews.json()
+    assert [r["comment"] for r in body["data"]] == ["Quick and tidy"]
+    assert body["meta"] == {"total": 1, "limit": 100, "page": 1, "avg_rating": "4.50"}
+    empty = await (await client.get(f"/v1/providers/{uuid.uuid4()}/reviews")).json()
+    assert empty["meta"]["avg_rating"] is None and empty["data"] == []
+
+    jobs = await client.get("/v1/jobs", headers=p1.headers)
+    assert [j["id"] for j in (await jobs.json())["data"]] == [job["id"]]
+    assert (await (await client.get("/v1/jobs", headers=p2.headers)).json())["data"] == []
+
+
+async def test_visibility_is_404_for_outsiders(client: Any, world: dict[str, Any]) -> None:
+    customer, p1, outsider = world["customer"], world["p1"], world["outsider"]
+    order = await create_order(client, customer, world["service"])
+    path = f"/v1/orders/{order['id']}"
+    other_customer = caller(Role.CUSTOMER)
+    for who in (other_customer, outsider, caller(Role.MODERATOR)):
+        assert (await client.get(path, headers=who.headers)).status == 404
+        listed = await (await client.get("/v1/orders", headers=who.headers)).json()
+        assert order["id"] not in [o["id"] for o in listed["data"]]
+    # a provider offering the service sees the OPEN order, ADMIN sees it
+    assert (await client.get(path, headers=p1.headers)).status == 200
+    assert (await client.get(path, headers=caller(Role.ADMIN).headers)).status == 200
+    # the outsider does not offer the service: 404 before anything else
+    resp = await client.post(f"{path}/offers", json=offer_body(), headers=outsider.headers)
+    assert resp.status == 404
+    # a customer cannot make offers
+    resp = await client.post(f"{path}/offers", json=offer_body(), headers=customer.headers)
+    assert resp.status == 403
+    # PATCH / cancel by someone who can see but does not own: 403; who cannot see: 404
+    patch = {"description": "Mine now"}
+    resp = await client.patch(path, json=patch, headers={**p1.headers, "If-Match": '"1"'})
+    assert resp.status == 403
+    resp = await client.patch(path, json=patch, headers={**outsider.headers, "If-Match": '"1"'})
+    assert resp.status == 404
+    assert (await post(client, f"{path}/cancel", outsider))[0] == 404
+    assert (await client.get(path)).status == 401
+
+
+async def test_patch_needs_if_match_and_open(client: Any, world: dict[str, Any]) -> None:
+    customer = world["customer"]
+    order = await create_order(client, customer, world["service"])
+    path = f"/v1/orders/{order['id']}"
+    body = {"address": "2 Other Street"}
+    assert (await client.patch(path, json=body, headers=customer.headers)).status == 428
+    ok = await client.patch(path, json=body, headers={**customer.headers, "If-Match": '"1"'})
+    assert ok.status == 200 and ok.headers["ETag"] == '"2"'
+    assert (await ok.json())["data"]["address"] == "2 Other Street"
+    stale = await client.patch(path, json=body, headers={**customer.headers, "If-Match": '"1"'})
+    assert stale.status == 412
+    backwards = {"time_end": "2031-05-01T08:00:00Z"}
+    bad = await client.patch(path, json=backwards, headers={**customer.headers, "If-Match": '"2"'})
+    assert bad.status == 400
+    assert (await client.patch(path, json={"status": "COMPLETED"},
+                               headers={**customer.headers, "If-Match": '"2"'})).status == 403  # fmt: skip
+    status, cancelled = await post(client, f"{path}/cancel", customer)
+    assert (status, cancelled["data"]["status"]) == (200, "CANCELLED")
+    late = await client.patch(path, json=body, headers={**customer.headers, "If-Match": '"3"'})
+    assert late.status == 409
+    assert (await post(client, f"{path}/cancel", customer))[0] == 409
+
+
+async def test_cancel_rejects_pending_offers_and_closes_the_order(
+    client: Any, world: dict[str, Any]
+) -> None:
+    customer, p1 = world["customer"], world["p1"]
+    order = await create_order(client, customer, world["service"])
+    offer = await make_offer(client, order["id"], p1)
+    dup = await client.post(
+        f"/v1/orders/{order['id']}/offers", json=offer_body(), headers=p1.headers
+    )
+    assert dup.status == 409  # one PENDING offer per provider per order
+    assert (await post(client, f"/v1/orders/{order['id']}/cancel", customer))[0] == 200
+    offers = await (await client.get(f"/v1/orders/{order['id']}/offers", headers=p1.headers)).json()
+    assert [(o["id"], o["status"]) for o in offers["data"]] == [(offer["id"], "REJECTED")]
+    late = await client.post(
+        f"/v1/orders/{order['id']}/offers", json=offer_body(), headers=p1.headers
+    )
+    assert late.status == 409
+
+
+async def test_withdraw_and_cancelled_job_reopens(client: Any, world: dict[str, Any]) -> None:
+    customer, p1, p2 = world["customer"], world["p1"], world["p2"]
+    order = await create_order(client, customer, world["service"])
+    base = f"/v1/orders/{order['id']}/offers"
+    offer = await make_offer(client, order["id"], p1)
+    assert (await post(client, f"{base}/{offer['id']}/withdraw", p2))[0] == 404
+    assert (await post(client, f"{base}/{offer['id']}/withdraw", customer))[0] == 403
+    status, withdrawn = await post(client, f"{base}/{offer['id']}/withdraw", p1)
+    assert (status, withdrawn["data"]["status"]) == (200, "WITHDRAWN")
+    assert (await post(client, f"{base}/{offer['id']}/withdraw", p1))[0] == 409
+    assert (await post(client, f"{base}/{offer['id']}/accept", customer))[0] == 409
+    assert (await post(client, f"{base}/{uuid.uuid4()}/accept", customer))[0] == 404
+
+    again = await make_offer(client, order["id"], p1)
+    status, job = await post(client, f"{base}/{again['id']}/accept", customer)
+    assert status == 200
+    status, cancelled = await post(client, f"/v1/jobs/{job['data']['id']}/cancel", customer)
+    assert (status, cancelled["data"]["status"]) == (200, "CANCELLED")
+    got = await (await client.get(f"/v1/orders/{order['id']}", headers=p1.headers)).json()
+    assert got["data"]["status"] == "OPEN"
+    third = await make_offer(client, order["id"], p1)  # the same provider, welcome again
+    assert (await post(client, f"{base}/{third['id']}/accept", customer))[0] == 200
+
+
+async def test_offer_validation(client: Any, world: dict[str, Any]) -> None:
+    order = await create_order(client, world["customer"], world["service"])
+    path = f"/v1/orders/{order['id']}/offers"
+    p1 = world["p1"]
+    for body in (offer_body(currency="XXX"), offer_body(price="0"), offer_body(extra=1)):
+        resp = await client.post(path, json=body, headers=p1.headers)
+        assert resp.status == 400, body
+    unverified = caller(Role.PROVIDER, verified=False)
+    assert (await client.post(path, json=offer_body(), headers=unverified.headers)).status == 403
+
+
+async def test_create_order_checks(client: Any, world: dict[str, Any]) -> None:
+    customer = world["customer"]
+    resp = await client.post(
+        "/v1/orders", json=order_body(str(uuid.uuid4())), headers=customer.headers
+    )
+    assert resp.status == 404 and "service_id" in (await resp.json())["detail"]
+    backwards = order_body(world["service"], time_end="2031-05-01T08:00:00Z")
+    assert (await client.post("/v1/orders", json=backwards, headers=customer.headers)).status == 400
+    naive = order_body(world["service"], time_start="2031-05-01T09:00:00")
+    assert (await client.post("/v1/orders", json=naive, headers=customer.headers)).status == 400
+    body = order_body(world["service"])
+    assert (await client.post("/v1/orders", json=body, headers=world["p1"].headers)).status == 403
+    unverified = caller(Role.CUSTOMER, verified=False)
+    assert (await client.post("/v1/orders", json=body, headers=unverified.headers)).status == 403
+    assert (await client.post("/v1/orders", json=body)).status == 401
+
+
+async def test_idempotency_key_on_create(
+    client: Any, world: dict[str, Any], orders_dsn: str
+) -> None:
+    customer = world["customer"]
+    headers = {**customer.headers, "Idempotency-Key": uuid.uuid4().hex}
+    body = order_body(world["service"], description="Idempotent order")
+    first = await client.post("/v1/orders", json=body, headers=headers)
+    second = await client.post("/v1/orders", json=body, headers=headers)
+    assert (first.status, second.status) == (201, 201)
+    assert (await first.json()) == (await second.json())
+    assert second.headers["Idempotent-Replayed"] == "true"
+    other = await client.post(
+        "/v1/orders", json={**body, "description": "another"}, headers=headers
+    )
+    assert other.status == 409
+    made = await count(
+        orders_dsn, "SELECT count(*) FROM orders WHERE customer_id = $1", customer.id
+    )
+    assert made == 1
+
+
+async def test_list_filters_search_and_currencies(client: Any, world: dict[str, Any]) -> None:
+    customer = world["customer"]
+    word = uuid.uuid4().hex[:10]
+    a = await create_order(client, customer, world["service"], description=f"Leak {word}")
+    b = await create_order(client, customer, world["service"])
+    listed = await (await client.get("/v1/orders", headers=customer.headers)).json()
+    assert [o["id"] for o in listed["data"]] == [b["id"], a["id"]]  # created_at desc
+    assert listed["meta"]["total"] == 2
+    asc = await (await client.get("/v1/orders?sort=asc", headers=customer.headers)).json()
+    assert [o["id"] for o in asc["data"]] == [a["id"], b["id"]]
+    found = await (await client.get(f"/v1/orders?search={word}", headers=customer.headers)).json()
+    assert [o["id"] for o in found["data"]] == [a["id"]]
+    await post(client, f"/v1/orders/{b['id']}/cancel", customer)
+    cancelled = await (
+        await client.get("/v1/orders?status=CANCELLED", headers=customer.headers)
+    ).json()
+    assert [o["id"] for o in cancelled["data"]] == [b["id"]]
+    # a provider sees the OPEN one only (the service they offer)
+    seen = await (await client.get("/v1/orders", headers=world["p1"].headers)).json()
+    assert a["id"] in [o["id"] for o in seen["data"]]
+    assert b["id"] not in [o["id"] for o in seen["data"]]
+    for bad in ("orderby=price", "status=DONE", "limit=0", "service_id=x"):
+        assert (await client.get(f"/v1/orders?{bad}", headers=customer.headers)).status == 400
+    currencies = await (await client.get("/v1/currencies")).json()
+    codes = [c["code"] for c in currencies["data"]]
+    assert "EUR" in codes and codes == sorted(codes)
+    assert {"code": "JPY", "name": "Yen", "minor_units": 0} in currencies["data"]
+
+
+async def test_concurrent_accepts_exactly_one_wins(
+    client: Any, catalog: Any, orders_dsn: str
+) -> None:
+    customer = caller(Role.CUSTOMER)
+    providers = [caller(Role.PROVIDER) for _ in range(20)]
+    service_id = await catalog_service(catalog, *(p.id for p in providers))
+    order = await create_order(client, customer, service_id)
+    offers = [await make_offer(client, order["id"], p) for p in providers]
+    base = f"/v1/orders/{order['id']}/offers"
+    results = await asyncio.gather(
+        *(post(client, f"{base}/{o['id']}/accept", customer) for o in offers)
+    )
+    assert Counter(status for status, _ in results) == {200: 1, 409: 19}
+    assert await count(orders_dsn, "SELECT count(*) FROM jobs WHERE order_id = $1",
+                       uuid.UUID(order["id"])) == 1  # fmt: skip
+    accepted = await count(
+        orders_dsn,
+        "SELECT count(*) FROM offers WHERE order_id = $1 AND status = 'ACCEPTED'",
+        uuid.UUID(order["id"]),
+    )
+    assert accepted == 1
+
+
+async def test_job_completed_twice_at_once(
+    client: Any, world: dict[str, Any], orders_dsn: str
+) -> None:
+    customer, p1 = world["customer"], world["p1"]
+    order = await create_order(client, customer, world["service"])
+    offer = await make_offer(client, order["id"], p1)
+    _, job = await post(client, f"/v1/orders/{order['id']}/offers/{offer['id']}/accept", customer)
+    job_id = job["data"]["id"]
+    await post(client, f"/v1/jobs/{job_id}/start", p1)
+    results = await asyncio.gather(
+        post(client, f"/v1/jobs/{job_id}/complete", p1),
+        post(client, f"/v1/jobs/{job_id}/complete", p1),
+    )
+    assert sorted(status for status, _ in results) == [200, 409]
+    awards = await count(
+        orders_dsn, "SELECT count(*) FROM outbox WHERE aggregate_id = $1", uuid.UUID(job_id)
+    )
+    assert awards == 1
+
+
+async def test_catalog_down_opens_the_breaker_then_recovers(
+    client: Any, world: dict[str, Any], catalog_proxy: TcpProxy
+) -> None:
+    customer = world["customer"]
+    body = order_body(world["service"])
+    port = catalog_proxy.port
+    await catalog_proxy.stop()
+    for _ in range(2):  # the threshold: two failed calls
+        resp = await client.post("/v1/orders", json=body, headers=customer.headers)
+        assert resp.status == 503
+    start = time.perf_counter()
+    resp = await client.post("/v1/orders", json=body, headers=customer.headers)
+    elapsed = time.perf_counter() - start
+    assert resp.status == 503 and (await resp.json())["code"] == "CIRCUIT_OPEN"
+    assert resp.headers["Retry-After"]
+    assert elapsed < 0.05, elapsed
+    await catalog_proxy.start(port)
+    deadline = time.monotonic() + BREAKER_RESET + 5 * CATALOG_TIMEOUT
+    while True:  # the half-open probe after reset_timeout closes it again
+        resp = await client.post("/v1/orders", json=body, headers=customer.headers)
+        if resp.status == 201:
+            break
+        assert resp.status == 503 and time.monotonic() < deadline
+        await asyncio.sleep(0.05)

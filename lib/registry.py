@@ -57,7 +57,7 @@ SERVICES: tuple[Service, ...] = (
     Service("departments", 1, (8101,), "departments", "postgresql", built=True),
     Service("users", 2, (8102,), "users", "postgresql", built=True),
     Service("catalog", 3, (8103,), "catalog", "postgresql", built=True),
-    Service("orders", 4, (8104,), "orders", "postgresql", built=False),
+    Service("orders", 4, (8104,), "orders", "postgresql", built=True),
     # two replicas: WebSocket fan-out across processes goes through Redis
     Service("chat", 5, (8105, 8106), "chat", "postgresql", built=False),
     Service("points", 6, (9105,), "points", "mysql", built=True, grpc_port=50051),

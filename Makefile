@@ -93,6 +93,7 @@ bench: install ## every benchmark in bench/ (ratios measured side by side; needs
 	$(PY) bench/http_list.py
 	$(PY) bench/points_client.py
 	$(PY) bench/users_list.py
+	$(PY) bench/users_auth.py
 
 swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all)
 	$(PY) -m tools.swag gen $(svc)

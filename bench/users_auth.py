@@ -1,0 +1,345 @@
+"""The users service's auth costs, side by side in one run, on loopback:
+
+- argon2id: the cost of one password check with the production parameters (the
+  UsersSettings defaults, ADR 0010), measured in this process;
+- /health p99 while idle, then during a login storm (--concurrency clients logging in
+  back to back): the bounded executor (ARGON2_WORKERS threads) must keep the event loop
+  responsive, the ratio should stay <= 2;
+- login throughput vs refresh throughput (refresh is one SHA-256 and one transaction).
+
+The service runs as its own process (`python -m services.users`, production argon2
+defaults) on a throwaway database; /health is probed every --probe-interval ms, paced
+so the probe itself is no load. Every phase is bounded by --seconds.
+Run: .venv/bin/python bench/users_auth.py [--seconds 5] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lib.auth.passwords import make_hasher
+from services.users.settings import UsersSettings
+from tests.servers import free_port
+from tools import keys, migrate
+from tools.databases import PG_DEFAULT
+from tools.dbadmin import drop_database
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "bench password 1"
+
+
+@dataclass
+class Phase:
+    """What one timed phase saw."""
+
+    seconds: float = 0.0
+    ok: int = 0
+    busy: int = 0  # 503 from the bounded executor: by design under overload
+    failed: int = 0  # anything else: the benchmark is broken
+    health_ms: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    @property
+    def health_p99(self) -> float:
+        return percentile(self.health_ms, 99)
+
+
+Client = Callable[[aiohttp.ClientSession, Phase], Awaitable[None]]  # one request, counted
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def argon2_parameters() -> tuple[int, int, int]:
+    """The production defaults, read from the settings class (not the environment)."""
+    fields = UsersSettings.model_fields
+    return tuple(  # type: ignore[return-value]
+        int(fields[f"argon2_{name}"].default)
+        for name in ("time_cost", "memory_cost", "parallelism")
+    )
+
+
+def hash_cost_ms(rounds: int) -> list[float]:
+    hasher = make_hasher(*argon2_parameters())
+    stored = hasher.hash(PASSWORD)
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        hasher.verify(stored, PASSWORD)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def seed_accounts(dsn: str, count: int) -> list[str]:
+    """`count` accounts sharing one production-cost hash (hashing each would only be slow)."""
+    password_hash = make_hasher(*argon2_parameters()).hash(PASSWORD)
+    emails = [f"bench{n}-{uuid.uuid4().hex[:8]}@fixup.test" for n in range(count)]
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.copy_records_to_table(
+            "users",
+            records=[
+                (uuid.uuid4(), email, password_hash, "Bench", f"User{n}", "+1 555 0100")
+                for n, email in enumerate(emails)
+            ],
+            columns=["id", "email", "password_hash", "first_name", "last_name", "phone_number"],
+        )
+    finally:
+        await conn.close()
+    return emails
+
+
+class UsersProcess:
+    def __init__(self, dsn: str, key_dir: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        env = {
+            **os.environ,
+            "USERS_DATABASE_URL": dsn,
+            "USERS_PORT": str(self.port),
+            "WORKERS": "1",
+            "REDIS_URL": "",
+            "LOG_LEVEL": "WARNING",
+            "POINTS_GRPC_ADDR": "",
+            "JWT_PUBLIC_KEY": "",
+            "JWT_PRIVATE_KEY": "",
+            "JWT_PUBLIC_KEY_FILE": str(key_dir / keys.PUBLIC_NAME),
+            "JWT_PRIVATE_KEY_FILE": str(key_dir / keys.PRIVATE_NAME),
+            "LOGIN_RATE": "1000000",
+            "LOGIN_BURST": "1000000",
+            "RATE_LIMIT_IP_RATE": "1000000",
+            "RATE_LIMIT_IP_BURST": "1000000",
+        }
+        for name in ("TIME_COST", "MEMORY_COST", "PARALLELISM"):
+            env.pop(f"ARGON2_{name}", None)  # the production defaults, whatever the shell says
+            env.pop(f"USERS_ARGON2_{name}", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.users"],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+
+    async def wait_healthy(self, http: aiohttp.ClientSession, seconds: float = 20.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"users exited: {self.log.read_text()}")
+            try:
+                async with http.get(f"{self.url}/health") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"users not healthy in {seconds}s: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+async def probe_health(url: str, interval: float, stop: asyncio.Event, out: list[float]) -> None:
+    """GET /health every `interval` s on its own connection; latency of each, in ms."""
+    async with aiohttp.ClientSession() as http:
+        while not stop.is_set():
+            started = time.perf_counter()
+            async with http.get(f"{url}/health") as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"/health answered {resp.status}")
+            out.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(interval)
+
+
+async def phase(
+    url: str,
+    seconds: float,
+    probe_interval: float,
+    clients: list[Client],
+) -> Phase:
+    """Run `clients` back to back for `seconds` while /health is probed."""
+    result, stop = Phase(), asyncio.Event()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def loop(client: Client) -> None:
+            while not stop.is_set():
+                await client(http, result)
+
+        started = time.perf_counter()
+        tasks = [asyncio.create_task(loop(c)) for c in clients]
+        prober = asyncio.create_task(probe_health(url, probe_interval, stop, result.health_ms))
+        done, _ = await asyncio.wait([prober, *tasks], timeout=seconds)
+        stop.set()
+        await asyncio.gather(prober, *tasks)  # each finishes its request in flight
+        result.seconds = time.perf_counter() - started
+        for task in done:
+            task.result()  # a crashed client fails the run
+    return result
+
+
+def count(result: Phase, status: int) -> None:
+    if status == 200:
+        result.ok += 1
+    elif status == 503:
+        result.busy += 1
+    else:
+        result.failed += 1
+
+
+def login_client(url: str, email: str) -> Client:
+    body = {"email": email, "password": PASSWORD}
+
+    async def client(http: aiohttp.ClientSession, result: Phase) -> None:
+        async with http.post(f"{url}/v1/auth/login", json=body) as resp:
+            await resp.read()
+            count(result, resp.status)
+
+    return client
+
+
+async def login_once(http: aiohttp.ClientSession, url: str, email: str) -> str:
+    body = {"email": email, "password": PASSWORD}
+    async with http.post(f"{url}/v1/auth/login", json=body) as resp:
+        payload = await resp.json()
+        if resp.status != 200:
+            raise RuntimeError(f"login answered {resp.status}: {payload}")
+        return str(payload["data"]["refresh_token"])
+
+
+def refresh_client(url: str, token: str) -> Client:
+    """Rotates its own family: each answer's token is the next request's."""
+    current = {"token": token}
+
+    async def client(http: aiohttp.ClientSession, result: Phase) -> None:
+        body = {"refresh_token": current["token"]}
+        async with http.post(f"{url}/v1/auth/refresh", json=body) as resp:
+            payload = await resp.json()
+            count(result, resp.status)
+            if resp.status == 200:
+                current["token"] = payload["data"]["refresh_token"]
+
+    return client
+
+
+async def run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
+    """Every figure of the benchmark, as a dict (printed by main, checked by the smoke test)."""
+    hash_ms = hash_cost_ms(args.hashes)
+    emails = await seed_accounts(dsn, args.concurrency)
+    with tempfile.TemporaryDirectory(prefix="bench-users-auth-") as tmp:
+        key_dir = Path(tmp) / "keys"
+        keys.write_keys(key_dir)
+        users = UsersProcess(dsn, key_dir, Path(tmp) / "users.log")
+        interval = args.probe_interval / 1000
+        try:
+            async with aiohttp.ClientSession() as http:
+                await users.wait_healthy(http)
+                tokens = [await login_once(http, users.url, e) for e in emails]  # also warms up
+            idle = await phase(users.url, args.seconds, interval, [])
+            storm = await phase(
+                users.url, args.seconds, interval, [login_client(users.url, e) for e in emails]
+            )
+            refresh = await phase(
+                users.url, args.seconds, interval, [refresh_client(users.url, t) for t in tokens]
+            )
+        finally:
+            users.stop()
+    return {
+        "argon2": dict(
+            zip(("time_cost", "memory_kib", "parallelism"), argon2_parameters(), strict=True)
+        ),
+        "hash_ms_median": statistics.median(hash_ms),
+        "hash_ms_min": min(hash_ms),
+        "health_idle_p99_ms": idle.health_p99,
+        "health_storm_p99_ms": storm.health_p99,
+        "health_ratio": storm.health_p99 / idle.health_p99,
+        "health_samples": (len(idle.health_ms), len(storm.health_ms)),
+        "login_per_s": storm.rate,
+        "refresh_per_s": refresh.rate,
+        "refresh_to_login": refresh.rate / storm.rate if storm.rate else float("nan"),
+        "busy": storm.busy + refresh.busy,
+        "failed": storm.failed + refresh.failed,
+    }
+
+
+def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
+    a = figures["argon2"]
+    print(
+        f"users auth, argon2id t={a['time_cost']} m={a['memory_kib']} KiB p={a['parallelism']}, "
+        f"{args.concurrency} clients, {args.seconds:g} s a phase:"
+    )
+    print(
+        f"  hash cost per login      {figures['hash_ms_median']:7.1f} ms median "
+        f"(min {figures['hash_ms_min']:.1f}; target 30-100)"
+    )
+    print(f"  /health p99 idle         {figures['health_idle_p99_ms']:7.2f} ms")
+    print(
+        f"  /health p99 login storm  {figures['health_storm_p99_ms']:7.2f} ms   "
+        f"ratio {figures['health_ratio']:.2f} (target <= 2)"
+    )
+    print(f"  login                    {figures['login_per_s']:7.1f} /s")
+    print(
+        f"  refresh                  {figures['refresh_per_s']:7.1f} /s   "
+        f"ratio to login {figures['refresh_to_login']:.1f}"
+    )
+    print(f"  503 busy {figures['busy']}, other failures {figures['failed']}")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
+    parser.add_argument("--concurrency", type=int, default=8, help="clients in the storm")
+    parser.add_argument("--hashes", type=int, default=20, help="argon2 checks timed in-process")
+    parser.add_argument("--probe-interval", type=float, default=10.0, help="ms between probes")
+    parser.add_argument("--dsn", default="", help="a migrated users database (default: a new one)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
+    if args.dsn:
+        figures = asyncio.run(run(args, args.dsn))
+    else:
+        dsn = f"{os.environ.get('BENCH_PG', PG_DEFAULT)}/fixup_bench_auth_{os.getpid()}"
+        try:
+            migrate.up("users", dsn)
+            figures = asyncio.run(run(args, dsn))
+        finally:
+            drop_database(dsn)
+    report(figures, args)
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -211,9 +211,16 @@ async def cancel_order(request: web.Request) -> web.Response:
     "List currencies",
     tags=["currencies"],
     response=models.Currency,
-    description="ISO 4217 codes an offer may use (reference data).",
+    paged=True,
+    query=s.CurrencyListQuery,
+    errors=(400,),
+    description="ISO 4217 codes an offer may use (reference data), by code.",
 )
 async def list_currencies(request: web.Request) -> web.Response:
+    page = parse_list(request, ("code",), s.CurrencyListQuery)
     async with request.app[DB].acquire() as conn:
-        rows = await q.list_currencies(conn)
-    return json_response({"data": rows})
+        rows = await q.list_currencies(conn)  # a few dozen rows: paged here
+    if page.sort == "desc":
+        rows.reverse()
+    chunk = rows[page.offset : page.offset + page.limit]
+    return json_response({"data": chunk, "meta": page.meta(len(rows))})

@@ -107,3 +107,7 @@ class JobListQuery(ListQuery):
 
 class ReviewListQuery(ListQuery):
     orderby: Literal["created_at"] | None = Field(None, description="Sort key; created_at.")
+
+
+class CurrencyListQuery(ListQuery):
+    orderby: Literal["code"] | None = Field(None, description="Sort key; code.")

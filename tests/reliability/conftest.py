@@ -45,8 +45,10 @@ def users_dsn(migrated_db: Callable[[str], str]) -> str:
 
 
 @pytest.fixture(scope="module")
-async def users(users_dsn: str, logs: Path) -> AsyncIterator[Service]:
-    service = await start("users", users_env(users_dsn, DB_POOL_MAX="4"), logs / "users.log")
+async def users(users_dsn: str, departments: Service, logs: Path) -> AsyncIterator[Service]:
+    """Users as deployed: its PATCHes check department ids with the real departments."""
+    env = users_env(users_dsn, DB_POOL_MAX="4", DEPARTMENTS_URL=departments.url)
+    service = await start("users", env, logs / "users.log")
     yield service
     service.stop()
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
+from lib import registry
 from tests.e2e.gateway_stack import Exporter, Gateway, answers, require_nginx, wait_until
 from tests.e2e.service_process import ROOT, Service
 from tests.servers import Servers, free_port
@@ -134,18 +135,20 @@ async def live_stack(
     gateway: Gateway | None = None
     exporter_proc: Exporter | None = None
     try:
-        for svc in ("departments", "users", "catalog", "points"):
+        for svc in [service.name for service in registry.built_services()]:
             port = free_port()
             env = service_env(svc, migrated_db(svc), port, tmp)
+            env["POINTS_GRPC_ADDR"] = f"127.0.0.1:{grpc_port}"
             if svc == "points":
                 env["POINTS_GRPC_PORT"] = str(grpc_port)
             services[svc] = Service(env, tmp / f"{svc}.log", name=svc)
             targets[svc] = [f"127.0.0.1:{port}"]
         for service in services.values():
             await service.wait_healthy()
-        down = free_port()
-        upstreams = {s: [f"127.0.0.1:{down}"] for s in ("orders", "chat")}
-        upstreams |= {s: targets[s] for s in ("departments", "users", "catalog")}
+        down = free_port()  # planned services: NGINX answers 503 for them
+        upstreams = {
+            s.name: targets.get(s.name, [f"127.0.0.1:{down}"]) for s in registry.gateway_services()
+        }
         gateway = await Gateway(tmp, upstreams, tmp / "docs").start()
         exporter_proc = await Exporter(tmp, gateway.access_log, gateway.status_url).start()
         targets["nginx"] = [f"127.0.0.1:{exporter_proc.port}"]

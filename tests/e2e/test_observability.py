@@ -93,7 +93,7 @@ async def load(live: Live) -> None:
             statuses.append(resp.status)
 
     async with aiohttp.ClientSession() as http:
-        for path in ("/api/departments/v1/departments/nope", "/api/orders/v1/orders"):
+        for path in ("/api/departments/v1/departments/nope", "/api/chat/v1/conversations"):
             await one(http, path)
         await one(http, "/api/users/v1/users")
         while time.monotonic() < deadline:

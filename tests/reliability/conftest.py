@@ -56,3 +56,30 @@ async def users(users_dsn: str, departments: Service, logs: Path) -> AsyncIterat
 @pytest.fixture(scope="module")
 def points_dsn(migrated_db: Callable[[str], str]) -> str:
     return migrated_db("points")
+
+
+@pytest.fixture(scope="module")
+async def catalog(migrated_db: Callable[[str], str], logs: Path) -> AsyncIterator[Service]:
+    env = common_env("catalog", migrated_db("catalog"), DB_POOL_MAX="4")
+    service = await start("catalog", env, logs / "catalog.log")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+async def orders(
+    migrated_db: Callable[[str], str], catalog: Service, users: Service, logs: Path
+) -> AsyncIterator[Service]:
+    """Orders as deployed: catalog checked and the customer's name read from the real
+    services (no points relay: the outbox is tested on its own)."""
+    env = common_env(
+        "orders",
+        migrated_db("orders"),
+        DB_POOL_MAX="4",
+        ORDERS_CATALOG_URL=catalog.url,
+        ORDERS_USERS_URL=users.url,
+        ORDERS_POINTS_GRPC_ADDR="",
+    )
+    service = await start("orders", env, logs / "orders.log")
+    yield service
+    service.stop()

@@ -1,4 +1,5 @@
-"""schemathesis against every HTTP service's own OpenAPI document, on the running service:
+"""schemathesis against every HTTP service's own OpenAPI document, on the running service
+(departments, users, catalog, orders):
 every operation, as ADMIN, as CUSTOMER and without a token. No 5xx, no response that
 violates the document, no error body showing internals. The case count is printed."""
 
@@ -76,3 +77,11 @@ async def test_fuzz_departments(departments: Service) -> None:
 
 async def test_fuzz_users(users: Service) -> None:
     await fuzz(users, "users")
+
+
+async def test_fuzz_catalog(catalog: Service) -> None:
+    await fuzz(catalog, "catalog")
+
+
+async def test_fuzz_orders(orders: Service) -> None:
+    await fuzz(orders, "orders")

@@ -99,8 +99,11 @@ class MailRelay:
                 done = Round(0, 0)
             if done.claimed == BATCH:
                 continue  # more may be due
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel that
+            # stops the relay when the wake-up lands at the same moment
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
 
 
 RELAY: web.AppKey[MailRelay] = web.AppKey("mail_relay", MailRelay)

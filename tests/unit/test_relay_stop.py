@@ -1,0 +1,57 @@
+"""The outbox relays stop when cancelled, even when a wake-up lands at the same moment.
+
+On Python 3.11 `asyncio.wait_for` returns the inner result and swallows the cancel when
+both arrive together; a relay waiting that way ignored the stop of its app and the
+shutdown (and a test's teardown) waited forever. Each round here wakes the relay and
+cancels it a few loop steps apart, covering the moments the race can fall on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from services.orders.relay import OutboxRelay
+from services.orders.relay import Round as OrdersRound
+from services.users.mail_relay import MailRelay
+from services.users.mail_relay import Round as MailRound
+
+STOP_WITHIN = 2.0  # s: a stop takes one loop step; the margin is for a loaded machine
+
+
+class IdleMailRelay(MailRelay):
+    async def run_once(self) -> MailRound:  # nothing due: go straight back to waiting
+        await asyncio.sleep(0)
+        return MailRound(0, 0)
+
+
+class IdleOutboxRelay(OutboxRelay):
+    async def run_once(self) -> OrdersRound:
+        await asyncio.sleep(0)
+        return OrdersRound(0, 0)
+
+
+def relays() -> list[Any]:
+    options = {"interval": 0.001, "retry_max": 1.0}
+    return [
+        IdleMailRelay(None, None, send_timeout=1.0, **options),  # type: ignore[arg-type]
+        IdleOutboxRelay(None, None, call_timeout=1.0, **options),  # type: ignore[arg-type]
+    ]
+
+
+@pytest.mark.parametrize("relay", relays(), ids=["mail", "outbox"])
+async def test_a_relay_stops_when_cancelled_whatever_the_timing(relay: Any) -> None:
+    for steps_between in range(6):
+        for _ in range(40):
+            task = asyncio.create_task(relay.run())
+            for _ in range(3):
+                await asyncio.sleep(0)
+            relay.wake()
+            for _ in range(steps_between):
+                await asyncio.sleep(0)
+            task.cancel()
+            async with asyncio.timeout(STOP_WITHIN):
+                with pytest.raises(asyncio.CancelledError):
+                    await task

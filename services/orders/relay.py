@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from aiohttp import web
@@ -26,6 +25,7 @@ from lib.errors import AppError
 from lib.http.keys import DB
 from lib.logging import get_logger
 from lib.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING
+from lib.relay import Relay, Round
 from services.orders.db import outbox as q
 from services.orders.settings import OrdersSettings
 
@@ -43,13 +43,9 @@ class PointsAdder(Protocol):
     ) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Round:
-    claimed: int
-    delivered: int
+class OutboxRelay(Relay):
+    name = "outbox_relay"
 
-
-class OutboxRelay:
     def __init__(
         self,
         db: Database,
@@ -61,20 +57,12 @@ class OutboxRelay:
         batch: int = 20,
         service: str = "orders",
     ) -> None:
+        super().__init__(interval=interval, retry_max=retry_max, batch=batch)
         self.db, self.points = db, points
-        self.interval, self.retry_max, self.batch = interval, retry_max, batch
         # a leased row stays ours while the whole batch may be delivered, with margin
         self.lease = call_timeout * (batch + 1)
-        self._wake = asyncio.Event()
         self._pending = OUTBOX_PENDING.labels(service)
         self._oldest = OUTBOX_OLDEST_AGE.labels(service)
-
-    def wake(self) -> None:
-        """A handler wrote a row: look now rather than at the next poll."""
-        self._wake.set()
-
-    def backoff(self, attempts: int) -> float:
-        return float(min(self.retry_max, 0.5 * 2.0 ** min(attempts, 20)))
 
     async def report(self, conn: Any) -> None:
         backlog = await q.outbox_backlog(conn)
@@ -115,22 +103,6 @@ class OutboxRelay:
             return Round(len(rows), delivered)
         finally:
             exit_scope(scope)
-
-    async def run(self) -> None:
-        while True:
-            self._wake.clear()  # before the round: a wake during it is not lost
-            try:
-                done = await self.run_once()
-            except Exception as exc:  # the database is away: try again at the next poll
-                log.warning("outbox_relay_failed", error=repr(exc))
-                done = Round(0, 0)
-            if done.claimed == self.batch:
-                continue  # more may be due
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel that
-            # stops the relay when the wake-up lands at the same moment
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await self._wake.wait()
 
 
 RELAY: web.AppKey[OutboxRelay] = web.AppKey("outbox_relay", OutboxRelay)

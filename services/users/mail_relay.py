@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -23,6 +22,7 @@ from lib.http.keys import DB
 from lib.logging import get_logger
 from lib.mail import Mail, Mailer, MailError, make_mailer
 from lib.metrics import OUTBOX_PENDING
+from lib.relay import Relay, Round
 from services.users.db import mail as q
 from services.users.settings import UsersSettings
 
@@ -30,13 +30,10 @@ log = get_logger("services.users.mail")
 BATCH = 10
 
 
-@dataclass(frozen=True, slots=True)
-class Round:
-    claimed: int
-    sent: int
+class MailRelay(Relay):
+    name = "mail_relay"
+    first_retry = 1.0
 
-
-class MailRelay:
     def __init__(
         self,
         db: Database,
@@ -47,19 +44,11 @@ class MailRelay:
         send_timeout: float,
         service: str = "users",
     ) -> None:
+        super().__init__(interval=interval, retry_max=retry_max, batch=BATCH)
         self.db, self.mailer = db, mailer
-        self.interval, self.retry_max = interval, retry_max
         # a claimed row stays ours while a whole batch may be sent, with margin
         self.lease = send_timeout * (BATCH + 1)
-        self._wake = asyncio.Event()
         self._pending = OUTBOX_PENDING.labels(service)
-
-    def wake(self) -> None:
-        """A handler wrote a row: look now rather than at the next poll."""
-        self._wake.set()
-
-    def backoff(self, attempts: int) -> float:
-        return float(min(self.retry_max, 2.0 ** min(attempts, 20)))
 
     async def run_once(self) -> Round:
         """One claim -> send -> mark round, in a connection scope of its own."""
@@ -88,22 +77,6 @@ class MailRelay:
             return Round(len(rows), sent)
         finally:
             exit_scope(scope)
-
-    async def run(self) -> None:
-        while True:
-            self._wake.clear()  # before the round: a wake during it is not lost
-            try:
-                done = await self.run_once()
-            except Exception as exc:  # the database is away: try again at the next poll
-                log.warning("mail_relay_failed", error=repr(exc))
-                done = Round(0, 0)
-            if done.claimed == BATCH:
-                continue  # more may be due
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel that
-            # stops the relay when the wake-up lands at the same moment
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await self._wake.wait()
 
 
 RELAY: web.AppKey[MailRelay] = web.AppKey("mail_relay", MailRelay)

@@ -13,24 +13,23 @@ from typing import Any
 
 import pytest
 
+from lib.relay import Round
 from services.orders.relay import OutboxRelay
-from services.orders.relay import Round as OrdersRound
 from services.users.mail_relay import MailRelay
-from services.users.mail_relay import Round as MailRound
 
 STOP_WITHIN = 2.0  # s: a stop takes one loop step; the margin is for a loaded machine
 
 
 class IdleMailRelay(MailRelay):
-    async def run_once(self) -> MailRound:  # nothing due: go straight back to waiting
+    async def run_once(self) -> Round:  # nothing due: go straight back to waiting
         await asyncio.sleep(0)
-        return MailRound(0, 0)
+        return Round(0, 0)
 
 
 class IdleOutboxRelay(OutboxRelay):
-    async def run_once(self) -> OrdersRound:
+    async def run_once(self) -> Round:
         await asyncio.sleep(0)
-        return OrdersRound(0, 0)
+        return Round(0, 0)
 
 
 def relays() -> list[Any]:

@@ -1,0 +1,61 @@
+"""The loop every outbox relay shares (the users mail relay, the orders points relay).
+
+A subclass implements `run_once()`: claim due rows in a connection scope of its own,
+deliver them with no connection held, mark them. `run()` repeats it: at once when the
+round was full (more may be due), else after a `wake()` (a handler just wrote a row) or
+the poll interval. A failing round (the database away) is logged and tried again at the
+next poll; cancelling the task stops the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from lib.logging import get_logger
+
+log = get_logger("lib.relay")
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    claimed: int
+    done: int  # delivered (or sent)
+
+
+class Relay(ABC):
+    name = "relay"  # the log event prefix: <name>_failed
+    first_retry = 0.5  # s: the backoff doubles from here up to retry_max
+
+    def __init__(self, *, interval: float, retry_max: float, batch: int) -> None:
+        self.interval, self.retry_max, self.batch = interval, retry_max, batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """A handler wrote a row: look now rather than at the next poll."""
+        self._wake.set()
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next attempt of a row that failed `attempts` times."""
+        return float(min(self.retry_max, self.first_retry * 2.0 ** min(attempts, 20)))
+
+    @abstractmethod
+    async def run_once(self) -> Round: ...
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()  # before the round: a wake during it is not lost
+            try:
+                done = await self.run_once()
+            except Exception as exc:  # the database is away: try again at the next poll
+                log.warning(f"{self.name}_failed", error=repr(exc))
+                done = Round(0, 0)
+            if done.claimed >= self.batch:
+                continue  # more may be due
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel that
+            # stops the relay when the wake-up lands at the same moment
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()

@@ -16,6 +16,7 @@ import pytest
 
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
+from tests.e2e.gateway_stack import wait_until
 from tests.e2e.service_process import PROCESS_MARGIN, Service
 from tests.proxy import TcpProxy, through
 from tests.servers import free_port
@@ -58,9 +59,13 @@ async def test_points_process_serves_and_stops_gracefully(
             async with http.get(f"{url}/health") as resp:
                 assert resp.status == 200
                 assert (await resp.json()) == {"status": "ok"}
-            async with http.get(f"{url}/metrics") as resp:
-                text = await resp.text()
-        assert f'grpc_server_handled_total{{code="OK",method="{GET}"}} 1.0' in text
+            line = f'grpc_server_handled_total{{code="OK",method="{GET}"}} 1.0'
+
+            async def counted() -> bool:  # the client may see the reply before it is counted
+                async with http.get(f"{url}/metrics") as resp:
+                    return line in await resp.text()
+
+            await wait_until(counted, "the call is counted in /metrics", PROCESS_MARGIN)
 
         proxy.hold()  # the database's answers wait at the proxy until release()
         in_flight = asyncio.create_task(

@@ -4,7 +4,10 @@ A subclass implements `run_once()`: claim due rows in a connection scope of its 
 deliver them with no connection held, mark them. `run()` repeats it: at once when the
 round was full (more may be due), else after a `wake()` (a handler just wrote a row) or
 the poll interval. A failing round (the database away) is logged and tried again at the
-next poll; cancelling the task stops the loop.
+next poll. `running(relay)` runs it for as long as its block lasts: on exit the relay is
+told to stop (a flag, checked each round) AND its task cancelled, and the wait for it is
+bounded — a cancel alone can be swallowed on 3.11 by any `asyncio.wait_for` beneath (a
+driver's I/O timeout), which left a relay looping and an app's cleanup waiting forever.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from lib.logging import get_logger
@@ -32,9 +36,15 @@ class Relay(ABC):
     def __init__(self, *, interval: float, retry_max: float, batch: int) -> None:
         self.interval, self.retry_max, self.batch = interval, retry_max, batch
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """A handler wrote a row: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the round in progress, then leave the loop."""
+        self._stopping = True
         self._wake.set()
 
     def backoff(self, attempts: int) -> float:
@@ -45,7 +55,7 @@ class Relay(ABC):
     async def run_once(self) -> Round: ...
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()  # before the round: a wake during it is not lost
             try:
                 done = await self.run_once()
@@ -59,3 +69,21 @@ class Relay(ABC):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval):
                     await self._wake.wait()
+
+
+@contextlib.asynccontextmanager
+async def running(relay: Relay, *, name: str, stop_within: float) -> AsyncIterator[None]:
+    """Run `relay` in a task while the block lasts; on exit stop it within `stop_within`
+    seconds (a round cut short keeps its rows leased: they are delivered again later)."""
+    task = asyncio.create_task(relay.run(), name=name)
+    try:
+        yield
+    finally:
+        relay.stop()
+        task.cancel()
+        try:
+            async with asyncio.timeout(stop_within):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        except TimeoutError:
+            log.error(f"{relay.name}_did_not_stop", within_s=stop_within)

@@ -11,8 +11,6 @@ applies a key once, so every award is applied exactly once, with any number of r
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol, cast
@@ -25,7 +23,7 @@ from lib.errors import AppError
 from lib.http.keys import DB
 from lib.logging import get_logger
 from lib.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING
-from lib.relay import Relay, Round
+from lib.relay import Relay, Round, running
 from services.orders.db import outbox as q
 from services.orders.settings import OrdersSettings
 
@@ -135,13 +133,10 @@ def relay_ctx(settings: OrdersSettings) -> Callable[[web.Application], AsyncIter
             service=settings.service,
         )
         app[RELAY] = relay
-        task = asyncio.create_task(relay.run(), name="outbox-relay")
         try:
-            yield
+            async with running(relay, name="outbox-relay", stop_within=settings.shutdown_timeout):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             await pool.close()
 
     return ctx

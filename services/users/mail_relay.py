@@ -10,8 +10,6 @@ loses its lease and the row is sent again: delivery is at least once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -22,7 +20,7 @@ from lib.http.keys import DB
 from lib.logging import get_logger
 from lib.mail import Mail, Mailer, MailError, make_mailer
 from lib.metrics import OUTBOX_PENDING
-from lib.relay import Relay, Round
+from lib.relay import Relay, Round, running
 from services.users.db import mail as q
 from services.users.settings import UsersSettings
 
@@ -103,10 +101,7 @@ def mail_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterat
             service=settings.service,
         )
         app[RELAY] = relay
-        task = asyncio.create_task(relay.run(), name="mail-relay")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        async with running(relay, name="mail-relay", stop_within=settings.shutdown_timeout):
+            yield
 
     return ctx

@@ -9,11 +9,12 @@ cancels it a few loop steps apart, covering the moments the race can fall on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
 
-from lib.relay import Round
+from lib.relay import Relay, Round, running
 from services.orders.relay import OutboxRelay
 from services.users.mail_relay import MailRelay
 
@@ -54,3 +55,36 @@ async def test_a_relay_stops_when_cancelled_whatever_the_timing(relay: Any) -> N
             async with asyncio.timeout(STOP_WITHIN):
                 with pytest.raises(asyncio.CancelledError):
                     await task
+
+
+class SwallowingRelay(Relay):
+    """A round whose I/O swallows the cancel, as a 3.11 `wait_for` under a driver can."""
+
+    name = "swallowing"
+
+    def __init__(self) -> None:
+        super().__init__(interval=0.001, retry_max=1.0, batch=10)
+        self.in_round = asyncio.Event()
+        self.swallowed = False
+        self.finished = False
+
+    async def run(self) -> None:
+        await super().run()
+        self.finished = True  # the loop left by itself, not cut
+
+    async def run_once(self) -> Round:
+        self.in_round.set()
+        if not self.swallowed:
+            self.swallowed = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)  # cut by the cancel, which is then lost
+        await asyncio.sleep(0)
+        return Round(0, 0)
+
+
+async def test_running_stops_a_relay_even_when_its_cancel_is_swallowed() -> None:
+    relay = SwallowingRelay()
+    async with asyncio.timeout(STOP_WITHIN):
+        async with running(relay, name="swallowing", stop_within=STOP_WITHIN):
+            await relay.in_round.wait()  # exit while a round is in progress
+    assert relay.finished

@@ -74,7 +74,15 @@ async def test_smtp_down_then_back_delivers_the_mail(aiohttp_client: Any, users_
     with smtp_sink(port) as sink:
         mail = await mail_for(sink, email)
         assert mail["Subject"] == "Confirm your Fixup email address"
+
+    async def row_gone() -> None:  # the relay deletes the row once the send returned
+        while True:
+            if await outbox_row(users_dsn, email) is None:
+                return
+            await asyncio.sleep(0.05)
+
     # delivered: the row (and the link it carried) is gone
+    await asyncio.wait_for(row_gone(), MAIL_WAIT)
     assert await outbox_row(users_dsn, email) is None
 
 

@@ -14,8 +14,10 @@ with 503 and Retry-After instead of queueing without bound behind a login storm.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -74,6 +76,17 @@ def make_hasher(time_cost: int, memory_cost: int, parallelism: int) -> PasswordH
     )
 
 
+HASHING_NICENESS = 10
+
+
+def _yield_to_the_loop() -> None:
+    """Run hashing threads at a lower priority (Linux nice values are per thread): when a
+    core is contended the event loop thread wins, so /health and every other request keep
+    their latency during a login storm (ADR 0010). A no-op where it is not allowed."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+
+
 class HashingBusy(ServiceUnavailable):
     """Every hashing slot is taken: 503 with Retry-After."""
 
@@ -85,7 +98,9 @@ class BoundedHasher:
         if workers < 1 or queue < 0:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self._hasher = hasher
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="argon2", initializer=_yield_to_the_loop
+        )
         self._capacity = workers + queue
         self._pending = 0
         # an unknown email is checked against this, so it costs what a wrong password costs

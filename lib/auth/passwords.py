@@ -2,8 +2,9 @@
 
 Cost parameters come from the environment (cheap in tests; docs/architecture.md, "Ports
 and settings"):
-ARGON2_TIME_COST (default 3), ARGON2_MEMORY_COST in KiB (default 65536),
-ARGON2_PARALLELISM (default 4). They are read once, on first use.
+ARGON2_TIME_COST (default 3), ARGON2_MEMORY_COST in KiB (default 32768),
+ARGON2_PARALLELISM (default 1) — the users service's defaults (ADR 0010). They are read
+once, on first use.
 
 A server hashes through `BoundedHasher`: argon2id costs tens of milliseconds of CPU by
 design, so it runs in a small thread pool (argon2-cffi releases the GIL) instead of on the
@@ -29,13 +30,13 @@ from argon2.exceptions import Argon2Error
 from lib.errors import ServiceUnavailable
 
 T = TypeVar("T")
-_DEFAULTS = {"ARGON2_TIME_COST": 3, "ARGON2_MEMORY_COST": 65536, "ARGON2_PARALLELISM": 4}
+ARGON2_DEFAULTS = {"ARGON2_TIME_COST": 3, "ARGON2_MEMORY_COST": 32768, "ARGON2_PARALLELISM": 1}
 
 
 def _setting(name: str) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
-        return _DEFAULTS[name]
+        return ARGON2_DEFAULTS[name]
     try:
         value = int(raw)
     except ValueError:

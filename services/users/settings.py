@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from lib.auth.passwords import ARGON2_DEFAULTS
 from lib.config import ServiceSettings
 
 SERVICE = "users"
@@ -27,9 +28,11 @@ class UsersSettings(ServiceSettings):
     encryption_key_file: str = Field("", description="ENCRYPTION_KEY read from a file.")
     # argon2id, measured in ADR 0010: about 50 ms a hash on one core. Parallelism 1 keeps
     # one hash on one core, so ARGON2_WORKERS bounds the CPU a login storm can take.
-    argon2_time_cost: int = Field(3, ge=1)
-    argon2_memory_cost: int = Field(32768, ge=8, description="KiB (OWASP: >= 19 MiB)")
-    argon2_parallelism: int = Field(1, ge=1)
+    argon2_time_cost: int = Field(ARGON2_DEFAULTS["ARGON2_TIME_COST"], ge=1)
+    argon2_memory_cost: int = Field(
+        ARGON2_DEFAULTS["ARGON2_MEMORY_COST"], ge=8, description="KiB (OWASP: >= 19 MiB)"
+    )
+    argon2_parallelism: int = Field(ARGON2_DEFAULTS["ARGON2_PARALLELISM"], ge=1)
     argon2_workers: int = Field(2, ge=1, le=64, description="Threads hashing passwords.")
     argon2_queue: int = Field(16, ge=0, description="Hashes that may wait; beyond: 503.")
     login_rate: float = Field(0.2, gt=0, description="Login attempts/s per email and per IP.")

@@ -1,22 +1,27 @@
-"""Shared test helpers: a test key pair, tokens, and departments settings."""
+"""Shared test helpers: a test key pair, tokens, and service settings."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, generate_keypair
+from lib.config import ServiceSettings
 from services.departments.settings import DepartmentsSettings
 
 KEYS = generate_keypair()
 
 
-def settings_for(dsn: str, **overrides: Any) -> DepartmentsSettings:
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def service_settings(cls: type[S], service: str, dsn: str, **overrides: Any) -> S:
+    """A service's settings for a test: its database, the test key, limits out of the way."""
     values: dict[str, Any] = {
-        "service": "departments",
+        "service": service,
         "database_url": dsn,
         "jwt_public_key": SecretStr(KEYS[1]),
         "rate_limit_ip_rate": 1000.0,
@@ -25,7 +30,11 @@ def settings_for(dsn: str, **overrides: Any) -> DepartmentsSettings:
         "rate_limit_user_burst": 1000,
         **overrides,
     }
-    return DepartmentsSettings.model_validate(values)
+    return cls.model_validate(values)
+
+
+def settings_for(dsn: str, **overrides: Any) -> DepartmentsSettings:
+    return service_settings(DepartmentsSettings, "departments", dsn, **overrides)
 
 
 def token(role: Role = Role.ADMIN, *, ttl: int = 900, **kwargs: Any) -> str:

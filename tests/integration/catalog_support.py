@@ -5,27 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import SecretStr
-
 from lib.auth.principal import Role
 from services.catalog.settings import CatalogSettings
-from tests.integration.auth_support import KEYS, bearer
+from tests.integration.auth_support import bearer, service_settings
 
 ADMIN = bearer(Role.ADMIN)
 
 
 def catalog_settings(dsn: str, **overrides: Any) -> CatalogSettings:
-    values: dict[str, Any] = {
-        "service": "catalog",
-        "database_url": dsn,
-        "jwt_public_key": SecretStr(KEYS[1]),
-        "rate_limit_ip_rate": 1000.0,
-        "rate_limit_ip_burst": 1000,
-        "rate_limit_user_rate": 1000.0,
-        "rate_limit_user_burst": 1000,
-        **overrides,
-    }
-    return CatalogSettings.model_validate(values)
+    return service_settings(CatalogSettings, "catalog", dsn, **overrides)
 
 
 def unique(prefix: str) -> str:

@@ -8,31 +8,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import SecretStr
-
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from services.orders.settings import OrdersSettings
-from tests.integration.auth_support import KEYS
+from tests.integration.auth_support import KEYS, service_settings
 from tests.integration.catalog_support import ADMIN, chain
 
 T0 = datetime(2031, 5, 1, 9, 0, tzinfo=UTC)
 
 
 def orders_settings(dsn: str, **overrides: Any) -> OrdersSettings:
-    values: dict[str, Any] = {
-        "service": "orders",
-        "database_url": dsn,
-        "jwt_public_key": SecretStr(KEYS[1]),
-        "rate_limit_ip_rate": 1000.0,
-        "rate_limit_ip_burst": 1000,
-        "rate_limit_user_rate": 1000.0,
-        "rate_limit_user_burst": 1000,
+    defaults: dict[str, Any] = {
         "users_url": "http://127.0.0.1:9",  # discard port: users unreachable unless set
         "points_grpc_addr": "",  # no relay unless a test runs one
-        **overrides,
     }
-    return OrdersSettings.model_validate(values)
+    return service_settings(OrdersSettings, "orders", dsn, **(defaults | overrides))
 
 
 @dataclass(frozen=True)

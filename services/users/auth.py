@@ -59,6 +59,7 @@ from services.users.db.models import EmailTokenPurpose, UserRole
 from services.users.mail_relay import RELAY
 from services.users.schemas import UserOut
 from services.users.settings import UsersSettings
+from services.users.user_json import user_json
 
 log = get_logger("services.users.auth")
 routes = web.RouteTableDef()
@@ -150,25 +151,6 @@ def new_secret() -> tuple[str, bytes]:
 
 def digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
-
-
-def user_json(row: q.RegisterUserRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "email": row.email,
-        "first_name": row.first_name,
-        "last_name": row.last_name,
-        "phone_number": row.phone_number,
-        "role": row.role,
-        "verified": row.verified,
-        "department_id": row.department_id,
-        "age": row.age,
-        "salary": row.salary,
-        "picture_url": None,
-        "points": None,
-        "version": row.version,
-        "created_at": row.created_at,
-    }
 
 
 def verification_mail(settings: UsersSettings, token: str) -> tuple[str, str]:
@@ -271,7 +253,9 @@ async def register(request: web.Request) -> web.Response:
     except asyncpg.UniqueViolationError:
         raise Conflict("an account with this email exists") from None
     wake_relay(request)
-    return data(user_json(user), status=201, headers={"Location": f"/v1/users/{user.id}"})
+    # a new account has no picture, and no points yet
+    location = {"Location": f"/v1/users/{user.id}"}
+    return data(user_json(user, None, None), status=201, headers=location)
 
 
 @routes.post("/v1/auth/verify")

@@ -89,7 +89,7 @@ class Database(ABC):
 
     @abstractmethod
     async def _get(self) -> Any:
-        """A connection from the pool, waiting at most acquire_timeout (TimeoutError)."""
+        """A connection from the pool (the caller bounds the wait)."""
 
     @abstractmethod
     async def _put(self, conn: Any) -> None: ...
@@ -108,29 +108,8 @@ class Database(ABC):
     async def close(self, grace: float = 5.0) -> None:
         """Close gracefully, or terminate the connections after `grace` seconds."""
 
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[Any]:
-        scope = current_scope()
-        if scope is not None and scope.conn is not None:
-            if scope.database is not self or scope.owner is not asyncio.current_task():
-                raise SecondConnectionError(
-                    "this request already holds a pooled connection: use it (one per request)"
-                )
-            yield scope.conn  # nested use: the same connection, the same transaction
-            return
-        conn = await self._lend()
-        if scope is not None:
-            scope.conn, scope.database, scope.owner = conn, self, asyncio.current_task()
-        try:
-            yield conn
-        except BaseException as exc:
-            if _lost(exc) or _closed(conn):
-                raise DatabaseUnavailable("the database connection was lost") from exc
-            raise
-        finally:
-            if scope is not None:
-                scope.conn = scope.database = scope.owner = None
-            await self._put(conn)
+    def acquire(self) -> AbstractAsyncContextManager[Any]:
+        return _Lease(self)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
@@ -139,7 +118,9 @@ class Database(ABC):
 
     async def _lend(self) -> Any:
         try:
-            return await self._get()
+            # asyncio.timeout, not the drivers' timeout= (wait_for: a task per acquire)
+            async with asyncio.timeout(self.acquire_timeout):
+                return await self._get()
         except TimeoutError:
             DB_POOL_TIMEOUTS.labels(self.service).inc()
             raise PoolExhausted(
@@ -151,6 +132,46 @@ class Database(ABC):
             raise
 
 
+class _Lease:
+    """`Database.acquire()`: a class, not a generator context manager (the hot path).
+
+    Inside a request's scope a connection the same task already holds is lent again
+    (nested use); another task asking while it is held is refused; otherwise a pooled
+    connection is taken, bound to the scope, and given back on exit. A connection lost
+    under the block surfaces as DatabaseUnavailable.
+    """
+
+    __slots__ = ("conn", "db", "nested", "scope")
+
+    def __init__(self, db: Database) -> None:
+        self.db, self.scope, self.conn, self.nested = db, current_scope(), None, False
+
+    async def __aenter__(self) -> Any:
+        scope = self.scope
+        if scope is not None and scope.conn is not None:
+            if scope.database is not self.db or scope.owner is not asyncio.current_task():
+                raise SecondConnectionError(
+                    "this request already holds a pooled connection: use it (one per request)"
+                )
+            self.nested = True
+            return scope.conn  # nested use: the same connection, the same transaction
+        self.conn = await self.db._lend()
+        if scope is not None:
+            scope.conn, scope.database, scope.owner = self.conn, self.db, asyncio.current_task()
+        return self.conn
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if self.nested:
+            return
+        conn, scope = self.conn, self.scope
+        if scope is not None:
+            scope.conn = scope.database = scope.owner = None
+        lost = exc is not None and (_lost(exc) or _closed(conn))  # before it goes back
+        await self.db._put(conn)
+        if lost:
+            raise DatabaseUnavailable("the database connection was lost") from exc
+
+
 class PgDatabase(Database):
     engine = "postgresql"
 
@@ -158,7 +179,7 @@ class PgDatabase(Database):
         self.pool = pool
 
     async def _get(self) -> Any:
-        return await self.pool.acquire(timeout=self.acquire_timeout)
+        return await self.pool.acquire()
 
     async def _put(self, conn: Any) -> None:
         await self.pool.release(conn)
@@ -189,8 +210,7 @@ class MyDatabase(Database):
         self._depth: dict[int, int] = {}  # id(conn) -> open transactions and savepoints
 
     async def _get(self) -> Any:
-        async with asyncio.timeout(self.acquire_timeout):
-            return await self.pool.acquire()
+        return await self.pool.acquire()
 
     async def _put(self, conn: Any) -> None:
         await self.pool.release(conn)

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import grpc
+import pymysql
 import pytest
 
 from lib.auth.principal import Role
@@ -394,3 +395,17 @@ async def test_a_cut_server_raises_database_unavailable(
                     await execute(conn, "SELECT 1")
         finally:
             await database.close(grace=1.0)
+
+
+async def test_a_statement_error_surfaces_as_itself(db: Database) -> None:
+    """A query's own error (here a duplicate key) is the caller's to handle: not wrapped,
+    not confused with a lost connection, and the connection goes back usable."""
+    pg = db.engine == "postgresql"
+    duplicate = asyncpg.UniqueViolationError if pg else pymysql.IntegrityError
+    async with db.acquire() as conn:
+        await execute(conn, "INSERT INTO marks VALUES (7)")
+    for lend in (db.acquire, db.transaction):
+        with pytest.raises(duplicate):
+            async with lend() as conn:
+                await execute(conn, "INSERT INTO marks VALUES (7)")
+    assert await marks(db) == [7]

@@ -94,7 +94,6 @@ def create_app(
     app = web.Application(
         middlewares=[
             mw.request_id_middleware,
-            mw.security_headers_middleware,
             mw.cors_middleware(settings.cors_allow_origins),
             mw.access_log_middleware,
             mw.metrics_middleware(settings.service),

@@ -1,7 +1,7 @@
 """The middleware chain (docs/architecture.md, "The path of a request"), outermost first:
 
-request id (+ the request's one-connection scope) -> security headers -> CORS -> access
-log -> metrics -> errors -> per-IP rate limit -> auth -> per-user rate limit -> handler.
+request id (+ the one-connection scope and the security headers) -> CORS -> access log ->
+metrics -> errors -> per-IP rate limit -> auth -> per-user rate limit -> handler.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def route_template(request: web.Request) -> str:
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The request id, bound to every log line; and the request's database scope (at most
-    one pooled connection per request, lib.db.scope)."""
+    """The request id, bound to every log line; the request's database scope (at most one
+    pooled connection per request, lib.db.scope); the headers every response carries."""
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if REQUEST_ID_FORMAT.match(incoming) else str(uuid.uuid4())
     request[REQUEST_ID] = rid
@@ -66,19 +66,19 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     finally:
         exit_scope(scope)
     response.headers["X-Request-ID"] = rid
+    set_security_headers(request, response)
     return response
 
 
-@web.middleware
-async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """On every response, errors and preflights included; no-store when authenticated."""
-    response = await handler(request)
+def set_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response, errors and preflights included; no-store when authenticated.
+    Called by the outermost middleware, not a layer of its own: a layer costs ~6% of the
+    list endpoint's throughput for four headers (ADR 0005)."""
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
     if principal_of(request) is not None:
         response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def cors_middleware(allowed: list[str]) -> Any:

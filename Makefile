@@ -17,7 +17,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install everything (idempotent)
@@ -87,13 +87,8 @@ run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -f Procfile
 
-bench: install ## every benchmark in bench/ (ratios measured side by side; needs wrk)
-	$(PY) bench/codegen_overhead.py
-	$(PY) bench/row_class.py
-	$(PY) bench/http_list.py
-	$(PY) bench/points_client.py
-	$(PY) bench/users_list.py
-	$(PY) bench/users_auth.py
+bench: install ## every benchmark (side by side; needs wrk, nginx): bench/results/latest.json + README table
+	$(PY) -m bench.run $(if $(only),--only $(only))
 
 swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all)
 	$(PY) -m tools.swag gen $(svc)

@@ -4,7 +4,9 @@
   UsersSettings defaults, ADR 0010), measured in this process;
 - /health p99 while idle, then during a login storm (--concurrency clients logging in
   back to back): the bounded executor (ARGON2_WORKERS threads) must keep the event loop
-  responsive, the ratio should stay <= 2;
+  responsive, the ratio should stay <= 2. Side by side, one process per ARGON2_PRIORITY
+  (idle: SCHED_IDLE, the default; nice: nice 10), their phases interleaved in --rounds
+  rounds so both see the same background load;
 - login throughput vs refresh throughput (refresh is one SHA-256 and one transaction).
 
 The service runs as its own process (`python -m services.users`, production argon2
@@ -34,7 +36,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.auth.passwords import make_hasher
+from lib.auth.passwords import Priority, make_hasher
 from services.users.settings import UsersSettings
 from tests.servers import free_port
 from tools import keys, migrate
@@ -43,6 +45,7 @@ from tools.dbadmin import drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench password 1"
+PRIORITIES: tuple[Priority, ...] = ("idle", "nice")  # the default first
 
 
 @dataclass
@@ -62,6 +65,13 @@ class Phase:
     @property
     def health_p99(self) -> float:
         return percentile(self.health_ms, 99)
+
+    def add(self, other: Phase) -> None:
+        self.seconds += other.seconds
+        self.ok += other.ok
+        self.busy += other.busy
+        self.failed += other.failed
+        self.health_ms += other.health_ms
 
 
 Client = Callable[[aiohttp.ClientSession, Phase], Awaitable[None]]  # one request, counted
@@ -114,7 +124,7 @@ async def seed_accounts(dsn: str, count: int) -> list[str]:
 
 
 class UsersProcess:
-    def __init__(self, dsn: str, key_dir: Path, log: Path) -> None:
+    def __init__(self, dsn: str, key_dir: Path, log: Path, priority: Priority) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -134,7 +144,9 @@ class UsersProcess:
             "LOGIN_BURST": "1000000",
             "RATE_LIMIT_IP_RATE": "1000000",
             "RATE_LIMIT_IP_BURST": "1000000",
+            "ARGON2_PRIORITY": priority,
         }
+        env.pop("USERS_ARGON2_PRIORITY", None)
         for name in ("TIME_COST", "MEMORY_COST", "PARALLELISM"):
             env.pop(f"ARGON2_{name}", None)  # the production defaults, whatever the shell says
             env.pop(f"USERS_ARGON2_{name}", None)
@@ -260,21 +272,30 @@ async def run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-users-auth-") as tmp:
         key_dir = Path(tmp) / "keys"
         keys.write_keys(key_dir)
-        users = UsersProcess(dsn, key_dir, Path(tmp) / "users.log")
-        interval = args.probe_interval / 1000
+        procs = {p: UsersProcess(dsn, key_dir, Path(tmp) / f"users-{p}.log", p) for p in PRIORITIES}
+        users = procs[PRIORITIES[0]]
+        interval, part = args.probe_interval / 1000, args.seconds / args.rounds
+        idles = {p: Phase() for p in PRIORITIES}
+        storms = {p: Phase() for p in PRIORITIES}
         try:
             async with aiohttp.ClientSession() as http:
-                await users.wait_healthy(http)
-                tokens = [await login_once(http, users.url, e) for e in emails]  # also warms up
-            idle = await phase(users.url, args.seconds, interval, [])
-            storm = await phase(
-                users.url, args.seconds, interval, [login_client(users.url, e) for e in emails]
-            )
+                for proc in procs.values():
+                    await proc.wait_healthy(http)
+                    for email in emails:  # warms up every process
+                        await login_once(http, proc.url, email)
+                tokens = [await login_once(http, users.url, e) for e in emails]
+            for _ in range(args.rounds):  # interleaved: the same background load for both
+                for p, proc in procs.items():
+                    idles[p].add(await phase(proc.url, part, interval, []))
+                    logins = [login_client(proc.url, e) for e in emails]
+                    storms[p].add(await phase(proc.url, part, interval, logins))
             refresh = await phase(
                 users.url, args.seconds, interval, [refresh_client(users.url, t) for t in tokens]
             )
         finally:
-            users.stop()
+            for proc in procs.values():
+                proc.stop()
+    idle, storm = idles[PRIORITIES[0]], storms[PRIORITIES[0]]
     return {
         "argon2": dict(
             zip(("time_cost", "memory_kib", "parallelism"), argon2_parameters(), strict=True)
@@ -288,8 +309,18 @@ async def run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
         "login_per_s": storm.rate,
         "refresh_per_s": refresh.rate,
         "refresh_to_login": refresh.rate / storm.rate if storm.rate else float("nan"),
-        "busy": storm.busy + refresh.busy,
-        "failed": storm.failed + refresh.failed,
+        "busy": sum(s.busy for s in storms.values()) + refresh.busy,
+        "failed": sum(s.failed for s in storms.values()) + refresh.failed,
+        "priority": PRIORITIES[0],
+        "by_priority": {
+            p: {
+                "health_idle_p99_ms": idles[p].health_p99,
+                "health_storm_p99_ms": storms[p].health_p99,
+                "health_ratio": storms[p].health_p99 / idles[p].health_p99,
+                "login_per_s": storms[p].rate,
+            }
+            for p in PRIORITIES
+        },
     }
 
 
@@ -303,15 +334,17 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
         f"  hash cost per login      {figures['hash_ms_median']:7.1f} ms median "
         f"(min {figures['hash_ms_min']:.1f}; target 30-100)"
     )
-    print(f"  /health p99 idle         {figures['health_idle_p99_ms']:7.2f} ms")
-    print(
-        f"  /health p99 login storm  {figures['health_storm_p99_ms']:7.2f} ms   "
-        f"ratio {figures['health_ratio']:.2f} (target <= 2)"
-    )
-    print(f"  login                    {figures['login_per_s']:7.1f} /s")
+    for priority, f in figures["by_priority"].items():
+        print(f"  ARGON2_PRIORITY={priority}" + (" (default)" if priority == PRIORITIES[0] else ""))
+        print(f"    /health p99 idle         {f['health_idle_p99_ms']:7.2f} ms")
+        print(
+            f"    /health p99 login storm  {f['health_storm_p99_ms']:7.2f} ms   "
+            f"ratio {f['health_ratio']:.2f} (target <= 2)"
+        )
+        print(f"    login                    {f['login_per_s']:7.1f} /s")
     print(
         f"  refresh                  {figures['refresh_per_s']:7.1f} /s   "
-        f"ratio to login {figures['refresh_to_login']:.1f}"
+        f"ratio to login {figures['refresh_to_login']:.1f} (default priority)"
     )
     print(f"  503 busy {figures['busy']}, other failures {figures['failed']}")
 
@@ -320,6 +353,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
     parser.add_argument("--concurrency", type=int, default=8, help="clients in the storm")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved storm rounds")
     parser.add_argument("--hashes", type=int, default=20, help="argon2 checks timed in-process")
     parser.add_argument("--probe-interval", type=float, default=10.0, help="ms between probes")
     parser.add_argument("--dsn", default="", help="a migrated users database (default: a new one)")

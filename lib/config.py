@@ -81,6 +81,8 @@ class ServiceSettings(BaseSettings):
     rate_limit_ip_burst: int = Field(40, ge=1)
     rate_limit_user_rate: float = Field(10.0, gt=0)
     rate_limit_user_burst: int = Field(40, ge=1)  # a signed-in burst, not below the per-IP one
+    # every Redis bucket key starts with this: runs sharing one Redis (tests) set their own
+    rate_limit_prefix: str = "fixup:rl:"
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8080"])
 

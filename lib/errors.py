@@ -76,6 +76,13 @@ class PreconditionRequired(AppError):
     status, code, title = 428, "PRECONDITION_REQUIRED", "Precondition required"
 
 
+class DependencyRefused(AppError):
+    """Another service refused the credentials forwarded to it (401/403): a mismatch
+    between the services (keys, roles), not the caller's fault and not an outage."""
+
+    status, code, title = 502, "DEPENDENCY_REFUSED", "Dependency refused the call"
+
+
 class _RetryLater(AppError):
     def __init__(self, detail: str | None = None, *, retry_after: float = 1.0) -> None:
         self.retry_after = max(1, int(retry_after + 0.999))

@@ -2,7 +2,8 @@
 alerts use (docs/architecture.md, "Observability").
 
 Fields: ts, level, service, event, plus whatever is bound (request_id through
-structlog.contextvars for the whole request; method, route, status, duration_ms,
+structlog.contextvars for the whole request; trace_id and span_id of the current span
+when tracing is on (lib/tracing.py); method, route, status, duration_ms,
 user_id, error where they apply). Standard-library loggers (aiohttp, asyncpg) go
 through the same renderer.
 """
@@ -18,6 +19,8 @@ import orjson
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from lib import tracing
+
 
 def _orjson_dumps(event: EventDict, **_: Any) -> str:
     return orjson.dumps(event, default=str).decode()
@@ -25,6 +28,13 @@ def _orjson_dumps(event: EventDict, **_: Any) -> str:
 
 def _rename_level(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     event["level"] = str(event.get("level", "info")).lower()
+    return event
+
+
+def _trace_ids(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """trace_id / span_id of the current span (lib/tracing.py), when tracing is on."""
+    if tracing.ENABLED:
+        event.update(tracing.log_ids())
     return event
 
 
@@ -54,6 +64,8 @@ class _AccessLog:
             "request_id": request_id,
             **fields,
         }
+        if tracing.ENABLED:
+            line.update(tracing.log_ids())
         self.stream.write(orjson.dumps(line, default=str, option=_LINE).decode())
 
 
@@ -71,6 +83,7 @@ def configure_logging(service: str, level: str = "INFO", log_file: str = "") -> 
         _open_files.append(stream)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _trace_ids,
         structlog.processors.add_log_level,
         _rename_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),

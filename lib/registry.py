@@ -59,7 +59,7 @@ SERVICES: tuple[Service, ...] = (
     Service("catalog", 3, (8103,), "catalog", "postgresql", built=True),
     Service("orders", 4, (8104,), "orders", "postgresql", built=True),
     # two replicas: WebSocket fan-out across processes goes through Redis
-    Service("chat", 5, (8105, 8106), "chat", "postgresql", built=False),
+    Service("chat", 5, (8105, 8106), "chat", "postgresql", built=True),
     Service("points", 6, (9105,), "points", "mysql", built=True, grpc_port=50051),
 )
 BY_NAME: dict[str, Service] = {service.name: service for service in SERVICES}
@@ -79,3 +79,15 @@ def gateway_services() -> list[Service]:
 
 def built_services() -> list[Service]:
     return [service for service in SERVICES if service.built]
+
+
+def peer_addresses() -> dict[str, str]:
+    """How a service reaches the others when each runs under its own name as host name
+    (Compose, Kubernetes): `<SVC>_URL` for an HTTP service, `<SVC>_GRPC_ADDR` for gRPC."""
+    addresses = {}
+    for s in SERVICES:
+        if s.grpc_port is not None:
+            addresses[f"{s.env_prefix}_GRPC_ADDR"] = f"{s.name}:{s.grpc_port}"
+        else:
+            addresses[f"{s.env_prefix}_URL"] = f"http://{s.name}:{s.http_port}"
+    return addresses

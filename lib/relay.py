@@ -5,9 +5,11 @@ deliver them with no connection held, mark them. `run()` repeats it: at once whe
 round was full (more may be due), else after a `wake()` (a handler just wrote a row) or
 the poll interval. A failing round (the database away) is logged and tried again at the
 next poll. `running(relay)` runs it for as long as its block lasts: on exit the relay is
-told to stop (a flag, checked each round) AND its task cancelled, and the wait for it is
-bounded — a cancel alone can be swallowed on 3.11 by any `asyncio.wait_for` beneath (a
-driver's I/O timeout), which left a relay looping and an app's cleanup waiting forever.
+told to stop (a flag, checked each round) and given half of `stop_within` to finish the
+round in progress — a row it delivered is then marked, not delivered again by the next
+process — then its task is cancelled, and the wait for it is bounded: a cancel alone can
+be swallowed on 3.11 by any `asyncio.wait_for` beneath (a driver's I/O timeout), which
+left a relay looping and an app's cleanup waiting forever.
 """
 
 from __future__ import annotations
@@ -80,9 +82,11 @@ async def running(relay: Relay, *, name: str, stop_within: float) -> AsyncIterat
         yield
     finally:
         relay.stop()
+        grace = stop_within / 2
+        await asyncio.wait({task}, timeout=grace)  # the round in progress may finish
         task.cancel()
         try:
-            async with asyncio.timeout(stop_within):
+            async with asyncio.timeout(stop_within - grace):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         except TimeoutError:

@@ -23,6 +23,7 @@ from typing import Any
 import uvloop
 from aiohttp import web
 
+from lib import tracing
 from lib.config import ServiceSettings, load_settings
 from lib.logging import configure_logging
 
@@ -37,9 +38,12 @@ def _factory(path: str) -> AppFactory:
 
 def serve(factory_path: str, settings: ServiceSettings) -> None:
     """One worker: build the app and serve it until SIGTERM/SIGINT."""
+    tracing.configure(settings.service)  # before the app: its middleware chain depends on it
     configure_logging(settings.service, settings.log_level, settings.log_file)
     app = _factory(factory_path)(settings)
     app.on_startup.append(_freeze_gc)
+    if tracing.ENABLED:
+        app.on_cleanup.append(_flush_traces)
     web.run_app(
         app,
         host=settings.host,
@@ -57,6 +61,11 @@ async def _freeze_gc(_: web.Application) -> None:
     load (the p99 tail)."""
     gc.collect()
     gc.freeze()
+
+
+async def _flush_traces(_: web.Application) -> None:
+    """The spans still queued are exported before the worker exits."""
+    tracing.shutdown()
 
 
 def run_service(service: str, settings_cls: type[ServiceSettings], factory_path: str) -> None:

@@ -156,11 +156,7 @@ def autoscaler(service: registry.Service) -> dict[str, Any]:
 def config_map() -> dict[str, Any]:
     """Settings that are not secret; the DSNs (with passwords) live in the Secret."""
     data = {"LOG_LEVEL": "INFO", "WORKERS": "1", "SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT)}
-    for s in registry.SERVICES:
-        if s.grpc_port is not None:
-            data[f"{s.env_prefix}_GRPC_ADDR"] = f"{s.name}:{s.grpc_port}"
-        else:
-            data[f"{s.env_prefix}_URL"] = f"http://{s.name}:{s.http_port}"
+    data.update(registry.peer_addresses())
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(CONFIG), "data": data}
 
 

@@ -2,7 +2,8 @@
 
 Writes observability/elk/kibana/objects.ndjson (imported by the ELK setup container through
 Kibana's saved objects API): the `fixup-logs` data view, the saved searches "errors" and
-"by request id", and a dashboard of status codes and latency by service. Every field used
+"by request id" and "by trace id", and a dashboard of status codes and latency by service.
+The data view shows `trace_id` as a link to the trace in Jaeger (ADR 0012). Every field used
 here is a typed field of the index template (tests/unit/test_elk.py) that a real log line
 carries (tests/e2e/test_logs_fields.py). `check` (CI) fails when the file is stale.
 """
@@ -20,6 +21,13 @@ OBJECTS = ROOT / "observability" / "elk" / "kibana" / "objects.ndjson"
 DATA_VIEW = "fixup-logs"
 INDEX_PATTERN = "fixup-logs-*"
 SOURCE_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
+JAEGER_UI = "http://localhost:16686"  # Compose publishes Jaeger's UI there
+TRACE_LINK = {
+    "trace_id": {
+        "id": "url",
+        "params": {"urlTemplate": JAEGER_UI + "/trace/{{value}}", "labelTemplate": "{{value}}"},
+    }
+}
 
 
 def search_source(query: str) -> dict[str, Any]:
@@ -186,17 +194,27 @@ def objects() -> list[Any]:
     data_view = {
         "type": "index-pattern",
         "id": DATA_VIEW,
-        "attributes": {"title": INDEX_PATTERN, "name": DATA_VIEW, "timeFieldName": "@timestamp"},
+        "attributes": {
+            "title": INDEX_PATTERN,
+            "name": DATA_VIEW,
+            "timeFieldName": "@timestamp",
+            "fieldFormatMap": json.dumps(TRACE_LINK),  # a log line -> its trace in Jaeger
+        },
         "references": [],
     }
     columns = ["service", "level", "status", "method", "route", "duration_ms", "request_id"]
+    columns.append("trace_id")
     errors = saved_search("fixup-errors", "errors", "level:error or status >= 500", columns, "desc")
     # Discover: replace * with the id to follow one request through NGINX and each service
     by_request = saved_search(
         "fixup-by-request-id", "by request id", "request_id:*", ["log_source", *columns], "asc"
     )
+    # every line of one trace (NGINX's and each service's): its trace_id links to Jaeger
+    by_trace = saved_search(
+        "fixup-by-trace-id", "by trace id", "trace_id:*", ["log_source", *columns, "span_id"], "asc"
+    )
     vis = visualizations()
-    return [data_view, errors, by_request, *vis, dashboard(vis)]
+    return [data_view, errors, by_request, by_trace, *vis, dashboard(vis)]
 
 
 def render() -> str:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import Argon2Error
@@ -78,12 +78,19 @@ def make_hasher(time_cost: int, memory_cost: int, parallelism: int) -> PasswordH
 
 
 HASHING_NICENESS = 10
+Priority = Literal["idle", "nice"]
 
 
-def _yield_to_the_loop() -> None:
-    """Run hashing threads at a lower priority (Linux nice values are per thread): when a
-    core is contended the event loop thread wins, so /health and every other request keep
-    their latency during a login storm (ADR 0010). A no-op where it is not allowed."""
+def _yield_to_the_loop(priority: Priority) -> None:
+    """Lower this hashing thread's priority (Linux scheduling policy and nice value are per
+    thread) so a contended core goes to the event loop and /health keeps its latency during
+    a login storm (ADR 0010). "idle": SCHED_IDLE, the thread runs only when no normal
+    thread wants the core (falls back to nice where refused); "nice": nice 10, hashes keep
+    a share of a host busy with other work. A no-op where neither is allowed."""
+    if priority == "idle":
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
 
@@ -95,12 +102,17 @@ class HashingBusy(ServiceUnavailable):
 class BoundedHasher:
     """argon2id off the event loop, in `workers` threads with at most `queue` waiting."""
 
-    def __init__(self, hasher: PasswordHasher, *, workers: int, queue: int) -> None:
+    def __init__(
+        self, hasher: PasswordHasher, *, workers: int, queue: int, priority: Priority = "idle"
+    ) -> None:
         if workers < 1 or queue < 0:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self._hasher = hasher
         self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="argon2", initializer=_yield_to_the_loop
+            max_workers=workers,
+            thread_name_prefix="argon2",
+            initializer=_yield_to_the_loop,
+            initargs=(priority,),
         )
         self._capacity = workers + queue
         self._pending = 0

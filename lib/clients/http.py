@@ -1,10 +1,14 @@
 """A small JSON client of another HTTP service: one shared aiohttp session per dependency,
 a timeout per attempt, retries for idempotent methods only, a circuit breaker, and the
-caller's Authorization and X-Request-ID forwarded (there are no service accounts).
+caller's Authorization and X-Request-ID forwarded (there are no service accounts); with
+tracing on, one client span per logical call and its `traceparent` sent.
 
 An answer of the service (any 2xx/4xx) is returned as `Reply` and counts as a success for
-the breaker; a refused connection, a timeout or a 5xx raises ServiceUnavailable and counts
-as a failure; while the breaker is open every call raises CircuitOpen without I/O.
+the breaker, except that a 401/403 raises DependencyRefused (502: the caller's token was
+good enough for us, so the services disagree) — still an answer, so not a breaker
+failure and not retried; a refused connection, a timeout or a 5xx raises
+ServiceUnavailable and counts as a failure; while the breaker is open every call raises
+CircuitOpen without I/O.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from lib.errors import ServiceUnavailable
+from lib import tracing
+from lib.errors import AppError, DependencyRefused, ServiceUnavailable
 from lib.http.keys import request_id
+from lib.http.middleware import ACCESS_COOKIE
 from lib.metrics import BREAKER_STATE
 from lib.resilience.breaker import BreakerState, CircuitBreaker
 from lib.resilience.retry import retry
@@ -87,8 +93,26 @@ class JsonHttpClient:
         async def attempt() -> Reply:
             return await self._once(method, path, headers, body)
 
-        async with self.breaker:
-            return await retry(attempt, attempts=attempts, retry_on=(ServiceUnavailable,))
+        if not tracing.ENABLED:
+            async with self.breaker:
+                return await retry(attempt, attempts=attempts, retry_on=(ServiceUnavailable,))
+        # one client span for the logical call (its retries included); traceparent sent
+        name = f"{method.upper()} {self.dependency}"
+        span = tracing.start_child(name) if tracing.recording() else None
+        tracing.inject(headers, span)
+        try:
+            async with self.breaker:
+                reply = await retry(attempt, attempts=attempts, retry_on=(ServiceUnavailable,))
+            if span is not None:
+                span.set_attribute("http.response.status_code", reply.status)
+            return reply
+        except AppError as exc:
+            if span is not None:
+                tracing.fail(span, exc.code)
+            raise
+        finally:
+            if span is not None:
+                span.end()
 
     async def get(self, path: str, *, caller: web.Request | None = None) -> Reply:
         return await self.request("GET", path, caller=caller)
@@ -110,14 +134,22 @@ class JsonHttpClient:
             ) from None
         if status >= 500:
             raise ServiceUnavailable(f"{self.dependency} answered {status}", retry_after=1)
+        if status in (401, 403):
+            raise DependencyRefused(
+                f"{self.dependency} refused the forwarded credentials ({status})"
+            )
         return Reply(status, orjson.loads(raw) if raw and is_json else None)
 
 
 def forwarded_headers(caller: web.Request | None) -> dict[str, str]:
-    """The caller's credentials and request id, for the downstream call."""
+    """The caller's credentials (its bearer token, or the access cookie's token as a
+    bearer token) and request id, for the downstream call."""
     if caller is None:
         return {}
     headers = {name: caller.headers[name] for name in FORWARDED if name in caller.headers}
+    cookie = caller.cookies.get(ACCESS_COOKIE, "")
+    if "Authorization" not in headers and cookie:  # a browser's caller: the same token
+        headers["Authorization"] = f"Bearer {cookie.strip()}"
     rid = request_id(caller)
     if rid:
         headers["X-Request-ID"] = rid

@@ -7,7 +7,7 @@ import uuid
 from aiohttp import web
 
 from lib.clients.http import JsonHttpClient
-from lib.errors import ServiceUnavailable
+from lib.errors import DependencyRefused, ServiceUnavailable
 
 
 class UsersClient:
@@ -19,7 +19,10 @@ class UsersClient:
     ) -> str | None:
         """ "First Last" of the user (read with the caller's token), None when users does not
         show it to the caller; raises ServiceUnavailable / CircuitOpen when users is down."""
-        reply = await self.http.get(f"/v1/users/{user_id}", caller=caller)
+        try:
+            reply = await self.http.get(f"/v1/users/{user_id}", caller=caller)
+        except DependencyRefused:  # the name is optional: an order does not fail for it
+            return None
         if 400 <= reply.status < 500:  # not shown to this caller: no name
             return None
         if reply.status != 200 or not isinstance(reply.body, dict):

@@ -9,6 +9,8 @@ Inside a request's scope (lib.db.scope) a request holds at most one connection: 
 acquires lend it again, a concurrent second one is refused. Nothing waits forever: a full
 pool raises `PoolExhausted` after `acquire_timeout` seconds and a lost or refused server
 connection raises `DatabaseUnavailable` — both 503 SERVICE_UNAVAILABLE with Retry-After.
+With tracing on, a connection lent inside a sampled span names each generated query's
+span by its sqlc name (lib/db/traced.py).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ import aiomysql
 import asyncpg
 import pymysql
 
+from lib import tracing
 from lib.db import compat  # noqa: F401  (fixes aiomysql's bytes escaping on import)
 from lib.db.scope import SecondConnectionError, current_scope
+from lib.db.traced import traced, unwrap
 from lib.errors import ServiceUnavailable
 from lib.logging import get_logger
 from lib.metrics import DB_POOL_TIMEOUTS
@@ -113,7 +117,7 @@ class Database(ABC):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
-        async with self.acquire() as conn, self._transaction(conn):
+        async with self.acquire() as conn, self._transaction(unwrap(conn)):
             yield conn
 
     async def _lend(self) -> Any:
@@ -154,11 +158,13 @@ class _Lease:
                     "this request already holds a pooled connection: use it (one per request)"
                 )
             self.nested = True
-            return scope.conn  # nested use: the same connection, the same transaction
-        self.conn = await self.db._lend()
-        if scope is not None:
-            scope.conn, scope.database, scope.owner = self.conn, self.db, asyncio.current_task()
-        return self.conn
+            conn = scope.conn  # nested use: the same connection, the same transaction
+        else:
+            conn = self.conn = await self.db._lend()
+            if scope is not None:
+                scope.conn, scope.database, scope.owner = conn, self.db, asyncio.current_task()
+        # inside a sampled span: the generated queries' spans (lib/db/traced.py)
+        return traced(conn, self.db.engine) if tracing.ENABLED else conn
 
     async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if self.nested:

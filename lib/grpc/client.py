@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 import structlog
 
+from lib import tracing
 from lib.grpc.interceptors import REQUEST_ID_KEY
 
 Reply = TypeVar("Reply")
@@ -87,6 +88,7 @@ class UnaryMethod(Generic[Reply]):
     ) -> None:
         self.pool = pool
         self.method = method
+        self.name = method.lstrip("/")  # the client span's name: package.Service/Method
         self._callables: dict[int, Any] = {}
         self._parse = parse
         self._serialize = serialize
@@ -106,5 +108,29 @@ class UnaryMethod(Generic[Reply]):
                 self.method, request_serializer=self._serialize, response_deserializer=self._parse
             )
             self._callables[id(channel)] = call
-        reply: Reply = await call(request, timeout=timeout, metadata=tuple(metadata))
+        if not tracing.ENABLED:
+            reply: Reply = await call(request, timeout=timeout, metadata=tuple(metadata))
+            return reply
+        return await self._traced(call, request, timeout, metadata)
+
+    async def _traced(
+        self,
+        call: Any,
+        request: Any,
+        timeout: float,  # noqa: ASYNC109  (the gRPC deadline, sent to the server)
+        metadata: Sequence[tuple[str, str]],
+    ) -> Reply:
+        """The call in a client span (when the caller is sampled), `traceparent` sent."""
+        span = tracing.start_child(self.name) if tracing.recording() else None
+        parent = tracing.current_traceparent(span)
+        sent = (*metadata, (tracing.TRACEPARENT, parent)) if parent else tuple(metadata)
+        try:
+            reply: Reply = await call(request, timeout=timeout, metadata=sent)
+        except grpc.aio.AioRpcError as exc:
+            if span is not None:
+                tracing.fail(span, exc.code().name)
+            raise
+        finally:
+            if span is not None:
+                span.end()
         return reply

@@ -15,6 +15,7 @@ from google.protobuf.descriptor import FileDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from lib import tracing
 from lib.grpc.adapter import Servable, generic_handlers, service_names
 from lib.grpc.interceptors import AccessInterceptor, RequestIdInterceptor
 
@@ -64,7 +65,14 @@ async def serve(
     options: Sequence[tuple[str, Any]] = (),
 ) -> GrpcServer:
     """Start a grpc.aio server with `services`, health and reflection; port 0 picks one."""
-    chain = [RequestIdInterceptor(), AccessInterceptor()] if interceptors is None else interceptors
+    if interceptors is None:
+        chain: list[Any] = [RequestIdInterceptor(), AccessInterceptor()]
+        if tracing.ENABLED:  # first: the other interceptors' log lines carry its ids
+            from lib.grpc.tracing import TracingInterceptor
+
+            chain.insert(0, TracingInterceptor())
+    else:
+        chain = list(interceptors)
     server = grpc.aio.server(interceptors=list(chain), options=list(options))
     names: list[str] = []
     for service in services:

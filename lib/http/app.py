@@ -10,6 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from lib import tracing
 from lib.auth.tokens import TokenVerifier
 from lib.config import ServiceSettings
 from lib.db.pool import connect
@@ -67,7 +68,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def limits_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     client: Any = app.get(REDIS)
-    prefix = f"fixup:rl:{settings.service}:"
+    prefix = f"{settings.rate_limit_prefix}{settings.service}:"
     app[LIMITS] = mw.Limits(
         ip=make_rate_limiter(
             settings.rate_limit_ip_rate, settings.rate_limit_ip_burst, client, prefix + "ip:"
@@ -91,8 +92,10 @@ def create_app(
 
     `cleanup` adds the service's own resources after the shared ones (db, redis, limits).
     """
+    tracing_first = [mw.tracing_middleware] if tracing.ENABLED else []  # off: no layer at all
     app = web.Application(
         middlewares=[
+            *tracing_first,
             mw.request_id_middleware,
             mw.cors_middleware(settings.cors_allow_origins),
             mw.access_log_middleware,

@@ -9,6 +9,11 @@ inside it: the handler's `db.acquire()`/`db.transaction()` lend that same connec
 request's scope, lib.db.scope), so its writes and the saved key commit together or not at
 all, and the request never holds more than one pooled connection. Concurrent duplicates
 wait on the lock for the first, then replay it.
+
+A handler that calls another service before it writes (orders asks catalog) first asks
+`stored_replay()`: a finished request with the same key is answered from the table on a
+short connection, without the call, so a replay neither costs the dependency a request
+nor fails while it is down.
 """
 
 from __future__ import annotations
@@ -70,26 +75,50 @@ async def request_digest(request: web.Request) -> bytes:
     return hashlib.sha256(f"{request.method} {request.path}\n".encode() + body).digest()
 
 
+def idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not KEY.match(key):
+        raise ValidationFailed(
+            "invalid Idempotency-Key",
+            errors=[FieldError("Idempotency-Key", "1..255 visible ASCII characters")],
+        )
+    return key
+
+
+def answer_stored(stored: StoredResponse | None, digest: bytes) -> web.Response | None:
+    if stored is None:
+        return None
+    if stored.request_hash != digest:
+        raise Conflict("this Idempotency-Key was used for a different request")
+    return replay(stored)
+
+
+async def stored_replay(queries: IdempotencyQueries, request: web.Request) -> web.Response | None:
+    """The stored answer of a finished request with this Idempotency-Key (409 for another
+    request), or None. No lock: a duplicate still in flight is not stored yet, misses here,
+    and waits for it on the lock inside idempotent()."""
+    key = idempotency_key(request)
+    if key is None:
+        return None
+    caller, digest = caller_of(request), await request_digest(request)
+    async with request.app[DB].acquire() as conn:
+        stored = await queries.get_idempotency_key(conn, caller=caller, key=key)
+    return answer_stored(stored, digest)
+
+
 def idempotent(queries: IdempotencyQueries) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def wrapper(request: web.Request) -> web.Response:
-            key = request.headers.get("Idempotency-Key")
+            key = idempotency_key(request)
             if key is None:
                 return await handler(request)
-            if not KEY.match(key):
-                raise ValidationFailed(
-                    "invalid Idempotency-Key",
-                    errors=[FieldError("Idempotency-Key", "1..255 visible ASCII characters")],
-                )
             caller, digest = caller_of(request), await request_digest(request)
             async with request.app[DB].transaction() as conn:
                 await queries.lock_idempotency_key(conn, caller=caller, key=key)
                 stored = await queries.get_idempotency_key(conn, caller=caller, key=key)
-                if stored is not None:
-                    if stored.request_hash != digest:
-                        raise Conflict("this Idempotency-Key was used for a different request")
-                    return replay(stored)
+                if (answer := answer_stored(stored, digest)) is not None:
+                    return answer
                 response = await handler(request)
                 if 200 <= response.status < 300 and isinstance(response.body, bytes):
                     headers = {

@@ -5,7 +5,7 @@ malformed -> 400."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -41,14 +41,14 @@ class Page:
         return {"total": total, "limit": self.limit, "page": self.page}
 
 
-def parse_list(
-    request: web.Request,
-    orderby: tuple[str, ...],
-    model: type[ListQuery] = ListQuery,
-    *,
-    default_sort: Literal["asc", "desc"] = "asc",
-) -> Page:
-    """`orderby[0]` is the default key."""
+Q = TypeVar("Q", bound=BaseModel)
+
+
+def parse_query(
+    request: web.Request, model: type[Q], *, defaults: dict[str, str] | None = None
+) -> Q:
+    """The query string as `model` (extra="forbid": unknown names are 400); a parameter
+    given twice is 400 too."""
     raw: dict[str, str] = {}
     for key in request.query:
         values = request.query.getall(key)
@@ -57,11 +57,23 @@ def parse_list(
                 "repeated query parameter", errors=[FieldError(key, "given more than once")]
             )
         raw[key] = values[0]
-    raw.setdefault("sort", default_sort)
+    for key, value in (defaults or {}).items():
+        raw.setdefault(key, value)
     try:
-        query = model.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise ValidationFailed("invalid query parameters", errors=field_errors(exc)) from None
+
+
+def parse_list(
+    request: web.Request,
+    orderby: tuple[str, ...],
+    model: type[ListQuery] = ListQuery,
+    *,
+    default_sort: Literal["asc", "desc"] = "asc",
+) -> Page:
+    """`orderby[0]` is the default key."""
+    query = parse_query(request, model, defaults={"sort": default_sort})
     key = orderby[0] if query.orderby is None else query.orderby
     if key not in orderby:
         raise ValidationFailed(

@@ -1,7 +1,8 @@
 """The middleware chain (docs/architecture.md, "The path of a request"), outermost first:
 
-request id (+ the one-connection scope and the security headers) -> CORS -> access log ->
-metrics -> errors -> per-IP rate limit -> auth -> per-user rate limit -> handler.
+[the server span, when tracing is on (lib/tracing.py)] -> request id (+ the one-connection
+scope and the security headers) -> CORS -> access log -> metrics -> errors -> per-IP rate
+limit -> auth -> per-user rate limit -> handler.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from lib import tracing
 from lib.db.scope import enter_scope, exit_scope
 from lib.errors import AppError, Forbidden, Unauthorized
 from lib.http import problems
@@ -47,6 +49,27 @@ def route_template(request: web.Request) -> str:
     """The route's template (`/v1/departments/{id}`), never the raw path: bounded labels."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def tracing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request's server span, named by the route template, continuing the incoming
+    `traceparent`; outermost, so every log line of the request carries its ids. Only in
+    the chain when tracing is on (create_app); probes and scrapes are not traced."""
+    if request.path in EXEMPT:
+        return await handler(request)
+    name = f"{request.method} {route_template(request)}"
+    span, token = tracing.start_server_span(name, request.headers.get(tracing.TRACEPARENT))
+    try:
+        response = await handler(request)
+        if span.is_recording():
+            span.set_attribute("http.response.status_code", response.status)
+        return response
+    except BaseException as exc:  # the inner layers answer errors; this is a lost client
+        tracing.fail(span, type(exc).__name__)
+        raise
+    finally:
+        tracing.end_span(span, token)
 
 
 @web.middleware
@@ -167,13 +190,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except AppError as exc:
+        if tracing.ENABLED:
+            tracing.record_problem(exc.code, exc.status)
         return problems.from_app_error(exc, rid)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        if tracing.ENABLED:
+            tracing.record_problem(problems.code_of(exc.status), exc.status)
         return problems.from_http_exception(exc, rid)
     except Exception as exc:
         log.exception("unhandled_error", error=repr(exc))
+        if tracing.ENABLED:
+            tracing.record_problem("INTERNAL_ERROR", 500)
         return problems.internal_error(rid)
 
 

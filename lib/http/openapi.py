@@ -30,6 +30,7 @@ ERROR_TEXT = {
     415: "Body is not JSON (UNSUPPORTED_MEDIA_TYPE)",
     428: "If-Match missing (PRECONDITION_REQUIRED)",
     429: "Rate limited (RATE_LIMIT_EXCEEDED), see Retry-After",
+    502: "Another service refused the forwarded credentials (DEPENDENCY_REFUSED)",
     503: "Unavailable (SERVICE_UNAVAILABLE / CIRCUIT_OPEN), see Retry-After",
 }
 
@@ -61,7 +62,8 @@ class Operation:
     tags: list[str]
     response: Any = None  # a pydantic model or dataclass (the item inside "data")
     status: int = 200
-    paged: bool = False
+    paged: bool = False  # offset-paged: meta {total, limit, page}
+    cursor_paged: bool = False  # keyset-paged: meta {limit, next_cursor}
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     roles: tuple[str, ...] | None = None  # None: public
@@ -175,7 +177,10 @@ class _Builder:
             responses[str(op.status)] = {"description": "Done, no content."}
         else:
             item = self.ref(op.response)
-            body = _page_schema(item) if op.paged else _data_schema(item)
+            if op.cursor_paged:
+                body = _cursor_page_schema(item)
+            else:
+                body = _page_schema(item) if op.paged else _data_schema(item)
             responses[str(op.status)] = {
                 "description": "Success.",
                 "content": {"application/json": {"schema": body}},
@@ -235,6 +240,25 @@ def _page_schema(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _cursor_page_schema(item: dict[str, Any]) -> dict[str, Any]:
+    meta = {
+        "type": "object",
+        "required": ["limit", "next_cursor"],
+        "properties": {
+            "limit": {"type": "integer", "minimum": 1},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Continues in the same direction; null: no more for now.",
+            },
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["data", "meta"],
+        "properties": {"data": {"type": "array", "items": item}, "meta": meta},
+    }
+
+
 def build_spec(app: web.Application, *, service: str, title: str, version: str) -> dict[str, Any]:
     spec = APISpec(
         title=title,
@@ -259,7 +283,35 @@ def build_spec(app: web.Application, *, service: str, title: str, version: str) 
         path = route.resource.canonical
         operation = builder.operation(path, op, write=route.method in UNSAFE_METHODS)
         paths.setdefault(path, {})[route.method.lower()] = operation
+    add_links(paths)
     for path in sorted(paths):
         spec.path(path=path, operations=dict(sorted(paths[path].items())))
     result: dict[str, Any] = spec.to_dict()
     return result
+
+
+def add_links(paths: dict[str, dict[str, Any]]) -> None:
+    """OpenAPI links from each create (POST `P` answering 201 with `data.id`) to every
+    operation under `P/{id}` that takes no other path parameter: the id of the answer
+    fills `{id}`, its ETag the If-Match. Clients and stateful fuzzers follow them."""
+    for path, item in paths.items():
+        create = item.get("post", {}).get("responses", {}).get("201", {})
+        if "content" not in create or "{" in path:
+            continue
+        links: dict[str, Any] = {}
+        for target_path, target_item in paths.items():
+            rest = target_path.removeprefix(path + "/{id}")
+            if rest == target_path or "{" in rest:
+                continue
+            for target in target_item.values():
+                parameters = {"path.id": "$response.body#/data/id"}
+                if any(p["name"] == "If-Match" for p in target.get("parameters", [])):
+                    if "headers" not in create:  # no ETag to send back: no link
+                        continue
+                    parameters["header.If-Match"] = "$response.header.ETag"
+                links[target["operationId"]] = {
+                    "operationId": target["operationId"],
+                    "parameters": parameters,
+                }
+        if links:
+            create["links"] = dict(sorted(links.items()))

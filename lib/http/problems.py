@@ -61,6 +61,11 @@ def from_app_error(error: AppError, request_id: str) -> web.Response:
     )
 
 
+def code_of(status: int) -> str:
+    """The problem code aiohttp's own error with `status` is answered with."""
+    return HTTP_CODES.get(status, ("INTERNAL_ERROR", ""))[0]
+
+
 def from_http_exception(exc: web.HTTPException, request_id: str) -> web.Response:
     code, title = HTTP_CODES.get(exc.status, ("INTERNAL_ERROR", "Internal error"))
     headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}

@@ -20,7 +20,7 @@ from lib.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFail
 from lib.http.body import parse_body
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import authenticated, path_uuid, require
-from lib.http.idempotency import idempotent
+from lib.http.idempotency import idempotent, stored_replay
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
 from lib.http.listing import parse_list
@@ -71,18 +71,20 @@ async def refuse_owner_move(
     body=s.OrderCreate,
     roles=("CUSTOMER",),
     idempotent=True,
-    errors=(400, 403, 404, 409, 503),
+    errors=(400, 403, 404, 409, 502, 503),
     description=(
         "A verified CUSTOMER. The service is checked with catalog (unknown: 404; catalog "
         "down: 503 CIRCUIT_OPEN). `customer_name` is read from users; users down: the "
         "order is created with `customer_name: null`. Idempotency-Key: the same key and "
-        "body within 24 h answer the first response again."
+        "body within 24 h answer the first response again, without asking catalog or users."
     ),
 )
 async def create_order(request: web.Request) -> web.Response:
     principal = require(request, Role.CUSTOMER)
     require_verified(principal)
     body = await parse_body(request, s.OrderCreate, forbidden=s.READ_ONLY)
+    if (replayed := await stored_replay(idem_q, request)) is not None:
+        return replayed  # before catalog and users: a replay calls neither
     if not await request.app[CATALOG].service_exists(body.service_id, caller=request):
         raise NotFound(f"no such service: service_id {body.service_id}")
     name = await customer_name(request, principal.user_id)
@@ -106,7 +108,7 @@ async def create_order(request: web.Request) -> web.Response:
     paged=True,
     query=s.OrderListQuery,
     roles=("CUSTOMER", "PROVIDER", "ADMIN"),
-    errors=(400, 503),
+    errors=(400, 502, 503),
     description=(
         "The orders the caller may see: a customer's own; for a provider the OPEN orders "
         "of the services they offer plus those where they have an offer or a job; all for "
@@ -145,7 +147,7 @@ async def list_orders(request: web.Request) -> web.Response:
     response=models.Order,
     etag=True,
     roles=("CUSTOMER", "PROVIDER", "ADMIN"),
-    errors=(400, 404, 503),
+    errors=(400, 404, 502, 503),
     description="404 for a caller who may not see it.",
 )
 async def get_order(request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import asyncpg
 from aiohttp import web
 
+from lib import tracing
 from lib.auth.principal import Role
 from lib.errors import Conflict, Forbidden, NotFound
 from lib.http.body import parse_body
@@ -156,6 +157,7 @@ async def complete_job(request: web.Request) -> web.Response:
                     "reason": f"job {job_id} completed",
                 },
                 idempotency_key=award_key(job_id),
+                traceparent=tracing.current_traceparent(),  # the relay's span links to it
             )
     if order_id is None:
         await refuse_job_move(request, job_id, by="provider")

@@ -18,7 +18,7 @@ from lib.auth.principal import Role, require_verified
 from lib.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound
 from lib.http.body import parse_body
 from lib.http.guards import authenticated, path_uuid, require
-from lib.http.idempotency import idempotent
+from lib.http.idempotency import idempotent, stored_replay
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
 from lib.http.listing import parse_list
@@ -56,11 +56,11 @@ def no_such_offer() -> NotFound:
     body=s.OfferCreate,
     roles=("PROVIDER",),
     idempotent=True,
-    errors=(400, 403, 404, 409, 503),
+    errors=(400, 403, 404, 409, 502, 503),
     description=(
         "A verified PROVIDER who offers the order's service (catalog), on an OPEN order "
         "(else 409); one PENDING offer per provider per order (409). An unknown currency "
-        "is a 400. Idempotency-Key as for orders."
+        "is a 400. Idempotency-Key as for orders (a replay does not ask catalog)."
     ),
 )
 async def create_offer(request: web.Request) -> web.Response:
@@ -68,6 +68,8 @@ async def create_offer(request: web.Request) -> web.Response:
     require_verified(principal)
     order_id = path_uuid(request)
     body = await parse_body(request, s.OfferCreate, forbidden=frozenset({"id", "status"}))
+    if (replayed := await stored_replay(idem_q, request)) is not None:
+        return replayed  # before catalog: a replay does not ask it
     order = await visible_order(request, order_id)
     offered = await request.app[CATALOG].services_of_provider(principal.user_id, caller=request)
     if order.service_id not in offered:
@@ -102,7 +104,7 @@ async def create_offer(request: web.Request) -> web.Response:
     paged=True,
     query=s.OfferListQuery,
     roles=("CUSTOMER", "PROVIDER", "ADMIN"),
-    errors=(400, 404, 503),
+    errors=(400, 404, 502, 503),
     description="The owner and ADMIN see all offers, a provider only theirs.",
 )
 async def list_offers(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from typing import Any, Protocol, cast
 
 from aiohttp import web
 
+from lib import tracing
 from lib.db.pool import Database
 from lib.db.scope import enter_scope, exit_scope
 from lib.errors import AppError
@@ -25,6 +26,7 @@ from lib.logging import get_logger
 from lib.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 from lib.relay import Relay, Round, running
 from services.orders.db import outbox as q
+from services.orders.db.models import Outbox
 from services.orders.settings import OrdersSettings
 
 log = get_logger("services.orders.relay")
@@ -67,6 +69,27 @@ class OutboxRelay(Relay):
         self._pending.set(backlog.pending if backlog else 0)
         self._oldest.set(backlog.oldest_age_seconds if backlog else 0.0)
 
+    async def deliver(self, row: Outbox) -> None:
+        """AddUserPoints for one row; with tracing on, in a span of a trace of its own that
+        links to the request which wrote the row (the outbox's traceparent)."""
+        payload = cast(dict[str, Any], row.payload)  # written by complete_job
+        award = self.points.add_user_points(
+            payload["user_id"], int(payload["delta"]), payload["reason"], row.idempotency_key
+        )  # runs when awaited: inside the span
+        if not tracing.ENABLED:
+            await award
+            return
+        span, token = tracing.start_root(
+            f"outbox deliver {row.topic}", tracing.PRODUCER, tracing.link_to(row.traceparent)
+        )
+        try:
+            await award
+        except AppError as exc:
+            tracing.fail(span, exc.code)
+            raise
+        finally:
+            tracing.end_span(span, token)
+
     async def run_once(self) -> Round:
         """One lease -> deliver -> mark round, in a connection scope of its own."""
         scope = enter_scope()
@@ -75,12 +98,8 @@ class OutboxRelay(Relay):
                 rows = await q.lease_outbox(conn, lease_seconds=self.lease, batch_size=self.batch)
             delivered = 0
             for row in rows:  # no connection held while points is called
-                payload = cast(dict[str, Any], row.payload)  # written by complete_job
                 try:
-                    await self.points.add_user_points(
-                        payload["user_id"], int(payload["delta"]), payload["reason"],
-                        row.idempotency_key,
-                    )  # fmt: skip
+                    await self.deliver(row)
                 except AppError as exc:
                     retry_in = self.backoff(row.attempts)
                     log.warning(

@@ -11,8 +11,10 @@ import uuid
 from aiohttp import web
 
 from lib.auth.principal import Principal, Role, is_self_or, require_verified
-from lib.errors import Forbidden, NotFound
+from lib.db.runtime import PgConn
+from lib.errors import AppError, Forbidden, NotFound, Unauthorized
 from lib.http.guards import authenticated, path_uuid
+from services.users.db import users as users_q
 
 SEE = (Role.MODERATOR, Role.ADMIN)
 
@@ -27,6 +29,14 @@ def target(request: web.Request, name: str = "id") -> tuple[Principal, uuid.UUID
 
 def no_such_user() -> NotFound:
     return NotFound("no such user")
+
+
+async def missing(conn: PgConn, principal: Principal, user_id: uuid.UUID) -> AppError:
+    """No live row for `user_id`: 401 when it is the caller's own account and it was
+    deleted (a token that outlived its account), else 404."""
+    if principal.user_id == user_id and await users_q.is_deleted(conn, id=user_id):
+        return Unauthorized("the account of this token no longer exists")
+    return no_such_user()
 
 
 def visible(request: web.Request) -> tuple[Principal, uuid.UUID]:

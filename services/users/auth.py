@@ -109,13 +109,14 @@ def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterat
                 ],
             )
         redis = app.get(REDIS)
-        prefix = f"fixup:rl:{settings.service}:"
+        prefix = f"{settings.rate_limit_prefix}{settings.service}:"
         hasher = BoundedHasher(
             make_hasher(
                 settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
             ),
             workers=settings.argon2_workers,
             queue=settings.argon2_queue,
+            priority=settings.argon2_priority,
         )
         app[AUTH_KIT] = AuthKit(
             hasher=hasher,

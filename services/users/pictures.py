@@ -16,7 +16,7 @@ from lib.http.openapi import operation
 from lib.logging import get_logger
 from lib.storage import LocalStorage, ObjectNotFound, S3Storage, Storage, detect_image, new_key
 from lib.storage.base import CONTENT_TYPES, CapExceeded, read_capped
-from services.users.access import editable, no_such_user
+from services.users.access import editable, missing
 from services.users.db import profiles as q
 from services.users.settings import UsersSettings
 
@@ -106,7 +106,7 @@ async def read_image(request: web.Request) -> tuple[bytes, str]:
     ),
 )
 async def put_picture(request: web.Request) -> web.Response:
-    _, user_id = editable(request)
+    principal, user_id = editable(request)
     data, content_type = await read_image(request)
     storage = request.app[STORAGE]
     key = new_key(content_type)
@@ -115,7 +115,7 @@ async def put_picture(request: web.Request) -> web.Response:
         async with request.app[DB].transaction() as conn:
             before = await q.lock_user(conn, id=user_id)
             if before is None:
-                raise no_such_user()
+                raise await missing(conn, principal, user_id)
             await q.set_picture(conn, picture_key=key, id=user_id)
     except BaseException:
         await delete_quietly(storage, key)

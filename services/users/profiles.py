@@ -24,7 +24,7 @@ from lib.http.keys import DB
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
 from lib.resilience.breaker import CircuitBreaker
-from services.users.access import editable, no_such_user, self_or_admin, visible
+from services.users.access import editable, missing, self_or_admin, visible
 from services.users.auth import AUTH_KIT
 from services.users.db import auth as auth_q
 from services.users.db import profiles as q
@@ -93,11 +93,11 @@ async def one_user(request: web.Request, row: User) -> web.Response:
     description="`{id}` may be `me`. Anyone else than the user, a MODERATOR or an ADMIN: 404.",
 )
 async def get_user(request: web.Request) -> web.Response:
-    _, user_id = visible(request)
+    principal, user_id = visible(request)
     async with request.app[DB].acquire() as conn:
         row = await users_q.get_user(conn, id=user_id)
-    if row is None:
-        raise no_such_user()
+        if row is None:
+            raise await missing(conn, principal, user_id)
     return await one_user(request, row)
 
 
@@ -110,11 +110,12 @@ async def get_user(request: web.Request) -> web.Response:
     body=UserPatch,
     roles=("self", "ADMIN"),
     if_match=True,
-    errors=(400, 403, 404, 412, 428, 503),
+    errors=(400, 403, 404, 412, 428, 502, 503),
     description=(
         "Absent keeps, null clears (department_id, age, salary). `role` and `verified`: "
         "ADMIN only (403). department_id is checked with the departments service: 404 "
-        "naming it when unknown, 503 CIRCUIT_OPEN when departments is down."
+        "naming it when unknown, 503 CIRCUIT_OPEN when departments is down, 502 "
+        "DEPENDENCY_REFUSED when it refuses the forwarded token."
     ),
 )
 async def update_user(request: web.Request) -> web.Response:
@@ -136,7 +137,7 @@ async def update_user(request: web.Request) -> web.Response:
         if row is None:
             current = await users_q.get_user(conn, id=user_id)
             if current is None:
-                raise no_such_user()
+                raise await missing(conn, principal, user_id)
             raise stale(current.version)
     return await one_user(request, row)
 
@@ -155,12 +156,12 @@ async def update_user(request: web.Request) -> web.Response:
     ),
 )
 async def delete_user(request: web.Request) -> web.Response:
-    _, user_id = self_or_admin(request)
+    principal, user_id = self_or_admin(request)
     version = if_match_version(request)
     async with request.app[DB].transaction() as conn:
         before = await q.lock_user(conn, id=user_id)
         if before is None:
-            raise no_such_user()
+            raise await missing(conn, principal, user_id)
         if before.version != version:
             raise stale(before.version)
         await q.anonymise_user(conn, id=user_id, version=version)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from lib.auth.passwords import ARGON2_DEFAULTS
+from lib.auth.passwords import ARGON2_DEFAULTS, Priority
 from lib.config import ServiceSettings
 
 SERVICE = "users"
@@ -35,6 +35,11 @@ class UsersSettings(ServiceSettings):
     argon2_parallelism: int = Field(ARGON2_DEFAULTS["ARGON2_PARALLELISM"], ge=1)
     argon2_workers: int = Field(2, ge=1, le=64, description="Threads hashing passwords.")
     argon2_queue: int = Field(16, ge=0, description="Hashes that may wait; beyond: 503.")
+    argon2_priority: Priority = Field(
+        "idle",
+        description="Hashing threads: idle (SCHED_IDLE, only on a core nothing else wants) "
+        "or nice (nice 10: a share even on a host busy with other work). ADR 0010.",
+    )
     login_rate: float = Field(0.2, gt=0, description="Login attempts/s per email and per IP.")
     login_burst: int = Field(10, ge=1)
     register_rate: float = Field(0.05, gt=0, description="Registrations/s per IP.")

@@ -281,7 +281,9 @@ def seed_departments(dsn: str) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(tmp: Path, dsn: str, docs_root: Path) -> AsyncIterator[Stack]:
+async def running_stack(
+    tmp: Path, dsn: str, docs_root: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
     require_nginx()
     ids = seed_departments(dsn)
     env = {
@@ -292,6 +294,7 @@ async def running_stack(tmp: Path, dsn: str, docs_root: Path) -> AsyncIterator[S
         "RATE_LIMIT_IP_BURST": "1000",
         "REDIS_URL": "",
         "WORKERS": "1",
+        **(extra_env or {}),
     }
     service = Service(env, tmp / "departments.log")
     echo = await Echo().start()

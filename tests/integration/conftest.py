@@ -7,9 +7,16 @@ from typing import Any
 
 import pytest
 
+from services.catalog.app import create_app as catalog_app
+from services.chat.app import create_app as chat_app
 from services.departments.app import create_app
+from services.orders.app import create_app as orders_app
 from tests.integration.auth_support import settings_for
+from tests.integration.catalog_support import catalog_settings
+from tests.integration.chat_support import ChatFactory, World, chat_settings, make_world
+from tests.integration.orders_support import orders_settings
 from tests.integration.points_support import Points, running_points
+from tests.proxy import TcpProxy
 
 
 @pytest.fixture(scope="module")
@@ -33,3 +40,72 @@ async def points(points_dsn: str) -> AsyncIterator[Points]:
     """A real grpc.aio points server on loopback over an empty migrated MariaDB db."""
     async with running_points(points_dsn) as running:
         yield running
+
+
+# --- chat: the real catalog -> orders -> chat chain on loopback ---------------------------
+
+
+@pytest.fixture(scope="module")
+def chat_catalog_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("catalog")
+
+
+@pytest.fixture(scope="module")
+def chat_orders_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("orders")
+
+
+@pytest.fixture(scope="module")
+def chat_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("chat")
+
+
+@pytest.fixture
+async def chat_catalog_server(aiohttp_server: Any, chat_catalog_dsn: str) -> Any:
+    return await aiohttp_server(catalog_app(catalog_settings(chat_catalog_dsn)))
+
+
+@pytest.fixture
+async def chat_orders_server(
+    aiohttp_server: Any, chat_orders_dsn: str, chat_catalog_server: Any
+) -> Any:
+    settings = orders_settings(
+        chat_orders_dsn, catalog_url=f"http://127.0.0.1:{chat_catalog_server.port}"
+    )
+    return await aiohttp_server(orders_app(settings))
+
+
+@pytest.fixture
+async def chat_orders_proxy(chat_orders_server: Any) -> AsyncIterator[TcpProxy]:
+    proxy = await TcpProxy("127.0.0.1", chat_orders_server.port).start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+async def chat_world(
+    aiohttp_client: Any, chat_catalog_server: Any, chat_orders_server: Any
+) -> World:
+    catalog = await aiohttp_client(chat_catalog_server)
+    orders = await aiohttp_client(chat_orders_server)
+    return await make_world(catalog, orders)
+
+
+@pytest.fixture
+def chat_factory(
+    aiohttp_client: Any, chat_dsn: str, chat_orders_proxy: TcpProxy, redis_prefix: str
+) -> ChatFactory:
+    async def make(**overrides: Any) -> Any:
+        settings = chat_settings(
+            chat_dsn,
+            redis_prefix,
+            **({"orders_url": f"http://127.0.0.1:{chat_orders_proxy.port}"} | overrides),
+        )
+        return await aiohttp_client(chat_app(settings))
+
+    return make
+
+
+@pytest.fixture
+async def chat(chat_factory: ChatFactory) -> Any:
+    return await chat_factory()

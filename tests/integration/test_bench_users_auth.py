@@ -31,7 +31,8 @@ def test_users_auth_bench_smoke(
     migrated_db: Callable[[str], str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     dsn = migrated_db("users")
-    argv = ["--seconds", "0.5", "--concurrency", "2", "--hashes", "3", "--dsn", dsn]
+    argv = ["--seconds", "0.5", "--rounds", "1", "--concurrency", "2", "--hashes", "3",
+            "--dsn", dsn]  # fmt: skip
     figures = load_bench().main(argv)
 
     defaults = UsersSettings.model_fields
@@ -46,10 +47,17 @@ def test_users_auth_bench_smoke(
     assert idle_samples > 0
     assert storm_samples > 0
     assert math.isfinite(figures["health_ratio"])
+    assert figures["priority"] == defaults["argon2_priority"].default == "idle"
+    assert set(figures["by_priority"]) == {"idle", "nice"}
+    assert figures["by_priority"]["idle"]["health_ratio"] == figures["health_ratio"]
+    for side in figures["by_priority"].values():
+        assert math.isfinite(side["health_ratio"])
+        assert side["login_per_s"] > 0
     assert figures["failed"] == 0
     assert figures["login_per_s"] > 0
     # a refresh is one SHA-256 and one transaction, a login one argon2id check
     assert figures["refresh_per_s"] > figures["login_per_s"]
     out = capsys.readouterr().out
     assert "/health p99 login storm" in out
+    assert "ARGON2_PRIORITY=nice" in out
     assert "ratio to login" in out

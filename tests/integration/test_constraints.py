@@ -272,6 +272,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {
         },
         "messages": lambda db: {
             "conversation_id": db.add("conversations")["id"],
+            "seq": 1,
             "author_id": uid(),
             "body": "Hello!",
         },
@@ -584,6 +585,12 @@ BAD: list[Bad] = [
     Bad("chat", "messages", "messages_body_chk", pg.CheckViolation, {"body": "b" * 4001}),
     Bad("chat", "messages", "messages_body_chk", pg.CheckViolation, {"body": ""}),
     Bad("chat", "messages", "author_id", pg.NotNullViolation, {"author_id": None}),
+    Bad("chat", "messages", "seq", pg.NotNullViolation, {"seq": None}),
+    Bad("chat", "messages", "messages_seq_chk", pg.CheckViolation, {"seq": 0}),
+    Bad("chat", "messages", "messages_conversation_id_seq_key", pg.UniqueViolation,
+        {"conversation_id": First("messages", "conversation_id"), "seq": 1}),
+    Bad("chat", "conversations", "conversations_last_seq_chk", pg.CheckViolation,
+        {"last_seq": -1}),
     *idempotency_key_cases("chat"),
     *blank_cases(),
     # every character Python strips, alone: the CHECKs' set is exactly Python's whitespace

@@ -337,6 +337,48 @@ async def test_idempotency_key_on_create(
     assert made == 1
 
 
+async def test_idempotent_replays_do_not_ask_catalog(
+    client: Any, world: dict[str, Any], catalog_proxy: TcpProxy, orders_dsn: str
+) -> None:
+    """The stored answers of an order and an offer create come back with catalog gone:
+    a replay is read before catalog is asked (a call would be a 503 here)."""
+    customer, p1 = world["customer"], world["p1"]
+    order_headers = {**customer.headers, "Idempotency-Key": uuid.uuid4().hex}
+    body = order_body(world["service"], description="Replayed without catalog")
+    first = await client.post("/v1/orders", json=body, headers=order_headers)
+    assert first.status == 201, await first.text()
+    order = (await first.json())["data"]
+    offer_headers = {**p1.headers, "Idempotency-Key": uuid.uuid4().hex}
+    offers_url = f"/v1/orders/{order['id']}/offers"
+    made = await client.post(offers_url, json=offer_body(), headers=offer_headers)
+    assert made.status == 201, await made.text()
+
+    await catalog_proxy.stop()
+    again = await client.post("/v1/orders", json=body, headers=order_headers)
+    assert again.status == 201, await again.text()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.read() == await first.read()
+    assert (again.headers["ETag"], again.headers["Location"]) == (
+        first.headers["ETag"], first.headers["Location"])  # fmt: skip
+    offer_again = await client.post(offers_url, json=offer_body(), headers=offer_headers)
+    assert offer_again.status == 201, await offer_again.text()
+    assert offer_again.headers["Idempotent-Replayed"] == "true"
+    assert await offer_again.read() == await made.read()
+    assert offer_again.headers["Location"] == made.headers["Location"]
+    # another body under a used key: 409, still without catalog
+    other = await client.post(
+        "/v1/orders", json={**body, "description": "another"}, headers=order_headers
+    )
+    assert other.status == 409, await other.text()
+    # a new key does need catalog: it is really gone
+    fresh = {**customer.headers, "Idempotency-Key": uuid.uuid4().hex}
+    assert (await client.post("/v1/orders", json=body, headers=fresh)).status == 503
+    made_orders = await count(
+        orders_dsn, "SELECT count(*) FROM orders WHERE customer_id = $1", customer.id
+    )
+    assert made_orders == 1
+
+
 async def test_list_filters_search_and_currencies(client: Any, world: dict[str, Any]) -> None:
     customer = world["customer"]
     word = uuid.uuid4().hex[:10]

@@ -95,6 +95,7 @@ async def complete_jobs(db: Database, count: int) -> list[str]:
                 aggregate_id=job_id,
                 payload={"user_id": provider, "delta": POINTS, "reason": "job completed"},
                 idempotency_key=award_key(job_id),
+                traceparent=None,
             )
             providers.append(provider)
     return providers

@@ -18,7 +18,6 @@ import pytest
 from pydantic import SecretStr
 
 from lib.crypto import FieldCipher, generate_key
-from lib.http.keys import REDIS
 from lib.logging import configure_logging
 from lib.resilience.ratelimit import RedisRateLimiter
 from services.users.app import create_app
@@ -343,16 +342,14 @@ async def test_unknown_email_and_wrong_password_get_the_same_401_in_similar_time
 async def test_login_is_limited_per_email_and_per_ip_in_redis(
     aiohttp_client: Any, users_dsn: str, sink: SmtpSink, servers: Any, redis_prefix: str
 ) -> None:
-    app = create_app(
-        settings(users_dsn, sink.port, redis_url=servers.redis_url, login_rate=0.001, login_burst=3)
-    )
+    # this run's own keys (Redis is shared and never flushed)
+    prefix = f"{redis_prefix}rl:{uuid.uuid4().hex}:"
+    limits = {"login_rate": 0.001, "login_burst": 3, "rate_limit_prefix": prefix}
+    app = create_app(settings(users_dsn, sink.port, redis_url=servers.redis_url, **limits))
     client = await aiohttp_client(app)
     kit = app[AUTH_KIT]
     assert isinstance(kit.login_limit, RedisRateLimiter)  # REDIS_URL set: shared limits
-    # this run's own keys (Redis is shared and never flushed)
-    kit.login_limit = RedisRateLimiter(
-        app[REDIS], rate=0.001, burst=3, prefix=f"{redis_prefix}login:{uuid.uuid4().hex}:"
-    )
+    assert kit.login_limit.prefix == f"{prefix}users:login:"
     email = new_email()
     statuses = []
     for _ in range(4):

@@ -1,7 +1,7 @@
 """One user on real PostgreSQL with a real departments app: GET/PATCH/DELETE
 /v1/users/{id|me}, the password change, the provider card, the access rules and attacks
 (another user, mass assignment, cookie writes without Origin), and the departments check
-behind its breaker (unknown id, down, open, recovered)."""
+behind its breaker (unknown id, down, open, recovered, refusing the forwarded token)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 
 from lib.auth.passwords import verify_password
 from lib.auth.principal import Role
+from lib.auth.tokens import generate_keypair
 from services.departments.app import create_app as departments_app
 from services.users.app import create_app
 from tests.integration.auth_support import settings_for
@@ -289,9 +291,18 @@ async def test_delete_anonymises_and_revokes(client: Any, users_dsn: str) -> Non
     )  # fmt: skip
     assert family["revoked_at"] is not None
     assert family["revoked_reason"] == "account deleted"
-    assert (await client.get("/v1/users/me", headers=me)).status == 404
+    # the token outlived its account: 401 on its own routes; to anyone else the user is gone
+    assert (await client.get("/v1/users/me", headers=me)).status == 401
     resp = await client.delete("/v1/users/me", headers={**me, "If-Match": '"2"'})
-    assert resp.status == 404
+    assert resp.status == 401
+    resp = await client.patch(
+        f"/v1/users/{user_id}", json={"first_name": "Back"}, headers={**me, "If-Match": '"2"'}
+    )
+    assert resp.status == 401
+    admin = auth(uuid.uuid4(), Role.ADMIN)
+    assert (await client.get(f"/v1/users/{user_id}", headers=admin)).status == 404
+    # a token naming no account at all (never one here) is not a deleted one: 404
+    assert (await client.get("/v1/users/me", headers=auth(uuid.uuid4()))).status == 404
 
 
 async def test_an_admin_deletes_another_user(client: Any, users_dsn: str) -> None:
@@ -341,3 +352,38 @@ async def test_provider_card_is_public_for_providers_only(client: Any, users_dsn
     customer = await make_user(users_dsn)
     assert (await client.get(f"/v1/providers/{customer}")).status == 404
     assert (await client.get("/v1/providers/nope")).status == 400
+
+
+async def test_departments_refusing_the_token_is_502_and_not_a_breaker_failure(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    users_dsn: str,
+    departments_dsn: str,
+    department: uuid.UUID,
+    tmp_path: Any,
+) -> None:
+    """The real departments app trusting another key (services out of step): it answers
+    the forwarded token 401. Users says so in its own words (502 DEPENDENCY_REFUSED, not a
+    503 blaming an outage) and its breaker stays closed however often it happens."""
+    other_key = SecretStr(generate_keypair()[1])
+    refusing = await aiohttp_server(
+        departments_app(settings_for(departments_dsn, jwt_public_key=other_key))
+    )
+    settings = users_settings(
+        users_dsn,
+        departments_url=f"http://127.0.0.1:{refusing.port}",
+        departments_breaker_threshold=2,
+        storage_dir=str(tmp_path),
+    )
+    client = await aiohttp_client(create_app(settings))
+    me = auth(await make_user(users_dsn))
+    for _ in range(5):  # well past the threshold of 2
+        resp = await patch(client, "me", {"department_id": str(department)}, me)
+        assert resp.status == 502, await resp.text()
+        problem = await resp.json()
+        assert problem["code"] == "DEPENDENCY_REFUSED"
+        assert problem["detail"] == "departments refused the forwarded credentials (401)"
+        assert "Retry-After" not in resp.headers
+    metrics = await (await client.get("/metrics")).text()
+    assert 'circuit_breaker_state{dependency="departments",service="users"} 0.0' in metrics
+    assert (await get_me(client, me))[0]["version"] == 1  # nothing changed

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.service_process import Service
+from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tests.reliability import figures
 from tests.reliability.stack import common_env, start, users_env
 
@@ -45,9 +46,27 @@ def users_dsn(migrated_db: Callable[[str], str]) -> str:
 
 
 @pytest.fixture(scope="module")
-async def users(users_dsn: str, departments: Service, logs: Path) -> AsyncIterator[Service]:
-    """Users as deployed: its PATCHes check department ids with the real departments."""
-    env = users_env(users_dsn, DB_POOL_MAX="4", DEPARTMENTS_URL=departments.url)
+async def mail_sink() -> AsyncIterator[SmtpSink]:
+    with smtp_sink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+async def users(
+    users_dsn: str, departments: Service, mail_sink: SmtpSink, logs: Path
+) -> AsyncIterator[Service]:
+    """Users as deployed: its PATCHes check department ids with the real departments, its
+    mails go to an SMTP server (here a sink), pictures to a directory of this run."""
+    env = users_env(
+        users_dsn,
+        DB_POOL_MAX="4",
+        DEPARTMENTS_URL=departments.url,
+        STORAGE_DIR=str(logs / "storage"),
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(mail_sink.port),
+        SMTP_TIMEOUT="2",
+        MAIL_RELAY_INTERVAL="0.2",
+    )
     service = await start("users", env, logs / "users.log")
     yield service
     service.stop()
@@ -67,14 +86,19 @@ async def catalog(migrated_db: Callable[[str], str], logs: Path) -> AsyncIterato
 
 
 @pytest.fixture(scope="module")
+def orders_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("orders")
+
+
+@pytest.fixture(scope="module")
 async def orders(
-    migrated_db: Callable[[str], str], catalog: Service, users: Service, logs: Path
+    orders_dsn: str, catalog: Service, users: Service, logs: Path
 ) -> AsyncIterator[Service]:
     """Orders as deployed: catalog checked and the customer's name read from the real
     services (no points relay: the outbox is tested on its own)."""
     env = common_env(
         "orders",
-        migrated_db("orders"),
+        orders_dsn,
         DB_POOL_MAX="4",
         ORDERS_CATALOG_URL=catalog.url,
         ORDERS_USERS_URL=users.url,

@@ -14,11 +14,13 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.e2e.service_process import Service
 from tests.integration.auth_support import KEYS
-from tests.servers import free_port
+from tests.servers import RUN_ID, free_port
 
 PASSWORD = "reliability-pass-7Qz!"  # what the run's users log in with: must never be logged
 ENCRYPTION_KEY = base64.b64encode(b"r" * 32).decode()
 
+# this run's own rate-limit keys: runs sharing one Redis never meet in a bucket
+RATE_LIMIT_PREFIX = f"fixup:test:{RUN_ID}:rl:"
 OPEN_LIMITS = {
     "RATE_LIMIT_IP_RATE": "100000",
     "RATE_LIMIT_IP_BURST": "100000",
@@ -37,6 +39,7 @@ def common_env(name: str, dsn: str, **extra: str) -> dict[str, str]:
         "DB_POOL_MIN": "1",
         "LOG_LEVEL": "INFO",
         "CORS_ALLOW_ORIGINS": "https://app.fixup.test",
+        "RATE_LIMIT_PREFIX": RATE_LIMIT_PREFIX,
         **OPEN_LIMITS,
         **extra,
     }
@@ -53,6 +56,8 @@ def users_env(dsn: str, points_addr: str = "", **extra: str) -> dict[str, str]:
         ARGON2_PARALLELISM="1",
         POINTS_GRPC_ADDR=points_addr,
         COOKIE_SECURE="false",
+        REGISTER_RATE="100000",  # like OPEN_LIMITS: tests that want a limit set their own
+        REGISTER_BURST="100000",
         **extra,
     )
 

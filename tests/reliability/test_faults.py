@@ -18,18 +18,28 @@ import asyncpg
 import pytest
 
 from lib.auth.principal import Role
-from tests.e2e.service_process import PROCESS_MARGIN
+from tests.e2e.service_process import PROCESS_MARGIN, Service
 from tests.integration.users_support import make_user
 from tests.proxy import TcpProxy, through
 from tests.reliability import figures
+from tests.reliability.awards import (
+    awards_once,
+    error_lines,
+    relay_env,
+    secrets_in,
+    settle,
+    start_points,
+)
 from tests.reliability.budget import WRITERS
 from tests.reliability.stack import bearer, common_env, points_env, start, users_env
 from tests.reliability.throwaway import PgCluster, RedisServer
+from tests.reliability.world import Orders, actor, catalog_service
 from tools import migrate
 from tools.databases import with_database
 from tools.dbadmin import create_database, mysql_connect
 
 ACQUIRE_TIMEOUT = 1.0  # DB_ACQUIRE_TIMEOUT of the services below
+JOBS = 12  # completed in three waves: points killed, down, coming back
 
 
 @pytest.fixture
@@ -266,3 +276,59 @@ async def test_points_killed_and_restarted_users_list_degrades_and_recovers(
         users.stop()
         points.stop()
     figures.add("faults survived", 1)
+
+
+async def test_points_killed_and_restarted_while_jobs_complete_every_award_once(
+    migrated_db: Callable[[str], str], catalog: Service, tmp_path: Path
+) -> None:
+    """Jobs completed concurrently while points is SIGKILLed mid-delivery, while it is down,
+    and while it comes back: every acknowledged completion's award lands in the points
+    ledger exactly once (the outbox relay retries; points applies a key once)."""
+    orders_dsn, points_dsn = migrated_db("orders"), migrated_db("points")
+    points, p_env = await start_points(points_dsn, tmp_path / "points.log")
+    env = relay_env(orders_dsn, catalog.url, p_env)
+    orders = await start("orders", env, tmp_path / "orders.log")
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    completed: list[str] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            service_id = await catalog_service(http, catalog.url, provider)
+            steps = Orders(http, orders.url, service_id, customer, provider)
+            jobs = await steps.jobs(JOBS, "IN_PROGRESS")
+            some_done = asyncio.Event()
+
+            async def complete(job_id: str) -> None:
+                await steps.move(job_id, "complete")  # asserts 200: acknowledged
+                completed.append(job_id)
+                if len(completed) >= 2:
+                    some_done.set()
+
+            third = JOBS // 3
+            first = [asyncio.create_task(complete(j)) for j in jobs[:third]]
+            await asyncio.wait_for(some_done.wait(), PROCESS_MARGIN)
+            points.stop()  # SIGKILL while the relay delivers the first awards
+            await asyncio.gather(*first)
+            await asyncio.gather(*(complete(j) for j in jobs[third : 2 * third]))  # points down
+            late = [asyncio.create_task(complete(j)) for j in jobs[2 * third :]]
+            points, _ = await start_points(points_dsn, tmp_path / "points2.log", p_env)
+            await asyncio.gather(*late)
+        took = await settle(orders_dsn)
+        assert orders.proc.poll() is None  # the relay recovered without a restart
+    finally:
+        orders.stop()
+        points.stop()
+    lost = await awards_once(points_dsn, completed, str(provider.id))
+    assert error_lines(orders.log) == []
+    tokens = [who.headers["Authorization"].split()[1] for who in (customer, provider)]
+    assert secrets_in([orders.log, points.log, catalog.log], *tokens) == []
+    # the fault was felt: deliveries failed while points was gone, and were retried
+    failed = orders.log.read_text().count("outbox_delivery_failed")
+    assert failed > 0
+    figures.add("faults survived", 1)
+    figures.add("acknowledged writes", len(completed))
+    figures.add("acknowledged writes lost", lost)
+    figures.add("outbox awards delivered exactly once across a points kill", len(completed))
+    print(
+        f"points killed: {len(completed)} awards once each ({failed} failed deliveries "
+        f"retried), drained {took:.2f}s after"
+    )

@@ -6,17 +6,22 @@ violates the document, no error body showing internals. The case count is printe
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
+from uuid import uuid4
 
+import aiohttp
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from lib.auth.principal import Role
 from tests.e2e.service_process import Service
+from tests.integration.orders_support import offer_body, order_body
 from tests.reliability import figures
-from tests.reliability.budget import EXAMPLES
+from tests.reliability.budget import EXAMPLES, SCENARIO_STEPS, SCENARIOS
 from tests.reliability.stack import bearer, operations, spec_of
+from tests.reliability.world import catalog_service
 
 # Not checked: positive_data_acceptance. A schema-valid body may still be refused with a
 # documented 400 for what the document cannot express (an unknown or used reset token, a
@@ -85,3 +90,143 @@ async def test_fuzz_catalog(catalog: Service) -> None:
 
 async def test_fuzz_orders(orders: Service) -> None:
     await fuzz(orders, "orders")
+
+
+def stateful(
+    service: Service, document: dict[str, Any], headers: dict[str, str],
+    prepare: Callable[[Any], None] | None = None,
+) -> tuple[int, set[str]]:  # fmt: skip
+    """schemathesis' state machine over the document's links (create -> read, update, ...),
+    every response checked as above. Returns the number of calls, and the operations that
+    were called on an id a create had answered."""
+    schema = schemathesis.openapi.from_dict(document)
+    created: set[str] = set()
+    linked: set[str] = set()
+    calls = 0
+
+    class Scenario(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": service.url, "headers": headers}
+
+        def before_call(self, case: Any) -> None:
+            if prepare is not None:
+                prepare(case)
+
+        def validate_response(
+            self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            nonlocal calls
+            calls += 1
+            if str((case.path_parameters or {}).get("id")) in created:
+                linked.add(f"{case.method} {case.path}")
+            assert response.status_code < 500, (case.path, response.status_code, response.text)
+            for marker in INTERNALS:
+                assert marker not in response.text, (marker, response.text)
+            if response.status_code == 201:
+                created.add(str(response.json()["data"]["id"]))
+            case.validate_response(
+                response, excluded_checks=[positive_data_acceptance],
+                transport_kwargs=kwargs or None, recorder=self.recorder,
+            )  # fmt: skip
+
+    Scenario.run(
+        settings=settings(
+            max_examples=SCENARIOS,
+            stateful_step_count=SCENARIO_STEPS,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    return calls, linked
+
+
+async def fuzz_links(service: Service, name: str, headers: dict[str, str],
+                     prepare: Callable[[Any], None] | None = None) -> None:  # fmt: skip
+    document = await spec_of(service)
+    calls, linked = await asyncio.to_thread(stateful, service, document, headers, prepare)
+    assert linked, f"{name}: no call followed a link"
+    figures.add("stateful fuzz calls (following links)", calls)
+    print(f"schemathesis stateful {name}: {calls} calls; through links: {sorted(linked)}")
+
+
+def fresh_name(case: Any) -> None:
+    """A create's generated name made unique: hypothesis is derandomized, so the names the
+    plain fuzz run (same service, same database) already created would come again and
+    every create answer 409, leaving no id for a link to follow."""
+    if case.method == "POST" and isinstance(case.body, dict):
+        name = case.body.get("name")
+        if isinstance(name, str) and name.strip():
+            case.body["name"] = f"{uuid4().hex[:12]} {name}"[:100]
+
+
+async def test_fuzz_departments_following_links(departments: Service) -> None:
+    await fuzz_links(departments, "departments", bearer(Role.ADMIN), fresh_name)
+
+
+async def test_fuzz_catalog_following_links(catalog: Service) -> None:
+    await fuzz_links(catalog, "catalog", bearer(Role.ADMIN), fresh_name)
+
+
+async def test_fuzz_orders_following_links(orders: Service, catalog: Service) -> None:
+    """As a verified CUSTOMER, each order for a service that exists: the creates succeed
+    and the links (read, update, cancel, offers) run on real orders."""
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url)
+
+    def real_service(case: Any) -> None:
+        if case.method == "POST" and case.path == "/v1/orders" and isinstance(case.body, dict):
+            case.body["service_id"] = service_id
+
+    await fuzz_links(orders, "orders", bearer(Role.CUSTOMER), real_service)
+
+
+async def test_every_link_of_the_orders_create_resolves(orders: Service, catalog: Service) -> None:
+    """Each link of POST /v1/orders, followed by hand as its document says (the id from the
+    body, If-Match from the ETag): the read answers the order just created, the update
+    and the cancel apply to it, nothing answers 5xx."""
+    document = await spec_of(orders)
+    create = document["paths"]["/v1/orders"]["post"]["responses"]["201"]
+    targets = {
+        op["operationId"]: (method.upper(), path) for method, path, op in operations(document)
+    }
+    customer = bearer(Role.CUSTOMER)
+    bodies: dict[str, Any] = {
+        "updateAnOrder": {"description": "changed through a link"},
+        "makeAnOffer": offer_body(),
+    }
+    followed = {}
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url)
+        # the cancel last: it ends what the others act on
+        for name, link in sorted(create["links"].items(), key=lambda kv: "cancel" in kv[0]):
+            url = f"{orders.url}/v1/orders"
+            async with http.post(url, json=order_body(service_id), headers=customer) as r:
+                assert r.status == 201, await r.text()
+                made, etag = await r.json(), r.headers["ETag"]
+            method, path = targets[link["operationId"]]
+            headers = dict(customer)
+            for where, expression in link["parameters"].items():
+                assert expression in {"$response.body#/data/id", "$response.header.ETag"}
+                value = made["data"]["id"] if "body" in expression else etag
+                if where == "path.id":
+                    path = path.replace("{id}", value)
+                else:
+                    headers[where.removeprefix("header.")] = value
+            async with http.request(
+                method, orders.url + path, json=bodies.get(name), headers=headers
+            ) as r:
+                answer = await r.json(content_type=None)
+                followed[name] = r.status
+            assert r.status < 500, (name, answer)
+            if name == "getAnOrder":
+                assert answer == made
+    assert followed == {
+        "cancelAnOrder": 200,
+        "getAnOrder": 200,
+        "listTheOffersOfAnOrder": 200,
+        "makeAnOffer": 403,  # a CUSTOMER follows it: offers are a provider's
+        "updateAnOrder": 200,
+    }, followed
+    figures.add("OpenAPI links followed by hand", len(followed))

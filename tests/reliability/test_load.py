@@ -8,17 +8,18 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import aiohttp
+from redis.asyncio import Redis
 
 from lib.auth.principal import Role
 from tests.e2e.service_process import PROCESS_MARGIN, Service
 from tests.reliability import figures
 from tests.reliability.budget import LOAD_SECONDS
-from tests.reliability.stack import common_env, start, token
-from tests.reliability.throwaway import RedisServer
-from tests.servers import free_port
+from tests.reliability.stack import RATE_LIMIT_PREFIX, common_env, start, token
+from tests.servers import Servers, free_port
 
 CONNECTIONS = 32  # well past the point where 2 cores are saturated
 
@@ -78,16 +79,16 @@ async def test_users_list_at_saturation(users: Service) -> None:
 
 
 async def test_rate_limit_holds_across_two_replicas_sharing_redis(
-    departments_dsn: str, tmp_path: Path
+    departments_dsn: str, servers: Servers, tmp_path: Path
 ) -> None:
-    # a Redis of its own: the limiter's keys carry no run prefix, other runs share 127.0.0.1
-    redis_server = RedisServer()
-    await asyncio.to_thread(redis_server.start)
+    # the machine's Redis, shared with other runs: this test's buckets under a prefix of its own
+    prefix = f"{RATE_LIMIT_PREFIX}{uuid.uuid4().hex}:"
     rate, burst = 50.0, 10
     env = common_env(
         "departments",
         departments_dsn,
-        REDIS_URL=redis_server.url,
+        REDIS_URL=servers.redis_url,
+        RATE_LIMIT_PREFIX=prefix,
         RATE_LIMIT_IP_RATE=str(rate),
         RATE_LIMIT_IP_BURST=str(burst),
     )
@@ -97,7 +98,7 @@ async def test_rate_limit_holds_across_two_replicas_sharing_redis(
     ]
     try:
         began = time.monotonic()
-        await asyncio.gather(
+        load = asyncio.gather(
             *(
                 # past the limit (thousands/s vs 50/s) but below saturation: the limiter,
                 # not load shedding, must decide every answer
@@ -105,12 +106,23 @@ async def test_rate_limit_holds_across_two_replicas_sharing_redis(
                 for r in replicas
             )
         )
+        # the shared bucket lives under this run's prefix while the load lasts (a drained
+        # bucket expires once it would be full again, so it is looked for now, not after)
+        keys: list[bytes] = []
+        while not keys and not load.done():
+            keys = await prefixed_keys(servers.redis_url, prefix, delete=False)
+            await asyncio.sleep(0.05)  # a bounded look, once per 50 ms while wrk runs
+        await load
         took = time.monotonic() - began
         counts = [await count_by_status(r, "/v1/departments") for r in replicas]
     finally:
         for r in replicas:
             r.stop()
-        await asyncio.to_thread(redis_server.stop)
+        await prefixed_keys(servers.redis_url, prefix, delete=True)
+    # one bucket for the client IP, shared by both replicas, under this run's prefix
+    assert len(keys) == 1, keys
+    assert keys[0].startswith(f"{prefix}departments:ip:".encode()), keys
+    assert keys[0].endswith(b"127.0.0.1"), keys
     accepted = sum(c.get("200", 0) for c in counts)
     refused = sum(c.get("429", 0) for c in counts)
     fives = sum(v for c in counts for s, v in c.items() if s.startswith("5"))
@@ -125,6 +137,18 @@ async def test_rate_limit_holds_across_two_replicas_sharing_redis(
     assert refused > accepted  # the load really went past the limit
     assert 0.9 * expected_low <= accepted <= 1.1 * expected_high, (accepted, took)
     assert took < LOAD_SECONDS + PROCESS_MARGIN
+
+
+async def prefixed_keys(url: str, prefix: str, *, delete: bool) -> list[bytes]:
+    """The keys under `prefix` (removed when `delete`: Redis is shared, never flushed)."""
+    client = Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if delete and keys:
+            await client.delete(*keys)
+        return keys
+    finally:
+        await client.aclose()
 
 
 def _ms(wrk_time: str) -> float:

@@ -1,6 +1,8 @@
-"""Security on every HTTP service: JWT attacks on every authenticated route, CORS preflight
-only for configured origins, security headers on every response, and the secrets of the
-run (tokens, passwords) absent from the service's log and error bodies."""
+"""Security on every HTTP service: JWT attacks on every authenticated route, IDOR on every
+route with an id (tests/reliability/idor.py), refresh-token reuse, a deleted account's
+tokens, CORS preflight only for configured origins, security headers on every response,
+and the secrets of the run (tokens, passwords, personal id numbers) absent from the
+services' logs and error bodies."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ import base64
 import hashlib
 import hmac
 import json
+import struct
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -19,8 +23,13 @@ from lib.auth.principal import Role
 from lib.auth.tokens import generate_keypair
 from tests.e2e.service_process import Service
 from tests.integration.auth_support import KEYS
-from tests.reliability import figures
+from tests.integration.orders_support import offer_body, order_body
+from tests.integration.smtp_support import SmtpSink, token_in
+from tests.integration.users_support import make_user
+from tests.reliability import figures, idor
+from tests.reliability.readback import fingerprint
 from tests.reliability.stack import PASSWORD, needs_token, operations, spec_of, token
+from tests.reliability.world import Actor, Orders, actor, catalog_service
 
 ALLOWED_ORIGIN = "https://app.fixup.test"  # CORS_ALLOW_ORIGINS of tests/reliability/stack.py
 SECURITY_HEADERS = {
@@ -28,6 +37,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+PNG_HEADER = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + b"\x00" * 17
 
 
 def _b64(raw: bytes) -> str:
@@ -102,6 +112,23 @@ async def test_jwt_attacks_on_every_users_route(users: Service) -> None:
     await jwt_attacks(users)
 
 
+async def test_jwt_attacks_on_every_catalog_and_orders_route(
+    catalog: Service, orders: Service
+) -> None:
+    await jwt_attacks(catalog)
+    await jwt_attacks(orders)
+
+
+async def test_idor_on_every_orders_offers_jobs_and_reviews_route(
+    orders: Service, catalog: Service, orders_dsn: str
+) -> None:
+    await idor.orders_sweep(orders, catalog, orders_dsn)
+
+
+async def test_idor_on_every_users_route_and_picture(users: Service, users_dsn: str) -> None:
+    await idor.users_sweep(users, users_dsn)
+
+
 async def cors_and_headers(service: Service) -> None:
     document = await spec_of(service)
     async with aiohttp.ClientSession() as http:
@@ -135,6 +162,13 @@ async def test_cors_and_security_headers_users(users: Service) -> None:
     await cors_and_headers(users)
 
 
+async def test_cors_and_security_headers_catalog_and_orders(
+    catalog: Service, orders: Service
+) -> None:
+    await cors_and_headers(catalog)
+    await cors_and_headers(orders)
+
+
 async def secrets_stay_out_of_logs(service: Service) -> None:
     """Send the run's secrets to every operation, then look for them in the log and bodies."""
     valid = token(Role.ADMIN)
@@ -165,3 +199,160 @@ async def test_secrets_absent_from_departments_log(departments: Service) -> None
 
 async def test_secrets_absent_from_users_log(users: Service) -> None:
     await secrets_stay_out_of_logs(users)
+
+
+async def test_secrets_absent_from_catalog_and_orders_logs(
+    catalog: Service, orders: Service
+) -> None:
+    await secrets_stay_out_of_logs(catalog)
+    await secrets_stay_out_of_logs(orders)
+
+
+@dataclass
+class Recorder:
+    """Every answer of a flow, to search the error bodies for secrets afterwards."""
+
+    http: aiohttp.ClientSession
+    base: str
+    answers: list[tuple[int, str]] = field(default_factory=list)
+
+    async def __call__(
+        self, method: str, path: str, expect: int, body: Any = None, **headers: str
+    ) -> Any:
+        async with self.http.request(method, self.base + path, json=body, headers=headers) as resp:
+            text = await resp.text()
+            self.answers.append((resp.status, text))
+            assert resp.status == expect, (method, path, resp.status, text[:300])
+            return json.loads(text) if text else None
+
+
+async def test_refresh_reuse_revokes_the_family_and_a_deleted_accounts_tokens_get_401(
+    users: Service, mail_sink: SmtpSink
+) -> None:
+    """register (PROVIDER, with a personal id number) -> verify -> login -> refresh; the used
+    refresh token replayed: 401 and the whole family revoked. Then the account deleted:
+    every token it had, access or refresh, is refused with 401 on every route of its own.
+    None of the run's secrets shows in the log or in any error body."""
+    personal_id = f"PID-{uuid.uuid4().hex[:10]}-REL"
+    email = f"rel{uuid.uuid4().hex[:12]}@fixup.test"
+    account = {
+        "email": email, "password": PASSWORD, "first_name": "Grace", "last_name": "Hopper",
+        "phone_number": "+1 555 0100", "role": "PROVIDER", "personal_id_number": personal_id,
+    }  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        api = Recorder(http, users.url)
+        user_id = (await api("POST", "/v1/auth/register", 201, account))["data"]["id"]
+        while (mail := await mail_sink.next_mail())["To"] != email:
+            pass  # another test's mail
+        verification = token_in(mail)
+        await api("POST", "/v1/auth/verify", 204, {"token": verification})
+        credentials = {"email": email, "password": PASSWORD}
+        first = (await api("POST", "/v1/auth/login", 200, credentials))["data"]
+        rotate = {"refresh_token": first["refresh_token"]}
+        second = (await api("POST", "/v1/auth/refresh", 200, rotate))["data"]
+        # the replay: refused, and the family ends, the newest token of it included
+        await api("POST", "/v1/auth/refresh", 401, {"refresh_token": first["refresh_token"]})
+        await api("POST", "/v1/auth/refresh", 401, {"refresh_token": second["refresh_token"]})
+        third = (await api("POST", "/v1/auth/login", 200, credentials))["data"]
+        me = {"Authorization": f"Bearer {third['access_token']}"}
+        version = (await api("GET", "/v1/users/me", 200, **me))["data"]["version"]
+        await api("DELETE", "/v1/users/me", 204, **me, **{"If-Match": f'"{version}"'})
+        # every token of the deleted account, on every route that is its own
+        for access in (first, second, third):
+            auth = {"Authorization": f"Bearer {access['access_token']}"}
+            again = {**auth, "If-Match": f'"{version + 1}"'}
+            await api("GET", "/v1/users/me", 401, **auth)
+            await api("GET", f"/v1/users/{user_id}", 401, **auth)
+            await api("PATCH", "/v1/users/me", 401, {"first_name": "Back"}, **again)
+            await api("DELETE", "/v1/users/me", 401, **again)
+            change = {"old_password": PASSWORD, "new_password": PASSWORD + "2"}
+            await api("POST", "/v1/users/me/password", 401, change, **auth)
+            form = aiohttp.FormData()
+            form.add_field("image", PNG_HEADER, filename="p.png", content_type="image/png")
+            async with http.put(f"{users.url}/v1/users/me/picture", data=form, headers=auth) as r:
+                api.answers.append((r.status, await r.text()))
+                assert r.status == 401, api.answers[-1]
+        await api("POST", "/v1/auth/refresh", 401, {"refresh_token": third["refresh_token"]})
+        await api("POST", "/v1/auth/login", 401, credentials)
+    tokens = [t[k] for t in (first, second, third) for k in ("access_token", "refresh_token")]
+    secrets = [PASSWORD, personal_id, verification, *tokens]
+    log = users.log.read_text()
+    assert user_id in log  # the log names the account, and nothing secret of it
+    for secret in secrets:
+        assert secret not in log, f"a secret is in the log: {secret[:12]}…"
+        errors = [text for status, text in api.answers if status >= 400]
+        assert all(secret not in text for text in errors), f"a secret in an error: {secret[:12]}…"
+    assert all(personal_id not in text and PASSWORD not in text for _, text in api.answers)
+    figures.add("refresh replays refused with the family revoked", 1)
+    figures.add("deleted account's tokens refused (401)", 3 * 6 + 1)
+    figures.add("secrets checked absent from logs and bodies", len(secrets))
+
+
+async def test_mass_assignment_is_refused_on_every_write(
+    orders: Service, catalog: Service, users: Service, orders_dsn: str, users_dsn: str
+) -> None:
+    """Fields a caller may not set (ids, owners, status, versions, role, verified, email,
+    points, timestamps), added to otherwise valid bodies: 400 (unknown field) or 403 (not
+    yours to set), the error naming the field, and nothing written."""
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    me = actor(Role.CUSTOMER, await make_user(users_dsn, Role.CUSTOMER))
+    other = str(uuid.uuid4())
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url, provider)
+        steps = Orders(http, orders.url, service_id, customer, provider)
+        order = await steps.order()
+        done = await steps.job("COMPLETED")
+        smuggled = {
+            "id": other, "customer_id": other, "provider_id": other, "job_id": other,
+            "status": "COMPLETED", "version": 99, "customer_name": "Mallory",
+            "created_at": "2020-01-01T00:00:00Z", "role": "ADMIN", "verified": True,
+            "email": "mallory@evil.test", "points": 10**6, "password_hash": "x",
+            "deleted_at": None, "picture_key": "../../etc/passwd",
+        }  # fmt: skip
+        account = {
+            "email": f"mass{uuid.uuid4().hex[:10]}@fixup.test", "password": PASSWORD,
+            "first_name": "Eve", "last_name": "Smuggler", "phone_number": "+1 555 0100",
+            "role": "CUSTOMER",
+        }  # fmt: skip
+        writes: list[tuple[Actor, str, str, dict[str, Any], dict[str, str], list[str]]] = [
+            (customer, "POST", f"{orders.url}/v1/orders", order_body(service_id), {},
+             ["id", "customer_id", "status", "version", "customer_name", "created_at"]),
+            (customer, "PATCH", f"{orders.url}/v1/orders/{order['id']}",
+             {"description": "ok"}, {"If-Match": '"1"'},
+             ["id", "customer_id", "status", "version", "customer_name", "created_at"]),
+            (provider, "POST", f"{orders.url}/v1/orders/{order['id']}/offers", offer_body(), {},
+             ["id", "status", "provider_id"]),
+            (customer, "POST", f"{orders.url}/v1/jobs/{done['id']}/review", {"rating": 4}, {},
+             ["id", "job_id", "customer_id"]),
+            (me, "PATCH", f"{users.url}/v1/users/me", {"first_name": "Eve"},
+             {"If-Match": '"1"'},
+             ["id", "role", "verified", "email", "points", "password_hash", "deleted_at",
+              "picture_key", "version", "created_at"]),
+            (me, "POST", f"{users.url}/v1/auth/register", account, {},
+             ["id", "verified", "points", "version", "password_hash"]),
+        ]  # fmt: skip
+        before = (await fingerprint(orders_dsn), await fingerprint(users_dsn))
+        refused = 0
+        for who, method, url, body, headers, fields in writes:
+            for name in fields:
+                sent = {**body, name: smuggled[name]}
+                async with http.request(
+                    method, url, json=sent, headers={**who.headers, **headers}
+                ) as resp:
+                    answer = await resp.json(content_type=None)
+                    label = (method, url, name, resp.status, answer)
+                    assert resp.status in {400, 403}, label
+                    assert resp.content_type == "application/problem+json", label
+                    assert name in {e["field"] for e in answer.get("errors", [])}, label
+                    refused += 1
+        after = (await fingerprint(orders_dsn), await fingerprint(users_dsn))
+        assert after == before, "a refused write changed the data"
+        # the controls: each body without the smuggled field is accepted
+        for (who, method, url, body, headers, _), expect in zip(
+            writes, [201, 200, 201, 201, 200, 201], strict=True
+        ):
+            async with http.request(
+                method, url, json=body, headers={**who.headers, **headers}
+            ) as resp:
+                assert resp.status == expect, (method, url, resp.status, await resp.text())
+    figures.add("mass assignment attempts refused (nothing written)", refused)

@@ -4,6 +4,7 @@ the dashboards parse and use only provisioned datasources; committed files are n
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -56,6 +57,34 @@ def test_compose_prometheus_and_nginx_name_the_registry_services() -> None:
     static = {t for j in jobs for c in j.get("static_configs", []) for t in c["targets"]}
     for target in static - {"localhost:9090"}:
         assert target.split(":")[0] in doc, f"prometheus scrapes {target}: not in compose"
+
+
+def test_every_peer_address_a_service_reads_is_set_in_compose() -> None:
+    """A setting like `orders_url` or `points_grpc_addr` defaults to 127.0.0.1, which in a
+    container is the container itself: Compose must name the peer by its service name."""
+    doc = yaml.safe_load(compose.COMPOSE_FILE.read_text())["services"]
+    checked = 0
+    for service in registry.built_services():
+        module = importlib.import_module(f"services.{service.name}.settings")
+        (settings,) = [
+            c
+            for n, c in vars(module).items()
+            if n.endswith("Settings") and c.__module__ == module.__name__
+        ]
+        env = doc[service.name]["environment"]
+        for field in settings.model_fields:
+            peer = field.removesuffix("_grpc_addr").removesuffix("_url")
+            if peer != field and peer in registry.BY_NAME:
+                value = env.get(field.upper(), "")
+                assert value.startswith((f"http://{peer}:", f"{peer}:")), (
+                    service.name,
+                    field,
+                    value,
+                )
+                checked += 1
+    assert (
+        checked >= 5
+    )  # users -> departments, points; orders -> catalog, users, points; chat -> orders
 
 
 def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:

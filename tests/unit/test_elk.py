@@ -24,12 +24,15 @@ def test_kibana_objects_are_fresh() -> None:
 
 def test_each_branch_of_the_pipeline_writes_every_typed_field() -> None:
     branches = elk.pipeline_branches()
-    common = elk.typed_fields() - {"@timestamp", "message", "log_source", "event_name"}
-    assert common == {"service", "level", "request_id", "method", "route", "status", "duration_ms"}
+    only_app = {"event_name", "span_id"}  # NGINX makes no span: its lines have no span id
+    common = elk.typed_fields() - {"@timestamp", "message", "log_source", *only_app}
+    assert common == {
+        "service", "level", "request_id", "trace_id", "method", "route", "status", "duration_ms"
+    }  # fmt: skip
     for name, branch in branches.items():
         assert common <= elk.written(branch), (name, common - elk.written(branch))
         assert f'match => ["[{name}][' in branch  # @timestamp from the line's own time
-    assert "event_name" in elk.written(branches["app"])
+    assert only_app <= elk.written(branches["app"])
     text = elk.PIPELINE.read_text()
     assert '"status" => "integer"' in text
     assert '"duration_ms" => "float"' in text
@@ -69,12 +72,18 @@ def test_kibana_objects_reference_only_the_data_view_and_typed_fields() -> None:
     (view,) = [o for o in objects if o["type"] == "index-pattern"]
     assert view["attributes"]["title"] == kibana.INDEX_PATTERN
     searches = {o["attributes"]["title"] for o in objects if o["type"] == "search"}
-    assert searches == {"errors", "by request id"}
+    assert searches == {"errors", "by request id", "by trace id"}
+    # a log line's trace_id opens its trace in Jaeger
+    link = json.loads(view["attributes"]["fieldFormatMap"])["trace_id"]
+    assert link["params"]["urlTemplate"] == kibana.JAEGER_UI + "/trace/{{value}}"
     (board,) = [o for o in objects if o["type"] == "dashboard"]
     panels = json.loads(board["attributes"]["panelsJSON"])
     assert len(panels) == len(board["references"]) == 3
     fields = elk.kibana_fields()
-    assert fields >= {"service", "status", "duration_ms", "level", "request_id", "@timestamp"}
+    assert fields >= {
+        "service", "status", "duration_ms", "level", "request_id", "trace_id", "span_id",
+        "@timestamp",
+    }  # fmt: skip
     assert fields <= elk.typed_fields(), fields - elk.typed_fields()
 
 

@@ -73,9 +73,10 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
     sd = {j["job_name"]: j["dns_sd_configs"][0] for j in jobs if "dns_sd_configs" in j}
     deployments = {name for kind, name in docs if kind == "Deployment"}
     assert deployments == {s.name for s in registry.built_services()}
-    (ingress,) = [d for (kind, _), d in docs.items() if kind == "Ingress"]
+    ingresses = [d for (kind, _), d in docs.items() if kind == "Ingress"]  # chat: its own
     routed = {
         p["backend"]["service"]["name"]: p["path"]
+        for ingress in ingresses
         for p in ingress["spec"]["rules"][0]["http"]["paths"]
     }
     for s in registry.built_services():

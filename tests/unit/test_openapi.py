@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import enum
+import json
 import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -306,3 +308,24 @@ def test_dataclass_response_and_no_content() -> None:
     assert delete["responses"]["204"] == {"description": "Done, no content."}
     assert sorted(delete["responses"]) == ["204", "429"]
     assert "security" not in delete
+
+
+def test_a_create_links_to_the_operations_on_what_it_created() -> None:
+    """POST P (201, data.id, ETag) -> every operation under P/{id} with no other path
+    parameter; If-Match from the ETag. The committed orders document carries them."""
+    document = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs/openapi/orders.json").read_text()
+    )
+    links = document["paths"]["/v1/orders"]["post"]["responses"]["201"]["links"]
+    assert links["getAnOrder"] == {
+        "operationId": "getAnOrder",
+        "parameters": {"path.id": "$response.body#/data/id"},
+    }
+    assert links["updateAnOrder"]["parameters"] == {
+        "path.id": "$response.body#/data/id",
+        "header.If-Match": "$response.header.ETag",
+    }
+    # an operation with another path parameter ({offer_id}) cannot be filled: no link
+    assert {"makeAnOffer", "listTheOffersOfAnOrder"} <= set(links)
+    assert "acceptAnOffer" not in links
+    validate(document)

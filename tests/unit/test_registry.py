@@ -92,7 +92,11 @@ def test_procfile_is_rendered_from_the_registry() -> None:
         line.split(": ", 1) for line in committed.splitlines() if not line.startswith("#")
     )
     started = {name: cmd for name, cmd in processes.items() if "-m services." in cmd}
-    assert set(started) == {s.name for s in BUILT}
+    replicas = {f"{s.name}_{n}" for s in BUILT for n in range(2, s.replicas + 1)}
+    assert set(started) == {s.name for s in BUILT} | replicas
+    assert started["chat_2"] == "env CHAT_PORT=8106 CHAT_PROFILING_PORT=6115 " + (
+        ".venv/bin/python -m services.chat"
+    )
     for service in BUILT:
         command = started[service.name]
         assert f"{service.env_prefix}_PORT={service.http_port} " in command
@@ -121,7 +125,7 @@ def test_stale_procfile_is_reported(
 
 
 def test_swag_documents_the_built_rest_services() -> None:
-    assert swag.SERVICES == ("departments", "users", "catalog", "orders")
+    assert swag.SERVICES == ("departments", "users", "catalog", "orders", "chat")
     assert set(swag.SERVICES) == {s.name for s in BUILT if s.behind_gateway}
     assert {p.stem for p in (ROOT / "docs" / "openapi").glob("*.json")} == set(swag.SERVICES)
 

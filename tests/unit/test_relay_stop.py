@@ -88,3 +88,31 @@ async def test_running_stops_a_relay_even_when_its_cancel_is_swallowed() -> None
         async with running(relay, name="swallowing", stop_within=STOP_WITHIN):
             await relay.in_round.wait()  # exit while a round is in progress
     assert relay.finished
+
+
+class MidRoundRelay(Relay):
+    """A round that has delivered a row and is about to mark it when the stop comes."""
+
+    name = "mid_round"
+
+    def __init__(self) -> None:
+        super().__init__(interval=0.001, retry_max=1.0, batch=10)
+        self.delivered = asyncio.Event()
+        self.may_mark = asyncio.Event()
+        self.marked = False
+
+    async def run_once(self) -> Round:
+        self.delivered.set()
+        await self.may_mark.wait()  # the marking's database round trip
+        self.marked = True
+        return Round(1, 1)
+
+
+async def test_running_lets_the_round_in_progress_finish_before_cancelling() -> None:
+    relay = MidRoundRelay()
+    async with asyncio.timeout(STOP_WITHIN):
+        async with running(relay, name="mid_round", stop_within=STOP_WITHIN):
+            await relay.delivered.wait()
+            # the mark lands just after the stop began: still in the grace, so kept
+            asyncio.get_running_loop().call_soon(relay.may_mark.set)
+    assert relay.marked  # not cut: the next process will not deliver the row again

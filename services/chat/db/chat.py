@@ -4,27 +4,35 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from uuid import UUID
 
 from lib.db.runtime import PgConn
 
 from . import models
 
+
+@dataclass
+class NextSeqRow:
+    last_seq: int
+    last_message_at: datetime.datetime | None
+
+
 GET_CONVERSATION = """
-SELECT id, order_id, customer_id, provider_id, created_at FROM conversations WHERE id = $1
+SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations WHERE id = $1
 """
 
 
 async def get_conversation(conn: PgConn, *, id: UUID) -> models.Conversation | None:
     """
-    SELECT id, order_id, customer_id, provider_id, created_at FROM conversations WHERE id = $1
+    SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations WHERE id = $1
     """
     row = await conn.fetchrow(GET_CONVERSATION, id)
     return None if row is None else models.Conversation(*row)
 
 
 FIND_CONVERSATION = """
-SELECT id, order_id, customer_id, provider_id, created_at FROM conversations WHERE order_id = $1 AND provider_id = $2
+SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations WHERE order_id = $1 AND provider_id = $2
 """
 
 
@@ -32,7 +40,7 @@ async def find_conversation(
     conn: PgConn, *, order_id: UUID, provider_id: UUID
 ) -> models.Conversation | None:
     """
-    SELECT id, order_id, customer_id, provider_id, created_at FROM conversations WHERE order_id = $1 AND provider_id = $2
+    SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations WHERE order_id = $1 AND provider_id = $2
     """
     row = await conn.fetchrow(FIND_CONVERSATION, order_id, provider_id)
     return None if row is None else models.Conversation(*row)
@@ -42,7 +50,7 @@ CREATE_CONVERSATION = """
 INSERT INTO conversations (order_id, customer_id, provider_id)
 VALUES ($1, $2, $3)
 ON CONFLICT (order_id, provider_id) DO NOTHING
-RETURNING id, order_id, customer_id, provider_id, created_at
+RETURNING id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at
 """
 
 
@@ -53,102 +61,181 @@ async def create_conversation(
     INSERT INTO conversations (order_id, customer_id, provider_id)
     VALUES ($1, $2, $3)
     ON CONFLICT (order_id, provider_id) DO NOTHING
-    RETURNING id, order_id, customer_id, provider_id, created_at
+    RETURNING id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at
     """
     row = await conn.fetchrow(CREATE_CONVERSATION, order_id, customer_id, provider_id)
     return None if row is None else models.Conversation(*row)
 
 
+COUNT_CONVERSATIONS = """
+SELECT count(*) FROM conversations WHERE customer_id = $1 OR provider_id = $1
+"""
+
+
+async def count_conversations(conn: PgConn, *, user_id: UUID) -> int | None:
+    """
+    SELECT count(*) FROM conversations WHERE customer_id = $1 OR provider_id = $1
+    """
+    row = await conn.fetchrow(COUNT_CONVERSATIONS, user_id)
+    return None if row is None else row[0]
+
+
+LIST_CONVERSATIONS = """
+SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
+WHERE customer_id = $1 OR provider_id = $1
+ORDER BY
+  CASE WHEN $2::boolean = false AND $3::boolean
+       THEN coalesce(last_message_at, created_at) END ASC,
+  CASE WHEN $2::boolean AND $3::boolean
+       THEN coalesce(last_message_at, created_at) END DESC,
+  CASE WHEN $2::boolean = false AND NOT $3::boolean THEN created_at END ASC,
+  CASE WHEN $2::boolean AND NOT $3::boolean THEN created_at END DESC,
+  CASE WHEN $2::boolean = false THEN id END ASC,
+  CASE WHEN $2::boolean THEN id END DESC
+LIMIT $5 OFFSET $4
+"""
+
+
+async def list_conversations(
+    conn: PgConn,
+    *,
+    user_id: UUID,
+    descending: bool,
+    by_activity: bool,
+    row_offset: int,
+    row_limit: int,
+) -> list[models.Conversation]:
+    """
+    SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
+    WHERE customer_id = $1 OR provider_id = $1
+    ORDER BY
+      CASE WHEN $2::boolean = false AND $3::boolean
+           THEN coalesce(last_message_at, created_at) END ASC,
+      CASE WHEN $2::boolean AND $3::boolean
+           THEN coalesce(last_message_at, created_at) END DESC,
+      CASE WHEN $2::boolean = false AND NOT $3::boolean THEN created_at END ASC,
+      CASE WHEN $2::boolean AND NOT $3::boolean THEN created_at END DESC,
+      CASE WHEN $2::boolean = false THEN id END ASC,
+      CASE WHEN $2::boolean THEN id END DESC
+    LIMIT $5 OFFSET $4
+    """
+    rows = await conn.fetch(
+        LIST_CONVERSATIONS, user_id, descending, by_activity, row_offset, row_limit
+    )
+    return [models.Conversation(*row) for row in rows]
+
+
+async def iter_list_conversations(
+    conn: PgConn,
+    *,
+    user_id: UUID,
+    descending: bool,
+    by_activity: bool,
+    row_offset: int,
+    row_limit: int,
+) -> AsyncGenerator[models.Conversation, None]:
+    """Like list_conversations(), row by row; needs a transaction."""
+    async for row in conn.cursor(
+        LIST_CONVERSATIONS, user_id, descending, by_activity, row_offset, row_limit
+    ):
+        yield models.Conversation(*row)
+
+
+NEXT_SEQ = """
+UPDATE conversations SET last_seq = last_seq + 1, last_message_at = now()
+WHERE id = $1
+RETURNING last_seq, last_message_at
+"""
+
+
+async def next_seq(conn: PgConn, *, id: UUID) -> NextSeqRow | None:
+    """
+    UPDATE conversations SET last_seq = last_seq + 1, last_message_at = now()
+    WHERE id = $1
+    RETURNING last_seq, last_message_at
+    """
+    row = await conn.fetchrow(NEXT_SEQ, id)
+    return None if row is None else NextSeqRow(*row)
+
+
 INSERT_MESSAGE = """
-INSERT INTO messages (conversation_id, author_id, body) VALUES ($1, $2, $3)
-RETURNING id, conversation_id, author_id, body, created_at
+INSERT INTO messages (conversation_id, seq, author_id, body, created_at)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, conversation_id, author_id, body, created_at, seq
 """
 
 
 async def insert_message(
-    conn: PgConn, *, conversation_id: UUID, author_id: UUID, body: str
+    conn: PgConn,
+    *,
+    conversation_id: UUID,
+    seq: int,
+    author_id: UUID,
+    body: str,
+    created_at: datetime.datetime,
 ) -> models.Message | None:
     """
-    INSERT INTO messages (conversation_id, author_id, body) VALUES ($1, $2, $3)
-    RETURNING id, conversation_id, author_id, body, created_at
+    INSERT INTO messages (conversation_id, seq, author_id, body, created_at)
+    VALUES ($1, $2, $3, $4, $5)
+    RETURNING id, conversation_id, author_id, body, created_at, seq
     """
-    row = await conn.fetchrow(INSERT_MESSAGE, conversation_id, author_id, body)
+    row = await conn.fetchrow(INSERT_MESSAGE, conversation_id, seq, author_id, body, created_at)
     return None if row is None else models.Message(*row)
 
 
 MESSAGES_BEFORE = """
-SELECT id, conversation_id, author_id, body, created_at FROM messages
-WHERE conversation_id = $1 AND (created_at, id) < ($2::timestamptz, $3::uuid)
-ORDER BY created_at DESC, id DESC
-LIMIT $4
+SELECT id, conversation_id, author_id, body, created_at, seq FROM messages
+WHERE conversation_id = $1 AND seq < $2
+ORDER BY seq DESC
+LIMIT $3
 """
 
 
 async def messages_before(
-    conn: PgConn,
-    *,
-    conversation_id: UUID,
-    before_at: datetime.datetime,
-    before_id: UUID,
-    page_size: int,
+    conn: PgConn, *, conversation_id: UUID, before_seq: int, page_size: int
 ) -> list[models.Message]:
     """
-    SELECT id, conversation_id, author_id, body, created_at FROM messages
-    WHERE conversation_id = $1 AND (created_at, id) < ($2::timestamptz, $3::uuid)
-    ORDER BY created_at DESC, id DESC
-    LIMIT $4
+    SELECT id, conversation_id, author_id, body, created_at, seq FROM messages
+    WHERE conversation_id = $1 AND seq < $2
+    ORDER BY seq DESC
+    LIMIT $3
     """
-    rows = await conn.fetch(MESSAGES_BEFORE, conversation_id, before_at, before_id, page_size)
+    rows = await conn.fetch(MESSAGES_BEFORE, conversation_id, before_seq, page_size)
     return [models.Message(*row) for row in rows]
 
 
 async def iter_messages_before(
-    conn: PgConn,
-    *,
-    conversation_id: UUID,
-    before_at: datetime.datetime,
-    before_id: UUID,
-    page_size: int,
+    conn: PgConn, *, conversation_id: UUID, before_seq: int, page_size: int
 ) -> AsyncGenerator[models.Message, None]:
     """Like messages_before(), row by row; needs a transaction."""
-    async for row in conn.cursor(MESSAGES_BEFORE, conversation_id, before_at, before_id, page_size):
+    async for row in conn.cursor(MESSAGES_BEFORE, conversation_id, before_seq, page_size):
         yield models.Message(*row)
 
 
 MESSAGES_AFTER = """
-SELECT id, conversation_id, author_id, body, created_at FROM messages
-WHERE conversation_id = $1 AND (created_at, id) > ($2::timestamptz, $3::uuid)
-ORDER BY created_at ASC, id ASC
-LIMIT $4
+SELECT id, conversation_id, author_id, body, created_at, seq FROM messages
+WHERE conversation_id = $1 AND seq > $2
+ORDER BY seq ASC
+LIMIT $3
 """
 
 
 async def messages_after(
-    conn: PgConn,
-    *,
-    conversation_id: UUID,
-    after_at: datetime.datetime,
-    after_id: UUID,
-    page_size: int,
+    conn: PgConn, *, conversation_id: UUID, after_seq: int, page_size: int
 ) -> list[models.Message]:
     """
-    SELECT id, conversation_id, author_id, body, created_at FROM messages
-    WHERE conversation_id = $1 AND (created_at, id) > ($2::timestamptz, $3::uuid)
-    ORDER BY created_at ASC, id ASC
-    LIMIT $4
+    SELECT id, conversation_id, author_id, body, created_at, seq FROM messages
+    WHERE conversation_id = $1 AND seq > $2
+    ORDER BY seq ASC
+    LIMIT $3
     """
-    rows = await conn.fetch(MESSAGES_AFTER, conversation_id, after_at, after_id, page_size)
+    rows = await conn.fetch(MESSAGES_AFTER, conversation_id, after_seq, page_size)
     return [models.Message(*row) for row in rows]
 
 
 async def iter_messages_after(
-    conn: PgConn,
-    *,
-    conversation_id: UUID,
-    after_at: datetime.datetime,
-    after_id: UUID,
-    page_size: int,
+    conn: PgConn, *, conversation_id: UUID, after_seq: int, page_size: int
 ) -> AsyncGenerator[models.Message, None]:
     """Like messages_after(), row by row; needs a transaction."""
-    async for row in conn.cursor(MESSAGES_AFTER, conversation_id, after_at, after_id, page_size):
+    async for row in conn.cursor(MESSAGES_AFTER, conversation_id, after_seq, page_size):
         yield models.Message(*row)

@@ -18,6 +18,8 @@ class Conversation:
     customer_id: UUID
     provider_id: UUID
     created_at: datetime.datetime
+    last_seq: int
+    last_message_at: datetime.datetime | None
 
 
 @dataclass
@@ -42,3 +44,4 @@ class Message:
     author_id: UUID
     body: str
     created_at: datetime.datetime
+    seq: int

@@ -118,6 +118,7 @@ class Outbox:
     delivered_at: datetime.datetime | None
     last_error: str | None
     created_at: datetime.datetime
+    traceparent: str | None
 
 
 @dataclass

@@ -20,28 +20,39 @@ class OutboxBacklogRow:
 
 
 ENQUEUE_OUTBOX = """
-INSERT INTO outbox (topic, aggregate_id, payload, idempotency_key)
-VALUES ($1, $2, $3, $4)
+INSERT INTO outbox (topic, aggregate_id, payload, idempotency_key, traceparent)
+VALUES ($1, $2, $3, $4, $5)
 RETURNING id
 """
 
 
 async def enqueue_outbox(
-    conn: PgConn, *, topic: str, aggregate_id: UUID, payload: JSON, idempotency_key: str
+    conn: PgConn,
+    *,
+    topic: str,
+    aggregate_id: UUID,
+    payload: JSON,
+    idempotency_key: str,
+    traceparent: str | None,
 ) -> int:
     """
-    INSERT INTO outbox (topic, aggregate_id, payload, idempotency_key)
-    VALUES ($1, $2, $3, $4)
+    INSERT INTO outbox (topic, aggregate_id, payload, idempotency_key, traceparent)
+    VALUES ($1, $2, $3, $4, $5)
     RETURNING id
     """
     value: int = await conn.fetchval(
-        ENQUEUE_OUTBOX, topic, aggregate_id, runtime.json_dumps(payload), idempotency_key
+        ENQUEUE_OUTBOX,
+        topic,
+        aggregate_id,
+        runtime.json_dumps(payload),
+        idempotency_key,
+        traceparent,
     )
     return value
 
 
 CLAIM_OUTBOX = """
-SELECT id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at FROM outbox
+SELECT id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at, traceparent FROM outbox
 WHERE delivered_at IS NULL AND available_at <= now()
 ORDER BY available_at, id
 LIMIT $1
@@ -51,7 +62,7 @@ FOR UPDATE SKIP LOCKED
 
 async def claim_outbox(conn: PgConn, *, batch_size: int) -> list[models.Outbox]:
     """
-    SELECT id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at FROM outbox
+    SELECT id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at, traceparent FROM outbox
     WHERE delivered_at IS NULL AND available_at <= now()
     ORDER BY available_at, id
     LIMIT $1
@@ -70,6 +81,7 @@ async def claim_outbox(conn: PgConn, *, batch_size: int) -> list[models.Outbox]:
             row[7],
             row[8],
             row[9],
+            row[10],
         )
         for row in rows
     ]
@@ -91,6 +103,7 @@ async def iter_claim_outbox(
             row[7],
             row[8],
             row[9],
+            row[10],
         )
 
 
@@ -146,7 +159,7 @@ WHERE id IN (
     ORDER BY available_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
-RETURNING id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at
+RETURNING id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at, traceparent
 """
 
 
@@ -162,7 +175,7 @@ async def lease_outbox(
         ORDER BY available_at, id
         LIMIT $2
         FOR UPDATE SKIP LOCKED)
-    RETURNING id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at
+    RETURNING id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at, traceparent
     """
     rows = await conn.fetch(LEASE_OUTBOX, lease_seconds, batch_size)
     return [
@@ -177,6 +190,7 @@ async def lease_outbox(
             row[7],
             row[8],
             row[9],
+            row[10],
         )
         for row in rows
     ]
@@ -198,6 +212,7 @@ async def iter_lease_outbox(
             row[7],
             row[8],
             row[9],
+            row[10],
         )
 
 

@@ -77,6 +77,19 @@ async def get_user(conn: PgConn, *, id: UUID) -> models.User | None:
     )
 
 
+IS_DELETED = """
+SELECT deleted_at IS NOT NULL AS deleted FROM users WHERE id = $1
+"""
+
+
+async def is_deleted(conn: PgConn, *, id: UUID) -> bool | None:
+    """
+    SELECT deleted_at IS NOT NULL AS deleted FROM users WHERE id = $1
+    """
+    row = await conn.fetchrow(IS_DELETED, id)
+    return None if row is None else row[0]
+
+
 GET_USER_BY_EMAIL = """
 SELECT id, email, password_hash, first_name, last_name, phone_number, role, verified, department_id, age, salary, picture_key, disabled_at, deleted_at, version, created_at, updated_at FROM users WHERE email = lower($1::text) AND disabled_at IS NULL
 """

@@ -1,4 +1,4 @@
--- Starter set; the conversation endpoints' queries come with the chat issue.
+-- Conversations and messages (docs/api.md, "chat"; ADR 0011 for the sequence).
 
 -- name: GetConversation :one
 SELECT * FROM conversations WHERE id = @id;
@@ -7,25 +7,53 @@ SELECT * FROM conversations WHERE id = @id;
 SELECT * FROM conversations WHERE order_id = @order_id AND provider_id = @provider_id;
 
 -- name: CreateConversation :one
+-- NULL when it exists already: the caller reads it with FindConversation (200, not 201).
 INSERT INTO conversations (order_id, customer_id, provider_id)
 VALUES (@order_id, @customer_id, @provider_id)
 ON CONFLICT (order_id, provider_id) DO NOTHING
 RETURNING *;
 
+-- name: CountConversations :one
+-- GET /v1/conversations: the caller's, as customer or as provider.
+SELECT count(*) FROM conversations WHERE customer_id = @user_id OR provider_id = @user_id;
+
+-- name: ListConversations :many
+-- by_activity: the last message's time, the creation's when none; id breaks ties.
+SELECT * FROM conversations
+WHERE customer_id = @user_id OR provider_id = @user_id
+ORDER BY
+  CASE WHEN @descending::boolean = false AND @by_activity::boolean
+       THEN coalesce(last_message_at, created_at) END ASC,
+  CASE WHEN @descending::boolean AND @by_activity::boolean
+       THEN coalesce(last_message_at, created_at) END DESC,
+  CASE WHEN @descending::boolean = false AND NOT @by_activity::boolean THEN created_at END ASC,
+  CASE WHEN @descending::boolean AND NOT @by_activity::boolean THEN created_at END DESC,
+  CASE WHEN @descending::boolean = false THEN id END ASC,
+  CASE WHEN @descending::boolean THEN id END DESC
+LIMIT @row_limit OFFSET @row_offset;
+
+-- name: NextSeq :one
+-- The next message number of a conversation; the row stays locked until the transaction
+-- ends, so writers of one conversation take turns and numbers commit in order (no gaps).
+UPDATE conversations SET last_seq = last_seq + 1, last_message_at = now()
+WHERE id = @id
+RETURNING last_seq, last_message_at;
+
 -- name: InsertMessage :one
-INSERT INTO messages (conversation_id, author_id, body) VALUES (@conversation_id, @author_id, @body)
+INSERT INTO messages (conversation_id, seq, author_id, body, created_at)
+VALUES (@conversation_id, @seq, @author_id, @body, @created_at)
 RETURNING *;
 
 -- name: MessagesBefore :many
--- Keyset page, newest first: rows strictly older than the cursor (created_at, id).
+-- Keyset page, newest first: numbers strictly below the cursor's.
 SELECT * FROM messages
-WHERE conversation_id = @conversation_id AND (created_at, id) < (@before_at::timestamptz, @before_id::uuid)
-ORDER BY created_at DESC, id DESC
+WHERE conversation_id = @conversation_id AND seq < @before_seq
+ORDER BY seq DESC
 LIMIT @page_size;
 
 -- name: MessagesAfter :many
 -- Keyset page, oldest first: the catch-up after a reconnect.
 SELECT * FROM messages
-WHERE conversation_id = @conversation_id AND (created_at, id) > (@after_at::timestamptz, @after_id::uuid)
-ORDER BY created_at ASC, id ASC
+WHERE conversation_id = @conversation_id AND seq > @after_seq
+ORDER BY seq ASC
 LIMIT @page_size;

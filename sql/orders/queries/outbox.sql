@@ -1,6 +1,7 @@
 -- name: EnqueueOutbox :execlastid
-INSERT INTO outbox (topic, aggregate_id, payload, idempotency_key)
-VALUES (@topic, @aggregate_id, @payload, @idempotency_key)
+-- traceparent: the writing request's trace context (NULL when tracing is off).
+INSERT INTO outbox (topic, aggregate_id, payload, idempotency_key, traceparent)
+VALUES (@topic, @aggregate_id, @payload, @idempotency_key, sqlc.narg(traceparent))
 RETURNING id;
 
 -- name: ClaimOutbox :many

@@ -3,6 +3,10 @@
 -- name: GetUser :one
 SELECT * FROM users WHERE id = @id AND deleted_at IS NULL;
 
+-- name: IsDeleted :one
+-- Whether the account was deleted (anonymised; the row stays): its tokens get 401.
+SELECT deleted_at IS NOT NULL AS deleted FROM users WHERE id = @id;
+
 -- name: GetUserByEmail :one
 SELECT * FROM users WHERE email = lower(@email::text) AND disabled_at IS NULL;
 

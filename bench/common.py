@@ -1,0 +1,156 @@
+"""What every benchmark shares: interleaved timing with medians, wrk, ports, RSS, results.
+
+Every comparison measures its variants side by side in one run (round-robin rounds, the
+order rotated each round, medians), so a machine shared with other work shifts all
+variants alike and the ratios stay meaningful when absolute times do not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import statistics
+import subprocess
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+Op = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Timing:
+    wall_us: float  # median wall time per operation
+    cpu_us: float  # median client CPU (this process) per operation
+
+
+async def _timed(op: Op, n: int) -> tuple[float, float]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(n):
+        await op()
+    return (time.perf_counter() - wall) / n * 1e6, (time.process_time() - cpu) / n * 1e6
+
+
+async def interleaved(
+    variants: dict[str, Op], *, rounds: int, per_round: int, warmup: int = 20
+) -> dict[str, Timing]:
+    """Median wall and CPU time per operation of each variant, measured round-robin."""
+    for op in variants.values():  # prepared-statement caches, pools, compiled SQL
+        await _timed(op, warmup)
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            samples[name].append(await _timed(variants[name], per_round))
+    return {
+        name: Timing(statistics.median(s[0] for s in got), statistics.median(s[1] for s in got))
+        for name, got in samples.items()
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, *, headers: dict[str, str] | None = None, timeout: float = 30) -> bytes:
+    """The first 200 body from `url`; polls until the server listens (startup only)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            request = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                return bytes(resp.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout} s") from None
+            time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    server_cpu_us: float = 0.0  # the server's CPU per request (process tree), when measured
+
+
+def wrk(
+    url: str, *, seconds: float, connections: int, headers: Sequence[str] = (), threads: int = 1
+) -> Load:
+    """One bounded wrk run in its own process; any non-2xx response fails the benchmark."""
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+    ]
+    for header in headers:
+        command += ["-H", header]
+    out = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 30
+    ).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"errors under load on {url}:\n{out}")
+
+    def pct(label: str) -> float:
+        found = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
+        assert found is not None, out
+        return float(found[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found[2]]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert rps is not None, out
+    requests = re.search(r"(\d+) requests in", out)
+    assert requests is not None, out
+    return Load(float(rps[1]), pct("50"), pct("99"), int(requests[1]))
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far."""
+    parent = psutil.Process(pid)
+    total = 0.0
+    for proc in [parent, *parent.children(recursive=True)]:
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def wrk_cpu(url: str, pid: int, **kwargs: Any) -> Load:
+    """wrk, plus the server's CPU per request: steadier than req/s on a shared machine (it
+    does not count the time the server waited for a core)."""
+    before = tree_cpu_s(pid)
+    load = wrk(url, **kwargs)
+    cpu_us = (tree_cpu_s(pid) - before) / max(1, load.requests) * 1e6
+    return Load(load.rps, load.p50_ms, load.p99_ms, load.requests, cpu_us)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of one process, MiB."""
+    return float(psutil.Process(pid).memory_info().rss) / 2**20
+
+
+def tree_rss_mb(pid: int) -> list[float]:
+    """RSS of a process and each of its children (a service with WORKERS > 1 forks)."""
+    parent = psutil.Process(pid)
+    return [rss_mb(p.pid) for p in [parent, *parent.children(recursive=True)]]
+
+
+def write_figures(path: str | None, figures: dict[str, Any]) -> None:
+    if path:
+        Path(path).write_text(json.dumps(figures, indent=2, default=str) + "\n")
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("inf")

@@ -1,0 +1,296 @@
+"""GET /v1/departments?limit=50 (1000 rows) under wrk: this project vs what users would
+write instead, every server its own process, side by side in one run on loopback.
+
+  service     services.departments, WORKERS=1 (all of lib/: auth, limits, metrics, logging)
+  reference   hand-written aiohttp + asyncpg, same SQL, same bytes (bench/http_reference.py)
+  bare        aiohttp returning the same bytes: the framework ceiling
+  p1          FastAPI + SQLAlchemy async ORM + pydantic under uvicorn (bench/http_rivals.py)
+  p2          FastAPI + raw asyncpg under uvicorn
+  nginx       the gateway (tools.nginx's configuration, one worker) in front of `service`
+  workers2    the service with WORKERS=2 (needs Redis for the shared limits)
+
+Interleaved rounds (every target once per round, the order rotated), wrk -t1 in its own
+process, bounded; per-round ratios, then their median. RSS of every server idle and after
+the load. Targets: service >= 5 x p1, >= 2 x p2, >= 0.95 x reference; nginx >= 0.85 x
+service; the ceiling and workers2 / service are reported only (two cores are shared by the
+servers, PostgreSQL and wrk).
+Run: .venv/bin/python -m bench.http_frameworks [--rounds 3] [--seconds 2] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.common import (
+    ROOT,
+    Load,
+    free_port,
+    tree_rss_mb,
+    wait_ready,
+    write_figures,
+    wrk,
+    wrk_cpu,
+)
+from services.departments.db import departments as q
+from tools import migrate, nginx
+from tools.databases import PG_DEFAULT
+from tools.dbadmin import drop_database
+
+PATH = "/v1/departments?limit=50"
+ROWS = 1000
+TARGETS = {
+    "service/reference": ("service", "reference", 0.95),
+    "service/p1": ("service", "p1", 5.0),
+    "service/p2": ("service", "p2", 2.0),
+    "nginx/service": ("nginx", "service", 0.85),
+    "reference/bare": ("reference", "bare", None),
+    "workers2/service": ("workers2", "service", None),
+}
+
+
+async def seed(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    await q.copy_departments(
+        conn,
+        [
+            q.CopyDepartmentsParams(uuid.uuid4(), f"Department {n:05d}", f"{n} Main St")
+            for n in range(ROWS)
+        ],
+    )
+    await conn.execute("ANALYZE departments")
+    await conn.close()
+
+
+def same_page(body: bytes) -> tuple[list[tuple[str, str]], int]:
+    """What every variant must answer alike: the rows (id, name) in order, and the total."""
+    doc = json.loads(body)
+    return [(r["id"], r["name"]) for r in doc["data"]], doc["meta"]["total"]
+
+
+class Servers:
+    """The processes under test; stopped (terminate, then wait) on exit."""
+
+    def __init__(self) -> None:
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.urls: dict[str, str] = {}
+
+    def start(self, name: str, command: list[str], url: str, **kwargs: Any) -> None:
+        self.procs[name] = subprocess.Popen(command, cwd=ROOT, **kwargs)
+        self.urls[name] = url
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def service_env(dsn: str, port: int, workers: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DEPARTMENTS_DATABASE_URL": dsn,
+        "DEPARTMENTS_PORT": str(port),
+        "RATE_LIMIT_IP_RATE": "1000000",
+        "RATE_LIMIT_IP_BURST": "1000000",
+        "LOG_FILE": "/dev/null",
+        "LOG_LEVEL": "WARNING",
+        "WORKERS": str(workers),
+        "REDIS_URL": os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
+        if workers > 1
+        else "",
+    }
+
+
+def start_all(servers: Servers, dsn: str, runtime: Path, with_workers2: bool) -> None:
+    py = sys.executable
+    port = {
+        name: free_port()
+        for name in ("service", "reference", "bare", "p1", "p2", "nginx", "workers2")
+    }
+
+    def url(name: str) -> str:
+        return f"http://127.0.0.1:{port[name]}{PATH}"
+
+    servers.start(
+        "service",
+        [py, "-m", "services.departments"],
+        url("service"),
+        env=service_env(dsn, port["service"], 1),
+    )
+    body = wait_ready(url("service"))
+    servers.start(
+        "reference",
+        [py, "bench/http_reference.py", "reference", str(port["reference"]), dsn],
+        url("reference"),
+    )
+    servers.start(
+        "bare",
+        [py, "bench/http_reference.py", "bare", str(port["bare"]), "-"],
+        url("bare"),
+        stdin=subprocess.PIPE,
+    )
+    stdin = servers.procs["bare"].stdin
+    assert stdin is not None
+    stdin.write(body)
+    stdin.close()
+    servers.start(
+        "p1", [py, "-m", "bench.http_rivals", "fastapi-orm", str(port["p1"]), dsn], url("p1")
+    )
+    servers.start(
+        "p2", [py, "-m", "bench.http_rivals", "fastapi-asyncpg", str(port["p2"]), dsn], url("p2")
+    )
+    layout = nginx.Layout(
+        listen=f"127.0.0.1:{port['nginx']}",
+        status_listen=f"127.0.0.1:{free_port()}",
+        upstreams={"departments": [f"127.0.0.1:{port['service']}"]},
+        runtime=runtime,
+        access_log=runtime / "access.log",
+        error_log=str(runtime / "error.log"),
+        worker_processes="1",
+    )
+    nginx.render(layout)
+    servers.start(
+        "nginx",
+        nginx.nginx_command(layout, "-g", "daemon off;"),
+        f"http://127.0.0.1:{port['nginx']}/api/departments{PATH}",
+    )
+    if with_workers2:
+        servers.start(
+            "workers2",
+            [py, "-m", "services.departments"],
+            url("workers2"),
+            env=service_env(dsn, port["workers2"], 2),
+        )
+    expected = same_page(body)
+    for name, address in servers.urls.items():
+        try:
+            got = wait_ready(address)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{name}: {exc}") from None
+        assert name == "bare" or same_page(got) == expected, f"{name} answers another page"
+    assert wait_ready(servers.urls["reference"]) == body, "the reference returns the same bytes"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench.http_frameworks")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=1)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--no-workers2", action="store_true")
+    parser.add_argument("--only", help="comma-separated servers to load (all start; the smoke)")
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk (tools/packages.py)")
+    if nginx.nginx_binary() is None:
+        raise SystemExit(nginx.INSTALL_HINT)
+    name = f"fixup_bench_http_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    dsn = f"{os.environ.get('BENCH_PG', PG_DEFAULT)}/{name}"
+    servers = Servers()
+    with tempfile.TemporaryDirectory(prefix="fixup-bench-nginx-") as runtime:
+        try:
+            migrate.up("departments", dsn)
+            asyncio.run(seed(dsn))
+            start_all(servers, dsn, Path(runtime), not args.no_workers2)
+            names = [n for n in servers.urls if not args.only or n in args.only.split(",")]
+            idle = {name: tree_rss_mb(servers.procs[name].pid) for name in names}
+            for name in names:  # warm-up: JITs none, but pools, caches, statement caches
+                wrk(servers.urls[name], seconds=1, connections=args.connections)
+            runs: dict[str, list[Load]] = {name: [] for name in names}
+            for r in range(args.rounds):
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    runs[name].append(
+                        wrk_cpu(
+                            servers.urls[name],
+                            servers.procs[name].pid,
+                            seconds=args.seconds,
+                            connections=args.connections,
+                        )
+                    )
+            loaded = {name: tree_rss_mb(servers.procs[name].pid) for name in names}
+        finally:
+            servers.stop()
+            drop_database(dsn)
+    med = {
+        name: {
+            "rps": statistics.median(x.rps for x in got),
+            "p50_ms": statistics.median(x.p50_ms for x in got),
+            "p99_ms": statistics.median(x.p99_ms for x in got),
+            "cpu_us_per_request": round(statistics.median(x.server_cpu_us for x in got), 1),
+            "rss_idle_mb": [round(m, 1) for m in idle[name]],
+            "rss_loaded_mb": [round(m, 1) for m in loaded[name]],
+        }
+        for name, got in runs.items()
+    }
+    ratios: dict[str, dict[str, Any]] = {}
+    for label, (a, b, target) in TARGETS.items():
+        if a in runs and b in runs:
+            pairs = list(zip(runs[a], runs[b], strict=True))
+            value = statistics.median(x.rps / y.rps for x, y in pairs)
+            # the inverse ratio of server CPU per request: what the throughput ratio would be
+            # with a core each (reported beside it; for nginx, only nginx's own CPU counts)
+            cpu = statistics.median(y.server_cpu_us / x.server_cpu_us for x, y in pairs)
+            ratios[label] = {
+                "ratio": round(value, 3),
+                "cpu_ratio": None if a == "nginx" else round(cpu, 3),
+                "target": target,
+            }
+    figures: dict[str, Any] = {
+        "endpoint": f"GET {PATH} ({ROWS} rows)",
+        "wrk": f"-t1 -c{args.connections}, {args.rounds} rounds x {args.seconds:g} s",
+        "servers": med,
+        "ratios": ratios,
+    }
+    rows = [
+        [
+            f"`{PATH}` req/s, p50, p99, server CPU µs per request, RSS idle → loaded (MiB)",
+            "; ".join(
+                f"{n} {m['rps']:.0f}, {m['p50_ms']:.1f}, {m['p99_ms']:.1f} ms, "
+                f"{m['cpu_us_per_request']:.0f} µs, "
+                f"{sum(m['rss_idle_mb']):.0f} → {sum(m['rss_loaded_mb']):.0f}"
+                for n, m in med.items()
+            ),
+        ]
+    ]
+    for label, r in ratios.items():
+        goal = f" (target ≥ {r['target']})" if r["target"] else " (reported only)"
+        met = "" if r["target"] is None else (" met" if r["ratio"] >= r["target"] else " NOT met")
+        cpu = "" if r["cpu_ratio"] is None else f"; by server CPU per request {r['cpu_ratio']:.2f}"
+        rows.append([f"HTTP {label} req/s{goal}", f"{r['ratio']:.2f}{met}{cpu}"])
+    figures["rows"] = rows
+    print(f"{figures['endpoint']}, wrk {figures['wrk']}")
+    for name, m in med.items():
+        print(
+            f"  {name:10} {m['rps']:8.0f} req/s  p50 {m['p50_ms']:6.2f} ms"
+            f"  p99 {m['p99_ms']:6.2f} ms  CPU {m['cpu_us_per_request']:6.0f} µs/req"
+            f"  RSS {sum(m['rss_idle_mb']):5.1f} -> {sum(m['rss_loaded_mb']):5.1f} MiB"
+        )
+    for label, r in ratios.items():
+        print(
+            f"  {label:18} {r['ratio']:.2f}"
+            + (f"  by CPU/request {r['cpu_ratio']:.2f}" if r["cpu_ratio"] else "")
+            + (f"  (target >= {r['target']})" if r["target"] else "")
+        )
+    write_figures(args.json, figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""The conversation's WebSocket (docs/api.md, "chat"; ADR 0011).
+
+Everything that can fail is decided before the upgrade, as plain HTTP with problem+json:
+the token (subprotocols `fixup.bearer` + the token; or the Authorization header; or the
+access cookie from an allowed Origin) -> 401/403, a caller who does not take part -> 404.
+The room's subscription is live before the 101, so every message committed after the
+handshake reaches the socket (earlier ones: GET .../messages?after=<last cursor>).
+
+Then three things run per socket: the handler reads the client's frames; a pump task
+writes the socket's bounded queue to it; timers close it with 4001 when the token
+expires, and aiohttp pings every WS_PING_INTERVAL seconds (no pong: closed). A queue
+that overflows closes the socket with 4008: a client that does not read cannot make the
+process buffer without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import WSMsgType, web
+from prometheus_client import Counter, Gauge
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from lib.auth.principal import Principal
+from lib.errors import AppError, BadRequest, Forbidden, Unauthorized, ValidationFailed
+from lib.http.body import field_errors
+from lib.http.guards import path_uuid
+from lib.http.jsonio import dumps
+from lib.http.keys import AUTH, DB, LIMITS, PRINCIPAL, principal_of, request_id
+from lib.http.openapi import operation
+from lib.logging import get_logger
+from lib.resilience.ratelimit import enforce
+from services.chat import schemas as s
+from services.chat.deps import CHAT_SETTINGS, HUB
+from services.chat.handlers import participant_conversation
+from services.chat.hub import Socket
+from services.chat.messages import store
+
+routes = web.RouteTableDef()
+log = get_logger("services.chat")
+SUBPROTOCOL = "fixup.bearer"
+MAX_FRAME = 64 * 1024  # a "send" of 4000 characters is at most ~16 KiB of JSON
+CLOSE_EXPIRED, CLOSE_SLOW = 4001, 4008
+SOCKETS_OPEN = Gauge(
+    "chat_websockets_open", "WebSockets open.", ["service"], multiprocess_mode="livesum"
+)
+SOCKETS_CLOSED = Counter(
+    "chat_websockets_closed_total",
+    "WebSockets closed by the server, by reason (expired, slow, unsupported, shutdown).",
+    ["service", "reason"],
+)
+SOCKETS: web.AppKey[set[Session]] = web.AppKey("sockets")  # closed 1001 on shutdown
+
+
+def socket_principal(request: web.Request) -> Principal:
+    """Who opens the socket; 401/403 before the upgrade."""
+    offered = [
+        p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+    ]
+    if SUBPROTOCOL in offered:
+        tokens = [p for p in offered if p != SUBPROTOCOL]
+        if len(tokens) != 1:
+            raise Unauthorized(f"offer the subprotocols {SUBPROTOCOL!r} and the access token")
+        verifier = request.app[AUTH]
+        if verifier is None:
+            raise Unauthorized("this service does not accept tokens")
+        principal = verifier.verify(tokens[0])
+        request[PRINCIPAL] = principal
+        structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
+        return principal
+    found = principal_of(request)  # the auth middleware: Authorization or the cookie
+    if found is None:
+        raise Unauthorized("authentication required")
+    allowed = request.app[CHAT_SETTINGS].cors_allow_origins
+    by_cookie = "Authorization" not in request.headers  # only a page of ours may use it
+    if by_cookie and request.headers.get("Origin", "") not in allowed:
+        raise Forbidden("a cookie-authenticated WebSocket needs an allowed Origin")
+    return found
+
+
+class Session:
+    """One open socket: its queue (the hub's Socket), the pump and the close."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, principal: Principal):
+        settings = request.app[CHAT_SETTINGS]
+        self.request, self.ws, self.principal = request, ws, principal
+        self.service = settings.service
+        self.close_timeout = settings.ws_close_timeout
+        self.socket = Socket(settings.ws_send_queue, self._overflow)
+        self.pump: asyncio.Task[None] | None = None
+        self.closer: asyncio.Task[None] | None = None
+        self.expiry: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        # contexts of their own: these tasks never share the request's database scope
+        self.pump = asyncio.create_task(self._pump(), context=contextvars.Context())
+        left = (self.principal.expires_at - datetime.now(UTC)).total_seconds()
+        self.expiry = asyncio.get_running_loop().call_later(
+            max(0.0, left), self.shut, CLOSE_EXPIRED, "token expired", "expired"
+        )
+
+    async def _pump(self) -> None:
+        frames, wake = self.socket.frames, self.socket.wake
+        try:
+            while True:
+                while frames:
+                    await self.ws.send_frame(frames.popleft(), WSMsgType.TEXT)
+                wake.clear()
+                await wake.wait()
+        except (ConnectionError, RuntimeError) as exc:  # the peer went away meanwhile
+            log.debug("chat_socket_write_failed", error=repr(exc))
+
+    def _overflow(self) -> None:
+        self.shut(CLOSE_SLOW, "too slow: send queue full", "slow")
+
+    def shut(self, code: int, reason: str, label: str) -> None:
+        """Close from the server's side (from any task or a timer)."""
+        if self.closer is not None or self.ws.closed:
+            return
+        SOCKETS_CLOSED.labels(self.service, label).inc()
+        if self.pump is not None:
+            self.pump.cancel()
+        self.closer = asyncio.create_task(self._close(code, reason), context=contextvars.Context())
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.close_timeout):  # a peer that does not read
+                await self.ws.close(code=code, message=reason.encode())
+
+    async def finish(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        if self.pump is not None:
+            self.pump.cancel()
+        if self.closer is not None:
+            await self.closer
+
+    def error(self, exc: AppError) -> None:
+        """A frame the client sent was refused: say why, on this socket only."""
+        error: dict[str, Any] = {"status": exc.status, "code": exc.code, "detail": exc.detail}
+        if exc.errors:
+            error["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
+        self.socket.push(dumps({"type": "error", "error": error}))
+
+
+async def on_text(session: Session, conversation_id: uuid.UUID, text: str) -> None:
+    """`{"type": "send", "body": ...}`: stored like a POST, then pushed to every socket."""
+    request = session.request
+    try:
+        payload = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise BadRequest("the frame is not valid JSON") from None
+    try:
+        frame = s.SendFrame.model_validate(payload)
+    except ValidationError as exc:
+        raise ValidationFailed("the frame is invalid", errors=field_errors(exc)) from None
+    limits = request.app.get(LIMITS)
+    if limits is not None:
+        with contextlib.suppress(RedisError):  # fail open, as the HTTP limiter does
+            await enforce(limits.user, f"user:{session.principal.user_id}")
+    async with request.app[DB].transaction() as conn:
+        row = await store(conn, conversation_id, session.principal.user_id, frame.body)
+    await request.app[HUB].publish(row)
+
+
+@routes.get("/v1/conversations/{id}/ws")
+@operation(
+    "Open the conversation's WebSocket",
+    tags=["messages"],
+    roles=("CUSTOMER", "PROVIDER"),
+    status=101,
+    errors=(400, 403, 404),
+    description=(
+        "Auth: offer the subprotocols `fixup.bearer` and the access token (the server "
+        "echoes `fixup.bearer`), or send the `fixup_access` cookie from an allowed Origin "
+        "(else 403), or an Authorization header. A bad token: 401 and a caller who does "
+        "not take part: 404, both before the upgrade.\n\n"
+        'Server -> client: `{"type": "message", "data": <Message>}` for every new message '
+        '(the sender\'s own included); `{"type": "error", "error": {status, code, detail, '
+        'errors?}}` for a refused frame. Client -> server: `{"type": "send", "body": "..."}` '
+        "(rules of POST .../messages). The server pings every 20 s; close codes: 4001 the "
+        "token expired, 4008 too slow to read (send queue full), 1001 shutting down, 1003 "
+        "a binary frame. Every message committed after the handshake arrives; to catch up "
+        "on earlier ones: GET .../messages?after=<cursor of the last message seen>."
+    ),
+)
+async def conversation_socket(request: web.Request) -> web.StreamResponse:
+    principal = socket_principal(request)
+    conversation_id = path_uuid(request)
+    async with request.app[DB].acquire() as conn:
+        await participant_conversation(conn, principal, conversation_id)
+    settings = request.app[CHAT_SETTINGS]
+    ws = web.WebSocketResponse(
+        protocols=(SUBPROTOCOL,),
+        heartbeat=settings.ws_ping_interval,
+        compress=False,  # a deflate context per socket costs far more than the frames save
+        max_msg_size=MAX_FRAME,
+        timeout=settings.ws_close_timeout,
+    )
+    if not ws.can_prepare(request).ok:
+        raise BadRequest("this route speaks WebSocket only (Upgrade: websocket)")
+    ws.headers["X-Request-ID"] = request_id(request)  # the 101 is sent before middleware sees it
+    session = Session(request, ws, principal)
+    hub = request.app[HUB]
+    await hub.join(conversation_id, session.socket)
+    sessions = request.app[SOCKETS]
+    try:
+        await ws.prepare(request)
+        sessions.add(session)
+        SOCKETS_OPEN.labels(settings.service).inc()
+        session.start()
+        try:
+            async for message in ws:
+                if message.type is WSMsgType.TEXT:
+                    try:
+                        await on_text(session, conversation_id, message.data)
+                    except AppError as exc:
+                        session.error(exc)
+                    except Exception as exc:
+                        log.exception("chat_send_failed", error=repr(exc))
+                        session.error(AppError("An unexpected error occurred."))
+                elif message.type is WSMsgType.BINARY:
+                    session.shut(1003, "text frames only", "unsupported")
+        finally:
+            SOCKETS_OPEN.labels(settings.service).dec()
+    finally:
+        sessions.discard(session)
+        await hub.leave(conversation_id, session.socket)
+        await session.finish()
+    return ws
+
+
+async def close_all(app: web.Application) -> None:
+    """on_shutdown: tell every client to reconnect elsewhere (1001) before the drain."""
+    sessions: set[Session] = app[SOCKETS]
+    for session in list(sessions):
+        session.shut(1001, "server shutting down", "shutdown")
+    closing = [s.closer for s in sessions if s.closer is not None]
+    await asyncio.gather(*closing, return_exceptions=True)

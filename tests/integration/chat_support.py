@@ -1,0 +1,91 @@
+"""Shared helpers of the chat tests: settings, and a world of real services (catalog ->
+orders -> chat) with an order, two providers with offers on it and people without."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lib.auth.principal import Role
+from services.chat.settings import ChatSettings
+from tests.integration.auth_support import service_settings
+from tests.integration.orders_support import (
+    Caller,
+    caller,
+    catalog_service,
+    offer_body,
+    order_body,
+)
+
+ChatFactory = Callable[..., Awaitable[Any]]  # conftest's chat_factory: settings overrides -> client
+
+
+def chat_settings(dsn: str, prefix: str, **overrides: Any) -> ChatSettings:
+    defaults: dict[str, Any] = {
+        "orders_url": "http://127.0.0.1:9",  # discard port: orders unreachable unless set
+        "channel_prefix": f"{prefix}chat:{uuid.uuid4().hex[:8]}:",
+        "redis_url": "",
+    }
+    return service_settings(ChatSettings, "chat", dsn, **(defaults | overrides))
+
+
+def token_of(who: Caller) -> str:
+    return who.headers["Authorization"].removeprefix("Bearer ")
+
+
+@dataclass
+class World:
+    customer: Caller
+    p1: Caller  # has an offer on the order
+    p2: Caller  # has an offer on the order
+    p3: Caller  # offers the service, no offer on the order
+    outsider: Caller  # another customer
+    order_id: str
+    service_id: str
+
+
+async def make_world(catalog: Any, orders: Any) -> World:
+    customer, outsider = caller(Role.CUSTOMER), caller(Role.CUSTOMER)
+    p1, p2, p3 = caller(Role.PROVIDER), caller(Role.PROVIDER), caller(Role.PROVIDER)
+    service_id = await catalog_service(catalog, p1.id, p2.id, p3.id)
+    resp = await orders.post("/v1/orders", json=order_body(service_id), headers=customer.headers)
+    assert resp.status == 201, await resp.text()
+    order_id = (await resp.json())["data"]["id"]
+    for provider in (p1, p2):
+        resp = await orders.post(
+            f"/v1/orders/{order_id}/offers", json=offer_body(), headers=provider.headers
+        )
+        assert resp.status == 201, await resp.text()
+    return World(customer, p1, p2, p3, outsider, order_id, service_id)
+
+
+async def start_conversation(chat: Any, who: Caller, order_id: str, provider: Caller) -> Any:
+    body = {"order_id": order_id, "provider_id": str(provider.id)}
+    return await chat.post("/v1/conversations", json=body, headers=who.headers)
+
+
+async def conversation(chat: Any, world: World, provider: Caller | None = None) -> str:
+    resp = await start_conversation(chat, world.customer, world.order_id, provider or world.p1)
+    assert resp.status in (200, 201), await resp.text()
+    made: str = (await resp.json())["data"]["id"]
+    return made
+
+
+async def post_message(chat: Any, conversation_id: str, who: Caller, body: str) -> Any:
+    return await chat.post(
+        f"/v1/conversations/{conversation_id}/messages", json={"body": body}, headers=who.headers
+    )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 10) -> None:
+    """Poll a condition of a real system until it holds (bounded; never a fixed sleep)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {seconds}s: {what}")

@@ -1,0 +1,93 @@
+"""A bounded run of every benchmark of ADR 0013 (data access, both HTTP lists, growth,
+memory), so none rots between `make bench` runs: each runs its real servers and rivals
+on throwaway databases, checks inside that every variant answers the same data, and
+returns the figures the README table is made of. Ratios are never asserted here (the
+machine is shared): only what must hold whatever the load."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from bench import data_access, growth, http_frameworks, http_users, memory
+from lib import registry
+
+
+def finite_positive(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def test_data_access_smoke() -> None:
+    figures = data_access.main(["--rounds", "1", "--scale", "0.05", "--users", "500"])
+
+    pg, my = figures["postgresql"], figures["mariadb"]
+    assert set(pg) == {"get", "list", "insert", "update", "stats"}
+    assert set(my) == {"get", "list", "upsert"}
+    for ops, variants in ((pg, {"generated", "asyncpg", "orm", "orm-long", "core", "aiosql"}),
+                          (my, {"generated", "aiomysql", "orm"})):  # fmt: skip
+        for op, by_variant in ops.items():
+            assert set(by_variant) == variants, op
+            assert all(finite_positive(t["wall_us"]) for t in by_variant.values()), op
+    assert all(finite_positive(v) for r in figures["targets"].values() for v in r.values())
+    assert [row[0].split(":")[0] for row in figures["rows"]][:2] == [
+        "PostgreSQL get",
+        "PostgreSQL list",
+    ]
+
+
+def test_http_frameworks_smoke() -> None:
+    argv = ["--rounds", "1", "--seconds", "1", "--no-workers2", "--only", "service,p2,nginx"]
+    figures = http_frameworks.main(argv)
+
+    servers = figures["servers"]
+    assert set(servers) == {"service", "p2", "nginx"}
+    assert all(finite_positive(s["rps"]) and s["p99_ms"] >= s["p50_ms"] for s in servers.values())
+    assert all(finite_positive(sum(s["rss_idle_mb"])) for s in servers.values())
+    assert set(figures["ratios"]) == {"service/p2", "nginx/service"}
+    assert figures["ratios"]["service/p2"]["target"] == 2.0
+
+
+def test_growth_smoke() -> None:
+    figures = growth.main(["--sizes", "1000,4000", "--rounds", "1"])
+
+    assert set(figures["sizes"]) == {"1000", "4000"}
+    for size in figures["sizes"].values():
+        # the page and the keyset walk the (role, last_name, id) index ...
+        assert "Index Scan users_role_last_name_id_idx" in size["explain"]["page 1"]
+        assert "Index Scan users_role_last_name_id_idx" in size["explain"]["keyset"]
+        # ... and the `$n IS NULL OR ...` filters get custom plans, never the generic one
+        for plans in size["plans"].values():
+            assert plans["custom"] > 0
+            assert plans["generic"] == 0
+    assert all(finite_positive(v) for v in figures["growth"].values())
+
+
+def test_memory_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--load", "1", "--soak", "2", "--every", "0.5", "--tracemalloc"]
+    figures = memory.main(argv)
+
+    assert set(figures["services"]) == {r.name for r in registry.SERVICES if r.built}
+    for rss in figures["services"].values():
+        assert finite_positive(rss["idle_mb"])
+        assert finite_positive(rss["loaded_mb"])
+    assert len(figures["soak"]["samples_mb"]) >= 2
+    top = figures["soak"]["tracemalloc"]["top"]
+    assert top["meta"]["group"] == "lineno"
+    assert all("where" in site for site in top["data"])
+    assert "soak 2 s" in capsys.readouterr().out
+
+
+def test_http_users_smoke() -> None:
+    figures = http_users.main(["--rounds", "1", "--seconds", "1"])
+
+    servers = figures["servers"]
+    assert set(servers) == {"service", "reference", "p1", "p2"}
+    assert all(finite_positive(s["rps"]) for s in servers.values())
+    assert all(finite_positive(s["cpu_us_per_request"]) for s in servers.values())
+    assert {label: r["target"] for label, r in figures["ratios"].items()} == {
+        "service/reference": 0.95,
+        "service/p1": 5.0,
+        "service/p2": 2.0,
+    }

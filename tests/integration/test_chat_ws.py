@@ -1,0 +1,313 @@
+"""The chat WebSocket against real PostgreSQL, the real orders app and the real Redis:
+the handshake's auth, the whole life cycle, pings, the expiry close (4001), the
+slow-consumer close (4008), and two app instances sharing Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import struct
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+
+from lib.auth.principal import Role
+from lib.auth.tokens import TokenSigner
+from tests.integration.auth_support import KEYS
+from tests.integration.chat_support import (
+    ChatFactory,
+    World,
+    conversation,
+    eventually,
+    post_message,
+    token_of,
+)
+from tests.integration.orders_support import Caller
+from tests.servers import Servers
+
+RECEIVE = 10.0  # bound on every wait for a frame (the frames come in milliseconds)
+ORIGIN = "http://localhost:8080"  # the default CORS_ALLOW_ORIGINS
+
+
+def ws_path(conversation_id: str) -> str:
+    return f"/v1/conversations/{conversation_id}/ws"
+
+
+async def open_socket(chat: Any, conversation_id: str, who: Caller, **kw: Any) -> Any:
+    return await chat.ws_connect(
+        ws_path(conversation_id), protocols=("fixup.bearer", token_of(who)), **kw
+    )
+
+
+async def next_json(ws: Any) -> dict[str, Any]:
+    message = await ws.receive(timeout=RECEIVE)
+    assert message.type == aiohttp.WSMsgType.TEXT, message
+    payload: dict[str, Any] = orjson.loads(message.data)
+    return payload
+
+
+async def refused(chat: Any, path: str, **kw: Any) -> int:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as raised:
+        await chat.ws_connect(path, **kw)
+    status: int = raised.value.status
+    return status
+
+
+async def test_handshake_auth(chat: Any, chat_world: World) -> None:
+    made = await conversation(chat, chat_world)
+    path, customer = ws_path(made), chat_world.customer
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    expired, _ = TokenSigner(KEYS[0], 60, clock=lambda: past).issue(
+        customer.id, Role.CUSTOMER, True
+    )
+    forged = token_of(customer)[:-4] + "AAAA"
+    assert await refused(chat, path) == 401
+    assert await refused(chat, path, protocols=("fixup.bearer", forged)) == 401
+    assert await refused(chat, path, protocols=("fixup.bearer",)) == 401
+    assert await refused(chat, path, headers={"Authorization": "Bearer nope"}) == 401
+    cookie = {"Cookie": f"fixup_access={token_of(customer)}"}
+    assert await refused(chat, path, headers=cookie) == 403  # no Origin
+    assert await refused(chat, path, headers={**cookie, "Origin": "https://evil.test"}) == 403
+    for stranger in (chat_world.p2, chat_world.p3, chat_world.outsider):
+        assert await refused(chat, path, protocols=("fixup.bearer", token_of(stranger))) == 404
+    assert await refused(chat, ws_path(str(uuid.uuid4())), headers=customer.headers) == 404
+    assert await refused(chat, "/v1/conversations/nope/ws", headers=customer.headers) == 400
+    resp = await chat.get(path, headers=customer.headers)  # no upgrade asked
+    assert resp.status == 400
+    assert resp.content_type == "application/problem+json"
+    assert await refused(chat, path, protocols=("fixup.bearer", expired)) == 401
+
+    ws = await open_socket(chat, made, customer, headers={"X-Request-ID": "ws-handshake-1"})
+    assert ws.protocol == "fixup.bearer"  # echoed
+    assert ws._response.headers["X-Request-ID"] == "ws-handshake-1"
+    await ws.close()
+    ws = await chat.ws_connect(path, headers={**cookie, "Origin": ORIGIN})
+    assert ws.protocol is None
+    await ws.close()
+    ws = await chat.ws_connect(path, headers=chat_world.p1.headers)
+    await ws.close()
+
+
+async def test_life_cycle(chat: Any, chat_world: World) -> None:
+    made = await conversation(chat, chat_world)
+    customer, provider = chat_world.customer, chat_world.p1
+    mine = await open_socket(chat, made, customer)
+    theirs = await open_socket(chat, made, provider)
+
+    await mine.send_str(orjson.dumps({"type": "send", "body": "  hello  "}).decode())
+    got = [await next_json(mine), await next_json(theirs)]  # the sender's socket too
+    assert got[0] == got[1]
+    assert got[0]["type"] == "message"
+    message = got[0]["data"]
+    assert (message["body"], message["author_id"]) == ("hello", str(customer.id))
+
+    resp = await post_message(chat, made, provider, "over HTTP")
+    posted = (await resp.json())["data"]
+    for ws in (mine, theirs):
+        assert await next_json(ws) == {"type": "message", "data": posted}
+    listed = await chat.get(
+        f"/v1/conversations/{made}/messages?after={message['cursor']}", headers=customer.headers
+    )
+    assert (await listed.json())["data"] == [posted]  # the same shape as a page's item
+
+    # refused frames: an error to the sender only; the socket stays open
+    for frame, code in [
+        ("{not json", "BAD_REQUEST"),
+        ('{"type": "send", "body": "   "}', "VALIDATION_ERROR"),
+        ('{"type": "send", "body": "a\\u0000b"}', "VALIDATION_ERROR"),
+        ('{"type": "shout", "body": "x"}', "VALIDATION_ERROR"),
+        ('{"type": "send", "body": "x", "extra": 1}', "VALIDATION_ERROR"),
+        ("[1, 2]", "VALIDATION_ERROR"),
+    ]:
+        await theirs.send_str(frame)
+        error = await next_json(theirs)
+        assert error["type"] == "error", frame
+        assert error["error"]["code"] == code, frame
+        assert error["error"]["status"] == 400
+    await theirs.send_str('{"type": "send", "body": "after the errors"}')
+    for ws in (mine, theirs):  # the customer saw none of the errors: this comes next
+        assert (await next_json(ws))["data"]["body"] == "after the errors"
+
+    await mine.close()
+    assert mine.closed
+    await post_message(chat, made, provider, "mine is gone")
+    assert (await next_json(theirs))["data"]["body"] == "mine is gone"
+
+    await theirs.send_bytes(b"binary")  # text frames only
+    closing = await theirs.receive(timeout=RECEIVE)
+    assert closing.type == aiohttp.WSMsgType.CLOSE
+    assert closing.data == 1003
+    await sockets_open(0)
+
+
+async def test_ping_and_the_expiry_close(chat_factory: ChatFactory, chat_world: World) -> None:
+    chat = await chat_factory(ws_ping_interval=0.2)
+    made = await conversation(chat, chat_world)
+    ws = await open_socket(chat, made, chat_world.customer, autoping=False)
+    frame = await ws.receive(timeout=RECEIVE)
+    assert frame.type == aiohttp.WSMsgType.PING
+    await ws.pong(frame.data)
+    await ws.close()
+
+    short, _ = TokenSigner(KEYS[0], 2).issue(chat_world.p1.id, Role.PROVIDER, True)
+    ws = await chat.ws_connect(ws_path(made), protocols=("fixup.bearer", short))
+    closing = await ws.receive(timeout=RECEIVE)
+    assert closing.type == aiohttp.WSMsgType.CLOSE
+    assert closing.data == 4001
+    assert closing.extra == "token expired"
+    await sockets_open(0)
+
+
+async def sockets_open(count: int) -> None:
+    """Wait until the server holds `count` sockets: it let go of the ones that closed."""
+
+    async def settled() -> bool:
+        open_now = REGISTRY.get_sample_value("chat_websockets_open", {"service": "chat"})
+        return open_now == count
+
+    await eventually(settled, f"{count} sockets open on the server")
+
+
+def slow_closes() -> float:
+    value = REGISTRY.get_sample_value(
+        "chat_websockets_closed_total", {"service": "chat", "reason": "slow"}
+    )
+    return value or 0.0
+
+
+class StalledClient:
+    """A WebSocket client that stops reading after the handshake, with a tiny receive
+    buffer: the server's writes back up at once, as behind a client that hangs."""
+
+    def __init__(self, port: int, path: str, token: str) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.setblocking(False)
+        self.port, self.path, self.token = port, path, token
+        self.buffer = b""
+
+    async def handshake(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(self.sock, ("127.0.0.1", self.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: fixup.bearer, {self.token}\r\n\r\n"
+        )
+        await loop.sock_sendall(self.sock, request.encode())
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 4096), RECEIVE)
+            assert chunk, "closed during the handshake"
+            self.buffer += chunk
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    async def frames_until_close(self) -> tuple[int, int]:
+        """Read everything now: (text frames before the close, the close code)."""
+        loop, texts = asyncio.get_running_loop(), 0
+        while True:
+            frame = self._frame()
+            if frame is None:
+                chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 65536), RECEIVE)
+                assert chunk, "the connection ended without a close frame"
+                self.buffer += chunk
+                continue
+            opcode, payload = frame
+            if opcode == 0x8:
+                return texts, struct.unpack("!H", payload[:2])[0]
+            texts += opcode == 0x1
+
+    def _frame(self) -> tuple[int, bytes] | None:
+        data = self.buffer
+        if len(data) < 2:
+            return None
+        opcode, length, offset = data[0] & 0x0F, data[1] & 0x7F, 2
+        if length == 126:
+            if len(data) < 4:
+                return None
+            length, offset = struct.unpack("!H", data[2:4])[0], 4
+        elif length == 127:
+            if len(data) < 10:
+                return None
+            length, offset = struct.unpack("!Q", data[2:10])[0], 10
+        if len(data) < offset + length:
+            return None
+        self.buffer = data[offset + length :]
+        return opcode, data[offset : offset + length]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def test_a_slow_consumer_is_closed_with_4008(
+    chat_factory: ChatFactory, chat_world: World
+) -> None:
+    chat = await chat_factory(ws_send_queue=4, ws_close_timeout=0.5)
+    made = await conversation(chat, chat_world)
+    reader = await open_socket(chat, made, chat_world.customer)  # a normal one, reading
+    stalled = StalledClient(chat.port, ws_path(made), token_of(chat_world.p1))
+    await stalled.handshake()
+    before = slow_closes()
+    big = "\U0001f600" * 3990  # ~16 KB a frame
+    posted = 0
+    try:
+        while slow_closes() == before:
+            assert posted < 400, "the stalled socket was never closed"
+            resp = await post_message(chat, made, chat_world.customer, f"{posted} {big}")
+            assert resp.status == 201
+            posted += 1
+            assert (await next_json(reader))["data"]["body"].startswith(f"{posted - 1} ")
+        texts, code = await stalled.frames_until_close()
+    finally:
+        stalled.close()
+    assert code == 4008
+    assert texts < posted  # it had fallen behind
+
+    await sockets_open(1)  # the server let go of the stalled socket
+    # the reader kept up and is still served
+    await post_message(chat, made, chat_world.p1, "still flowing")
+    assert (await next_json(reader))["data"]["body"] == "still flowing"
+    await reader.close()
+
+
+async def test_two_instances_share_redis(
+    chat_factory: ChatFactory, chat_world: World, servers: Servers
+) -> None:
+    prefix = f"fixup:test:{uuid.uuid4().hex[:8]}:chat:"
+    a = await chat_factory(redis_url=servers.redis_url, channel_prefix=prefix)
+    b = await chat_factory(redis_url=servers.redis_url, channel_prefix=prefix)
+    made = await conversation(a, chat_world)
+    on_b = await open_socket(b, made, chat_world.p1)
+    on_a = await open_socket(a, made, chat_world.customer)
+    resp = await post_message(a, made, chat_world.customer, "from A")
+    posted = (await resp.json())["data"]
+    assert await next_json(on_b) == {"type": "message", "data": posted}
+    assert await next_json(on_a) == {"type": "message", "data": posted}
+    await on_b.send_str('{"type": "send", "body": "from B"}')
+    for ws in (on_a, on_b):
+        assert (await next_json(ws))["data"]["body"] == "from B"
+    # concurrent posts on both: each socket gets every message once, in seq order
+    sent = await asyncio.gather(
+        *(post_message((a, b)[n % 2], made, chat_world.customer, f"c{n}") for n in range(20))
+    )
+    assert {r.status for r in sent} == {201}
+    for ws in (on_a, on_b):
+        bodies = [(await next_json(ws))["data"] for _ in range(20)]
+        cursors = [m["cursor"] for m in bodies]
+        listed = await a.get(
+            f"/v1/conversations/{made}/messages?after={posted['cursor']}&limit=100",
+            headers=chat_world.customer.headers,
+        )
+        expected = [m for m in (await listed.json())["data"] if m["body"] != "from B"]
+        assert cursors == [m["cursor"] for m in expected]
+    await on_a.close()
+    await on_b.close()

@@ -1,0 +1,92 @@
+"""The outbox carries the trace context: POST /v1/jobs/{id}/complete stores its span's
+traceparent with the award, and the relay's delivery span - a trace of its own, whose
+AddUserPoints call points serves - links to that request (real PostgreSQL, MariaDB, the
+catalog and orders apps, the points gRPC server, a real OTLP/gRPC receiver)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from lib.auth.principal import Role
+from services.catalog.app import create_app as catalog_app
+from services.orders.app import create_app as orders_app
+from tests.integration.catalog_support import catalog_settings
+from tests.integration.orders_support import (
+    caller,
+    catalog_service,
+    offer_body,
+    order_body,
+    orders_settings,
+)
+from tests.integration.points_support import running_points
+from tests.integration.tracing_support import receiver  # noqa: F401  (the fixture)
+from tests.otlp_receiver import Receiver
+
+COMPLETE = "POST /v1/jobs/{id}/complete"
+DELIVER = "outbox deliver points.award"
+ADD_POINTS = "point.PointServer/AddUserPoints"
+
+
+async def test_the_award_delivery_links_to_the_completing_request(
+    receiver: Receiver,  # noqa: F811  (the fixture)
+    migrated_db: Callable[[str], str],
+    aiohttp_client: Any,
+) -> None:
+    orders_dsn, points_dsn = migrated_db("orders"), migrated_db("points")
+    catalog = await aiohttp_client(catalog_app(catalog_settings(migrated_db("catalog"))))
+    async with running_points(points_dsn) as points:
+        settings = orders_settings(
+            orders_dsn,
+            catalog_url=str(catalog.make_url("")).rstrip("/"),
+            points_grpc_addr=points.target,
+            outbox_interval=0.05,
+        )
+        client = await aiohttp_client(orders_app(settings))
+        customer, provider = caller(Role.CUSTOMER), caller(Role.PROVIDER)
+        service_id = await catalog_service(catalog, provider.id)
+        order = await client.post(
+            "/v1/orders", json=order_body(service_id), headers=customer.headers
+        )
+        order_id = (await order.json())["data"]["id"]
+        offer = await client.post(
+            f"/v1/orders/{order_id}/offers", json=offer_body(), headers=provider.headers
+        )
+        offer_id = (await offer.json())["data"]["id"]
+        accepted = await client.post(
+            f"/v1/orders/{order_id}/offers/{offer_id}/accept", headers=customer.headers
+        )
+        job_id = (await accepted.json())["data"]["id"]
+        started = await client.post(f"/v1/jobs/{job_id}/start", headers=provider.headers)
+        assert started.status == 200, await started.text()
+        done = await client.post(f"/v1/jobs/{job_id}/complete", headers=provider.headers)
+        assert done.status == 200, await done.text()
+
+        def delivered(r: Receiver) -> bool:
+            names = {s.name for s in r.spans}
+            return {COMPLETE, DELIVER} <= names and ADD_POINTS in names
+
+        await receiver.wait_for(delivered, "the completing request and the award's delivery")
+        assert await points.balance(str(provider.id)) == settings.points_per_job
+
+    (completing,) = [s for s in receiver.spans if s.name == COMPLETE]
+    # the outbox row holds that request's context
+    conn = await asyncpg.connect(orders_dsn)
+    try:
+        stored = await conn.fetchval(
+            "SELECT traceparent FROM outbox WHERE aggregate_id = $1", job_id
+        )
+    finally:
+        await conn.close()
+    assert stored == f"00-{completing.trace_id}-{completing.span_id}-01"
+    # the delivery is a trace of its own, linked to the completing request
+    (delivery,) = [s for s in receiver.spans if s.name == DELIVER]
+    assert delivery.parent_id == ""
+    assert delivery.trace_id != completing.trace_id
+    assert delivery.links == ((completing.trace_id, completing.span_id),)
+    # the AddUserPoints call and points' handling of it are inside the delivery's trace
+    calls = [s for s in receiver.in_trace(delivery.trace_id) if s.name == ADD_POINTS]
+    client_call = next(s for s in calls if s.parent_id == delivery.span_id)
+    assert any(s.parent_id == client_call.span_id for s in calls), calls

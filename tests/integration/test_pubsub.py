@@ -1,0 +1,130 @@
+"""lib/pubsub.py against a redis-server of its own (these tests stop, freeze and restart it):
+delivery across two instances, a restart and a frozen server (no RST: only the missing
+pong tells) both end with every channel subscribed again and `on_restored` run; a publish
+Redis cannot take is delivered in-process and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+
+from lib.pubsub import LocalPubSub, RedisPubSub
+from tests.integration.chat_support import eventually
+from tests.reliability.throwaway import RedisServer
+
+SERVICE = "pubsub-test"
+RECEIVE = 10.0
+
+
+def sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name, {"service": SERVICE}) or 0.0
+
+
+@pytest.fixture
+def redis_server() -> AsyncIterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    server.stop()
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self.restored = 0
+
+    def __call__(self, channel: str, payload: bytes) -> None:
+        self.queue.put_nowait((channel, payload))
+
+    def on_restored(self) -> None:
+        self.restored += 1
+
+    async def next(self) -> tuple[str, bytes]:
+        return await asyncio.wait_for(self.queue.get(), RECEIVE)
+
+
+async def started(url: str, inbox: Inbox, service: str) -> tuple[RedisPubSub, Redis]:
+    client = Redis.from_url(url)
+    pubsub = RedisPubSub(
+        client, service=service, control_channel="t:_", ping_interval=0.2, backoff_max=0.2
+    )
+    pubsub.on_restored.append(inbox.on_restored)
+    await pubsub.start()
+    await asyncio.wait_for(pubsub.wait_connected(), RECEIVE)
+    return pubsub, client
+
+
+async def test_two_instances_then_a_restart_then_a_frozen_server(
+    redis_server: RedisServer,
+) -> None:
+    inbox, other_inbox = Inbox(), Inbox()
+    pubsub, client = await started(redis_server.url, inbox, SERVICE)  # its metrics: SERVICE
+    other, other_client = await started(redis_server.url, other_inbox, "pubsub-test-other")
+    try:
+        await pubsub.subscribe("t:a", inbox)  # confirmed when it returns
+        await other.publish("t:a", b"one")
+        assert await inbox.next() == ("t:a", b"one")
+        assert other_inbox.queue.empty()  # not subscribed there
+        restored = inbox.restored
+
+        redis_server.stop()
+        redis_server.start()  # the same port
+
+        async def back() -> bool:
+            return inbox.restored > restored and pubsub._pubsub is not None
+
+        await eventually(back, "subscribed again after the restart")
+        await other.publish("t:a", b"two")
+        assert await inbox.next() == ("t:a", b"two")
+
+        # frozen: the TCP connection stays up, nothing answers; the missing pong tells
+        assert redis_server.proc is not None
+        reconnects = sample("pubsub_reconnects_total")
+        os.kill(redis_server.proc.pid, signal.SIGSTOP)
+
+        async def noticed() -> bool:
+            return sample("pubsub_connected") == 0
+
+        await eventually(noticed, "a frozen Redis noticed by its silence")
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+
+        async def resubscribed() -> bool:
+            return (
+                sample("pubsub_reconnects_total") > reconnects and sample("pubsub_connected") == 1
+            )
+
+        await eventually(resubscribed, "subscribed again after the freeze")
+        await other.publish("t:a", b"three")
+        assert await inbox.next() == ("t:a", b"three")
+
+        # Redis gone: a publish reaches this process's subscriber only, and is counted
+        failures = sample("pubsub_publish_failures_total")
+        redis_server.stop()
+        await pubsub.publish("t:a", b"local")
+        assert await inbox.next() == ("t:a", b"local")
+        assert sample("pubsub_publish_failures_total") == failures + 1
+    finally:
+        await pubsub.close()
+        await other.close()
+        await client.aclose()
+        await other_client.aclose()
+
+
+async def test_in_process() -> None:
+    inbox = Inbox()
+    local = LocalPubSub(SERVICE)
+    await local.subscribe("c", inbox)
+    await local.publish("c", b"x")
+    await local.publish("nobody", b"y")
+    assert await inbox.next() == ("c", b"x")
+    await local.unsubscribe("c")
+    await local.publish("c", b"z")
+    assert inbox.queue.empty()

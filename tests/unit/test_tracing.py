@@ -1,0 +1,315 @@
+"""lib/tracing.py: off by default (the tracing SDK not even imported, nothing exported, no layer in
+the middleware chain), on with OTEL_EXPORTER_OTLP_ENDPOINT; the traceparent rules; query
+span names; unsampled requests make no child spans but still pass their context on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from codegen.naming import snake
+from lib import tracing
+from lib.clients.http import JsonHttpClient
+from lib.config import ServiceSettings
+from lib.db.traced import TracedPgConnection, query_name, sqlc_name, traced
+from lib.errors import NotFound, ServiceUnavailable
+from lib.http import middleware as mw
+from lib.http.app import create_app
+from tests.otlp_receiver import Receiver
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# one request through create_app whose handler calls another service with JsonHttpClient
+SERVE_ONE = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    from lib import tracing
+    from lib.clients.http import JsonHttpClient
+    from lib.config import ServiceSettings
+    from lib.http.app import create_app
+
+    async def main():
+        on = tracing.configure("departments")
+        seen = {}
+
+        async def echo(request):
+            seen.update(request.headers)
+            return web.json_response({})
+
+        downstream = TestServer(web.Application())
+        downstream.app.router.add_get("/echo", echo)
+        await downstream.start_server()
+        client = JsonHttpClient("echo", str(downstream.make_url("")), service="departments")
+        routes = web.RouteTableDef()
+
+        @routes.get("/x")
+        async def handler(request):
+            await client.get("/echo", caller=request)
+            return web.json_response({})
+
+        settings = ServiceSettings.model_validate(
+            {"service": "departments", "database_url": "", "redis_url": ""}
+        )
+        app = create_app(settings, routes=routes, title="t")
+        async with TestClient(TestServer(app)) as http:
+            assert (await http.get("/x")).status == 200
+            assert (await http.get("/health")).status == 200  # not traced
+        await client.close()
+        await downstream.close()
+        tracing.shutdown()
+        # redis-py 8 imports OTel's *metrics* SDK itself when installed (its own opt-in
+        # metrics): the tracing SDK and the exporter are ours, imported only when on
+        ours = ("opentelemetry.sdk.trace", "opentelemetry.exporter")
+        loaded = sorted(m for m in sys.modules if m.startswith(ours))
+        print(json.dumps({"on": on, "loaded": loaded, "traceparent": "traceparent" in seen}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def serve_one(**env: str) -> dict[str, Any]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_ONE],
+        cwd=ROOT,
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    import json
+
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    running = await Receiver().start()
+    yield running
+    await running.stop()
+
+
+async def test_off_by_default_the_sdk_is_not_even_imported(receiver: Receiver) -> None:
+    result = await asyncio.to_thread(serve_one)
+    assert result == {"on": False, "loaded": [], "traceparent": False}
+    # an endpoint with the SDK disabled: still off, nothing imported, nothing exported
+    disabled = await asyncio.to_thread(
+        serve_one, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_SDK_DISABLED="true"
+    )
+    assert disabled == {"on": False, "loaded": [], "traceparent": False}
+    assert receiver.exports == 0
+
+
+async def test_on_with_an_endpoint_spans_are_exported(receiver: Receiver) -> None:
+    result = await asyncio.to_thread(
+        serve_one, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="50"
+    )
+    assert result["on"] is True
+    assert result["traceparent"] is True
+    assert {"opentelemetry.sdk.trace", "opentelemetry.exporter.otlp.proto.grpc"} <= set(
+        result["loaded"]
+    )
+    names = {(s.service, s.name) for s in receiver.spans}
+    assert names == {("departments", "GET /x"), ("departments", "GET echo")}
+
+
+def test_the_off_chain_has_no_tracing_layer() -> None:
+    assert tracing.ENABLED is False
+    settings = ServiceSettings.model_validate({"service": "departments", "database_url": ""})
+    app = create_app(settings, routes=web.RouteTableDef(), title="t")
+    assert mw.tracing_middleware not in app.middlewares
+    assert app.middlewares[0] is mw.request_id_middleware
+    assert tracing.current_traceparent() is None
+    assert tracing.log_ids() == {}
+    assert tracing.span("redis.publish", kind=tracing.CLIENT) is tracing.span("x")  # no-op
+
+
+def test_shutdown_is_bounded_when_the_collector_is_away() -> None:
+    script = textwrap.dedent(
+        """
+        import time
+        from lib import tracing
+        assert tracing.configure("departments")
+        for _ in range(50):
+            tracing.end_span(*tracing.start_server_span("GET /x", None))
+        started = time.monotonic()
+        tracing.shutdown(1.0)
+        print(time.monotonic() - started, tracing.ENABLED)
+        """
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    away = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**clean, "PYTHONPATH": str(ROOT), "OTEL_EXPORTER_OTLP_ENDPOINT": away},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    exited = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert exited < 5.0, exited  # and the process exits without waiting for the SDK
+    took, still_on = done.stdout.split()
+    assert float(took) < 2.0, took  # the SDK alone retries for ~10 s
+    assert still_on == "False"
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+         (0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, 1)),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+         (0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, 0)),
+        ("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-future",
+         (0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, 1)),
+        ("00-00000000000000000000000000000000-b7ad6b7169203331-01", None),
+        ("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", None),
+        ("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", None),
+        ("00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01", None),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-x", None),
+        ("garbage", None),
+        ("", None),
+        (None, None),
+    ],
+)  # fmt: skip
+def test_traceparent_rules(value: str | None, parsed: tuple[int, int, int] | None) -> None:
+    assert tracing.parse_traceparent(value) == parsed
+
+
+def test_the_gateway_made_shape() -> None:
+    trace_id = 0x0AF7651916CD43DD8448EB211C80319C
+    assert tracing.gateway_made(trace_id, 0x0AF7651916CD43DD)
+    assert not tracing.gateway_made(trace_id, 0xB7AD6B7169203331)
+
+
+def _frame_of_generated() -> FrameType | None:
+    scope: dict[str, Any] = {"GET_USER_LIST_POINTS": "SELECT 1", "sys": sys}
+    exec("def get_user_list_points():\n    return sys._getframe(0)", scope)
+    frame: FrameType = scope["get_user_list_points"]()
+    return frame
+
+
+def test_query_names_are_sqlc_names_and_only_for_generated_code() -> None:
+    assert query_name(_frame_of_generated()) == "GetUserListPoints"
+    assert query_name(sys._getframe(0)) is None  # not generated: no span
+    assert query_name(None) is None
+
+
+def test_every_sqlc_query_name_round_trips_through_its_function_name() -> None:
+    names = [
+        line.split()[2]
+        for path in (ROOT / "sql").rglob("*.sql")
+        for line in path.read_text().splitlines()
+        if line.startswith("-- name: ")
+    ]
+    assert len(names) > 100
+    assert [n for n in names if sqlc_name(snake(n)) != n] == []
+
+
+def test_off_or_unsampled_connections_are_not_wrapped() -> None:
+    conn = object()
+    assert traced(conn, "postgresql") is conn
+    assert not isinstance(traced(conn, "mysql"), TracedPgConnection)
+
+
+async def test_an_unsampled_request_passes_its_context_on_without_child_spans(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    assert tracing.configure("departments")
+    try:
+        seen: dict[str, str] = {}
+
+        async def echo(request: web.Request) -> web.Response:
+            seen.update(request.headers)
+            return web.json_response({})
+
+        downstream = web.Application()
+        downstream.router.add_get("/echo", echo)
+        async with TestClient(TestServer(downstream)) as http:
+            client = JsonHttpClient("echo", str(http.make_url("")), service="departments")
+            span, token = tracing.start_server_span("GET /x", None)
+            try:
+                assert not tracing.recording()
+                assert traced(object(), "postgresql").__class__ is object  # no query spans
+                assert tracing.span("redis.publish", kind=tracing.CLIENT) is tracing.span("y")
+                await client.get("/echo")
+                ids = tracing.log_ids()
+            finally:
+                tracing.end_span(span, token)
+            await client.close()
+        trace_id = ids["trace_id"]
+        assert seen["traceparent"] == f"00-{trace_id}-{ids['span_id']}-00"  # not sampled
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+    assert receiver.spans == []
+
+
+async def test_problems_are_recorded_on_the_server_span_with_their_code(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    assert tracing.configure("departments")
+    try:
+        routes = web.RouteTableDef()
+
+        @routes.get("/missing/{id}")
+        async def missing(request: web.Request) -> web.Response:
+            raise NotFound("no such thing")
+
+        @routes.get("/down")
+        async def down(request: web.Request) -> web.Response:
+            raise ServiceUnavailable("the database does not answer")
+
+        @routes.get("/bug")
+        async def bug(request: web.Request) -> web.Response:
+            raise RuntimeError("a bug")
+
+        settings = ServiceSettings.model_validate({"service": "departments", "database_url": ""})
+        app = create_app(settings, routes=routes, title="t")
+        assert app.middlewares[0] is mw.tracing_middleware
+        async with TestClient(TestServer(app)) as http:
+            for path, status in (("/missing/1", 404), ("/down", 503), ("/bug", 500)):
+                assert (await http.get(path)).status == status
+            assert (await http.post("/down")).status == 405  # aiohttp's own error
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+    await receiver.wait_for(lambda r: len(r.spans) == 4, "four server spans")
+    by_name = {s.name: s for s in receiver.spans}
+    error, unset = 2, 0  # OTLP status codes
+    found = {
+        name: (s.attributes.get("error.type"), s.status_code, s.status_message)
+        for name, s in by_name.items()
+    }
+    assert found == {
+        "GET /missing/{id}": ("NOT_FOUND", unset, ""),  # the client's error: not the span's
+        "GET /down": ("SERVICE_UNAVAILABLE", error, "SERVICE_UNAVAILABLE"),
+        "GET /bug": ("INTERNAL_ERROR", error, "INTERNAL_ERROR"),
+        "POST unmatched": ("METHOD_NOT_ALLOWED", unset, ""),  # bounded names, as metrics
+    }
+    assert by_name["GET /down"].attributes["http.response.status_code"] == 503

@@ -111,10 +111,12 @@ class Layout:
 
 
 def default_servers(service: str, env: Mapping[str, str]) -> list[str]:
+    """The registry's replicas; `<SVC>_PORT` moves the first one (as it does in the Procfile)."""
+    ports = [str(p) for p in HTTP_SERVICES[service]]
     port = env.get(f"{service.upper()}_PORT")
     if port:
-        return [f"127.0.0.1:{port}"]
-    return [f"127.0.0.1:{p}" for p in HTTP_SERVICES[service]]
+        ports[0] = port
+    return [f"127.0.0.1:{p}" for p in ports]
 
 
 def parse_upstreams(items: Sequence[str]) -> dict[str, list[str]]:

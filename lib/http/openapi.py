@@ -62,6 +62,7 @@ class Operation:
     tags: list[str]
     response: Any = None  # a pydantic model or dataclass (the item inside "data")
     status: int = 200
+    also: tuple[int, ...] = ()  # other success statuses with the same body (200 "existing")
     paged: bool = False  # offset-paged: meta {total, limit, page}
     cursor_paged: bool = False  # keyset-paged: meta {limit, next_cursor}
     body: type[BaseModel] | None = None
@@ -181,10 +182,11 @@ class _Builder:
                 body = _cursor_page_schema(item)
             else:
                 body = _page_schema(item) if op.paged else _data_schema(item)
-            responses[str(op.status)] = {
-                "description": "Success.",
-                "content": {"application/json": {"schema": body}},
-            } | ({"headers": headers} if headers else {})
+            for status in (op.status, *op.also):
+                responses[str(status)] = {
+                    "description": "Success.",
+                    "content": {"application/json": {"schema": body}},
+                } | ({"headers": headers} if headers else {})
         codes = set(op.errors) | {429}
         if op.roles is not None:
             codes |= {401}
@@ -196,6 +198,8 @@ class _Builder:
             codes |= {400}
         if op.if_match:
             codes |= {400, 412, 428}
+        if op.idempotent:  # a malformed key; a key used before for another request
+            codes |= {400, 409}
         for code in sorted(codes):
             responses[str(code)] = {
                 "description": ERROR_TEXT.get(code, "Error"),

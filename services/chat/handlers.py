@@ -18,7 +18,7 @@ from lib.db.runtime import PgConn
 from lib.errors import FieldError, NotFound, ValidationFailed
 from lib.http.body import parse_body
 from lib.http.guards import authenticated, path_uuid
-from lib.http.idempotency import idempotent
+from lib.http.idempotency import idempotent, stored_replay
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
 from lib.http.listing import parse_list, parse_query
@@ -75,13 +75,15 @@ def one(row: models.Conversation, status: int = 200) -> web.Response:
     tags=TAGS,
     response=s.Conversation,
     status=201,
+    also=(200,),
     body=s.ConversationCreate,
     roles=ROLES,
     idempotent=True,
     errors=(400, 404, 503),
     description=(
         "Between the order's customer and a provider with an offer (or a job) on it; "
-        "either of them may start it. 201 when created, 200 with the existing one. The "
+        "either of them may start it. 201 when created, 200 with the existing one (an "
+        "Idempotency-Key repeats the first answer, whichever it was). The "
         "order and its offers are read from orders with the caller's token (cached a few "
         "seconds); an order the caller may not see, or a provider without an offer: 404; "
         "orders unreachable: 503."
@@ -90,12 +92,19 @@ def one(row: models.Conversation, status: int = 200) -> web.Response:
 async def create_conversation(request: web.Request) -> web.Response:
     principal = authenticated(request)
     body = await parse_body(request, s.ConversationCreate, forbidden=s.READ_ONLY)
+    if (replayed := await stored_replay(idem_q, request)) is not None:
+        return replayed  # the first answer (201 or 200), without asking orders again
     async with request.app[DB].acquire() as conn:
         existing = await q.find_conversation(
             conn, order_id=body.order_id, provider_id=body.provider_id
         )
     if existing is not None and takes_part(principal, existing):
-        return one(existing)  # nothing to ask orders: the pair was checked at creation
+        found = existing  # nothing to ask orders: the pair was checked at creation
+
+        async def answer(request: web.Request) -> web.Response:
+            return one(found)
+
+        return await idempotent(idem_q)(answer)(request)  # the key remembers this 200
     parties = await order_parties(request, body.order_id)
     if parties is None or principal.user_id not in (parties.customer_id, body.provider_id):
         raise NotFound(f"no such order: order_id {body.order_id}")

@@ -272,6 +272,41 @@ async def test_idempotent_post(chat: Any, chat_world: World, chat_dsn: str) -> N
     assert bad.status == 400
 
 
+async def test_idempotent_conversation_create(chat: Any, chat_world: World) -> None:
+    """Idempotency-Key on POST /v1/conversations: a repeat returns the first answer (201
+    with its Location, marked replayed), whether the conversation existed before or not;
+    the same key for another pair is a 409 and creates nothing."""
+    customer = {**chat_world.customer.headers, "Idempotency-Key": "conv-1"}
+    body = {"order_id": chat_world.order_id, "provider_id": str(chat_world.p2.id)}
+    first = await chat.post("/v1/conversations", json=body, headers=customer)
+    assert first.status == 201, await first.text()
+    replies = await asyncio.gather(
+        *(chat.post("/v1/conversations", json=body, headers=customer) for _ in range(4))
+    )
+    for reply in replies:
+        assert reply.status == 201, await reply.text()
+        assert reply.headers["Idempotent-Replayed"] == "true"
+        assert reply.headers["Location"] == first.headers["Location"]
+        assert await reply.json() == await first.json()
+    other = {"order_id": chat_world.order_id, "provider_id": str(chat_world.p1.id)}
+    conflict = await chat.post("/v1/conversations", json=other, headers=customer)
+    assert conflict.status == 409, await conflict.text()
+    mine = await chat.get("/v1/conversations", headers=chat_world.customer.headers)
+    pairs = [c["provider_id"] for c in (await mine.json())["data"]]
+    assert pairs.count(str(chat_world.p2.id)) == 1
+    # an existing pair under a new key: 200 remembered as 200, replayed as 200
+    again = {**customer, "Idempotency-Key": "conv-2"}
+    existed = await chat.post("/v1/conversations", json=body, headers=again)
+    assert existed.status == 200
+    assert "Idempotent-Replayed" not in existed.headers
+    replay = await chat.post("/v1/conversations", json=body, headers=again)
+    assert replay.status == 200
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert await replay.json() == await existed.json() == await first.json()
+    swapped = await chat.post("/v1/conversations", json=other, headers=again)
+    assert swapped.status == 409
+
+
 async def test_paging_both_ways_while_others_write(
     chat: Any, chat_world: World, chat_dsn: str
 ) -> None:

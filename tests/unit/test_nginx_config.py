@@ -85,3 +85,14 @@ def test_missing_nginx_says_how_to_install(
     )
     assert code == 2
     assert "apt-get install -y nginx" in capsys.readouterr().err
+
+
+def test_a_moved_first_replica_keeps_the_others() -> None:
+    """`CHAT_PORT` (as .env.example sets it) moves the first replica, as in the Procfile;
+    the second replica stays behind the gateway."""
+    assert nginx.default_servers("chat", {}) == ["127.0.0.1:8105", "127.0.0.1:8106"]
+    assert nginx.default_servers("chat", {"CHAT_PORT": "9105"}) == [
+        "127.0.0.1:9105",
+        "127.0.0.1:8106",
+    ]
+    assert nginx.default_servers("orders", {"ORDERS_PORT": "9104"}) == ["127.0.0.1:9104"]

@@ -329,3 +329,30 @@ def test_a_create_links_to_the_operations_on_what_it_created() -> None:
     assert {"makeAnOffer", "listTheOffersOfAnOrder"} <= set(links)
     assert "acceptAnOffer" not in links
     validate(document)
+
+
+def test_an_idempotent_create_documents_the_key_its_conflict_and_other_successes() -> None:
+    class Made(BaseModel):
+        id: uuid.UUID
+
+    @operation("Make", tags=["m"], response=Made, status=201, also=(200,), idempotent=True)
+    async def make(request: web.Request) -> web.Response:
+        return json_response({})
+
+    @operation("Make plainly", tags=["m"], response=Made, status=201)
+    async def make_plainly(request: web.Request) -> web.Response:
+        return json_response({})
+
+    app = web.Application()
+    app.router.add_post("/v1/made", make)
+    app.router.add_post("/v1/plain", make_plainly)
+    built = build_spec(app, service="m", title="M", version="1")
+    validate(built)
+    responses = built["paths"]["/v1/made"]["post"]["responses"]
+    assert sorted(responses) == ["200", "201", "400", "409", "429"]
+    assert responses["200"] == responses["201"]  # "the existing one": the same body
+    assert "$ref" in responses["409"]["content"]["application/problem+json"]["schema"]
+    key = built["paths"]["/v1/made"]["post"]["parameters"][0]
+    assert (key["name"], key["in"], key["required"]) == ("Idempotency-Key", "header", False)
+    # without the key and without `also`: neither the 409 nor the 200
+    assert sorted(built["paths"]["/v1/plain"]["post"]["responses"]) == ["201", "429"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -94,7 +96,7 @@ def test_procfile_is_rendered_from_the_registry() -> None:
     started = {name: cmd for name, cmd in processes.items() if "-m services." in cmd}
     replicas = {f"{s.name}_{n}" for s in BUILT for n in range(2, s.replicas + 1)}
     assert set(started) == {s.name for s in BUILT} | replicas
-    assert started["chat_2"] == "env CHAT_PORT=8106 CHAT_PROFILING_PORT=6115 " + (
+    assert started["chat_2"] == f"env CHAT_PORT=8106 {CHAT_REDIS} CHAT_PROFILING_PORT=6115 " + (
         ".venv/bin/python -m services.chat"
     )
     for service in BUILT:
@@ -105,13 +107,39 @@ def test_procfile_is_rendered_from_the_registry() -> None:
     assert {"nginx", "nginx_exporter"} <= set(processes)
 
 
+CHAT_REDIS = "CHAT_REDIS_URL=${CHAT_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379/0}}"
+
+
 def test_procfile_starts_every_replica() -> None:
     chat = registry.get("chat")
     lines = procfile.service_lines(chat)
     assert lines == [
-        "chat: env CHAT_PORT=8105 .venv/bin/python -m services.chat",
-        "chat_2: env CHAT_PORT=8106 CHAT_PROFILING_PORT=6115 .venv/bin/python -m services.chat",
+        f"chat: env CHAT_PORT=8105 {CHAT_REDIS} .venv/bin/python -m services.chat",
+        f"chat_2: env CHAT_PORT=8106 {CHAT_REDIS} CHAT_PROFILING_PORT=6115 "
+        ".venv/bin/python -m services.chat",
     ]
+    # a single-replica service keeps its own Redis setting (none by default)
+    assert "REDIS_URL" not in procfile.service_lines(registry.get("orders"))[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "redis://127.0.0.1:6379/0"),
+        ({"REDIS_URL": ""}, "redis://127.0.0.1:6379/0"),  # .env.example's empty value
+        ({"REDIS_URL": "redis://10.0.0.9:6379/1"}, "redis://10.0.0.9:6379/1"),
+        ({"REDIS_URL": "redis://a/1", "CHAT_REDIS_URL": "redis://b/2"}, "redis://b/2"),
+    ],
+)
+def test_chat_replicas_share_a_redis_under_make_run(env: dict[str, str], expected: str) -> None:
+    """Both replicas must publish through the same Redis, or a message posted on one never
+    reaches the sockets of the other: the shell of each Procfile line fills the default."""
+    line = procfile.service_lines(registry.get("chat"))[1].split(": ", 1)[1]
+    command = line.replace(".venv/bin/python -m services.chat", "printenv CHAT_REDIS_URL")
+    shell = {"PATH": os.environ["PATH"], **env}
+    done = subprocess.run(["sh", "-c", command], env=shell, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
 
 
 def test_stale_procfile_is_reported(

@@ -25,7 +25,7 @@ async def upstream(aiohttp_server: Any) -> tuple[str, Counter[int]]:
         return web.json_response({"status": code}, status=code)
 
     app = web.Application()
-    app.router.add_get("/status/{code}", answer)
+    app.router.add_route("*", "/status/{code}", answer)
     server = await aiohttp_server(app)
     return f"http://127.0.0.1:{server.port}", seen
 
@@ -68,5 +68,23 @@ async def test_other_4xx_are_replies_and_5xx_open_the_breaker(
                 await http.get("/status/500")
         assert seen[500] == 4  # a GET is tried twice
         assert http.breaker.state is BreakerState.OPEN
+    finally:
+        await http.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "tries"), [("POST", 1), ("PATCH", 1), ("PUT", 2), ("DELETE", 2)]
+)
+async def test_only_idempotent_methods_are_retried(
+    upstream: tuple[str, Counter[int]], method: str, tries: int
+) -> None:
+    """A POST that failed with a 5xx may have been applied: sending it again could do it
+    twice, so only GET/HEAD/PUT/DELETE/OPTIONS get a second attempt."""
+    url, seen = upstream
+    http = client(url)
+    try:
+        with pytest.raises(ServiceUnavailable):
+            await http.request(method, "/status/503", json={"n": 1})
+        assert seen[503] == tries
     finally:
         await http.close()

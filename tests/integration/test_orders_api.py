@@ -4,6 +4,7 @@ route's good and bad paths, the state machines, visibility, idempotency, content
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections import Counter
@@ -12,6 +13,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
+from prometheus_client import REGISTRY
 
 from lib.auth.principal import Role
 from services.catalog.app import create_app as catalog_app
@@ -106,6 +109,22 @@ async def post(client: Any, path: str, who: Caller) -> tuple[int, dict[str, Any]
     return resp.status, await resp.json()
 
 
+async def breaker_gauge(client: Any) -> float:
+    """circuit_breaker_state{service="orders", dependency="catalog"} as /metrics shows it."""
+    text = await (await client.get("/metrics")).text()
+    found = re.search(
+        r'^circuit_breaker_state\{dependency="catalog",service="orders"\} (\S+)$', text, re.M
+    )
+    assert found, text
+    return float(found.group(1))
+
+
+def nameless_orders() -> float:
+    return (
+        REGISTRY.get_sample_value("orders_created_without_name_total", {"service": "orders"}) or 0
+    )
+
+
 async def count(dsn: str, sql: str, *args: Any) -> int:
     conn = await asyncpg.connect(dsn)
     try:
@@ -116,7 +135,9 @@ async def count(dsn: str, sql: str, *args: Any) -> int:
 
 async def test_order_lifecycle_to_review(client: Any, world: dict[str, Any]) -> None:
     customer, p1, p2 = world["customer"], world["p1"], world["p2"]
+    nameless = nameless_orders()
     order = await create_order(client, customer, world["service"])
+    assert nameless_orders() == nameless + 1  # counted
     assert (order["status"], order["customer_id"], order["customer_name"]) == (
         "OPEN",
         str(customer.id),
@@ -469,6 +490,7 @@ async def test_catalog_down_opens_the_breaker_then_recovers(
     assert (await resp.json())["code"] == "CIRCUIT_OPEN"
     assert resp.headers["Retry-After"]
     assert elapsed < 0.05, elapsed
+    assert await breaker_gauge(client) == 1.0  # open
     await catalog_proxy.start(port)
     deadline = time.monotonic() + BREAKER_RESET + 5 * CATALOG_TIMEOUT
     while True:  # the half-open probe after reset_timeout closes it again
@@ -478,3 +500,53 @@ async def test_catalog_down_opens_the_breaker_then_recovers(
         assert resp.status == 503
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
+    assert await breaker_gauge(client) == 0.0  # closed again by the probe
+
+
+async def test_the_callers_token_and_request_id_reach_catalog_and_users(
+    aiohttp_server: Any, aiohttp_client: Any, orders_dsn: str, catalog_dsn: str
+) -> None:
+    """No service accounts: catalog and users are asked with the customer's own token and
+    the request's id, and the name users answers is snapshotted on the order."""
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    def note(request: web.Request) -> None:
+        headers = request.headers
+        seen.append((request.path, headers.get("Authorization"), headers.get("X-Request-ID")))
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        note(request)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    catalog_application = catalog_app(catalog_settings(catalog_dsn))
+    catalog_application.middlewares.insert(0, record)
+    catalog_server = await aiohttp_server(catalog_application)
+
+    async def user(request: web.Request) -> web.Response:
+        note(request)
+        return web.json_response({"data": {"first_name": "Ada", "last_name": "Lovelace"}})
+
+    users_application = web.Application()
+    users_application.router.add_get("/v1/users/{id}", user)
+    users_server = await aiohttp_server(users_application)
+    settings = orders_settings(
+        orders_dsn,
+        catalog_url=f"http://127.0.0.1:{catalog_server.port}",
+        users_url=f"http://127.0.0.1:{users_server.port}",
+    )
+    client = await aiohttp_client(create_app(settings))
+    customer, provider = caller(Role.CUSTOMER), caller(Role.PROVIDER)
+    service_id = await catalog_service(await aiohttp_client(catalog_server), provider.id)
+    seen.clear()
+    headers = {**customer.headers, "X-Request-ID": "forward-me-1"}
+    resp = await client.post("/v1/orders", json=order_body(service_id), headers=headers)
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["data"]["customer_name"] == "Ada Lovelace"
+    token = customer.headers["Authorization"]
+    assert (f"/v1/services/{service_id}", token, "forward-me-1") in seen
+    assert (f"/v1/users/{customer.id}", token, "forward-me-1") in seen
+    assert {path for path, _, _ in seen} == {
+        f"/v1/services/{service_id}",
+        f"/v1/users/{customer.id}",
+    }

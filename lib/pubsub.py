@@ -27,9 +27,12 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from lib import tracing
 from lib.logging import get_logger
 
 log = get_logger("lib.pubsub")
+# the publish span's attributes: the system only (a channel names a conversation)
+PUBLISH_SPAN = {"db.system.name": "redis", "messaging.operation.type": "publish"}
 Callback = Callable[[str, bytes], None]  # (channel, payload)
 
 PUBSUB_CONNECTED = Gauge(
@@ -161,14 +164,27 @@ class RedisPubSub:
 
     async def publish(self, channel: str, payload: bytes) -> None:
         """To every process; when Redis is unreachable, to this process's subscriber only.
-        A refused connection is tried once more: a pooled connection that died with a
-        Redis restart fails once, the next one is new (subscribers drop duplicates)."""
+        With tracing on, a `redis.publish` client span (failed when Redis did not take it)."""
+        with tracing.span("redis.publish", kind=tracing.CLIENT, attributes=PUBLISH_SPAN) as span:
+            error = await self._send(channel, payload)
+            if error is not None and span is not None:
+                tracing.fail(span, "REDIS_UNAVAILABLE")
+        if error is None:
+            return
+        PUBSUB_PUBLISH_FAILURES.labels(self.service).inc()
+        log.warning("pubsub_publish_failed", channel=channel, error=repr(error))
+        deliver(self.callbacks, channel, payload)
+
+    async def _send(self, channel: str, payload: bytes) -> Exception | None:
+        """Publish through Redis; the error when it could not. A refused connection is tried
+        once more: a pooled connection that died with a Redis restart fails once, the next
+        one is new (subscribers drop duplicates)."""
         error: Exception | None = None
         for attempt in (1, 2):
             try:
                 async with asyncio.timeout(self.confirm_timeout):  # a hung Redis: not us
                     await self.client.publish(channel, payload)
-                return
+                return None
             except (RedisConnectionError, ConnectionError) as exc:
                 error = exc
                 if attempt == 1:
@@ -176,9 +192,7 @@ class RedisPubSub:
             except (RedisError, OSError, TimeoutError) as exc:
                 error = exc
             break
-        PUBSUB_PUBLISH_FAILURES.labels(self.service).inc()
-        log.warning("pubsub_publish_failed", channel=channel, error=repr(error))
-        deliver(self.callbacks, channel, payload)
+        return error
 
     async def _drop(self) -> None:
         pubsub, self._pubsub = self._pubsub, None

@@ -14,8 +14,11 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from lib import tracing
 from lib.pubsub import LocalPubSub, RedisPubSub
 from tests.integration.chat_support import eventually
+from tests.integration.tracing_support import receiver  # noqa: F401  (the fixture)
+from tests.otlp_receiver import Receiver
 from tests.reliability.throwaway import RedisServer
 
 SERVICE = "pubsub-test"
@@ -128,3 +131,47 @@ async def test_in_process() -> None:
     await local.unsubscribe("c")
     await local.publish("c", b"z")
     assert inbox.queue.empty()
+
+
+async def test_each_redis_publish_is_a_client_span(
+    redis_server: RedisServer,
+    receiver: Receiver,  # noqa: F811  (the fixture)
+) -> None:
+    """Tracing on: a publish inside a sampled request is a `redis.publish` client span under
+    it, without the channel or payload; one Redis cannot take is marked failed; outside a
+    request no span is made."""
+    inbox = Inbox()
+    pubsub, client = await started(redis_server.url, inbox, "pubsub-trace-test")
+    try:
+        await pubsub.publish("t:secret-channel", b"no span: no request")
+        span, token = tracing.start_server_span("POST /probe", None)
+        try:
+            await pubsub.publish("t:secret-channel", b"payload-1")
+            redis_server.stop()
+            await pubsub.publish("t:secret-channel", b"payload-2")  # local only: failed span
+        finally:
+            tracing.end_span(span, token)
+        trace_id = f"{span.get_span_context().trace_id:032x}"
+        parent = f"{span.get_span_context().span_id:016x}"
+
+        def arrived(r: Receiver) -> bool:
+            return any(s.name == "POST /probe" for s in r.in_trace(trace_id))
+
+        await receiver.wait_for(arrived, "the probe's spans")
+        publishes = [s for s in receiver.in_trace(trace_id) if s.name == "redis.publish"]
+        assert len(publishes) == 2
+        assert {s.parent_id for s in publishes} == {parent}
+        assert {s.kind for s in publishes} == {3}  # SPAN_KIND_CLIENT
+        ok, failed = publishes if publishes[0].status_code == 0 else publishes[::-1]
+        assert ok.status_code == 0
+        assert failed.status_code == 2  # STATUS_CODE_ERROR
+        assert failed.attributes["error.type"] == "REDIS_UNAVAILABLE"
+        for s in publishes:
+            assert s.attributes["db.system.name"] == "redis"
+            assert "secret-channel" not in str(s.attributes)
+            assert "payload" not in str(s.attributes)
+        every = [s for s in receiver.spans if s.name == "redis.publish"]
+        assert len(every) == 2  # the publish outside the request made none
+    finally:
+        await pubsub.close()
+        await client.aclose()

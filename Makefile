@@ -8,7 +8,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-reliability test-unit migrate-up migrate-down migrate-status \
 	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
-	procfile swagger-deps deploy-gen up down logs
+	procfile swagger-deps deploy-gen up down logs mutate mutate-sample
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -43,6 +43,12 @@ test-reliability: install ## the full reliability suite (more fuzz cases, 60 s l
 
 test-unit: install ## unit tests only (no servers)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+mutate: install ## mutation testing (mutmut) of [tool.mutmut]'s modules; per-module kill rates (docs/mutation.md)
+	$(PY) -m tools.mutation run
+
+mutate-sample: install ## the bounded CI sample: a fixed-seed few mutants per module, each must be killed
+	$(PY) -m tools.mutation sample
 
 check-db:
 	@test -n "$(db)" || { echo "usage: make $(MAKECMDGOALS) db=<departments|users|points|catalog|orders|chat>"; exit 2; }

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import psycopg
 
+from lib import registry
 from lib.auth.passwords import hash_password
 from tools import migrate
 from tools.databases import database_name, get_database
@@ -334,10 +335,18 @@ SEEDERS = (
 
 
 def main() -> int:
-    for db, seed, total in SEEDERS:
+    """Migrate the database of every built service (orders and chat have no seed data, but
+    `make run` starts them), then load the seed data of those that have some."""
+    seeders = {db: (seed, total) for db, seed, total in SEEDERS}
+    databases = [s.database for s in registry.built_services()]
+    for db in [*seeders, *(d for d in databases if d not in seeders)]:
         dsn = get_database(db).dsn()
         try:
             migrate.up(db, dsn)
+            if db not in seeders:
+                print(f"{db}: migrated, no seed data")
+                continue
+            seed, total = seeders[db]
             inserted = seed(dsn)
         except Exception as exc:  # one clear line for the Makefile user, not a traceback
             print(f"seed: {db}: {exc}", file=sys.stderr)

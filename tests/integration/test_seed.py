@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -14,6 +15,8 @@ from tests.servers import DatabaseFactory
 from tools import seed
 from tools.databases import database_name
 from tools.dbadmin import mysql_connect, psycopg_dsn
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # name -> points, from the seed table of docs/api.md ("users")
 POINTS = {
@@ -37,6 +40,8 @@ def seeded(databases: DatabaseFactory) -> Iterator[dict[str, str]]:
         "users": databases.create("seed_users", "postgresql"),
         "points": databases.create("seed_points", "mysql"),
         "catalog": databases.create("seed_catalog", "postgresql"),
+        "orders": databases.create("seed_orders", "postgresql"),
+        "chat": databases.create("seed_chat", "postgresql"),
     }
     with pytest.MonkeyPatch.context() as mp:
         for db, dsn in dsns.items():
@@ -65,8 +70,21 @@ def test_running_twice_inserts_nothing_new(
         monkeypatch.setenv(f"{db.upper()}_DATABASE_URL", dsn)
     assert seed.main() == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["departments", "users", "points", "catalog"]
-    assert all(", 0 inserted," in line for line in lines), lines
+    assert [line.split(":")[0] for line in lines] == [
+        "departments", "users", "points", "catalog", "orders", "chat"
+    ]  # fmt: skip
+    assert all(", 0 inserted," in line for line in lines[:4]), lines
+    assert lines[4:] == ["orders: migrated, no seed data", "chat: migrated, no seed data"]
+
+
+def test_every_started_service_has_its_tables(seeded: dict[str, str]) -> None:
+    """`make run` starts orders and chat too: the seed migrates their databases (a fresh
+    machine had none, and both services waited for them forever)."""
+    for db, table in (("orders", "orders"), ("chat", "messages"), ("catalog", "services")):
+        assert pg_rows(seeded[db], f"SELECT count(*) FROM {table}")[0][0] >= 0
+        applied = pg_rows(seeded[db], "SELECT count(*) FROM _yoyo_migration")[0][0]
+        ups = [p for p in (ROOT / "migrations" / db).glob("*.sql") if ".rollback." not in p.name]
+        assert applied == len(ups), db
 
 
 def test_departments(seeded: dict[str, str]) -> None:

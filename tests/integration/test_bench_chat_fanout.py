@@ -4,28 +4,13 @@ between `make bench` runs."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from bench import chat_fanout
 from tests.servers import Servers
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "chat_fanout.py"
-
-
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_chat_fanout", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_chat_fanout_bench_smoke(
@@ -33,7 +18,7 @@ def test_chat_fanout_bench_smoke(
 ) -> None:
     dsn = migrated_db("chat")
     argv = ["--sockets", "6", "--seconds", "0.5", "--idle", "20", "--drain", "5"]
-    figures = load_bench().main([*argv, "--dsn", dsn, "--redis", servers.redis_url])
+    figures = chat_fanout.main([*argv, "--dsn", dsn, "--redis", servers.redis_url])
 
     assert figures["sockets"] == 6
     for name in ("two", "one"):

@@ -4,26 +4,12 @@ databases) and its figures are the ones it claims: so the benchmark cannot rot b
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "orders_flow.py"
-
-
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_orders_flow", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from bench import orders_flow
 
 
 def test_orders_flow_bench_smoke(
@@ -31,7 +17,7 @@ def test_orders_flow_bench_smoke(
 ) -> None:
     dsns = [migrated_db(db) for db in ("users", "catalog", "orders", "points")]
     argv = ["--seconds", "1", "--rounds", "1", "--concurrency", "2", "--dsns", *dsns]
-    figures = load_bench().main(argv)
+    figures = orders_flow.main(argv)
 
     assert figures["failed"] == []
     assert figures["stories"]["nginx"] > 0

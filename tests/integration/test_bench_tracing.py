@@ -4,26 +4,12 @@ when on, and every ratio is a real measurement - so the benchmark cannot rot."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "tracing_overhead.py"
-
-
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_tracing_overhead", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from bench import tracing_overhead
 
 
 def test_tracing_overhead_bench_smoke(
@@ -31,7 +17,7 @@ def test_tracing_overhead_bench_smoke(
 ) -> None:
     dsn = migrated_db("departments")
     argv = ["--rounds", "1", "--seconds", "1", "--inproc-reps", "1", "--inproc-requests", "20"]
-    figures = load_bench().main([*argv, "--dsn", dsn])
+    figures = tracing_overhead.main([*argv, "--dsn", dsn])
 
     variants = {"before", "off", "on", "on 1/10"}
     assert set(figures["rps"]) == set(figures["cpu_us"]) == variants

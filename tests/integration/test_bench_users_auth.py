@@ -3,28 +3,13 @@ its figures are the ones it claims: so the benchmark cannot rot between `make be
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from bench import users_auth
 from services.users.settings import UsersSettings
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "users_auth.py"
-
-
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_users_auth", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_users_auth_bench_smoke(
@@ -33,7 +18,7 @@ def test_users_auth_bench_smoke(
     dsn = migrated_db("users")
     argv = ["--seconds", "0.5", "--rounds", "1", "--concurrency", "2", "--hashes", "3",
             "--dsn", dsn]  # fmt: skip
-    figures = load_bench().main(argv)
+    figures = users_auth.main(argv)
 
     defaults = UsersSettings.model_fields
     assert figures["argon2"] == {

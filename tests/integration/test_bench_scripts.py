@@ -1,0 +1,74 @@
+"""The older benchmark scripts of `make bench` (codegen_overhead, row_class, points_client,
+users_list) run as `make bench` runs them, in a few seconds each, against this run's
+servers, and print every figure they promise as a number: none rots between full runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.servers import Servers
+
+ROOT = Path(__file__).resolve().parents[2]
+NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
+ROW_CLASSES = (
+    r"dataclass", r"dataclass\(slots\)", r"dataclass\(frozen\)", r"dataclass\(frozen, slots\)",
+    r"dict",
+)  # fmt: skip
+# script, its shortest arguments, the lines it must print (each with its figures)
+SCRIPTS = {
+    "codegen_overhead": (
+        ["--rounds", "1"],
+        [
+            rf"asyncpg  get by id .* ratio {NUMBER}",
+            rf"asyncpg  list 100 rows .* ratio {NUMBER}",
+            rf"aiomysql get by id .* ratio {NUMBER}",
+            rf"aiomysql list 100 rows \(IN slice\) .* ratio {NUMBER}",
+        ],
+    ),
+    "row_class": (
+        [],
+        [rf"^{name} +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}$" for name in ROW_CLASSES],
+    ),
+    "points_client": (
+        ["--rounds", "1", "--calls", "10"],
+        [
+            rf"pooled +{NUMBER} µs/call",
+            rf"new channel +{NUMBER} µs/call",
+            rf"pooled / new channel = {NUMBER}",
+            rf"upb +{NUMBER} / +{NUMBER} µs",
+        ],
+    ),
+    "users_list": (
+        ["--rounds", "1"],
+        [
+            rf"sequential +{NUMBER} ms",
+            rf"two connections +{NUMBER} ms +ratio to sequential {NUMBER}",
+            rf"one connection +{NUMBER} ms +ratio to sequential {NUMBER}",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_bench_script_prints_its_figures(script: str, servers: Servers) -> None:
+    argv, expected = SCRIPTS[script]
+    env = {
+        **os.environ,
+        "BENCH_PG": servers.pg_dsn.rsplit("/", 1)[0],
+        "BENCH_MYSQL": servers.mysql_dsn.rsplit("/", 1)[0],
+    }
+    done = subprocess.run(
+        [sys.executable, f"bench/{script}.py", *argv],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for pattern in expected:
+        found = re.search(pattern, done.stdout, re.M)
+        assert found, (pattern, done.stdout)
+        assert all(float(value) > 0 for value in found.groups()), found.group(0)

@@ -97,12 +97,17 @@ def hub_ctx(settings: ChatSettings) -> Callable[[web.Application], AsyncIterator
     return ctx
 
 
-async def order_parties(request: web.Request, order_id: uuid.UUID) -> OrderParties | None:
-    """What orders says of the order to this caller (cached briefly); 503 when it is down."""
+async def order_parties(
+    request: web.Request, order_id: uuid.UUID, admits: Callable[[OrderParties | None], bool]
+) -> OrderParties | None:
+    """What orders says of the order to this caller (cached briefly); 503 when it is down.
+    A cached answer that `admits` refuses is asked again: it may predate the order or the
+    offer the caller comes for (a customer starting a conversation with a provider whose
+    offer is seconds old), and a refusal must not outlive what it was based on."""
     key = (authenticated(request).user_id, order_id)
     cache = request.app[PARTIES]
     found, parties = cache.get(key)
-    if not found:
+    if not found or not admits(parties):
         parties = await request.app[ORDERS].parties(order_id, caller=request)
         cache.put(key, parties)
     return parties

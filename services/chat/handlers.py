@@ -14,6 +14,7 @@ import uuid
 from aiohttp import web
 
 from lib.auth.principal import Principal
+from lib.clients.orders import OrderParties
 from lib.db.runtime import PgConn
 from lib.errors import FieldError, NotFound, ValidationFailed
 from lib.http.body import parse_body
@@ -105,10 +106,19 @@ async def create_conversation(request: web.Request) -> web.Response:
             return one(found)
 
         return await idempotent(idem_q)(answer)(request)  # the key remembers this 200
-    parties = await order_parties(request, body.order_id)
+
+    def admits(parties: OrderParties | None) -> bool:
+        return (
+            parties is not None
+            and principal.user_id in (parties.customer_id, body.provider_id)
+            and body.provider_id in parties.providers
+            and body.provider_id != parties.customer_id
+        )
+
+    parties = await order_parties(request, body.order_id, admits)
     if parties is None or principal.user_id not in (parties.customer_id, body.provider_id):
         raise NotFound(f"no such order: order_id {body.order_id}")
-    if body.provider_id not in parties.providers or body.provider_id == parties.customer_id:
+    if not admits(parties):
         raise NotFound(f"no offer on this order from provider_id {body.provider_id}")
     customer_id = parties.customer_id
 

@@ -12,7 +12,8 @@ import pytest
 from tests.e2e.service_process import Service
 from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tests.reliability import figures
-from tests.reliability.stack import common_env, start, users_env
+from tests.reliability.stack import ACQUIRE_TIMEOUT, POOL_MAX, common_env, start, users_env
+from tests.servers import Servers
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -34,7 +35,7 @@ def departments_dsn(migrated_db: Callable[[str], str]) -> str:
 
 @pytest.fixture(scope="module")
 async def departments(departments_dsn: str, logs: Path) -> AsyncIterator[Service]:
-    env = common_env("departments", departments_dsn, DB_POOL_MAX="4")
+    env = common_env("departments", departments_dsn, DB_POOL_MAX=POOL_MAX)
     service = await start("departments", env, logs / "departments.log")
     yield service
     service.stop()
@@ -59,7 +60,7 @@ async def users(
     mails go to an SMTP server (here a sink), pictures to a directory of this run."""
     env = users_env(
         users_dsn,
-        DB_POOL_MAX="4",
+        DB_POOL_MAX=POOL_MAX,
         DEPARTMENTS_URL=departments.url,
         STORAGE_DIR=str(logs / "storage"),
         SMTP_HOST="127.0.0.1",
@@ -78,8 +79,13 @@ def points_dsn(migrated_db: Callable[[str], str]) -> str:
 
 
 @pytest.fixture(scope="module")
-async def catalog(migrated_db: Callable[[str], str], logs: Path) -> AsyncIterator[Service]:
-    env = common_env("catalog", migrated_db("catalog"), DB_POOL_MAX="4")
+def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("catalog")
+
+
+@pytest.fixture(scope="module")
+async def catalog(catalog_dsn: str, logs: Path) -> AsyncIterator[Service]:
+    env = common_env("catalog", catalog_dsn, DB_POOL_MAX=POOL_MAX)
     service = await start("catalog", env, logs / "catalog.log")
     yield service
     service.stop()
@@ -99,11 +105,38 @@ async def orders(
     env = common_env(
         "orders",
         orders_dsn,
-        DB_POOL_MAX="4",
+        DB_POOL_MAX=POOL_MAX,
+        DB_ACQUIRE_TIMEOUT=str(ACQUIRE_TIMEOUT),
         ORDERS_CATALOG_URL=catalog.url,
         ORDERS_USERS_URL=users.url,
         ORDERS_POINTS_GRPC_ADDR="",
     )
     service = await start("orders", env, logs / "orders.log")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def chat_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("chat")
+
+
+@pytest.fixture(scope="module")
+async def chat(
+    chat_dsn: str, orders: Service, servers: Servers, redis_prefix: str, logs: Path
+) -> AsyncIterator[Service]:
+    """Chat as deployed: the participants of a conversation read from the real orders (with
+    the caller's token), messages fanned out through the test Redis on channels under the
+    run's prefix (Redis is shared and never flushed)."""
+    env = common_env(
+        "chat",
+        chat_dsn,
+        DB_POOL_MAX=POOL_MAX,
+        DB_ACQUIRE_TIMEOUT=str(ACQUIRE_TIMEOUT),
+        CHAT_ORDERS_URL=orders.url,
+        REDIS_URL=servers.redis_url,
+        CHAT_CHANNEL_PREFIX=f"{redis_prefix}chat:",
+    )
+    service = await start("chat", env, logs / "chat.log")
     yield service
     service.stop()

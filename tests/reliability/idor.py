@@ -2,8 +2,8 @@
 takes an id, called by someone who is not allowed near that resource (another customer, a
 provider with nothing to do with it, a provider of the same service once the order is
 taken) → 404 exactly as for an id that does not exist, and every table unchanged (read
-back). Lists never show it either. A picture URL altered in any part → 403. Chat is not
-covered here yet."""
+back). Lists never show it either. A picture URL altered in any part → 403. Chat: another
+user's conversation and its messages on every route, the WebSocket handshake included."""
 
 from __future__ import annotations
 
@@ -21,7 +21,16 @@ from tests.integration.orders_support import offer_body
 from tests.integration.users_support import make_user
 from tests.reliability import figures
 from tests.reliability.readback import fingerprint
-from tests.reliability.world import Actor, Orders, actor, call, catalog_service
+from tests.reliability.world import (
+    Actor,
+    Orders,
+    actor,
+    call,
+    catalog_service,
+    talk,
+    ws_handshake,
+    ws_url,
+)
 
 PROBLEM = "application/problem+json"
 PNG = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + b"\x00" * 17
@@ -194,7 +203,7 @@ async def users_sweep(users: Service, users_dsn: str) -> None:
     provider = actor(Role.PROVIDER, await make_user(users_dsn, Role.PROVIDER))
     intruders = (other, provider)
     async with aiohttp.ClientSession() as http:
-        urls = {}
+        urls, versions = {}, {}
         for who in (victim, other):
             form = aiohttp.FormData()
             form.add_field("image", PNG, filename="p.png", content_type="image/png")
@@ -203,7 +212,9 @@ async def users_sweep(users: Service, users_dsn: str) -> None:
                 assert resp.status == 204, await resp.text()
             me = await call(http, "GET", f"{users.url}/v1/users/me", who, 200)
             urls[who.id] = me["data"]["picture_url"]
-        version = (("If-Match", f'"{me["data"]["version"]}"'),)
+            versions[who.id] = me["data"]["version"]
+        # the victim's own version: a refusal must come from who asks, not from a stale ETag
+        version = (("If-Match", f'"{versions[victim.id]}"'),)
         victim_id = str(victim.id)
         attempts = [
             Attempt("GET", "/v1/users/{id}", victim_id, intruders),
@@ -235,8 +246,97 @@ async def users_sweep(users: Service, users_dsn: str) -> None:
             assert resp.status == 200  # the control: the URL as given works
             assert await resp.read() == PNG
         assert await fingerprint(users_dsn) == before, "a refused request changed the data"
+        # the control: the very If-Match of the sweep lets the victim change their profile
+        await call(http, "PATCH", f"{users.url}/v1/users/{victim_id}", victim, 200,
+                   {"first_name": "Still Me"}, **dict(version))  # fmt: skip
     figures.add("IDOR attempts refused (404, nothing changed)", refused)
     figures.add("tampered picture URLs refused (403)", len(tampered) + 1)
+
+
+async def chat_sweep(chat: Service, orders: Service, catalog: Service, chat_dsn: str) -> None:
+    """A conversation between a customer and a provider, with messages; another customer, a
+    provider with nothing to do with the order, and a rival provider with an offer (and a
+    conversation of its own) on the very same order each try every chat route on it, the
+    WebSocket handshake included: 404, as for an unknown id; nothing stored."""
+    customer, provider, other_customer = (actor(r) for r in (Role.CUSTOMER, Role.PROVIDER,
+                                                             Role.CUSTOMER))  # fmt: skip
+    stranger, rival = actor(Role.PROVIDER), actor(Role.PROVIDER)
+    everyone = (other_customer, stranger, rival)
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url, provider, rival)
+        victim = await talk(Orders(http, orders.url, service_id, customer, provider), chat.url)
+        first = await victim.post(customer, "The door code is 4711")
+        last = await victim.post(provider, "Noted, see you at nine")
+        rivals = await talk(
+            Orders(http, orders.url, service_id, customer, rival), chat.url, victim.order_id
+        )
+        pwned = {"body": "pwned"}
+        attempts = [
+            Attempt("GET", "/v1/conversations/{id}", victim.id, everyone),
+            Attempt("GET", "/v1/conversations/{id}/messages", victim.id, everyone),
+            Attempt(
+                "GET",
+                "/v1/conversations/{id}/messages?after=" + first["data"]["cursor"],
+                victim.id,
+                everyone,
+            ),
+            Attempt(
+                "GET",
+                "/v1/conversations/{id}/messages?before=" + last["data"]["cursor"],
+                victim.id,
+                everyone,
+            ),
+            Attempt("POST", "/v1/conversations/{id}/messages", victim.id, everyone, pwned),
+            Attempt(
+                "POST",
+                "/v1/conversations/{id}/messages",
+                victim.id,
+                everyone,
+                pwned,
+                (("Idempotency-Key", f"idor-{uuid.uuid4().hex}"),),
+            ),
+            Attempt("GET", "/v1/conversations/{id}/ws", victim.id, everyone),  # no upgrade
+            # the right people, the wrong pairing: the provider on the rival's conversation
+            Attempt("GET", "/v1/conversations/{id}", rivals.id, (provider,)),
+            Attempt("GET", "/v1/conversations/{id}/messages", rivals.id, (provider,)),
+            Attempt("POST", "/v1/conversations/{id}/messages", rivals.id, (provider,), pwned),
+        ]
+        before = await fingerprint(chat_dsn)
+        refused = await sweep(http, chat.url, attempts)
+        # the handshake proper (Upgrade: websocket, the token as a subprotocol)
+        handshakes = [(who, victim.id) for who in everyone] + [(provider, rivals.id)]
+        for who, target in handshakes:
+            token = who.headers["Authorization"].removeprefix("Bearer ")
+            assert await ws_handshake(http, ws_url(chat.url, target), token) == 404, who
+            assert await ws_handshake(http, ws_url(chat.url, str(uuid.uuid4())), token) == 404
+            refused += 1
+        # starting the victim's conversation again, or one on the victim's order for oneself
+        starts = [(who, str(provider.id)) for who in everyone] + [(stranger, str(stranger.id))]
+        for who, provider_id in starts:
+            for order_id in (victim.order_id, str(uuid.uuid4())):
+                body = {"order_id": order_id, "provider_id": provider_id}
+                answer = await call(http, "POST", f"{chat.url}/v1/conversations", who, 404, body)
+                assert answer["status"] == 404, answer
+            refused += 1
+        assert await fingerprint(chat_dsn) == before, "a refused request changed the data"
+        for who in everyone:
+            seen = await listed_ids(http, f"{chat.url}/v1/conversations", who)
+            assert victim.id not in seen, who
+        assert await listed_ids(http, f"{chat.url}/v1/conversations", rival) == {rivals.id}
+        # the controls: the participants still reach all of it, the socket included
+        assert await listed_ids(http, f"{chat.url}/v1/conversations", customer) == {
+            victim.id,
+            rivals.id,
+        }
+        assert [m["body"] for m in await victim.messages(provider)] == [
+            "The door code is 4711",
+            "Noted, see you at nine",
+        ]
+        for who in (customer, provider):
+            token = who.headers["Authorization"].removeprefix("Bearer ")
+            assert await ws_handshake(http, ws_url(chat.url, victim.id), token) == 101
+    figures.add("IDOR attempts refused (404, nothing changed)", refused)
+    figures.add("IDOR attempts refused (404, nothing changed): chat", refused)
 
 
 def tampered_urls(victim: str, other: str) -> list[str]:

@@ -17,6 +17,10 @@ from tests.integration.auth_support import KEYS
 from tests.servers import RUN_ID, free_port
 
 PASSWORD = "reliability-pass-7Qz!"  # what the run's users log in with: must never be logged
+# every service of the suite: a pool this small is what "3 x the pool" of test_capacity.py
+# goes past; a request that cannot get a connection within ACQUIRE_TIMEOUT answers 503
+POOL_MAX = "4"
+ACQUIRE_TIMEOUT = 2.0
 ENCRYPTION_KEY = base64.b64encode(b"r" * 32).decode()
 
 # this run's own rate-limit keys: runs sharing one Redis never meet in a bucket

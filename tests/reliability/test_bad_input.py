@@ -5,16 +5,21 @@ unicode edge cases) are stored and read back byte for byte."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
+import pytest
 
 from lib.auth.principal import Role
 from tests.e2e.service_process import Service
+from tests.integration.orders_support import order_body
 from tests.integration.users_support import make_user
 from tests.reliability import figures
 from tests.reliability.readback import fingerprint
 from tests.reliability.stack import bearer, operations, spec_of
+from tests.reliability.world import Orders, actor, call, catalog_service, talk, ws_url
 
 PROBLEM = "application/problem+json"
 JSON = {"Content-Type": "application/json"}
@@ -61,7 +66,32 @@ async def refused(http: aiohttp.ClientSession, method: str, url: str, **kw: Any)
         return resp.status
 
 
-async def bad_bodies_everywhere(service: Service, dsn: str) -> None:
+# what a refused *body* answers: not 401/403/404/409/412, which come before the body is read
+# and would prove nothing about it
+BODY_REFUSALS = {400, 413, 415}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a write route's bad bodies go: a concrete path (a REAL row for an {id} route)
+    and the headers of a caller allowed to write there (with the row's If-Match)."""
+
+    path: str
+    headers: dict[str, str]
+
+
+def if_match(row: dict[str, Any]) -> dict[str, str]:
+    return {"If-Match": f'"{row["version"]}"'}
+
+
+async def bad_bodies_everywhere(
+    service: Service, dsn: str, targets: dict[tuple[str, str], Target] | None = None
+) -> None:
+    """Every BAD_BODIES case on every JSON write of the document, each refused as a body
+    (400/413/415) and the database unchanged. `targets`: per (METHOD, path template), the
+    real row and caller; every route with an {id} must have one, the others default to an
+    ADMIN on the path as is."""
+    targets = targets or {}
     document = await spec_of(service)
     writes = [
         (method, path)
@@ -69,24 +99,29 @@ async def bad_bodies_everywhere(service: Service, dsn: str) -> None:
         if method in {"POST", "PUT", "PATCH"} and "application/json" in str(op.get("requestBody"))
     ]
     assert writes
+    missing = [w for w in writes if "{" in w[1] and w not in targets]
+    assert not missing, f"no real row for these routes: {missing}"
+    assert set(targets) <= set(writes), set(targets) - set(writes)
     before = await fingerprint(dsn)
     sent = 0
     async with aiohttp.ClientSession() as http:
         for method, path in writes:
-            for _what, body, headers in BAD_BODIES:
-                headers = {**headers, **bearer(Role.ADMIN), "If-Match": '"1"'}
-                await refused(
-                    http, method, service.url + concrete(path), data=body, headers=headers
-                )
+            target = targets.get((method, path), Target(path, bearer(Role.ADMIN)))
+            url = service.url + target.path
+            for what, body, headers in BAD_BODIES:
+                headers = {"If-Match": '"1"', **headers, **target.headers}
+                status = await refused(http, method, url, data=body, headers=headers)
+                assert status in BODY_REFUSALS, (what, method, path, status)
                 sent += 1
             # a header far beyond any limit: refused before any handler runs
-            status = await _huge_header(http, method, service.url + concrete(path))
+            status = await _huge_header(http, method, url)
             assert 400 <= status < 500, status
             sent += 1
         async with http.get(f"{service.url}/health") as resp:
             assert resp.status == 200
     assert await fingerprint(dsn) == before, "a refused request changed the database"
     figures.add("bad inputs refused (4xx, nothing changed)", sent)
+    figures.add(f"bad inputs refused (4xx, nothing changed): {service.log.stem}", sent)
 
 
 async def _huge_header(http: aiohttp.ClientSession, method: str, url: str) -> int:
@@ -97,11 +132,99 @@ async def _huge_header(http: aiohttp.ClientSession, method: str, url: str) -> in
 async def test_bad_bodies_on_every_departments_write(
     departments: Service, departments_dsn: str
 ) -> None:
-    await bad_bodies_everywhere(departments, departments_dsn)
+    admin = actor(Role.ADMIN)
+    async with aiohttp.ClientSession() as http:
+        made = await call(http, "POST", f"{departments.url}/v1/departments", admin, 201,
+                          {"name": f"Bad {uuid.uuid4().hex[:8]}", "address": "1 Main"})  # fmt: skip
+    row = made["data"]
+    targets = {
+        ("PATCH", "/v1/departments/{id}"): Target(
+            f"/v1/departments/{row['id']}", {**admin.headers, **if_match(row)}
+        )
+    }
+    await bad_bodies_everywhere(departments, departments_dsn, targets)
 
 
 async def test_bad_bodies_on_every_users_write(users: Service, users_dsn: str) -> None:
-    await bad_bodies_everywhere(users, users_dsn)
+    """A real user's profile, PATCHed by the user themself with their own If-Match."""
+    me = actor(Role.CUSTOMER, await make_user(users_dsn, Role.CUSTOMER))
+    async with aiohttp.ClientSession() as http:
+        row = (await call(http, "GET", f"{users.url}/v1/users/me", me, 200))["data"]
+    targets = {
+        ("PATCH", "/v1/users/{id}"): Target(
+            f"/v1/users/{row['id']}", {**me.headers, **if_match(row)}
+        )
+    }
+    await bad_bodies_everywhere(users, users_dsn, targets)
+
+
+async def test_bad_bodies_on_every_catalog_write(catalog: Service, catalog_dsn: str) -> None:
+    """Each PATCH on a real type, category, subcategory and service of the catalog."""
+    admin = actor(Role.ADMIN)
+    tag = uuid.uuid4().hex[:8]
+    rows: dict[str, dict[str, Any]] = {}
+    async with aiohttp.ClientSession() as http:
+
+        async def make(collection: str, body: dict[str, Any]) -> str:
+            made = await call(http, "POST", f"{catalog.url}/v1/{collection}", admin, 201, body)
+            rows[collection] = made["data"]
+            return str(made["data"]["id"])
+
+        kind = await make("category-types", {"name": f"Bad {tag}"})
+        category = await make("categories", {"type_id": kind, "name": "Bad input"})
+        sub = await make("subcategories", {"category_id": category, "name": "Bad bodies"})
+        await make("services", {"subcategory_id": sub, "name": "Refusing", "base_price": "1.00"})
+    targets = {
+        ("PATCH", f"/v1/{collection}/{{id}}"): Target(
+            f"/v1/{collection}/{row['id']}", {**admin.headers, **if_match(row)}
+        )
+        for collection, row in rows.items()
+    }
+    await bad_bodies_everywhere(catalog, catalog_dsn, targets)
+
+
+async def test_bad_bodies_on_every_orders_write(
+    orders: Service, catalog: Service, orders_dsn: str
+) -> None:
+    """Each write as the caller who may make it, on real rows: the customer's own OPEN order
+    (its If-Match), an offer on it by a provider of its service, the review of a completed
+    job of the customer."""
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url, provider)
+        steps = Orders(http, orders.url, service_id, customer, provider)
+        order = await steps.order()
+        done = await steps.job("COMPLETED")
+    targets = {
+        ("POST", "/v1/orders"): Target("/v1/orders", customer.headers),
+        ("PATCH", "/v1/orders/{id}"): Target(
+            f"/v1/orders/{order['id']}", {**customer.headers, **if_match(order)}
+        ),
+        ("POST", "/v1/orders/{id}/offers"): Target(
+            f"/v1/orders/{order['id']}/offers", provider.headers
+        ),
+        ("POST", "/v1/jobs/{id}/review"): Target(f"/v1/jobs/{done['id']}/review", customer.headers),
+    }
+    await bad_bodies_everywhere(orders, orders_dsn, targets)
+
+
+async def test_bad_bodies_on_every_chat_write(
+    chat: Service, orders: Service, catalog: Service, chat_dsn: str
+) -> None:
+    """The conversation create as the order's customer, and the message post on a real
+    conversation as its customer."""
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url, provider)
+        conversation = await talk(Orders(http, orders.url, service_id, customer, provider),
+                                  chat.url)  # fmt: skip
+    targets = {
+        ("POST", "/v1/conversations"): Target("/v1/conversations", customer.headers),
+        ("POST", "/v1/conversations/{id}/messages"): Target(
+            f"/v1/conversations/{conversation.id}/messages", customer.headers
+        ),
+    }
+    await bad_bodies_everywhere(chat, chat_dsn, targets)
 
 
 async def test_bad_fields_and_query_values_on_departments(
@@ -132,6 +255,8 @@ async def test_bad_fields_and_query_values_on_departments(
         {"limit": "\u0000"},
     ]
     async with aiohttp.ClientSession() as http:
+        async with http.get(url, params={"limit": "1"}) as r:
+            earlier = (await r.json())["meta"]["total"]  # other tests of the module made some
         async with http.post(url, json={"name": "Anchor", "address": "1 Main"}, headers=admin) as r:
             assert r.status == 201
             anchor = await r.json()
@@ -158,7 +283,7 @@ async def test_bad_fields_and_query_values_on_departments(
             assert (back["name"], back["address"]) == (text, text)
         async with http.get(url, params={"limit": "100"}) as r:
             listed = await r.json()
-        assert listed["meta"]["total"] == 1 + len(SQL_META) + len(UNICODE_EDGES)
+        assert listed["meta"]["total"] == earlier + 1 + len(SQL_META) + len(UNICODE_EDGES)
     figures.add(
         "bad inputs refused (4xx, nothing changed)", 2 * len(refused_bodies) + len(bad_queries)
     )
@@ -185,3 +310,152 @@ async def test_sql_metacharacters_in_users_search_are_literal(
                 await refused(http, "GET", url, params={"orderby": orderby}, headers=moderator)
                 == 400
             )
+
+
+# message bodies of chat: each refused over HTTP (4xx problem+json) and nothing stored
+BAD_MESSAGES: list[tuple[str, bytes, dict[str, str]]] = [
+    ("malformed JSON", b'{"body": "hello",', JSON),
+    ("wrong content type", b'{"body": "hello"}', {"Content-Type": "text/plain"}),
+    ("form content type", b"body=hello", {"Content-Type": "application/x-www-form-urlencoded"}),
+    ("no content type", b'{"body": "hello"}', {"Content-Type": ""}),
+    ("NUL escaped", b'{"body": "a\\u0000b"}', JSON),
+    ("NUL raw", b'{"body": "a\x00b"}', JSON),
+    ("bell", b'{"body": "ring \\u0007"}', JSON),
+    ("invalid UTF-8", b'{"body": "caf\xe9 \xff\xfe"}', JSON),
+    ("lone surrogate", b'{"body": "\\udc00 x"}', JSON),
+    ("empty", b'{"body": ""}', JSON),
+    ("blank", b'{"body": " \\n\\t \\r\\n "}', JSON),
+    ("4001 code points", b'{"body": "' + "é".encode() * 4001 + b'"}', JSON),
+    ("huge", b'{"body": "' + b"x" * (2 * 1024 * 1024) + b'"}', JSON),
+    ("not a string", b'{"body": 42}', JSON),
+    ("null", b'{"body": null}', JSON),
+    ("a list", b'{"body": ["hello"]}', JSON),
+    ("no body field", b"{}", JSON),
+]
+BAD_FRAMES = [  # the same over the WebSocket: an error frame, nothing stored
+    '{"type": "send", "body": "a\\u0000b"}',
+    '{"type": "send", "body": "   "}',
+    '{"type": "send", "body": "' + "x" * 4001 + '"}',
+    '{"type": "send", "body": 42}',
+    '{"type": "send"',
+    '{"type": "shout", "body": "hello"}',
+]
+
+
+async def test_bad_message_bodies_store_nothing(
+    chat: Service, orders: Service, catalog: Service, chat_dsn: str
+) -> None:
+    """Each bad message body on a real conversation, by its participant, over HTTP and over
+    the WebSocket: refused (4xx problem+json / an error frame), nothing stored (every table
+    fingerprinted, the messages read back); then a good one (the control) is stored and
+    pushed, 4000 code points of it included."""
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url, provider)
+        conversation = await talk(Orders(http, orders.url, service_id, customer, provider),
+                                  chat.url)  # fmt: skip
+        await conversation.post(customer, "before")
+        before = await fingerprint(chat_dsn)
+        url = f"{chat.url}/v1/conversations/{conversation.id}/messages"
+        for what, body, headers in BAD_MESSAGES:
+            for key in ({}, {"Idempotency-Key": uuid.uuid4().hex}):
+                sent = {**headers, **customer.headers, **key}
+                status = await refused(http, "POST", url, data=body, headers=sent)
+                assert status in BODY_REFUSALS, (what, status)
+        # a field of the server's: 403 naming it (mass assignment)
+        smuggled = {"body": "hello", "author_id": str(provider.id)}
+        async with http.post(url, json=smuggled, headers=customer.headers) as r:
+            answer = await r.json(content_type=None)
+            assert (r.status, r.content_type) == (403, PROBLEM), answer
+            assert [e["field"] for e in answer["errors"]] == ["author_id"], answer
+        token = customer.headers["Authorization"].removeprefix("Bearer ")
+        socket = await http.ws_connect(
+            ws_url(chat.url, conversation.id), protocols=("fixup.bearer", token)
+        )
+        async with socket:
+            for frame in BAD_FRAMES:
+                await socket.send_str(frame)
+                answer = await socket.receive_json(timeout=10)
+                assert answer["type"] == "error", (frame, answer)
+                assert answer["error"]["status"] == 400, (frame, answer)
+            assert await fingerprint(chat_dsn) == before, "a refused message changed the data"
+            assert [m["body"] for m in await conversation.messages()] == ["before"]
+            # the controls: good bodies are stored, read back exactly and pushed
+            longest = "é" * 4000
+            await socket.send_str(orjson.dumps({"type": "send", "body": longest}).decode())
+            pushed = await socket.receive_json(timeout=10)
+            assert (pushed["type"], pushed["data"]["body"]) == ("message", longest)
+        await conversation.post(provider, "  after\ttab  ")
+        bodies = [m["body"] for m in await conversation.messages()]
+        assert bodies == ["before", longest, "after\ttab"]
+    figures.add(
+        "bad inputs refused (4xx, nothing changed)", 2 * len(BAD_MESSAGES) + len(BAD_FRAMES) + 1
+    )
+    figures.add("bad chat message bodies refused (HTTP and WebSocket)", 2 * len(BAD_MESSAGES)
+                + len(BAD_FRAMES) + 1)  # fmt: skip
+
+
+async def test_sql_metacharacters_in_orders_search_and_orderby(
+    orders: Service, catalog: Service, orders_dsn: str
+) -> None:
+    """`search` matches words of the description or address as text, whatever it holds;
+    `orderby` takes only its documented keys. Nothing changes (read back)."""
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    admin = actor(Role.ADMIN)
+    tag = f"zq{uuid.uuid4().hex[:10]}"
+    url = f"{orders.url}/v1/orders"
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url, provider)
+        made = await call(http, "POST", url, customer, 201,
+                          order_body(service_id, description=f"Leaking {tag} pipe"))  # fmt: skip
+        before = await fingerprint(orders_dsn)
+        for who in (customer, admin):
+            found = await call(http, "GET", f"{url}?search={tag}", who, 200)
+            assert [o["id"] for o in found["data"]] == [made["data"]["id"]]  # the control
+        searches = [
+            *SQL_META,
+            "' OR '1'='1", f"{tag}' --", f"%{tag}%' OR 1=1 --", f"{tag}') OR ('1'='1",
+            "*", f"{tag} & !x", f"{tag}:*", "!!", "|", f"{tag}\\", f"{tag}_x",
+        ]  # fmt: skip
+        for search in searches:
+            for who in (customer, admin):
+                async with http.get(url, params={"search": search}, headers=who.headers) as r:
+                    body = await r.json(content_type=None)
+                    if r.status == 400:  # refused as a value: said so as a problem
+                        assert r.content_type == PROBLEM, (search, body)
+                        continue
+                    assert r.status == 200, (search, r.status, body)
+                assert body["data"] == [], (search, body)  # matched literally: nothing
+        for orderby in ["created_at; DROP TABLE orders", "1", "created_at DESC, (SELECT 1)",
+                        "created_at--", "pg_sleep(10)"]:  # fmt: skip
+            for who in (customer, admin):
+                status = await refused(http, "GET", url, params={"orderby": orderby},
+                                       headers=who.headers)  # fmt: skip
+                assert status == 400, orderby
+        assert await fingerprint(orders_dsn) == before, "a search changed the data"
+        again = await call(http, "GET", f"{url}/{made['data']['id']}", customer, 200)
+        assert again == made
+    figures.add("SQL metacharacters in search / orderby answered literally (nothing changed)",
+                2 * len(searches) + 10)  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="orders hands search to ILIKE with %, _ and \\ unescaped "
+    "(sql/orders/queries/orders.sql: search=% lists every order the caller sees); "
+    "users escapes them. Not this suite's file to fix: remove this mark with the fix.",
+)
+async def test_like_wildcards_in_orders_search_are_literal(
+    orders: Service, catalog: Service
+) -> None:
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    url = f"{orders.url}/v1/orders"
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url, provider)
+        made = await call(http, "POST", url, customer, 201, order_body(service_id))
+        found = await call(http, "GET", f"{url}?search=tap", customer, 200)  # "kitchen tap"
+        assert [o["id"] for o in found["data"]] == [made["data"]["id"]]  # the control
+        for search in ["%", "_", "%%", "t_p", "k%p"]:
+            async with http.get(url, params={"search": search}, headers=customer.headers) as r:
+                body = await r.json()
+            assert body["data"] == [], (search, body["meta"])

@@ -1,5 +1,5 @@
 """schemathesis against every HTTP service's own OpenAPI document, on the running service
-(departments, users, catalog, orders):
+(departments, users, catalog, orders, chat):
 every operation, as ADMIN, as CUSTOMER and without a token. No 5xx, no response that
 violates the document, no error body showing internals. The case count is printed."""
 
@@ -21,7 +21,7 @@ from tests.integration.orders_support import offer_body, order_body
 from tests.reliability import figures
 from tests.reliability.budget import EXAMPLES, SCENARIO_STEPS, SCENARIOS
 from tests.reliability.stack import bearer, operations, spec_of
-from tests.reliability.world import catalog_service
+from tests.reliability.world import Orders, actor, catalog_service
 
 # Not checked: positive_data_acceptance. A schema-valid body may still be refused with a
 # documented 400 for what the document cannot express (an unknown or used reset token, a
@@ -90,6 +90,13 @@ async def test_fuzz_catalog(catalog: Service) -> None:
 
 async def test_fuzz_orders(orders: Service) -> None:
     await fuzz(orders, "orders")
+
+
+async def test_fuzz_chat(chat: Service) -> None:
+    """Chat wired to the real orders: a generated order id is asked of orders with the
+    generated caller's token (404 when unknown), the WebSocket route answered without an
+    upgrade."""
+    await fuzz(chat, "chat")
 
 
 def stateful(
@@ -180,6 +187,25 @@ async def test_fuzz_orders_following_links(orders: Service, catalog: Service) ->
             case.body["service_id"] = service_id
 
     await fuzz_links(orders, "orders", bearer(Role.CUSTOMER), real_service)
+
+
+async def test_fuzz_chat_following_links(chat: Service, orders: Service, catalog: Service) -> None:
+    """As the customer of a real order with a provider's offer on it: each conversation
+    create names that pair (201, then 200 with the same one), and the links (read, list
+    and post messages, the socket's route) run on the real conversation."""
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url, provider)
+        steps = Orders(http, orders.url, service_id, customer, provider)
+        order = await steps.order()
+        await steps.offer(order["id"])
+    pair = {"order_id": order["id"], "provider_id": str(provider.id)}
+
+    def real_pair(case: Any) -> None:
+        if case.method == "POST" and case.path == "/v1/conversations":
+            case.body = dict(pair)
+
+    await fuzz_links(chat, "chat", customer.headers, real_pair)
 
 
 async def test_every_link_of_the_orders_create_resolves(orders: Service, catalog: Service) -> None:

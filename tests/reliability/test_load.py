@@ -1,5 +1,6 @@
-"""Load: wrk at each HTTP service's saturation point (no 5xx, p99 printed), and the rate
-limiter holding its configured rate within 10% across two replicas sharing Redis."""
+"""Load: wrk at each HTTP service's saturation point (no 5xx, p99 printed), the rate
+limiter holding its configured rate within 10% across two replicas sharing Redis, and
+3 x the pool of concurrent writes on orders and chat (tests/reliability/capacity.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from redis.asyncio import Redis
 
 from lib.auth.principal import Role
 from tests.e2e.service_process import PROCESS_MARGIN, Service
-from tests.reliability import figures
+from tests.reliability import capacity, figures
 from tests.reliability.budget import LOAD_SECONDS
 from tests.reliability.stack import RATE_LIMIT_PREFIX, common_env, start, token
 from tests.servers import Servers, free_port
@@ -76,6 +77,18 @@ async def test_departments_list_at_saturation(departments: Service) -> None:
 async def test_users_list_at_saturation(users: Service) -> None:
     moderator = {"Authorization": f"Bearer {token(Role.MODERATOR)}"}
     await saturate(users, "users", "/v1/users?limit=20", "/v1/users", **moderator)
+
+
+async def test_orders_creates_and_offers_at_three_times_the_pool(
+    orders: Service, catalog: Service, orders_dsn: str
+) -> None:
+    await capacity.orders_writes(orders, catalog, orders_dsn)
+
+
+async def test_chat_messages_at_three_times_the_pool(
+    chat: Service, orders: Service, catalog: Service, chat_dsn: str
+) -> None:
+    await capacity.chat_writes(chat, orders, catalog, chat_dsn)
 
 
 async def test_rate_limit_holds_across_two_replicas_sharing_redis(

@@ -29,7 +29,15 @@ from tests.integration.users_support import make_user
 from tests.reliability import figures, idor
 from tests.reliability.readback import fingerprint
 from tests.reliability.stack import PASSWORD, needs_token, operations, spec_of, token
-from tests.reliability.world import Actor, Orders, actor, catalog_service
+from tests.reliability.world import (
+    Actor,
+    Orders,
+    actor,
+    catalog_service,
+    talk,
+    ws_handshake,
+    ws_url,
+)
 
 ALLOWED_ORIGIN = "https://app.fixup.test"  # CORS_ALLOW_ORIGINS of tests/reliability/stack.py
 SECURITY_HEADERS = {
@@ -119,6 +127,38 @@ async def test_jwt_attacks_on_every_catalog_and_orders_route(
     await jwt_attacks(orders)
 
 
+async def test_jwt_attacks_on_every_chat_route_and_the_websocket_handshake(
+    chat: Service, orders: Service, catalog: Service
+) -> None:
+    """Every route of the document, then the handshake of a real conversation: each forged
+    token offered as the subprotocol and as the Authorization header → 401 before the
+    upgrade; the participant's own token opens the socket (the control)."""
+    await jwt_attacks(chat)
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url, provider)
+        conversation = await talk(Orders(http, orders.url, service_id, customer, provider),
+                                  chat.url)  # fmt: skip
+        url = ws_url(chat.url, conversation.id)
+        own = customer.headers["Authorization"].removeprefix("Bearer ")
+        assert await ws_handshake(http, url, own) == 101
+        assert await ws_handshake(http, url, None, Authorization=f"Bearer {own}") == 101
+        assert await ws_handshake(http, url, None) == 401  # no token at all
+        refused = 1
+        for what, value in attack_tokens().items():
+            assert await ws_handshake(http, url, value) == 401, what
+            assert await ws_handshake(http, url, None, Authorization=f"Bearer {value}") == 401
+            refused += 2
+    figures.add("JWT attacks refused (401)", refused)
+    figures.add("JWT attacks refused (401): chat WebSocket handshake", refused)
+
+
+async def test_idor_on_every_chat_route_and_the_websocket(
+    chat: Service, orders: Service, catalog: Service, chat_dsn: str
+) -> None:
+    await idor.chat_sweep(chat, orders, catalog, chat_dsn)
+
+
 async def test_idor_on_every_orders_offers_jobs_and_reviews_route(
     orders: Service, catalog: Service, orders_dsn: str
 ) -> None:
@@ -169,6 +209,10 @@ async def test_cors_and_security_headers_catalog_and_orders(
     await cors_and_headers(orders)
 
 
+async def test_cors_and_security_headers_chat(chat: Service) -> None:
+    await cors_and_headers(chat)
+
+
 async def secrets_stay_out_of_logs(service: Service) -> None:
     """Send the run's secrets to every operation, then look for them in the log and bodies."""
     valid = token(Role.ADMIN)
@@ -206,6 +250,33 @@ async def test_secrets_absent_from_catalog_and_orders_logs(
 ) -> None:
     await secrets_stay_out_of_logs(catalog)
     await secrets_stay_out_of_logs(orders)
+
+
+async def test_secrets_absent_from_chat_log(
+    chat: Service, orders: Service, catalog: Service
+) -> None:
+    """The generic sweep, then a real conversation: tokens offered on the WebSocket as the
+    subprotocol (valid and forged), messages carrying a password and a personal id
+    number: none of it in chat's log."""
+    await secrets_stay_out_of_logs(chat)
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    personal_id = f"PID-{uuid.uuid4().hex[:10]}-CHAT"
+    async with aiohttp.ClientSession() as http:
+        service_id = await catalog_service(http, catalog.url, provider)
+        conversation = await talk(Orders(http, orders.url, service_id, customer, provider),
+                                  chat.url)  # fmt: skip
+        sent = await conversation.post(customer, f"my id is {personal_id}, pw {PASSWORD}")
+        own = customer.headers["Authorization"].removeprefix("Bearer ")
+        forged = attack_tokens()["tampered payload"]
+        url = ws_url(chat.url, conversation.id)
+        assert await ws_handshake(http, url, own) == 101
+        assert await ws_handshake(http, url, forged) == 401
+        assert [m["body"] for m in await conversation.messages()] == [sent["data"]["body"]]
+    log = chat.log.read_text()
+    assert conversation.id in log  # the handshakes were logged
+    for secret in (own, forged, personal_id, PASSWORD):
+        assert secret not in log, f"a secret is in chat's log: {secret[:12]}…"
+    figures.add("secrets checked absent from logs and bodies", 4)
 
 
 @dataclass

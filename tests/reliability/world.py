@@ -110,3 +110,56 @@ class Orders:
     async def move(self, job_id: str, step: str, expect: int = 200) -> Any:
         return await call(self.http, "POST", f"{self.url}/v1/jobs/{job_id}/{step}",
                           self.provider, expect)  # fmt: skip
+
+
+@dataclass
+class Talk:
+    """A conversation of the chat service between an order's customer and a provider with
+    an offer on it, and the messages they post (through chat's own API)."""
+
+    http: aiohttp.ClientSession
+    url: str
+    id: str
+    order_id: str
+    customer: Actor
+    provider: Actor
+
+    async def post(self, who: Actor, body: str, expect: int = 201, **headers: str) -> Any:
+        url = f"{self.url}/v1/conversations/{self.id}/messages"
+        return await call(self.http, "POST", url, who, expect, {"body": body}, **headers)
+
+    async def messages(self, who: Actor | None = None) -> list[dict[str, Any]]:
+        """Every message, oldest first (read back as a participant)."""
+        url = f"{self.url}/v1/conversations/{self.id}/messages?limit=1000"
+        page = await call(self.http, "GET", url, who or self.customer, 200)
+        assert page["meta"]["next_cursor"] is None
+        return list(reversed(page["data"]))
+
+
+async def talk(steps: Orders, chat_url: str, order_id: str | None = None) -> Talk:
+    """An order of `steps.customer` (new unless given), an offer on it by `steps.provider`,
+    and their conversation, started by the customer."""
+    order_id = order_id or (await steps.order())["id"]
+    await steps.offer(order_id)
+    body = {"order_id": order_id, "provider_id": str(steps.provider.id)}
+    made = await call(steps.http, "POST", f"{chat_url}/v1/conversations", steps.customer, 201,
+                      body)  # fmt: skip
+    return Talk(steps.http, chat_url, made["data"]["id"], order_id, steps.customer, steps.provider)
+
+
+def ws_url(chat_url: str, conversation_id: str) -> str:
+    return f"{chat_url.replace('http://', 'ws://')}/v1/conversations/{conversation_id}/ws"
+
+
+async def ws_handshake(
+    http: aiohttp.ClientSession, url: str, token: str | None, **headers: str
+) -> int:
+    """The status of a WebSocket handshake offering `fixup.bearer` and `token` (or only
+    `headers` when no token): 101 when it opened (the socket is closed again at once)."""
+    protocols = ("fixup.bearer", token) if token is not None else ()
+    try:
+        socket = await http.ws_connect(url, protocols=protocols, headers=headers)
+    except aiohttp.WSServerHandshakeError as refused:
+        return refused.status
+    await socket.close()
+    return 101

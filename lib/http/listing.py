@@ -81,3 +81,11 @@ def parse_list(
             errors=[FieldError("orderby", f"must be one of: {', '.join(orderby)}")],
         )
     return Page(query.limit, query.page, key, query.sort, query)
+
+
+def like_pattern(search: str | None) -> str | None:
+    """A user's search text taken literally inside `ILIKE '%' || $n || '%'`: its own `%`,
+    `_` and `\\` escaped (else `search=%` would match every row)."""
+    if search is None:
+        return None
+    return search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

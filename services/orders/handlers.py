@@ -23,7 +23,7 @@ from lib.http.guards import authenticated, path_uuid, require
 from lib.http.idempotency import idempotent, stored_replay
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
-from lib.http.listing import parse_list
+from lib.http.listing import like_pattern, parse_list
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
 from services.orders import schemas as s
@@ -126,7 +126,7 @@ async def list_orders(request: web.Request) -> web.Response:
         "offered": offered,
         "status": query.status,
         "service_id": query.service_id,
-        "search": query.search,
+        "search": like_pattern(query.search),
     }
     async with request.app[DB].acquire() as conn:
         total = await q.count_orders(conn, **filters) or 0

@@ -12,7 +12,7 @@ from lib.db.pool import Database
 from lib.http.guards import require
 from lib.http.jsonio import json_response
 from lib.http.keys import DB
-from lib.http.listing import Page, parse_list
+from lib.http.listing import Page, like_pattern, parse_list
 from lib.http.openapi import operation
 from services.users.db import users as q
 from services.users.db.models import UserRole
@@ -24,13 +24,6 @@ from services.users.user_json import user_json
 routes = web.RouteTableDef()
 TAGS = ["users"]
 POINTS: web.AppKey[PointsLookup | None] = web.AppKey("points")
-
-
-def like_pattern(search: str | None) -> str | None:
-    """The user's text taken literally inside ILIKE '%…%' (its own % and _ escaped)."""
-    if search is None:
-        return None
-    return search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def statistics(row: q.UserStatisticsRow | None) -> dict[str, Any]:

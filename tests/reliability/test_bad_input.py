@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 
 from lib.auth.principal import Role
 from tests.e2e.service_process import Service
@@ -439,12 +438,6 @@ async def test_sql_metacharacters_in_orders_search_and_orderby(
                 2 * len(searches) + 10)  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="orders hands search to ILIKE with %, _ and \\ unescaped "
-    "(sql/orders/queries/orders.sql: search=% lists every order the caller sees); "
-    "users escapes them. Not this suite's file to fix: remove this mark with the fix.",
-)
 async def test_like_wildcards_in_orders_search_are_literal(
     orders: Service, catalog: Service
 ) -> None:

@@ -23,7 +23,7 @@ from lib.http.app import create_app
 from lib.http.body import MAX_BODY, parse_body
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.jsonio import data, dumps, json_response
-from lib.http.listing import ListQuery, Page, parse_list
+from lib.http.listing import ListQuery, Page, like_pattern, parse_list
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
 
@@ -543,3 +543,18 @@ async def test_routing_errors_are_problems(client: Client) -> None:
     resp = await client.delete("/things")
     await problem(resp, 405, "METHOD_NOT_ALLOWED")
     assert set(resp.headers["Allow"].split(",")) >= {"GET", "POST"}
+
+
+@pytest.mark.parametrize(
+    ("search", "pattern"),
+    [
+        (None, None),
+        ("tap", "tap"),
+        ("%", "\\%"),
+        ("a_b", "a\\_b"),
+        ("50%_off\\", "50\\%\\_off\\\\"),
+        ("\\%", "\\\\\\%"),  # the backslash first: its escape is not escaped again
+    ],
+)
+def test_like_pattern_takes_the_search_literally(search: str | None, pattern: str | None) -> None:
+    assert like_pattern(search) == pattern

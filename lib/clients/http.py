@@ -154,3 +154,22 @@ def forwarded_headers(caller: web.Request | None) -> dict[str, str]:
     if rid:
         headers["X-Request-ID"] = rid
     return headers
+
+
+def dependency_client(dependency: str, settings: Any) -> JsonHttpClient:
+    """The client of `dependency` built from the service's settings named after it:
+    `<dependency>_url`, `_timeout`, `_breaker_threshold` and `_breaker_reset` (a breaker
+    opened by refused connections, timeouts and 5xx only)."""
+    breaker = CircuitBreaker(
+        dependency,
+        failure_threshold=getattr(settings, f"{dependency}_breaker_threshold"),
+        reset_timeout=getattr(settings, f"{dependency}_breaker_reset"),
+        failure_exceptions=(ServiceUnavailable,),
+    )
+    return JsonHttpClient(
+        dependency,
+        getattr(settings, f"{dependency}_url"),
+        service=settings.service,
+        timeout=getattr(settings, f"{dependency}_timeout"),
+        breaker=breaker,
+    )

@@ -10,13 +10,11 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from lib.clients.http import JsonHttpClient
+from lib.clients.http import dependency_client
 from lib.clients.orders import OrderParties, OrdersClient
-from lib.errors import ServiceUnavailable
 from lib.http.guards import authenticated
 from lib.http.keys import DB, REDIS
 from lib.pubsub import make_pubsub
-from lib.resilience.breaker import CircuitBreaker
 from services.chat.hub import Hub
 from services.chat.settings import ChatSettings
 
@@ -53,19 +51,7 @@ class PartiesCache:
 
 def orders_ctx(settings: ChatSettings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        breaker = CircuitBreaker(
-            "orders",
-            failure_threshold=settings.orders_breaker_threshold,
-            reset_timeout=settings.orders_breaker_reset,
-            failure_exceptions=(ServiceUnavailable,),
-        )
-        http = JsonHttpClient(
-            "orders",
-            settings.orders_url,
-            service=settings.service,
-            timeout=settings.orders_timeout,
-            breaker=breaker,
-        )
+        http = dependency_client("orders", settings)
         app[ORDERS] = OrdersClient(http)
         app[PARTIES] = PartiesCache(settings.orders_cache_ttl, settings.orders_cache_size)
         try:

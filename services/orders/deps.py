@@ -11,11 +11,10 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from lib.clients.catalog import CatalogClient
-from lib.clients.http import JsonHttpClient
+from lib.clients.http import dependency_client
 from lib.clients.users import UsersClient
 from lib.errors import CircuitOpen, ServiceUnavailable
 from lib.logging import get_logger
-from lib.resilience.breaker import CircuitBreaker
 from services.orders.settings import SERVICE, OrdersSettings
 
 log = get_logger("services.orders")
@@ -28,25 +27,10 @@ NAMELESS_ORDERS = Counter(
 )
 
 
-def _client(settings: OrdersSettings, dependency: str) -> JsonHttpClient:
-    breaker = CircuitBreaker(
-        dependency,
-        failure_threshold=getattr(settings, f"{dependency}_breaker_threshold"),
-        reset_timeout=getattr(settings, f"{dependency}_breaker_reset"),
-        failure_exceptions=(ServiceUnavailable,),
-    )
-    return JsonHttpClient(
-        dependency,
-        getattr(settings, f"{dependency}_url"),
-        service=settings.service,
-        timeout=getattr(settings, f"{dependency}_timeout"),
-        breaker=breaker,
-    )
-
-
 def clients_ctx(settings: OrdersSettings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        catalog, users = _client(settings, "catalog"), _client(settings, "users")
+        catalog = dependency_client("catalog", settings)
+        users = dependency_client("users", settings)
         app[CATALOG], app[USERS] = CatalogClient(catalog), UsersClient(users)
         try:
             yield

@@ -14,8 +14,8 @@ from aiohttp import web
 
 from lib.auth.principal import Role
 from lib.clients.departments import DepartmentsClient
-from lib.clients.http import JsonHttpClient
-from lib.errors import FieldError, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
+from lib.clients.http import dependency_client
+from lib.errors import FieldError, NotFound, Unauthorized, ValidationFailed
 from lib.http.body import parse_body
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import authenticated, path_uuid
@@ -23,7 +23,6 @@ from lib.http.jsonio import data
 from lib.http.keys import DB
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
-from lib.resilience.breaker import CircuitBreaker
 from services.users.access import editable, missing, self_or_admin, visible
 from services.users.auth import AUTH_KIT
 from services.users.db import auth as auth_q
@@ -53,19 +52,7 @@ def departments_ctx(settings: UsersSettings) -> Callable[[web.Application], Asyn
     """The departments client (one session, its own breaker) for the app's lifetime."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        breaker = CircuitBreaker(
-            "departments",
-            failure_threshold=settings.departments_breaker_threshold,
-            reset_timeout=settings.departments_breaker_reset,
-            failure_exceptions=(ServiceUnavailable,),
-        )
-        http = JsonHttpClient(
-            "departments",
-            settings.departments_url,
-            service=settings.service,
-            timeout=settings.departments_timeout,
-            breaker=breaker,
-        )
+        http = dependency_client("departments", settings)
         app[DEPARTMENTS] = DepartmentsClient(http)
         try:
             yield

@@ -1,0 +1,444 @@
+"""lib/resilience edges tests/unit/test_resilience.py leaves open: the breaker's defaults,
+argument checks and messages, retry's exact backoff schedule and limits, the memory
+limiter's arithmetic at its boundaries, and the Redis limiter's Python side against a
+recording fake of the registered Lua script (tests/integration runs the script itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, cast
+
+import pytest
+
+from lib.errors import CircuitOpen, RateLimited, ServiceUnavailable
+from lib.resilience import (
+    BreakerState,
+    CircuitBreaker,
+    Decision,
+    MemoryRateLimiter,
+    RedisRateLimiter,
+    enforce,
+    make_rate_limiter,
+    retry,
+)
+from lib.resilience import ratelimit as ratelimit_module
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def boom() -> None:
+    raise ConnectionError("down")
+
+
+async def ok() -> str:
+    return "ok"
+
+
+# --- breaker -------------------------------------------------------------------------------
+
+
+def test_breaker_defaults() -> None:
+    breaker = CircuitBreaker("x")
+    assert breaker.name == "x"
+    assert breaker.failure_threshold == 5
+    assert breaker.reset_timeout == 30.0
+    assert breaker.half_open_max_calls == 1
+    assert breaker.failure_exceptions == (Exception,)
+    assert breaker.on_state_change is None
+    assert breaker._clock is time.monotonic
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.state_value() == 0
+    assert breaker.is_open is False
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"failure_threshold": 0}, {"half_open_max_calls": 0}, {"reset_timeout": -0.001}],
+)
+def test_breaker_refuses_bad_settings(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"^thresholds must be >= 1 and reset_timeout >= 0$"):
+        CircuitBreaker("x", **kwargs)
+
+
+def test_breaker_accepts_the_smallest_settings() -> None:
+    breaker = CircuitBreaker("x", failure_threshold=1, half_open_max_calls=1, reset_timeout=0)
+    assert (breaker.failure_threshold, breaker.reset_timeout) == (1, 0)
+
+
+async def test_default_threshold_is_five_consecutive_failures() -> None:
+    breaker = CircuitBreaker("x", clock=Clock())
+    for _ in range(4):
+        with pytest.raises(ConnectionError):
+            await breaker.call(boom)
+    assert breaker.state is BreakerState.CLOSED
+    with pytest.raises(ConnectionError):
+        await breaker.call(boom)
+    assert breaker.state is BreakerState.OPEN
+
+
+async def test_open_says_who_and_when(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("catalog", failure_threshold=1, reset_timeout=30.0, clock=clock)
+    with pytest.raises(ConnectionError):
+        await breaker.call(boom)
+    clock.now += 12
+    with pytest.raises(CircuitOpen) as caught:
+        await breaker.call(ok)
+    assert caught.value.detail == "catalog is unavailable"
+    assert caught.value.retry_after == 18
+    assert breaker.state_value() == 1
+    assert breaker.is_open is True
+
+
+async def test_half_open_exactly_at_the_reset_timeout() -> None:
+    clock = Clock()
+    changes: list[tuple[str, BreakerState]] = []
+    breaker = CircuitBreaker(
+        "p",
+        failure_threshold=1,
+        reset_timeout=30.0,
+        clock=clock,
+        on_state_change=lambda n, s: changes.append((n, s)),
+    )
+    with pytest.raises(ConnectionError):
+        await breaker.call(boom)
+    clock.now += 29.999
+    assert breaker.state is BreakerState.OPEN
+    clock.now += 0.001
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.state_value() == 2
+    assert breaker.is_open is False
+    assert changes == [("p", BreakerState.OPEN), ("p", BreakerState.HALF_OPEN)]
+
+
+async def test_half_open_refusal_while_the_trial_runs_says_retry_in_1s() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("p", failure_threshold=1, reset_timeout=1.0, clock=clock)
+    with pytest.raises(ConnectionError):
+        await breaker.call(boom)
+    clock.now += 1
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def trial() -> str:
+        started.set()
+        await release.wait()
+        return "ok"
+
+    running = asyncio.ensure_future(breaker.call(trial))
+    await started.wait()
+    with pytest.raises(CircuitOpen) as caught:
+        await breaker.call(ok)
+    assert caught.value.detail == "p is unavailable"
+    assert caught.value.retry_after == 1
+    release.set()
+    assert await running == "ok"
+    assert breaker.state is BreakerState.CLOSED
+
+
+async def test_two_trial_calls_when_allowed() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(
+        "p", failure_threshold=1, reset_timeout=1.0, half_open_max_calls=2, clock=clock
+    )
+    with pytest.raises(ConnectionError):
+        await breaker.call(boom)
+    clock.now += 1
+    release = asyncio.Event()
+
+    async def trial() -> str:
+        await release.wait()
+        return "ok"
+
+    first = asyncio.ensure_future(breaker.call(trial))
+    second = asyncio.ensure_future(breaker.call(trial))
+    await asyncio.sleep(0)
+    assert breaker._trials == 2
+    with pytest.raises(CircuitOpen):
+        await breaker.call(ok)
+    release.set()
+    assert await asyncio.gather(first, second) == ["ok", "ok"]
+
+
+async def test_a_cancelled_trial_frees_its_slot_but_never_below_zero() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("p", failure_threshold=1, reset_timeout=1.0, clock=clock)
+    with pytest.raises(ConnectionError):
+        await breaker.call(boom)
+    clock.now += 1
+    assert breaker.state is BreakerState.HALF_OPEN
+    await breaker.__aexit__(asyncio.CancelledError, asyncio.CancelledError(), None)
+    assert breaker._trials == 0
+    await breaker.__aenter__()
+    assert breaker._trials == 1
+    await breaker.__aexit__(asyncio.CancelledError, asyncio.CancelledError(), None)
+    assert breaker._trials == 0
+    assert breaker.state is BreakerState.HALF_OPEN
+
+
+async def test_a_cancellation_while_closed_changes_nothing() -> None:
+    breaker = CircuitBreaker("p", failure_threshold=2, clock=Clock())
+    with pytest.raises(ConnectionError):
+        await breaker.call(boom)
+    await breaker.__aexit__(asyncio.CancelledError, asyncio.CancelledError(), None)
+    assert breaker._failures == 1
+    assert breaker._trials == 0
+
+
+async def test_a_late_success_while_open_keeps_it_open() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("p", failure_threshold=1, reset_timeout=30.0, clock=clock)
+    with pytest.raises(ConnectionError):
+        await breaker.call(boom)
+    await breaker.__aexit__(None, None, None)  # a call that started before it opened
+    assert breaker.state is BreakerState.OPEN
+    await breaker.__aexit__(ConnectionError, ConnectionError(), None)  # a late failure
+    assert breaker._opened_at == 1000.0  # not re-opened later
+    assert breaker.state is BreakerState.OPEN
+
+
+async def test_reopening_resets_the_counters() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("p", failure_threshold=2, reset_timeout=1.0, clock=clock)
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            await breaker.call(boom)
+    assert breaker._failures == 0
+    clock.now += 1
+    with pytest.raises(ConnectionError):
+        await breaker.call(boom)  # the trial fails: open again, from now
+    assert breaker._opened_at == 1001.0
+    assert breaker._trials == 0
+    clock.now += 1
+    assert await breaker.call(ok) == "ok"
+    assert breaker._failures == 0
+    with pytest.raises(ConnectionError):
+        await breaker.call(boom)
+    assert breaker.state is BreakerState.CLOSED  # one failure of two
+
+
+def test_setting_the_same_state_does_not_notify() -> None:
+    changes: list[tuple[str, BreakerState]] = []
+    breaker = CircuitBreaker("p", on_state_change=lambda n, s: changes.append((n, s)))
+    breaker._failures, breaker._trials = 3, 1
+    breaker._set(BreakerState.CLOSED)
+    assert changes == []
+    assert (breaker._failures, breaker._trials) == (0, 0)
+
+
+# --- retry ---------------------------------------------------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+def failing(times: int, error: BaseException | None = None) -> Any:
+    calls = {"n": 0}
+
+    async def fn() -> str:
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise error or ConnectionError(f"failure {calls['n']}")
+        return "ok"
+
+    fn.calls = calls  # type: ignore[attr-defined]
+    return fn
+
+
+async def test_retry_defaults_three_attempts_doubling_from_50ms() -> None:
+    rec = Recorder()
+    with pytest.raises(ConnectionError, match="failure 3"):
+        await retry(failing(5), sleep=rec.sleep, rng=lambda: 1.0)
+    assert rec.sleeps == [0.05, 0.1]
+
+
+async def test_retry_backoff_is_capped_and_jittered() -> None:
+    rec = Recorder()
+    fn = failing(6)
+    got = await retry(
+        fn, attempts=7, base_delay=0.25, max_delay=1.0, sleep=rec.sleep, rng=lambda: 0.5
+    )
+    assert got == "ok"
+    assert fn.calls["n"] == 7
+    assert rec.sleeps == [0.125, 0.25, 0.5, 0.5, 0.5, 0.5]
+
+
+async def test_retry_jitters_with_random_by_default() -> None:
+    rec = Recorder()
+    for _ in range(20):
+        assert await retry(failing(1), sleep=rec.sleep, base_delay=1.0) == "ok"
+    assert all(0.0 <= s < 1.0 for s in rec.sleeps)
+    assert len(set(rec.sleeps)) > 1  # jittered, not a fixed delay
+
+
+async def test_one_attempt_never_sleeps() -> None:
+    rec = Recorder()
+    with pytest.raises(ConnectionError):
+        await retry(failing(1), attempts=1, sleep=rec.sleep)
+    assert rec.sleeps == []
+
+
+@pytest.mark.parametrize("attempts", [0, -1])
+async def test_retry_needs_an_attempt(attempts: int) -> None:
+    with pytest.raises(ValueError, match=r"^attempts must be >= 1$"):
+        await retry(failing(0), attempts=attempts)
+
+
+async def test_retry_only_retries_what_it_is_told() -> None:
+    rec = Recorder()
+    fn = failing(1, KeyError("k"))
+    with pytest.raises(KeyError):
+        await retry(fn, retry_on=(ConnectionError,), sleep=rec.sleep)
+    assert fn.calls["n"] == 1
+    assert rec.sleeps == []
+
+
+async def test_retry_never_retries_an_open_circuit_even_if_asked() -> None:
+    fn = failing(1, CircuitOpen("x is unavailable"))
+    with pytest.raises(CircuitOpen):
+        await retry(fn, retry_on=(Exception,), sleep=Recorder().sleep)
+    assert fn.calls["n"] == 1
+
+
+async def test_with_timeout_message_and_retry_after() -> None:
+    from lib.resilience import with_timeout
+
+    async def slow() -> None:
+        await asyncio.Event().wait()
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        await with_timeout(slow, 0.01, "catalog")
+    assert caught.value.detail == "catalog timed out"
+    assert caught.value.headers == {"Retry-After": "1"}
+
+
+# --- memory limiter ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1.0, 1), (1.0, 0)])
+def test_limiter_settings_are_checked(rate: float, burst: int) -> None:
+    with pytest.raises(ValueError, match=r"^rate must be > 0 and burst >= 1$"):
+        MemoryRateLimiter(rate, burst)
+    with pytest.raises(ValueError, match=r"^rate must be > 0 and burst >= 1$"):
+        RedisRateLimiter(cast(Any, FakeRedis()), rate, burst, "rl:")
+
+
+def test_memory_limiter_defaults_and_max_keys() -> None:
+    limiter = MemoryRateLimiter(0.5, 1)
+    assert (limiter.rate, limiter.burst, limiter.max_keys) == (0.5, 1, 100_000)
+    assert limiter._clock is time.monotonic
+    assert MemoryRateLimiter(1.0, 1, max_keys=1).max_keys == 1
+    with pytest.raises(ValueError, match=r"^max_keys must be >= 1$"):
+        MemoryRateLimiter(1.0, 1, max_keys=0)
+
+
+async def test_memory_limiter_exact_tokens_and_waits() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(rate=2.0, burst=3, clock=clock)
+    assert await limiter.hit("k") == Decision(True, 0.0, 2)
+    assert await limiter.hit("k") == Decision(True, 0.0, 1)
+    assert await limiter.hit("k") == Decision(True, 0.0, 0)
+    assert await limiter.hit("k") == Decision(False, 0.5, 0)
+    clock.now += 0.25  # half a token back
+    assert await limiter.hit("k") == Decision(False, 0.25, 0)
+    clock.now += 0.25  # exactly one token
+    assert await limiter.hit("k") == Decision(True, 0.0, 0)
+    clock.now += 100  # refills to burst, never past it
+    assert await limiter.hit("k") == Decision(True, 0.0, 2)
+
+
+async def test_a_clock_going_back_refills_nothing() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(rate=1.0, burst=1, clock=clock)
+    assert (await limiter.hit("k")).allowed
+    clock.now -= 50
+    assert await limiter.hit("k") == Decision(False, 1.0, 0)
+
+
+async def test_only_full_buckets_or_overflow_are_evicted() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(rate=1.0, burst=2, clock=clock, max_keys=3)
+    await limiter.hit("a")
+    clock.now += 0.5
+    await limiter.hit("b")
+    assert list(limiter._buckets) == ["a", "b"]
+    clock.now += 0.5  # a is full again exactly now, b is not
+    await limiter.hit("c")
+    assert list(limiter._buckets) == ["b", "c"]
+    await limiter.hit("d")
+    await limiter.hit("e")  # past max_keys: the oldest goes though not full
+    assert list(limiter._buckets) == ["c", "d", "e"]
+
+
+# --- redis limiter (the Python side) -------------------------------------------------------
+
+
+class FakeScript:
+    def __init__(self, answer: list[int]) -> None:
+        self.answer = answer
+        self.calls: list[tuple[list[str], list[Any]]] = []
+
+    async def __call__(self, *, keys: list[str], args: list[Any]) -> list[int]:
+        self.calls.append((keys, args))
+        return self.answer
+
+
+class FakeRedis:
+    def __init__(self, answer: list[int] | None = None) -> None:
+        self.script = FakeScript(answer or [1, 0, 4])
+        self.registered: list[str] = []
+
+    def register_script(self, source: str) -> FakeScript:
+        self.registered.append(source)
+        return self.script
+
+
+async def test_redis_limiter_calls_the_script_with_prefixed_key_rate_and_burst() -> None:
+    redis = FakeRedis([1, 0, 4])
+    limiter = RedisRateLimiter(cast(Any, redis), 2.5, 5, "fixup:rl:")
+    assert (limiter.rate, limiter.burst, limiter.prefix) == (2.5, 5, "fixup:rl:")
+    assert redis.registered == [ratelimit_module._TOKEN_BUCKET]
+    assert await limiter.hit("ip:1") == Decision(True, 0.0, 4)
+    assert redis.script.calls == [(["fixup:rl:ip:1"], ["2.5", 5])]
+
+
+async def test_redis_limiter_refusal_converts_milliseconds() -> None:
+    redis = FakeRedis([0, 1500, 0])
+    limiter = RedisRateLimiter(cast(Any, redis), 1.0, 1, "p:")
+    decision = await limiter.hit("k")
+    assert decision == Decision(False, 1.5, 0)
+    assert type(decision.allowed) is bool
+    assert type(decision.remaining) is int
+
+
+def test_make_rate_limiter_with_redis_is_redis() -> None:
+    redis = FakeRedis()
+    limiter = make_rate_limiter(3.0, 7, cast(Any, redis), "rl:")
+    assert isinstance(limiter, RedisRateLimiter)
+    assert (limiter.rate, limiter.burst, limiter.prefix) == (3.0, 7, "rl:")
+    memory = make_rate_limiter(3.0, 7, None, "rl:")
+    assert isinstance(memory, MemoryRateLimiter)
+    assert (memory.rate, memory.burst) == (3.0, 7)
+
+
+async def test_enforce_passes_and_refuses_with_the_limiters_wait() -> None:
+    allowed = FakeRedis([1, 0, 0])
+    await enforce(RedisRateLimiter(cast(Any, allowed), 1.0, 1, "p:"), "k")
+    refused = FakeRedis([0, 2500, 0])
+    with pytest.raises(RateLimited) as caught:
+        await enforce(RedisRateLimiter(cast(Any, refused), 1.0, 1, "p:"), "k")
+    assert caught.value.detail == "rate limit exceeded"
+    assert caught.value.retry_after == 3  # whole seconds, rounded up
+    assert caught.value.headers == {"Retry-After": "3"}
+    assert refused.script.calls == [(["p:k"], ["1.0", 1])]

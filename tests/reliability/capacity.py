@@ -187,3 +187,39 @@ async def chat_writes(chat: Any, orders: Any, catalog: Any, chat_dsn: str) -> No
         assert [r["seq"] for r in stored] == list(range(1, len(stored) + 1))  # no gaps
         await healthy(http, chat.url)
         assert {m["id"] for m in await conversation.messages()} == acknowledged
+
+
+async def orders_updates(orders: Any, catalog: Any) -> None:
+    """3 x the pool PATCHes of one order, all with the same If-Match: one wins, the rest are
+    412 (stale) or a fast 503; the order ends as the winner wrote it, version + 1."""
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    timeout = aiohttp.ClientTimeout(total=BOUND)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        service_id = await catalog_service(http, catalog.url, provider)
+        made = await send(http, f"{orders.url}/v1/orders", customer, order_body(service_id))
+        assert made.status == 201, made.body
+        url, version = f"{orders.url}/v1/orders/{made.id}", made.body["data"]["version"]
+
+        async def patch(n: int) -> Answer:
+            started = time.monotonic()
+            headers = {**customer.headers, "If-Match": f'"{version}"'}
+            body = {"description": f"Update number {n}"}
+            async with http.patch(url, json=body, headers=headers) as resp:
+                answer = await resp.json(content_type=None)
+                return Answer(resp.status, answer, resp.headers.get("Retry-After"),
+                              time.monotonic() - started)  # fmt: skip
+
+        answers = await burst(*(patch(n) for n in range(CONCURRENT)))
+        statuses = judged(answers, {200, 412}, "orders PATCHes with one If-Match")
+        winners = [a for a in answers if a.status == 200]
+        # the version check decides: one winner, unless every would-be winner was shed
+        assert len(winners) == 1 or (not winners and statuses[503] > 0), statuses
+        assert winners or statuses[412] == 0, statuses  # stale only after a winner
+        for a in answers:
+            if a.status == 412:
+                assert a.body["code"] == "PRECONDITION_FAILED", a.body
+        now = await call(http, "GET", url, customer, 200)
+        if winners:
+            assert now["data"]["description"] == winners[0].body["data"]["description"]
+        assert now["data"]["version"] == version + len(winners)
+        await healthy(http, orders.url)

@@ -85,6 +85,10 @@ async def test_orders_creates_and_offers_at_three_times_the_pool(
     await capacity.orders_writes(orders, catalog, orders_dsn)
 
 
+async def test_orders_updates_at_three_times_the_pool(orders: Service, catalog: Service) -> None:
+    await capacity.orders_updates(orders, catalog)
+
+
 async def test_chat_messages_at_three_times_the_pool(
     chat: Service, orders: Service, catalog: Service, chat_dsn: str
 ) -> None:

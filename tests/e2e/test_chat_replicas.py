@@ -25,6 +25,7 @@ from tests.integration.auth_support import KEYS
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.chat_support import World, eventually, make_world, token_of
 from tests.integration.orders_support import Caller, orders_settings
+from tests.reliability import figures
 from tests.reliability.throwaway import RedisServer
 from tests.servers import free_port
 
@@ -198,6 +199,8 @@ async def test_replicas_share_redis_through_nginx_and_survive_a_redis_restart(
         after = await post(http, r.a.url, made, world.customer, "posted after the restart")
         for ws in sockets:
             assert await next_message(ws) == after
+        figures.add("faults survived", 1)
+        figures.add("chat: Redis stopped under live sockets, every message delivered after", 1)
         # SIGTERM: the replica tells its sockets to reconnect elsewhere before it drains
         r.b.proc.terminate()
         closing = await sockets[0].receive(timeout=RECEIVE)

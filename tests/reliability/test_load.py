@@ -79,6 +79,20 @@ async def test_users_list_at_saturation(users: Service) -> None:
     await saturate(users, "users", "/v1/users?limit=20", "/v1/users", **moderator)
 
 
+async def test_catalog_list_at_saturation(catalog: Service) -> None:
+    await saturate(catalog, "catalog", "/v1/services?limit=50", "/v1/services")
+
+
+async def test_orders_list_at_saturation(orders: Service) -> None:
+    customer = {"Authorization": f"Bearer {token(Role.CUSTOMER)}"}
+    await saturate(orders, "orders", "/v1/orders?limit=20", "/v1/orders", **customer)
+
+
+async def test_chat_conversations_at_saturation(chat: Service) -> None:
+    customer = {"Authorization": f"Bearer {token(Role.CUSTOMER)}"}
+    await saturate(chat, "chat", "/v1/conversations?limit=20", "/v1/conversations", **customer)
+
+
 async def test_orders_creates_and_offers_at_three_times_the_pool(
     orders: Service, catalog: Service, orders_dsn: str
 ) -> None:

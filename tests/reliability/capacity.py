@@ -223,3 +223,58 @@ async def orders_updates(orders: Any, catalog: Any) -> None:
             assert now["data"]["description"] == winners[0].body["data"]["description"]
         assert now["data"]["version"] == version + len(winners)
         await healthy(http, orders.url)
+
+
+async def users_registrations(users: Any, users_dsn: str) -> None:
+    """3 x the pool registrations at once, each email twice with one Idempotency-Key: one
+    account per email (the replay answers the first 201), argon2's bounded queue or the pool
+    may shed some with a fast 503; every acknowledged account is there exactly once."""
+    url = f"{users.url}/v1/auth/register"
+    emails = [f"cap{uuid.uuid4().hex[:12]}@fixup.test" for _ in range(CONCURRENT // 2)]
+    anonymous = Actor(uuid.uuid4(), Role.CUSTOMER, headers={})  # no Authorization sent
+    timeout = aiohttp.ClientTimeout(total=BOUND)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+
+        def register(email: str) -> Any:
+            account = {
+                "email": email, "password": "capacity-pass-1", "first_name": "Ada",
+                "last_name": "Lovelace", "phone_number": "+1 555 0100", "role": "CUSTOMER",
+            }  # fmt: skip
+            return send(http, url, anonymous, account, **{"Idempotency-Key": f"reg-{email}"})
+
+        answers = await burst(*(register(e) for e in emails for _ in range(2)))
+        judged(answers, {201}, "registrations with replays")
+        for i, email in enumerate(emails):
+            created = {a.id for a in answers[2 * i : 2 * i + 2] if a.status == 201}
+            assert len(created) <= 1, (email, created)  # the replay is the same account
+        stored = await rows(users_dsn, "SELECT id::text, email FROM users WHERE email = ANY($1)",
+                            emails)  # fmt: skip
+        assert len({r["email"] for r in stored}) == len(stored)  # no email twice
+        acknowledged = {a.id for a in answers if a.status == 201}
+        assert acknowledged <= {r["id"] for r in stored}  # nothing acknowledged is missing
+        await healthy(http, users.url)
+
+
+async def chat_conversation_creates(chat: Any, orders: Any, catalog: Any, chat_dsn: str) -> None:
+    """3 x the pool creates of one conversation at once, by both participants: exactly one
+    201, the rest 200 with that same conversation (or a fast 503); one row."""
+    customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
+    timeout = aiohttp.ClientTimeout(total=BOUND)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        service_id = await catalog_service(http, catalog.url, provider)
+        steps = Orders(http, orders.url, service_id, customer, provider)
+        order_id = (await steps.order())["id"]
+        await steps.offer(order_id)
+        body = {"order_id": order_id, "provider_id": str(provider.id)}
+        url = f"{chat.url}/v1/conversations"
+        answers = await burst(
+            *(send(http, url, (customer, provider)[i % 2], body) for i in range(CONCURRENT))
+        )
+        statuses = judged(answers, {200, 201}, "chat conversation creates of one pair")
+        assert statuses[201] <= 1, statuses
+        given = {a.id for a in answers if a.status in (200, 201)}
+        stored = await rows(chat_dsn, "SELECT id::text FROM conversations WHERE order_id = $1",
+                            uuid.UUID(order_id))  # fmt: skip
+        assert len(stored) == 1, stored
+        assert given <= {stored[0]["id"]}, given
+        await healthy(http, chat.url)

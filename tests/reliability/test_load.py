@@ -103,6 +103,16 @@ async def test_orders_updates_at_three_times_the_pool(orders: Service, catalog: 
     await capacity.orders_updates(orders, catalog)
 
 
+async def test_registrations_at_three_times_the_pool(users: Service, users_dsn: str) -> None:
+    await capacity.users_registrations(users, users_dsn)
+
+
+async def test_chat_conversation_creates_at_three_times_the_pool(
+    chat: Service, orders: Service, catalog: Service, chat_dsn: str
+) -> None:
+    await capacity.chat_conversation_creates(chat, orders, catalog, chat_dsn)
+
+
 async def test_chat_messages_at_three_times_the_pool(
     chat: Service, orders: Service, catalog: Service, chat_dsn: str
 ) -> None:

@@ -39,7 +39,7 @@ test: install ## the whole suite against real PostgreSQL, MariaDB and Redis (ins
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-reliability: install ## the full reliability suite (more fuzz cases, 60 s load phases; make test runs a bounded one)
-	RELIABILITY_FULL=1 $(VENV)/bin/pytest tests/reliability -p no:randomly $(PYTEST_ARGS)
+	RELIABILITY_FULL=1 $(VENV)/bin/pytest tests/reliability tests/e2e/test_chat_replicas.py -p no:randomly $(PYTEST_ARGS)
 
 test-unit: install ## unit tests only (no servers)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

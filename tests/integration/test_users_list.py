@@ -261,7 +261,9 @@ async def test_statistics_run_concurrently_with_the_page_and_points_chain(
             await step()
         pg_proxy.delay = grpc_proxy.delay = 0.2
         t_stats, t_rows, t_points = [await timed(s) for s in (stats, rows, points_call)]
-        total = await timed(the_list)
+        # the least of three: a run the scheduler of a loaded machine held up says nothing
+        # about how the handler orders its calls
+        total = min([await timed(the_list) for _ in range(3)])
         sequential = t_stats + t_rows + t_points
         concurrent = max(t_stats, t_rows + t_points)
         assert t_stats >= 0.2 and t_rows >= 0.2 and t_points >= 0.2  # noqa: PT018  (delayed)

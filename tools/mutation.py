@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import json
 import os
 import random
@@ -68,13 +69,14 @@ def equivalent(doc: Path = EQUIVALENT_DOC) -> set[str]:
     return set(NAME.findall(doc.read_text())) if doc.exists() else set()
 
 
-def mutant_names(path: Path, root: Path = ROOT) -> list[str]:
+@functools.cache
+def mutant_names(path: Path, root: Path = ROOT) -> tuple[str, ...]:
     """Every mutant mutmut makes of `path`, named as mutmut names them, in its order."""
     from mutmut.mutation.file_mutation import mutate_file_contents
     from mutmut.utils.format_utils import get_mutant_name
 
     mutated = mutate_file_contents(str(path), (root / path).read_text())
-    return [get_mutant_name(path, name) for name in mutated.mutant_names]
+    return tuple(get_mutant_name(path, name) for name in mutated.mutant_names)
 
 
 @dataclass
@@ -91,7 +93,9 @@ class Tally:
         return self.killed / self.total if self.total else 1.0
 
     @property
-    def rate_of_killable(self) -> float:
+    def score(self) -> float:
+        """The mutation score: killed over the mutants that can be killed (equivalent ones
+        are left out of the denominator); the 90% minimum applies to it."""
         killable = self.total - len(self.equivalent)
         return self.killed / killable if killable else 1.0
 
@@ -140,13 +144,15 @@ def tally(
 
 def table(tallies: list[Tally]) -> str:
     lines = [
-        "| module | mutants | killed | equivalent | unexplained | kill rate | of killable |",
+        "| module | mutants | killed | equivalent | unexplained | killed of all | score |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for t in tallies:
+        if not t.total:
+            continue  # a package's __init__: nothing to mutate
         lines.append(
             f"| {t.module} | {t.total} | {t.killed} | {len(t.equivalent)} | "
-            f"{len(t.unexplained)} | {t.kill_rate:.1%} | {t.rate_of_killable:.1%} |"
+            f"{len(t.unexplained)} | {t.kill_rate:.1%} | {t.score:.1%} |"
         )
     return "\n".join(lines)
 
@@ -157,8 +163,8 @@ def verdict(tallies: list[Tally], *, min_rate: float) -> list[str]:
     for t in tallies:
         for name, status in t.unexplained.items():
             problems.append(f"{name}: {status} (kill it with a test or list it as equivalent)")
-        if t.total and t.kill_rate < min_rate:
-            problems.append(f"{t.module}: kill rate {t.kill_rate:.1%} < {min_rate:.0%}")
+        if t.total and t.score < min_rate:
+            problems.append(f"{t.module}: mutation score {t.score:.1%} < {min_rate:.0%}")
     return problems
 
 
@@ -201,6 +207,8 @@ def choose(seed: int, per_module: int, known: set[str]) -> dict[Path, list[str]]
     chosen = {}
     for path in modules():
         candidates = [n for n in mutant_names(path) if n not in known]
+        if not candidates:
+            continue  # a package's __init__: nothing to mutate
         chosen[path] = sorted(rng.sample(candidates, min(per_module, len(candidates))))
     return chosen
 

@@ -243,6 +243,22 @@ def test_column_arrays_are_lists(kind: dict[str, Any]) -> None:
     assert nullable.annotation == "list[int] | None"
 
 
+def test_column_prefers_the_servers_type_name() -> None:
+    assert mapper().column(column("text"), "q", "int8") == INT
+    assert mapper().column(column("text", not_null=False), "q", "int8").annotation == "int | None"
+
+
+def test_ranges() -> None:
+    from codegen.pytypes import _range
+
+    one = PyType("Range[int]", frozenset({"from asyncpg import Range"}))
+    assert _range("int", multi=False) == one
+    assert _range("Decimal", "from decimal import Decimal", multi=True) == PyType(
+        "list[Range[Decimal]]",
+        frozenset({"from asyncpg import Range", "from decimal import Decimal"}),
+    )
+
+
 def test_column_falls_back_to_sqlcs_type_when_the_servers_is_unknown() -> None:
     assert mapper().column(column("int8"), "q", "my_domain") == INT
 

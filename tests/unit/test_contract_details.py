@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -100,6 +101,30 @@ async def test_a_declared_length_over_1_mib_is_413_before_reading() -> None:
         "/x",
         headers={"Content-Type": "application/json", "Content-Length": str(MAX_BODY + 1)},
     )
+    with pytest.raises(PayloadTooLarge) as caught:
+        await parse_body(request, Window)
+    assert caught.value.detail == "the body may be at most 1048576 bytes"
+
+
+async def test_a_body_the_server_refuses_to_read_is_413_with_the_limit() -> None:
+    request = make_mocked_request("POST", "/x", headers={"Content-Type": "application/json"})
+
+    async def too_large() -> bytes:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=MAX_BODY + 1)
+
+    object.__setattr__(request, "read", too_large)
+    with pytest.raises(PayloadTooLarge) as caught:
+        await parse_body(request, Window)
+    assert caught.value.detail == "the body may be at most 1048576 bytes"
+
+
+async def test_an_undeclared_body_read_past_1_mib_is_413_with_the_limit() -> None:
+    request = make_mocked_request("POST", "/x", headers={"Content-Type": "application/json"})
+
+    async def oversized() -> bytes:  # a server whose client_max_size is above 1 MiB
+        return b" " * (MAX_BODY + 1)
+
+    object.__setattr__(request, "read", oversized)
     with pytest.raises(PayloadTooLarge) as caught:
         await parse_body(request, Window)
     assert caught.value.detail == "the body may be at most 1048576 bytes"

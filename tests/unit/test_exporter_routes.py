@@ -43,12 +43,56 @@ def test_templates(uri: str, template: str) -> None:
     assert Templater(ROUTES).template(uri) == template
 
 
+ID1 = "6f1c2f4e-1a2b-4c3d-8e9f-0123456789ab"
+ID2 = "0256fcf7-03a6-4de2-9a89-dad087ede3c9"
+SERVICES = {
+    "departments": ("/v1/departments", "/v1/departments/{id}"),
+    "users": ("/v1/users", "/v1/users/{id}", "/v1/users/{id}/picture", "/v1/users/me/password"),
+    "orders": ("/v1/orders", "/v1/orders/{id}/offers/{offer_id}/accept"),
+}
+
+
+@pytest.mark.parametrize(
+    ("uri", "template"),
+    [
+        ("/api/departments/v1/departments", "/api/departments/v1/departments"),
+        ("/api/departments/v1/departments?limit=5", "/api/departments/v1/departments"),
+        (f"/api/departments/v1/departments/{ID1}", "/api/departments/v1/departments/{id}"),
+        ("/api/departments/health", "/api/departments/health"),
+        ("/api/departments/v1/openapi.json", "/api/departments/v1/openapi.json"),
+        ("/api/users/v1/users/me", "/api/users/v1/users/{id}"),
+        ("/api/users/v1/users/me/password", "/api/users/v1/users/me/password"),
+        (f"/api/users/v1/users/{ID1}/picture", "/api/users/v1/users/{id}/picture"),
+        (
+            f"/api/orders/v1/orders/{ID1}/offers/{ID2}/accept",
+            "/api/orders/v1/orders/{id}/offers/{id}/accept",
+        ),
+        ("/api/departments/v1/departments/", OTHER),
+        ("/api/departments//v1/departments", OTHER),
+        ("/api/departments/v1/departments/a/b", OTHER),
+        ("/api/nope/v1/x", OTHER),
+        ("/wp-login.php", OTHER),
+        ("", OTHER),
+    ],
+)
+def test_service_templates(uri: str, template: str) -> None:
+    """The cases of test_nginx_exporter.py::test_route_templates with fixed ids (mutmut
+    names tests by id, so they must not change between collections)."""
+    assert Templater(SERVICES).template(uri) == template
+
+
 def test_equally_literal_templates_resolve_to_the_first_in_order() -> None:
     # both match /v1/y/x with two literal segments; the sorted table's first wins, so the
     # label never depends on the order of the documents
     for paths in (["/v1/{id}/x", "/v1/y/{id}"], ["/v1/y/{id}", "/v1/{id}/x"]):
         templater = Templater({"s": paths})
         assert templater.template("/api/s/v1/y/x") == "/api/s/v1/y/{id}"
+
+
+def test_a_root_route_labels_the_bare_service_path() -> None:
+    templater = Templater({"s": ["/"]})
+    assert templater.template("/api/s") == "/api/s/"
+    assert templater.template("/api/s/") == "/api/s/"
 
 
 def test_the_label_cache_is_bounded() -> None:
@@ -58,7 +102,16 @@ def test_the_label_cache_is_bounded() -> None:
 
 @pytest.mark.parametrize(
     ("path", "segments"),
-    [("", ()), ("/", ()), ("//", ()), ("/a", ("a",)), ("/a/b/", ("a", "b")), ("a", ("a",))],
+    [
+        ("", ()),
+        ("/", ()),
+        ("//", ()),
+        ("/a", ("a",)),
+        ("/a/b/", ("a", "b")),
+        ("a", ("a",)),
+        ("/X/", ("X",)),
+        ("/Xa/bX", ("Xa", "bX")),
+    ],
 )
 def test_segments(path: str, segments: tuple[str, ...]) -> None:
     assert _segments(path) == segments

@@ -120,13 +120,19 @@ def digest_of(method: str, path: str, body: bytes) -> bytes:
 # --- the key -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["a", "!", "~", "x" * 255, "order-7f/\\:;@"])
+@pytest.mark.parametrize(
+    "key",
+    ["a", "!", "~", "x" * 255, "order-7f/\\:;@"],
+    ids=["a", "bang", "tilde", "255", "punctuation"],
+)
 def test_visible_ascii_keys_of_1_to_255_are_accepted(key: str) -> None:
     assert idempotency_key(request(key=key)) == key
 
 
 @pytest.mark.parametrize(
-    "key", ["", " ", "a b", "x" * 256, "é", "tab\there", "\x7f", "a\x20"], ids=repr
+    "key",
+    ["", " ", "a b", "x" * 256, "é", "tab\there", "\x7f", "a\x20"],
+    ids=["empty", "space", "inner-space", "256", "non-ascii", "tab", "del", "trailing-space"],
 )
 def test_other_keys_are_400_naming_the_header(key: str) -> None:
     with pytest.raises(ValidationFailed) as caught:

@@ -134,6 +134,19 @@ def test_nice_lowers_this_thread_only(sched: list[tuple[Any, ...]]) -> None:
     assert sched == [("nice", os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)]
 
 
+def test_a_platform_without_sched_idle_falls_back_to_nice(
+    sched: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "sched_setscheduler")
+    passwords._yield_to_the_loop("idle")
+    assert sched == [("nice", os.PRIO_PROCESS, threading.get_native_id(), 10)]
+
+
+def test_a_platform_without_setpriority_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "setpriority")
+    passwords._yield_to_the_loop("nice")  # no AttributeError
+
+
 def test_nice_refused_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: Any) -> None:
         raise PermissionError("no")
@@ -198,6 +211,23 @@ async def test_no_account_costs_a_hash_and_is_false() -> None:
         assert bounded._decoy == decoy  # made once
     finally:
         bounded.close()
+
+
+async def test_no_account_is_checked_against_the_decoy(monkeypatch: pytest.MonkeyPatch) -> None:
+    bounded = BoundedHasher(cheap(), workers=1, queue=0)
+    checked: list[tuple[str, str]] = []
+    real_check = bounded._check
+
+    def spy(hash: str, password: str) -> bool:
+        checked.append((hash, password))
+        return real_check(hash, password)
+
+    monkeypatch.setattr(bounded, "_check", spy)
+    try:
+        assert await bounded.verify(None, "pw") is False
+    finally:
+        bounded.close()
+    assert checked == [(bounded._decoy, "pw")]  # a real argon2 check: it costs the same
 
 
 async def test_the_decoy_is_not_made_for_a_real_hash() -> None:

@@ -162,8 +162,12 @@ async def test_two_trial_calls_when_allowed() -> None:
     assert breaker._trials == 2
     with pytest.raises(CircuitOpen):
         await breaker.call(ok)
+    second.cancel()  # one trial cancelled frees exactly its own slot
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert breaker._trials == 1
     release.set()
-    assert await asyncio.gather(first, second) == ["ok", "ok"]
+    assert await first == "ok"
 
 
 async def test_a_cancelled_trial_frees_its_slot_but_never_below_zero() -> None:
@@ -261,6 +265,12 @@ async def test_retry_defaults_three_attempts_doubling_from_50ms() -> None:
     with pytest.raises(ConnectionError, match="failure 3"):
         await retry(failing(5), sleep=rec.sleep, rng=lambda: 1.0)
     assert rec.sleeps == [0.05, 0.1]
+
+
+async def test_retry_caps_each_delay_at_1s_by_default() -> None:
+    rec = Recorder()
+    await retry(failing(2), base_delay=5.0, sleep=rec.sleep, rng=lambda: 1.0)
+    assert rec.sleeps == [1.0, 1.0]
 
 
 async def test_retry_backoff_is_capped_and_jittered() -> None:
@@ -368,12 +378,12 @@ async def test_a_clock_going_back_refills_nothing() -> None:
 
 async def test_only_full_buckets_or_overflow_are_evicted() -> None:
     clock = Clock()
-    limiter = MemoryRateLimiter(rate=1.0, burst=2, clock=clock, max_keys=3)
+    limiter = MemoryRateLimiter(rate=2.0, burst=2, clock=clock, max_keys=3)
     await limiter.hit("a")
-    clock.now += 0.5
+    clock.now += 0.25
     await limiter.hit("b")
     assert list(limiter._buckets) == ["a", "b"]
-    clock.now += 0.5  # a is full again exactly now, b is not
+    clock.now += 0.25  # a is full again exactly now (2 tokens/s), b is not
     await limiter.hit("c")
     assert list(limiter._buckets) == ["b", "c"]
     await limiter.hit("d")

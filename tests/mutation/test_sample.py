@@ -1,0 +1,91 @@
+"""The CI share of `make mutate` (ADR 0017): a fixed-seed sample of every module's mutants,
+each of which the fast unit tests must kill. It runs in a scratch copy of the tree, niced,
+and fails naming any sampled mutant that survives and is not listed as equivalent in
+docs/mutation.md."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tools import mutation
+
+
+@pytest.mark.timeout(600)
+def test_a_fixed_sample_of_mutants_is_killed() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.mutation", "sample"],
+        cwd=mutation.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=590,
+        check=False,
+    )
+    print(done.stdout)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+
+
+def test_the_sample_is_fixed_by_the_seed_and_skips_equivalents() -> None:
+    known = mutation.equivalent()
+    first = mutation.choose(mutation.DEFAULT_SEED, 3, known)
+    again = mutation.choose(mutation.DEFAULT_SEED, 3, known)
+    assert first == again
+    assert set(first) == {p for p in mutation.modules() if p.name != "__init__.py"}
+    for path, names in first.items():
+        prefix = mutation.module_name(path) + "."
+        assert len(names) == 3
+        assert all(name.startswith(prefix) and name not in known for name in names)
+    assert mutation.choose(mutation.DEFAULT_SEED + 1, 3, known) != first
+
+
+def test_a_survivor_fails_the_verdict_unless_listed() -> None:
+    codes = {mutation.Path("lib/http/etag.py"): {"lib.http.etag.x_f__mutmut_1": 0}}
+    tallies = mutation.tally(codes, known=set())
+    assert mutation.verdict(tallies, min_rate=0.0) == [
+        "lib.http.etag.x_f__mutmut_1: survived (kill it with a test or list it as equivalent)"
+    ]
+    listed = mutation.tally(codes, known={"lib.http.etag.x_f__mutmut_1"})
+    assert listed[0].equivalent == ["lib.http.etag.x_f__mutmut_1"]
+    assert mutation.verdict(listed, min_rate=0.0) == []
+    assert listed[0].score == 1.0  # nothing killable left
+    assert mutation.verdict(listed, min_rate=0.9) == []
+    unkilled = mutation.tally({mutation.Path("lib/http/etag.py"): {"x__mutmut_1": 5}}, set())
+    assert mutation.verdict(unkilled, min_rate=0.9)[-1] == (
+        "lib.http.etag: mutation score 0.0% < 90%"
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(1, "killed"), (3, "killed"), (0, "survived"), (33, "no tests"), (36, "timeout")],
+)
+def test_mutmut_exit_codes(code: int, status: str) -> None:
+    assert mutation.status_of(code) == status
+
+
+def test_every_selected_test_can_be_named_on_the_command_line() -> None:
+    """mutmut runs a mutant's tests by node id; an id pytest cannot resolve (a parameter
+    id holding "::", as SQL casts do, or one made of a random value) makes that run a usage
+    error, which mutmut counts as a kill. So no test of the selection may have one."""
+    config = mutation.mutmut_config()
+    selection = [*config["pytest_add_cli_args_test_selection"], *config["pytest_add_cli_args"]]
+
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly"]
+
+    def collect() -> list[str]:
+        done = subprocess.run(
+            [*command, *selection],
+            cwd=mutation.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return [line for line in done.stdout.splitlines() if "::" in line]
+
+    ids = collect()
+    assert len(ids) > 500
+    assert [i for i in ids if "::" in i.partition("[")[2]] == []
+    assert collect() == ids  # the same ids every time: none made of random values

@@ -131,3 +131,35 @@ def test_dashboards_use_only_provisioned_datasources() -> None:
         for panel in board["panels"]:
             for ds in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]:
                 assert uids.get(ds["uid"]) == ds["type"], f"{path.name}: {panel['title']}"
+
+
+def test_traces_go_to_jaeger_and_link_to_the_logs_both_ways() -> None:
+    """Compose (ADR 0012): Jaeger takes OTLP, every service exports to it by default, Grafana
+    starts after it; the provisioned Jaeger datasource opens a span's log lines in
+    Elasticsearch by its trace id, and a log line's trace_id opens its trace in Jaeger."""
+    stack = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    jaeger = stack["jaeger"]
+    assert jaeger["image"].startswith("jaegertracing/all-in-one:")
+    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    assert "127.0.0.1:16686:16686" in jaeger["ports"]  # the UI, on loopback only
+    exporting = {
+        name
+        for name, service in stack.items()
+        if (service.get("environment") or {}).get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        == "${OTEL_EXPORTER_OTLP_ENDPOINT:-http://jaeger:4317}"
+    }
+    assert exporting == {s.name for s in registry.built_services()}
+    assert "jaeger" in stack["grafana"]["depends_on"]
+
+    provisioned = yaml.safe_load(
+        (ROOT / "observability/grafana/provisioning/datasources/datasources.yml").read_text()
+    )["datasources"]
+    by_uid = {d["uid"]: d for d in provisioned}
+    traces = by_uid["jaeger"]
+    assert (traces["type"], traces["url"]) == ("jaeger", "http://jaeger:16686")
+    to_logs = traces["jsonData"]["tracesToLogsV2"]
+    assert by_uid[to_logs["datasourceUid"]]["type"] == "elasticsearch"
+    assert "trace_id" in to_logs["query"]
+    assert "__trace.traceId" in to_logs["query"]
+    links = by_uid[to_logs["datasourceUid"]]["jsonData"]["dataLinks"]
+    assert {(link["field"], link["datasourceUid"]) for link in links} == {("trace_id", "jaeger")}

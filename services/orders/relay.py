@@ -87,6 +87,9 @@ class OutboxRelay(Relay):
         except AppError as exc:
             tracing.fail(span, exc.code)
             raise
+        except Exception as exc:  # a bug or an unexpected driver error: still a failed span
+            tracing.fail(span, type(exc).__name__)
+            raise
         finally:
             tracing.end_span(span, token)
 

@@ -5,14 +5,21 @@ catalog and orders apps, the points gRPC server, a real OTLP/gRPC receiver)."""
 
 from __future__ import annotations
 
+import datetime
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import pytest
 
 from lib.auth.principal import Role
+from lib.db.pool import connect
+from lib.errors import ServiceUnavailable
 from services.catalog.app import create_app as catalog_app
 from services.orders.app import create_app as orders_app
+from services.orders.db.models import Outbox
+from services.orders.relay import OutboxRelay
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.orders_support import (
     caller,
@@ -90,3 +97,47 @@ async def test_the_award_delivery_links_to_the_completing_request(
     calls = [s for s in receiver.in_trace(delivery.trace_id) if s.name == ADD_POINTS]
     client_call = next(s for s in calls if s.parent_id == delivery.span_id)
     assert any(s.parent_id == client_call.span_id for s in calls), calls
+
+
+class Refusing:
+    """A points client whose call fails: with a problem, or with anything else."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def add_user_points(
+        self, user_id: str, delta: int, reason: str, idempotency_key: str
+    ) -> int:
+        raise self.error
+
+
+async def test_a_failed_delivery_is_a_failed_span(
+    receiver: Receiver,  # noqa: F811  (the fixture)
+    migrated_db: Callable[[str], str],
+) -> None:
+    db = await connect(migrated_db("orders"), min_size=1, max_size=2)
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        for error, code in ((ServiceUnavailable("points is down"), "SERVICE_UNAVAILABLE"),
+                            (RuntimeError("a bug"), "RuntimeError")):  # fmt: skip
+            relay = OutboxRelay(db, Refusing(error), interval=1, retry_max=1, call_timeout=1)
+            key = f"job:{uuid.uuid4()}"
+            row = Outbox(
+                id=1, topic="points.award", aggregate_id=uuid.uuid4(),
+                payload={"user_id": str(uuid.uuid4()), "delta": 10, "reason": "job"},
+                idempotency_key=key, attempts=0, available_at=now, delivered_at=None,
+                last_error=None, created_at=now, traceparent=None,
+            )  # fmt: skip
+            with pytest.raises(type(error)):
+                await relay.deliver(row)
+
+            def arrived(r: Receiver, before: int = len(receiver.spans)) -> bool:
+                return any(s.name == DELIVER for s in r.spans[before:])
+
+            await receiver.wait_for(arrived, f"the failed delivery ({code})")
+            failed = [s for s in receiver.spans if s.name == DELIVER][-1]
+            assert failed.status_code == 2  # STATUS_CODE_ERROR
+            assert failed.attributes["error.type"] == code
+            assert key not in str(failed.attributes)
+    finally:
+        await db.close()

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,78 +37,32 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import ServiceProcess, percentile, rss_mb
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, generate_keypair
-from tests.servers import free_port
 from tools import migrate
 from tools.databases import PG_DEFAULT
 from tools.dbadmin import drop_database
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
-class ChatProcess:
-    def __init__(self, dsn: str, redis_url: str, prefix: str, public_pem: str, log: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        env = {
-            **os.environ,
-            "CHAT_DATABASE_URL": dsn,
-            "CHAT_PORT": str(self.port),
-            "CHAT_CHANNEL_PREFIX": prefix,
-            "REDIS_URL": redis_url,
-            "WORKERS": "1",
-            "LOG_LEVEL": "WARNING",
-            "JWT_PUBLIC_KEY": public_pem,
-            "JWT_PUBLIC_KEY_FILE": "",
-            "RATE_LIMIT_IP_RATE": "1000000",
-            "RATE_LIMIT_IP_BURST": "1000000",
-            "RATE_LIMIT_USER_RATE": "1000000",
-            "RATE_LIMIT_USER_BURST": "1000000",
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.chat"],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-
-    async def wait_healthy(self, http: aiohttp.ClientSession, seconds: float = 20.0) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chat exited: {self.log.read_text()}")
-            try:
-                async with http.get(f"{self.url}/health") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"chat not healthy in {seconds}s: {self.log.read_text()}")
-
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+def chat_process(
+    dsn: str, redis_url: str, prefix: str, public_pem: str, log: Path
+) -> ServiceProcess:
+    env = {
+        **os.environ,
+        "CHAT_DATABASE_URL": dsn,
+        "CHAT_CHANNEL_PREFIX": prefix,
+        "REDIS_URL": redis_url,
+        "WORKERS": "1",
+        "LOG_LEVEL": "WARNING",
+        "JWT_PUBLIC_KEY": public_pem,
+        "JWT_PUBLIC_KEY_FILE": "",
+        "RATE_LIMIT_IP_RATE": "1000000",
+        "RATE_LIMIT_IP_BURST": "1000000",
+        "RATE_LIMIT_USER_RATE": "1000000",
+        "RATE_LIMIT_USER_BURST": "1000000",
+    }
+    return ServiceProcess("chat", env, log)
 
 
 @dataclass
@@ -210,7 +163,7 @@ async def phase(
 
 async def idle_memory(
     http: aiohttp.ClientSession,
-    chat: ChatProcess,
+    chat: ServiceProcess,
     conversation_id: str,
     tokens: list[str],
     count: int,
@@ -221,9 +174,9 @@ async def idle_memory(
     warm = await open_sockets(http, [chat.url], path, tokens, min(count, 20))
     for ws in warm:
         await ws.close()
-    before = chat.rss_kib()
+    before = rss_mb(chat.proc.pid) * 1024
     sockets = await open_sockets(http, [chat.url], path, tokens, count)
-    after = chat.rss_kib()
+    after = rss_mb(chat.proc.pid) * 1024
     for ws in sockets:
         await ws.close()
     return (after - before) / count
@@ -257,7 +210,7 @@ async def run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     prefix = f"fixup:bench:{os.getpid()}:chat:"
     with tempfile.TemporaryDirectory(prefix="bench-chat-") as tmp:
         chats = [
-            ChatProcess(dsn, args.redis, prefix, public_pem, Path(tmp) / f"chat{n}.log")
+            chat_process(dsn, args.redis, prefix, public_pem, Path(tmp) / f"chat{n}.log")
             for n in range(2)
         ]
         try:

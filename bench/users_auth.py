@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,14 +35,13 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import ServiceProcess, percentile
 from lib.auth.passwords import Priority, make_hasher
 from services.users.settings import UsersSettings
-from tests.servers import free_port
 from tools import keys, migrate
 from tools.databases import PG_DEFAULT
 from tools.dbadmin import drop_database
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench password 1"
 PRIORITIES: tuple[Priority, ...] = ("idle", "nice")  # the default first
 
@@ -75,13 +73,6 @@ class Phase:
 
 
 Client = Callable[[aiohttp.ClientSession, Phase], Awaitable[None]]  # one request, counted
-
-
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def argon2_parameters() -> tuple[int, int, int]:
@@ -123,62 +114,29 @@ async def seed_accounts(dsn: str, count: int) -> list[str]:
     return emails
 
 
-class UsersProcess:
-    def __init__(self, dsn: str, key_dir: Path, log: Path, priority: Priority) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        env = {
-            **os.environ,
-            "USERS_DATABASE_URL": dsn,
-            "USERS_PORT": str(self.port),
-            "WORKERS": "1",
-            "REDIS_URL": "",
-            "LOG_LEVEL": "WARNING",
-            "POINTS_GRPC_ADDR": "",
-            "JWT_PUBLIC_KEY": "",
-            "JWT_PRIVATE_KEY": "",
-            "JWT_PUBLIC_KEY_FILE": str(key_dir / keys.PUBLIC_NAME),
-            "JWT_PRIVATE_KEY_FILE": str(key_dir / keys.PRIVATE_NAME),
-            "LOGIN_RATE": "1000000",
-            "LOGIN_BURST": "1000000",
-            "RATE_LIMIT_IP_RATE": "1000000",
-            "RATE_LIMIT_IP_BURST": "1000000",
-            "ARGON2_PRIORITY": priority,
-        }
-        env.pop("USERS_ARGON2_PRIORITY", None)
-        for name in ("TIME_COST", "MEMORY_COST", "PARALLELISM"):
-            env.pop(f"ARGON2_{name}", None)  # the production defaults, whatever the shell says
-            env.pop(f"USERS_ARGON2_{name}", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.users"],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-
-    async def wait_healthy(self, http: aiohttp.ClientSession, seconds: float = 20.0) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"users exited: {self.log.read_text()}")
-            try:
-                async with http.get(f"{self.url}/health") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"users not healthy in {seconds}s: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+def users_process(dsn: str, key_dir: Path, log: Path, priority: Priority) -> ServiceProcess:
+    env = {
+        **os.environ,
+        "USERS_DATABASE_URL": dsn,
+        "WORKERS": "1",
+        "REDIS_URL": "",
+        "LOG_LEVEL": "WARNING",
+        "POINTS_GRPC_ADDR": "",
+        "JWT_PUBLIC_KEY": "",
+        "JWT_PRIVATE_KEY": "",
+        "JWT_PUBLIC_KEY_FILE": str(key_dir / keys.PUBLIC_NAME),
+        "JWT_PRIVATE_KEY_FILE": str(key_dir / keys.PRIVATE_NAME),
+        "LOGIN_RATE": "1000000",
+        "LOGIN_BURST": "1000000",
+        "RATE_LIMIT_IP_RATE": "1000000",
+        "RATE_LIMIT_IP_BURST": "1000000",
+        "ARGON2_PRIORITY": priority,
+    }
+    env.pop("USERS_ARGON2_PRIORITY", None)
+    for name in ("TIME_COST", "MEMORY_COST", "PARALLELISM"):
+        env.pop(f"ARGON2_{name}", None)  # the production defaults, whatever the shell says
+        env.pop(f"USERS_ARGON2_{name}", None)
+    return ServiceProcess("users", env, log)
 
 
 async def probe_health(url: str, interval: float, stop: asyncio.Event, out: list[float]) -> None:
@@ -272,7 +230,9 @@ async def run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-users-auth-") as tmp:
         key_dir = Path(tmp) / "keys"
         keys.write_keys(key_dir)
-        procs = {p: UsersProcess(dsn, key_dir, Path(tmp) / f"users-{p}.log", p) for p in PRIORITIES}
+        procs = {
+            p: users_process(dsn, key_dir, Path(tmp) / f"users-{p}.log", p) for p in PRIORITIES
+        }
         users = procs[PRIORITIES[0]]
         interval, part = args.probe_interval / 1000, args.seconds / args.rounds
         idles = {p: Phase() for p in PRIORITIES}

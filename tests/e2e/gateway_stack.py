@@ -23,8 +23,10 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.service_process import ROOT, Service
+from tests.integration.auth_support import KEYS
 from tests.servers import free_port
 from tools import nginx as nginx_tool
+from tools import seed
 from tools.dbadmin import psycopg_dsn
 
 NGINX_HINT = (
@@ -322,3 +324,39 @@ async def running_stack(
         gateway.stop()
         service.stop()
         await echo.stop()
+
+
+@contextlib.asynccontextmanager
+async def users_and_points_behind_nginx(
+    users_dsn: str, points_dsn: str, tmp: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[Gateway, Service, Service]]:
+    """The seed's users and points as real processes (users -> points over gRPC), users
+    behind a real NGINX; `env` is added to both (tracing's OTEL_* variables, say)."""
+    seed.seed_users(users_dsn)
+    seed.seed_points(points_dsn)
+    grpc_port = free_port()
+    common = {"WORKERS": "1", "REDIS_URL": "", "RATE_LIMIT_IP_RATE": "1000", **(env or {})}
+    points = Service(
+        {**common, "POINTS_DATABASE_URL": points_dsn, "POINTS_PORT": str(free_port()),
+         "POINTS_GRPC_PORT": str(grpc_port)},
+        tmp / "points.log",
+        name="points",
+    )  # fmt: skip
+    users = Service(
+        {**common, "USERS_DATABASE_URL": users_dsn, "USERS_PORT": str(free_port()),
+         "POINTS_GRPC_ADDR": f"127.0.0.1:{grpc_port}", "JWT_PUBLIC_KEY": KEYS[1]},
+        tmp / "users.log",
+        name="users",
+    )  # fmt: skip
+    docs = tmp / "docs"
+    docs.mkdir()
+    gateway = Gateway(tmp, {"users": [f"127.0.0.1:{users.port}"]}, docs)
+    try:
+        await points.wait_healthy()
+        await users.wait_healthy()
+        await gateway.start()
+        yield gateway, users, points
+    finally:
+        gateway.stop()
+        users.stop()
+        points.stop()

@@ -16,12 +16,10 @@ import pytest
 
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
-from tests.e2e.gateway_stack import Gateway, wait_until
+from tests.e2e.gateway_stack import Gateway, users_and_points_behind_nginx, wait_until
 from tests.e2e.service_process import Service
 from tests.integration.auth_support import KEYS
 from tests.otlp_receiver import Receiver, Span
-from tests.servers import free_port
-from tools import seed
 
 SERVER, CLIENT = 2, 3  # OTLP span kinds
 LIST_POINTS = "point.PointServer/GetUserListPoints"
@@ -39,41 +37,15 @@ async def chain(
 ) -> AsyncIterator[tuple[Gateway, Service, Service, Receiver]]:
     tmp = tmp_path_factory.mktemp("trace")
     users_dsn, points_dsn = migrated_db("users"), migrated_db("points")
-    seed.seed_users(users_dsn)
-    seed.seed_points(points_dsn)
     receiver = await Receiver().start()
-    grpc_port = free_port()
-    common = {
-        "WORKERS": "1",
-        "REDIS_URL": "",
-        "RATE_LIMIT_IP_RATE": "1000",
+    tracing_on = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: the spans arrive quickly
     }
-    points = Service(
-        {**common, "POINTS_DATABASE_URL": points_dsn, "POINTS_PORT": str(free_port()),
-         "POINTS_GRPC_PORT": str(grpc_port)},
-        tmp / "points.log",
-        name="points",
-    )  # fmt: skip
-    users = Service(
-        {**common, "USERS_DATABASE_URL": users_dsn, "USERS_PORT": str(free_port()),
-         "POINTS_GRPC_ADDR": f"127.0.0.1:{grpc_port}", "JWT_PUBLIC_KEY": KEYS[1]},
-        tmp / "users.log",
-        name="users",
-    )  # fmt: skip
-    docs = tmp / "docs"
-    docs.mkdir()
-    gateway = Gateway(tmp, {"users": [f"127.0.0.1:{users.port}"]}, docs)
     try:
-        await points.wait_healthy()
-        await users.wait_healthy()
-        await gateway.start()
-        yield gateway, users, points, receiver
+        async with users_and_points_behind_nginx(users_dsn, points_dsn, tmp, tracing_on) as stack:
+            yield (*stack, receiver)
     finally:
-        gateway.stop()
-        users.stop()
-        points.stop()
         await receiver.stop()
 
 

@@ -41,7 +41,7 @@ from bench.common import ServiceProcess, percentile, rss_mb
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, generate_keypair
 from tools import migrate
-from tools.databases import PG_DEFAULT
+from tools.databases import PG_DEFAULT, REDIS_DEFAULT
 from tools.dbadmin import drop_database
 
 
@@ -276,9 +276,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=8, help="messages in flight at most")
     parser.add_argument("--posters", type=int, default=4)
     parser.add_argument("--idle", type=int, default=1000, help="sockets for the memory figure")
-    parser.add_argument(
-        "--redis", default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
-    )
+    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS", REDIS_DEFAULT))
     parser.add_argument("--dsn", default="", help="a migrated chat database (default: a new one)")
     return parser.parse_args(argv)
 

@@ -46,7 +46,7 @@ from bench.common import (
 )
 from services.departments.db import departments as q
 from tools import migrate, nginx
-from tools.databases import PG_DEFAULT
+from tools.databases import PG_DEFAULT, REDIS_DEFAULT
 from tools.dbadmin import drop_database
 
 PATH = "/v1/departments?limit=50"
@@ -112,9 +112,7 @@ def service_env(dsn: str, port: int, workers: int) -> dict[str, str]:
         "LOG_FILE": "/dev/null",
         "LOG_LEVEL": "WARNING",
         "WORKERS": str(workers),
-        "REDIS_URL": os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
-        if workers > 1
-        else "",
+        "REDIS_URL": os.environ.get("BENCH_REDIS", REDIS_DEFAULT) if workers > 1 else "",
     }
 
 

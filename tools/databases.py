@@ -15,6 +15,7 @@ from lib.registry import Engine
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432"
 MYSQL_DEFAULT = "mysql://root@127.0.0.1:3306"
+REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
 
 
 @dataclass(frozen=True, slots=True)

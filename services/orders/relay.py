@@ -84,11 +84,8 @@ class OutboxRelay(Relay):
         )
         try:
             await award
-        except AppError as exc:
-            tracing.fail(span, exc.code)
-            raise
-        except Exception as exc:  # a bug or an unexpected driver error: still a failed span
-            tracing.fail(span, type(exc).__name__)
+        except Exception as exc:  # a problem by its code; anything else by its type
+            tracing.fail(span, exc.code if isinstance(exc, AppError) else type(exc).__name__)
             raise
         finally:
             tracing.end_span(span, token)

@@ -409,10 +409,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 profile(procs["service"].pid, urls["service"], args.profile, raw, [header])
                 report(raw, 30)
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait(15)
+        # the points server last: a request still in a server when wrk stops needs it
+        servers = [proc for name, proc in procs.items() if name != "points"]
+        for group in (servers, [procs[name] for name in procs if name == "points"]):
+            for proc in group:
+                proc.terminate()
+            for proc in group:
+                proc.wait(15)
         drop_database(dsn)
         drop_database(points_dsn)
     med = {

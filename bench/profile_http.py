@@ -53,7 +53,7 @@ def profile(
     try:
         subprocess.run(
             [
-                "py-spy",
+                str(Path(sys.executable).with_name("py-spy")),  # the venv's, not PATH's
                 "record",
                 "--pid",
                 str(pid),

@@ -163,6 +163,109 @@ def test_leeway_accepts_a_just_expired_token(keys: Keys) -> None:
     assert TokenVerifier(keys.public_pem, leeway=30).verify(token).user_id == USER_ID
 
 
+# --- the verified-token cache -------------------------------------------------------
+
+
+class Clock:
+    """The cache's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.at = float(now_s())
+
+    def __call__(self) -> float:
+        return self.at
+
+
+def test_a_remembered_token_skips_the_signature_check(
+    keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(keys.public_pem)
+    token = signed(keys)
+    first = verifier.verify(token)
+    decodes: list[str] = []
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append("decode"))
+    assert verifier.verify(token) is first
+    assert decodes == []
+
+
+def test_a_remembered_token_expires_on_the_clock(keys: Keys) -> None:
+    clock = Clock()
+    exp = now_s() + 60
+    verifier = TokenVerifier(keys.public_pem, now=clock)
+    token = signed(keys, exp=exp)
+    verifier.verify(token)
+    clock.at = exp - 1
+    assert verifier.verify(token).user_id == USER_ID
+    clock.at = exp  # PyJWT's rule: expired when exp <= now
+    with pytest.raises(Unauthorized, match="token expired"):
+        verifier.verify(token)
+    with pytest.raises(Unauthorized, match="token expired"):  # forgotten, checked in full
+        TokenVerifier(keys.public_pem, now=clock).verify(signed(keys, exp=now_s() - 1))
+
+
+def test_the_leeway_applies_to_a_remembered_token(keys: Keys) -> None:
+    clock = Clock()
+    exp = now_s() + 60
+    verifier = TokenVerifier(keys.public_pem, leeway=30, now=clock)
+    token = signed(keys, exp=exp)
+    verifier.verify(token)
+    clock.at = exp + 29
+    assert verifier.verify(token).user_id == USER_ID
+    clock.at = exp + 30
+    with pytest.raises(Unauthorized, match="token expired"):
+        verifier.verify(token)
+
+
+def test_a_failed_token_is_not_remembered_and_a_changed_one_is_checked(keys: Keys) -> None:
+    verifier = TokenVerifier(keys.public_pem)
+    token = signed(keys)
+    verifier.verify(token)
+    header, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    for _ in range(2):
+        with pytest.raises(Unauthorized, match="invalid token"):
+            verifier.verify(f"{header}.{payload}.{flipped}")
+    tampered = b64url_json({**good_claims(), "role": "ADMIN"})
+    with pytest.raises(Unauthorized, match="invalid token"):
+        verifier.verify(f"{header}.{tampered}.{signature}")
+    assert verifier.verify(token).role is Role.CUSTOMER
+
+
+def test_the_cache_is_bounded_oldest_out(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = TokenVerifier(keys.public_pem, cache_size=2)
+    tokens = [signed(keys) for _ in range(3)]
+    for token in tokens:
+        verifier.verify(token)
+    real_decode = jwt.decode
+    decoded: list[str] = []
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    for token in tokens[1:]:
+        verifier.verify(token)
+    assert decoded == []
+    verifier.verify(tokens[0])  # pushed out by the third: checked again
+    assert decoded == [tokens[0]]
+
+
+def test_cache_size_zero_remembers_nothing(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = TokenVerifier(keys.public_pem, cache_size=0)
+    token = signed(keys)
+    verifier.verify(token)
+    calls: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(
+        jwt, "decode", lambda t, *a, **k: calls.append(t) or real_decode(t, *a, **k)
+    )
+    verifier.verify(token)
+    assert calls == [token]
+    with pytest.raises(ValueError, match="cache_size"):
+        TokenVerifier(keys.public_pem, cache_size=-1)
+
+
 def test_hand_built_claims_verify(keys: Keys, verifier: TokenVerifier) -> None:
     """The control for the claim cases below: unchanged, `signed()` is a valid token."""
     assert verifier.verify(signed(keys)).role is Role.CUSTOMER

@@ -3,8 +3,9 @@
 - argon2id: the cost of one password check with the production parameters (the
   UsersSettings defaults, ADR 0010), measured in this process;
 - /health p99 while idle, then during a login storm (--concurrency clients logging in
-  back to back): the bounded executor (ARGON2_WORKERS threads) must keep the event loop
-  responsive, the ratio should stay <= 2. Side by side, one process per ARGON2_PRIORITY
+  back to back; the probe is a process of its own, so the clients' work is not in it):
+  the bounded executor (ARGON2_WORKERS threads) must keep the event loop responsive, the
+  ratio should stay <= 2. Side by side, one process per ARGON2_PRIORITY
   (idle: SCHED_IDLE, the default; nice: nice 10), their phases interleaved in --rounds
   rounds so both see the same background load;
 - login throughput vs refresh throughput (refresh is one SHA-256 and one transaction).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -32,6 +34,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -139,10 +142,13 @@ def users_process(dsn: str, key_dir: Path, log: Path, priority: Priority) -> Ser
     return ServiceProcess("users", env, log)
 
 
-async def probe_health(url: str, interval: float, stop: asyncio.Event, out: list[float]) -> None:
-    """GET /health every `interval` s on its own connection; latency of each, in ms."""
+async def probe_health(url: str, interval: float, seconds: float) -> list[float]:
+    """GET /health every `interval` s for `seconds` on one keep-alive connection; the latency
+    of each, in ms."""
+    out: list[float] = []
     async with aiohttp.ClientSession() as http:
-        while not stop.is_set():
+        ends = time.perf_counter() + seconds
+        while time.perf_counter() < ends:
             started = time.perf_counter()
             async with http.get(f"{url}/health") as resp:
                 await resp.read()
@@ -150,6 +156,15 @@ async def probe_health(url: str, interval: float, stop: asyncio.Event, out: list
                     raise RuntimeError(f"/health answered {resp.status}")
             out.append((time.perf_counter() - started) * 1000)
             await asyncio.sleep(interval)
+    return out
+
+
+def probe_main(url: str, interval: float, seconds: float) -> None:
+    """`users_auth.py probe URL INTERVAL SECONDS`: the probe as its own process, so the storm's
+    clients never delay it (their responses are handled by another event loop and another
+    process): "ready" on a line, then, after `seconds`, the latencies as JSON."""
+    print("ready", flush=True)
+    print(json.dumps(uvloop.run(probe_health(url, interval, seconds))), flush=True)
 
 
 async def phase(
@@ -158,8 +173,20 @@ async def phase(
     probe_interval: float,
     clients: list[Client],
 ) -> Phase:
-    """Run `clients` back to back for `seconds` while /health is probed."""
+    """Run `clients` back to back for `seconds` while another process probes /health."""
     result, stop = Phase(), asyncio.Event()
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "probe",
+        url,
+        str(probe_interval),
+        str(seconds),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert probe.stdout is not None
+    if await probe.stdout.readline() != b"ready\n":
+        raise RuntimeError("the /health probe did not start")
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
 
@@ -169,13 +196,15 @@ async def phase(
 
         started = time.perf_counter()
         tasks = [asyncio.create_task(loop(c)) for c in clients]
-        prober = asyncio.create_task(probe_health(url, probe_interval, stop, result.health_ms))
-        done, _ = await asyncio.wait([prober, *tasks], timeout=seconds)
+        if tasks:
+            await asyncio.wait(tasks, timeout=seconds)
+        latencies = await probe.stdout.read()  # the probe stops after `seconds` itself
         stop.set()
-        await asyncio.gather(prober, *tasks)  # each finishes its request in flight
+        await asyncio.gather(*tasks)  # each finishes its request in flight: a crash fails
         result.seconds = time.perf_counter() - started
-        for task in done:
-            task.result()  # a crashed client fails the run
+    if await probe.wait() != 0:
+        raise RuntimeError(f"the /health probe failed (exit {probe.returncode})")
+    result.health_ms = json.loads(latencies)
     return result
 
 
@@ -336,4 +365,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["probe"]:
+        probe_main(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
+    else:
+        main()

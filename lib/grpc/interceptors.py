@@ -17,7 +17,7 @@ from lib.logging import access_log
 from lib.metrics import GRPC_DURATION, GRPC_HANDLED
 
 REQUEST_ID_KEY = "x-request-id"
-REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # as lib.http's middleware
+REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")  # as lib.http's middleware
 
 Behavior = Callable[..., Any]
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from lib.errors import FieldError, PreconditionFailed, PreconditionRequired, ValidationFailed
 
-_TAG = re.compile(r'^\s*(?:W/)?"(\d{1,9})"\s*$')
+_TAG = re.compile(r'^\s*(?:W/)?"(\d{1,9})"\s*\Z')
 
 
 def etag(version: int) -> str:

@@ -29,7 +29,7 @@ from aiohttp import web
 from lib.errors import Conflict, FieldError, ValidationFailed
 from lib.http.keys import CLIENT_IP, DB, principal_of
 
-KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII
+KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # visible ASCII
 REPLAYED_HEADERS = ("Content-Type", "ETag", "Location")
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 

@@ -39,7 +39,7 @@ from lib.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
 from lib.resilience.ratelimit import RateLimiter, enforce
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 ACCESS_COOKIE = "fixup_access"
 log = get_logger("lib.http")

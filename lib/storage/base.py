@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(?:jpg|png)$")
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(?:jpg|png)\Z")
 # content type -> (extension, magic bytes at offset 0)
 IMAGE_TYPES: dict[str, tuple[str, bytes]] = {
     "image/jpeg": ("jpg", b"\xff\xd8\xff"),

@@ -18,7 +18,7 @@ from lib.http.jsonio import dumps
 from services.chat.db import chat as q
 from services.chat.db import models
 
-CURSOR = re.compile(r"^v1:(0|[1-9][0-9]{0,18})$")
+CURSOR = re.compile(r"^v1:(0|[1-9][0-9]{0,18})\Z")
 MAX_SEQ = 2**63 - 1  # bigint
 
 

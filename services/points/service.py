@@ -27,8 +27,8 @@ from services.points.db.models import PointsLedger
 
 log = get_logger("services.points")
 
-UUID_FORMAT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-KEY_FORMAT = re.compile(r"^[\x21-\x7e]{1,128}$")  # visible ASCII, the ledger's ascii_bin key
+UUID_FORMAT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+KEY_FORMAT = re.compile(r"^[\x21-\x7e]{1,128}\Z")  # visible ASCII, the ledger's ascii_bin key
 MAX_REASON = 200
 INT32_MAX = 2**31 - 1
 DUPLICATE_KEY = 1062

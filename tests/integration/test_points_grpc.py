@@ -67,7 +67,16 @@ async def test_get_user_list_points_empty(points: Points) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["nope", "", "1234", "{00000000-0000-0000-0000-000000000000}", "a" * 36, " " + "0" * 35]
+    "bad",
+    [
+        "nope",
+        "",
+        "1234",
+        "{00000000-0000-0000-0000-000000000000}",
+        "a" * 36,
+        " " + "0" * 35,
+        "00000000-0000-0000-0000-000000000000\n",  # `$` alone would let this through
+    ],
 )
 async def test_malformed_ids_invalid_argument(points: Points, bad: str) -> None:
     code, detail = await code_of(points.get(bad))
@@ -105,6 +114,7 @@ async def test_add_applies_and_returns_the_balance(points: Points) -> None:
         (1, "job", "k" * 129, "idempotency_key"),
         (1, "job", "has space", "idempotency_key"),
         (1, "job", "ключ", "idempotency_key"),
+        (1, "job", "k\n", "idempotency_key"),
     ],
 )
 async def test_add_validation(

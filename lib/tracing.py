@@ -74,12 +74,13 @@ def configure(service: str) -> bool:
     if ENABLED or not wanted(env):
         return ENABLED
     from opentelemetry import context, trace
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
     from opentelemetry.trace import SpanKind, StatusCode
+
+    from lib.tracing_otlp import SpanExporter
 
     class GatewayAwareIds(RandomIdGenerator):
         """A root span takes the trace id NGINX made, when there is one."""
@@ -109,7 +110,7 @@ def configure(service: str) -> bool:
     batch = int(env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1024"))
     queue = int(env.get("OTEL_BSP_MAX_QUEUE_SIZE", str(max(8192, batch * 4))))
     provider.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(), max_queue_size=queue, max_export_batch_size=batch)
+        BatchSpanProcessor(SpanExporter(), max_queue_size=queue, max_export_batch_size=batch)
     )
     trace.set_tracer_provider(provider)
     otel.trace, otel.context, otel.provider = trace, context, provider

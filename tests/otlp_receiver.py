@@ -37,9 +37,11 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[mis
     server: Any = None
     port: int = 0
     exports: int = 0
+    requests: list[Any] = field(default_factory=list)  # each ExportTraceServiceRequest
 
     async def Export(self, request: Any, context: Any) -> Any:
         self.exports += 1
+        self.requests.append(request)
         for resource_spans in request.resource_spans:
             attrs = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             service = str(attrs.get("service.name", ""))

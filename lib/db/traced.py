@@ -46,7 +46,7 @@ def sqlc_name(func: str) -> str:
 async def _traced(
     run: Callable[..., Awaitable[Any]], name: str, system: str, args: tuple[Any, ...]
 ) -> Any:
-    span = tracing.start_child(name, tracing.CLIENT, {"db.system.name": system})
+    span = tracing.start_leaf(name, tracing.CLIENT, {"db.system.name": system})
     try:
         return await run(*args)
     except BaseException as exc:

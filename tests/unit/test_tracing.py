@@ -313,3 +313,83 @@ async def test_problems_are_recorded_on_the_server_span_with_their_code(
         "POST unmatched": ("METHOD_NOT_ALLOWED", unset, ""),  # bounded names, as metrics
     }
     assert by_name["GET /down"].attributes["http.response.status_code"] == 503
+
+
+REMOTE_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_a_leaf_span_is_exported_as_the_sdks_child_span_would_be(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    assert tracing.configure("departments")
+    try:
+        assert tracing.otel.leaves  # the default sampler: leaves are built by hand
+        span, token = tracing.start_server_span("GET /x", REMOTE_PARENT)
+        try:
+            for start in (tracing.start_leaf, tracing.start_child):
+                ok = start("GetUser", tracing.CLIENT, {"db.system.name": "postgresql"})
+                ok.end()
+                failed = start("ListUsers", tracing.CLIENT, {"db.system.name": "mysql"})
+                assert failed.is_recording()
+                tracing.fail(failed, "UniqueViolationError")
+                tracing.fail(failed, "NOT_FOUND", 404)  # again: the last code and status win
+                failed.end()
+            assert isinstance(ok, type(failed))
+            assert type(tracing.start_leaf("x")).__name__ == "_Leaf"  # (not ended: not sent)
+        finally:
+            tracing.end_span(span, token)
+        unsampled, token = tracing.start_server_span("GET /y", REMOTE_PARENT[:-2] + "00")
+        try:  # an unsampled parent: the SDK's own (non-recording) span
+            assert not tracing.start_leaf("GetUser").is_recording()
+        finally:
+            tracing.end_span(unsampled, token)
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+    sent = [s for r in receiver.requests for rs in r.resource_spans for ss in rs.scope_spans
+            for s in ss.spans]  # fmt: skip
+    assert [s.name for s in sent] == ["GetUser", "ListUsers", "GetUser", "ListUsers", "GET /x"]
+    server = sent[-1]
+    for s in sent[:4]:
+        assert s.parent_span_id == server.span_id
+        assert s.trace_id == server.trace_id == bytes.fromhex(REMOTE_PARENT[3:35])
+        assert s.start_time_unix_nano <= s.end_time_unix_nano
+        assert len(s.span_id) == 8
+        assert s.span_id != server.span_id
+        s.ClearField("span_id")
+        s.ClearField("start_time_unix_nano")
+        s.ClearField("end_time_unix_nano")
+    assert sent[0] == sent[2]  # every other field: name, kind, attributes, status, flags
+    assert sent[1] == sent[3]
+    assert {a.key: a.value.WhichOneof("value") for a in sent[1].attributes} == {
+        "db.system.name": "string_value",
+        "error.type": "string_value",
+        "http.response.status_code": "int_value",
+    }
+    assert (sent[1].status.code, sent[1].status.message) == (2, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    ("env", "lean"),
+    [
+        ({}, True),
+        ({"OTEL_TRACES_SAMPLER": "always_on"}, True),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+         True),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}, False),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_off"}, True),
+        ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "4"}, False),
+        ({"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "1"}, False),
+        ({"OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "true"}, False),
+    ],
+)  # fmt: skip
+def test_leaves_are_built_by_hand_only_where_the_tracer_would_make_the_same_span(
+    env: dict[str, str], lean: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    provider = TracerProvider(shutdown_on_exit=False)
+    assert tracing._lean_leaves(provider.get_tracer("fixup")) is lean

@@ -53,7 +53,10 @@ METRICS = (
     Package("prometheus-mysqld-exporter", "MariaDB metrics", ("prometheus-mysqld-exporter",)),
     Package("prometheus-redis-exporter", "Redis metrics", ("prometheus-redis-exporter",)),
 )
-LOAD = (Package("wrk", "the load tests (tests/reliability) and bench/", ("wrk",)),)
+LOAD = (
+    Package("wrk", "the load tests (tests/reliability) and bench/", ("wrk",)),
+    Package("valgrind", "bench/http_instructions.py (callgrind)", ("valgrind",)),
+)
 LINTERS = (
     Package("docker-compose", "docker-compose config (lint)", ("docker-compose",)),
     Package("kubectl", "kubectl kustomize (deploy/k8s overlays)", ("kubectl",)),

@@ -1,13 +1,12 @@
 """The middleware chain (docs/architecture.md, "The path of a request"), outermost first:
 
 [the server span, when tracing is on (lib/tracing.py)] -> request id (+ the one-connection
-scope and the security headers) -> CORS -> access log -> metrics -> errors -> per-IP rate
+scope and the security headers) -> CORS -> access log and metrics -> errors -> per-IP rate
 limit -> auth -> per-user rate limit -> handler.
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 import time
@@ -132,35 +131,16 @@ def cors_middleware(allowed: list[str]) -> Any:
     return cors
 
 
-@web.middleware
-async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    start = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    finally:
-        principal = principal_of(request)
-        access_log.write(
-            request_id(request),
-            method=request.method,
-            route=route_template(request),
-            path=request.path,
-            status=status,
-            duration_ms=round((time.perf_counter() - start) * 1000, 2),
-            user_id=str(principal.user_id) if principal is not None else None,
-            client_ip=request.get(CLIENT_IP),
-        )
-
-
-def metrics_middleware(service: str) -> Any:
+def observe_middleware(service: str) -> Any:
+    """The access log line and the request metrics (count, duration, in flight) of every
+    request. One layer for both: they time the same span and read the same route and
+    status, and a layer of its own costs more than either's bookkeeping (ADR 0005)."""
     in_flight = HTTP_IN_FLIGHT.labels(service)
     counters: dict[tuple[str, str, str], Any] = {}  # label lookups are the costly part
     histograms: dict[tuple[str, str], Any] = {}
 
     @web.middleware
-    async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         start = time.perf_counter()
         status = 500
         in_flight.inc()
@@ -170,6 +150,7 @@ def metrics_middleware(service: str) -> Any:
             return response
         finally:
             in_flight.dec()
+            elapsed = time.perf_counter() - start
             route = route_template(request)
             key = (request.method, route, str(status))
             counter = counters.get(key)
@@ -179,9 +160,20 @@ def metrics_middleware(service: str) -> Any:
             histogram = histograms.get(key[:2])
             if histogram is None:
                 histogram = histograms[key[:2]] = HTTP_DURATION.labels(service, *key[:2])
-            histogram.observe(time.perf_counter() - start)
+            histogram.observe(elapsed)
+            principal = principal_of(request)
+            access_log.write(
+                request_id(request),
+                method=request.method,
+                route=route,
+                path=request.path,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                user_id=str(principal.user_id) if principal is not None else None,
+                client_ip=request.get(CLIENT_IP),
+            )
 
-    return metrics
+    return observe
 
 
 @web.middleware
@@ -206,27 +198,36 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return problems.internal_error(rid)
 
 
-Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+class ClientIps:
+    """The caller's address: the socket peer, or X-Real-IP when the peer is a trusted proxy
+    (NGINX). Each (peer, X-Real-IP) pair is resolved once: parsing addresses costs more
+    than the rest of the middleware together (bounded: the table starts over when full)."""
 
+    def __init__(self, trusted_proxies: list[str], size: int = 4096) -> None:
+        self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
+        self._size = size
+        self._known: dict[tuple[str, str], str] = {}
 
-@functools.lru_cache(maxsize=4096)
-def _resolve_ip(peer: str, real_ip: str, trusted: Networks) -> str:
-    """Cached: parsing addresses costs more than the rest of the middleware together."""
-    try:
-        peer_ip = ipaddress.ip_address(peer)
-    except ValueError:
-        return peer
-    if real_ip and any(peer_ip in net for net in trusted):
+    def of(self, request: web.Request) -> str:
+        key = (request.remote or "", request.headers.get("X-Real-IP", ""))
+        ip = self._known.get(key)
+        if ip is None:
+            if len(self._known) >= self._size:
+                self._known.clear()
+            ip = self._known[key] = self._resolve(*key)
+        return ip
+
+    def _resolve(self, peer: str, real_ip: str) -> str:
         try:
-            return str(ipaddress.ip_address(real_ip.strip()))
+            peer_ip = ipaddress.ip_address(peer)
         except ValueError:
             return peer
-    return peer
-
-
-def client_ip(request: web.Request, trusted: Networks) -> str:
-    """The socket peer, or X-Real-IP when the peer is a trusted proxy (NGINX)."""
-    return _resolve_ip(request.remote or "", request.headers.get("X-Real-IP", ""), trusted)
+        if real_ip and any(peer_ip in net for net in self.trusted):
+            try:
+                return str(ipaddress.ip_address(real_ip.strip()))
+            except ValueError:
+                return peer
+        return peer
 
 
 @dataclass
@@ -244,11 +245,11 @@ async def _limit(limiter: RateLimiter, key: str) -> None:
 
 
 def ip_limit_middleware(trusted_proxies: list[str]) -> Any:
-    trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
+    client_ips = ClientIps(trusted_proxies)
 
     @web.middleware
     async def ip_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        ip = client_ip(request, trusted)
+        ip = client_ips.of(request)
         request[CLIENT_IP] = ip
         limits = request.app.get(LIMITS)
         if limits is not None and request.path not in EXEMPT:

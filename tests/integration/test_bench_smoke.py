@@ -1,8 +1,8 @@
-"""A bounded run of every benchmark of ADR 0013 (data access, both HTTP lists, growth,
-memory), so none rots between `make bench` runs: each runs its real servers and rivals
-on throwaway databases, checks inside that every variant answers the same data, and
-returns the figures the README table is made of. Ratios are never asserted here (the
-machine is shared): only what must hold whatever the load."""
+"""A bounded run of every benchmark of ADR 0013 (data access, both HTTP lists, the
+instruction count, growth, memory), so none rots between `make bench` runs: each runs its
+real servers and rivals on throwaway databases, checks inside that every variant answers
+the same data, and returns the figures the README table is made of. Ratios are never
+asserted here (the machine is shared): only what must hold whatever the load."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench import data_access, growth, http_frameworks, http_users, memory
+from bench import data_access, growth, http_frameworks, http_instructions, http_users, memory
 from lib import registry
 
 
@@ -47,6 +47,18 @@ def test_http_frameworks_smoke() -> None:
     assert all(finite_positive(sum(s["rss_idle_mb"])) for s in servers.values())
     assert set(figures["ratios"]) == {"service/p2", "nginx/service"}
     assert figures["ratios"]["service/p2"]["target"] == 2.0
+
+
+def test_http_instructions_smoke() -> None:
+    figures = http_instructions.main(["--requests", "5,15"])
+
+    counts = figures["instructions_per_request"]
+    assert set(counts) == {"service", "service-request-id-only", "reference"}
+    assert all(finite_positive(n) for n in counts.values())
+    # the layers after the request-id one do work (the access log, metrics, the limiter)
+    assert counts["service"] > counts["service-request-id-only"]
+    assert 0 < figures["lib_layers_share"] < 1
+    assert finite_positive(figures["reference/service"])
 
 
 def test_growth_smoke() -> None:

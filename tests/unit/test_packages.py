@@ -22,7 +22,8 @@ def names(target: str) -> set[str]:
 
 def test_targets() -> None:
     assert names("run") >= {"nginx", "nodejs", "npm", "prometheus"}
-    assert names("test") == names("run") | {"chromium", "wrk", "docker-compose", "kubectl"}
+    extras = {"chromium", "wrk", "valgrind", "docker-compose", "kubectl"}
+    assert names("test") == names("run") | extras
     assert names("ci") >= names("test") | {"postgresql", "mariadb-server", "redis-server", "make"}
 
 

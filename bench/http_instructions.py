@@ -1,0 +1,210 @@
+"""Instructions per request of GET /v1/departments?limit=50 (1000 rows), counted by
+valgrind's callgrind: the same count for the same code and input whatever else the machine
+runs, so lib/'s cost shows in one run to a fraction of a percent where wrk's req/s moves by
+±10% on two shared cores (bench/http_frameworks.py).
+
+Variants, each in its own process under callgrind: the service (the whole lib/ chain, the
+access log written as in production: LOG_LEVEL=INFO), the service with only the request-id
+layer (it holds the one-connection scope the handlers need), with `--layers` the service
+without each other layer in turn, and the hand-written reference (bench/http_reference.py:
+aiohttp + asyncpg, no middleware). The driver serves the app and, in the same process,
+sends sequential keep-alive requests over one socket; callgrind counts only from after the
+warm-up (`--instr-atstart=no`, then `callgrind_control`), and a run of N1 and a run of N2
+requests give per request = (I(N2) - I(N1)) / (N2 - N1): what switching the counting costs
+cancels out, the client's per-request reading (a few µs of parsing) is in every variant.
+Instructions are not time (cache misses and allocation are not counted): this is the
+deterministic half of the picture, http_frameworks the timed half.
+Run: .venv/bin/python -m bench.http_instructions [--requests 100,300] [--layers] [--json F]
+     python -m bench.http_instructions drive VARIANT N  (one run; DEPARTMENTS_DATABASE_URL)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bench.common import ROOT, write_figures
+from bench.http_frameworks import ROWS, seed
+from tools import migrate
+from tools.databases import PG_DEFAULT
+from tools.dbadmin import drop_database
+
+REQUEST = b"GET /v1/departments?limit=50 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+FULL, BARE, REFERENCE = "service", "service-request-id-only", "reference"
+LAYERS = (  # the names of create_app's middlewares after the request-id one
+    "cors",
+    "observe",
+    "error_middleware",
+    "ip_limit",
+    "auth_middleware",
+    "user_limit_middleware",
+)
+
+
+def build_app(variant: str) -> web.Application:
+    """The app of one variant: `service`, `service-request-id-only`, `service-without-X`
+    or `reference`."""
+    dsn = os.environ["DEPARTMENTS_DATABASE_URL"]
+    if variant == REFERENCE:
+        from bench.http_reference import reference_app
+
+        return reference_app(dsn)
+    from lib.config import load_settings
+    from lib.logging import configure_logging
+    from services.departments.app import create_app
+    from services.departments.settings import DepartmentsSettings
+
+    settings = load_settings(DepartmentsSettings, "departments")
+    configure_logging(settings.service, settings.log_level, settings.log_file)
+    app = create_app(settings)
+    drop = set(LAYERS) if variant == BARE else {variant.removeprefix("service-without-")}
+    for middleware in list(app.middlewares):
+        if middleware.__name__ in drop:
+            app.middlewares.remove(middleware)
+    return app
+
+
+async def drive(variant: str, requests: int) -> None:
+    """Serve the variant and send it `requests` sequential requests (after 20 to warm up)."""
+    runner = web.AppRunner(build_app(variant), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def send(n: int) -> None:
+        for _ in range(n):
+            writer.write(REQUEST)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise SystemExit(f"{variant}: {head[:80]!r}")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+
+    await send(20)  # warm: the pool's connections, prepared statements, caches
+    gc.collect()
+    gc.freeze()  # as lib.runner does at start-up
+    instrument("on")  # callgrind counts from here (started with --instr-atstart=no)
+    await send(requests)
+    instrument("off")
+    writer.close()
+    await runner.cleanup()
+
+
+def instrument(state: str) -> None:
+    """Switch callgrind's counting for this process (a no-op outside valgrind)."""
+    if os.environ.get("FIXUP_UNDER_CALLGRIND"):
+        control = ["callgrind_control", "--instr=" + state, str(os.getpid())]
+        subprocess.run(control, check=True, capture_output=True)
+
+
+def count(variant: str, requests: int, dsn: str, tmp: Path) -> int:
+    """Instructions of one driver run under callgrind."""
+    out = tmp / f"{variant}.{requests}.out"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DEPARTMENTS_DATABASE_URL": dsn,
+        "LOG_FILE": "/dev/null",
+        "LOG_LEVEL": "INFO",
+        "REDIS_URL": "",
+        "WORKERS": "1",
+        "RATE_LIMIT_IP_RATE": "1000000",
+        "RATE_LIMIT_IP_BURST": "1000000",
+        "FIXUP_UNDER_CALLGRIND": "1",
+        "PYTHONHASHSEED": "0",  # the same dict and set layouts in every run
+    }
+    command = [sys.executable, "-m", "bench.http_instructions", "drive", variant, str(requests)]
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+    subprocess.run(
+        [*valgrind, f"--callgrind-out-file={out}", *command],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    totals = [
+        int(line.split()[1])
+        for line in out.read_text(errors="replace").splitlines()
+        if line.startswith(("summary:", "totals:"))
+    ]
+    if not totals or max(totals) == 0:
+        raise RuntimeError(f"no instruction total in {out}")
+    return max(totals)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench.http_instructions")
+    parser.add_argument("--requests", default="100,300", help="N1,N2 requests per run")
+    parser.add_argument("--layers", action="store_true", help="also each layer removed alone")
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
+    n1, n2 = (int(n) for n in args.requests.split(","))
+    variants = [FULL, BARE, REFERENCE]
+    if args.layers:
+        variants += [f"service-without-{layer}" for layer in LAYERS]
+    name = f"fixup_bench_instr_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    dsn = f"{os.environ.get('BENCH_PG', PG_DEFAULT)}/{name}"
+    try:
+        migrate.up("departments", dsn)
+        asyncio.run(seed(dsn))
+        with tempfile.TemporaryDirectory(prefix="fixup-bench-callgrind-") as tmp:
+            jobs = [(v, n) for v in variants for n in (n1, n2)]
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                totals = list(pool.map(lambda job: count(*job, dsn, Path(tmp)), jobs))
+    finally:
+        drop_database(dsn)
+    by_job = dict(zip(jobs, totals, strict=True))
+    per_request = {v: round((by_job[v, n2] - by_job[v, n1]) / (n2 - n1)) for v in variants}
+    full, bare, reference = (per_request[v] for v in (FULL, BARE, REFERENCE))
+    figures: dict[str, Any] = {
+        "endpoint": f"GET /v1/departments?limit=50 ({ROWS} rows)",
+        "requests": [n1, n2],
+        "instructions_per_request": per_request,
+        "reference/service": round(reference / full, 3),
+        "lib_layers_share": round((full - bare) / full, 3),
+    }
+    layers = ", ".join(
+        f"{v.removeprefix('service-without-')} {full - per_request[v]:+,}" for v in variants[3:]
+    )
+    figures["rows"] = [
+        [
+            "instructions per request (callgrind; deterministic)",
+            f"service {full:,}; service with only the request-id layer {bare:,}; "
+            f"hand-written reference {reference:,}",
+        ],
+        [
+            "reference/service by instructions (the req/s target is >= 0.95)",
+            f"{figures['reference/service']:.3f}; the layers after request id are "
+            f"{100 * figures['lib_layers_share']:.1f}% of the service's instructions"
+            + (f" (each: {layers})" if layers else ""),
+        ],
+    ]
+    for what, figure in figures["rows"]:
+        print(f"{what}: {figure}")
+    write_figures(args.json, figures)
+    return figures
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["drive"]:
+        import uvloop
+
+        uvloop.run(drive(sys.argv[2], int(sys.argv[3])))
+    else:
+        main()

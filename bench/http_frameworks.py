@@ -110,7 +110,7 @@ def service_env(dsn: str, port: int, workers: int) -> dict[str, str]:
         "RATE_LIMIT_IP_RATE": "1000000",
         "RATE_LIMIT_IP_BURST": "1000000",
         "LOG_FILE": "/dev/null",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",  # the access log made as in production; /dev/null: no disk
         "WORKERS": str(workers),
         "REDIS_URL": os.environ.get("BENCH_REDIS", REDIS_DEFAULT) if workers > 1 else "",
     }

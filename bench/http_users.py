@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "LOG_FILE": "/dev/null",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",  # the access log made as in production; /dev/null: no disk
         "WORKERS": "1",
         "REDIS_URL": "",
         "RATE_LIMIT_IP_RATE": "1000000",

@@ -197,8 +197,9 @@ def test_a_remembered_token_expires_on_the_clock(keys: Keys) -> None:
     clock.at = exp - 1
     assert verifier.verify(token).user_id == USER_ID
     clock.at = exp  # PyJWT's rule: expired when exp <= now
-    with pytest.raises(Unauthorized, match="token expired"):
+    with pytest.raises(Unauthorized) as caught:
         verifier.verify(token)
+    assert caught.value.detail == "token expired"
     with pytest.raises(Unauthorized, match="token expired"):  # forgotten, checked in full
         TokenVerifier(keys.public_pem, now=clock).verify(signed(keys, exp=now_s() - 1))
 
@@ -249,6 +250,14 @@ def test_the_cache_is_bounded_oldest_out(keys: Keys, monkeypatch: pytest.MonkeyP
     assert decoded == []
     verifier.verify(tokens[0])  # pushed out by the third: checked again
     assert decoded == [tokens[0]]
+
+
+def test_a_token_that_is_not_a_string_is_invalid_not_a_crash(keys: Keys) -> None:
+    verifier = TokenVerifier(keys.public_pem)
+    for token in (["a.b.c"], None, b"a.b.c"):
+        with pytest.raises(Unauthorized) as caught:
+            verifier.verify(token)  # type: ignore[arg-type]
+        assert caught.value.detail == "invalid token"
 
 
 def test_cache_size_zero_remembers_nothing(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:

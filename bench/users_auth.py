@@ -3,11 +3,12 @@
 - argon2id: the cost of one password check with the production parameters (the
   UsersSettings defaults, ADR 0010), measured in this process;
 - /health p99 while idle, then during a login storm (--concurrency clients logging in
-  back to back; the probe is a process of its own, so the clients' work is not in it):
-  the bounded executor (ARGON2_WORKERS threads) must keep the event loop responsive, the
-  ratio should stay <= 2. Side by side, one process per ARGON2_PRIORITY
-  (idle: SCHED_IDLE, the default; nice: nice 10), their phases interleaved in --rounds
-  rounds so both see the same background load;
+  back to back): the bounded executor (ARGON2_WORKERS threads) must keep the event loop
+  responsive, the ratio should stay <= 2. The probe and the storm are processes of their
+  own, the storm at nice 10: on two shared cores the load generator's own work would
+  otherwise be in the probe's latencies, and what is measured is the service. Side by
+  side, one process per ARGON2_PRIORITY (idle: SCHED_IDLE, the default; nice: nice 10),
+  their phases interleaved in --rounds rounds so both see the same background load;
 - login throughput vs refresh throughput (refresh is one SHA-256 and one transaction).
 
 The service runs as its own process (`python -m services.users`, production argon2
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from asyncio.subprocess import PIPE
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +49,7 @@ from tools.dbadmin import drop_database
 
 PASSWORD = "bench password 1"
 PRIORITIES: tuple[Priority, ...] = ("idle", "nice")  # the default first
+LOAD_NICENESS = 10  # the storm's clients; the probe and the service keep their priority
 
 
 @dataclass
@@ -160,35 +163,18 @@ async def probe_health(url: str, interval: float, seconds: float) -> list[float]
 
 
 def probe_main(url: str, interval: float, seconds: float) -> None:
-    """`users_auth.py probe URL INTERVAL SECONDS`: the probe as its own process, so the storm's
-    clients never delay it (their responses are handled by another event loop and another
-    process): "ready" on a line, then, after `seconds`, the latencies as JSON."""
+    """`users_auth.py probe URL INTERVAL SECONDS`: the probe as a process of its own, at the
+    priority the service has: "ready", then on "go" it probes for `seconds` and prints the
+    latencies as JSON."""
     print("ready", flush=True)
+    sys.stdin.readline()
     print(json.dumps(uvloop.run(probe_health(url, interval, seconds))), flush=True)
 
 
-async def phase(
-    url: str,
-    seconds: float,
-    probe_interval: float,
-    clients: list[Client],
-) -> Phase:
-    """Run `clients` back to back for `seconds` while another process probes /health."""
+async def run_clients(clients: list[Client], seconds: float) -> Phase:
+    """`clients` back to back for `seconds`; each finishes its request in flight."""
     result, stop = Phase(), asyncio.Event()
-    probe = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "probe",
-        url,
-        str(probe_interval),
-        str(seconds),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert probe.stdout is not None
-    if await probe.stdout.readline() != b"ready\n":
-        raise RuntimeError("the /health probe did not start")
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
 
         async def loop(client: Client) -> None:
             while not stop.is_set():
@@ -196,15 +182,65 @@ async def phase(
 
         started = time.perf_counter()
         tasks = [asyncio.create_task(loop(c)) for c in clients]
-        if tasks:
-            await asyncio.wait(tasks, timeout=seconds)
-        latencies = await probe.stdout.read()  # the probe stops after `seconds` itself
+        await asyncio.wait(tasks, timeout=seconds)
         stop.set()
-        await asyncio.gather(*tasks)  # each finishes its request in flight: a crash fails
+        await asyncio.gather(*tasks)  # a crashed client fails the run
         result.seconds = time.perf_counter() - started
-    if await probe.wait() != 0:
-        raise RuntimeError(f"the /health probe failed (exit {probe.returncode})")
-    result.health_ms = json.loads(latencies)
+    return result
+
+
+def storm_main(kind: str, url: str, seconds: float, credentials: list[str]) -> None:
+    """`users_auth.py storm {login,refresh} URL SECONDS CREDENTIAL...`: the load as a process
+    of its own at nice LOAD_NICENESS, so it never takes a core the probe or the service
+    wants (on two shared cores the clients' own work was in the probe's latencies): what
+    is measured is the service. "ready", then on "go" the counts as JSON."""
+    os.nice(LOAD_NICENESS)
+    make = login_client if kind == "login" else refresh_client
+    clients = [make(url, credential) for credential in credentials]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    result = uvloop.run(run_clients(clients, seconds))
+    counts = {"ok": result.ok, "busy": result.busy, "failed": result.failed}
+    print(json.dumps({**counts, "seconds": result.seconds}), flush=True)
+
+
+async def helper(*argv: str) -> asyncio.subprocess.Process:
+    """This script as a child process (probe or storm), once it has printed "ready"."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, *argv, stdin=PIPE, stdout=PIPE
+    )
+    assert proc.stdout is not None
+    if await proc.stdout.readline() != b"ready\n":
+        raise RuntimeError(f"bench/users_auth.py {argv[0]} did not start")
+    return proc
+
+
+async def output(proc: asyncio.subprocess.Process) -> Any:
+    """What a helper printed last, as JSON, once it exits 0."""
+    assert proc.stdout is not None
+    text = await proc.stdout.read()
+    if await proc.wait() != 0:
+        raise RuntimeError(f"a bench/users_auth.py helper failed (exit {proc.returncode})")
+    return json.loads(text)
+
+
+async def phase(
+    url: str, seconds: float, probe_interval: float, storm: tuple[str, list[str]] | None
+) -> Phase:
+    """/health probed for `seconds`, while `storm` (kind, credentials) loads the service."""
+    helpers = [await helper("probe", url, str(probe_interval), str(seconds))]
+    if storm is not None:
+        kind, credentials = storm
+        helpers.append(await helper("storm", kind, url, str(seconds), *credentials))
+    for proc in helpers:  # both start together
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+    result = Phase(health_ms=await output(helpers[0]), seconds=seconds)
+    if storm is not None:
+        counts = await output(helpers[1])
+        result.ok, result.busy, result.failed = counts["ok"], counts["busy"], counts["failed"]
+        result.seconds = counts["seconds"]
     return result
 
 
@@ -275,12 +311,9 @@ async def run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
                 tokens = [await login_once(http, users.url, e) for e in emails]
             for _ in range(args.rounds):  # interleaved: the same background load for both
                 for p, proc in procs.items():
-                    idles[p].add(await phase(proc.url, part, interval, []))
-                    logins = [login_client(proc.url, e) for e in emails]
-                    storms[p].add(await phase(proc.url, part, interval, logins))
-            refresh = await phase(
-                users.url, args.seconds, interval, [refresh_client(users.url, t) for t in tokens]
-            )
+                    idles[p].add(await phase(proc.url, part, interval, None))
+                    storms[p].add(await phase(proc.url, part, interval, ("login", emails)))
+            refresh = await phase(users.url, args.seconds, interval, ("refresh", tokens))
         finally:
             for proc in procs.values():
                 proc.stop()
@@ -344,7 +377,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=8, help="clients in the storm")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved storm rounds")
     parser.add_argument("--hashes", type=int, default=20, help="argon2 checks timed in-process")
-    parser.add_argument("--probe-interval", type=float, default=10.0, help="ms between probes")
+    parser.add_argument("--probe-interval", type=float, default=5.0, help="ms between probes")
     parser.add_argument("--dsn", default="", help="a migrated users database (default: a new one)")
     return parser.parse_args(argv)
 
@@ -367,5 +400,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["probe"]:
         probe_main(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
+    elif sys.argv[1:2] == ["storm"]:
+        storm_main(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5:])
     else:
         main()

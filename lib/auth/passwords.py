@@ -78,6 +78,14 @@ def make_hasher(time_cost: int, memory_cost: int, parallelism: int) -> PasswordH
 
 
 HASHING_NICENESS = 10
+
+
+def default_workers() -> int:
+    """Hashing threads: one fewer than the cores this process may run on (at least one), so
+    a login storm always leaves a core to the event loop (ADR 0010)."""
+    return max(1, len(os.sched_getaffinity(0)) - 1)
+
+
 Priority = Literal["idle", "nice"]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from lib.auth.passwords import ARGON2_DEFAULTS, Priority
+from lib.auth.passwords import ARGON2_DEFAULTS, Priority, default_workers
 from lib.config import ServiceSettings
 
 SERVICE = "users"
@@ -33,7 +33,12 @@ class UsersSettings(ServiceSettings):
         ARGON2_DEFAULTS["ARGON2_MEMORY_COST"], ge=8, description="KiB (OWASP: >= 19 MiB)"
     )
     argon2_parallelism: int = Field(ARGON2_DEFAULTS["ARGON2_PARALLELISM"], ge=1)
-    argon2_workers: int = Field(2, ge=1, le=64, description="Threads hashing passwords.")
+    argon2_workers: int = Field(
+        default_factory=default_workers,
+        ge=1,
+        le=64,
+        description="Threads hashing passwords (default: the cores less one, at least 1).",
+    )
     argon2_queue: int = Field(16, ge=0, description="Hashes that may wait; beyond: 503.")
     argon2_priority: Priority = Field(
         "idle",

@@ -290,3 +290,18 @@ async def test_close_refuses_new_work_and_drops_the_queue() -> None:
         await queued
     with pytest.raises(RuntimeError):
         await bounded.hash("pw")
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 1), (3, 2), (8, 7)])
+def test_default_workers_leave_a_core_to_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch, cores: int, workers: int
+) -> None:
+    monkeypatch.setattr(passwords.os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    assert passwords.default_workers() == workers
+
+
+def test_users_settings_take_the_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.users.settings import UsersSettings
+
+    monkeypatch.setattr(passwords.os, "sched_getaffinity", lambda _pid: set(range(4)))
+    assert UsersSettings.model_fields["argon2_workers"].get_default(call_default_factory=True) == 3

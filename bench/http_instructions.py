@@ -14,8 +14,10 @@ requests give per request = (I(N2) - I(N1)) / (N2 - N1): what switching the coun
 cancels out, the client's per-request reading (a few µs of parsing) is in every variant.
 Instructions are not time (cache misses and allocation are not counted): this is the
 deterministic half of the picture, http_frameworks the timed half.
-Run: .venv/bin/python -m bench.http_instructions [--requests 100,300] [--layers] [--json F]
-     python -m bench.http_instructions drive VARIANT N  (one run; DEPARTMENTS_DATABASE_URL)
+--clients K spreads the requests over K concurrent connections (as wrk -cK): requests then
+wait for one of the pool's connections, as they do under load.
+Run: .venv/bin/python -m bench.http_instructions [--requests 100,300] [--clients 1] [--layers]
+     python -m bench.http_instructions drive VARIANT N K  (one run; DEPARTMENTS_DATABASE_URL)
 """
 
 from __future__ import annotations
@@ -76,16 +78,17 @@ def build_app(variant: str) -> web.Application:
     return app
 
 
-async def drive(variant: str, requests: int) -> None:
-    """Serve the variant and send it `requests` sequential requests (after 20 to warm up)."""
+async def drive(variant: str, requests: int, clients: int) -> None:
+    """Serve the variant and send it `requests` requests over `clients` keep-alive
+    connections, each sequential (after 20 a connection to warm up)."""
     runner = web.AppRunner(build_app(variant), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(clients)]
 
-    async def send(n: int) -> None:
+    async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         for _ in range(n):
             writer.write(REQUEST)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -94,13 +97,17 @@ async def drive(variant: str, requests: int) -> None:
             length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
             await reader.readexactly(length)
 
-    await send(20)  # warm: the pool's connections, prepared statements, caches
+    async def send_all(n: int) -> None:
+        await asyncio.gather(*(send(r, w, n) for r, w in connections))
+
+    await send_all(20)  # warm: the pool's connections, prepared statements, caches
     gc.collect()
     gc.freeze()  # as lib.runner does at start-up
     instrument("on")  # callgrind counts from here (started with --instr-atstart=no)
-    await send(requests)
+    await send_all(requests // clients)
     instrument("off")
-    writer.close()
+    for _, writer in connections:
+        writer.close()
     await runner.cleanup()
 
 
@@ -111,7 +118,7 @@ def instrument(state: str) -> None:
         subprocess.run(control, check=True, capture_output=True)
 
 
-def count(variant: str, requests: int, dsn: str, tmp: Path) -> int:
+def count(variant: str, requests: int, clients: int, dsn: str, tmp: Path) -> int:
     """Instructions of one driver run under callgrind."""
     out = tmp / f"{variant}.{requests}.out"
     env = {
@@ -127,7 +134,8 @@ def count(variant: str, requests: int, dsn: str, tmp: Path) -> int:
         "FIXUP_UNDER_CALLGRIND": "1",
         "PYTHONHASHSEED": "0",  # the same dict and set layouts in every run
     }
-    command = [sys.executable, "-m", "bench.http_instructions", "drive", variant, str(requests)]
+    module = [sys.executable, "-m", "bench.http_instructions"]
+    command = [*module, "drive", variant, str(requests), str(clients)]
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
     subprocess.run(
         [*valgrind, f"--callgrind-out-file={out}", *command],
@@ -150,6 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.http_instructions")
     parser.add_argument("--requests", default="100,300", help="N1,N2 requests per run")
     parser.add_argument("--layers", action="store_true", help="also each layer removed alone")
+    parser.add_argument("--clients", type=int, default=1, help="concurrent connections")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
@@ -166,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="fixup-bench-callgrind-") as tmp:
             jobs = [(v, n) for v in variants for n in (n1, n2)]
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                totals = list(pool.map(lambda job: count(*job, dsn, Path(tmp)), jobs))
+                totals = list(pool.map(lambda job: count(*job, args.clients, dsn, Path(tmp)), jobs))
     finally:
         drop_database(dsn)
     by_job = dict(zip(jobs, totals, strict=True))
@@ -175,6 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "endpoint": f"GET /v1/departments?limit=50 ({ROWS} rows)",
         "requests": [n1, n2],
+        "clients": args.clients,
         "instructions_per_request": per_request,
         "reference/service": round(reference / full, 3),
         "lib_layers_share": round((full - bare) / full, 3),
@@ -184,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     figures["rows"] = [
         [
-            "instructions per request (callgrind; deterministic)",
+            f"instructions per request (callgrind; deterministic), {args.clients} client(s)",
             f"service {full:,}; service with only the request-id layer {bare:,}; "
             f"hand-written reference {reference:,}",
         ],
@@ -205,6 +215,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["drive"]:
         import uvloop
 
-        uvloop.run(drive(sys.argv[2], int(sys.argv[3])))
+        uvloop.run(drive(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
     else:
         main()

@@ -30,6 +30,9 @@ BENCHES: dict[str, list[str]] = {
     "data_access": ["-m", "bench.data_access"],
     "http_frameworks": ["-m", "bench.http_frameworks"],
     "http_instructions": ["-m", "bench.http_instructions", "--layers"],
+    "http_instructions_c16": [
+        *("-m", "bench.http_instructions", "--clients", "16", "--requests", "64,320"),
+    ],
     "http_users": ["-m", "bench.http_users"],
     "growth": ["-m", "bench.growth"],
     "memory": ["-m", "bench.memory"],
@@ -42,7 +45,10 @@ BENCHES: dict[str, list[str]] = {
     "tracing_overhead": ["bench/tracing_overhead.py"],
     "orders_flow": ["bench/orders_flow.py"],
 }
-JSON_OUT = {"data_access", "http_frameworks", "http_instructions", "http_users", "growth", "memory"}
+JSON_OUT = {
+    *("data_access", "http_frameworks", "http_instructions", "http_instructions_c16"),
+    *("http_users", "growth", "memory"),
+}
 VERSIONS = (
     "aiohttp",
     "asyncpg",

@@ -343,12 +343,10 @@ async def start_session(
 ) -> web.Response:
     """A new refresh family with its first token, and an access token."""
     refresh, refresh_hash = new_secret()
-    async with request.app[DB].transaction() as conn:
-        family = await q.start_refresh_family(conn, user_id=user_id)
-        assert family is not None
-        await q.add_refresh_token(
+    async with request.app[DB].acquire() as conn:
+        await q.start_session(
             conn,
-            family_id=family,
+            user_id=user_id,
             token_hash=refresh_hash,
             ttl_seconds=_settings(request).refresh_token_ttl,
         )

@@ -232,17 +232,28 @@ async def set_password_hash(conn: PgConn, *, password_hash: str, id: UUID) -> in
     return status_rows(await conn.execute(SET_PASSWORD_HASH, password_hash, id))
 
 
-START_REFRESH_FAMILY = """
-INSERT INTO refresh_token_families (user_id) VALUES ($1) RETURNING id
+START_SESSION = """
+WITH family AS (
+    INSERT INTO refresh_token_families (user_id) VALUES ($3) RETURNING id
+)
+INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
+SELECT family.id, $1, now() + make_interval(secs => $2::double precision)
+FROM family
 """
 
 
-async def start_refresh_family(conn: PgConn, *, user_id: UUID) -> UUID | None:
+async def start_session(
+    conn: PgConn, *, token_hash: bytes, ttl_seconds: float, user_id: UUID
+) -> None:
     """
-    INSERT INTO refresh_token_families (user_id) VALUES ($1) RETURNING id
+    WITH family AS (
+        INSERT INTO refresh_token_families (user_id) VALUES ($3) RETURNING id
+    )
+    INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
+    SELECT family.id, $1, now() + make_interval(secs => $2::double precision)
+    FROM family
     """
-    row = await conn.fetchrow(START_REFRESH_FAMILY, user_id)
-    return None if row is None else row[0]
+    await conn.execute(START_SESSION, token_hash, ttl_seconds, user_id)
 
 
 ADD_REFRESH_TOKEN = """

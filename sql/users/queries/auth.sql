@@ -41,8 +41,15 @@ WHERE id = @id AND NOT verified;
 UPDATE users SET password_hash = @password_hash, version = version + 1, updated_at = now()
 WHERE id = @id AND disabled_at IS NULL;
 
--- name: StartRefreshFamily :one
-INSERT INTO refresh_token_families (user_id) VALUES (@user_id) RETURNING id;
+-- name: StartSession :exec
+-- A new refresh family and its first token: one statement, so one round trip and atomic
+-- without BEGIN/COMMIT (login's work on the event loop, ADR 0010).
+WITH family AS (
+    INSERT INTO refresh_token_families (user_id) VALUES (@user_id) RETURNING id
+)
+INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
+SELECT family.id, @token_hash, now() + make_interval(secs => @ttl_seconds::double precision)
+FROM family;
 
 -- name: AddRefreshToken :exec
 INSERT INTO refresh_tokens (family_id, token_hash, expires_at)

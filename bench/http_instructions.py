@@ -38,7 +38,7 @@ from typing import Any
 from aiohttp import web
 
 from bench.common import ROOT, write_figures
-from bench.http_frameworks import ROWS, seed
+from bench.http_frameworks import ROWS, seed, service_env
 from tools import migrate
 from tools.databases import PG_DEFAULT
 from tools.dbadmin import drop_database
@@ -122,15 +122,8 @@ def count(variant: str, requests: int, clients: int, dsn: str, tmp: Path) -> int
     """Instructions of one driver run under callgrind."""
     out = tmp / f"{variant}.{requests}.out"
     env = {
-        **os.environ,
+        **service_env(dsn, 0, 1),  # as bench/http_frameworks runs the service (port unused)
         "PYTHONPATH": str(ROOT),
-        "DEPARTMENTS_DATABASE_URL": dsn,
-        "LOG_FILE": "/dev/null",
-        "LOG_LEVEL": "INFO",
-        "REDIS_URL": "",
-        "WORKERS": "1",
-        "RATE_LIMIT_IP_RATE": "1000000",
-        "RATE_LIMIT_IP_BURST": "1000000",
         "FIXUP_UNDER_CALLGRIND": "1",
         "PYTHONHASHSEED": "0",  # the same dict and set layouts in every run
     }

@@ -4,7 +4,9 @@ runs, so lib/'s cost shows in one run to a fraction of a percent where wrk's req
 ±10% on two shared cores (bench/http_frameworks.py).
 
 Variants, each in its own process under callgrind: the service (the whole lib/ chain, the
-access log written as in production: LOG_LEVEL=INFO), the service with only the request-id
+access log written as in production: LOG_LEVEL=INFO), the same with tracing on (every
+request sampled, its spans exported to an OTLP sink process before the count stops: ADR
+0012), the service with only the request-id
 layer (it holds the one-connection scope the handlers need), with `--layers` the service
 without each other layer in turn, and the hand-written reference (bench/http_reference.py:
 aiohttp + asyncpg, no middleware). The driver serves the app and, in the same process,
@@ -39,12 +41,15 @@ from aiohttp import web
 
 from bench.common import ROOT, write_figures
 from bench.http_frameworks import ROWS, seed, service_env
+from bench.tracing_overhead import sink_process
+from lib import tracing
 from tools import migrate
 from tools.databases import PG_DEFAULT
 from tools.dbadmin import drop_database
 
 REQUEST = b"GET /v1/departments?limit=50 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 FULL, BARE, REFERENCE = "service", "service-request-id-only", "reference"
+TRACED = "service-traced"  # tracing on, every request sampled, spans sent to a sink
 LAYERS = (  # the names of create_app's middlewares after the request-id one
     "cors",
     "observe",
@@ -56,8 +61,8 @@ LAYERS = (  # the names of create_app's middlewares after the request-id one
 
 
 def build_app(variant: str) -> web.Application:
-    """The app of one variant: `service`, `service-request-id-only`, `service-without-X`
-    or `reference`."""
+    """The app of one variant: `service`, `service-traced`, `service-request-id-only`,
+    `service-without-X` or `reference`."""
     dsn = os.environ["DEPARTMENTS_DATABASE_URL"]
     if variant == REFERENCE:
         from bench.http_reference import reference_app
@@ -70,6 +75,8 @@ def build_app(variant: str) -> web.Application:
 
     settings = load_settings(DepartmentsSettings, "departments")
     configure_logging(settings.service, settings.log_level, settings.log_file)
+    if variant == TRACED and not tracing.configure(settings.service):
+        raise SystemExit(f"{variant}: tracing did not start (OTEL_EXPORTER_OTLP_ENDPOINT?)")
     app = create_app(settings)
     drop = set(LAYERS) if variant == BARE else {variant.removeprefix("service-without-")}
     for middleware in list(app.middlewares):
@@ -105,6 +112,8 @@ async def drive(variant: str, requests: int, clients: int) -> None:
     gc.freeze()  # as lib.runner does at start-up
     instrument("on")  # callgrind counts from here (started with --instr-atstart=no)
     await send_all(requests // clients)
+    if tracing.ENABLED:  # the export of every counted request's spans is counted too
+        tracing.otel.provider.force_flush()
     instrument("off")
     for _, writer in connections:
         writer.close()
@@ -118,15 +127,17 @@ def instrument(state: str) -> None:
         subprocess.run(control, check=True, capture_output=True)
 
 
-def count(variant: str, requests: int, clients: int, dsn: str, tmp: Path) -> int:
-    """Instructions of one driver run under callgrind."""
+def count(variant: str, requests: int, clients: int, dsn: str, tmp: Path, sink: str) -> int:
+    """Instructions of one driver run under callgrind (`sink`: the OTLP endpoint)."""
     out = tmp / f"{variant}.{requests}.out"
     env = {
-        **service_env(dsn, 0, 1),  # as bench/http_frameworks runs the service (port unused)
+        **{k: v for k, v in service_env(dsn, 0, 1).items() if not k.startswith("OTEL_")},
         "PYTHONPATH": str(ROOT),
         "FIXUP_UNDER_CALLGRIND": "1",
         "PYTHONHASHSEED": "0",  # the same dict and set layouts in every run
-    }
+    }  # as bench/http_frameworks runs the service (port unused)
+    if variant == TRACED:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink  # batches as under load: full ones, flushed
     module = [sys.executable, "-m", "bench.http_instructions"]
     command = [*module, "drive", variant, str(requests), str(clients)]
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
@@ -157,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
     n1, n2 = (int(n) for n in args.requests.split(","))
-    variants = [FULL, BARE, REFERENCE]
+    variants = [FULL, BARE, REFERENCE, TRACED]
     if args.layers:
         variants += [f"service-without-{layer}" for layer in LAYERS]
     name = f"fixup_bench_instr_{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -165,15 +176,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         migrate.up("departments", dsn)
         asyncio.run(seed(dsn))
-        with tempfile.TemporaryDirectory(prefix="fixup-bench-callgrind-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="fixup-bench-callgrind-") as tmp,
+            sink_process() as sink,
+            ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
+        ):
             jobs = [(v, n) for v in variants for n in (n1, n2)]
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                totals = list(pool.map(lambda job: count(*job, args.clients, dsn, Path(tmp)), jobs))
+            totals = list(
+                pool.map(lambda job: count(*job, args.clients, dsn, Path(tmp), sink.endpoint), jobs)
+            )
     finally:
         drop_database(dsn)
     by_job = dict(zip(jobs, totals, strict=True))
     per_request = {v: round((by_job[v, n2] - by_job[v, n1]) / (n2 - n1)) for v in variants}
-    full, bare, reference = (per_request[v] for v in (FULL, BARE, REFERENCE))
+    full, bare, reference, traced = (per_request[v] for v in (FULL, BARE, REFERENCE, TRACED))
     figures: dict[str, Any] = {
         "endpoint": f"GET /v1/departments?limit=50 ({ROWS} rows)",
         "requests": [n1, n2],
@@ -181,9 +197,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "instructions_per_request": per_request,
         "reference/service": round(reference / full, 3),
         "lib_layers_share": round((full - bare) / full, 3),
+        "traced/service": round(traced / full, 3),
+        "otlp_exports": sink.exports,
     }
     layers = ", ".join(
-        f"{v.removeprefix('service-without-')} {full - per_request[v]:+,}" for v in variants[3:]
+        f"{v.removeprefix('service-without-')} {full - per_request[v]:+,}" for v in variants[4:]
     )
     figures["rows"] = [
         [
@@ -196,6 +214,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{figures['reference/service']:.3f}; the layers after request id are "
             f"{100 * figures['lib_layers_share']:.1f}% of the service's instructions"
             + (f" (each: {layers})" if layers else ""),
+        ],
+        [
+            "tracing on, every request sampled, by instructions (issue target <= 15% more)",
+            f"{traced:,} vs {full:,}: {figures['traced/service']:.3f}x (spans exported to an "
+            "OTLP sink within the count)",
         ],
     ]
     for what, figure in figures["rows"]:

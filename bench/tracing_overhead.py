@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +49,8 @@ VARIANTS = ("before", "off", "on", "on 1/10")
 
 
 def sink(port: int) -> None:
-    """An OTLP/gRPC trace endpoint that takes every Export (undecoded); on SIGTERM it
-    prints `exports=N bytes=M`."""
+    """An OTLP/gRPC trace endpoint that takes every Export (undecoded): prints "ready" once
+    it listens, and `exports=N bytes=M` on SIGTERM."""
     from concurrent import futures
 
     import grpc
@@ -70,11 +72,39 @@ def sink(port: int) -> None:
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
+    print("ready", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
     server.stop(1).wait()
     print(f"exports={counts['exports']} bytes={counts['bytes']}", flush=True)
+
+
+@dataclass
+class Sink:
+    endpoint: str
+    exports: int = 0  # known once the sink has stopped
+
+
+@contextlib.contextmanager
+def sink_process() -> Iterator[Sink]:
+    """`sink` as a process of its own while the block runs; then how many Exports it took."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "sink", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    found = Sink(f"http://127.0.0.1:{port}")
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the OTLP sink did not start")
+        yield found
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+        found.exports = int(out.split("exports=")[1].split()[0]) if "exports=" in out else 0
 
 
 INPROC = """
@@ -200,17 +230,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dsn = args.dsn or f"{os.environ.get('BENCH_PG', PG_DEFAULT)}/fixup_bench_trace_{os.getpid()}"
     procs: list[subprocess.Popen[bytes]] = []
     tmp = Path(tempfile.mkdtemp(prefix="fixup-bench-trace-"))
-    sink_port = free_port()
-    sink_proc = subprocess.Popen(
-        [sys.executable, __file__, "sink", str(sink_port)], stdout=subprocess.PIPE, text=True
-    )
+    stack = contextlib.ExitStack()
+    sink = stack.enter_context(sink_process())
     try:
         if own_db:
             migrate.up("departments", dsn)
         asyncio.run(seed(dsn))
         revision = args.before or before_revision()
         export_tree(revision, tmp)
-        endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}
+        endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint}
         setups: dict[str, tuple[Path, dict[str, str]]] = {
             "before": (tmp / "tree", {}),
             "off": (ROOT, {}),
@@ -250,8 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             proc.terminate()
         for proc in procs:
             proc.wait(10)
-        sink_proc.terminate()
-        sink_out, _ = sink_proc.communicate(timeout=10)
+        stack.close()  # the sink stops: its export count is known
         shutil.rmtree(tmp, ignore_errors=True)
         if own_db:
             drop_database(dsn)
@@ -264,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def med(name: str, field: str) -> float:
         return float(statistics.median(getattr(r, field) for r in results[name]))
 
-    exports = int(sink_out.split("exports=")[1].split()[0]) if "exports=" in sink_out else 0
+    exports = sink.exports
     figures: dict[str, Any] = {
         "rps": {name: med(name, "rps") for name in VARIANTS},
         "p99_ms": {name: med(name, "p99") for name in VARIANTS},

@@ -12,8 +12,9 @@ middleware, the gRPC interceptor and client, JsonHttpClient, the pool's lease): 
 contrib instrumentations would name query spans by their SQL, not by sqlc's query name.
 A child span (query, outgoing call, Redis publish) is only made when its parent is
 recording: an unsampled request costs its server span and a traceparent header, nothing
-more. A query span is a leaf (`start_leaf`): built straight into the SDK's ReadableSpan
-when the SDK's Tracer would make the same span, at a third of the cost.
+more. The server span and the query spans (`start_leaf`) are built straight into the
+SDK's ReadableSpan where the SDK's Tracer would make the same spans, at a third of the
+cost (lib/tracing_lean.py).
 
 A traceparent made by NGINX (trace id = its `$request_id`, parent id = the first 16 hex
 digits of it: no span was exported there) starts a new trace *with that trace id*, so the
@@ -27,7 +28,6 @@ import contextvars
 import os
 import re
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -57,8 +57,7 @@ class _Otel:
     kinds: dict[str, Any] = {}  # noqa: RUF012
     error: Any = None  # StatusCode.ERROR
     empty: Any = None  # an empty Context: a root span
-    leaves: bool = False  # start_leaf may build its spans itself (see _lean_leaves)
-    leaf: Any = None  # (processor, resource, scope, info, ids, SpanContext, ReadableSpan, ...)
+    lean: Any = None  # lib.tracing_lean where it makes the SDK's spans (see its `applies`)
 
 
 otel = _Otel()
@@ -85,6 +84,7 @@ def configure(service: str) -> bool:
     from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
     from opentelemetry.trace import SpanKind, StatusCode
 
+    from lib import tracing_lean
     from lib.tracing_otlp import SpanExporter
 
     class GatewayAwareIds(RandomIdGenerator):
@@ -129,58 +129,10 @@ def configure(service: str) -> bool:
     }
     otel.error = StatusCode.ERROR
     otel.empty = context.Context()
-    otel.leaves = _lean_leaves(otel.tracer)
-    otel.leaf = _LeafKit(provider, otel.tracer)
+    otel.lean = tracing_lean if tracing_lean.applies(otel.tracer) else None
+    tracing_lean.install(provider, otel.tracer)
     ENABLED = True
     return True
-
-
-def _lean_leaves(tracer: Any) -> bool:
-    """May start_leaf build its spans itself? Only where the SDK's Tracer would make the
-    same span: a sampler that records every child of a sampled local parent as it is
-    (always_on, or any parentbased_* one: the SDK's defaults), no internal SDK metrics,
-    the tracer enabled, no attribute value length limit and room for a leaf's few
-    attributes. Otherwise start_leaf is start_child."""
-    from opentelemetry.sdk.trace import sampling
-    from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
-
-    sampler = tracer.sampler
-    records_children = sampler is sampling.ALWAYS_ON or (
-        isinstance(sampler, sampling.ParentBased)
-        and sampler._local_parent_sampled is sampling.ALWAYS_ON
-    )
-    limits = tracer._span_limits
-    return bool(
-        records_children
-        and isinstance(getattr(tracer, "_tracer_metrics", None), NoOpTracerMetrics)
-        and tracer._is_enabled()
-        and limits.max_span_attribute_length is None
-        and (limits.max_span_attributes is None or limits.max_span_attributes >= 8)
-    )
-
-
-class _LeafKit:
-    """What a leaf span needs from the SDK, looked up once."""
-
-    def __init__(self, provider: Any, tracer: Any) -> None:
-        from opentelemetry.sdk.trace import ReadableSpan
-        from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
-
-        self.processor = provider._active_span_processor
-        self.resource = provider.resource
-        self.scope = tracer._instrumentation_scope
-        self.info = tracer.instrumentation_info
-        self.new_span_id = provider.id_generator.generate_span_id
-        self.span_context = SpanContext
-        self.readable = ReadableSpan
-        self.status = Status
-        self.ok = StatusCode.OK
-        self.unset = Status(StatusCode.UNSET)
-        random = TraceFlags.RANDOM_TRACE_ID
-        # a sampled child's flags: SAMPLED, and the parent's random-trace-id bit (the SDK's)
-        self.flags = {
-            parent: TraceFlags(TraceFlags.SAMPLED | (parent & random)) for parent in range(256)
-        }
 
 
 def shutdown(timeout_s: float = 5.0) -> None:
@@ -233,19 +185,27 @@ def start_server_span(
     """A server span continuing `traceparent` (or a new trace), made current; -> (span,
     token) for `end_span`. Call only when ENABLED."""
     parsed = parse_traceparent(traceparent)
-    if parsed is not None and gateway_made(parsed[0], parsed[1]):
+    gateway = parsed is not None and gateway_made(parsed[0], parsed[1])
+    parent = otel.empty if parsed is None or gateway else _remote_context(parsed)
+    kind = otel.kinds[SERVER]
+    if otel.lean is not None:
+        remote = None if parent is otel.empty else otel.trace.get_current_span(parent)
+        span = otel.lean.start_server(
+            name,
+            kind,
+            attributes,
+            None if remote is None else remote.get_span_context(),
+            parent,
+            parsed[0] if gateway and parsed else 0,
+        )
+    elif gateway and parsed:
         reset = _WANTED_TRACE_ID.set(parsed[0])
         try:
-            span = otel.tracer.start_span(
-                name, otel.empty, otel.kinds[SERVER], attributes, record_exception=False
-            )
+            span = otel.tracer.start_span(name, parent, kind, attributes, record_exception=False)
         finally:
             _WANTED_TRACE_ID.reset(reset)
     else:
-        parent = otel.empty if parsed is None else _remote_context(parsed)
-        span = otel.tracer.start_span(
-            name, parent, otel.kinds[SERVER], attributes, record_exception=False
-        )
+        span = otel.tracer.start_span(name, parent, kind, attributes, record_exception=False)
     token = otel.context.attach(otel.trace.set_span_in_context(span, otel.empty))
     return span, token
 
@@ -265,65 +225,14 @@ def start_child(name: str, kind: Kind = CLIENT, attributes: Mapping[str, Any] | 
     return otel.tracer.start_span(name, None, otel.kinds[kind], attributes)
 
 
-class _Leaf:
-    """A span with no children and no context of its own (a query: lib/db/traced.py),
-    built straight into the SDK's ReadableSpan at its end and handed to the provider's
-    span processor: what the SDK's Tracer and Span do for such a span, without their
-    sampler call, locks, bounded containers and copy (~4 us instead of ~13 a span). The
-    exported span is the one start_child would make (tests/unit/test_tracing.py)."""
-
-    __slots__ = ("attributes", "kind", "name", "parent", "start", "status")
-
-    def __init__(self, name: str, kind: Any, attributes: dict[str, Any], parent: Any) -> None:
-        self.name, self.kind, self.attributes, self.parent = name, kind, attributes, parent
-        self.status = otel.leaf.unset
-        self.start = time.time_ns()
-
-    def is_recording(self) -> bool:
-        return True
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        self.attributes.pop(key, None)  # a key set again moves last, as in BoundedAttributes
-        self.attributes[key] = value
-
-    def set_status(self, status: Any, description: str | None = None) -> None:
-        if self.status.status_code is not otel.leaf.ok:  # OK is final (the SDK's rule)
-            self.status = otel.leaf.status(status, description)
-
-    def end(self) -> None:
-        kit, parent = otel.leaf, self.parent
-        context = kit.span_context(
-            parent.trace_id,
-            kit.new_span_id(),
-            False,
-            kit.flags[parent.trace_flags],
-            parent.trace_state,
-        )
-        kit.processor.on_end(
-            kit.readable(
-                self.name,
-                context,
-                parent,
-                kit.resource,
-                self.attributes,
-                kind=self.kind,
-                instrumentation_info=kit.info,
-                status=self.status,
-                start_time=self.start,
-                end_time=time.time_ns(),
-                instrumentation_scope=kit.scope,
-            )
-        )
-
-
 def start_leaf(name: str, kind: Kind = CLIENT, attributes: Mapping[str, Any] | None = None) -> Any:
     """start_child for a span that stays a leaf and whose id nothing reads (a query span):
     cheaper, the same span exported. Supports is_recording / set_attribute / set_status
     (so `fail`) and end(); anything else needs start_child."""
-    if otel.leaves:
+    if otel.lean is not None:
         parent = otel.trace.get_current_span().get_span_context()
         if parent.is_valid and parent.trace_flags & 0x01:
-            return _Leaf(name, otel.kinds[kind], dict(attributes or ()), parent)
+            return otel.lean.Leaf(name, otel.kinds[kind], dict(attributes or ()), parent)
     return start_child(name, kind, attributes)
 
 

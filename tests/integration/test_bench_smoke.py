@@ -53,8 +53,12 @@ def test_http_instructions_smoke() -> None:
     figures = http_instructions.main(["--requests", "5,15"])
 
     counts = figures["instructions_per_request"]
-    assert set(counts) == {"service", "service-request-id-only", "reference"}
+    assert set(counts) == {"service", "service-request-id-only", "reference", "service-traced"}
     assert all(finite_positive(n) for n in counts.values())
+    # tracing costs something, and each traced run's spans reached the sink
+    assert counts["service-traced"] > counts["service"]
+    assert figures["otlp_exports"] >= 2
+    assert figures["traced/service"] > 1
     # the layers after the request-id one do work (the access log, metrics, the limiter)
     assert counts["service"] > counts["service-request-id-only"]
     assert 0 < figures["lib_layers_share"] < 1

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from codegen.naming import snake
-from lib import tracing
+from lib import tracing, tracing_lean
 from lib.clients.http import JsonHttpClient
 from lib.config import ServiceSettings
 from lib.db.traced import TracedPgConnection, query_name, sqlc_name, traced
@@ -325,7 +325,7 @@ async def test_a_leaf_span_is_exported_as_the_sdks_child_span_would_be(
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
     assert tracing.configure("departments")
     try:
-        assert tracing.otel.leaves  # the default sampler: leaves are built by hand
+        assert tracing.otel.lean is not None  # the default sampler: spans built by hand
         span, token = tracing.start_server_span("GET /x", REMOTE_PARENT)
         try:
             for start in (tracing.start_leaf, tracing.start_child):
@@ -337,7 +337,7 @@ async def test_a_leaf_span_is_exported_as_the_sdks_child_span_would_be(
                 tracing.fail(failed, "NOT_FOUND", 404)  # again: the last code and status win
                 failed.end()
             assert isinstance(ok, type(failed))
-            assert type(tracing.start_leaf("x")).__name__ == "_Leaf"  # (not ended: not sent)
+            assert type(tracing.start_leaf("x")).__name__ == "Leaf"  # (not ended: not sent)
         finally:
             tracing.end_span(span, token)
         unsampled, token = tracing.start_server_span("GET /y", REMOTE_PARENT[:-2] + "00")
@@ -384,7 +384,7 @@ async def test_a_leaf_span_is_exported_as_the_sdks_child_span_would_be(
         ({"OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "true"}, False),
     ],
 )  # fmt: skip
-def test_leaves_are_built_by_hand_only_where_the_tracer_would_make_the_same_span(
+def test_spans_are_built_by_hand_only_where_the_tracer_would_make_the_same_span(
     env: dict[str, str], lean: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from opentelemetry.sdk.trace import TracerProvider
@@ -392,4 +392,85 @@ def test_leaves_are_built_by_hand_only_where_the_tracer_would_make_the_same_span
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     provider = TracerProvider(shutdown_on_exit=False)
-    assert tracing._lean_leaves(provider.get_tracer("fixup")) is lean
+    assert tracing_lean.applies(provider.get_tracer("fixup")) is lean
+
+
+GATEWAY_MADE = "00-4bf92f3577b34da6a3ce929d0e0e4736-4bf92f3577b34da6-01"
+UNSAMPLED_PARENT = REMOTE_PARENT[:-2] + "00"
+
+
+def one_request_span(traceparent: str | None) -> tuple[str, str, int]:
+    """A server span with what a request may do to it; -> (its trace id, span id, flags)."""
+    span, token = tracing.start_server_span("GET /x/{id}", traceparent, {"rpc.system": "x"})
+    try:
+        ids = tracing.log_ids()
+        assert tracing.current_traceparent() == (
+            f"00-{ids['trace_id']}-{ids['span_id']}-01" if span.is_recording() else
+            f"00-{ids['trace_id']}-{ids['span_id']}-00"
+        )  # fmt: skip
+        tracing.start_leaf("GetUser", tracing.CLIENT, {"db.system.name": "postgresql"}).end()
+        span.set_attribute("http.response.status_code", 200)
+        span.set_attributes({"rpc.system": "y", "a": 1})  # set again: moves last
+        span.add_event("retry", {"attempt": 2}, timestamp=123)
+        span.record_exception(ValueError("bad"), timestamp=456)
+        tracing.record_problem("SERVICE_UNAVAILABLE", 503)
+        span.set_status(tracing.otel.error.__class__.OK)  # OK is final ...
+        tracing.fail(span, "NOT_FOUND", 404)  # ... so this changes only the attributes
+        span.update_name("GET /y/{id}")
+    finally:
+        tracing.end_span(span, token)
+    span.set_attribute("after", "end")  # ignored: the span has ended
+    return ids["trace_id"], ids["span_id"], int(span.get_span_context().trace_flags)
+
+
+async def test_a_server_span_is_exported_as_the_sdks_would_be(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Built by hand (tracing_lean.ServerSpan) or by the SDK's Tracer, a receiver gets the
+    same server span, for a remote parent, NGINX's traceparent, none, and an unsampled
+    parent (nothing exported)."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    assert tracing.configure("departments")
+    parents = (REMOTE_PARENT, GATEWAY_MADE, None, UNSAMPLED_PARENT)
+    try:
+        lean = [one_request_span(parent) for parent in parents]
+        assert type(tracing.start_server_span("x", None)[0]).__name__ == "ServerSpan"
+        monkeypatch.setattr(tracing.otel, "lean", None)
+        sdks = [one_request_span(parent) for parent in parents]
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+    for (lean_trace, _, lean_flags), (sdk_trace, _, sdk_flags), parent in zip(
+        lean, sdks, parents, strict=True
+    ):
+        if parent is not None:  # the trace goes on (the gateway's id is the trace's)
+            assert lean_trace == sdk_trace == parent[3:35]
+        assert lean_flags == sdk_flags  # sampled, and the W3C random-trace-id bit
+    sent = [s for r in receiver.requests for rs in r.resource_spans for ss in rs.scope_spans
+            for s in ss.spans]  # fmt: skip
+    assert [s.name for s in sent] == ["GetUser", "GET /y/{id}"] * 6  # none when unsampled
+    servers = sent[1::2]
+    assert [(s.trace_id.hex(), s.span_id.hex()) for s in servers] == [
+        ids[:2] for ids in lean[:3] + sdks[:3]
+    ]
+    for leaf, server in zip(sent[::2], servers, strict=True):
+        assert leaf.parent_span_id == server.span_id
+    assert (
+        servers[0].parent_span_id.hex() == REMOTE_PARENT[36:52] == servers[3].parent_span_id.hex()
+    )
+    for s in servers:
+        s.ClearField("span_id")
+        s.ClearField("start_time_unix_nano")
+        s.ClearField("end_time_unix_nano")
+        if s.parent_span_id.hex() != REMOTE_PARENT[36:52]:
+            assert s.parent_span_id == b""  # NGINX made no span: a root with its trace id
+        s.ClearField("trace_id")
+        for event in s.events:
+            if event.name == "exception":
+                assert event.time_unix_nano == 456
+    assert servers[:3] == servers[3:]  # every other field
+    assert {a.key for a in servers[0].attributes} == {
+        "rpc.system", "a", "http.response.status_code", "error.type",
+    }  # fmt: skip
+    assert [e.name for e in servers[0].events] == ["retry", "exception"]
+    assert (servers[0].status.code, servers[0].status.message) == (1, "")  # OK stayed

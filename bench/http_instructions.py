@@ -18,7 +18,11 @@ Instructions are not time (cache misses and allocation are not counted): this is
 deterministic half of the picture, http_frameworks the timed half.
 --clients K spreads the requests over K concurrent connections (as wrk -cK): requests then
 wait for one of the pool's connections, as they do under load.
+With `--cache` callgrind also simulates this machine's caches: L1 misses per request, the
+time instructions do not show (lib/ touches more code and data per request than the
+reference; ADR 0013).
 Run: .venv/bin/python -m bench.http_instructions [--requests 100,300] [--clients 1] [--layers]
+     [--cache]
      python -m bench.http_instructions drive VARIANT N K  (one run; DEPARTMENTS_DATABASE_URL)
 """
 
@@ -50,6 +54,7 @@ from tools.dbadmin import drop_database
 REQUEST = b"GET /v1/departments?limit=50 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 FULL, BARE, REFERENCE = "service", "service-request-id-only", "reference"
 TRACED = "service-traced"  # tracing on, every request sampled, spans sent to a sink
+L1_MISSES = ("I1mr", "D1mr", "D1mw")  # callgrind's simulated L1 misses (--cache)
 LAYERS = (  # the names of create_app's middlewares after the request-id one
     "cors",
     "observe",
@@ -127,8 +132,11 @@ def instrument(state: str) -> None:
         subprocess.run(control, check=True, capture_output=True)
 
 
-def count(variant: str, requests: int, clients: int, dsn: str, tmp: Path, sink: str) -> int:
-    """Instructions of one driver run under callgrind (`sink`: the OTLP endpoint)."""
+def count(
+    variant: str, requests: int, clients: int, dsn: str, tmp: Path, sink: str, cache: bool
+) -> dict[str, int]:
+    """callgrind's totals of one driver run (`sink`: the OTLP endpoint): instructions (Ir)
+    and, with `cache`, its simulated L1 misses (I1mr, D1mr, D1mw)."""
     out = tmp / f"{variant}.{requests}.out"
     env = {
         **{k: v for k, v in service_env(dsn, 0, 1).items() if not k.startswith("OTEL_")},
@@ -141,6 +149,8 @@ def count(variant: str, requests: int, clients: int, dsn: str, tmp: Path, sink: 
     module = [sys.executable, "-m", "bench.http_instructions"]
     command = [*module, "drive", variant, str(requests), str(clients)]
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+    if cache:
+        valgrind.append("--cache-sim=yes")  # caches modelled on this machine's
     subprocess.run(
         [*valgrind, f"--callgrind-out-file={out}", *command],
         cwd=ROOT,
@@ -148,14 +158,16 @@ def count(variant: str, requests: int, clients: int, dsn: str, tmp: Path, sink: 
         check=True,
         capture_output=True,
     )
-    totals = [
-        int(line.split()[1])
-        for line in out.read_text(errors="replace").splitlines()
-        if line.startswith(("summary:", "totals:"))
-    ]
-    if not totals or max(totals) == 0:
+    events: list[str] = []
+    totals: dict[str, int] = {}
+    for line in out.read_text(errors="replace").splitlines():
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith(("summary:", "totals:")):
+            totals = dict(zip(events, (int(n) for n in line.split()[1:]), strict=False))
+    if not totals.get("Ir"):
         raise RuntimeError(f"no instruction total in {out}")
-    return max(totals)
+    return totals
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -163,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--requests", default="100,300", help="N1,N2 requests per run")
     parser.add_argument("--layers", action="store_true", help="also each layer removed alone")
     parser.add_argument("--clients", type=int, default=1, help="concurrent connections")
+    parser.add_argument("--cache", action="store_true", help="also simulated L1 misses")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
@@ -183,12 +196,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ):
             jobs = [(v, n) for v in variants for n in (n1, n2)]
             totals = list(
-                pool.map(lambda job: count(*job, args.clients, dsn, Path(tmp), sink.endpoint), jobs)
+                pool.map(
+                    lambda job: count(
+                        *job, args.clients, dsn, Path(tmp), sink.endpoint, args.cache
+                    ),
+                    jobs,
+                )
             )
     finally:
         drop_database(dsn)
     by_job = dict(zip(jobs, totals, strict=True))
-    per_request = {v: round((by_job[v, n2] - by_job[v, n1]) / (n2 - n1)) for v in variants}
+
+    def per_request_of(v: str, event: str) -> int:
+        return round((by_job[v, n2][event] - by_job[v, n1][event]) / (n2 - n1))
+
+    per_request = {v: per_request_of(v, "Ir") for v in variants}
     full, bare, reference, traced = (per_request[v] for v in (FULL, BARE, REFERENCE, TRACED))
     figures: dict[str, Any] = {
         "endpoint": f"GET /v1/departments?limit=50 ({ROWS} rows)",
@@ -221,6 +243,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "OTLP sink within the count)",
         ],
     ]
+    if args.cache:
+        misses = {v: sum(per_request_of(v, e) for e in L1_MISSES) for v in variants}
+        figures["l1_misses_per_request"] = misses
+        figures["rows"].append(
+            [
+                "L1 misses per request (callgrind --cache-sim: instruction + data read + write)",
+                f"service {misses[FULL]:,}; service with only the request-id layer "
+                f"{misses[BARE]:,}; hand-written reference {misses[REFERENCE]:,}; "
+                f"reference/service {misses[REFERENCE] / misses[FULL]:.3f} (ADR 0013)",
+            ]
+        )
     for what, figure in figures["rows"]:
         print(f"{what}: {figure}")
     write_figures(args.json, figures)

@@ -29,7 +29,7 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"
 BENCHES: dict[str, list[str]] = {
     "data_access": ["-m", "bench.data_access"],
     "http_frameworks": ["-m", "bench.http_frameworks"],
-    "http_instructions": ["-m", "bench.http_instructions", "--layers"],
+    "http_instructions": ["-m", "bench.http_instructions", "--layers", "--cache"],
     "http_instructions_c16": [
         *("-m", "bench.http_instructions", "--clients", "16", "--requests", "64,320"),
     ],

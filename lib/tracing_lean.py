@@ -23,9 +23,12 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk
 from opentelemetry.sdk.trace import sampling
 from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 UNSET = Status(StatusCode.UNSET)
+PLAIN = (str, int, float, bool)  # attribute values the SDK keeps as they are
 LEAF_ATTRIBUTES = 8  # room a span needs (a query span has 2-4)
 
 
@@ -33,20 +36,24 @@ def applies(tracer: Any) -> bool:
     """Are spans built here exactly as the SDK's Tracer would make them? A sampler that
     records every child of a sampled local parent as it is (always_on, or any parentbased_*
     one: the SDK's defaults), no internal SDK metrics, the tracer enabled, no attribute
-    value length limit and room for a span's few attributes. Otherwise lib/tracing uses
-    the Tracer."""
+    value length limit (span or event), room for a span's few attributes, and only batch
+    span processors (they do nothing at a span's start, which is not reported here).
+    Otherwise lib/tracing uses the Tracer."""
     sampler = tracer.sampler
     records_children = sampler is sampling.ALWAYS_ON or (
         isinstance(sampler, sampling.ParentBased)
         and sampler._local_parent_sampled is sampling.ALWAYS_ON
     )
     limits = tracer._span_limits
+    processors = tracer.span_processor._span_processors
     return bool(
         records_children
         and isinstance(getattr(tracer, "_tracer_metrics", None), NoOpTracerMetrics)
         and tracer._is_enabled()
         and limits.max_span_attribute_length is None
+        and limits.max_attribute_length is None
         and (limits.max_span_attributes is None or limits.max_span_attributes >= LEAF_ATTRIBUTES)
+        and all(isinstance(p, BatchSpanProcessor) for p in processors)
     )
 
 
@@ -55,11 +62,14 @@ class Kit:
 
     def __init__(self, provider: Any, tracer: Any) -> None:
         self.processor = provider._active_span_processor
-        self.resource = provider.resource
+        self.tracer = tracer  # its resource: the SDK renews it after a fork
         self.scope = tracer._instrumentation_scope
         self.info = tracer.instrumentation_info
         self.sampler = tracer.sampler
-        self.event_attributes = tracer._span_limits.max_event_attributes
+        limits = tracer._span_limits
+        self.attributes_limit = limits.max_span_attributes
+        self.events_limit = limits.max_events
+        self.event_attributes = limits.max_event_attributes
         self.new_span_id = provider.id_generator.generate_span_id
         self.new_trace_id = provider.id_generator.generate_trace_id
         self.random_ids = provider.id_generator.is_trace_id_random()
@@ -94,21 +104,28 @@ class _Lean:
         if isinstance(status, Status):
             if status.status_code is not StatusCode.UNSET:
                 self.status = status
-        elif status is not StatusCode.UNSET:
+        elif isinstance(status, StatusCode) and status is not StatusCode.UNSET:
             self.status = Status(status, description)
 
 
 class Leaf(_Lean):
     """A span with no children and no context of its own (a query span)."""
 
-    __slots__ = ("kind", "name", "parent", "start")
+    __slots__ = ("ended", "kind", "name", "parent", "start")
 
     def __init__(self, name: str, kind: Any, attributes: dict[str, Any], parent: Any) -> None:
         super().__init__(attributes)
         self.name, self.kind, self.parent = name, kind, parent
         self.start = time_ns()
+        self.ended = False
+
+    def is_recording(self) -> bool:
+        return not self.ended
 
     def end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
         kit, parent = _kit, self.parent
         context = SpanContext(
             parent.trace_id,
@@ -117,7 +134,7 @@ class Leaf(_Lean):
             kit.flags[parent.trace_flags],
             parent.trace_state,
         )
-        _export(kit, self, context, ())
+        _export(kit, self, context, None)
 
 
 class ServerSpan(_Lean, trace.Span):
@@ -128,7 +145,7 @@ class ServerSpan(_Lean, trace.Span):
     ) -> None:
         super().__init__(attributes)
         self.name, self.kind, self.parent, self.context = name, kind, parent, context
-        self.events: list[sdk.Event] = []
+        self.events: BoundedList[sdk.Event] | None = None  # made by the first event
         self.start = time_ns()
         self.ended = False
 
@@ -148,8 +165,9 @@ class ServerSpan(_Lean, trace.Span):
 
     def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
         if not self.ended:
-            limit = _kit.event_attributes
-            bounded = BoundedAttributes(limit, attributes, immutable=True)
+            if self.events is None:
+                self.events = BoundedList(_kit.events_limit)
+            bounded = BoundedAttributes(_kit.event_attributes, attributes, immutable=True)
             self.events.append(sdk.Event(name, bounded, timestamp))
 
     # the SDK's: an "exception" event with its type, message and stack trace
@@ -165,8 +183,9 @@ def start_server(
     name: str, kind: Any, attributes: Any, parent: Any, parent_context: Any, trace_id: int
 ) -> Any:
     """What Tracer.start_span makes for a request's span: the sampler asked, then a
-    ServerSpan, or the SDK's NonRecordingSpan when it is not recorded. `parent` is the
-    remote SpanContext (None for a new trace, whose id is `trace_id`, or 0 for a new one)."""
+    ServerSpan, or the SDK's NonRecordingSpan when it is not recorded. `parent`: the
+    remote SpanContext, or None for a new trace; `trace_id`: NGINX's id for that new trace,
+    or 0 to make one."""
     kit = _kit
     if parent is None:
         trace_id = trace_id or kit.new_trace_id()
@@ -186,14 +205,20 @@ def start_server(
 def _export(
     kit: Kit, span: Leaf | ServerSpan, context: Any, events: Any, end_time: int | None = None
 ) -> None:
+    attributes: Any = span.attributes
+    limit = kit.attributes_limit
+    if (limit is not None and len(attributes) > limit) or not all(
+        type(key) is str and key and type(value) in PLAIN for key, value in attributes.items()
+    ):  # rare: the SDK's container drops the oldest and cleans keys and values
+        attributes = BoundedAttributes(limit, attributes, immutable=True)
     kit.processor.on_end(
         sdk.ReadableSpan(
             span.name,
             context,
             span.parent,
-            kit.resource,
-            span.attributes,
-            events=tuple(events),
+            kit.tracer.resource,
+            attributes,
+            events=events or (),
             kind=span.kind,
             instrumentation_info=kit.info,
             status=span.status,

@@ -50,7 +50,7 @@ def test_http_frameworks_smoke() -> None:
 
 
 def test_http_instructions_smoke() -> None:
-    figures = http_instructions.main(["--requests", "5,15"])
+    figures = http_instructions.main(["--requests", "5,15", "--cache"])
 
     counts = figures["instructions_per_request"]
     assert set(counts) == {"service", "service-request-id-only", "reference", "service-traced"}
@@ -59,6 +59,9 @@ def test_http_instructions_smoke() -> None:
     assert counts["service-traced"] > counts["service"]
     assert figures["otlp_exports"] >= 2
     assert figures["traced/service"] > 1
+    # callgrind's cache simulation: L1 misses per request for every variant
+    assert set(figures["l1_misses_per_request"]) == set(counts)
+    assert all(finite_positive(n) for n in figures["l1_misses_per_request"].values())
     # the layers after the request-id one do work (the access log, metrics, the limiter)
     assert counts["service"] > counts["service-request-id-only"]
     assert 0 < figures["lib_layers_share"] < 1

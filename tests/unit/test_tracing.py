@@ -435,7 +435,9 @@ async def test_a_server_span_is_exported_as_the_sdks_would_be(
     parents = (REMOTE_PARENT, GATEWAY_MADE, None, UNSAMPLED_PARENT)
     try:
         lean = [one_request_span(parent) for parent in parents]
-        assert type(tracing.start_server_span("x", None)[0]).__name__ == "ServerSpan"
+        span, token = tracing.start_server_span("x", None)
+        tracing.otel.context.detach(token)  # (not ended: not sent)
+        assert type(span).__name__ == "ServerSpan"
         monkeypatch.setattr(tracing.otel, "lean", None)
         sdks = [one_request_span(parent) for parent in parents]
     finally:
@@ -474,3 +476,70 @@ async def test_a_server_span_is_exported_as_the_sdks_would_be(
     }  # fmt: skip
     assert [e.name for e in servers[0].events] == ["retry", "exception"]
     assert (servers[0].status.code, servers[0].status.message) == (1, "")  # OK stayed
+
+
+def crowded_request_span() -> None:
+    """A server span past the SDK's attribute and event count limits, with values the SDK
+    cleans, and a leaf touched after its end."""
+    span, token = tracing.start_server_span("GET /z", REMOTE_PARENT)
+    try:
+        for n in range(10):
+            span.set_attribute(f"k{n}", n)
+        span.set_attribute("list", [1, 2])  # kept as a tuple by the SDK
+        for n in range(3):
+            span.add_event(f"e{n}", {"n": n}, timestamp=n + 1)
+        leaf = tracing.start_leaf("GetX", tracing.CLIENT, {"db.system.name": "postgresql"})
+        leaf.end()
+        leaf.set_attribute("late", 1)  # ignored: ended
+        leaf.end()  # ignored: one span only
+        assert not leaf.is_recording()
+    finally:
+        tracing.end_span(span, token)
+
+
+async def test_spans_past_the_sdks_limits_are_exported_as_the_sdks_would_be(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "8")
+    monkeypatch.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "1")
+    assert tracing.configure("departments")
+    try:
+        assert tracing.otel.lean is not None
+        crowded_request_span()
+        monkeypatch.setattr(tracing.otel, "lean", None)
+        crowded_request_span()
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+    batches = [(rs.resource, ss.scope) for r in receiver.requests for rs in r.resource_spans
+               for ss in rs.scope_spans]  # fmt: skip
+    assert all(batch == batches[0] for batch in batches)  # the same resource and scope
+    sent = [s for r in receiver.requests for rs in r.resource_spans for ss in rs.scope_spans
+            for s in ss.spans]  # fmt: skip
+    assert [s.name for s in sent] == ["GetX", "GET /z"] * 2
+    for s in sent:
+        for field in ("span_id", "parent_span_id", "start_time_unix_nano", "end_time_unix_nano"):
+            s.ClearField(field)
+    assert sent[0] == sent[2]
+    assert sent[1] == sent[3]
+    server = sent[1]
+    assert (server.dropped_attributes_count, server.dropped_events_count) == (3, 2)
+    assert [a.key for a in server.attributes] == [f"k{n}" for n in range(3, 10)] + ["list"]
+    assert [e.name for e in server.events] == ["e2"]
+
+
+def test_spans_are_built_by_the_tracer_when_a_processor_would_see_their_start() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SimpleSpanProcessor,
+    )
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    assert tracing_lean.applies(provider.get_tracer("fixup"))
+    provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    assert not tracing_lean.applies(provider.get_tracer("fixup"))
+    provider.shutdown()

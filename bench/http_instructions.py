@@ -6,14 +6,14 @@ runs, so lib/'s cost shows in one run to a fraction of a percent where wrk's req
 Variants, each in its own process under callgrind: the service (the whole lib/ chain, the
 access log written as in production: LOG_LEVEL=INFO), the same with tracing on (every
 request sampled, its spans exported to an OTLP sink process before the count stops: ADR
-0012), the service with only the request-id
-layer (it holds the one-connection scope the handlers need), with `--layers` the service
-without each other layer in turn, and the hand-written reference (bench/http_reference.py:
-aiohttp + asyncpg, no middleware). The driver serves the app and, in the same process,
-sends sequential keep-alive requests over one socket; callgrind counts only from after the
-warm-up (`--instr-atstart=no`, then `callgrind_control`), and a run of N1 and a run of N2
-requests give per request = (I(N2) - I(N1)) / (N2 - N1): what switching the counting costs
-cancels out, the client's per-request reading (a few µs of parsing) is in every variant.
+0012), the service with only the request-id layer (it holds the one-connection scope the
+handlers need), with `--layers` the service without each other layer in turn, and the
+hand-written reference (bench/http_reference.py: aiohttp + asyncpg, no middleware). The
+driver serves the app and, in the same process, sends sequential keep-alive requests over
+one socket; callgrind counts only from after the warm-up (`--instr-atstart=no`, then
+`callgrind_control`), and a run of N1 and a run of N2 requests give per request =
+(I(N2) - I(N1)) / (N2 - N1): what switching the counting costs cancels out, the client's
+per-request reading (a few µs of parsing) is in every variant.
 Instructions are not time (cache misses and allocation are not counted): this is the
 deterministic half of the picture, http_frameworks the timed half.
 --clients K spreads the requests over K concurrent connections (as wrk -cK): requests then
@@ -181,9 +181,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
     n1, n2 = (int(n) for n in args.requests.split(","))
-    variants = [FULL, BARE, REFERENCE, TRACED]
-    if args.layers:
-        variants += [f"service-without-{layer}" for layer in LAYERS]
+    without = [f"service-without-{layer}" for layer in LAYERS] if args.layers else []
+    variants = [FULL, BARE, REFERENCE, TRACED, *without]
     name = f"fixup_bench_instr_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     dsn = f"{os.environ.get('BENCH_PG', PG_DEFAULT)}/{name}"
     try:
@@ -223,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "otlp_exports": sink.exports,
     }
     layers = ", ".join(
-        f"{v.removeprefix('service-without-')} {full - per_request[v]:+,}" for v in variants[4:]
+        f"{v.removeprefix('service-without-')} {full - per_request[v]:+,}" for v in without
     )
     figures["rows"] = [
         [

@@ -189,16 +189,9 @@ def start_server_span(
     parent = otel.empty if parsed is None or gateway else _remote_context(parsed)
     kind = otel.kinds[SERVER]
     if otel.lean is not None:
-        remote = None if parent is otel.empty else otel.trace.get_current_span(parent)
-        span = otel.lean.start_server(
-            name,
-            kind,
-            attributes,
-            None if remote is None else remote.get_span_context(),
-            parent,
-            parsed[0] if gateway and parsed else 0,
-        )
-    elif gateway and parsed:
+        wanted = parsed[0] if gateway and parsed is not None else 0
+        span = otel.lean.start_server(name, kind, attributes, parent, wanted)
+    elif gateway and parsed is not None:
         reset = _WANTED_TRACE_ID.set(parsed[0])
         try:
             span = otel.tracer.start_span(name, parent, kind, attributes, record_exception=False)

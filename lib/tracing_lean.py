@@ -83,14 +83,15 @@ class Kit:
 class _Lean:
     """The SDK Span's rules for attributes and status, shared by both kinds."""
 
-    __slots__ = ("attributes", "status")
+    __slots__ = ("attributes", "ended", "status")
 
     def __init__(self, attributes: dict[str, Any]) -> None:
         self.attributes = attributes
         self.status = UNSET
+        self.ended = False
 
     def is_recording(self) -> bool:
-        return True
+        return not self.ended
 
     def set_attribute(self, key: str, value: Any) -> None:
         if self.is_recording():
@@ -111,16 +112,12 @@ class _Lean:
 class Leaf(_Lean):
     """A span with no children and no context of its own (a query span)."""
 
-    __slots__ = ("ended", "kind", "name", "parent", "start")
+    __slots__ = ("kind", "name", "parent", "start")
 
     def __init__(self, name: str, kind: Any, attributes: dict[str, Any], parent: Any) -> None:
         super().__init__(attributes)
         self.name, self.kind, self.parent = name, kind, parent
         self.start = time_ns()
-        self.ended = False
-
-    def is_recording(self) -> bool:
-        return not self.ended
 
     def end(self) -> None:
         if self.ended:
@@ -147,13 +144,9 @@ class ServerSpan(_Lean, trace.Span):
         self.name, self.kind, self.parent, self.context = name, kind, parent, context
         self.events: BoundedList[sdk.Event] | None = None  # made by the first event
         self.start = time_ns()
-        self.ended = False
 
     def get_span_context(self) -> SpanContext:
         return self.context  # type: ignore[no-any-return]
-
-    def is_recording(self) -> bool:
-        return not self.ended
 
     def set_attributes(self, attributes: Any) -> None:
         for key, value in attributes.items():
@@ -179,14 +172,15 @@ class ServerSpan(_Lean, trace.Span):
             _export(_kit, self, self.context, self.events, end_time)
 
 
-def start_server(
-    name: str, kind: Any, attributes: Any, parent: Any, parent_context: Any, trace_id: int
-) -> Any:
+def start_server(name: str, kind: Any, attributes: Any, parent_context: Any, trace_id: int) -> Any:
     """What Tracer.start_span makes for a request's span: the sampler asked, then a
-    ServerSpan, or the SDK's NonRecordingSpan when it is not recorded. `parent`: the
-    remote SpanContext, or None for a new trace; `trace_id`: NGINX's id for that new trace,
-    or 0 to make one."""
+    ServerSpan, or the SDK's NonRecordingSpan when it is not recorded. `parent_context`
+    holds the remote parent, or none for a new trace; `trace_id`: NGINX's id for that new
+    trace, or 0 to make one."""
     kit = _kit
+    parent: Any = trace.get_current_span(parent_context).get_span_context()
+    if not parent.is_valid:
+        parent = None
     if parent is None:
         trace_id = trace_id or kit.new_trace_id()
         random = kit.random_ids

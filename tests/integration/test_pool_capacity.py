@@ -20,6 +20,7 @@ import pymysql
 import pytest
 
 from lib.auth.principal import Role
+from lib.db import pool as pool_module
 from lib.db.pool import Database, DatabaseUnavailable, PoolExhausted, connect
 from lib.db.scope import SecondConnectionError, enter_scope, exit_scope
 from lib.http.keys import DB
@@ -376,6 +377,92 @@ async def test_a_full_pool_raises_pool_exhausted_after_the_timeout(db: Database)
     assert caught.value.headers["Retry-After"] == "1"
     async with db.acquire():  # and it recovers as soon as one is free
         pass
+
+
+class CountingTimeouts:
+    """asyncio.timeout as lib.db.pool calls it, counting the timers it arms."""
+
+    def __init__(self) -> None:
+        self.armed = 0
+        self.real = asyncio.timeout
+
+    def __call__(self, delay: float | None) -> asyncio.Timeout:
+        self.armed += 1
+        return self.real(delay)
+
+
+async def test_only_an_acquire_that_waits_arms_the_timeout(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timeouts = CountingTimeouts()
+    monkeypatch.setattr(pool_module.asyncio, "timeout", timeouts)
+    async with db.acquire() as conn:  # the pool's idle connection: lent at once
+        await execute(conn, "SELECT 1")
+    assert timeouts.armed == 0
+    async with db.acquire(), db.acquire() as second:  # the second is opened: it waits
+        await execute(second, "SELECT 1")
+        assert timeouts.armed == 1
+        with pytest.raises(PoolExhausted):  # a full pool: waits, under the timeout
+            async with db.acquire():
+                pass
+        assert timeouts.armed == 2
+    async with db.acquire(), db.acquire():  # both idle now: neither waits
+        assert timeouts.armed == 2
+
+
+async def test_a_waiting_acquire_gets_the_connection_released_meanwhile(db: Database) -> None:
+    async def third() -> list[int]:
+        async with db.acquire() as conn:
+            await execute(conn, "INSERT INTO marks VALUES (3)")
+        return await marks(db)
+
+    async with db.acquire() as first, db.acquire():
+        waiter = asyncio.create_task(third())
+        while not waiting_on_the_pool(db):
+            await asyncio.sleep(0)  # until the waiter is queued on the full pool
+        await execute(first, "INSERT INTO marks VALUES (1)")
+    assert await asyncio.wait_for(waiter, 5) == [1, 3]
+
+
+@pytest.mark.parametrize("waits_for", ["a connection released", "a connection opened"])
+async def test_a_cancelled_waiter_leaves_the_pool_whole(db: Database, waits_for: str) -> None:
+    """Cancelled while it waits (the caller gave up, or the acquire timeout), the driver's
+    acquire is told so and puts back what it took: the pool still lends both connections."""
+    async with db.acquire():
+        if waits_for == "a connection released":
+            async with db.acquire():
+                waiter = asyncio.create_task(marks(db))
+                while not waiting_on_the_pool(db):
+                    await asyncio.sleep(0)
+                waiter.cancel()
+        else:  # the second connection is being opened for the waiter
+            waiter = asyncio.create_task(marks(db))
+            while not opening_a_connection(db):
+                await asyncio.sleep(0)
+            waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+    assert db.stats().in_use == 0
+    async with db.acquire() as first, db.acquire() as second:
+        await execute(first, "SELECT 1")
+        await execute(second, "SELECT 1")
+
+
+def waiting_on_the_pool(db: Database) -> bool:
+    """Is a task queued for a connection of `db`'s full pool (asyncpg's queue getters,
+    aiomysql's condition waiters)? Drivers' internals: no public API tells."""
+    pool: Any = getattr(db, "pool")  # noqa: B009  (both engines' Database have one)
+    if db.engine == "postgresql":
+        return bool(pool._queue._getters)
+    return bool(pool._cond._waiters)
+
+
+def opening_a_connection(db: Database) -> bool:
+    """Has a waiter taken a pool slot whose connection is being opened?"""
+    pool: Any = getattr(db, "pool")  # noqa: B009
+    if db.engine == "postgresql":
+        return bool(pool._queue.empty())  # both holders out: one held, one connecting
+    return bool(pool._acquiring)
 
 
 async def test_a_cut_server_raises_database_unavailable(

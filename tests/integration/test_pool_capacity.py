@@ -418,8 +418,7 @@ async def test_a_waiting_acquire_gets_the_connection_released_meanwhile(db: Data
 
     async with db.acquire() as first, db.acquire():
         waiter = asyncio.create_task(third())
-        while not waiting_on_the_pool(db):
-            await asyncio.sleep(0)  # until the waiter is queued on the full pool
+        await until(lambda: waiting_on_the_pool(db), "the waiter queued on the full pool")
         await execute(first, "INSERT INTO marks VALUES (1)")
     assert await asyncio.wait_for(waiter, 5) == [1, 3]
 
@@ -432,13 +431,11 @@ async def test_a_cancelled_waiter_leaves_the_pool_whole(db: Database, waits_for:
         if waits_for == "a connection released":
             async with db.acquire():
                 waiter = asyncio.create_task(marks(db))
-                while not waiting_on_the_pool(db):
-                    await asyncio.sleep(0)
+                await until(lambda: waiting_on_the_pool(db), "the waiter queued")
                 waiter.cancel()
         else:  # the second connection is being opened for the waiter
             waiter = asyncio.create_task(marks(db))
-            while not opening_a_connection(db):
-                await asyncio.sleep(0)
+            await until(lambda: opening_a_connection(db), "a connection being opened")
             waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
@@ -446,6 +443,15 @@ async def test_a_cancelled_waiter_leaves_the_pool_whole(db: Database, waits_for:
     async with db.acquire() as first, db.acquire() as second:
         await execute(first, "SELECT 1")
         await execute(second, "SELECT 1")
+
+
+async def until(check: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
+    """Yield to the event loop until `check()` holds: a waiter's state is the event."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {seconds} s: {what}")
+        await asyncio.sleep(0)
 
 
 def waiting_on_the_pool(db: Database) -> bool:

@@ -4,6 +4,8 @@ write instead, every server its own process, side by side in one run on loopback
   service     services.departments, WORKERS=1 (all of lib/: auth, limits, metrics, logging)
   reference   hand-written aiohttp + asyncpg, same SQL, same bytes (bench/http_reference.py)
   bare        aiohttp returning the same bytes: the framework ceiling
+  bare-layers the same behind as many pass-through middlewares as lib/'s chain: what the
+              chain's depth costs by itself (server CPU per request, per layer)
   p1          FastAPI + SQLAlchemy async ORM + pydantic under uvicorn (bench/http_rivals.py)
   p2          FastAPI + raw asyncpg under uvicorn
   nginx       the gateway (tools.nginx's configuration, one worker) in front of `service`
@@ -44,6 +46,7 @@ from bench.common import (
     wrk,
     wrk_cpu,
 )
+from bench.http_reference import SERVICE_LAYERS
 from services.departments.db import departments as q
 from tools import migrate, nginx
 from tools.databases import PG_DEFAULT, REDIS_DEFAULT
@@ -57,6 +60,7 @@ TARGETS = {
     "service/p2": ("service", "p2", 2.0),
     "nginx/service": ("nginx", "service", 0.85),
     "reference/bare": ("reference", "bare", None),
+    "bare-layers/bare": ("bare-layers", "bare", None),
     "workers2/service": ("workers2", "service", None),
 }
 
@@ -120,7 +124,7 @@ def start_all(servers: Servers, dsn: str, runtime: Path, with_workers2: bool) ->
     py = sys.executable
     port = {
         name: free_port()
-        for name in ("service", "reference", "bare", "p1", "p2", "nginx", "workers2")
+        for name in ("service", "reference", "bare", "bare-layers", "p1", "p2", "nginx", "workers2")
     }
 
     def url(name: str) -> str:
@@ -138,16 +142,17 @@ def start_all(servers: Servers, dsn: str, runtime: Path, with_workers2: bool) ->
         [py, "bench/http_reference.py", "reference", str(port["reference"]), dsn],
         url("reference"),
     )
-    servers.start(
-        "bare",
-        [py, "bench/http_reference.py", "bare", str(port["bare"]), "-"],
-        url("bare"),
-        stdin=subprocess.PIPE,
-    )
-    stdin = servers.procs["bare"].stdin
-    assert stdin is not None
-    stdin.write(body)
-    stdin.close()
+    for bare in ("bare", "bare-layers"):
+        servers.start(
+            bare,
+            [py, "bench/http_reference.py", bare, str(port[bare]), "-"],
+            url(bare),
+            stdin=subprocess.PIPE,
+        )
+        stdin = servers.procs[bare].stdin
+        assert stdin is not None
+        stdin.write(body)
+        stdin.close()
     servers.start(
         "p1", [py, "-m", "bench.http_rivals", "fastapi-orm", str(port["p1"]), dsn], url("p1")
     )
@@ -182,7 +187,7 @@ def start_all(servers: Servers, dsn: str, runtime: Path, with_workers2: bool) ->
             got = wait_ready(address)
         except RuntimeError as exc:
             raise RuntimeError(f"{name}: {exc}") from None
-        assert name == "bare" or same_page(got) == expected, f"{name} answers another page"
+        assert name.startswith("bare") or same_page(got) == expected, f"{name} answers another page"
     assert wait_ready(servers.urls["reference"]) == body, "the reference returns the same bytes"
 
 
@@ -256,6 +261,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "servers": med,
         "ratios": ratios,
     }
+    if "bare" in runs and "bare-layers" in runs:
+        # what one pass-through layer costs: server CPU per request, paired by round
+        per_layer = statistics.median(
+            (x.server_cpu_us - y.server_cpu_us) / SERVICE_LAYERS
+            for x, y in zip(runs["bare-layers"], runs["bare"], strict=True)
+        )
+        figures["layer_dispatch_us"] = round(per_layer, 2)
     rows = [
         [
             f"`{PATH}` req/s, p50, p99, server CPU µs per request, RSS idle → loaded (MiB)",
@@ -272,6 +284,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         met = "" if r["target"] is None else (" met" if r["ratio"] >= r["target"] else " NOT met")
         cpu = "" if r["cpu_ratio"] is None else f"; by server CPU per request {r['cpu_ratio']:.2f}"
         rows.append([f"HTTP {label} req/s{goal}", f"{r['ratio']:.2f}{met}{cpu}"])
+    if "layer_dispatch_us" in figures:
+        rows.append(
+            [
+                f"HTTP server CPU per middleware layer (pass-through, {SERVICE_LAYERS} layers)",
+                f"{figures['layer_dispatch_us']:.2f} µs",
+            ]
+        )
     figures["rows"] = rows
     print(f"{figures['endpoint']}, wrk {figures['wrk']}")
     for name, m in med.items():
@@ -286,6 +305,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             + (f"  by CPU/request {r['cpu_ratio']:.2f}" if r["cpu_ratio"] else "")
             + (f"  (target >= {r['target']})" if r["target"] else "")
         )
+    if "layer_dispatch_us" in figures:
+        print(f"  one middleware layer: {figures['layer_dispatch_us']:.2f} µs of server CPU")
     write_figures(args.json, figures)
     return figures
 

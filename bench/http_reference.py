@@ -4,12 +4,15 @@
 returning the same JSON as GET /v1/departments?limit=50 (no middleware, no validation;
 the SQL text is the generated query's, so the columns cannot go stale).
 `bare`: aiohttp returning fixed bytes (the framework ceiling).
-Run: python bench/http_reference.py {reference,bare} PORT DSN
+`bare-layers`: the same behind as many pass-through middlewares as create_app chains: what
+the depth of lib/'s chain costs by itself, apart from the work its layers do.
+Run: python bench/http_reference.py {reference,bare,bare-layers} PORT DSN
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -22,6 +25,8 @@ from services.departments.db.departments import LIST_DEPARTMENTS_BY_NAME_ASC as 
 
 # The SQL is the generated query's text, so a new column reaches the reference with the
 # next `make sqlc`; tests/integration/test_bench_reference.py compares the two responses.
+SERVICE_LAYERS = 7  # create_app's middlewares with tracing off (the same test checks it)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def default(value: Any) -> str:
@@ -56,18 +61,27 @@ def reference_app(dsn: str) -> web.Application:
     return app
 
 
-def bare_app(body: bytes) -> web.Application:
+@web.middleware
+async def passthrough(request: web.Request, handler: Handler) -> web.StreamResponse:
+    return await handler(request)
+
+
+def bare_app(body: bytes, layers: int = 0) -> web.Application:
     async def handler(_: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
-    app = web.Application()
+    app = web.Application(middlewares=[passthrough] * layers)
     app.router.add_get("/v1/departments", handler)
     return app
 
 
 def main() -> None:
     kind, port, dsn = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    app = reference_app(dsn) if kind == "reference" else bare_app(sys.stdin.buffer.read())
+    if kind == "reference":
+        app = reference_app(dsn)
+    else:
+        layers = SERVICE_LAYERS if kind == "bare-layers" else 0
+        app = bare_app(sys.stdin.buffer.read(), layers)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None,
                 loop=uvloop.new_event_loop())  # fmt: skip
 

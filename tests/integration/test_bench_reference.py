@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from lib import tracing
 from lib.auth.principal import Role
 from tests.integration.auth_support import bearer
 
@@ -47,3 +48,10 @@ async def test_reference_returns_the_service_bytes(
     rows = (await from_service.json())["data"]
     assert [r["name"] for r in rows] == ["Alpha works", "Mid works", "Zeta works"]
     assert set(rows[0]) == {"id", "name", "address", "version", "created_at", "updated_at"}
+
+
+async def test_bare_layers_has_as_many_layers_as_the_service(client: Any) -> None:
+    """bench/http_frameworks.py's `bare-layers` prices the depth of create_app's chain."""
+    chain = client.server.app.middlewares
+
+    assert len(chain) == load_reference().SERVICE_LAYERS + tracing.ENABLED

@@ -37,20 +37,20 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ServiceProcess, percentile, rss_mb
+from bench.common import free_port, percentile, rss_mb
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, generate_keypair
 from tools import migrate
 from tools.databases import PG_DEFAULT, REDIS_DEFAULT
 from tools.dbadmin import drop_database
+from tools.service_process import Service
 
 
-def chat_process(
-    dsn: str, redis_url: str, prefix: str, public_pem: str, log: Path
-) -> ServiceProcess:
+def chat_process(dsn: str, redis_url: str, prefix: str, public_pem: str, log: Path) -> Service:
     env = {
         **os.environ,
         "CHAT_DATABASE_URL": dsn,
+        "CHAT_PORT": str(free_port()),
         "CHAT_CHANNEL_PREFIX": prefix,
         "REDIS_URL": redis_url,
         "WORKERS": "1",
@@ -62,7 +62,7 @@ def chat_process(
         "RATE_LIMIT_USER_RATE": "1000000",
         "RATE_LIMIT_USER_BURST": "1000000",
     }
-    return ServiceProcess("chat", env, log)
+    return Service(env, log, name="chat", inherit_environ=False)
 
 
 @dataclass
@@ -163,7 +163,7 @@ async def phase(
 
 async def idle_memory(
     http: aiohttp.ClientSession,
-    chat: ServiceProcess,
+    chat: Service,
     conversation_id: str,
     tokens: list[str],
     count: int,
@@ -217,7 +217,7 @@ async def run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector) as http:
                 for chat in chats:
-                    await chat.wait_healthy(http)
+                    await chat.wait_healthy()
                 urls = [c.url for c in chats]
                 # first, on a fresh process: freed sockets of a phase would be reused
                 memory = await idle_memory(http, chats[0], conversation_id, tokens, args.idle)

@@ -7,13 +7,11 @@ variants alike and the ratios stay meaningful when absolute times do not.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import socket
 import statistics
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,42 +162,3 @@ def percentile(values: list[float], pct: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
-class ServiceProcess:
-    """`python -m services.<service>` on a free port with `env` (its `<SVC>_PORT` set
-    here), its output in `log`: the server a benchmark loads."""
-
-    def __init__(self, service: str, env: dict[str, str], log: Path) -> None:
-        self.service, self.log = service, log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"],
-            cwd=ROOT,
-            env={**env, f"{service.upper()}_PORT": str(self.port)},
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-
-    async def wait_healthy(self, http: aiohttp.ClientSession, seconds: float = 20.0) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.service} exited: {self.log.read_text()}")
-            try:
-                async with http.get(f"{self.url}/health") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"{self.service} not healthy in {seconds}s: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)

@@ -40,12 +40,13 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ServiceProcess, percentile
+from bench.common import free_port, percentile
 from lib.auth.passwords import Priority, make_hasher
 from services.users.settings import UsersSettings
 from tools import keys, migrate
 from tools.databases import PG_DEFAULT
 from tools.dbadmin import drop_database
+from tools.service_process import Service
 
 PASSWORD = "bench password 1"
 PRIORITIES: tuple[Priority, ...] = ("idle", "nice")  # the default first
@@ -120,10 +121,11 @@ async def seed_accounts(dsn: str, count: int) -> list[str]:
     return emails
 
 
-def users_process(dsn: str, key_dir: Path, log: Path, priority: Priority) -> ServiceProcess:
+def users_process(dsn: str, key_dir: Path, log: Path, priority: Priority) -> Service:
     env = {
         **os.environ,
         "USERS_DATABASE_URL": dsn,
+        "USERS_PORT": str(free_port()),
         "WORKERS": "1",
         "REDIS_URL": "",
         "LOG_LEVEL": "WARNING",
@@ -142,7 +144,7 @@ def users_process(dsn: str, key_dir: Path, log: Path, priority: Priority) -> Ser
     for name in ("TIME_COST", "MEMORY_COST", "PARALLELISM"):
         env.pop(f"ARGON2_{name}", None)  # the production defaults, whatever the shell says
         env.pop(f"USERS_ARGON2_{name}", None)
-    return ServiceProcess("users", env, log)
+    return Service(env, log, name="users", inherit_environ=False)
 
 
 async def probe_health(url: str, interval: float, seconds: float) -> list[float]:
@@ -305,7 +307,7 @@ async def run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
         try:
             async with aiohttp.ClientSession() as http:
                 for proc in procs.values():
-                    await proc.wait_healthy(http)
+                    await proc.wait_healthy()
                     for email in emails:  # warms up every process
                         await login_once(http, proc.url, email)
                 tokens = [await login_once(http, users.url, e) for e in emails]

@@ -22,12 +22,12 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.service_process import ROOT, Service
 from tests.integration.auth_support import KEYS
 from tests.servers import free_port
 from tools import nginx as nginx_tool
 from tools import seed
 from tools.dbadmin import psycopg_dsn
+from tools.service_process import ROOT, Service
 
 NGINX_HINT = (
     "nginx is not installed; the gateway tests run the real binary: "

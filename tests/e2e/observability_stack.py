@@ -22,9 +22,9 @@ import pytest
 
 from lib import registry
 from tests.e2e.gateway_stack import Exporter, Gateway, answers, require_nginx, wait_until
-from tests.e2e.service_process import ROOT, Service
 from tests.servers import Servers, free_port
 from tools import keys, prometheus
+from tools.service_process import ROOT, Service
 
 SCRAPE = 1.0  # s: the test's scrape and evaluation interval
 

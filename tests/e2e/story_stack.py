@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 
 from tests.e2e.gateway_stack import Gateway
-from tests.e2e.service_process import Service
 from tests.servers import free_port
 from tools import keys
+from tools.service_process import Service
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.catalog.app import create_app as catalog_app
 from services.orders.app import create_app as orders_app
 from tests.e2e.gateway_stack import Gateway, require_nginx
-from tests.e2e.service_process import Service
 from tests.integration.auth_support import KEYS
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.chat_support import World, eventually, make_world, token_of
@@ -28,6 +27,7 @@ from tests.integration.orders_support import Caller, orders_settings
 from tests.reliability import figures
 from tests.reliability.throwaway import RedisServer
 from tests.servers import free_port
+from tools.service_process import Service
 
 RECEIVE = 10.0
 

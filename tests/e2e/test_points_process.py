@@ -17,9 +17,9 @@ import pytest
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
 from tests.e2e.gateway_stack import wait_until
-from tests.e2e.service_process import PROCESS_MARGIN, Service
 from tests.proxy import TcpProxy, through
 from tests.servers import free_port
+from tools.service_process import PROCESS_MARGIN, Service
 
 GET = "/point.PointServer/GetUserPoints"
 

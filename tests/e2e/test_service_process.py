@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from tests.e2e.service_process import PROCESS_MARGIN, ROOT, Service
 from tests.proxy import TcpProxy, through
 from tests.servers import Servers, free_port
+from tools.service_process import PROCESS_MARGIN, ROOT, Service
 
 
 @pytest.fixture

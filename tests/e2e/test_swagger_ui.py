@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.gateway_stack import Stack, running_stack
-from tests.e2e.service_process import ROOT
 from tools import swag_config
+from tools.service_process import ROOT
 
 SWAGGER = ROOT / "tools" / "swagger"
 SCRIPT = Path(__file__).with_name("swagger_ui.cjs")

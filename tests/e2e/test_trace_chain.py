@@ -17,9 +17,9 @@ import pytest
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.e2e.gateway_stack import Gateway, users_and_points_behind_nginx, wait_until
-from tests.e2e.service_process import Service
 from tests.integration.auth_support import KEYS
 from tests.otlp_receiver import Receiver, Span
+from tools.service_process import Service
 
 SERVER, CLIENT = 2, 3  # OTLP span kinds
 LIST_POINTS = "point.PointServer/GetUserListPoints"

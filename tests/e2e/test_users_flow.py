@@ -16,10 +16,10 @@ import pytest
 
 from lib.crypto import FieldCipher
 from tests.e2e.gateway_stack import Gateway, seed_departments
-from tests.e2e.service_process import Service
 from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
 from tests.servers import free_port
 from tools import keys
+from tools.service_process import Service
 
 PASSWORD = "correct horse battery"
 PERSONAL_ID = f"PID-{uuid.uuid4().hex[:10]}-E2E"  # a value no other text of the run holds

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from tests.e2e.service_process import Service
 from tests.reliability.stack import common_env, points_env, start
 from tools.dbadmin import mysql_connect
+from tools.service_process import Service
 
 POINTS_PER_JOB = 10
 SETTLE = 30.0  # the relay needs ~1 s after points is back; far more is allowed

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.service_process import Service
 from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tests.reliability import figures
 from tests.reliability.stack import ACQUIRE_TIMEOUT, POOL_MAX, common_env, start, users_env
 from tests.servers import Servers
+from tools.service_process import Service
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import aiohttp
 
 from lib.auth.principal import Role
-from tests.e2e.service_process import Service
 from tests.integration.orders_support import offer_body
 from tests.integration.users_support import make_user
 from tests.reliability import figures
@@ -31,6 +30,7 @@ from tests.reliability.world import (
     ws_handshake,
     ws_url,
 )
+from tools.service_process import Service
 
 PROBLEM = "application/problem+json"
 PNG = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + b"\x00" * 17

@@ -12,9 +12,9 @@ import aiohttp
 
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
-from tests.e2e.service_process import Service
 from tests.integration.auth_support import KEYS
 from tests.servers import RUN_ID, free_port
+from tools.service_process import Service
 
 PASSWORD = "reliability-pass-7Qz!"  # what the run's users log in with: must never be logged
 # every service of the suite: a pool this small is what "3 x the pool" of test_capacity.py

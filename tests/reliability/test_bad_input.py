@@ -12,13 +12,13 @@ import aiohttp
 import orjson
 
 from lib.auth.principal import Role
-from tests.e2e.service_process import Service
 from tests.integration.orders_support import order_body
 from tests.integration.users_support import make_user
 from tests.reliability import figures
 from tests.reliability.readback import fingerprint
 from tests.reliability.stack import bearer, operations, spec_of
 from tests.reliability.world import Orders, actor, call, catalog_service, talk, ws_url
+from tools.service_process import Service
 
 PROBLEM = "application/problem+json"
 JSON = {"Content-Type": "application/json"}

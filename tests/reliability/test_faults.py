@@ -18,7 +18,6 @@ import asyncpg
 import pytest
 
 from lib.auth.principal import Role
-from tests.e2e.service_process import PROCESS_MARGIN, Service
 from tests.integration.users_support import make_user
 from tests.proxy import TcpProxy, through
 from tests.reliability import figures
@@ -37,6 +36,7 @@ from tests.reliability.world import Orders, actor, catalog_service
 from tools import migrate
 from tools.databases import with_database
 from tools.dbadmin import create_database, mysql_connect
+from tools.service_process import PROCESS_MARGIN, Service
 
 ACQUIRE_TIMEOUT = 1.0  # DB_ACQUIRE_TIMEOUT of the services below
 JOBS = 12  # completed in three waves: points killed, down, coming back

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from lib.auth.principal import Role
-from tests.e2e.service_process import Service
 from tests.integration.orders_support import offer_body, order_body
 from tests.reliability import figures
 from tests.reliability.budget import EXAMPLES, SCENARIO_STEPS, SCENARIOS
 from tests.reliability.stack import bearer, operations, spec_of
 from tests.reliability.world import Orders, actor, catalog_service
+from tools.service_process import Service
 
 # Not checked: positive_data_acceptance. A schema-valid body may still be refused with a
 # documented 400 for what the document cannot express (an unknown or used reset token, a

@@ -16,11 +16,11 @@ import aiohttp
 from redis.asyncio import Redis
 
 from lib.auth.principal import Role
-from tests.e2e.service_process import PROCESS_MARGIN, Service
 from tests.reliability import capacity, figures
 from tests.reliability.budget import LOAD_SECONDS
 from tests.reliability.stack import RATE_LIMIT_PREFIX, common_env, start, token
 from tests.servers import Servers, free_port
+from tools.service_process import PROCESS_MARGIN, Service
 
 CONNECTIONS = 32  # well past the point where 2 cores are saturated
 

@@ -21,7 +21,6 @@ import jwt
 
 from lib.auth.principal import Role
 from lib.auth.tokens import generate_keypair
-from tests.e2e.service_process import Service
 from tests.integration.auth_support import KEYS
 from tests.integration.orders_support import offer_body, order_body
 from tests.integration.smtp_support import SmtpSink, token_in
@@ -38,6 +37,7 @@ from tests.reliability.world import (
     ws_handshake,
     ws_url,
 )
+from tools.service_process import Service
 
 ALLOWED_ORIGIN = "https://app.fixup.test"  # CORS_ALLOW_ORIGINS of tests/reliability/stack.py
 SECURITY_HEADERS = {

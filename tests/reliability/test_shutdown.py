@@ -19,7 +19,6 @@ import grpc
 from lib.auth.principal import Role
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
-from tests.e2e.service_process import PROCESS_MARGIN, Service
 from tests.integration.smtp_support import smtp_sink
 from tests.reliability import figures
 from tests.reliability.awards import (
@@ -33,6 +32,7 @@ from tests.reliability.awards import (
 )
 from tests.reliability.stack import PASSWORD, bearer, common_env, points_env, start, users_env
 from tests.reliability.world import Orders, actor, catalog_service
+from tools.service_process import PROCESS_MARGIN, Service
 
 SHUTDOWN_TIMEOUT = 10.0
 CLIENTS = 8

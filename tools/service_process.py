@@ -1,4 +1,7 @@
-"""A service started as a real process (python -m services.<svc>) for e2e tests."""
+"""A service started as a real process (`python -m services.<name>`): the e2e and
+reliability tests' servers and the benchmarks' (bench/chat_fanout.py, bench/users_auth.py).
+Start it, wait until /health answers (or the process exits, with its log in the error),
+stop it."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parent.parent
 
 # A process needs well under this to start listening, stop listening or exit once it
 # has nothing left to wait for, even on a loaded machine.
@@ -19,23 +22,31 @@ PROCESS_MARGIN = 10.0
 
 
 class Service:
-    """`python -m services.<name>`; its HTTP port (for /health) is `<NAME>_PORT` in env."""
+    """`python -m services.<name>`; its HTTP port (for /health) is `<NAME>_PORT` in env,
+    which the process gets on top of this one's environment, or alone with
+    `inherit_environ=False` (a benchmark that removes variables the shell may set)."""
 
-    def __init__(self, env: dict[str, str], log: Path, name: str = "departments") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        name: str = "departments",
+        *,
+        inherit_environ: bool = True,
+    ) -> None:
         self.port = int(env[f"{name.upper()}_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"],
             cwd=ROOT,
-            env={**os.environ, **env},
+            env={**os.environ, **env} if inherit_environ else env,
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
         )
 
-    async def wait_healthy(self) -> None:
-        timeout = 20.0
-        deadline = time.monotonic() + timeout
+    async def wait_healthy(self, seconds: float = 20.0) -> None:
+        deadline = time.monotonic() + seconds
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -47,7 +58,7 @@ class Service:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.1)
-        raise AssertionError(f"service not healthy in {timeout}s: {self.log.read_text()}")
+        raise AssertionError(f"service not healthy in {seconds}s: {self.log.read_text()}")
 
     async def wait_not_listening(self, port: int, seconds: float) -> None:
         """Return once nothing accepts on `port` (the service has begun shutting down)."""

@@ -19,10 +19,9 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from decimal import Decimal
@@ -30,11 +29,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import free_port
 from lib.clients.points import PointsClient
 from lib.db.pool import Database, connect
 from lib.grpc.client import ChannelPool
@@ -47,6 +46,7 @@ from tests.proxy import TcpProxy, through
 from tools import migrate
 from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
 from tools.dbadmin import drop_database
+from tools.service_process import Service
 
 USERS = 20_000
 FILTERS: dict[str, Any] = {"role": None, "department_id": None, "verified": None, "search": None}
@@ -88,28 +88,9 @@ async def seed(dsn: str) -> None:
     await conn.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_healthy(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
-
-
-async def run(args: argparse.Namespace, users_dsn: str, grpc_port: int, http_port: int) -> None:
+async def run(args: argparse.Namespace, users_dsn: str, grpc_port: int, points: Service) -> None:
     await seed(users_dsn)
-    await wait_healthy(f"http://127.0.0.1:{http_port}/health")
+    await points.wait_healthy()
     parts = urlsplit(users_dsn)
     pg_proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
     grpc_proxy = await TcpProxy("127.0.0.1", grpc_port).start()
@@ -185,18 +166,19 @@ def main() -> None:
         migrate.up("users", users_dsn)
         migrate.up("points", points_dsn)
         # points in its own process, as in production (its codec work must not share our loop)
-        grpc_port, http_port = free_port(), free_port()
-        points = subprocess.Popen(
-            [sys.executable, "-m", "services.points"],
-            env={**os.environ, "POINTS_DATABASE_URL": points_dsn,
-                 "POINTS_GRPC_PORT": str(grpc_port), "POINTS_PORT": str(http_port),
-                 "LOG_LEVEL": "WARNING", "WORKERS": "1", "REDIS_URL": ""},
-        )  # fmt: skip
-        try:
-            asyncio.run(run(args, users_dsn, grpc_port, http_port))
-        finally:
-            points.terminate()
-            points.wait(10)
+        grpc_port = free_port()
+        with tempfile.TemporaryDirectory(prefix="bench-users-list-") as tmp:
+            points = Service(
+                {"POINTS_DATABASE_URL": points_dsn, "POINTS_GRPC_PORT": str(grpc_port),
+                 "POINTS_PORT": str(free_port()), "LOG_LEVEL": "WARNING", "WORKERS": "1",
+                 "REDIS_URL": ""},
+                Path(tmp) / "points.log",
+                name="points",
+            )  # fmt: skip
+            try:
+                asyncio.run(run(args, users_dsn, grpc_port, points))
+            finally:
+                points.stop()
     finally:
         drop_database(users_dsn)
         drop_database(points_dsn)

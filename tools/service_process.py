@@ -34,6 +34,7 @@ class Service:
         *,
         inherit_environ: bool = True,
     ) -> None:
+        self.name = name
         self.port = int(env[f"{name.upper()}_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -50,7 +51,7 @@ class Service:
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"service exited: {self.log.read_text()}")
+                    raise AssertionError(f"{self.name} exited: {self.log.read_text()}")
                 try:
                     async with http.get(f"{self.url}/health") as resp:
                         if resp.status == 200:
@@ -58,7 +59,7 @@ class Service:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.1)
-        raise AssertionError(f"service not healthy in {seconds}s: {self.log.read_text()}")
+        raise AssertionError(f"{self.name} not healthy in {seconds}s: {self.log.read_text()}")
 
     async def wait_not_listening(self, port: int, seconds: float) -> None:
         """Return once nothing accepts on `port` (the service has begun shutting down)."""

@@ -17,6 +17,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from lib.redact import secret_params
+
 
 class PrefixedEnvSource(PydanticBaseSettingsSource):
     """`<SERVICE>_<NAME>` first, then `<NAME>`; the process environment over `.env`."""
@@ -65,6 +67,8 @@ class ServiceSettings(BaseSettings):
     redis_url: str = ""
     log_level: str = "INFO"
     log_file: str = ""
+    # query parameters whose values no log may hold, on top of lib/redact.py's built-in ones
+    log_redact_params: list[str] = Field(default_factory=list)
     shutdown_timeout: float = Field(10.0, gt=0)
     public_base_url: str = "http://localhost:8080"
     profiling_enabled: bool = False
@@ -105,7 +109,7 @@ class ServiceSettings(BaseSettings):
             raise ValueError(f"no such file: {value} (make keys writes a development pair)")
         return value
 
-    @field_validator("trusted_proxies", "cors_allow_origins", mode="before")
+    @field_validator("trusted_proxies", "cors_allow_origins", "log_redact_params", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -119,6 +123,12 @@ class ServiceSettings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("log_redact_params")
+    @classmethod
+    def _param_names(cls, value: list[str]) -> list[str]:
+        secret_params(value)  # raises on a name that is not one
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -98,7 +98,7 @@ def create_app(
             *tracing_first,
             mw.request_id_middleware,
             mw.cors_middleware(settings.cors_allow_origins),
-            mw.observe_middleware(settings.service),
+            mw.observe_middleware(settings.service, settings.log_redact_params),
             mw.error_middleware,
             mw.ip_limit_middleware(settings.trusted_proxies),
             mw.auth_middleware,

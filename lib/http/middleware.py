@@ -11,7 +11,7 @@ import ipaddress
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ from lib.http.keys import (
 )
 from lib.logging import access_log, get_logger
 from lib.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
+from lib.redact import redact_query, secret_params
 from lib.resilience.ratelimit import RateLimiter, enforce
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -131,11 +132,13 @@ def cors_middleware(allowed: list[str]) -> Any:
     return cors
 
 
-def observe_middleware(service: str) -> Any:
+def observe_middleware(service: str, redact_params: Iterable[str] = ()) -> Any:
     """The access log line and the request metrics (count, duration, in flight) of every
     request. One layer for both: they time the same span and read the same route and
-    status, and a layer of its own costs more than either's bookkeeping (ADR 0005)."""
+    status, and a layer of its own costs more than either's bookkeeping (ADR 0005).
+    The line's `query` has the values of secret parameters replaced (lib/redact.py)."""
     in_flight = HTTP_IN_FLIGHT.labels(service)
+    secret = secret_params(redact_params)
     counters: dict[tuple[str, str, str], Any] = {}  # label lookups are the costly part
     histograms: dict[tuple[str, str], Any] = {}
 
@@ -167,6 +170,7 @@ def observe_middleware(service: str) -> Any:
                 method=request.method,
                 route=route,
                 path=request.path,
+                query=redact_query(request.rel_url.raw_query_string, secret),
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
                 user_id=str(principal.user_id) if principal is not None else None,

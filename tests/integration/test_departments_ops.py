@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from yarl import URL
+
 from services.departments.app import create_app
 from tests.integration.auth_support import settings_for
 from tests.logging_support import logging_to
@@ -81,6 +83,31 @@ async def test_every_log_line_of_a_request_carries_its_id(
     assert isinstance(first["duration_ms"], float)
     second = next(line for line in mine if line["request_id"] == "trace-me-2")
     assert (second["route"], second["status"]) == ("/v1/departments/{id}", 400)
+
+
+async def test_the_access_log_redacts_secret_query_values(
+    aiohttp_client: Any, departments_dsn: str, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "service.log"
+    secrets = ["tok-9f1c2e", "acc-77ab01", "sig-5d5d5d", "extra-31337", "enc-0badf00d"]
+    query = (
+        f"limit=1&token={secrets[0]}&ACCESS_TOKEN={secrets[1]}&sig={secrets[2]}"
+        f"&api_key={secrets[3]}&%74oken={secrets[4]}&tokenish=kept"
+    )
+    with logging_to("departments", str(log_file)):
+        settings = settings_for(departments_dsn, log_redact_params=["api_key"])
+        client = await aiohttp_client(create_app(settings))
+        url = URL(f"/v1/departments?{query}", encoded=True)  # sent as written: %74oken too
+        resp = await client.get(url, headers={"X-Request-ID": "redact-1"})
+        assert resp.status == 400  # unknown parameters; logged all the same
+    text = log_file.read_text()
+    assert [s for s in secrets if s in text] == []
+    line = next(json.loads(x) for x in text.splitlines() if '"redact-1"' in x)
+    assert line["path"] == "/v1/departments"
+    assert line["query"] == (
+        "limit=1&token=[REDACTED]&ACCESS_TOKEN=[REDACTED]&sig=[REDACTED]"
+        "&api_key=[REDACTED]&%74oken=[REDACTED]&tokenish=kept"
+    )
 
 
 async def test_profiling_is_opt_in_on_its_own_port(

@@ -11,6 +11,7 @@ through the same renderer.
 from __future__ import annotations
 
 import datetime
+import io
 import logging
 import sys
 from typing import Any, TextIO
@@ -78,6 +79,9 @@ def configure_logging(service: str, level: str = "INFO", log_file: str = "") -> 
     while _open_files:
         _open_files.pop().close()
     stream: TextIO = sys.stdout
+    if isinstance(stream, io.TextIOWrapper):
+        # a line reaches the collector (a pipe, Docker) when written, whatever PYTHONUNBUFFERED says
+        stream.reconfigure(line_buffering=True)
     if log_file:
         stream = open(log_file, "a", buffering=1)  # noqa: SIM115  (lives until reconfigured)
         _open_files.append(stream)

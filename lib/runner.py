@@ -9,6 +9,7 @@ set before they exist.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import importlib
 import multiprocessing
@@ -16,6 +17,8 @@ import os
 import signal
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,24 +39,49 @@ def _factory(path: str) -> AppFactory:
     return factory
 
 
-def serve(factory_path: str, settings: ServiceSettings) -> None:
-    """One worker: build the app and serve it until SIGTERM/SIGINT."""
+def serve(factory_path: str, settings: ServiceSettings, master_pid: int | None = None) -> None:
+    """One worker: build the app and serve it until SIGTERM/SIGINT (or its master's end)."""
+    if master_pid is not None:
+        _end_with_master(master_pid)
     tracing.configure(settings.service)  # before the app: its middleware chain depends on it
     configure_logging(settings.service, settings.log_level, settings.log_file)
     app = _factory(factory_path)(settings)
     app.on_startup.append(_freeze_gc)
     if tracing.ENABLED:
         app.on_cleanup.append(_flush_traces)
-    web.run_app(
+    from lib.http.server import serve_app  # here: it creates metrics (see the docstring)
+
+    serve_app(  # web.run_app, with aiohttp's own errors as problem+json
         app,
         host=settings.host,
         port=settings.port,
         reuse_port=settings.workers > 1,
         shutdown_timeout=settings.shutdown_timeout,
-        access_log=None,
-        print=None,
         loop=uvloop.new_event_loop(),
     )
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _end_with_master(master_pid: int) -> None:
+    """A worker whose master is gone (even SIGKILLed) must not go on serving, unseen and
+    holding the port: it gets SIGTERM, drains and exits. Linux sends that signal itself the
+    moment the master dies; elsewhere a thread watches for the worker's re-parenting."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+        threading.Thread(target=_watch_master, args=(master_pid,), daemon=True).start()
+    if os.getppid() != master_pid:  # it died before the watch began
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _watch_master(master_pid: int) -> None:
+    while os.getppid() == master_pid:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _freeze_gc(_: web.Application) -> None:
@@ -77,7 +105,9 @@ def run_service(service: str, settings_cls: type[ServiceSettings], factory_path:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     context = multiprocessing.get_context("spawn")  # children import with the env set
     workers = [
-        context.Process(target=serve, args=(factory_path, settings), name=f"{service}-{i}")
+        context.Process(
+            target=serve, args=(factory_path, settings, os.getpid()), name=f"{service}-{i}"
+        )
         for i in range(settings.workers)
     ]
     for index, worker in enumerate(workers):

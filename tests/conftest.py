@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import re
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.servers import RUN_ID, DatabaseFactory, Servers, ServerUnavailableError, resolve_servers
 from tools import migrate
 from tools.databases import get_database
+from tools.service_process import PROCESS_MARGIN
+
+ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
+
+
+def _without_shell_settings() -> None:
+    """The caller's shell does not change the results: every setting `.env.example` names
+    (ports, URLs, log level, ...) is dropped; a test that needs one sets it itself."""
+    for name in re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.MULTILINE):
+        os.environ.pop(name, None)
+
+
+_without_shell_settings()
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +64,38 @@ def migrated_db(databases: DatabaseFactory) -> Callable[[str], str]:
 def redis_prefix() -> str:
     """Every key and channel a test writes starts with this; Redis is never flushed."""
     return f"fixup:test:{RUN_ID}:"
+
+
+_PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Orphans of the processes a test starts (a service's workers, a daemonised server)
+    are re-parented to this process instead of init, so the end of the run can see them."""
+    if sys.platform == "linux" and not hasattr(config, "workerinput"):
+        ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A process the suite started must not outlive it: one still running (given time to
+    exit) fails the run, named, and is killed."""
+    left = [p for p in psutil.Process().children(recursive=True) if not _is_helper(p)]
+    _, alive = psutil.wait_procs(left, timeout=PROCESS_MARGIN)
+    if not alive:
+        return
+    names = []
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            names.append(f"{proc.pid}: {' '.join(proc.cmdline())[:200]}")
+            proc.kill()
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    sys.stderr.write("\nprocesses started by the suite outlived it (killed now):\n")
+    sys.stderr.write("".join(f"  {name}\n" for name in names))
+
+
+def _is_helper(proc: psutil.Process) -> bool:
+    """Python's multiprocessing resource tracker lives as long as this process, by design."""
+    try:
+        return "multiprocessing.resource_tracker" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return True

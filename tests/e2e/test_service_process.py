@@ -14,11 +14,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
+import psutil
 import pytest
 
 from tests.proxy import TcpProxy, through
 from tests.servers import Servers, free_port
-from tools.service_process import PROCESS_MARGIN, ROOT, Service
+from tools.service_process import PROCESS_MARGIN, ROOT, Service, port_open
 
 
 @pytest.fixture
@@ -133,6 +134,39 @@ async def test_workers_share_the_port_and_sum_their_metrics(
         }
         assert pids  # both workers log JSON request lines
     finally:
+        service.stop()
+
+
+async def test_workers_end_when_their_master_is_killed(
+    migrated_db: Callable[[str], str], servers: Servers, tmp_path: Path
+) -> None:
+    timeout = 2.0  # SHUTDOWN_TIMEOUT: a worker drains for at most this, then exits
+    env = base_env(
+        migrated_db("departments"),
+        WORKERS="2",
+        REDIS_URL=servers.redis_url,
+        SHUTDOWN_TIMEOUT=str(timeout),
+    )
+    service = Service(env, tmp_path / "svc.log")
+    workers: list[psutil.Process] = []
+    try:
+        await service.wait_healthy()
+        workers += [
+            child
+            for child in psutil.Process(service.proc.pid).children()
+            if "multiprocessing" in " ".join(child.cmdline())
+            and "resource_tracker" not in " ".join(child.cmdline())
+        ]
+        assert len(workers) == 2, [w.cmdline() for w in workers]
+        service.proc.kill()  # SIGKILL: the master gets no chance to stop them itself
+        service.proc.wait(PROCESS_MARGIN)
+        _, alive = await asyncio.to_thread(psutil.wait_procs, workers, timeout + PROCESS_MARGIN)
+        assert not alive, f"workers still serving without their master: {alive}"
+        assert not await port_open(service.port)
+    finally:
+        for worker in workers:
+            if worker.is_running():
+                worker.kill()
         service.stop()
 
 

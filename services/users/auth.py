@@ -27,7 +27,6 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from lib.crypto import FieldCipher
 from lib.errors import (
-    BadRequest,
     Conflict,
     FieldError,
     Forbidden,
@@ -56,6 +55,7 @@ from services.users.db import auth as q
 from services.users.db import idempotency
 from services.users.db import mail as mail_q
 from services.users.db.models import EmailTokenPurpose, UserRole
+from services.users.email_links import LinkInvalid, usable_link
 from services.users.mail_relay import RELAY
 from services.users.schemas import UserOut
 from services.users.settings import UsersSettings
@@ -156,7 +156,7 @@ def digest(token: str) -> bytes:
 
 def verification_mail(settings: UsersSettings, token: str) -> tuple[str, str]:
     hours = settings.verify_token_ttl // 3600
-    link = f"{settings.public_base_url}/verify-email?token={token}"
+    link = f"{settings.public_base_url}/verify-email#token={token}"  # a fragment: no log
     return "Confirm your Fixup email address", (
         f"Welcome to Fixup.\n\nConfirm your email address within {hours} h:\n{link}\n\n"
         "If you did not register, ignore this mail.\n"
@@ -165,7 +165,7 @@ def verification_mail(settings: UsersSettings, token: str) -> tuple[str, str]:
 
 def reset_mail(settings: UsersSettings, token: str) -> tuple[str, str]:
     minutes = settings.reset_token_ttl // 60
-    link = f"{settings.public_base_url}/reset-password?token={token}"
+    link = f"{settings.public_base_url}/reset-password#token={token}"
     return "Reset your Fixup password", (
         f"Someone asked to reset the password of this Fixup account.\n\n"
         f"Choose a new password within {minutes} minutes:\n{link}\n\n"
@@ -266,8 +266,8 @@ async def register(request: web.Request) -> web.Response:
     status=204,
     body=TokenIn,
     errors=(409,),
-    description="The token of the verification mail: used once (again: 409); expired or "
-    "unknown: 400.",
+    description="The token of the verification mail, once. Problem codes: LINK_USED (409), "
+    "LINK_EXPIRED (400), LINK_INVALID (400: unknown).",
 )
 async def verify(request: web.Request) -> web.Response:
     body = await parse_body(request, TokenIn)
@@ -275,10 +275,7 @@ async def verify(request: web.Request) -> web.Response:
         token = await q.lock_email_token(
             conn, token_hash=digest(body.token), purpose=EmailTokenPurpose.VERIFY_EMAIL
         )
-        if token is None or (token.expired and token.used_at is None):
-            raise BadRequest("this verification link is unknown or expired")
-        if token.used_at is not None:
-            raise Conflict("this verification link was already used")
+        token = usable_link(token, "verification")
         await q.use_email_tokens(
             conn, user_id=token.user_id, purpose=EmailTokenPurpose.VERIFY_EMAIL
         )
@@ -492,9 +489,10 @@ async def password_reset(request: web.Request) -> web.Response:
     tags=TAGS,
     status=204,
     body=ResetConfirmIn,
-    errors=(503,),
+    errors=(409, 503),
     description="The token of the reset mail, once: sets the password and revokes every "
-    "refresh family of the account. Used, expired or unknown token: 400.",
+    "refresh family of the account. Problem codes: LINK_USED (409), LINK_EXPIRED (400), "
+    "LINK_INVALID (400: unknown).",
 )
 async def password_reset_confirm(request: web.Request) -> web.Response:
     body = await parse_body(request, ResetConfirmIn)
@@ -502,10 +500,9 @@ async def password_reset_confirm(request: web.Request) -> web.Response:
     purpose = EmailTokenPurpose.PASSWORD_RESET
     async with request.app[DB].transaction() as conn:
         token = await q.lock_email_token(conn, token_hash=digest(body.token), purpose=purpose)
-        if token is None or token.used_at is not None or token.expired:
-            raise BadRequest("this reset link is unknown, used or expired")
+        token = usable_link(token, "reset")
         if await q.set_password_hash(conn, password_hash=password_hash, id=token.user_id) == 0:
-            raise BadRequest("this reset link is unknown, used or expired")
+            raise LinkInvalid("this reset link is not valid")  # the account is gone
         await q.use_email_tokens(conn, user_id=token.user_id, purpose=purpose)
         await q.revoke_user_families(conn, reason="password reset", user_id=token.user_id)
     return web.Response(status=204)

@@ -139,7 +139,7 @@ async def test_register_mail_verify_login_me_refresh_through_nginx(stack: Stack)
 
         mail = await mail_to(stack.sink, account["email"])
         assert mail["Subject"] == "Confirm your Fixup email address"
-        assert f"{stack.gateway.url}/verify-email?token=" in str(mail.get_payload())
+        assert f"{stack.gateway.url}/verify-email#token=" in str(mail.get_payload())
         token = token_in(mail)
         resp, body = await call(http, "POST", f"{stack.api}/v1/auth/verify", json={"token": token})
         assert resp.status == 204, body

@@ -57,6 +57,6 @@ def smtp_sink(port: int | None = None) -> Iterator[SmtpSink]:
 def token_in(message: Message) -> str:
     body = message.get_payload(decode=True)
     assert isinstance(body, bytes)
-    found = re.search(r"\?token=([A-Za-z0-9_-]+)", body.decode())
+    found = re.search(r"[#?]token=([A-Za-z0-9_-]+)", body.decode())
     assert found, body
     return found.group(1)

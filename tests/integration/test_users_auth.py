@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from lib.crypto import FieldCipher, generate_key
 from lib.logging import configure_logging
-from lib.resilience.ratelimit import RedisRateLimiter
+from lib.resilience.ratelimit import FallbackRateLimiter
 from services.users.app import create_app
 from services.users.auth import AUTH_KIT
 from services.users.settings import UsersSettings
@@ -247,16 +247,22 @@ async def test_verify_once_then_409_and_login_says_verified(client: Any, sink: S
     assert resp.status == 204
     again = await client.post("/v1/auth/verify", json={"token": token})
     assert again.status == 409
+    assert (await again.json())["code"] == "LINK_USED"
     body = await (await login(client, user["email"])).json()
     access = body["data"]["access_token"]
     claims = forge.jwt.decode(access, KEYS[1], algorithms=["EdDSA"], audience="fixup")
     assert (claims["sub"], claims["verified"]) == (user["id"], True)
 
 
-@pytest.mark.parametrize("token", ["A" * 43, "short", "has spaces in it here"])
-async def test_verify_unknown_or_malformed_token_is_400(client: Any, token: str) -> None:
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [("A" * 43, "LINK_INVALID"), ("short", "VALIDATION_ERROR"),
+     ("has spaces in it here", "VALIDATION_ERROR")],
+)  # fmt: skip
+async def test_verify_unknown_or_malformed_token_is_400(client: Any, token: str, code: str) -> None:
     resp = await client.post("/v1/auth/verify", json={"token": token})
     assert resp.status == 400
+    assert (await resp.json())["code"] == code
 
 
 async def test_verify_expired_token_is_400(client: Any, sink: SmtpSink, users_dsn: str) -> None:
@@ -272,6 +278,7 @@ async def test_verify_expired_token_is_400(client: Any, sink: SmtpSink, users_ds
         await conn.close()
     resp = await client.post("/v1/auth/verify", json={"token": token})
     assert resp.status == 400
+    assert (await resp.json())["code"] == "LINK_EXPIRED"
 
 
 async def test_resend_verification_mails_a_new_link_and_hides_unknown_emails(
@@ -348,8 +355,8 @@ async def test_login_is_limited_per_email_and_per_ip_in_redis(
     app = create_app(settings(users_dsn, sink.port, redis_url=servers.redis_url, **limits))
     client = await aiohttp_client(app)
     kit = app[AUTH_KIT]
-    assert isinstance(kit.login_limit, RedisRateLimiter)  # REDIS_URL set: shared limits
-    assert kit.login_limit.prefix == f"{prefix}users:login:"
+    assert isinstance(kit.login_limit, FallbackRateLimiter)  # REDIS_URL set: shared limits
+    assert kit.login_limit.shared.prefix == f"{prefix}users:login:"
     email = new_email()
     statuses = []
     for _ in range(4):
@@ -500,7 +507,8 @@ async def test_password_reset_sets_the_password_and_revokes_every_family(
     assert wrong.status == 401
     await login(client, user["email"], "a new secret")
     again = await client.post("/v1/auth/password-reset/confirm", json=body)
-    assert again.status == 400
+    assert again.status == 409
+    assert (await again.json())["code"] == "LINK_USED"
 
 
 async def test_password_reset_of_an_unknown_email_is_204_and_sends_nothing(
@@ -515,16 +523,41 @@ async def test_password_reset_of_an_unknown_email_is_204_and_sends_nothing(
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "code"),
     [
-        {"token": "C" * 43, "new_password": "long enough"},
-        {"token": "C" * 43, "new_password": "short"},
-        {"token": "C" * 43},
+        ({"token": "C" * 43, "new_password": "long enough"}, "LINK_INVALID"),
+        ({"token": "C" * 43, "new_password": "short"}, "VALIDATION_ERROR"),
+        ({"token": "C" * 43}, "VALIDATION_ERROR"),
     ],
 )
-async def test_password_reset_confirm_refuses(client: Any, body: dict[str, Any]) -> None:
+async def test_password_reset_confirm_refuses(client: Any, body: dict[str, Any], code: str) -> None:
     resp = await client.post("/v1/auth/password-reset/confirm", json=body)
     assert resp.status == 400
+    assert (await resp.json())["code"] == code
+
+
+async def test_an_expired_reset_link_is_link_expired_and_changes_nothing(
+    client: Any, sink: SmtpSink, users_dsn: str
+) -> None:
+    user, _ = await register(client, sink)
+    assert (
+        await client.post("/v1/auth/password-reset", json={"email": user["email"]})
+    ).status == 204
+    token = token_in(await mail_to(sink, user["email"]))
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        await conn.execute(
+            "UPDATE email_tokens SET created_at = now() - interval '2 hours', "
+            "expires_at = now() - interval '1 hour' WHERE user_id = $1 AND purpose = $2",
+            uuid.UUID(user["id"]), "PASSWORD_RESET",
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    body = {"token": token, "new_password": "a new secret"}
+    resp = await client.post("/v1/auth/password-reset/confirm", json=body)
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "LINK_EXPIRED"
+    await login(client, user["email"])  # the old password still works
 
 
 # --- forged access tokens -------------------------------------------------------------------

@@ -87,6 +87,10 @@ class ServiceSettings(BaseSettings):
     rate_limit_user_burst: int = Field(40, ge=1)  # a signed-in burst, not below the per-IP one
     # every Redis bucket key starts with this: runs sharing one Redis (tests) set their own
     rate_limit_prefix: str = "fixup:rl:"
+    # the bound of one Redis bucket call, and how often an outage tries Redis again; in
+    # between, each process decides with its own bucket of the same settings (ADR 0005)
+    rate_limit_redis_timeout: float = Field(0.25, gt=0, le=10)
+    rate_limit_redis_retry: float = Field(1.0, gt=0, le=60)
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8080"])
 

@@ -21,7 +21,7 @@ from lib.http.keys import AUTH, DB, LIMITS, REDIS, SETTINGS
 from lib.logging import get_logger
 from lib.metrics import DB_POOL
 from lib.profiling import port_for, profiling_ctx
-from lib.resilience.ratelimit import make_rate_limiter
+from lib.resilience.ratelimit import RateLimitStore, make_rate_limiter
 
 log = get_logger("lib.http")
 POOL_GAUGE_INTERVAL = 5.0
@@ -66,16 +66,28 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def limits_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The per-IP and per-user limits, and the store a service makes its own limits from."""
     settings = app[SETTINGS]
-    client: Any = app.get(REDIS)
-    prefix = f"{settings.rate_limit_prefix}{settings.service}:"
+    client = app.get(REDIS)
+    store = (
+        RateLimitStore(
+            client,
+            prefix=f"{settings.rate_limit_prefix}{settings.service}:",
+            service=settings.service,
+            timeout=settings.rate_limit_redis_timeout,
+            retry_after=settings.rate_limit_redis_retry,
+        )
+        if client is not None
+        else None
+    )
     app[LIMITS] = mw.Limits(
         ip=make_rate_limiter(
-            settings.rate_limit_ip_rate, settings.rate_limit_ip_burst, client, prefix + "ip:"
+            "ip", settings.rate_limit_ip_rate, settings.rate_limit_ip_burst, store
         ),
         user=make_rate_limiter(
-            settings.rate_limit_user_rate, settings.rate_limit_user_burst, client, prefix + "user:"
+            "user", settings.rate_limit_user_rate, settings.rate_limit_user_burst, store
         ),
+        store=store,
     )
     yield
 

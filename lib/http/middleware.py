@@ -17,7 +17,6 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from lib import tracing
 from lib.db.scope import enter_scope, exit_scope
@@ -36,7 +35,7 @@ from lib.http.keys import (
 from lib.logging import access_log, get_logger
 from lib.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
 from lib.redact import redact_query, secret_params
-from lib.resilience.ratelimit import RateLimiter, enforce
+from lib.resilience.ratelimit import RateLimiter, RateLimitStore, enforce
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
@@ -236,16 +235,12 @@ class ClientIps:
 
 @dataclass
 class Limits:
+    """The limits every request meets; `store` (None without Redis) makes a service's own,
+    which share its outage state (lib.resilience.ratelimit)."""
+
     ip: RateLimiter
     user: RateLimiter
-
-
-async def _limit(limiter: RateLimiter, key: str) -> None:
-    """Fail open when Redis is down: a shared limiter outage must not take the API down."""
-    try:
-        await enforce(limiter, key)
-    except RedisError as exc:
-        log.warning("rate_limiter_unavailable", error=repr(exc))
+    store: RateLimitStore | None = None
 
 
 def ip_limit_middleware(trusted_proxies: list[str]) -> Any:
@@ -257,7 +252,7 @@ def ip_limit_middleware(trusted_proxies: list[str]) -> Any:
         request[CLIENT_IP] = ip
         limits = request.app.get(LIMITS)
         if limits is not None and request.path not in EXEMPT:
-            await _limit(limits.ip, f"ip:{ip}")
+            await enforce(limits.ip, f"ip:{ip}")
         return await handler(request)
 
     return ip_limit
@@ -298,5 +293,5 @@ async def user_limit_middleware(request: web.Request, handler: Handler) -> web.S
     principal = principal_of(request)
     limits = request.app.get(LIMITS)
     if principal is not None and limits is not None:
-        await _limit(limits.user, f"user:{principal.user_id}")
+        await enforce(limits.user, f"user:{principal.user_id}")
     return await handler(request)

@@ -3,8 +3,10 @@
 from lib.resilience.breaker import BreakerState, CircuitBreaker
 from lib.resilience.ratelimit import (
     Decision,
+    FallbackRateLimiter,
     MemoryRateLimiter,
     RateLimiter,
+    RateLimitStore,
     RedisRateLimiter,
     enforce,
     make_rate_limiter,
@@ -15,7 +17,9 @@ __all__ = [
     "BreakerState",
     "CircuitBreaker",
     "Decision",
+    "FallbackRateLimiter",
     "MemoryRateLimiter",
+    "RateLimitStore",
     "RateLimiter",
     "RedisRateLimiter",
     "enforce",

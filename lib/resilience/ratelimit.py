@@ -2,19 +2,38 @@
 
 A bucket holds up to `burst` tokens and refills at `rate` tokens per second; a hit
 takes one token or is refused with the seconds until one is back.
+
+Every limit is applied the same way, by middleware and handlers alike: `enforce(limiter,
+key)`. A limit kept in Redis is a `FallbackRateLimiter`: while Redis is unreachable (down,
+or slower than the store's time-out) the process decides with its own bucket of the same
+rate and burst, so a limit neither raises nor vanishes during an outage (ADR 0005).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from lib.errors import RateLimited
+from lib.errors import CircuitOpen, RateLimited
+from lib.logging import get_logger
+from lib.resilience.breaker import BreakerState, CircuitBreaker
+
+log = get_logger("lib.ratelimit")
+FALLBACK_HITS = Counter(
+    "ratelimit_fallback_total",
+    "Rate-limit hits decided by the process's own bucket because Redis was unreachable.",
+    ["service", "limit"],
+)
+# what "Redis did not decide" looks like: refused, reset, an error reply, or our time-out
+STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +144,102 @@ class RedisRateLimiter:
         return Decision(bool(allowed), int(wait_ms) / 1000, int(remaining))
 
 
-def make_rate_limiter(rate: float, burst: int, redis: Redis | None, prefix: str) -> RateLimiter:
-    """Redis when there is one (limits shared by replicas and workers), else memory."""
-    if redis is not None:
-        return RedisRateLimiter(redis, rate, burst, prefix)
+class RateLimitStore:
+    """Redis as the home of a process's limits, and whether it answers right now.
+
+    Every limit made by `limiter()` shares one outage state: a circuit breaker that opens
+    on the first failed call and then lets one call try Redis every `retry_after` seconds.
+    So an outage costs one WARNING line per process, at most one slow call (`timeout`) per
+    interval, and one INFO line once a try finds Redis back - whatever the number of
+    limits and requests. Keys are `prefix + <limit name> + ":" + <key>`.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        service: str,
+        timeout: float,
+        retry_after: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        self.redis = redis
+        self.prefix = prefix
+        self.service = service
+        self.timeout = timeout
+        self.breaker = CircuitBreaker(
+            "redis",
+            failure_threshold=1,
+            reset_timeout=retry_after,
+            failure_exceptions=STORE_ERRORS,
+            clock=clock,
+        )
+        self.unreachable = False  # between the warning and the recovery line
+
+    def limiter(self, name: str, rate: float, burst: int) -> FallbackRateLimiter:
+        return FallbackRateLimiter(self, name, rate, burst)
+
+    async def decide(self, shared: RedisRateLimiter, key: str) -> Decision | None:
+        """Redis' decision for `key`, or None when Redis did not give one in time."""
+        try:
+            async with self.breaker, asyncio.timeout(self.timeout):
+                decision = await shared.hit(key)
+        except CircuitOpen:  # known to be down: not tried before the next retry
+            return None
+        except STORE_ERRORS as exc:
+            if not self.unreachable:
+                self.unreachable = True
+                log.warning(
+                    "rate_limit_store_unreachable",
+                    error=repr(exc),
+                    fallback="per-process buckets",
+                    retry_after=self.breaker.reset_timeout,
+                )
+            return None
+        # a call begun before the outage may end after it began: only a try that closed
+        # the breaker says Redis is back
+        if self.unreachable and self.breaker.state is BreakerState.CLOSED:
+            self.unreachable = False
+            log.info("rate_limit_store_restored")
+        return decision
+
+
+class FallbackRateLimiter:
+    """A limit kept in Redis (one bucket per key for every replica and worker), decided by
+    this process's own bucket with the same rate and burst while Redis is unreachable:
+    during an outage each process allows at most what the whole fleet allows normally."""
+
+    def __init__(self, store: RateLimitStore, name: str, rate: float, burst: int) -> None:
+        self.name = name
+        self.shared = RedisRateLimiter(store.redis, rate, burst, f"{store.prefix}{name}:")
+        self.local = MemoryRateLimiter(rate, burst)
+        self._store = store
+        self._fallbacks = FALLBACK_HITS.labels(store.service, name)  # 0 from start-up
+
+    async def hit(self, key: str) -> Decision:
+        decision = await self._store.decide(self.shared, key)
+        if decision is None:
+            self._fallbacks.inc()
+            decision = await self.local.hit(key)
+        return decision
+
+
+def make_rate_limiter(
+    name: str, rate: float, burst: int, store: RateLimitStore | None
+) -> RateLimiter:
+    """The limit `name`: in Redis with a per-process fallback when the process has a store
+    (limits shared by replicas and workers), else in memory."""
+    if store is not None:
+        return store.limiter(name, rate, burst)
     return MemoryRateLimiter(rate, burst)
 
 
 async def enforce(limiter: RateLimiter, key: str) -> None:
-    """Take a token for `key` or raise RateLimited (429 with Retry-After)."""
+    """Take a token for `key` or raise RateLimited (429 with Retry-After): the one way a
+    limit is applied, by the middleware and by handlers alike."""
     decision = await limiter.hit(key)
     if not decision.allowed:
         raise RateLimited("rate limit exceeded", retry_after=decision.retry_after)

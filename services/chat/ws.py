@@ -27,7 +27,6 @@ import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from lib.auth.principal import Principal
 from lib.errors import AppError, BadRequest, Forbidden, Unauthorized, ValidationFailed
@@ -163,9 +162,8 @@ async def on_text(session: Session, conversation_id: uuid.UUID, text: str) -> No
     except ValidationError as exc:
         raise ValidationFailed("the frame is invalid", errors=field_errors(exc)) from None
     limits = request.app.get(LIMITS)
-    if limits is not None:
-        with contextlib.suppress(RedisError):  # fail open, as the HTTP limiter does
-            await enforce(limits.user, f"user:{session.principal.user_id}")
+    if limits is not None:  # the HTTP per-user limit, applied the same way
+        await enforce(limits.user, f"user:{session.principal.user_id}")
     async with request.app[DB].transaction() as conn:
         row = await store(conn, conversation_id, session.principal.user_id, frame.body)
     await request.app[HUB].publish(row)

@@ -37,7 +37,7 @@ from lib.errors import (
 from lib.http.body import parse_body
 from lib.http.idempotency import idempotent
 from lib.http.jsonio import data
-from lib.http.keys import CLIENT_IP, DB, REDIS, SETTINGS
+from lib.http.keys import CLIENT_IP, DB, LIMITS, SETTINGS
 from lib.http.openapi import operation
 from lib.logging import get_logger
 from lib.resilience.ratelimit import RateLimiter, enforce, make_rate_limiter
@@ -108,8 +108,7 @@ def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterat
                     if not v
                 ],
             )
-        redis = app.get(REDIS)
-        prefix = f"{settings.rate_limit_prefix}{settings.service}:"
+        store = app[LIMITS].store  # Redis with a per-process fallback, or None: memory
         hasher = BoundedHasher(
             make_hasher(
                 settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
@@ -123,14 +122,12 @@ def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterat
             signer=TokenSigner(private_key, settings.access_token_ttl) if private_key else None,
             cipher=FieldCipher(key) if key else None,
             login_limit=make_rate_limiter(
-                settings.login_rate, settings.login_burst, redis, prefix + "login:"
+                "login", settings.login_rate, settings.login_burst, store
             ),
             register_limit=make_rate_limiter(
-                settings.register_rate, settings.register_burst, redis, prefix + "register:"
+                "register", settings.register_rate, settings.register_burst, store
             ),
-            mail_limit=make_rate_limiter(
-                settings.login_rate, settings.login_burst, redis, prefix + "mail:"
-            ),
+            mail_limit=make_rate_limiter("mail", settings.login_rate, settings.login_burst, store),
         )
         yield
         hasher.close()

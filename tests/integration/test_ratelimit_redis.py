@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from lib.errors import RateLimited
-from lib.resilience import RedisRateLimiter, enforce, make_rate_limiter
+from lib.resilience import FallbackRateLimiter, RateLimitStore, RedisRateLimiter, enforce
 from tests.servers import Servers
 
 
@@ -102,8 +102,9 @@ async def test_concurrent_hits_allow_exactly_the_burst(redis: Redis, prefix: str
 
 
 async def test_enforce_and_factory(redis: Redis, prefix: str) -> None:
-    limiter = make_rate_limiter(0.5, 1, redis, prefix)
-    assert isinstance(limiter, RedisRateLimiter)
+    store = RateLimitStore(redis, prefix=prefix, service="test", timeout=1.0, retry_after=1.0)
+    limiter = store.limiter("user", 0.5, 1)
+    assert isinstance(limiter, FallbackRateLimiter)
     await enforce(limiter, "user:7")
     with pytest.raises(RateLimited) as info:
         await enforce(limiter, "user:7")

@@ -321,4 +321,4 @@ async def test_enforce_raises_rate_limited(clock: Clock) -> None:
 
 
 def test_make_rate_limiter_without_redis_is_memory() -> None:
-    assert isinstance(make_rate_limiter(1.0, 1, None, "rl:"), MemoryRateLimiter)
+    assert isinstance(make_rate_limiter("ip", 1.0, 1, None), MemoryRateLimiter)

@@ -16,7 +16,9 @@ from lib.resilience import (
     BreakerState,
     CircuitBreaker,
     Decision,
+    FallbackRateLimiter,
     MemoryRateLimiter,
+    RateLimitStore,
     RedisRateLimiter,
     enforce,
     make_rate_limiter,
@@ -432,12 +434,17 @@ async def test_redis_limiter_refusal_converts_milliseconds() -> None:
     assert type(decision.remaining) is int
 
 
-def test_make_rate_limiter_with_redis_is_redis() -> None:
+def test_make_rate_limiter_with_redis_is_redis_with_a_memory_fallback() -> None:
     redis = FakeRedis()
-    limiter = make_rate_limiter(3.0, 7, cast(Any, redis), "rl:")
-    assert isinstance(limiter, RedisRateLimiter)
-    assert (limiter.rate, limiter.burst, limiter.prefix) == (3.0, 7, "rl:")
-    memory = make_rate_limiter(3.0, 7, None, "rl:")
+    store = RateLimitStore(
+        cast(Any, redis), prefix="rl:svc:", service="svc", timeout=0.1, retry_after=1.0
+    )
+    limiter = make_rate_limiter("login", 3.0, 7, store)
+    assert isinstance(limiter, FallbackRateLimiter)
+    shared, local = limiter.shared, limiter.local
+    assert (shared.rate, shared.burst, shared.prefix) == (3.0, 7, "rl:svc:login:")
+    assert (local.rate, local.burst) == (3.0, 7)  # the same settings during an outage
+    memory = make_rate_limiter("login", 3.0, 7, None)
     assert isinstance(memory, MemoryRateLimiter)
     assert (memory.rate, memory.burst) == (3.0, 7)
 

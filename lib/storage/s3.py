@@ -54,7 +54,12 @@ class S3Storage:
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         await self.client.put_object(
-            Bucket=self.bucket, Key=self._check(key), Body=data, ContentType=content_type
+            Bucket=self.bucket,
+            Key=self._check(key),
+            Body=data,
+            ContentType=content_type,
+            # what the presigned GET answers with: shown, never downloaded as a file
+            ContentDisposition=f'inline; filename="{key}"',
         )
 
     async def delete(self, key: str) -> None:

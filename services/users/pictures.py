@@ -1,7 +1,9 @@
 """Profile pictures: the upload (PUT /v1/users/{id|me}/picture) and, for local storage, the
-signed download route (GET /v1/pictures/{key}). Storage I/O never runs while a pooled
-connection is held: the object is stored first, the row changed in a short transaction,
-and the old object deleted after the commit."""
+signed download route (GET /v1/pictures/{key}). What is stored is never the uploaded
+file itself but the picture decoded and encoded again (lib/storage/images.py: no metadata,
+nothing after the image data, pixels bounded), in a few worker threads. Storage I/O never
+runs while a pooled connection is held: the object is stored first, the row changed in a
+short transaction, and the old object deleted after the commit."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from lib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unsuppo
 from lib.http.keys import DB
 from lib.http.openapi import operation
 from lib.logging import get_logger
-from lib.storage import LocalStorage, ObjectNotFound, S3Storage, Storage, detect_image, new_key
+from lib.resilience.bulkhead import Bulkhead
+from lib.storage import LocalStorage, ObjectNotFound, S3Storage, Storage, new_key
 from lib.storage.base import CONTENT_TYPES, CapExceeded, read_capped
+from lib.storage.images import MAX_PIXELS, reencode
 from services.users.access import editable, missing
 from services.users.db import profiles as q
 from services.users.settings import UsersSettings
@@ -24,15 +28,28 @@ log = get_logger("users.pictures")
 routes = web.RouteTableDef()
 TAGS = ["users"]
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
+PICTURE_WORKERS: web.AppKey[Bulkhead] = web.AppKey("picture_workers", Bulkhead)
 MAX_PICTURE = 5 * 1024 * 1024
 MULTIPART_OVERHEAD = 16 * 1024  # boundaries and part headers around the image
+# a served picture is only ever an image: never a page, never a script, never a download
+SERVED_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "private, max-age=300",
+}
 
 
 def storage_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The cleanup context that opens the configured storage (S3 when S3_BUCKET is set)."""
+    """The cleanup context that opens the configured storage (S3 when S3_BUCKET is set)
+    and the threads that re-encode uploaded pictures."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            workers = Bulkhead(
+                "pictures", workers=settings.picture_workers, queue=settings.picture_queue
+            )
+            stack.callback(workers.close)
+            app[PICTURE_WORKERS] = workers
             if settings.s3_bucket:
                 app[STORAGE] = await S3Storage.open(
                     stack,
@@ -69,9 +86,9 @@ async def delete_quietly(storage: Storage, key: str | None) -> None:
         log.warning("picture_delete_failed", key=key, error=type(exc).__name__)
 
 
-async def read_image(request: web.Request) -> tuple[bytes, str]:
-    """The multipart field `image`, read up to MAX_PICTURE + 1 bytes (never more), and its
-    type by magic bytes: 413 when longer, 415 when neither JPEG nor PNG."""
+async def read_image(request: web.Request) -> bytes:
+    """The multipart field `image`, read up to MAX_PICTURE + 1 bytes (never more): 413
+    when longer, 415 when the request is not multipart."""
     if request.content_length is not None and (
         request.content_length > MAX_PICTURE + MULTIPART_OVERHEAD
     ):
@@ -85,10 +102,7 @@ async def read_image(request: web.Request) -> tuple[bytes, str]:
                 data = await read_capped(part.read_chunk, MAX_PICTURE)
             except CapExceeded:
                 raise PayloadTooLarge(f"the picture may be at most {MAX_PICTURE} bytes") from None
-            content_type = detect_image(data[:16])
-            if content_type is None:
-                raise UnsupportedMediaType("the picture must be a JPEG or PNG image")
-            return data, content_type
+            return data
         await part.release()
     raise BadRequest("the multipart body has no `image` field")
 
@@ -99,18 +113,24 @@ async def read_image(request: web.Request) -> tuple[bytes, str]:
     tags=TAGS,
     status=204,
     roles=("self", "ADMIN"),
-    errors=(400, 403, 404, 413, 415),
+    errors=(400, 403, 404, 413, 415, 503),
     description=(
         "multipart/form-data, field `image`: JPEG or PNG by content (magic bytes, not the "
-        "header), at most 5 MiB. The previous picture is deleted. `{id}` may be `me`."
+        f"header), at most 5 MiB and {MAX_PIXELS} pixels (413), decodable (400). What is "
+        "stored is the picture decoded and encoded again in its format: upright, sRGB, "
+        "without metadata (EXIF, GPS, comments) or anything after the image data. The "
+        "previous picture is deleted. `{id}` may be `me`. 503 when too many uploads are "
+        "being decoded at once."
     ),
 )
 async def put_picture(request: web.Request) -> web.Response:
     principal, user_id = editable(request)
-    data, content_type = await read_image(request)
+    data = await read_image(request)
+    picture = await request.app[PICTURE_WORKERS].run(reencode, data)
+    del data  # the upload as sent is never stored, and need not stay in memory
     storage = request.app[STORAGE]
-    key = new_key(content_type)
-    await storage.put(key, data, content_type)
+    key = new_key(picture.content_type)
+    await storage.put(key, picture.data, picture.content_type)
     try:
         async with request.app[DB].transaction() as conn:
             before = await q.lock_user(conn, id=user_id)
@@ -129,7 +149,10 @@ async def put_picture(request: web.Request) -> web.Response:
     "Download a picture (local storage)",
     tags=TAGS,
     errors=(403, 404),
-    description="The signed URL of `picture_url`: 403 when tampered with or expired.",
+    description=(
+        "The signed URL of `picture_url`: 403 when tampered with or expired. Served inline "
+        "with a Content-Security-Policy that allows nothing (`default-src 'none'; sandbox`)."
+    ),
 )
 async def get_picture(request: web.Request) -> web.StreamResponse:
     storage = request.app[STORAGE]
@@ -146,6 +169,9 @@ async def get_picture(request: web.Request) -> web.StreamResponse:
     if not path.is_file():
         raise NotFound("no such picture")
     content_type = CONTENT_TYPES[path.suffix.lstrip(".")]
-    return web.FileResponse(
-        path, headers={"Content-Type": content_type, "Cache-Control": "private, max-age=300"}
-    )
+    headers = {
+        **SERVED_HEADERS,
+        "Content-Type": content_type,
+        "Content-Disposition": f'inline; filename="{key}"',  # a key is [A-Za-z0-9_-.] only
+    }
+    return web.FileResponse(path, headers=headers)

@@ -76,6 +76,8 @@ class UsersSettings(ServiceSettings):
     s3_region: str = "us-east-1"
     s3_access_key_id: str = ""
     s3_secret_access_key: SecretStr = SecretStr("")
+    picture_workers: int = Field(2, ge=1, description="Threads that re-encode uploads.")
+    picture_queue: int = Field(4, ge=0, description="Uploads waiting for one; more: 503.")
 
     @field_validator("encryption_key_file")
     @classmethod

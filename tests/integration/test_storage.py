@@ -1,12 +1,15 @@
 """Pictures on both backends (a local directory; S3 on moto's server on a free loopback
 port): upload by content, replace and delete (the old object gone), type and size
-refusals, and the signed local URL (tampered, expired, keys outside the root)."""
+refusals, and the signed local URL (tampered, expired, keys outside the root). What is
+stored is read back from the store itself: a phone photo without its EXIF (GPS), a
+polyglot PNG ending at IEND, a decompression bomb refused with nothing stored."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
-import struct
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,16 +22,22 @@ import pytest
 from aiobotocore.session import get_session
 from aiohttp import BodyPartReader, StreamReader
 from moto.server import ThreadedMotoServer
+from PIL import Image
 
+from lib.errors import ServiceUnavailable
+from lib.resilience.bulkhead import Bulkhead
 from lib.storage import LocalStorage, ObjectNotFound
 from lib.storage.base import CapExceeded, read_capped
+from lib.storage.images import MAX_PIXELS
 from services.users.app import create_app
 from services.users.pictures import MAX_PICTURE, STORAGE
 from tests.integration.users_support import auth, make_user, users_settings
+from tests.pictures_support import GPS_IFD, HTML, bomb, jpeg, phone_photo, png, polyglot
 from tests.servers import free_port
 
-PNG = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + b"\x00" * 17
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + b"\x00" * 64
+PNG = png()  # made by Pillow: re-encoding it gives the same bytes
+JPEG = jpeg()
+IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 S3_KEYS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
 
 
@@ -68,6 +77,20 @@ async def client(
             await s3.create_bucket(Bucket=bucket)
         extra |= {"s3_bucket": bucket, "s3_endpoint_url": moto_url, **S3_KEYS}
     return await aiohttp_client(create_app(users_settings(users_dsn, **extra)))
+
+
+async def stored(client: Any) -> dict[str, bytes]:
+    """Every object in the client's store (its own directory or bucket), read directly."""
+    storage = client.app[STORAGE]
+    if isinstance(storage, LocalStorage):
+        return {p.name: p.read_bytes() for p in storage.root.iterdir()}
+    listed = await storage.client.list_objects_v2(Bucket=storage.bucket)
+    objects = {}
+    for item in listed.get("Contents", []):
+        got = await storage.client.get_object(Bucket=storage.bucket, Key=item["Key"])
+        async with got["Body"] as body:
+            objects[item["Key"]] = await body.read()
+    return objects
 
 
 async def exists(client: Any, key: str) -> bool:
@@ -117,7 +140,10 @@ async def test_upload_by_content_replace_and_delete(client: Any, users_dsn: str)
     url, second = await picture_key(client, me)
     assert second.endswith(".jpg")
     assert second != first
-    assert await download(client, url) == (200, JPEG)
+    status, served = await download(client, url)  # JPEG is re-encoded: lossy, same picture
+    assert status == 200
+    with Image.open(io.BytesIO(served)) as img:
+        assert (img.format, img.size) == ("JPEG", (40, 30))
     assert not await exists(client, first)  # the old object was deleted
 
     me_now = await (await client.get("/v1/users/me", headers=me)).json()
@@ -133,6 +159,12 @@ async def test_upload_by_content_replace_and_delete(client: Any, users_dsn: str)
         (b"just some text, not an image", "image/png", 415),
         (b"", "image/png", 415),
         (PNG + b"\x00" * (6 * 1024 * 1024), "image/png", 413),
+        (png(200, 200)[:300], "image/png", 400),  # cut in the middle of its pixels
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "image/png", 400),  # the signature, no image
+        (jpeg(200, 200)[:400], "image/jpeg", 400),
+        (b"\xff\xd8\xff" + b"garbage" * 100, "image/jpeg", 400),
+        (bomb(), "image/png", 413),  # 400 MB of pixels, refused from the header alone
+        (bomb(6000, 5000), "image/png", 413),  # over our cap, under Pillow's own
     ],
 )
 async def test_refused_uploads_store_nothing(
@@ -141,8 +173,101 @@ async def test_refused_uploads_store_nothing(
     me = auth(await make_user(users_dsn))
     resp = await upload(client, me, data, ctype)
     assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/problem+json"
     body = await (await client.get("/v1/users/me", headers=me)).json()
     assert body["data"]["picture_url"] is None
+    assert await stored(client) == {}
+
+
+async def test_a_phone_photo_is_stored_without_its_gps_position(
+    client: Any, users_dsn: str
+) -> None:
+    me = auth(await make_user(users_dsn))
+    photo = phone_photo(64, 48)
+    with Image.open(io.BytesIO(photo)) as sent:  # the control: the upload carries them
+        assert sent.getexif().get_ifd(GPS_IFD)
+        assert b"taken at home" in photo
+    assert (await upload(client, me, photo, "image/jpeg")).status == 204
+    _, key = await picture_key(client, me)
+    objects = await stored(client)
+    assert list(objects) == [key]
+    data = objects[key]
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "JPEG"
+        assert img.size == (48, 64)  # turned upright by the orientation tag, then dropped
+        assert dict(img.getexif()) == {}
+        assert not img.getexif().get_ifd(GPS_IFD)
+        assert "exif" not in img.info
+        assert "comment" not in img.info
+    assert b"Exif" not in data
+    assert b"taken at home" not in data
+
+
+async def test_a_polyglot_png_is_stored_ending_at_iend_and_served_inert(
+    client: Any, users_dsn: str
+) -> None:
+    me = auth(await make_user(users_dsn))
+    assert (await upload(client, me, polyglot(), "image/png")).status == 204
+    url, key = await picture_key(client, me)
+    data = (await stored(client))[key]
+    assert data.endswith(IEND)
+    assert HTML not in data
+    assert data == PNG  # exactly the picture, nothing of the page
+    if url.startswith("/"):  # local: the app serves it
+        resp = await client.get(url)
+        headers = resp.headers
+    else:  # S3: the presigned GET answers with what the object was stored with
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            headers = resp.headers
+    assert resp.status == 200
+    assert headers["Content-Type"] == "image/png"
+    assert headers["Content-Disposition"] == f'inline; filename="{key}"'
+    if url.startswith("/"):
+        assert headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_a_bomb_is_refused_from_its_header(client: Any, users_dsn: str) -> None:
+    """20000 x 20000 pixels in 99 bytes: refused without decoding (fast), nothing stored."""
+    me = auth(await make_user(users_dsn))
+    started = time.perf_counter()
+    resp = await upload(client, me, bomb(), "image/png")
+    elapsed = time.perf_counter() - started
+    assert resp.status == 413
+    problem = await resp.json()
+    assert problem["code"] == "PAYLOAD_TOO_LARGE"
+    assert str(MAX_PIXELS) in problem["detail"]
+    # decoding 400 MB of pixels takes seconds; reading a header, a request's time
+    assert elapsed < 2.0, f"{elapsed:.2f} s: was the bomb decoded?"
+    assert await stored(client) == {}
+
+
+async def test_the_picture_workers_refuse_a_burst_past_their_queue() -> None:
+    """One worker, one waiting: a third call is refused at once (503), the others finish."""
+    bulkhead = Bulkhead("pictures", workers=1, queue=1)
+    release = threading.Event()
+    started = threading.Event()
+
+    def work(n: int) -> int:
+        started.set()
+        release.wait(10)
+        return n
+
+    try:
+        first = asyncio.ensure_future(bulkhead.run(work, 1))
+        second = asyncio.ensure_future(bulkhead.run(work, 2))
+        await asyncio.to_thread(started.wait, 10)
+        assert bulkhead.pending == 2
+        with pytest.raises(ServiceUnavailable) as refused:
+            await bulkhead.run(work, 3)
+        assert refused.value.headers["Retry-After"] == "1"
+        release.set()
+        assert await asyncio.gather(first, second) == [1, 2]
+        assert bulkhead.pending == 0
+        assert await bulkhead.run(work, 4) == 4  # a slot is free again
+    finally:
+        release.set()
+        bulkhead.close()
 
 
 async def test_six_mib_without_content_length_is_413(client: Any, users_dsn: str) -> None:

@@ -7,7 +7,6 @@ user's conversation and its messages on every route, the WebSocket handshake inc
 
 from __future__ import annotations
 
-import struct
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ import aiohttp
 from lib.auth.principal import Role
 from tests.integration.orders_support import offer_body
 from tests.integration.users_support import make_user
+from tests.pictures_support import png
 from tests.reliability import figures
 from tests.reliability.readback import fingerprint
 from tests.reliability.world import (
@@ -33,7 +33,7 @@ from tests.reliability.world import (
 from tools.service_process import Service
 
 PROBLEM = "application/problem+json"
-PNG = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + b"\x00" * 17
+PNG = png()  # a real picture: uploads are decoded; re-encoding it gives the same bytes
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from tools.databases import database_name, engine_of
+from tools.databases import DATABASES, database_name, engine_of
 from tools.dbadmin import mysql_connect, psycopg_dsn
 
 Row = dict[str, Any]
@@ -646,7 +646,7 @@ def open_db(migrated_db: Callable[[str], str]) -> Iterator[Callable[[str], Db]]:
     def get(name: str) -> Db:
         if name not in opened:
             db = opened[name] = Db(name, migrated_db(name))
-            for table in FACTORIES[name]:
+            for table in FACTORIES.get(name, {}):
                 db.first[table] = db.add(table)
         return opened[name]
 
@@ -817,7 +817,31 @@ def database_constraints(db: Db) -> set[str]:
     return {row["name"] for row in db.pg.execute(PG_CONSTRAINTS).fetchall()}
 
 
-@pytest.mark.parametrize("name", list(FACTORIES))
+MY_TABLES = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+PG_TABLES = "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public'"
+
+
+def database_tables(db: Db) -> set[str]:
+    """The tables the migrations made, less yoyo's own."""
+    if db.mysql:
+        with db.my.cursor() as cur:
+            cur.execute(MY_TABLES)
+            names = {row[0] for row in cur.fetchall()}
+    else:
+        names = {row["name"] for row in db.pg.execute(PG_TABLES).fetchall()}
+    return {name for name in names if "yoyo" not in name}
+
+
+@pytest.mark.parametrize("name", list(DATABASES))
+def test_every_table_has_a_factory(open_db: Callable[[str], Db], name: str) -> None:
+    """A new database or table cannot go unchecked: add its factory to FACTORIES."""
+    tables = database_tables(open_db(name))
+    assert tables, f"{name}: no tables found (is the query right?)"
+    missing = sorted(tables - set(FACTORIES.get(name, {})))
+    assert not missing, f"{name}: no factory in FACTORIES for: {', '.join(missing)}"
+
+
+@pytest.mark.parametrize("name", list(DATABASES))
 def test_every_constraint_has_a_violation_case(open_db: Callable[[str], Db], name: str) -> None:
     """A new CHECK / UNIQUE / FK cannot go untested: add a `Bad` case for it to BAD."""
     violated = {case.name for case in BAD if case.db == name}

@@ -125,6 +125,7 @@ def services() -> dict[str, Any]:
             "./nginx/compose/nginx.conf:/etc/nginx/nginx.conf:ro",
             "./nginx/compose/conf.d:/etc/nginx/conf.d:ro",
             "./nginx/compose/snippets:/etc/nginx/snippets:ro",
+            "./nginx/pages:/usr/share/nginx/pages:ro",  # /verify-email, /reset-password
             "nginxlogs:/var/log/nginx",
         ],
         "depends_on": apps_healthy,

@@ -27,7 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from lib import registry
+from lib.redact import nginx_pattern, secret_params
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "nginx"
@@ -35,6 +38,7 @@ COMPOSE_DIR = TEMPLATES / "compose"
 RUNTIME = ROOT / "var" / "nginx"
 LOG_DIR = ROOT / "var" / "log" / "nginx"
 DOCS_ROOT = ROOT / "var" / "docs"
+PAGES_DIR = TEMPLATES / "pages"  # the account pages (/verify-email, /reset-password)
 OPENAPI_DIR = ROOT / "docs" / "openapi"
 
 # service -> the ports of its replicas (lib/registry.py)
@@ -69,6 +73,7 @@ class Layout:
     error_log: str = "stderr"
     docs_root: Path = DOCS_ROOT
     openapi_dir: Path = OPENAPI_DIR
+    pages_dir: Path = PAGES_DIR
     worker_processes: str = "2"
     user: str | None = None  # None: the current user when root, else no directive
     pid_file: str | None = None
@@ -99,6 +104,9 @@ class Layout:
             "STATUS_ALLOW": "\n".join(f"        allow {net};" for net in self.status_allow),
             "DOCS_ROOT": str(self.docs_root).rstrip("/"),
             "OPENAPI_DIR": str(self.openapi_dir).rstrip("/"),
+            "PAGES_DIR": str(self.pages_dir).rstrip("/"),
+            # the access log's redaction (10-logging.conf): the services' list, lib/redact.py
+            "SECRET_PARAMS": nginx_pattern(secret_params(extra_secret_params())),
             "POINTS_GRPC": str(POINTS_GRPC),
             "POINTS_METRICS": str(POINTS_METRICS),
         }
@@ -108,6 +116,14 @@ class Layout:
                 f"    server {address} max_fails=1 fail_timeout=5s;" for address in servers
             )
         return values
+
+
+def extra_secret_params() -> list[str]:
+    """LOG_REDACT_PARAMS as the services read it: the environment, else `.env`."""
+    value = os.environ.get("LOG_REDACT_PARAMS")
+    if value is None:
+        value = dotenv_values(ROOT / ".env").get("LOG_REDACT_PARAMS") or ""
+    return value.split(",")
 
 
 def default_servers(service: str, env: Mapping[str, str]) -> list[str]:
@@ -216,6 +232,7 @@ def compose_layout() -> Layout:
         error_log="stderr",
         docs_root=Path("/usr/share/nginx/docs"),
         openapi_dir=Path("/usr/share/nginx/docs/openapi"),
+        pages_dir=Path("/usr/share/nginx/pages"),
         worker_processes="auto",
         user="nginx",
         pid_file="/tmp/nginx.pid",

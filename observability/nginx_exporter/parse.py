@@ -26,7 +26,7 @@ class ParseError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Entry:
     method: str  # one of METHODS, else "other"
-    uri: str  # as requested, query string included ($request_uri)
+    uri: str  # the path as requested (JSON `path`; the text format's includes the query)
     status: int
     body_bytes: int
     request_time: float | None  # seconds; the text format has none
@@ -100,12 +100,13 @@ def parse_json(line: str) -> Entry:
     if not isinstance(record, dict):
         raise ParseError("not a JSON object")
     try:
-        method, uri = record["method"], record["uri"]
-        status, size = record["status"], record["body_bytes_sent"]
+        method, status, size = record["method"], record["status"], record["body_bytes_sent"]
+        # `path` (+ a redacted `query`) since issue 28; `uri` in lines written before it
+        uri = record["path"] if "path" in record else record["uri"]
     except KeyError as exc:
         raise ParseError(f"missing field {exc.args[0]}") from exc
     if not isinstance(method, str) or not isinstance(uri, str):
-        raise ParseError("method and uri must be strings")
+        raise ParseError("method and path must be strings")
     upstream = record.get("upstream_response_time")
     return Entry(
         method=_method(method),

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from tests.e2e.gateway_stack import (
     Stack,
@@ -32,11 +33,13 @@ ACCESS_FIELDS = {
     "request_id",
     "remote_addr",
     "method",
-    "uri",
+    "path",
+    "query",
     "status",
     "body_bytes_sent",
     "request_time",
     "upstream_response_time",
+    "upstream_status",
     "upstream_addr",
     "service",
 }
@@ -208,6 +211,39 @@ async def test_headers_and_prefix_reach_the_upstream(stack: Stack) -> None:
     assert "upgrade" not in sent
 
 
+async def test_no_secret_query_value_reaches_any_log(stack: Stack) -> None:
+    """Redacted in NGINX's access log and the service's; NGINX's error log (an upstream
+    down writes the request line there) holds nothing of the request either."""
+    marks = [f"s{i}{uuid.uuid4().hex[:12]}" for i in range(7)]
+    ok_query = f"limit=1&token={marks[0]}&Access_Token={marks[1]}&%74oken={marks[2]}"
+    down_query = f"code={marks[3]}&sig={marks[4]}&expires=9"
+    many = "&".join(f"password={m}" for m in marks[5:]) + "&refresh_token=r&token=t&code=c"
+    rids = {f"redact.{uuid.uuid4().hex}": q for q in (ok_query, down_query, many)}
+    targets = [f"{DEPARTMENTS}/v1/departments", "/api/users/v1/users", f"{DEPARTMENTS}/x"]
+    for (rid, query), path in zip(rids.items(), targets, strict=True):
+        # yarl would normalise %74oken: the URL is sent as written
+        url = URL(f"{stack.gateway.url}{path}?{query}", encoded=True)
+        async with aiohttp.ClientSession() as http, http.get(url, headers={"X-Request-ID": rid}):
+            pass
+    edge, service = await logged(stack, next(iter(rids)))
+    assert edge["query"] == "limit=1&token=[REDACTED]&Access_Token=[REDACTED]&%74oken=[REDACTED]"
+    assert service["query"] == edge["query"]
+
+    async def all_logged() -> bool:
+        return {line["request_id"] for line in access_lines(stack)} >= set(rids)
+
+    await wait_until(all_logged, "the three requests in the access log")
+    lines = {line["request_id"]: line for line in access_lines(stack)}
+    rid_down, rid_many = list(rids)[1:]
+    assert lines[rid_down]["status"] == 503  # users is down: nginx's error path ran
+    assert lines[rid_down]["query"] == "code=[REDACTED]&sig=[REDACTED]&expires=9"
+    assert lines[rid_many]["query"] == "[REDACTED: too many secret parameters]"
+    logs = [stack.gateway.access_log, stack.gateway.error_log, stack.gateway.output]
+    logs.append(stack.service.log)
+    texts = {str(p): p.read_text() for p in logs if p.exists()}
+    assert [(p, m) for p, t in texts.items() for m in marks if m in t] == []
+
+
 async def test_chat_websocket_upgrades_through_nginx(stack: Stack) -> None:
     url = f"{stack.gateway.url.replace('http', 'ws')}/api/chat/v1/conversations/{uuid.uuid4()}/ws"
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
@@ -218,7 +254,7 @@ async def test_chat_websocket_upgrades_through_nginx(stack: Stack) -> None:
 
     async def logged_101() -> bool:
         return any(
-            line["status"] == 101 and line["uri"] == url.split(str(stack.gateway.port), 1)[1]
+            line["status"] == 101 and line["path"] == url.split(str(stack.gateway.port), 1)[1]
             for line in access_lines(stack)
         )
 
@@ -297,7 +333,8 @@ async def test_access_log_has_every_field(stack: Stack) -> None:
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$", edge["time"])
     assert edge["remote_addr"] == "127.0.0.1"
     assert edge["method"] == "GET"
-    assert edge["uri"] == f"{DEPARTMENTS}/v1/departments?limit=1"
+    assert (edge["path"], edge["query"]) == (f"{DEPARTMENTS}/v1/departments", "limit=1")
+    assert edge["upstream_status"] == "200"
     assert edge["status"] == 200
     assert isinstance(edge["body_bytes_sent"], int)
     assert edge["body_bytes_sent"] > 0

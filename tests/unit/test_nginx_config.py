@@ -96,3 +96,27 @@ def test_a_moved_first_replica_keeps_the_others() -> None:
         "127.0.0.1:8106",
     ]
     assert nginx.default_servers("orders", {"ORDERS_PORT": "9104"}) == ["127.0.0.1:9104"]
+
+
+def test_the_log_redaction_uses_lib_redact_and_log_redact_params(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LOG_REDACT_PARAMS", "api_key")
+    logging_conf = nginx.render_files(nginx.Layout())["conf.d/10-logging.conf"]
+    alternation = "access_token|api_key|code|password|refresh_token|sig|token"
+    assert logging_conf.count(f"(?:{alternation}|[^&=]*%[^&=]*)=") == 5  # 4 steps + the guard
+    assert '"path":"$fixup_log_path","query":"$fixup_log_query",' in logging_conf.replace(
+        "'\n    '", ""
+    )
+    assert "$request_uri\"" not in logging_conf  # the raw URI is never written
+    monkeypatch.setenv("LOG_REDACT_PARAMS", "bad|name")
+    with pytest.raises(ValueError, match="not a parameter name"):
+        nginx.render_files(nginx.Layout())
+
+
+def test_the_account_pages_exist_where_nginx_serves_them() -> None:
+    gateway = nginx.render_files(nginx.Layout())["conf.d/30-gateway.conf"]
+    for page in ("verify-email.html", "reset-password.html"):
+        assert f"alias {nginx.PAGES_DIR}/{page};" in gateway
+        assert (nginx.PAGES_DIR / page).is_file()
+    assert f"alias {nginx.PAGES_DIR}/assets/;" in gateway

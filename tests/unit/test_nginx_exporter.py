@@ -50,7 +50,8 @@ JSON_LINE = json.dumps(
         "request_id": "abc",
         "remote_addr": "127.0.0.1",
         "method": "GET",
-        "uri": "/api/departments/v1/departments?limit=1",
+        "path": "/api/departments/v1/departments",
+        "query": "limit=1&token=[REDACTED]",
         "status": 200,
         "body_bytes_sent": 321,
         "request_time": 0.012,
@@ -71,7 +72,7 @@ def test_parses_the_gateway_json_line() -> None:
     entry = parse_line(JSON_LINE + "\n")
     assert (entry.method, entry.uri, entry.status, entry.body_bytes) == (
         "GET",
-        "/api/departments/v1/departments?limit=1",
+        "/api/departments/v1/departments",
         200,
         321,
     )
@@ -91,6 +92,14 @@ def test_parses_combined_text_with_upstream_time() -> None:
     assert entry.request_time is None
     assert entry.upstream_time == pytest.approx(0.010)  # two tries, summed
     assert entry.duration == pytest.approx(0.010)
+
+
+def test_a_line_from_before_path_and_query_reads_its_uri() -> None:
+    old = json.loads(JSON_LINE)
+    del old["path"], old["query"]
+    old["uri"] = "/api/departments/v1/departments?limit=1"
+    entry = parse_line(json.dumps(old))
+    assert (entry.uri, entry.status) == ("/api/departments/v1/departments?limit=1", 200)
 
 
 def test_text_line_without_upstream_and_garbage_request() -> None:
@@ -118,6 +127,8 @@ def test_upstream_seconds(value: str, seconds: float | None) -> None:
         '{"method": "GET", "uri": "/x", "status": 999, "body_bytes_sent": 1}',
         '{"method": "GET", "uri": "/x", "status": 200, "body_bytes_sent": -1}',
         '{"method": 1, "uri": "/x", "status": 200, "body_bytes_sent": 1}',
+        '{"method": "GET", "path": 7, "status": 200, "body_bytes_sent": 1}',
+        '{"method": "GET", "status": 200, "body_bytes_sent": 1}',  # neither path nor uri
         '{"method": "GET", "uri": "/x", "status": 200, "body_bytes_sent": 1, "request_time": "x"}',
         '1.2.3.4 - - [21/Nov/2026:12:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"',  # no upstream
     ],

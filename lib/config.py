@@ -80,6 +80,12 @@ class ServiceSettings(BaseSettings):
     jwt_private_key_file: str = ""
     access_token_ttl: int = Field(900, ge=1)
     refresh_token_ttl: int = Field(2_592_000, ge=1)
+    # token revocation (lib/auth/revocation.py): Redis key <prefix><user id>; how long a
+    # process reuses what it read; the bound of one Redis call; fail-fast after a failure
+    revocation_prefix: str = Field("fixup:revoked:", min_length=1, max_length=100)
+    revocation_cache_ttl: float = Field(1.0, ge=0, le=60)
+    revocation_timeout: float = Field(0.25, gt=0, le=10)
+    revocation_retry: float = Field(1.0, gt=0, le=60)
 
     rate_limit_ip_rate: float = Field(20.0, gt=0)
     rate_limit_ip_burst: int = Field(40, ge=1)

@@ -30,6 +30,7 @@ class Principal:
     verified: bool
     token_id: str
     expires_at: datetime
+    issued_at_ms: int = 0  # `iat` in ms: compared with revocations (lib.auth.revocation)
 
 
 def _roles_text(roles: tuple[Role, ...]) -> str:

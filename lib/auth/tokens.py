@@ -1,6 +1,8 @@
 """Access tokens: EdDSA (Ed25519) JWTs, issued by the users service, verified by all.
 
 Claims: iss="fixup-users", aud="fixup", sub (user id), role, verified, iat, exp, jti.
+`iat` carries milliseconds (a NumericDate may, RFC 7519): a revocation voids the tokens
+issued before it to the millisecond (lib.auth.revocation); `exp` is whole seconds.
 The verifier accepts only alg=EdDSA: the header is checked before anything is decoded and
 PyJWT is told the same, so `alg=none` and HS256-signed-with-the-public-key tokens fail.
 Every failure is `lib.errors.Unauthorized` with a short detail that names no internals:
@@ -15,6 +17,7 @@ are kept, a changed character is another string (checked in full), and a hit sti
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -106,8 +109,9 @@ class TokenSigner:
     def issue(self, user_id: uuid.UUID, role: Role | str, verified: bool) -> tuple[str, Principal]:
         """A signed access token for the user and the Principal it describes."""
         role = Role(role)  # ValueError for a role that does not exist
-        iat = int(self._clock().timestamp())
-        exp = iat + self._ttl
+        issued_at_ms = math.floor(self._clock().timestamp() * 1000)
+        iat = issued_at_ms / 1000
+        exp = issued_at_ms // 1000 + self._ttl
         jti = uuid.uuid4().hex
         claims: dict[str, Any] = {
             "iss": ISSUER,
@@ -126,6 +130,7 @@ class TokenSigner:
             verified=bool(verified),
             token_id=jti,
             expires_at=datetime.fromtimestamp(exp, UTC),
+            issued_at_ms=issued_at_ms,
         )
         return token, principal
 
@@ -207,7 +212,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         and isinstance(jti, str)
         and jti
         and _is_int(exp)
-        and _is_int(iat)
+        and _is_time(iat)
         and isinstance(verified, bool)
     ):
         raise Unauthorized("invalid token")
@@ -220,6 +225,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         raise Unauthorized("invalid token")
     try:
         expires_at = datetime.fromtimestamp(exp, UTC)
+        issued_at_ms = round(iat * 1000)
     except (OverflowError, OSError, ValueError):
         raise Unauthorized("invalid token") from None
     return Principal(
@@ -228,7 +234,13 @@ def _principal(claims: dict[str, Any]) -> Principal:
         verified=verified,
         token_id=jti,
         expires_at=expires_at,
+        issued_at_ms=issued_at_ms,
     )
+
+
+def _is_time(value: object) -> bool:
+    """A NumericDate: an int, or a finite float (ours carry milliseconds)."""
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _is_int(value: object) -> bool:

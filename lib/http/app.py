@@ -11,13 +11,14 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from lib import tracing
+from lib.auth.revocation import Revocations
 from lib.auth.tokens import TokenVerifier
 from lib.config import ServiceSettings
 from lib.db.pool import connect
 from lib.http import middleware as mw
 from lib.http.body import MAX_BODY
 from lib.http.health import add_common_routes
-from lib.http.keys import AUTH, DB, LIMITS, REDIS, SETTINGS
+from lib.http.keys import AUTH, DB, LIMITS, REDIS, REVOCATIONS, SETTINGS
 from lib.logging import get_logger
 from lib.metrics import DB_POOL
 from lib.profiling import port_for, profiling_ctx
@@ -60,6 +61,14 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     client = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
     app[REDIS] = client
+    app[REVOCATIONS] = Revocations(
+        client,
+        prefix=settings.revocation_prefix,
+        max_age=settings.access_token_ttl,
+        cache_ttl=settings.revocation_cache_ttl,
+        timeout=settings.revocation_timeout,
+        retry=settings.revocation_retry,
+    )
     yield
     if client is not None:
         await client.aclose()

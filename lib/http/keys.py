@@ -8,6 +8,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from lib.auth.principal import Principal
+from lib.auth.revocation import Revocations
 from lib.auth.tokens import TokenVerifier
 from lib.config import ServiceSettings
 from lib.db.pool import Database
@@ -19,6 +20,7 @@ SETTINGS = web.AppKey("settings", ServiceSettings)
 DB = web.AppKey("db", Database)
 REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
 AUTH: web.AppKey[TokenVerifier | None] = web.AppKey("auth")
+REVOCATIONS = web.AppKey("revocations", Revocations)
 LIMITS: web.AppKey[Limits] = web.AppKey("limits")
 
 # per request, set by the middleware chain

@@ -28,6 +28,7 @@ from lib.http.keys import (
     LIMITS,
     PRINCIPAL,
     REQUEST_ID,
+    REVOCATIONS,
     SETTINGS,
     principal_of,
     request_id,
@@ -283,6 +284,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if verifier is None:
         raise Unauthorized("this service does not accept tokens")
     principal = verifier.verify(token.strip())
+    await request.app[REVOCATIONS].check(principal)  # 401 revoked; 503 when it cannot tell
     request[PRINCIPAL] = principal
     structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
     return await handler(request)

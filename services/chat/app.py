@@ -21,6 +21,7 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     )
     app[CHAT_SETTINGS] = settings
     app[ws.SOCKETS] = set()
+    app.cleanup_ctx.append(ws.revocation_sweep)
     app.on_shutdown.append(ws.close_all)
     app.add_routes(ws.routes)
     return app

@@ -24,6 +24,9 @@ class ChatSettings(ServiceSettings):
     ws_ping_interval: float = Field(20.0, gt=0, description="Ping period; no pong -> closed.")
     ws_send_queue: int = Field(256, ge=1, le=100_000, description="Frames queued per socket.")
     ws_close_timeout: float = Field(2.0, gt=0, description="Wait for the peer's close (s).")
+    ws_revocation_check: float = Field(
+        1.0, gt=0, le=60, description="Open sockets checked against token revocations (s)."
+    )
     # --- fan-out: Redis channel `<prefix><conversation id>` (tests give each run its own)
     channel_prefix: str = Field("fixup:chat:", min_length=1, max_length=100)
     fill_batch: int = Field(500, ge=1, le=10_000, description="Rows per gap-fill query.")

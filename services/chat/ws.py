@@ -11,6 +11,14 @@ writes the socket's bounded queue to it; timers close it with 4001 when the toke
 expires, and aiohttp pings every WS_PING_INTERVAL seconds (no pong: closed). A queue
 that overflows closes the socket with 4008: a client that does not read cannot make the
 process buffer without limit.
+
+A token revoked while its socket is open (account deleted, password changed or reset):
+one sweep per process checks every open socket's token against the revocation records
+every WS_REVOCATION_CHECK seconds (one Redis read for all of them) and closes the
+revoked ones with 4001. A sweep rather than a pub/sub event: nothing to lose while a
+connection is down, and the same records every HTTP request is checked against. Redis
+unreachable: the sweep leaves the sockets open (their tokens passed when they opened;
+users can write no new revocation meanwhile) and the next sweep checks again.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import asyncio
 import contextlib
 import contextvars
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +42,7 @@ from lib.errors import AppError, BadRequest, Forbidden, Unauthorized, Validation
 from lib.http.body import field_errors
 from lib.http.guards import path_uuid
 from lib.http.jsonio import dumps
-from lib.http.keys import AUTH, DB, LIMITS, PRINCIPAL, principal_of, request_id
+from lib.http.keys import AUTH, DB, LIMITS, PRINCIPAL, REVOCATIONS, principal_of, request_id
 from lib.http.openapi import operation
 from lib.logging import get_logger
 from lib.resilience.ratelimit import enforce
@@ -53,13 +62,13 @@ SOCKETS_OPEN = Gauge(
 )
 SOCKETS_CLOSED = Counter(
     "chat_websockets_closed_total",
-    "WebSockets closed by the server, by reason (expired, slow, unsupported, shutdown).",
+    "WebSockets closed by the server, by reason (expired, revoked, slow, unsupported, shutdown).",
     ["service", "reason"],
 )
 SOCKETS: web.AppKey[set[Session]] = web.AppKey("sockets")  # closed 1001 on shutdown
 
 
-def socket_principal(request: web.Request) -> Principal:
+async def socket_principal(request: web.Request) -> Principal:
     """Who opens the socket; 401/403 before the upgrade."""
     offered = [
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
@@ -72,6 +81,7 @@ def socket_principal(request: web.Request) -> Principal:
         if verifier is None:
             raise Unauthorized("this service does not accept tokens")
         principal = verifier.verify(tokens[0])
+        await request.app[REVOCATIONS].check(principal)
         request[PRINCIPAL] = principal
         structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
         return principal
@@ -185,13 +195,14 @@ async def on_text(session: Session, conversation_id: uuid.UUID, text: str) -> No
         '(the sender\'s own included); `{"type": "error", "error": {status, code, detail, '
         'errors?}}` for a refused frame. Client -> server: `{"type": "send", "body": "..."}` '
         "(rules of POST .../messages). The server pings every 20 s; close codes: 4001 the "
-        "token expired, 4008 too slow to read (send queue full), 1001 shutting down, 1003 "
-        "a binary frame. Every message committed after the handshake arrives; to catch up "
-        "on earlier ones: GET .../messages?after=<cursor of the last message seen>."
+        "token expired or was revoked (account deleted, password changed or reset), "
+        "4008 too slow to read (send queue full), 1001 shutting down, 1003 a binary frame. "
+        "Every message committed after the handshake arrives; to catch up on earlier "
+        "ones: GET .../messages?after=<cursor of the last message seen>."
     ),
 )
 async def conversation_socket(request: web.Request) -> web.StreamResponse:
-    principal = socket_principal(request)
+    principal = await socket_principal(request)
     conversation_id = path_uuid(request)
     async with request.app[DB].acquire() as conn:
         await participant_conversation(conn, principal, conversation_id)
@@ -243,3 +254,37 @@ async def close_all(app: web.Application) -> None:
         session.shut(1001, "server shutting down", "shutdown")
     closing = [s.closer for s in sessions if s.closer is not None]
     await asyncio.gather(*closing, return_exceptions=True)
+
+
+async def sweep_revoked(app: web.Application) -> int:
+    """Close (4001) every open socket whose token is revoked now; how many were."""
+    sessions: set[Session] = app[SOCKETS]
+    if not sessions:
+        return 0
+    by_principal: dict[Principal, list[Session]] = {}
+    for session in sessions:
+        by_principal.setdefault(session.principal, []).append(session)
+    revoked = await app[REVOCATIONS].revoked(by_principal)
+    for principal in revoked:
+        for session in by_principal[principal]:
+            session.shut(CLOSE_EXPIRED, "token revoked", "revoked")
+    return sum(len(by_principal[p]) for p in revoked)
+
+
+async def revocation_sweep(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: `sweep_revoked` every WS_REVOCATION_CHECK seconds while the app runs."""
+
+    async def loop() -> None:
+        interval = app[CHAT_SETTINGS].ws_revocation_check
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await sweep_revoked(app)
+            except AppError as exc:  # Redis away: check again next time
+                log.warning("chat_revocation_sweep_failed", detail=exc.detail)
+
+    task = asyncio.create_task(loop(), name="chat-revocation-sweep", context=contextvars.Context())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

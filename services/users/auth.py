@@ -37,7 +37,7 @@ from lib.errors import (
 from lib.http.body import parse_body
 from lib.http.idempotency import idempotent
 from lib.http.jsonio import data
-from lib.http.keys import CLIENT_IP, DB, LIMITS, SETTINGS
+from lib.http.keys import CLIENT_IP, DB, LIMITS, REVOCATIONS, SETTINGS
 from lib.http.openapi import operation
 from lib.logging import get_logger
 from lib.resilience.ratelimit import RateLimiter, enforce, make_rate_limiter
@@ -488,8 +488,9 @@ async def password_reset(request: web.Request) -> web.Response:
     body=ResetConfirmIn,
     errors=(409, 503),
     description="The token of the reset mail, once: sets the password and revokes every "
-    "refresh family of the account. Problem codes: LINK_USED (409), LINK_EXPIRED (400), "
-    "LINK_INVALID (400: unknown).",
+    "refresh family and access token of the account. Problem codes: LINK_USED (409), "
+    "LINK_EXPIRED (400), LINK_INVALID (400: unknown); 503 when the revocation cannot be "
+    "recorded (Redis down): nothing changed, try again.",
 )
 async def password_reset_confirm(request: web.Request) -> web.Response:
     body = await parse_body(request, ResetConfirmIn)
@@ -502,4 +503,5 @@ async def password_reset_confirm(request: web.Request) -> web.Response:
             raise LinkInvalid("this reset link is not valid")  # the account is gone
         await q.use_email_tokens(conn, user_id=token.user_id, purpose=purpose)
         await q.revoke_user_families(conn, reason="password reset", user_id=token.user_id)
+        await request.app[REVOCATIONS].revoke(token.user_id)  # fails: 503, nothing changed
     return web.Response(status=204)

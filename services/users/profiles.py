@@ -20,7 +20,7 @@ from lib.http.body import parse_body
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import data
-from lib.http.keys import DB
+from lib.http.keys import DB, REVOCATIONS
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
 from services.users.access import editable, missing, self_or_admin, visible
@@ -136,10 +136,12 @@ async def update_user(request: web.Request) -> web.Response:
     status=204,
     roles=("self", "ADMIN"),
     if_match=True,
-    errors=(400, 403, 404, 412, 428),
+    errors=(400, 403, 404, 412, 428, 503),
     description=(
-        "Personal fields are scrubbed, login disabled, every refresh family revoked and the "
-        "picture deleted; the id stays (orders, chat and points keep it)."
+        "Personal fields are scrubbed, login disabled, every refresh family and access "
+        "token revoked (401 everywhere within seconds) and the picture deleted; the id "
+        "stays (orders, chat and points keep it). 503 when the revocation cannot be "
+        "recorded (Redis down): nothing changed, try again."
     ),
 )
 async def delete_user(request: web.Request) -> web.Response:
@@ -154,6 +156,7 @@ async def delete_user(request: web.Request) -> web.Response:
         await q.anonymise_user(conn, id=user_id, version=version)
         await q.delete_provider_details(conn, user_id=user_id)
         await auth_q.revoke_user_families(conn, user_id=user_id, reason="account deleted")
+        await request.app[REVOCATIONS].revoke(user_id)  # fails: 503, nothing changed
     await delete_quietly(request.app[STORAGE], before.picture_key)
     return web.Response(status=204)
 
@@ -165,8 +168,10 @@ async def delete_user(request: web.Request) -> web.Response:
     status=204,
     body=PasswordChange,
     roles=("self",),
-    errors=(400,),
-    description="Every refresh family of the user is revoked (every session ends).",
+    errors=(400, 503),
+    description="Every refresh family and access token of the user is revoked (every "
+    "session ends; 401 everywhere within seconds). 503 when the revocation cannot be "
+    "recorded (Redis down): nothing changed, try again.",
 )
 async def change_password(request: web.Request) -> web.Response:
     principal = authenticated(request)
@@ -192,6 +197,7 @@ async def change_password(request: web.Request) -> web.Response:
         await auth_q.revoke_user_families(
             conn, user_id=principal.user_id, reason="password changed"
         )
+        await request.app[REVOCATIONS].revoke(principal.user_id)
     return web.Response(status=204)
 
 

@@ -101,8 +101,9 @@ def signed(keys: Keys, **changes: Any) -> str:
 
 
 def test_round_trip_claims_and_principal(keys: Keys, verifier: TokenVerifier) -> None:
-    fixed = datetime.now(UTC).replace(microsecond=0)
+    fixed = datetime.now(UTC).replace(microsecond=123_456)
     signer = TokenSigner(keys.private_pem, TTL, clock=lambda: fixed)
+    whole = fixed.replace(microsecond=0)
 
     token, issued = signer.issue(USER_ID, Role.PROVIDER, verified=True)
 
@@ -116,8 +117,8 @@ def test_round_trip_claims_and_principal(keys: Keys, verifier: TokenVerifier) ->
     assert claims["sub"] == str(USER_ID)
     assert claims["role"] == "PROVIDER"
     assert claims["verified"] is True
-    assert claims["iat"] == int(fixed.timestamp())
-    assert claims["exp"] == claims["iat"] + TTL
+    assert claims["iat"] == int(whole.timestamp()) + 0.123  # milliseconds, truncated
+    assert claims["exp"] == int(whole.timestamp()) + TTL  # whole seconds
     assert len(claims["jti"]) == 32
     assert uuid.UUID(hex=claims["jti"]).version == 4
 
@@ -126,9 +127,32 @@ def test_round_trip_claims_and_principal(keys: Keys, verifier: TokenVerifier) ->
         role=Role.PROVIDER,
         verified=True,
         token_id=claims["jti"],
-        expires_at=fixed + timedelta(seconds=TTL),
+        expires_at=whole + timedelta(seconds=TTL),
+        issued_at_ms=int(whole.timestamp()) * 1000 + 123,
     )
     assert verifier.verify(token) == issued
+
+
+@pytest.mark.parametrize(
+    ("iat_offset", "issued_ms_offset"), [(0, 0), (0.5, 500), (0.001, 1), (0.999, 999)]
+)
+def test_iat_whole_seconds_or_milliseconds(
+    keys: Keys, verifier: TokenVerifier, iat_offset: float, issued_ms_offset: int
+) -> None:
+    """Tokens with a whole-second iat (signed before milliseconds) still verify; either
+    kind's iat is read to the millisecond."""
+    iat = now_s() - 10
+    token = signed(keys, iat=iat + iat_offset)
+    assert verifier.verify(token).issued_at_ms == iat * 1000 + issued_ms_offset
+
+
+@pytest.mark.parametrize("bad", [True, "1700000000", float("nan"), float("inf"), 1e300, None])
+def test_iat_must_be_a_finite_number(keys: Keys, bad: object) -> None:
+    claims = good_claims()
+    claims["iat"] = bad
+    token = jwt.encode(claims, keys.private_pem, algorithm="EdDSA")
+    with pytest.raises(Unauthorized, match="invalid token"):
+        TokenVerifier(keys.public_pem).verify(token)
 
 
 def test_each_token_has_its_own_jti(signer: TokenSigner) -> None:

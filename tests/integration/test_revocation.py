@@ -1,0 +1,186 @@
+"""lib/auth/revocation.py against real Redis: the millisecond boundary, the cache bound
+between processes, the record's lifetime, and a Redis that is stopped or frozen (fail
+closed: 503 within the timeout, never a pass, never a hang)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis
+
+from lib.auth import Role, TokenSigner, TokenVerifier, generate_keypair
+from lib.auth.principal import Principal
+from lib.auth.revocation import CLOCK_MARGIN, Revocations, RevocationUnavailable
+from lib.errors import ServiceUnavailable, Unauthorized
+from tests.reliability.throwaway import RedisServer
+from tests.servers import Servers
+
+MAX_AGE = 900
+TIMEOUT = 0.2
+
+
+class Clock:
+    """A monotonic clock the test moves: the cache's bound without sleeping."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def principal(user: uuid.UUID, issued_at_ms: int) -> Principal:
+    return Principal(user, Role.CUSTOMER, True, "jti", datetime(2100, 1, 1, tzinfo=UTC),
+                     issued_at_ms)  # fmt: skip
+
+
+def revocations(client: Redis | None, prefix: str, clock: Clock, **kw: float) -> Revocations:
+    return Revocations(
+        client,
+        prefix=prefix,
+        max_age=MAX_AGE,
+        cache_ttl=kw.get("cache_ttl", 1.0),
+        timeout=kw.get("timeout", TIMEOUT),
+        retry=kw.get("retry", 1.0),
+        monotonic=clock,
+    )
+
+
+@pytest.fixture
+async def client(servers: Servers) -> AsyncIterator[Redis]:
+    client = Redis.from_url(servers.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def prefix(redis_prefix: str) -> str:
+    return f"{redis_prefix}revoked:{uuid.uuid4().hex[:8]}:"
+
+
+async def test_tokens_issued_before_the_revocation_are_void_to_the_millisecond(
+    client: Redis, prefix: str
+) -> None:
+    user, clock = uuid.uuid4(), Clock()
+    writer = revocations(client, prefix, clock)
+    fresh = principal(user, int(time.time() * 1000))
+    await writer.check(fresh)  # no record yet: passes
+    not_before = await writer.revoke(user)
+    # the writer knows at once (no Redis read needed)
+    with pytest.raises(Unauthorized, match="token revoked"):
+        await writer.check(fresh)
+    with pytest.raises(Unauthorized):
+        await writer.check(principal(user, not_before - 1))  # the millisecond before
+    await writer.check(principal(user, not_before))  # signed from T on: a new login
+    await writer.check(principal(uuid.uuid4(), 0))  # another subject: untouched
+    assert await client.get(writer.key(user)) == str(not_before).encode()
+    ttl = await client.ttl(writer.key(user))
+    assert MAX_AGE < ttl <= MAX_AGE + CLOCK_MARGIN
+
+
+async def test_a_real_login_in_the_same_second_as_the_revocation_still_works(
+    client: Redis, prefix: str
+) -> None:
+    """Tokens signed by the real signer just before and just after T, within one second:
+    the one before is void, the one after passes."""
+    private, public = generate_keypair()
+    signer, verifier = TokenSigner(private, MAX_AGE), TokenVerifier(public)
+    writer, user = revocations(client, prefix, Clock()), uuid.uuid4()
+    if time.time() % 1 > 0.5:  # leave room in this second for three steps
+        await asyncio.sleep(1.01 - time.time() % 1)
+    before, _ = signer.issue(user, Role.CUSTOMER, True)
+    await asyncio.sleep(0.002)
+    not_before = await writer.revoke(user)
+    await asyncio.sleep(0.002)
+    after, _ = signer.issue(user, Role.CUSTOMER, True)
+    old, new = verifier.verify(before), verifier.verify(after)
+    assert old.issued_at_ms // 1000 == new.issued_at_ms // 1000 == not_before // 1000
+    with pytest.raises(Unauthorized, match="token revoked"):
+        await writer.check(old)
+    await writer.check(new)
+
+
+async def test_another_process_sees_it_within_the_cache_ttl(client: Redis, prefix: str) -> None:
+    user, clock = uuid.uuid4(), Clock()
+    writer = revocations(client, prefix, Clock())
+    reader = revocations(client, prefix, clock, cache_ttl=1.0)
+    token = principal(user, int(time.time() * 1000) - 5)
+    await reader.check(token)  # read from Redis: no record, remembered for 1 s
+    await writer.revoke(user)
+    clock.t += 0.9
+    await reader.check(token)  # still within the cache's bound: the old answer
+    clock.t += 0.2
+    with pytest.raises(Unauthorized, match="token revoked"):
+        await reader.check(token)
+    # the sweep's batch read: only the revoked principal comes back
+    other = principal(uuid.uuid4(), 0)
+    assert await revocations(client, prefix, Clock()).revoked([token, other]) == [token]
+
+
+async def test_without_redis_the_records_live_in_the_process() -> None:
+    user, clock = uuid.uuid4(), Clock()
+    local = revocations(None, "unused:", clock)
+    token = principal(user, int(time.time() * 1000) - 5)
+    await local.check(token)
+    not_before = await local.revoke(user)
+    clock.t += 60  # no cache expiry: the only copy, kept for the token lifetime
+    with pytest.raises(Unauthorized):
+        await local.check(token)
+    await local.check(principal(user, not_before))
+    assert await local.revoked([token]) == [token]
+    clock.t += MAX_AGE + CLOCK_MARGIN + 1
+    await local.check(token)  # forgotten once every token it voided has expired
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    server.stop()
+
+
+async def test_redis_stopped_or_frozen_fails_closed_within_the_timeout(
+    own_redis: RedisServer, prefix: str
+) -> None:
+    client = Redis.from_url(own_redis.url, socket_connect_timeout=1)
+    clock = Clock()
+    checker = revocations(client, prefix, clock, cache_ttl=0.0, retry=1.0)
+    token = principal(uuid.uuid4(), int(time.time() * 1000))
+    try:
+        await checker.check(token)  # up: no record
+        assert own_redis.proc is not None
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)  # frozen: no answer, no RST
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable, match="cannot be checked"):
+            await checker.check(token)
+        assert time.monotonic() - started < TIMEOUT + 1.0  # bounded, with a loaded margin
+        # the breaker is open: every request answers at once, without waiting again
+        started = time.monotonic()
+        for _ in range(20):
+            with pytest.raises(ServiceUnavailable) as failed:
+                await checker.check(token)
+        assert time.monotonic() - started < TIMEOUT
+        assert failed.value.status == 503
+        assert failed.value.headers["Retry-After"]
+        with pytest.raises(RevocationUnavailable, match="nothing was changed"):
+            await checker.revoke(token.user_id)
+        os.kill(own_redis.proc.pid, signal.SIGCONT)
+        own_redis.stop()  # now refused outright
+        clock.t += 1.5  # the breaker lets a trial through: refused at once
+        with pytest.raises(ServiceUnavailable):
+            await checker.check(token)
+        own_redis.start()
+        clock.t += 1.5
+        await checker.check(token)  # back: checks pass again
+    finally:
+        await client.aclose()

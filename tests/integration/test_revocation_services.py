@@ -1,0 +1,332 @@
+"""Token revocation across real services (issue 27.4; lib/auth/revocation.py): users,
+catalog, orders and chat apps on loopback, on real PostgreSQL, sharing the real Redis.
+A token from a real login stops working at every service within the documented bound
+after the account is deleted, its password reset or changed; an open chat WebSocket of
+that account is closed (4001); a new login after the reset works at once. When Redis
+does not take the revocation, users answers 503 and changes nothing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from lib.auth.principal import Role
+from services.catalog.app import create_app as catalog_app
+from services.chat.app import create_app as chat_app
+from services.orders.app import create_app as orders_app
+from services.users.app import create_app as users_app
+from services.users.auth import digest
+from services.users.db import auth as auth_q
+from services.users.db.models import EmailTokenPurpose
+from tests.integration.catalog_support import catalog_settings
+from tests.integration.chat_support import chat_settings, eventually
+from tests.integration.orders_support import (
+    Caller,
+    caller,
+    catalog_service,
+    offer_body,
+    order_body,
+    orders_settings,
+)
+from tests.integration.users_support import PASSWORD, fetch_row, make_user, users_settings
+from tests.reliability.throwaway import RedisServer
+from tests.servers import Servers
+
+CACHE_TTL = 1.0  # REVOCATION_CACHE_TTL of every service here (the default)
+SWEEP = 1.0  # WS_REVOCATION_CHECK of chat (the default)
+MARGIN = 3.0  # a loaded machine's scheduling, on top of the documented bound
+NEW_PASSWORD = "a brand new passphrase"
+
+
+@dataclass
+class Stack:
+    users: Any
+    catalog: Any
+    orders: Any
+    chat: Any
+    users_dsn: str
+    service_id: str
+    provider: Caller
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
+
+
+async def start_stack(
+    aiohttp_server: Any,
+    aiohttp_client: Any,
+    dsns: tuple[str, str, str, str],
+    redis_url: str,
+    prefix: str,
+    **users_extra: Any,
+) -> Stack:
+    """Four apps, each with its own revocation cache (as four processes), one Redis."""
+    users_dsn, catalog_dsn, orders_dsn, chat_dsn = dsns
+    shared = {"redis_url": redis_url, "revocation_prefix": prefix, "rate_limit_prefix": prefix}
+    catalog_server = await aiohttp_server(catalog_app(catalog_settings(catalog_dsn, **shared)))
+    orders_server = await aiohttp_server(
+        orders_app(
+            orders_settings(
+                orders_dsn, catalog_url=f"http://127.0.0.1:{catalog_server.port}", **shared
+            )
+        )
+    )
+    chat = chat_settings(
+        chat_dsn, prefix, orders_url=f"http://127.0.0.1:{orders_server.port}", **shared
+    )
+    users = users_settings(users_dsn, **(shared | users_extra))
+    stack = Stack(
+        users=await aiohttp_client(users_app(users, points=no_points)),
+        catalog=await aiohttp_client(catalog_server),
+        orders=await aiohttp_client(orders_server),
+        chat=await aiohttp_client(chat_app(chat)),
+        users_dsn=users_dsn,
+        service_id="",
+        provider=caller(Role.PROVIDER),
+    )
+    stack.service_id = await catalog_service(stack.catalog, stack.provider.id)
+    return stack
+
+
+async def no_points(_: Any) -> AsyncIterator[None]:
+    yield None
+
+
+@pytest.fixture
+def prefix(redis_prefix: str) -> str:
+    return f"{redis_prefix}rv:{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture
+async def stack(
+    aiohttp_server: Any,
+    aiohttp_client: Any,
+    servers: Servers,
+    prefix: str,
+    users_dsn: str,
+    chat_catalog_dsn: str,
+    chat_orders_dsn: str,
+    chat_dsn: str,
+) -> Stack:
+    dsns = (users_dsn, chat_catalog_dsn, chat_orders_dsn, chat_dsn)
+    return await start_stack(aiohttp_server, aiohttp_client, dsns, servers.redis_url, prefix)
+
+
+@dataclass
+class Account:
+    id: uuid.UUID
+    email: str
+    headers: dict[str, str]
+
+
+async def login(stack: Stack, email: str, password: str = PASSWORD) -> dict[str, str]:
+    resp = await stack.users.post("/v1/auth/login", json={"email": email, "password": password})
+    assert resp.status == 200, await resp.text()
+    return {"Authorization": f"Bearer {(await resp.json())['data']['access_token']}"}
+
+
+async def signed_in(stack: Stack) -> Account:
+    """A real account and an access token from a real login."""
+    user_id = await make_user(stack.users_dsn)
+    email = (await fetch_row(stack.users_dsn, "SELECT email FROM users WHERE id = $1", user_id))[0]
+    return Account(user_id, email, await login(stack, email))
+
+
+async def new_order(stack: Stack, headers: dict[str, str]) -> Any:
+    return await stack.orders.post("/v1/orders", json=order_body(stack.service_id), headers=headers)
+
+
+async def statuses(stack: Stack, headers: dict[str, str]) -> dict[str, int]:
+    """What each service answers the token: orders (a write), catalog, chat REST, users."""
+    order = await new_order(stack, headers)
+    catalog = await stack.catalog.get("/v1/category-types", headers=headers)
+    chat = await stack.chat.get("/v1/conversations", headers=headers)
+    users = await stack.users.get("/v1/users/me", headers=headers)
+    return {
+        "orders": order.status,
+        "catalog": catalog.status,
+        "chat": chat.status,
+        "users": users.status,
+    }
+
+
+async def open_chat(stack: Stack, account: Account) -> Any:
+    """A conversation of the account (an order of its, the provider's offer) and its
+    WebSocket, opened with the account's token."""
+    resp = await new_order(stack, account.headers)
+    assert resp.status == 201, await resp.text()
+    order_id = (await resp.json())["data"]["id"]
+    resp = await stack.orders.post(
+        f"/v1/orders/{order_id}/offers", json=offer_body(), headers=stack.provider.headers
+    )
+    assert resp.status == 201, await resp.text()
+    body = {"order_id": order_id, "provider_id": str(stack.provider.id)}
+    resp = await stack.chat.post("/v1/conversations", json=body, headers=account.headers)
+    assert resp.status == 201, await resp.text()
+    conversation_id = (await resp.json())["data"]["id"]
+    token = account.headers["Authorization"].removeprefix("Bearer ")
+    return await stack.chat.ws_connect(
+        f"/v1/conversations/{conversation_id}/ws", protocols=("fixup.bearer", token)
+    )
+
+
+async def delete_account(stack: Stack, account: Account) -> Any:
+    version = (await fetch_row(stack.users_dsn, "SELECT version FROM users WHERE id = $1",
+                               account.id))[0]  # fmt: skip
+    return await stack.users.delete(
+        "/v1/users/me", headers=account.headers | {"If-Match": f'"{version}"'}
+    )
+
+
+async def reset_password(stack: Stack, account: Account) -> Any:
+    """The reset link's token (stored as its digest, as the mail flow stores it), used."""
+    token = uuid.uuid4().hex
+    conn = await asyncpg.connect(stack.users_dsn)
+    try:
+        await auth_q.add_email_token(
+            conn,
+            user_id=account.id,
+            purpose=EmailTokenPurpose.PASSWORD_RESET,
+            token_hash=digest(token),
+            ttl_seconds=600,
+        )
+    finally:
+        await conn.close()
+    body = {"token": token, "new_password": NEW_PASSWORD}
+    return await stack.users.post("/v1/auth/password-reset/confirm", json=body)
+
+
+async def change_password(stack: Stack, account: Account) -> Any:
+    body = {"old_password": PASSWORD, "new_password": NEW_PASSWORD}
+    return await stack.users.post("/v1/users/me/password", json=body, headers=account.headers)
+
+
+REVOKERS = {"delete": delete_account, "reset": reset_password, "change": change_password}
+
+
+@pytest.mark.parametrize("how", list(REVOKERS))
+async def test_a_revoked_token_is_401_everywhere_within_the_bound(stack: Stack, how: str) -> None:
+    account = await signed_in(stack)
+    socket = await open_chat(stack, account)
+    assert await statuses(stack, account.headers) == dict.fromkeys(
+        ("catalog", "chat", "users"), 200
+    ) | {"orders": 201}  # every cache now holds "not revoked" for this account
+
+    resp = await REVOKERS[how](stack, account)
+    assert resp.status == 204, await resp.text()
+    revoked_at = time.monotonic()
+    # the users process wrote the record: it refuses the token at once
+    me = await stack.users.get("/v1/users/me", headers=account.headers)
+    assert me.status == 401
+    assert (await me.json())["detail"] == "token revoked"
+
+    async def refused_everywhere() -> bool:
+        return set((await statuses(stack, account.headers)).values()) == {401}
+
+    await eventually(refused_everywhere, "401 at every service", CACHE_TTL + MARGIN)
+    assert time.monotonic() - revoked_at < CACHE_TTL + MARGIN
+    # the open socket is closed: 4001, within the sweep period plus the cache's bound
+    closed = await socket.receive(timeout=SWEEP + CACHE_TTL + MARGIN)
+    assert closed.type == aiohttp.WSMsgType.CLOSE, closed
+    assert (closed.data, closed.extra) == (4001, "token revoked")
+    assert time.monotonic() - revoked_at < SWEEP + CACHE_TTL + MARGIN
+    await socket.close()
+    # nor can the revoked token open a new socket (401 before the upgrade)
+    token = account.headers["Authorization"].removeprefix("Bearer ")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await stack.chat.ws_connect(
+            "/v1/conversations/00000000-0000-0000-0000-000000000000/ws",
+            protocols=("fixup.bearer", token),
+        )
+    assert refused.value.status == 401
+
+    if how == "delete":
+        resp = await stack.users.post(
+            "/v1/auth/login", json={"email": account.email, "password": PASSWORD}
+        )
+        assert resp.status == 401  # the account is gone
+        return
+    # a new login with the new password works at once, in every service: its token was
+    # signed after the revocation (milliseconds apart, maybe the same second)
+    again = await login(stack, account.email, NEW_PASSWORD)
+    assert await statuses(stack, again) == dict.fromkeys(("catalog", "chat", "users"), 200) | {
+        "orders": 201
+    }
+    old = await stack.users.post(
+        "/v1/auth/login", json={"email": account.email, "password": PASSWORD}
+    )
+    assert old.status == 401
+
+
+async def test_redis_not_taking_the_revocation_is_503_and_changes_nothing(
+    aiohttp_server: Any,
+    aiohttp_client: Any,
+    prefix: str,
+    users_dsn: str,
+    chat_catalog_dsn: str,
+    chat_orders_dsn: str,
+    chat_dsn: str,
+) -> None:
+    own = RedisServer()
+    own.start()
+    try:
+        dsns = (users_dsn, chat_catalog_dsn, chat_orders_dsn, chat_dsn)
+        # a long cache in users: the caller's token passes from it while Redis is away,
+        # so the request reaches the revocation write itself
+        stack = await start_stack(aiohttp_server, aiohttp_client, dsns, own.url, prefix,
+                                  revocation_cache_ttl=60.0, revocation_timeout=0.3)  # fmt: skip
+        account = await signed_in(stack)
+        assert (await stack.users.get("/v1/users/me", headers=account.headers)).status == 200
+        before = await fetch_row(
+            stack.users_dsn, "SELECT version, email FROM users WHERE id = $1", account.id
+        )
+        own.stop()  # (a frozen Redis: tests/integration/test_revocation.py)
+        try:
+            started = time.monotonic()
+            for revoke in (delete_account, change_password, reset_password):
+                resp = await revoke(stack, account)
+                assert resp.status == 503, await resp.text()
+                problem = await resp.json()
+                assert problem["code"] == "SERVICE_UNAVAILABLE"
+                assert "nothing was changed" in problem["detail"]
+                assert resp.headers["Retry-After"]
+            assert time.monotonic() - started < MARGIN  # refused at once, never a hang
+            # the other services cannot tell either: 503, not a pass, not a 500
+            resp = await new_order(stack, account.headers)
+            assert resp.status == 503, await resp.text()
+        finally:
+            own.start()  # the same port
+        after = await fetch_row(
+            stack.users_dsn, "SELECT version, email FROM users WHERE id = $1", account.id
+        )
+        assert tuple(after) == tuple(before)  # not anonymised, no password change
+        open_families = await fetch_row(
+            stack.users_dsn,
+            "SELECT count(*) FROM refresh_token_families WHERE user_id = $1 AND revoked_at IS NULL",
+            account.id,
+        )
+        assert open_families[0] >= 1  # the sessions are as they were
+        await login(stack, account.email)  # the old password still works
+
+        async def back() -> bool:  # the breaker lets a trial through after REVOCATION_RETRY
+            return (await new_order(stack, account.headers)).status == 201
+
+        await eventually(back, "orders accepts the token again once Redis answers")
+        resp = await delete_account(stack, account)  # and now the deletion goes through
+        assert resp.status == 204, await resp.text()
+
+        async def refused() -> bool:
+            return (await new_order(stack, account.headers)).status == 401
+
+        await eventually(refused, "orders refuses the token", CACHE_TTL + MARGIN)
+    finally:
+        own.stop()

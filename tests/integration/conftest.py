@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +19,21 @@ from tests.integration.chat_support import ChatFactory, World, chat_settings, ma
 from tests.integration.orders_support import orders_settings
 from tests.integration.points_support import Points, running_points
 from tests.proxy import TcpProxy
+from tests.reliability.throwaway import RedisServer
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own on a free port, to stop, pause and start again
+    (the machine's shared Redis is never stopped)."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            os.kill(server.proc.pid, signal.SIGCONT)  # in case a test paused it (SIGSTOP)
+        server.stop()
 
 
 @pytest.fixture(scope="module")

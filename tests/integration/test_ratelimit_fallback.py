@@ -11,7 +11,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -36,18 +36,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    redis_server = RedisServer()
-    redis_server.start()
-    try:
-        yield redis_server
-    finally:
-        if redis_server.proc is not None and redis_server.proc.poll() is None:
-            os.kill(redis_server.proc.pid, signal.SIGCONT)  # a test stopped mid-pause
-        redis_server.stop()
-
-
 class Replica:
     """One process's view: its own client, store and limiter 'login' (rate ~0, burst 3)."""
 
@@ -70,10 +58,10 @@ class Replica:
 
 
 @pytest.fixture
-async def replicas(server: RedisServer) -> AsyncIterator[tuple[Replica, Replica, Clock]]:
+async def replicas(own_redis: RedisServer) -> AsyncIterator[tuple[Replica, Replica, Clock]]:
     clock = Clock()
     prefix = f"rl:{uuid.uuid4().hex}:"
-    pair = Replica(server.url, prefix, clock), Replica(server.url, prefix, clock)
+    pair = Replica(own_redis.url, prefix, clock), Replica(own_redis.url, prefix, clock)
     yield pair[0], pair[1], clock
     for replica in pair:
         await replica.client.aclose()
@@ -105,7 +93,7 @@ async def test_the_fallback_series_exists_at_zero_before_any_outage(
 
 
 async def test_stopped_redis_each_replica_keeps_its_own_bucket_then_shares_again(
-    server: RedisServer, replicas: tuple[Replica, Replica, Clock]
+    own_redis: RedisServer, replicas: tuple[Replica, Replica, Clock]
 ) -> None:
     a, b, clock = replicas
     # shared: the burst of 3 is one budget for both replicas
@@ -113,7 +101,7 @@ async def test_stopped_redis_each_replica_keeps_its_own_bucket_then_shares_again
     assert [*await a.allowed("email:1"), *await b.allowed("email:1")] == [True, False]
     counted = fallbacks()
 
-    await asyncio.to_thread(server.stop)
+    await asyncio.to_thread(own_redis.stop)
     with capture_logs() as logs:
         # no 500, no free pass: each replica refuses past its own burst of 3
         assert await a.allowed("email:2", 5) == [True] * 3 + [False] * 2
@@ -130,7 +118,7 @@ async def test_stopped_redis_each_replica_keeps_its_own_bucket_then_shares_again
     assert "Connect" in warnings[0]["error"] or "111" in warnings[0]["error"], warnings[0]
     assert events(logs, "rate_limit_store_restored") == []
 
-    await asyncio.to_thread(server.start)  # same port, empty
+    await asyncio.to_thread(own_redis.start)  # same port, empty
     with capture_logs() as logs:
         assert await a.allowed("email:3") == [True]  # not retried yet: still its own bucket
         assert not await in_redis(a, "email:3")
@@ -145,19 +133,19 @@ async def test_stopped_redis_each_replica_keeps_its_own_bucket_then_shares_again
     assert [*await a.allowed("email:5"), *await b.allowed("email:5")] == [True, False]
 
     # a second outage is a second warning
-    await asyncio.to_thread(server.stop)
+    await asyncio.to_thread(own_redis.stop)
     with capture_logs() as logs:
         await a.allowed("email:6", 3)
     assert len(events(logs, "rate_limit_store_unreachable")) == 1
 
 
 async def test_a_hung_redis_costs_one_timeout_per_retry_interval(
-    server: RedisServer, replicas: tuple[Replica, Replica, Clock]
+    own_redis: RedisServer, replicas: tuple[Replica, Replica, Clock]
 ) -> None:
     a, _, clock = replicas
     assert await a.allowed("warm") == [True]  # a pooled connection to the server exists
-    assert server.proc is not None
-    os.kill(server.proc.pid, signal.SIGSTOP)  # accepts, never answers
+    assert own_redis.proc is not None
+    os.kill(own_redis.proc.pid, signal.SIGSTOP)  # accepts, never answers
     try:
         with capture_logs() as logs:
             started = time.monotonic()
@@ -176,7 +164,7 @@ async def test_a_hung_redis_costs_one_timeout_per_retry_interval(
         assert await a.allowed("email:h") == [False]  # the retry waited, then memory again
         assert TIMEOUT <= time.monotonic() - started < TIMEOUT + START_MARGIN
     finally:
-        os.kill(server.proc.pid, signal.SIGCONT)
+        os.kill(own_redis.proc.pid, signal.SIGCONT)
     clock.now += RETRY
     with capture_logs() as logs:
         assert await a.allowed("email:after") == [True]

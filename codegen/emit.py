@@ -198,7 +198,7 @@ class Emitter:
 
     def result_annotation(self, plan: QueryPlan) -> str:
         row = self.row_type(plan)
-        maybe = row if row.endswith("| None") else f"{row} | None"
+        maybe = row if row in ("None", "Any") or row.endswith("| None") else f"{row} | None"
         return {
             ":one": maybe,
             ":many": f"list[{row}]",
@@ -225,7 +225,7 @@ class Emitter:
         if plan.params_class:
             src.imports.add("from collections.abc import Iterable")
         if cmd == ":execresult":
-            src.imports.add("from lib.db.runtime import ExecResult")
+            src.imports.add("from codegen.runtime import ExecResult")
         src.lines.append(self.signature(plan, self.result_annotation(plan)))
         src.lines += _docstring(plan.sql)
         src.lines += [f"    {line}" for line in self.body(src, plan)]

@@ -12,12 +12,12 @@ class AiomysqlEmitter(Emitter):
     stream_note = "unbuffered (SSCursor)."
 
     def base_imports(self) -> set[str]:
-        return {"from lib.db.runtime import MyConn"}
+        return {"from codegen.runtime import MyConn"}
 
     def execute(self, src: Source, plan: QueryPlan, args: list[str]) -> str:
         const = plan.func.upper()
         if "/*SLICE:" in plan.sql:
-            src.imports.add("from lib.db.runtime import expand_slices")
+            src.imports.add("from codegen.runtime import expand_slices")
             return f"await cur.execute(*expand_slices({const}, {as_tuple(args)}))"
         return f"await cur.execute({const}, {as_tuple(args)})"
 

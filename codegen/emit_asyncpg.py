@@ -12,7 +12,7 @@ class AsyncpgEmitter(Emitter):
     stream_note = "needs a transaction."
 
     def base_imports(self) -> set[str]:
-        return {"from lib.db.runtime import PgConn"}
+        return {"from codegen.runtime import PgConn"}
 
     def body(self, src: Source, plan: QueryPlan) -> list[str]:
         q, const = plan.query, plan.func.upper()
@@ -29,16 +29,16 @@ class AsyncpgEmitter(Emitter):
         if cmd == ":exec":
             return [f"await conn.execute({const}{args})"]
         if cmd == ":execrows":
-            src.imports.add("from lib.db.runtime import status_rows")
+            src.imports.add("from codegen.runtime import status_rows")
             return [f"return status_rows(await conn.execute({const}{args}))"]
         if cmd == ":execresult":
-            src.imports.add("from lib.db.runtime import status_rows")
+            src.imports.add("from codegen.runtime import status_rows")
             return [f"return ExecResult(status_rows(await conn.execute({const}{args})), None)"]
         if cmd == ":execlastid":
             return [f"value: int = await conn.fetchval({const}{args})", "return value"]
         item_args = as_tuple(self.args(plan, "item."))
         if cmd == ":copyfrom":
-            src.imports.add("from lib.db.runtime import status_rows")
+            src.imports.add("from codegen.runtime import status_rows")
             columns = ", ".join(repr(p.db_name) for p in plan.params)
             schema, _, table = (q.insert_into_table or "").rpartition(".")
             return [

@@ -16,7 +16,7 @@ COMMON = [
     "--target-version",
     "py311",
     "--config",
-    "lint.isort.known-first-party = ['lib', 'services']",
+    "lint.isort.known-first-party = ['lib', 'services', 'codegen']",
 ]
 
 

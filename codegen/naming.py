@@ -44,4 +44,11 @@ def enum_members(values: list[str]) -> list[str]:
 
 
 # names a generated function body uses for itself
-_RESERVED = {"conn", "row", "rows", "cur", "args", "sql", "result", "stmt", "record"}
+_LOCALS = {"conn", "row", "rows", "cur", "args", "sql", "result", "stmt", "record"}
+# names a generated module refers to (its annotations and bodies): a function, parameter or
+# field of that name would shadow it (`def list(...)` breaks every `list[...]` annotation)
+_BUILTINS = {"list", "dict", "str", "int", "float", "bool", "bytes", "tuple", "frozenset"}
+_BUILTINS |= {"isinstance", "max", "sorted"}
+_MODULE = {"runtime", "models", "dataclass", "dataclasses", "datetime", "annotations"}
+_MODULE |= {"aiomysql", "asyncpg", "codegen", "typing", "enum"}
+_RESERVED = _LOCALS | _BUILTINS | _MODULE

@@ -62,8 +62,8 @@ TIMEDELTA = _t("datetime.timedelta", "import datetime")
 # (asyncpg would otherwise want str in and give str out).
 JSON_PG = _t(
     "JSON",
-    "from lib.db.runtime import JSON",
-    "from lib.db import runtime",
+    "from codegen.runtime import JSON",
+    "from codegen import runtime",
     decode="runtime.json_loads({})",
     encode="runtime.json_dumps({})",
     driver_type="str",
@@ -113,6 +113,8 @@ POSTGRES: dict[str, PyType] = {
             "jsonpath",
             "hstore",
             "ltree",
+            "lquery",
+            "ltxtquery",
         ],
         STR,
     ),
@@ -147,7 +149,7 @@ ANY = _t("Any", "from typing import Any")
 
 # MySQL/MariaDB through PyMySQL: datetimes come naive (we store UTC), JSON comes as text,
 # tinyint(1) as 0/1, SET as text or a set; the runtime helpers convert both ways.
-_RT = "from lib.db import runtime"
+_RT = "from codegen import runtime"
 MYSQL: dict[str, PyType] = {
     **dict.fromkeys(
         ["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year", "serial"], INT
@@ -175,7 +177,7 @@ MYSQL: dict[str, PyType] = {
     ),
     "json": _t(
         "JSON",
-        "from lib.db.runtime import JSON",
+        "from codegen.runtime import JSON",
         _RT,
         decode="runtime.json_loads({})",
         encode="runtime.json_dumps({})",

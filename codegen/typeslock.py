@@ -29,12 +29,14 @@ def schema_paths(names: list[str], base: Path) -> list[Path]:
 
 
 def up_section(text: str) -> str:
-    """A migration file without its down section, as sqlc reads it."""
+    """A migration file without its down section and psql meta-commands (`\\restrict`,
+    written by current pg_dump), as sqlc reads it."""
     lines = text.splitlines(keepends=True)
     for index, line in enumerate(lines):
         if line.strip().startswith(DOWN_MARKERS):
-            return "".join(lines[:index])
-    return text
+            lines = lines[:index]
+            break
+    return "".join(line for line in lines if not line.lstrip().startswith("\\"))
 
 
 def sql_hash(sql: str) -> str:

@@ -1,20 +1,9 @@
-"""Compatibility shim for the pinned aiomysql 0.3.2 + PyMySQL 1.2.4.
-
-aiomysql's `Connection.escape(bytes)` calls `pymysql.converters.escape_bytes_prefixed`,
-which PyMySQL 1.2 replaced by a placeholder string, so every BLOB/BIT argument fails with
-"'str' object is not callable" (aio-libs/aiomysql#1080). Point it at PyMySQL's
-`escape_bytes` (the same `_binary X'..'` literal). Idempotent; imported by lib.db.runtime.
-"""
+"""Compatibility shim for the pinned aiomysql 0.3.2 + PyMySQL 1.2.4: importing it applies
+codegen.runtime.patch_aiomysql_bytes_escape (aio-libs/aiomysql#1080), as importing the
+generated code's runtime does."""
 
 from __future__ import annotations
 
-import aiomysql.connection
-import pymysql.converters
+from codegen.runtime import patch_aiomysql_bytes_escape
 
-
-def patch_aiomysql_bytes_escape() -> None:
-    if not callable(aiomysql.connection.escape_bytes_prefixed):
-        aiomysql.connection.escape_bytes_prefixed = pymysql.converters.escape_bytes
-
-
-patch_aiomysql_bytes_escape()
+__all__ = ["patch_aiomysql_bytes_escape"]

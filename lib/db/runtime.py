@@ -1,96 +1,30 @@
-"""What generated repository code (codegen/) needs at run time, and nothing else."""
+"""What generated repository code needs at run time: codegen.runtime (the plugin's own,
+installable with it), re-exported for Fixup's hand-written code."""
 
-from __future__ import annotations
+from codegen.runtime import (
+    JSON,
+    ExecResult,
+    MyConn,
+    PgConn,
+    expand_slices,
+    json_dumps,
+    json_loads,
+    mysql_set,
+    naive_utc,
+    status_rows,
+    utc,
+)
 
-import datetime
-import functools
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, TypeAlias
-
-import asyncpg
-import orjson
-from asyncpg.pool import PoolConnectionProxy
-
-from lib.db import compat  # noqa: F401  (fixes aiomysql's bytes escaping on import)
-
-JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
-
-PgConn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
-MyConn: TypeAlias = Any  # aiomysql.Connection (aiomysql ships no type information)
-
-
-@dataclass(slots=True)
-class ExecResult:
-    rows_affected: int
-    last_insert_id: int | None
-
-
-def status_rows(status: str) -> int:
-    """Rows affected from asyncpg's command tag: 'UPDATE 3' -> 3, 'INSERT 0 2' -> 2."""
-    tail = status.rsplit(" ", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
-
-
-_MARKS = re.compile(r"%%|/\*SLICE:\w+\*/%s|%s")
-
-
-@functools.cache
-def _split(sql: str) -> tuple[tuple[str, ...], tuple[bool, ...]]:
-    """SQL text between placeholders, and for each placeholder whether it is a slice."""
-    texts, is_slice, pos = [], [], 0
-    for match in _MARKS.finditer(sql):
-        if match.group(0) == "%%":
-            continue
-        texts.append(sql[pos : match.start()])
-        is_slice.append(match.group(0) != "%s")
-        pos = match.end()
-    texts.append(sql[pos:])
-    return tuple(texts), tuple(is_slice)
-
-
-def expand_slices(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
-    """MySQL `IN (sqlc.slice(x))`: one %s per element; an empty list matches no row (NULL).
-
-    The generated code passes each slice argument as a list in its placeholder's place.
-    """
-    texts, is_slice = _split(sql)
-    parts = [texts[0]]
-    flat: list[Any] = []
-    for value, sliced, text in zip(args, is_slice, texts[1:], strict=True):
-        if sliced:
-            items = list(value)
-            parts.append(", ".join(["%s"] * len(items)) if items else "NULL")
-            flat.extend(items)
-        else:
-            parts.append("%s")
-            flat.append(value)
-        parts.append(text)
-    return "".join(parts), flat
-
-
-def utc(value: datetime.datetime) -> datetime.datetime:
-    """MySQL DATETIME holds UTC without a zone; give it back tz-aware."""
-    return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value
-
-
-def naive_utc(value: datetime.datetime) -> datetime.datetime:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given; pass a tz-aware datetime (UTC is stored)")
-    return value.astimezone(datetime.UTC).replace(tzinfo=None)
-
-
-def json_loads(value: str | bytes) -> JSON:
-    result: JSON = orjson.loads(value)
-    return result
-
-
-def json_dumps(value: JSON) -> str:
-    return orjson.dumps(value).decode()
-
-
-def mysql_set(value: str | set[str] | frozenset[str]) -> frozenset[str]:
-    if isinstance(value, str):
-        return frozenset(v for v in value.split(",") if v)
-    return frozenset(value)
+__all__ = [
+    "JSON",
+    "ExecResult",
+    "MyConn",
+    "PgConn",
+    "expand_slices",
+    "json_dumps",
+    "json_loads",
+    "mysql_set",
+    "naive_utc",
+    "status_rows",
+    "utc",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from uuid import UUID
 
-from lib.db.runtime import PgConn, status_rows
+from codegen.runtime import PgConn, status_rows
 
 from . import models
 

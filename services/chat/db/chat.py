@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from uuid import UUID
 
-from lib.db.runtime import PgConn
+from codegen.runtime import PgConn
 
 from . import models
 

@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass
 from uuid import UUID
 
-from lib.db.runtime import JSON
+from codegen.runtime import JSON
 
 
 @dataclass

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from lib.db.runtime import PgConn, status_rows
+from codegen.runtime import PgConn, status_rows
 
 from . import models
 

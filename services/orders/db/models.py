@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from lib.db.runtime import JSON
+from codegen.runtime import JSON
 
 
 class JobStatus(StrEnum):

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 from decimal import Decimal
 from uuid import UUID
 
-from lib.db.runtime import PgConn, status_rows
+from codegen.runtime import PgConn, status_rows
 
 from . import models
 from .models import OfferStatus

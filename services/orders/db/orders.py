@@ -6,7 +6,7 @@ import datetime
 from collections.abc import AsyncGenerator
 from uuid import UUID
 
-from lib.db.runtime import PgConn, status_rows
+from codegen.runtime import PgConn, status_rows
 
 from . import models
 from .models import OrderStatus

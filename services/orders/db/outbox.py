@@ -7,8 +7,8 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from uuid import UUID
 
-from lib.db import runtime
-from lib.db.runtime import JSON, PgConn
+from codegen import runtime
+from codegen.runtime import JSON, PgConn
 
 from . import models
 

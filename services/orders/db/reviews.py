@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
-from lib.db.runtime import PgConn
+from codegen.runtime import PgConn
 
 from . import models
 

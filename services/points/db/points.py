@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import aiomysql
 
-from lib.db import runtime
-from lib.db.runtime import MyConn, expand_slices
+from codegen import runtime
+from codegen.runtime import MyConn, expand_slices
 
 from . import models
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
-from lib.db.runtime import PgConn, status_rows
+from codegen.runtime import PgConn, status_rows
 
 from .models import EmailTokenPurpose, UserRole
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lib.db import runtime
-from lib.db.runtime import JSON, PgConn
+from codegen import runtime
+from codegen.runtime import JSON, PgConn
 
 
 @dataclass

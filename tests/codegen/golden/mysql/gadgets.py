@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import aiomysql
 
-from lib.db import runtime
-from lib.db.runtime import JSON, ExecResult, MyConn, expand_slices
+from codegen import runtime
+from codegen.runtime import JSON, ExecResult, MyConn, expand_slices
 
 from . import models
 from .models import GadgetsKind

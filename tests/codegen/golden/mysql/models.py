@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from lib.db.runtime import JSON
+from codegen.runtime import JSON
 
 
 class GadgetsKind(StrEnum):

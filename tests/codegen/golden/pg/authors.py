@@ -15,8 +15,8 @@ from ipaddress import (
     IPv6Network,
 )
 
-from lib.db import runtime
-from lib.db.runtime import JSON, ExecResult, PgConn, status_rows
+from codegen import runtime
+from codegen.runtime import JSON, ExecResult, PgConn, status_rows
 
 from . import models
 from .models import Mood

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from decimal import Decimal
 
-from lib.db.runtime import PgConn
+from codegen.runtime import PgConn
 
 from . import models
 

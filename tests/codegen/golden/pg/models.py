@@ -16,7 +16,7 @@ from ipaddress import (
 )
 from uuid import UUID
 
-from lib.db.runtime import JSON
+from codegen.runtime import JSON
 
 
 class Mood(StrEnum):

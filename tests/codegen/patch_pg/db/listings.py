@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from lib.db.runtime import PgConn
+from codegen.runtime import PgConn
 
 from . import models
 

@@ -1,0 +1,129 @@
+"""What generated repository code imports at run time, and nothing else.
+
+Generated modules import only this module (plus the drivers), so a project that installs
+the plugin's wheel needs no other code of ours. Every alias here evaluates at run time
+(`typing.get_type_hints` works on every generated function); a driver that is not
+installed is simply not referred to (a MySQL-only project needs no asyncpg).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias, Union
+
+import orjson
+
+JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    PgConn: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+else:  # asyncpg's classes are generic only for type checkers
+    try:
+        import asyncpg
+        from asyncpg.pool import PoolConnectionProxy
+
+        PgConn = Union[asyncpg.Connection, PoolConnectionProxy]  # noqa: UP007
+    except ImportError:  # a MySQL-only project
+        PgConn = Any
+
+MyConn: TypeAlias = Any  # aiomysql.Connection (aiomysql ships no type information)
+
+
+@dataclass(slots=True)
+class ExecResult:
+    rows_affected: int
+    last_insert_id: int | None
+
+
+def status_rows(status: str) -> int:
+    """Rows affected from asyncpg's command tag: 'UPDATE 3' -> 3, 'INSERT 0 2' -> 2."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+_MARKS = re.compile(r"%%|/\*SLICE:\w+\*/%s|%s")
+
+
+@functools.cache
+def _split(sql: str) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+    """SQL text between placeholders, and for each placeholder whether it is a slice."""
+    texts, is_slice, pos = [], [], 0
+    for match in _MARKS.finditer(sql):
+        if match.group(0) == "%%":
+            continue
+        texts.append(sql[pos : match.start()])
+        is_slice.append(match.group(0) != "%s")
+        pos = match.end()
+    texts.append(sql[pos:])
+    return tuple(texts), tuple(is_slice)
+
+
+def expand_slices(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
+    """MySQL `IN (sqlc.slice(x))`: one %s per element; an empty list matches no row (NULL).
+
+    The generated code passes each slice argument as a list in its placeholder's place.
+    """
+    texts, is_slice = _split(sql)
+    parts = [texts[0]]
+    flat: list[Any] = []
+    for value, sliced, text in zip(args, is_slice, texts[1:], strict=True):
+        if sliced:
+            items = list(value)
+            parts.append(", ".join(["%s"] * len(items)) if items else "NULL")
+            flat.extend(items)
+        else:
+            parts.append("%s")
+            flat.append(value)
+        parts.append(text)
+    return "".join(parts), flat
+
+
+def utc(value: datetime.datetime) -> datetime.datetime:
+    """MySQL DATETIME holds UTC without a zone; give it back tz-aware."""
+    return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value
+
+
+def naive_utc(value: datetime.datetime) -> datetime.datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; pass a tz-aware datetime (UTC is stored)")
+    return value.astimezone(datetime.UTC).replace(tzinfo=None)
+
+
+def json_loads(value: str | bytes) -> JSON:
+    result: JSON = orjson.loads(value)
+    return result
+
+
+def json_dumps(value: JSON) -> str:
+    return orjson.dumps(value).decode()
+
+
+def mysql_set(value: str | set[str] | frozenset[str]) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset(v for v in value.split(",") if v)
+    return frozenset(value)
+
+
+def patch_aiomysql_bytes_escape() -> None:
+    """aiomysql 0.3.2's `Connection.escape(bytes)` calls
+    `pymysql.converters.escape_bytes_prefixed`, which PyMySQL 1.2 replaced by a placeholder
+    string, so every BLOB/BIT argument fails with "'str' object is not callable"
+    (aio-libs/aiomysql#1080). Point it at PyMySQL's `escape_bytes` (the same `_binary X'..'`
+    literal). Idempotent; applied on import when aiomysql is installed."""
+    try:
+        import aiomysql.connection
+        import pymysql.converters
+    except ImportError:  # a PostgreSQL-only project
+        return
+    if not callable(aiomysql.connection.escape_bytes_prefixed):
+        aiomysql.connection.escape_bytes_prefixed = pymysql.converters.escape_bytes
+
+
+patch_aiomysql_bytes_escape()

@@ -136,7 +136,7 @@ async def test_postgres_stopped_and_restarted_under_write_load(
     assert lost == 0
 
 
-async def test_redis_stopped_rate_limiting_fails_open_with_a_warning(
+async def test_redis_stopped_rate_limits_fall_back_to_the_process_with_one_warning(
     migrated_db: Callable[[str], str], tmp_path: Path
 ) -> None:
     redis_server = RedisServer()
@@ -159,23 +159,39 @@ async def test_redis_stopped_rate_limiting_fails_open_with_a_warning(
                     statuses[resp.status] += 1
             return statuses
 
+    async def fallbacks() -> float:
+        async with aiohttp.ClientSession() as http, http.get(f"{service.url}/metrics") as resp:
+            text = await resp.text()
+        series = 'ratelimit_fallback_total{limit="ip",service="departments"}'
+        values = [line.split()[-1] for line in text.splitlines() if line.startswith(series)]
+        assert values, f"{series} is not exposed"
+        return float(values[0])
+
+    def lines(event: str) -> list[str]:
+        return [line for line in service.log.read_text().splitlines() if f'"{event}"' in line]
+
     try:
         limited = await burst()
         assert limited[429] >= 10, limited  # the shared limiter works
         assert limited[200] <= 10, limited
+        assert await fallbacks() == 0  # exposed from start-up, before any outage
         await asyncio.to_thread(redis_server.stop)
-        open_ = await burst()
-        assert open_ == Counter({200: 20}), open_  # fails open: no 429, no 5xx
-        warnings = [
-            line
-            for line in service.log.read_text().splitlines()
-            if "rate_limiter_unavailable" in line
-        ]
-        assert warnings, "failing open must be logged"
-        assert all('"level":"warning"' in w for w in warnings), warnings[:2]
+        during = await burst()
+        # the process's own bucket (burst 5, 2/s): still limited, never a 5xx
+        assert set(during) == {200, 429}, during
+        assert during[429] >= 10, during
+        assert await fallbacks() >= 20
+        await burst()  # more of the same outage: no second warning
+        warnings = lines("rate_limit_store_unreachable")
+        assert len(warnings) == 1, warnings
+        assert '"level":"warning"' in warnings[0], warnings[0]
         await asyncio.to_thread(redis_server.start)  # same port, empty buckets
+        deadline = time.monotonic() + PROCESS_MARGIN  # the store retries every second
+        while not lines("rate_limit_store_restored"):
+            assert time.monotonic() < deadline, "the limits never went back to Redis"
+            await burst()
         again = await burst()
-        assert again[429] >= 10, again  # limiting again, no restart
+        assert again[429] >= 10, again  # limiting in Redis again, no restart
         assert service.proc.poll() is None
     finally:
         service.stop()

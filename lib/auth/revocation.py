@@ -12,12 +12,17 @@ Redis round trip, and the process that writes it knows at once.
 is rounded up to the millisecond, so every token signed before the revocation is void
 and one signed after it (a new login) is not.
 
-Redis unreachable: fail closed. A token whose subject is not in the cache gets 503
-SERVICE_UNAVAILABLE (Retry-After), never a pass and never a hang: each read is bounded
-by REVOCATION_TIMEOUT, and after a failure a breaker answers at once for
-REVOCATION_RETRY seconds. A revocation that cannot be written is an error the writer
-must not swallow (`RevocationUnavailable`: users rolls its change back). Without
-REDIS_URL (one process, development) the records live in the process's memory.
+Redis unreachable: fail closed for what the process cannot tell. A token whose subject
+this process never read gets 503 SERVICE_UNAVAILABLE (Retry-After), never a pass and
+never a hang: each read is bounded by REVOCATION_TIMEOUT, and after a failure a breaker
+answers at once for REVOCATION_RETRY seconds. A subject it did read keeps the record it
+last read (stale if error): while Redis is away no revocation can be written (users
+answers 503), so that value is the truth unless one landed between the last read and
+the outage (for an active user: within the cache's bound). Chat keeps working through
+a Redis outage this way, as ADR 0011 wants. A revocation that cannot be written is an
+error the writer must not swallow (`RevocationUnavailable`: users rolls its change
+back). Without REDIS_URL (one process, development) the records live in the process's
+memory.
 """
 
 from __future__ import annotations
@@ -105,7 +110,13 @@ class Revocations:
         503 when the record cannot be read (fail closed)."""
         not_before = self._cached(principal.user_id)
         if not_before is None:
-            not_before = (await self._fetch([principal.user_id]))[principal.user_id]
+            try:
+                not_before = (await self._fetch([principal.user_id]))[principal.user_id]
+            except ServiceUnavailable:
+                known = self._known.get(principal.user_id)
+                if known is None:
+                    raise
+                not_before = known[1]  # stale if error: what this process last read
         if principal.issued_at_ms < not_before:
             raise Unauthorized("token revoked")
 
@@ -126,11 +137,8 @@ class Revocations:
 
     def _cached(self, subject: uuid.UUID) -> int | None:
         known = self._known.get(subject)
-        if known is None:
-            return None if self.client is not None else 0
-        if known[0] <= self._monotonic():  # a TTL of 0: never reused
-            del self._known[subject]
-            return None if self.client is not None else 0
+        if known is None or known[0] <= self._monotonic():  # a TTL of 0: never fresh
+            return None if self.client is not None else 0  # kept: the stale-if-error value
         return known[1]
 
     def _remember(self, subject: uuid.UUID, not_before: int, ttl: float) -> None:

@@ -1,6 +1,7 @@
 """lib/auth/revocation.py against real Redis: the millisecond boundary, the cache bound
 between processes, the record's lifetime, and a Redis that is stopped or frozen (fail
-closed: 503 within the timeout, never a pass, never a hang)."""
+closed for a subject never read: 503 within the timeout, never a pass, never a hang; one
+read before keeps its last record)."""
 
 from __future__ import annotations
 
@@ -158,17 +159,25 @@ async def test_redis_stopped_or_frozen_fails_closed_within_the_timeout(
     token = principal(uuid.uuid4(), int(time.time() * 1000))
     try:
         await checker.check(token)  # up: no record
+        revoked = principal(uuid.uuid4(), int(time.time() * 1000))
+        await revocations(client, prefix, Clock()).revoke(revoked.user_id)
+        with pytest.raises(Unauthorized):
+            await checker.check(revoked)
+        stranger = principal(uuid.uuid4(), int(time.time() * 1000))
         assert own_redis.proc is not None
         os.kill(own_redis.proc.pid, signal.SIGSTOP)  # frozen: no answer, no RST
         started = time.monotonic()
         with pytest.raises(ServiceUnavailable, match="cannot be checked"):
-            await checker.check(token)
+            await checker.check(stranger)  # a subject this process never read
         assert time.monotonic() - started < TIMEOUT + 1.0  # bounded, with a loaded margin
+        await checker.check(token)  # one it read: its last record (none), stale if error
+        with pytest.raises(Unauthorized):
+            await checker.check(revoked)  # ... and a revoked one stays revoked
         # the breaker is open: every request answers at once, without waiting again
         started = time.monotonic()
         for _ in range(20):
             with pytest.raises(ServiceUnavailable) as failed:
-                await checker.check(token)
+                await checker.check(stranger)
         assert time.monotonic() - started < TIMEOUT
         assert failed.value.status == 503
         assert failed.value.headers["Retry-After"]
@@ -178,9 +187,9 @@ async def test_redis_stopped_or_frozen_fails_closed_within_the_timeout(
         own_redis.stop()  # now refused outright
         clock.t += 1.5  # the breaker lets a trial through: refused at once
         with pytest.raises(ServiceUnavailable):
-            await checker.check(token)
+            await checker.check(stranger)
         own_redis.start()
         clock.t += 1.5
-        await checker.check(token)  # back: checks pass again
+        await checker.check(stranger)  # back: checks pass again
     finally:
         await client.aclose()

@@ -1,9 +1,12 @@
-"""Strict request bodies: JSON only (415), 1 MiB (413), well-formed (400), no unknown
-fields (400), no fields the caller may not set (403), then the pydantic model's rules."""
+"""Strict request bodies: JSON only (415), 1 MiB (413), well-formed (400), every string
+storable (400), no unknown fields (400), no fields the caller may not set (403), then the
+pydantic model's rules in strict mode (400): a JSON boolean is never a number and a
+numeric string never an integer or a float (docs/api.md, "JSON values")."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+import json
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -17,6 +20,7 @@ from lib.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from lib.http.fields import unstorable_fields
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 1024 * 1024
@@ -29,6 +33,46 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
         message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
         result.append(FieldError(field, message))
     return result
+
+
+def _loads(raw: bytes | str, what: str) -> Any:
+    """orjson's verdict, except that JSON it refuses only for a lone surrogate escape
+    (`"\\ud800"`: well-formed, but no UTF-8 string) is named field by field."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        errors = unstorable_fields(json.loads(raw))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        errors = []
+    if errors:
+        raise ValidationFailed(f"the {what} is invalid", errors=errors)
+    raise BadRequest(f"the {what} is not valid JSON")
+
+
+def parse_json(
+    raw: bytes | str, model: type[M], *, what: str = "body", forbidden: frozenset[str] = frozenset()
+) -> M:
+    """A JSON object as `model`, strictly (the module's rules after the size and the type);
+    `what` names it in the details ("body", "frame")."""
+    payload = _loads(raw, what)
+    if not isinstance(payload, dict):
+        raise ValidationFailed(f"the {what} must be a JSON object")
+    denied = sorted(forbidden & payload.keys())
+    if denied:
+        raise Forbidden(
+            f"you may not set: {', '.join(denied)}",
+            errors=[FieldError(name, "may not be set by the caller") for name in denied],
+        )
+    # a NUL or a surrogate can only arrive escaped (\u....): without one, nothing to look for
+    escaped = b"\\u" in raw if isinstance(raw, bytes) else "\\u" in raw
+    if escaped and (unstorable := unstorable_fields(payload)):
+        raise ValidationFailed(f"the {what} is invalid", errors=unstorable)
+    try:
+        return model.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise ValidationFailed(f"the {what} is invalid", errors=field_errors(exc)) from None
 
 
 async def parse_body(
@@ -44,19 +88,4 @@ async def parse_body(
         raise PayloadTooLarge(f"the body may be at most {MAX_BODY} bytes") from None
     if len(raw) > MAX_BODY:
         raise PayloadTooLarge(f"the body may be at most {MAX_BODY} bytes")
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest("the body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise ValidationFailed("the body must be a JSON object")
-    denied = sorted(forbidden & payload.keys())
-    if denied:
-        raise Forbidden(
-            f"you may not set: {', '.join(denied)}",
-            errors=[FieldError(name, "may not be set by the caller") for name in denied],
-        )
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        raise ValidationFailed("the body is invalid", errors=field_errors(exc)) from None
+    return parse_json(raw, model, forbidden=forbidden)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lib.errors import FieldError, ValidationFailed
 from lib.http.body import field_errors
+from lib.http.fields import printable_name, unstorable_fields
 
 
 class ListQuery(BaseModel):
@@ -48,15 +49,18 @@ def parse_query(
     request: web.Request, model: type[Q], *, defaults: dict[str, str] | None = None
 ) -> Q:
     """The query string as `model` (extra="forbid": unknown names are 400); a parameter
-    given twice is 400 too."""
+    given twice, or holding what SQL cannot store (`%00`), is 400 too."""
     raw: dict[str, str] = {}
     for key in request.query:
         values = request.query.getall(key)
         if len(values) > 1:
             raise ValidationFailed(
-                "repeated query parameter", errors=[FieldError(key, "given more than once")]
+                "repeated query parameter",
+                errors=[FieldError(printable_name(key), "given more than once")],
             )
         raw[key] = values[0]
+    if unstorable := unstorable_fields(raw):
+        raise ValidationFailed("invalid query parameters", errors=unstorable)
     for key, value in (defaults or {}).items():
         raw.setdefault(key, value)
     try:

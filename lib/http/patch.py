@@ -53,7 +53,10 @@ class PatchModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_document)
 
-    @field_validator("*", mode="before")
+    # "after": a before-validator would hand the value on as a Python object, and the
+    # strict validation of bodies (lib/http/body.py) takes a UUID, a time or a decimal
+    # from a JSON string only. A default is never validated: None here was sent.
+    @field_validator("*", mode="after")
     @classmethod
     def _null_only_where_nullable(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None and info.field_name and not is_nullable(cls, info.field_name):

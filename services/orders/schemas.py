@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -16,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from lib.http.fields import single_line
+from lib.http.fields import json_number, single_line
 from lib.http.listing import ListQuery
 from lib.http.patch import Keep, PatchModel
 from services.orders.db.models import JobStatus, OrderStatus
@@ -34,8 +35,10 @@ Price = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,2})?$"}),
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
+# a JSON number (a numeric string is refused: docs/api.md); answered as a decimal string
 Rating = Annotated[
     Decimal,
+    BeforeValidator(json_number),
     Field(ge=Decimal("0.5"), le=5, multiple_of=Decimal("0.5")),
     WithJsonSchema({"type": "number", "minimum": 0.5, "maximum": 5, "multipleOf": 0.5}),
 ]

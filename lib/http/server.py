@@ -28,14 +28,14 @@ log = get_logger("lib.http")
 
 # what was wrong, said without the request's bytes (aiohttp's messages quote them)
 _DETAILS: tuple[tuple[type[Exception], str], ...] = (
-    (http_exceptions.BadHttpMethod, "The request method is not a valid HTTP token."),
-    (http_exceptions.BadStatusLine, "The request line is not valid HTTP/1.1."),
-    (http_exceptions.LineTooLong, "The request line or a header field is too long."),
-    (http_exceptions.InvalidHeader, "A request header is not valid."),
-    (http_exceptions.PayloadEncodingError, "The request body's framing is not valid."),
-    (http_exceptions.InvalidURLError, "The request target is not a valid URL."),
+    (http_exceptions.BadHttpMethod, "the request method is not a valid HTTP token"),
+    (http_exceptions.BadStatusLine, "the request line is not valid HTTP/1.1"),
+    (http_exceptions.LineTooLong, "the request line or a header field is too long"),
+    (http_exceptions.InvalidHeader, "a request header is not valid"),
+    (http_exceptions.PayloadEncodingError, "the request body's framing is not valid"),
+    (http_exceptions.InvalidURLError, "the request target is not a valid URL"),
 )
-_DEFAULT_DETAIL = "The request is not valid HTTP/1.1."
+_DEFAULT_DETAIL = "the request is not valid HTTP/1.1"
 
 
 def parse_error_detail(exc: BaseException | None) -> str:

@@ -275,8 +275,8 @@ async def test_down_upstream_gives_problem_json(stack: Stack, service: str) -> N
     assert headers["Retry-After"] == "5"
     assert headers["X-Request-ID"] == "down.1"
     assert body == {
-        "type": "about:blank",
-        "title": "Service Unavailable",
+        "type": "https://fixup.dev/problems/service-unavailable",
+        "title": "Service unavailable",
         "status": 503,
         "detail": "the upstream service is unavailable",
         "code": "SERVICE_UNAVAILABLE",

@@ -26,11 +26,11 @@ SECURITY = {
 CASES = {
     "bare LF in a header": (
         b"GET /health HTTP/1.1\r\nHost: x\r\nX-" + MARK + b": a\nb\r\n\r\n",
-        "The request is not valid HTTP/1.1.",
+        "the request is not valid HTTP/1.1",
     ),
     "bare LF line ends": (
         b"GET /health?" + MARK + b" HTTP/1.1\nHost: x\n\n",
-        "The request line is not valid HTTP/1.1.",
+        "the request line is not valid HTTP/1.1",
     ),
     "bad method": (b"G(" + MARK + b" /health HTTP/1.1\r\nHost: x\r\n\r\n", None),
     "invalid chunk size": (
@@ -46,11 +46,11 @@ CASES = {
     ),
     "oversized header": (
         b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + MARK * 1000 + b"\r\n\r\n",
-        "The request line or a header field is too long.",
+        "the request line or a header field is too long",
     ),
     "oversized request line": (
         b"GET /" + MARK * 1000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-        "The request line or a header field is too long.",
+        "the request line or a header field is too long",
     ),
     "bytes that are not UTF-8": (b"GET /health HTTP/1.1\r\n\xff" + MARK + b"\r\n\r\n", None),
     "TLS on the plain port": (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + MARK, None),

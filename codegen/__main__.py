@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 import os
 import re
@@ -38,9 +39,37 @@ def mysql_set_types(files: list[Path]) -> frozenset[str]:
     return frozenset(found)
 
 
+OPTIONS = {"driver", "types_lock", "overrides"}
+OVERRIDE_KEYS = {"db_type", "column", "py_type", "import"}
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """An unknown or mistyped option is an error naming it (sqlc checks its own so)."""
+    for name in sorted(set(options) - OPTIONS):
+        close = difflib.get_close_matches(name, OPTIONS, n=1)
+        maybe = f" (did you mean {close[0]!r}?)" if close else ""
+        raise CodegenError(
+            f"unknown option {name!r} in sqlc.yaml{maybe}; known: {', '.join(sorted(OPTIONS))}"
+        )
+    overrides = options.get("overrides", [])
+    if not isinstance(overrides, list):
+        raise CodegenError("option 'overrides' must be a list of {db_type|column, py_type}")
+    for item in overrides:
+        unknown = sorted(set(item) - OVERRIDE_KEYS) if isinstance(item, dict) else []
+        if unknown:
+            raise CodegenError(
+                f"unknown key {unknown[0]!r} in override {item}; "
+                f"known: {', '.join(sorted(OVERRIDE_KEYS))}"
+            )
+    for name in ("driver", "types_lock"):
+        if name in options and not isinstance(options[name], str):
+            raise CodegenError(f"option {name!r} must be a string, not {options[name]!r}")
+
+
 def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
     request = Request.parse(raw)
     options = request.options
+    check_options(options)
     driver = options.get("driver") or ("asyncpg" if request.engine == "postgresql" else "aiomysql")
     expected = "asyncpg" if request.engine == "postgresql" else "aiomysql"
     if driver != expected:
@@ -57,6 +86,7 @@ def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
         cls = mapper.enum_class(name)
         mapper.composites[name] = (f"{cls}Record" if cls in model_classes else cls, attributes)
     planner = Planner(request, mapper, lock, strict=bool(os.environ.get("FIXUP_SQLC_STRICT")))
+    planner.refused = typeslock.load_refused(lock_path)
     if lock and lock_schema != typeslock.schema_hash(schema_files):
         planner.warn("types.lock.json was made for another schema (run make sqlc-types)")
         planner.lock = {}

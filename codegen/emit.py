@@ -218,7 +218,8 @@ class Emitter:
         return f"models.{plan.row_class}" if plan.row_is_model else str(plan.row_class)
 
     def args(self, plan: QueryPlan, holder: str = "") -> list[str]:
-        return [_param(f"{holder}{p.name}", p.type) for p in plan.params]
+        by_name = {p.name: p for p in plan.params}  # a parameter bound twice: its one type
+        return [_param(f"{holder}{b.name}", by_name[b.name].type) for b in plan.bind or plan.params]
 
     def render_function(self, src: Source, plan: QueryPlan) -> None:
         cmd = plan.query.cmd

@@ -311,40 +311,76 @@ def _mysql_rules(sql: str, catalog: Catalog) -> list[Rule] | None:
     tree = sqlglot.parse_one(sql, read="mysql")
     if not isinstance(tree, exp.Select):
         return None
-    nullable_tables: set[str] = set()
-    tables: dict[str, str] = {}
-    for table in tree.find_all(exp.Table):
-        tables[table.alias_or_name] = table.name
+    return _mysql_select(tree, catalog, {})
+
+
+Columns = dict[str, Rule]
+
+
+def _mysql_select(tree: exp.Select, catalog: Catalog, outer_ctes: dict[str, Columns]) -> list[Rule]:
+    """Like the PostgreSQL rules: columns resolved through tables, CTEs, derived tables and
+    the nullable side of outer joins."""
+    ctes = dict(outer_ctes)
+    with_clause = tree.args.get("with") or tree.args.get("with_")
+    for cte in with_clause.expressions if with_clause is not None else ():
+        if isinstance(cte.this, exp.Select):
+            ctes[cte.alias_or_name] = _mysql_columns(cte.this, catalog, ctes)
+    relations: dict[str, Columns] = {}
+    nullable: set[str] = set()
+
+    def add(source: exp.Expression, *, is_nullable: bool) -> None:
+        found = _mysql_relation(source, catalog, ctes)
+        if found is not None:
+            relations[found[0]] = found[1]
+            if is_nullable:
+                nullable.add(found[0])
+
+    source = tree.args.get("from") or tree.args.get("from_")
+    if source is not None:
+        add(source.this, is_nullable=False)
     for join in tree.args.get("joins") or ():
         side = join.args.get("side", "").upper()
-        if side == "LEFT":
-            nullable_tables.add(join.this.alias_or_name)
         if side == "RIGHT":
-            source = tree.args.get("from") or tree.args.get("from_")
-            if source is not None:
-                nullable_tables.add(source.this.alias_or_name)
+            nullable.update(relations)
+        add(join.this, is_nullable=side == "LEFT")
+
+    def rule(alias: str, name: str) -> Rule:
+        return True if alias in nullable else relations[alias][name]
 
     def column(node: exp.Column) -> Rule:
-        owner = node.table
-        if owner in nullable_tables:
-            return True
-        candidates = [owner] if owner else list(tables)
-        found = [
-            catalog[tables[a]][node.name]
-            for a in candidates
-            if a in tables and node.name in catalog.get(tables[a], {})
-        ]
-        if len(found) != 1:
-            return None
-        if not owner and any(a in nullable_tables for a in candidates):
-            owners = [a for a in candidates if node.name in catalog.get(tables.get(a, ""), {})]
-            if any(a in nullable_tables for a in owners):
-                return True
-        return not found[0]
+        candidates = [node.table] if node.table else list(relations)
+        found = [a for a in candidates if node.name in relations.get(a, {})]
+        return rule(found[0], node.name) if len(found) == 1 else None
 
-    return [
-        _mysql_expr(e.this if isinstance(e, exp.Alias) else e, column) for e in tree.expressions
-    ]
+    rules: list[Rule] = []
+    for e in tree.expressions:
+        star_of = e.table if isinstance(e, exp.Column) and isinstance(e.this, exp.Star) else None
+        if isinstance(e, exp.Star) or star_of is not None:
+            for alias in [star_of] if star_of else list(relations):
+                rules += [rule(alias, name) for name in relations.get(alias or "", {})]
+        else:
+            rules.append(_mysql_expr(e.this if isinstance(e, exp.Alias) else e, column))
+    return rules
+
+
+def _mysql_columns(select: exp.Select, catalog: Catalog, ctes: dict[str, Columns]) -> Columns:
+    names = [e.alias_or_name for e in select.expressions]
+    return dict(zip(names, _mysql_select(select, catalog, ctes), strict=False))
+
+
+def _mysql_relation(
+    source: exp.Expression, catalog: Catalog, ctes: dict[str, Columns]
+) -> tuple[str, Columns] | None:
+    if isinstance(source, exp.Table):
+        if not source.db and source.name in ctes:
+            return source.alias_or_name, dict(ctes[source.name])
+        table = catalog.get(source.name)
+        if table is None:
+            return None
+        return source.alias_or_name, {c: not not_null for c, not_null in table.items()}
+    if isinstance(source, exp.Subquery) and isinstance(source.this, exp.Select):
+        return source.alias_or_name, _mysql_columns(source.this, catalog, ctes)
+    return None
 
 
 def _mysql_expr(node: exp.Expression, column: Any) -> Rule:

@@ -14,7 +14,7 @@ from codegen.naming import pascal, snake
 from codegen.nullability import target_rules
 from codegen.pytypes import PyType, TypeMapper
 from codegen.request import Column, Query, Request, Table
-from codegen.typeslock import LockEntry, sql_hash
+from codegen.typeslock import LockEntry, Refused, sql_hash
 
 UNKNOWN_TYPES = {"any", "anyarray", "anyelement", ""}
 ROW_COMMANDS = {":one", ":many", ":batchone", ":batchmany"}
@@ -56,6 +56,8 @@ class QueryPlan:
     row_fields: list[Field | Embed] = field(default_factory=list)
     scalar: PyType | None = None
     params_class: str | None = None
+    # one per placeholder, in order: a MySQL named parameter used twice is bound twice
+    bind: list[Field] = field(default_factory=list)
 
     @property
     def result_type(self) -> str:
@@ -99,6 +101,7 @@ class Planner:
         self.lock = lock
         self.strict = strict  # make sqlc-check: a stale or missing lock entry is an error
         self.warnings: list[str] = []
+        self.refused: Refused = {}  # from the lock: queries the server refused
         mapper.warn = self.warn  # an unmappable type: Any and a warning (strict: an error)
         self.catalog = {
             name: {c.name: c.not_null for c in table.columns}
@@ -129,6 +132,9 @@ class Planner:
                 f"{where}: :execlastid on PostgreSQL needs a one-column RETURNING clause "
                 f"(found {len(q.columns)} result columns)"
             )
+        refused = self.refused.get(q.name)
+        if refused is not None and refused[0] == sql_hash(q.text):
+            raise CodegenError(refused[1])
         entry = self.lock.get(q.name)
         if entry is not None and entry.sql_sha256 != sql_hash(q.text):
             self.warn(f"{where}: types.lock.json is stale (run make sqlc-types)")
@@ -136,9 +142,8 @@ class Planner:
         elif entry is None and self.lock_expected(q):
             self.warn(f"{where}: not in types.lock.json; using sqlc's types")
         try:
-            plan = QueryPlan(
-                q, snake(q.name), self.sql_text(q, where), self.params(q, entry, where)
-            )
+            bind = self.params(q, entry, where)
+            plan = QueryPlan(q, snake(q.name), self.sql_text(q, where), _unique(bind), bind=bind)
             if q.cmd in ROW_COMMANDS:  # :exec & co. ignore what a statement returns
                 self.result(plan, entry, where)
         except CodegenError as exc:
@@ -206,12 +211,18 @@ class Planner:
                 )
         fields: list[Field] = []
         seen: set[str] = set()
+        named: dict[str, str] = {}  # a MySQL sqlc.arg(x) used again: the same argument
         for index, param in enumerate(ordered):
             col = param.column
             name = snake(col.name) if col.name else f"p{param.number}"
-            while name in seen:
-                name += "_"
-            seen.add(name)
+            if mysql and col.is_named_param and col.name in named:
+                name = named[col.name]
+            else:
+                while name in seen:
+                    name += "_"
+                seen.add(name)
+                if mysql and col.is_named_param:
+                    named[col.name] = name
             # PostgreSQL: the server's parameter types always (sqlc keeps a column's type
             # where the server infers another, e.g. `jsonb ? $1` is text); MySQL: only
             # where sqlc says `any` (the lock judges it from the column it meets).
@@ -283,6 +294,16 @@ class Planner:
         if any(c.not_null != t.not_null for c, t in zip(q.columns, table.columns, strict=True)):
             return None  # e.g. a LEFT JOIN made them nullable
         return table
+
+
+def _unique(bind: list[Field]) -> list[Field]:
+    """The function's parameters: one per name, typed by the use that knows its type."""
+    by_name: dict[str, Field] = {}
+    for f in bind:
+        known = by_name.get(f.name)
+        if known is None or known.type.annotation == "Any":
+            by_name[f.name] = f
+    return list(by_name.values())
 
 
 def _with_nullability(col: Column, not_null: bool) -> Column:

@@ -154,6 +154,8 @@ MYSQL: dict[str, PyType] = {
     **dict.fromkeys(
         ["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year", "serial"], INT
     ),
+    # CAST(x AS SIGNED|UNSIGNED): sqlc says `bigint signed` / `bigint unsigned`
+    **dict.fromkeys(["bigint signed", "bigint unsigned", "signed", "unsigned"], INT),
     **dict.fromkeys(["decimal", "numeric", "dec", "fixed"], DECIMAL),
     **dict.fromkeys(["float", "double", "real", "double precision"], FLOAT),
     **dict.fromkeys(

@@ -37,6 +37,7 @@ class Column:
     original_name: str
     is_sqlc_slice: bool
     embed_table: str | None
+    is_named_param: bool = False
 
     @staticmethod
     def parse(raw: dict[str, Any]) -> Column:
@@ -58,6 +59,7 @@ class Column:
             original_name=raw.get("original_name", ""),
             is_sqlc_slice=bool(raw.get("is_sqlc_slice")),
             embed_table=_rel(raw.get("embed_table") or None),
+            is_named_param=bool(raw.get("is_named_param")),
         )
 
 

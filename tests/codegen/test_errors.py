@@ -60,7 +60,7 @@ def test_unmappable_type_is_any_with_a_warning(
 ) -> None:
     root = project(tmp_path, "-- name: GetDoc :one\nSELECT doc FROM t WHERE id = $1;\n")
     sqlc.run_sqlc(root)
-    assert "def get_doc(conn: PgConn, *, id: int) -> Any | None:" in (root / "out/q.py").read_text()
+    assert "def get_doc(conn: PgConn, *, id: int) -> Any:" in (root / "out/q.py").read_text()
     assert "doc: Any" in (root / "out/models.py").read_text()
     warning = capsys.readouterr().err
     assert "query GetDoc: column 'doc' has type 'pg_snapshot' that the plugin cannot map" in warning
@@ -136,9 +136,11 @@ def test_an_unpreparable_query_is_named_and_the_others_locked(
         sqlc.types(str(root))
     message = str(info.value)
     assert (
-        'q.sql: query Broken: server says: invalid input syntax for type bigint: "not a' in message
+        'queries/q.sql:1: query Broken: server says: invalid input syntax for type bigint: "not a'
+        in message
     )
     lock = json.loads((root / "types.lock.json").read_text())
     assert lock["queries"]["GetName"]["columns"] == ["text"]
     assert lock["queries"]["GetName"]["params"] == ["int8"]
     assert "Broken" not in lock["queries"]
+    assert "invalid input syntax" in lock["refused"]["Broken"]["message"]

@@ -10,9 +10,9 @@ from codegen.errors import CodegenError
 from codegen.naming import enum_member, enum_members, pascal, snake
 from codegen.nullability import target_rules
 from codegen.plan import mysql_placeholders, pg_slices, singular
+from codegen.runtime import expand_slices, status_rows
 from codegen.typeslock import schema_paths, up_section
-from lib.db.runtime import expand_slices, status_rows
-from tools.sqlc import _mysql_args
+from tools.sqlc_types import _mysql_args
 
 
 @pytest.mark.parametrize(

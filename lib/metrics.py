@@ -2,9 +2,18 @@
 
 With WORKERS > 1 prometheus_client's multiprocess mode is on
 (PROMETHEUS_MULTIPROC_DIR), and /metrics sums all workers (see lib.http.health).
+
+Every series a dashboard or rule reads exists from start-up, at 0: a labelled child that
+appeared only with its first event would show "No data" instead of 0, and `rate()` would
+miss that first event (it needs two samples). The module that owns a metric creates its
+known children when it starts (the pool its `service`, a breaker its `dependency`, the
+request metrics below every route); tests/e2e/test_metrics_from_startup.py reads every
+dashboard and rule expression and checks each named series on freshly started services.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -65,3 +74,26 @@ GRPC_DURATION = Histogram(
     ["method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+
+# The statuses a service answers on its own failure (unhandled error, a pool or dependency
+# unavailable): created for every route at start-up, so the first one counts in the error
+# ratio. Other statuses appear with their first request.
+FAILURE_STATUSES = ("500", "503")
+FAILURE_CODES = ("INTERNAL", "UNAVAILABLE")  # their gRPC counterparts
+
+
+def start_http_series(service: str, routes: Iterable[tuple[str, str]]) -> None:
+    """The request series of every (method, route template), at 0."""
+    HTTP_IN_FLIGHT.labels(service)
+    for method, route in routes:
+        HTTP_DURATION.labels(service, method, route)
+        for status in FAILURE_STATUSES:
+            HTTP_REQUESTS.labels(service, method, route, status)
+
+
+def start_grpc_series(methods: Iterable[str]) -> None:
+    """The call series of every gRPC method (`/package.Service/Method`), at 0."""
+    for method in methods:
+        GRPC_DURATION.labels(method)
+        for code in FAILURE_CODES:
+            GRPC_HANDLED.labels(method, code)

@@ -28,6 +28,12 @@ class Service:
     engine: Engine
     built: bool
     grpc_port: int | None = None
+    # what its dashboard shows beyond requests and the pool, each series exported from
+    # start-up (tests/e2e/test_metrics_from_startup.py): the dependencies it calls through
+    # a circuit breaker (`circuit_breaker_state{dependency}`), and whether it relays an
+    # outbox (`outbox_pending`)
+    breakers: tuple[str, ...] = ()
+    outbox: bool = False
 
     @property
     def http_port(self) -> int:
@@ -55,11 +61,29 @@ class Service:
 
 SERVICES: tuple[Service, ...] = (
     Service("departments", 1, (8101,), "departments", "postgresql", built=True),
-    Service("users", 2, (8102,), "users", "postgresql", built=True),
+    Service(
+        "users",
+        2,
+        (8102,),
+        "users",
+        "postgresql",
+        built=True,
+        breakers=("departments", "points"),
+        outbox=True,
+    ),
     Service("catalog", 3, (8103,), "catalog", "postgresql", built=True),
-    Service("orders", 4, (8104,), "orders", "postgresql", built=True),
+    Service(
+        "orders",
+        4,
+        (8104,),
+        "orders",
+        "postgresql",
+        built=True,
+        breakers=("catalog", "points", "users"),
+        outbox=True,
+    ),
     # two replicas: WebSocket fan-out across processes goes through Redis
-    Service("chat", 5, (8105, 8106), "chat", "postgresql", built=True),
+    Service("chat", 5, (8105, 8106), "chat", "postgresql", built=True, breakers=("orders",)),
     Service("points", 6, (9105,), "points", "mysql", built=True, grpc_port=50051),
 )
 BY_NAME: dict[str, Service] = {service.name: service for service in SERVICES}

@@ -80,8 +80,10 @@ def overview() -> list[Panel]:
 
 
 def service_panels(service: registry.Service) -> list[Panel]:
+    """Only what the service exports (from start-up): no panel that is "No data" forever.
+    A gRPC service has no HTTP API (its side port serves probes and /metrics only)."""
     s = f'service="{service.name}"'
-    panels = [
+    http = [
         p(
             "Requests by route and status",
             "reqps",
@@ -100,19 +102,26 @@ def service_panels(service: registry.Service) -> list[Panel]:
             },
         ),
         p("In flight", "short", **{"in flight": f"sum(http_requests_in_flight{{{s}}})"}),
+    ]
+    panels = [] if service.grpc_port is not None else http
+    panels += [
         p("DB pool", "short", **{"{{state}}": f"sum by (state) (db_pool_connections{{{s}}})"}),
         p(
             "DB pool acquire timeouts",
             "reqps",
             timeouts=f"sum(rate(db_pool_acquire_timeouts_total{{{s}}}[5m]))",
         ),
-        p(
-            "Circuit breakers (0 closed, 1 open, 2 half-open)",
-            "short",
-            **{"{{dependency}}": f"max by (dependency) (circuit_breaker_state{{{s}}})"},
-        ),
-        p("Outbox pending", "short", pending=f"max(outbox_pending{{{s}}})"),
     ]
+    if service.breakers:
+        panels.append(
+            p(
+                "Circuit breakers (0 closed, 1 open, 2 half-open)",
+                "short",
+                **{"{{dependency}}": f"max by (dependency) (circuit_breaker_state{{{s}}})"},
+            )
+        )
+    if service.outbox:
+        panels.append(p("Outbox pending", "short", pending=f"max(outbox_pending{{{s}}})"))
     if service.grpc_port is not None:
         job = f'job="{service.name}"'
         panels += [

@@ -372,5 +372,7 @@ async def connect(
             await asyncio.sleep(delay)
             continue
         database.acquire_timeout, database.service = acquire_timeout, service
+        if service:
+            DB_POOL_TIMEOUTS.labels(service)  # exported at 0 from the start (lib/metrics.py)
         return database
     raise AssertionError("unreachable")

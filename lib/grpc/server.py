@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from lib import tracing
 from lib.grpc.adapter import Servable, generic_handlers, service_names
 from lib.grpc.interceptors import AccessInterceptor, RequestIdInterceptor
+from lib.metrics import start_grpc_series
 
 
 def _add_file(pool: descriptor_pool.DescriptorPool, file: FileDescriptor, seen: set[str]) -> None:
@@ -78,6 +79,7 @@ async def serve(
     for service in services:
         server.add_generic_rpc_handlers(generic_handlers(service))
         names += service_names(service)
+        start_grpc_series(service.__mapping__())
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

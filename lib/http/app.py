@@ -20,7 +20,7 @@ from lib.http.body import MAX_BODY
 from lib.http.health import add_common_routes
 from lib.http.keys import AUTH, DB, LIMITS, REDIS, REVOCATIONS, SETTINGS
 from lib.logging import get_logger
-from lib.metrics import DB_POOL
+from lib.metrics import DB_POOL, start_http_series
 from lib.profiling import port_for, profiling_ctx
 from lib.resilience.ratelimit import RateLimitStore, make_rate_limiter
 
@@ -139,4 +139,16 @@ def create_app(
     app.cleanup_ctx.extend(cleanup)
     add_common_routes(app, settings.service, title, version)
     app.add_routes(routes)
+    app.on_startup.append(start_request_series)
     return app
+
+
+async def start_request_series(app: web.Application) -> None:
+    """The request metrics of every route at 0 before the first request (lib/metrics.py);
+    at start-up, when the services' own routes are all added."""
+    routes = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None and route.method not in ("HEAD", "*")
+    }
+    start_http_series(app[SETTINGS].service, sorted(routes))

@@ -9,6 +9,7 @@ from observability.nginx_exporter.parse import Entry, ParseError, parse_line
 from observability.nginx_exporter.routes import Templater
 
 LABELS = ("status_code", "method", "path")
+GATEWAY_FAILURE = "502"  # the upstream refused or failed: NGINX's own answer
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 75.0)
 
 
@@ -44,6 +45,11 @@ class AccessLogMetrics:
         )
         for reason in ("rename", "truncate"):
             self.reopened.labels(reason)
+        # the series the overview and GatewayErrorRatio read, at 0 before the first request
+        # (lib/metrics.py says why): NGINX's own failure status on every route it knows
+        for path in sorted(templater.labels()):
+            self.requests.labels(GATEWAY_FAILURE, "GET", path)
+            self.duration.labels(GATEWAY_FAILURE, "GET", path)
         self.lines = Counter(
             "nginx_exporter_lines", "access-log lines read (parsed or not)", registry=registry
         )

@@ -133,6 +133,7 @@ def relay_ctx(settings: OrdersSettings) -> Callable[[web.Application], AsyncIter
         if not settings.points_grpc_addr:
             yield
             return
+        from lib.clients.http import gauge_breaker
         from lib.clients.points import PointsClient
         from lib.grpc.client import ChannelPool
         from lib.resilience.breaker import CircuitBreaker
@@ -141,6 +142,7 @@ def relay_ctx(settings: OrdersSettings) -> Callable[[web.Application], AsyncIter
         breaker = CircuitBreaker(
             "points", failure_threshold=3, reset_timeout=settings.outbox_interval
         )
+        gauge_breaker(settings.service, "points", breaker)
         points = PointsClient(pool, timeout=settings.points_timeout, breaker=breaker)
         relay = OutboxRelay(
             app[DB],

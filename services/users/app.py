@@ -52,6 +52,7 @@ def create_app(
 
 async def grpc_points(settings: UsersSettings) -> AsyncIterator[PointsLookup | None]:
     """The pooled gRPC client of the points service, behind a circuit breaker."""
+    from lib.clients.http import gauge_breaker
     from lib.clients.points import PointsClient
     from lib.grpc.client import ChannelPool
     from lib.resilience.breaker import CircuitBreaker
@@ -65,6 +66,7 @@ async def grpc_points(settings: UsersSettings) -> AsyncIterator[PointsLookup | N
         failure_threshold=settings.points_breaker_threshold,
         reset_timeout=settings.points_breaker_reset,
     )
+    gauge_breaker(settings.service, "points", breaker)
     try:
         yield PointsClient(pool, timeout=settings.points_timeout, breaker=breaker)
     finally:

@@ -3,8 +3,7 @@
 promtool checks the config and runs the rules' unit tests; a live stack (services, NGINX,
 exporters, Debian's prometheus scraping every 1 s) gets a short bounded load, then every
 target must be up and every rule and panel expression must parse and name only metrics
-that really have data. Metrics declared by lib/metrics.py for features not built yet
-(DECLARED_ONLY) have no sample: they pass when a real /metrics declares them (`# TYPE`).
+that really have data (every series exists from start-up: test_metrics_from_startup.py).
 cAdvisor runs in Compose only: its metrics (container_*) are checked by name only.
 """
 
@@ -31,8 +30,6 @@ from tools import dashboards, prometheus
 
 RULES = prometheus.RULES / "fixup.yml"
 RULE_TESTS = prometheus.HERE / "tests" / "fixup_test.yml"
-# set by features not built yet (breakers in use, the outbox relay): declared, no sample
-DECLARED_ONLY = {"circuit_breaker_state", "outbox_pending"}
 COMPOSE_ONLY_PREFIX = "container_"  # cAdvisor
 # the dashboards whose every panel must return data here (service-departments stands for
 # the per-service template: the same panels, its own `service` label)
@@ -106,14 +103,6 @@ async def load(live: Live) -> None:
     assert 503 in statuses[3:], f"no pool 503 within {LOAD_SECONDS}s"
 
 
-async def declared(live: Live) -> set[str]:
-    """Metric names a real service's /metrics declares (`# TYPE name ...`)."""
-    url = live.services["users"].url + "/metrics"
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
-        text = await resp.text()
-    return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
-
-
 async def has_data(live: Live, name: str) -> bool:
     body = await live.query(f'count({{__name__="{name}"}})')
     return body["status"] == "success" and bool(body["data"]["result"])
@@ -137,7 +126,7 @@ async def test_live_prometheus_scrapes_every_target_and_every_expression_has_dat
         for board, panels in panel_exprs().items():
             exprs |= {f"{board}: {title} [{e}]": e for title, e in panels}
         names = {n for e in exprs.values() for n in metric_names(e)}
-        wanted = {n for n in names if n not in DECLARED_ONLY and not n.startswith("container_")}
+        wanted = {n for n in names if not n.startswith(COMPOSE_ONLY_PREFIX)}
 
         async def every_metric() -> bool:
             return all([await has_data(live, n) for n in sorted(wanted)])
@@ -147,7 +136,6 @@ async def test_live_prometheus_scrapes_every_target_and_every_expression_has_dat
         except AssertionError:
             missing = [n for n in sorted(wanted) if not await has_data(live, n)]
             raise AssertionError(f"metrics nobody exports: {missing}") from None
-        assert await declared(live) >= DECLARED_ONLY
         assert "container_cpu_usage_seconds_total" in names  # the containers dashboard
 
         async def panels_return_data() -> bool:
@@ -167,8 +155,6 @@ async def empty_panels(live: Live) -> list[str]:
         if board not in MUST_RETURN_DATA:
             continue
         for title, expr in panels:
-            if metric_names(expr) & DECLARED_ONLY:
-                continue
             result: list[Any] = (await live.query(expr))["data"]["result"]
             if not result:
                 empty.append(f"{board}: {title}: {expr}")

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-reliability test-unit migrate-up migrate-down migrate-status \
-	migrate-new seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
+	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample
 
 help: ## list the targets
@@ -62,8 +62,14 @@ migrate-down: install check-db ## roll back one migration: db=X [steps=N | all=1
 migrate-status: install check-db ## applied / pending migrations: db=X
 	$(PY) -m tools.migrate status $(db)
 
-migrate-new: install check-db ## new migration pair: db=X name=Y
-	$(PY) -m tools.migrate new $(db) --name "$(name)"
+migrate-new: install check-db ## new migration pair from the online-safe template: db=X name=Y [index=1]
+	$(PY) -m tools.migrate new $(db) --name "$(name)" $(if $(index),--index)
+
+migrate-lint: install ## every migration online-safe: squawk (.squawk.toml), MariaDB ALTERs, no drop of what sql/ reads
+	$(PY) -m tools.migrate_lint
+
+migrate-compat: install ## the previous release's API tests against the schema after the new migrations (base=REV)
+	$(PY) -m tools.migrate_compat $(if $(base),--base $(base))
 
 seed: install ## migrate every db and load the demo data (idempotent)
 	$(PY) -m tools.seed

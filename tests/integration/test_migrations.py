@@ -96,8 +96,9 @@ def test_new_writes_the_pair_and_lists_it_in_sqlc_yaml(layout: Path) -> None:
     config = layout / "sql" / "chat" / "sqlc.yaml"
     original = config.read_text()
     before = yaml.safe_load(original)["sql"][0]["schema"]
-    up_file, down_file = migrate.new("chat", "add_flags", root=layout)
-    up_2, down_2 = migrate.new("chat", "add_more", root=layout)
+    up_file, down_file, listed = migrate.new("chat", "add_flags", root=layout)
+    up_2, down_2, _ = migrate.new("chat", "add_more", root=layout)
+    assert listed == config
 
     assert up_file.name == f"{len(before) + 1:04d}_add_flags.sql"
     assert down_file.name == f"{len(before) + 1:04d}_add_flags.rollback.sql"
@@ -137,7 +138,6 @@ def listing(root: Path) -> dict[str, bytes]:
         ("chat", "Bad Name", "lower_snake_case"),
         ("chat", "", "lower_snake_case"),
         ("nosuchdb", "add_x", "unknown db 'nosuchdb'"),
-        ("users", "add_x", "sql/users/sqlc.yaml not found"),
     ],
 )
 def test_new_refuses_bad_input_and_writes_nothing(
@@ -147,6 +147,19 @@ def test_new_refuses_bad_input_and_writes_nothing(
     with pytest.raises(ValueError, match=message):
         migrate.new(db, name, root=layout)
     assert listing(layout) == before
+
+
+def test_new_for_a_db_without_sqlc_yaml_writes_the_pair(layout: Path) -> None:
+    """A new service's db has no sql/<db>/sqlc.yaml before its first query: the migration
+    is still written (from the engine's template), and listed nowhere."""
+    before = listing(layout)
+    written = migrate.new("points", "add_x", root=layout)
+    assert [p.name for p in written] == ["0001_add_x.sql", "0001_add_x.rollback.sql"]
+    assert "ALGORITHM=INSTANT" in written[0].read_text()  # the MariaDB template
+    assert set(listing(layout)) - set(before) == {
+        "migrations/points/0001_add_x.sql",
+        "migrations/points/0001_add_x.rollback.sql",
+    }
 
 
 def test_new_without_a_schema_list_writes_nothing(layout: Path) -> None:

@@ -24,8 +24,9 @@ import aiohttp
 import pytest
 
 from tests.e2e.gateway_stack import Gateway, require_nginx
+from tests.e2e.raw_http import exchange, parse_responses
 from tests.servers import free_port
-from tools.service_process import PROCESS_MARGIN, Service
+from tools.service_process import Service
 
 BASE = "https://fixup.dev/problems/"
 SECURITY = {
@@ -150,19 +151,8 @@ async def fetch(
 
 async def raw(edge: Edge, request: bytes) -> tuple[int, dict[str, str], bytes]:
     """What aiohttp's client will not send: written to the socket as it is."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", edge.gateway.port)
-    try:
-        writer.write(request)
-        answer = await asyncio.wait_for(reader.read(), PROCESS_MARGIN)
-    finally:
-        writer.close()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), headers, body[: int(headers["content-length"])]
+    [answer] = parse_responses(await exchange(edge.gateway.port, request))
+    return answer
 
 
 def assert_problem(

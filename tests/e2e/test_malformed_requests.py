@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.raw_http import exchange, parse_responses
 from tests.servers import free_port
 from tools.service_process import PROCESS_MARGIN, Service
 
@@ -76,35 +77,6 @@ async def service(
         yield running
     finally:
         running.stop()
-
-
-async def exchange(port: int, *chunks: bytes) -> bytes:
-    """Send the chunks (one write each) and read until the service closes the connection
-    (it must: after a parse error the connection's framing is lost)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        for chunk in chunks:
-            writer.write(chunk)
-            await writer.drain()
-        return await asyncio.wait_for(reader.read(), PROCESS_MARGIN)
-    finally:
-        writer.close()
-
-
-def parse_responses(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
-    """Every response in `raw` (Content-Length framed, which is all these are)."""
-    found = []
-    while raw:
-        head, _, rest = raw.partition(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in header_lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers["content-length"])
-        found.append((int(status_line.split()[1]), headers, rest[:length]))
-        raw = rest[length:]
-    return found
 
 
 async def log_lines_of(service: Service, request_id: str) -> list[dict[str, Any]]:

@@ -52,6 +52,9 @@ def limits(url: str, **extra: Any) -> dict[str, Any]:
         "rate_limit_user_rate": SLOW,
         "rate_limit_user_burst": BURST,
         "rate_limit_redis_retry": 0.2,
+        # a stopped Redis refuses at once; a slow answer on a loaded machine must not
+        # start the outage early (the time-out itself: test_ratelimit_fallback)
+        "rate_limit_redis_timeout": 5.0,
         **extra,
     }
 

@@ -147,6 +147,7 @@ async def test_redis_stopped_rate_limits_fall_back_to_the_process_with_one_warni
         REDIS_URL=redis_server.url,
         RATE_LIMIT_IP_RATE="2",
         RATE_LIMIT_IP_BURST="5",
+        RATE_LIMIT_REDIS_TIMEOUT=str(PROCESS_MARGIN),  # stopped: refused at once anyway
     )
     service = await start("departments", env, tmp_path / "svc.log")
     url = f"{service.url}/v1/departments?limit=1"

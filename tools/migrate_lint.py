@@ -119,27 +119,56 @@ def is_transactional(text: str) -> bool:
 # --- what the code still reads ---------------------------------------------------------
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_STAR = re.compile(r"(?<!\()\*(?!\s*\))")  # SELECT * / RETURNING *, not count(*)
+_QUALIFIED_STAR = re.compile(r"\b(\w+)\s*\.\s*\*")
+_RETURNING_STAR = re.compile(r"\bRETURNING\s+\*", re.I)
+_WRITE_TARGET = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.I)
+_BARE_STAR = re.compile(r"(?<![.(\w])\s*\*(?!\s*\))")  # SELECT *, not count(*) or o.*
 
 
-def query_blocks(root: Path, db: str) -> list[tuple[set[str], bool]]:
-    """Per query of sql/<db>/queries (and sql/common): its words and whether it has `*`."""
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What one query of sql/<db>/queries names: its words, and the tables whose every
+    column it reads through `*` (every table it names when `all_star`)."""
+
+    words: frozenset[str]
+    starred: frozenset[str]
+    all_star: bool
+
+    @classmethod
+    def parse(cls, code: str) -> Query:
+        words = frozenset(w.lower() for w in _WORD.findall(code))
+        starred = set()
+        for m in _QUALIFIED_STAR.finditer(code):  # o.* -> the table aliased o (or named o)
+            alias = m.group(1)
+            starred.add(alias.lower())
+            if found := re.search(rf"\b(\w+)\s+(?:AS\s+)?{re.escape(alias)}\b", code, re.I):
+                starred.add(found.group(1).lower())
+        rest = _QUALIFIED_STAR.sub(" ", code)
+        if _RETURNING_STAR.search(rest) and (target := _WRITE_TARGET.search(rest)):
+            starred.add(target.group(1).lower())  # RETURNING *: the written table's columns
+            rest = _RETURNING_STAR.sub(" ", rest)
+        return cls(words, frozenset(starred), bool(_BARE_STAR.search(rest)))
+
+    def reads(self, table: str, column: str | None) -> bool:
+        """Conservative: a query naming the table and the column (or `*` of it) reads it."""
+        if table not in self.words:
+            return False
+        return column is None or column in self.words or self.all_star or table in self.starred
+
+
+def query_blocks(root: Path, db: str) -> list[Query]:
+    """Every query of sql/<db>/queries (and sql/common), comments removed."""
     files = sorted((root / "sql" / db / "queries").glob("*.sql"))
     files += sorted((root / "sql" / "common").glob("*.sql"))
-    blocks: list[tuple[set[str], bool]] = []
-    for path in files:
-        for block in re.split(r"^--\s*name:", path.read_text(), flags=re.MULTILINE):
-            code = _strip_comments(block)
-            blocks.append(({w.lower() for w in _WORD.findall(code)}, bool(_STAR.search(code))))
-    return blocks
+    return [
+        Query.parse(_strip_comments(block))
+        for path in files
+        for block in re.split(r"^--\s*name:", path.read_text(), flags=re.MULTILINE)
+    ]
 
 
-def is_read(blocks: list[tuple[set[str], bool]], table: str, column: str | None) -> bool:
-    """Conservative: a query naming the table and the column (or `*`) reads it."""
-    for words, star in blocks:
-        if table in words and (column is None or column in words or star):
-            return True
-    return False
+def is_read(queries: list[Query], table: str, column: str | None) -> bool:
+    return any(query.reads(table, column) for query in queries)
 
 
 _ALTER = re.compile(r"^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(\S+)\s+(.*)$", re.I | re.S)
@@ -153,9 +182,7 @@ _DROP_TABLE = re.compile(
 )
 
 
-def dropped_still_read(
-    path: str, stmts: list[Statement], blocks: list[tuple[set[str], bool]]
-) -> list[Finding]:
+def dropped_still_read(path: str, stmts: list[Statement], blocks: list[Query]) -> list[Finding]:
     """DROP COLUMN / DROP TABLE of what a query of sql/<db>/queries still reads."""
     found = []
     for stmt in stmts:
@@ -399,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", type=Path, help="default: every up-migration")
     args = parser.parse_args(argv)
     try:
-        found, skipped = lint([p.resolve() for p in args.files] or None)
+        found, skipped = lint([p.resolve() for p in args.files] or None, ROOT)
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"migrate-lint: {exc}", file=sys.stderr)
         return 2

@@ -14,13 +14,11 @@ with 503 and Retry-After instead of queueing without bound behind a login storm.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Literal, TypeVar
 
@@ -28,6 +26,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import Argon2Error
 
 from lib.errors import ServiceUnavailable
+from lib.resilience.bulkhead import Bulkhead
 
 T = TypeVar("T")
 ARGON2_DEFAULTS = {"ARGON2_TIME_COST": 3, "ARGON2_MEMORY_COST": 32768, "ARGON2_PARALLELISM": 1}
@@ -113,23 +112,22 @@ class BoundedHasher:
     def __init__(
         self, hasher: PasswordHasher, *, workers: int, queue: int, priority: Priority = "idle"
     ) -> None:
-        if workers < 1 or queue < 0:
-            raise ValueError("workers must be >= 1 and queue >= 0")
         self._hasher = hasher
-        self._executor = ThreadPoolExecutor(
-            max_workers=workers,
-            thread_name_prefix="argon2",
-            initializer=_yield_to_the_loop,
-            initargs=(priority,),
+        self._bulkhead = Bulkhead(
+            "argon2",
+            workers=workers,
+            queue=queue,
+            busy=HashingBusy,
+            busy_message="too many password checks in progress",
+            thread_init=_yield_to_the_loop,
+            thread_args=(priority,),
         )
-        self._capacity = workers + queue
-        self._pending = 0
         # an unknown email is checked against this, so it costs what a wrong password costs
         self._decoy: str | None = None  # made on first need: starting stays cheap
 
     @property
     def pending(self) -> int:
-        return self._pending
+        return self._bulkhead.pending
 
     async def hash(self, password: str) -> str:
         return await self._run(self._hasher.hash, password)
@@ -149,13 +147,7 @@ class BoundedHasher:
             return False
 
     async def _run(self, fn: Callable[..., T], *args: str) -> T:
-        if self._pending >= self._capacity:
-            raise HashingBusy("too many password checks in progress", retry_after=1.0)
-        self._pending += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        finally:
-            self._pending -= 1
+        return await self._bulkhead.run(fn, *args)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._bulkhead.close()

@@ -9,7 +9,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from lib.errors import ServiceUnavailable
 
@@ -22,13 +22,33 @@ class BulkheadFull(ServiceUnavailable):
 
 
 class Bulkhead:
-    def __init__(self, name: str, *, workers: int, queue: int) -> None:
+    """A refused call raises `busy` (a 503 with Retry-After: 1; BulkheadFull unless the
+    owner names its own); `thread_init(*thread_args)` runs once in each worker thread."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        workers: int,
+        queue: int,
+        busy: type[ServiceUnavailable] = BulkheadFull,
+        busy_message: str = "",
+        thread_init: Callable[..., object] | None = None,
+        thread_args: tuple[Any, ...] = (),
+    ) -> None:
         if workers < 1 or queue < 0:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self.name = name
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix=name,
+            initializer=thread_init,
+            initargs=thread_args,
+        )
         self._capacity = workers + queue
         self._pending = 0
+        self._busy = busy
+        self._busy_message = busy_message or f"too many {name} calls in progress"
 
     @property
     def pending(self) -> int:
@@ -36,9 +56,9 @@ class Bulkhead:
         return self._pending
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """`fn(*args, **kwargs)` in a worker thread; BulkheadFull when no slot is free."""
+        """`fn(*args, **kwargs)` in a worker thread; `busy` when no slot is free."""
         if self._pending >= self._capacity:
-            raise BulkheadFull(f"too many {self.name} calls in progress", retry_after=1.0)
+            raise self._busy(self._busy_message)
         self._pending += 1
         try:
             call = functools.partial(fn, *args, **kwargs)

@@ -1,4 +1,5 @@
-"""Entry point: `python -m codegen` reads sqlc's request on stdin, answers on stdout."""
+"""Entry point: `python -m codegen` (or the installed `sqlc-gen-fixup` command) reads
+sqlc's request on stdin, answers on stdout."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
 def main() -> int:
     try:
         raw = json.load(sys.stdin)
-        files = generate(raw, Path(os.environ.get("PWD", ".")))
+        files = generate(raw, Path(os.environ.get("PWD") or Path.cwd()))
     except CodegenError as exc:
         print(f"sqlc-gen-fixup: {exc}", file=sys.stderr)
         return 1

@@ -19,6 +19,8 @@ class AsyncpgEmitter(Emitter):
         args = "".join(f", {a}" for a in self.args(plan))
         build = row_builder(plan, "row", "models.")
         cmd = q.cmd
+        if cmd == ":one" and plan.scalar is not None and plan.scalar.annotation == "None":
+            return [f"await conn.fetchrow({const}{args})"]  # a void result: nothing to return
         if cmd == ":one":
             return [
                 f"row = await conn.fetchrow({const}{args})",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from codegen.errors import CodegenError
 
+# ruff beside the interpreter (a venv, the installed wheel's dependency), else on PATH
 RUFF = Path(sys.executable).with_name("ruff")
+if not RUFF.exists():
+    RUFF = Path(shutil.which("ruff") or "ruff")
 COMMON = [
     "--isolated",
     "--line-length",

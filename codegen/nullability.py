@@ -15,7 +15,14 @@ from typing import Any
 
 import sqlglot
 from pglast import ast, parse_sql
-from pglast.enums import A_Expr_Kind, JoinType, SetOperation, SubLinkType
+from pglast.enums import (
+    A_Expr_Kind,
+    BoolExprType,
+    JoinType,
+    NullTestType,
+    SetOperation,
+    SubLinkType,
+)
 from sqlglot import expressions as exp
 
 Rule = bool | None
@@ -44,6 +51,13 @@ NOT_NULL_FUNCS = {
     "version", "uuid_generate_v4", "num_nulls", "num_nonnulls",
 }  # fmt: skip
 JSON_OPERATORS = {"->", "->>", "#>", "#>>"}
+# NULL only over no row (or only NULL inputs): in a GROUP BY group there is a row
+EMPTY_SET_NULL = {
+    "min", "max", "sum", "avg", "bool_and", "bool_or", "every", "bit_and", "bit_or",
+    "bit_xor", "string_agg",
+}  # fmt: skip
+NEVER_NULL_IN_GROUP = {"array_agg", "json_agg", "jsonb_agg"}  # NULL inputs become elements
+DEFAULT_FRAME = 1058  # RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW: holds the row
 
 
 def target_rules(engine: str, sql: str, catalog: Catalog | None = None) -> list[Rule] | None:
@@ -79,10 +93,13 @@ def _one_false(rules: Iterable[Rule]) -> Rule:
 class Relation:
     columns: dict[str, Rule]
     nullable: bool = False  # the nullable side of an outer join: every column may be NULL
+    narrowed: set[str] = field(default_factory=set)  # `WHERE c IS NOT NULL` (AND-ed)
 
     def rule(self, column: str) -> Rule:
         if column not in self.columns:
             raise KeyError(column)
+        if column in self.narrowed:
+            return False
         return True if self.nullable else self.columns[column]
 
 
@@ -92,19 +109,24 @@ class Scope:
     ctes: dict[str, Relation]
     relations: dict[str, Relation] = field(default_factory=dict)
     parent: Scope | None = None
+    grouped: bool = False  # the SELECT has a GROUP BY: each group holds a row
 
     def child(self) -> Scope:
         return Scope(self.catalog, dict(self.ctes), {}, self)
 
+    def own(self, names: list[str]) -> Relation | None:
+        """The relation of this scope (not an outer one) that a column reference names."""
+        if len(names) >= 2:
+            return self.relations.get(names[-2])
+        found = [r for r in self.relations.values() if names[0] in r.columns]
+        return found[0] if len(found) == 1 else None
+
     def lookup(self, names: list[str]) -> Rule:
         scope: Scope | None = self
         while scope is not None:
-            if len(names) >= 2 and names[-2] in scope.relations:
-                return scope.relations[names[-2]].rule(names[-1])
-            if len(names) == 1:
-                found = [r for r in scope.relations.values() if names[0] in r.columns]
-                if len(found) == 1:
-                    return found[0].rule(names[0])
+            relation = scope.own(names)
+            if relation is not None:
+                return relation.rule(names[-1])
             scope = scope.parent
         return None
 
@@ -173,7 +195,28 @@ def _pg_select(stmt: Any, outer: Scope) -> list[Rule] | None:
         return [_any_true(column) for column in zip(*rows, strict=False)]
     for item in stmt.fromClause or ():
         _pg_from_item(item, scope, nullable=False)
+    _pg_narrow(stmt.whereClause, scope)
+    groups = stmt.groupClause or ()
+    scope.grouped = bool(groups) and not any(isinstance(g, ast.GroupingSet) for g in groups)
     return [_pg_expr(t.val, scope) for t in stmt.targetList or ()]
+
+
+def _pg_narrow(where: Any, scope: Scope) -> None:
+    """`WHERE c IS NOT NULL [AND ...]`: c is never NULL in the result (an OR-ed test
+    narrows nothing)."""
+    if isinstance(where, ast.BoolExpr) and where.boolop == BoolExprType.AND_EXPR:
+        for arg in where.args or ():
+            _pg_narrow(arg, scope)
+    elif (
+        isinstance(where, ast.NullTest)
+        and where.nulltesttype == NullTestType.IS_NOT_NULL
+        and isinstance(where.arg, ast.ColumnRef)
+    ):
+        names = [getattr(f, "sval", None) for f in where.arg.fields or ()]
+        if all(isinstance(n, str) for n in names):
+            relation = scope.own([str(n) for n in names])
+            if relation is not None and names[-1] in relation.columns:
+                relation.narrowed.add(str(names[-1]))
 
 
 def _pg_from_item(item: Any, scope: Scope, *, nullable: bool) -> None:
@@ -212,6 +255,24 @@ def _pg_func(node: ast.FuncCall, scope: Scope) -> Rule:
     args = [_pg_expr(arg, scope) for arg in node.args or ()]
     if name in NOT_NULL_FUNCS:
         return False
+    plain_aggregate = node.over is None and node.agg_filter is None
+    if plain_aggregate and scope.grouped and name in NEVER_NULL_IN_GROUP:
+        return False
+    if plain_aggregate and scope.grouped and name in EMPTY_SET_NULL:
+        return True if not args else _any_true(args[:1])
+    window = node.over
+    default_frame = (
+        window is not None
+        and window.name is None
+        and window.refname is None
+        and window.frameOptions == DEFAULT_FRAME
+    )
+    if name in ("first_value", "last_value") and default_frame and args:
+        return _any_true(args[:1])  # the frame holds the current row
+    if name in ("lead", "lag") and window is not None and len(args) == 3:
+        return _any_true([args[0], args[2]])  # past the edge: the default
+    if name == "format":  # a NULL argument is formatted as ''; only the format string counts
+        return args[0] if args else None
     if name in NULLABLE_AGGREGATES or name in NULLABLE_FUNCS:
         return True
     if name == "concat_ws":  # NULL arguments are skipped, a NULL separator is not
@@ -255,7 +316,11 @@ def _pg_expr(node: Any, scope: Scope) -> Rule:
             return False
         if kind == SubLinkType.EXPR_SUBLINK:  # no row: NULL
             return _pg_one_row_value(node.subselect, scope)
-        return True if _pg_expr(node.testexpr, scope) is True else None
+        left = _pg_expr(node.testexpr, scope)
+        right = _pg_select(node.subselect, scope) if kind == SubLinkType.ANY_SUBLINK else None
+        if left is True or not right or len(right) != 1:
+            return True if left is True else None
+        return _any_true([left, right[0]])  # `x IN (SELECT y ...)`: NULL when x or a y is
     if isinstance(node, ast.BoolExpr):
         return _any_true(_pg_expr(arg, scope) for arg in node.args or ())
     if isinstance(node, ast.A_Expr):

@@ -22,7 +22,7 @@ from tests.codegen.test_runtime_mysql import connect, sql
 from tests.servers import DatabaseFactory, Servers
 from tools import sqlc
 from tools.dbadmin import mysql_connect
-from tools.sqlc import apply_schema
+from tools.sqlc_types import apply_schema
 
 CASE = Path(__file__).parent / "conformance" / "mysql"
 SIDE_DATABASE = "fixup_conformance_side"

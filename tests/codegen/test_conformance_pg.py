@@ -18,7 +18,7 @@ import pytest
 from codegen.typeslock import schema_paths
 from tests.codegen.conformance import support
 from tests.servers import DatabaseFactory, Servers
-from tools.sqlc import apply_schema
+from tools.sqlc_types import apply_schema
 
 CASE = Path(__file__).parent / "conformance" / "pg"
 

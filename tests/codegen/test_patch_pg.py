@@ -27,7 +27,7 @@ from tests.codegen.patch_pg.db import listings as q
 from tests.codegen.patch_pg.db.models import Listing
 from tests.servers import DatabaseFactory
 from tools import sqlc
-from tools.sqlc import apply_schema
+from tools.sqlc_types import apply_schema
 
 SCHEMA = Path(__file__).parent / "patch_pg" / "schema.sql"
 Money = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]

@@ -23,7 +23,7 @@ from lib.db.runtime import ExecResult, expand_slices
 from tests.codegen.golden.mysql import gadgets as q
 from tests.codegen.golden.mysql.models import Gadget, GadgetsKind, Part
 from tests.servers import DatabaseFactory
-from tools.sqlc import apply_schema
+from tools.sqlc_types import apply_schema
 
 SCHEMA = Path(__file__).parent / "mysql" / "schema.sql"
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)

@@ -23,7 +23,7 @@ from tests.codegen.golden.pg import authors as q
 from tests.codegen.golden.pg import books as bq
 from tests.codegen.golden.pg.models import Author, Book, Mood
 from tests.servers import DatabaseFactory
-from tools.sqlc import apply_schema
+from tools.sqlc_types import apply_schema
 
 SCHEMA = Path(__file__).parent / "pg" / "schema.sql"
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)

@@ -68,7 +68,7 @@ POSTGRES: list[tuple[str, list[Rule] | None]] = [
     ),
     (
         "SELECT id IN (SELECT a_id FROM b), note IN (SELECT a_id FROM b), id = ANY(SELECT a_id FROM b) FROM a",
-        [None, True, None],
+        [False, True, False],  # both sides NOT NULL: never NULL
     ),
     ("SELECT id = 1 AND name = 'x', note = 1 OR id = 2, NOT id = 1 FROM a", [False, True, False]),
     ("SELECT id + 1, note + 1, id + f(), -id FROM a", [False, True, None, False]),

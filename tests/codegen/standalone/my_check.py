@@ -1,0 +1,43 @@
+"""Run in the fresh venv: the generated MySQL package against the server."""
+
+import asyncio
+import importlib.util
+import sys
+import typing
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiomysql
+import shop.my_queries as q
+
+assert importlib.util.find_spec("lib") is None, "the Fixup tree leaked into the fresh venv"
+
+SCHEMA = Path("my_schema.sql").read_text()
+
+
+async def main(dsn: str) -> None:
+    url = urlsplit(dsn)
+    conn = await aiomysql.connect(
+        host=url.hostname, port=url.port or 3306, user=url.username or "root",
+        password=url.password or "", db=url.path.lstrip("/"), autocommit=True,
+    )  # fmt: skip
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(SCHEMA)
+        for id_, nick, x, y in [(1, "ann", 1, 2), (2, "bob", None, 5)]:
+            result = await q.add_pair(conn, id=id_, nick=nick, x=x, y=y)
+            assert result.rows_affected == 1, result
+        assert [(r.id, r.total) for r in await q.totals(conn)] == [(1, 3), (2, None)]
+        assert await q.by_nick(conn, nick="bob") == [2]
+        assert await q.by_nick(conn, nick="") == [1, 2]
+        assert await q.above(conn, floor=0) == [1]
+        assert typing.get_type_hints(q.TotalsRow)["total"] == int | None
+        assert typing.get_type_hints(q.above)["floor"] is int
+        for fn in (q.add_pair, q.totals, q.by_nick, q.iter_totals):
+            typing.get_type_hints(fn)
+    finally:
+        conn.close()
+
+
+asyncio.run(main(sys.argv[1]))
+print("mysql ok")

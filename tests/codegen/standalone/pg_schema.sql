@@ -1,0 +1,7 @@
+CREATE TABLE shelf (
+    id       bigint PRIMARY KEY,
+    title    text NOT NULL,
+    subtitle text,
+    tags     jsonb NOT NULL DEFAULT '[]',
+    room_id  bigint
+);

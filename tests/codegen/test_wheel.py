@@ -1,0 +1,124 @@
+"""The plugin as a tool of its own: its wheel, installed into a fresh venv WITHOUT the Fixup
+tree, generates a small PostgreSQL and a small MySQL project, and the generated functions
+run against the real servers (tests/codegen/standalone/*_check.py run in that venv).
+
+The dependencies' wheels come from a wheelhouse outside the tree (~/.cache/fixup), filled
+once from PyPI with the versions installed here; later runs are offline.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import version
+from pathlib import Path
+
+from tests.servers import Servers
+from tools.databases import with_database
+from tools.dbadmin import create_database, drop_database
+from tools.sqlc_run import SQLC
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).parent / "standalone"
+DEPENDENCIES = ["orjson", "pglast", "sqlglot", "ruff", "asyncpg", "aiomysql", "PyMySQL"]
+WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fixup" / "wheels"
+TIMEOUT = 120  # each step; the whole test takes ~25 s
+
+
+def run(cmd: list[str], **kwargs: object) -> str:
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False, **kwargs
+    )  # type: ignore[call-overload]
+    assert proc.returncode == 0, f"{' '.join(map(str, cmd))}:\n{proc.stdout}\n{proc.stderr}"
+    return str(proc.stdout)
+
+
+def wheelhouse() -> Path:
+    pins = [f"{name}=={version(name)}" for name in DEPENDENCIES]
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:"]
+    run([*pip, "--no-index", "--find-links", str(WHEELHOUSE), "-d", str(WHEELHOUSE), *pins]) if (
+        _complete(pins)
+    ) else run([*pip, "-d", str(WHEELHOUSE), *pins])
+    return WHEELHOUSE
+
+
+def _complete(pins: list[str]) -> bool:
+    names = {
+        p.name.split("-")[0].lower() + "-" + p.name.split("-")[1] for p in WHEELHOUSE.glob("*.whl")
+    }
+    return all(pin.replace("==", "-").lower() in names for pin in pins)
+
+
+def build_wheel(tmp: Path) -> Path:
+    """The wheel of a copy of codegen/ (the build leaves nothing in the tree)."""
+    src = tmp / "src"
+    shutil.copytree(ROOT / "codegen", src, ignore=shutil.ignore_patterns("__pycache__", "bin"))
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp / "dist"), str(src)])  # fmt: skip
+    return next((tmp / "dist").glob("sqlc_gen_fixup-*.whl"))
+
+
+def project(tmp: Path, engine: str, prefix: str, plugin: Path) -> Path:
+    """A sqlc project generating package `shop` (modules <prefix>_queries) with the wheel."""
+    root = tmp / f"{prefix}_project"
+    (root / "queries").mkdir(parents=True)
+    shutil.copy(HERE / f"{prefix}_schema.sql", root / "schema.sql")
+    shutil.copy(HERE / f"{prefix}_queries.sql", root / "queries" / f"{prefix}_queries.sql")
+    driver = "asyncpg" if engine == "postgresql" else "aiomysql"
+    (root / "sqlc.yaml").write_text(
+        textwrap.dedent(f"""\
+        version: "2"
+        plugins:
+          - name: py
+            process: {{cmd: {plugin}, format: json}}
+        sql:
+          - engine: {engine}
+            schema: [schema.sql]
+            queries: queries
+            codegen:
+              - {{out: ../shop, plugin: py, options: {{driver: {driver}}}}}
+        """)
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp)}
+    run([str(SQLC), "generate"], cwd=root, env=env)
+    return root
+
+
+def test_the_wheel_generates_and_runs_without_the_fixup_tree(
+    tmp_path: Path, servers: Servers
+) -> None:
+    wheel = build_wheel(tmp_path)
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", str(venv)])
+    python = venv / "bin" / "python"
+    run([str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links",
+         str(wheelhouse()), f"{wheel}[asyncpg,aiomysql]"])  # fmt: skip
+    plugin = venv / "bin" / "sqlc-gen-fixup"
+    assert plugin.exists()
+    work = tmp_path / "work"
+    work.mkdir()
+    project(work, "postgresql", "pg", plugin)
+    project(work, "mysql", "my", plugin)
+    generated = (work / "shop" / "pg_queries.py").read_text()
+    assert "from codegen.runtime import" in generated
+    assert "lib." not in generated
+    for name in ("pg_check.py", "my_check.py", "pg_schema.sql", "my_schema.sql"):
+        shutil.copy(HERE / name, work / name)
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(work)}
+    label = f"fixup_wheel_{os.getpid()}"
+    for dsn, script, done in [
+        (with_database(servers.pg_dsn, label), "pg_check.py", "pg ok"),
+        (with_database(servers.mysql_dsn, label), "my_check.py", "mysql ok"),
+    ]:
+        create_database(dsn)
+        try:
+            assert done in run([str(python), "-P", script, dsn], cwd=work, env=env)
+        finally:
+            drop_database(dsn)
+    mypy = [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports", "shop"]
+    # mypy runs from the Fixup venv (the wheel does not ship it) on the generated package
+    run(mypy, cwd=work, env={**os.environ, "MYPYPATH": str(ROOT)})

@@ -212,8 +212,16 @@ class Planner:
         fields: list[Field] = []
         seen: set[str] = set()
         named: dict[str, str] = {}  # a MySQL sqlc.arg(x) used again: the same argument
+        # ... typed by the use sqlc knows (`nick = sqlc.arg(nick)`, not `sqlc.arg(nick) = ''`)
+        known = {
+            p.column.name: p.column
+            for p in reversed(ordered)
+            if mysql and p.column.is_named_param and p.column.type.name not in UNKNOWN_TYPES
+        }
         for index, param in enumerate(ordered):
             col = param.column
+            if mysql and col.is_named_param and col.type.name in UNKNOWN_TYPES:
+                col = known.get(col.name, col)
             name = snake(col.name) if col.name else f"p{param.number}"
             if mysql and col.is_named_param and col.name in named:
                 name = named[col.name]

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install lint format typecheck test test-reliability test-unit migrate-up migrate-down migrate-status \
+.PHONY: help install lint format typecheck test test-fast test-reliability test-unit migrate-up migrate-down migrate-status \
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample
 
@@ -33,10 +33,17 @@ format: install ## apply ruff's fixes and format
 typecheck: install ## mypy --strict on lib, codegen, services, tools
 	$(VENV)/bin/mypy
 
-test: install ## the whole suite against real PostgreSQL, MariaDB and Redis (installs nginx, chromium, npm deps)
+test: install ## the whole suite against real servers (installs nginx, chromium, npm deps); svc=X: one service's tests, no installs
+ifdef svc
+	$(VENV)/bin/pytest --svc=$(svc) $(PYTEST_ARGS)
+else
 	@$(PY) -m tools.packages ensure test
 	@$(MAKE) --no-print-directory swagger-deps || echo "note: the Swagger UI test needs: make swagger-deps"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+endif
+
+test-fast: install ## unit + codegen tests that need no server (about a minute, installs nothing beyond .venv)
+	$(VENV)/bin/pytest tests/unit tests/codegen --no-servers $(PYTEST_ARGS)
 
 test-reliability: install ## the full reliability suite (more fuzz cases, 60 s load phases; make test runs a bounded one)
 	RELIABILITY_FULL=1 $(VENV)/bin/pytest tests/reliability tests/e2e/test_chat_replicas.py -p no:randomly $(PYTEST_ARGS)

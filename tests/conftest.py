@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from lib import registry
 from tests.servers import RUN_ID, DatabaseFactory, Servers, ServerUnavailableError, resolve_servers
 from tools import migrate
 from tools.databases import get_database
@@ -64,6 +65,37 @@ def migrated_db(databases: DatabaseFactory) -> Callable[[str], str]:
 def redis_prefix() -> str:
     """Every key and channel a test writes starts with this; Redis is never flushed."""
     return f"fixup:test:{RUN_ID}:"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    names = [service.name for service in registry.SERVICES]
+    parser.addoption(
+        "--svc",
+        choices=names,
+        help="only one service's tests: files named for it or importing services.<svc>",
+    )
+    parser.addoption(
+        "--no-servers", action="store_true", help="only tests that need no database or Redis"
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    svc = config.getoption("--svc")
+    if not svc or not collection_path.name.startswith("test_") or collection_path.suffix != ".py":
+        return None
+    named = re.search(rf"(^|_){svc}(_|\.py$)", collection_path.name) is not None
+    imports = re.search(rf"\bservices[./]{svc}\b", collection_path.read_text()) is not None
+    return not (named or imports)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--no-servers drops every test that reaches a server through the `servers` fixture."""
+    if not config.getoption("--no-servers"):
+        return
+    needs = [item for item in items if "servers" in getattr(item, "fixturenames", ())]
+    if needs:
+        config.hook.pytest_deselected(items=needs)
+        items[:] = [item for item in items if item not in needs]
 
 
 _PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>

@@ -97,6 +97,10 @@ def backend_for(dsn: str, timeouts: Timeouts | None = None) -> DatabaseBackend:
 
 def _explain(migration: Migration, exc: Exception, timeouts: Timeouts) -> str:
     """A one-line reason for a failed migration: lock and statement timeouts by name."""
+    # MariaDB commits at each DDL statement, so yoyo's ROLLBACK TO SAVEPOINT after a failed
+    # one fails too (1305) and hides it: the first error of the chain is the reason
+    while isinstance(exc.__context__, Exception) and exc.__context__.args:
+        exc = exc.__context__
     code = getattr(getattr(exc, "diag", None), "sqlstate", None) or (
         exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     )

@@ -7,15 +7,19 @@ variants alike and the ratios stay meaningful when absolute times do not.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
+import shutil
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +166,68 @@ def percentile(values: list[float], pct: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+
+
+def parsed_answer(body: bytes) -> Any:
+    """A JSON body as values, so that answers of different encoders compare equal: times
+    as aware datetimes ("Z" and "+00:00" alike), numbers with a fraction as Decimal."""
+
+    def value(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: value(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [value(x) for x in v]
+        if isinstance(v, str) and _TIMESTAMP.match(v):
+            return datetime.datetime.fromisoformat(v)
+        return v
+
+    return value(json.loads(body, parse_float=Decimal))
+
+
+def sql_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def with_literals(sql: str, args: Sequence[Any]) -> str:
+    """`sql` with $1..$n replaced by the literals of `args` (pgbench has no NULL variable)."""
+    for n in range(len(args), 0, -1):  # $12 before $1
+        sql = sql.replace(f"${n}", sql_literal(args[n - 1]))
+    return sql
+
+
+def pgbench_binary() -> str:
+    found = shutil.which("pgbench") or next(
+        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None
+    )
+    if found is None:
+        raise SystemExit("pgbench is not installed (it comes with postgresql: tools/packages.py)")
+    return found
+
+
+def pgbench_tps(dsn: str, statements: Sequence[str], *, clients: int, seconds: float) -> float:
+    """The database's ceiling: how many times a second PostgreSQL alone runs `statements`
+    (one transaction-less script), prepared, with `clients` connections (pgbench -M prepared)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:
+        script.write("".join(s.strip().rstrip(";") + ";\n" for s in statements))
+        script.flush()
+        command = [
+            pgbench_binary(),
+            *("-n", "-M", "prepared", f"-c{clients}", f"-j{min(clients, 2)}"),
+            *(f"-T{max(1, round(seconds))}", "-f", script.name, dsn),
+        ]
+        out = subprocess.run(
+            command, capture_output=True, text=True, check=True, timeout=seconds + 60
+        ).stdout
+    found = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    if found is None:
+        raise RuntimeError(f"pgbench printed no tps:\n{out}")
+    return float(found[1])

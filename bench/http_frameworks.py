@@ -8,14 +8,18 @@ write instead, every server its own process, side by side in one run on loopback
               chain's depth costs by itself (server CPU per request, per layer)
   p1          FastAPI + SQLAlchemy async ORM + pydantic under uvicorn (bench/http_rivals.py)
   p2          FastAPI + raw asyncpg under uvicorn
+  litestar    Litestar + msgspec Structs + raw asyncpg (bench/http_peers.py)
+  blacksheep  BlackSheep + raw asyncpg + orjson (bench/http_peers.py)
   nginx       the gateway (tools.nginx's configuration, one worker) in front of `service`
   workers2    the service with WORKERS=2 (needs Redis for the shared limits)
 
 Interleaved rounds (every target once per round, the order rotated), wrk -t1 in its own
 process, bounded; per-round ratios, then their median. RSS of every server idle and after
-the load. Targets: service >= 5 x p1, >= 2 x p2, >= 0.95 x reference; nginx >= 0.85 x
-service; the ceiling and workers2 / service are reported only (two cores are shared by the
-servers, PostgreSQL and wrk).
+the load. Each round also measures the database's ceiling: pgbench running the same two
+statements (prepared, as many clients as wrk has connections); service/ceiling is the
+share of it the service reaches. Targets: service >= 5 x p1, >= 2 x p2, >= 1.25 x litestar
+and blacksheep, >= 0.95 x reference; nginx >= 0.85 x service; the ceilings and workers2 /
+service are reported only (two cores are shared by the servers, PostgreSQL and wrk).
 Run: .venv/bin/python -m bench.http_frameworks [--rounds 3] [--seconds 2] [--json F]
 """
 
@@ -40,8 +44,11 @@ from bench.common import (
     ROOT,
     Load,
     free_port,
+    parsed_answer,
+    pgbench_tps,
     tree_rss_mb,
     wait_ready,
+    with_literals,
     write_figures,
     wrk,
     wrk_cpu,
@@ -54,10 +61,15 @@ from tools.dbadmin import drop_database
 
 PATH = "/v1/departments?limit=50"
 ROWS = 1000
+PEERS = ("litestar", "blacksheep")  # answer the service's body exactly, after parsing
+# what the service runs per request, as pgbench runs it: the ceiling
+STATEMENTS = (q.COUNT_DEPARTMENTS, with_literals(q.LIST_DEPARTMENTS_BY_NAME_ASC, (0, 50)))
 TARGETS = {
     "service/reference": ("service", "reference", 0.95),
     "service/p1": ("service", "p1", 5.0),
     "service/p2": ("service", "p2", 2.0),
+    "service/litestar": ("service", "litestar", 1.25),
+    "service/blacksheep": ("service", "blacksheep", 1.25),
     "nginx/service": ("nginx", "service", 0.85),
     "reference/bare": ("reference", "bare", None),
     "bare-layers/bare": ("bare-layers", "bare", None),
@@ -124,7 +136,10 @@ def start_all(servers: Servers, dsn: str, runtime: Path, with_workers2: bool) ->
     py = sys.executable
     port = {
         name: free_port()
-        for name in ("service", "reference", "bare", "bare-layers", "p1", "p2", "nginx", "workers2")
+        for name in (
+            *("service", "reference", "bare", "bare-layers", "p1", "p2", *PEERS),
+            *("nginx", "workers2"),
+        )
     }
 
     def url(name: str) -> str:
@@ -159,6 +174,12 @@ def start_all(servers: Servers, dsn: str, runtime: Path, with_workers2: bool) ->
     servers.start(
         "p2", [py, "-m", "bench.http_rivals", "fastapi-asyncpg", str(port["p2"]), dsn], url("p2")
     )
+    for peer in PEERS:
+        servers.start(
+            peer,
+            [py, "-m", "bench.http_peers", peer, "departments", str(port[peer]), dsn],
+            url(peer),
+        )
     layout = nginx.Layout(
         listen=f"127.0.0.1:{port['nginx']}",
         status_listen=f"127.0.0.1:{free_port()}",
@@ -188,6 +209,8 @@ def start_all(servers: Servers, dsn: str, runtime: Path, with_workers2: bool) ->
         except RuntimeError as exc:
             raise RuntimeError(f"{name}: {exc}") from None
         assert name.startswith("bare") or same_page(got) == expected, f"{name} answers another page"
+        if name in PEERS:
+            assert parsed_answer(got) == parsed_answer(body), f"{name} answers another body"
     assert wait_ready(servers.urls["reference"]) == body, "the reference returns the same bytes"
 
 
@@ -217,6 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for name in names:  # warm-up: JITs none, but pools, caches, statement caches
                 wrk(servers.urls[name], seconds=1, connections=args.connections)
             runs: dict[str, list[Load]] = {name: [] for name in names}
+            ceiling: list[float] = []
             for r in range(args.rounds):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
                     runs[name].append(
@@ -227,6 +251,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                             connections=args.connections,
                         )
                     )
+                ceiling.append(
+                    pgbench_tps(dsn, STATEMENTS, clients=args.connections, seconds=args.seconds)
+                )
             loaded = {name: tree_rss_mb(servers.procs[name].pid) for name in names}
         finally:
             servers.stop()
@@ -261,6 +288,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "servers": med,
         "ratios": ratios,
     }
+    figures["ceiling"] = {
+        "statements": "count + page, pgbench -M prepared",
+        "clients": args.connections,
+        "tps": round(statistics.median(ceiling), 1),
+    }
+    if "service" in runs:
+        share = statistics.median(x.rps / c for x, c in zip(runs["service"], ceiling, strict=True))
+        figures["ceiling"]["service_share"] = round(share, 3)
     if "bare" in runs and "bare-layers" in runs:
         # what one pass-through layer costs: server CPU per request, paired by round
         per_layer = statistics.median(
@@ -284,6 +319,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         met = "" if r["target"] is None else (" met" if r["ratio"] >= r["target"] else " NOT met")
         cpu = "" if r["cpu_ratio"] is None else f"; by server CPU per request {r['cpu_ratio']:.2f}"
         rows.append([f"HTTP {label} req/s{goal}", f"{r['ratio']:.2f}{met}{cpu}"])
+    ceiling_row = f"{figures['ceiling']['tps']:.0f} pairs/s"
+    if "service_share" in figures["ceiling"]:
+        ceiling_row += f"; the service reaches {figures['ceiling']['service_share']:.2f} of it"
+    rows.append(
+        [
+            f"PostgreSQL ceiling: the same count + page, pgbench prepared, -c{args.connections}",
+            ceiling_row,
+        ]
+    )
     if "layer_dispatch_us" in figures:
         rows.append(
             [
@@ -305,6 +349,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             + (f"  by CPU/request {r['cpu_ratio']:.2f}" if r["cpu_ratio"] else "")
             + (f"  (target >= {r['target']})" if r["target"] else "")
         )
+    print(f"  ceiling (pgbench, same statements) {ceiling_row}")
     if "layer_dispatch_us" in figures:
         print(f"  one middleware layer: {figures['layer_dispatch_us']:.2f} µs of server CPU")
     write_figures(args.json, figures)

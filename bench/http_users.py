@@ -1,11 +1,15 @@
 """GET /v1/users?limit=50 (20,000 users: the page, the statistics over them, the page's
 points in one gRPC call to a real points process) under wrk: this project vs the same
 endpoint written by hand (aiohttp + asyncpg) and with FastAPI under uvicorn (p1: the
-SQLAlchemy async ORM + pydantic; p2: raw asyncpg). Every server is its own process; all
+SQLAlchemy async ORM + pydantic; p2: raw asyncpg) and the two fastest peers
+(bench/http_peers.py: Litestar + msgspec Structs + asyncpg, BlackSheep + asyncpg + orjson,
+whose bodies must equal the service's after parsing). Every server is its own process; all
 call points through lib.clients.points (the gRPC client is not what is compared).
 The service checks the moderator's token, limits, logs and counts; the others do not.
-Interleaved rounds, wrk -t1, bounded; req/s and the server's CPU per request. Targets:
-service >= 0.95 x reference, >= 5 x p1, >= 2 x p2.
+Interleaved rounds, wrk -t1, bounded; req/s and the server's CPU per request; each round
+also measures the database's ceiling (pgbench, the same page + statistics statements,
+prepared, as many clients as wrk). Targets: service >= 0.95 x reference, >= 5 x p1,
+>= 2 x p2, >= 1.1 x litestar and blacksheep.
 Run: .venv/bin/python -m bench.http_users [--rounds 5] [--seconds 1] [--json F]
      python -m bench.http_users serve {reference,p1,p2} PORT DSN POINTS_ADDR  (one rival)
 """
@@ -41,7 +45,18 @@ from sqlalchemy import Boolean, DateTime, Integer, Numeric, String, Uuid, func, 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bench.common import ROOT, Load, free_port, wait_ready, write_figures, wrk, wrk_cpu
+from bench.common import (
+    ROOT,
+    Load,
+    free_port,
+    parsed_answer,
+    pgbench_tps,
+    wait_ready,
+    with_literals,
+    write_figures,
+    wrk,
+    wrk_cpu,
+)
 from bench.data_access import sa_url
 from bench.growth import GROW
 from bench.profile_http import profile, report
@@ -63,7 +78,11 @@ TARGETS = {
     "service/reference": ("reference", 0.95),
     "service/p1": ("p1", 5.0),
     "service/p2": ("p2", 2.0),
+    "service/litestar": ("litestar", 1.1),
+    "service/blacksheep": ("blacksheep", 1.1),
 }
+PEERS = ("litestar", "blacksheep")
+STATEMENTS = (with_literals(LIST_USERS, PAGE_ARGS), with_literals(USER_STATISTICS, STATS_ARGS))
 
 
 def default(value: Any) -> str:
@@ -380,11 +399,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 env=env,
             )
             urls[kind] = f"http://127.0.0.1:{port}{PATH}"
+        for peer in PEERS:
+            port = free_port()
+            procs[peer] = subprocess.Popen(
+                [py, "-m", "bench.http_peers", peer, "users", str(port), dsn, points_addr],
+                cwd=ROOT,
+                env=env,
+            )
+            urls[peer] = f"http://127.0.0.1:{port}{PATH}"
         auth = {"Authorization": f"Bearer {token}"}
-        expected = same_page(wait_ready(urls["service"], headers=auth))
+        service_body = wait_ready(urls["service"], headers=auth)
+        expected = same_page(service_body)
         for name, url in urls.items():
             body = wait_ready(url, headers=auth)
             assert same_page(body) == expected, f"{name} answers another page"
+            if name in PEERS:
+                assert parsed_answer(body) == parsed_answer(service_body), f"{name}: other body"
             doc = json.loads(body)
             assert "degraded" not in doc["meta"], f"{name}: points did not answer"
             assert all(isinstance(u["points"], int) for u in doc["data"]), name
@@ -392,6 +422,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name in names:
             wrk(urls[name], seconds=1, connections=args.connections, headers=[header])
         runs: dict[str, list[Load]] = {name: [] for name in names}
+        ceiling: list[float] = []
         for r in range(args.rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 runs[name].append(
@@ -403,6 +434,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         headers=[header],
                     )
                 )
+            ceiling.append(
+                pgbench_tps(dsn, STATEMENTS, clients=args.connections, seconds=args.seconds)
+            )
         if args.profile:
             with tempfile.TemporaryDirectory() as tmp:
                 raw = Path(tmp) / "profile.txt"
@@ -456,7 +490,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{r['ratio']:.2f} {met}; by server CPU per request {r['cpu_ratio']:.2f}",
             ]
         )
-    figures = {"endpoint": f"GET {PATH}", "servers": med, "ratios": ratios, "rows": rows}
+    share = statistics.median(s.rps / c for s, c in zip(runs["service"], ceiling, strict=True))
+    ceiling_figures = {
+        "statements": "page + statistics, pgbench -M prepared",
+        "clients": args.connections,
+        "tps": round(statistics.median(ceiling), 1),
+        "service_share": round(share, 3),
+    }
+    rows.append(
+        [
+            f"PostgreSQL ceiling: the same page + statistics, pgbench prepared,"
+            f" -c{args.connections}",
+            f"{ceiling_figures['tps']:.0f} pairs/s; the service reaches {share:.2f} of it"
+            " (the service also calls points)",
+        ]
+    )
+    figures = {
+        "endpoint": f"GET {PATH}",
+        "servers": med,
+        "ratios": ratios,
+        "ceiling": ceiling_figures,
+        "rows": rows,
+    }
     print(
         f"GET {PATH} ({USERS} users), wrk -t1 -c{args.connections},"
         f" {args.rounds} x {args.seconds:g} s"
@@ -472,6 +527,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"  {label:18} {r['ratio']:.2f}  by CPU/request {r['cpu_ratio']:.2f}"
             f"  (target >= {r['target']})"
         )
+    print(
+        f"  ceiling (pgbench, same statements) {ceiling_figures['tps']:.0f} pairs/s,"
+        f" service {share:.2f}"
+    )
     write_figures(args.json, figures)
     return figures
 

@@ -38,7 +38,7 @@ def test_data_access_smoke() -> None:
 
 
 def test_http_frameworks_smoke() -> None:
-    only = "service,p2,nginx,bare,bare-layers"
+    only = "service,p2,litestar,blacksheep,nginx,bare,bare-layers"
     figures = http_frameworks.main(
         ["--rounds", "1", "--seconds", "1", "--no-workers2", "--only", only]
     )
@@ -47,8 +47,19 @@ def test_http_frameworks_smoke() -> None:
     assert set(servers) == set(only.split(","))
     assert all(finite_positive(s["rps"]) and s["p99_ms"] >= s["p50_ms"] for s in servers.values())
     assert all(finite_positive(sum(s["rss_idle_mb"])) for s in servers.values())
-    assert set(figures["ratios"]) == {"service/p2", "nginx/service", "bare-layers/bare"}
+    assert set(figures["ratios"]) == {
+        "service/p2",
+        "service/litestar",
+        "service/blacksheep",
+        "nginx/service",
+        "bare-layers/bare",
+    }
     assert figures["ratios"]["service/p2"]["target"] == 2.0
+    assert figures["ratios"]["service/litestar"]["target"] == 1.25
+    assert figures["ratios"]["service/blacksheep"]["target"] == 1.25
+    # the database's ceiling (pgbench on the same two statements) and the service's share
+    assert finite_positive(figures["ceiling"]["tps"])
+    assert 0 < figures["ceiling"]["service_share"] < 1
     # one round on a shared machine may even read negative: only that it was measured
     assert math.isfinite(figures["layer_dispatch_us"])
     assert figures["rows"][-1][0].startswith("HTTP server CPU per middleware layer")
@@ -107,11 +118,15 @@ def test_http_users_smoke() -> None:
     figures = http_users.main(["--rounds", "1", "--seconds", "1"])
 
     servers = figures["servers"]
-    assert set(servers) == {"service", "reference", "p1", "p2"}
+    assert set(servers) == {"service", "reference", "p1", "p2", "litestar", "blacksheep"}
     assert all(finite_positive(s["rps"]) for s in servers.values())
     assert all(finite_positive(s["cpu_us_per_request"]) for s in servers.values())
     assert {label: r["target"] for label, r in figures["ratios"].items()} == {
         "service/reference": 0.95,
         "service/p1": 5.0,
         "service/p2": 2.0,
+        "service/litestar": 1.1,
+        "service/blacksheep": 1.1,
     }
+    assert finite_positive(figures["ceiling"]["tps"])
+    assert 0 < figures["ceiling"]["service_share"] < 1

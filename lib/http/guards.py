@@ -8,6 +8,7 @@ from aiohttp import web
 
 from lib.auth.principal import Principal, Role, require_role
 from lib.errors import FieldError, Unauthorized, ValidationFailed
+from lib.http.fields import UNSTORABLE_MESSAGE, storable
 from lib.http.keys import principal_of
 
 
@@ -33,3 +34,13 @@ def path_uuid(request: web.Request, name: str = "id") -> uuid.UUID:
         raise ValidationFailed(
             f"{name} must be a UUID", errors=[FieldError(name, "must be a UUID")]
         ) from None
+
+
+def path_text(request: web.Request, name: str) -> str:
+    """A path parameter that is not an id, as text: `%00` in it is a 400 naming it, as in
+    a body or a query string (a surrogate cannot arrive: undecodable escapes stay as
+    they are)."""
+    raw = request.match_info[name]
+    if not storable(raw):
+        raise ValidationFailed(f"{name} is invalid", errors=[FieldError(name, UNSTORABLE_MESSAGE)])
+    return raw

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from aiohttp import BodyPartReader, web
 
 from lib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
+from lib.http.guards import path_text
 from lib.http.keys import DB
 from lib.http.openapi import operation
 from lib.logging import get_logger
@@ -158,7 +159,7 @@ async def get_picture(request: web.Request) -> web.StreamResponse:
     storage = request.app[STORAGE]
     if not isinstance(storage, LocalStorage):
         raise NotFound("pictures are served by the object store")
-    key = request.match_info["key"]
+    key = path_text(request, "key")
     try:
         path = storage.path(key)
     except ObjectNotFound:

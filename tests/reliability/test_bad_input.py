@@ -4,6 +4,7 @@ unicode edge cases) are stored and read back byte for byte."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -12,9 +13,10 @@ import aiohttp
 import orjson
 
 from lib.auth.principal import Role
-from tests.integration.orders_support import order_body
+from tests.integration.orders_support import offer_body, order_body
 from tests.integration.users_support import make_user
 from tests.reliability import figures
+from tests.reliability.bad_values import Bad, body_values, named, parameter_values, raw_request
 from tests.reliability.readback import fingerprint
 from tests.reliability.stack import bearer, operations, spec_of
 from tests.reliability.world import Orders, actor, call, catalog_service, talk, ws_url
@@ -54,7 +56,9 @@ UNICODE_EDGES = [
 
 
 def concrete(path: str) -> str:
-    return path.replace("{id}", str(uuid.uuid4())).replace("{key}", "k" * 20)
+    """Every parameter of the template filled: a new UUID, and a well-formed picture key."""
+    path = path.replace("{key}", "k" * 20)
+    return re.sub(r"\{[a-z_]+\}", lambda _: str(uuid.uuid4()), path)
 
 
 async def refused(http: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> int:
@@ -73,10 +77,13 @@ BODY_REFUSALS = {400, 413, 415}
 @dataclass(frozen=True)
 class Target:
     """Where a write route's bad bodies go: a concrete path (a REAL row for an {id} route)
-    and the headers of a caller allowed to write there (with the row's If-Match)."""
+    and the headers of a caller allowed to write there (with the row's If-Match); `body`,
+    one the route takes, is what a bad header value is sent with (some routes read the
+    body before the header)."""
 
     path: str
     headers: dict[str, str]
+    body: Any = None
 
 
 def if_match(row: dict[str, Any]) -> dict[str, str]:
@@ -102,7 +109,7 @@ async def bad_bodies_everywhere(
     assert not missing, f"no real row for these routes: {missing}"
     assert set(targets) <= set(writes), set(targets) - set(writes)
     before = await fingerprint(dsn)
-    sent = 0
+    sent = values = 0
     async with aiohttp.ClientSession() as http:
         for method, path in writes:
             target = targets.get((method, path), Target(path, bearer(Role.ADMIN)))
@@ -116,11 +123,44 @@ async def bad_bodies_everywhere(
             status = await _huge_header(http, method, url)
             assert 400 <= status < 500, status
             sent += 1
+        for method, path, op in operations(document):
+            target = targets.get((method, path), Target(concrete(path), {}))
+            bad = parameter_values(path, target.path, op)
+            if (method, path) in writes:
+                bad += body_values(document, op)
+            for value in bad:
+                await refused_naming(service, method, target, value)
+            values += len(bad)
         async with http.get(f"{service.url}/health") as resp:
             assert resp.status == 200
+    assert values, "the document declares no input"
     assert await fingerprint(dsn) == before, "a refused request changed the database"
-    figures.add("bad inputs refused (4xx, nothing changed)", sent)
-    figures.add(f"bad inputs refused (4xx, nothing changed): {service.log.stem}", sent)
+    figures.add("bad inputs refused (4xx, nothing changed)", sent + values)
+    figures.add(f"bad inputs refused (4xx, nothing changed): {service.log.stem}", sent + values)
+    figures.add("bad values refused with 400 naming the field (from the documents)", values)
+
+
+async def refused_naming(service: Service, method: str, target: Target, bad: Bad) -> None:
+    """One bad value (bad_values.py) on the route: 400 problem+json naming its field. On a
+    route without a target, the first role not refused (403) before the input is read."""
+    status, problem = 0, None
+    callers = [target.headers] if target.headers else []
+    callers += [bearer(role) for role in (Role.ADMIN, Role.CUSTOMER, Role.PROVIDER)]
+    for caller in callers:
+        headers = {"If-Match": b'"1"'} | {k: v.encode() for k, v in caller.items()}
+        if bad.header:
+            headers[bad.field] = bad.header
+        path = (bad.path or target.path) + (f"?{bad.query}" if bad.query else "")
+        body = bad.body or (b"{}" if method in {"POST", "PUT", "PATCH"} else b"")
+        if bad.header and target.body is not None:
+            body = orjson.dumps(target.body)
+        status, problem = await raw_request(service.url + path, method, headers, body)
+        if status != 403:
+            break
+    where = (method, target.path, bad.what)
+    assert status == 400, (*where, status, problem)
+    assert problem is not None, where
+    assert named(problem, bad.field), (*where, problem)
 
 
 async def _huge_header(http: aiohttp.ClientSession, method: str, url: str) -> int:
@@ -145,13 +185,14 @@ async def test_bad_bodies_on_every_departments_write(
 
 
 async def test_bad_bodies_on_every_users_write(users: Service, users_dsn: str) -> None:
-    """A real user's profile, PATCHed by the user themself with their own If-Match."""
+    """A real user's profile, PATCHed by an ADMIN (who may set every field of it, role and
+    verified included) with the row's If-Match."""
     me = actor(Role.CUSTOMER, await make_user(users_dsn, Role.CUSTOMER))
     async with aiohttp.ClientSession() as http:
         row = (await call(http, "GET", f"{users.url}/v1/users/me", me, 200))["data"]
     targets = {
         ("PATCH", "/v1/users/{id}"): Target(
-            f"/v1/users/{row['id']}", {**me.headers, **if_match(row)}
+            f"/v1/users/{row['id']}", {**bearer(Role.ADMIN), **if_match(row)}
         )
     }
     await bad_bodies_everywhere(users, users_dsn, targets)
@@ -195,14 +236,16 @@ async def test_bad_bodies_on_every_orders_write(
         order = await steps.order()
         done = await steps.job("COMPLETED")
     targets = {
-        ("POST", "/v1/orders"): Target("/v1/orders", customer.headers),
+        ("POST", "/v1/orders"): Target("/v1/orders", customer.headers, order_body(service_id)),
         ("PATCH", "/v1/orders/{id}"): Target(
             f"/v1/orders/{order['id']}", {**customer.headers, **if_match(order)}
         ),
         ("POST", "/v1/orders/{id}/offers"): Target(
-            f"/v1/orders/{order['id']}/offers", provider.headers
+            f"/v1/orders/{order['id']}/offers", provider.headers, offer_body()
         ),
-        ("POST", "/v1/jobs/{id}/review"): Target(f"/v1/jobs/{done['id']}/review", customer.headers),
+        ("POST", "/v1/jobs/{id}/review"): Target(
+            f"/v1/jobs/{done['id']}/review", customer.headers, {"rating": 4}
+        ),
     }
     await bad_bodies_everywhere(orders, orders_dsn, targets)
 
@@ -218,9 +261,13 @@ async def test_bad_bodies_on_every_chat_write(
         conversation = await talk(Orders(http, orders.url, service_id, customer, provider),
                                   chat.url)  # fmt: skip
     targets = {
-        ("POST", "/v1/conversations"): Target("/v1/conversations", customer.headers),
+        ("POST", "/v1/conversations"): Target(
+            "/v1/conversations",
+            customer.headers,
+            {"order_id": str(uuid.uuid4()), "provider_id": str(provider.id)},
+        ),
         ("POST", "/v1/conversations/{id}/messages"): Target(
-            f"/v1/conversations/{conversation.id}/messages", customer.headers
+            f"/v1/conversations/{conversation.id}/messages", customer.headers, {"body": "hi"}
         ),
     }
     await bad_bodies_everywhere(chat, chat_dsn, targets)

@@ -32,3 +32,11 @@ class IdempotencyKey:
     response_headers: JSON
     response_body: bytes
     created_at: datetime.datetime
+
+
+@dataclass
+class TableVersion:
+    """Row of table table_versions."""
+
+    name: str
+    version: int

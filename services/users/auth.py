@@ -332,19 +332,23 @@ def token_response(request: web.Request, access: str, refresh: str) -> web.Respo
     return response
 
 
-async def start_session(
-    request: web.Request, user_id: Any, role: str, verified: bool
-) -> web.Response:
-    """A new refresh family with its first token, and an access token."""
+async def start_session(request: web.Request, user: q.LoginCandidateRow) -> web.Response:
+    """A new refresh family with its first token, and an access token, while the account
+    still has the password just checked. The access token is signed BEFORE the session is
+    written: a reset or deletion that commits after the session ends it, and its revocation
+    time is later than the token's iat, so the token is void too (ADR 0010)."""
     refresh, refresh_hash = new_secret()
+    access = request.app[AUTH_KIT].issue(user.id, user.role, user.verified)
     async with request.app[DB].acquire() as conn:
-        await q.start_session(
+        started = await q.start_session(
             conn,
-            user_id=user_id,
+            user_id=user.id,
+            password_hash=user.password_hash,
             token_hash=refresh_hash,
             ttl_seconds=_settings(request).refresh_token_ttl,
         )
-    access = request.app[AUTH_KIT].issue(user_id, role, verified)
+    if not started:  # the password changed (or the account went) during the hash check
+        raise Unauthorized("wrong email or password")
     return token_response(request, access, refresh)
 
 
@@ -371,7 +375,7 @@ async def login(request: web.Request) -> web.Response:
     if not await kit.hasher.verify(user.password_hash if user else None, body.password):
         raise Unauthorized("wrong email or password")
     assert user is not None
-    return await start_session(request, user.id, user.role, user.verified)
+    return await start_session(request, user)
 
 
 def presented_refresh_token(request: web.Request, body: RefreshIn | None) -> str:
@@ -425,11 +429,12 @@ async def refresh(request: web.Request) -> web.Response:
                 token_hash=new_hash,
                 ttl_seconds=settings.refresh_token_ttl,
             )
+            # signed before the commit: an end of every session that waited for the
+            # family's lock revokes from a later time than this token's iat (ADR 0010)
+            access = request.app[AUTH_KIT].issue(row.user_id, row.role, row.verified)
             outcome = "rotated"
     if outcome != "rotated":  # raised after the commit: a revocation must stick
         raise Unauthorized("invalid refresh token")
-    assert row is not None
-    access = request.app[AUTH_KIT].issue(row.user_id, row.role, row.verified)
     return token_response(request, access, new_token)
 
 

@@ -423,6 +423,79 @@ async def test_twenty_concurrent_refreshes_make_exactly_one_pair(
     assert tokens == 2  # the login's and the one rotation's
 
 
+async def blocked_on_a_lock(conn: asyncpg.Connection, seconds: float = 10.0) -> None:
+    """Return once another session of this database waits for a row lock."""
+    deadline = time.monotonic() + seconds
+    while not await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ):
+        assert time.monotonic() < deadline, "no request came to wait for the lock"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_login_racing_a_password_change_is_refused(
+    client: Any, sink: SmtpSink, users_dsn: str
+) -> None:
+    """The password was checked, then changed before the session was written: no session."""
+    user, _ = await register(client, sink)
+    conn = await asyncpg.connect(users_dsn)
+    watcher = await asyncpg.connect(users_dsn)
+    try:
+        change = conn.transaction()
+        await change.start()  # a reset in progress: the account row is locked
+        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", uuid.UUID(user["id"]))
+        body = {"email": user["email"], "password": "correct horse"}
+        attempt = asyncio.ensure_future(client.post("/v1/auth/login", json=body))
+        await blocked_on_a_lock(watcher)
+        await conn.execute(
+            "UPDATE users SET password_hash = 'changed' WHERE id = $1", uuid.UUID(user["id"])
+        )
+        await change.commit()
+        resp = await attempt
+        assert resp.status == 401, await resp.text()
+        families = await conn.fetchval(
+            "SELECT count(*) FROM refresh_token_families WHERE user_id = $1",
+            uuid.UUID(user["id"]),
+        )
+        assert families == 0
+    finally:
+        await watcher.close()
+        await conn.close()
+
+
+async def test_a_refresh_racing_the_end_of_every_session_is_refused(
+    client: Any, sink: SmtpSink, users_dsn: str
+) -> None:
+    """A rotation waits for a revocation of its family in progress, then sees it."""
+    user, _ = await register(client, sink)
+    token = (await (await login(client, user["email"])).json())["data"]["refresh_token"]
+    conn = await asyncpg.connect(users_dsn)
+    watcher = await asyncpg.connect(users_dsn)
+    try:
+        change = conn.transaction()
+        await change.start()  # a reset's RevokeUserFamilies, not yet committed
+        await conn.execute(
+            "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = 'reset' "
+            "WHERE user_id = $1",
+            uuid.UUID(user["id"]),
+        )
+        attempt = asyncio.ensure_future(refresh(client, token))
+        await blocked_on_a_lock(watcher)
+        await change.commit()
+        resp = await attempt
+        assert resp.status == 401, await resp.text()
+        rotated = await conn.fetchval(
+            "SELECT count(*) FROM refresh_tokens t JOIN refresh_token_families f "
+            "ON f.id = t.family_id WHERE f.user_id = $1 AND t.used_at IS NOT NULL",
+            uuid.UUID(user["id"]),
+        )
+        assert rotated == 0
+    finally:
+        await watcher.close()
+        await conn.close()
+
+
 async def test_refresh_by_cookie_needs_an_allowed_origin(client: Any, sink: SmtpSink) -> None:
     user, _ = await register(client, sink)
     token = (await (await login(client, user["email"])).json())["data"]["refresh_token"]

@@ -233,8 +233,13 @@ async def set_password_hash(conn: PgConn, *, password_hash: str, id: UUID) -> in
 
 
 START_SESSION = """
-WITH family AS (
-    INSERT INTO refresh_token_families (user_id) VALUES ($3) RETURNING id
+WITH account AS (
+    SELECT u.id FROM users u
+    WHERE u.id = $3 AND u.password_hash = $4 AND u.disabled_at IS NULL
+    FOR SHARE
+), family AS (
+    INSERT INTO refresh_token_families (user_id) SELECT account.id FROM account
+    RETURNING refresh_token_families.id
 )
 INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
 SELECT family.id, $1, now() + make_interval(secs => $2::double precision)
@@ -243,17 +248,24 @@ FROM family
 
 
 async def start_session(
-    conn: PgConn, *, token_hash: bytes, ttl_seconds: float, user_id: UUID
-) -> None:
+    conn: PgConn, *, token_hash: bytes, ttl_seconds: float, user_id: UUID, password_hash: str
+) -> int:
     """
-    WITH family AS (
-        INSERT INTO refresh_token_families (user_id) VALUES ($3) RETURNING id
+    WITH account AS (
+        SELECT u.id FROM users u
+        WHERE u.id = $3 AND u.password_hash = $4 AND u.disabled_at IS NULL
+        FOR SHARE
+    ), family AS (
+        INSERT INTO refresh_token_families (user_id) SELECT account.id FROM account
+        RETURNING refresh_token_families.id
     )
     INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
     SELECT family.id, $1, now() + make_interval(secs => $2::double precision)
     FROM family
     """
-    await conn.execute(START_SESSION, token_hash, ttl_seconds, user_id)
+    return status_rows(
+        await conn.execute(START_SESSION, token_hash, ttl_seconds, user_id, password_hash)
+    )
 
 
 ADD_REFRESH_TOKEN = """
@@ -279,7 +291,7 @@ FROM refresh_tokens t
 JOIN refresh_token_families f ON f.id = t.family_id
 JOIN users u ON u.id = f.user_id
 WHERE t.token_hash = $1
-FOR UPDATE OF t
+FOR UPDATE OF t FOR SHARE OF f
 """
 
 
@@ -291,7 +303,7 @@ async def lock_refresh_token(conn: PgConn, *, token_hash: bytes) -> LockRefreshT
     JOIN refresh_token_families f ON f.id = t.family_id
     JOIN users u ON u.id = f.user_id
     WHERE t.token_hash = $1
-    FOR UPDATE OF t
+    FOR UPDATE OF t FOR SHARE OF f
     """
     row = await conn.fetchrow(LOCK_REFRESH_TOKEN, token_hash)
     return (

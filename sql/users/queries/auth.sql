@@ -41,11 +41,19 @@ WHERE id = @id AND NOT verified;
 UPDATE users SET password_hash = @password_hash, version = version + 1, updated_at = now()
 WHERE id = @id AND disabled_at IS NULL;
 
--- name: StartSession :exec
+-- name: StartSession :execrows
 -- A new refresh family and its first token: one statement, so one round trip and atomic
--- without BEGIN/COMMIT (login's work on the event loop, ADR 0010).
-WITH family AS (
-    INSERT INTO refresh_token_families (user_id) VALUES (@user_id) RETURNING id
+-- without BEGIN/COMMIT (login's work on the event loop, ADR 0010). Only while the account
+-- still has the password the login checked: the row is share-locked, so a concurrent
+-- reset, change or deletion either waits for this session (and then ends it) or has
+-- committed first (then this inserts nothing: 0 rows, the login is refused).
+WITH account AS (
+    SELECT u.id FROM users u
+    WHERE u.id = @user_id AND u.password_hash = @password_hash AND u.disabled_at IS NULL
+    FOR SHARE
+), family AS (
+    INSERT INTO refresh_token_families (user_id) SELECT account.id FROM account
+    RETURNING refresh_token_families.id
 )
 INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
 SELECT family.id, @token_hash, now() + make_interval(secs => @ttl_seconds::double precision)
@@ -57,14 +65,16 @@ VALUES (@family_id, @token_hash, now() + make_interval(secs => @ttl_seconds::dou
 
 -- name: LockRefreshToken :one
 -- FOR UPDATE OF t: concurrent refreshes of one token queue here; after the first commits,
--- the others read its used_at (READ COMMITTED re-reads a row it waited for).
+-- the others read its used_at (READ COMMITTED re-reads a row it waited for). FOR SHARE OF
+-- f: a refresh and the end of every session (RevokeUserFamilies) serialise, so a rotation
+-- either sees the family revoked or is itself revoked by it.
 SELECT t.id, t.family_id, t.used_at, t.expires_at <= now() AS expired,
        f.revoked_at, f.user_id, u.role, u.verified, u.disabled_at
 FROM refresh_tokens t
 JOIN refresh_token_families f ON f.id = t.family_id
 JOIN users u ON u.id = f.user_id
 WHERE t.token_hash = @token_hash
-FOR UPDATE OF t;
+FOR UPDATE OF t FOR SHARE OF f;
 
 -- name: MarkRefreshTokenUsed :exec
 UPDATE refresh_tokens SET used_at = now() WHERE id = @id;

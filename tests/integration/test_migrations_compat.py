@@ -1,0 +1,51 @@
+"""make migrate-compat: the previous release's own API tests, run on the schema after the
+new migrations, fail on a migration that breaks it (naming it) and pass on the current tree.
+A bounded subset of the release's tests here; `make migrate-compat` (CI) runs the default
+set of tools/migrate_compat.py."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools import migrate_compat
+
+ONE_TEST = ["tests/integration/test_orders_api.py::test_order_lifecycle_to_review"]
+
+
+def test_a_migration_that_drops_a_column_the_release_reads_fails_the_check_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrations = tmp_path / "migrations"
+    shutil.copytree(migrate_compat.ROOT / "migrations", migrations)
+    (migrations / "orders" / "0098_order_notes.sql").write_text(
+        "-- 0098_order_notes: harmless, and before the breaking one\n"
+        "ALTER TABLE orders ADD COLUMN notes text NULL;\n"
+    )
+    (migrations / "orders" / "0099_drop_customer_name.sql").write_text(
+        "-- 0099_drop_customer_name: the release still writes and reads it\n"
+        "ALTER TABLE orders DROP COLUMN customer_name;\n"
+    )
+    code = migrate_compat.main(
+        ["--base", "HEAD", "--migrations", str(migrations), "--tests", *ONE_TEST]
+    )
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "migration orders/0099_drop_customer_name.sql breaks the running release" in out
+    assert ONE_TEST[0] in out.splitlines()[-1]
+
+
+def test_the_current_tree_passes_against_the_previous_release(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = migrate_compat.main(["--tests", *ONE_TEST])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "migrate-compat: ok: release " in out
+
+
+def test_an_unknown_base_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert migrate_compat.main(["--base", "no-such-release-tag"]) == 2
+    assert "no-such-release-tag" in capsys.readouterr().err

@@ -95,9 +95,17 @@ def split_top_level(text: str, sep: str = ",") -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+_DOLLAR_QUOTED = re.compile(r"\$(\w*)\$.*?\$\1\$", re.S)
+
+
+def _blank_body(match: re.Match[str]) -> str:
+    """A function body as a string literal of blanks: its `;` split nothing, lines kept."""
+    return "'" + re.sub(r"[^\n]", " ", match.group(0)[2:]) + "'"
+
+
 def statements(text: str) -> list[Statement]:
-    """The file's statements with the line each starts on."""
-    code = _strip_comments(text)
+    """The file's statements with the line each starts on ($$ bodies are one literal)."""
+    code = _DOLLAR_QUOTED.sub(_blank_body, _strip_comments(text))
     found, offset = [], 0
     for chunk in split_top_level(code, ";") if code.strip() else []:
         at = code.index(chunk, offset)

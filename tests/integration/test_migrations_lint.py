@@ -237,3 +237,14 @@ def test_main_fails_on_a_finding_and_names_it(
     out = capsys.readouterr()
     assert "migrations/orders/0042_change.sql:1: require-concurrent-index-creation" in out.out
     assert "1 finding(s)" in out.err
+
+
+def test_a_function_body_is_one_statement(layout: Path) -> None:
+    """`;` inside $$ ... $$ ends nothing: a body's DROP is no statement of the migration."""
+    sql = (
+        "CREATE FUNCTION purge() RETURNS void LANGUAGE plpgsql AS $body$\n"
+        "BEGIN\n    DROP TABLE reviews;\nEND $body$;\n"
+        "ALTER TABLE jobs DROP COLUMN started_at;\n"
+    )
+    found = lint(layout, "orders", sql)
+    assert [(f.line, f.rule) for f in found] == [(5, "drop-column-still-read")]

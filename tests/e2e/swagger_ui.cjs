@@ -2,30 +2,15 @@
 // a browser). Usage: node swagger_ui.cjs <base-url> <screenshot.png> <chromium-path>
 // NODE_PATH must point at tools/swagger/node_modules. Prints one JSON object on stdout.
 "use strict";
-const { chromium } = require("playwright-core");
+const { run, watch } = require("./browser.cjs");
 
 const [base, screenshot, executablePath] = process.argv.slice(2);
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-dev-shm-usage",
-];
 
-async function main() {
-  const result = { services: [], operations: [], status: null, requests: [], errors: [] };
-  const browser = await chromium.launch({ executablePath, headless: true, args: FLAGS });
-  try {
+run("swagger_ui.cjs", executablePath, async (browser, result) => {
+  Object.assign(result, { services: [], operations: [], status: null });
+  {
     const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
-    page.on("request", (req) => result.requests.push(req.url()));
-    page.on("pageerror", (err) => result.errors.push(String(err)));
-    page.on("console", (msg) => {
-      if (msg.type() === "error") result.errors.push(msg.text());
-    });
+    watch(page, result);
     await page.goto(`${base}/docs/`, { waitUntil: "load", timeout: 20000 });
 
     // the topbar's definition list: one option per docs/openapi/*.json
@@ -60,13 +45,5 @@ async function main() {
     result.request_url = ((await list.locator(".request-url pre").first().textContent()) || "").trim();
     await list.scrollIntoViewIfNeeded();
     await page.screenshot({ path: screenshot, fullPage: true });
-  } finally {
-    await browser.close();
   }
-  process.stdout.write(JSON.stringify(result) + "\n");
-}
-
-main().catch((err) => {
-  process.stderr.write(`swagger_ui.cjs: ${err && err.stack ? err.stack : err}\n`);
-  process.exit(1);
 });

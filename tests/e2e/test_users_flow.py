@@ -6,128 +6,36 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
 from lib.crypto import FieldCipher
-from tests.e2e.gateway_stack import Gateway, seed_departments
-from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
-from tests.servers import free_port
-from tools import keys
-from tools.service_process import Service
+from tests.e2e.account_stack import (
+    PASSWORD,
+    AccountStack,
+    call,
+    mail_to,
+    new_account,
+    running_account_stack,
+)
+from tests.integration.smtp_support import token_in
 
-PASSWORD = "correct horse battery"
 PERSONAL_ID = f"PID-{uuid.uuid4().hex[:10]}-E2E"  # a value no other text of the run holds
-
-
-@dataclass
-class Stack:
-    gateway: Gateway
-    services: list[Service]
-    sink: SmtpSink
-    users_dsn: str
-    department_id: str
-    encryption_key_file: Path
-
-    @property
-    def api(self) -> str:
-        return f"{self.gateway.url}/api/users"
-
-    def log_texts(self) -> dict[str, str]:
-        """Every line any process of the stack wrote."""
-        paths = [s.log for s in self.services]
-        paths += [self.gateway.access_log, self.gateway.error_log, self.gateway.output]
-        return {str(p): p.read_text() for p in paths if p.exists()}
 
 
 @pytest.fixture(scope="module")
 async def stack(
     migrated_db: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
+) -> AsyncIterator[AccountStack]:
     tmp = tmp_path_factory.mktemp("users_flow")
-    users_dsn, departments_dsn = migrated_db("users"), migrated_db("departments")
-    points_dsn = migrated_db("points")
-    department_id = seed_departments(departments_dsn)[0]
-    key_dir = tmp / "keys"
-    assert keys.main(["--dir", str(key_dir)]) == 0  # what `make run` does first
-    public_key = str(key_dir / keys.PUBLIC_NAME)
-    common = {"WORKERS": "1", "REDIS_URL": "", "DB_POOL_MIN": "1", "JWT_PUBLIC_KEY": "",
-              "JWT_PUBLIC_KEY_FILE": public_key}  # fmt: skip
-    grpc_port, users_port = free_port(), free_port()
-    docs = tmp / "docs"
-    docs.mkdir()
-    gateway = Gateway(tmp, {"users": [f"127.0.0.1:{users_port}"]}, docs)
-    services: list[Service] = []
-    with smtp_sink() as sink:
-        try:
-            departments_env = {**common, "DEPARTMENTS_DATABASE_URL": departments_dsn,
-                               "DEPARTMENTS_PORT": str(free_port())}  # fmt: skip
-            departments = Service(departments_env, tmp / "departments.log")
-            services.append(departments)
-            points_env = {**common, "POINTS_DATABASE_URL": points_dsn,
-                          "POINTS_PORT": str(free_port()),
-                          "POINTS_GRPC_PORT": str(grpc_port)}  # fmt: skip
-            services.append(Service(points_env, tmp / "points.log", name="points"))
-            users_env = {
-                **common, "USERS_DATABASE_URL": users_dsn, "USERS_PORT": str(users_port),
-                "LOG_LEVEL": "DEBUG",  # the personal id number must not show up even here
-                "PUBLIC_BASE_URL": gateway.url,
-                "JWT_PRIVATE_KEY": "", "ENCRYPTION_KEY": "",
-                "JWT_PRIVATE_KEY_FILE": str(key_dir / keys.PRIVATE_NAME),
-                "ENCRYPTION_KEY_FILE": str(key_dir / keys.ENCRYPTION_NAME),
-                "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(sink.port), "SMTP_TIMEOUT": "2",
-                "DEPARTMENTS_URL": departments.url,
-                "POINTS_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
-            }  # fmt: skip
-            users = Service(users_env, tmp / "users.log", name="users")
-            services.append(users)
-            for service in services:
-                await service.wait_healthy()
-            await gateway.start()
-            yield Stack(
-                gateway, services, sink, users_dsn, department_id,
-                key_dir / keys.ENCRYPTION_NAME,
-            )  # fmt: skip
-        finally:
-            gateway.stop()
-            for service in services:
-                service.stop()
+    dsns = (migrated_db("users"), migrated_db("departments"), migrated_db("points"))
+    async with running_account_stack(tmp, *dsns) as running:
+        yield running
 
 
-def new_account(role: str = "CUSTOMER", **extra: Any) -> dict[str, Any]:
-    return {
-        "email": f"e2e{uuid.uuid4().hex[:12]}@fixup.test",
-        "password": PASSWORD,
-        "first_name": "Grace",
-        "last_name": "Hopper",
-        "phone_number": "+1 555 0100",
-        "role": role,
-        **extra,
-    }
-
-
-async def mail_to(sink: SmtpSink, address: str) -> Any:
-    """The next mail for `address` (the event the flow waits for; MAIL_WAIT bounds it)."""
-    while True:
-        mail = await sink.next_mail()
-        if mail["To"] == address:
-            return mail
-
-
-async def call(
-    http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
-) -> tuple[aiohttp.ClientResponse, Any]:
-    async with http.request(method, url, **kwargs) as resp:
-        body = await resp.json() if resp.content_type.endswith("json") else await resp.text()
-        return resp, body
-
-
-async def test_register_mail_verify_login_me_refresh_through_nginx(stack: Stack) -> None:
+async def test_register_mail_verify_login_me_refresh_through_nginx(stack: AccountStack) -> None:
     account = new_account()
     async with aiohttp.ClientSession() as http:
         resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
@@ -207,7 +115,9 @@ async def test_register_mail_verify_login_me_refresh_through_nginx(stack: Stack)
     assert [r["revoked_reason"] for r in reasons] == ["refresh token reused"]
 
 
-async def test_provider_personal_id_number_is_in_no_response_and_no_log(stack: Stack) -> None:
+async def test_provider_personal_id_number_is_in_no_response_and_no_log(
+    stack: AccountStack,
+) -> None:
     account = new_account("PROVIDER", personal_id_number=PERSONAL_ID)
     answers: list[str] = []
     async with aiohttp.ClientSession() as http:

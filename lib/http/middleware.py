@@ -22,6 +22,7 @@ from lib import tracing
 from lib.db.scope import enter_scope, exit_scope
 from lib.errors import AppError, Forbidden, Unauthorized
 from lib.http import problems
+from lib.http.conditional import answer_unchanged
 from lib.http.keys import (
     AUTH,
     CLIENT_IP,
@@ -251,6 +252,9 @@ def ip_limit_middleware(trusted_proxies: list[str]) -> Any:
     async def ip_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
         ip = client_ips.of(request)
         request[CLIENT_IP] = ip
+        unchanged = await answer_unchanged(request)  # a current If-None-Match: 304, no token
+        if unchanged is not None:
+            return unchanged
         limits = request.app.get(LIMITS)
         if limits is not None and request.path not in EXEMPT:
             await enforce(limits.ip, f"ip:{ip}")

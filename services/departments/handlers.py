@@ -11,6 +11,7 @@ from aiohttp import web
 from lib.auth.principal import Role
 from lib.errors import Conflict, NotFound
 from lib.http.body import parse_body
+from lib.http.conditional import conditional, list_tag, tag_of
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid, require
 from lib.http.idempotency import idempotent
@@ -19,7 +20,7 @@ from lib.http.keys import DB
 from lib.http.listing import parse_list
 from lib.http.openapi import operation
 from services.departments.db import departments as q
-from services.departments.db import idempotency
+from services.departments.db import idempotency, table_versions
 from services.departments.db.models import Department
 from services.departments.schemas import (
     ORDERBY,
@@ -50,7 +51,19 @@ def _one(department: Department, status: int = 200) -> web.Response:
     return data(department, status=status, headers=headers)
 
 
+async def departments_tag(request: web.Request, conn: Any) -> str | None:
+    """Every list of departments: the departments table's version stamp (ADR 0019)."""
+    version = await table_versions.tables_version(conn, names=["departments"])
+    return None if version is None else list_tag(version, request)
+
+
+async def department_tag(request: web.Request, conn: Any) -> str | None:
+    department = await q.get_department(conn, id=path_uuid(request))
+    return None if department is None else etag(department.version)
+
+
 @routes.get("/v1/departments")
+@conditional(departments_tag)
 @operation(
     "List departments", tags=TAGS, response=Department, paged=True, query=DepartmentListQuery
 )
@@ -58,12 +71,15 @@ async def list_departments(request: web.Request) -> web.Response:
     page = parse_list(request, ORDERBY, DepartmentListQuery)
     lister = LISTERS[(page.orderby, page.sort)]
     async with request.app[DB].acquire() as conn:
+        tag = await tag_of(request, conn, departments_tag)  # before the data: never newer
         total = await q.count_departments(conn) or 0
         rows = await lister(conn, row_offset=page.offset, row_limit=page.limit)
-    return json_response({"data": rows, "meta": page.meta(total)})
+    headers = None if tag is None else {"ETag": tag}
+    return json_response({"data": rows, "meta": page.meta(total)}, headers=headers)
 
 
 @routes.get("/v1/departments/{id}")
+@conditional(department_tag)
 @operation("Get a department", tags=TAGS, response=Department, etag=True, errors=(400, 404))
 async def get_department(request: web.Request) -> web.Response:
     department_id = path_uuid(request)

@@ -1,0 +1,79 @@
+"""Conditional reads (RFC 9110 If-None-Match -> 304; ADR 0019).
+
+A public GET route declares how to read its current tag with `@conditional(stamp)`: for
+a list, the version stamps of the tables it reads (table_versions, bumped by the writes in
+their own transaction), for an item, the row's version. The per-IP limit middleware calls
+`answer_unchanged` before it takes a token: a request whose If-None-Match holds the current
+tag gets its 304 from that one cheap read, without the page query, without serializing a
+row, and without using the caller's rate-limit budget. Any other request goes on through the
+limits to the handler, which reuses the tag read here (`tag_of`) or reads it itself BEFORE
+the data, so a tag never names data older than itself: a read racing a write can answer
+a newer body under the older tag (the next request just gets a 200), never a 304 for a
+stale one. The stamp lives in the database, so every replica sees every write.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from lib.http.keys import DB
+
+# reads the current tag of what the route answers, on `conn`; None: no such resource
+Stamp = Callable[[web.Request, Any], Awaitable[str | None]]
+H = TypeVar("H", bound=Callable[..., Any])
+TAG: web.RequestKey[str | None] = web.RequestKey("conditional_tag")
+_STAMP = "__conditional_stamp__"
+
+
+def conditional(stamp: Stamp) -> Callable[[H], H]:
+    """Mark a GET handler as answering If-None-Match from `stamp` (no wrapper: no cost)."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, _STAMP, stamp)
+        return handler
+
+    return mark
+
+
+def list_tag(version: int, request: web.Request) -> str:
+    """A list's tag: the tables' version and the query (each URL is its own resource)."""
+    return f'"{version:x}.{zlib.crc32(request.query_string.encode()):x}"'
+
+
+def matches(header: str, tag: str) -> bool:
+    """If-None-Match's weak comparison: `*`, or any listed tag equal to `tag` (W/ ignored)."""
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == tag:
+            return True
+    return False
+
+
+def not_modified(tag: str) -> web.Response:
+    return web.Response(status=304, headers={"ETag": tag})
+
+
+async def answer_unchanged(request: web.Request) -> web.Response | None:
+    """The 304 for a conditional GET whose tag is current, else None (and the tag read,
+    for the handler). Called before any rate limit."""
+    header = request.headers.get("If-None-Match")
+    if header is None or request.method != "GET":
+        return None
+    stamp: Stamp | None = getattr(request.match_info.handler, _STAMP, None)
+    if stamp is None:
+        return None
+    async with request.app[DB].acquire() as conn:
+        tag = await stamp(request, conn)
+    request[TAG] = tag
+    return not_modified(tag) if tag is not None and matches(header, tag) else None
+
+
+async def tag_of(request: web.Request, conn: Any, stamp: Stamp) -> str | None:
+    """The tag `answer_unchanged` read, or read now: call it BEFORE reading the data."""
+    if TAG in request:
+        return request[TAG]
+    return await stamp(request, conn)

@@ -1,0 +1,199 @@
+"""Conditional reads of the departments API (ADR 0019) against real PostgreSQL: every
+public GET answers an ETag; If-None-Match with the current tag is a 304 that runs no page
+query and uses no rate-limit budget; every committed write changes the tag, an
+uncommitted one does not; a read racing writes never 304s a stale copy; a write through
+one replica is seen by another."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+
+from lib.auth.principal import Role
+from services.departments.app import create_app
+from tests.integration.auth_support import bearer, settings_for
+
+LIST = "/v1/departments?limit=100&orderby=name"
+
+
+async def create(client: Any, name: str) -> dict[str, Any]:
+    resp = await client.post(
+        "/v1/departments", json={"name": name, "address": "1 Main St"}, headers=bearer(Role.ADMIN)
+    )
+    assert resp.status == 201, await resp.text()
+    return dict((await resp.json())["data"])
+
+
+async def get(client: Any, path: str, tag: str | None = None) -> tuple[int, str, bytes]:
+    headers = {} if tag is None else {"If-None-Match": tag}
+    resp = await client.get(path, headers=headers)
+    return resp.status, resp.headers.get("ETag", ""), await resp.read()
+
+
+async def test_list_and_item_answer_etag_and_304(client: Any) -> None:
+    dept = await create(client, "Conditional one")
+    status, tag, body = await get(client, LIST)
+    assert status == 200
+    assert tag.startswith('"')
+    assert b"Conditional one" in body
+
+    status, again, body = await get(client, LIST, tag)
+    assert (status, again, body) == (304, tag, b"")
+    assert (await get(client, LIST, f'W/{tag}, "other"'))[0] == 304  # weak, in a list
+    assert (await get(client, LIST, '"not-the-tag"'))[0] == 200
+    # another URL of the same list is another resource: its own tag
+    other = await get(client, "/v1/departments?limit=99&orderby=name", tag)
+    assert other[0] == 200
+    assert other[1] != tag
+
+    item = f"/v1/departments/{dept['id']}"
+    status, item_tag, _ = await get(client, item)
+    assert (status, item_tag) == (200, f'"{dept["version"]}"')
+    assert (await get(client, item, item_tag))[:2] == (304, item_tag)
+    # a missing item is still a 404, whatever the caller sends
+    missing = "/v1/departments/00000000-0000-0000-0000-000000000000"
+    assert (await get(client, missing, '"1"'))[0] == 404
+    assert (await get(client, "/v1/departments/nope", '"1"'))[0] == 400
+
+
+async def test_every_committed_write_changes_the_tag(client: Any) -> None:
+    dept = await create(client, "Written once")
+    _, tag, _ = await get(client, LIST)
+    seen = {tag}
+
+    resp = await client.patch(
+        f"/v1/departments/{dept['id']}",
+        json={"address": "2 Main St"},
+        headers={**bearer(Role.ADMIN), "If-Match": f'"{dept["version"]}"'},
+    )
+    assert resp.status == 200, await resp.text()
+    status, tag, body = await get(client, LIST, tag)
+    assert status == 200
+    assert b"2 Main St" in body
+    assert tag not in seen
+    seen.add(tag)
+
+    resp = await client.delete(
+        f"/v1/departments/{dept['id']}",
+        headers={**bearer(Role.ADMIN), "If-Match": f'"{dept["version"] + 1}"'},
+    )
+    assert resp.status == 204, await resp.text()
+    status, tag, body = await get(client, LIST, tag)
+    assert status == 200
+    assert b"Written once" not in body
+    assert tag not in seen
+    seen.add(tag)
+
+    await create(client, "Written twice")
+    status, tag, body = await get(client, LIST, tag)
+    assert status == 200
+    assert b"Written twice" in body
+    assert tag not in seen
+
+
+async def test_an_uncommitted_write_keeps_the_tag_until_it_commits(
+    client: Any, departments_dsn: str
+) -> None:
+    _, tag, _ = await get(client, LIST)
+    conn = await asyncpg.connect(departments_dsn)
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute(
+            "INSERT INTO departments (name, address) VALUES ('Not yet committed', 'x')"
+        )
+        assert (await get(client, LIST, tag))[0] == 304  # nobody can see the row yet
+        await tx.commit()
+    finally:
+        await conn.close()
+    status, _, body = await get(client, LIST, tag)
+    assert status == 200
+    assert b"Not yet committed" in body
+
+
+async def test_a_304_runs_no_page_query(client: Any, departments_dsn: str) -> None:
+    """With departments locked by another transaction, the page query would wait: the 304
+    answers from table_versions alone."""
+    _, tag, _ = await get(client, LIST)
+    conn = await asyncpg.connect(departments_dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE departments IN ACCESS EXCLUSIVE MODE")
+            status, again, _ = await asyncio.wait_for(get(client, LIST, tag), 5)
+            assert (status, again) == (304, tag)
+    finally:
+        await conn.close()
+
+
+async def test_a_304_uses_no_rate_limit_budget(aiohttp_client: Any, departments_dsn: str) -> None:
+    settings = settings_for(departments_dsn, rate_limit_ip_rate=0.01, rate_limit_ip_burst=2)
+    client = await aiohttp_client(create_app(settings))
+    _, tag, _ = await get(client, LIST)  # one token of two
+
+    for _ in range(10):
+        assert (await get(client, LIST, tag))[0] == 304
+    assert (await get(client, LIST))[0] == 200  # the second token is still there
+    assert (await get(client, LIST))[0] == 429
+    assert (await get(client, LIST, '"stale"'))[0] == 429  # a miss is limited like any read
+    assert (await get(client, LIST, tag))[0] == 304
+
+
+async def test_a_write_through_one_replica_changes_the_tag_in_another(
+    aiohttp_client: Any, departments_dsn: str
+) -> None:
+    one = await aiohttp_client(create_app(settings_for(departments_dsn)))
+    two = await aiohttp_client(create_app(settings_for(departments_dsn)))
+    _, tag, _ = await get(two, LIST)
+    assert (await get(two, LIST, tag))[0] == 304
+
+    await create(one, "Through replica one")
+    status, new_tag, body = await get(two, LIST, tag)
+    assert status == 200
+    assert b"Through replica one" in body
+    assert new_tag != tag
+
+
+async def test_reads_racing_writes_never_304_a_stale_copy(
+    client: Any, departments_dsn: str
+) -> None:
+    """A writer commits departments one by one while a reader revalidates its copy: every
+    answer (200 or 304) holds each department committed before the request was sent."""
+    committed: list[str] = []
+    done = asyncio.Event()
+
+    async def writer() -> None:
+        conn = await asyncpg.connect(departments_dsn)
+        try:
+            for n in range(40):
+                name = f"Race {n:03d}"
+                await conn.execute("INSERT INTO departments (name, address) VALUES ($1, 'x')", name)
+                committed.append(name)  # after the commit (autocommit statement)
+                await asyncio.sleep(0)
+        finally:
+            await conn.close()
+            done.set()
+
+    async def reader() -> tuple[int, int]:
+        tag, names, answers = None, set[str](), {200: 0, 304: 0}
+        while True:
+            finished = done.is_set()
+            before = set(committed)
+            status, new_tag, body = await get(client, LIST, tag)
+            answers[status] += 1
+            if status == 200:
+                doc = json.loads(body)
+                names = {d["name"] for d in doc["data"]}
+                tag = new_tag
+            else:
+                assert status == 304
+            assert before <= names, f"a {status} misses {sorted(before - names)}"
+            if finished:
+                # nothing is written any more: the copy the last read left is current
+                assert (await get(client, LIST, tag))[0] == 304
+                return answers[200], answers[304]
+
+    fresh, _ = (await asyncio.gather(writer(), reader()))[1]
+    assert fresh >= 2

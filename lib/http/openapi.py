@@ -1,13 +1,16 @@
 """OpenAPI 3.1 from the routes and their pydantic models / dataclasses (apispec).
 
 A handler describes itself with `@operation(...)`; `build_spec(app)` walks the router, so
-the served document and `make swag-gen` can never disagree with the code.
+the served document and `make swag-gen` can never disagree with the code. Who may call it
+(`roles`, `owner`, `any_owner`, `verified`) is declared there once: `@operation` enforces it
+before the handler runs and the document shows it (lib/http/access.py).
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -15,9 +18,11 @@ from aiohttp import web
 from apispec import APISpec
 from pydantic import BaseModel, TypeAdapter
 
+from lib.auth.principal import Role
+from lib.http.access import Access, Authenticate
 from lib.http.middleware import UNSAFE_METHODS
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 ERROR_TEXT = {
     400: "Invalid input (VALIDATION_ERROR or BAD_REQUEST)",
@@ -67,21 +72,52 @@ class Operation:
     cursor_paged: bool = False  # keyset-paged: meta {limit, next_cursor}
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
-    roles: tuple[str, ...] | None = None  # None: public
+    roles: tuple[str, ...] | None = None  # None: public (lib/http/access.py)
+    owner: str = ""
+    any_owner: tuple[str, ...] = ()
+    verified: bool = False
+    authenticate: Authenticate | None = None
     errors: tuple[int, ...] = ()
     if_match: bool = False
     etag: bool = False
     idempotent: bool = False
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    access: Access = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.access = Access.declare(
+            self.roles,
+            owner=self.owner,
+            any_owner=self.any_owner,
+            verified=self.verified,
+            authenticate=self.authenticate,
+        )
 
 
 def operation(summary: str, **kwargs: Any) -> Callable[[F], F]:
+    """Describe a handler and guard it: its declared access is checked before it runs.
+    Put it outermost (right under the route), so nothing (an idempotent replay) answers
+    before the check; `guarded(route.handler)` tells."""
+
     def mark(handler: F) -> F:
-        handler.__openapi__ = Operation(summary, **kwargs)  # type: ignore[attr-defined]
-        return handler
+        op = Operation(summary, **kwargs)
+
+        @functools.wraps(handler)
+        async def guard(request: Any) -> Any:
+            await op.access.enforce(request)
+            return await handler(request)
+
+        guard.__openapi__ = op  # type: ignore[attr-defined]
+        guard.__guard__ = guard  # type: ignore[attr-defined]
+        return guard  # type: ignore[return-value]
 
     return mark
+
+
+def guarded(handler: Any) -> bool:
+    """True when `handler` is the guard `@operation` made (not wrapped again)."""
+    return getattr(handler, "__guard__", None) is handler
 
 
 class _Builder:
@@ -163,12 +199,10 @@ class _Builder:
                 "required": True,
                 "content": {"application/json": {"schema": self.ref(op.body)}},
             }
-        if op.roles is not None:
+        if op.access.roles is not None:
             result["security"] = [{"bearer": []}, {"cookie": []}]
-            if op.roles:
-                result["description"] = (
-                    f"{op.description}\n\nRoles: {', '.join(op.roles)}."
-                ).strip()
+            result["description"] = f"{op.description}\n\n{op.access.text()}".strip()
+            result["x-access"] = op.access.extension()
         return result
 
     def responses(self, op: Operation, *, write: bool = False) -> dict[str, Any]:
@@ -188,8 +222,10 @@ class _Builder:
                     "content": {"application/json": {"schema": body}},
                 } | ({"headers": headers} if headers else {})
         codes = set(op.errors) | {429}
-        if op.roles is not None:
+        if op.access.roles is not None:
             codes |= {401}
+            if set(op.access.roles) != set(Role) or op.access.verified:
+                codes |= {403}  # a role not declared, an unverified caller
             if write:  # a cookie-authenticated write without an allowed Origin
                 codes |= {403}
         if op.body is not None:

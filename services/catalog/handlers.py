@@ -10,6 +10,7 @@ from aiohttp import web
 
 from lib.auth.principal import Role
 from lib.errors import Forbidden, NotFound
+from lib.http.access import SELF
 from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import json_response
 from lib.http.keys import DB
@@ -131,13 +132,12 @@ PROVIDERS = {"asc": sq.list_providers_of_service_asc, "desc": sq.list_providers_
 
 def provider_of_link(request: web.Request) -> uuid.UUID:
     """The provider `{id|me}` names, when the caller may change its links: that provider
-    (role PROVIDER, token `sub` == id) or an ADMIN; else 403."""
+    (token `sub` == id) or an ADMIN; else 403. The operation let only a PROVIDER or an
+    ADMIN in (`roles`, `owner`)."""
     principal = authenticated(request)
     me = request.match_info["id"] == "me"
     provider_id = principal.user_id if me else path_uuid(request)
-    if principal.role is Role.ADMIN:
-        return provider_id
-    if principal.role is not Role.PROVIDER or principal.user_id != provider_id:
+    if principal.role is not Role.ADMIN and principal.user_id != provider_id:
         raise Forbidden("only that provider or an ADMIN may change its services")
     return provider_id
 
@@ -148,6 +148,8 @@ def provider_of_link(request: web.Request) -> uuid.UUID:
     tags=LINK_TAGS,
     status=204,
     roles=("PROVIDER", "ADMIN"),
+    owner=SELF,
+    any_owner=("ADMIN",),
     errors=(400, 403, 404),
     description="`{id}` may be `me`. That provider or an ADMIN; idempotent.",
 )
@@ -168,6 +170,8 @@ async def offer_service(request: web.Request) -> web.Response:
     tags=LINK_TAGS,
     status=204,
     roles=("PROVIDER", "ADMIN"),
+    owner=SELF,
+    any_owner=("ADMIN",),
     errors=(400, 403, 404),
     description="`{id}` may be `me`. That provider or an ADMIN; idempotent (404 only for "
     "an unknown service).",

@@ -34,6 +34,7 @@ from services.chat.messages import MAX_SEQ, message_json, seq_of, store
 routes = web.RouteTableDef()
 TAGS = ["conversations"]
 ROLES = ("CUSTOMER", "PROVIDER")
+PARTICIPANT = "a participant (the order's customer or the provider)"  # checked on the row
 
 
 def no_such_conversation() -> NotFound:
@@ -79,6 +80,7 @@ def one(row: models.Conversation, status: int = 200) -> web.Response:
     also=(200,),
     body=s.ConversationCreate,
     roles=ROLES,
+    owner="the order's customer or a provider with an offer or job on it",
     idempotent=True,
     errors=(400, 404, 503),
     description=(
@@ -176,6 +178,7 @@ async def list_conversations(request: web.Request) -> web.Response:
     tags=TAGS,
     response=s.Conversation,
     roles=ROLES,
+    owner=PARTICIPANT,
     errors=(400, 404),
     description="Its customer and its provider; anyone else: 404.",
 )
@@ -194,6 +197,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     cursor_paged=True,
     query=s.MessageListQuery,
     roles=ROLES,
+    owner=PARTICIPANT,
     errors=(400, 404),
     description=(
         "Keyset pages. No cursor or `before`: newest first; `after`: oldest first (the "
@@ -240,6 +244,7 @@ async def list_messages(request: web.Request) -> web.Response:
     status=201,
     body=s.MessageCreate,
     roles=ROLES,
+    owner=PARTICIPANT,
     idempotent=True,
     errors=(400, 404, 503),
     description=(

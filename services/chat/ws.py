@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from lib.auth.principal import Principal
 from lib.errors import AppError, BadRequest, Forbidden, Unauthorized, ValidationFailed
 from lib.http.body import field_errors
-from lib.http.guards import path_uuid
+from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import dumps
 from lib.http.keys import AUTH, DB, LIMITS, PRINCIPAL, REVOCATIONS, principal_of, request_id
 from lib.http.openapi import operation
@@ -48,7 +48,7 @@ from lib.logging import get_logger
 from lib.resilience.ratelimit import enforce
 from services.chat import schemas as s
 from services.chat.deps import CHAT_SETTINGS, HUB
-from services.chat.handlers import participant_conversation
+from services.chat.handlers import PARTICIPANT, ROLES, participant_conversation
 from services.chat.hub import Socket
 from services.chat.messages import store
 
@@ -183,7 +183,9 @@ async def on_text(session: Session, conversation_id: uuid.UUID, text: str) -> No
 @operation(
     "Open the conversation's WebSocket",
     tags=["messages"],
-    roles=("CUSTOMER", "PROVIDER"),
+    roles=ROLES,
+    owner=PARTICIPANT,
+    authenticate=socket_principal,  # the token may come as a subprotocol
     status=101,
     errors=(400, 403, 404),
     description=(
@@ -202,7 +204,7 @@ async def on_text(session: Session, conversation_id: uuid.UUID, text: str) -> No
     ),
 )
 async def conversation_socket(request: web.Request) -> web.StreamResponse:
-    principal = await socket_principal(request)
+    principal = authenticated(request)  # socket_principal ran in the operation's guard
     conversation_id = path_uuid(request)
     async with request.app[DB].acquire() as conn:
         await participant_conversation(conn, principal, conversation_id)

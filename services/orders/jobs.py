@@ -33,6 +33,8 @@ routes = web.RouteTableDef()
 TAGS = ["jobs"]
 ORDERBY = ("created_at",)
 Job = q.GetJobRow
+PARTIES = "the job's customer or provider"  # owners: the SQL checks them against the row
+PROVIDER = "the job's provider"
 
 
 def no_such_job() -> NotFound:
@@ -102,8 +104,15 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/jobs/{id}")
-@operation("Get a job", tags=TAGS, response=Job, roles=("CUSTOMER", "PROVIDER", "ADMIN"),
-           errors=(400, 404))  # fmt: skip
+@operation(
+    "Get a job",
+    tags=TAGS,
+    response=Job,
+    roles=("CUSTOMER", "PROVIDER", "ADMIN"),
+    owner=PARTIES,
+    any_owner=("ADMIN",),
+    errors=(400, 404),
+)
 async def get_job(request: web.Request) -> web.Response:
     return data(await visible_job(request, path_uuid(request)))
 
@@ -114,6 +123,7 @@ async def get_job(request: web.Request) -> web.Response:
     tags=TAGS,
     response=Job,
     roles=("PROVIDER",),
+    owner=PROVIDER,
     errors=(400, 403, 404, 409),
     description="Its provider, while PENDING (else 409).",
 )
@@ -133,6 +143,7 @@ async def start_job(request: web.Request) -> web.Response:
     tags=TAGS,
     response=Job,
     roles=("PROVIDER",),
+    owner=PROVIDER,
     errors=(400, 403, 404, 409),
     description=(
         "Its provider, while IN_PROGRESS (else 409). The order becomes COMPLETED and the "
@@ -173,6 +184,7 @@ async def complete_job(request: web.Request) -> web.Response:
     tags=TAGS,
     response=Job,
     roles=("CUSTOMER", "PROVIDER"),
+    owner=PARTIES,
     errors=(400, 403, 404, 409),
     description="Its customer or provider, while PENDING or IN_PROGRESS (else 409); the "
     "order is OPEN again and takes new offers.",
@@ -190,7 +202,6 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/jobs/{id}/review")
-@idempotent(idem_q)
 @operation(
     "Review a job",
     tags=["reviews"],
@@ -198,10 +209,12 @@ async def cancel_job(request: web.Request) -> web.Response:
     status=201,
     body=s.ReviewCreate,
     roles=("CUSTOMER",),
+    owner="the job's customer",
     idempotent=True,
     errors=(400, 403, 404, 409),
     description="The job's customer, once (409 after), when the job is COMPLETED (else 409).",
 )
+@idempotent(idem_q)
 async def review_job(request: web.Request) -> web.Response:
     principal = authenticated(request)
     job_id = path_uuid(request)

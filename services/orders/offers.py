@@ -14,10 +14,10 @@ from typing import NoReturn
 import asyncpg
 from aiohttp import web
 
-from lib.auth.principal import Role, require_verified
+from lib.auth.principal import Role
 from lib.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound
 from lib.http.body import parse_body
-from lib.http.guards import authenticated, path_uuid, require
+from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent, stored_replay
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
@@ -31,7 +31,7 @@ from services.orders.db import models
 from services.orders.db import offers as q
 from services.orders.db import orders as orders_q
 from services.orders.deps import CATALOG
-from services.orders.handlers import refuse_owner_move
+from services.orders.handlers import ORDER_CUSTOMER, SEES_ORDER, refuse_owner_move
 
 routes = web.RouteTableDef()
 TAGS = ["offers"]
@@ -55,6 +55,8 @@ def no_such_offer() -> NotFound:
     status=201,
     body=s.OfferCreate,
     roles=("PROVIDER",),
+    owner="a provider offering the order's service",
+    verified=True,
     idempotent=True,
     errors=(400, 403, 404, 409, 502, 503),
     description=(
@@ -64,8 +66,7 @@ def no_such_offer() -> NotFound:
     ),
 )
 async def create_offer(request: web.Request) -> web.Response:
-    principal = require(request, Role.PROVIDER)
-    require_verified(principal)
+    principal = authenticated(request)
     order_id = path_uuid(request)
     body = await parse_body(request, s.OfferCreate, forbidden=frozenset({"id", "status"}))
     if (replayed := await stored_replay(idem_q, request)) is not None:
@@ -104,6 +105,8 @@ async def create_offer(request: web.Request) -> web.Response:
     paged=True,
     query=s.OfferListQuery,
     roles=("CUSTOMER", "PROVIDER", "ADMIN"),
+    owner=SEES_ORDER,
+    any_owner=("ADMIN",),
     errors=(400, 404, 502, 503),
     description="The owner and ADMIN see all offers, a provider only theirs.",
 )
@@ -150,6 +153,7 @@ async def refuse_offer_move(
     tags=TAGS,
     response=models.Offer,
     roles=("PROVIDER",),
+    owner="the offer's provider",
     errors=(400, 403, 404, 409),
     description="Its provider, while PENDING (else 409).",
 )
@@ -171,6 +175,7 @@ async def withdraw_offer(request: web.Request) -> web.Response:
     tags=TAGS,
     response=jobs_q.GetJobRow,
     roles=("CUSTOMER",),
+    owner=ORDER_CUSTOMER,
     errors=(400, 403, 404, 409),
     description=(
         "The order's customer, on an OPEN order and a PENDING offer (else 409). In one "

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from aiohttp import BodyPartReader, web
 
 from lib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
+from lib.http.access import EVERY_ROLE, SELF
 from lib.http.guards import path_text
 from lib.http.keys import DB
 from lib.http.openapi import operation
@@ -113,7 +114,10 @@ async def read_image(request: web.Request) -> bytes:
     "Upload a profile picture",
     tags=TAGS,
     status=204,
-    roles=("self", "ADMIN"),
+    roles=EVERY_ROLE,
+    owner=SELF,
+    any_owner=("ADMIN",),
+    verified=True,
     errors=(400, 403, 404, 413, 415, 503),
     description=(
         "multipart/form-data, field `image`: JPEG or PNG by content (magic bytes, not the "

@@ -16,6 +16,7 @@ from lib.auth.principal import Role
 from lib.clients.departments import DepartmentsClient
 from lib.clients.http import dependency_client
 from lib.errors import FieldError, NotFound, Unauthorized, ValidationFailed
+from lib.http.access import EVERY_ROLE, SELF
 from lib.http.body import parse_body
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import authenticated, path_uuid
@@ -23,7 +24,7 @@ from lib.http.jsonio import data
 from lib.http.keys import DB, REVOCATIONS
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
-from services.users.access import editable, missing, self_or_admin, visible
+from services.users.access import editable, missing, visible
 from services.users.auth import AUTH_KIT
 from services.users.db import auth as auth_q
 from services.users.db import profiles as q
@@ -75,7 +76,9 @@ async def one_user(request: web.Request, row: User) -> web.Response:
     tags=TAGS,
     response=UserOut,
     etag=True,
-    roles=("self", "MODERATOR", "ADMIN"),
+    roles=EVERY_ROLE,
+    owner=SELF,
+    any_owner=("MODERATOR", "ADMIN"),
     errors=(400, 404),
     description="`{id}` may be `me`. Anyone else than the user, a MODERATOR or an ADMIN: 404.",
 )
@@ -95,7 +98,10 @@ async def get_user(request: web.Request) -> web.Response:
     response=UserOut,
     etag=True,
     body=UserPatch,
-    roles=("self", "ADMIN"),
+    roles=EVERY_ROLE,
+    owner=SELF,
+    any_owner=("ADMIN",),
+    verified=True,
     if_match=True,
     errors=(400, 403, 404, 412, 428, 502, 503),
     description=(
@@ -134,7 +140,9 @@ async def update_user(request: web.Request) -> web.Response:
     "Delete (anonymise) a user",
     tags=TAGS,
     status=204,
-    roles=("self", "ADMIN"),
+    roles=EVERY_ROLE,
+    owner=SELF,
+    any_owner=("ADMIN",),
     if_match=True,
     errors=(400, 403, 404, 412, 428, 503),
     description=(
@@ -145,7 +153,7 @@ async def update_user(request: web.Request) -> web.Response:
     ),
 )
 async def delete_user(request: web.Request) -> web.Response:
-    principal, user_id = self_or_admin(request)
+    principal, user_id = editable(request)
     version = if_match_version(request)
     async with request.app[DB].transaction() as conn:
         before = await q.lock_user(conn, id=user_id)
@@ -167,7 +175,8 @@ async def delete_user(request: web.Request) -> web.Response:
     tags=TAGS,
     status=204,
     body=PasswordChange,
-    roles=("self",),
+    roles=EVERY_ROLE,
+    owner=SELF,
     errors=(400, 503),
     description="Every refresh family and access token of the user is revoked (every "
     "session ends; 401 everywhere within seconds). 503 when the revocation cannot be "

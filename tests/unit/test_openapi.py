@@ -302,7 +302,7 @@ def test_dataclass_response_and_no_content() -> None:
     validate(built)
     get = built["paths"]["/v1/points/{id}"]["get"]
     assert get["security"] == [{"bearer": []}, {"cookie": []}]  # any signed-in user
-    assert "description" not in get  # roles=() names no role
+    assert get["description"] == "Roles: any signed-in caller."  # roles=(): every role
     assert built["components"]["schemas"]["Point"]["required"] == ["x", "y"]
     delete = built["paths"]["/v1/points/{id}"]["delete"]
     assert delete["responses"]["204"] == {"description": "Done, no content."}

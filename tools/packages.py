@@ -57,6 +57,11 @@ LOAD = (
     Package("wrk", "the load tests (tests/reliability) and bench/", ("wrk",)),
     Package("valgrind", "bench/http_instructions.py (callgrind)", ("valgrind",)),
 )
+EXAMPLES = (
+    Package("curl", "docs/examples.md (run by tests/e2e/test_examples.py)", ("curl",)),
+    Package("jq", "docs/examples.md (run by tests/e2e/test_examples.py)", ("jq",)),
+    Package("lsof", "docs/examples.md's breaker step", ("lsof",)),
+)
 LINTERS = (
     Package("docker-compose", "docker-compose config (lint)", ("docker-compose",)),
     Package("kubectl", "kubectl kustomize (deploy/k8s overlays)", ("kubectl",)),
@@ -64,8 +69,8 @@ LINTERS = (
 
 TARGETS: dict[str, tuple[Package, ...]] = {
     "run": GATEWAY + NODE + METRICS,
-    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS,
-    "ci": SERVERS + BUILD + GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS,
+    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES,
+    "ci": SERVERS + BUILD + GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES,
 }
 
 

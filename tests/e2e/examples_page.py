@@ -1,0 +1,98 @@
+"""docs/examples.md as something a test can run: its ```sh blocks in one bash session (the
+variables one block sets are there for the next), each block's output against the
+```json / ```text block that follows it (none: the block prints nothing).
+
+The expected output is matched line by line after trailing blanks are dropped; these
+placeholders stand for what changes from run to run (the page lists them too):
+`<uuid>` a UUID, `<request-id>` a request id, `<time>` an RFC 3339 time, `<jwt>` an
+access token, `<token>` an opaque url-safe token, `<n>` a whole number.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+PLACEHOLDERS = {
+    "<uuid>": r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+    "<time>": r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)",
+    "<request-id>": r"[A-Za-z0-9._:-]{1,128}",
+    "<jwt>": r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",
+    "<token>": r"[A-Za-z0-9_-]{20,}",
+    "<n>": r"\d+",
+}
+_PLACEHOLDER = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS))
+_FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
+OUTPUT_KINDS = ("json", "text")
+
+
+@dataclass(frozen=True)
+class Example:
+    line: int  # where the command block starts in the page (1-based)
+    command: str
+    expected: str | None  # None: the command prints nothing
+
+
+def examples(page: str) -> list[Example]:
+    """Every ```sh block, with the output block right after it (only blank lines between)."""
+    found: list[Example] = []
+    fences = list(_FENCE.finditer(page))
+    for i, fence in enumerate(fences):
+        if fence.group(1) != "sh":
+            continue
+        expected = None
+        if i + 1 < len(fences):
+            after = fences[i + 1]
+            between = page[fence.end() : after.start()]
+            if after.group(1) in OUTPUT_KINDS and not between.strip():
+                expected = after.group(2)
+        found.append(Example(page.count("\n", 0, fence.start()) + 1, fence.group(2), expected))
+    return found
+
+
+def pattern(expected: str) -> re.Pattern[str]:
+    """The expected text as a regular expression: literal but for the placeholders."""
+    parts: list[str] = []
+    last = 0
+    for m in _PLACEHOLDER.finditer(expected):
+        parts += [re.escape(expected[last : m.start()]), PLACEHOLDERS[m.group()]]
+        last = m.end()
+    parts.append(re.escape(expected[last:]))
+    return re.compile("".join(parts))
+
+
+def tidy(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+
+
+def matches(expected: str | None, actual: str) -> bool:
+    if expected is None:
+        return tidy(actual) == ""
+    return pattern(tidy(expected)).fullmatch(tidy(actual)) is not None
+
+
+@dataclass(frozen=True)
+class Run:
+    outputs: list[str]  # one per example that ran to its end
+    stderr: str
+    returncode: int
+
+
+def run(blocks: list[Example], env: dict[str, str], cwd: Path, timeout: float) -> Run:
+    """The blocks in one `bash -eu` (a failing command stops the run), a marker line
+    between their outputs."""
+    marker = "@@fixup-example-end@@"
+    script = "".join(f"{b.command}\nprintf '\\n%s\\n' '{marker}'\n" for b in blocks)
+    done = subprocess.run(
+        ["bash", "-eu", "-c", script],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    outputs = done.stdout.split(f"\n{marker}\n")[:-1]
+    return Run(outputs, done.stderr, done.returncode)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from lib import registry
 from lib.redact import secret_params
 
 
@@ -48,9 +49,12 @@ class PrefixedEnvSource(PydanticBaseSettingsSource):
 
 
 class ServiceSettings(BaseSettings):
-    """What every HTTP service reads; a service subclasses it for its own settings."""
+    """What every HTTP service reads; a service subclasses it for its own settings and
+    names itself in `registry_name`: its port, database URL (and gRPC port) then default
+    to its entry in lib/registry.py, so they are written down nowhere else."""
 
     model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+    registry_name: ClassVar[str] = ""
 
     service: str = "fixup"
     host: str = "127.0.0.1"
@@ -99,6 +103,24 @@ class ServiceSettings(BaseSettings):
     rate_limit_redis_retry: float = Field(1.0, gt=0, le=60)
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8080"])
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Fill the defaults of the registry's entry into the subclass's fields."""
+        super().__pydantic_init_subclass__(**kwargs)
+        if not cls.registry_name:
+            return
+        entry = registry.get(cls.registry_name)
+        defaults: dict[str, Any] = {
+            "service": entry.name,
+            "port": entry.http_port,
+            "database_url": entry.default_database_url,
+        }
+        if entry.grpc_port is not None and "grpc_port" in cls.model_fields:
+            defaults["grpc_port"] = entry.grpc_port
+        for name, value in defaults.items():
+            cls.model_fields[name].default = value
+        cls.model_rebuild(force=True)
 
     @classmethod
     def settings_customise_sources(

@@ -1,14 +1,16 @@
 """Every service of Fixup in one table: ports, database, replicas, profiling index.
 
 The rest is derived from `SERVICES`: the databases of tools/databases.py, NGINX's
-upstreams (tools/nginx.py), the documents of `make swag-gen` (tools/swag.py), the
-profiling ports (lib/profiling.py) and the Procfile (tools/procfile.py renders it).
+upstreams and `/api/<name>/` locations (tools/nginx.py), the documents of `make swag-gen`
+(tools/swag.py), the profiling ports (lib/profiling.py), the Procfile (tools/procfile.py),
+`.env.example` (tools/env_example.py), Compose, Kubernetes, Prometheus and the dashboards
+(`make deploy-gen`), and each service's default port and database URL (lib/config.py).
+`make new-service name=X db=postgresql|mysql` adds an entry and a working service;
+`make remove-service name=X` takes both out again (tools/new_service.py).
 
-`built` says whether `services/<name>/` can run yet. Planned services (catalog, orders,
-chat) are listed with their ports and databases so that migrations, the seed and the
-gateway already know them: NGINX routes `/api/<name>/` for every HTTP service (a planned
-one answers 503 problem+json, like a service that is down), while the Procfile starts and
-`make swag-gen` documents only the services that are built.
+`built` says whether `services/<name>/` can run: the Procfile starts and `make swag-gen`
+documents only built services, while NGINX routes `/api/<name>/` for every HTTP service
+(one not built answers 503 problem+json, like a service that is down).
 """
 
 from __future__ import annotations
@@ -17,6 +19,22 @@ from dataclasses import dataclass
 from typing import Literal
 
 Engine = Literal["postgresql", "mysql"]
+# the local servers of a development run; `<DB>_DATABASE_URL` points elsewhere
+SERVERS: dict[Engine, str] = {
+    "postgresql": "postgresql://postgres@127.0.0.1:5432",
+    "mysql": "mysql://root@127.0.0.1:3306",
+}
+LOCALHOST = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A gateway route that takes a body above NGINX's 1 MiB (the service checks its own,
+    smaller limit): `path` is a regular expression of the path below `/api/<name>`."""
+
+    path: str
+    max_body: str  # an NGINX size: the service's limit plus the multipart overhead
+    comment: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +52,10 @@ class Service:
     # outbox (`outbox_pending`)
     breakers: tuple[str, ...] = ()
     outbox: bool = False
+    # at the gateway: WebSocket upgrades (long reads, least_conn across replicas), and
+    # routes taking bodies above 1 MiB
+    websocket: bool = False
+    uploads: tuple[Upload, ...] = ()
 
     @property
     def http_port(self) -> int:
@@ -58,6 +80,21 @@ class Service:
     def env_prefix(self) -> str:
         return self.name.upper()
 
+    @property
+    def default_database_url(self) -> str:
+        """The service's database on the local server: `<SVC>_DATABASE_URL`'s default."""
+        return f"{SERVERS[self.engine]}/fixup_{self.database}"
+
+    @property
+    def local_url(self) -> str:
+        """How a peer reaches it on one host: `<SVC>_URL`'s default."""
+        return f"http://{LOCALHOST}:{self.http_port}"
+
+    @property
+    def local_grpc_addr(self) -> str:
+        """`<SVC>_GRPC_ADDR`'s default (a gRPC service)."""
+        return f"{LOCALHOST}:{self.grpc_port}"
+
 
 SERVICES: tuple[Service, ...] = (
     Service("departments", 1, (8101,), "departments", "postgresql", built=True),
@@ -70,6 +107,13 @@ SERVICES: tuple[Service, ...] = (
         built=True,
         breakers=("departments", "points"),
         outbox=True,
+        uploads=(
+            Upload(
+                "/v1/users/[^/]+/picture",
+                "6m",
+                "the picture upload: 5 MiB image + multipart overhead",
+            ),
+        ),
     ),
     Service("catalog", 3, (8103,), "catalog", "postgresql", built=True),
     Service(
@@ -83,8 +127,18 @@ SERVICES: tuple[Service, ...] = (
         outbox=True,
     ),
     # two replicas: WebSocket fan-out across processes goes through Redis
-    Service("chat", 5, (8105, 8106), "chat", "postgresql", built=True, breakers=("orders",)),
+    Service(
+        "chat",
+        5,
+        (8105, 8106),
+        "chat",
+        "postgresql",
+        built=True,
+        breakers=("orders",),
+        websocket=True,
+    ),
     Service("points", 6, (9105,), "points", "mysql", built=True, grpc_port=50051),
+    # `make new-service` adds its entry above this line
 )
 BY_NAME: dict[str, Service] = {service.name: service for service in SERVICES}
 
@@ -97,7 +151,7 @@ def get(name: str) -> Service:
 
 
 def gateway_services() -> list[Service]:
-    """The services NGINX routes (planned ones included)."""
+    """The services NGINX routes (built or not)."""
     return [service for service in SERVICES if service.behind_gateway]
 
 

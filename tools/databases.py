@@ -13,8 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 from lib import registry
 from lib.registry import Engine
 
-PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432"
-MYSQL_DEFAULT = "mysql://root@127.0.0.1:3306"
+PG_DEFAULT = registry.SERVERS["postgresql"]
+MYSQL_DEFAULT = registry.SERVERS["mysql"]
 REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
 
 
@@ -28,8 +28,7 @@ class Database:
         return f"{self.name.upper()}_DATABASE_URL"
 
     def default_dsn(self) -> str:
-        server = PG_DEFAULT if self.engine == "postgresql" else MYSQL_DEFAULT
-        return f"{server}/fixup_{self.name}"
+        return f"{registry.SERVERS[self.engine]}/fixup_{self.name}"
 
     def dsn(self) -> str:
         """The DSN from `<DB>_DATABASE_URL`, else the local default server."""

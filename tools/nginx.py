@@ -10,7 +10,9 @@ when that committed copy is stale). nginx's own `$variables` are never touched.
 
 Upstream addresses: `--upstream users=127.0.0.1:8102,127.0.0.1:8112` (replicas separated
 by commas), else `<SVC>_PORT` from the environment, else the ports of lib/registry.py
-(every REST service, planned ones included: they answer 503 until they are built).
+(every REST service, built or not: one not built answers 503). The `upstream` and
+`location /api/<name>/` blocks of every such service are generated here from the registry
+(`${UPSTREAMS}`, `${SERVICE_LOCATIONS}`): a new service needs no NGINX edit.
 """
 
 from __future__ import annotations
@@ -110,12 +112,61 @@ class Layout:
             "POINTS_GRPC": str(POINTS_GRPC),
             "POINTS_METRICS": str(POINTS_METRICS),
         }
-        for service in HTTP_SERVICES:
-            servers = self.upstreams.get(service) or default_servers(service, os.environ)
-            values[f"{service.upper()}_SERVERS"] = "\n".join(
-                f"    server {address} max_fails=1 fail_timeout=5s;" for address in servers
-            )
+        values["UPSTREAMS"] = "\n\n".join(
+            upstream_block(s, self.upstreams.get(s.name) or default_servers(s.name, os.environ))
+            for s in registry.gateway_services()
+        )
+        values["SERVICE_LOCATIONS"] = "\n\n".join(
+            location_blocks(s) for s in registry.gateway_services()
+        )
         return values
+
+
+def upstream_block(service: registry.Service, servers: Sequence[str]) -> str:
+    """The service's `upstream`: its replicas, pooled keep-alive connections."""
+    lines = [f"upstream {service.name} {{"]
+    if service.websocket:
+        lines.append("    # WebSocket connections are long-lived: spread them by load, not in turn")
+        lines.append("    least_conn;")
+    lines += [f"    server {address} max_fails=1 fail_timeout=5s;" for address in servers]
+    lines += ["    keepalive 16;", "    keepalive_timeout 60s;", "}"]
+    return "\n".join(lines)
+
+
+def location_blocks(service: registry.Service) -> str:
+    """`/api/<name>/` -> the service with the prefix stripped; an upload route first (a
+    regex location wins over the prefix one) with its larger body limit; a WebSocket
+    service passes the upgrade and reads for longer than its 20 s pings."""
+    name = service.name
+    blocks = []
+    for upload in service.uploads:
+        lines = [f"    # {upload.comment}"] if upload.comment else []
+        lines += [
+            f"    location ~ ^/api/{name}{upload.path}$ {{",
+            f"        set $fixup_service {name};",
+            f"        client_max_body_size {upload.max_body};",
+            "        include snippets/proxy.conf;",
+            f"        rewrite ^/api/{name}(/.*)$ $1 break;",
+            f"        proxy_pass http://{name};",
+            "    }",
+        ]
+        blocks.append("\n".join(lines))
+    lines = [
+        f"    location /api/{name}/ {{",
+        f"        set $fixup_service {name};",
+        "        include snippets/proxy.conf;",
+    ]
+    if service.websocket:
+        lines += [
+            "        # WebSocket: pass the upgrade; the server pings every 20 s, so a read",
+            "        # timeout of 75 s only closes connections that are dead",
+            "        proxy_set_header Upgrade $http_upgrade;",
+            "        proxy_read_timeout 75s;",
+            "        proxy_send_timeout 75s;",
+        ]
+    lines += [f"        proxy_pass http://{name}/;", "    }"]
+    blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def extra_secret_params() -> list[str]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from lib.config import ServiceSettings
 
 SERVICE = "catalog"
 
 
 class CatalogSettings(ServiceSettings):
-    port: int = 8103
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/fixup_catalog"
+    registry_name: ClassVar[str] = SERVICE  # port and database: lib/registry.py
     db_pool_reset: bool = False  # no handler changes session state (ADR 0005)

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
+from lib.clients.settings import OrdersClientSettings
 from lib.config import ServiceSettings
 
 SERVICE = "chat"
 
 
-class ChatSettings(ServiceSettings):
-    port: int = 8105
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/fixup_chat"
+class ChatSettings(ServiceSettings, OrdersClientSettings):
+    registry_name: ClassVar[str] = SERVICE  # port and database: lib/registry.py
     db_pool_reset: bool = False  # no handler changes session state (ADR 0005)
-    # --- orders (who the participants of a new conversation are; down -> 503)
-    orders_url: str = "http://127.0.0.1:8104"
-    orders_timeout: float = Field(1.0, gt=0, description="Deadline of one attempt (s).")
-    orders_breaker_threshold: int = Field(3, ge=1)
-    orders_breaker_reset: float = Field(10.0, gt=0)
+    # --- orders (who the participants of a new conversation are): its answers reused
     orders_cache_ttl: float = Field(5.0, ge=0, description="How long an answer is reused (s).")
     orders_cache_size: int = Field(10_000, ge=1)
     # --- WebSocket (ADR 0011)

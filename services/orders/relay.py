@@ -140,7 +140,9 @@ def relay_ctx(settings: OrdersSettings) -> Callable[[web.Application], AsyncIter
 
         pool = ChannelPool(settings.points_grpc_addr, size=1)
         breaker = CircuitBreaker(
-            "points", failure_threshold=3, reset_timeout=settings.outbox_interval
+            "points",
+            failure_threshold=settings.points_breaker_threshold,
+            reset_timeout=settings.outbox_interval,
         )
         gauge_breaker(settings.service, "points", breaker)
         points = PointsClient(pool, timeout=settings.points_timeout, breaker=breaker)

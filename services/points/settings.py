@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from lib.config import ServiceSettings
@@ -11,9 +13,8 @@ SERVICE = "points"
 
 class PointsSettings(ServiceSettings):
     """`PORT` (POINTS_PORT) is the HTTP side port (/metrics, /health, /ready); gRPC listens
-    on `GRPC_PORT` (POINTS_GRPC_PORT)."""
+    on `GRPC_PORT` (POINTS_GRPC_PORT); both and the database default to lib/registry.py."""
 
-    port: int = Field(9105, ge=1, le=65535)
-    grpc_port: int = Field(50051, ge=0, le=65535)
-    database_url: str = "mysql://root@127.0.0.1:3306/fixup_points"
+    registry_name: ClassVar[str] = SERVICE
+    grpc_port: int = Field(0, ge=0, le=65535)  # default: the registry's grpc_port
     max_list_ids: int = Field(1000, ge=1)  # ids per GetUserListPoints (a page is <= 1000)

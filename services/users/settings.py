@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from lib.auth.passwords import ARGON2_DEFAULTS, Priority, default_workers
+from lib.clients.settings import DepartmentsClientSettings, PointsClientSettings
 from lib.config import ServiceSettings
 
 SERVICE = "users"
 
 
-class UsersSettings(ServiceSettings):
-    port: int = 8102
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/fixup_users"
+class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSettings):
+    registry_name: ClassVar[str] = SERVICE  # port and database: lib/registry.py
     db_pool_reset: bool = False  # no handler changes session state (ADR 0005)
-    points_grpc_addr: str = "127.0.0.1:50051"
-    points_grpc_pool_size: int = Field(4, ge=1, le=64)
-    points_timeout: float = Field(0.5, gt=0, description="Deadline of one points call (s).")
-    points_breaker_threshold: int = Field(3, ge=1)
-    points_breaker_reset: float = Field(10.0, gt=0)
     # --- auth flows (services/users/auth.py, ADR 0010)
     encryption_key: SecretStr = Field(
         SecretStr(""), description="base64 of 32 bytes: AES-GCM key of personal id numbers."
@@ -61,11 +57,7 @@ class UsersSettings(ServiceSettings):
     smtp_timeout: float = Field(10.0, gt=0)
     mail_relay_interval: float = Field(5.0, gt=0, description="Outbox poll period (s).")
     mail_retry_max: float = Field(300.0, gt=0, description="Longest wait between attempts.")
-    # --- profiles (services/users/profiles.py): the departments check, picture storage
-    departments_url: str = "http://127.0.0.1:8101"
-    departments_timeout: float = Field(1.0, gt=0, description="Deadline of one attempt (s).")
-    departments_breaker_threshold: int = Field(3, ge=1)
-    departments_breaker_reset: float = Field(10.0, gt=0)
+    # --- profiles (services/users/profiles.py): picture storage
     storage_dir: str = "var/storage"
     storage_url_ttl: int = Field(3600, ge=1, description="Lifetime of a picture URL (s).")
     storage_signing_key: SecretStr = Field(

@@ -65,10 +65,10 @@ run("account_pages.cjs", executablePath, async (browser, result) => {
     await page.locator("#reset-form button[type=submit]").click();
     // refused in the page (a field error, no request), or answered by the API
     await page.waitForFunction(
-      (before) => document.querySelector("#password-error").textContent ||
+      () => document.querySelector("#password-error").textContent ||
         document.querySelector("#confirm-error").textContent ||
         ["ok", "error"].includes(document.querySelector("#status").dataset.state),
-      calls,
+      null,
       { timeout: 20000 }
     );
     const step = await outcome(page);

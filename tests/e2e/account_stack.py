@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.e2e.gateway_stack import Gateway, seed_departments
@@ -113,19 +112,3 @@ def new_account(role: str = "CUSTOMER", **extra: Any) -> dict[str, Any]:
         "role": role,
         **extra,
     }
-
-
-async def mail_to(sink: SmtpSink, address: str) -> Any:
-    """The next mail for `address` (the event the flow waits for; MAIL_WAIT bounds it)."""
-    while True:
-        mail = await sink.next_mail()
-        if mail["To"] == address:
-            return mail
-
-
-async def call(
-    http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
-) -> tuple[aiohttp.ClientResponse, Any]:
-    async with http.request(method, url, **kwargs) as resp:
-        body = await resp.json() if resp.content_type.endswith("json") else await resp.text()
-        return resp, body

@@ -22,13 +22,12 @@ import pytest
 from tests.e2e.account_stack import (
     PASSWORD,
     AccountStack,
-    call,
-    mail_to,
     new_account,
     running_account_stack,
 )
 from tests.e2e.browser import artifact, assert_png, chromium, node, run_script
-from tests.integration.smtp_support import token_in
+from tests.e2e.story_stack import call
+from tests.integration.smtp_support import mail_to, token_in
 
 LINK = re.compile(r"https?://\S+")
 API_REFUSAL = re.compile(r"^Failed to load resource: the server responded with a status of 40[09] ")

@@ -15,12 +15,11 @@ from lib.crypto import FieldCipher
 from tests.e2e.account_stack import (
     PASSWORD,
     AccountStack,
-    call,
-    mail_to,
     new_account,
     running_account_stack,
 )
-from tests.integration.smtp_support import token_in
+from tests.e2e.story_stack import call
+from tests.integration.smtp_support import mail_to, token_in
 
 PERSONAL_ID = f"PID-{uuid.uuid4().hex[:10]}-E2E"  # a value no other text of the run holds
 

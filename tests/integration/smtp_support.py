@@ -54,6 +54,15 @@ def smtp_sink(port: int | None = None) -> Iterator[SmtpSink]:
         sink.stop()
 
 
+async def mail_to(sink: SmtpSink, address: str) -> Message:
+    """The next mail for `address` (mails of other tests in between are skipped; MAIL_WAIT
+    bounds each wait)."""
+    while True:
+        mail = await sink.next_mail()
+        if mail["To"] == address:
+            return mail
+
+
 def token_in(message: Message) -> str:
     body = message.get_payload(decode=True)
     assert isinstance(body, bytes)

@@ -24,7 +24,7 @@ from services.users.app import create_app
 from services.users.auth import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS
-from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
+from tests.integration.smtp_support import SmtpSink, mail_to, smtp_sink, token_in
 from tests.servers import env
 from tests.unit import test_auth_tokens as forge
 from tools import seed
@@ -124,14 +124,6 @@ async def register(client: Any, sink: SmtpSink, **extra: Any) -> tuple[dict[str,
     user = (await resp.json())["data"]
     mail = await mail_to(sink, email)
     return user, token_in(mail)
-
-
-async def mail_to(sink: SmtpSink, email: str) -> Any:
-    """The next mail for `email` (mails of other tests in between are skipped)."""
-    while True:
-        mail = await sink.next_mail()
-        if mail["To"] == email:
-            return mail
 
 
 async def login(client: Any, email: str, password: str = "correct horse") -> Any:

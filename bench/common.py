@@ -89,9 +89,17 @@ class Load:
 
 
 def wrk(
-    url: str, *, seconds: float, connections: int, headers: Sequence[str] = (), threads: int = 1
+    url: str,
+    *,
+    seconds: float,
+    connections: int,
+    headers: Sequence[str] = (),
+    threads: int = 1,
+    not_modified: bool = False,
 ) -> Load:
-    """One bounded wrk run in its own process; any non-2xx response fails the benchmark."""
+    """One bounded wrk run in its own process; a 4xx/5xx response fails the benchmark.
+    `not_modified`: the responses must be bodyless 304s (wrk counts no 3xx as an error;
+    their size tells them from a page)."""
     command = [
         "wrk",
         f"-t{threads}",
@@ -106,8 +114,16 @@ def wrk(
     out = subprocess.run(
         [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
+    requests = re.search(r"(\d+) requests in", out)
+    assert requests is not None, out
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"errors under load on {url}:\n{out}")
+    if not_modified:
+        read = re.search(r"requests in [\d.]+\w+, ([\d.]+)(B|KB|MB|GB) read", out)
+        assert read is not None, out
+        size = float(read[1]) * {"B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30}[read[2]]
+        if size / int(requests[1]) > 1024:
+            raise RuntimeError(f"{url} answered bodies, not 304s:\n{out}")
 
     def pct(label: str) -> float:
         found = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
@@ -116,8 +132,6 @@ def wrk(
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert rps is not None, out
-    requests = re.search(r"(\d+) requests in", out)
-    assert requests is not None, out
     return Load(float(rps[1]), pct("50"), pct("99"), int(requests[1]))
 
 

@@ -10,6 +10,8 @@ write instead, every server its own process, side by side in one run on loopback
   p2          FastAPI + raw asyncpg under uvicorn
   litestar    Litestar + msgspec Structs + raw asyncpg (bench/http_peers.py)
   blacksheep  BlackSheep + raw asyncpg + orjson (bench/http_peers.py)
+  service-304 the service answering If-None-Match with the list's current ETag: 304s
+              (conditional reads, ADR 0019; same process as `service`)
   nginx       the gateway (tools.nginx's configuration, one worker) in front of `service`
   workers2    the service with WORKERS=2 (needs Redis for the shared limits)
 
@@ -34,6 +36,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -63,7 +67,7 @@ PATH = "/v1/departments?limit=50"
 ROWS = 1000
 PEERS = ("litestar", "blacksheep")  # answer the service's body exactly, after parsing
 # what the service runs per request, as pgbench runs it: the ceiling
-STATEMENTS = (q.COUNT_DEPARTMENTS, with_literals(q.LIST_DEPARTMENTS_BY_NAME_ASC, (0, 50)))
+STATEMENTS = (q.COUNT_DEPARTMENTS_STAMPED, with_literals(q.LIST_DEPARTMENTS_BY_NAME_ASC, (0, 50)))
 TARGETS = {
     "service/reference": ("service", "reference", 0.95),
     "service/p1": ("service", "p1", 5.0),
@@ -71,6 +75,7 @@ TARGETS = {
     "service/litestar": ("service", "litestar", 1.25),
     "service/blacksheep": ("service", "blacksheep", 1.25),
     "nginx/service": ("nginx", "service", 0.85),
+    "service-304/service": ("service-304", "service", 3.0),
     "reference/bare": ("reference", "bare", None),
     "bare-layers/bare": ("bare-layers", "bare", None),
     "workers2/service": ("workers2", "service", None),
@@ -102,15 +107,17 @@ class Servers:
     def __init__(self) -> None:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.urls: dict[str, str] = {}
+        self.headers: dict[str, list[str]] = {}  # sent by wrk to that target
 
     def start(self, name: str, command: list[str], url: str, **kwargs: Any) -> None:
         self.procs[name] = subprocess.Popen(command, cwd=ROOT, **kwargs)
         self.urls[name] = url
 
     def stop(self) -> None:
-        for proc in self.procs.values():
+        procs = {id(p): p for p in self.procs.values()}.values()  # service-304 is `service`
+        for proc in procs:
             proc.terminate()
-        for proc in self.procs.values():
+        for proc in procs:
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -152,6 +159,19 @@ def start_all(servers: Servers, dsn: str, runtime: Path, with_workers2: bool) ->
         env=service_env(dsn, port["service"], 1),
     )
     body = wait_ready(url("service"))
+    with urllib.request.urlopen(url("service"), timeout=5) as resp:
+        tag = resp.headers["ETag"]
+    conditional = urllib.request.Request(url("service"), headers={"If-None-Match": tag})
+    try:
+        with urllib.request.urlopen(conditional, timeout=5) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as exc:  # urllib raises on a 304
+        status = exc.code
+    if status != 304:
+        raise RuntimeError(f"the service answered a current If-None-Match with {status}")
+    servers.procs["service-304"] = servers.procs["service"]  # the same process, conditional
+    servers.urls["service-304"] = url("service")
+    servers.headers["service-304"] = [f"If-None-Match: {tag}"]
     servers.start(
         "reference",
         [py, "bench/http_reference.py", "reference", str(port["reference"]), dsn],
@@ -208,6 +228,8 @@ def start_all(servers: Servers, dsn: str, runtime: Path, with_workers2: bool) ->
             got = wait_ready(address)
         except RuntimeError as exc:
             raise RuntimeError(f"{name}: {exc}") from None
+        if name == "service-304":
+            continue
         assert name.startswith("bare") or same_page(got) == expected, f"{name} answers another page"
         if name in PEERS:
             assert parsed_answer(got) == parsed_answer(body), f"{name} answers another body"
@@ -237,8 +259,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             start_all(servers, dsn, Path(runtime), not args.no_workers2)
             names = [n for n in servers.urls if not args.only or n in args.only.split(",")]
             idle = {name: tree_rss_mb(servers.procs[name].pid) for name in names}
+
+            def options(name: str) -> dict[str, Any]:
+                return {
+                    "connections": args.connections,
+                    "headers": servers.headers.get(name, ()),
+                    "not_modified": name == "service-304",
+                }
+
             for name in names:  # warm-up: JITs none, but pools, caches, statement caches
-                wrk(servers.urls[name], seconds=1, connections=args.connections)
+                wrk(servers.urls[name], seconds=1, **options(name))
             runs: dict[str, list[Load]] = {name: [] for name in names}
             ceiling: list[float] = []
             for r in range(args.rounds):
@@ -248,7 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                             servers.urls[name],
                             servers.procs[name].pid,
                             seconds=args.seconds,
-                            connections=args.connections,
+                            **options(name),
                         )
                     )
                 ceiling.append(

@@ -108,7 +108,7 @@ class Layout:
             "OPENAPI_DIR": str(self.openapi_dir).rstrip("/"),
             "PAGES_DIR": str(self.pages_dir).rstrip("/"),
             # the access log's redaction (10-logging.conf): the services' list, lib/redact.py
-            "SECRET_PARAMS": nginx_pattern(secret_params(extra_secret_params())),
+            "SECRET_PARAMS": secret_pattern(),
             "POINTS_GRPC": str(POINTS_GRPC),
             "POINTS_METRICS": str(POINTS_METRICS),
         }
@@ -169,12 +169,16 @@ def location_blocks(service: registry.Service) -> str:
     return "\n\n".join(blocks)
 
 
-def extra_secret_params() -> list[str]:
-    """LOG_REDACT_PARAMS as the services read it: the environment, else `.env`."""
+def secret_pattern() -> str:
+    """lib/redact.py's names + LOG_REDACT_PARAMS as the services read it (the environment,
+    else `.env`), as the alternation 10-logging.conf's maps match."""
     value = os.environ.get("LOG_REDACT_PARAMS")
     if value is None:
         value = dotenv_values(ROOT / ".env").get("LOG_REDACT_PARAMS") or ""
-    return value.split(",")
+    try:
+        return nginx_pattern(secret_params(value.split(",")))
+    except ValueError as exc:
+        raise RenderError(f"LOG_REDACT_PARAMS: {exc}") from None
 
 
 def default_servers(service: str, env: Mapping[str, str]) -> list[str]:

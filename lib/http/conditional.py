@@ -6,10 +6,11 @@ their own transaction), for an item, the row's version. The per-IP limit middlew
 `answer_unchanged` before it takes a token: a request whose If-None-Match holds the current
 tag gets its 304 from that one cheap read, without the page query, without serializing a
 row, and without using the caller's rate-limit budget. Any other request goes on through the
-limits to the handler, which reuses the tag read here (`tag_of`) or reads it itself BEFORE
-the data, so a tag never names data older than itself: a read racing a write can answer
-a newer body under the older tag (the next request just gets a 200), never a 304 for a
-stale one. The stamp lives in the database, so every replica sees every write.
+limits to the handler, which reuses the tag read here (request[TAG]) or reads it itself
+BEFORE the data or in the same statement (departments: with the total), so a tag never
+names data older than itself: a read racing a write can answer a newer body under the
+older tag (the next request just gets a 200), never a 304 for a stale one. The stamp
+lives in the database, so every replica sees every write.
 """
 
 from __future__ import annotations
@@ -70,10 +71,3 @@ async def answer_unchanged(request: web.Request) -> web.Response | None:
         tag = await stamp(request, conn)
     request[TAG] = tag
     return not_modified(tag) if tag is not None and matches(header, tag) else None
-
-
-async def tag_of(request: web.Request, conn: Any, stamp: Stamp) -> str | None:
-    """The tag `answer_unchanged` read, or read now: call it BEFORE reading the data."""
-    if TAG in request:
-        return request[TAG]
-    return await stamp(request, conn)

@@ -12,6 +12,12 @@ from . import models
 
 
 @dataclass
+class CountDepartmentsStampedRow:
+    total: int
+    version: int | None
+
+
+@dataclass
 class CopyDepartmentsParams:
     id: UUID
     name: str
@@ -29,6 +35,21 @@ async def count_departments(conn: PgConn) -> int | None:
     """
     row = await conn.fetchrow(COUNT_DEPARTMENTS)
     return None if row is None else row[0]
+
+
+COUNT_DEPARTMENTS_STAMPED = """
+SELECT (SELECT count(*) FROM departments) AS total,
+       (SELECT version FROM table_versions WHERE name = 'departments') AS version
+"""
+
+
+async def count_departments_stamped(conn: PgConn) -> CountDepartmentsStampedRow | None:
+    """
+    SELECT (SELECT count(*) FROM departments) AS total,
+           (SELECT version FROM table_versions WHERE name = 'departments') AS version
+    """
+    row = await conn.fetchrow(COUNT_DEPARTMENTS_STAMPED)
+    return None if row is None else CountDepartmentsStampedRow(*row)
 
 
 LIST_DEPARTMENTS_BY_NAME_ASC = """

@@ -3,6 +3,12 @@
 -- name: CountDepartments :one
 SELECT count(*) AS total FROM departments;
 
+-- name: CountDepartmentsStamped :one
+-- The total and the table's version stamp in one statement, so one snapshot (ADR 0019):
+-- the list's ETag costs no round trip of its own.
+SELECT (SELECT count(*) FROM departments) AS total,
+       (SELECT version FROM table_versions WHERE name = 'departments') AS version;
+
 -- name: ListDepartmentsByNameAsc :many
 SELECT * FROM departments ORDER BY name ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
 

@@ -51,10 +51,11 @@ class LocalStorage:
         return hmac.new(self.signing_key, message, hashlib.sha256).hexdigest()
 
     def check(self, key: str, expires: str, sig: str, *, now: float | None = None) -> bool:
-        """True when `sig` is this key's signature for `expires` and that time is ahead."""
+        """True when `sig` is this key's signature for `expires` and that time is ahead (at
+        `expires` itself the URL is expired, as a token is at its `exp`)."""
         if not expires.isdigit() or len(expires) > 12:
             return False
-        if int(expires) < (time.time() if now is None else now):
+        if int(expires) <= (time.time() if now is None else now):
             return False
         return hmac.compare_digest(self.sign(key, int(expires)), sig)
 

@@ -65,3 +65,11 @@ class Subcategory:
     version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+
+
+@dataclass
+class TableVersion:
+    """Row of table table_versions."""
+
+    name: str
+    version: int

@@ -8,7 +8,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-fast test-reliability test-unit migrate-up migrate-down migrate-status \
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
-	procfile swagger-deps deploy-gen up down logs mutate mutate-sample
+	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -57,8 +57,11 @@ mutate: install ## mutation testing (mutmut) of [tool.mutmut]'s modules; per-mod
 mutate-sample: install ## the bounded CI sample: a fixed-seed few mutants per module, each must be killed
 	$(PY) -m tools.mutation sample
 
+DATABASE_NAMES = $(PY) -c 'from lib import registry; print("|".join(s.database for s in registry.SERVICES))'
+SERVICE_NAMES = $(PY) -c 'from lib import registry; print("|".join(s.name for s in registry.SERVICES))'
+
 check-db:
-	@test -n "$(db)" || { echo "usage: make $(MAKECMDGOALS) db=<departments|users|points|catalog|orders|chat>"; exit 2; }
+	@test -n "$(db)" || { echo "usage: make $(MAKECMDGOALS) db=<$$($(DATABASE_NAMES))>"; exit 2; }
 
 migrate-up: install check-db ## apply pending migrations: db=X
 	$(PY) -m tools.migrate up $(db)
@@ -121,6 +124,7 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 	$(PY) -m tools.dashboards check
 	$(PY) -m tools.k8s check
 	$(PY) -m tools.kibana check
+	$(PY) -m tools.env_example check
 
 procfile: install ## render the Procfile from lib/registry.py
 	$(PY) -m tools.procfile
@@ -144,7 +148,7 @@ swag-config: install $(SWAGGER_DEPS) ## Swagger UI for /docs/ (lists docs/openap
 	$(PY) -m tools.swag_config
 
 dev: install ## one service with hot reload: svc=X
-	@test -n "$(svc)" || { echo "usage: make dev svc=<departments|users|catalog|orders|chat|points>"; exit 2; }
+	@test -n "$(svc)" || { echo "usage: make dev svc=<$$($(SERVICE_NAMES))>"; exit 2; }
 	$(VENV)/bin/watchfiles --filter python --target-type command '$(PY) -m services.$(svc)' lib services/$(svc)
 
 proto: install ## generate betterproto2 messages from proto/ into lib/pb
@@ -153,12 +157,21 @@ proto: install ## generate betterproto2 messages from proto/ into lib/pb
 proto-check: install ## fail when lib/pb is stale against proto/ (CI)
 	$(PY) -m tools.proto check
 
-deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml, Grafana dashboards, deploy/k8s/base, Kibana objects
+deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml, Grafana dashboards, deploy/k8s/base, Kibana objects, .env.example's registry blocks
 	$(PY) -m tools.compose
 	$(PY) -m tools.prometheus compose
 	$(PY) -m tools.dashboards
 	$(PY) -m tools.k8s
 	$(PY) -m tools.kibana
+	$(PY) -m tools.env_example
+
+new-service: install ## a working service from lib/registry.py: name=X db=postgresql|mysql (tools/new_service.py)
+	@test -n "$(name)" || { echo "usage: make new-service name=<name> db=<postgresql|mysql>"; exit 2; }
+	$(PY) -m tools.new_service new "$(name)" --db "$(or $(db),postgresql)" $(if $(grpc),--grpc)
+
+remove-service: install ## undo make new-service: name=X
+	@test -n "$(name)" || { echo "usage: make remove-service name=<name>"; exit 2; }
+	$(PY) -m tools.new_service remove "$(name)"
 
 up: ## the whole stack in Docker Compose (needs Docker and a .env with the passwords)
 	docker build -t fixup:latest .

@@ -1,5 +1,6 @@
 """lib/registry.py and every list derived from it agree: databases, NGINX upstreams, the
-Procfile, the swag list, the services' own settings and .env.example.
+Procfile, the swag list, the services' own settings and .env.example; the gateway's
+generated upstream and location blocks.
 
 (Profiling ports: tests/unit/test_profiling.py; exporter routes == OpenAPI paths:
 tests/unit/test_nginx_exporter.py.)
@@ -18,7 +19,7 @@ import pytest
 
 from lib import registry
 from lib.config import ServiceSettings
-from tools import nginx, procfile, swag
+from tools import env_example, nginx, procfile, swag
 from tools.databases import DATABASES, database_name, engine_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,9 @@ BUILT = [s for s in registry.SERVICES if s.built]
 
 def test_the_registry() -> None:
     names = [s.name for s in registry.SERVICES]
-    assert names == ["departments", "users", "catalog", "orders", "chat", "points"]
+    assert len(set(names)) == len(names), "a service is listed twice"
+    assert all(re.fullmatch(r"[a-z][a-z0-9]*", name) for name in names)
+    assert len({s.database for s in registry.SERVICES}) == len(names)
     ports = [p for s in registry.SERVICES for p in (*s.http_ports, s.grpc_port) if p]
     assert len(ports) == len(set(ports)), "a port is used twice"
     assert len({s.index for s in registry.SERVICES}) == len(names)
@@ -153,8 +156,8 @@ def test_stale_procfile_is_reported(
 
 
 def test_swag_documents_the_built_rest_services() -> None:
-    assert swag.SERVICES == ("departments", "users", "catalog", "orders", "chat")
-    assert set(swag.SERVICES) == {s.name for s in BUILT if s.behind_gateway}
+    assert tuple(s.name for s in BUILT if s.behind_gateway) == swag.SERVICES
+    assert "points" not in swag.SERVICES  # gRPC: no OpenAPI document
     assert {p.stem for p in (ROOT / "docs" / "openapi").glob("*.json")} == set(swag.SERVICES)
 
 
@@ -172,3 +175,32 @@ def test_env_example_lists_the_registry_ports() -> None:
         if service.behind_gateway:
             assert env[f"{service.env_prefix}_URL"] == f"http://127.0.0.1:{service.http_port}"
     assert env["POINTS_GRPC_PORT"] == str(registry.get("points").grpc_port)
+
+
+def test_env_example_blocks_are_generated(tmp_path: Path) -> None:
+    assert env_example.main(["check"]) == 0, "stale .env.example: run make deploy-gen"
+    text = env_example.ENV_EXAMPLE.read_text()
+    stale = text.replace("DEPARTMENTS_PORT=8101\n", "DEPARTMENTS_PORT=9999\n")
+    assert stale != text
+    assert env_example.render(stale) == text
+    with pytest.raises(ValueError, match="no `# >>> registry: ports` block"):
+        env_example.render(text.replace("# >>> registry: ports", "# ports"))
+
+
+def test_every_gateway_service_has_its_location_and_upstream() -> None:
+    conf = nginx.render_files(nginx.Layout())
+    gateway = conf["conf.d/30-gateway.conf"]
+    for service in registry.gateway_services():
+        assert f"location /api/{service.name}/ {{" in gateway
+        assert f"proxy_pass http://{service.name}/;" in gateway
+        for upload in service.uploads:
+            assert f"location ~ ^/api/{service.name}{upload.path}$ {{" in gateway
+            assert f"client_max_body_size {upload.max_body};" in gateway
+    upstreams = conf["conf.d/20-upstreams.conf"]
+    websocket = re.search(r"^upstream chat \{(.*?)^\}", upstreams, re.M | re.S)
+    assert websocket is not None
+    assert "least_conn;" in websocket.group(1)
+    plain = re.search(r"^upstream departments \{(.*?)^\}", upstreams, re.M | re.S)
+    assert plain is not None
+    assert "least_conn" not in plain.group(1)
+    assert "${" not in gateway + upstreams

@@ -1,0 +1,206 @@
+"""`make new-service name=X db=postgresql|mysql` and `make remove-service name=X`.
+
+`new` adds X to lib/registry.py (the next index, the first free ports), writes a working
+service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration,
+query file and sqlc.yaml; an API test), then regenerates everything derived: its typed
+repository (`make sqlc`), its OpenAPI document, the Procfile, NGINX's compose copy,
+`.env.example`, Compose, Prometheus, the dashboards, Kubernetes and Kibana. `remove`
+deletes what `new` wrote (the files of the service, its database's folders, its
+document and test) and its registry entry, and regenerates the same files: on a tree
+where nothing else changed, the tree is as before.
+
+What is left to the person is what only they can say: the queries, migrations, schemas,
+handlers and tests of the service's own behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from codegen.naming import pascal
+from codegen.plan import model_name, singular
+from lib import registry
+
+ROOT = Path(__file__).resolve().parent.parent
+SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
+REGISTRY = ROOT / "lib" / "registry.py"
+MARKER = "    # `make new-service` adds its entry above this line\n"
+NAME = re.compile(r"^[a-z][a-z0-9]{1,29}$")
+# generators of the files derived from the registry, in order (each a fresh process: the
+# registry is read at import); `make deploy-gen` + procfile + nginx-compose
+REGENERATE: tuple[tuple[str, ...], ...] = (
+    ("tools.procfile",),
+    ("tools.nginx", "compose"),
+    ("tools.env_example",),
+    ("tools.compose",),
+    ("tools.prometheus", "compose"),
+    ("tools.dashboards",),
+    ("tools.k8s",),
+    ("tools.kibana",),
+)
+
+
+class ScaffoldError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Scaffold:
+    """Where each template of tools/scaffold/ goes for service `name` on `engine`."""
+
+    name: str
+    engine: registry.Engine
+
+    def values(self) -> dict[str, str]:
+        postgres = self.engine == "postgresql"
+        return {
+            "name": self.name,
+            "Name": pascal(self.name),
+            "Model": model_name(self.name),
+            "model": singular(self.name),
+            "Settings": f"{pascal(self.name)}Settings",
+            "ID": "uuid.UUID" if postgres else "str",
+            "new_id": "uuid.uuid4()" if postgres else "str(uuid.uuid4())",
+            "key": "path_uuid(request)" if postgres else "str(path_uuid(request))",
+        }
+
+    def files(self) -> dict[str, Path]:
+        """Template (relative to tools/scaffold) -> target (relative to the root)."""
+        n = self.name
+        out = {
+            f"service/{module}.py.tmpl": Path(f"services/{n}/{module}.py")
+            for module in ("__init__", "__main__", "app", "settings", "handlers", "schemas")
+        }
+        out[f"{self.engine}/0001_initial.sql.tmpl"] = Path(f"migrations/{n}/0001_initial.sql")
+        out[f"{self.engine}/0001_initial.rollback.sql.tmpl"] = Path(
+            f"migrations/{n}/0001_initial.rollback.sql"
+        )
+        out[f"{self.engine}/sqlc.yaml.tmpl"] = Path(f"sql/{n}/sqlc.yaml")
+        out[f"{self.engine}/queries.sql.tmpl"] = Path(f"sql/{n}/queries/{n}.sql")
+        out["tests/test_api.py.tmpl"] = Path(f"tests/integration/test_{n}_api.py")
+        return out
+
+
+def owned_paths(name: str) -> list[Path]:
+    """Everything `new` creates for `name` (generated files included), root-relative."""
+    return [
+        Path(f"services/{name}"),
+        Path(f"migrations/{name}"),
+        Path(f"sql/{name}"),
+        Path(f"tests/integration/test_{name}_api.py"),
+        Path(f"docs/openapi/{name}.json"),
+    ]
+
+
+def registry_entry(name: str, engine: registry.Engine) -> str:
+    """One line of SERVICES: the next index; ports 8100 + index (else the next free)."""
+    index = max(s.index for s in registry.SERVICES) + 1
+    used = {p for s in registry.SERVICES for p in (*s.http_ports, s.grpc_port) if p}
+    port = 8100 + index
+    while port in used:
+        port += 1
+    return f'    Service("{name}", {index}, ({port},), "{name}", "{engine}", built=True),\n'
+
+
+def check_new(name: str, root: Path) -> None:
+    if not NAME.match(name):
+        raise ScaffoldError(
+            f"name={name!r}: 2-30 lowercase letters and digits, starting with a letter "
+            "(it is a Python package, a database and an environment prefix)"
+        )
+    if name in registry.BY_NAME or name in {s.database for s in registry.SERVICES}:
+        raise ScaffoldError(f"{name!r} is in lib/registry.py already")
+    taken = [str(p) for p in owned_paths(name) if (root / p).exists()]
+    if taken:
+        raise ScaffoldError(f"{', '.join(taken)} exist(s) already: remove first")
+    if MARKER not in (root / REGISTRY.relative_to(ROOT)).read_text():
+        raise ScaffoldError("lib/registry.py lost the line `make new-service` adds above")
+
+
+def run(root: Path, *command: str) -> None:
+    """A tool in a fresh interpreter at `root`; its failure stops the scaffold."""
+    done = subprocess.run([sys.executable, "-m", *command], cwd=root, check=False)
+    if done.returncode != 0:
+        raise ScaffoldError(f"`python -m {' '.join(command)}` failed ({done.returncode})")
+
+
+def regenerate(root: Path) -> None:
+    for command in REGENERATE:
+        run(root, *command)
+
+
+def new(name: str, engine: registry.Engine, root: Path = ROOT) -> None:
+    check_new(name, root)
+    scaffold = Scaffold(name, engine)
+    values = scaffold.values()
+    for template, target in scaffold.files().items():
+        text = Template((SCAFFOLD / template).read_text()).substitute(values)
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        (root / target).write_text(text)
+    registry_file = root / REGISTRY.relative_to(ROOT)
+    text = registry_file.read_text()
+    registry_file.write_text(text.replace(MARKER, registry_entry(name, engine) + MARKER))
+    print(f"new-service: {name} in lib/registry.py, services/{name}/ and its sql/, migrations/")
+    run(root, "tools.sqlc", "generate", name)
+    run(root, "tools.swag", "gen", name)
+    regenerate(root)
+    print(
+        f"new-service: done. Next: `make test svc={name}`, `make run` (GET "
+        f"/api/{name}/health through NGINX); its own behaviour goes in sql/{name}/queries, "
+        f"migrations/{name} (make migrate-new db={name} name=...), services/{name}/"
+        "schemas.py and handlers.py, and its tests"
+    )
+
+
+def remove(name: str, root: Path = ROOT) -> None:
+    registry_file = root / REGISTRY.relative_to(ROOT)
+    text = registry_file.read_text()
+    entry = re.compile(rf'^    Service\("{re.escape(name)}", .*\n', re.M)
+    if name not in registry.BY_NAME or not entry.search(text):
+        raise ScaffoldError(f"{name!r} is not a one-line entry of lib/registry.py (new-service's)")
+    for path in owned_paths(name):
+        target = root / path
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    registry_file.write_text(entry.sub("", text, count=1))
+    regenerate(root)
+    print(f"remove-service: {name} removed (its database fixup_{name} is left on the server)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.new_service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("new")
+    add.add_argument("name")
+    add.add_argument("--db", choices=["postgresql", "mysql"], default="postgresql")
+    add.add_argument("--grpc", action="store_true")
+    drop = sub.add_parser("remove")
+    drop.add_argument("name")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "new":
+            if args.grpc:
+                raise ScaffoldError(
+                    "grpc=1 is not scaffolded yet: a gRPC service needs its proto/ and "
+                    "servicer (services/points is the model); scaffold the HTTP one"
+                )
+            new(args.name, args.db)
+        else:
+            remove(args.name)
+    except ScaffoldError as exc:
+        print(f"{args.command}-service: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

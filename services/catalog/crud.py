@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from lib.errors import Conflict, NotFound
 from lib.http.body import parse_body
+from lib.http.conditional import TAG, conditional, list_tag
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
 from lib.http.jsonio import data, json_response
@@ -27,6 +28,7 @@ from lib.http.keys import DB
 from lib.http.listing import ListQuery, parse_list
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
+from services.catalog.db import table_versions
 from services.catalog.schemas import READ_ONLY
 
 Query = Callable[..., Awaitable[Any]]
@@ -37,6 +39,7 @@ class Resource:
     path: str  # "/v1/categories"
     noun: str  # "category"
     plural: str  # "categories"
+    table: str  # "categories": its version stamp tags the lists (ADR 0019)
     row: type  # the generated row class
     create_body: type[BaseModel]
     update_body: type[BaseModel]
@@ -84,6 +87,15 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
             raise NotFound(f"no such {res.noun}")
         raise stale(current.version)
 
+    async def rows_tag(request: web.Request, conn: Any) -> str | None:
+        version = await table_versions.tables_version(conn, names=[res.table])
+        return None if version is None else list_tag(version, request)
+
+    async def row_tag(request: web.Request, conn: Any) -> str | None:
+        row = await res.get(conn, id=path_uuid(request))
+        return None if row is None else etag(row.version)
+
+    @conditional(rows_tag)
     @operation(
         f"List {res.plural}",
         tags=tags,
@@ -95,12 +107,15 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
         page = parse_list(request, res.orderby, res.list_query)
         lister = res.listers[(page.orderby, page.sort)]
         async with request.app[DB].acquire() as conn:
+            tag = request.get(TAG) or await rows_tag(request, conn)  # before the data
             total = await res.count(conn, **filters(page.query)) or 0
             rows = await lister(
                 conn, row_offset=page.offset, row_limit=page.limit, **filters(page.query)
             )
-        return json_response({"data": rows, "meta": page.meta(total)})
+        headers = None if tag is None else {"ETag": tag}
+        return json_response({"data": rows, "meta": page.meta(total)}, headers=headers)
 
+    @conditional(row_tag)
     @operation(f"Get a {res.noun}", tags=tags, response=res.row, etag=True, errors=(400, 404))
     async def get_row(request: web.Request) -> web.Response:
         row_id = path_uuid(request)

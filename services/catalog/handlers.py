@@ -4,6 +4,7 @@ resources of the taxonomy (services/catalog/crud.py) and the provider links."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -11,6 +12,7 @@ from aiohttp import web
 from lib.auth.principal import Role
 from lib.errors import Forbidden, NotFound
 from lib.http.access import SELF
+from lib.http.conditional import TAG, conditional, list_tag
 from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import json_response
 from lib.http.keys import DB
@@ -18,7 +20,7 @@ from lib.http.listing import parse_list
 from lib.http.openapi import operation
 from services.catalog import schemas as s
 from services.catalog.crud import Resource, add_routes
-from services.catalog.db import models
+from services.catalog.db import models, table_versions
 from services.catalog.db import services as sq
 from services.catalog.db import taxonomy as tq
 
@@ -28,6 +30,7 @@ CATEGORY_TYPES = Resource(
     path="/v1/category-types",
     noun="category type",
     plural="category types",
+    table="category_types",
     row=models.CategoryType,
     create_body=s.CategoryTypeCreate,
     update_body=s.CategoryTypeUpdate,
@@ -50,6 +53,7 @@ CATEGORIES = Resource(
     path="/v1/categories",
     noun="category",
     plural="categories",
+    table="categories",
     row=models.Category,
     create_body=s.CategoryCreate,
     update_body=s.CategoryUpdate,
@@ -74,6 +78,7 @@ SUBCATEGORIES = Resource(
     path="/v1/subcategories",
     noun="subcategory",
     plural="subcategories",
+    table="subcategories",
     row=models.Subcategory,
     create_body=s.SubcategoryCreate,
     update_body=s.SubcategoryUpdate,
@@ -98,6 +103,7 @@ SERVICES = Resource(
     path="/v1/services",
     noun="service",
     plural="services",
+    table="services",
     row=models.Service,
     create_body=s.ServiceCreate,
     update_body=s.ServiceUpdate,
@@ -186,7 +192,14 @@ async def withdraw_service(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def links_tag(request: web.Request, conn: Any) -> str:
+    """The provider-service lists read provider_services and services (ADR 0019)."""
+    version = await table_versions.tables_version(conn, names=["provider_services", "services"])
+    return list_tag(version or 0, request)
+
+
 @routes.get("/v1/providers/{id}/services")
+@conditional(links_tag)
 @operation(
     "List the services of a provider",
     tags=LINK_TAGS,
@@ -200,14 +213,16 @@ async def list_services_of_provider(request: web.Request) -> web.Response:
     provider_id = path_uuid(request)
     page = parse_list(request, s.OFFERED_ORDERBY, s.OfferedListQuery)
     async with request.app[DB].acquire() as conn:
+        tag = request.get(TAG) or await links_tag(request, conn)  # before the data
         total = await sq.count_services_of_provider(conn, provider_id=provider_id) or 0
         rows = await OFFERED[page.sort](
             conn, provider_id=provider_id, row_offset=page.offset, row_limit=page.limit
         )
-    return json_response({"data": rows, "meta": page.meta(total)})
+    return json_response({"data": rows, "meta": page.meta(total)}, headers={"ETag": tag})
 
 
 @routes.get("/v1/services/{id}/providers")
+@conditional(links_tag)
 @operation(
     "List the providers of a service",
     tags=LINK_TAGS,
@@ -220,10 +235,11 @@ async def list_providers_of_service(request: web.Request) -> web.Response:
     service_id = path_uuid(request)
     page = parse_list(request, s.PROVIDER_ORDERBY, s.ProviderListQuery)
     async with request.app[DB].acquire() as conn:
+        tag = request.get(TAG) or await links_tag(request, conn)  # before the data
         if await sq.get_service(conn, id=service_id) is None:
             raise NotFound("no such service")
         total = await sq.count_providers_of_service(conn, service_id=service_id) or 0
         rows = await PROVIDERS[page.sort](
             conn, service_id=service_id, row_offset=page.offset, row_limit=page.limit
         )
-    return json_response({"data": rows, "meta": page.meta(total)})
+    return json_response({"data": rows, "meta": page.meta(total)}, headers={"ETag": tag})

@@ -1,4 +1,4 @@
-"""Conditional reads of the departments API (ADR 0019) against real PostgreSQL: every
+"""Conditional reads of the departments and catalog APIs (ADR 0019) against real PostgreSQL: every
 public GET answers an ETag; If-None-Match with the current tag is a 304 that runs no page
 query and uses no rate-limit budget; every committed write changes the tag, an
 uncommitted one does not; a read racing writes never 304s a stale copy; a write through
@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import pytest
 
 from lib.auth.principal import Role
+from services.catalog.app import create_app as catalog_app
 from services.departments.app import create_app
 from tests.integration.auth_support import bearer, settings_for
+from tests.integration.catalog_support import ADMIN, catalog_settings, chain
 
 LIST = "/v1/departments?limit=100&orderby=name"
 
@@ -197,3 +202,72 @@ async def test_reads_racing_writes_never_304_a_stale_copy(
 
     fresh, _ = (await asyncio.gather(writer(), reader()))[1]
     assert fresh >= 2
+
+
+# --- catalog: the taxonomy, the services and the provider links ---------------------------
+
+
+@pytest.fixture
+async def catalog(aiohttp_client: Any, migrated_db: Callable[[str], str]) -> Any:
+    return await aiohttp_client(catalog_app(catalog_settings(migrated_db("catalog"))))
+
+
+async def test_catalog_lists_and_items_revalidate_and_change_with_every_write(
+    catalog: Any,
+) -> None:
+    made = await chain(catalog)
+    lists = {
+        "type": "/v1/category-types",
+        "category": "/v1/categories",
+        "subcategory": "/v1/subcategories",
+        "service": "/v1/services",
+    }
+    for noun, path in lists.items():
+        status, tag, _ = await get(catalog, path)
+        assert status == 200
+        assert (await get(catalog, path, tag))[:2] == (304, tag), path
+        item = f"{path}/{made[noun]['id']}"
+        status, item_tag, _ = await get(catalog, item)
+        assert (await get(catalog, item, item_tag))[:2] == (304, item_tag), item
+
+        resp = await catalog.patch(
+            item,
+            json={"name": f"Renamed {noun}"},
+            headers={**ADMIN, "If-Match": item_tag},
+        )
+        assert resp.status == 200, await resp.text()
+        status, _, body = await get(catalog, path, tag)
+        assert status == 200, path
+        assert f"Renamed {noun}".encode() in body
+        assert (await get(catalog, item, item_tag))[0] == 200
+
+
+async def test_provider_links_change_the_tags_of_both_link_lists(catalog: Any) -> None:
+    service_id = (await chain(catalog))["service"]["id"]
+    provider = uuid.uuid4()
+    offered = f"/v1/providers/{provider}/services"
+    providers = f"/v1/services/{service_id}/providers"
+    _, offered_tag, _ = await get(catalog, offered)
+    _, providers_tag, _ = await get(catalog, providers)
+    assert (await get(catalog, offered, offered_tag))[0] == 304
+    assert (await get(catalog, providers, providers_tag))[0] == 304
+
+    link = f"/v1/providers/{provider}/services/{service_id}"
+    assert (await catalog.put(link, headers=ADMIN)).status == 204
+    status, offered_tag, body = await get(catalog, offered, offered_tag)
+    assert status == 200
+    assert service_id.encode() in body
+    status, providers_tag, body = await get(catalog, providers, providers_tag)
+    assert status == 200
+    assert str(provider).encode() in body
+
+    # deleting the service takes its links with it (a cascade): both lists change again
+    _, service_tag, _ = await get(catalog, f"/v1/services/{service_id}")
+    resp = await catalog.delete(
+        f"/v1/services/{service_id}", headers={**ADMIN, "If-Match": service_tag}
+    )
+    assert resp.status == 204, await resp.text()
+    status, _, body = await get(catalog, offered, offered_tag)
+    assert status == 200
+    assert service_id.encode() not in body
+    assert (await get(catalog, providers, providers_tag))[0] == 404

@@ -132,3 +132,11 @@ class Review:
     rating: Decimal
     comment: str | None
     created_at: datetime.datetime
+
+
+@dataclass
+class TableVersion:
+    """Row of table table_versions."""
+
+    name: str
+    version: int

@@ -1,0 +1,7 @@
+-- 0005_table_versions: undo exactly what 0005_table_versions.sql does
+DROP TRIGGER currencies_version_truncate ON currencies;
+DROP TRIGGER currencies_version ON currencies;
+DROP TRIGGER reviews_version_truncate ON reviews;
+DROP TRIGGER reviews_version ON reviews;
+DROP TABLE table_versions;
+DROP FUNCTION bump_table_version();

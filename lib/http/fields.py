@@ -19,7 +19,7 @@ NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
 def single_line(max_length: int, min_length: int = 1) -> StringConstraints:
     """Use as `Annotated[str, single_line(100)]`: trimmed, min..max characters, no control
     characters. Trimmed as str.strip() does (every Unicode whitespace character): the
-    blank-text CHECKs of migrations/ trim the same set (docs/patterns.md)."""
+    blank-text CHECKs of migrations/ trim the same set (docs/recipes.md, "Add a column")."""
     return StringConstraints(
         strip_whitespace=True, min_length=min_length, max_length=max_length, pattern=NO_CONTROL
     )

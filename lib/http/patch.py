@@ -1,7 +1,7 @@
 """PATCH bodies: an absent field keeps its value, `null` clears a nullable one.
 
 `coalesce(sqlc.narg(x), x)` cannot tell "absent" from "null", so a nullable column could
-never be cleared. The pattern (docs/patterns.md, "PATCH: absent keeps, null clears"):
+never be cleared. The pattern (docs/recipes.md, "A nullable PATCH field"):
 
     class ListingPatch(PatchModel):
         title: Title | Keep = None        # required column: may be absent, never null

@@ -26,7 +26,7 @@ class DepartmentCreate(BaseModel):
 
 
 class DepartmentUpdate(PatchModel):
-    """Only the fields given change (docs/patterns.md): both columns are required, so
+    """Only the fields given change (docs/recipes.md): both columns are required, so
     either may be left out but neither may be null."""
 
     name: Name | Keep = None

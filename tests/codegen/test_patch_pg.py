@@ -1,4 +1,4 @@
-"""The PATCH pattern (lib/http/patch.py, docs/patterns.md) end to end on real PostgreSQL.
+"""The PATCH pattern (lib/http/patch.py, docs/recipes.md) end to end on real PostgreSQL.
 
 tests/codegen/patch_pg holds a table with required and nullable columns and its UPDATE in
 the documented shape, compiled by our codegen; a small aiohttp app parses PATCH bodies with

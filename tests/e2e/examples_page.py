@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,8 @@ PLACEHOLDERS = {
     "<n>": r"\d+",
 }
 _PLACEHOLDER = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS))
-_FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
+# a fenced block, indented or not (inside a list item): indent, info string, text
+_FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```\n", re.MULTILINE | re.DOTALL)
 OUTPUT_KINDS = ("json", "text")
 
 
@@ -35,20 +37,29 @@ class Example:
     expected: str | None  # None: the command prints nothing
 
 
+def fenced(page: str, kind: str) -> list[str]:
+    """The text of every ```kind block of a Markdown page, in order."""
+    return [_body(m) for m in _FENCE.finditer(page) if m.group(2) == kind]
+
+
+def _body(fence: re.Match[str]) -> str:
+    return textwrap.dedent(fence.group(3)) if fence.group(1) else fence.group(3)
+
+
 def examples(page: str) -> list[Example]:
     """Every ```sh block, with the output block right after it (only blank lines between)."""
     found: list[Example] = []
     fences = list(_FENCE.finditer(page))
     for i, fence in enumerate(fences):
-        if fence.group(1) != "sh":
+        if fence.group(2) != "sh":
             continue
         expected = None
         if i + 1 < len(fences):
             after = fences[i + 1]
             between = page[fence.end() : after.start()]
-            if after.group(1) in OUTPUT_KINDS and not between.strip():
-                expected = after.group(2)
-        found.append(Example(page.count("\n", 0, fence.start()) + 1, fence.group(2), expected))
+            if after.group(2) in OUTPUT_KINDS and not between.strip():
+                expected = _body(after)
+        found.append(Example(page.count("\n", 0, fence.start()) + 1, _body(fence), expected))
     return found
 
 

@@ -6,7 +6,7 @@
 SELECT * FROM users WHERE id = @id AND deleted_at IS NULL FOR UPDATE;
 
 -- name: UpdateProfile :one
--- PATCH (docs/patterns.md): coalesce keeps a required column, a set-flag lets null clear
+-- PATCH (docs/recipes.md): coalesce keeps a required column, a set-flag lets null clear
 -- a nullable one. Only when the caller saw the current version (If-Match).
 UPDATE users
 SET first_name = coalesce(sqlc.narg(first_name), first_name),

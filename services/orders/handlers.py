@@ -18,6 +18,7 @@ from aiohttp import web
 from lib.auth.principal import Role
 from lib.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from lib.http.body import parse_body
+from lib.http.conditional import TAG, conditional, list_tag
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent, stored_replay
@@ -29,7 +30,7 @@ from lib.http.patch import patch_args
 from services.orders import schemas as s
 from services.orders.access import offered_services, visible_order
 from services.orders.db import idempotency as idem_q
-from services.orders.db import models
+from services.orders.db import models, table_versions
 from services.orders.db import offers as offers_q
 from services.orders.db import orders as q
 from services.orders.deps import CATALOG, customer_name
@@ -217,7 +218,14 @@ async def cancel_order(request: web.Request) -> web.Response:
     return one(row)
 
 
+async def currencies_tag(request: web.Request, conn: Any) -> str:
+    """The currency list: the currencies table's stamp (ADR 0019)."""
+    version = await table_versions.tables_version(conn, names=["currencies"])
+    return list_tag(version or 0, request)
+
+
 @routes.get("/v1/currencies")
+@conditional(currencies_tag)
 @operation(
     "List currencies",
     tags=["currencies"],
@@ -230,8 +238,9 @@ async def cancel_order(request: web.Request) -> web.Response:
 async def list_currencies(request: web.Request) -> web.Response:
     page = parse_list(request, ("code",), s.CurrencyListQuery)
     async with request.app[DB].acquire() as conn:
+        tag = request.get(TAG) or await currencies_tag(request, conn)  # before the data
         rows = await q.list_currencies(conn)  # a few dozen rows: paged here
     if page.sort == "desc":
         rows.reverse()
     chunk = rows[page.offset : page.offset + page.limit]
-    return json_response({"data": chunk, "meta": page.meta(len(rows))})
+    return json_response({"data": chunk, "meta": page.meta(len(rows))}, headers={"ETag": tag})

@@ -14,6 +14,7 @@ from lib import tracing
 from lib.auth.principal import Role
 from lib.errors import Conflict, Forbidden, NotFound
 from lib.http.body import parse_body
+from lib.http.conditional import TAG, conditional, list_tag
 from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent
 from lib.http.jsonio import data, json_response
@@ -23,7 +24,7 @@ from lib.http.openapi import operation
 from services.orders import schemas as s
 from services.orders.db import idempotency as idem_q
 from services.orders.db import jobs as q
-from services.orders.db import models
+from services.orders.db import models, table_versions
 from services.orders.db import orders as orders_q
 from services.orders.db import outbox as outbox_q
 from services.orders.db import reviews as reviews_q
@@ -231,7 +232,13 @@ async def review_job(request: web.Request) -> web.Response:
     return data(row, status=201)
 
 
+async def reviews_tag(request: web.Request, conn: Any) -> str:
+    """Every provider's review list: the reviews table's stamp (ADR 0019)."""
+    return list_tag(await table_versions.tables_version(conn, names=["reviews"]) or 0, request)
+
+
 @routes.get("/v1/providers/{id}/reviews")
+@conditional(reviews_tag)
 @operation(
     "List the reviews of a provider",
     tags=["reviews"],
@@ -246,6 +253,7 @@ async def list_reviews(request: web.Request) -> web.Response:
     provider_id = path_uuid(request)
     page = parse_list(request, ORDERBY, s.ReviewListQuery, default_sort="desc")
     async with request.app[DB].acquire() as conn:
+        tag = request.get(TAG) or await reviews_tag(request, conn)  # before the data
         rating = await reviews_q.provider_rating(conn, provider_id=provider_id)
         rows = await reviews_q.list_provider_reviews(
             conn, provider_id=provider_id, descending=page.sort == "desc",
@@ -254,4 +262,4 @@ async def list_reviews(request: web.Request) -> web.Response:
     total = rating.total if rating else 0
     avg = rating.avg_rating if rating else None
     meta = {**page.meta(total), "avg_rating": avg}
-    return json_response({"data": rows, "meta": meta})
+    return json_response({"data": rows, "meta": meta}, headers={"ETag": tag})

@@ -1,8 +1,8 @@
-"""Conditional reads of the departments and catalog APIs (ADR 0019) against real PostgreSQL: every
-public GET answers an ETag; If-None-Match with the current tag is a 304 that runs no page
-query and uses no rate-limit budget; every committed write changes the tag, an
-uncommitted one does not; a read racing writes never 304s a stale copy; a write through
-one replica is seen by another."""
+"""Conditional reads of the departments, catalog and orders APIs (ADR 0019) against real
+PostgreSQL: every public GET answers an ETag; If-None-Match with the current tag is a 304
+that runs no page query and uses no rate-limit budget; every committed write changes the
+tag, an uncommitted one does not; a read racing writes never 304s a stale copy; a write
+through one replica is seen by another."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ import pytest
 from lib.auth.principal import Role
 from services.catalog.app import create_app as catalog_app
 from services.departments.app import create_app
+from services.orders.app import create_app as orders_app
 from tests.integration.auth_support import bearer, settings_for
 from tests.integration.catalog_support import ADMIN, catalog_settings, chain
+from tests.integration.orders_support import orders_settings
 
 LIST = "/v1/departments?limit=100&orderby=name"
 
@@ -271,3 +273,25 @@ async def test_provider_links_change_the_tags_of_both_link_lists(catalog: Any) -
     assert status == 200
     assert service_id.encode() not in body
     assert (await get(catalog, providers, providers_tag))[0] == 404
+
+
+# --- orders: the currency list (the reviews: tests/integration/test_orders_api.py) -------
+
+
+async def test_currencies_revalidate_and_change_with_a_committed_write(
+    aiohttp_client: Any, migrated_db: Callable[[str], str]
+) -> None:
+    dsn = migrated_db("orders")
+    orders = await aiohttp_client(orders_app(orders_settings(dsn)))
+    status, tag, _ = await get(orders, "/v1/currencies?limit=5")
+    assert status == 200
+    assert (await get(orders, "/v1/currencies?limit=5", tag))[:2] == (304, tag)
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("INSERT INTO currencies VALUES ('AAA', 'First by code', 2)")
+    finally:
+        await conn.close()
+    status, _, body = await get(orders, "/v1/currencies?limit=5", tag)
+    assert status == 200
+    assert b"AAA" in body

@@ -176,6 +176,10 @@ async def test_order_lifecycle_to_review(client: Any, world: dict[str, Any]) -> 
         f"/v1/jobs/{job['id']}/review", json={"rating": 4.5}, headers=customer.headers
     )
     assert early.status == 409
+    reviews_url = f"/v1/providers/{p1.id}/reviews"
+    before = (await client.get(reviews_url)).headers["ETag"]  # conditional reads, ADR 0019
+    unchanged = await client.get(reviews_url, headers={"If-None-Match": before})
+    assert (unchanged.status, unchanged.headers["ETag"]) == (304, before)
     status, done = await post(client, f"/v1/jobs/{job['id']}/complete", p1)
     assert (status, done["data"]["status"]) == (200, "COMPLETED")
     assert done["data"]["completed_at"] is not None
@@ -198,7 +202,9 @@ async def test_order_lifecycle_to_review(client: Any, world: dict[str, Any]) -> 
         f"/v1/jobs/{job['id']}/review", json={"rating": 4.2}, headers=customer.headers
     )
     assert bad.status == 400
-    reviews = await client.get(f"/v1/providers/{p1.id}/reviews")
+    reviews = await client.get(reviews_url, headers={"If-None-Match": before})
+    assert reviews.status == 200  # the review changed the list's tag
+    assert reviews.headers["ETag"] != before
     body = await reviews.json()
     assert [r["comment"] for r in body["data"]] == ["Quick and tidy"]
     assert body["meta"] == {"total": 1, "limit": 100, "page": 1, "avg_rating": "4.50"}

@@ -69,6 +69,10 @@ class Scaffold:
             "ID": "uuid.UUID" if postgres else "str",
             "new_id": "uuid.uuid4()" if postgres else "str(uuid.uuid4())",
             "key": "path_uuid(request)" if postgres else "str(path_uuid(request))",
+            # the list queries' LIMIT/OFFSET parameters as the codegen names them
+            "page_args": "row_offset=page.offset, row_limit=page.limit"
+            if postgres
+            else "offset=page.offset, limit=page.limit",
         }
 
     def files(self) -> dict[str, Path]:
@@ -96,6 +100,8 @@ def owned_paths(name: str) -> list[Path]:
         Path(f"sql/{name}"),
         Path(f"tests/integration/test_{name}_api.py"),
         Path(f"docs/openapi/{name}.json"),
+        Path(f"observability/grafana/dashboards/service-{name}.json"),
+        Path(f"deploy/k8s/base/{name}.yaml"),
     ]
 
 

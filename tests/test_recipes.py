@@ -122,7 +122,7 @@ async def test_warranty_round_trips_absent_keeps_null_clears(client: Any) -> Non
     assert created["warranty_months"] == 12
 '''
 
-CHEAPEST_TEST = '''"""docs/recipes.md, "Add a query": written by tests/test_recipes.py."""
+CHEAPEST_TEST = '''"""docs/recipes.md, "Add a query" and "Add an endpoint" (test_recipes.py)."""
 
 import uuid
 from typing import Any
@@ -147,6 +147,15 @@ async def test_cheapest_service_of_a_subcategory(client: Any, catalog_dsn: str) 
         assert await sq.cheapest_service_of_subcategory(conn, subcategory_id=uuid.uuid4()) is None
     finally:
         await conn.close()
+    # the endpoint of "Add an endpoint", through the app
+    resp = await client.get(f"/v1/subcategories/{sub}/cheapest-service")
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["data"]["id"] == cheap["id"]
+    assert resp.headers["ETag"] == '"1"'
+    resp = await client.get(f"/v1/subcategories/{uuid.uuid4()}/cheapest-service")
+    assert (resp.status, (await resp.json())["code"]) == (404, "NOT_FOUND")
+    resp = await client.get("/v1/subcategories/not-a-uuid/cheapest-service")
+    assert resp.status == 400
 '''
 
 
@@ -205,7 +214,7 @@ def test_add_a_column_and_a_nullable_patch_field(tmp_path: Path) -> None:
               "tests/integration/test_catalog_api.py")  # fmt: skip
 
 
-def test_add_a_query(tmp_path: Path) -> None:
+def test_add_a_query_and_an_endpoint_using_it(tmp_path: Path) -> None:
     recipe = section("Add a query")
     (query,) = fenced(recipe, "sql")
     tree = copy_tree(tmp_path)
@@ -218,6 +227,16 @@ def test_add_a_query(tmp_path: Path) -> None:
     (signature,) = [b for b in fenced(recipe, "python") if "async def" in b]
     assert signature in generated, generated[-2000:]  # what the recipe says it generates
     make(tree, "sqlc-check", "db=catalog")
+
+    endpoint = section("Add an endpoint")
+    (handler,) = [b for b in fenced(endpoint, "python") if "@routes.get" in b]
+    handlers = tree / "services" / "catalog" / "handlers.py"
+    handlers.write_text(handlers.read_text() + "\n\n" + handler)
+    assert "make swag-gen svc=catalog" in endpoint
+    make(tree, "swag-gen", "svc=catalog")
+    document = json.loads((tree / "docs" / "openapi" / "catalog.json").read_text())
+    assert "/v1/subcategories/{id}/cheapest-service" in document["paths"]
+
     (tree / "tests" / "integration" / "test_catalog_cheapest.py").write_text(CHEAPEST_TEST)
     pytest_in(tree, "tests/integration/test_catalog_cheapest.py")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from lib import registry
 from lib.auth import passwords
 from tests.servers import DatabaseFactory
 from tools import seed
@@ -36,12 +37,8 @@ POINTS = {
 def seeded(databases: DatabaseFactory) -> Iterator[dict[str, str]]:
     """Fresh databases, seeded twice; the DSNs by db name."""
     dsns = {
-        "departments": databases.create("seed_departments", "postgresql"),
-        "users": databases.create("seed_users", "postgresql"),
-        "points": databases.create("seed_points", "mysql"),
-        "catalog": databases.create("seed_catalog", "postgresql"),
-        "orders": databases.create("seed_orders", "postgresql"),
-        "chat": databases.create("seed_chat", "postgresql"),
+        s.database: databases.create(f"seed_{s.database}", s.engine)
+        for s in registry.built_services()
     }
     with pytest.MonkeyPatch.context() as mp:
         for db, dsn in dsns.items():
@@ -70,11 +67,11 @@ def test_running_twice_inserts_nothing_new(
         monkeypatch.setenv(f"{db.upper()}_DATABASE_URL", dsn)
     assert seed.main() == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == [
-        "departments", "users", "points", "catalog", "orders", "chat"
-    ]  # fmt: skip
-    assert all(", 0 inserted," in line for line in lines[:4]), lines
-    assert lines[4:] == ["orders: migrated, no seed data", "chat: migrated, no seed data"]
+    with_data = [db for db, _, _ in seed.SEEDERS]
+    without = [s.database for s in registry.built_services() if s.database not in with_data]
+    assert [line.split(":")[0] for line in lines] == with_data + without
+    assert all(", 0 inserted," in line for line in lines[: len(with_data)]), lines
+    assert lines[len(with_data) :] == [f"{db}: migrated, no seed data" for db in without]
 
 
 def test_every_started_service_has_its_tables(seeded: dict[str, str]) -> None:

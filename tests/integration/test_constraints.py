@@ -116,6 +116,11 @@ def idempotency_key_row(db: Db) -> Row:
     }
 
 
+def table_version_row(db: Db) -> Row:
+    """A stamp of a table the triggers never bump (conditional reads, ADR 0019)."""
+    return {"name": unique("table"), "version": 1}
+
+
 def currency_code(n: int) -> str:
     """QAA, QAB, ...: codes no real currency uses."""
     return "Q" + chr(65 + n // 26) + chr(65 + n % 26)
@@ -197,6 +202,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {
     "departments": {
         "departments": lambda db: {"name": unique("Dept"), "address": "1 Main St"},
         "idempotency_keys": idempotency_key_row,
+        "table_versions": table_version_row,
     },
     "users": {
         "users": user_row,
@@ -245,6 +251,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {
             "provider_id": uid(),
             "service_id": db.add("services")["id"],
         },
+        "table_versions": table_version_row,
     },
     "orders": {
         "currencies": lambda db: {
@@ -263,6 +270,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {
             "idempotency_key": f"job:{uid()}",
         },
         "idempotency_keys": idempotency_key_row,
+        "table_versions": table_version_row,
     },
     "chat": {
         "conversations": lambda db: {
@@ -333,6 +341,14 @@ def idempotency_key_cases(db: str) -> list[Bad]:
     ]  # fmt: skip
 
 
+def table_version_cases(db: str) -> list[Bad]:
+    t = "table_versions"
+    return [
+        Bad(db, t, "table_versions_pkey", pg.UniqueViolation, {"name": First(t, "name")}),
+        Bad(db, t, "version", pg.NotNullViolation, {"version": None}),
+    ]
+
+
 def second_active_job(db: Db) -> Row:
     """Another job for the order of the first job, through a fresh offer on that order."""
     order_id = db.first["jobs"]["order_id"]
@@ -388,6 +404,7 @@ BAD: list[Bad] = [
     Bad("departments", "departments", "name", pg.NotNullViolation, {"name": None}),
     Bad("departments", "departments", "address", pg.NotNullViolation, {"address": None}),
     *idempotency_key_cases("departments"),
+    *table_version_cases("departments"),
     # users
     Bad("users", "users", "users_email_key", pg.UniqueViolation,
         {"email": First("users", "email")}),
@@ -517,6 +534,7 @@ BAD: list[Bad] = [
         pg.ForeignKeyViolation, {"service_id": uid()}),
     Bad("catalog", "provider_services", "provider_id", pg.NotNullViolation,
         {"provider_id": None}),
+    *table_version_cases("catalog"),
     # orders
     Bad("orders", "currencies", "currencies_pkey", pg.UniqueViolation, {"code": "USD"}),
     Bad("orders", "currencies", "currencies_code_chk", pg.CheckViolation, {"code": "usd"}),
@@ -572,6 +590,7 @@ BAD: list[Bad] = [
     Bad("orders", "outbox", "outbox_attempts_chk", pg.CheckViolation, {"attempts": -1}),
     Bad("orders", "outbox", "payload", pg.NotNullViolation, {"payload": None}),
     *idempotency_key_cases("orders"),
+    *table_version_cases("orders"),
     # chat
     Bad("chat", "conversations", "conversations_order_id_provider_id_key", pg.UniqueViolation,
         {"order_id": First("conversations", "order_id"),

@@ -1,6 +1,7 @@
 """`make bench`: every benchmark, one after another, each in its own process; the figures
 go to bench/results/latest.json (with the date, the core count, the load average and the
-versions compared) and the README's benchmark table is regenerated from it (bench.readme).
+versions compared) and the benchmark tables (docs/benchmarks.md, the README's headline rows) are
+regenerated from it (bench.readme).
 
 Run: .venv/bin/python -m bench.run [--only data_access,growth] [--no-readme]
 --only reruns some benchmarks and keeps the others' figures of the last run.

@@ -35,7 +35,8 @@ MIN_KILL_RATE = 0.90
 DEFAULT_SEED = 20261123
 DEFAULT_PER_MODULE = 4
 # what a scratch copy for `sample` needs: the mutated packages, the tests, their data
-SCRATCH_LINKS = ("lib", "codegen", "observability", "services", "tests", "docs", "tools")
+SCRATCH_LINKS = ("lib", "codegen", "observability", "services", "tests", "docs", "tools",
+                 ".env.example")  # fmt: skip
 
 KILLED = {1, 3}  # a test failed; pytest's internal error counts as a kill (mutmut's rule)
 TIMEOUT = {24, -24, 36, 152, 255}  # the tests hung on the mutant: detected too

@@ -86,9 +86,9 @@ class Access:
         anyone = set(self.roles) == set(Role)
         parts = ["Roles: any signed-in caller." if anyone else f"Roles: {', '.join(self.roles)}."]
         if self.owner:
-            whom = "the user themself, `me` or their id," if self.owner == SELF else self.owner
-            rest = f" ({', '.join(self.any_owner)}: anyone's)" if self.any_owner else ""
-            parts.append(f"Owner only: {whom.rstrip(',')}{rest}.")
+            whom = "the user themself (`me` or their id)" if self.owner == SELF else self.owner
+            rest = f"; {', '.join(self.any_owner)}: anyone's" if self.any_owner else ""
+            parts.append(f"Owner only: {whom}{rest}.")
         if self.verified:
             exempt = f" ({', '.join(self.any_owner)} exempt)" if self.any_owner else ""
             parts.append(f"Verified accounts only{exempt}.")

@@ -1,0 +1,156 @@
+"""lib/http/access.py without a server: the declaration's checks at import time, the
+guard's answer for every kind of caller, and the text and `x-access` the OpenAPI shows
+(the role matrix, tests/integration/test_access_matrix.py, runs it in every service)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from lib.auth.principal import Principal, Role
+from lib.errors import Forbidden, Unauthorized
+from lib.http.access import EVERY_ROLE, SELF, Access
+from lib.http.keys import PRINCIPAL
+from lib.http.openapi import guarded, operation
+
+
+def request(role: Role | None = None, *, verified: bool = True) -> web.Request:
+    req = make_mocked_request("GET", "/")
+    req[PRINCIPAL] = (
+        None
+        if role is None
+        else Principal(uuid.uuid4(), role, verified, "jti", datetime(2030, 1, 1, tzinfo=UTC))
+    )
+    return req
+
+
+async def answer(access: Access, req: web.Request) -> str:
+    try:
+        await access.enforce(req)
+    except Unauthorized as exc:
+        return f"401 {exc.detail}"
+    except Forbidden as exc:
+        return f"403 {exc.detail}"
+    return "pass"
+
+
+def test_declare_refuses_what_cannot_be_meant() -> None:
+    with pytest.raises(
+        ValueError, match=r"^a public operation has no owner, any_owner or verified rule$"
+    ):
+        Access.declare(None, owner=SELF)
+    with pytest.raises(ValueError, match="public operation"):
+        Access.declare(None, verified=True)
+    with pytest.raises(ValueError, match="public operation"):
+        Access.declare(None, any_owner=("ADMIN",))
+    with pytest.raises(ValueError, match=r"^any_owner roles must be among the roles$"):
+        Access.declare(("CUSTOMER",), any_owner=("ADMIN",))
+    with pytest.raises(ValueError, match="OWNER"):
+        Access.declare(("OWNER",))  # not a role
+    assert Access.declare(()) == Access.declare(EVERY_ROLE)  # (): any signed-in caller
+    assert Access.declare(None).roles is None
+    made = Access.declare(("CUSTOMER", "ADMIN"), owner="x", any_owner=("ADMIN",), verified=True)
+    assert made == Access((Role.CUSTOMER, Role.ADMIN), "x", (Role.ADMIN,), True)
+
+
+async def test_the_guard_for_every_kind_of_caller() -> None:
+    public = Access.declare(None)
+    customer = Access.declare(("CUSTOMER", "ADMIN"), any_owner=("ADMIN",), verified=True)
+    for role in (None, *Role):
+        assert await answer(public, request(role, verified=False)) == "pass"
+    assert await answer(customer, request()) == "401 authentication required"
+    assert await answer(customer, request(Role.CUSTOMER)) == "pass"
+    assert await answer(customer, request(Role.PROVIDER)) == ("403 requires role CUSTOMER or ADMIN")
+    assert await answer(customer, request(Role.MODERATOR, verified=False)) == (
+        "403 requires role CUSTOMER or ADMIN"  # the role is checked first
+    )
+    assert await answer(customer, request(Role.CUSTOMER, verified=False)) == (
+        "403 account not verified"
+    )
+    assert await answer(customer, request(Role.ADMIN, verified=False)) == "pass"  # any_owner
+    anyone = Access.declare(EVERY_ROLE)
+    for role in Role:
+        assert await answer(anyone, request(role, verified=False)) == "pass"
+    assert await answer(anyone, request()) == "401 authentication required"
+
+
+async def test_a_route_that_reads_its_own_token() -> None:
+    seen: list[web.Request] = []
+    principal = Principal(uuid.uuid4(), Role.PROVIDER, True, "j", datetime(2030, 1, 1, tzinfo=UTC))
+
+    async def from_subprotocol(req: web.Request) -> Principal:
+        seen.append(req)
+        return principal
+
+    access = Access.declare(("CUSTOMER",), authenticate=from_subprotocol)
+    req = request()  # no principal from the middleware
+    assert await answer(access, req) == "403 requires role CUSTOMER"
+    assert seen == [req]
+    ok = Access.declare(("PROVIDER",), authenticate=from_subprotocol)
+    assert await answer(ok, request()) == "pass"
+
+
+def test_what_the_document_shows() -> None:
+    assert Access.declare(None).text() == ""
+    assert Access.declare(("ADMIN",)).text() == "Roles: ADMIN."
+    two = Access.declare(("CUSTOMER", "MODERATOR", "ADMIN"), owner="its author",
+                         any_owner=("MODERATOR", "ADMIN"), verified=True)  # fmt: skip
+    assert two.text() == (
+        "Roles: CUSTOMER, MODERATOR, ADMIN. Owner only: its author; MODERATOR, ADMIN: "
+        "anyone's. Verified accounts only (MODERATOR, ADMIN exempt)."
+    )
+    assert Access.declare(()).text() == "Roles: any signed-in caller."
+    full = Access.declare(EVERY_ROLE, owner=SELF, any_owner=("ADMIN",), verified=True)
+    assert full.text() == (
+        "Roles: any signed-in caller. Owner only: the user themself (`me` or their id); "
+        "ADMIN: anyone's. Verified accounts only (ADMIN exempt)."
+    )
+    assert Access.declare(("PROVIDER",), owner="the job's provider").text() == (
+        "Roles: PROVIDER. Owner only: the job's provider."
+    )
+    assert Access.declare(("CUSTOMER",), verified=True).text() == (
+        "Roles: CUSTOMER. Verified accounts only."
+    )
+    assert full.extension() == {
+        "roles": ["CUSTOMER", "PROVIDER", "MODERATOR", "ADMIN"],
+        "owner": "self",
+        "any_owner": ["ADMIN"],
+        "verified": True,
+    }
+    assert Access.declare(("ADMIN",)).extension() == {
+        "roles": ["ADMIN"], "owner": None, "any_owner": [], "verified": False,
+    }  # fmt: skip
+
+
+async def test_operation_guards_the_handler_before_it_runs() -> None:
+    ran: list[Any] = []
+
+    @operation("Do it", tags=["t"], roles=("ADMIN",))
+    async def handler(req: web.Request) -> web.Response:
+        ran.append(req)
+        return web.Response(status=204)
+
+    assert guarded(handler)
+    assert handler.__name__ == "handler"
+    with pytest.raises(Forbidden):
+        await handler(request(Role.CUSTOMER))
+    assert ran == []
+    assert (await handler(request(Role.ADMIN))).status == 204
+    assert len(ran) == 1
+
+    def wrap(inner: Any) -> Any:
+        import functools
+
+        @functools.wraps(inner)
+        async def outer(req: web.Request) -> web.Response:
+            return await inner(req)  # type: ignore[no-any-return]
+
+        return outer
+
+    assert not guarded(wrap(handler))  # something answers before the guard
+    assert not guarded(lambda r: r)

@@ -108,7 +108,7 @@ def test_the_log_redaction_uses_lib_redact_and_log_redact_params(
     assert '"path":"$fixup_log_path","query":"$fixup_log_query",' in logging_conf.replace(
         "'\n    '", ""
     )
-    assert "$request_uri\"" not in logging_conf  # the raw URI is never written
+    assert '$request_uri"' not in logging_conf  # the raw URI is never written
     monkeypatch.setenv("LOG_REDACT_PARAMS", "bad|name")
     with pytest.raises(ValueError, match="not a parameter name"):
         nginx.render_files(nginx.Layout())

@@ -124,6 +124,7 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 	$(PY) -m tools.dashboards check
 	$(PY) -m tools.k8s check
 	$(PY) -m tools.kibana check
+	$(PY) -m tools.libtable check
 	$(PY) -m tools.env_example check
 
 procfile: install ## render the Procfile from lib/registry.py
@@ -157,13 +158,14 @@ proto: install ## generate betterproto2 messages from proto/ into lib/pb
 proto-check: install ## fail when lib/pb is stale against proto/ (CI)
 	$(PY) -m tools.proto check
 
-deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml, Grafana dashboards, deploy/k8s/base, Kibana objects, .env.example's registry blocks
+deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml, Grafana dashboards, deploy/k8s/base, Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ table
 	$(PY) -m tools.compose
 	$(PY) -m tools.prometheus compose
 	$(PY) -m tools.dashboards
 	$(PY) -m tools.k8s
 	$(PY) -m tools.kibana
 	$(PY) -m tools.env_example
+	$(PY) -m tools.libtable
 
 new-service: install ## a working service from lib/registry.py: name=X db=postgresql|mysql (tools/new_service.py)
 	@test -n "$(name)" || { echo "usage: make new-service name=<name> db=<postgresql|mysql>"; exit 2; }

@@ -1,4 +1,6 @@
-"""Structured JSON logs: one line per event, the field names dashboards and
+"""Structured JSON logs: one line per event, with the request id and trace ids bound.
+
+Structured JSON logs: one line per event, the field names dashboards and
 alerts use (docs/architecture.md, "Observability").
 
 Fields: ts, level, service, event, plus whatever is bound (request_id through

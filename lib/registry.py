@@ -1,4 +1,4 @@
-"""Every service of Fixup in one table: ports, database, replicas, profiling index.
+"""Every service once (ports, database, replicas): what settings and deploy files derive from.
 
 The rest is derived from `SERVICES`: the databases of tools/databases.py, NGINX's
 upstreams and `/api/<name>/` locations (tools/nginx.py), the documents of `make swag-gen`

@@ -1,10 +1,10 @@
-"""Run a service: `python -m services.<svc>` -> run_service(...).
+"""The process of every service (`python -m services.<svc>`): uvloop, workers, SIGTERM drain.
 
-uvloop; WORKERS=N processes share the port with SO_REUSEPORT (then prometheus_client's
-multiprocess mode sums /metrics over the workers, and REDIS_URL is required, which the
-settings enforce); SIGTERM drains in-flight requests for up to SHUTDOWN_TIMEOUT seconds.
-This module imports nothing that creates metrics, so the multiprocess directory can be
-set before they exist.
+`run_service(...)`: uvloop; WORKERS=N processes share the port with SO_REUSEPORT (then
+prometheus_client's multiprocess mode sums /metrics over the workers, and REDIS_URL is
+required, which the settings enforce); SIGTERM drains in-flight requests for up to
+SHUTDOWN_TIMEOUT seconds. This module imports nothing that creates metrics, so the
+multiprocess directory can be set before they exist.
 """
 
 from __future__ import annotations

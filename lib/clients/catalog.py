@@ -1,4 +1,6 @@
-"""The catalog service as the orders service needs it: does a service exist, and which
+"""The catalog service as orders needs it: does a service exist, who offers it.
+
+The catalog service as the orders service needs it: does a service exist, and which
 services does a provider offer?"""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""What generated repository code needs at run time: codegen.runtime (the plugin's own,
+"""What generated repositories need at run time: codegen.runtime, re-exported.
+
+What generated repository code needs at run time: codegen.runtime (the plugin's own,
 installable with it), re-exported for Fixup's hand-written code."""
 
 from codegen.runtime import (

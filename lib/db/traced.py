@@ -1,4 +1,6 @@
-"""Query spans (lib/tracing.py): a connection lent inside a sampled span is wrapped so that
+"""Query spans: each generated query in a sampled trace runs in a span named by sqlc.
+
+Query spans (lib/tracing.py): a connection lent inside a sampled span is wrapped so that
 each query of the generated repositories (codegen/) runs in a client span named by its
 sqlc query name (`GetUserListPoints`), never with its SQL parameters.
 

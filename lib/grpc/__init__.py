@@ -1,2 +1,4 @@
-"""gRPC on grpc.aio with betterproto2 messages: codec, adapter, interceptors, server
+"""gRPC on grpc.aio with betterproto2 messages: codec, adapter, interceptors, server, pool.
+
+gRPC on grpc.aio with betterproto2 messages: codec, adapter, interceptors, server
 lifecycle, channel pool."""

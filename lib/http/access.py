@@ -1,4 +1,6 @@
-"""Who may call an operation, declared once on `@operation` (lib/http/openapi.py), enforced
+"""Who may call an operation: declared once on `@operation`, enforced, documented.
+
+Who may call an operation, declared once on `@operation` (lib/http/openapi.py), enforced
 here before the handler runs and shown in the OpenAPI from the same fields.
 
 - `roles`: None for a public route; else the roles that may call it at all (`()` or

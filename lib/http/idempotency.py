@@ -1,14 +1,17 @@
-"""Idempotency-Key for POSTs that create: the same key from the same caller within 24 h
+"""Idempotency-Key for creating POSTs: a repeat replays the first response (24 h).
+
+Idempotency-Key for POSTs that create: the same key from the same caller within 24 h
 returns the first response and creates nothing new; the same key with another request
 is a 409.
 
-The store is the service's own `idempotency_keys` table, through the generated queries of
-`sql/<db>/queries/idempotency.sql` (passed in: lib never imports a service). The decorator
-opens a transaction, locks (caller, key) with an advisory lock, and runs the handler
-inside it: the handler's `db.acquire()`/`db.transaction()` lend that same connection (the
-request's scope, lib.db.scope), so its writes and the saved key commit together or not at
-all, and the request never holds more than one pooled connection. Concurrent duplicates
-wait on the lock for the first, then replay it.
+The store is the service's own `idempotency_keys` table, through the queries generated from
+`sql/common/idempotency.sql`, which each such database's sqlc.yaml lists (passed in: lib
+never imports a service). The decorator opens a transaction, locks (caller, key) with an
+advisory lock, and runs the handler inside it: the handler's
+`db.acquire()`/`db.transaction()` lend that same connection (the request's scope,
+lib.db.scope), so its writes and the saved key commit together or not at all, and the
+request never holds more than one pooled connection. Concurrent duplicates wait on the lock
+for the first, then replay it.
 
 A handler that calls another service before it writes (orders asks catalog) first asks
 `stored_replay()`: a finished request with the same key is answered from the table on a

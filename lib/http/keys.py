@@ -1,4 +1,8 @@
-"""Typed AppKeys: the only shared state a process holds (opened and closed by cleanup_ctx)."""
+"""Typed AppKeys: the resources an app shares between requests, opened and closed by cleanup_ctx.
+
+Process-wide state lives outside them and is set once at start: the Prometheus registry
+(lib.metrics), tracing's switch and SDK (lib.tracing) and the log writer (lib.logging).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""List parameters (docs/api.md, "List parameters"): limit (1..1000, default 100), page
+"""List parameters: limit, page, orderby (a whitelist), sort; anything else is a 400.
+
+List parameters (docs/api.md, "List parameters"): limit (1..1000, default 100), page
 (1-based), orderby (a per-resource whitelist), sort (asc|desc); anything unknown or
 malformed -> 400."""
 

@@ -1,4 +1,6 @@
-"""The middleware chain (docs/architecture.md, "The path of a request"), outermost first:
+"""The middleware chain of every HTTP app: request id, CORS, access log, errors, limits, auth.
+
+Outermost first (docs/architecture.md, "The path of a request"):
 
 [the server span, when tracing is on (lib/tracing.py)] -> request id (+ the one-connection
 scope and the security headers) -> CORS -> access log and metrics -> errors -> per-IP rate

@@ -1,4 +1,6 @@
-"""Object storage for uploaded files: a local directory (signed URLs served by the app) or
+"""Object storage for uploads: a local directory (signed URLs) or S3 (presigned URLs).
+
+Object storage for uploaded files: a local directory (signed URLs served by the app) or
 an S3-compatible bucket (presigned URLs). `open_storage()` picks one from the settings."""
 
 from lib.storage.base import ObjectNotFound, Storage, detect_image, new_key, read_capped

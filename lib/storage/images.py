@@ -1,4 +1,6 @@
-"""Uploaded pictures are decoded and re-encoded before they are stored, so what is served
+"""Uploaded pictures decoded and re-encoded: only pixels stored (no EXIF, no trailer).
+
+Uploaded pictures are decoded and re-encoded before they are stored, so what is served
 is only pixels: no EXIF (a phone photo's GPS position), no XMP, comments or text chunks,
 no colour profile (the pixels are converted to sRGB first), and nothing after the image
 data (a PNG with HTML appended comes out ending at IEND). The size in pixels is checked

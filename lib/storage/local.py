@@ -1,4 +1,6 @@
-"""Local directory storage: files named by their random key, read back through the app's
+"""Local directory storage, read back through the app with HMAC-signed expiring URLs.
+
+Local directory storage: files named by their random key, read back through the app's
 own route with an HMAC-SHA256 signature over the key and the expiry time."""
 
 from __future__ import annotations

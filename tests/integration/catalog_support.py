@@ -21,7 +21,8 @@ def unique(prefix: str) -> str:
 
 
 async def post(client: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = await client.post(path, json=body, headers=ADMIN)
+    # a token of its own: ADMIN, made at import, expires in a run longer than its TTL
+    resp = await client.post(path, json=body, headers=bearer(Role.ADMIN))
     assert resp.status == 201, await resp.text()
     made: dict[str, Any] = (await resp.json())["data"]
     assert resp.headers["ETag"] == f'"{made["version"]}"'

@@ -11,8 +11,8 @@ from typing import Any
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from services.orders.settings import OrdersSettings
-from tests.integration.auth_support import KEYS, service_settings
-from tests.integration.catalog_support import ADMIN, chain
+from tests.integration.auth_support import KEYS, bearer, service_settings
+from tests.integration.catalog_support import chain
 
 T0 = datetime(2031, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -63,6 +63,8 @@ async def catalog_service(catalog: Any, *providers: uuid.UUID) -> str:
     made = await chain(catalog)
     service_id: str = made["service"]["id"]
     for provider in providers:
-        resp = await catalog.put(f"/v1/providers/{provider}/services/{service_id}", headers=ADMIN)
+        resp = await catalog.put(
+            f"/v1/providers/{provider}/services/{service_id}", headers=bearer(Role.ADMIN)
+        )
         assert resp.status == 204, await resp.text()
     return service_id

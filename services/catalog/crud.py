@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 from aiohttp import web
@@ -80,7 +80,7 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
             return NotFound(f"no such {res.parent_noun}: {res.parent_field} {parent}")
         raise exc
 
-    async def missing_or_stale(conn: Any, row_id: uuid.UUID) -> None:
+    async def missing_or_stale(conn: Any, row_id: uuid.UUID) -> NoReturn:
         """Nothing matched id + version: 404 when the id is unknown, else 412."""
         current = await res.get(conn, id=row_id)
         if current is None:

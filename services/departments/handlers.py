@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 from aiohttp import web
@@ -163,7 +163,7 @@ async def delete_department(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def _missing_or_stale(conn: Any, department_id: Any) -> None:
+async def _missing_or_stale(conn: Any, department_id: Any) -> NoReturn:
     """Nothing matched id + version: 404 when the id is unknown, else 412."""
     current = await q.get_department(conn, id=department_id)
     if current is None:

@@ -127,7 +127,7 @@ def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterat
             register_limit=make_rate_limiter(
                 "register", settings.register_rate, settings.register_burst, store
             ),
-            mail_limit=make_rate_limiter("mail", settings.login_rate, settings.login_burst, store),
+            mail_limit=make_rate_limiter("mail", settings.mail_rate, settings.mail_burst, store),
         )
         yield
         hasher.close()

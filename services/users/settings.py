@@ -43,6 +43,10 @@ class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSett
     )
     login_rate: float = Field(0.2, gt=0, description="Login attempts/s per email and per IP.")
     login_burst: int = Field(10, ge=1)
+    mail_rate: float = Field(
+        0.2, gt=0, description="Verification and password-reset mails/s per email address."
+    )
+    mail_burst: int = Field(10, ge=1)
     register_rate: float = Field(0.05, gt=0, description="Registrations/s per IP.")
     register_burst: int = Field(5, ge=1)
     verify_token_ttl: int = Field(86_400, ge=60)

@@ -94,6 +94,8 @@ async def running_story_stack(
             "POINTS_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
             "LOGIN_RATE": "1000000",
             "LOGIN_BURST": "1000000",
+            "MAIL_RATE": "1000000",
+            "MAIL_BURST": "1000000",
             "REGISTER_RATE": "1000000",
             "REGISTER_BURST": "1000000",
             **(users_env or {}),

@@ -116,7 +116,13 @@ async def test_every_limited_route_answers_during_a_redis_outage_and_shares_afte
         orders_app(orders_settings(orders_dsn, **limits(url, rate_limit_ip_burst=100)))
     )
     users_dsn = migrated_db("users")
-    auth_limits = {"login_rate": SLOW, "login_burst": BURST, "register_rate": SLOW}
+    auth_limits = {
+        "login_rate": SLOW,
+        "login_burst": BURST,
+        "mail_rate": SLOW,
+        "mail_burst": BURST,
+        "register_rate": SLOW,
+    }
     users_config = limits(url, rate_limit_ip_burst=100, register_burst=2, **auth_limits)
     users = await aiohttp_client(users_app(users_settings(users_dsn, **users_config)))
     replica = await aiohttp_client(users_app(users_settings(users_dsn, **users_config)))

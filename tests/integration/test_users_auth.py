@@ -54,6 +54,8 @@ def settings(dsn: str, smtp_port: int, **extra: Any) -> UsersSettings:
             "rate_limit_user_burst": 10**6,
             "login_rate": 1e6,
             "login_burst": 10**6,
+            "mail_rate": 1e6,
+            "mail_burst": 10**6,
             "register_rate": 1e6,
             "register_burst": 10**6,
             "cors_allow_origins": [ORIGIN],

@@ -109,7 +109,7 @@ run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -f Procfile
 
-bench: install ## every benchmark (side by side; needs wrk, nginx): bench/results/latest.json + README table
+bench: install ## every benchmark (side by side; needs wrk, nginx): bench/results/latest.json + docs/benchmarks.md and the README headline
 	$(PY) -m bench.run $(if $(only),--only $(only))
 
 swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all)

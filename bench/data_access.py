@@ -546,7 +546,7 @@ async def bench_mysql(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def summarize(figures: dict[str, Any]) -> list[list[str]]:
-    """README rows: per engine and query, (a)'s wall and client CPU time, and each rival's
+    """Benchmark table rows: per engine and query, (a)'s wall and client CPU time, and each rival's
     ratio to it (wall / CPU: on a shared machine the CPU ratio is the steadier one)."""
     rows = []
     for engine, ops in (("PostgreSQL", figures["postgresql"]), ("MariaDB", figures["mariadb"])):

@@ -1,7 +1,7 @@
 """The Procfile of `make run`, rendered from lib/registry.py: `python -m tools.procfile [check]`.
 
-One line per replica of every built service (planned ones join when their `built` flag
-turns true), then NGINX and its access-log exporter. The Procfile stays committed so
+One line per replica of every built service (one whose `built` flag is false, none today,
+is left out), then NGINX and its access-log exporter. The Procfile stays committed so
 that honcho (or any Procfile runner) works from a fresh clone; `check` (run by
 `make swag-check`, so by CI) fails when it differs from the registry.
 """

@@ -1,7 +1,7 @@
 """A bounded run of every benchmark of ADR 0013 (data access, both HTTP lists, the
 instruction count, growth, memory), so none rots between `make bench` runs: each runs its
 real servers and rivals on throwaway databases, checks inside that every variant answers
-the same data, and returns the figures the README table is made of. Ratios are never
+the same data, and returns the figures the docs/benchmarks.md table is made of. Ratios are never
 asserted here (the machine is shared): only what must hold whatever the load."""
 
 from __future__ import annotations

@@ -310,7 +310,7 @@ async def test_online_safe_migration_under_load_costs_no_request_and_the_unsafe_
     assert safe["applied"] == ["0005_online_expand", "0006_online_validate_and_index"]
     unsafe = await measure(base, pairs, dsn, source(tmp_path, "orders", UNSAFE))
     assert unsafe["applied"] == ["0007_unsafe_expand"]
-    print(  # the figures docs/migrations.md and the README quote
+    print(  # the figures docs/migrations.md quotes
         f"\nonline-safe: {safe['during'].requests} requests during {safe['seconds']:.2f} s, "
         f"{safe['during'].failed} failed; p99 before {safe['before'].p99 * 1000:.0f} ms, "
         f"during {safe['during'].p99 * 1000:.0f} ms\n"

@@ -1,5 +1,5 @@
 """The figures of a reliability run (cases, faults survived, writes lost), printed at the
-end of the session by tests/reliability/conftest.py and quoted in the README."""
+end of the session by tests/reliability/conftest.py and quoted in docs/reliability.md."""
 
 from __future__ import annotations
 

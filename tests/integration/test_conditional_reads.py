@@ -101,6 +101,20 @@ async def test_every_committed_write_changes_the_tag(client: Any) -> None:
     assert tag not in seen
 
 
+async def test_a_refused_write_keeps_the_tag(client: Any) -> None:
+    """A statement that changes no row (a stale If-Match: 412) wrote nothing: the clients'
+    copies stay current."""
+    dept = await create(client, "Refused a write")
+    _, tag, _ = await get(client, LIST)
+    resp = await client.patch(
+        f"/v1/departments/{dept['id']}",
+        json={"address": "3 Main St"},
+        headers={**bearer(Role.ADMIN), "If-Match": f'"{dept["version"] + 5}"'},
+    )
+    assert resp.status == 412, await resp.text()
+    assert (await get(client, LIST, tag))[:2] == (304, tag)
+
+
 async def test_an_uncommitted_write_keeps_the_tag_until_it_commits(
     client: Any, departments_dsn: str
 ) -> None:

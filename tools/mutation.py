@@ -1,6 +1,7 @@
 """Mutation testing with mutmut (ADR 0017, docs/mutation.md).
 
     python -m tools.mutation run      # make mutate: every mutant of every module, then report
+    python -m tools.mutation run --only lib/auth/revocation.py   # one module's mutants
     python -m tools.mutation report   # the per-module table of the last run (mutants/)
     python -m tools.mutation sample   # CI: a fixed-seed sample per module, in a scratch copy
 
@@ -179,9 +180,22 @@ def run_mutmut(workdir: Path, names: list[str], max_children: int) -> None:
         raise SystemExit(f"mutmut run failed (exit {done.returncode})")
 
 
-def report(workdir: Path = ROOT, *, min_rate: float = MIN_KILL_RATE) -> int:
-    paths = modules(workdir)
-    known = equivalent()
+def selected(only: list[str]) -> list[Path]:
+    """The modules `--only` names (each must be one of `only_mutate`'s); all when empty."""
+    every = modules()
+    chosen = [Path(path) for path in only]
+    unknown = [str(path) for path in chosen if path not in every]
+    if unknown:
+        raise SystemExit(f"not in [tool.mutmut] only_mutate: {', '.join(unknown)}")
+    return chosen or every
+
+
+def report(
+    workdir: Path = ROOT, *, min_rate: float = MIN_KILL_RATE, only: list[str] | None = None
+) -> int:
+    paths = selected(only or [])
+    prefixes = tuple(module_name(path) + "." for path in paths)
+    known = {name for name in equivalent() if name.startswith(prefixes)}
     codes = results(workdir, paths)
     tallies = tally(codes, known)
     print(table(tallies))
@@ -193,13 +207,15 @@ def report(workdir: Path = ROOT, *, min_rate: float = MIN_KILL_RATE) -> int:
     return 1 if problems else 0
 
 
-def run(max_children: int) -> int:
-    """Every mutant, from a fresh mutants/ (its copies of unmutated files go stale)."""
+def run(max_children: int, only: list[str] | None = None) -> int:
+    """Every mutant (of the `only` modules when given: the others stay unchecked), from a
+    fresh mutants/ (its copies of unmutated files go stale)."""
+    names = [module_name(path) + ".*" for path in selected(only or [])] if only else []
     shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     started = time.monotonic()
-    run_mutmut(ROOT, [], max_children)
+    run_mutmut(ROOT, names, max_children)
     print(f"mutmut: {time.monotonic() - started:.0f} s")
-    return report(ROOT)
+    return report(ROOT, only=only)
 
 
 def choose(seed: int, per_module: int, known: set[str]) -> dict[Path, list[str]]:
@@ -242,16 +258,24 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="every mutant (make mutate), then report")
     run_parser.add_argument("--max-children", type=int, default=2)
-    commands.add_parser("report", help="the per-module table of the last run")
+    report_parser = commands.add_parser("report", help="the per-module table of the last run")
+    for sub in (run_parser, report_parser):
+        sub.add_argument(
+            "--only",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="only this module of only_mutate (a path; repeatable)",
+        )
     sample_parser = commands.add_parser("sample", help="a fixed-seed sample (CI)")
     sample_parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     sample_parser.add_argument("--per-module", type=int, default=DEFAULT_PER_MODULE)
     sample_parser.add_argument("--max-children", type=int, default=2)
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.max_children)
+        return run(args.max_children, args.only)
     if args.command == "report":
-        return report()
+        return report(only=args.only)
     return sample(args.seed, args.per_module, args.max_children)
 
 

@@ -43,7 +43,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bench.common import ROOT, write_figures
+from bench.common import ROOT, free_port, write_figures
 from bench.http_frameworks import ROWS, seed, service_env
 from bench.tracing_overhead import sink_process
 from lib import tracing
@@ -139,7 +139,8 @@ def count(
     and, with `cache`, its simulated L1 misses (I1mr, D1mr, D1mw)."""
     out = tmp / f"{variant}.{requests}.out"
     env = {
-        **{k: v for k, v in service_env(dsn, 0, 1).items() if not k.startswith("OTEL_")},
+        # the settings need a port; the driver serves on an ephemeral one of its own
+        **{k: v for k, v in service_env(dsn, free_port(), 1).items() if not k.startswith("OTEL_")},
         "PYTHONPATH": str(ROOT),
         "FIXUP_UNDER_CALLGRIND": "1",
         "PYTHONHASHSEED": "0",  # the same dict and set layouts in every run
@@ -151,13 +152,16 @@ def count(
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
     if cache:
         valgrind.append("--cache-sim=yes")  # caches modelled on this machine's
-    subprocess.run(
+    run = subprocess.run(
         [*valgrind, f"--callgrind-out-file={out}", *command],
         cwd=ROOT,
         env=env,
-        check=True,
         capture_output=True,
+        text=True,
+        check=False,
     )
+    if run.returncode != 0:  # the driver's own message, not valgrind's banner alone
+        raise RuntimeError(f"{variant} driver exited {run.returncode}: {run.stderr[-2000:]}")
     events: list[str] = []
     totals: dict[str, int] = {}
     for line in out.read_text(errors="replace").splitlines():

@@ -57,8 +57,8 @@ mutate: install ## mutation testing (mutmut) of [tool.mutmut]'s modules; per-mod
 mutate-sample: install ## the bounded CI sample: a fixed-seed few mutants per module, each must be killed
 	$(PY) -m tools.mutation sample
 
-DATABASE_NAMES = $(PY) -c 'from lib import registry; print("|".join(s.database for s in registry.SERVICES))'
-SERVICE_NAMES = $(PY) -c 'from lib import registry; print("|".join(s.name for s in registry.SERVICES))'
+DATABASE_NAMES = $(PY) -c 'from lib import registry; print("|".join(s.database for s in registry.MICROSERVICES))'
+SERVICE_NAMES = $(PY) -c 'from lib import registry; print("|".join(s.name for s in registry.MICROSERVICES))'
 
 check-db:
 	@test -n "$(db)" || { echo "usage: make $(MAKECMDGOALS) db=<$$($(DATABASE_NAMES))>"; exit 2; }

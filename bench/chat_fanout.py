@@ -43,10 +43,12 @@ from lib.auth.tokens import TokenSigner, generate_keypair
 from tools import migrate
 from tools.databases import PG_DEFAULT, REDIS_DEFAULT
 from tools.dbadmin import drop_database
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 
-def chat_process(dsn: str, redis_url: str, prefix: str, public_pem: str, log: Path) -> Service:
+def chat_process(
+    dsn: str, redis_url: str, prefix: str, public_pem: str, log: Path
+) -> ServiceProcess:
     env = {
         **os.environ,
         "CHAT_DATABASE_URL": dsn,
@@ -62,7 +64,7 @@ def chat_process(dsn: str, redis_url: str, prefix: str, public_pem: str, log: Pa
         "RATE_LIMIT_USER_RATE": "1000000",
         "RATE_LIMIT_USER_BURST": "1000000",
     }
-    return Service(env, log, name="chat", inherit_environ=False)
+    return ServiceProcess(env, log, name="chat", inherit_environ=False)
 
 
 @dataclass
@@ -163,7 +165,7 @@ async def phase(
 
 async def idle_memory(
     http: aiohttp.ClientSession,
-    chat: Service,
+    chat: ServiceProcess,
     conversation_id: str,
     tokens: list[str],
     count: int,

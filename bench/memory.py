@@ -56,7 +56,7 @@ class Stack:
         self.dsns: dict[str, str] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, int] = {}
-        for service in registry.SERVICES:
+        for service in registry.MICROSERVICES:
             if service.built:
                 server = PG_DEFAULT if service.engine == "postgresql" else MYSQL_DEFAULT
                 base = os.environ.get(

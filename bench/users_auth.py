@@ -46,7 +46,7 @@ from services.users.settings import UsersSettings
 from tools import keys, migrate
 from tools.databases import PG_DEFAULT
 from tools.dbadmin import drop_database
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 PASSWORD = "bench password 1"
 PRIORITIES: tuple[Priority, ...] = ("idle", "nice")  # the default first
@@ -121,7 +121,7 @@ async def seed_accounts(dsn: str, count: int) -> list[str]:
     return emails
 
 
-def users_process(dsn: str, key_dir: Path, log: Path, priority: Priority) -> Service:
+def users_process(dsn: str, key_dir: Path, log: Path, priority: Priority) -> ServiceProcess:
     env = {
         **os.environ,
         "USERS_DATABASE_URL": dsn,
@@ -144,7 +144,7 @@ def users_process(dsn: str, key_dir: Path, log: Path, priority: Priority) -> Ser
     for name in ("TIME_COST", "MEMORY_COST", "PARALLELISM"):
         env.pop(f"ARGON2_{name}", None)  # the production defaults, whatever the shell says
         env.pop(f"USERS_ARGON2_{name}", None)
-    return Service(env, log, name="users", inherit_environ=False)
+    return ServiceProcess(env, log, name="users", inherit_environ=False)
 
 
 async def probe_health(url: str, interval: float, seconds: float) -> list[float]:

@@ -46,7 +46,7 @@ from tests.proxy import TcpProxy, through
 from tools import migrate
 from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
 from tools.dbadmin import drop_database
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 USERS = 20_000
 FILTERS: dict[str, Any] = {"role": None, "department_id": None, "verified": None, "search": None}
@@ -88,7 +88,9 @@ async def seed(dsn: str) -> None:
     await conn.close()
 
 
-async def run(args: argparse.Namespace, users_dsn: str, grpc_port: int, points: Service) -> None:
+async def run(
+    args: argparse.Namespace, users_dsn: str, grpc_port: int, points: ServiceProcess
+) -> None:
     await seed(users_dsn)
     await points.wait_healthy()
     parts = urlsplit(users_dsn)
@@ -168,7 +170,7 @@ def main() -> None:
         # points in its own process, as in production (its codec work must not share our loop)
         grpc_port = free_port()
         with tempfile.TemporaryDirectory(prefix="bench-users-list-") as tmp:
-            points = Service(
+            points = ServiceProcess(
                 {"POINTS_DATABASE_URL": points_dsn, "POINTS_GRPC_PORT": str(grpc_port),
                  "POINTS_PORT": str(free_port()), "LOG_LEVEL": "WARNING", "WORKERS": "1",
                  "REDIS_URL": ""},

@@ -69,7 +69,7 @@ def profiling_port(base: int, service_index: int, worker_index: int) -> int:
     return port
 
 
-SERVICE_INDEX = {service.name: service.index for service in registry.SERVICES}
+SERVICE_INDEX = {service.name: service.index for service in registry.MICROSERVICES}
 OTHER_INDEX = 0  # a process outside the registry (a test app): 6060..6069
 
 

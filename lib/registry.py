@@ -1,6 +1,6 @@
 """Every service once (ports, database, replicas): what settings and deploy files derive from.
 
-The rest is derived from `SERVICES`: the databases of tools/databases.py, NGINX's
+The rest is derived from `MICROSERVICES`: the databases of tools/databases.py, NGINX's
 upstreams and `/api/<name>/` locations (tools/nginx.py), the documents of `make swag-gen`
 (tools/swag.py), the profiling ports (lib/profiling.py), the Procfile (tools/procfile.py),
 `.env.example` (tools/env_example.py), Compose, Kubernetes, Prometheus and the dashboards
@@ -38,7 +38,10 @@ class Upload:
 
 
 @dataclass(frozen=True, slots=True)
-class Service:
+class Microservice:
+    """One process kind of this repository (`services/<name>/`); not the catalog's service,
+    the offering a customer orders (docs/architecture.md, "Names")."""
+
     name: str
     index: int  # profiling port: 6060 + index*10 + worker (lib/profiling.py)
     http_ports: tuple[int, ...]  # one per replica; a gRPC service's /health /ready /metrics
@@ -96,9 +99,9 @@ class Service:
         return f"{LOCALHOST}:{self.grpc_port}"
 
 
-SERVICES: tuple[Service, ...] = (
-    Service("departments", 1, (8101,), "departments", "postgresql", built=True),
-    Service(
+MICROSERVICES: tuple[Microservice, ...] = (
+    Microservice("departments", 1, (8101,), "departments", "postgresql", built=True),
+    Microservice(
         "users",
         2,
         (8102,),
@@ -115,8 +118,8 @@ SERVICES: tuple[Service, ...] = (
             ),
         ),
     ),
-    Service("catalog", 3, (8103,), "catalog", "postgresql", built=True),
-    Service(
+    Microservice("catalog", 3, (8103,), "catalog", "postgresql", built=True),
+    Microservice(
         "orders",
         4,
         (8104,),
@@ -127,7 +130,7 @@ SERVICES: tuple[Service, ...] = (
         outbox=True,
     ),
     # two replicas: WebSocket fan-out across processes goes through Redis
-    Service(
+    Microservice(
         "chat",
         5,
         (8105, 8106),
@@ -137,33 +140,33 @@ SERVICES: tuple[Service, ...] = (
         breakers=("orders",),
         websocket=True,
     ),
-    Service("points", 6, (9105,), "points", "mysql", built=True, grpc_port=50051),
+    Microservice("points", 6, (9105,), "points", "mysql", built=True, grpc_port=50051),
     # `make new-service` adds its entry above this line
 )
-BY_NAME: dict[str, Service] = {service.name: service for service in SERVICES}
+BY_NAME: dict[str, Microservice] = {service.name: service for service in MICROSERVICES}
 
 
-def get(name: str) -> Service:
+def get(name: str) -> Microservice:
     try:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown service {name!r}; known: {', '.join(BY_NAME)}") from None
 
 
-def gateway_services() -> list[Service]:
+def gateway_services() -> list[Microservice]:
     """The services NGINX routes (built or not)."""
-    return [service for service in SERVICES if service.behind_gateway]
+    return [service for service in MICROSERVICES if service.behind_gateway]
 
 
-def built_services() -> list[Service]:
-    return [service for service in SERVICES if service.built]
+def built_services() -> list[Microservice]:
+    return [service for service in MICROSERVICES if service.built]
 
 
 def peer_addresses() -> dict[str, str]:
     """How a service reaches the others when each runs under its own name as host name
     (Compose, Kubernetes): `<SVC>_URL` for an HTTP service, `<SVC>_GRPC_ADDR` for gRPC."""
     addresses = {}
-    for s in SERVICES:
+    for s in MICROSERVICES:
         if s.grpc_port is not None:
             addresses[f"{s.env_prefix}_GRPC_ADDR"] = f"{s.name}:{s.grpc_port}"
         else:

@@ -68,7 +68,7 @@ def redis_prefix() -> str:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    names = [service.name for service in registry.SERVICES]
+    names = [service.name for service in registry.MICROSERVICES]
     parser.addoption(
         "--svc",
         choices=names,

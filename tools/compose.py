@@ -51,7 +51,7 @@ def http_health(port: int, path: str = "/health") -> dict[str, Any]:
 
 def databases_env() -> dict[str, str]:
     env = {}
-    for s in registry.SERVICES:
+    for s in registry.MICROSERVICES:
         if s.engine == "postgresql":
             dsn = f"postgresql://postgres:${{POSTGRES_PASSWORD}}@postgres:5432/fixup_{s.database}"
         else:
@@ -60,7 +60,7 @@ def databases_env() -> dict[str, str]:
     return env
 
 
-def app(service: registry.Service) -> dict[str, Any]:
+def app(service: registry.Microservice) -> dict[str, Any]:
     env = {
         **databases_env(),
         **registry.peer_addresses(),

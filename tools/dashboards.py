@@ -79,7 +79,7 @@ def overview() -> list[Panel]:
     ]
 
 
-def service_panels(service: registry.Service) -> list[Panel]:
+def service_panels(service: registry.Microservice) -> list[Panel]:
     """Only what the service exports (from start-up): no panel that is "No data" forever.
     A gRPC service has no HTTP API (its side port serves probes and /metrics only)."""
     s = f'service="{service.name}"'

@@ -36,7 +36,8 @@ class Database:
 
 
 DATABASES: dict[str, Database] = {
-    service.database: Database(service.database, service.engine) for service in registry.SERVICES
+    service.database: Database(service.database, service.engine)
+    for service in registry.MICROSERVICES
 }
 
 

@@ -23,7 +23,7 @@ BLOCK = re.compile(r"^# >>> registry: (\w+)\n.*?^# <<< registry\n", re.M | re.S)
 
 def ports() -> list[str]:
     lines = []
-    for s in registry.SERVICES:
+    for s in registry.MICROSERVICES:
         lines.append(f"{s.env_prefix}_PORT={s.http_port}")
         if s.grpc_port is not None:
             lines.append(f"{s.env_prefix}_GRPC_PORT={s.grpc_port}")
@@ -31,7 +31,7 @@ def ports() -> list[str]:
 
 
 def databases() -> list[str]:
-    return [f"{s.env_prefix}_DATABASE_URL={s.default_database_url}" for s in registry.SERVICES]
+    return [f"{s.env_prefix}_DATABASE_URL={s.default_database_url}" for s in registry.MICROSERVICES]
 
 
 def addresses() -> list[str]:
@@ -39,7 +39,7 @@ def addresses() -> list[str]:
         f"{s.env_prefix}_URL={s.local_url}"
         if s.grpc_port is None
         else f"{s.env_prefix}_GRPC_ADDR={s.local_grpc_addr}"
-        for s in registry.SERVICES
+        for s in registry.MICROSERVICES
     ]
 
 

@@ -58,14 +58,14 @@ def probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def ports(service: registry.Service) -> list[dict[str, Any]]:
+def ports(service: registry.Microservice) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"name": "http", "containerPort": service.http_port}]
     if service.grpc_port is not None:
         out.append({"name": "grpc", "containerPort": service.grpc_port})
     return out
 
 
-def deployment(service: registry.Service) -> dict[str, Any]:
+def deployment(service: registry.Microservice) -> dict[str, Any]:
     env = [
         {"name": "HOST", "value": "0.0.0.0"},
         {"name": f"{service.env_prefix}_PORT", "value": str(service.http_port)},
@@ -114,7 +114,7 @@ def deployment(service: registry.Service) -> dict[str, Any]:
     }
 
 
-def k8s_service(service: registry.Service) -> dict[str, Any]:
+def k8s_service(service: registry.Microservice) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -129,7 +129,7 @@ def k8s_service(service: registry.Service) -> dict[str, Any]:
     }
 
 
-def disruption_budget(service: registry.Service) -> dict[str, Any]:
+def disruption_budget(service: registry.Microservice) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
@@ -138,7 +138,7 @@ def disruption_budget(service: registry.Service) -> dict[str, Any]:
     }
 
 
-def autoscaler(service: registry.Service) -> dict[str, Any]:
+def autoscaler(service: registry.Microservice) -> dict[str, Any]:
     cpu = {"type": "Utilization", "averageUtilization": 70}
     return {
         "apiVersion": "autoscaling/v2",
@@ -160,7 +160,7 @@ def config_map() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(CONFIG), "data": data}
 
 
-def ingress(name: str, services: list[registry.Service], extra: dict[str, str]) -> Any:
+def ingress(name: str, services: list[registry.Microservice], extra: dict[str, str]) -> Any:
     """ingress-nginx: /api/<svc>/x -> <svc>:/x (the prefix stripped, as NGINX does)."""
     paths = [
         {
@@ -196,7 +196,7 @@ WEBSOCKET = {
 }
 
 
-def ingresses(built: list[registry.Service]) -> list[Any]:
+def ingresses(built: list[registry.Microservice]) -> list[Any]:
     routed = [s for s in built if s.behind_gateway]
     out = [ingress("fixup", [s for s in routed if s.name != "chat"], {})]
     if any(s.name == "chat" for s in routed):
@@ -206,7 +206,7 @@ def ingresses(built: list[registry.Service]) -> list[Any]:
 
 def migrations_job() -> dict[str, Any]:
     """Every database's pending migrations (creating a missing database), before a rollout."""
-    steps = " && ".join(f"python -m tools.migrate up {s.database}" for s in registry.SERVICES)
+    steps = " && ".join(f"python -m tools.migrate up {s.database}" for s in registry.MICROSERVICES)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

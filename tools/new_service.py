@@ -106,13 +106,13 @@ def owned_paths(name: str) -> list[Path]:
 
 
 def registry_entry(name: str, engine: registry.Engine) -> str:
-    """One line of SERVICES: the next index; ports 8100 + index (else the next free)."""
-    index = max(s.index for s in registry.SERVICES) + 1
-    used = {p for s in registry.SERVICES for p in (*s.http_ports, s.grpc_port) if p}
+    """One line of MICROSERVICES: the next index; ports 8100 + index (else the next free)."""
+    index = max(s.index for s in registry.MICROSERVICES) + 1
+    used = {p for s in registry.MICROSERVICES for p in (*s.http_ports, s.grpc_port) if p}
     port = 8100 + index
     while port in used:
         port += 1
-    return f'    Service("{name}", {index}, ({port},), "{name}", "{engine}", built=True),\n'
+    return f'    Microservice("{name}", {index}, ({port},), "{name}", "{engine}", built=True),\n'
 
 
 def check_new(name: str, root: Path) -> None:
@@ -121,7 +121,7 @@ def check_new(name: str, root: Path) -> None:
             f"name={name!r}: 2-30 lowercase letters and digits, starting with a letter "
             "(it is a Python package, a database and an environment prefix)"
         )
-    if name in registry.BY_NAME or name in {s.database for s in registry.SERVICES}:
+    if name in registry.BY_NAME or name in {s.database for s in registry.MICROSERVICES}:
         raise ScaffoldError(f"{name!r} is in lib/registry.py already")
     taken = [str(p) for p in owned_paths(name) if (root / p).exists()]
     if taken:
@@ -168,7 +168,7 @@ def new(name: str, engine: registry.Engine, root: Path = ROOT) -> None:
 def remove(name: str, root: Path = ROOT) -> None:
     registry_file = root / REGISTRY.relative_to(ROOT)
     text = registry_file.read_text()
-    entry = re.compile(rf'^    Service\("{re.escape(name)}", .*\n', re.M)
+    entry = re.compile(rf'^    Microservice\("{re.escape(name)}", .*\n', re.M)
     if name not in registry.BY_NAME or not entry.search(text):
         raise ScaffoldError(f"{name!r} is not a one-line entry of lib/registry.py (new-service's)")
     for path in owned_paths(name):

@@ -122,7 +122,7 @@ class Layout:
         return values
 
 
-def upstream_block(service: registry.Service, servers: Sequence[str]) -> str:
+def upstream_block(service: registry.Microservice, servers: Sequence[str]) -> str:
     """The service's `upstream`: its replicas, pooled keep-alive connections."""
     lines = [f"upstream {service.name} {{"]
     if service.websocket:
@@ -133,7 +133,7 @@ def upstream_block(service: registry.Service, servers: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def location_blocks(service: registry.Service) -> str:
+def location_blocks(service: registry.Microservice) -> str:
     """`/api/<name>/` -> the service with the prefix stripped; an upload route first (a
     regex location wins over the prefix one) with its larger body limit; a WebSocket
     service passes the upgrade and reads for longer than its 20 s pings."""

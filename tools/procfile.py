@@ -27,7 +27,7 @@ HEADER = """\
 """
 
 
-def service_lines(service: registry.Service) -> list[str]:
+def service_lines(service: registry.Microservice) -> list[str]:
     lines = []
     for replica, port in enumerate(service.http_ports):
         prefix = service.env_prefix

@@ -63,7 +63,7 @@ class Subcategory(NamedTuple):
     name: str
 
 
-class Service(NamedTuple):
+class CatalogService(NamedTuple):
     id: str
     subcategory_id: str
     name: str
@@ -157,8 +157,8 @@ SUBCATEGORIES = (
     Subcategory(DEEP_CLEANING, HOUSE_CLEANING, "Deep Cleaning"),
 )
 
-SERVICES = (
-    Service(
+CATALOG_SERVICES = (
+    CatalogService(
         "0e000000-0000-4000-8000-000000000031",
         LEAKS,
         "Fix a leaking tap",
@@ -166,7 +166,7 @@ SERVICES = (
         Decimal("80.00"),
         "USD",
     ),
-    Service(
+    CatalogService(
         "0e000000-0000-4000-8000-000000000032",
         PLUMBING_INSTALL,
         "Install a water heater",
@@ -174,7 +174,7 @@ SERVICES = (
         Decimal("450.00"),
         "USD",
     ),
-    Service(
+    CatalogService(
         "0e000000-0000-4000-8000-000000000033",
         OUTLETS,
         "Replace a power outlet",
@@ -182,7 +182,7 @@ SERVICES = (
         Decimal("95.00"),
         "USD",
     ),
-    Service(
+    CatalogService(
         "0e000000-0000-4000-8000-000000000034",
         LIGHTING,
         "Install a ceiling light",
@@ -190,7 +190,7 @@ SERVICES = (
         Decimal("120.00"),
         "USD",
     ),
-    Service(
+    CatalogService(
         "0e000000-0000-4000-8000-000000000035",
         REGULAR_CLEANING,
         "Apartment cleaning",
@@ -198,7 +198,7 @@ SERVICES = (
         Decimal("70.00"),
         "USD",
     ),
-    Service(
+    CatalogService(
         "0e000000-0000-4000-8000-000000000036",
         DEEP_CLEANING,
         "Move-out deep clean",
@@ -316,7 +316,7 @@ def seed_catalog(dsn: str) -> int:
                     "INSERT INTO services"
                     " (id, subcategory_id, name, description, base_price, currency)"
                     " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    SERVICES,
+                    CATALOG_SERVICES,
                 ),
             )
         )
@@ -329,7 +329,7 @@ SEEDERS = (
     (
         "catalog",
         seed_catalog,
-        len(CATEGORY_TYPES) + len(CATEGORIES) + len(SUBCATEGORIES) + len(SERVICES),
+        len(CATEGORY_TYPES) + len(CATEGORIES) + len(SUBCATEGORIES) + len(CATALOG_SERVICES),
     ),
 )
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROCESS_MARGIN = 10.0
 
 
-class Service:
+class ServiceProcess:
     """`python -m services.<name>`; its HTTP port (for /health) is `<NAME>_PORT` in env,
     which the process gets on top of this one's environment, or alone with
     `inherit_environ=False` (a benchmark that removes variables the shell may set)."""

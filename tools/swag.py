@@ -18,12 +18,12 @@ from lib.http.openapi import build_spec
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "openapi"
 # the REST services that are built (lib/registry.py); gRPC ones have no OpenAPI document
-SERVICES = tuple(s.name for s in registry.built_services() if s.behind_gateway)
+DOCUMENTED = tuple(s.name for s in registry.built_services() if s.behind_gateway)
 
 
 def spec_of(service: str) -> dict[str, Any]:
-    if service not in SERVICES:
-        raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
+    if service not in DOCUMENTED:
+        raise ValueError(f"unknown service {service!r}; known: {', '.join(DOCUMENTED)}")
     module = importlib.import_module(f"services.{service}.app")
     app = module.create_app()  # settings from the environment; nothing is opened
     spec: dict[str, Any] = build_spec(app, service=service, title=module.TITLE, version="1.0.0")
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         stale = []
-        for service in args.services or SERVICES:
+        for service in args.services or DOCUMENTED:
             text, path = render(spec_of(service)), DOCS / f"{service}.json"
             if args.command == "gen":
                 DOCS.mkdir(parents=True, exist_ok=True)

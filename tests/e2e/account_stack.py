@@ -19,7 +19,7 @@ from tests.e2e.gateway_stack import Gateway, seed_departments
 from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tests.servers import free_port
 from tools import keys, swag_config
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 PASSWORD = "correct horse battery"
 
@@ -27,7 +27,7 @@ PASSWORD = "correct horse battery"
 @dataclass
 class AccountStack:
     gateway: Gateway
-    services: list[Service]
+    services: list[ServiceProcess]
     sink: SmtpSink
     users_dsn: str
     department_id: str
@@ -65,17 +65,17 @@ async def running_account_stack(
         {"users": [f"127.0.0.1:{users_port}"], "departments": [f"127.0.0.1:{departments_port}"]},
         docs,
     )
-    services: list[Service] = []
+    services: list[ServiceProcess] = []
     with smtp_sink() as sink:
         try:
             departments_env = {**common, "DEPARTMENTS_DATABASE_URL": departments_dsn,
                                "DEPARTMENTS_PORT": str(departments_port)}  # fmt: skip
-            departments = Service(departments_env, tmp / "departments.log")
+            departments = ServiceProcess(departments_env, tmp / "departments.log")
             services.append(departments)
             points_env = {**common, "POINTS_DATABASE_URL": points_dsn,
                           "POINTS_PORT": str(free_port()),
                           "POINTS_GRPC_PORT": str(grpc_port)}  # fmt: skip
-            services.append(Service(points_env, tmp / "points.log", name="points"))
+            services.append(ServiceProcess(points_env, tmp / "points.log", name="points"))
             users_env = {
                 **common, "USERS_DATABASE_URL": users_dsn, "USERS_PORT": str(users_port),
                 "LOG_LEVEL": "DEBUG",  # no secret may show up even here
@@ -87,7 +87,7 @@ async def running_account_stack(
                 "DEPARTMENTS_URL": departments.url,
                 "POINTS_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
             }  # fmt: skip
-            users = Service(users_env, tmp / "users.log", name="users")
+            users = ServiceProcess(users_env, tmp / "users.log", name="users")
             services.append(users)
             for service in services:
                 await service.wait_healthy()

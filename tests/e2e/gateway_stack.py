@@ -27,7 +27,7 @@ from tests.servers import free_port
 from tools import nginx as nginx_tool
 from tools import seed
 from tools.dbadmin import psycopg_dsn
-from tools.service_process import ROOT, Service
+from tools.service_process import ROOT, ServiceProcess
 
 NGINX_HINT = (
     "nginx is not installed; the gateway tests run the real binary: "
@@ -255,7 +255,7 @@ class Echo:
 
 @dataclass
 class Stack:
-    service: Service
+    service: ServiceProcess
     echo: Echo
     gateway: Gateway
     exporter: Exporter
@@ -298,7 +298,7 @@ async def running_stack(
         "WORKERS": "1",
         **(extra_env or {}),
     }
-    service = Service(env, tmp / "departments.log")
+    service = ServiceProcess(env, tmp / "departments.log")
     echo = await Echo().start()
     down = free_port()
     gateway = Gateway(
@@ -329,20 +329,20 @@ async def running_stack(
 @contextlib.asynccontextmanager
 async def users_and_points_behind_nginx(
     users_dsn: str, points_dsn: str, tmp: Path, env: dict[str, str] | None = None
-) -> AsyncIterator[tuple[Gateway, Service, Service]]:
+) -> AsyncIterator[tuple[Gateway, ServiceProcess, ServiceProcess]]:
     """The seed's users and points as real processes (users -> points over gRPC), users
     behind a real NGINX; `env` is added to both (tracing's OTEL_* variables, say)."""
     seed.seed_users(users_dsn)
     seed.seed_points(points_dsn)
     grpc_port = free_port()
     common = {"WORKERS": "1", "REDIS_URL": "", "RATE_LIMIT_IP_RATE": "1000", **(env or {})}
-    points = Service(
+    points = ServiceProcess(
         {**common, "POINTS_DATABASE_URL": points_dsn, "POINTS_PORT": str(free_port()),
          "POINTS_GRPC_PORT": str(grpc_port)},
         tmp / "points.log",
         name="points",
     )  # fmt: skip
-    users = Service(
+    users = ServiceProcess(
         {**common, "USERS_DATABASE_URL": users_dsn, "USERS_PORT": str(free_port()),
          "POINTS_GRPC_ADDR": f"127.0.0.1:{grpc_port}", "JWT_PUBLIC_KEY": KEYS[1]},
         tmp / "users.log",

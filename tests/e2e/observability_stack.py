@@ -24,7 +24,7 @@ from lib import registry
 from tests.e2e.gateway_stack import Exporter, Gateway, answers, require_nginx, wait_until
 from tests.servers import Servers, free_port
 from tools import keys, prometheus
-from tools.service_process import ROOT, Service
+from tools.service_process import ROOT, ServiceProcess
 
 SCRAPE = 1.0  # s: the test's scrape and evaluation interval
 
@@ -68,7 +68,7 @@ def spawn(name: str, command: list[str], tmp: Path, env: dict[str, str] | None =
 class Live:
     prometheus_url: str
     gateway: Gateway
-    services: dict[str, Service]
+    services: dict[str, ServiceProcess]
     points_grpc: int
     logs: dict[str, Path]  # process -> its captured output (JSON log lines)
 
@@ -129,7 +129,7 @@ async def live_stack(
         require(exporter.binary)
     keys.main(["--dir", str(tmp / "keys")])
     procs: list[Proc] = []
-    services: dict[str, Service] = {}
+    services: dict[str, ServiceProcess] = {}
     targets: dict[str, list[str]] = {}
     grpc_port = free_port()
     gateway: Gateway | None = None
@@ -141,7 +141,7 @@ async def live_stack(
             env["POINTS_GRPC_ADDR"] = f"127.0.0.1:{grpc_port}"
             if svc == "points":
                 env["POINTS_GRPC_PORT"] = str(grpc_port)
-            services[svc] = Service(env, tmp / f"{svc}.log", name=svc)
+            services[svc] = ServiceProcess(env, tmp / f"{svc}.log", name=svc)
             targets[svc] = [f"127.0.0.1:{port}"]
         for service in services.values():
             await service.wait_healthy()

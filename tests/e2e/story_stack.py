@@ -16,7 +16,7 @@ import aiohttp
 from tests.e2e.gateway_stack import Gateway
 from tests.servers import free_port
 from tools import keys
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Dsns:
 @dataclass
 class StoryStack:
     gateway: Gateway
-    services: dict[str, Service]
+    services: dict[str, ServiceProcess]
     dsns: Dsns
     key_dir: Path
     points_per_job: int
@@ -109,11 +109,11 @@ async def running_story_stack(
             "POINTS_PER_JOB": str(points_per_job),
         },
     }
-    services: dict[str, Service] = {}
+    services: dict[str, ServiceProcess] = {}
     try:
         for name, env in envs.items():
             full = {**common, f"{name.upper()}_PORT": str(ports[name]), **env}
-            services[name] = Service(full, tmp / f"{name}.log", name=name)
+            services[name] = ServiceProcess(full, tmp / f"{name}.log", name=name)
         for service in services.values():
             await service.wait_healthy()
         await gateway.start()

@@ -27,15 +27,15 @@ from tests.integration.orders_support import Caller, orders_settings
 from tests.reliability import figures
 from tests.reliability.throwaway import RedisServer
 from tests.servers import free_port
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 RECEIVE = 10.0
 
 
 @dataclass
 class Replicas:
-    a: Service
-    b: Service
+    a: ServiceProcess
+    b: ServiceProcess
     gateway: Gateway
     redis: RedisServer
     world: World
@@ -93,7 +93,7 @@ async def replicas(
     gateway = None
     try:
         a, b = (
-            Service(
+            ServiceProcess(
                 chat_env(dsn, free_port(), redis.url, orders_server.port, prefix),
                 tmp / f"chat-{name}.log",
                 name="chat",

@@ -19,7 +19,7 @@ from tests.e2e.examples_page import Example, examples, matches, pattern, run
 from tests.e2e.gateway_stack import Gateway
 from tests.servers import free_port
 from tools import keys, seed
-from tools.service_process import ROOT, Service
+from tools.service_process import ROOT, ServiceProcess
 
 PAGE = ROOT / "docs" / "examples.md"
 # start-up, the story, the breaker (3 timed-out calls of 2 s, then its 10 s reset) and
@@ -33,7 +33,7 @@ SERVICES = ("points", "users", "catalog", "orders", "chat")
 @dataclass
 class ExamplesStack:
     gateway: Gateway
-    services: dict[str, Service]
+    services: dict[str, ServiceProcess]
     users_log: Path
 
     def logs(self) -> str:
@@ -80,10 +80,10 @@ async def stack(
         "STORAGE_DIR": str(tmp / "storage"),
         "DB_POOL_MIN": "1",
     }
-    services: dict[str, Service] = {}
+    services: dict[str, ServiceProcess] = {}
     try:
         for name in SERVICES:
-            services[name] = Service(common, tmp / f"{name}.log", name=name)
+            services[name] = ServiceProcess(common, tmp / f"{name}.log", name=name)
         for service in services.values():
             await service.wait_healthy(STARTUP)
         await gateway.start()

@@ -26,7 +26,7 @@ import pytest
 from tests.e2e.gateway_stack import Gateway, require_nginx
 from tests.e2e.raw_http import exchange, parse_responses
 from tests.servers import free_port
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 BASE = "https://fixup.dev/problems/"
 SECURITY = {
@@ -87,7 +87,7 @@ def black_hole() -> Iterator[int]:
 @dataclass
 class Edge:
     gateway: Gateway
-    service: Service
+    service: ServiceProcess
     temp_dir: Path
 
 
@@ -100,7 +100,7 @@ async def edge(
     docs = tmp / "docs"
     (docs / "no-index").mkdir(parents=True)
     (docs / "index.html").write_text("<!doctype html><title>docs</title>")
-    service = Service(
+    service = ServiceProcess(
         {
             "DEPARTMENTS_DATABASE_URL": migrated_db("departments"),
             "DEPARTMENTS_PORT": str(free_port()),

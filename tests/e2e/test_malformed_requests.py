@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.raw_http import exchange, parse_responses
 from tests.servers import free_port
-from tools.service_process import PROCESS_MARGIN, Service
+from tools.service_process import PROCESS_MARGIN, ServiceProcess
 
 MARK = b"zq7marker"  # in every malformed part: the answer must not contain it
 SECURITY = {
@@ -61,7 +61,7 @@ CASES = {
 @pytest.fixture(scope="module")
 async def service(
     migrated_db: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Service]:
+) -> AsyncIterator[ServiceProcess]:
     env = {
         "DEPARTMENTS_DATABASE_URL": migrated_db("departments"),
         "DEPARTMENTS_PORT": str(free_port()),
@@ -71,7 +71,7 @@ async def service(
         "REDIS_URL": "",
         "WORKERS": "1",
     }
-    running = Service(env, tmp_path_factory.mktemp("malformed") / "departments.log")
+    running = ServiceProcess(env, tmp_path_factory.mktemp("malformed") / "departments.log")
     try:
         await running.wait_healthy()
         yield running
@@ -79,7 +79,7 @@ async def service(
         running.stop()
 
 
-async def log_lines_of(service: Service, request_id: str) -> list[dict[str, Any]]:
+async def log_lines_of(service: ServiceProcess, request_id: str) -> list[dict[str, Any]]:
     """The service's log lines naming `request_id`, once there is at least one."""
     deadline = asyncio.get_running_loop().time() + PROCESS_MARGIN
     while True:
@@ -112,7 +112,7 @@ def assert_problem(status: int, headers: dict[str, str], body: bytes) -> dict[st
 
 
 @pytest.mark.parametrize("case", CASES)
-async def test_parser_errors_are_problem_json(service: Service, case: str) -> None:
+async def test_parser_errors_are_problem_json(service: ServiceProcess, case: str) -> None:
     raw, detail = CASES[case]
     [(status, headers, body)] = parse_responses(await exchange(service.port, raw))
     problem = assert_problem(status, headers, body)
@@ -128,7 +128,9 @@ async def test_parser_errors_are_problem_json(service: Service, case: str) -> No
     assert MARK.decode() not in json.dumps(line)
 
 
-async def test_a_bad_request_after_a_good_one_on_the_same_connection(service: Service) -> None:
+async def test_a_bad_request_after_a_good_one_on_the_same_connection(
+    service: ServiceProcess,
+) -> None:
     """The problem is not only for a connection's first request (aiohttp special-cases
     that one for a bad method)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
@@ -149,7 +151,7 @@ async def test_a_bad_request_after_a_good_one_on_the_same_connection(service: Se
 
 
 async def test_the_log_has_no_traceback_and_no_request_bytes(
-    service: Service, tmp_path: Path
+    service: ServiceProcess, tmp_path: Path
 ) -> None:
     for raw, _ in CASES.values():
         await exchange(service.port, raw)

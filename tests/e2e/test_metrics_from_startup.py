@@ -37,7 +37,7 @@ from tests.e2e.observability_stack import metric_names, service_env
 from tests.e2e.test_observability import panel_exprs, rule_exprs
 from tests.servers import Servers, free_port
 from tools import keys
-from tools.service_process import Service, port_open
+from tools.service_process import ServiceProcess, port_open
 
 THIRD_PARTY = ("pg_", "mysql_", "redis_", "container_")  # their own exporters, see above
 SYNTHETIC = {"up"}  # Prometheus's, per target
@@ -85,7 +85,7 @@ def wanted(names: set[str]) -> set[str]:
     return out
 
 
-async def first_metrics(service: Service, seconds: float = 20.0) -> Exposition:
+async def first_metrics(service: ServiceProcess, seconds: float = 20.0) -> Exposition:
     """The service's /metrics, asked until it answers: its first request."""
     deadline = time.monotonic() + seconds
     while not await port_open(service.port):
@@ -111,7 +111,7 @@ async def fresh(
     service's /metrics is what is checked (a service listens once it has started)."""
     keys.main(["--dir", str(tmp_path / "keys")])
     grpc_port = free_port()
-    started: dict[str, Service] = {}
+    started: dict[str, ServiceProcess] = {}
     gateway: Gateway | None = None
     exporter: Exporter | None = None
     try:
@@ -124,7 +124,7 @@ async def fresh(
             }
             if svc.name == "points":
                 env["POINTS_GRPC_PORT"] = str(grpc_port)
-            started[svc.name] = Service(env, tmp_path / f"{svc.name}.log", name=svc.name)
+            started[svc.name] = ServiceProcess(env, tmp_path / f"{svc.name}.log", name=svc.name)
         expositions = {name: await first_metrics(service) for name, service in started.items()}
         upstreams = {
             s.name: [f"127.0.0.1:{started[s.name].port}"] if s.name in started else []

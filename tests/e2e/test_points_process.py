@@ -19,7 +19,7 @@ from lib.pb.point import PointReply, PointRequest
 from tests.e2e.gateway_stack import wait_until
 from tests.proxy import TcpProxy, through
 from tests.servers import free_port
-from tools.service_process import PROCESS_MARGIN, Service
+from tools.service_process import PROCESS_MARGIN, ServiceProcess
 
 GET = "/point.PointServer/GetUserPoints"
 
@@ -48,7 +48,7 @@ async def test_points_process_serves_and_stops_gracefully(
         "WORKERS": "1",
         "SHUTDOWN_TIMEOUT": str(timeout),
     }
-    service = Service(env, log, name="points")
+    service = ServiceProcess(env, log, name="points")
     proc, url = service.proc, service.url
     pool = ChannelPool(f"127.0.0.1:{grpc_port}", 1)
     get = pool.unary(GET, PointReply.parse)

@@ -14,13 +14,13 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.e2e.gateway_stack import Gateway, users_and_points_behind_nginx, wait_until
 from tests.integration.auth_support import KEYS
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 
 @pytest.fixture(scope="module")
 async def chain(
     migrated_db: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[Gateway, Service, Service]]:
+) -> AsyncIterator[tuple[Gateway, ServiceProcess, ServiceProcess]]:
     tmp = tmp_path_factory.mktemp("chain")
     users_dsn, points_dsn = migrated_db("users"), migrated_db("points")
     async with users_and_points_behind_nginx(users_dsn, points_dsn, tmp) as chain:
@@ -33,7 +33,7 @@ def lines_with(path: Path, request_id: str) -> list[dict[str, object]]:
 
 
 async def test_one_request_id_in_nginx_users_and_points_logs(
-    chain: tuple[Gateway, Service, Service],
+    chain: tuple[Gateway, ServiceProcess, ServiceProcess],
 ) -> None:
     gateway, users, points = chain
     rid = f"chain-{uuid.uuid4().hex}"

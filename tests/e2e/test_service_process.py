@@ -19,7 +19,7 @@ import pytest
 
 from tests.proxy import TcpProxy, through
 from tests.servers import Servers, free_port
-from tools.service_process import PROCESS_MARGIN, ROOT, Service, port_open
+from tools.service_process import PROCESS_MARGIN, ROOT, ServiceProcess, port_open
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ async def test_sigterm_lets_in_flight_requests_finish(
     dsn, proxy = slow_db
     timeout = 30.0  # SHUTDOWN_TIMEOUT: far longer than the exit may take, to tell them apart
     env = base_env(through(dsn, proxy), SHUTDOWN_TIMEOUT=str(timeout), DB_POOL_MIN="3")
-    service = Service(env, tmp_path / "svc.log")
+    service = ServiceProcess(env, tmp_path / "svc.log")
     try:
         await service.wait_healthy()
         proxy.hold()  # the database's answers wait at the proxy until release()
@@ -86,7 +86,7 @@ async def test_shutdown_timeout_bounds_the_wait(
     dsn, proxy = slow_db
     timeout = 2.0  # SHUTDOWN_TIMEOUT
     env = base_env(through(dsn, proxy), SHUTDOWN_TIMEOUT=str(timeout))
-    service = Service(env, tmp_path / "svc.log")
+    service = ServiceProcess(env, tmp_path / "svc.log")
     try:
         await service.wait_healthy()
         proxy.hold()  # not released before the timeout: the request outlasts it
@@ -115,7 +115,7 @@ async def test_workers_share_the_port_and_sum_their_metrics(
     migrated_db: Callable[[str], str], servers: Servers, tmp_path: Path
 ) -> None:
     env = base_env(migrated_db("departments"), WORKERS="2", REDIS_URL=servers.redis_url)
-    service = Service(env, tmp_path / "svc.log")
+    service = ServiceProcess(env, tmp_path / "svc.log")
     try:
         await service.wait_healthy()
         for _ in range(20):  # new connection each: the kernel spreads them over the workers
@@ -147,7 +147,7 @@ async def test_workers_end_when_their_master_is_killed(
         REDIS_URL=servers.redis_url,
         SHUTDOWN_TIMEOUT=str(timeout),
     )
-    service = Service(env, tmp_path / "svc.log")
+    service = ServiceProcess(env, tmp_path / "svc.log")
     workers: list[psutil.Process] = []
     try:
         await service.wait_healthy()

@@ -19,7 +19,7 @@ from lib.auth.tokens import TokenSigner
 from tests.e2e.gateway_stack import Gateway, users_and_points_behind_nginx, wait_until
 from tests.integration.auth_support import KEYS
 from tests.otlp_receiver import Receiver, Span
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 SERVER, CLIENT = 2, 3  # OTLP span kinds
 LIST_POINTS = "point.PointServer/GetUserListPoints"
@@ -34,7 +34,7 @@ ALLOWED_ATTRIBUTES = {
 @pytest.fixture(scope="module")
 async def chain(
     migrated_db: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[Gateway, Service, Service, Receiver]]:
+) -> AsyncIterator[tuple[Gateway, ServiceProcess, ServiceProcess, Receiver]]:
     tmp = tmp_path_factory.mktemp("trace")
     users_dsn, points_dsn = migrated_db("users"), migrated_db("points")
     receiver = await Receiver().start()
@@ -83,7 +83,7 @@ def complete(trace_id: str) -> Callable[[Receiver], bool]:
 
 
 async def test_one_trace_from_nginx_through_users_to_points(
-    chain: tuple[Gateway, Service, Service, Receiver],
+    chain: tuple[Gateway, ServiceProcess, ServiceProcess, Receiver],
 ) -> None:
     gateway, users, points, receiver = chain
     rid = f"trace-{uuid.uuid4().hex}"
@@ -141,7 +141,7 @@ async def test_one_trace_from_nginx_through_users_to_points(
 
 
 async def test_a_callers_traceparent_is_continued(
-    chain: tuple[Gateway, Service, Service, Receiver],
+    chain: tuple[Gateway, ServiceProcess, ServiceProcess, Receiver],
 ) -> None:
     gateway, _, _, receiver = chain
     trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]

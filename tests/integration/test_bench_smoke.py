@@ -105,7 +105,7 @@ def test_memory_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--load", "1", "--soak", "2", "--every", "0.5", "--tracemalloc"]
     figures = memory.main(argv)
 
-    assert set(figures["services"]) == {r.name for r in registry.SERVICES if r.built}
+    assert set(figures["services"]) == {r.name for r in registry.MICROSERVICES if r.built}
     for rss in figures["services"].values():
         assert finite_positive(rss["idle_mb"])
         assert finite_positive(rss["loaded_mb"])

@@ -456,7 +456,7 @@ async def test_the_seeded_catalog_is_served(aiohttp_client: Any, migrated_db: An
     ).json()
     expected = sorted(
         (s.name, s.id, f"{s.base_price:.2f}")
-        for s in seed.SERVICES
+        for s in seed.CATALOG_SERVICES
         if s.subcategory_id == seed.LEAKS
     )
     assert expected  # the seed has services there

@@ -154,4 +154,4 @@ def test_catalog(seeded: dict[str, str]) -> None:
     )
     assert (types, categories, non_usd) == (2, 3, 0)
     assert subcategories == len(seed.SUBCATEGORIES) >= 3
-    assert services == len(seed.SERVICES) >= 6
+    assert services == len(seed.CATALOG_SERVICES) >= 6

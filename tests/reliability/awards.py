@@ -15,7 +15,7 @@ import asyncpg
 
 from tests.reliability.stack import common_env, points_env, start
 from tools.dbadmin import mysql_connect
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 POINTS_PER_JOB = 10
 SETTLE = 30.0  # the relay needs ~1 s after points is back; far more is allowed
@@ -45,7 +45,7 @@ def relay_env(
 
 async def start_points(
     points_dsn: str, log: Path, env: dict[str, str] | None = None
-) -> tuple[Service, dict[str, str]]:
+) -> tuple[ServiceProcess, dict[str, str]]:
     """A points process; pass the env of a killed one to restart it on the same ports."""
     env = env or points_env(points_dsn)
     return await start("points", env, log), env

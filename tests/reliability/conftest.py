@@ -13,7 +13,7 @@ from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tests.reliability import figures
 from tests.reliability.stack import ACQUIRE_TIMEOUT, POOL_MAX, common_env, start, users_env
 from tests.servers import Servers
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -34,7 +34,7 @@ def departments_dsn(migrated_db: Callable[[str], str]) -> str:
 
 
 @pytest.fixture(scope="module")
-async def departments(departments_dsn: str, logs: Path) -> AsyncIterator[Service]:
+async def departments(departments_dsn: str, logs: Path) -> AsyncIterator[ServiceProcess]:
     env = common_env("departments", departments_dsn, DB_POOL_MAX=POOL_MAX)
     service = await start("departments", env, logs / "departments.log")
     yield service
@@ -54,8 +54,8 @@ async def mail_sink() -> AsyncIterator[SmtpSink]:
 
 @pytest.fixture(scope="module")
 async def users(
-    users_dsn: str, departments: Service, mail_sink: SmtpSink, logs: Path
-) -> AsyncIterator[Service]:
+    users_dsn: str, departments: ServiceProcess, mail_sink: SmtpSink, logs: Path
+) -> AsyncIterator[ServiceProcess]:
     """Users as deployed: its PATCHes check department ids with the real departments, its
     mails go to an SMTP server (here a sink), pictures to a directory of this run."""
     env = users_env(
@@ -84,7 +84,7 @@ def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
 
 
 @pytest.fixture(scope="module")
-async def catalog(catalog_dsn: str, logs: Path) -> AsyncIterator[Service]:
+async def catalog(catalog_dsn: str, logs: Path) -> AsyncIterator[ServiceProcess]:
     env = common_env("catalog", catalog_dsn, DB_POOL_MAX=POOL_MAX)
     service = await start("catalog", env, logs / "catalog.log")
     yield service
@@ -98,8 +98,8 @@ def orders_dsn(migrated_db: Callable[[str], str]) -> str:
 
 @pytest.fixture(scope="module")
 async def orders(
-    orders_dsn: str, catalog: Service, users: Service, logs: Path
-) -> AsyncIterator[Service]:
+    orders_dsn: str, catalog: ServiceProcess, users: ServiceProcess, logs: Path
+) -> AsyncIterator[ServiceProcess]:
     """Orders as deployed: catalog checked and the customer's name read from the real
     services (no points relay: the outbox is tested on its own)."""
     env = common_env(
@@ -123,8 +123,8 @@ def chat_dsn(migrated_db: Callable[[str], str]) -> str:
 
 @pytest.fixture(scope="module")
 async def chat(
-    chat_dsn: str, orders: Service, servers: Servers, redis_prefix: str, logs: Path
-) -> AsyncIterator[Service]:
+    chat_dsn: str, orders: ServiceProcess, servers: Servers, redis_prefix: str, logs: Path
+) -> AsyncIterator[ServiceProcess]:
     """Chat as deployed: the participants of a conversation read from the real orders (with
     the caller's token), messages fanned out through the test Redis on channels under the
     run's prefix (Redis is shared and never flushed)."""

@@ -30,7 +30,7 @@ from tests.reliability.world import (
     ws_handshake,
     ws_url,
 )
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 PROBLEM = "application/problem+json"
 PNG = png()  # a real picture: uploads are decoded; re-encoding it gives the same bytes
@@ -83,7 +83,7 @@ async def listed_ids(http: aiohttp.ClientSession, url: str, who: Actor) -> set[s
     return {row["id"] for row in body["data"]}
 
 
-async def orders_sweep(orders: Service, catalog: Service, orders_dsn: str) -> None:
+async def orders_sweep(orders: ServiceProcess, catalog: ServiceProcess, orders_dsn: str) -> None:
     customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
     other_customer = actor(Role.CUSTOMER)
     stranger = actor(Role.PROVIDER)  # offers no service of these orders
@@ -199,7 +199,7 @@ async def orders_sweep(orders: Service, catalog: Service, orders_dsn: str) -> No
     figures.add("IDOR attempts refused (404, nothing changed)", refused)
 
 
-async def users_sweep(users: Service, users_dsn: str) -> None:
+async def users_sweep(users: ServiceProcess, users_dsn: str) -> None:
     victim = actor(Role.CUSTOMER, await make_user(users_dsn, Role.CUSTOMER))
     other = actor(Role.CUSTOMER, await make_user(users_dsn, Role.CUSTOMER))
     provider = actor(Role.PROVIDER, await make_user(users_dsn, Role.PROVIDER))
@@ -255,7 +255,9 @@ async def users_sweep(users: Service, users_dsn: str) -> None:
     figures.add("tampered picture URLs refused (403)", len(tampered) + 1)
 
 
-async def chat_sweep(chat: Service, orders: Service, catalog: Service, chat_dsn: str) -> None:
+async def chat_sweep(
+    chat: ServiceProcess, orders: ServiceProcess, catalog: ServiceProcess, chat_dsn: str
+) -> None:
     """A conversation between a customer and a provider, with messages; another customer, a
     provider with nothing to do with the order, and a rival provider with an offer (and a
     conversation of its own) on the very same order each try every chat route on it, the

@@ -14,7 +14,7 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.integration.auth_support import KEYS
 from tests.servers import RUN_ID, free_port
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 PASSWORD = "reliability-pass-7Qz!"  # what the run's users log in with: must never be logged
 # every service of the suite: a pool this small is what "3 x the pool" of test_capacity.py
@@ -70,8 +70,8 @@ def points_env(dsn: str, **extra: str) -> dict[str, str]:
     return common_env("points", dsn, POINTS_GRPC_PORT=str(free_port()), **extra)
 
 
-async def start(name: str, env: dict[str, str], log: Path) -> Service:
-    service = Service(env, log, name=name)
+async def start(name: str, env: dict[str, str], log: Path) -> ServiceProcess:
+    service = ServiceProcess(env, log, name=name)
     try:
         await service.wait_healthy()
     except BaseException:
@@ -91,7 +91,7 @@ def bearer(role: Role = Role.ADMIN, user_id: uuid.UUID | None = None) -> dict[st
     return {"Authorization": f"Bearer {token(role, user_id)}"}
 
 
-async def spec_of(service: Service) -> dict[str, Any]:
+async def spec_of(service: ServiceProcess) -> dict[str, Any]:
     async with aiohttp.ClientSession() as http, http.get(f"{service.url}/v1/openapi.json") as r:
         assert r.status == 200, await r.text()
         document: dict[str, Any] = await r.json()

@@ -20,7 +20,7 @@ from tests.reliability.bad_values import Bad, body_values, named, parameter_valu
 from tests.reliability.readback import fingerprint
 from tests.reliability.stack import bearer, operations, spec_of
 from tests.reliability.world import Orders, actor, call, catalog_service, talk, ws_url
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 PROBLEM = "application/problem+json"
 JSON = {"Content-Type": "application/json"}
@@ -91,7 +91,7 @@ def if_match(row: dict[str, Any]) -> dict[str, str]:
 
 
 async def bad_bodies_everywhere(
-    service: Service, dsn: str, targets: dict[tuple[str, str], Target] | None = None
+    service: ServiceProcess, dsn: str, targets: dict[tuple[str, str], Target] | None = None
 ) -> None:
     """Every BAD_BODIES case on every JSON write of the document, each refused as a body
     (400/413/415) and the database unchanged. `targets`: per (METHOD, path template), the
@@ -140,7 +140,7 @@ async def bad_bodies_everywhere(
     figures.add("bad values refused with 400 naming the field (from the documents)", values)
 
 
-async def refused_naming(service: Service, method: str, target: Target, bad: Bad) -> None:
+async def refused_naming(service: ServiceProcess, method: str, target: Target, bad: Bad) -> None:
     """One bad value (bad_values.py) on the route: 400 problem+json naming its field. On a
     route without a target, the first role not refused (403) before the input is read."""
     status, problem = 0, None
@@ -169,7 +169,7 @@ async def _huge_header(http: aiohttp.ClientSession, method: str, url: str) -> in
 
 
 async def test_bad_bodies_on_every_departments_write(
-    departments: Service, departments_dsn: str
+    departments: ServiceProcess, departments_dsn: str
 ) -> None:
     admin = actor(Role.ADMIN)
     async with aiohttp.ClientSession() as http:
@@ -184,7 +184,7 @@ async def test_bad_bodies_on_every_departments_write(
     await bad_bodies_everywhere(departments, departments_dsn, targets)
 
 
-async def test_bad_bodies_on_every_users_write(users: Service, users_dsn: str) -> None:
+async def test_bad_bodies_on_every_users_write(users: ServiceProcess, users_dsn: str) -> None:
     """A real user's profile, PATCHed by an ADMIN (who may set every field of it, role and
     verified included) with the row's If-Match."""
     me = actor(Role.CUSTOMER, await make_user(users_dsn, Role.CUSTOMER))
@@ -198,7 +198,7 @@ async def test_bad_bodies_on_every_users_write(users: Service, users_dsn: str) -
     await bad_bodies_everywhere(users, users_dsn, targets)
 
 
-async def test_bad_bodies_on_every_catalog_write(catalog: Service, catalog_dsn: str) -> None:
+async def test_bad_bodies_on_every_catalog_write(catalog: ServiceProcess, catalog_dsn: str) -> None:
     """Each PATCH on a real type, category, subcategory and service of the catalog."""
     admin = actor(Role.ADMIN)
     tag = uuid.uuid4().hex[:8]
@@ -224,7 +224,7 @@ async def test_bad_bodies_on_every_catalog_write(catalog: Service, catalog_dsn: 
 
 
 async def test_bad_bodies_on_every_orders_write(
-    orders: Service, catalog: Service, orders_dsn: str
+    orders: ServiceProcess, catalog: ServiceProcess, orders_dsn: str
 ) -> None:
     """Each write as the caller who may make it, on real rows: the customer's own OPEN order
     (its If-Match), an offer on it by a provider of its service, the review of a completed
@@ -251,7 +251,7 @@ async def test_bad_bodies_on_every_orders_write(
 
 
 async def test_bad_bodies_on_every_chat_write(
-    chat: Service, orders: Service, catalog: Service, chat_dsn: str
+    chat: ServiceProcess, orders: ServiceProcess, catalog: ServiceProcess, chat_dsn: str
 ) -> None:
     """The conversation create as the order's customer, and the message post on a real
     conversation as its customer."""
@@ -274,7 +274,7 @@ async def test_bad_bodies_on_every_chat_write(
 
 
 async def test_bad_fields_and_query_values_on_departments(
-    departments: Service, departments_dsn: str
+    departments: ServiceProcess, departments_dsn: str
 ) -> None:
     admin = bearer(Role.ADMIN)
     url = f"{departments.url}/v1/departments"
@@ -337,7 +337,7 @@ async def test_bad_fields_and_query_values_on_departments(
 
 
 async def test_sql_metacharacters_in_users_search_are_literal(
-    users: Service, users_dsn: str
+    users: ServiceProcess, users_dsn: str
 ) -> None:
     await make_user(users_dsn, Role.CUSTOMER)  # first name Ada
     moderator = bearer(Role.MODERATOR)
@@ -389,7 +389,7 @@ BAD_FRAMES = [  # the same over the WebSocket: an error frame, nothing stored
 
 
 async def test_bad_message_bodies_store_nothing(
-    chat: Service, orders: Service, catalog: Service, chat_dsn: str
+    chat: ServiceProcess, orders: ServiceProcess, catalog: ServiceProcess, chat_dsn: str
 ) -> None:
     """Each bad message body on a real conversation, by its participant, over HTTP and over
     the WebSocket: refused (4xx problem+json / an error frame), nothing stored (every table
@@ -442,7 +442,7 @@ async def test_bad_message_bodies_store_nothing(
 
 
 async def test_sql_metacharacters_in_orders_search_and_orderby(
-    orders: Service, catalog: Service, orders_dsn: str
+    orders: ServiceProcess, catalog: ServiceProcess, orders_dsn: str
 ) -> None:
     """`search` matches words of the description or address as text, whatever it holds;
     `orderby` takes only its documented keys. Nothing changes (read back)."""
@@ -486,7 +486,7 @@ async def test_sql_metacharacters_in_orders_search_and_orderby(
 
 
 async def test_like_wildcards_in_orders_search_are_literal(
-    orders: Service, catalog: Service
+    orders: ServiceProcess, catalog: ServiceProcess
 ) -> None:
     customer, provider = actor(Role.CUSTOMER), actor(Role.PROVIDER)
     url = f"{orders.url}/v1/orders"

@@ -36,7 +36,7 @@ from tests.reliability.world import Orders, actor, catalog_service
 from tools import migrate
 from tools.databases import with_database
 from tools.dbadmin import create_database, mysql_connect
-from tools.service_process import PROCESS_MARGIN, Service
+from tools.service_process import PROCESS_MARGIN, ServiceProcess
 
 ACQUIRE_TIMEOUT = 1.0  # DB_ACQUIRE_TIMEOUT of the services below
 JOBS = 12  # completed in three waves: points killed, down, coming back
@@ -296,7 +296,7 @@ async def test_points_killed_and_restarted_users_list_degrades_and_recovers(
 
 
 async def test_points_killed_and_restarted_while_jobs_complete_every_award_once(
-    migrated_db: Callable[[str], str], catalog: Service, tmp_path: Path
+    migrated_db: Callable[[str], str], catalog: ServiceProcess, tmp_path: Path
 ) -> None:
     """Jobs completed concurrently while points is SIGKILLed mid-delivery, while it is down,
     and while it comes back: every acknowledged completion's award lands in the points

@@ -21,7 +21,7 @@ from tests.reliability import figures
 from tests.reliability.budget import EXAMPLES, SCENARIO_STEPS, SCENARIOS
 from tests.reliability.stack import bearer, operations, spec_of
 from tests.reliability.world import Orders, actor, catalog_service
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 # Not checked: positive_data_acceptance. A schema-valid body may still be refused with a
 # documented 400 for what the document cannot express (an unknown or used reset token, a
@@ -34,7 +34,7 @@ def credentials() -> dict[str, dict[str, str]]:
     return {"admin": bearer(Role.ADMIN), "customer": bearer(Role.CUSTOMER), "anonymous": {}}
 
 
-def run(service: Service, operation: Any, who: str, headers: dict[str, str]) -> int:
+def run(service: ServiceProcess, operation: Any, who: str, headers: dict[str, str]) -> int:
     """Run the fixed number of generated cases of one operation; returns how many ran."""
     cases = 0
 
@@ -60,7 +60,7 @@ def run(service: Service, operation: Any, who: str, headers: dict[str, str]) -> 
     return cases
 
 
-async def fuzz(service: Service, name: str) -> None:
+async def fuzz(service: ServiceProcess, name: str) -> None:
     document = await spec_of(service)
     schema = schemathesis.openapi.from_dict(document)
     found = [result.ok() for result in schema.get_all_operations()]
@@ -76,23 +76,23 @@ async def fuzz(service: Service, name: str) -> None:
     print(f"schemathesis {name}: {cases} cases over {len(found)} operations x 3 credentials")
 
 
-async def test_fuzz_departments(departments: Service) -> None:
+async def test_fuzz_departments(departments: ServiceProcess) -> None:
     await fuzz(departments, "departments")
 
 
-async def test_fuzz_users(users: Service) -> None:
+async def test_fuzz_users(users: ServiceProcess) -> None:
     await fuzz(users, "users")
 
 
-async def test_fuzz_catalog(catalog: Service) -> None:
+async def test_fuzz_catalog(catalog: ServiceProcess) -> None:
     await fuzz(catalog, "catalog")
 
 
-async def test_fuzz_orders(orders: Service) -> None:
+async def test_fuzz_orders(orders: ServiceProcess) -> None:
     await fuzz(orders, "orders")
 
 
-async def test_fuzz_chat(chat: Service) -> None:
+async def test_fuzz_chat(chat: ServiceProcess) -> None:
     """Chat wired to the real orders: a generated order id is asked of orders with the
     generated caller's token (404 when unknown), the WebSocket route answered without an
     upgrade."""
@@ -124,7 +124,7 @@ def clean_slate(dsn: str, keep: frozenset[str] = frozenset()) -> Callable[[], No
 
 
 def stateful(
-    service: Service, document: dict[str, Any], headers: dict[str, str],
+    service: ServiceProcess, document: dict[str, Any], headers: dict[str, str],
     reset: Callable[[], None], prepare: Callable[[Any], None] | None = None,
 ) -> tuple[int, set[str]]:  # fmt: skip
     """schemathesis' state machine over the document's links (create -> read, update, ...),
@@ -176,7 +176,7 @@ def stateful(
     return calls, linked
 
 
-async def fuzz_links(service: Service, name: str, dsn: str, headers: dict[str, str],
+async def fuzz_links(service: ServiceProcess, name: str, dsn: str, headers: dict[str, str],
                      prepare: Callable[[Any], None] | None = None,
                      keep: frozenset[str] = frozenset()) -> None:  # fmt: skip
     document = await spec_of(service)
@@ -187,16 +187,18 @@ async def fuzz_links(service: Service, name: str, dsn: str, headers: dict[str, s
     print(f"schemathesis stateful {name}: {len(calls)} calls; through links: {sorted(linked)}")
 
 
-async def test_fuzz_departments_following_links(departments: Service, departments_dsn: str) -> None:
+async def test_fuzz_departments_following_links(
+    departments: ServiceProcess, departments_dsn: str
+) -> None:
     await fuzz_links(departments, "departments", departments_dsn, bearer(Role.ADMIN))
 
 
-async def test_fuzz_catalog_following_links(catalog: Service, catalog_dsn: str) -> None:
+async def test_fuzz_catalog_following_links(catalog: ServiceProcess, catalog_dsn: str) -> None:
     await fuzz_links(catalog, "catalog", catalog_dsn, bearer(Role.ADMIN))
 
 
 async def test_the_stateful_fuzz_is_deterministic(
-    departments: Service, departments_dsn: str
+    departments: ServiceProcess, departments_dsn: str
 ) -> None:
     """Two runs of the departments state machine make the same calls and get the same
     answers: derandomized generation, and every scenario on an emptied database."""
@@ -209,7 +211,7 @@ async def test_the_stateful_fuzz_is_deterministic(
 
 
 async def test_fuzz_orders_following_links(
-    orders: Service, catalog: Service, orders_dsn: str
+    orders: ServiceProcess, catalog: ServiceProcess, orders_dsn: str
 ) -> None:
     """As a verified CUSTOMER, each order for a service that exists: the creates succeed
     and the links (read, update, cancel, offers) run on real orders. Catalog is not reset
@@ -226,7 +228,7 @@ async def test_fuzz_orders_following_links(
 
 
 async def test_fuzz_chat_following_links(
-    chat: Service, orders: Service, catalog: Service, chat_dsn: str
+    chat: ServiceProcess, orders: ServiceProcess, catalog: ServiceProcess, chat_dsn: str
 ) -> None:
     """As the customer of a real order with a provider's offer on it: each conversation
     create names that pair (201, then 200 with the same one), and the links (read, list
@@ -246,7 +248,9 @@ async def test_fuzz_chat_following_links(
     await fuzz_links(chat, "chat", chat_dsn, customer.headers, real_pair)
 
 
-async def test_every_link_of_the_orders_create_resolves(orders: Service, catalog: Service) -> None:
+async def test_every_link_of_the_orders_create_resolves(
+    orders: ServiceProcess, catalog: ServiceProcess
+) -> None:
     """Each link of POST /v1/orders, followed by hand as its document says (the id from the
     body, If-Match from the ETag): the read answers the order just created, the update
     and the cancel apply to it, nothing answers 5xx."""

@@ -20,7 +20,7 @@ from tests.reliability import capacity, figures
 from tests.reliability.budget import LOAD_SECONDS
 from tests.reliability.stack import RATE_LIMIT_PREFIX, common_env, start, token
 from tests.servers import Servers, free_port
-from tools.service_process import PROCESS_MARGIN, Service
+from tools.service_process import PROCESS_MARGIN, ServiceProcess
 
 CONNECTIONS = 32  # well past the point where 2 cores are saturated
 
@@ -41,7 +41,7 @@ def wrk(
     return done.stdout
 
 
-async def count_by_status(service: Service, route: str) -> dict[str, float]:
+async def count_by_status(service: ServiceProcess, route: str) -> dict[str, float]:
     """The service's own count of GET `route` answers, by status (its /metrics)."""
     async with aiohttp.ClientSession() as http, http.get(f"{service.url}/metrics") as r:
         text = await r.text()
@@ -55,7 +55,9 @@ async def count_by_status(service: Service, route: str) -> dict[str, float]:
     return counts
 
 
-async def saturate(service: Service, name: str, path: str, route: str, **headers: str) -> None:
+async def saturate(
+    service: ServiceProcess, name: str, path: str, route: str, **headers: str
+) -> None:
     before = await count_by_status(service, route)  # other tests of the module used it too
     output = await asyncio.to_thread(wrk, service.url + path, LOAD_SECONDS, headers)
     after = await count_by_status(service, route)
@@ -74,51 +76,53 @@ async def saturate(service: Service, name: str, path: str, route: str, **headers
     assert set(counts) == {"200"}, counts  # nothing refused either: limits are open here
 
 
-async def test_departments_list_at_saturation(departments: Service) -> None:
+async def test_departments_list_at_saturation(departments: ServiceProcess) -> None:
     await saturate(departments, "departments", "/v1/departments?limit=50", "/v1/departments")
 
 
-async def test_users_list_at_saturation(users: Service) -> None:
+async def test_users_list_at_saturation(users: ServiceProcess) -> None:
     moderator = {"Authorization": f"Bearer {token(Role.MODERATOR)}"}
     await saturate(users, "users", "/v1/users?limit=20", "/v1/users", **moderator)
 
 
-async def test_catalog_list_at_saturation(catalog: Service) -> None:
+async def test_catalog_list_at_saturation(catalog: ServiceProcess) -> None:
     await saturate(catalog, "catalog", "/v1/services?limit=50", "/v1/services")
 
 
-async def test_orders_list_at_saturation(orders: Service) -> None:
+async def test_orders_list_at_saturation(orders: ServiceProcess) -> None:
     customer = {"Authorization": f"Bearer {token(Role.CUSTOMER)}"}
     await saturate(orders, "orders", "/v1/orders?limit=20", "/v1/orders", **customer)
 
 
-async def test_chat_conversations_at_saturation(chat: Service) -> None:
+async def test_chat_conversations_at_saturation(chat: ServiceProcess) -> None:
     customer = {"Authorization": f"Bearer {token(Role.CUSTOMER)}"}
     await saturate(chat, "chat", "/v1/conversations?limit=20", "/v1/conversations", **customer)
 
 
 async def test_orders_creates_and_offers_at_three_times_the_pool(
-    orders: Service, catalog: Service, orders_dsn: str
+    orders: ServiceProcess, catalog: ServiceProcess, orders_dsn: str
 ) -> None:
     await capacity.orders_writes(orders, catalog, orders_dsn)
 
 
-async def test_orders_updates_at_three_times_the_pool(orders: Service, catalog: Service) -> None:
+async def test_orders_updates_at_three_times_the_pool(
+    orders: ServiceProcess, catalog: ServiceProcess
+) -> None:
     await capacity.orders_updates(orders, catalog)
 
 
-async def test_registrations_at_three_times_the_pool(users: Service, users_dsn: str) -> None:
+async def test_registrations_at_three_times_the_pool(users: ServiceProcess, users_dsn: str) -> None:
     await capacity.users_registrations(users, users_dsn)
 
 
 async def test_chat_conversation_creates_at_three_times_the_pool(
-    chat: Service, orders: Service, catalog: Service, chat_dsn: str
+    chat: ServiceProcess, orders: ServiceProcess, catalog: ServiceProcess, chat_dsn: str
 ) -> None:
     await capacity.chat_conversation_creates(chat, orders, catalog, chat_dsn)
 
 
 async def test_chat_messages_at_three_times_the_pool(
-    chat: Service, orders: Service, catalog: Service, chat_dsn: str
+    chat: ServiceProcess, orders: ServiceProcess, catalog: ServiceProcess, chat_dsn: str
 ) -> None:
     await capacity.chat_writes(chat, orders, catalog, chat_dsn)
 

@@ -37,7 +37,7 @@ from tests.reliability.world import (
     ws_handshake,
     ws_url,
 )
-from tools.service_process import Service
+from tools.service_process import ServiceProcess
 
 ALLOWED_ORIGIN = "https://app.fixup.test"  # CORS_ALLOW_ORIGINS of tests/reliability/stack.py
 SECURITY_HEADERS = {
@@ -87,7 +87,7 @@ def concrete(path: str) -> str:
     return path.replace("{id}", str(uuid.uuid4())).replace("{key}", "k" * 20)
 
 
-async def jwt_attacks(service: Service) -> None:
+async def jwt_attacks(service: ServiceProcess) -> None:
     guarded = [(m, p) for m, p, op in operations(await spec_of(service)) if needs_token(op)]
     assert guarded, "no authenticated route in the document"
     attacks = attack_tokens()
@@ -112,23 +112,23 @@ async def jwt_attacks(service: Service) -> None:
     figures.add("JWT attacks refused (401)", refused)
 
 
-async def test_jwt_attacks_on_every_departments_route(departments: Service) -> None:
+async def test_jwt_attacks_on_every_departments_route(departments: ServiceProcess) -> None:
     await jwt_attacks(departments)
 
 
-async def test_jwt_attacks_on_every_users_route(users: Service) -> None:
+async def test_jwt_attacks_on_every_users_route(users: ServiceProcess) -> None:
     await jwt_attacks(users)
 
 
 async def test_jwt_attacks_on_every_catalog_and_orders_route(
-    catalog: Service, orders: Service
+    catalog: ServiceProcess, orders: ServiceProcess
 ) -> None:
     await jwt_attacks(catalog)
     await jwt_attacks(orders)
 
 
 async def test_jwt_attacks_on_every_chat_route_and_the_websocket_handshake(
-    chat: Service, orders: Service, catalog: Service
+    chat: ServiceProcess, orders: ServiceProcess, catalog: ServiceProcess
 ) -> None:
     """Every route of the document, then the handshake of a real conversation: each forged
     token offered as the subprotocol and as the Authorization header → 401 before the
@@ -154,22 +154,22 @@ async def test_jwt_attacks_on_every_chat_route_and_the_websocket_handshake(
 
 
 async def test_idor_on_every_chat_route_and_the_websocket(
-    chat: Service, orders: Service, catalog: Service, chat_dsn: str
+    chat: ServiceProcess, orders: ServiceProcess, catalog: ServiceProcess, chat_dsn: str
 ) -> None:
     await idor.chat_sweep(chat, orders, catalog, chat_dsn)
 
 
 async def test_idor_on_every_orders_offers_jobs_and_reviews_route(
-    orders: Service, catalog: Service, orders_dsn: str
+    orders: ServiceProcess, catalog: ServiceProcess, orders_dsn: str
 ) -> None:
     await idor.orders_sweep(orders, catalog, orders_dsn)
 
 
-async def test_idor_on_every_users_route_and_picture(users: Service, users_dsn: str) -> None:
+async def test_idor_on_every_users_route_and_picture(users: ServiceProcess, users_dsn: str) -> None:
     await idor.users_sweep(users, users_dsn)
 
 
-async def cors_and_headers(service: Service) -> None:
+async def cors_and_headers(service: ServiceProcess) -> None:
     document = await spec_of(service)
     async with aiohttp.ClientSession() as http:
         for method, path, _ in operations(document):
@@ -194,26 +194,26 @@ async def cors_and_headers(service: Service) -> None:
                     assert r.headers.get(name) == value, (url, name)
 
 
-async def test_cors_and_security_headers_departments(departments: Service) -> None:
+async def test_cors_and_security_headers_departments(departments: ServiceProcess) -> None:
     await cors_and_headers(departments)
 
 
-async def test_cors_and_security_headers_users(users: Service) -> None:
+async def test_cors_and_security_headers_users(users: ServiceProcess) -> None:
     await cors_and_headers(users)
 
 
 async def test_cors_and_security_headers_catalog_and_orders(
-    catalog: Service, orders: Service
+    catalog: ServiceProcess, orders: ServiceProcess
 ) -> None:
     await cors_and_headers(catalog)
     await cors_and_headers(orders)
 
 
-async def test_cors_and_security_headers_chat(chat: Service) -> None:
+async def test_cors_and_security_headers_chat(chat: ServiceProcess) -> None:
     await cors_and_headers(chat)
 
 
-async def secrets_stay_out_of_logs(service: Service) -> None:
+async def secrets_stay_out_of_logs(service: ServiceProcess) -> None:
     """Send the run's secrets to every operation, then look for them in the log and bodies."""
     valid = token(Role.ADMIN)
     secrets = [valid, PASSWORD, *attack_tokens().values()]
@@ -237,23 +237,23 @@ async def secrets_stay_out_of_logs(service: Service) -> None:
     figures.add("secrets checked absent from logs and bodies", len(secrets))
 
 
-async def test_secrets_absent_from_departments_log(departments: Service) -> None:
+async def test_secrets_absent_from_departments_log(departments: ServiceProcess) -> None:
     await secrets_stay_out_of_logs(departments)
 
 
-async def test_secrets_absent_from_users_log(users: Service) -> None:
+async def test_secrets_absent_from_users_log(users: ServiceProcess) -> None:
     await secrets_stay_out_of_logs(users)
 
 
 async def test_secrets_absent_from_catalog_and_orders_logs(
-    catalog: Service, orders: Service
+    catalog: ServiceProcess, orders: ServiceProcess
 ) -> None:
     await secrets_stay_out_of_logs(catalog)
     await secrets_stay_out_of_logs(orders)
 
 
 async def test_secrets_absent_from_chat_log(
-    chat: Service, orders: Service, catalog: Service
+    chat: ServiceProcess, orders: ServiceProcess, catalog: ServiceProcess
 ) -> None:
     """The generic sweep, then a real conversation: tokens offered on the WebSocket as the
     subprotocol (valid and forged), messages carrying a password and a personal id
@@ -298,7 +298,7 @@ class Recorder:
 
 
 async def test_refresh_reuse_revokes_the_family_and_a_deleted_accounts_tokens_get_401(
-    users: Service, mail_sink: SmtpSink
+    users: ServiceProcess, mail_sink: SmtpSink
 ) -> None:
     """register (PROVIDER, with a personal id number) -> verify -> login -> refresh; the used
     refresh token replayed: 401 and the whole family revoked. Then the account deleted:
@@ -360,7 +360,11 @@ async def test_refresh_reuse_revokes_the_family_and_a_deleted_accounts_tokens_ge
 
 
 async def test_mass_assignment_is_refused_on_every_write(
-    orders: Service, catalog: Service, users: Service, orders_dsn: str, users_dsn: str
+    orders: ServiceProcess,
+    catalog: ServiceProcess,
+    users: ServiceProcess,
+    orders_dsn: str,
+    users_dsn: str,
 ) -> None:
     """Fields a caller may not set (ids, owners, status, versions, role, verified, email,
     points, timestamps), added to otherwise valid bodies: 400 (unknown field) or 403 (not

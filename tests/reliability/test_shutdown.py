@@ -32,7 +32,7 @@ from tests.reliability.awards import (
 )
 from tests.reliability.stack import PASSWORD, bearer, common_env, points_env, start, users_env
 from tests.reliability.world import Orders, actor, catalog_service
-from tools.service_process import PROCESS_MARGIN, Service
+from tools.service_process import PROCESS_MARGIN, ServiceProcess
 
 SHUTDOWN_TIMEOUT = 10.0
 CLIENTS = 8
@@ -40,7 +40,7 @@ RELAY_JOBS = 20  # in progress, completed by CLIENTS loops; SIGTERM after 6
 
 
 async def load_then_sigterm(
-    service: Service, port: int, call: Callable[[], Awaitable[str]], signal_after: int = 100
+    service: ServiceProcess, port: int, call: Callable[[], Awaitable[str]], signal_after: int = 100
 ) -> tuple[Counter[str], float]:
     """CLIENTS loops of `call` (returns an outcome label, 'ok' for success); SIGTERM once
     `signal_after` have succeeded; the loops stop at their first failure after the signal."""
@@ -142,7 +142,7 @@ async def completed_jobs(orders_dsn: str) -> set[str]:
 
 
 async def test_sigterm_orders_and_its_outbox_relay_under_completion_load(
-    migrated_db: Callable[[str], str], catalog: Service, tmp_path: Path
+    migrated_db: Callable[[str], str], catalog: ServiceProcess, tmp_path: Path
 ) -> None:
     """SIGTERM while jobs complete and the relay delivers their awards: exit 0 within
     SHUTDOWN_TIMEOUT, no error line, every answered completion a 200; the process started

@@ -108,7 +108,9 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
     assert ("ConfigMap", k8s.CONFIG) in docs
     assert ("Secret", k8s.SECRETS) not in docs
     migrate = docs[("Job", "fixup-migrate")]["spec"]["template"]["spec"]["containers"][0]
-    assert all(f"tools.migrate up {s.database}" in migrate["command"][2] for s in registry.SERVICES)
+    assert all(
+        f"tools.migrate up {s.database}" in migrate["command"][2] for s in registry.MICROSERVICES
+    )
 
 
 def test_chat_gets_a_websocket_ingress_once_built() -> None:

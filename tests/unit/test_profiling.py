@@ -76,7 +76,7 @@ def test_port_for_each_registered_service(monkeypatch: pytest.MonkeyPatch) -> No
     """6060 + the registry's index x 10 + the worker index; PROFILING_PORT moves the base."""
     assert BASE_PORT == 6060
     monkeypatch.delenv("FIXUP_WORKER_INDEX", raising=False)
-    ports = {service.name: port_for(service.name) for service in registry.SERVICES}
+    ports = {service.name: port_for(service.name) for service in registry.MICROSERVICES}
     assert ports == {
         "departments": 6070,
         "users": 6080,
@@ -94,8 +94,10 @@ def test_port_for_each_registered_service(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_profiling_ports_never_overlap() -> None:
-    ports = [profiling_port(BASE_PORT, s.index, w) for s in registry.SERVICES for w in range(10)]
-    assert len(set(ports)) == len(ports) == 10 * len(registry.SERVICES)
+    ports = [
+        profiling_port(BASE_PORT, s.index, w) for s in registry.MICROSERVICES for w in range(10)
+    ]
+    assert len(set(ports)) == len(ports) == 10 * len(registry.MICROSERVICES)
 
 
 # --- the server ---

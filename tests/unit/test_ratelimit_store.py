@@ -127,6 +127,9 @@ async def test_an_outage_falls_back_to_the_local_bucket_and_counts_it() -> None:
             "log_level": "warning",
         }
     ]
+    # each key has its own local bucket
+    assert await limiter.hit("ip:2") == Decision(True, 0.0, 1)
+    assert fallbacks(service, "login") == 4.0
     other = store.limiter("signup", 1.0, 2)  # every limit of the store shares the outage
     assert await other.hit("ip:1") == Decision(True, 0.0, 1)
     assert len(script.keys) == 1
@@ -200,4 +203,7 @@ async def test_an_error_reply_is_an_outage_but_a_bug_is_not() -> None:
     with pytest.raises(KeyError):
         await limiter.hit("k")
     assert store.unreachable is False
+    script.failure = None
+    assert await limiter.hit("k") == Decision(True, 0.0, 9)  # Redis asked: no breaker open
+    assert len(script.keys) == 2
     assert ratelimit_module.STORE_ERRORS[1:] == (OSError, TimeoutError)

@@ -23,17 +23,17 @@ from tools import env_example, nginx, procfile, swag
 from tools.databases import DATABASES, database_name, engine_of
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILT = [s for s in registry.SERVICES if s.built]
+BUILT = [s for s in registry.MICROSERVICES if s.built]
 
 
 def test_the_registry() -> None:
-    names = [s.name for s in registry.SERVICES]
+    names = [s.name for s in registry.MICROSERVICES]
     assert len(set(names)) == len(names), "a service is listed twice"
     assert all(re.fullmatch(r"[a-z][a-z0-9]*", name) for name in names)
-    assert len({s.database for s in registry.SERVICES}) == len(names)
-    ports = [p for s in registry.SERVICES for p in (*s.http_ports, s.grpc_port) if p]
+    assert len({s.database for s in registry.MICROSERVICES}) == len(names)
+    ports = [p for s in registry.MICROSERVICES for p in (*s.http_ports, s.grpc_port) if p]
     assert len(ports) == len(set(ports)), "a port is used twice"
-    assert len({s.index for s in registry.SERVICES}) == len(names)
+    assert len({s.index for s in registry.MICROSERVICES}) == len(names)
     assert registry.get("chat").http_ports == (8105, 8106)
     assert registry.get("chat").replicas == 2
     points = registry.get("points")
@@ -43,13 +43,13 @@ def test_the_registry() -> None:
         registry.get("nope")
 
 
-@pytest.mark.parametrize("service", registry.SERVICES, ids=lambda s: s.name)
-def test_built_means_the_package_runs(service: registry.Service) -> None:
+@pytest.mark.parametrize("service", registry.MICROSERVICES, ids=lambda s: s.name)
+def test_built_means_the_package_runs(service: registry.Microservice) -> None:
     assert (ROOT / "services" / service.name / "__main__.py").is_file() == service.built
 
 
 @pytest.mark.parametrize("service", BUILT, ids=lambda s: s.name)
-def test_service_settings_defaults_match(service: registry.Service) -> None:
+def test_service_settings_defaults_match(service: registry.Microservice) -> None:
     module = importlib.import_module(f"services.{service.name}.settings")
     [settings] = [
         cls
@@ -66,7 +66,7 @@ def test_service_settings_defaults_match(service: registry.Service) -> None:
 
 def test_databases_are_the_registry_s() -> None:
     assert {name: db.engine for name, db in DATABASES.items()} == {
-        s.database: s.engine for s in registry.SERVICES
+        s.database: s.engine for s in registry.MICROSERVICES
     }
     assert {p.name for p in (ROOT / "migrations").iterdir() if p.is_dir()} == set(DATABASES)
 
@@ -77,12 +77,12 @@ def upstream_servers(conf: str) -> dict[str, list[str]]:
 
 
 def test_nginx_upstreams_are_the_gateway_services(monkeypatch: pytest.MonkeyPatch) -> None:
-    for service in registry.SERVICES:
+    for service in registry.MICROSERVICES:
         monkeypatch.delenv(f"{service.env_prefix}_PORT", raising=False)
     conf = nginx.render_files(nginx.Layout())["conf.d/20-upstreams.conf"]
     assert upstream_servers(conf) == {
         s.name: [f"127.0.0.1:{port}" for port in s.http_ports]
-        for s in registry.SERVICES
+        for s in registry.MICROSERVICES
         if s.behind_gateway
     }
     compose = nginx.render_files(nginx.compose_layout())["conf.d/20-upstreams.conf"]
@@ -156,9 +156,9 @@ def test_stale_procfile_is_reported(
 
 
 def test_swag_documents_the_built_rest_services() -> None:
-    assert tuple(s.name for s in BUILT if s.behind_gateway) == swag.SERVICES
-    assert "points" not in swag.SERVICES  # gRPC: no OpenAPI document
-    assert {p.stem for p in (ROOT / "docs" / "openapi").glob("*.json")} == set(swag.SERVICES)
+    assert tuple(s.name for s in BUILT if s.behind_gateway) == swag.DOCUMENTED
+    assert "points" not in swag.DOCUMENTED  # gRPC: no OpenAPI document
+    assert {p.stem for p in (ROOT / "docs" / "openapi").glob("*.json")} == set(swag.DOCUMENTED)
 
 
 def test_env_example_lists_the_registry_ports() -> None:
@@ -167,7 +167,7 @@ def test_env_example_lists_the_registry_ports() -> None:
         for line in (ROOT / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     )
-    for service in registry.SERVICES:
+    for service in registry.MICROSERVICES:
         assert env[f"{service.env_prefix}_PORT"] == str(service.http_port)
         url = f"{service.env_prefix}_DATABASE_URL"
         assert database_name(env[url]) == f"fixup_{service.database}"

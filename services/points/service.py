@@ -6,8 +6,6 @@ turns them into the same gRPC status on grpc.aio.
 
 from __future__ import annotations
 
-import re
-
 import pymysql
 from grpclib import GRPCError
 from grpclib.const import Status
@@ -24,35 +22,16 @@ from lib.pb.point import (
 )
 from services.points.db import points as q
 from services.points.db.models import PointsLedger
+from services.points.rules import (
+    balance_after,
+    canonical_id,
+    canonical_ids,
+    check_add,
+    replayed_balance,
+)
 
 log = get_logger("services.points")
-
-UUID_FORMAT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-KEY_FORMAT = re.compile(r"^[\x21-\x7e]{1,128}\Z")  # visible ASCII, the ledger's ascii_bin key
-MAX_REASON = 200
-INT32_MAX = 2**31 - 1
 DUPLICATE_KEY = 1062
-
-
-def canonical_id(value: str, field: str = "user_id") -> str:
-    """A canonical UUID string, lowercased; anything else is INVALID_ARGUMENT naming it."""
-    lowered = value.lower()
-    if not UUID_FORMAT.match(lowered):
-        raise GRPCError(Status.INVALID_ARGUMENT, f"{field}: not a UUID: {value[:64]!r}")
-    return lowered
-
-
-def _check_add(message: AddPointsRequest) -> str:
-    user_id = canonical_id(message.user_id)
-    if message.delta == 0:
-        raise GRPCError(Status.INVALID_ARGUMENT, "delta: must not be 0")
-    if not message.reason.strip() or len(message.reason) > MAX_REASON:
-        raise GRPCError(Status.INVALID_ARGUMENT, f"reason: 1 to {MAX_REASON} characters")
-    if not KEY_FORMAT.match(message.idempotency_key):
-        raise GRPCError(
-            Status.INVALID_ARGUMENT, "idempotency_key: 1 to 128 visible ASCII characters"
-        )
-    return user_id
 
 
 class _Replay(Exception):
@@ -75,10 +54,7 @@ class PointService(PointServerBase):
 
     async def get_user_list_points(self, message: UserListRequest) -> UserListPointResponse:
         """Keys are the ids as asked (a caller looks up what it sent); 0 for no balance."""
-        asked = message.user_ids
-        if len(asked) > self.max_list_ids:
-            raise GRPCError(Status.INVALID_ARGUMENT, f"user_ids: at most {self.max_list_ids} ids")
-        canonical = {raw: canonical_id(raw, f"user_ids[{i}]") for i, raw in enumerate(asked)}
+        canonical = canonical_ids(message.user_ids, self.max_list_ids)
         if not canonical:
             return UserListPointResponse(user_points={})
         async with self.db.acquire() as conn:
@@ -95,7 +71,7 @@ class PointService(PointServerBase):
         key used for another user concurrently hits the unique key (1062) and is answered
         from the ledger like any replay.
         """
-        user_id = _check_add(message)
+        user_id = check_add(message)
         try:
             return await self._apply(user_id, message)
         except _Replay as replay:
@@ -120,14 +96,7 @@ class PointService(PointServerBase):
             entry = await q.get_ledger_entry(conn, idempotency_key=key)
             if entry is not None:
                 raise _Replay(entry)  # rolls back the (no-op) ensure
-            after = balance + message.delta
-            if after < 0:
-                raise GRPCError(
-                    Status.FAILED_PRECONDITION,
-                    f"insufficient points: balance {balance}, delta {message.delta}",
-                )
-            if after > INT32_MAX:
-                raise GRPCError(Status.OUT_OF_RANGE, "balance would exceed 2147483647")
+            after = balance_after(balance, message.delta)
             await q.insert_ledger_entry(
                 conn,
                 idempotency_key=key,
@@ -142,8 +111,4 @@ class PointService(PointServerBase):
 
     @staticmethod
     def _replay(entry: PointsLedger, user_id: str, message: AddPointsRequest) -> PointReply:
-        if (entry.user_id, entry.delta, entry.reason) != (user_id, message.delta, message.reason):
-            raise GRPCError(
-                Status.ALREADY_EXISTS, "idempotency_key: already used with another payload"
-            )
-        return PointReply(user_point=str(entry.balance_after))
+        return PointReply(user_point=str(replayed_balance(entry, user_id, message)))

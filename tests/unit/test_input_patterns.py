@@ -13,7 +13,7 @@ from lib.http.idempotency import KEY
 from lib.http.middleware import REQUEST_ID_FORMAT as HTTP_REQUEST_ID
 from lib.storage.base import KEY_PATTERN
 from services.chat.messages import CURSOR
-from services.points.service import KEY_FORMAT, UUID_FORMAT
+from services.points.rules import KEY_FORMAT, UUID_FORMAT
 
 CASES = [
     ("grpc request id", GRPC_REQUEST_ID, "req-1"),

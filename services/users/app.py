@@ -1,4 +1,5 @@
-"""The users service: settings and the app factory."""
+"""The users service: settings and the app factory; the routes of handlers.py (the users)
+and of each concern's module (registration, sessions, passwords, pictures)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,12 @@ from aiohttp import web
 from lib.config import load_settings
 from lib.http.app import CleanupCtx
 from lib.http.app import create_app as base_app
-from services.users.auth import auth_ctx
-from services.users.auth import routes as auth_routes
-from services.users.handlers import POINTS, routes
+from services.users import passwords, pictures, registration, sessions
+from services.users.auth_kit import auth_ctx
+from services.users.handlers import departments_ctx, routes
 from services.users.mail_relay import mail_ctx
-from services.users.pictures import routes as picture_routes
 from services.users.pictures import storage_ctx
-from services.users.points import PointsLookup
-from services.users.profiles import departments_ctx
-from services.users.profiles import routes as profile_routes
+from services.users.points import POINTS, PointsLookup
 from services.users.settings import SERVICE, UsersSettings
 
 TITLE = "Fixup users"
@@ -44,9 +42,8 @@ def create_app(
         departments_ctx(settings),
     )
     app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
-    app.add_routes(auth_routes)
-    app.add_routes(profile_routes)
-    app.add_routes(picture_routes)
+    for concern in (registration, sessions, passwords, pictures):
+        app.add_routes(concern.routes)
     return app
 
 

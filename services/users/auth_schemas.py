@@ -1,4 +1,4 @@
-"""Bodies of the /v1/auth routes (services/users/auth.py)."""
+"""Bodies of the /v1/auth routes (registration.py, sessions.py, passwords.py)."""
 
 from __future__ import annotations
 

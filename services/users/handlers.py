@@ -1,30 +1,67 @@
-"""The users API (docs/api.md, "users"): the moderators' list with its statistics."""
+"""The users (docs/api.md, "users"): the moderators' list with its statistics, one user
+(read, PATCH, anonymising DELETE; `{id}` may be `me`) and the public provider card. The
+account's other routes live by concern: registration.py, sessions.py, passwords.py,
+pictures.py (app.py assembles them).
+
+ADR 0005: a request holds at most one pooled connection and none while it waits on
+another service, so the department is checked BEFORE the transaction opens, and points
+are fetched after the row's connection is released.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
+from lib.auth.principal import Role
+from lib.clients.departments import DepartmentsClient
+from lib.clients.http import dependency_client
 from lib.db.pool import Database
-from lib.http.jsonio import json_response
-from lib.http.keys import DB
+from lib.errors import FieldError, NotFound
+from lib.http.access import EVERY_ROLE, SELF
+from lib.http.body import parse_body
+from lib.http.etag import etag, if_match_version, stale
+from lib.http.guards import path_uuid
+from lib.http.jsonio import data, json_response
+from lib.http.keys import DB, REVOCATIONS
 from lib.http.listing import Page, like_pattern, parse_list
 from lib.http.openapi import operation
-from services.users.db import users as q
-from services.users.db.models import UserRole
-from services.users.pictures import picture_url
-from services.users.points import PointsLookup, points_for
+from lib.http.patch import patch_args
+from services.users.access import editable, missing, visible
+from services.users.db import auth as auth_q
+from services.users.db import profiles as q
+from services.users.db import users as users_q
+from services.users.db.models import User, UserRole
+from services.users.pictures import STORAGE, delete_quietly, picture_url
+from services.users.points import POINTS, PointsLookup, points_for
+from services.users.profile_schemas import ADMIN_ONLY, READ_ONLY, ProviderOut, UserPatch
 from services.users.schemas import ORDERBY, UserListQuery, UserOut
+from services.users.settings import UsersSettings
 from services.users.user_json import user_json
 
 routes = web.RouteTableDef()
 TAGS = ["users"]
-POINTS: web.AppKey[PointsLookup | None] = web.AppKey("points")
+DEPARTMENTS: web.AppKey[DepartmentsClient] = web.AppKey("departments")
 
 
-def statistics(row: q.UserStatisticsRow | None) -> dict[str, Any]:
+def departments_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The departments client (one session, its own breaker) for the app's lifetime."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        http = dependency_client("departments", settings)
+        app[DEPARTMENTS] = DepartmentsClient(http)
+        try:
+            yield
+        finally:
+            await http.close()
+
+    return ctx
+
+
+def statistics(row: users_q.UserStatisticsRow | None) -> dict[str, Any]:
     assert row is not None  # an aggregate without GROUP BY always returns one row
     return {
         "count": row.total,
@@ -35,11 +72,11 @@ def statistics(row: q.UserStatisticsRow | None) -> dict[str, Any]:
 
 async def load_users(
     db: Database, lookup: PointsLookup | None, filters: dict[str, Any], page: Page
-) -> tuple[list[q.ListUsersRow], q.UserStatisticsRow | None, dict[str, int] | None]:
+) -> tuple[list[users_q.ListUsersRow], users_q.UserStatisticsRow | None, dict[str, int] | None]:
     """The page, then its points (one batched call) while the statistics run: on ONE pooled
     connection (a request never holds two), released before waiting on the points."""
     async with db.acquire() as conn:
-        rows = await q.list_users(
+        rows = await users_q.list_users(
             conn,
             **filters,
             orderby=page.orderby,
@@ -49,7 +86,7 @@ async def load_users(
         )
         points = asyncio.create_task(points_for(lookup, [str(r.id) for r in rows]))
         try:
-            stats = await q.user_statistics(conn, **filters)
+            stats = await users_q.user_statistics(conn, **filters)
         except BaseException:
             points.cancel()
             raise
@@ -88,3 +125,128 @@ async def list_users(request: web.Request) -> web.Response:
     urls = [await picture_url(request.app, r.picture_key) for r in rows]
     users = [user_json(r, points, url) for r, url in zip(rows, urls, strict=True)]
     return json_response({"data": users, "meta": meta})
+
+
+async def one_user(request: web.Request, row: User) -> web.Response:
+    """{"data": <User>} with its ETag; points read after the connection went back."""
+    points = await points_for(request.app[POINTS], [str(row.id)])
+    url = await picture_url(request.app, row.picture_key)
+    return data(user_json(row, points, url), headers={"ETag": etag(row.version)})
+
+
+@routes.get(r"/v1/users/{id}")
+@operation(
+    "Get a user",
+    tags=TAGS,
+    response=UserOut,
+    etag=True,
+    roles=EVERY_ROLE,
+    owner=SELF,
+    any_owner=("MODERATOR", "ADMIN"),
+    errors=(400, 404),
+    description="`{id}` may be `me`. Anyone else than the user, a MODERATOR or an ADMIN: 404.",
+)
+async def get_user(request: web.Request) -> web.Response:
+    principal, user_id = visible(request)
+    async with request.app[DB].acquire() as conn:
+        row = await users_q.get_user(conn, id=user_id)
+        if row is None:
+            raise await missing(conn, principal, user_id)
+    return await one_user(request, row)
+
+
+@routes.patch(r"/v1/users/{id}")
+@operation(
+    "Update a user",
+    tags=TAGS,
+    response=UserOut,
+    etag=True,
+    body=UserPatch,
+    roles=EVERY_ROLE,
+    owner=SELF,
+    any_owner=("ADMIN",),
+    verified=True,
+    if_match=True,
+    errors=(400, 403, 404, 412, 428, 502, 503),
+    description=(
+        "Absent keeps, null clears (department_id, age, salary). `role` and `verified`: "
+        "ADMIN only (403). department_id is checked with the departments service: 404 "
+        "naming it when unknown, 503 CIRCUIT_OPEN when departments is down, 502 "
+        "DEPENDENCY_REFUSED when it refuses the forwarded token."
+    ),
+)
+async def update_user(request: web.Request) -> web.Response:
+    principal, user_id = editable(request)
+    version = if_match_version(request)
+    forbidden = READ_ONLY if principal.role is Role.ADMIN else READ_ONLY | ADMIN_ONLY
+    body = await parse_body(request, UserPatch, forbidden=forbidden)
+    department = body.department_id
+    # checked before any connection is taken (never hold one while calling a service)
+    if department is not None and not await request.app[DEPARTMENTS].exists(
+        department, caller=request
+    ):
+        raise NotFound(
+            f"no department {department}",
+            errors=[FieldError("department_id", f"unknown department {department}")],
+        )
+    async with request.app[DB].transaction() as conn:
+        row = await q.update_profile(conn, id=user_id, version=version, **patch_args(body))
+        if row is None:
+            current = await users_q.get_user(conn, id=user_id)
+            if current is None:
+                raise await missing(conn, principal, user_id)
+            raise stale(current.version)
+    return await one_user(request, row)
+
+
+@routes.delete(r"/v1/users/{id}")
+@operation(
+    "Delete (anonymise) a user",
+    tags=TAGS,
+    status=204,
+    roles=EVERY_ROLE,
+    owner=SELF,
+    any_owner=("ADMIN",),
+    if_match=True,
+    errors=(400, 403, 404, 412, 428, 503),
+    description=(
+        "Personal fields are scrubbed, login disabled, every refresh family and access "
+        "token revoked (401 everywhere within seconds) and the picture deleted; the id "
+        "stays (orders, chat and points keep it). 503 when the revocation cannot be "
+        "recorded (Redis down): nothing changed, try again."
+    ),
+)
+async def delete_user(request: web.Request) -> web.Response:
+    principal, user_id = editable(request)
+    version = if_match_version(request)
+    async with request.app[DB].transaction() as conn:
+        before = await q.lock_user(conn, id=user_id)
+        if before is None:
+            raise await missing(conn, principal, user_id)
+        if before.version != version:
+            raise stale(before.version)
+        await q.anonymise_user(conn, id=user_id, version=version)
+        await q.delete_provider_details(conn, user_id=user_id)
+        await auth_q.revoke_user_families(conn, user_id=user_id, reason="account deleted")
+        await request.app[REVOCATIONS].revoke(user_id)  # fails: 503, nothing changed
+    await delete_quietly(request.app[STORAGE], before.picture_key)
+    return web.Response(status=204)
+
+
+@routes.get(r"/v1/providers/{id}")
+@operation("Get a provider", tags=TAGS, response=ProviderOut, errors=(400, 404))
+async def get_provider(request: web.Request) -> web.Response:
+    provider_id = path_uuid(request)
+    async with request.app[DB].acquire() as conn:
+        row = await q.get_provider(conn, id=provider_id)
+    if row is None:
+        raise NotFound("no such provider")
+    return data(
+        {
+            "id": row.id,
+            "first_name": row.first_name,
+            "last_name": row.last_name,
+            "picture_url": await picture_url(request.app, row.picture_key),
+            "department_id": row.department_id,
+        }
+    )

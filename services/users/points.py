@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from aiohttp import web
+
 from lib.logging import get_logger
 
 log = get_logger("users.points")
@@ -11,6 +13,9 @@ log = get_logger("users.points")
 
 class PointsLookup(Protocol):
     async def get_user_list_points(self, user_ids: list[str]) -> dict[str, int]: ...
+
+
+POINTS: web.AppKey[PointsLookup | None] = web.AppKey("points")
 
 
 async def points_for(lookup: PointsLookup | None, user_ids: list[str]) -> dict[str, int] | None:

@@ -1,4 +1,4 @@
-"""Input and output models of the profile routes (services/users/profiles.py)."""
+"""Input and output models of the profile routes (services/users/handlers.py, passwords.py)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ SERVICE = "users"
 class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSettings):
     registry_name: ClassVar[str] = SERVICE  # port and database: lib/registry.py
     db_pool_reset: bool = False  # no handler changes session state (ADR 0005)
-    # --- auth flows (services/users/auth.py, ADR 0010)
+    # --- auth flows (registration.py, sessions.py, passwords.py; ADR 0010)
     encryption_key: SecretStr = Field(
         SecretStr(""), description="base64 of 32 bytes: AES-GCM key of personal id numbers."
     )
@@ -61,7 +61,7 @@ class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSett
     smtp_timeout: float = Field(10.0, gt=0)
     mail_relay_interval: float = Field(5.0, gt=0, description="Outbox poll period (s).")
     mail_retry_max: float = Field(300.0, gt=0, description="Longest wait between attempts.")
-    # --- profiles (services/users/profiles.py): picture storage
+    # --- pictures (services/users/pictures.py): picture storage
     storage_dir: str = "var/storage"
     storage_url_ttl: int = Field(3600, ge=1, description="Lifetime of a picture URL (s).")
     storage_signing_key: SecretStr = Field(

@@ -22,7 +22,7 @@ from services.catalog.app import create_app as catalog_app
 from services.chat.app import create_app as chat_app
 from services.orders.app import create_app as orders_app
 from services.users.app import create_app as users_app
-from services.users.auth import digest
+from services.users.auth_kit import digest
 from services.users.db import auth as auth_q
 from services.users.db.models import EmailTokenPurpose
 from tests.integration.catalog_support import catalog_settings

@@ -21,7 +21,7 @@ from lib.crypto import FieldCipher, generate_key
 from lib.logging import configure_logging
 from lib.resilience.ratelimit import FallbackRateLimiter
 from services.users.app import create_app
-from services.users.auth import AUTH_KIT
+from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS
 from tests.integration.smtp_support import SmtpSink, mail_to, smtp_sink, token_in

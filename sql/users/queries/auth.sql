@@ -1,5 +1,6 @@
--- The /v1/auth flows (services/users/auth.py): registration, email tokens, refresh token
--- families. Secrets are stored as SHA-256 digests (token_hash), never as sent.
+-- The /v1/auth flows (services/users/registration.py, sessions.py, passwords.py):
+-- registration, email tokens, refresh token families. Secrets are stored as SHA-256
+-- digests (token_hash), never as sent.
 
 -- name: RegisterUser :one
 INSERT INTO users (email, password_hash, first_name, last_name, phone_number, role)

@@ -1,5 +1,6 @@
--- Profiles (services/users/profiles.py): read, PATCH, picture, password, anonymising
--- delete, and the public provider card. A deleted (anonymised) user is never found.
+-- Profiles (services/users/handlers.py, pictures.py, passwords.py): read, PATCH, picture,
+-- password, anonymising delete, and the public provider card. A deleted (anonymised) user
+-- is never found.
 
 -- name: LockUser :one
 -- The row as it is before a change that must know the old values (picture key, hash).

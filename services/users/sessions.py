@@ -1,0 +1,177 @@
+"""Sessions (docs/api.md, "users"; ADR 0010): log in, refresh with rotation and reuse
+detection, log out. A session is a refresh family: each refresh token works once, and a
+used one presented again revokes its whole family."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lib.errors import Forbidden, Unauthorized
+from lib.http.body import parse_body
+from lib.http.jsonio import data
+from lib.http.keys import CLIENT_IP, DB
+from lib.http.openapi import operation
+from lib.resilience.ratelimit import enforce
+from services.users.auth_kit import AUTH_KIT, AUTH_TAGS, digest, new_secret, users_settings
+from services.users.auth_schemas import LoginIn, RefreshIn, TokenPair
+from services.users.db import auth as q
+
+routes = web.RouteTableDef()
+ACCESS_COOKIE = "fixup_access"
+REFRESH_COOKIE = "fixup_refresh"
+REFRESH_COOKIE_PATH = "/api/users/v1/auth"  # the public path, through NGINX
+
+
+def token_response(request: web.Request, access: str, refresh: str) -> web.Response:
+    settings = users_settings(request)
+    response = data(
+        {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": settings.access_token_ttl,
+        }
+    )
+    response.headers["Cache-Control"] = "no-store"
+    for name, value, path, max_age in (
+        (ACCESS_COOKIE, access, "/", settings.access_token_ttl),
+        (REFRESH_COOKIE, refresh, REFRESH_COOKIE_PATH, settings.refresh_token_ttl),
+    ):
+        response.set_cookie(
+            name,
+            value,
+            path=path,
+            max_age=max_age,
+            httponly=True,
+            secure=settings.cookie_secure,
+            samesite="Strict",
+        )
+    return response
+
+
+async def start_session(request: web.Request, user: q.LoginCandidateRow) -> web.Response:
+    """A new refresh family with its first token, and an access token, while the account
+    still has the password just checked. The access token is signed BEFORE the session is
+    written: a reset or deletion that commits after the session ends it, and its revocation
+    time is later than the token's iat, so the token is void too (ADR 0010)."""
+    refresh, refresh_hash = new_secret()
+    access = request.app[AUTH_KIT].issue(user.id, user.role, user.verified)
+    async with request.app[DB].acquire() as conn:
+        started = await q.start_session(
+            conn,
+            user_id=user.id,
+            password_hash=user.password_hash,
+            token_hash=refresh_hash,
+            ttl_seconds=users_settings(request).refresh_token_ttl,
+        )
+    if not started:  # the password changed (or the account went) during the hash check
+        raise Unauthorized("wrong email or password")
+    return token_response(request, access, refresh)
+
+
+@routes.post("/v1/auth/login")
+@operation(
+    "Log in",
+    tags=AUTH_TAGS,
+    response=TokenPair,
+    body=LoginIn,
+    errors=(401, 503),
+    description="Answers the token pair and sets the cookies fixup_access (Path=/) and "
+    "fixup_refresh (Path=/api/users/v1/auth), HttpOnly, Secure, SameSite=Strict. An unknown "
+    "email and a wrong password get the same 401 in about the same time. Attempts are "
+    "limited per email and per client IP (429).",
+)
+async def login(request: web.Request) -> web.Response:
+    kit = request.app[AUTH_KIT]
+    body = await parse_body(request, LoginIn)
+    await enforce(kit.login_limit, f"ip:{request[CLIENT_IP]}")
+    await enforce(kit.login_limit, f"email:{body.email}")
+    async with request.app[DB].acquire() as conn:
+        user = await q.login_candidate(conn, email=body.email)
+    # the connection is back in the pool while argon2 runs
+    if not await kit.hasher.verify(user.password_hash if user else None, body.password):
+        raise Unauthorized("wrong email or password")
+    assert user is not None
+    return await start_session(request, user)
+
+
+def presented_refresh_token(request: web.Request, body: RefreshIn | None) -> str:
+    """From the body, else the cookie; a cookie-borne write needs an allowed Origin."""
+    if body is not None and body.refresh_token is not None:
+        return body.refresh_token
+    cookie = request.cookies.get(REFRESH_COOKIE, "")
+    if not cookie:
+        raise Unauthorized("no refresh token (body refresh_token or the fixup_refresh cookie)")
+    if request.headers.get("Origin", "") not in users_settings(request).cors_allow_origins:
+        raise Forbidden("a cookie-authenticated write needs an allowed Origin")
+    return cookie
+
+
+async def refresh_body(request: web.Request) -> RefreshIn | None:
+    return await parse_body(request, RefreshIn) if request.body_exists else None
+
+
+@routes.post("/v1/auth/refresh")
+@operation(
+    "Refresh the tokens",
+    tags=AUTH_TAGS,
+    response=TokenPair,
+    body=RefreshIn,
+    errors=(401, 403),
+    description="The refresh token from the body or the fixup_refresh cookie (then Origin "
+    "must be allowed, else 403). Each refresh token works once: the answer is a new pair, "
+    "and presenting a used one revokes its whole family (every later refresh of it: 401).",
+)
+async def refresh(request: web.Request) -> web.Response:
+    token = presented_refresh_token(request, await refresh_body(request))
+    settings = users_settings(request)
+    new_token, new_hash = new_secret()
+    async with request.app[DB].transaction() as conn:
+        row = await q.lock_refresh_token(conn, token_hash=digest(token))
+        if row is None:
+            outcome = "unknown"
+        elif row.revoked_at is not None:
+            outcome = "revoked"
+        elif row.used_at is not None:
+            # a replay: the token was stolen or the client is confused; end the session
+            await q.revoke_family(conn, reason="refresh token reused", id=row.family_id)
+            outcome = "reused"
+        elif row.expired or row.disabled_at is not None:
+            outcome = "expired"
+        else:
+            await q.mark_refresh_token_used(conn, id=row.id)
+            await q.add_refresh_token(
+                conn,
+                family_id=row.family_id,
+                token_hash=new_hash,
+                ttl_seconds=settings.refresh_token_ttl,
+            )
+            # signed before the commit: an end of every session that waited for the
+            # family's lock revokes from a later time than this token's iat (ADR 0010)
+            access = request.app[AUTH_KIT].issue(row.user_id, row.role, row.verified)
+            outcome = "rotated"
+    if outcome != "rotated":  # raised after the commit: a revocation must stick
+        raise Unauthorized("invalid refresh token")
+    return token_response(request, access, new_token)
+
+
+@routes.post("/v1/auth/logout")
+@operation(
+    "Log out",
+    tags=AUTH_TAGS,
+    status=204,
+    body=RefreshIn,
+    errors=(401, 403),
+    description="Revokes the family of the refresh token (body or cookie) and clears both "
+    "cookies. An unknown or already revoked token: 204 as well.",
+)
+async def logout(request: web.Request) -> web.Response:
+    token = presented_refresh_token(request, await refresh_body(request))
+    async with request.app[DB].transaction() as conn:
+        row = await q.lock_refresh_token(conn, token_hash=digest(token))
+        if row is not None:
+            await q.revoke_family(conn, reason="logout", id=row.family_id)
+    response = web.Response(status=204)
+    response.del_cookie(ACCESS_COOKIE, path="/")
+    response.del_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH)
+    return response

@@ -1,11 +1,12 @@
 """`make migrate-lint`: every up-migration must be safe to run while the release serves.
 
 PostgreSQL files go through squawk (configured in .squawk.toml: which rules and why),
-MariaDB files through the equivalent checks below (statements that copy or lock a table),
-and both through the project's own check: a column or table that sql/<db>/queries still
-reads must not be dropped. The migrations listed in migrations/lint-baseline.txt were
-applied before the rule (ADR 0018 says why their findings may stay); each is pinned by its
-SHA-256, so editing one is a finding too (write a new migration instead).
+MariaDB files through the equivalent checks of tools/migrate_lint_mysql.py (statements that
+copy or lock a table), and both through the project's own check: a column or table that
+sql/<db>/queries still reads must not be dropped. The migrations listed in
+migrations/lint-baseline.txt were applied before the rule (ADR 0018 says why their findings
+may stay); each is pinned by its SHA-256, so editing one is a finding too (write a new
+migration instead).
 
 Usage: python -m tools.migrate_lint [FILE ...]   (default: every db's up-migrations)
 """
@@ -22,106 +23,22 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from yoyo.migrations import parse_metadata_from_sql_comments
-
 from tools.databases import DATABASES, get_database
+from tools.migrate_lint_mysql import mysql_findings
+from tools.migrate_sql import (
+    ALTER_TABLE,
+    Finding,
+    Statement,
+    identifier,
+    is_transactional,
+    split_top_level,
+    statements,
+    strip_comments,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "migrations/lint-baseline.txt"
 SQUAWK_CONFIG = ".squawk.toml"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Finding:
-    path: str
-    line: int  # 1-based
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.rule}: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    line: int  # 1-based line of its first character in the file
-    sql: str  # comments removed, whitespace collapsed, upper-case keywords untouched
-
-
-# --- splitting ------------------------------------------------------------------------
-
-
-def _strip_comments(text: str) -> str:
-    """SQL without -- and /* */ comments; string literals and line breaks kept."""
-    out, i, n = [], 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "'":
-            end = i + 1
-            while end < n and not (text[end] == "'" and text[end - 1] != "\\"):
-                end += 1
-            out.append(text[i : end + 1])
-            i = end + 1
-        elif text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            chunk = text[i : n if end < 0 else end + 2]
-            out.append("\n" * chunk.count("\n"))
-            i = n if end < 0 else end + 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
-def split_top_level(text: str, sep: str = ",") -> list[str]:
-    """`text` split at `sep` outside parentheses and quotes."""
-    parts, depth, quote, start = [], 0, "", 0
-    for i, ch in enumerate(text):
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"`":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts if p.strip()]
-
-
-_DOLLAR_QUOTED = re.compile(r"\$(\w*)\$.*?\$\1\$", re.S)
-
-
-def _blank_body(match: re.Match[str]) -> str:
-    """A function body as a string literal of blanks: its `;` split nothing, lines kept."""
-    return "'" + re.sub(r"[^\n]", " ", match.group(0)[2:]) + "'"
-
-
-def statements(text: str) -> list[Statement]:
-    """The file's statements with the line each starts on ($$ bodies are one literal)."""
-    code = _DOLLAR_QUOTED.sub(_blank_body, _strip_comments(text))
-    found, offset = [], 0
-    for chunk in split_top_level(code, ";") if code.strip() else []:
-        at = code.index(chunk, offset)
-        offset = at + len(chunk)
-        found.append(Statement(code.count("\n", 0, at) + 1, " ".join(chunk.split())))
-    return found
-
-
-def _name(raw: str) -> str:
-    """An identifier without quotes or schema, lower-cased."""
-    return raw.strip().strip('"`').split(".")[-1].strip('"`').lower()
-
-
-def is_transactional(text: str) -> bool:
-    directives, _, _ = parse_metadata_from_sql_comments(text)
-    return str(directives.get("transactional", "true")).strip().lower() != "false"
 
 
 # --- what the code still reads ---------------------------------------------------------
@@ -169,7 +86,7 @@ def query_blocks(root: Path, db: str) -> list[Query]:
     files = sorted((root / "sql" / db / "queries").glob("*.sql"))
     files += sorted((root / "sql" / "common").glob("*.sql"))
     return [
-        Query.parse(_strip_comments(block))
+        Query.parse(strip_comments(block))
         for path in files
         for block in re.split(r"^--\s*name:", path.read_text(), flags=re.MULTILINE)
     ]
@@ -179,7 +96,6 @@ def is_read(queries: list[Query], table: str, column: str | None) -> bool:
     return any(query.reads(table, column) for query in queries)
 
 
-_ALTER = re.compile(r"^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(\S+)\s+(.*)$", re.I | re.S)
 _DROP_COLUMN = re.compile(
     r"^DROP\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?(?!(?:CONSTRAINT|INDEX|KEY|PRIMARY|FOREIGN|CHECK|"
     r"DEFAULT|PARTITION|SYSTEM)\b)(\S+)",
@@ -194,11 +110,13 @@ def dropped_still_read(path: str, stmts: list[Statement], blocks: list[Query]) -
     """DROP COLUMN / DROP TABLE of what a query of sql/<db>/queries still reads."""
     found = []
     for stmt in stmts:
-        if m := _ALTER.match(stmt.sql):
-            table = _name(m.group(1))
+        if m := ALTER_TABLE.match(stmt.sql):
+            table = identifier(m.group(1))
             for clause in split_top_level(m.group(2)):
-                if (d := _DROP_COLUMN.match(clause)) and is_read(blocks, table, _name(d.group(1))):
-                    column = _name(d.group(1))
+                if (d := _DROP_COLUMN.match(clause)) and is_read(
+                    blocks, table, identifier(d.group(1))
+                ):
+                    column = identifier(d.group(1))
                     found.append(
                         Finding(
                             path,
@@ -210,13 +128,13 @@ def dropped_still_read(path: str, stmts: list[Statement], blocks: list[Query]) -
                     )
         elif m := _DROP_TABLE.match(stmt.sql):
             for raw in split_top_level(m.group(1)):
-                if is_read(blocks, _name(raw), None):
+                if is_read(blocks, identifier(raw), None):
                     found.append(
                         Finding(
                             path,
                             stmt.line,
                             "drop-table-still-read",
-                            f"table {_name(raw)} is still used by sql/ queries: drop it in a "
+                            f"table {identifier(raw)} is still used by sql/ queries: drop it in a "
                             "migration after the release that stopped using it",
                         )
                     )
@@ -266,100 +184,17 @@ def concurrent_index_rerun(path: str, stmts: list[Statement]) -> list[Finding]:
     found = []
     for stmt in stmts:
         if d := _DROP_INDEX_FIRST.match(stmt.sql):
-            dropped.add(_name(d.group(1)))
-        elif (c := _CONCURRENT_INDEX.match(stmt.sql)) and _name(c.group(1)) not in dropped:
+            dropped.add(identifier(d.group(1)))
+        elif (c := _CONCURRENT_INDEX.match(stmt.sql)) and identifier(c.group(1)) not in dropped:
             found.append(
                 Finding(
                     path,
                     stmt.line,
                     "concurrent-index-not-rerunnable",
-                    f"put `DROP INDEX CONCURRENTLY IF EXISTS {_name(c.group(1))};` before it: "
+                    f"put `DROP INDEX CONCURRENTLY IF EXISTS {identifier(c.group(1))};` before it: "
                     "a failed build leaves an INVALID index the re-run must replace",
                 )
             )
-    return found
-
-
-# --- MariaDB: statements that copy or lock a table ---------------------------------------
-
-_CREATE_TABLE = re.compile(r"^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\S+)", re.I)
-_CREATE_INDEX = re.compile(
-    r"^CREATE\s+(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?INDEX\s+.*?\sON\s+(\S+)", re.I
-)
-_ONLINE = (
-    re.compile(r"\bALGORITHM\s*=?\s*(INSTANT|INPLACE|NOCOPY)\b", re.I),
-    re.compile(r"\bLOCK\s*=?\s*NONE\b", re.I),
-)
-_ADD_COLUMN = re.compile(
-    r"^ADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(?!(?:CONSTRAINT|INDEX|KEY|UNIQUE|PRIMARY|"
-    r"FOREIGN|CHECK|FULLTEXT|SPATIAL|PERIOD|SYSTEM)\b)\S+\s+(.*)$",
-    re.I | re.S,
-)
-_ADD_CONSTRAINT = re.compile(r"^ADD\s+(?:CONSTRAINT\s+\S+\s+)?(CHECK|FOREIGN\s+KEY)\b", re.I)
-_NOT_NULL = re.compile(r"\bNOT\s+NULL\b", re.I)
-_FILLED = re.compile(r"\b(DEFAULT|AUTO_INCREMENT|AS)\b", re.I)
-_LOCKING = re.compile(r"^(OPTIMIZE\s+TABLE|LOCK\s+TABLES?|TRUNCATE|RENAME\s+TABLE)\b", re.I)
-
-
-def mysql_findings(path: str, stmts: list[Statement]) -> list[Finding]:
-    created = {_name(m.group(1)) for s in stmts if (m := _CREATE_TABLE.match(s.sql))}
-    found = []
-
-    def add(stmt: Statement, rule: str, message: str) -> None:
-        found.append(Finding(path, stmt.line, rule, message))
-
-    for stmt in stmts:
-        if m := _LOCKING.match(stmt.sql):
-            add(stmt, "mysql-locks-table", f"{m.group(1).upper()} blocks the table's users")
-            continue
-        alter, index = _ALTER.match(stmt.sql), _CREATE_INDEX.match(stmt.sql)
-        target = alter or index
-        if not target or _name(target.group(1)) in created:
-            continue  # a table created in this migration is empty and unused: anything goes
-        table = _name(target.group(1))
-        if not all(p.search(stmt.sql) for p in _ONLINE):
-            add(
-                stmt,
-                "mysql-alter-without-online-algorithm",
-                f"name ALGORITHM=INSTANT (or INPLACE) and LOCK=NONE on this change of {table}: "
-                "the server then refuses instead of silently copying the table under a lock",
-            )
-        for clause in split_top_level(alter.group(2)) if alter else []:
-            words = clause.split()
-            head = words[0].upper() if words else ""
-            if head in ("MODIFY", "CHANGE") or (
-                head == "ALTER" and re.search(r"\bTYPE\b", clause, re.I)
-            ):
-                add(
-                    stmt,
-                    "changing-column-type",
-                    f"{head} rewrites {table} and changes what the running release reads: "
-                    "add a new column, backfill, switch the code, then drop the old one",
-                )
-            elif head == "RENAME" and len(words) > 1 and words[1].upper() == "COLUMN":
-                add(
-                    stmt,
-                    "renaming-column",
-                    "the running release still uses the old name: add + backfill + remove",
-                )
-            elif c := _ADD_CONSTRAINT.match(clause):
-                add(
-                    stmt,
-                    "mysql-constraint-scans-table",
-                    f"adding a {c.group(1).upper()} checks every row of {table} under a lock "
-                    "(MariaDB has no NOT VALID): enforce it in the code first, or on a new table",
-                )
-            elif (
-                (a := _ADD_COLUMN.match(clause))
-                and _NOT_NULL.search(a.group(1))
-                and not _FILLED.search(a.group(1))
-            ):
-                add(
-                    stmt,
-                    "adding-required-field",
-                    f"a NOT NULL column without DEFAULT on {table}: the running release's "
-                    "INSERTs do not set it; give it a constant DEFAULT",
-                )
     return found
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tools import migrate, migrate_lint
-from tools.migrate_lint import Finding
+from tools.migrate_sql import Finding, is_transactional
 
 ROOT = migrate_lint.ROOT
 
@@ -204,8 +204,8 @@ def test_findings_name_the_line_of_the_statement(layout: Path) -> None:
 def test_migrate_new_templates_pass_the_lint_unchanged(layout: Path, db: str, index: bool) -> None:
     up_file, down_file = migrate.new(db, "next_change", root=layout, index=index)[:2]
     assert migrate_lint.lint_file(up_file, layout) == []
-    assert migrate_lint.is_transactional(up_file.read_text()) is not index
-    assert migrate_lint.is_transactional(down_file.read_text()) is not index
+    assert is_transactional(up_file.read_text()) is not index
+    assert is_transactional(down_file.read_text()) is not index
 
 
 def test_the_repository_passes_and_an_edited_applied_migration_is_refused(

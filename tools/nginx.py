@@ -11,8 +11,9 @@ when that committed copy is stale). nginx's own `$variables` are never touched.
 Upstream addresses: `--upstream users=127.0.0.1:8102,127.0.0.1:8112` (replicas separated
 by commas), else `<SVC>_PORT` from the environment, else the ports of lib/registry.py
 (every REST service, built or not: one not built answers 503). The `upstream` and
-`location /api/<name>/` blocks of every such service are generated here from the registry
-(`${UPSTREAMS}`, `${SERVICE_LOCATIONS}`): a new service needs no NGINX edit.
+`location /api/<name>/` blocks of every such service are generated from the registry by
+tools/nginx_blocks.py (`${UPSTREAMS}`, `${SERVICE_LOCATIONS}`): a new service needs no
+NGINX edit.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dotenv import dotenv_values
 
 from lib import registry
 from lib.redact import nginx_pattern, secret_params
+from tools.nginx_blocks import HTTP_SERVICES, default_servers, location_blocks, upstream_block
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "nginx"
@@ -43,10 +45,6 @@ DOCS_ROOT = ROOT / "var" / "docs"
 PAGES_DIR = TEMPLATES / "pages"  # the account pages (/verify-email, /reset-password)
 OPENAPI_DIR = ROOT / "docs" / "openapi"
 
-# service -> the ports of its replicas (lib/registry.py)
-HTTP_SERVICES: dict[str, tuple[int, ...]] = {
-    service.name: service.http_ports for service in registry.gateway_services()
-}
 POINTS_GRPC = registry.get("points").grpc_port
 POINTS_METRICS = registry.get("points").metrics_port
 LISTEN = "127.0.0.1:8080"
@@ -122,53 +120,6 @@ class Layout:
         return values
 
 
-def upstream_block(service: registry.Microservice, servers: Sequence[str]) -> str:
-    """The service's `upstream`: its replicas, pooled keep-alive connections."""
-    lines = [f"upstream {service.name} {{"]
-    if service.websocket:
-        lines.append("    # WebSocket connections are long-lived: spread them by load, not in turn")
-        lines.append("    least_conn;")
-    lines += [f"    server {address} max_fails=1 fail_timeout=5s;" for address in servers]
-    lines += ["    keepalive 16;", "    keepalive_timeout 60s;", "}"]
-    return "\n".join(lines)
-
-
-def location_blocks(service: registry.Microservice) -> str:
-    """`/api/<name>/` -> the service with the prefix stripped; an upload route first (a
-    regex location wins over the prefix one) with its larger body limit; a WebSocket
-    service passes the upgrade and reads for longer than its 20 s pings."""
-    name = service.name
-    blocks = []
-    for upload in service.uploads:
-        lines = [f"    # {upload.comment}"] if upload.comment else []
-        lines += [
-            f"    location ~ ^/api/{name}{upload.path}$ {{",
-            f"        set $fixup_service {name};",
-            f"        client_max_body_size {upload.max_body};",
-            "        include snippets/proxy.conf;",
-            f"        rewrite ^/api/{name}(/.*)$ $1 break;",
-            f"        proxy_pass http://{name};",
-            "    }",
-        ]
-        blocks.append("\n".join(lines))
-    lines = [
-        f"    location /api/{name}/ {{",
-        f"        set $fixup_service {name};",
-        "        include snippets/proxy.conf;",
-    ]
-    if service.websocket:
-        lines += [
-            "        # WebSocket: pass the upgrade; the server pings every 20 s, so a read",
-            "        # timeout of 75 s only closes connections that are dead",
-            "        proxy_set_header Upgrade $http_upgrade;",
-            "        proxy_read_timeout 75s;",
-            "        proxy_send_timeout 75s;",
-        ]
-    lines += [f"        proxy_pass http://{name}/;", "    }"]
-    blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
-
-
 def secret_pattern() -> str:
     """lib/redact.py's names + LOG_REDACT_PARAMS as the services read it (the environment,
     else `.env`), as the alternation 10-logging.conf's maps match."""
@@ -179,15 +130,6 @@ def secret_pattern() -> str:
         return nginx_pattern(secret_params(value.split(",")))
     except ValueError as exc:
         raise RenderError(f"LOG_REDACT_PARAMS: {exc}") from None
-
-
-def default_servers(service: str, env: Mapping[str, str]) -> list[str]:
-    """The registry's replicas; `<SVC>_PORT` moves the first one (as it does in the Procfile)."""
-    ports = [str(p) for p in HTTP_SERVICES[service]]
-    port = env.get(f"{service.upper()}_PORT")
-    if port:
-        ports[0] = port
-    return [f"127.0.0.1:{p}" for p in ports]
 
 
 def parse_upstreams(items: Sequence[str]) -> dict[str, list[str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import nginx
+from tools import nginx, nginx_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,14 +62,14 @@ def test_every_http_service_has_an_upstream_and_a_location() -> None:
     upstreams = set(re.findall(r"^upstream (\w+) \{", files["conf.d/20-upstreams.conf"], re.M))
     locations = set(re.findall(r"location /api/(\w+)/ \{", files["conf.d/30-gateway.conf"]))
     passes = set(re.findall(r"proxy_pass http://(\w+)/?;", files["conf.d/30-gateway.conf"]))
-    assert upstreams == locations == passes == set(nginx.HTTP_SERVICES)
+    assert upstreams == locations == passes == set(nginx_blocks.HTTP_SERVICES)
 
 
 def test_the_procfile_services_are_behind_the_gateway() -> None:
     """Cross-check: every HTTP service the Procfile starts has an upstream."""
     procfile = (ROOT / "Procfile").read_text()
     started = set(re.findall(r"-m services\.(\w+)", procfile))
-    assert started - {"points"} <= set(nginx.HTTP_SERVICES)
+    assert started - {"points"} <= set(nginx_blocks.HTTP_SERVICES)
 
 
 def test_compose_copy_is_fresh() -> None:
@@ -90,12 +90,12 @@ def test_missing_nginx_says_how_to_install(
 def test_a_moved_first_replica_keeps_the_others() -> None:
     """`CHAT_PORT` (as .env.example sets it) moves the first replica, as in the Procfile;
     the second replica stays behind the gateway."""
-    assert nginx.default_servers("chat", {}) == ["127.0.0.1:8105", "127.0.0.1:8106"]
-    assert nginx.default_servers("chat", {"CHAT_PORT": "9105"}) == [
+    assert nginx_blocks.default_servers("chat", {}) == ["127.0.0.1:8105", "127.0.0.1:8106"]
+    assert nginx_blocks.default_servers("chat", {"CHAT_PORT": "9105"}) == [
         "127.0.0.1:9105",
         "127.0.0.1:8106",
     ]
-    assert nginx.default_servers("orders", {"ORDERS_PORT": "9104"}) == ["127.0.0.1:9104"]
+    assert nginx_blocks.default_servers("orders", {"ORDERS_PORT": "9104"}) == ["127.0.0.1:9104"]
 
 
 def test_the_log_redaction_uses_lib_redact_and_log_redact_params(

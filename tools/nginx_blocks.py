@@ -1,0 +1,70 @@
+"""The gateway's blocks derived from lib/registry.py, for tools/nginx.py's `${UPSTREAMS}`
+and `${SERVICE_LOCATIONS}`: one `upstream` and the `location /api/<name>/` blocks per REST
+service (built or not: one not built answers 503), so a new service needs no NGINX edit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from lib import registry
+
+# service -> the ports of its replicas (lib/registry.py)
+HTTP_SERVICES: dict[str, tuple[int, ...]] = {
+    service.name: service.http_ports for service in registry.gateway_services()
+}
+
+
+def upstream_block(service: registry.Microservice, servers: Sequence[str]) -> str:
+    """The service's `upstream`: its replicas, pooled keep-alive connections."""
+    lines = [f"upstream {service.name} {{"]
+    if service.websocket:
+        lines.append("    # WebSocket connections are long-lived: spread them by load, not in turn")
+        lines.append("    least_conn;")
+    lines += [f"    server {address} max_fails=1 fail_timeout=5s;" for address in servers]
+    lines += ["    keepalive 16;", "    keepalive_timeout 60s;", "}"]
+    return "\n".join(lines)
+
+
+def location_blocks(service: registry.Microservice) -> str:
+    """`/api/<name>/` -> the service with the prefix stripped; an upload route first (a
+    regex location wins over the prefix one) with its larger body limit; a WebSocket
+    service passes the upgrade and reads for longer than its 20 s pings."""
+    name = service.name
+    blocks = []
+    for upload in service.uploads:
+        lines = [f"    # {upload.comment}"] if upload.comment else []
+        lines += [
+            f"    location ~ ^/api/{name}{upload.path}$ {{",
+            f"        set $fixup_service {name};",
+            f"        client_max_body_size {upload.max_body};",
+            "        include snippets/proxy.conf;",
+            f"        rewrite ^/api/{name}(/.*)$ $1 break;",
+            f"        proxy_pass http://{name};",
+            "    }",
+        ]
+        blocks.append("\n".join(lines))
+    lines = [
+        f"    location /api/{name}/ {{",
+        f"        set $fixup_service {name};",
+        "        include snippets/proxy.conf;",
+    ]
+    if service.websocket:
+        lines += [
+            "        # WebSocket: pass the upgrade; the server pings every 20 s, so a read",
+            "        # timeout of 75 s only closes connections that are dead",
+            "        proxy_set_header Upgrade $http_upgrade;",
+            "        proxy_read_timeout 75s;",
+            "        proxy_send_timeout 75s;",
+        ]
+    lines += [f"        proxy_pass http://{name}/;", "    }"]
+    blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def default_servers(service: str, env: Mapping[str, str]) -> list[str]:
+    """The registry's replicas; `<SVC>_PORT` moves the first one (as it does in the Procfile)."""
+    ports = [str(p) for p in HTTP_SERVICES[service]]
+    port = env.get(f"{service.upper()}_PORT")
+    if port:
+        ports[0] = port
+    return [f"127.0.0.1:{p}" for p in ports]

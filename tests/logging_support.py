@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import structlog
+import structlog.testing
 
 import lib.logging
 
@@ -45,3 +47,13 @@ def logging_to(service: str, path: str, level: str = "INFO") -> Iterator[None]:
     with logging_restored():
         lib.logging.configure_logging(service, level, path)
         yield
+
+
+@contextlib.contextmanager
+def capture_logs() -> Iterator[list[dict[str, Any]]]:
+    """structlog's capture_logs at every level, whatever level an earlier test configured
+    (its capture keeps the configured level filter, so a leftover WARNING would hide info)."""
+    with logging_restored():
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+        with structlog.testing.capture_logs() as logs:
+            yield logs

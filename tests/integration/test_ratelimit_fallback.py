@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
-from structlog.testing import capture_logs
 
 from lib.errors import RateLimited
 from lib.resilience import FallbackRateLimiter, RateLimitStore, enforce, make_rate_limiter
+from tests.logging_support import capture_logs
 from tests.reliability.throwaway import START_MARGIN, RedisServer
 
 TIMEOUT = 1.0  # RATE_LIMIT_REDIS_TIMEOUT of these stores (a loaded machine is slow too)

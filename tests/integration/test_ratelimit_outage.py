@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
-from structlog.testing import capture_logs
 
 from lib.auth.principal import Role
 from lib.config import ServiceSettings
@@ -27,6 +26,7 @@ from tests.integration.catalog_support import catalog_settings
 from tests.integration.chat_support import ChatFactory, World, conversation, eventually, token_of
 from tests.integration.orders_support import orders_settings
 from tests.integration.users_support import users_settings
+from tests.logging_support import capture_logs
 from tests.reliability.throwaway import RedisServer
 
 BURST = 3  # every limit below: a burst of 3, refilling too slowly to matter here

@@ -14,11 +14,11 @@ from typing import Any, cast
 import pytest
 from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
-from structlog.testing import capture_logs
 
 from lib.errors import RateLimited
 from lib.resilience import BreakerState, Decision, RateLimitStore, enforce
 from lib.resilience import ratelimit as ratelimit_module
+from tests.logging_support import capture_logs
 
 
 class Clock:

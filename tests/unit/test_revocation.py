@@ -14,12 +14,12 @@ from typing import Any, cast
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
-from structlog.testing import capture_logs
 
 from lib.auth import revocation
 from lib.auth.principal import Principal, Role
 from lib.auth.revocation import Revocations, RevocationUnavailable
 from lib.errors import ServiceUnavailable, Unauthorized
+from tests.logging_support import capture_logs
 
 SUBJECT = uuid.UUID("00000000-0000-4000-8000-000000000001")
 OTHER = uuid.UUID("00000000-0000-4000-8000-000000000002")

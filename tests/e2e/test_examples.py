@@ -27,7 +27,7 @@ PAGE = ROOT / "docs" / "examples.md"
 PAGE_TIMEOUT = 90.0
 # five processes starting at once on a machine other work loads
 STARTUP = 60.0
-SERVICES = ("points", "users", "catalog", "orders", "chat")
+STACK_SERVICES = ("points", "users", "catalog", "orders", "chat")
 
 
 @dataclass
@@ -48,14 +48,14 @@ async def stack(
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing: apt-get install -y {tool}", pytrace=False)
     tmp = tmp_path_factory.mktemp("examples")
-    dsns = {db: migrated_db(db) for db in SERVICES}
+    dsns = {db: migrated_db(db) for db in STACK_SERVICES}
     seed.seed_users(dsns["users"])  # admin@fixup.test and the customers, as `make seed`
     seed.seed_points(dsns["points"])
     seed.seed_catalog(dsns["catalog"])
     key_dir = tmp / "keys"
     keys.write_keys(key_dir)
     keys.write_encryption_key(key_dir)
-    ports = {name: free_port() for name in SERVICES}
+    ports = {name: free_port() for name in STACK_SERVICES}
     grpc = f"127.0.0.1:{free_port()}"
     docs = tmp / "docs"
     docs.mkdir()
@@ -82,7 +82,7 @@ async def stack(
     }
     services: dict[str, ServiceProcess] = {}
     try:
-        for name in SERVICES:
+        for name in STACK_SERVICES:
             services[name] = ServiceProcess(common, tmp / f"{name}.log", name=name)
         for service in services.values():
             await service.wait_healthy(STARTUP)

@@ -44,7 +44,7 @@ from tests.integration.chat_support import chat_settings, conversation, make_wor
 from tests.integration.orders_support import caller, offer_body, order_body, orders_settings
 from tests.integration.users_support import make_user, users_settings
 
-SERVICES = ("departments", "catalog", "orders", "chat", "users")
+HTTP_SERVICES = ("departments", "catalog", "orders", "chat", "users")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ async def matrix_callers(service: str, users_dsn: str) -> list[Caller]:
     return [c if c.verified else Caller(c.name, c.role, False, unverified[c.role]) for c in made]
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", HTTP_SERVICES)
 async def test_every_operation_answers_every_caller_as_declared(
     stack: dict[str, Any], users_dsn: str, service: str
 ) -> None:

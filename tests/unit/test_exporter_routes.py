@@ -45,7 +45,7 @@ def test_templates(uri: str, template: str) -> None:
 
 ID1 = "6f1c2f4e-1a2b-4c3d-8e9f-0123456789ab"
 ID2 = "0256fcf7-03a6-4de2-9a89-dad087ede3c9"
-SERVICES = {
+ROUTES_BY_SERVICE = {
     "departments": ("/v1/departments", "/v1/departments/{id}"),
     "users": ("/v1/users", "/v1/users/{id}", "/v1/users/{id}/picture", "/v1/users/me/password"),
     "orders": ("/v1/orders", "/v1/orders/{id}/offers/{offer_id}/accept"),
@@ -78,7 +78,7 @@ SERVICES = {
 def test_service_templates(uri: str, template: str) -> None:
     """The cases of test_nginx_exporter.py::test_route_templates with fixed ids (mutmut
     names tests by id, so they must not change between collections)."""
-    assert Templater(SERVICES).template(uri) == template
+    assert Templater(ROUTES_BY_SERVICE).template(uri) == template
 
 
 def test_equally_literal_templates_resolve_to_the_first_in_order() -> None:

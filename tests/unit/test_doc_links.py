@@ -98,7 +98,7 @@ def test_nothing_points_to_the_shared_design_notes() -> None:
     files = subprocess.run(
         ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
     ).stdout.split(b"\0")
-    pattern = re.compile(rb"\.\./shared/|shared/DESIGN|shared/API")
+    pattern = re.compile(rb"\.\./shared/|shared/(?:DESIGN|API)")  # written so as not to match itself
     offenders = []
     for name in filter(None, files):
         path = ROOT / name.decode()

@@ -144,6 +144,57 @@ POSTGRES: list[tuple[str, list[Rule] | None]] = [
     ('WITH c AS (SELECT 1::int) SELECT "?column?" FROM c', [False]),
     ('WITH c AS (SELECT 1, a.* FROM a) SELECT "?column?" FROM c', [None]),
     ('WITH c AS (SELECT 1) SELECT "?column?" FROM c', [False]),
+    # WHERE c IS NOT NULL, AND-ed, narrows c (an outer join's side too); OR, IS NULL, an
+    # expression, an unknown column or qualifier, a subquery's own WHERE narrow nothing
+    ("SELECT note FROM a WHERE note IS NOT NULL", [False]),
+    ("SELECT note, a.note FROM a WHERE a.note IS NOT NULL AND id > 1", [False, False]),
+    ("SELECT note FROM a WHERE note IS NOT NULL OR id > 1", [True]),
+    ("SELECT note FROM a WHERE note IS NULL", [True]),
+    ("SELECT note FROM a WHERE lower(note) IS NOT NULL", [True]),
+    ("SELECT note FROM a WHERE nosuch IS NOT NULL", [True]),
+    ("SELECT note FROM a WHERE x.note IS NOT NULL", [True]),
+    ("SELECT note FROM a WHERE a.* IS NOT NULL", [True]),
+    ("SELECT note FROM a WHERE (SELECT 1 FROM b WHERE note IS NOT NULL) = 1", [True]),
+    (
+        "SELECT b.val, a.note FROM a LEFT JOIN b ON b.a_id = a.id WHERE b.val IS NOT NULL AND (a.note IS NOT NULL)",
+        [False, False],
+    ),
+    # in a GROUP BY group there is a row: min/max/sum/avg/string_agg are as NULL as their
+    # argument, array_agg/json_agg never; not with FILTER, without GROUP BY, with a grand
+    # total (GROUPING SETS with ()), or as a window function
+    (
+        "SELECT min(id), max(note), sum(id), avg(id), string_agg(name, ','), string_agg(note, ','), array_agg(note), json_agg(id), count(note), min(id) FILTER (WHERE id > 1), bool_and(id > 1) FROM a GROUP BY name",
+        [False, True, False, False, False, True, False, False, False, True, False],
+    ),
+    ("SELECT min(id), array_agg(id) FROM a", [True, True]),
+    # string_agg: a NULL delimiter is skipped, only the value counts
+    (
+        "SELECT string_agg(name, note), string_agg(note, name) FROM a GROUP BY id",
+        [False, True],
+    ),
+    # calls PostgreSQL would refuse (no argument) still get a rule, never an error
+    ("SELECT max(), format(), id FROM a GROUP BY id", [True, None, False]),
+    ("SELECT min(id), array_agg(id) FROM a GROUP BY GROUPING SETS ((name), ())", [True, True]),
+    ("SELECT min(id) OVER (), array_agg(id) OVER () FROM a GROUP BY id", [True, True]),
+    # first_value/last_value over the default frame (it holds the current row); a frame
+    # that may be empty or a named window: may be NULL
+    (
+        "SELECT first_value(id) OVER (ORDER BY id), first_value(note) OVER (ORDER BY id), last_value(id) OVER (), first_value(id) OVER (ROWS BETWEEN 1 PRECEDING AND 1 PRECEDING), first_value(id) OVER w, nth_value(id, 1) OVER () FROM a WINDOW w AS (ORDER BY id)",
+        [False, True, False, True, True, True],
+    ),
+    # lead/lag with a default: NULL when the value or the default may be
+    (
+        "SELECT lag(id, 1, 0) OVER (), lag(id, 1, note) OVER (), lag(note, 1, 0) OVER (), lag(id, 1) OVER (), lead(id, 1, 0) OVER () FROM a",
+        [False, True, True, True, False],
+    ),
+    # format() formats a NULL argument as ''; only a NULL format string gives NULL
+    ("SELECT format('%s', note), format(note, id), format(name) FROM a", [False, True, False]),
+    # x IN (SELECT y): NULL when x or y may be; ALL and a two-column subquery: no opinion
+    (
+        "SELECT id IN (SELECT a_id FROM b), id IN (SELECT val FROM b), note IN (SELECT a_id FROM b), id IN (SELECT a_id, id FROM b), id = ANY (SELECT a_id FROM b), note IN (1, 2) FROM a",
+        [False, True, True, None, False, True],
+    ),
+    ("SELECT EXISTS (SELECT 1), id = ALL (SELECT a_id FROM b) FROM a", [False, None]),
 ]
 
 MYSQL: list[tuple[str, list[Rule] | None]] = [
@@ -186,6 +237,28 @@ MYSQL: list[tuple[str, list[Rule] | None]] = [
     ("SELECT `id`, `note` FROM `a`", [False, True]),
     ("SELECT val FROM a LEFT JOIN b ON true JOIN nosuch ON true", [True]),
     ("SELECT id AS k, note AS n FROM a", [False, True]),
+    # derived tables and CTEs keep their columns' rules; a CTE is named without a database
+    # (s.t is the table even beside a CTE t); a CTE that is no plain SELECT has no columns
+    ("SELECT id FROM (SELECT id, note FROM a) AS d", [False]),
+    ("SELECT d.note, d.id FROM (SELECT id, note FROM a) AS d", [True, False]),
+    ("WITH c AS (SELECT id, note FROM a) SELECT c.id, c.note FROM c", [False, True]),
+    (
+        "WITH c AS (SELECT id FROM a) SELECT c.id, b.val FROM b LEFT JOIN c ON c.id = b.a_id",
+        [True, True],
+    ),
+    ("WITH t AS (SELECT note AS x FROM a) SELECT x FROM t", [True]),
+    ("WITH t AS (SELECT note AS x FROM a) SELECT x FROM s.t", [False]),
+    ("WITH c AS (SELECT id FROM a) SELECT id FROM (SELECT id FROM c) AS d", [False]),
+    ("WITH c AS (SELECT note AS n FROM a), d AS (SELECT n FROM c) SELECT n FROM d", [True]),
+    ("WITH c AS (SELECT 1 UNION SELECT 2) SELECT x FROM c, t", [False]),
+    ("SELECT 1, x FROM a JOIN (SELECT 1 UNION SELECT 2) AS d JOIN t", [False, False]),
+    # * and t.*: every column of every relation, or of the one named
+    ("SELECT * FROM a", [False, False, True]),
+    ("SELECT b.* FROM a LEFT JOIN b ON b.a_id = a.id", [True, True, True]),
+    ("SELECT * FROM a LEFT JOIN b ON b.a_id = a.id", [False, False, True, True, True, True]),
+    ("SELECT q.* FROM a", []),
+    ("SELECT id FROM (SELECT * FROM a) AS d", [None]),  # a derived table's * is not named
+    ("SELECT q.id FROM a", [None]),
 ]
 
 

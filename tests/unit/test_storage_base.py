@@ -125,6 +125,13 @@ async def test_one_byte_over_the_limit_is_refused_and_the_rest_stays_unread() ->
     assert len(stream.data) == 100
 
 
+async def test_the_limit_counts_every_chunk_not_only_the_last() -> None:
+    stream = Stream(b"0123456789x")
+    with pytest.raises(CapExceeded):
+        await read_capped(stream, 10, chunk=4)
+    assert stream.asked == [4, 4, 4]
+
+
 async def test_the_default_chunk_is_64_kib_and_an_empty_stream_is_empty() -> None:
     stream = Stream(b"")
     assert await read_capped(stream, 0) == b""

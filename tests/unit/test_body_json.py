@@ -1,0 +1,39 @@
+"""lib/http/body.parse_json on text orjson refuses: a lone surrogate escape is well-formed
+JSON that no UTF-8 string can hold, so it is a 400 naming each field and what was parsed
+("body", "frame"); anything else orjson refuses is "not valid JSON"."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from lib.errors import BadRequest, FieldError, ValidationFailed
+from lib.http.body import parse_json
+from lib.http.fields import UNSTORABLE_MESSAGE
+
+
+class Named(BaseModel):
+    name: str
+
+
+@pytest.mark.parametrize("what", ["body", "frame"])
+@pytest.mark.parametrize(
+    "raw", [b'{"name": "\\ud800"}', '{"name": "\\ud800"}'], ids=["bytes", "str"]
+)
+def test_a_lone_surrogate_is_invalid_naming_the_field(raw: bytes | str, what: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        parse_json(raw, Named, what=what)
+    assert caught.value.detail == f"the {what} is invalid"
+    assert caught.value.errors == [FieldError("name", UNSTORABLE_MESSAGE)]
+
+
+@pytest.mark.parametrize("what", ["body", "frame"])
+@pytest.mark.parametrize(
+    "raw", [b'{"name": NaN}', b'{"name": "\\ud800",}', b"[" * 2000 + b"]" * 2000, b"\xff"],
+    ids=["nan", "trailing-comma", "deep", "not-utf8"],
+)  # fmt: skip
+def test_other_refused_text_is_not_valid_json(raw: bytes, what: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_json(raw, Named, what=what)
+    assert caught.value.detail == f"the {what} is not valid JSON"
+    assert caught.value.errors == []

@@ -51,8 +51,8 @@ test-reliability: install ## the full reliability suite (more fuzz cases, 60 s l
 test-unit: install ## unit tests only (no servers)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-mutate: install ## mutation testing (mutmut) of [tool.mutmut]'s modules; per-module kill rates (docs/mutation.md)
-	$(PY) -m tools.mutation run
+mutate: install ## mutation testing (mutmut) of [tool.mutmut]'s modules; per-module kill rates (docs/mutation.md); only=PATH: one module
+	$(PY) -m tools.mutation run $(if $(only),--only $(only))
 
 mutate-sample: install ## the bounded CI sample: a fixed-seed few mutants per module, each must be killed
 	$(PY) -m tools.mutation sample

@@ -72,9 +72,15 @@ class Access:
         if self.roles is None:
             return
         if self.authenticate is not None:
-            principal: Principal | None = await self.authenticate(request)
+            self.check(await self.authenticate(request))
         else:
-            principal = principal_of(request)
+            self.check(principal_of(request))
+
+    def check(self, principal: Principal | None) -> None:
+        """`enforce` for a caller already known: a plain call, no coroutine (the hot path
+        of every guarded route, lib/http/openapi.py)."""
+        if self.roles is None:
+            return
         if principal is None:
             raise Unauthorized("authentication required")
         require_role(principal, *self.roles)

@@ -154,3 +154,27 @@ async def test_operation_guards_the_handler_before_it_runs() -> None:
 
     assert not guarded(wrap(handler))  # something answers before the guard
     assert not guarded(lambda r: r)
+
+
+async def test_a_public_operation_keeps_its_handler() -> None:
+    """Decided when the route is declared: nothing wraps a public handler, so it costs
+    nothing per request; a guarded one checks the principal the middleware set."""
+
+    async def handler(req: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    public = operation("Read it", tags=["t"])(handler)
+    assert public is handler
+    assert guarded(public)
+    assert public.__openapi__.access.roles is None  # type: ignore[attr-defined]
+    assert (await public(request())).status == 204
+
+    async def other(req: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    anyone = operation("Do it", tags=["t"], roles=())(other)
+    assert anyone is not other
+    assert guarded(anyone)
+    with pytest.raises(Unauthorized):
+        await anyone(request())
+    assert (await anyone(request(Role.PROVIDER, verified=False))).status == 204

@@ -167,8 +167,8 @@ deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/p
 	$(PY) -m tools.env_example
 	$(PY) -m tools.libtable
 
-new-service: install ## a working service from lib/registry.py: name=X db=postgresql|mysql (tools/new_service.py)
-	@test -n "$(name)" || { echo "usage: make new-service name=<name> db=<postgresql|mysql>"; exit 2; }
+new-service: install ## a working service from lib/registry.py: name=X db=postgresql|mysql [grpc=1] (tools/new_service.py)
+	@test -n "$(name)" || { echo "usage: make new-service name=<name> db=<postgresql|mysql> [grpc=1]"; exit 2; }
 	$(PY) -m tools.new_service new "$(name)" --db "$(or $(db),postgresql)" $(if $(grpc),--grpc)
 
 remove-service: install ## undo make new-service: name=X

@@ -5,7 +5,7 @@ upstreams and `/api/<name>/` locations (tools/nginx.py), the documents of `make 
 (tools/swag.py), the profiling ports (lib/profiling.py), the Procfile (tools/procfile.py),
 `.env.example` (tools/env_example.py), Compose, Kubernetes, Prometheus and the dashboards
 (`make deploy-gen`), and each service's default port and database URL (lib/config.py).
-`make new-service name=X db=postgresql|mysql` adds an entry and a working service;
+`make new-service name=X db=postgresql|mysql [grpc=1]` adds an entry and a working service;
 `make remove-service name=X` takes both out again (tools/new_service.py).
 
 `built` says whether `services/<name>/` can run: the Procfile starts and `make swag-gen`

@@ -1,4 +1,4 @@
-"""`make new-service name=X db=postgresql|mysql` and `make remove-service name=X`.
+"""`make new-service name=X db=postgresql|mysql [grpc=1]` and `make remove-service name=X`.
 
 `new` adds X to lib/registry.py (the next index, the first free ports), writes a working
 service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration,
@@ -11,6 +11,12 @@ where nothing else changed, the tree is as before.
 
 What is left to the person is what only they can say: the queries, migrations, schemas,
 handlers and tests of the service's own behaviour.
+
+With `grpc=1` the service is modelled on points instead: `proto/X/v1/X.proto` (one unary
+Get<Thing> by id on the starter table), `lib/pb` regenerated (`make proto`), a servicer
+served by lib.grpc.server (health, reflection, interceptors, metrics) plus the side port's
+/health /ready /metrics, a registry entry with a gRPC port (so not behind NGINX and no
+OpenAPI document), and a test calling the RPC over a real grpc.aio channel.
 """
 
 from __future__ import annotations
@@ -57,11 +63,13 @@ class Scaffold:
 
     name: str
     engine: registry.Engine
+    grpc: bool = False
 
     def values(self) -> dict[str, str]:
         postgres = self.engine == "postgresql"
         return {
             "name": self.name,
+            "NAME": self.name.upper(),
             "Name": pascal(self.name),
             "Model": model_name(self.name),
             "model": singular(self.name),
@@ -69,6 +77,7 @@ class Scaffold:
             "ID": "uuid.UUID" if postgres else "str",
             "new_id": "uuid.uuid4()" if postgres else "str(uuid.uuid4())",
             "key": "path_uuid(request)" if postgres else "str(path_uuid(request))",
+            "grpc_key": "parse_id(message.id)" if postgres else "str(parse_id(message.id))",
             # the list queries' LIMIT/OFFSET parameters as the codegen names them
             "page_args": "row_offset=page.offset, row_limit=page.limit"
             if postgres
@@ -78,17 +87,26 @@ class Scaffold:
     def files(self) -> dict[str, Path]:
         """Template (relative to tools/scaffold) -> target (relative to the root)."""
         n = self.name
-        out = {
-            f"service/{module}.py.tmpl": Path(f"services/{n}/{module}.py")
-            for module in ("__init__", "__main__", "app", "settings", "handlers", "schemas")
-        }
+        if self.grpc:
+            out = {
+                f"grpc/{module}.py.tmpl": Path(f"services/{n}/{module}.py")
+                for module in ("__main__", "app", "settings", "service")
+            }
+            out["service/__init__.py.tmpl"] = Path(f"services/{n}/__init__.py")
+            out["grpc/proto.tmpl"] = Path(f"proto/{n}/v1/{n}.proto")
+            out["grpc/test_grpc.py.tmpl"] = Path(f"tests/integration/test_{n}_grpc.py")
+        else:
+            out = {
+                f"service/{module}.py.tmpl": Path(f"services/{n}/{module}.py")
+                for module in ("__init__", "__main__", "app", "settings", "handlers", "schemas")
+            }
+            out["tests/test_api.py.tmpl"] = Path(f"tests/integration/test_{n}_api.py")
         out[f"{self.engine}/0001_initial.sql.tmpl"] = Path(f"migrations/{n}/0001_initial.sql")
         out[f"{self.engine}/0001_initial.rollback.sql.tmpl"] = Path(
             f"migrations/{n}/0001_initial.rollback.sql"
         )
         out[f"{self.engine}/sqlc.yaml.tmpl"] = Path(f"sql/{n}/sqlc.yaml")
         out[f"{self.engine}/queries.sql.tmpl"] = Path(f"sql/{n}/queries/{n}.sql")
-        out["tests/test_api.py.tmpl"] = Path(f"tests/integration/test_{n}_api.py")
         return out
 
 
@@ -99,20 +117,30 @@ def owned_paths(name: str) -> list[Path]:
         Path(f"migrations/{name}"),
         Path(f"sql/{name}"),
         Path(f"tests/integration/test_{name}_api.py"),
+        Path(f"tests/integration/test_{name}_grpc.py"),
+        Path(f"proto/{name}"),
+        Path(f"lib/pb/{name}"),  # its generated messages (the proto package is its name)
         Path(f"docs/openapi/{name}.json"),
         Path(f"observability/grafana/dashboards/service-{name}.json"),
         Path(f"deploy/k8s/base/{name}.yaml"),
     ]
 
 
-def registry_entry(name: str, engine: registry.Engine) -> str:
-    """One line of MICROSERVICES: the next index; ports 8100 + index (else the next free)."""
+def registry_entry(name: str, engine: registry.Engine, grpc: bool = False) -> str:
+    """One line of MICROSERVICES: the next index; the HTTP (a gRPC service's side) port
+    8100 + index, the gRPC port 50050 + index (each else the next free one)."""
     index = max(s.index for s in registry.MICROSERVICES) + 1
     used = {p for s in registry.MICROSERVICES for p in (*s.http_ports, s.grpc_port) if p}
-    port = 8100 + index
-    while port in used:
-        port += 1
-    return f'    Microservice("{name}", {index}, ({port},), "{name}", "{engine}", built=True),\n'
+
+    def free(port: int) -> int:
+        while port in used:
+            port += 1
+        return port
+
+    extra = f", grpc_port={free(50050 + index)}" if grpc else ""
+    port = free(8100 + index)
+    fields = f'"{name}", {index}, ({port},), "{name}", "{engine}", built=True{extra}'
+    return f"    Microservice({fields}),\n"
 
 
 def check_new(name: str, root: Path) -> None:
@@ -142,9 +170,9 @@ def regenerate(root: Path) -> None:
         run(root, *command)
 
 
-def new(name: str, engine: registry.Engine, root: Path = ROOT) -> None:
+def new(name: str, engine: registry.Engine, root: Path = ROOT, *, grpc: bool = False) -> None:
     check_new(name, root)
-    scaffold = Scaffold(name, engine)
+    scaffold = Scaffold(name, engine, grpc)
     values = scaffold.values()
     for template, target in scaffold.files().items():
         text = Template((SCAFFOLD / template).read_text()).substitute(values)
@@ -152,16 +180,21 @@ def new(name: str, engine: registry.Engine, root: Path = ROOT) -> None:
         (root / target).write_text(text)
     registry_file = root / REGISTRY.relative_to(ROOT)
     text = registry_file.read_text()
-    registry_file.write_text(text.replace(MARKER, registry_entry(name, engine) + MARKER))
+    entry = registry_entry(name, engine, grpc)
+    registry_file.write_text(text.replace(MARKER, entry + MARKER))
     print(f"new-service: {name} in lib/registry.py, services/{name}/ and its sql/, migrations/")
     run(root, "tools.sqlc", "generate", name)
-    run(root, "tools.swag", "gen", name)
+    if grpc:
+        run(root, "tools.proto", "gen")  # a gRPC service has no OpenAPI document
+    else:
+        run(root, "tools.swag", "gen", name)
     regenerate(root)
+    reached = "its gRPC port, see lib/registry.py" if grpc else f"GET /api/{name}/health via NGINX"
+    code = f"proto/{name}/v1 (then make proto), service.py" if grpc else "schemas.py, handlers.py"
     print(
-        f"new-service: done. Next: `make test svc={name}`, `make run` (GET "
-        f"/api/{name}/health through NGINX); its own behaviour goes in sql/{name}/queries, "
-        f"migrations/{name} (make migrate-new db={name} name=...), services/{name}/"
-        "schemas.py and handlers.py, and its tests"
+        f"new-service: done. Next: `make test svc={name}`, `make run` ({reached}); its own "
+        f"behaviour goes in sql/{name}/queries, migrations/{name} (make migrate-new "
+        f"db={name} name=...), services/{name}/ ({code}), and its tests"
     )
 
 
@@ -171,6 +204,7 @@ def remove(name: str, root: Path = ROOT) -> None:
     entry = re.compile(rf'^    Microservice\("{re.escape(name)}", .*\n', re.M)
     if name not in registry.BY_NAME or not entry.search(text):
         raise ScaffoldError(f"{name!r} is not a one-line entry of lib/registry.py (new-service's)")
+    grpc = (root / "proto" / name).is_dir()
     for path in owned_paths(name):
         target = root / path
         if target.is_dir():
@@ -178,6 +212,8 @@ def remove(name: str, root: Path = ROOT) -> None:
         elif target.exists():
             target.unlink()
     registry_file.write_text(entry.sub("", text, count=1))
+    if grpc:
+        run(root, "tools.proto", "gen")
     regenerate(root)
     print(f"remove-service: {name} removed (its database fixup_{name} is left on the server)")
 
@@ -194,12 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "new":
-            if args.grpc:
-                raise ScaffoldError(
-                    "grpc=1 is not scaffolded yet: a gRPC service needs its proto/ and "
-                    "servicer (services/points is the model); scaffold the HTTP one"
-                )
-            new(args.name, args.db)
+            new(args.name, args.db, grpc=args.grpc)
         else:
             remove(args.name)
     except ScaffoldError as exc:

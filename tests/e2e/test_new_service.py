@@ -23,6 +23,7 @@ from tools.service_process import ROOT
 
 VENV = Path(sys.executable).parent.parent
 MAKE = ["make", "--no-print-directory", "-o", "install", "-o", ".venv/.installed-stamp"]
+PYTEST = [str(VENV / "bin" / "pytest"), "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
 STEP_TIMEOUT = 120
 # what make swag-check runs for the registry's derived files (tools.swag's own check would
 # also judge the other services' documents, which others may be changing)
@@ -120,10 +121,9 @@ async def test_new_service_runs_behind_nginx_and_remove_undoes_it(
     assert status(tree) == changed
     for check in CHECKS:  # every file derived from the registry is current
         sh(tree, str(VENV / "bin" / "python"), "-m", *check, "check")
-    pytest_cmd = [str(VENV / "bin" / "pytest"), "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
     sh(
         tree,
-        *pytest_cmd,
+        *PYTEST,
         "tests/integration/test_invoices_api.py",
         "tests/unit/test_registry.py",
         "tests/unit/test_nginx_config.py",
@@ -172,12 +172,49 @@ def test_new_mysql_service_generates_its_repository(tree: Path, servers: object)
     assert status(tree) == ""
 
 
+def test_new_grpc_service_serves_its_rpc_and_remove_undoes_it(tree: Path, servers: object) -> None:
+    """grpc=1: the proto and lib/pb, a servicer like points', its test over grpc.aio."""
+    sh(tree, *MAKE, "new-service", "name=payouts", "db=postgresql", "grpc=1")
+    changed = status(tree)
+    for path in ("proto/payouts/v1/payouts.proto", "lib/pb/payouts/", "services/payouts/"):
+        assert path in changed, changed
+    entry = registry_line(tree, "payouts")
+    assert "grpc_port=" in entry, entry
+    assert "payouts" not in (tree / "nginx/compose/conf.d/30-gateway.conf").read_text()
+    assert not (tree / "docs/openapi/payouts.json").exists()  # gRPC: no OpenAPI document
+    assert "PAYOUTS_GRPC_PORT=" in (tree / ".env.example").read_text()
+
+    sh(tree, *MAKE, "sqlc", "db=payouts")
+    sh(tree, *MAKE, "proto-check")
+    assert status(tree) == changed
+    for check in CHECKS:
+        sh(tree, str(VENV / "bin" / "python"), "-m", *check, "check")
+    sh(
+        tree,
+        *PYTEST,
+        "tests/integration/test_payouts_grpc.py",
+        "tests/unit/test_registry.py",
+        "tests/unit/test_nginx_config.py",
+    )
+    scaffolded = ["services/payouts", "tests/integration/test_payouts_grpc.py"]
+    sh(tree, str(VENV / "bin" / "ruff"), "check", *scaffolded)
+    sh(tree, str(VENV / "bin" / "ruff"), "format", "--check", *scaffolded)
+
+    sh(tree, *MAKE, "remove-service", "name=payouts")
+    assert status(tree) == "", "remove-service left changes"
+
+
+def registry_line(tree: Path, name: str) -> str:
+    lines = (tree / "lib/registry.py").read_text().splitlines()
+    return next(line for line in lines if line.startswith(f'    Microservice("{name}",'))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["name=Bad-Name"], "lowercase letters and digits"),
         (["name=users"], "in lib/registry.py already"),
-        (["name=invoices", "grpc=1"], "grpc=1 is not scaffolded yet"),
+        (["name=point", "grpc=1"], "proto/point, lib/pb/point exist(s) already"),
     ],
 )
 def test_new_service_refuses_bad_names(tree: Path, args: list[str], message: str) -> None:

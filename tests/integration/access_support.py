@@ -16,7 +16,7 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from lib.http.access import SELF
 from lib.http.openapi import guarded
-from tests.integration.auth_support import KEYS
+from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL
 
 METHODS = ("get", "put", "post", "patch", "delete")
 
@@ -42,7 +42,9 @@ class Caller:
     def headers(self) -> dict[str, str]:
         if self.role is None or self.user_id is None:
             return {}
-        value, _ = TokenSigner(KEYS[0], 900).issue(self.user_id, self.role, self.verified)
+        value, _ = TokenSigner(KEYS[0], TEST_TOKEN_TTL).issue(
+            self.user_id, self.role, self.verified
+        )
         return {"Authorization": f"Bearer {value}"}
 
 

@@ -13,6 +13,10 @@ from lib.config import ServiceSettings
 from services.departments.settings import DepartmentsSettings
 
 KEYS = generate_keypair()
+# A token a test signs outlives the whole run: module-level headers are signed at import,
+# and a full run lasts longer than the production ACCESS_TOKEN_TTL (900 s). Tests of
+# expiry sign with a TTL and a clock of their own.
+TEST_TOKEN_TTL = 24 * 3600
 
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -37,7 +41,7 @@ def settings_for(dsn: str, **overrides: Any) -> DepartmentsSettings:
     return service_settings(DepartmentsSettings, "departments", dsn, **overrides)
 
 
-def token(role: Role = Role.ADMIN, *, ttl: int = 900, **kwargs: Any) -> str:
+def token(role: Role = Role.ADMIN, *, ttl: int = TEST_TOKEN_TTL, **kwargs: Any) -> str:
     value, _ = TokenSigner(KEYS[0], ttl, **kwargs).issue(uuid.uuid4(), role, True)
     return value
 

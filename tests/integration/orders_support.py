@@ -11,7 +11,7 @@ from typing import Any
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from services.orders.settings import OrdersSettings
-from tests.integration.auth_support import KEYS, bearer, service_settings
+from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, bearer, service_settings
 from tests.integration.catalog_support import chain
 
 T0 = datetime(2031, 5, 1, 9, 0, tzinfo=UTC)
@@ -33,7 +33,7 @@ class Caller:
 
 def caller(role: Role, *, verified: bool = True) -> Caller:
     user_id = uuid.uuid4()
-    value, _ = TokenSigner(KEYS[0], 900).issue(user_id, role, verified)
+    value, _ = TokenSigner(KEYS[0], TEST_TOKEN_TTL).issue(user_id, role, verified)
     return Caller(user_id, {"Authorization": f"Bearer {value}"})
 
 

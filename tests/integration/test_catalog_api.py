@@ -12,7 +12,7 @@ import pytest
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from services.catalog.app import create_app
-from tests.integration.auth_support import KEYS, bearer
+from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, bearer
 from tests.integration.catalog_support import ADMIN, catalog_settings, chain, post, unique
 from tools import seed
 
@@ -20,7 +20,7 @@ PROVIDER_ID = uuid.uuid4()
 
 
 def as_user(user_id: uuid.UUID, role: Role) -> dict[str, str]:
-    value, _ = TokenSigner(KEYS[0], 900).issue(user_id, role, True)
+    value, _ = TokenSigner(KEYS[0], TEST_TOKEN_TTL).issue(user_id, role, True)
     return {"Authorization": f"Bearer {value}"}
 
 

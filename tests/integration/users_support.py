@@ -14,7 +14,7 @@ from lib.auth.passwords import make_hasher
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from services.users.settings import UsersSettings
-from tests.integration.auth_support import KEYS
+from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL
 
 CHEAP = make_hasher(1, 8, 1)  # verification reads the cost from the hash itself
 PASSWORD = "correct horse battery"
@@ -62,7 +62,7 @@ async def make_user(dsn: str, role: Role = Role.CUSTOMER, **fields: Any) -> uuid
 
 
 def auth(user_id: uuid.UUID, role: Role = Role.CUSTOMER, verified: bool = True) -> dict[str, str]:
-    value, _ = TokenSigner(KEYS[0], 900).issue(user_id, role, verified)
+    value, _ = TokenSigner(KEYS[0], TEST_TOKEN_TTL).issue(user_id, role, verified)
     return {"Authorization": f"Bearer {value}"}
 
 

@@ -12,7 +12,7 @@ import aiohttp
 
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
-from tests.integration.auth_support import KEYS
+from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL
 from tests.servers import RUN_ID, free_port
 from tools.service_process import ServiceProcess
 
@@ -81,7 +81,7 @@ async def start(name: str, env: dict[str, str], log: Path) -> ServiceProcess:
 
 
 def token(role: Role = Role.ADMIN, user_id: uuid.UUID | None = None, **kwargs: Any) -> str:
-    value, _ = TokenSigner(KEYS[0], kwargs.pop("ttl", 900), **kwargs).issue(
+    value, _ = TokenSigner(KEYS[0], kwargs.pop("ttl", TEST_TOKEN_TTL), **kwargs).issue(
         user_id or uuid.uuid4(), role, True
     )
     return value

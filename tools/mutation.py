@@ -75,6 +75,10 @@ def equivalent(doc: Path = EQUIVALENT_DOC) -> set[str]:
 def mutant_names(path: Path, root: Path = ROOT) -> tuple[str, ...]:
     """Every mutant mutmut makes of `path`, named as mutmut names them, in its order."""
     from mutmut.mutation.file_mutation import mutate_file_contents
+
+    from tools import mutmut_decorated
+
+    mutmut_decorated.install()
     from mutmut.utils.format_utils import get_mutant_name
 
     mutated = mutate_file_contents(str(path), (root / path).read_text())
@@ -172,7 +176,7 @@ def verdict(tallies: list[Tally], *, min_rate: float) -> list[str]:
 
 def run_mutmut(workdir: Path, names: list[str], max_children: int) -> None:
     """mutmut run (niced: the machine is shared) in `workdir`; the names limit it."""
-    command = ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run"]
+    command = ["nice", "-n", "10", sys.executable, "-m", "tools.mutmut_decorated", "run"]
     command += ["--max-children", str(max_children), *names]
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
     if done.returncode != 0:

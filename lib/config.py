@@ -184,6 +184,13 @@ class ServiceSettings(BaseSettings):
         return _key(self.jwt_private_key, self.jwt_private_key_file)
 
 
+class GrpcServiceSettings(ServiceSettings):
+    """A gRPC service (lib/grpc/process.py): `PORT` is its HTTP side port (/metrics,
+    /health, /ready); gRPC listens on `GRPC_PORT`, by default the registry's."""
+
+    grpc_port: int = Field(0, ge=0, le=65535)
+
+
 def _key(inline: SecretStr, file: str) -> str:
     if inline.get_secret_value():
         return inline.get_secret_value().replace("\\n", "\n")

@@ -6,15 +6,14 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from lib.config import ServiceSettings
+from lib.config import GrpcServiceSettings
 
 SERVICE = "points"
 
 
-class PointsSettings(ServiceSettings):
+class PointsSettings(GrpcServiceSettings):
     """`PORT` (POINTS_PORT) is the HTTP side port (/metrics, /health, /ready); gRPC listens
     on `GRPC_PORT` (POINTS_GRPC_PORT); both and the database default to lib/registry.py."""
 
     registry_name: ClassVar[str] = SERVICE
-    grpc_port: int = Field(0, ge=0, le=65535)  # default: the registry's grpc_port
     max_list_ids: int = Field(1000, ge=1)  # ids per GetUserListPoints (a page is <= 1000)

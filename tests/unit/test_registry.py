@@ -54,7 +54,7 @@ def test_service_settings_defaults_match(service: registry.Microservice) -> None
     [settings] = [
         cls
         for _, cls in inspect.getmembers(module, inspect.isclass)
-        if issubclass(cls, ServiceSettings) and cls is not ServiceSettings
+        if issubclass(cls, ServiceSettings) and cls.__module__ == module.__name__
     ]
     fields = settings.model_fields
     assert fields["port"].default == service.http_port

@@ -109,15 +109,16 @@ def _param(expr: str, py: PyType) -> str:
 
 
 def row_builder(plan: QueryPlan, var: str, models_prefix: str) -> str:
-    """An expression building the result from the driver's row `var`."""
+    """An expression building the result from the driver's row `var` (after the columns
+    `fixup: once` reads once)."""
+    index = len(plan.once)
     if plan.scalar is not None:
-        return _value(f"{var}[0]", plan.scalar)
+        return _value(f"{var}[{index}]", plan.scalar)
     prefix = models_prefix if plan.row_is_model else ""
     fields = plan.row_fields
     if all(isinstance(f, Field) and f.type.decode is None for f in fields):
-        return f"{prefix}{plan.row_class}(*{var})"
+        return f"{prefix}{plan.row_class}(*{var}{f'[{index}:]' if index else ''})"
     args: list[str] = []
-    index = 0
     for f in fields:
         if isinstance(f, Embed):
             inner = []
@@ -129,6 +130,19 @@ def row_builder(plan: QueryPlan, var: str, models_prefix: str) -> str:
             args.append(_value(f"{var}[{index}]", f.type))
             index += 1
     return f"{prefix}{plan.row_class}({', '.join(args)})"
+
+
+def page_builder(plan: QueryPlan, rows: str) -> list[str]:
+    """The statements returning <Name>Page from the driver's `rows` (None when empty: the
+    values read once come from the first row)."""
+    once = ", ".join(_value(f"first[{i}]", f.type) for i, f in enumerate(plan.once))
+    build = row_builder(plan, "row", "models.")
+    return [
+        f"if not {rows}:",
+        "    return None",
+        f"first = {rows}[0]",
+        f"return {plan.page_class}({once}, [{build} for row in {rows}])",
+    ]
 
 
 def _docstring(sql: str) -> list[str]:
@@ -186,6 +200,16 @@ class Emitter:
             if not fields:
                 src.lines.append("    pass")
             src.lines.append("")
+        if plan.page_class:
+            for f in plan.once:
+                src.use(f.type)
+            once = ", ".join(f.name for f in plan.once)
+            src.imports.add("from dataclasses import dataclass")
+            src.lines += ["", "@dataclass", f"class {plan.page_class}:"]
+            src.lines.append(f'    """{once}: read once, from the first row; the rows."""')
+            src.lines.append("")
+            src.lines += [f"    {f.name}: {f.type.annotation}" for f in plan.once]
+            src.lines += [f"    rows: list[{self.row_type(plan)}]", ""]
 
     def signature(self, plan: QueryPlan, result: str, *, prefix: str = "async def ") -> str:
         if plan.params_class:
@@ -199,6 +223,8 @@ class Emitter:
     def result_annotation(self, plan: QueryPlan) -> str:
         row = self.row_type(plan)
         maybe = row if row in ("None", "Any") or row.endswith("| None") else f"{row} | None"
+        if plan.page_class:
+            return f"{plan.page_class} | None"
         return {
             ":one": maybe,
             ":many": f"list[{row}]",
@@ -231,7 +257,7 @@ class Emitter:
         src.lines += _docstring(plan.sql)
         src.lines += [f"    {line}" for line in self.body(src, plan)]
         src.lines.append("")
-        if cmd == ":many":
+        if cmd == ":many" and not plan.page_class:  # a page is read whole
             src.imports.add("from collections.abc import AsyncGenerator")
             src.lines += ["", self.signature_stream(plan)]
             src.lines.append(f'    """Like {plan.func}(), row by row; {self.stream_note}"""')

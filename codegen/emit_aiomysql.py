@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codegen.emit import Emitter, Source, as_tuple, row_builder
+from codegen.emit import Emitter, Source, as_tuple, page_builder, row_builder
 from codegen.plan import QueryPlan
 
 
@@ -29,7 +29,9 @@ class AiomysqlEmitter(Emitter):
             lines.append("    " + self.execute(src, plan, self.args(plan)))
         tail = {
             ":one": ["row = await cur.fetchone()", f"return None if row is None else {build}"],
-            ":many": ["rows = await cur.fetchall()", f"return [{build} for row in rows]"],
+            ":many": ["rows = await cur.fetchall()", f"return [{build} for row in rows]"]
+            if not plan.page_class
+            else ["rows = await cur.fetchall()", *page_builder(plan, "rows")],
             ":exec": [],
             ":execrows": ["affected: int = cur.rowcount", "return affected"],
             ":execresult": [

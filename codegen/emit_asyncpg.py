@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codegen.emit import Emitter, Source, as_tuple, row_builder
+from codegen.emit import Emitter, Source, as_tuple, page_builder, row_builder
 from codegen.plan import QueryPlan
 
 
@@ -26,6 +26,8 @@ class AsyncpgEmitter(Emitter):
                 f"row = await conn.fetchrow({const}{args})",
                 f"return None if row is None else {build}",
             ]
+        if cmd == ":many" and plan.page_class:
+            return [f"rows = await conn.fetch({const}{args})", *page_builder(plan, "rows")]
         if cmd == ":many":
             return [f"rows = await conn.fetch({const}{args})", f"return [{build} for row in rows]"]
         if cmd == ":exec":

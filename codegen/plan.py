@@ -17,6 +17,7 @@ from codegen.request import Column, Query, Request, Table
 from codegen.typeslock import LockEntry, Refused, sql_hash
 
 UNKNOWN_TYPES = {"any", "anyarray", "anyelement", ""}
+DIRECTIVE = re.compile(r"\s*fixup:\s*(\w*)\s*(.*?)\s*$")  # `-- fixup: once total, version`
 ROW_COMMANDS = {":one", ":many", ":batchone", ":batchmany"}
 COMMANDS = ROW_COMMANDS | {
     ":exec",
@@ -58,6 +59,11 @@ class QueryPlan:
     params_class: str | None = None
     # one per placeholder, in order: a MySQL named parameter used twice is bound twice
     bind: list[Field] = field(default_factory=list)
+    # `-- fixup: once a, b` on a :many query: its leading columns a, b hold one value per
+    # result (a total, a version stamp), read from the first row into <Name>Page beside
+    # the rows, which are built from the remaining columns
+    once: list[Field] = field(default_factory=list)
+    page_class: str | None = None
 
     @property
     def result_type(self) -> str:
@@ -141,11 +147,14 @@ class Planner:
             entry = None
         elif entry is None and self.lock_expected(q):
             self.warn(f"{where}: not in types.lock.json; using sqlc's types")
+        once = once_columns(q, where)
+        if once and q.cmd != ":many":
+            raise CodegenError(f"{where}: 'fixup: once' needs a :many query, not {q.cmd}")
         try:
             bind = self.params(q, entry, where)
             plan = QueryPlan(q, snake(q.name), self.sql_text(q, where), _unique(bind), bind=bind)
             if q.cmd in ROW_COMMANDS:  # :exec & co. ignore what a statement returns
-                self.result(plan, entry, where)
+                self.result(plan, entry, where, once)
         except CodegenError as exc:
             if entry is None and self.lock_expected(q):
                 raise CodegenError(
@@ -244,9 +253,9 @@ class Planner:
             fields.append(Field(name, py, col.name))
         return fields
 
-    def result(self, plan: QueryPlan, entry: LockEntry | None, where: str) -> None:
+    def result(self, plan: QueryPlan, entry: LockEntry | None, where: str, once: list[str]) -> None:
         q = plan.query
-        if not q.columns:  # `SELECT FROM t`: rows without columns
+        if not q.columns and not once:  # `SELECT FROM t`: rows without columns
             plan.row_class = f"{pascal(q.name)}Row"
             return
         rules = target_rules(self.request.engine, q.text, self.catalog) or []
@@ -276,11 +285,15 @@ class Planner:
             seen.add(name)
             out.append(Field(name, self.mapper.column(col, where, type_name), col.name))
             flat += 1
+        columns = q.columns
+        if once:
+            plan.once, out, columns = self.split_once(q, out, once, where)
+            plan.page_class = f"{pascal(q.name)}Page"
         if len(out) == 1 and isinstance(out[0], Field):
             plan.scalar = out[0].type
             plan.row_fields = out
             return
-        whole = self.whole_table(q)
+        whole = self.whole_table(columns)
         if whole is not None:
             plan.row_class, plan.row_is_model = model_name(whole.name), True
             plan.row_fields = list(self.model_fields(whole))
@@ -288,20 +301,58 @@ class Planner:
             plan.row_class = f"{pascal(q.name)}Row"
             plan.row_fields = out
 
-    def whole_table(self, q: Query) -> Table | None:
+    @staticmethod
+    def split_once(
+        q: Query, out: list[Field | Embed], once: list[str], where: str
+    ) -> tuple[list[Field], list[Field | Embed], list[Column]]:
+        """The `fixup: once` fields, the row's fields and the row's columns."""
+        n = len(once)
+        leading = [c.name for c in q.columns[:n] if c.embed_table is None]
+        if leading != once:
+            raise CodegenError(
+                f"{where}: 'fixup: once {', '.join(once)}' must name the first result "
+                f"columns, in order (they are {', '.join(c.name for c in q.columns[:n])})"
+            )
+        if len(q.columns) == n:
+            raise CodegenError(f"{where}: 'fixup: once' leaves no columns for the rows")
+        if "rows" in [f.name for f in out[:n]]:
+            raise CodegenError(f"{where}: 'fixup: once' cannot read a column named rows")
+        fields = [f for f in out[:n] if isinstance(f, Field)]
+        return fields, out[n:], q.columns[n:]
+
+    def whole_table(self, columns: list[Column]) -> Table | None:
         """The table whose every column, in order, is the result (SELECT * / RETURNING *)."""
-        tables = {c.table for c in q.columns}
-        if len(tables) != 1 or None in tables or any(c.embed_table for c in q.columns):
+        tables = {c.table for c in columns}
+        if len(tables) != 1 or None in tables or any(c.embed_table for c in columns):
             return None
         found = self.request.tables.get(next(iter(tables)) or "")
         if found is None:
             return None
         table = found
-        if [c.name for c in table.columns] != [c.name for c in q.columns]:
+        if [c.name for c in table.columns] != [c.name for c in columns]:
             return None
-        if any(c.not_null != t.not_null for c, t in zip(q.columns, table.columns, strict=True)):
+        if any(c.not_null != t.not_null for c, t in zip(columns, table.columns, strict=True)):
             return None  # e.g. a LEFT JOIN made them nullable
         return table
+
+
+def once_columns(q: Query, where: str) -> list[str]:
+    """The columns a `-- fixup: once a, b` comment names; `fixup:` is the plugin's prefix, so
+    any other word after it is an error (a typo must not silently change the code)."""
+    names: list[str] = []
+    for line in q.comments:
+        match = DIRECTIVE.match(line)
+        if match is None:
+            continue
+        verb, rest = match.groups()
+        if verb != "once":
+            raise CodegenError(f"{where}: unknown directive 'fixup: {verb}' (known: once)")
+        if names:
+            raise CodegenError(f"{where}: 'fixup: once' given twice")
+        names = [name.strip() for name in rest.split(",")]
+        if not all(names):
+            raise CodegenError(f"{where}: 'fixup: once' needs column names: once a, b")
+    return names
 
 
 def _unique(bind: list[Field]) -> list[Field]:

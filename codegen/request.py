@@ -78,6 +78,7 @@ class Query:
     columns: list[Column]
     params: list[Param]
     insert_into_table: str | None
+    comments: tuple[str, ...] = ()  # the comment lines after `-- name:`, without `--`
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ class Request:
                     for p in q.get("params") or []
                 ],
                 insert_into_table=_rel(q.get("insert_into_table") or None),
+                comments=tuple(q.get("comments") or ()),
             )
             for q in raw.get("queries") or []
         ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import asyncpg
 from aiohttp import web
@@ -32,14 +32,23 @@ from services.departments.schemas import (
 routes = web.RouteTableDef()
 TAGS = ["departments"]
 
-Lister = Callable[..., Awaitable[list[Department]]]
+
+class DepartmentsPage(Protocol):
+    """What each PageDepartmentsBy... query returns: the page with its total and stamp."""
+
+    total: int
+    version: int | None
+    rows: list[Department]
+
+
+Lister = Callable[..., Awaitable[DepartmentsPage | None]]
 LISTERS: dict[tuple[str, str], Lister] = {
-    ("name", "asc"): q.list_departments_by_name_asc,
-    ("name", "desc"): q.list_departments_by_name_desc,
-    ("address", "asc"): q.list_departments_by_address_asc,
-    ("address", "desc"): q.list_departments_by_address_desc,
-    ("created_at", "asc"): q.list_departments_by_created_at_asc,
-    ("created_at", "desc"): q.list_departments_by_created_at_desc,
+    ("name", "asc"): q.page_departments_by_name_asc,
+    ("name", "desc"): q.page_departments_by_name_desc,
+    ("address", "asc"): q.page_departments_by_address_asc,
+    ("address", "desc"): q.page_departments_by_address_desc,
+    ("created_at", "asc"): q.page_departments_by_created_at_asc,
+    ("created_at", "desc"): q.page_departments_by_created_at_desc,
 }
 
 
@@ -70,14 +79,14 @@ async def list_departments(request: web.Request) -> web.Response:
     page = parse_list(request, ORDERBY, DepartmentListQuery)
     lister = LISTERS[(page.orderby, page.sort)]
     async with request.app[DB].acquire() as conn:
-        # the tag with the total, before the page: a tag never names older data
-        counted = await q.count_departments_stamped(conn)
-        rows = await lister(conn, row_offset=page.offset, row_limit=page.limit)
+        # page, total and stamp in one statement, so one snapshot: a tag names this data
+        found = await lister(conn, row_offset=page.offset, row_limit=page.limit)
+        # past the end (or no rows at all): no row carried the total and the stamp
+        counted = found or await q.count_departments_stamped(conn)
     assert counted is not None  # two scalar subqueries: always one row
     tag = request.get(TAG) or list_tag(counted.version or 0, request)
-    return json_response(
-        {"data": rows, "meta": page.meta(counted.total or 0)}, headers={"ETag": tag}
-    )
+    rows = found.rows if found else []
+    return json_response({"data": rows, "meta": page.meta(counted.total)}, headers={"ETag": tag})
 
 
 @routes.get("/v1/departments/{id}")

@@ -144,3 +144,43 @@ def test_an_unpreparable_query_is_named_and_the_others_locked(
     assert lock["queries"]["GetName"]["params"] == ["int8"]
     assert "Broken" not in lock["queries"]
     assert "invalid input syntax" in lock["refused"]["Broken"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (
+            "-- name: Q :many\n-- fixup: onec total\nSELECT count(*) AS total FROM t;\n",
+            "q.sql: query Q: unknown directive 'fixup: onec' (known: once)",
+        ),
+        (
+            "-- name: Q :one\n-- fixup: once total\nSELECT 1 AS total, id FROM t;\n",
+            "q.sql: query Q: 'fixup: once' needs a :many query, not :one",
+        ),
+        (
+            "-- name: Q :many\n-- fixup: once total\nSELECT id, 1 AS total FROM t;\n",
+            "'fixup: once total' must name the first result columns, in order (they are id)",
+        ),
+        (
+            "-- name: Q :many\n-- fixup: once total\nSELECT 1 AS total FROM t;\n",
+            "'fixup: once' leaves no columns for the rows",
+        ),
+        (
+            "-- name: Q :many\n-- fixup: once\nSELECT 1 AS total, id FROM t;\n",
+            "'fixup: once' needs column names: once a, b",
+        ),
+    ],
+)
+def test_a_bad_once_directive_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], query: str, expected: str
+) -> None:
+    """`-- fixup: once a, b` changes the function's result: a typo or a misfit is named and
+    the query not generated (strict: an error), never a silently different function."""
+    root = project(tmp_path, query + "\n-- name: Ok :one\nSELECT name FROM t WHERE id = @id;\n")
+    sqlc.run_sqlc(root)
+    generated = (root / "out" / "q.py").read_text()
+    assert "async def ok(" in generated
+    assert "def q(" not in generated
+    warning = capsys.readouterr().err
+    line = next(w for w in warning.splitlines() if "query Q:" in w and "not generated" in w)
+    assert expected in line

@@ -260,6 +260,17 @@ async def test_get_gadget_not_found(conn: Conn) -> None:
     assert await q.get_gadget(conn, id=424242) is None
 
 
+async def test_page_reads_the_total_once(conn: Conn) -> None:
+    assert await q.page_gadgets(conn, limit=2) is None  # no row carries the total
+    for name in ("a", "b", "c"):
+        await new_gadget(conn, name=name, kind=GadgetsKind.TOY)
+    page = await q.page_gadgets(conn, limit=2)
+    expected = [q.PageGadgetsRow("a", GadgetsKind.TOY), q.PageGadgetsRow("b", GadgetsKind.TOY)]
+    assert page == q.PageGadgetsPage(total=3, rows=expected)
+    assert page is not None
+    assert type(page.rows[0].kind) is GadgetsKind
+
+
 # --- :many with sqlc.slice, and the streaming variants -------------------------------
 
 

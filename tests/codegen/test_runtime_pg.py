@@ -342,6 +342,30 @@ async def test_books_with_author_embed(conn: Conn) -> None:
         assert await collect(q.iter_books_with_author(conn)) == expected
 
 
+async def test_page_reads_the_once_columns_from_the_first_row(conn: Conn) -> None:
+    """`fixup: once total`: the total beside the page's rows, one statement; an empty
+    page is None (no row carries the total), and a page is read whole (no iter_)."""
+    a = await new_author(conn)
+    books = [await new_book(conn, a, f"t{i}") for i in range(5)]
+    page = await bq.page_books(conn, row_offset=1, row_limit=2)
+    assert page == bq.PageBooksPage(total=5, rows=books[1:3])
+    assert all(type(row) is Book for row in page.rows)
+    assert await bq.page_books(conn, row_offset=5, row_limit=2) is None
+    assert not hasattr(bq, "iter_page_books")
+    assert [f.name for f in fields(bq.PageBooksPage)] == ["total", "rows"]
+
+
+async def test_page_with_two_once_columns_and_decoded_rows(conn: Conn) -> None:
+    await new_author(conn, name="x", mood=Mood.SAD)
+    await new_author(conn, name="y")
+    page = await bq.page_author_moods(conn, row_limit=1)
+    assert page == bq.PageAuthorMoodsPage(
+        total=2, newest=T0, rows=[bq.PageAuthorMoodsRow("x", Mood.SAD)]
+    )
+    assert page is not None
+    assert type(page.rows[0].mood) is Mood
+
+
 async def test_create_book(conn: Conn) -> None:
     a = await new_author(conn)
     book = await new_book(conn, a, "Title", "12.30")

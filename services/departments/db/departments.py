@@ -18,6 +18,60 @@ class CountDepartmentsStampedRow:
 
 
 @dataclass
+class PageDepartmentsByNameAscPage:
+    """total, version: read once, from the first row; the rows."""
+
+    total: int
+    version: int | None
+    rows: list[models.Department]
+
+
+@dataclass
+class PageDepartmentsByNameDescPage:
+    """total, version: read once, from the first row; the rows."""
+
+    total: int
+    version: int | None
+    rows: list[models.Department]
+
+
+@dataclass
+class PageDepartmentsByAddressAscPage:
+    """total, version: read once, from the first row; the rows."""
+
+    total: int
+    version: int | None
+    rows: list[models.Department]
+
+
+@dataclass
+class PageDepartmentsByAddressDescPage:
+    """total, version: read once, from the first row; the rows."""
+
+    total: int
+    version: int | None
+    rows: list[models.Department]
+
+
+@dataclass
+class PageDepartmentsByCreatedAtAscPage:
+    """total, version: read once, from the first row; the rows."""
+
+    total: int
+    version: int | None
+    rows: list[models.Department]
+
+
+@dataclass
+class PageDepartmentsByCreatedAtDescPage:
+    """total, version: read once, from the first row; the rows."""
+
+    total: int
+    version: int | None
+    rows: list[models.Department]
+
+
+@dataclass
 class CopyDepartmentsParams:
     id: UUID
     name: str
@@ -52,6 +106,162 @@ async def count_departments_stamped(conn: PgConn) -> CountDepartmentsStampedRow 
     return None if row is None else CountDepartmentsStampedRow(*row)
 
 
+PAGE_DEPARTMENTS_BY_NAME_ASC = """
+SELECT (SELECT count(*) FROM departments) AS total,
+       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
+"""
+
+
+async def page_departments_by_name_asc(
+    conn: PgConn, *, row_offset: int, row_limit: int
+) -> PageDepartmentsByNameAscPage | None:
+    """
+    SELECT (SELECT count(*) FROM departments) AS total,
+           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+    FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
+    """
+    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_NAME_ASC, row_offset, row_limit)
+    if not rows:
+        return None
+    first = rows[0]
+    return PageDepartmentsByNameAscPage(
+        first[0], first[1], [models.Department(*row[2:]) for row in rows]
+    )
+
+
+PAGE_DEPARTMENTS_BY_NAME_DESC = """
+SELECT (SELECT count(*) FROM departments) AS total,
+       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+FROM departments ORDER BY name DESC, id DESC LIMIT $2 OFFSET $1
+"""
+
+
+async def page_departments_by_name_desc(
+    conn: PgConn, *, row_offset: int, row_limit: int
+) -> PageDepartmentsByNameDescPage | None:
+    """
+    SELECT (SELECT count(*) FROM departments) AS total,
+           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+    FROM departments ORDER BY name DESC, id DESC LIMIT $2 OFFSET $1
+    """
+    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_NAME_DESC, row_offset, row_limit)
+    if not rows:
+        return None
+    first = rows[0]
+    return PageDepartmentsByNameDescPage(
+        first[0], first[1], [models.Department(*row[2:]) for row in rows]
+    )
+
+
+PAGE_DEPARTMENTS_BY_ADDRESS_ASC = """
+SELECT (SELECT count(*) FROM departments) AS total,
+       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+FROM departments ORDER BY address ASC, id ASC LIMIT $2 OFFSET $1
+"""
+
+
+async def page_departments_by_address_asc(
+    conn: PgConn, *, row_offset: int, row_limit: int
+) -> PageDepartmentsByAddressAscPage | None:
+    """
+    SELECT (SELECT count(*) FROM departments) AS total,
+           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+    FROM departments ORDER BY address ASC, id ASC LIMIT $2 OFFSET $1
+    """
+    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_ADDRESS_ASC, row_offset, row_limit)
+    if not rows:
+        return None
+    first = rows[0]
+    return PageDepartmentsByAddressAscPage(
+        first[0], first[1], [models.Department(*row[2:]) for row in rows]
+    )
+
+
+PAGE_DEPARTMENTS_BY_ADDRESS_DESC = """
+SELECT (SELECT count(*) FROM departments) AS total,
+       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+FROM departments ORDER BY address DESC, id DESC LIMIT $2 OFFSET $1
+"""
+
+
+async def page_departments_by_address_desc(
+    conn: PgConn, *, row_offset: int, row_limit: int
+) -> PageDepartmentsByAddressDescPage | None:
+    """
+    SELECT (SELECT count(*) FROM departments) AS total,
+           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+    FROM departments ORDER BY address DESC, id DESC LIMIT $2 OFFSET $1
+    """
+    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_ADDRESS_DESC, row_offset, row_limit)
+    if not rows:
+        return None
+    first = rows[0]
+    return PageDepartmentsByAddressDescPage(
+        first[0], first[1], [models.Department(*row[2:]) for row in rows]
+    )
+
+
+PAGE_DEPARTMENTS_BY_CREATED_AT_ASC = """
+SELECT (SELECT count(*) FROM departments) AS total,
+       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+FROM departments ORDER BY created_at ASC, id ASC LIMIT $2 OFFSET $1
+"""
+
+
+async def page_departments_by_created_at_asc(
+    conn: PgConn, *, row_offset: int, row_limit: int
+) -> PageDepartmentsByCreatedAtAscPage | None:
+    """
+    SELECT (SELECT count(*) FROM departments) AS total,
+           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+    FROM departments ORDER BY created_at ASC, id ASC LIMIT $2 OFFSET $1
+    """
+    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_CREATED_AT_ASC, row_offset, row_limit)
+    if not rows:
+        return None
+    first = rows[0]
+    return PageDepartmentsByCreatedAtAscPage(
+        first[0], first[1], [models.Department(*row[2:]) for row in rows]
+    )
+
+
+PAGE_DEPARTMENTS_BY_CREATED_AT_DESC = """
+SELECT (SELECT count(*) FROM departments) AS total,
+       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+FROM departments ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1
+"""
+
+
+async def page_departments_by_created_at_desc(
+    conn: PgConn, *, row_offset: int, row_limit: int
+) -> PageDepartmentsByCreatedAtDescPage | None:
+    """
+    SELECT (SELECT count(*) FROM departments) AS total,
+           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
+           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+    FROM departments ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1
+    """
+    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_CREATED_AT_DESC, row_offset, row_limit)
+    if not rows:
+        return None
+    first = rows[0]
+    return PageDepartmentsByCreatedAtDescPage(
+        first[0], first[1], [models.Department(*row[2:]) for row in rows]
+    )
+
+
 LIST_DEPARTMENTS_BY_NAME_ASC = """
 SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
 """
@@ -72,121 +282,6 @@ async def iter_list_departments_by_name_asc(
 ) -> AsyncGenerator[models.Department, None]:
     """Like list_departments_by_name_asc(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_DEPARTMENTS_BY_NAME_ASC, row_offset, row_limit):
-        yield models.Department(*row)
-
-
-LIST_DEPARTMENTS_BY_NAME_DESC = """
-SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY name DESC, id DESC LIMIT $2 OFFSET $1
-"""
-
-
-async def list_departments_by_name_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> list[models.Department]:
-    """
-    SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY name DESC, id DESC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(LIST_DEPARTMENTS_BY_NAME_DESC, row_offset, row_limit)
-    return [models.Department(*row) for row in rows]
-
-
-async def iter_list_departments_by_name_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Department, None]:
-    """Like list_departments_by_name_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_DEPARTMENTS_BY_NAME_DESC, row_offset, row_limit):
-        yield models.Department(*row)
-
-
-LIST_DEPARTMENTS_BY_ADDRESS_ASC = """
-SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY address ASC, id ASC LIMIT $2 OFFSET $1
-"""
-
-
-async def list_departments_by_address_asc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> list[models.Department]:
-    """
-    SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY address ASC, id ASC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(LIST_DEPARTMENTS_BY_ADDRESS_ASC, row_offset, row_limit)
-    return [models.Department(*row) for row in rows]
-
-
-async def iter_list_departments_by_address_asc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Department, None]:
-    """Like list_departments_by_address_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_DEPARTMENTS_BY_ADDRESS_ASC, row_offset, row_limit):
-        yield models.Department(*row)
-
-
-LIST_DEPARTMENTS_BY_ADDRESS_DESC = """
-SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY address DESC, id DESC LIMIT $2 OFFSET $1
-"""
-
-
-async def list_departments_by_address_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> list[models.Department]:
-    """
-    SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY address DESC, id DESC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(LIST_DEPARTMENTS_BY_ADDRESS_DESC, row_offset, row_limit)
-    return [models.Department(*row) for row in rows]
-
-
-async def iter_list_departments_by_address_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Department, None]:
-    """Like list_departments_by_address_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_DEPARTMENTS_BY_ADDRESS_DESC, row_offset, row_limit):
-        yield models.Department(*row)
-
-
-LIST_DEPARTMENTS_BY_CREATED_AT_ASC = """
-SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY created_at ASC, id ASC LIMIT $2 OFFSET $1
-"""
-
-
-async def list_departments_by_created_at_asc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> list[models.Department]:
-    """
-    SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY created_at ASC, id ASC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(LIST_DEPARTMENTS_BY_CREATED_AT_ASC, row_offset, row_limit)
-    return [models.Department(*row) for row in rows]
-
-
-async def iter_list_departments_by_created_at_asc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Department, None]:
-    """Like list_departments_by_created_at_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_DEPARTMENTS_BY_CREATED_AT_ASC, row_offset, row_limit):
-        yield models.Department(*row)
-
-
-LIST_DEPARTMENTS_BY_CREATED_AT_DESC = """
-SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1
-"""
-
-
-async def list_departments_by_created_at_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> list[models.Department]:
-    """
-    SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(LIST_DEPARTMENTS_BY_CREATED_AT_DESC, row_offset, row_limit)
-    return [models.Department(*row) for row in rows]
-
-
-async def iter_list_departments_by_created_at_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Department, None]:
-    """Like list_departments_by_created_at_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_DEPARTMENTS_BY_CREATED_AT_DESC, row_offset, row_limit):
         yield models.Department(*row)
 
 

@@ -76,6 +76,20 @@ class PartsWithGadgetRow:
     gadgets: models.Gadget
 
 
+@dataclass
+class PageGadgetsRow:
+    name: str
+    kind: GadgetsKind
+
+
+@dataclass
+class PageGadgetsPage:
+    """total: read once, from the first row; the rows."""
+
+    total: int | None
+    rows: list[PageGadgetsRow]
+
+
 GET_GADGET = """
 SELECT id, name, code, notes, kind, flags, active, tiny, qty, big, price, ratio, meta, made, mask, blobby, born, alarm, seen_at, created_at FROM gadgets WHERE id = %s
 """
@@ -526,3 +540,29 @@ async def iter_gadgets_named_like(conn: MyConn, *, pattern: str) -> AsyncGenerat
         await cur.execute(GADGETS_NAMED_LIKE, (pattern,))
         while (row := await cur.fetchone()) is not None:
             yield row[0]
+
+
+PAGE_GADGETS = """
+SELECT (SELECT count(*) FROM gadgets) AS total, name, kind
+FROM gadgets ORDER BY id LIMIT %s
+"""
+
+
+async def page_gadgets(conn: MyConn, *, limit: int) -> PageGadgetsPage | None:
+    """
+    SELECT (SELECT count(*) FROM gadgets) AS total, name, kind
+    FROM gadgets ORDER BY id LIMIT %s
+    """
+    async with conn.cursor() as cur:
+        await cur.execute(PAGE_GADGETS, (limit,))
+        rows = await cur.fetchall()
+        if not rows:
+            return None
+        first = rows[0]
+        return PageGadgetsPage(
+            first[0],
+            [
+                PageGadgetsRow(row[1], (GadgetsKind(row[2]) if isinstance(row[2], str) else row[2]))
+                for row in rows
+            ],
+        )

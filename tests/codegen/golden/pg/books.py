@@ -2,12 +2,39 @@
 # source: books.sql
 from __future__ import annotations
 
+import datetime
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from decimal import Decimal
 
 from codegen.runtime import PgConn
 
 from . import models
+from .models import Mood
+
+
+@dataclass
+class PageBooksPage:
+    """total: read once, from the first row; the rows."""
+
+    total: int
+    rows: list[models.Book]
+
+
+@dataclass
+class PageAuthorMoodsRow:
+    name: str
+    mood: Mood
+
+
+@dataclass
+class PageAuthorMoodsPage:
+    """total, newest: read once, from the first row; the rows."""
+
+    total: int
+    newest: datetime.datetime | None
+    rows: list[PageAuthorMoodsRow]
+
 
 CREATE_BOOK = """
 INSERT INTO books (author_id, title, price) VALUES ($1, $2, $3) RETURNING id, author_id, title, price
@@ -41,3 +68,48 @@ async def iter_book_percent_titles(conn: PgConn, *, part: str | None) -> AsyncGe
     """Like book_percent_titles(), row by row; needs a transaction."""
     async for row in conn.cursor(BOOK_PERCENT_TITLES, part):
         yield row[0]
+
+
+PAGE_BOOKS = """
+SELECT (SELECT count(*) FROM books) AS total, books.id, books.author_id, books.title, books.price
+FROM books ORDER BY id LIMIT $2 OFFSET $1
+"""
+
+
+async def page_books(conn: PgConn, *, row_offset: int, row_limit: int) -> PageBooksPage | None:
+    """
+    SELECT (SELECT count(*) FROM books) AS total, books.id, books.author_id, books.title, books.price
+    FROM books ORDER BY id LIMIT $2 OFFSET $1
+    """
+    rows = await conn.fetch(PAGE_BOOKS, row_offset, row_limit)
+    if not rows:
+        return None
+    first = rows[0]
+    return PageBooksPage(first[0], [models.Book(*row[1:]) for row in rows])
+
+
+PAGE_AUTHOR_MOODS = """
+SELECT (SELECT count(*) FROM authors) AS total, (SELECT max(created_at) FROM authors) AS newest,
+       name, mood
+FROM authors ORDER BY id LIMIT $1
+"""
+
+
+async def page_author_moods(conn: PgConn, *, row_limit: int) -> PageAuthorMoodsPage | None:
+    """
+    SELECT (SELECT count(*) FROM authors) AS total, (SELECT max(created_at) FROM authors) AS newest,
+           name, mood
+    FROM authors ORDER BY id LIMIT $1
+    """
+    rows = await conn.fetch(PAGE_AUTHOR_MOODS, row_limit)
+    if not rows:
+        return None
+    first = rows[0]
+    return PageAuthorMoodsPage(
+        first[0],
+        first[1],
+        [
+            PageAuthorMoodsRow(row[2], (Mood(row[3]) if isinstance(row[3], str) else row[3]))
+            for row in rows
+        ],
+    )

@@ -53,3 +53,8 @@ ORDER BY parts.id;
 -- name: GadgetsNamedLike :many
 -- A literal % stays a literal (PyMySQL needs %%).
 SELECT name FROM gadgets WHERE name LIKE sqlc.arg(pattern) OR notes = '100%' ORDER BY id;
+
+-- name: PageGadgets :many
+-- fixup: once total
+SELECT (SELECT count(*) FROM gadgets) AS total, name, kind
+FROM gadgets ORDER BY id LIMIT ?;

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lib.config import ServiceSettings
 from lib.errors import FieldError, PreconditionFailed, PreconditionRequired, ValidationFailed
+from lib.http import listing as listing_module
 from lib.http.app import create_app
 from lib.http.body import MAX_BODY, parse_body
 from lib.http.etag import etag, if_match_version, stale
@@ -329,6 +330,28 @@ def test_list_resource_filters() -> None:
     with pytest.raises(ValidationFailed) as info:
         listing("status=lost", ThingQuery)
     assert [e.field for e in info.value.errors] == ["status"]
+
+
+def test_list_parse_is_cached_per_query_string_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same URL is parsed once; the key holds the model, whitelist and default sort;
+    errors are not cached; the cache never grows past its bound (oldest out)."""
+    monkeypatch.setattr(listing_module, "_pages", {})
+    monkeypatch.setattr(listing_module, "PAGES_CACHED", 3)
+    first = listing("limit=5&status=open", ThingQuery)
+    assert listing("limit=5&status=open", ThingQuery) is first
+    assert listing("limit=5&status=open", ThingQuery, default_sort="desc").sort == "desc"
+    with pytest.raises(ValidationFailed):
+        listing("limit=5&status=open")  # ListQuery: status is unknown, whatever was cached
+    assert len(listing_module._pages) == 2
+    for n in range(1, 6):
+        assert listing(f"limit={n}").limit == n
+    assert len(listing_module._pages) == 3
+    assert listing("limit=5&status=open", ThingQuery) is not first  # evicted, parsed again
+    with pytest.raises(ValidationFailed):
+        listing("limit=0")
+    assert all(key[3] != "limit=0" for key in listing_module._pages)
 
 
 async def test_list_errors_render_as_problem(client: Client) -> None:

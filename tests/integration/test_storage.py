@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 import threading
 import time
 import uuid
@@ -21,7 +20,6 @@ import aiohttp
 import pytest
 from aiobotocore.session import get_session
 from aiohttp import BodyPartReader, StreamReader
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from lib.errors import ServiceUnavailable
@@ -32,13 +30,21 @@ from lib.storage.images import MAX_PIXELS
 from services.users.app import create_app
 from services.users.pictures import MAX_PICTURE, STORAGE
 from tests.integration.users_support import auth, make_user, users_settings
-from tests.pictures_support import GPS_IFD, HTML, bomb, jpeg, phone_photo, png, polyglot
-from tests.servers import free_port
+from tests.pictures_support import (
+    GPS_IFD,
+    HTML,
+    S3_KEYS,
+    bomb,
+    jpeg,
+    moto_server,
+    phone_photo,
+    png,
+    polyglot,
+)
 
 PNG = png()  # made by Pillow: re-encoding it gives the same bytes
 JPEG = jpeg()
 IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-S3_KEYS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +54,8 @@ def users_dsn(migrated_db: Callable[[str], str]) -> str:
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    deadline = time.monotonic() + 10
-    while True:  # wait for the port to accept
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"moto did not listen on 127.0.0.1:{port} within 10 s")
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -43,6 +43,8 @@ RUNTIME = ROOT / "var" / "nginx"
 LOG_DIR = ROOT / "var" / "log" / "nginx"
 DOCS_ROOT = ROOT / "var" / "docs"
 PAGES_DIR = TEMPLATES / "pages"  # the account pages (/verify-email, /reset-password)
+PAGES_SERVER = TEMPLATES / "pages-server.conf"  # those pages on their own (Kubernetes)
+INCLUDE = re.compile(r"^\s*include\s+([^;\s]+);", re.MULTILINE)
 OPENAPI_DIR = ROOT / "docs" / "openapi"
 
 POINTS_GRPC = registry.get("points").grpc_port
@@ -79,6 +81,8 @@ class Layout:
     pid_file: str | None = None
     temp_dir: str | None = None
     status_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    # LOG_REDACT_PARAMS for the access log; None: the environment, else `.env`
+    redact_params: str | None = None
 
     @property
     def conf_dir(self) -> Path:
@@ -106,7 +110,7 @@ class Layout:
             "OPENAPI_DIR": str(self.openapi_dir).rstrip("/"),
             "PAGES_DIR": str(self.pages_dir).rstrip("/"),
             # the access log's redaction (10-logging.conf): the services' list, lib/redact.py
-            "SECRET_PARAMS": secret_pattern(),
+            "SECRET_PARAMS": secret_pattern(self.redact_params),
             "POINTS_GRPC": str(POINTS_GRPC),
             "POINTS_METRICS": str(POINTS_METRICS),
         }
@@ -120,10 +124,11 @@ class Layout:
         return values
 
 
-def secret_pattern() -> str:
-    """lib/redact.py's names + LOG_REDACT_PARAMS as the services read it (the environment,
-    else `.env`), as the alternation 10-logging.conf's maps match."""
-    value = os.environ.get("LOG_REDACT_PARAMS")
+def secret_pattern(value: str | None = None) -> str:
+    """lib/redact.py's names + LOG_REDACT_PARAMS (`value`, else as the services read it: the
+    environment, else `.env`), as the alternation 10-logging.conf's maps match."""
+    if value is None:
+        value = os.environ.get("LOG_REDACT_PARAMS")
     if value is None:
         value = dotenv_values(ROOT / ".env").get("LOG_REDACT_PARAMS") or ""
     try:
@@ -169,6 +174,24 @@ def render_files(layout: Layout) -> dict[str, str]:
     for path in templates():
         rel = path.relative_to(TEMPLATES).as_posix()
         out[rel] = fill(path.read_text(), values, rel)
+    return out
+
+
+def render_pages_server(layout: Layout) -> dict[str, str]:
+    """The account pages' own server (pages-server.conf) and every template it includes,
+    rendered: relative path (as the includes name it; the main file `nginx.conf`) -> text."""
+    values = layout.values()
+    out = {"nginx.conf": fill(PAGES_SERVER.read_text(), values, PAGES_SERVER.name)}
+    pending = INCLUDE.findall(out["nginx.conf"])
+    while pending:
+        rel = pending.pop(0)
+        if rel in out:
+            continue
+        source = TEMPLATES / rel
+        if not source.is_file() or "*" in rel:
+            raise RenderError(f"{PAGES_SERVER.name}: include {rel}: not a template of nginx/")
+        out[rel] = fill(source.read_text(), values, rel)
+        pending += INCLUDE.findall(out[rel])
     return out
 
 

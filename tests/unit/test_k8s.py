@@ -6,6 +6,8 @@ of k8s, Compose, the registry, NGINX and Prometheus cross-checked."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ import yaml
 
 from lib import registry
 from tests.unit.test_deploy import tool
-from tools import compose, k8s, prometheus
+from tools import compose, k8s, nginx, prometheus
 from tools.generated import ROOT
 
 OVERLAYS = ROOT / "deploy" / "k8s" / "overlays"
@@ -60,9 +62,15 @@ def test_overlay_renders_and_validates(overlay: str, tmp_path: Path) -> None:
     assert ("Job", "fixup-migrate") in docs
     images = {
         c["image"] for d in docs.values() if d["kind"] == "Deployment"
-        for c in d["spec"]["template"]["spec"]["containers"]
+        and d["metadata"]["name"] != k8s.PAGES for c in d["spec"]["template"]["spec"]["containers"]
     }  # fmt: skip
     assert images == {"fixup:dev" if overlay == "dev" else "registry.invalid/fixup:latest"}
+    (pages,) = docs[("Deployment", k8s.PAGES)]["spec"]["template"]["spec"]["containers"]
+    assert pages["image"] == k8s.PAGES_IMAGE
+    assert (
+        pages["resources"]
+        == k8s.pages_deployment()["spec"]["template"]["spec"]["containers"][0]["resources"]
+    )  # the overlays size the services, not the pages server
 
 
 def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> None:
@@ -72,7 +80,7 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
     jobs = yaml.safe_load(prometheus.COMPOSE_FILE.read_text())["scrape_configs"]
     sd = {j["job_name"]: j["dns_sd_configs"][0] for j in jobs if "dns_sd_configs" in j}
     deployments = {name for kind, name in docs if kind == "Deployment"}
-    assert deployments == {s.name for s in registry.built_services()}
+    assert deployments == {s.name for s in registry.built_services()} | {k8s.PAGES}
     ingresses = [d for (kind, _), d in docs.items() if kind == "Ingress"]  # chat: its own
     routed = {
         p["backend"]["service"]["name"]: p["path"]
@@ -101,7 +109,7 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
             assert s.name not in routed
     refs = {
         ref[key]["name"] for d in docs.values() if d["kind"] in ("Deployment", "Job")
-        for c in d["spec"]["template"]["spec"]["containers"] for ref in c["envFrom"]
+        for c in d["spec"]["template"]["spec"]["containers"] for ref in c.get("envFrom", [])
         for key in ("configMapRef", "secretRef") if key in ref
     }  # fmt: skip
     assert refs == {k8s.CONFIG, k8s.SECRETS}
@@ -143,7 +151,8 @@ def test_check_jsonschema_accepts(schema: str, paths: list[str]) -> None:
 
 def test_yamllint_accepts_deploy_workflows_elk_and_compose() -> None:
     binary = tool("yamllint", "pip install yamllint (pyproject dev)")
-    targets = [".github", "deploy", "observability/elk", "docker-compose.yml", ".yamllint.yml"]
+    targets = [".github", "deploy", "observability/elk", "docker-compose.yml", ".yamllint.yml",
+               "nginx/kustomization.yaml"]  # fmt: skip
     done = run(binary, "--strict", *targets)
     assert done.returncode == 0, done.stdout
 
@@ -165,3 +174,129 @@ def test_workflows_test_on_pull_requests_and_release_without_secrets() -> None:
         "aws-actions/amazon-ecs-deploy-task-definition@v2",
     } <= uses
     assert "registry.built_services()" in release_text  # the ECS services come from the registry
+
+
+# --- the account pages --------------------------------------------------------------------
+
+SAFE_LOG_VARIABLES = {  # none of them can hold a query string, a Referer or a credential
+    "time_iso8601", "req_id", "remote_addr", "request_method", "uri", "server_protocol",
+    "status", "body_bytes_sent", "request_time", "upstream_response_time", "upstream_status",
+    "upstream_addr", "namespace", "ingress_name", "service_name", "request_length",
+    "http_user_agent",
+}  # fmt: skip
+
+
+def volume_files(docs: dict[tuple[str, str], Any], volume: dict[str, Any]) -> dict[str, str]:
+    """A ConfigMap volume as the pod sees it: path under the mount -> text."""
+    data = docs[("ConfigMap", volume["configMap"]["name"])]["data"]
+    return {item["path"]: data[item["key"]] for item in volume["configMap"]["items"]}
+
+
+def test_the_account_pages_are_served_from_the_repositorys_own_files() -> None:
+    docs = kinds(render("prod"))
+    pod = docs[("Deployment", k8s.PAGES)]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # every file of nginx/pages, byte for byte, nothing else (kustomize reads the files)
+    pages = volume_files(docs, volumes["pages"])
+    assert pages == {
+        p.relative_to(nginx.PAGES_DIR).as_posix(): p.read_text()
+        for p in nginx.PAGES_DIR.rglob("*") if p.is_file()
+    }  # fmt: skip
+    # the server: pages-server.conf as rendered for the pod, the gateway's snippets as they are
+    config = volume_files(docs, volumes["config"])
+    rendered = nginx.render_pages_server(k8s.pages_layout())
+    assert set(config) == set(rendered)
+    for rel, text in config.items():  # a copy from nginx/k8s/ carries a header line
+        generated = text.startswith("# GENERATED by `python -m tools.k8s`")
+        assert (text.split("\n", 1)[1] if generated else text) == rendered[rel], rel
+    for rel in ("snippets/pages.conf", "snippets/errors.conf", "snippets/problem.conf"):
+        assert config[rel] == (nginx.TEMPLATES / rel).read_text(), rel
+    for rel, text in config.items():
+        assert all(inc in config for inc in nginx.INCLUDE.findall(text)), rel
+    served = "".join(config.values())
+    for alias in re.findall(r"alias ([^;]+);", served):
+        relative = alias.removeprefix(k8s.PAGES_ROOT + "/")
+        assert relative in pages or any(p.startswith(relative) for p in pages), alias
+    # the container: unprivileged, read-only, nothing written but /tmp
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert container["command"][:3] == [
+        "nginx",
+        "-c",
+        f"{mounts['config']['mountPath']}/nginx.conf",
+    ]
+    assert mounts["config"]["readOnly"]
+    assert mounts["pages"]["readOnly"]
+    assert mounts["tmp"]["mountPath"] == "/tmp"
+    assert "emptyDir" in volumes["tmp"]
+    assert f"alias {mounts['pages']['mountPath']}/verify-email.html;" in served
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert re.fullmatch(r"[\w./-]+:\d+\.\d+[\w.-]*", container["image"]), container["image"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert "location = /healthz {" in served
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
+    (port,) = container["ports"]
+    assert f"listen {port['containerPort']};" in config["nginx.conf"]
+    service = docs[("Service", k8s.PAGES)]["spec"]
+    assert service["ports"] == [
+        {"name": "http", "port": port["containerPort"], "targetPort": "http"}
+    ]
+    assert ("PodDisruptionBudget", k8s.PAGES) in docs
+    assert docs[("Deployment", k8s.PAGES)]["spec"]["replicas"] >= 2
+
+
+def test_the_ingress_routes_the_mail_links_and_the_assets_to_the_pages() -> None:
+    docs = kinds(render("prod"))
+    ingress = docs[("Ingress", "fixup-pages")]
+    assert "nginx.ingress.kubernetes.io/rewrite-target" not in ingress["metadata"]["annotations"]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == docs[("Ingress", "fixup")]["spec"]["rules"][0]["host"]
+    paths = {(p["path"], p["pathType"]) for p in rule["http"]["paths"]}
+    assert {p["backend"]["service"]["name"] for p in rule["http"]["paths"]} == {k8s.PAGES}
+    # the locations of the snippet the gateway and the pages server both include
+    snippet = (nginx.TEMPLATES / "snippets" / "account-pages.conf").read_text()
+    locations = re.findall(r"^location (= )?(/\S*) \{", snippet, re.MULTILINE)
+    assert paths == {(path, "Exact" if exact else "Prefix") for exact, path in locations}
+    # the users service's mail links, and every script and style the pages load
+    links = re.findall(
+        r"public_base_url}(/[\w-]+)#token=", (ROOT / "services/users/email_links.py").read_text()
+    )
+    assert sorted(links) == ["/reset-password", "/verify-email"]
+    assert {(link, "Exact") for link in links} <= paths
+    prefixes = [path for path, kind in paths if kind == "Prefix"]
+    for page in nginx.PAGES_DIR.glob("*.html"):
+        for url in re.findall(r'(?:src|href)="(/[^"]+)"', page.read_text()):
+            assert any(url.startswith(prefix) for prefix in prefixes), (page.name, url)
+
+
+def test_the_ingress_nginx_controller_logs_no_query_string(tmp_path: Path) -> None:
+    rendered = tmp_path / "ingress-nginx.yaml"
+    kubectl = tool("kubectl", "apt-get install -y kubectl (tools/packages.py LINTERS)")
+    done = run(kubectl, "kustomize", str(k8s.INGRESS_NGINX))
+    assert done.returncode == 0, done.stderr
+    rendered.write_text(done.stdout)
+    validate = tool("kubernetes-validate", "pip install kubernetes-validate (pyproject dev)")
+    done = run(validate, "--strict", "--quiet", str(rendered))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (config,) = yaml.safe_load_all(rendered.read_text())
+    assert (config["kind"], config["metadata"]["namespace"], config["metadata"]["name"]) == (
+        "ConfigMap", "ingress-nginx", "ingress-nginx-controller",
+    )  # fmt: skip
+    data = config["data"]
+    helm = yaml.safe_load((k8s.INGRESS_NGINX / "values.yaml").read_text())
+    assert helm["controller"]["config"] == data  # the Helm install gets the same keys
+    fmt = data["log-format-upstream"]
+    assert set(re.findall(r"\$(\w+)", fmt)) == SAFE_LOG_VARIABLES
+    assert data["log-format-escape-json"] == "true"
+    assert data["error-log-level"] in ("crit", "alert", "emerg")
+    sample = re.sub(r"\$\w+", "1", fmt)  # every field a string or a number
+    assert set(json.loads(sample)) >= {"time", "request_id", "method", "path", "status"}

@@ -118,8 +118,34 @@ def test_the_log_redaction_uses_lib_redact_and_log_redact_params(
 
 
 def test_the_account_pages_exist_where_nginx_serves_them() -> None:
-    gateway = nginx.render_files(nginx.Layout())["conf.d/30-gateway.conf"]
+    rendered = nginx.render_files(nginx.Layout())
+    assert "    include snippets/account-pages.conf;\n" in rendered["conf.d/30-gateway.conf"]
+    pages = rendered["snippets/account-pages.conf"]
     for page in ("verify-email.html", "reset-password.html"):
-        assert f"alias {nginx.PAGES_DIR}/{page};" in gateway
+        assert f"alias {nginx.PAGES_DIR}/{page};" in pages
         assert (nginx.PAGES_DIR / page).is_file()
-    assert f"alias {nginx.PAGES_DIR}/assets/;" in gateway
+    assert f"alias {nginx.PAGES_DIR}/assets/;" in pages
+
+
+def test_the_pages_server_includes_the_gateways_own_snippets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pages-server.conf (Kubernetes) serves the pages with the gateway's files: the same
+    locations, headers, errors, request id rule and access log."""
+    layout = nginx.Layout(redact_params="")
+    server = nginx.render_pages_server(layout)
+    gateway = nginx.render_files(layout)
+    assert set(server) == {
+        "nginx.conf", "snippets/types.conf", "snippets/errors.conf", "snippets/problem.conf",
+        "snippets/pages.conf", "snippets/account-pages.conf", "conf.d/00-maps.conf",
+        "conf.d/10-logging.conf",
+    }  # fmt: skip
+    for rel, text in server.items():
+        if rel != "nginx.conf":
+            assert text == gateway[rel], rel
+    assert not nginx.PLACEHOLDER.search("".join(server.values()))
+    broken = tmp_path / "pages-server.conf"
+    broken.write_text("include snippets/nope.conf;\n")
+    monkeypatch.setattr(nginx, "PAGES_SERVER", broken)
+    with pytest.raises(nginx.RenderError, match="not a template"):
+        nginx.render_pages_server(layout)

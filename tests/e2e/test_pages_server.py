@@ -1,0 +1,314 @@
+"""The account pages as Kubernetes serves them, run here with the local nginx binary: the
+prod overlay rendered by `kubectl kustomize`, the `pages` Deployment's ConfigMap volumes
+written out item by item (the pages from nginx/pages, the config from pages-server.conf and
+the gateway's snippets), and the container's own command run on them. Only what a pod has
+and this machine has not is moved: the mount paths under a temporary root, `listen 8080`
+to a free loopback port (and `user root;` when the test runs as root, where the pod runs
+as uid 101). Both pages and their assets answer with the gateway's headers and CSP, an old
+`?token=` link is served and its token never reaches the log, what the server does not
+serve is problem+json.
+
+Second, the ingress-nginx controller's `log-format-upstream` (deploy/k8s/ingress-nginx/):
+the local nginx runs it as the controller renders it (`log_format upstreaminfo escape=json
+'...'`, its `$req_id` map, the `$namespace`/`$ingress_name`/`$service_name` a location
+sets) in front of the pages server: every line is JSON and no query reaches it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from tests.e2e.gateway_stack import answers, require_nginx, wait_until
+from tests.e2e.test_account_pages import CSP
+from tests.servers import free_port
+from tests.unit.test_k8s import kinds, render
+from tools import k8s
+from tools.nginx import PAGES_DIR
+
+SECRET = "s3cr3t-T0KEN-value"
+HEADERS = {
+    "content-security-policy": CSP,
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+}
+PROBLEM_HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
+                   "x-frame-options": "DENY"}  # fmt: skip
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+    config_dir: Path
+
+    def logs(self) -> str:
+        return self.stdout.read_text() + self.stderr.read_text()
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout.read_text().splitlines() if line]
+
+
+def spawn(command: list[str], stdout: Path | None, stderr: Path) -> subprocess.Popen[bytes]:
+    out = subprocess.DEVNULL if stdout is None else stdout.open("w")
+    return subprocess.Popen(command, stdout=out, stderr=stderr.open("w"))
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def pod_files(docs: dict[tuple[str, str], Any], root: Path, port: int) -> list[str]:
+    """Write the `pages` pod's volumes under `root`; -> its container's command, here."""
+    pod = docs[("Deployment", k8s.PAGES)]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    moved = re.compile(
+        r"(?<![\w./-])(" + "|".join(sorted(map(re.escape, mounts.values()), key=len)[::-1]) + ")"
+    )
+
+    def here(text: str) -> str:  # a pod path -> the same path under root
+        return moved.sub(lambda m: f"{root}{m.group(1)}", text)
+
+    for volume in pod["volumes"]:
+        target = root / mounts[volume["name"]].lstrip("/")
+        target.mkdir(parents=True, exist_ok=True)
+        if "configMap" not in volume:
+            assert "emptyDir" in volume, volume
+            continue
+        data = docs[("ConfigMap", volume["configMap"]["name"])]["data"]
+        for item in volume["configMap"]["items"]:
+            text = data[item["key"]]
+            if volume["name"] == "config":  # the server's config: its paths and port
+                text = here(text).replace(f"listen {k8s.PAGES_PORT};", f"listen 127.0.0.1:{port};")
+            path = target / item["path"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    command = [here(arg) for arg in container["command"] + container["args"]]
+    assert command[0] == "nginx"
+    command[0] = require_nginx()
+    if os.geteuid() == 0:  # as root nginx drops its workers to nobody; the pod is uid 101
+        command[-1] += " user root;"
+    return command
+
+
+@pytest.fixture(scope="module")
+def docs() -> dict[tuple[str, str], Any]:
+    return kinds(render("prod"))
+
+
+@pytest.fixture(scope="module")
+async def pages(
+    docs: dict[tuple[str, str], Any], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Server]:
+    tmp = tmp_path_factory.mktemp("pages_pod")
+    port = free_port()
+    command = pod_files(docs, tmp / "pod", port)
+    stdout, stderr = tmp / "stdout.log", tmp / "stderr.log"
+    proc = spawn(command, stdout, stderr)
+    server = Server(f"http://127.0.0.1:{port}", proc, stdout, stderr, tmp / "pod")
+    try:
+
+        async def up() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"nginx exited: {server.logs()}")
+            return await answers(f"{server.url}/healthz")
+
+        await wait_until(up, "the pages server answers /healthz")
+        yield server
+    finally:
+        stop(proc)
+
+
+async def fetch(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, url, headers=headers or {}, allow_redirects=False) as resp,
+    ):
+        return resp.status, {k.lower(): v for k, v in resp.headers.items()}, await resp.read()
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "content_type"),
+    [
+        ("/verify-email", "verify-email.html", "text/html; charset=utf-8"),
+        ("/reset-password", "reset-password.html", "text/html; charset=utf-8"),
+        (f"/verify-email?token={SECRET}", "verify-email.html", "text/html; charset=utf-8"),
+        (f"/reset-password?token={SECRET}&x=1", "reset-password.html", "text/html; charset=utf-8"),
+        ("/account/account.css", "assets/account.css", "text/css"),
+        ("/account/verify-email.js", "assets/verify-email.js", "application/javascript"),
+        ("/account/reset-password.js", "assets/reset-password.js", "application/javascript"),
+    ],
+)
+async def test_the_pages_and_assets_with_the_gateways_headers(
+    pages: Server, path: str, source: str, content_type: str
+) -> None:
+    status, headers, body = await fetch(pages.url + path, headers={"X-Request-ID": "pages-1"})
+    assert status == 200, (status, body[:200])
+    assert body == (PAGES_DIR / source).read_bytes()  # the repository's file, unchanged
+    assert headers["content-type"].startswith(content_type), headers["content-type"]
+    for name, value in HEADERS.items():
+        assert headers.get(name) == value, (name, headers)
+    assert headers["x-request-id"] == "pages-1"
+    assert "server" not in headers or headers["server"] == "nginx"  # server_tokens off
+
+
+async def test_a_request_without_id_gets_one_and_the_log_has_no_token(pages: Server) -> None:
+    status, headers, _ = await fetch(f"{pages.url}/verify-email?token={SECRET}")
+    assert status == 200
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+
+    async def logged() -> bool:
+        ids = {line["request_id"] for line in pages.access_lines()}
+        return headers["x-request-id"] in ids
+
+    await wait_until(logged, "the request's access log line")
+    (line,) = [x for x in pages.access_lines() if x["request_id"] == headers["x-request-id"]]
+    assert line["path"] == "/verify-email"
+    assert line["query"] == "token=[REDACTED]"
+    assert line["service"] == "pages"
+    assert line["status"] == 200
+    assert SECRET not in pages.logs()
+    assert all(x["path"] != "/healthz" for x in pages.access_lines())  # probes unlogged
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/", 404, "NOT_FOUND"),
+        ("GET", "/api/users/v1/users", 404, "NOT_FOUND"),
+        ("GET", "/account/missing.js", 404, "NOT_FOUND"),
+        ("GET", f"/verify-email.html?token={SECRET}", 404, "NOT_FOUND"),
+        ("POST", "/verify-email", 405, "METHOD_NOT_ALLOWED"),
+    ],
+)
+async def test_what_it_does_not_serve_is_problem_json(
+    pages: Server, method: str, path: str, status: int, code: str
+) -> None:
+    got, headers, body = await fetch(pages.url + path, method, {"X-Request-ID": "pages-2"})
+    assert got == status, body
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert (problem["status"], problem["code"], problem["request_id"]) == (status, code, "pages-2")
+    for name, value in PROBLEM_HEADERS.items():
+        assert headers.get(name) == value, (name, headers)
+    assert SECRET not in pages.logs()
+
+
+# --- the ingress-nginx controller's access log -------------------------------------------
+
+
+def controller_config(settings: dict[str, str], listen: int, upstream: str, log: Path) -> str:
+    """What ingress-nginx's nginx.tmpl makes of these settings, as far as the log goes."""
+    escape = "escape=json " if settings.get("log-format-escape-json") == "true" else ""
+    fmt = settings["log-format-upstream"]
+    assert "'" not in fmt  # the template single-quotes it
+    return f"""
+pid {log.parent}/controller.pid;
+error_log {log.parent}/controller-error.log {settings.get("error-log-level", "notice")};
+events {{ worker_connections 64; }}
+http {{
+    client_body_temp_path {log.parent}/tmp;
+    proxy_temp_path {log.parent}/tmp;
+    fastcgi_temp_path {log.parent}/tmp;
+    uwsgi_temp_path {log.parent}/tmp;
+    scgi_temp_path {log.parent}/tmp;
+    uninitialized_variable_warn off;
+    log_format upstreaminfo {escape}'{fmt}';
+    access_log {log} upstreaminfo;
+    map $http_x_request_id $req_id {{
+        default $http_x_request_id;
+        ""      $request_id;
+    }}
+    server {{
+        listen 127.0.0.1:{listen};
+        location / {{
+            set $namespace "fixup-prod";
+            set $ingress_name "fixup-pages";
+            set $service_name "pages";
+            set $service_port "http";
+            proxy_set_header X-Request-ID $req_id;
+            proxy_pass {upstream};
+        }}
+    }}
+}}
+"""
+
+
+async def test_the_controllers_log_format_writes_json_without_the_query(
+    pages: Server, tmp_path: Path
+) -> None:
+    settings = yaml_data(k8s.INGRESS_NGINX / "controller-config.yaml")
+    assert settings == k8s.CONTROLLER_SETTINGS
+    port = free_port()
+    log = tmp_path / "controller-access.log"
+    (tmp_path / "tmp").mkdir()
+    conf = tmp_path / "controller.conf"
+    conf.write_text(controller_config(settings, port, pages.url, log))
+    extra = " user root;" if os.geteuid() == 0 else ""
+    command = [require_nginx(), "-e", str(tmp_path / "controller-error.log"), "-c", str(conf)]
+    proc = spawn([*command, "-g", f"daemon off;{extra}"], None, tmp_path / "controller.out")
+    try:
+
+        async def up() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError((tmp_path / "controller.out").read_text())
+            return await answers(f"http://127.0.0.1:{port}/verify-email")
+
+        await wait_until(up, "the controller stand-in answers")
+        status, headers, _ = await fetch(
+            f"http://127.0.0.1:{port}/reset-password?token={SECRET}&a=%22b",
+            headers={"User-Agent": 'agent "quoted"\\'},
+        )
+        assert status == 200
+        assert headers["content-security-policy"] == CSP  # the pages server's, through it
+
+        async def logged() -> bool:
+            return log.exists() and "/reset-password" in log.read_text()
+
+        await wait_until(logged, "the controller's access log line")
+    finally:
+        stop(proc)
+    lines = [json.loads(x) for x in log.read_text().splitlines()]  # every line is JSON
+    (line,) = [x for x in lines if x["path"] == "/reset-password"]
+    assert line["method"] == "GET"
+    assert line["status"] == 200
+    assert line["http_user_agent"] == 'agent "quoted"\\'
+    assert (line["namespace"], line["ingress"], line["service"]) == (
+        "fixup-prod", "fixup-pages", "pages",
+    )  # fmt: skip
+    assert re.fullmatch(r"[0-9a-f]{32}", line["request_id"])
+    assert line["upstream_status"] == "200"
+    text = log.read_text() + (tmp_path / "controller-error.log").read_text()
+    assert SECRET not in text
+    assert "token" not in text
+
+
+def yaml_data(path: Path) -> dict[str, str]:
+    document = yaml.safe_load(path.read_text())
+    assert isinstance(document, dict)
+    data = document["data"]
+    assert isinstance(data, dict)
+    return data

@@ -203,15 +203,12 @@ def ingress(name: str, services: list[registry.Microservice], extra: dict[str, s
     }
 
 
-# chat keeps WebSockets open: ingress-nginx passes Upgrade/Connection through; these make
-# it explicit and keep an idle socket for an hour instead of 60 s
+# chat keeps WebSockets open: ingress-nginx passes Upgrade/Connection through by itself
+# (a `configuration-snippet` is refused by controllers >= 1.9 unless snippets are allowed,
+# which their docs advise against); these keep an idle socket for an hour instead of 60 s
 WEBSOCKET = {
     "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
     "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
-    "nginx.ingress.kubernetes.io/configuration-snippet": (
-        "proxy_set_header Upgrade $http_upgrade;\n"
-        "proxy_set_header Connection $connection_upgrade;\n"
-    ),
 }
 
 

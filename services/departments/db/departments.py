@@ -92,14 +92,16 @@ async def count_departments(conn: PgConn) -> int | None:
 
 
 COUNT_DEPARTMENTS_STAMPED = """
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version
 """
 
 
 async def count_departments_stamped(conn: PgConn) -> CountDepartmentsStampedRow | None:
     """
-    SELECT (SELECT count(*) FROM departments) AS total,
+    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                    (SELECT count(*) FROM departments)) AS total,
            (SELECT version FROM table_versions WHERE name = 'departments') AS version
     """
     row = await conn.fetchrow(COUNT_DEPARTMENTS_STAMPED)
@@ -107,7 +109,8 @@ async def count_departments_stamped(conn: PgConn) -> CountDepartmentsStampedRow 
 
 
 PAGE_DEPARTMENTS_BY_NAME_ASC = """
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
 FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
@@ -118,7 +121,8 @@ async def page_departments_by_name_asc(
     conn: PgConn, *, row_offset: int, row_limit: int
 ) -> PageDepartmentsByNameAscPage | None:
     """
-    SELECT (SELECT count(*) FROM departments) AS total,
+    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                    (SELECT count(*) FROM departments)) AS total,
            (SELECT version FROM table_versions WHERE name = 'departments') AS version,
            departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
     FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
@@ -133,7 +137,8 @@ async def page_departments_by_name_asc(
 
 
 PAGE_DEPARTMENTS_BY_NAME_DESC = """
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
 FROM departments ORDER BY name DESC, id DESC LIMIT $2 OFFSET $1
@@ -144,7 +149,8 @@ async def page_departments_by_name_desc(
     conn: PgConn, *, row_offset: int, row_limit: int
 ) -> PageDepartmentsByNameDescPage | None:
     """
-    SELECT (SELECT count(*) FROM departments) AS total,
+    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                    (SELECT count(*) FROM departments)) AS total,
            (SELECT version FROM table_versions WHERE name = 'departments') AS version,
            departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
     FROM departments ORDER BY name DESC, id DESC LIMIT $2 OFFSET $1
@@ -159,7 +165,8 @@ async def page_departments_by_name_desc(
 
 
 PAGE_DEPARTMENTS_BY_ADDRESS_ASC = """
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
 FROM departments ORDER BY address ASC, id ASC LIMIT $2 OFFSET $1
@@ -170,7 +177,8 @@ async def page_departments_by_address_asc(
     conn: PgConn, *, row_offset: int, row_limit: int
 ) -> PageDepartmentsByAddressAscPage | None:
     """
-    SELECT (SELECT count(*) FROM departments) AS total,
+    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                    (SELECT count(*) FROM departments)) AS total,
            (SELECT version FROM table_versions WHERE name = 'departments') AS version,
            departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
     FROM departments ORDER BY address ASC, id ASC LIMIT $2 OFFSET $1
@@ -185,7 +193,8 @@ async def page_departments_by_address_asc(
 
 
 PAGE_DEPARTMENTS_BY_ADDRESS_DESC = """
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
 FROM departments ORDER BY address DESC, id DESC LIMIT $2 OFFSET $1
@@ -196,7 +205,8 @@ async def page_departments_by_address_desc(
     conn: PgConn, *, row_offset: int, row_limit: int
 ) -> PageDepartmentsByAddressDescPage | None:
     """
-    SELECT (SELECT count(*) FROM departments) AS total,
+    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                    (SELECT count(*) FROM departments)) AS total,
            (SELECT version FROM table_versions WHERE name = 'departments') AS version,
            departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
     FROM departments ORDER BY address DESC, id DESC LIMIT $2 OFFSET $1
@@ -211,7 +221,8 @@ async def page_departments_by_address_desc(
 
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_ASC = """
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
 FROM departments ORDER BY created_at ASC, id ASC LIMIT $2 OFFSET $1
@@ -222,7 +233,8 @@ async def page_departments_by_created_at_asc(
     conn: PgConn, *, row_offset: int, row_limit: int
 ) -> PageDepartmentsByCreatedAtAscPage | None:
     """
-    SELECT (SELECT count(*) FROM departments) AS total,
+    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                    (SELECT count(*) FROM departments)) AS total,
            (SELECT version FROM table_versions WHERE name = 'departments') AS version,
            departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
     FROM departments ORDER BY created_at ASC, id ASC LIMIT $2 OFFSET $1
@@ -237,7 +249,8 @@ async def page_departments_by_created_at_asc(
 
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_DESC = """
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
 FROM departments ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1
@@ -248,7 +261,8 @@ async def page_departments_by_created_at_desc(
     conn: PgConn, *, row_offset: int, row_limit: int
 ) -> PageDepartmentsByCreatedAtDescPage | None:
     """
-    SELECT (SELECT count(*) FROM departments) AS total,
+    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                    (SELECT count(*) FROM departments)) AS total,
            (SELECT version FROM table_versions WHERE name = 'departments') AS version,
            departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
     FROM departments ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1

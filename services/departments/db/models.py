@@ -40,3 +40,4 @@ class TableVersion:
 
     name: str
     version: int
+    row_count: int | None

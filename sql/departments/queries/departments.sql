@@ -5,53 +5,63 @@ SELECT count(*) AS total FROM departments;
 
 -- name: CountDepartmentsStamped :one
 -- The total and the table's version stamp in one statement, so one snapshot (ADR 0019):
--- the list's ETag costs no round trip of its own.
-SELECT (SELECT count(*) FROM departments) AS total,
+-- the list's ETag costs no round trip of its own. The total is the count the writes keep
+-- beside the stamp (migration 0005); count(*) runs only where that is NULL (PostgreSQL
+-- evaluates an InitPlan when first used, and coalesce stops at the first non-NULL).
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version;
 
 -- The list's page with its total and the table's version stamp (ADR 0019) in one statement,
--- one snapshot: the two scalar subqueries run once (InitPlans) and `fixup: once` reads them
--- from the first row only (PageDepartments...Page: total, version, rows). A page past the
--- end has no row to carry them: CountDepartmentsStamped answers then.
+-- one snapshot: the scalar subqueries run once (InitPlans; the total as in
+-- CountDepartmentsStamped) and `fixup: once` reads them from the first row only
+-- (PageDepartments...Page: total, version, rows). A page past the end has no row to carry
+-- them: CountDepartmentsStamped answers then.
 
 -- name: PageDepartmentsByNameAsc :many
 -- fixup: once total, version
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.*
 FROM departments ORDER BY name ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: PageDepartmentsByNameDesc :many
 -- fixup: once total, version
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.*
 FROM departments ORDER BY name DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: PageDepartmentsByAddressAsc :many
 -- fixup: once total, version
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.*
 FROM departments ORDER BY address ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: PageDepartmentsByAddressDesc :many
 -- fixup: once total, version
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.*
 FROM departments ORDER BY address DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: PageDepartmentsByCreatedAtAsc :many
 -- fixup: once total, version
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.*
 FROM departments ORDER BY created_at ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: PageDepartmentsByCreatedAtDesc :many
 -- fixup: once total, version
-SELECT (SELECT count(*) FROM departments) AS total,
+SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.*
 FROM departments ORDER BY created_at DESC, id DESC LIMIT @row_limit OFFSET @row_offset;

@@ -319,8 +319,11 @@ async def _no_reset(conn: Any) -> None:
 
 async def _open(dsn: str, min_size: int, max_size: int, reset: bool) -> Database:
     """The pool for `dsn`; connect() sets its acquire timeout and metrics label."""
-    scheme = urlsplit(dsn).scheme.split("+")[0]
+    given = urlsplit(dsn).scheme
+    scheme = given.split("+")[0]  # a driver suffix (postgresql+asyncpg://) is allowed
     if scheme in ("postgresql", "postgres"):
+        if scheme != given:  # asyncpg takes postgresql:// or postgres:// only
+            dsn = "postgresql" + dsn[len(given) :]
         pool = await asyncpg.create_pool(
             dsn, min_size=min_size, max_size=max_size, reset=None if reset else _no_reset
         )
@@ -358,21 +361,23 @@ async def connect(
     base_delay: float = 0.2,
     max_delay: float = 3.0,
 ) -> Database:
-    """Open a pool, retrying with jittered exponential backoff while the server is down."""
-    for attempt in range(1, attempts + 1):
+    """Open a pool, retrying with jittered exponential backoff while the server is down
+    (`attempts` tries in all, at least one)."""
+    attempt = 1
+    while True:
         try:
             database = await _open(dsn, min_size, max_size, reset)
         except CONNECT_ERRORS as exc:
-            if attempt == attempts:
+            if attempt >= attempts:
                 raise
             delay = random.random() * min(max_delay, base_delay * 2**attempt)
             log.warning(
                 "db_connect_retry", attempt=attempt, error=str(exc), delay_s=round(delay, 3)
             )
             await asyncio.sleep(delay)
+            attempt += 1
             continue
         database.acquire_timeout, database.service = acquire_timeout, service
         if service:
             DB_POOL_TIMEOUTS.labels(service)  # exported at 0 from the start (lib/metrics.py)
         return database
-    raise AssertionError("unreachable")

@@ -1,0 +1,705 @@
+"""lib/db/pool's decisions without a server: which errors mean a lost connection, how a
+DSN becomes the driver's pool arguments, and connect()'s retries (attempts, jittered
+exponential backoff capped, what it logs, what it sets on the pool it returns). The
+drivers' create_pool, the clock's sleep and the jitter are recording fakes here;
+tests/integration/test_db_pool*.py run the same code against the servers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any
+
+import aiomysql
+import asyncpg
+import pymysql
+import pytest
+from prometheus_client import REGISTRY
+
+from lib.db import pool as pool_module
+from lib.db.pool import (
+    Database,
+    DatabaseUnavailable,
+    MyDatabase,
+    PgDatabase,
+    PoolExhausted,
+    PoolStats,
+    _closed,
+    _lost,
+    _no_reset,
+    _Resumed,
+    connect,
+)
+from lib.db.scope import SecondConnectionError, enter_scope, exit_scope
+from tests.logging_support import capture_logs
+
+# --- which errors mean the server went away ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionResetError(),
+        ConnectionRefusedError(),
+        asyncpg.ConnectionDoesNotExistError(),
+        asyncpg.CannotConnectNowError(),
+        asyncpg.AdminShutdownError(),
+        asyncpg.CrashShutdownError(),
+        asyncpg.TooManyConnectionsError(),
+        *(pymysql.OperationalError(code, "gone") for code in (1040, 1053, 2003, 2006, 2013, 2055)),
+    ],
+    ids=lambda exc: f"{type(exc).__name__}{exc.args[:1]}",
+)
+def test_connection_errors_are_lost_inside_a_block_and_connecting(exc: BaseException) -> None:
+    assert _lost(exc) is True
+    assert _lost(exc, connecting=True) is True
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [OSError(113, "No route to host"), TimeoutError(), FileNotFoundError()],
+    ids=["OSError", "TimeoutError", "FileNotFoundError"],
+)
+def test_other_os_errors_are_lost_only_while_connecting(exc: BaseException) -> None:
+    assert _lost(exc) is False  # a handler's own I/O or timeout inside the block
+    assert _lost(exc, connecting=True) is True
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        pymysql.OperationalError(1213, "Deadlock found"),
+        pymysql.OperationalError(1205, "Lock wait timeout"),
+        pymysql.OperationalError(),  # no error code at all
+        pymysql.OperationalError("2013"),  # a code must be the number
+        pymysql.InternalError(2013, "not an OperationalError"),
+        pymysql.IntegrityError(1062, "Duplicate entry"),
+        asyncpg.UniqueViolationError(),
+        RuntimeError("handler failed"),
+        ValueError(2013),
+    ],
+    ids=lambda exc: f"{type(exc).__name__}{exc.args[:1]}",
+)
+def test_query_errors_are_not_lost(exc: BaseException) -> None:
+    assert _lost(exc) is False
+    assert _lost(exc, connecting=True) is False
+
+
+class AsyncpgLike:
+    def __init__(self, closed: bool) -> None:
+        self.closed_now = closed
+
+    def is_closed(self) -> bool:
+        return self.closed_now
+
+
+class AiomysqlLike:
+    def __init__(self, closed: bool) -> None:
+        self.closed = closed
+
+
+def test_closed_asks_is_closed_then_closed() -> None:
+    assert _closed(AsyncpgLike(True)) is True
+    assert _closed(AsyncpgLike(False)) is False
+    assert _closed(AiomysqlLike(True)) is True
+    assert _closed(AiomysqlLike(False)) is False
+    assert _closed(object()) is False  # neither: not known to be closed
+
+
+def test_pool_stats_in_use() -> None:
+    assert PoolStats(size=5, idle=2).in_use == 3
+    assert PoolStats(size=0, idle=0).in_use == 0
+
+
+# --- a DSN becomes the driver's pool ----------------------------------------------------
+
+
+class CreatePool:
+    """A driver's create_pool, recording its arguments and returning a marker pool."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self.pool = object()
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((args, kwargs))
+        return self.pool
+
+
+@pytest.fixture
+def pg_pools(monkeypatch: pytest.MonkeyPatch) -> CreatePool:
+    fake = CreatePool()
+    monkeypatch.setattr(asyncpg, "create_pool", fake)
+    return fake
+
+
+@pytest.fixture
+def my_pools(monkeypatch: pytest.MonkeyPatch) -> CreatePool:
+    fake = CreatePool()
+    monkeypatch.setattr(aiomysql, "create_pool", fake)
+    return fake
+
+
+@pytest.mark.parametrize(
+    ("dsn", "given"),
+    [
+        ("postgresql://u:p@db:5433/shop", "postgresql://u:p@db:5433/shop"),
+        ("postgres://u@db/shop", "postgres://u@db/shop"),
+        ("postgresql+asyncpg://u@db/shop", "postgresql://u@db/shop"),  # the driver suffix
+        ("postgres+psycopg://u@db/shop", "postgresql://u@db/shop"),
+    ],
+)
+async def test_a_postgresql_dsn_opens_an_asyncpg_pool(
+    pg_pools: CreatePool, dsn: str, given: str
+) -> None:
+    database = await pool_module._open(dsn, 3, 7, True)
+    assert isinstance(database, PgDatabase)
+    assert database.pool is pg_pools.pool
+    assert pg_pools.calls == [((given,), {"min_size": 3, "max_size": 7, "reset": None})]
+
+
+async def test_without_reset_asyncpg_skips_its_reset_query(pg_pools: CreatePool) -> None:
+    await pool_module._open("postgresql://u@db/shop", 1, 2, False)
+    assert pg_pools.calls == [
+        (("postgresql://u@db/shop",), {"min_size": 1, "max_size": 2, "reset": _no_reset})
+    ]
+    assert await _no_reset(object()) is None
+
+
+async def test_a_mysql_dsn_opens_an_aiomysql_pool_of_its_parts(my_pools: CreatePool) -> None:
+    database = await pool_module._open("mysql://us%40er:p%3Ass%2F@db.example:3307/shop", 2, 9, True)
+    assert isinstance(database, MyDatabase)
+    assert database.pool is my_pools.pool
+    assert my_pools.calls == [
+        (
+            (),
+            {
+                "minsize": 2,
+                "maxsize": 9,
+                "host": "db.example",
+                "port": 3307,
+                "user": "us@er",
+                "password": "p:ss/",
+                "db": "shop",
+                "autocommit": True,
+                "charset": "utf8mb4",
+                "init_command": "SET time_zone = '+00:00'",
+            },
+        )
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["mysql", "mariadb", "mysql+aiomysql"])
+async def test_a_mysql_dsn_without_host_port_or_user_gets_the_defaults(
+    my_pools: CreatePool, scheme: str
+) -> None:
+    database = await pool_module._open(f"{scheme}:///Xmas", 1, 1, True)
+    assert isinstance(database, MyDatabase)
+    (_, kwargs) = my_pools.calls[0]
+    assert (kwargs["host"], kwargs["port"], kwargs["user"], kwargs["password"]) == (
+        "127.0.0.1",
+        3306,
+        "root",
+        "",
+    )
+    assert kwargs["db"] == "Xmas"  # only the path's slash is stripped
+
+
+@pytest.mark.parametrize("dsn", ["sqlite:///tmp/x.db", "http://db/x", "localhost", "pg://db/x"])
+async def test_another_scheme_is_refused_by_name(
+    pg_pools: CreatePool, my_pools: CreatePool, dsn: str
+) -> None:
+    scheme = dsn.split("://")[0] if "://" in dsn else ""
+    with pytest.raises(ValueError, match="unsupported database URL scheme") as caught:
+        await pool_module._open(dsn, 1, 1, True)
+    assert str(caught.value) == (
+        f"unsupported database URL scheme {scheme!r} (postgresql:// or mysql://)"
+    )
+    assert pg_pools.calls == my_pools.calls == []
+
+
+# --- connect: retries with jittered exponential backoff ---------------------------------
+
+
+class Opens:
+    """connect()'s _open: fails `failures` times with `error`, then lends a pool."""
+
+    def __init__(self, failures: int, error: BaseException) -> None:
+        self.failures, self.error = failures, error
+        self.calls: list[tuple[Any, ...]] = []
+        self.database = PgDatabase(pool=object())  # type: ignore[arg-type]
+
+    async def __call__(self, *args: Any) -> Any:
+        self.calls.append(args)
+        if len(self.calls) <= self.failures:
+            raise self.error
+        return self.database
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    monkeypatch.setattr(pool_module.asyncio, "sleep", sleep)
+    monkeypatch.setattr(pool_module.random, "random", lambda: 0.123456)
+    return slept
+
+
+def retry_delays(attempts: int, base: float, cap: float) -> list[float]:
+    return [0.123456 * min(cap, base * 2**attempt) for attempt in range(1, attempts)]
+
+
+async def test_connect_tries_ten_times_by_default_backing_off_from_200ms_to_3s(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    opens = Opens(failures=100, error=ConnectionRefusedError("refused"))
+    monkeypatch.setattr(pool_module, "_open", opens)
+    with capture_logs() as logs, pytest.raises(ConnectionRefusedError):
+        await connect("postgresql://db/x")
+    assert len(opens.calls) == 10
+    assert sleeps == pytest.approx(retry_delays(10, 0.2, 3.0))
+    assert sleeps[0] == pytest.approx(0.123456 * 0.4)
+    assert sleeps[-1] == pytest.approx(0.123456 * 3.0)
+    retries = [entry for entry in logs if entry["event"] == "db_connect_retry"]
+    assert retries == [
+        {
+            "event": "db_connect_retry",
+            "log_level": "warning",
+            "attempt": attempt,
+            "error": "refused",
+            "delay_s": round(delay, 3),
+        }
+        for attempt, delay in enumerate(sleeps, start=1)
+    ]
+    assert retries[0]["delay_s"] == 0.049  # rounded to milliseconds
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError("unreachable"),
+        TimeoutError(),
+        asyncpg.InvalidPasswordError("no"),
+        pymysql.OperationalError(1045, "denied"),
+    ],
+    ids=["OSError", "TimeoutError", "PostgresError", "MySQLError"],
+)
+async def test_connect_retries_each_connect_error_then_returns_the_pool(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float], error: BaseException
+) -> None:
+    opens = Opens(failures=2, error=error)
+    monkeypatch.setattr(pool_module, "_open", opens)
+    database = await connect("postgresql://db/x", attempts=3, base_delay=0.5, max_delay=1.5)
+    assert database is opens.database
+    assert opens.calls == [("postgresql://db/x", 2, 10, True)] * 3  # the default sizes, reset
+    assert sleeps == pytest.approx([0.123456 * 1.0, 0.123456 * 1.5])
+
+
+async def test_connect_does_not_retry_other_errors(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    opens = Opens(failures=1, error=KeyError("bug"))
+    monkeypatch.setattr(pool_module, "_open", opens)
+    with pytest.raises(KeyError):
+        await connect("postgresql://db/x")
+    assert len(opens.calls) == 1
+    assert sleeps == []
+
+
+async def test_connect_sets_the_timeout_and_label_and_exports_the_counter_at_zero(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    opens = Opens(failures=0, error=OSError())
+    monkeypatch.setattr(pool_module, "_open", opens)
+    service = f"unit-{uuid.uuid4().hex[:8]}"
+    database = await connect(
+        "mysql://db/x", min_size=4, max_size=5, reset=False, acquire_timeout=0.25, service=service
+    )
+    assert opens.calls == [("mysql://db/x", 4, 5, False)]
+    assert (database.acquire_timeout, database.service) == (0.25, service)
+    sample = {"service": service}
+    assert REGISTRY.get_sample_value("db_pool_acquire_timeouts_total", sample) == 0.0
+    assert sleeps == []
+
+
+async def test_connect_defaults_to_a_3s_timeout_and_no_label(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    opens = Opens(failures=0, error=OSError())
+    monkeypatch.setattr(pool_module, "_open", opens)
+    database = await connect("postgresql://db/x")
+    assert (database.acquire_timeout, database.service) == (3.0, "")
+
+
+async def test_connect_makes_one_attempt_at_least(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    opens = Opens(failures=1, error=OSError("refused"))
+    monkeypatch.setattr(pool_module, "_open", opens)
+    with pytest.raises(OSError, match="refused"):
+        await connect("postgresql://db/x", attempts=0)
+    assert len(opens.calls) == 1
+    assert sleeps == []
+
+
+# --- lending: a driver's acquire that answers at once, waits, fails, or is cancelled ---
+
+
+class Driver(Database):
+    """A Database whose driver acquire is `get()` (a coroutine the test writes) and whose
+    release is recorded; the test reads what the lending code did with them."""
+
+    engine = "postgresql"
+
+    def __init__(self, get: Callable[[], Awaitable[Any]], service: str = "") -> None:
+        self.get, self.service, self.released = get, service, []
+
+    def _get(self) -> Awaitable[Any]:
+        return self.get()
+
+    def _put(self, conn: Any) -> Awaitable[None]:
+        self.released.append(conn)
+        return asyncio.sleep(0)
+
+    def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
+        return nullcontext()
+
+    async def ping(self) -> None:
+        raise NotImplementedError
+
+    def stats(self) -> PoolStats:
+        raise NotImplementedError
+
+    async def close(self, grace: float = 5.0) -> None:
+        raise NotImplementedError
+
+
+def at_once(conn: Any) -> Callable[[], Awaitable[Any]]:
+    async def get() -> Any:
+        return conn
+
+    return get
+
+
+def raising(exc: BaseException, *, after: asyncio.Future[None] | None = None) -> Any:
+    async def get() -> Any:
+        if after is not None:
+            await after
+        raise exc
+
+    return get
+
+
+async def test_an_idle_connection_is_lent_at_once() -> None:
+    conn = AsyncpgLike(False)
+    db = Driver(at_once(conn))
+    async with db.acquire() as lent:
+        assert lent is conn
+    assert db.released == [conn]
+
+
+async def test_a_waiting_acquire_is_lent_what_the_driver_gives() -> None:
+    freed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    conn = AsyncpgLike(False)
+
+    async def get() -> Any:
+        await freed
+        return conn
+
+    db = Driver(get)
+    lending = asyncio.create_task(db._lend())
+    await asyncio.sleep(0)
+    assert not lending.done()
+    freed.set_result(None)
+    assert await lending is conn
+
+
+@pytest.mark.parametrize("waits", [False, True], ids=["at once", "after a wait"])
+@pytest.mark.parametrize(
+    "exc", [OSError(113, "No route to host"), ConnectionRefusedError()], ids=["OSError", "refused"]
+)
+async def test_a_connection_that_cannot_be_opened_is_unavailable(
+    exc: BaseException, waits: bool
+) -> None:
+    opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    db = Driver(raising(exc, after=opened if waits else None))
+    lending = asyncio.create_task(db._lend())
+    await asyncio.sleep(0)
+    opened.set_result(None)
+    with pytest.raises(DatabaseUnavailable) as caught:
+        await lending
+    assert str(caught.value) == "the database does not answer"
+    assert caught.value.status == 503
+    assert caught.value.__cause__ is exc
+
+
+async def test_another_acquire_error_is_raised_as_itself() -> None:
+    with pytest.raises(KeyError, match="driver bug"):
+        await Driver(raising(KeyError("driver bug")))._lend()
+
+
+async def test_a_full_pool_is_exhausted_after_the_timeout_and_counted() -> None:
+    service = f"unit-{uuid.uuid4().hex[:8]}"
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def get() -> Any:
+        await never
+
+    db = Driver(get, service=service)
+    db.acquire_timeout = 0.05
+    with pytest.raises(PoolExhausted) as caught:
+        await db._lend()
+    assert str(caught.value) == "every database connection stayed busy for 0.05 s"
+    assert caught.value.__cause__ is None
+    assert caught.value.headers["Retry-After"] == "1"
+    assert REGISTRY.get_sample_value("db_pool_acquire_timeouts_total", {"service": service}) == 1.0
+    assert never.cancelled()  # the driver was told
+
+
+@pytest.mark.parametrize("then", ["waits again", "returns"])
+async def test_a_cancellation_reaches_the_driver_which_may_go_on(then: str) -> None:
+    """What the task throws in (a cancellation) is the driver's to handle: a driver that
+    handles it and waits again, or answers, is followed."""
+    loop = asyncio.get_running_loop()
+    first: asyncio.Future[None] = loop.create_future()
+    second: asyncio.Future[str] = loop.create_future()
+
+    async def get() -> Any:
+        try:
+            await first
+        except asyncio.CancelledError:
+            if then == "returns":
+                return "late"
+            return await second
+        return "never"
+
+    lending = asyncio.create_task(Driver(get)._lend())
+    await asyncio.sleep(0)
+    lending.cancel()
+    await asyncio.sleep(0)
+    if then == "waits again":
+        assert not lending.done()
+        second.set_result("after the cancel")
+        assert await lending == "after the cancel"
+    else:
+        assert await lending == "late"
+
+
+def test_resumed_passes_what_is_sent_and_thrown_to_the_coroutine() -> None:
+    seen: list[Any] = []
+
+    def driver() -> Generator[Any, Any, Any]:
+        got = yield "first"
+        seen.append(got)
+        try:
+            got = yield "second"
+        except KeyError as exc:
+            seen.append(exc.args[0])
+            got = yield "third"
+        seen.append(got)
+        return "done"
+
+    coro = driver()
+    resumed = _Resumed(coro, coro.send(None)).__await__()
+    assert resumed.send(None) == "first"
+    assert resumed.send("a") == "second"
+    assert resumed.throw(KeyError("b")) == "third"
+    with pytest.raises(StopIteration) as stopped:
+        resumed.send("c")
+    assert stopped.value.value == "done"
+    assert seen == ["a", "b", "c"]
+
+
+def test_resumed_closed_closes_the_coroutine() -> None:
+    closed: list[bool] = []
+
+    def driver() -> Generator[Any, Any, Any]:
+        try:
+            yield "waiting"
+            yield "again"
+        finally:
+            closed.append(True)
+
+    coro = driver()
+    resumed = _Resumed(coro, coro.send(None)).__await__()
+    assert resumed.send(None) == "waiting"
+    resumed.close()
+    assert closed == [True]
+    with pytest.raises(StopIteration):
+        next(coro)
+
+
+# --- a lease: given back, lost connections, the request's scope, tracing ----------------
+
+
+@pytest.mark.parametrize(
+    ("conn", "error"),
+    [
+        (AsyncpgLike(False), ConnectionResetError("reset")),
+        (AsyncpgLike(False), pymysql.OperationalError(2013, "Lost connection")),
+        (AsyncpgLike(True), RuntimeError("internal state")),  # asyncpg's report of a drop
+        (AiomysqlLike(True), RuntimeError("internal state")),
+    ],
+    ids=["lost", "mysql lost", "closed asyncpg", "closed aiomysql"],
+)
+async def test_a_block_whose_connection_was_lost_is_unavailable(
+    conn: Any, error: BaseException
+) -> None:
+    db = Driver(at_once(conn))
+    with pytest.raises(DatabaseUnavailable) as caught:
+        async with db.acquire():
+            raise error
+    assert str(caught.value) == "the database connection was lost"
+    assert caught.value.__cause__ is error
+    assert db.released == [conn]  # given back first
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("handler"), TimeoutError(), pymysql.OperationalError(1213, "x")]
+)
+async def test_a_block_error_on_a_live_connection_is_raised_as_itself(
+    error: BaseException,
+) -> None:
+    conn = AiomysqlLike(False)
+    db = Driver(at_once(conn))
+    with pytest.raises(type(error)) as caught:
+        async with db.acquire():
+            raise error
+    assert caught.value is error
+    assert db.released == [conn]
+
+
+async def test_a_closed_connection_after_a_clean_block_is_just_given_back() -> None:
+    conn = AsyncpgLike(False)
+    db = Driver(at_once(conn))
+    async with db.acquire():
+        conn.closed_now = True
+    assert db.released == [conn]
+
+
+async def test_inside_a_scope_another_database_is_a_second_connection() -> None:
+    one, two = Driver(at_once("one")), Driver(at_once("two"))
+    token = enter_scope()
+    try:
+        async with one.acquire() as held:
+            async with one.acquire() as again:
+                assert again == held == "one"
+            with pytest.raises(SecondConnectionError) as caught:
+                async with two.acquire():
+                    pass
+            assert str(caught.value) == (
+                "this request already holds a pooled connection: use it (one per request)"
+            )
+        assert one.released == ["one"]
+        async with two.acquire() as other:  # given back: the request may take another
+            assert other == "two"
+        assert two.released == ["two"]
+    finally:
+        exit_scope(token)
+
+
+async def test_with_tracing_on_the_lent_connection_is_traced_for_its_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wrapped: list[tuple[Any, str]] = []
+
+    def traced(conn: Any, engine: str) -> Any:
+        wrapped.append((conn, engine))
+        return ("traced", conn)
+
+    monkeypatch.setattr(pool_module, "traced", traced)
+    db = Driver(at_once("conn"))
+    db.engine = "mysql"
+    async with db.acquire() as lent:
+        assert lent == "conn"  # tracing off: the driver's connection
+    monkeypatch.setattr(pool_module.tracing, "ENABLED", True)
+    async with db.acquire() as lent:
+        assert lent == ("traced", "conn")
+    assert wrapped == [("conn", "mysql")]
+    assert db.released == ["conn", "conn"]
+
+
+# --- the engines' close and stats over their drivers' pools -----------------------------
+
+
+class PgPool:
+    def __init__(self, closes: bool) -> None:
+        self.closes, self.terminated = closes, False
+
+    async def close(self) -> None:
+        if not self.closes:
+            await asyncio.get_running_loop().create_future()
+
+    def terminate(self) -> None:
+        self.terminated = True
+
+    def get_size(self) -> int:
+        return 4
+
+    def get_idle_size(self) -> int:
+        return 1
+
+
+class MyPool:
+    def __init__(self, closes: bool) -> None:
+        self.closes, self.calls = closes, []
+        self.size, self.freesize = 5, 2
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+    async def wait_closed(self) -> None:
+        self.calls.append("wait_closed")
+        if not self.closes:
+            self.closes = True  # terminated: the next wait ends
+            await asyncio.get_running_loop().create_future()
+
+    def terminate(self) -> None:
+        self.calls.append("terminate")
+
+
+@pytest.fixture
+def graces(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """asyncio.wait_for as close() calls it, recording the grace and shortening it."""
+    seen: list[float] = []
+    real = asyncio.wait_for
+
+    async def wait_for(awaitable: Awaitable[Any], timeout: float) -> Any:  # noqa: ASYNC109
+        seen.append(timeout)
+        return await real(awaitable, 0.05)
+
+    monkeypatch.setattr(pool_module.asyncio, "wait_for", wait_for)
+    return seen
+
+
+@pytest.mark.parametrize("closes", [True, False])
+async def test_postgresql_close_waits_5s_then_terminates(graces: list[float], closes: bool) -> None:
+    pool = PgPool(closes)
+    await PgDatabase(pool).close()  # type: ignore[arg-type]
+    assert graces == [5.0]
+    assert pool.terminated is not closes
+    await PgDatabase(PgPool(True)).close(grace=1.5)  # type: ignore[arg-type]
+    assert graces == [5.0, 1.5]
+
+
+@pytest.mark.parametrize("closes", [True, False])
+async def test_mysql_close_waits_5s_then_terminates(graces: list[float], closes: bool) -> None:
+    pool = MyPool(closes)
+    await MyDatabase(pool).close()
+    assert graces == [5.0]
+    if closes:
+        assert pool.calls == ["close", "wait_closed"]
+    else:
+        assert pool.calls == ["close", "wait_closed", "terminate", "wait_closed"]
+    await MyDatabase(MyPool(True)).close(grace=1.5)
+    assert graces == [5.0, 1.5]
+
+
+def test_stats_read_each_drivers_pool() -> None:
+    assert PgDatabase(PgPool(True)).stats() == PoolStats(size=4, idle=1)  # type: ignore[arg-type]
+    assert MyDatabase(MyPool(True)).stats() == PoolStats(size=5, idle=2)

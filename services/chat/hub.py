@@ -42,7 +42,7 @@ GAP_FILLS = Counter(
 class Socket:
     """What the hub knows of one WebSocket: a bounded queue of frames to send."""
 
-    __slots__ = ("floor", "frames", "limit", "on_overflow", "overflowed", "wake")
+    __slots__ = ("frames", "limit", "on_overflow", "overflowed", "wake")
 
     def __init__(self, limit: int, on_overflow: Callable[[], None]) -> None:
         self.frames: deque[bytes] = deque()
@@ -50,7 +50,6 @@ class Socket:
         self.on_overflow = on_overflow
         self.overflowed = False
         self.wake = asyncio.Event()
-        self.floor = 0  # messages up to this number were there before the socket joined
 
     def push(self, frame: bytes) -> None:
         if self.overflowed:
@@ -63,19 +62,15 @@ class Socket:
         self.frames.append(frame)
         self.wake.set()
 
-    def offer(self, seq: int, frame: bytes) -> None:
-        if seq > self.floor:
-            self.push(frame)
-
 
 class Room:
-    __slots__ = (
-        "arrivals", "channel", "conversation_id", "filling", "last", "pending", "ready", "sockets"
-    )  # fmt: skip
+    """Invariant once `ready`: `pending` holds only numbers above `last + 1` (what is
+    contiguous is handed over at once, what is not above `last` is dropped)."""
 
-    def __init__(self, conversation_id: UUID, channel: str) -> None:
+    __slots__ = ("arrivals", "conversation_id", "filling", "last", "pending", "ready", "sockets")
+
+    def __init__(self, conversation_id: UUID) -> None:
         self.conversation_id = conversation_id
-        self.channel = channel
         self.sockets: set[Socket] = set()
         self.last = 0
         self.pending: dict[int, tuple[int, bytes]] = {}  # ahead of a gap: (arrival, frame)
@@ -105,12 +100,14 @@ class Hub:
         channel = self.channel(conversation_id)
         room = self.rooms.get(channel)
         if room is None:
-            room = self.rooms[channel] = Room(conversation_id, channel)
+            room = self.rooms[channel] = Room(conversation_id)
             try:
                 await self.pubsub.subscribe(channel, self._received)
                 async with self.db.acquire() as conn:
                     row = await q.get_conversation(conn, id=conversation_id)
                 room.last = row.last_seq if row is not None else 0
+                for seq in [s for s in room.pending if s <= room.last]:
+                    del room.pending[seq]  # arrived while joining: committed before
             except BaseException:
                 del self.rooms[channel]
                 await self.pubsub.unsubscribe(channel)
@@ -122,8 +119,7 @@ class Hub:
             await asyncio.shield(room.ready)
             if self.rooms.get(channel) is not room:  # its set-up failed (the database)
                 raise ServiceUnavailable("the conversation could not be joined", retry_after=1)
-        socket.floor = room.last
-        room.sockets.add(socket)
+        room.sockets.add(socket)  # from here on it gets every number above `last`
 
     async def leave(self, conversation_id: UUID, socket: Socket) -> None:
         channel = self.channel(conversation_id)
@@ -165,11 +161,11 @@ class Hub:
     def _advance_contiguous(self, room: Room) -> None:
         while room.last + 1 in room.pending:
             room.last += 1
-            self._dispatch(room, room.last, room.pending.pop(room.last)[1])
+            self._dispatch(room, room.pending.pop(room.last)[1])
 
-    def _dispatch(self, room: Room, seq: int, frame: bytes) -> None:
+    def _dispatch(self, room: Room, frame: bytes) -> None:
         for socket in room.sockets:
-            socket.offer(seq, frame)
+            socket.push(frame)
 
     def _start_fill(self, room: Room) -> None:
         # a context of its own: never the request scope (one connection) of whoever called
@@ -201,10 +197,8 @@ class Hub:
                     if row.seq == room.last + 1:
                         room.last = row.seq
                         room.pending.pop(row.seq, None)
-                        self._dispatch(room, row.seq, frame_of(row))
+                        self._dispatch(room, frame_of(row))
                         GAP_FILLS.labels(self.service).inc()
-                for seq in [s for s in room.pending if s <= room.last]:
-                    del room.pending[seq]
                 self._advance_contiguous(room)
                 if len(rows) == self.fill_batch:
                     continue  # more to read
@@ -217,7 +211,7 @@ class Hub:
                         error=repr(exc))  # fmt: skip
         finally:
             room.filling = None
-        if room.pending and min(room.pending) > room.last + 1:
+        if room.pending:  # all above `last + 1` (the invariant): a gap
             # not in the database (or it did not answer): skip the gap rather than stall;
             # clients catch up with `after`
             log.warning("chat_gap_skipped", conversation_id=str(room.conversation_id),

@@ -23,6 +23,7 @@ from lib.http import listing as listing_module
 from lib.http.app import create_app
 from lib.http.body import MAX_BODY, parse_body
 from lib.http.etag import etag, if_match_version, stale
+from lib.http.fields import UNSTORABLE_MESSAGE
 from lib.http.jsonio import data, dumps, json_response
 from lib.http.listing import ListQuery, Page, like_pattern, parse_list
 
@@ -218,6 +219,13 @@ async def test_body_missing_fields(client: Client) -> None:
 # --- parse_list ---
 
 ORDER = ("name", "created_at")
+
+
+@pytest.fixture(autouse=True)
+def no_cached_pages() -> None:
+    """Each test parses for itself: a page cached by an earlier test (or by mutmut's
+    stats run in the process it forks from) would answer instead of the code under test."""
+    listing_module._pages.clear()
 
 
 def listing(query: str, model: type[ListQuery] = ListQuery, **kwargs: Any) -> Page:
@@ -581,3 +589,35 @@ async def test_routing_errors_are_problems(client: Client) -> None:
 )
 def test_like_pattern_takes_the_search_literally(search: str | None, pattern: str | None) -> None:
     assert like_pattern(search) == pattern
+
+
+def test_a_query_string_is_parsed_once_and_the_same_page_served() -> None:
+    first = listing("limit=5&orderby=created_at")
+    assert listing("limit=5&orderby=created_at") is first
+    assert listing("limit=6&orderby=created_at") is not first
+    assert listing("limit=5&orderby=created_at", default_sort="desc").sort == "desc"
+
+
+def test_a_refused_query_is_never_cached() -> None:
+    for _ in range(2):
+        assert list_error("orderby=evil") == [
+            FieldError("orderby", "must be one of: name, created_at")
+        ]
+    assert listing_module._pages == {}
+
+
+def test_the_page_cache_is_bounded_oldest_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listing_module, "PAGES_CACHED", 2)
+    oldest = listing("limit=1")
+    listing("limit=2")
+    listing("limit=3")
+    assert len(listing_module._pages) == 2
+    assert listing("limit=1") is not oldest  # it was evicted, so parsed again
+    assert listing("limit=3").limit == 3
+
+
+def test_text_sql_cannot_store_is_refused_naming_the_parameter() -> None:
+    with pytest.raises(ValidationFailed) as info:
+        listing("name=a%00b&limit=5")
+    assert info.value.detail == "invalid query parameters"
+    assert info.value.errors == [FieldError("name", UNSTORABLE_MESSAGE)]

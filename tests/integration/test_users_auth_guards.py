@@ -281,6 +281,13 @@ async def test_register_refusals(
         ]
 
 
+async def test_register_refuses_a_read_only_field(client: Any, users_dsn: str) -> None:
+    email = new_email()
+    resp = await client.post("/v1/auth/register", json=customer(email, verified=True))
+    assert await problem(resp) == (403, "FORBIDDEN", "Forbidden", "you may not set: verified")
+    assert await sql(users_dsn, "SELECT 1 FROM users WHERE email = $1", email) == []
+
+
 async def test_register_a_taken_email_is_409(client: Any, sink: SmtpSink) -> None:
     user, _ = await register(client, sink)
     resp = await client.post("/v1/auth/register", json=customer(user["email"]))
@@ -967,6 +974,9 @@ async def test_the_auth_limits_are_kept_in_redis_by_name_and_key(
     email = user["email"]
     await login(client, email)
     assert (await client.post("/v1/auth/password-reset", json={"email": email})).status == 204
+    other = new_email()  # resend-verification's own key, of an address nothing else used
+    resp = await client.post("/v1/auth/resend-verification", json={"email": other})
+    assert resp.status == 204
     redis = aioredis.Redis.from_url(servers.redis_url)
     try:
         keys = {key.decode() async for key in redis.scan_iter(match=f"{prefix}*")}
@@ -979,4 +989,5 @@ async def test_the_auth_limits_are_kept_in_redis_by_name_and_key(
         f"{prefix}users:login:ip:127.0.0.1",
         f"{prefix}users:login:email:{email}",
         f"{prefix}users:mail:email:{email}",
+        f"{prefix}users:mail:email:{other}",
     }

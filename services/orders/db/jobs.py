@@ -10,7 +10,7 @@ from uuid import UUID
 
 from codegen.runtime import PgConn
 
-from .models import JobStatus
+from .models import JOB_STATUS_BY_VALUE, JobStatus
 
 
 @dataclass
@@ -89,7 +89,7 @@ async def get_job(conn: PgConn, *, id: UUID) -> GetJobRow | None:
             row[4],
             row[5],
             row[6],
-            (JobStatus(row[7]) if isinstance(row[7], str) else row[7]),
+            (JOB_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
             row[8],
             row[9],
             row[10],
@@ -166,7 +166,7 @@ async def list_jobs(
             row[4],
             row[5],
             row[6],
-            (JobStatus(row[7]) if isinstance(row[7], str) else row[7]),
+            (JOB_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
             row[8],
             row[9],
             row[10],
@@ -197,7 +197,7 @@ async def iter_list_jobs(
             row[4],
             row[5],
             row[6],
-            (JobStatus(row[7]) if isinstance(row[7], str) else row[7]),
+            (JOB_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
             row[8],
             row[9],
             row[10],

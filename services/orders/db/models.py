@@ -18,6 +18,9 @@ class JobStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+JOB_STATUS_BY_VALUE: dict[str, JobStatus] = {m.value: m for m in JobStatus}
+
+
 class OfferStatus(StrEnum):
     PENDING = "PENDING"
     ACCEPTED = "ACCEPTED"
@@ -25,11 +28,17 @@ class OfferStatus(StrEnum):
     WITHDRAWN = "WITHDRAWN"
 
 
+OFFER_STATUS_BY_VALUE: dict[str, OfferStatus] = {m.value: m for m in OfferStatus}
+
+
 class OrderStatus(StrEnum):
     OPEN = "OPEN"
     ASSIGNED = "ASSIGNED"
     COMPLETED = "COMPLETED"
     CANCELLED = "CANCELLED"
+
+
+ORDER_STATUS_BY_VALUE: dict[str, OrderStatus] = {m.value: m for m in OrderStatus}
 
 
 @dataclass

@@ -10,7 +10,7 @@ from uuid import UUID
 from codegen.runtime import PgConn, status_rows
 
 from . import models
-from .models import OfferStatus
+from .models import OFFER_STATUS_BY_VALUE
 
 CREATE_OFFER = """
 INSERT INTO offers (order_id, provider_id, price, currency, book_time, message)
@@ -54,7 +54,7 @@ async def create_offer(
             row[4],
             row[5],
             row[6],
-            (OfferStatus(row[7]) if isinstance(row[7], str) else row[7]),
+            (OFFER_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
             row[8],
             row[9],
         )
@@ -82,7 +82,7 @@ async def get_offer(conn: PgConn, *, id: UUID, order_id: UUID) -> models.Offer |
             row[4],
             row[5],
             row[6],
-            (OfferStatus(row[7]) if isinstance(row[7], str) else row[7]),
+            (OFFER_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
             row[8],
             row[9],
         )
@@ -118,7 +118,7 @@ async def list_offers(
             row[4],
             row[5],
             row[6],
-            (OfferStatus(row[7]) if isinstance(row[7], str) else row[7]),
+            (OFFER_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
             row[8],
             row[9],
         )
@@ -139,7 +139,7 @@ async def iter_list_offers(
             row[4],
             row[5],
             row[6],
-            (OfferStatus(row[7]) if isinstance(row[7], str) else row[7]),
+            (OFFER_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
             row[8],
             row[9],
         )
@@ -189,7 +189,7 @@ async def withdraw_offer(
             row[4],
             row[5],
             row[6],
-            (OfferStatus(row[7]) if isinstance(row[7], str) else row[7]),
+            (OFFER_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
             row[8],
             row[9],
         )
@@ -221,7 +221,7 @@ async def accept_offer(conn: PgConn, *, id: UUID, order_id: UUID) -> models.Offe
             row[4],
             row[5],
             row[6],
-            (OfferStatus(row[7]) if isinstance(row[7], str) else row[7]),
+            (OFFER_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
             row[8],
             row[9],
         )

@@ -9,7 +9,7 @@ from uuid import UUID
 from codegen.runtime import PgConn, status_rows
 
 from . import models
-from .models import OrderStatus
+from .models import ORDER_STATUS_BY_VALUE, OrderStatus
 
 LIST_CURRENCIES = """
 SELECT code, name, minor_units FROM currencies ORDER BY code
@@ -52,7 +52,7 @@ async def get_order(conn: PgConn, *, id: UUID) -> models.Order | None:
             row[5],
             row[6],
             row[7],
-            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
             row[9],
             row[10],
             row[11],
@@ -105,7 +105,7 @@ async def create_order(
             row[5],
             row[6],
             row[7],
-            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
             row[9],
             row[10],
             row[11],
@@ -243,7 +243,7 @@ async def list_orders(
             row[5],
             row[6],
             row[7],
-            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
             row[9],
             row[10],
             row[11],
@@ -287,7 +287,7 @@ async def iter_list_orders(
             row[5],
             row[6],
             row[7],
-            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
             row[9],
             row[10],
             row[11],
@@ -344,7 +344,7 @@ async def update_order(
             row[5],
             row[6],
             row[7],
-            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
             row[9],
             row[10],
             row[11],
@@ -378,7 +378,7 @@ async def cancel_order(conn: PgConn, *, id: UUID, customer_id: UUID) -> models.O
             row[5],
             row[6],
             row[7],
-            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
             row[9],
             row[10],
             row[11],
@@ -412,7 +412,7 @@ async def assign_order(conn: PgConn, *, id: UUID, customer_id: UUID) -> models.O
             row[5],
             row[6],
             row[7],
-            (OrderStatus(row[8]) if isinstance(row[8], str) else row[8]),
+            (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
             row[9],
             row[10],
             row[11],

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from codegen.runtime import PgConn, status_rows
 
-from .models import EmailTokenPurpose, UserRole
+from .models import USER_ROLE_BY_VALUE, EmailTokenPurpose, UserRole
 
 
 @dataclass
@@ -94,7 +94,7 @@ async def register_user(
             row[2],
             row[3],
             row[4],
-            (UserRole(row[5]) if isinstance(row[5], str) else row[5]),
+            (USER_ROLE_BY_VALUE[row[5]] if isinstance(row[5], str) else row[5]),
             row[6],
             row[7],
             row[8],
@@ -142,7 +142,7 @@ async def login_candidate(conn: PgConn, *, email: str) -> LoginCandidateRow | No
             row[0],
             row[1],
             row[2],
-            (UserRole(row[3]) if isinstance(row[3], str) else row[3]),
+            (USER_ROLE_BY_VALUE[row[3]] if isinstance(row[3], str) else row[3]),
             row[4],
         )
     )
@@ -316,7 +316,7 @@ async def lock_refresh_token(conn: PgConn, *, token_hash: bytes) -> LockRefreshT
             row[3],
             row[4],
             row[5],
-            (UserRole(row[6]) if isinstance(row[6], str) else row[6]),
+            (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
             row[7],
             row[8],
         )

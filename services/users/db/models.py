@@ -16,11 +16,17 @@ class EmailTokenPurpose(StrEnum):
     PASSWORD_RESET = "PASSWORD_RESET"
 
 
+EMAIL_TOKEN_PURPOSE_BY_VALUE: dict[str, EmailTokenPurpose] = {m.value: m for m in EmailTokenPurpose}
+
+
 class UserRole(StrEnum):
     CUSTOMER = "CUSTOMER"
     PROVIDER = "PROVIDER"
     MODERATOR = "MODERATOR"
     ADMIN = "ADMIN"
+
+
+USER_ROLE_BY_VALUE: dict[str, UserRole] = {m.value: m for m in UserRole}
 
 
 @dataclass

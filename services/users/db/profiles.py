@@ -9,7 +9,7 @@ from uuid import UUID
 from codegen.runtime import PgConn, status_rows
 
 from . import models
-from .models import UserRole
+from .models import USER_ROLE_BY_VALUE, UserRole
 
 
 @dataclass
@@ -41,7 +41,7 @@ async def lock_user(conn: PgConn, *, id: UUID) -> models.User | None:
             row[3],
             row[4],
             row[5],
-            (UserRole(row[6]) if isinstance(row[6], str) else row[6]),
+            (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
             row[7],
             row[8],
             row[9],
@@ -135,7 +135,7 @@ async def update_profile(
             row[3],
             row[4],
             row[5],
-            (UserRole(row[6]) if isinstance(row[6], str) else row[6]),
+            (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
             row[7],
             row[8],
             row[9],
@@ -176,7 +176,7 @@ async def set_picture(conn: PgConn, *, picture_key: str | None, id: UUID) -> mod
             row[3],
             row[4],
             row[5],
-            (UserRole(row[6]) if isinstance(row[6], str) else row[6]),
+            (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
             row[7],
             row[8],
             row[9],

@@ -11,7 +11,7 @@ from uuid import UUID
 from codegen.runtime import PgConn
 
 from . import models
-from .models import UserRole
+from .models import USER_ROLE_BY_VALUE, UserRole
 
 
 @dataclass
@@ -62,7 +62,7 @@ async def get_user(conn: PgConn, *, id: UUID) -> models.User | None:
             row[3],
             row[4],
             row[5],
-            (UserRole(row[6]) if isinstance(row[6], str) else row[6]),
+            (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
             row[7],
             row[8],
             row[9],
@@ -110,7 +110,7 @@ async def get_user_by_email(conn: PgConn, *, email: str) -> models.User | None:
             row[3],
             row[4],
             row[5],
-            (UserRole(row[6]) if isinstance(row[6], str) else row[6]),
+            (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
             row[7],
             row[8],
             row[9],
@@ -160,7 +160,7 @@ async def create_user(
             row[3],
             row[4],
             row[5],
-            (UserRole(row[6]) if isinstance(row[6], str) else row[6]),
+            (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
             row[7],
             row[8],
             row[9],
@@ -299,7 +299,7 @@ async def list_users(
             row[2],
             row[3],
             row[4],
-            (UserRole(row[5]) if isinstance(row[5], str) else row[5]),
+            (USER_ROLE_BY_VALUE[row[5]] if isinstance(row[5], str) else row[5]),
             row[6],
             row[7],
             row[8],
@@ -342,7 +342,7 @@ async def iter_list_users(
             row[2],
             row[3],
             row[4],
-            (UserRole(row[5]) if isinstance(row[5], str) else row[5]),
+            (USER_ROLE_BY_VALUE[row[5]] if isinstance(row[5], str) else row[5]),
             row[6],
             row[7],
             row[8],

@@ -13,7 +13,7 @@ from codegen import runtime
 from codegen.runtime import JSON, ExecResult, MyConn, expand_slices
 
 from . import models
-from .models import GadgetsKind
+from .models import GADGETS_KIND_BY_VALUE, GadgetsKind
 
 
 @dataclass
@@ -110,7 +110,7 @@ async def get_gadget(conn: MyConn, *, id: int) -> models.Gadget | None:
                 row[1],
                 row[2],
                 row[3],
-                (GadgetsKind(row[4]) if isinstance(row[4], str) else row[4]),
+                (GADGETS_KIND_BY_VALUE[row[4]] if isinstance(row[4], str) else row[4]),
                 (None if row[5] is None else runtime.mysql_set(row[5])),
                 (bool(row[6]) if isinstance(row[6], int) else row[6]),
                 row[7],
@@ -148,7 +148,7 @@ async def list_gadgets_by_ids(conn: MyConn, *, ids: list[int], active: bool) -> 
                 row[1],
                 row[2],
                 row[3],
-                (GadgetsKind(row[4]) if isinstance(row[4], str) else row[4]),
+                (GADGETS_KIND_BY_VALUE[row[4]] if isinstance(row[4], str) else row[4]),
                 (None if row[5] is None else runtime.mysql_set(row[5])),
                 (bool(row[6]) if isinstance(row[6], int) else row[6]),
                 row[7],
@@ -181,7 +181,7 @@ async def iter_list_gadgets_by_ids(
                 row[1],
                 row[2],
                 row[3],
-                (GadgetsKind(row[4]) if isinstance(row[4], str) else row[4]),
+                (GADGETS_KIND_BY_VALUE[row[4]] if isinstance(row[4], str) else row[4]),
                 (None if row[5] is None else runtime.mysql_set(row[5])),
                 (bool(row[6]) if isinstance(row[6], int) else row[6]),
                 row[7],
@@ -465,7 +465,7 @@ async def parts_with_gadget(conn: MyConn) -> list[PartsWithGadgetRow]:
                     row[4],
                     row[5],
                     row[6],
-                    (GadgetsKind(row[7]) if isinstance(row[7], str) else row[7]),
+                    (GADGETS_KIND_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
                     (None if row[8] is None else runtime.mysql_set(row[8])),
                     (bool(row[9]) if isinstance(row[9], int) else row[9]),
                     row[10],
@@ -499,7 +499,7 @@ async def iter_parts_with_gadget(conn: MyConn) -> AsyncGenerator[PartsWithGadget
                     row[4],
                     row[5],
                     row[6],
-                    (GadgetsKind(row[7]) if isinstance(row[7], str) else row[7]),
+                    (GADGETS_KIND_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
                     (None if row[8] is None else runtime.mysql_set(row[8])),
                     (bool(row[9]) if isinstance(row[9], int) else row[9]),
                     row[10],
@@ -562,7 +562,9 @@ async def page_gadgets(conn: MyConn, *, limit: int) -> PageGadgetsPage | None:
         return PageGadgetsPage(
             first[0],
             [
-                PageGadgetsRow(row[1], (GadgetsKind(row[2]) if isinstance(row[2], str) else row[2]))
+                PageGadgetsRow(
+                    row[1], (GADGETS_KIND_BY_VALUE[row[2]] if isinstance(row[2], str) else row[2])
+                )
                 for row in rows
             ],
         )

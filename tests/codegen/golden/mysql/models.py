@@ -16,6 +16,9 @@ class GadgetsKind(StrEnum):
     SO_SO = "so-so"
 
 
+GADGETS_KIND_BY_VALUE: dict[str, GadgetsKind] = {m.value: m for m in GadgetsKind}
+
+
 @dataclass
 class Gadget:
     """Row of table gadgets."""

@@ -19,7 +19,7 @@ from codegen import runtime
 from codegen.runtime import JSON, ExecResult, PgConn, status_rows
 
 from . import models
-from .models import Mood
+from .models import MOOD_BY_VALUE, Mood
 
 
 @dataclass
@@ -108,7 +108,7 @@ async def get_author(conn: PgConn, *, id: int) -> models.Author | None:
             row[0],
             row[1],
             row[2],
-            (Mood(row[3]) if isinstance(row[3], str) else row[3]),
+            (MOOD_BY_VALUE[row[3]] if isinstance(row[3], str) else row[3]),
             row[4],
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
@@ -145,7 +145,7 @@ async def list_authors_by_ids(conn: PgConn, *, ids: list[int]) -> list[models.Au
             row[0],
             row[1],
             row[2],
-            (Mood(row[3]) if isinstance(row[3], str) else row[3]),
+            (MOOD_BY_VALUE[row[3]] if isinstance(row[3], str) else row[3]),
             row[4],
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
@@ -177,7 +177,7 @@ async def iter_list_authors_by_ids(
             row[0],
             row[1],
             row[2],
-            (Mood(row[3]) if isinstance(row[3], str) else row[3]),
+            (MOOD_BY_VALUE[row[3]] if isinstance(row[3], str) else row[3]),
             row[4],
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
@@ -209,7 +209,9 @@ async def list_authors_by_mood(conn: PgConn, *, mood: Mood) -> list[ListAuthorsB
     """
     rows = await conn.fetch(LIST_AUTHORS_BY_MOOD, mood)
     return [
-        ListAuthorsByMoodRow(row[0], row[1], (Mood(row[2]) if isinstance(row[2], str) else row[2]))
+        ListAuthorsByMoodRow(
+            row[0], row[1], (MOOD_BY_VALUE[row[2]] if isinstance(row[2], str) else row[2])
+        )
         for row in rows
     ]
 
@@ -220,7 +222,7 @@ async def iter_list_authors_by_mood(
     """Like list_authors_by_mood(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_AUTHORS_BY_MOOD, mood):
         yield ListAuthorsByMoodRow(
-            row[0], row[1], (Mood(row[2]) if isinstance(row[2], str) else row[2])
+            row[0], row[1], (MOOD_BY_VALUE[row[2]] if isinstance(row[2], str) else row[2])
         )
 
 
@@ -296,7 +298,7 @@ async def create_author(
             row[0],
             row[1],
             row[2],
-            (Mood(row[3]) if isinstance(row[3], str) else row[3]),
+            (MOOD_BY_VALUE[row[3]] if isinstance(row[3], str) else row[3]),
             row[4],
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
@@ -499,7 +501,7 @@ async def books_with_author(conn: PgConn) -> list[BooksWithAuthorRow]:
                 row[4],
                 row[5],
                 row[6],
-                (Mood(row[7]) if isinstance(row[7], str) else row[7]),
+                (MOOD_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
                 row[8],
                 row[9],
                 (None if row[10] is None else runtime.json_loads(row[10])),
@@ -532,7 +534,7 @@ async def iter_books_with_author(conn: PgConn) -> AsyncGenerator[BooksWithAuthor
                 row[4],
                 row[5],
                 row[6],
-                (Mood(row[7]) if isinstance(row[7], str) else row[7]),
+                (MOOD_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
                 row[8],
                 row[9],
                 (None if row[10] is None else runtime.json_loads(row[10])),

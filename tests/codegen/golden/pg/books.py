@@ -10,7 +10,7 @@ from decimal import Decimal
 from codegen.runtime import PgConn
 
 from . import models
-from .models import Mood
+from .models import MOOD_BY_VALUE, Mood
 
 
 @dataclass
@@ -109,7 +109,9 @@ async def page_author_moods(conn: PgConn, *, row_limit: int) -> PageAuthorMoodsP
         first[0],
         first[1],
         [
-            PageAuthorMoodsRow(row[2], (Mood(row[3]) if isinstance(row[3], str) else row[3]))
+            PageAuthorMoodsRow(
+                row[2], (MOOD_BY_VALUE[row[3]] if isinstance(row[3], str) else row[3])
+            )
             for row in rows
         ],
     )

@@ -25,6 +25,9 @@ class Mood(StrEnum):
     SO_SO = "so-so"
 
 
+MOOD_BY_VALUE: dict[str, Mood] = {m.value: m for m in Mood}
+
+
 @dataclass
 class Author:
     """Row of table authors."""

@@ -279,10 +279,17 @@ async def test_pending_goes_back_down_when_the_work_fails() -> None:
 
 async def test_close_refuses_new_work_and_drops_the_queue() -> None:
     bounded = BoundedHasher(cheap(), workers=1, queue=1)
-    release = threading.Event()
-    running = asyncio.ensure_future(bounded._run(lambda *_: release.wait(5), ""))
+    started, release = threading.Event(), threading.Event()
+
+    def first(*_: Any) -> bool:
+        started.set()
+        return release.wait(5)
+
+    running = asyncio.ensure_future(bounded._run(first, ""))
     queued = asyncio.ensure_future(bounded._run(lambda *_: "ran", ""))
-    await asyncio.sleep(0)
+    # the first job is running in the worker (one loop turn is not enough under load:
+    # close() would cancel it before the thread took it)
+    assert await asyncio.to_thread(started.wait, 5)
     bounded.close()  # returns at once (wait=False), cancelling what has not started
     release.set()
     assert await running is True

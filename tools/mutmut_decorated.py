@@ -1,4 +1,4 @@
-"""mutmut, with decorated functions mutated too (ADR 0017).
+"""mutmut, with decorated functions mutated too, and no second clean run (ADR 0017).
 
 mutmut 3.8.1 leaves every decorated function alone: a copy of `@routes.post(...)` would
 register the route once per mutant. But a route handler IS a decorated function
@@ -8,6 +8,11 @@ service would never be mutated. The fix is small: the decorators stay on the tra
 are made without them, so they are plain functions the trampoline calls. Decorators'
 arguments are still never mutated (they run at import), and `@property`-like decorators,
 `staticmethod` and `classmethod` keep mutmut's own handling.
+
+The clean run mutmut makes before the mutants repeats, test for test, the stats run it
+has just made on the same unmutated code (and mutmut stops when that one fails): with
+integration tests in the selection it was a third of `make mutate-sample`. It is skipped
+when this process collected the stats; with stats loaded from an earlier run it runs.
 
     python -m tools.mutmut_decorated run ...   # `mutmut run ...` with this in place
 """
@@ -21,6 +26,7 @@ from typing import Any
 import libcst as cst
 from libcst.metadata import PositionProvider
 from mutmut.mutation import file_mutation
+from mutmut.workers import isolation
 
 # decorators whose function mutmut must keep handling its own way: a property's copies
 # cannot be plain functions, and classmethod/staticmethod copies keep their decorator
@@ -80,7 +86,27 @@ def install() -> None:
 
     visitor._skip_node_and_children = skip_node_and_children  # type: ignore[method-assign]
     file_mutation.function_trampoline_arrangement = function_trampoline_arrangement
+    for runner in (isolation.ForkServerRunner, isolation.ForkRunner):
+        skip_clean_run_after_stats(runner)
     visitor._fixup_decorated = True  # type: ignore[attr-defined]
+
+
+def skip_clean_run_after_stats(runner: type[isolation.MutantRunner]) -> None:
+    """`run_clean_tests` answers 0 once `collect_stats` has passed in this process."""
+    collect, clean = runner.collect_stats, runner.run_clean_tests
+
+    def collect_stats(self: Any, tests: Iterable[str] | None) -> int:
+        code = collect(self, tests)
+        self._fixup_stats_passed = code == 0
+        return code
+
+    def run_clean_tests(self: Any, tests: Iterable[str]) -> int:
+        if getattr(self, "_fixup_stats_passed", False):
+            return 0
+        return clean(self, tests)
+
+    runner.collect_stats = collect_stats  # type: ignore[method-assign]
+    runner.run_clean_tests = run_clean_tests  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -198,10 +198,10 @@ def test_mysql_set_types() -> None:
 def test_enums_are_classes_of_the_models_module() -> None:
     m = mapper(enums={"order_status": object()})
     py = m.scalar(column("order_status"))
-    assert py == PyType(
+    assert py == PyType(  # decoded by a dict lookup in models.py's table (ADR 0013)
         "OrderStatus",
-        frozenset({"from .models import OrderStatus"}),
-        "OrderStatus({})",
+        frozenset({"from .models import OrderStatus", "from .models import ORDER_STATUS_BY_VALUE"}),
+        "ORDER_STATUS_BY_VALUE[{}]",
         None,
         "str",
     )

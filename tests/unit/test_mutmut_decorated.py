@@ -3,6 +3,7 @@ decorators run once, on the trampoline only."""
 
 from __future__ import annotations
 
+from mutmut.mutation import file_mutation
 from mutmut.mutation.file_mutation import mutate_file_contents
 
 from tools import mutmut_decorated
@@ -68,6 +69,16 @@ def test_property_keeps_mutmuts_own_handling() -> None:
 
 def test_install_is_idempotent() -> None:
     mutmut_decorated.install()
-    first = mutmut_decorated.file_mutation.function_trampoline_arrangement
+    first = file_mutation.function_trampoline_arrangement
     mutmut_decorated.install()
-    assert mutmut_decorated.file_mutation.function_trampoline_arrangement is first
+    assert file_mutation.function_trampoline_arrangement is first
+
+
+def test_the_clean_run_is_skipped_once_stats_passed_in_this_process() -> None:
+    from mutmut.workers import isolation
+
+    mutmut_decorated.install()
+    for runner_class in (isolation.ForkServerRunner, isolation.ForkRunner):
+        runner = object.__new__(runner_class)
+        runner._fixup_stats_passed = True  # type: ignore[attr-defined]
+        assert runner.run_clean_tests(["tests/unit/x.py::test_y"]) == 0

@@ -33,7 +33,7 @@ from tests.e2e.gateway_stack import answers, require_nginx, wait_until
 from tests.e2e.test_account_pages import CSP
 from tests.servers import free_port
 from tests.unit.test_k8s import kinds, render
-from tools import k8s
+from tools import k8s_controller, k8s_pages
 from tools.nginx import PAGES_DIR
 
 SECRET = "s3cr3t-T0KEN-value"
@@ -80,7 +80,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def pod_files(docs: dict[tuple[str, str], Any], root: Path, port: int) -> list[str]:
     """Write the `pages` pod's volumes under `root`; -> its container's command, here."""
-    pod = docs[("Deployment", k8s.PAGES)]["spec"]["template"]["spec"]
+    pod = docs[("Deployment", k8s_pages.PAGES)]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     moved = re.compile(
@@ -100,7 +100,9 @@ def pod_files(docs: dict[tuple[str, str], Any], root: Path, port: int) -> list[s
         for item in volume["configMap"]["items"]:
             text = data[item["key"]]
             if volume["name"] == "config":  # the server's config: its paths and port
-                text = here(text).replace(f"listen {k8s.PAGES_PORT};", f"listen 127.0.0.1:{port};")
+                text = here(text).replace(
+                    f"listen {k8s_pages.PAGES_PORT};", f"listen 127.0.0.1:{port};"
+                )
             path = target / item["path"]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
@@ -260,8 +262,8 @@ http {{
 async def test_the_controllers_log_format_writes_json_without_the_query(
     pages: Server, tmp_path: Path
 ) -> None:
-    settings = yaml_data(k8s.INGRESS_NGINX / "controller-config.yaml")
-    assert settings == k8s.CONTROLLER_SETTINGS
+    settings = yaml_data(k8s_controller.INGRESS_NGINX / "controller-config.yaml")
+    assert settings == k8s_controller.CONTROLLER_SETTINGS
     port = free_port()
     log = tmp_path / "controller-access.log"
     (tmp_path / "tmp").mkdir()

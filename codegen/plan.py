@@ -12,12 +12,12 @@ from pathlib import Path
 from codegen.errors import CodegenError
 from codegen.naming import pascal, snake
 from codegen.nullability import target_rules
+from codegen.once import once_columns, split_once
 from codegen.pytypes import PyType, TypeMapper
 from codegen.request import Column, Query, Request, Table
 from codegen.typeslock import LockEntry, Refused, sql_hash
 
 UNKNOWN_TYPES = {"any", "anyarray", "anyelement", ""}
-DIRECTIVE = re.compile(r"\s*fixup:\s*(\w*)\s*(.*?)\s*$")  # `-- fixup: once total, version`
 ROW_COMMANDS = {":one", ":many", ":batchone", ":batchmany"}
 COMMANDS = ROW_COMMANDS | {
     ":exec",
@@ -287,7 +287,8 @@ class Planner:
             flat += 1
         columns = q.columns
         if once:
-            plan.once, out, columns = self.split_once(q, out, once, where)
+            leading, out, columns = split_once(q, out, once, where)
+            plan.once = [f for f in leading if isinstance(f, Field)]  # no embed: checked
             plan.page_class = f"{pascal(q.name)}Page"
         if len(out) == 1 and isinstance(out[0], Field):
             plan.scalar = out[0].type
@@ -300,25 +301,6 @@ class Planner:
         else:
             plan.row_class = f"{pascal(q.name)}Row"
             plan.row_fields = out
-
-    @staticmethod
-    def split_once(
-        q: Query, out: list[Field | Embed], once: list[str], where: str
-    ) -> tuple[list[Field], list[Field | Embed], list[Column]]:
-        """The `fixup: once` fields, the row's fields and the row's columns."""
-        n = len(once)
-        leading = [c.name for c in q.columns[:n] if c.embed_table is None]
-        if leading != once:
-            raise CodegenError(
-                f"{where}: 'fixup: once {', '.join(once)}' must name the first result "
-                f"columns, in order (they are {', '.join(c.name for c in q.columns[:n])})"
-            )
-        if len(q.columns) == n:
-            raise CodegenError(f"{where}: 'fixup: once' leaves no columns for the rows")
-        if "rows" in [f.name for f in out[:n]]:
-            raise CodegenError(f"{where}: 'fixup: once' cannot read a column named rows")
-        fields = [f for f in out[:n] if isinstance(f, Field)]
-        return fields, out[n:], q.columns[n:]
 
     def whole_table(self, columns: list[Column]) -> Table | None:
         """The table whose every column, in order, is the result (SELECT * / RETURNING *)."""
@@ -334,25 +316,6 @@ class Planner:
         if any(c.not_null != t.not_null for c, t in zip(columns, table.columns, strict=True)):
             return None  # e.g. a LEFT JOIN made them nullable
         return table
-
-
-def once_columns(q: Query, where: str) -> list[str]:
-    """The columns a `-- fixup: once a, b` comment names; `fixup:` is the plugin's prefix, so
-    any other word after it is an error (a typo must not silently change the code)."""
-    names: list[str] = []
-    for line in q.comments:
-        match = DIRECTIVE.match(line)
-        if match is None:
-            continue
-        verb, rest = match.groups()
-        if verb != "once":
-            raise CodegenError(f"{where}: unknown directive 'fixup: {verb}' (known: once)")
-        if names:
-            raise CodegenError(f"{where}: 'fixup: once' given twice")
-        names = [name.strip() for name in rest.split(",")]
-        if not all(names):
-            raise CodegenError(f"{where}: 'fixup: once' needs column names: once a, b")
-    return names
 
 
 def _unique(bind: list[Field]) -> list[Field]:

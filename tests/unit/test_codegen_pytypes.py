@@ -196,6 +196,7 @@ def test_mysql_set_types() -> None:
 
 
 def test_enums_are_classes_of_the_models_module() -> None:
+    """Decoded through models.py's {value: member} dict: a lookup, not EnumType.__call__."""
     m = mapper(enums={"order_status": object()})
     py = m.scalar(column("order_status"))
     assert py == PyType(  # decoded by a dict lookup in models.py's table (ADR 0013)

@@ -5,14 +5,14 @@ transaction), cancel (either side; the order OPEN again); reviews of completed j
 from __future__ import annotations
 
 import uuid
-from typing import Any, NoReturn
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 
 from lib import tracing
 from lib.auth.principal import Role
-from lib.errors import Conflict, Forbidden, NotFound
+from lib.errors import Conflict
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, conditional, list_tag
 from lib.http.guards import authenticated, path_uuid
@@ -28,6 +28,7 @@ from services.orders.db import models, table_versions
 from services.orders.db import orders as orders_q
 from services.orders.db import outbox as outbox_q
 from services.orders.db import reviews as reviews_q
+from services.orders.refusals import refuse_job_move, visible_job
 from services.orders.relay import POINTS_TOPIC, RELAY, award_key
 
 routes = web.RouteTableDef()
@@ -36,37 +37,6 @@ ORDERBY = ("created_at",)
 Job = q.GetJobRow
 PARTIES = "the job's customer or provider"  # owners: the SQL checks them against the row
 PROVIDER = "the job's provider"
-
-
-def no_such_job() -> NotFound:
-    return NotFound("no such job")
-
-
-async def visible_job(request: web.Request, job_id: uuid.UUID) -> Job:
-    principal = authenticated(request)
-    async with request.app[DB].acquire() as conn:
-        job = await q.get_job(conn, id=job_id)
-    if job is None:
-        raise no_such_job()
-    if principal.role is Role.ADMIN or principal.user_id in (job.customer_id, job.provider_id):
-        return job
-    raise no_such_job()
-
-
-async def refuse_job_move(request: web.Request, job_id: uuid.UUID, *, by: str) -> NoReturn:
-    """A move matched no row: 404 (cannot see), 403 (wrong side), else 409."""
-    principal = authenticated(request)
-    job = await visible_job(request, job_id)
-    allowed = {
-        "provider": (job.provider_id,),
-        "customer": (job.customer_id,),
-        "either": (job.customer_id, job.provider_id),
-    }[by]
-    if principal.user_id not in allowed:
-        raise Forbidden(
-            f"only the job's {by if by != 'either' else 'customer or provider'} may do this"
-        )
-    raise Conflict(f"the job is {job.status}")
 
 
 async def reread(request: web.Request, job_id: uuid.UUID) -> web.Response:
@@ -198,7 +168,7 @@ async def cancel_job(request: web.Request) -> web.Response:
         if order_id is not None:
             await orders_q.reopen_order(conn, id=order_id)
     if order_id is None:
-        await refuse_job_move(request, job_id, by="either")
+        await refuse_job_move(request, job_id, by="customer or provider")
     return await reread(request, job_id)
 
 
@@ -259,7 +229,6 @@ async def list_reviews(request: web.Request) -> web.Response:
             conn, provider_id=provider_id, descending=page.sort == "desc",
             row_offset=page.offset, row_limit=page.limit,
         )  # fmt: skip
-    total = rating.total if rating else 0
-    avg = rating.avg_rating if rating else None
-    meta = {**page.meta(total), "avg_rating": avg}
+    assert rating is not None  # an aggregate without GROUP BY: always one row
+    meta = {**page.meta(rating.total), "avg_rating": rating.avg_rating}
     return json_response({"data": rows, "meta": meta}, headers={"ETag": tag})

@@ -8,14 +8,11 @@ OPEN, so the first to commit wins and every other matches no row (409).
 
 from __future__ import annotations
 
-import uuid
-from typing import NoReturn
-
 import asyncpg
 from aiohttp import web
 
 from lib.auth.principal import Role
-from lib.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound
+from lib.errors import BadRequest, Conflict, FieldError, Forbidden
 from lib.http.body import parse_body
 from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent, stored_replay
@@ -32,6 +29,7 @@ from services.orders.db import offers as q
 from services.orders.db import orders as orders_q
 from services.orders.deps import CATALOG
 from services.orders.handlers import ORDER_CUSTOMER, SEES_ORDER, refuse_owner_move
+from services.orders.refusals import refuse_offer_move
 
 routes = web.RouteTableDef()
 TAGS = ["offers"]
@@ -41,10 +39,6 @@ ITEM = "/v1/orders/{id}/offers/{offer_id}"
 
 class _Refused(Exception):
     """Rolls the accept back: the offer was not PENDING on this order."""
-
-
-def no_such_offer() -> NotFound:
-    return NotFound("no such offer")
 
 
 @routes.post("/v1/orders/{id}/offers")
@@ -126,25 +120,6 @@ async def list_offers(request: web.Request) -> web.Response:
     if page.sort == "desc":
         rows.reverse()
     return json_response({"data": rows, "meta": page.meta(total)})
-
-
-async def refuse_offer_move(
-    request: web.Request, order_id: uuid.UUID, offer_id: uuid.UUID, *, owner: bool
-) -> NoReturn:
-    """A move of an offer matched no row: say why (404 / 403 / 409)."""
-    principal = authenticated(request)
-    async with request.app[DB].acquire() as conn:
-        offer = await q.get_offer(conn, id=offer_id, order_id=order_id)
-    if offer is None:
-        await visible_order(request, order_id)  # 404 for an order the caller cannot see
-        raise no_such_offer()
-    if offer.provider_id != principal.user_id:
-        order = await visible_order(request, order_id)
-        if order.customer_id != principal.user_id and principal.role is not Role.ADMIN:
-            raise no_such_offer()
-        if not owner:
-            raise Forbidden("only the offer's provider may withdraw it")
-    raise Conflict(f"the offer is {offer.status}, not PENDING")
 
 
 @routes.post(ITEM + "/withdraw")

@@ -140,9 +140,18 @@ class Session:
         self.closer = asyncio.create_task(self._close(code, reason), context=contextvars.Context())
 
     async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
+        try:
             async with asyncio.timeout(self.close_timeout):  # a peer that does not read
                 await self.ws.close(code=code, message=reason.encode())
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this task is cancelled (its handler is)
+            # not this task: aiohttp's drain waiter, which it shares with the pump that
+            # `shut` cancelled while it waited for a peer that does not read; the close
+            # frame is written, and the peer gets it if it ever reads
+        except Exception as exc:  # the peer went away meanwhile
+            log.debug("chat_socket_close_failed", error=repr(exc))
 
     async def finish(self) -> None:
         if self.expiry is not None:

@@ -4,6 +4,10 @@ orders -> chat) with an order, two providers with offers on it and people withou
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import socket
+import struct
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -89,3 +93,72 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: f
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"not within {seconds}s: {what}")
+
+
+STALLED_WAIT = 10.0  # bound on each read of a StalledClient
+
+
+class StalledClient:
+    """A WebSocket client that stops reading after the handshake, with a tiny receive
+    buffer: the server's writes back up at once, as behind a client that hangs."""
+
+    def __init__(self, port: int, path: str, token: str) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.setblocking(False)
+        self.port, self.path, self.token = port, path, token
+        self.buffer = b""
+
+    async def handshake(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(self.sock, ("127.0.0.1", self.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: fixup.bearer, {self.token}\r\n\r\n"
+        )
+        await loop.sock_sendall(self.sock, request.encode())
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 4096), STALLED_WAIT)
+            assert chunk, "closed during the handshake"
+            self.buffer += chunk
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    async def frames_until_close(self) -> tuple[int, int]:
+        """Read everything now: (text frames before the close, the close code)."""
+        loop, texts = asyncio.get_running_loop(), 0
+        while True:
+            frame = self._frame()
+            if frame is None:
+                chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 65536), STALLED_WAIT)
+                assert chunk, "the connection ended without a close frame"
+                self.buffer += chunk
+                continue
+            opcode, payload = frame
+            if opcode == 0x8:
+                return texts, struct.unpack("!H", payload[:2])[0]
+            texts += opcode == 0x1
+
+    def _frame(self) -> tuple[int, bytes] | None:
+        data = self.buffer
+        if len(data) < 2:
+            return None
+        opcode, length, offset = data[0] & 0x0F, data[1] & 0x7F, 2
+        if length == 126:
+            if len(data) < 4:
+                return None
+            length, offset = struct.unpack("!H", data[2:4])[0], 4
+        elif length == 127:
+            if len(data) < 10:
+                return None
+            length, offset = struct.unpack("!Q", data[2:10])[0], 10
+        if len(data) < offset + length:
+            return None
+        self.buffer = data[offset + length :]
+        return opcode, data[offset : offset + length]
+
+    def close(self) -> None:
+        self.sock.close()

@@ -5,10 +5,6 @@ slow-consumer close (4008), and two app instances sharing Redis."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
-import socket
-import struct
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +19,7 @@ from lib.auth.tokens import TokenSigner
 from tests.integration.auth_support import KEYS
 from tests.integration.chat_support import (
     ChatFactory,
+    StalledClient,
     World,
     conversation,
     eventually,
@@ -180,72 +177,6 @@ def slow_closes() -> float:
         "chat_websockets_closed_total", {"service": "chat", "reason": "slow"}
     )
     return value or 0.0
-
-
-class StalledClient:
-    """A WebSocket client that stops reading after the handshake, with a tiny receive
-    buffer: the server's writes back up at once, as behind a client that hangs."""
-
-    def __init__(self, port: int, path: str, token: str) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.setblocking(False)
-        self.port, self.path, self.token = port, path, token
-        self.buffer = b""
-
-    async def handshake(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.sock_connect(self.sock, ("127.0.0.1", self.port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        request = (
-            f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Protocol: fixup.bearer, {self.token}\r\n\r\n"
-        )
-        await loop.sock_sendall(self.sock, request.encode())
-        while b"\r\n\r\n" not in self.buffer:
-            chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 4096), RECEIVE)
-            assert chunk, "closed during the handshake"
-            self.buffer += chunk
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101"), head
-
-    async def frames_until_close(self) -> tuple[int, int]:
-        """Read everything now: (text frames before the close, the close code)."""
-        loop, texts = asyncio.get_running_loop(), 0
-        while True:
-            frame = self._frame()
-            if frame is None:
-                chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 65536), RECEIVE)
-                assert chunk, "the connection ended without a close frame"
-                self.buffer += chunk
-                continue
-            opcode, payload = frame
-            if opcode == 0x8:
-                return texts, struct.unpack("!H", payload[:2])[0]
-            texts += opcode == 0x1
-
-    def _frame(self) -> tuple[int, bytes] | None:
-        data = self.buffer
-        if len(data) < 2:
-            return None
-        opcode, length, offset = data[0] & 0x0F, data[1] & 0x7F, 2
-        if length == 126:
-            if len(data) < 4:
-                return None
-            length, offset = struct.unpack("!H", data[2:4])[0], 4
-        elif length == 127:
-            if len(data) < 10:
-                return None
-            length, offset = struct.unpack("!Q", data[2:10])[0], 10
-        if len(data) < offset + length:
-            return None
-        self.buffer = data[offset + length :]
-        return opcode, data[offset : offset + length]
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 async def test_a_slow_consumer_is_closed_with_4008(

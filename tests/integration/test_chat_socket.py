@@ -1,0 +1,450 @@
+"""The chat WebSocket session (services/chat/ws.py) in detail, against real PostgreSQL: the
+handshake's every refusal with its detail, the subprotocol parsing, the frames a client
+sends and the error frames it gets back, the per-user limit, and every close from the
+server's side with its code, reason and metric (expired, revoked by the sweep, too slow,
+shutting down, a binary frame). The conversation is a row of the chat database (no
+catalog or orders needed), pub/sub is the in-process one: fast and self-contained, the
+killing tests of the mutation run for ws.py (docs/mutation.md). The same paths across
+real services and Redis: tests/integration/test_chat_ws.py."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+
+from lib.auth.principal import Role
+from lib.auth.tokens import TokenSigner
+from lib.errors import ServiceUnavailable
+from lib.http.keys import REVOCATIONS
+from services.chat import ws
+from services.chat.app import create_app as chat_app
+from tests.integration.auth_support import KEYS
+from tests.integration.chat_support import StalledClient, chat_settings, eventually
+from tests.integration.orders_support import Caller, caller
+from tests.logging_support import capture_logs
+
+RECEIVE = 10.0  # bound on every wait for a frame (they come in milliseconds)
+ORIGIN = "http://localhost:8080"  # the default CORS_ALLOW_ORIGINS
+
+
+@dataclass
+class Talk:
+    id: str
+    customer: Caller
+    provider: Caller
+
+    @property
+    def path(self) -> str:
+        return f"/v1/conversations/{self.id}/ws"
+
+
+@pytest.fixture
+async def talk(chat_dsn: str) -> Talk:
+    customer, provider = caller(Role.CUSTOMER), caller(Role.PROVIDER)
+    conn = await asyncpg.connect(chat_dsn)
+    try:
+        made = await conn.fetchval(
+            "INSERT INTO conversations (order_id, customer_id, provider_id)"
+            " VALUES ($1, $2, $3) RETURNING id",
+            uuid.uuid4(),
+            customer.id,
+            provider.id,
+        )
+    finally:
+        await conn.close()
+    return Talk(str(made), customer, provider)
+
+
+Factory = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def factory(aiohttp_client: Any, chat_dsn: str, redis_prefix: str) -> Factory:
+    async def make(**overrides: Any) -> Any:
+        return await aiohttp_client(chat_app(chat_settings(chat_dsn, redis_prefix, **overrides)))
+
+    return make
+
+
+@pytest.fixture
+async def chat(factory: Factory) -> Any:
+    return await factory()
+
+
+def token_of(who: Caller) -> str:
+    return who.headers["Authorization"].removeprefix("Bearer ")
+
+
+def upgrade(protocols: str | None = None, **headers: str) -> dict[str, str]:
+    """The headers of a WebSocket handshake, sent as a plain GET (to read a refusal)."""
+    made = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+        **headers,
+    }
+    if protocols is not None:
+        made["Sec-WebSocket-Protocol"] = protocols
+    return made
+
+
+async def refusal(chat: Any, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    resp = await chat.get(path, headers=headers)
+    assert resp.content_type == "application/problem+json", await resp.text()
+    return resp.status, (await resp.json())["detail"]
+
+
+async def open_socket(chat: Any, talk: Talk, who: Caller, **kw: Any) -> Any:
+    return await chat.ws_connect(talk.path, protocols=("fixup.bearer", token_of(who)), **kw)
+
+
+async def next_json(socket: Any) -> dict[str, Any]:
+    message = await socket.receive(timeout=RECEIVE)
+    assert message.type == aiohttp.WSMsgType.TEXT, message
+    payload: dict[str, Any] = orjson.loads(message.data)
+    return payload
+
+
+async def closed_with(socket: Any) -> tuple[int, str]:
+    message = await socket.receive(timeout=RECEIVE)
+    assert message.type == aiohttp.WSMsgType.CLOSE, message
+    return message.data, message.extra
+
+
+def closes(reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "chat_websockets_closed_total", {"service": "chat", "reason": reason}
+    )
+    return value or 0.0
+
+
+def open_now() -> float:
+    return REGISTRY.get_sample_value("chat_websockets_open", {"service": "chat"}) or 0.0
+
+
+async def sockets_open(count: float) -> None:
+    async def settled() -> bool:
+        return open_now() == count
+
+    await eventually(settled, f"{count} sockets open")
+
+
+async def only_session(chat: Any) -> ws.Session:
+    """The server's session of the one socket open (started: its pump runs)."""
+    sessions = chat.app[ws.SOCKETS]
+
+    async def started() -> bool:
+        return len(sessions) == 1 and next(iter(sessions)).pump is not None
+
+    await eventually(started, "the socket's session started")
+    (session,) = sessions
+    return session
+
+
+def send(body: str) -> str:
+    return orjson.dumps({"type": "send", "body": body}).decode()
+
+
+async def test_the_handshake_refusals(chat: Any, talk: Talk) -> None:
+    customer = talk.customer
+    mine = token_of(customer)
+    needs = "offer the subprotocols 'fixup.bearer' and the access token"
+    for offered in ("fixup.bearer", f"fixup.bearer, {mine}, {mine}", "fixup.bearer, , "):
+        assert await refusal(chat, talk.path, upgrade(offered)) == (401, needs)
+    assert await refusal(chat, talk.path, upgrade()) == (401, "authentication required")
+    assert await refusal(chat, talk.path, upgrade(mine)) == (401, "authentication required")
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    expired, _ = TokenSigner(KEYS[0], 60, clock=lambda: past).issue(
+        customer.id, Role.CUSTOMER, True
+    )
+    status, _ = await refusal(chat, talk.path, upgrade(f"fixup.bearer, {expired}"))
+    assert status == 401
+    cookie = f"fixup_access={mine}"
+    needs_origin = "a cookie-authenticated WebSocket needs an allowed Origin"
+    assert await refusal(chat, talk.path, upgrade(Cookie=cookie)) == (403, needs_origin)
+    evil = upgrade(Cookie=cookie, Origin="https://evil.test")
+    assert await refusal(chat, talk.path, evil) == (403, needs_origin)
+    stranger = token_of(caller(Role.CUSTOMER))
+    assert (await refusal(chat, talk.path, upgrade(f"fixup.bearer, {stranger}")))[0] == 404
+    other = f"/v1/conversations/{uuid.uuid4()}/ws"
+    assert (await refusal(chat, other, upgrade(f"fixup.bearer, {mine}")))[0] == 404
+    plain = await chat.get(talk.path, headers=customer.headers)  # no upgrade asked
+    assert plain.status == 400
+    assert (await plain.json())["detail"] == (
+        "this route speaks WebSocket only (Upgrade: websocket)"
+    )
+    # a token revoked since it was signed
+    await chat.app[REVOCATIONS].revoke(customer.id)
+    assert await refusal(chat, talk.path, upgrade(f"fixup.bearer, {mine}")) == (
+        401,
+        "token revoked",
+    )
+
+
+async def test_the_ways_in(chat: Any, talk: Talk) -> None:
+    customer, provider = talk.customer, talk.provider
+    # the subprotocols, spaced and with an empty one, win over an Authorization header
+    offered = f" fixup.bearer ,, {token_of(provider)} "
+    socket = await chat.ws_connect(
+        talk.path,
+        headers={
+            "Sec-WebSocket-Protocol": offered,
+            "X-Request-ID": "ws-in-1",
+            **customer.headers,
+        },
+    )
+    assert socket._response.headers["Sec-WebSocket-Protocol"] == "fixup.bearer"  # echoed
+    assert socket._response.headers["X-Request-ID"] == "ws-in-1"
+    assert "Sec-WebSocket-Extensions" not in socket._response.headers  # no deflate
+    await socket.send_str(send("who am I"))
+    assert (await next_json(socket))["data"]["author_id"] == str(provider.id)
+    await socket.close()
+    # the cookie from an allowed Origin; an Authorization header needs none
+    socket = await chat.ws_connect(
+        talk.path, headers={"Cookie": f"fixup_access={token_of(customer)}", "Origin": ORIGIN}
+    )
+    assert socket.protocol is None
+    await socket.send_str(send("by cookie"))
+    assert (await next_json(socket))["data"]["author_id"] == str(customer.id)
+    await socket.close()
+    socket = await chat.ws_connect(talk.path, headers=provider.headers)
+    await socket.send_str(send("by header"))
+    assert (await next_json(socket))["data"]["author_id"] == str(provider.id)
+    await socket.close()
+
+
+async def test_frames_and_their_errors(chat: Any, talk: Talk) -> None:
+    opened = open_now()
+    mine = await open_socket(chat, talk, talk.customer)
+    theirs = await open_socket(chat, talk, talk.provider)
+    await sockets_open(opened + 2)
+    await mine.send_str(send("  hello  "))
+    got = [await next_json(mine), await next_json(theirs)]
+    assert got[0] == got[1]
+    assert got[0]["type"] == "message"
+    assert (got[0]["data"]["body"], got[0]["data"]["author_id"]) == ("hello", str(talk.customer.id))
+    for frame, expected in [
+        ("{not json", (400, "BAD_REQUEST", "the frame is not valid JSON", None)),
+        (
+            '{"type": "send", "body": "x", "extra": 1}',
+            (
+                400,
+                "VALIDATION_ERROR",
+                "the frame is invalid",
+                [{"field": "extra", "message": "unknown field"}],
+            ),
+        ),
+    ]:
+        await theirs.send_str(frame)
+        error = await next_json(theirs)
+        assert error["type"] == "error", frame
+        details = error["error"]
+        assert (
+            details["status"],
+            details["code"],
+            details["detail"],
+            details.get("errors"),
+        ) == expected
+    await theirs.send_str(send("after the errors"))
+    for socket in (mine, theirs):  # the customer saw none of the errors: this comes next
+        assert (await next_json(socket))["data"]["body"] == "after the errors"
+    await mine.close()
+    await sockets_open(opened + 1)
+    # a frame above 64 KiB: closed (1009, too big)
+    await theirs.send_str(send("x" * (64 * 1024)))
+    code, _ = await closed_with(theirs)
+    assert code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+    await sockets_open(opened)
+
+
+async def test_a_binary_frame_closes_with_1003(chat: Any, talk: Talk) -> None:
+    before = closes("unsupported")
+    socket = await open_socket(chat, talk, talk.customer)
+    await socket.send_bytes(b"binary")
+    assert await closed_with(socket) == (1003, "text frames only")
+    assert closes("unsupported") == before + 1
+
+
+async def test_an_unexpected_failure_is_a_500_frame(
+    chat: Any, talk: Talk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ws, "store", broken)
+    socket = await open_socket(chat, talk, talk.customer)
+    with capture_logs() as logs:
+        await socket.send_str(send("hi"))
+        error = await next_json(socket)
+    assert error == {
+        "type": "error",
+        "error": {
+            "status": 500,
+            "code": "INTERNAL_ERROR",
+            "detail": "An unexpected error occurred.",
+        },
+    }
+    failed = [entry for entry in logs if entry["event"] == "chat_send_failed"]
+    assert [(e["log_level"], e["error"]) for e in failed] == [("error", "RuntimeError('boom')")]
+    await socket.close()
+
+
+async def test_the_per_user_limit_counts_frames_with_requests(factory: Factory, talk: Talk) -> None:
+    chat = await factory(rate_limit_user_rate=0.001, rate_limit_user_burst=2)
+    listed = await chat.get("/v1/conversations", headers=talk.customer.headers)
+    assert listed.status == 200  # a request takes one of the user's two
+    socket = await open_socket(chat, talk, talk.customer)  # not counted: no header
+    await socket.send_str(send("one"))
+    assert (await next_json(socket))["data"]["body"] == "one"
+    await socket.send_str(send("two"))
+    error = (await next_json(socket))["error"]
+    assert (error["status"], error["code"]) == (429, "RATE_LIMIT_EXCEEDED")
+    await socket.close()
+
+
+async def test_the_token_expiry_closes_with_4001(chat: Any, talk: Talk) -> None:
+    before = closes("expired")
+    short, _ = TokenSigner(KEYS[0], 1).issue(talk.provider.id, Role.PROVIDER, True)
+    socket = await chat.ws_connect(talk.path, protocols=("fixup.bearer", short))
+    assert await closed_with(socket) == (4001, "token expired")
+    assert closes("expired") == before + 1
+
+
+async def test_pings(factory: Factory, talk: Talk) -> None:
+    chat = await factory(ws_ping_interval=0.2)
+    socket = await open_socket(chat, talk, talk.customer, autoping=False)
+    frame = await socket.receive(timeout=RECEIVE)
+    assert frame.type == aiohttp.WSMsgType.PING
+    await socket.pong(frame.data)
+    await socket.close()
+
+
+async def test_a_full_queue_closes_with_4008(factory: Factory, talk: Talk) -> None:
+    chat = await factory(ws_send_queue=3)
+    before = closes("slow")
+    socket = await open_socket(chat, talk, talk.customer)
+    session = await only_session(chat)
+    assert session.socket.limit == 3
+    for n in range(4):  # faster than any pump: nothing is sent between these
+        session.socket.push(b'{"n": %d}' % n)
+    assert await closed_with(socket) == (4008, "too slow: send queue full")
+    assert closes("slow") == before + 1
+    await sockets_open(0)
+
+
+async def test_shutdown_closes_every_socket_with_1001(chat: Any, talk: Talk) -> None:
+    before = closes("shutdown")
+    sockets = [await open_socket(chat, talk, who) for who in (talk.customer, talk.provider)]
+    await ws.close_all(chat.app)
+    for socket in sockets:
+        assert await closed_with(socket) == (1001, "server shutting down")
+    assert closes("shutdown") == before + 2
+    await ws.close_all(chat.app)  # again: each is closed once
+    assert closes("shutdown") == before + 2
+
+
+async def test_the_sweep_closes_revoked_sockets(chat: Any, talk: Talk) -> None:
+    app = chat.app
+    before = closes("revoked")
+    assert await ws.sweep_revoked(app) == 0  # no socket: nothing asked
+    revoked = [await open_socket(chat, talk, talk.customer) for _ in range(2)]
+    kept = await open_socket(chat, talk, talk.provider)
+    assert await ws.sweep_revoked(app) == 0
+    await app[REVOCATIONS].revoke(talk.customer.id)
+    assert await ws.sweep_revoked(app) == 2
+    for socket in revoked:
+        assert await closed_with(socket) == (4001, "token revoked")
+    assert closes("revoked") == before + 2
+    await kept.send_str(send("still here"))
+    assert (await next_json(kept))["data"]["body"] == "still here"
+    await kept.close()
+
+
+async def test_the_sweep_runs_by_itself_and_survives_a_failure(
+    factory: Factory, talk: Talk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chat = await factory(ws_revocation_check=0.05)
+    revocations = chat.app[REVOCATIONS]
+    real = revocations.revoked
+    failures: list[int] = []
+
+    async def once_unavailable(principals: Any) -> Any:
+        if not failures:
+            failures.append(1)
+            raise ServiceUnavailable("redis away")
+        return await real(principals)
+
+    with capture_logs() as logs:
+        socket = await open_socket(chat, talk, talk.customer)
+        monkeypatch.setattr(revocations, "revoked", once_unavailable)
+        await revocations.revoke(talk.customer.id)
+        assert await closed_with(socket) == (4001, "token revoked")
+    warned = [e for e in logs if e["event"] == "chat_revocation_sweep_failed"]
+    assert [(e["log_level"], e["detail"]) for e in warned] == [("warning", "redis away")]
+
+
+async def test_a_closing_socket_sends_nothing_more_and_closes_once(chat: Any, talk: Talk) -> None:
+    before = (closes("expired"), closes("shutdown"))
+    socket = await open_socket(chat, talk, talk.customer)
+    session = await only_session(chat)
+    session.socket.push(b'{"type": "late"}')  # queued, not sent yet
+    session.shut(4001, "token expired", "expired")
+    session.shut(1001, "server shutting down", "shutdown")  # closing already: nothing
+    assert await closed_with(socket) == (4001, "token expired")  # nothing before it
+    assert (closes("expired"), closes("shutdown")) == (before[0] + 1, before[1])
+
+
+async def test_a_peer_that_does_not_read_is_let_go(factory: Factory, talk: Talk) -> None:
+    """Its writes back up: the close waits WS_CLOSE_TIMEOUT, not for the peer."""
+    chat = await factory(ws_send_queue=2, ws_close_timeout=0.3)
+    stalled = StalledClient(chat.port, talk.path, token_of(talk.customer))
+    try:
+        await stalled.handshake()
+        session = await only_session(chat)
+        big = b'{"pad": "' + b"x" * (4 << 20) + b'"}'
+        session.socket.push(big)
+
+        async def sending() -> bool:
+            return not session.socket.frames  # the pump took it: its write is stuck
+
+        await eventually(sending, "the pump writing to the stalled peer")
+        for _ in range(3):  # 2 queue up, the third overflows: closed 4008
+            session.socket.push(big)
+        assert session.closer is not None
+        await asyncio.wait_for(session.closer, RECEIVE)  # gave up, without an error
+        texts, code = await stalled.frames_until_close()  # what was written reaches it
+        assert (texts, code) == (1, 4008)
+    finally:
+        stalled.close()
+    await sockets_open(0)
+
+
+async def test_a_close_cancelled_meanwhile_stays_cancelled(chat: Any, talk: Talk) -> None:
+    """Cancelled while it waits (its handler cancelled: the server stopping), the close
+    ends cancelled: a cancellation is never swallowed."""
+    socket = await open_socket(chat, talk, talk.customer)
+    session = await only_session(chat)
+    session.shut(1001, "server shutting down", "shutdown")
+    closer = session.closer
+    assert closer is not None
+    await asyncio.sleep(0)  # one turn: the close runs up to its wait for the reading loop
+    assert not closer.done()
+    closer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closer
+    assert closer.cancelled()
+    await socket.close()
+    await sockets_open(0)

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import logging
 import os
+import struct
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from socket import SO_LINGER, SOL_SOCKET
 from typing import Any
 
 import aiohttp
 import asyncpg
 import orjson
 import pytest
+import structlog
+import structlog.testing
 from prometheus_client import REGISTRY
 
 from lib.auth.principal import Role
@@ -33,7 +39,7 @@ from services.chat.app import create_app as chat_app
 from tests.integration.auth_support import KEYS
 from tests.integration.chat_support import StalledClient, chat_settings, eventually
 from tests.integration.orders_support import Caller, caller
-from tests.logging_support import capture_logs
+from tests.logging_support import capture_logs, logging_restored
 
 RECEIVE = 10.0  # bound on every wait for a frame (they come in milliseconds)
 ORIGIN = "http://localhost:8080"  # the default CORS_ALLOW_ORIGINS
@@ -448,3 +454,38 @@ async def test_a_close_cancelled_meanwhile_stays_cancelled(chat: Any, talk: Talk
     assert closer.cancelled()
     await socket.close()
     await sockets_open(0)
+
+
+@contextlib.contextmanager
+def capture_bound_logs() -> Iterator[list[dict[str, Any]]]:
+    """Every log entry with the context variables each was logged under merged in."""
+    capture = structlog.testing.LogCapture()
+    with logging_restored():
+        structlog.configure(
+            processors=[structlog.contextvars.merge_contextvars, capture],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        )
+        yield capture.entries
+
+
+async def test_the_sockets_tasks_run_outside_the_requests_context(chat: Any, talk: Talk) -> None:
+    """The pump is a task of its own context: never the request's (its database scope,
+    its bound request id)."""
+    stalled = StalledClient(chat.port, talk.path, token_of(talk.customer))
+    with capture_bound_logs() as logs:
+        try:
+            await stalled.handshake()
+            session = await only_session(chat)
+            session.socket.push(b'{"pad": "' + b"x" * (4 << 20) + b'"}')
+
+            async def sending() -> bool:
+                return not session.socket.frames  # the pump took it: its write is stuck
+
+            await eventually(sending, "the pump writing to the stalled peer")
+            stalled.sock.setsockopt(SOL_SOCKET, SO_LINGER, struct.pack("ii", 1, 0))
+        finally:
+            stalled.close()  # a reset: the pump's write fails
+        await sockets_open(0)
+    failed = [e for e in logs if e["event"] == "chat_socket_write_failed"]
+    assert len(failed) == 1, logs
+    assert "request_id" not in failed[0]  # the request's would have it (the middleware's)

@@ -99,10 +99,11 @@ def presented_refresh_token(request: web.Request, body: RefreshIn | None) -> str
     """From the body, else the cookie; a cookie-borne write needs an allowed Origin."""
     if body is not None and body.refresh_token is not None:
         return body.refresh_token
-    cookie = request.cookies.get(REFRESH_COOKIE, "")
+    cookie = request.cookies.get(REFRESH_COOKIE)
     if not cookie:
         raise Unauthorized("no refresh token (body refresh_token or the fixup_refresh cookie)")
-    if request.headers.get("Origin", "") not in users_settings(request).cors_allow_origins:
+    # no Origin (None) is never an allowed one
+    if request.headers.get("Origin") not in users_settings(request).cors_allow_origins:
         raise Forbidden("a cookie-authenticated write needs an allowed Origin")
     return cookie
 
@@ -128,16 +129,14 @@ async def refresh(request: web.Request) -> web.Response:
     new_token, new_hash = new_secret()
     async with request.app[DB].transaction() as conn:
         row = await q.lock_refresh_token(conn, token_hash=digest(token))
-        if row is None:
-            outcome = "unknown"
-        elif row.revoked_at is not None:
-            outcome = "revoked"
+        access: str | None = None  # None: refused
+        if row is None or row.revoked_at is not None:
+            pass  # unknown, or its session has ended
         elif row.used_at is not None:
             # a replay: the token was stolen or the client is confused; end the session
             await q.revoke_family(conn, reason="refresh token reused", id=row.family_id)
-            outcome = "reused"
         elif row.expired or row.disabled_at is not None:
-            outcome = "expired"
+            pass  # expired, or the account is gone
         else:
             await q.mark_refresh_token_used(conn, id=row.id)
             await q.add_refresh_token(
@@ -149,8 +148,7 @@ async def refresh(request: web.Request) -> web.Response:
             # signed before the commit: an end of every session that waited for the
             # family's lock revokes from a later time than this token's iat (ADR 0010)
             access = request.app[AUTH_KIT].issue(row.user_id, row.role, row.verified)
-            outcome = "rotated"
-    if outcome != "rotated":  # raised after the commit: a revocation must stick
+    if access is None:  # raised after the commit: a revocation must stick
         raise Unauthorized("invalid refresh token")
     return token_response(request, access, new_token)
 

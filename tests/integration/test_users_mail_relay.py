@@ -1,0 +1,176 @@
+"""services/users/mail_relay.py, one round at a time on real PostgreSQL (the mutation
+tests of the relay run these; docs/mutation.md): what a round claims and leases, what it
+sends, what a failed send records (the error, the backoff, the log line), the pending
+gauge, and the relay the app builds from its settings. A recording mailer stands in for
+SMTP (tests/integration/test_mail.py delivers through a real one)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+import structlog.testing
+from pydantic import SecretStr
+
+from lib.db.pool import Database, connect
+from lib.db.scope import current_scope
+from lib.mail import Mail, MailError
+from lib.mail.transport import SmtpMailer
+from lib.metrics import OUTBOX_PENDING
+from lib.relay import Round
+from services.users.app import create_app
+from services.users.mail_relay import BATCH, RELAY, MailRelay
+from tests.integration.test_users_auth_guards import settings
+
+SERVICE = "users-relay-test"  # the gauge's label: no other test sets it
+
+
+@pytest.fixture(scope="module")
+def relay_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
+
+
+@pytest.fixture
+async def db(relay_dsn: str) -> AsyncIterator[Database]:
+    database = await connect(relay_dsn, min_size=1, max_size=2)
+    async with database.acquire() as conn:
+        await conn.execute("DELETE FROM mail_outbox")  # each test starts with none
+    yield database
+    await database.close()
+
+
+class Recorder:
+    """A mailer: records what it is given, refuses some recipients, and reads the row of
+    each mail while sending it (its lease)."""
+
+    def __init__(self, dsn: str, refuse: set[str]) -> None:
+        self.dsn, self.refuse = dsn, refuse
+        self.sent: list[Mail] = []
+        self.leases: list[float] = []
+
+    async def send(self, mail: Mail) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            self.leases.append(
+                await conn.fetchval(
+                    "SELECT extract(epoch FROM next_attempt_at - now())::float8 "
+                    "FROM mail_outbox WHERE recipient = $1",
+                    mail.recipient,
+                )
+            )
+        finally:
+            await conn.close()
+        if mail.recipient in self.refuse:
+            raise MailError(f"SMTP refused {mail.recipient}: " + "x" * 600)
+        self.sent.append(mail)
+
+
+async def enqueue(db: Database, count: int) -> list[str]:
+    """`count` due mails, the oldest first; their recipients in that order."""
+    recipients = [f"r{i:02d}-{uuid.uuid4().hex[:6]}@fixup.test" for i in range(count)]
+    async with db.acquire() as conn:
+        for i, recipient in enumerate(recipients):
+            await conn.execute(
+                "INSERT INTO mail_outbox (recipient, subject, body, next_attempt_at) "
+                "VALUES ($1, $2, $3, now() - make_interval(secs => $4))",
+                recipient,
+                f"subject {i}",
+                f"body {i}\n",
+                float(100 - i),
+            )
+    return recipients
+
+
+async def rows(db: Database) -> dict[str, Any]:
+    async with db.acquire() as conn:
+        found = await conn.fetch(
+            "SELECT recipient, attempts, last_error, "
+            "extract(epoch FROM next_attempt_at - now())::float8 AS due_in FROM mail_outbox"
+        )
+    return {row["recipient"]: row for row in found}
+
+
+def pending() -> float:
+    return float(OUTBOX_PENDING.labels(SERVICE)._value.get())
+
+
+async def test_a_round_sends_a_batch_and_records_a_failure(db: Database, relay_dsn: str) -> None:
+    recipients = await enqueue(db, BATCH + 2)
+    refused = recipients[3]
+    mailer = Recorder(relay_dsn, {refused})
+    relay = MailRelay(db, mailer, interval=60, retry_max=300, send_timeout=2.0, service=SERVICE)
+    with structlog.testing.capture_logs() as logs:
+        done = await relay.run_once()
+    assert done == Round(BATCH, BATCH - 1)
+    assert current_scope() is None  # the round's connection scope is closed
+    assert pending() == BATCH + 2  # counted when claimed
+    first = [r for r in recipients[:BATCH] if r != refused]
+    assert mailer.sent == [Mail(r, f"subject {recipients.index(r)}",
+                                f"body {recipients.index(r)}\n") for r in first]  # fmt: skip
+    # each row was leased for the whole batch's sends and a margin: 2 s x 11
+    assert all(20.0 < lease <= 22.0 for lease in mailer.leases), mailer.leases
+    left = await rows(db)
+    assert set(left) == {refused, *recipients[BATCH:]}  # the sent ones are deleted
+    failed = left[refused]
+    assert failed["attempts"] == 1
+    assert failed["last_error"] == (f"SMTP refused {refused}: " + "x" * 600)[:500]
+    assert 1.0 < failed["due_in"] <= 2.0  # first retry 1 s, doubled once per attempt made
+    assert [(e["event"], e["log_level"], e["attempts"], e["retry_in"]) for e in logs] == [
+        ("mail_failed", "warning", 1, 2.0)
+    ]
+    assert logs[0]["error"] == f"SMTP refused {refused}: " + "x" * 600
+    for recipient in recipients[BATCH:]:
+        assert left[recipient]["attempts"] == 0  # beyond the batch: not claimed
+
+    # the next round: the rest (the failed one is not due yet), then nothing
+    assert await relay.run_once() == Round(2, 2)
+    assert [m.recipient for m in mailer.sent[-2:]] == recipients[BATCH:]
+    assert pending() == 3
+    assert await relay.run_once() == Round(0, 0)
+    assert pending() == 1
+
+
+async def test_an_empty_outbox_sets_the_gauge_to_zero(db: Database, relay_dsn: str) -> None:
+    relay = MailRelay(
+        db, Recorder(relay_dsn, set()), interval=60, retry_max=300, send_timeout=1.0,
+        service=SERVICE,
+    )  # fmt: skip
+    OUTBOX_PENDING.labels(SERVICE).set(7)
+    assert await relay.run_once() == Round(0, 0)
+    assert pending() == 0
+
+
+async def test_the_backoff_grows_to_its_cap(db: Database, relay_dsn: str) -> None:
+    [recipient] = await enqueue(db, 1)
+    async with db.acquire() as conn:
+        await conn.execute("UPDATE mail_outbox SET attempts = 4")
+    relay = MailRelay(
+        db, Recorder(relay_dsn, {recipient}), interval=60, retry_max=10.0, send_timeout=1.0,
+        service=SERVICE,
+    )  # fmt: skip
+    assert await relay.run_once() == Round(1, 0)
+    assert 9.0 < (await rows(db))[recipient]["due_in"] <= 10.0  # 1 s x 2^5, capped at 10
+
+
+async def test_the_app_builds_its_relay_from_the_settings(
+    aiohttp_client: Any, relay_dsn: str
+) -> None:
+    options = {
+        "smtp_user": "relay-user", "smtp_password": SecretStr("relay-pass"),
+        "smtp_from": "Fixup Tests <tests@fixup.test>", "smtp_timeout": 3.5,
+        "mail_relay_interval": 42.0, "mail_retry_max": 77.0, "service": "users",
+    }  # fmt: skip
+    app = create_app(settings(relay_dsn, 2525, **options))
+    await aiohttp_client(app)
+    relay = app[RELAY]
+    assert (relay.interval, relay.retry_max, relay.batch, relay.lease) == (42.0, 77.0, 10, 38.5)
+    assert relay._pending is OUTBOX_PENDING.labels("users")
+    mailer = relay.mailer
+    assert isinstance(mailer, SmtpMailer)
+    assert (mailer.host, mailer.port, mailer.sender, mailer.timeout) == (
+        "127.0.0.1", 2525, "Fixup Tests <tests@fixup.test>", 3.5
+    )  # fmt: skip
+    assert (mailer.username, mailer.password) == ("relay-user", "relay-pass")

@@ -35,7 +35,7 @@ from services.users.db import auth as auth_q
 from services.users.db import profiles as q
 from services.users.db import users as users_q
 from services.users.db.models import User, UserRole
-from services.users.pictures import STORAGE, delete_quietly, picture_url
+from services.users.pictures import STORAGE, delete_quietly, picture_url, picture_urls
 from services.users.points import POINTS, PointsLookup, points_for
 from services.users.profile_schemas import ADMIN_ONLY, READ_ONLY, ProviderOut, UserPatch
 from services.users.schemas import ORDERBY, UserListQuery, UserOut
@@ -122,7 +122,7 @@ async def list_users(request: web.Request) -> web.Response:
     meta["total"] = meta["statistics"]["count"]
     if points is None and rows:
         meta["degraded"] = ["points"]
-    urls = [await picture_url(request.app, r.picture_key) for r in rows]
+    urls = await picture_urls(request.app, [r.picture_key for r in rows])
     users = [user_json(r, points, url) for r, url in zip(rows, urls, strict=True)]
     return json_response({"data": users, "meta": meta})
 

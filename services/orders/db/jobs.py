@@ -90,9 +90,7 @@ async def get_job(conn: PgConn, *, id: UUID) -> GetJobRow | None:
             row[5],
             row[6],
             (JOB_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
-            row[8],
-            row[9],
-            row[10],
+            *row[8:],
         )
     )
 
@@ -167,9 +165,7 @@ async def list_jobs(
             row[5],
             row[6],
             (JOB_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
-            row[8],
-            row[9],
-            row[10],
+            *row[8:],
         )
         for row in rows
     ]
@@ -198,9 +194,7 @@ async def iter_list_jobs(
             row[5],
             row[6],
             (JOB_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
-            row[8],
-            row[9],
-            row[10],
+            *row[8:],
         )
 
 

@@ -53,9 +53,7 @@ async def get_order(conn: PgConn, *, id: UUID) -> models.Order | None:
             row[6],
             row[7],
             (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
-            row[9],
-            row[10],
-            row[11],
+            *row[9:],
         )
     )
 
@@ -106,9 +104,7 @@ async def create_order(
             row[6],
             row[7],
             (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
-            row[9],
-            row[10],
-            row[11],
+            *row[9:],
         )
     )
 
@@ -244,9 +240,7 @@ async def list_orders(
             row[6],
             row[7],
             (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
-            row[9],
-            row[10],
-            row[11],
+            *row[9:],
         )
         for row in rows
     ]
@@ -288,9 +282,7 @@ async def iter_list_orders(
             row[6],
             row[7],
             (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
-            row[9],
-            row[10],
-            row[11],
+            *row[9:],
         )
 
 
@@ -345,9 +337,7 @@ async def update_order(
             row[6],
             row[7],
             (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
-            row[9],
-            row[10],
-            row[11],
+            *row[9:],
         )
     )
 
@@ -379,9 +369,7 @@ async def cancel_order(conn: PgConn, *, id: UUID, customer_id: UUID) -> models.O
             row[6],
             row[7],
             (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
-            row[9],
-            row[10],
-            row[11],
+            *row[9:],
         )
     )
 
@@ -413,9 +401,7 @@ async def assign_order(conn: PgConn, *, id: UUID, customer_id: UUID) -> models.O
             row[6],
             row[7],
             (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
-            row[9],
-            row[10],
-            row[11],
+            *row[9:],
         )
     )
 

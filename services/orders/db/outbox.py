@@ -75,13 +75,7 @@ async def claim_outbox(conn: PgConn, *, batch_size: int) -> list[models.Outbox]:
             row[1],
             row[2],
             (runtime.json_loads(row[3]) if isinstance(row[3], str) else row[3]),
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
+            *row[4:],
         )
         for row in rows
     ]
@@ -97,13 +91,7 @@ async def iter_claim_outbox(
             row[1],
             row[2],
             (runtime.json_loads(row[3]) if isinstance(row[3], str) else row[3]),
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
+            *row[4:],
         )
 
 
@@ -184,13 +172,7 @@ async def lease_outbox(
             row[1],
             row[2],
             (runtime.json_loads(row[3]) if isinstance(row[3], str) else row[3]),
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
+            *row[4:],
         )
         for row in rows
     ]
@@ -206,13 +188,7 @@ async def iter_lease_outbox(
             row[1],
             row[2],
             (runtime.json_loads(row[3]) if isinstance(row[3], str) else row[3]),
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
+            *row[4:],
         )
 
 

@@ -95,12 +95,7 @@ async def register_user(
             row[3],
             row[4],
             (USER_ROLE_BY_VALUE[row[5]] if isinstance(row[5], str) else row[5]),
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
+            *row[6:],
         )
     )
 

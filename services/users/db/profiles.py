@@ -42,16 +42,7 @@ async def lock_user(conn: PgConn, *, id: UUID) -> models.User | None:
             row[4],
             row[5],
             (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
+            *row[7:],
         )
     )
 
@@ -136,16 +127,7 @@ async def update_profile(
             row[4],
             row[5],
             (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
+            *row[7:],
         )
     )
 
@@ -177,16 +159,7 @@ async def set_picture(conn: PgConn, *, picture_key: str | None, id: UUID) -> mod
             row[4],
             row[5],
             (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
+            *row[7:],
         )
     )
 

@@ -63,16 +63,7 @@ async def get_user(conn: PgConn, *, id: UUID) -> models.User | None:
             row[4],
             row[5],
             (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
+            *row[7:],
         )
     )
 
@@ -111,16 +102,7 @@ async def get_user_by_email(conn: PgConn, *, email: str) -> models.User | None:
             row[4],
             row[5],
             (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
+            *row[7:],
         )
     )
 
@@ -161,16 +143,7 @@ async def create_user(
             row[4],
             row[5],
             (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
+            *row[7:],
         )
     )
 
@@ -300,13 +273,7 @@ async def list_users(
             row[3],
             row[4],
             (USER_ROLE_BY_VALUE[row[5]] if isinstance(row[5], str) else row[5]),
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
+            *row[6:],
         )
         for row in rows
     ]
@@ -343,11 +310,5 @@ async def iter_list_users(
             row[3],
             row[4],
             (USER_ROLE_BY_VALUE[row[5]] if isinstance(row[5], str) else row[5]),
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
+            *row[6:],
         )

@@ -113,19 +113,7 @@ async def get_author(conn: PgConn, *, id: int) -> models.Author | None:
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
             (None if row[7] is None else runtime.json_loads(row[7])),
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
-            row[17],
-            row[18],
-            row[19],
-            row[20],
+            *row[8:],
         )
     )
 
@@ -150,19 +138,7 @@ async def list_authors_by_ids(conn: PgConn, *, ids: list[int]) -> list[models.Au
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
             (None if row[7] is None else runtime.json_loads(row[7])),
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
-            row[17],
-            row[18],
-            row[19],
-            row[20],
+            *row[8:],
         )
         for row in rows
     ]
@@ -182,19 +158,7 @@ async def iter_list_authors_by_ids(
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
             (None if row[7] is None else runtime.json_loads(row[7])),
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
-            row[17],
-            row[18],
-            row[19],
-            row[20],
+            *row[8:],
         )
 
 
@@ -303,19 +267,7 @@ async def create_author(
             row[5],
             (None if row[6] is None else runtime.json_loads(row[6])),
             (None if row[7] is None else runtime.json_loads(row[7])),
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
-            row[17],
-            row[18],
-            row[19],
-            row[20],
+            *row[8:],
         )
     )
 

@@ -28,6 +28,7 @@ import orjson
 import pytest
 import structlog
 import structlog.testing
+from aiohttp import web
 from prometheus_client import REGISTRY
 
 from lib.auth.principal import Role
@@ -36,6 +37,7 @@ from lib.errors import ServiceUnavailable
 from lib.http.keys import REVOCATIONS
 from services.chat import ws
 from services.chat.app import create_app as chat_app
+from services.chat.deps import HUB
 from tests.integration.auth_support import KEYS
 from tests.integration.chat_support import StalledClient, chat_settings, eventually
 from tests.integration.orders_support import Caller, caller
@@ -489,3 +491,24 @@ async def test_the_sockets_tasks_run_outside_the_requests_context(chat: Any, tal
     failed = [e for e in logs if e["event"] == "chat_socket_write_failed"]
     assert len(failed) == 1, logs
     assert "request_id" not in failed[0]  # the request's would have it (the middleware's)
+
+
+async def test_a_failed_upgrade_leaves_nothing_behind(
+    chat: Any, talk: Talk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upgrade itself fails after the room was joined: the room is left, the session
+    (never started) finishes quietly, and the error is the upgrade's."""
+
+    async def failing(*_: Any) -> Any:
+        raise RuntimeError("the upgrade failed")
+
+    monkeypatch.setattr(web.WebSocketResponse, "prepare", failing)
+    with capture_logs() as logs:
+        status, _ = await refusal(
+            chat, talk.path, upgrade(f"fixup.bearer, {token_of(talk.customer)}")
+        )
+    assert status == 500
+    errors = [e["error"] for e in logs if e["event"] == "unhandled_error"]
+    assert errors == ["RuntimeError('the upgrade failed')"]
+    assert chat.app[HUB].rooms == {}
+    assert chat.app[ws.SOCKETS] == set()

@@ -47,6 +47,8 @@ def list_tag(version: int, request: web.Request) -> str:
 
 def matches(header: str, tag: str) -> bool:
     """If-None-Match's weak comparison: `*`, or any listed tag equal to `tag` (W/ ignored)."""
+    if header == tag:  # what a client sends back: the one tag it was given
+        return True
     for candidate in header.split(","):
         candidate = candidate.strip()
         if candidate == "*" or candidate.removeprefix("W/") == tag:
@@ -73,5 +75,7 @@ async def answer_unchanged(request: web.Request, stamp: Stamp) -> web.Response |
     header = request.headers["If-None-Match"]
     async with request.app[DB].acquire() as conn:
         tag = await stamp(request, conn)
-    request[TAG] = tag
-    return not_modified(tag) if tag is not None and matches(header, tag) else None
+    if tag is not None and matches(header, tag):
+        return not_modified(tag)
+    request[TAG] = tag  # only a request that goes on to the handler needs it
+    return None

@@ -7,6 +7,7 @@ import uuid
 from decimal import Decimal
 from typing import Any, Protocol
 
+from lib.http.jsonio import decimal_text
 from services.users.db.models import UserRole
 
 
@@ -44,8 +45,9 @@ def user_json(
 ) -> dict[str, Any]:
     """`points`: the batch the points service answered (None when degraded);
     `picture_url`: already signed (lib/storage), None without a picture. The UUID and the
-    Decimal become text here, as lib.http.jsonio's default hook would make them: orjson
-    calls that Python hook once per value (a list page: 100 calls, ~15 µs; ADR 0013)."""
+    Decimal become text here, as lib.http.jsonio's default hook would make them (`str`,
+    `decimal_text`): orjson calls that Python hook once per value (a list page: 100
+    calls, ~15 µs; ADR 0013)."""
     user_id = str(row.id)
     department_id, salary = row.department_id, row.salary
     return {
@@ -58,7 +60,7 @@ def user_json(
         "verified": row.verified,
         "department_id": None if department_id is None else str(department_id),
         "age": row.age,
-        "salary": None if salary is None else format(salary, "f"),
+        "salary": None if salary is None else decimal_text(salary),
         "picture_url": picture_url,
         "points": None if points is None else points.get(user_id, 0),
         "version": row.version,

@@ -24,7 +24,7 @@ from lib.http.app import create_app
 from lib.http.body import MAX_BODY, parse_body
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.fields import UNSTORABLE_MESSAGE
-from lib.http.jsonio import data, dumps, json_response
+from lib.http.jsonio import data, decimal_text, dumps, json_response
 from lib.http.listing import ListQuery, Page, like_pattern, parse_list
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
@@ -443,6 +443,27 @@ def test_json_decimal_is_a_string() -> None:
 
 def test_json_decimal_never_uses_exponents() -> None:
     assert dumps([Decimal("1E-8"), Decimal("1E+20")]) == b'["0.00000001","100000000000000000000"]'
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("1234.50", "1234.50"),
+        ("-0.5", "-0.5"),
+        ("0.00", "0.00"),
+        ("1E-8", "0.00000001"),
+        ("1E+3", "1000"),
+        ("0E-16", "0.0000000000000000"),
+        ("-2.5E-7", "-0.00000025"),
+        ("35.1234567890123456", "35.1234567890123456"),
+        ("NaN", "NaN"),
+        ("-Infinity", "-Infinity"),
+    ],
+)
+def test_decimal_text_is_format_f_in_every_form(value: str, text: str) -> None:
+    """str() where it has no exponent, format(value, "f") where it has: the same text as
+    format(value, "f") always gave."""
+    assert decimal_text(Decimal(value)) == text == format(Decimal(value), "f")
 
 
 def test_json_uuid_is_a_string() -> None:

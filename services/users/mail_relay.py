@@ -40,7 +40,7 @@ class MailRelay(Relay):
         interval: float,
         retry_max: float,
         send_timeout: float,
-        service: str = "users",
+        service: str,
     ) -> None:
         super().__init__(interval=interval, retry_max=retry_max, batch=BATCH)
         self.db, self.mailer = db, mailer

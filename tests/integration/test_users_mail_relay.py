@@ -6,6 +6,7 @@ SMTP (tests/integration/test_mail.py delivers through a real one)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -161,13 +162,15 @@ async def test_the_app_builds_its_relay_from_the_settings(
     options = {
         "smtp_user": "relay-user", "smtp_password": SecretStr("relay-pass"),
         "smtp_from": "Fixup Tests <tests@fixup.test>", "smtp_timeout": 3.5,
-        "mail_relay_interval": 42.0, "mail_retry_max": 77.0, "service": "users",
+        "mail_relay_interval": 42.0, "mail_retry_max": 77.0, "service": "users-eu",
     }  # fmt: skip
     app = create_app(settings(relay_dsn, 2525, **options))
     await aiohttp_client(app)
     relay = app[RELAY]
     assert (relay.interval, relay.retry_max, relay.batch, relay.lease) == (42.0, 77.0, 10, 38.5)
-    assert relay._pending is OUTBOX_PENDING.labels("users")
+    assert relay._pending is OUTBOX_PENDING.labels("users-eu")  # the process's own label
+    # it runs as a task of its own name (what a task dump or asyncio debug shows)
+    assert "mail-relay" in {task.get_name() for task in asyncio.all_tasks()}
     mailer = relay.mailer
     assert isinstance(mailer, SmtpMailer)
     assert (mailer.host, mailer.port, mailer.sender, mailer.timeout) == (

@@ -36,7 +36,7 @@ class IdleOutboxRelay(OutboxRelay):
 def relays() -> list[Any]:
     options = {"interval": 0.001, "retry_max": 1.0}
     return [
-        IdleMailRelay(None, None, send_timeout=1.0, **options),  # type: ignore[arg-type]
+        IdleMailRelay(None, None, send_timeout=1.0, service="users", **options),  # type: ignore[arg-type]
         IdleOutboxRelay(None, None, call_timeout=1.0, **options),  # type: ignore[arg-type]
     ]
 

@@ -25,6 +25,7 @@ from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS
 from tests.integration.smtp_support import SmtpSink, mail_to, smtp_sink, token_in
+from tests.integration.users_support import mailing_settings
 from tests.servers import env
 from tests.unit import test_auth_tokens as forge
 from tools import seed
@@ -36,37 +37,15 @@ CHEAP_ARGON2 = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024", "ARGON2_P
 
 
 def settings(dsn: str, smtp_port: int, **extra: Any) -> UsersSettings:
-    return UsersSettings.model_validate(
-        {
-            "service": "users",
-            "database_url": dsn,
-            "db_pool_max": 25,
-            "jwt_public_key": SecretStr(KEYS[1]),
-            "jwt_private_key": SecretStr(KEYS[0]),
-            "encryption_key": SecretStr(ENCRYPTION_KEY),
-            "points_grpc_addr": "",
-            "argon2_time_cost": 1,
-            "argon2_memory_cost": 1024,
-            "argon2_parallelism": 1,
-            "rate_limit_ip_rate": 1e6,
-            "rate_limit_ip_burst": 10**6,
-            "rate_limit_user_rate": 1e6,
-            "rate_limit_user_burst": 10**6,
-            "login_rate": 1e6,
-            "login_burst": 10**6,
-            "mail_rate": 1e6,
-            "mail_burst": 10**6,
-            "register_rate": 1e6,
-            "register_burst": 10**6,
-            "cors_allow_origins": [ORIGIN],
-            "smtp_host": "127.0.0.1",
-            "smtp_port": smtp_port,
-            "smtp_timeout": 2.0,
-            "mail_relay_interval": 0.1,
-            "mail_retry_max": 0.2,
-            **extra,
-        }
-    )
+    defaults = {
+        "db_pool_max": 25,
+        "encryption_key": SecretStr(ENCRYPTION_KEY),
+        "argon2_memory_cost": 1024,
+        "cors_allow_origins": [ORIGIN],
+        "mail_relay_interval": 0.1,
+        "mail_retry_max": 0.2,
+    }
+    return mailing_settings(dsn, smtp_port, **{**defaults, **extra})
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS
 from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
+from tests.integration.users_support import mailing_settings
 from tests.servers import Servers
 
 ORIGIN = "https://app.fixup.test"
@@ -44,40 +45,17 @@ NEVER = 3600.0  # the relay's poll: a mail that arrives came from a wake-up
 
 
 def settings(dsn: str, smtp_port: int, **extra: Any) -> UsersSettings:
-    return UsersSettings.model_validate(
-        {
-            "service": "users",
-            "database_url": dsn,
-            "jwt_public_key": SecretStr(KEYS[1]),
-            "jwt_private_key": SecretStr(KEYS[0]),
-            "encryption_key": SecretStr(ENCRYPTION_KEY),
-            "points_grpc_addr": "",
-            "argon2_time_cost": 1,
-            "argon2_memory_cost": 8,
-            "argon2_parallelism": 1,
-            "rate_limit_ip_rate": 1e6,
-            "rate_limit_ip_burst": 10**6,
-            "rate_limit_user_rate": 1e6,
-            "rate_limit_user_burst": 10**6,
-            "login_rate": 1e6,
-            "login_burst": 10**6,
-            "mail_rate": 1e6,
-            "mail_burst": 10**6,
-            "register_rate": 1e6,
-            "register_burst": 10**6,
-            "access_token_ttl": ACCESS_TTL,
-            "refresh_token_ttl": REFRESH_TTL,
-            "verify_token_ttl": VERIFY_TTL,
-            "reset_token_ttl": RESET_TTL,
-            "public_base_url": BASE_URL,
-            "cors_allow_origins": [ORIGIN],
-            "smtp_host": "127.0.0.1",
-            "smtp_port": smtp_port,
-            "smtp_timeout": 2.0,
-            "mail_relay_interval": NEVER,
-            **extra,
-        }
-    )
+    defaults = {
+        "encryption_key": SecretStr(ENCRYPTION_KEY),
+        "access_token_ttl": ACCESS_TTL,
+        "refresh_token_ttl": REFRESH_TTL,
+        "verify_token_ttl": VERIFY_TTL,
+        "reset_token_ttl": RESET_TTL,
+        "public_base_url": BASE_URL,
+        "cors_allow_origins": [ORIGIN],
+        "mail_relay_interval": NEVER,
+    }
+    return mailing_settings(dsn, smtp_port, **{**defaults, **extra})
 
 
 @pytest.fixture(scope="module")

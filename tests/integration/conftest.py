@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from services.catalog.app import create_app as catalog_app
@@ -39,6 +41,20 @@ def own_redis() -> Iterator[RedisServer]:
 @pytest.fixture(scope="module")
 def departments_dsn(migrated_db: Callable[[str], str]) -> str:
     return migrated_db("departments")
+
+
+@pytest.fixture(scope="module")
+async def department(departments_dsn: str) -> uuid.UUID:
+    """A department row of this module's departments database (users' foreign reference)."""
+    conn = await asyncpg.connect(departments_dsn)
+    try:
+        dept: uuid.UUID = await conn.fetchval(
+            "INSERT INTO departments (name, address) VALUES ($1, 'Somewhere 1') RETURNING id",
+            f"Dept {uuid.uuid4().hex[:8]}",
+        )
+    finally:
+        await conn.close()
+    return dept
 
 
 @pytest.fixture

@@ -82,19 +82,6 @@ def points(points_db: Database) -> Points:
     return Points(points_db)
 
 
-@pytest.fixture(scope="module")
-async def department(departments_dsn: str) -> uuid.UUID:
-    conn = await asyncpg.connect(departments_dsn)
-    try:
-        dept: uuid.UUID = await conn.fetchval(
-            "INSERT INTO departments (name, address) VALUES ($1, 'Somewhere 1') RETURNING id",
-            f"Dept {uuid.uuid4().hex[:8]}",
-        )
-    finally:
-        await conn.close()
-    return dept
-
-
 @pytest.fixture
 async def client(
     aiohttp_client: Any, aiohttp_server: Any, users_dsn: str, departments_dsn: str,

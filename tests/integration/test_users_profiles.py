@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import asyncpg
 import pytest
 from pydantic import SecretStr
 
@@ -36,19 +35,6 @@ DEPT_TIMEOUT = 1.0
 @pytest.fixture(scope="module")
 def users_dsn(migrated_db: Callable[[str], str]) -> str:
     return migrated_db("users")
-
-
-@pytest.fixture(scope="module")
-async def department(departments_dsn: str) -> uuid.UUID:
-    conn = await asyncpg.connect(departments_dsn)
-    try:
-        dept: uuid.UUID = await conn.fetchval(
-            "INSERT INTO departments (name, address) VALUES ($1, 'Somewhere 1') RETURNING id",
-            f"Dept {uuid.uuid4().hex[:8]}",
-        )
-    finally:
-        await conn.close()
-    return dept
 
 
 @pytest.fixture

@@ -150,7 +150,7 @@ def test_mariadb_refuses_an_alter_that_would_copy_the_table(
 
 # --- under load ---------------------------------------------------------------------------
 
-ROWS = 100_000  # enough that building a trigram index takes a second or more
+ROWS = 200_000  # enough that a plain trigram index build stalls requests ~1 s on a quiet machine
 WORKERS = 8
 BEFORE = 2.0  # seconds of load measured before the migration starts
 SAFE_FACTOR = 5.0  # p99 during the online-safe migration <= this x p99 before (+ a floor)

@@ -9,6 +9,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -106,6 +107,22 @@ def pytest_configure(config: pytest.Config) -> None:
     are re-parented to this process instead of init, so the end of the run can see them."""
     if sys.platform == "linux" and not hasattr(config, "workerinput"):
         ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    if "MUTANT_UNDER_TEST" in os.environ:  # a mutmut run (docs/mutation.md)
+        import grpc.aio
+
+        grpc.aio.server = _no_grpc_server_under_mutmut
+
+
+GRPC_UNDER_MUTMUT = (
+    "a gRPC server hangs in mutmut's forked workers at teardown, so every mutant would time "
+    "out and count as killed: keep gRPC fixtures out of [tool.mutmut]'s test selection "
+    "(call the service's handler in process, as tests/integration/test_points_service.py does)"
+)
+
+
+def _no_grpc_server_under_mutmut(*args: Any, **kwargs: Any) -> Any:
+    """Fails mutmut's stats run, loudly, instead of a run of false kills."""
+    raise RuntimeError(GRPC_UNDER_MUTMUT)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -90,7 +90,7 @@ async def socket_principal(request: web.Request) -> Principal:
         raise Unauthorized("authentication required")
     allowed = request.app[CHAT_SETTINGS].cors_allow_origins
     by_cookie = "Authorization" not in request.headers  # only a page of ours may use it
-    if by_cookie and request.headers.get("Origin", "") not in allowed:
+    if by_cookie and request.headers.get("Origin") not in allowed:
         raise Forbidden("a cookie-authenticated WebSocket needs an allowed Origin")
     return found
 

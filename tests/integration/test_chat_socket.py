@@ -2,7 +2,8 @@
 handshake's every refusal with its detail, the subprotocol parsing, the frames a client
 sends and the error frames it gets back, the per-user limit, and every close from the
 server's side with its code, reason and metric (expired, revoked by the sweep, too slow,
-shutting down, a binary frame). The conversation is a row of the chat database (no
+shutting down, a binary frame), close_all waiting for every close, the sockets' user on
+their log lines and their tasks' own contexts. The conversation is a row of the chat database (no
 catalog or orders needed), pub/sub is the in-process one: fast and self-contained, the
 killing tests of the mutation run for ws.py (docs/mutation.md). The same paths across
 real services and Redis: tests/integration/test_chat_ws.py."""
@@ -17,7 +18,7 @@ import os
 import struct
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from socket import SO_LINGER, SOL_SOCKET
 from typing import Any
@@ -30,6 +31,7 @@ import structlog
 import structlog.testing
 from aiohttp import web
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
@@ -150,15 +152,20 @@ async def sockets_open(count: float) -> None:
     await eventually(settled, f"{count} sockets open")
 
 
-async def only_session(chat: Any) -> ws.Session:
-    """The server's session of the one socket open (started: its pump runs)."""
+async def started_sessions(chat: Any, count: int) -> list[ws.Session]:
+    """The server's sessions of the `count` sockets open (started: their pumps run)."""
     sessions = chat.app[ws.SOCKETS]
 
     async def started() -> bool:
-        return len(sessions) == 1 and next(iter(sessions)).pump is not None
+        return len(sessions) == count and all(s.pump is not None for s in sessions)
 
-    await eventually(started, "the socket's session started")
-    (session,) = sessions
+    await eventually(started, f"{count} sockets' sessions started")
+    return list(sessions)
+
+
+async def only_session(chat: Any) -> ws.Session:
+    """The server's session of the one socket open (started: its pump runs)."""
+    (session,) = await started_sessions(chat, 1)
     return session
 
 
@@ -202,6 +209,12 @@ async def test_the_handshake_refusals(chat: Any, talk: Talk) -> None:
     )
 
 
+async def test_a_service_without_a_key_refuses_every_token(factory: Factory, talk: Talk) -> None:
+    chat = await factory(jwt_public_key=SecretStr(""))  # no verifier: no token is accepted
+    offered = upgrade(f"fixup.bearer, {token_of(talk.customer)}")
+    assert await refusal(chat, talk.path, offered) == (401, "this service does not accept tokens")
+
+
 async def test_the_ways_in(chat: Any, talk: Talk) -> None:
     customer, provider = talk.customer, talk.provider
     # the subprotocols, spaced and with an empty one, win over an Authorization header
@@ -213,10 +226,12 @@ async def test_the_ways_in(chat: Any, talk: Talk) -> None:
             "X-Request-ID": "ws-in-1",
             **customer.headers,
         },
+        compress=15,  # the client offers permessage-deflate
     )
     assert socket._response.headers["Sec-WebSocket-Protocol"] == "fixup.bearer"  # echoed
     assert socket._response.headers["X-Request-ID"] == "ws-in-1"
-    assert "Sec-WebSocket-Extensions" not in socket._response.headers  # no deflate
+    assert "Sec-WebSocket-Extensions" not in socket._response.headers  # deflate declined
+    assert socket.compress == 0
     await socket.send_str(send("who am I"))
     assert (await next_json(socket))["data"]["author_id"] == str(provider.id)
     await socket.close()
@@ -232,6 +247,12 @@ async def test_the_ways_in(chat: Any, talk: Talk) -> None:
     await socket.send_str(send("by header"))
     assert (await next_json(socket))["data"]["author_id"] == str(provider.id)
     await socket.close()
+    sessions = chat.app[ws.SOCKETS]
+
+    async def all_gone() -> bool:
+        return not sessions
+
+    await eventually(all_gone, "every closed socket's session dropped")
 
 
 async def test_frames_and_their_errors(chat: Any, talk: Talk) -> None:
@@ -293,8 +314,8 @@ async def test_an_unexpected_failure_is_a_500_frame(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(ws, "store", broken)
-    socket = await open_socket(chat, talk, talk.customer)
-    with capture_logs() as logs:
+    with capture_bound_logs() as logs:
+        socket = await open_socket(chat, talk, talk.customer)
         await socket.send_str(send("hi"))
         error = await next_json(socket)
     assert error == {
@@ -307,6 +328,9 @@ async def test_an_unexpected_failure_is_a_500_frame(
     }
     failed = [entry for entry in logs if entry["event"] == "chat_send_failed"]
     assert [(e["log_level"], e["error"]) for e in failed] == [("error", "RuntimeError('boom')")]
+    # the token came as a subprotocol (no Authorization for the auth middleware to read):
+    # the socket's log lines name its user all the same
+    assert failed[0]["user_id"] == str(talk.customer.id)
     await socket.close()
 
 
@@ -329,6 +353,22 @@ async def test_the_token_expiry_closes_with_4001(chat: Any, talk: Talk) -> None:
     socket = await chat.ws_connect(talk.path, protocols=("fixup.bearer", short))
     assert await closed_with(socket) == (4001, "token expired")
     assert closes("expired") == before + 1
+
+
+async def test_a_token_expired_by_the_start_closes_at_once(chat: Any, talk: Talk) -> None:
+    """The expiry timer is the token's time left, none when it ran out between the
+    handshake and the start."""
+    await open_socket(chat, talk, talk.customer)
+    session = await only_session(chat)
+    gone = replace(session.principal, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    late = ws.Session(session.request, session.ws, gone)
+    loop = asyncio.get_running_loop()
+    late.start()
+    try:
+        assert late.expiry is not None
+        assert late.expiry.when() <= loop.time()  # due now, not a moment later
+    finally:
+        await late.finish()  # cancels it before it runs: the real session keeps its socket
 
 
 async def test_pings(factory: Factory, talk: Talk) -> None:
@@ -356,12 +396,39 @@ async def test_a_full_queue_closes_with_4008(factory: Factory, talk: Talk) -> No
 async def test_shutdown_closes_every_socket_with_1001(chat: Any, talk: Talk) -> None:
     before = closes("shutdown")
     sockets = [await open_socket(chat, talk, who) for who in (talk.customer, talk.provider)]
+    sessions = await started_sessions(chat, 2)
+    # the clients read (and so answer the close) while the server closes
+    reads = [asyncio.create_task(closed_with(socket)) for socket in sockets]
     await ws.close_all(chat.app)
-    for socket in sockets:
-        assert await closed_with(socket) == (1001, "server shutting down")
+    # close_all returns when every close is over: the drain comes after it
+    assert [s.closer is not None and s.closer.done() for s in sessions] == [True, True]
+    for read in reads:
+        assert await read == (1001, "server shutting down")
     assert closes("shutdown") == before + 2
     await ws.close_all(chat.app)  # again: each is closed once
     assert closes("shutdown") == before + 2
+
+
+async def test_shutdown_survives_a_close_cancelled_meanwhile(chat: Any, talk: Talk) -> None:
+    """A close cancelled while close_all waits (its handler cancelled) ends close_all
+    neither early nor with an error: the other closes are still waited for."""
+    sockets = [await open_socket(chat, talk, who) for who in (talk.customer, talk.provider)]
+    sessions = await started_sessions(chat, 2)
+    shutting = asyncio.create_task(ws.close_all(chat.app))
+    await asyncio.sleep(0)  # one turn: close_all starts both closes and waits for them
+    await asyncio.sleep(0)  # another: each close runs up to its wait for the reading loop
+    first, second = (s.closer for s in sessions)
+    assert first is not None
+    assert second is not None
+    assert (first.done(), second.done(), shutting.done()) == (False, False, False)
+    first.cancel()
+    for socket in sockets:  # the peers answer: the other close ends
+        assert await closed_with(socket) == (1001, "server shutting down")
+    await asyncio.wait({shutting}, timeout=RECEIVE)
+    assert (shutting.done(), shutting.cancelled()) == (True, False)  # no CancelledError
+    shutting.result()
+    assert first.cancelled()
+    assert (second.done(), second.cancelled()) == (True, False)
 
 
 async def test_the_sweep_closes_revoked_sockets(chat: Any, talk: Talk) -> None:
@@ -384,24 +451,30 @@ async def test_the_sweep_closes_revoked_sockets(chat: Any, talk: Talk) -> None:
 async def test_the_sweep_runs_by_itself_and_survives_a_failure(
     factory: Factory, talk: Talk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    chat = await factory(ws_revocation_check=0.05)
-    revocations = chat.app[REVOCATIONS]
-    real = revocations.revoked
+    """The sweep is a task of its own, named, in a context of its own: nothing bound
+    where the app started is on its log lines."""
     failures: list[int] = []
+    with capture_bound_logs() as logs:
+        structlog.contextvars.bind_contextvars(started_by="the test")
+        chat = await factory(ws_revocation_check=0.05)
+        sweeps = [t for t in asyncio.all_tasks() if t.get_name() == "chat-revocation-sweep"]
+        assert len(sweeps) == 1
+        revocations = chat.app[REVOCATIONS]
+        real = revocations.revoked
 
-    async def once_unavailable(principals: Any) -> Any:
-        if not failures:
-            failures.append(1)
-            raise ServiceUnavailable("redis away")
-        return await real(principals)
+        async def once_unavailable(principals: Any) -> Any:
+            if not failures:
+                failures.append(1)
+                raise ServiceUnavailable("redis away")
+            return await real(principals)
 
-    with capture_logs() as logs:
         socket = await open_socket(chat, talk, talk.customer)
         monkeypatch.setattr(revocations, "revoked", once_unavailable)
         await revocations.revoke(talk.customer.id)
         assert await closed_with(socket) == (4001, "token revoked")
     warned = [e for e in logs if e["event"] == "chat_revocation_sweep_failed"]
     assert [(e["log_level"], e["detail"]) for e in warned] == [("warning", "redis away")]
+    assert "started_by" not in warned[0]
 
 
 async def test_a_closing_socket_sends_nothing_more_and_closes_once(chat: Any, talk: Talk) -> None:
@@ -491,6 +564,7 @@ async def test_the_sockets_tasks_run_outside_the_requests_context(chat: Any, tal
     failed = [e for e in logs if e["event"] == "chat_socket_write_failed"]
     assert len(failed) == 1, logs
     assert "request_id" not in failed[0]  # the request's would have it (the middleware's)
+    assert failed[0]["error"] == "ConnectionError('Connection lost')"  # the write's, by repr
 
 
 async def test_a_failed_upgrade_leaves_nothing_behind(

@@ -513,6 +513,41 @@ async def test_a_peer_that_does_not_read_is_let_go(factory: Factory, talk: Talk)
     await sockets_open(0)
 
 
+async def test_a_close_frame_that_cannot_be_written_is_given_up(
+    factory: Factory, talk: Talk
+) -> None:
+    """The pump is idle but the peer stopped reading with the server's buffer over its
+    high-water mark: the close frame's own write waits, and WS_CLOSE_TIMEOUT bounds that
+    wait too (aiohttp's close timeout only bounds the wait for the peer's answer)."""
+    chat = await factory(ws_close_timeout=0.3)
+    stalled = StalledClient(chat.port, talk.path, token_of(talk.customer))
+    try:
+        await stalled.handshake()
+        session = await only_session(chat)
+        transport = session.request.transport
+        assert transport is not None
+        session.socket.push(b'{"pad": "' + b"x" * (4 << 20) + b'"}')
+
+        async def sending() -> bool:
+            return not session.socket.frames  # the pump took it: its write is stuck
+
+        await eventually(sending, "the pump writing to the stalled peer")
+        # a high-water mark over the backlog, and the peer reads a little: writing resumes
+        # at the next chance to write, so the pump's write returns and it goes idle
+        transport.set_write_buffer_limits(high=64 << 20)
+        loop = asyncio.get_running_loop()
+        while session.socket.wake.is_set():  # cleared by the pump once it waits for frames
+            assert await asyncio.wait_for(loop.sock_recv(stalled.sock, 65536), RECEIVE)
+        transport.set_write_buffer_limits()  # asyncio's defaults: paused again
+        assert transport.get_write_buffer_size() > 64 * 1024
+        session.shut(4001, "token expired", "expired")
+        assert session.closer is not None
+        await asyncio.wait_for(session.closer, RECEIVE)  # gave up, without an error
+    finally:
+        stalled.close()
+    await sockets_open(0)
+
+
 async def test_a_close_cancelled_meanwhile_stays_cancelled(chat: Any, talk: Talk) -> None:
     """Cancelled while it waits (its handler cancelled: the server stopping), the close
     ends cancelled: a cancellation is never swallowed."""

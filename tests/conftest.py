@@ -15,9 +15,10 @@ import psutil
 import pytest
 
 from lib import registry
-from tests.servers import RUN_ID, DatabaseFactory, Servers, ServerUnavailableError, resolve_servers
+from tests.servers import DatabaseFactory, Servers, ServerUnavailableError, resolve_servers, run_id
 from tools import migrate
 from tools.databases import get_database
+from tools.mutant_databases import MutantDatabases, scope_from_env
 from tools.service_process import PROCESS_MARGIN
 
 ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
@@ -51,21 +52,31 @@ def databases(servers: Servers) -> Iterator[DatabaseFactory]:
 
 
 @pytest.fixture(scope="session")
-def migrated_db(databases: DatabaseFactory) -> Callable[[str], str]:
-    """`migrated_db("users")` -> DSN of a new database of this run, every migration applied."""
+def migrated_db(databases: DatabaseFactory) -> Iterator[Callable[[str], str]]:
+    """`migrated_db("users")` -> DSN of a new database of this run, every migration applied.
+
+    Under mutmut (a session per mutant) the session's databases are instead kept for the
+    next one, at the head migration, in a slot only this session uses
+    (tools/mutant_databases.py): the tests isolate their own rows either way."""
+    if "MUTANT_UNDER_TEST" in os.environ:
+        servers = databases.servers
+        kept = MutantDatabases(servers.pg_dsn, servers.mysql_dsn, scope_from_env())
+        yield kept.migrated
+        kept.close()
+        return
 
     def make(db: str) -> str:
         dsn = databases.create(db, get_database(db).engine)
         migrate.up(db, dsn)
         return dsn
 
-    return make
+    yield make
 
 
 @pytest.fixture(scope="session")
 def redis_prefix() -> str:
     """Every key and channel a test writes starts with this; Redis is never flushed."""
-    return f"fixup:test:{RUN_ID}:"
+    return f"fixup:test:{run_id()}:"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

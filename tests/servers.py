@@ -36,6 +36,17 @@ HOW_TO_GET = {
 
 # Unique per test run: two runs side by side never share a database or a Redis key.
 RUN_ID = f"{os.getpid()}{uuid.uuid4().hex[:6]}"
+_RUN_IDS = {os.getpid(): RUN_ID}
+
+
+def run_id() -> str:
+    """RUN_ID, or in a process forked after this module was imported one of its own:
+    mutmut forks the pytest sessions of its mutants, several at once, from the process
+    that imported it, and they must not share databases or keys either."""
+    pid = os.getpid()
+    if pid not in _RUN_IDS:
+        _RUN_IDS[pid] = f"{pid}{uuid.uuid4().hex[:6]}"
+    return _RUN_IDS[pid]
 
 
 class ServerUnavailableError(RuntimeError):
@@ -131,13 +142,14 @@ class DatabaseFactory:
         self.servers = servers
         self.created: list[str] = []
         self._counter = 0
+        self.run_id = run_id()
 
     def server_dsn(self, engine: str) -> str:
         return self.servers.pg_dsn if engine == "postgresql" else self.servers.mysql_dsn
 
     def create(self, label: str, engine: str) -> str:
         self._counter += 1
-        name = f"fixup_t{RUN_ID}_{label}_{self._counter}"
+        name = f"fixup_t{self.run_id}_{label}_{self._counter}"
         dsn = with_database(self.server_dsn(engine), name)
         create_database(dsn)
         self.created.append(dsn)
@@ -165,13 +177,14 @@ class DatabaseFactory:
         found: list[str] = []
         with psycopg.connect(psycopg_dsn(self.servers.pg_dsn)) as conn:
             rows = conn.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"fixup_t{RUN_ID}_%",)
+                "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                (f"fixup_t{self.run_id}_%",),
             ).fetchall()
             found += [r[0] for r in rows]
         with mysql_connect(self.servers.mysql_dsn) as conn, conn.cursor() as cur:
             cur.execute(
                 "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
-                (f"fixup_t{RUN_ID}_%",),
+                (f"fixup_t{self.run_id}_%",),
             )
             found += [r[0] for r in cur.fetchall()]
         return found

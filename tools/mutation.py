@@ -30,6 +30,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools import mutant_databases
+from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
+
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT_DOC = ROOT / "docs" / "mutation.md"
 MIN_KILL_RATE = 0.90
@@ -175,13 +178,29 @@ def verdict(tallies: list[Tally], *, min_rate: float) -> list[str]:
 
 
 def run_mutmut(workdir: Path, names: list[str], max_children: int) -> None:
-    """mutmut run (niced: the machine is shared) in `workdir`; the names limit it."""
+    """mutmut run (niced: the machine is shared) in `workdir`; the names limit it. The
+    databases its pytest sessions kept for each other are dropped after it."""
     command = ["nice", "-n", "10", sys.executable, "-m", "tools.mutmut_decorated", "run"]
     command += ["--max-children", str(max_children), *names]
-    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
+    finally:
+        drop_kept_databases()
     if done.returncode != 0:
         sys.stdout.write(done.stdout[-4000:] + done.stderr[-4000:])
         raise SystemExit(f"mutmut run failed (exit {done.returncode})")
+
+
+def drop_kept_databases() -> list[str]:
+    """Drop the migrated databases mutmut's sessions kept for each other
+    (tools/mutant_databases.py), but those a session of a run still going holds."""
+    pg = os.environ.get("TEST_PG_DSN") or PG_DEFAULT
+    my = os.environ.get("TEST_MYSQL_DSN") or MYSQL_DEFAULT
+    try:
+        return mutant_databases.drop_unclaimed(pg, my, scope=mutant_databases.scope_from_env())
+    except Exception as exc:  # the servers of a run in containers are gone with them
+        print(f"the kept databases were not dropped ({exc})")
+        return []
 
 
 def selected(only: list[str]) -> list[Path]:

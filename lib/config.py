@@ -74,6 +74,10 @@ class ServiceSettings(BaseSettings):
     # query parameters whose values no log may hold, on top of lib/redact.py's built-in ones
     log_redact_params: list[str] = Field(default_factory=list)
     shutdown_timeout: float = Field(10.0, gt=0)
+    # how long a client may take to send a request's head, then its body (lib/http/server.py:
+    # 408 and the connection closed); NGINX's client_header_timeout / client_body_timeout
+    http_header_timeout: float = Field(10.0, gt=0, le=300)
+    http_body_timeout: float = Field(15.0, gt=0, le=3600)
     public_base_url: str = "http://localhost:8080"
     profiling_enabled: bool = False
     profiling_port: int = Field(0, ge=0, le=65535)

@@ -19,6 +19,7 @@ class AppError(Exception):
     status = 500
     code = "INTERNAL_ERROR"
     title = "Internal error"
+    closes_connection = False  # True: its answer ends the connection (the framing is lost)
 
     def __init__(
         self,
@@ -62,6 +63,13 @@ class Conflict(AppError):
 
 class PreconditionFailed(AppError):
     status, code, title = 412, "PRECONDITION_FAILED", "Precondition failed"
+
+
+class RequestTimeout(AppError):
+    """The client took longer than allowed to send the request (lib/http/server.py)."""
+
+    status, code, title = 408, "REQUEST_TIMEOUT", "Request timeout"
+    closes_connection = True
 
 
 class PayloadTooLarge(AppError):

@@ -57,6 +57,8 @@ def serve(factory_path: str, settings: ServiceSettings, master_pid: int | None =
         port=settings.port,
         reuse_port=settings.workers > 1,
         shutdown_timeout=settings.shutdown_timeout,
+        header_timeout=settings.http_header_timeout,
+        body_timeout=settings.http_body_timeout,
         loop=uvloop.new_event_loop(),
     )
 

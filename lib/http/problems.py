@@ -18,6 +18,7 @@ HTTP_CODES = {
     403: ("FORBIDDEN", "Forbidden"),
     404: ("NOT_FOUND", "Not found"),
     405: ("METHOD_NOT_ALLOWED", "Method not allowed"),
+    408: ("REQUEST_TIMEOUT", "Request timeout"),
     409: ("CONFLICT", "Conflict"),
     413: ("PAYLOAD_TOO_LARGE", "Payload too large"),
     415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
@@ -50,7 +51,7 @@ def problem(
 
 
 def from_app_error(error: AppError, request_id: str) -> web.Response:
-    return problem(
+    response = problem(
         error.status,
         error.code,
         error.title,
@@ -59,6 +60,9 @@ def from_app_error(error: AppError, request_id: str) -> web.Response:
         errors=[{"field": e.field, "message": e.message} for e in error.errors],
         headers=error.headers,
     )
+    if error.closes_connection:
+        response.force_close()
+    return response
 
 
 def code_of(status: int) -> str:

@@ -90,7 +90,7 @@ WARRANTY_TEST = '''"""docs/recipes.md, "Add a column", step 9: written by tests/
 from typing import Any
 
 from tests.integration.catalog_support import ADMIN, chain, post
-from tests.integration.test_catalog_api import catalog_dsn, client  # noqa: F401 (fixtures)
+# the fixtures, as the recipe imports them
 
 
 async def patch(client: Any, service: dict[str, Any], version: int, body: Any) -> Any:
@@ -131,7 +131,7 @@ import asyncpg
 
 from services.catalog.db import services as sq
 from tests.integration.catalog_support import chain, post
-from tests.integration.test_catalog_api import catalog_dsn, client  # noqa: F401 (fixtures)
+# the fixtures, as the recipe imports them
 
 
 async def test_cheapest_service_of_a_subcategory(client: Any, catalog_dsn: str) -> None:
@@ -157,6 +157,17 @@ async def test_cheapest_service_of_a_subcategory(client: Any, catalog_dsn: str) 
     resp = await client.get("/v1/subcategories/not-a-uuid/cheapest-service")
     assert resp.status == 400
 '''
+
+
+def with_the_recipes_fixtures(test: str) -> str:
+    """A test file as "Add a column", step 9 writes one: `catalog_dsn` is not imported (it
+    is tests/integration/conftest.py's, which pytest applies to the file by itself), only
+    `client` from the catalog's tests."""
+    (imports,) = [b for b in fenced(section("Add a column"), "python") if "import client" in b]
+    assert "catalog_dsn" not in imports
+    marker = "# the fixtures, as the recipe imports them\n"
+    assert test.count(marker) == 1
+    return test.replace(marker, imports)
 
 
 def test_add_a_column_and_a_nullable_patch_field(tmp_path: Path) -> None:
@@ -209,7 +220,8 @@ def test_add_a_column_and_a_nullable_patch_field(tmp_path: Path) -> None:
     assert "warranty_months" in update
 
     # 9. the recipe's test and the catalog's own, on the copy's code and migrations
-    (tree / "tests" / "integration" / "test_catalog_warranty.py").write_text(WARRANTY_TEST)
+    warranty = tree / "tests" / "integration" / "test_catalog_warranty.py"
+    warranty.write_text(with_the_recipes_fixtures(WARRANTY_TEST))
     pytest_in(tree, "tests/integration/test_catalog_warranty.py",
               "tests/integration/test_catalog_api.py")  # fmt: skip
 
@@ -237,7 +249,8 @@ def test_add_a_query_and_an_endpoint_using_it(tmp_path: Path) -> None:
     document = json.loads((tree / "docs" / "openapi" / "catalog.json").read_text())
     assert "/v1/subcategories/{id}/cheapest-service" in document["paths"]
 
-    (tree / "tests" / "integration" / "test_catalog_cheapest.py").write_text(CHEAPEST_TEST)
+    cheapest = tree / "tests" / "integration" / "test_catalog_cheapest.py"
+    cheapest.write_text(with_the_recipes_fixtures(CHEAPEST_TEST))
     pytest_in(tree, "tests/integration/test_catalog_cheapest.py")
 
 

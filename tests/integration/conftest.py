@@ -39,6 +39,16 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
+def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("catalog")
+
+
+@pytest.fixture(scope="module")
+def orders_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("orders")
+
+
+@pytest.fixture(scope="module")
 def departments_dsn(migrated_db: Callable[[str], str]) -> str:
     return migrated_db("departments")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -25,11 +24,6 @@ def as_user(user_id: uuid.UUID, role: Role) -> dict[str, str]:
 
 
 PROVIDER = as_user(PROVIDER_ID, Role.PROVIDER)
-
-
-@pytest.fixture(scope="module")
-def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("catalog")
 
 
 @pytest.fixture

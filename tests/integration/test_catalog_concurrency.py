@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-import pytest
 
 from services.catalog.app import create_app
 from tests.integration.catalog_support import ADMIN, catalog_settings, chain
@@ -16,11 +14,6 @@ from tests.integration.catalog_support import ADMIN, catalog_settings, chain
 WRITERS = 50
 POOL_MAX = 10
 ACQUIRE_TIMEOUT = 3.0
-
-
-@pytest.fixture(scope="module")
-def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("catalog")
 
 
 async def test_fifty_patches_with_one_if_match_one_wins(

@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -32,16 +32,6 @@ from tests.proxy import TcpProxy
 
 BREAKER_RESET = 1.0
 CATALOG_TIMEOUT = 0.5
-
-
-@pytest.fixture(scope="module")
-def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("catalog")
-
-
-@pytest.fixture(scope="module")
-def orders_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("orders")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ the mutation run for both modules (docs/mutation.md)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -39,16 +38,6 @@ from tests.integration.orders_support import (
 ORDERBY_ERROR = {"field": "orderby", "message": "Input should be 'created_at'"}
 POINTS = 7  # POINTS_PER_JOB of these tests: not the default, so the award shows it
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture(scope="module")
-def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("catalog")
-
-
-@pytest.fixture(scope="module")
-def orders_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("orders")
 
 
 @pytest.fixture

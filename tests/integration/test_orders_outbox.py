@@ -7,7 +7,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -43,11 +43,6 @@ class Recording:
         if self.die_after and sum(self.keys.values()) >= self.die_after:
             raise Killed
         return balance
-
-
-@pytest.fixture(scope="module")
-def orders_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("orders")
 
 
 @pytest.fixture

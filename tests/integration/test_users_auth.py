@@ -25,7 +25,7 @@ from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS
 from tests.integration.smtp_support import SmtpSink, mail_to, smtp_sink, token_in
-from tests.integration.users_support import mailing_settings
+from tests.integration.users_support import blocked_on_a_lock, mailing_settings
 from tests.servers import env
 from tests.unit import test_auth_tokens as forge
 from tools import seed
@@ -394,17 +394,6 @@ async def test_twenty_concurrent_refreshes_make_exactly_one_pair(
         await conn.close()
     assert [f["revoked_reason"] for f in families] == ["refresh token reused"]
     assert tokens == 2  # the login's and the one rotation's
-
-
-async def blocked_on_a_lock(conn: asyncpg.Connection, seconds: float = 10.0) -> None:
-    """Return once another session of this database waits for a row lock."""
-    deadline = time.monotonic() + seconds
-    while not await conn.fetchval(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    ):
-        assert time.monotonic() < deadline, "no request came to wait for the lock"
-        await asyncio.sleep(0.01)
 
 
 async def test_a_login_racing_a_password_change_is_refused(

@@ -31,7 +31,7 @@ from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS
 from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
-from tests.integration.users_support import mailing_settings
+from tests.integration.users_support import blocked_on_a_lock, mailing_settings
 from tests.servers import Servers
 
 ORIGIN = "https://app.fixup.test"
@@ -648,17 +648,6 @@ async def test_login_refusals_are_one_401(
     assert families == []
 
 
-async def blocked_on_a_lock(conn: asyncpg.Connection, seconds: float = 20.0) -> None:
-    """Return once another session of this database waits for a row lock."""
-    deadline = time.monotonic() + seconds
-    while not await conn.fetchval(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    ):
-        assert time.monotonic() < deadline, "no request came to wait for the lock"
-        await asyncio.sleep(0.01)
-
-
 async def test_a_login_racing_a_password_change_is_the_same_401(
     client: Any, sink: SmtpSink, users_dsn: str
 ) -> None:
@@ -672,7 +661,7 @@ async def test_a_login_racing_a_password_change_is_the_same_401(
         await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
         body = {"email": user["email"], "password": PASSWORD}
         attempt = asyncio.ensure_future(client.post("/v1/auth/login", json=body))
-        await blocked_on_a_lock(watcher)
+        await blocked_on_a_lock(watcher, seconds=20.0)
         await conn.execute("UPDATE users SET password_hash = 'changed' WHERE id = $1", user_id)
         await change.commit()
         resp = await attempt

@@ -3,7 +3,9 @@ tokens for them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 import uuid
 from typing import Any
 
@@ -53,6 +55,17 @@ def users_settings(dsn: str, **extra: Any) -> UsersSettings:
             **extra,
         }
     )
+
+
+async def blocked_on_a_lock(conn: asyncpg.Connection, seconds: float = 10.0) -> None:
+    """Return once another session of this database waits for a row lock."""
+    deadline = time.monotonic() + seconds
+    while not await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ):
+        assert time.monotonic() < deadline, "no request came to wait for the lock"
+        await asyncio.sleep(0.01)
 
 
 async def make_user(dsn: str, role: Role = Role.CUSTOMER, **fields: Any) -> uuid.UUID:

@@ -487,15 +487,19 @@ async def test_catalog_down_opens_the_breaker_then_recovers(
     for _ in range(2):  # the threshold: two failed calls
         resp = await client.post("/v1/orders", json=body, headers=customer.headers)
         assert resp.status == 503
+    # catalog back, but its answers held at the proxy: a call that went out would wait the
+    # whole CATALOG_TIMEOUT, so answering sooner shows the open breaker made none
+    await catalog_proxy.start(port)
+    catalog_proxy.hold()
     start = time.perf_counter()
     resp = await client.post("/v1/orders", json=body, headers=customer.headers)
     elapsed = time.perf_counter() - start
     assert resp.status == 503
     assert (await resp.json())["code"] == "CIRCUIT_OPEN"
     assert resp.headers["Retry-After"]
-    assert elapsed < 0.05, elapsed
+    assert elapsed < CATALOG_TIMEOUT, elapsed
     assert await breaker_gauge(client) == 1.0  # open
-    await catalog_proxy.start(port)
+    catalog_proxy.release()
     deadline = time.monotonic() + BREAKER_RESET + 5 * CATALOG_TIMEOUT
     while True:  # the half-open probe after reset_timeout closes it again
         resp = await client.post("/v1/orders", json=body, headers=customer.headers)

@@ -78,6 +78,9 @@ class ServiceSettings(BaseSettings):
     # 408 and the connection closed); NGINX's client_header_timeout / client_body_timeout
     http_header_timeout: float = Field(10.0, gt=0, le=300)
     http_body_timeout: float = Field(15.0, gt=0, le=3600)
+    # how long a kept-alive connection may stay idle between requests (aiohttp's default is
+    # an hour): longer than the proxies' upstream idle time (NGINX 60 s), so they close first
+    http_keepalive_timeout: float = Field(75.0, gt=0, le=86400)
     public_base_url: str = "http://localhost:8080"
     profiling_enabled: bool = False
     profiling_port: int = Field(0, ge=0, le=65535)

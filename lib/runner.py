@@ -59,6 +59,7 @@ def serve(factory_path: str, settings: ServiceSettings, master_pid: int | None =
         shutdown_timeout=settings.shutdown_timeout,
         header_timeout=settings.http_header_timeout,
         body_timeout=settings.http_body_timeout,
+        keepalive_timeout=settings.http_keepalive_timeout,
         loop=uvloop.new_event_loop(),
     )
 

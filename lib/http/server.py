@@ -240,11 +240,13 @@ def serve_app(
     shutdown_timeout: float,
     header_timeout: float,
     body_timeout: float,
+    keepalive_timeout: float,
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     """Serve `app` until SIGTERM/SIGINT, then drain in-flight requests for up to
     `shutdown_timeout` seconds and run its cleanup: web.run_app's contract. A request's
-    head must arrive within `header_timeout` seconds, its body within `body_timeout`."""
+    head must arrive within `header_timeout` seconds, its body within `body_timeout`; an idle
+    kept-alive connection is closed after `keepalive_timeout`."""
     asyncio.set_event_loop(loop)
     runner = ProblemAppRunner(
         app,
@@ -253,6 +255,7 @@ def serve_app(
         shutdown_timeout=shutdown_timeout,
         header_timeout=header_timeout,  # through web.Server to each ProblemRequestHandler
         body_timeout=body_timeout,
+        keepalive_timeout=keepalive_timeout,  # aiohttp's own (RequestHandler's keyword)
     )
 
     async def main() -> None:

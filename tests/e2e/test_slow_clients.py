@@ -31,6 +31,8 @@ from tools.service_process import PROCESS_MARGIN, ServiceProcess
 
 HEADER_TIMEOUT = 0.5
 BODY_TIMEOUT = 1.0
+# longer than the kept-alive test's idle pause (a head cut: HEADER_TIMEOUT + MARGIN at most)
+KEEPALIVE_TIMEOUT = HEADER_TIMEOUT + 3.5
 TICK = 0.05  # a slow client's pause between two bytes
 # a due timer fires well within this on a loaded machine; a client cut by a bound on the
 # pause between reads instead would never be cut (it never pauses longer than TICK)
@@ -99,6 +101,7 @@ async def users(
             SMTP_PORT=str(sink.port),
             HTTP_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
             HTTP_BODY_TIMEOUT=str(BODY_TIMEOUT),
+            HTTP_KEEPALIVE_TIMEOUT=str(KEEPALIVE_TIMEOUT),
         )
         service = ServiceProcess(env, tmp / "users.log", name="users")
         try:
@@ -221,6 +224,27 @@ async def test_normal_and_kept_alive_requests_are_not_cut(users: ServiceProcess)
             await reader.readexactly(int(headers["content-length"]))
     finally:
         writer.close()
+
+
+async def test_an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout(
+    users: ServiceProcess,
+) -> None:
+    """After an answer, a connection that sends nothing more is closed by the service at
+    HTTP_KEEPALIVE_TIMEOUT (aiohttp's default would keep it an hour), not before."""
+    client = await connect(users.port)
+    assert client.transport is not None
+    loop = asyncio.get_running_loop()
+    client.transport.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(client.answered.wait(), PROCESS_MARGIN)
+    answered = loop.time()
+    [(status, headers, _)] = parse_responses(bytes(client.received))
+    assert status == 200
+    assert headers.get("connection", "") != "close"
+    await asyncio.wait_for(client.closed.wait(), KEEPALIVE_TIMEOUT + MARGIN)
+    idle = loop.time() - answered
+    assert idle >= KEEPALIVE_TIMEOUT - EARLY, f"closed after {idle:.3f} s of idle"
+    [(status, _, _)] = parse_responses(bytes(client.received))  # nothing sent at the close
+    assert status == 200
 
 
 def noise_png(width: int, height: int) -> bytes:

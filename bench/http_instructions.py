@@ -7,7 +7,8 @@ Variants, each in its own process under callgrind: the service (the whole lib/ c
 access log written as in production: LOG_LEVEL=INFO), the same with tracing on (every
 request sampled, its spans exported to an OTLP sink process before the count stops: ADR
 0012), the service with only the request-id layer (it holds the one-connection scope the
-handlers need), with `--layers` the service without each other layer in turn, and the
+handlers need), with `--layers` the service without each other layer in turn, the service
+answering 304 (the same GET with its current If-None-Match: one stamp read; ADR 0019), and the
 hand-written reference (bench/http_reference.py: aiohttp + asyncpg, no middleware). The
 driver serves the app and, in the same process, sends sequential keep-alive requests over
 one socket; callgrind counts only from after the warm-up (`--instr-atstart=no`, then
@@ -53,6 +54,7 @@ from tools.dbadmin import drop_database
 
 REQUEST = b"GET /v1/departments?limit=50 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 FULL, BARE, REFERENCE = "service", "service-request-id-only", "reference"
+NOT_MODIFIED = "service-304"  # the same GET with its current If-None-Match (ADR 0019)
 TRACED = "service-traced"  # tracing on, every request sampled, spans sent to a sink
 L1_MISSES = ("I1mr", "D1mr", "D1mw")  # callgrind's simulated L1 misses (--cache)
 LAYERS = (  # the names of create_app's middlewares after the request-id one
@@ -99,15 +101,25 @@ async def drive(variant: str, requests: int, clients: int) -> None:
     await site.start()
     port = runner.addresses[0][1]
     connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(clients)]
+    request, answer = REQUEST, b"HTTP/1.1 200"
+    if variant == NOT_MODIFIED:  # the list's current tag, read once, sent back each time
+        reader, writer = connections[0]
+        writer.write(REQUEST)
+        head = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
+        tag = head.split(b"ETag: ")[1].split(b"\r\n")[0]
+        request = REQUEST[:-2] + b"If-None-Match: " + tag + b"\r\n\r\n"
+        answer = b"HTTP/1.1 304"
 
     async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         for _ in range(n):
-            writer.write(REQUEST)
+            writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
+            if not head.startswith(answer):
                 raise SystemExit(f"{variant}: {head[:80]!r}")
-            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
+            if answer == b"HTTP/1.1 200":  # a 304 has no body
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
 
     async def send_all(n: int) -> None:
         await asyncio.gather(*(send(r, w, n) for r, w in connections))
@@ -186,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
     n1, n2 = (int(n) for n in args.requests.split(","))
     without = [f"service-without-{layer}" for layer in LAYERS] if args.layers else []
-    variants = [FULL, BARE, REFERENCE, TRACED, *without]
+    variants = [FULL, BARE, REFERENCE, TRACED, NOT_MODIFIED, *without]
     name = f"fixup_bench_instr_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     dsn = f"{os.environ.get('BENCH_PG', PG_DEFAULT)}/{name}"
     try:
@@ -215,6 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     per_request = {v: per_request_of(v, "Ir") for v in variants}
     full, bare, reference, traced = (per_request[v] for v in (FULL, BARE, REFERENCE, TRACED))
+    not_modified = per_request[NOT_MODIFIED]
     figures: dict[str, Any] = {
         "endpoint": f"GET /v1/departments?limit=50 ({ROWS} rows)",
         "requests": [n1, n2],
@@ -223,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "reference/service": round(reference / full, 3),
         "lib_layers_share": round((full - bare) / full, 3),
         "traced/service": round(traced / full, 3),
+        "304/service": round(not_modified / full, 3),
         "otlp_exports": sink.exports,
     }
     layers = ", ".join(
@@ -244,6 +258,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "tracing on, every request sampled, by instructions (issue target <= 15% more)",
             f"{traced:,} vs {full:,}: {figures['traced/service']:.3f}x (spans exported to an "
             "OTLP sink within the count)",
+        ],
+        [
+            "a conditional GET answered 304 (its current If-None-Match), by instructions",
+            f"{not_modified:,} vs the 200's {full:,}: {figures['304/service']:.3f}x "
+            "(the stamp read and its connection lease are most of it: ADR 0019)",
         ],
     ]
     if args.cache:

@@ -4,6 +4,7 @@
 transaction (committed on success, rolled back on any exception; nested, a savepoint),
 `ping()` checks the server for /ready, `stats()` feeds the pool gauge. `connect()` retries
 with backoff so a service started before its database waits for it instead of crashing.
+With reset off a PostgreSQL lease is lent from an idle stack (lib/db/pg_lending.py).
 
 Inside a request's scope (lib.db.scope) a request holds at most one connection: nested
 acquires lend it again, a concurrent second one is refused. Nothing waits forever: a full
@@ -30,6 +31,7 @@ import pymysql
 
 from lib import tracing
 from lib.db import compat  # noqa: F401  (fixes aiomysql's bytes escaping on import)
+from lib.db.pg_lending import ASYNCPG_LIMITS, IdleStack
 from lib.db.scope import SecondConnectionError, current_scope
 from lib.db.traced import traced, unwrap
 from lib.errors import ServiceUnavailable
@@ -96,8 +98,8 @@ class Database(ABC):
         """The driver's acquire of a pooled connection (the caller bounds the wait)."""
 
     @abstractmethod
-    def _put(self, conn: Any) -> Awaitable[None]:
-        """The driver's release (plain methods, not coroutines: a frame less a request)."""
+    def _put(self, conn: Any) -> Awaitable[None] | None:
+        """The driver's release (a plain method: a frame less a request), None if done."""
 
     @abstractmethod
     def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
@@ -216,21 +218,33 @@ class _Lease:
         if scope is not None:
             scope.conn = scope.database = scope.owner = None
         lost = exc is not None and (_lost(exc) or _closed(conn))  # before it goes back
-        await self.db._put(conn)
+        releasing = self.db._put(conn)
+        if releasing is not None:
+            await releasing
         if lost:
             raise DatabaseUnavailable("the database connection was lost") from exc
 
 
 class PgDatabase(Database):
+    """asyncpg's pool, with `stack` behind an IdleStack (lib/db/pg_lending.py)."""
+
     engine = "postgresql"
 
-    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], *, stack: bool = False) -> None:
         self.pool = pool
+        self.idle = IdleStack(pool) if stack else None
+
+    async def _lend(self) -> Any:
+        conn = self.idle.pop() if self.idle is not None else None  # else asyncpg's acquire
+        return conn if conn is not None else await Database._lend(self)
 
     def _get(self) -> Awaitable[Any]:
         return self.pool.acquire()
 
-    def _put(self, conn: Any) -> Awaitable[None]:
+    def _put(self, conn: Any) -> Awaitable[None] | None:
+        idle = self.idle
+        if idle is not None and idle.push(conn):
+            return None
         return self.pool.release(conn)
 
     def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
@@ -242,11 +256,13 @@ class PgDatabase(Database):
             await conn.fetchval("SELECT 1")
 
     def stats(self) -> PoolStats:
-        return PoolStats(self.pool.get_size(), self.pool.get_idle_size())
+        stacked = self.idle.live() if self.idle is not None else 0
+        return PoolStats(self.pool.get_size(), self.pool.get_idle_size() + stacked)
 
     async def close(self, grace: float = 5.0) -> None:
+        closing = self.pool.close() if self.idle is None else self.idle.close()
         try:
-            await asyncio.wait_for(self.pool.close(), grace)
+            await asyncio.wait_for(closing, grace)
         except TimeoutError:
             self.pool.terminate()
 
@@ -324,10 +340,11 @@ async def _open(dsn: str, min_size: int, max_size: int, reset: bool) -> Database
     if scheme in ("postgresql", "postgres"):
         if scheme != given:  # asyncpg takes postgresql:// or postgres:// only
             dsn = "postgresql" + dsn[len(given) :]
+        reset_hook = None if reset else _no_reset
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, reset=None if reset else _no_reset
+            dsn, min_size=min_size, max_size=max_size, reset=reset_hook, **ASYNCPG_LIMITS
         )
-        return PgDatabase(pool)
+        return PgDatabase(pool, stack=not reset)  # with reset on, every release resets
     if scheme in ("mysql", "mariadb"):
         parts = urlsplit(dsn)
         pool = await aiomysql.create_pool(

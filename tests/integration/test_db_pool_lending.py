@@ -21,13 +21,16 @@ from lib.db.scope import SecondConnectionError, enter_scope, exit_scope
 from tests.proxy import TcpProxy, through
 from tests.servers import DatabaseFactory
 
-ENGINES = ["postgresql", "mysql"]
+# postgresql+stack: reset off, as every service runs it: leases from the idle stack in front
+# of asyncpg's pool (lib/db/pg_lending.py; its own cases are test_db_pool_stack.py's)
+ENGINES = ["postgresql", "postgresql+stack", "mysql"]
 
 
 @pytest.fixture(params=ENGINES)
 async def db(request: pytest.FixtureRequest, databases: DatabaseFactory) -> AsyncIterator[Database]:
-    dsn = databases.create("scope", request.param)
-    database = await connect(dsn, min_size=1, max_size=2, acquire_timeout=0.5)
+    engine, _, stack = request.param.partition("+")
+    dsn = databases.create("scope", engine)
+    database = await connect(dsn, min_size=1, max_size=2, acquire_timeout=0.5, reset=not stack)
     async with database.acquire() as conn:
         await execute(conn, "CREATE TABLE marks (id INT PRIMARY KEY)")
     yield database

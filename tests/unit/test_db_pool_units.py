@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from lib.db import pool as pool_module
+from lib.db.pg_lending import IdleStack
 from lib.db.pool import (
     Database,
     DatabaseUnavailable,
@@ -157,15 +158,31 @@ async def test_a_postgresql_dsn_opens_an_asyncpg_pool(
     database = await pool_module._open(dsn, 3, 7, True)
     assert isinstance(database, PgDatabase)
     assert database.pool is pg_pools.pool
-    assert pg_pools.calls == [((given,), {"min_size": 3, "max_size": 7, "reset": None})]
+    assert database.idle is None  # with reset on every release runs asyncpg's reset
+    assert pg_pools.calls == [((given,), {"min_size": 3, "max_size": 7, "reset": None, **LIMITS})]
 
 
-async def test_without_reset_asyncpg_skips_its_reset_query(pg_pools: CreatePool) -> None:
-    await pool_module._open("postgresql://u@db/shop", 1, 2, False)
+# asyncpg's own defaults, passed explicitly: the idle stack applies the same limits
+LIMITS = {"max_queries": 50_000, "max_inactive_connection_lifetime": 300.0}
+
+
+async def test_without_reset_asyncpg_skips_its_reset_query_behind_an_idle_stack(
+    pg_pools: CreatePool,
+) -> None:
+    database = await pool_module._open("postgresql://u@db/shop", 1, 2, False)
     assert pg_pools.calls == [
-        (("postgresql://u@db/shop",), {"min_size": 1, "max_size": 2, "reset": _no_reset})
+        (
+            ("postgresql://u@db/shop",),
+            {"min_size": 1, "max_size": 2, "reset": _no_reset, **LIMITS},
+        )
     ]
     assert await _no_reset(object()) is None
+    assert isinstance(database, PgDatabase)
+    assert isinstance(database.idle, IdleStack)
+    assert database.idle.pool is pg_pools.pool
+    assert (database.idle.max_queries, database.idle.lifetime) == (50_000, 300.0)
+    assert (database.idle.idle, database.idle.low, database.idle.closing) == ([], 0, False)
+    assert database.idle.sweeper is None
 
 
 async def test_a_mysql_dsn_opens_an_aiomysql_pool_of_its_parts(my_pools: CreatePool) -> None:
@@ -358,13 +375,14 @@ class Driver(Database):
 
     def __init__(self, get: Callable[[], Awaitable[Any]], service: str = "") -> None:
         self.get, self.service, self.released = get, service, []
+        self.at_once = False  # _put's None: given back without a wait (the idle stack)
 
     def _get(self) -> Awaitable[Any]:
         return self.get()
 
-    def _put(self, conn: Any) -> Awaitable[None]:
+    def _put(self, conn: Any) -> Awaitable[None] | None:
         self.released.append(conn)
-        return asyncio.sleep(0)
+        return None if self.at_once else asyncio.sleep(0)
 
     def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
         return nullcontext()
@@ -574,6 +592,18 @@ async def test_a_block_error_on_a_live_connection_is_raised_as_itself(
     assert db.released == [conn]
 
 
+@pytest.mark.parametrize("error", [None, ConnectionResetError("reset")], ids=["clean", "lost"])
+async def test_a_connection_given_back_at_once_is_not_awaited(error: BaseException | None) -> None:
+    conn = AsyncpgLike(error is not None)
+    db = Driver(at_once(conn))
+    db.at_once = True
+    with pytest.raises(DatabaseUnavailable) if error else nullcontext():
+        async with db.acquire():
+            if error:
+                raise error
+    assert db.released == [conn]
+
+
 async def test_a_closed_connection_after_a_clean_block_is_just_given_back() -> None:
     conn = AsyncpgLike(False)
     db = Driver(at_once(conn))
@@ -698,6 +728,19 @@ async def test_mysql_close_waits_5s_then_terminates(graces: list[float], closes:
         assert pool.calls == ["close", "wait_closed", "terminate", "wait_closed"]
     await MyDatabase(MyPool(True)).close(grace=1.5)
     assert graces == [5.0, 1.5]
+
+
+@pytest.mark.parametrize("closes", [True, False])
+async def test_postgresql_close_with_a_stack_stops_stacking_then_closes_within_the_grace(
+    graces: list[float], closes: bool
+) -> None:
+    pool = PgPool(closes)
+    database = PgDatabase(pool, stack=True)  # type: ignore[arg-type]
+    assert database.idle is not None
+    await database.close(grace=2.0)
+    assert graces == [2.0]
+    assert database.idle.closing is True
+    assert pool.terminated is not closes
 
 
 def test_stats_read_each_drivers_pool() -> None:

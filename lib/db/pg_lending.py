@@ -8,14 +8,18 @@ the next lease pops one (a few checks), a clean one is pushed back. asyncpg stil
 reconnects, waits, resets and closes every connection: whatever is not the plain case goes
 through its acquire and release, which stay the slow path.
 
-A lease's connection goes back on the stack only when all of this holds, else asyncpg's
-release runs (the reason for each check is what that release does):
-- nobody waits in asyncpg's queue (its release wakes the waiter) and the database is not
-  closing;
+A lease's connection goes back without asyncpg's release only when all of this holds
+(the reason for each check is what that release does), else that release runs:
+- the database is not closing;
 - the connection is open (asyncpg terminates a closed one), in no transaction (it rolls
   back), with no cancellation in flight (it waits for the server's answer), no listener
   (it warns and removes them), under `max_queries` (it closes the connection) and of the
   pool's current generation (`expire_connections`: it closes it).
+Then, when a lease waits in asyncpg's acquire (a full pool), the connection is handed over
+as the end of asyncpg's release does it (the holder's `_release`, which queues it and wakes
+the waiter, and its inactivity timer re-armed): what is skipped is only the reset, which
+has nothing to do with reset off, and the `asyncio.shield` task that protects it.
+Otherwise it is pushed on the stack.
 As asyncpg's release does, the handle the lease held is detached (a call through it raises
 InterfaceError) and the statements and cursors made through it are invalidated; the stack
 holds a fresh proxy for the next lease. The stack is used only with the pool's reset off
@@ -80,8 +84,7 @@ class IdleStack:
         """Stack the lease's connection if it is in the plain case; False: asyncpg's release."""
         con = proxy._con
         if (
-            self.pool._queue._getters  # someone waits in asyncpg's acquire: its release wakes them
-            or self.closing
+            self.closing
             or con is None
             or con.is_closed()
             or con._top_xact is not None
@@ -97,8 +100,12 @@ class IdleStack:
             or holder._generation != self.pool._generation
         ):
             return False
+        con._pool_release_ctr += 1  # the lease's statements and cursors die (_on_release)
+        if self.pool._queue._getters:  # someone waits in asyncpg's acquire: hand it over
+            holder._release()  # asyncpg's: the handle detached, the holder queued (wakes them)
+            holder._setup_inactive_callback()
+            return True
         proxy._detach()  # the lease's handle is dead, as after asyncpg's release
-        con._pool_release_ctr += 1  # and its prepared statements and cursors (_on_release)
         holder._proxy = fresh = PoolConnectionProxy(holder, con)
         self.idle.append(fresh)
         if self.sweeper is None:

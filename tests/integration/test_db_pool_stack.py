@@ -239,15 +239,35 @@ async def test_a_connection_at_max_queries_is_closed_by_asyncpg(dsn: str) -> Non
         await db.close(grace=2.0)
 
 
-async def test_a_release_while_someone_waits_goes_to_the_waiter(db: PgDatabase) -> None:
+async def test_a_release_while_someone_waits_is_handed_to_the_waiter(db: PgDatabase) -> None:
     async with db.acquire():
-        async with db.acquire():  # the pool of two, both lent
+        async with db.acquire() as second:  # the pool of two, both lent
+            pid = second.get_server_pid()
             waiter = asyncio.create_task(pid_of_a_lease(db))
             await until(lambda: bool(db.pool._queue._getters), "the waiter queued in asyncpg")
-        assert stacked(db) == []  # given back through asyncpg's queue, to the waiter
+        assert stacked(db) == []  # handed over through asyncpg's queue, not stacked
         assert not db.pool._queue._getters
-    assert isinstance(await asyncio.wait_for(waiter, 5), int)
+        assert second._con is None  # the lease's handle detached
+    assert await asyncio.wait_for(waiter, 5) == pid
     assert len(stacked(db)) == 2  # nobody waits any more: both stacked
+    assert db.stats() == PoolStats(size=2, idle=2)
+
+
+async def test_a_handed_over_connection_whose_waiter_gave_up_idles_in_asyncpg(
+    db: PgDatabase,
+) -> None:
+    """Its inactivity timer re-armed, as asyncpg's release does: it can still expire."""
+    async with db.acquire():
+        async with db.acquire() as second:
+            holder = second._holder
+            waiter = asyncio.create_task(pid_of_a_lease(db))
+            await until(lambda: bool(db.pool._queue._getters), "the waiter queued in asyncpg")
+        waiter.cancel()  # woken by the hand-over, cancelled before it ran
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert holder._in_use is None  # idle in asyncpg's queue
+        assert holder._inactive_callback is not None
+        assert stacked(db) == []
     assert db.stats() == PoolStats(size=2, idle=2)
 
 

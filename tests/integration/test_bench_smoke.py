@@ -71,8 +71,13 @@ def test_http_instructions_smoke() -> None:
     figures = http_instructions.main(["--requests", "5,15", "--cache"])
 
     counts = figures["instructions_per_request"]
-    assert set(counts) == {"service", "service-request-id-only", "reference", "service-traced"}
+    assert set(counts) == {
+        *("service", "service-request-id-only", "reference", "service-traced", "service-304")
+    }
     assert all(finite_positive(n) for n in counts.values())
+    # a 304 (one stamp read, no page, no body) costs less than the 200 of the same list
+    assert counts["service-304"] < counts["service"]
+    assert 0 < figures["304/service"] < 1
     # tracing costs something, and each traced run's spans reached the sink
     assert counts["service-traced"] > counts["service"]
     assert figures["otlp_exports"] >= 2

@@ -163,14 +163,37 @@ async def test_a_backend_killed_while_stacked_is_replaced(
     assert len(stacked(db)) == 1
 
 
-async def test_a_backend_killed_while_lent_is_unavailable_then_replaced(
-    db: PgDatabase, admin: asyncpg.Connection
+async def test_a_connection_aborted_without_its_cleanup_is_never_lent_or_stacked(
+    db: PgDatabase,
 ) -> None:
+    """A protocol abort may close a connection before asyncpg's cleanup ran (asyncpg's
+    release guards against it too): closed but still attached, stacked or lent."""
+    pid = await pid_of_a_lease(db)
+    (proxy,) = stacked(db)
+    proxy._con._abort()  # closed, not yet cleaned up: nothing yields until the next lease
+    assert proxy._con is not None
+    assert db.stats().idle == 0
+    async with db.acquire() as conn:  # terminated at the pop, a new one from asyncpg
+        assert conn.get_server_pid() != pid
+        fresh = conn.get_server_pid()
+        conn._con._abort()
+    assert stacked(db) == []  # closed at the release: asyncpg's release terminated it
+    assert await pid_of_a_lease(db) not in (pid, fresh)
+
+
+@pytest.mark.parametrize("noticed", [False, True], ids=["query first", "asyncpg first"])
+async def test_a_backend_killed_while_lent_is_unavailable_then_replaced(
+    db: PgDatabase, admin: asyncpg.Connection, noticed: bool
+) -> None:
+    """Whether the next query finds the socket closed, or asyncpg saw the drop first and
+    detached the handle (the query then raises InterfaceError): DatabaseUnavailable."""
     pid = await pid_of_a_lease(db)
 
     async def killed_under_the_lease() -> None:
         async with db.acquire() as conn:
             assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            if noticed:
+                await until(lambda: conn._con is None, "asyncpg detached the handle")
             await conn.fetchval("SELECT 1")
 
     with pytest.raises(DatabaseUnavailable, match="the database connection was lost"):

@@ -101,7 +101,17 @@ class AiomysqlLike:
         self.closed = closed
 
 
+class Detached:
+    """asyncpg's pool handle once the pool saw the drop: any call raises."""
+
+    _con = None
+
+    def is_closed(self) -> bool:
+        raise asyncpg.InterfaceError("connection has been released back to the pool")
+
+
 def test_closed_asks_is_closed_then_closed() -> None:
+    assert _closed(Detached()) is True
     assert _closed(AsyncpgLike(True)) is True
     assert _closed(AsyncpgLike(False)) is False
     assert _closed(AiomysqlLike(True)) is True

@@ -333,6 +333,22 @@ async def test_the_sweep_closes_connections_not_lent_for_a_lifetime_above_the_fl
         await db.close(grace=2.0)
 
 
+async def test_the_sweep_runs_every_lifetime_while_something_is_stacked(
+    db: PgDatabase,
+) -> None:
+    assert db.idle is not None
+    db.idle.lifetime = 0.01  # the timer itself this time, 10 ms instead of 300 s
+    await pid_of_a_lease(db)  # the first push arms it
+    first = db.idle.sweeper
+    assert first is not None
+    await until(lambda: db.idle is not None and db.idle.sweeper is not first, "a sweep ran")
+    second = db.idle.sweeper
+    assert second is not None  # re-armed: the stack holds the floor's connection
+    await until(lambda: db.idle is not None and db.idle.sweeper is not second, "and again")
+    assert len(stacked(db)) == 1  # at the floor (min_size 1): kept
+    assert db.pool.get_size() == 1
+
+
 async def test_close_drains_the_stack_and_waits_for_a_lease_within_the_grace(
     db: PgDatabase,
 ) -> None:

@@ -754,5 +754,6 @@ async def test_postgresql_close_with_a_stack_stops_stacking_then_closes_within_t
 
 
 def test_stats_read_each_drivers_pool() -> None:
+    assert PgDatabase(PgPool(True)).idle is None  # type: ignore[arg-type]  (no stack by default)
     assert PgDatabase(PgPool(True)).stats() == PoolStats(size=4, idle=1)  # type: ignore[arg-type]
     assert MyDatabase(MyPool(True)).stats() == PoolStats(size=5, idle=2)

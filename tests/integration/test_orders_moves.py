@@ -16,12 +16,14 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+from aiohttp import web
 
 from lib import tracing
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from services.catalog.app import create_app as catalog_app
 from services.orders.app import create_app
+from services.orders.db import table_versions
 from services.orders.relay import RELAY
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, bearer
 from tests.integration.catalog_support import catalog_settings
@@ -307,6 +309,31 @@ async def test_reviews_of_completed_jobs(client: Any, world: dict[str, Any]) -> 
     assert changed.headers["ETag"] != tag
 
 
+async def test_a_conditional_read_that_goes_on_reads_the_reviews_stamp_once(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The If-None-Match check reads the stamp; a request it lets through answers with
+    that tag, not a second read (lib/http/conditional: request[TAG])."""
+    reads: list[list[str]] = []
+    real = table_versions.tables_version
+
+    async def counted(conn: Any, *, names: list[str]) -> int | None:
+        reads.append(names)
+        return await real(conn, names=names)
+
+    monkeypatch.setattr(table_versions, "tables_version", counted)
+    path = f"/v1/providers/{uuid.uuid4()}/reviews"
+    fresh = await client.get(path)
+    assert (fresh.status, reads) == (200, [["reviews"]])
+    reads.clear()
+    stale = await client.get(path, headers={"If-None-Match": '"0.0"'})
+    assert (stale.status, reads) == (200, [["reviews"]])
+    assert stale.headers["ETag"] == fresh.headers["ETag"]
+    reads.clear()
+    same = await client.get(path, headers={"If-None-Match": fresh.headers["ETag"]})
+    assert (same.status, reads) == (304, [["reviews"]])
+
+
 def page(total: int, limit: int = 100) -> dict[str, int]:
     return {"total": total, "limit": limit, "page": 1}
 
@@ -388,6 +415,35 @@ async def test_make_an_offer(client: Any, catalog: Any, world: dict[str, Any]) -
     assert (await call(client, "POST", f"{path}/{made['id']}/withdraw", p2))[0] == 409
     status, body = await call(client, "POST", path, p2, json=offer_body())
     assert (status, body["detail"]) == (409, "the order is not OPEN")
+
+
+async def test_an_offer_asks_catalog_with_the_providers_token_and_request_id(
+    aiohttp_client: Any, catalog_dsn: str, orders_dsn: str
+) -> None:
+    """No service accounts: the services the provider offers are asked of catalog with the
+    provider's own token and the request's id (to see the order, then to offer on it)."""
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        headers = request.headers
+        seen.append((request.path, headers.get("Authorization"), headers.get("X-Request-ID")))
+        return await handler(request)  # type: ignore[no-any-return]
+
+    application = catalog_app(catalog_settings(catalog_dsn))
+    application.middlewares.insert(0, record)
+    catalog = await aiohttp_client(application)
+    settings = orders_settings(orders_dsn, catalog_url=str(catalog.make_url("")).rstrip("/"))
+    client = await aiohttp_client(create_app(settings))
+    customer, p1 = caller(Role.CUSTOMER), caller(Role.PROVIDER)
+    world = {"customer": customer, "service": await catalog_service(catalog, p1.id)}
+    order_id = await new_order(client, world)
+    seen.clear()
+    headers = {**p1.headers, "X-Request-ID": "offer-forward-1"}
+    resp = await client.post(f"/v1/orders/{order_id}/offers", json=offer_body(), headers=headers)
+    assert resp.status == 201, await resp.text()
+    asked = (f"/v1/providers/{p1.id}/services", p1.headers["Authorization"], "offer-forward-1")
+    assert seen == [asked, asked]  # visible_order's, then the offer's own
 
 
 async def test_an_offer_replayed_by_its_key(client: Any, world: dict[str, Any]) -> None:

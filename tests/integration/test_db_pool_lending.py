@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -18,6 +18,7 @@ import pytest
 from lib.db import pool as pool_module
 from lib.db.pool import Database, DatabaseUnavailable, PoolExhausted, connect
 from lib.db.scope import SecondConnectionError, enter_scope, exit_scope
+from tests.integration.waiting import until
 from tests.proxy import TcpProxy, through
 from tests.servers import DatabaseFactory
 
@@ -239,15 +240,6 @@ async def test_a_cancelled_waiter_leaves_the_pool_whole(db: Database, waits_for:
     async with db.acquire() as first, db.acquire() as second:
         await execute(first, "SELECT 1")
         await execute(second, "SELECT 1")
-
-
-async def until(check: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
-    """Yield to the event loop until `check()` holds: a waiter's state is the event."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: {what}")
-        await asyncio.sleep(0)
 
 
 def waiting_on_the_pool(db: Database) -> bool:

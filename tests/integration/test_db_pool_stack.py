@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -19,6 +19,7 @@ import pytest
 
 from lib.db.pool import DatabaseUnavailable, PgDatabase, PoolStats, _no_reset, connect
 from lib.db.scope import enter_scope, exit_scope
+from tests.integration.waiting import until
 from tests.servers import DatabaseFactory
 
 
@@ -51,15 +52,6 @@ async def admin(dsn: str) -> AsyncIterator[asyncpg.Connection]:
 def stacked(db: PgDatabase) -> list[Any]:
     assert db.idle is not None
     return db.idle.idle
-
-
-async def until(check: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
-    """Yield to the event loop until `check()` holds (the driver's state is the event)."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: {what}")
-        await asyncio.sleep(0)
 
 
 async def pid_of_a_lease(db: PgDatabase) -> int:

@@ -18,7 +18,6 @@ import argparse
 import fnmatch
 import functools
 import json
-import multiprocessing
 import os
 import random
 import re
@@ -242,17 +241,12 @@ def run(max_children: int, only: list[str] | None = None) -> int:
     return report(ROOT, only=only)
 
 
-def choose(seed: int, per_module: int, known: set[str], workers: int = 1) -> dict[Path, list[str]]:
-    """`per_module` mutants of each module, none of them a listed equivalent, by `seed`.
-    Generating every module's mutants to draw from is most of the time: `workers`
-    processes share it (the draw does not depend on their number)."""
+def choose(seed: int, per_module: int, known: set[str]) -> dict[Path, list[str]]:
+    """`per_module` mutants of each module, none of them a listed equivalent, by `seed`."""
     rng = random.Random(seed)
     chosen = {}
-    paths = modules()
-    with multiprocessing.get_context("fork").Pool(max(1, workers)) as pool:
-        every = pool.map(mutant_names, paths)
-    for path, names in zip(paths, every, strict=True):
-        candidates = [n for n in names if n not in known]
+    for path in modules():
+        candidates = [n for n in mutant_names(path) if n not in known]
         if not candidates:
             continue  # a package's __init__: nothing to mutate
         chosen[path] = sorted(rng.sample(candidates, min(per_module, len(candidates))))
@@ -263,7 +257,7 @@ def sample(seed: int, per_module: int, max_children: int) -> int:
     """Run the chosen mutants in a scratch copy (a developer's mutants/ stays as it is);
     fail when one is not killed."""
     known = equivalent()
-    chosen = choose(seed, per_module, known, workers=max_children)
+    chosen = choose(seed, per_module, known)
     names = [name for names in chosen.values() for name in names]
     print(f"seed {seed}: {len(names)} mutants, {per_module} per module of {len(chosen)}")
     started = time.monotonic()

@@ -179,7 +179,10 @@ class Emitter:
         for plan in plans:
             self.render_classes(src, plan)
         for plan in plans:
-            src.lines += ["", f"{plan.func.upper()} = {self.sql_literal(plan.sql)}", ""]
+            # sqlc's name comment, as its Go generator writes it: the query's name reaches the
+            # server's views (pg_stat_activity, the slow log) and the query spans (lib/db/traced.py)
+            named = f"-- name: {plan.query.name} {plan.query.cmd}\n{plan.sql}"
+            src.lines += ["", f"{plan.func.upper()} = {self.sql_literal(named)}", ""]
             self.render_function(src, plan)
         return src.text()
 

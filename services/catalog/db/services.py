@@ -11,6 +11,7 @@ from codegen.runtime import PgConn, status_rows
 from . import models
 
 COUNT_SERVICES = """
+-- name: CountServices :one
 SELECT count(*) AS total FROM services
 WHERE $1::uuid IS NULL OR subcategory_id = $1
 """
@@ -26,6 +27,7 @@ async def count_services(conn: PgConn, *, subcategory_id: UUID | None) -> int | 
 
 
 LIST_SERVICES_BY_NAME_ASC = """
+-- name: ListServicesByNameAsc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE $1::uuid IS NULL OR subcategory_id = $1
 ORDER BY name ASC, id ASC LIMIT $3 OFFSET $2
@@ -53,6 +55,7 @@ async def iter_list_services_by_name_asc(
 
 
 LIST_SERVICES_BY_NAME_DESC = """
+-- name: ListServicesByNameDesc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE $1::uuid IS NULL OR subcategory_id = $1
 ORDER BY name DESC, id DESC LIMIT $3 OFFSET $2
@@ -80,6 +83,7 @@ async def iter_list_services_by_name_desc(
 
 
 LIST_SERVICES_BY_BASE_PRICE_ASC = """
+-- name: ListServicesByBasePriceAsc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE $1::uuid IS NULL OR subcategory_id = $1
 ORDER BY base_price ASC, id ASC LIMIT $3 OFFSET $2
@@ -109,6 +113,7 @@ async def iter_list_services_by_base_price_asc(
 
 
 LIST_SERVICES_BY_BASE_PRICE_DESC = """
+-- name: ListServicesByBasePriceDesc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE $1::uuid IS NULL OR subcategory_id = $1
 ORDER BY base_price DESC, id DESC LIMIT $3 OFFSET $2
@@ -138,6 +143,7 @@ async def iter_list_services_by_base_price_desc(
 
 
 LIST_SERVICES_BY_CREATED_AT_ASC = """
+-- name: ListServicesByCreatedAtAsc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE $1::uuid IS NULL OR subcategory_id = $1
 ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $2
@@ -167,6 +173,7 @@ async def iter_list_services_by_created_at_asc(
 
 
 LIST_SERVICES_BY_CREATED_AT_DESC = """
+-- name: ListServicesByCreatedAtDesc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE $1::uuid IS NULL OR subcategory_id = $1
 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2
@@ -196,6 +203,7 @@ async def iter_list_services_by_created_at_desc(
 
 
 GET_SERVICE = """
+-- name: GetService :one
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services WHERE id = $1
 """
 
@@ -209,6 +217,7 @@ async def get_service(conn: PgConn, *, id: UUID) -> models.Service | None:
 
 
 CREATE_SERVICE = """
+-- name: CreateService :one
 INSERT INTO services (subcategory_id, name, description, base_price, currency)
 VALUES ($1, $2, $3, $4, $5)
 RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at
@@ -236,6 +245,7 @@ async def create_service(
 
 
 UPDATE_SERVICE = """
+-- name: UpdateService :one
 UPDATE services
 SET subcategory_id = coalesce($1, subcategory_id),
     name = coalesce($2, name),
@@ -279,6 +289,7 @@ async def update_service(
 
 
 DELETE_SERVICE = """
+-- name: DeleteService :execrows
 DELETE FROM services WHERE id = $1 AND version = $2
 """
 
@@ -291,6 +302,7 @@ async def delete_service(conn: PgConn, *, id: UUID, version: int) -> int:
 
 
 OFFER_SERVICE = """
+-- name: OfferService :execrows
 INSERT INTO provider_services (provider_id, service_id) VALUES ($1, $2)
 ON CONFLICT DO NOTHING
 """
@@ -305,6 +317,7 @@ async def offer_service(conn: PgConn, *, provider_id: UUID, service_id: UUID) ->
 
 
 WITHDRAW_SERVICE = """
+-- name: WithdrawService :execrows
 DELETE FROM provider_services WHERE provider_id = $1 AND service_id = $2
 """
 
@@ -317,6 +330,7 @@ async def withdraw_service(conn: PgConn, *, provider_id: UUID, service_id: UUID)
 
 
 COUNT_SERVICES_OF_PROVIDER = """
+-- name: CountServicesOfProvider :one
 SELECT count(*) AS total FROM provider_services WHERE provider_id = $1
 """
 
@@ -330,6 +344,7 @@ async def count_services_of_provider(conn: PgConn, *, provider_id: UUID) -> int 
 
 
 LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC = """
+-- name: ListServicesOfProviderByNameAsc :many
 SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
 WHERE p.provider_id = $1
 ORDER BY s.name ASC, s.id ASC LIMIT $3 OFFSET $2
@@ -361,6 +376,7 @@ async def iter_list_services_of_provider_by_name_asc(
 
 
 LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC = """
+-- name: ListServicesOfProviderByNameDesc :many
 SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
 WHERE p.provider_id = $1
 ORDER BY s.name DESC, s.id DESC LIMIT $3 OFFSET $2
@@ -392,6 +408,7 @@ async def iter_list_services_of_provider_by_name_desc(
 
 
 COUNT_PROVIDERS_OF_SERVICE = """
+-- name: CountProvidersOfService :one
 SELECT count(*) AS total FROM provider_services WHERE service_id = $1
 """
 
@@ -405,6 +422,7 @@ async def count_providers_of_service(conn: PgConn, *, service_id: UUID) -> int |
 
 
 LIST_PROVIDERS_OF_SERVICE_ASC = """
+-- name: ListProvidersOfServiceAsc :many
 SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
 ORDER BY provider_id ASC LIMIT $3 OFFSET $2
 """
@@ -430,6 +448,7 @@ async def iter_list_providers_of_service_asc(
 
 
 LIST_PROVIDERS_OF_SERVICE_DESC = """
+-- name: ListProvidersOfServiceDesc :many
 SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
 ORDER BY provider_id DESC LIMIT $3 OFFSET $2
 """

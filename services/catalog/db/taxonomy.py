@@ -10,6 +10,7 @@ from codegen.runtime import PgConn, status_rows
 from . import models
 
 COUNT_CATEGORY_TYPES = """
+-- name: CountCategoryTypes :one
 SELECT count(*) AS total FROM category_types
 """
 
@@ -23,6 +24,7 @@ async def count_category_types(conn: PgConn) -> int | None:
 
 
 LIST_CATEGORY_TYPES_BY_NAME_ASC = """
+-- name: ListCategoryTypesByNameAsc :many
 SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
 """
 
@@ -46,6 +48,7 @@ async def iter_list_category_types_by_name_asc(
 
 
 LIST_CATEGORY_TYPES_BY_NAME_DESC = """
+-- name: ListCategoryTypesByNameDesc :many
 SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY name DESC, id DESC LIMIT $2 OFFSET $1
 """
 
@@ -69,6 +72,7 @@ async def iter_list_category_types_by_name_desc(
 
 
 LIST_CATEGORY_TYPES_BY_CREATED_AT_ASC = """
+-- name: ListCategoryTypesByCreatedAtAsc :many
 SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY created_at ASC, id ASC LIMIT $2 OFFSET $1
 """
 
@@ -92,6 +96,7 @@ async def iter_list_category_types_by_created_at_asc(
 
 
 LIST_CATEGORY_TYPES_BY_CREATED_AT_DESC = """
+-- name: ListCategoryTypesByCreatedAtDesc :many
 SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1
 """
 
@@ -115,6 +120,7 @@ async def iter_list_category_types_by_created_at_desc(
 
 
 GET_CATEGORY_TYPE = """
+-- name: GetCategoryType :one
 SELECT id, name, version, created_at, updated_at FROM category_types WHERE id = $1
 """
 
@@ -128,6 +134,7 @@ async def get_category_type(conn: PgConn, *, id: UUID) -> models.CategoryType | 
 
 
 CREATE_CATEGORY_TYPE = """
+-- name: CreateCategoryType :one
 INSERT INTO category_types (name) VALUES ($1) RETURNING id, name, version, created_at, updated_at
 """
 
@@ -141,6 +148,7 @@ async def create_category_type(conn: PgConn, *, name: str) -> models.CategoryTyp
 
 
 UPDATE_CATEGORY_TYPE = """
+-- name: UpdateCategoryType :one
 UPDATE category_types
 SET name = coalesce($1, name), version = version + 1, updated_at = now()
 WHERE id = $2 AND version = $3
@@ -162,6 +170,7 @@ async def update_category_type(
 
 
 DELETE_CATEGORY_TYPE = """
+-- name: DeleteCategoryType :execrows
 DELETE FROM category_types WHERE id = $1 AND version = $2
 """
 
@@ -174,6 +183,7 @@ async def delete_category_type(conn: PgConn, *, id: UUID, version: int) -> int:
 
 
 COUNT_CATEGORIES = """
+-- name: CountCategories :one
 SELECT count(*) AS total FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
 """
@@ -189,6 +199,7 @@ async def count_categories(conn: PgConn, *, type_id: UUID | None) -> int | None:
 
 
 LIST_CATEGORIES_BY_NAME_ASC = """
+-- name: ListCategoriesByNameAsc :many
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
 ORDER BY name ASC, id ASC LIMIT $3 OFFSET $2
@@ -216,6 +227,7 @@ async def iter_list_categories_by_name_asc(
 
 
 LIST_CATEGORIES_BY_NAME_DESC = """
+-- name: ListCategoriesByNameDesc :many
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
 ORDER BY name DESC, id DESC LIMIT $3 OFFSET $2
@@ -243,6 +255,7 @@ async def iter_list_categories_by_name_desc(
 
 
 LIST_CATEGORIES_BY_CREATED_AT_ASC = """
+-- name: ListCategoriesByCreatedAtAsc :many
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
 ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $2
@@ -270,6 +283,7 @@ async def iter_list_categories_by_created_at_asc(
 
 
 LIST_CATEGORIES_BY_CREATED_AT_DESC = """
+-- name: ListCategoriesByCreatedAtDesc :many
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2
@@ -299,6 +313,7 @@ async def iter_list_categories_by_created_at_desc(
 
 
 GET_CATEGORY = """
+-- name: GetCategory :one
 SELECT id, type_id, name, version, created_at, updated_at FROM categories WHERE id = $1
 """
 
@@ -312,6 +327,7 @@ async def get_category(conn: PgConn, *, id: UUID) -> models.Category | None:
 
 
 CREATE_CATEGORY = """
+-- name: CreateCategory :one
 INSERT INTO categories (type_id, name) VALUES ($1, $2) RETURNING id, type_id, name, version, created_at, updated_at
 """
 
@@ -325,6 +341,7 @@ async def create_category(conn: PgConn, *, type_id: UUID, name: str) -> models.C
 
 
 UPDATE_CATEGORY = """
+-- name: UpdateCategory :one
 UPDATE categories
 SET type_id = coalesce($1, type_id),
     name = coalesce($2, name),
@@ -352,6 +369,7 @@ async def update_category(
 
 
 DELETE_CATEGORY = """
+-- name: DeleteCategory :execrows
 DELETE FROM categories WHERE id = $1 AND version = $2
 """
 
@@ -364,6 +382,7 @@ async def delete_category(conn: PgConn, *, id: UUID, version: int) -> int:
 
 
 COUNT_SUBCATEGORIES = """
+-- name: CountSubcategories :one
 SELECT count(*) AS total FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
 """
@@ -379,6 +398,7 @@ async def count_subcategories(conn: PgConn, *, category_id: UUID | None) -> int 
 
 
 LIST_SUBCATEGORIES_BY_NAME_ASC = """
+-- name: ListSubcategoriesByNameAsc :many
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
 ORDER BY name ASC, id ASC LIMIT $3 OFFSET $2
@@ -408,6 +428,7 @@ async def iter_list_subcategories_by_name_asc(
 
 
 LIST_SUBCATEGORIES_BY_NAME_DESC = """
+-- name: ListSubcategoriesByNameDesc :many
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
 ORDER BY name DESC, id DESC LIMIT $3 OFFSET $2
@@ -437,6 +458,7 @@ async def iter_list_subcategories_by_name_desc(
 
 
 LIST_SUBCATEGORIES_BY_CREATED_AT_ASC = """
+-- name: ListSubcategoriesByCreatedAtAsc :many
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
 ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $2
@@ -468,6 +490,7 @@ async def iter_list_subcategories_by_created_at_asc(
 
 
 LIST_SUBCATEGORIES_BY_CREATED_AT_DESC = """
+-- name: ListSubcategoriesByCreatedAtDesc :many
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2
@@ -499,6 +522,7 @@ async def iter_list_subcategories_by_created_at_desc(
 
 
 GET_SUBCATEGORY = """
+-- name: GetSubcategory :one
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories WHERE id = $1
 """
 
@@ -512,6 +536,7 @@ async def get_subcategory(conn: PgConn, *, id: UUID) -> models.Subcategory | Non
 
 
 CREATE_SUBCATEGORY = """
+-- name: CreateSubcategory :one
 INSERT INTO subcategories (category_id, name) VALUES ($1, $2) RETURNING id, category_id, name, version, created_at, updated_at
 """
 
@@ -527,6 +552,7 @@ async def create_subcategory(
 
 
 UPDATE_SUBCATEGORY = """
+-- name: UpdateSubcategory :one
 UPDATE subcategories
 SET category_id = coalesce($1, category_id),
     name = coalesce($2, name),
@@ -554,6 +580,7 @@ async def update_subcategory(
 
 
 DELETE_SUBCATEGORY = """
+-- name: DeleteSubcategory :execrows
 DELETE FROM subcategories WHERE id = $1 AND version = $2
 """
 

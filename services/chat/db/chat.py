@@ -19,6 +19,7 @@ class NextSeqRow:
 
 
 GET_CONVERSATION = """
+-- name: GetConversation :one
 SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations WHERE id = $1
 """
 
@@ -32,6 +33,7 @@ async def get_conversation(conn: PgConn, *, id: UUID) -> models.Conversation | N
 
 
 FIND_CONVERSATION = """
+-- name: FindConversation :one
 SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations WHERE order_id = $1 AND provider_id = $2
 """
 
@@ -47,6 +49,7 @@ async def find_conversation(
 
 
 CREATE_CONVERSATION = """
+-- name: CreateConversation :one
 INSERT INTO conversations (order_id, customer_id, provider_id)
 VALUES ($1, $2, $3)
 ON CONFLICT (order_id, provider_id) DO NOTHING
@@ -68,6 +71,7 @@ async def create_conversation(
 
 
 COUNT_CONVERSATIONS = """
+-- name: CountConversations :one
 SELECT count(*) FROM conversations WHERE customer_id = $1 OR provider_id = $1
 """
 
@@ -81,6 +85,7 @@ async def count_conversations(conn: PgConn, *, user_id: UUID) -> int | None:
 
 
 LIST_CONVERSATIONS = """
+-- name: ListConversations :many
 SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
 WHERE customer_id = $1 OR provider_id = $1
 ORDER BY
@@ -142,6 +147,7 @@ async def iter_list_conversations(
 
 
 NEXT_SEQ = """
+-- name: NextSeq :one
 UPDATE conversations SET last_seq = last_seq + 1, last_message_at = now()
 WHERE id = $1
 RETURNING last_seq, last_message_at
@@ -159,6 +165,7 @@ async def next_seq(conn: PgConn, *, id: UUID) -> NextSeqRow | None:
 
 
 INSERT_MESSAGE = """
+-- name: InsertMessage :one
 INSERT INTO messages (conversation_id, seq, author_id, body, created_at)
 VALUES ($1, $2, $3, $4, $5)
 RETURNING id, conversation_id, author_id, body, created_at, seq
@@ -184,6 +191,7 @@ async def insert_message(
 
 
 MESSAGES_BEFORE = """
+-- name: MessagesBefore :many
 SELECT id, conversation_id, author_id, body, created_at, seq FROM messages
 WHERE conversation_id = $1 AND seq < $2
 ORDER BY seq DESC
@@ -213,6 +221,7 @@ async def iter_messages_before(
 
 
 MESSAGES_AFTER = """
+-- name: MessagesAfter :many
 SELECT id, conversation_id, author_id, body, created_at, seq FROM messages
 WHERE conversation_id = $1 AND seq > $2
 ORDER BY seq ASC

@@ -17,6 +17,7 @@ class GetIdempotencyKeyRow:
 
 
 LOCK_IDEMPOTENCY_KEY = """
+-- name: LockIdempotencyKey :exec
 SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':' || $2::text, 0))
 """
 
@@ -29,6 +30,7 @@ async def lock_idempotency_key(conn: PgConn, *, caller: str, key: str) -> None:
 
 
 GET_IDEMPOTENCY_KEY = """
+-- name: GetIdempotencyKey :one
 SELECT request_hash, status_code, response_headers, response_body
 FROM idempotency_keys
 WHERE caller = $1 AND key = $2 AND created_at > now() - interval '24 hours'
@@ -57,6 +59,7 @@ async def get_idempotency_key(
 
 
 SAVE_IDEMPOTENCY_KEY = """
+-- name: SaveIdempotencyKey :exec
 INSERT INTO idempotency_keys (caller, key, request_hash, status_code, response_headers, response_body)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (caller, key) DO UPDATE

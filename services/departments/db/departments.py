@@ -79,6 +79,7 @@ class CopyDepartmentsParams:
 
 
 COUNT_DEPARTMENTS = """
+-- name: CountDepartments :one
 SELECT count(*) AS total FROM departments
 """
 
@@ -92,6 +93,7 @@ async def count_departments(conn: PgConn) -> int | None:
 
 
 COUNT_DEPARTMENTS_STAMPED = """
+-- name: CountDepartmentsStamped :one
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version
@@ -109,6 +111,7 @@ async def count_departments_stamped(conn: PgConn) -> CountDepartmentsStampedRow 
 
 
 PAGE_DEPARTMENTS_BY_NAME_ASC = """
+-- name: PageDepartmentsByNameAsc :many
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
@@ -137,6 +140,7 @@ async def page_departments_by_name_asc(
 
 
 PAGE_DEPARTMENTS_BY_NAME_DESC = """
+-- name: PageDepartmentsByNameDesc :many
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
@@ -165,6 +169,7 @@ async def page_departments_by_name_desc(
 
 
 PAGE_DEPARTMENTS_BY_ADDRESS_ASC = """
+-- name: PageDepartmentsByAddressAsc :many
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
@@ -193,6 +198,7 @@ async def page_departments_by_address_asc(
 
 
 PAGE_DEPARTMENTS_BY_ADDRESS_DESC = """
+-- name: PageDepartmentsByAddressDesc :many
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
@@ -221,6 +227,7 @@ async def page_departments_by_address_desc(
 
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_ASC = """
+-- name: PageDepartmentsByCreatedAtAsc :many
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
@@ -249,6 +256,7 @@ async def page_departments_by_created_at_asc(
 
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_DESC = """
+-- name: PageDepartmentsByCreatedAtDesc :many
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
@@ -277,6 +285,7 @@ async def page_departments_by_created_at_desc(
 
 
 LIST_DEPARTMENTS_BY_NAME_ASC = """
+-- name: ListDepartmentsByNameAsc :many
 SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
 """
 
@@ -300,6 +309,7 @@ async def iter_list_departments_by_name_asc(
 
 
 GET_DEPARTMENT = """
+-- name: GetDepartment :one
 SELECT id, name, address, version, created_at, updated_at FROM departments WHERE id = $1
 """
 
@@ -313,6 +323,7 @@ async def get_department(conn: PgConn, *, id: UUID) -> models.Department | None:
 
 
 DEPARTMENTS_EXIST = """
+-- name: DepartmentsExist :many
 SELECT id FROM departments WHERE id = ANY($1::uuid[])
 """
 
@@ -332,6 +343,7 @@ async def iter_departments_exist(conn: PgConn, *, ids: list[UUID]) -> AsyncGener
 
 
 CREATE_DEPARTMENT = """
+-- name: CreateDepartment :one
 INSERT INTO departments (name, address) VALUES ($1, $2) RETURNING id, name, address, version, created_at, updated_at
 """
 
@@ -345,6 +357,7 @@ async def create_department(conn: PgConn, *, name: str, address: str) -> models.
 
 
 UPDATE_DEPARTMENT = """
+-- name: UpdateDepartment :one
 UPDATE departments
 SET name = coalesce($1, name),
     address = coalesce($2, address),
@@ -372,6 +385,7 @@ async def update_department(
 
 
 DELETE_DEPARTMENT = """
+-- name: DeleteDepartment :execrows
 DELETE FROM departments WHERE id = $1 AND version = $2
 """
 
@@ -384,6 +398,7 @@ async def delete_department(conn: PgConn, *, id: UUID, version: int) -> int:
 
 
 COPY_DEPARTMENTS = """
+-- name: CopyDepartments :copyfrom
 INSERT INTO departments (id, name, address) VALUES ($1, $2, $3)
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from codegen.runtime import PgConn
 
 TABLES_VERSION = """
+-- name: TablesVersion :one
 SELECT sum(version)::bigint AS version FROM table_versions WHERE name = ANY($1::text[])
 """
 

@@ -44,6 +44,7 @@ class ListJobsRow:
 
 
 CREATE_JOB = """
+-- name: CreateJob :one
 INSERT INTO jobs (order_id, offer_id, customer_id, provider_id)
 VALUES ($1, $2, $3, $4)
 RETURNING id
@@ -63,6 +64,7 @@ async def create_job(
 
 
 GET_JOB = """
+-- name: GetJob :one
 SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.currency,
        j.status, j.started_at, j.completed_at, j.created_at
 FROM jobs j JOIN offers o ON o.id = j.offer_id
@@ -96,6 +98,7 @@ async def get_job(conn: PgConn, *, id: UUID) -> GetJobRow | None:
 
 
 COUNT_JOBS = """
+-- name: CountJobs :one
 SELECT count(*) FROM jobs j
 WHERE ($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
   AND ($3::job_status IS NULL OR j.status = $3::job_status)
@@ -115,6 +118,7 @@ async def count_jobs(
 
 
 LIST_JOBS = """
+-- name: ListJobs :many
 SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.currency,
        j.status, j.started_at, j.completed_at, j.created_at
 FROM jobs j JOIN offers o ON o.id = j.offer_id
@@ -199,6 +203,7 @@ async def iter_list_jobs(
 
 
 START_JOB = """
+-- name: StartJob :one
 UPDATE jobs SET status = 'IN_PROGRESS', started_at = now(), updated_at = now()
 WHERE id = $1 AND provider_id = $2 AND status = 'PENDING'
 RETURNING order_id
@@ -216,6 +221,7 @@ async def start_job(conn: PgConn, *, id: UUID, provider_id: UUID) -> UUID | None
 
 
 COMPLETE_JOB = """
+-- name: CompleteJob :one
 UPDATE jobs SET status = 'COMPLETED', completed_at = now(), updated_at = now()
 WHERE id = $1 AND provider_id = $2 AND status = 'IN_PROGRESS'
 RETURNING order_id
@@ -233,6 +239,7 @@ async def complete_job(conn: PgConn, *, id: UUID, provider_id: UUID) -> UUID | N
 
 
 CANCEL_JOB = """
+-- name: CancelJob :one
 UPDATE jobs SET status = 'CANCELLED', updated_at = now()
 WHERE id = $1 AND (customer_id = $2 OR provider_id = $2)
   AND status IN ('PENDING', 'IN_PROGRESS')

@@ -13,6 +13,7 @@ from . import models
 from .models import OFFER_STATUS_BY_VALUE
 
 CREATE_OFFER = """
+-- name: CreateOffer :one
 INSERT INTO offers (order_id, provider_id, price, currency, book_time, message)
 SELECT o.id, $1, $2, $3, $4, $5
 FROM orders o
@@ -62,6 +63,7 @@ async def create_offer(
 
 
 GET_OFFER = """
+-- name: GetOffer :one
 SELECT id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at FROM offers WHERE id = $1 AND order_id = $2
 """
 
@@ -90,6 +92,7 @@ async def get_offer(conn: PgConn, *, id: UUID, order_id: UUID) -> models.Offer |
 
 
 LIST_OFFERS = """
+-- name: ListOffers :many
 SELECT id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at FROM offers
 WHERE order_id = $1
   AND ($2::uuid IS NULL OR provider_id = $2::uuid)
@@ -146,6 +149,7 @@ async def iter_list_offers(
 
 
 COUNT_OFFERS = """
+-- name: CountOffers :one
 SELECT count(*) FROM offers
 WHERE order_id = $1
   AND ($2::uuid IS NULL OR provider_id = $2::uuid)
@@ -163,6 +167,7 @@ async def count_offers(conn: PgConn, *, order_id: UUID, provider_id: UUID | None
 
 
 WITHDRAW_OFFER = """
+-- name: WithdrawOffer :one
 UPDATE offers SET status = 'WITHDRAWN', updated_at = now()
 WHERE id = $1 AND order_id = $2 AND provider_id = $3 AND status = 'PENDING'
 RETURNING id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at
@@ -197,6 +202,7 @@ async def withdraw_offer(
 
 
 ACCEPT_OFFER = """
+-- name: AcceptOffer :one
 UPDATE offers SET status = 'ACCEPTED', updated_at = now()
 WHERE id = $1 AND order_id = $2 AND status = 'PENDING'
 RETURNING id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at
@@ -229,6 +235,7 @@ async def accept_offer(conn: PgConn, *, id: UUID, order_id: UUID) -> models.Offe
 
 
 REJECT_PENDING_OFFERS = """
+-- name: RejectPendingOffers :execrows
 UPDATE offers SET status = 'REJECTED', updated_at = now()
 WHERE order_id = $1 AND status = 'PENDING'
 """

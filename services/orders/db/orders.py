@@ -12,6 +12,7 @@ from . import models
 from .models import ORDER_STATUS_BY_VALUE, OrderStatus
 
 LIST_CURRENCIES = """
+-- name: ListCurrencies :many
 SELECT code, name, minor_units FROM currencies ORDER BY code
 """
 
@@ -31,6 +32,7 @@ async def iter_list_currencies(conn: PgConn) -> AsyncGenerator[models.Currency, 
 
 
 GET_ORDER = """
+-- name: GetOrder :one
 SELECT id, customer_id, customer_name, service_id, description, address, time_start, time_end, status, version, created_at, updated_at FROM orders WHERE id = $1
 """
 
@@ -59,6 +61,7 @@ async def get_order(conn: PgConn, *, id: UUID) -> models.Order | None:
 
 
 CREATE_ORDER = """
+-- name: CreateOrder :one
 INSERT INTO orders (customer_id, customer_name, service_id, description, address, time_start, time_end)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING id, customer_id, customer_name, service_id, description, address, time_start, time_end, status, version, created_at, updated_at
@@ -110,6 +113,7 @@ async def create_order(
 
 
 PROVIDER_INVOLVED = """
+-- name: ProviderInvolved :one
 SELECT EXISTS (SELECT 1 FROM offers f WHERE f.order_id = $1::uuid AND f.provider_id = $2::uuid)
     OR EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = $1::uuid AND j.provider_id = $2::uuid)
     AS involved
@@ -127,6 +131,7 @@ async def provider_involved(conn: PgConn, *, order_id: UUID, provider_id: UUID) 
 
 
 COUNT_ORDERS = """
+-- name: CountOrders :one
 SELECT count(*) FROM orders o
 WHERE ($1::boolean
        OR o.customer_id = $2::uuid
@@ -167,6 +172,7 @@ async def count_orders(
 
 
 LIST_ORDERS = """
+-- name: ListOrders :many
 SELECT o.id, o.customer_id, o.customer_name, o.service_id, o.description, o.address, o.time_start, o.time_end, o.status, o.version, o.created_at, o.updated_at FROM orders o
 WHERE ($1::boolean
        OR o.customer_id = $2::uuid
@@ -287,6 +293,7 @@ async def iter_list_orders(
 
 
 UPDATE_ORDER = """
+-- name: UpdateOrder :one
 UPDATE orders
 SET description = coalesce($1, description),
     address = coalesce($2, address),
@@ -343,6 +350,7 @@ async def update_order(
 
 
 CANCEL_ORDER = """
+-- name: CancelOrder :one
 UPDATE orders SET status = 'CANCELLED', version = version + 1, updated_at = now()
 WHERE id = $1 AND customer_id = $2 AND status = 'OPEN'
 RETURNING id, customer_id, customer_name, service_id, description, address, time_start, time_end, status, version, created_at, updated_at
@@ -375,6 +383,7 @@ async def cancel_order(conn: PgConn, *, id: UUID, customer_id: UUID) -> models.O
 
 
 ASSIGN_ORDER = """
+-- name: AssignOrder :one
 UPDATE orders SET status = 'ASSIGNED', version = version + 1, updated_at = now()
 WHERE id = $1 AND customer_id = $2 AND status = 'OPEN'
 RETURNING id, customer_id, customer_name, service_id, description, address, time_start, time_end, status, version, created_at, updated_at
@@ -407,6 +416,7 @@ async def assign_order(conn: PgConn, *, id: UUID, customer_id: UUID) -> models.O
 
 
 COMPLETE_ORDER = """
+-- name: CompleteOrder :execrows
 UPDATE orders SET status = 'COMPLETED', version = version + 1, updated_at = now()
 WHERE id = $1 AND status = 'ASSIGNED'
 """
@@ -421,6 +431,7 @@ async def complete_order(conn: PgConn, *, id: UUID) -> int:
 
 
 REOPEN_ORDER = """
+-- name: ReopenOrder :execrows
 UPDATE orders SET status = 'OPEN', version = version + 1, updated_at = now()
 WHERE id = $1 AND status = 'ASSIGNED'
 """

@@ -20,6 +20,7 @@ class OutboxBacklogRow:
 
 
 ENQUEUE_OUTBOX = """
+-- name: EnqueueOutbox :execlastid
 INSERT INTO outbox (topic, aggregate_id, payload, idempotency_key, traceparent)
 VALUES ($1, $2, $3, $4, $5)
 RETURNING id
@@ -52,6 +53,7 @@ async def enqueue_outbox(
 
 
 CLAIM_OUTBOX = """
+-- name: ClaimOutbox :many
 SELECT id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at, traceparent FROM outbox
 WHERE delivered_at IS NULL AND available_at <= now()
 ORDER BY available_at, id
@@ -96,6 +98,7 @@ async def iter_claim_outbox(
 
 
 MARK_OUTBOX_DELIVERED = """
+-- name: MarkOutboxDelivered :exec
 UPDATE outbox SET delivered_at = now(), last_error = NULL WHERE id = $1
 """
 
@@ -108,6 +111,7 @@ async def mark_outbox_delivered(conn: PgConn, *, id: int) -> None:
 
 
 RETRY_OUTBOX_LATER = """
+-- name: RetryOutboxLater :exec
 UPDATE outbox
 SET attempts = attempts + 1, last_error = $1, available_at = now() + $2::interval
 WHERE id = $3
@@ -126,6 +130,7 @@ async def retry_outbox_later(
 
 
 COUNT_PENDING_OUTBOX = """
+-- name: CountPendingOutbox :one
 SELECT count(*) FROM outbox WHERE delivered_at IS NULL
 """
 
@@ -139,6 +144,7 @@ async def count_pending_outbox(conn: PgConn) -> int | None:
 
 
 LEASE_OUTBOX = """
+-- name: LeaseOutbox :many
 UPDATE outbox SET available_at = now() + make_interval(secs => $1::float8),
                   attempts = attempts + 1
 WHERE id IN (
@@ -193,6 +199,7 @@ async def iter_lease_outbox(
 
 
 DEFER_OUTBOX = """
+-- name: DeferOutbox :exec
 UPDATE outbox
 SET last_error = $1, available_at = now() + make_interval(secs => $2::float8)
 WHERE id = $3 AND delivered_at IS NULL
@@ -211,6 +218,7 @@ async def defer_outbox(
 
 
 OUTBOX_BACKLOG = """
+-- name: OutboxBacklog :one
 SELECT count(*) AS pending,
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
 FROM outbox WHERE delivered_at IS NULL

@@ -19,6 +19,7 @@ class ProviderRatingRow:
 
 
 CREATE_REVIEW = """
+-- name: CreateReview :one
 INSERT INTO reviews (job_id, customer_id, provider_id, rating, comment)
 SELECT j.id, j.customer_id, j.provider_id, $1, $2
 FROM jobs j
@@ -42,6 +43,7 @@ async def create_review(
 
 
 LIST_PROVIDER_REVIEWS = """
+-- name: ListProviderReviews :many
 SELECT id, job_id, customer_id, provider_id, rating, comment, created_at FROM reviews
 WHERE provider_id = $1
 ORDER BY
@@ -81,6 +83,7 @@ async def iter_list_provider_reviews(
 
 
 PROVIDER_RATING = """
+-- name: ProviderRating :one
 SELECT count(*) AS total, round(avg(rating), 2) AS avg_rating
 FROM reviews WHERE provider_id = $1
 """

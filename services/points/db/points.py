@@ -27,6 +27,7 @@ class SetUserPointsParams:
 
 
 GET_USER_POINTS = """
+-- name: GetUserPoints :one
 SELECT points FROM user_points WHERE user_id = %s
 """
 
@@ -42,6 +43,7 @@ async def get_user_points(conn: MyConn, *, user_id: str) -> int | None:
 
 
 GET_USER_LIST_POINTS = """
+-- name: GetUserListPoints :many
 SELECT user_id, points FROM user_points WHERE user_id IN (/*SLICE:user_ids*/%s)
 """
 
@@ -67,6 +69,7 @@ async def iter_get_user_list_points(
 
 
 ENSURE_USER_POINTS = """
+-- name: EnsureUserPoints :exec
 INSERT INTO user_points (user_id, points) VALUES (%s, 0)
 ON DUPLICATE KEY UPDATE user_id = user_id
 """
@@ -82,6 +85,7 @@ async def ensure_user_points(conn: MyConn, *, user_id: str) -> None:
 
 
 LOCK_USER_POINTS = """
+-- name: LockUserPoints :one
 SELECT points FROM user_points WHERE user_id = %s FOR UPDATE
 """
 
@@ -97,6 +101,7 @@ async def lock_user_points(conn: MyConn, *, user_id: str) -> int | None:
 
 
 UPSERT_USER_POINTS = """
+-- name: UpsertUserPoints :exec
 INSERT INTO user_points (user_id, points) VALUES (%s, %s)
 ON DUPLICATE KEY UPDATE points = VALUES(points)
 """
@@ -112,6 +117,7 @@ async def upsert_user_points(conn: MyConn, *, user_id: str, points: int) -> None
 
 
 GET_LEDGER_ENTRY = """
+-- name: GetLedgerEntry :one
 SELECT id, user_id, delta, reason, balance_after, created_at, idempotency_key FROM points_ledger WHERE idempotency_key = %s
 """
 
@@ -139,6 +145,7 @@ async def get_ledger_entry(conn: MyConn, *, idempotency_key: str) -> models.Poin
 
 
 INSERT_LEDGER_ENTRY = """
+-- name: InsertLedgerEntry :execlastid
 INSERT INTO points_ledger (idempotency_key, user_id, delta, reason, balance_after)
 VALUES (%s, %s, %s, %s, %s)
 """
@@ -160,6 +167,7 @@ async def insert_ledger_entry(
 
 
 SET_USER_POINTS = """
+-- name: SetUserPoints :batchexec
 INSERT INTO user_points (user_id, points) VALUES (%s, %s)
 ON DUPLICATE KEY UPDATE points = VALUES(points)
 """

@@ -59,6 +59,7 @@ class LockRefreshTokenRow:
 
 
 REGISTER_USER = """
+-- name: RegisterUser :one
 INSERT INTO users (email, password_hash, first_name, last_name, phone_number, role)
 VALUES (lower($1::text), $2, $3, $4, $5, $6)
 RETURNING id, email, first_name, last_name, phone_number, role, verified, department_id, age,
@@ -101,6 +102,7 @@ async def register_user(
 
 
 ADD_PROVIDER_DETAILS = """
+-- name: AddProviderDetails :exec
 INSERT INTO provider_details (user_id, personal_id_encrypted, personal_id_last4)
 VALUES ($1, $2, $3)
 """
@@ -117,6 +119,7 @@ async def add_provider_details(
 
 
 LOGIN_CANDIDATE = """
+-- name: LoginCandidate :one
 SELECT id, email, password_hash, role, verified
 FROM users
 WHERE email = lower($1::text) AND disabled_at IS NULL
@@ -144,6 +147,7 @@ async def login_candidate(conn: PgConn, *, email: str) -> LoginCandidateRow | No
 
 
 ADD_EMAIL_TOKEN = """
+-- name: AddEmailToken :exec
 INSERT INTO email_tokens (user_id, purpose, token_hash, expires_at)
 VALUES ($1, $2, $3, now() + make_interval(secs => $4::double precision))
 """
@@ -165,6 +169,7 @@ async def add_email_token(
 
 
 LOCK_EMAIL_TOKEN = """
+-- name: LockEmailToken :one
 SELECT id, user_id, used_at, expires_at <= now() AS expired
 FROM email_tokens
 WHERE token_hash = $1 AND purpose = $2
@@ -186,6 +191,7 @@ async def lock_email_token(
 
 
 USE_EMAIL_TOKENS = """
+-- name: UseEmailTokens :exec
 UPDATE email_tokens SET used_at = now()
 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL
 """
@@ -200,6 +206,7 @@ async def use_email_tokens(conn: PgConn, *, user_id: UUID, purpose: EmailTokenPu
 
 
 MARK_VERIFIED = """
+-- name: MarkVerified :exec
 UPDATE users SET verified = true, version = version + 1, updated_at = now()
 WHERE id = $1 AND NOT verified
 """
@@ -214,6 +221,7 @@ async def mark_verified(conn: PgConn, *, id: UUID) -> None:
 
 
 SET_PASSWORD_HASH = """
+-- name: SetPasswordHash :execrows
 UPDATE users SET password_hash = $1, version = version + 1, updated_at = now()
 WHERE id = $2 AND disabled_at IS NULL
 """
@@ -228,6 +236,7 @@ async def set_password_hash(conn: PgConn, *, password_hash: str, id: UUID) -> in
 
 
 START_SESSION = """
+-- name: StartSession :execrows
 WITH account AS (
     SELECT u.id FROM users u
     WHERE u.id = $3 AND u.password_hash = $4 AND u.disabled_at IS NULL
@@ -264,6 +273,7 @@ async def start_session(
 
 
 ADD_REFRESH_TOKEN = """
+-- name: AddRefreshToken :exec
 INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
 VALUES ($1, $2, now() + make_interval(secs => $3::double precision))
 """
@@ -280,6 +290,7 @@ async def add_refresh_token(
 
 
 LOCK_REFRESH_TOKEN = """
+-- name: LockRefreshToken :one
 SELECT t.id, t.family_id, t.used_at, t.expires_at <= now() AS expired,
        f.revoked_at, f.user_id, u.role, u.verified, u.disabled_at
 FROM refresh_tokens t
@@ -319,6 +330,7 @@ async def lock_refresh_token(conn: PgConn, *, token_hash: bytes) -> LockRefreshT
 
 
 MARK_REFRESH_TOKEN_USED = """
+-- name: MarkRefreshTokenUsed :exec
 UPDATE refresh_tokens SET used_at = now() WHERE id = $1
 """
 
@@ -331,6 +343,7 @@ async def mark_refresh_token_used(conn: PgConn, *, id: UUID) -> None:
 
 
 REVOKE_FAMILY = """
+-- name: RevokeFamily :execrows
 UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $1
 WHERE id = $2 AND revoked_at IS NULL
 """
@@ -345,6 +358,7 @@ async def revoke_family(conn: PgConn, *, reason: str | None, id: UUID) -> int:
 
 
 REVOKE_USER_FAMILIES = """
+-- name: RevokeUserFamilies :execrows
 UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $1
 WHERE user_id = $2 AND revoked_at IS NULL
 """

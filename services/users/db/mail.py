@@ -19,6 +19,7 @@ class ClaimMailRow:
 
 
 ENQUEUE_MAIL = """
+-- name: EnqueueMail :exec
 INSERT INTO mail_outbox (recipient, subject, body) VALUES ($1, $2, $3)
 """
 
@@ -31,6 +32,7 @@ async def enqueue_mail(conn: PgConn, *, recipient: str, subject: str, body: str)
 
 
 CLAIM_MAIL = """
+-- name: ClaimMail :many
 UPDATE mail_outbox SET attempts = attempts + 1,
        next_attempt_at = now() + make_interval(secs => $1::double precision)
 WHERE id IN (SELECT id FROM mail_outbox WHERE next_attempt_at <= now()
@@ -60,6 +62,7 @@ async def iter_claim_mail(
 
 
 MAIL_SENT = """
+-- name: MailSent :exec
 DELETE FROM mail_outbox WHERE id = $1
 """
 
@@ -72,6 +75,7 @@ async def mail_sent(conn: PgConn, *, id: UUID) -> None:
 
 
 MAIL_FAILED = """
+-- name: MailFailed :exec
 UPDATE mail_outbox SET last_error = $1,
        next_attempt_at = now() + make_interval(secs => $2::double precision)
 WHERE id = $3
@@ -90,6 +94,7 @@ async def mail_failed(
 
 
 PENDING_MAIL = """
+-- name: PendingMail :one
 SELECT count(*) AS pending FROM mail_outbox
 """
 

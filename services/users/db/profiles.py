@@ -22,6 +22,7 @@ class GetProviderRow:
 
 
 LOCK_USER = """
+-- name: LockUser :one
 SELECT id, email, password_hash, first_name, last_name, phone_number, role, verified, department_id, age, salary, picture_key, disabled_at, deleted_at, version, created_at, updated_at FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE
 """
 
@@ -48,6 +49,7 @@ async def lock_user(conn: PgConn, *, id: UUID) -> models.User | None:
 
 
 UPDATE_PROFILE = """
+-- name: UpdateProfile :one
 UPDATE users
 SET first_name = coalesce($1, first_name),
     last_name = coalesce($2, last_name),
@@ -133,6 +135,7 @@ async def update_profile(
 
 
 SET_PICTURE = """
+-- name: SetPicture :one
 UPDATE users
 SET picture_key = $1, version = version + 1, updated_at = now()
 WHERE id = $2 AND deleted_at IS NULL
@@ -165,6 +168,7 @@ async def set_picture(conn: PgConn, *, picture_key: str | None, id: UUID) -> mod
 
 
 CHANGE_PASSWORD = """
+-- name: ChangePassword :execrows
 UPDATE users SET password_hash = $1, updated_at = now()
 WHERE id = $2 AND password_hash = $3 AND disabled_at IS NULL
 """
@@ -179,6 +183,7 @@ async def change_password(conn: PgConn, *, new_hash: str, id: UUID, old_hash: st
 
 
 ANONYMISE_USER = """
+-- name: AnonymiseUser :execrows
 UPDATE users
 SET email = 'deleted+' || id::text || '@invalid',
     password_hash = '!',
@@ -221,6 +226,7 @@ async def anonymise_user(conn: PgConn, *, id: UUID, version: int) -> int:
 
 
 DELETE_PROVIDER_DETAILS = """
+-- name: DeleteProviderDetails :exec
 DELETE FROM provider_details WHERE user_id = $1
 """
 
@@ -233,6 +239,7 @@ async def delete_provider_details(conn: PgConn, *, user_id: UUID) -> None:
 
 
 GET_PROVIDER = """
+-- name: GetProvider :one
 SELECT id, first_name, last_name, picture_key, department_id
 FROM users
 WHERE id = $1 AND role = 'PROVIDER' AND deleted_at IS NULL

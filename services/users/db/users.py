@@ -43,6 +43,7 @@ class ListUsersRow:
 
 
 GET_USER = """
+-- name: GetUser :one
 SELECT id, email, password_hash, first_name, last_name, phone_number, role, verified, department_id, age, salary, picture_key, disabled_at, deleted_at, version, created_at, updated_at FROM users WHERE id = $1 AND deleted_at IS NULL
 """
 
@@ -69,6 +70,7 @@ async def get_user(conn: PgConn, *, id: UUID) -> models.User | None:
 
 
 IS_DELETED = """
+-- name: IsDeleted :one
 SELECT deleted_at IS NOT NULL AS deleted FROM users WHERE id = $1
 """
 
@@ -82,6 +84,7 @@ async def is_deleted(conn: PgConn, *, id: UUID) -> bool | None:
 
 
 GET_USER_BY_EMAIL = """
+-- name: GetUserByEmail :one
 SELECT id, email, password_hash, first_name, last_name, phone_number, role, verified, department_id, age, salary, picture_key, disabled_at, deleted_at, version, created_at, updated_at FROM users WHERE email = lower($1::text) AND disabled_at IS NULL
 """
 
@@ -108,6 +111,7 @@ async def get_user_by_email(conn: PgConn, *, email: str) -> models.User | None:
 
 
 CREATE_USER = """
+-- name: CreateUser :one
 INSERT INTO users (email, password_hash, first_name, last_name, phone_number, role)
 VALUES (lower($1::text), $2, $3, $4, $5, $6)
 RETURNING id, email, password_hash, first_name, last_name, phone_number, role, verified, department_id, age, salary, picture_key, disabled_at, deleted_at, version, created_at, updated_at
@@ -149,6 +153,7 @@ async def create_user(
 
 
 USER_STATISTICS = """
+-- name: UserStatistics :one
 SELECT count(*) AS total,
        min(age) AS min_age, max(age) AS max_age, round(avg(age), 2) AS avg_age,
        min(salary) AS min_salary, max(salary) AS max_salary, round(avg(salary), 2) AS avg_salary
@@ -187,6 +192,7 @@ async def user_statistics(
 
 
 LIST_USERS = """
+-- name: ListUsers :many
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users

@@ -91,6 +91,7 @@ class PageGadgetsPage:
 
 
 GET_GADGET = """
+-- name: GetGadget :one
 SELECT id, name, code, notes, kind, flags, active, tiny, qty, big, price, ratio, meta, made, mask, blobby, born, alarm, seen_at, created_at FROM gadgets WHERE id = %s
 """
 
@@ -131,6 +132,7 @@ async def get_gadget(conn: MyConn, *, id: int) -> models.Gadget | None:
 
 
 LIST_GADGETS_BY_IDS = """
+-- name: ListGadgetsByIds :many
 SELECT id, name, code, notes, kind, flags, active, tiny, qty, big, price, ratio, meta, made, mask, blobby, born, alarm, seen_at, created_at FROM gadgets WHERE id IN (/*SLICE:ids*/%s) AND active = %s ORDER BY id
 """
 
@@ -201,6 +203,7 @@ async def iter_list_gadgets_by_ids(
 
 
 CREATE_GADGET = """
+-- name: CreateGadget :execlastid
 INSERT INTO gadgets (name, code, notes, kind, flags, active, tiny, qty, big, price, ratio, meta,
                      made, mask, blobby, born, alarm, seen_at)
 VALUES (%s, %s, %s, %s, %s,
@@ -269,6 +272,7 @@ async def create_gadget(
 
 
 RENAME_GADGET = """
+-- name: RenameGadget :exec
 UPDATE gadgets SET name = %s WHERE id = %s
 """
 
@@ -282,6 +286,7 @@ async def rename_gadget(conn: MyConn, *, name: str, id: int) -> None:
 
 
 SET_NOTES = """
+-- name: SetNotes :execrows
 UPDATE gadgets SET notes = %s WHERE qty >= %s
 """
 
@@ -297,6 +302,7 @@ async def set_notes(conn: MyConn, *, notes: str | None, min_qty: int | None) -> 
 
 
 DELETE_GADGET = """
+-- name: DeleteGadget :execresult
 DELETE FROM gadgets WHERE id = %s
 """
 
@@ -313,6 +319,7 @@ async def delete_gadget(conn: MyConn, *, id: int) -> ExecResult:
 
 
 INSERT_PART = """
+-- name: InsertPart :execresult
 INSERT INTO parts (gadget_id, label) VALUES (%s, %s)
 """
 
@@ -329,6 +336,7 @@ async def insert_part(conn: MyConn, *, gadget_id: int, label: str) -> ExecResult
 
 
 COPY_GADGETS = """
+-- name: CopyGadgets :copyfrom
 INSERT INTO gadgets (name, qty, price, kind) VALUES (%s, %s, %s, %s)
 """
 
@@ -345,6 +353,7 @@ async def copy_gadgets(conn: MyConn, items: Iterable[CopyGadgetsParams]) -> int:
 
 
 BUMP_QTY = """
+-- name: BumpQty :batchexec
 UPDATE gadgets SET qty = qty + 1 WHERE id = %s
 """
 
@@ -358,6 +367,7 @@ async def bump_qty(conn: MyConn, items: Iterable[BumpQtyParams]) -> None:
 
 
 GET_GADGETS_BATCH = """
+-- name: GetGadgetsBatch :batchone
 SELECT id, name FROM gadgets WHERE id = %s
 """
 
@@ -378,6 +388,7 @@ async def get_gadgets_batch(
 
 
 PARTS_OF_GADGETS = """
+-- name: PartsOfGadgets :batchmany
 SELECT id, label FROM parts WHERE gadget_id = %s ORDER BY id
 """
 
@@ -398,6 +409,7 @@ async def parts_of_gadgets(
 
 
 GADGET_STATS = """
+-- name: GadgetStats :one
 SELECT count(*) AS total, min(qty) AS min_qty, max(qty) AS max_qty, avg(qty) AS avg_qty,
        min(price) AS min_price, max(price) AS max_price, avg(price) AS avg_price,
        COALESCE(max(qty), 0) AS max_qty_or_zero
@@ -419,6 +431,7 @@ async def gadget_stats(conn: MyConn, *, kind: GadgetsKind) -> GadgetStatsRow | N
 
 
 GADGETS_WITH_PARTS = """
+-- name: GadgetsWithParts :many
 SELECT g.id, g.name, p.label FROM gadgets g LEFT JOIN parts p ON p.gadget_id = g.id
 ORDER BY g.id, p.id
 """
@@ -444,6 +457,7 @@ async def iter_gadgets_with_parts(conn: MyConn) -> AsyncGenerator[GadgetsWithPar
 
 
 PARTS_WITH_GADGET = """
+-- name: PartsWithGadget :many
 SELECT parts.id, parts.gadget_id, parts.label, gadgets.id, gadgets.name, gadgets.code, gadgets.notes, gadgets.kind, gadgets.flags, gadgets.active, gadgets.tiny, gadgets.qty, gadgets.big, gadgets.price, gadgets.ratio, gadgets.meta, gadgets.made, gadgets.mask, gadgets.blobby, gadgets.born, gadgets.alarm, gadgets.seen_at, gadgets.created_at FROM parts JOIN gadgets ON gadgets.id = parts.gadget_id
 ORDER BY parts.id
 """
@@ -520,6 +534,7 @@ async def iter_parts_with_gadget(conn: MyConn) -> AsyncGenerator[PartsWithGadget
 
 
 GADGETS_NAMED_LIKE = """
+-- name: GadgetsNamedLike :many
 SELECT name FROM gadgets WHERE name LIKE %s OR notes = '100%%' ORDER BY id
 """
 
@@ -543,6 +558,7 @@ async def iter_gadgets_named_like(conn: MyConn, *, pattern: str) -> AsyncGenerat
 
 
 PAGE_GADGETS = """
+-- name: PageGadgets :many
 SELECT (SELECT count(*) FROM gadgets) AS total, name, kind
 FROM gadgets ORDER BY id LIMIT %s
 """

@@ -92,6 +92,7 @@ class BooksWithAuthorRow:
 
 
 GET_AUTHOR = """
+-- name: GetAuthor :one
 SELECT id, name, bio, mood, tags, scores, meta, raw, salary, age, ratio, small, active, born, wakes, nap, ip, net, avatar, uid, created_at FROM authors WHERE id = $1
 """
 
@@ -119,6 +120,7 @@ async def get_author(conn: PgConn, *, id: int) -> models.Author | None:
 
 
 LIST_AUTHORS_BY_IDS = """
+-- name: ListAuthorsByIds :many
 SELECT id, name, bio, mood, tags, scores, meta, raw, salary, age, ratio, small, active, born, wakes, nap, ip, net, avatar, uid, created_at FROM authors WHERE id = ANY($1::bigint[]) ORDER BY id
 """
 
@@ -163,6 +165,7 @@ async def iter_list_authors_by_ids(
 
 
 LIST_AUTHORS_BY_MOOD = """
+-- name: ListAuthorsByMood :many
 SELECT id, name, mood FROM authors WHERE mood = $1 ORDER BY id
 """
 
@@ -191,6 +194,7 @@ async def iter_list_authors_by_mood(
 
 
 CREATE_AUTHOR = """
+-- name: CreateAuthor :one
 INSERT INTO authors (name, bio, mood, tags, scores, meta, raw, salary, age, ratio, small, active,
                      born, wakes, nap, ip, net, avatar, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7,
@@ -273,6 +277,7 @@ async def create_author(
 
 
 CREATE_AUTHOR_ID = """
+-- name: CreateAuthorId :execlastid
 INSERT INTO authors (name) VALUES ($1) RETURNING id
 """
 
@@ -286,6 +291,7 @@ async def create_author_id(conn: PgConn, *, name: str) -> int:
 
 
 RENAME_AUTHOR = """
+-- name: RenameAuthor :exec
 UPDATE authors SET name = $1 WHERE id = $2
 """
 
@@ -298,6 +304,7 @@ async def rename_author(conn: PgConn, *, name: str, id: int) -> None:
 
 
 SET_BIO = """
+-- name: SetBio :execrows
 UPDATE authors SET bio = $1 WHERE age >= $2
 """
 
@@ -310,6 +317,7 @@ async def set_bio(conn: PgConn, *, bio: str | None, min_age: int | None) -> int:
 
 
 DELETE_AUTHOR = """
+-- name: DeleteAuthor :execresult
 DELETE FROM authors WHERE id = $1
 """
 
@@ -322,6 +330,7 @@ async def delete_author(conn: PgConn, *, id: int) -> ExecResult:
 
 
 COPY_AUTHORS = """
+-- name: CopyAuthors :copyfrom
 INSERT INTO authors (name, age, salary, mood) VALUES ($1, $2, $3, $4)
 """
 
@@ -339,6 +348,7 @@ async def copy_authors(conn: PgConn, items: Iterable[CopyAuthorsParams]) -> int:
 
 
 BUMP_AGES = """
+-- name: BumpAges :batchexec
 UPDATE authors SET age = age + 1 WHERE id = $1
 """
 
@@ -351,6 +361,7 @@ async def bump_ages(conn: PgConn, items: Iterable[BumpAgesParams]) -> None:
 
 
 GET_AUTHORS_BATCH = """
+-- name: GetAuthorsBatch :batchone
 SELECT id, name FROM authors WHERE id = $1
 """
 
@@ -370,6 +381,7 @@ async def get_authors_batch(
 
 
 BOOKS_OF_AUTHORS = """
+-- name: BooksOfAuthors :batchmany
 SELECT id, title FROM books WHERE author_id = $1 ORDER BY id
 """
 
@@ -389,6 +401,7 @@ async def books_of_authors(
 
 
 AUTHOR_STATS = """
+-- name: AuthorStats :one
 SELECT count(*) AS total,
        min(age) AS min_age, max(age) AS max_age, avg(age) AS avg_age,
        min(salary) AS min_salary, max(salary) AS max_salary, avg(salary) AS avg_salary,
@@ -414,6 +427,7 @@ async def author_stats(conn: PgConn, *, mood: Mood | None) -> AuthorStatsRow | N
 
 
 AUTHORS_WITH_BOOKS = """
+-- name: AuthorsWithBooks :many
 SELECT a.id, a.name, b.title, b.price FROM authors a LEFT JOIN books b ON b.author_id = a.id
 ORDER BY a.id, b.id
 """
@@ -435,6 +449,7 @@ async def iter_authors_with_books(conn: PgConn) -> AsyncGenerator[AuthorsWithBoo
 
 
 BOOKS_WITH_AUTHOR = """
+-- name: BooksWithAuthor :many
 SELECT books.id, books.author_id, books.title, books.price, authors.id, authors.name, authors.bio, authors.mood, authors.tags, authors.scores, authors.meta, authors.raw, authors.salary, authors.age, authors.ratio, authors.small, authors.active, authors.born, authors.wakes, authors.nap, authors.ip, authors.net, authors.avatar, authors.uid, authors.created_at FROM books JOIN authors ON authors.id = books.author_id
 ORDER BY books.id
 """
@@ -509,6 +524,7 @@ async def iter_books_with_author(conn: PgConn) -> AsyncGenerator[BooksWithAuthor
 
 
 COUNT_AUTHORS = """
+-- name: CountAuthors :one
 SELECT count(*) FROM authors
 """
 

@@ -37,6 +37,7 @@ class PageAuthorMoodsPage:
 
 
 CREATE_BOOK = """
+-- name: CreateBook :one
 INSERT INTO books (author_id, title, price) VALUES ($1, $2, $3) RETURNING id, author_id, title, price
 """
 
@@ -52,6 +53,7 @@ async def create_book(
 
 
 BOOK_PERCENT_TITLES = """
+-- name: BookPercentTitles :many
 SELECT title FROM books WHERE title LIKE '%' || $1 || '%' ORDER BY id
 """
 
@@ -71,6 +73,7 @@ async def iter_book_percent_titles(conn: PgConn, *, part: str | None) -> AsyncGe
 
 
 PAGE_BOOKS = """
+-- name: PageBooks :many
 SELECT (SELECT count(*) FROM books) AS total, books.id, books.author_id, books.title, books.price
 FROM books ORDER BY id LIMIT $2 OFFSET $1
 """
@@ -89,6 +92,7 @@ async def page_books(conn: PgConn, *, row_offset: int, row_limit: int) -> PageBo
 
 
 PAGE_AUTHOR_MOODS = """
+-- name: PageAuthorMoods :many
 SELECT (SELECT count(*) FROM authors) AS total, (SELECT max(created_at) FROM authors) AS newest,
        name, mood
 FROM authors ORDER BY id LIMIT $1

@@ -9,6 +9,7 @@ from codegen.runtime import PgConn
 from . import models
 
 CREATE_LISTING = """
+-- name: CreateListing :one
 INSERT INTO listings (title, price, note, discount)
 VALUES ($1, $2, $3, $4)
 RETURNING id, title, price, note, discount, version
@@ -28,6 +29,7 @@ async def create_listing(
 
 
 GET_LISTING = """
+-- name: GetListing :one
 SELECT id, title, price, note, discount, version FROM listings WHERE id = $1
 """
 
@@ -41,6 +43,7 @@ async def get_listing(conn: PgConn, *, id: int) -> models.Listing | None:
 
 
 UPDATE_LISTING = """
+-- name: UpdateListing :one
 UPDATE listings
 SET title = coalesce($1, title),
     price = coalesce($2, price),

@@ -27,11 +27,17 @@ COPY migrations migrations
 COPY sql sql
 COPY proto proto
 COPY docs/openapi docs/openapi
-RUN pip install .
+# the image's venv: the runtime and the one-off jobs (migrate, seed); the generators run
+# from a venv of their own that stays in this stage (pyproject.toml's codegen extra);
+# the versions are pyproject.toml's pins (hadolint reads '.[ops]' as an unpinned name)
+# hadolint ignore=DL3013
+RUN pip install '.[ops]' \
+    && python -m venv /opt/gen \
+    && /opt/gen/bin/pip install '.[codegen]'
 # the sqlc plugin's launcher looks for the project's .venv
-RUN ln -s /opt/venv /src/.venv \
-    && python -m tools.sqlc generate \
-    && python -m tools.proto gen \
+RUN ln -s /opt/gen /src/.venv \
+    && /opt/gen/bin/python -m tools.sqlc generate \
+    && /opt/gen/bin/python -m tools.proto gen \
     && rm /src/.venv
 COPY --from=swagger /src/tools/swagger/node_modules tools/swagger/node_modules
 RUN python -m tools.swag_config --out /src/var/docs && rm -rf tools/swagger/node_modules

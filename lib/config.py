@@ -111,23 +111,14 @@ class ServiceSettings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8080"])
 
+    @model_validator(mode="before")
     @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        """Fill the defaults of the registry's entry into the subclass's fields."""
-        super().__pydantic_init_subclass__(**kwargs)
-        if not cls.registry_name:
-            return
-        entry = registry.get(cls.registry_name)
-        defaults: dict[str, Any] = {
-            "service": entry.name,
-            "port": entry.http_port,
-            "database_url": entry.default_database_url,
-        }
-        if entry.grpc_port is not None and "grpc_port" in cls.model_fields:
-            defaults["grpc_port"] = entry.grpc_port
-        for name, value in defaults.items():
-            cls.model_fields[name].default = value
-        cls.model_rebuild(force=True)
+    def _registry_defaults(cls, data: Any) -> Any:
+        """The registry entry's port, database URL (and gRPC port) where nothing set them: a
+        validator, pydantic's public hook, rather than rewriting the fields' defaults."""
+        if not cls.registry_name or not isinstance(data, dict):
+            return data
+        return {**registry_defaults(cls), **data}
 
     @classmethod
     def settings_customise_sources(
@@ -196,6 +187,19 @@ class GrpcServiceSettings(ServiceSettings):
     /health, /ready); gRPC listens on `GRPC_PORT`, by default the registry's."""
 
     grpc_port: int = Field(0, ge=0, le=65535)
+
+
+def registry_defaults(cls: type[ServiceSettings]) -> dict[str, Any]:
+    """What `cls.registry_name`'s entry in lib/registry.py gives a service by default."""
+    entry = registry.get(cls.registry_name)
+    defaults: dict[str, Any] = {
+        "service": entry.name,
+        "port": entry.http_port,
+        "database_url": entry.default_database_url,
+    }
+    if entry.grpc_port is not None and "grpc_port" in cls.model_fields:
+        defaults["grpc_port"] = entry.grpc_port
+    return defaults
 
 
 def _key(inline: SecretStr, file: str) -> str:

@@ -1,6 +1,7 @@
-"""The HTTP server under the app: aiohttp's `web.run_app`, through its documented API only
-(issue 38: no subclass of aiohttp's connection handler, no private attribute).
+"""The HTTP server under the app: aiohttp's `web.run_app`, with its documented keywords.
 
+aiohttp's public API only (issue 38: no subclass of its connection handler, no private
+attribute), so an aiohttp upgrade needs no internals pinned:
 - SIGTERM/SIGINT: in-flight requests drain for up to SHUTDOWN_TIMEOUT, then the app's
   cleanup runs (run_app's graceful shutdown); WORKERS > 1 share the port (SO_REUSEPORT).
 - An idle kept-alive connection is closed after HTTP_KEEPALIVE_TIMEOUT (aiohttp's default

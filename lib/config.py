@@ -74,9 +74,8 @@ class ServiceSettings(BaseSettings):
     # query parameters whose values no log may hold, on top of lib/redact.py's built-in ones
     log_redact_params: list[str] = Field(default_factory=list)
     shutdown_timeout: float = Field(10.0, gt=0)
-    # how long a client may take to send a request's head, then its body (lib/http/server.py:
-    # 408 and the connection closed); NGINX's client_header_timeout / client_body_timeout
-    http_header_timeout: float = Field(10.0, gt=0, le=300)
+    # how long a handler may wait for the whole request body (lib/http/body.py: 408 and the
+    # connection closed); slow heads and bodies are bounded at the gateway too (NGINX)
     http_body_timeout: float = Field(15.0, gt=0, le=3600)
     # how long a kept-alive connection may stay idle between requests (aiohttp's default is
     # an hour): longer than the proxies' upstream idle time (NGINX 60 s), so they close first

@@ -66,7 +66,7 @@ class PreconditionFailed(AppError):
 
 
 class RequestTimeout(AppError):
-    """The client took longer than allowed to send the request (lib/http/server.py)."""
+    """The client took longer than allowed to send the request body (lib/http/body.py)."""
 
     status, code, title = 408, "REQUEST_TIMEOUT", "Request timeout"
     closes_connection = True

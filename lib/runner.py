@@ -28,6 +28,7 @@ from aiohttp import web
 
 from lib import tracing
 from lib.config import ServiceSettings, load_settings
+from lib.http.server import serve_app
 from lib.logging import configure_logging
 
 AppFactory = Callable[[Any], web.Application]
@@ -49,16 +50,12 @@ def serve(factory_path: str, settings: ServiceSettings, master_pid: int | None =
     app.on_startup.append(_freeze_gc)
     if tracing.ENABLED:
         app.on_cleanup.append(_flush_traces)
-    from lib.http.server import serve_app  # here: it creates metrics (see the docstring)
-
-    serve_app(  # web.run_app, with aiohttp's own errors as problem+json
+    serve_app(  # web.run_app
         app,
         host=settings.host,
         port=settings.port,
         reuse_port=settings.workers > 1,
         shutdown_timeout=settings.shutdown_timeout,
-        header_timeout=settings.http_header_timeout,
-        body_timeout=settings.http_body_timeout,
         keepalive_timeout=settings.http_keepalive_timeout,
         loop=uvloop.new_event_loop(),
     )

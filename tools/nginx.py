@@ -49,6 +49,12 @@ OPENAPI_DIR = ROOT / "docs" / "openapi"
 
 POINTS_GRPC = registry.get("points").grpc_port
 POINTS_METRICS = registry.get("points").metrics_port
+# how long a client may take to send a request's head (the whole head) and the pause it may
+# take between two reads of its body (nginx's own meaning), seconds: nginx, in front of every
+# service, closes the connection past either (nginx/README.md); the Kubernetes gateway's
+# ingress-nginx controller gets the same (tools/k8s_controller.py)
+CLIENT_HEADER_TIMEOUT = 10.0
+CLIENT_BODY_TIMEOUT = 15.0
 LISTEN = "127.0.0.1:8080"
 STATUS_LISTEN = "127.0.0.1:8088"
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
@@ -83,6 +89,8 @@ class Layout:
     status_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     # LOG_REDACT_PARAMS for the access log; None: the environment, else `.env`
     redact_params: str | None = None
+    client_header_timeout: float = CLIENT_HEADER_TIMEOUT
+    client_body_timeout: float = CLIENT_BODY_TIMEOUT
 
     @property
     def conf_dir(self) -> Path:
@@ -113,6 +121,8 @@ class Layout:
             "SECRET_PARAMS": secret_pattern(self.redact_params),
             "POINTS_GRPC": str(POINTS_GRPC),
             "POINTS_METRICS": str(POINTS_METRICS),
+            "CLIENT_HEADER_TIMEOUT": nginx_time(self.client_header_timeout),
+            "CLIENT_BODY_TIMEOUT": nginx_time(self.client_body_timeout),
         }
         values["UPSTREAMS"] = "\n\n".join(
             upstream_block(s, self.upstreams.get(s.name) or default_servers(s.name, os.environ))
@@ -122,6 +132,14 @@ class Layout:
             location_blocks(s) for s in registry.gateway_services()
         )
         return values
+
+
+def nginx_time(seconds: float) -> str:
+    """Seconds as nginx writes a time: `10s`, or `500ms` (it takes no fraction)."""
+    millis = round(seconds * 1000)
+    if millis <= 0:
+        raise RenderError(f"a timeout of {seconds} s: it must be at least 1 ms")
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
 
 
 def secret_pattern(value: str | None = None) -> str:
@@ -283,6 +301,8 @@ def _layout_from(args: argparse.Namespace) -> Layout:
         docs_root=Path(args.docs_root).resolve(),
         openapi_dir=Path(args.openapi_dir).resolve(),
         worker_processes=args.workers,
+        client_header_timeout=args.client_header_timeout,
+        client_body_timeout=args.client_body_timeout,
     )
 
 
@@ -302,6 +322,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs-root", default=str(DOCS_ROOT))
     parser.add_argument("--openapi-dir", default=str(OPENAPI_DIR))
     parser.add_argument("--workers", default="2", help="worker_processes (a number or auto)")
+    parser.add_argument(
+        "--client-header-timeout",
+        type=float,
+        default=CLIENT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="the whole request head must arrive within this (client_header_timeout)",
+    )
+    parser.add_argument(
+        "--client-body-timeout",
+        type=float,
+        default=CLIENT_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help="the longest pause between two reads of a body (client_body_timeout)",
+    )
     parser.add_argument(
         "--optional",
         action="store_true",

@@ -3,29 +3,60 @@
 Strict request bodies: JSON only (415), 1 MiB (413), well-formed (400), every string
 storable (400), no unknown fields (400), no fields the caller may not set (403), then the
 pydantic model's rules in strict mode (400): a JSON boolean is never a number and a
-numeric string never an integer or a float (docs/api.md, "JSON values")."""
+numeric string never an integer or a float (docs/api.md, "JSON values").
+
+A body must arrive whole within HTTP_BODY_TIMEOUT of the handler's first read of it
+(`body_deadline`), else 408 and the connection closed: handlers read their body before they
+touch the database, so a client trickling it never holds a database connection."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from lib.config import ServiceSettings
 from lib.errors import (
     BadRequest,
     FieldError,
     Forbidden,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     ValidationFailed,
 )
 from lib.http.fields import unstorable_fields
+from lib.http.keys import SETTINGS
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 1024 * 1024
+BODY_TIMEOUT: float = ServiceSettings.model_fields["http_body_timeout"].default
+
+
+@contextlib.asynccontextmanager
+async def body_deadline(request: web.Request) -> AsyncIterator[None]:
+    """Reading the body inside this takes at most HTTP_BODY_TIMEOUT (the app's settings;
+    an app without them, in tests, gets the default), else 408 REQUEST_TIMEOUT."""
+    seconds = request.app[SETTINGS].http_body_timeout if SETTINGS in request.app else BODY_TIMEOUT
+    try:
+        async with asyncio.timeout(seconds) as deadline:
+            yield
+    except TimeoutError:
+        if not deadline.expired():  # a timeout of something else
+            raise
+        raise RequestTimeout(f"the request body was not received within {seconds:g} s") from None
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body (aiohttp keeps it: a second read returns the same bytes at once)."""
+    async with body_deadline(request):
+        return await request.read()
 
 
 def field_errors(exc: ValidationError) -> list[FieldError]:
@@ -85,7 +116,7 @@ async def parse_body(
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise PayloadTooLarge(f"the body may be at most {MAX_BODY} bytes")
     try:
-        raw = await request.read()
+        raw = await read_body(request)
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body may be at most {MAX_BODY} bytes") from None
     if len(raw) > MAX_BODY:

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from lib.errors import Conflict, FieldError, ValidationFailed
+from lib.http.body import read_body
 from lib.http.keys import CLIENT_IP, DB, principal_of
 
 KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # visible ASCII
@@ -74,7 +75,7 @@ def caller_of(request: web.Request) -> str:
 
 
 async def request_digest(request: web.Request) -> bytes:
-    body = await request.read()  # aiohttp caches it: the handler reads the same bytes
+    body = await read_body(request)  # aiohttp keeps it: the handler reads the same bytes
     return hashlib.sha256(f"{request.method} {request.path}\n".encode() + body).digest()
 
 

@@ -14,6 +14,7 @@ from aiohttp import BodyPartReader, web
 
 from lib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
 from lib.http.access import EVERY_ROLE, SELF
+from lib.http.body import body_deadline
 from lib.http.guards import path_text
 from lib.http.keys import DB
 from lib.http.openapi import operation
@@ -104,15 +105,16 @@ async def read_image(request: web.Request) -> bytes:
         raise PayloadTooLarge(f"the picture may be at most {MAX_PICTURE} bytes")
     if not request.content_type.startswith("multipart/"):
         raise UnsupportedMediaType("send multipart/form-data with an `image` field")
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if isinstance(part, BodyPartReader) and part.name == "image":
-            try:
-                data = await read_capped(part.read_chunk, MAX_PICTURE)
-            except CapExceeded:
-                raise PayloadTooLarge(f"the picture may be at most {MAX_PICTURE} bytes") from None
-            return data
-        await part.release()
+    async with body_deadline(request):  # 408 past HTTP_BODY_TIMEOUT
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if isinstance(part, BodyPartReader) and part.name == "image":
+                try:
+                    return await read_capped(part.read_chunk, MAX_PICTURE)
+                except CapExceeded:
+                    detail = f"the picture may be at most {MAX_PICTURE} bytes"
+                    raise PayloadTooLarge(detail) from None
+            await part.release()
     raise BadRequest("the multipart body has no `image` field")
 
 

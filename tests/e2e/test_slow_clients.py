@@ -1,10 +1,17 @@
-"""Slow clients straight at a service's port (what anyone who bypasses NGINX can do): a
-request's head must arrive within HTTP_HEADER_TIMEOUT and its body within HTTP_BODY_TIMEOUT
-(lib/http/server.py). Past either the client gets a 408 problem+json and the connection is
-closed, one WARNING line is logged, and a handler whose body never arrived has written
-nothing. Normal requests, kept-alive connections and a picture of several MiB sent at once
-are not affected. The clients keep sending a byte every TICK while they wait, so only a
-bound on the whole head or body (not on the pause between two reads) can cut them."""
+"""Slow clients, where each bound lives (ADR 0005, "Update: slow clients"):
+
+- through NGINX, the door of every deployment: a request's head must arrive whole within
+  client_header_timeout, a body may not pause longer than client_body_timeout; past either
+  NGINX closes the connection and the service never sees the request. NGINX buffers a body
+  before it passes it on, so a body trickled through it reaches the service whole, at once;
+- straight to a service's port: the handler's read of its body is bounded by
+  HTTP_BODY_TIMEOUT (lib/http/body.py: 408 problem+json, nothing written), and aiohttp
+  closes a connection that has not sent a whole head within HTTP_KEEPALIVE_TIMEOUT of its
+  start, as it closes an idle kept-alive one.
+Normal requests, kept-alive connections and a picture of several MiB sent at once are not
+affected. The slow clients keep sending a byte every TICK while they wait, so only a bound
+on the whole head or body (not on the pause between two reads) can cut them.
+"""
 
 from __future__ import annotations
 
@@ -23,21 +30,22 @@ import pytest
 from PIL import Image
 
 from lib.auth.principal import Role
+from tests.e2e.gateway_stack import Gateway
 from tests.e2e.raw_http import parse_responses
 from tests.integration.auth_support import token
 from tests.integration.smtp_support import smtp_sink
 from tests.reliability.stack import PASSWORD, users_env
 from tools.service_process import PROCESS_MARGIN, ServiceProcess
 
-HEADER_TIMEOUT = 0.5
-BODY_TIMEOUT = 1.0
-# longer than the kept-alive test's idle pause (a head cut: HEADER_TIMEOUT + MARGIN at most)
-KEEPALIVE_TIMEOUT = HEADER_TIMEOUT + 3.5
+GATEWAY_HEADER_TIMEOUT = 0.5  # tools.nginx --client-header-timeout
+GATEWAY_BODY_TIMEOUT = 1.0  # --client-body-timeout: the longest pause between two reads
+BODY_TIMEOUT = 1.0  # the service's HTTP_BODY_TIMEOUT
+KEEPALIVE_TIMEOUT = 2.0  # the service's HTTP_KEEPALIVE_TIMEOUT
 TICK = 0.05  # a slow client's pause between two bytes
 # a due timer fires well within this on a loaded machine; a client cut by a bound on the
 # pause between reads instead would never be cut (it never pauses longer than TICK)
 MARGIN = 3.0
-EARLY = 0.05  # the loop's timers may fire this much early (uvloop's clock resolution)
+EARLY = 0.05  # a timer may fire this much early (the loops' clock resolution)
 
 
 class Client(asyncio.Protocol):
@@ -48,7 +56,21 @@ class Client(asyncio.Protocol):
         self.received = bytearray()
         self.answered = asyncio.Event()
         self.closed = asyncio.Event()
+        self.arrived = asyncio.Event()  # cleared by whoever waits for more
         self.transport: asyncio.Transport | None = None
+
+    async def response(self, within: float) -> tuple[int, dict[str, str], bytes]:
+        """The first response, once all of it (its Content-Length) has arrived."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            head, found, rest = bytes(self.received).partition(b"\r\n\r\n")
+            if found:
+                [(_, headers, _)] = parse_responses(head + found)
+                if len(rest) >= int(headers.get("content-length", "0")):
+                    return parse_responses(bytes(self.received))[0]
+            self.arrived.clear()
+            await asyncio.wait_for(self.arrived.wait(), max(0.0, deadline - loop.time()))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -56,6 +78,7 @@ class Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.received += data
         self.answered.set()
+        self.arrived.set()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed.set()
@@ -66,21 +89,22 @@ async def connect(port: int) -> Client:
     return client
 
 
-async def trickle(client: Client, data: bytes, within: float) -> tuple[float, int]:
-    """Send `data` a byte every TICK until the server closes the connection; the seconds
-    from the call to the close, and how many bytes were sent. Fails after `within` s."""
+async def trickle(client: Client, data: bytes, until: asyncio.Event, within: float) -> float:
+    """Send `data` a byte every TICK (then nothing) until `until` is set; the seconds from
+    the call until then. Fails after `within` s."""
     assert client.transport is not None
     loop = asyncio.get_running_loop()
     began, sent = loop.time(), 0
-    while not client.closed.is_set():
+    while not until.is_set():
         if loop.time() - began > within:
-            raise AssertionError(f"still open after {within} s: {bytes(client.received)!r}")
-        if sent < len(data) and not client.answered.is_set():
+            raise AssertionError(f"nothing after {within} s: {bytes(client.received)!r}")
+        if sent < len(data) and not client.closed.is_set():
             client.transport.write(data[sent : sent + 1])
             sent += 1
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(client.closed.wait(), TICK)
-    return loop.time() - began, sent
+            await asyncio.wait_for(until.wait(), TICK)
+    assert sent < len(data) or not data, "sent whole: nothing was cut"
+    return loop.time() - began
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +123,6 @@ async def users(
             STORAGE_DIR=str(tmp / "storage"),
             SMTP_HOST="127.0.0.1",
             SMTP_PORT=str(sink.port),
-            HTTP_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
             HTTP_BODY_TIMEOUT=str(BODY_TIMEOUT),
             HTTP_KEEPALIVE_TIMEOUT=str(KEEPALIVE_TIMEOUT),
         )
@@ -109,6 +132,21 @@ async def users(
             yield service
         finally:
             service.stop()
+
+
+@pytest.fixture(scope="module")
+async def gateway(
+    users: ServiceProcess, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("slow_clients_gateway")
+    (tmp / "docs").mkdir()
+    running = Gateway(tmp, {"users": [f"127.0.0.1:{users.port}"]}, tmp / "docs")
+    running.args += ["--client-header-timeout", str(GATEWAY_HEADER_TIMEOUT)]
+    running.args += ["--client-body-timeout", str(GATEWAY_BODY_TIMEOUT)]
+    try:
+        yield await running.start()
+    finally:
+        running.stop()
 
 
 def account() -> dict[str, str]:
@@ -122,99 +160,149 @@ def account() -> dict[str, str]:
     }
 
 
-def register_head(body: bytes) -> bytes:
+def register_head(body: bytes, prefix: bytes = b"", request_id: str = "") -> bytes:
+    rid = b"X-Request-ID: %s\r\n" % request_id.encode() if request_id else b""
     return (
-        b"POST /v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
+        b"POST %s/v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"%sContent-Length: %d\r\n\r\n" % (prefix, rid, len(body))
     )
 
 
-def assert_408(answer: bytes, detail: str) -> dict[str, Any]:
-    [(status, headers, body)] = parse_responses(answer)
-    assert status == 408, answer
-    assert headers["content-type"].startswith("application/problem+json"), headers
-    # the connection ends: said outright in HTTP/1.1 (a head's 408 is HTTP/1.0: no head read)
-    assert answer.startswith(b"HTTP/1.0 ") or headers["connection"] == "close", headers
-    assert headers["x-content-type-options"] == "nosniff"
-    problem: dict[str, Any] = json.loads(body)
-    assert (problem["code"], problem["title"]) == ("REQUEST_TIMEOUT", "Request timeout")
-    assert problem["detail"] == detail
-    assert problem["request_id"] == headers["x-request-id"]
-    return problem
+async def registered(dsn: str, body: bytes) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        email = json.loads(body)["email"]
+        count: int = await conn.fetchval("SELECT count(*) FROM users WHERE email = $1", email)
+        return count
+    finally:
+        await conn.close()
 
 
-async def log_lines(service: ServiceProcess, needle: str) -> list[dict[str, Any]]:
-    """The service's log lines containing `needle`, once there is at least one."""
+async def log_lines(text: Callable[[], str], needle: str) -> list[dict[str, Any]]:
+    """The JSON lines of a log (`text` reads it) holding `needle`, once there is one."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PROCESS_MARGIN
     while True:
         lines = [
-            json.loads(raw)
-            for raw in service.log.read_text().splitlines()
-            if needle in raw and raw.startswith("{")
+            json.loads(raw) for raw in text().splitlines() if needle in raw and raw.startswith("{")
         ]
         if lines or loop.time() > deadline:
             return lines
         await asyncio.sleep(0.05)
 
 
-def assert_one_warning(lines: list[dict[str, Any]], error: str) -> None:
-    [line] = [line for line in lines if line["event"] == "request_rejected"]
-    assert (line["level"], line["status"], line["error"]) == ("warning", 408, error)
-    assert line["client_ip"] == "127.0.0.1"
-    assert "exception" not in line
+# --- through NGINX --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("sends", [b"X-Slow: " + b"a" * 200, b""], ids=["trickle", "nothing"])
-async def test_a_slow_head_is_cut_at_the_header_timeout(
-    users: ServiceProcess, sends: bytes
+async def test_nginx_closes_a_slow_head_at_its_header_timeout(
+    gateway: Gateway, users: ServiceProcess, sends: bytes
 ) -> None:
-    client = await connect(users.port)
+    logged = len(users.log.read_text())
+    client = await connect(gateway.port)
     assert client.transport is not None
-    client.transport.write(b"GET /health HTTP/1.1\r\nHost: x\r\n" if sends else b"")
-    seconds, sent = await trickle(client, sends, HEADER_TIMEOUT + MARGIN)
-    assert HEADER_TIMEOUT - EARLY <= seconds < HEADER_TIMEOUT + MARGIN
-    assert sent < len(sends) or not sends  # cut before the head was complete
-    detail = "the request headers were not received within 0.5 s"
-    problem = assert_408(bytes(client.received), detail)
-    assert_one_warning(await log_lines(users, problem["request_id"]), "HeaderTimeout")
+    client.transport.write(b"GET /api/users/health HTTP/1.1\r\nHost: x\r\n" if sends else b"")
+    within = GATEWAY_HEADER_TIMEOUT + MARGIN
+    seconds = await trickle(client, sends, client.closed, within)
+    assert GATEWAY_HEADER_TIMEOUT - EARLY <= seconds < within
+    assert bytes(client.received) == b""  # nginx answers a timed-out head with a close
+    assert '"path":"/health"' not in users.log.read_text()[logged:]  # never passed on
 
 
-async def test_a_slow_body_is_a_408_and_writes_nothing(
+async def test_nginx_closes_a_stalled_body_and_the_service_never_sees_it(
+    gateway: Gateway, users: ServiceProcess, users_dsn: str
+) -> None:
+    body, rid = json.dumps(account()).encode(), uuid.uuid4().hex
+    client = await connect(gateway.port)
+    assert client.transport is not None
+    client.transport.write(register_head(body, b"/api/users", rid) + body[:10])
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.wait_for(client.closed.wait(), GATEWAY_BODY_TIMEOUT + MARGIN)
+    assert loop.time() - began >= GATEWAY_BODY_TIMEOUT - EARLY
+    assert bytes(client.received) == b""  # a close, no answer
+    [line] = await log_lines(gateway.access_log.read_text, rid)
+    assert line["status"] == 408  # nginx's access log says why it closed
+    assert line["upstream_status"] in ("", "-"), line  # never passed on
+    assert rid not in users.log.read_text()
+    assert await registered(users_dsn, body) == 0
+
+
+async def test_a_body_trickled_through_nginx_reaches_the_service_whole(
+    gateway: Gateway, users: ServiceProcess, users_dsn: str
+) -> None:
+    """Pauses shorter than client_body_timeout for longer than the service's own
+    HTTP_BODY_TIMEOUT: nginx buffers the body, the service gets it at once and answers."""
+    body = json.dumps(account()).encode()
+    pieces = 10
+    pause = (BODY_TIMEOUT + 0.5) / pieces  # the client's pace, well below nginx's bound
+    assert pause < GATEWAY_BODY_TIMEOUT
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    try:
+        writer.write(register_head(body, b"/api/users"))
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        size = -(-len(body) // pieces)
+        for start in range(0, len(body), size):
+            await asyncio.sleep(pause)
+            writer.write(body[start : start + size])
+        assert loop.time() - began > BODY_TIMEOUT
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), PROCESS_MARGIN)
+    finally:
+        writer.close()
+    [(status, _, _)] = parse_responses(head)
+    assert status == 201, head
+    assert await registered(users_dsn, body) == 1
+
+
+# --- straight to the service's port ---------------------------------------------------------
+
+
+async def test_a_slow_body_at_the_port_is_a_408_and_writes_nothing(
     users: ServiceProcess, users_dsn: str
 ) -> None:
     body = json.dumps(account()).encode()
     client = await connect(users.port)
     assert client.transport is not None
     client.transport.write(register_head(body) + body[:10])
-    seconds, sent = await trickle(client, body[10:], BODY_TIMEOUT + MARGIN)
-    assert BODY_TIMEOUT - EARLY <= seconds < BODY_TIMEOUT + MARGIN
-    assert 10 + sent < len(body)  # the body never arrived whole
-    problem = assert_408(bytes(client.received), "the request body was not received within 1 s")
-    lines = await log_lines(users, problem["request_id"])
-    assert_one_warning(lines, "BodyTimeout")
-    [access] = [line for line in lines if line["event"] == "request"]
-    assert (access["status"], access["route"]) == (408, "/v1/auth/register")
+    within = BODY_TIMEOUT + MARGIN
+    seconds = await trickle(client, body[10:], client.answered, within)
+    assert BODY_TIMEOUT - EARLY <= seconds < within
+    status, headers, answer = await client.response(PROCESS_MARGIN)
+    assert status == 408, client.received
+    assert headers["content-type"].startswith("application/problem+json"), headers
+    assert headers["connection"] == "close"
+    assert headers["x-content-type-options"] == "nosniff"
+    problem = json.loads(answer)
+    assert (problem["code"], problem["title"]) == ("REQUEST_TIMEOUT", "Request timeout")
+    assert problem["detail"] == "the request body was not received within 1 s"
+    assert problem["request_id"] == headers["x-request-id"]
+    [access] = await log_lines(users.log.read_text, problem["request_id"])
+    assert (access["event"], access["status"], access["route"]) == (
+        "request",
+        408,
+        "/v1/auth/register",
+    )
     assert "Traceback" not in users.log.read_text()
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        email = json.loads(body)["email"]
-        assert await conn.fetchval("SELECT count(*) FROM users WHERE email = $1", email) == 0
-    finally:
-        await conn.close()
+    assert await registered(users_dsn, body) == 0
+
+
+async def test_a_slow_head_at_the_port_is_closed_at_the_keepalive_timeout(
+    users: ServiceProcess,
+) -> None:
+    client = await connect(users.port)
+    assert client.transport is not None
+    client.transport.write(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+    within = KEEPALIVE_TIMEOUT + MARGIN
+    seconds = await trickle(client, b"X-Slow: " + b"a" * 1000, client.closed, within)
+    assert KEEPALIVE_TIMEOUT - EARLY <= seconds < within
+    assert bytes(client.received) == b""
 
 
 async def test_normal_and_kept_alive_requests_are_not_cut(users: ServiceProcess) -> None:
-    """Three requests on one connection; the third after an idle pause longer than the
-    header timeout (idle is aiohttp's keep-alive time, not a slow head): all answered."""
     reader, writer = await asyncio.open_connection("127.0.0.1", users.port)
     try:
-        for number in range(3):
-            if number == 2:  # wait until a head started after ours was cut: that long idle
-                slow = await connect(users.port)
-                assert slow.transport is not None
-                slow.transport.write(b"GET /health HTTP/1.1\r\n")
-                await asyncio.wait_for(slow.closed.wait(), HEADER_TIMEOUT + MARGIN)
+        for _ in range(3):
             body = json.dumps(account()).encode()
             writer.write(register_head(body) + body)
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), PROCESS_MARGIN)
@@ -269,5 +357,5 @@ async def test_a_big_picture_sent_at_once_is_not_cut(users: ServiceProcess) -> N
         async with http.put(url, data=form, headers=headers) as resp:
             assert resp.status == 204, await resp.text()
     text = users.log.read_text()[logged:]
-    assert "BodyTimeout" not in text
+    assert '"status":408' not in text
     assert "Traceback" not in text

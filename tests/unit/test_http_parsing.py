@@ -3,6 +3,7 @@ parse_list, If-Match, jsonio, the error middleware, request ids, security header
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,7 @@ from lib.config import ServiceSettings
 from lib.errors import FieldError, PreconditionFailed, PreconditionRequired, ValidationFailed
 from lib.http import listing as listing_module
 from lib.http.app import create_app
-from lib.http.body import MAX_BODY, parse_body
+from lib.http.body import MAX_BODY, body_deadline, parse_body
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.fields import UNSTORABLE_MESSAGE
 from lib.http.jsonio import data, decimal_text, dumps, json_response
@@ -214,6 +215,42 @@ async def test_body_missing_fields(client: Client) -> None:
     resp = await client.post("/things", json={})
     body = await problem(resp, 400, "VALIDATION_ERROR")
     assert fields(body) == [("name", "Field required"), ("qty", "Field required")]
+
+
+BODY_TIMEOUT = 0.2
+MARGIN = 5.0  # a due timer fires well within this, even on a loaded machine
+
+
+async def test_a_body_not_received_within_the_body_timeout_is_408(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+) -> None:
+    settings = ServiceSettings(
+        service="t", database_url="", rate_limit_ip_burst=100_000, http_body_timeout=BODY_TIMEOUT
+    )
+    client = await aiohttp_client(create_app(settings, routes=routes, title="t"))
+    release = asyncio.Event()
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield b'{"name": "a",'
+        await release.wait()  # the rest only once the answer is in
+        yield b' "qty": 1}'
+
+    try:
+        resp = await asyncio.wait_for(
+            client.post("/things", data=stalled(), headers={"Content-Type": "application/json"}),
+            BODY_TIMEOUT + MARGIN,
+        )
+    finally:
+        release.set()
+    body = await problem(resp, 408, "REQUEST_TIMEOUT")
+    assert body["detail"] == "the request body was not received within 0.2 s"
+    assert resp.headers["Connection"] == "close"
+
+
+async def test_a_timeout_that_is_not_the_body_deadline_stays_a_timeout() -> None:
+    with pytest.raises(TimeoutError):
+        async with body_deadline(make_mocked_request("POST", "/things")):
+            raise TimeoutError  # a bound of its own inside the block: not the client's 408
 
 
 # --- parse_list ---

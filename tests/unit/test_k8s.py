@@ -297,5 +297,10 @@ def test_the_ingress_nginx_controller_logs_no_query_string(tmp_path: Path) -> No
     assert set(re.findall(r"\$(\w+)", fmt)) == SAFE_LOG_VARIABLES
     assert data["log-format-escape-json"] == "true"
     assert data["error-log-level"] in ("crit", "alert", "emerg")
+    # the gateway's slow-client bounds, as our own NGINX's (in seconds, not its 60 s)
+    assert (data["client-header-timeout"], data["client-body-timeout"]) == (
+        str(round(nginx.CLIENT_HEADER_TIMEOUT)),
+        str(round(nginx.CLIENT_BODY_TIMEOUT)),
+    )
     sample = re.sub(r"\$\w+", "1", fmt)  # every field a string or a number
     assert set(json.loads(sample)) >= {"time", "request_id", "method", "path", "status"}

@@ -51,6 +51,21 @@ def test_upstream_arguments() -> None:
     assert "server 127.0.0.1:8106 max_fails=1" in upstreams
 
 
+def test_the_slow_client_timeouts(tmp_path: Path) -> None:
+    """10 s for a head, 15 s between two reads of a body by default; nginx takes no
+    fraction of a second, so a shorter one (the e2e tests') is written in ms."""
+    gateway = nginx.render_files(nginx.Layout())["conf.d/30-gateway.conf"]
+    assert re.search(r"client_header_timeout 10s;", gateway)
+    assert re.search(r"client_body_timeout +15s;", gateway)
+    args = ["render", "--runtime", str(tmp_path), "--access-log", str(tmp_path / "a.log")]
+    assert nginx.main([*args, "--client-header-timeout", "0.5", "--client-body-timeout", "2"]) == 0
+    written = (tmp_path / "conf" / "conf.d" / "30-gateway.conf").read_text()
+    assert re.search(r"client_header_timeout 500ms;", written)
+    assert re.search(r"client_body_timeout +2s;", written)
+    with pytest.raises(nginx.RenderError):
+        nginx.nginx_time(0.0001)
+
+
 def test_default_ports_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERS_PORT", "9999")
     files = nginx.render_files(nginx.Layout())

@@ -2,19 +2,18 @@
 
 Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set (and `OTEL_SDK_DISABLED` is not true): then
 nothing of the SDK is imported, `ENABLED` stays False and every hook in lib/ is one
-attribute test. On, `configure()` (lib/runner.py, once per worker) installs a
+attribute test. On, `configure()` (lib/runner.py, once per worker) installs the SDK's
 TracerProvider with service.name from lib/registry.py, the standard OTEL_* variables
-(sampler, batch sizes, headers) and a BatchSpanProcessor with the OTLP/gRPC exporter
-(the SDK's, writing its protobuf itself: lib/tracing_otlp.py).
+(sampler, batch sizes, headers), a BatchSpanProcessor and the SDK's OTLP/gRPC exporter.
+Everything goes through the OpenTelemetry public API: the Tracer, the context, the W3C
+propagator, and an IdGenerator (the SDK's seam for trace ids).
 
 Spans are made by hand where the project already has one place for a concern (the HTTP
 middleware, the gRPC interceptor and client, JsonHttpClient, the pool's lease): the
-contrib instrumentations would name query spans by their SQL, not by sqlc's query name.
-A child span (query, outgoing call, Redis publish) is only made when its parent is
-recording: an unsampled request costs its server span and a traceparent header, nothing
-more. The server span and the query spans (`start_leaf`) are built straight into the
-SDK's ReadableSpan where the SDK's Tracer would make the same spans, at a third of the
-cost (lib/tracing_lean.py).
+contrib instrumentations would name query spans by their SQL, not by sqlc's query name
+(ADR 0012 weighs each). A child span (query, outgoing call, Redis publish) is only made
+when its parent is recording: an unsampled request costs its server span and a
+traceparent header, nothing more.
 
 A traceparent made by NGINX (trace id = its `$request_id`, parent id = the first 16 hex
 digits of it: no span was exported there) starts a new trace *with that trace id*, so the
@@ -26,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
@@ -42,8 +40,8 @@ CONSUMER: Kind = "consumer"
 TRACEPARENT = "traceparent"
 
 ENABLED = False  # read as `tracing.ENABLED` at call time: configure() flips it
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
+# the trace id the next root span takes (NGINX's), read by the IdGenerator; 0: a random one
 _WANTED_TRACE_ID: contextvars.ContextVar[int] = contextvars.ContextVar("wanted_trace_id", default=0)
 
 
@@ -54,10 +52,10 @@ class _Otel:
     context: Any = None  # the opentelemetry.context module
     tracer: Any = None
     provider: Any = None
+    propagator: Any = None  # the W3C TraceContextTextMapPropagator (traceparent, tracestate)
     kinds: dict[str, Any] = {}  # noqa: RUF012
     error: Any = None  # StatusCode.ERROR
     empty: Any = None  # an empty Context: a root span
-    lean: Any = None  # lib.tracing_lean where it makes the SDK's spans (see its `applies`)
 
 
 otel = _Otel()
@@ -78,48 +76,44 @@ def configure(service: str) -> bool:
     if ENABLED or not wanted(env):
         return ENABLED
     from opentelemetry import context, trace
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+    from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
     from opentelemetry.trace import SpanKind, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    from lib import tracing_lean
-    from lib.tracing_otlp import SpanExporter
+    class GatewayIds(IdGenerator):
+        """Random ids, but a root span takes the trace id NGINX made when there is one
+        (`_WANTED_TRACE_ID`): the SDK's public seam for a root span's trace id."""
 
-    class GatewayAwareIds(RandomIdGenerator):
-        """A root span takes the trace id NGINX made, when there is one."""
+        random = RandomIdGenerator()
+
+        def generate_span_id(self) -> int:
+            return self.random.generate_span_id()
 
         def generate_trace_id(self) -> int:
-            wanted_id = _WANTED_TRACE_ID.get()
-            return wanted_id or int(super().generate_trace_id())
+            return _WANTED_TRACE_ID.get() or self.random.generate_trace_id()
 
-    class HashedOnce(Resource):
-        """The exporter groups every span by its resource, and a Resource hashes itself
-        through json.dumps each time (~11 us a span): it never changes, hash it once."""
-
-        def __init__(self, attributes: Any, schema_url: str | None = None) -> None:
-            super().__init__(attributes, schema_url)
-            self._hash = super().__hash__()
-
-        def __hash__(self) -> int:
-            return self._hash
+        def is_trace_id_random(self) -> bool:
+            return True  # NGINX's $request_id is 16 random bytes too
 
     name = registry.get(service).name
-    made = Resource.create({"service.name": name})  # ours wins over OTEL_SERVICE_NAME
-    resource = HashedOnce(made.attributes, made.schema_url)
+    resource = Resource.create({"service.name": name})  # ours wins over OTEL_SERVICE_NAME
     provider = TracerProvider(  # no atexit hook: shutdown() is ours, and bounded
-        resource=resource, id_generator=GatewayAwareIds(), shutdown_on_exit=False
+        resource=resource, id_generator=GatewayIds(), shutdown_on_exit=False
     )
     # bigger batches than the default 512: fewer exports under load; env still overrides
     batch = int(env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1024"))
     queue = int(env.get("OTEL_BSP_MAX_QUEUE_SIZE", str(max(8192, batch * 4))))
     provider.add_span_processor(
-        BatchSpanProcessor(SpanExporter(), max_queue_size=queue, max_export_batch_size=batch)
+        BatchSpanProcessor(OTLPSpanExporter(), max_queue_size=queue, max_export_batch_size=batch)
     )
     trace.set_tracer_provider(provider)
     otel.trace, otel.context, otel.provider = trace, context, provider
     otel.tracer = provider.get_tracer("fixup")
+    otel.propagator = TraceContextTextMapPropagator()
     otel.kinds = {
         SERVER: SpanKind.SERVER,
         CLIENT: SpanKind.CLIENT,
@@ -129,8 +123,6 @@ def configure(service: str) -> bool:
     }
     otel.error = StatusCode.ERROR
     otel.empty = context.Context()
-    otel.lean = tracing_lean if tracing_lean.applies(otel.tracer) else None
-    tracing_lean.install(provider, otel.tracer)
     ENABLED = True
     return True
 
@@ -154,17 +146,12 @@ def shutdown(timeout_s: float = 5.0) -> None:
     closing.join(timeout_s)
 
 
-def parse_traceparent(value: str | None) -> tuple[int, int, int] | None:
-    """(trace id, parent span id, flags) of a valid W3C traceparent, else None."""
-    if not value:
-        return None
-    match = _TRACEPARENT.match(value.strip())
-    if match is None or match.group(1) == "ff" or (match.group(1) == "00" and match.group(5)):
-        return None
-    trace_id, span_id = int(match.group(2), 16), int(match.group(3), 16)
-    if not trace_id or not span_id:
-        return None
-    return trace_id, span_id, int(match.group(4), 16)
+def extract(traceparent: str | None) -> Any:
+    """The Context of a valid W3C `traceparent` (its span context, remote), else an empty
+    one: the SDK's propagator reads it and decides what is valid. Call only when ENABLED."""
+    if not traceparent:
+        return otel.empty
+    return otel.propagator.extract({TRACEPARENT: traceparent}, otel.empty)
 
 
 def gateway_made(trace_id: int, span_id: int) -> bool:
@@ -172,34 +159,23 @@ def gateway_made(trace_id: int, span_id: int) -> bool:
     return span_id == trace_id >> 64
 
 
-def _remote_context(parsed: tuple[int, int, int]) -> Any:
-    trace = otel.trace
-    trace_id, span_id, flags = parsed
-    parent = trace.SpanContext(trace_id, span_id, True, trace.TraceFlags(flags & 0x01))
-    return trace.set_span_in_context(trace.NonRecordingSpan(parent), otel.empty)
-
-
 def start_server_span(
     name: str, traceparent: str | None, attributes: Mapping[str, Any] | None = None
 ) -> tuple[Any, Any]:
     """A server span continuing `traceparent` (or a new trace), made current; -> (span,
     token) for `end_span`. Call only when ENABLED."""
-    parsed = parse_traceparent(traceparent)
-    gateway = parsed is not None and gateway_made(parsed[0], parsed[1])
-    parent = otel.empty if parsed is None or gateway else _remote_context(parsed)
-    kind = otel.kinds[SERVER]
-    if otel.lean is not None:
-        wanted = parsed[0] if gateway and parsed is not None else 0
-        span = otel.lean.start_server(name, kind, attributes, parent, wanted)
-    elif gateway and parsed is not None:
-        reset = _WANTED_TRACE_ID.set(parsed[0])
+    trace, tracer, kind = otel.trace, otel.tracer, otel.kinds[SERVER]
+    parent = extract(traceparent)
+    remote = trace.get_current_span(parent).get_span_context()
+    if remote.is_valid and gateway_made(remote.trace_id, remote.span_id):
+        wanted_id = _WANTED_TRACE_ID.set(remote.trace_id)  # a root, with NGINX's trace id
         try:
-            span = otel.tracer.start_span(name, parent, kind, attributes, record_exception=False)
+            span = tracer.start_span(name, otel.empty, kind, attributes, record_exception=False)
         finally:
-            _WANTED_TRACE_ID.reset(reset)
+            _WANTED_TRACE_ID.reset(wanted_id)
     else:
-        span = otel.tracer.start_span(name, parent, kind, attributes, record_exception=False)
-    token = otel.context.attach(otel.trace.set_span_in_context(span, otel.empty))
+        span = tracer.start_span(name, parent, kind, attributes, record_exception=False)
+    token = otel.context.attach(trace.set_span_in_context(span, otel.empty))
     return span, token
 
 
@@ -214,19 +190,8 @@ def recording() -> bool:
 
 
 def start_child(name: str, kind: Kind = CLIENT, attributes: Mapping[str, Any] | None = None) -> Any:
-    """A child of the current span, not made current (a leaf: a query, a publish)."""
+    """A child of the current span, not made current (a leaf: a query, a call)."""
     return otel.tracer.start_span(name, None, otel.kinds[kind], attributes)
-
-
-def start_leaf(name: str, kind: Kind = CLIENT, attributes: Mapping[str, Any] | None = None) -> Any:
-    """start_child for a span that stays a leaf and whose id nothing reads (a query span):
-    cheaper, the same span exported. Supports is_recording / set_attribute / set_status
-    (so `fail`) and end(); anything else needs start_child."""
-    if otel.lean is not None:
-        parent = otel.trace.get_current_span().get_span_context()
-        if parent.is_valid and parent.trace_flags & 0x01:
-            return otel.lean.Leaf(name, otel.kinds[kind], dict(attributes or ()), parent)
-    return start_child(name, kind, attributes)
 
 
 def fail(span: Any, code: str, status: int | None = None) -> None:
@@ -275,34 +240,27 @@ def span(
     return _child(name, kind, attributes)
 
 
-def _format(context: Any) -> str:
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags) & 1:02x}"
+def inject(headers: dict[str, str], span_: Any = None) -> dict[str, str]:
+    """Add `traceparent` (and `tracestate`, when there is one) of the current span, or of
+    `span_`, to outgoing `headers`: the SDK's W3C propagator writes them."""
+    if ENABLED:
+        trace = otel.trace
+        context = trace.set_span_in_context(span_ or trace.get_current_span(), otel.empty)
+        otel.propagator.inject(headers, context)
+    return headers
 
 
 def current_traceparent(span_: Any = None) -> str | None:
     """The W3C traceparent of `span_` (default: the current span), None without one."""
-    if not ENABLED:
-        return None
-    context = (span_ or otel.trace.get_current_span()).get_span_context()
-    return _format(context) if context.is_valid else None
-
-
-def inject(headers: dict[str, str], span_: Any = None) -> dict[str, str]:
-    """Add `traceparent` for the current span (or `span_`) to outgoing `headers`."""
-    value = current_traceparent(span_)
-    if value is not None:
-        headers[TRACEPARENT] = value
-    return headers
+    return inject({}, span_).get(TRACEPARENT) if ENABLED else None
 
 
 def link_to(traceparent: str | None) -> list[Any]:
     """A span link to the context `traceparent` names (the outbox row's writer), or []."""
-    parsed = parse_traceparent(traceparent) if ENABLED else None
-    if parsed is None:
+    if not ENABLED:
         return []
-    trace = otel.trace
-    context = trace.SpanContext(parsed[0], parsed[1], True, trace.TraceFlags(parsed[2] & 0x01))
-    return [trace.Link(context)]
+    linked = otel.trace.get_current_span(extract(traceparent)).get_span_context()
+    return [otel.trace.Link(linked)] if linked.is_valid else []
 
 
 def start_root(name: str, kind: Kind, links: list[Any]) -> tuple[Any, Any]:
@@ -316,7 +274,11 @@ def log_ids() -> dict[str, str]:
     """trace_id / span_id of the current span for a log line ({} without one)."""
     if not ENABLED:
         return {}
-    context = otel.trace.get_current_span().get_span_context()
+    trace = otel.trace
+    context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return {}
-    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+    return {
+        "trace_id": trace.format_trace_id(context.trace_id),
+        "span_id": trace.format_span_id(context.span_id),
+    }

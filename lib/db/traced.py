@@ -4,51 +4,45 @@ Query spans (lib/tracing.py): a connection lent inside a sampled span is wrapped
 each query of the generated repositories (codegen/) runs in a client span named by its
 sqlc query name (`GetUserListPoints`), never with its SQL parameters.
 
-The generated function that runs a query is the caller of `fetch`/`execute`; its name is
-sqlc's in snake case and its module holds the SQL as the same name upper-cased (both are
-codegen's rules), so the name is found once per function from its code object: no
-codegen change, and any other statement (a ping, a savepoint, a hand-written query) runs
-without a span. The `iter_*` variants' asyncpg cursors are not traced (no service uses
-them).
+The generated SQL starts with sqlc's own comment line, `-- name: GetUserListPoints :many`
+(codegen's rule, as sqlc's Go generator writes it): the span takes its name from there,
+read once per SQL string. Any other statement (a ping, a savepoint, a hand-written query)
+runs without a span. The `iter_*` variants' asyncpg cursors are not traced (no service
+uses them).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Awaitable, Callable, Generator
-from types import CodeType, FrameType
 from typing import Any
 
 from lib import tracing
 
-_NAMES: dict[CodeType, str | None] = {}
+NAME_COMMENT = "-- name: "
+CACHE_LIMIT = 4096  # SQL strings remembered (generated ones are a few hundred; beyond: parsed)
+_NAMES: dict[str, str | None] = {}
 
 
-def query_name(frame: FrameType | None) -> str | None:
-    """sqlc's name of the generated query running in `frame`, None for any other code."""
-    if frame is None:
+def query_name(sql: object) -> str | None:
+    """sqlc's name of a generated query from its first line, None for any other SQL."""
+    if not isinstance(sql, str):
         return None
-    code = frame.f_code
     try:
-        return _NAMES[code]
+        return _NAMES[sql]
     except KeyError:
         pass
-    func = code.co_name.removeprefix("iter_")
-    generated = isinstance(frame.f_globals.get(func.upper()), str) and not func.startswith("_")
-    name = sqlc_name(func) if generated else None
-    _NAMES[code] = name
+    first = sql.lstrip().partition("\n")[0]
+    words = first.removeprefix(NAME_COMMENT).split() if first.startswith(NAME_COMMENT) else []
+    name = words[0] if words else None
+    if len(_NAMES) < CACHE_LIMIT:
+        _NAMES[sql] = name
     return name
-
-
-def sqlc_name(func: str) -> str:
-    """`get_user_list_points` -> `GetUserListPoints` (codegen.naming.snake, reversed)."""
-    return "".join(w[:1].upper() + w[1:] for w in func.split("_"))
 
 
 async def _traced(
     run: Callable[..., Awaitable[Any]], name: str, system: str, args: tuple[Any, ...]
 ) -> Any:
-    span = tracing.start_leaf(name, tracing.CLIENT, {"db.system.name": system})
+    span = tracing.start_child(name, tracing.CLIENT, {"db.system.name": system})
     try:
         return await run(*args)
     except BaseException as exc:
@@ -59,8 +53,8 @@ async def _traced(
 
 
 class TracedPgConnection:
-    """An asyncpg connection whose fetch/fetchrow/fetchval/execute/executemany calls from
-    generated code are spans; everything else is the connection's own."""
+    """An asyncpg connection whose fetch/fetchrow/fetchval/execute/executemany calls with
+    generated SQL are spans; everything else is the connection's own."""
 
     __slots__ = ("_conn",)
 
@@ -72,7 +66,7 @@ class TracedPgConnection:
 
     def _run(self, method: str, args: tuple[Any, ...]) -> Awaitable[Any]:
         run = getattr(self._conn, method)
-        name = query_name(sys._getframe(2))
+        name = query_name(args[0]) if args else None
         return run(*args) if name is None else _traced(run, name, "postgresql", args)
 
     def fetch(self, *args: Any) -> Awaitable[Any]:
@@ -92,8 +86,8 @@ class TracedPgConnection:
 
 
 class TracedMyConnection:
-    """An aiomysql connection whose cursors trace `execute`/`executemany` from generated
-    code."""
+    """An aiomysql connection whose cursors trace `execute`/`executemany` of generated
+    SQL."""
 
     __slots__ = ("_conn",)
 
@@ -140,7 +134,7 @@ class TracedCursor:
 
     def _run(self, method: str, args: tuple[Any, ...]) -> Awaitable[Any]:
         run = getattr(self._cur, method)
-        name = query_name(sys._getframe(2))
+        name = query_name(args[0]) if args else None
         return run(*args) if name is None else _traced(run, name, "mysql", args)
 
     def execute(self, *args: Any) -> Awaitable[Any]:

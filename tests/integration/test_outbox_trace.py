@@ -87,7 +87,7 @@ async def test_the_award_delivery_links_to_the_completing_request(
         )
     finally:
         await conn.close()
-    assert stored == f"00-{completing.trace_id}-{completing.span_id}-01"
+    assert stored == f"00-{completing.trace_id}-{completing.span_id}-03"  # sampled, random id
     # the delivery is a trace of its own, linked to the completing request
     (delivery,) = [s for s in receiver.spans if s.name == DELIVER]
     assert delivery.parent_id == ""

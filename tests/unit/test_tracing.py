@@ -1,10 +1,12 @@
 """lib/tracing.py: off by default (the tracing SDK not even imported, nothing exported, no layer in
-the middleware chain), on with OTEL_EXPORTER_OTLP_ENDPOINT; the traceparent rules; query
-span names; unsampled requests make no child spans but still pass their context on."""
+the middleware chain), on with OTEL_EXPORTER_OTLP_ENDPOINT; the traceparent rules (NGINX's
+own starts a trace with its id); query span names from sqlc's comment line; unsampled
+requests make no child spans but still pass their context on."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import subprocess
 import sys
@@ -12,18 +14,16 @@ import textwrap
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from codegen.naming import snake
-from lib import tracing, tracing_lean
+from lib import tracing
 from lib.clients.http import JsonHttpClient
 from lib.config import ServiceSettings
-from lib.db.traced import TracedPgConnection, query_name, sqlc_name, traced
+from lib.db.traced import TracedPgConnection, query_name, traced
 from lib.errors import NotFound, ServiceUnavailable
 from lib.http import middleware as mw
 from lib.http.app import create_app
@@ -176,6 +176,18 @@ def test_shutdown_is_bounded_when_the_collector_is_away() -> None:
     assert still_on == "False"
 
 
+@pytest.fixture
+async def on(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Receiver]:
+    """Tracing on in this process, into `receiver`, for one test."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    assert tracing.configure("departments")
+    try:
+        yield receiver
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+
+
 @pytest.mark.parametrize(
     ("value", "parsed"),
     [
@@ -195,8 +207,13 @@ def test_shutdown_is_bounded_when_the_collector_is_away() -> None:
         (None, None),
     ],
 )  # fmt: skip
-def test_traceparent_rules(value: str | None, parsed: tuple[int, int, int] | None) -> None:
-    assert tracing.parse_traceparent(value) == parsed
+async def test_traceparent_rules(
+    on: Receiver, value: str | None, parsed: tuple[int, int, int] | None
+) -> None:
+    context = tracing.otel.trace.get_current_span(tracing.extract(value)).get_span_context()
+    found = (context.trace_id, context.span_id, int(context.trace_flags))
+    assert (found if context.is_valid else None) == parsed
+    assert bool(tracing.link_to(value)) is (parsed is not None)
 
 
 def test_the_gateway_made_shape() -> None:
@@ -205,28 +222,34 @@ def test_the_gateway_made_shape() -> None:
     assert not tracing.gateway_made(trace_id, 0xB7AD6B7169203331)
 
 
-def _frame_of_generated() -> FrameType | None:
-    scope: dict[str, Any] = {"GET_USER_LIST_POINTS": "SELECT 1", "sys": sys}
-    exec("def get_user_list_points():\n    return sys._getframe(0)", scope)
-    frame: FrameType = scope["get_user_list_points"]()
-    return frame
-
-
-def test_query_names_are_sqlc_names_and_only_for_generated_code() -> None:
-    assert query_name(_frame_of_generated()) == "GetUserListPoints"
-    assert query_name(sys._getframe(0)) is None  # not generated: no span
+def test_query_names_come_from_sqlcs_comment_line_and_only_from_there() -> None:
+    assert query_name("\n-- name: GetUserListPoints :many\nSELECT 1\n") == "GetUserListPoints"
+    assert query_name("-- name: GetUser :one\nSELECT 1") == "GetUser"
+    assert query_name("-- name: GetUser :one\nSELECT 1") == "GetUser"  # (cached)
+    others = (
+        "SELECT 1", "SAVEPOINT s1", "", "-- GetUser\nSELECT 1", "-- name:\nSELECT 1",
+        "SELECT 1 -- name: GetUser :one", "SELECT 1\n-- name: GetUser :one",
+    )  # fmt: skip
+    assert [query_name(sql) for sql in others] == [None] * len(others)
+    assert query_name(b"-- name: GetUser :one") is None  # not a str: not generated SQL
     assert query_name(None) is None
 
 
-def test_every_sqlc_query_name_round_trips_through_its_function_name() -> None:
-    names = [
+def test_every_generated_query_is_named_as_in_its_sql_file() -> None:
+    names = {
         line.split()[2]
         for path in (ROOT / "sql").rglob("*.sql")
         for line in path.read_text().splitlines()
         if line.startswith("-- name: ")
-    ]
+    }
+    named = set()
+    for path in sorted((ROOT / "services").glob("*/db/*.py")):
+        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        for key, value in vars(module).items():
+            if key.isupper() and isinstance(value, str) and "-- name: " in value:
+                named.add(query_name(value))
     assert len(names) > 100
-    assert [n for n in names if sqlc_name(snake(n)) != n] == []
+    assert named == names
 
 
 def test_off_or_unsampled_connections_are_not_wrapped() -> None:
@@ -263,7 +286,8 @@ async def test_an_unsampled_request_passes_its_context_on_without_child_spans(
                 tracing.end_span(span, token)
             await client.close()
         trace_id = ids["trace_id"]
-        assert seen["traceparent"] == f"00-{trace_id}-{ids['span_id']}-00"  # not sampled
+        # not sampled; the W3C random-trace-id flag (the SDK's, for a trace id it made)
+        assert seen["traceparent"] == f"00-{trace_id}-{ids['span_id']}-02"
     finally:
         await asyncio.to_thread(tracing.shutdown)
     assert receiver.spans == []
@@ -316,230 +340,115 @@ async def test_problems_are_recorded_on_the_server_span_with_their_code(
 
 
 REMOTE_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-async def test_a_leaf_span_is_exported_as_the_sdks_child_span_would_be(
-    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-    assert tracing.configure("departments")
-    try:
-        assert tracing.otel.lean is not None  # the default sampler: spans built by hand
-        span, token = tracing.start_server_span("GET /x", REMOTE_PARENT)
-        try:
-            for start in (tracing.start_leaf, tracing.start_child):
-                ok = start("GetUser", tracing.CLIENT, {"db.system.name": "postgresql"})
-                ok.end()
-                failed = start("ListUsers", tracing.CLIENT, {"db.system.name": "mysql"})
-                assert failed.is_recording()
-                tracing.fail(failed, "UniqueViolationError")
-                tracing.fail(failed, "NOT_FOUND", 404)  # again: the last code and status win
-                failed.end()
-            assert isinstance(ok, type(failed))
-            assert type(tracing.start_leaf("x")).__name__ == "Leaf"  # (not ended: not sent)
-        finally:
-            tracing.end_span(span, token)
-        unsampled, token = tracing.start_server_span("GET /y", REMOTE_PARENT[:-2] + "00")
-        try:  # an unsampled parent: the SDK's own (non-recording) span
-            assert not tracing.start_leaf("GetUser").is_recording()
-        finally:
-            tracing.end_span(unsampled, token)
-    finally:
-        await asyncio.to_thread(tracing.shutdown)
-    sent = [s for r in receiver.requests for rs in r.resource_spans for ss in rs.scope_spans
-            for s in ss.spans]  # fmt: skip
-    assert [s.name for s in sent] == ["GetUser", "ListUsers", "GetUser", "ListUsers", "GET /x"]
-    server = sent[-1]
-    for s in sent[:4]:
-        assert s.parent_span_id == server.span_id
-        assert s.trace_id == server.trace_id == bytes.fromhex(REMOTE_PARENT[3:35])
-        assert s.start_time_unix_nano <= s.end_time_unix_nano
-        assert len(s.span_id) == 8
-        assert s.span_id != server.span_id
-        s.ClearField("span_id")
-        s.ClearField("start_time_unix_nano")
-        s.ClearField("end_time_unix_nano")
-    assert sent[0] == sent[2]  # every other field: name, kind, attributes, status, flags
-    assert sent[1] == sent[3]
-    assert {a.key: a.value.WhichOneof("value") for a in sent[1].attributes} == {
-        "db.system.name": "string_value",
-        "error.type": "string_value",
-        "http.response.status_code": "int_value",
-    }
-    assert (sent[1].status.code, sent[1].status.message) == (2, "NOT_FOUND")
-
-
-@pytest.mark.parametrize(
-    ("env", "lean"),
-    [
-        ({}, True),
-        ({"OTEL_TRACES_SAMPLER": "always_on"}, True),
-        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
-         True),
-        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}, False),
-        ({"OTEL_TRACES_SAMPLER": "parentbased_always_off"}, True),
-        ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "4"}, False),
-        ({"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "1"}, False),
-        ({"OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "true"}, False),
-    ],
-)  # fmt: skip
-def test_spans_are_built_by_hand_only_where_the_tracer_would_make_the_same_span(
-    env: dict[str, str], lean: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    provider = TracerProvider(shutdown_on_exit=False)
-    assert tracing_lean.applies(provider.get_tracer("fixup")) is lean
-
-
 GATEWAY_MADE = "00-4bf92f3577b34da6a3ce929d0e0e4736-4bf92f3577b34da6-01"
 UNSAMPLED_PARENT = REMOTE_PARENT[:-2] + "00"
 
 
-def one_request_span(traceparent: str | None) -> tuple[str, str, int]:
-    """A server span with what a request may do to it; -> (its trace id, span id, flags)."""
+def one_request_span(traceparent: str | None) -> tuple[str, str]:
+    """A server span with a query span and what a request may do to the server span; ->
+    its (trace id, span id)."""
     span, token = tracing.start_server_span("GET /x/{id}", traceparent, {"rpc.system": "x"})
     try:
         ids = tracing.log_ids()
-        assert tracing.current_traceparent() == (
-            f"00-{ids['trace_id']}-{ids['span_id']}-01" if span.is_recording() else
-            f"00-{ids['trace_id']}-{ids['span_id']}-00"
-        )  # fmt: skip
-        tracing.start_leaf("GetUser", tracing.CLIENT, {"db.system.name": "postgresql"}).end()
+        traceparent = tracing.current_traceparent() or ""
+        assert traceparent[:53] == f"00-{ids['trace_id']}-{ids['span_id']}-"
+        assert int(traceparent[53:], 16) & 1 == span.is_recording()  # the sampled flag
+        if tracing.recording():
+            query = tracing.start_child("GetUser", tracing.CLIENT, {"db.system.name": "mysql"})
+            tracing.fail(query, "UniqueViolationError")
+            tracing.fail(query, "NOT_FOUND", 404)  # again: the last code and status win
+            query.end()
         span.set_attribute("http.response.status_code", 200)
-        span.set_attributes({"rpc.system": "y", "a": 1})  # set again: moves last
-        span.add_event("retry", {"attempt": 2}, timestamp=123)
-        span.record_exception(ValueError("bad"), timestamp=456)
         tracing.record_problem("SERVICE_UNAVAILABLE", 503)
-        span.set_status(tracing.otel.error.__class__.OK)  # OK is final ...
-        tracing.fail(span, "NOT_FOUND", 404)  # ... so this changes only the attributes
-        span.update_name("GET /y/{id}")
     finally:
         tracing.end_span(span, token)
-    span.set_attribute("after", "end")  # ignored: the span has ended
-    return ids["trace_id"], ids["span_id"], int(span.get_span_context().trace_flags)
+    assert tracing.log_ids() == {}  # detached
+    return ids["trace_id"], ids["span_id"]
 
 
-async def test_a_server_span_is_exported_as_the_sdks_would_be(
-    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Built by hand (tracing_lean.ServerSpan) or by the SDK's Tracer, a receiver gets the
-    same server span, for a remote parent, NGINX's traceparent, none, and an unsampled
-    parent (nothing exported)."""
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-    assert tracing.configure("departments")
+async def test_server_spans_continue_a_callers_trace_and_root_nginxs(on: Receiver) -> None:
+    """A remote parent is continued; NGINX's traceparent starts a trace with its trace id
+    and no parent; none starts a new trace; an unsampled parent exports nothing."""
     parents = (REMOTE_PARENT, GATEWAY_MADE, None, UNSAMPLED_PARENT)
-    try:
-        lean = [one_request_span(parent) for parent in parents]
-        span, token = tracing.start_server_span("x", None)
-        tracing.otel.context.detach(token)  # (not ended: not sent)
-        assert type(span).__name__ == "ServerSpan"
-        monkeypatch.setattr(tracing.otel, "lean", None)
-        sdks = [one_request_span(parent) for parent in parents]
-    finally:
-        await asyncio.to_thread(tracing.shutdown)
-    for (lean_trace, _, lean_flags), (sdk_trace, _, sdk_flags), parent in zip(
-        lean, sdks, parents, strict=True
-    ):
-        if parent is not None:  # the trace goes on (the gateway's id is the trace's)
-            assert lean_trace == sdk_trace == parent[3:35]
-        assert lean_flags == sdk_flags  # sampled, and the W3C random-trace-id bit
-    sent = [s for r in receiver.requests for rs in r.resource_spans for ss in rs.scope_spans
-            for s in ss.spans]  # fmt: skip
-    assert [s.name for s in sent] == ["GetUser", "GET /y/{id}"] * 6  # none when unsampled
-    servers = sent[1::2]
-    assert [(s.trace_id.hex(), s.span_id.hex()) for s in servers] == [
-        ids[:2] for ids in lean[:3] + sdks[:3]
+    made = [one_request_span(parent) for parent in parents]
+    await asyncio.to_thread(tracing.shutdown)  # everything exported
+    sent = {s.span_id: s for s in on.spans}
+    assert [s.name for s in on.spans] == ["GetUser", "GET /x/{id}"] * 3  # none unsampled
+    servers = [sent[span_id] for _, span_id in made[:3]]
+    assert [s.trace_id for s in servers] == [t for t, _ in made[:3]]
+    remote, gateway, new = servers
+    assert (remote.trace_id, remote.parent_id) == (REMOTE_PARENT[3:35], REMOTE_PARENT[36:52])
+    assert (gateway.trace_id, gateway.parent_id) == (GATEWAY_MADE[3:35], "")
+    assert new.parent_id == ""
+    assert new.trace_id not in (REMOTE_PARENT[3:35], GATEWAY_MADE[3:35])
+    assert made[3][0] == UNSAMPLED_PARENT[3:35]  # not exported, but the trace goes on
+    for server in servers:
+        assert (server.kind, server.service) == (2, "departments")  # SPAN_KIND_SERVER
+        assert server.attributes == {
+            "rpc.system": "x",
+            "http.response.status_code": 200,
+            "error.type": "SERVICE_UNAVAILABLE",
+        }
+        assert (server.status_code, server.status_message) == (2, "SERVICE_UNAVAILABLE")
+    queries = [s for s in on.spans if s.name == "GetUser"]
+    assert [(q.trace_id, q.parent_id) for q in queries] == [
+        (s.trace_id, s.span_id) for s in servers
     ]
-    for leaf, server in zip(sent[::2], servers, strict=True):
-        assert leaf.parent_span_id == server.span_id
-    assert (
-        servers[0].parent_span_id.hex() == REMOTE_PARENT[36:52] == servers[3].parent_span_id.hex()
-    )
-    for s in servers:
-        s.ClearField("span_id")
-        s.ClearField("start_time_unix_nano")
-        s.ClearField("end_time_unix_nano")
-        if s.parent_span_id.hex() != REMOTE_PARENT[36:52]:
-            assert s.parent_span_id == b""  # NGINX made no span: a root with its trace id
-        s.ClearField("trace_id")
-        for event in s.events:
-            if event.name == "exception":
-                assert event.time_unix_nano == 456
-    assert servers[:3] == servers[3:]  # every other field
-    assert {a.key for a in servers[0].attributes} == {
-        "rpc.system", "a", "http.response.status_code", "error.type",
-    }  # fmt: skip
-    assert [e.name for e in servers[0].events] == ["retry", "exception"]
-    assert (servers[0].status.code, servers[0].status.message) == (1, "")  # OK stayed
+    for query in queries:
+        assert query.kind == 3  # SPAN_KIND_CLIENT
+        assert query.attributes == {
+            "db.system.name": "mysql",
+            "error.type": "NOT_FOUND",
+            "http.response.status_code": 404,
+        }
+        assert (query.status_code, query.status_message) == (2, "NOT_FOUND")
 
 
-def crowded_request_span() -> None:
-    """A server span past the SDK's attribute and event count limits, with values the SDK
-    cleans, and a leaf touched after its end."""
-    span, token = tracing.start_server_span("GET /z", REMOTE_PARENT)
-    try:
-        for n in range(10):
-            span.set_attribute(f"k{n}", n)
-        span.set_attribute("list", [1, 2])  # kept as a tuple by the SDK
-        for n in range(3):
-            span.add_event(f"e{n}", {"n": n}, timestamp=n + 1)
-        leaf = tracing.start_leaf("GetX", tracing.CLIENT, {"db.system.name": "postgresql"})
-        leaf.end()
-        leaf.set_attribute("late", 1)  # ignored: ended
-        leaf.end()  # ignored: one span only
-        assert not leaf.is_recording()
-    finally:
-        tracing.end_span(span, token)
-
-
-async def test_spans_past_the_sdks_limits_are_exported_as_the_sdks_would_be(
+async def test_behind_the_gateway_the_services_sampler_decides(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """NGINX's traceparent says sampled, but it is a new trace's: a root sampler that
+    samples nothing wins over it; a caller's sampled span is still followed."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "8")
-    monkeypatch.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "1")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_off")
     assert tracing.configure("departments")
     try:
-        assert tracing.otel.lean is not None
-        crowded_request_span()
-        monkeypatch.setattr(tracing.otel, "lean", None)
-        crowded_request_span()
+        for traceparent, sampled in ((GATEWAY_MADE, False), (REMOTE_PARENT, True)):
+            span, token = tracing.start_server_span("GET /x", traceparent)
+            try:
+                assert span.get_span_context().trace_id == int(traceparent[3:35], 16)
+                assert tracing.recording() is sampled
+            finally:
+                tracing.end_span(span, token)
     finally:
         await asyncio.to_thread(tracing.shutdown)
-    batches = [(rs.resource, ss.scope) for r in receiver.requests for rs in r.resource_spans
-               for ss in rs.scope_spans]  # fmt: skip
-    assert all(batch == batches[0] for batch in batches)  # the same resource and scope
-    sent = [s for r in receiver.requests for rs in r.resource_spans for ss in rs.scope_spans
-            for s in ss.spans]  # fmt: skip
-    assert [s.name for s in sent] == ["GetX", "GET /z"] * 2
-    for s in sent:
-        for field in ("span_id", "parent_span_id", "start_time_unix_nano", "end_time_unix_nano"):
-            s.ClearField(field)
-    assert sent[0] == sent[2]
-    assert sent[1] == sent[3]
-    server = sent[1]
-    assert (server.dropped_attributes_count, server.dropped_events_count) == (3, 2)
-    assert [a.key for a in server.attributes] == [f"k{n}" for n in range(3, 10)] + ["list"]
-    assert [e.name for e in server.events] == ["e2"]
+    assert [s.name for s in receiver.spans] == ["GET /x"]
 
 
-def test_spans_are_built_by_the_tracer_when_a_processor_would_see_their_start() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        ConsoleSpanExporter,
-        SimpleSpanProcessor,
+async def test_a_root_span_links_to_the_traceparent_it_is_given(on: Receiver) -> None:
+    """The outbox relay's delivery: a trace of its own, linked to the writer's context."""
+    span, token = tracing.start_root("outbox deliver x", tracing.PRODUCER,
+                                     tracing.link_to(REMOTE_PARENT))  # fmt: skip
+    try:
+        with tracing.span("redis.publish", kind=tracing.CLIENT) as publish:
+            assert publish is not None
+            assert publish.is_recording()
+        with pytest.raises(KeyError), tracing.span("lookup"):
+            raise KeyError("x")
+    finally:
+        tracing.end_span(span, token)
+    assert tracing.link_to(None) == []
+    await asyncio.to_thread(tracing.shutdown)
+    by_name = {s.name: s for s in on.spans}
+    root = by_name["outbox deliver x"]
+    assert (root.parent_id, root.kind) == ("", 4)  # SPAN_KIND_PRODUCER
+    assert root.trace_id != REMOTE_PARENT[3:35]
+    assert root.links == ((REMOTE_PARENT[3:35], REMOTE_PARENT[36:52]),)
+    assert [(s.parent_id, s.kind) for s in (by_name["redis.publish"], by_name["lookup"])] == [
+        (root.span_id, 3),
+        (root.span_id, 1),  # SPAN_KIND_INTERNAL
+    ]
+    assert (by_name["lookup"].status_code, by_name["lookup"].attributes) == (
+        2,
+        {"error.type": "KeyError"},
     )
-
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    assert tracing_lean.applies(provider.get_tracer("fixup"))
-    provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
-    assert not tracing_lean.applies(provider.get_tracer("fixup"))
-    provider.shutdown()

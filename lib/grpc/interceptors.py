@@ -24,14 +24,25 @@ REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")  # as lib.http's mi
 Behavior = Callable[..., Any]
 
 
+_CONSTRUCTORS = {  # (request streaming, response streaming) -> grpc's public constructor
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+}
+
+
 def _wrap(handler: Any, around: Callable[[Behavior], Behavior]) -> Any:
-    """The same RpcMethodHandler with its behaviour wrapped (it is a namedtuple)."""
+    """The same RpcMethodHandler with its behaviour wrapped, built anew through grpc's
+    public constructors (grpc.RpcMethodHandler's documented attributes, no namedtuple API)."""
     if handler is None:
         return None
-    field = ("stream_" if handler.request_streaming else "unary_") + (
-        "stream" if handler.response_streaming else "unary"
+    field, construct = _CONSTRUCTORS[handler.request_streaming, handler.response_streaming]
+    return construct(
+        around(getattr(handler, field)),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
     )
-    return handler._replace(**{field: around(getattr(handler, field))})
 
 
 def _around(

@@ -4,7 +4,7 @@
 transaction (committed on success, rolled back on any exception; nested, a savepoint),
 `ping()` checks the server for /ready, `stats()` feeds the pool gauge. `connect()` retries
 with backoff so a service started before its database waits for it instead of crashing.
-With reset off a PostgreSQL lease is lent from an idle stack (lib/db/pg_lending.py).
+Leases go through the drivers' public acquire and release only (asyncpg's, aiomysql's).
 
 Inside a request's scope (lib.db.scope) a request holds at most one connection: nested
 acquires lend it again, a concurrent second one is refused. Nothing waits forever: a full
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Generator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +30,6 @@ import asyncpg
 import pymysql
 
 from lib import tracing
-from lib.db import compat  # noqa: F401  (fixes aiomysql's bytes escaping on import)
-from lib.db.pg_lending import ASYNCPG_LIMITS, IdleStack
 from lib.db.scope import SecondConnectionError, current_scope
 from lib.db.traced import traced, unwrap
 from lib.errors import ServiceUnavailable
@@ -74,11 +72,14 @@ def _lost(exc: BaseException, *, connecting: bool = False) -> bool:
 def _closed(conn: Any) -> bool:
     """Did the server drop this connection mid-call? asyncpg may report that as an internal
     state error (InternalClientError) rather than a connection error, and once its pool saw
-    the drop, the handle is detached (`_con` None: calling it raises InterfaceError)."""
-    if getattr(conn, "_con", conn) is None:
-        return True
+    the drop, the lease's handle is detached: any call through it raises InterfaceError."""
     is_closed = getattr(conn, "is_closed", None)  # asyncpg; aiomysql: .closed
-    return bool(is_closed()) if callable(is_closed) else bool(getattr(conn, "closed", False))
+    if not callable(is_closed):
+        return bool(getattr(conn, "closed", False))
+    try:
+        return bool(is_closed())
+    except asyncpg.InterfaceError:  # detached by asyncpg's pool: the connection is gone
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +102,8 @@ class Database(ABC):
         """The driver's acquire of a pooled connection (the caller bounds the wait)."""
 
     @abstractmethod
-    def _put(self, conn: Any) -> Awaitable[None] | None:
-        """The driver's release (a plain method: a frame less a request), None if done."""
+    def _put(self, conn: Any) -> Awaitable[None]:
+        """The driver's release of a lent connection."""
 
     @abstractmethod
     def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
@@ -127,22 +128,11 @@ class Database(ABC):
             yield conn
 
     async def _lend(self) -> Any:
-        """A pooled connection, waited for at most `acquire_timeout` seconds.
-
-        The driver's acquire runs its first step at once: with an idle connection at hand
-        it lends it there and then, and no wait needs a timer (arming and cancelling one
-        cost ~7 us a request). Only an acquire that has to wait (a full pool, a new
-        connection to open) finishes under asyncio.timeout - not the drivers' timeout=,
-        which wait_for()s a task per acquire.
-        """
-        acquiring = self._get().__await__()
+        """A pooled connection, waited for at most `acquire_timeout` seconds (asyncio.timeout,
+        not the drivers' timeout=, which wait_for()s a task per acquire)."""
         try:
-            try:
-                waiting_on = acquiring.send(None)
-            except StopIteration as lent:
-                return lent.value
             async with asyncio.timeout(self.acquire_timeout):
-                return await _Resumed(acquiring, waiting_on)
+                return await self._get()
         except TimeoutError:
             DB_POOL_TIMEOUTS.labels(self.service).inc()
             raise PoolExhausted(
@@ -152,36 +142,6 @@ class Database(ABC):
             if _lost(exc, connecting=True):
                 raise DatabaseUnavailable("the database does not answer") from exc
             raise
-
-
-class _Resumed:
-    """The rest of a coroutine whose first step has run and yielded `waiting_on`: awaiting
-    this waits on it, then drives the coroutine to its end, passing in what the task
-    sends or throws (a cancellation reaches the driver, which puts its waiter back)."""
-
-    __slots__ = ("coro", "waiting_on")
-
-    def __init__(self, coro: Generator[Any, Any, Any], waiting_on: Any) -> None:
-        self.coro, self.waiting_on = coro, waiting_on
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, waiting_on = self.coro, self.waiting_on
-        while True:
-            try:
-                sent = yield waiting_on
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # passed on to the driver, not handled here
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value
-                continue
-            try:
-                waiting_on = coro.send(sent)
-            except StopIteration as done:
-                return done.value
 
 
 class _Lease:
@@ -221,9 +181,7 @@ class _Lease:
         if scope is not None:
             scope.conn = scope.database = scope.owner = None
         lost = exc is not None and (_lost(exc) or _closed(conn))  # before it goes back
-        releasing = self.db._put(conn)
-        if releasing is not None:
-            await releasing
+        await self.db._put(conn)
         if lost:
             raise DatabaseUnavailable("the database connection was lost") from exc
 
@@ -231,21 +189,13 @@ class _Lease:
 class PgDatabase(Database):
     engine = "postgresql"
 
-    def __init__(self, pool: asyncpg.Pool[Any], *, stack: bool = False) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self.pool = pool
-        self.idle = IdleStack(pool) if stack else None
-
-    async def _lend(self) -> Any:
-        conn = self.idle.pop() if self.idle is not None else None  # else asyncpg's acquire
-        return conn if conn is not None else await Database._lend(self)
 
     def _get(self) -> Awaitable[Any]:
         return self.pool.acquire()
 
-    def _put(self, conn: Any) -> Awaitable[None] | None:
-        idle = self.idle
-        if idle is not None and idle.push(conn):
-            return None
+    def _put(self, conn: Any) -> Awaitable[None]:
         return self.pool.release(conn)
 
     def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
@@ -257,13 +207,11 @@ class PgDatabase(Database):
             await conn.fetchval("SELECT 1")
 
     def stats(self) -> PoolStats:
-        stacked = self.idle.live() if self.idle is not None else 0
-        return PoolStats(self.pool.get_size(), self.pool.get_idle_size() + stacked)
+        return PoolStats(self.pool.get_size(), self.pool.get_idle_size())
 
     async def close(self, grace: float = 5.0) -> None:
-        closing = self.pool.close() if self.idle is None else self.idle.close()
         try:
-            await asyncio.wait_for(closing, grace)
+            await asyncio.wait_for(self.pool.close(), grace)
         except TimeoutError:
             self.pool.terminate()
 
@@ -342,9 +290,9 @@ async def _open(dsn: str, min_size: int, max_size: int, reset: bool) -> Database
             dsn = "postgresql" + dsn[len(given) :]
         reset_hook = None if reset else _no_reset
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, reset=reset_hook, **ASYNCPG_LIMITS
+            dsn, min_size=min_size, max_size=max_size, reset=reset_hook
         )
-        return PgDatabase(pool, stack=not reset)  # with reset on, every release resets
+        return PgDatabase(pool)
     if scheme in ("mysql", "mariadb"):
         parts = urlsplit(dsn)
         pool = await aiomysql.create_pool(

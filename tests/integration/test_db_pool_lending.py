@@ -1,7 +1,9 @@
 """lib.db.pool's lending on both engines: one connection per request scope (nested use
-lends it again, a second task is refused), the acquire timeout (PoolExhausted, armed only
-when an acquire waits), waiters released or cancelled, a cut server (DatabaseUnavailable)
-and a statement's own error. The service-level tests past capacity are
+lends it again, a second task is refused), the acquire timeout (PoolExhausted, more
+concurrent leases than connections), waiters released or cancelled, a cut server or a
+killed backend (DatabaseUnavailable) and a statement's own error; then PostgreSQL's leases
+through asyncpg's pool with reset off, as every service runs it (a transaction left open,
+a cancelled query, close's grace). The service-level tests past capacity are
 test_pool_capacity.py's."""
 
 from __future__ import annotations
@@ -14,24 +16,23 @@ from typing import Any
 import asyncpg
 import pymysql
 import pytest
+from prometheus_client import REGISTRY
 
-from lib.db import pool as pool_module
-from lib.db.pool import Database, DatabaseUnavailable, PoolExhausted, connect
+from lib.db.pool import Database, DatabaseUnavailable, PgDatabase, PoolExhausted, connect
 from lib.db.scope import SecondConnectionError, enter_scope, exit_scope
 from tests.integration.waiting import until
 from tests.proxy import TcpProxy, through
 from tests.servers import DatabaseFactory
 
-# postgresql+stack: reset off, as every service runs it: leases from the idle stack in front
-# of asyncpg's pool (lib/db/pg_lending.py; its own cases are test_db_pool_stack.py's)
-ENGINES = ["postgresql", "postgresql+stack", "mysql"]
+# postgresql+reset-off: as every service runs it (asyncpg's release runs no reset query)
+ENGINES = ["postgresql", "postgresql+reset-off", "mysql"]
 
 
 @pytest.fixture(params=ENGINES)
 async def db(request: pytest.FixtureRequest, databases: DatabaseFactory) -> AsyncIterator[Database]:
-    engine, _, stack = request.param.partition("+")
+    engine, _, reset_off = request.param.partition("+")
     dsn = databases.create("scope", engine)
-    database = await connect(dsn, min_size=1, max_size=2, acquire_timeout=0.5, reset=not stack)
+    database = await connect(dsn, min_size=1, max_size=2, acquire_timeout=0.5, reset=not reset_off)
     async with database.acquire() as conn:
         await execute(conn, "CREATE TABLE marks (id INT PRIMARY KEY)")
     yield database
@@ -176,35 +177,43 @@ async def test_a_full_pool_raises_pool_exhausted_after_the_timeout(db: Database)
         pass
 
 
-class CountingTimeouts:
-    """asyncio.timeout as lib.db.pool calls it, counting the timers it arms."""
-
-    def __init__(self) -> None:
-        self.armed = 0
-        self.real = asyncio.timeout
-
-    def __call__(self, delay: float | None) -> asyncio.Timeout:
-        self.armed += 1
-        return self.real(delay)
-
-
-async def test_only_an_acquire_that_waits_arms_the_timeout(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+async def test_more_concurrent_leases_than_connections_are_exhausted_within_the_bound(
+    db: Database,
 ) -> None:
-    timeouts = CountingTimeouts()
-    monkeypatch.setattr(pool_module.asyncio, "timeout", timeouts)
-    async with db.acquire() as conn:  # the pool's idle connection: lent at once
-        await execute(conn, "SELECT 1")
-    assert timeouts.armed == 0
-    async with db.acquire(), db.acquire() as second:  # the second is opened: it waits
-        await execute(second, "SELECT 1")
-        assert timeouts.armed == 1
-        with pytest.raises(PoolExhausted):  # a full pool: waits, under the timeout
+    """Two leases hold the pool of two; three more ask at once: each waits its whole bound
+    (acquire_timeout, 0.5 s) and no longer, then is refused, counted, and the pool lends
+    again once the holders give back."""
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with db.acquire():
+            if db.stats().in_use == 2:
+                held.set()
+            await release.wait()
+
+    async def ask() -> float:
+        started = time.monotonic()
+        with pytest.raises(PoolExhausted):
             async with db.acquire():
                 pass
-        assert timeouts.armed == 2
-    async with db.acquire(), db.acquire():  # both idle now: neither waits
-        assert timeouts.armed == 2
+        return time.monotonic() - started
+
+    timeouts = {"service": db.service}
+    before = REGISTRY.get_sample_value("db_pool_acquire_timeouts_total", timeouts) or 0.0
+    holders = [asyncio.create_task(hold()) for _ in range(2)]
+    await asyncio.wait_for(held.wait(), 5)
+    waits = await asyncio.gather(*(ask() for _ in range(3)))
+    after = REGISTRY.get_sample_value("db_pool_acquire_timeouts_total", timeouts)
+    assert after == before + 3
+    assert all(db.acquire_timeout * 0.9 <= wait < db.acquire_timeout + 3.0 for wait in waits)
+    assert db.stats().in_use == 2
+    release.set()
+    await asyncio.gather(*holders)
+    assert db.stats().in_use == 0
+    async with db.acquire() as first, db.acquire() as second:
+        await execute(first, "SELECT 1")
+        await execute(second, "SELECT 1")
 
 
 async def test_a_waiting_acquire_gets_the_connection_released_meanwhile(db: Database) -> None:
@@ -292,3 +301,152 @@ async def test_a_statement_error_surfaces_as_itself(db: Database) -> None:
             async with lend() as conn:
                 await execute(conn, "INSERT INTO marks VALUES (7)")
     assert await marks(db) == [7]
+
+
+# --- PostgreSQL: leases through asyncpg's pool, reset off as every service runs it ------
+
+
+@pytest.fixture
+async def pg_dsn(databases: DatabaseFactory) -> str:
+    dsn = databases.create("pglease", "postgresql")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE TABLE marks (id INT PRIMARY KEY)")
+    finally:
+        await conn.close()
+    return dsn
+
+
+@pytest.fixture
+async def pg(pg_dsn: str) -> AsyncIterator[PgDatabase]:
+    database = await connect(pg_dsn, min_size=1, max_size=2, acquire_timeout=2.0, reset=False)
+    assert isinstance(database, PgDatabase)
+    yield database
+    await database.close(grace=2.0)
+
+
+@pytest.fixture
+async def admin(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(pg_dsn)
+    yield conn
+    await conn.close()
+
+
+async def pid_of_a_lease(db: PgDatabase) -> int:
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT 1") == 1
+        return int(conn.get_server_pid())
+
+
+def detached(conn: Any) -> bool:
+    """Has asyncpg's pool detached this lease's handle (a call through it raises)?"""
+    try:
+        conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("noticed", [False, True], ids=["query first", "asyncpg first"])
+async def test_a_backend_killed_while_lent_is_unavailable_then_replaced(
+    pg: PgDatabase, admin: asyncpg.Connection, noticed: bool
+) -> None:
+    """Whether the next query finds the socket closed, or asyncpg saw the drop first and
+    detached the handle (the query then raises InterfaceError): DatabaseUnavailable."""
+    pid = await pid_of_a_lease(pg)
+
+    async def killed_under_the_lease() -> None:
+        async with pg.acquire() as conn:
+            assert conn.get_server_pid() == pid
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            if noticed:
+                await until(lambda: detached(conn), "asyncpg detached the handle")
+            await conn.fetchval("SELECT 1")
+
+    with pytest.raises(DatabaseUnavailable, match="the database connection was lost"):
+        await killed_under_the_lease()
+    assert await pid_of_a_lease(pg) != pid
+    assert pg.stats().in_use == 0
+
+
+async def test_every_backend_killed_the_pool_reconnects(
+    pg: PgDatabase, admin: asyncpg.Connection
+) -> None:
+    """As after a server restart: every connection of the pool gone at once."""
+    async with pg.acquire() as one, pg.acquire() as two:
+        pids = {one.get_server_pid(), two.get_server_pid()}
+    for pid in pids:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    await until(lambda: pg.stats().idle == 0, "asyncpg saw both connections drop")
+    async with pg.acquire() as one, pg.acquire() as two:
+        assert {one.get_server_pid(), two.get_server_pid()}.isdisjoint(pids)
+        assert await one.fetchval("SELECT 1") == await two.fetchval("SELECT 1") == 1
+
+
+@pytest.mark.parametrize("state", ["open", "failed"])
+async def test_a_connection_left_in_a_transaction_is_rolled_back_on_release(
+    pg: PgDatabase, state: str
+) -> None:
+    async with pg.acquire() as conn:
+        pid = conn.get_server_pid()
+        await conn.execute("BEGIN")
+        await conn.execute("INSERT INTO marks VALUES (1)")
+        if state == "failed":
+            with pytest.raises(asyncpg.DivisionByZeroError):
+                await conn.execute("SELECT 1 / 0")
+        assert conn.is_in_transaction()
+    assert detached(conn)  # the lease's handle died with the lease
+    async with pg.acquire() as conn:
+        assert conn.get_server_pid() == pid  # the same connection, rolled back
+        assert not conn.is_in_transaction()
+        assert await conn.fetchval("SELECT count(*) FROM marks") == 0
+
+
+async def test_a_request_cancelled_mid_query_is_not_lent_again_until_the_server_stopped_it(
+    pg: PgDatabase, admin: asyncpg.Connection
+) -> None:
+    sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'"
+
+    async def slow() -> None:
+        async with pg.acquire() as conn:
+            await conn.execute("SELECT pg_sleep(30)")
+
+    task = asyncio.create_task(slow())
+    deadline = time.monotonic() + 5
+    while not await admin.fetchval(sleeping + " AND state = 'active'"):
+        assert time.monotonic() < deadline, "the query never started"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with pg.acquire() as conn:
+        assert await conn.fetchval("SELECT 1") == 1
+        assert not conn.is_in_transaction()
+    assert await admin.fetchval(sleeping + " AND state = 'active'") == 0
+
+
+async def test_close_waits_for_a_lease_within_the_grace(pg: PgDatabase) -> None:
+    async with pg.acquire(), pg.acquire():
+        pass
+    lease = pg.acquire()
+    conn = await lease.__aenter__()
+    closing = asyncio.create_task(pg.close(grace=5.0))
+    await until(pg.pool.is_closing, "the pool closing")
+    with pytest.raises(asyncpg.InterfaceError, match="pool is closing"):
+        await pid_of_a_lease(pg)  # no new lease
+    assert not closing.done()  # waiting for the lease
+    assert await conn.fetchval("SELECT 1") == 1  # which still works
+    await lease.__aexit__(None, None, None)
+    await asyncio.wait_for(closing, 5)
+    assert detached(conn)
+    assert pg.pool.is_closing()
+    assert pg.stats().size == 0
+
+
+async def test_close_terminates_a_lease_held_past_the_grace(pg: PgDatabase) -> None:
+    lease = pg.acquire()
+    conn = await lease.__aenter__()
+    started = time.monotonic()
+    await pg.close(grace=0.2)
+    assert time.monotonic() - started < 2.0
+    assert detached(conn)  # terminated: the handle detached
+    assert pg.pool.is_closing()

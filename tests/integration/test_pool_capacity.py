@@ -105,8 +105,7 @@ async def test_a_full_pool_answers_503_within_the_timeout_then_recovers(
     )
     client = await aiohttp_client(app)
     assert (await client.get("/v1/departments")).status == 200
-    # every connection, outside any request: leased from the service's Database (asyncpg's
-    # own pool.acquire would wait behind the connection idle on the Database's stack)
+    # every connection, outside any request: leased from the service's Database
     async with contextlib.AsyncExitStack() as held:
         for _ in range(2):
             await held.enter_async_context(app[DB].acquire())

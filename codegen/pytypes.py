@@ -165,7 +165,15 @@ MYSQL: dict[str, PyType] = {
         ["binary", "varbinary", "blob", "tinyblob", "mediumblob", "longblob", "bit"], BYTES
     ),
     "date": DATE,
-    "time": TIMEDELTA,
+    # written as text: PyMySQL 1.1 (pinned for aiomysql#1080) escapes a negative timedelta
+    # with complemented minutes and seconds; MySQL reads '-838:59:59' exactly
+    "time": _t(
+        "datetime.timedelta",
+        "import datetime",
+        _RT,
+        encode="runtime.mysql_time({})",
+        driver_type="datetime.timedelta",
+    ),
     **dict.fromkeys(
         ["datetime", "timestamp"],
         _t(

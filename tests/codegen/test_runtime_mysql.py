@@ -567,7 +567,7 @@ def test_expand_slices(sql: str, args: tuple[Any, ...], expected: tuple[str, lis
     assert expand_slices(sql, args) == expected
 
 
-# --- regressions: bytes parameters (PyMySQL pinned below 1.2, aiomysql#1080), empty :copyfrom -----------------
+# --- regressions: bytes parameters (PyMySQL pinned below 1.2: aiomysql#1080), empty :copyfrom -
 
 
 async def test_bytes_parameter_without_workaround(dsn: str, conn: Conn) -> None:

@@ -29,6 +29,11 @@ VENV = ROOT / ".venv-upgrade"
 # seed) and codegen (make sqlc) are what the tests run, dev their tools, bench because
 # tests/integration runs the benchmark's peers (litestar, blacksheep) and scripts
 TOOL_EXTRAS = ("ops", "codegen", "test", "dev", "bench")
+# pins held back for a known upstream break: what the drill's failures then mean
+HELD_BACK = {
+    "PyMySQL": "aiomysql 0.3.2 imports escape_bytes_prefixed, which PyMySQL 1.2 replaced by a "
+    "placeholder: every bytes argument fails (https://github.com/aio-libs/aiomysql/issues/1080)",
+}
 SUITES: tuple[tuple[str, ...], ...] = (
     ("tests/unit", "tests/codegen", "--no-servers"),
     ("tests/integration",),
@@ -174,6 +179,9 @@ def main() -> int:
         print(f"{' '.join(args)}: {result.summary} (pytest exit {code})")
         print("".join(f"  FAILED {test_id}\n" for test_id in result.failed), end="")
         failed = failed or code != 0
+    for name, why in HELD_BACK.items():
+        if versions.get(name) not in (None, pinned.get(name)):
+            print(f"held back: {name} {pinned.get(name)} -> {versions[name]}: {why}")
     print(f"{'FAILED' if failed else 'green'} in {time.monotonic() - started:.0f} s")
     return 1 if failed else 0
 

@@ -34,7 +34,13 @@ from dotenv import dotenv_values
 
 from lib import registry
 from lib.redact import nginx_pattern, secret_params
-from tools.nginx_blocks import HTTP_SERVICES, default_servers, location_blocks, upstream_block
+from tools.nginx_blocks import (
+    HTTP_SERVICES,
+    default_servers,
+    location_blocks,
+    nginx_time,
+    upstream_block,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "nginx"
@@ -132,14 +138,6 @@ class Layout:
             location_blocks(s) for s in registry.gateway_services()
         )
         return values
-
-
-def nginx_time(seconds: float) -> str:
-    """Seconds as nginx writes a time: `10s`, or `500ms` (it takes no fraction)."""
-    millis = round(seconds * 1000)
-    if millis <= 0:
-        raise RenderError(f"a timeout of {seconds} s: it must be at least 1 ms")
-    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
 
 
 def secret_pattern(value: str | None = None) -> str:
@@ -322,20 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs-root", default=str(DOCS_ROOT))
     parser.add_argument("--openapi-dir", default=str(OPENAPI_DIR))
     parser.add_argument("--workers", default="2", help="worker_processes (a number or auto)")
-    parser.add_argument(
-        "--client-header-timeout",
-        type=float,
-        default=CLIENT_HEADER_TIMEOUT,
-        metavar="SECONDS",
-        help="the whole request head must arrive within this (client_header_timeout)",
-    )
-    parser.add_argument(
-        "--client-body-timeout",
-        type=float,
-        default=CLIENT_BODY_TIMEOUT,
-        metavar="SECONDS",
-        help="the longest pause between two reads of a body (client_body_timeout)",
-    )
+    for name, default, what in (
+        ("header", CLIENT_HEADER_TIMEOUT, "the whole request head must arrive within this"),
+        ("body", CLIENT_BODY_TIMEOUT, "the longest pause between two reads of a body"),
+    ):
+        option = f"--client-{name}-timeout"
+        parser.add_argument(option, type=float, default=default, metavar="S", help=what)
     parser.add_argument(
         "--optional",
         action="store_true",
@@ -369,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         os.execv(command[0], command)
-    except RenderError as exc:
+    except ValueError as exc:  # a RenderError, or a bad timeout (nginx_time)
         print(f"nginx: {exc}", file=sys.stderr)
         return 2
     return 0  # unreachable after execv

@@ -68,3 +68,11 @@ def default_servers(service: str, env: Mapping[str, str]) -> list[str]:
     if port:
         ports[0] = port
     return [f"127.0.0.1:{p}" for p in ports]
+
+
+def nginx_time(seconds: float) -> str:
+    """Seconds as nginx writes a time: `10s`, or `500ms` (it takes no fraction)."""
+    millis = round(seconds * 1000)
+    if millis <= 0:
+        raise ValueError(f"a timeout of {seconds} s: it must be at least 1 ms")
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"

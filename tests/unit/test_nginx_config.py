@@ -62,8 +62,9 @@ def test_the_slow_client_timeouts(tmp_path: Path) -> None:
     written = (tmp_path / "conf" / "conf.d" / "30-gateway.conf").read_text()
     assert re.search(r"client_header_timeout 500ms;", written)
     assert re.search(r"client_body_timeout +2s;", written)
-    with pytest.raises(nginx.RenderError):
+    with pytest.raises(ValueError, match="at least 1 ms"):
         nginx.nginx_time(0.0001)
+    assert nginx.main([*args, "--client-header-timeout", "0"]) != 0  # said, not a traceback
 
 
 def test_default_ports_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,8 @@
 """One small interface over asyncpg and aiomysql pools, chosen by the DSN's scheme.
 
 `Database.acquire()` lends a connection, `Database.transaction()` lends one inside a
-transaction (committed on success, rolled back on any exception; nested, a savepoint),
+transaction (committed on success, rolled back on any exception; nested, a savepoint;
+`lib.db.committed.after_commit` actions run after the outermost commit),
 `ping()` checks the server for /ready, `stats()` feeds the pool gauge. `connect()` retries
 with backoff so a service started before its database waits for it instead of crashing.
 With reset off a PostgreSQL lease is lent from an idle stack (lib/db/pg_lending.py).
@@ -31,6 +32,7 @@ import pymysql
 
 from lib import tracing
 from lib.db import compat  # noqa: F401  (fixes aiomysql's bytes escaping on import)
+from lib.db.committed import collecting
 from lib.db.pg_lending import ASYNCPG_LIMITS, IdleStack
 from lib.db.scope import SecondConnectionError, current_scope
 from lib.db.traced import traced, unwrap
@@ -123,8 +125,11 @@ class Database(ABC):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
-        async with self.acquire() as conn, self._transaction(unwrap(conn)):
-            yield conn
+        """The `after_commit` actions registered inside run once the outermost commits."""
+        async with self.acquire() as conn:
+            with collecting():
+                async with self._transaction(unwrap(conn)):
+                    yield conn
 
     async def _lend(self) -> Any:
         """A pooled connection, waited for at most `acquire_timeout` seconds.

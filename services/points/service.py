@@ -12,6 +12,7 @@ from grpclib.const import Status
 
 from lib.db.pool import Database
 from lib.logging import get_logger
+from lib.metrics import Facts
 from lib.pb.point import (
     AddPointsRequest,
     PointReply,
@@ -29,9 +30,14 @@ from services.points.rules import (
     check_add,
     replayed_balance,
 )
+from services.points.settings import SERVICE
 
 log = get_logger("services.points")
 DUPLICATE_KEY = 1062
+AWARDED = Facts(
+    "points_awarded_total",
+    "Points added to balances (the sum of positive deltas; a replayed key adds nothing).",
+)
 
 
 class _Replay(Exception):
@@ -42,9 +48,8 @@ class _Replay(Exception):
 
 
 class PointService(PointServerBase):
-    def __init__(self, db: Database, *, max_list_ids: int = 1000) -> None:
-        self.db = db
-        self.max_list_ids = max_list_ids
+    def __init__(self, db: Database, *, max_list_ids: int = 1000, service: str = SERVICE) -> None:
+        self.db, self.max_list_ids, self.service = db, max_list_ids, service
 
     async def get_user_points(self, message: PointRequest) -> PointReply:
         user_id = canonical_id(message.user_id)
@@ -106,6 +111,8 @@ class PointService(PointServerBase):
                 balance_after=after,
             )
             await q.upsert_user_points(conn, user_id=user_id, points=after)
+            if message.delta > 0:
+                AWARDED.count(self.service, amount=message.delta)
         log.info("points_added", user_id=user_id, delta=message.delta, balance=after)
         return PointReply(user_point=str(after))
 

@@ -1,0 +1,46 @@
+"""Actions that run once the transaction around them has committed (issue 43).
+
+A domain counter (lib.metrics.Facts) must count a fact once it is true: after the commit,
+never for a rolled-back change. `after_commit(action)` runs `action` at once outside any
+`Database.transaction()` of this task (a single statement commits by itself), else keeps
+it until the outermost one commits; a transaction or savepoint that rolls back drops the
+actions registered inside it. So the handler under `lib.http.idempotency.idempotent`
+counts only when the decorator's transaction commits, and a replay, which never runs the
+handler, counts nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+Action = Callable[[], None]
+_pending: ContextVar[list[Action] | None] = ContextVar("fixup_after_commit", default=None)
+
+
+def after_commit(action: Action) -> None:
+    """Run `action` once this task's open transaction commits (at once if none is open)."""
+    pending = _pending.get()
+    if pending is None:
+        action()
+    else:
+        pending.append(action)
+
+
+@contextmanager
+def collecting() -> Iterator[None]:
+    """Around one transaction (or savepoint): its actions go to the enclosing one when it
+    succeeds, run when it is the outermost, and are dropped when it fails."""
+    outer = _pending.get()
+    mine: list[Action] = []
+    token = _pending.set(mine)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    if outer is not None:
+        outer.extend(mine)
+    else:
+        for action in mine:
+            action()

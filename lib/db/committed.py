@@ -11,9 +11,9 @@ handler, counts nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import Any
 
 Action = Callable[[], None]
 _pending: ContextVar[list[Action] | None] = ContextVar("fixup_after_commit", default=None)
@@ -28,19 +28,24 @@ def after_commit(action: Action) -> None:
         pending.append(action)
 
 
-@contextmanager
-def collecting() -> Iterator[None]:
-    """Around one transaction (or savepoint): its actions go to the enclosing one when it
-    succeeds, run when it is the outermost, and are dropped when it fails."""
-    outer = _pending.get()
-    mine: list[Action] = []
-    token = _pending.set(mine)
-    try:
-        yield
-    finally:
-        _pending.reset(token)
-    if outer is not None:
-        outer.extend(mine)
-    else:
-        for action in mine:
-            action()
+class Collecting:
+    """Around one transaction (or savepoint), inside the connection's lease: its actions
+    go to the enclosing one when it commits, run when it is the outermost, and are dropped
+    when it fails."""
+
+    __slots__ = ("mine", "outer", "token")
+
+    async def __aenter__(self) -> None:
+        self.outer = _pending.get()
+        self.mine: list[Action] = []
+        self.token: Token[list[Action] | None] = _pending.set(self.mine)
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        _pending.reset(self.token)
+        if exc is not None:
+            return
+        if self.outer is not None:
+            self.outer.extend(self.mine)
+        else:
+            for action in self.mine:
+                action()

@@ -1,18 +1,16 @@
 """One small interface over asyncpg and aiomysql pools, chosen by the DSN's scheme.
 
 `Database.acquire()` lends a connection, `Database.transaction()` lends one inside a
-transaction (committed on success, rolled back on any exception; nested, a savepoint;
-`lib.db.committed.after_commit` actions run after the outermost commit),
-`ping()` checks the server for /ready, `stats()` feeds the pool gauge. `connect()` retries
-with backoff so a service started before its database waits for it instead of crashing.
-With reset off a PostgreSQL lease is lent from an idle stack (lib/db/pg_lending.py).
+transaction (committed on success, rolled back on any exception; nested, a savepoint; the
+outermost then runs lib.db.committed's actions), `ping()` checks the server for /ready,
+`stats()` feeds the pool gauge. `connect()` retries with backoff so a service started before
+its database waits. With reset off a PostgreSQL lease comes from an idle stack (pg_lending).
 
 Inside a request's scope (lib.db.scope) a request holds at most one connection: nested
 acquires lend it again, a concurrent second one is refused. Nothing waits forever: a full
 pool raises `PoolExhausted` after `acquire_timeout` seconds and a lost or refused server
 connection raises `DatabaseUnavailable` — both 503 SERVICE_UNAVAILABLE with Retry-After.
-With tracing on, a connection lent inside a sampled span names each generated query's
-span by its sqlc name (lib/db/traced.py).
+Traced (lib/db/traced.py): in a sampled span each generated query's span has its sqlc name.
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ import pymysql
 
 from lib import tracing
 from lib.db import compat  # noqa: F401  (fixes aiomysql's bytes escaping on import)
-from lib.db.committed import collecting
+from lib.db.committed import Collecting
 from lib.db.pg_lending import ASYNCPG_LIMITS, IdleStack
 from lib.db.scope import SecondConnectionError, current_scope
 from lib.db.traced import traced, unwrap
@@ -125,11 +123,8 @@ class Database(ABC):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
-        """The `after_commit` actions registered inside run once the outermost commits."""
-        async with self.acquire() as conn:
-            with collecting():
-                async with self._transaction(unwrap(conn)):
-                    yield conn
+        async with self.acquire() as conn, Collecting(), self._transaction(unwrap(conn)):
+            yield conn  # Collecting: after_commit actions run once the outermost commits
 
     async def _lend(self) -> Any:
         """A pooled connection, waited for at most `acquire_timeout` seconds.

@@ -6,7 +6,8 @@ never for a rolled-back change. `after_commit(action)` runs `action` at once out
 it until the outermost one commits; a transaction or savepoint that rolls back drops the
 actions registered inside it. So the handler under `lib.http.idempotency.idempotent`
 counts only when the decorator's transaction commits, and a replay, which never runs the
-handler, counts nothing.
+handler, counts nothing. A task started inside a transaction shares its pending list
+(tasks copy the context): start it with a `contextvars.Context()` of its own.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@ orders with its outbox relay, points over gRPC, chat): a customer and a provider
 verify by mail and log in; an ADMIN (seeded) builds the catalog; the provider offers the
 service; order -> offer -> accept -> start -> complete -> review; they chat (a POST and a
 WebSocket frame); the provider's points grow by POINTS_PER_JOB exactly once. Every domain
-counter (issue 43) moves by exactly the story's facts: each Idempotency-Key replay,
-a wrong password, a refresh token used twice and a logout included."""
+counter (issue 43) moves by exactly the story's facts: each Idempotency-Key replay, a
+second order's job cancelled, a wrong password, a refresh token used twice, a logout and
+a password change included."""
 
 from __future__ import annotations
 
@@ -310,7 +311,20 @@ async def test_register_order_offer_job_review_points_through_nginx(
         ]
 
         await chatted(http, stack, order["id"], customer, provider)
+        # a second order, whose job the customer cancels
+        again = await created(http, f"{orders}/v1/orders", customer, order_body)
+        offer = await created(http, f"{orders}/v1/orders/{again['id']}/offers", provider,
+                              offer_body)  # fmt: skip
+        job = await moved(http, f"{orders}/v1/orders/{again['id']}/offers/{offer['id']}/accept",
+                          customer)  # fmt: skip
+        cancelled = await moved(http, f"{orders}/v1/jobs/{job['id']}/cancel", customer)
+        assert cancelled["status"] == "CANCELLED"
         await sessions_end(http, stack.api("users"), customer.email)
+        resp, body = await call(
+            http, "POST", f"{stack.api('users')}/v1/users/me/password", headers=customer.headers,
+            json={"old_password": PASSWORD, "new_password": "another horse battery"},
+        )  # fmt: skip
+        assert resp.status == 204, body
 
         # each fact counted once, after its commit; every other domain series still 0
         story = {
@@ -319,11 +333,13 @@ async def test_register_order_offer_job_review_points_through_nginx(
             fact("users_refresh_token_reuse_total"): 1,
             fact("users_revocations_total", reason="refresh_reuse"): 1,
             fact("users_revocations_total", reason="logout"): 1,
+            fact("users_revocations_total", reason="password_changed"): 1,
             fact("users_mails_total", outcome="sent"): 2,  # the two verification mails
-            fact("orders_created_total"): 1,
-            fact("orders_offers_made_total"): 1,
-            fact("orders_offers_accepted_total"): 1,
+            fact("orders_created_total"): 2,
+            fact("orders_offers_made_total"): 2,
+            fact("orders_offers_accepted_total"): 2,
             fact("orders_jobs_completed_total"): 1,
+            fact("orders_jobs_cancelled_total", role="customer"): 1,
             fact("orders_reviews_total", rating="5.0"): 1,
             fact("chat_messages_total", via="websocket"): 1,
             fact("chat_messages_total", via="http"): 1,

@@ -203,7 +203,7 @@ async def review_job(request: web.Request) -> web.Response:
         raise Conflict("this job is already reviewed") from None
     if row is None:
         await refuse_job_move(request, job_id, by="customer")
-    facts.REVIEWS.count(SERVICE, rating=f"{body.rating:.1f}")  # once the key's commit is
+    facts.REVIEWS.count(SERVICE, rating=f"{body.rating:.1f}")  # after the key's commit
     return data(row, status=201)
 
 

@@ -12,7 +12,6 @@ from grpclib.const import Status
 
 from lib.db.pool import Database
 from lib.logging import get_logger
-from lib.metrics import Facts
 from lib.pb.point import (
     AddPointsRequest,
     PointReply,
@@ -23,6 +22,7 @@ from lib.pb.point import (
 )
 from services.points.db import points as q
 from services.points.db.models import PointsLedger
+from services.points.facts import AWARDED
 from services.points.rules import (
     balance_after,
     canonical_id,
@@ -34,10 +34,6 @@ from services.points.settings import SERVICE
 
 log = get_logger("services.points")
 DUPLICATE_KEY = 1062
-AWARDED = Facts(
-    "points_awarded_total",
-    "Points added to balances (the sum of positive deltas; a replayed key adds nothing).",
-)
 
 
 class _Replay(Exception):

@@ -1,7 +1,8 @@
 """Grafana dashboards as code: `python -m tools.dashboards [check]`.
 
 Writes observability/grafana/dashboards/*.json from the panels below and lib/registry.py
-(one dashboard per built service); `check` (CI) fails when a committed JSON is stale.
+(one dashboard per built service, with its domain row; the marketplace overview); `check`
+(CI) fails when a committed JSON is stale.
 Every expression is evaluated against a live Prometheus by tests/e2e/test_observability.py.
 """
 
@@ -21,10 +22,15 @@ PROMETHEUS = {"type": "prometheus", "uid": "prometheus"}  # provisioning/datasou
 BY_SERVICE = 'label_replace({0}, "service", "$1", "path", "/api/([^/]+)/.*")'
 
 Panel = tuple[str, str, dict[str, str]]  # title, unit, legend -> expr
+ROW = "row"  # the unit of a row header: a Panel without expressions
 
 
 def p(title: str, unit: str, **exprs: str) -> Panel:
     return title, unit, exprs
+
+
+def row(title: str) -> Panel:
+    return title, ROW, {}
 
 
 def quantiles(metric: str, selector: str, by: str) -> dict[str, str]:
@@ -139,6 +145,111 @@ def service_panels(service: registry.Microservice) -> list[Panel]:
     return panels
 
 
+def per_hour(metric: str, selector: str = "", by: str = "") -> str:
+    grouping = f" by ({by}) " if by else ""
+    braces = f"{{{selector}}}" if selector else ""
+    return f"sum{grouping}(increase({metric}{braces}[1h]))"
+
+
+def domain_panels(name: str, s: str) -> list[Panel]:
+    """The domain counters (lib.metrics.Facts) service `name` owns, for selector `s`."""
+    panels = {
+        "users": [
+            p(
+                "Logins per hour",
+                "short",
+                **{"{{outcome}}": per_hour("users_logins_total", s, "outcome")},
+            ),
+            p(
+                "Sessions revoked per hour",
+                "short",
+                **{
+                    "{{reason}}": per_hour("users_revocations_total", s, "reason"),
+                    "refresh token reused": per_hour("users_refresh_token_reuse_total", s),
+                },
+            ),
+            p(
+                "Mails per hour",
+                "short",
+                **{"{{outcome}}": per_hour("users_mails_total", s, "outcome")},
+            ),
+        ],
+        "orders": [
+            p("Marketplace funnel per hour", "short", **funnel(s)),
+            p(
+                "Jobs cancelled per hour",
+                "short",
+                **{"by {{role}}": per_hour("orders_jobs_cancelled_total", s, "role")},
+            ),
+            p(
+                "Reviews per hour by rating",
+                "short",
+                **{"{{rating}}": per_hour("orders_reviews_total", s, "rating")},
+            ),
+        ],
+        "chat": [p("Messages per hour", "short", **messages(s))],
+        "points": [
+            p("Points awarded per hour", "short", awarded=per_hour("points_awarded_total", s))
+        ],
+    }
+    return panels.get(name, [])
+
+
+def funnel(s: str = "") -> dict[str, str]:
+    return {
+        "orders": per_hour("orders_created_total", s),
+        "offers": per_hour("orders_offers_made_total", s),
+        "accepts (jobs)": per_hour("orders_offers_accepted_total", s),
+        "jobs completed": per_hour("orders_jobs_completed_total", s),
+        "reviews": per_hour("orders_reviews_total", s),
+    }
+
+
+def messages(s: str = "") -> dict[str, str]:
+    return {
+        "stored via {{via}}": per_hour("chat_messages_total", s, "via"),
+        "delivered to sockets": per_hour("chat_messages_delivered_total", s),
+    }
+
+
+def domain_row(service: registry.Microservice) -> list[Panel]:
+    panels = domain_panels(service.name, f'service="{service.name}"')
+    return [row("Domain"), *panels] if panels else []
+
+
+def marketplace() -> list[Panel]:
+    """What a product owner and an incident commander ask first, over every service."""
+    day = "[24h]"
+    accepted = f"sum(increase(orders_offers_accepted_total{day}))"
+    return [
+        p("Funnel per hour: orders, offers, accepts, jobs, reviews", "short", **funnel()),
+        p(
+            "Conversion over 24 h",
+            "percentunit",
+            **{
+                "orders accepted": (
+                    f"{accepted} / clamp_min(sum(increase(orders_created_total{day})), 1)"
+                ),
+                "jobs completed of accepted": (
+                    f"sum(increase(orders_jobs_completed_total{day})) / clamp_min({accepted}, 1)"
+                ),
+            },
+        ),
+        p(
+            "Logins per hour",
+            "short",
+            **{"{{outcome}}": per_hour("users_logins_total", by="outcome")},
+        ),
+        p("Chat messages per hour", "short", **messages()),
+        p("Points awarded per hour", "short", awarded=per_hour("points_awarded_total")),
+        p(
+            "Jobs cancelled per hour",
+            "short",
+            **{"by {{role}}": per_hour("orders_jobs_cancelled_total", by="role")},
+        ),
+    ]
+
+
 def databases() -> list[Panel]:
     return [
         p("Up", "short", postgresql="pg_up", mariadb="mysql_up", redis="redis_up"),
@@ -204,15 +315,33 @@ def containers() -> list[Panel]:
 
 
 def dashboard(uid: str, title: str, panels: list[Panel]) -> dict[str, Any]:
-    out = []
+    """Two panels a line; a row header starts a new line of its own."""
+    out: list[dict[str, Any]] = []
+    y, column = 0, 0
     for i, (panel_title, unit, exprs) in enumerate(panels):
+        if unit == ROW:
+            y, column = y + 8 * column, 0
+            out.append(
+                {
+                    "id": i + 1,
+                    "type": "row",
+                    "title": panel_title,
+                    "collapsed": False,
+                    "datasource": PROMETHEUS,
+                    "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+                    "panels": [],
+                    "targets": [],
+                }
+            )
+            y += 1
+            continue
         out.append(
             {
                 "id": i + 1,
                 "type": "timeseries",
                 "title": panel_title,
                 "datasource": PROMETHEUS,
-                "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
+                "gridPos": {"h": 8, "w": 12, "x": 12 * column, "y": y},
                 "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
                 "targets": [
                     {
@@ -225,6 +354,7 @@ def dashboard(uid: str, title: str, panels: list[Panel]) -> dict[str, Any]:
                 ],
             }
         )
+        y, column = y + 8 * column, 1 - column
     return {
         "uid": uid,
         "title": title,
@@ -243,10 +373,13 @@ def all_dashboards() -> dict[str, dict[str, Any]]:
         "overview": dashboard("fixup-overview", "Fixup / Overview", overview()),
         "databases": dashboard("fixup-databases", "Fixup / Databases", databases()),
         "containers": dashboard("fixup-containers", "Fixup / Containers", containers()),
+        "marketplace": dashboard("fixup-marketplace", "Fixup / Marketplace", marketplace()),
     }
     for service in registry.built_services():
         boards[f"service-{service.name}"] = dashboard(
-            f"fixup-{service.name}", f"Fixup / {service.name}", service_panels(service)
+            f"fixup-{service.name}",
+            f"Fixup / {service.name}",
+            service_panels(service) + domain_row(service),
         )
     return boards
 

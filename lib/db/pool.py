@@ -1,17 +1,16 @@
 """One small interface over asyncpg and aiomysql pools, chosen by the DSN's scheme.
 
 `Database.acquire()` lends a connection, `Database.transaction()` lends one inside a
-transaction (committed on success, rolled back on any exception; nested, a savepoint),
-`ping()` checks the server for /ready, `stats()` feeds the pool gauge. `connect()` retries
-with backoff so a service started before its database waits for it instead of crashing.
-Leases go through the drivers' public acquire and release only (asyncpg's, aiomysql's).
+transaction (committed on success, rolled back on any exception; nested, a savepoint; the
+outermost then runs lib.db.committed's actions), `ping()` checks the server for /ready,
+`stats()` feeds the pool gauge. `connect()` retries with backoff so a service started before
+its database waits. Leases go through the drivers' public acquire and release only.
 
 Inside a request's scope (lib.db.scope) a request holds at most one connection: nested
 acquires lend it again, a concurrent second one is refused. Nothing waits forever: a full
 pool raises `PoolExhausted` after `acquire_timeout` seconds and a lost or refused server
 connection raises `DatabaseUnavailable` — both 503 SERVICE_UNAVAILABLE with Retry-After.
-With tracing on, a connection lent inside a sampled span names each generated query's
-span by its sqlc name (lib/db/traced.py).
+Traced (lib/db/traced.py): in a sampled span each generated query's span has its sqlc name.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ import asyncpg
 import pymysql
 
 from lib import tracing
+from lib.db.committed import Collecting
 from lib.db.scope import SecondConnectionError, current_scope
 from lib.db.traced import traced, unwrap
 from lib.errors import ServiceUnavailable
@@ -124,8 +124,8 @@ class Database(ABC):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
-        async with self.acquire() as conn, self._transaction(unwrap(conn)):
-            yield conn
+        async with self.acquire() as conn, Collecting(), self._transaction(unwrap(conn)):
+            yield conn  # Collecting: after_commit actions run once the outermost commits
 
     async def _lend(self) -> Any:
         """A pooled connection, waited for at most `acquire_timeout` seconds (asyncio.timeout,

@@ -28,7 +28,8 @@ from services.chat import schemas as s
 from services.chat.db import chat as q
 from services.chat.db import idempotency as idem_q
 from services.chat.db import models
-from services.chat.deps import HUB, order_parties
+from services.chat.deps import CHAT_SETTINGS, HUB, order_parties
+from services.chat.facts import MESSAGES
 from services.chat.messages import MAX_SEQ, message_json, seq_of, store
 
 routes = web.RouteTableDef()
@@ -263,6 +264,7 @@ async def post_message(request: web.Request) -> web.Response:
         async with request.app[DB].transaction() as conn:
             await participant_conversation(conn, principal, conversation_id)
             row = await store(conn, conversation_id, principal.user_id, body.body)
+            MESSAGES.count(request.app[CHAT_SETTINGS].service, via="http")
         stored.append(row)
         return data(message_json(row), status=201)
 

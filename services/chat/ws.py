@@ -48,6 +48,7 @@ from lib.logging import get_logger
 from lib.resilience.ratelimit import enforce
 from services.chat import schemas as s
 from services.chat.deps import CHAT_SETTINGS, HUB
+from services.chat.facts import DELIVERED, MESSAGES
 from services.chat.handlers import PARTICIPANT, ROLES, participant_conversation
 from services.chat.hub import Socket
 from services.chat.messages import store
@@ -118,10 +119,12 @@ class Session:
 
     async def _pump(self) -> None:
         frames, wake = self.socket.frames, self.socket.wake
+        delivered = DELIVERED.counter.labels(self.service)
         try:
             while True:
                 while frames:
                     await self.ws.send_frame(frames.popleft(), WSMsgType.TEXT)
+                    delivered.inc()
                 wake.clear()
                 await wake.wait()
         except (ConnectionError, RuntimeError) as exc:  # the peer went away meanwhile
@@ -185,6 +188,7 @@ async def on_text(session: Session, conversation_id: uuid.UUID, text: str) -> No
         await enforce(limits.user, f"user:{session.principal.user_id}")
     async with request.app[DB].transaction() as conn:
         row = await store(conn, conversation_id, session.principal.user_id, frame.body)
+        MESSAGES.count(session.service, via="websocket")
     await request.app[HUB].publish(row)
 
 

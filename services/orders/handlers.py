@@ -27,6 +27,7 @@ from lib.http.keys import DB
 from lib.http.listing import like_pattern, parse_list
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
+from services.orders import facts
 from services.orders import schemas as s
 from services.orders.access import offered_services, visible_order
 from services.orders.db import idempotency as idem_q
@@ -34,6 +35,7 @@ from services.orders.db import models, table_versions
 from services.orders.db import offers as offers_q
 from services.orders.db import orders as q
 from services.orders.deps import CATALOG, customer_name
+from services.orders.settings import SERVICE
 
 routes = web.RouteTableDef()
 TAGS = ["orders"]
@@ -101,6 +103,7 @@ async def create_order(request: web.Request) -> web.Response:
                 conn, customer_id=principal.user_id, customer_name=name, **body.model_dump()
             )
         assert row is not None  # INSERT ... RETURNING always returns the row
+        facts.ORDERS.count(SERVICE)  # once the Idempotency-Key's transaction commits
         return one(row, status=201)
 
     return await idempotent(idem_q)(insert)(request)

@@ -21,6 +21,7 @@ from lib.http.jsonio import data, json_response
 from lib.http.keys import DB, SETTINGS
 from lib.http.listing import parse_list
 from lib.http.openapi import operation
+from services.orders import facts
 from services.orders import schemas as s
 from services.orders.db import idempotency as idem_q
 from services.orders.db import jobs as q
@@ -30,6 +31,7 @@ from services.orders.db import outbox as outbox_q
 from services.orders.db import reviews as reviews_q
 from services.orders.refusals import refuse_job_move, visible_job
 from services.orders.relay import POINTS_TOPIC, RELAY, award_key
+from services.orders.settings import SERVICE
 
 routes = web.RouteTableDef()
 TAGS = ["jobs"]
@@ -141,6 +143,7 @@ async def complete_job(request: web.Request) -> web.Response:
                 idempotency_key=award_key(job_id),
                 traceparent=tracing.current_traceparent(),  # the relay's span links to it
             )
+            facts.JOBS_COMPLETED.count(SERVICE)
     if order_id is None:
         await refuse_job_move(request, job_id, by="provider")
     relay = request.app.get(RELAY)
@@ -167,6 +170,7 @@ async def cancel_job(request: web.Request) -> web.Response:
         order_id = await q.cancel_job(conn, id=job_id, user_id=principal.user_id)
         if order_id is not None:
             await orders_q.reopen_order(conn, id=order_id)
+            facts.JOBS_CANCELLED.count(SERVICE, role=principal.role.value.lower())
     if order_id is None:
         await refuse_job_move(request, job_id, by="customer or provider")
     return await reread(request, job_id)
@@ -199,6 +203,7 @@ async def review_job(request: web.Request) -> web.Response:
         raise Conflict("this job is already reviewed") from None
     if row is None:
         await refuse_job_move(request, job_id, by="customer")
+    facts.REVIEWS.count(SERVICE, rating=f"{body.rating:.1f}")  # after the key's commit
     return data(row, status=201)
 
 

@@ -20,6 +20,7 @@ from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
 from lib.http.listing import parse_list
 from lib.http.openapi import operation
+from services.orders import facts
 from services.orders import schemas as s
 from services.orders.access import visible_order
 from services.orders.db import idempotency as idem_q
@@ -30,6 +31,7 @@ from services.orders.db import orders as orders_q
 from services.orders.deps import CATALOG
 from services.orders.handlers import ORDER_CUSTOMER, SEES_ORDER, refuse_owner_move
 from services.orders.refusals import refuse_offer_move
+from services.orders.settings import SERVICE
 
 routes = web.RouteTableDef()
 TAGS = ["offers"]
@@ -85,6 +87,7 @@ async def create_offer(request: web.Request) -> web.Response:
             ) from None
         if row is None:
             raise Conflict("the order is not OPEN")
+        facts.OFFERS_MADE.count(SERVICE)
         headers = {"Location": f"/v1/orders/{order_id}/offers/{row.id}"}
         return data(row, status=201, headers=headers)
 
@@ -177,6 +180,7 @@ async def accept_offer(request: web.Request) -> web.Response:
                 )  # fmt: skip
                 assert job_id is not None  # INSERT ... RETURNING always returns the row
                 job = await jobs_q.get_job(conn, id=job_id)
+                facts.OFFERS_ACCEPTED.count(SERVICE)
     except _Refused:
         await refuse_offer_move(request, order_id, offer_id, owner=True)
     if job is None:

@@ -5,9 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from lib.grpc.process import grpc_app
+from services.points import facts
 from services.points.service import PointService
 from services.points.settings import PointsSettings
 
 
 def create_app(settings: PointsSettings) -> web.Application:
-    return grpc_app(settings, lambda db: [PointService(db, max_list_ids=settings.max_list_ids)])
+    for counter in facts.ALL:
+        counter.start(settings.service)  # at 0 from start-up (lib/metrics.py)
+    return grpc_app(
+        settings,
+        lambda db: [PointService(db, max_list_ids=settings.max_list_ids, service=settings.service)],
+    )

@@ -22,6 +22,7 @@ from lib.pb.point import (
 )
 from services.points.db import points as q
 from services.points.db.models import PointsLedger
+from services.points.facts import AWARDED
 from services.points.rules import (
     balance_after,
     canonical_id,
@@ -29,6 +30,7 @@ from services.points.rules import (
     check_add,
     replayed_balance,
 )
+from services.points.settings import SERVICE
 
 log = get_logger("services.points")
 DUPLICATE_KEY = 1062
@@ -42,9 +44,8 @@ class _Replay(Exception):
 
 
 class PointService(PointServerBase):
-    def __init__(self, db: Database, *, max_list_ids: int = 1000) -> None:
-        self.db = db
-        self.max_list_ids = max_list_ids
+    def __init__(self, db: Database, *, max_list_ids: int = 1000, service: str = SERVICE) -> None:
+        self.db, self.max_list_ids, self.service = db, max_list_ids, service
 
     async def get_user_points(self, message: PointRequest) -> PointReply:
         user_id = canonical_id(message.user_id)
@@ -106,6 +107,8 @@ class PointService(PointServerBase):
                 balance_after=after,
             )
             await q.upsert_user_points(conn, user_id=user_id, points=after)
+            if message.delta > 0:
+                AWARDED.count(self.service, amount=message.delta)
         log.info("points_added", user_id=user_id, delta=message.delta, balance=after)
         return PointReply(user_point=str(after))
 

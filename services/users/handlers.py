@@ -26,10 +26,11 @@ from lib.http.body import parse_body
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
 from lib.http.jsonio import data, json_response
-from lib.http.keys import DB, REVOCATIONS
+from lib.http.keys import DB, REVOCATIONS, SETTINGS
 from lib.http.listing import Page, like_pattern, parse_list
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
+from services.users import facts
 from services.users.access import editable, missing, visible
 from services.users.db import auth as auth_q
 from services.users.db import profiles as q
@@ -229,6 +230,7 @@ async def delete_user(request: web.Request) -> web.Response:
         await q.delete_provider_details(conn, user_id=user_id)
         await auth_q.revoke_user_families(conn, user_id=user_id, reason="account deleted")
         await request.app[REVOCATIONS].revoke(user_id)  # fails: 503, nothing changed
+        facts.REVOCATIONS.count(request.app[SETTINGS].service, reason="account_deleted")
     await delete_quietly(request.app[STORAGE], before.picture_key)
     return web.Response(status=204)
 

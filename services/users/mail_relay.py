@@ -22,6 +22,7 @@ from lib.mail import Mail, Mailer, MailError, make_mailer
 from lib.metrics import OUTBOX_PENDING
 from lib.relay import Relay, Round, running
 from services.users.db import mail as q
+from services.users.facts import MAILS
 from services.users.settings import UsersSettings
 
 log = get_logger("services.users.mail")
@@ -43,7 +44,7 @@ class MailRelay(Relay):
         service: str,
     ) -> None:
         super().__init__(interval=interval, retry_max=retry_max, batch=BATCH)
-        self.db, self.mailer = db, mailer
+        self.db, self.mailer, self.service = db, mailer, service
         # a claimed row stays ours while a whole batch may be sent, with margin
         self.lease = send_timeout * (BATCH + 1)
         self._pending = OUTBOX_PENDING.labels(service)
@@ -68,9 +69,11 @@ class MailRelay(Relay):
                         await q.mail_failed(
                             conn, error=str(exc)[:500], retry_in_seconds=retry_in, id=row.id
                         )
+                    MAILS.count(self.service, outcome="failed")
                     continue
                 async with self.db.acquire() as conn:
                     await q.mail_sent(conn, id=row.id)
+                MAILS.count(self.service, outcome="sent")
                 sent += 1
             return Round(len(rows), sent)
         finally:

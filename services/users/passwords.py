@@ -13,6 +13,7 @@ from lib.http.guards import authenticated
 from lib.http.keys import DB, REVOCATIONS
 from lib.http.openapi import operation
 from lib.resilience.ratelimit import enforce
+from services.users import facts
 from services.users.auth_kit import AUTH_KIT, AUTH_TAGS, digest, users_settings
 from services.users.auth_schemas import EmailIn, ResetConfirmIn
 from services.users.db import auth as q
@@ -75,6 +76,7 @@ async def password_reset_confirm(request: web.Request) -> web.Response:
         await q.use_email_tokens(conn, user_id=token.user_id, purpose=purpose)
         await q.revoke_user_families(conn, reason="password reset", user_id=token.user_id)
         await request.app[REVOCATIONS].revoke(token.user_id)  # fails: 503, nothing changed
+        facts.REVOCATIONS.count(users_settings(request).service, reason="password_reset")
     return web.Response(status=204)
 
 
@@ -114,4 +116,5 @@ async def change_password(request: web.Request) -> web.Response:
             raise wrong
         await q.revoke_user_families(conn, user_id=principal.user_id, reason="password changed")
         await request.app[REVOCATIONS].revoke(principal.user_id)
+        facts.REVOCATIONS.count(users_settings(request).service, reason="password_changed")
     return web.Response(status=204)

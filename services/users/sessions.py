@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lib.errors import Forbidden, Unauthorized
+from lib.errors import Forbidden, RateLimited, Unauthorized
 from lib.http.body import parse_body
 from lib.http.jsonio import data
 from lib.http.keys import CLIENT_IP, DB
@@ -15,6 +15,7 @@ from lib.resilience.ratelimit import enforce
 from services.users.auth_kit import AUTH_KIT, AUTH_TAGS, digest, new_secret, users_settings
 from services.users.auth_schemas import LoginIn, RefreshIn, TokenPair
 from services.users.db import auth as q
+from services.users.facts import LOGINS, REFRESH_REUSE, REVOCATIONS
 
 routes = web.RouteTableDef()
 ACCESS_COOKIE = "fixup_access"
@@ -66,6 +67,7 @@ async def start_session(request: web.Request, user: q.LoginCandidateRow) -> web.
         )
     if not started:  # the password changed (or the account went) during the hash check
         raise Unauthorized("wrong email or password")
+    LOGINS.count(users_settings(request).service, outcome="ok")
     return token_response(request, access, refresh)
 
 
@@ -84,15 +86,24 @@ async def start_session(request: web.Request, user: q.LoginCandidateRow) -> web.
 async def login(request: web.Request) -> web.Response:
     kit = request.app[AUTH_KIT]
     body = await parse_body(request, LoginIn)
-    await enforce(kit.login_limit, f"ip:{request[CLIENT_IP]}")
-    await enforce(kit.login_limit, f"email:{body.email}")
+    service = users_settings(request).service
+    try:
+        await enforce(kit.login_limit, f"ip:{request[CLIENT_IP]}")
+        await enforce(kit.login_limit, f"email:{body.email}")
+    except RateLimited:
+        LOGINS.count(service, outcome="locked")
+        raise
     async with request.app[DB].acquire() as conn:
         user = await q.login_candidate(conn, email=body.email)
     # the connection is back in the pool while argon2 runs
-    if not await kit.hasher.verify(user.password_hash if user else None, body.password):
-        raise Unauthorized("wrong email or password")
-    assert user is not None
-    return await start_session(request, user)
+    try:
+        if not await kit.hasher.verify(user.password_hash if user else None, body.password):
+            raise Unauthorized("wrong email or password")
+        assert user is not None
+        return await start_session(request, user)
+    except Unauthorized:
+        LOGINS.count(service, outcome="failed")
+        raise
 
 
 def presented_refresh_token(request: web.Request, body: RefreshIn | None) -> str:
@@ -135,6 +146,8 @@ async def refresh(request: web.Request) -> web.Response:
         elif row.used_at is not None:
             # a replay: the token was stolen or the client is confused; end the session
             await q.revoke_family(conn, reason="refresh token reused", id=row.family_id)
+            REFRESH_REUSE.count(settings.service)  # counted once the revocation commits
+            REVOCATIONS.count(settings.service, reason="refresh_reuse")
         elif row.expired or row.disabled_at is not None:
             pass  # expired, or the account is gone
         else:
@@ -167,8 +180,8 @@ async def logout(request: web.Request) -> web.Response:
     token = presented_refresh_token(request, await refresh_body(request))
     async with request.app[DB].transaction() as conn:
         row = await q.lock_refresh_token(conn, token_hash=digest(token))
-        if row is not None:
-            await q.revoke_family(conn, reason="logout", id=row.family_id)
+        if row is not None and await q.revoke_family(conn, reason="logout", id=row.family_id):
+            REVOCATIONS.count(users_settings(request).service, reason="logout")
     response = web.Response(status=204)
     response.del_cookie(ACCESS_COOKIE, path="/")
     response.del_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH)

@@ -1,6 +1,7 @@
 """The order story's services as real processes behind real NGINX: points (gRPC over
-MariaDB), users, catalog and orders (its outbox relay delivering to points), with the
-keys `make keys` writes. Used by tests/e2e/test_orders_story.py and bench/orders_flow.py.
+MariaDB), users, catalog and orders (its outbox relay delivering to points), and chat
+when its database is given, with the keys `make keys` writes. Used by
+tests/e2e/test_orders_story.py and bench/orders_flow.py.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Dsns:
     catalog: str
     orders: str
     points: str
+    chat: str = ""  # none: no chat process
 
 
 @dataclass
@@ -69,13 +71,14 @@ async def running_story_stack(
         "RATE_LIMIT_IP_RATE": "1000000", "RATE_LIMIT_IP_BURST": "1000000",
         "RATE_LIMIT_USER_RATE": "1000000", "RATE_LIMIT_USER_BURST": "1000000",
     }  # fmt: skip
-    ports = {name: free_port() for name in ("points", "users", "catalog", "orders")}
+    names = ("points", "users", "catalog", "orders") + (("chat",) if dsns.chat else ())
+    ports = {name: free_port() for name in names}
     grpc_port = free_port()
     docs = tmp / "docs"
     docs.mkdir(exist_ok=True)
     gateway = Gateway(
         tmp,
-        {name: [f"127.0.0.1:{ports[name]}"] for name in ("users", "catalog", "orders")},
+        {name: [f"127.0.0.1:{ports[name]}"] for name in names if name != "points"},
         docs,
     )
     envs: dict[str, dict[str, str]] = {
@@ -109,6 +112,11 @@ async def running_story_stack(
             "POINTS_PER_JOB": str(points_per_job),
         },
     }
+    if dsns.chat:  # in-process pub/sub (one replica); orders says who takes part
+        envs["chat"] = {
+            "CHAT_DATABASE_URL": dsns.chat,
+            "ORDERS_URL": f"http://127.0.0.1:{ports['orders']}",
+        }
     services: dict[str, ServiceProcess] = {}
     try:
         for name, env in envs.items():
@@ -126,10 +134,11 @@ async def running_story_stack(
 
 @dataclass
 class Session:
-    """A logged-in account: its id and bearer header."""
+    """A logged-in account: its id, bearer header and email."""
 
     id: str
     headers: dict[str, str] = field(default_factory=dict)
+    email: str = ""
 
 
 async def call(
@@ -149,4 +158,4 @@ async def login(http: aiohttp.ClientSession, users_api: str, email: str, passwor
     headers = {"Authorization": f"Bearer {token}"}
     resp, me = await call(http, "GET", f"{users_api}/v1/users/me", headers=headers)
     assert resp.status == 200, me
-    return Session(me["data"]["id"], headers)
+    return Session(me["data"]["id"], headers, email)

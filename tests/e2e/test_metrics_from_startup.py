@@ -8,9 +8,9 @@ started as real processes and their /metrics read as the very first request each
 every rule must be there:
 - a service's dashboard (`service-<name>`): on that service's /metrics, with its
   `service` label (gRPC series carry none: Prometheus adds `job`);
-- the rules and the overview: the services' metrics on the /metrics of every service
-  whose dashboard names them too (the per-service ones), else on some service; the
-  gateway's (`nginx_*`) on the exporter's /metrics.
+- the rules, the overview and the marketplace: the services' metrics on the /metrics of
+  every service whose dashboard names them too (the per-service ones), else on some
+  service; the gateway's (`nginx_*`) on the exporter's /metrics.
 Not checked here, with the reason: `up` (Prometheus makes it per target), the database
 and container exporters' series (`pg_`, `mysql_`, `redis_`, `container_`: third-party
 exporters that export their gauges from their first scrape; tests/e2e/test_observability.py
@@ -154,7 +154,8 @@ async def test_every_series_a_dashboard_or_rule_names_exists_from_startup(fresh:
             if not fresh.services[svc.name].has(name, service=svc.name):
                 missing.append(f"{name}{{service={svc.name!r}}} (dashboard service-{svc.name})")
     shared = {f"rule {alert}": expr for alert, expr in rule_exprs().items()}
-    shared |= {f"overview: {title}": expr for title, expr in boards["overview"]}
+    for board in ("overview", "marketplace"):
+        shared |= {f"{board}: {title}": expr for title, expr in boards[board]}
     for where, expr in sorted(shared.items()):
         for name in sorted(wanted(metric_names(expr))):
             if name.startswith("nginx_"):

@@ -32,8 +32,9 @@ RULES = prometheus.RULES / "fixup.yml"
 RULE_TESTS = prometheus.HERE / "tests" / "fixup_test.yml"
 COMPOSE_ONLY_PREFIX = "container_"  # cAdvisor
 # the dashboards whose every panel must return data here (service-departments stands for
-# the per-service template: the same panels, its own `service` label)
-MUST_RETURN_DATA = ("overview", "databases", "service-departments")
+# the per-service template: the same panels, its own `service` label; the marketplace
+# sums every service's domain counters, the services' domain rows select them by label)
+MUST_RETURN_DATA = ("overview", "databases", "service-departments", "marketplace")
 LOAD_SECONDS = 10.0  # upper bound of the load phase
 
 

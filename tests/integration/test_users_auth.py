@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from lib.crypto import FieldCipher, generate_key
@@ -356,6 +357,16 @@ async def test_login_is_limited_per_email_and_per_ip_in_redis(
     assert kit.login_limit.shared.prefix == f"{prefix}users:login:"
     email = new_email()
     statuses = []
+
+    def logins() -> list[float]:  # users_logins_total (issue 43)
+        values = [
+            REGISTRY.get_sample_value("users_logins_total", {"service": "users", "outcome": o})
+            for o in ("ok", "failed", "locked")
+        ]
+        assert None not in values, values  # each at 0 from start-up
+        return [value or 0.0 for value in values]
+
+    ok, failed, locked = logins()
     for _ in range(4):
         resp = await client.post("/v1/auth/login", json={"email": email, "password": "x"})
         statuses.append(resp.status)
@@ -364,6 +375,7 @@ async def test_login_is_limited_per_email_and_per_ip_in_redis(
     # another email from the same IP: the IP's budget is spent too
     other = await client.post("/v1/auth/login", json={"email": new_email(), "password": "x"})
     assert other.status == 429
+    assert logins() == [ok, failed + 3, locked + 2]
 
 
 async def test_login_refuses_bad_bodies(client: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 import structlog.testing
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from lib.db.pool import Database, connect
@@ -98,7 +99,17 @@ def pending() -> float:
     return float(OUTBOX_PENDING.labels(SERVICE)._value.get())
 
 
+def mails() -> tuple[float, float]:
+    """users_mails_total{outcome} sent and failed (issue 43)."""
+    sent, failed = (
+        REGISTRY.get_sample_value("users_mails_total", {"service": SERVICE, "outcome": o}) or 0.0
+        for o in ("sent", "failed")
+    )
+    return sent, failed
+
+
 async def test_a_round_sends_a_batch_and_records_a_failure(db: Database, relay_dsn: str) -> None:
+    sent, failed_before = mails()
     recipients = await enqueue(db, BATCH + 2)
     refused = recipients[3]
     mailer = Recorder(relay_dsn, {refused})
@@ -106,6 +117,7 @@ async def test_a_round_sends_a_batch_and_records_a_failure(db: Database, relay_d
     with structlog.testing.capture_logs() as logs:
         done = await relay.run_once()
     assert done == Round(BATCH, BATCH - 1)
+    assert mails() == (sent + BATCH - 1, failed_before + 1)
     assert current_scope() is None  # the round's connection scope is closed
     assert pending() == BATCH + 2  # counted when claimed
     first = [r for r in recipients[:BATCH] if r != refused]
@@ -129,6 +141,7 @@ async def test_a_round_sends_a_batch_and_records_a_failure(db: Database, relay_d
     # the next round: the rest (the failed one is not due yet), then nothing
     assert await relay.run_once() == Round(2, 2)
     assert [m.recipient for m in mailer.sent[-2:]] == recipients[BATCH:]
+    assert mails() == (sent + BATCH + 1, failed_before + 1)
     assert pending() == 3
     assert await relay.run_once() == Round(0, 0)
     assert pending() == 1

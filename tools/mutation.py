@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT_DOC = ROOT / "docs" / "mutation.md"
 MIN_KILL_RATE = 0.90
 DEFAULT_SEED = 20261123
-DEFAULT_PER_MODULE = 2  # x 41 modules: the sample stays under 2 minutes (ADR 0017)
+DEFAULT_PER_MODULE = 2  # x 40 modules: the sample stays under 2 minutes (ADR 0017)
 # what a scratch copy for `sample` needs: the mutated packages, the tests, their data
 SCRATCH_LINKS = ("lib", "codegen", "observability", "services", "tests", "docs", "tools",
                  ".env.example")  # fmt: skip

@@ -49,7 +49,8 @@ def test_the_rules_name_the_alerts_we_expect() -> None:
 def test_every_alert_has_a_runbook_naming_its_promql(name: str) -> None:
     rule = alerts()[name]
     notes = rule["annotations"]
-    assert notes["summary"] and notes["description"]
+    assert notes["summary"]
+    assert notes["description"]
     assert notes["runbook_url"] == f"docs/runbooks/{name}.md"
     page = ROOT / notes["runbook_url"]
     assert page.is_file(), f"{name}: no {page}"
@@ -107,5 +108,3 @@ def test_every_built_service_has_an_availability_and_a_latency_slo() -> None:
 def test_slo_targets_are_ratios() -> None:
     for objective in slo_rules.all_objectives():
         assert 0.9 <= objective.target < 1, objective
-
-

@@ -30,7 +30,8 @@ def tool(name: str, hint: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "module", ["tools.compose", "tools.prometheus", "tools.dashboards", "tools.slo"]
+    "module",
+    ["tools.compose", "tools.prometheus", "tools.dashboards", "tools.slo", "tools.alertmanager"],
 )
 def test_generated_files_are_fresh(module: str) -> None:
     done = subprocess.run(

@@ -139,6 +139,34 @@ def service_panels(service: registry.Microservice) -> list[Panel]:
     return panels
 
 
+def slo_panels(service: registry.Microservice) -> list[Panel]:
+    """The SLO row: each SLO of lib/slo.py (`slo` label) from the recording rules of
+    observability/prometheus/rules/slo.yml (tools/slo.py)."""
+    s = f'service="{service.name}"'
+    return [
+        p(
+            "SLO: SLI over 30 days (availability, latency)",
+            "percentunit",
+            **{"{{slo}}": f"1 - slo:sli_error:ratio_rate30d{{{s}}}"},
+        ),
+        p(
+            "SLO: burn rate (1 = the budget lasts exactly 30 days)",
+            "short",
+            **{
+                f"{{{{slo}}}} {window}": (
+                    f"slo:sli_error:ratio_rate{window}{{{s}}} / slo:error_budget:ratio{{{s}}}"
+                )
+                for window in ("5m", "1h", "6h", "3d")
+            },
+        ),
+        p(
+            "SLO: error budget left (30 days)",
+            "percentunit",
+            **{"{{slo}}": f"slo:error_budget_remaining:ratio{{{s}}}"},
+        ),
+    ]
+
+
 def databases() -> list[Panel]:
     return [
         p("Up", "short", postgresql="pg_up", mariadb="mysql_up", redis="redis_up"),
@@ -245,8 +273,10 @@ def all_dashboards() -> dict[str, dict[str, Any]]:
         "containers": dashboard("fixup-containers", "Fixup / Containers", containers()),
     }
     for service in registry.built_services():
+        panels = service_panels(service)
+        panels += slo_panels(service)
         boards[f"service-{service.name}"] = dashboard(
-            f"fixup-{service.name}", f"Fixup / {service.name}", service_panels(service)
+            f"fixup-{service.name}", f"Fixup / {service.name}", panels
         )
     return boards
 

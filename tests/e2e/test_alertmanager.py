@@ -4,7 +4,8 @@ killed then started again, and a webhook receiver run by this test.
 The rules are the committed ones with InstanceDown's `for:` shortened, and Alertmanager's
 config is tools/alertmanager.py's (routes, grouping, inhibition) with this test's webhook
 as both receivers and 1 s group waits: the notification must come through the `page`
-route, grouped by service, with its runbook URL; and `resolved` once the service is back.
+route, grouped by service, with its runbook URL; while it fires, a burn-rate alert of
+departments is inhibited and one of users is not; `resolved` once the service is back.
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ async def test_instance_down_reaches_the_receiver_and_resolves(
             assert note["alert"]["annotations"]["runbook_url"] == "docs/runbooks/InstanceDown.md"
             assert (prometheus.ROOT / note["alert"]["annotations"]["runbook_url"]).is_file()
 
+            await burn_alerts_are_inhibited_for_the_down_service(f"http://{am_listen}", receiver)
+
             service = ServiceProcess(env, tmp_path / "departments-2.log", name="departments")
             await service.wait_healthy()
 
@@ -156,3 +159,40 @@ async def up(listen: str) -> list[Any]:
     ):
         result: list[Any] = (await resp.json())["data"]["result"]
         return result
+
+
+def burn(service: str) -> dict[str, Any]:
+    labels = {"alertname": "ErrorBudgetBurn", "service": service, "slo": "availability"}
+    return {"labels": {**labels, "severity": "page"}}
+
+
+async def burn_alerts_are_inhibited_for_the_down_service(am: str, receiver: Receiver) -> None:
+    """Burn-rate alerts sent straight to Alertmanager while departments' InstanceDown fires:
+    departments' is suppressed (inhibited by it), users' goes out in its own group."""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{am}/api/v2/alerts", json=[burn("departments"), burn("users")]):
+            pass
+
+        async def states() -> dict[str, dict[str, Any]]:
+            async with http.get(f"{am}/api/v2/alerts") as resp:
+                listed: list[dict[str, Any]] = await resp.json()
+            return {
+                a["labels"]["service"]: a["status"]
+                for a in listed
+                if a["labels"]["alertname"] == "ErrorBudgetBurn"
+            }
+
+        async def both_listed() -> bool:
+            return len(await states()) == 2
+
+        await wait_until(both_listed, "both burn alerts listed by Alertmanager", DELIVERY)
+        status = await states()
+    assert status["departments"]["state"] == "suppressed"
+    assert status["departments"]["inhibitedBy"]
+    assert status["users"]["state"] == "active"
+
+    async def users_notified() -> bool:
+        note = receiver.find("firing", "ErrorBudgetBurn")
+        return note is not None and note["groupLabels"] == {"service": "users"}
+
+    await wait_until(users_notified, "users' burn alert delivered, grouped by service", DELIVERY)

@@ -2,18 +2,21 @@
 runbook_url into docs/runbooks/<alert>.md, whose page exists and names the alert's PromQL;
 promtool's tests (observability/prometheus/tests/, run by tests/e2e/test_observability.py)
 see it fire, and see a burn-rate alert stay silent too; every SLO's latency threshold is a
-bucket bound of its histogram (else its recording rule selects nothing)."""
+bucket bound of its histogram (else its recording rule selects nothing); Alertmanager's
+generated config is valid and routes each severity to its receiver (amtool)."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from typing import Any
 
 import pytest
 import yaml
 
 from lib import metrics, registry, slo
-from tools import prometheus
+from tests.unit.test_deploy import tool
+from tools import alertmanager, prometheus
 from tools import slo as slo_rules
 from tools.generated import ROOT
 
@@ -108,3 +111,32 @@ def test_every_built_service_has_an_availability_and_a_latency_slo() -> None:
 def test_slo_targets_are_ratios() -> None:
     for objective in slo_rules.all_objectives():
         assert 0.9 <= objective.target < 1, objective
+
+
+def amtool(*args: str) -> str:
+    hint = "apt-get install -y prometheus-alertmanager"
+    done = subprocess.run(
+        [tool("amtool", hint), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_alertmanager_config_is_valid_and_routes_each_severity_to_its_receiver() -> None:
+    assert "SUCCESS" in amtool("check-config", str(alertmanager.CONFIG_FILE))
+    severities = {rule["labels"]["severity"] for rule in alerts().values()}
+    assert severities == {"page", "ticket"}
+    for severity in sorted(severities):
+        routed = amtool(
+            "config",
+            "routes",
+            "test",
+            f"--config.file={alertmanager.CONFIG_FILE}",
+            f"severity={severity}",
+            "service=users",
+        )
+        assert routed.strip() == severity

@@ -6,7 +6,7 @@ is stale): per SLO the error ratio over every window the alerts and the budget n
 budget left over 30 days, and two alerts after the SRE workbook's multiwindow,
 multi-burn-rate alerts (as Sloth and Pyrra generate them): `ErrorBudgetBurn` pages at
 14.4x over 1 h (5 min short window) or 6x over 6 h (30 min), `ErrorBudgetSlowBurn` opens a
-ticket at 1x over 3 d (6 h). Unit tests: observability/prometheus/tests/slo_test.yml.
+ticket at 1x over 3 d (6 h). Unit tests: observability/prometheus/tests/slo*_test.yml.
 """
 
 from __future__ import annotations

@@ -161,14 +161,10 @@ def rules() -> dict[str, Any]:
             "expr": f"1 - slo:sli_error:ratio_rate{slo.WINDOW} / slo:error_budget:ratio",
         }
     )
-    return {
-        "groups": [
-            {"name": "slo-objectives", "rules": meta[:-1]},
-            {"name": "slo-error-ratios", "rules": ratios},
-            {"name": "slo-budget", "rules": [meta[-1]]},
-            {"name": "slo-alerts", "rules": ALERTS},
-        ]
-    }
+    # one group: its rules run in this order, so the alerts and the budget read the ratios
+    # of the same evaluation (separate groups run in no set order, and a recorded sample
+    # older than the 5-minute lookback would look absent)
+    return {"groups": [{"name": "slo", "rules": [*meta[:-1], *ratios, meta[-1], *ALERTS]}]}
 
 
 class Literal(str):

@@ -161,7 +161,7 @@ proto: install ## generate betterproto2 messages from proto/ into lib/pb
 proto-check: install ## fail when lib/pb is stale against proto/ (CI)
 	$(PY) -m tools.proto check
 
-deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml, Grafana dashboards, deploy/k8s/base (+ nginx/kustomization.yaml, nginx/k8s/, deploy/k8s/ingress-nginx/), Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ table, the README's mutation scores
+deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml + rules/slo.yml (lib/slo.py), observability/alertmanager/alertmanager.yml, Grafana dashboards, deploy/k8s/base (+ nginx/kustomization.yaml, nginx/k8s/, deploy/k8s/ingress-nginx/), Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ table, the README's mutation scores
 	$(PY) -m tools.compose
 	$(PY) -m tools.prometheus compose
 	$(PY) -m tools.slo

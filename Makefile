@@ -125,6 +125,8 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 	$(PY) -m tools.procfile check
 	$(PY) -m tools.compose check
 	$(PY) -m tools.prometheus check
+	$(PY) -m tools.slo check
+	$(PY) -m tools.alertmanager check
 	$(PY) -m tools.dashboards check
 	$(PY) -m tools.k8s check
 	$(PY) -m tools.kibana check
@@ -163,9 +165,11 @@ proto: install ## generate betterproto2 messages from proto/ into lib/pb
 proto-check: install ## fail when lib/pb is stale against proto/ (CI)
 	$(PY) -m tools.proto check
 
-deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml, Grafana dashboards, deploy/k8s/base (+ nginx/kustomization.yaml, nginx/k8s/, deploy/k8s/ingress-nginx/), Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ table, the README's mutation scores
+deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml + rules/slo.yml (lib/slo.py), observability/alertmanager/alertmanager.yml, Grafana dashboards, deploy/k8s/base (+ nginx/kustomization.yaml, nginx/k8s/, deploy/k8s/ingress-nginx/), Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ table, the README's mutation scores
 	$(PY) -m tools.compose
 	$(PY) -m tools.prometheus compose
+	$(PY) -m tools.slo
+	$(PY) -m tools.alertmanager
 	$(PY) -m tools.dashboards
 	$(PY) -m tools.k8s
 	$(PY) -m tools.kibana

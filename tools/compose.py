@@ -2,7 +2,8 @@
 
 Every built service (one container per replica: chat's two share the DNS name `chat`
 through `deploy.replicas`), the databases, a one-shot `migrate` before the apps, NGINX
-(nginx/compose/), its exporter, Prometheus (observability/prometheus/prometheus.yml),
+(nginx/compose/), its exporter, Prometheus (observability/prometheus/prometheus.yml) and the
+Alertmanager it sends alerts to (observability/alertmanager/),
 Debian-equivalent exporters, cAdvisor and Grafana, MinIO, Mailpit, the Swagger UI, ELK
 (tools/compose_extras.py) and Jaeger, which every app sends its spans to (OTLP/gRPC, ADR
 0012). `check` (CI) fails when it is stale.
@@ -185,6 +186,14 @@ def services() -> dict[str, Any]:
         "volumes": [
             "./observability/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro",
             "./observability/prometheus/rules:/etc/prometheus/rules:ro",
+        ],
+        "depends_on": ["alertmanager"],
+    }
+    out["alertmanager"] = {  # tools/alertmanager.py: routes by severity to its receivers
+        "image": "prom/alertmanager:v0.25.0",
+        "ports": ["127.0.0.1:9093:9093"],
+        "volumes": [
+            "./observability/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"
         ],
     }
     out["grafana"] = {

@@ -250,6 +250,34 @@ def marketplace() -> list[Panel]:
     ]
 
 
+def slo_panels(service: registry.Microservice) -> list[Panel]:
+    """The SLO row: each SLO of lib/slo.py (`slo` label) from the recording rules of
+    observability/prometheus/rules/slo.yml (tools/slo.py)."""
+    s = f'service="{service.name}"'
+    return [
+        p(
+            "SLO: SLI over 30 days (availability, latency)",
+            "percentunit",
+            **{"{{slo}}": f"1 - slo:sli_error:ratio_rate30d{{{s}}}"},
+        ),
+        p(
+            "SLO: burn rate (1 = the budget lasts exactly 30 days)",
+            "short",
+            **{
+                f"{{{{slo}}}} {window}": (
+                    f"slo:sli_error:ratio_rate{window}{{{s}}} / slo:error_budget:ratio{{{s}}}"
+                )
+                for window in ("5m", "1h", "6h", "3d")
+            },
+        ),
+        p(
+            "SLO: error budget left (30 days)",
+            "percentunit",
+            **{"{{slo}}": f"slo:error_budget_remaining:ratio{{{s}}}"},
+        ),
+    ]
+
+
 def databases() -> list[Panel]:
     return [
         p("Up", "short", postgresql="pg_up", mariadb="mysql_up", redis="redis_up"),
@@ -376,10 +404,9 @@ def all_dashboards() -> dict[str, dict[str, Any]]:
         "marketplace": dashboard("fixup-marketplace", "Fixup / Marketplace", marketplace()),
     }
     for service in registry.built_services():
+        panels = [*service_panels(service), row("SLO"), *slo_panels(service)]
         boards[f"service-{service.name}"] = dashboard(
-            f"fixup-{service.name}",
-            f"Fixup / {service.name}",
-            service_panels(service) + domain_row(service),
+            f"fixup-{service.name}", f"Fixup / {service.name}", panels + domain_row(service)
         )
     return boards
 

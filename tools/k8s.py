@@ -6,8 +6,8 @@ pods read (the Secret `fixup-secrets` is referenced, never written: deploy/k8s/R
 the Ingress (ingress-nginx: /api/<svc>/ with the prefix stripped, like NGINX; chat's
 WebSocket upgrade on its own Ingress); the migrations Job.
 
-Also the account pages (tools/k8s_pages.py) and the ingress-nginx controller's settings
-(tools/k8s_controller.py).
+Also the account pages (tools/k8s_pages.py), Alertmanager (tools/k8s_alertmanager.py) and
+the ingress-nginx controller's settings (tools/k8s_controller.py).
 
 The overlays (dev, prod) are hand-written. `check` (CI) fails when a committed file is stale.
 """
@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from lib import registry
+from tools import k8s_alertmanager
 from tools.generated import ROOT, write_or_check
 from tools.k8s_controller import controller_files
 from tools.k8s_objects import HEADER, PART_OF, container_security, dump, labels, metadata
@@ -245,6 +246,7 @@ def files() -> dict[str, str]:
     out["config.yaml"] = dump(config_map())
     out["ingress.yaml"] = dump(*ingresses(built))
     out["migrate-job.yaml"] = dump(migrations_job())
+    out["alertmanager.yaml"] = dump(*k8s_alertmanager.objects())
     out["pages.yaml"] = dump(
         pages_deployment(), pages_service(), pages_disruption_budget(), pages_ingress()
     )

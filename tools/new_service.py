@@ -47,6 +47,7 @@ REGENERATE: tuple[tuple[str, ...], ...] = (
     ("tools.env_example",),
     ("tools.compose",),
     ("tools.prometheus", "compose"),
+    ("tools.slo",),  # lib/slo.py's defaults for the new service
     ("tools.dashboards",),
     ("tools.k8s",),
     ("tools.kibana",),

@@ -52,6 +52,7 @@ METRICS = (
     Package("prometheus-postgres-exporter", "PG metrics", ("prometheus-postgres-exporter",)),
     Package("prometheus-mysqld-exporter", "MariaDB metrics", ("prometheus-mysqld-exporter",)),
     Package("prometheus-redis-exporter", "Redis metrics", ("prometheus-redis-exporter",)),
+    Package("prometheus-alertmanager", "Alertmanager at :9093", ("prometheus-alertmanager",)),
 )
 LOAD = (
     Package("wrk", "the load tests (tests/reliability) and bench/", ("wrk",)),

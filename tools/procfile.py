@@ -57,6 +57,7 @@ def render() -> str:
         f"--stub-status http://{nginx.STATUS_LISTEN}/nginx_status --port {Options.port}"
     )
     lines.append(f"prometheus: {PYTHON} -m tools.prometheus run --optional")
+    lines.append(f"alertmanager: {PYTHON} -m tools.alertmanager run --optional")
     return HEADER + "\n".join(lines) + "\n"
 
 

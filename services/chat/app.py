@@ -21,6 +21,8 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     )
     app[CHAT_SETTINGS] = settings
     app[ws.SOCKETS] = set()
+    # the WebSocket delivery SLO's errors (lib/slo.py): at 0 from start-up
+    ws.SOCKETS_CLOSED.labels(settings.service, "slow")
     app.cleanup_ctx.append(ws.revocation_sweep)
     app.on_shutdown.append(ws.close_all)
     app.add_routes(ws.routes)

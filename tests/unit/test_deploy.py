@@ -29,7 +29,10 @@ def tool(name: str, hint: str) -> str:
     return found
 
 
-@pytest.mark.parametrize("module", ["tools.compose", "tools.prometheus", "tools.dashboards"])
+@pytest.mark.parametrize(
+    "module",
+    ["tools.compose", "tools.prometheus", "tools.dashboards", "tools.slo", "tools.alertmanager"],
+)
 def test_generated_files_are_fresh(module: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", module, "check"], cwd=ROOT, capture_output=True, text=True

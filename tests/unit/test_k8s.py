@@ -18,7 +18,16 @@ import yaml
 
 from lib import registry
 from tests.unit.test_deploy import tool
-from tools import compose, k8s, k8s_controller, k8s_pages, nginx, prometheus
+from tools import (
+    alertmanager,
+    compose,
+    k8s,
+    k8s_alertmanager,
+    k8s_controller,
+    k8s_pages,
+    nginx,
+    prometheus,
+)
 from tools.generated import ROOT
 
 OVERLAYS = ROOT / "deploy" / "k8s" / "overlays"
@@ -62,12 +71,23 @@ def test_overlay_renders_and_validates(overlay: str, tmp_path: Path) -> None:
     assert ("Job", "fixup-migrate") in docs
     images = {
         c["image"] for d in docs.values()
-        if d["kind"] == "Deployment" and d["metadata"]["name"] != k8s_pages.PAGES
+        if d["kind"] == "Deployment"
+        and d["metadata"]["name"] not in (k8s_pages.PAGES, k8s_alertmanager.NAME)
         for c in d["spec"]["template"]["spec"]["containers"]
     }  # fmt: skip
     assert images == {"fixup:dev" if overlay == "dev" else "registry.invalid/fixup:latest"}
     (pages,) = docs[("Deployment", k8s_pages.PAGES)]["spec"]["template"]["spec"]["containers"]
     assert pages["image"] == k8s_pages.PAGES_IMAGE
+    # Alertmanager's config is the committed file, and its Service where Compose has it
+    (am,) = docs[("Deployment", k8s_alertmanager.NAME)]["spec"]["template"]["spec"]["containers"]
+    assert (
+        am["image"]
+        == yaml.safe_load(compose.COMPOSE_FILE.read_text())["services"]["alertmanager"]["image"]
+    )
+    am_conf = docs[("ConfigMap", k8s_alertmanager.NAME)]["data"]["alertmanager.yml"]
+    assert am_conf == alertmanager.CONFIG_FILE.read_text()
+    (port,) = docs[("Service", k8s_alertmanager.NAME)]["spec"]["ports"]
+    assert f"alertmanager:{port['port']}" in prometheus.COMPOSE_FILE.read_text()
     assert (
         pages["resources"]
         == k8s_pages.pages_deployment()["spec"]["template"]["spec"]["containers"][0]["resources"]
@@ -81,7 +101,8 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
     jobs = yaml.safe_load(prometheus.COMPOSE_FILE.read_text())["scrape_configs"]
     sd = {j["job_name"]: j["dns_sd_configs"][0] for j in jobs if "dns_sd_configs" in j}
     deployments = {name for kind, name in docs if kind == "Deployment"}
-    assert deployments == {s.name for s in registry.built_services()} | {k8s_pages.PAGES}
+    third_party = {k8s_pages.PAGES, k8s_alertmanager.NAME}
+    assert deployments == {s.name for s in registry.built_services()} | third_party
     ingresses = [d for (kind, _), d in docs.items() if kind == "Ingress"]  # chat: its own
     routed = {
         p["backend"]["service"]["name"]: p["path"]

@@ -1,0 +1,96 @@
+"""Alertmanager in the Kubernetes base (deploy/k8s/base/alertmanager.yaml, by tools/k8s.py):
+its config from tools/alertmanager.py as a ConfigMap, a Deployment of one (silences and
+notification state live in its emptyDir: one replica, no gossip) and a Service, at
+`alertmanager:9093` for the cluster's Prometheus (which scrapes the pods' annotations)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tools import alertmanager
+from tools.k8s_objects import PART_OF, container_security, labels, metadata
+
+NAME = "alertmanager"
+IMAGE = "prom/alertmanager:v0.25.0"  # Debian's prometheus-alertmanager is 0.25 too
+PORT = 9093
+CONF_DIR = "/etc/alertmanager"
+UID = 65534  # the image's `nobody`
+
+
+def config_map() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(NAME),
+        "data": {"alertmanager.yml": alertmanager.render(alertmanager.config())},
+    }
+
+
+def deployment() -> dict[str, Any]:
+    def probe(path: str) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10}
+
+    container = {
+        "name": NAME,
+        "image": IMAGE,
+        "args": [
+            f"--config.file={CONF_DIR}/alertmanager.yml",
+            "--storage.path=/alertmanager",
+            f"--web.listen-address=:{PORT}",
+            "--cluster.listen-address=",
+        ],
+        "ports": [{"name": "http", "containerPort": PORT}],
+        "livenessProbe": probe("/-/healthy"),
+        "readinessProbe": probe("/-/ready"),
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "32Mi"},
+            "limits": {"cpu": "200m", "memory": "128Mi"},
+        },
+        "securityContext": {**container_security(), "readOnlyRootFilesystem": True},
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONF_DIR, "readOnly": True},
+            {"name": "data", "mountPath": "/alertmanager"},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(NAME),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels(NAME)},
+            "template": {
+                "metadata": {"labels": {**labels(NAME), **PART_OF}},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": UID,
+                        "runAsGroup": UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": NAME}},
+                        {"name": "data", "emptyDir": {"sizeLimit": "64Mi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def service() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(NAME),
+        "spec": {
+            "selector": labels(NAME),
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
+        },
+    }
+
+
+def objects() -> list[dict[str, Any]]:
+    return [config_map(), deployment(), service()]

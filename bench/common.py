@@ -238,9 +238,10 @@ def pgbench_tps(dsn: str, statements: Sequence[str], *, clients: int, seconds: f
             *("-n", "-M", "prepared", f"-c{clients}", f"-j{min(clients, 2)}"),
             *(f"-T{max(1, round(seconds))}", "-f", script.name, dsn),
         ]
-        out = subprocess.run(
-            command, capture_output=True, text=True, check=True, timeout=seconds + 60
-        ).stdout
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+        if done.returncode != 0:  # say why (too many clients, a bad statement), not only "1"
+            raise RuntimeError(f"pgbench failed ({done.returncode}): {done.stderr.strip()}")
+        out = done.stdout
     found = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
     if found is None:
         raise RuntimeError(f"pgbench printed no tps:\n{out}")

@@ -8,7 +8,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-fast test-reliability test-unit migrate-up migrate-down migrate-status \
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
-	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service
+	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service check-service
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -172,6 +172,10 @@ deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/p
 new-service: install ## a working service from lib/registry.py: name=X db=postgresql|mysql [grpc=1] (tools/new_service.py)
 	@test -n "$(name)" || { echo "usage: make new-service name=<name> db=<postgresql|mysql> [grpc=1]"; exit 2; }
 	$(PY) -m tools.new_service new "$(name)" --db "$(or $(db),postgresql)" $(if $(grpc),--grpc)
+
+check-service: install ## a REST service and NGINX on free ports: its /health and one list through the gateway (svc=X)
+	@test -n "$(svc)" || { echo "usage: make check-service svc=<$$($(SERVICE_NAMES))>"; exit 2; }
+	$(PY) -m tools.check_service "$(svc)"
 
 remove-service: install ## undo make new-service: name=X
 	@test -n "$(name)" || { echo "usage: make remove-service name=<name>"; exit 2; }

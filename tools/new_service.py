@@ -142,6 +142,8 @@ class Scaffold:
             out[f"{own}/schemas.py.tmpl"] = Path(f"services/{n}/schemas.py")
             test = "tests/test_api.py.tmpl" if own == "service" else "mysql/test_api.py.tmpl"
             out[test] = Path(f"tests/integration/test_{n}_api.py")
+        cases = "tests" if self.engine == "postgresql" else "mysql"
+        out[f"{cases}/constraints.py.tmpl"] = Path(f"tests/integration/constraints_{n}.py")
         out[f"{self.engine}/0001_initial.sql.tmpl"] = Path(f"migrations/{n}/0001_initial.sql")
         out[f"{self.engine}/0001_initial.rollback.sql.tmpl"] = Path(
             f"migrations/{n}/0001_initial.rollback.sql"
@@ -159,6 +161,7 @@ def owned_paths(name: str) -> list[Path]:
         Path(f"sql/{name}"),
         Path(f"tests/integration/test_{name}_api.py"),
         Path(f"tests/integration/test_{name}_grpc.py"),
+        Path(f"tests/integration/constraints_{name}.py"),
         Path(f"proto/{name}"),
         Path(f"lib/pb/{name}"),  # its generated messages (the proto package is its name)
         Path(f"docs/openapi/{name}.json"),

@@ -125,6 +125,7 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 	$(PY) -m tools.k8s check
 	$(PY) -m tools.kibana check
 	$(PY) -m tools.libtable check
+	$(PY) -m tools.servicetable check
 	$(PY) -m tools.mutation_scores check
 	$(PY) -m tools.env_example check
 
@@ -159,7 +160,7 @@ proto: install ## generate betterproto2 messages from proto/ into lib/pb
 proto-check: install ## fail when lib/pb is stale against proto/ (CI)
 	$(PY) -m tools.proto check
 
-deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml, Grafana dashboards, deploy/k8s/base (+ nginx/kustomization.yaml, nginx/k8s/, deploy/k8s/ingress-nginx/), Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ table, the README's mutation scores
+deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml, Grafana dashboards, deploy/k8s/base (+ nginx/kustomization.yaml, nginx/k8s/, deploy/k8s/ingress-nginx/), Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ and service tables, the README's mutation scores
 	$(PY) -m tools.compose
 	$(PY) -m tools.prometheus compose
 	$(PY) -m tools.dashboards
@@ -167,6 +168,7 @@ deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/p
 	$(PY) -m tools.kibana
 	$(PY) -m tools.env_example
 	$(PY) -m tools.libtable
+	$(PY) -m tools.servicetable
 	$(PY) -m tools.mutation_scores
 
 new-service: install ## a working service from lib/registry.py: name=X db=postgresql|mysql [grpc=1] (tools/new_service.py)

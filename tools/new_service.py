@@ -2,12 +2,18 @@
 
 `new` adds X to lib/registry.py (the next index, the first free ports), writes a working
 service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration,
-query file and sqlc.yaml; an API test), then regenerates everything derived: its typed
-repository (`make sqlc`), its OpenAPI document, the Procfile, NGINX's compose copy,
-`.env.example`, Compose, Prometheus, the dashboards, Kubernetes and Kibana. `remove`
-deletes what `new` wrote (the files of the service, its database's folders, its
-document and test) and its registry entry, and regenerates the same files: on a tree
-where nothing else changed, the tree is as before.
+query file and sqlc.yaml; an API test and its constraint cases), then regenerates
+everything derived: its typed repository (`make sqlc`), its OpenAPI document, the
+Procfile, NGINX's compose copy, `.env.example`, Compose, Prometheus, the dashboards,
+Kubernetes, Kibana and docs/architecture.md's service tables. `remove` deletes what `new`
+wrote (the files of the service, its database's folders, its document and tests) and its
+registry entry, and regenerates the same files: on a tree where nothing else changed, the
+tree is as before. A bad name or engine is refused before anything is written, and both
+run in a transaction: a failure midway (or Ctrl-C) puts every file back.
+
+A PostgreSQL REST service follows every house rule of docs/api.md (list and item with
+ETags, create with Idempotency-Key, PATCH and DELETE with If-Match, declared access); a
+MariaDB one has list, get and create (no MariaDB store of idempotency keys yet).
 
 What is left to the person is what only they can say: the queries, migrations, schemas,
 handlers and tests of the service's own behaviour.
@@ -83,6 +89,7 @@ REGENERATE: tuple[tuple[str, ...], ...] = (
     ("tools.dashboards",),
     ("tools.k8s",),
     ("tools.kibana",),
+    ("tools.servicetable",),
 )
 
 

@@ -175,7 +175,7 @@ def ledger_row(db: Db) -> Row:
 
 
 # Per db, its tables in dependency order (dict order is the insertion order of first rows).
-FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {
+FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on purpose: their rows
     "departments": {
         "departments": lambda db: {"name": unique("Dept"), "address": "1 Main St"},
         "idempotency_keys": idempotency_key_row,

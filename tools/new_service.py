@@ -49,7 +49,7 @@ SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
 REGISTRY = ROOT / "lib" / "registry.py"
 MARKER = "    # `make new-service` adds its entry above this line\n"
 # letters only: the codegen splits digits off ("ledger123" -> module ledger_123.py)
-NAME = re.compile(r"^[a-z]{2,30}$")
+NAME = re.compile(r"^[a-z]{2,20}$")
 ENGINES: tuple[registry.Engine, ...] = ("postgresql", "mysql")
 # words PostgreSQL or MariaDB reserve: the name is a bare table name in SQL
 _RESERVED_WORDS = """
@@ -202,7 +202,7 @@ def check_new(name: str, engine: str, root: Path) -> None:
         raise ScaffoldError(f"{name!r} is in lib/registry.py already")
     if not NAME.match(name):
         raise ScaffoldError(
-            f"name={name!r}: 2-30 lowercase letters a-z "
+            f"name={name!r}: 2-20 lowercase letters a-z "
             "(it is a Python package, a table, a database and an environment prefix)"
         )
     words = {name, singular(name)}
@@ -287,6 +287,9 @@ def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
     entry = registry_entry(name, engine, grpc)
     registry_file.write_text(text.replace(MARKER, entry + MARKER))
     print(f"new-service: {name} in lib/registry.py, services/{name}/ and its sql/, migrations/")
+    # a long name makes long lines: the written code is formatted as the repository is
+    written = [str(t) for t in scaffold.files().values() if t.suffix == ".py"]
+    run(root, "ruff", "format", "--quiet", *written)
     run(root, "tools.sqlc", "generate", name)
     if grpc:
         run(root, "tools.proto", "gen")  # a gRPC service has no OpenAPI document

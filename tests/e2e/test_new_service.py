@@ -159,7 +159,7 @@ def test_a_refused_name_or_a_failure_midway_changes_nothing(tree: Path) -> None:
         timeout=STEP_TIMEOUT,
     )
     assert refused.returncode != 0
-    assert "2-30 lowercase letters a-z" in refused.stderr
+    assert "2-20 lowercase letters a-z" in refused.stderr
     assert status(tree) == ""
     # a generator fails after the service, registry and repository are written
     broken = tree / "tools" / "kibana.py"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from lib import registry
+from tests.conftest import for_service
 from tools import servicetable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +112,11 @@ def test_a_hard_coded_list_is_found(source: str) -> None:
     assert doc_lists(table) != []
     assert doc_lists(f"<!-- x:begin -->\n{table}<!-- x:end -->\n") == []
     assert python_lists(f"ONE = {sorted(REST)[:1]!r}") == []
+
+
+@pytest.mark.parametrize("service", registry.MICROSERVICES, ids=lambda s: s.name)
+def test_make_test_svc_never_runs_the_scaffold_test(service: registry.Microservice) -> None:
+    """`make test svc=X` runs X's files; the scaffold's e2e test scaffolds throwaway names."""
+    scaffold_test = ROOT / "tests" / "e2e" / "test_new_service.py"
+    assert not for_service(scaffold_test, service.name)
+    assert for_service(ROOT / "tests" / "integration" / "test_departments_api.py", "departments")

@@ -299,7 +299,9 @@ def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
     reached = "its gRPC port, see lib/registry.py" if grpc else f"GET /api/{name}/health via NGINX"
     code = f"proto/{name}/v1 (then make proto), service.py" if grpc else "schemas.py, handlers.py"
     print(
-        f"new-service: done. Next: `make test svc={name}`, `make run` ({reached}); its own "
+        f"new-service: done. Next: `make test svc={name}`, "
+        + ("" if grpc else f"`make check-service svc={name}` (its route through NGINX), ")
+        + f"`make run` ({reached}); its own "
         f"behaviour goes in sql/{name}/queries, migrations/{name} (make migrate-new "
         f"db={name} name=...), services/{name}/ ({code}), and its tests"
     )

@@ -144,6 +144,8 @@ async def test_a_service_without_dependencies_answers_as_declared(
         return
     client = await aiohttp_client(plain_app(service, migrated_db(service)))
     await every_operation_as_declared(client, service, None)
+    owned = [op for op in operations(await spec_of(client)) if op.access and op.access["owner"]]
+    assert owned == [], f"{service}: wire it in `stack` and `owned_world` to check its owners"
 
 
 async def every_operation_as_declared(client: Any, service: str, users_dsn: str | None) -> None:
@@ -285,7 +287,7 @@ async def test_someone_elses_resource_is_refused_and_left_unchanged(
     }  # fmt: skip
     wrong: list[str] = []
     tried = 0
-    for service in HTTP_SERVICES:  # those with no owner operation skip every one
+    for service in sorted(WIRED):  # those with no owner operation skip every one
         client = stack[service]
         for op in operations(await spec_of(client)):
             if op.access is None or not op.access["owner"]:

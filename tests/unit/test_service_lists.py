@@ -21,7 +21,7 @@ from tests.conftest import for_service
 from tools import servicetable
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHON = ("lib", "codegen", "services", "tools", "observability", "tests")
+PYTHON = ("lib", "codegen", "services", "tools", "observability", "tests", "bench")
 SKIP = {ROOT / "lib" / "registry.py"}
 # measurements of past runs and decisions as of their date name what they measured
 DOCS_NOT_CHECKED = {"benchmarks.md", "reliability.md"}

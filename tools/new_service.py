@@ -308,16 +308,17 @@ def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
 
 
 def remove(name: str, root: Path = ROOT) -> None:
+    registry_file = root / REGISTRY.relative_to(ROOT)
+    entry = re.compile(rf'^    Microservice\("{re.escape(name)}", .*\n', re.M)
+    if name not in registry.BY_NAME or not entry.search(registry_file.read_text()):
+        raise ScaffoldError(f"{name!r} is not a one-line entry of lib/registry.py (new-service's)")
     with transaction(root, "remove-service"):
-        _remove(name, root)
+        _remove(name, root, entry)
 
 
-def _remove(name: str, root: Path) -> None:
+def _remove(name: str, root: Path, entry: re.Pattern[str]) -> None:
     registry_file = root / REGISTRY.relative_to(ROOT)
     text = registry_file.read_text()
-    entry = re.compile(rf'^    Microservice\("{re.escape(name)}", .*\n', re.M)
-    if name not in registry.BY_NAME or not entry.search(text):
-        raise ScaffoldError(f"{name!r} is not a one-line entry of lib/registry.py (new-service's)")
     grpc = (root / "proto" / name).is_dir()
     for path in owned_paths(name):
         target = root / path

@@ -3,6 +3,8 @@ each refusal names what is wrong; a good name passes every check."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tools import new_service
@@ -43,3 +45,16 @@ def test_a_good_name_passes(name: str) -> None:
 def test_the_article_fits_the_word() -> None:
     assert new_service.Scaffold("invoices", "postgresql").values()["article"] == "an invoice"
     assert new_service.Scaffold("ledgers", "mysql").values()["article"] == "a ledger"
+
+
+def test_the_recipe_s_files_a_person_edits_are_the_service_s_own() -> None:
+    """docs/recipes.md "Add a service", step 3: every file it names is one `new-service`
+    wrote for the example (so `remove-service` takes it too): nothing outside the service."""
+    page = (ROOT / "docs" / "recipes.md").read_text()
+    step = page[page.index("3. **Its own behaviour**") : page.index("`make remove-service name=")]
+    named = {p.rstrip("/") for p in re.findall(r"`([\w./-]*invoices[\w./-]*)`", step)}
+    named = {p for p in named if "/" in p}  # paths, not `make` arguments
+    assert len(named) >= 6, named
+    owned = [str(p) for p in new_service.owned_paths("invoices")]
+    outside = sorted(p for p in named if not any(p == o or p.startswith(f"{o}/") for o in owned))
+    assert outside == [], f"the recipe has a person edit outside the service: {outside}"

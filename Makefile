@@ -8,7 +8,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-fast test-reliability test-unit migrate-up migrate-down migrate-status \
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
-	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check
+	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
+	check-service
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -131,6 +132,7 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 	$(PY) -m tools.k8s check
 	$(PY) -m tools.kibana check
 	$(PY) -m tools.libtable check
+	$(PY) -m tools.servicetable check
 	$(PY) -m tools.mutation_scores check
 	$(PY) -m tools.env_example check
 
@@ -165,7 +167,7 @@ proto: install ## generate betterproto2 messages from proto/ into lib/pb
 proto-check: install ## fail when lib/pb is stale against proto/ (CI)
 	$(PY) -m tools.proto check
 
-deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml + rules/slo.yml (lib/slo.py), observability/alertmanager/alertmanager.yml, Grafana dashboards, deploy/k8s/base (+ nginx/kustomization.yaml, nginx/k8s/, deploy/k8s/ingress-nginx/), Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ table, the README's mutation scores
+deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml + rules/slo.yml (lib/slo.py), observability/alertmanager/alertmanager.yml, Grafana dashboards, deploy/k8s/base (+ nginx/kustomization.yaml, nginx/k8s/, deploy/k8s/ingress-nginx/), Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ and service tables, the README's mutation scores
 	$(PY) -m tools.compose
 	$(PY) -m tools.prometheus compose
 	$(PY) -m tools.slo
@@ -175,11 +177,16 @@ deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/p
 	$(PY) -m tools.kibana
 	$(PY) -m tools.env_example
 	$(PY) -m tools.libtable
+	$(PY) -m tools.servicetable
 	$(PY) -m tools.mutation_scores
 
 new-service: install ## a working service from lib/registry.py: name=X db=postgresql|mysql [grpc=1] (tools/new_service.py)
 	@test -n "$(name)" || { echo "usage: make new-service name=<name> db=<postgresql|mysql> [grpc=1]"; exit 2; }
 	$(PY) -m tools.new_service new "$(name)" --db "$(or $(db),postgresql)" $(if $(grpc),--grpc)
+
+check-service: install ## a REST service and NGINX on free ports: its /health and one list through the gateway (svc=X)
+	@test -n "$(svc)" || { echo "usage: make check-service svc=<$$($(SERVICE_NAMES))>"; exit 2; }
+	$(PY) -m tools.check_service "$(svc)"
 
 remove-service: install ## undo make new-service: name=X
 	@test -n "$(name)" || { echo "usage: make remove-service name=<name>"; exit 2; }

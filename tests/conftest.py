@@ -95,9 +95,14 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     svc = config.getoption("--svc")
     if not svc or not collection_path.name.startswith("test_") or collection_path.suffix != ".py":
         return None
-    named = re.search(rf"(^|_){svc}(_|\.py$)", collection_path.name) is not None
-    imports = re.search(rf"\bservices[./]{svc}\b", collection_path.read_text()) is not None
-    return not (named or imports)
+    return not for_service(collection_path, svc)
+
+
+def for_service(path: Path, svc: str) -> bool:
+    """A test file of `--svc`: named for it or importing `services.<svc>` (so never
+    tests/e2e/test_new_service.py, whose services are throwaway names)."""
+    named = re.search(rf"(^|_){svc}(_|\.py$)", path.name) is not None
+    return named or re.search(rf"\bservices[./]{svc}\b", path.read_text()) is not None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -2,12 +2,18 @@
 
 `new` adds X to lib/registry.py (the next index, the first free ports), writes a working
 service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration,
-query file and sqlc.yaml; an API test), then regenerates everything derived: its typed
-repository (`make sqlc`), its OpenAPI document, the Procfile, NGINX's compose copy,
-`.env.example`, Compose, Prometheus, the dashboards, Kubernetes and Kibana. `remove`
-deletes what `new` wrote (the files of the service, its database's folders, its
-document and test) and its registry entry, and regenerates the same files: on a tree
-where nothing else changed, the tree is as before.
+query file and sqlc.yaml; an API test and its constraint cases), then regenerates
+everything derived: its typed repository (`make sqlc`), its OpenAPI document, the
+Procfile, NGINX's compose copy, `.env.example`, Compose, Prometheus, the dashboards,
+Kubernetes, Kibana and docs/architecture.md's service tables. `remove` deletes what `new`
+wrote (the files of the service, its database's folders, its document and tests) and its
+registry entry, and regenerates the same files: on a tree where nothing else changed, the
+tree is as before. A bad name or engine is refused before anything is written, and both
+run in a transaction: a failure midway (or Ctrl-C) puts every file back.
+
+A PostgreSQL REST service follows every house rule of docs/api.md (list and item with
+ETags, create with Idempotency-Key, PATCH and DELETE with If-Match, declared access); a
+MariaDB one has list, get and create (no MariaDB store of idempotency keys yet).
 
 What is left to the person is what only they can say: the queries, migrations, schemas,
 handlers and tests of the service's own behaviour.
@@ -22,15 +28,19 @@ OpenAPI document), and a test calling the RPC over a real grpc.aio channel.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import keyword
+import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from codegen.naming import pascal
+from codegen.naming import pascal, snake
 from codegen.plan import model_name, singular
 from lib import registry
 
@@ -38,7 +48,36 @@ ROOT = Path(__file__).resolve().parent.parent
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
 REGISTRY = ROOT / "lib" / "registry.py"
 MARKER = "    # `make new-service` adds its entry above this line\n"
-NAME = re.compile(r"^[a-z][a-z0-9]{1,29}$")
+# letters only: the codegen splits digits off ("ledger123" -> module ledger_123.py)
+NAME = re.compile(r"^[a-z]{2,20}$")
+ENGINES: tuple[registry.Engine, ...] = ("postgresql", "mysql")
+# words PostgreSQL or MariaDB reserve: the name is a bare table name in SQL
+_RESERVED_WORDS = """
+    accessible add all alter analyse analyze and any array as asc asymmetric authorization
+    before between bigint binary blob both by call cascade case cast change char character
+    check collate collation column concurrently condition constraint continue convert create
+    cross current cursor database databases dec decimal declare default deferrable delayed
+    delete desc describe deterministic distinct distinctrow div do double drop dual each else
+    elseif empty enclosed end escaped except exists exit explain false fetch float for force
+    foreign freeze from full fulltext generated get grant group groups having if ignore ilike
+    in index infile initially inner inout insert int integer intersect interval into is
+    isnull iterate join key keys kill lag lateral lead leading leave left like limit linear
+    lines load localtime localtimestamp lock long longblob loop match merge mod modifies
+    natural not notnull null numeric of offset on only optimize option optionally or order
+    out outer outfile over overlaps partition placing precision primary procedure purge range
+    rank read reads real recursive references regexp release rename repeat replace require
+    resignal restrict return returning revoke right rlike row rows schema schemas select
+    sensitive separator set show signal similar smallint some spatial specific sql
+    sqlexception sqlstate sqlwarning ssl starting stored symmetric system table tablesample
+    terminated then tinyint to trailing trigger true undo union unique unlock unsigned update
+    usage use user using values varbinary varchar variadic varying verbose virtual when where
+    while window with write xor zerofill
+"""
+SQL_RESERVED = frozenset(_RESERVED_WORDS.split())
+# a generated module of services/<name>/db/ besides the service's own
+DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions"})
+# what a transaction of the scaffold snapshots: the tree without caches and environments
+UNTRACKED = frozenset({".git", ".venv", "node_modules", "var", "mutants", "test-artifacts"})
 # generators of the files derived from the registry, in order (each a fresh process: the
 # registry is read at import); `make deploy-gen` + procfile + nginx-compose
 REGENERATE: tuple[tuple[str, ...], ...] = (
@@ -51,6 +90,7 @@ REGENERATE: tuple[tuple[str, ...], ...] = (
     ("tools.dashboards",),
     ("tools.k8s",),
     ("tools.kibana",),
+    ("tools.servicetable",),
 )
 
 
@@ -68,12 +108,14 @@ class Scaffold:
 
     def values(self) -> dict[str, str]:
         postgres = self.engine == "postgresql"
+        one = singular(self.name)
         return {
             "name": self.name,
             "NAME": self.name.upper(),
             "Name": pascal(self.name),
             "Model": model_name(self.name),
             "model": singular(self.name),
+            "article": f"{'an' if one[0] in 'aeiou' else 'a'} {one}",  # "an invoice"
             "Settings": f"{pascal(self.name)}Settings",
             "ID": "uuid.UUID" if postgres else "str",
             "new_id": "uuid.uuid4()" if postgres else "str(uuid.uuid4())",
@@ -99,9 +141,17 @@ class Scaffold:
         else:
             out = {
                 f"service/{module}.py.tmpl": Path(f"services/{n}/{module}.py")
-                for module in ("__init__", "__main__", "app", "settings", "handlers", "schemas")
+                for module in ("__init__", "__main__", "app", "settings")
             }
-            out["tests/test_api.py.tmpl"] = Path(f"tests/integration/test_{n}_api.py")
+            # PostgreSQL's carry every house rule (ETags, Idempotency-Key, If-Match); MySQL's
+            # the list, get and create (no MariaDB store of idempotency keys yet)
+            own = "service" if self.engine == "postgresql" else "mysql"
+            out[f"{own}/handlers.py.tmpl"] = Path(f"services/{n}/handlers.py")
+            out[f"{own}/schemas.py.tmpl"] = Path(f"services/{n}/schemas.py")
+            test = "tests/test_api.py.tmpl" if own == "service" else "mysql/test_api.py.tmpl"
+            out[test] = Path(f"tests/integration/test_{n}_api.py")
+        cases = "tests" if self.engine == "postgresql" else "mysql"
+        out[f"{cases}/constraints.py.tmpl"] = Path(f"tests/integration/constraints_{n}.py")
         out[f"{self.engine}/0001_initial.sql.tmpl"] = Path(f"migrations/{n}/0001_initial.sql")
         out[f"{self.engine}/0001_initial.rollback.sql.tmpl"] = Path(
             f"migrations/{n}/0001_initial.rollback.sql"
@@ -119,6 +169,7 @@ def owned_paths(name: str) -> list[Path]:
         Path(f"sql/{name}"),
         Path(f"tests/integration/test_{name}_api.py"),
         Path(f"tests/integration/test_{name}_grpc.py"),
+        Path(f"tests/integration/constraints_{name}.py"),
         Path(f"proto/{name}"),
         Path(f"lib/pb/{name}"),  # its generated messages (the proto package is its name)
         Path(f"docs/openapi/{name}.json"),
@@ -144,14 +195,27 @@ def registry_entry(name: str, engine: registry.Engine, grpc: bool = False) -> st
     return f"    Microservice({fields}),\n"
 
 
-def check_new(name: str, root: Path) -> None:
-    if not NAME.match(name):
-        raise ScaffoldError(
-            f"name={name!r}: 2-30 lowercase letters and digits, starting with a letter "
-            "(it is a Python package, a database and an environment prefix)"
-        )
+def check_new(name: str, engine: str, root: Path) -> None:
+    """Every refusal comes here, before anything is written."""
+    if engine not in ENGINES:
+        raise ScaffoldError(f"db={engine!r}: one of {', '.join(ENGINES)}")
     if name in registry.BY_NAME or name in {s.database for s in registry.MICROSERVICES}:
         raise ScaffoldError(f"{name!r} is in lib/registry.py already")
+    if not NAME.match(name):
+        raise ScaffoldError(
+            f"name={name!r}: 2-20 lowercase letters a-z "
+            "(it is a Python package, a table, a database and an environment prefix)"
+        )
+    words = {name, singular(name)}
+    if any(keyword.iskeyword(w) or snake(w) != w for w in words) or words & DB_MODULES:
+        raise ScaffoldError(f"name={name!r}: a Python keyword or a name the codegen reserves")
+    if words & SQL_RESERVED:
+        raise ScaffoldError(f"name={name!r}: a word SQL reserves (it names the table)")
+    prefix = f"{name.upper()}_"
+    example = (root / ".env.example").read_text() if (root / ".env.example").exists() else ""
+    clash = sorted(set(re.findall(rf"^#?\s*({prefix}[A-Z0-9_]+)=", example, re.M)))
+    if clash:
+        raise ScaffoldError(f"name={name!r}: its settings would clash with {', '.join(clash)}")
     taken = [str(p) for p in owned_paths(name) if (root / p).exists()]
     if taken:
         raise ScaffoldError(f"{', '.join(taken)} exist(s) already: remove first")
@@ -171,8 +235,48 @@ def regenerate(root: Path) -> None:
         run(root, *command)
 
 
+def _files(root: Path) -> tuple[dict[Path, bytes], set[Path]]:
+    """Every file's content and every folder of the tree (caches and environments not)."""
+    found: dict[Path, bytes] = {}
+    folders: set[Path] = set()
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in UNTRACKED and not d.startswith((".", "__"))]
+        folders.add(Path(folder).relative_to(root))
+        for file_name in names:
+            path = Path(folder, file_name)
+            if not path.is_symlink():
+                found[path.relative_to(root)] = path.read_bytes()
+    return found, folders
+
+
+@contextlib.contextmanager
+def transaction(root: Path, command: str) -> Iterator[None]:
+    """A failure (or Ctrl-C) anywhere inside leaves the tree as it was: every file is read
+    first, and what was added, changed or deleted is put back (the tree is a few MB)."""
+    before, folders = _files(root)
+    try:
+        yield
+    except BaseException:
+        after, now = _files(root)
+        for folder in sorted(now - folders, key=lambda p: len(p.parts)):
+            shutil.rmtree(root / folder, ignore_errors=True)  # new: with its caches
+        for path in after.keys() - before.keys():
+            (root / path).unlink(missing_ok=True)
+        for path, content in before.items():
+            if after.get(path) != content:
+                (root / path).parent.mkdir(parents=True, exist_ok=True)
+                (root / path).write_bytes(content)
+        print(f"{command}: failed, so every file is as it was before", file=sys.stderr)
+        raise
+
+
 def new(name: str, engine: registry.Engine, root: Path = ROOT, *, grpc: bool = False) -> None:
-    check_new(name, root)
+    check_new(name, engine, root)
+    with transaction(root, "new-service"):
+        _write(name, engine, root, grpc)
+
+
+def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
     scaffold = Scaffold(name, engine, grpc)
     values = scaffold.values()
     for template, target in scaffold.files().items():
@@ -184,6 +288,9 @@ def new(name: str, engine: registry.Engine, root: Path = ROOT, *, grpc: bool = F
     entry = registry_entry(name, engine, grpc)
     registry_file.write_text(text.replace(MARKER, entry + MARKER))
     print(f"new-service: {name} in lib/registry.py, services/{name}/ and its sql/, migrations/")
+    # a long name makes long lines: the written code is formatted as the repository is
+    written = [str(t) for t in scaffold.files().values() if t.suffix == ".py"]
+    run(root, "ruff", "format", "--quiet", *written)
     run(root, "tools.sqlc", "generate", name)
     if grpc:
         run(root, "tools.proto", "gen")  # a gRPC service has no OpenAPI document
@@ -193,7 +300,9 @@ def new(name: str, engine: registry.Engine, root: Path = ROOT, *, grpc: bool = F
     reached = "its gRPC port, see lib/registry.py" if grpc else f"GET /api/{name}/health via NGINX"
     code = f"proto/{name}/v1 (then make proto), service.py" if grpc else "schemas.py, handlers.py"
     print(
-        f"new-service: done. Next: `make test svc={name}`, `make run` ({reached}); its own "
+        f"new-service: done. Next: `make test svc={name}`, "
+        + ("" if grpc else f"`make check-service svc={name}` (its route through NGINX), ")
+        + f"`make run` ({reached}); its own "
         f"behaviour goes in sql/{name}/queries, migrations/{name} (make migrate-new "
         f"db={name} name=...), services/{name}/ ({code}), and its tests"
     )
@@ -201,10 +310,16 @@ def new(name: str, engine: registry.Engine, root: Path = ROOT, *, grpc: bool = F
 
 def remove(name: str, root: Path = ROOT) -> None:
     registry_file = root / REGISTRY.relative_to(ROOT)
-    text = registry_file.read_text()
     entry = re.compile(rf'^    Microservice\("{re.escape(name)}", .*\n', re.M)
-    if name not in registry.BY_NAME or not entry.search(text):
+    if name not in registry.BY_NAME or not entry.search(registry_file.read_text()):
         raise ScaffoldError(f"{name!r} is not a one-line entry of lib/registry.py (new-service's)")
+    with transaction(root, "remove-service"):
+        _remove(name, root, entry)
+
+
+def _remove(name: str, root: Path, entry: re.Pattern[str]) -> None:
+    registry_file = root / REGISTRY.relative_to(ROOT)
+    text = registry_file.read_text()
     grpc = (root / "proto" / name).is_dir()
     for path in owned_paths(name):
         target = root / path

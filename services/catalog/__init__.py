@@ -1,1 +1,1 @@
-"""The catalog service: the taxonomy, the services and which provider offers which."""
+"""The catalog service: category types → categories → subcategories → services; who offers what."""

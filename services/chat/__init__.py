@@ -1,1 +1,1 @@
-"""The chat service."""
+"""The chat service: conversations, messages, push to every socket (replicas share Redis)."""

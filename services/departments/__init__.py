@@ -1,1 +1,1 @@
-"""The departments service."""
+"""The departments service: departments (name, address)."""

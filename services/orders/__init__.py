@@ -1,1 +1,1 @@
-"""The orders service."""
+"""The orders service: orders, offers, jobs, reviews, currencies, the outbox (relayed to points)."""

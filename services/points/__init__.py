@@ -1,1 +1,1 @@
-"""The points service."""
+"""The points service: balances and the idempotent ledger."""

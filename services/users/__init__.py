@@ -1,1 +1,1 @@
-"""The users service."""
+"""The users service: users, refresh-token families, email tokens; auth, profiles, pictures."""

@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from lib import registry
 from tests.integration.auth_support import KEYS
 from tests.servers import free_port
 from tools import nginx as nginx_tool
@@ -303,10 +304,9 @@ async def running_stack(
     down = free_port()
     gateway = Gateway(
         tmp,
-        {
+        {  # every REST service of the registry down but these three
+            **{s.name: [f"127.0.0.1:{down}"] for s in registry.gateway_services()},
             "departments": [f"127.0.0.1:{service.port}"],
-            "users": [f"127.0.0.1:{down}"],
-            "orders": [f"127.0.0.1:{down}"],
             "catalog": [f"127.0.0.1:{echo.port}"],
             "chat": [f"127.0.0.1:{echo.port}", f"127.0.0.1:{down}"],
         },

@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from lib import registry
 from tests.e2e.gateway_stack import Gateway, require_nginx
 from tests.e2e.raw_http import exchange, parse_responses
 from tests.servers import free_port
@@ -117,12 +118,11 @@ async def edge(
     with black_hole() as hole:
         gateway = Gateway(
             tmp,
-            {
+            {  # every REST service of the registry down but these three
+                **{s.name: [f"127.0.0.1:{down}"] for s in registry.gateway_services()},
                 "departments": [f"127.0.0.1:{service.port}"],
                 "users": [f"127.0.0.1:{garbage.port}"],
                 "orders": [f"127.0.0.1:{hole}"],
-                "catalog": [f"127.0.0.1:{down}"],
-                "chat": [f"127.0.0.1:{down}"],
             },
             docs,
         )

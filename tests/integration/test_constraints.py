@@ -11,10 +11,10 @@ from the migrated databases and fails naming each one no `Bad` case violates.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,32 +27,24 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from tests.integration.constraint_support import (
+    Bad,
+    First,
+    Good,
+    Overrides,
+    Row,
+    idempotency_key_cases,
+    idempotency_key_row,
+    table_version_cases,
+    table_version_row,
+    uid,
+    unique,
+)
 from tools.databases import DATABASES, database_name, engine_of
 from tools.dbadmin import mysql_connect, psycopg_dsn
 
-Row = dict[str, Any]
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-_seq = itertools.count(1)
 _currencies = itertools.count()
-
-
-def uid() -> str:
-    return str(uuid.uuid4())
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix} {next(_seq)}"
-
-
-@dataclass(frozen=True)
-class First:
-    """A column of the first valid row the module inserted into `table` (known at run time)."""
-
-    table: str
-    column: str
-
-
-Overrides = Row | Callable[["Db"], Row]
 
 
 class Db:
@@ -106,21 +98,6 @@ class Db:
 # --- valid rows, one factory per table ------------------------------------------------
 
 
-def idempotency_key_row(db: Db) -> Row:
-    return {
-        "caller": uid(),
-        "key": unique("key"),
-        "request_hash": b"h" * 32,
-        "status_code": 201,
-        "response_body": b'{"data": {}}',
-    }
-
-
-def table_version_row(db: Db) -> Row:
-    """A stamp of a table the triggers never bump (conditional reads, ADR 0019)."""
-    return {"name": unique("table"), "version": 1}
-
-
 def currency_code(n: int) -> str:
     """QAA, QAB, ...: codes no real currency uses."""
     return "Q" + chr(65 + n // 26) + chr(65 + n % 26)
@@ -132,7 +109,7 @@ def token_hash() -> bytes:
 
 def user_row(db: Db) -> Row:
     return {
-        "email": f"user{next(_seq)}@example.com",
+        "email": f"{unique('user').replace(' ', '')}@example.com",
         "password_hash": "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
         "first_name": "Ada",
         "last_name": "Lovelace",
@@ -198,7 +175,7 @@ def ledger_row(db: Db) -> Row:
 
 
 # Per db, its tables in dependency order (dict order is the insertion order of first rows).
-FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {
+FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on purpose: their rows
     "departments": {
         "departments": lambda db: {"name": unique("Dept"), "address": "1 Main St"},
         "idempotency_keys": idempotency_key_row,
@@ -292,61 +269,6 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {
 # --- cases --------------------------------------------------------------------------
 
 MY_CHECK, MY_DUPLICATE, MY_NULL, MY_TOO_LONG = 4025, 1062, 1048, 1406
-
-
-@dataclass(frozen=True)
-class Bad:
-    """Inserting `table`'s valid row with `overrides` fails with `error` naming `name`.
-
-    name: the constraint (or, for NOT NULL, the column; for a bad enum label, the type).
-    error: a psycopg exception class, or a MariaDB error code.
-    """
-
-    db: str
-    table: str
-    name: str
-    error: type[Exception] | int
-    overrides: Overrides = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return f"{self.db}.{self.table}:{self.name}"
-
-
-@dataclass(frozen=True)
-class Good:
-    """Inserting `table`'s valid row with `overrides` succeeds (an edge a constraint allows)."""
-
-    db: str
-    table: str
-    why: str
-    overrides: Overrides = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return f"{self.db}.{self.table}:{self.why}"
-
-
-def idempotency_key_cases(db: str) -> list[Bad]:
-    t = "idempotency_keys"
-    return [
-        Bad(db, t, "idempotency_keys_pkey", pg.UniqueViolation,
-            {"caller": First(t, "caller"), "key": First(t, "key")}),
-        Bad(db, t, "idempotency_keys_caller_chk", pg.CheckViolation, {"caller": ""}),
-        Bad(db, t, "idempotency_keys_key_chk", pg.CheckViolation, {"key": ""}),
-        Bad(db, t, "idempotency_keys_key_chk", pg.CheckViolation, {"key": "k" * 256}),
-        Bad(db, t, "idempotency_keys_status_code_chk", pg.CheckViolation, {"status_code": 99}),
-        Bad(db, t, "idempotency_keys_status_code_chk", pg.CheckViolation, {"status_code": 600}),
-        Bad(db, t, "request_hash", pg.NotNullViolation, {"request_hash": None}),
-        Bad(db, t, "response_body", pg.NotNullViolation, {"response_body": None}),
-        Bad(db, t, "response_headers", pg.NotNullViolation, {"response_headers": None}),
-    ]  # fmt: skip
-
-
-def table_version_cases(db: str) -> list[Bad]:
-    t = "table_versions"
-    return [
-        Bad(db, t, "table_versions_pkey", pg.UniqueViolation, {"name": First(t, "name")}),
-        Bad(db, t, "version", pg.NotNullViolation, {"version": None}),
-    ]
 
 
 def second_active_job(db: Db) -> Row:
@@ -673,6 +595,14 @@ def open_db(migrated_db: Callable[[str], str]) -> Iterator[Callable[[str], Db]]:
     for db in opened.values():
         db.close()
 
+
+# a database whose cases live in its own tests/integration/constraints_<db>.py (what
+# `make new-service` writes): its FACTORIES and BAD join these
+for _name in DATABASES:
+    if importlib.util.find_spec(f"tests.integration.constraints_{_name}") is not None:
+        _own = importlib.import_module(f"tests.integration.constraints_{_name}")
+        FACTORIES[_name] = _own.FACTORIES
+        BAD.extend(_own.BAD)
 
 TABLES = [(db, table) for db, tables in FACTORIES.items() for table in tables]
 

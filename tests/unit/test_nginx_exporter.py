@@ -31,7 +31,7 @@ from observability.nginx_exporter.tail import Follower
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "docs" / "openapi"
 # a route table as the OpenAPI documents of every planned service would give it
-ROUTES = {
+ROUTES = {  # names services on purpose: sample routes
     "departments": ("/v1/departments", "/v1/departments/{id}"),
     "users": (
         "/v1/auth/password-reset/confirm",

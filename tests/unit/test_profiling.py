@@ -77,14 +77,8 @@ def test_port_for_each_registered_service(monkeypatch: pytest.MonkeyPatch) -> No
     assert BASE_PORT == 6060
     monkeypatch.delenv("FIXUP_WORKER_INDEX", raising=False)
     ports = {service.name: port_for(service.name) for service in registry.MICROSERVICES}
-    assert ports == {
-        "departments": 6070,
-        "users": 6080,
-        "catalog": 6090,
-        "orders": 6100,
-        "chat": 6110,
-        "points": 6120,
-    }
+    assert ports == {s.name: 6060 + 10 * s.index for s in registry.MICROSERVICES}
+    assert (ports["departments"], ports["points"]) == (6070, 6120)  # the documented two
     assert port_for("a-test-app") == 6060  # outside the registry: 6060..6069
     monkeypatch.setenv("FIXUP_WORKER_INDEX", "3")
     assert port_for("users") == 6083

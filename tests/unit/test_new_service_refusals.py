@@ -1,0 +1,60 @@
+"""`make new-service` refuses bad input before it writes anything (tools/new_service.py):
+each refusal names what is wrong; a good name passes every check."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tools import new_service
+from tools.new_service import ROOT, ScaffoldError, check_new
+
+
+@pytest.mark.parametrize(
+    ("name", "engine", "message"),
+    [
+        ("ledger123", "postgresql", "2-20 lowercase letters a-z"),  # module ledger_123.py
+        ("Bad", "postgresql", "2-20 lowercase letters a-z"),
+        ("x", "postgresql", "2-20 lowercase letters a-z"),
+        ("a" * 21, "postgresql", "2-20 lowercase letters a-z"),
+        ("ledgers", "oracle", "db='oracle': one of postgresql, mysql"),
+        ("users", "postgresql", "in lib/registry.py already"),
+        ("orders", "mysql", "in lib/registry.py already"),
+        ("order", "postgresql", "a word SQL reserves"),
+        ("groups", "postgresql", "a word SQL reserves"),  # its singular: group
+        ("models", "postgresql", "a name the codegen reserves"),
+        ("lambda", "postgresql", "a Python keyword"),
+        ("redis", "postgresql", "would clash with REDIS_URL"),
+        ("point", "postgresql", "proto/point, lib/pb/point exist(s) already"),
+    ],
+)
+def test_bad_input_is_refused_naming_why(name: str, engine: str, message: str) -> None:
+    with pytest.raises(ScaffoldError) as refused:
+        check_new(name, engine, ROOT)
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["invoices", "zzqledger", "news", "ab", "a" * 20])
+def test_a_good_name_passes(name: str) -> None:
+    check_new(name, "postgresql", ROOT)
+    values = new_service.Scaffold(name, "postgresql").values()
+    assert values["article"] in (f"a {values['model']}", f"an {values['model']}")
+
+
+def test_the_article_fits_the_word() -> None:
+    assert new_service.Scaffold("invoices", "postgresql").values()["article"] == "an invoice"
+    assert new_service.Scaffold("ledgers", "mysql").values()["article"] == "a ledger"
+
+
+def test_the_recipe_s_files_a_person_edits_are_the_service_s_own() -> None:
+    """docs/recipes.md "Add a service", step 3: every file it names is one `new-service`
+    wrote for the example (so `remove-service` takes it too): nothing outside the service."""
+    page = (ROOT / "docs" / "recipes.md").read_text()
+    step = page[page.index("3. **Its own behaviour**") : page.index("`make remove-service name=")]
+    named = {p.rstrip("/") for p in re.findall(r"`([\w./-]*invoices[\w./-]*)`", step)}
+    named = {p for p in named if "/" in p}  # paths, not `make` arguments
+    assert len(named) >= 6, named
+    owned = [str(p) for p in new_service.owned_paths("invoices")]
+    outside = sorted(p for p in named if not any(p == o or p.startswith(f"{o}/") for o in owned))
+    assert outside == [], f"the recipe has a person edit outside the service: {outside}"

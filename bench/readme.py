@@ -32,6 +32,8 @@ HEADLINE = [
     ("http_frameworks", "HTTP service/p2 req/s"),
     ("http_frameworks", "HTTP service/litestar req/s"),
     ("http_frameworks", "HTTP service/blacksheep req/s"),
+    ("http_frameworks", "HTTP service/litestar by server CPU per request"),
+    ("http_frameworks", "HTTP service/blacksheep by server CPU per request"),
     ("http_frameworks", "HTTP service-304/service req/s"),
     ("http_frameworks", "PostgreSQL ceiling"),
     ("http_users", "users list service/reference req/s"),

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from tools.generated import block_main
+
 ROOT = Path(__file__).resolve().parent.parent
 LIB = ROOT / "lib"
 PAGE = ROOT / "docs" / "architecture.md"
@@ -79,26 +81,9 @@ def regenerate(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    check = argv[1:] == ["check"]
-    if argv[1:] and not check:
-        print("usage: python -m tools.libtable [check]", file=sys.stderr)
-        return 2
-    try:
-        text = PAGE.read_text()
-        new = regenerate(text)
-    except LibTableError as e:
-        print(f"libtable: {e}", file=sys.stderr)
-        return 1
-    if check:
-        if new != text:
-            print(
-                "libtable: docs/architecture.md's lib/ table is stale: python -m tools.libtable",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    PAGE.write_text(new)
-    return 0
+    return block_main(
+        argv, "libtable", PAGE, regenerate, LibTableError, "docs/architecture.md's lib/ table"
+    )
 
 
 if __name__ == "__main__":

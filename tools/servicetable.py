@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lib import registry
 from lib.profiling import BASE_PORT, profiling_port
+from tools.generated import block_main
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "architecture.md"
@@ -82,27 +83,14 @@ def regenerate(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    check = argv[1:] == ["check"]
-    if argv[1:] and not check:
-        print("usage: python -m tools.servicetable [check]", file=sys.stderr)
-        return 2
-    try:
-        text = PAGE.read_text()
-        new = regenerate(text)
-    except ServiceTableError as e:
-        print(f"servicetable: {e}", file=sys.stderr)
-        return 1
-    if check:
-        if new != text:
-            print(
-                "servicetable: docs/architecture.md's service tables are stale: "
-                "python -m tools.servicetable",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    PAGE.write_text(new)
-    return 0
+    return block_main(
+        argv,
+        "servicetable",
+        PAGE,
+        regenerate,
+        ServiceTableError,
+        "docs/architecture.md's service tables",
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import yaml
 
 from tools.generated import ROOT, write_or_check
 from tools.prometheus import ALERTMANAGER as LISTEN
-from tools.prometheus import binary
+from tools.prometheus import binary, missing
 
 HERE = ROOT / "observability" / "alertmanager"
 CONFIG_FILE = HERE / "alertmanager.yml"
@@ -88,12 +88,7 @@ def command(conf: Path, data: Path, listen: str) -> list[str]:
 
 def run(optional: bool) -> int:
     if binary(BINARY) is None:
-        print(f"alertmanager: {INSTALL_HINT}", file=sys.stderr, flush=True)
-        if not optional:
-            return 2
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while True:
-            signal.pause()
+        return missing("alertmanager", INSTALL_HINT, optional)
     RUNTIME.mkdir(parents=True, exist_ok=True)
     main = subprocess.Popen(command(CONFIG_FILE, RUNTIME / "data", LISTEN))
     signal.signal(signal.SIGTERM, lambda *_: main.terminate())

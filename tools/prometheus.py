@@ -166,15 +166,21 @@ def prometheus_command(conf: Path, data: Path, listen: str) -> list[str]:
     ]
 
 
+def missing(name: str, hint: str, optional: bool) -> int:
+    """`name` is not installed: say how to get it; exit 2, or (`optional`, under honcho,
+    where a process that exits stops every other one) idle until SIGTERM."""
+    print(f"{name}: {hint}", file=sys.stderr, flush=True)
+    if not optional:
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        signal.pause()
+
+
 def run(conf: Path, optional: bool) -> int:
     """Exporters as children, then prometheus in the foreground; SIGTERM stops them all."""
     if binary("prometheus") is None:
-        print(f"prometheus: {INSTALL_HINT}", file=sys.stderr, flush=True)
-        if not optional:
-            return 2
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while True:
-            signal.pause()
+        return missing("prometheus", INSTALL_HINT, optional)
     children = []
     for exporter in EXPORTERS:
         found = binary(exporter.binary)

@@ -22,10 +22,22 @@ from typing import Any
 import yaml
 
 from lib import registry
-from tools import k8s_alertmanager
+from lib.config import ServiceSettings
+from tools import k8s_alertmanager, k8s_network
 from tools.generated import ROOT, write_or_check
 from tools.k8s_controller import controller_files
-from tools.k8s_objects import HEADER, PART_OF, container_security, dump, labels, metadata
+from tools.k8s_objects import (
+    HEADER,
+    PART_OF,
+    PRESTOP_SECONDS,
+    ROLLING_UPDATE,
+    container_security,
+    dump,
+    labels,
+    metadata,
+    pod_security,
+    pre_stop,
+)
 from tools.k8s_pages import (
     PAGES_RENDERED,
     pages_deployment,
@@ -39,12 +51,28 @@ BASE = ROOT / "deploy" / "k8s" / "base"
 IMAGE = "fixup"  # the overlays set the registry and tag (kustomize `images:`)
 CONFIG = "fixup-config"
 SECRETS = "fixup-secrets"
-SHUTDOWN_TIMEOUT = 10  # lib/config.py default: the pod gets this plus a margin to drain
 RUN_AS = 10001  # the Dockerfile's user
+APP_DIR = "/app"  # the Dockerfile's WORKDIR
+# the drain bound: lib/http/server.py drains in-flight requests for up to SHUTDOWN_TIMEOUT
+# (lib/config.py's default; the ConfigMap sets the same value)
+SHUTDOWN_TIMEOUT = int(ServiceSettings.model_fields["shutdown_timeout"].default)
+# the kubelet's grace covers preStop + drain; past it SIGKILL: a margin above both
+GRACE_SECONDS = PRESTOP_SECONDS + SHUTDOWN_TIMEOUT + 5
 
 
-def pod_security() -> dict[str, Any]:
-    return {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS}
+def writable_dirs(service: registry.Microservice) -> dict[str, str]:
+    """volume name -> path: the read-only root filesystem's writable places. /tmp (the
+    runner's multi-worker metrics directory); a service storing files locally (users'
+    STORAGE_DIR when S3 is not configured) its storage directory."""
+    out = {"tmp": "/tmp"}
+    storage = k8s_network.settings_fields(service).get("storage_dir")
+    if storage is not None:
+        out["storage"] = f"{APP_DIR}/{storage.default}"
+    return out
+
+
+def empty_dir(name: str) -> dict[str, Any]:
+    return {"name": name, "emptyDir": {"sizeLimit": "256Mi"}}
 
 
 def env_from() -> list[dict[str, Any]]:
@@ -74,6 +102,7 @@ def deployment(service: registry.Microservice) -> dict[str, Any]:
     ]
     if service.grpc_port is not None:
         env.append({"name": f"{service.env_prefix}_GRPC_PORT", "value": str(service.grpc_port)})
+    writable = writable_dirs(service)
     container = {
         "name": service.name,
         "image": IMAGE,
@@ -84,11 +113,13 @@ def deployment(service: registry.Microservice) -> dict[str, Any]:
         "livenessProbe": probe("/health", 10, 3),
         "readinessProbe": probe("/ready", 5, 2),
         "startupProbe": probe("/health", 2, 30),
+        "lifecycle": pre_stop(),
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"cpu": "1", "memory": "256Mi"},
         },
         "securityContext": container_security(),
+        "volumeMounts": [{"name": n, "mountPath": path} for n, path in writable.items()],
     }
     return {
         "apiVersion": "apps/v1",
@@ -96,6 +127,7 @@ def deployment(service: registry.Microservice) -> dict[str, Any]:
         "metadata": metadata(service.name),
         "spec": {
             "replicas": service.replicas,
+            "strategy": ROLLING_UPDATE,
             "selector": {"matchLabels": labels(service.name)},
             "template": {
                 "metadata": {
@@ -107,9 +139,11 @@ def deployment(service: registry.Microservice) -> dict[str, Any]:
                     },
                 },
                 "spec": {
-                    "terminationGracePeriodSeconds": SHUTDOWN_TIMEOUT + 5,
-                    "securityContext": pod_security(),
+                    "terminationGracePeriodSeconds": GRACE_SECONDS,
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security(RUN_AS),
                     "containers": [container],
+                    "volumes": [empty_dir(n) for n in writable],
                 },
             },
         },
@@ -217,7 +251,8 @@ def migrations_job() -> dict[str, Any]:
                 "metadata": {"labels": {**labels("fixup-migrate"), **PART_OF}},
                 "spec": {
                     "restartPolicy": "OnFailure",
-                    "securityContext": pod_security(),
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security(RUN_AS),
                     "containers": [
                         {
                             "name": "migrate",
@@ -229,8 +264,10 @@ def migrations_job() -> dict[str, Any]:
                                 "limits": {"cpu": "1", "memory": "256Mi"},
                             },
                             "securityContext": container_security(),
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                         }
                     ],
+                    "volumes": [empty_dir("tmp")],
                 },
             },
         },
@@ -246,6 +283,7 @@ def files() -> dict[str, str]:
     out["config.yaml"] = dump(config_map())
     out["ingress.yaml"] = dump(*ingresses(built))
     out["migrate-job.yaml"] = dump(migrations_job())
+    out["network-policies.yaml"] = dump(*k8s_network.policies(built))
     out["alertmanager.yaml"] = dump(*k8s_alertmanager.objects())
     out["pages.yaml"] = dump(
         pages_deployment(), pages_service(), pages_disruption_budget(), pages_ingress()

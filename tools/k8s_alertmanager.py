@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from tools import alertmanager
-from tools.k8s_objects import PART_OF, container_security, labels, metadata
+from tools.k8s_objects import (
+    PART_OF,
+    ROLLING_UPDATE,
+    container_security,
+    labels,
+    metadata,
+    pod_security,
+)
 
 NAME = "alertmanager"
 IMAGE = "prom/alertmanager:v0.25.0"  # Debian's prometheus-alertmanager is 0.25 too
@@ -46,7 +53,7 @@ def deployment() -> dict[str, Any]:
             "requests": {"cpu": "10m", "memory": "32Mi"},
             "limits": {"cpu": "200m", "memory": "128Mi"},
         },
-        "securityContext": {**container_security(), "readOnlyRootFilesystem": True},
+        "securityContext": container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": CONF_DIR, "readOnly": True},
             {"name": "data", "mountPath": "/alertmanager"},
@@ -58,17 +65,13 @@ def deployment() -> dict[str, Any]:
         "metadata": metadata(NAME),
         "spec": {
             "replicas": 1,
+            "strategy": ROLLING_UPDATE,
             "selector": {"matchLabels": labels(NAME)},
             "template": {
                 "metadata": {"labels": {**labels(NAME), **PART_OF}},
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": UID,
-                        "runAsGroup": UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security(UID),
                     "containers": [container],
                     "volumes": [
                         {"name": "config", "configMap": {"name": NAME}},

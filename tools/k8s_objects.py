@@ -1,5 +1,6 @@
-"""What every generated Kubernetes object shares: names, labels, the containers' security,
-the YAML with the generated-file header (tools/k8s.py and the modules it gathers)."""
+"""What every generated Kubernetes object shares: names, labels, the Pod Security
+"restricted" contexts, the rolling update, the YAML with the generated-file header
+(tools/k8s.py and the modules it gathers)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,27 @@ def metadata(name: str) -> dict[str, Any]:
 
 
 def container_security() -> dict[str, Any]:
-    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    """The container's half of Pod Security "restricted" (and a read-only root filesystem:
+    what must be writable is an emptyDir the workload mounts)."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
+
+
+def pod_security(uid: int) -> dict[str, Any]:
+    """The pod's half of Pod Security "restricted": a non-root uid, seccomp RuntimeDefault."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+# a release never lowers the ready count: one new pod up and ready before an old one goes
+ROLLING_UPDATE = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
 
 
 def dump_plain(document: Any) -> str:
@@ -29,3 +50,12 @@ def dump_plain(document: Any) -> str:
 
 def dump(*documents: Any) -> str:
     return HEADER + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=100) for d in documents)
+
+# on deletion a pod leaves the Service's endpoints while it still serves; the preStop sleep
+# keeps it serving until kube-proxy and the ingress controller have seen that (a few
+# seconds), and only then does SIGTERM start the drain (counted in the pod's grace period)
+PRESTOP_SECONDS = 5
+
+
+def pre_stop() -> dict[str, Any]:
+    return {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SECONDS)]}}}

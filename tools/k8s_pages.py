@@ -16,7 +16,16 @@ from typing import Any
 import yaml
 
 from tools import nginx
-from tools.k8s_objects import HEADER, PART_OF, container_security, labels, metadata
+from tools.k8s_objects import (
+    HEADER,
+    PART_OF,
+    ROLLING_UPDATE,
+    container_security,
+    labels,
+    metadata,
+    pod_security,
+    pre_stop,
+)
 
 PAGES_KUSTOMIZATION = nginx.TEMPLATES  # nginx/kustomization.yaml
 PAGES_RENDERED = nginx.TEMPLATES / "k8s"  # what of pages-server.conf has placeholders
@@ -127,11 +136,12 @@ def pages_deployment() -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": PAGES_PORT}],
         "livenessProbe": probe_,
         "readinessProbe": {**probe_, "periodSeconds": 5},
+        "lifecycle": pre_stop(),  # then SIGTERM: nginx's fast stop; its requests are short
         "resources": {
             "requests": {"cpu": "10m", "memory": "16Mi"},
             "limits": {"cpu": "200m", "memory": "64Mi"},
         },
-        "securityContext": {**container_security(), "readOnlyRootFilesystem": True},
+        "securityContext": container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": PAGES_CONF_DIR, "readOnly": True},
             {"name": "pages", "mountPath": PAGES_ROOT, "readOnly": True},
@@ -144,17 +154,13 @@ def pages_deployment() -> dict[str, Any]:
         "metadata": metadata(PAGES),
         "spec": {
             "replicas": 2,
+            "strategy": ROLLING_UPDATE,
             "selector": {"matchLabels": labels(PAGES)},
             "template": {
                 "metadata": {"labels": {**labels(PAGES), **PART_OF}},
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": PAGES_UID,
-                        "runAsGroup": PAGES_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security(PAGES_UID),
                     "containers": [container],
                     "volumes": [
                         config_volume("config", PAGES_CONFIG, list(pages_config_sources())),

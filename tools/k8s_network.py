@@ -1,0 +1,136 @@
+"""The NetworkPolicies of the Kubernetes base (deploy/k8s/base/network-policies.yaml, by
+tools/k8s.py), from lib/registry.py: every pod of the namespace denied all traffic, then one
+allow per real edge:
+
+- DNS: every pod -> the cluster's DNS (kube-system, `k8s-app: kube-dns`), port 53;
+- the gateway (the ingress-nginx controller, its own namespace) -> each service behind it
+  and the account pages, on their HTTP port;
+- Prometheus (namespace `monitoring`, `app.kubernetes.io/name: prometheus`) -> each
+  service's /metrics port and Alertmanager;
+- each service -> the services it calls through a circuit breaker (`breakers`), on their
+  gRPC or HTTP port (an egress on the caller, an ingress on the callee);
+- each service -> its database's port and Redis's; users -> SMTP and HTTPS (S3) when its
+  settings have them; the migrations Job -> every database's port. These peers are
+  managed servers outside the cluster: the rules name the port, not an address (an
+  overlay narrows them with an `ipBlock` of the database's network).
+
+Alertmanager's receivers carry no integration yet (tools/alertmanager.py): whoever adds one
+adds its egress here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pydantic.fields import FieldInfo
+
+from lib import registry
+from lib.config import ServiceSettings
+from tools.k8s_alertmanager import NAME as ALERTMANAGER
+from tools.k8s_alertmanager import PORT as ALERTMANAGER_PORT
+from tools.k8s_controller import CONTROLLER_NAMESPACE
+from tools.k8s_objects import labels, metadata
+from tools.k8s_pages import PAGES, PAGES_PORT
+
+ENGINE_PORTS = {"postgresql": 5432, "mysql": 3306}
+REDIS_PORT = 6379
+SMTP_PORTS = (25, 465, 587)  # SMTP_PORT's default, implicit TLS, submission
+HTTPS_PORT = 443
+MIGRATE = "fixup-migrate"  # the Job's pods (tools/k8s.py)
+
+
+def namespace_pods(namespace: str, pod_labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        "podSelector": {"matchLabels": pod_labels},
+    }
+
+
+GATEWAY = namespace_pods(CONTROLLER_NAMESPACE, {"app.kubernetes.io/name": "ingress-nginx"})
+PROMETHEUS = namespace_pods("monitoring", {"app.kubernetes.io/name": "prometheus"})
+DNS = namespace_pods("kube-system", {"k8s-app": "kube-dns"})
+
+
+def tcp(*numbers: int | str) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": n} for n in numbers]
+
+
+def settings_fields(service: registry.Microservice) -> dict[str, FieldInfo]:
+    """The fields of the service's own settings class (services/<name>/settings.py)."""
+    module = importlib.import_module(f"services.{service.name}.settings")
+    for value in vars(module).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, ServiceSettings)
+            and value.registry_name == service.name
+        ):
+            return dict(value.model_fields)
+    raise LookupError(f"services/{service.name}/settings.py: no settings class of {service.name}")
+
+
+def serving_port(service: registry.Microservice) -> int:
+    """Where a caller reaches it: gRPC when it has it, else HTTP."""
+    return service.grpc_port if service.grpc_port is not None else service.http_port
+
+
+def policy(name: str, pod: dict[str, str], ingress: list[Any], egress: list[Any]) -> Any:
+    selector = {"matchLabels": pod} if pod else {}  # {}: every pod of the namespace
+    spec: dict[str, Any] = {"podSelector": selector, "policyTypes": []}
+    if ingress:
+        spec["policyTypes"].append("Ingress")
+        spec["ingress"] = ingress
+    if egress:
+        spec["policyTypes"].append("Egress")
+        spec["egress"] = egress
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(name),
+        "spec": spec,
+    }
+
+
+def service_policy(service: registry.Microservice, built: list[registry.Microservice]) -> Any:
+    ingress: list[Any] = []
+    if service.behind_gateway:
+        ingress.append({"from": [GATEWAY], "ports": tcp(service.http_port)})
+    ingress.append({"from": [PROMETHEUS], "ports": tcp(service.metrics_port)})
+    callers = [c for c in built if service.name in c.breakers]
+    if callers:
+        sources = [{"podSelector": {"matchLabels": labels(c.name)}} for c in callers]
+        ingress.append({"from": sources, "ports": tcp(serving_port(service))})
+    egress: list[Any] = [
+        {"to": [{"podSelector": {"matchLabels": labels(callee)}}], "ports": tcp(port)}
+        for callee, port in ((n, serving_port(registry.get(n))) for n in service.breakers)
+    ]
+    egress.append({"ports": tcp(ENGINE_PORTS[service.engine])})
+    egress.append({"ports": tcp(REDIS_PORT)})
+    fields = settings_fields(service)
+    if "smtp_host" in fields:
+        egress.append({"ports": tcp(*SMTP_PORTS)})
+    if "s3_endpoint_url" in fields:
+        egress.append({"ports": tcp(HTTPS_PORT)})
+    return policy(service.name, labels(service.name), ingress, egress)
+
+
+def policies(built: list[registry.Microservice]) -> list[Any]:
+    everything: dict[str, Any] = {}
+    deny = policy("default-deny", everything, [], [])
+    deny["spec"]["policyTypes"] = ["Ingress", "Egress"]
+    dns = policy("allow-dns", everything, [], [{"to": [DNS], "ports": dns_ports()}])
+    pages = policy(PAGES, labels(PAGES), [{"from": [GATEWAY], "ports": tcp(PAGES_PORT)}], [])
+    alertmanager = policy(
+        ALERTMANAGER,
+        labels(ALERTMANAGER),
+        [{"from": [PROMETHEUS], "ports": tcp(ALERTMANAGER_PORT)}],
+        [],
+    )
+    engines = sorted({ENGINE_PORTS[s.engine] for s in registry.MICROSERVICES})
+    migrate = policy(MIGRATE, labels(MIGRATE), [], [{"ports": tcp(*engines)}])
+    services = [service_policy(s, built) for s in built]
+    return [deny, dns, *services, pages, alertmanager, migrate]
+
+
+def dns_ports() -> list[dict[str, Any]]:
+    return [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]

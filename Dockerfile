@@ -1,5 +1,5 @@
 # One image for every Fixup process (services, migrations, the nginx exporter).
-# Build: docker build -t fixup:latest .   (docker-compose.yml uses fixup:latest)
+# Build: docker build -t fixup:local .   (docker-compose.yml uses fixup:local)
 # The generated repositories, the protobuf messages and the Swagger UI bundle are built
 # here from sql/, proto/ and tools/swagger (offline: sqlc reads the committed types locks
 # and fails loudly when one is stale).

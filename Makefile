@@ -87,7 +87,7 @@ migrate-compat: install ## the previous release's API tests against the schema a
 	$(PY) -m tools.migrate_compat $(if $(base),--base $(base))
 
 seed: install ## migrate every db and load the demo data (idempotent)
-	$(PY) -m tools.seed
+	$(PY) -m tools.seed --local-dev
 
 sqlc: install ## generate typed repositories from sql/<db>/ (db=X, default all)
 	$(PY) -m tools.sqlc generate $(db)
@@ -107,7 +107,7 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 
 run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all)
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null
-	$(PY) -m tools.seed
+	$(PY) -m tools.seed --local-dev
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
 	JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
@@ -193,7 +193,7 @@ remove-service: install ## undo make new-service: name=X
 	$(PY) -m tools.new_service remove "$(name)"
 
 up: ## the whole stack in Docker Compose (needs Docker and a .env with the passwords)
-	docker build -t fixup:latest .
+	docker build -t fixup:local .
 	docker compose up -d --wait
 
 down: ## stop the Compose stack

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tools import nginx
+from tools import images, nginx
 from tools.k8s_objects import (
     HEADER,
     PART_OF,
@@ -32,8 +32,10 @@ PAGES_RENDERED = nginx.TEMPLATES / "k8s"  # what of pages-server.conf has placeh
 PAGES = "pages"
 PAGES_CONFIG = "fixup-pages-nginx"  # the server's config (ConfigMap)
 PAGES_FILES = "fixup-pages"  # the pages and their assets (ConfigMap)
-PAGES_IMAGE = "nginxinc/nginx-unprivileged:1.27-alpine"  # Compose runs nginx:1.27 too
-PAGES_UID = 101  # the image's nginx user
+PAGES_IMAGE = images.NGINX_UNPRIVILEGED  # the release Compose runs (tools/images.py)
+# not the image's uid 101 (below 10000 it may match a host user: checkov CKV_K8S_40); the
+# image runs under any uid, and the pod writes only /tmp (an emptyDir)
+PAGES_UID = 10101
 PAGES_PORT = 8080
 PAGES_CONF_DIR = "/etc/fixup-pages"
 PAGES_ROOT = "/usr/share/nginx/pages"

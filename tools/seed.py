@@ -4,12 +4,18 @@ Every seed row has a fixed id and is inserted with "on conflict do nothing", so 
 second run changes nothing. Existing rows are never updated: a changed
 SEED_*_PASSWORD takes effect only for users that do not exist yet.
 
+The ADMIN's password: SEED_ADMIN_PASSWORD. Only the local dev run (`make run`, `make seed`:
+`--local-dev`) may fall back to the documented default; anywhere else (Compose's `migrate`,
+a Kubernetes Job) a missing or default SEED_ADMIN_PASSWORD stops the seed before it writes
+anything, saying how to set one.
+
 Databases: departments, users, points (balances + one ledger row each), catalog.
 Each is migrated first; DSNs come from `<DB>_DATABASE_URL` (tools.databases).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from decimal import Decimal
@@ -231,8 +237,24 @@ def seed_departments(dsn: str) -> int:
         )
 
 
-def seed_users(dsn: str) -> int:
-    admin_password = os.environ.get("SEED_ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD
+def admin_password(local_dev: bool) -> str:
+    """SEED_ADMIN_PASSWORD; the documented default only in the local dev run."""
+    chosen = os.environ.get("SEED_ADMIN_PASSWORD", "")
+    if local_dev:
+        return chosen or DEFAULT_ADMIN_PASSWORD
+    if not chosen or chosen == DEFAULT_ADMIN_PASSWORD:
+        raise SystemExit(
+            "seed: refusing to create admin@fixup.test with "
+            + ("no password" if not chosen else "the documented default password")
+            + ": set SEED_ADMIN_PASSWORD to a password of your own (in .env for Compose, in"
+            " the Secret fixup-secrets for Kubernetes); only `make run` falls back to the"
+            " default (python -m tools.seed --local-dev)"
+        )
+    return chosen
+
+
+def seed_users(dsn: str, local_dev: bool = False) -> int:
+    admin_password_ = admin_password(local_dev)
     user_password = os.environ.get("SEED_USER_PASSWORD") or DEFAULT_USER_PASSWORD
     everyone = (ADMIN, *CUSTOMERS)
     with psycopg.connect(psycopg_dsn(dsn)) as conn:
@@ -247,7 +269,7 @@ def seed_users(dsn: str) -> int:
                 u.id,
                 u.email,
                 # argon2 is slow on purpose: hash only for users still missing
-                hash_password(admin_password if u is ADMIN else user_password),
+                hash_password(admin_password_ if u is ADMIN else user_password),
                 u.first_name,
                 u.last_name,
                 u.phone_number,
@@ -334,9 +356,17 @@ SEEDERS = (
 )
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Migrate the database of every built service (orders and chat have no seed data, but
     `make run` starts them), then load the seed data of those that have some."""
+    parser = argparse.ArgumentParser(prog="python -m tools.seed", description=__doc__)
+    parser.add_argument(
+        "--local-dev",
+        action="store_true",
+        help="the local dev run: the ADMIN may get the documented default password",
+    )
+    args = parser.parse_args([] if argv is None else argv)
+    admin_password(args.local_dev)  # refuses before anything is written
     seeders = {db: (seed, total) for db, seed, total in SEEDERS}
     databases = [s.database for s in registry.built_services()]
     for db in [*seeders, *(d for d in databases if d not in seeders)]:
@@ -347,7 +377,7 @@ def main() -> int:
                 print(f"{db}: migrated, no seed data")
                 continue
             seed, total = seeders[db]
-            inserted = seed(dsn)
+            inserted = seed_users(dsn, args.local_dev) if seed is seed_users else seed(dsn)
         except Exception as exc:  # one clear line for the Makefile user, not a traceback
             print(f"seed: {db}: {exc}", file=sys.stderr)
             return 2
@@ -356,4 +386,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

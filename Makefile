@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help install lint format typecheck test test-fast test-reliability test-unit migrate-up migrate-down migrate-status \
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
-	check-service
+	check-service scan-deps deploy-lint
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -40,6 +40,7 @@ ifdef svc
 else
 	@$(PY) -m tools.packages ensure test
 	@$(MAKE) --no-print-directory swagger-deps || echo "note: the Swagger UI test needs: make swagger-deps"
+	@$(MAKE) --no-print-directory scan-deps || echo "note: the deploy scans need: make scan-deps"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 endif
 
@@ -166,6 +167,22 @@ proto: install ## generate betterproto2 messages from proto/ into lib/pb
 
 proto-check: install ## fail when lib/pb is stale against proto/ (CI)
 	$(PY) -m tools.proto check
+
+SCAN_VENV := .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed-stamp
+DCLINT_DEPS := tools/dclint/node_modules/.package-lock.json
+$(SCAN_STAMP): pyproject.toml | $(STAMP)
+	test -x $(SCAN_VENV)/bin/python || python3 -m venv $(SCAN_VENV)
+	$(PY) -m tools.deploy_scan requirements > $(SCAN_VENV)/requirements.txt
+	$(SCAN_VENV)/bin/pip install -q -r $(SCAN_VENV)/requirements.txt
+	touch $(SCAN_STAMP)
+$(DCLINT_DEPS): tools/dclint/package-lock.json
+	npm ci --prefix tools/dclint --ignore-scripts --no-audit --no-fund
+
+scan-deps: $(SCAN_STAMP) $(DCLINT_DEPS) ## checkov in .venv-scan (pyproject's scan extra), dclint in tools/dclint (npm ci)
+
+deploy-lint: install scan-deps ## checkov on the rendered k8s overlays, zizmor on the workflows, dclint on Compose: 0 findings (tools/deploy_scan.py)
+	$(PY) -m tools.deploy_scan
 
 deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml + rules/slo.yml (lib/slo.py), observability/alertmanager/alertmanager.yml, Grafana dashboards, deploy/k8s/base (+ nginx/kustomization.yaml, nginx/k8s/, deploy/k8s/ingress-nginx/), Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ and service tables, the README's mutation scores
 	$(PY) -m tools.compose

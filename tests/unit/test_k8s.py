@@ -75,7 +75,7 @@ def test_overlay_renders_and_validates(overlay: str, tmp_path: Path) -> None:
         and d["metadata"]["name"] not in (k8s_pages.PAGES, k8s_alertmanager.NAME)
         for c in d["spec"]["template"]["spec"]["containers"]
     }  # fmt: skip
-    assert images == {"fixup:dev" if overlay == "dev" else "registry.invalid/fixup:latest"}
+    assert images == {"fixup:dev" if overlay == "dev" else "registry.invalid/fixup:set-at-release"}
     (pages,) = docs[("Deployment", k8s_pages.PAGES)]["spec"]["template"]["spec"]["containers"]
     assert pages["image"] == k8s_pages.PAGES_IMAGE
     # Alertmanager's config is the committed file, and its Service where Compose has it

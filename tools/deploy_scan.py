@@ -1,0 +1,112 @@
+"""What a reviewer of the deploy files runs, offline: `python -m tools.deploy_scan [what]`
+(`make deploy-lint`; tests/unit/test_deploy_scan.py runs the same in `make test`).
+
+- checkov on each Kubernetes overlay as `kubectl kustomize` renders it (.checkov.yaml:
+  the skipped checks, each with why): 0 failed checks;
+- zizmor on .github/workflows (.github/zizmor.yml: each ignored finding with why): no
+  finding at all (its default persona; nothing above `low` is ignored);
+- dclint on docker-compose.yml (.dclintrc.yaml: each rule turned off with why): no finding.
+
+checkov runs from a venv of its own (.venv-scan, `make scan-deps`: pyproject.toml's `scan`
+extra; its pins of botocore and packaging cannot share .venv), dclint from
+tools/dclint/node_modules (`npm ci` there), zizmor from .venv (the dev extra).
+`requirements` prints the `scan` extra for pip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+from tools.generated import ROOT
+
+OVERLAYS = ROOT / "deploy" / "k8s" / "overlays"
+CHECKOV = ROOT / ".venv-scan" / "bin" / "checkov"
+DCLINT = ROOT / "tools" / "dclint" / "node_modules" / ".bin" / "dclint"
+ZIZMOR = Path(sys.executable).parent / "zizmor"
+TIMEOUT = 300  # seconds: each tool on this repository takes well under a minute
+
+
+class Missing(RuntimeError):
+    """A scanner is not installed: the message names it and how to install it."""
+
+
+def requirements() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return list(project["optional-dependencies"]["scan"])
+
+
+def need(path: Path | str, install: str) -> str:
+    found = shutil.which(str(path))
+    if found is None:
+        raise Missing(f"{path} is not installed: {install}")
+    return found
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def checkov() -> subprocess.CompletedProcess[str]:
+    binary = need(CHECKOV, "make scan-deps (pyproject.toml's scan extra in .venv-scan)")
+    kubectl = need("kubectl", "apt-get install -y kubectl (tools/packages.py)")
+    with tempfile.TemporaryDirectory(prefix="fixup-checkov-") as tmp:
+        files: list[str] = []
+        for overlay in sorted(p for p in OVERLAYS.iterdir() if p.is_dir()):
+            done = run([kubectl, "kustomize", str(overlay)])
+            if done.returncode != 0:
+                return done
+            rendered = Path(tmp) / f"{overlay.name}.yaml"
+            rendered.write_text(done.stdout)
+            files += ["-f", str(rendered)]
+        return run([binary, "--config-file", str(ROOT / ".checkov.yaml"), *files])
+
+
+def zizmor() -> subprocess.CompletedProcess[str]:
+    binary = need(ZIZMOR, "pip install zizmor (pyproject.toml's dev extra)")
+    config = ROOT / ".github" / "zizmor.yml"
+    return run(
+        [binary, "--offline", "--config", str(config), str(ROOT / ".github" / "workflows")]
+    )
+
+
+def dclint() -> subprocess.CompletedProcess[str]:
+    binary = need(DCLINT, "npm ci --prefix tools/dclint")
+    return run([binary, "-c", str(ROOT / ".dclintrc.yaml"), str(ROOT / "docker-compose.yml")])
+
+
+SCANS = {"checkov": checkov, "zizmor": zizmor, "dclint": dclint}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.deploy_scan", description=__doc__)
+    parser.add_argument("what", nargs="?", choices=[*SCANS, "all", "requirements"], default="all")
+    args = parser.parse_args(argv)
+    if args.what == "requirements":
+        print("\n".join(requirements()))
+        return 0
+    failed = []
+    for name, scan in SCANS.items():
+        if args.what not in ("all", name):
+            continue
+        try:
+            done = scan()
+        except Missing as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return 2
+        print(f"== {name}: exit {done.returncode}\n{done.stdout}{done.stderr}".rstrip())
+        if done.returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"deploy-scan: findings from {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

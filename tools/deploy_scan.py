@@ -70,9 +70,7 @@ def checkov() -> subprocess.CompletedProcess[str]:
 def zizmor() -> subprocess.CompletedProcess[str]:
     binary = need(ZIZMOR, "pip install zizmor (pyproject.toml's dev extra)")
     config = ROOT / ".github" / "zizmor.yml"
-    return run(
-        [binary, "--offline", "--config", str(config), str(ROOT / ".github" / "workflows")]
-    )
+    return run([binary, "--offline", "--config", str(config), str(ROOT / ".github" / "workflows")])
 
 
 def dclint() -> subprocess.CompletedProcess[str]:

@@ -15,6 +15,7 @@ from tools.k8s_objects import (
     labels,
     metadata,
     pod_security,
+    pre_stop,
 )
 
 NAME = "alertmanager"
@@ -49,6 +50,7 @@ def deployment() -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": PORT}],
         "livenessProbe": probe("/-/healthy"),
         "readinessProbe": probe("/-/ready"),
+        "lifecycle": pre_stop(),
         "resources": {
             "requests": {"cpu": "10m", "memory": "32Mi"},
             "limits": {"cpu": "200m", "memory": "128Mi"},

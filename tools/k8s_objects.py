@@ -51,6 +51,7 @@ def dump_plain(document: Any) -> str:
 def dump(*documents: Any) -> str:
     return HEADER + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=100) for d in documents)
 
+
 # on deletion a pod leaves the Service's endpoints while it still serves; the preStop sleep
 # keeps it serving until kube-proxy and the ingress controller have seen that (a few
 # seconds), and only then does SIGTERM start the drain (counted in the pod's grace period)

@@ -87,7 +87,8 @@ def test_checkov_fails_a_pod_that_is_not_restricted(tmp_path: Path) -> None:
         [binary, "--config-file", str(ROOT / ".checkov.yaml"), "-f", str(weakened)]
     )
     assert done.returncode != 0
-    assert "CKV_K8S_31" in done.stdout and "CKV_K8S_22" in done.stdout, done.stdout
+    assert "CKV_K8S_31" in done.stdout, done.stdout  # seccomp
+    assert "CKV_K8S_22" in done.stdout, done.stdout  # read-only root filesystem
 
 
 def test_zizmor_fails_a_tag_pinned_action_and_an_injection(tmp_path: Path) -> None:
@@ -102,7 +103,8 @@ def test_zizmor_fails_a_tag_pinned_action_and_an_injection(tmp_path: Path) -> No
     binary = deploy_scan.need(deploy_scan.ZIZMOR, "pip install zizmor")
     done = deploy_scan.run([binary, "--offline", str(workflows)])
     assert done.returncode != 0
-    assert "unpinned-uses" in done.stdout and "template-injection" in done.stdout, done.stdout
+    assert "unpinned-uses" in done.stdout, done.stdout
+    assert "template-injection" in done.stdout, done.stdout
 
 
 def test_dclint_fails_a_latest_image(tmp_path: Path) -> None:

@@ -1,0 +1,194 @@
+"""The Kubernetes overlays as a release and a security review see them (issue 42): every
+workload meets Pod Security "restricted", rolls one new pod ready before an old one goes,
+drains within its grace; the namespace enforces the profile; and the NetworkPolicies let
+through exactly the edges of lib/registry.py (checked by evaluating them, pod to pod)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import pytest
+import yaml
+
+from lib import registry
+from lib.config import ServiceSettings
+from tests.unit.test_k8s import render
+from tools import k8s, k8s_network, k8s_objects
+
+OVERLAYS = ["dev", "prod"]
+
+
+@cache
+def documents(overlay: str) -> tuple[Any, ...]:
+    return tuple(d for d in yaml.safe_load_all(render(overlay)) if d)
+
+
+def workloads(overlay: str) -> list[Any]:
+    return [d for d in documents(overlay) if d["kind"] in ("Deployment", "Job")]
+
+
+def of_kind(overlay: str, kind: str) -> dict[str, Any]:
+    return {d["metadata"]["name"]: d for d in documents(overlay) if d["kind"] == kind}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_meets_restricted(overlay: str) -> None:
+    for workload in workloads(overlay):
+        name = workload["metadata"]["name"]
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False, name
+        security = pod["securityContext"]
+        assert security["runAsNonRoot"] is True, name
+        assert security["runAsUser"] >= 10000, name
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            writable = {m["name"] for m in container.get("volumeMounts", [])}
+            writable -= {m["name"] for m in container["volumeMounts"] if m.get("readOnly")}
+            assert writable <= empty_dirs, (name, writable)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_namespace_enforces_restricted(overlay: str) -> None:
+    (namespace,) = of_kind(overlay, "Namespace").values()
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_release_rolls_without_losing_a_ready_pod(overlay: str) -> None:
+    config = of_kind(overlay, "ConfigMap")
+    drain = float(next(c for n, c in config.items() if n.startswith(k8s.CONFIG))["data"]
+                  ["SHUTDOWN_TIMEOUT"])  # fmt: skip
+    assert drain == ServiceSettings.model_fields["shutdown_timeout"].default
+    deployments = of_kind(overlay, "Deployment")
+    for name, deployment in deployments.items():
+        assert deployment["spec"]["strategy"] == k8s_objects.ROLLING_UPDATE, name
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        sleep = container["lifecycle"]["preStop"]["exec"]["command"]
+        assert sleep == ["sleep", str(k8s_objects.PRESTOP_SECONDS)], name
+        grace = pod.get("terminationGracePeriodSeconds", 30)
+        if name in {s.name for s in registry.built_services()}:
+            assert container["readinessProbe"]["httpGet"]["path"] == "/ready", name
+            assert grace > k8s_objects.PRESTOP_SECONDS + drain, name
+        else:
+            assert grace > k8s_objects.PRESTOP_SECONDS, name
+    budgets, scalers = (
+        of_kind(overlay, "PodDisruptionBudget"),
+        of_kind(overlay, "HorizontalPodAutoscaler"),
+    )
+    for s in registry.built_services():
+        assert budgets[s.name]["spec"]["maxUnavailable"] == 1
+        assert scalers[s.name]["spec"]["minReplicas"] >= s.replicas
+
+
+# --- NetworkPolicies, evaluated ---------------------------------------------------------
+
+
+def selects(selector: dict[str, Any], pod_labels: dict[str, str]) -> bool:
+    wanted = selector.get("matchLabels", {})
+    return all(pod_labels.get(k) == v for k, v in wanted.items())
+
+
+def peer_matches(
+    peer: dict[str, Any], namespace: str, pod_labels: dict[str, str], own: str
+) -> bool:
+    if "ipBlock" in peer:
+        return False  # the policies never name addresses
+    if "namespaceSelector" in peer:
+        ns = {"kubernetes.io/metadata.name": namespace}
+        if not selects(peer["namespaceSelector"], ns):
+            return False
+    elif namespace != own:
+        return False
+    return selects(peer.get("podSelector", {}), pod_labels)
+
+
+def rule_allows(rule: dict[str, Any], namespace: str, labels: dict[str, str], port: int,
+                own: str, protocol: str = "TCP") -> bool:  # fmt: skip
+    ports = rule.get("ports")
+    if ports and not any(p["port"] == port and p["protocol"] == protocol for p in ports):
+        return False
+    peers = rule.get("to", rule.get("from"))
+    return peers is None or any(peer_matches(p, namespace, labels, own) for p in peers)
+
+
+def allowed(overlay: str, src: tuple[str, dict[str, str]], dst: tuple[str, dict[str, str]],
+            port: int, protocol: str = "TCP") -> bool:  # fmt: skip
+    """Both sides' policies (when the side is our namespace) let src reach dst:port."""
+    own = f"fixup-{overlay}"
+    policies = list(of_kind(overlay, "NetworkPolicy").values())
+    for side, other, direction in ((src, dst, "egress"), (dst, src, "ingress")):
+        namespace, labels = side
+        if namespace != own:
+            continue
+        chosen = [p for p in policies if selects(p["spec"]["podSelector"], labels)
+                  and direction.capitalize() in p["spec"]["policyTypes"]]  # fmt: skip
+        assert chosen, f"no {direction} policy selects {labels}: default-deny missing"
+        rules = [r for p in chosen for r in p["spec"].get(direction, [])]
+        if not any(rule_allows(r, other[0], other[1], port, own, protocol) for r in rules):
+            return False
+    return True
+
+
+def pod(overlay: str, name: str) -> tuple[str, dict[str, str]]:
+    return f"fixup-{overlay}", {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": "fixup",
+    }
+
+
+GATEWAY = ("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+PROMETHEUS = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
+DNS = ("kube-system", {"k8s-app": "kube-dns"})
+STRANGER = ("default", {"app.kubernetes.io/name": "anything"})
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_service_to_service_traffic_is_exactly_the_registry_edges(overlay: str) -> None:
+    built = registry.built_services()
+    for caller in built:
+        for callee in built:
+            port = k8s_network.serving_port(callee)
+            expected = callee.name in caller.breakers
+            got = allowed(overlay, pod(overlay, caller.name), pod(overlay, callee.name), port)
+            assert got == expected, (caller.name, callee.name, port)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_prometheus_and_dns_edges(overlay: str) -> None:
+    for s in registry.built_services():
+        me = pod(overlay, s.name)
+        assert allowed(overlay, GATEWAY, me, s.http_port) == s.behind_gateway, s.name
+        assert allowed(overlay, PROMETHEUS, me, s.metrics_port), s.name
+        assert not allowed(overlay, STRANGER, me, s.http_port), s.name
+        assert allowed(overlay, me, DNS, 53, "UDP"), s.name
+        assert not allowed(overlay, me, STRANGER, 80), s.name
+    pages = pod(overlay, k8s_network.PAGES)
+    assert allowed(overlay, GATEWAY, pages, k8s_network.PAGES_PORT)
+    assert not allowed(overlay, STRANGER, pages, k8s_network.PAGES_PORT)
+    alertmanager = pod(overlay, k8s_network.ALERTMANAGER)
+    assert allowed(overlay, PROMETHEUS, alertmanager, k8s_network.ALERTMANAGER_PORT)
+    assert not allowed(overlay, GATEWAY, alertmanager, k8s_network.ALERTMANAGER_PORT)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_reaches_its_database_and_redis_only(overlay: str) -> None:
+    outside = ("", {})  # a managed server: no pod labels, no namespace of ours
+    for s in registry.built_services():
+        me = pod(overlay, s.name)
+        own_port = k8s_network.ENGINE_PORTS[s.engine]
+        assert allowed(overlay, me, outside, own_port), s.name
+        assert allowed(overlay, me, outside, k8s_network.REDIS_PORT), s.name
+        for engine, port in k8s_network.ENGINE_PORTS.items():
+            if engine != s.engine:
+                assert not allowed(overlay, me, outside, port), (s.name, engine)
+    migrate = pod(overlay, k8s_network.MIGRATE)
+    for port in k8s_network.ENGINE_PORTS.values():
+        assert allowed(overlay, migrate, outside, port)
+    assert not allowed(overlay, migrate, outside, k8s_network.REDIS_PORT)

@@ -227,7 +227,6 @@ def services() -> dict[str, Any]:
 
 def render() -> str:
     document = {
-        "name": "fixup",
         "services": services(),
         "volumes": {"pgdata": {}, "mariadbdata": {}, "nginxlogs": {}, **extras.VOLUMES},
     }

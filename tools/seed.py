@@ -253,8 +253,10 @@ def admin_password(local_dev: bool) -> str:
     return chosen
 
 
-def seed_users(dsn: str, local_dev: bool = False) -> int:
-    admin_password_ = admin_password(local_dev)
+def seed_users(dsn: str, admin: str | None = None) -> int:
+    """The ADMIN gets `admin` (main passes the checked SEED_ADMIN_PASSWORD); tests seeding
+    their own databases pass none and get the local dev run's password."""
+    admin_password_ = admin if admin is not None else admin_password(local_dev=True)
     user_password = os.environ.get("SEED_USER_PASSWORD") or DEFAULT_USER_PASSWORD
     everyone = (ADMIN, *CUSTOMERS)
     with psycopg.connect(psycopg_dsn(dsn)) as conn:
@@ -366,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the local dev run: the ADMIN may get the documented default password",
     )
     args = parser.parse_args([] if argv is None else argv)
-    admin_password(args.local_dev)  # refuses before anything is written
+    admin = admin_password(args.local_dev)  # refuses before anything is written
     seeders = {db: (seed, total) for db, seed, total in SEEDERS}
     databases = [s.database for s in registry.built_services()]
     for db in [*seeders, *(d for d in databases if d not in seeders)]:
@@ -377,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{db}: migrated, no seed data")
                 continue
             seed, total = seeders[db]
-            inserted = seed_users(dsn, args.local_dev) if seed is seed_users else seed(dsn)
+            inserted = seed_users(dsn, admin) if seed is seed_users else seed(dsn)
         except Exception as exc:  # one clear line for the Makefile user, not a traceback
             print(f"seed: {db}: {exc}", file=sys.stderr)
             return 2

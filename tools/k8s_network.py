@@ -14,8 +14,8 @@ allow per real edge:
   managed servers outside the cluster: the rules name the port, not an address (an
   overlay narrows them with an `ipBlock` of the database's network).
 
-Alertmanager's receivers carry no integration yet (tools/alertmanager.py): whoever adds one
-adds its egress here.
+Alertmanager's receivers carry no integration yet (tools/alertmanager.py), and tracing is
+off unless OTEL_EXPORTER_OTLP_ENDPOINT is set: whoever adds either adds its egress here.
 """
 
 from __future__ import annotations

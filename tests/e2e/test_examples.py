@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from tests.e2e.examples_page import Example, examples, matches, pattern, run
+from tools.examples_page import Example, examples, matches, pattern, run
 from tests.e2e.gateway_stack import Gateway
 from tests.servers import free_port
 from tools import keys, seed

@@ -118,10 +118,12 @@ run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops
 bench: install ## every benchmark (side by side; needs wrk, nginx): bench/results/latest.json + docs/benchmarks.md and the README headline
 	$(PY) -m bench.run $(if $(only),--only $(only))
 
-swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all)
+swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all), with the examples of docs/examples.md
+	$(PY) -m tools.openapi_examples gen
 	$(PY) -m tools.swag gen $(svc)
 
 swag-check: install ## fail when a committed OpenAPI document (or nginx/compose, Procfile) is stale
+	$(PY) -m tools.openapi_examples check
 	$(PY) -m tools.swag check
 	$(PY) -m tools.nginx check
 	$(PY) -m tools.procfile check

@@ -22,6 +22,7 @@ from lib.auth.principal import Role
 from lib.http.access import Access, Authenticate
 from lib.http.keys import PRINCIPAL
 from lib.http.middleware import UNSAFE_METHODS
+from lib.http.openapi_examples import add_examples, load
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -343,6 +344,7 @@ def build_spec(app: web.Application, *, service: str, title: str, version: str) 
         operation = builder.operation(path, op, write=route.method in UNSAFE_METHODS)
         paths.setdefault(path, {})[route.method.lower()] = operation
     add_links(paths)
+    add_examples(paths, load(service))  # lifted from docs/examples.md
     for path in sorted(paths):
         spec.path(path=path, operations=dict(sorted(paths[path].items())))
     result: dict[str, Any] = spec.to_dict()

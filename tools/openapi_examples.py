@@ -206,11 +206,10 @@ def slug(text: str) -> str:
 def lift(page: str, specs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """service -> "METHOD /path" -> {"request": {name: example}, "responses": {status: …}}."""
     blocks = examples(page)
-    titles = headings(page)
     lifted: dict[str, dict[str, Any]] = {service: {} for service in specs}
     problems: list[str] = []
     for i, block in enumerate(blocks):
-        found = lift_block(block, blocks[:i], specs, titles)
+        found = lift_block(block, blocks[:i], specs, page)
         if isinstance(found, str):
             problems.append(found)
         elif found is not None:
@@ -229,30 +228,30 @@ def lift_block(
     block: Example,
     before: list[Example],
     specs: dict[str, dict[str, Any]],
-    titles: list[tuple[int, str]],
+    page: str,
 ) -> tuple[str, str, str, str, Any, Any] | str | None:
     call = call_of(block.command)
     if call is None or call.service not in specs or block.expected is None:
         return None
+    shown = answer(block.expected)
+    if call.status_only and re.fullmatch(r"\d{3}", block.expected.strip()):
+        status, response = block.expected.strip(), None
+    elif isinstance(shown, dict) and ("data" in shown or {"type", "status"} <= shown.keys()):
+        status, response = str(shown.get("status", "")), shown
+    else:
+        return None  # a part of an answer (a jq filter), several, or none
     where = f"docs/examples.md:{block.line}"
     matched = operation_of(specs[call.service], call.method, call.path)
     if matched is None:
         return f"{where}: {call.method} {call.path} is no operation of {call.service}"
     template, op = matched
-    shown = answer(block.expected)
-    if call.status_only and re.fullmatch(r"\d{3}\n?", block.expected.strip()):
-        status, response = block.expected.strip(), None
-    elif isinstance(shown, dict) and ("data" in shown or {"type", "status"} <= shown.keys()):
-        status = str(shown["status"]) if "data" not in shown else success_status(call.method, op)
-        response = shown
-    else:
-        return None  # a part of an answer (a jq filter), or several
+    if response is not None and "data" in response:
+        status = success_status(call.method, op)
     declared = op["responses"].get(status)
     if declared is None or (response is not None and "content" not in declared):
         return f"{where}: the page shows {status}, which {call.method} {template} does not declare"
-    heading = [title for line, title in titles if line < block.line][-1]
-    name = slug(heading)
-    value = {"summary": f"docs/examples.md: {heading}"}
+    heading = [title for line, title in headings(page) if line < block.line][-1]
+    value = {"summary": f"{heading} (docs/examples.md)"} | described(page, block.line)
     request = None
     if call.body is not None and status.startswith("2"):
         known = assignments([b.command for b in before] + [block.command])
@@ -261,10 +260,23 @@ def lift_block(
         call.service,
         f"{call.method} {template}",
         status,
-        name,
+        slug(heading),
         request,
         None if response is None else value | {"value": response},
     )
+
+
+def described(page: str, line: int) -> dict[str, str]:
+    """The paragraph right above a block (none when another block is right above it)."""
+    lines = page.splitlines()[: line - 1]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    paragraph: list[str] = []
+    while lines and lines[-1].strip() and not lines[-1].startswith(("```", "#")):
+        paragraph.insert(0, lines.pop().strip())
+    if not paragraph or (lines and lines[-1].startswith("```")):
+        return {}
+    return {"description": " ".join(paragraph).rstrip(":") + "."}
 
 
 def specs() -> dict[str, dict[str, Any]]:

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from tools.examples_page import Example, examples, matches, pattern, run
 from lib import registry
 from tests.e2e.gateway_stack import Gateway
 from tests.servers import free_port
 from tools import keys, seed
+from tools.examples_page import Example, examples, matches, pattern, run
 from tools.service_process import ROOT, ServiceProcess
 
 PAGE = ROOT / "docs" / "examples.md"
@@ -63,9 +63,7 @@ async def stack(
     grpc = f"127.0.0.1:{free_port()}"
     docs = tmp / "docs"
     docs.mkdir()
-    gateway = Gateway(
-        tmp, {n: [f"127.0.0.1:{ports[n]}"] for n in BEHIND_NGINX}, docs
-    )
+    gateway = Gateway(tmp, {n: [f"127.0.0.1:{ports[n]}"] for n in BEHIND_NGINX}, docs)
     # .env.example is what `make run` reads; only addresses, databases and keys differ
     example = {k: v for k, v in dotenv_values(ROOT / ".env.example").items() if v is not None}
     common = {

@@ -297,13 +297,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"openapi-examples: {exc}", file=sys.stderr)
         return 2
     stale = []
-    for service, found in lifted.items():
-        path, text = EXAMPLES_DIR / f"{service}.json", render(found)
+    for service, found in lifted.items():  # a service the page does not show: no file
+        path, text = EXAMPLES_DIR / f"{service}.json", render(found) if found else None
         if args.command == "gen":
             EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"openapi-examples: {path.relative_to(ROOT)}")
-        elif not path.exists() or path.read_text() != text:
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(text)
+                print(f"openapi-examples: {path.relative_to(ROOT)}")
+        elif (path.read_text() if path.exists() else None) != text:
             stale.append(service)
     if stale:
         print(f"openapi-examples: stale: {', '.join(stale)}; run make swag-gen", file=sys.stderr)

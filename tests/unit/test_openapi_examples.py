@@ -70,6 +70,7 @@ def test_the_committed_examples_are_the_pages() -> None:
     lifted = openapi_examples.lift(openapi_examples.PAGE.read_text(), openapi_examples.specs())
     for service, found in lifted.items():
         committed = (EXAMPLES_DIR / f"{service}.json").read_text()
+        assert found, f"{service}: docs/examples.md shows none of its operations"
         assert committed == openapi_examples.render(found), f"{service}: run make swag-gen"
 
 

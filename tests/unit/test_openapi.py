@@ -144,7 +144,7 @@ def test_paged_list_operation(spec: dict[str, Any]) -> None:
     assert op["operationId"] == "listThings"
     assert op["summary"] == "List things"
     assert op["tags"] == ["things"]
-    assert "security" not in op  # public
+    assert op["security"] == []  # public: explicitly no credentials
     assert "requestBody" not in op
     params = {p["name"]: p for p in op["parameters"]}
     assert list(params) == ["limit", "page", "orderby", "sort", "status"]
@@ -307,7 +307,7 @@ def test_dataclass_response_and_no_content() -> None:
     delete = built["paths"]["/v1/points/{id}"]["delete"]
     assert delete["responses"]["204"] == {"description": "Done, no content."}
     assert sorted(delete["responses"]) == ["204", "429"]
-    assert "security" not in delete
+    assert delete["security"] == []
 
 
 def test_a_create_links_to_the_operations_on_what_it_created() -> None:

@@ -229,6 +229,7 @@ class _Builder:
             result["requestBody"] = op.form.request_body()
         if op.access.roles is None:
             result["security"] = []  # public: explicitly no credentials
+            result["description"] = f"{op.description}\n\nPublic: no credentials.".strip()
         else:
             result["security"] = [{"bearer": []}, {"cookie": []}]
             result["description"] = f"{op.description}\n\n{op.access.text()}".strip()

@@ -173,7 +173,7 @@ APILINT_DEPS := tools/apilint/node_modules/.package-lock.json
 $(APILINT_DEPS): tools/apilint/package-lock.json
 	npm ci --prefix tools/apilint --ignore-scripts --no-audit --no-fund
 
-api-lint-deps: $(APILINT_DEPS) ## npm ci in tools/apilint: Spectral and Redocly, pinned
+api-lint-deps: $(APILINT_DEPS) ## npm ci in tools/apilint: Spectral, Redocly, openapi-typescript, tsc (pinned)
 
 api-lint: install api-lint-deps ## Spectral (spectral:oas + ours) and Redocly (recommended) on docs/openapi/*.json: 0 errors, 0 warnings
 	$(PY) -m tools.api_lint

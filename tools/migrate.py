@@ -12,10 +12,12 @@ queueing every request of the release behind it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -89,10 +91,17 @@ class MigrationFailedError(RuntimeError):
     """One migration failed; the message names it and says whether a re-run is safe."""
 
 
-def backend_for(dsn: str, timeouts: Timeouts | None = None) -> DatabaseBackend:
+@contextlib.contextmanager
+def backend_for(dsn: str, timeouts: Timeouts | None = None) -> Iterator[DatabaseBackend]:
+    """yoyo's backend, its connection closed on the way out: left open, a read's
+    transaction keeps MariaDB's metadata locks, and a DROP DATABASE of the db waits on it."""
     create_database(dsn)
     limits = (timeouts or Timeouts.from_env()).connect_args(engine_of(dsn))
-    return get_backend(yoyo_url(dsn, limits))
+    backend = get_backend(yoyo_url(dsn, limits))
+    try:
+        yield backend
+    finally:
+        backend.connection.close()
 
 
 def _explain(migration: Migration, exc: Exception, timeouts: Timeouts) -> str:
@@ -132,10 +141,9 @@ def up(
     MigrationFailedError naming the migration; those before it stay applied."""
     dsn = dsn or get_database(db).dsn()
     timeouts = timeouts or Timeouts.from_env()
-    backend = backend_for(dsn, timeouts)
     migrations = read_migrations(str(source or migrations_dir(db)))
     applied: list[str] = []
-    with backend.lock():
+    with backend_for(dsn, timeouts) as backend, backend.lock():
         pending = backend.to_apply(migrations)
         pending = pending if steps is None else pending[:steps]
         for migration in pending:
@@ -152,9 +160,8 @@ def down(
 ) -> list[str]:
     """Roll back the last `steps` migrations (all of them when steps is None)."""
     dsn = dsn or get_database(db).dsn()
-    backend = backend_for(dsn)
     migrations = read_migrations(str(source or migrations_dir(db)))
-    with backend.lock():
+    with backend_for(dsn) as backend, backend.lock():
         applied = backend.to_rollback(migrations)
         chosen = applied if steps is None else applied[:steps]
         backend.rollback_migrations(chosen)
@@ -163,9 +170,9 @@ def down(
 
 def status(db: str, dsn: str | None = None) -> list[tuple[str, bool]]:
     dsn = dsn or get_database(db).dsn()
-    backend = backend_for(dsn)
     migrations = read_migrations(str(migrations_dir(db)))
-    return [(m.id, backend.is_applied(m)) for m in migrations]
+    with backend_for(dsn) as backend:
+        return [(m.id, backend.is_applied(m)) for m in migrations]
 
 
 SCHEMA_BLOCK = re.compile(r"^([ \t]*)schema:[ \t]*\n((?:\1[ \t]+- .*\n)+)", re.MULTILINE)

@@ -11,9 +11,10 @@ registry entry, and regenerates the same files: on a tree where nothing else cha
 tree is as before. A bad name or engine is refused before anything is written, and both
 run in a transaction: a failure midway (or Ctrl-C) puts every file back.
 
-A PostgreSQL REST service follows every house rule of docs/api.md (list and item with
-ETags, create with Idempotency-Key, PATCH and DELETE with If-Match, declared access); a
-MariaDB one has list, get and create (no MariaDB store of idempotency keys yet).
+A REST service follows every house rule of docs/api.md on either engine (list and item
+with ETags, create with Idempotency-Key, PATCH and DELETE with If-Match, declared access):
+MariaDB's Idempotency-Key store and version stamps are sql/common/mysql's queries on the
+tables and triggers of its starter migrations.
 
 What is left to the person is what only they can say: the queries, migrations, schemas,
 handlers and tests of the service's own behaviour.
@@ -139,23 +140,24 @@ class Scaffold:
             out["grpc/proto.tmpl"] = Path(f"proto/{n}/v1/{n}.proto")
             out["grpc/test_grpc.py.tmpl"] = Path(f"tests/integration/test_{n}_grpc.py")
         else:
+            # one template per module for both engines: the engine's own part is its
+            # migration and queries (the same query names on both)
             out = {
                 f"service/{module}.py.tmpl": Path(f"services/{n}/{module}.py")
-                for module in ("__init__", "__main__", "app", "settings")
+                for module in ("__init__", "__main__", "app", "settings", "handlers", "schemas")
             }
-            # PostgreSQL's carry every house rule (ETags, Idempotency-Key, If-Match); MySQL's
-            # the list, get and create (no MariaDB store of idempotency keys yet)
-            own = "service" if self.engine == "postgresql" else "mysql"
-            out[f"{own}/handlers.py.tmpl"] = Path(f"services/{n}/handlers.py")
-            out[f"{own}/schemas.py.tmpl"] = Path(f"services/{n}/schemas.py")
-            test = "tests/test_api.py.tmpl" if own == "service" else "mysql/test_api.py.tmpl"
-            out[test] = Path(f"tests/integration/test_{n}_api.py")
+            out["tests/test_api.py.tmpl"] = Path(f"tests/integration/test_{n}_api.py")
         cases = "tests" if self.engine == "postgresql" else "mysql"
         out[f"{cases}/constraints.py.tmpl"] = Path(f"tests/integration/constraints_{n}.py")
         out[f"{self.engine}/0001_initial.sql.tmpl"] = Path(f"migrations/{n}/0001_initial.sql")
         out[f"{self.engine}/0001_initial.rollback.sql.tmpl"] = Path(
             f"migrations/{n}/0001_initial.rollback.sql"
         )
+        if self.engine == "mysql":  # the version triggers: a migration sqlc does not read
+            for part in ("", ".rollback"):
+                out[f"mysql/0002_version_triggers{part}.sql.tmpl"] = Path(
+                    f"migrations/{n}/0002_version_triggers{part}.sql"
+                )
         out[f"{self.engine}/sqlc.yaml.tmpl"] = Path(f"sql/{n}/sqlc.yaml")
         out[f"{self.engine}/queries.sql.tmpl"] = Path(f"sql/{n}/queries/{n}.sql")
         return out

@@ -58,3 +58,17 @@ def test_the_recipe_s_files_a_person_edits_are_the_service_s_own() -> None:
     owned = [str(p) for p in new_service.owned_paths("invoices")]
     outside = sorted(p for p in named if not any(p == o or p.startswith(f"{o}/") for o in owned))
     assert outside == [], f"the recipe has a person edit outside the service: {outside}"
+
+
+def test_the_recipe_names_every_file_of_the_service_s_own_behaviour() -> None:
+    """The converse: each file the scaffold writes that holds the service's own behaviour
+    (not its plumbing: the app factory, the entry point, sqlc's config, a rollback) is
+    named in step 3, itself or by its folder, on either engine."""
+    page = (ROOT / "docs" / "recipes.md").read_text()
+    step = page[page.index("3. **Its own behaviour**") : page.index("`make remove-service name=")]
+    plumbing = ("app.py", "__main__.py", "sqlc.yaml")
+    for engine in new_service.ENGINES:
+        written = new_service.Scaffold("invoices", engine).files().values()
+        for path in (p for p in written if p.name not in plumbing):
+            names = (f"`{path}`", f"`{path.parent}/`")
+            assert any(n in step for n in names), f"{engine}: step 3 does not name {path}"

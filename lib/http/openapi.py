@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from apispec import APISpec
 from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
 
 from lib.auth.principal import Role
 from lib.http.access import Access, Authenticate
@@ -73,6 +74,7 @@ class Operation:
     also: tuple[int, ...] = ()  # other success statuses with the same body (200 "existing")
     paged: bool = False  # offset-paged: meta {total, limit, page}
     cursor_paged: bool = False  # keyset-paged: meta {limit, next_cursor}
+    meta: type[BaseModel] | None = None  # a list's meta fields beyond the page's own
     body: type[BaseModel] | None = None
     form: Form | None = None  # a multipart body instead of JSON (lib/http/openapi_io.py)
     query: type[BaseModel] | None = None
@@ -165,12 +167,24 @@ class _Builder:
             self.spec.components.schema(name, schema)
         return {"$ref": f"#/components/schemas/{name}"}
 
-    def query_parameters(self, model: type[BaseModel]) -> list[dict[str, Any]]:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    def extend_meta(self, meta: dict[str, Any], model: type[BaseModel]) -> None:
+        """Add `model`'s fields to a list's `meta` (the users' statistics, the reviews'
+        average): inline, so a validator that allows no unknown property accepts them."""
+        schema = self.inline(model, mode="serialization")
+        meta["properties"] |= schema.get("properties", {})
+        meta["required"] = [*meta["required"], *schema.get("required", [])]
+
+    def inline(self, model: type[BaseModel], mode: JsonSchemaMode = "validation") -> dict[str, Any]:
+        """`model`'s own schema, its nested models and enums registered as components."""
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
         for def_name, definition in schema.pop("$defs", {}).items():
-            if def_name not in self.known:  # enums and nested models become components
+            if def_name not in self.known:
                 self.known.add(def_name)
                 self.spec.components.schema(def_name, definition)
+        return schema
+
+    def query_parameters(self, model: type[BaseModel]) -> list[dict[str, Any]]:
+        schema = self.inline(model)
         params = []
         for name, prop in schema.get("properties", {}).items():
             prop = dict(prop)
@@ -255,6 +269,8 @@ class _Builder:
                 body = _cursor_page_schema(item)
             else:
                 body = _page_schema(item) if op.paged else _data_schema(item)
+            if op.meta is not None:
+                self.extend_meta(body["properties"]["meta"], op.meta)
             for status in (op.status, *op.also):
                 responses[str(status)] = {
                     "description": "Success.",

@@ -219,6 +219,7 @@ async def reviews_tag(request: web.Request, conn: Any) -> str:
     tags=["reviews"],
     response=models.Review,
     paged=True,
+    meta=s.ReviewListMeta,
     query=s.ReviewListQuery,
     errors=(400,),
     description="Public. `meta.avg_rating`: the average over all of them (decimal string, "

@@ -112,5 +112,11 @@ class ReviewListQuery(ListQuery):
     orderby: Literal["created_at"] | None = Field(None, description="Sort key; created_at.")
 
 
+class ReviewListMeta(BaseModel):
+    """The reviews list's meta beyond the page's."""
+
+    avg_rating: Decimal | None
+
+
 class CurrencyListQuery(ListQuery):
     orderby: Literal["code"] | None = Field(None, description="Sort key; code.")

@@ -39,7 +39,7 @@ from services.users.db.models import User, UserRole
 from services.users.pictures import STORAGE, delete_quietly, picture_url, picture_urls
 from services.users.points import POINTS, PointsLookup, points_for
 from services.users.profile_schemas import ADMIN_ONLY, READ_ONLY, ProviderOut, UserPatch
-from services.users.schemas import ORDERBY, UserListQuery, UserOut
+from services.users.schemas import ORDERBY, UserListMeta, UserListQuery, UserOut
 from services.users.settings import UsersSettings
 from services.users.user_json import user_json
 
@@ -100,6 +100,7 @@ async def load_users(
     tags=TAGS,
     response=UserOut,
     paged=True,
+    meta=UserListMeta,
     query=UserListQuery,
     roles=("MODERATOR", "ADMIN"),
     errors=(403,),

@@ -58,3 +58,10 @@ class Statistics(BaseModel):
     count: int
     age: Range
     salary: Range
+
+
+class UserListMeta(BaseModel):
+    """The users list's meta beyond the page's: what the handler adds."""
+
+    statistics: Statistics
+    degraded: list[Literal["points"]] | None = None  # present only when points is away

@@ -178,7 +178,7 @@ async def test_every_list_every_key_both_directions(
     chat_dsn: str,
     users_dsn: str,  # noqa: F811  (the fixture)
 ) -> None:
-    dsns = {  # the stack's databases, by service (its fixture's wiring)
+    dsns = {  # names services on purpose: the databases of the access matrix stack fixture
         "departments": departments_dsn,
         "catalog": chat_catalog_dsn,
         "orders": chat_orders_dsn,

@@ -101,15 +101,19 @@ async def world(
         for name, p in (("users", users), ("catalog", catalog))
     }
     dsn = migrated_db("orders")
-    limits: dict[str, Any] = {}
-    for name, proxy in proxies.items():
-        limits |= {
-            f"{name}_url": f"http://127.0.0.1:{proxy.port}",
-            f"{name}_timeout": TIMEOUT,
-            f"{name}_breaker_threshold": THRESHOLD,
-            f"{name}_breaker_reset": RESET,
-        }
-    client = await aiohttp_client(orders_app(orders_settings(dsn, **limits)))
+    users_url, catalog_url = (f"http://127.0.0.1:{proxies[n].port}" for n in ("users", "catalog"))
+    settings = orders_settings(
+        dsn,
+        users_url=users_url,
+        users_timeout=TIMEOUT,
+        users_breaker_threshold=THRESHOLD,
+        users_breaker_reset=RESET,
+        catalog_url=catalog_url,
+        catalog_timeout=TIMEOUT,
+        catalog_breaker_threshold=THRESHOLD,
+        catalog_breaker_reset=RESET,
+    )
+    client = await aiohttp_client(orders_app(settings))
     customer = await make_user(users_dsn, Role.CUSTOMER)
     async with aiohttp.ClientSession() as http:
         service_id = await catalog_service(http, catalog.url)

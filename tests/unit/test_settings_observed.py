@@ -20,9 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 UNOBSERVED = {
     "db_pool_reset": "on/off of the pool's session reset; ADR 0005's tests use the default",
     "max_list_ids": "points' GetUserListPoints cap: users never sends more than a page",
-    "orders_breaker_reset": "chat -> orders breaker: the gray tests cover orders' clients",
     "orders_cache_size": "chat's LRU of participants: its TTL is tested, not its size",
-    "orders_timeout": "chat -> orders deadline: the gray tests cover orders' clients",
     "outbox_batch": "relay batch size: the outbox tests drain whatever the batch",
     "outbox_retry_max": "relay backoff cap: above any test's wait",
 }

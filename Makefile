@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help install lint format typecheck test test-fast test-reliability test-unit migrate-up migrate-down migrate-status \
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
-	check-service scan-deps deploy-lint
+	check-service scan-deps deploy-lint api-lint api-lint-deps
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -41,6 +41,7 @@ else
 	@$(PY) -m tools.packages ensure test
 	@$(MAKE) --no-print-directory swagger-deps || echo "note: the Swagger UI test needs: make swagger-deps"
 	@$(MAKE) --no-print-directory scan-deps || echo "note: the deploy scans need: make scan-deps"
+	@$(MAKE) --no-print-directory api-lint-deps || echo "note: the API linters need: make api-lint-deps"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 endif
 
@@ -118,10 +119,12 @@ run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops
 bench: install ## every benchmark (side by side; needs wrk, nginx): bench/results/latest.json + docs/benchmarks.md and the README headline
 	$(PY) -m bench.run $(if $(only),--only $(only))
 
-swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all)
+swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all), with the examples of docs/examples.md
+	$(PY) -m tools.openapi_examples gen
 	$(PY) -m tools.swag gen $(svc)
 
 swag-check: install ## fail when a committed OpenAPI document (or nginx/compose, Procfile) is stale
+	$(PY) -m tools.openapi_examples check
 	$(PY) -m tools.swag check
 	$(PY) -m tools.nginx check
 	$(PY) -m tools.procfile check
@@ -167,6 +170,15 @@ proto: install ## generate betterproto2 messages from proto/ into lib/pb
 
 proto-check: install ## fail when lib/pb is stale against proto/ (CI)
 	$(PY) -m tools.proto check
+
+APILINT_DEPS := tools/apilint/node_modules/.package-lock.json
+$(APILINT_DEPS): tools/apilint/package-lock.json
+	npm ci --prefix tools/apilint --ignore-scripts --no-audit --no-fund
+
+api-lint-deps: $(APILINT_DEPS) ## npm ci in tools/apilint: Spectral, Redocly, openapi-typescript, tsc (pinned)
+
+api-lint: install api-lint-deps ## Spectral (spectral:oas + ours) and Redocly (recommended) on docs/openapi/*.json: 0 errors, 0 warnings
+	$(PY) -m tools.api_lint
 
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed-stamp

@@ -15,7 +15,7 @@ import yaml
 
 from lib.clients import http
 from services.orders.settings import OrdersSettings
-from tests.e2e.examples_page import fenced
+from tools.examples_page import fenced
 from tools.service_process import ROOT
 
 RECIPES = ROOT / "docs" / "recipes.md"

@@ -22,6 +22,8 @@ from lib.auth.principal import Role
 from lib.http.access import Access, Authenticate
 from lib.http.keys import PRINCIPAL
 from lib.http.middleware import UNSAFE_METHODS
+from lib.http.openapi_examples import add_examples, load
+from lib.http.openapi_io import Form, Header, binary_content, path_schema, tag_objects
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -72,7 +74,11 @@ class Operation:
     paged: bool = False  # offset-paged: meta {total, limit, page}
     cursor_paged: bool = False  # keyset-paged: meta {limit, next_cursor}
     body: type[BaseModel] | None = None
+    form: Form | None = None  # a multipart body instead of JSON (lib/http/openapi_io.py)
     query: type[BaseModel] | None = None
+    headers: tuple[Header, ...] = ()  # request headers the handler reads itself
+    produces: tuple[str, ...] = ()  # the success body is a file of one of these types
+    me: bool = False  # `{id}` may be `me`
     roles: tuple[str, ...] | None = None  # None: public (lib/http/access.py)
     owner: str = ""
     any_owner: tuple[str, ...] = ()
@@ -170,17 +176,19 @@ class _Builder:
             prop = dict(prop)
             description = prop.pop("description", "")
             prop.pop("title", None)
+            required = name in schema.get("required", [])
             params.append(
-                {"name": name, "in": "query", "required": False, "schema": prop}
+                {"name": name, "in": "query", "required": required, "schema": prop}
                 | ({"description": description} if description else {})
             )
         return params
 
     def operation(self, path: str, op: Operation, *, write: bool = False) -> dict[str, Any]:
         params: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
+            {"name": name, "in": "path", "required": True, "schema": path_schema(name, op.me)}
             for name in re.findall(r"{(\w+)}", path)
         ]
+        params += [header.parameter() for header in op.headers]
         if op.query is not None:
             params += self.query_parameters(op.query)
         if op.if_match:
@@ -218,7 +226,12 @@ class _Builder:
                 "required": True,
                 "content": {"application/json": {"schema": self.ref(op.body)}},
             }
-        if op.access.roles is not None:
+        elif op.form is not None:
+            result["requestBody"] = op.form.request_body()
+        if op.access.roles is None:
+            result["security"] = []  # public: explicitly no credentials
+            result["description"] = f"{op.description}\n\nPublic: no credentials.".strip()
+        else:
             result["security"] = [{"bearer": []}, {"cookie": []}]
             result["description"] = f"{op.description}\n\n{op.access.text()}".strip()
             result["x-access"] = op.access.extension()
@@ -227,7 +240,14 @@ class _Builder:
     def responses(self, op: Operation, *, write: bool = False) -> dict[str, Any]:
         responses: dict[str, Any] = {}
         headers = {"ETag": {"schema": {"type": "string"}}} if op.etag else {}
-        if op.response is None:
+        if op.produces:
+            responses[str(op.status)] = {
+                "description": "The file.",
+                "content": binary_content(op.produces),
+            }
+        elif op.status == 101:
+            responses["101"] = {"description": "Switching Protocols: the WebSocket is open."}
+        elif op.response is None:
             responses[str(op.status)] = {"description": "Done, no content."}
         else:
             item = self.ref(op.response)
@@ -247,7 +267,7 @@ class _Builder:
                 codes |= {403}  # a role not declared, an unverified caller
             if write:  # a cookie-authenticated write without an allowed Origin
                 codes |= {403}
-        if op.body is not None:
+        if op.body is not None or op.form is not None:
             codes |= {400, 413, 415}
         if op.query is not None:
             codes |= {400}
@@ -256,21 +276,16 @@ class _Builder:
         if op.idempotent:  # a malformed key; a key used before for another request
             codes |= {400, 409}
         for code in sorted(codes):
+            text = ERROR_TEXT.get(code, "Error")
+            if code == 415 and op.form is not None:
+                text = "Body is not multipart/form-data (UNSUPPORTED_MEDIA_TYPE)"
             responses[str(code)] = {
-                "description": ERROR_TEXT.get(code, "Error"),
+                "description": text,
                 "content": {
                     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
                 },
             }
         return responses
-
-
-def _path_schema(name: str) -> dict[str, Any]:
-    return (
-        {"type": "string", "format": "uuid"}
-        if name == "id" or name.endswith("_id")
-        else {"type": "string"}
-    )
 
 
 def _operation_id(summary: str) -> str:
@@ -343,6 +358,9 @@ def build_spec(app: web.Application, *, service: str, title: str, version: str) 
         operation = builder.operation(path, op, write=route.method in UNSAFE_METHODS)
         paths.setdefault(path, {})[route.method.lower()] = operation
     add_links(paths)
+    add_examples(paths, load(service))  # lifted from docs/examples.md
+    for tag in tag_objects(paths):
+        spec.tag(tag)
     for path in sorted(paths):
         spec.path(path=path, operations=dict(sorted(paths[path].items())))
     result: dict[str, Any] = spec.to_dict()

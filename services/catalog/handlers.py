@@ -155,6 +155,7 @@ def provider_of_link(request: web.Request) -> uuid.UUID:
     status=204,
     roles=("PROVIDER", "ADMIN"),
     owner=SELF,
+    me=True,
     any_owner=("ADMIN",),
     errors=(400, 403, 404),
     description="`{id}` may be `me`. That provider or an ADMIN; idempotent.",
@@ -177,6 +178,7 @@ async def offer_service(request: web.Request) -> web.Response:
     status=204,
     roles=("PROVIDER", "ADMIN"),
     owner=SELF,
+    me=True,
     any_owner=("ADMIN",),
     errors=(400, 403, 404),
     description="`{id}` may be `me`. That provider or an ADMIN; idempotent (404 only for "

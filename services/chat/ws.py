@@ -44,6 +44,7 @@ from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import dumps
 from lib.http.keys import AUTH, DB, LIMITS, PRINCIPAL, REVOCATIONS, principal_of, request_id
 from lib.http.openapi import operation
+from lib.http.openapi_io import Header
 from lib.logging import get_logger
 from lib.resilience.ratelimit import enforce
 from services.chat import schemas as s
@@ -200,6 +201,12 @@ async def on_text(session: Session, conversation_id: uuid.UUID, text: str) -> No
     owner=PARTICIPANT,
     authenticate=socket_principal,  # the token may come as a subprotocol
     status=101,
+    headers=(
+        Header(
+            "Sec-WebSocket-Protocol",
+            f"`{SUBPROTOCOL}, <access token>` to authenticate with a subprotocol.",
+        ),
+    ),
     errors=(400, 403, 404),
     description=(
         "Auth: offer the subprotocols `fixup.bearer` and the access token (the server "

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 
 from aiohttp import BodyPartReader, web
+from pydantic import BaseModel, Field
 
 from lib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
 from lib.http.access import EVERY_ROLE, SELF
@@ -18,6 +19,7 @@ from lib.http.body import body_deadline
 from lib.http.guards import path_text
 from lib.http.keys import DB
 from lib.http.openapi import operation
+from lib.http.openapi_io import Form
 from lib.logging import get_logger
 from lib.resilience.bulkhead import Bulkhead
 from lib.storage import LocalStorage, ObjectNotFound, S3Storage, Storage, new_key
@@ -34,6 +36,9 @@ STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 PICTURE_WORKERS: web.AppKey[Bulkhead] = web.AppKey("picture_workers", Bulkhead)
 MAX_PICTURE = 5 * 1024 * 1024
 MULTIPART_OVERHEAD = 16 * 1024  # boundaries and part headers around the image
+PICTURE_FORM = Form(
+    "image", tuple(CONTENT_TYPES.values()), MAX_PICTURE, "JPEG or PNG (by content)."
+)
 # a served picture is only ever an image: never a page, never a script, never a download
 SERVED_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; sandbox",
@@ -96,26 +101,32 @@ async def delete_quietly(storage: Storage, key: str | None) -> None:
         log.warning("picture_delete_failed", key=key, error=type(exc).__name__)
 
 
-async def read_image(request: web.Request) -> bytes:
-    """The multipart field `image`, read up to MAX_PICTURE + 1 bytes (never more): 413
-    when longer, 415 when the request is not multipart."""
-    if request.content_length is not None and (
-        request.content_length > MAX_PICTURE + MULTIPART_OVERHEAD
-    ):
-        raise PayloadTooLarge(f"the picture may be at most {MAX_PICTURE} bytes")
+class SignedQuery(BaseModel):
+    """The query string of a signed picture URL (LocalStorage.url)."""
+
+    expires: str = Field(description="When the URL expires (Unix seconds), as signed.")
+    sig: str = Field(description="The signature of the key and `expires`.")
+
+
+async def read_image(request: web.Request, form: Form = PICTURE_FORM) -> bytes:
+    """The multipart field `form.field`, read up to `form.max_bytes` + 1 bytes (never
+    more): 413 when longer, 415 when the request is not multipart."""
+    limit, name = form.max_bytes, form.field
+    if request.content_length is not None and (request.content_length > limit + MULTIPART_OVERHEAD):
+        raise PayloadTooLarge(f"the picture may be at most {limit} bytes")
     if not request.content_type.startswith("multipart/"):
-        raise UnsupportedMediaType("send multipart/form-data with an `image` field")
+        raise UnsupportedMediaType(f"send multipart/form-data with an `{name}` field")
     async with body_deadline(request):  # 408 past HTTP_BODY_TIMEOUT
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if isinstance(part, BodyPartReader) and part.name == "image":
+            if isinstance(part, BodyPartReader) and part.name == name:
                 try:
-                    return await read_capped(part.read_chunk, MAX_PICTURE)
+                    return await read_capped(part.read_chunk, limit)
                 except CapExceeded:
-                    detail = f"the picture may be at most {MAX_PICTURE} bytes"
+                    detail = f"the picture may be at most {limit} bytes"
                     raise PayloadTooLarge(detail) from None
             await part.release()
-    raise BadRequest("the multipart body has no `image` field")
+    raise BadRequest(f"the multipart body has no `{name}` field")
 
 
 @routes.put(r"/v1/users/{id}/picture")
@@ -127,6 +138,8 @@ async def read_image(request: web.Request) -> bytes:
     owner=SELF,
     any_owner=("ADMIN",),
     verified=True,
+    form=PICTURE_FORM,
+    me=True,
     errors=(400, 403, 404, 413, 415, 503),
     description=(
         "multipart/form-data, field `image`: JPEG or PNG by content (magic bytes, not the "
@@ -162,6 +175,8 @@ async def put_picture(request: web.Request) -> web.Response:
 @operation(
     "Download a picture (local storage)",
     tags=TAGS,
+    query=SignedQuery,
+    produces=tuple(CONTENT_TYPES.values()),
     errors=(403, 404),
     description=(
         "The signed URL of `picture_url`: 403 when tampered with or expired. Served inline "

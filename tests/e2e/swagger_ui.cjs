@@ -45,5 +45,16 @@ run("swagger_ui.cjs", executablePath, async (browser, result) => {
     result.request_url = ((await list.locator(".request-url pre").first().textContent()) || "").trim();
     await list.scrollIntoViewIfNeeded();
     await page.screenshot({ path: screenshot, fullPage: true });
+
+    // "Try it out" on a create starts from the document's first request example
+    const create = page
+      .locator(".opblock.opblock-post")
+      .filter({ has: page.locator('.opblock-summary-path[data-path="/v1/departments"]') })
+      .first();
+    await create.locator(".opblock-summary").click();
+    await create.locator("button.try-out__btn").click();
+    const body = create.locator("textarea.body-param__text").first();
+    await body.waitFor({ timeout: 20000 });
+    result.create_body = await body.inputValue();
   }
 });

@@ -1,8 +1,9 @@
 """Swagger UI at NGINX's /docs/ in headless Debian chromium, driven by playwright-core.
 
 The page lists every service of docs/openapi/, shows the departments operations, and
-"Try it out" + "Execute" on GET /v1/departments goes through NGINX and gets a 200. A
-screenshot is kept in test-artifacts/swagger-ui.png.
+"Try it out" + "Execute" on GET /v1/departments goes through NGINX and gets a 200; "Try it
+out" on POST /v1/departments starts from the document's request example. A screenshot is
+kept in test-artifacts/swagger-ui.png.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ async def test_swagger_ui_lists_services_and_tries_the_list(stack: Stack) -> Non
     assert not result["errors"], result["errors"]
     assert all(url.startswith(stack.gateway.url) for url in result["requests"]), result["requests"]
     assert_png(ARTIFACTS / "swagger-ui.png", 20_000)
+    # "Try it out" on POST /v1/departments starts from its example (docs/examples.md)
+    document = json.loads((ROOT / "docs" / "openapi" / "departments.json").read_text())
+    body = document["paths"]["/v1/departments"]["post"]["requestBody"]["content"]
+    examples = body["application/json"]["examples"]
+    assert json.loads(result["create_body"]) == next(iter(examples.values()))["value"]
     # and the Execute request is in NGINX's access log, answered by departments
     lines = [json.loads(line) for line in stack.gateway.access_log.read_text().splitlines()]
     assert any(

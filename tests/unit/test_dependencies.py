@@ -63,6 +63,7 @@ NOT_IMPORTED: dict[str, str] = {
     "check-jsonschema": "the Compose/workflow schema check: tests/unit/test_deploy.py runs it",
     "kubernetes-validate": "the Kubernetes schema check: tests/unit/test_k8s.py runs it",
     "squawk-cli": "the PostgreSQL migration linter: make migrate-lint runs it",
+    "openapi-python-client": "tests/e2e/test_generated_client.py generates clients with it",
     "zizmor": "the workflows' security linter: make deploy-lint runs it (tools/deploy_scan.py)",
     "checkov": "the Kubernetes scanner, in .venv-scan: make deploy-lint runs it",
     "greenlet": "SQLAlchemy's asyncio layer needs it (an extra SQLAlchemy does not pull in)",

@@ -23,6 +23,7 @@ from lib.http.etag import if_match_version
 from lib.http.jsonio import json_response
 from lib.http.listing import ListQuery
 from lib.http.openapi import PROBLEM_SCHEMA, build_spec, operation
+from lib.http.openapi_io import Form, Header
 
 
 class Address(BaseModel):
@@ -144,7 +145,7 @@ def test_paged_list_operation(spec: dict[str, Any]) -> None:
     assert op["operationId"] == "listThings"
     assert op["summary"] == "List things"
     assert op["tags"] == ["things"]
-    assert "security" not in op  # public
+    assert op["security"] == []  # public: explicitly no credentials
     assert "requestBody" not in op
     params = {p["name"]: p for p in op["parameters"]}
     assert list(params) == ["limit", "page", "orderby", "sort", "status"]
@@ -307,7 +308,7 @@ def test_dataclass_response_and_no_content() -> None:
     delete = built["paths"]["/v1/points/{id}"]["delete"]
     assert delete["responses"]["204"] == {"description": "Done, no content."}
     assert sorted(delete["responses"]) == ["204", "429"]
-    assert "security" not in delete
+    assert delete["security"] == []
 
 
 def test_a_create_links_to_the_operations_on_what_it_created() -> None:
@@ -356,3 +357,57 @@ def test_an_idempotent_create_documents_the_key_its_conflict_and_other_successes
     assert (key["name"], key["in"], key["required"]) == ("Idempotency-Key", "header", False)
     # without the key and without `also`: neither the 409 nor the 200
     assert sorted(built["paths"]["/v1/plain"]["post"]["responses"]) == ["201", "429"]
+
+
+def test_forms_headers_files_me_and_the_websocket_are_declared() -> None:
+    form = Form("image", ("image/png",), 1024, "A PNG.")
+
+    class Signed(BaseModel):
+        sig: str
+        page: int = 1
+
+    @operation("Upload", tags=["f"], form=form, me=True, roles=("ADMIN",), status=204)
+    async def upload(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    @operation("Fetch", tags=["f"], query=Signed, produces=("image/png",))
+    async def fetch(request: web.Request) -> web.Response:
+        return web.Response()
+
+    @operation("Socket", tags=["w"], status=101, headers=(Header("Sec-WebSocket-Protocol", "p"),))
+    async def socket(request: web.Request) -> web.Response:
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_put("/v1/files/{id}", upload)
+    app.router.add_get("/v1/files/{key}/raw", fetch)
+    app.router.add_get("/v1/ws", socket)
+    built = build_spec(app, service="f", title="F", version="1")
+    validate(built)
+    put = built["paths"]["/v1/files/{id}"]["put"]
+    multipart = put["requestBody"]["content"]["multipart/form-data"]
+    assert multipart["schema"]["required"] == ["image"]
+    assert multipart["encoding"] == {"image": {"contentType": "image/png"}}
+    assert "1024 bytes" in multipart["schema"]["properties"]["image"]["description"]
+    assert put["responses"]["415"]["description"].startswith("Body is not multipart/form-data")
+    [path_id] = put["parameters"]
+    assert re.fullmatch(path_id["schema"]["pattern"], "me")
+    assert re.fullmatch(path_id["schema"]["pattern"], str(uuid.uuid4()))
+    assert not re.fullmatch(path_id["schema"]["pattern"], "you")
+    get = built["paths"]["/v1/files/{key}/raw"]["get"]
+    assert get["security"] == []
+    assert get["description"] == "Public: no credentials."
+    assert {p["name"]: p["required"] for p in get["parameters"] if p["in"] == "query"} == {
+        "sig": True,
+        "page": False,
+    }
+    assert get["responses"]["200"]["content"] == {
+        "image/png": {"schema": {"type": "string", "format": "binary"}}
+    }
+    ws = built["paths"]["/v1/ws"]["get"]
+    assert ws["responses"]["101"]["description"].startswith("Switching Protocols")
+    assert [p["name"] for p in ws["parameters"]] == ["Sec-WebSocket-Protocol"]
+    assert built["tags"] == [
+        {"name": "f", "description": "Fetch; Upload."},
+        {"name": "w", "description": "Socket."},
+    ]

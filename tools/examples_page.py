@@ -1,6 +1,7 @@
-"""docs/examples.md as something a test can run: its ```sh blocks in one bash session (the
-variables one block sets are there for the next), each block's output against the
-```json / ```text block that follows it (none: the block prints nothing).
+"""docs/examples.md as something a program can run (and tools/openapi_examples.py read):
+its ```sh blocks in one bash session (the variables one block sets are there for the
+next), each block's output against the ```json / ```text block that follows it (none: the
+block prints nothing).
 
 The expected output is matched line by line after trailing blanks are dropped; these
 placeholders stand for what changes from run to run (the page lists them too):

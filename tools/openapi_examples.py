@@ -1,0 +1,318 @@
+"""Lift the executed examples of docs/examples.md into the OpenAPI documents' `examples`.
+
+`python -m tools.openapi_examples gen|check` (run by `make swag-gen` / `make swag-check`)
+writes docs/openapi/examples/<service>.json, which `build_spec` adds to each document
+(lib/http/openapi_examples.py). tests/e2e/test_examples.py runs the page against a real
+stack, so each example is an answer the services gave, not one written for the document.
+
+A block of the page becomes an example when it runs ONE `curl` through NGINX
+(`$API/<service>/…`) and shows either its whole answer as JSON (`{"data": …}` or a
+problem) or, with `-o /dev/null -w '%{http_code}\\n'`, only its status. The operation is
+the document's path that the URL matches; the status is a problem's `status`, else the
+operation's success status (201 for a POST that declares one). A request body (`-d`, a
+heredoc) is lifted only from a success: a failing request is no example to start from.
+
+What changes from run to run becomes one fixed, documented value (VOLATILE): a page
+placeholder as in the table of docs/examples.md, a shell variable of the page by its
+literal assignment (`PASSWORD='…'`), else by its name (`*_ID` a UUID, `*TOKEN*` a token).
+A UUID is derived from its field's or variable's name (uuid5), so `$SERVICE_ID` in a
+request and `"service_id"` in an answer are the same UUID in every document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lib.http.openapi_examples import EXAMPLES_DIR
+from tools import swag
+from tools.examples_page import Example, examples
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "examples.md"
+UUID_NAMESPACE = uuid.UUID("6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b")
+# the stand-in of each placeholder (<uuid>: by name, below); a <jwt> is JWT-shaped only
+VOLATILE = {
+    "<time>": "2031-04-30T12:00:00Z",
+    "<request-id>": "0f3c9a7e5b1d4c2a8e6f4b2d0c9a7e5b",
+    "<jwt>": "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJleGFtcGxlIn0.ZXhhbXBsZQ",
+    "<token>": "example-opaque-token-0123456789",
+    "<n>": "1767225600",
+}
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+_ASSIGNMENT = re.compile(r"^([A-Z_][A-Z0-9_]*)=(\S.*)$", re.MULTILINE)
+_STATUS_ONLY = "%{http_code}\\n"
+
+
+def example_uuid(name: str) -> str:
+    return str(uuid.uuid5(UUID_NAMESPACE, name.lower()))
+
+
+def fill(text: str, name: str) -> str:
+    """A string of the page's output with its placeholders replaced."""
+    text = text.replace("<uuid>", example_uuid(name))
+    for placeholder, value in VOLATILE.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+def answer(expected: str) -> Any:
+    """The JSON a block shows, with fixed values for its placeholders (None: not JSON)."""
+    bare = re.sub(r"(?<!\")<n>(?!\")", VOLATILE["<n>"], expected)  # a number, unquoted
+    try:
+        shown = json.loads(bare)
+    except ValueError:
+        return None
+
+    def walk(value: Any, name: str, item: str) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, k, item) for k, v in value.items()}
+        if isinstance(value, list):  # the second item of a list: other UUIDs
+            return [walk(v, name, f"{item}#{i}" if i else item) for i, v in enumerate(value)]
+        return fill(value, name + item) if isinstance(value, str) else value
+
+    return walk(shown, "value", "")
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    service: str
+    path: str  # as the page wrote it, variables and all; no query
+    body: str | None
+    status_only: bool
+
+
+def call_of(command: str) -> Call | None:
+    """The one curl of a block through $API (None: none, several, or not through it)."""
+    joined = command.replace("\\\n", " ")
+    if len(re.findall(r"\bcurl\b", joined)) != 1:
+        return None
+    start = joined.index("curl")
+    lexer = shlex.shlex(joined[start:], posix=True, punctuation_chars="|;&<>()\n")
+    lexer.whitespace, lexer.whitespace_split = " \t", True
+    words = []
+    for word in lexer:  # up to the end of the command (a quoted newline is in a word)
+        if word in ("|", "||", ";", "&&", ")", "<<", "<<<", "&", "\n"):
+            heredoc = word == "<<"
+            break
+        words.append(word)
+    else:
+        heredoc = False
+    method, url, body, out, fmt, form = "", "", None, "", "", False
+    args = iter(words[1:])
+    for word in args:
+        if word == "-X":
+            method = next(args)
+        elif word in ("-d", "--data", "--data-binary"):
+            body = next(args)
+        elif word == "-F":
+            form = True
+            next(args)
+        elif word == "-o":
+            out = next(args)
+        elif word == "-w":
+            fmt = next(args)
+        elif word in ("-H", "-D"):
+            next(args)
+        elif word.startswith("$API/"):
+            url = word.removeprefix("$API/")
+    if not url:
+        return None
+    if body == "@-" and heredoc:  # the lines up to EOF
+        opened = re.search(r"<<EOF[^\n]*\n", joined[start:])
+        after = joined[start:][opened.end() :].split("\n") if opened else []
+        body = "\n".join(after[: after.index("EOF")] if "EOF" in after else after)
+    service, _, path = url.split("?", 1)[0].partition("/")
+    if not method:
+        method = "POST" if body is not None or form else "GET"
+    status_only = out == "/dev/null" and fmt == _STATUS_ONLY
+    return Call(method, service, "/" + path, None if form else body, status_only)
+
+
+def assignments(page_commands: list[str]) -> dict[str, str]:
+    """The page's variables set to a literal (`NAME=ada-$RUN@…`), unexpanded."""
+    found: dict[str, str] = {}
+    for command in page_commands:
+        for name, value in _ASSIGNMENT.findall(command):
+            if "$(" in value or value.startswith("("):
+                continue
+            words = shlex.split(value, comments=True)
+            if len(words) == 1:
+                found[name] = re.sub(r"^\$\{\w+:-(.*)\}$", r"\1", words[0])
+    return found
+
+
+def expand(text: str, known: dict[str, str]) -> str:
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name in known:
+            return expand(known[name], known)
+        if name == "RUN":
+            return VOLATILE["<n>"]
+        if name.endswith("_ID"):
+            return example_uuid(name)
+        if "TOKEN" in name:
+            return VOLATILE["<token>"]
+        raise ValueError(f"docs/examples.md: no example value for ${name}")
+
+    return _VARIABLE.sub(value, text)
+
+
+def operation_of(spec: dict[str, Any], method: str, path: str) -> tuple[str, dict[str, Any]] | None:
+    """The document's path that a page path matches (its literal segments win)."""
+    segments = path.strip("/").split("/")
+    best: tuple[int, str, dict[str, Any]] | None = None
+    for template, item in spec["paths"].items():
+        parts = template.strip("/").split("/")
+        if len(parts) != len(segments) or method.lower() not in item:
+            continue
+        literal = 0
+        for part, segment in zip(parts, segments, strict=True):
+            if part.startswith("{"):
+                continue
+            if part != segment:
+                break
+            literal += 1
+        else:
+            if best is None or literal > best[0]:
+                best = (literal, template, item[method.lower()])
+    return None if best is None else (best[1], best[2])
+
+
+def success_status(method: str, op: dict[str, Any]) -> str:
+    successes = sorted(s for s in op["responses"] if s.startswith("2"))
+    return "201" if method == "POST" and "201" in successes else successes[0]
+
+
+def headings(page: str) -> list[tuple[int, str]]:
+    return [
+        (page.count("\n", 0, m.start()) + 1, m.group(1))
+        for m in re.finditer(r"^#{2,3} (.+)$", page, re.MULTILINE)
+    ]
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def lift(page: str, specs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """service -> "METHOD /path" -> {"request": {name: example}, "responses": {status: …}}."""
+    blocks = examples(page)
+    lifted: dict[str, dict[str, Any]] = {service: {} for service in specs}
+    problems: list[str] = []
+    for i, block in enumerate(blocks):
+        found = lift_block(block, blocks[:i], specs, page)
+        if isinstance(found, str):
+            problems.append(found)
+        elif found is not None:
+            service, key, status, name, request, response = found
+            entry = lifted[service].setdefault(key, {"request": {}, "responses": {}})
+            if request is not None:
+                entry["request"].setdefault(name, request)
+            if response is not None:
+                entry["responses"].setdefault(status, {}).setdefault(name, response)
+    if problems:
+        raise ValueError("\n".join(problems))
+    return {s: {k: lifted[s][k] for k in sorted(lifted[s])} for s in sorted(lifted)}
+
+
+def lift_block(
+    block: Example,
+    before: list[Example],
+    specs: dict[str, dict[str, Any]],
+    page: str,
+) -> tuple[str, str, str, str, Any, Any] | str | None:
+    call = call_of(block.command)
+    if call is None or call.service not in specs or block.expected is None:
+        return None
+    shown = answer(block.expected)
+    if call.status_only and re.fullmatch(r"\d{3}", block.expected.strip()):
+        status, response = block.expected.strip(), None
+    elif isinstance(shown, dict) and ("data" in shown or {"type", "status"} <= shown.keys()):
+        status, response = str(shown.get("status", "")), shown
+    else:
+        return None  # a part of an answer (a jq filter), several, or none
+    where = f"docs/examples.md:{block.line}"
+    matched = operation_of(specs[call.service], call.method, call.path)
+    if matched is None:
+        return f"{where}: {call.method} {call.path} is no operation of {call.service}"
+    template, op = matched
+    if response is not None and "data" in response:
+        status = success_status(call.method, op)
+    declared = op["responses"].get(status)
+    if declared is None or (response is not None and "content" not in declared):
+        return f"{where}: the page shows {status}, which {call.method} {template} does not declare"
+    heading = [title for line, title in headings(page) if line < block.line][-1]
+    value = {"summary": f"{heading} (docs/examples.md)"} | described(page, block.line)
+    request = None
+    if call.body is not None and status.startswith("2"):
+        known = assignments([b.command for b in before] + [block.command])
+        request = value | {"value": json.loads(expand(call.body, known))}
+    return (
+        call.service,
+        f"{call.method} {template}",
+        status,
+        slug(heading),
+        request,
+        None if response is None else value | {"value": response},
+    )
+
+
+def described(page: str, line: int) -> dict[str, str]:
+    """The paragraph right above a block (none when another block is right above it)."""
+    lines = page.splitlines()[: line - 1]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    paragraph: list[str] = []
+    while lines and lines[-1].strip() and not lines[-1].startswith(("```", "#")):
+        paragraph.insert(0, lines.pop().strip())
+    if not paragraph or (lines and lines[-1].startswith("```")):
+        return {}
+    return {"description": " ".join(paragraph).rstrip(":") + "."}
+
+
+def specs() -> dict[str, dict[str, Any]]:
+    return {service: swag.spec_of(service) for service in swag.DOCUMENTED}
+
+
+def render(examples_of: dict[str, Any]) -> str:
+    return json.dumps(examples_of, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.openapi_examples", description=__doc__)
+    parser.add_argument("command", choices=["gen", "check"])
+    args = parser.parse_args(argv)
+    try:
+        lifted = lift(PAGE.read_text(), specs())
+    except ValueError as exc:
+        print(f"openapi-examples: {exc}", file=sys.stderr)
+        return 2
+    stale = []
+    for service, found in lifted.items():  # a service the page does not show: no file
+        path, text = EXAMPLES_DIR / f"{service}.json", render(found) if found else None
+        if args.command == "gen":
+            EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(text)
+                print(f"openapi-examples: {path.relative_to(ROOT)}")
+        elif (path.read_text() if path.exists() else None) != text:
+            stale.append(service)
+    if stale:
+        print(f"openapi-examples: stale: {', '.join(stale)}; run make swag-gen", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -71,6 +71,20 @@ class GadgetsWithPartsRow:
 
 
 @dataclass
+class PartsOfEveryGadgetRow:
+    id: int | None
+    gadget_id: int | None
+    label: str | None
+
+
+@dataclass
+class PartsRightOfGadgetsRow:
+    id: int | None
+    gadget_id: int | None
+    label: str | None
+
+
+@dataclass
 class PartsWithGadgetRow:
     parts: models.Part
     gadgets: models.Gadget
@@ -454,6 +468,54 @@ async def iter_gadgets_with_parts(conn: MyConn) -> AsyncGenerator[GadgetsWithPar
         await cur.execute(GADGETS_WITH_PARTS, ())
         while (row := await cur.fetchone()) is not None:
             yield GadgetsWithPartsRow(*row)
+
+
+PARTS_OF_EVERY_GADGET = """
+-- name: PartsOfEveryGadget :many
+SELECT p.id, p.gadget_id, p.label FROM gadgets g LEFT JOIN parts p ON p.gadget_id = g.id ORDER BY g.id, p.id
+"""
+
+
+async def parts_of_every_gadget(conn: MyConn) -> list[PartsOfEveryGadgetRow]:
+    """
+    SELECT p.id, p.gadget_id, p.label FROM gadgets g LEFT JOIN parts p ON p.gadget_id = g.id ORDER BY g.id, p.id
+    """
+    async with conn.cursor() as cur:
+        await cur.execute(PARTS_OF_EVERY_GADGET, ())
+        rows = await cur.fetchall()
+        return [PartsOfEveryGadgetRow(*row) for row in rows]
+
+
+async def iter_parts_of_every_gadget(conn: MyConn) -> AsyncGenerator[PartsOfEveryGadgetRow, None]:
+    """Like parts_of_every_gadget(), row by row; unbuffered (SSCursor)."""
+    async with conn.cursor(aiomysql.SSCursor) as cur:
+        await cur.execute(PARTS_OF_EVERY_GADGET, ())
+        while (row := await cur.fetchone()) is not None:
+            yield PartsOfEveryGadgetRow(*row)
+
+
+PARTS_RIGHT_OF_GADGETS = """
+-- name: PartsRightOfGadgets :many
+SELECT p.id, p.gadget_id, p.label FROM parts p RIGHT JOIN gadgets g ON p.gadget_id = g.id ORDER BY g.id, p.id
+"""
+
+
+async def parts_right_of_gadgets(conn: MyConn) -> list[PartsRightOfGadgetsRow]:
+    """
+    SELECT p.id, p.gadget_id, p.label FROM parts p RIGHT JOIN gadgets g ON p.gadget_id = g.id ORDER BY g.id, p.id
+    """
+    async with conn.cursor() as cur:
+        await cur.execute(PARTS_RIGHT_OF_GADGETS, ())
+        rows = await cur.fetchall()
+        return [PartsRightOfGadgetsRow(*row) for row in rows]
+
+
+async def iter_parts_right_of_gadgets(conn: MyConn) -> AsyncGenerator[PartsRightOfGadgetsRow, None]:
+    """Like parts_right_of_gadgets(), row by row; unbuffered (SSCursor)."""
+    async with conn.cursor(aiomysql.SSCursor) as cur:
+        await cur.execute(PARTS_RIGHT_OF_GADGETS, ())
+        while (row := await cur.fetchone()) is not None:
+            yield PartsRightOfGadgetsRow(*row)
 
 
 PARTS_WITH_GADGET = """

@@ -86,6 +86,30 @@ class AuthorsWithBooksRow:
 
 
 @dataclass
+class BooksOfEveryAuthorRow:
+    id: int | None
+    author_id: int | None
+    title: str | None
+    price: Decimal | None
+
+
+@dataclass
+class BooksRightOfAuthorsRow:
+    id: int | None
+    author_id: int | None
+    title: str | None
+    price: Decimal | None
+
+
+@dataclass
+class BooksFullWithAuthorsRow:
+    id: int | None
+    author_id: int | None
+    title: str | None
+    price: Decimal | None
+
+
+@dataclass
 class BooksWithAuthorRow:
     books: models.Book
     authors: models.Author
@@ -446,6 +470,68 @@ async def iter_authors_with_books(conn: PgConn) -> AsyncGenerator[AuthorsWithBoo
     """Like authors_with_books(), row by row; needs a transaction."""
     async for row in conn.cursor(AUTHORS_WITH_BOOKS):
         yield AuthorsWithBooksRow(*row)
+
+
+BOOKS_OF_EVERY_AUTHOR = """
+-- name: BooksOfEveryAuthor :many
+SELECT b.id, b.author_id, b.title, b.price FROM authors a LEFT JOIN books b ON b.author_id = a.id ORDER BY a.id, b.id
+"""
+
+
+async def books_of_every_author(conn: PgConn) -> list[BooksOfEveryAuthorRow]:
+    """
+    SELECT b.id, b.author_id, b.title, b.price FROM authors a LEFT JOIN books b ON b.author_id = a.id ORDER BY a.id, b.id
+    """
+    rows = await conn.fetch(BOOKS_OF_EVERY_AUTHOR)
+    return [BooksOfEveryAuthorRow(*row) for row in rows]
+
+
+async def iter_books_of_every_author(conn: PgConn) -> AsyncGenerator[BooksOfEveryAuthorRow, None]:
+    """Like books_of_every_author(), row by row; needs a transaction."""
+    async for row in conn.cursor(BOOKS_OF_EVERY_AUTHOR):
+        yield BooksOfEveryAuthorRow(*row)
+
+
+BOOKS_RIGHT_OF_AUTHORS = """
+-- name: BooksRightOfAuthors :many
+SELECT b.id, b.author_id, b.title, b.price FROM books b RIGHT JOIN authors a ON b.author_id = a.id ORDER BY a.id, b.id
+"""
+
+
+async def books_right_of_authors(conn: PgConn) -> list[BooksRightOfAuthorsRow]:
+    """
+    SELECT b.id, b.author_id, b.title, b.price FROM books b RIGHT JOIN authors a ON b.author_id = a.id ORDER BY a.id, b.id
+    """
+    rows = await conn.fetch(BOOKS_RIGHT_OF_AUTHORS)
+    return [BooksRightOfAuthorsRow(*row) for row in rows]
+
+
+async def iter_books_right_of_authors(conn: PgConn) -> AsyncGenerator[BooksRightOfAuthorsRow, None]:
+    """Like books_right_of_authors(), row by row; needs a transaction."""
+    async for row in conn.cursor(BOOKS_RIGHT_OF_AUTHORS):
+        yield BooksRightOfAuthorsRow(*row)
+
+
+BOOKS_FULL_WITH_AUTHORS = """
+-- name: BooksFullWithAuthors :many
+SELECT b.id, b.author_id, b.title, b.price FROM books b FULL JOIN authors a ON b.author_id = a.id ORDER BY a.id, b.id
+"""
+
+
+async def books_full_with_authors(conn: PgConn) -> list[BooksFullWithAuthorsRow]:
+    """
+    SELECT b.id, b.author_id, b.title, b.price FROM books b FULL JOIN authors a ON b.author_id = a.id ORDER BY a.id, b.id
+    """
+    rows = await conn.fetch(BOOKS_FULL_WITH_AUTHORS)
+    return [BooksFullWithAuthorsRow(*row) for row in rows]
+
+
+async def iter_books_full_with_authors(
+    conn: PgConn,
+) -> AsyncGenerator[BooksFullWithAuthorsRow, None]:
+    """Like books_full_with_authors(), row by row; needs a transaction."""
+    async for row in conn.cursor(BOOKS_FULL_WITH_AUTHORS):
+        yield BooksFullWithAuthorsRow(*row)
 
 
 BOOKS_WITH_AUTHOR = """

@@ -46,6 +46,14 @@ FROM gadgets WHERE kind = sqlc.arg(kind);
 SELECT g.id, g.name, p.label FROM gadgets g LEFT JOIN parts p ON p.gadget_id = g.id
 ORDER BY g.id, p.id;
 
+-- name: PartsOfEveryGadget :many
+-- The nullable side of an outer join: a row class with optional fields, never the
+-- table's NOT NULL model (LEFT, RIGHT).
+SELECT p.* FROM gadgets g LEFT JOIN parts p ON p.gadget_id = g.id ORDER BY g.id, p.id;
+
+-- name: PartsRightOfGadgets :many
+SELECT p.* FROM parts p RIGHT JOIN gadgets g ON p.gadget_id = g.id ORDER BY g.id, p.id;
+
 -- name: PartsWithGadget :many
 SELECT sqlc.embed(parts), sqlc.embed(gadgets) FROM parts JOIN gadgets ON gadgets.id = parts.gadget_id
 ORDER BY parts.id;

@@ -54,6 +54,17 @@ WHERE mood = sqlc.narg(mood) OR sqlc.narg(mood) IS NULL;
 SELECT a.id, a.name, b.title, b.price FROM authors a LEFT JOIN books b ON b.author_id = a.id
 ORDER BY a.id, b.id;
 
+-- name: BooksOfEveryAuthor :many
+-- The nullable side of an outer join is every column of a table: a row class with
+-- optional fields, never the table's NOT NULL model (LEFT, RIGHT, FULL).
+SELECT b.* FROM authors a LEFT JOIN books b ON b.author_id = a.id ORDER BY a.id, b.id;
+
+-- name: BooksRightOfAuthors :many
+SELECT b.* FROM books b RIGHT JOIN authors a ON b.author_id = a.id ORDER BY a.id, b.id;
+
+-- name: BooksFullWithAuthors :many
+SELECT b.* FROM books b FULL JOIN authors a ON b.author_id = a.id ORDER BY a.id, b.id;
+
 -- name: BooksWithAuthor :many
 SELECT sqlc.embed(books), sqlc.embed(authors) FROM books JOIN authors ON authors.id = books.author_id
 ORDER BY books.id;

@@ -1,0 +1,143 @@
+"""Every revoking action x every actor revokes exactly the target's tokens and leaves the
+actor's working, at users and across services (real users/catalog/orders/chat apps, one
+real Redis: the stack of tests/integration/test_revocation_services.py).
+
+The actions come from the users OpenAPI document: each operation that says it revokes the
+access tokens. The actors come from its `x-access`: the account itself (`owner: self`),
+each `any_owner` role acting on another account, and nobody (a public operation: the reset
+link). An operation the document adds without a way to call it here fails the test."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lib.auth.principal import Role
+from tests.integration.chat_support import eventually
+from tests.integration.test_revocation_services import (  # noqa: F401  (fixtures)
+    CACHE_TTL,
+    MARGIN,
+    NEW_PASSWORD,
+    Account,
+    Stack,
+    login,
+    prefix,
+    reset_password,
+    stack,
+    statuses,
+    users_dsn,
+)
+from tests.integration.users_support import PASSWORD, fetch_row, make_user
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi" / "users.json"
+ALLOWED = dict.fromkeys(("catalog", "chat", "users"), 200) | {"orders": 201}
+
+
+def revoking_cases() -> list[tuple[str, str]]:
+    """("METHOD path", actor): 'self', a role acting on another account, or 'nobody'."""
+    doc = json.loads(DOC.read_text())
+    cases = []
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            key = f"{method.upper()} {path}"
+            text = op.get("description", "").lower()
+            if "revok" not in text or "access token" not in text:
+                continue
+            access = op.get("x-access")
+            if access is None:
+                cases.append((key, "nobody"))
+                continue
+            if access["owner"] == "self":
+                cases.append((key, "self"))
+            cases += [(key, role) for role in access["any_owner"]]
+    return cases
+
+
+async def account(st: Stack, role: Role = Role.CUSTOMER) -> Account:
+    user_id = await make_user(st.users_dsn, role)
+    email = (await fetch_row(st.users_dsn, "SELECT email FROM users WHERE id = $1", user_id))[0]
+    return Account(user_id, email, await login(st, email))
+
+
+async def version_of(st: Stack, user_id: uuid.UUID) -> int:
+    row = await fetch_row(st.users_dsn, "SELECT version FROM users WHERE id = $1", user_id)
+    return int(row[0])
+
+
+async def delete_user(st: Stack, target: Account, actor: Account | None) -> Any:
+    assert actor is not None
+    path = "/v1/users/me" if actor is target else f"/v1/users/{target.id}"
+    headers = actor.headers | {"If-Match": f'"{await version_of(st, target.id)}"'}
+    return await st.users.delete(path, headers=headers)
+
+
+async def change_password(st: Stack, target: Account, actor: Account | None) -> Any:
+    assert actor is target
+    body = {"old_password": PASSWORD, "new_password": NEW_PASSWORD}
+    return await st.users.post("/v1/users/me/password", json=body, headers=actor.headers)
+
+
+async def reset(st: Stack, target: Account, actor: Account | None) -> Any:
+    assert actor is None
+    return await reset_password(st, target)
+
+
+Action = Callable[[Stack, Account, Account | None], Awaitable[Any]]
+# how to call each revoking operation of the document
+CALLS: dict[str, Action] = {
+    "DELETE /v1/users/{id}": delete_user,
+    "POST /v1/users/me/password": change_password,
+    "POST /v1/auth/password-reset/confirm": reset,
+}
+
+
+def call_of(operation: str) -> Action:
+    assert operation in CALLS, f"no way to call {operation} here: add it to CALLS"
+    return CALLS[operation]
+
+
+@pytest.mark.parametrize(("operation", "actor_kind"), revoking_cases())
+async def test_a_revoking_action_revokes_exactly_the_target(
+    stack: Stack,  # noqa: F811  (the fixture)
+    operation: str,
+    actor_kind: str,
+) -> None:
+    target = await account(stack)
+    bystander = await account(stack)
+    actor: Account | None = None
+    if actor_kind == "self":
+        actor = target
+    elif actor_kind != "nobody":
+        actor = await account(stack, Role(actor_kind))
+    others = [a for a in (actor, bystander) if a is not None and a is not target]
+    assert await statuses(stack, target.headers) == ALLOWED
+    # every service's cache now holds "not revoked" for each of them
+    before = [await statuses(stack, who.headers) for who in others]
+    assert all(401 not in answers.values() for answers in before), before
+
+    resp = await call_of(operation)(stack, target, actor)
+    assert resp.status == 204, await resp.text()
+    me = await stack.users.get("/v1/users/me", headers=target.headers)
+    assert me.status == 401, f"{operation} by {actor_kind}: the target's token still works"
+
+    async def refused_everywhere() -> bool:
+        return set((await statuses(stack, target.headers)).values()) == {401}
+
+    await eventually(
+        refused_everywhere, f"{operation} by {actor_kind}: 401 everywhere", CACHE_TTL + MARGIN
+    )
+    # past the caches' bound: a wrong revocation of anyone else would show by now
+    for who, answers in zip(others, before, strict=True):
+        name = "the actor" if who is actor else "a bystander"
+        assert await statuses(stack, who.headers) == answers, f"{operation}: {name} revoked"
+
+
+def test_every_actor_of_the_document_is_covered() -> None:
+    """Self, ADMIN on another and the reset link: what the issue asks for is in the list."""
+    kinds = {kind for _, kind in revoking_cases()}
+    assert {"self", "ADMIN", "nobody"} <= kinds, kinds

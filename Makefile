@@ -106,14 +106,15 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/mysql tests/codegen/patch_pg
 	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/mysql tests/codegen/patch_pg
 
-run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all)
+run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null
+	$(if $(replicas),$(PY) -m tools.procfile write --replicas $(replicas) --out var/Procfile)
 	$(PY) -m tools.seed --local-dev
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
 	JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
-	  $(VENV)/bin/honcho start -f Procfile
+	  $(VENV)/bin/honcho start -d . -f $(if $(replicas),var/Procfile,Procfile)
 
 bench: install ## every benchmark (side by side; needs wrk, nginx): bench/results/latest.json + docs/benchmarks.md and the README headline
 	$(PY) -m bench.run $(if $(only),--only $(only))

@@ -61,9 +61,11 @@ def location_blocks(service: registry.Microservice) -> str:
     return "\n\n".join(blocks)
 
 
-def default_servers(service: str, env: Mapping[str, str]) -> list[str]:
-    """The registry's replicas; `<SVC>_PORT` moves the first one (as it does in the Procfile)."""
-    ports = [str(p) for p in HTTP_SERVICES[service]]
+def default_servers(service: str, env: Mapping[str, str], replicas: int | None = None) -> list[str]:
+    """The registry's replicas (`replicas`: that many of them, as `make run replicas=N`
+    starts); `<SVC>_PORT` moves the first one (as it does in the Procfile)."""
+    scaled = {s.name: s for s in registry.scaled(replicas)}
+    ports = [str(p) for p in scaled[service].http_ports]
     port = env.get(f"{service.upper()}_PORT")
     if port:
         ports[0] = port

@@ -40,15 +40,15 @@ def test_unknown_placeholder_is_an_error() -> None:
 
 
 def test_upstream_arguments() -> None:
-    parsed = nginx.parse_upstreams(["chat=127.0.0.1:8105,127.0.0.1:8106", "users=h:1"])
-    assert parsed == {"chat": ["127.0.0.1:8105", "127.0.0.1:8106"], "users": ["h:1"]}
+    parsed = nginx.parse_upstreams(["chat=127.0.0.1:8105,127.0.0.1:8205", "users=h:1"])
+    assert parsed == {"chat": ["127.0.0.1:8105", "127.0.0.1:8205"], "users": ["h:1"]}
     for bad in ("chat", "nope=1:2", "chat="):
         with pytest.raises(nginx.RenderError):
             nginx.parse_upstreams([bad])
     files = nginx.render_files(nginx.Layout(upstreams=parsed))
     upstreams = files["conf.d/20-upstreams.conf"]
     assert "server 127.0.0.1:8105 max_fails=1" in upstreams
-    assert "server 127.0.0.1:8106 max_fails=1" in upstreams
+    assert "server 127.0.0.1:8205 max_fails=1" in upstreams
 
 
 def test_the_slow_client_timeouts(tmp_path: Path) -> None:
@@ -109,10 +109,10 @@ def test_missing_nginx_says_how_to_install(
 def test_a_moved_first_replica_keeps_the_others() -> None:
     """`CHAT_PORT` (as .env.example sets it) moves the first replica, as in the Procfile;
     the second replica stays behind the gateway."""
-    assert nginx_blocks.default_servers("chat", {}) == ["127.0.0.1:8105", "127.0.0.1:8106"]
+    assert nginx_blocks.default_servers("chat", {}) == ["127.0.0.1:8105", "127.0.0.1:8205"]
     assert nginx_blocks.default_servers("chat", {"CHAT_PORT": "9105"}) == [
         "127.0.0.1:9105",
-        "127.0.0.1:8106",
+        "127.0.0.1:8205",
     ]
     assert nginx_blocks.default_servers("orders", {"ORDERS_PORT": "9104"}) == ["127.0.0.1:9104"]
 

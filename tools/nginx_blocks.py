@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 
 from lib import registry
 
+# the internal locations of replay-safe writes (replay_block)
+REPLAY_PREFIX = "/_replay"
 # service -> the ports of its replicas (lib/registry.py)
 HTTP_SERVICES: dict[str, tuple[int, ...]] = {
     service.name: service.http_ports for service in registry.gateway_services()
@@ -46,6 +48,10 @@ def location_blocks(service: registry.Microservice) -> str:
     lines = [
         f"    location /api/{name}/ {{",
         f"        set $fixup_service {name};",
+        "        # a write with an Idempotency-Key may go to the next replica (below)",
+        "        if ($fixup_replay_safe) {",
+        f"            rewrite ^/api/{name}/(.*)$ {REPLAY_PREFIX}/{name}/$1 last;",
+        "        }",
         "        include snippets/proxy.conf;",
     ]
     if service.websocket:
@@ -58,7 +64,25 @@ def location_blocks(service: registry.Microservice) -> str:
         ]
     lines += [f"        proxy_pass http://{name}/;", "    }"]
     blocks.append("\n".join(lines))
+    blocks.append(replay_block(name))
     return "\n\n".join(blocks)
+
+
+def replay_block(name: str) -> str:
+    """The internal location of a POST/PATCH carrying an Idempotency-Key: replay-safe by
+    design (the service answers a repeat with the first response), so NGINX passes it to
+    the next replica after a connection error or timeout even once sent (ADR 0022)."""
+    return "\n".join(
+        [
+            f"    location {REPLAY_PREFIX}/{name}/ {{",
+            "        internal;",
+            f"        set $fixup_service {name};",
+            "        include snippets/proxy.conf;",
+            "        proxy_next_upstream error timeout non_idempotent;",
+            f"        proxy_pass http://{name}/;",
+            "    }",
+        ]
+    )
 
 
 def default_servers(service: str, env: Mapping[str, str], replicas: int | None = None) -> list[str]:

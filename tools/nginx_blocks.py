@@ -8,6 +8,9 @@ from collections.abc import Mapping, Sequence
 
 from lib import registry
 
+# a replica that failed once (refused, reset, timed out) gets nothing for this long; a new
+# one started where one failed takes traffic only after it (a release waits for that)
+FAIL_TIMEOUT = 5.0
 # the internal locations of replay-safe writes (replay_block)
 REPLAY_PREFIX = "/_replay"
 # service -> the ports of its replicas (lib/registry.py)
@@ -22,7 +25,8 @@ def upstream_block(service: registry.Microservice, servers: Sequence[str]) -> st
     if service.websocket:
         lines.append("    # WebSocket connections are long-lived: spread them by load, not in turn")
         lines.append("    least_conn;")
-    lines += [f"    server {address} max_fails=1 fail_timeout=5s;" for address in servers]
+    fail = nginx_time(FAIL_TIMEOUT)
+    lines += [f"    server {address} max_fails=1 fail_timeout={fail};" for address in servers]
     lines += ["    keepalive 16;", "    keepalive_timeout 60s;", "}"]
     return "\n".join(lines)
 

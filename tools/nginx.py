@@ -40,6 +40,7 @@ from tools.nginx_blocks import (
     default_servers,
     location_blocks,
     nginx_time,
+    replay_safe_routes,
     upstream_block,
 )
 
@@ -140,6 +141,7 @@ class Layout:
             )
             for s in registry.gateway_services()
         )
+        values["REPLAY_SAFE_ROUTES"] = replay_safe_routes()
         values["SERVICE_LOCATIONS"] = "\n\n".join(
             location_blocks(s) for s in registry.gateway_services()
         )

@@ -1,13 +1,19 @@
-"""The gateway's blocks derived from lib/registry.py, for tools/nginx.py's `${UPSTREAMS}`
-and `${SERVICE_LOCATIONS}`: one `upstream` and the `location /api/<name>/` blocks per REST
-service (built or not: one not built answers 503), so a new service needs no NGINX edit."""
+"""The gateway's blocks derived from lib/registry.py, for tools/nginx.py's `${UPSTREAMS}`,
+`${SERVICE_LOCATIONS}` and `${REPLAY_SAFE_ROUTES}`: one `upstream` and the
+`location /api/<name>/` blocks per REST service (built or not: one not built answers 503),
+so a new service needs no NGINX edit; the writes the gateway may send twice are the
+operations whose committed OpenAPI document (docs/openapi/) declares `Idempotency-Key`."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from lib import registry
 
+OPENAPI_DIR = Path(__file__).resolve().parent.parent / "docs" / "openapi"
 # a replica that failed once (refused, reset, timed out) gets nothing for this long; a new
 # one started where one failed takes traffic only after it (a release waits for that)
 FAIL_TIMEOUT = 5.0
@@ -72,10 +78,29 @@ def location_blocks(service: registry.Microservice) -> str:
     return "\n\n".join(blocks)
 
 
+def replay_safe_routes(openapi_dir: Path = OPENAPI_DIR) -> str:
+    """`map` lines for 00-maps.conf: "METHOD URI KEY" of a write to an operation that takes
+    `Idempotency-Key` (a repeat answers the first response), with a key -> 1."""
+    lines = []
+    for service in registry.gateway_services():
+        document = openapi_dir / f"{service.name}.json"
+        if not document.is_file():  # not built: nothing to replay
+            continue
+        for path, item in json.loads(document.read_text())["paths"].items():
+            for method, op in item.items():
+                names = {p.get("name") for p in op.get("parameters", []) if isinstance(p, dict)}
+                if method in ("post", "patch") and "Idempotency-Key" in names:
+                    route = re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(path))
+                    pattern = f"^{method.upper()} /api/{service.name}{route} \\S"
+                    lines.append(f'    "~{pattern}"  1;')
+    return "\n".join(lines)
+
+
 def replay_block(name: str) -> str:
-    """The internal location of a POST/PATCH carrying an Idempotency-Key: replay-safe by
-    design (the service answers a repeat with the first response), so NGINX passes it to
-    the next replica after a connection error or timeout even once sent (ADR 0022)."""
+    """The internal location of a write carrying an Idempotency-Key to an operation that
+    honours it: replay-safe (the service answers a repeat with the first response), so
+    NGINX passes it to the next replica after a connection error or timeout even once
+    sent (ADR 0022)."""
     return "\n".join(
         [
             f"    location {REPLAY_PREFIX}/{name}/ {{",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -165,3 +166,25 @@ def test_the_pages_server_includes_the_gateways_own_snippets(
     monkeypatch.setattr(nginx, "PAGES_SERVER", broken)
     with pytest.raises(nginx.RenderError, match="not a template"):
         nginx.render_pages_server(layout)
+
+
+def test_the_replay_safe_writes_are_the_documented_idempotent_operations() -> None:
+    """The gateway may send a write twice only where the committed OpenAPI document
+    declares `Idempotency-Key` (ADR 0022): one map line per such operation, POST only."""
+    maps = nginx.render_files(nginx.Layout())["conf.d/00-maps.conf"]
+    block = maps[maps.index("$fixup_replay_safe {") :]
+    routes = re.findall(r'"~\^(\w+) (\S+) \\S"  1;', block[: block.index("}")])
+    declared = []
+    for service in registry.gateway_services():
+        document = nginx_blocks.OPENAPI_DIR / f"{service.name}.json"
+        if document.is_file():
+            for path, item in json.loads(document.read_text())["paths"].items():
+                for method, op in item.items():
+                    names = {p.get("name") for p in op.get("parameters", [])}
+                    if "Idempotency-Key" in names:
+                        declared.append((method.upper(), f"/api/{service.name}{path}"))
+    assert len(routes) == len(declared) >= 7
+    for (method, pattern), (want_method, path) in zip(routes, declared, strict=True):
+        example = re.sub(r"\{[^/}]+\}", "0b7c1f2e", path)
+        assert (method, re.fullmatch(pattern, example) is not None) == (want_method, True)
+    assert {method for method, _ in routes} == {"POST"}

@@ -4,9 +4,9 @@ clients running whole stories through the gateway (register, order, offer, accep
 complete, review, a conversation and a message; every create with an Idempotency-Key) and
 list reads; then every replica of every service (bounded: one of each) replaced one at a
 time, and an online-safe migration (a nullable column and an index built CONCURRENTLY)
-applied to the orders database mid-drill. It prints the requests, failures by kind, p50/p99 before and
-during, and the invariants: acknowledged writes exactly once, one accepted offer per order,
-points = 10 x completed jobs. About 75 s bounded, 2 min full.
+applied to the orders database mid-drill. It prints the requests, failures by kind,
+p50/p99 before and during, and the invariants: acknowledged writes exactly once, one
+accepted offer per order, points = 10 x completed jobs. About 75 s bounded, 2 min full.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,9 +37,11 @@ from lib import registry
 from lib.redact import nginx_pattern, secret_params
 from tools.nginx_blocks import (
     HTTP_SERVICES,
+    RenderError,
     default_servers,
     location_blocks,
     nginx_time,
+    parse_upstreams,
     replay_safe_routes,
     upstream_block,
 )
@@ -71,10 +73,6 @@ INSTALL_HINT = (
     "does it when run as root), or `brew install nginx`; the services still answer on their "
     "own ports"
 )
-
-
-class RenderError(ValueError):
-    pass
 
 
 @dataclass
@@ -159,19 +157,6 @@ def secret_pattern(value: str | None = None) -> str:
         return nginx_pattern(secret_params(value.split(",")))
     except ValueError as exc:
         raise RenderError(f"LOG_REDACT_PARAMS: {exc}") from None
-
-
-def parse_upstreams(items: Sequence[str]) -> dict[str, list[str]]:
-    result: dict[str, list[str]] = {}
-    for item in items:
-        name, sep, addresses = item.partition("=")
-        if not sep or name not in HTTP_SERVICES or not addresses:
-            raise RenderError(
-                f"--upstream {item!r}: expected SVC=HOST:PORT[,HOST:PORT...] with SVC one of "
-                + ", ".join(HTTP_SERVICES)
-            )
-        result[name] = [a.strip() for a in addresses.split(",") if a.strip()]
-    return result
 
 
 def templates() -> list[Path]:
@@ -329,13 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs-root", default=str(DOCS_ROOT))
     parser.add_argument("--openapi-dir", default=str(OPENAPI_DIR))
     parser.add_argument("--workers", default="2", help="worker_processes (a number or auto)")
-    parser.add_argument(
-        "--replicas",
-        type=int,
-        default=None,
-        metavar="N",
-        help="every HTTP service's upstream over N replicas (lib/registry.py's ports)",
-    )
+    replicas = "every HTTP service's upstream over N replicas (lib/registry.py's ports)"
+    parser.add_argument("--replicas", type=int, default=None, metavar="N", help=replicas)
     for name, default, what in (
         ("header", CLIENT_HEADER_TIMEOUT, "the whole request head must arrive within this"),
         ("body", CLIENT_BODY_TIMEOUT, "the longest pause between two reads of a body"),

@@ -25,6 +25,23 @@ HTTP_SERVICES: dict[str, tuple[int, ...]] = {
 }
 
 
+class RenderError(ValueError):
+    pass
+
+
+def parse_upstreams(items: Sequence[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, addresses = item.partition("=")
+        if not sep or name not in HTTP_SERVICES or not addresses:
+            raise RenderError(
+                f"--upstream {item!r}: expected SVC=HOST:PORT[,HOST:PORT...] with SVC one of "
+                + ", ".join(HTTP_SERVICES)
+            )
+        result[name] = [a.strip() for a in addresses.split(",") if a.strip()]
+    return result
+
+
 def upstream_block(service: registry.Microservice, servers: Sequence[str]) -> str:
     """The service's `upstream`: its replicas, pooled keep-alive connections."""
     lines = [f"upstream {service.name} {{"]

@@ -51,6 +51,9 @@ test-fast: install ## unit + codegen tests that need no server (about a minute, 
 test-reliability: install ## the full reliability suite (more fuzz cases, 60 s load phases; make test runs a bounded one)
 	RELIABILITY_FULL=1 $(VENV)/bin/pytest tests/reliability tests/e2e/test_chat_replicas.py -p no:randomly $(PYTEST_ARGS)
 
+release-drill: install ## 2 replicas of every HTTP service behind nginx, whole stories under load, every replica replaced in turn + an online migration: failures, p50/p99, invariants (make test runs a bounded one)
+	RELEASE_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_release_drill.py -s -p no:randomly $(PYTEST_ARGS)
+
 test-unit: install ## unit tests only (no servers)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
@@ -107,14 +110,15 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/mysql tests/codegen/patch_pg
 	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/mysql tests/codegen/patch_pg
 
-run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all)
+run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null
+	$(if $(replicas),$(PY) -m tools.procfile write --replicas $(replicas) --out var/Procfile)
 	$(PY) -m tools.seed --local-dev
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
 	JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
-	  $(VENV)/bin/honcho start -f Procfile
+	  $(VENV)/bin/honcho start -d . -f $(if $(replicas),var/Procfile,Procfile)
 
 bench: install ## every benchmark (side by side; needs wrk, nginx): bench/results/latest.json + docs/benchmarks.md and the README headline
 	$(PY) -m bench.run $(if $(only),--only $(only))

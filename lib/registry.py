@@ -15,7 +15,7 @@ documents only built services, while NGINX routes `/api/<name>/` for every HTTP 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Engine = Literal["postgresql", "mysql"]
@@ -25,6 +25,10 @@ SERVERS: dict[Engine, str] = {
     "mysql": "mysql://root@127.0.0.1:3306",
 }
 LOCALHOST = "127.0.0.1"
+# replica k of a service listens on its port + k * REPLICA_PORT_STEP (8102, 8202, ...), so
+# at most MAX_REPLICAS on one host before a port meets another kind's (points' 9105)
+REPLICA_PORT_STEP = 100
+MAX_REPLICAS = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +48,14 @@ class Microservice:
 
     name: str
     index: int  # profiling port: 6060 + index*10 + worker (lib/profiling.py)
-    http_ports: tuple[int, ...]  # one per replica; a gRPC service's /health /ready /metrics
+    port: int  # the first replica's HTTP port; a gRPC service's /health /ready /metrics
     database: str
     engine: Engine
     built: bool
     grpc_port: int | None = None
+    # how many processes `make run`, Compose and Kubernetes start (`make run replicas=N`
+    # overrides it for every HTTP service: `scaled`); NGINX balances over all of them
+    replicas: int = 1
     # what its dashboard shows beyond requests and the pool, each series exported from
     # start-up (tests/e2e/test_metrics_from_startup.py): the dependencies it calls through
     # a circuit breaker (`circuit_breaker_state{dependency}`), and whether it relays an
@@ -61,18 +68,19 @@ class Microservice:
     uploads: tuple[Upload, ...] = ()
 
     @property
+    def http_ports(self) -> tuple[int, ...]:
+        """One per replica: the port, then + REPLICA_PORT_STEP for each further one."""
+        return tuple(self.port + k * REPLICA_PORT_STEP for k in range(self.replicas))
+
+    @property
     def http_port(self) -> int:
         """The first replica's port: the service's default `<SVC>_PORT`."""
-        return self.http_ports[0]
+        return self.port
 
     @property
     def metrics_port(self) -> int:
         """Every service serves /metrics on its HTTP port (points: its side port)."""
         return self.http_port
-
-    @property
-    def replicas(self) -> int:
-        return len(self.http_ports)
 
     @property
     def behind_gateway(self) -> bool:
@@ -100,11 +108,11 @@ class Microservice:
 
 
 MICROSERVICES: tuple[Microservice, ...] = (
-    Microservice("departments", 1, (8101,), "departments", "postgresql", built=True),
+    Microservice("departments", 1, 8101, "departments", "postgresql", built=True),
     Microservice(
         "users",
         2,
-        (8102,),
+        8102,
         "users",
         "postgresql",
         built=True,
@@ -118,11 +126,11 @@ MICROSERVICES: tuple[Microservice, ...] = (
             ),
         ),
     ),
-    Microservice("catalog", 3, (8103,), "catalog", "postgresql", built=True),
+    Microservice("catalog", 3, 8103, "catalog", "postgresql", built=True),
     Microservice(
         "orders",
         4,
-        (8104,),
+        8104,
         "orders",
         "postgresql",
         built=True,
@@ -133,14 +141,15 @@ MICROSERVICES: tuple[Microservice, ...] = (
     Microservice(
         "chat",
         5,
-        (8105, 8106),
+        8105,
         "chat",
         "postgresql",
         built=True,
         breakers=("orders",),
         websocket=True,
+        replicas=2,
     ),
-    Microservice("points", 6, (9105,), "points", "mysql", built=True, grpc_port=50051),
+    Microservice("points", 6, 9105, "points", "mysql", built=True, grpc_port=50051),
     # `make new-service` adds its entry above this line
 )
 BY_NAME: dict[str, Microservice] = {service.name: service for service in MICROSERVICES}
@@ -151,6 +160,16 @@ def get(name: str) -> Microservice:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown service {name!r}; known: {', '.join(BY_NAME)}") from None
+
+
+def scaled(replicas: int | None) -> tuple[Microservice, ...]:
+    """The registry with every HTTP service at `replicas` processes (None: as registered);
+    a gRPC service stays at its own count (its clients hold one address)."""
+    if replicas is None:
+        return MICROSERVICES
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise ValueError(f"replicas={replicas}: expected 1..{MAX_REPLICAS}")
+    return tuple(replace(s, replicas=replicas) if s.behind_gateway else s for s in MICROSERVICES)
 
 
 def gateway_services() -> list[Microservice]:

@@ -37,7 +37,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
 
@@ -184,7 +184,8 @@ def registry_entry(name: str, engine: registry.Engine, grpc: bool = False) -> st
     """One line of MICROSERVICES: the next index; the HTTP (a gRPC service's side) port
     8100 + index, the gRPC port 50050 + index (each else the next free one)."""
     index = max(s.index for s in registry.MICROSERVICES) + 1
-    used = {p for s in registry.MICROSERVICES for p in (*s.http_ports, s.grpc_port) if p}
+    every = [replace(s, replicas=registry.MAX_REPLICAS) for s in registry.MICROSERVICES]
+    used = {p for s in every for p in (*s.http_ports, s.grpc_port) if p}
 
     def free(port: int) -> int:
         while port in used:
@@ -193,7 +194,7 @@ def registry_entry(name: str, engine: registry.Engine, grpc: bool = False) -> st
 
     extra = f", grpc_port={free(50050 + index)}" if grpc else ""
     port = free(8100 + index)
-    fields = f'"{name}", {index}, ({port},), "{name}", "{engine}", built=True{extra}'
+    fields = f'"{name}", {index}, {port}, "{name}", "{engine}", built=True{extra}'
     return f"    Microservice({fields}),\n"
 
 

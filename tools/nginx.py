@@ -8,9 +8,10 @@ execs `nginx -g 'daemon off;'` (so Ctrl-C / honcho's SIGTERM reach nginx itself)
 `compose` writes the static variant for Docker Compose to nginx/compose/ (`check` fails
 when that committed copy is stale). nginx's own `$variables` are never touched.
 
-Upstream addresses: `--upstream users=127.0.0.1:8102,127.0.0.1:8112` (replicas separated
-by commas), else `<SVC>_PORT` from the environment, else the ports of lib/registry.py
-(every REST service, built or not: one not built answers 503). The `upstream` and
+Upstream addresses: `--upstream users=127.0.0.1:8102,127.0.0.1:8202` (replicas
+separated by commas), else `<SVC>_PORT` from the environment, else the ports of
+lib/registry.py (every REST service, built or not: one not built answers 503);
+`--replicas N`: N of each. The `upstream` and
 `location /api/<name>/` blocks of every such service are generated from the registry by
 tools/nginx_blocks.py (`${UPSTREAMS}`, `${SERVICE_LOCATIONS}`): a new service needs no
 NGINX edit.
@@ -26,7 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +37,12 @@ from lib import registry
 from lib.redact import nginx_pattern, secret_params
 from tools.nginx_blocks import (
     HTTP_SERVICES,
+    RenderError,
     default_servers,
     location_blocks,
     nginx_time,
+    parse_upstreams,
+    replay_safe_routes,
     upstream_block,
 )
 
@@ -71,10 +75,6 @@ INSTALL_HINT = (
 )
 
 
-class RenderError(ValueError):
-    pass
-
-
 @dataclass
 class Layout:
     """Everything a rendering needs; the defaults are a local run from the repository."""
@@ -97,6 +97,8 @@ class Layout:
     redact_params: str | None = None
     client_header_timeout: float = CLIENT_HEADER_TIMEOUT
     client_body_timeout: float = CLIENT_BODY_TIMEOUT
+    # every HTTP service at this many replicas (`make run replicas=N`); None: the registry's
+    replicas: int | None = None
 
     @property
     def conf_dir(self) -> Path:
@@ -131,9 +133,13 @@ class Layout:
             "CLIENT_BODY_TIMEOUT": nginx_time(self.client_body_timeout),
         }
         values["UPSTREAMS"] = "\n\n".join(
-            upstream_block(s, self.upstreams.get(s.name) or default_servers(s.name, os.environ))
+            upstream_block(
+                s,
+                self.upstreams.get(s.name) or default_servers(s.name, os.environ, self.replicas),
+            )
             for s in registry.gateway_services()
         )
+        values["REPLAY_SAFE_ROUTES"] = replay_safe_routes()
         values["SERVICE_LOCATIONS"] = "\n\n".join(
             location_blocks(s) for s in registry.gateway_services()
         )
@@ -151,19 +157,6 @@ def secret_pattern(value: str | None = None) -> str:
         return nginx_pattern(secret_params(value.split(",")))
     except ValueError as exc:
         raise RenderError(f"LOG_REDACT_PARAMS: {exc}") from None
-
-
-def parse_upstreams(items: Sequence[str]) -> dict[str, list[str]]:
-    result: dict[str, list[str]] = {}
-    for item in items:
-        name, sep, addresses = item.partition("=")
-        if not sep or name not in HTTP_SERVICES or not addresses:
-            raise RenderError(
-                f"--upstream {item!r}: expected SVC=HOST:PORT[,HOST:PORT...] with SVC one of "
-                + ", ".join(HTTP_SERVICES)
-            )
-        result[name] = [a.strip() for a in addresses.split(",") if a.strip()]
-    return result
 
 
 def templates() -> list[Path]:
@@ -301,6 +294,7 @@ def _layout_from(args: argparse.Namespace) -> Layout:
         worker_processes=args.workers,
         client_header_timeout=args.client_header_timeout,
         client_body_timeout=args.client_body_timeout,
+        replicas=args.replicas,
     )
 
 
@@ -320,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs-root", default=str(DOCS_ROOT))
     parser.add_argument("--openapi-dir", default=str(OPENAPI_DIR))
     parser.add_argument("--workers", default="2", help="worker_processes (a number or auto)")
+    replicas = "every HTTP service's upstream over N replicas (lib/registry.py's ports)"
+    parser.add_argument("--replicas", type=int, default=None, metavar="N", help=replicas)
     for name, default, what in (
         ("header", CLIENT_HEADER_TIMEOUT, "the whole request head must arrive within this"),
         ("body", CLIENT_BODY_TIMEOUT, "the longest pause between two reads of a body"),

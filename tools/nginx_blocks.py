@@ -1,17 +1,45 @@
-"""The gateway's blocks derived from lib/registry.py, for tools/nginx.py's `${UPSTREAMS}`
-and `${SERVICE_LOCATIONS}`: one `upstream` and the `location /api/<name>/` blocks per REST
-service (built or not: one not built answers 503), so a new service needs no NGINX edit."""
+"""The gateway's blocks derived from lib/registry.py, for tools/nginx.py's `${UPSTREAMS}`,
+`${SERVICE_LOCATIONS}` and `${REPLAY_SAFE_ROUTES}`: one `upstream` and the
+`location /api/<name>/` blocks per REST service (built or not: one not built answers 503),
+so a new service needs no NGINX edit; the writes the gateway may send twice are the
+operations whose committed OpenAPI document (docs/openapi/) declares `Idempotency-Key`."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from lib import registry
 
+OPENAPI_DIR = Path(__file__).resolve().parent.parent / "docs" / "openapi"
+# a replica that failed once (refused, reset, timed out) gets nothing for this long; a new
+# one started where one failed takes traffic only after it (a release waits for that)
+FAIL_TIMEOUT = 5.0
+# the internal locations of replay-safe writes (replay_block)
+REPLAY_PREFIX = "/_replay"
 # service -> the ports of its replicas (lib/registry.py)
 HTTP_SERVICES: dict[str, tuple[int, ...]] = {
     service.name: service.http_ports for service in registry.gateway_services()
 }
+
+
+class RenderError(ValueError):
+    pass
+
+
+def parse_upstreams(items: Sequence[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, addresses = item.partition("=")
+        if not sep or name not in HTTP_SERVICES or not addresses:
+            raise RenderError(
+                f"--upstream {item!r}: expected SVC=HOST:PORT[,HOST:PORT...] with SVC one of "
+                + ", ".join(HTTP_SERVICES)
+            )
+        result[name] = [a.strip() for a in addresses.split(",") if a.strip()]
+    return result
 
 
 def upstream_block(service: registry.Microservice, servers: Sequence[str]) -> str:
@@ -20,7 +48,8 @@ def upstream_block(service: registry.Microservice, servers: Sequence[str]) -> st
     if service.websocket:
         lines.append("    # WebSocket connections are long-lived: spread them by load, not in turn")
         lines.append("    least_conn;")
-    lines += [f"    server {address} max_fails=1 fail_timeout=5s;" for address in servers]
+    fail = nginx_time(FAIL_TIMEOUT)
+    lines += [f"    server {address} max_fails=1 fail_timeout={fail};" for address in servers]
     lines += ["    keepalive 16;", "    keepalive_timeout 60s;", "}"]
     return "\n".join(lines)
 
@@ -46,6 +75,10 @@ def location_blocks(service: registry.Microservice) -> str:
     lines = [
         f"    location /api/{name}/ {{",
         f"        set $fixup_service {name};",
+        "        # a write with an Idempotency-Key may go to the next replica (below)",
+        "        if ($fixup_replay_safe) {",
+        f"            rewrite ^/api/{name}/(.*)$ {REPLAY_PREFIX}/{name}/$1 last;",
+        "        }",
         "        include snippets/proxy.conf;",
     ]
     if service.websocket:
@@ -58,12 +91,51 @@ def location_blocks(service: registry.Microservice) -> str:
         ]
     lines += [f"        proxy_pass http://{name}/;", "    }"]
     blocks.append("\n".join(lines))
+    blocks.append(replay_block(name))
     return "\n\n".join(blocks)
 
 
-def default_servers(service: str, env: Mapping[str, str]) -> list[str]:
-    """The registry's replicas; `<SVC>_PORT` moves the first one (as it does in the Procfile)."""
-    ports = [str(p) for p in HTTP_SERVICES[service]]
+def replay_safe_routes(openapi_dir: Path = OPENAPI_DIR) -> str:
+    """`map` lines for 00-maps.conf: "METHOD URI KEY" of a write to an operation that takes
+    `Idempotency-Key` (a repeat answers the first response), with a key -> 1."""
+    lines = []
+    for service in registry.gateway_services():
+        document = openapi_dir / f"{service.name}.json"
+        if not document.is_file():  # not built: nothing to replay
+            continue
+        for path, item in json.loads(document.read_text())["paths"].items():
+            for method, op in item.items():
+                names = {p.get("name") for p in op.get("parameters", []) if isinstance(p, dict)}
+                if method in ("post", "patch") and "Idempotency-Key" in names:
+                    route = re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(path))
+                    pattern = f"^{method.upper()} /api/{service.name}{route} \\S"
+                    lines.append(f'    "~{pattern}"  1;')
+    return "\n".join(lines)
+
+
+def replay_block(name: str) -> str:
+    """The internal location of a write carrying an Idempotency-Key to an operation that
+    honours it: replay-safe (the service answers a repeat with the first response), so
+    NGINX passes it to the next replica after a connection error or timeout even once
+    sent (ADR 0022)."""
+    return "\n".join(
+        [
+            f"    location {REPLAY_PREFIX}/{name}/ {{",
+            "        internal;",
+            f"        set $fixup_service {name};",
+            "        include snippets/proxy.conf;",
+            "        proxy_next_upstream error timeout non_idempotent;",
+            f"        proxy_pass http://{name}/;",
+            "    }",
+        ]
+    )
+
+
+def default_servers(service: str, env: Mapping[str, str], replicas: int | None = None) -> list[str]:
+    """The registry's replicas (`replicas`: that many of them, as `make run replicas=N`
+    starts); `<SVC>_PORT` moves the first one (as it does in the Procfile)."""
+    scaled = {s.name: s for s in registry.scaled(replicas)}
+    ports = [str(p) for p in scaled[service].http_ports]
     port = env.get(f"{service.upper()}_PORT")
     if port:
         ports[0] = port

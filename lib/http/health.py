@@ -13,7 +13,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from lib.http import problems
 from lib.http.jsonio import dumps, json_response
-from lib.http.keys import DB, REDIS, request_id
+from lib.http.keys import DB, DRAINING, REDIS, request_id
 from lib.http.openapi import build_spec
 
 READY_TIMEOUT = 2.0
@@ -24,7 +24,18 @@ async def health(_: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """503 naming the service's own database when it does not answer; Redis is optional."""
+    """503 naming the service's own database when it does not answer, or while the
+    replica drains (a balancer that probes it stops sending); Redis is optional."""
+    draining = request.app.get(DRAINING)
+    if draining is not None and draining.is_set():
+        return problems.problem(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "Service unavailable",
+            "this replica is shutting down: another one answers",
+            request_id(request),
+            headers={"Retry-After": "1"},
+        )
     checks: dict[str, str] = {}
     db = request.app.get(DB)
     if db is not None:
@@ -73,7 +84,14 @@ def openapi_handler(service: str, title: str, version: str) -> Any:
     return openapi
 
 
+async def start_draining(app: web.Application) -> None:
+    """on_shutdown (SIGTERM: the listener is closed already, in-flight requests still run)."""
+    app[DRAINING].set()
+
+
 def add_common_routes(app: web.Application, service: str, title: str, version: str) -> None:
+    app[DRAINING] = asyncio.Event()
+    app.on_shutdown.append(start_draining)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler())

@@ -6,6 +6,7 @@ Process-wide state lives outside them and is set once at start: the Prometheus r
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -26,6 +27,8 @@ REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
 AUTH: web.AppKey[TokenVerifier | None] = web.AppKey("auth")
 REVOCATIONS = web.AppKey("revocations", Revocations)
 LIMITS: web.AppKey[Limits] = web.AppKey("limits")
+# set when SIGTERM's drain begins (on_shutdown): /ready answers 503 from then on
+DRAINING = web.AppKey("draining", asyncio.Event)
 
 # per request, set by the middleware chain
 REQUEST_ID = web.RequestKey("request_id", str)

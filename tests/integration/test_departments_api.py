@@ -417,6 +417,17 @@ async def test_health_ready_metrics_openapi(client: Any) -> None:
     assert spec["servers"] == [{"url": "/api/departments"}]
 
 
+async def test_ready_is_503_once_the_drain_begins(client: Any) -> None:
+    """SIGTERM's drain runs the app's on_shutdown: from then on /ready says "not me" (a
+    balancer that probes stops sending) while in-flight requests still complete."""
+    assert (await client.get("/ready")).status == 200
+    await client.app.shutdown()  # what run_app's graceful exit calls after closing the port
+    ready = await client.get("/ready")
+    assert (ready.status, ready.headers["Retry-After"]) == (503, "1")
+    assert (await ready.json())["code"] == "SERVICE_UNAVAILABLE"
+    assert (await client.get("/v1/departments?limit=1")).status == 200  # still serving
+
+
 async def test_patch_with_null_for_a_required_field_is_400_and_changes_nothing(
     client: Any,
 ) -> None:

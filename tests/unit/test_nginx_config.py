@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -40,15 +41,15 @@ def test_unknown_placeholder_is_an_error() -> None:
 
 
 def test_upstream_arguments() -> None:
-    parsed = nginx.parse_upstreams(["chat=127.0.0.1:8105,127.0.0.1:8106", "users=h:1"])
-    assert parsed == {"chat": ["127.0.0.1:8105", "127.0.0.1:8106"], "users": ["h:1"]}
+    parsed = nginx.parse_upstreams(["chat=127.0.0.1:8105,127.0.0.1:8205", "users=h:1"])
+    assert parsed == {"chat": ["127.0.0.1:8105", "127.0.0.1:8205"], "users": ["h:1"]}
     for bad in ("chat", "nope=1:2", "chat="):
         with pytest.raises(nginx.RenderError):
             nginx.parse_upstreams([bad])
     files = nginx.render_files(nginx.Layout(upstreams=parsed))
     upstreams = files["conf.d/20-upstreams.conf"]
     assert "server 127.0.0.1:8105 max_fails=1" in upstreams
-    assert "server 127.0.0.1:8106 max_fails=1" in upstreams
+    assert "server 127.0.0.1:8205 max_fails=1" in upstreams
 
 
 def test_the_slow_client_timeouts(tmp_path: Path) -> None:
@@ -109,10 +110,10 @@ def test_missing_nginx_says_how_to_install(
 def test_a_moved_first_replica_keeps_the_others() -> None:
     """`CHAT_PORT` (as .env.example sets it) moves the first replica, as in the Procfile;
     the second replica stays behind the gateway."""
-    assert nginx_blocks.default_servers("chat", {}) == ["127.0.0.1:8105", "127.0.0.1:8106"]
+    assert nginx_blocks.default_servers("chat", {}) == ["127.0.0.1:8105", "127.0.0.1:8205"]
     assert nginx_blocks.default_servers("chat", {"CHAT_PORT": "9105"}) == [
         "127.0.0.1:9105",
-        "127.0.0.1:8106",
+        "127.0.0.1:8205",
     ]
     assert nginx_blocks.default_servers("orders", {"ORDERS_PORT": "9104"}) == ["127.0.0.1:9104"]
 
@@ -165,3 +166,25 @@ def test_the_pages_server_includes_the_gateways_own_snippets(
     monkeypatch.setattr(nginx, "PAGES_SERVER", broken)
     with pytest.raises(nginx.RenderError, match="not a template"):
         nginx.render_pages_server(layout)
+
+
+def test_the_replay_safe_writes_are_the_documented_idempotent_operations() -> None:
+    """The gateway may send a write twice only where the committed OpenAPI document
+    declares `Idempotency-Key` (ADR 0022): one map line per such operation, POST only."""
+    maps = nginx.render_files(nginx.Layout())["conf.d/00-maps.conf"]
+    block = maps[maps.index("$fixup_replay_safe {") :]
+    routes = re.findall(r'"~\^(\w+) (\S+) \\S"  1;', block[: block.index("}")])
+    declared = []
+    for service in registry.gateway_services():
+        document = nginx_blocks.OPENAPI_DIR / f"{service.name}.json"
+        if document.is_file():
+            for path, item in json.loads(document.read_text())["paths"].items():
+                for method, op in item.items():
+                    names = {p.get("name") for p in op.get("parameters", [])}
+                    if "Idempotency-Key" in names:
+                        declared.append((method.upper(), f"/api/{service.name}{path}"))
+    assert len(routes) == len(declared) >= 7
+    for (method, pattern), (want_method, path) in zip(routes, declared, strict=True):
+        example = re.sub(r"\{[^/}]+\}", "0b7c1f2e", path)
+        assert (method, re.fullmatch(pattern, example) is not None) == (want_method, True)
+    assert {method for method, _ in routes} == {"POST"}

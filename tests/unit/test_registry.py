@@ -34,8 +34,12 @@ def test_the_registry() -> None:
     ports = [p for s in registry.MICROSERVICES for p in (*s.http_ports, s.grpc_port) if p]
     assert len(ports) == len(set(ports)), "a port is used twice"
     assert len({s.index for s in registry.MICROSERVICES}) == len(names)
-    assert registry.get("chat").http_ports == (8105, 8106)
+    assert registry.get("chat").http_ports == (8105, 8205)
     assert registry.get("chat").replicas == 2
+    # every replica of every kind, at the most one host runs, on a port of its own
+    widest = registry.scaled(registry.MAX_REPLICAS)
+    ports = [p for s in widest for p in (*s.http_ports, s.grpc_port) if p]
+    assert len(ports) == len(set(ports)), "a replica's port is another's"
     points = registry.get("points")
     assert (points.grpc_port, points.metrics_port, points.engine) == (50051, 9105, "mysql")
     assert not points.behind_gateway
@@ -101,7 +105,7 @@ def test_procfile_is_rendered_from_the_registry() -> None:
     started = {name: cmd for name, cmd in processes.items() if "-m services." in cmd}
     replicas = {f"{s.name}_{n}" for s in BUILT for n in range(2, s.replicas + 1)}
     assert set(started) == {s.name for s in BUILT} | replicas
-    assert started["chat_2"] == f"env CHAT_PORT=8106 {CHAT_REDIS} CHAT_PROFILING_PORT=6115 " + (
+    assert started["chat_2"] == f"env CHAT_PORT=8205 {CHAT_REDIS} CHAT_PROFILING_PORT=7110 " + (
         ".venv/bin/python -m services.chat"
     )
     for service in BUILT:
@@ -120,11 +124,33 @@ def test_procfile_starts_every_replica() -> None:
     lines = procfile.service_lines(chat)
     assert lines == [
         f"chat: env CHAT_PORT=8105 {CHAT_REDIS} .venv/bin/python -m services.chat",
-        f"chat_2: env CHAT_PORT=8106 {CHAT_REDIS} CHAT_PROFILING_PORT=6115 "
+        f"chat_2: env CHAT_PORT=8205 {CHAT_REDIS} CHAT_PROFILING_PORT=7110 "
         ".venv/bin/python -m services.chat",
     ]
     # a single-replica service keeps its own Redis setting (none by default)
     assert "REDIS_URL" not in procfile.service_lines(registry.get("orders"))[0]
+
+
+def test_replicas_is_a_number_for_every_http_service(tmp_path: Path) -> None:
+    """`make run replicas=3`: three of every HTTP service, NGINX's upstreams over the same
+    ports; points (gRPC) keeps its one process; out of range is refused."""
+    out = tmp_path / "Procfile"
+    assert procfile.main(["write", "--replicas", "3", "--out", str(out)]) == 0
+    text = out.read_text()
+    names = {line.split(":", 1)[0] for line in text.splitlines() if "-m services." in line}
+    http = [s for s in BUILT if s.behind_gateway]
+    assert names == {f"{s.name}{k}" for s in http for k in ("", "_2", "_3")} | {"points"}
+    assert "ORDERS_PORT=8304 " in text
+    assert "nginx: .venv/bin/python -m tools.nginx run --optional --replicas 3" in text
+    conf = nginx.render_files(nginx.Layout(replicas=3))["conf.d/20-upstreams.conf"]
+    assert upstream_servers(conf)["orders"] == [
+        "127.0.0.1:8104",
+        "127.0.0.1:8204",
+        "127.0.0.1:8304",
+    ]
+    for bad in ("0", str(registry.MAX_REPLICAS + 1)):
+        assert procfile.main(["write", "--replicas", bad, "--out", str(out)]) == 2
+    assert registry.scaled(None) == registry.MICROSERVICES
 
 
 @pytest.mark.parametrize(

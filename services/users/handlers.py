@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from codegen.runtime import PgConn
 from lib.auth.principal import Role
 from lib.clients.departments import DepartmentsClient
 from lib.clients.http import dependency_client
@@ -62,7 +63,10 @@ def departments_ctx(settings: UsersSettings) -> Callable[[web.Application], Asyn
     return ctx
 
 
-def statistics(row: users_q.UserStatisticsRow | None) -> dict[str, Any]:
+Statistics = users_q.UserStatisticsRow | users_q.UserStatisticsSummaryRow
+
+
+def statistics(row: Statistics | None) -> dict[str, Any]:
     assert row is not None  # an aggregate without GROUP BY always returns one row
     return {
         "count": row.total,
@@ -71,9 +75,23 @@ def statistics(row: users_q.UserStatisticsRow | None) -> dict[str, Any]:
     }
 
 
+async def load_statistics(conn: PgConn, filters: dict[str, Any]) -> Statistics | None:
+    """Without a search, from the summary the writes keep (ADR 0023: a few rows, whatever
+    the table's size); a free-text search cannot be pre-aggregated, so it scans the
+    filtered users through the trigram index."""
+    if filters["search"] is None:
+        return await users_q.user_statistics_summary(
+            conn,
+            role=filters["role"],
+            department_id=filters["department_id"],
+            verified=filters["verified"],
+        )
+    return await users_q.user_statistics(conn, **filters)
+
+
 async def load_users(
     db: Database, lookup: PointsLookup | None, filters: dict[str, Any], page: Page
-) -> tuple[list[users_q.ListUsersRow], users_q.UserStatisticsRow | None, dict[str, int] | None]:
+) -> tuple[list[users_q.ListUsersRow], Statistics | None, dict[str, int] | None]:
     """The page, then its points (one batched call) while the statistics run: on ONE pooled
     connection (a request never holds two), released before waiting on the points."""
     async with db.acquire() as conn:
@@ -87,7 +105,7 @@ async def load_users(
         )
         points = asyncio.create_task(points_for(lookup, [str(r.id) for r in rows]))
         try:
-            stats = await users_q.user_statistics(conn, **filters)
+            stats = await load_statistics(conn, filters)
         except BaseException:
             points.cancel()
             raise

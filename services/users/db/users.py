@@ -26,6 +26,17 @@ class UserStatisticsRow:
 
 
 @dataclass
+class UserStatisticsSummaryRow:
+    total: int
+    min_age: int | None
+    max_age: int | None
+    avg_age: Decimal | None
+    min_salary: Decimal | None
+    max_salary: Decimal | None
+    avg_salary: Decimal | None
+
+
+@dataclass
 class ListUsersRow:
     id: UUID
     email: str
@@ -189,6 +200,38 @@ async def user_statistics(
     """
     row = await conn.fetchrow(USER_STATISTICS, role, department_id, verified, search)
     return None if row is None else UserStatisticsRow(*row)
+
+
+USER_STATISTICS_SUMMARY = """
+-- name: UserStatisticsSummary :one
+SELECT coalesce(sum(total), 0)::bigint AS total,
+       min(age_min) AS min_age, max(age_max) AS max_age,
+       round(sum(age_sum) / nullif(sum(age_count), 0), 2) AS avg_age,
+       min(salary_min) AS min_salary, max(salary_max) AS max_salary,
+       round(sum(salary_sum) / nullif(sum(salary_count), 0), 2) AS avg_salary
+FROM user_statistics
+WHERE ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+"""
+
+
+async def user_statistics_summary(
+    conn: PgConn, *, role: UserRole | None, department_id: UUID | None, verified: bool | None
+) -> UserStatisticsSummaryRow | None:
+    """
+    SELECT coalesce(sum(total), 0)::bigint AS total,
+           min(age_min) AS min_age, max(age_max) AS max_age,
+           round(sum(age_sum) / nullif(sum(age_count), 0), 2) AS avg_age,
+           min(salary_min) AS min_salary, max(salary_max) AS max_salary,
+           round(sum(salary_sum) / nullif(sum(salary_count), 0), 2) AS avg_salary
+    FROM user_statistics
+    WHERE ($1::user_role IS NULL OR role = $1::user_role)
+      AND ($2::uuid IS NULL OR department_id = $2::uuid)
+      AND ($3::boolean IS NULL OR verified = $3::boolean)
+    """
+    row = await conn.fetchrow(USER_STATISTICS_SUMMARY, role, department_id, verified)
+    return None if row is None else UserStatisticsSummaryRow(*row)
 
 
 LIST_USERS = """

@@ -28,6 +28,20 @@ WHERE deleted_at IS NULL
   AND (sqlc.narg(search)::text IS NULL
        OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || sqlc.narg(search)::text || '%');
 
+-- name: UserStatisticsSummary :one
+-- UserStatistics without a search, from the summary the writes keep (0006_user_statistics,
+-- ADR 0023): a few rows per filter instead of the filtered users. The same numbers to the
+-- last digit: avg is the same numeric division (sum / count) that avg() does, then rounded.
+SELECT coalesce(sum(total), 0)::bigint AS total,
+       min(age_min) AS min_age, max(age_max) AS max_age,
+       round(sum(age_sum) / nullif(sum(age_count), 0), 2) AS avg_age,
+       min(salary_min) AS min_salary, max(salary_max) AS max_salary,
+       round(sum(salary_sum) / nullif(sum(salary_count), 0), 2) AS avg_salary
+FROM user_statistics
+WHERE (sqlc.narg(role)::user_role IS NULL OR role = sqlc.narg(role)::user_role)
+  AND (sqlc.narg(department_id)::uuid IS NULL OR department_id = sqlc.narg(department_id)::uuid)
+  AND (sqlc.narg(verified)::boolean IS NULL OR verified = sqlc.narg(verified)::boolean);
+
 -- name: ListUsers :many
 -- The moderators' list: the same filters as UserStatistics. One query orders by any
 -- whitelisted key (CASE): this list is filtered and trigram-searched, so no single index

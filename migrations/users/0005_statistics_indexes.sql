@@ -6,12 +6,12 @@
 
 DROP INDEX CONCURRENTLY IF EXISTS users_statistics_age_idx;
 
-CREATE INDEX CONCURRENTLY users_statistics_age_idx ON users
+CREATE INDEX CONCURRENTLY IF NOT EXISTS users_statistics_age_idx ON users
     (role, verified, (coalesce(department_id, '00000000-0000-0000-0000-000000000000'::uuid)), age)
     WHERE deleted_at IS NULL;
 
 DROP INDEX CONCURRENTLY IF EXISTS users_statistics_salary_idx;
 
-CREATE INDEX CONCURRENTLY users_statistics_salary_idx ON users
+CREATE INDEX CONCURRENTLY IF NOT EXISTS users_statistics_salary_idx ON users
     (role, verified, (coalesce(department_id, '00000000-0000-0000-0000-000000000000'::uuid)), salary)
     WHERE deleted_at IS NULL;

@@ -70,7 +70,7 @@ class Operation:
     status: int = 200
     also: tuple[int, ...] = ()  # other success statuses with the same body (200 "existing")
     paged: bool = False  # offset-paged: meta {total, limit, page}
-    cursor_paged: bool = False  # keyset-paged: meta {limit, next_cursor}
+    cursor_paged: bool = False  # keyset-paged: meta {limit, next_cursor}; both: either
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     roles: tuple[str, ...] | None = None  # None: public (lib/http/access.py)
@@ -231,7 +231,9 @@ class _Builder:
             responses[str(op.status)] = {"description": "Done, no content."}
         else:
             item = self.ref(op.response)
-            if op.cursor_paged:
+            if op.cursor_paged and op.paged:
+                body = _keyset_page_schema(item)
+            elif op.cursor_paged:
                 body = _cursor_page_schema(item)
             else:
                 body = _page_schema(item) if op.paged else _data_schema(item)
@@ -316,6 +318,15 @@ def _cursor_page_schema(item: dict[str, Any]) -> dict[str, Any]:
         "required": ["data", "meta"],
         "properties": {"data": {"type": "array", "items": item}, "meta": meta},
     }
+
+
+def _keyset_page_schema(item: dict[str, Any]) -> dict[str, Any]:
+    """A list with both (lib/http/cursor.py): `page` only when asked by page, and `total`
+    where the resource can count cheaply; `next_cursor` always."""
+    body = _cursor_page_schema(item)
+    offset_meta = _page_schema(item)["properties"]["meta"]["properties"]
+    body["properties"]["meta"]["properties"] |= {k: offset_meta[k] for k in ("total", "page")}
+    return body
 
 
 def build_spec(app: web.Application, *, service: str, title: str, version: str) -> dict[str, Any]:

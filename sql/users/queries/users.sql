@@ -55,6 +55,42 @@ WHERE deleted_at IS NULL
   AND (sqlc.narg(verified)::boolean IS NULL OR verified = sqlc.narg(verified)::boolean)
   AND (sqlc.narg(search)::text IS NULL
        OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || sqlc.narg(search)::text || '%')
+  -- keyset (lib/http/cursor.py): after the previous page's (key, id); NULL after_id: from
+  -- the start. One branch per key and direction: a custom plan keeps only the live one,
+  -- an index condition. age and salary are nullable: ASC puts NULLs last, DESC first.
+  AND (sqlc.narg(after_id)::uuid IS NULL
+    OR (@orderby::text = 'last_name' AND @descending::boolean = false
+        AND (last_name, id) > (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
+    OR (@orderby::text = 'last_name' AND @descending::boolean
+        AND (last_name, id) < (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
+    OR (@orderby::text = 'first_name' AND @descending::boolean = false
+        AND (first_name, id) > (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
+    OR (@orderby::text = 'first_name' AND @descending::boolean
+        AND (first_name, id) < (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
+    OR (@orderby::text = 'email' AND @descending::boolean = false
+        AND (email, id) > (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
+    OR (@orderby::text = 'email' AND @descending::boolean
+        AND (email, id) < (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
+    OR (@orderby::text = 'created_at' AND @descending::boolean = false
+        AND (created_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid))
+    OR (@orderby::text = 'created_at' AND @descending::boolean
+        AND (created_at, id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid))
+    OR (@orderby::text = 'age' AND @descending::boolean = false
+        AND ((age, id) > (sqlc.narg(after_int)::integer, sqlc.narg(after_id)::uuid)
+             OR (age IS NULL AND (sqlc.narg(after_int)::integer IS NOT NULL
+                                  OR id > sqlc.narg(after_id)::uuid))))
+    OR (@orderby::text = 'age' AND @descending::boolean
+        AND ((age, id) < (sqlc.narg(after_int)::integer, sqlc.narg(after_id)::uuid)
+             OR (sqlc.narg(after_int)::integer IS NULL
+                 AND (age IS NOT NULL OR id < sqlc.narg(after_id)::uuid))))
+    OR (@orderby::text = 'salary' AND @descending::boolean = false
+        AND ((salary, id) > (sqlc.narg(after_num)::numeric, sqlc.narg(after_id)::uuid)
+             OR (salary IS NULL AND (sqlc.narg(after_num)::numeric IS NOT NULL
+                                     OR id > sqlc.narg(after_id)::uuid))))
+    OR (@orderby::text = 'salary' AND @descending::boolean
+        AND ((salary, id) < (sqlc.narg(after_num)::numeric, sqlc.narg(after_id)::uuid)
+             OR (sqlc.narg(after_num)::numeric IS NULL
+                 AND (salary IS NOT NULL OR id < sqlc.narg(after_id)::uuid)))))
 ORDER BY
   CASE WHEN @orderby::text = 'last_name' AND @descending::boolean = false THEN last_name END ASC,
   CASE WHEN @orderby::text = 'last_name' AND @descending::boolean THEN last_name END DESC,

@@ -131,3 +131,26 @@ def _value(plain: Any, kind: Kind) -> Value:
 
 def _problem(why: str) -> ValidationFailed:
     return ValidationFailed("invalid cursor", errors=[FieldError("cursor", why)])
+
+
+CREATED_AT: dict[str, Kind] = {"created_at": "time"}  # the lists ordered by creation only
+
+
+def time_after(after: After | None) -> dict[str, Any]:
+    """The keyset parameters of a list ordered by created_at (after_id, after_time)."""
+    if after is None:
+        return {"after_id": None, "after_time": None}
+    return {"after_id": after.id, "after_time": after.value}
+
+
+def list_meta(
+    page: Page, after: After | None, rows: list[Any], total: int | None = None
+) -> dict[str, Any]:
+    """meta of a keyset list: at `page`, {total, limit, page, next_cursor}; after a cursor,
+    {limit, next_cursor} (and `total` only when the resource passes one it can afford)."""
+    meta: dict[str, Any] = {"limit": page.limit, "next_cursor": next_cursor(page, rows)}
+    if after is None:
+        meta["page"] = page.page
+    if total is not None:
+        meta["total"] = total
+    return meta

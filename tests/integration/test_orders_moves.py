@@ -294,9 +294,13 @@ async def test_reviews_of_completed_jobs(client: Any, world: dict[str, Any]) -> 
     assert (unchanged.status, unchanged.headers["ETag"]) == (304, tag)
     oldest = await (await client.get(f"{provider_reviews}?sort=asc&limit=1")).json()
     assert [r["id"] for r in oldest["data"]] == [first["id"]]
-    assert oldest["meta"].pop("next_cursor") is not None
+    cursor = oldest["meta"].pop("next_cursor")
+    assert cursor is not None
     assert oldest["meta"] == {"total": 2, "limit": 1, "page": 1, "avg_rating": "3.75"}
     later = await (await client.get(f"{provider_reviews}?sort=asc&limit=1&page=2")).json()
+    after = await (await client.get(f"{provider_reviews}?sort=asc&limit=1&cursor={cursor}")).json()
+    assert [r["id"] for r in after["data"]] == [second["id"]]
+    assert after["meta"]["avg_rating"] == "3.75"
     bad = await client.get(f"{provider_reviews}?orderby=rating")
     assert (bad.status, (await bad.json())["errors"]) == (400, [ORDERBY_ERROR])
     assert [r["id"] for r in later["data"]] == [second["id"]]
@@ -359,6 +363,21 @@ async def test_list_jobs(client: Any, world: dict[str, Any], orders_dsn: str) ->
     assert await ids(customer, "?limit=1") == ([newer["id"]], page(2, 1))
     last = {**page(2, 1), "page": 2, "next_cursor": True}  # a full page: maybe more
     assert await ids(customer, "?limit=1&page=2") == ([older["id"]], last)
+    # the cursor walks the same order; after a cursor meta has no total and no page
+    _, first = await call(client, "GET", "/v1/jobs?limit=1", customer)
+    _, second = await call(
+        client, "GET", f"/v1/jobs?limit=1&cursor={first['meta']['next_cursor']}", customer
+    )
+    assert [j["id"] for j in second["data"]] == [older["id"]]
+    assert set(second["meta"]) == {"limit", "next_cursor"}
+    _, end = await call(
+        client, "GET", f"/v1/jobs?limit=1&cursor={second['meta']['next_cursor']}", customer
+    )
+    assert end == {"data": [], "meta": {"limit": 1, "next_cursor": None}}
+    bad, _ = await call(
+        client, "GET", f"/v1/jobs?sort=asc&cursor={first['meta']['next_cursor']}", customer
+    )
+    assert bad == 400  # issued for sort=desc
     assert await ids(customer, "?status=IN_PROGRESS") == ([older["id"]], page(1))
     assert await ids(customer, "?status=COMPLETED") == ([], page(0))
     assert await ids(p1) == ([older["id"]], page(1))

@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     span = f"{min(sizes, key=int)} → {max(sizes, key=int)} users"
     figures["rows"] = [
         [
-            f"users list growth {span}: {name} (ms)",
+            f"users list {name} as users grow, {span} (ms)",
             " → ".join(f"{sizes[s]['ms'][name]:.1f}" for s in sizes)
             + f" ({figures['growth'][name]:.1f}x)",
         ]

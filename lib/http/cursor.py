@@ -148,9 +148,9 @@ def list_meta(
 ) -> dict[str, Any]:
     """meta of a keyset list: at `page`, {total, limit, page, next_cursor}; after a cursor,
     {limit, next_cursor} (and `total` only when the resource passes one it can afford)."""
-    meta: dict[str, Any] = {"limit": page.limit, "next_cursor": next_cursor(page, rows)}
+    meta: dict[str, Any] = {} if total is None else {"total": total}
+    meta["limit"] = page.limit
     if after is None:
         meta["page"] = page.page
-    if total is not None:
-        meta["total"] = total
+    meta["next_cursor"] = next_cursor(page, rows)
     return meta

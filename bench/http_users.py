@@ -357,6 +357,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.http_users")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--users", type=int, default=USERS, help="rows in users (10^5, 10^6)")
+    parser.add_argument(
+        "--peer-target", type=float, default=TARGETS["service/litestar"][1], help="vs peers"
+    )
     parser.add_argument("--seconds", type=float, default=1)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--json", help="write the figures here")
@@ -488,6 +491,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     ratios = {}
     for label, (rival, target) in TARGETS.items():
+        target = args.peer_target if rival in PEERS else target
         pairs = list(zip(runs["service"], runs[rival], strict=True))
         ratios[label] = {
             "ratio": round(statistics.median(s.rps / o.rps for s, o in pairs), 3),

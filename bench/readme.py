@@ -40,6 +40,8 @@ HEADLINE = [
     ("http_users", "users list service/litestar req/s"),
     ("http_users", "users list service/blacksheep req/s"),
     ("http_users", "PostgreSQL ceiling"),
+    ("http_users_1m", "users list service/litestar req/s"),
+    ("http_users_1m", "users list service/blacksheep req/s"),
     ("growth", "users list statistics as users grow"),
     ("growth", "users list keyset as users grow"),
     ("growth", "users list deep page as users grow"),

@@ -340,6 +340,11 @@ async def test_a_conditional_read_that_goes_on_reads_the_reviews_stamp_once(
     assert (same.status, reads) == (304, [["reviews"]])
 
 
+def offset_page(total: int, limit: int = 100) -> dict[str, Any]:
+    """meta of page 1 of an offset-only list (an order's offers)."""
+    return {"total": total, "limit": limit, "page": 1}
+
+
 def page(total: int, limit: int = 100) -> dict[str, Any]:
     """meta of page 1 (next_cursor only checked for being there; test_orders_cursor.py
     walks it)."""
@@ -489,7 +494,7 @@ async def test_list_offers(client: Any, world: dict[str, Any]) -> None:
     order_id = await new_order(client, world)
     path = f"/v1/orders/{order_id}/offers"
     status, body = await call(client, "GET", path, p2)  # sees the OPEN order, no offer yet
-    assert (status, body) == (200, {"data": [], "meta": page(0)})
+    assert (status, body) == (200, {"data": [], "meta": offset_page(0)})
     first = await new_offer(client, order_id, p1)
     second = await new_offer(client, order_id, p2)
 
@@ -499,15 +504,18 @@ async def test_list_offers(client: Any, world: dict[str, Any]) -> None:
         return [o["id"] for o in body["data"]], body["meta"]
 
     both = [first["id"], second["id"]]
-    assert await ids(customer) == (both, page(2))  # oldest first by default
-    assert await ids(ADMIN) == (both, page(2))
-    assert await ids(customer, "?sort=desc") == (both[::-1], page(2))
-    assert await ids(customer, "?limit=1") == ([first["id"]], page(2, 1))
-    assert await ids(customer, "?limit=1&page=2") == ([second["id"]], {**page(2, 1), "page": 2})
+    assert await ids(customer) == (both, offset_page(2))  # oldest first by default
+    assert await ids(ADMIN) == (both, offset_page(2))
+    assert await ids(customer, "?sort=desc") == (both[::-1], offset_page(2))
+    assert await ids(customer, "?limit=1") == ([first["id"]], offset_page(2, 1))
+    assert await ids(customer, "?limit=1&page=2") == (
+        [second["id"]],
+        {**offset_page(2, 1), "page": 2},
+    )
     status, body = await call(client, "GET", f"{path}?orderby=price", customer)
     assert (status, body["errors"]) == (400, [ORDERBY_ERROR])
-    assert await ids(p1) == ([first["id"]], page(1))  # a provider: only theirs
-    assert await ids(p2, "?sort=desc") == ([second["id"]], page(1))
+    assert await ids(p1) == ([first["id"]], offset_page(1))  # a provider: only theirs
+    assert await ids(p2, "?sort=desc") == ([second["id"]], offset_page(1))
     status, body = await call(client, "GET", path, caller(Role.CUSTOMER))
     assert (status, body["detail"]) == (404, "no such order")
 

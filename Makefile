@@ -123,6 +123,9 @@ run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops
 bench: install ## every benchmark (side by side; needs wrk, nginx): bench/results/latest.json + docs/benchmarks.md and the README headline
 	$(PY) -m bench.run $(if $(only),--only $(only))
 
+bench-growth-10m: install ## the users list as the table grows to 10^7 users (tens of minutes, GBs of disk: not in `make bench`)
+	$(PY) -m bench.growth --sizes 1000,1000000,10000000 --rounds 3
+
 swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all), with the examples of docs/examples.md
 	$(PY) -m tools.openapi_examples gen
 	$(PY) -m tools.swag gen $(svc)

@@ -33,7 +33,7 @@ from blacksheep import Application, Content, Response
 from litestar import Litestar, get
 from litestar.params import Parameter
 
-from bench.http_users import PAGE_ARGS, STATS_ARGS, points_client
+from bench.http_users import PAGE_ARGS, STATS_ARGS, cursor_after, points_client
 from services.departments.db.departments import COUNT_DEPARTMENTS as COUNT
 from services.departments.db.departments import LIST_DEPARTMENTS_BY_NAME_ASC as PAGE
 from services.users.db.users import LIST_USERS, USER_STATISTICS
@@ -94,6 +94,7 @@ class UserMeta(msgspec.Struct):
     total: int
     limit: int
     page: int
+    next_cursor: str | None
     statistics: Statistics
 
 
@@ -157,7 +158,13 @@ def litestar_app(endpoint: str, dsn: str, points_addr: str | None) -> Litestar:
         stats = Statistics(count=s[0], age=Range(s[1], s[2], s[3]), salary=Range(s[4], s[5], s[6]))
         return UserPage(
             data=[User(*_user_values(r, points)) for r in rows],
-            meta=UserMeta(total=s[0], limit=limit, page=1, statistics=stats),
+            meta=UserMeta(
+                total=s[0],
+                limit=limit,
+                page=1,
+                next_cursor=cursor_after(rows, limit),
+                statistics=stats,
+            ),
         )
 
     handler = list_departments if endpoint == "departments" else list_users
@@ -229,7 +236,13 @@ def blacksheep_app(endpoint: str, dsn: str, points_addr: str | None) -> Applicat
         return json(
             {
                 "data": [dict(zip(keys, _user_values(r, points), strict=True)) for r in rows],
-                "meta": {"total": s[0], "limit": size, "page": 1, "statistics": stats},
+                "meta": {
+                    "total": s[0],
+                    "limit": size,
+                    "page": 1,
+                    "next_cursor": cursor_after(rows, size),
+                    "statistics": stats,
+                },
             }
         )
 

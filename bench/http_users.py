@@ -58,13 +58,15 @@ from bench.common import (
     wrk_cpu,
 )
 from bench.data_access import sa_url
-from bench.growth import GROW
+from bench.growth import grow
 from bench.profile_http import profile, report
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, generate_keypair
 from lib.clients.points import PointsClient
 from lib.grpc.client import ChannelPool
-from services.users.db.users import LIST_USERS, USER_STATISTICS
+from lib.http.cursor import encode
+from lib.http.listing import Page
+from services.users.db.users import LIST_USERS, USER_STATISTICS, USER_STATISTICS_SUMMARY
 from services.users.settings import UsersSettings
 from tools import migrate
 from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
@@ -72,8 +74,10 @@ from tools.dbadmin import drop_database
 
 PATH = "/v1/users?limit=50"
 USERS = 20_000
-PAGE_ARGS = (None, None, None, None, "last_name", False, 0, 50)  # no filter, by last name
-STATS_ARGS = (None, None, None, None)
+# no filter, by last name, from the start (the keyset parameters NULL)
+PAGE_ARGS = (None, None, None, None, None, "last_name", False, None, None, None, None, 0, 50)
+STATS_ARGS = (None, None, None, None)  # the seed's scan, as the peers and p1/p2 compute it
+SUMMARY_ARGS = (None, None, None)  # the service's: the summary the writes keep (ADR 0023)
 TARGETS = {
     "service/reference": ("reference", 0.95),
     "service/p1": ("p1", 5.0),
@@ -82,7 +86,10 @@ TARGETS = {
     "service/blacksheep": ("blacksheep", 1.1),
 }
 PEERS = ("litestar", "blacksheep")
-STATEMENTS = (with_literals(LIST_USERS, PAGE_ARGS), with_literals(USER_STATISTICS, STATS_ARGS))
+STATEMENTS = (
+    with_literals(LIST_USERS, PAGE_ARGS),
+    with_literals(USER_STATISTICS_SUMMARY, SUMMARY_ARGS),
+)
 
 
 def default(value: Any) -> str:
@@ -97,13 +104,27 @@ def statistics_json(row: Any) -> dict[str, Any]:
     }
 
 
+def cursor_after(rows: list[Any], limit: int) -> str | None:
+    """meta.next_cursor as the service answers it (last_name, id of a full page's last row)."""
+    if len(rows) < limit:
+        return None
+    last = rows[-1]
+    return encode(Page(limit, 1, "last_name", "asc", None), last[3], last[0])
+
+
 def page_json(rows: list[Any], stats: Any, points: dict[str, int]) -> dict[str, Any]:
     users = []
     for r in rows:
         user = dict(r)
         user["points"] = points.get(str(user["id"]), 0)
         users.append(user)
-    meta = {"total": stats[0], "limit": 50, "page": 1, "statistics": statistics_json(stats)}
+    meta = {
+        "total": stats[0],
+        "limit": 50,
+        "page": 1,
+        "next_cursor": cursor_after(rows, 50),
+        "statistics": statistics_json(stats),
+    }
     return {"data": users, "meta": meta}
 
 
@@ -135,7 +156,7 @@ def reference_app(dsn: str, points_addr: str) -> web.Application:
             points = asyncio.create_task(
                 state["points"].get_user_list_points([str(r["id"]) for r in rows])
             )
-            stats = await conn.fetchrow(USER_STATISTICS, *STATS_ARGS)
+            stats = await conn.fetchrow(USER_STATISTICS_SUMMARY, *SUMMARY_ARGS)
         body = page_json(rows, stats, await points)
         return web.Response(
             body=orjson.dumps(body, default=default), content_type="application/json"
@@ -226,6 +247,7 @@ class Meta(BaseModel):
     total: int
     limit: int
     page: int
+    next_cursor: str | None
     statistics: Statistics
 
 
@@ -286,7 +308,9 @@ def orm_app(dsn: str, points_addr: str) -> FastAPI:
             age=Range(min=s[1], max=s[2], avg=s[3]),
             salary=Range(min=s[4], max=s[5], avg=s[6]),
         )
-        return UserList(data=data, meta=Meta(total=s[0], limit=limit, page=1, statistics=stats))
+        after = cursor_after([(u.id, 0, 0, u.last_name) for u in users], limit)
+        meta = Meta(total=s[0], limit=limit, page=1, next_cursor=after, statistics=stats)
+        return UserList(data=data, meta=meta)
 
     return app
 
@@ -319,9 +343,9 @@ def same_page(body: bytes) -> tuple[list[str], int]:
     return [u["id"] for u in doc["data"]], doc["meta"]["total"]
 
 
-async def seed(dsn: str) -> None:
+async def seed(dsn: str, users: int = USERS) -> None:
     conn = await asyncpg.connect(dsn)
-    await conn.execute(GROW, 1, USERS)
+    await grow(conn, 0, users)  # a big table: its indexes built once after the rows
     await conn.execute("ANALYZE users")
     await conn.close()
 
@@ -332,6 +356,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     parser = argparse.ArgumentParser(prog="python -m bench.http_users")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--users", type=int, default=USERS, help="rows in users (10^5, 10^6)")
+    parser.add_argument(
+        "--peer-target", type=float, default=TARGETS["service/litestar"][1], help="vs peers"
+    )
     parser.add_argument("--seconds", type=float, default=1)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--json", help="write the figures here")
@@ -362,7 +390,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         migrate.up("users", dsn)
         migrate.up("points", points_dsn)
-        asyncio.run(seed(dsn))
+        asyncio.run(seed(dsn, args.users))
         py = sys.executable
         points_http = free_port()
         procs["points"] = subprocess.Popen(
@@ -463,6 +491,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     ratios = {}
     for label, (rival, target) in TARGETS.items():
+        target = args.peer_target if rival in PEERS else target
         pairs = list(zip(runs["service"], runs[rival], strict=True))
         ratios[label] = {
             "ratio": round(statistics.median(s.rps / o.rps for s, o in pairs), 3),
@@ -473,7 +502,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
     rows = [
         [
-            f"`{PATH}` ({USERS} users, statistics, points over gRPC) req/s, p50, p99,"
+            f"`{PATH}` ({args.users} users, statistics, points over gRPC) req/s, p50, p99,"
             " server CPU µs per request",
             "; ".join(
                 f"{n} {m['rps']:.0f}, {m['p50_ms']:.1f}, {m['p99_ms']:.1f} ms, "
@@ -513,7 +542,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows": rows,
     }
     print(
-        f"GET {PATH} ({USERS} users), wrk -t1 -c{args.connections},"
+        f"GET {PATH} ({args.users} users), wrk -t1 -c{args.connections},"
         f" {args.rounds} x {args.seconds:g} s"
     )
     for name, m in med.items():

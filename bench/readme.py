@@ -40,6 +40,12 @@ HEADLINE = [
     ("http_users", "users list service/litestar req/s"),
     ("http_users", "users list service/blacksheep req/s"),
     ("http_users", "PostgreSQL ceiling"),
+    ("http_users_1m", "users list service/litestar req/s"),
+    ("http_users_1m", "users list service/blacksheep req/s"),
+    ("growth", "users list statistics as users grow"),
+    ("growth", "users list keyset as users grow"),
+    ("growth", "users list deep page as users grow"),
+    ("growth", "users list statistics scan as users grow"),
     ("http_instructions", "tracing on, every request sampled"),
     ("memory", "RSS per service"),
 ]

@@ -40,7 +40,7 @@ from lib.grpc.client import ChannelPool
 from lib.http.listing import Page
 from lib.logging import configure_logging
 from services.users.db import users as q
-from services.users.handlers import load_users
+from services.users.handlers import keyset_args, load_users
 from services.users.points import PointsLookup, points_for
 from tests.proxy import TcpProxy, through
 from tools import migrate
@@ -61,8 +61,9 @@ async def load_statistics(db: Database) -> None:
 async def load_page(db: Database) -> list[str]:
     async with db.acquire() as conn:
         rows = await q.list_users(
-            conn, **FILTERS, orderby="last_name", descending=False, row_offset=0, row_limit=50
-        )
+            conn, **FILTERS, orderby="last_name", descending=False, row_offset=0, row_limit=50,
+            **keyset_args(PAGE, None),
+        )  # fmt: skip
     return [str(r.id) for r in rows]
 
 
@@ -101,7 +102,7 @@ async def run(
     lookup = PointsClient(pool, timeout=10)
 
     async def one_connection() -> None:
-        await load_users(db, lookup, FILTERS, PAGE)
+        await load_users(db, lookup, FILTERS, PAGE, None)
 
     async def two_connections() -> None:
         async with asyncio.TaskGroup() as group:

@@ -23,46 +23,18 @@ from lib.auth.principal import Role
 from lib.http.access import Access, Authenticate
 from lib.http.keys import PRINCIPAL
 from lib.http.middleware import UNSAFE_METHODS
+from lib.http.openapi_bodies import (
+    ERROR_TEXT,
+    PROBLEM_SCHEMA,
+    cursor_page_schema,
+    data_schema,
+    keyset_page_schema,
+    page_schema,
+)
 from lib.http.openapi_examples import add_examples, load
 from lib.http.openapi_io import Form, Header, binary_content, path_schema, tag_objects
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-ERROR_TEXT = {
-    400: "Invalid input (VALIDATION_ERROR or BAD_REQUEST)",
-    401: "Missing or invalid token (UNAUTHORIZED)",
-    403: "Not allowed (FORBIDDEN)",
-    404: "Not found (NOT_FOUND)",
-    409: "Conflict (CONFLICT)",
-    412: "Stale If-Match (PRECONDITION_FAILED)",
-    413: "Body too large (PAYLOAD_TOO_LARGE)",
-    415: "Body is not JSON (UNSUPPORTED_MEDIA_TYPE)",
-    428: "If-Match missing (PRECONDITION_REQUIRED)",
-    429: "Rate limited (RATE_LIMIT_EXCEEDED), see Retry-After",
-    502: "Another service refused the forwarded credentials (DEPENDENCY_REFUSED)",
-    503: "Unavailable (SERVICE_UNAVAILABLE / CIRCUIT_OPEN), see Retry-After",
-}
-
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail", "code", "request_id"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "code": {"type": "string"},
-        "request_id": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    },
-}
 
 
 @dataclass
@@ -73,7 +45,7 @@ class Operation:
     status: int = 200
     also: tuple[int, ...] = ()  # other success statuses with the same body (200 "existing")
     paged: bool = False  # offset-paged: meta {total, limit, page}
-    cursor_paged: bool = False  # keyset-paged: meta {limit, next_cursor}
+    cursor_paged: bool = False  # keyset-paged: meta {limit, next_cursor}; both: either
     meta: type[BaseModel] | None = None  # a list's meta fields beyond the page's own
     body: type[BaseModel] | None = None
     form: Form | None = None  # a multipart body instead of JSON (lib/http/openapi_io.py)
@@ -265,10 +237,12 @@ class _Builder:
             responses[str(op.status)] = {"description": "Done, no content."}
         else:
             item = self.ref(op.response)
-            if op.cursor_paged:
-                body = _cursor_page_schema(item)
+            if op.cursor_paged and op.paged:
+                body = keyset_page_schema(item)
+            elif op.cursor_paged:
+                body = cursor_page_schema(item)
             else:
-                body = _page_schema(item) if op.paged else _data_schema(item)
+                body = page_schema(item) if op.paged else data_schema(item)
             if op.meta is not None:
                 self.extend_meta(body["properties"]["meta"], op.meta)
             for status in (op.status, *op.also):
@@ -307,46 +281,6 @@ class _Builder:
 def _operation_id(summary: str) -> str:
     words = re.findall(r"[A-Za-z0-9]+", summary)
     return words[0].lower() + "".join(w.capitalize() for w in words[1:]) if words else "op"
-
-
-def _data_schema(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": ["data"], "properties": {"data": item}}
-
-
-def _page_schema(item: dict[str, Any]) -> dict[str, Any]:
-    meta = {
-        "type": "object",
-        "required": ["total", "limit", "page"],
-        "properties": {
-            "total": {"type": "integer", "minimum": 0},
-            "limit": {"type": "integer", "minimum": 1},
-            "page": {"type": "integer", "minimum": 1},
-        },
-    }
-    return {
-        "type": "object",
-        "required": ["data", "meta"],
-        "properties": {"data": {"type": "array", "items": item}, "meta": meta},
-    }
-
-
-def _cursor_page_schema(item: dict[str, Any]) -> dict[str, Any]:
-    meta = {
-        "type": "object",
-        "required": ["limit", "next_cursor"],
-        "properties": {
-            "limit": {"type": "integer", "minimum": 1},
-            "next_cursor": {
-                "type": ["string", "null"],
-                "description": "Continues in the same direction; null: no more for now.",
-            },
-        },
-    }
-    return {
-        "type": "object",
-        "required": ["data", "meta"],
-        "properties": {"data": {"type": "array", "items": item}, "meta": meta},
-    }
 
 
 def build_spec(app: web.Application, *, service: str, title: str, version: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from lib.auth.principal import Role
 from lib.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, conditional, list_tag
+from lib.http.cursor import CREATED_AT, keyset_page, list_meta, time_after
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent, stored_replay
@@ -39,7 +40,6 @@ from services.orders.settings import SERVICE
 
 routes = web.RouteTableDef()
 TAGS = ["orders"]
-ORDERBY = ("created_at",)
 # owners (services/orders/access.py and the SQL check them against the row)
 SEES_ORDER = (
     "its customer; a provider offering its service (while OPEN) or with an offer or job on it"
@@ -115,18 +115,20 @@ async def create_order(request: web.Request) -> web.Response:
     tags=TAGS,
     response=models.Order,
     paged=True,
+    cursor_paged=True,
     query=s.OrderListQuery,
     roles=("CUSTOMER", "PROVIDER", "ADMIN"),
     errors=(400, 502, 503),
     description=(
         "The orders the caller may see: a customer's own; for a provider the OPEN orders "
         "of the services they offer plus those where they have an offer or a job; all for "
-        "an ADMIN. Default order: created_at desc."
+        "an ADMIN. Default order: created_at desc. meta.next_cursor: `?cursor=` continues "
+        "after this page at the cost of the first (meta then has no `total` or `page`)."
     ),
 )
 async def list_orders(request: web.Request) -> web.Response:
     principal = authenticated(request)
-    page = parse_list(request, ORDERBY, s.OrderListQuery, default_sort="desc")
+    page, after = keyset_page(request, CREATED_AT, s.OrderListQuery, default_sort="desc")
     offered = sorted(await offered_services(request, principal))
     query: s.OrderListQuery = page.query
     filters: dict[str, Any] = {
@@ -138,15 +140,17 @@ async def list_orders(request: web.Request) -> web.Response:
         "search": like_pattern(query.search),
     }
     async with request.app[DB].acquire() as conn:
-        total = await q.count_orders(conn, **filters) or 0
+        # the count grows with the table: at `page` only, never after a cursor
+        total = None if after else await q.count_orders(conn, **filters) or 0
         rows = await q.list_orders(
             conn,
             **filters,
+            **time_after(after),
             descending=page.sort == "desc",
-            row_offset=page.offset,
+            row_offset=0 if after else page.offset,
             row_limit=page.limit,
         )
-    return json_response({"data": rows, "meta": page.meta(total)})
+    return json_response({"data": rows, "meta": list_meta(page, after, rows, total)})
 
 
 @routes.get("/v1/orders/{id}")

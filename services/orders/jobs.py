@@ -15,11 +15,11 @@ from lib.auth.principal import Role
 from lib.errors import Conflict
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, conditional, list_tag
+from lib.http.cursor import CREATED_AT, keyset_page, list_meta, time_after
 from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB, SETTINGS
-from lib.http.listing import parse_list
 from lib.http.openapi import operation
 from services.orders import facts
 from services.orders import schemas as s
@@ -35,7 +35,6 @@ from services.orders.settings import SERVICE
 
 routes = web.RouteTableDef()
 TAGS = ["jobs"]
-ORDERBY = ("created_at",)
 Job = q.GetJobRow
 PARTIES = "the job's customer or provider"  # owners: the SQL checks them against the row
 PROVIDER = "the job's provider"
@@ -53,27 +52,29 @@ async def reread(request: web.Request, job_id: uuid.UUID) -> web.Response:
     tags=TAGS,
     response=Job,
     paged=True,
+    cursor_paged=True,
     query=s.JobListQuery,
     roles=("CUSTOMER", "PROVIDER", "ADMIN"),
     errors=(400,),
     description="The caller's jobs (as customer or provider); all for an ADMIN. Default "
-    "order: created_at desc.",
+    "order: created_at desc. meta.next_cursor: `?cursor=` continues after this page at the "
+    "cost of the first (meta then has no `total` or `page`).",
 )
 async def list_jobs(request: web.Request) -> web.Response:
     principal = authenticated(request)
-    page = parse_list(request, ORDERBY, s.JobListQuery, default_sort="desc")
+    page, after = keyset_page(request, CREATED_AT, s.JobListQuery, default_sort="desc")
     filters: dict[str, Any] = {
         "see_all": principal.role is Role.ADMIN,
         "viewer_id": principal.user_id,
         "status": page.query.status,
     }
     async with request.app[DB].acquire() as conn:
-        total = await q.count_jobs(conn, **filters) or 0
+        total = None if after else await q.count_jobs(conn, **filters) or 0
         rows = await q.list_jobs(
-            conn, **filters, descending=page.sort == "desc", row_offset=page.offset,
-            row_limit=page.limit,
+            conn, **filters, **time_after(after), descending=page.sort == "desc",
+            row_offset=0 if after else page.offset, row_limit=page.limit,
         )  # fmt: skip
-    return json_response({"data": rows, "meta": page.meta(total)})
+    return json_response({"data": rows, "meta": list_meta(page, after, rows, total)})
 
 
 @routes.get("/v1/jobs/{id}")
@@ -219,22 +220,24 @@ async def reviews_tag(request: web.Request, conn: Any) -> str:
     tags=["reviews"],
     response=models.Review,
     paged=True,
+    cursor_paged=True,
     meta=s.ReviewListMeta,
     query=s.ReviewListQuery,
     errors=(400,),
     description="Public. `meta.avg_rating`: the average over all of them (decimal string, "
-    "rounded half-up to 2 places; null without reviews). Default order: created_at desc.",
+    "rounded half-up to 2 places; null without reviews). Default order: created_at desc. "
+    "meta.next_cursor: `?cursor=` continues after this page (meta then has no `page`).",
 )
 async def list_reviews(request: web.Request) -> web.Response:
     provider_id = path_uuid(request)
-    page = parse_list(request, ORDERBY, s.ReviewListQuery, default_sort="desc")
+    page, after = keyset_page(request, CREATED_AT, s.ReviewListQuery, default_sort="desc")
     async with request.app[DB].acquire() as conn:
         tag = request.get(TAG) or await reviews_tag(request, conn)  # before the data
         rating = await reviews_q.provider_rating(conn, provider_id=provider_id)
         rows = await reviews_q.list_provider_reviews(
-            conn, provider_id=provider_id, descending=page.sort == "desc",
-            row_offset=page.offset, row_limit=page.limit,
+            conn, provider_id=provider_id, **time_after(after), descending=page.sort == "desc",
+            row_offset=0 if after else page.offset, row_limit=page.limit,
         )  # fmt: skip
     assert rating is not None  # an aggregate without GROUP BY: always one row
-    meta = {**page.meta(rating.total), "avg_rating": rating.avg_rating}
+    meta = {**list_meta(page, after, rows, rating.total), "avg_rating": rating.avg_rating}
     return json_response({"data": rows, "meta": meta}, headers={"ETag": tag})

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from lib.http.cursor import KeysetListQuery
 from lib.http.fields import json_number, single_line
 from lib.http.listing import ListQuery
 from lib.http.patch import Keep, PatchModel
@@ -88,7 +89,7 @@ class ReviewCreate(_Create):
     comment: Message | None = None
 
 
-class OrderListQuery(ListQuery):
+class OrderListQuery(KeysetListQuery):
     """limit, page, orderby (created_at), sort (default desc), and the filters."""
 
     orderby: Literal["created_at"] | None = Field(None, description="Sort key; created_at.")
@@ -101,14 +102,14 @@ class OfferListQuery(ListQuery):
     orderby: Literal["created_at"] | None = Field(None, description="Sort key; created_at.")
 
 
-class JobListQuery(ListQuery):
+class JobListQuery(KeysetListQuery):
     """limit, page, orderby (created_at), sort (default desc), status."""
 
     orderby: Literal["created_at"] | None = Field(None, description="Sort key; created_at.")
     status: JobStatus | None = Field(None, description="Only jobs in this state.")
 
 
-class ReviewListQuery(ListQuery):
+class ReviewListQuery(KeysetListQuery):
     orderby: Literal["created_at"] | None = Field(None, description="Sort key; created_at.")
 
 

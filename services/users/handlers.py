@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from codegen.runtime import PgConn
 from lib.auth.principal import Role
 from lib.clients.departments import DepartmentsClient
 from lib.clients.http import dependency_client
@@ -23,11 +24,12 @@ from lib.db.pool import Database
 from lib.errors import FieldError, NotFound
 from lib.http.access import EVERY_ROLE, SELF
 from lib.http.body import parse_body
+from lib.http.cursor import After, keyset_page, next_cursor
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB, REVOCATIONS, SETTINGS
-from lib.http.listing import Page, like_pattern, parse_list
+from lib.http.listing import Page, like_pattern
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
 from services.users import facts
@@ -39,7 +41,7 @@ from services.users.db.models import User, UserRole
 from services.users.pictures import STORAGE, delete_quietly, picture_url, picture_urls
 from services.users.points import POINTS, PointsLookup, points_for
 from services.users.profile_schemas import ADMIN_ONLY, READ_ONLY, ProviderOut, UserPatch
-from services.users.schemas import ORDERBY, UserListMeta, UserListQuery, UserOut
+from services.users.schemas import KEYS, UserListMeta, UserListQuery, UserOut
 from services.users.settings import UsersSettings
 from services.users.user_json import user_json
 
@@ -62,7 +64,10 @@ def departments_ctx(settings: UsersSettings) -> Callable[[web.Application], Asyn
     return ctx
 
 
-def statistics(row: users_q.UserStatisticsRow | None) -> dict[str, Any]:
+Statistics = users_q.UserStatisticsRow | users_q.UserStatisticsSummaryRow
+
+
+def statistics(row: Statistics | None) -> dict[str, Any]:
     assert row is not None  # an aggregate without GROUP BY always returns one row
     return {
         "count": row.total,
@@ -71,9 +76,41 @@ def statistics(row: users_q.UserStatisticsRow | None) -> dict[str, Any]:
     }
 
 
+async def load_statistics(conn: PgConn, filters: dict[str, Any]) -> Statistics | None:
+    """Without a search, from the summary the writes keep (ADR 0023: a few rows, whatever
+    the table's size); a free-text search cannot be pre-aggregated, so it scans the
+    filtered users through the trigram index."""
+    if filters["search"] is None:
+        return await users_q.user_statistics_summary(
+            conn,
+            role=filters["role"],
+            department_id=filters["department_id"],
+            verified=filters["verified"],
+        )
+    return await users_q.user_statistics(conn, **filters)
+
+
+def keyset_args(page: Page, after: After | None) -> dict[str, Any]:
+    """The cursor's value as the typed parameter its key compares with."""
+    args: dict[str, Any] = dict.fromkeys(
+        ("after_id", "after_text", "after_int", "after_num", "after_time")
+    )
+    if after is not None:
+        args["after_id"] = after.id
+        args["after_" + AFTER_PARAM[KEYS[page.orderby]]] = after.value
+    return args
+
+
+AFTER_PARAM = {"text": "text", "int": "int", "decimal": "num", "time": "time"}
+
+
 async def load_users(
-    db: Database, lookup: PointsLookup | None, filters: dict[str, Any], page: Page
-) -> tuple[list[users_q.ListUsersRow], users_q.UserStatisticsRow | None, dict[str, int] | None]:
+    db: Database,
+    lookup: PointsLookup | None,
+    filters: dict[str, Any],
+    page: Page,
+    after: After | None,
+) -> tuple[list[users_q.ListUsersRow], Statistics | None, dict[str, int] | None]:
     """The page, then its points (one batched call) while the statistics run: on ONE pooled
     connection (a request never holds two), released before waiting on the points."""
     async with db.acquire() as conn:
@@ -82,12 +119,13 @@ async def load_users(
             **filters,
             orderby=page.orderby,
             descending=page.sort == "desc",
-            row_offset=page.offset,
+            row_offset=0 if after else page.offset,
             row_limit=page.limit,
+            **keyset_args(page, after),
         )
         points = asyncio.create_task(points_for(lookup, [str(r.id) for r in rows]))
         try:
-            stats = await users_q.user_statistics(conn, **filters)
+            stats = await load_statistics(conn, filters)
         except BaseException:
             points.cancel()
             raise
@@ -100,18 +138,22 @@ async def load_users(
     tags=TAGS,
     response=UserOut,
     paged=True,
+    cursor_paged=True,
     meta=UserListMeta,
     query=UserListQuery,
     roles=("MODERATOR", "ADMIN"),
     errors=(403,),
     description=(
         "meta.statistics: count, age and salary min/max/avg over the filtered set (decimal "
-        "strings; null on an empty set). Each user's points come from the points service in "
-        'one batched call; when it is down, points are null and meta.degraded = ["points"].'
+        "strings; null on an empty set), from a summary the writes keep (a `search` scans "
+        "the matching users instead). meta.next_cursor: `?cursor=` continues after this "
+        "page at the cost of the first (then meta has no `page`); null on the last page. "
+        "Each user's points come from the points service in one batched call;"
+        ' when it is down, points are null and meta.degraded = ["points"].'
     ),
 )
 async def list_users(request: web.Request) -> web.Response:
-    page = parse_list(request, ORDERBY, UserListQuery)
+    page, after = keyset_page(request, KEYS, UserListQuery)
     query: UserListQuery = page.query
     filters: dict[str, Any] = {
         "role": UserRole(query.role) if query.role is not None else None,
@@ -119,9 +161,14 @@ async def list_users(request: web.Request) -> web.Response:
         "verified": query.verified,
         "search": like_pattern(query.search),
     }
-    rows, stats, points = await load_users(request.app[DB], request.app[POINTS], filters, page)
+    rows, stats, points = await load_users(
+        request.app[DB], request.app[POINTS], filters, page, after
+    )
     meta: dict[str, Any] = {**page.meta(0), "statistics": statistics(stats)}
     meta["total"] = meta["statistics"]["count"]
+    meta["next_cursor"] = next_cursor(page, rows)
+    if after is not None:
+        del meta["page"]
     if points is None and rows:
         meta["degraded"] = ["points"]
     urls = await picture_urls(request.app, [r.picture_key for r in rows])

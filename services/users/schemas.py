@@ -10,15 +10,24 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, Field
 
 from lib.auth.principal import Role
+from lib.http.cursor import KeysetListQuery, Kind
 from lib.http.fields import single_line
-from lib.http.listing import ListQuery
 
 UserOrderBy = Literal["last_name", "first_name", "email", "age", "salary", "created_at"]
 ORDERBY: tuple[str, ...] = get_args(UserOrderBy)  # the first is the default
+KEYS: dict[str, Kind] = {
+    "last_name": "text",
+    "first_name": "text",
+    "email": "text",
+    "age": "int",
+    "salary": "decimal",
+    "created_at": "time",
+}
 
 
-class UserListQuery(ListQuery):
-    """limit, page, orderby, sort, and the filters search, role, department_id, verified."""
+class UserListQuery(KeysetListQuery):
+    """limit, page or cursor, orderby, sort, and the filters search, role, department_id,
+    verified."""
 
     orderby: UserOrderBy | None = Field(None, description="Sort key; default last_name.")
     search: Annotated[str, single_line(100)] | None = Field(

@@ -202,6 +202,12 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
         },
         "idempotency_keys": idempotency_key_row,
         "mail_outbox": lambda db: {"recipient": "a@fixup.test", "subject": "Hi", "body": "Hello"},
+        # a group of its own (a department no user has): the summary the triggers keep
+        "user_statistics": lambda db: {
+            "role": "CUSTOMER",
+            "department_id": uid(),
+            "verified": True,
+        },
     },
     "points": {
         "user_points": lambda db: {"user_id": uid(), "points": 5},
@@ -388,6 +394,8 @@ BAD: list[Bad] = [
     Bad("users", "mail_outbox", "mail_outbox_subject_chk", pg.CheckViolation, {"subject": ""}),
     Bad("users", "mail_outbox", "mail_outbox_body_chk", pg.CheckViolation, {"body": ""}),
     Bad("users", "mail_outbox", "mail_outbox_attempts_chk", pg.CheckViolation, {"attempts": -1}),
+    Bad("users", "user_statistics", "user_statistics_group_key", pg.UniqueViolation,
+        {"department_id": First("user_statistics", "department_id")}),
     *idempotency_key_cases("users"),
     # points (MariaDB: error codes; NOT NULL names the column, duplicates the key)
     Bad("points", "user_points", "PRIMARY", MY_DUPLICATE,

@@ -247,7 +247,8 @@ async def test_reviews_of_completed_jobs(client: Any, world: dict[str, Any]) -> 
     customer, p1 = world["customer"], world["p1"]
     provider_reviews = f"/v1/providers/{p1.id}/reviews"
     status, empty = await call(client, "GET", provider_reviews, customer)
-    assert (status, empty) == (200, {"data": [], "meta": {**page(0), "avg_rating": None}})
+    meta = {**page(0), "next_cursor": None, "avg_rating": None}
+    assert (status, empty) == (200, {"data": [], "meta": meta})
     jobs = [await new_job(client, world), await new_job(client, world)]
     review = {"rating": 4.5, "comment": "Quick and tidy"}
     path = f"/v1/jobs/{jobs[0]['id']}/review"
@@ -287,14 +288,19 @@ async def test_reviews_of_completed_jobs(client: Any, world: dict[str, Any]) -> 
     resp = await client.get(provider_reviews)  # public
     listed = await resp.json()
     assert [r["id"] for r in listed["data"]] == [second["id"], first["id"]]  # newest first
-    assert listed["meta"] == {**page(2), "avg_rating": "3.75"}
+    assert listed["meta"] == {**page(2), "next_cursor": None, "avg_rating": "3.75"}
     tag = resp.headers["ETag"]
     unchanged = await client.get(provider_reviews, headers={"If-None-Match": tag})
     assert (unchanged.status, unchanged.headers["ETag"]) == (304, tag)
     oldest = await (await client.get(f"{provider_reviews}?sort=asc&limit=1")).json()
     assert [r["id"] for r in oldest["data"]] == [first["id"]]
+    cursor = oldest["meta"].pop("next_cursor")
+    assert cursor is not None
     assert oldest["meta"] == {"total": 2, "limit": 1, "page": 1, "avg_rating": "3.75"}
     later = await (await client.get(f"{provider_reviews}?sort=asc&limit=1&page=2")).json()
+    after = await (await client.get(f"{provider_reviews}?sort=asc&limit=1&cursor={cursor}")).json()
+    assert [r["id"] for r in after["data"]] == [second["id"]]
+    assert after["meta"]["avg_rating"] == "3.75"
     bad = await client.get(f"{provider_reviews}?orderby=rating")
     assert (bad.status, (await bad.json())["errors"]) == (400, [ORDERBY_ERROR])
     assert [r["id"] for r in later["data"]] == [second["id"]]
@@ -334,8 +340,15 @@ async def test_a_conditional_read_that_goes_on_reads_the_reviews_stamp_once(
     assert (same.status, reads) == (304, [["reviews"]])
 
 
-def page(total: int, limit: int = 100) -> dict[str, int]:
+def offset_page(total: int, limit: int = 100) -> dict[str, Any]:
+    """meta of page 1 of an offset-only list (an order's offers)."""
     return {"total": total, "limit": limit, "page": 1}
+
+
+def page(total: int, limit: int = 100) -> dict[str, Any]:
+    """meta of page 1 (next_cursor only checked for being there; test_orders_cursor.py
+    walks it)."""
+    return {"total": total, "limit": limit, "page": 1, "next_cursor": total > limit}
 
 
 async def test_list_jobs(client: Any, world: dict[str, Any], orders_dsn: str) -> None:
@@ -347,12 +360,29 @@ async def test_list_jobs(client: Any, world: dict[str, Any], orders_dsn: str) ->
     async def ids(who: Caller, query: str = "") -> tuple[list[str], dict[str, Any]]:
         status, body = await call(client, "GET", f"/v1/jobs{query}", who)
         assert status == 200, body
-        return [j["id"] for j in body["data"]], body["meta"]
+        meta = body["meta"] | {"next_cursor": body["meta"]["next_cursor"] is not None}
+        return [j["id"] for j in body["data"]], meta
 
     assert await ids(customer) == ([newer["id"], older["id"]], page(2))  # newest first
     assert await ids(customer, "?sort=asc") == ([older["id"], newer["id"]], page(2))
     assert await ids(customer, "?limit=1") == ([newer["id"]], page(2, 1))
-    assert await ids(customer, "?limit=1&page=2") == ([older["id"]], {**page(2, 1), "page": 2})
+    last = {**page(2, 1), "page": 2, "next_cursor": True}  # a full page: maybe more
+    assert await ids(customer, "?limit=1&page=2") == ([older["id"]], last)
+    # the cursor walks the same order; after a cursor meta has no total and no page
+    _, first = await call(client, "GET", "/v1/jobs?limit=1", customer)
+    _, second = await call(
+        client, "GET", f"/v1/jobs?limit=1&cursor={first['meta']['next_cursor']}", customer
+    )
+    assert [j["id"] for j in second["data"]] == [older["id"]]
+    assert set(second["meta"]) == {"limit", "next_cursor"}
+    _, end = await call(
+        client, "GET", f"/v1/jobs?limit=1&cursor={second['meta']['next_cursor']}", customer
+    )
+    assert end == {"data": [], "meta": {"limit": 1, "next_cursor": None}}
+    bad, _ = await call(
+        client, "GET", f"/v1/jobs?sort=asc&cursor={first['meta']['next_cursor']}", customer
+    )
+    assert bad == 400  # issued for sort=desc
     assert await ids(customer, "?status=IN_PROGRESS") == ([older["id"]], page(1))
     assert await ids(customer, "?status=COMPLETED") == ([], page(0))
     assert await ids(p1) == ([older["id"]], page(1))
@@ -464,7 +494,7 @@ async def test_list_offers(client: Any, world: dict[str, Any]) -> None:
     order_id = await new_order(client, world)
     path = f"/v1/orders/{order_id}/offers"
     status, body = await call(client, "GET", path, p2)  # sees the OPEN order, no offer yet
-    assert (status, body) == (200, {"data": [], "meta": page(0)})
+    assert (status, body) == (200, {"data": [], "meta": offset_page(0)})
     first = await new_offer(client, order_id, p1)
     second = await new_offer(client, order_id, p2)
 
@@ -474,15 +504,18 @@ async def test_list_offers(client: Any, world: dict[str, Any]) -> None:
         return [o["id"] for o in body["data"]], body["meta"]
 
     both = [first["id"], second["id"]]
-    assert await ids(customer) == (both, page(2))  # oldest first by default
-    assert await ids(ADMIN) == (both, page(2))
-    assert await ids(customer, "?sort=desc") == (both[::-1], page(2))
-    assert await ids(customer, "?limit=1") == ([first["id"]], page(2, 1))
-    assert await ids(customer, "?limit=1&page=2") == ([second["id"]], {**page(2, 1), "page": 2})
+    assert await ids(customer) == (both, offset_page(2))  # oldest first by default
+    assert await ids(ADMIN) == (both, offset_page(2))
+    assert await ids(customer, "?sort=desc") == (both[::-1], offset_page(2))
+    assert await ids(customer, "?limit=1") == ([first["id"]], offset_page(2, 1))
+    assert await ids(customer, "?limit=1&page=2") == (
+        [second["id"]],
+        {**offset_page(2, 1), "page": 2},
+    )
     status, body = await call(client, "GET", f"{path}?orderby=price", customer)
     assert (status, body["errors"]) == (400, [ORDERBY_ERROR])
-    assert await ids(p1) == ([first["id"]], page(1))  # a provider: only theirs
-    assert await ids(p2, "?sort=desc") == ([second["id"]], page(1))
+    assert await ids(p1) == ([first["id"]], offset_page(1))  # a provider: only theirs
+    assert await ids(p2, "?sort=desc") == ([second["id"]], offset_page(1))
     status, body = await call(client, "GET", path, caller(Role.CUSTOMER))
     assert (status, body["detail"]) == (404, "no such order")
 

@@ -163,6 +163,7 @@ async def test_the_list_of_a_department_with_statistics_points_and_pictures(
         "total": 4,
         "limit": 100,
         "page": 1,
+        "next_cursor": None,
         "statistics": {
             "count": 4,
             "age": {"min": 20, "max": 40, "avg": "30.00"},

@@ -234,17 +234,18 @@ async def test_statistics_run_concurrently_with_the_page_and_points_chain(
         client = await aiohttp_client(app)
         filters = {"role": UserRole.CUSTOMER, "department_id": None, "verified": None}
         page = {"orderby": "last_name", "descending": False, "row_offset": 0, "row_limit": 100}
+        start = dict.fromkeys(("after_id", "after_text", "after_int", "after_num", "after_time"))
         ids = [str(uuid.uuid4()) for _ in range(9)]
 
         db = app[DB]  # the handler's own pool: acquire, query, release as it pays them
 
         async def stats() -> None:
             async with db.acquire() as conn:
-                await q.user_statistics(conn, search=None, **filters)
+                await q.user_statistics_summary(conn, **filters)  # the handler's, no search
 
         async def rows() -> None:
             async with db.acquire() as conn:
-                await q.list_users(conn, search=None, **filters, **page)
+                await q.list_users(conn, search=None, **filters, **page, **start)
 
         async def points_call() -> None:
             await client_of_points.get_user_list_points(ids)

@@ -22,7 +22,8 @@ from lib.errors import ValidationFailed
 from lib.http.etag import if_match_version
 from lib.http.jsonio import json_response
 from lib.http.listing import ListQuery
-from lib.http.openapi import PROBLEM_SCHEMA, build_spec, operation
+from lib.http.openapi import build_spec, operation
+from lib.http.openapi_bodies import PROBLEM_SCHEMA
 from lib.http.openapi_io import Form, Header
 
 

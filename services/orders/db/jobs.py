@@ -124,12 +124,17 @@ SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.cu
 FROM jobs j JOIN offers o ON o.id = j.offer_id
 WHERE ($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
   AND ($3::job_status IS NULL OR j.status = $3::job_status)
+  AND ($4::uuid IS NULL  -- keyset (lib/http/cursor.py)
+       OR ($5::boolean = false
+           AND (j.created_at, j.id) > ($6::timestamptz, $4::uuid))
+       OR ($5::boolean
+           AND (j.created_at, j.id) < ($6::timestamptz, $4::uuid)))
 ORDER BY
-  CASE WHEN $4::boolean = false THEN j.created_at END ASC,
-  CASE WHEN $4::boolean THEN j.created_at END DESC,
-  CASE WHEN $4::boolean = false THEN j.id END ASC,
-  CASE WHEN $4::boolean THEN j.id END DESC
-LIMIT $6 OFFSET $5
+  CASE WHEN $5::boolean = false THEN j.created_at END ASC,
+  CASE WHEN $5::boolean THEN j.created_at END DESC,
+  CASE WHEN $5::boolean = false THEN j.id END ASC,
+  CASE WHEN $5::boolean THEN j.id END DESC
+LIMIT $8 OFFSET $7
 """
 
 
@@ -139,7 +144,9 @@ async def list_jobs(
     see_all: bool,
     viewer_id: UUID,
     status: JobStatus | None,
+    after_id: UUID | None,
     descending: bool,
+    after_time: datetime.datetime | None,
     row_offset: int,
     row_limit: int,
 ) -> list[ListJobsRow]:
@@ -149,15 +156,28 @@ async def list_jobs(
     FROM jobs j JOIN offers o ON o.id = j.offer_id
     WHERE ($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
       AND ($3::job_status IS NULL OR j.status = $3::job_status)
+      AND ($4::uuid IS NULL  -- keyset (lib/http/cursor.py)
+           OR ($5::boolean = false
+               AND (j.created_at, j.id) > ($6::timestamptz, $4::uuid))
+           OR ($5::boolean
+               AND (j.created_at, j.id) < ($6::timestamptz, $4::uuid)))
     ORDER BY
-      CASE WHEN $4::boolean = false THEN j.created_at END ASC,
-      CASE WHEN $4::boolean THEN j.created_at END DESC,
-      CASE WHEN $4::boolean = false THEN j.id END ASC,
-      CASE WHEN $4::boolean THEN j.id END DESC
-    LIMIT $6 OFFSET $5
+      CASE WHEN $5::boolean = false THEN j.created_at END ASC,
+      CASE WHEN $5::boolean THEN j.created_at END DESC,
+      CASE WHEN $5::boolean = false THEN j.id END ASC,
+      CASE WHEN $5::boolean THEN j.id END DESC
+    LIMIT $8 OFFSET $7
     """
     rows = await conn.fetch(
-        LIST_JOBS, see_all, viewer_id, status, descending, row_offset, row_limit
+        LIST_JOBS,
+        see_all,
+        viewer_id,
+        status,
+        after_id,
+        descending,
+        after_time,
+        row_offset,
+        row_limit,
     )
     return [
         ListJobsRow(
@@ -181,13 +201,23 @@ async def iter_list_jobs(
     see_all: bool,
     viewer_id: UUID,
     status: JobStatus | None,
+    after_id: UUID | None,
     descending: bool,
+    after_time: datetime.datetime | None,
     row_offset: int,
     row_limit: int,
 ) -> AsyncGenerator[ListJobsRow, None]:
     """Like list_jobs(), row by row; needs a transaction."""
     async for row in conn.cursor(
-        LIST_JOBS, see_all, viewer_id, status, descending, row_offset, row_limit
+        LIST_JOBS,
+        see_all,
+        viewer_id,
+        status,
+        after_id,
+        descending,
+        after_time,
+        row_offset,
+        row_limit,
     ):
         yield ListJobsRow(
             row[0],

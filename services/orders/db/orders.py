@@ -183,12 +183,17 @@ WHERE ($1::boolean
   AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
   AND ($6::text IS NULL
        OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%')
+  AND ($7::uuid IS NULL  -- keyset (lib/http/cursor.py)
+       OR ($8::boolean = false
+           AND (o.created_at, o.id) > ($9::timestamptz, $7::uuid))
+       OR ($8::boolean
+           AND (o.created_at, o.id) < ($9::timestamptz, $7::uuid)))
 ORDER BY
-  CASE WHEN $7::boolean = false THEN o.created_at END ASC,
-  CASE WHEN $7::boolean THEN o.created_at END DESC,
-  CASE WHEN $7::boolean = false THEN o.id END ASC,
-  CASE WHEN $7::boolean THEN o.id END DESC
-LIMIT $9 OFFSET $8
+  CASE WHEN $8::boolean = false THEN o.created_at END ASC,
+  CASE WHEN $8::boolean THEN o.created_at END DESC,
+  CASE WHEN $8::boolean = false THEN o.id END ASC,
+  CASE WHEN $8::boolean THEN o.id END DESC
+LIMIT $11 OFFSET $10
 """
 
 
@@ -201,7 +206,9 @@ async def list_orders(
     status: OrderStatus | None,
     service_id: UUID | None,
     search: str | None,
+    after_id: UUID | None,
     descending: bool,
+    after_time: datetime.datetime | None,
     row_offset: int,
     row_limit: int,
 ) -> list[models.Order]:
@@ -216,12 +223,17 @@ async def list_orders(
       AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
       AND ($6::text IS NULL
            OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%')
+      AND ($7::uuid IS NULL  -- keyset (lib/http/cursor.py)
+           OR ($8::boolean = false
+               AND (o.created_at, o.id) > ($9::timestamptz, $7::uuid))
+           OR ($8::boolean
+               AND (o.created_at, o.id) < ($9::timestamptz, $7::uuid)))
     ORDER BY
-      CASE WHEN $7::boolean = false THEN o.created_at END ASC,
-      CASE WHEN $7::boolean THEN o.created_at END DESC,
-      CASE WHEN $7::boolean = false THEN o.id END ASC,
-      CASE WHEN $7::boolean THEN o.id END DESC
-    LIMIT $9 OFFSET $8
+      CASE WHEN $8::boolean = false THEN o.created_at END ASC,
+      CASE WHEN $8::boolean THEN o.created_at END DESC,
+      CASE WHEN $8::boolean = false THEN o.id END ASC,
+      CASE WHEN $8::boolean THEN o.id END DESC
+    LIMIT $11 OFFSET $10
     """
     rows = await conn.fetch(
         LIST_ORDERS,
@@ -231,7 +243,9 @@ async def list_orders(
         status,
         service_id,
         search,
+        after_id,
         descending,
+        after_time,
         row_offset,
         row_limit,
     )
@@ -261,7 +275,9 @@ async def iter_list_orders(
     status: OrderStatus | None,
     service_id: UUID | None,
     search: str | None,
+    after_id: UUID | None,
     descending: bool,
+    after_time: datetime.datetime | None,
     row_offset: int,
     row_limit: int,
 ) -> AsyncGenerator[models.Order, None]:
@@ -274,7 +290,9 @@ async def iter_list_orders(
         status,
         service_id,
         search,
+        after_id,
         descending,
+        after_time,
         row_offset,
         row_limit,
     ):

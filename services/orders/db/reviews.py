@@ -2,6 +2,7 @@
 # source: reviews.sql
 from __future__ import annotations
 
+import datetime
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,38 +47,64 @@ LIST_PROVIDER_REVIEWS = """
 -- name: ListProviderReviews :many
 SELECT id, job_id, customer_id, provider_id, rating, comment, created_at FROM reviews
 WHERE provider_id = $1
+  AND ($2::uuid IS NULL  -- keyset (lib/http/cursor.py)
+       OR ($3::boolean = false
+           AND (created_at, id) > ($4::timestamptz, $2::uuid))
+       OR ($3::boolean
+           AND (created_at, id) < ($4::timestamptz, $2::uuid)))
 ORDER BY
-  CASE WHEN $2::boolean = false THEN created_at END ASC,
-  CASE WHEN $2::boolean THEN created_at END DESC,
-  CASE WHEN $2::boolean = false THEN id END ASC,
-  CASE WHEN $2::boolean THEN id END DESC
-LIMIT $4 OFFSET $3
+  CASE WHEN $3::boolean = false THEN created_at END ASC,
+  CASE WHEN $3::boolean THEN created_at END DESC,
+  CASE WHEN $3::boolean = false THEN id END ASC,
+  CASE WHEN $3::boolean THEN id END DESC
+LIMIT $6 OFFSET $5
 """
 
 
 async def list_provider_reviews(
-    conn: PgConn, *, provider_id: UUID, descending: bool, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    provider_id: UUID,
+    after_id: UUID | None,
+    descending: bool,
+    after_time: datetime.datetime | None,
+    row_offset: int,
+    row_limit: int,
 ) -> list[models.Review]:
     """
     SELECT id, job_id, customer_id, provider_id, rating, comment, created_at FROM reviews
     WHERE provider_id = $1
+      AND ($2::uuid IS NULL  -- keyset (lib/http/cursor.py)
+           OR ($3::boolean = false
+               AND (created_at, id) > ($4::timestamptz, $2::uuid))
+           OR ($3::boolean
+               AND (created_at, id) < ($4::timestamptz, $2::uuid)))
     ORDER BY
-      CASE WHEN $2::boolean = false THEN created_at END ASC,
-      CASE WHEN $2::boolean THEN created_at END DESC,
-      CASE WHEN $2::boolean = false THEN id END ASC,
-      CASE WHEN $2::boolean THEN id END DESC
-    LIMIT $4 OFFSET $3
+      CASE WHEN $3::boolean = false THEN created_at END ASC,
+      CASE WHEN $3::boolean THEN created_at END DESC,
+      CASE WHEN $3::boolean = false THEN id END ASC,
+      CASE WHEN $3::boolean THEN id END DESC
+    LIMIT $6 OFFSET $5
     """
-    rows = await conn.fetch(LIST_PROVIDER_REVIEWS, provider_id, descending, row_offset, row_limit)
+    rows = await conn.fetch(
+        LIST_PROVIDER_REVIEWS, provider_id, after_id, descending, after_time, row_offset, row_limit
+    )
     return [models.Review(*row) for row in rows]
 
 
 async def iter_list_provider_reviews(
-    conn: PgConn, *, provider_id: UUID, descending: bool, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    provider_id: UUID,
+    after_id: UUID | None,
+    descending: bool,
+    after_time: datetime.datetime | None,
+    row_offset: int,
+    row_limit: int,
 ) -> AsyncGenerator[models.Review, None]:
     """Like list_provider_reviews(), row by row; needs a transaction."""
     async for row in conn.cursor(
-        LIST_PROVIDER_REVIEWS, provider_id, descending, row_offset, row_limit
+        LIST_PROVIDER_REVIEWS, provider_id, after_id, descending, after_time, row_offset, row_limit
     ):
         yield models.Review(*row)
 

@@ -103,6 +103,24 @@ class RefreshToken:
 
 
 @dataclass
+class UserStatistic:
+    """Row of table user_statistics."""
+
+    role: UserRole
+    department_id: UUID | None
+    verified: bool
+    total: int
+    age_count: int
+    age_sum: int
+    age_min: int | None
+    age_max: int | None
+    salary_count: int
+    salary_sum: Decimal
+    salary_min: Decimal | None
+    salary_max: Decimal | None
+
+
+@dataclass
 class User:
     """Row of table users."""
 

@@ -26,6 +26,17 @@ class UserStatisticsRow:
 
 
 @dataclass
+class UserStatisticsSummaryRow:
+    total: int
+    min_age: int | None
+    max_age: int | None
+    avg_age: Decimal | None
+    min_salary: Decimal | None
+    max_salary: Decimal | None
+    avg_salary: Decimal | None
+
+
+@dataclass
 class ListUsersRow:
     id: UUID
     email: str
@@ -191,6 +202,38 @@ async def user_statistics(
     return None if row is None else UserStatisticsRow(*row)
 
 
+USER_STATISTICS_SUMMARY = """
+-- name: UserStatisticsSummary :one
+SELECT coalesce(sum(total), 0)::bigint AS total,
+       min(age_min) AS min_age, max(age_max) AS max_age,
+       round(sum(age_sum) / nullif(sum(age_count), 0), 2) AS avg_age,
+       min(salary_min) AS min_salary, max(salary_max) AS max_salary,
+       round(sum(salary_sum) / nullif(sum(salary_count), 0), 2) AS avg_salary
+FROM user_statistics
+WHERE ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+"""
+
+
+async def user_statistics_summary(
+    conn: PgConn, *, role: UserRole | None, department_id: UUID | None, verified: bool | None
+) -> UserStatisticsSummaryRow | None:
+    """
+    SELECT coalesce(sum(total), 0)::bigint AS total,
+           min(age_min) AS min_age, max(age_max) AS max_age,
+           round(sum(age_sum) / nullif(sum(age_count), 0), 2) AS avg_age,
+           min(salary_min) AS min_salary, max(salary_max) AS max_salary,
+           round(sum(salary_sum) / nullif(sum(salary_count), 0), 2) AS avg_salary
+    FROM user_statistics
+    WHERE ($1::user_role IS NULL OR role = $1::user_role)
+      AND ($2::uuid IS NULL OR department_id = $2::uuid)
+      AND ($3::boolean IS NULL OR verified = $3::boolean)
+    """
+    row = await conn.fetchrow(USER_STATISTICS_SUMMARY, role, department_id, verified)
+    return None if row is None else UserStatisticsSummaryRow(*row)
+
+
 LIST_USERS = """
 -- name: ListUsers :many
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
@@ -202,22 +245,58 @@ WHERE deleted_at IS NULL
   AND ($3::boolean IS NULL OR verified = $3::boolean)
   AND ($4::text IS NULL
        OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%')
+  -- keyset (lib/http/cursor.py): after the previous page's (key, id); NULL after_id: from
+  -- the start. One branch per key and direction: a custom plan keeps only the live one,
+  -- an index condition. age and salary are nullable: ASC puts NULLs last, DESC first.
+  AND ($5::uuid IS NULL
+    OR ($6::text = 'last_name' AND $7::boolean = false
+        AND (last_name, id) > ($8::text, $5::uuid))
+    OR ($6::text = 'last_name' AND $7::boolean
+        AND (last_name, id) < ($8::text, $5::uuid))
+    OR ($6::text = 'first_name' AND $7::boolean = false
+        AND (first_name, id) > ($8::text, $5::uuid))
+    OR ($6::text = 'first_name' AND $7::boolean
+        AND (first_name, id) < ($8::text, $5::uuid))
+    OR ($6::text = 'email' AND $7::boolean = false
+        AND (email, id) > ($8::text, $5::uuid))
+    OR ($6::text = 'email' AND $7::boolean
+        AND (email, id) < ($8::text, $5::uuid))
+    OR ($6::text = 'created_at' AND $7::boolean = false
+        AND (created_at, id) > ($9::timestamptz, $5::uuid))
+    OR ($6::text = 'created_at' AND $7::boolean
+        AND (created_at, id) < ($9::timestamptz, $5::uuid))
+    OR ($6::text = 'age' AND $7::boolean = false
+        AND ((age, id) > ($10::integer, $5::uuid)
+             OR (age IS NULL AND ($10::integer IS NOT NULL
+                                  OR id > $5::uuid))))
+    OR ($6::text = 'age' AND $7::boolean
+        AND ((age, id) < ($10::integer, $5::uuid)
+             OR ($10::integer IS NULL
+                 AND (age IS NOT NULL OR id < $5::uuid))))
+    OR ($6::text = 'salary' AND $7::boolean = false
+        AND ((salary, id) > ($11::numeric, $5::uuid)
+             OR (salary IS NULL AND ($11::numeric IS NOT NULL
+                                     OR id > $5::uuid))))
+    OR ($6::text = 'salary' AND $7::boolean
+        AND ((salary, id) < ($11::numeric, $5::uuid)
+             OR ($11::numeric IS NULL
+                 AND (salary IS NOT NULL OR id < $5::uuid)))))
 ORDER BY
-  CASE WHEN $5::text = 'last_name' AND $6::boolean = false THEN last_name END ASC,
-  CASE WHEN $5::text = 'last_name' AND $6::boolean THEN last_name END DESC,
-  CASE WHEN $5::text = 'first_name' AND $6::boolean = false THEN first_name END ASC,
-  CASE WHEN $5::text = 'first_name' AND $6::boolean THEN first_name END DESC,
-  CASE WHEN $5::text = 'email' AND $6::boolean = false THEN email END ASC,
-  CASE WHEN $5::text = 'email' AND $6::boolean THEN email END DESC,
-  CASE WHEN $5::text = 'age' AND $6::boolean = false THEN age END ASC,
-  CASE WHEN $5::text = 'age' AND $6::boolean THEN age END DESC,
-  CASE WHEN $5::text = 'salary' AND $6::boolean = false THEN salary END ASC,
-  CASE WHEN $5::text = 'salary' AND $6::boolean THEN salary END DESC,
-  CASE WHEN $5::text = 'created_at' AND $6::boolean = false THEN created_at END ASC,
-  CASE WHEN $5::text = 'created_at' AND $6::boolean THEN created_at END DESC,
-  CASE WHEN $6::boolean = false THEN id END ASC,
-  CASE WHEN $6::boolean THEN id END DESC
-LIMIT $8 OFFSET $7
+  CASE WHEN $6::text = 'last_name' AND $7::boolean = false THEN last_name END ASC,
+  CASE WHEN $6::text = 'last_name' AND $7::boolean THEN last_name END DESC,
+  CASE WHEN $6::text = 'first_name' AND $7::boolean = false THEN first_name END ASC,
+  CASE WHEN $6::text = 'first_name' AND $7::boolean THEN first_name END DESC,
+  CASE WHEN $6::text = 'email' AND $7::boolean = false THEN email END ASC,
+  CASE WHEN $6::text = 'email' AND $7::boolean THEN email END DESC,
+  CASE WHEN $6::text = 'age' AND $7::boolean = false THEN age END ASC,
+  CASE WHEN $6::text = 'age' AND $7::boolean THEN age END DESC,
+  CASE WHEN $6::text = 'salary' AND $7::boolean = false THEN salary END ASC,
+  CASE WHEN $6::text = 'salary' AND $7::boolean THEN salary END DESC,
+  CASE WHEN $6::text = 'created_at' AND $7::boolean = false THEN created_at END ASC,
+  CASE WHEN $6::text = 'created_at' AND $7::boolean THEN created_at END DESC,
+  CASE WHEN $7::boolean = false THEN id END ASC,
+  CASE WHEN $7::boolean THEN id END DESC
+LIMIT $13 OFFSET $12
 """
 
 
@@ -228,8 +307,13 @@ async def list_users(
     department_id: UUID | None,
     verified: bool | None,
     search: str | None,
+    after_id: UUID | None,
     orderby: str,
     descending: bool,
+    after_text: str | None,
+    after_time: datetime.datetime | None,
+    after_int: int | None,
+    after_num: Decimal | None,
     row_offset: int,
     row_limit: int,
 ) -> list[ListUsersRow]:
@@ -243,22 +327,58 @@ async def list_users(
       AND ($3::boolean IS NULL OR verified = $3::boolean)
       AND ($4::text IS NULL
            OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%')
+      -- keyset (lib/http/cursor.py): after the previous page's (key, id); NULL after_id: from
+      -- the start. One branch per key and direction: a custom plan keeps only the live one,
+      -- an index condition. age and salary are nullable: ASC puts NULLs last, DESC first.
+      AND ($5::uuid IS NULL
+        OR ($6::text = 'last_name' AND $7::boolean = false
+            AND (last_name, id) > ($8::text, $5::uuid))
+        OR ($6::text = 'last_name' AND $7::boolean
+            AND (last_name, id) < ($8::text, $5::uuid))
+        OR ($6::text = 'first_name' AND $7::boolean = false
+            AND (first_name, id) > ($8::text, $5::uuid))
+        OR ($6::text = 'first_name' AND $7::boolean
+            AND (first_name, id) < ($8::text, $5::uuid))
+        OR ($6::text = 'email' AND $7::boolean = false
+            AND (email, id) > ($8::text, $5::uuid))
+        OR ($6::text = 'email' AND $7::boolean
+            AND (email, id) < ($8::text, $5::uuid))
+        OR ($6::text = 'created_at' AND $7::boolean = false
+            AND (created_at, id) > ($9::timestamptz, $5::uuid))
+        OR ($6::text = 'created_at' AND $7::boolean
+            AND (created_at, id) < ($9::timestamptz, $5::uuid))
+        OR ($6::text = 'age' AND $7::boolean = false
+            AND ((age, id) > ($10::integer, $5::uuid)
+                 OR (age IS NULL AND ($10::integer IS NOT NULL
+                                      OR id > $5::uuid))))
+        OR ($6::text = 'age' AND $7::boolean
+            AND ((age, id) < ($10::integer, $5::uuid)
+                 OR ($10::integer IS NULL
+                     AND (age IS NOT NULL OR id < $5::uuid))))
+        OR ($6::text = 'salary' AND $7::boolean = false
+            AND ((salary, id) > ($11::numeric, $5::uuid)
+                 OR (salary IS NULL AND ($11::numeric IS NOT NULL
+                                         OR id > $5::uuid))))
+        OR ($6::text = 'salary' AND $7::boolean
+            AND ((salary, id) < ($11::numeric, $5::uuid)
+                 OR ($11::numeric IS NULL
+                     AND (salary IS NOT NULL OR id < $5::uuid)))))
     ORDER BY
-      CASE WHEN $5::text = 'last_name' AND $6::boolean = false THEN last_name END ASC,
-      CASE WHEN $5::text = 'last_name' AND $6::boolean THEN last_name END DESC,
-      CASE WHEN $5::text = 'first_name' AND $6::boolean = false THEN first_name END ASC,
-      CASE WHEN $5::text = 'first_name' AND $6::boolean THEN first_name END DESC,
-      CASE WHEN $5::text = 'email' AND $6::boolean = false THEN email END ASC,
-      CASE WHEN $5::text = 'email' AND $6::boolean THEN email END DESC,
-      CASE WHEN $5::text = 'age' AND $6::boolean = false THEN age END ASC,
-      CASE WHEN $5::text = 'age' AND $6::boolean THEN age END DESC,
-      CASE WHEN $5::text = 'salary' AND $6::boolean = false THEN salary END ASC,
-      CASE WHEN $5::text = 'salary' AND $6::boolean THEN salary END DESC,
-      CASE WHEN $5::text = 'created_at' AND $6::boolean = false THEN created_at END ASC,
-      CASE WHEN $5::text = 'created_at' AND $6::boolean THEN created_at END DESC,
-      CASE WHEN $6::boolean = false THEN id END ASC,
-      CASE WHEN $6::boolean THEN id END DESC
-    LIMIT $8 OFFSET $7
+      CASE WHEN $6::text = 'last_name' AND $7::boolean = false THEN last_name END ASC,
+      CASE WHEN $6::text = 'last_name' AND $7::boolean THEN last_name END DESC,
+      CASE WHEN $6::text = 'first_name' AND $7::boolean = false THEN first_name END ASC,
+      CASE WHEN $6::text = 'first_name' AND $7::boolean THEN first_name END DESC,
+      CASE WHEN $6::text = 'email' AND $7::boolean = false THEN email END ASC,
+      CASE WHEN $6::text = 'email' AND $7::boolean THEN email END DESC,
+      CASE WHEN $6::text = 'age' AND $7::boolean = false THEN age END ASC,
+      CASE WHEN $6::text = 'age' AND $7::boolean THEN age END DESC,
+      CASE WHEN $6::text = 'salary' AND $7::boolean = false THEN salary END ASC,
+      CASE WHEN $6::text = 'salary' AND $7::boolean THEN salary END DESC,
+      CASE WHEN $6::text = 'created_at' AND $7::boolean = false THEN created_at END ASC,
+      CASE WHEN $6::text = 'created_at' AND $7::boolean THEN created_at END DESC,
+      CASE WHEN $7::boolean = false THEN id END ASC,
+      CASE WHEN $7::boolean THEN id END DESC
+    LIMIT $13 OFFSET $12
     """
     rows = await conn.fetch(
         LIST_USERS,
@@ -266,8 +386,13 @@ async def list_users(
         department_id,
         verified,
         search,
+        after_id,
         orderby,
         descending,
+        after_text,
+        after_time,
+        after_int,
+        after_num,
         row_offset,
         row_limit,
     )
@@ -292,8 +417,13 @@ async def iter_list_users(
     department_id: UUID | None,
     verified: bool | None,
     search: str | None,
+    after_id: UUID | None,
     orderby: str,
     descending: bool,
+    after_text: str | None,
+    after_time: datetime.datetime | None,
+    after_int: int | None,
+    after_num: Decimal | None,
     row_offset: int,
     row_limit: int,
 ) -> AsyncGenerator[ListUsersRow, None]:
@@ -304,8 +434,13 @@ async def iter_list_users(
         department_id,
         verified,
         search,
+        after_id,
         orderby,
         descending,
+        after_text,
+        after_time,
+        after_int,
+        after_num,
         row_offset,
         row_limit,
     ):

@@ -44,6 +44,11 @@ WHERE (@see_all::boolean
   AND (sqlc.narg(service_id)::uuid IS NULL OR o.service_id = sqlc.narg(service_id)::uuid)
   AND (sqlc.narg(search)::text IS NULL
        OR (o.description || ' ' || o.address) ILIKE '%' || sqlc.narg(search)::text || '%')
+  AND (sqlc.narg(after_id)::uuid IS NULL  -- keyset (lib/http/cursor.py)
+       OR (@descending::boolean = false
+           AND (o.created_at, o.id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid))
+       OR (@descending::boolean
+           AND (o.created_at, o.id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid)))
 ORDER BY
   CASE WHEN @descending::boolean = false THEN o.created_at END ASC,
   CASE WHEN @descending::boolean THEN o.created_at END DESC,

@@ -10,6 +10,11 @@ RETURNING *;
 -- name: ListProviderReviews :many
 SELECT * FROM reviews
 WHERE provider_id = @provider_id
+  AND (sqlc.narg(after_id)::uuid IS NULL  -- keyset (lib/http/cursor.py)
+       OR (@descending::boolean = false
+           AND (created_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid))
+       OR (@descending::boolean
+           AND (created_at, id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid)))
 ORDER BY
   CASE WHEN @descending::boolean = false THEN created_at END ASC,
   CASE WHEN @descending::boolean THEN created_at END DESC,

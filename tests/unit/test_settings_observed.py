@@ -41,7 +41,7 @@ def migrate_variables() -> set[str]:
     return set(re.findall(r'"(MIGRATE_[A-Z_]+)"', text))
 
 
-def tests_text() -> str:
+def every_test_text() -> str:
     here = Path(__file__).resolve()
     return "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py") if p != here)
 
@@ -51,7 +51,7 @@ def changed_by_a_test(name: str, text: str) -> bool:
 
 
 def test_every_setting_is_changed_by_a_test() -> None:
-    text = tests_text()
+    text = every_test_text()
     names = settings_fields() | migrate_variables()
     assert migrate_variables() >= {"MIGRATE_LOCK_TIMEOUT", "MIGRATE_STATEMENT_TIMEOUT"}
     missing = {n for n in names if not changed_by_a_test(n, text)}

@@ -1,0 +1,78 @@
+"""The settings whose effect no other test observed: each changed here, its effect seen
+(tests/unit/test_settings_observed.py requires every setting to be changed by some test)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+import pytest
+from grpclib import GRPCError
+from grpclib.const import Status
+
+from lib.db.pool import connect
+from services.chat.deps import PartiesCache
+from services.chat.settings import ChatSettings
+from services.orders.relay import OutboxRelay
+from services.orders.settings import OrdersSettings
+from services.points.rules import canonical_ids
+from services.points.settings import PointsSettings
+from tests.servers import Servers
+
+
+@pytest.mark.parametrize("reset", [True, False])
+async def test_db_pool_reset_decides_whether_session_state_outlives_a_lease(
+    servers: Servers, reset: bool
+) -> None:
+    settings = ChatSettings(database_url=servers.pg_dsn, db_pool_reset=reset)
+    db = await connect(settings.database_url, min_size=1, max_size=1, reset=settings.db_pool_reset)
+    try:
+        async with db.acquire() as conn:
+            await conn.execute("SET statement_timeout = '7s'")
+        async with db.acquire() as conn:  # the one pooled connection again
+            seen = await conn.fetchval("SHOW statement_timeout")
+    finally:
+        await db.close()
+    assert (seen == "7s") is not settings.db_pool_reset, seen
+
+
+@pytest.mark.parametrize("size", [1, 2])
+def test_orders_cache_size_bounds_the_parties_cache(size: int) -> None:
+    settings = ChatSettings(database_url="", orders_cache_size=size, orders_cache_ttl=60.0)
+    cache = PartiesCache(settings.orders_cache_ttl, settings.orders_cache_size)
+    keys = [(uuid.uuid4(), uuid.uuid4()) for _ in range(2)]
+    for key in keys:
+        cache.put(key, None)
+    assert cache.get(keys[1]) == (True, None)
+    assert cache.get(keys[0])[0] is (size >= 2)  # the least recently used goes first
+
+
+@pytest.mark.parametrize("cap", [2, 3])
+def test_max_list_ids_caps_one_points_list_call(cap: int) -> None:
+    settings = PointsSettings(database_url="", max_list_ids=cap)
+    asked = [str(uuid.uuid4()) for _ in range(3)]
+    if cap >= len(asked):
+        assert set(canonical_ids(asked, settings.max_list_ids)) == set(asked)
+        return
+    with pytest.raises(GRPCError) as refused:
+        canonical_ids(asked, settings.max_list_ids)
+    assert refused.value.status is Status.INVALID_ARGUMENT
+    assert f"at most {cap}" in str(refused.value.message)
+
+
+@pytest.mark.parametrize(("batch", "retry_max"), [(5, 3.0), (40, 90.0)])
+def test_outbox_batch_and_retry_max_shape_the_relay(batch: int, retry_max: float) -> None:
+    settings = OrdersSettings(database_url="", outbox_batch=batch, outbox_retry_max=retry_max)
+    relay = OutboxRelay(
+        cast(Any, None),  # no round runs here: only what the settings decide
+        cast(Any, None),
+        interval=settings.outbox_interval,
+        retry_max=settings.outbox_retry_max,
+        call_timeout=settings.points_timeout,
+        batch=settings.outbox_batch,
+        service=settings.service,
+    )
+    assert relay.batch == batch
+    assert relay.lease == settings.points_timeout * (batch + 1)  # the whole batch, leased
+    assert relay.backoff(20) == retry_max  # the cap
+    assert relay.backoff(0) == min(retry_max, relay.first_retry)

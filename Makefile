@@ -126,7 +126,7 @@ bench: install ## every benchmark (side by side; needs wrk, nginx): bench/result
 bench-growth-10m: install ## the users list as the table grows to 10^7 users (tens of minutes, GBs of disk: not in `make bench`)
 	$(PY) -m bench.growth --sizes 1000,1000000,10000000 --rounds 3
 
-swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all), with the examples of docs/examples.md
+swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, default all), with the examples of the executed pages (docs/examples.md, services/<svc>/examples.md)
 	$(PY) -m tools.openapi_examples gen
 	$(PY) -m tools.swag gen $(svc)
 

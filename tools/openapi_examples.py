@@ -1,5 +1,9 @@
 """Lift the executed examples of docs/examples.md into the OpenAPI documents' `examples`.
 
+The pages are docs/examples.md and each service's own `services/<service>/examples.md`
+(`make new-service` writes one from tools/scaffold/, so a new service's examples are its
+own files); tests/e2e/test_examples.py runs them all.
+
 `python -m tools.openapi_examples gen|check` (run by `make swag-gen` / `make swag-check`)
 writes docs/openapi/examples/<service>.json, which `build_spec` adds to each document
 (lib/http/openapi_examples.py). tests/e2e/test_examples.py runs the page against a real
@@ -31,12 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lib import registry
 from lib.http.openapi_examples import EXAMPLES_DIR
 from tools import swag
 from tools.examples_page import Example, examples
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "examples.md"
+SOURCE = "docs/examples.md"
 UUID_NAMESPACE = uuid.UUID("6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b")
 # the stand-in of each placeholder (<uuid>: by name, below); a <jwt> is JWT-shaped only
 VOLATILE = {
@@ -161,7 +167,7 @@ def expand(text: str, known: dict[str, str]) -> str:
             return example_uuid(name)
         if "TOKEN" in name:
             return VOLATILE["<token>"]
-        raise ValueError(f"docs/examples.md: no example value for ${name}")
+        raise ValueError(f"no example value for ${name}")
 
     return _VARIABLE.sub(value, text)
 
@@ -203,22 +209,41 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def lift(page: str, specs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def pages(root: Path = ROOT) -> dict[str, str]:
+    """Every executed page by its root-relative path: docs/examples.md first, then the
+    services' own (those of lib/registry.py that have one)."""
+    found = {SOURCE: (root / SOURCE).read_text()}
+    for service in registry.built_services():
+        own = Path("services", service.name, "examples.md")
+        if (root / own).exists():
+            found[own.as_posix()] = (root / own).read_text()
+    return found
+
+
+def lift(
+    page: str, specs: dict[str, dict[str, Any]], source: str = SOURCE
+) -> dict[str, dict[str, Any]]:
     """service -> "METHOD /path" -> {"request": {name: example}, "responses": {status: …}}."""
-    blocks = examples(page)
+    return lift_pages({source: page}, specs)
+
+
+def lift_pages(pages_of: dict[str, str], specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """`lift` of several pages; an earlier page's example of a name wins."""
     lifted: dict[str, dict[str, Any]] = {service: {} for service in specs}
     problems: list[str] = []
-    for i, block in enumerate(blocks):
-        found = lift_block(block, blocks[:i], specs, page)
-        if isinstance(found, str):
-            problems.append(found)
-        elif found is not None:
-            service, key, status, name, request, response = found
-            entry = lifted[service].setdefault(key, {"request": {}, "responses": {}})
-            if request is not None:
-                entry["request"].setdefault(name, request)
-            if response is not None:
-                entry["responses"].setdefault(status, {}).setdefault(name, response)
+    for source, page in pages_of.items():
+        blocks = examples(page)
+        for i, block in enumerate(blocks):
+            found = lift_block(block, blocks[:i], specs, page, source)
+            if isinstance(found, str):
+                problems.append(found)
+            elif found is not None:
+                service, key, status, name, request, response = found
+                entry = lifted[service].setdefault(key, {"request": {}, "responses": {}})
+                if request is not None:
+                    entry["request"].setdefault(name, request)
+                if response is not None:
+                    entry["responses"].setdefault(status, {}).setdefault(name, response)
     if problems:
         raise ValueError("\n".join(problems))
     return {s: {k: lifted[s][k] for k in sorted(lifted[s])} for s in sorted(lifted)}
@@ -229,6 +254,7 @@ def lift_block(
     before: list[Example],
     specs: dict[str, dict[str, Any]],
     page: str,
+    source: str = SOURCE,
 ) -> tuple[str, str, str, str, Any, Any] | str | None:
     call = call_of(block.command)
     if call is None or call.service not in specs or block.expected is None:
@@ -240,7 +266,7 @@ def lift_block(
         status, response = str(shown.get("status", "")), shown
     else:
         return None  # a part of an answer (a jq filter), several, or none
-    where = f"docs/examples.md:{block.line}"
+    where = f"{source}:{block.line}"
     matched = operation_of(specs[call.service], call.method, call.path)
     if matched is None:
         return f"{where}: {call.method} {call.path} is no operation of {call.service}"
@@ -251,11 +277,14 @@ def lift_block(
     if declared is None or (response is not None and "content" not in declared):
         return f"{where}: the page shows {status}, which {call.method} {template} does not declare"
     heading = [title for line, title in headings(page) if line < block.line][-1]
-    value = {"summary": f"{heading} (docs/examples.md)"} | described(page, block.line)
+    value = {"summary": f"{heading} ({source})"} | described(page, block.line)
     request = None
     if call.body is not None and status.startswith("2"):
         known = assignments([b.command for b in before] + [block.command])
-        request = value | {"value": json.loads(expand(call.body, known))}
+        try:
+            request = value | {"value": json.loads(expand(call.body, known))}
+        except ValueError as exc:
+            return f"{where}: {exc}"
     return (
         call.service,
         f"{call.method} {template}",
@@ -292,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["gen", "check"])
     args = parser.parse_args(argv)
     try:
-        lifted = lift(PAGE.read_text(), specs())
+        lifted = lift_pages(pages(), specs())
     except ValueError as exc:
         print(f"openapi-examples: {exc}", file=sys.stderr)
         return 2

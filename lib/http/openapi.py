@@ -308,7 +308,7 @@ def build_spec(app: web.Application, *, service: str, title: str, version: str) 
         operation = builder.operation(path, op, write=route.method in UNSAFE_METHODS)
         paths.setdefault(path, {})[route.method.lower()] = operation
     add_links(paths)
-    add_examples(paths, load(service))  # lifted from docs/examples.md
+    add_examples(paths, load(service))  # lifted from the executed pages
     for tag in tag_objects(paths):
         spec.tag(tag)
     for path in sorted(paths):

@@ -1,6 +1,7 @@
 """The request and response `examples` of the OpenAPI documents.
 
-They are lifted from the executed page docs/examples.md by `make swag-gen`
+They are lifted from the executed pages (docs/examples.md, services/<service>/examples.md)
+by `make swag-gen`
 (tools/openapi_examples.py) into docs/openapi/examples/<service>.json, a file per
 service keyed by "METHOD /path"; `build_spec` adds them here, so the served document and
 the committed one carry the same examples. A service without such a file has none.

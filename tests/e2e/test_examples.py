@@ -1,7 +1,9 @@
 """docs/examples.md runs: every command of the page, against the services as `make run`
 starts them (the settings of .env.example; every built service as a real process, NGINX in
 front, the seed's admin and catalog), each output against what the
-page shows. A page that no longer matches the system fails here, naming the block."""
+page shows. A page that no longer matches the system fails here, naming the block. Then
+each service's own page (`services/<service>/examples.md`, as `make new-service` writes
+one), each in a shell of its own: it needs nothing but NGINX's address and the seed."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from dotenv import dotenv_values
 from lib import registry
 from tests.e2e.gateway_stack import Gateway
 from tests.servers import free_port
-from tools import keys, seed
+from tools import keys, openapi_examples, seed
 from tools.examples_page import Example, examples, matches, pattern, run
 from tools.service_process import ROOT, ServiceProcess
 
@@ -124,7 +126,6 @@ def test_placeholders_match_only_their_kind() -> None:
 async def test_every_command_of_the_page_answers_what_the_page_shows(
     stack: ExamplesStack,
 ) -> None:
-    blocks = page_examples()
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -132,19 +133,28 @@ async def test_every_command_of_the_page_answers_what_the_page_shows(
         "USERS_LOG": str(stack.users_log),
         "CATALOG_PORT": str(stack.services["catalog"].port),
     }
+    problems = []
+    for source, page in openapi_examples.pages().items():  # docs/examples.md first
+        problems += page_problems(source, examples(page), env, stack)
+    assert not problems, "\n\n".join(problems)
+
+
+def page_problems(
+    source: str, blocks: list[Example], env: dict[str, str], stack: ExamplesStack
+) -> list[str]:
     started = time.monotonic()
     result = run(blocks, env, ROOT, PAGE_TIMEOUT)
     took = time.monotonic() - started
     problems = [
-        f"docs/examples.md:{block.line}: the page shows\n{block.expected}\nthe stack said\n{actual}"
+        f"{source}:{block.line}: the page shows\n{block.expected}\nthe stack said\n{actual}"
         for block, actual in zip(blocks, result.outputs, strict=False)
         if not matches(block.expected, actual)
     ]
     if len(result.outputs) < len(blocks):
         failed = blocks[len(result.outputs)]
         problems.append(
-            f"docs/examples.md:{failed.line}: exited {result.returncode}\n{failed.command}\n"
+            f"{source}:{failed.line}: exited {result.returncode}\n{failed.command}\n"
             f"stderr: {result.stderr}\n{stack.logs()[-6000:]}"
         )
-    assert not problems, "\n\n".join(problems)
-    print(f"docs/examples.md: {len(blocks)} blocks in {took:.1f} s")
+    print(f"{source}: {len(blocks)} blocks in {took:.1f} s")
+    return problems

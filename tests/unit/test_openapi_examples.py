@@ -1,7 +1,7 @@
-"""Every operation of every document has examples lifted from docs/examples.md (a request
-example where it takes a JSON body, at least one response example), each valid against
-the schema it illustrates; and the lifting reads the page as documented
-(tools/openapi_examples.py)."""
+"""Every operation of every document has examples lifted from docs/examples.md or the
+service's own services/<service>/examples.md (a request example where it takes a JSON
+body, at least one response example), each valid against the schema it illustrates; and
+the lifting reads the pages as documented (tools/openapi_examples.py)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ def test_every_operation_has_valid_examples(service: str, method: str, path: str
     where = f"{service}: {method.upper()} {path}"
     body = op.get("requestBody", {}).get("content", {}).get("application/json")
     if body is not None:
-        assert body.get("examples"), f"{where}: no request example (docs/examples.md)"
+        assert body.get("examples"), (
+            f"{where}: no request example (docs/examples.md or the service's page)"
+        )
         for name, example in body["examples"].items():
             assert not errors(spec, body["schema"], example["value"]), (name, where)
     shown = 0
@@ -63,14 +65,14 @@ def test_every_operation_has_valid_examples(service: str, method: str, path: str
                 problems = errors(spec, media["schema"], example["value"])
                 assert not problems, f"{where} {status} {name}: {problems}"
                 shown += 1
-    assert shown, f"{where}: no response example (docs/examples.md)"
+    assert shown, f"{where}: no response example (docs/examples.md or the service's page)"
 
 
 def test_the_committed_examples_are_the_pages() -> None:
-    lifted = openapi_examples.lift(openapi_examples.PAGE.read_text(), openapi_examples.specs())
+    lifted = openapi_examples.lift_pages(openapi_examples.pages(), openapi_examples.specs())
     for service, found in lifted.items():
         committed = (EXAMPLES_DIR / f"{service}.json").read_text()
-        assert found, f"{service}: docs/examples.md shows none of its operations"
+        assert found, f"{service}: no executed page shows any of its operations"
         assert committed == openapi_examples.render(found), f"{service}: run make swag-gen"
 
 
@@ -175,8 +177,22 @@ def test_a_path_of_no_operation_is_refused() -> None:
 
 def test_a_variable_without_a_value_is_refused() -> None:
     page = PAGE.replace('"parent": "$PARENT_ID"', '"parent": "$PARENT"')
-    with pytest.raises(ValueError, match=r"no example value for \$PARENT"):
+    with pytest.raises(ValueError, match=r"docs/examples.md:\d+: no example value for \$PARENT"):
         openapi_examples.lift(page, {"shop": SPEC})
+
+
+def test_a_service_page_adds_what_the_first_does_not_show() -> None:
+    """A service's own page is lifted after docs/examples.md, its examples named by it."""
+    own = "services/shop/examples.md"
+    first = PAGE[: PAGE.index('```sh\ncurl -s "$API/shop/v1/things/mine" | jq -r')]
+    lifted = openapi_examples.lift_pages({"docs/examples.md": first, own: PAGE}, {"shop": SPEC})
+    made = lifted["shop"]["POST /v1/things"]["responses"]["201"]["make-one"]
+    assert made["summary"] == "Make one (docs/examples.md)"  # the first page's wins
+    mine = lifted["shop"]["GET /v1/things/mine"]["responses"]["200"]["make-one"]
+    assert mine["summary"] == f"Make one ({own})"
+    bad = PAGE.replace('"$API/shop/v1/things" -d', '"$API/shop/v1/thingz" -d')
+    with pytest.raises(ValueError, match=rf"{own}:\d+: POST /v1/thingz is no operation"):
+        openapi_examples.lift_pages({own: bad}, {"shop": SPEC})
 
 
 def test_the_served_document_carries_the_lifted_examples() -> None:

@@ -116,6 +116,7 @@ class Scaffold:
             "Name": pascal(self.name),
             "Model": model_name(self.name),
             "model": singular(self.name),
+            "MODEL": singular(self.name).upper(),  # its shell variable in examples.md
             "article": f"{'an' if one[0] in 'aeiou' else 'a'} {one}",  # "an invoice"
             "Settings": f"{pascal(self.name)}Settings",
             "ID": "uuid.UUID" if postgres else "str",
@@ -147,6 +148,8 @@ class Scaffold:
                 for module in ("__init__", "__main__", "app", "settings", "handlers", "schemas")
             }
             out["tests/test_api.py.tmpl"] = Path(f"tests/integration/test_{n}_api.py")
+            # its executed examples: the OpenAPI document's (tools/openapi_examples.py)
+            out["service/examples.md.tmpl"] = Path(f"services/{n}/examples.md")
         cases = "tests" if self.engine == "postgresql" else "mysql"
         out[f"{cases}/constraints.py.tmpl"] = Path(f"tests/integration/constraints_{n}.py")
         out[f"{self.engine}/0001_initial.sql.tmpl"] = Path(f"migrations/{n}/0001_initial.sql")
@@ -175,6 +178,7 @@ def owned_paths(name: str) -> list[Path]:
         Path(f"proto/{name}"),
         Path(f"lib/pb/{name}"),  # its generated messages (the proto package is its name)
         Path(f"docs/openapi/{name}.json"),
+        Path(f"docs/openapi/examples/{name}.json"),  # lifted from services/<name>/examples.md
         Path(f"observability/grafana/dashboards/service-{name}.json"),
         Path(f"deploy/k8s/base/{name}.yaml"),
     ]
@@ -297,11 +301,13 @@ def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
     run(root, "tools.sqlc", "generate", name)
     if grpc:
         run(root, "tools.proto", "gen")  # a gRPC service has no OpenAPI document
-    else:
+    else:  # the examples of its own page first: the document carries them
+        run(root, "tools.openapi_examples", "gen")
         run(root, "tools.swag", "gen", name)
     regenerate(root)
     reached = "its gRPC port, see lib/registry.py" if grpc else f"GET /api/{name}/health via NGINX"
     code = f"proto/{name}/v1 (then make proto), service.py" if grpc else "schemas.py, handlers.py"
+    code += "" if grpc else ", examples.md"
     print(
         f"new-service: done. Next: `make test svc={name}`, "
         + ("" if grpc else f"`make check-service svc={name}` (its route through NGINX), ")

@@ -105,6 +105,9 @@ def test_new_services_pass_their_tests_and_remove_undoes_them(
     changed = status(tree)
     for path in (f"services/{PG}/", f"sql/{MY}/", f"migrations/{PG}/", "Procfile"):
         assert path in changed, changed
+    for name in (PG, MY):  # its executed page, lifted into its document's examples
+        for path in (f"services/{name}/examples.md", f"docs/openapi/examples/{name}.json"):
+            assert path in changed, changed
     for path in (f"proto/{GRPC}/v1/{GRPC}.proto", f"lib/pb/{GRPC}/", f"services/{GRPC}/"):
         assert path in changed, changed
     assert PG in (tree / "nginx/compose/conf.d/30-gateway.conf").read_text()
@@ -121,6 +124,7 @@ def test_new_services_pass_their_tests_and_remove_undoes_them(
     assert status(tree) == changed
     for check in CHECKS:
         sh(tree, python, "-m", *check, "check")
+    sh(tree, python, "-m", "tools.openapi_examples", "check")
     ours = [f"services/{n}" for n in (PG, MY, GRPC)]
     tests = [f"tests/integration/test_{PG}_api.py", f"tests/integration/test_{MY}_api.py"]
     tests += [f"tests/integration/test_{GRPC}_grpc.py"]
@@ -130,9 +134,11 @@ def test_new_services_pass_their_tests_and_remove_undoes_them(
     sh(tree, str(VENV / "bin" / "mypy"), *ours, *tests)
     # its own tests, the constraint cases it wrote, and the registry-derived tests
     derived = ["tests/unit/test_registry.py", "tests/unit/test_nginx_config.py"]
-    derived += ["tests/unit/test_service_lists.py"]
+    derived += ["tests/unit/test_service_lists.py", "tests/unit/test_openapi_examples.py"]
     derived += ["tests/integration/test_constraints.py", "tests/integration/test_access_matrix.py"]
-    mine = f"not (test_constraints or test_access_matrix) or {PG} or {MY} or {GRPC}"
+    mine = (
+        f"not (test_constraints or test_access_matrix or valid_examples) or {PG} or {MY} or {GRPC}"
+    )
     sh(tree, *PYTEST, *tests[:3], *derived, "-k", mine)
 
     # `make check-service`: the service and NGINX as processes of the copy

@@ -9,13 +9,13 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from codegen.errors import CodegenError
-from codegen.naming import pascal, snake
-from codegen.nullability import target_rules
-from codegen.once import once_columns, split_once
-from codegen.pytypes import PyType, TypeMapper
-from codegen.request import Column, Query, Request, Table
-from codegen.typeslock import LockEntry, Refused, sql_hash
+from .errors import CodegenError
+from .naming import pascal, snake
+from .nullability import target_rules
+from .once import once_columns, split_once
+from .pytypes import PyType, TypeMapper
+from .request import Column, Query, Request, Table
+from .typeslock import LockEntry, Refused, sql_hash
 
 UNKNOWN_TYPES = {"any", "anyarray", "anyelement", ""}
 ROW_COMMANDS = {":one", ":many", ":batchone", ":batchmany"}

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from codegen.errors import CodegenError
-from codegen.naming import pascal, snake
-from codegen.request import Column, Request
+from .errors import CodegenError
+from .naming import PACKAGE, RUNTIME, pascal, snake
+from .request import Column, Request
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +62,8 @@ TIMEDELTA = _t("datetime.timedelta", "import datetime")
 # (asyncpg would otherwise want str in and give str out).
 JSON_PG = _t(
     "JSON",
-    "from codegen.runtime import JSON",
-    "from codegen import runtime",
+    f"from {RUNTIME} import JSON",
+    f"from {PACKAGE} import runtime",
     decode="runtime.json_loads({})",
     encode="runtime.json_dumps({})",
     driver_type="str",
@@ -149,7 +149,7 @@ ANY = _t("Any", "from typing import Any")
 
 # MySQL/MariaDB through PyMySQL: datetimes come naive (we store UTC), JSON comes as text,
 # tinyint(1) as 0/1, SET as text or a set; the runtime helpers convert both ways.
-_RT = "from codegen import runtime"
+_RT = f"from {PACKAGE} import runtime"
 MYSQL: dict[str, PyType] = {
     **dict.fromkeys(
         ["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year", "serial"], INT
@@ -187,7 +187,7 @@ MYSQL: dict[str, PyType] = {
     ),
     "json": _t(
         "JSON",
-        "from codegen.runtime import JSON",
+        f"from {RUNTIME} import JSON",
         _RT,
         decode="runtime.json_loads({})",
         encode="runtime.json_dumps({})",

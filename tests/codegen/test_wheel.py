@@ -23,7 +23,7 @@ from tools.sqlc_run import SQLC
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent / "standalone"
-DEPENDENCIES = ["orjson", "pglast", "sqlglot", "ruff", "asyncpg", "aiomysql", "PyMySQL"]
+DEPENDENCIES = ["orjson", "pglast", "sqlglot", "ruff", "protobuf", "asyncpg", "aiomysql", "PyMySQL"]
 WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fixup" / "wheels"
 TIMEOUT = 120  # each step; the whole test takes ~25 s
 
@@ -62,8 +62,9 @@ def build_wheel(tmp: Path) -> Path:
     return next((tmp / "dist").glob("sqlc_gen_fixup-*.whl"))
 
 
-def project(tmp: Path, engine: str, prefix: str, plugin: Path) -> Path:
-    """A sqlc project generating package `shop` (modules <prefix>_queries) with the wheel."""
+def project(tmp: Path, engine: str, prefix: str, plugin: Path, fmt: str) -> Path:
+    """A sqlc project generating package `shop` (modules <prefix>_queries) with the wheel;
+    `fmt` is the plugin's `format:` line, "" for sqlc's default (protobuf)."""
     root = tmp / f"{prefix}_project"
     (root / "queries").mkdir(parents=True)
     shutil.copy(HERE / f"{prefix}_schema.sql", root / "schema.sql")
@@ -74,7 +75,7 @@ def project(tmp: Path, engine: str, prefix: str, plugin: Path) -> Path:
         version: "2"
         plugins:
           - name: py
-            process: {{cmd: {plugin}, format: json}}
+            process: {{cmd: {plugin}{fmt}}}
         sql:
           - engine: {engine}
             schema: [schema.sql]
@@ -101,10 +102,11 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     assert plugin.exists()
     work = tmp_path / "work"
     work.mkdir()
-    project(work, "postgresql", "pg", plugin)
-    project(work, "mysql", "my", plugin)
+    project(work, "postgresql", "pg", plugin, "")  # sqlc's default: protobuf
+    project(work, "mysql", "my", plugin, ", format: json")
     generated = (work / "shop" / "pg_queries.py").read_text()
-    assert "from codegen.runtime import" in generated
+    assert "from sqlc_gen_fixup.runtime import" in generated
+    assert "from codegen" not in generated
     assert "lib." not in generated
     for name in ("pg_check.py", "my_check.py", "pg_schema.sql", "my_schema.sql"):
         shutil.copy(HERE / name, work / name)
@@ -119,6 +121,7 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
             assert done in run([str(python), "-P", script, dsn], cwd=work, env=env)
         finally:
             drop_database(dsn)
-    mypy = [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports", "shop"]
-    # mypy runs from the Fixup venv (the wheel does not ship it) on the generated package
-    run(mypy, cwd=work, env={**os.environ, "MYPYPATH": str(ROOT)})
+    mypy = [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports"]
+    # mypy runs from the Fixup venv (the wheel does not ship it) on the generated package,
+    # resolving imports in the wheel's venv (sqlc_gen_fixup ships py.typed)
+    run([*mypy, "--python-executable", str(python), "shop"], cwd=work, env=dict(os.environ))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import re
 import sys
 import textwrap
@@ -295,3 +296,32 @@ GENERATED = sorted(
 @pytest.mark.parametrize("directory", GENERATED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_generated_annotation_evaluates(directory: Path) -> None:
     assert assert_hints(directory) > 0
+
+
+@pytest.mark.usefixtures("on_servers")
+def test_45_a_parameter_typed_by_sqlc_is_prepared_with_it_an_untyped_one_refused(
+    tmp_path: Path,
+) -> None:
+    schema = "CREATE TABLE lamp (id int PRIMARY KEY, label text NOT NULL, watts int);\n"
+    queries = {
+        "lamps.sql": """
+        -- name: SetWatts :execrows
+        UPDATE lamp SET watts = CASE WHEN sqlc.narg('watts') IS NULL THEN watts
+                                     ELSE sqlc.narg('watts') END
+        WHERE id = @id;
+
+        -- name: LampsFlagged :many
+        SELECT id FROM lamp WHERE @flag IS NULL;
+        """
+    }
+    root = project(tmp_path, "postgresql", schema, queries)
+    with pytest.raises(sqlc.QueryFailures, match=r"query LampsFlagged: server says: could not"):
+        sqlc.generate(str(root))
+    lock = json.loads((root / "types.lock.json").read_text())
+    assert lock["queries"]["SetWatts"]["casts"] == {"1": "int4"}
+    assert lock["queries"]["SetWatts"]["params"] == ["int4", "int4"]
+    assert "LampsFlagged" in lock["refused"]
+    generated = (root / "out" / "lamps.py").read_text()
+    assert "CASE WHEN $1::int4 IS NULL THEN watts" in generated
+    assert "async def set_watts(conn: PgConn, *, watts: int | None, id: int) -> int:" in generated
+    assert "lamps_flagged" not in generated

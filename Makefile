@@ -103,8 +103,8 @@ sqlc-vet: install ## PREPARE every query on a real server and compare with the g
 	$(PY) -m tools.sqlc vet $(db)
 
 codegen-golden: install ## regenerate the codegen test schemas' golden files (review the diff)
-	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/mysql tests/codegen/patch_pg
-	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/mysql tests/codegen/patch_pg
+	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/psycopg tests/codegen/mysql tests/codegen/patch_pg
+	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/psycopg tests/codegen/mysql tests/codegen/patch_pg
 
 run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all)
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null

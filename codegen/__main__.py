@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from . import typeslock
-from .emit import group_by_file, module_name, render_models
+from .emit import MODEL_TYPES, group_by_file, module_name, render_models
 from .emit_aiomysql import AiomysqlEmitter
 from .emit_asyncpg import AsyncpgEmitter
+from .emit_psycopg import PsycopgEmitter
 from .errors import CodegenError
 from .format import format_source
 from .plan import Planner, model_name, warn
@@ -39,7 +40,8 @@ def mysql_set_types(files: list[Path]) -> frozenset[str]:
     return frozenset(found)
 
 
-OPTIONS = {"driver", "types_lock", "overrides"}
+OPTIONS = {"driver", "types_lock", "overrides", "model_type"}
+DRIVERS = {"postgresql": ("asyncpg", "psycopg"), "mysql": ("aiomysql",)}
 OVERRIDE_KEYS = {"db_type", "column", "py_type", "import"}
 
 
@@ -61,7 +63,7 @@ def check_options(options: dict[str, Any]) -> None:
                 f"unknown key {unknown[0]!r} in override {item}; "
                 f"known: {', '.join(sorted(OVERRIDE_KEYS))}"
             )
-    for name in ("driver", "types_lock"):
+    for name in ("driver", "types_lock", "model_type"):
         if name in options and not isinstance(options[name], str):
             raise CodegenError(f"option {name!r} must be a string, not {options[name]!r}")
 
@@ -70,15 +72,19 @@ def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
     request = Request.parse(raw)
     options = request.options
     check_options(options)
-    driver = options.get("driver") or ("asyncpg" if request.engine == "postgresql" else "aiomysql")
-    expected = "asyncpg" if request.engine == "postgresql" else "aiomysql"
-    if driver != expected:
+    fitting = DRIVERS.get(request.engine, ("asyncpg",))
+    driver = options.get("driver") or fitting[0]
+    if driver not in fitting:
         raise CodegenError(
-            f"driver {driver!r} does not fit engine {request.engine!r} (use {expected})"
+            f"driver {driver!r} does not fit engine {request.engine!r} (use {' or '.join(fitting)})"
         )
+    model_type = options.get("model_type", "dataclass")
+    if model_type not in MODEL_TYPES:
+        raise CodegenError(f"option model_type is {model_type!r}; known: {', '.join(MODEL_TYPES)}")
     schema_files = typeslock.schema_paths(raw["settings"].get("schema", []), cwd)
     set_types = mysql_set_types(schema_files) if request.engine == "mysql" else frozenset()
-    mapper = TypeMapper(request, parse_overrides(options.get("overrides", [])), set_types)
+    overrides = parse_overrides(options.get("overrides", []))
+    mapper = TypeMapper(request, overrides, set_types, driver=driver, model_type=model_type)
     lock_path = cwd / options.get("types_lock", "types.lock.json")
     lock_schema, lock = typeslock.load(lock_path)
     model_classes = {model_name(t) for t in request.tables}
@@ -91,9 +97,10 @@ def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
         planner.warn("types.lock.json was made for another schema (run make sqlc-types)")
         planner.lock = {}
     plans = planner.plan_all(request.queries)
-    emitter = AsyncpgEmitter(mapper) if driver == "asyncpg" else AiomysqlEmitter(mapper)
+    emitters = {"asyncpg": AsyncpgEmitter, "psycopg": PsycopgEmitter, "aiomysql": AiomysqlEmitter}
+    emitter = emitters[driver](mapper, model_type)
     models = {name: planner.model_fields(t) for name, t in request.tables.items()}
-    files = {"__init__.py": INIT, "models.py": render_models(request, mapper, models)}
+    files = {"__init__.py": INIT, "models.py": render_models(request, mapper, models, model_type)}
     for filename, group in group_by_file(plans).items():
         name = module_name(filename)
         if name in ("models", "__init__"):

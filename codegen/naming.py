@@ -55,5 +55,6 @@ _LOCALS = {"conn", "row", "rows", "cur", "args", "sql", "result", "stmt", "recor
 _BUILTINS = {"list", "dict", "str", "int", "float", "bool", "bytes", "tuple", "frozenset"}
 _BUILTINS |= {"isinstance", "max", "sorted"}
 _MODULE = {"runtime", "models", "dataclass", "dataclasses", "datetime", "annotations"}
-_MODULE |= {"aiomysql", "asyncpg", "psycopg", "codegen", "sqlc_gen_fixup", "typing", "enum"}
+_MODULE |= {"aiomysql", "asyncpg", "psycopg", "msgspec", "codegen", "sqlc_gen_fixup", "typing"}
+_MODULE |= {"enum"}
 _RESERVED = _LOCALS | _BUILTINS | _MODULE

@@ -53,3 +53,20 @@ def sqlc_cast(type_name: str, is_array: bool) -> str | None:
     if not type_name or type_name in ("any", "anyelement", "unknown"):
         return None
     return f"{type_name}[]" if is_array else type_name
+
+
+def format_placeholders(sql: str) -> str:
+    """psycopg's form of `sql`: `$n` becomes `%(pn)s` and every literal `%` `%%`. Named, so
+    that a parameter used twice stays one server parameter (and keeps its one type)."""
+    visitor = _Params()
+    try:
+        for statement in parse_sql(sql):
+            visitor(statement)
+    except Exception as exc:  # pglast's ParseError
+        raise CodegenError(f"cannot rewrite placeholders for psycopg: {exc}") from exc
+    out, pos = [], 0
+    for location, number in sorted(visitor.found):
+        out += [sql[pos:location].replace("%", "%%"), f"%(p{number})s"]
+        pos = location + len(f"${number}")
+    out.append(sql[pos:].replace("%", "%%"))
+    return "".join(out)

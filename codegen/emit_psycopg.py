@@ -19,7 +19,7 @@ class PsycopgEmitter(Emitter):
     stream_note = "single-row mode (cursor.stream)."
 
     def base_imports(self) -> set[str]:
-        return {f"from {RUNTIME} import PsycoConn"}
+        return {f"from {RUNTIME}_psycopg import PsycoConn"}
 
     def driver_sql(self, plan: QueryPlan) -> str:
         return format_placeholders(plan.sql)

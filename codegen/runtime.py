@@ -33,18 +33,6 @@ else:  # asyncpg's classes are generic only for type checkers
     except ImportError:  # a MySQL-only project
         PgConn = Any
 
-if TYPE_CHECKING:
-    import psycopg
-
-    PsycoConn: TypeAlias = psycopg.AsyncConnection[Any]
-else:  # psycopg's connection is generic for type checkers only as far as we rely on it
-    try:
-        import psycopg
-
-        PsycoConn = psycopg.AsyncConnection[Any]
-    except ImportError:  # a project without psycopg
-        PsycoConn = Any
-
 MyConn: TypeAlias = Any  # aiomysql.Connection (aiomysql ships no type information)
 
 

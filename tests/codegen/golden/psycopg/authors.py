@@ -17,7 +17,8 @@ from ipaddress import (
 import msgspec
 
 from codegen import runtime
-from codegen.runtime import JSON, ExecResult, PsycoConn
+from codegen.runtime import JSON, ExecResult
+from codegen.runtime_psycopg import PsycoConn
 
 from . import models
 from .models import MOOD_BY_VALUE, Mood

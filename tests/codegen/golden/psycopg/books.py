@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import msgspec
 
-from codegen.runtime import PsycoConn
+from codegen.runtime_psycopg import PsycoConn
 
 from . import models
 from .models import MOOD_BY_VALUE, Mood

@@ -3,8 +3,8 @@
 sqlc sends protobuf by default and JSON (protojson with proto field names) when the
 plugin's `process` entry says `format: json`; it does not say which, so the first byte
 decides: a JSON request is an object (`{`), while protobuf starts with field 1's tag (0x0a).
-Both decode to the same dict (MessageToDict keeps the proto names, as sqlc's JSON does),
-and the answer goes back in the format the request came in.
+Both decode to the same dict (betterproto2's `to_dict` with snake_case names and default
+values is sqlc's JSON shape), and the answer goes back in the format the request came in.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import base64
 import json
 from typing import Any, Literal
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+import betterproto2
 
 from .errors import CodegenError
-from .plugin import codegen_pb2
+from .plugin.plugin import File, GenerateRequest, GenerateResponse
 
 Format = Literal["json", "protobuf"]
 
@@ -37,17 +36,14 @@ def decode(data: bytes) -> tuple[dict[str, Any], Format]:
         if not isinstance(raw, dict) or "settings" not in raw:
             raise CodegenError(f"the JSON request has no 'settings'; {EXPECTED}")
         return raw, "json"
-    request = codegen_pb2.GenerateRequest()
     try:
-        request.ParseFromString(data)
-    except DecodeError as exc:
-        message = f"the request is neither JSON nor protobuf ({exc}); {EXPECTED}"
+        request = GenerateRequest.parse(data)
+    except Exception as exc:  # betterproto2 raises what the bytes lead it to (KeyError, ...)
+        message = f"the request is neither JSON nor protobuf ({type(exc).__name__}); {EXPECTED}"
         raise CodegenError(message) from None
-    if not request.HasField("settings") or not request.settings.engine:
+    if request.settings is None or not request.settings.engine:
         raise CodegenError(f"the request carries no settings.engine; {EXPECTED}")
-    raw = json_format.MessageToDict(
-        request, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
+    raw = request.to_dict(casing=betterproto2.Casing.SNAKE, include_default_values=True)
     return raw, "protobuf"
 
 
@@ -61,11 +57,7 @@ def encode(files: dict[str, str], fmt: Format) -> bytes:
             ]
         }
         return json.dumps(answer).encode()
-    response = codegen_pb2.GenerateResponse(
-        files=[
-            codegen_pb2.File(name=name, contents=text.encode())
-            for name, text in sorted(files.items())
-        ]
+    response = GenerateResponse(
+        files=[File(name=name, contents=text.encode()) for name, text in sorted(files.items())]
     )
-    data: bytes = response.SerializeToString()
-    return data
+    return bytes(response)

@@ -60,20 +60,24 @@ def generate(out: Path) -> None:
 
 
 def generate_plugin(out: Path) -> None:
-    """sqlc's plugin protocol as protobuf classes for the plugin (codegen/plugin/)."""
+    """sqlc's plugin protocol as betterproto2 messages for the plugin (codegen/plugin/)."""
     if out.exists():
         shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True)
+    bin_dir = Path(sys.executable).parent
+    plugin = bin_dir / "protoc-gen-python_betterproto2"
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     cmd = [
         sys.executable,
         "-m",
         "grpc_tools.protoc",
         f"-I{PLUGIN_PROTO_DIR}",
-        f"--python_out={out.parent}",
-        f"--pyi_out={out.parent}",
+        f"--plugin=protoc-gen-python_betterproto2={plugin}",
+        f"--python_betterproto2_out={out}",
+        "--python_betterproto2_opt=client_generation=none",
         "plugin/codegen.proto",
     ]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"proto: protoc failed:\n{result.stderr.strip()}")
     (out / "__init__.py").write_text(HEADER.replace("proto/", "codegen/proto/"))
@@ -105,8 +109,8 @@ def check() -> int:
         fresh = Path(tmp) / "pb"
         generate(fresh)
         problems = differences(fresh, OUT_DIR)
-        generate_plugin(Path(tmp) / "plugin" / "plugin")
-        problems += differences(Path(tmp) / "plugin" / "plugin", PLUGIN_OUT_DIR)
+        generate_plugin(Path(tmp) / "plugin")
+        problems += differences(Path(tmp) / "plugin", PLUGIN_OUT_DIR)
     if problems:
         print("proto: lib/pb or codegen/plugin is stale (run `make proto`):", file=sys.stderr)
         for line in problems:

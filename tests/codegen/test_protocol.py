@@ -9,9 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from google.protobuf import json_format
-
-from codegen.plugin import codegen_pb2
+from codegen.plugin.plugin import GenerateRequest, GenerateResponse
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60  # one plugin run: ~1 s
@@ -78,10 +76,9 @@ def test_protobuf_and_json_requests_give_the_same_files(tmp_path: Path) -> None:
     files_json = {
         f["name"]: base64.b64decode(f["contents"]) for f in json.loads(as_json.stdout)["files"]
     }
-    message = json_format.ParseDict(REQUEST, codegen_pb2.GenerateRequest())
-    as_proto = plugin(message.SerializeToString(), tmp_path)
+    as_proto = plugin(bytes(GenerateRequest.from_dict(REQUEST)), tmp_path)
     assert as_proto.returncode == 0, as_proto.stderr.decode()
-    response = codegen_pb2.GenerateResponse.FromString(as_proto.stdout)
+    response = GenerateResponse.parse(as_proto.stdout)
     files_proto = {f.name: f.contents for f in response.files}
     assert files_proto == files_json
     assert (

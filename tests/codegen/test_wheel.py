@@ -24,7 +24,8 @@ from tools.sqlc_run import SQLC
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent / "standalone"
-DEPENDENCIES = ["orjson", "pglast", "sqlglot", "ruff", "protobuf", "asyncpg", "aiomysql", "PyMySQL"]
+DEPENDENCIES = ["orjson", "pglast", "sqlglot", "ruff", "betterproto2", "asyncpg", "aiomysql"]
+DEPENDENCIES += ["PyMySQL"]
 DEPENDENCIES += ["psycopg", "psycopg-binary", "msgspec"]
 WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fixup" / "wheels"
 TIMEOUT = 120  # each step; the whole test takes ~25 s

@@ -49,8 +49,16 @@ def packages(config: Path) -> Iterator[dict[str, Any]]:
 def request(case: Path, entry: dict[str, Any]) -> dict[str, Any] | None:
     """sqlc's request for one entry (None when sqlc rejects the case, as some are meant to)."""
     with tempfile.TemporaryDirectory() as out:
-        config = {"version": "2", "sql": [{**{k: entry[k] for k in ("schema", "queries")},
-                  "engine": "postgresql", "gen": {"json": {"out": out}}}]}  # fmt: skip
+        config = {
+            "version": "2",
+            "sql": [
+                {
+                    **{k: entry[k] for k in ("schema", "queries")},
+                    "engine": "postgresql",
+                    "gen": {"json": {"out": os.path.relpath(out, case)}},
+                }
+            ],
+        }  # sqlc joins it: relative
         name = f".fixup-e2e-{os.getpid()}.yaml"
         (case / name).write_text(yaml.safe_dump(config))
         try:

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-fast test-reliability test-unit migrate-up migrate-down migrate-status \
-	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
+	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
 	check-service scan-deps deploy-lint api-lint api-lint-deps
 
@@ -106,9 +106,13 @@ sqlc-types: install ## ask a real server for every query's types -> sql/<db>/typ
 sqlc-vet: install ## PREPARE every query on a real server and compare with the generated types
 	$(PY) -m tools.sqlc vet $(db)
 
+sqlc-e2e: install ## sqlc's PostgreSQL end-to-end testdata through the types step (src=<sqlc checkout>; minutes)
+	@test -n "$(src)" || { echo "usage: make sqlc-e2e src=<a checkout of sqlc-dev/sqlc>"; exit 2; }
+	$(PY) -m tools.sqlc_e2e $(src)/internal/endtoend/testdata
+
 codegen-golden: install ## regenerate the codegen test schemas' golden files (review the diff)
-	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/mysql tests/codegen/patch_pg
-	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/mysql tests/codegen/patch_pg
+	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/psycopg tests/codegen/mysql tests/codegen/patch_pg
+	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/psycopg tests/codegen/mysql tests/codegen/patch_pg
 
 run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null

@@ -45,6 +45,7 @@ BENCHES: dict[str, list[str]] = {
     "growth": ["-m", "bench.growth"],
     "memory": ["-m", "bench.memory"],
     "codegen_overhead": ["bench/codegen_overhead.py"],
+    "codegen_drivers": ["-m", "bench.codegen_drivers"],
     "row_class": ["bench/row_class.py"],
     "points_client": ["bench/points_client.py"],
     "users_list": ["bench/users_list.py"],

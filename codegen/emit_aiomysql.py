@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from codegen.emit import Emitter, Source, as_tuple, page_builder, row_builder
-from codegen.plan import QueryPlan
+from .emit import Emitter, Source, as_tuple, page_builder, row_builder
+from .naming import RUNTIME
+from .plan import QueryPlan
 
 
 class AiomysqlEmitter(Emitter):
@@ -12,12 +13,12 @@ class AiomysqlEmitter(Emitter):
     stream_note = "unbuffered (SSCursor)."
 
     def base_imports(self) -> set[str]:
-        return {"from codegen.runtime import MyConn"}
+        return {f"from {RUNTIME} import MyConn"}
 
     def execute(self, src: Source, plan: QueryPlan, args: list[str]) -> str:
         const = plan.func.upper()
         if "/*SLICE:" in plan.sql:
-            src.imports.add("from codegen.runtime import expand_slices")
+            src.imports.add(f"from {RUNTIME} import expand_slices")
             return f"await cur.execute(*expand_slices({const}, {as_tuple(args)}))"
         return f"await cur.execute({const}, {as_tuple(args)})"
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from codegen.emit import Emitter, Source, as_tuple, page_builder, row_builder
-from codegen.plan import QueryPlan
+from .emit import Emitter, Source, as_tuple, page_builder, row_builder
+from .naming import RUNTIME
+from .plan import QueryPlan
 
 
 class AsyncpgEmitter(Emitter):
@@ -12,7 +13,7 @@ class AsyncpgEmitter(Emitter):
     stream_note = "needs a transaction."
 
     def base_imports(self) -> set[str]:
-        return {"from codegen.runtime import PgConn"}
+        return {f"from {RUNTIME} import PgConn"}
 
     def body(self, src: Source, plan: QueryPlan) -> list[str]:
         q, const = plan.query, plan.func.upper()
@@ -33,16 +34,16 @@ class AsyncpgEmitter(Emitter):
         if cmd == ":exec":
             return [f"await conn.execute({const}{args})"]
         if cmd == ":execrows":
-            src.imports.add("from codegen.runtime import status_rows")
+            src.imports.add(f"from {RUNTIME} import status_rows")
             return [f"return status_rows(await conn.execute({const}{args}))"]
         if cmd == ":execresult":
-            src.imports.add("from codegen.runtime import status_rows")
+            src.imports.add(f"from {RUNTIME} import status_rows")
             return [f"return ExecResult(status_rows(await conn.execute({const}{args})), None)"]
         if cmd == ":execlastid":
             return [f"value: int = await conn.fetchval({const}{args})", "return value"]
         item_args = as_tuple(self.args(plan, "item."))
         if cmd == ":copyfrom":
-            src.imports.add("from codegen.runtime import status_rows")
+            src.imports.add(f"from {RUNTIME} import status_rows")
             columns = ", ".join(repr(p.db_name) for p in plan.params)
             schema, _, table = (q.insert_into_table or "").rpartition(".")
             return [

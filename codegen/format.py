@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from codegen.errors import CodegenError
+from .errors import CodegenError
+from .naming import PACKAGE
 
 # ruff beside the interpreter (a venv, the installed wheel's dependency), else on PATH
 RUFF = Path(sys.executable).with_name("ruff")
@@ -20,7 +21,7 @@ COMMON = [
     "--target-version",
     "py311",
     "--config",
-    "lint.isort.known-first-party = ['lib', 'services', 'codegen']",
+    f"lint.isort.known-first-party = ['lib', 'services', '{PACKAGE}']",
 ]
 
 

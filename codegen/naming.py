@@ -43,6 +43,11 @@ def enum_members(values: list[str]) -> list[str]:
     return names
 
 
+# the plugin's own package: `codegen` in the Fixup tree, `sqlc_gen_fixup` from the wheel;
+# generated code imports its runtime from there, so it never needs a top-level `codegen`
+PACKAGE = __name__.rpartition(".")[0]
+RUNTIME = f"{PACKAGE}.runtime"
+
 # names a generated function body uses for itself
 _LOCALS = {"conn", "row", "rows", "cur", "args", "sql", "result", "stmt", "record"}
 # names a generated module refers to (its annotations and bodies): a function, parameter or
@@ -50,5 +55,6 @@ _LOCALS = {"conn", "row", "rows", "cur", "args", "sql", "result", "stmt", "recor
 _BUILTINS = {"list", "dict", "str", "int", "float", "bool", "bytes", "tuple", "frozenset"}
 _BUILTINS |= {"isinstance", "max", "sorted"}
 _MODULE = {"runtime", "models", "dataclass", "dataclasses", "datetime", "annotations"}
-_MODULE |= {"aiomysql", "asyncpg", "codegen", "typing", "enum"}
+_MODULE |= {"aiomysql", "asyncpg", "psycopg", "msgspec", "codegen", "sqlc_gen_fixup", "typing"}
+_MODULE |= {"enum"}
 _RESERVED = _LOCALS | _BUILTINS | _MODULE

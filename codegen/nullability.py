@@ -63,7 +63,7 @@ def target_rules(engine: str, sql: str, catalog: Catalog | None = None) -> list[
     try:
         if engine == "postgresql":
             return _pg_statement(parse_sql(sql)[0].stmt, Scope(catalog or {}, {}))
-        from codegen.nullability_mysql import mysql_rules  # it builds on this module
+        from .nullability_mysql import mysql_rules  # it builds on this module
 
         return mysql_rules(sql, catalog or {})
     except Exception:

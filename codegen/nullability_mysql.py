@@ -8,7 +8,7 @@ from typing import Any
 import sqlglot
 from sqlglot import expressions as exp
 
-from codegen.nullability import Catalog, Rule, _any_true, _one_false
+from .nullability import Catalog, Rule, _any_true, _one_false
 
 
 def mysql_rules(sql: str, catalog: Catalog) -> list[Rule] | None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Protocol, TypeVar
 
-from codegen.errors import CodegenError
-from codegen.request import Column, Query
+from .errors import CodegenError
+from .request import Column, Query
 
 DIRECTIVE = re.compile(r"\s*fixup:\s*(\w*)\s*(.*?)\s*$")  # `-- fixup: once total, version`
 

@@ -9,13 +9,14 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from codegen.errors import CodegenError
-from codegen.naming import pascal, snake
-from codegen.nullability import target_rules
-from codegen.once import once_columns, split_once
-from codegen.pytypes import PyType, TypeMapper
-from codegen.request import Column, Query, Request, Table
-from codegen.typeslock import LockEntry, Refused, sql_hash
+from .errors import CodegenError
+from .naming import pascal, snake
+from .nullability import target_rules
+from .once import once_columns, split_once
+from .pgcasts import cast_params
+from .pytypes import PyType, TypeMapper
+from .request import Column, Query, Request, Table
+from .typeslock import LockEntry, Refused, sql_hash
 
 UNKNOWN_TYPES = {"any", "anyarray", "anyelement", ""}
 ROW_COMMANDS = {":one", ":many", ":batchone", ":batchmany"}
@@ -152,7 +153,8 @@ class Planner:
             raise CodegenError(f"{where}: 'fixup: once' needs a :many query, not {q.cmd}")
         try:
             bind = self.params(q, entry, where)
-            plan = QueryPlan(q, snake(q.name), self.sql_text(q, where), _unique(bind), bind=bind)
+            sql = self.sql_text(q, where, entry.casts if entry else {})
+            plan = QueryPlan(q, snake(q.name), sql, _unique(bind), bind=bind)
             if q.cmd in ROW_COMMANDS:  # :exec & co. ignore what a statement returns
                 self.result(plan, entry, where, once)
         except CodegenError as exc:
@@ -201,11 +203,12 @@ class Planner:
             or col.table not in self.request.tables  # a CTE or derived table
         )
 
-    def sql_text(self, q: Query, where: str) -> str:
+    def sql_text(self, q: Query, where: str, casts: dict[int, str]) -> str:
         text = q.text.strip()
         if self.request.engine == "mysql":
             return mysql_placeholders(text)
-        return pg_slices(text, [p.number for p in q.params if p.column.is_sqlc_slice], where)
+        sliced = pg_slices(text, [p.number for p in q.params if p.column.is_sqlc_slice], where)
+        return cast_params(sliced, casts)
 
     def params(self, q: Query, entry: LockEntry | None, where: str) -> list[Field]:
         # MySQL binds `?` in text order (sqlc's numbers are its Go argument order).

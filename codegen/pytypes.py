@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from codegen.errors import CodegenError
-from codegen.naming import pascal, snake
-from codegen.request import Column, Request
+from .errors import CodegenError
+from .naming import PACKAGE, RUNTIME, pascal, snake
+from .request import Column, Request
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +62,8 @@ TIMEDELTA = _t("datetime.timedelta", "import datetime")
 # (asyncpg would otherwise want str in and give str out).
 JSON_PG = _t(
     "JSON",
-    "from codegen.runtime import JSON",
-    "from codegen import runtime",
+    f"from {RUNTIME} import JSON",
+    f"from {PACKAGE} import runtime",
     decode="runtime.json_loads({})",
     encode="runtime.json_dumps({})",
     driver_type="str",
@@ -147,9 +147,20 @@ POSTGRES: dict[str, PyType] = {
 }
 ANY = _t("Any", "from typing import Any")
 
+# psycopg 3 decodes JSON itself and takes it as text (sent untyped, the server casts it);
+# the types below it returns as text unless registered, so they need an override there.
+JSON_PSYCOPG = _t("JSON", f"from {RUNTIME} import JSON", f"from {PACKAGE} import runtime",
+                  encode="runtime.json_dumps({})")  # fmt: skip
+_ASYNCPG_ONLY = {"bit", "varbit", "bit varying", "tid", "box", "point", "line", "lseg", "path"}
+_ASYNCPG_ONLY |= {"polygon", "circle"} | {k for k in POSTGRES if k.endswith("range")}
+PSYCOPG: dict[str, PyType] = {
+    **{k: v for k, v in POSTGRES.items() if k not in _ASYNCPG_ONLY},
+    **dict.fromkeys(["json", "jsonb"], JSON_PSYCOPG),
+}
+
 # MySQL/MariaDB through PyMySQL: datetimes come naive (we store UTC), JSON comes as text,
 # tinyint(1) as 0/1, SET as text or a set; the runtime helpers convert both ways.
-_RT = "from codegen import runtime"
+_RT = f"from {PACKAGE} import runtime"
 MYSQL: dict[str, PyType] = {
     **dict.fromkeys(
         ["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year", "serial"], INT
@@ -187,7 +198,7 @@ MYSQL: dict[str, PyType] = {
     ),
     "json": _t(
         "JSON",
-        "from codegen.runtime import JSON",
+        f"from {RUNTIME} import JSON",
         _RT,
         decode="runtime.json_loads({})",
         encode="runtime.json_dumps({})",
@@ -232,6 +243,8 @@ class TypeMapper:
         overrides: list[Override],
         set_types: frozenset[str] = frozenset(),
         warn: Callable[[str], None] | None = None,
+        driver: str = "",
+        model_type: str = "dataclass",
     ) -> None:
         self.warn = warn  # None: an unmappable type is an error, else Any and a warning
         self.engine = request.engine
@@ -239,6 +252,10 @@ class TypeMapper:
         self.set_types = set_types  # MySQL SET columns: sqlc lists them among the enums
         self.overrides = overrides
         self.base = POSTGRES if self.engine == "postgresql" else MYSQL
+        self.driver = driver
+        self.model_type = model_type
+        if driver == "psycopg":
+            self.base = PSYCOPG
         # composite type -> (class name, [(attribute, server type)]), from the types lock
         self.composites: dict[str, tuple[str, list[tuple[str, str]]]] = {}
 
@@ -266,8 +283,16 @@ class TypeMapper:
                 decode=f"{by_value}[{{}}]",
                 driver_type="str",
             )
-        if name in self.composites:
+        if name in self.composites and self.driver != "psycopg":  # psycopg: text, unregistered
             cls = self.composites[name][0]
+            if self.model_type == "msgspec":
+                return _t(
+                    cls,
+                    f"from .models import {cls}",
+                    "import msgspec",
+                    decode=f"{cls}.from_record({{}})",
+                    encode="msgspec.structs.astuple({})",
+                )
             return _t(
                 cls,
                 f"from .models import {cls}",

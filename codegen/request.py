@@ -1,4 +1,4 @@
-"""The parts of sqlc's GenerateRequest (plugin protocol, `format: json`) that we use."""
+"""The parts of sqlc's GenerateRequest (as sqlc's JSON shape, protocol.py) that we use."""
 
 from __future__ import annotations
 
@@ -50,10 +50,10 @@ class Column:
             unsigned=bool(raw.get("unsigned")),
             is_func_call=bool(raw.get("is_func_call")),
             type=TypeRef(
-                raw["type"].get("schema", ""),
-                qualified(raw["type"].get("schema"), raw["type"].get("name", "")).removeprefix(
-                    "pg_catalog."
-                ),
+                (raw.get("type") or {}).get("schema", ""),
+                qualified(
+                    (raw.get("type") or {}).get("schema"), (raw.get("type") or {}).get("name", "")
+                ).removeprefix("pg_catalog."),
             ),
             table=_rel(raw.get("table") or None),
             original_name=raw.get("original_name", ""),

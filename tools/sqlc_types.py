@@ -20,7 +20,7 @@ import psycopg
 import pymysql
 import sqlparse
 
-from codegen import typeslock
+from codegen import pgcasts, typeslock
 from codegen.errors import CodegenError
 from codegen.plan import mysql_placeholders, pg_slices
 from codegen.request import qualified
@@ -90,6 +90,33 @@ async def pg_composites(conn: Any, oid: int, name: str, found: typeslock.Composi
             await pg_composites(conn, type_oid, type_name, found)
 
 
+UNTYPED = re.compile(r"could not determine data type of parameter \$(\d+)")
+
+
+async def pg_prepare(conn: Any, q: dict[str, Any], sql: str) -> tuple[Any, dict[int, str]]:
+    """PREPARE `sql`; where the server cannot type a parameter alone, again with sqlc's
+    type for it (codegen/pgcasts.py), one parameter at a time: (statement, casts used)."""
+    casts: dict[int, str] = {}
+    while True:
+        try:
+            return await conn.prepare(pgcasts.cast_params(sql, casts)), casts
+        except (asyncpg.IndeterminateDatatypeError, asyncpg.AmbiguousParameterError) as exc:
+            match = UNTYPED.search(str(exc))
+            number = int(match.group(1)) if match else 0
+            params = q.get("params") or []
+            column: dict[str, Any] = next(
+                (p["column"] for p in params if p["number"] == number), {}
+            )
+            type_ = column.get("type") or {}
+            name = qualified(type_.get("schema"), type_.get("name", "")).removeprefix("pg_catalog.")
+            cast = pgcasts.sqlc_cast(
+                name, bool(column.get("is_array") or column.get("is_sqlc_slice"))
+            )
+            if cast is None or number in casts:
+                raise  # sqlc does not know the type either: refused, with the server's message
+            casts[number] = cast
+
+
 async def pg_types(
     dsn: str, queries: list[dict[str, Any]], composites: typeslock.Composites | None = None
 ) -> tuple[dict[str, typeslock.LockEntry], dict[str, str]]:
@@ -103,7 +130,7 @@ async def pg_types(
                 p["number"] for p in q.get("params") or [] if p["column"].get("is_sqlc_slice")
             ]
             try:
-                stmt = await conn.prepare(pg_slices(q["text"], slices, q["name"]))
+                stmt, casts = await pg_prepare(conn, q, pg_slices(q["text"], slices, q["name"]))
             except (asyncpg.PostgresError, CodegenError) as exc:
                 failures[q["name"]] = _failure(q, exc)
                 continue
@@ -115,6 +142,7 @@ async def pg_types(
                 typeslock.sql_hash(q["text"]),
                 [_pg_name(a.type) for a in stmt.get_attributes()],
                 [_pg_name(p) for p in stmt.get_parameters()],
+                casts,
             )
         return out, failures
     finally:

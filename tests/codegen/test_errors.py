@@ -120,6 +120,14 @@ def test_driver_must_fit_engine(tmp_path: Path) -> None:
     assert not (root / "out").exists()
 
 
+def test_an_unknown_model_type_is_named(tmp_path: Path) -> None:
+    options = "{driver: psycopg, model_type: pydantic}"
+    root = project(tmp_path, "-- name: Q :many\nSELECT id FROM t;\n", options=options)
+    with pytest.raises(sqlc.SqlcError, match="model_type is 'pydantic'; known: dataclass, msgspec"):
+        sqlc.run_sqlc(root)
+    assert not (root / "out").exists()
+
+
 def test_an_unpreparable_query_is_named_and_the_others_locked(
     tmp_path: Path, servers: Servers, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,24 +4,31 @@ comparison against the server; plus `get_type_hints` on every generated function
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import inspect
+import json
+import os
 import re
 import sys
 import textwrap
 import typing
 from pathlib import Path
 
+import asyncpg
+import msgspec
 import pytest
 
 from tests.servers import Servers
 from tools import sqlc
+from tools.databases import with_database
+from tools.dbadmin import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "codegen" / "bin" / "sqlc-gen-fixup"
 
 
-def project(tmp: Path, engine: str, schema: str, queries: dict[str, str]) -> Path:
+def project(tmp: Path, engine: str, schema: str, queries: dict[str, str], extra: str = "") -> Path:
     (tmp / "queries").mkdir()
     (tmp / "schema.sql").write_text(textwrap.dedent(schema))
     for name, text in queries.items():
@@ -36,7 +43,7 @@ def project(tmp: Path, engine: str, schema: str, queries: dict[str, str]) -> Pat
           - engine: {engine}
             schema: [schema.sql]
             queries: queries
-            codegen: [{{out: out, plugin: fixup, options: {{driver: {driver}}}}}]
+            codegen: [{{out: out, plugin: fixup, options: {{driver: {driver}{extra}}}}}]
         """)
     )
     return tmp
@@ -288,6 +295,7 @@ def assert_hints(directory: Path) -> int:
 GENERATED = sorted(
     {p.parent for p in ROOT.glob("services/*/db/__init__.py")}
     | {ROOT / "tests/codegen/golden/pg", ROOT / "tests/codegen/golden/mysql"}
+    | {ROOT / "tests/codegen/golden/psycopg"}
     | {ROOT / "tests/codegen/patch_pg/db"}
 )
 
@@ -295,3 +303,72 @@ GENERATED = sorted(
 @pytest.mark.parametrize("directory", GENERATED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_generated_annotation_evaluates(directory: Path) -> None:
     assert assert_hints(directory) > 0
+
+
+@pytest.mark.usefixtures("on_servers")
+def test_45_a_parameter_typed_by_sqlc_is_prepared_with_it_an_untyped_one_refused(
+    tmp_path: Path,
+) -> None:
+    schema = "CREATE TABLE lamp (id int PRIMARY KEY, label text NOT NULL, watts int);\n"
+    queries = {
+        "lamps.sql": """
+        -- name: SetWatts :execrows
+        UPDATE lamp SET watts = CASE WHEN sqlc.narg('watts') IS NULL THEN watts
+                                     ELSE sqlc.narg('watts') END
+        WHERE id = @id;
+
+        -- name: LampsFlagged :many
+        SELECT id FROM lamp WHERE @flag IS NULL;
+        """
+    }
+    root = project(tmp_path, "postgresql", schema, queries)
+    with pytest.raises(sqlc.QueryFailures, match=r"query LampsFlagged: server says: could not"):
+        sqlc.generate(str(root))
+    lock = json.loads((root / "types.lock.json").read_text())
+    assert lock["queries"]["SetWatts"]["casts"] == {"1": "int4"}
+    assert lock["queries"]["SetWatts"]["params"] == ["int4", "int4"]
+    assert "LampsFlagged" in lock["refused"]
+    generated = (root / "out" / "lamps.py").read_text()
+    assert "CASE WHEN $1::int4 IS NULL THEN watts" in generated
+    assert "async def set_watts(conn: PgConn, *, watts: int | None, id: int) -> int:" in generated
+    assert "lamps_flagged" not in generated
+
+
+@pytest.mark.usefixtures("on_servers")
+def test_45_msgspec_structs_on_asyncpg_with_a_composite_type(
+    tmp_path: Path, servers: Servers
+) -> None:
+    schema = """
+    CREATE TYPE spot AS (x int, label text);
+    CREATE TABLE marker (id int PRIMARY KEY, at spot NOT NULL, note text);
+    """
+    queries = {
+        "markers.sql": """
+        -- name: PutMarker :one
+        INSERT INTO marker (id, at, note) VALUES ($1, $2, $3) RETURNING *;
+        """
+    }
+    root = project(tmp_path, "postgresql", schema, queries, ", model_type: msgspec")
+    sqlc.generate(str(root))
+    assert "class Marker(msgspec.Struct):" in (root / "out" / "models.py").read_text()
+    markers = next(m for m in _modules(root / "out") if m.__name__.endswith(".markers"))
+    models: typing.Any = markers.models  # the module the generated code itself imported
+    dsn = with_database(servers.pg_dsn, f"fixup_msgspec_{os.getpid()}")
+    create_database(dsn)
+
+    async def run() -> object:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(textwrap.dedent(schema))
+            return await markers.put_marker(conn, id=1, at=models.Spot(3, "x"), note=None)
+        finally:
+            await conn.close()
+
+    try:
+        row = asyncio.run(run())
+    finally:
+        drop_database(dsn)
+    assert row == models.Marker(1, models.Spot(3, "x"), None)
+    assert isinstance(row.at, msgspec.Struct)
+    assert typing.get_type_hints(models.Marker)["at"] is models.Spot
+    assert typing.get_type_hints(markers.put_marker)["return"] == models.Marker | None

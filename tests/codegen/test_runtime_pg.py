@@ -608,3 +608,27 @@ async def test_jsonb_without_codec_output(dsn: str, conn: Conn) -> None:
         await plain.close()
     assert got is not None
     assert (got.meta, got.raw) == ({"a": [1]}, [2])
+
+
+# --- parameters typed with sqlc's types where the server cannot (the lock's casts) ----
+
+
+async def test_optional_fields_cast_with_sqlcs_types(conn: Conn) -> None:
+    author = await new_author(conn)
+    book = await new_book(conn, author, "Draft", "5.00")
+    assert await bq.update_book_fields(conn, title=None, price=Decimal("7.50"), id=book.id) == 1
+    assert await bq.update_book_fields(conn, title="Final", price=None, id=book.id) == 1
+    stored = await conn.fetchrow("SELECT title, price FROM books WHERE id = $1", book.id)
+    assert (stored["title"], stored["price"]) == ("Final", Decimal("7.50"))
+    assert await bq.update_book_fields(conn, title="x", price=None, id=book.id + 1) == 0
+
+
+async def test_upsert_keeps_or_replaces_the_title(conn: Conn) -> None:
+    author = await new_author(conn)
+    args = {"id": 77, "author_id": author.id, "title": "One", "price": Decimal("1.00")}
+    first = await bq.upsert_book_title(conn, **args, new_title=None)
+    assert first == bq.UpsertBookTitleRow(77, "One")
+    kept = await bq.upsert_book_title(conn, **{**args, "title": "Ignored"}, new_title=None)
+    assert kept == bq.UpsertBookTitleRow(77, "One")
+    replaced = await bq.upsert_book_title(conn, **args, new_title="Two")
+    assert replaced == bq.UpsertBookTitleRow(77, "Two")

@@ -1,6 +1,7 @@
 """The plugin as a tool of its own: its wheel, installed into a fresh venv WITHOUT the Fixup
 tree, generates a small PostgreSQL and a small MySQL project, and the generated functions
-run against the real servers (tests/codegen/standalone/*_check.py run in that venv).
+run against the real servers (tests/codegen/standalone/*_check.py run in that venv): asyncpg
+and psycopg (msgspec Structs) from sqlc's default protobuf request, aiomysql from JSON.
 
 The dependencies' wheels come from a wheelhouse outside the tree (~/.cache/fixup), filled
 once from PyPI with the versions installed here; later runs are offline.
@@ -23,7 +24,9 @@ from tools.sqlc_run import SQLC
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent / "standalone"
-DEPENDENCIES = ["orjson", "pglast", "sqlglot", "ruff", "asyncpg", "aiomysql", "PyMySQL"]
+DEPENDENCIES = ["orjson", "pglast", "sqlglot", "ruff", "betterproto2", "asyncpg", "aiomysql"]
+DEPENDENCIES += ["PyMySQL"]
+DEPENDENCIES += ["psycopg", "psycopg-binary", "msgspec"]
 WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fixup" / "wheels"
 TIMEOUT = 120  # each step; the whole test takes ~25 s
 
@@ -62,25 +65,27 @@ def build_wheel(tmp: Path) -> Path:
     return next((tmp / "dist").glob("sqlc_gen_fixup-*.whl"))
 
 
-def project(tmp: Path, engine: str, prefix: str, plugin: Path) -> Path:
-    """A sqlc project generating package `shop` (modules <prefix>_queries) with the wheel."""
-    root = tmp / f"{prefix}_project"
+def project(
+    tmp: Path, engine: str, prefix: str, plugin: Path, fmt: str, options: str, out: str = "shop"
+) -> Path:
+    """A sqlc project generating package `out` (modules <prefix>_queries) with the wheel;
+    `fmt` is the plugin's `format:` line, "" for sqlc's default (protobuf)."""
+    root = tmp / f"{prefix}_{out}_project"
     (root / "queries").mkdir(parents=True)
     shutil.copy(HERE / f"{prefix}_schema.sql", root / "schema.sql")
     shutil.copy(HERE / f"{prefix}_queries.sql", root / "queries" / f"{prefix}_queries.sql")
-    driver = "asyncpg" if engine == "postgresql" else "aiomysql"
     (root / "sqlc.yaml").write_text(
         textwrap.dedent(f"""\
         version: "2"
         plugins:
           - name: py
-            process: {{cmd: {plugin}, format: json}}
+            process: {{cmd: {plugin}{fmt}}}
         sql:
           - engine: {engine}
             schema: [schema.sql]
             queries: queries
             codegen:
-              - {{out: ../shop, plugin: py, options: {{driver: {driver}}}}}
+              - {{out: ../{out}, plugin: py, options: {options}}}
         """)
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp)}
@@ -96,29 +101,36 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     run([sys.executable, "-m", "venv", str(venv)])
     python = venv / "bin" / "python"
     run([str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links",
-         str(wheelhouse()), f"{wheel}[asyncpg,aiomysql]"])  # fmt: skip
+         str(wheelhouse()), f"{wheel}[asyncpg,aiomysql,psycopg,msgspec]"])  # fmt: skip
     plugin = venv / "bin" / "sqlc-gen-fixup"
     assert plugin.exists()
     work = tmp_path / "work"
     work.mkdir()
-    project(work, "postgresql", "pg", plugin)
-    project(work, "mysql", "my", plugin)
+    project(work, "postgresql", "pg", plugin, "", "{driver: asyncpg}")  # default: protobuf
+    project(work, "mysql", "my", plugin, ", format: json", "{driver: aiomysql}")
+    psycopg_options = "{driver: psycopg, model_type: msgspec}"
+    project(work, "postgresql", "pg", plugin, "", psycopg_options, out="shop_psycopg")
     generated = (work / "shop" / "pg_queries.py").read_text()
-    assert "from codegen.runtime import" in generated
+    assert "from sqlc_gen_fixup.runtime import" in generated
+    assert "from codegen" not in generated
     assert "lib." not in generated
-    for name in ("pg_check.py", "my_check.py", "pg_schema.sql", "my_schema.sql"):
+    checks = ["pg_check.py", "psycopg_check.py", "my_check.py"]
+    for name in [*checks, "pg_schema.sql", "my_schema.sql"]:
         shutil.copy(HERE / name, work / name)
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(work)}
     label = f"fixup_wheel_{os.getpid()}"
     for dsn, script, done in [
         (with_database(servers.pg_dsn, label), "pg_check.py", "pg ok"),
         (with_database(servers.mysql_dsn, label), "my_check.py", "mysql ok"),
+        (with_database(servers.pg_dsn, label + "_psy"), "psycopg_check.py", "psycopg ok"),
     ]:
         create_database(dsn)
         try:
             assert done in run([str(python), "-P", script, dsn], cwd=work, env=env)
         finally:
             drop_database(dsn)
-    mypy = [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports", "shop"]
-    # mypy runs from the Fixup venv (the wheel does not ship it) on the generated package
-    run(mypy, cwd=work, env={**os.environ, "MYPYPATH": str(ROOT)})
+    mypy = [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports"]
+    # mypy runs from the Fixup venv (the wheel does not ship it) on the generated package,
+    # resolving imports in the wheel's venv (sqlc_gen_fixup ships py.typed)
+    for package in ("shop", "shop_psycopg"):
+        run([*mypy, "--python-executable", str(python), package], cwd=work, env=dict(os.environ))

@@ -1,5 +1,5 @@
-"""The older benchmark scripts of `make bench` (codegen_overhead, row_class, points_client,
-users_list) run as `make bench` runs them, in a few seconds each, against this run's
+"""The older benchmark scripts of `make bench` (codegen_overhead, codegen_drivers, row_class,
+points_client, users_list) run as `make bench` runs them, in a few seconds each, against this run's
 servers, and print every figure they promise as a number: none rots between full runs."""
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ SCRIPTS = {
             rf"asyncpg  list 100 rows .* ratio {NUMBER}",
             rf"aiomysql get by id .* ratio {NUMBER}",
             rf"aiomysql list 100 rows \(IN slice\) .* ratio {NUMBER}",
+        ],
+    ),
+    "codegen_drivers": (
+        ["--rounds", "1"],
+        [
+            rf"{op} +asyncpg +{NUMBER} µs .* psycopg +{NUMBER} µs .* psycopg\+msgspec +{NUMBER} µs"
+            for op in ("get by id", "list 100 rows", "copy 1000 rows")
         ],
     ),
     "row_class": (

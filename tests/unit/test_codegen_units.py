@@ -9,6 +9,7 @@ import pytest
 from codegen.errors import CodegenError
 from codegen.naming import enum_member, enum_members, pascal, snake
 from codegen.nullability import target_rules
+from codegen.pgcasts import cast_params, sqlc_cast
 from codegen.plan import mysql_placeholders, pg_slices, singular
 from codegen.runtime import expand_slices, status_rows
 from codegen.typeslock import schema_paths, up_section
@@ -176,3 +177,14 @@ def test_mysql_placeholder_values_keep_limit_valid() -> None:
     params = [{"column": {"is_sqlc_slice": s}} for s in (False, True, False, False)]
     assert _mysql_args(sql, params) == [None, [None], 0, 0]
     assert _mysql_args("SELECT a FROM t LIMIT %s, %s", params[:1] * 2) == [0, 0]
+
+
+def test_cast_params_casts_every_occurrence_of_the_named_parameters_only() -> None:
+    sql = "SELECT '$1', x FROM t -- $1\nWHERE $1 IS NULL OR y = $1 AND z = $2 AND w = $10"
+    assert cast_params(sql, {1: "text", 10: "int8[]"}) == (
+        "SELECT '$1', x FROM t -- $1\n"
+        "WHERE $1::text IS NULL OR y = $1::text AND z = $2 AND w = $10::int8[]"
+    )
+    assert cast_params(sql, {}) == sql
+    assert sqlc_cast("any", False) is None
+    assert sqlc_cast("mood", True) == "mood[]"

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import asyncpg
 import shop.pg_queries as q
-
-from codegen.runtime import ExecResult
+from sqlc_gen_fixup.runtime import ExecResult
 
 assert importlib.util.find_spec("lib") is None, "the Fixup tree leaked into the fresh venv"
 

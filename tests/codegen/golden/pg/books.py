@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from codegen.runtime import PgConn
+from codegen.runtime import PgConn, status_rows
 
 from . import models
 from .models import MOOD_BY_VALUE, Mood
@@ -34,6 +34,12 @@ class PageAuthorMoodsPage:
     total: int
     newest: datetime.datetime | None
     rows: list[PageAuthorMoodsRow]
+
+
+@dataclass
+class UpsertBookTitleRow:
+    id: int
+    title: str
 
 
 CREATE_BOOK = """
@@ -119,3 +125,46 @@ async def page_author_moods(conn: PgConn, *, row_limit: int) -> PageAuthorMoodsP
             for row in rows
         ],
     )
+
+
+UPDATE_BOOK_FIELDS = """
+-- name: UpdateBookFields :execrows
+UPDATE books
+SET title = CASE WHEN $1::text IS NULL THEN title ELSE $1::text END,
+    price = CASE WHEN $2::numeric IS NULL THEN price ELSE $2::numeric END
+WHERE id = $3
+"""
+
+
+async def update_book_fields(
+    conn: PgConn, *, title: str | None, price: Decimal | None, id: int
+) -> int:
+    """
+    UPDATE books
+    SET title = CASE WHEN $1::text IS NULL THEN title ELSE $1::text END,
+        price = CASE WHEN $2::numeric IS NULL THEN price ELSE $2::numeric END
+    WHERE id = $3
+    """
+    return status_rows(await conn.execute(UPDATE_BOOK_FIELDS, title, price, id))
+
+
+UPSERT_BOOK_TITLE = """
+-- name: UpsertBookTitle :one
+INSERT INTO books (id, author_id, title, price) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE
+SET title = CASE WHEN $5::text IS NULL THEN books.title ELSE $5::text END
+RETURNING id, title
+"""
+
+
+async def upsert_book_title(
+    conn: PgConn, *, id: int, author_id: int, title: str, price: Decimal, new_title: str | None
+) -> UpsertBookTitleRow | None:
+    """
+    INSERT INTO books (id, author_id, title, price) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (id) DO UPDATE
+    SET title = CASE WHEN $5::text IS NULL THEN books.title ELSE $5::text END
+    RETURNING id, title
+    """
+    row = await conn.fetchrow(UPSERT_BOOK_TITLE, id, author_id, title, price, new_title)
+    return None if row is None else UpsertBookTitleRow(*row)

@@ -16,3 +16,19 @@ FROM books ORDER BY id LIMIT @row_limit OFFSET @row_offset;
 SELECT (SELECT count(*) FROM authors) AS total, (SELECT max(created_at) FROM authors) AS newest,
        name, mood
 FROM authors ORDER BY id LIMIT @row_limit;
+
+-- name: UpdateBookFields :execrows
+-- CASE on optional parameters: sqlc types them from the columns they are assigned to, the
+-- server cannot (`$n IS NULL` comes first); make sqlc-types prepares the query again with
+-- sqlc's types (the lock's `casts`) and the generated SQL carries `$n::text`, `$n::numeric`.
+UPDATE books
+SET title = CASE WHEN sqlc.narg('title') IS NULL THEN title ELSE sqlc.narg('title') END,
+    price = CASE WHEN sqlc.narg('price') IS NULL THEN price ELSE sqlc.narg('price') END
+WHERE id = sqlc.arg('id');
+
+-- name: UpsertBookTitle :one
+-- The same in ON CONFLICT: a NULL new_title keeps the stored title.
+INSERT INTO books (id, author_id, title, price) VALUES (@id, @author_id, @title, @price)
+ON CONFLICT (id) DO UPDATE
+SET title = CASE WHEN sqlc.narg('new_title') IS NULL THEN books.title ELSE sqlc.narg('new_title') END
+RETURNING id, title;

@@ -1,0 +1,10 @@
+"""What code generated for psycopg imports besides runtime.py: the connection alias, in a
+module of its own so that a project (or Fixup's services) without psycopg never imports it."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import psycopg
+
+PsycoConn: TypeAlias = psycopg.AsyncConnection[Any]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
 from typing import Any, TypeVar
 
@@ -48,3 +50,9 @@ def token(role: Role = Role.ADMIN, *, ttl: int = TEST_TOKEN_TTL, **kwargs: Any) 
 
 def bearer(role: Role = Role.ADMIN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(role)}"}
+
+
+def wall_ms() -> int:
+    """This host's clock in ms, rounded up: the not-before time of a revocation written by
+    hand (users writes its database's clock; tokens signed here use this host's)."""
+    return math.ceil(time.time() * 1000)

@@ -11,9 +11,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from lib import tracing
-from lib.auth.record import RevocationRecord
 from lib.auth.revocation import Revocations
 from lib.auth.tokens import TokenVerifier
+from lib.clients.revocations import RevocationRecord
 from lib.config import ServiceSettings
 from lib.db.pool import connect
 from lib.http import middleware as mw

@@ -1,10 +1,12 @@
-"""The revocation record asked over HTTP: the fallback of lib.auth.revocation while Redis
-is away (ADR 0010). Other services ask users' GET /v1/auth/revocation with the very token
-they check (there are no service accounts): users answers its subject's not-before time
-from its database, or 401 when the token is revoked or invalid there. Each call is bounded
-(REVOCATION_RECORD_TIMEOUT) and goes through a breaker (open for REVOCATION_RETRY seconds
-after REVOCATION_RECORD_FAILURES failures in a row), so an outage of both answers 503 at
-once instead of hanging; the answers are cached by the caller like Redis ones.
+"""The revocation record asked over HTTP: lib.auth.revocation's fallback without Redis.
+
+ADR 0010: while Redis is away, the other services ask users' GET /v1/auth/revocation
+with the very token they check (there are no service accounts): users answers its
+subject's not-before time from its database, or 401 when the token is revoked or invalid
+there. Each call is bounded (REVOCATION_RECORD_TIMEOUT) and goes through a breaker (open
+for REVOCATION_RETRY seconds after REVOCATION_RECORD_FAILURES failures in a row), so an
+outage of both answers 503 at once instead of hanging; the caller caches the answers as
+it does Redis's.
 """
 
 from __future__ import annotations

@@ -201,14 +201,29 @@ class TokenVerifier:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                leeway=self._leeway,
-                options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
+                options={
+                    "require": list(REQUIRED_CLAIMS),
+                    "strict_aud": True,
+                    # the times are checked below against this verifier's clock
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("token expired") from None
         except jwt.PyJWTError:
             raise Unauthorized("invalid token") from None
-        return claims["exp"], _principal(claims)
+        principal = _principal(claims)
+        self._check_times(claims)
+        return claims["exp"], principal
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        """PyJWT's rules, on `now`: exp passed, iat or nbf ahead, each beyond the leeway."""
+        now = self._now()
+        nbf = claims.get("nbf", claims["iat"])
+        if not _is_time(nbf) or nbf > now + self._leeway or claims["iat"] > now + self._leeway:
+            raise Unauthorized("invalid token")
+        if claims["exp"] <= now - self._leeway:
+            raise Unauthorized("token expired")
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

@@ -35,6 +35,9 @@ def service_settings(cls: type[S], service: str, dsn: str, **overrides: Any) -> 
         "rate_limit_ip_burst": 1000,
         "rate_limit_user_rate": 1000.0,
         "rate_limit_user_burst": 1000,
+        # the revocation record (Redis away): the discard port unless a test runs users,
+        # never the users of a `make run` on this machine
+        "revocation_record_url": "http://127.0.0.1:9",
         **overrides,
     }
     return cls.model_validate(values)

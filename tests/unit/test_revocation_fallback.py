@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from lib.auth.revocation import ceil_ms
+from lib.auth.revocation import Revocations, ceil_ms
 from lib.errors import ServiceUnavailable, Unauthorized
 from tests.unit.test_revocation import SUBJECT, FakeRedis, make, token
 
@@ -129,3 +130,20 @@ async def test_the_record_refusing_the_token_is_401_not_503() -> None:
 def test_ceil_ms_rounds_up_exactly(micros: int, expected: int) -> None:
     base = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)  # 1_700_000_000 s
     assert ceil_ms(base + timedelta(microseconds=micros)) == expected
+
+
+async def test_the_fallback_given_at_construction_is_the_one_asked() -> None:
+    record = Record(5000)
+    revocations = Revocations(
+        cast(Any, failing_redis()),
+        prefix="fixup:revoked:",
+        max_age=900,
+        cache_ttl=1.0,
+        timeout=1.0,
+        retry=5.0,
+        fallback=record,
+    )
+    assert revocations.fallback is record
+    with pytest.raises(Unauthorized):
+        await revocations.check(token(4999), TOKEN)
+    assert record.asked == [(SUBJECT, TOKEN)]

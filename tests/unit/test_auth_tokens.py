@@ -101,7 +101,8 @@ def signed(keys: Keys, **changes: Any) -> str:
 
 
 def test_round_trip_claims_and_principal(keys: Keys, verifier: TokenVerifier) -> None:
-    fixed = datetime.now(UTC).replace(microsecond=123_456)
+    # a second back, so that the .123 456 is never ahead of the verifier's clock
+    fixed = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=123_456)
     signer = TokenSigner(keys.private_pem, TTL, clock=lambda: fixed)
     whole = fixed.replace(microsecond=0)
 

@@ -96,6 +96,14 @@ class ServiceSettings(BaseSettings):
     revocation_cache_ttl: float = Field(1.0, ge=0, le=60)
     revocation_timeout: float = Field(0.25, gt=0, le=10)
     revocation_retry: float = Field(1.0, gt=0, le=60)
+    # Redis away: ask the record (users' GET /v1/auth/revocation; ADR 0010) with this bound
+    # per call, its breaker opening after this many failures in a row (for REVOCATION_RETRY)
+    revocation_record_url: str = registry.get("users").local_url
+    revocation_record_timeout: float = Field(0.5, gt=0, le=10)
+    revocation_record_failures: int = Field(2, ge=1, le=100)
+    # the skew between hosts' clocks a verifier forgives on iat/nbf/exp (ADR 0010): small,
+    # since a token stays usable that much past its exp
+    token_clock_leeway: int = Field(5, ge=0, le=30)
 
     rate_limit_ip_rate: float = Field(20.0, gt=0)
     rate_limit_ip_burst: int = Field(40, ge=1)

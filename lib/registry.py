@@ -183,11 +183,14 @@ def built_services() -> list[Microservice]:
 
 def peer_addresses() -> dict[str, str]:
     """How a service reaches the others when each runs under its own name as host name
-    (Compose, Kubernetes): `<SVC>_URL` for an HTTP service, `<SVC>_GRPC_ADDR` for gRPC."""
+    (Compose, Kubernetes): `<SVC>_URL` for an HTTP service, `<SVC>_GRPC_ADDR` for gRPC,
+    and `REVOCATION_RECORD_URL`, users' address every service asks while Redis is away."""
     addresses = {}
     for s in MICROSERVICES:
         if s.grpc_port is not None:
             addresses[f"{s.env_prefix}_GRPC_ADDR"] = f"{s.name}:{s.grpc_port}"
         else:
             addresses[f"{s.env_prefix}_URL"] = f"http://{s.name}:{s.http_port}"
+    users = get("users")
+    addresses["REVOCATION_RECORD_URL"] = f"http://{users.name}:{users.http_port}"
     return addresses

@@ -7,8 +7,9 @@ allow per real edge:
   and the account pages, on their HTTP port;
 - Prometheus (namespace `monitoring`, `app.kubernetes.io/name: prometheus`) -> each
   service's /metrics port and Alertmanager;
-- each service -> the services it calls through a circuit breaker (`breakers`), on their
-  gRPC or HTTP port (an egress on the caller, an ingress on the callee);
+- each service -> the services it calls through a circuit breaker (`breakers`, and users'
+  revocation record for every other service), on their gRPC or HTTP port (an egress on
+  the caller, an ingress on the callee);
 - each service -> its database's port and Redis's; users -> SMTP and HTTPS (S3) when its
   settings have them; the migrations Job -> every database's port. These peers are
   managed servers outside the cluster: the rules name the port, not an address (an
@@ -38,6 +39,7 @@ REDIS_PORT = 6379
 SMTP_PORTS = (25, 465, 587)  # SMTP_PORT's default, implicit TLS, submission
 HTTPS_PORT = 443
 MIGRATE = "fixup-migrate"  # the Job's pods (tools/k8s.py)
+RECORD = "users"  # the revocation record's keeper (REVOCATION_RECORD_URL)
 
 
 def namespace_pods(namespace: str, pod_labels: dict[str, str]) -> dict[str, Any]:
@@ -91,18 +93,25 @@ def policy(name: str, pod: dict[str, str], ingress: list[Any], egress: list[Any]
     }
 
 
+def callees(service: registry.Microservice) -> tuple[str, ...]:
+    """What `service` calls through a breaker: its `breakers`, and users' revocation
+    record (every other service asks it while Redis is away, ADR 0010)."""
+    record = (RECORD,) if service.name != RECORD and RECORD not in service.breakers else ()
+    return service.breakers + record
+
+
 def service_policy(service: registry.Microservice, built: list[registry.Microservice]) -> Any:
     ingress: list[Any] = []
     if service.behind_gateway:
         ingress.append({"from": [GATEWAY], "ports": tcp(service.http_port)})
     ingress.append({"from": [PROMETHEUS], "ports": tcp(service.metrics_port)})
-    callers = [c for c in built if service.name in c.breakers]
+    callers = [c for c in built if service.name in callees(c)]
     if callers:
         sources = [{"podSelector": {"matchLabels": labels(c.name)}} for c in callers]
         ingress.append({"from": sources, "ports": tcp(serving_port(service))})
     egress: list[Any] = [
         {"to": [{"podSelector": {"matchLabels": labels(callee)}}], "ports": tcp(port)}
-        for callee, port in ((n, serving_port(registry.get(n))) for n in service.breakers)
+        for callee, port in ((n, serving_port(registry.get(n))) for n in callees(service))
     ]
     egress.append({"ports": tcp(ENGINE_PORTS[service.engine])})
     egress.append({"ports": tcp(REDIS_PORT)})

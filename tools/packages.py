@@ -63,6 +63,9 @@ EXAMPLES = (
     Package("jq", "docs/examples.md (run by tests/e2e/test_examples.py)", ("jq",)),
     Package("lsof", "docs/examples.md's breaker step", ("lsof",)),
 )
+CLOCKS = (
+    Package("faketime", "a users service 90 s off (tests/e2e/test_clock_skew.py)", ("faketime",)),
+)
 LINTERS = (
     Package("docker-compose", "docker-compose config (lint)", ("docker-compose",)),
     Package("kubectl", "kubectl kustomize (deploy/k8s overlays)", ("kubectl",)),
@@ -70,8 +73,8 @@ LINTERS = (
 
 TARGETS: dict[str, tuple[Package, ...]] = {
     "run": GATEWAY + NODE + METRICS,
-    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES,
-    "ci": SERVERS + BUILD + GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES,
+    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS,
+    "ci": SERVERS + BUILD + GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS,
 }
 
 

@@ -37,12 +37,10 @@ def service_lines(service: registry.Microservice) -> list[str]:
         env = [f"{prefix}_PORT={port}"]
         if service.grpc_port is not None:
             env.append(f"{prefix}_GRPC_PORT={service.grpc_port}")
-        if len(service.http_ports) > 1:  # replicas share state (chat fan-out, limits) in Redis
-            # the local Redis unless <SVC>_REDIS_URL or REDIS_URL says otherwise (a Procfile
-            # line runs in a shell: the defaults are expanded when the process starts)
-            env.append(
-                f"{prefix}_REDIS_URL=${{{prefix}_REDIS_URL:-${{REDIS_URL:-{REDIS_DEFAULT}}}}}"
-            )
+        # every process shares one Redis: revocations, limits, chat's fan-out across replicas
+        # (ADR 0010). The local Redis unless <SVC>_REDIS_URL or REDIS_URL says otherwise (a
+        # Procfile line runs in a shell: the defaults are expanded when the process starts)
+        env.append(f"{prefix}_REDIS_URL=${{{prefix}_REDIS_URL:-${{REDIS_URL:-{REDIS_DEFAULT}}}}}")
         if replica:  # replica k profiles REPLICA_PROFILING_STEP higher (10 workers each)
             profiling = profiling_port(
                 BASE_PORT + REPLICA_PROFILING_STEP * replica, service.index, 0

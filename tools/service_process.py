@@ -33,13 +33,14 @@ class ServiceProcess:
         name: str = "departments",
         *,
         inherit_environ: bool = True,
+        wrapper: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.port = int(env[f"{name.upper()}_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
+            [*wrapper, sys.executable, "-m", f"services.{name}"],  # wrapper: e.g. faketime
             cwd=ROOT,
             env={**os.environ, **env} if inherit_environ else env,
             stdout=log.open("w"),

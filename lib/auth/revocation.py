@@ -1,37 +1,33 @@
 """Token revocation (ADR 0010): "the tokens of subject S issued before T are void".
 
-The users service writes one record per subject when an account is deleted or its
-password is changed or reset: the Redis key `<REVOCATION_PREFIX><user id>` holds T (Unix
-milliseconds) and expires after the longest access-token lifetime (an older token has
-expired anyway). Every service checks each token it accepts against it (`check`, called
-by the auth middleware and the chat WebSocket), with a short cache per subject
-(REVOCATION_CACHE_TTL, 1 s): a revocation reaches every process within that bound plus a
-Redis round trip, and the process that writes it knows at once.
+The record is the users database (table token_revocations): the users service writes T
+with PostgreSQL's clock in the transaction that ends the sessions (an account deleted, a
+password changed or reset) and passes it to `revoke`, which copies it to Redis, the fast
+path: the key `<REVOCATION_PREFIX><user id>` holds T (Unix milliseconds) and expires after
+the longest access-token lifetime. Every service checks each token it accepts against it
+(`check`, called by the auth middleware and the chat WebSocket), with a short cache per
+subject (REVOCATION_CACHE_TTL, 1 s). Tokens carry `iat` in milliseconds read from the same
+clock (lib.auth.tokens), T is rounded up to the millisecond: every token signed before the
+revocation is void, one signed after it is not, whatever the hosts' clocks say.
 
-"Issued before T" is exact: tokens carry `iat` in milliseconds (lib.auth.tokens) and T
-is rounded up to the millisecond, so every token signed before the revocation is void
-and one signed after it (a new login) is not.
-
-Redis unreachable: fail closed for what the process cannot tell. A token whose subject
-this process never read gets 503 SERVICE_UNAVAILABLE (Retry-After), never a pass and
-never a hang: each read is bounded by REVOCATION_TIMEOUT, and after a failure a breaker
-answers at once for REVOCATION_RETRY seconds. A subject it did read keeps the record it
-last read (stale if error): while Redis is away no revocation can be written (users
-answers 503), so that value is the truth unless one landed between the last read and
-the outage (for an active user: within the cache's bound). Chat keeps working through
-a Redis outage this way, as ADR 0011 wants. A revocation that cannot be written is an
-error the writer must not swallow (`RevocationUnavailable`: users rolls its change
-back). Without REDIS_URL (one process, development) the records live in the process's
-memory.
+Redis unreachable (REVOCATION_TIMEOUT per read, then a breaker answers at once for
+REVOCATION_RETRY seconds): the process asks the record instead, through `fallback` (other
+services: users' GET /v1/auth/revocation with the token being checked, through a breaker
+with a short timeout, lib/clients/revocations.py; users: its own database), and caches the answer
+as long as a Redis one. Only with both away does a subject this process never read get 503
+(Retry-After); one it did read keeps the value it last read (stale if error). Writing the
+Redis copy is not skipped: a revocation Redis does not take is an error the writer must not
+swallow (`RevocationUnavailable`: users rolls its change back), or a process reading Redis
+would miss it. Without REDIS_URL (one process, development) the copy lives in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -46,6 +42,16 @@ log = get_logger("lib.auth")
 CACHE_SIZE = 100_000  # subjects remembered per process (the table starts over when full)
 FAILURES = (RedisError, OSError, TimeoutError)
 CLOCK_MARGIN = 60  # s a record outlives the token lifetime: hosts' clocks differ a little
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+
+# the record's not-before (ms, 0: none) of a subject, asked with the token being checked
+Fallback = Callable[[uuid.UUID, str], Awaitable[int]]
+
+
+def ceil_ms(moment: datetime) -> int:
+    """Unix milliseconds of `moment`, rounded up (exact: no float on the way)."""
+    return -((EPOCH - moment) // MILLISECOND)
 
 
 class RevocationUnavailable(ServiceUnavailable):
@@ -64,7 +70,7 @@ class Revocations:
         cache_ttl: float,
         timeout: float,
         retry: float,
-        now: Callable[[], float] = time.time,
+        fallback: Fallback | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
@@ -72,7 +78,7 @@ class Revocations:
         self.max_age = max_age  # s: the longest lifetime of an access token
         self.cache_ttl = cache_ttl
         self.timeout = timeout
-        self._now = now
+        self.fallback = fallback
         self._monotonic = monotonic
         # subject -> (fresh until (monotonic), not-before ms, 0: none); without Redis the
         # only copy, kept for max_age
@@ -88,10 +94,9 @@ class Revocations:
     def key(self, subject: uuid.UUID) -> str:
         return f"{self.prefix}{subject}"
 
-    async def revoke(self, subject: uuid.UUID) -> int:
-        """Void every token of `subject` issued until now; T (ms). RevocationUnavailable
-        when Redis does not take it within the timeout."""
-        not_before = math.ceil(self._now() * 1000)
+    async def revoke(self, subject: uuid.UUID, not_before: int) -> int:
+        """Copy the record "tokens of `subject` issued before `not_before` (ms) are void";
+        RevocationUnavailable when Redis does not take it within the timeout."""
         if self.client is not None:
             try:
                 ttl = self.max_age + CLOCK_MARGIN
@@ -105,18 +110,15 @@ class Revocations:
         self._remember(subject, not_before, fresh)
         return not_before
 
-    async def check(self, principal: Principal) -> None:
+    async def check(self, principal: Principal, token: str = "") -> None:
         """Unauthorized("token revoked") for a token issued before its subject's record;
-        503 when the record cannot be read (fail closed)."""
+        Redis away: the fallback (asked with `token`); 503 when neither answers."""
         not_before = self._cached(principal.user_id)
         if not_before is None:
             try:
                 not_before = (await self._fetch([principal.user_id]))[principal.user_id]
-            except ServiceUnavailable:
-                known = self._known.get(principal.user_id)
-                if known is None:
-                    raise
-                not_before = known[1]  # stale if error: what this process last read
+            except ServiceUnavailable as outage:
+                not_before = await self._from_record(principal.user_id, token, outage)
         if principal.issued_at_ms < not_before:
             raise Unauthorized("token revoked")
 
@@ -134,6 +136,21 @@ class Revocations:
             if principal.issued_at_ms < not_before:
                 found.append(principal)
         return found
+
+    async def _from_record(self, subject: uuid.UUID, token: str, outage: ServiceUnavailable) -> int:
+        """Redis is away: the record through the fallback, else what this process last
+        read (stale if error), else 503 (Redis's)."""
+        try:
+            if self.fallback is None or not token:
+                raise outage
+            not_before = await self.fallback(subject, token)
+        except ServiceUnavailable:
+            known = self._known.get(subject)
+            if known is None:
+                raise outage from None
+            return known[1]
+        self._remember(subject, not_before, self.cache_ttl)
+        return not_before
 
     def _cached(self, subject: uuid.UUID) -> int | None:
         known = self._known.get(subject)

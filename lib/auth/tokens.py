@@ -2,7 +2,9 @@
 
 Claims: iss="fixup-users", aud="fixup", sub (user id), role, verified, iat, exp, jti.
 `iat` carries milliseconds (a NumericDate may, RFC 7519): a revocation voids the tokens
-issued before it to the millisecond (lib.auth.revocation); `exp` is whole seconds.
+issued before it to the millisecond (lib.auth.revocation); `exp` is whole seconds. The
+users service signs with its database's clock, the one revocations are written with; the
+verifiers forgive TOKEN_CLOCK_LEEWAY seconds of skew on iat/nbf/exp (ADR 0010).
 The verifier accepts only alg=EdDSA: the header is checked before anything is decoded and
 PyJWT is told the same, so `alg=none` and HS256-signed-with-the-public-key tokens fail.
 Every failure is `lib.errors.Unauthorized` with a short detail that names no internals:
@@ -106,10 +108,18 @@ class TokenSigner:
     def ttl_seconds(self) -> int:
         return self._ttl
 
-    def issue(self, user_id: uuid.UUID, role: Role | str, verified: bool) -> tuple[str, Principal]:
-        """A signed access token for the user and the Principal it describes."""
+    def issue(
+        self,
+        user_id: uuid.UUID,
+        role: Role | str,
+        verified: bool,
+        issued_at: datetime | None = None,
+    ) -> tuple[str, Principal]:
+        """A signed access token for the user and the Principal it describes; `issued_at`
+        (the users service passes its database's clock, ADR 0010), else the signer's clock."""
         role = Role(role)  # ValueError for a role that does not exist
-        issued_at_ms = math.floor(self._clock().timestamp() * 1000)
+        moment = self._clock() if issued_at is None else issued_at
+        issued_at_ms = math.floor(moment.timestamp() * 1000)
         iat = issued_at_ms / 1000
         exp = issued_at_ms // 1000 + self._ttl
         jti = uuid.uuid4().hex
@@ -191,14 +201,29 @@ class TokenVerifier:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                leeway=self._leeway,
-                options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
+                options={
+                    "require": list(REQUIRED_CLAIMS),
+                    "strict_aud": True,
+                    # the times are checked below against this verifier's clock
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("token expired") from None
         except jwt.PyJWTError:
             raise Unauthorized("invalid token") from None
-        return claims["exp"], _principal(claims)
+        principal = _principal(claims)
+        self._check_times(claims)
+        return claims["exp"], principal
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        """PyJWT's rules, on `now`: exp passed, iat or nbf ahead, each beyond the leeway."""
+        now = self._now()
+        nbf = claims.get("nbf", claims["iat"])
+        if not _is_time(nbf) or nbf > now + self._leeway or claims["iat"] > now + self._leeway:
+            raise Unauthorized("invalid token")
+        if claims["exp"] <= now - self._leeway:
+            raise Unauthorized("token expired")
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

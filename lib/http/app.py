@@ -13,6 +13,7 @@ from aiohttp import web
 from lib import tracing
 from lib.auth.revocation import Revocations
 from lib.auth.tokens import TokenVerifier
+from lib.clients.revocations import RevocationRecord
 from lib.config import ServiceSettings
 from lib.db.pool import connect
 from lib.http import middleware as mw
@@ -61,6 +62,16 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     client = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
     app[REDIS] = client
+    record = (
+        RevocationRecord(
+            settings.revocation_record_url,
+            timeout=settings.revocation_record_timeout,
+            failures=settings.revocation_record_failures,
+            retry=settings.revocation_retry,
+        )
+        if client is not None and settings.revocation_record_url
+        else None
+    )
     app[REVOCATIONS] = Revocations(
         client,
         prefix=settings.revocation_prefix,
@@ -68,8 +79,11 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         cache_ttl=settings.revocation_cache_ttl,
         timeout=settings.revocation_timeout,
         retry=settings.revocation_retry,
+        fallback=record,
     )
     yield
+    if record is not None:
+        await record.close()
     if client is not None:
         await client.aclose()
 
@@ -129,7 +143,8 @@ def create_app(
     )
     app[SETTINGS] = settings
     public_key = settings.public_key_pem()
-    app[AUTH] = TokenVerifier(public_key) if public_key else None
+    leeway = settings.token_clock_leeway
+    app[AUTH] = TokenVerifier(public_key, leeway) if public_key else None
     if settings.database_url:
         app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(redis_ctx)

@@ -295,10 +295,17 @@ def ip_limit_middleware(trusted_proxies: list[str]) -> Any:
 EXEMPT = {"/health", "/ready", "/metrics"}
 
 
+def anonymous(request: web.Request) -> bool:
+    """The route ignores credentials (`@operation(anonymous=True)`, lib/http/openapi.py)."""
+    return getattr(request.match_info.handler, "__anonymous__", False) is True
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Verify a bearer token or the access cookie when present; handlers decide who may pass."""
     request[PRINCIPAL] = None
+    if anonymous(request):  # login, register, ...: a stale token there must not refuse
+        return await handler(request)
     verifier: Any = request.app.get(AUTH)
     header = request.headers.get("Authorization", "")
     cookie = request.cookies.get(ACCESS_COOKIE, "")
@@ -317,7 +324,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if verifier is None:
         raise Unauthorized("this service does not accept tokens")
     principal = verifier.verify(token.strip())
-    await request.app[REVOCATIONS].check(principal)  # 401 revoked; 503 when it cannot tell
+    # 401 revoked; 503 when neither Redis nor the record can tell
+    await request.app[REVOCATIONS].check(principal, token.strip())
     request[PRINCIPAL] = principal
     structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
     return await handler(request)

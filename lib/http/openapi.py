@@ -58,6 +58,7 @@ class Operation:
     any_owner: tuple[str, ...] = ()
     verified: bool = False
     authenticate: Authenticate | None = None
+    anonymous: bool = False  # public and credentials ignored: a stale token never refuses
     errors: tuple[int, ...] = ()
     if_match: bool = False
     etag: bool = False
@@ -67,6 +68,8 @@ class Operation:
     access: Access = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.anonymous and self.roles is not None:
+            raise ValueError("an anonymous route declares no roles")
         self.access = Access.declare(
             self.roles,
             owner=self.owner,
@@ -108,6 +111,8 @@ def operation(summary: str, **kwargs: Any) -> Callable[[F], F]:
                 return await handler(request)
 
         guard.__openapi__ = op
+        if op.anonymous:
+            guard.__anonymous__ = True
         guard.__guard__ = guard
         return guard  # type: ignore[no-any-return]
 

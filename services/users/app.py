@@ -10,8 +10,9 @@ from aiohttp import web
 from lib.config import load_settings
 from lib.http.app import CleanupCtx
 from lib.http.app import create_app as base_app
-from services.users import facts, passwords, pictures, registration, sessions
+from services.users import facts, passwords, pictures, registration, revocations, sessions
 from services.users.auth_kit import auth_ctx
+from services.users.clock import clock_ctx
 from services.users.handlers import departments_ctx, routes
 from services.users.mail_relay import mail_ctx
 from services.users.pictures import storage_ctx
@@ -40,9 +41,11 @@ def create_app(
         mail_ctx(settings),
         storage_ctx(settings),
         departments_ctx(settings),
+        revocations.record_ctx,
+        clock_ctx,
     )
     app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
-    for concern in (registration, sessions, passwords, pictures):
+    for concern in (registration, sessions, passwords, pictures, revocations):
         app.add_routes(concern.routes)
     for counter in facts.ALL:
         counter.start(settings.service)

@@ -24,10 +24,12 @@ from aiohttp import web
 from lib.auth.passwords import BoundedHasher, make_hasher
 from lib.auth.tokens import TokenSigner
 from lib.crypto import FieldCipher
+from lib.db.runtime import PgConn
 from lib.errors import ServiceUnavailable
 from lib.http.keys import LIMITS, SETTINGS
 from lib.logging import get_logger
 from lib.resilience.ratelimit import RateLimiter, make_rate_limiter
+from services.users.db import auth as auth_q
 from services.users.settings import UsersSettings
 
 log = get_logger("services.users.auth")
@@ -45,10 +47,13 @@ class AuthKit:
     register_limit: RateLimiter  # per IP
     mail_limit: RateLimiter  # resend-verification and password-reset, per email
 
-    def issue(self, user_id: Any, role: str, verified: bool) -> str:
+    async def issue(self, conn: PgConn, user_id: Any, role: str, verified: bool) -> str:
+        """An access token whose iat is the database's clock, read on `conn` (in the
+        transaction that signs it, if any): the clock revocations are written with."""
         if self.signer is None:
             raise ServiceUnavailable("sign-in is not configured (JWT_PRIVATE_KEY)")
-        return self.signer.issue(user_id, role, verified)[0]
+        now = await auth_q.database_clock(conn)
+        return self.signer.issue(user_id, role, verified, issued_at=now)[0]
 
     def seal(self, personal_id: str, user_id: uuid.UUID) -> bytes:
         if self.cipher is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -80,3 +81,12 @@ class TokenPair(BaseModel):
     refresh_token: str
     token_type: Literal["Bearer"]
     expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class RevocationOut(BaseModel):
+    """The revocation record of the token's own account (ADR 0010)."""
+
+    user_id: uuid.UUID
+    not_before_ms: int = Field(
+        description="Tokens of the account with iat before this (Unix ms) are void; 0: none."
+    )

@@ -28,7 +28,7 @@ from lib.http.cursor import After, keyset_page, next_cursor
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
 from lib.http.jsonio import data, json_response
-from lib.http.keys import DB, REVOCATIONS, SETTINGS
+from lib.http.keys import DB, SETTINGS
 from lib.http.listing import Page, like_pattern
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
@@ -41,6 +41,7 @@ from services.users.db.models import User, UserRole
 from services.users.pictures import STORAGE, delete_quietly, picture_url, picture_urls
 from services.users.points import POINTS, PointsLookup, points_for
 from services.users.profile_schemas import ADMIN_ONLY, READ_ONLY, ProviderOut, UserPatch
+from services.users.revocations import end_sessions
 from services.users.schemas import KEYS, UserListMeta, UserListQuery, UserOut
 from services.users.settings import UsersSettings
 from services.users.user_json import user_json
@@ -280,7 +281,7 @@ async def delete_user(request: web.Request) -> web.Response:
         await q.anonymise_user(conn, id=user_id, version=version)
         await q.delete_provider_details(conn, user_id=user_id)
         await auth_q.revoke_user_families(conn, user_id=user_id, reason="account deleted")
-        await request.app[REVOCATIONS].revoke(user_id)  # fails: 503, nothing changed
+        await end_sessions(request.app, conn, user_id)  # fails: 503, nothing changed
         facts.REVOCATIONS.count(request.app[SETTINGS].service, reason="account_deleted")
     await delete_quietly(request.app[STORAGE], before.picture_key)
     return web.Response(status=204)

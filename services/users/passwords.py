@@ -10,7 +10,7 @@ from lib.errors import FieldError, Unauthorized, ValidationFailed
 from lib.http.access import EVERY_ROLE, SELF
 from lib.http.body import parse_body
 from lib.http.guards import authenticated
-from lib.http.keys import DB, REVOCATIONS
+from lib.http.keys import DB
 from lib.http.openapi import operation
 from lib.resilience.ratelimit import enforce
 from services.users import facts
@@ -22,6 +22,7 @@ from services.users.db import users as users_q
 from services.users.db.models import EmailTokenPurpose
 from services.users.email_links import LinkInvalid, send_token_mail, usable_link, wake_relay
 from services.users.profile_schemas import PasswordChange
+from services.users.revocations import end_sessions
 
 routes = web.RouteTableDef()
 
@@ -30,6 +31,7 @@ routes = web.RouteTableDef()
 @operation(
     "Ask for a password reset",
     tags=AUTH_TAGS,
+    anonymous=True,
     status=204,
     body=EmailIn,
     description="204 whether or not the email belongs to an account; an account gets a "
@@ -56,6 +58,7 @@ async def password_reset(request: web.Request) -> web.Response:
 @operation(
     "Reset the password",
     tags=AUTH_TAGS,
+    anonymous=True,
     status=204,
     body=ResetConfirmIn,
     errors=(409, 503),
@@ -75,7 +78,7 @@ async def password_reset_confirm(request: web.Request) -> web.Response:
             raise LinkInvalid("this reset link is not valid")  # the account is gone
         await q.use_email_tokens(conn, user_id=token.user_id, purpose=purpose)
         await q.revoke_user_families(conn, reason="password reset", user_id=token.user_id)
-        await request.app[REVOCATIONS].revoke(token.user_id)  # fails: 503, nothing changed
+        await end_sessions(request.app, conn, token.user_id)  # fails: 503, nothing changed
         facts.REVOCATIONS.count(users_settings(request).service, reason="password_reset")
     return web.Response(status=204)
 
@@ -115,6 +118,6 @@ async def change_password(request: web.Request) -> web.Response:
         if changed == 0:  # changed or disabled meanwhile: the old password is no longer it
             raise wrong
         await q.revoke_user_families(conn, user_id=principal.user_id, reason="password changed")
-        await request.app[REVOCATIONS].revoke(principal.user_id)
+        await end_sessions(request.app, conn, principal.user_id)
         facts.REVOCATIONS.count(users_settings(request).service, reason="password_changed")
     return web.Response(status=204)

@@ -32,6 +32,7 @@ SELF_REGISTERED = (Role.CUSTOMER, Role.PROVIDER)
 @operation(
     "Register",
     tags=AUTH_TAGS,
+    anonymous=True,
     response=UserOut,
     status=201,
     body=RegisterIn,
@@ -89,6 +90,7 @@ async def register(request: web.Request) -> web.Response:
 @operation(
     "Verify an email address",
     tags=AUTH_TAGS,
+    anonymous=True,
     status=204,
     body=TokenIn,
     errors=(409,),
@@ -113,6 +115,7 @@ async def verify(request: web.Request) -> web.Response:
 @operation(
     "Resend the verification mail",
     tags=AUTH_TAGS,
+    anonymous=True,
     status=204,
     body=EmailIn,
     description="204 whether or not the email belongs to an account (nothing is revealed); "

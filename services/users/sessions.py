@@ -56,8 +56,8 @@ async def start_session(request: web.Request, user: q.LoginCandidateRow) -> web.
     written: a reset or deletion that commits after the session ends it, and its revocation
     time is later than the token's iat, so the token is void too (ADR 0010)."""
     refresh, refresh_hash = new_secret()
-    access = request.app[AUTH_KIT].issue(user.id, user.role, user.verified)
     async with request.app[DB].acquire() as conn:
+        access = await request.app[AUTH_KIT].issue(conn, user.id, user.role, user.verified)
         started = await q.start_session(
             conn,
             user_id=user.id,
@@ -75,6 +75,7 @@ async def start_session(request: web.Request, user: q.LoginCandidateRow) -> web.
 @operation(
     "Log in",
     tags=AUTH_TAGS,
+    anonymous=True,
     response=TokenPair,
     body=LoginIn,
     errors=(401, 503),
@@ -127,6 +128,7 @@ async def refresh_body(request: web.Request) -> RefreshIn | None:
 @operation(
     "Refresh the tokens",
     tags=AUTH_TAGS,
+    anonymous=True,
     response=TokenPair,
     body=RefreshIn,
     errors=(401, 403),
@@ -160,7 +162,8 @@ async def refresh(request: web.Request) -> web.Response:
             )
             # signed before the commit: an end of every session that waited for the
             # family's lock revokes from a later time than this token's iat (ADR 0010)
-            access = request.app[AUTH_KIT].issue(row.user_id, row.role, row.verified)
+            kit = request.app[AUTH_KIT]
+            access = await kit.issue(conn, row.user_id, row.role, row.verified)
     if access is None:  # raised after the commit: a revocation must stick
         raise Unauthorized("invalid refresh token")
     return token_response(request, access, new_token)
@@ -170,6 +173,7 @@ async def refresh(request: web.Request) -> web.Response:
 @operation(
     "Log out",
     tags=AUTH_TAGS,
+    anonymous=True,
     status=204,
     body=RefreshIn,
     errors=(401, 403),

@@ -58,6 +58,7 @@ def chat_env(dsn: str, port: int, redis_url: str, orders_port: int, prefix: str)
         "CHAT_ORDERS_URL": f"http://127.0.0.1:{orders_port}",
         "CHAT_CHANNEL_PREFIX": prefix,
         "REDIS_URL": redis_url,
+        "REVOCATION_RECORD_URL": "http://127.0.0.1:9",  # no users here: the discard port
         "WORKERS": "1",
         "DB_POOL_MIN": "1",
         "LOG_LEVEL": "WARNING",

@@ -19,7 +19,7 @@ from dotenv import dotenv_values
 
 from lib import registry
 from tests.e2e.gateway_stack import Gateway
-from tests.servers import free_port
+from tests.servers import Servers, free_port
 from tools import keys, openapi_examples, seed
 from tools.examples_page import Example, examples, matches, pattern, run
 from tools.service_process import ROOT, ServiceProcess
@@ -47,7 +47,10 @@ class ExamplesStack:
 
 @pytest.fixture(scope="module")
 async def stack(
-    migrated_db: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+    migrated_db: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+    servers: Servers,
+    redis_prefix: str,
 ) -> AsyncIterator[ExamplesStack]:
     for tool in ("curl", "jq", "lsof"):
         if shutil.which(tool) is None:
@@ -82,6 +85,11 @@ async def stack(
         "ENCRYPTION_KEY_FILE": str(key_dir / keys.ENCRYPTION_NAME),
         "STORAGE_DIR": str(tmp / "storage"),
         "DB_POOL_MIN": "1",
+        # the shared Redis of .env.example: this run's own keys (limits, revocations)
+        "REDIS_URL": servers.redis_url,
+        "RATE_LIMIT_PREFIX": f"{redis_prefix}examples:rl:",
+        "REVOCATION_PREFIX": f"{redis_prefix}examples:revoked:",
+        "REVOCATION_RECORD_URL": f"http://127.0.0.1:{ports['users']}",
     }
     services: dict[str, ServiceProcess] = {}
     try:
@@ -109,6 +117,7 @@ def test_the_page_has_the_whole_story() -> None:
         "/users/v1/auth/login", "/catalog/v1/services", "/orders/v1/orders",
         "/offers", "/accept", "/chat/v1/conversations", "/messages", "/start", "/complete",
         "/review", "/users/v1/users/me", "kill -STOP", "kill -CONT", "resend-verification",
+        "-X DELETE",
     ):  # fmt: skip
         assert route in commands, route
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 from pydantic import SecretStr
@@ -13,9 +16,9 @@ from lib.config import ServiceSettings
 from services.departments.settings import DepartmentsSettings
 
 KEYS = generate_keypair()
-# A token a test signs outlives the whole run: module-level headers are signed at import,
-# and a full run lasts longer than the production ACCESS_TOKEN_TTL (900 s). Tests of
-# expiry sign with a TTL and a clock of their own.
+# A token a test signs outlives the whole run (longer than the production ACCESS_TOKEN_TTL,
+# 900 s); module-level headers are `Bearer`s, signed when read. Tests of expiry sign with
+# a TTL and a clock of their own.
 TEST_TOKEN_TTL = 24 * 3600
 
 
@@ -32,6 +35,9 @@ def service_settings(cls: type[S], service: str, dsn: str, **overrides: Any) -> 
         "rate_limit_ip_burst": 1000,
         "rate_limit_user_rate": 1000.0,
         "rate_limit_user_burst": 1000,
+        # the revocation record (Redis away): the discard port unless a test runs users,
+        # never the users of a `make run` on this machine
+        "revocation_record_url": "http://127.0.0.1:9",
         **overrides,
     }
     return cls.model_validate(values)
@@ -48,3 +54,29 @@ def token(role: Role = Role.ADMIN, *, ttl: int = TEST_TOKEN_TTL, **kwargs: Any) 
 
 def bearer(role: Role = Role.ADMIN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(role)}"}
+
+
+class Bearer(Mapping[str, str]):
+    """An Authorization header signed each time it is read, never at import: a module's
+    `ADMIN = Bearer(Role.ADMIN)` holds whenever its tests run (tests/unit/test_import_time.py)."""
+
+    def __init__(self, role: Role = Role.ADMIN, user_id: uuid.UUID | None = None) -> None:
+        self.role, self.user_id = role, user_id or uuid.uuid4()  # one caller, as before
+
+    def __getitem__(self, name: str) -> str:
+        if name != "Authorization":
+            raise KeyError(name)
+        value, _ = TokenSigner(KEYS[0], TEST_TOKEN_TTL).issue(self.user_id, self.role, True)
+        return f"Bearer {value}"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("Authorization",))
+
+    def __len__(self) -> int:
+        return 1
+
+
+def wall_ms() -> int:
+    """This host's clock in ms, rounded up: the not-before time of a revocation written by
+    hand (users writes its database's clock; tokens signed here use this host's)."""
+    return math.ceil(time.time() * 1000)

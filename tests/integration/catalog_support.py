@@ -7,9 +7,9 @@ from typing import Any
 
 from lib.auth.principal import Role
 from services.catalog.settings import CatalogSettings
-from tests.integration.auth_support import bearer, service_settings
+from tests.integration.auth_support import Bearer, bearer, service_settings
 
-ADMIN = bearer(Role.ADMIN)
+ADMIN = Bearer(Role.ADMIN)
 
 
 def catalog_settings(dsn: str, **overrides: Any) -> CatalogSettings:

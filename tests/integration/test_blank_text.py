@@ -13,11 +13,11 @@ import grpc
 import pytest
 
 from lib.auth.principal import Role
-from tests.integration.auth_support import bearer
+from tests.integration.auth_support import Bearer
 from tests.integration.points_support import Points, new_id
 from tests.integration.test_constraints import BLANKS, PYTHON_WHITESPACE
 
-ADMIN = bearer(Role.ADMIN)
+ADMIN = Bearer(Role.ADMIN)
 
 
 @pytest.mark.parametrize("blank", BLANKS + PYTHON_WHITESPACE, ids=ascii)

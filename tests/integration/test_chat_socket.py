@@ -40,7 +40,7 @@ from lib.http.keys import REVOCATIONS
 from services.chat import ws
 from services.chat.app import create_app as chat_app
 from services.chat.deps import HUB
-from tests.integration.auth_support import KEYS
+from tests.integration.auth_support import KEYS, wall_ms
 from tests.integration.chat_support import StalledClient, chat_settings, eventually
 from tests.integration.orders_support import Caller, caller
 from tests.logging_support import capture_logs, logging_restored
@@ -202,7 +202,7 @@ async def test_the_handshake_refusals(chat: Any, talk: Talk) -> None:
         "this route speaks WebSocket only (Upgrade: websocket)"
     )
     # a token revoked since it was signed
-    await chat.app[REVOCATIONS].revoke(customer.id)
+    await chat.app[REVOCATIONS].revoke(customer.id, wall_ms())
     assert await refusal(chat, talk.path, upgrade(f"fixup.bearer, {mine}")) == (
         401,
         "token revoked",
@@ -438,7 +438,7 @@ async def test_the_sweep_closes_revoked_sockets(chat: Any, talk: Talk) -> None:
     revoked = [await open_socket(chat, talk, talk.customer) for _ in range(2)]
     kept = await open_socket(chat, talk, talk.provider)
     assert await ws.sweep_revoked(app) == 0
-    await app[REVOCATIONS].revoke(talk.customer.id)
+    await app[REVOCATIONS].revoke(talk.customer.id, wall_ms())
     assert await ws.sweep_revoked(app) == 2
     for socket in revoked:
         assert await closed_with(socket) == (4001, "token revoked")
@@ -470,7 +470,7 @@ async def test_the_sweep_runs_by_itself_and_survives_a_failure(
 
         socket = await open_socket(chat, talk, talk.customer)
         monkeypatch.setattr(revocations, "revoked", once_unavailable)
-        await revocations.revoke(talk.customer.id)
+        await revocations.revoke(talk.customer.id, wall_ms())
         assert await closed_with(socket) == (4001, "token revoked")
     warned = [e for e in logs if e["event"] == "chat_revocation_sweep_failed"]
     assert [(e["log_level"], e["detail"]) for e in warned] == [("warning", "redis away")]

@@ -15,9 +15,9 @@ import jwt
 import pytest
 
 from lib.auth.principal import Role
-from tests.integration.auth_support import KEYS, bearer, token
+from tests.integration.auth_support import KEYS, Bearer, bearer, token
 
-ADMIN = bearer(Role.ADMIN)
+ADMIN = Bearer(Role.ADMIN)
 JSON_CT = {"Content-Type": "application/json"}
 FORM_CT = {"Content-Type": "application/x-www-form-urlencoded"}
 HUGE = b'{"name": "' + b"a" * (1024 * 1024) + b'"}'

@@ -25,7 +25,7 @@ from services.catalog.app import create_app as catalog_app
 from services.orders.app import create_app
 from services.orders.db import table_versions
 from services.orders.relay import RELAY
-from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, bearer
+from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, Bearer, bearer
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.orders_support import (
     Caller,
@@ -87,7 +87,7 @@ def as_role(who: Caller, role: Role) -> Caller:
     return Caller(who.id, {"Authorization": f"Bearer {value}"})
 
 
-ADMIN = Caller(uuid.uuid4(), bearer(Role.ADMIN))
+ADMIN = Caller(uuid.uuid4(), Bearer(Role.ADMIN))
 
 
 async def call(

@@ -25,12 +25,12 @@ from lib.http.keys import DB
 from services.departments.app import create_app
 from services.users.app import create_app as create_users_app
 from services.users.settings import UsersSettings
-from tests.integration.auth_support import KEYS, bearer, settings_for
+from tests.integration.auth_support import KEYS, Bearer, bearer, settings_for
 from tests.integration.points_support import Points, new_id, running_points
 from tests.proxy import TcpProxy, through
 from tools import seed
 
-ADMIN = bearer(Role.ADMIN)
+ADMIN = Bearer(Role.ADMIN)
 POOL_MAX = 10
 ENGINES = ["postgresql", "mysql"]
 

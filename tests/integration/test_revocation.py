@@ -20,6 +20,7 @@ from lib.auth import Role, TokenSigner, TokenVerifier, generate_keypair
 from lib.auth.principal import Principal
 from lib.auth.revocation import CLOCK_MARGIN, Revocations, RevocationUnavailable
 from lib.errors import ServiceUnavailable, Unauthorized
+from tests.integration.auth_support import wall_ms
 from tests.reliability.throwaway import RedisServer
 from tests.servers import Servers
 
@@ -73,7 +74,7 @@ async def test_tokens_issued_before_the_revocation_are_void_to_the_millisecond(
     writer = revocations(client, prefix, clock)
     fresh = principal(user, int(time.time() * 1000))
     await writer.check(fresh)  # no record yet: passes
-    not_before = await writer.revoke(user)
+    not_before = await writer.revoke(user, wall_ms())
     # the writer knows at once (no Redis read needed)
     with pytest.raises(Unauthorized, match="token revoked"):
         await writer.check(fresh)
@@ -98,7 +99,7 @@ async def test_a_real_login_in_the_same_second_as_the_revocation_still_works(
         await asyncio.sleep(1.01 - time.time() % 1)
     before, _ = signer.issue(user, Role.CUSTOMER, True)
     await asyncio.sleep(0.002)
-    not_before = await writer.revoke(user)
+    not_before = await writer.revoke(user, wall_ms())
     await asyncio.sleep(0.002)
     after, _ = signer.issue(user, Role.CUSTOMER, True)
     old, new = verifier.verify(before), verifier.verify(after)
@@ -114,7 +115,7 @@ async def test_another_process_sees_it_within_the_cache_ttl(client: Redis, prefi
     reader = revocations(client, prefix, clock, cache_ttl=1.0)
     token = principal(user, int(time.time() * 1000) - 5)
     await reader.check(token)  # read from Redis: no record, remembered for 1 s
-    await writer.revoke(user)
+    await writer.revoke(user, wall_ms())
     clock.t += 0.9
     await reader.check(token)  # still within the cache's bound: the old answer
     clock.t += 0.2
@@ -130,7 +131,7 @@ async def test_without_redis_the_records_live_in_the_process() -> None:
     local = revocations(None, "unused:", clock)
     token = principal(user, int(time.time() * 1000) - 5)
     await local.check(token)
-    not_before = await local.revoke(user)
+    not_before = await local.revoke(user, wall_ms())
     clock.t += 60  # no cache expiry: the only copy, kept for the token lifetime
     with pytest.raises(Unauthorized):
         await local.check(token)
@@ -160,7 +161,7 @@ async def test_redis_stopped_or_frozen_fails_closed_within_the_timeout(
     try:
         await checker.check(token)  # up: no record
         revoked = principal(uuid.uuid4(), int(time.time() * 1000))
-        await revocations(client, prefix, Clock()).revoke(revoked.user_id)
+        await revocations(client, prefix, Clock()).revoke(revoked.user_id, wall_ms())
         with pytest.raises(Unauthorized):
             await checker.check(revoked)
         stranger = principal(uuid.uuid4(), int(time.time() * 1000))
@@ -182,7 +183,7 @@ async def test_redis_stopped_or_frozen_fails_closed_within_the_timeout(
         assert failed.value.status == 503
         assert failed.value.headers["Retry-After"]
         with pytest.raises(RevocationUnavailable, match="nothing was changed"):
-            await checker.revoke(token.user_id)
+            await checker.revoke(token.user_id, wall_ms())
         os.kill(own_redis.proc.pid, signal.SIGCONT)
         own_redis.stop()  # now refused outright
         clock.t += 1.5  # the breaker lets a trial through: refused at once

@@ -35,6 +35,7 @@ import pytest
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, TokenVerifier
 from lib.errors import Unauthorized
+from lib.http.keys import SETTINGS
 from lib.storage.local import LocalStorage
 from services.departments.app import create_app as departments_app
 from services.departments.db import idempotency as departments_idem
@@ -268,10 +269,11 @@ async def test_refresh_token(users: Any, users_dsn: str, db: asyncpg.Connection,
 
 @pytest.mark.parametrize("when", WHEN)
 async def test_access_token(users: Any, users_dsn: str, db: asyncpg.Connection, when: str) -> None:
-    """Expiring at floor(now) + 60 ("before"), at floor(now) (the clock is past it when
-    the service verifies) or a second before that."""
+    """Expiring at floor(now) + 60 ("before"), at floor(now) less the configured clock
+    leeway (the clock is past it when the service verifies) or a second before that."""
     user_id = await make_user(users_dsn)
-    exp = math.floor(time.time()) + {"before": 60, "at": 0, "after": -1}[when]
+    leeway = users.app[SETTINGS].token_clock_leeway
+    exp = math.floor(time.time()) + {"before": 60, "at": -leeway, "after": -1 - leeway}[when]
     issued = datetime.fromtimestamp(exp - 900, UTC)
     token, _ = TokenSigner(KEYS[0], 900, clock=lambda: issued).issue(user_id, Role.CUSTOMER, True)
     before = await db.fetchrow("SELECT first_name, version FROM users WHERE id = $1", user_id)

@@ -32,11 +32,11 @@ from services.departments.app import create_app as departments_app
 from services.points.db import points as points_q
 from services.points.service import PointService
 from services.users.app import create_app
-from tests.integration.auth_support import settings_for
+from tests.integration.auth_support import Bearer, settings_for
 from tests.integration.users_support import auth, fetch_row, make_user, users_settings
 
-MODERATOR = auth(uuid.uuid4(), Role.MODERATOR)
-ADMIN = auth(uuid.uuid4(), Role.ADMIN)
+MODERATOR = Bearer(Role.MODERATOR)
+ADMIN = Bearer(Role.ADMIN)
 PICTURE = "P" * 32 + ".png"
 
 

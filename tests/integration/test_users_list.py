@@ -22,7 +22,7 @@ from services.users.app import create_app
 from services.users.db import users as q
 from services.users.db.models import UserRole
 from services.users.settings import UsersSettings
-from tests.integration.auth_support import KEYS, bearer
+from tests.integration.auth_support import KEYS, Bearer, bearer
 from tests.integration.points_support import Points, running_points
 from tests.proxy import TcpProxy, through
 from tools import seed
@@ -30,7 +30,7 @@ from tools import seed
 POINTS = {f"{u.first_name} {u.last_name}": u.points for u in seed.CUSTOMERS}
 
 
-MODERATOR = bearer(Role.MODERATOR)
+MODERATOR = Bearer(Role.MODERATOR)
 POINTS_TIMEOUT = 0.3  # one call's deadline when points answers nothing
 
 

@@ -101,7 +101,8 @@ def signed(keys: Keys, **changes: Any) -> str:
 
 
 def test_round_trip_claims_and_principal(keys: Keys, verifier: TokenVerifier) -> None:
-    fixed = datetime.now(UTC).replace(microsecond=123_456)
+    # a second back, so that the .123 456 is never ahead of the verifier's clock
+    fixed = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=123_456)
     signer = TokenSigner(keys.private_pem, TTL, clock=lambda: fixed)
     whole = fixed.replace(microsecond=0)
 
@@ -404,7 +405,8 @@ ATTACKS: list[tuple[str, Callable[[Keys], str], str]] = [
     ("sub-not-uuid", claims_case(sub="not-a-uuid"), "invalid token"),
     ("sub-uuid-not-canonical", claims_case(sub=USER_ID.hex), "invalid token"),
     ("verified-not-bool", claims_case(verified="true"), "invalid token"),
-    ("exp-float", claims_case(exp=float(now_s() + TTL)), "invalid token"),
+    # built when the test runs: a token made at import would expire before a late test
+    ("exp-float", lambda keys: signed(keys, exp=float(now_s() + TTL)), "invalid token"),
     ("garbage", lambda keys: "not-a-token", "invalid token"),
     ("garbage-three-segments", lambda keys: "a.b.c", "invalid token"),
     ("empty", lambda keys: "", "invalid token"),

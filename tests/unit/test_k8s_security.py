@@ -155,7 +155,9 @@ def test_service_to_service_traffic_is_exactly_the_registry_edges(overlay: str) 
     for caller in built:
         for callee in built:
             port = k8s_network.serving_port(callee)
-            expected = callee.name in caller.breakers
+            # its breakers, and users' revocation record from every other service (ADR 0010)
+            record = callee.name == k8s_network.RECORD != caller.name
+            expected = callee.name in caller.breakers or record
             got = allowed(overlay, pod(overlay, caller.name), pod(overlay, callee.name), port)
             assert got == expected, (caller.name, callee.name, port)
 

@@ -22,7 +22,8 @@ def names(target: str) -> set[str]:
 
 def test_targets() -> None:
     assert names("run") >= {"nginx", "nodejs", "npm", "prometheus"}
-    extras = {"chromium", "wrk", "valgrind", "docker-compose", "kubectl", "curl", "jq", "lsof"}
+    extras = {"chromium", "wrk", "valgrind", "docker-compose", "kubectl", "curl", "jq", "lsof",
+              "faketime"}  # fmt: skip
     assert names("test") == names("run") | extras
     assert names("ci") >= names("test") | {"postgresql", "mariadb-server", "redis-server", "make"}
 
@@ -57,7 +58,9 @@ def test_missing_and_not_installable_says_how(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(packages, "SBIN", ())
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    others = packages.METRICS + packages.LOAD + packages.LINTERS + packages.EXAMPLES
+    others = (
+        packages.METRICS + packages.LOAD + packages.LINTERS + packages.EXAMPLES + packages.CLOCKS
+    )
     for package in ("node", "npm", *(p.name for p in others)):
         fake_command(tmp_path, package)
     assert packages.main(["ensure", "test"]) == 0

@@ -127,8 +127,13 @@ def test_procfile_starts_every_replica() -> None:
         f"chat_2: env CHAT_PORT=8205 {CHAT_REDIS} CHAT_PROFILING_PORT=7110 "
         ".venv/bin/python -m services.chat",
     ]
-    # a single-replica service keeps its own Redis setting (none by default)
-    assert "REDIS_URL" not in procfile.service_lines(registry.get("orders"))[0]
+    # every service shares the one Redis (revocations, limits): the default run's topology
+    for service in BUILT:
+        prefix = service.env_prefix
+        shared = (
+            f"{prefix}_REDIS_URL=${{{prefix}_REDIS_URL:-${{REDIS_URL:-redis://127.0.0.1:6379/0}}}}"
+        )
+        assert all(shared in line for line in procfile.service_lines(service))
 
 
 def test_replicas_is_a_number_for_every_http_service(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from lib.auth import revocation
 from lib.auth.principal import Principal, Role
-from lib.auth.revocation import Revocations, RevocationUnavailable
+from lib.auth.revocation import Revocations, RevocationUnavailable, ceil_ms
 from lib.errors import ServiceUnavailable, Unauthorized
 from tests.logging_support import capture_logs
 
@@ -92,10 +92,14 @@ def make(
         cache_ttl=cache_ttl,
         timeout=timeout,
         retry=5.0,
-        now=wall,
         monotonic=mono,
     )
     return revocations, wall, mono
+
+
+def ms(seconds: float) -> int:
+    """What users passes: its database's clock, in ms rounded up."""
+    return ceil_ms(datetime.fromtimestamp(seconds, UTC))
 
 
 def token(issued_at_ms: int, subject: uuid.UUID = SUBJECT) -> Principal:
@@ -114,15 +118,15 @@ def test_settings_are_kept_and_the_key_is_the_prefix_and_the_subject() -> None:
 
 async def test_revoke_writes_the_time_in_ms_rounded_up_for_max_age_plus_the_margin() -> None:
     redis = FakeRedis()
-    revocations, _, _ = make(redis, now=1_700_000_000.0001)
-    assert await revocations.revoke(SUBJECT) == 1_700_000_000_001
+    revocations, wall, _ = make(redis, now=1_700_000_000.0001)
+    assert await revocations.revoke(SUBJECT, ms(wall.now)) == 1_700_000_000_001
     assert redis.sent == [("SET", f"fixup:revoked:{SUBJECT}", 1_700_000_000_001, 960)]
 
 
 async def test_a_token_issued_before_the_record_is_void_and_one_at_or_after_it_is_not() -> None:
     redis = FakeRedis()
-    revocations, _, _ = make(redis, now=1_700_000_000.0)
-    not_before = await revocations.revoke(SUBJECT)
+    revocations, wall, _ = make(redis, now=1_700_000_000.0)
+    not_before = await revocations.revoke(SUBJECT, ms(wall.now))
     with pytest.raises(Unauthorized) as caught:
         await revocations.check(token(not_before - 1))
     assert caught.value.detail == "token revoked"
@@ -135,7 +139,7 @@ async def test_a_token_issued_before_the_record_is_void_and_one_at_or_after_it_i
 async def test_the_writer_caches_its_record_only_for_the_ttl_redis_stays_the_truth() -> None:
     redis = FakeRedis()
     revocations, wall, mono = make(redis, now=1_700_000_000.0)
-    first = await revocations.revoke(SUBJECT)
+    first = await revocations.revoke(SUBJECT, ms(wall.now))
     mono.now += 1.0
     wall.now += 1.0
     second = 1_700_000_001_000
@@ -172,9 +176,9 @@ async def test_a_subject_without_a_record_is_cached_as_none() -> None:
 
 
 async def test_without_redis_the_record_lives_in_memory_for_max_age_plus_the_margin() -> None:
-    revocations, _, mono = make(None, now=1_700_000_000.0)
+    revocations, wall, mono = make(None, now=1_700_000_000.0)
     await revocations.check(token(0))  # nothing recorded: passes
-    not_before = await revocations.revoke(SUBJECT)
+    not_before = await revocations.revoke(SUBJECT, ms(wall.now))
     assert not_before == 1_700_000_000_000
     mono.now += 959.9  # far beyond the cache TTL: still the only copy
     with pytest.raises(Unauthorized):
@@ -191,8 +195,8 @@ async def test_the_sweep_reads_every_uncached_subject_at_once_and_lists_the_revo
     redis = FakeRedis()
     third = uuid.UUID("00000000-0000-4000-8000-000000000003")
     redis.data[f"fixup:revoked:{OTHER}"] = b"7000"
-    revocations, _, _ = make(redis, now=0.006)
-    assert await revocations.revoke(SUBJECT) == 6  # cached by the writer
+    revocations, wall, _ = make(redis, now=0.006)
+    assert await revocations.revoke(SUBJECT, ms(wall.now)) == 6  # cached by the writer
     principals = [token(5, SUBJECT), token(6999, OTHER), token(7000, OTHER), token(1, third)]
     assert await revocations.revoked(principals) == [token(5, SUBJECT), token(6999, OTHER)]
     assert sorted(redis.sent[1][1:]) == sorted([f"fixup:revoked:{OTHER}", f"fixup:revoked:{third}"])
@@ -313,9 +317,9 @@ async def test_a_subject_read_before_keeps_its_last_record_while_redis_fails() -
 async def test_a_revocation_redis_does_not_take_is_an_error_and_is_not_remembered() -> None:
     redis = FakeRedis()
     redis.failure = RedisConnectionError("refused")
-    revocations, _, mono = make(redis)
+    revocations, wall, mono = make(redis)
     with pytest.raises(RevocationUnavailable) as caught:
-        await revocations.revoke(SUBJECT)
+        await revocations.revoke(SUBJECT, ms(wall.now))
     assert caught.value.detail == (
         "the sessions of this account could not be ended (Redis unavailable); "
         "nothing was changed, try again"

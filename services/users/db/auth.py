@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
 from codegen.runtime import PgConn, status_rows
 
+from . import models
 from .models import USER_ROLE_BY_VALUE, EmailTokenPurpose, UserRole
 
 
@@ -370,3 +372,65 @@ async def revoke_user_families(conn: PgConn, *, reason: str | None, user_id: UUI
     WHERE user_id = $2 AND revoked_at IS NULL
     """
     return status_rows(await conn.execute(REVOKE_USER_FAMILIES, reason, user_id))
+
+
+DATABASE_CLOCK = """
+-- name: DatabaseClock :one
+SELECT clock_timestamp()::timestamptz AS now
+"""
+
+
+async def database_clock(conn: PgConn) -> datetime.datetime | None:
+    """
+    SELECT clock_timestamp()::timestamptz AS now
+    """
+    row = await conn.fetchrow(DATABASE_CLOCK)
+    return None if row is None else row[0]
+
+
+RECORD_REVOCATION = """
+-- name: RecordRevocation :one
+INSERT INTO token_revocations (user_id, not_before)
+VALUES ($1, clock_timestamp())
+ON CONFLICT (user_id) DO UPDATE
+SET not_before = greatest(token_revocations.not_before, EXCLUDED.not_before)
+RETURNING not_before
+"""
+
+
+async def record_revocation(conn: PgConn, *, user_id: UUID) -> datetime.datetime | None:
+    """
+    INSERT INTO token_revocations (user_id, not_before)
+    VALUES ($1, clock_timestamp())
+    ON CONFLICT (user_id) DO UPDATE
+    SET not_before = greatest(token_revocations.not_before, EXCLUDED.not_before)
+    RETURNING not_before
+    """
+    row = await conn.fetchrow(RECORD_REVOCATION, user_id)
+    return None if row is None else row[0]
+
+
+REVOCATIONS_OF = """
+-- name: RevocationsOf :many
+SELECT user_id, not_before
+FROM token_revocations
+WHERE user_id = ANY($1::uuid[])
+"""
+
+
+async def revocations_of(conn: PgConn, *, user_ids: list[UUID]) -> list[models.TokenRevocation]:
+    """
+    SELECT user_id, not_before
+    FROM token_revocations
+    WHERE user_id = ANY($1::uuid[])
+    """
+    rows = await conn.fetch(REVOCATIONS_OF, user_ids)
+    return [models.TokenRevocation(*row) for row in rows]
+
+
+async def iter_revocations_of(
+    conn: PgConn, *, user_ids: list[UUID]
+) -> AsyncGenerator[models.TokenRevocation, None]:
+    """Like revocations_of(), row by row; needs a transaction."""
+    async for row in conn.cursor(REVOCATIONS_OF, user_ids):
+        yield models.TokenRevocation(*row)

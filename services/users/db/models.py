@@ -103,6 +103,14 @@ class RefreshToken:
 
 
 @dataclass
+class TokenRevocation:
+    """Row of table token_revocations."""
+
+    user_id: UUID
+    not_before: datetime.datetime
+
+
+@dataclass
 class UserStatistic:
     """Row of table user_statistics."""
 

@@ -88,3 +88,21 @@ WHERE id = @id AND revoked_at IS NULL;
 -- Password change or reset, account deletion: every session of the user ends.
 UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = @reason
 WHERE user_id = @user_id AND revoked_at IS NULL;
+
+-- name: DatabaseClock :one
+-- The one clock of what is compared across processes (ADR 0010): a token's iat.
+SELECT clock_timestamp()::timestamptz AS now;
+
+-- name: RecordRevocation :one
+-- The tokens of the user issued until now are void; never moves a record back.
+INSERT INTO token_revocations (user_id, not_before)
+VALUES (@user_id, clock_timestamp())
+ON CONFLICT (user_id) DO UPDATE
+SET not_before = greatest(token_revocations.not_before, EXCLUDED.not_before)
+RETURNING not_before;
+
+-- name: RevocationsOf :many
+-- The records of these users (those without one are not listed).
+SELECT user_id, not_before
+FROM token_revocations
+WHERE user_id = ANY(@user_ids::uuid[]);

@@ -46,6 +46,7 @@ HEADLINE = [
     ("growth", "users list keyset as users grow"),
     ("growth", "users list deep page as users grow"),
     ("growth", "users list statistics scan as users grow"),
+    ("growth_lists", "every list's next-cursor page"),
     ("http_instructions", "tracing on, every request sampled"),
     ("memory", "RSS per service"),
 ]

@@ -43,6 +43,7 @@ BENCHES: dict[str, list[str]] = {
         *("--peer-target", "5"),
     ],
     "growth": ["-m", "bench.growth"],
+    "growth_lists": ["-m", "bench.growth_lists"],  # every keyset list, 10^3 -> 10^6 rows
     "memory": ["-m", "bench.memory"],
     "codegen_overhead": ["bench/codegen_overhead.py"],
     "codegen_drivers": ["-m", "bench.codegen_drivers"],
@@ -56,7 +57,7 @@ BENCHES: dict[str, list[str]] = {
 }
 JSON_OUT = {
     *("data_access", "http_frameworks", "http_instructions", "http_instructions_c16"),
-    *("http_users", "http_users_100k", "http_users_1m", "growth", "memory"),
+    *("http_users", "http_users_100k", "http_users_1m", "growth", "growth_lists", "memory"),
 }
 VERSIONS = (
     "aiohttp",

@@ -21,11 +21,12 @@ from pydantic import BaseModel
 from lib.errors import Conflict, NotFound
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, conditional, list_tag
+from lib.http.cursor import After, KeysetListQuery, Kind, keyset_page, list_meta
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
-from lib.http.listing import ListQuery, parse_list
+from lib.http.listing import ListQuery, Page, parse_list
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
 from services.catalog.db import table_versions
@@ -54,6 +55,26 @@ class Resource:
     parent_field: str | None = None  # "type_id": the create body's field and list filter
     parent_noun: str = ""  # "category type"
     children: str = ""  # "categories": what blocks a delete
+    # a list that can grow: each orderby's value kind; `?cursor=` then pages by keyset
+    # (lib/http/cursor.py) and the listers take after_id and after_key
+    keyset: dict[str, Kind] | None = None
+
+
+async def read_page(res: Resource, conn: Any, page: Page, after: After | None) -> Any:
+    """(rows, meta) of a list: by keyset after a cursor, else by offset with its total;
+    the count grows with the table, so a cursor page has none."""
+    filters = {res.parent_field: getattr(page.query, res.parent_field)} if res.parent_field else {}
+    keys = {} if res.keyset is None else {
+        "after_id": None if after is None else after.id,
+        "after_key": None if after is None else after.value,
+    }  # fmt: skip
+    total = None if after else await res.count(conn, **filters) or 0
+    rows = await res.listers[(page.orderby, page.sort)](
+        conn, row_offset=0 if after else page.offset, row_limit=page.limit, **filters, **keys
+    )
+    if res.keyset is None:
+        return rows, page.meta(total or 0)
+    return rows, list_meta(page, after, rows, total)
 
 
 def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
@@ -65,9 +86,6 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
         if status == 201:
             headers["Location"] = f"{res.path}/{row.id}"
         return data(row, status=status, headers=headers)
-
-    def filters(query: Any) -> dict[str, Any]:
-        return {res.parent_field: getattr(query, res.parent_field)} if res.parent_field else {}
 
     def refused(exc: asyncpg.IntegrityConstraintViolationError, body: BaseModel) -> Exception:
         """The violation of a write, as the API names it."""
@@ -101,19 +119,26 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
         tags=tags,
         response=res.row,
         paged=True,
+        cursor_paged=res.keyset is not None,
         query=res.list_query,
+        description=(
+            "meta.next_cursor: `?cursor=` continues after this page at the cost of the first "
+            "(meta then has no `total` or `page`); null on the last page."
+            if res.keyset is not None
+            else ""
+        ),
     )
     async def list_rows(request: web.Request) -> web.Response:
-        page = parse_list(request, res.orderby, res.list_query)
-        lister = res.listers[(page.orderby, page.sort)]
+        if res.keyset is None:
+            page, after = parse_list(request, res.orderby, res.list_query), None
+        else:
+            assert issubclass(res.list_query, KeysetListQuery)
+            page, after = keyset_page(request, res.keyset, res.list_query)
         async with request.app[DB].acquire() as conn:
             tag = request.get(TAG) or await rows_tag(request, conn)  # before the data
-            total = await res.count(conn, **filters(page.query)) or 0
-            rows = await lister(
-                conn, row_offset=page.offset, row_limit=page.limit, **filters(page.query)
-            )
+            rows, meta = await read_page(res, conn, page, after)
         headers = None if tag is None else {"ETag": tag}
-        return json_response({"data": rows, "meta": page.meta(total)}, headers=headers)
+        return json_response({"data": rows, "meta": meta}, headers=headers)
 
     @conditional(row_tag)
     @operation(f"Get a {res.noun}", tags=tags, response=res.row, etag=True, errors=(400, 404))

@@ -13,6 +13,7 @@ from lib.auth.principal import Role
 from lib.errors import Forbidden, NotFound
 from lib.http.access import SELF
 from lib.http.conditional import TAG, conditional, list_tag
+from lib.http.cursor import keyset_page, list_meta
 from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import json_response
 from lib.http.keys import DB
@@ -109,6 +110,7 @@ SERVICES = Resource(
     update_body=s.ServiceUpdate,
     list_query=s.ServiceListQuery,
     orderby=s.SERVICE_ORDERBY,
+    keyset=s.SERVICE_KEYS,
     listers={
         ("name", "asc"): sq.list_services_by_name_asc,
         ("name", "desc"): sq.list_services_by_name_desc,
@@ -207,20 +209,33 @@ async def links_tag(request: web.Request, conn: Any) -> str:
     tags=LINK_TAGS,
     response=models.Service,
     paged=True,
+    cursor_paged=True,
     query=s.OfferedListQuery,
     errors=(400,),
-    description="A provider unknown to the catalog offers nothing: an empty list.",
+    description="A provider unknown to the catalog offers nothing: an empty list. "
+    "meta.next_cursor: `?cursor=` continues after this page (meta then has no `total` or "
+    "`page`); null on the last page.",
 )
 async def list_services_of_provider(request: web.Request) -> web.Response:
     provider_id = path_uuid(request)
-    page = parse_list(request, s.OFFERED_ORDERBY, s.OfferedListQuery)
+    page, after = keyset_page(request, s.OFFERED_KEYS, s.OfferedListQuery)
     async with request.app[DB].acquire() as conn:
         tag = request.get(TAG) or await links_tag(request, conn)  # before the data
-        total = await sq.count_services_of_provider(conn, provider_id=provider_id) or 0
-        rows = await OFFERED[page.sort](
-            conn, provider_id=provider_id, row_offset=page.offset, row_limit=page.limit
+        total = (
+            None
+            if after
+            else await sq.count_services_of_provider(conn, provider_id=provider_id) or 0
         )
-    return json_response({"data": rows, "meta": page.meta(total)}, headers={"ETag": tag})
+        rows = await OFFERED[page.sort](
+            conn,
+            provider_id=provider_id,
+            after_id=None if after is None else after.id,
+            after_key=None if after is None else str(after.value),
+            row_offset=0 if after else page.offset,
+            row_limit=page.limit,
+        )
+    meta = list_meta(page, after, rows, total)
+    return json_response({"data": rows, "meta": meta}, headers={"ETag": tag})
 
 
 @routes.get("/v1/services/{id}/providers")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from lib.http.cursor import KeysetListQuery, Kind
 from lib.http.fields import single_line
 from lib.http.listing import ListQuery
 from lib.http.patch import Keep, PatchModel
@@ -35,7 +36,8 @@ TaxonOrderBy = Literal["name", "created_at"]
 TAXON_ORDERBY: tuple[str, ...] = get_args(TaxonOrderBy)  # the first is the default
 ServiceOrderBy = Literal["name", "base_price", "created_at"]
 SERVICE_ORDERBY: tuple[str, ...] = get_args(ServiceOrderBy)
-OFFERED_ORDERBY = ("name",)  # GET /v1/providers/{id}/services
+SERVICE_KEYS: dict[str, Kind] = {"name": "text", "base_price": "decimal", "created_at": "time"}
+OFFERED_KEYS: dict[str, Kind] = {"name": "text"}  # GET /v1/providers/{id}/services
 PROVIDER_ORDERBY = ("provider_id",)  # GET /v1/services/{id}/providers
 
 
@@ -105,9 +107,9 @@ class SubcategoryListQuery(CategoryTypeListQuery):
     )
 
 
-class ServiceListQuery(ListQuery):
-    """limit, page, orderby (name | base_price | created_at; default name), sort, and the
-    subcategory filter."""
+class ServiceListQuery(KeysetListQuery):
+    """limit, page or cursor, orderby (name | base_price | created_at; default name), sort,
+    and the subcategory filter."""
 
     orderby: ServiceOrderBy | None = Field(None, description="Sort key; default name.")
     subcategory_id: uuid.UUID | None = Field(
@@ -115,7 +117,7 @@ class ServiceListQuery(ListQuery):
     )
 
 
-class OfferedListQuery(ListQuery):
+class OfferedListQuery(KeysetListQuery):
     orderby: Literal["name"] | None = Field(None, description="Sort key; default name.")
 
 

@@ -231,6 +231,7 @@ async def test_lists_filter_order_and_page(client: Any) -> None:
     assert resp.status == 200
     page = await resp.json()
     assert [s["base_price"] for s in page["data"]] == ["300.00", "80.50"]
+    cursor = page["meta"].pop("next_cursor")
     assert page["meta"] == {"total": 4, "limit": 2, "page": 1}
     second = await (
         await client.get(
@@ -245,6 +246,10 @@ async def test_lists_filter_order_and_page(client: Any) -> None:
         )
     ).json()
     assert [s["name"] for s in second["data"]] == ["Gamma", "Beta"]
+    params = {"subcategory_id": sub_id, "orderby": "base_price", "sort": "desc", "limit": "2"}
+    after = await (await client.get("/v1/services", params={**params, "cursor": cursor})).json()
+    assert after["data"] == second["data"]
+    assert after["meta"] == {"limit": 2, "next_cursor": after["meta"]["next_cursor"]}
     by_name = await (await client.get("/v1/services", params={"subcategory_id": sub_id})).json()
     assert [s["name"] for s in by_name["data"]] == ["Alpha", "Beta", "Fix a leak", "Gamma"]
 
@@ -381,7 +386,10 @@ async def test_provider_links(client: Any, catalog_dsn: str) -> None:
         == 1
     )
     offered = await (await client.get(f"/v1/providers/{PROVIDER_ID}/services")).json()
-    assert offered == {"data": [made["service"]], "meta": {"total": 1, "limit": 100, "page": 1}}
+    assert offered == {
+        "data": [made["service"]],
+        "meta": {"total": 1, "limit": 100, "page": 1, "next_cursor": None},
+    }
 
     other = uuid.uuid4()  # an ADMIN links any provider, by id
     assert (

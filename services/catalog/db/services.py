@@ -2,6 +2,7 @@
 # source: services.sql
 from __future__ import annotations
 
+import datetime
 from collections.abc import AsyncGenerator
 from decimal import Decimal
 from uuid import UUID
@@ -29,85 +30,143 @@ async def count_services(conn: PgConn, *, subcategory_id: UUID | None) -> int | 
 LIST_SERVICES_BY_NAME_ASC = """
 -- name: ListServicesByNameAsc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE $1::uuid IS NULL OR subcategory_id = $1
-ORDER BY name ASC, id ASC LIMIT $3 OFFSET $2
+WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+  AND ($2::uuid IS NULL
+       OR (name, id) > ($3::text, $2::uuid))
+ORDER BY name ASC, id ASC LIMIT $5 OFFSET $4
 """
 
 
 async def list_services_by_name_asc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: str | None,
+    row_offset: int,
+    row_limit: int,
 ) -> list[models.Service]:
     """
     SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE $1::uuid IS NULL OR subcategory_id = $1
-    ORDER BY name ASC, id ASC LIMIT $3 OFFSET $2
+    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+      AND ($2::uuid IS NULL
+           OR (name, id) > ($3::text, $2::uuid))
+    ORDER BY name ASC, id ASC LIMIT $5 OFFSET $4
     """
-    rows = await conn.fetch(LIST_SERVICES_BY_NAME_ASC, subcategory_id, row_offset, row_limit)
+    rows = await conn.fetch(
+        LIST_SERVICES_BY_NAME_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
+    )
     return [models.Service(*row) for row in rows]
 
 
 async def iter_list_services_by_name_asc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: str | None,
+    row_offset: int,
+    row_limit: int,
 ) -> AsyncGenerator[models.Service, None]:
     """Like list_services_by_name_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_SERVICES_BY_NAME_ASC, subcategory_id, row_offset, row_limit):
+    async for row in conn.cursor(
+        LIST_SERVICES_BY_NAME_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
+    ):
         yield models.Service(*row)
 
 
 LIST_SERVICES_BY_NAME_DESC = """
 -- name: ListServicesByNameDesc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE $1::uuid IS NULL OR subcategory_id = $1
-ORDER BY name DESC, id DESC LIMIT $3 OFFSET $2
+WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+  AND ($2::uuid IS NULL
+       OR (name, id) < ($3::text, $2::uuid))
+ORDER BY name DESC, id DESC LIMIT $5 OFFSET $4
 """
 
 
 async def list_services_by_name_desc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: str | None,
+    row_offset: int,
+    row_limit: int,
 ) -> list[models.Service]:
     """
     SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE $1::uuid IS NULL OR subcategory_id = $1
-    ORDER BY name DESC, id DESC LIMIT $3 OFFSET $2
+    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+      AND ($2::uuid IS NULL
+           OR (name, id) < ($3::text, $2::uuid))
+    ORDER BY name DESC, id DESC LIMIT $5 OFFSET $4
     """
-    rows = await conn.fetch(LIST_SERVICES_BY_NAME_DESC, subcategory_id, row_offset, row_limit)
+    rows = await conn.fetch(
+        LIST_SERVICES_BY_NAME_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
+    )
     return [models.Service(*row) for row in rows]
 
 
 async def iter_list_services_by_name_desc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: str | None,
+    row_offset: int,
+    row_limit: int,
 ) -> AsyncGenerator[models.Service, None]:
     """Like list_services_by_name_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_SERVICES_BY_NAME_DESC, subcategory_id, row_offset, row_limit):
+    async for row in conn.cursor(
+        LIST_SERVICES_BY_NAME_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
+    ):
         yield models.Service(*row)
 
 
 LIST_SERVICES_BY_BASE_PRICE_ASC = """
 -- name: ListServicesByBasePriceAsc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE $1::uuid IS NULL OR subcategory_id = $1
-ORDER BY base_price ASC, id ASC LIMIT $3 OFFSET $2
+WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+  AND ($2::uuid IS NULL
+       OR (base_price, id) > ($3::numeric, $2::uuid))
+ORDER BY base_price ASC, id ASC LIMIT $5 OFFSET $4
 """
 
 
 async def list_services_by_base_price_asc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: Decimal | None,
+    row_offset: int,
+    row_limit: int,
 ) -> list[models.Service]:
     """
     SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE $1::uuid IS NULL OR subcategory_id = $1
-    ORDER BY base_price ASC, id ASC LIMIT $3 OFFSET $2
+    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+      AND ($2::uuid IS NULL
+           OR (base_price, id) > ($3::numeric, $2::uuid))
+    ORDER BY base_price ASC, id ASC LIMIT $5 OFFSET $4
     """
-    rows = await conn.fetch(LIST_SERVICES_BY_BASE_PRICE_ASC, subcategory_id, row_offset, row_limit)
+    rows = await conn.fetch(
+        LIST_SERVICES_BY_BASE_PRICE_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
+    )
     return [models.Service(*row) for row in rows]
 
 
 async def iter_list_services_by_base_price_asc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: Decimal | None,
+    row_offset: int,
+    row_limit: int,
 ) -> AsyncGenerator[models.Service, None]:
     """Like list_services_by_base_price_asc(), row by row; needs a transaction."""
     async for row in conn.cursor(
-        LIST_SERVICES_BY_BASE_PRICE_ASC, subcategory_id, row_offset, row_limit
+        LIST_SERVICES_BY_BASE_PRICE_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
     ):
         yield models.Service(*row)
 
@@ -115,29 +174,47 @@ async def iter_list_services_by_base_price_asc(
 LIST_SERVICES_BY_BASE_PRICE_DESC = """
 -- name: ListServicesByBasePriceDesc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE $1::uuid IS NULL OR subcategory_id = $1
-ORDER BY base_price DESC, id DESC LIMIT $3 OFFSET $2
+WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+  AND ($2::uuid IS NULL
+       OR (base_price, id) < ($3::numeric, $2::uuid))
+ORDER BY base_price DESC, id DESC LIMIT $5 OFFSET $4
 """
 
 
 async def list_services_by_base_price_desc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: Decimal | None,
+    row_offset: int,
+    row_limit: int,
 ) -> list[models.Service]:
     """
     SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE $1::uuid IS NULL OR subcategory_id = $1
-    ORDER BY base_price DESC, id DESC LIMIT $3 OFFSET $2
+    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+      AND ($2::uuid IS NULL
+           OR (base_price, id) < ($3::numeric, $2::uuid))
+    ORDER BY base_price DESC, id DESC LIMIT $5 OFFSET $4
     """
-    rows = await conn.fetch(LIST_SERVICES_BY_BASE_PRICE_DESC, subcategory_id, row_offset, row_limit)
+    rows = await conn.fetch(
+        LIST_SERVICES_BY_BASE_PRICE_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
+    )
     return [models.Service(*row) for row in rows]
 
 
 async def iter_list_services_by_base_price_desc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: Decimal | None,
+    row_offset: int,
+    row_limit: int,
 ) -> AsyncGenerator[models.Service, None]:
     """Like list_services_by_base_price_desc(), row by row; needs a transaction."""
     async for row in conn.cursor(
-        LIST_SERVICES_BY_BASE_PRICE_DESC, subcategory_id, row_offset, row_limit
+        LIST_SERVICES_BY_BASE_PRICE_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
     ):
         yield models.Service(*row)
 
@@ -145,29 +222,47 @@ async def iter_list_services_by_base_price_desc(
 LIST_SERVICES_BY_CREATED_AT_ASC = """
 -- name: ListServicesByCreatedAtAsc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE $1::uuid IS NULL OR subcategory_id = $1
-ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $2
+WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+  AND ($2::uuid IS NULL
+       OR (created_at, id) > ($3::timestamptz, $2::uuid))
+ORDER BY created_at ASC, id ASC LIMIT $5 OFFSET $4
 """
 
 
 async def list_services_by_created_at_asc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: datetime.datetime | None,
+    row_offset: int,
+    row_limit: int,
 ) -> list[models.Service]:
     """
     SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE $1::uuid IS NULL OR subcategory_id = $1
-    ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $2
+    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+      AND ($2::uuid IS NULL
+           OR (created_at, id) > ($3::timestamptz, $2::uuid))
+    ORDER BY created_at ASC, id ASC LIMIT $5 OFFSET $4
     """
-    rows = await conn.fetch(LIST_SERVICES_BY_CREATED_AT_ASC, subcategory_id, row_offset, row_limit)
+    rows = await conn.fetch(
+        LIST_SERVICES_BY_CREATED_AT_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
+    )
     return [models.Service(*row) for row in rows]
 
 
 async def iter_list_services_by_created_at_asc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: datetime.datetime | None,
+    row_offset: int,
+    row_limit: int,
 ) -> AsyncGenerator[models.Service, None]:
     """Like list_services_by_created_at_asc(), row by row; needs a transaction."""
     async for row in conn.cursor(
-        LIST_SERVICES_BY_CREATED_AT_ASC, subcategory_id, row_offset, row_limit
+        LIST_SERVICES_BY_CREATED_AT_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
     ):
         yield models.Service(*row)
 
@@ -175,29 +270,47 @@ async def iter_list_services_by_created_at_asc(
 LIST_SERVICES_BY_CREATED_AT_DESC = """
 -- name: ListServicesByCreatedAtDesc :many
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE $1::uuid IS NULL OR subcategory_id = $1
-ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2
+WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+  AND ($2::uuid IS NULL
+       OR (created_at, id) < ($3::timestamptz, $2::uuid))
+ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $4
 """
 
 
 async def list_services_by_created_at_desc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: datetime.datetime | None,
+    row_offset: int,
+    row_limit: int,
 ) -> list[models.Service]:
     """
     SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE $1::uuid IS NULL OR subcategory_id = $1
-    ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2
+    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+      AND ($2::uuid IS NULL
+           OR (created_at, id) < ($3::timestamptz, $2::uuid))
+    ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $4
     """
-    rows = await conn.fetch(LIST_SERVICES_BY_CREATED_AT_DESC, subcategory_id, row_offset, row_limit)
+    rows = await conn.fetch(
+        LIST_SERVICES_BY_CREATED_AT_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
+    )
     return [models.Service(*row) for row in rows]
 
 
 async def iter_list_services_by_created_at_desc(
-    conn: PgConn, *, subcategory_id: UUID | None, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    subcategory_id: UUID | None,
+    after_id: UUID | None,
+    after_key: datetime.datetime | None,
+    row_offset: int,
+    row_limit: int,
 ) -> AsyncGenerator[models.Service, None]:
     """Like list_services_by_created_at_desc(), row by row; needs a transaction."""
     async for row in conn.cursor(
-        LIST_SERVICES_BY_CREATED_AT_DESC, subcategory_id, row_offset, row_limit
+        LIST_SERVICES_BY_CREATED_AT_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
     ):
         yield models.Service(*row)
 
@@ -347,30 +460,56 @@ LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC = """
 -- name: ListServicesOfProviderByNameAsc :many
 SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
 WHERE p.provider_id = $1
-ORDER BY s.name ASC, s.id ASC LIMIT $3 OFFSET $2
+  AND ($2::uuid IS NULL
+       OR (s.name, s.id) > ($3::text, $2::uuid))
+ORDER BY s.name ASC, s.id ASC LIMIT $5 OFFSET $4
 """
 
 
 async def list_services_of_provider_by_name_asc(
-    conn: PgConn, *, provider_id: UUID, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    provider_id: UUID,
+    after_id: UUID | None,
+    after_key: str | None,
+    row_offset: int,
+    row_limit: int,
 ) -> list[models.Service]:
     """
     SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
     WHERE p.provider_id = $1
-    ORDER BY s.name ASC, s.id ASC LIMIT $3 OFFSET $2
+      AND ($2::uuid IS NULL
+           OR (s.name, s.id) > ($3::text, $2::uuid))
+    ORDER BY s.name ASC, s.id ASC LIMIT $5 OFFSET $4
     """
     rows = await conn.fetch(
-        LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC, provider_id, row_offset, row_limit
+        LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC,
+        provider_id,
+        after_id,
+        after_key,
+        row_offset,
+        row_limit,
     )
     return [models.Service(*row) for row in rows]
 
 
 async def iter_list_services_of_provider_by_name_asc(
-    conn: PgConn, *, provider_id: UUID, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    provider_id: UUID,
+    after_id: UUID | None,
+    after_key: str | None,
+    row_offset: int,
+    row_limit: int,
 ) -> AsyncGenerator[models.Service, None]:
     """Like list_services_of_provider_by_name_asc(), row by row; needs a transaction."""
     async for row in conn.cursor(
-        LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC, provider_id, row_offset, row_limit
+        LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC,
+        provider_id,
+        after_id,
+        after_key,
+        row_offset,
+        row_limit,
     ):
         yield models.Service(*row)
 
@@ -379,30 +518,56 @@ LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC = """
 -- name: ListServicesOfProviderByNameDesc :many
 SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
 WHERE p.provider_id = $1
-ORDER BY s.name DESC, s.id DESC LIMIT $3 OFFSET $2
+  AND ($2::uuid IS NULL
+       OR (s.name, s.id) < ($3::text, $2::uuid))
+ORDER BY s.name DESC, s.id DESC LIMIT $5 OFFSET $4
 """
 
 
 async def list_services_of_provider_by_name_desc(
-    conn: PgConn, *, provider_id: UUID, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    provider_id: UUID,
+    after_id: UUID | None,
+    after_key: str | None,
+    row_offset: int,
+    row_limit: int,
 ) -> list[models.Service]:
     """
     SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
     WHERE p.provider_id = $1
-    ORDER BY s.name DESC, s.id DESC LIMIT $3 OFFSET $2
+      AND ($2::uuid IS NULL
+           OR (s.name, s.id) < ($3::text, $2::uuid))
+    ORDER BY s.name DESC, s.id DESC LIMIT $5 OFFSET $4
     """
     rows = await conn.fetch(
-        LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC, provider_id, row_offset, row_limit
+        LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC,
+        provider_id,
+        after_id,
+        after_key,
+        row_offset,
+        row_limit,
     )
     return [models.Service(*row) for row in rows]
 
 
 async def iter_list_services_of_provider_by_name_desc(
-    conn: PgConn, *, provider_id: UUID, row_offset: int, row_limit: int
+    conn: PgConn,
+    *,
+    provider_id: UUID,
+    after_id: UUID | None,
+    after_key: str | None,
+    row_offset: int,
+    row_limit: int,
 ) -> AsyncGenerator[models.Service, None]:
     """Like list_services_of_provider_by_name_desc(), row by row; needs a transaction."""
     async for row in conn.cursor(
-        LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC, provider_id, row_offset, row_limit
+        LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC,
+        provider_id,
+        after_id,
+        after_key,
+        row_offset,
+        row_limit,
     ):
         yield models.Service(*row)
 

@@ -5,34 +5,49 @@
 SELECT count(*) AS total FROM services
 WHERE sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id);
 
+-- The lists: keyset after the previous page's (key, id) (lib/http/cursor.py; NULL after_id:
+-- from the start), each on its (key, id) index (0001, 0004).
+
 -- name: ListServicesByNameAsc :many
 SELECT * FROM services
-WHERE sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id)
+WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
+  AND (sqlc.narg(after_id)::uuid IS NULL
+       OR (name, id) > (sqlc.narg(after_key)::text, sqlc.narg(after_id)::uuid))
 ORDER BY name ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: ListServicesByNameDesc :many
 SELECT * FROM services
-WHERE sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id)
+WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
+  AND (sqlc.narg(after_id)::uuid IS NULL
+       OR (name, id) < (sqlc.narg(after_key)::text, sqlc.narg(after_id)::uuid))
 ORDER BY name DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: ListServicesByBasePriceAsc :many
 SELECT * FROM services
-WHERE sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id)
+WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
+  AND (sqlc.narg(after_id)::uuid IS NULL
+       OR (base_price, id) > (sqlc.narg(after_key)::numeric, sqlc.narg(after_id)::uuid))
 ORDER BY base_price ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: ListServicesByBasePriceDesc :many
 SELECT * FROM services
-WHERE sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id)
+WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
+  AND (sqlc.narg(after_id)::uuid IS NULL
+       OR (base_price, id) < (sqlc.narg(after_key)::numeric, sqlc.narg(after_id)::uuid))
 ORDER BY base_price DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: ListServicesByCreatedAtAsc :many
 SELECT * FROM services
-WHERE sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id)
+WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
+  AND (sqlc.narg(after_id)::uuid IS NULL
+       OR (created_at, id) > (sqlc.narg(after_key)::timestamptz, sqlc.narg(after_id)::uuid))
 ORDER BY created_at ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: ListServicesByCreatedAtDesc :many
 SELECT * FROM services
-WHERE sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id)
+WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
+  AND (sqlc.narg(after_id)::uuid IS NULL
+       OR (created_at, id) < (sqlc.narg(after_key)::timestamptz, sqlc.narg(after_id)::uuid))
 ORDER BY created_at DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: GetService :one
@@ -72,11 +87,15 @@ SELECT count(*) AS total FROM provider_services WHERE provider_id = @provider_id
 -- name: ListServicesOfProviderByNameAsc :many
 SELECT s.* FROM services s JOIN provider_services p ON p.service_id = s.id
 WHERE p.provider_id = @provider_id
+  AND (sqlc.narg(after_id)::uuid IS NULL
+       OR (s.name, s.id) > (sqlc.narg(after_key)::text, sqlc.narg(after_id)::uuid))
 ORDER BY s.name ASC, s.id ASC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: ListServicesOfProviderByNameDesc :many
 SELECT s.* FROM services s JOIN provider_services p ON p.service_id = s.id
 WHERE p.provider_id = @provider_id
+  AND (sqlc.narg(after_id)::uuid IS NULL
+       OR (s.name, s.id) < (sqlc.narg(after_key)::text, sqlc.narg(after_id)::uuid))
 ORDER BY s.name DESC, s.id DESC LIMIT @row_limit OFFSET @row_offset;
 
 -- name: CountProvidersOfService :one

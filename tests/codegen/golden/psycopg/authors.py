@@ -78,6 +78,27 @@ class AuthorsWithBooksRow(msgspec.Struct):
     price: Decimal | None
 
 
+class BooksOfEveryAuthorRow(msgspec.Struct):
+    id: int | None
+    author_id: int | None
+    title: str | None
+    price: Decimal | None
+
+
+class BooksRightOfAuthorsRow(msgspec.Struct):
+    id: int | None
+    author_id: int | None
+    title: str | None
+    price: Decimal | None
+
+
+class BooksFullWithAuthorsRow(msgspec.Struct):
+    id: int | None
+    author_id: int | None
+    title: str | None
+    price: Decimal | None
+
+
 class BooksWithAuthorRow(msgspec.Struct):
     books: models.Book
     authors: models.Author
@@ -436,6 +457,78 @@ async def iter_authors_with_books(conn: PsycoConn) -> AsyncGenerator[AuthorsWith
     async with conn.cursor() as cur:
         async for row in cur.stream(AUTHORS_WITH_BOOKS, {}):
             yield AuthorsWithBooksRow(*row)
+
+
+BOOKS_OF_EVERY_AUTHOR = """
+-- name: BooksOfEveryAuthor :many
+SELECT b.id, b.author_id, b.title, b.price FROM authors a LEFT JOIN books b ON b.author_id = a.id ORDER BY a.id, b.id
+"""
+
+
+async def books_of_every_author(conn: PsycoConn) -> list[BooksOfEveryAuthorRow]:
+    """
+    SELECT b.id, b.author_id, b.title, b.price FROM authors a LEFT JOIN books b ON b.author_id = a.id ORDER BY a.id, b.id
+    """
+    cur = await conn.execute(BOOKS_OF_EVERY_AUTHOR, {})
+    rows = await cur.fetchall()
+    return [BooksOfEveryAuthorRow(*row) for row in rows]
+
+
+async def iter_books_of_every_author(
+    conn: PsycoConn,
+) -> AsyncGenerator[BooksOfEveryAuthorRow, None]:
+    """Like books_of_every_author(), row by row; single-row mode (cursor.stream)."""
+    async with conn.cursor() as cur:
+        async for row in cur.stream(BOOKS_OF_EVERY_AUTHOR, {}):
+            yield BooksOfEveryAuthorRow(*row)
+
+
+BOOKS_RIGHT_OF_AUTHORS = """
+-- name: BooksRightOfAuthors :many
+SELECT b.id, b.author_id, b.title, b.price FROM books b RIGHT JOIN authors a ON b.author_id = a.id ORDER BY a.id, b.id
+"""
+
+
+async def books_right_of_authors(conn: PsycoConn) -> list[BooksRightOfAuthorsRow]:
+    """
+    SELECT b.id, b.author_id, b.title, b.price FROM books b RIGHT JOIN authors a ON b.author_id = a.id ORDER BY a.id, b.id
+    """
+    cur = await conn.execute(BOOKS_RIGHT_OF_AUTHORS, {})
+    rows = await cur.fetchall()
+    return [BooksRightOfAuthorsRow(*row) for row in rows]
+
+
+async def iter_books_right_of_authors(
+    conn: PsycoConn,
+) -> AsyncGenerator[BooksRightOfAuthorsRow, None]:
+    """Like books_right_of_authors(), row by row; single-row mode (cursor.stream)."""
+    async with conn.cursor() as cur:
+        async for row in cur.stream(BOOKS_RIGHT_OF_AUTHORS, {}):
+            yield BooksRightOfAuthorsRow(*row)
+
+
+BOOKS_FULL_WITH_AUTHORS = """
+-- name: BooksFullWithAuthors :many
+SELECT b.id, b.author_id, b.title, b.price FROM books b FULL JOIN authors a ON b.author_id = a.id ORDER BY a.id, b.id
+"""
+
+
+async def books_full_with_authors(conn: PsycoConn) -> list[BooksFullWithAuthorsRow]:
+    """
+    SELECT b.id, b.author_id, b.title, b.price FROM books b FULL JOIN authors a ON b.author_id = a.id ORDER BY a.id, b.id
+    """
+    cur = await conn.execute(BOOKS_FULL_WITH_AUTHORS, {})
+    rows = await cur.fetchall()
+    return [BooksFullWithAuthorsRow(*row) for row in rows]
+
+
+async def iter_books_full_with_authors(
+    conn: PsycoConn,
+) -> AsyncGenerator[BooksFullWithAuthorsRow, None]:
+    """Like books_full_with_authors(), row by row; single-row mode (cursor.stream)."""
+    async with conn.cursor() as cur:
+        async for row in cur.stream(BOOKS_FULL_WITH_AUTHORS, {}):
+            yield BooksFullWithAuthorsRow(*row)
 
 
 BOOKS_WITH_AUTHOR = """

@@ -38,6 +38,7 @@ class KeysetListQuery(ListQuery):
     cursor: str | None = Field(
         None,
         max_length=MAX_CURSOR,
+        pattern=r"^[A-Za-z0-9_-]+$",  # url-safe base64: what next_cursor is made of
         description=(
             "`meta.next_cursor` of the previous page (same orderby and sort): the next page "
             f"at the cost of the first. Not with `page`; `page` reaches {MAX_OFFSET} rows deep."

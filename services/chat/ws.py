@@ -38,7 +38,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from lib.auth.principal import Principal
-from lib.errors import AppError, BadRequest, Forbidden, Unauthorized, ValidationFailed
+from lib.errors import AppError, BadRequest, FieldError, Forbidden, Unauthorized, ValidationFailed
 from lib.http.body import field_errors
 from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import dumps
@@ -72,9 +72,13 @@ SOCKETS: web.AppKey[set[Session]] = web.AppKey("sockets")  # closed 1001 on shut
 
 async def socket_principal(request: web.Request) -> Principal:
     """Who opens the socket; 401/403 before the upgrade."""
-    offered = [
-        p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
-    ]
+    header = request.headers.get("Sec-WebSocket-Protocol", "")
+    if not header.isascii():  # subprotocols are tokens (RFC 6455), a JWT is ASCII too
+        raise ValidationFailed(
+            "invalid Sec-WebSocket-Protocol",
+            errors=[FieldError("Sec-WebSocket-Protocol", "comma-separated ASCII tokens")],
+        )
+    offered = [p.strip() for p in header.split(",") if p.strip()]
     if SUBPROTOCOL in offered:
         tokens = [p for p in offered if p != SUBPROTOCOL]
         if len(tokens) != 1:

@@ -18,6 +18,7 @@ from lib.http.access import EVERY_ROLE, SELF
 from lib.http.body import body_deadline
 from lib.http.guards import path_text
 from lib.http.keys import DB
+from lib.http.listing import parse_query
 from lib.http.openapi import operation
 from lib.http.openapi_io import Form
 from lib.logging import get_logger
@@ -184,16 +185,16 @@ async def put_picture(request: web.Request) -> web.Response:
     ),
 )
 async def get_picture(request: web.Request) -> web.StreamResponse:
+    key = path_text(request, "key")
+    signed = parse_query(request, SignedQuery)  # a malformed URL is 400 before any lookup
     storage = request.app[STORAGE]
     if not isinstance(storage, LocalStorage):
         raise NotFound("pictures are served by the object store")
-    key = path_text(request, "key")
     try:
         path = storage.path(key)
     except ObjectNotFound:
         raise NotFound("no such picture") from None
-    query = request.query
-    if not storage.check(key, query.get("expires", ""), query.get("sig", "")):
+    if not storage.check(key, signed.expires, signed.sig):
         raise Forbidden("the picture URL is invalid or has expired")
     if not path.is_file():
         raise NotFound("no such picture")

@@ -3,14 +3,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from grpclib import GRPCError
 from grpclib.const import Status
 
+from lib.clients.revocations import PATH, RevocationRecord
+from lib.config import ServiceSettings
 from lib.db.pool import connect
+from lib.errors import ServiceUnavailable
 from services.chat.deps import PartiesCache
 from services.chat.settings import ChatSettings
 from services.orders.relay import OutboxRelay
@@ -76,3 +84,46 @@ def test_outbox_batch_and_retry_max_shape_the_relay(batch: int, retry_max: float
     assert relay.lease == settings.points_timeout * (batch + 1)  # the whole batch, leased
     assert relay.backoff(20) == retry_max  # the cap
     assert relay.backoff(0) == min(retry_max, relay.first_retry)
+
+
+@pytest.mark.parametrize(("record_timeout", "failures"), [(0.2, 1), (0.3, 2)])
+async def test_revocation_record_timeout_and_failures_bound_the_fallback(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+    record_timeout: float,
+    failures: int,
+) -> None:
+    """users never answers: each ask gives up after REVOCATION_RECORD_TIMEOUT, and after
+    REVOCATION_RECORD_FAILURES of them the breaker answers at once without asking."""
+    asked: list[float] = []
+
+    async def frozen(request: web.Request) -> web.Response:
+        asked.append(time.monotonic())
+        await asyncio.Event().wait()  # until the caller gives up and disconnects
+        raise AssertionError("unreachable")
+
+    app = web.Application()
+    app.router.add_get(PATH, frozen)
+    server = await aiohttp_server(app)
+    settings = ServiceSettings(
+        service="t",
+        database_url="",
+        revocation_record_timeout=record_timeout,
+        revocation_record_failures=failures,
+    )
+    record = RevocationRecord(
+        str(server.make_url("/")),
+        timeout=settings.revocation_record_timeout,
+        failures=settings.revocation_record_failures,
+        retry=settings.revocation_retry,
+    )
+    try:
+        for _ in range(failures):
+            started = time.monotonic()
+            with pytest.raises(ServiceUnavailable):
+                await record(uuid.uuid4(), "token")
+            assert time.monotonic() - started >= record_timeout * 0.9  # waited its timeout, no more
+        with pytest.raises(ServiceUnavailable):  # the open breaker's, without asking
+            await record(uuid.uuid4(), "token")
+    finally:
+        await record.close()
+    assert len(asked) == failures  # the last ask was refused by the open breaker

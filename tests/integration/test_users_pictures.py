@@ -261,12 +261,16 @@ async def test_the_download_refusals(client: Any, users_dsn: str, tmp_path: Path
     url, key = await served(client, users_dsn, PNG)
     storage: LocalStorage = client.app[STORAGE]
     expires = url.split("expires=")[1].split("&")[0]
-    for bad in (f"/v1/pictures/{key}", f"/v1/pictures/{key}?expires={expires}",
-                f"/v1/pictures/{key}?sig={storage.sign(key, int(expires))}",
-                url[:-1] + ("0" if url[-1] != "0" else "1")):  # fmt: skip
-        resp = await client.get(bad)
-        assert resp.status == 403, bad
-        assert (await resp.json())["detail"] == "the picture URL is invalid or has expired"
+    sig = storage.sign(key, int(expires))
+    for bad, missing in ((f"/v1/pictures/{key}", {"expires", "sig"}),
+                         (f"/v1/pictures/{key}?expires={expires}", {"sig"}),
+                         (f"/v1/pictures/{key}?sig={sig}", {"expires"})):  # fmt: skip
+        resp = await client.get(bad)  # what the document declares required, named
+        assert resp.status == 400, bad
+        assert {e["field"] for e in (await resp.json())["errors"]} == missing, bad
+    resp = await client.get(url[:-1] + ("0" if url[-1] != "0" else "1"))  # tampered
+    assert resp.status == 403
+    assert (await resp.json())["detail"] == "the picture URL is invalid or has expired"
     signed = f"expires={expires}&sig={storage.sign('bad', int(expires))}"
     resp = await client.get(f"/v1/pictures/bad?{signed}")
     assert (resp.status, (await resp.json())["detail"]) == (404, "no such picture")

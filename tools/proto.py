@@ -37,30 +37,18 @@ def proto_files() -> list[str]:
 
 def generate(out: Path) -> None:
     """Write the whole package into `out` (emptied first, so removed protos leave nothing)."""
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    bin_dir = Path(sys.executable).parent
-    plugin = bin_dir / "protoc-gen-python_betterproto2"
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "grpc_tools.protoc",
-        f"-I{PROTO_DIR}",
-        f"--plugin=protoc-gen-python_betterproto2={plugin}",
-        f"--python_betterproto2_out={out}",
-        f"--python_betterproto2_opt={OPTIONS}",
-        *proto_files(),
-    ]
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"proto: protoc failed:\n{result.stderr.strip()}")
+    protoc(out, PROTO_DIR, OPTIONS, proto_files())
     (out / "__init__.py").write_text(HEADER)  # the plugin leaves the root package empty
 
 
 def generate_plugin(out: Path) -> None:
     """sqlc's plugin protocol as betterproto2 messages for the plugin (codegen/plugin/)."""
+    protoc(out, PLUGIN_PROTO_DIR, "client_generation=none", ["plugin/codegen.proto"])
+    (out / "__init__.py").write_text(HEADER.replace("proto/", "codegen/proto/"))
+
+
+def protoc(out: Path, include: Path, options: str, protos: list[str]) -> None:
+    """betterproto2's protoc plugin over `protos` (under `include`) into an emptied `out`."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -71,16 +59,15 @@ def generate_plugin(out: Path) -> None:
         sys.executable,
         "-m",
         "grpc_tools.protoc",
-        f"-I{PLUGIN_PROTO_DIR}",
+        f"-I{include}",
         f"--plugin=protoc-gen-python_betterproto2={plugin}",
         f"--python_betterproto2_out={out}",
-        "--python_betterproto2_opt=client_generation=none",
-        "plugin/codegen.proto",
+        f"--python_betterproto2_opt={options}",
+        *protos,
     ]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"proto: protoc failed:\n{result.stderr.strip()}")
-    (out / "__init__.py").write_text(HEADER.replace("proto/", "codegen/proto/"))
 
 
 def differences(fresh: Path, current: Path) -> list[str]:

@@ -243,7 +243,8 @@ async def users_sweep(users: ServiceProcess, users_dsn: str) -> None:
                 assert resp.status == 403, (url, resp.status)
                 assert resp.content_type == PROBLEM
         async with http.get(users.url + urlsplit(urls[victim.id]).path) as resp:
-            assert resp.status == 403  # no signature at all
+            assert resp.status == 400  # no signature at all: the required expires and sig
+            assert {e["field"] for e in (await resp.json())["errors"]} == {"expires", "sig"}
         async with http.get(users.url + urls[victim.id]) as resp:
             assert resp.status == 200  # the control: the URL as given works
             assert await resp.read() == PNG

@@ -202,6 +202,8 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
         },
         "idempotency_keys": idempotency_key_row,
         "mail_outbox": lambda db: {"recipient": "a@fixup.test", "subject": "Hi", "body": "Hello"},
+        # a revocation of an account of its own (the record is keyed by the user id alone)
+        "token_revocations": lambda db: {"user_id": uid(), "not_before": datetime.now(UTC)},
         # a group of its own (a department no user has): the summary the triggers keep
         "user_statistics": lambda db: {
             "role": "CUSTOMER",
@@ -394,6 +396,9 @@ BAD: list[Bad] = [
     Bad("users", "mail_outbox", "mail_outbox_subject_chk", pg.CheckViolation, {"subject": ""}),
     Bad("users", "mail_outbox", "mail_outbox_body_chk", pg.CheckViolation, {"body": ""}),
     Bad("users", "mail_outbox", "mail_outbox_attempts_chk", pg.CheckViolation, {"attempts": -1}),
+    Bad("users", "token_revocations", "token_revocations_pkey", pg.UniqueViolation,
+        {"user_id": First("token_revocations", "user_id")}),
+    Bad("users", "token_revocations", "not_before", pg.NotNullViolation, {"not_before": None}),
     Bad("users", "user_statistics", "user_statistics_group_key", pg.UniqueViolation,
         {"department_id": First("user_statistics", "department_id")}),
     *idempotency_key_cases("users"),

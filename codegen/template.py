@@ -33,7 +33,7 @@ class Section:
         out: list[str] = []
         for indent, line, alone in self.lines:
             text = line.substitute(values, runtime=RUNTIME)
-            if alone and not text:
+            if alone and not text.strip():
                 continue
             first, *rest = text.split("\n")
             out.append(first if first.strip() else "")
@@ -41,7 +41,7 @@ class Section:
         return "\n".join(out)
 
 
-def _section(lines: list[str]) -> Section:
+def parse_section(lines: list[str]) -> Section:
     uses: list[Template] = []
     while lines and lines[0].startswith("uses: "):
         uses.append(Template(lines.pop(0).removeprefix("uses: ")))
@@ -64,4 +64,4 @@ def load(name: str) -> dict[str, Section]:
             current = sections.setdefault(match[1], [])
         elif current is not None:
             current.append(line)
-    return {key: _section(lines) for key, lines in sections.items()}
+    return {key: parse_section(lines) for key, lines in sections.items()}

@@ -10,7 +10,7 @@ import pytest
 from codegen.__main__ import DRIVERS
 from codegen.naming import RUNTIME
 from codegen.plan import COMMANDS
-from codegen.template import Section, parse_section, load
+from codegen.template import Section, load, parse_section
 
 ALL_DRIVERS = sorted({d for drivers in DRIVERS.values() for d in drivers})
 

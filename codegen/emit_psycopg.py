@@ -1,9 +1,10 @@
-"""The psycopg 3 (async) emitter: `conn.execute` with `%(pn)s` placeholders, `cursor.copy()`
-for :copyfrom, `executemany` for :batchexec, `cursor.stream()` for the row-by-row form."""
+"""The psycopg 3 (async) emitter: the values of templates/psycopg.tmpl (`conn.execute` with
+`%(pn)s` placeholders, `cursor.copy()` for :copyfrom, `executemany` for :batchexec,
+`cursor.stream()` for the row-by-row form)."""
 
 from __future__ import annotations
 
-from .emit import Emitter, Source, as_tuple, page_builder, row_builder
+from .emit import Emitter, Source, as_tuple
 from .naming import RUNTIME
 from .pgcasts import format_placeholders
 from .plan import QueryPlan
@@ -16,7 +17,6 @@ def _ident(name: str) -> str:
 class PsycopgEmitter(Emitter):
     driver = "psycopg"
     conn_type = "PsycoConn"
-    stream_note = "single-row mode (cursor.stream)."
 
     def base_imports(self) -> set[str]:
         return {f"from {RUNTIME}_psycopg import PsycoConn"}
@@ -30,62 +30,14 @@ class PsycopgEmitter(Emitter):
         pairs = zip(numbers, self.args(plan, holder), strict=True)
         return "{" + ", ".join(f'"p{n}": {arg}' for n, arg in pairs) + "}"
 
-    def body(self, src: Source, plan: QueryPlan) -> list[str]:
-        q, const = plan.query, plan.func.upper()
-        args = self.ordered_args(plan)
-        run = f"cur = await conn.execute({const}, {args})"
-        build = row_builder(plan, "row", "models.")
-        cmd = q.cmd
-        if cmd == ":one" and plan.scalar is not None and plan.scalar.annotation == "None":
-            return [f"await conn.execute({const}, {args})"]
-        if cmd == ":one":
-            return [run, "row = await cur.fetchone()", f"return None if row is None else {build}"]
-        if cmd == ":many" and plan.page_class:
-            return [run, "rows = await cur.fetchall()", *page_builder(plan, "rows")]
-        if cmd == ":many":
-            return [run, "rows = await cur.fetchall()", f"return [{build} for row in rows]"]
-        if cmd == ":exec":
-            return [f"await conn.execute({const}, {args})"]
-        if cmd == ":execrows":
-            return [run, "return cur.rowcount"]
-        if cmd == ":execresult":
-            return [run, "return ExecResult(cur.rowcount, None)"]
-        if cmd == ":execlastid":
-            return [run, "value: int = (await cur.fetchone() or (None,))[0]", "return value"]
-        item_args = self.ordered_args(plan, "item.")
-        if cmd == ":copyfrom":
-            schema, _, table = (q.insert_into_table or "").rpartition(".")
-            target = ".".join(_ident(n) for n in (schema, table) if n)
-            columns = ", ".join(_ident(p.db_name) for p in plan.params)
-            copy = f"COPY {target} ({columns}) FROM STDIN"
-            return [
-                "async with conn.cursor() as cur:",
-                f"    async with cur.copy({copy!r}) as copy:",
-                "        for item in items:",
-                f"            await copy.write_row({as_tuple(self.args(plan, 'item.'))})",
-                "    return cur.rowcount",
-            ]
-        if cmd == ":batchexec":
-            return [
-                "async with conn.cursor() as cur:",
-                f"    await cur.executemany({const}, [{item_args} for item in items])",
-            ]
-        one_row = cmd == ":batchone"
-        fetch = "row = await cur.fetchone()" if one_row else "rows = await cur.fetchall()"
-        one = f"None if row is None else {build}" if one_row else f"[{build} for row in rows]"
-        return [
-            "results = []",
-            "for item in items:",
-            f"    cur = await conn.execute({const}, {item_args})",
-            f"    {fetch}",
-            f"    results.append({one})",
-            "return results",
-        ]
-
-    def stream_body(self, src: Source, plan: QueryPlan) -> list[str]:
-        build = row_builder(plan, "row", "models.")
-        return [
-            "async with conn.cursor() as cur:",
-            f"    async for row in cur.stream({plan.func.upper()}, {self.ordered_args(plan)}):",
-            f"        yield {build}",
-        ]
+    def values(self, src: Source, plan: QueryPlan) -> dict[str, str]:
+        schema, _, table = (plan.query.insert_into_table or "").rpartition(".")
+        target = ".".join(_ident(n) for n in (schema, table) if n)
+        columns = ", ".join(_ident(p.db_name) for p in plan.params)
+        return {
+            **super().values(src, plan),
+            "args": self.ordered_args(plan),
+            "item_args": self.ordered_args(plan, "item."),
+            "item_tuple": as_tuple(self.args(plan, "item.")),
+            "copy": repr(f"COPY {target} ({columns}) FROM STDIN"),
+        }

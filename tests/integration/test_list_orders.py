@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -27,24 +28,46 @@ from tests.integration.test_access_matrix import stack, users_dsn  # noqa: F401 
 from tools import seed
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "openapi"
-# lists whose rows need a longer story than this test tells (jobs, reviews: a finished job;
-# conversations: chat's own tests, tests/integration/test_chat_api.py)
-NOT_FILLED = {"GET /v1/jobs", "GET /v1/providers/{id}/reviews", "GET /v1/conversations"}
+# a key whose rows without a value sort by another, as its `orderby` description documents
+FALLBACK = {("GET /v1/conversations", "last_message_at"): "created_at"}
 
 
-def sorted_lists() -> list[tuple[str, str, str, list[str], dict[str, Any] | None]]:
-    """(service, path, "GET path", orderby keys, x-access) of every documented list."""
+@dataclass(frozen=True)
+class Listed:
+    service: str
+    template: str  # the path, with {id}
+    name: str  # "GET path"
+    keys: list[str]  # orderby's values
+    access: dict[str, Any] | None  # x-access; None: public
+    keyset: bool  # takes `cursor` (answers meta.next_cursor)
+    orderby_doc: str  # orderby's description
+
+
+def sorted_lists() -> list[Listed]:
+    """Every documented list with `orderby` and `sort`."""
     found = []
     for doc_path in sorted(DOCS.glob("*.json")):
         doc = json.loads(doc_path.read_text())
         for path, methods in doc["paths"].items():
             op = methods.get("get")
-            params = {p["name"]: p["schema"] for p in (op or {}).get("parameters", [])}
+            params = {p["name"]: p for p in (op or {}).get("parameters", [])}
             if op is None or "orderby" not in params or "sort" not in params:
                 continue
-            [choice] = [s for s in params["orderby"]["anyOf"] if s.get("type") == "string"]
+            [choice] = [
+                s for s in params["orderby"]["schema"]["anyOf"] if s.get("type") == "string"
+            ]
             keys = choice.get("enum") or [choice["const"]]
-            found.append((doc_path.stem, path, f"GET {path}", keys, op.get("x-access")))
+            found.append(
+                Listed(
+                    doc_path.stem,
+                    path,
+                    f"GET {path}",
+                    keys,
+                    op.get("x-access"),
+                    "cursor" in params,
+                    params["orderby"].get("description", ""),
+                )
+            )
     return found
 
 
@@ -67,7 +90,8 @@ async def spread_created_at(dsn: str) -> None:
         await conn.close()
 
 
-async def fill(apps: dict[str, Any], dsns: dict[str, str]) -> None:
+async def fill(apps: dict[str, Any], dsns: dict[str, str]) -> dict[Role, dict[str, str]]:
+    """The rows of every list; the headers of a caller of each role that sees them."""
     for db, seeder, _ in seed.SEEDERS:
         if db in dsns:
             seeder(dsns[db])
@@ -80,20 +104,51 @@ async def fill(apps: dict[str, Any], dsns: dict[str, str]) -> None:
             assert resp.status == 204, await resp.text()
     customer = caller(Role.CUSTOMER)
     orders = []
-    for n in range(3):
+    for n in range(6):
         body = order_body(service_id, description=f"Order number {n}")
         resp = await apps["orders"].post("/v1/orders", json=body, headers=customer.headers)
         assert resp.status == 201, await resp.text()
         orders.append((await resp.json())["data"]["id"])
     for n, provider in enumerate(providers):
-        headers = bearer_of(Role.PROVIDER, provider)
         body = offer_body(price=f"{90 + 7 * n}.00")
-        resp = await apps["orders"].post(
-            f"/v1/orders/{orders[0]}/offers", json=body, headers=headers
-        )
+        await post(apps["orders"], f"/v1/orders/{orders[0]}/offers", body, provider, 201)
+    for n, order_id in enumerate(orders[3:]):  # jobs of one provider, reviewed
+        await job(apps["orders"], order_id, providers[0], customer.headers, n)
+    conversations = []
+    for provider in providers:  # the customer's conversations on orders[0]
+        body = {"order_id": orders[0], "provider_id": str(provider)}
+        resp = await apps["chat"].post("/v1/conversations", json=body, headers=customer.headers)
+        assert resp.status == 201, await resp.text()
+        conversations.append((await resp.json())["data"]["id"])
+    for made in reversed(conversations[1:]):  # the first has no message
+        path = f"/v1/conversations/{made}/messages"
+        resp = await apps["chat"].post(path, json={"body": "hello"}, headers=customer.headers)
         assert resp.status == 201, await resp.text()
     for dsn in dsns.values():
         await spread_created_at(dsn)
+    return {Role.ADMIN: bearer(Role.ADMIN), Role.CUSTOMER: customer.headers}
+
+
+async def post(client: Any, path: str, body: Any, who: uuid.UUID, status: int) -> Any:
+    resp = await client.post(path, json=body, headers=bearer_of(Role.PROVIDER, who))
+    assert resp.status == status, (path, await resp.text())
+    return (await resp.json())["data"]
+
+
+async def job(
+    orders: Any, order_id: str, provider: uuid.UUID, customer: dict[str, str], n: int
+) -> None:
+    """An offer of `provider` accepted, the job started, completed and reviewed."""
+    offer = await post(orders, f"/v1/orders/{order_id}/offers", offer_body(), provider, 201)
+    accept = f"/v1/orders/{order_id}/offers/{offer['id']}/accept"
+    resp = await orders.post(accept, headers=customer)
+    assert resp.status == 200, await resp.text()
+    job_id = (await resp.json())["data"]["id"]
+    await post(orders, f"/v1/jobs/{job_id}/start", None, provider, 200)
+    await post(orders, f"/v1/jobs/{job_id}/complete", None, provider, 200)
+    review = {"rating": 3 + n, "comment": f"Review number {n}"}
+    resp = await orders.post(f"/v1/jobs/{job_id}/review", json=review, headers=customer)
+    assert resp.status == 201, await resp.text()
 
 
 def bearer_of(role: Role, user_id: uuid.UUID) -> dict[str, str]:
@@ -170,6 +225,36 @@ async def ids_of(dsn: str) -> list[str]:
         await conn.close()
 
 
+async def walk(client: Any, base: str, headers: dict[str, str], total: int) -> list[list[str]]:
+    """The list read in about three pages, by `page` and by `cursor`: the rows of each."""
+    limit = max(1, -(-total // 3))
+    walks: list[list[str]] = [[], []]
+    page, cursor = 1, ""
+    for _ in range(total // limit + 2):  # bounded: one more page than the rows need
+        data = await rows(client, f"{base}&limit={limit}&page={page}", headers)
+        walks[0] += [json.dumps(r, sort_keys=True) for r in data]
+        page += 1
+        if len(data) < limit:
+            break
+    for _ in range(total // limit + 2):
+        resp = await client.get(f"{base}&limit={limit}{cursor}", headers=headers)
+        assert resp.status == 200, (base, cursor, await resp.text())
+        body = await resp.json()
+        walks[1] += [json.dumps(r, sort_keys=True) for r in body["data"]]
+        if body["meta"]["next_cursor"] is None:
+            break
+        cursor = f"&cursor={body['meta']['next_cursor']}"
+    return walks
+
+
+def caller_of(listed: Listed, callers: dict[Role, dict[str, str]]) -> dict[str, str]:
+    """No header for a public list; ADMIN when it may; else the one who made the rows."""
+    if listed.access is None:
+        return {}
+    [role, *_] = [r for r in (Role.ADMIN, Role.CUSTOMER) if r.value in listed.access["roles"]]
+    return callers[role]
+
+
 async def test_every_list_every_key_both_directions(
     stack: dict[str, Any],  # noqa: F811  (the fixture)
     departments_dsn: str,
@@ -185,32 +270,29 @@ async def test_every_list_every_key_both_directions(
         "chat": chat_dsn,
         "users": users_dsn,
     }
-    await fill(stack, dsns)
+    callers = await fill(stack, dsns)
     lists = sorted_lists()
-    documented = {name for _, _, name, _, _ in lists}
-    assert documented >= NOT_FILLED, f"NOT_FILLED names no list any more: {NOT_FILLED - documented}"
-    checked = []
-    for service, template, name, keys, access in lists:
-        if name in NOT_FILLED:
-            continue
-        client, dsn = stack[service], dsns[service]
-        headers = {} if access is None else bearer(Role.ADMIN)
-        assert access is None or "ADMIN" in access["roles"], f"{name}: no caller here"
-        path = template
-        if "{id}" in template:  # the id with the most rows
+    checked, walked = [], []
+    for listed in lists:
+        client, dsn, name = stack[listed.service], dsns[listed.service], listed.name
+        headers = caller_of(listed, callers)
+        path = listed.template
+        if "{id}" in path:  # the id with the most rows
             counts = [
-                (await count(client, f"{template.format(id=i)}?limit=1000", headers), i)
+                (await count(client, f"{path.format(id=i)}?limit=1000", headers), i)
                 for i in await ids_of(dsn)
             ]
-            path = template.format(id=max(counts)[1])
+            path = path.format(id=max(counts)[1])
         conn = await asyncpg.connect(dsn)
         try:
-            for key in keys:
-                base = f"{path}?limit=1000&orderby={key}"
-                up = await rows(client, f"{base}&sort=asc", headers)
-                down = await rows(client, f"{base}&sort=desc", headers)
+            for key in listed.keys:
+                fallback = FALLBACK.get((name, key))
+                assert fallback is None or fallback in listed.orderby_doc.split(key, 1)[-1]
+                base = f"{path}?orderby={key}"
+                up = await rows(client, f"{base}&sort=asc&limit=1000", headers)
+                down = await rows(client, f"{base}&sort=desc&limit=1000", headers)
                 assert all(key in r for r in up), f"{name}: rows without {key}"
-                values = [r[key] for r in up]
+                values = [r[key] if fallback is None else r[key] or r[fallback] for r in up]
                 assert len({json.dumps(v) for v in values}) >= 2, (
                     f"{name} by {key}: fewer than two values, the order cannot show"
                 )
@@ -220,11 +302,22 @@ async def test_every_list_every_key_both_directions(
                 assert values == await independent_order(conn, values, False), (
                     f"{name} by {key} asc: {values}"
                 )
-                down_values = [r[key] for r in down]
+                down_values = [r[key] if fallback is None else r[key] or r[fallback] for r in down]
                 assert down_values == await independent_order(conn, down_values, True), (
                     f"{name} by {key} desc: {down_values}"
                 )
                 checked.append(f"{name} by {key}")
+                for sort, whole in (("asc", up), ("desc", down)):
+                    if listed.keyset:
+                        in_order = [json.dumps(r, sort_keys=True) for r in whole]
+                        by_page, by_cursor = await walk(
+                            client, f"{base}&sort={sort}", headers, len(whole)
+                        )
+                        assert by_page == in_order, f"{name} by {key} {sort}: paged"
+                        assert by_cursor == in_order, f"{name} by {key} {sort}: by cursor"
+                        walked.append(f"{name} by {key} {sort}")
         finally:
             await conn.close()
-    assert len(checked) == sum(len(k) for _, _, n, k, _ in lists if n not in NOT_FILLED)
+    assert len(checked) == sum(len(listed.keys) for listed in lists)
+    assert len(walked) == 2 * sum(len(listed.keys) for listed in lists if listed.keyset)
+    assert {name.split(" by ")[0] for name in checked} == {listed.name for listed in lists}

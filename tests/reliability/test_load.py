@@ -64,7 +64,7 @@ async def saturate(
     counts = {s: n - before.get(s, 0) for s, n in after.items() if n > before.get(s, 0)}
     fives = sum(v for s, v in counts.items() if s.startswith("5"))
     served = sum(counts.values())
-    p99 = re.search(r"99%\s+(\S+)", output)
+    p99 = re.search(r"^\s*99%\s+(\S+)", output, re.MULTILINE)  # the distribution line
     rate = re.search(r"Requests/sec:\s+(\S+)", output)
     assert p99, output
     assert rate, output

@@ -6,7 +6,9 @@ stop it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -45,7 +47,11 @@ class ServiceProcess:
             env={**os.environ, **env} if inherit_environ else env,
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
+            # a wrapper may fork the service (faketime does): its own process group, so
+            # stop() reaches the service too, not only the wrapper
+            start_new_session=bool(wrapper),
         )
+        self.grouped = bool(wrapper)
 
     async def wait_healthy(self, seconds: float = 20.0) -> None:
         deadline = time.monotonic() + seconds
@@ -74,9 +80,12 @@ class ServiceProcess:
         )
 
     def stop(self) -> None:
+        if self.grouped:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(10)
+        self.proc.wait(10)
 
 
 async def port_open(port: int) -> bool:

@@ -24,7 +24,7 @@ from lib.db.pool import Database
 from lib.errors import FieldError, NotFound
 from lib.http.access import EVERY_ROLE, SELF
 from lib.http.body import parse_body
-from lib.http.cursor import After, keyset_page, next_cursor
+from lib.http.cursor import After, keyset_page, list_meta
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
 from lib.http.jsonio import data, json_response
@@ -165,11 +165,8 @@ async def list_users(request: web.Request) -> web.Response:
     rows, stats, points = await load_users(
         request.app[DB], request.app[POINTS], filters, page, after
     )
-    meta: dict[str, Any] = {**page.meta(0), "statistics": statistics(stats)}
-    meta["total"] = meta["statistics"]["count"]
-    meta["next_cursor"] = next_cursor(page, rows)
-    if after is not None:
-        del meta["page"]
+    summary = statistics(stats)
+    meta = {**list_meta(page, after, rows, total=summary["count"]), "statistics": summary}
     if points is None and rows:
         meta["degraded"] = ["points"]
     urls = await picture_urls(request.app, [r.picture_key for r in rows])

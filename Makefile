@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help install lint format typecheck test test-fast test-reliability test-unit migrate-up migrate-down migrate-status \
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
-	check-service scan-deps deploy-lint api-lint api-lint-deps
+	check-service scan-deps deploy-lint api-lint api-lint-deps backup-servers backup restore
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -114,15 +114,29 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/psycopg tests/codegen/mysql tests/codegen/patch_pg
 	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/psycopg tests/codegen/mysql tests/codegen/patch_pg
 
-run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service
+# make run backups=1: the services' <DB>_DATABASE_URL point at the archived servers
+ARCHIVED = $(if $(backups),set -a && . var/db/backups.env && set +a &&)
+run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service; backups=1: on the archived servers of make backup-servers
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null
+	$(if $(backups),@$(MAKE) --no-print-directory backup-servers)
 	$(if $(replicas),$(PY) -m tools.procfile write --replicas $(replicas) --out var/Procfile)
-	$(PY) -m tools.seed --local-dev
+	$(ARCHIVED) $(PY) -m tools.seed --local-dev
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
-	JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
+	$(ARCHIVED) JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -d . -f $(if $(replicas),var/Procfile,Procfile)
+
+backup-servers: install ## a PostgreSQL cluster (WAL archived by pgBackRest) and a MariaDB (binary log on) of the run's own under var/db/, every database migrated (docs/operations.md "Backups")
+	@$(PY) -m tools.packages ensure backup
+	$(PY) -m tools.backup_servers up
+
+backup: install ## a full (first) or differential pgBackRest backup of every PostgreSQL database + a mariadb-backup of points, binary log archived (type=full|diff)
+	$(PY) -m tools.backup $(if $(type),--type $(type))
+
+restore: install check-db ## restore db=X to time=T (ISO 8601) into a new server under var/restore/; prints its DSN
+	@test -n "$(time)" || { echo "usage: make restore db=X time=2026-11-25T14:05:00Z"; exit 2; }
+	$(PY) -m tools.restore run $(db) "$(time)"
 
 bench: install ## every benchmark (side by side; needs wrk, nginx): bench/results/latest.json + docs/benchmarks.md and the README headline
 	$(PY) -m bench.run $(if $(only),--only $(only))

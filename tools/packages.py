@@ -66,6 +66,10 @@ EXAMPLES = (
 CLOCKS = (
     Package("faketime", "a users service 90 s off (tests/e2e/test_clock_skew.py)", ("faketime",)),
 )
+BACKUPS = (
+    Package("pgbackrest", "make backup / make restore: WAL archive, backups", ("pgbackrest",)),
+    Package("mariadb-backup", "make backup / make restore: MariaDB copies", ("mariadb-backup",)),
+)
 LINTERS = (
     Package("docker-compose", "docker-compose config (lint)", ("docker-compose",)),
     Package("kubectl", "kubectl kustomize (deploy/k8s overlays)", ("kubectl",)),
@@ -73,8 +77,19 @@ LINTERS = (
 
 TARGETS: dict[str, tuple[Package, ...]] = {
     "run": GATEWAY + NODE + METRICS,
-    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS,
-    "ci": SERVERS + BUILD + GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS,
+    "backup": BACKUPS,
+    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS + BACKUPS,
+    "ci": SERVERS
+    + BUILD
+    + GATEWAY
+    + NODE
+    + BROWSER
+    + METRICS
+    + LOAD
+    + LINTERS
+    + EXAMPLES
+    + CLOCKS
+    + BACKUPS,
 }
 
 

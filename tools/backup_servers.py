@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from dataclasses import dataclass
 
@@ -56,7 +58,8 @@ def load(settings: BackupSettings) -> Servers:
 
 
 def archive_settings(settings: BackupSettings) -> dict[str, str]:
-    push = f"pgbackrest --config={settings.pgbackrest_conf} --stanza={STANZA} archive-push %p"
+    config = " ".join(settings.pgbackrest_options())
+    push = f"pgbackrest {config} --stanza={STANZA} archive-push %p"
     return {
         "wal_level": "replica",
         "archive_mode": "on",
@@ -64,6 +67,21 @@ def archive_settings(settings: BackupSettings) -> dict[str, str]:
         "archive_timeout": str(settings.archive_timeout),
         "max_wal_senders": "3",
     }
+
+
+def write_keys(settings: BackupSettings) -> None:
+    """The S3 repository's keys, from the environment, readable by their user only."""
+    keys = settings.pgbackrest_include / "s3-keys.conf"
+    key, secret = os.environ.get("BACKUP_S3_KEY", ""), os.environ.get("BACKUP_S3_KEY_SECRET", "")
+    if settings.s3 is None or not key:
+        keys.unlink(missing_ok=True)
+        return
+    keys.touch(mode=0o600)
+    keys.chmod(0o600)
+    owned_by(keys.parent, "postgres")
+    if os.geteuid() == 0:
+        shutil.chown(keys, "postgres", "postgres")
+    keys.write_text(f"[global]\nrepo2-s3-key={key}\nrepo2-s3-key-secret={secret}\n")
 
 
 def up(settings: BackupSettings) -> Servers:
@@ -74,13 +92,19 @@ def up(settings: BackupSettings) -> Servers:
         settings.servers.mkdir(parents=True, exist_ok=True)
         state.write_text(json.dumps({"postgresql": free_port(), "mysql": free_port()}))
     servers = load(settings)
-    for path in ("pgbackrest", "log", "lock", "spool"):
+    for path in ("pgbackrest", "log", "lock", "spool", "conf.d"):
         owned_by(settings.backups / path, "postgres")
+    write_keys(settings)
     settings.pgbackrest_conf.write_text(pgbackrest_conf(settings, servers.pg.data, servers.pg.port))
     if not servers.pg.data.exists():
         servers.pg.init(archive_settings(settings))
     if not servers.pg.running():
         servers.pg.start()
+    with psycopg.connect(servers.pg.dsn(), autocommit=True) as conn:  # the settings of now
+        for key, value in archive_settings(settings).items():
+            if key != "archive_mode":  # only at start-up: set by init
+                conn.execute(f"ALTER SYSTEM SET {key} = '{value}'")
+        conn.execute("SELECT pg_reload_conf()")
     if not (servers.mariadb.data / "mysql").exists():
         servers.mariadb.install()
     if not servers.mariadb.running():

@@ -1,9 +1,10 @@
 """Where backups live and how long they are kept: one place for `make backup`, `make restore`
 and the servers whose WAL and binary log they archive (docs/operations.md, "Backups").
 
-Every setting is a `BACKUP_*` environment variable with the default below. The S3 keys are
-never written to a file: pgBackRest reads `PGBACKREST_REPO2_S3_KEY` and
-`PGBACKREST_REPO2_S3_KEY_SECRET` from the environment itself.
+Every setting is a `BACKUP_*` environment variable with the default below. The S3 keys
+(`BACKUP_S3_KEY`, `BACKUP_S3_KEY_SECRET`) go into no repository file, no command line and
+no log: `make backup-servers` writes them to `var/backups/conf.d/s3-keys.conf`, mode 0600,
+owned by the user PostgreSQL's `archive_command` runs as, which pgBackRest includes.
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ class BackupSettings:
     @property
     def pgbackrest_conf(self) -> Path:
         return self.backups / "pgbackrest.conf"
+
+    @property
+    def pgbackrest_include(self) -> Path:
+        """`--config-include-path`: the keys file, apart from the settings."""
+        return self.backups / "conf.d"
+
+    def pgbackrest_options(self) -> list[str]:
+        return [
+            f"--config={self.pgbackrest_conf}",
+            f"--config-include-path={self.pgbackrest_include}",
+        ]
 
     @property
     def mariadb_backups(self) -> Path:

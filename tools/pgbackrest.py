@@ -17,8 +17,8 @@ def pgbackrest(settings: BackupSettings, command: str, *options: str) -> list[st
     binary = shutil.which("pgbackrest")
     if binary is None:
         raise ServerError("no pgbackrest: python3 -m tools.packages ensure backup")
-    config = f"--config={settings.pgbackrest_conf}"
-    return as_user("postgres", [binary, config, f"--stanza={STANZA}", *options, command])
+    config = settings.pgbackrest_options()
+    return as_user("postgres", [binary, *config, f"--stanza={STANZA}", *options, command])
 
 
 @dataclass(frozen=True, slots=True)

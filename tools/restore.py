@@ -102,7 +102,11 @@ def check_migrations(db: Database, dsn: str) -> str:
     return f"{len(applied)} of {len(known)} migrations applied (last {applied[-1]})"
 
 
-def restore_pg(settings: BackupSettings, db: Database, target: datetime, home: Path) -> str:
+def restore_pg(
+    settings: BackupSettings, db: Database, target: datetime, home: Path, *, alone: bool = True
+) -> str:
+    """`db` at `target` in a new cluster in `home`; `alone=False`: every database of the
+    cluster, at the same point (the restore drill); -> `db`'s DSN there."""
     live = load(settings).pg
     if live.answers():  # the WAL written up to now reaches the archive first
         run(pgbackrest.pgbackrest(settings, "check"))
@@ -120,7 +124,7 @@ def restore_pg(settings: BackupSettings, db: Database, target: datetime, home: P
     run(pgbackrest.pgbackrest(  # a time target picks its backup set itself
         settings, "restore", f"--pg1-path={copy.data}", "--type=time",
         f"--target={pg_time(target)}", "--target-action=promote",
-        f"--db-include=fixup_{db.name}", "--archive-mode=off",
+        *([f"--db-include=fixup_{db.name}"] if alone else []), "--archive-mode=off",
     ), timeout=3600)  # fmt: skip
     # the copy must never push WAL into the live cluster's stanza
     copy.configure({"archive_mode": "off", "archive_command": ""} | {"port": str(copy.port)})

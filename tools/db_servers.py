@@ -181,6 +181,7 @@ class MariaInstance:
             f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.home / 'sock'}",
             f"--pid-file={self.home / 'mariadbd.pid'}", f"--log-error={self.home / 'error.log'}",
             "--skip-name-resolve", "--server-id=1", "--innodb-buffer-pool-size=64M",
+            "--default-time-zone=+00:00",  # binary log targets and DATETIMEs in UTC
             *(log or ["--skip-log-bin"]), *(["--user=mysql"] if os.geteuid() == 0 else []),
         ]  # fmt: skip
         subprocess.Popen(

@@ -105,6 +105,8 @@ def up(settings: BackupSettings) -> Servers:
             if key != "archive_mode":  # only at start-up: set by init
                 conn.execute(f"ALTER SYSTEM SET {key} = '{value}'")
         conn.execute("SELECT pg_reload_conf()")
+    # before anything writes WAL worth archiving: archive-push fails until the stanza exists
+    run(pgbackrest(settings, "stanza-create"))
     if not (servers.mariadb.data / "mysql").exists():
         servers.mariadb.install()
     if not servers.mariadb.running():
@@ -120,7 +122,6 @@ def up(settings: BackupSettings) -> Servers:
         with servers.mariadb.connect() as maria, maria.cursor() as cur:
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `fixup_{db.name}`")
         migrate.up(db.name, servers.dsn(db.name))
-    run(pgbackrest(settings, "stanza-create"))
     return servers
 
 

@@ -17,7 +17,7 @@ import psycopg
 import pymysql
 import pytest
 
-from tools import backup, backup_servers, mariadb_backups, pgbackrest, restore
+from tools import backup, backup_exporter, backup_servers, mariadb_backups, pgbackrest, restore
 from tools.backup_settings import BackupSettings
 from tools.db_servers import START_MARGIN
 from tools.restore import Refused
@@ -190,3 +190,17 @@ def test_mariadb_restores_to_the_point_in_time(archived: BackupSettings) -> None
         assert done.migrations.startswith("3 of 3 migrations applied"), done.migrations
     finally:
         restore.discard(done.home)
+
+
+def test_the_exporter_reads_the_backups_and_the_archiver(archived: BackupSettings) -> None:
+    text = backup_exporter.scrape(archived)
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    taken = [b.stopped.timestamp() for b in pgbackrest.info(archived)]
+    for db in ("departments", "users", "catalog", "orders", "chat", "points"):
+        assert float(
+            samples[f'fixup_backup_last_success_timestamp_seconds{{database="{db}"}}']
+        ) >= min(taken)
+    assert int(samples['fixup_backup_repository_bytes{repository="pgbackrest-repo1"}']) > 0
+    assert int(samples['fixup_backup_repository_bytes{repository="mariadb"}']) > 0
+    assert int(samples["fixup_wal_archived_total"]) > 0  # the backup's own WAL, at least
+    assert samples["fixup_wal_archive_failures_total"] == "0"

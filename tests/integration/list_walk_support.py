@@ -173,7 +173,8 @@ def average(values: list[Any]) -> Decimal | None:
     present = [Decimal(str(v)) for v in values if v is not None]
     if not present:
         return None
-    return (sum(present, Decimal(0)) / len(present)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    mean = sum(present, Decimal(0)) / len(present)
+    return mean.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def aggregate_errors(meta: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:

@@ -277,10 +277,15 @@ async def walk_cursor(
         if status != 200:
             return [f"cursor page {n + 1}: {status} {body}"]
         walked += body["data"]
-        wrong += [f"cursor page {n + 1}: {w}" for w in aggregate_errors(body["meta"], whole)]
-        if body["meta"]["next_cursor"] is None:
+        meta = body["meta"]
+        if meta.get("limit") != limit or (n > 0 and "page" in meta):  # page 1: no cursor yet
+            wrong.append(f"cursor page {n + 1}: meta {meta}")
+        wrong += [f"cursor page {n + 1}: {w}" for w in aggregate_errors(meta, whole)]
+        if meta["next_cursor"] is None:
             break
-        after = {param: body["meta"]["next_cursor"]}
+        after = {param: meta["next_cursor"]}
+    else:
+        wrong.append(f"by {param}: still a next_cursor after every row")
     return wrong + order_errors(walked, whole, f"by {param}")
 
 

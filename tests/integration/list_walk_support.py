@@ -20,6 +20,8 @@ COMMON = {"limit", "page", "orderby", "sort", "cursor"}
 # what carries `meta.next_cursor` back, the first one a list declares (chat's messages
 # take `before`: "continues in the same direction")
 CONTINUES = ("cursor", "before")
+# the other direction from a row's own `cursor` (chat's messages: oldest first)
+BACKWARD = "after"
 # meta keys that are the page's, not an aggregate of its rows
 PAGE_META = {"total", "limit", "page", "next_cursor", "degraded"}
 NO_MATCH_TEXT = "zqxjvwalk"
@@ -37,6 +39,7 @@ class Listed:
     filters: dict[str, dict[str, Any]]  # name -> schema
     continues: str | None  # the parameter that takes meta.next_cursor
     paged: bool  # takes `page`
+    backward: bool  # takes `after`: from a row's cursor the other way
     fallback: dict[str, str] = field(default_factory=dict)  # key -> key of rows without it
 
     @property
@@ -86,9 +89,10 @@ def lists_of(service: str, spec: dict[str, Any]) -> list[Listed]:
                 keys,
                 _choices(schemas["sort"]) if "sort" in params else [],
                 {n: schemas[n].get("default") for n in ("limit", "sort") if n in params},
-                {n: s for n, s in schemas.items() if n not in COMMON and n not in CONTINUES},
+                {n: s for n, s in schemas.items() if n not in {*COMMON, *CONTINUES, BACKWARD}},
                 next((c for c in CONTINUES if c in params), None),
                 "page" in params,
+                BACKWARD in params,
                 fallback,
             )
         )
@@ -297,3 +301,12 @@ def order_errors(walked: list[dict[str, Any]], whole: list[dict[str, Any]], how:
     twice = len(got) - len(set(got))
     missing = len(set(want) - set(got))
     return [f"{how}: {len(got)} rows ({twice} twice, {missing} missing) for {len(want)}"]
+
+
+async def walk_backward(
+    client: Any, path: str, headers: dict[str, str], limit: int, whole: list[dict[str, Any]]
+) -> list[str]:
+    """From the last row's own `cursor`, `after` walks the rest the other way."""
+    start = {BACKWARD: whole[-1]["cursor"]}
+    wrong = await walk_cursor(client, path, start, headers, limit, whole[-2::-1], BACKWARD)
+    return [f"from the last row: {e}" for e in wrong]

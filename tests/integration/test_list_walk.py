@@ -252,6 +252,8 @@ async def walk_order(
         if listed.continues:
             param = listed.continues
             wrong += await w.walk_cursor(client, path, ordered, headers, limit, whole, param)
+        if listed.backward:
+            wrong += await w.walk_backward(client, path, headers, limit, whole)
     return wrong
 
 

@@ -177,9 +177,10 @@ async def walk_list(
             continue
         rows = body["data"]
         wrong += [f"{given}: {e}" for e in w.aggregate_errors(body["meta"], rows)]
+        if given is not None:
+            wrong += filter_errors(given, rows, everything)
         if given is not None and given[1] not in ("0", ""):  # the values that split the rows
             counted.setdefault(given[0], []).append(len(rows))
-            wrong += filter_errors(given, rows, everything)
         for m, (key, sort) in enumerate(orders(listed)):
             if not whole_walk and given is not None and m > 0:
                 break  # the sample: a filter walks the default order

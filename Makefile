@@ -42,7 +42,8 @@ else
 	@$(MAKE) --no-print-directory swagger-deps || echo "note: the Swagger UI test needs: make swagger-deps"
 	@$(MAKE) --no-print-directory scan-deps || echo "note: the deploy scans need: make scan-deps"
 	@$(MAKE) --no-print-directory api-lint-deps || echo "note: the API linters need: make api-lint-deps"
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(PY) -m tools.local_servers up --tests && trap '$(PY) -m tools.local_servers down' EXIT && \
+	  $(VENV)/bin/pytest $(PYTEST_ARGS)
 endif
 
 test-fast: install ## unit + codegen tests that need no server (about a minute, installs nothing beyond .venv)
@@ -117,10 +118,12 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null
 	$(if $(replicas),$(PY) -m tools.procfile write --replicas $(replicas) --out var/Procfile)
-	$(PY) -m tools.seed --local-dev
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
-	JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
+	@# nothing listening at a configured database or Redis address: ours, stopped again on exit
+	@$(PY) -m tools.local_servers up && trap '$(PY) -m tools.local_servers down' EXIT && \
+	  $(PY) -m tools.seed --local-dev && \
+	  JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -d . -f $(if $(replicas),var/Procfile,Procfile)
 

@@ -122,6 +122,8 @@ run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
 	@# nothing listening at a configured database or Redis address: ours, stopped again on exit
 	@$(PY) -m tools.local_servers up && trap '$(PY) -m tools.local_servers down' EXIT && \
+	  { $(PY) -m tools.connection_budget $(if $(replicas),--replicas $(replicas)) || \
+	    echo "note: under full load the pools above may meet 'too many clients' (503s)"; } && \
 	  $(PY) -m tools.seed --local-dev && \
 	  JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \

@@ -66,6 +66,11 @@ EXAMPLES = (
 CLOCKS = (
     Package("faketime", "a users service 90 s off (tests/e2e/test_clock_skew.py)", ("faketime",)),
 )
+HA = (
+    Package("etcd-server", "the HA tier's consensus (tools/ha_postgres.py)", ("etcd",)),
+    Package("patroni", "the HA tier's PostgreSQL members (tools/ha_postgres.py)", ("patroni",)),
+    Package("haproxy", "the HA tier's one address of the primary", ("haproxy",)),
+)
 BACKUPS = (
     Package("pgbackrest", "make backup / make restore: WAL archive, backups", ("pgbackrest",)),
     Package("mariadb-backup", "make backup / make restore: MariaDB copies", ("mariadb-backup",)),
@@ -78,7 +83,7 @@ LINTERS = (
 TARGETS: dict[str, tuple[Package, ...]] = {
     "run": GATEWAY + NODE + METRICS,
     "backup": BACKUPS,
-    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS + BACKUPS,
+    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS + HA + BACKUPS,
     "ci": SERVERS
     + BUILD
     + GATEWAY
@@ -89,7 +94,9 @@ TARGETS: dict[str, tuple[Package, ...]] = {
     + LINTERS
     + EXAMPLES
     + CLOCKS
+    + HA
     + BACKUPS,
+    "ha": SERVERS + HA,
 }
 
 

@@ -30,7 +30,7 @@ LEDGER = "tier.json"
 STOP_TIMEOUT = 30.0
 
 
-def _free_ports(count: int) -> list[int]:
+def pick_free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
         for s in sockets:
@@ -52,9 +52,7 @@ def up(var: Path, *, free_ports: bool = False) -> PgLayout:
     if (root / LEDGER).exists():
         raise StartError(f"an HA tier is recorded in {root / LEDGER}: `down` it first")
     ports = (
-        _free_ports(PORTS_NEEDED)
-        if free_ports
-        else list(range(BASE_PORT, BASE_PORT + PORTS_NEEDED))
+        pick_free_ports(PORTS_NEEDED) if free_ports else list(range(BASE_PORT, BASE_PORT + PORTS_NEEDED))
     )
     taken = [p for p in ports if listening("127.0.0.1", p, timeout=0.2)]
     if taken:

@@ -214,7 +214,8 @@ def test_the_backup_cronjob_runs_alone_and_reads_its_keys_from_files(overlay: st
     spec = job["spec"]
     assert spec["concurrencyPolicy"] == "Forbid"
     assert 0 < spec["startingDeadlineSeconds"] < 3600  # below the hourly period
-    assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
+    assert spec["successfulJobsHistoryLimit"] >= 1
+    assert spec["failedJobsHistoryLimit"] >= 1
     pod = pod_spec(job)
     assert pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]
@@ -225,7 +226,7 @@ def test_the_backup_cronjob_runs_alone_and_reads_its_keys_from_files(overlay: st
     assert [next(iter(e)) for e in container["envFrom"]] == ["configMapRef"]
     settings = next(d for n, d in of_kind(overlay, "ConfigMap").items()
                     if n.startswith(k8s_backup.NAME))["data"]  # fmt: skip
-    assert not [k for k in settings if "KEY" in k and "FILE" not in k or "PASS" in k]
+    assert not [k for k in settings if ("KEY" in k and "FILE" not in k) or "PASS" in k]
     secrets = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
     assert {s["secretName"] for s in secrets.values()} == {k8s_backup.SECRET}
     mounts = {m["name"]: m for m in container["volumeMounts"]}

@@ -244,7 +244,7 @@ def test_the_backup_cronjob_runs_alone_and_reads_its_keys_from_files(overlay: st
 def test_the_backup_job_reaches_the_database_host_and_the_object_store_only(
     overlay: str,
 ) -> None:
-    outside = ("", {})
+    outside: tuple[str, dict[str, str]] = ("", {})  # the database host, the object store
     me = pod(overlay, k8s_backup.NAME)
     assert allowed(overlay, me, outside, k8s_backup.TLS_SERVER_PORT)
     assert allowed(overlay, me, outside, k8s_backup.HTTPS_PORT)

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from grpclib import GRPCError
 from grpclib.const import Status
 
-from lib.clients.revocations import PATH, RevocationRecord
+from lib.auth.revocation_record import PATH, RevocationRecord
 from lib.config import ServiceSettings
 from lib.db.pool import connect
 from lib.errors import ServiceUnavailable

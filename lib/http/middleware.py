@@ -27,7 +27,7 @@ from aiohttp.typedefs import Middleware
 from lib import tracing
 from lib.config import ServiceSettings
 from lib.db.scope import enter_scope, exit_scope
-from lib.errors import AppError, Forbidden, Unauthorized
+from lib.errors import AppError, BadRequest, Forbidden, Unauthorized
 from lib.forwarding import ACCESS_COOKIE
 from lib.http import problems
 from lib.http.access import UNSAFE_METHODS
@@ -226,6 +226,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if tracing.ENABLED:
             tracing.record_problem(problems.code_of(exc.status), exc.status)
         return problems.from_http_exception(exc, rid)
+    except web.RequestPayloadError:  # aiohttp could not decode the body (Content-Encoding)
+        undecodable = BadRequest("the request body could not be decoded (its Content-Encoding)")
+        return problems.from_app_error(undecodable, rid)
     except Exception as exc:
         log.exception("unhandled_error", error=repr(exc))
         if tracing.ENABLED:

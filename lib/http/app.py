@@ -11,7 +11,6 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from lib.auth.revocation import Revocations
-from lib.auth.revocation_record import RevocationRecord
 from lib.auth.tokens import TokenVerifier
 from lib.config import ServiceSettings
 from lib.db.pool import connect
@@ -21,6 +20,7 @@ from lib.http.conditional import check_conditional_routes
 from lib.http.health import add_common_routes
 from lib.http.keys import AUTH, DB, LIMITS, REDIS, REVOCATIONS, SETTINGS
 from lib.http.profiling import port_for, profiling_ctx
+from lib.http.revocation_record import RevocationRecord
 from lib.logging import get_logger
 from lib.metrics import DB_POOL, start_http_series
 from lib.resilience.ratelimit import Limits, RateLimitStore, make_rate_limiter

@@ -119,3 +119,23 @@ def mysql_set(value: str | set[str] | frozenset[str]) -> frozenset[str]:
     if isinstance(value, str):
         return frozenset(v for v in value.split(",") if v)
     return frozenset(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """A `fixup: sort` key of a generated list: what its values are (text, int, int64,
+    decimal, time, date, uuid, bool or other), whether they can be NULL, its directions."""
+
+    kind: str
+    nullable: bool
+    directions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sorting:
+    """A generated sorted list's keys (the first is the default), its tie-breaker's kind and
+    whether it pages by keyset (the function then takes `after`)."""
+
+    keys: dict[str, SortKey]
+    tie: str | None
+    keyset: bool

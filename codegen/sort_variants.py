@@ -83,6 +83,8 @@ def parse(q: dict[str, Any]) -> SortSpec | None:
     tie, keyset = None, False
     if tail.strip():
         words = tail.split()
+        if words == ["keyset"]:
+            raise CodegenError(f"{where}: keyset paging needs a unique tie-breaker: ', keyset id'")
         if len(words) != 2 or words[0] not in ("keyset", "then"):
             raise CodegenError(
                 f"{where}: the last item is 'keyset <unique column>' or 'then <unique column>', "

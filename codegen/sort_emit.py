@@ -157,17 +157,22 @@ def render_sorted(
                 f"query {spec.base}: sort key {sort_key.name!r} ({annotation}) cannot be in a "
                 f"keyset cursor (text, numbers, times, dates, uuids and booleans can)"
             )
-        kinds.append(f"{sort_key.name!r}: SortKey({what!r}, {nullable}, {directions!r}),")
-    tie_kind = None
+        field = snake(sort_key.name)
+        kinds.append(
+            f"{sort_key.name!r}: SortKey({field!r}, {what!r}, {nullable}, {directions!r}),"
+        )
+    tie_kind = tie = None
     if spec.tie is not None:
-        tie_kind = KINDS.get(fields[snake(spec.tie.name)].type.annotation, "other")
+        tie = snake(spec.tie.name)
+        tie_kind = KINDS.get(fields[tie].type.annotation, "other")
     variants = "\n".join(
         f"({k!r}, {d!r}): {_variant_const(v)}," for (k, d), v in sq.variants.items()
     )
     keys = ", ".join(repr(k.name) for k, _ in spec.keys)
     src.add("table", SORT, key_alias=key_alias, keys=keys, after_alias=after, const=const,
             variants=variants, sorting_const=f"{const}_SORTING", kinds="\n".join(kinds),
-            tie=repr(tie_kind), keyset=str(spec.keyset))  # fmt: skip
+            tie=repr(tie), tie_kind=repr(tie_kind), keyset=str(spec.keyset),
+            after_type=after_alias if after else "None")  # fmt: skip
     values_ = emitter.values(src, plan)
     pick = f"{const}[orderby, sort]"
     values_["const"] = pick
@@ -177,8 +182,9 @@ def render_sorted(
     params = [p for p in plan.params if p.name not in (AFTER_KEY, AFTER_TIE)]
     kw = [f"orderby: {key_alias}", 'sort: Literal["asc", "desc"]']
     kw += [f"{p.name}: {p.type.annotation}" for p in params]
-    if spec.keyset:
-        kw.append(f"after: {after_alias} | None = None")
+    # every sorted function takes `after`, so a list helper calls each one alike: offset
+    # paging's is always None
+    kw.append(f"after: {after_alias} | None = None" if spec.keyset else "after: None = None")
     result = emitter.result_annotation(plan)
     signature = f"async def {plan.func}(conn: {emitter.conn_type}, *, {', '.join(kw)}) -> {result}:"
     first = next(iter(sq.variants.values()))

@@ -721,13 +721,14 @@ SORT_GADGETS: dict[tuple[str, str], str] = {
     ("created_at", "asc"): SORT_GADGETS_BY_CREATED_AT_ASC,
     ("created_at", "desc"): SORT_GADGETS_BY_CREATED_AT_DESC,
 }
-SORT_GADGETS_SORTING = Sorting(
+SORT_GADGETS_SORTING: Sorting[SortGadgetsKey, SortGadgetsAfter] = Sorting(
     keys={
-        "name": SortKey("text", False, ("asc", "desc")),
-        "price": SortKey("decimal", True, ("asc", "desc")),
-        "created_at": SortKey("time", False, ("asc", "desc")),
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+        "price": SortKey("price", "decimal", True, ("asc", "desc")),
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
     },
-    tie="int",
+    tie="id",
+    tie_kind="int",
     keyset=True,
 )
 

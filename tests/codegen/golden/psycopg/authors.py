@@ -685,13 +685,14 @@ PAGE_AUTHORS: dict[tuple[str, str], str] = {
     ("age", "desc"): PAGE_AUTHORS_BY_AGE_DESC,
     ("created_at", "desc"): PAGE_AUTHORS_BY_CREATED_AT_DESC,
 }
-PAGE_AUTHORS_SORTING = Sorting(
+PAGE_AUTHORS_SORTING: Sorting[PageAuthorsKey, PageAuthorsAfter] = Sorting(
     keys={
-        "name": SortKey("text", False, ("asc", "desc")),
-        "age": SortKey("int", True, ("asc", "desc")),
-        "created_at": SortKey("time", False, ("desc",)),
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+        "age": SortKey("age", "int", True, ("asc", "desc")),
+        "created_at": SortKey("created_at", "time", False, ("desc",)),
     },
-    tie="int",
+    tie="id",
+    tie_kind="int",
     keyset=True,
 )
 

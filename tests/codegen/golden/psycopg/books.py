@@ -210,12 +210,13 @@ LIST_BOOKS_OF_AUTHOR: dict[tuple[str, str], str] = {
     ("title", "desc"): LIST_BOOKS_OF_AUTHOR_BY_TITLE_DESC,
     ("price", "desc"): LIST_BOOKS_OF_AUTHOR_BY_PRICE_DESC,
 }
-LIST_BOOKS_OF_AUTHOR_SORTING = Sorting(
+LIST_BOOKS_OF_AUTHOR_SORTING: Sorting[ListBooksOfAuthorKey, None] = Sorting(
     keys={
-        "title": SortKey("text", False, ("asc", "desc")),
-        "price": SortKey("decimal", False, ("desc",)),
+        "title": SortKey("title", "text", False, ("asc", "desc")),
+        "price": SortKey("price", "decimal", False, ("desc",)),
     },
-    tie="int",
+    tie="id",
+    tie_kind="int",
     keyset=False,
 )
 
@@ -228,6 +229,7 @@ async def list_books_of_author(
     author_id: int,
     row_offset: int,
     row_limit: int,
+    after: None = None,
 ) -> list[models.Book]:
     """
     SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id

@@ -57,8 +57,6 @@ FROM generate_series($1::bigint, $2::bigint) AS n
 """
 
 
-# ListUsers' parameters after the filters: after_id, orderby, descending, after_text,
-# after_time, after_int, after_num (then offset, limit)
 LIST_USERS = q.LIST_USERS["last_name", "asc"]  # the statement these pages run
 NO_CURSOR = (None, None)  # ListUsersByLastNameAsc's after_key, after_tie: the first page
 

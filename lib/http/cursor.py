@@ -6,6 +6,10 @@ next request passes it back as `?cursor=` and reads the next rows from the index
 same cost on every page. A cursor is opaque to clients and bound to its ordering: one
 issued for another `orderby`/`sort`, malformed, or not canonical (not one we could have
 issued) is a 400. `page` stays for compatibility, bounded at MAX_OFFSET rows.
+
+Every list is one generated sorted query (`fixup: sort`, codegen/sort_variants.py) read
+through `list_page`: it decides offset or cursor once, returns the typed parameters the
+generated function takes, and `ListPage.meta` builds the cursor and `meta`.
 """
 
 from __future__ import annotations
@@ -53,32 +57,6 @@ class After:
 
     value: Value
     id: uuid.UUID
-
-
-def keyset_page(
-    request: web.Request,
-    orderby: dict[str, Kind],
-    model: type[KeysetListQuery],
-    *,
-    default_sort: Literal["asc", "desc"] = "asc",
-) -> tuple[Page, After | None]:
-    """The list parameters and the decoded cursor (None: from the start or at `page`);
-    `orderby` maps each whitelisted key (the first is the default) to its value's kind."""
-    page = parse_list(request, tuple(orderby), model, default_sort=default_sort)
-    query: KeysetListQuery = page.query
-    if query.cursor is None:
-        if page.offset > MAX_OFFSET:
-            raise ValidationFailed(
-                "page too deep",
-                errors=[FieldError("page", f"at most {MAX_OFFSET} rows deep: use the cursor")],
-            )
-        return page, None
-    if "page" in query.model_fields_set:
-        raise ValidationFailed(
-            "invalid query parameters",
-            errors=[FieldError("cursor", "give either cursor or page")],
-        )
-    return page, decode(query.cursor, page, orderby[page.orderby])
 
 
 def encode(page: Page, value: Value, row_id: uuid.UUID) -> str:
@@ -133,9 +111,6 @@ def _value(plain: Any, kind: Kind) -> Value:
 
 def _problem(why: str) -> ValidationFailed:
     return ValidationFailed("invalid cursor", errors=[FieldError("cursor", why)])
-
-
-CREATED_AT: dict[str, Kind] = {"created_at": "time"}  # the lists ordered by creation only
 
 
 def time_after(after: After | None) -> dict[str, Any]:

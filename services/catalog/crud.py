@@ -61,7 +61,7 @@ class Resource:
 async def read_page(res: Resource, conn: Any, lp: ListPage[Any, Any, Any]) -> Any:
     """(rows, meta) of a list; the count grows with the table, so a cursor page has none."""
     filters = {res.parent_field: getattr(lp.query, res.parent_field)} if res.parent_field else {}
-    total = None if lp.after else await res.count(conn, **filters)
+    total = None if lp.after else await res.count(conn, **filters) or 0
     rows = await res.lister(
         conn, orderby=lp.orderby, sort=lp.sort, after=lp.after, row_limit=lp.limit,
         row_offset=lp.offset, **filters,

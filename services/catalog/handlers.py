@@ -194,9 +194,8 @@ async def list_services_of_provider(request: web.Request) -> web.Response:
     lp = list_page(request, sq.LIST_SERVICES_OF_PROVIDER_SORTING, s.OfferedListQuery)
     async with request.app[DB].acquire() as conn:
         tag = request.get(TAG) or await links_tag(request, conn)  # before the data
-        total = (
-            None if lp.after else await sq.count_services_of_provider(conn, provider_id=provider_id)
-        )
+        count = sq.count_services_of_provider
+        total = None if lp.after else await count(conn, provider_id=provider_id) or 0
         rows = await sq.list_services_of_provider(
             conn, orderby=lp.orderby, sort=lp.sort, after=lp.after, row_limit=lp.limit,
             row_offset=lp.offset, provider_id=provider_id,
@@ -221,7 +220,7 @@ async def list_providers_of_service(request: web.Request) -> web.Response:
         tag = request.get(TAG) or await links_tag(request, conn)  # before the data
         if await sq.get_service(conn, id=service_id) is None:
             raise NotFound("no such service")
-        total = await sq.count_providers_of_service(conn, service_id=service_id)
+        total = await sq.count_providers_of_service(conn, service_id=service_id) or 0
         rows = await sq.list_providers_of_service(
             conn, orderby=lp.orderby, sort=lp.sort, after=lp.after, row_limit=lp.limit,
             row_offset=lp.offset, service_id=service_id,

@@ -58,18 +58,20 @@ def parse(q: dict[str, Any]) -> SortSpec | None:
         raise CodegenError(f"{where}: 'fixup: sort' given twice")
     if q["cmd"] != ":many":
         raise CodegenError(f"{where}: 'fixup: sort' needs a :many query, not {q['cmd']}")
-    items = [item.strip() for item in lines[0].split(",")]
+    items = [item.strip() for item in split_top(lines[0])]
     tail = ""
     if items and items[-1].split()[:1] in (["keyset"], ["then"]):
         tail = items.pop()
-    head = ",".join(items)
     columns = [c.get("name", "") for c in q.get("columns") or []]
     keys: list[tuple[SortKey, tuple[str, ...]]] = []
-    for item in head.split(","):
+    for item in items:
         words = item.split()
         if not words:
             raise CodegenError(f"{where}: 'fixup: sort' needs keys: sort a, b desc, keyset id")
-        key = _column(words[0], columns, where, "sort key")
+        key = _column(words[0].split("=", 1)[0], columns, where, "sort key")
+        if "=" in item:  # `name=expression [directions]`: a column ordered by an expression
+            expr, words = _expression(item)
+            key = SortKey(key.name, expr)
         for word in words[1:]:
             if word.lower() not in DIRECTIONS:
                 raise CodegenError(
@@ -94,6 +96,10 @@ def parse(q: dict[str, Any]) -> SortSpec | None:
         tie = _column(words[1], columns, where, "tie-breaker")
         if tie.name in [k.name for k, _ in keys]:
             raise CodegenError(f"{where}: tie-breaker {tie.name!r} is also a sort key")
+    if keyset and any("(" in k.expr or " " in k.expr for k, _ in keys):
+        raise CodegenError(
+            f"{where}: a keyset key is a column (a cursor holds its value), not an expression"
+        )
     if keyset and tie is None:
         raise CodegenError(f"{where}: keyset paging needs a unique tie-breaker: ', keyset id'")
     tie_table = None
@@ -112,6 +118,27 @@ def specs(raw: dict[str, Any]) -> dict[str, SortSpec]:
         if (spec := parse(q)) is not None:
             found[q["name"]] = spec
     return found
+
+
+def split_top(text: str) -> list[str]:
+    """`text` split at the commas outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
+
+
+def _expression(item: str) -> tuple[str, list[str]]:
+    """`key=expr asc` -> ('expr', ['key', 'asc']): the trailing direction words are words."""
+    name, _, rest = item.partition("=")
+    words = rest.split()
+    tail: list[str] = []
+    while words and words[-1].lower() in DIRECTIONS:
+        tail.insert(0, words.pop())
+    return " ".join(words), [name.strip(), *tail]
 
 
 def _column(word: str, columns: list[str], where: str, what: str) -> SortKey:

@@ -128,7 +128,12 @@ def render_sorted(
     spec, plan = sq.spec, sq.plan
     const = plan.func.upper()
     for variant in sq.variants.values():
-        named = f"-- name: {variant.query.name} :many\n{emitter.driver_sql(variant)}"
+        # the query's own name (what spans and the server's views show), then the variant's
+        key, direction = next(k for k, v in sq.variants.items() if v is variant)
+        named = (
+            f"-- name: {spec.base} :many\n-- {variant.query.name}: by {key} {direction}\n"
+            f"{emitter.driver_sql(variant)}"
+        )
         src.add("statement", SORT, const=_variant_const(variant), sql=emitter.sql_literal(named))
     key_alias = f"{pascal(spec.base)}Key"
     after_alias = f"{pascal(spec.base)}After"
@@ -144,10 +149,10 @@ def render_sorted(
         if "None" in values:
             values.remove("None")
             values.append("None")
-        tie = fields[snake(spec.tie.name)]
-        src.use(tie.type)
+        tie_field = fields[snake(spec.tie.name)]
+        src.use(tie_field.type)
         after = render(SORT, "after alias", src.imports, name=after_alias,
-                       value=" | ".join(values), tie=tie.type.annotation)  # fmt: skip
+                       value=" | ".join(values), tie=tie_field.type.annotation)  # fmt: skip
     kinds: list[str] = []
     for sort_key, directions in spec.keys:
         what, nullable = kind(sq, sort_key.name, lock)
@@ -161,7 +166,8 @@ def render_sorted(
         kinds.append(
             f"{sort_key.name!r}: SortKey({field!r}, {what!r}, {nullable}, {directions!r}),"
         )
-    tie_kind = tie = None
+    tie_kind: str | None = None
+    tie: str | None = None
     if spec.tie is not None:
         tie = snake(spec.tie.name)
         tie_kind = KINDS.get(fields[tie].type.annotation, "other")

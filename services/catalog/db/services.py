@@ -28,7 +28,8 @@ async def count_services(conn: PgConn, *, subcategory_id: UUID | None) -> int | 
 
 
 LIST_SERVICES_BY_NAME_ASC = """
--- name: ListServicesByNameAsc :many
+-- name: ListServices :many
+-- ListServicesByNameAsc: by name asc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
   AND ((name, id) > ($4, $5) OR $5 IS NULL)
@@ -37,7 +38,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_SERVICES_BY_NAME_DESC = """
--- name: ListServicesByNameDesc :many
+-- name: ListServices :many
+-- ListServicesByNameDesc: by name desc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
   AND ((name, id) < ($4, $5) OR $5 IS NULL)
@@ -46,7 +48,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_SERVICES_BY_BASE_PRICE_ASC = """
--- name: ListServicesByBasePriceAsc :many
+-- name: ListServices :many
+-- ListServicesByBasePriceAsc: by base_price asc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
   AND ((base_price, id) > ($4, $5) OR $5 IS NULL)
@@ -55,7 +58,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_SERVICES_BY_BASE_PRICE_DESC = """
--- name: ListServicesByBasePriceDesc :many
+-- name: ListServices :many
+-- ListServicesByBasePriceDesc: by base_price desc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
   AND ((base_price, id) < ($4, $5) OR $5 IS NULL)
@@ -64,7 +68,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_SERVICES_BY_CREATED_AT_ASC = """
--- name: ListServicesByCreatedAtAsc :many
+-- name: ListServices :many
+-- ListServicesByCreatedAtAsc: by created_at asc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
   AND ((created_at, id) > ($4, $5) OR $5 IS NULL)
@@ -73,7 +78,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_SERVICES_BY_CREATED_AT_DESC = """
--- name: ListServicesByCreatedAtDesc :many
+-- name: ListServices :many
+-- ListServicesByCreatedAtDesc: by created_at desc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
   AND ((created_at, id) < ($4, $5) OR $5 IS NULL)
@@ -273,7 +279,8 @@ async def count_services_of_provider(conn: PgConn, *, provider_id: UUID) -> int 
 
 
 LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC = """
--- name: ListServicesOfProviderByNameAsc :many
+-- name: ListServicesOfProvider :many
+-- ListServicesOfProviderByNameAsc: by name asc
 SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
 WHERE (p.provider_id = $1)
   AND ((s.name, s.id) > ($4, $5) OR $5 IS NULL)
@@ -282,7 +289,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC = """
--- name: ListServicesOfProviderByNameDesc :many
+-- name: ListServicesOfProvider :many
+-- ListServicesOfProviderByNameDesc: by name desc
 SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
 WHERE (p.provider_id = $1)
   AND ((s.name, s.id) < ($4, $5) OR $5 IS NULL)
@@ -356,14 +364,16 @@ async def count_providers_of_service(conn: PgConn, *, service_id: UUID) -> int |
 
 
 LIST_PROVIDERS_OF_SERVICE_BY_PROVIDER_ID_ASC = """
--- name: ListProvidersOfServiceByProviderIdAsc :many
+-- name: ListProvidersOfService :many
+-- ListProvidersOfServiceByProviderIdAsc: by provider_id asc
 SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
 ORDER BY provider_id ASC
 LIMIT $3 OFFSET $2
 """
 
 LIST_PROVIDERS_OF_SERVICE_BY_PROVIDER_ID_DESC = """
--- name: ListProvidersOfServiceByProviderIdDesc :many
+-- name: ListProvidersOfService :many
+-- ListProvidersOfServiceByProviderIdDesc: by provider_id desc
 SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
 ORDER BY provider_id DESC
 LIMIT $3 OFFSET $2

@@ -24,28 +24,32 @@ async def count_category_types(conn: PgConn) -> int | None:
 
 
 LIST_CATEGORY_TYPES_BY_NAME_ASC = """
--- name: ListCategoryTypesByNameAsc :many
+-- name: ListCategoryTypes :many
+-- ListCategoryTypesByNameAsc: by name asc
 SELECT id, name, version, created_at, updated_at FROM category_types
 ORDER BY name ASC, id ASC
 LIMIT $2 OFFSET $1
 """
 
 LIST_CATEGORY_TYPES_BY_NAME_DESC = """
--- name: ListCategoryTypesByNameDesc :many
+-- name: ListCategoryTypes :many
+-- ListCategoryTypesByNameDesc: by name desc
 SELECT id, name, version, created_at, updated_at FROM category_types
 ORDER BY name DESC, id DESC
 LIMIT $2 OFFSET $1
 """
 
 LIST_CATEGORY_TYPES_BY_CREATED_AT_ASC = """
--- name: ListCategoryTypesByCreatedAtAsc :many
+-- name: ListCategoryTypes :many
+-- ListCategoryTypesByCreatedAtAsc: by created_at asc
 SELECT id, name, version, created_at, updated_at FROM category_types
 ORDER BY created_at ASC, id ASC
 LIMIT $2 OFFSET $1
 """
 
 LIST_CATEGORY_TYPES_BY_CREATED_AT_DESC = """
--- name: ListCategoryTypesByCreatedAtDesc :many
+-- name: ListCategoryTypes :many
+-- ListCategoryTypesByCreatedAtDesc: by created_at desc
 SELECT id, name, version, created_at, updated_at FROM category_types
 ORDER BY created_at DESC, id DESC
 LIMIT $2 OFFSET $1
@@ -170,7 +174,8 @@ async def count_categories(conn: PgConn, *, type_id: UUID | None) -> int | None:
 
 
 LIST_CATEGORIES_BY_NAME_ASC = """
--- name: ListCategoriesByNameAsc :many
+-- name: ListCategories :many
+-- ListCategoriesByNameAsc: by name asc
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
 ORDER BY name ASC, id ASC
@@ -178,7 +183,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_CATEGORIES_BY_NAME_DESC = """
--- name: ListCategoriesByNameDesc :many
+-- name: ListCategories :many
+-- ListCategoriesByNameDesc: by name desc
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
 ORDER BY name DESC, id DESC
@@ -186,7 +192,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_CATEGORIES_BY_CREATED_AT_ASC = """
--- name: ListCategoriesByCreatedAtAsc :many
+-- name: ListCategories :many
+-- ListCategoriesByCreatedAtAsc: by created_at asc
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
 ORDER BY created_at ASC, id ASC
@@ -194,7 +201,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_CATEGORIES_BY_CREATED_AT_DESC = """
--- name: ListCategoriesByCreatedAtDesc :many
+-- name: ListCategories :many
+-- ListCategoriesByCreatedAtDesc: by created_at desc
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
 ORDER BY created_at DESC, id DESC
@@ -328,7 +336,8 @@ async def count_subcategories(conn: PgConn, *, category_id: UUID | None) -> int 
 
 
 LIST_SUBCATEGORIES_BY_NAME_ASC = """
--- name: ListSubcategoriesByNameAsc :many
+-- name: ListSubcategories :many
+-- ListSubcategoriesByNameAsc: by name asc
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
 ORDER BY name ASC, id ASC
@@ -336,7 +345,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_SUBCATEGORIES_BY_NAME_DESC = """
--- name: ListSubcategoriesByNameDesc :many
+-- name: ListSubcategories :many
+-- ListSubcategoriesByNameDesc: by name desc
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
 ORDER BY name DESC, id DESC
@@ -344,7 +354,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_SUBCATEGORIES_BY_CREATED_AT_ASC = """
--- name: ListSubcategoriesByCreatedAtAsc :many
+-- name: ListSubcategories :many
+-- ListSubcategoriesByCreatedAtAsc: by created_at asc
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
 ORDER BY created_at ASC, id ASC
@@ -352,7 +363,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_SUBCATEGORIES_BY_CREATED_AT_DESC = """
--- name: ListSubcategoriesByCreatedAtDesc :many
+-- name: ListSubcategories :many
+-- ListSubcategoriesByCreatedAtDesc: by created_at desc
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
 ORDER BY created_at DESC, id DESC

@@ -86,7 +86,8 @@ async def count_conversations(conn: PgConn, *, user_id: UUID) -> int | None:
 
 
 LIST_CONVERSATIONS_BY_CREATED_AT_ASC = """
--- name: ListConversationsByCreatedAtAsc :many
+-- name: ListConversations :many
+-- ListConversationsByCreatedAtAsc: by created_at asc
 SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
 WHERE customer_id = $1 OR provider_id = $1
 ORDER BY created_at ASC, id ASC
@@ -94,7 +95,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_CONVERSATIONS_BY_CREATED_AT_DESC = """
--- name: ListConversationsByCreatedAtDesc :many
+-- name: ListConversations :many
+-- ListConversationsByCreatedAtDesc: by created_at desc
 SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
 WHERE customer_id = $1 OR provider_id = $1
 ORDER BY created_at DESC, id DESC
@@ -102,7 +104,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_CONVERSATIONS_BY_LAST_MESSAGE_AT_ASC = """
--- name: ListConversationsByLastMessageAtAsc :many
+-- name: ListConversations :many
+-- ListConversationsByLastMessageAtAsc: by last_message_at asc
 SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
 WHERE customer_id = $1 OR provider_id = $1
 ORDER BY coalesce(last_message_at, created_at) ASC, id ASC
@@ -110,7 +113,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_CONVERSATIONS_BY_LAST_MESSAGE_AT_DESC = """
--- name: ListConversationsByLastMessageAtDesc :many
+-- name: ListConversations :many
+-- ListConversationsByLastMessageAtDesc: by last_message_at desc
 SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
 WHERE customer_id = $1 OR provider_id = $1
 ORDER BY coalesce(last_message_at, created_at) DESC, id DESC

@@ -67,7 +67,8 @@ async def count_departments_stamped(conn: PgConn) -> CountDepartmentsStampedRow 
 
 
 PAGE_DEPARTMENTS_BY_NAME_ASC = """
--- name: PageDepartmentsByNameAsc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByNameAsc: by name asc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
@@ -78,7 +79,8 @@ LIMIT $2 OFFSET $1
 """
 
 PAGE_DEPARTMENTS_BY_NAME_DESC = """
--- name: PageDepartmentsByNameDesc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByNameDesc: by name desc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
@@ -89,7 +91,8 @@ LIMIT $2 OFFSET $1
 """
 
 PAGE_DEPARTMENTS_BY_ADDRESS_ASC = """
--- name: PageDepartmentsByAddressAsc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByAddressAsc: by address asc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
@@ -100,7 +103,8 @@ LIMIT $2 OFFSET $1
 """
 
 PAGE_DEPARTMENTS_BY_ADDRESS_DESC = """
--- name: PageDepartmentsByAddressDesc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByAddressDesc: by address desc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
@@ -111,7 +115,8 @@ LIMIT $2 OFFSET $1
 """
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_ASC = """
--- name: PageDepartmentsByCreatedAtAsc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByCreatedAtAsc: by created_at asc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
@@ -122,7 +127,8 @@ LIMIT $2 OFFSET $1
 """
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_DESC = """
--- name: PageDepartmentsByCreatedAtDesc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByCreatedAtDesc: by created_at desc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,

@@ -118,7 +118,8 @@ async def count_jobs(
 
 
 LIST_JOBS_BY_CREATED_AT_ASC = """
--- name: ListJobsByCreatedAtAsc :many
+-- name: ListJobs :many
+-- ListJobsByCreatedAtAsc: by created_at asc
 SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.currency,
        j.status, j.started_at, j.completed_at, j.created_at
 FROM jobs j JOIN offers o ON o.id = j.offer_id
@@ -130,7 +131,8 @@ LIMIT $5 OFFSET $4
 """
 
 LIST_JOBS_BY_CREATED_AT_DESC = """
--- name: ListJobsByCreatedAtDesc :many
+-- name: ListJobs :many
+-- ListJobsByCreatedAtDesc: by created_at desc
 SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.currency,
        j.status, j.started_at, j.completed_at, j.created_at
 FROM jobs j JOIN offers o ON o.id = j.offer_id

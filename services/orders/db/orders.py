@@ -173,7 +173,8 @@ async def count_orders(
 
 
 LIST_ORDERS_BY_CREATED_AT_ASC = """
--- name: ListOrdersByCreatedAtAsc :many
+-- name: ListOrders :many
+-- ListOrdersByCreatedAtAsc: by created_at asc
 SELECT o.id, o.customer_id, o.customer_name, o.service_id, o.description, o.address, o.time_start, o.time_end, o.status, o.version, o.created_at, o.updated_at FROM orders o
 WHERE (($1::boolean
        OR o.customer_id = $2::uuid
@@ -190,7 +191,8 @@ LIMIT $8 OFFSET $7
 """
 
 LIST_ORDERS_BY_CREATED_AT_DESC = """
--- name: ListOrdersByCreatedAtDesc :many
+-- name: ListOrders :many
+-- ListOrdersByCreatedAtDesc: by created_at desc
 SELECT o.id, o.customer_id, o.customer_name, o.service_id, o.description, o.address, o.time_start, o.time_end, o.status, o.version, o.created_at, o.updated_at FROM orders o
 WHERE (($1::boolean
        OR o.customer_id = $2::uuid

@@ -44,7 +44,8 @@ async def create_review(
 
 
 LIST_PROVIDER_REVIEWS_BY_CREATED_AT_ASC = """
--- name: ListProviderReviewsByCreatedAtAsc :many
+-- name: ListProviderReviews :many
+-- ListProviderReviewsByCreatedAtAsc: by created_at asc
 SELECT id, job_id, customer_id, provider_id, rating, comment, created_at FROM reviews
 WHERE (provider_id = $1)
   AND ((created_at, id) > ($4, $5) OR $5 IS NULL)
@@ -53,7 +54,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_PROVIDER_REVIEWS_BY_CREATED_AT_DESC = """
--- name: ListProviderReviewsByCreatedAtDesc :many
+-- name: ListProviderReviews :many
+-- ListProviderReviewsByCreatedAtDesc: by created_at desc
 SELECT id, job_id, customer_id, provider_id, rating, comment, created_at FROM reviews
 WHERE (provider_id = $1)
   AND ((created_at, id) < ($4, $5) OR $5 IS NULL)

@@ -235,7 +235,8 @@ async def user_statistics_summary(
 
 
 LIST_USERS_BY_LAST_NAME_ASC = """
--- name: ListUsersByLastNameAsc :many
+-- name: ListUsers :many
+-- ListUsersByLastNameAsc: by last_name asc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -251,7 +252,8 @@ LIMIT $6 OFFSET $5
 """
 
 LIST_USERS_BY_LAST_NAME_DESC = """
--- name: ListUsersByLastNameDesc :many
+-- name: ListUsers :many
+-- ListUsersByLastNameDesc: by last_name desc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -267,7 +269,8 @@ LIMIT $6 OFFSET $5
 """
 
 LIST_USERS_BY_FIRST_NAME_ASC = """
--- name: ListUsersByFirstNameAsc :many
+-- name: ListUsers :many
+-- ListUsersByFirstNameAsc: by first_name asc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -283,7 +286,8 @@ LIMIT $6 OFFSET $5
 """
 
 LIST_USERS_BY_FIRST_NAME_DESC = """
--- name: ListUsersByFirstNameDesc :many
+-- name: ListUsers :many
+-- ListUsersByFirstNameDesc: by first_name desc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -299,7 +303,8 @@ LIMIT $6 OFFSET $5
 """
 
 LIST_USERS_BY_EMAIL_ASC = """
--- name: ListUsersByEmailAsc :many
+-- name: ListUsers :many
+-- ListUsersByEmailAsc: by email asc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -315,7 +320,8 @@ LIMIT $6 OFFSET $5
 """
 
 LIST_USERS_BY_EMAIL_DESC = """
--- name: ListUsersByEmailDesc :many
+-- name: ListUsers :many
+-- ListUsersByEmailDesc: by email desc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -331,7 +337,8 @@ LIMIT $6 OFFSET $5
 """
 
 LIST_USERS_BY_AGE_ASC = """
--- name: ListUsersByAgeAsc :many
+-- name: ListUsers :many
+-- ListUsersByAgeAsc: by age asc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -347,7 +354,8 @@ LIMIT $6 OFFSET $5
 """
 
 LIST_USERS_BY_AGE_DESC = """
--- name: ListUsersByAgeDesc :many
+-- name: ListUsers :many
+-- ListUsersByAgeDesc: by age desc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -363,7 +371,8 @@ LIMIT $6 OFFSET $5
 """
 
 LIST_USERS_BY_SALARY_ASC = """
--- name: ListUsersBySalaryAsc :many
+-- name: ListUsers :many
+-- ListUsersBySalaryAsc: by salary asc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -379,7 +388,8 @@ LIMIT $6 OFFSET $5
 """
 
 LIST_USERS_BY_SALARY_DESC = """
--- name: ListUsersBySalaryDesc :many
+-- name: ListUsers :many
+-- ListUsersBySalaryDesc: by salary desc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -395,7 +405,8 @@ LIMIT $6 OFFSET $5
 """
 
 LIST_USERS_BY_CREATED_AT_ASC = """
--- name: ListUsersByCreatedAtAsc :many
+-- name: ListUsers :many
+-- ListUsersByCreatedAtAsc: by created_at asc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -411,7 +422,8 @@ LIMIT $6 OFFSET $5
 """
 
 LIST_USERS_BY_CREATED_AT_DESC = """
--- name: ListUsersByCreatedAtDesc :many
+-- name: ListUsers :many
+-- ListUsersByCreatedAtDesc: by created_at desc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users

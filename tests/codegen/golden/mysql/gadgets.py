@@ -658,7 +658,8 @@ async def page_gadgets(conn: MyConn, *, limit: int) -> PageGadgetsPage | None:
 
 
 SORT_GADGETS_BY_NAME_ASC = """
--- name: SortGadgetsByNameAsc :many
+-- name: SortGadgets :many
+-- SortGadgetsByNameAsc: by name asc
 SELECT id, name, price, created_at FROM gadgets
 WHERE (active = %s)
   AND (%s IS NULL OR name > %s OR (name = %s AND id > %s) OR (%s IS NULL AND (name IS NOT NULL OR id > %s)))
@@ -667,7 +668,8 @@ LIMIT %s
 """
 
 SORT_GADGETS_BY_NAME_DESC = """
--- name: SortGadgetsByNameDesc :many
+-- name: SortGadgets :many
+-- SortGadgetsByNameDesc: by name desc
 SELECT id, name, price, created_at FROM gadgets
 WHERE (active = %s)
   AND (%s IS NULL OR name < %s OR (name = %s AND id < %s) OR (name IS NULL AND (%s IS NOT NULL OR id < %s)))
@@ -676,7 +678,8 @@ LIMIT %s
 """
 
 SORT_GADGETS_BY_PRICE_ASC = """
--- name: SortGadgetsByPriceAsc :many
+-- name: SortGadgets :many
+-- SortGadgetsByPriceAsc: by price asc
 SELECT id, name, price, created_at FROM gadgets
 WHERE (active = %s)
   AND (%s IS NULL OR price > %s OR (price = %s AND id > %s) OR (%s IS NULL AND (price IS NOT NULL OR id > %s)))
@@ -685,7 +688,8 @@ LIMIT %s
 """
 
 SORT_GADGETS_BY_PRICE_DESC = """
--- name: SortGadgetsByPriceDesc :many
+-- name: SortGadgets :many
+-- SortGadgetsByPriceDesc: by price desc
 SELECT id, name, price, created_at FROM gadgets
 WHERE (active = %s)
   AND (%s IS NULL OR price < %s OR (price = %s AND id < %s) OR (price IS NULL AND (%s IS NOT NULL OR id < %s)))
@@ -694,7 +698,8 @@ LIMIT %s
 """
 
 SORT_GADGETS_BY_CREATED_AT_ASC = """
--- name: SortGadgetsByCreatedAtAsc :many
+-- name: SortGadgets :many
+-- SortGadgetsByCreatedAtAsc: by created_at asc
 SELECT id, name, price, created_at FROM gadgets
 WHERE (active = %s)
   AND (%s IS NULL OR created_at > %s OR (created_at = %s AND id > %s) OR (%s IS NULL AND (created_at IS NOT NULL OR id > %s)))
@@ -703,7 +708,8 @@ LIMIT %s
 """
 
 SORT_GADGETS_BY_CREATED_AT_DESC = """
--- name: SortGadgetsByCreatedAtDesc :many
+-- name: SortGadgets :many
+-- SortGadgetsByCreatedAtDesc: by created_at desc
 SELECT id, name, price, created_at FROM gadgets
 WHERE (active = %s)
   AND (%s IS NULL OR created_at < %s OR (created_at = %s AND id < %s) OR (created_at IS NULL AND (%s IS NOT NULL OR id < %s)))

@@ -633,7 +633,8 @@ async def count_authors(conn: PgConn) -> int | None:
 
 
 PAGE_AUTHORS_BY_NAME_ASC = """
--- name: PageAuthorsByNameAsc :many
+-- name: PageAuthors :many
+-- PageAuthorsByNameAsc: by name asc
 SELECT id, name, age, created_at FROM authors
 WHERE ($1::mood IS NULL OR mood = $1::mood)
   AND ((name, id) > ($3, $4) OR $4 IS NULL)
@@ -642,7 +643,8 @@ LIMIT $2
 """
 
 PAGE_AUTHORS_BY_NAME_DESC = """
--- name: PageAuthorsByNameDesc :many
+-- name: PageAuthors :many
+-- PageAuthorsByNameDesc: by name desc
 SELECT id, name, age, created_at FROM authors
 WHERE ($1::mood IS NULL OR mood = $1::mood)
   AND ((name, id) < ($3, $4) OR $4 IS NULL)
@@ -651,7 +653,8 @@ LIMIT $2
 """
 
 PAGE_AUTHORS_BY_AGE_ASC = """
--- name: PageAuthorsByAgeAsc :many
+-- name: PageAuthors :many
+-- PageAuthorsByAgeAsc: by age asc
 SELECT id, name, age, created_at FROM authors
 WHERE ($1::mood IS NULL OR mood = $1::mood)
   AND ((age, id) > ($3, $4) OR (age IS NULL AND ($3 IS NOT NULL OR id > $4)) OR $4 IS NULL)
@@ -660,7 +663,8 @@ LIMIT $2
 """
 
 PAGE_AUTHORS_BY_AGE_DESC = """
--- name: PageAuthorsByAgeDesc :many
+-- name: PageAuthors :many
+-- PageAuthorsByAgeDesc: by age desc
 SELECT id, name, age, created_at FROM authors
 WHERE ($1::mood IS NULL OR mood = $1::mood)
   AND ((age, id) < ($3, $4) OR ($3 IS NULL AND (age IS NOT NULL OR id < $4)) OR $4 IS NULL)
@@ -669,7 +673,8 @@ LIMIT $2
 """
 
 PAGE_AUTHORS_BY_CREATED_AT_DESC = """
--- name: PageAuthorsByCreatedAtDesc :many
+-- name: PageAuthors :many
+-- PageAuthorsByCreatedAtDesc: by created_at desc
 SELECT id, name, age, created_at FROM authors
 WHERE ($1::mood IS NULL OR mood = $1::mood)
   AND ((created_at, id) < ($3, $4) OR $4 IS NULL)

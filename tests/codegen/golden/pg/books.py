@@ -172,7 +172,8 @@ async def upsert_book_title(
 
 
 LIST_BOOKS_OF_AUTHOR_BY_TITLE_ASC = """
--- name: ListBooksOfAuthorByTitleAsc :many
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByTitleAsc: by title asc
 SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
 WHERE a.id = $1
 ORDER BY b.title ASC, b.id ASC
@@ -180,7 +181,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_BOOKS_OF_AUTHOR_BY_TITLE_DESC = """
--- name: ListBooksOfAuthorByTitleDesc :many
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByTitleDesc: by title desc
 SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
 WHERE a.id = $1
 ORDER BY b.title DESC, b.id DESC
@@ -188,7 +190,8 @@ LIMIT $3 OFFSET $2
 """
 
 LIST_BOOKS_OF_AUTHOR_BY_PRICE_DESC = """
--- name: ListBooksOfAuthorByPriceDesc :many
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByPriceDesc: by price desc
 SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
 WHERE a.id = $1
 ORDER BY b.price DESC, b.id DESC

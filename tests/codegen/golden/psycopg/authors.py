@@ -632,7 +632,8 @@ async def count_authors(conn: PsycoConn) -> int | None:
 
 
 PAGE_AUTHORS_BY_NAME_ASC = """
--- name: PageAuthorsByNameAsc :many
+-- name: PageAuthors :many
+-- PageAuthorsByNameAsc: by name asc
 SELECT id, name, age, created_at FROM authors
 WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
   AND ((name, id) > (%(p3)s, %(p4)s) OR %(p4)s IS NULL)
@@ -641,7 +642,8 @@ LIMIT %(p2)s
 """
 
 PAGE_AUTHORS_BY_NAME_DESC = """
--- name: PageAuthorsByNameDesc :many
+-- name: PageAuthors :many
+-- PageAuthorsByNameDesc: by name desc
 SELECT id, name, age, created_at FROM authors
 WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
   AND ((name, id) < (%(p3)s, %(p4)s) OR %(p4)s IS NULL)
@@ -650,7 +652,8 @@ LIMIT %(p2)s
 """
 
 PAGE_AUTHORS_BY_AGE_ASC = """
--- name: PageAuthorsByAgeAsc :many
+-- name: PageAuthors :many
+-- PageAuthorsByAgeAsc: by age asc
 SELECT id, name, age, created_at FROM authors
 WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
   AND ((age, id) > (%(p3)s, %(p4)s) OR (age IS NULL AND (%(p3)s IS NOT NULL OR id > %(p4)s)) OR %(p4)s IS NULL)
@@ -659,7 +662,8 @@ LIMIT %(p2)s
 """
 
 PAGE_AUTHORS_BY_AGE_DESC = """
--- name: PageAuthorsByAgeDesc :many
+-- name: PageAuthors :many
+-- PageAuthorsByAgeDesc: by age desc
 SELECT id, name, age, created_at FROM authors
 WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
   AND ((age, id) < (%(p3)s, %(p4)s) OR (%(p3)s IS NULL AND (age IS NOT NULL OR id < %(p4)s)) OR %(p4)s IS NULL)
@@ -668,7 +672,8 @@ LIMIT %(p2)s
 """
 
 PAGE_AUTHORS_BY_CREATED_AT_DESC = """
--- name: PageAuthorsByCreatedAtDesc :many
+-- name: PageAuthors :many
+-- PageAuthorsByCreatedAtDesc: by created_at desc
 SELECT id, name, age, created_at FROM authors
 WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
   AND ((created_at, id) < (%(p3)s, %(p4)s) OR %(p4)s IS NULL)

@@ -181,7 +181,8 @@ async def upsert_book_title(
 
 
 LIST_BOOKS_OF_AUTHOR_BY_TITLE_ASC = """
--- name: ListBooksOfAuthorByTitleAsc :many
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByTitleAsc: by title asc
 SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
 WHERE a.id = %(p1)s
 ORDER BY b.title ASC, b.id ASC
@@ -189,7 +190,8 @@ LIMIT %(p3)s OFFSET %(p2)s
 """
 
 LIST_BOOKS_OF_AUTHOR_BY_TITLE_DESC = """
--- name: ListBooksOfAuthorByTitleDesc :many
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByTitleDesc: by title desc
 SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
 WHERE a.id = %(p1)s
 ORDER BY b.title DESC, b.id DESC
@@ -197,7 +199,8 @@ LIMIT %(p3)s OFFSET %(p2)s
 """
 
 LIST_BOOKS_OF_AUTHOR_BY_PRICE_DESC = """
--- name: ListBooksOfAuthorByPriceDesc :many
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByPriceDesc: by price desc
 SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
 WHERE a.id = %(p1)s
 ORDER BY b.price DESC, b.id DESC

@@ -344,8 +344,12 @@ _ALTER = re.compile(
     r"(?:CONSTRAINT\s+\S+\s+)?(?:PRIMARY\s+KEY|UNIQUE)\s*\(\s*[`\"]?(\w+)[`\"]?\s*\)",
     re.I,
 )
-_INLINE = re.compile(r"^\s*[`\"]?(\w+)[`\"]?\s+\w.*\b(?:PRIMARY\s+KEY|UNIQUE)\b(?!\s*\()", re.I)
-_CONSTRAINT = re.compile(r"\b(?:PRIMARY\s+KEY|UNIQUE)\s*\(\s*[`\"]?(\w+)[`\"]?\s*\)", re.I)
+_UNIQUE = re.compile(r"\b(?:PRIMARY\s+KEY|UNIQUE)\b(?!\s*\()", re.I)
+_CONSTRAINT = re.compile(
+    r"^(?:CONSTRAINT\s+\S+\s+)?(?:PRIMARY\s+KEY|UNIQUE(?:\s+KEY|\s+INDEX)?(?:\s+\w+)?)\s*"
+    r"\(\s*[`\"]?(\w+)[`\"]?\s*\)",
+    re.I,
+)
 
 
 def unique_columns(schema_texts: list[str]) -> set[tuple[str, str]]:
@@ -353,19 +357,25 @@ def unique_columns(schema_texts: list[str]) -> set[tuple[str, str]]:
     or UNIQUE, a one-column PRIMARY KEY (...) / UNIQUE (...), a whole-table unique index."""
     found: set[tuple[str, str]] = set()
     for text in schema_texts:
-        table = None
-        for line in text.splitlines():
-            if match := _TABLE.search(line):
-                table = match.group(1).lower()
-            code = line.split("--", 1)[0]
-            if table and (match := _INLINE.match(code)) and match.group(1).upper() not in (
-                "PRIMARY", "UNIQUE", "CONSTRAINT"
-            ):  # fmt: skip
-                found.add((table, match.group(1).lower()))
-            if table:
-                found |= {(table, c.lower()) for c in _CONSTRAINT.findall(code)}
-        found |= {(t.lower(), c.lower()) for t, c in _INDEX.findall(text)}
-        found |= {(t.lower(), c.lower()) for t, c in _ALTER.findall(text)}
+        code = re.sub(r"--[^\n]*", "", text)
+        for match in _TABLE.finditer(code):
+            table = match.group(1).lower()
+            start = code.find("(", match.end())
+            depth, end = 0, start
+            for end in range(start, len(code)):
+                depth += {"(": 1, ")": -1}.get(code[end], 0)
+                if depth == 0:
+                    break
+            for item in split_top(code[start + 1 : end]):
+                item = item.strip()
+                if constraint := _CONSTRAINT.match(item):
+                    found.add((table, constraint.group(1).lower()))
+                elif item and not re.match(r"(?:CONSTRAINT|CHECK|FOREIGN|KEY|INDEX)\b", item, re.I):
+                    name = item.split()[0].strip('`"').lower()
+                    if _UNIQUE.search(item):
+                        found.add((table, name))
+        found |= {(t.lower(), c.lower()) for t, c in _INDEX.findall(code)}
+        found |= {(t.lower(), c.lower()) for t, c in _ALTER.findall(code)}
     return found
 
 

@@ -179,13 +179,12 @@ def list_page(
     request: web.Request,
     sorting: Sorting[K, A],
     model: type[Q],
-    *,
-    default_sort: Literal["asc", "desc"] = "asc",
 ) -> ListPage[Q, K, A]:
     """The list parameters against a generated sorted list (`<QUERY>_SORTING`): orderby one
-    of its keys (the first is the default), a direction the key sorts in, and for a keyset
-    list `?cursor=` (not with `page`) or `page` at most MAX_OFFSET rows deep; 400 otherwise."""
-    page = parse_list(request, tuple(sorting.keys), model, default_sort=default_sort)
+    of its keys (the first is the default), a direction the key sorts in (`model`'s `sort`
+    default is the default), and for a keyset list `?cursor=` (not with `page`) or `page`
+    at most MAX_OFFSET rows deep; 400 otherwise."""
+    page = parse_list(request, tuple(sorting.keys), model)
     query: Q = page.query
     orderby = cast(K, page.orderby)  # one of sorting.keys: parse_list checked it
     key = sorting.keys[orderby]

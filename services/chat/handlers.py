@@ -158,9 +158,7 @@ async def create_conversation(request: web.Request) -> web.Response:
 )
 async def list_conversations(request: web.Request) -> web.Response:
     principal = authenticated(request)
-    lp = list_page(
-        request, q.LIST_CONVERSATIONS_SORTING, s.ConversationListQuery, default_sort="desc"
-    )
+    lp = list_page(request, q.LIST_CONVERSATIONS_SORTING, s.ConversationListQuery)
     async with request.app[DB].acquire() as conn:
         total = await q.count_conversations(conn, user_id=principal.user_id) or 0
         rows = await q.list_conversations(

@@ -128,7 +128,7 @@ async def create_order(request: web.Request) -> web.Response:
 )
 async def list_orders(request: web.Request) -> web.Response:
     principal = authenticated(request)
-    lp = list_page(request, q.LIST_ORDERS_SORTING, s.OrderListQuery, default_sort="desc")
+    lp = list_page(request, q.LIST_ORDERS_SORTING, s.OrderListQuery)
     offered = sorted(await offered_services(request, principal))
     query = lp.query
     filters: dict[str, Any] = {

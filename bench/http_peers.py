@@ -35,7 +35,7 @@ from litestar.params import Parameter
 
 from bench.http_users import PAGE_ARGS, STATS_ARGS, cursor_after, points_client
 from services.departments.db.departments import COUNT_DEPARTMENTS as COUNT
-from services.departments.db.departments import LIST_DEPARTMENTS_BY_NAME_ASC as PAGE
+from services.departments.db.departments import PLAIN_DEPARTMENTS_PAGE as PAGE
 from services.users.db.users import LIST_USERS, USER_STATISTICS
 
 JSON = b"application/json"

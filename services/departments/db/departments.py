@@ -187,27 +187,27 @@ async def page_departments(
     return PageDepartmentsPage(first[0], first[1], [models.Department(*row[2:]) for row in rows])
 
 
-LIST_DEPARTMENTS_BY_NAME_ASC = """
--- name: ListDepartmentsByNameAsc :many
+PLAIN_DEPARTMENTS_PAGE = """
+-- name: PlainDepartmentsPage :many
 SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
 """
 
 
-async def list_departments_by_name_asc(
+async def plain_departments_page(
     conn: PgConn, *, row_offset: int, row_limit: int
 ) -> list[models.Department]:
     """
     SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
     """
-    rows = await conn.fetch(LIST_DEPARTMENTS_BY_NAME_ASC, row_offset, row_limit)
+    rows = await conn.fetch(PLAIN_DEPARTMENTS_PAGE, row_offset, row_limit)
     return [models.Department(*row) for row in rows]
 
 
-async def iter_list_departments_by_name_asc(
+async def iter_plain_departments_page(
     conn: PgConn, *, row_offset: int, row_limit: int
 ) -> AsyncGenerator[models.Department, None]:
-    """Like list_departments_by_name_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_DEPARTMENTS_BY_NAME_ASC, row_offset, row_limit):
+    """Like plain_departments_page(), row by row; needs a transaction."""
+    async for row in conn.cursor(PLAIN_DEPARTMENTS_PAGE, row_offset, row_limit):
         yield models.Department(*row)
 
 

@@ -28,7 +28,7 @@ SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'
        departments.*
 FROM departments LIMIT @row_limit OFFSET @row_offset;
 
--- name: ListDepartmentsByNameAsc :many
+-- name: PlainDepartmentsPage :many
 -- The plain page (bench/codegen_overhead.py and bench/data_access.py compare it by hand).
 SELECT * FROM departments ORDER BY name ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
 

@@ -171,3 +171,33 @@ async def test_a_service_started_while_its_database_is_away_serves_once_it_is_ba
         service.stop()
         await database.stop()
         await redis.stop()
+
+
+async def test_a_bounded_wait_stops_the_process_saying_why(
+    migrated_db: Callable[[str], str], tmp_path: Path
+) -> None:
+    wait = 2.0  # DB_CONNECT_WAIT
+    dsn = migrated_db("departments")
+    parts = urlsplit(dsn)
+    database = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    database.port = free_port()  # nothing listens: refused for good
+    env = {
+        "DEPARTMENTS_DATABASE_URL": through(dsn, database),
+        "DEPARTMENTS_PORT": str(free_port()),
+        "WORKERS": "1",
+        "REDIS_URL": "",
+        "DB_CONNECT_WAIT": str(wait),
+        "DB_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
+    }
+    service = ServiceProcess(env, tmp_path / "departments.log")
+    try:
+        await service.wait_healthy()
+        code = await asyncio.to_thread(
+            service.proc.wait, wait + CONNECT_TIMEOUT + MAX_DELAY + PROCESS_MARGIN
+        )
+        text = service.log.read_text()
+        assert code == 0, text  # a graceful stop (SIGTERM), not a crash
+        assert "db_connect_gave_up" in text
+        assert "Traceback" not in text
+    finally:
+        service.stop()

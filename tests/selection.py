@@ -8,8 +8,11 @@ A file is selected for a service when
   name every stack, registry lookup and URL prefix is built from);
 - it, or such a module, walks lib/registry.py's services (`registry.MICROSERVICES`,
   `gateway_services()`, `built_services()`, `scaled()`): every service;
-- it declares so: a module-level `EXERCISES = ("users", "chat")`, or `EXERCISES = "all"`
-  for a test that reaches every service in a way none of the above sees.
+- it declares so: a module-level `EXERCISES = ("users", "chat")`, `EXERCISES = "all"` for
+  a test that reaches every service in a way none of the above sees, or `EXERCISES = ()`
+  for one that exercises none although a module it imports names some (the scaffold's
+  test: throwaway services). A declaration is the whole answer: the rules above are not
+  applied to a file that declares.
 A file selected for no service tests lib/, tools/ or codegen/ only (`make test` runs it):
 tests/unit/test_selection.py holds it to that: no code of it (docstrings and comments
 aside) may name a service unless it declares what it exercises (`EXERCISES = ()`: none,
@@ -94,14 +97,16 @@ def declared(path: Path) -> set[str]:
 def exercised(path: Path, services: Iterable[str], root: Path = ROOT) -> set[str]:
     """The services (of `services`) whose selection runs the test file `path`."""
     names = list(services)
+    if has_declaration(path):
+        wanted = declared(path)
+        return set(names) if ALL in wanted else wanted & set(names)
     chosen = {s for s in names if re.search(rf"(^|_){s}(_|\.py$)", path.name)}
     for module in reached(path, root):
         text = module.read_text()
         if EVERY_SERVICE.search(text):
             return set(names)
         chosen |= {s for s in names if re.search(rf"\bservices[./]{s}\b|[\"']{s}[\"']", text)}
-    wanted = declared(path)
-    return set(names) if ALL in wanted else chosen | (wanted & set(names))
+    return chosen
 
 
 def _code_words(path: Path) -> str:

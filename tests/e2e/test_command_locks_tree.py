@@ -17,6 +17,10 @@ from tests.e2e.test_new_service import tree as tree
 from tools.locks import file_lock
 from tools.service_process import PROCESS_MARGIN
 
+# what `make test svc=` selects it for (tests/selection.py): nothing,
+# it scaffolds a throwaway service, none of the registry's
+EXERCISES = ()
+
 NAME = "zzqkill"
 
 

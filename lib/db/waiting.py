@@ -47,11 +47,15 @@ class WaitingDatabase(Database):
         if service:
             DB_POOL_TIMEOUTS.labels(service)  # exported at 0 from the start (lib/metrics.py)
 
-    def start(self, connecting: Awaitable[Database], on_give_up: Callable[[], None]) -> None:
+    def start(
+        self, connecting: Callable[[], Awaitable[Database]], on_give_up: Callable[[], None]
+    ) -> None:
+        """Run `connecting()` in a task; its pool is lent from then on."""
+
         async def wait() -> None:
             began = time.monotonic()
             try:
-                self.pool = await connecting
+                self.pool = await connecting()
                 self.opened_event.set()
             except CONNECT_ERRORS as exc:
                 log.error(
@@ -118,5 +122,7 @@ async def open_database(
         log.warning("db_connect_retry", attempt=1, error=str(exc) or type(exc).__name__)
     left = None if wait is None else max(0.0, wait - (time.monotonic() - began))
     waiting = WaitingDatabase(engine, service=service, acquire_timeout=acquire_timeout)
-    waiting.start(connect(dsn, attempts=None, wait=left, first_attempt=2, **options), on_give_up)
+    waiting.start(
+        lambda: connect(dsn, attempts=None, wait=left, first_attempt=2, **options), on_give_up
+    )
     return waiting

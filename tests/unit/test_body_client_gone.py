@@ -20,6 +20,7 @@ async def test_a_lost_connection_while_reading_is_499_and_closes() -> None:
         async with body_deadline(Request()):  # type: ignore[arg-type]
             raise ConnectionResetError("Connection lost")
     assert (caught.value.status, caught.value.code) == (499, "CLIENT_CLOSED_REQUEST")
+    assert caught.value.detail == "the client went away before its body arrived"
     assert caught.value.closes_connection
     assert caught.value.__cause__ is None  # one line in the log, not a chain
 

@@ -298,22 +298,20 @@ async def _open(dsn: str, min_size: int, max_size: int, reset: bool) -> Database
             dsn, min_size=min_size, max_size=max_size, reset=reset_hook
         )
         return PgDatabase(pool)
-    if engine == MyDatabase.engine:
-        parts = urlsplit(dsn)
-        pool = await aiomysql.create_pool(
-            minsize=min_size,
-            maxsize=max_size,
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 3306,
-            user=unquote(parts.username or "root"),
-            password=unquote(parts.password or ""),
-            db=parts.path.lstrip("/"),
-            autocommit=True,
-            charset="utf8mb4",
-            init_command="SET time_zone = '+00:00'",  # DATETIME columns hold UTC
-        )
-        return MyDatabase(pool)
-    raise AssertionError(engine)  # engine_of() refused every other scheme
+    parts = urlsplit(dsn)  # MyDatabase.engine: engine_of() refused every other scheme
+    pool = await aiomysql.create_pool(
+        minsize=min_size,
+        maxsize=max_size,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        db=parts.path.lstrip("/"),
+        autocommit=True,
+        charset="utf8mb4",
+        init_command="SET time_zone = '+00:00'",  # DATETIME columns hold UTC
+    )
+    return MyDatabase(pool)
 
 
 def engine_of(dsn: str) -> str:

@@ -40,7 +40,7 @@ def mysql_set_types(files: list[Path]) -> frozenset[str]:
     return frozenset(found)
 
 
-OPTIONS = {"driver", "types_lock", "overrides", "model_type"}
+OPTIONS = {"driver", "types_lock", "overrides", "model_type", "first_party"}
 DRIVERS = {"postgresql": ("asyncpg", "psycopg"), "mysql": ("aiomysql",)}
 OVERRIDE_KEYS = {"db_type", "column", "py_type", "import"}
 
@@ -63,6 +63,13 @@ def check_options(options: dict[str, Any]) -> None:
                 f"unknown key {unknown[0]!r} in override {item}; "
                 f"known: {', '.join(sorted(OVERRIDE_KEYS))}"
             )
+    first_party = options.get("first_party", [])
+    if not isinstance(first_party, list) or not all(
+        isinstance(p, str) and all(s.isidentifier() for s in p.split(".")) for p in first_party
+    ):
+        raise CodegenError(
+            f"option 'first_party' must be a list of package names, not {first_party!r}"
+        )
     for name in ("driver", "types_lock", "model_type"):
         if name in options and not isinstance(options[name], str):
             raise CodegenError(f"option {name!r} must be a string, not {options[name]!r}")
@@ -107,7 +114,8 @@ def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
             raise CodegenError(f"{filename}: a query file may not be named {name}.sql")
         files[f"{name}.py"] = emitter.render_queries(filename, group)
     warn(planner.warnings)
-    return {name: format_source(text, name) for name, text in files.items()}
+    first_party = tuple(options.get("first_party", []))
+    return {name: format_source(text, name, first_party) for name, text in files.items()}
 
 
 def main() -> int:

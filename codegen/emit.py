@@ -129,7 +129,7 @@ def _param(expr: str, py: PyType) -> str:
     return _convert(expr, py, py.encode)
 
 
-SLICED_TAIL = 3  # this many trailing undecoded columns or more: `*row[a:]` (ADR 0013)
+SLICED_TAIL = 3  # this many trailing undecoded columns or more: `*row[a:]`
 
 
 def row_builder(plan: QueryPlan, var: str, models_prefix: str) -> str:
@@ -289,7 +289,7 @@ class Emitter:
         values = self.values(src, plan)
         body = render(self.driver, self.section(plan), src.imports, **values)
         # sqlc's name comment, as its Go generator writes it: the query's name reaches the
-        # server's views (pg_stat_activity, the slow log) and the query spans (lib/db/traced.py)
+        # server's views (pg_stat_activity, the slow log) and a tracer's query spans
         named = f"-- name: {plan.query.name} {cmd}\n{self.driver_sql(plan)}"
         src.add("query", const=values["const"], sql=self.sql_literal(named),
                 signature=self.signature(plan, self.result_annotation(plan)),

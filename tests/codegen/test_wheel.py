@@ -10,13 +10,16 @@ once from PyPI with the versions installed here; later runs are offline.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
+from codegen import __version__
 from tests.servers import Servers
 from tools.databases import with_database
 from tools.dbadmin import create_database, drop_database
@@ -134,3 +137,35 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     # resolving imports in the wheel's venv (sqlc_gen_fixup ships py.typed)
     for package in ("shop", "shop_psycopg"):
         run([*mypy, "--python-executable", str(python), package], cwd=work, env=dict(os.environ))
+
+
+# what only the project the plugin comes from knows: its name, its make targets, its trees,
+# its decision records; none of it may reach a wheel user
+PROJECT_NAMES = re.compile(
+    r"\bFixup\b|\bmake (sqlc|codegen|test)|\b(lib|services|tools|docs)/|'(lib|services)'|\bADR\b"
+)
+
+
+def test_the_wheel_ships_its_own_readme_license_and_changelog_and_no_project_names(
+    tmp_path: Path,
+) -> None:
+    wheel = build_wheel(tmp_path)
+    assert wheel.name.startswith(f"sqlc_gen_fixup-{__version__}-")
+    with zipfile.ZipFile(wheel) as archive:
+        texts = {name: archive.read(name).decode() for name in archive.namelist()}
+    info = f"sqlc_gen_fixup-{__version__}.dist-info"
+    for shipped in ("README.md", "CHANGELOG.md", "LICENSE"):
+        assert f"sqlc_gen_fixup/{shipped}" in texts, shipped
+    assert texts[f"{info}/licenses/LICENSE"].startswith("MIT License")
+    assert "License-Expression: MIT" in texts[f"{info}/METADATA"]
+    assert "# sqlc-gen-fixup" in texts[f"{info}/METADATA"]  # the README is the description
+    newest = re.search(r"^## (\S+)", texts["sqlc_gen_fixup/CHANGELOG.md"], re.MULTILINE)
+    assert newest is not None
+    assert newest.group(1) == __version__
+    found = [
+        f"{name}:{n}: {line.strip()}"
+        for name, text in texts.items()
+        for n, line in enumerate(text.splitlines(), 1)
+        if PROJECT_NAMES.search(line)
+    ]
+    assert found == []

@@ -14,7 +14,7 @@ from . import typeslock
 from .emit import MODEL_TYPES, group_by_file, module_name, render_models
 from .emit_aiomysql import AiomysqlEmitter
 from .emit_asyncpg import AsyncpgEmitter
-from .emit_psycopg import PsycopgEmitter
+from .emit_psycopg import PsycopgEmitter, PsycopgSyncEmitter
 from .errors import CodegenError
 from .format import format_source
 from .plan import Planner, model_name, warn
@@ -41,7 +41,7 @@ def mysql_set_types(files: list[Path]) -> frozenset[str]:
 
 
 OPTIONS = {"driver", "types_lock", "overrides", "model_type", "first_party"}
-DRIVERS = {"postgresql": ("asyncpg", "psycopg"), "mysql": ("aiomysql",)}
+DRIVERS = {"postgresql": ("asyncpg", "psycopg", "psycopg-sync"), "mysql": ("aiomysql",)}
 OVERRIDE_KEYS = {"db_type", "column", "py_type", "import"}
 
 
@@ -104,7 +104,12 @@ def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
         planner.warn("types.lock.json was made for another schema (write it again)")
         planner.lock = {}
     plans = planner.plan_all(request.queries)
-    emitters = {"asyncpg": AsyncpgEmitter, "psycopg": PsycopgEmitter, "aiomysql": AiomysqlEmitter}
+    emitters = {
+        "asyncpg": AsyncpgEmitter,
+        "psycopg": PsycopgEmitter,
+        "psycopg-sync": PsycopgSyncEmitter,
+        "aiomysql": AiomysqlEmitter,
+    }
     emitter = emitters[driver](mapper, model_type)
     models = {name: planner.model_fields(t) for name, t in request.tables.items()}
     files = {"__init__.py": INIT, "models.py": render_models(request, mapper, models, model_type)}

@@ -173,8 +173,10 @@ class Emitter:
     """The driver-independent part: the values a driver's template (templates/<driver>.tmpl)
     fills in; a subclass adds the driver's own values."""
 
-    driver = ""
+    driver = ""  # its template: templates/<driver>.tmpl
     conn_type = ""
+    def_prefix = "async def "  # a sync driver's functions are plain `def`s
+    stream_type = "AsyncGenerator[{}, None]"  # the row-by-row form's return type
 
     def __init__(self, mapper: TypeMapper, model_type: str = "dataclass") -> None:
         self.mapper = mapper
@@ -228,14 +230,14 @@ class Emitter:
             once_fields = field_lines(src, list(plan.once))
             src.add("page class", head=head, once=once, fields=once_fields, row=self.row_type(plan))
 
-    def signature(self, plan: QueryPlan, result: str, *, prefix: str = "async def ") -> str:
+    def signature(self, plan: QueryPlan, result: str) -> str:
         if plan.params_class:
             args = f"items: Iterable[{plan.params_class}]"
         else:
             kw = ", ".join(f"{p.name}: {p.type.annotation}" for p in plan.params)
             args = f"*, {kw}" if kw else ""
         sep = ", " if args else ""
-        return f"{prefix}{plan.func}(conn: {self.conn_type}{sep}{args}) -> {result}:"
+        return f"{self.def_prefix}{plan.func}(conn: {self.conn_type}{sep}{args}) -> {result}:"
 
     def result_annotation(self, plan: QueryPlan) -> str:
         row = self.row_type(plan)
@@ -295,8 +297,8 @@ class Emitter:
                 signature=self.signature(plan, self.result_annotation(plan)),
                 doc=_docstring(plan.sql), body=body)  # fmt: skip
         if cmd == ":many" and not plan.page_class:  # a page is read whole
-            sig = self.signature(plan, f"AsyncGenerator[{self.row_type(plan)}, None]")
-            sig = sig.replace(f"async def {plan.func}(", f"async def iter_{plan.func}(", 1)
+            sig = self.signature(plan, self.stream_type.format(self.row_type(plan)))
+            sig = sig.replace(f"def {plan.func}(", f"def iter_{plan.func}(", 1)
             src.add("stream", self.driver, signature=sig, **values)
 
 

@@ -254,7 +254,8 @@ class TypeMapper:
         self.base = POSTGRES if self.engine == "postgresql" else MYSQL
         self.driver = driver
         self.model_type = model_type
-        if driver == "psycopg":
+        self.psycopg = driver in ("psycopg", "psycopg-sync")  # the same types, sync or async
+        if self.psycopg:
             self.base = PSYCOPG
         # composite type -> (class name, [(attribute, server type)]), from the types lock
         self.composites: dict[str, tuple[str, list[tuple[str, str]]]] = {}
@@ -283,7 +284,7 @@ class TypeMapper:
                 decode=f"{by_value}[{{}}]",
                 driver_type="str",
             )
-        if name in self.composites and self.driver != "psycopg":  # psycopg: text, unregistered
+        if name in self.composites and not self.psycopg:  # psycopg: text, unregistered
             cls = self.composites[name][0]
             if self.model_type == "msgspec":
                 return _t(

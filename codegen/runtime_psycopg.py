@@ -8,3 +8,4 @@ from typing import Any, TypeAlias
 import psycopg
 
 PsycoConn: TypeAlias = psycopg.AsyncConnection[Any]
+PsycoSyncConn: TypeAlias = psycopg.Connection[Any]  # driver: psycopg-sync

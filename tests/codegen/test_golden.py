@@ -19,7 +19,12 @@ from tools import sqlc
 HERE = Path(__file__).parent
 PLUGIN = HERE.parents[1] / "codegen" / "bin" / "sqlc-gen-fixup"
 
-CASES = ["tests/codegen/pg", "tests/codegen/psycopg", "tests/codegen/mysql"]
+CASES = [
+    "tests/codegen/pg",
+    "tests/codegen/psycopg",
+    "tests/codegen/psycopg_sync",
+    "tests/codegen/mysql",
+]
 
 
 @pytest.mark.parametrize("case", CASES)

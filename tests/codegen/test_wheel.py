@@ -1,7 +1,8 @@
 """The plugin as a tool of its own: its wheel, installed into a fresh venv WITHOUT the Fixup
 tree, generates a small PostgreSQL and a small MySQL project, and the generated functions
-run against the real servers (tests/codegen/standalone/*_check.py run in that venv): asyncpg
-and psycopg (msgspec Structs) from sqlc's default protobuf request, aiomysql from JSON.
+run against the real servers (tests/codegen/standalone/*_check.py run in that venv): asyncpg,
+psycopg (msgspec Structs) and psycopg-sync (dataclasses) from sqlc's default protobuf request,
+aiomysql from JSON.
 
 The dependencies' wheels come from a wheelhouse outside the tree (~/.cache/fixup), filled
 once from PyPI with the versions installed here; later runs are offline.
@@ -113,11 +114,13 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     project(work, "mysql", "my", plugin, ", format: json", "{driver: aiomysql}")
     psycopg_options = "{driver: psycopg, model_type: msgspec}"
     project(work, "postgresql", "pg", plugin, "", psycopg_options, out="shop_psycopg")
+    sync_options = "{driver: psycopg-sync, model_type: dataclass}"
+    project(work, "postgresql", "pg", plugin, "", sync_options, out="shop_psycopg_sync")
     generated = (work / "shop" / "pg_queries.py").read_text()
     assert "from sqlc_gen_fixup.runtime import" in generated
     assert "from codegen" not in generated
     assert "lib." not in generated
-    checks = ["pg_check.py", "psycopg_check.py", "my_check.py"]
+    checks = ["pg_check.py", "psycopg_check.py", "psycopg_sync_check.py", "my_check.py"]
     for name in [*checks, "pg_schema.sql", "my_schema.sql"]:
         shutil.copy(HERE / name, work / name)
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(work)}
@@ -126,6 +129,11 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
         (with_database(servers.pg_dsn, label), "pg_check.py", "pg ok"),
         (with_database(servers.mysql_dsn, label), "my_check.py", "mysql ok"),
         (with_database(servers.pg_dsn, label + "_psy"), "psycopg_check.py", "psycopg ok"),
+        (
+            with_database(servers.pg_dsn, label + "_sync"),
+            "psycopg_sync_check.py",
+            "psycopg sync ok",
+        ),
     ]:
         create_database(dsn)
         try:
@@ -135,7 +143,7 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     mypy = [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports"]
     # mypy runs from the Fixup venv (the wheel does not ship it) on the generated package,
     # resolving imports in the wheel's venv (sqlc_gen_fixup ships py.typed)
-    for package in ("shop", "shop_psycopg"):
+    for package in ("shop", "shop_psycopg", "shop_psycopg_sync"):
         run([*mypy, "--python-executable", str(python), package], cwd=work, env=dict(os.environ))
 
 

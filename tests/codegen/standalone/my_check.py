@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import aiomysql
 import shop.my_queries as q
 
-assert importlib.util.find_spec("lib") is None, "the Fixup tree leaked into the fresh venv"
+assert importlib.util.find_spec("lib") is None, "the project tree leaked into the fresh venv"
 
 SCHEMA = Path("my_schema.sql").read_text()
 

@@ -10,7 +10,7 @@ import asyncpg
 import shop.pg_queries as q
 from sqlc_gen_fixup.runtime import ExecResult
 
-assert importlib.util.find_spec("lib") is None, "the Fixup tree leaked into the fresh venv"
+assert importlib.util.find_spec("lib") is None, "the project tree leaked into the fresh venv"
 
 SCHEMA = Path("pg_schema.sql").read_text()
 

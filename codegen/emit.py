@@ -41,7 +41,20 @@ class Source:
         return render(MODULE, "file", set(), note=self.note, imports="\n".join(imports), body=body)
 
 
-MODEL_TYPES = ("dataclass", "msgspec")  # the `model_type` option's values
+MODEL_TYPES = ("dataclass", "msgspec", "attrs", "pydantic")  # the `model_type` option's values
+
+
+def construct(cls: str, args: list[str], names: list[str], model_type: str) -> str:
+    """`cls` built from `args`: positionally, or for pydantic by name through
+    `model_construct` (no validation: the driver's values already have the types)."""
+    built = f"{cls}.model_construct" if model_type == "pydantic" else cls
+    return f"{built}({_args(args, names, model_type)})"
+
+
+def _args(args: list[str], names: list[str], model_type: str) -> str:
+    if model_type == "pydantic":
+        return ", ".join(f"{n}={a}" for n, a in zip(names, args, strict=True))
+    return ", ".join(args)
 
 
 def class_head(src: Source, name: str, model_type: str) -> str:
@@ -77,10 +90,12 @@ def render_models(
             Field(snake(attr), mapper.column(_attribute(attr, type_name), f"composite {name}"))
             for attr, type_name in attributes
         ]
-        values = ", ".join(_value(f"record[{i}]", f.type) for i, f in enumerate(fields))
+        values = [_value(f"record[{i}]", f.type) for i, f in enumerate(fields)]
+        pydantic = model_type == "pydantic"
         head = class_head(src, cls, model_type)
         src.add("composite", head=head, name=cls, type=name, fields=field_lines(src, fields),
-                values=values)  # fmt: skip
+                construct="cls.model_construct" if pydantic else "cls",
+                values=_args(values, [f.name for f in fields], model_type))  # fmt: skip
     for table_name in sorted(planner_fields):
         head = class_head(src, model_name(table_name), model_type)
         lines = field_lines(src, planner_fields[table_name])
@@ -132,7 +147,7 @@ def _param(expr: str, py: PyType) -> str:
 SLICED_TAIL = 3  # this many trailing undecoded columns or more: `*row[a:]`
 
 
-def row_builder(plan: QueryPlan, var: str, models_prefix: str) -> str:
+def row_builder(plan: QueryPlan, var: str, models_prefix: str, model_type: str = "") -> str:
     """An expression building the result from the driver's row `var` (after the columns
     `fixup: once` reads once). The trailing columns that need no decoding, SLICED_TAIL or
     more, pass as one slice (`*row[6:]`: one C call where a subscript per column costs a
@@ -143,7 +158,8 @@ def row_builder(plan: QueryPlan, var: str, models_prefix: str) -> str:
         return _value(f"{var}[{index}]", plan.scalar)
     prefix = models_prefix if plan.row_is_model else ""
     fields = plan.row_fields
-    if all(isinstance(f, Field) and f.type.decode is None for f in fields):
+    named = model_type == "pydantic"  # by name: no positional or sliced form
+    if not named and all(isinstance(f, Field) and f.type.decode is None for f in fields):
         return f"{prefix}{plan.row_class}(*{var}{f'[{index}:]' if index else ''})"
     args: list[str] = []
     for f in fields:
@@ -152,16 +168,17 @@ def row_builder(plan: QueryPlan, var: str, models_prefix: str) -> str:
             for sub in f.fields:
                 inner.append(_value(f"{var}[{index}]", sub.type))
                 index += 1
-            args.append(f"{models_prefix}{f.cls}({', '.join(inner)})")
+            names = [sub.name for sub in f.fields]
+            args.append(construct(f"{models_prefix}{f.cls}", inner, names, model_type))
         else:
             args.append(_value(f"{var}[{index}]", f.type))
             index += 1
     tail = 0  # the trailing columns passed as the driver returns them
-    while tail < len(args) and args[-1 - tail] == f"{var}[{index - 1 - tail}]":
+    while not named and tail < len(args) and args[-1 - tail] == f"{var}[{index - 1 - tail}]":
         tail += 1
     if tail >= SLICED_TAIL:
         args[-tail:] = [f"*{var}[{index - tail}:]"]
-    return f"{prefix}{plan.row_class}({', '.join(args)})"
+    return construct(f"{prefix}{plan.row_class}", args, [f.name for f in fields], model_type)
 
 
 def _docstring(sql: str) -> str:
@@ -276,12 +293,15 @@ class Emitter:
 
     def values(self, src: Source, plan: QueryPlan) -> dict[str, str]:
         """The values the driver's sections use: common ones and the driver's own."""
-        build = row_builder(plan, "row", "models.")
-        once = ", ".join(_value(f"first[{i}]", f.type) for i, f in enumerate(plan.once))
+        build = row_builder(plan, "row", "models.", self.model_type)
+        once = [_value(f"first[{i}]", f.type) for i, f in enumerate(plan.once)]
         page = ""
         if plan.page_class:
-            page = render(MODULE, "page", src.imports, page_class=plan.page_class, once=once,
-                          build=build)  # fmt: skip
+            pydantic = self.model_type == "pydantic"
+            page = render(MODULE, "page", src.imports,
+                          page_class=f"{plan.page_class}{'.model_construct' if pydantic else ''}",
+                          once=_args(once, [f.name for f in plan.once], self.model_type),
+                          rows_kw="rows=" if pydantic else "", build=build)  # fmt: skip
         return {"const": plan.func.upper(), "func": plan.func, "build": build, "page": page}
 
     def render_function(self, src: Source, plan: QueryPlan) -> None:

@@ -14,6 +14,9 @@ from .errors import CodegenError
 from .naming import PACKAGE, RUNTIME, pascal, snake
 from .request import Column, Request
 
+JSON_IMPORT = f"from {RUNTIME} import JSON"
+PYDANTIC_JSON_IMPORT = f"from {RUNTIME}_pydantic import JSON"  # a named recursive alias
+
 
 @dataclass(frozen=True, slots=True)
 class PyType:
@@ -294,6 +297,21 @@ class TypeMapper:
                     decode=f"{cls}.from_record({{}})",
                     encode="msgspec.structs.astuple({})",
                 )
+            if self.model_type == "attrs":
+                return _t(
+                    cls,
+                    f"from .models import {cls}",
+                    "import attrs",
+                    decode=f"{cls}.from_record({{}})",
+                    encode="attrs.astuple({})",
+                )
+            if self.model_type == "pydantic":
+                return _t(
+                    cls,
+                    f"from .models import {cls}",
+                    decode=f"{cls}.from_record({{}})",
+                    encode="tuple(dict({}).values())",
+                )
             return _t(
                 cls,
                 f"from .models import {cls}",
@@ -303,7 +321,10 @@ class TypeMapper:
             )
         if self.engine == "mysql" and name == "tinyint" and col.length == 1:
             return MYSQL_BOOL
-        return self.base.get(name)
+        py = self.base.get(name)
+        if py is not None and py.annotation == "JSON" and self.model_type == "pydantic":
+            return replace(py, imports=py.imports - {JSON_IMPORT} | {PYDANTIC_JSON_IMPORT})
+        return py
 
     def column(self, col: Column, where: str, type_name: str | None = None) -> PyType:
         py = self.scalar(col, type_name)

@@ -23,6 +23,8 @@ CASES = [
     "tests/codegen/pg",
     "tests/codegen/psycopg",
     "tests/codegen/psycopg_sync",
+    "tests/codegen/pydantic",
+    "tests/codegen/attrs",
     "tests/codegen/mysql",
 ]
 

@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent / "standalone"
 DEPENDENCIES = ["orjson", "pglast", "sqlglot", "ruff", "betterproto2", "asyncpg", "aiomysql"]
 DEPENDENCIES += ["PyMySQL"]
-DEPENDENCIES += ["psycopg", "psycopg-binary", "msgspec"]
+DEPENDENCIES += ["psycopg", "psycopg-binary", "msgspec", "attrs"]
+DEPENDENCIES += ["pydantic", "pydantic-core", "annotated-types", "typing-extensions"]
+DEPENDENCIES += ["typing-inspection"]
 WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fixup" / "wheels"
 TIMEOUT = 120  # each step; the whole test takes ~25 s
 
@@ -104,8 +106,9 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)])
     python = venv / "bin" / "python"
+    extras = "asyncpg,aiomysql,psycopg,msgspec,pydantic,attrs"
     run([str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links",
-         str(wheelhouse()), f"{wheel}[asyncpg,aiomysql,psycopg,msgspec]"])  # fmt: skip
+         str(wheelhouse()), f"{wheel}[{extras}]"])  # fmt: skip
     plugin = venv / "bin" / "sqlc-gen-fixup"
     assert plugin.exists()
     work = tmp_path / "work"
@@ -116,6 +119,10 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     project(work, "postgresql", "pg", plugin, "", psycopg_options, out="shop_psycopg")
     sync_options = "{driver: psycopg-sync, model_type: dataclass}"
     project(work, "postgresql", "pg", plugin, "", sync_options, out="shop_psycopg_sync")
+    pydantic_options = "{driver: asyncpg, model_type: pydantic}"
+    project(work, "postgresql", "pg", plugin, "", pydantic_options, out="shop_pydantic")
+    attrs_options = "{driver: aiomysql, model_type: attrs}"
+    project(work, "mysql", "my", plugin, ", format: json", attrs_options, out="shop_attrs")
     generated = (work / "shop" / "pg_queries.py").read_text()
     assert "from sqlc_gen_fixup.runtime import" in generated
     assert "from codegen" not in generated
@@ -125,9 +132,11 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
         shutil.copy(HERE / name, work / name)
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(work)}
     label = f"fixup_wheel_{os.getpid()}"
-    for dsn, script, done in [
+    for dsn, script, done, *package in [
         (with_database(servers.pg_dsn, label), "pg_check.py", "pg ok"),
         (with_database(servers.mysql_dsn, label), "my_check.py", "mysql ok"),
+        (with_database(servers.pg_dsn, label + "_pyd"), "pg_check.py", "pg ok", "shop_pydantic"),
+        (with_database(servers.mysql_dsn, label + "_at"), "my_check.py", "mysql ok", "shop_attrs"),
         (with_database(servers.pg_dsn, label + "_psy"), "psycopg_check.py", "psycopg ok"),
         (
             with_database(servers.pg_dsn, label + "_sync"),
@@ -137,13 +146,13 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     ]:
         create_database(dsn)
         try:
-            assert done in run([str(python), "-P", script, dsn], cwd=work, env=env)
+            assert done in run([str(python), "-P", script, dsn, *package], cwd=work, env=env)
         finally:
             drop_database(dsn)
     mypy = [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports"]
     # mypy runs from the Fixup venv (the wheel does not ship it) on the generated package,
     # resolving imports in the wheel's venv (sqlc_gen_fixup ships py.typed)
-    for package in ("shop", "shop_psycopg", "shop_psycopg_sync"):
+    for package in ("shop", "shop_psycopg", "shop_psycopg_sync", "shop_pydantic", "shop_attrs"):
         run([*mypy, "--python-executable", str(python), package], cwd=work, env=dict(os.environ))
 
 

@@ -45,10 +45,10 @@ MODEL_TYPES = ("dataclass", "msgspec", "attrs", "pydantic")  # the `model_type` 
 
 
 def construct(cls: str, args: list[str], names: list[str], model_type: str) -> str:
-    """`cls` built from `args`: positionally, or for pydantic by name through
-    `model_construct` (no validation: the driver's values already have the types)."""
-    built = f"{cls}.model_construct" if model_type == "pydantic" else cls
-    return f"{built}({_args(args, names, model_type)})"
+    """`cls` built from `args`: positionally, or for pydantic by name (its models take no
+    positional arguments). Pydantic validates then: its `model_construct`, which skips
+    validation, costs twice as much per row (bench/codegen_model_types.py)."""
+    return f"{cls}({_args(args, names, model_type)})"
 
 
 def _args(args: list[str], names: list[str], model_type: str) -> str:
@@ -91,10 +91,8 @@ def render_models(
             for attr, type_name in attributes
         ]
         values = [_value(f"record[{i}]", f.type) for i, f in enumerate(fields)]
-        pydantic = model_type == "pydantic"
         head = class_head(src, cls, model_type)
         src.add("composite", head=head, name=cls, type=name, fields=field_lines(src, fields),
-                construct="cls.model_construct" if pydantic else "cls",
                 values=_args(values, [f.name for f in fields], model_type))  # fmt: skip
     for table_name in sorted(planner_fields):
         head = class_head(src, model_name(table_name), model_type)
@@ -297,11 +295,10 @@ class Emitter:
         once = [_value(f"first[{i}]", f.type) for i, f in enumerate(plan.once)]
         page = ""
         if plan.page_class:
-            pydantic = self.model_type == "pydantic"
-            page = render(MODULE, "page", src.imports,
-                          page_class=f"{plan.page_class}{'.model_construct' if pydantic else ''}",
+            page = render(MODULE, "page", src.imports, page_class=plan.page_class,
                           once=_args(once, [f.name for f in plan.once], self.model_type),
-                          rows_kw="rows=" if pydantic else "", build=build)  # fmt: skip
+                          rows_kw="rows=" if self.model_type == "pydantic" else "",
+                          build=build)  # fmt: skip
         return {"const": plan.func.upper(), "func": plan.func, "build": build, "page": page}
 
     def render_function(self, src: Source, plan: QueryPlan) -> None:

@@ -116,7 +116,7 @@ async def get_author(conn: PgConn, *, id: int) -> models.Author | None:
     return (
         None
         if row is None
-        else models.Author.model_construct(
+        else models.Author(
             id=row[0],
             name=row[1],
             bio=row[2],
@@ -154,7 +154,7 @@ async def list_authors_by_ids(conn: PgConn, *, ids: list[int]) -> list[models.Au
     """
     rows = await conn.fetch(LIST_AUTHORS_BY_IDS, ids)
     return [
-        models.Author.model_construct(
+        models.Author(
             id=row[0],
             name=row[1],
             bio=row[2],
@@ -186,7 +186,7 @@ async def iter_list_authors_by_ids(
 ) -> AsyncGenerator[models.Author, None]:
     """Like list_authors_by_ids(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_AUTHORS_BY_IDS, ids):
-        yield models.Author.model_construct(
+        yield models.Author(
             id=row[0],
             name=row[1],
             bio=row[2],
@@ -223,7 +223,7 @@ async def list_authors_by_mood(conn: PgConn, *, mood: Mood) -> list[ListAuthorsB
     """
     rows = await conn.fetch(LIST_AUTHORS_BY_MOOD, mood)
     return [
-        ListAuthorsByMoodRow.model_construct(
+        ListAuthorsByMoodRow(
             id=row[0],
             name=row[1],
             mood=(MOOD_BY_VALUE[row[2]] if isinstance(row[2], str) else row[2]),
@@ -237,7 +237,7 @@ async def iter_list_authors_by_mood(
 ) -> AsyncGenerator[ListAuthorsByMoodRow, None]:
     """Like list_authors_by_mood(), row by row; needs a transaction."""
     async for row in conn.cursor(LIST_AUTHORS_BY_MOOD, mood):
-        yield ListAuthorsByMoodRow.model_construct(
+        yield ListAuthorsByMoodRow(
             id=row[0],
             name=row[1],
             mood=(MOOD_BY_VALUE[row[2]] if isinstance(row[2], str) else row[2]),
@@ -313,7 +313,7 @@ async def create_author(
     return (
         None
         if row is None
-        else models.Author.model_construct(
+        else models.Author(
             id=row[0],
             name=row[1],
             bio=row[2],
@@ -439,9 +439,7 @@ async def get_authors_batch(
     results = []
     for item in items:
         row = await stmt.fetchrow(*(item.id,))
-        results.append(
-            None if row is None else GetAuthorsBatchRow.model_construct(id=row[0], name=row[1])
-        )
+        results.append(None if row is None else GetAuthorsBatchRow(id=row[0], name=row[1]))
     return results
 
 
@@ -461,7 +459,7 @@ async def books_of_authors(
     results = []
     for item in items:
         rows = await stmt.fetch(*(item.author_id,))
-        results.append([BooksOfAuthorsRow.model_construct(id=row[0], title=row[1]) for row in rows])
+        results.append([BooksOfAuthorsRow(id=row[0], title=row[1]) for row in rows])
     return results
 
 
@@ -491,7 +489,7 @@ async def author_stats(conn: PgConn, *, mood: Mood | None) -> AuthorStatsRow | N
     return (
         None
         if row is None
-        else AuthorStatsRow.model_construct(
+        else AuthorStatsRow(
             total=row[0],
             min_age=row[1],
             max_age=row[2],
@@ -518,18 +516,13 @@ async def authors_with_books(conn: PgConn) -> list[AuthorsWithBooksRow]:
     ORDER BY a.id, b.id
     """
     rows = await conn.fetch(AUTHORS_WITH_BOOKS)
-    return [
-        AuthorsWithBooksRow.model_construct(id=row[0], name=row[1], title=row[2], price=row[3])
-        for row in rows
-    ]
+    return [AuthorsWithBooksRow(id=row[0], name=row[1], title=row[2], price=row[3]) for row in rows]
 
 
 async def iter_authors_with_books(conn: PgConn) -> AsyncGenerator[AuthorsWithBooksRow, None]:
     """Like authors_with_books(), row by row; needs a transaction."""
     async for row in conn.cursor(AUTHORS_WITH_BOOKS):
-        yield AuthorsWithBooksRow.model_construct(
-            id=row[0], name=row[1], title=row[2], price=row[3]
-        )
+        yield AuthorsWithBooksRow(id=row[0], name=row[1], title=row[2], price=row[3])
 
 
 BOOKS_OF_EVERY_AUTHOR = """
@@ -544,9 +537,7 @@ async def books_of_every_author(conn: PgConn) -> list[BooksOfEveryAuthorRow]:
     """
     rows = await conn.fetch(BOOKS_OF_EVERY_AUTHOR)
     return [
-        BooksOfEveryAuthorRow.model_construct(
-            id=row[0], author_id=row[1], title=row[2], price=row[3]
-        )
+        BooksOfEveryAuthorRow(id=row[0], author_id=row[1], title=row[2], price=row[3])
         for row in rows
     ]
 
@@ -554,9 +545,7 @@ async def books_of_every_author(conn: PgConn) -> list[BooksOfEveryAuthorRow]:
 async def iter_books_of_every_author(conn: PgConn) -> AsyncGenerator[BooksOfEveryAuthorRow, None]:
     """Like books_of_every_author(), row by row; needs a transaction."""
     async for row in conn.cursor(BOOKS_OF_EVERY_AUTHOR):
-        yield BooksOfEveryAuthorRow.model_construct(
-            id=row[0], author_id=row[1], title=row[2], price=row[3]
-        )
+        yield BooksOfEveryAuthorRow(id=row[0], author_id=row[1], title=row[2], price=row[3])
 
 
 BOOKS_RIGHT_OF_AUTHORS = """
@@ -571,9 +560,7 @@ async def books_right_of_authors(conn: PgConn) -> list[BooksRightOfAuthorsRow]:
     """
     rows = await conn.fetch(BOOKS_RIGHT_OF_AUTHORS)
     return [
-        BooksRightOfAuthorsRow.model_construct(
-            id=row[0], author_id=row[1], title=row[2], price=row[3]
-        )
+        BooksRightOfAuthorsRow(id=row[0], author_id=row[1], title=row[2], price=row[3])
         for row in rows
     ]
 
@@ -581,9 +568,7 @@ async def books_right_of_authors(conn: PgConn) -> list[BooksRightOfAuthorsRow]:
 async def iter_books_right_of_authors(conn: PgConn) -> AsyncGenerator[BooksRightOfAuthorsRow, None]:
     """Like books_right_of_authors(), row by row; needs a transaction."""
     async for row in conn.cursor(BOOKS_RIGHT_OF_AUTHORS):
-        yield BooksRightOfAuthorsRow.model_construct(
-            id=row[0], author_id=row[1], title=row[2], price=row[3]
-        )
+        yield BooksRightOfAuthorsRow(id=row[0], author_id=row[1], title=row[2], price=row[3])
 
 
 BOOKS_FULL_WITH_AUTHORS = """
@@ -598,9 +583,7 @@ async def books_full_with_authors(conn: PgConn) -> list[BooksFullWithAuthorsRow]
     """
     rows = await conn.fetch(BOOKS_FULL_WITH_AUTHORS)
     return [
-        BooksFullWithAuthorsRow.model_construct(
-            id=row[0], author_id=row[1], title=row[2], price=row[3]
-        )
+        BooksFullWithAuthorsRow(id=row[0], author_id=row[1], title=row[2], price=row[3])
         for row in rows
     ]
 
@@ -610,9 +593,7 @@ async def iter_books_full_with_authors(
 ) -> AsyncGenerator[BooksFullWithAuthorsRow, None]:
     """Like books_full_with_authors(), row by row; needs a transaction."""
     async for row in conn.cursor(BOOKS_FULL_WITH_AUTHORS):
-        yield BooksFullWithAuthorsRow.model_construct(
-            id=row[0], author_id=row[1], title=row[2], price=row[3]
-        )
+        yield BooksFullWithAuthorsRow(id=row[0], author_id=row[1], title=row[2], price=row[3])
 
 
 BOOKS_WITH_AUTHOR = """
@@ -629,11 +610,9 @@ async def books_with_author(conn: PgConn) -> list[BooksWithAuthorRow]:
     """
     rows = await conn.fetch(BOOKS_WITH_AUTHOR)
     return [
-        BooksWithAuthorRow.model_construct(
-            books=models.Book.model_construct(
-                id=row[0], author_id=row[1], title=row[2], price=row[3]
-            ),
-            authors=models.Author.model_construct(
+        BooksWithAuthorRow(
+            books=models.Book(id=row[0], author_id=row[1], title=row[2], price=row[3]),
+            authors=models.Author(
                 id=row[4],
                 name=row[5],
                 bio=row[6],
@@ -664,11 +643,9 @@ async def books_with_author(conn: PgConn) -> list[BooksWithAuthorRow]:
 async def iter_books_with_author(conn: PgConn) -> AsyncGenerator[BooksWithAuthorRow, None]:
     """Like books_with_author(), row by row; needs a transaction."""
     async for row in conn.cursor(BOOKS_WITH_AUTHOR):
-        yield BooksWithAuthorRow.model_construct(
-            books=models.Book.model_construct(
-                id=row[0], author_id=row[1], title=row[2], price=row[3]
-            ),
-            authors=models.Author.model_construct(
+        yield BooksWithAuthorRow(
+            books=models.Book(id=row[0], author_id=row[1], title=row[2], price=row[3]),
+            authors=models.Author(
                 id=row[4],
                 name=row[5],
                 bio=row[6],

@@ -54,7 +54,7 @@ async def create_book(
     return (
         None
         if row is None
-        else models.Book.model_construct(id=row[0], author_id=row[1], title=row[2], price=row[3])
+        else models.Book(id=row[0], author_id=row[1], title=row[2], price=row[3])
     )
 
 
@@ -94,12 +94,9 @@ async def page_books(conn: PgConn, *, row_offset: int, row_limit: int) -> PageBo
     if not rows:
         return None
     first = rows[0]
-    return PageBooksPage.model_construct(
+    return PageBooksPage(
         total=first[0],
-        rows=[
-            models.Book.model_construct(id=row[1], author_id=row[2], title=row[3], price=row[4])
-            for row in rows
-        ],
+        rows=[models.Book(id=row[1], author_id=row[2], title=row[3], price=row[4]) for row in rows],
     )
 
 
@@ -121,11 +118,11 @@ async def page_author_moods(conn: PgConn, *, row_limit: int) -> PageAuthorMoodsP
     if not rows:
         return None
     first = rows[0]
-    return PageAuthorMoodsPage.model_construct(
+    return PageAuthorMoodsPage(
         total=first[0],
         newest=first[1],
         rows=[
-            PageAuthorMoodsRow.model_construct(
+            PageAuthorMoodsRow(
                 name=row[2], mood=(MOOD_BY_VALUE[row[3]] if isinstance(row[3], str) else row[3])
             )
             for row in rows
@@ -173,4 +170,4 @@ async def upsert_book_title(
     RETURNING id, title
     """
     row = await conn.fetchrow(UPSERT_BOOK_TITLE, id, author_id, title, price, new_title)
-    return None if row is None else UpsertBookTitleRow.model_construct(id=row[0], title=row[1])
+    return None if row is None else UpsertBookTitleRow(id=row[0], title=row[1])

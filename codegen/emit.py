@@ -299,7 +299,13 @@ class Emitter:
                           once=_args(once, [f.name for f in plan.once], self.model_type),
                           rows_kw="rows=" if self.model_type == "pydantic" else "",
                           build=build)  # fmt: skip
-        return {"const": plan.func.upper(), "func": plan.func, "build": build, "page": page}
+        return {
+            "const": plan.func.upper(),
+            "func": plan.func,
+            "build": build,
+            "page": page,
+            "result": self.result_annotation(plan),
+        }
 
     def render_function(self, src: Source, plan: QueryPlan) -> None:
         cmd = plan.query.cmd

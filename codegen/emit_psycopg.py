@@ -1,5 +1,5 @@
 """The psycopg 3 emitters, async and sync (`driver: psycopg-sync`): the values of
-templates/psycopg.tmpl and psycopg_sync.tmpl (`conn.execute` with `%(pn)s` placeholders,
+templates/psycopg.tmpl and psycopg-sync.tmpl (`conn.execute` with `%(pn)s` placeholders,
 `cursor.copy()` for :copyfrom, `executemany` for :batchexec, `cursor.stream()` for the
 row-by-row form)."""
 
@@ -48,7 +48,7 @@ class PsycopgSyncEmitter(PsycopgEmitter):
     """psycopg 3's sync API (`driver: psycopg-sync`): plain functions on a
     `psycopg.Connection`, the same SQL, row classes and conversions as the async emitter."""
 
-    driver = "psycopg_sync"
+    driver = "psycopg-sync"
     conn_type = "PsycoSyncConn"
     def_prefix = "def "
     stream_type = "Iterator[{}]"

@@ -392,7 +392,7 @@ async def get_gadgets_batch(
     """
     SELECT id, name FROM gadgets WHERE id = %s
     """
-    results = []
+    results: list[GetGadgetsBatchRow | None] = []
     async with conn.cursor() as cur:
         for item in items:
             await cur.execute(GET_GADGETS_BATCH, (item.id,))
@@ -413,7 +413,7 @@ async def parts_of_gadgets(
     """
     SELECT id, label FROM parts WHERE gadget_id = %s ORDER BY id
     """
-    results = []
+    results: list[list[PartsOfGadgetsRow]] = []
     async with conn.cursor() as cur:
         for item in items:
             await cur.execute(PARTS_OF_GADGETS, (item.gadget_id,))

@@ -397,7 +397,7 @@ async def get_authors_batch(
     SELECT id, name FROM authors WHERE id = $1
     """
     stmt = await conn.prepare(GET_AUTHORS_BATCH)
-    results = []
+    results: list[GetAuthorsBatchRow | None] = []
     for item in items:
         row = await stmt.fetchrow(*(item.id,))
         results.append(None if row is None else GetAuthorsBatchRow(*row))
@@ -417,7 +417,7 @@ async def books_of_authors(
     SELECT id, title FROM books WHERE author_id = $1 ORDER BY id
     """
     stmt = await conn.prepare(BOOKS_OF_AUTHORS)
-    results = []
+    results: list[list[BooksOfAuthorsRow]] = []
     for item in items:
         rows = await stmt.fetch(*(item.author_id,))
         results.append([BooksOfAuthorsRow(*row) for row in rows])

@@ -292,7 +292,10 @@ async def create_author_id(conn: PsycoConn, *, name: str) -> int:
     INSERT INTO authors (name) VALUES ($1) RETURNING id
     """
     cur = await conn.execute(CREATE_AUTHOR_ID, {"p1": name})
-    value: int = (await cur.fetchone() or (None,))[0]
+    row = await cur.fetchone()
+    if row is None:  # e.g. ON CONFLICT DO NOTHING: no id to return
+        raise LookupError("create_author_id: the statement returned no row")
+    value: int = row[0]
     return value
 
 
@@ -380,7 +383,7 @@ async def get_authors_batch(
     """
     SELECT id, name FROM authors WHERE id = $1
     """
-    results = []
+    results: list[GetAuthorsBatchRow | None] = []
     for item in items:
         cur = await conn.execute(GET_AUTHORS_BATCH, {"p1": item.id})
         row = await cur.fetchone()
@@ -400,7 +403,7 @@ async def books_of_authors(
     """
     SELECT id, title FROM books WHERE author_id = $1 ORDER BY id
     """
-    results = []
+    results: list[list[BooksOfAuthorsRow]] = []
     for item in items:
         cur = await conn.execute(BOOKS_OF_AUTHORS, {"p1": item.author_id})
         rows = await cur.fetchall()

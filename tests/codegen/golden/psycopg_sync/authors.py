@@ -391,7 +391,7 @@ def get_authors_batch(
     """
     SELECT id, name FROM authors WHERE id = $1
     """
-    results = []
+    results: list[GetAuthorsBatchRow | None] = []
     for item in items:
         cur = conn.execute(GET_AUTHORS_BATCH, {"p1": item.id})
         row = cur.fetchone()
@@ -411,7 +411,7 @@ def books_of_authors(
     """
     SELECT id, title FROM books WHERE author_id = $1 ORDER BY id
     """
-    results = []
+    results: list[list[BooksOfAuthorsRow]] = []
     for item in items:
         cur = conn.execute(BOOKS_OF_AUTHORS, {"p1": item.author_id})
         rows = cur.fetchall()

@@ -42,7 +42,7 @@ def mysql_set_types(files: list[Path]) -> frozenset[str]:
 
 OPTIONS = {"driver", "types_lock", "overrides", "model_type", "first_party"}
 DRIVERS = {"postgresql": ("asyncpg", "psycopg", "psycopg-sync"), "mysql": ("aiomysql",)}
-OVERRIDE_KEYS = {"db_type", "column", "py_type", "import"}
+OVERRIDE_KEYS = {"db_type", "column", "py_type", "import", "json"}
 
 
 def check_options(options: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .errors import CodegenError
 from .naming import PACKAGE, RUNTIME, pascal, snake
@@ -218,17 +219,34 @@ class Override:
     py_type: PyType
     db_type: str | None = None
     column: str | None = None  # "table.column"
+    json: bool = False  # a JSON column holding py_type: decoded and encoded by runtime_json
+
+    def typed(self, col: Column) -> PyType:
+        """The override's type for `col`; a typed JSON one decodes and encodes it, naming
+        the column in its error."""
+        if not self.json:
+            return self.py_type
+        where = f"{col.table}.{col.original_name or col.name}" if col.table else col.name
+        cls = self.py_type.annotation
+        return replace(
+            self.py_type,
+            imports=self.py_type.imports | {f"from {PACKAGE} import runtime_json"},
+            decode=f"runtime_json.loads({{}}, {cls}, {where!r})",
+            encode="runtime_json.dumps({})",
+        )
 
 
-def parse_overrides(raw: list[dict[str, str]]) -> list[Override]:
+def parse_overrides(raw: list[dict[str, Any]]) -> list[Override]:
     result = []
     for item in raw:
         if "py_type" not in item or not ({"db_type", "column"} & item.keys()):
             raise CodegenError(f"override {item} needs py_type and db_type or column")
         imports = frozenset([item["import"]]) if item.get("import") else frozenset()
-        result.append(
-            Override(_t(item["py_type"], *imports), item.get("db_type"), item.get("column"))
-        )
+        json = item.get("json", False)
+        if not isinstance(json, bool):
+            raise CodegenError(f"override {item}: json must be true or false")
+        py = _t(item["py_type"], *imports)
+        result.append(Override(py, item.get("db_type"), item.get("column"), json))
     return result
 
 
@@ -272,9 +290,9 @@ class TypeMapper:
         for ov in self.overrides:
             qualified = f"{col.table}.{col.original_name or col.name}"
             if ov.column and col.table and ov.column == qualified:
-                return ov.py_type
+                return ov.typed(col)
             if ov.db_type and ov.db_type.lower() == name:
-                return ov.py_type
+                return ov.typed(col)
         if name in self.set_types:
             return MYSQL_SET
         if name in self.enums:

@@ -6,6 +6,7 @@ pydantic model — decoded on read and encoded on write, on PostgreSQL (asyncpg)
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import textwrap
 import typing
@@ -86,9 +87,7 @@ def overrides(table: str = "place") -> str:
 def jsontypes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     (tmp_path / "jsontypes.py").write_text(TYPES)
     monkeypatch.syspath_prepend(str(tmp_path))
-    import jsontypes  # type: ignore[import-not-found]
-
-    return jsontypes
+    return importlib.import_module("jsontypes")  # the user's module the overrides name
 
 
 def test_typed_json_round_trips_on_postgresql(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, LiteralString
 from uuid import UUID
 
 from codegen.runtime import PgConn, Sorting, SortKey, status_rows
@@ -89,7 +89,7 @@ LIMIT $3 OFFSET $2
 
 ListServicesKey = Literal["name", "base_price", "created_at"]
 ListServicesAfter = tuple[str | Decimal | datetime.datetime, UUID]
-LIST_SERVICES: dict[tuple[str, str], str] = {
+LIST_SERVICES: dict[tuple[str, str], LiteralString] = {
     ("name", "asc"): LIST_SERVICES_BY_NAME_ASC,
     ("name", "desc"): LIST_SERVICES_BY_NAME_DESC,
     ("base_price", "asc"): LIST_SERVICES_BY_BASE_PRICE_ASC,
@@ -300,7 +300,7 @@ LIMIT $3 OFFSET $2
 
 ListServicesOfProviderKey = Literal["name"]
 ListServicesOfProviderAfter = tuple[str, UUID]
-LIST_SERVICES_OF_PROVIDER: dict[tuple[str, str], str] = {
+LIST_SERVICES_OF_PROVIDER: dict[tuple[str, str], LiteralString] = {
     ("name", "asc"): LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC,
     ("name", "desc"): LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC,
 }
@@ -380,7 +380,7 @@ LIMIT $3 OFFSET $2
 """
 
 ListProvidersOfServiceKey = Literal["provider_id"]
-LIST_PROVIDERS_OF_SERVICE: dict[tuple[str, str], str] = {
+LIST_PROVIDERS_OF_SERVICE: dict[tuple[str, str], LiteralString] = {
     ("provider_id", "asc"): LIST_PROVIDERS_OF_SERVICE_BY_PROVIDER_ID_ASC,
     ("provider_id", "desc"): LIST_PROVIDERS_OF_SERVICE_BY_PROVIDER_ID_DESC,
 }

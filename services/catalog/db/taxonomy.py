@@ -2,7 +2,7 @@
 # source: taxonomy.sql
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, LiteralString
 from uuid import UUID
 
 from codegen.runtime import PgConn, Sorting, SortKey, status_rows
@@ -56,7 +56,7 @@ LIMIT $2 OFFSET $1
 """
 
 ListCategoryTypesKey = Literal["name", "created_at"]
-LIST_CATEGORY_TYPES: dict[tuple[str, str], str] = {
+LIST_CATEGORY_TYPES: dict[tuple[str, str], LiteralString] = {
     ("name", "asc"): LIST_CATEGORY_TYPES_BY_NAME_ASC,
     ("name", "desc"): LIST_CATEGORY_TYPES_BY_NAME_DESC,
     ("created_at", "asc"): LIST_CATEGORY_TYPES_BY_CREATED_AT_ASC,
@@ -210,7 +210,7 @@ LIMIT $3 OFFSET $2
 """
 
 ListCategoriesKey = Literal["name", "created_at"]
-LIST_CATEGORIES: dict[tuple[str, str], str] = {
+LIST_CATEGORIES: dict[tuple[str, str], LiteralString] = {
     ("name", "asc"): LIST_CATEGORIES_BY_NAME_ASC,
     ("name", "desc"): LIST_CATEGORIES_BY_NAME_DESC,
     ("created_at", "asc"): LIST_CATEGORIES_BY_CREATED_AT_ASC,
@@ -372,7 +372,7 @@ LIMIT $3 OFFSET $2
 """
 
 ListSubcategoriesKey = Literal["name", "created_at"]
-LIST_SUBCATEGORIES: dict[tuple[str, str], str] = {
+LIST_SUBCATEGORIES: dict[tuple[str, str], LiteralString] = {
     ("name", "asc"): LIST_SUBCATEGORIES_BY_NAME_ASC,
     ("name", "desc"): LIST_SUBCATEGORIES_BY_NAME_DESC,
     ("created_at", "asc"): LIST_SUBCATEGORIES_BY_CREATED_AT_ASC,

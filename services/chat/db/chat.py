@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, LiteralString
 from uuid import UUID
 
 from codegen.runtime import PgConn, Sorting, SortKey
@@ -122,7 +122,7 @@ LIMIT $3 OFFSET $2
 """
 
 ListConversationsKey = Literal["created_at", "last_message_at"]
-LIST_CONVERSATIONS: dict[tuple[str, str], str] = {
+LIST_CONVERSATIONS: dict[tuple[str, str], LiteralString] = {
     ("created_at", "asc"): LIST_CONVERSATIONS_BY_CREATED_AT_ASC,
     ("created_at", "desc"): LIST_CONVERSATIONS_BY_CREATED_AT_DESC,
     ("last_message_at", "asc"): LIST_CONVERSATIONS_BY_LAST_MESSAGE_AT_ASC,

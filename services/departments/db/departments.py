@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, LiteralString
 from uuid import UUID
 
 from codegen.runtime import PgConn, Sorting, SortKey, status_rows
@@ -139,7 +139,7 @@ LIMIT $2 OFFSET $1
 """
 
 PageDepartmentsKey = Literal["name", "address", "created_at"]
-PAGE_DEPARTMENTS: dict[tuple[str, str], str] = {
+PAGE_DEPARTMENTS: dict[tuple[str, str], LiteralString] = {
     ("name", "asc"): PAGE_DEPARTMENTS_BY_NAME_ASC,
     ("name", "desc"): PAGE_DEPARTMENTS_BY_NAME_DESC,
     ("address", "asc"): PAGE_DEPARTMENTS_BY_ADDRESS_ASC,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, LiteralString
 from uuid import UUID
 
 from codegen.runtime import PgConn, Sorting, SortKey
@@ -145,7 +145,7 @@ LIMIT $5 OFFSET $4
 
 ListJobsKey = Literal["created_at"]
 ListJobsAfter = tuple[datetime.datetime, UUID]
-LIST_JOBS: dict[tuple[str, str], str] = {
+LIST_JOBS: dict[tuple[str, str], LiteralString] = {
     ("created_at", "asc"): LIST_JOBS_BY_CREATED_AT_ASC,
     ("created_at", "desc"): LIST_JOBS_BY_CREATED_AT_DESC,
 }

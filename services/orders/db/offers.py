@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, LiteralString
 from uuid import UUID
 
 from codegen.runtime import PgConn, Sorting, SortKey, status_rows
@@ -112,7 +112,7 @@ LIMIT $4 OFFSET $3
 """
 
 ListOffersKey = Literal["created_at"]
-LIST_OFFERS: dict[tuple[str, str], str] = {
+LIST_OFFERS: dict[tuple[str, str], LiteralString] = {
     ("created_at", "asc"): LIST_OFFERS_BY_CREATED_AT_ASC,
     ("created_at", "desc"): LIST_OFFERS_BY_CREATED_AT_DESC,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import AsyncGenerator
-from typing import Literal
+from typing import Literal, LiteralString
 from uuid import UUID
 
 from codegen.runtime import PgConn, Sorting, SortKey, status_rows
@@ -210,7 +210,7 @@ LIMIT $8 OFFSET $7
 
 ListOrdersKey = Literal["created_at"]
 ListOrdersAfter = tuple[datetime.datetime, UUID]
-LIST_ORDERS: dict[tuple[str, str], str] = {
+LIST_ORDERS: dict[tuple[str, str], LiteralString] = {
     ("created_at", "asc"): LIST_ORDERS_BY_CREATED_AT_ASC,
     ("created_at", "desc"): LIST_ORDERS_BY_CREATED_AT_DESC,
 }

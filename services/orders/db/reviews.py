@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, LiteralString
 from uuid import UUID
 
 from codegen.runtime import PgConn, Sorting, SortKey
@@ -65,7 +65,7 @@ LIMIT $3 OFFSET $2
 
 ListProviderReviewsKey = Literal["created_at"]
 ListProviderReviewsAfter = tuple[datetime.datetime, UUID]
-LIST_PROVIDER_REVIEWS: dict[tuple[str, str], str] = {
+LIST_PROVIDER_REVIEWS: dict[tuple[str, str], LiteralString] = {
     ("created_at", "asc"): LIST_PROVIDER_REVIEWS_BY_CREATED_AT_ASC,
     ("created_at", "desc"): LIST_PROVIDER_REVIEWS_BY_CREATED_AT_DESC,
 }

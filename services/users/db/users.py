@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, LiteralString
 from uuid import UUID
 
 from codegen.runtime import PgConn, Sorting, SortKey
@@ -440,7 +440,7 @@ LIMIT $6 OFFSET $5
 
 ListUsersKey = Literal["last_name", "first_name", "email", "age", "salary", "created_at"]
 ListUsersAfter = tuple[str | int | Decimal | datetime.datetime | None, UUID]
-LIST_USERS: dict[tuple[str, str], str] = {
+LIST_USERS: dict[tuple[str, str], LiteralString] = {
     ("last_name", "asc"): LIST_USERS_BY_LAST_NAME_ASC,
     ("last_name", "desc"): LIST_USERS_BY_LAST_NAME_DESC,
     ("first_name", "asc"): LIST_USERS_BY_FIRST_NAME_ASC,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import AsyncGenerator, Iterable
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, LiteralString
 
 import aiomysql
 import attrs
@@ -719,7 +719,7 @@ LIMIT %s
 
 SortGadgetsKey = Literal["name", "price", "created_at"]
 SortGadgetsAfter = tuple[str | Decimal | datetime.datetime | None, int]
-SORT_GADGETS: dict[tuple[str, str], str] = {
+SORT_GADGETS: dict[tuple[str, str], LiteralString] = {
     ("name", "asc"): SORT_GADGETS_BY_NAME_ASC,
     ("name", "desc"): SORT_GADGETS_BY_NAME_DESC,
     ("price", "asc"): SORT_GADGETS_BY_PRICE_ASC,

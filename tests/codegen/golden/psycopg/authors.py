@@ -13,7 +13,7 @@ from ipaddress import (
     IPv6Interface,
     IPv6Network,
 )
-from typing import Literal
+from typing import Literal, LiteralString
 
 import msgspec
 
@@ -686,7 +686,7 @@ LIMIT %(p2)s
 
 PageAuthorsKey = Literal["name", "age", "created_at"]
 PageAuthorsAfter = tuple[str | int | datetime.datetime | None, int]
-PAGE_AUTHORS: dict[tuple[str, str], str] = {
+PAGE_AUTHORS: dict[tuple[str, str], LiteralString] = {
     ("name", "asc"): PAGE_AUTHORS_BY_NAME_ASC,
     ("name", "desc"): PAGE_AUTHORS_BY_NAME_DESC,
     ("age", "asc"): PAGE_AUTHORS_BY_AGE_ASC,

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, LiteralString
 
 from codegen.runtime import Sorting, SortKey
 from codegen.runtime_psycopg import PsycoSyncConn
@@ -215,7 +215,7 @@ LIMIT %(p3)s OFFSET %(p2)s
 """
 
 ListBooksOfAuthorKey = Literal["title", "price"]
-LIST_BOOKS_OF_AUTHOR: dict[tuple[str, str], str] = {
+LIST_BOOKS_OF_AUTHOR: dict[tuple[str, str], LiteralString] = {
     ("title", "asc"): LIST_BOOKS_OF_AUTHOR_BY_TITLE_ASC,
     ("title", "desc"): LIST_BOOKS_OF_AUTHOR_BY_TITLE_DESC,
     ("price", "desc"): LIST_BOOKS_OF_AUTHOR_BY_PRICE_DESC,

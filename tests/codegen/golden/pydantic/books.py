@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import AsyncGenerator
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, LiteralString
 
 from codegen.runtime import PgConn, Sorting, SortKey, status_rows
 from codegen.runtime_pydantic import PydanticRow
@@ -202,7 +202,7 @@ LIMIT $3 OFFSET $2
 """
 
 ListBooksOfAuthorKey = Literal["title", "price"]
-LIST_BOOKS_OF_AUTHOR: dict[tuple[str, str], str] = {
+LIST_BOOKS_OF_AUTHOR: dict[tuple[str, str], LiteralString] = {
     ("title", "asc"): LIST_BOOKS_OF_AUTHOR_BY_TITLE_ASC,
     ("title", "desc"): LIST_BOOKS_OF_AUTHOR_BY_TITLE_DESC,
     ("price", "desc"): LIST_BOOKS_OF_AUTHOR_BY_PRICE_DESC,

@@ -58,7 +58,7 @@ release-drill: install ## 2 replicas of every HTTP service behind nginx, whole s
 test-lists: install ## the whole list walk: every list x key x direction x page size 1-3 x filter value, by page and cursor (make test runs a sample)
 	LIST_WALK=all $(VENV)/bin/pytest tests/integration/test_list_walk.py -p no:randomly $(PYTEST_ARGS)
 
-failover-drill: install ## the HA PostgreSQL (3 etcd, 3 Patroni members, sync mode, HAProxy) on free ports: writes through the primary while its postmaster, then a whole member, is killed: recovery seconds, failures, p50/p99, RPO (make test runs the first fault)
+failover-drill: install ## the HA tier (3 etcd, 3 Patroni members in sync mode, HAProxy; Redis + 3 Sentinels) on free ports: writes while the PostgreSQL primary's postmaster, a whole member, then the Redis master is killed: recovery seconds, failures, p50/p99, RPO (make test runs the first fault)
 	@$(PY) -m tools.packages ensure ha
 	$(PY) -m tools.failover_drill
 

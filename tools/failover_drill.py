@@ -1,12 +1,13 @@
 """The failover drill at the database: writes flowing through HAProxy while the primary is
 lost, then what was acknowledged is counted.
 
-    python -m tools.failover_drill [--faults postmaster,member] [--var var]
+    python -m tools.failover_drill [--faults postmaster,member,redis] [--var var]
 
 It starts the HA tier (tools/ha_tier.py) on free ports, keeps one writer committing rows
 through the primary's one address, and for each fault in turn — the primary's postmaster
 SIGKILLed (Patroni restarts it or fails over), a whole member killed (Patroni and its
-PostgreSQL: the synchronous standby is promoted once the leader key expires) — prints the
+PostgreSQL: the synchronous standby is promoted once the leader key expires), the Redis
+master SIGKILLed under a writer going through Sentinel (tools/failover_redis.py) — prints the
 seconds until the first write acknowledged after it, the failed writes by kind, the write
 latency p50/p99 before, during and after, and the invariants: every acknowledged row
 present exactly once (RPO 0), no write hanging past its statement timeout.
@@ -101,7 +102,7 @@ class Writer:
         return sum(1 for _, start, _ in self.acked if start > moment)
 
 
-def _latency(writes: list[tuple[int, float, float]]) -> str:
+def latency(writes: list[tuple[int, float, float]]) -> str:
     ms = sorted((end - start) * 1000 for _, start, end in writes)
     if len(ms) < 2:
         return "n/a"
@@ -152,6 +153,8 @@ class FaultResult:
     lost: list[int]
     duplicated: list[int]
     longest_failure: float
+    promotion_seconds: float | None = None  # Redis: until the Sentinels named a new master
+    bound: float = STATEMENT_TIMEOUT + CONNECT_TIMEOUT  # what no failed write may outlast
 
 
 def drill_one(dsn: str, root: Path, layout: PgLayout, groups: list[int], fault: str) -> FaultResult:
@@ -198,9 +201,9 @@ def drill_one(dsn: str, root: Path, layout: PgLayout, groups: list[int], fault: 
         recovery_seconds=(first or killed_at) - killed_at,
         failures=dict(writer.failures),
         latency=(
-            _latency([w for w in writer.acked if w[2] < killed_at]),
-            _latency([w for w in writer.acked if killed_at <= w[1] < recovered_at]),
-            _latency([w for w in writer.acked if w[1] >= recovered_at]),
+            latency([w for w in writer.acked if w[2] < killed_at]),
+            latency([w for w in writer.acked if killed_at <= w[1] < recovered_at]),
+            latency([w for w in writer.acked if w[1] >= recovered_at]),
         ),
         lost=[n for n in acked_ids if n not in present],
         duplicated=[n for n, c in present.items() if c > 1],
@@ -210,9 +213,15 @@ def drill_one(dsn: str, root: Path, layout: PgLayout, groups: list[int], fault: 
 
 def report(result: FaultResult) -> list[str]:
     verdict = "PASS" if not result.lost and not result.duplicated else "FAIL"
-    hang = "PASS" if result.longest_failure <= STATEMENT_TIMEOUT + CONNECT_TIMEOUT + 1 else "FAIL"
+    hang = "PASS" if result.longest_failure <= result.bound + 1 else "FAIL"
+    promoted = (
+        [f"  a new master named by the Sentinels after {result.promotion_seconds:.1f} s"]
+        if result.promotion_seconds is not None
+        else []
+    )
     return [
         f"fault: {result.fault}",
+        *promoted,
         f"  first acknowledged write after it: {result.recovery_seconds:.1f} s",
         f"  failed writes by kind: {result.failures or 'none'}",
         f"  write p50/p99 before {result.latency[0]}, during {result.latency[1]},"
@@ -220,7 +229,7 @@ def report(result: FaultResult) -> list[str]:
         f"  acknowledged writes lost: {len(result.lost)}, duplicated: {len(result.duplicated)}"
         f" ({verdict})",
         f"  longest failed write: {result.longest_failure:.1f} s (bound"
-        f" {STATEMENT_TIMEOUT + CONNECT_TIMEOUT:.0f} s: {hang})",
+        f" {result.bound:.0f} s: {hang})",
     ]
 
 
@@ -236,19 +245,29 @@ def route_dsn(layout: PgLayout, route: str) -> str:
 
 
 def run(var: Path, faults: list[str], route: str = "haproxy") -> list[FaultResult]:
-    layout = ha_tier.up(var, free_ports=True)
+    pg_faults = [f for f in faults if f in FAULTS]
+    parts = (("postgres",) if pg_faults else ()) + (("redis",) if "redis" in faults else ())
+    tier = ha_tier.up(var, free_ports=True, parts=parts)
     try:
-        _, groups = ha_tier.read_layout(var)
-        dsn = route_dsn(layout, route)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS drill_writes (id bigint PRIMARY KEY)")
         results = []
-        for fault in faults:
-            results.append(drill_one(dsn, var / "ha", layout, groups, fault))
+        if tier.postgres is not None:
+            layout = tier.postgres
+            _, groups = ha_tier.read_layout(var)
+            dsn = route_dsn(layout, route)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS drill_writes (id bigint PRIMARY KEY)")
+            for fault in pg_faults:
+                results.append(drill_one(dsn, var / "ha", layout, groups, fault))
+                for line in report(results[-1]):
+                    print(line, flush=True)
+                if fault == "member":  # the killed member comes back as a replica
+                    ha_tier.restart_members(var)
+        if "redis" in faults:
+            from tools.failover_redis import drill_redis  # it builds on this module
+
+            results.append(drill_redis(var))
             for line in report(results[-1]):
                 print(line, flush=True)
-            if fault == "member":  # the killed member comes back as a replica
-                ha_tier.restart_members(var)
         return results
     finally:
         ha_tier.down(var)
@@ -256,14 +275,14 @@ def run(var: Path, faults: list[str], route: str = "haproxy") -> list[FaultResul
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.failover_drill", description=__doc__)
-    parser.add_argument("--faults", default="postmaster,member")
+    parser.add_argument("--faults", default="postmaster,member,redis")
     parser.add_argument("--var", type=Path, default=Path("var/failover-drill"))
     parser.add_argument("--route", choices=ROUTES, default="haproxy")
     args = parser.parse_args(argv)
     faults = args.faults.split(",")
-    unknown = [f for f in faults if f not in FAULTS]
+    unknown = [f for f in faults if f not in (*FAULTS, "redis")]
     if unknown:
-        print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
+        print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}, redis")
         return 2
     print(f"route to the primary: {args.route}", flush=True)
     results = run(args.var, faults, args.route)

@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from lib import tracing
@@ -23,6 +22,7 @@ from lib.http.keys import AUTH, DB, LIMITS, REDIS, REVOCATIONS, SETTINGS
 from lib.logging import get_logger
 from lib.metrics import DB_POOL, start_http_series
 from lib.profiling import port_for, profiling_ctx
+from lib.redis_client import connect_redis
 from lib.resilience.ratelimit import RateLimitStore, make_rate_limiter
 
 log = get_logger("lib.http")
@@ -60,7 +60,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    link = connect_redis(settings)  # REDIS_URL's server, or the master through Sentinel
+    client = link.client if link is not None else None
     app[REDIS] = client
     record = (
         RevocationRecord(
@@ -84,8 +85,8 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     if record is not None:
         await record.close()
-    if client is not None:
-        await client.aclose()
+    if link is not None:
+        await link.aclose()
 
 
 async def limits_ctx(app: web.Application) -> AsyncIterator[None]:

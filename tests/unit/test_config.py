@@ -244,7 +244,7 @@ def test_workers_need_redis(
 ) -> None:
     monkeypatch.setenv("WORKERS", "2")
     assert fails(env_file, capsys) == (
-        "config: settings: Value error, WORKERS > 1 needs REDIS_URL "
+        "config: settings: Value error, WORKERS > 1 needs REDIS_URL or REDIS_SENTINELS "
         "(rate limits and fan-out are shared)\n"
     )
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")

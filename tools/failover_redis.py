@@ -4,7 +4,8 @@ acknowledged entries are then looked for on the new master.
 
 Redis replicates asynchronously: an entry the master acknowledged in the instant before
 it died, not yet sent to the replica, is lost with it. The drill counts such entries
-(ADR 0033 says why that is acceptable for what Redis holds here). Each attempt carries a
+(at most `ALLOWED_LOSS`, the one write in flight; ADR 0033 says why that is acceptable
+for what Redis holds here). Each attempt carries a
 number of its own and the client does not retry, so an entry is never written twice.
 """
 
@@ -34,6 +35,9 @@ KEY = "drill:writes"
 TIMEOUT = 1.0  # a command's and a connection's bound: past it, a failure, never a hang
 RECOVERY_LIMIT = 30.0  # down-after 1 s, an election, a promotion: a few seconds here
 WARM_WRITES = 30
+# replication is asynchronous: a write the master acknowledged as it died may not have
+# reached the replica; one writer has at most one such write in flight
+ALLOWED_LOSS = 1
 PACE = 0.002  # at most ~500 writes a second: a busy service's rate, not the CPU's
 
 
@@ -131,4 +135,5 @@ def drill_redis(var: Path) -> FaultResult:
         longest_failure=writer.longest_failure,
         promotion_seconds=promoted_at - killed_at,
         bound=TIMEOUT,
+        allowed_loss=ALLOWED_LOSS,
     )

@@ -88,7 +88,8 @@ async def test_a_service_keeps_its_limits_through_a_redis_master_killed(
         again = await burst()
         assert again[429] >= 10, again  # limiting in Redis again, on the promoted replica
         new = await asyncio.to_thread(master_address, layout)
-        assert new is not None and new[1] == layout.replica, new
+        assert new is not None
+        assert new[1] == layout.replica, new
         assert bucket_keys(layout.replica), "no bucket on the new master"
         assert len(lines("rate_limit_store_unreachable")) == 1  # one warning per outage
         async with aiohttp.ClientSession() as http, http.get(f"{service.url}/ready") as resp:

@@ -4,7 +4,8 @@
 service keeps answering and its rate limits keep their documented behaviour (each process
 decides with its own bucket, one warning: docs/api.md "Rate limits", ADR 0005); once the
 replica is promoted the limits are back in Redis, on the new master, without a restart.
-The failover drill's Redis fault (a writer through Sentinel) is the second test."""
+Chat's fan-out (lib/pubsub.py) through Sentinel reaches another process again after the
+promotion; the failover drill's Redis fault (a writer through Sentinel) is the last test."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from pathlib import Path
 import aiohttp
 import redis
 
+from lib.config import ServiceSettings
+from lib.pubsub import RedisPubSub
+from lib.redis_client import connect_redis
 from tests.reliability import figures
 from tests.reliability.stack import RATE_LIMIT_PREFIX, common_env, start
 from tools import ha_tier
@@ -102,6 +106,50 @@ async def test_a_service_keeps_its_limits_through_a_redis_master_killed(
     print(f"redis master killed: a new master after {promotion:.1f} s; during it {dict(during)}")
     figures.put("seconds to a new Redis master (Sentinel)", round(promotion, 1))
     figures.add("faults survived", 1)
+
+
+async def test_the_fan_out_follows_the_promoted_master(tmp_path: Path) -> None:
+    tier = await asyncio.to_thread(ha_tier.up, tmp_path, free_ports=True, parts=("redis",))
+    assert tier.redis is not None
+    layout = tier.redis
+    _, groups = ha_tier.read_redis(tmp_path)
+    settings = ServiceSettings(redis_sentinels=layout.sentinels_setting.split(","))
+    links = [connect_redis(settings), connect_redis(settings)]  # two processes' clients
+    sender, receiver = (
+        RedisPubSub(link.client, service="chat", control_channel="fixup:test:control")
+        for link in links
+        if link is not None
+    )
+    received: list[bytes] = []
+    try:
+        for side in (sender, receiver):
+            await side.start()
+            await asyncio.wait_for(side.wait_connected(), PROCESS_MARGIN)
+        await receiver.subscribe("fixup:test:room", lambda _, payload: received.append(payload))
+
+        async def delivered(payload: bytes, limit: float) -> None:
+            deadline = time.monotonic() + limit
+            while payload not in received:  # the receiver only hears it through Redis
+                assert time.monotonic() < deadline, f"{payload!r} never reached the receiver"
+                await sender.publish("fixup:test:room", payload)
+                await asyncio.sleep(0.1)
+
+        await delivered(b"before", PROCESS_MARGIN)
+        killed_at = time.monotonic()
+        await asyncio.to_thread(kill_master, layout, groups)
+        await delivered(b"after", RECOVERY_LIMIT)
+        print(f"fan-out through Sentinel again {time.monotonic() - killed_at:.1f} s after the kill")
+        assert receiver.sessions >= 2  # its connection was lost and restored, not kept
+        new = await asyncio.to_thread(master_address, layout)
+        assert new is not None
+        assert new[1] == layout.replica
+    finally:
+        for side in (sender, receiver):
+            await side.close()
+        for link in links:
+            if link is not None:
+                await link.aclose()
+        await asyncio.to_thread(ha_tier.down, tmp_path)
 
 
 def test_the_drill_s_redis_fault_loses_at_most_the_write_in_flight(tmp_path: Path) -> None:

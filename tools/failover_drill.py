@@ -252,8 +252,8 @@ def route_dsn(layout: PgLayout, route: str) -> str:
 def run(var: Path, faults: list[str], route: str = "haproxy") -> list[FaultResult]:
     pg_faults = [f for f in faults if f in FAULTS]
     parts = (("postgres",) if pg_faults else ()) + (("redis",) if "redis" in faults else ())
-    tier = ha_tier.up(var, free_ports=True, parts=parts)
-    try:
+    try:  # a tier that failed half-way is stopped too
+        tier = ha_tier.up(var, free_ports=True, parts=parts)
         results = []
         if tier.postgres is not None:
             layout = tier.postgres

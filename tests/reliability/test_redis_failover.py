@@ -26,8 +26,19 @@ from tests.reliability.stack import RATE_LIMIT_PREFIX, common_env, start
 from tools import ha_tier
 from tools.failover_drill import run
 from tools.failover_redis import RECOVERY_LIMIT, TIMEOUT, kill_master
-from tools.ha_redis import master_address
+from tools.ha_redis import RedisLayout, master_address
 from tools.service_process import PROCESS_MARGIN
+
+
+async def redis_tier(var: Path) -> tuple[RedisLayout, list[int]]:
+    """A master, a replica and 3 Sentinels on free ports under `var` (all stopped again
+    when one cannot start)."""
+    try:
+        await asyncio.to_thread(ha_tier.up, var, free_ports=True, parts=("redis",))
+    except BaseException:
+        await asyncio.to_thread(ha_tier.down, var)
+        raise
+    return ha_tier.read_redis(var)
 
 
 def bucket_keys(port: int) -> list[bytes]:
@@ -41,10 +52,7 @@ def bucket_keys(port: int) -> list[bytes]:
 async def test_a_service_keeps_its_limits_through_a_redis_master_killed(
     migrated_db: Callable[[str], str], tmp_path: Path
 ) -> None:
-    tier = await asyncio.to_thread(ha_tier.up, tmp_path, free_ports=True, parts=("redis",))
-    assert tier.redis is not None
-    layout = tier.redis
-    _, groups = ha_tier.read_redis(tmp_path)
+    layout, groups = await redis_tier(tmp_path)
     env = common_env(
         "departments",
         migrated_db("departments"),
@@ -109,10 +117,7 @@ async def test_a_service_keeps_its_limits_through_a_redis_master_killed(
 
 
 async def test_the_fan_out_follows_the_promoted_master(tmp_path: Path) -> None:
-    tier = await asyncio.to_thread(ha_tier.up, tmp_path, free_ports=True, parts=("redis",))
-    assert tier.redis is not None
-    layout = tier.redis
-    _, groups = ha_tier.read_redis(tmp_path)
+    layout, groups = await redis_tier(tmp_path)
     settings = ServiceSettings(redis_sentinels=layout.sentinels_setting.split(","))
     links = [connect_redis(settings), connect_redis(settings)]  # two processes' clients
     sender, receiver = (

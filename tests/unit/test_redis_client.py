@@ -23,6 +23,7 @@ async def test_sentinels_win_over_the_url() -> None:
         redis_url="redis://127.0.0.1:6399/3",
         redis_sentinels=["127.0.0.1:7415", "127.0.0.1:7416"],
         redis_sentinel_service="orders-cache",
+        redis_sentinel_timeout=0.2,
     )
     link = connect_redis(settings)
     assert link is not None
@@ -32,4 +33,8 @@ async def test_sentinels_win_over_the_url() -> None:
         7416,
     ]
     assert link.client.connection_pool.service_name == "orders-cache"
+    # a question to a Sentinel, and a connection to the master, are bounded by the setting
+    first = link.sentinel.sentinels[0].connection_pool.connection_kwargs
+    assert first["socket_timeout"] == 0.2
+    assert link.client.connection_pool.connection_kwargs["socket_connect_timeout"] == 0.2
     await link.aclose()

@@ -44,7 +44,7 @@ class Tier:
     redis: RedisLayout | None
 
 
-def _free_ports(count: int) -> list[int]:
+def pick_free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
         for s in sockets:
@@ -72,7 +72,7 @@ def up(var: Path, *, free_ports: bool = False, parts: tuple[str, ...] = PARTS) -
     if (root / LEDGER).exists():
         raise StartError(f"an HA tier is recorded in {root / LEDGER}: `down` it first")
     count = PORTS_NEEDED + ha_redis.PORTS_NEEDED  # one block: the same ports whatever runs
-    ports = _free_ports(count) if free_ports else list(range(BASE_PORT, BASE_PORT + count))
+    ports = pick_free_ports(count) if free_ports else list(range(BASE_PORT, BASE_PORT + count))
     pg_ports = ports[:PORTS_NEEDED] if "postgres" in parts else []
     redis_ports = ports[PORTS_NEEDED:] if "redis" in parts else []
     taken = [p for p in pg_ports + redis_ports if listening("127.0.0.1", p, timeout=0.2)]

@@ -74,6 +74,10 @@ HA = (
         "redis-sentinel", "the HA tier's Redis failover (tools/ha_redis.py)", ("redis-sentinel",)
     ),
 )
+BACKUPS = (
+    Package("pgbackrest", "make backup / make restore: WAL archive, backups", ("pgbackrest",)),
+    Package("mariadb-backup", "make backup / make restore: MariaDB copies", ("mariadb-backup",)),
+)
 LINTERS = (
     Package("docker-compose", "docker-compose config (lint)", ("docker-compose",)),
     Package("kubectl", "kubectl kustomize (deploy/k8s overlays)", ("kubectl",)),
@@ -81,7 +85,8 @@ LINTERS = (
 
 TARGETS: dict[str, tuple[Package, ...]] = {
     "run": GATEWAY + NODE + METRICS,
-    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS + HA,
+    "backup": BACKUPS,
+    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS + HA + BACKUPS,
     "ci": SERVERS
     + BUILD
     + GATEWAY
@@ -92,7 +97,8 @@ TARGETS: dict[str, tuple[Package, ...]] = {
     + LINTERS
     + EXAMPLES
     + CLOCKS
-    + HA,
+    + HA
+    + BACKUPS,
     "ha": SERVERS + HA,
 }
 

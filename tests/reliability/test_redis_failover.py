@@ -160,8 +160,6 @@ async def test_the_fan_out_follows_the_promoted_master(tmp_path: Path) -> None:
 def test_the_drill_s_redis_fault_loses_at_most_the_write_in_flight(tmp_path: Path) -> None:
     (result,) = run(tmp_path, ["redis"])
     assert result.passed, result
-    assert result.promotion_seconds is not None
-    assert 0 <= result.promotion_seconds < RECOVERY_LIMIT
     assert 0 <= result.recovery_seconds < RECOVERY_LIMIT
     assert result.longest_failure <= TIMEOUT + 1
     assert "Redis master" in result.fault

@@ -124,9 +124,9 @@ class Scaffold:
             "key": "path_uuid(request)" if postgres else "str(path_uuid(request))",
             "grpc_key": "parse_id(message.id)" if postgres else "str(parse_id(message.id))",
             # the list queries' LIMIT/OFFSET parameters as the codegen names them
-            "page_args": "row_offset=page.offset, row_limit=page.limit"
+            "page_args": "row_offset=lp.offset, row_limit=lp.limit"
             if postgres
-            else "offset=page.offset, limit=page.limit",
+            else "offset=lp.offset, limit=lp.limit",
         }
 
     def files(self) -> dict[str, Path]:

@@ -3,7 +3,7 @@ the test's own (rate-limit buckets, revocation copies and chat's fan-out in it),
 stories through the gateway, then the Redis emptied (FLUSHALL) under the load: every
 request after it succeeds, the invariants hold (every acknowledged create once, one
 accepted offer per order, points = 10 x completed jobs), and the services go on using
-the empty Redis. Revocations through an empty Redis are ADR 0026's tests (issue 57)."""
+the empty Redis. Revocations through an empty Redis are ADR 0028's tests (issue 57)."""
 
 from __future__ import annotations
 

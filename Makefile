@@ -51,7 +51,7 @@ test-fast: install ## unit + codegen tests that need no server (about a minute, 
 	$(VENV)/bin/pytest tests/unit tests/codegen --no-servers $(PYTEST_ARGS)
 
 test-reliability: install ## the full reliability suite (more fuzz cases, 60 s load phases; make test runs a bounded one)
-	RELIABILITY_FULL=1 $(VENV)/bin/pytest tests/reliability tests/e2e/test_chat_replicas.py -p no:randomly $(PYTEST_ARGS)
+	RELIABILITY_FULL=1 $(VENV)/bin/pytest tests/reliability tests/e2e/test_chat_replicas.py tests/e2e/test_start_before_database.py -p no:randomly $(PYTEST_ARGS)
 
 release-drill: install ## 2 replicas of every HTTP service behind nginx, whole stories under load, every replica replaced in turn + an online migration: failures, p50/p99, invariants (make test runs a bounded one)
 	RELEASE_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_release_drill.py -s -p no:randomly $(PYTEST_ARGS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,7 +14,7 @@ from aiohttp import web
 from lib.auth.revocation import Revocations
 from lib.auth.tokens import TokenVerifier
 from lib.config import ServiceSettings
-from lib.db.pool import connect
+from lib.db.waiting import open_database
 from lib.http import middleware as mw
 from lib.http.body import MAX_BODY
 from lib.http.conditional import check_conditional_routes
@@ -32,9 +34,15 @@ CleanupCtx = Callable[[web.Application], Any]
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The pool, open or being opened: a database that is down delays nothing and ends
+    nothing (lib/db/waiting.py); DB_CONNECT_WAIT > 0 bounds the wait, then the process
+    stops as on SIGTERM."""
     settings = app[SETTINGS]
-    db = await connect(
+    db = await open_database(
         settings.database_url,
+        wait=settings.db_connect_wait or None,
+        attempt_timeout=settings.db_connect_timeout,
+        on_give_up=lambda: os.kill(os.getpid(), signal.SIGTERM),
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         reset=settings.db_pool_reset,

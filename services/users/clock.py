@@ -23,6 +23,7 @@ from services.users.db import auth as q
 
 log = get_logger("services.users.clock")
 OFFSET_REFRESH = 60.0  # s between two measurements of the database clock's offset
+OFFSET_RETRY = 1.0  # s between attempts while no measurement succeeded (database away)
 
 
 class DatabaseClock:
@@ -44,23 +45,33 @@ class DatabaseClock:
         return self.offset
 
 
+async def measure(clock: DatabaseClock, app: web.Application, *, first: bool) -> bool:
+    """Measure the offset (logged the `first` time); the database away (at start-up too:
+    lib/db/waiting.py) keeps the last one (0 until one succeeds: this host's clock)."""
+    try:
+        offset = await clock.measure(app)
+    except Exception as exc:
+        log.warning("database_clock_unavailable", error=repr(exc))
+        return False
+    if first:
+        log.info("database_clock_offset", offset_s=round(offset, 3))
+    return True
+
+
 async def clock_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the verifier on the database's clock, its offset kept fresh."""
     public_key = app[SETTINGS].public_key_pem()
     clock = DatabaseClock()
-    offset = await clock.measure(app)
-    log.info("database_clock_offset", offset_s=round(offset, 3))
+    measured = await measure(clock, app, first=True)
     if public_key:
         leeway = app[SETTINGS].token_clock_leeway
         app[AUTH] = TokenVerifier(public_key, leeway, now=clock)
 
     async def refresh() -> None:
+        nonlocal measured
         while True:
-            await asyncio.sleep(OFFSET_REFRESH)
-            try:
-                await clock.measure(app)
-            except Exception as exc:  # the database away: keep the last offset
-                log.warning("database_clock_unavailable", error=repr(exc))
+            await asyncio.sleep(OFFSET_REFRESH if measured else OFFSET_RETRY)
+            measured = await measure(clock, app, first=not measured) or measured
 
     task = asyncio.create_task(refresh())
     yield

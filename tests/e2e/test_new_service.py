@@ -26,6 +26,10 @@ from tests.e2e.gateway_stack import require_nginx
 from tests.servers import DatabaseFactory
 from tools.service_process import ROOT
 
+# what `make test svc=` selects it for (tests/selection.py): nothing,
+# it scaffolds throwaway services, none of the registry's
+EXERCISES = ()
+
 VENV = Path(sys.executable).parent.parent
 MAKE = ["make", "--no-print-directory", "-o", "install", "-o", ".venv/.installed-stamp"]
 PYTEST = [str(VENV / "bin" / "pytest"), "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]

@@ -63,7 +63,7 @@ restore-drill: install ## story load through nginx onto archived servers, T take
 test-lists: install ## the whole list walk: every list x key x direction x page size 1-3 x filter value, by page and cursor (make test runs a sample)
 	LIST_WALK=all $(VENV)/bin/pytest tests/integration/test_list_walk.py -p no:randomly $(PYTEST_ARGS)
 
-failover-drill: install ## the HA PostgreSQL (3 etcd, 3 Patroni members, sync mode, HAProxy) on free ports: writes through the primary while its postmaster, then a whole member, is killed: recovery seconds, failures, p50/p99, RPO (make test runs the first fault)
+failover-drill: install ## the HA tier on free ports (3 etcd + 3 Patroni members in sync mode + HAProxy; points' MariaDB + a GTID replica; Redis + 3 Sentinels): writes while the PostgreSQL primary's postmaster, a whole member, the MariaDB primary, then the Redis master is lost: recovery seconds, failures, p50/p99, RPO (make test runs the postmaster, MariaDB and Redis faults)
 	@$(PY) -m tools.packages ensure ha
 	$(PY) -m tools.failover_drill
 

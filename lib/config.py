@@ -74,6 +74,11 @@ class ServiceSettings(BaseSettings):
     db_connect_wait: float = Field(0.0, ge=0)
     db_connect_timeout: float = Field(10.0, gt=0, le=300)
     redis_url: str = ""
+    # Redis through Sentinel (lib/redis_client.py; wins over REDIS_URL): host:port of each
+    # Sentinel, the master's name they monitor, the bound of one question to a Sentinel
+    redis_sentinels: list[str] = Field(default_factory=list)
+    redis_sentinel_service: str = Field("fixup", min_length=1, max_length=100)
+    redis_sentinel_timeout: float = Field(0.5, gt=0, le=10)
     log_level: str = "INFO"
     log_file: str = ""
     # query parameters whose values no log may hold, on top of lib/redact.py's built-in ones
@@ -151,7 +156,13 @@ class ServiceSettings(BaseSettings):
             raise ValueError(f"no such file: {value} (make keys writes a development pair)")
         return value
 
-    @field_validator("trusted_proxies", "cors_allow_origins", "log_redact_params", mode="before")
+    @field_validator(
+        "trusted_proxies",
+        "cors_allow_origins",
+        "log_redact_params",
+        "redis_sentinels",
+        mode="before",
+    )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -172,6 +183,13 @@ class ServiceSettings(BaseSettings):
         secret_params(value)  # raises on a name that is not one
         return value
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            sentinel_address(entry)
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _dsn(cls, value: str) -> str:
@@ -183,8 +201,11 @@ class ServiceSettings(BaseSettings):
     def _consistent(self) -> ServiceSettings:
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
-        if self.workers > 1 and not self.redis_url:
-            raise ValueError("WORKERS > 1 needs REDIS_URL (rate limits and fan-out are shared)")
+        if self.workers > 1 and not (self.redis_url or self.redis_sentinels):
+            raise ValueError(
+                "WORKERS > 1 needs REDIS_URL or REDIS_SENTINELS"
+                " (rate limits and fan-out are shared)"
+            )
         return self
 
     def public_key_pem(self) -> str:
@@ -192,6 +213,14 @@ class ServiceSettings(BaseSettings):
 
     def private_key_pem(self) -> str:
         return _key(self.jwt_private_key, self.jwt_private_key_file)
+
+
+def sentinel_address(entry: str) -> tuple[str, int]:
+    """A `REDIS_SENTINELS` entry, `host:port` -> (host, port); ValueError naming it otherwise."""
+    host, sep, port = entry.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{entry!r} is not host:port")
+    return host, int(port)
 
 
 class GrpcServiceSettings(ServiceSettings):

@@ -70,6 +70,9 @@ HA = (
     Package("etcd-server", "the HA tier's consensus (tools/ha_postgres.py)", ("etcd",)),
     Package("patroni", "the HA tier's PostgreSQL members (tools/ha_postgres.py)", ("patroni",)),
     Package("haproxy", "the HA tier's one address of the primary", ("haproxy",)),
+    Package(
+        "redis-sentinel", "the HA tier's Redis failover (tools/ha_redis.py)", ("redis-sentinel",)
+    ),
 )
 BACKUPS = (
     Package("pgbackrest", "make backup / make restore: WAL archive, backups", ("pgbackrest",)),

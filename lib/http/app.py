@@ -9,7 +9,6 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from lib.auth.revocation import Revocations
@@ -25,6 +24,7 @@ from lib.http.profiling import port_for, profiling_ctx
 from lib.http.revocation_record import RevocationRecord
 from lib.logging import get_logger
 from lib.metrics import DB_POOL, start_http_series
+from lib.redis_client import connect_redis
 from lib.resilience.ratelimit import Limits, RateLimitStore, make_rate_limiter
 
 log = get_logger("lib.http")
@@ -68,7 +68,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    link = connect_redis(settings)  # REDIS_URL's server, or the master through Sentinel
+    client = link.client if link is not None else None
     app[REDIS] = client
     record = (
         RevocationRecord(
@@ -92,8 +93,8 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     if record is not None:
         await record.close()
-    if client is not None:
-        await client.aclose()
+    if link is not None:
+        await link.aclose()
 
 
 async def limits_ctx(app: web.Application) -> AsyncIterator[None]:

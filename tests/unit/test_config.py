@@ -244,11 +244,31 @@ def test_workers_need_redis(
 ) -> None:
     monkeypatch.setenv("WORKERS", "2")
     assert fails(env_file, capsys) == (
-        "config: settings: Value error, WORKERS > 1 needs REDIS_URL "
+        "config: settings: Value error, WORKERS > 1 needs REDIS_URL or REDIS_SENTINELS "
         "(rate limits and fan-out are shared)\n"
     )
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
     assert load(env_file).workers == 2
+
+
+def test_workers_may_share_redis_through_sentinel(
+    env_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKERS", "2")
+    monkeypatch.setenv("REDIS_SENTINELS", "127.0.0.1:7415, sentinel-b:26379")
+    settings = load(env_file)
+    assert settings.redis_sentinels == ["127.0.0.1:7415", "sentinel-b:26379"]
+    assert settings.redis_sentinel_service == "fixup"
+
+
+@pytest.mark.parametrize("entry", ["sentinel-a", "sentinel-a:", ":26379", "h:0", "h:65536", "h:x"])
+def test_a_sentinel_must_be_host_and_port(
+    env_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], entry: str
+) -> None:
+    monkeypatch.setenv("REDIS_SENTINELS", f"127.0.0.1:7415,{entry}")
+    assert fails(env_file, capsys) == (
+        f"config: REDIS_SENTINELS: Value error, {entry!r} is not host:port\n"
+    )
 
 
 def test_pool_min_above_max(

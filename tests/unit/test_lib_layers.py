@@ -15,7 +15,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "errors registry redact crypto pb",
         "tracing config slo",
         "logging metrics",
-        "resilience mail relay pubsub storage forwarding",
+        "resilience mail relay pubsub storage forwarding redis_client",
         "auth db",
         "http",
         "grpc",

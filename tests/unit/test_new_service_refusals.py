@@ -25,7 +25,7 @@ from tools.new_service import ROOT, ScaffoldError, check_new
         ("groups", "postgresql", "a word SQL reserves"),  # its singular: group
         ("models", "postgresql", "a name the codegen reserves"),
         ("lambda", "postgresql", "a Python keyword"),
-        ("redis", "postgresql", "would clash with REDIS_URL"),
+        ("redis", "postgresql", "would clash with REDIS_SENTINELS"),
         ("point", "postgresql", "proto/point, lib/pb/point exist(s) already"),
     ],
 )

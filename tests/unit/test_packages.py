@@ -24,7 +24,7 @@ def test_targets() -> None:
     assert names("run") >= {"nginx", "nodejs", "npm", "prometheus"}
     extras = {"chromium", "wrk", "valgrind", "docker-compose", "kubectl", "curl", "jq", "lsof",
               "faketime", "etcd-server", "patroni", "haproxy", "pgbackrest",
-              "mariadb-backup"}  # fmt: skip
+              "mariadb-backup", "redis-sentinel"}  # fmt: skip
     assert names("test") == names("run") | extras
     assert names("ci") >= names("test") | {"postgresql", "mariadb-server", "redis-server", "make"}
     assert names("backup") == {"pgbackrest", "mariadb-backup"}

@@ -17,6 +17,7 @@ from services.users.handlers import departments_ctx, routes
 from services.users.mail_relay import mail_ctx
 from services.users.pictures import storage_ctx
 from services.users.points import POINTS, PointsLookup
+from services.users.revocation_keeper import keeper_ctx
 from services.users.settings import SERVICE, UsersSettings
 
 TITLE = "Fixup users"
@@ -42,6 +43,7 @@ def create_app(
         storage_ctx(settings),
         departments_ctx(settings),
         revocations.record_ctx,
+        keeper_ctx(settings),
         clock_ctx,
     )
     app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)

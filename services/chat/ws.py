@@ -31,7 +31,6 @@ import contextlib
 import contextvars
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -45,7 +44,7 @@ from lib.errors import AppError, BadRequest, FieldError, Forbidden, Unauthorized
 from lib.http.body import field_errors
 from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import dumps
-from lib.http.keys import AUTH, DB, LIMITS, PRINCIPAL, REVOCATIONS, principal_of, request_id
+from lib.http.keys import AUTH, CLOCK, DB, LIMITS, PRINCIPAL, REVOCATIONS, principal_of, request_id
 from lib.http.middleware import ACCESS_COOKIE
 from lib.http.openapi import operation
 from lib.http.openapi_io import Header
@@ -134,7 +133,8 @@ class Session:
     def start(self) -> None:
         # contexts of their own: these tasks never share the request's database scope
         self.pump = asyncio.create_task(self._pump(), context=contextvars.Context())
-        left = (self.principal.expires_at - datetime.now(UTC)).total_seconds()
+        now = self.request.app[CLOCK]()  # the database's clock, as the verifier's (ADR 0026)
+        left = self.principal.expires_at.timestamp() - now
         self.expiry = asyncio.get_running_loop().call_later(
             max(0.0, left), self.shut, CLOSE_EXPIRED, "token expired", "expired"
         )

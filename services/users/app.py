@@ -12,7 +12,6 @@ from lib.http.app import CleanupCtx
 from lib.http.app import create_app as base_app
 from services.users import facts, passwords, pictures, registration, revocations, sessions
 from services.users.auth_kit import auth_ctx
-from services.users.clock import clock_ctx
 from services.users.handlers import departments_ctx, routes
 from services.users.mail_relay import mail_ctx
 from services.users.pictures import storage_ctx
@@ -44,7 +43,6 @@ def create_app(
         departments_ctx(settings),
         revocations.record_ctx,
         keeper_ctx(settings),
-        clock_ctx,
     )
     app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
     for concern in (registration, sessions, passwords, pictures, revocations):

@@ -83,8 +83,8 @@ LOSSES = {"restart": restart_empty, "flush": flush, "lagging": lose_newest}
 
 async def field(server: RedisServer, key: str, name: str) -> bytes | None:
     async with aioredis.Redis.from_url(server.url) as client:
-        value: bytes | None = await client.hget(key, name)
-        return value
+        value = await client.hget(key, name)
+        return value if isinstance(value, bytes) or value is None else value.encode()
 
 
 async def marked(server: RedisServer, key: str) -> bool:

@@ -1,7 +1,7 @@
-"""Putting the revocations back into a Redis that lost them: the owner's side of the
-marker (ADR 0010; lib.auth.revocation reads it).
+"""Putting the revocations back into a Redis that lost them (users owns the marker).
 
-A restore is three steps, so that no revocation can slip between them unseen:
+lib.auth.revocation reads the marker; ADR 0026 says why. A restore is three steps, so
+that no revocation can slip between them unseen:
 1. `begin` writes a field `restoring` = a token of this attempt into the hash;
 2. the caller reads the record (every revocation younger than the longest token life)
    once no transaction is between writing its record and its COMMIT (users holds a lock

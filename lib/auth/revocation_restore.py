@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -102,4 +102,4 @@ class RevocationRestorer:
 
     async def _call(self, call: Any) -> Any:
         async with asyncio.timeout(TIMEOUT):
-            return await cast("Any", call)
+            return await call

@@ -7,6 +7,8 @@ when the marker is there."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,10 +17,12 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
+from lib.auth import revocation_restore
 from lib.auth.principal import Principal, Role
 from lib.auth.revocation import MARKER, Revocations
 from lib.auth.revocation_restore import RESTORING, RevocationRestorer
 from lib.errors import ServiceUnavailable
+from tests.reliability.throwaway import RedisServer
 from tests.servers import Servers
 
 A, B, C = (uuid.UUID(int=n) for n in (1, 2, 3))
@@ -120,5 +124,32 @@ async def test_prune_drops_older_fields_only_and_keep_alive_sets_the_expiry(
 
 def test_a_restorer_needs_redis() -> None:
     memory = Revocations(None, prefix="p:", max_age=900, cache_ttl=1.0, timeout=1.0, retry=1.0)
-    with pytest.raises(ValueError, match="needs Redis"):
+    with pytest.raises(ValueError, match=r"^a restore needs Redis \(REDIS_URL\)$"):
         RevocationRestorer(memory)
+
+
+async def test_every_call_is_bounded_by_the_timeout(
+    monkeypatch: pytest.MonkeyPatch, redis_prefix: str
+) -> None:
+    """A frozen Redis (no answer, no reset): the keeper's round fails within TIMEOUT
+    instead of hanging (it logs and tries again next round)."""
+    monkeypatch.setattr(revocation_restore, "TIMEOUT", 0.2)
+    server = RedisServer()
+    server.start()
+    client = Redis.from_url(server.url, socket_connect_timeout=1)
+    try:
+        revocations = Revocations(client, prefix=f"{redis_prefix}frozen:", max_age=900,
+                                  cache_ttl=1.0, timeout=1.0, retry=1.0)  # fmt: skip
+        restorer = RevocationRestorer(revocations)
+        assert not await restorer.marked()  # connected, answering
+        assert server.proc is not None
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await restorer.marked()
+        assert time.monotonic() - started < 0.2 + 1.0  # a loaded machine's margin
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        await client.aclose()
+        server.stop()

@@ -13,7 +13,7 @@ import pytest
 from lib.auth.revocation import MARKER
 from lib.errors import ServiceUnavailable, Unauthorized
 from tests.logging_support import capture_logs
-from tests.unit.test_revocation import OTHER, SUBJECT, FakeRedis, make, token, with_tokens
+from tests.unit.test_revocation import HASH, OTHER, SUBJECT, FakeRedis, make, token, with_tokens
 from tests.unit.test_revocation_fallback import TOKEN, Record
 
 
@@ -33,15 +33,22 @@ async def test_without_the_marker_an_empty_field_is_not_trusted_the_record_decid
     assert caught.value.detail == "token revoked"
     assert record.asked == [(SUBJECT, TOKEN)]
     assert revocations.intact is False
-    assert [entry["event"] for entry in logs] == ["revocations_marker"]
+    assert logs == [
+        {"event": "revocations_marker", "present": False, "key": HASH, "log_level": "warning"}
+    ]
     await revocations.check(token(5000), TOKEN)  # the record's answer, cached for the TTL
     assert len(record.asked) == 1
     mono.now += 1.0
     redis.data[MARKER] = b"epoch-2"  # users restored: Redis alone decides again
     redis.data[str(SUBJECT)] = b"5000"
-    await revocations.check(token(5000), TOKEN)
+    with capture_logs() as logs:
+        await revocations.check(token(5000), TOKEN)
+        await revocations.check(token(5000, OTHER), TOKEN)  # no change: no second line
     assert len(record.asked) == 1
     assert revocations.intact is True
+    assert logs == [
+        {"event": "revocations_marker", "present": True, "key": HASH, "log_level": "info"}
+    ]
 
 
 async def test_a_revocation_written_since_the_loss_counts_with_the_record() -> None:
@@ -60,7 +67,7 @@ async def test_without_the_marker_and_the_record_an_unknown_subject_is_503() -> 
     revocations.fallback = record
     with pytest.raises(ServiceUnavailable) as caught:
         await revocations.check(token(0), TOKEN)
-    assert "Redis lost them" in caught.value.detail
+    assert caught.value.detail == "token revocations cannot be checked (Redis lost them)"
     bare, _, _ = make(lost())  # no fallback at all: 503 too, never a pass
     with pytest.raises(ServiceUnavailable):
         await bare.check(token(0), TOKEN)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import stat
 import uuid
 from collections.abc import Callable
@@ -619,3 +620,15 @@ def test_a_verified_token_stays_typed(keys: Keys, signer: TokenSigner) -> None:
     other = jwt.encode(claims, keys.private_pem, algorithm="EdDSA", headers={"typ": "dpop+jwt"})
     with pytest.raises(Unauthorized, match="invalid token"):
         verifier.verify(other)
+
+
+def test_issued_at_given_wins_over_the_signers_clock(keys: Keys) -> None:
+    """users passes its database's clock (ADR 0010): the token carries that moment, not
+    the signer's own clock."""
+    own = datetime.now(UTC)
+    given = own - timedelta(seconds=90, milliseconds=250)
+    signer = TokenSigner(keys.private_pem, TTL, clock=lambda: own)
+    token, issued = signer.issue(USER_ID, Role.CUSTOMER, verified=True, issued_at=given)
+    assert issued.issued_at_ms == math.floor(given.timestamp() * 1000)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] == math.floor(given.timestamp()) + TTL

@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install lint format typecheck test test-fast test-reliability test-unit migrate-up migrate-down migrate-status \
+.PHONY: help install lint format typecheck test test-fast test-reliability test-lists test-unit migrate-up migrate-down migrate-status \
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
-	check-service scan-deps deploy-lint api-lint api-lint-deps
+	check-service scan-deps deploy-lint api-lint api-lint-deps failover-drill
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -42,7 +42,8 @@ else
 	@$(MAKE) --no-print-directory swagger-deps || echo "note: the Swagger UI test needs: make swagger-deps"
 	@$(MAKE) --no-print-directory scan-deps || echo "note: the deploy scans need: make scan-deps"
 	@$(MAKE) --no-print-directory api-lint-deps || echo "note: the API linters need: make api-lint-deps"
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(PY) -m tools.local_servers up --tests && trap '$(PY) -m tools.local_servers down' EXIT && \
+	  $(VENV)/bin/pytest $(PYTEST_ARGS)
 endif
 
 test-fast: install ## unit + codegen tests that need no server (about a minute, installs nothing beyond .venv)
@@ -56,6 +57,13 @@ release-drill: install ## 2 replicas of every HTTP service behind nginx, whole s
 
 revocation-loss: install ## Redis killed, flushed or behind right after revocations, every case (make test runs three): the old token's window per case (ADR 0034)
 	REVOCATION_LOSS_FULL=1 $(VENV)/bin/pytest tests/integration/test_revocation_loss.py -s -p no:randomly $(PYTEST_ARGS)
+
+test-lists: install ## the whole list walk: every list x key x direction x page size 1-3 x filter value, by page and cursor (make test runs a sample)
+	LIST_WALK=all $(VENV)/bin/pytest tests/integration/test_list_walk.py -p no:randomly $(PYTEST_ARGS)
+
+failover-drill: install ## the HA PostgreSQL (3 etcd, 3 Patroni members, sync mode, HAProxy) on free ports: writes through the primary while its postmaster, then a whole member, is killed: recovery seconds, failures, p50/p99, RPO (make test runs the first fault)
+	@$(PY) -m tools.packages ensure ha
+	$(PY) -m tools.failover_drill
 
 test-unit: install ## unit tests only (no servers)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
@@ -120,10 +128,14 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null
 	$(if $(replicas),$(PY) -m tools.procfile write --replicas $(replicas) --out var/Procfile)
-	$(PY) -m tools.seed --local-dev
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
-	JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
+	@# nothing listening at a configured database or Redis address: ours, stopped again on exit
+	@$(PY) -m tools.local_servers up && trap '$(PY) -m tools.local_servers down' EXIT && \
+	  { $(PY) -m tools.connection_budget $(if $(replicas),--replicas $(replicas)) || \
+	    echo "note: under full load the pools above may meet 'too many clients' (503s)"; } && \
+	  $(PY) -m tools.seed --local-dev && \
+	  JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -d . -f $(if $(replicas),var/Procfile,Procfile)
 

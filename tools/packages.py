@@ -66,6 +66,11 @@ EXAMPLES = (
 CLOCKS = (
     Package("faketime", "a users service 90 s off (tests/e2e/test_clock_skew.py)", ("faketime",)),
 )
+HA = (
+    Package("etcd-server", "the HA tier's consensus (tools/ha_postgres.py)", ("etcd",)),
+    Package("patroni", "the HA tier's PostgreSQL members (tools/ha_postgres.py)", ("patroni",)),
+    Package("haproxy", "the HA tier's one address of the primary", ("haproxy",)),
+)
 LINTERS = (
     Package("docker-compose", "docker-compose config (lint)", ("docker-compose",)),
     Package("kubectl", "kubectl kustomize (deploy/k8s overlays)", ("kubectl",)),
@@ -73,8 +78,19 @@ LINTERS = (
 
 TARGETS: dict[str, tuple[Package, ...]] = {
     "run": GATEWAY + NODE + METRICS,
-    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS,
-    "ci": SERVERS + BUILD + GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS,
+    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS + HA,
+    "ci": SERVERS
+    + BUILD
+    + GATEWAY
+    + NODE
+    + BROWSER
+    + METRICS
+    + LOAD
+    + LINTERS
+    + EXAMPLES
+    + CLOCKS
+    + HA,
+    "ha": SERVERS + HA,
 }
 
 

@@ -58,12 +58,10 @@ def keyset_page(
     request: web.Request,
     orderby: dict[str, Kind],
     model: type[KeysetListQuery],
-    *,
-    default_sort: Literal["asc", "desc"] = "asc",
 ) -> tuple[Page, After | None]:
     """The list parameters and the decoded cursor (None: from the start or at `page`);
     `orderby` maps each whitelisted key (the first is the default) to its value's kind."""
-    page = parse_list(request, tuple(orderby), model, default_sort=default_sort)
+    page = parse_list(request, tuple(orderby), model)
     query: KeysetListQuery = page.query
     if query.cursor is None:
         if page.offset > MAX_OFFSET:

@@ -47,9 +47,7 @@ class Page:
 Q = TypeVar("Q", bound=BaseModel)
 
 
-def parse_query(
-    request: web.Request, model: type[Q], *, defaults: dict[str, str] | None = None
-) -> Q:
+def parse_query(request: web.Request, model: type[Q]) -> Q:
     """The query string as `model` (extra="forbid": unknown names are 400); a parameter
     given twice, or holding what SQL cannot store (`%00`), is 400 too."""
     raw: dict[str, str] = {}
@@ -63,35 +61,32 @@ def parse_query(
         raw[key] = values[0]
     if unstorable := unstorable_fields(raw):
         raise ValidationFailed("invalid query parameters", errors=unstorable)
-    for key, value in (defaults or {}).items():
-        raw.setdefault(key, value)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise ValidationFailed("invalid query parameters", errors=field_errors(exc)) from None
 
 
-# Parsed list parameters by (model, orderby, default_sort, raw query string): clients ask for
+# Parsed list parameters by (model, orderby, raw query string): clients ask for
 # the same few URLs again and again, and a parse (the query's MultiDict, the text check,
 # pydantic) costs ~10 µs a request. Values are immutable (a frozen Page holding a frozen
 # model whose fields are scalars), errors are never cached, and the oldest entry goes when
 # the cache is full, so a scan of distinct URLs cannot grow it (ADR 0013).
 PAGES_CACHED = 1024
-_pages: dict[tuple[type[ListQuery], tuple[str, ...], str, str], Page] = {}
+_pages: dict[tuple[type[ListQuery], tuple[str, ...], str], Page] = {}
 
 
 def parse_list(
     request: web.Request,
     orderby: tuple[str, ...],
     model: type[ListQuery] = ListQuery,
-    *,
-    default_sort: Literal["asc", "desc"] = "asc",
 ) -> Page:
-    """`orderby[0]` is the default key."""
-    key = (model, orderby, default_sort, request.query_string)
+    """`orderby[0]` is the default key; `model`'s `sort` default is the default direction
+    (what its OpenAPI document declares)."""
+    key = (model, orderby, request.query_string)
     page = _pages.get(key)
     if page is None:
-        page = _parse_list(request, orderby, model, default_sort)
+        page = _parse_list(request, orderby, model)
         if len(_pages) >= PAGES_CACHED:
             del _pages[next(iter(_pages))]
         _pages[key] = page
@@ -102,9 +97,8 @@ def _parse_list(
     request: web.Request,
     orderby: tuple[str, ...],
     model: type[ListQuery],
-    default_sort: Literal["asc", "desc"],
 ) -> Page:
-    query = parse_query(request, model, defaults={"sort": default_sort})
+    query = parse_query(request, model)
     key = orderby[0] if query.orderby is None else query.orderby
     if key not in orderby:
         raise ValidationFailed(

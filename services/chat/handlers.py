@@ -157,9 +157,7 @@ async def create_conversation(request: web.Request) -> web.Response:
 )
 async def list_conversations(request: web.Request) -> web.Response:
     principal = authenticated(request)
-    page = parse_list(
-        request, ("created_at", "last_message_at"), s.ConversationListQuery, default_sort="desc"
-    )
+    page = parse_list(request, ("created_at", "last_message_at"), s.ConversationListQuery)
     async with request.app[DB].acquire() as conn:
         total = await q.count_conversations(conn, user_id=principal.user_id) or 0
         rows = await q.list_conversations(

@@ -53,6 +53,7 @@ class ConversationListQuery(ListQuery):
     orderby: Literal["created_at", "last_message_at"] | None = Field(
         None, description="created_at, or last_message_at (no message yet: created_at)."
     )
+    sort: Literal["asc", "desc"] = Field("desc", description="Sort direction; newest first.")
 
 
 class MessageListQuery(BaseModel):

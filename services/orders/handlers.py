@@ -128,7 +128,7 @@ async def create_order(request: web.Request) -> web.Response:
 )
 async def list_orders(request: web.Request) -> web.Response:
     principal = authenticated(request)
-    page, after = keyset_page(request, CREATED_AT, s.OrderListQuery, default_sort="desc")
+    page, after = keyset_page(request, CREATED_AT, s.OrderListQuery)
     offered = sorted(await offered_services(request, principal))
     query: s.OrderListQuery = page.query
     filters: dict[str, Any] = {

@@ -62,7 +62,7 @@ async def reread(request: web.Request, job_id: uuid.UUID) -> web.Response:
 )
 async def list_jobs(request: web.Request) -> web.Response:
     principal = authenticated(request)
-    page, after = keyset_page(request, CREATED_AT, s.JobListQuery, default_sort="desc")
+    page, after = keyset_page(request, CREATED_AT, s.JobListQuery)
     filters: dict[str, Any] = {
         "see_all": principal.role is Role.ADMIN,
         "viewer_id": principal.user_id,
@@ -230,7 +230,7 @@ async def reviews_tag(request: web.Request, conn: Any) -> str:
 )
 async def list_reviews(request: web.Request) -> web.Response:
     provider_id = path_uuid(request)
-    page, after = keyset_page(request, CREATED_AT, s.ReviewListQuery, default_sort="desc")
+    page, after = keyset_page(request, CREATED_AT, s.ReviewListQuery)
     async with request.app[DB].acquire() as conn:
         tag = request.get(TAG) or await reviews_tag(request, conn)  # before the data
         rating = await reviews_q.provider_rating(conn, provider_id=provider_id)

@@ -116,12 +116,11 @@ async def list_offers(request: web.Request) -> web.Response:
     only = None if sees_all else principal.user_id
     async with request.app[DB].acquire() as conn:
         total = await q.count_offers(conn, order_id=order_id, provider_id=only) or 0
-        rows = await q.list_offers(
+        lister = q.list_offers_desc if page.sort == "desc" else q.list_offers
+        rows = await lister(
             conn, order_id=order_id, provider_id=only, row_offset=page.offset,
             row_limit=page.limit,
         )  # fmt: skip
-    if page.sort == "desc":
-        rows.reverse()
     return json_response({"data": rows, "meta": page.meta(total)})
 
 

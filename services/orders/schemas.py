@@ -93,6 +93,7 @@ class OrderListQuery(KeysetListQuery):
     """limit, page, orderby (created_at), sort (default desc), and the filters."""
 
     orderby: Literal["created_at"] | None = Field(None, description="Sort key; created_at.")
+    sort: Literal["asc", "desc"] = Field("desc", description="Sort direction; newest first.")
     status: OrderStatus | None = Field(None, description="Only orders in this state.")
     service_id: uuid.UUID | None = Field(None, description="Only orders of this service.")
     search: Search | None = Field(None, description="Words of the description or address.")
@@ -106,11 +107,13 @@ class JobListQuery(KeysetListQuery):
     """limit, page, orderby (created_at), sort (default desc), status."""
 
     orderby: Literal["created_at"] | None = Field(None, description="Sort key; created_at.")
+    sort: Literal["asc", "desc"] = Field("desc", description="Sort direction; newest first.")
     status: JobStatus | None = Field(None, description="Only jobs in this state.")
 
 
 class ReviewListQuery(KeysetListQuery):
     orderby: Literal["created_at"] | None = Field(None, description="Sort key; created_at.")
+    sort: Literal["asc", "desc"] = Field("desc", description="Sort direction; newest first.")
 
 
 class ReviewListMeta(BaseModel):

@@ -559,3 +559,27 @@ async def test_the_callers_token_and_request_id_reach_catalog_and_users(
         f"/v1/services/{service_id}",
         f"/v1/users/{customer.id}",
     }
+
+
+async def test_offers_page_newest_first(client: Any, world: dict[str, Any]) -> None:
+    """sort=desc pages the newest first: page 1 of one is the latest offer, not the oldest
+    (the SQL pages in the asked direction; a reversed ascending page was wrong)."""
+    customer, p1, p2 = world["customer"], world["p1"], world["p2"]
+    order = await create_order(client, customer, world["service"])
+    base = f"/v1/orders/{order['id']}/offers"
+    first = await make_offer(client, order["id"], p1)
+    second = await make_offer(client, order["id"], p2)
+    assert (await post(client, f"{base}/{first['id']}/withdraw", p1))[0] == 200
+    third = await make_offer(client, order["id"], p1)
+
+    async def ids(query: str) -> list[str]:
+        resp = await client.get(f"{base}?{query}", headers=customer.headers)
+        assert resp.status == 200, await resp.text()
+        return [o["id"] for o in (await resp.json())["data"]]
+
+    newest = [third["id"], second["id"], first["id"]]
+    assert await ids("sort=desc") == newest
+    assert await ids("sort=asc") == newest[::-1]
+    assert await ids("sort=desc&limit=1&page=1") == newest[:1]
+    assert await ids("sort=desc&limit=2&page=1") == newest[:2]
+    assert await ids("sort=desc&limit=2&page=2") == newest[2:]

@@ -8,9 +8,11 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 from pydantic import SecretStr
 
@@ -296,3 +298,51 @@ async def test_one_batched_points_call_per_page(aiohttp_client: Any, users_dsn: 
     assert len(calls) == 1
     assert calls[0] == [u["id"] for u in body["data"]]
     assert {u["points"] for u in body["data"]} == {7}
+
+
+async def test_total_and_statistics_under_verified_false(
+    aiohttp_client: Any, migrated_db: Callable[[str], str]
+) -> None:
+    """`false` is a filter value, not "no filter": meta.total and the statistics count the
+    unverified users only, `true` the others (a slip reading false as absent passes every
+    test that looks at the rows of an all-verified seed)."""
+    dsn = migrated_db("users")
+    conn = await asyncpg.connect(dsn)
+    try:
+        for n, verified in enumerate((True, True, False)):
+            await conn.execute(
+                "INSERT INTO users (email, password_hash, first_name, last_name, phone_number,"
+                " role, verified, age, salary) VALUES ($1, 'x', 'Una', 'Walker', '+1 555 0100',"
+                " 'CUSTOMER', $2, $3, $4)",
+                f"{uuid.uuid4().hex}@example.com",
+                verified,
+                20 + 10 * n,
+                Decimal(50000 + 10000 * n),
+            )
+    finally:
+        await conn.close()
+
+    async def factory(_: UsersSettings) -> AsyncIterator[Any]:
+        yield NoPoints()
+
+    client = await aiohttp_client(create_app(settings(dsn, ""), points=factory))
+    unverified = await listing(client, "verified=false")
+    assert [u["verified"] for u in unverified["data"]] == [False]
+    assert unverified["meta"]["total"] == 1
+    assert unverified["meta"]["statistics"] == {
+        "count": 1,
+        "age": {"min": 40, "max": 40, "avg": "40.00"},
+        "salary": {"min": "70000.00", "max": "70000.00", "avg": "70000.00"},
+    }
+    verified = await listing(client, "verified=true")
+    assert verified["meta"]["total"] == 2
+    assert verified["meta"]["statistics"] == {
+        "count": 2,
+        "age": {"min": 20, "max": 30, "avg": "25.00"},
+        "salary": {"min": "50000.00", "max": "60000.00", "avg": "55000.00"},
+    }
+
+
+class NoPoints:
+    async def get_user_list_points(self, user_ids: list[str]) -> dict[str, int]:
+        return dict.fromkeys(user_ids, 0)

@@ -23,7 +23,7 @@ def names(target: str) -> set[str]:
 def test_targets() -> None:
     assert names("run") >= {"nginx", "nodejs", "npm", "prometheus"}
     extras = {"chromium", "wrk", "valgrind", "docker-compose", "kubectl", "curl", "jq", "lsof",
-              "faketime"}  # fmt: skip
+              "faketime", "etcd-server", "patroni", "haproxy"}  # fmt: skip
     assert names("test") == names("run") | extras
     assert names("ci") >= names("test") | {"postgresql", "mariadb-server", "redis-server", "make"}
 
@@ -59,9 +59,14 @@ def test_missing_and_not_installable_says_how(
     monkeypatch.setattr(packages, "SBIN", ())
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     others = (
-        packages.METRICS + packages.LOAD + packages.LINTERS + packages.EXAMPLES + packages.CLOCKS
+        packages.METRICS
+        + packages.LOAD
+        + packages.LINTERS
+        + packages.EXAMPLES
+        + packages.CLOCKS
+        + packages.HA
     )
-    for package in ("node", "npm", *(p.name for p in others)):
+    for package in ("node", "npm", *(p.commands[0] for p in others)):
         fake_command(tmp_path, package)
     assert packages.main(["ensure", "test"]) == 0
     err = capsys.readouterr().err

@@ -148,6 +148,63 @@ async def iter_list_offers(
         )
 
 
+LIST_OFFERS_DESC = """
+-- name: ListOffersDesc :many
+SELECT id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at FROM offers
+WHERE order_id = $1
+  AND ($2::uuid IS NULL OR provider_id = $2::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT $4 OFFSET $3
+"""
+
+
+async def list_offers_desc(
+    conn: PgConn, *, order_id: UUID, provider_id: UUID | None, row_offset: int, row_limit: int
+) -> list[models.Offer]:
+    """
+    SELECT id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at FROM offers
+    WHERE order_id = $1
+      AND ($2::uuid IS NULL OR provider_id = $2::uuid)
+    ORDER BY created_at DESC, id DESC
+    LIMIT $4 OFFSET $3
+    """
+    rows = await conn.fetch(LIST_OFFERS_DESC, order_id, provider_id, row_offset, row_limit)
+    return [
+        models.Offer(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            (OFFER_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
+            row[8],
+            row[9],
+        )
+        for row in rows
+    ]
+
+
+async def iter_list_offers_desc(
+    conn: PgConn, *, order_id: UUID, provider_id: UUID | None, row_offset: int, row_limit: int
+) -> AsyncGenerator[models.Offer, None]:
+    """Like list_offers_desc(), row by row; needs a transaction."""
+    async for row in conn.cursor(LIST_OFFERS_DESC, order_id, provider_id, row_offset, row_limit):
+        yield models.Offer(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            (OFFER_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
+            row[8],
+            row[9],
+        )
+
+
 COUNT_OFFERS = """
 -- name: CountOffers :one
 SELECT count(*) FROM offers

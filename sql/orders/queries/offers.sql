@@ -21,6 +21,14 @@ WHERE order_id = @order_id
 ORDER BY created_at, id
 LIMIT @row_limit OFFSET @row_offset;
 
+-- name: ListOffersDesc :many
+-- ListOffers newest first: the page is taken in this order, never a reversed ascending one.
+SELECT * FROM offers
+WHERE order_id = @order_id
+  AND (sqlc.narg(provider_id)::uuid IS NULL OR provider_id = sqlc.narg(provider_id)::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT @row_limit OFFSET @row_offset;
+
 -- name: CountOffers :one
 SELECT count(*) FROM offers
 WHERE order_id = @order_id

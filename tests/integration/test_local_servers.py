@@ -1,0 +1,117 @@
+"""The embedded default (tools/local_servers.py): with the configured addresses pointed at
+free ports where nothing listens, `up` starts a PostgreSQL, a MariaDB and a Redis of its own
+there, each answering a real client; a second `up` uses them as they are; `down` stops
+exactly those; a start that fails half-way names the failure and leaves nothing running.
+Never the machine's own servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from lib import registry
+from tests.servers import free_port
+from tools.dbadmin import mysql_connect
+from tools.local_servers import START_TIMEOUT, STOP_TIMEOUT, listening
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def var() -> Iterator[Path]:
+    """A var/ of the test's own that the postgres and mysql users can reach."""
+    with tempfile.TemporaryDirectory(prefix="fixup-local-servers-") as directory:
+        Path(directory).chmod(0o755)
+        yield Path(directory)
+        # whatever the test left, stopped before the directory goes
+        subprocess.run(
+            [sys.executable, "-m", "tools.local_servers", "down", "--var", directory],
+            cwd=ROOT,
+            capture_output=True,
+            check=False,
+            timeout=STOP_TIMEOUT * 3,
+        )
+
+
+def _addresses() -> dict[str, str]:
+    pg, my, rd = free_port(), free_port(), free_port()
+    env = {
+        f"{s.database.upper()}_DATABASE_URL": (
+            f"postgresql://postgres@127.0.0.1:{pg}/fixup_{s.database}"
+            if s.engine == "postgresql"
+            else f"mysql://root@127.0.0.1:{my}/fixup_{s.database}"
+        )
+        for s in registry.MICROSERVICES
+    }
+    return {
+        **env,
+        "REDIS_URL": f"redis://127.0.0.1:{rd}/0",
+        "PG": str(pg),
+        "MY": str(my),
+        "RD": str(rd),
+    }
+
+
+def _local_servers(
+    command: str, var: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.local_servers", command, "--var", str(var)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT * 4,
+        check=False,
+    )
+
+
+def test_up_starts_what_is_missing_and_down_stops_it(var: Path) -> None:
+    env = _addresses()
+    pg, my, rd = int(env["PG"]), int(env["MY"]), int(env["RD"])
+
+    # Redis cannot start (a file where its data directory goes): exit 1 naming it, and the
+    # PostgreSQL and MariaDB this run started are stopped again
+    (var / "servers").mkdir()
+    blocker = var / "servers" / f"redis-{rd}"
+    blocker.write_text("not a directory")
+    failed = _local_servers("up", var, env)
+    assert failed.returncode == 1, failed.stderr
+    assert f"Redis at 127.0.0.1:{rd} could not start" in failed.stderr
+    assert not any(listening("127.0.0.1", port) for port in (pg, my, rd)), failed.stderr
+
+    blocker.unlink()
+    started = _local_servers("up", var, env)
+    assert started.returncode == 0, started.stderr
+    for name, port in (("PostgreSQL", pg), ("MariaDB", my), ("Redis", rd)):
+        assert f"{name} at 127.0.0.1:{port}: nothing listened, started ours" in started.stderr
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg}/postgres") as pg_conn:
+        assert pg_conn.execute("SELECT current_setting('port')").fetchone() == (str(pg),)
+    with mysql_connect(f"mysql://root@127.0.0.1:{my}/mysql") as my_conn, my_conn.cursor() as cur:
+        cur.execute("SELECT @@port")
+        assert cur.fetchone() == (my,)
+    client = redis.Redis(port=rd)
+    try:
+        assert client.config_get("port") == {"port": str(rd)}
+    finally:
+        client.close()
+
+    again = _local_servers("up", var, env)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("answering, used as it is") == 3, again.stderr
+    assert "started ours" not in again.stderr
+
+    stopped = _local_servers("down", var, env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stderr.count(": stopped") == 3, stopped.stderr
+    assert not any(listening("127.0.0.1", port) for port in (pg, my, rd))
+    # the ledger is empty: a second down stops nothing
+    assert ": stopped" not in _local_servers("down", var, env).stderr

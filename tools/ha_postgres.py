@@ -1,0 +1,264 @@
+"""PostgreSQL that survives the loss of a machine: 3 etcd members, 3 PostgreSQL 15 members
+managed by Patroni in synchronous mode, and HAProxy sending connections to the primary.
+
+    python -m tools.ha_tier up|down|status   (tools/ha_tier.py drives this module)
+
+Everything runs from Debian's packages (etcd-server, patroni, haproxy) as plain processes
+under `var/ha/` on loopback ports of its own; nothing touches the machine's servers.
+Patroni's settings are production's with shorter clocks (ttl 10 s, loop_wait 2 s): a dead
+primary's leader key expires within `TTL` and the synchronous standby, which holds every
+acknowledged commit, is promoted. HAProxy asks each member's Patroni REST API `/primary`
+every second: only the primary answers 200, so the services' one address always reaches
+the member that accepts writes (ADR 0026 compares it with multi-host DSNs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.local_servers import StartError, listening
+
+MEMBERS = 3
+TTL = 10  # seconds a leader key lives without its Patroni renewing it
+LOOP_WAIT = 2
+RETRY_TIMEOUT = 4
+START_TIMEOUT = 90.0  # three initdb/basebackups on a loaded 2-core machine
+SCOPE = "fixup"
+
+
+@dataclass(frozen=True, slots=True)
+class PgLayout:
+    """The ports of one HA PostgreSQL: etcd client/peer, PostgreSQL, Patroni REST, HAProxy."""
+
+    etcd_client: tuple[int, ...]
+    etcd_peer: tuple[int, ...]
+    postgres: tuple[int, ...]
+    rest: tuple[int, ...]
+    primary: int  # HAProxy: the current primary
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.primary}"
+
+    @property
+    def multi_host_dsn(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.postgres)
+        return f"postgresql://postgres@{hosts}"
+
+
+def _etcd_command(layout: PgLayout, k: int, root: Path) -> list[str]:
+    cluster = ",".join(f"e{i}=http://127.0.0.1:{p}" for i, p in enumerate(layout.etcd_peer))
+    client = f"http://127.0.0.1:{layout.etcd_client[k]}"
+    peer = f"http://127.0.0.1:{layout.etcd_peer[k]}"
+    return [
+        *("etcd", "--name", f"e{k}", "--data-dir", str(root / f"etcd{k}")),
+        *("--listen-client-urls", client, "--advertise-client-urls", client),
+        *("--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer),
+        *("--initial-cluster", cluster, "--initial-cluster-token", SCOPE),
+        *("--initial-cluster-state", "new", "--log-level", "warn"),
+    ]
+
+
+def patroni_config(layout: PgLayout, k: int, root: Path, bin_dir: Path) -> dict[str, object]:
+    """One member's patroni.yml (JSON is YAML): synchronous mode, trust on loopback as the
+    development servers of the README, a replication user of its own."""
+    home = root / f"pg{k}"
+    return {
+        "scope": SCOPE,
+        "namespace": "/fixup/",
+        "name": f"pg{k}",
+        "log": {"level": "WARNING"},
+        "restapi": {
+            "listen": f"127.0.0.1:{layout.rest[k]}",
+            "connect_address": f"127.0.0.1:{layout.rest[k]}",
+        },
+        "etcd3": {"hosts": [f"127.0.0.1:{port}" for port in layout.etcd_client]},
+        "bootstrap": {
+            "dcs": {
+                "ttl": TTL,
+                "loop_wait": LOOP_WAIT,
+                "retry_timeout": RETRY_TIMEOUT,
+                "maximum_lag_on_failover": 1048576,
+                "synchronous_mode": True,
+                # a crashed primary is not waited for: the synchronous standby holds every
+                # acknowledged commit, so failing over at once loses nothing (Patroni's
+                # default waits 300 s for the primary's own crash recovery)
+                "primary_start_timeout": 0,
+                "postgresql": {
+                    "use_pg_rewind": True,
+                    "parameters": {
+                        "wal_level": "replica",
+                        "hot_standby": "on",
+                        "wal_log_hints": "on",
+                        "max_wal_senders": 10,
+                        "max_replication_slots": 10,
+                        "max_connections": 200,
+                    },
+                },
+            },
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}],
+            "pg_hba": [
+                "local all all trust",
+                "host replication replicator 127.0.0.1/32 trust",
+                "host all all 127.0.0.1/32 trust",
+            ],
+        },
+        "postgresql": {
+            "listen": f"127.0.0.1:{layout.postgres[k]}",
+            "connect_address": f"127.0.0.1:{layout.postgres[k]}",
+            "data_dir": str(home / "data"),
+            "bin_dir": str(bin_dir),
+            "pgpass": str(home / "pgpass"),
+            "authentication": {
+                "superuser": {"username": "postgres", "password": "postgres"},
+                "replication": {"username": "replicator", "password": "replicator"},
+            },
+            "parameters": {"unix_socket_directories": str(home)},
+        },
+    }
+
+
+def haproxy_config(layout: PgLayout) -> str:
+    """The primary's one address: a member is in while its Patroni answers /primary 200;
+    connections to a member that falls out are cut at once (on-marked-down)."""
+    servers = "\n".join(
+        f"    server pg{k} 127.0.0.1:{port} maxconn 500 check port {layout.rest[k]}"
+        for k, port in enumerate(layout.postgres)
+    )
+    return f"""global
+    maxconn 1000
+
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 30m
+    timeout server 30m
+    timeout check 1s
+
+listen primary
+    bind 127.0.0.1:{layout.primary}
+    option httpchk GET /primary
+    http-check expect status 200
+    default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions
+{servers}
+"""
+
+
+def _spawn(command: list[str], log: Path, *, as_postgres: bool = False) -> int:
+    if as_postgres and os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return proc.pid
+
+
+def start_member(root: Path, k: int) -> int:
+    """Member k's Patroni (which starts its PostgreSQL): its process group."""
+    home = root / f"pg{k}"
+    return _spawn(["patroni", str(home / "patroni.yml")], home / "patroni.log", as_postgres=True)
+
+
+def member_role(layout: PgLayout, k: int) -> str | None:
+    """What member k's Patroni says it is (primary, replica, ...); None when it is away."""
+    try:
+        url = f"http://127.0.0.1:{layout.rest[k]}/patroni"
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            role = str(json.load(answer).get("role"))
+            return "primary" if role == "master" else role  # Patroni 3.0 says master
+    except (OSError, ValueError):
+        return None
+
+
+def cluster_state(layout: PgLayout) -> list[dict[str, object]]:
+    """Patroni's view of every member (name, role, state, lag), from any member that answers."""
+    for port in layout.rest:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/cluster", timeout=1) as answer:
+                return list(json.load(answer).get("members", []))
+        except (OSError, ValueError):
+            continue
+    return []
+
+
+def sync_standby(layout: PgLayout) -> str | None:
+    """The member that holds every acknowledged commit beside the primary, if one does."""
+    members = cluster_state(layout)
+    return next((str(m["name"]) for m in members if m.get("role") == "sync_standby"), None)
+
+
+def wait_until(predicate: object, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not callable(predicate) or not predicate():
+        if time.monotonic() > deadline:
+            raise StartError(f"{what} not within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def primary_member(layout: PgLayout) -> int | None:
+    """The index of the member that is primary now, if one is."""
+    return next((k for k in range(MEMBERS) if member_role(layout, k) == "primary"), None)
+
+
+def postmaster_pid(root: Path, k: int) -> int:
+    """Member k's postmaster, from its data directory (the primary-kill fault)."""
+    return int((root / f"pg{k}" / "data" / "postmaster.pid").read_text().split()[0])
+
+
+def start(layout: PgLayout, root: Path, started: list[int]) -> list[int]:
+    """etcd, then the Patroni members, then HAProxy; -> the process groups started, in
+    order (each process leads its own group: `stop` ends a member with its postgres)."""
+    for tool in ("etcd", "patroni", "haproxy"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            raise StartError(f"no {tool}; as root: apt-get install -y etcd-server patroni haproxy")
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not bins:
+        raise StartError("no PostgreSQL server binaries; apt-get install -y postgresql")
+    root.mkdir(parents=True, exist_ok=True)
+    pids = started  # filled as each starts: a failure half-way still knows what to stop
+    for k in range(MEMBERS):
+        pids.append(_spawn(_etcd_command(layout, k, root), root / f"etcd{k}.log"))
+    wait_until(
+        lambda: all(listening("127.0.0.1", p) for p in layout.etcd_client), "etcd", START_TIMEOUT
+    )
+    for k in range(MEMBERS):
+        home = root / f"pg{k}"
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "patroni.yml"
+        config.write_text(json.dumps(patroni_config(layout, k, root, bins[-1].parent), indent=1))
+        if os.geteuid() == 0:
+            for path in (home, config):
+                shutil.chown(path, "postgres", "postgres")
+        home.chmod(0o700)
+        pids.append(start_member(root, k))
+    wait_until(lambda: primary_member(layout) is not None, "a Patroni primary", START_TIMEOUT)
+    cfg = root / "haproxy.cfg"
+    cfg.write_text(haproxy_config(layout))
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    pids.append(_spawn([haproxy, "-db", "-f", str(cfg)], root / "haproxy.log"))
+    wait_until(lambda: listening("127.0.0.1", layout.primary), "HAProxy", START_TIMEOUT)
+    wait_until(lambda: sync_standby(layout) is not None, "a synchronous standby", START_TIMEOUT)
+    return pids
+
+
+def layout_from(ports: list[int]) -> PgLayout:
+    """A layout over 4 x MEMBERS + 1 ports, in the order of the fields."""
+    m = MEMBERS
+    return PgLayout(
+        etcd_client=tuple(ports[0:m]),
+        etcd_peer=tuple(ports[m : 2 * m]),
+        postgres=tuple(ports[2 * m : 3 * m]),
+        rest=tuple(ports[3 * m : 4 * m]),
+        primary=ports[4 * m],
+    )
+
+
+PORTS_NEEDED = 4 * MEMBERS + 1

@@ -1,4 +1,4 @@
-# One image for every Fixup process (services, migrations, the nginx exporter).
+# One image for every Fixup process (services, migrations, the nginx exporter, backups).
 # Build: docker build -t fixup:local .   (docker-compose.yml uses fixup:local)
 # The generated repositories, the protobuf messages and the Swagger UI bundle are built
 # here from sql/, proto/ and tools/swagger (offline: sqlc reads the committed types locks
@@ -43,6 +43,11 @@ COPY --from=swagger /src/tools/swagger/node_modules tools/swagger/node_modules
 RUN python -m tools.swag_config --out /src/var/docs && rm -rf tools/swagger/node_modules
 
 FROM python:3.11-slim-bookworm
+# pgBackRest: the backup CronJob (deploy/k8s/base/backup.yaml) runs it from this image
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends pgbackrest ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 --user-group fixup
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app

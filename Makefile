@@ -9,7 +9,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help install lint format typecheck test test-fast test-reliability test-lists test-unit migrate-up migrate-down migrate-status \
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
-	check-service scan-deps deploy-lint api-lint api-lint-deps failover-drill
+	check-service scan-deps deploy-lint api-lint api-lint-deps failover-drill \
+	backup-servers backup restore restore-drill
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -50,13 +51,17 @@ test-fast: install ## unit + codegen tests that need no server (about a minute, 
 	$(VENV)/bin/pytest tests/unit tests/codegen --no-servers $(PYTEST_ARGS)
 
 test-reliability: install ## the full reliability suite (more fuzz cases, 60 s load phases; make test runs a bounded one)
-	RELIABILITY_FULL=1 $(VENV)/bin/pytest tests/reliability tests/e2e/test_chat_replicas.py -p no:randomly $(PYTEST_ARGS)
+	RELIABILITY_FULL=1 $(VENV)/bin/pytest tests/reliability tests/e2e/test_chat_replicas.py tests/e2e/test_start_before_database.py -p no:randomly $(PYTEST_ARGS)
 
 release-drill: install ## 2 replicas of every HTTP service behind nginx, whole stories under load, every replica replaced in turn + an online migration: failures, p50/p99, invariants (make test runs a bounded one)
 	RELEASE_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_release_drill.py -s -p no:randomly $(PYTEST_ARGS)
 
 revocation-loss: install ## Redis killed, flushed or behind right after revocations, every case (make test runs three): the old token's window per case (ADR 0034)
 	REVOCATION_LOSS_FULL=1 $(VENV)/bin/pytest tests/integration/test_revocation_loss.py -s -p no:randomly $(PYTEST_ARGS)
+
+restore-drill: install ## story load through nginx onto archived servers, T taken mid-run, every database restored to T: acknowledged writes, invariants, the outbox's exactly-once award, RPO/RTO (make test runs a bounded one)
+	@$(PY) -m tools.packages ensure backup
+	RESTORE_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_restore_drill.py -s -p no:randomly $(PYTEST_ARGS)
 
 test-lists: install ## the whole list walk: every list x key x direction x page size 1-3 x filter value, by page and cursor (make test runs a sample)
 	LIST_WALK=all $(VENV)/bin/pytest tests/integration/test_list_walk.py -p no:randomly $(PYTEST_ARGS)
@@ -125,19 +130,33 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/psycopg tests/codegen/mysql tests/codegen/patch_pg
 	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/psycopg tests/codegen/mysql tests/codegen/patch_pg
 
-run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service
+# make run backups=1: the services' <DB>_DATABASE_URL point at the archived servers
+ARCHIVED = $(if $(backups),set -a && . var/db/backups.env && set +a &&)
+run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service; backups=1: on the archived servers of make backup-servers
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null
+	$(if $(backups),@$(MAKE) --no-print-directory backup-servers)
 	$(if $(replicas),$(PY) -m tools.procfile write --replicas $(replicas) --out var/Procfile)
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
 	@# nothing listening at a configured database or Redis address: ours, stopped again on exit
-	@$(PY) -m tools.local_servers up && trap '$(PY) -m tools.local_servers down' EXIT && \
+	@$(ARCHIVED) $(PY) -m tools.local_servers up && trap '$(PY) -m tools.local_servers down' EXIT && \
 	  { $(PY) -m tools.connection_budget $(if $(replicas),--replicas $(replicas)) || \
 	    echo "note: under full load the pools above may meet 'too many clients' (503s)"; } && \
 	  $(PY) -m tools.seed --local-dev && \
 	  JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -d . -f $(if $(replicas),var/Procfile,Procfile)
+
+backup-servers: install ## a PostgreSQL cluster (WAL archived by pgBackRest) and a MariaDB (binary log on) of the run's own under var/db/, every database migrated (docs/operations.md "Backups")
+	@$(PY) -m tools.packages ensure backup
+	$(PY) -m tools.backup_servers up
+
+backup: install ## a full (first) or differential pgBackRest backup of every PostgreSQL database + a mariadb-backup of points, binary log archived (type=full|diff)
+	$(PY) -m tools.backup $(if $(type),--type $(type))
+
+restore: install check-db ## restore db=X to time=T (ISO 8601) into a new server under var/restore/; prints its DSN
+	@test -n "$(time)" || { echo "usage: make restore db=X time=2026-11-25T14:05:00Z"; exit 2; }
+	$(PY) -m tools.restore run $(db) "$(time)"
 
 bench: install ## every benchmark (side by side; needs wrk, nginx): bench/results/latest.json + docs/benchmarks.md and the README headline
 	$(PY) -m bench.run $(if $(only),--only $(only))

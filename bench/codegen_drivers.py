@@ -93,9 +93,9 @@ async def bench(dsn: str, modules: dict[str, ModuleType], rounds: int) -> None:
         ops[name] = lambda q=q: q.get_department(psy, id=target)
     await side_by_side("get by id", ops, rounds, 200)
     page = {"row_offset": 0, "row_limit": 100}
-    ops = {"asyncpg": lambda: asyncpg_q.list_departments_by_name_asc(pg, **page)}
+    ops = {"asyncpg": lambda: asyncpg_q.plain_departments_page(pg, **page)}
     for name, q in modules.items():
-        ops[name] = lambda q=q: q.list_departments_by_name_asc(psy, **page)
+        ops[name] = lambda q=q: q.plain_departments_page(psy, **page)
     await side_by_side("list 100 rows", ops, rounds, 100)
 
     def copy_op(q: ModuleType, conn: Any) -> Op:

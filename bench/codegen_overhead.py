@@ -66,7 +66,7 @@ async def bench_asyncpg(dsn: str, rounds: int) -> None:
         return None if row is None else Department(*row)
 
     async def hand_list() -> list[Department]:
-        rows = await conn.fetch(dep_q.LIST_DEPARTMENTS_BY_NAME_ASC, 0, 100)
+        rows = await conn.fetch(dep_q.PLAIN_DEPARTMENTS_PAGE, 0, 100)
         return [Department(*r) for r in rows]
 
     await compare(
@@ -74,7 +74,7 @@ async def bench_asyncpg(dsn: str, rounds: int) -> None:
     )
     await compare(
         "asyncpg  list 100 rows",
-        lambda: dep_q.list_departments_by_name_asc(conn, row_offset=0, row_limit=100),
+        lambda: dep_q.plain_departments_page(conn, row_offset=0, row_limit=100),
         hand_list,
         rounds,
         100,

@@ -191,7 +191,7 @@ async def bench_pg(dep_dsn: str, users_dsn: str, args: argparse.Namespace) -> di
 
     async def a_list() -> list[Department]:
         async with gen_db.acquire() as conn:
-            return await dep_q.list_departments_by_name_asc(conn, row_offset=0, row_limit=50)
+            return await dep_q.plain_departments_page(conn, row_offset=0, row_limit=50)
 
     async def a_insert() -> Department | None:
         async with gen_db.acquire() as conn:
@@ -220,7 +220,7 @@ async def bench_pg(dep_dsn: str, users_dsn: str, args: argparse.Namespace) -> di
 
     async def b_list() -> list[Department]:
         async with hand.acquire() as conn:
-            rows = await conn.fetch(dep_q.LIST_DEPARTMENTS_BY_NAME_ASC, 0, 50)
+            rows = await conn.fetch(dep_q.PLAIN_DEPARTMENTS_PAGE, 0, 50)
         return [Department(*r) for r in rows]
 
     async def b_insert() -> Department:

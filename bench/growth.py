@@ -39,7 +39,6 @@ from tools import migrate
 from tools.databases import PG_DEFAULT
 from tools.dbadmin import drop_database
 
-START = dict.fromkeys(("after_id", "after_text", "after_time", "after_int", "after_num"))
 FILTERS: dict[str, Any] = {
     "role": UserRole.PROVIDER,
     "department_id": None,
@@ -58,13 +57,12 @@ FROM generate_series($1::bigint, $2::bigint) AS n
 """
 
 
-# ListUsers' parameters after the filters: after_id, orderby, descending, after_text,
-# after_time, after_int, after_num (then offset, limit)
-NO_CURSOR = (None, "last_name", False, None, None, None, None)
+LIST_USERS = q.LIST_USERS["last_name", "asc"]  # the statement these pages run
+NO_CURSOR = (None, None)  # ListUsersByLastNameAsc's after_key, after_tie: the first page
 
 
 def after(cursor: Any) -> tuple[Any, ...]:
-    return (cursor[1], "last_name", False, cursor[0], None, None, None)
+    return (cursor[0], cursor[1])
 
 
 INDEXES = """
@@ -149,10 +147,9 @@ async def measure(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
                         conn,
                         **FILTERS,
                         orderby="last_name",
-                        descending=False,
+                        sort="asc",
                         row_offset=0,
                         row_limit=50,
-                        **START,
                     )
 
                 # (each size's closures run before the next size rebinds what they read)
@@ -161,10 +158,9 @@ async def measure(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
                         conn,
                         **FILTERS,
                         orderby="last_name",
-                        descending=False,
+                        sort="asc",
                         row_offset=filtered // 2,  # noqa: B023
                         row_limit=50,
-                        **START,
                     )
 
                 async def keyset() -> Any:  # what `?cursor=` runs: the generated ListUsers
@@ -172,10 +168,10 @@ async def measure(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
                         conn,
                         **FILTERS,
                         orderby="last_name",
-                        descending=False,
+                        sort="asc",
                         row_offset=0,
                         row_limit=50,
-                        **START | {"after_text": cursor[0], "after_id": cursor[1]},  # noqa: B023
+                        after=(cursor[0], cursor[1]),  # noqa: B023
                     )
 
                 async def search() -> Any:
@@ -186,10 +182,9 @@ async def measure(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
                         verified=None,
                         search=target,  # noqa: B023
                         orderby="last_name",
-                        descending=False,
+                        sort="asc",
                         row_offset=0,
                         row_limit=50,
-                        **START,
                     )
 
                 async def scan() -> Any:  # the seed's statistics; the service's with a search
@@ -222,25 +217,25 @@ async def measure(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
                 )
                 raw = conn  # the pooled asyncpg connection: its statement cache
                 plans = {
-                    "ListUsers": await plans_of(raw, q.LIST_USERS),
+                    "ListUsers": await plans_of(raw, LIST_USERS),
                     "UserStatistics": await plans_of(raw, q.USER_STATISTICS),
                 }
                 named = {
                     r["statement"]: r["name"]
                     for r in await raw.fetch("SELECT name, statement FROM pg_prepared_statements")
                 }
-                pl = named.get(q.LIST_USERS)
+                pl = named.get(LIST_USERS)
                 explains = {
                     "page 1": await explain(
-                        raw, pl, "PROVIDER", None, None, None, *NO_CURSOR, 0, 50
+                        raw, pl, "PROVIDER", None, None, None, 0, 50, *NO_CURSOR
                     )
                     if pl
                     else [],
-                    "search": await explain(raw, pl, None, None, None, target, *NO_CURSOR, 0, 50)
+                    "search": await explain(raw, pl, None, None, None, target, 0, 50, *NO_CURSOR)
                     if pl
                     else [],
                     "keyset": await explain(
-                        raw, pl, "PROVIDER", None, None, None, *after(cursor), 0, 50
+                        raw, pl, "PROVIDER", None, None, None, 0, 50, *after(cursor)
                     )
                     if pl
                     else [],

@@ -93,12 +93,18 @@ class List:
     read: Callable[[Any, int, Any], Awaitable[list[Any]]]  # (conn, offset, after)
 
 
+def position(after: Any) -> Any:
+    """The generated list's `after`: the (key, id) a cursor names, or None from the start."""
+    return None if not after else (after[0], after[1])
+
+
 async def services(conn: Any, offset: int, after: Any) -> list[Any]:
-    return await catalog_q.list_services_by_name_asc(
+    return await catalog_q.list_services(
         conn,
         subcategory_id=None,
-        after_id=after and after[1],
-        after_key=after and after[0],
+        orderby="name",
+        sort="asc",
+        after=position(after),
         row_offset=offset,
         row_limit=LIMIT,
     )
@@ -113,9 +119,9 @@ async def orders(conn: Any, offset: int, after: Any) -> list[Any]:
         status=None,
         service_id=None,
         search=None,
-        after_id=after and after[1],
-        after_time=after and after[0],
-        descending=True,
+        orderby="created_at",
+        sort="desc",
+        after=position(after),
         row_offset=offset,
         row_limit=LIMIT,
     )
@@ -127,9 +133,9 @@ async def jobs(conn: Any, offset: int, after: Any) -> list[Any]:
         see_all=True,
         viewer_id=ADMIN,
         status=None,
-        after_id=after and after[1],
-        after_time=after and after[0],
-        descending=True,
+        orderby="created_at",
+        sort="desc",
+        after=position(after),
         row_offset=offset,
         row_limit=LIMIT,
     )
@@ -139,9 +145,9 @@ async def reviews(conn: Any, offset: int, after: Any) -> list[Any]:
     return await reviews_q.list_provider_reviews(
         conn,
         provider_id=PROVIDER,
-        after_id=after and after[1],
-        after_time=after and after[0],
-        descending=True,
+        orderby="created_at",
+        sort="desc",
+        after=position(after),
         row_offset=offset,
         row_limit=LIMIT,
     )

@@ -68,7 +68,7 @@ PATH = "/v1/departments?limit=50"
 ROWS = 1000
 PEERS = ("litestar", "blacksheep")  # answer the service's body exactly, after parsing
 # what the service runs per request, as pgbench runs it: the ceiling
-STATEMENTS = (with_literals(q.PAGE_DEPARTMENTS_BY_NAME_ASC, (0, 50)),)  # page + total + stamp
+STATEMENTS = (with_literals(q.PAGE_DEPARTMENTS["name", "asc"], (0, 50)),)  # page + total + stamp
 # issue 38's floor: with every layer of lib/ on its libraries' public APIs only, the service
 # spends no more server CPU per request than either bare peer (ADR 0020)
 CPU_FLOORS = {"service/litestar": 1.0, "service/blacksheep": 1.0}

@@ -33,10 +33,10 @@ from blacksheep import Application, Content, Response
 from litestar import Litestar, get
 from litestar.params import Parameter
 
-from bench.http_users import PAGE_ARGS, STATS_ARGS, cursor_after, points_client
+from bench.http_users import LIST_USERS, STATS_ARGS, cursor_after, page_args, points_client
 from services.departments.db.departments import COUNT_DEPARTMENTS as COUNT
-from services.departments.db.departments import LIST_DEPARTMENTS_BY_NAME_ASC as PAGE
-from services.users.db.users import LIST_USERS, USER_STATISTICS
+from services.departments.db.departments import PLAIN_DEPARTMENTS_PAGE as PAGE
+from services.users.db.users import USER_STATISTICS
 
 JSON = b"application/json"
 
@@ -124,7 +124,7 @@ async def _users(state: dict[str, Any], limit: int) -> tuple[list[Any], Any, dic
     """The page, then the page's points over gRPC while the statistics run (as the service
     and the reference overlap them)."""
     async with state["db"].acquire() as conn:
-        rows = await conn.fetch(LIST_USERS, *PAGE_ARGS[:-1], limit)
+        rows = await conn.fetch(LIST_USERS, *page_args(limit))
         points = asyncio.create_task(
             state["points"].get_user_list_points([str(r[0]) for r in rows])
         )

@@ -21,7 +21,7 @@ import uvloop
 from aiohttp import web
 
 from services.departments.db.departments import COUNT_DEPARTMENTS as COUNT
-from services.departments.db.departments import LIST_DEPARTMENTS_BY_NAME_ASC as PAGE
+from services.departments.db.departments import PLAIN_DEPARTMENTS_PAGE as PAGE
 
 # The SQL is the generated query's text, so a new column reaches the reference with the
 # next `make sqlc`; tests/integration/test_bench_reference.py compares the two responses.

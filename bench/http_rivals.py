@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 
 from bench.data_access import DepartmentOrm, sa_url
 from services.departments.db.departments import COUNT_DEPARTMENTS as COUNT
-from services.departments.db.departments import LIST_DEPARTMENTS_BY_NAME_ASC as PAGE
+from services.departments.db.departments import PLAIN_DEPARTMENTS_PAGE as PAGE
 
 
 class DepartmentOut(BaseModel):

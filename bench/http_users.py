@@ -66,7 +66,8 @@ from lib.clients.points import PointsClient
 from lib.grpc.client import ChannelPool
 from lib.http.cursor import encode
 from lib.http.listing import Page
-from services.users.db.users import LIST_USERS, USER_STATISTICS, USER_STATISTICS_SUMMARY
+from services.users.db import users as users_q
+from services.users.db.users import USER_STATISTICS, USER_STATISTICS_SUMMARY
 from services.users.settings import UsersSettings
 from tools import migrate
 from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
@@ -75,7 +76,15 @@ from tools.dbadmin import drop_database
 PATH = "/v1/users?limit=50"
 USERS = 20_000
 # no filter, by last name, from the start (the keyset parameters NULL)
-PAGE_ARGS = (None, None, None, None, None, "last_name", False, None, None, None, None, 0, 50)
+LIST_USERS = users_q.LIST_USERS["last_name", "asc"]  # the statement of ?orderby=last_name
+
+
+def page_args(limit: int = 50) -> tuple[Any, ...]:
+    """ListUsersByLastNameAsc's parameters: no filter, offset 0, no cursor (from the start)."""
+    return (None, None, None, None, 0, limit, None, None)
+
+
+PAGE_ARGS = page_args()
 STATS_ARGS = (None, None, None, None)  # the seed's scan, as the peers and p1/p2 compute it
 SUMMARY_ARGS = (None, None, None)  # the service's: the summary the writes keep (ADR 0023)
 TARGETS = {
@@ -184,7 +193,7 @@ def asyncpg_app(dsn: str, points_addr: str) -> FastAPI:
     @app.get("/v1/users")
     async def list_users(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
         async with state["db"].acquire() as conn:
-            rows = await conn.fetch(LIST_USERS, *PAGE_ARGS[:-1], limit)
+            rows = await conn.fetch(LIST_USERS, *page_args(limit))
             stats = await conn.fetchrow(USER_STATISTICS, *STATS_ARGS)
         points = await state["points"].get_user_list_points([str(r["id"]) for r in rows])
         return page_json(rows, stats, points)

@@ -8,7 +8,7 @@ migrated databases; users reaches points over gRPC, so the users list loads both
   soak     the departments list under constant load for `--soak` seconds, RSS sampled
            every `--every` seconds; drift = last / first sample after the warm-up - 1
 When the drift reaches the target (5%), or with --tracemalloc, a second soak runs on a
-service with PROFILING_ENABLED (lib/profiling.py: tracemalloc, loopback port): a baseline
+service with PROFILING_ENABLED (lib/http/profiling.py: tracemalloc, loopback port): a baseline
 snapshot after the warm-up and the top growth sites at the end.
 Targets: <= 120 MiB per process; drift < 5%.
 Run: .venv/bin/python -m bench.memory [--load 3] [--soak 60] [--json F]

@@ -37,11 +37,12 @@ from bench.common import free_port
 from lib.clients.points import PointsClient
 from lib.db.pool import Database, connect
 from lib.grpc.client import ChannelPool
-from lib.http.listing import Page
+from lib.http.cursor import ListPage
 from lib.logging import configure_logging
 from services.users.db import users as q
-from services.users.handlers import keyset_args, load_users
+from services.users.handlers import UsersPage, load_users
 from services.users.points import PointsLookup, points_for
+from services.users.schemas import UserListQuery
 from tests.proxy import TcpProxy, through
 from tools import migrate
 from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
@@ -50,7 +51,9 @@ from tools.service_process import ServiceProcess
 
 USERS = 20_000
 FILTERS: dict[str, Any] = {"role": None, "department_id": None, "verified": None, "search": None}
-PAGE = Page(limit=50, page=1, orderby="last_name", sort="asc", query=None)
+PAGE: UsersPage = ListPage(
+    UserListQuery.model_validate({}), "last_name", "asc", 50, 1, 0, None, q.LIST_USERS_SORTING
+)  # what list_page makes of ?limit=50
 
 
 async def load_statistics(db: Database) -> None:
@@ -61,9 +64,8 @@ async def load_statistics(db: Database) -> None:
 async def load_page(db: Database) -> list[str]:
     async with db.acquire() as conn:
         rows = await q.list_users(
-            conn, **FILTERS, orderby="last_name", descending=False, row_offset=0, row_limit=50,
-            **keyset_args(PAGE, None),
-        )  # fmt: skip
+            conn, **FILTERS, orderby="last_name", sort="asc", row_offset=0, row_limit=50
+        )
     return [str(r.id) for r in rows]
 
 
@@ -102,7 +104,7 @@ async def run(
     lookup = PointsClient(pool, timeout=10)
 
     async def one_connection() -> None:
-        await load_users(db, lookup, FILTERS, PAGE, None)
+        await load_users(db, lookup, FILTERS, PAGE)
 
     async def two_connections() -> None:
         async with asyncio.TaskGroup() as group:

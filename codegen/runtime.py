@@ -13,7 +13,7 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias, Union
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union
 
 import orjson
 
@@ -119,3 +119,30 @@ def mysql_set(value: str | set[str] | frozenset[str]) -> frozenset[str]:
     if isinstance(value, str):
         return frozenset(v for v in value.split(",") if v)
     return frozenset(value)
+
+
+K = TypeVar("K", bound=str)  # a sorted list's keys: its generated Literal
+A = TypeVar("A")  # its `after` position: the generated tuple type (None: offset paging only)
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """A `fixup: sort` key of a generated list: its row attribute, what its values are
+    (text, int, int64, decimal, time, date, uuid, bool or other), whether they can be NULL,
+    and its directions."""
+
+    field: str
+    kind: str
+    nullable: bool
+    directions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sorting(Generic[K, A]):
+    """A generated sorted list: its keys (the first is the default), its tie-breaker's row
+    attribute and kind, and whether it pages by keyset (the function then takes `after`)."""
+
+    keys: dict[K, SortKey]
+    tie: str | None
+    tie_kind: str | None
+    keyset: bool

@@ -68,6 +68,11 @@ class ServiceSettings(BaseSettings):
     # asyncpg resets a connection on every release; a service whose handlers never change
     # session state (SET, LISTEN, temp tables, session locks) may turn it off (ADR 0005)
     db_pool_reset: bool = True
+    # start-up with the database down (lib/db/waiting.py): the service serves (/ready 503)
+    # and keeps connecting for this many seconds, 0 = until stopped; each attempt is
+    # bounded by DB_CONNECT_TIMEOUT (a black-holed server)
+    db_connect_wait: float = Field(0.0, ge=0)
+    db_connect_timeout: float = Field(10.0, gt=0, le=300)
     redis_url: str = ""
     log_level: str = "INFO"
     log_file: str = ""

@@ -65,6 +65,14 @@ class PreconditionFailed(AppError):
     status, code, title = 412, "PRECONDITION_FAILED", "Precondition failed"
 
 
+class ClientClosedRequest(AppError):
+    """The client went away before its request body arrived whole (lib/http/body.py): its
+    doing, not a server error. Counted and logged as NGINX does, 499; nobody reads it."""
+
+    status, code, title = 499, "CLIENT_CLOSED_REQUEST", "Client closed request"
+    closes_connection = True
+
+
 class RequestTimeout(AppError):
     """The client took longer than allowed to send the request body (lib/http/body.py)."""
 

@@ -10,19 +10,16 @@ known children when it starts (the pool its `service`, a breaker its `dependency
 request metrics below every route); tests/e2e/test_metrics_from_startup.py reads every
 dashboard and rule expression and checks each named series on freshly started services.
 
-Domain facts (logins, offers, jobs, messages, points, mails: `Facts` below, defined in
-the service that owns them) count once per committed fact, labelled only by bounded
+Domain facts (logins, offers, jobs, messages, points, mails: `lib.db.facts.Facts`,
+defined in the service that owns them) count once per committed fact, labelled only by bounded
 values (outcome, role, reason), never by a user or an id.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
-
-from lib.db.committed import after_commit
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",
@@ -104,27 +101,3 @@ def start_grpc_series(methods: Iterable[str]) -> None:
         GRPC_DURATION.labels(method)
         for code in FAILURE_CODES:
             GRPC_HANDLED.labels(method, code)
-
-
-class Facts:
-    """A counter of committed domain facts whose labels take only the values listed here:
-    `start()` creates every child at 0, `count()` refuses any other value (a label that
-    grows with users or ids would make a series per user) and counts after the commit."""
-
-    def __init__(self, name: str, documentation: str, **values: tuple[str, ...]) -> None:
-        self.name, self.values = name, values
-        self.counter = Counter(name, documentation, ["service", *values])
-
-    def start(self, service: str) -> None:
-        for combination in itertools.product(*self.values.values()):
-            self.counter.labels(service, *combination)
-
-    def count(self, service: str, amount: float = 1, **labels: str) -> None:
-        """Count `amount` once the transaction this runs in commits (at once outside one)."""
-        if labels.keys() != self.values.keys():
-            raise ValueError(f"{self.name}: labels {sorted(self.values)}")
-        for label, value in labels.items():
-            if value not in self.values[label]:
-                raise ValueError(f"{self.name}: {label}={value!r} not in {self.values[label]}")
-        child = self.counter.labels(service, *(labels[label] for label in self.values))
-        after_commit(lambda: child.inc(amount))

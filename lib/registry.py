@@ -2,7 +2,7 @@
 
 The rest is derived from `MICROSERVICES`: the databases of tools/databases.py, NGINX's
 upstreams and `/api/<name>/` locations (tools/nginx.py), the documents of `make swag-gen`
-(tools/swag.py), the profiling ports (lib/profiling.py), the Procfile (tools/procfile.py),
+(tools/swag.py), the profiling ports (lib/http/profiling.py), the Procfile (tools/procfile.py),
 `.env.example` (tools/env_example.py), Compose, Kubernetes, Prometheus and the dashboards
 (`make deploy-gen`), and each service's default port and database URL (lib/config.py).
 `make new-service name=X db=postgresql|mysql [grpc=1]` adds an entry and a working service;
@@ -47,7 +47,7 @@ class Microservice:
     the offering a customer orders (docs/architecture.md, "Names")."""
 
     name: str
-    index: int  # profiling port: 6060 + index*10 + worker (lib/profiling.py)
+    index: int  # profiling port: 6060 + index*10 + worker (lib/http/profiling.py)
     port: int  # the first replica's HTTP port; a gRPC service's /health /ready /metrics
     database: str
     engine: Engine

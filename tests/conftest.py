@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from lib import registry
+from tests.selection import exercised
 from tests.servers import DatabaseFactory, Servers, ServerUnavailableError, resolve_servers, run_id
 from tools import migrate
 from tools.databases import get_database
@@ -84,7 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--svc",
         choices=names,
-        help="only one service's tests: files named for it or importing services.<svc>",
+        help="only one service's tests: every file that exercises it (tests/selection.py)",
     )
     parser.addoption(
         "--no-servers", action="store_true", help="only tests that need no database or Redis"
@@ -99,10 +100,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 def for_service(path: Path, svc: str) -> bool:
-    """A test file of `--svc`: named for it or importing `services.<svc>` (so never
-    tests/e2e/test_new_service.py, whose services are throwaway names)."""
-    named = re.search(rf"(^|_){svc}(_|\.py$)", path.name) is not None
-    return named or re.search(rf"\bservices[./]{svc}\b", path.read_text()) is not None
+    """A test file of `--svc`: one that exercises it (tests/selection.py: named for it,
+    importing, starting or naming it, itself or through a module of tests/ it imports,
+    walking every service of the registry, or declaring `EXERCISES`)."""
+    return svc in exercised(path, [service.name for service in registry.MICROSERVICES])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,4 +1,4 @@
-"""The dashboards' domain panels: each service's "Domain" row of its lib.metrics.Facts
+"""The dashboards' domain panels: each service's "Domain" row of its lib.db.facts.Facts
 counters, and the marketplace overview over every service (docs/operations.md)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ def per_hour(metric: str, selector: str = "", by: str = "") -> str:
 
 
 def domain_panels(name: str, s: str) -> list[Panel]:
-    """The domain counters (lib.metrics.Facts) service `name` owns, for selector `s`."""
+    """The domain counters (lib.db.facts.Facts) service `name` owns, for selector `s`."""
     panels = {
         "users": [
             p(

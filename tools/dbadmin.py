@@ -11,6 +11,7 @@ import pymysql
 
 from tools.databases import database_name, engine_of, with_database
 
+DATABASE_EXISTS = 1007  # MariaDB ER_DB_CREATE_EXISTS
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,63}$")
 
 
@@ -52,19 +53,28 @@ def database_exists(dsn: str) -> bool:
 
 
 def create_database(dsn: str) -> bool:
-    """Create the database of `dsn` when missing; True when it was created."""
+    """Create the database of `dsn` when missing; True when it was created. Two runs at
+    once (two `make migrate-up` on a new server) both succeed: the loser finds it made."""
     name = _checked_name(dsn)
     if database_exists(dsn):
         return False
     if engine_of(dsn) == "postgresql":
         admin = psycopg_dsn(with_database(dsn, "postgres"))
         with psycopg.connect(admin, autocommit=True) as pg:
-            pg.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+            try:
+                pg.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                return False
     else:
         with mysql_connect(dsn) as my, my.cursor() as cur:
-            cur.execute(
-                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            )
+            try:
+                cur.execute(
+                    f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
+            except pymysql.err.ProgrammingError as exc:
+                if exc.args[0] != DATABASE_EXISTS:
+                    raise
+                return False
     return True
 
 

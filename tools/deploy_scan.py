@@ -1,5 +1,5 @@
 """What a reviewer of the deploy files runs, offline: `python -m tools.deploy_scan [what]`
-(`make deploy-lint`; tests/unit/test_deploy_scan.py runs the same in `make test`).
+(`make deploy-lint`; tests/integration/test_deploy_scanners.py runs the same in `make test`).
 
 - checkov on each Kubernetes overlay as `kubectl kustomize` renders it (.checkov.yaml:
   the skipped checks, each with why): 0 failed checks;

@@ -17,18 +17,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import statistics
 import sys
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
-from tools import ha_tier
+from tools import ha_mariadb, ha_tier
+from tools.drill_writers import (
+    CONNECT_TIMEOUT,
+    STATEMENT_TIMEOUT,
+    Client,
+    MariaWrites,
+    PgWrites,
+    Writer,
+)
+from tools.ha_mariadb import MariaLayout
 from tools.ha_postgres import (
     MEMBERS,
     TTL,
@@ -41,64 +51,9 @@ from tools.ha_postgres import (
 )
 from tools.local_servers import StartError
 
-STATEMENT_TIMEOUT = 3.0  # a write's bound: past it, a failure counted, never a hang
-CONNECT_TIMEOUT = 2
 # the first write after a fault: the leader key's TTL, an election, HAProxy's checks
 RECOVERY_LIMIT = 3 * TTL + 15
 WARM_WRITES = 30
-
-
-@dataclass
-class Writer:
-    """One client committing numbered rows one by one, reconnecting after any failure."""
-
-    dsn: str
-    acked: list[tuple[int, float, float]] = field(default_factory=list)  # id, start, end
-    failures: Counter[str] = field(default_factory=Counter)
-    longest_failure: float = 0.0
-    failed_at: list[float] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        conn: psycopg.Connection[tuple[object, ...]] | None = None
-        n = 0
-        while not self.stop.is_set():
-            n += 1
-            began = time.monotonic()
-            try:
-                if conn is None:
-                    conn = psycopg.connect(
-                        self.dsn,
-                        autocommit=True,
-                        connect_timeout=CONNECT_TIMEOUT,
-                        options=f"-c statement_timeout={int(STATEMENT_TIMEOUT * 1000)}",
-                    )
-                conn.execute("INSERT INTO drill_writes (id) VALUES (%s)", (n,))
-                self.acked.append((n, began, time.monotonic()))
-            except psycopg.Error as exc:
-                self.failures[type(exc).__name__] += 1
-                self.failed_at.append(began)
-                self.longest_failure = max(self.longest_failure, time.monotonic() - began)
-                if conn is not None:
-                    conn.close()
-                conn = None
-                self.stop.wait(0.05)  # a retry's pause, not a synchronisation
-        if conn is not None:
-            conn.close()
-
-    def first_failure_after(self, moment: float) -> float | None:
-        return next((t for t in self.failed_at if t > moment), None)
-
-    def recovered_since(self, moment: float) -> bool:
-        """A write acknowledged after the first failure that followed `moment` (or after
-        `moment` once a second has passed with no failure at all)."""
-        outage = self.first_failure_after(moment)
-        if outage is None:
-            return time.monotonic() - moment > 1.0 and self.acked_after(moment) > 0
-        return self.acked_after(outage) > 0
-
-    def acked_after(self, moment: float) -> int:
-        return sum(1 for _, start, _ in self.acked if start > moment)
 
 
 def _latency(writes: list[tuple[int, float, float]]) -> str:
@@ -154,19 +109,21 @@ class FaultResult:
     longest_failure: float
 
 
-def drill_one(dsn: str, root: Path, layout: PgLayout, groups: list[int], fault: str) -> FaultResult:
-    # a fault lands on a settled cluster: every member up, a synchronous standby named
-    # (Patroni promotes only that one, so a fault before it is named waits for a human)
-    wait_until(
-        lambda: settled(layout), "every member running with a sync standby", 2 * RECOVERY_LIMIT
-    )
-    writer = Writer(dsn)
+def drive(
+    client: Client,
+    inject: Callable[[], str],
+    diagnose: Callable[[], str],
+    count: Callable[[list[int]], dict[int, int]],
+) -> FaultResult:
+    """Writes flowing, the fault injected, writes flowing again; -> what the writer saw
+    against what the database holds (`count`: acknowledged id -> rows present)."""
+    writer = Writer(client)
     thread = threading.Thread(target=writer.run, daemon=True)
     thread.start()
     try:
         wait_until(lambda: len(writer.acked) >= WARM_WRITES, "warm-up writes", RECOVERY_LIMIT)
         killed_at = time.monotonic()
-        what = FAULTS[fault](root, layout, groups)
+        what = inject()
         after = f"a write after {what}"
         wait_until(lambda: writer.recovered_since(killed_at), after, RECOVERY_LIMIT)
         # a backend outlives its postmaster for a moment: the outage begins at the first
@@ -180,19 +137,12 @@ def drill_one(dsn: str, root: Path, layout: PgLayout, groups: list[int], fault: 
             RECOVERY_LIMIT,
         )
     except StartError as exc:
-        raise StartError(
-            f"{exc}; failed writes {dict(writer.failures)}, the members {cluster_state(layout)}"
-        ) from None
+        raise StartError(f"{exc}; failed writes {dict(writer.failures)}; {diagnose()}") from None
     finally:
         writer.stop.set()
         thread.join(STATEMENT_TIMEOUT + CONNECT_TIMEOUT + 5)
     acked_ids = [n for n, _, _ in writer.acked]
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
-        rows = conn.execute(
-            "SELECT id, count(*) FROM drill_writes WHERE id = ANY(%s) GROUP BY id", (acked_ids,)
-        ).fetchall()
-        conn.execute("TRUNCATE drill_writes")
-    present = {int(i): int(c) for i, c in rows}
+    present = count(acked_ids)
     return FaultResult(
         fault=what,
         recovery_seconds=(first or killed_at) - killed_at,
@@ -206,6 +156,64 @@ def drill_one(dsn: str, root: Path, layout: PgLayout, groups: list[int], fault: 
         duplicated=[n for n, c in present.items() if c > 1],
         longest_failure=writer.longest_failure,
     )
+
+
+def drill_one(dsn: str, root: Path, layout: PgLayout, groups: list[int], fault: str) -> FaultResult:
+    # a fault lands on a settled cluster: every member up, a synchronous standby named
+    # (Patroni promotes only that one, so a fault before it is named waits for a human)
+    wait_until(
+        lambda: settled(layout), "every member running with a sync standby", 2 * RECOVERY_LIMIT
+    )
+
+    def count(acked_ids: list[int]) -> dict[int, int]:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+            rows = conn.execute(
+                "SELECT id, count(*) FROM drill_writes WHERE id = ANY(%s) GROUP BY id",
+                (acked_ids,),
+            ).fetchall()
+            conn.execute("TRUNCATE drill_writes")
+        return {int(i): int(c) for i, c in rows}
+
+    return drive(
+        PgWrites(dsn),
+        lambda: FAULTS[fault](root, layout, groups),
+        lambda: f"the members {cluster_state(layout)}",
+        count,
+    )
+
+
+def drill_mariadb(var: Path) -> FaultResult:
+    """points' MariaDB: the primary SIGKILLed, the replica promoted by tools/ha_mariadb.py
+    at once (the scripted promotion), the writer moving to whichever address takes writes."""
+    root = var / "ha-mariadb"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    layout = MariaLayout(*ha_tier.pick_free_ports(2))
+    pids = ha_mariadb.start(layout, root)
+    try:
+        with ha_mariadb.connect(layout.primary) as conn, conn.cursor() as cur:
+            cur.execute("CREATE DATABASE drill")
+            cur.execute("CREATE TABLE drill.drill_writes (id bigint PRIMARY KEY)")
+
+        def inject() -> str:
+            _kill_and_reap(pids[0])
+            took = ha_mariadb.promote(layout.replica)
+            return f"the MariaDB primary SIGKILLed, its replica promoted ({took:.1f} s)"
+
+        def count(acked_ids: list[int]) -> dict[int, int]:
+            with ha_mariadb.connect(layout.replica) as conn, conn.cursor() as cur:
+                cur.execute("SELECT id, count(*) FROM drill.drill_writes GROUP BY id")
+                return {int(i): int(c) for i, c in cur.fetchall()}
+
+        return drive(
+            MariaWrites((layout.primary, layout.replica), "drill"),
+            inject,
+            lambda: f"the replica's status {ha_mariadb.replica_status(layout.replica)}",
+            count,
+        )
+    finally:
+        for pid in reversed(pids):
+            ha_tier.stop_group(pid)
 
 
 def report(result: FaultResult) -> list[str]:
@@ -236,34 +244,40 @@ def route_dsn(layout: PgLayout, route: str) -> str:
 
 
 def run(var: Path, faults: list[str], route: str = "haproxy") -> list[FaultResult]:
-    layout = ha_tier.up(var, free_ports=True)
-    try:
-        _, groups = ha_tier.read_layout(var)
-        dsn = route_dsn(layout, route)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS drill_writes (id bigint PRIMARY KEY)")
-        results = []
-        for fault in faults:
-            results.append(drill_one(dsn, var / "ha", layout, groups, fault))
-            for line in report(results[-1]):
-                print(line, flush=True)
-            if fault == "member":  # the killed member comes back as a replica
-                ha_tier.restart_members(var)
-        return results
-    finally:
-        ha_tier.down(var)
+    """Each fault in turn: the PostgreSQL ones on one HA tier, MariaDB's on its pair."""
+    results = []
+    pg_faults = [f for f in faults if f in FAULTS]
+    if pg_faults:
+        layout = ha_tier.up(var, free_ports=True)
+        try:
+            _, groups = ha_tier.read_layout(var)
+            dsn = route_dsn(layout, route)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS drill_writes (id bigint PRIMARY KEY)")
+            for fault in pg_faults:
+                results.append(drill_one(dsn, var / "ha", layout, groups, fault))
+                print("\n".join(report(results[-1])), flush=True)
+                if fault == "member":  # the killed member comes back as a replica
+                    ha_tier.restart_members(var)
+        finally:
+            ha_tier.down(var)
+    if "mariadb" in faults:
+        results.append(drill_mariadb(var))
+        print("\n".join(report(results[-1])), flush=True)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.failover_drill", description=__doc__)
-    parser.add_argument("--faults", default="postmaster,member")
+    parser.add_argument("--faults", default="postmaster,member,mariadb")
     parser.add_argument("--var", type=Path, default=Path("var/failover-drill"))
     parser.add_argument("--route", choices=ROUTES, default="haproxy")
     args = parser.parse_args(argv)
     faults = args.faults.split(",")
-    unknown = [f for f in faults if f not in FAULTS]
+    known = [*FAULTS, "mariadb"]
+    unknown = [f for f in faults if f not in known]
     if unknown:
-        print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
+        print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(known)}")
         return 2
     print(f"route to the primary: {args.route}", flush=True)
     results = run(args.var, faults, args.route)

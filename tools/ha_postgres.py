@@ -9,7 +9,7 @@ Patroni's settings are production's with shorter clocks (ttl 10 s, loop_wait 2 s
 primary's leader key expires within `TTL` and the synchronous standby, which holds every
 acknowledged commit, is promoted. HAProxy asks each member's Patroni REST API `/primary`
 every second: only the primary answers 200, so the services' one address always reaches
-the member that accepts writes (ADR 0026 compares it with multi-host DSNs).
+the member that accepts writes (ADR 0033 compares it with multi-host DSNs).
 """
 
 from __future__ import annotations

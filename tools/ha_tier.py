@@ -30,7 +30,7 @@ LEDGER = "tier.json"
 STOP_TIMEOUT = 30.0
 
 
-def _free_ports(count: int) -> list[int]:
+def pick_free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
         for s in sockets:
@@ -51,11 +51,8 @@ def up(var: Path, *, free_ports: bool = False) -> PgLayout:
     root = var / "ha"
     if (root / LEDGER).exists():
         raise StartError(f"an HA tier is recorded in {root / LEDGER}: `down` it first")
-    ports = (
-        _free_ports(PORTS_NEEDED)
-        if free_ports
-        else list(range(BASE_PORT, BASE_PORT + PORTS_NEEDED))
-    )
+    fixed = list(range(BASE_PORT, BASE_PORT + PORTS_NEEDED))
+    ports = pick_free_ports(PORTS_NEEDED) if free_ports else fixed
     taken = [p for p in ports if listening("127.0.0.1", p, timeout=0.2)]
     if taken:
         raise StartError(f"port {taken[0]} is in use (the HA tier needs {ports[0]}-{ports[-1]})")

@@ -6,8 +6,9 @@ pods read (the Secret `fixup-secrets` is referenced, never written: deploy/k8s/R
 the Ingress (ingress-nginx: /api/<svc>/ with the prefix stripped, like NGINX; chat's
 WebSocket upgrade on its own Ingress); the migrations Job.
 
-Also the account pages (tools/k8s_pages.py), Alertmanager (tools/k8s_alertmanager.py) and
-the ingress-nginx controller's settings (tools/k8s_controller.py).
+Also the account pages (tools/k8s_pages.py), Alertmanager (tools/k8s_alertmanager.py), the
+backup CronJob (tools/k8s_backup.py) and the ingress-nginx controller's settings
+(tools/k8s_controller.py).
 
 The overlays (dev, prod) are hand-written. `check` (CI) fails when a committed file is stale.
 """
@@ -23,7 +24,7 @@ import yaml
 
 from lib import registry
 from lib.config import ServiceSettings
-from tools import k8s_alertmanager, k8s_network
+from tools import k8s_alertmanager, k8s_backup, k8s_network
 from tools.generated import ROOT, write_or_check
 from tools.k8s_controller import controller_files
 from tools.k8s_objects import (
@@ -285,6 +286,7 @@ def files() -> dict[str, str]:
     out["migrate-job.yaml"] = dump(migrations_job())
     out["network-policies.yaml"] = dump(*k8s_network.policies(built))
     out["alertmanager.yaml"] = dump(*k8s_alertmanager.objects())
+    out["backup.yaml"] = dump(*k8s_backup.objects(IMAGE, RUN_AS))
     out["pages.yaml"] = dump(
         pages_deployment(), pages_service(), pages_disruption_budget(), pages_ingress()
     )

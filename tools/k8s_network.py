@@ -13,7 +13,9 @@ allow per real edge:
 - each service -> its database's port and Redis's; users -> SMTP and HTTPS (S3) when its
   settings have them; the migrations Job -> every database's port. These peers are
   managed servers outside the cluster: the rules name the port, not an address (an
-  overlay narrows them with an `ipBlock` of the database's network).
+  overlay narrows them with an `ipBlock` of the database's network);
+- the backup CronJob (tools/k8s_backup.py) -> pgBackRest's TLS server on the PostgreSQL
+  host and HTTPS (the S3 repository); nothing reaches it.
 
 Alertmanager's receivers carry no integration yet (tools/alertmanager.py), and tracing is
 off unless OTEL_EXPORTER_OTLP_ENDPOINT is set: whoever adds either adds its egress here.
@@ -30,6 +32,8 @@ from lib import registry
 from lib.config import ServiceSettings
 from tools.k8s_alertmanager import NAME as ALERTMANAGER
 from tools.k8s_alertmanager import PORT as ALERTMANAGER_PORT
+from tools.k8s_backup import NAME as BACKUP
+from tools.k8s_backup import TLS_SERVER_PORT as BACKUP_TLS_PORT
 from tools.k8s_controller import CONTROLLER_NAMESPACE
 from tools.k8s_objects import labels, metadata
 from tools.k8s_pages import PAGES, PAGES_PORT
@@ -137,8 +141,9 @@ def policies(built: list[registry.Microservice]) -> list[Any]:
     )
     engines = sorted({ENGINE_PORTS[s.engine] for s in registry.MICROSERVICES})
     migrate = policy(MIGRATE, labels(MIGRATE), [], [{"ports": tcp(*engines)}])
+    backup = policy(BACKUP, labels(BACKUP), [], [{"ports": tcp(BACKUP_TLS_PORT, HTTPS_PORT)}])
     services = [service_policy(s, built) for s in built]
-    return [deny, dns, *services, pages, alertmanager, migrate]
+    return [deny, dns, *services, pages, alertmanager, migrate, backup]
 
 
 def dns_ports() -> list[dict[str, Any]]:

@@ -180,12 +180,14 @@ def stop_postgresql(home: Path) -> None:
         _run(_as_owner([*command, "-w", "stop"], "postgres"), "pg_ctl stop")
 
 
-def start_mysql(address: Address, home: Path) -> int | None:
+def start_mysql(address: Address, home: Path, options: tuple[str, ...] = ()) -> int | None:
     """mariadb-install-db (first time), then mariadbd with no option file of the machine's:
-    root without a password, as the development server of the README."""
+    root without a password, as the development server of the README; `options` add to
+    its command line (the HA tier's replication settings, tools/ha_mariadb.py)."""
     install, server = shutil.which("mariadb-install-db"), _sbin("mariadbd")
     if install is None or server is None:
         raise StartError(_missing("mysql"))
+    home = home.resolve()  # mariadb-install-db resolves a relative datadir against /usr
     _own(home, "mysql")
     data = home / "data"
     user = ["--user=mysql"] if os.geteuid() == 0 else []
@@ -202,7 +204,7 @@ def start_mysql(address: Address, home: Path) -> int | None:
         [
             *(server, "--no-defaults", f"--datadir={data}", f"--port={address.port}"),
             *(f"--bind-address={address.host}", f"--socket={home / 'mysqld.sock'}"),
-            *(f"--pid-file={home / 'mysqld.pid'}", f"--log-error={log}", *user),
+            *(f"--pid-file={home / 'mysqld.pid'}", f"--log-error={log}", *user, *options),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -7,6 +7,15 @@ every session gets MIGRATE_LOCK_TIMEOUT (s, default 2) and MIGRATE_STATEMENT_TIM
 (s, default 60), so a migration that cannot get its lock fails fast, changes nothing
 (PostgreSQL: the migration's transaction rolls back) and can be run again, instead of
 queueing every request of the release behind it.
+
+Two runs against one database never both migrate: up and down hold the database's
+advisory lock `migrate` (tools/locks.py: a second copy waits up to LOCK_WAIT seconds,
+saying for what, then refuses with one line), and inside it yoyo's own lock row. A run
+killed half-way leaves that row behind (yoyo would refuse every later run until
+`yoyo break-lock`): whoever holds the advisory lock knows the row is a dead run's, removes
+it and says so; the killed migration's transaction was rolled back by the server
+(PostgreSQL; on MariaDB a non-transactional one: docs/migrations.md), so the run applies
+it again. `new` holds var/locks/migrate-new.lock: two at once never take one number.
 """
 
 from __future__ import annotations
@@ -29,9 +38,11 @@ from yoyo.migrations import Migration
 
 from tools.databases import DATABASES, engine_of, get_database
 from tools.dbadmin import create_database
+from tools.locks import database_lock, file_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
+CLIENT_CHECK_MS = 1000  # PostgreSQL 14+: how often a running statement checks its client
 
 
 def yoyo_url(dsn: str, args: dict[str, str] | None = None) -> str:
@@ -78,7 +89,13 @@ class Timeouts:
         a new connection for each migration, so a SET on its first one would not reach it."""
         if engine == "postgresql":
             ms = round(self.lock * 1000), round(self.statement * 1000)
-            return {"options": f"-c lock_timeout={ms[0]}ms -c statement_timeout={ms[1]}ms"}
+            # a run killed mid-statement: the server notices its client gone within a
+            # second and rolls the migration back, instead of holding its locks until
+            # the statement ends (the next run would time out on them)
+            return {
+                "options": f"-c lock_timeout={ms[0]}ms -c statement_timeout={ms[1]}ms"
+                f" -c client_connection_check_interval={CLIENT_CHECK_MS}"
+            }
         # MariaDB: metadata locks (an ALTER's) and row locks wait whole seconds
         whole = max(1, math.ceil(self.lock))
         return {
@@ -102,6 +119,21 @@ def backend_for(dsn: str, timeouts: Timeouts | None = None) -> Iterator[Database
         yield backend
     finally:
         backend.connection.close()
+
+
+@contextlib.contextmanager
+def migration_lock(dsn: str, backend: DatabaseBackend) -> Iterator[None]:
+    """The database's advisory lock `migrate`, then yoyo's lock row; a row found while
+    the advisory lock is ours was left by a killed run: removed, and said so."""
+    with database_lock(dsn, "migrate"):
+        with backend.transaction():
+            left = backend.execute(f"SELECT pid FROM {backend.lock_table}").fetchall()
+        if left:
+            backend.break_lock()
+            pids = ", ".join(str(row[0]) for row in left)
+            print(f"migrate: removed the lock a killed run (pid {pids}) left", file=sys.stderr)
+        with backend.lock():
+            yield
 
 
 def _explain(migration: Migration, exc: Exception, timeouts: Timeouts) -> str:
@@ -143,7 +175,7 @@ def up(
     timeouts = timeouts or Timeouts.from_env()
     migrations = read_migrations(str(source or migrations_dir(db)))
     applied: list[str] = []
-    with backend_for(dsn, timeouts) as backend, backend.lock():
+    with backend_for(dsn, timeouts) as backend, migration_lock(dsn, backend):
         pending = backend.to_apply(migrations)
         pending = pending if steps is None else pending[:steps]
         for migration in pending:
@@ -161,7 +193,7 @@ def down(
     """Roll back the last `steps` migrations (all of them when steps is None)."""
     dsn = dsn or get_database(db).dsn()
     migrations = read_migrations(str(source or migrations_dir(db)))
-    with backend_for(dsn) as backend, backend.lock():
+    with backend_for(dsn) as backend, migration_lock(dsn, backend):
         applied = backend.to_rollback(migrations)
         chosen = applied if steps is None else applied[:steps]
         backend.rollback_migrations(chosen)
@@ -322,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not args.name:
                 raise ValueError("new needs name=NAME")
-            written = new(args.db, args.name, index=args.index)
+            with file_lock("migrate-new"):
+                written = new(args.db, args.name, index=args.index)
             for path in written[:2]:
                 print(f"created {path.relative_to(ROOT)}")
             if len(written) > 2:

@@ -9,7 +9,10 @@ Kubernetes, Kibana and docs/architecture.md's service tables. `remove` deletes w
 wrote (the files of the service, its database's folders, its document and tests) and its
 registry entry, and regenerates the same files: on a tree where nothing else changed, the
 tree is as before. A bad name or engine is refused before anything is written, and both
-run in a transaction: a failure midway (or Ctrl-C) puts every file back.
+run in a transaction: a failure midway (or Ctrl-C) puts every file back. Both hold
+var/locks/new-service.lock (tools/locks.py: a second copy waits up to LOCK_WAIT seconds,
+then refuses with one line); a run killed outright (SIGKILL) left its snapshot in
+var/new-service.journal, and the next run puts the tree back from it before it starts.
 
 A REST service follows every house rule of docs/api.md on either engine (list and item
 with ETags, create with Idempotency-Key, PATCH and DELETE with If-Match, declared access):
@@ -29,14 +32,11 @@ OpenAPI document), and a test calling the RPC over a real grpc.aio channel.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import keyword
-import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
@@ -44,6 +44,8 @@ from string import Template
 from codegen.naming import pascal, snake
 from codegen.plan import model_name, singular
 from lib import registry
+from tools.locks import LOCKS, LockBusy, file_lock
+from tools.tree_transaction import recover, transaction
 
 ROOT = Path(__file__).resolve().parent.parent
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
@@ -78,7 +80,6 @@ SQL_RESERVED = frozenset(_RESERVED_WORDS.split())
 # a generated module of services/<name>/db/ besides the service's own
 DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions"})
 # what a transaction of the scaffold snapshots: the tree without caches and environments
-UNTRACKED = frozenset({".git", ".venv", "node_modules", "var", "mutants", "test-artifacts"})
 # generators of the files derived from the registry, in order (each a fresh process: the
 # registry is read at import); `make deploy-gen` + procfile + nginx-compose
 REGENERATE: tuple[tuple[str, ...], ...] = (
@@ -124,9 +125,9 @@ class Scaffold:
             "key": "path_uuid(request)" if postgres else "str(path_uuid(request))",
             "grpc_key": "parse_id(message.id)" if postgres else "str(parse_id(message.id))",
             # the list queries' LIMIT/OFFSET parameters as the codegen names them
-            "page_args": "row_offset=page.offset, row_limit=page.limit"
+            "page_args": "row_offset=lp.offset, row_limit=lp.limit"
             if postgres
-            else "offset=page.offset, limit=page.limit",
+            else "offset=lp.offset, limit=lp.limit",
         }
 
     def files(self) -> dict[str, Path]:
@@ -242,42 +243,13 @@ def regenerate(root: Path) -> None:
         run(root, *command)
 
 
-def _files(root: Path) -> tuple[dict[Path, bytes], set[Path]]:
-    """Every file's content and every folder of the tree (caches and environments not)."""
-    found: dict[Path, bytes] = {}
-    folders: set[Path] = set()
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in UNTRACKED and not d.startswith((".", "__"))]
-        folders.add(Path(folder).relative_to(root))
-        for file_name in names:
-            path = Path(folder, file_name)
-            if not path.is_symlink():
-                found[path.relative_to(root)] = path.read_bytes()
-    return found, folders
-
-
-@contextlib.contextmanager
-def transaction(root: Path, command: str) -> Iterator[None]:
-    """A failure (or Ctrl-C) anywhere inside leaves the tree as it was: every file is read
-    first, and what was added, changed or deleted is put back (the tree is a few MB)."""
-    before, folders = _files(root)
-    try:
-        yield
-    except BaseException:
-        after, now = _files(root)
-        for folder in sorted(now - folders, key=lambda p: len(p.parts)):
-            shutil.rmtree(root / folder, ignore_errors=True)  # new: with its caches
-        for path in after.keys() - before.keys():
-            (root / path).unlink(missing_ok=True)
-        for path, content in before.items():
-            if after.get(path) != content:
-                (root / path).parent.mkdir(parents=True, exist_ok=True)
-                (root / path).write_bytes(content)
-        print(f"{command}: failed, so every file is as it was before", file=sys.stderr)
-        raise
-
-
 def new(name: str, engine: registry.Engine, root: Path = ROOT, *, grpc: bool = False) -> None:
+    with file_lock("new-service", folder=root / LOCKS.relative_to(ROOT)):
+        recover(root)
+        _checked_new(name, engine, root, grpc)
+
+
+def _checked_new(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
     check_new(name, engine, root)
     with transaction(root, "new-service"):
         _write(name, engine, root, grpc)
@@ -318,6 +290,12 @@ def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
 
 
 def remove(name: str, root: Path = ROOT) -> None:
+    with file_lock("new-service", folder=root / LOCKS.relative_to(ROOT)):
+        recover(root)
+        _checked_remove(name, root)
+
+
+def _checked_remove(name: str, root: Path) -> None:
     registry_file = root / REGISTRY.relative_to(ROOT)
     entry = re.compile(rf'^    Microservice\("{re.escape(name)}", .*\n', re.M)
     if name not in registry.BY_NAME or not entry.search(registry_file.read_text()):
@@ -358,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             new(args.name, args.db, grpc=args.grpc)
         else:
             remove(args.name)
-    except ScaffoldError as exc:
+    except (ScaffoldError, LockBusy) as exc:
         print(f"{args.command}-service: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -71,6 +71,10 @@ HA = (
     Package("patroni", "the HA tier's PostgreSQL members (tools/ha_postgres.py)", ("patroni",)),
     Package("haproxy", "the HA tier's one address of the primary", ("haproxy",)),
 )
+BACKUPS = (
+    Package("pgbackrest", "make backup / make restore: WAL archive, backups", ("pgbackrest",)),
+    Package("mariadb-backup", "make backup / make restore: MariaDB copies", ("mariadb-backup",)),
+)
 LINTERS = (
     Package("docker-compose", "docker-compose config (lint)", ("docker-compose",)),
     Package("kubectl", "kubectl kustomize (deploy/k8s overlays)", ("kubectl",)),
@@ -78,7 +82,8 @@ LINTERS = (
 
 TARGETS: dict[str, tuple[Package, ...]] = {
     "run": GATEWAY + NODE + METRICS,
-    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS + HA,
+    "backup": BACKUPS,
+    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS + HA + BACKUPS,
     "ci": SERVERS
     + BUILD
     + GATEWAY
@@ -89,7 +94,8 @@ TARGETS: dict[str, tuple[Package, ...]] = {
     + LINTERS
     + EXAMPLES
     + CLOCKS
-    + HA,
+    + HA
+    + BACKUPS,
     "ha": SERVERS + HA,
 }
 

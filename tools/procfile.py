@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from lib import registry
-from lib.profiling import BASE_PORT, profiling_port
+from lib.http.profiling import BASE_PORT, profiling_port
 from observability.nginx_exporter.app import Options
 from tools import nginx
 from tools.databases import REDIS_DEFAULT

@@ -36,6 +36,9 @@ RUNTIME = ROOT / "var" / "prometheus"
 LISTEN = "127.0.0.1:9090"
 ALERTMANAGER = "127.0.0.1:9093"  # tools/alertmanager.py's, where `run` sends the alerts
 NGINX_EXPORTER = 9150
+# tools/backup_exporter.py: the backups of a local run (Compose and Kubernetes archive
+# nothing of their own: their databases are managed servers, ADR 0027)
+BACKUP_EXPORTER = 9188
 INSTALL_HINT = (
     "prometheus is not installed: apt-get install -y prometheus prometheus-postgres-exporter "
     "prometheus-mysqld-exporter prometheus-redis-exporter prometheus-alertmanager "
@@ -89,6 +92,7 @@ def local_targets(overrides: Mapping[str, list[str]] | None = None) -> dict[str,
         for s in registry.built_services()
     }
     targets["nginx"] = [f"127.0.0.1:{NGINX_EXPORTER}"]
+    targets["backups"] = [f"127.0.0.1:{BACKUP_EXPORTER}"]
     for exporter in EXPORTERS:
         targets[exporter.job] = [f"127.0.0.1:{exporter.port}"]
     targets["prometheus"] = [LISTEN]
@@ -189,6 +193,13 @@ def run(conf: Path, optional: bool) -> int:
             continue
         command = [found, *exporter.command(f"127.0.0.1:{exporter.port}")[1:]]
         children.append(subprocess.Popen(command, env={**os.environ, **exporter.env()}))
+    backups = [
+        sys.executable,
+        "-m",
+        "tools.backup_exporter",
+        f"--listen=127.0.0.1:{BACKUP_EXPORTER}",
+    ]
+    children.append(subprocess.Popen(backups))
     main = subprocess.Popen(prometheus_command(conf, RUNTIME / "data", LISTEN))
     signal.signal(signal.SIGTERM, lambda *_: main.terminate())
     try:

@@ -11,6 +11,11 @@ anything, saying how to set one.
 
 Databases: departments, users, points (balances + one ledger row each), catalog.
 Each is migrated first; DSNs come from `<DB>_DATABASE_URL` (tools.databases).
+
+Two seeds at once never both write one database: each database is migrated and seeded
+under its advisory lock `seed` (tools/locks.py; a second copy waits up to LOCK_WAIT
+seconds, then refuses with one line). A seed killed half-way committed whole databases
+only (each database's rows go in one transaction): the next run inserts what is missing.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from lib import registry
 from lib.auth.passwords import hash_password
 from tools import migrate
 from tools.databases import database_name, get_database
-from tools.dbadmin import mysql_connect, psycopg_dsn
+from tools.dbadmin import create_database, mysql_connect, psycopg_dsn
+from tools.locks import database_lock
 
 DEFAULT_ADMIN_PASSWORD = "fixup-admin-pass"
 DEFAULT_USER_PASSWORD = "fixup-user-pass"  # demo data, local use only
@@ -374,12 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     for db in [*seeders, *(d for d in databases if d not in seeders)]:
         dsn = get_database(db).dsn()
         try:
-            migrate.up(db, dsn)
-            if db not in seeders:
-                print(f"{db}: migrated, no seed data")
-                continue
-            seed, total = seeders[db]
-            inserted = seed_users(dsn, admin) if seed is seed_users else seed(dsn)
+            create_database(dsn)  # the lock lives in the database
+            with database_lock(dsn, "seed"):
+                migrate.up(db, dsn)
+                if db not in seeders:
+                    print(f"{db}: migrated, no seed data")
+                    continue
+                seed, total = seeders[db]
+                inserted = seed_users(dsn, admin) if seed is seed_users else seed(dsn)
         except Exception as exc:  # one clear line for the Makefile user, not a traceback
             print(f"seed: {db}: {exc}", file=sys.stderr)
             return 2

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from lib import registry
-from lib.profiling import BASE_PORT, profiling_port
+from lib.http.profiling import BASE_PORT, profiling_port
 from tools.generated import block_main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from codegen import sort_variants
 from codegen.plan import warnings_file
 from tools.databases import MYSQL_DEFAULT, PG_DEFAULT, get_database
 
@@ -157,7 +158,7 @@ def request_json(db: str, rejected: dict[str, str] | None = None) -> dict[str, A
         run_sqlc(sql_dir(db), config=name)
         out = yaml.safe_load((sql_dir(db) / name).read_text())["sql"][0]["gen"]["json"]["out"]
         data: dict[str, Any] = json.loads((sql_dir(db) / out / "codegen_request.json").read_text())
-        return data
+        return sort_variants.expand(data)  # what the plugin sees: a sorted query's variants
 
 
 def request_without_rejected(db: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -22,7 +22,7 @@ marker with it (eviction drops whole keys), so no loss passes for "none".
 Redis unreachable (REVOCATION_TIMEOUT per read, then a breaker answers at once for
 REVOCATION_RETRY seconds): the process asks the record instead, through `fallback` (other
 services: users' GET /v1/auth/revocation with the token being checked, through a breaker
-with a short timeout, lib/clients/revocations.py; users: its own database), and caches the answer
+with a short timeout, lib/http/revocation_record.py; users: its own database), and caches the answer
 as long as a Redis one. Only with both away does a subject this process never read get 503
 (Retry-After); one it did read keeps the value it last read (stale if error). Writing the
 Redis copy is not skipped: a revocation Redis does not take is an error the writer must not

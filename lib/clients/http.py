@@ -24,14 +24,12 @@ from aiohttp import web
 
 from lib import tracing
 from lib.errors import AppError, DependencyRefused, ServiceUnavailable
-from lib.http.keys import request_id
-from lib.http.middleware import ACCESS_COOKIE
+from lib.forwarding import forwarded_headers
 from lib.metrics import BREAKER_STATE
 from lib.resilience.breaker import BreakerState, CircuitBreaker
 from lib.resilience.retry import retry
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-FORWARDED = ("Authorization",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,21 +139,6 @@ class JsonHttpClient:
                 f"{self.dependency} refused the forwarded credentials ({status})"
             )
         return Reply(status, orjson.loads(raw) if raw and is_json else None)
-
-
-def forwarded_headers(caller: web.Request | None) -> dict[str, str]:
-    """The caller's credentials (its bearer token, or the access cookie's token as a
-    bearer token) and request id, for the downstream call."""
-    if caller is None:
-        return {}
-    headers = {name: caller.headers[name] for name in FORWARDED if name in caller.headers}
-    cookie = caller.cookies.get(ACCESS_COOKIE, "")
-    if "Authorization" not in headers and cookie:  # a browser's caller: the same token
-        headers["Authorization"] = f"Bearer {cookie.strip()}"
-    rid = request_id(caller)
-    if rid:
-        headers["X-Request-ID"] = rid
-    return headers
 
 
 def dependency_client(dependency: str, settings: Any) -> JsonHttpClient:

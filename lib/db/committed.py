@@ -1,6 +1,6 @@
 """Actions that run once the transaction around them has committed (issue 43).
 
-A domain counter (lib.metrics.Facts) must count a fact once it is true: after the commit,
+A domain counter (lib.db.facts.Facts) must count a fact once it is true: after the commit,
 never for a rolled-back change. `after_commit(action)` runs `action` at once outside any
 `Database.transaction()` of this task (a single statement commits by itself), else keeps
 it until the outermost one commits; a transaction or savepoint that rolls back drops the

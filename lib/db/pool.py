@@ -4,7 +4,8 @@
 transaction (committed on success, rolled back on any exception; nested, a savepoint; the
 outermost then runs lib.db.committed's actions), `ping()` checks the server for /ready,
 `stats()` feeds the pool gauge. `connect()` retries with backoff so a service started before
-its database waits. Leases go through the drivers' public acquire and release only.
+its database waits (a service's process waits without limit: lib/db/waiting.py). Leases go
+through the drivers' public acquire and release only.
 
 Inside a request's scope (lib.db.scope) a request holds at most one connection: nested
 acquires lend it again, a concurrent second one is refused. Nothing waits forever: a full
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -39,6 +41,8 @@ from lib.metrics import DB_POOL_TIMEOUTS
 log = get_logger("lib.db")
 
 DEFAULT_ACQUIRE_TIMEOUT = 3.0
+# one connection attempt at start-up (asyncpg's own default is 60 s)
+DEFAULT_ATTEMPT_TIMEOUT = 10.0
 # errors that mean "the server is gone or refuses us", not "this query is wrong"
 CONNECTION_LOST = (
     ConnectionError,
@@ -285,7 +289,8 @@ async def _open(dsn: str, min_size: int, max_size: int, reset: bool) -> Database
     """The pool for `dsn`; connect() sets its acquire timeout and metrics label."""
     given = urlsplit(dsn).scheme
     scheme = given.split("+")[0]  # a driver suffix (postgresql+asyncpg://) is allowed
-    if scheme in ("postgresql", "postgres"):
+    engine = engine_of(dsn)
+    if engine == PgDatabase.engine:
         if scheme != given:  # asyncpg takes postgresql:// or postgres:// only
             dsn = "postgresql" + dsn[len(given) :]
         reset_hook = None if reset else _no_reset
@@ -293,21 +298,29 @@ async def _open(dsn: str, min_size: int, max_size: int, reset: bool) -> Database
             dsn, min_size=min_size, max_size=max_size, reset=reset_hook
         )
         return PgDatabase(pool)
+    parts = urlsplit(dsn)  # MyDatabase.engine: engine_of() refused every other scheme
+    pool = await aiomysql.create_pool(
+        minsize=min_size,
+        maxsize=max_size,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        db=parts.path.lstrip("/"),
+        autocommit=True,
+        charset="utf8mb4",
+        init_command="SET time_zone = '+00:00'",  # DATETIME columns hold UTC
+    )
+    return MyDatabase(pool)
+
+
+def engine_of(dsn: str) -> str:
+    """The engine ("postgresql" or "mysql") the URL names; ValueError for any other."""
+    scheme = urlsplit(dsn).scheme.split("+")[0]
+    if scheme in ("postgresql", "postgres"):
+        return PgDatabase.engine
     if scheme in ("mysql", "mariadb"):
-        parts = urlsplit(dsn)
-        pool = await aiomysql.create_pool(
-            minsize=min_size,
-            maxsize=max_size,
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 3306,
-            user=unquote(parts.username or "root"),
-            password=unquote(parts.password or ""),
-            db=parts.path.lstrip("/"),
-            autocommit=True,
-            charset="utf8mb4",
-            init_command="SET time_zone = '+00:00'",  # DATETIME columns hold UTC
-        )
-        return MyDatabase(pool)
+        return MyDatabase.engine
     raise ValueError(f"unsupported database URL scheme {scheme!r} (postgresql:// or mysql://)")
 
 
@@ -322,22 +335,33 @@ async def connect(
     reset: bool = True,
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
     service: str = "",
-    attempts: int = 10,
+    attempts: int | None = 10,
+    wait: float | None = None,
+    attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
     base_delay: float = 0.2,
     max_delay: float = 3.0,
+    first_attempt: int = 1,
 ) -> Database:
-    """Open a pool, retrying with jittered exponential backoff while the server is down
-    (`attempts` tries in all, at least one)."""
-    attempt = 1
+    """Open a pool, retrying with jittered exponential backoff while the server is down:
+    `attempts` tries in all (at least one; None: no limit), for at most `wait` seconds
+    (None: no limit), each bounded by `attempt_timeout` (a black-holed server). Each failed
+    attempt is logged (`db_connect_retry`); the last one's error is raised."""
+    deadline = None if wait is None else time.monotonic() + wait
+    attempt = first_attempt  # > 1: the caller made the first ones (lib/db/waiting.py)
     while True:
         try:
-            database = await _open(dsn, min_size, max_size, reset)
+            async with asyncio.timeout(attempt_timeout):
+                database = await _open(dsn, min_size, max_size, reset)
         except CONNECT_ERRORS as exc:
-            if attempt >= attempts:
-                raise
             delay = random.random() * min(max_delay, base_delay * 2**attempt)
+            last = attempts is not None and attempt - first_attempt + 1 >= attempts
+            if last or (deadline is not None and time.monotonic() + delay > deadline):
+                raise
             log.warning(
-                "db_connect_retry", attempt=attempt, error=str(exc), delay_s=round(delay, 3)
+                "db_connect_retry",
+                attempt=attempt,
+                error=str(exc) or type(exc).__name__,
+                delay_s=round(delay, 3),
             )
             await asyncio.sleep(delay)
             attempt += 1
@@ -345,4 +369,6 @@ async def connect(
         database.acquire_timeout, database.service = acquire_timeout, service
         if service:
             DB_POOL_TIMEOUTS.labels(service)  # exported at 0 from the start (lib/metrics.py)
+        if attempt > 1:
+            log.info("db_connected", attempts=attempt)
         return database

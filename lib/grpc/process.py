@@ -19,8 +19,8 @@ from lib.grpc.server import GrpcServer, serve
 from lib.http.app import database_ctx
 from lib.http.health import health, metrics_handler, ready
 from lib.http.keys import DB, SETTINGS
+from lib.http.profiling import port_for, profiling_ctx
 from lib.logging import get_logger
-from lib.profiling import port_for, profiling_ctx
 
 GRPC = web.AppKey("grpc", GrpcServer)
 

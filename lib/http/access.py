@@ -27,6 +27,7 @@ from lib.errors import Unauthorized
 from lib.http.keys import principal_of
 
 EVERY_ROLE: tuple[str, ...] = tuple(str(role) for role in Role)  # any signed-in caller
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}  # a write: cookie callers need Origin
 SELF = "self"  # `owner`: the user the path's `{id}` (or `me`) names
 
 Authenticate = Callable[[web.Request], Awaitable[Principal]]

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from lib import tracing
 from lib.auth.revocation import Revocations
 from lib.auth.tokens import TokenVerifier
-from lib.clients.revocations import RevocationRecord
 from lib.config import ServiceSettings
 from lib.db.clock import OFFSET_REFRESH, DatabaseClock
 from lib.db.clock import RETRY as CLOCK_RETRY
-from lib.db.pool import connect
+from lib.db.waiting import open_database
 from lib.http import middleware as mw
 from lib.http.body import MAX_BODY
+from lib.http.conditional import check_conditional_routes
 from lib.http.health import add_common_routes
 from lib.http.keys import AUTH, CLOCK, DB, LIMITS, REDIS, REVOCATIONS, SETTINGS
+from lib.http.profiling import port_for, profiling_ctx
+from lib.http.revocation_record import RevocationRecord
 from lib.logging import get_logger
 from lib.metrics import DB_POOL, start_http_series
-from lib.profiling import port_for, profiling_ctx
-from lib.resilience.ratelimit import RateLimitStore, make_rate_limiter
+from lib.resilience.ratelimit import Limits, RateLimitStore, make_rate_limiter
 
 log = get_logger("lib.http")
 POOL_GAUGE_INTERVAL = 5.0
@@ -35,9 +37,15 @@ CleanupCtx = Callable[[web.Application], Any]
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The pool, open or being opened: a database that is down delays nothing and ends
+    nothing (lib/db/waiting.py); DB_CONNECT_WAIT > 0 bounds the wait, then the process
+    stops as on SIGTERM."""
     settings = app[SETTINGS]
-    db = await connect(
+    db = await open_database(
         settings.database_url,
+        wait=settings.db_connect_wait or None,
+        attempt_timeout=settings.db_connect_timeout,
+        on_give_up=lambda: os.kill(os.getpid(), signal.SIGTERM),
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         reset=settings.db_pool_reset,
@@ -136,7 +144,7 @@ async def limits_ctx(app: web.Application) -> AsyncIterator[None]:
         if client is not None
         else None
     )
-    app[LIMITS] = mw.Limits(
+    app[LIMITS] = Limits(
         ip=make_rate_limiter(
             "ip", settings.rate_limit_ip_rate, settings.rate_limit_ip_burst, store
         ),
@@ -160,20 +168,7 @@ def create_app(
 
     `cleanup` adds the service's own resources after the shared ones (db, redis, limits).
     """
-    tracing_first = [mw.tracing_middleware] if tracing.ENABLED else []  # off: no layer at all
-    app = web.Application(
-        middlewares=[
-            *tracing_first,
-            mw.request_id_middleware,
-            mw.cors_middleware(settings.cors_allow_origins),
-            mw.observe_middleware(settings.service, settings.log_redact_params),
-            mw.error_middleware,
-            mw.ip_limit_middleware(settings.trusted_proxies),
-            mw.auth_middleware,
-            mw.user_limit_middleware,
-        ],
-        client_max_size=MAX_BODY,
-    )
+    app = web.Application(middlewares=mw.chain(settings), client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     public_key = settings.public_key_pem()
     leeway = settings.token_clock_leeway
@@ -190,6 +185,7 @@ def create_app(
     app.cleanup_ctx.extend(cleanup)
     add_common_routes(app, settings.service, title, version)
     app.add_routes(routes)
+    check_conditional_routes(app)  # a route that cannot be answered safely: no start
     app.on_startup.append(start_request_series)
     return app
 

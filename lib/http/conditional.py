@@ -1,16 +1,17 @@
 """Conditional reads (RFC 9110 If-None-Match -> 304; ADR 0019).
 
-A public GET route declares how to read its current tag with `@conditional(stamp)`: for
-a list, the version stamps of the tables it reads (table_versions, bumped by the writes in
-their own transaction), for an item, the row's version. The per-IP limit middleware calls
-`answer_unchanged` before it takes a token: a request whose If-None-Match holds the current
-tag gets its 304 from that one cheap read, without the page query, without serializing a
-row, and without using the caller's rate-limit budget. Any other request goes on through the
-limits to the handler, which reuses the tag read here (request[TAG]) or reads it itself
-BEFORE the data or in the same statement (departments: with the total), so a tag never
-names data older than itself: a read racing a write can answer a newer body under the
-older tag (the next request just gets a 200), never a 304 for a stale one. The stamp
-lives in the database, so every replica sees every write.
+A GET route declares how to read its current tag with `@conditional(stamp)`: for a list,
+the version stamps of the tables it reads (table_versions, bumped by the writes in their
+own transaction), for an item, the row's version. The innermost middleware (after the
+limits and auth) calls `answer_unchanged`: the route's declared access is checked first
+(401/403 as the handler would answer), then a request whose If-None-Match holds the current
+tag gets its 304 from that one cheap read, without the page query and without serializing a
+row. A 304 spends the rate-limit budget a 200 spends (one token; ADR 0026). Any other
+request goes on to the handler, which reuses the tag read here (request[TAG]) or reads it
+itself BEFORE the data or in the same statement (departments: with the total), so a tag
+never names data older than itself: a read racing a write can answer a newer body under the
+older tag (the next request just gets a 200), never a 304 for a stale one. The stamp lives
+in the database, so every replica sees every write.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from lib.http.keys import DB
+from lib.http.openapi import guarded
 
 # reads the current tag of what the route answers, on `conn`; None: no such resource
 Stamp = Callable[[web.Request, Any], Awaitable[str | None]]
@@ -69,9 +71,31 @@ def stamp_of(request: web.Request) -> Stamp | None:
     return stamp
 
 
+def check_conditional_routes(app: web.Application) -> None:
+    """Refuse to start with a @conditional route whose 304 could skip its access rule:
+    each must be a GET guarded by `@operation` (whose declaration `answer_unchanged`
+    enforces before it answers). Raises ValueError naming the route."""
+    for route in app.router.routes():
+        if getattr(route.handler, _STAMP, None) is None:
+            continue
+        where = route.resource.canonical if route.resource is not None else "?"
+        if route.method not in ("GET", "HEAD"):
+            raise ValueError(f"{route.method} {where}: @conditional is for GET routes only")
+        if not guarded(route.handler):
+            raise ValueError(
+                f"GET {where}: a @conditional route needs @operation under it, so its access "
+                "rule is checked before a 304 is answered"
+            )
+
+
 async def answer_unchanged(request: web.Request, stamp: Stamp) -> web.Response | None:
     """The 304 for a conditional GET whose tag is current, else None (and the tag read,
-    for the handler). Called before any rate limit, when `stamp_of` found a stamp."""
+    for the handler). Called after the limits and auth, when `stamp_of` found a stamp:
+    the route's access rule first (401 without a token, 403 for a role not declared), so
+    a 304 tells no caller what the route would refuse to show them."""
+    operation: Any = getattr(request.match_info.handler, "__openapi__", None)
+    if operation is not None:
+        await operation.access.enforce(request)
     header = request.headers["If-None-Match"]
     async with request.app[DB].acquire() as conn:
         tag = await stamp(request, conn)

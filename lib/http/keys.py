@@ -7,7 +7,6 @@ Process-wide state lives outside them and is set once at start: the Prometheus r
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -18,9 +17,9 @@ from lib.auth.tokens import TokenVerifier
 from lib.config import ServiceSettings
 from lib.db.clock import DatabaseClock
 from lib.db.pool import Database
-
-if TYPE_CHECKING:
-    from lib.http.middleware import Limits
+from lib.forwarding import REQUEST_ID as REQUEST_ID  # set by the first middleware
+from lib.forwarding import request_id as request_id
+from lib.resilience.ratelimit import Limits
 
 SETTINGS = web.AppKey("settings", ServiceSettings)
 DB = web.AppKey("db", Database)
@@ -34,14 +33,8 @@ LIMITS: web.AppKey[Limits] = web.AppKey("limits")
 DRAINING = web.AppKey("draining", asyncio.Event)
 
 # per request, set by the middleware chain
-REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_IP = web.RequestKey("client_ip", str)
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
-
-
-def request_id(request: web.Request) -> str:
-    value: str = request.get(REQUEST_ID, "")
-    return value
 
 
 def principal_of(request: web.Request) -> Principal | None:

@@ -1,10 +1,12 @@
 """The middleware chain of every HTTP app: request id, CORS, access log, errors, limits, auth.
 
-Outermost first (docs/architecture.md, "The path of a request"):
+The order is declared once, by `chain` (create_app uses it; docs/architecture.md, "The
+path of a request", walks it step by step), outermost first:
 
 [the server span, when tracing is on (lib/tracing.py)] -> request id (+ the one-connection
 scope and the security headers) -> CORS -> access log and metrics -> errors -> per-IP rate
-limit -> auth -> per-user rate limit -> handler.
+limit -> auth -> per-user rate limit, then a conditional GET's 304 -> the operation's guard
+-> handler.
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from lib import tracing
+from lib.config import ServiceSettings
 from lib.db.scope import enter_scope, exit_scope
-from lib.errors import AppError, Forbidden, Unauthorized
+from lib.errors import AppError, BadRequest, Forbidden, Unauthorized
+from lib.forwarding import ACCESS_COOKIE
 from lib.http import problems
+from lib.http.access import UNSAFE_METHODS
 from lib.http.conditional import answer_unchanged, stamp_of
 from lib.http.keys import (
     AUTH,
@@ -41,12 +46,10 @@ from lib.http.keys import (
 from lib.logging import access_log, get_logger
 from lib.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
 from lib.redact import redact_query, secret_params
-from lib.resilience.ratelimit import RateLimiter, RateLimitStore, enforce
+from lib.resilience.ratelimit import enforce
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
-UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-ACCESS_COOKIE = "fixup_access"
 log = get_logger("lib.http")
 
 
@@ -223,6 +226,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if tracing.ENABLED:
             tracing.record_problem(problems.code_of(exc.status), exc.status)
         return problems.from_http_exception(exc, rid)
+    except web.RequestPayloadError:  # aiohttp could not decode the body (Content-Encoding)
+        undecodable = BadRequest("the request body could not be decoded (its Content-Encoding)")
+        return problems.from_app_error(undecodable, rid)
     except Exception as exc:
         log.exception("unhandled_error", error=repr(exc))
         if tracing.ENABLED:
@@ -262,16 +268,6 @@ class ClientIps:
         return peer
 
 
-@dataclass
-class Limits:
-    """The limits every request meets; `store` (None without Redis) makes a service's own,
-    which share its outage state (lib.resilience.ratelimit)."""
-
-    ip: RateLimiter
-    user: RateLimiter
-    store: RateLimitStore | None = None
-
-
 def ip_limit_middleware(trusted_proxies: list[str]) -> Any:
     client_ips = ClientIps(trusted_proxies)
 
@@ -279,11 +275,6 @@ def ip_limit_middleware(trusted_proxies: list[str]) -> Any:
     async def ip_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
         ip = client_ips.of(request)
         request[CLIENT_IP] = ip
-        stamp = stamp_of(request)  # a plain call: None unless a conditional GET may be
-        if stamp is not None:
-            unchanged = await answer_unchanged(request, stamp)  # current: 304, no token
-            if unchanged is not None:
-                return unchanged
         limits = request.app.get(LIMITS)
         if limits is not None and request.path not in EXEMPT:
             await enforce(limits.ip, f"ip:{ip}")
@@ -333,8 +324,32 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def user_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The per-user limit, then a conditional GET's 304 (lib.http.conditional, ADR 0019):
+    innermost, so a 304 has spent what a 200 spends (one token of the per-IP budget, and
+    of the per-user one when authenticated) and a bad token is a 401 before it. One layer
+    for both: a layer of its own costs more than the header lookup (ADR 0005)."""
     principal = principal_of(request)
     limits = request.app.get(LIMITS)
     if principal is not None and limits is not None:
         await enforce(limits.user, f"user:{principal.user_id}")
+    stamp = stamp_of(request)  # a plain call: None unless a conditional GET may be
+    if stamp is not None:
+        unchanged = await answer_unchanged(request, stamp)  # the route's guard, then 304
+        if unchanged is not None:
+            return unchanged
     return await handler(request)
+
+
+def chain(settings: ServiceSettings) -> list[Middleware]:
+    """The middleware of every HTTP app, outermost first: the one declaration of the order
+    (docs/architecture.md, "The path of a request"). Tracing is no layer at all when off."""
+    return [
+        *([tracing_middleware] if tracing.ENABLED else []),
+        request_id_middleware,
+        cors_middleware(settings.cors_allow_origins),
+        observe_middleware(settings.service, settings.log_redact_params),
+        error_middleware,
+        ip_limit_middleware(settings.trusted_proxies),
+        auth_middleware,
+        user_limit_middleware,
+    ]

@@ -20,9 +20,8 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from lib.auth.principal import Role
-from lib.http.access import Access, Authenticate
+from lib.http.access import UNSAFE_METHODS, Access, Authenticate
 from lib.http.keys import PRINCIPAL
-from lib.http.middleware import UNSAFE_METHODS
 from lib.http.openapi_bodies import (
     ERROR_TEXT,
     PROBLEM_SCHEMA,

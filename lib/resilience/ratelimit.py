@@ -237,6 +237,16 @@ def make_rate_limiter(
     return MemoryRateLimiter(rate, burst)
 
 
+@dataclass
+class Limits:
+    """The limits every request meets (lib.http.middleware); `store` (None without Redis)
+    makes a service's own, which share its outage state."""
+
+    ip: RateLimiter
+    user: RateLimiter
+    store: RateLimitStore | None = None
+
+
 async def enforce(limiter: RateLimiter, key: str) -> None:
     """Take a token for `key` or raise RateLimited (429 with Retry-After): the one way a
     limit is applied, by the middleware and by handlers alike."""

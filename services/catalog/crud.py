@@ -18,15 +18,16 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel
 
+from lib.db.runtime import Sorting
 from lib.errors import Conflict, NotFound
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, conditional, list_tag
-from lib.http.cursor import After, KeysetListQuery, Kind, keyset_page, list_meta
+from lib.http.cursor import ListPage, list_page
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
-from lib.http.listing import ListQuery, Page, parse_list
+from lib.http.listing import ListQuery
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
 from services.catalog.db import table_versions
@@ -45,8 +46,8 @@ class Resource:
     create_body: type[BaseModel]
     update_body: type[BaseModel]
     list_query: type[ListQuery]
-    orderby: tuple[str, ...]  # the first is the default
-    listers: dict[tuple[str, str], Query]  # (orderby, sort) -> generated list query
+    lister: Query  # the generated sorted list (fixup: sort)
+    sorting: Sorting[Any, Any]  # its keys; keyset ones answer `?cursor=`
     count: Query
     get: Query
     create: Query
@@ -55,26 +56,17 @@ class Resource:
     parent_field: str | None = None  # "type_id": the create body's field and list filter
     parent_noun: str = ""  # "category type"
     children: str = ""  # "categories": what blocks a delete
-    # a list that can grow: each orderby's value kind; `?cursor=` then pages by keyset
-    # (lib/http/cursor.py) and the listers take after_id and after_key
-    keyset: dict[str, Kind] | None = None
 
 
-async def read_page(res: Resource, conn: Any, page: Page, after: After | None) -> Any:
-    """(rows, meta) of a list: by keyset after a cursor, else by offset with its total;
-    the count grows with the table, so a cursor page has none."""
-    filters = {res.parent_field: getattr(page.query, res.parent_field)} if res.parent_field else {}
-    keys = {} if res.keyset is None else {
-        "after_id": None if after is None else after.id,
-        "after_key": None if after is None else after.value,
-    }  # fmt: skip
-    total = None if after else await res.count(conn, **filters) or 0
-    rows = await res.listers[(page.orderby, page.sort)](
-        conn, row_offset=0 if after else page.offset, row_limit=page.limit, **filters, **keys
-    )
-    if res.keyset is None:
-        return rows, page.meta(total or 0)
-    return rows, list_meta(page, after, rows, total)
+async def read_page(res: Resource, conn: Any, lp: ListPage[Any, Any, Any]) -> Any:
+    """(rows, meta) of a list; the count grows with the table, so a cursor page has none."""
+    filters = {res.parent_field: getattr(lp.query, res.parent_field)} if res.parent_field else {}
+    total = None if lp.after else await res.count(conn, **filters) or 0
+    rows = await res.lister(
+        conn, orderby=lp.orderby, sort=lp.sort, after=lp.after, row_limit=lp.limit,
+        row_offset=lp.offset, **filters,
+    )  # fmt: skip
+    return rows, lp.meta(rows, total)
 
 
 def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
@@ -119,24 +111,20 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
         tags=tags,
         response=res.row,
         paged=True,
-        cursor_paged=res.keyset is not None,
+        cursor_paged=res.sorting.keyset,
         query=res.list_query,
         description=(
             "meta.next_cursor: `?cursor=` continues after this page at the cost of the first "
             "(meta then has no `total` or `page`); null on the last page."
-            if res.keyset is not None
+            if res.sorting.keyset
             else ""
         ),
     )
     async def list_rows(request: web.Request) -> web.Response:
-        if res.keyset is None:
-            page, after = parse_list(request, res.orderby, res.list_query), None
-        else:
-            assert issubclass(res.list_query, KeysetListQuery)
-            page, after = keyset_page(request, res.keyset, res.list_query)
+        lp = list_page(request, res.sorting, res.list_query)
         async with request.app[DB].acquire() as conn:
             tag = request.get(TAG) or await rows_tag(request, conn)  # before the data
-            rows, meta = await read_page(res, conn, page, after)
+            rows, meta = await read_page(res, conn, lp)
         headers = None if tag is None else {"ETag": tag}
         return json_response({"data": rows, "meta": meta}, headers=headers)
 

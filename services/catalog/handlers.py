@@ -13,11 +13,10 @@ from lib.auth.principal import Role
 from lib.errors import Forbidden, NotFound
 from lib.http.access import SELF
 from lib.http.conditional import TAG, conditional, list_tag
-from lib.http.cursor import keyset_page, list_meta
+from lib.http.cursor import list_page
 from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import json_response
 from lib.http.keys import DB
-from lib.http.listing import parse_list
 from lib.http.openapi import operation
 from services.catalog import schemas as s
 from services.catalog.crud import Resource, add_routes
@@ -36,13 +35,8 @@ CATEGORY_TYPES = Resource(
     create_body=s.CategoryTypeCreate,
     update_body=s.CategoryTypeUpdate,
     list_query=s.CategoryTypeListQuery,
-    orderby=s.TAXON_ORDERBY,
-    listers={
-        ("name", "asc"): tq.list_category_types_by_name_asc,
-        ("name", "desc"): tq.list_category_types_by_name_desc,
-        ("created_at", "asc"): tq.list_category_types_by_created_at_asc,
-        ("created_at", "desc"): tq.list_category_types_by_created_at_desc,
-    },
+    lister=tq.list_category_types,
+    sorting=tq.LIST_CATEGORY_TYPES_SORTING,
     count=tq.count_category_types,
     get=tq.get_category_type,
     create=tq.create_category_type,
@@ -59,13 +53,8 @@ CATEGORIES = Resource(
     create_body=s.CategoryCreate,
     update_body=s.CategoryUpdate,
     list_query=s.CategoryListQuery,
-    orderby=s.TAXON_ORDERBY,
-    listers={
-        ("name", "asc"): tq.list_categories_by_name_asc,
-        ("name", "desc"): tq.list_categories_by_name_desc,
-        ("created_at", "asc"): tq.list_categories_by_created_at_asc,
-        ("created_at", "desc"): tq.list_categories_by_created_at_desc,
-    },
+    lister=tq.list_categories,
+    sorting=tq.LIST_CATEGORIES_SORTING,
     count=tq.count_categories,
     get=tq.get_category,
     create=tq.create_category,
@@ -84,13 +73,8 @@ SUBCATEGORIES = Resource(
     create_body=s.SubcategoryCreate,
     update_body=s.SubcategoryUpdate,
     list_query=s.SubcategoryListQuery,
-    orderby=s.TAXON_ORDERBY,
-    listers={
-        ("name", "asc"): tq.list_subcategories_by_name_asc,
-        ("name", "desc"): tq.list_subcategories_by_name_desc,
-        ("created_at", "asc"): tq.list_subcategories_by_created_at_asc,
-        ("created_at", "desc"): tq.list_subcategories_by_created_at_desc,
-    },
+    lister=tq.list_subcategories,
+    sorting=tq.LIST_SUBCATEGORIES_SORTING,
     count=tq.count_subcategories,
     get=tq.get_subcategory,
     create=tq.create_subcategory,
@@ -109,16 +93,8 @@ SERVICES = Resource(
     create_body=s.ServiceCreate,
     update_body=s.ServiceUpdate,
     list_query=s.ServiceListQuery,
-    orderby=s.SERVICE_ORDERBY,
-    keyset=s.SERVICE_KEYS,
-    listers={
-        ("name", "asc"): sq.list_services_by_name_asc,
-        ("name", "desc"): sq.list_services_by_name_desc,
-        ("base_price", "asc"): sq.list_services_by_base_price_asc,
-        ("base_price", "desc"): sq.list_services_by_base_price_desc,
-        ("created_at", "asc"): sq.list_services_by_created_at_asc,
-        ("created_at", "desc"): sq.list_services_by_created_at_desc,
-    },
+    lister=sq.list_services,
+    sorting=sq.LIST_SERVICES_SORTING,
     count=sq.count_services,
     get=sq.get_service,
     create=sq.create_service,
@@ -133,9 +109,6 @@ for resource in (CATEGORY_TYPES, CATEGORIES, SUBCATEGORIES, SERVICES):
 # --- which provider offers which service ----------------------------------------------
 
 LINK_TAGS = ["providers"]
-OFFERED = {"asc": sq.list_services_of_provider_by_name_asc,
-           "desc": sq.list_services_of_provider_by_name_desc}  # fmt: skip
-PROVIDERS = {"asc": sq.list_providers_of_service_asc, "desc": sq.list_providers_of_service_desc}
 
 
 def provider_of_link(request: web.Request) -> uuid.UUID:
@@ -218,24 +191,16 @@ async def links_tag(request: web.Request, conn: Any) -> str:
 )
 async def list_services_of_provider(request: web.Request) -> web.Response:
     provider_id = path_uuid(request)
-    page, after = keyset_page(request, s.OFFERED_KEYS, s.OfferedListQuery)
+    lp = list_page(request, sq.LIST_SERVICES_OF_PROVIDER_SORTING, s.OfferedListQuery)
     async with request.app[DB].acquire() as conn:
         tag = request.get(TAG) or await links_tag(request, conn)  # before the data
-        total = (
-            None
-            if after
-            else await sq.count_services_of_provider(conn, provider_id=provider_id) or 0
-        )
-        rows = await OFFERED[page.sort](
-            conn,
-            provider_id=provider_id,
-            after_id=None if after is None else after.id,
-            after_key=None if after is None else str(after.value),
-            row_offset=0 if after else page.offset,
-            row_limit=page.limit,
-        )
-    meta = list_meta(page, after, rows, total)
-    return json_response({"data": rows, "meta": meta}, headers={"ETag": tag})
+        count = sq.count_services_of_provider
+        total = None if lp.after else await count(conn, provider_id=provider_id) or 0
+        rows = await sq.list_services_of_provider(
+            conn, orderby=lp.orderby, sort=lp.sort, after=lp.after, row_limit=lp.limit,
+            row_offset=lp.offset, provider_id=provider_id,
+        )  # fmt: skip
+    return json_response({"data": rows, "meta": lp.meta(rows, total)}, headers={"ETag": tag})
 
 
 @routes.get("/v1/services/{id}/providers")
@@ -250,13 +215,14 @@ async def list_services_of_provider(request: web.Request) -> web.Response:
 )
 async def list_providers_of_service(request: web.Request) -> web.Response:
     service_id = path_uuid(request)
-    page = parse_list(request, s.PROVIDER_ORDERBY, s.ProviderListQuery)
+    lp = list_page(request, sq.LIST_PROVIDERS_OF_SERVICE_SORTING, s.ProviderListQuery)
     async with request.app[DB].acquire() as conn:
         tag = request.get(TAG) or await links_tag(request, conn)  # before the data
         if await sq.get_service(conn, id=service_id) is None:
             raise NotFound("no such service")
         total = await sq.count_providers_of_service(conn, service_id=service_id) or 0
-        rows = await PROVIDERS[page.sort](
-            conn, service_id=service_id, row_offset=page.offset, row_limit=page.limit
-        )
-    return json_response({"data": rows, "meta": page.meta(total)}, headers={"ETag": tag})
+        rows = await sq.list_providers_of_service(
+            conn, orderby=lp.orderby, sort=lp.sort, after=lp.after, row_limit=lp.limit,
+            row_offset=lp.offset, service_id=service_id,
+        )  # fmt: skip
+    return json_response({"data": rows, "meta": lp.meta(rows, total)}, headers={"ETag": tag})

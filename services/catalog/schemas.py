@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Annotated, Literal, get_args
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from lib.http.cursor import KeysetListQuery, Kind
+from lib.http.cursor import KeysetListQuery
 from lib.http.fields import single_line
 from lib.http.listing import ListQuery
 from lib.http.patch import Keep, PatchModel
+from services.catalog.db import services as sq
+from services.catalog.db import taxonomy as tq
 
 TaxonName = Annotated[str, single_line(100)]
 ServiceName = Annotated[str, single_line(200)]
@@ -32,13 +34,11 @@ Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 cod
 
 READ_ONLY = frozenset({"id", "version", "created_at", "updated_at"})
 
-TaxonOrderBy = Literal["name", "created_at"]
-TAXON_ORDERBY: tuple[str, ...] = get_args(TaxonOrderBy)  # the first is the default
-ServiceOrderBy = Literal["name", "base_price", "created_at"]
-SERVICE_ORDERBY: tuple[str, ...] = get_args(ServiceOrderBy)
-SERVICE_KEYS: dict[str, Kind] = {"name": "text", "base_price": "decimal", "created_at": "time"}
-OFFERED_KEYS: dict[str, Kind] = {"name": "text"}  # GET /v1/providers/{id}/services
-PROVIDER_ORDERBY = ("provider_id",)  # GET /v1/services/{id}/providers
+# The sort keys are the generated lists' own (fixup: sort in sql/catalog/queries)
+TaxonOrderBy = tq.ListCategoryTypesKey
+ServiceOrderBy = sq.ListServicesKey
+SERVICE_KEYS = tuple(sq.LIST_SERVICES_SORTING.keys)  # GET /v1/services
+OFFERED_KEYS = tuple(sq.LIST_SERVICES_OF_PROVIDER_SORTING.keys)  # GET /v1/providers/{id}/services
 
 
 class _Create(BaseModel):
@@ -118,10 +118,12 @@ class ServiceListQuery(KeysetListQuery):
 
 
 class OfferedListQuery(KeysetListQuery):
-    orderby: Literal["name"] | None = Field(None, description="Sort key; default name.")
+    orderby: sq.ListServicesOfProviderKey | None = Field(
+        None, description="Sort key; default name."
+    )
 
 
 class ProviderListQuery(ListQuery):
-    orderby: Literal["provider_id"] | None = Field(
+    orderby: sq.ListProvidersOfServiceKey | None = Field(
         None, description="Sort key; default provider_id."
     )

@@ -1,9 +1,9 @@
-"""The chat service's domain counters (lib.metrics.Facts), labelled by bounded values
+"""The chat service's domain counters (lib.db.facts.Facts), labelled by bounded values
 only; `create_app` starts them at 0."""
 
 from __future__ import annotations
 
-from lib.metrics import Facts
+from lib.db.facts import Facts
 
 MESSAGES = Facts(
     "chat_messages_total",

@@ -18,11 +18,12 @@ from lib.clients.orders import OrderParties
 from lib.db.runtime import PgConn
 from lib.errors import FieldError, NotFound, ValidationFailed
 from lib.http.body import parse_body
+from lib.http.cursor import list_page
 from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent, stored_replay
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
-from lib.http.listing import parse_list, parse_query
+from lib.http.listing import parse_query
 from lib.http.openapi import operation
 from services.chat import schemas as s
 from services.chat.db import chat as q
@@ -157,18 +158,15 @@ async def create_conversation(request: web.Request) -> web.Response:
 )
 async def list_conversations(request: web.Request) -> web.Response:
     principal = authenticated(request)
-    page = parse_list(request, ("created_at", "last_message_at"), s.ConversationListQuery)
+    lp = list_page(request, q.LIST_CONVERSATIONS_SORTING, s.ConversationListQuery)
     async with request.app[DB].acquire() as conn:
         total = await q.count_conversations(conn, user_id=principal.user_id) or 0
         rows = await q.list_conversations(
-            conn,
-            user_id=principal.user_id,
-            descending=page.sort == "desc",
-            by_activity=page.orderby == "last_message_at",
-            row_offset=page.offset,
-            row_limit=page.limit,
-        )
-    return json_response({"data": [conversation_json(r) for r in rows], "meta": page.meta(total)})
+            conn, user_id=principal.user_id, orderby=lp.orderby, sort=lp.sort, after=lp.after,
+            row_limit=lp.limit, row_offset=lp.offset,
+        )  # fmt: skip
+    meta = lp.meta(rows, total)
+    return json_response({"data": [conversation_json(r) for r in rows], "meta": meta})
 
 
 @routes.get("/v1/conversations/{id}")

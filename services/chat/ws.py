@@ -41,11 +41,11 @@ from pydantic import ValidationError
 
 from lib.auth.principal import Principal
 from lib.errors import AppError, BadRequest, FieldError, Forbidden, Unauthorized, ValidationFailed
+from lib.forwarding import ACCESS_COOKIE
 from lib.http.body import field_errors
 from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import dumps
 from lib.http.keys import AUTH, CLOCK, DB, LIMITS, PRINCIPAL, REVOCATIONS, principal_of, request_id
-from lib.http.middleware import ACCESS_COOKIE
 from lib.http.openapi import operation
 from lib.http.openapi_io import Header
 from lib.logging import get_logger

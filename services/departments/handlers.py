@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import asyncpg
 from aiohttp import web
@@ -11,18 +10,17 @@ from aiohttp import web
 from lib.errors import Conflict, NotFound
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, conditional, list_tag
+from lib.http.cursor import list_page
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
 from lib.http.idempotency import idempotent
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
-from lib.http.listing import parse_list
 from lib.http.openapi import operation
 from services.departments.db import departments as q
 from services.departments.db import idempotency, table_versions
 from services.departments.db.models import Department
 from services.departments.schemas import (
-    ORDERBY,
     READ_ONLY,
     DepartmentCreate,
     DepartmentListQuery,
@@ -31,25 +29,6 @@ from services.departments.schemas import (
 
 routes = web.RouteTableDef()
 TAGS = ["departments"]
-
-
-class DepartmentsPage(Protocol):
-    """What each PageDepartmentsBy... query returns: the page with its total and stamp."""
-
-    total: int
-    version: int | None
-    rows: list[Department]
-
-
-Lister = Callable[..., Awaitable[DepartmentsPage | None]]
-LISTERS: dict[tuple[str, str], Lister] = {
-    ("name", "asc"): q.page_departments_by_name_asc,
-    ("name", "desc"): q.page_departments_by_name_desc,
-    ("address", "asc"): q.page_departments_by_address_asc,
-    ("address", "desc"): q.page_departments_by_address_desc,
-    ("created_at", "asc"): q.page_departments_by_created_at_asc,
-    ("created_at", "desc"): q.page_departments_by_created_at_desc,
-}
 
 
 def _one(department: Department, status: int = 200) -> web.Response:
@@ -76,17 +55,21 @@ async def department_tag(request: web.Request, conn: Any) -> str | None:
     "List departments", tags=TAGS, response=Department, paged=True, query=DepartmentListQuery
 )
 async def list_departments(request: web.Request) -> web.Response:
-    page = parse_list(request, ORDERBY, DepartmentListQuery)
-    lister = LISTERS[(page.orderby, page.sort)]
+    lp = list_page(request, q.PAGE_DEPARTMENTS_SORTING, DepartmentListQuery)
     async with request.app[DB].acquire() as conn:
         # page, total and stamp in one statement, so one snapshot: a tag names this data
-        found = await lister(conn, row_offset=page.offset, row_limit=page.limit)
+        found = await q.page_departments(
+            conn, orderby=lp.orderby, sort=lp.sort, after=lp.after, row_limit=lp.limit,
+            row_offset=lp.offset,
+        )  # fmt: skip
         # past the end (or no rows at all): no row carried the total and the stamp
         counted = found or await q.count_departments_stamped(conn)
     assert counted is not None  # two scalar subqueries: always one row
     tag = request.get(TAG) or list_tag(counted.version or 0, request)
     rows = found.rows if found else []
-    return json_response({"data": rows, "meta": page.meta(counted.total)}, headers={"ETag": tag})
+    return json_response(
+        {"data": rows, "meta": lp.meta(rows, counted.total)}, headers={"ETag": tag}
+    )
 
 
 @routes.get("/v1/departments/{id}")

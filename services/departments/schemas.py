@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lib.http.fields import single_line
 from lib.http.listing import ListQuery
 from lib.http.patch import Keep, PatchModel
+from services.departments.db import departments as dq
 
 Name = Annotated[str, single_line(100)]
 Address = Annotated[str, single_line(200)]
 
-DepartmentOrderBy = Literal["name", "address", "created_at"]
-ORDERBY: tuple[str, ...] = get_args(DepartmentOrderBy)  # the first is the default
+DepartmentOrderBy = dq.PageDepartmentsKey  # the list's sort keys (fixup: sort)
 READ_ONLY = frozenset({"id", "version", "created_at", "updated_at"})
 
 

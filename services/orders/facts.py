@@ -1,10 +1,10 @@
-"""The orders service's domain counters (lib.metrics.Facts), the marketplace funnel: each
+"""The orders service's domain counters (lib.db.facts.Facts), the marketplace funnel: each
 counts a committed fact once (an Idempotency-Key replay counts nothing), labelled by
 bounded values only; `create_app` starts them at 0."""
 
 from __future__ import annotations
 
-from lib.metrics import Facts
+from lib.db.facts import Facts
 
 ORDERS = Facts("orders_created_total", "Orders created.")
 OFFERS_MADE = Facts("orders_offers_made_total", "Offers made by providers.")

@@ -19,7 +19,7 @@ from lib.auth.principal import Role
 from lib.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, conditional, list_tag
-from lib.http.cursor import CREATED_AT, keyset_page, list_meta, time_after
+from lib.http.cursor import list_page
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent, stored_replay
@@ -128,9 +128,9 @@ async def create_order(request: web.Request) -> web.Response:
 )
 async def list_orders(request: web.Request) -> web.Response:
     principal = authenticated(request)
-    page, after = keyset_page(request, CREATED_AT, s.OrderListQuery)
+    lp = list_page(request, q.LIST_ORDERS_SORTING, s.OrderListQuery)
     offered = sorted(await offered_services(request, principal))
-    query: s.OrderListQuery = page.query
+    query = lp.query
     filters: dict[str, Any] = {
         "see_all": principal.role is Role.ADMIN,
         "viewer_id": principal.user_id,
@@ -141,16 +141,12 @@ async def list_orders(request: web.Request) -> web.Response:
     }
     async with request.app[DB].acquire() as conn:
         # the count grows with the table: at `page` only, never after a cursor
-        total = None if after else await q.count_orders(conn, **filters) or 0
+        total = None if lp.after else await q.count_orders(conn, **filters) or 0
         rows = await q.list_orders(
-            conn,
-            **filters,
-            **time_after(after),
-            descending=page.sort == "desc",
-            row_offset=0 if after else page.offset,
-            row_limit=page.limit,
-        )
-    return json_response({"data": rows, "meta": list_meta(page, after, rows, total)})
+            conn, **filters, orderby=lp.orderby, sort=lp.sort, after=lp.after,
+            row_limit=lp.limit, row_offset=lp.offset,
+        )  # fmt: skip
+    return json_response({"data": rows, "meta": lp.meta(rows, total)})
 
 
 @routes.get("/v1/orders/{id}")

@@ -15,7 +15,7 @@ from lib.auth.principal import Role
 from lib.errors import Conflict
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, conditional, list_tag
-from lib.http.cursor import CREATED_AT, keyset_page, list_meta, time_after
+from lib.http.cursor import list_page
 from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent
 from lib.http.jsonio import data, json_response
@@ -62,19 +62,19 @@ async def reread(request: web.Request, job_id: uuid.UUID) -> web.Response:
 )
 async def list_jobs(request: web.Request) -> web.Response:
     principal = authenticated(request)
-    page, after = keyset_page(request, CREATED_AT, s.JobListQuery)
+    lp = list_page(request, q.LIST_JOBS_SORTING, s.JobListQuery)
     filters: dict[str, Any] = {
         "see_all": principal.role is Role.ADMIN,
         "viewer_id": principal.user_id,
-        "status": page.query.status,
+        "status": lp.query.status,
     }
     async with request.app[DB].acquire() as conn:
-        total = None if after else await q.count_jobs(conn, **filters) or 0
+        total = None if lp.after else await q.count_jobs(conn, **filters) or 0
         rows = await q.list_jobs(
-            conn, **filters, **time_after(after), descending=page.sort == "desc",
-            row_offset=0 if after else page.offset, row_limit=page.limit,
+            conn, **filters, orderby=lp.orderby, sort=lp.sort, after=lp.after,
+            row_limit=lp.limit, row_offset=lp.offset,
         )  # fmt: skip
-    return json_response({"data": rows, "meta": list_meta(page, after, rows, total)})
+    return json_response({"data": rows, "meta": lp.meta(rows, total)})
 
 
 @routes.get("/v1/jobs/{id}")
@@ -230,14 +230,14 @@ async def reviews_tag(request: web.Request, conn: Any) -> str:
 )
 async def list_reviews(request: web.Request) -> web.Response:
     provider_id = path_uuid(request)
-    page, after = keyset_page(request, CREATED_AT, s.ReviewListQuery)
+    lp = list_page(request, reviews_q.LIST_PROVIDER_REVIEWS_SORTING, s.ReviewListQuery)
     async with request.app[DB].acquire() as conn:
         tag = request.get(TAG) or await reviews_tag(request, conn)  # before the data
         rating = await reviews_q.provider_rating(conn, provider_id=provider_id)
         rows = await reviews_q.list_provider_reviews(
-            conn, provider_id=provider_id, **time_after(after), descending=page.sort == "desc",
-            row_offset=0 if after else page.offset, row_limit=page.limit,
+            conn, provider_id=provider_id, orderby=lp.orderby, sort=lp.sort, after=lp.after,
+            row_limit=lp.limit, row_offset=lp.offset,
         )  # fmt: skip
     assert rating is not None  # an aggregate without GROUP BY: always one row
-    meta = {**list_meta(page, after, rows, rating.total), "avg_rating": rating.avg_rating}
+    meta = {**lp.meta(rows, rating.total), "avg_rating": rating.avg_rating}
     return json_response({"data": rows, "meta": meta}, headers={"ETag": tag})

@@ -14,11 +14,11 @@ from aiohttp import web
 from lib.auth.principal import Role
 from lib.errors import BadRequest, Conflict, FieldError, Forbidden
 from lib.http.body import parse_body
+from lib.http.cursor import list_page
 from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent, stored_replay
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
-from lib.http.listing import parse_list
 from lib.http.openapi import operation
 from services.orders import facts
 from services.orders import schemas as s
@@ -35,7 +35,6 @@ from services.orders.settings import SERVICE
 
 routes = web.RouteTableDef()
 TAGS = ["offers"]
-ORDERBY = ("created_at",)
 ITEM = "/v1/orders/{id}/offers/{offer_id}"
 
 
@@ -110,18 +109,17 @@ async def create_offer(request: web.Request) -> web.Response:
 async def list_offers(request: web.Request) -> web.Response:
     principal = authenticated(request)
     order_id = path_uuid(request)
-    page = parse_list(request, ORDERBY, s.OfferListQuery)
+    lp = list_page(request, q.LIST_OFFERS_SORTING, s.OfferListQuery)
     order = await visible_order(request, order_id)
     sees_all = principal.role is Role.ADMIN or order.customer_id == principal.user_id
     only = None if sees_all else principal.user_id
     async with request.app[DB].acquire() as conn:
         total = await q.count_offers(conn, order_id=order_id, provider_id=only) or 0
-        lister = q.list_offers_desc if page.sort == "desc" else q.list_offers
-        rows = await lister(
-            conn, order_id=order_id, provider_id=only, row_offset=page.offset,
-            row_limit=page.limit,
+        rows = await q.list_offers(
+            conn, order_id=order_id, provider_id=only, orderby=lp.orderby, sort=lp.sort,
+            after=lp.after, row_limit=lp.limit, row_offset=lp.offset,
         )  # fmt: skip
-    return json_response({"data": rows, "meta": page.meta(total)})
+    return json_response({"data": rows, "meta": lp.meta(rows, total)})
 
 
 @routes.post(ITEM + "/withdraw")

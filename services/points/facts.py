@@ -1,8 +1,8 @@
-"""The points service's domain counter (lib.metrics.Facts); `create_app` starts it at 0."""
+"""The points service's domain counter (lib.db.facts.Facts); `create_app` starts it at 0."""
 
 from __future__ import annotations
 
-from lib.metrics import Facts
+from lib.db.facts import Facts
 
 AWARDED = Facts(
     "points_awarded_total",

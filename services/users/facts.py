@@ -1,9 +1,9 @@
-"""The users service's domain counters (lib.metrics.Facts): each counts a committed fact
+"""The users service's domain counters (lib.db.facts.Facts): each counts a committed fact
 once, labelled by bounded values only; `create_app` starts them at 0."""
 
 from __future__ import annotations
 
-from lib.metrics import Facts
+from lib.db.facts import Facts
 
 LOGINS = Facts(
     "users_logins_total",

@@ -24,12 +24,12 @@ from lib.db.pool import Database
 from lib.errors import FieldError, NotFound
 from lib.http.access import EVERY_ROLE, SELF
 from lib.http.body import parse_body
-from lib.http.cursor import After, keyset_page, list_meta
+from lib.http.cursor import ListPage, list_page
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB, SETTINGS
-from lib.http.listing import Page, like_pattern
+from lib.http.listing import like_pattern
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
 from services.users import facts
@@ -42,11 +42,12 @@ from services.users.pictures import STORAGE, delete_quietly, picture_url, pictur
 from services.users.points import POINTS, PointsLookup, points_for
 from services.users.profile_schemas import ADMIN_ONLY, READ_ONLY, ProviderOut, UserPatch
 from services.users.revocations import end_sessions
-from services.users.schemas import KEYS, UserListMeta, UserListQuery, UserOut
+from services.users.schemas import UserListMeta, UserListQuery, UserOut
 from services.users.settings import UsersSettings
 from services.users.user_json import user_json
 
 routes = web.RouteTableDef()
+UsersPage = ListPage[UserListQuery, users_q.ListUsersKey, users_q.ListUsersAfter]
 TAGS = ["users"]
 DEPARTMENTS: web.AppKey[DepartmentsClient] = web.AppKey("departments")
 
@@ -91,26 +92,11 @@ async def load_statistics(conn: PgConn, filters: dict[str, Any]) -> Statistics |
     return await users_q.user_statistics(conn, **filters)
 
 
-def keyset_args(page: Page, after: After | None) -> dict[str, Any]:
-    """The cursor's value as the typed parameter its key compares with."""
-    args: dict[str, Any] = dict.fromkeys(
-        ("after_id", "after_text", "after_int", "after_num", "after_time")
-    )
-    if after is not None:
-        args["after_id"] = after.id
-        args["after_" + AFTER_PARAM[KEYS[page.orderby]]] = after.value
-    return args
-
-
-AFTER_PARAM = {"text": "text", "int": "int", "decimal": "num", "time": "time"}
-
-
 async def load_users(
     db: Database,
     lookup: PointsLookup | None,
     filters: dict[str, Any],
-    page: Page,
-    after: After | None,
+    lp: UsersPage,
 ) -> tuple[list[users_q.ListUsersRow], Statistics | None, dict[str, int] | None]:
     """The page, then its points (one batched call) while the statistics run: on ONE pooled
     connection (a request never holds two), released before waiting on the points."""
@@ -118,11 +104,11 @@ async def load_users(
         rows = await users_q.list_users(
             conn,
             **filters,
-            orderby=page.orderby,
-            descending=page.sort == "desc",
-            row_offset=0 if after else page.offset,
-            row_limit=page.limit,
-            **keyset_args(page, after),
+            orderby=lp.orderby,
+            sort=lp.sort,
+            after=lp.after,
+            row_limit=lp.limit,
+            row_offset=lp.offset,
         )
         points = asyncio.create_task(points_for(lookup, [str(r.id) for r in rows]))
         try:
@@ -154,19 +140,17 @@ async def load_users(
     ),
 )
 async def list_users(request: web.Request) -> web.Response:
-    page, after = keyset_page(request, KEYS, UserListQuery)
-    query: UserListQuery = page.query
+    lp = list_page(request, users_q.LIST_USERS_SORTING, UserListQuery)
+    query = lp.query
     filters: dict[str, Any] = {
         "role": UserRole(query.role) if query.role is not None else None,
         "department_id": query.department_id,
         "verified": query.verified,
         "search": like_pattern(query.search),
     }
-    rows, stats, points = await load_users(
-        request.app[DB], request.app[POINTS], filters, page, after
-    )
+    rows, stats, points = await load_users(request.app[DB], request.app[POINTS], filters, lp)
     summary = statistics(stats)
-    meta = {**list_meta(page, after, rows, total=summary["count"]), "statistics": summary}
+    meta = {**lp.meta(rows, total=summary["count"]), "statistics": summary}
     if points is None and rows:
         meta["degraded"] = ["points"]
     urls = await picture_urls(request.app, [r.picture_key for r in rows])

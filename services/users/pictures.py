@@ -10,21 +10,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from pydantic import BaseModel, Field
 
-from lib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
+from lib.errors import Forbidden, NotFound
 from lib.http.access import EVERY_ROLE, SELF
-from lib.http.body import body_deadline
 from lib.http.guards import path_text
 from lib.http.keys import DB
 from lib.http.listing import parse_query
+from lib.http.multipart import read_form_file
 from lib.http.openapi import operation
 from lib.http.openapi_io import Form
 from lib.logging import get_logger
 from lib.resilience.bulkhead import Bulkhead
 from lib.storage import LocalStorage, ObjectNotFound, S3Storage, Storage, new_key
-from lib.storage.base import CONTENT_TYPES, CapExceeded, read_capped
+from lib.storage.base import CONTENT_TYPES
 from lib.storage.images import MAX_PIXELS, reencode
 from services.users.access import editable, missing
 from services.users.db import profiles as q
@@ -110,24 +110,9 @@ class SignedQuery(BaseModel):
 
 
 async def read_image(request: web.Request, form: Form = PICTURE_FORM) -> bytes:
-    """The multipart field `form.field`, read up to `form.max_bytes` + 1 bytes (never
-    more): 413 when longer, 415 when the request is not multipart."""
-    limit, name = form.max_bytes, form.field
-    if request.content_length is not None and (request.content_length > limit + MULTIPART_OVERHEAD):
-        raise PayloadTooLarge(f"the picture may be at most {limit} bytes")
-    if not request.content_type.startswith("multipart/"):
-        raise UnsupportedMediaType(f"send multipart/form-data with an `{name}` field")
-    async with body_deadline(request):  # 408 past HTTP_BODY_TIMEOUT
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if isinstance(part, BodyPartReader) and part.name == name:
-                try:
-                    return await read_capped(part.read_chunk, limit)
-                except CapExceeded:
-                    detail = f"the picture may be at most {limit} bytes"
-                    raise PayloadTooLarge(detail) from None
-            await part.release()
-    raise BadRequest(f"the multipart body has no `{name}` field")
+    """The multipart part `form.field`, read up to `form.max_bytes` + 1 bytes (never
+    more); every other edge of the body is a 4xx (lib.http.multipart)."""
+    return await read_form_file(request, form, overhead=MULTIPART_OVERHEAD)
 
 
 @routes.put(r"/v1/users/{id}/picture")

@@ -10,19 +10,12 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, Field
 
 from lib.auth.principal import Role
-from lib.http.cursor import KeysetListQuery, Kind
+from lib.http.cursor import KeysetListQuery
 from lib.http.fields import single_line
+from services.users.db import users as users_q
 
-UserOrderBy = Literal["last_name", "first_name", "email", "age", "salary", "created_at"]
+UserOrderBy = users_q.ListUsersKey  # the list's sort keys (fixup: sort)
 ORDERBY: tuple[str, ...] = get_args(UserOrderBy)  # the first is the default
-KEYS: dict[str, Kind] = {
-    "last_name": "text",
-    "first_name": "text",
-    "email": "text",
-    "age": "int",
-    "salary": "decimal",
-    "created_at": "time",
-}
 
 
 class UserListQuery(KeysetListQuery):

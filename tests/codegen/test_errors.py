@@ -159,7 +159,7 @@ def test_an_unpreparable_query_is_named_and_the_others_locked(
     [
         (
             "-- name: Q :many\n-- fixup: onec total\nSELECT count(*) AS total FROM t;\n",
-            "q.sql: query Q: unknown directive 'fixup: onec' (known: once)",
+            "q.sql: query Q: unknown directive 'fixup: onec' (known: once, sort)",
         ),
         (
             "-- name: Q :one\n-- fixup: once total\nSELECT 1 AS total, id FROM t;\n",
@@ -192,3 +192,22 @@ def test_a_bad_once_directive_is_named(
     warning = capsys.readouterr().err
     line = next(w for w in warning.splitlines() if "query Q:" in w and "not generated" in w)
     assert expected in line
+
+
+@pytest.mark.parametrize(
+    ("directive", "expected"),
+    [
+        ("sort nick, keyset id", "query Q: sort key 'nick' is not a column of the result"),
+        ("sort name upward, keyset id", "query Q: unknown direction word 'upward' for sort key"),
+        ("sort name, keyset", "query Q: keyset paging needs a unique tie-breaker"),
+        ("sort id, keyset name", "query Q: tie-breaker 'name' is not a unique column of t"),
+    ],
+)
+def test_a_bad_sort_directive_fails_naming_it_and_the_query(
+    tmp_path: Path, directive: str, expected: str
+) -> None:
+    """`-- fixup: sort` writes a statement per key and direction: a key the result lacks, a
+    direction word it does not know or a tie-breaker that does not tell rows apart fails
+    the generation, named (nothing is written)."""
+    query = f"-- name: Q :many\n-- fixup: {directive}\nSELECT id, name FROM t LIMIT @n;\n"
+    assert expected in generate_fails(tmp_path, query)

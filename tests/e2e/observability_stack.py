@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,10 @@ async def live_stack(
                 command = [c for c in command if not c.startswith("-redis.addr")]
             procs.append(spawn(exporter.job, command, tmp, env))
             targets[exporter.job] = [f"127.0.0.1:{port}"]
+        port = free_port()  # no archived servers here: every backup series at 0
+        backups = [sys.executable, "-m", "tools.backup_exporter", f"--listen=127.0.0.1:{port}"]
+        procs.append(spawn("backups", backups, tmp, {"BACKUP_ROOT": str(tmp / "backups")}))
+        targets["backups"] = [f"127.0.0.1:{port}"]
         listen = f"127.0.0.1:{free_port()}"
         targets["prometheus"] = [listen]
         conf = tmp / "prometheus.yml"

@@ -1,5 +1,6 @@
 """`make new-service` on a temp copy of the tree: the scaffolded services' generated
-repositories, their own tests and the registry-derived tests green, lint and types clean,
+repositories, their own tests, the whole of tests/unit and the registry-iterating
+integration tests green on the scaffolded tree, lint and types clean,
 a REST one's route through a real NGINX (`make check-service`), and `make remove-service`
 leaves the tree as it was (issues 32, 40). A refused name and a failure midway change
 nothing.
@@ -25,10 +26,15 @@ from tests.e2e.gateway_stack import require_nginx
 from tests.servers import DatabaseFactory
 from tools.service_process import ROOT
 
+# what `make test svc=` selects it for (tests/selection.py): nothing,
+# it scaffolds throwaway services, none of the registry's
+EXERCISES = ()
+
 VENV = Path(sys.executable).parent.parent
 MAKE = ["make", "--no-print-directory", "-o", "install", "-o", ".venv/.installed-stamp"]
 PYTEST = [str(VENV / "bin" / "pytest"), "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
 STEP_TIMEOUT = 120
+UNIT_TIMEOUT = 600  # tests/unit on the copy: ~2 min alone on 2 cores, bounded for a loaded one
 # what make swag-check runs for the registry's derived files (tools.swag's own check would
 # also judge the other services' documents, which others may be changing)
 CHECKS = (
@@ -44,14 +50,16 @@ CHECKS = (
 )
 
 
-def sh(tree: Path, *command: str, env: dict[str, str] | None = None) -> str:
+def sh(
+    tree: Path, *command: str, env: dict[str, str] | None = None, timeout: float = STEP_TIMEOUT
+) -> str:
     done = subprocess.run(
         command,
         cwd=tree,
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=STEP_TIMEOUT,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}"
@@ -80,6 +88,10 @@ def tree(tmp_path: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     (copy / ".venv").symlink_to(VENV)
+    # the scanners and linters tests/unit runs, installed beside the tree (not tracked)
+    for tool in (".venv-scan", *(f"tools/{t}/node_modules" for t in ("dclint", "apilint"))):
+        if (ROOT / tool).exists():
+            (copy / tool).symlink_to(ROOT / tool)
     git(copy, "init", "-q")
     git(copy, "add", "-A")
     git(copy, "commit", "-q", "-m", "base")
@@ -93,6 +105,7 @@ def status(tree: Path) -> str:
 PG, MY, GRPC = "zzqprobepg", "zzqprobemy", "zzqprobegrpc"
 
 
+@pytest.mark.timeout(STEP_TIMEOUT * 4 + UNIT_TIMEOUT * 2)
 def test_new_services_pass_their_tests_and_remove_undoes_them(
     tree: Path, databases: DatabaseFactory
 ) -> None:
@@ -142,6 +155,14 @@ def test_new_services_pass_their_tests_and_remove_undoes_them(
         f" or {PG} or {MY} or {GRPC}"
     )
     sh(tree, *PYTEST, *tests[:3], *derived, "-k", mine)
+    # the whole unit suite on the scaffolded tree (import-time rules, public APIs, module
+    # sizes, docs links, dependencies...), and the integration tests that iterate over the
+    # registry's services, both engines' new ones among them
+    # (bench/'s imports are its own: the scaffold writes nothing there)
+    bench = "tests/unit/test_dependencies.py::test_every_import_is_declared[bench]"
+    sh(tree, *PYTEST, "-x", "tests/unit", "--deselect", bench, timeout=UNIT_TIMEOUT)
+    iterating = ["tests/integration/test_conditional_stamps.py", "tests/integration/test_seed.py"]
+    sh(tree, *PYTEST, "-x", *iterating, timeout=UNIT_TIMEOUT)
 
     # `make check-service`: the service and NGINX as processes of the copy
     dsn = databases.create(PG, "postgresql")

@@ -12,9 +12,21 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from services.users.mail_relay import MailRelay
+from services.users.settings import UsersSettings
 from tests.servers import free_port
+from tools.service_process import PROCESS_MARGIN
 
-MAIL_WAIT = 15.0  # relay poll (0.1 s) + SMTP timeout (2 s) + backoff, with a wide margin
+SMTP_TIMEOUT = 2.0  # the SMTP_TIMEOUT the tests give users (the e2e and reliability stacks)
+# the longest one mail may take: the relay's poll at its default period (it is woken on
+# commit, so usually at once), one send timing out, its first backoff, the next send; and
+# PROCESS_MARGIN for a loaded machine. A test that sets shorter ones may wait less.
+MAIL_WAIT = (
+    UsersSettings.model_fields["mail_relay_interval"].default
+    + 2 * SMTP_TIMEOUT
+    + MailRelay.first_retry * 2
+    + PROCESS_MARGIN
+)
 
 
 class SmtpSink:

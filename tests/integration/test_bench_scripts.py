@@ -14,6 +14,10 @@ import pytest
 
 from tests.servers import Servers
 
+# what `make test svc=` selects it for (tests/selection.py):
+# bench/points_client.py and bench/users_list.py
+EXERCISES = ("points", "users")
+
 ROOT = Path(__file__).resolve().parents[2]
 NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
 ROW_CLASSES = (

@@ -1,6 +1,7 @@
 """Conditional reads of the departments, catalog and orders APIs (ADR 0019) against real
 PostgreSQL: every public GET answers an ETag; If-None-Match with the current tag is a 304
-that runs no page query and uses no rate-limit budget; every committed write changes the
+that runs no page query and spends the rate-limit budget a 200 spends (a flood of them meets
+the limit; a bad token is 401 whatever the conditional headers); every committed write changes the
 tag, an uncommitted one does not; a read racing writes never 304s a stale copy; a write
 through one replica is seen by another."""
 
@@ -149,17 +150,30 @@ async def test_a_304_runs_no_page_query(client: Any, departments_dsn: str) -> No
         await conn.close()
 
 
-async def test_a_304_uses_no_rate_limit_budget(aiohttp_client: Any, departments_dsn: str) -> None:
-    settings = settings_for(departments_dsn, rate_limit_ip_rate=0.01, rate_limit_ip_burst=2)
+async def test_a_flood_of_304s_meets_the_per_ip_limit(
+    aiohttp_client: Any, departments_dsn: str
+) -> None:
+    """A 304 costs one token of the per-IP budget, as a 200 does (ADR 0026): conditional
+    GETs from one address are limited like plain ones, and stay limited."""
+    burst = 5
+    settings = settings_for(departments_dsn, rate_limit_ip_rate=0.01, rate_limit_ip_burst=burst)
     client = await aiohttp_client(create_app(settings))
-    _, tag, _ = await get(client, LIST)  # one token of two
-
-    for _ in range(10):
-        assert (await get(client, LIST, tag))[0] == 304
-    assert (await get(client, LIST))[0] == 200  # the second token is still there
+    _, tag, _ = await get(client, LIST)  # one token
+    statuses = [(await get(client, LIST, tag))[0] for _ in range(3 * burst)]
+    assert statuses == [304] * (burst - 1) + [429] * (2 * burst + 1)
     assert (await get(client, LIST))[0] == 429
-    assert (await get(client, LIST, '"stale"'))[0] == 429  # a miss is limited like any read
-    assert (await get(client, LIST, tag))[0] == 304
+    assert (await get(client, LIST, '"stale"'))[0] == 429
+
+
+async def test_a_bad_token_is_401_whatever_the_conditional_headers(client: Any) -> None:
+    _, tag, _ = await get(client, LIST)
+    for value in (tag, "*", f"W/{tag}", '"other"'):
+        for auth in ("Bearer not-a-token", "Basic x", "Bearer "):
+            resp = await client.get(LIST, headers={"If-None-Match": value, "Authorization": auth})
+            assert resp.status == 401, (value, auth, resp.status)
+            assert resp.content_type == "application/problem+json"
+    ok = await client.get(LIST, headers={"If-None-Match": tag, **bearer(Role.CUSTOMER)})
+    assert ok.status == 304
 
 
 async def test_a_write_through_one_replica_changes_the_tag_in_another(

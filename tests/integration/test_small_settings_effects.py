@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestServer
 from grpclib import GRPCError
 from grpclib.const import Status
 
-from lib.clients.revocations import PATH, RevocationRecord
 from lib.config import ServiceSettings
 from lib.db.pool import connect
 from lib.errors import ServiceUnavailable
+from lib.http.revocation_record import PATH, RevocationRecord
 from services.chat.deps import PartiesCache
 from services.chat.settings import ChatSettings
 from services.orders.relay import OutboxRelay

@@ -235,8 +235,7 @@ async def test_statistics_run_concurrently_with_the_page_and_points_chain(
         )
         client = await aiohttp_client(app)
         filters = {"role": UserRole.CUSTOMER, "department_id": None, "verified": None}
-        page = {"orderby": "last_name", "descending": False, "row_offset": 0, "row_limit": 100}
-        start = dict.fromkeys(("after_id", "after_text", "after_int", "after_num", "after_time"))
+        page = {"orderby": "last_name", "sort": "asc", "row_offset": 0, "row_limit": 100}
         ids = [str(uuid.uuid4()) for _ in range(9)]
 
         db = app[DB]  # the handler's own pool: acquire, query, release as it pays them
@@ -247,7 +246,7 @@ async def test_statistics_run_concurrently_with_the_page_and_points_chain(
 
         async def rows() -> None:
             async with db.acquire() as conn:
-                await q.list_users(conn, search=None, **filters, **page, **start)
+                await q.list_users(conn, search=None, **filters, **page)
 
         async def points_call() -> None:
             await client_of_points.get_user_list_points(ids)

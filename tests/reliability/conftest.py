@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.smtp_support import SmtpSink, smtp_sink
+from tests.integration.smtp_support import SMTP_TIMEOUT, SmtpSink, smtp_sink
 from tests.reliability import figures
 from tests.reliability.stack import ACQUIRE_TIMEOUT, POOL_MAX, common_env, start, users_env
 from tests.servers import Servers
@@ -65,7 +65,7 @@ async def users(
         STORAGE_DIR=str(logs / "storage"),
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=str(mail_sink.port),
-        SMTP_TIMEOUT="2",
+        SMTP_TIMEOUT=str(SMTP_TIMEOUT),
         MAIL_RELAY_INTERVAL="0.2",
     )
     service = await start("users", env, logs / "users.log")

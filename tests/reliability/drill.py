@@ -93,8 +93,11 @@ def services() -> list[str]:
     return [s.name for s in registry.gateway_services() if s.built]
 
 
-async def start_drill(tmp: Path, dsn: Callable[[str], str]) -> Drill:
-    """Every built HTTP service on REPLICAS processes behind the gateway, points once."""
+async def start_drill(
+    tmp: Path, dsn: Callable[[str], str], shared: dict[str, str] | None = None
+) -> Drill:
+    """Every built HTTP service on REPLICAS processes behind the gateway, points once;
+    `shared`: environment every HTTP service gets too (a REDIS_URL)."""
     names = services()
     ports = {name: [free_port() for _ in range(REPLICAS + 1)] for name in names}
     docs = tmp / "docs"
@@ -117,6 +120,7 @@ async def start_drill(tmp: Path, dsn: Callable[[str], str]) -> Drill:
     try:
         for name in names:
             extra = {**peers, **wiring.get(name, {}), "SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT)}
+            extra |= shared or {}
             if name == "users":
                 env = users_env(dsn(name), grpc, **extra)
             else:

@@ -20,3 +20,16 @@ def test_a_primary_killed_loses_no_acknowledged_write() -> None:
     assert 0 <= result.recovery_seconds < RECOVERY_LIMIT
     assert result.longest_failure <= STATEMENT_TIMEOUT + CONNECT_TIMEOUT + 1
     assert "postmaster SIGKILLed" in result.fault
+
+
+def test_the_points_primary_lost_and_its_replica_promoted_loses_nothing() -> None:
+    """MariaDB: semi-synchronous replication (AFTER_SYNC) and tools/ha_mariadb.py's
+    promotion, run at once by the drill: writes resume on the replica with every
+    acknowledged one there."""
+    with tempfile.TemporaryDirectory(prefix="fixup-failover-") as directory:
+        Path(directory).chmod(0o755)  # the mysql user runs the servers
+        (result,) = run(Path(directory), ["mariadb"])
+    assert result.lost == []
+    assert result.duplicated == []
+    assert 0 <= result.recovery_seconds < RECOVERY_LIMIT
+    assert "replica promoted" in result.fault

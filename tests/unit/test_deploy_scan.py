@@ -1,34 +1,16 @@
-"""The reviewers' scanners on the deploy files (tools/deploy_scan.py, `make deploy-lint`):
-checkov on the rendered Kubernetes overlays, zizmor on the workflows, dclint on Compose
-report nothing; every skip or ignore has its reason in its one file; and each scanner
-does catch the weakness it is there for (a weakened copy fails), so a green run means
-something."""
+"""The reviewers' scanners' settings (tools/deploy_scan.py, `make deploy-lint`): every
+skip or ignore of checkov, dclint and zizmor has its reason in its one file. The scanners
+themselves (installed by `make scan-deps`, not by `make install`) run in
+tests/integration/test_deploy_scanners.py, which `make test` runs and `make test-fast` not."""
 
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.unit.test_k8s import render
-from tools import deploy_scan
 from tools.generated import ROOT
-
-
-def scanned(name: str) -> subprocess.CompletedProcess[str]:
-    try:
-        return deploy_scan.SCANS[name]()
-    except deploy_scan.Missing as exc:
-        pytest.fail(f"{name}: {exc}", pytrace=False)
-
-
-@pytest.mark.parametrize("name", sorted(deploy_scan.SCANS))
-def test_the_scanner_finds_nothing(name: str) -> None:
-    done = scanned(name)
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def reasons_before(path: Path, item: re.Pattern[str]) -> dict[str, list[str]]:
@@ -70,47 +52,3 @@ def test_every_zizmor_ignore_says_why() -> None:
     comments = "".join(line for line in config.read_text().splitlines() if line.startswith("#"))
     for rule in rules:
         assert f"- {rule} (" in comments, f"{rule}: ignored without a reason"
-
-
-def test_checkov_fails_a_pod_that_is_not_restricted(tmp_path: Path) -> None:
-    """The dev overlay with one Deployment's seccomp profile and read-only root removed."""
-    docs = [d for d in yaml.safe_load_all(render("dev")) if d]
-    target = next(d for d in docs if d["kind"] == "Deployment")
-    del target["spec"]["template"]["spec"]["securityContext"]["seccompProfile"]
-    target["spec"]["template"]["spec"]["containers"][0]["securityContext"][
-        "readOnlyRootFilesystem"
-    ] = False
-    weakened = tmp_path / "weakened.yaml"
-    weakened.write_text(yaml.safe_dump_all(docs))
-    binary = deploy_scan.need(deploy_scan.CHECKOV, "make scan-deps")
-    done = deploy_scan.run(
-        [binary, "--config-file", str(ROOT / ".checkov.yaml"), "-f", str(weakened)]
-    )
-    assert done.returncode != 0
-    assert "CKV_K8S_31" in done.stdout, done.stdout  # seccomp
-    assert "CKV_K8S_22" in done.stdout, done.stdout  # read-only root filesystem
-
-
-def test_zizmor_fails_a_tag_pinned_action_and_an_injection(tmp_path: Path) -> None:
-    workflows = tmp_path / ".github" / "workflows"
-    workflows.mkdir(parents=True)
-    (workflows / "bad.yml").write_text(
-        "on: pull_request\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-24.04\n"
-        "    permissions: {}\n    steps:\n"
-        "      - uses: aws-actions/configure-aws-credentials@v4\n"
-        "      - run: echo ${{ github.event.pull_request.title }}\n"
-    )
-    binary = deploy_scan.need(deploy_scan.ZIZMOR, "pip install zizmor")
-    done = deploy_scan.run([binary, "--offline", str(workflows)])
-    assert done.returncode != 0
-    assert "unpinned-uses" in done.stdout, done.stdout
-    assert "template-injection" in done.stdout, done.stdout
-
-
-def test_dclint_fails_a_latest_image(tmp_path: Path) -> None:
-    compose = tmp_path / "docker-compose.yml"
-    compose.write_text("name: x\nservices:\n  app:\n    image: fixup:latest\n")
-    binary = deploy_scan.need(deploy_scan.DCLINT, "npm ci --prefix tools/dclint")
-    done = deploy_scan.run([binary, "-c", str(ROOT / ".dclintrc.yaml"), str(compose)])
-    assert done.returncode != 0
-    assert "service-image-require-explicit-tag" in done.stdout, done.stdout

@@ -1,11 +1,11 @@
-"""lib.metrics.Facts: every child at 0 from start(), bounded label values only."""
+"""lib.db.facts.Facts: every child at 0 from start(), bounded label values only."""
 
 from __future__ import annotations
 
 import pytest
 from prometheus_client import REGISTRY
 
-from lib.metrics import Facts
+from lib.db.facts import Facts
 
 FACTS = Facts("test_facts_total", "A test counter.", outcome=("ok", "failed"))
 

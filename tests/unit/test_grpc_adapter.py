@@ -30,6 +30,10 @@ from lib.pb.point import (
     UserListRequest,
 )
 
+# what `make test svc=` selects it for (tests/selection.py):
+# the points client and a servicer of its interface
+EXERCISES = ("points",)
+
 GET = "/point.PointServer/GetUserPoints"
 
 

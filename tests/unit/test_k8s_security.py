@@ -14,7 +14,7 @@ import yaml
 from lib import registry
 from lib.config import ServiceSettings
 from tests.unit.test_k8s import render
-from tools import k8s, k8s_network, k8s_objects
+from tools import k8s, k8s_backup, k8s_network, k8s_objects
 
 OVERLAYS = ["dev", "prod"]
 
@@ -25,7 +25,15 @@ def documents(overlay: str) -> tuple[Any, ...]:
 
 
 def workloads(overlay: str) -> list[Any]:
-    return [d for d in documents(overlay) if d["kind"] in ("Deployment", "Job")]
+    return [d for d in documents(overlay) if d["kind"] in ("Deployment", "Job", "CronJob")]
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    result: dict[str, Any] = spec["template"]["spec"]
+    return result
 
 
 def of_kind(overlay: str, kind: str) -> dict[str, Any]:
@@ -36,7 +44,7 @@ def of_kind(overlay: str, kind: str) -> dict[str, Any]:
 def test_every_workload_meets_restricted(overlay: str) -> None:
     for workload in workloads(overlay):
         name = workload["metadata"]["name"]
-        pod = workload["spec"]["template"]["spec"]
+        pod = pod_spec(workload)
         assert pod["automountServiceAccountToken"] is False, name
         security = pod["securityContext"]
         assert security["runAsNonRoot"] is True, name
@@ -51,6 +59,10 @@ def test_every_workload_meets_restricted(overlay: str) -> None:
             writable = {m["name"] for m in container.get("volumeMounts", [])}
             writable -= {m["name"] for m in container["volumeMounts"] if m.get("readOnly")}
             assert writable <= empty_dirs, (name, writable)
+            limits = container["resources"]["limits"]
+            assert {"cpu", "memory"} <= set(limits) <= set(container["resources"]["requests"])
+    kinds = {w["kind"] for w in workloads(overlay)}
+    assert kinds == {"Deployment", "Job", "CronJob"}, kinds
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -194,3 +206,53 @@ def test_each_service_reaches_its_database_and_redis_only(overlay: str) -> None:
     for port in k8s_network.ENGINE_PORTS.values():
         assert allowed(overlay, migrate, outside, port)
     assert not allowed(overlay, migrate, outside, k8s_network.REDIS_PORT)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_backup_cronjob_runs_alone_and_reads_its_keys_from_files(overlay: str) -> None:
+    job = of_kind(overlay, "CronJob")[k8s_backup.NAME]
+    spec = job["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert 0 < spec["startingDeadlineSeconds"] < 3600  # below the hourly period
+    assert spec["successfulJobsHistoryLimit"] >= 1
+    assert spec["failedJobsHistoryLimit"] >= 1
+    pod = pod_spec(job)
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["command"][-1] == k8s_backup.SCRIPT
+    assert "pgbackrest backup" in k8s_backup.SCRIPT
+    # no secret as a variable: the settings are a ConfigMap, the keys a Secret's files
+    assert "env" not in container
+    assert [next(iter(e)) for e in container["envFrom"]] == ["configMapRef"]
+    settings = next(d for n, d in of_kind(overlay, "ConfigMap").items()
+                    if n.startswith(k8s_backup.NAME))["data"]  # fmt: skip
+    assert not [k for k in settings if ("KEY" in k and "FILE" not in k) or "PASS" in k]
+    secrets = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+    assert {s["secretName"] for s in secrets.values()} == {k8s_backup.SECRET}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    for name in secrets:
+        assert mounts[name]["readOnly"] is True, name
+    assert mounts["s3-keys"]["mountPath"] == settings["PGBACKREST_CONFIG_INCLUDE_PATH"]
+    tls = mounts["pg-tls"]["mountPath"]
+    for option in ("CA", "CERT", "KEY"):
+        path = settings[f"PGBACKREST_PG1_HOST_{option}_FILE"]
+        assert path.rsplit("/", 1)[0] == tls, option
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_backup_job_reaches_the_database_host_and_the_object_store_only(
+    overlay: str,
+) -> None:
+    outside: tuple[str, dict[str, str]] = ("", {})  # the database host, the object store
+    me = pod(overlay, k8s_backup.NAME)
+    assert allowed(overlay, me, outside, k8s_backup.TLS_SERVER_PORT)
+    assert allowed(overlay, me, outside, k8s_backup.HTTPS_PORT)
+    assert allowed(overlay, me, DNS, 53, "UDP")
+    for port in (*k8s_network.ENGINE_PORTS.values(), k8s_network.REDIS_PORT, 80):
+        assert not allowed(overlay, me, outside, port), port
+    for s in registry.built_services():
+        assert not allowed(overlay, me, pod(overlay, s.name), k8s_network.serving_port(s))
+        assert not allowed(overlay, pod(overlay, s.name), me, k8s_backup.TLS_SERVER_PORT)
+    for peer in (GATEWAY, PROMETHEUS, STRANGER):
+        assert not allowed(overlay, peer, me, k8s_backup.TLS_SERVER_PORT), peer

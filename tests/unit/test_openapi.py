@@ -26,6 +26,10 @@ from lib.http.openapi import build_spec, operation
 from lib.http.openapi_bodies import PROBLEM_SCHEMA
 from lib.http.openapi_io import Form, Header
 
+# what `make test svc=` selects it for (tests/selection.py):
+# lib/http only: orders and points are the example app's routes
+EXERCISES = ()
+
 
 class Address(BaseModel):
     city: str

@@ -23,9 +23,11 @@ def names(target: str) -> set[str]:
 def test_targets() -> None:
     assert names("run") >= {"nginx", "nodejs", "npm", "prometheus"}
     extras = {"chromium", "wrk", "valgrind", "docker-compose", "kubectl", "curl", "jq", "lsof",
-              "faketime", "etcd-server", "patroni", "haproxy"}  # fmt: skip
+              "faketime", "etcd-server", "patroni", "haproxy", "pgbackrest",
+              "mariadb-backup"}  # fmt: skip
     assert names("test") == names("run") | extras
     assert names("ci") >= names("test") | {"postgresql", "mariadb-server", "redis-server", "make"}
+    assert names("backup") == {"pgbackrest", "mariadb-backup"}
 
 
 def test_ci_and_make_use_the_one_list() -> None:
@@ -65,6 +67,7 @@ def test_missing_and_not_installable_says_how(
         + packages.EXAMPLES
         + packages.CLOCKS
         + packages.HA
+        + packages.BACKUPS
     )
     for package in ("node", "npm", *(p.commands[0] for p in others)):
         fake_command(tmp_path, package)

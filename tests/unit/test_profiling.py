@@ -1,4 +1,4 @@
-"""lib.profiling: the separate loopback server, tracemalloc reports, the task dump."""
+"""lib.http.profiling: the separate loopback server, tracemalloc reports, the task dump."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from lib import registry
-from lib.profiling import BASE_PORT, PROFILER, port_for, profiling_ctx, profiling_port
+from lib.http.profiling import BASE_PORT, PROFILER, port_for, profiling_ctx, profiling_port
 from tests.servers import free_port
 
 THIS_FILE = Path(__file__).name

@@ -8,7 +8,13 @@ The scan fails naming file:line for
   from another library (`from aiohttp.web_protocol import _ErrInfo`);
 - `sys._getframe` (frame inspection);
 - an assignment to another library's attribute (`aiomysql.connection.x = ...`, setattr on
-  an imported module) or to any object's `__class__`.
+  an imported module), also through a name imported from it (`from mutmut.mutation import
+  file_mutation; file_mutation.f = ...`), or to any object's `__class__`;
+- `getattr(x, "_name")` (and hasattr, setattr, delattr) of another library's private name;
+- a subclass of another library's class that defines a private method (an override of
+  its internals: the library may rename or stop calling it);
+- a patch that writes the name it replaces: `obj.attr` read and then assigned in the same
+  function, on anything but `self`/`cls` (save the original, install a wrapper).
 tools/ is held to the same rules, except the dev-only entries of tools/private_apis.toml,
 each with its reason.
 """
@@ -16,6 +22,7 @@ each with its reason.
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import sys
 import tomllib
@@ -77,15 +84,24 @@ def defined_here() -> frozenset[str]:
     return frozenset(names)
 
 
+def third_party(module: str) -> bool:
+    top = module.split(".")[0]
+    return top not in FIRST_PARTY and top not in sys.stdlib_module_names
+
+
 def third_party_names(tree: ast.Module) -> set[str]:
-    """The names a module binds to another library's modules by importing them."""
+    """The names a module binds to another library's modules, or to what it imports from
+    them (`from mutmut.mutation import file_mutation`, `from aiohttp import web`)."""
     bound: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                top = alias.name.split(".")[0]
-                if top not in FIRST_PARTY and top not in sys.stdlib_module_names:
-                    bound.add(alias.asname or top)
+                if third_party(alias.name):
+                    bound.add(alias.asname or alias.name.split(".")[0])
+        elif (
+            isinstance(node, ast.ImportFrom) and node.level == 0 and third_party(node.module or "")
+        ):
+            bound |= {alias.asname or alias.name for alias in node.names}
     return bound
 
 
@@ -93,6 +109,90 @@ def root_name(node: ast.expr) -> str | None:
     while isinstance(node, ast.Attribute):
         node = node.value
     return node.id if isinstance(node, ast.Name) else None
+
+
+def imported_from(tree: ast.Module) -> dict[str, str]:
+    """Each name a module binds by importing another library, to the dotted path it names."""
+    paths: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if third_party(alias.name):
+                    name = alias.asname or alias.name.split(".")[0]
+                    paths[name] = alias.name if alias.asname else name
+        elif (
+            isinstance(node, ast.ImportFrom) and node.level == 0 and third_party(node.module or "")
+        ):
+            for alias in node.names:
+                paths[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return paths
+
+
+def resolve(dotted: str) -> object:
+    """The object a dotted path names (the longest importable module, then attributes)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for part in parts[cut:]:
+            found = getattr(found, part)
+        return found
+    raise ImportError(dotted)
+
+
+def private_overrides(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """(line, name) of each private method a subclass defines that its library base class
+    (resolved by importing it) already has: an override of the library's internals."""
+    paths = imported_from(tree)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        bases = []
+        for base in node.bases:
+            root = root_name(base)
+            if root in paths:
+                dotted = ast.unparse(base).replace(root, paths[root], 1)
+                bases.append(resolve(dotted))
+        for item in node.body:
+            if not isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            if private(item.name) and any(hasattr(base, item.name) for base in bases):
+                yield item.lineno, item.name
+
+
+def replaced_names(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """(line, target) of each `obj.attr = wrapper` in a function that also reads
+    `obj.attr` and defines `wrapper` (a def or a lambda), `obj` not self or cls: the
+    original saved and a wrapper written in its place."""
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        nested = {
+            node.name
+            for node in ast.walk(function)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node is not function
+        }
+        read = {
+            ast.unparse(node)
+            for node in ast.walk(function)
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
+        }
+        for node in ast.walk(function):
+            if not isinstance(node, ast.Assign):
+                continue
+            wrapper = isinstance(node.value, ast.Lambda) or (
+                isinstance(node.value, ast.Name) and node.value.id in nested
+            )
+            for target in node.targets:
+                if (
+                    wrapper
+                    and isinstance(target, ast.Attribute)
+                    and root_name(target) not in ("self", "cls", None)
+                    and ast.unparse(target) in read
+                ):
+                    yield node.lineno, ast.unparse(target)
 
 
 def findings(path: Path) -> Iterator[str]:
@@ -138,6 +238,22 @@ def findings(path: Path) -> Iterator[str]:
             and root_name(node.args[0]) in libraries
         ):
             yield f"{where}:{line}: {node.func.id} on another library's module"
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr", "setattr", "delattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and private(node.args[1].value)
+            and node.args[1].value not in ours | PUBLIC_UNDERSCORE
+        ):
+            name = node.args[1].value
+            yield f"{where}:{line}: another library's private attribute {node.func.id} {name}"
+    for line, name in private_overrides(tree):
+        yield f"{where}:{line}: a subclass overriding another library's private method {name}"
+    for line, target in replaced_names(tree):
+        yield f"{where}:{line}: a patch writing the name it replaces {target}"
 
 
 def allowed() -> dict[str, str]:
@@ -170,6 +286,14 @@ SAMPLES = {
     "import aiomysql.connection\naiomysql.connection.escape = str\n": "another library's attr",
     "import aiomysql\nsetattr(aiomysql, 'x', 1)\n": "setattr on another library",
     "def f(server):\n    server.__class__ = object\n": "assignment to __class__",
+    "def f(cursor):\n    return getattr(cursor, '_result', None)\n": "getattr of a private name",
+    "from aiohttp import web\nclass P(web.RequestHandler):\n    def _handle_request(self):\n"
+    "        return None\n": "a subclass overriding a private method",
+    "from mutmut.mutation import file_mutation\nfile_mutation.function_arrangement = None\n": (
+        "a patch through from X import Y"
+    ),
+    "def install(runner):\n    old = runner.collect_stats\n    def new(self):\n"
+    "        return old(self)\n    runner.collect_stats = new\n": "a patch writing its name",
 }
 
 

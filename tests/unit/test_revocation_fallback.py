@@ -18,6 +18,10 @@ from lib.auth.revocation import Revocations, ceil_ms
 from lib.errors import ServiceUnavailable, Unauthorized
 from tests.unit.test_revocation import SUBJECT, FakeRedis, make, token
 
+# what `make test svc=` selects it for (tests/selection.py):
+# lib/auth only: "users" names the record's owner in a message
+EXERCISES = ()
+
 TOKEN = "the.checked.token"
 
 

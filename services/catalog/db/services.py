@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncGenerator
 from decimal import Decimal
+from typing import Literal
 from uuid import UUID
 
-from codegen.runtime import PgConn, status_rows
+from codegen.runtime import PgConn, Sorting, SortKey, status_rows
 
 from . import models
 
@@ -28,291 +28,113 @@ async def count_services(conn: PgConn, *, subcategory_id: UUID | None) -> int | 
 
 
 LIST_SERVICES_BY_NAME_ASC = """
--- name: ListServicesByNameAsc :many
+-- name: ListServices :many
+-- ListServicesByNameAsc: by name asc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-  AND ($2::uuid IS NULL
-       OR (name, id) > ($3::text, $2::uuid))
-ORDER BY name ASC, id ASC LIMIT $5 OFFSET $4
+  AND ((name, id) > ($4, $5) OR $5 IS NULL)
+ORDER BY name ASC, id ASC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_services_by_name_asc(
-    conn: PgConn,
-    *,
-    subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: str | None,
-    row_offset: int,
-    row_limit: int,
-) -> list[models.Service]:
-    """
-    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-      AND ($2::uuid IS NULL
-           OR (name, id) > ($3::text, $2::uuid))
-    ORDER BY name ASC, id ASC LIMIT $5 OFFSET $4
-    """
-    rows = await conn.fetch(
-        LIST_SERVICES_BY_NAME_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
-    )
-    return [models.Service(*row) for row in rows]
-
-
-async def iter_list_services_by_name_asc(
-    conn: PgConn,
-    *,
-    subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: str | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[models.Service, None]:
-    """Like list_services_by_name_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SERVICES_BY_NAME_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
-    ):
-        yield models.Service(*row)
-
 
 LIST_SERVICES_BY_NAME_DESC = """
--- name: ListServicesByNameDesc :many
+-- name: ListServices :many
+-- ListServicesByNameDesc: by name desc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-  AND ($2::uuid IS NULL
-       OR (name, id) < ($3::text, $2::uuid))
-ORDER BY name DESC, id DESC LIMIT $5 OFFSET $4
+  AND ((name, id) < ($4, $5) OR $5 IS NULL)
+ORDER BY name DESC, id DESC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_services_by_name_desc(
-    conn: PgConn,
-    *,
-    subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: str | None,
-    row_offset: int,
-    row_limit: int,
-) -> list[models.Service]:
-    """
-    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-      AND ($2::uuid IS NULL
-           OR (name, id) < ($3::text, $2::uuid))
-    ORDER BY name DESC, id DESC LIMIT $5 OFFSET $4
-    """
-    rows = await conn.fetch(
-        LIST_SERVICES_BY_NAME_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
-    )
-    return [models.Service(*row) for row in rows]
-
-
-async def iter_list_services_by_name_desc(
-    conn: PgConn,
-    *,
-    subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: str | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[models.Service, None]:
-    """Like list_services_by_name_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SERVICES_BY_NAME_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
-    ):
-        yield models.Service(*row)
-
 
 LIST_SERVICES_BY_BASE_PRICE_ASC = """
--- name: ListServicesByBasePriceAsc :many
+-- name: ListServices :many
+-- ListServicesByBasePriceAsc: by base_price asc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-  AND ($2::uuid IS NULL
-       OR (base_price, id) > ($3::numeric, $2::uuid))
-ORDER BY base_price ASC, id ASC LIMIT $5 OFFSET $4
+  AND ((base_price, id) > ($4, $5) OR $5 IS NULL)
+ORDER BY base_price ASC, id ASC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_services_by_base_price_asc(
-    conn: PgConn,
-    *,
-    subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: Decimal | None,
-    row_offset: int,
-    row_limit: int,
-) -> list[models.Service]:
-    """
-    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-      AND ($2::uuid IS NULL
-           OR (base_price, id) > ($3::numeric, $2::uuid))
-    ORDER BY base_price ASC, id ASC LIMIT $5 OFFSET $4
-    """
-    rows = await conn.fetch(
-        LIST_SERVICES_BY_BASE_PRICE_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
-    )
-    return [models.Service(*row) for row in rows]
-
-
-async def iter_list_services_by_base_price_asc(
-    conn: PgConn,
-    *,
-    subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: Decimal | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[models.Service, None]:
-    """Like list_services_by_base_price_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SERVICES_BY_BASE_PRICE_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
-    ):
-        yield models.Service(*row)
-
 
 LIST_SERVICES_BY_BASE_PRICE_DESC = """
--- name: ListServicesByBasePriceDesc :many
+-- name: ListServices :many
+-- ListServicesByBasePriceDesc: by base_price desc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-  AND ($2::uuid IS NULL
-       OR (base_price, id) < ($3::numeric, $2::uuid))
-ORDER BY base_price DESC, id DESC LIMIT $5 OFFSET $4
+  AND ((base_price, id) < ($4, $5) OR $5 IS NULL)
+ORDER BY base_price DESC, id DESC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_services_by_base_price_desc(
-    conn: PgConn,
-    *,
-    subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: Decimal | None,
-    row_offset: int,
-    row_limit: int,
-) -> list[models.Service]:
-    """
-    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-      AND ($2::uuid IS NULL
-           OR (base_price, id) < ($3::numeric, $2::uuid))
-    ORDER BY base_price DESC, id DESC LIMIT $5 OFFSET $4
-    """
-    rows = await conn.fetch(
-        LIST_SERVICES_BY_BASE_PRICE_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
-    )
-    return [models.Service(*row) for row in rows]
-
-
-async def iter_list_services_by_base_price_desc(
-    conn: PgConn,
-    *,
-    subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: Decimal | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[models.Service, None]:
-    """Like list_services_by_base_price_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SERVICES_BY_BASE_PRICE_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
-    ):
-        yield models.Service(*row)
-
 
 LIST_SERVICES_BY_CREATED_AT_ASC = """
--- name: ListServicesByCreatedAtAsc :many
+-- name: ListServices :many
+-- ListServicesByCreatedAtAsc: by created_at asc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-  AND ($2::uuid IS NULL
-       OR (created_at, id) > ($3::timestamptz, $2::uuid))
-ORDER BY created_at ASC, id ASC LIMIT $5 OFFSET $4
+  AND ((created_at, id) > ($4, $5) OR $5 IS NULL)
+ORDER BY created_at ASC, id ASC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_services_by_created_at_asc(
-    conn: PgConn,
-    *,
-    subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: datetime.datetime | None,
-    row_offset: int,
-    row_limit: int,
-) -> list[models.Service]:
-    """
-    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-      AND ($2::uuid IS NULL
-           OR (created_at, id) > ($3::timestamptz, $2::uuid))
-    ORDER BY created_at ASC, id ASC LIMIT $5 OFFSET $4
-    """
-    rows = await conn.fetch(
-        LIST_SERVICES_BY_CREATED_AT_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
-    )
-    return [models.Service(*row) for row in rows]
-
-
-async def iter_list_services_by_created_at_asc(
-    conn: PgConn,
-    *,
-    subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: datetime.datetime | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[models.Service, None]:
-    """Like list_services_by_created_at_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SERVICES_BY_CREATED_AT_ASC, subcategory_id, after_id, after_key, row_offset, row_limit
-    ):
-        yield models.Service(*row)
-
 
 LIST_SERVICES_BY_CREATED_AT_DESC = """
--- name: ListServicesByCreatedAtDesc :many
+-- name: ListServices :many
+-- ListServicesByCreatedAtDesc: by created_at desc
 SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
 WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-  AND ($2::uuid IS NULL
-       OR (created_at, id) < ($3::timestamptz, $2::uuid))
-ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $4
+  AND ((created_at, id) < ($4, $5) OR $5 IS NULL)
+ORDER BY created_at DESC, id DESC
+LIMIT $3 OFFSET $2
 """
 
+ListServicesKey = Literal["name", "base_price", "created_at"]
+ListServicesAfter = tuple[str | Decimal | datetime.datetime, UUID]
+LIST_SERVICES: dict[tuple[str, str], str] = {
+    ("name", "asc"): LIST_SERVICES_BY_NAME_ASC,
+    ("name", "desc"): LIST_SERVICES_BY_NAME_DESC,
+    ("base_price", "asc"): LIST_SERVICES_BY_BASE_PRICE_ASC,
+    ("base_price", "desc"): LIST_SERVICES_BY_BASE_PRICE_DESC,
+    ("created_at", "asc"): LIST_SERVICES_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): LIST_SERVICES_BY_CREATED_AT_DESC,
+}
+LIST_SERVICES_SORTING: Sorting[ListServicesKey, ListServicesAfter] = Sorting(
+    keys={
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+        "base_price": SortKey("base_price", "decimal", False, ("asc", "desc")),
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=True,
+)
 
-async def list_services_by_created_at_desc(
+
+async def list_services(
     conn: PgConn,
     *,
+    orderby: ListServicesKey,
+    sort: Literal["asc", "desc"],
     subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: datetime.datetime | None,
     row_offset: int,
     row_limit: int,
+    after: ListServicesAfter | None = None,
 ) -> list[models.Service]:
     """
     SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
     WHERE ($1::uuid IS NULL OR subcategory_id = $1)
-      AND ($2::uuid IS NULL
-           OR (created_at, id) < ($3::timestamptz, $2::uuid))
-    ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $4
+      AND ((name, id) > ($4, $5) OR $5 IS NULL)
+    ORDER BY name ASC, id ASC
+    LIMIT $3 OFFSET $2
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (name,
+    base_price, created_at) in `sort`'s direction, then by id; `after`: the rows after that
+    (key value, tie-breaker) position.
     """
+    after_key, after_tie = (None, None) if after is None else after
     rows = await conn.fetch(
-        LIST_SERVICES_BY_CREATED_AT_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
+        LIST_SERVICES[orderby, sort], subcategory_id, row_offset, row_limit, after_key, after_tie
     )
     return [models.Service(*row) for row in rows]
-
-
-async def iter_list_services_by_created_at_desc(
-    conn: PgConn,
-    *,
-    subcategory_id: UUID | None,
-    after_id: UUID | None,
-    after_key: datetime.datetime | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[models.Service, None]:
-    """Like list_services_by_created_at_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SERVICES_BY_CREATED_AT_DESC, subcategory_id, after_id, after_key, row_offset, row_limit
-    ):
-        yield models.Service(*row)
 
 
 GET_SERVICE = """
@@ -457,119 +279,74 @@ async def count_services_of_provider(conn: PgConn, *, provider_id: UUID) -> int 
 
 
 LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC = """
--- name: ListServicesOfProviderByNameAsc :many
+-- name: ListServicesOfProvider :many
+-- ListServicesOfProviderByNameAsc: by name asc
 SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
-WHERE p.provider_id = $1
-  AND ($2::uuid IS NULL
-       OR (s.name, s.id) > ($3::text, $2::uuid))
-ORDER BY s.name ASC, s.id ASC LIMIT $5 OFFSET $4
+WHERE (p.provider_id = $1)
+  AND ((s.name, s.id) > ($4, $5) OR $5 IS NULL)
+ORDER BY s.name ASC, s.id ASC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_services_of_provider_by_name_asc(
-    conn: PgConn,
-    *,
-    provider_id: UUID,
-    after_id: UUID | None,
-    after_key: str | None,
-    row_offset: int,
-    row_limit: int,
-) -> list[models.Service]:
-    """
-    SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
-    WHERE p.provider_id = $1
-      AND ($2::uuid IS NULL
-           OR (s.name, s.id) > ($3::text, $2::uuid))
-    ORDER BY s.name ASC, s.id ASC LIMIT $5 OFFSET $4
-    """
-    rows = await conn.fetch(
-        LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC,
-        provider_id,
-        after_id,
-        after_key,
-        row_offset,
-        row_limit,
-    )
-    return [models.Service(*row) for row in rows]
-
-
-async def iter_list_services_of_provider_by_name_asc(
-    conn: PgConn,
-    *,
-    provider_id: UUID,
-    after_id: UUID | None,
-    after_key: str | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[models.Service, None]:
-    """Like list_services_of_provider_by_name_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC,
-        provider_id,
-        after_id,
-        after_key,
-        row_offset,
-        row_limit,
-    ):
-        yield models.Service(*row)
-
 
 LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC = """
--- name: ListServicesOfProviderByNameDesc :many
+-- name: ListServicesOfProvider :many
+-- ListServicesOfProviderByNameDesc: by name desc
 SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
-WHERE p.provider_id = $1
-  AND ($2::uuid IS NULL
-       OR (s.name, s.id) < ($3::text, $2::uuid))
-ORDER BY s.name DESC, s.id DESC LIMIT $5 OFFSET $4
+WHERE (p.provider_id = $1)
+  AND ((s.name, s.id) < ($4, $5) OR $5 IS NULL)
+ORDER BY s.name DESC, s.id DESC
+LIMIT $3 OFFSET $2
 """
 
+ListServicesOfProviderKey = Literal["name"]
+ListServicesOfProviderAfter = tuple[str, UUID]
+LIST_SERVICES_OF_PROVIDER: dict[tuple[str, str], str] = {
+    ("name", "asc"): LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC,
+    ("name", "desc"): LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC,
+}
+LIST_SERVICES_OF_PROVIDER_SORTING: Sorting[
+    ListServicesOfProviderKey, ListServicesOfProviderAfter
+] = Sorting(
+    keys={
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=True,
+)
 
-async def list_services_of_provider_by_name_desc(
+
+async def list_services_of_provider(
     conn: PgConn,
     *,
+    orderby: ListServicesOfProviderKey,
+    sort: Literal["asc", "desc"],
     provider_id: UUID,
-    after_id: UUID | None,
-    after_key: str | None,
     row_offset: int,
     row_limit: int,
+    after: ListServicesOfProviderAfter | None = None,
 ) -> list[models.Service]:
     """
     SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
-    WHERE p.provider_id = $1
-      AND ($2::uuid IS NULL
-           OR (s.name, s.id) < ($3::text, $2::uuid))
-    ORDER BY s.name DESC, s.id DESC LIMIT $5 OFFSET $4
+    WHERE (p.provider_id = $1)
+      AND ((s.name, s.id) > ($4, $5) OR $5 IS NULL)
+    ORDER BY s.name ASC, s.id ASC
+    LIMIT $3 OFFSET $2
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (name) in
+    `sort`'s direction, then by id; `after`: the rows after that (key value, tie-breaker)
+    position.
     """
+    after_key, after_tie = (None, None) if after is None else after
     rows = await conn.fetch(
-        LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC,
+        LIST_SERVICES_OF_PROVIDER[orderby, sort],
         provider_id,
-        after_id,
-        after_key,
         row_offset,
         row_limit,
+        after_key,
+        after_tie,
     )
     return [models.Service(*row) for row in rows]
-
-
-async def iter_list_services_of_provider_by_name_desc(
-    conn: PgConn,
-    *,
-    provider_id: UUID,
-    after_id: UUID | None,
-    after_key: str | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[models.Service, None]:
-    """Like list_services_of_provider_by_name_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC,
-        provider_id,
-        after_id,
-        after_key,
-        row_offset,
-        row_limit,
-    ):
-        yield models.Service(*row)
 
 
 COUNT_PROVIDERS_OF_SERVICE = """
@@ -586,53 +363,56 @@ async def count_providers_of_service(conn: PgConn, *, service_id: UUID) -> int |
     return None if row is None else row[0]
 
 
-LIST_PROVIDERS_OF_SERVICE_ASC = """
--- name: ListProvidersOfServiceAsc :many
+LIST_PROVIDERS_OF_SERVICE_BY_PROVIDER_ID_ASC = """
+-- name: ListProvidersOfService :many
+-- ListProvidersOfServiceByProviderIdAsc: by provider_id asc
 SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
-ORDER BY provider_id ASC LIMIT $3 OFFSET $2
+ORDER BY provider_id ASC
+LIMIT $3 OFFSET $2
 """
 
+LIST_PROVIDERS_OF_SERVICE_BY_PROVIDER_ID_DESC = """
+-- name: ListProvidersOfService :many
+-- ListProvidersOfServiceByProviderIdDesc: by provider_id desc
+SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
+ORDER BY provider_id DESC
+LIMIT $3 OFFSET $2
+"""
 
-async def list_providers_of_service_asc(
-    conn: PgConn, *, service_id: UUID, row_offset: int, row_limit: int
+ListProvidersOfServiceKey = Literal["provider_id"]
+LIST_PROVIDERS_OF_SERVICE: dict[tuple[str, str], str] = {
+    ("provider_id", "asc"): LIST_PROVIDERS_OF_SERVICE_BY_PROVIDER_ID_ASC,
+    ("provider_id", "desc"): LIST_PROVIDERS_OF_SERVICE_BY_PROVIDER_ID_DESC,
+}
+LIST_PROVIDERS_OF_SERVICE_SORTING: Sorting[ListProvidersOfServiceKey, None] = Sorting(
+    keys={
+        "provider_id": SortKey("provider_id", "uuid", False, ("asc", "desc")),
+    },
+    tie=None,
+    tie_kind=None,
+    keyset=False,
+)
+
+
+async def list_providers_of_service(
+    conn: PgConn,
+    *,
+    orderby: ListProvidersOfServiceKey,
+    sort: Literal["asc", "desc"],
+    service_id: UUID,
+    row_offset: int,
+    row_limit: int,
+    after: None = None,
 ) -> list[models.ProviderService]:
     """
     SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
-    ORDER BY provider_id ASC LIMIT $3 OFFSET $2
+    ORDER BY provider_id ASC
+    LIMIT $3 OFFSET $2
+
+    One statement per key and direction (above: the first). Ordered by `orderby`
+    (provider_id) in `sort`'s direction.
     """
-    rows = await conn.fetch(LIST_PROVIDERS_OF_SERVICE_ASC, service_id, row_offset, row_limit)
+    rows = await conn.fetch(
+        LIST_PROVIDERS_OF_SERVICE[orderby, sort], service_id, row_offset, row_limit
+    )
     return [models.ProviderService(*row) for row in rows]
-
-
-async def iter_list_providers_of_service_asc(
-    conn: PgConn, *, service_id: UUID, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.ProviderService, None]:
-    """Like list_providers_of_service_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_PROVIDERS_OF_SERVICE_ASC, service_id, row_offset, row_limit):
-        yield models.ProviderService(*row)
-
-
-LIST_PROVIDERS_OF_SERVICE_DESC = """
--- name: ListProvidersOfServiceDesc :many
-SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
-ORDER BY provider_id DESC LIMIT $3 OFFSET $2
-"""
-
-
-async def list_providers_of_service_desc(
-    conn: PgConn, *, service_id: UUID, row_offset: int, row_limit: int
-) -> list[models.ProviderService]:
-    """
-    SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
-    ORDER BY provider_id DESC LIMIT $3 OFFSET $2
-    """
-    rows = await conn.fetch(LIST_PROVIDERS_OF_SERVICE_DESC, service_id, row_offset, row_limit)
-    return [models.ProviderService(*row) for row in rows]
-
-
-async def iter_list_providers_of_service_desc(
-    conn: PgConn, *, service_id: UUID, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.ProviderService, None]:
-    """Like list_providers_of_service_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_PROVIDERS_OF_SERVICE_DESC, service_id, row_offset, row_limit):
-        yield models.ProviderService(*row)

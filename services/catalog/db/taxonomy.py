@@ -2,10 +2,10 @@
 # source: taxonomy.sql
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from typing import Literal
 from uuid import UUID
 
-from codegen.runtime import PgConn, status_rows
+from codegen.runtime import PgConn, Sorting, SortKey, status_rows
 
 from . import models
 
@@ -24,99 +24,74 @@ async def count_category_types(conn: PgConn) -> int | None:
 
 
 LIST_CATEGORY_TYPES_BY_NAME_ASC = """
--- name: ListCategoryTypesByNameAsc :many
-SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
+-- name: ListCategoryTypes :many
+-- ListCategoryTypesByNameAsc: by name asc
+SELECT id, name, version, created_at, updated_at FROM category_types
+ORDER BY name ASC, id ASC
+LIMIT $2 OFFSET $1
 """
-
-
-async def list_category_types_by_name_asc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> list[models.CategoryType]:
-    """
-    SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(LIST_CATEGORY_TYPES_BY_NAME_ASC, row_offset, row_limit)
-    return [models.CategoryType(*row) for row in rows]
-
-
-async def iter_list_category_types_by_name_asc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.CategoryType, None]:
-    """Like list_category_types_by_name_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_CATEGORY_TYPES_BY_NAME_ASC, row_offset, row_limit):
-        yield models.CategoryType(*row)
-
 
 LIST_CATEGORY_TYPES_BY_NAME_DESC = """
--- name: ListCategoryTypesByNameDesc :many
-SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY name DESC, id DESC LIMIT $2 OFFSET $1
+-- name: ListCategoryTypes :many
+-- ListCategoryTypesByNameDesc: by name desc
+SELECT id, name, version, created_at, updated_at FROM category_types
+ORDER BY name DESC, id DESC
+LIMIT $2 OFFSET $1
 """
-
-
-async def list_category_types_by_name_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> list[models.CategoryType]:
-    """
-    SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY name DESC, id DESC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(LIST_CATEGORY_TYPES_BY_NAME_DESC, row_offset, row_limit)
-    return [models.CategoryType(*row) for row in rows]
-
-
-async def iter_list_category_types_by_name_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.CategoryType, None]:
-    """Like list_category_types_by_name_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_CATEGORY_TYPES_BY_NAME_DESC, row_offset, row_limit):
-        yield models.CategoryType(*row)
-
 
 LIST_CATEGORY_TYPES_BY_CREATED_AT_ASC = """
--- name: ListCategoryTypesByCreatedAtAsc :many
-SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY created_at ASC, id ASC LIMIT $2 OFFSET $1
+-- name: ListCategoryTypes :many
+-- ListCategoryTypesByCreatedAtAsc: by created_at asc
+SELECT id, name, version, created_at, updated_at FROM category_types
+ORDER BY created_at ASC, id ASC
+LIMIT $2 OFFSET $1
 """
-
-
-async def list_category_types_by_created_at_asc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> list[models.CategoryType]:
-    """
-    SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY created_at ASC, id ASC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(LIST_CATEGORY_TYPES_BY_CREATED_AT_ASC, row_offset, row_limit)
-    return [models.CategoryType(*row) for row in rows]
-
-
-async def iter_list_category_types_by_created_at_asc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.CategoryType, None]:
-    """Like list_category_types_by_created_at_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_CATEGORY_TYPES_BY_CREATED_AT_ASC, row_offset, row_limit):
-        yield models.CategoryType(*row)
-
 
 LIST_CATEGORY_TYPES_BY_CREATED_AT_DESC = """
--- name: ListCategoryTypesByCreatedAtDesc :many
-SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1
+-- name: ListCategoryTypes :many
+-- ListCategoryTypesByCreatedAtDesc: by created_at desc
+SELECT id, name, version, created_at, updated_at FROM category_types
+ORDER BY created_at DESC, id DESC
+LIMIT $2 OFFSET $1
 """
 
+ListCategoryTypesKey = Literal["name", "created_at"]
+LIST_CATEGORY_TYPES: dict[tuple[str, str], str] = {
+    ("name", "asc"): LIST_CATEGORY_TYPES_BY_NAME_ASC,
+    ("name", "desc"): LIST_CATEGORY_TYPES_BY_NAME_DESC,
+    ("created_at", "asc"): LIST_CATEGORY_TYPES_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): LIST_CATEGORY_TYPES_BY_CREATED_AT_DESC,
+}
+LIST_CATEGORY_TYPES_SORTING: Sorting[ListCategoryTypesKey, None] = Sorting(
+    keys={
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=False,
+)
 
-async def list_category_types_by_created_at_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
+
+async def list_category_types(
+    conn: PgConn,
+    *,
+    orderby: ListCategoryTypesKey,
+    sort: Literal["asc", "desc"],
+    row_offset: int,
+    row_limit: int,
+    after: None = None,
 ) -> list[models.CategoryType]:
     """
-    SELECT id, name, version, created_at, updated_at FROM category_types ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1
+    SELECT id, name, version, created_at, updated_at FROM category_types
+    ORDER BY name ASC, id ASC
+    LIMIT $2 OFFSET $1
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (name,
+    created_at) in `sort`'s direction, then by id.
     """
-    rows = await conn.fetch(LIST_CATEGORY_TYPES_BY_CREATED_AT_DESC, row_offset, row_limit)
+    rows = await conn.fetch(LIST_CATEGORY_TYPES[orderby, sort], row_offset, row_limit)
     return [models.CategoryType(*row) for row in rows]
-
-
-async def iter_list_category_types_by_created_at_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.CategoryType, None]:
-    """Like list_category_types_by_created_at_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_CATEGORY_TYPES_BY_CREATED_AT_DESC, row_offset, row_limit):
-        yield models.CategoryType(*row)
 
 
 GET_CATEGORY_TYPE = """
@@ -199,117 +174,80 @@ async def count_categories(conn: PgConn, *, type_id: UUID | None) -> int | None:
 
 
 LIST_CATEGORIES_BY_NAME_ASC = """
--- name: ListCategoriesByNameAsc :many
+-- name: ListCategories :many
+-- ListCategoriesByNameAsc: by name asc
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
-ORDER BY name ASC, id ASC LIMIT $3 OFFSET $2
+ORDER BY name ASC, id ASC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_categories_by_name_asc(
-    conn: PgConn, *, type_id: UUID | None, row_offset: int, row_limit: int
-) -> list[models.Category]:
-    """
-    SELECT id, type_id, name, version, created_at, updated_at FROM categories
-    WHERE $1::uuid IS NULL OR type_id = $1
-    ORDER BY name ASC, id ASC LIMIT $3 OFFSET $2
-    """
-    rows = await conn.fetch(LIST_CATEGORIES_BY_NAME_ASC, type_id, row_offset, row_limit)
-    return [models.Category(*row) for row in rows]
-
-
-async def iter_list_categories_by_name_asc(
-    conn: PgConn, *, type_id: UUID | None, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Category, None]:
-    """Like list_categories_by_name_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_CATEGORIES_BY_NAME_ASC, type_id, row_offset, row_limit):
-        yield models.Category(*row)
-
 
 LIST_CATEGORIES_BY_NAME_DESC = """
--- name: ListCategoriesByNameDesc :many
+-- name: ListCategories :many
+-- ListCategoriesByNameDesc: by name desc
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
-ORDER BY name DESC, id DESC LIMIT $3 OFFSET $2
+ORDER BY name DESC, id DESC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_categories_by_name_desc(
-    conn: PgConn, *, type_id: UUID | None, row_offset: int, row_limit: int
-) -> list[models.Category]:
-    """
-    SELECT id, type_id, name, version, created_at, updated_at FROM categories
-    WHERE $1::uuid IS NULL OR type_id = $1
-    ORDER BY name DESC, id DESC LIMIT $3 OFFSET $2
-    """
-    rows = await conn.fetch(LIST_CATEGORIES_BY_NAME_DESC, type_id, row_offset, row_limit)
-    return [models.Category(*row) for row in rows]
-
-
-async def iter_list_categories_by_name_desc(
-    conn: PgConn, *, type_id: UUID | None, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Category, None]:
-    """Like list_categories_by_name_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_CATEGORIES_BY_NAME_DESC, type_id, row_offset, row_limit):
-        yield models.Category(*row)
-
 
 LIST_CATEGORIES_BY_CREATED_AT_ASC = """
--- name: ListCategoriesByCreatedAtAsc :many
+-- name: ListCategories :many
+-- ListCategoriesByCreatedAtAsc: by created_at asc
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
-ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $2
+ORDER BY created_at ASC, id ASC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_categories_by_created_at_asc(
-    conn: PgConn, *, type_id: UUID | None, row_offset: int, row_limit: int
-) -> list[models.Category]:
-    """
-    SELECT id, type_id, name, version, created_at, updated_at FROM categories
-    WHERE $1::uuid IS NULL OR type_id = $1
-    ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $2
-    """
-    rows = await conn.fetch(LIST_CATEGORIES_BY_CREATED_AT_ASC, type_id, row_offset, row_limit)
-    return [models.Category(*row) for row in rows]
-
-
-async def iter_list_categories_by_created_at_asc(
-    conn: PgConn, *, type_id: UUID | None, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Category, None]:
-    """Like list_categories_by_created_at_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_CATEGORIES_BY_CREATED_AT_ASC, type_id, row_offset, row_limit):
-        yield models.Category(*row)
-
 
 LIST_CATEGORIES_BY_CREATED_AT_DESC = """
--- name: ListCategoriesByCreatedAtDesc :many
+-- name: ListCategories :many
+-- ListCategoriesByCreatedAtDesc: by created_at desc
 SELECT id, type_id, name, version, created_at, updated_at FROM categories
 WHERE $1::uuid IS NULL OR type_id = $1
-ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2
+ORDER BY created_at DESC, id DESC
+LIMIT $3 OFFSET $2
 """
 
+ListCategoriesKey = Literal["name", "created_at"]
+LIST_CATEGORIES: dict[tuple[str, str], str] = {
+    ("name", "asc"): LIST_CATEGORIES_BY_NAME_ASC,
+    ("name", "desc"): LIST_CATEGORIES_BY_NAME_DESC,
+    ("created_at", "asc"): LIST_CATEGORIES_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): LIST_CATEGORIES_BY_CREATED_AT_DESC,
+}
+LIST_CATEGORIES_SORTING: Sorting[ListCategoriesKey, None] = Sorting(
+    keys={
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=False,
+)
 
-async def list_categories_by_created_at_desc(
-    conn: PgConn, *, type_id: UUID | None, row_offset: int, row_limit: int
+
+async def list_categories(
+    conn: PgConn,
+    *,
+    orderby: ListCategoriesKey,
+    sort: Literal["asc", "desc"],
+    type_id: UUID | None,
+    row_offset: int,
+    row_limit: int,
+    after: None = None,
 ) -> list[models.Category]:
     """
     SELECT id, type_id, name, version, created_at, updated_at FROM categories
     WHERE $1::uuid IS NULL OR type_id = $1
-    ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2
+    ORDER BY name ASC, id ASC
+    LIMIT $3 OFFSET $2
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (name,
+    created_at) in `sort`'s direction, then by id.
     """
-    rows = await conn.fetch(LIST_CATEGORIES_BY_CREATED_AT_DESC, type_id, row_offset, row_limit)
+    rows = await conn.fetch(LIST_CATEGORIES[orderby, sort], type_id, row_offset, row_limit)
     return [models.Category(*row) for row in rows]
-
-
-async def iter_list_categories_by_created_at_desc(
-    conn: PgConn, *, type_id: UUID | None, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Category, None]:
-    """Like list_categories_by_created_at_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_CATEGORIES_BY_CREATED_AT_DESC, type_id, row_offset, row_limit
-    ):
-        yield models.Category(*row)
 
 
 GET_CATEGORY = """
@@ -398,127 +336,80 @@ async def count_subcategories(conn: PgConn, *, category_id: UUID | None) -> int 
 
 
 LIST_SUBCATEGORIES_BY_NAME_ASC = """
--- name: ListSubcategoriesByNameAsc :many
+-- name: ListSubcategories :many
+-- ListSubcategoriesByNameAsc: by name asc
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
-ORDER BY name ASC, id ASC LIMIT $3 OFFSET $2
+ORDER BY name ASC, id ASC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_subcategories_by_name_asc(
-    conn: PgConn, *, category_id: UUID | None, row_offset: int, row_limit: int
-) -> list[models.Subcategory]:
-    """
-    SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
-    WHERE $1::uuid IS NULL OR category_id = $1
-    ORDER BY name ASC, id ASC LIMIT $3 OFFSET $2
-    """
-    rows = await conn.fetch(LIST_SUBCATEGORIES_BY_NAME_ASC, category_id, row_offset, row_limit)
-    return [models.Subcategory(*row) for row in rows]
-
-
-async def iter_list_subcategories_by_name_asc(
-    conn: PgConn, *, category_id: UUID | None, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Subcategory, None]:
-    """Like list_subcategories_by_name_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SUBCATEGORIES_BY_NAME_ASC, category_id, row_offset, row_limit
-    ):
-        yield models.Subcategory(*row)
-
 
 LIST_SUBCATEGORIES_BY_NAME_DESC = """
--- name: ListSubcategoriesByNameDesc :many
+-- name: ListSubcategories :many
+-- ListSubcategoriesByNameDesc: by name desc
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
-ORDER BY name DESC, id DESC LIMIT $3 OFFSET $2
+ORDER BY name DESC, id DESC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_subcategories_by_name_desc(
-    conn: PgConn, *, category_id: UUID | None, row_offset: int, row_limit: int
-) -> list[models.Subcategory]:
-    """
-    SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
-    WHERE $1::uuid IS NULL OR category_id = $1
-    ORDER BY name DESC, id DESC LIMIT $3 OFFSET $2
-    """
-    rows = await conn.fetch(LIST_SUBCATEGORIES_BY_NAME_DESC, category_id, row_offset, row_limit)
-    return [models.Subcategory(*row) for row in rows]
-
-
-async def iter_list_subcategories_by_name_desc(
-    conn: PgConn, *, category_id: UUID | None, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Subcategory, None]:
-    """Like list_subcategories_by_name_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SUBCATEGORIES_BY_NAME_DESC, category_id, row_offset, row_limit
-    ):
-        yield models.Subcategory(*row)
-
 
 LIST_SUBCATEGORIES_BY_CREATED_AT_ASC = """
--- name: ListSubcategoriesByCreatedAtAsc :many
+-- name: ListSubcategories :many
+-- ListSubcategoriesByCreatedAtAsc: by created_at asc
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
-ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $2
+ORDER BY created_at ASC, id ASC
+LIMIT $3 OFFSET $2
 """
-
-
-async def list_subcategories_by_created_at_asc(
-    conn: PgConn, *, category_id: UUID | None, row_offset: int, row_limit: int
-) -> list[models.Subcategory]:
-    """
-    SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
-    WHERE $1::uuid IS NULL OR category_id = $1
-    ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $2
-    """
-    rows = await conn.fetch(
-        LIST_SUBCATEGORIES_BY_CREATED_AT_ASC, category_id, row_offset, row_limit
-    )
-    return [models.Subcategory(*row) for row in rows]
-
-
-async def iter_list_subcategories_by_created_at_asc(
-    conn: PgConn, *, category_id: UUID | None, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Subcategory, None]:
-    """Like list_subcategories_by_created_at_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SUBCATEGORIES_BY_CREATED_AT_ASC, category_id, row_offset, row_limit
-    ):
-        yield models.Subcategory(*row)
-
 
 LIST_SUBCATEGORIES_BY_CREATED_AT_DESC = """
--- name: ListSubcategoriesByCreatedAtDesc :many
+-- name: ListSubcategories :many
+-- ListSubcategoriesByCreatedAtDesc: by created_at desc
 SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
 WHERE $1::uuid IS NULL OR category_id = $1
-ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2
+ORDER BY created_at DESC, id DESC
+LIMIT $3 OFFSET $2
 """
 
+ListSubcategoriesKey = Literal["name", "created_at"]
+LIST_SUBCATEGORIES: dict[tuple[str, str], str] = {
+    ("name", "asc"): LIST_SUBCATEGORIES_BY_NAME_ASC,
+    ("name", "desc"): LIST_SUBCATEGORIES_BY_NAME_DESC,
+    ("created_at", "asc"): LIST_SUBCATEGORIES_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): LIST_SUBCATEGORIES_BY_CREATED_AT_DESC,
+}
+LIST_SUBCATEGORIES_SORTING: Sorting[ListSubcategoriesKey, None] = Sorting(
+    keys={
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=False,
+)
 
-async def list_subcategories_by_created_at_desc(
-    conn: PgConn, *, category_id: UUID | None, row_offset: int, row_limit: int
+
+async def list_subcategories(
+    conn: PgConn,
+    *,
+    orderby: ListSubcategoriesKey,
+    sort: Literal["asc", "desc"],
+    category_id: UUID | None,
+    row_offset: int,
+    row_limit: int,
+    after: None = None,
 ) -> list[models.Subcategory]:
     """
     SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
     WHERE $1::uuid IS NULL OR category_id = $1
-    ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2
+    ORDER BY name ASC, id ASC
+    LIMIT $3 OFFSET $2
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (name,
+    created_at) in `sort`'s direction, then by id.
     """
-    rows = await conn.fetch(
-        LIST_SUBCATEGORIES_BY_CREATED_AT_DESC, category_id, row_offset, row_limit
-    )
+    rows = await conn.fetch(LIST_SUBCATEGORIES[orderby, sort], category_id, row_offset, row_limit)
     return [models.Subcategory(*row) for row in rows]
-
-
-async def iter_list_subcategories_by_created_at_desc(
-    conn: PgConn, *, category_id: UUID | None, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Subcategory, None]:
-    """Like list_subcategories_by_created_at_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_SUBCATEGORIES_BY_CREATED_AT_DESC, category_id, row_offset, row_limit
-    ):
-        yield models.Subcategory(*row)
 
 
 GET_SUBCATEGORY = """

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Literal
 from uuid import UUID
 
-from codegen.runtime import PgConn
+from codegen.runtime import PgConn, Sorting, SortKey
 
 from . import models
 
@@ -84,66 +85,81 @@ async def count_conversations(conn: PgConn, *, user_id: UUID) -> int | None:
     return None if row is None else row[0]
 
 
-LIST_CONVERSATIONS = """
+LIST_CONVERSATIONS_BY_CREATED_AT_ASC = """
 -- name: ListConversations :many
+-- ListConversationsByCreatedAtAsc: by created_at asc
 SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
 WHERE customer_id = $1 OR provider_id = $1
-ORDER BY
-  CASE WHEN $2::boolean = false AND $3::boolean
-       THEN coalesce(last_message_at, created_at) END ASC,
-  CASE WHEN $2::boolean AND $3::boolean
-       THEN coalesce(last_message_at, created_at) END DESC,
-  CASE WHEN $2::boolean = false AND NOT $3::boolean THEN created_at END ASC,
-  CASE WHEN $2::boolean AND NOT $3::boolean THEN created_at END DESC,
-  CASE WHEN $2::boolean = false THEN id END ASC,
-  CASE WHEN $2::boolean THEN id END DESC
-LIMIT $5 OFFSET $4
+ORDER BY created_at ASC, id ASC
+LIMIT $3 OFFSET $2
 """
+
+LIST_CONVERSATIONS_BY_CREATED_AT_DESC = """
+-- name: ListConversations :many
+-- ListConversationsByCreatedAtDesc: by created_at desc
+SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
+WHERE customer_id = $1 OR provider_id = $1
+ORDER BY created_at DESC, id DESC
+LIMIT $3 OFFSET $2
+"""
+
+LIST_CONVERSATIONS_BY_LAST_MESSAGE_AT_ASC = """
+-- name: ListConversations :many
+-- ListConversationsByLastMessageAtAsc: by last_message_at asc
+SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
+WHERE customer_id = $1 OR provider_id = $1
+ORDER BY coalesce(last_message_at, created_at) ASC, id ASC
+LIMIT $3 OFFSET $2
+"""
+
+LIST_CONVERSATIONS_BY_LAST_MESSAGE_AT_DESC = """
+-- name: ListConversations :many
+-- ListConversationsByLastMessageAtDesc: by last_message_at desc
+SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
+WHERE customer_id = $1 OR provider_id = $1
+ORDER BY coalesce(last_message_at, created_at) DESC, id DESC
+LIMIT $3 OFFSET $2
+"""
+
+ListConversationsKey = Literal["created_at", "last_message_at"]
+LIST_CONVERSATIONS: dict[tuple[str, str], str] = {
+    ("created_at", "asc"): LIST_CONVERSATIONS_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): LIST_CONVERSATIONS_BY_CREATED_AT_DESC,
+    ("last_message_at", "asc"): LIST_CONVERSATIONS_BY_LAST_MESSAGE_AT_ASC,
+    ("last_message_at", "desc"): LIST_CONVERSATIONS_BY_LAST_MESSAGE_AT_DESC,
+}
+LIST_CONVERSATIONS_SORTING: Sorting[ListConversationsKey, None] = Sorting(
+    keys={
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+        "last_message_at": SortKey("last_message_at", "time", True, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=False,
+)
 
 
 async def list_conversations(
     conn: PgConn,
     *,
+    orderby: ListConversationsKey,
+    sort: Literal["asc", "desc"],
     user_id: UUID,
-    descending: bool,
-    by_activity: bool,
     row_offset: int,
     row_limit: int,
+    after: None = None,
 ) -> list[models.Conversation]:
     """
     SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
     WHERE customer_id = $1 OR provider_id = $1
-    ORDER BY
-      CASE WHEN $2::boolean = false AND $3::boolean
-           THEN coalesce(last_message_at, created_at) END ASC,
-      CASE WHEN $2::boolean AND $3::boolean
-           THEN coalesce(last_message_at, created_at) END DESC,
-      CASE WHEN $2::boolean = false AND NOT $3::boolean THEN created_at END ASC,
-      CASE WHEN $2::boolean AND NOT $3::boolean THEN created_at END DESC,
-      CASE WHEN $2::boolean = false THEN id END ASC,
-      CASE WHEN $2::boolean THEN id END DESC
-    LIMIT $5 OFFSET $4
+    ORDER BY created_at ASC, id ASC
+    LIMIT $3 OFFSET $2
+
+    One statement per key and direction (above: the first). Ordered by `orderby`
+    (created_at, last_message_at) in `sort`'s direction, then by id.
     """
-    rows = await conn.fetch(
-        LIST_CONVERSATIONS, user_id, descending, by_activity, row_offset, row_limit
-    )
+    rows = await conn.fetch(LIST_CONVERSATIONS[orderby, sort], user_id, row_offset, row_limit)
     return [models.Conversation(*row) for row in rows]
-
-
-async def iter_list_conversations(
-    conn: PgConn,
-    *,
-    user_id: UUID,
-    descending: bool,
-    by_activity: bool,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[models.Conversation, None]:
-    """Like list_conversations(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_CONVERSATIONS, user_id, descending, by_activity, row_offset, row_limit
-    ):
-        yield models.Conversation(*row)
 
 
 NEXT_SEQ = """

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
+from typing import Literal
 from uuid import UUID
 
-from codegen.runtime import PgConn, status_rows
+from codegen.runtime import PgConn, Sorting, SortKey, status_rows
 
 from . import models
 
@@ -18,52 +19,7 @@ class CountDepartmentsStampedRow:
 
 
 @dataclass
-class PageDepartmentsByNameAscPage:
-    """total, version: read once, from the first row; the rows."""
-
-    total: int
-    version: int | None
-    rows: list[models.Department]
-
-
-@dataclass
-class PageDepartmentsByNameDescPage:
-    """total, version: read once, from the first row; the rows."""
-
-    total: int
-    version: int | None
-    rows: list[models.Department]
-
-
-@dataclass
-class PageDepartmentsByAddressAscPage:
-    """total, version: read once, from the first row; the rows."""
-
-    total: int
-    version: int | None
-    rows: list[models.Department]
-
-
-@dataclass
-class PageDepartmentsByAddressDescPage:
-    """total, version: read once, from the first row; the rows."""
-
-    total: int
-    version: int | None
-    rows: list[models.Department]
-
-
-@dataclass
-class PageDepartmentsByCreatedAtAscPage:
-    """total, version: read once, from the first row; the rows."""
-
-    total: int
-    version: int | None
-    rows: list[models.Department]
-
-
-@dataclass
-class PageDepartmentsByCreatedAtDescPage:
+class PageDepartmentsPage:
     """total, version: read once, from the first row; the rows."""
 
     total: int
@@ -111,200 +67,147 @@ async def count_departments_stamped(conn: PgConn) -> CountDepartmentsStampedRow 
 
 
 PAGE_DEPARTMENTS_BY_NAME_ASC = """
--- name: PageDepartmentsByNameAsc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByNameAsc: by name asc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
+FROM departments
+ORDER BY name ASC, id ASC
+LIMIT $2 OFFSET $1
 """
-
-
-async def page_departments_by_name_asc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> PageDepartmentsByNameAscPage | None:
-    """
-    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                    (SELECT count(*) FROM departments)) AS total,
-           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-    FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_NAME_ASC, row_offset, row_limit)
-    if not rows:
-        return None
-    first = rows[0]
-    return PageDepartmentsByNameAscPage(
-        first[0], first[1], [models.Department(*row[2:]) for row in rows]
-    )
-
 
 PAGE_DEPARTMENTS_BY_NAME_DESC = """
--- name: PageDepartmentsByNameDesc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByNameDesc: by name desc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-FROM departments ORDER BY name DESC, id DESC LIMIT $2 OFFSET $1
+FROM departments
+ORDER BY name DESC, id DESC
+LIMIT $2 OFFSET $1
 """
-
-
-async def page_departments_by_name_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> PageDepartmentsByNameDescPage | None:
-    """
-    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                    (SELECT count(*) FROM departments)) AS total,
-           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-    FROM departments ORDER BY name DESC, id DESC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_NAME_DESC, row_offset, row_limit)
-    if not rows:
-        return None
-    first = rows[0]
-    return PageDepartmentsByNameDescPage(
-        first[0], first[1], [models.Department(*row[2:]) for row in rows]
-    )
-
 
 PAGE_DEPARTMENTS_BY_ADDRESS_ASC = """
--- name: PageDepartmentsByAddressAsc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByAddressAsc: by address asc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-FROM departments ORDER BY address ASC, id ASC LIMIT $2 OFFSET $1
+FROM departments
+ORDER BY address ASC, id ASC
+LIMIT $2 OFFSET $1
 """
-
-
-async def page_departments_by_address_asc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> PageDepartmentsByAddressAscPage | None:
-    """
-    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                    (SELECT count(*) FROM departments)) AS total,
-           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-    FROM departments ORDER BY address ASC, id ASC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_ADDRESS_ASC, row_offset, row_limit)
-    if not rows:
-        return None
-    first = rows[0]
-    return PageDepartmentsByAddressAscPage(
-        first[0], first[1], [models.Department(*row[2:]) for row in rows]
-    )
-
 
 PAGE_DEPARTMENTS_BY_ADDRESS_DESC = """
--- name: PageDepartmentsByAddressDesc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByAddressDesc: by address desc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-FROM departments ORDER BY address DESC, id DESC LIMIT $2 OFFSET $1
+FROM departments
+ORDER BY address DESC, id DESC
+LIMIT $2 OFFSET $1
 """
-
-
-async def page_departments_by_address_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> PageDepartmentsByAddressDescPage | None:
-    """
-    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                    (SELECT count(*) FROM departments)) AS total,
-           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-    FROM departments ORDER BY address DESC, id DESC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_ADDRESS_DESC, row_offset, row_limit)
-    if not rows:
-        return None
-    first = rows[0]
-    return PageDepartmentsByAddressDescPage(
-        first[0], first[1], [models.Department(*row[2:]) for row in rows]
-    )
-
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_ASC = """
--- name: PageDepartmentsByCreatedAtAsc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByCreatedAtAsc: by created_at asc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-FROM departments ORDER BY created_at ASC, id ASC LIMIT $2 OFFSET $1
+FROM departments
+ORDER BY created_at ASC, id ASC
+LIMIT $2 OFFSET $1
 """
-
-
-async def page_departments_by_created_at_asc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> PageDepartmentsByCreatedAtAscPage | None:
-    """
-    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                    (SELECT count(*) FROM departments)) AS total,
-           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-    FROM departments ORDER BY created_at ASC, id ASC LIMIT $2 OFFSET $1
-    """
-    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_CREATED_AT_ASC, row_offset, row_limit)
-    if not rows:
-        return None
-    first = rows[0]
-    return PageDepartmentsByCreatedAtAscPage(
-        first[0], first[1], [models.Department(*row[2:]) for row in rows]
-    )
-
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_DESC = """
--- name: PageDepartmentsByCreatedAtDesc :many
+-- name: PageDepartments :many
+-- PageDepartmentsByCreatedAtDesc: by created_at desc
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-FROM departments ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1
+FROM departments
+ORDER BY created_at DESC, id DESC
+LIMIT $2 OFFSET $1
 """
 
+PageDepartmentsKey = Literal["name", "address", "created_at"]
+PAGE_DEPARTMENTS: dict[tuple[str, str], str] = {
+    ("name", "asc"): PAGE_DEPARTMENTS_BY_NAME_ASC,
+    ("name", "desc"): PAGE_DEPARTMENTS_BY_NAME_DESC,
+    ("address", "asc"): PAGE_DEPARTMENTS_BY_ADDRESS_ASC,
+    ("address", "desc"): PAGE_DEPARTMENTS_BY_ADDRESS_DESC,
+    ("created_at", "asc"): PAGE_DEPARTMENTS_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): PAGE_DEPARTMENTS_BY_CREATED_AT_DESC,
+}
+PAGE_DEPARTMENTS_SORTING: Sorting[PageDepartmentsKey, None] = Sorting(
+    keys={
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+        "address": SortKey("address", "text", False, ("asc", "desc")),
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=False,
+)
 
-async def page_departments_by_created_at_desc(
-    conn: PgConn, *, row_offset: int, row_limit: int
-) -> PageDepartmentsByCreatedAtDescPage | None:
+
+async def page_departments(
+    conn: PgConn,
+    *,
+    orderby: PageDepartmentsKey,
+    sort: Literal["asc", "desc"],
+    row_offset: int,
+    row_limit: int,
+    after: None = None,
+) -> PageDepartmentsPage | None:
     """
     SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                     (SELECT count(*) FROM departments)) AS total,
            (SELECT version FROM table_versions WHERE name = 'departments') AS version,
            departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
-    FROM departments ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1
+    FROM departments
+    ORDER BY name ASC, id ASC
+    LIMIT $2 OFFSET $1
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (name,
+    address, created_at) in `sort`'s direction, then by id.
     """
-    rows = await conn.fetch(PAGE_DEPARTMENTS_BY_CREATED_AT_DESC, row_offset, row_limit)
+    rows = await conn.fetch(PAGE_DEPARTMENTS[orderby, sort], row_offset, row_limit)
     if not rows:
         return None
     first = rows[0]
-    return PageDepartmentsByCreatedAtDescPage(
-        first[0], first[1], [models.Department(*row[2:]) for row in rows]
-    )
+    return PageDepartmentsPage(first[0], first[1], [models.Department(*row[2:]) for row in rows])
 
 
-LIST_DEPARTMENTS_BY_NAME_ASC = """
--- name: ListDepartmentsByNameAsc :many
+PLAIN_DEPARTMENTS_PAGE = """
+-- name: PlainDepartmentsPage :many
 SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
 """
 
 
-async def list_departments_by_name_asc(
+async def plain_departments_page(
     conn: PgConn, *, row_offset: int, row_limit: int
 ) -> list[models.Department]:
     """
     SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
     """
-    rows = await conn.fetch(LIST_DEPARTMENTS_BY_NAME_ASC, row_offset, row_limit)
+    rows = await conn.fetch(PLAIN_DEPARTMENTS_PAGE, row_offset, row_limit)
     return [models.Department(*row) for row in rows]
 
 
-async def iter_list_departments_by_name_asc(
+async def iter_plain_departments_page(
     conn: PgConn, *, row_offset: int, row_limit: int
 ) -> AsyncGenerator[models.Department, None]:
-    """Like list_departments_by_name_asc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_DEPARTMENTS_BY_NAME_ASC, row_offset, row_limit):
+    """Like plain_departments_page(), row by row; needs a transaction."""
+    async for row in conn.cursor(PLAIN_DEPARTMENTS_PAGE, row_offset, row_limit):
         yield models.Department(*row)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 from uuid import UUID
 
-from codegen.runtime import PgConn
+from codegen.runtime import PgConn, Sorting, SortKey
 
 from .models import JOB_STATUS_BY_VALUE, JobStatus
 
@@ -117,67 +117,84 @@ async def count_jobs(
     return None if row is None else row[0]
 
 
-LIST_JOBS = """
+LIST_JOBS_BY_CREATED_AT_ASC = """
 -- name: ListJobs :many
+-- ListJobsByCreatedAtAsc: by created_at asc
 SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.currency,
        j.status, j.started_at, j.completed_at, j.created_at
 FROM jobs j JOIN offers o ON o.id = j.offer_id
-WHERE ($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
-  AND ($3::job_status IS NULL OR j.status = $3::job_status)
-  AND ($4::uuid IS NULL  -- keyset (lib/http/cursor.py)
-       OR ($5::boolean = false
-           AND (j.created_at, j.id) > ($6::timestamptz, $4::uuid))
-       OR ($5::boolean
-           AND (j.created_at, j.id) < ($6::timestamptz, $4::uuid)))
-ORDER BY
-  CASE WHEN $5::boolean = false THEN j.created_at END ASC,
-  CASE WHEN $5::boolean THEN j.created_at END DESC,
-  CASE WHEN $5::boolean = false THEN j.id END ASC,
-  CASE WHEN $5::boolean THEN j.id END DESC
-LIMIT $8 OFFSET $7
+WHERE (($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
+  AND ($3::job_status IS NULL OR j.status = $3::job_status))
+  AND ((j.created_at, j.id) > ($6, $7) OR $7 IS NULL)
+ORDER BY j.created_at ASC, j.id ASC
+LIMIT $5 OFFSET $4
 """
+
+LIST_JOBS_BY_CREATED_AT_DESC = """
+-- name: ListJobs :many
+-- ListJobsByCreatedAtDesc: by created_at desc
+SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.currency,
+       j.status, j.started_at, j.completed_at, j.created_at
+FROM jobs j JOIN offers o ON o.id = j.offer_id
+WHERE (($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
+  AND ($3::job_status IS NULL OR j.status = $3::job_status))
+  AND ((j.created_at, j.id) < ($6, $7) OR $7 IS NULL)
+ORDER BY j.created_at DESC, j.id DESC
+LIMIT $5 OFFSET $4
+"""
+
+ListJobsKey = Literal["created_at"]
+ListJobsAfter = tuple[datetime.datetime, UUID]
+LIST_JOBS: dict[tuple[str, str], str] = {
+    ("created_at", "asc"): LIST_JOBS_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): LIST_JOBS_BY_CREATED_AT_DESC,
+}
+LIST_JOBS_SORTING: Sorting[ListJobsKey, ListJobsAfter] = Sorting(
+    keys={
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=True,
+)
 
 
 async def list_jobs(
     conn: PgConn,
     *,
+    orderby: ListJobsKey,
+    sort: Literal["asc", "desc"],
     see_all: bool,
     viewer_id: UUID,
     status: JobStatus | None,
-    after_id: UUID | None,
-    descending: bool,
-    after_time: datetime.datetime | None,
     row_offset: int,
     row_limit: int,
+    after: ListJobsAfter | None = None,
 ) -> list[ListJobsRow]:
     """
     SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.currency,
            j.status, j.started_at, j.completed_at, j.created_at
     FROM jobs j JOIN offers o ON o.id = j.offer_id
-    WHERE ($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
-      AND ($3::job_status IS NULL OR j.status = $3::job_status)
-      AND ($4::uuid IS NULL  -- keyset (lib/http/cursor.py)
-           OR ($5::boolean = false
-               AND (j.created_at, j.id) > ($6::timestamptz, $4::uuid))
-           OR ($5::boolean
-               AND (j.created_at, j.id) < ($6::timestamptz, $4::uuid)))
-    ORDER BY
-      CASE WHEN $5::boolean = false THEN j.created_at END ASC,
-      CASE WHEN $5::boolean THEN j.created_at END DESC,
-      CASE WHEN $5::boolean = false THEN j.id END ASC,
-      CASE WHEN $5::boolean THEN j.id END DESC
-    LIMIT $8 OFFSET $7
+    WHERE (($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
+      AND ($3::job_status IS NULL OR j.status = $3::job_status))
+      AND ((j.created_at, j.id) > ($6, $7) OR $7 IS NULL)
+    ORDER BY j.created_at ASC, j.id ASC
+    LIMIT $5 OFFSET $4
+
+    One statement per key and direction (above: the first). Ordered by `orderby`
+    (created_at) in `sort`'s direction, then by id; `after`: the rows after that (key value,
+    tie-breaker) position.
     """
+    after_key, after_tie = (None, None) if after is None else after
     rows = await conn.fetch(
-        LIST_JOBS,
+        LIST_JOBS[orderby, sort],
         see_all,
         viewer_id,
         status,
-        after_id,
-        descending,
-        after_time,
         row_offset,
         row_limit,
+        after_key,
+        after_tie,
     )
     return [
         ListJobsRow(
@@ -193,43 +210,6 @@ async def list_jobs(
         )
         for row in rows
     ]
-
-
-async def iter_list_jobs(
-    conn: PgConn,
-    *,
-    see_all: bool,
-    viewer_id: UUID,
-    status: JobStatus | None,
-    after_id: UUID | None,
-    descending: bool,
-    after_time: datetime.datetime | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[ListJobsRow, None]:
-    """Like list_jobs(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_JOBS,
-        see_all,
-        viewer_id,
-        status,
-        after_id,
-        descending,
-        after_time,
-        row_offset,
-        row_limit,
-    ):
-        yield ListJobsRow(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            (JOB_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
-            *row[8:],
-        )
 
 
 START_JOB = """

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncGenerator
 from decimal import Decimal
+from typing import Literal
 from uuid import UUID
 
-from codegen.runtime import PgConn, status_rows
+from codegen.runtime import PgConn, Sorting, SortKey, status_rows
 
 from . import models
 from .models import OFFER_STATUS_BY_VALUE
@@ -91,65 +91,19 @@ async def get_offer(conn: PgConn, *, id: UUID, order_id: UUID) -> models.Offer |
     )
 
 
-LIST_OFFERS = """
+LIST_OFFERS_BY_CREATED_AT_ASC = """
 -- name: ListOffers :many
+-- ListOffersByCreatedAtAsc: by created_at asc
 SELECT id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at FROM offers
 WHERE order_id = $1
   AND ($2::uuid IS NULL OR provider_id = $2::uuid)
-ORDER BY created_at, id
+ORDER BY created_at ASC, id ASC
 LIMIT $4 OFFSET $3
 """
 
-
-async def list_offers(
-    conn: PgConn, *, order_id: UUID, provider_id: UUID | None, row_offset: int, row_limit: int
-) -> list[models.Offer]:
-    """
-    SELECT id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at FROM offers
-    WHERE order_id = $1
-      AND ($2::uuid IS NULL OR provider_id = $2::uuid)
-    ORDER BY created_at, id
-    LIMIT $4 OFFSET $3
-    """
-    rows = await conn.fetch(LIST_OFFERS, order_id, provider_id, row_offset, row_limit)
-    return [
-        models.Offer(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            (OFFER_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
-            row[8],
-            row[9],
-        )
-        for row in rows
-    ]
-
-
-async def iter_list_offers(
-    conn: PgConn, *, order_id: UUID, provider_id: UUID | None, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Offer, None]:
-    """Like list_offers(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_OFFERS, order_id, provider_id, row_offset, row_limit):
-        yield models.Offer(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            (OFFER_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
-            row[8],
-            row[9],
-        )
-
-
-LIST_OFFERS_DESC = """
--- name: ListOffersDesc :many
+LIST_OFFERS_BY_CREATED_AT_DESC = """
+-- name: ListOffers :many
+-- ListOffersByCreatedAtDesc: by created_at desc
 SELECT id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at FROM offers
 WHERE order_id = $1
   AND ($2::uuid IS NULL OR provider_id = $2::uuid)
@@ -157,18 +111,45 @@ ORDER BY created_at DESC, id DESC
 LIMIT $4 OFFSET $3
 """
 
+ListOffersKey = Literal["created_at"]
+LIST_OFFERS: dict[tuple[str, str], str] = {
+    ("created_at", "asc"): LIST_OFFERS_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): LIST_OFFERS_BY_CREATED_AT_DESC,
+}
+LIST_OFFERS_SORTING: Sorting[ListOffersKey, None] = Sorting(
+    keys={
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=False,
+)
 
-async def list_offers_desc(
-    conn: PgConn, *, order_id: UUID, provider_id: UUID | None, row_offset: int, row_limit: int
+
+async def list_offers(
+    conn: PgConn,
+    *,
+    orderby: ListOffersKey,
+    sort: Literal["asc", "desc"],
+    order_id: UUID,
+    provider_id: UUID | None,
+    row_offset: int,
+    row_limit: int,
+    after: None = None,
 ) -> list[models.Offer]:
     """
     SELECT id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at FROM offers
     WHERE order_id = $1
       AND ($2::uuid IS NULL OR provider_id = $2::uuid)
-    ORDER BY created_at DESC, id DESC
+    ORDER BY created_at ASC, id ASC
     LIMIT $4 OFFSET $3
+
+    One statement per key and direction (above: the first). Ordered by `orderby`
+    (created_at) in `sort`'s direction, then by id.
     """
-    rows = await conn.fetch(LIST_OFFERS_DESC, order_id, provider_id, row_offset, row_limit)
+    rows = await conn.fetch(
+        LIST_OFFERS[orderby, sort], order_id, provider_id, row_offset, row_limit
+    )
     return [
         models.Offer(
             row[0],
@@ -184,25 +165,6 @@ async def list_offers_desc(
         )
         for row in rows
     ]
-
-
-async def iter_list_offers_desc(
-    conn: PgConn, *, order_id: UUID, provider_id: UUID | None, row_offset: int, row_limit: int
-) -> AsyncGenerator[models.Offer, None]:
-    """Like list_offers_desc(), row by row; needs a transaction."""
-    async for row in conn.cursor(LIST_OFFERS_DESC, order_id, provider_id, row_offset, row_limit):
-        yield models.Offer(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            (OFFER_STATUS_BY_VALUE[row[7]] if isinstance(row[7], str) else row[7]),
-            row[8],
-            row[9],
-        )
 
 
 COUNT_OFFERS = """

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import AsyncGenerator
+from typing import Literal
 from uuid import UUID
 
-from codegen.runtime import PgConn, status_rows
+from codegen.runtime import PgConn, Sorting, SortKey, status_rows
 
 from . import models
 from .models import ORDER_STATUS_BY_VALUE, OrderStatus
@@ -171,10 +172,11 @@ async def count_orders(
     return None if row is None else row[0]
 
 
-LIST_ORDERS = """
+LIST_ORDERS_BY_CREATED_AT_ASC = """
 -- name: ListOrders :many
+-- ListOrdersByCreatedAtAsc: by created_at asc
 SELECT o.id, o.customer_id, o.customer_name, o.service_id, o.description, o.address, o.time_start, o.time_end, o.status, o.version, o.created_at, o.updated_at FROM orders o
-WHERE ($1::boolean
+WHERE (($1::boolean
        OR o.customer_id = $2::uuid
        OR (o.status = 'OPEN' AND o.service_id = ANY($3::uuid[]))
        OR EXISTS (SELECT 1 FROM offers f WHERE f.order_id = o.id AND f.provider_id = $2::uuid)
@@ -182,39 +184,64 @@ WHERE ($1::boolean
   AND ($4::order_status IS NULL OR o.status = $4::order_status)
   AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
   AND ($6::text IS NULL
-       OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%')
-  AND ($7::uuid IS NULL  -- keyset (lib/http/cursor.py)
-       OR ($8::boolean = false
-           AND (o.created_at, o.id) > ($9::timestamptz, $7::uuid))
-       OR ($8::boolean
-           AND (o.created_at, o.id) < ($9::timestamptz, $7::uuid)))
-ORDER BY
-  CASE WHEN $8::boolean = false THEN o.created_at END ASC,
-  CASE WHEN $8::boolean THEN o.created_at END DESC,
-  CASE WHEN $8::boolean = false THEN o.id END ASC,
-  CASE WHEN $8::boolean THEN o.id END DESC
-LIMIT $11 OFFSET $10
+       OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%'))
+  AND ((o.created_at, o.id) > ($9, $10) OR $10 IS NULL)
+ORDER BY o.created_at ASC, o.id ASC
+LIMIT $8 OFFSET $7
 """
+
+LIST_ORDERS_BY_CREATED_AT_DESC = """
+-- name: ListOrders :many
+-- ListOrdersByCreatedAtDesc: by created_at desc
+SELECT o.id, o.customer_id, o.customer_name, o.service_id, o.description, o.address, o.time_start, o.time_end, o.status, o.version, o.created_at, o.updated_at FROM orders o
+WHERE (($1::boolean
+       OR o.customer_id = $2::uuid
+       OR (o.status = 'OPEN' AND o.service_id = ANY($3::uuid[]))
+       OR EXISTS (SELECT 1 FROM offers f WHERE f.order_id = o.id AND f.provider_id = $2::uuid)
+       OR EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = o.id AND j.provider_id = $2::uuid))
+  AND ($4::order_status IS NULL OR o.status = $4::order_status)
+  AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
+  AND ($6::text IS NULL
+       OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%'))
+  AND ((o.created_at, o.id) < ($9, $10) OR $10 IS NULL)
+ORDER BY o.created_at DESC, o.id DESC
+LIMIT $8 OFFSET $7
+"""
+
+ListOrdersKey = Literal["created_at"]
+ListOrdersAfter = tuple[datetime.datetime, UUID]
+LIST_ORDERS: dict[tuple[str, str], str] = {
+    ("created_at", "asc"): LIST_ORDERS_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): LIST_ORDERS_BY_CREATED_AT_DESC,
+}
+LIST_ORDERS_SORTING: Sorting[ListOrdersKey, ListOrdersAfter] = Sorting(
+    keys={
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=True,
+)
 
 
 async def list_orders(
     conn: PgConn,
     *,
+    orderby: ListOrdersKey,
+    sort: Literal["asc", "desc"],
     see_all: bool,
     viewer_id: UUID,
     offered: list[UUID],
     status: OrderStatus | None,
     service_id: UUID | None,
     search: str | None,
-    after_id: UUID | None,
-    descending: bool,
-    after_time: datetime.datetime | None,
     row_offset: int,
     row_limit: int,
+    after: ListOrdersAfter | None = None,
 ) -> list[models.Order]:
     """
     SELECT o.id, o.customer_id, o.customer_name, o.service_id, o.description, o.address, o.time_start, o.time_end, o.status, o.version, o.created_at, o.updated_at FROM orders o
-    WHERE ($1::boolean
+    WHERE (($1::boolean
            OR o.customer_id = $2::uuid
            OR (o.status = 'OPEN' AND o.service_id = ANY($3::uuid[]))
            OR EXISTS (SELECT 1 FROM offers f WHERE f.order_id = o.id AND f.provider_id = $2::uuid)
@@ -222,32 +249,28 @@ async def list_orders(
       AND ($4::order_status IS NULL OR o.status = $4::order_status)
       AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
       AND ($6::text IS NULL
-           OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%')
-      AND ($7::uuid IS NULL  -- keyset (lib/http/cursor.py)
-           OR ($8::boolean = false
-               AND (o.created_at, o.id) > ($9::timestamptz, $7::uuid))
-           OR ($8::boolean
-               AND (o.created_at, o.id) < ($9::timestamptz, $7::uuid)))
-    ORDER BY
-      CASE WHEN $8::boolean = false THEN o.created_at END ASC,
-      CASE WHEN $8::boolean THEN o.created_at END DESC,
-      CASE WHEN $8::boolean = false THEN o.id END ASC,
-      CASE WHEN $8::boolean THEN o.id END DESC
-    LIMIT $11 OFFSET $10
+           OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%'))
+      AND ((o.created_at, o.id) > ($9, $10) OR $10 IS NULL)
+    ORDER BY o.created_at ASC, o.id ASC
+    LIMIT $8 OFFSET $7
+
+    One statement per key and direction (above: the first). Ordered by `orderby`
+    (created_at) in `sort`'s direction, then by id; `after`: the rows after that (key value,
+    tie-breaker) position.
     """
+    after_key, after_tie = (None, None) if after is None else after
     rows = await conn.fetch(
-        LIST_ORDERS,
+        LIST_ORDERS[orderby, sort],
         see_all,
         viewer_id,
         offered,
         status,
         service_id,
         search,
-        after_id,
-        descending,
-        after_time,
         row_offset,
         row_limit,
+        after_key,
+        after_tie,
     )
     return [
         models.Order(
@@ -264,50 +287,6 @@ async def list_orders(
         )
         for row in rows
     ]
-
-
-async def iter_list_orders(
-    conn: PgConn,
-    *,
-    see_all: bool,
-    viewer_id: UUID,
-    offered: list[UUID],
-    status: OrderStatus | None,
-    service_id: UUID | None,
-    search: str | None,
-    after_id: UUID | None,
-    descending: bool,
-    after_time: datetime.datetime | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[models.Order, None]:
-    """Like list_orders(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_ORDERS,
-        see_all,
-        viewer_id,
-        offered,
-        status,
-        service_id,
-        search,
-        after_id,
-        descending,
-        after_time,
-        row_offset,
-        row_limit,
-    ):
-        yield models.Order(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            (ORDER_STATUS_BY_VALUE[row[8]] if isinstance(row[8], str) else row[8]),
-            *row[9:],
-        )
 
 
 UPDATE_ORDER = """

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 from uuid import UUID
 
-from codegen.runtime import PgConn
+from codegen.runtime import PgConn, Sorting, SortKey
 
 from . import models
 
@@ -43,70 +43,73 @@ async def create_review(
     return None if row is None else models.Review(*row)
 
 
-LIST_PROVIDER_REVIEWS = """
+LIST_PROVIDER_REVIEWS_BY_CREATED_AT_ASC = """
 -- name: ListProviderReviews :many
+-- ListProviderReviewsByCreatedAtAsc: by created_at asc
 SELECT id, job_id, customer_id, provider_id, rating, comment, created_at FROM reviews
-WHERE provider_id = $1
-  AND ($2::uuid IS NULL  -- keyset (lib/http/cursor.py)
-       OR ($3::boolean = false
-           AND (created_at, id) > ($4::timestamptz, $2::uuid))
-       OR ($3::boolean
-           AND (created_at, id) < ($4::timestamptz, $2::uuid)))
-ORDER BY
-  CASE WHEN $3::boolean = false THEN created_at END ASC,
-  CASE WHEN $3::boolean THEN created_at END DESC,
-  CASE WHEN $3::boolean = false THEN id END ASC,
-  CASE WHEN $3::boolean THEN id END DESC
-LIMIT $6 OFFSET $5
+WHERE (provider_id = $1)
+  AND ((created_at, id) > ($4, $5) OR $5 IS NULL)
+ORDER BY created_at ASC, id ASC
+LIMIT $3 OFFSET $2
 """
+
+LIST_PROVIDER_REVIEWS_BY_CREATED_AT_DESC = """
+-- name: ListProviderReviews :many
+-- ListProviderReviewsByCreatedAtDesc: by created_at desc
+SELECT id, job_id, customer_id, provider_id, rating, comment, created_at FROM reviews
+WHERE (provider_id = $1)
+  AND ((created_at, id) < ($4, $5) OR $5 IS NULL)
+ORDER BY created_at DESC, id DESC
+LIMIT $3 OFFSET $2
+"""
+
+ListProviderReviewsKey = Literal["created_at"]
+ListProviderReviewsAfter = tuple[datetime.datetime, UUID]
+LIST_PROVIDER_REVIEWS: dict[tuple[str, str], str] = {
+    ("created_at", "asc"): LIST_PROVIDER_REVIEWS_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): LIST_PROVIDER_REVIEWS_BY_CREATED_AT_DESC,
+}
+LIST_PROVIDER_REVIEWS_SORTING: Sorting[ListProviderReviewsKey, ListProviderReviewsAfter] = Sorting(
+    keys={
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=True,
+)
 
 
 async def list_provider_reviews(
     conn: PgConn,
     *,
+    orderby: ListProviderReviewsKey,
+    sort: Literal["asc", "desc"],
     provider_id: UUID,
-    after_id: UUID | None,
-    descending: bool,
-    after_time: datetime.datetime | None,
     row_offset: int,
     row_limit: int,
+    after: ListProviderReviewsAfter | None = None,
 ) -> list[models.Review]:
     """
     SELECT id, job_id, customer_id, provider_id, rating, comment, created_at FROM reviews
-    WHERE provider_id = $1
-      AND ($2::uuid IS NULL  -- keyset (lib/http/cursor.py)
-           OR ($3::boolean = false
-               AND (created_at, id) > ($4::timestamptz, $2::uuid))
-           OR ($3::boolean
-               AND (created_at, id) < ($4::timestamptz, $2::uuid)))
-    ORDER BY
-      CASE WHEN $3::boolean = false THEN created_at END ASC,
-      CASE WHEN $3::boolean THEN created_at END DESC,
-      CASE WHEN $3::boolean = false THEN id END ASC,
-      CASE WHEN $3::boolean THEN id END DESC
-    LIMIT $6 OFFSET $5
+    WHERE (provider_id = $1)
+      AND ((created_at, id) > ($4, $5) OR $5 IS NULL)
+    ORDER BY created_at ASC, id ASC
+    LIMIT $3 OFFSET $2
+
+    One statement per key and direction (above: the first). Ordered by `orderby`
+    (created_at) in `sort`'s direction, then by id; `after`: the rows after that (key value,
+    tie-breaker) position.
     """
+    after_key, after_tie = (None, None) if after is None else after
     rows = await conn.fetch(
-        LIST_PROVIDER_REVIEWS, provider_id, after_id, descending, after_time, row_offset, row_limit
+        LIST_PROVIDER_REVIEWS[orderby, sort],
+        provider_id,
+        row_offset,
+        row_limit,
+        after_key,
+        after_tie,
     )
     return [models.Review(*row) for row in rows]
-
-
-async def iter_list_provider_reviews(
-    conn: PgConn,
-    *,
-    provider_id: UUID,
-    after_id: UUID | None,
-    descending: bool,
-    after_time: datetime.datetime | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[models.Review, None]:
-    """Like list_provider_reviews(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_PROVIDER_REVIEWS, provider_id, after_id, descending, after_time, row_offset, row_limit
-    ):
-        yield models.Review(*row)
 
 
 PROVIDER_RATING = """

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 from uuid import UUID
 
-from codegen.runtime import PgConn
+from codegen.runtime import PgConn, Sorting, SortKey
 
 from . import models
 from .models import USER_ROLE_BY_VALUE, UserRole
@@ -234,167 +234,283 @@ async def user_statistics_summary(
     return None if row is None else UserStatisticsSummaryRow(*row)
 
 
-LIST_USERS = """
+LIST_USERS_BY_LAST_NAME_ASC = """
 -- name: ListUsers :many
+-- ListUsersByLastNameAsc: by last_name asc
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
-WHERE deleted_at IS NULL
+WHERE (deleted_at IS NULL
   AND ($1::user_role IS NULL OR role = $1::user_role)
   AND ($2::uuid IS NULL OR department_id = $2::uuid)
   AND ($3::boolean IS NULL OR verified = $3::boolean)
   AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%')
-  -- keyset (lib/http/cursor.py): after the previous page's (key, id); NULL after_id: from
-  -- the start. One branch per key and direction: a custom plan keeps only the live one,
-  -- an index condition. age and salary are nullable: ASC puts NULLs last, DESC first.
-  AND ($5::uuid IS NULL
-    OR ($6::text = 'last_name' AND $7::boolean = false
-        AND (last_name, id) > ($8::text, $5::uuid))
-    OR ($6::text = 'last_name' AND $7::boolean
-        AND (last_name, id) < ($8::text, $5::uuid))
-    OR ($6::text = 'first_name' AND $7::boolean = false
-        AND (first_name, id) > ($8::text, $5::uuid))
-    OR ($6::text = 'first_name' AND $7::boolean
-        AND (first_name, id) < ($8::text, $5::uuid))
-    OR ($6::text = 'email' AND $7::boolean = false
-        AND (email, id) > ($8::text, $5::uuid))
-    OR ($6::text = 'email' AND $7::boolean
-        AND (email, id) < ($8::text, $5::uuid))
-    OR ($6::text = 'created_at' AND $7::boolean = false
-        AND (created_at, id) > ($9::timestamptz, $5::uuid))
-    OR ($6::text = 'created_at' AND $7::boolean
-        AND (created_at, id) < ($9::timestamptz, $5::uuid))
-    OR ($6::text = 'age' AND $7::boolean = false
-        AND ((age, id) > ($10::integer, $5::uuid)
-             OR (age IS NULL AND ($10::integer IS NOT NULL
-                                  OR id > $5::uuid))))
-    OR ($6::text = 'age' AND $7::boolean
-        AND ((age, id) < ($10::integer, $5::uuid)
-             OR ($10::integer IS NULL
-                 AND (age IS NOT NULL OR id < $5::uuid))))
-    OR ($6::text = 'salary' AND $7::boolean = false
-        AND ((salary, id) > ($11::numeric, $5::uuid)
-             OR (salary IS NULL AND ($11::numeric IS NOT NULL
-                                     OR id > $5::uuid))))
-    OR ($6::text = 'salary' AND $7::boolean
-        AND ((salary, id) < ($11::numeric, $5::uuid)
-             OR ($11::numeric IS NULL
-                 AND (salary IS NOT NULL OR id < $5::uuid)))))
-ORDER BY
-  CASE WHEN $6::text = 'last_name' AND $7::boolean = false THEN last_name END ASC,
-  CASE WHEN $6::text = 'last_name' AND $7::boolean THEN last_name END DESC,
-  CASE WHEN $6::text = 'first_name' AND $7::boolean = false THEN first_name END ASC,
-  CASE WHEN $6::text = 'first_name' AND $7::boolean THEN first_name END DESC,
-  CASE WHEN $6::text = 'email' AND $7::boolean = false THEN email END ASC,
-  CASE WHEN $6::text = 'email' AND $7::boolean THEN email END DESC,
-  CASE WHEN $6::text = 'age' AND $7::boolean = false THEN age END ASC,
-  CASE WHEN $6::text = 'age' AND $7::boolean THEN age END DESC,
-  CASE WHEN $6::text = 'salary' AND $7::boolean = false THEN salary END ASC,
-  CASE WHEN $6::text = 'salary' AND $7::boolean THEN salary END DESC,
-  CASE WHEN $6::text = 'created_at' AND $7::boolean = false THEN created_at END ASC,
-  CASE WHEN $6::text = 'created_at' AND $7::boolean THEN created_at END DESC,
-  CASE WHEN $7::boolean = false THEN id END ASC,
-  CASE WHEN $7::boolean THEN id END DESC
-LIMIT $13 OFFSET $12
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((last_name, id) > ($7, $8) OR $8 IS NULL)
+ORDER BY last_name ASC, id ASC
+LIMIT $6 OFFSET $5
 """
+
+LIST_USERS_BY_LAST_NAME_DESC = """
+-- name: ListUsers :many
+-- ListUsersByLastNameDesc: by last_name desc
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE (deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((last_name, id) < ($7, $8) OR $8 IS NULL)
+ORDER BY last_name DESC, id DESC
+LIMIT $6 OFFSET $5
+"""
+
+LIST_USERS_BY_FIRST_NAME_ASC = """
+-- name: ListUsers :many
+-- ListUsersByFirstNameAsc: by first_name asc
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE (deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((first_name, id) > ($7, $8) OR $8 IS NULL)
+ORDER BY first_name ASC, id ASC
+LIMIT $6 OFFSET $5
+"""
+
+LIST_USERS_BY_FIRST_NAME_DESC = """
+-- name: ListUsers :many
+-- ListUsersByFirstNameDesc: by first_name desc
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE (deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((first_name, id) < ($7, $8) OR $8 IS NULL)
+ORDER BY first_name DESC, id DESC
+LIMIT $6 OFFSET $5
+"""
+
+LIST_USERS_BY_EMAIL_ASC = """
+-- name: ListUsers :many
+-- ListUsersByEmailAsc: by email asc
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE (deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((email, id) > ($7, $8) OR $8 IS NULL)
+ORDER BY email ASC, id ASC
+LIMIT $6 OFFSET $5
+"""
+
+LIST_USERS_BY_EMAIL_DESC = """
+-- name: ListUsers :many
+-- ListUsersByEmailDesc: by email desc
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE (deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((email, id) < ($7, $8) OR $8 IS NULL)
+ORDER BY email DESC, id DESC
+LIMIT $6 OFFSET $5
+"""
+
+LIST_USERS_BY_AGE_ASC = """
+-- name: ListUsers :many
+-- ListUsersByAgeAsc: by age asc
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE (deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((age, id) > ($7, $8) OR (age IS NULL AND ($7 IS NOT NULL OR id > $8)) OR $8 IS NULL)
+ORDER BY age ASC, id ASC
+LIMIT $6 OFFSET $5
+"""
+
+LIST_USERS_BY_AGE_DESC = """
+-- name: ListUsers :many
+-- ListUsersByAgeDesc: by age desc
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE (deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((age, id) < ($7, $8) OR ($7 IS NULL AND (age IS NOT NULL OR id < $8)) OR $8 IS NULL)
+ORDER BY age DESC, id DESC
+LIMIT $6 OFFSET $5
+"""
+
+LIST_USERS_BY_SALARY_ASC = """
+-- name: ListUsers :many
+-- ListUsersBySalaryAsc: by salary asc
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE (deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((salary, id) > ($7, $8) OR (salary IS NULL AND ($7 IS NOT NULL OR id > $8)) OR $8 IS NULL)
+ORDER BY salary ASC, id ASC
+LIMIT $6 OFFSET $5
+"""
+
+LIST_USERS_BY_SALARY_DESC = """
+-- name: ListUsers :many
+-- ListUsersBySalaryDesc: by salary desc
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE (deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((salary, id) < ($7, $8) OR ($7 IS NULL AND (salary IS NOT NULL OR id < $8)) OR $8 IS NULL)
+ORDER BY salary DESC, id DESC
+LIMIT $6 OFFSET $5
+"""
+
+LIST_USERS_BY_CREATED_AT_ASC = """
+-- name: ListUsers :many
+-- ListUsersByCreatedAtAsc: by created_at asc
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE (deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((created_at, id) > ($7, $8) OR $8 IS NULL)
+ORDER BY created_at ASC, id ASC
+LIMIT $6 OFFSET $5
+"""
+
+LIST_USERS_BY_CREATED_AT_DESC = """
+-- name: ListUsers :many
+-- ListUsersByCreatedAtDesc: by created_at desc
+SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
+       salary, picture_key, version, created_at
+FROM users
+WHERE (deleted_at IS NULL
+  AND ($1::user_role IS NULL OR role = $1::user_role)
+  AND ($2::uuid IS NULL OR department_id = $2::uuid)
+  AND ($3::boolean IS NULL OR verified = $3::boolean)
+  AND ($4::text IS NULL
+       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+  AND ((created_at, id) < ($7, $8) OR $8 IS NULL)
+ORDER BY created_at DESC, id DESC
+LIMIT $6 OFFSET $5
+"""
+
+ListUsersKey = Literal["last_name", "first_name", "email", "age", "salary", "created_at"]
+ListUsersAfter = tuple[str | int | Decimal | datetime.datetime | None, UUID]
+LIST_USERS: dict[tuple[str, str], str] = {
+    ("last_name", "asc"): LIST_USERS_BY_LAST_NAME_ASC,
+    ("last_name", "desc"): LIST_USERS_BY_LAST_NAME_DESC,
+    ("first_name", "asc"): LIST_USERS_BY_FIRST_NAME_ASC,
+    ("first_name", "desc"): LIST_USERS_BY_FIRST_NAME_DESC,
+    ("email", "asc"): LIST_USERS_BY_EMAIL_ASC,
+    ("email", "desc"): LIST_USERS_BY_EMAIL_DESC,
+    ("age", "asc"): LIST_USERS_BY_AGE_ASC,
+    ("age", "desc"): LIST_USERS_BY_AGE_DESC,
+    ("salary", "asc"): LIST_USERS_BY_SALARY_ASC,
+    ("salary", "desc"): LIST_USERS_BY_SALARY_DESC,
+    ("created_at", "asc"): LIST_USERS_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): LIST_USERS_BY_CREATED_AT_DESC,
+}
+LIST_USERS_SORTING: Sorting[ListUsersKey, ListUsersAfter] = Sorting(
+    keys={
+        "last_name": SortKey("last_name", "text", False, ("asc", "desc")),
+        "first_name": SortKey("first_name", "text", False, ("asc", "desc")),
+        "email": SortKey("email", "text", False, ("asc", "desc")),
+        "age": SortKey("age", "int", True, ("asc", "desc")),
+        "salary": SortKey("salary", "decimal", True, ("asc", "desc")),
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="uuid",
+    keyset=True,
+)
 
 
 async def list_users(
     conn: PgConn,
     *,
+    orderby: ListUsersKey,
+    sort: Literal["asc", "desc"],
     role: UserRole | None,
     department_id: UUID | None,
     verified: bool | None,
     search: str | None,
-    after_id: UUID | None,
-    orderby: str,
-    descending: bool,
-    after_text: str | None,
-    after_time: datetime.datetime | None,
-    after_int: int | None,
-    after_num: Decimal | None,
     row_offset: int,
     row_limit: int,
+    after: ListUsersAfter | None = None,
 ) -> list[ListUsersRow]:
     """
     SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
            salary, picture_key, version, created_at
     FROM users
-    WHERE deleted_at IS NULL
+    WHERE (deleted_at IS NULL
       AND ($1::user_role IS NULL OR role = $1::user_role)
       AND ($2::uuid IS NULL OR department_id = $2::uuid)
       AND ($3::boolean IS NULL OR verified = $3::boolean)
       AND ($4::text IS NULL
-           OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%')
-      -- keyset (lib/http/cursor.py): after the previous page's (key, id); NULL after_id: from
-      -- the start. One branch per key and direction: a custom plan keeps only the live one,
-      -- an index condition. age and salary are nullable: ASC puts NULLs last, DESC first.
-      AND ($5::uuid IS NULL
-        OR ($6::text = 'last_name' AND $7::boolean = false
-            AND (last_name, id) > ($8::text, $5::uuid))
-        OR ($6::text = 'last_name' AND $7::boolean
-            AND (last_name, id) < ($8::text, $5::uuid))
-        OR ($6::text = 'first_name' AND $7::boolean = false
-            AND (first_name, id) > ($8::text, $5::uuid))
-        OR ($6::text = 'first_name' AND $7::boolean
-            AND (first_name, id) < ($8::text, $5::uuid))
-        OR ($6::text = 'email' AND $7::boolean = false
-            AND (email, id) > ($8::text, $5::uuid))
-        OR ($6::text = 'email' AND $7::boolean
-            AND (email, id) < ($8::text, $5::uuid))
-        OR ($6::text = 'created_at' AND $7::boolean = false
-            AND (created_at, id) > ($9::timestamptz, $5::uuid))
-        OR ($6::text = 'created_at' AND $7::boolean
-            AND (created_at, id) < ($9::timestamptz, $5::uuid))
-        OR ($6::text = 'age' AND $7::boolean = false
-            AND ((age, id) > ($10::integer, $5::uuid)
-                 OR (age IS NULL AND ($10::integer IS NOT NULL
-                                      OR id > $5::uuid))))
-        OR ($6::text = 'age' AND $7::boolean
-            AND ((age, id) < ($10::integer, $5::uuid)
-                 OR ($10::integer IS NULL
-                     AND (age IS NOT NULL OR id < $5::uuid))))
-        OR ($6::text = 'salary' AND $7::boolean = false
-            AND ((salary, id) > ($11::numeric, $5::uuid)
-                 OR (salary IS NULL AND ($11::numeric IS NOT NULL
-                                         OR id > $5::uuid))))
-        OR ($6::text = 'salary' AND $7::boolean
-            AND ((salary, id) < ($11::numeric, $5::uuid)
-                 OR ($11::numeric IS NULL
-                     AND (salary IS NOT NULL OR id < $5::uuid)))))
-    ORDER BY
-      CASE WHEN $6::text = 'last_name' AND $7::boolean = false THEN last_name END ASC,
-      CASE WHEN $6::text = 'last_name' AND $7::boolean THEN last_name END DESC,
-      CASE WHEN $6::text = 'first_name' AND $7::boolean = false THEN first_name END ASC,
-      CASE WHEN $6::text = 'first_name' AND $7::boolean THEN first_name END DESC,
-      CASE WHEN $6::text = 'email' AND $7::boolean = false THEN email END ASC,
-      CASE WHEN $6::text = 'email' AND $7::boolean THEN email END DESC,
-      CASE WHEN $6::text = 'age' AND $7::boolean = false THEN age END ASC,
-      CASE WHEN $6::text = 'age' AND $7::boolean THEN age END DESC,
-      CASE WHEN $6::text = 'salary' AND $7::boolean = false THEN salary END ASC,
-      CASE WHEN $6::text = 'salary' AND $7::boolean THEN salary END DESC,
-      CASE WHEN $6::text = 'created_at' AND $7::boolean = false THEN created_at END ASC,
-      CASE WHEN $6::text = 'created_at' AND $7::boolean THEN created_at END DESC,
-      CASE WHEN $7::boolean = false THEN id END ASC,
-      CASE WHEN $7::boolean THEN id END DESC
-    LIMIT $13 OFFSET $12
+           OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+      AND ((last_name, id) > ($7, $8) OR $8 IS NULL)
+    ORDER BY last_name ASC, id ASC
+    LIMIT $6 OFFSET $5
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (last_name,
+    first_name, email, age, salary, created_at) in `sort`'s direction, then by id; `after`:
+    the rows after that (key value, tie-breaker) position.
     """
+    after_key, after_tie = (None, None) if after is None else after
     rows = await conn.fetch(
-        LIST_USERS,
+        LIST_USERS[orderby, sort],
         role,
         department_id,
         verified,
         search,
-        after_id,
-        orderby,
-        descending,
-        after_text,
-        after_time,
-        after_int,
-        after_num,
         row_offset,
         row_limit,
+        after_key,
+        after_tie,
     )
     return [
         ListUsersRow(
@@ -408,48 +524,3 @@ async def list_users(
         )
         for row in rows
     ]
-
-
-async def iter_list_users(
-    conn: PgConn,
-    *,
-    role: UserRole | None,
-    department_id: UUID | None,
-    verified: bool | None,
-    search: str | None,
-    after_id: UUID | None,
-    orderby: str,
-    descending: bool,
-    after_text: str | None,
-    after_time: datetime.datetime | None,
-    after_int: int | None,
-    after_num: Decimal | None,
-    row_offset: int,
-    row_limit: int,
-) -> AsyncGenerator[ListUsersRow, None]:
-    """Like list_users(), row by row; needs a transaction."""
-    async for row in conn.cursor(
-        LIST_USERS,
-        role,
-        department_id,
-        verified,
-        search,
-        after_id,
-        orderby,
-        descending,
-        after_text,
-        after_time,
-        after_int,
-        after_num,
-        row_offset,
-        row_limit,
-    ):
-        yield ListUsersRow(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            (USER_ROLE_BY_VALUE[row[5]] if isinstance(row[5], str) else row[5]),
-            *row[6:],
-        )

@@ -5,50 +5,15 @@
 SELECT count(*) AS total FROM services
 WHERE sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id);
 
--- The lists: keyset after the previous page's (key, id) (lib/http/cursor.py; NULL after_id:
--- from the start), each on its (key, id) index (0001, 0004).
+-- The list: keyset after the previous page's (key, id) (lib/http/cursor.py; no `after`:
+-- from the start), each key on its (key, id) index (0001, 0004); the plugin writes a
+-- statement per key and direction (fixup: sort).
 
--- name: ListServicesByNameAsc :many
+-- name: ListServices :many
+-- fixup: sort name, base_price, created_at, keyset id
 SELECT * FROM services
-WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
-  AND (sqlc.narg(after_id)::uuid IS NULL
-       OR (name, id) > (sqlc.narg(after_key)::text, sqlc.narg(after_id)::uuid))
-ORDER BY name ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListServicesByNameDesc :many
-SELECT * FROM services
-WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
-  AND (sqlc.narg(after_id)::uuid IS NULL
-       OR (name, id) < (sqlc.narg(after_key)::text, sqlc.narg(after_id)::uuid))
-ORDER BY name DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListServicesByBasePriceAsc :many
-SELECT * FROM services
-WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
-  AND (sqlc.narg(after_id)::uuid IS NULL
-       OR (base_price, id) > (sqlc.narg(after_key)::numeric, sqlc.narg(after_id)::uuid))
-ORDER BY base_price ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListServicesByBasePriceDesc :many
-SELECT * FROM services
-WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
-  AND (sqlc.narg(after_id)::uuid IS NULL
-       OR (base_price, id) < (sqlc.narg(after_key)::numeric, sqlc.narg(after_id)::uuid))
-ORDER BY base_price DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListServicesByCreatedAtAsc :many
-SELECT * FROM services
-WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
-  AND (sqlc.narg(after_id)::uuid IS NULL
-       OR (created_at, id) > (sqlc.narg(after_key)::timestamptz, sqlc.narg(after_id)::uuid))
-ORDER BY created_at ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListServicesByCreatedAtDesc :many
-SELECT * FROM services
-WHERE (sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id))
-  AND (sqlc.narg(after_id)::uuid IS NULL
-       OR (created_at, id) < (sqlc.narg(after_key)::timestamptz, sqlc.narg(after_id)::uuid))
-ORDER BY created_at DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
+WHERE sqlc.narg(subcategory_id)::uuid IS NULL OR subcategory_id = sqlc.narg(subcategory_id)
+LIMIT @row_limit OFFSET @row_offset;
 
 -- name: GetService :one
 SELECT * FROM services WHERE id = @id;
@@ -84,27 +49,17 @@ DELETE FROM provider_services WHERE provider_id = @provider_id AND service_id = 
 -- name: CountServicesOfProvider :one
 SELECT count(*) AS total FROM provider_services WHERE provider_id = @provider_id;
 
--- name: ListServicesOfProviderByNameAsc :many
+-- name: ListServicesOfProvider :many
+-- fixup: sort s.name, keyset s.id
 SELECT s.* FROM services s JOIN provider_services p ON p.service_id = s.id
 WHERE p.provider_id = @provider_id
-  AND (sqlc.narg(after_id)::uuid IS NULL
-       OR (s.name, s.id) > (sqlc.narg(after_key)::text, sqlc.narg(after_id)::uuid))
-ORDER BY s.name ASC, s.id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListServicesOfProviderByNameDesc :many
-SELECT s.* FROM services s JOIN provider_services p ON p.service_id = s.id
-WHERE p.provider_id = @provider_id
-  AND (sqlc.narg(after_id)::uuid IS NULL
-       OR (s.name, s.id) < (sqlc.narg(after_key)::text, sqlc.narg(after_id)::uuid))
-ORDER BY s.name DESC, s.id DESC LIMIT @row_limit OFFSET @row_offset;
+LIMIT @row_limit OFFSET @row_offset;
 
 -- name: CountProvidersOfService :one
 SELECT count(*) AS total FROM provider_services WHERE service_id = @service_id;
 
--- name: ListProvidersOfServiceAsc :many
+-- name: ListProvidersOfService :many
+-- A provider is offered once per service (the primary key): no tie to break.
+-- fixup: sort provider_id
 SELECT * FROM provider_services WHERE service_id = @service_id
-ORDER BY provider_id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListProvidersOfServiceDesc :many
-SELECT * FROM provider_services WHERE service_id = @service_id
-ORDER BY provider_id DESC LIMIT @row_limit OFFSET @row_offset;
+LIMIT @row_limit OFFSET @row_offset;

@@ -1,22 +1,15 @@
--- Category types -> categories -> subcategories. One list query per orderby and
--- direction (each walks its index); the parent filter is optional (NULL: every row).
+-- Category types -> categories -> subcategories. Each list is one query with its sort
+-- keys (fixup: sort): the plugin writes a statement per key and direction, each walks its
+-- index; the parent filter is optional (NULL: every row).
 -- A duplicate name within a parent, an unknown parent and a parent with children are
 -- refused by the constraints (UNIQUE, FOREIGN KEY ... ON DELETE RESTRICT).
 
 -- name: CountCategoryTypes :one
 SELECT count(*) AS total FROM category_types;
 
--- name: ListCategoryTypesByNameAsc :many
-SELECT * FROM category_types ORDER BY name ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListCategoryTypesByNameDesc :many
-SELECT * FROM category_types ORDER BY name DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListCategoryTypesByCreatedAtAsc :many
-SELECT * FROM category_types ORDER BY created_at ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListCategoryTypesByCreatedAtDesc :many
-SELECT * FROM category_types ORDER BY created_at DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
+-- name: ListCategoryTypes :many
+-- fixup: sort name, created_at, then id
+SELECT * FROM category_types LIMIT @row_limit OFFSET @row_offset;
 
 -- name: GetCategoryType :one
 SELECT * FROM category_types WHERE id = @id;
@@ -37,25 +30,11 @@ DELETE FROM category_types WHERE id = @id AND version = @version;
 SELECT count(*) AS total FROM categories
 WHERE sqlc.narg(type_id)::uuid IS NULL OR type_id = sqlc.narg(type_id);
 
--- name: ListCategoriesByNameAsc :many
+-- name: ListCategories :many
+-- fixup: sort name, created_at, then id
 SELECT * FROM categories
 WHERE sqlc.narg(type_id)::uuid IS NULL OR type_id = sqlc.narg(type_id)
-ORDER BY name ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListCategoriesByNameDesc :many
-SELECT * FROM categories
-WHERE sqlc.narg(type_id)::uuid IS NULL OR type_id = sqlc.narg(type_id)
-ORDER BY name DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListCategoriesByCreatedAtAsc :many
-SELECT * FROM categories
-WHERE sqlc.narg(type_id)::uuid IS NULL OR type_id = sqlc.narg(type_id)
-ORDER BY created_at ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListCategoriesByCreatedAtDesc :many
-SELECT * FROM categories
-WHERE sqlc.narg(type_id)::uuid IS NULL OR type_id = sqlc.narg(type_id)
-ORDER BY created_at DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
+LIMIT @row_limit OFFSET @row_offset;
 
 -- name: GetCategory :one
 SELECT * FROM categories WHERE id = @id;
@@ -79,25 +58,11 @@ DELETE FROM categories WHERE id = @id AND version = @version;
 SELECT count(*) AS total FROM subcategories
 WHERE sqlc.narg(category_id)::uuid IS NULL OR category_id = sqlc.narg(category_id);
 
--- name: ListSubcategoriesByNameAsc :many
+-- name: ListSubcategories :many
+-- fixup: sort name, created_at, then id
 SELECT * FROM subcategories
 WHERE sqlc.narg(category_id)::uuid IS NULL OR category_id = sqlc.narg(category_id)
-ORDER BY name ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListSubcategoriesByNameDesc :many
-SELECT * FROM subcategories
-WHERE sqlc.narg(category_id)::uuid IS NULL OR category_id = sqlc.narg(category_id)
-ORDER BY name DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListSubcategoriesByCreatedAtAsc :many
-SELECT * FROM subcategories
-WHERE sqlc.narg(category_id)::uuid IS NULL OR category_id = sqlc.narg(category_id)
-ORDER BY created_at ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListSubcategoriesByCreatedAtDesc :many
-SELECT * FROM subcategories
-WHERE sqlc.narg(category_id)::uuid IS NULL OR category_id = sqlc.narg(category_id)
-ORDER BY created_at DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
+LIMIT @row_limit OFFSET @row_offset;
 
 -- name: GetSubcategory :one
 SELECT * FROM subcategories WHERE id = @id;

@@ -18,18 +18,11 @@ RETURNING *;
 SELECT count(*) FROM conversations WHERE customer_id = @user_id OR provider_id = @user_id;
 
 -- name: ListConversations :many
--- by_activity: the last message's time, the creation's when none; id breaks ties.
+-- last_message_at orders by the last activity: the last message's time, the creation's
+-- when none; id breaks ties (fixup: sort writes a statement per key and direction).
+-- fixup: sort created_at, last_message_at=coalesce(last_message_at, created_at), then id
 SELECT * FROM conversations
 WHERE customer_id = @user_id OR provider_id = @user_id
-ORDER BY
-  CASE WHEN @descending::boolean = false AND @by_activity::boolean
-       THEN coalesce(last_message_at, created_at) END ASC,
-  CASE WHEN @descending::boolean AND @by_activity::boolean
-       THEN coalesce(last_message_at, created_at) END DESC,
-  CASE WHEN @descending::boolean = false AND NOT @by_activity::boolean THEN created_at END ASC,
-  CASE WHEN @descending::boolean AND NOT @by_activity::boolean THEN created_at END DESC,
-  CASE WHEN @descending::boolean = false THEN id END ASC,
-  CASE WHEN @descending::boolean THEN id END DESC
 LIMIT @row_limit OFFSET @row_offset;
 
 -- name: NextSeq :one

@@ -1,4 +1,5 @@
--- One list query per orderby and direction: each can walk its index (no CASE in ORDER BY).
+-- The list is one query with its sort keys (fixup: sort): the plugin writes a statement per
+-- key and direction, each can walk its index (no CASE in ORDER BY).
 
 -- name: CountDepartments :one
 SELECT count(*) AS total FROM departments;
@@ -15,58 +16,19 @@ SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'
 -- The list's page with its total and the table's version stamp (ADR 0019) in one statement,
 -- one snapshot: the scalar subqueries run once (InitPlans; the total as in
 -- CountDepartmentsStamped) and `fixup: once` reads them from the first row only
--- (PageDepartments...Page: total, version, rows). A page past the end has no row to carry
+-- (PageDepartmentsPage: total, version, rows). A page past the end has no row to carry
 -- them: CountDepartmentsStamped answers then.
 
--- name: PageDepartmentsByNameAsc :many
+-- name: PageDepartments :many
 -- fixup: once total, version
+-- fixup: sort name, address, created_at, then id
 SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
                 (SELECT count(*) FROM departments)) AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.*
-FROM departments ORDER BY name ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
+FROM departments LIMIT @row_limit OFFSET @row_offset;
 
--- name: PageDepartmentsByNameDesc :many
--- fixup: once total, version
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
-       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-       departments.*
-FROM departments ORDER BY name DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
-
--- name: PageDepartmentsByAddressAsc :many
--- fixup: once total, version
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
-       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-       departments.*
-FROM departments ORDER BY address ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: PageDepartmentsByAddressDesc :many
--- fixup: once total, version
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
-       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-       departments.*
-FROM departments ORDER BY address DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
-
--- name: PageDepartmentsByCreatedAtAsc :many
--- fixup: once total, version
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
-       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-       departments.*
-FROM departments ORDER BY created_at ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
-
--- name: PageDepartmentsByCreatedAtDesc :many
--- fixup: once total, version
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
-       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-       departments.*
-FROM departments ORDER BY created_at DESC, id DESC LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListDepartmentsByNameAsc :many
+-- name: PlainDepartmentsPage :many
 -- The plain page (bench/codegen_overhead.py and bench/data_access.py compare it by hand).
 SELECT * FROM departments ORDER BY name ASC, id ASC LIMIT @row_limit OFFSET @row_offset;
 

@@ -19,21 +19,13 @@ WHERE (@see_all::boolean OR j.customer_id = @viewer_id::uuid OR j.provider_id = 
   AND (sqlc.narg(status)::job_status IS NULL OR j.status = sqlc.narg(status)::job_status);
 
 -- name: ListJobs :many
+-- Keyset after the previous page's (created_at, id) (lib/http/cursor.py; fixup: sort).
+-- fixup: sort j.created_at, keyset j.id
 SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.currency,
        j.status, j.started_at, j.completed_at, j.created_at
 FROM jobs j JOIN offers o ON o.id = j.offer_id
 WHERE (@see_all::boolean OR j.customer_id = @viewer_id::uuid OR j.provider_id = @viewer_id::uuid)
   AND (sqlc.narg(status)::job_status IS NULL OR j.status = sqlc.narg(status)::job_status)
-  AND (sqlc.narg(after_id)::uuid IS NULL  -- keyset (lib/http/cursor.py)
-       OR (@descending::boolean = false
-           AND (j.created_at, j.id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid))
-       OR (@descending::boolean
-           AND (j.created_at, j.id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid)))
-ORDER BY
-  CASE WHEN @descending::boolean = false THEN j.created_at END ASC,
-  CASE WHEN @descending::boolean THEN j.created_at END DESC,
-  CASE WHEN @descending::boolean = false THEN j.id END ASC,
-  CASE WHEN @descending::boolean THEN j.id END DESC
 LIMIT @row_limit OFFSET @row_offset;
 
 -- name: StartJob :one

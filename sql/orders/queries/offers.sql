@@ -14,19 +14,13 @@ RETURNING *;
 SELECT * FROM offers WHERE id = @id AND order_id = @order_id;
 
 -- name: ListOffers :many
--- The owner (or ADMIN) sees all (@provider_id NULL), a provider only theirs.
+-- The owner (or ADMIN) sees all (@provider_id NULL), a provider only theirs. Each direction
+-- is its own statement (fixup: sort): a desc page is taken newest first, never a reversed
+-- ascending one.
+-- fixup: sort created_at, then id
 SELECT * FROM offers
 WHERE order_id = @order_id
   AND (sqlc.narg(provider_id)::uuid IS NULL OR provider_id = sqlc.narg(provider_id)::uuid)
-ORDER BY created_at, id
-LIMIT @row_limit OFFSET @row_offset;
-
--- name: ListOffersDesc :many
--- ListOffers newest first: the page is taken in this order, never a reversed ascending one.
-SELECT * FROM offers
-WHERE order_id = @order_id
-  AND (sqlc.narg(provider_id)::uuid IS NULL OR provider_id = sqlc.narg(provider_id)::uuid)
-ORDER BY created_at DESC, id DESC
 LIMIT @row_limit OFFSET @row_offset;
 
 -- name: CountOffers :one

@@ -33,7 +33,9 @@ WHERE (@see_all::boolean
        OR (o.description || ' ' || o.address) ILIKE '%' || sqlc.narg(search)::text || '%');
 
 -- name: ListOrders :many
--- The same filters as CountOrders; orderby created_at (the only key), id the tiebreaker.
+-- The same filters as CountOrders; orderby created_at (the only key), id the tie-breaker,
+-- keyset after the previous page's (created_at, id) (lib/http/cursor.py; fixup: sort).
+-- fixup: sort o.created_at, keyset o.id
 SELECT o.* FROM orders o
 WHERE (@see_all::boolean
        OR o.customer_id = @viewer_id::uuid
@@ -44,16 +46,6 @@ WHERE (@see_all::boolean
   AND (sqlc.narg(service_id)::uuid IS NULL OR o.service_id = sqlc.narg(service_id)::uuid)
   AND (sqlc.narg(search)::text IS NULL
        OR (o.description || ' ' || o.address) ILIKE '%' || sqlc.narg(search)::text || '%')
-  AND (sqlc.narg(after_id)::uuid IS NULL  -- keyset (lib/http/cursor.py)
-       OR (@descending::boolean = false
-           AND (o.created_at, o.id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid))
-       OR (@descending::boolean
-           AND (o.created_at, o.id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid)))
-ORDER BY
-  CASE WHEN @descending::boolean = false THEN o.created_at END ASC,
-  CASE WHEN @descending::boolean THEN o.created_at END DESC,
-  CASE WHEN @descending::boolean = false THEN o.id END ASC,
-  CASE WHEN @descending::boolean THEN o.id END DESC
 LIMIT @row_limit OFFSET @row_offset;
 
 -- name: UpdateOrder :one

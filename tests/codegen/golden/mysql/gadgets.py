@@ -6,11 +6,12 @@ import datetime
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
 import aiomysql
 
 from codegen import runtime
-from codegen.runtime import JSON, ExecResult, MyConn, expand_slices
+from codegen.runtime import JSON, ExecResult, MyConn, Sorting, SortKey, expand_slices
 
 from . import models
 from .models import GADGETS_KIND_BY_VALUE, GadgetsKind
@@ -102,6 +103,14 @@ class PageGadgetsPage:
 
     total: int | None
     rows: list[PageGadgetsRow]
+
+
+@dataclass
+class SortGadgetsRow:
+    id: int
+    name: str
+    price: Decimal | None
+    created_at: datetime.datetime
 
 
 GET_GADGET = """
@@ -646,3 +655,123 @@ async def page_gadgets(conn: MyConn, *, limit: int) -> PageGadgetsPage | None:
                 for row in rows
             ],
         )
+
+
+SORT_GADGETS_BY_NAME_ASC = """
+-- name: SortGadgets :many
+-- SortGadgetsByNameAsc: by name asc
+SELECT id, name, price, created_at FROM gadgets
+WHERE (active = %s)
+  AND (%s IS NULL OR name > %s OR (name = %s AND id > %s) OR (%s IS NULL AND (name IS NOT NULL OR id > %s)))
+ORDER BY name ASC, id ASC
+LIMIT %s
+"""
+
+SORT_GADGETS_BY_NAME_DESC = """
+-- name: SortGadgets :many
+-- SortGadgetsByNameDesc: by name desc
+SELECT id, name, price, created_at FROM gadgets
+WHERE (active = %s)
+  AND (%s IS NULL OR name < %s OR (name = %s AND id < %s) OR (name IS NULL AND (%s IS NOT NULL OR id < %s)))
+ORDER BY name DESC, id DESC
+LIMIT %s
+"""
+
+SORT_GADGETS_BY_PRICE_ASC = """
+-- name: SortGadgets :many
+-- SortGadgetsByPriceAsc: by price asc
+SELECT id, name, price, created_at FROM gadgets
+WHERE (active = %s)
+  AND (%s IS NULL OR price > %s OR (price = %s AND id > %s) OR (%s IS NULL AND (price IS NOT NULL OR id > %s)))
+ORDER BY price ASC, id ASC
+LIMIT %s
+"""
+
+SORT_GADGETS_BY_PRICE_DESC = """
+-- name: SortGadgets :many
+-- SortGadgetsByPriceDesc: by price desc
+SELECT id, name, price, created_at FROM gadgets
+WHERE (active = %s)
+  AND (%s IS NULL OR price < %s OR (price = %s AND id < %s) OR (price IS NULL AND (%s IS NOT NULL OR id < %s)))
+ORDER BY price DESC, id DESC
+LIMIT %s
+"""
+
+SORT_GADGETS_BY_CREATED_AT_ASC = """
+-- name: SortGadgets :many
+-- SortGadgetsByCreatedAtAsc: by created_at asc
+SELECT id, name, price, created_at FROM gadgets
+WHERE (active = %s)
+  AND (%s IS NULL OR created_at > %s OR (created_at = %s AND id > %s) OR (%s IS NULL AND (created_at IS NOT NULL OR id > %s)))
+ORDER BY created_at ASC, id ASC
+LIMIT %s
+"""
+
+SORT_GADGETS_BY_CREATED_AT_DESC = """
+-- name: SortGadgets :many
+-- SortGadgetsByCreatedAtDesc: by created_at desc
+SELECT id, name, price, created_at FROM gadgets
+WHERE (active = %s)
+  AND (%s IS NULL OR created_at < %s OR (created_at = %s AND id < %s) OR (created_at IS NULL AND (%s IS NOT NULL OR id < %s)))
+ORDER BY created_at DESC, id DESC
+LIMIT %s
+"""
+
+SortGadgetsKey = Literal["name", "price", "created_at"]
+SortGadgetsAfter = tuple[str | Decimal | datetime.datetime | None, int]
+SORT_GADGETS: dict[tuple[str, str], str] = {
+    ("name", "asc"): SORT_GADGETS_BY_NAME_ASC,
+    ("name", "desc"): SORT_GADGETS_BY_NAME_DESC,
+    ("price", "asc"): SORT_GADGETS_BY_PRICE_ASC,
+    ("price", "desc"): SORT_GADGETS_BY_PRICE_DESC,
+    ("created_at", "asc"): SORT_GADGETS_BY_CREATED_AT_ASC,
+    ("created_at", "desc"): SORT_GADGETS_BY_CREATED_AT_DESC,
+}
+SORT_GADGETS_SORTING: Sorting[SortGadgetsKey, SortGadgetsAfter] = Sorting(
+    keys={
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+        "price": SortKey("price", "decimal", True, ("asc", "desc")),
+        "created_at": SortKey("created_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="int",
+    keyset=True,
+)
+
+
+async def sort_gadgets(
+    conn: MyConn,
+    *,
+    orderby: SortGadgetsKey,
+    sort: Literal["asc", "desc"],
+    active: bool,
+    limit: int,
+    after: SortGadgetsAfter | None = None,
+) -> list[SortGadgetsRow]:
+    """
+    SELECT id, name, price, created_at FROM gadgets
+    WHERE (active = %s)
+      AND (%s IS NULL OR name > %s OR (name = %s AND id > %s) OR (%s IS NULL AND (name IS NOT NULL OR id > %s)))
+    ORDER BY name ASC, id ASC
+    LIMIT %s
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (name,
+    price, created_at) in `sort`'s direction, then by id; `after`: the rows after that (key
+    value, tie-breaker) position.
+    """
+    after_key, after_tie = (None, None) if after is None else after
+    async with conn.cursor() as cur:
+        await cur.execute(
+            SORT_GADGETS[orderby, sort],
+            (active, after_tie, after_key, after_key, after_tie, after_key, after_tie, limit),
+        )
+        rows = await cur.fetchall()
+        return [
+            SortGadgetsRow(
+                row[0],
+                row[1],
+                row[2],
+                (runtime.utc(row[3]) if isinstance(row[3], datetime.datetime) else row[3]),
+            )
+            for row in rows
+        ]

@@ -14,9 +14,10 @@ from ipaddress import (
     IPv6Interface,
     IPv6Network,
 )
+from typing import Literal
 
 from codegen import runtime
-from codegen.runtime import JSON, ExecResult, PgConn, status_rows
+from codegen.runtime import JSON, ExecResult, PgConn, Sorting, SortKey, status_rows
 
 from . import models
 from .models import MOOD_BY_VALUE, Mood
@@ -113,6 +114,14 @@ class BooksFullWithAuthorsRow:
 class BooksWithAuthorRow:
     books: models.Book
     authors: models.Author
+
+
+@dataclass
+class PageAuthorsRow:
+    id: int
+    name: str
+    age: int | None
+    created_at: datetime.datetime
 
 
 GET_AUTHOR = """
@@ -621,3 +630,99 @@ async def count_authors(conn: PgConn) -> int | None:
     """
     row = await conn.fetchrow(COUNT_AUTHORS)
     return None if row is None else row[0]
+
+
+PAGE_AUTHORS_BY_NAME_ASC = """
+-- name: PageAuthors :many
+-- PageAuthorsByNameAsc: by name asc
+SELECT id, name, age, created_at FROM authors
+WHERE ($1::mood IS NULL OR mood = $1::mood)
+  AND ((name, id) > ($3, $4) OR $4 IS NULL)
+ORDER BY name ASC, id ASC
+LIMIT $2
+"""
+
+PAGE_AUTHORS_BY_NAME_DESC = """
+-- name: PageAuthors :many
+-- PageAuthorsByNameDesc: by name desc
+SELECT id, name, age, created_at FROM authors
+WHERE ($1::mood IS NULL OR mood = $1::mood)
+  AND ((name, id) < ($3, $4) OR $4 IS NULL)
+ORDER BY name DESC, id DESC
+LIMIT $2
+"""
+
+PAGE_AUTHORS_BY_AGE_ASC = """
+-- name: PageAuthors :many
+-- PageAuthorsByAgeAsc: by age asc
+SELECT id, name, age, created_at FROM authors
+WHERE ($1::mood IS NULL OR mood = $1::mood)
+  AND ((age, id) > ($3, $4) OR (age IS NULL AND ($3 IS NOT NULL OR id > $4)) OR $4 IS NULL)
+ORDER BY age ASC, id ASC
+LIMIT $2
+"""
+
+PAGE_AUTHORS_BY_AGE_DESC = """
+-- name: PageAuthors :many
+-- PageAuthorsByAgeDesc: by age desc
+SELECT id, name, age, created_at FROM authors
+WHERE ($1::mood IS NULL OR mood = $1::mood)
+  AND ((age, id) < ($3, $4) OR ($3 IS NULL AND (age IS NOT NULL OR id < $4)) OR $4 IS NULL)
+ORDER BY age DESC, id DESC
+LIMIT $2
+"""
+
+PAGE_AUTHORS_BY_CREATED_AT_DESC = """
+-- name: PageAuthors :many
+-- PageAuthorsByCreatedAtDesc: by created_at desc
+SELECT id, name, age, created_at FROM authors
+WHERE ($1::mood IS NULL OR mood = $1::mood)
+  AND ((created_at, id) < ($3, $4) OR $4 IS NULL)
+ORDER BY created_at DESC, id DESC
+LIMIT $2
+"""
+
+PageAuthorsKey = Literal["name", "age", "created_at"]
+PageAuthorsAfter = tuple[str | int | datetime.datetime | None, int]
+PAGE_AUTHORS: dict[tuple[str, str], str] = {
+    ("name", "asc"): PAGE_AUTHORS_BY_NAME_ASC,
+    ("name", "desc"): PAGE_AUTHORS_BY_NAME_DESC,
+    ("age", "asc"): PAGE_AUTHORS_BY_AGE_ASC,
+    ("age", "desc"): PAGE_AUTHORS_BY_AGE_DESC,
+    ("created_at", "desc"): PAGE_AUTHORS_BY_CREATED_AT_DESC,
+}
+PAGE_AUTHORS_SORTING: Sorting[PageAuthorsKey, PageAuthorsAfter] = Sorting(
+    keys={
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+        "age": SortKey("age", "int", True, ("asc", "desc")),
+        "created_at": SortKey("created_at", "time", False, ("desc",)),
+    },
+    tie="id",
+    tie_kind="int",
+    keyset=True,
+)
+
+
+async def page_authors(
+    conn: PgConn,
+    *,
+    orderby: PageAuthorsKey,
+    sort: Literal["asc", "desc"],
+    mood: Mood | None,
+    row_limit: int,
+    after: PageAuthorsAfter | None = None,
+) -> list[PageAuthorsRow]:
+    """
+    SELECT id, name, age, created_at FROM authors
+    WHERE ($1::mood IS NULL OR mood = $1::mood)
+      AND ((name, id) > ($3, $4) OR $4 IS NULL)
+    ORDER BY name ASC, id ASC
+    LIMIT $2
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (name, age,
+    created_at) in `sort`'s direction, then by id; `after`: the rows after that (key value,
+    tie-breaker) position.
+    """
+    after_key, after_tie = (None, None) if after is None else after
+    rows = await conn.fetch(PAGE_AUTHORS[orderby, sort], mood, row_limit, after_key, after_tie)
+    return [PageAuthorsRow(*row) for row in rows]

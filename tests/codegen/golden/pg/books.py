@@ -6,8 +6,9 @@ import datetime
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
-from codegen.runtime import PgConn, status_rows
+from codegen.runtime import PgConn, Sorting, SortKey, status_rows
 
 from . import models
 from .models import MOOD_BY_VALUE, Mood
@@ -168,3 +169,70 @@ async def upsert_book_title(
     """
     row = await conn.fetchrow(UPSERT_BOOK_TITLE, id, author_id, title, price, new_title)
     return None if row is None else UpsertBookTitleRow(*row)
+
+
+LIST_BOOKS_OF_AUTHOR_BY_TITLE_ASC = """
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByTitleAsc: by title asc
+SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+WHERE a.id = $1
+ORDER BY b.title ASC, b.id ASC
+LIMIT $3 OFFSET $2
+"""
+
+LIST_BOOKS_OF_AUTHOR_BY_TITLE_DESC = """
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByTitleDesc: by title desc
+SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+WHERE a.id = $1
+ORDER BY b.title DESC, b.id DESC
+LIMIT $3 OFFSET $2
+"""
+
+LIST_BOOKS_OF_AUTHOR_BY_PRICE_DESC = """
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByPriceDesc: by price desc
+SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+WHERE a.id = $1
+ORDER BY b.price DESC, b.id DESC
+LIMIT $3 OFFSET $2
+"""
+
+ListBooksOfAuthorKey = Literal["title", "price"]
+LIST_BOOKS_OF_AUTHOR: dict[tuple[str, str], str] = {
+    ("title", "asc"): LIST_BOOKS_OF_AUTHOR_BY_TITLE_ASC,
+    ("title", "desc"): LIST_BOOKS_OF_AUTHOR_BY_TITLE_DESC,
+    ("price", "desc"): LIST_BOOKS_OF_AUTHOR_BY_PRICE_DESC,
+}
+LIST_BOOKS_OF_AUTHOR_SORTING: Sorting[ListBooksOfAuthorKey, None] = Sorting(
+    keys={
+        "title": SortKey("title", "text", False, ("asc", "desc")),
+        "price": SortKey("price", "decimal", False, ("desc",)),
+    },
+    tie="id",
+    tie_kind="int",
+    keyset=False,
+)
+
+
+async def list_books_of_author(
+    conn: PgConn,
+    *,
+    orderby: ListBooksOfAuthorKey,
+    sort: Literal["asc", "desc"],
+    author_id: int,
+    row_offset: int,
+    row_limit: int,
+    after: None = None,
+) -> list[models.Book]:
+    """
+    SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+    WHERE a.id = $1
+    ORDER BY b.title ASC, b.id ASC
+    LIMIT $3 OFFSET $2
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (title,
+    price) in `sort`'s direction, then by id.
+    """
+    rows = await conn.fetch(LIST_BOOKS_OF_AUTHOR[orderby, sort], author_id, row_offset, row_limit)
+    return [models.Book(*row) for row in rows]

@@ -13,11 +13,12 @@ from ipaddress import (
     IPv6Interface,
     IPv6Network,
 )
+from typing import Literal
 
 import msgspec
 
 from codegen import runtime
-from codegen.runtime import JSON, ExecResult
+from codegen.runtime import JSON, ExecResult, Sorting, SortKey
 from codegen.runtime_psycopg import PsycoConn
 
 from . import models
@@ -102,6 +103,13 @@ class BooksFullWithAuthorsRow(msgspec.Struct):
 class BooksWithAuthorRow(msgspec.Struct):
     books: models.Book
     authors: models.Author
+
+
+class PageAuthorsRow(msgspec.Struct):
+    id: int
+    name: str
+    age: int | None
+    created_at: datetime.datetime
 
 
 GET_AUTHOR = """
@@ -621,3 +629,102 @@ async def count_authors(conn: PsycoConn) -> int | None:
     cur = await conn.execute(COUNT_AUTHORS, {})
     row = await cur.fetchone()
     return None if row is None else row[0]
+
+
+PAGE_AUTHORS_BY_NAME_ASC = """
+-- name: PageAuthors :many
+-- PageAuthorsByNameAsc: by name asc
+SELECT id, name, age, created_at FROM authors
+WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
+  AND ((name, id) > (%(p3)s, %(p4)s) OR %(p4)s IS NULL)
+ORDER BY name ASC, id ASC
+LIMIT %(p2)s
+"""
+
+PAGE_AUTHORS_BY_NAME_DESC = """
+-- name: PageAuthors :many
+-- PageAuthorsByNameDesc: by name desc
+SELECT id, name, age, created_at FROM authors
+WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
+  AND ((name, id) < (%(p3)s, %(p4)s) OR %(p4)s IS NULL)
+ORDER BY name DESC, id DESC
+LIMIT %(p2)s
+"""
+
+PAGE_AUTHORS_BY_AGE_ASC = """
+-- name: PageAuthors :many
+-- PageAuthorsByAgeAsc: by age asc
+SELECT id, name, age, created_at FROM authors
+WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
+  AND ((age, id) > (%(p3)s, %(p4)s) OR (age IS NULL AND (%(p3)s IS NOT NULL OR id > %(p4)s)) OR %(p4)s IS NULL)
+ORDER BY age ASC, id ASC
+LIMIT %(p2)s
+"""
+
+PAGE_AUTHORS_BY_AGE_DESC = """
+-- name: PageAuthors :many
+-- PageAuthorsByAgeDesc: by age desc
+SELECT id, name, age, created_at FROM authors
+WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
+  AND ((age, id) < (%(p3)s, %(p4)s) OR (%(p3)s IS NULL AND (age IS NOT NULL OR id < %(p4)s)) OR %(p4)s IS NULL)
+ORDER BY age DESC, id DESC
+LIMIT %(p2)s
+"""
+
+PAGE_AUTHORS_BY_CREATED_AT_DESC = """
+-- name: PageAuthors :many
+-- PageAuthorsByCreatedAtDesc: by created_at desc
+SELECT id, name, age, created_at FROM authors
+WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
+  AND ((created_at, id) < (%(p3)s, %(p4)s) OR %(p4)s IS NULL)
+ORDER BY created_at DESC, id DESC
+LIMIT %(p2)s
+"""
+
+PageAuthorsKey = Literal["name", "age", "created_at"]
+PageAuthorsAfter = tuple[str | int | datetime.datetime | None, int]
+PAGE_AUTHORS: dict[tuple[str, str], str] = {
+    ("name", "asc"): PAGE_AUTHORS_BY_NAME_ASC,
+    ("name", "desc"): PAGE_AUTHORS_BY_NAME_DESC,
+    ("age", "asc"): PAGE_AUTHORS_BY_AGE_ASC,
+    ("age", "desc"): PAGE_AUTHORS_BY_AGE_DESC,
+    ("created_at", "desc"): PAGE_AUTHORS_BY_CREATED_AT_DESC,
+}
+PAGE_AUTHORS_SORTING: Sorting[PageAuthorsKey, PageAuthorsAfter] = Sorting(
+    keys={
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+        "age": SortKey("age", "int", True, ("asc", "desc")),
+        "created_at": SortKey("created_at", "time", False, ("desc",)),
+    },
+    tie="id",
+    tie_kind="int",
+    keyset=True,
+)
+
+
+async def page_authors(
+    conn: PsycoConn,
+    *,
+    orderby: PageAuthorsKey,
+    sort: Literal["asc", "desc"],
+    mood: Mood | None,
+    row_limit: int,
+    after: PageAuthorsAfter | None = None,
+) -> list[PageAuthorsRow]:
+    """
+    SELECT id, name, age, created_at FROM authors
+    WHERE ($1::mood IS NULL OR mood = $1::mood)
+      AND ((name, id) > ($3, $4) OR $4 IS NULL)
+    ORDER BY name ASC, id ASC
+    LIMIT $2
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (name, age,
+    created_at) in `sort`'s direction, then by id; `after`: the rows after that (key value,
+    tie-breaker) position.
+    """
+    after_key, after_tie = (None, None) if after is None else after
+    cur = await conn.execute(
+        PAGE_AUTHORS[orderby, sort], {"p1": mood, "p2": row_limit, "p3": after_key, "p4": after_tie}
+    )
+    rows = await cur.fetchall()
+    return [PageAuthorsRow(*row) for row in rows]

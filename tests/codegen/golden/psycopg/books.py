@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime
 from collections.abc import AsyncGenerator
 from decimal import Decimal
+from typing import Literal
 
 import msgspec
 
+from codegen.runtime import Sorting, SortKey
 from codegen.runtime_psycopg import PsycoConn
 
 from . import models
@@ -176,3 +178,73 @@ async def upsert_book_title(
     )
     row = await cur.fetchone()
     return None if row is None else UpsertBookTitleRow(*row)
+
+
+LIST_BOOKS_OF_AUTHOR_BY_TITLE_ASC = """
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByTitleAsc: by title asc
+SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+WHERE a.id = %(p1)s
+ORDER BY b.title ASC, b.id ASC
+LIMIT %(p3)s OFFSET %(p2)s
+"""
+
+LIST_BOOKS_OF_AUTHOR_BY_TITLE_DESC = """
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByTitleDesc: by title desc
+SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+WHERE a.id = %(p1)s
+ORDER BY b.title DESC, b.id DESC
+LIMIT %(p3)s OFFSET %(p2)s
+"""
+
+LIST_BOOKS_OF_AUTHOR_BY_PRICE_DESC = """
+-- name: ListBooksOfAuthor :many
+-- ListBooksOfAuthorByPriceDesc: by price desc
+SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+WHERE a.id = %(p1)s
+ORDER BY b.price DESC, b.id DESC
+LIMIT %(p3)s OFFSET %(p2)s
+"""
+
+ListBooksOfAuthorKey = Literal["title", "price"]
+LIST_BOOKS_OF_AUTHOR: dict[tuple[str, str], str] = {
+    ("title", "asc"): LIST_BOOKS_OF_AUTHOR_BY_TITLE_ASC,
+    ("title", "desc"): LIST_BOOKS_OF_AUTHOR_BY_TITLE_DESC,
+    ("price", "desc"): LIST_BOOKS_OF_AUTHOR_BY_PRICE_DESC,
+}
+LIST_BOOKS_OF_AUTHOR_SORTING: Sorting[ListBooksOfAuthorKey, None] = Sorting(
+    keys={
+        "title": SortKey("title", "text", False, ("asc", "desc")),
+        "price": SortKey("price", "decimal", False, ("desc",)),
+    },
+    tie="id",
+    tie_kind="int",
+    keyset=False,
+)
+
+
+async def list_books_of_author(
+    conn: PsycoConn,
+    *,
+    orderby: ListBooksOfAuthorKey,
+    sort: Literal["asc", "desc"],
+    author_id: int,
+    row_offset: int,
+    row_limit: int,
+    after: None = None,
+) -> list[models.Book]:
+    """
+    SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+    WHERE a.id = $1
+    ORDER BY b.title ASC, b.id ASC
+    LIMIT $3 OFFSET $2
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (title,
+    price) in `sort`'s direction, then by id.
+    """
+    cur = await conn.execute(
+        LIST_BOOKS_OF_AUTHOR[orderby, sort], {"p1": author_id, "p2": row_offset, "p3": row_limit}
+    )
+    rows = await cur.fetchall()
+    return [models.Book(*row) for row in rows]

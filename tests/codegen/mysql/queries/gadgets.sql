@@ -66,3 +66,10 @@ SELECT name FROM gadgets WHERE name LIKE sqlc.arg(pattern) OR notes = '100%' ORD
 -- fixup: once total
 SELECT (SELECT count(*) FROM gadgets) AS total, name, kind
 FROM gadgets ORDER BY id LIMIT ?;
+
+-- name: SortGadgets :many
+-- One query, a statement per key and direction (fixup: sort), price nullable.
+-- fixup: sort name, price, created_at, keyset id
+SELECT id, name, price, created_at FROM gadgets
+WHERE active = sqlc.arg(active)
+LIMIT ?;

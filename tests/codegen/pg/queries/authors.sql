@@ -71,3 +71,10 @@ ORDER BY books.id;
 
 -- name: CountAuthors :one
 SELECT count(*) FROM authors;
+
+-- name: PageAuthors :many
+-- One query, a statement per key and direction (fixup: sort), age nullable.
+-- fixup: sort name, age, created_at desc, keyset id
+SELECT id, name, age, created_at FROM authors
+WHERE sqlc.narg(mood)::mood IS NULL OR mood = sqlc.narg(mood)::mood
+LIMIT @row_limit;

@@ -32,3 +32,10 @@ INSERT INTO books (id, author_id, title, price) VALUES (@id, @author_id, @title,
 ON CONFLICT (id) DO UPDATE
 SET title = CASE WHEN sqlc.narg('new_title') IS NULL THEN books.title ELSE sqlc.narg('new_title') END
 RETURNING id, title;
+
+-- name: ListBooksOfAuthor :many
+-- Offset paging, sorted (fixup: sort), with an alias the keys name.
+-- fixup: sort b.title, b.price desc, then b.id
+SELECT b.* FROM books b JOIN authors a ON a.id = b.author_id
+WHERE a.id = @author_id
+LIMIT @row_limit OFFSET @row_offset;

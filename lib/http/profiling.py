@@ -34,7 +34,7 @@ from lib.http import problems
 from lib.http.jsonio import json_response
 from lib.logging import get_logger
 
-log = get_logger("lib.profiling")
+log = get_logger("lib.http.profiling")
 
 BASE_PORT = 6060
 FRAMES = 25

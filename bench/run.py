@@ -48,6 +48,7 @@ BENCHES: dict[str, list[str]] = {
     "codegen_overhead": ["bench/codegen_overhead.py"],
     "codegen_drivers": ["-m", "bench.codegen_drivers"],
     "row_class": ["bench/row_class.py"],
+    "codegen_model_types": ["bench/codegen_model_types.py"],
     "points_client": ["bench/points_client.py"],
     "users_list": ["bench/users_list.py"],
     "users_auth": ["bench/users_auth.py"],

@@ -41,7 +41,20 @@ class Source:
         return render(MODULE, "file", set(), note=self.note, imports="\n".join(imports), body=body)
 
 
-MODEL_TYPES = ("dataclass", "msgspec")  # the `model_type` option's values
+MODEL_TYPES = ("dataclass", "msgspec", "attrs", "pydantic")  # the `model_type` option's values
+
+
+def construct(cls: str, args: list[str], names: list[str], model_type: str) -> str:
+    """`cls` built from `args`: positionally, or for pydantic by name (its models take no
+    positional arguments). Pydantic validates then: its `model_construct`, which skips
+    validation, costs twice as much per row (bench/codegen_model_types.py)."""
+    return f"{cls}({_args(args, names, model_type)})"
+
+
+def _args(args: list[str], names: list[str], model_type: str) -> str:
+    if model_type == "pydantic":
+        return ", ".join(f"{n}={a}" for n, a in zip(names, args, strict=True))
+    return ", ".join(args)
 
 
 def class_head(src: Source, name: str, model_type: str) -> str:
@@ -77,10 +90,10 @@ def render_models(
             Field(snake(attr), mapper.column(_attribute(attr, type_name), f"composite {name}"))
             for attr, type_name in attributes
         ]
-        values = ", ".join(_value(f"record[{i}]", f.type) for i, f in enumerate(fields))
+        values = [_value(f"record[{i}]", f.type) for i, f in enumerate(fields)]
         head = class_head(src, cls, model_type)
         src.add("composite", head=head, name=cls, type=name, fields=field_lines(src, fields),
-                values=values)  # fmt: skip
+                values=_args(values, [f.name for f in fields], model_type))  # fmt: skip
     for table_name in sorted(planner_fields):
         head = class_head(src, model_name(table_name), model_type)
         lines = field_lines(src, planner_fields[table_name])
@@ -129,10 +142,10 @@ def _param(expr: str, py: PyType) -> str:
     return _convert(expr, py, py.encode)
 
 
-SLICED_TAIL = 3  # this many trailing undecoded columns or more: `*row[a:]` (ADR 0013)
+SLICED_TAIL = 3  # this many trailing undecoded columns or more: `*row[a:]`
 
 
-def row_builder(plan: QueryPlan, var: str, models_prefix: str) -> str:
+def row_builder(plan: QueryPlan, var: str, models_prefix: str, model_type: str = "") -> str:
     """An expression building the result from the driver's row `var` (after the columns
     `fixup: once` reads once). The trailing columns that need no decoding, SLICED_TAIL or
     more, pass as one slice (`*row[6:]`: one C call where a subscript per column costs a
@@ -143,7 +156,8 @@ def row_builder(plan: QueryPlan, var: str, models_prefix: str) -> str:
         return _value(f"{var}[{index}]", plan.scalar)
     prefix = models_prefix if plan.row_is_model else ""
     fields = plan.row_fields
-    if all(isinstance(f, Field) and f.type.decode is None for f in fields):
+    named = model_type == "pydantic"  # by name: no positional or sliced form
+    if not named and all(isinstance(f, Field) and f.type.decode is None for f in fields):
         return f"{prefix}{plan.row_class}(*{var}{f'[{index}:]' if index else ''})"
     args: list[str] = []
     for f in fields:
@@ -152,16 +166,17 @@ def row_builder(plan: QueryPlan, var: str, models_prefix: str) -> str:
             for sub in f.fields:
                 inner.append(_value(f"{var}[{index}]", sub.type))
                 index += 1
-            args.append(f"{models_prefix}{f.cls}({', '.join(inner)})")
+            names = [sub.name for sub in f.fields]
+            args.append(construct(f"{models_prefix}{f.cls}", inner, names, model_type))
         else:
             args.append(_value(f"{var}[{index}]", f.type))
             index += 1
     tail = 0  # the trailing columns passed as the driver returns them
-    while tail < len(args) and args[-1 - tail] == f"{var}[{index - 1 - tail}]":
+    while not named and tail < len(args) and args[-1 - tail] == f"{var}[{index - 1 - tail}]":
         tail += 1
     if tail >= SLICED_TAIL:
         args[-tail:] = [f"*{var}[{index - tail}:]"]
-    return f"{prefix}{plan.row_class}({', '.join(args)})"
+    return construct(f"{prefix}{plan.row_class}", args, [f.name for f in fields], model_type)
 
 
 def _docstring(sql: str) -> str:
@@ -173,8 +188,10 @@ class Emitter:
     """The driver-independent part: the values a driver's template (templates/<driver>.tmpl)
     fills in; a subclass adds the driver's own values."""
 
-    driver = ""
+    driver = ""  # its template: templates/<driver>.tmpl
     conn_type = ""
+    def_prefix = "async def "  # a sync driver's functions are plain `def`s
+    stream_type = "AsyncGenerator[{}, None]"  # the row-by-row form's return type
 
     def __init__(self, mapper: TypeMapper, model_type: str = "dataclass") -> None:
         self.mapper = mapper
@@ -228,14 +245,14 @@ class Emitter:
             once_fields = field_lines(src, list(plan.once))
             src.add("page class", head=head, once=once, fields=once_fields, row=self.row_type(plan))
 
-    def signature(self, plan: QueryPlan, result: str, *, prefix: str = "async def ") -> str:
+    def signature(self, plan: QueryPlan, result: str) -> str:
         if plan.params_class:
             args = f"items: Iterable[{plan.params_class}]"
         else:
             kw = ", ".join(f"{p.name}: {p.type.annotation}" for p in plan.params)
             args = f"*, {kw}" if kw else ""
         sep = ", " if args else ""
-        return f"{prefix}{plan.func}(conn: {self.conn_type}{sep}{args}) -> {result}:"
+        return f"{self.def_prefix}{plan.func}(conn: {self.conn_type}{sep}{args}) -> {result}:"
 
     def result_annotation(self, plan: QueryPlan) -> str:
         row = self.row_type(plan)
@@ -274,13 +291,21 @@ class Emitter:
 
     def values(self, src: Source, plan: QueryPlan) -> dict[str, str]:
         """The values the driver's sections use: common ones and the driver's own."""
-        build = row_builder(plan, "row", "models.")
-        once = ", ".join(_value(f"first[{i}]", f.type) for i, f in enumerate(plan.once))
+        build = row_builder(plan, "row", "models.", self.model_type)
+        once = [_value(f"first[{i}]", f.type) for i, f in enumerate(plan.once)]
         page = ""
         if plan.page_class:
-            page = render(MODULE, "page", src.imports, page_class=plan.page_class, once=once,
+            page = render(MODULE, "page", src.imports, page_class=plan.page_class,
+                          once=_args(once, [f.name for f in plan.once], self.model_type),
+                          rows_kw="rows=" if self.model_type == "pydantic" else "",
                           build=build)  # fmt: skip
-        return {"const": plan.func.upper(), "func": plan.func, "build": build, "page": page}
+        return {
+            "const": plan.func.upper(),
+            "func": plan.func,
+            "build": build,
+            "page": page,
+            "result": self.result_annotation(plan),
+        }
 
     def render_function(self, src: Source, plan: QueryPlan) -> None:
         cmd = plan.query.cmd
@@ -289,14 +314,14 @@ class Emitter:
         values = self.values(src, plan)
         body = render(self.driver, self.section(plan), src.imports, **values)
         # sqlc's name comment, as its Go generator writes it: the query's name reaches the
-        # server's views (pg_stat_activity, the slow log) and the query spans (lib/db/traced.py)
+        # server's views (pg_stat_activity, the slow log) and a tracer's query spans
         named = f"-- name: {plan.query.name} {cmd}\n{self.driver_sql(plan)}"
         src.add("query", const=values["const"], sql=self.sql_literal(named),
                 signature=self.signature(plan, self.result_annotation(plan)),
                 doc=_docstring(plan.sql), body=body)  # fmt: skip
         if cmd == ":many" and not plan.page_class:  # a page is read whole
-            sig = self.signature(plan, f"AsyncGenerator[{self.row_type(plan)}, None]")
-            sig = sig.replace(f"async def {plan.func}(", f"async def iter_{plan.func}(", 1)
+            sig = self.signature(plan, self.stream_type.format(self.row_type(plan)))
+            sig = sig.replace(f"def {plan.func}(", f"def iter_{plan.func}(", 1)
             src.add("stream", self.driver, signature=sig, **values)
 
 

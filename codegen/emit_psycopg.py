@@ -1,6 +1,7 @@
-"""The psycopg 3 (async) emitter: the values of templates/psycopg.tmpl (`conn.execute` with
-`%(pn)s` placeholders, `cursor.copy()` for :copyfrom, `executemany` for :batchexec,
-`cursor.stream()` for the row-by-row form)."""
+"""The psycopg 3 emitters, async and sync (`driver: psycopg-sync`): the values of
+templates/psycopg.tmpl and psycopg-sync.tmpl (`conn.execute` with `%(pn)s` placeholders,
+`cursor.copy()` for :copyfrom, `executemany` for :batchexec, `cursor.stream()` for the
+row-by-row form)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,16 @@ class PsycopgEmitter(Emitter):
             "item_tuple": as_tuple(self.args(plan, "item.")),
             "copy": repr(f"COPY {target} ({columns}) FROM STDIN"),
         }
+
+
+class PsycopgSyncEmitter(PsycopgEmitter):
+    """psycopg 3's sync API (`driver: psycopg-sync`): plain functions on a
+    `psycopg.Connection`, the same SQL, row classes and conversions as the async emitter."""
+
+    driver = "psycopg-sync"
+    conn_type = "PsycoSyncConn"
+    def_prefix = "def "
+    stream_type = "Iterator[{}]"
+
+    def base_imports(self) -> set[str]:
+        return {f"from {RUNTIME}_psycopg import PsycoSyncConn"}

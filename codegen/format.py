@@ -8,26 +8,21 @@ import sys
 from pathlib import Path
 
 from .errors import CodegenError
-from .naming import PACKAGE
 
 # ruff beside the interpreter (a venv, the installed wheel's dependency), else on PATH
 RUFF = Path(sys.executable).with_name("ruff")
 if not RUFF.exists():
     RUFF = Path(shutil.which("ruff") or "ruff")
-COMMON = [
-    "--isolated",
-    "--line-length",
-    "100",
-    "--target-version",
-    "py311",
-    "--config",
-    f"lint.isort.known-first-party = ['lib', 'services', '{PACKAGE}']",
-]
+COMMON = ["--isolated", "--line-length", "100", "--target-version", "py311"]
 
 
-def _ruff(args: list[str], source: str, name: str) -> str:
+def _ruff(args: list[str], source: str, name: str, first_party: tuple[str, ...]) -> str:
+    # the project's own packages sort into their own block (option `first_party`); nothing
+    # is first-party by default: the plugin knows no project's names
+    known = ", ".join(repr(p) for p in first_party)
+    config = ["--config", f"lint.isort.known-first-party = [{known}]"]
     proc = subprocess.run(
-        [str(RUFF), *args, *COMMON, "--stdin-filename", name, "-"],
+        [str(RUFF), *args, *COMMON, *config, "--stdin-filename", name, "-"],
         input=source,
         capture_output=True,
         text=True,
@@ -39,6 +34,6 @@ def _ruff(args: list[str], source: str, name: str) -> str:
     return proc.stdout
 
 
-def format_source(source: str, name: str) -> str:
-    fixed = _ruff(["check", "--fix", "--select", "I,F401", "--quiet"], source, name)
-    return _ruff(["format", "--quiet"], fixed, name)
+def format_source(source: str, name: str, first_party: tuple[str, ...] = ()) -> str:
+    fixed = _ruff(["check", "--fix", "--select", "I,F401", "--quiet"], source, name, first_party)
+    return _ruff(["format", "--quiet"], fixed, name, first_party)

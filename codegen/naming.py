@@ -43,7 +43,7 @@ def enum_members(values: list[str]) -> list[str]:
     return names
 
 
-# the plugin's own package: `codegen` in the Fixup tree, `sqlc_gen_fixup` from the wheel;
+# the plugin's own package: `sqlc_gen_fixup` from the wheel, or the name of its source tree;
 # generated code imports its runtime from there, so it never needs a top-level `codegen`
 PACKAGE = __name__.rpartition(".")[0]
 RUNTIME = f"{PACKAGE}.runtime"

@@ -9,7 +9,6 @@ result column: True = may be NULL, False = never NULL, None = no opinion (keep s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +22,10 @@ from pglast.enums import (
     SubLinkType,
 )
 
-Rule = bool | None
-Catalog = dict[str, dict[str, bool]]  # table -> column -> NOT NULL
+from .nullability_rules import Catalog, Rule, any_true, one_false
+
+__all__ = ["Catalog", "Rule", "target_rules"]
+
 
 NULLABLE_AGGREGATES = {
     "min", "max", "avg", "sum", "array_agg", "string_agg", "json_agg", "jsonb_agg",
@@ -63,27 +64,11 @@ def target_rules(engine: str, sql: str, catalog: Catalog | None = None) -> list[
     try:
         if engine == "postgresql":
             return _pg_statement(parse_sql(sql)[0].stmt, Scope(catalog or {}, {}))
-        from .nullability_mysql import mysql_rules  # it builds on this module
+        from .nullability_mysql import mysql_rules  # sqlglot loads only for MySQL
 
         return mysql_rules(sql, catalog or {})
     except Exception:
         return None
-
-
-def _any_true(rules: Iterable[Rule]) -> Rule:
-    """A strict function or operator: NULL when an input may be; never when none can be."""
-    values = list(rules)
-    if any(r is True for r in values):
-        return True
-    return False if all(r is False for r in values) else None
-
-
-def _one_false(rules: Iterable[Rule]) -> Rule:
-    """COALESCE, GREATEST/LEAST: NULL only when every argument is."""
-    values = list(rules)
-    if any(r is False for r in values):
-        return False
-    return True if values and all(r is True for r in values) else None
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -189,10 +174,10 @@ def _pg_select(stmt: Any, outer: Scope) -> list[Rule] | None:
             return left if stmt.op == SetOperation.SETOP_EXCEPT else None
         if stmt.op == SetOperation.SETOP_EXCEPT:
             return left
-        return [_any_true(pair) for pair in zip(left, right, strict=False)]
+        return [any_true(pair) for pair in zip(left, right, strict=False)]
     if stmt.valuesLists:
         rows = [[_pg_expr(v, scope) for v in row] for row in stmt.valuesLists]
-        return [_any_true(column) for column in zip(*rows, strict=False)]
+        return [any_true(column) for column in zip(*rows, strict=False)]
     for item in stmt.fromClause or ():
         _pg_from_item(item, scope, nullable=False)
     _pg_narrow(stmt.whereClause, scope)
@@ -259,7 +244,7 @@ def _pg_func(node: ast.FuncCall, scope: Scope) -> Rule:
     if plain_aggregate and scope.grouped and name in NEVER_NULL_IN_GROUP:
         return False
     if plain_aggregate and scope.grouped and name in EMPTY_SET_NULL:
-        return True if not args else _any_true(args[:1])
+        return True if not args else any_true(args[:1])
     window = node.over
     default_frame = (
         window is not None
@@ -268,9 +253,9 @@ def _pg_func(node: ast.FuncCall, scope: Scope) -> Rule:
         and window.frameOptions == DEFAULT_FRAME
     )
     if name in ("first_value", "last_value") and default_frame and args:
-        return _any_true(args[:1])  # the frame holds the current row
+        return any_true(args[:1])  # the frame holds the current row
     if name in ("lead", "lag") and window is not None and len(args) == 3:
-        return _any_true([args[0], args[2]])  # past the edge: the default
+        return any_true([args[0], args[2]])  # past the edge: the default
     if name == "format":  # a NULL argument is formatted as ''; only the format string counts
         return args[0] if args else None
     if name in NULLABLE_AGGREGATES or name in NULLABLE_FUNCS:
@@ -278,8 +263,8 @@ def _pg_func(node: ast.FuncCall, scope: Scope) -> Rule:
     if name == "concat_ws":  # NULL arguments are skipped, a NULL separator is not
         return args[0] if args else None
     if node.over is not None:  # any other window function: as strict as its arguments
-        return _any_true(args) if args else None
-    return _any_true(args) if args else None
+        return any_true(args) if args else None
+    return any_true(args) if args else None
 
 
 def _pg_expr(node: Any, scope: Scope) -> Rule:
@@ -298,7 +283,7 @@ def _pg_expr(node: Any, scope: Scope) -> Rule:
     if isinstance(node, ast.TypeCast | ast.CollateClause):
         return _pg_expr(node.arg, scope)
     if isinstance(node, ast.CoalesceExpr | ast.MinMaxExpr):  # PostgreSQL skips NULLs in both
-        return _one_false(_pg_expr(arg, scope) for arg in node.args or ())
+        return one_false(_pg_expr(arg, scope) for arg in node.args or ())
     if isinstance(node, ast.NullTest | ast.BooleanTest):
         return False
     if isinstance(node, ast.SQLValueFunction | ast.A_ArrayExpr | ast.RowExpr):
@@ -309,7 +294,7 @@ def _pg_expr(node: Any, scope: Scope) -> Rule:
         branches = [w.result for w in node.args or ()]
         if node.defresult is None:
             return True
-        return _any_true(_pg_expr(b, scope) for b in [*branches, node.defresult])
+        return any_true(_pg_expr(b, scope) for b in [*branches, node.defresult])
     if isinstance(node, ast.SubLink):
         kind = node.subLinkType
         if kind in (SubLinkType.EXISTS_SUBLINK, SubLinkType.ARRAY_SUBLINK):
@@ -320,9 +305,9 @@ def _pg_expr(node: Any, scope: Scope) -> Rule:
         right = _pg_select(node.subselect, scope) if kind == SubLinkType.ANY_SUBLINK else None
         if left is True or not right or len(right) != 1:
             return True if left is True else None
-        return _any_true([left, right[0]])  # `x IN (SELECT y ...)`: NULL when x or a y is
+        return any_true([left, right[0]])  # `x IN (SELECT y ...)`: NULL when x or a y is
     if isinstance(node, ast.BoolExpr):
-        return _any_true(_pg_expr(arg, scope) for arg in node.args or ())
+        return any_true(_pg_expr(arg, scope) for arg in node.args or ())
     if isinstance(node, ast.A_Expr):
         return _pg_operator(node, scope)
     return None
@@ -366,4 +351,4 @@ def _pg_operator(node: ast.A_Expr, scope: Scope) -> Rule:
         # an array or list holding NULL makes the answer NULL: decided by the left side only
         left = rules[0] if rules else None
         return True if left is True or any(r is True for r in rules) else None
-    return _any_true(rules)
+    return any_true(rules)

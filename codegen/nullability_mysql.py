@@ -8,7 +8,7 @@ from typing import Any
 import sqlglot
 from sqlglot import expressions as exp
 
-from .nullability import Catalog, Rule, _any_true, _one_false
+from .nullability_rules import Catalog, Rule, any_true, one_false
 
 
 def mysql_rules(sql: str, catalog: Catalog) -> list[Rule] | None:
@@ -95,7 +95,7 @@ def _mysql_expr(node: exp.Expression, column: Any) -> Rule:
     if isinstance(node, exp.AggFunc):
         return True
     if isinstance(node, exp.Coalesce):  # COALESCE, IFNULL
-        return _one_false(_mysql_expr(a, column) for a in [node.this, *node.expressions])
+        return one_false(_mysql_expr(a, column) for a in [node.this, *node.expressions])
     if isinstance(node, exp.Nullif):
         return True
     if isinstance(node, exp.Paren | exp.Cast):
@@ -115,7 +115,7 @@ def _mysql_expr(node: exp.Expression, column: Any) -> Rule:
         branches = [i.args.get("true") for i in node.args.get("ifs") or ()]
         if isinstance(node, exp.If):
             branches = [node.args.get("true")]
-        return _any_true(_mysql_expr(b, column) for b in [*branches, default] if b is not None)
+        return any_true(_mysql_expr(b, column) for b in [*branches, default] if b is not None)
     if isinstance(node, exp.Func | exp.Binary | exp.Unary):
-        return _any_true(_mysql_expr(arg, column) for arg in node.iter_expressions())
+        return any_true(_mysql_expr(arg, column) for arg in node.iter_expressions())
     return None

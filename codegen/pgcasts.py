@@ -1,7 +1,7 @@
-"""Explicit parameter types for what PostgreSQL cannot type alone (ADR 0025).
+"""Explicit parameter types for what PostgreSQL cannot type alone.
 
 `WHERE $1 IS NULL OR label = $1` fails to PREPARE ("could not determine data type of
-parameter $1") though sqlc inferred text from the comparison. `make sqlc-types` then
+parameter $1") though sqlc inferred text from the comparison. The types step then
 prepares it again with sqlc's type for that parameter and records it in the lock
 (`casts`); the plugin writes the same `$1::text` into the generated SQL, so the driver's
 PREPARE at run time is the one the lock was checked with.

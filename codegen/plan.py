@@ -106,7 +106,7 @@ class Planner:
         self.request = request
         self.mapper = mapper
         self.lock = lock
-        self.strict = strict  # make sqlc-check: a stale or missing lock entry is an error
+        self.strict = strict  # FIXUP_SQLC_STRICT: a stale or missing lock entry is an error
         self.warnings: list[str] = []
         self.refused: Refused = {}  # from the lock: queries the server refused
         mapper.warn = self.warn  # an unmappable type: Any and a warning (strict: an error)
@@ -144,7 +144,7 @@ class Planner:
             raise CodegenError(refused[1])
         entry = self.lock.get(q.name)
         if entry is not None and entry.sql_sha256 != sql_hash(q.text):
-            self.warn(f"{where}: types.lock.json is stale (run make sqlc-types)")
+            self.warn(f"{where}: types.lock.json is stale (write it again)")
             entry = None
         elif entry is None and self.lock_expected(q):
             self.warn(f"{where}: not in types.lock.json; using sqlc's types")
@@ -160,7 +160,7 @@ class Planner:
         except CodegenError as exc:
             if entry is None and self.lock_expected(q):
                 raise CodegenError(
-                    f"{exc} (or run make sqlc-types: the lock has no entry)"
+                    f"{exc} (or write the types lock again: it has no entry)"
                 ) from exc
             raise
         if q.cmd in (":copyfrom", ":batchexec", ":batchone", ":batchmany"):
@@ -382,7 +382,7 @@ def mysql_placeholders(sql: str) -> str:
 
 def warnings_file(sqlc_pid: int) -> Path:
     """sqlc drops a plugin's stderr when it succeeds: warnings also go to this file, which
-    tools/sqlc.py prints and removes (keyed by the pid of the sqlc that ran the plugin)."""
+    a driving tool may print and remove (keyed by the pid of the sqlc that ran the plugin)."""
     return Path(tempfile.gettempdir()) / f"sqlc-gen-fixup-{sqlc_pid}.warnings"
 
 

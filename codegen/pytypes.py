@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .errors import CodegenError
 from .naming import PACKAGE, RUNTIME, pascal, snake
 from .request import Column, Request
+
+JSON_IMPORT = f"from {RUNTIME} import JSON"
+PYDANTIC_JSON_IMPORT = f"from {RUNTIME}_pydantic import JSON"  # a named recursive alias
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,17 +219,34 @@ class Override:
     py_type: PyType
     db_type: str | None = None
     column: str | None = None  # "table.column"
+    json: bool = False  # a JSON column holding py_type: decoded and encoded by runtime_json
+
+    def typed(self, col: Column) -> PyType:
+        """The override's type for `col`; a typed JSON one decodes and encodes it, naming
+        the column in its error."""
+        if not self.json:
+            return self.py_type
+        where = f"{col.table}.{col.original_name or col.name}" if col.table else col.name
+        cls = self.py_type.annotation
+        return replace(
+            self.py_type,
+            imports=self.py_type.imports | {f"from {PACKAGE} import runtime_json"},
+            decode=f"runtime_json.loads({{}}, {cls}, {where!r})",
+            encode="runtime_json.dumps({})",
+        )
 
 
-def parse_overrides(raw: list[dict[str, str]]) -> list[Override]:
+def parse_overrides(raw: list[dict[str, Any]]) -> list[Override]:
     result = []
     for item in raw:
         if "py_type" not in item or not ({"db_type", "column"} & item.keys()):
             raise CodegenError(f"override {item} needs py_type and db_type or column")
         imports = frozenset([item["import"]]) if item.get("import") else frozenset()
-        result.append(
-            Override(_t(item["py_type"], *imports), item.get("db_type"), item.get("column"))
-        )
+        json = item.get("json", False)
+        if not isinstance(json, bool):
+            raise CodegenError(f"override {item}: json must be true or false")
+        py = _t(item["py_type"], *imports)
+        result.append(Override(py, item.get("db_type"), item.get("column"), json))
     return result
 
 
@@ -254,7 +275,8 @@ class TypeMapper:
         self.base = POSTGRES if self.engine == "postgresql" else MYSQL
         self.driver = driver
         self.model_type = model_type
-        if driver == "psycopg":
+        self.psycopg = driver in ("psycopg", "psycopg-sync")  # the same types, sync or async
+        if self.psycopg:
             self.base = PSYCOPG
         # composite type -> (class name, [(attribute, server type)]), from the types lock
         self.composites: dict[str, tuple[str, list[tuple[str, str]]]] = {}
@@ -268,9 +290,9 @@ class TypeMapper:
         for ov in self.overrides:
             qualified = f"{col.table}.{col.original_name or col.name}"
             if ov.column and col.table and ov.column == qualified:
-                return ov.py_type
+                return ov.typed(col)
             if ov.db_type and ov.db_type.lower() == name:
-                return ov.py_type
+                return ov.typed(col)
         if name in self.set_types:
             return MYSQL_SET
         if name in self.enums:
@@ -283,7 +305,7 @@ class TypeMapper:
                 decode=f"{by_value}[{{}}]",
                 driver_type="str",
             )
-        if name in self.composites and self.driver != "psycopg":  # psycopg: text, unregistered
+        if name in self.composites and not self.psycopg:  # psycopg: text, unregistered
             cls = self.composites[name][0]
             if self.model_type == "msgspec":
                 return _t(
@@ -292,6 +314,21 @@ class TypeMapper:
                     "import msgspec",
                     decode=f"{cls}.from_record({{}})",
                     encode="msgspec.structs.astuple({})",
+                )
+            if self.model_type == "attrs":
+                return _t(
+                    cls,
+                    f"from .models import {cls}",
+                    "import attrs",
+                    decode=f"{cls}.from_record({{}})",
+                    encode="attrs.astuple({})",
+                )
+            if self.model_type == "pydantic":
+                return _t(
+                    cls,
+                    f"from .models import {cls}",
+                    decode=f"{cls}.from_record({{}})",
+                    encode="tuple(dict({}).values())",
                 )
             return _t(
                 cls,
@@ -302,7 +339,10 @@ class TypeMapper:
             )
         if self.engine == "mysql" and name == "tinyint" and col.length == 1:
             return MYSQL_BOOL
-        return self.base.get(name)
+        py = self.base.get(name)
+        if py is not None and py.annotation == "JSON" and self.model_type == "pydantic":
+            return replace(py, imports=py.imports - {JSON_IMPORT} | {PYDANTIC_JSON_IMPORT})
+        return py
 
     def column(self, col: Column, where: str, type_name: str | None = None) -> PyType:
         py = self.scalar(col, type_name)

@@ -1,5 +1,5 @@
 """What code generated for psycopg imports besides runtime.py: the connection alias, in a
-module of its own so that a project (or Fixup's services) without psycopg never imports it."""
+module of its own so that a project without psycopg never imports it."""
 
 from __future__ import annotations
 
@@ -8,3 +8,4 @@ from typing import Any, TypeAlias
 import psycopg
 
 PsycoConn: TypeAlias = psycopg.AsyncConnection[Any]
+PsycoSyncConn: TypeAlias = psycopg.Connection[Any]  # driver: psycopg-sync

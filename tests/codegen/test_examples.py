@@ -295,7 +295,8 @@ def assert_hints(directory: Path) -> int:
 GENERATED = sorted(
     {p.parent for p in ROOT.glob("services/*/db/__init__.py")}
     | {ROOT / "tests/codegen/golden/pg", ROOT / "tests/codegen/golden/mysql"}
-    | {ROOT / "tests/codegen/golden/psycopg"}
+    | {ROOT / "tests/codegen/golden/psycopg", ROOT / "tests/codegen/golden/psycopg_sync"}
+    | {ROOT / "tests/codegen/golden/pydantic", ROOT / "tests/codegen/golden/attrs"}
     | {ROOT / "tests/codegen/patch_pg/db"}
 )
 

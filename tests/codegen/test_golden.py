@@ -19,7 +19,14 @@ from tools import sqlc
 HERE = Path(__file__).parent
 PLUGIN = HERE.parents[1] / "codegen" / "bin" / "sqlc-gen-fixup"
 
-CASES = ["tests/codegen/pg", "tests/codegen/psycopg", "tests/codegen/mysql"]
+CASES = [
+    "tests/codegen/pg",
+    "tests/codegen/psycopg",
+    "tests/codegen/psycopg_sync",
+    "tests/codegen/pydantic",
+    "tests/codegen/attrs",
+    "tests/codegen/mysql",
+]
 
 
 @pytest.mark.parametrize("case", CASES)

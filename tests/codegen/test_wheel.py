@@ -1,7 +1,8 @@
 """The plugin as a tool of its own: its wheel, installed into a fresh venv WITHOUT the Fixup
 tree, generates a small PostgreSQL and a small MySQL project, and the generated functions
-run against the real servers (tests/codegen/standalone/*_check.py run in that venv): asyncpg
-and psycopg (msgspec Structs) from sqlc's default protobuf request, aiomysql from JSON.
+run against the real servers (tests/codegen/standalone/*_check.py run in that venv): asyncpg,
+psycopg (msgspec Structs) and psycopg-sync (dataclasses) from sqlc's default protobuf request,
+aiomysql from JSON.
 
 The dependencies' wheels come from a wheelhouse outside the tree (~/.cache/fixup), filled
 once from PyPI with the versions installed here; later runs are offline.
@@ -10,13 +11,16 @@ once from PyPI with the versions installed here; later runs are offline.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
+from codegen import __version__
 from tests.servers import Servers
 from tools.databases import with_database
 from tools.dbadmin import create_database, drop_database
@@ -26,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent / "standalone"
 DEPENDENCIES = ["orjson", "pglast", "sqlglot", "ruff", "betterproto2", "asyncpg", "aiomysql"]
 DEPENDENCIES += ["PyMySQL"]
-DEPENDENCIES += ["psycopg", "psycopg-binary", "msgspec"]
+DEPENDENCIES += ["psycopg", "psycopg-binary", "msgspec", "attrs"]
+DEPENDENCIES += ["pydantic", "pydantic-core", "annotated-types", "typing-extensions"]
+DEPENDENCIES += ["typing-inspection"]
 WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fixup" / "wheels"
 TIMEOUT = 120  # each step; the whole test takes ~25 s
 
@@ -100,8 +106,9 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)])
     python = venv / "bin" / "python"
+    extras = "asyncpg,aiomysql,psycopg,msgspec,pydantic,attrs"
     run([str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links",
-         str(wheelhouse()), f"{wheel}[asyncpg,aiomysql,psycopg,msgspec]"])  # fmt: skip
+         str(wheelhouse()), f"{wheel}[{extras}]"])  # fmt: skip
     plugin = venv / "bin" / "sqlc-gen-fixup"
     assert plugin.exists()
     work = tmp_path / "work"
@@ -110,27 +117,72 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     project(work, "mysql", "my", plugin, ", format: json", "{driver: aiomysql}")
     psycopg_options = "{driver: psycopg, model_type: msgspec}"
     project(work, "postgresql", "pg", plugin, "", psycopg_options, out="shop_psycopg")
+    sync_options = "{driver: psycopg-sync, model_type: dataclass}"
+    project(work, "postgresql", "pg", plugin, "", sync_options, out="shop_psycopg_sync")
+    pydantic_options = "{driver: asyncpg, model_type: pydantic}"
+    project(work, "postgresql", "pg", plugin, "", pydantic_options, out="shop_pydantic")
+    attrs_options = "{driver: aiomysql, model_type: attrs}"
+    project(work, "mysql", "my", plugin, ", format: json", attrs_options, out="shop_attrs")
     generated = (work / "shop" / "pg_queries.py").read_text()
     assert "from sqlc_gen_fixup.runtime import" in generated
     assert "from codegen" not in generated
     assert "lib." not in generated
-    checks = ["pg_check.py", "psycopg_check.py", "my_check.py"]
+    checks = ["pg_check.py", "psycopg_check.py", "psycopg_sync_check.py", "my_check.py"]
     for name in [*checks, "pg_schema.sql", "my_schema.sql"]:
         shutil.copy(HERE / name, work / name)
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(work)}
     label = f"fixup_wheel_{os.getpid()}"
-    for dsn, script, done in [
+    for dsn, script, done, *package in [
         (with_database(servers.pg_dsn, label), "pg_check.py", "pg ok"),
         (with_database(servers.mysql_dsn, label), "my_check.py", "mysql ok"),
+        (with_database(servers.pg_dsn, label + "_pyd"), "pg_check.py", "pg ok", "shop_pydantic"),
+        (with_database(servers.mysql_dsn, label + "_at"), "my_check.py", "mysql ok", "shop_attrs"),
         (with_database(servers.pg_dsn, label + "_psy"), "psycopg_check.py", "psycopg ok"),
+        (
+            with_database(servers.pg_dsn, label + "_sync"),
+            "psycopg_sync_check.py",
+            "psycopg sync ok",
+        ),
     ]:
         create_database(dsn)
         try:
-            assert done in run([str(python), "-P", script, dsn], cwd=work, env=env)
+            assert done in run([str(python), "-P", script, dsn, *package], cwd=work, env=env)
         finally:
             drop_database(dsn)
     mypy = [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports"]
     # mypy runs from the Fixup venv (the wheel does not ship it) on the generated package,
     # resolving imports in the wheel's venv (sqlc_gen_fixup ships py.typed)
-    for package in ("shop", "shop_psycopg"):
+    for package in ("shop", "shop_psycopg", "shop_psycopg_sync", "shop_pydantic", "shop_attrs"):
         run([*mypy, "--python-executable", str(python), package], cwd=work, env=dict(os.environ))
+
+
+# what only the project the plugin comes from knows: its name, its make targets, its trees,
+# its decision records; none of it may reach a wheel user
+PROJECT_NAMES = re.compile(
+    r"\bFixup\b|\bmake (sqlc|codegen|test)|\b(lib|services|tools|docs)/|'(lib|services)'|\bADR\b"
+)
+
+
+def test_the_wheel_ships_its_own_readme_license_and_changelog_and_no_project_names(
+    tmp_path: Path,
+) -> None:
+    wheel = build_wheel(tmp_path)
+    assert wheel.name.startswith(f"sqlc_gen_fixup-{__version__}-")
+    with zipfile.ZipFile(wheel) as archive:
+        texts = {name: archive.read(name).decode() for name in archive.namelist()}
+    info = f"sqlc_gen_fixup-{__version__}.dist-info"
+    for shipped in ("README.md", "CHANGELOG.md", "LICENSE"):
+        assert f"sqlc_gen_fixup/{shipped}" in texts, shipped
+    assert texts[f"{info}/licenses/LICENSE"].startswith("MIT License")
+    assert "License-Expression: MIT" in texts[f"{info}/METADATA"]
+    assert "# sqlc-gen-fixup" in texts[f"{info}/METADATA"]  # the README is the description
+    newest = re.search(r"^## (\S+)", texts["sqlc_gen_fixup/CHANGELOG.md"], re.MULTILINE)
+    assert newest is not None
+    assert newest.group(1) == __version__
+    found = [
+        f"{name}:{n}: {line.strip()}"
+        for name, text in texts.items()
+        for n, line in enumerate(text.splitlines(), 1)
+        if PROJECT_NAMES.search(line)
+    ]
+    assert found == []

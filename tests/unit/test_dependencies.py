@@ -53,6 +53,7 @@ NOT_IMPORTED: dict[str, str] = {
     "pytest-randomly": "a pytest plugin (random test order)",
     "ruff": "make lint runs it",
     "mypy": "make typecheck runs it",
+    "pyright": "tests/codegen/test_pyright.py runs it on the generated code",
     "types-PyMySQL": "types for mypy",
     "asyncpg-stubs": "types for mypy",
     "types-PyYAML": "types for mypy",

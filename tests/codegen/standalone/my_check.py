@@ -1,6 +1,8 @@
-"""Run in the fresh venv: the generated MySQL package against the server."""
+"""Run in the fresh venv: the generated MySQL package against the server
+(`my_check.py DSN [PACKAGE]`: `shop` with dataclasses, `shop_attrs` with attrs classes)."""
 
 import asyncio
+import importlib
 import importlib.util
 import sys
 import typing
@@ -8,10 +10,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiomysql
-import shop.my_queries as q
 
-assert importlib.util.find_spec("lib") is None, "the Fixup tree leaked into the fresh venv"
+assert importlib.util.find_spec("lib") is None, "the project tree leaked into the fresh venv"
 
+PACKAGE = sys.argv[2] if len(sys.argv) > 2 else "shop"
+q = importlib.import_module(f"{PACKAGE}.my_queries")
 SCHEMA = Path("my_schema.sql").read_text()
 
 
@@ -27,7 +30,12 @@ async def main(dsn: str) -> None:
         for id_, nick, x, y in [(1, "ann", 1, 2), (2, "bob", None, 5)]:
             result = await q.add_pair(conn, id=id_, nick=nick, x=x, y=y)
             assert result.rows_affected == 1, result
-        assert [(r.id, r.total) for r in await q.totals(conn)] == [(1, 3), (2, None)]
+        totals = await q.totals(conn)
+        assert [(r.id, r.total) for r in totals] == [(1, 3), (2, None)]
+        if PACKAGE == "shop_attrs":
+            import attrs
+
+            assert attrs.asdict(totals[0]) == {"id": 1, "total": 3}
         assert await q.by_nick(conn, nick="bob") == [2]
         assert await q.by_nick(conn, nick="") == [1, 2]
         assert await q.above(conn, floor=0) == [1]

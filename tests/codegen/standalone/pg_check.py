@@ -1,17 +1,20 @@
-"""Run in the fresh venv: the generated PostgreSQL package against the server."""
+"""Run in the fresh venv: the generated PostgreSQL package against the server
+(`pg_check.py DSN [PACKAGE]`: `shop` with dataclasses, `shop_pydantic` with pydantic models)."""
 
 import asyncio
+import importlib
 import importlib.util
 import sys
 import typing
 from pathlib import Path
 
 import asyncpg
-import shop.pg_queries as q
 from sqlc_gen_fixup.runtime import ExecResult
 
-assert importlib.util.find_spec("lib") is None, "the Fixup tree leaked into the fresh venv"
+assert importlib.util.find_spec("lib") is None, "the project tree leaked into the fresh venv"
 
+PACKAGE = sys.argv[2] if len(sys.argv) > 2 else "shop"
+q = importlib.import_module(f"{PACKAGE}.pg_queries")
 SCHEMA = Path("pg_schema.sql").read_text()
 
 
@@ -27,11 +30,16 @@ async def main(dsn: str) -> None:
             (2, "B", "b", []),
         ], rows
         assert [(r.id, r.room_id) for r in await q.shelves_in_rooms(conn)] == [(2, 7)]
+        if PACKAGE == "shop_pydantic":
+            import pydantic
+
+            assert isinstance(rows[0], pydantic.BaseModel)
+            assert rows[0].model_dump()["tags"] == ["x"]
         assert await q.rename(conn, id=2, title="C") == ExecResult(1, None)
         async with conn.transaction():
             assert await q.lock(conn, pg_advisory_xact_lock=1) is None
         hints = typing.get_type_hints(q.shelves_in_rooms)
-        assert str(hints["return"]) == "list[shop.pg_queries.ShelvesInRoomsRow]", hints
+        assert str(hints["return"]) == f"list[{PACKAGE}.pg_queries.ShelvesInRoomsRow]", hints
         assert typing.get_type_hints(q.ShelvesInRoomsRow)["room_id"] is int
         for fn in (q.add_shelf, q.list_, q.rename, q.lock, q.iter_list_):
             typing.get_type_hints(fn)

@@ -12,7 +12,7 @@ import psycopg
 import shop_psycopg.pg_queries as q
 from sqlc_gen_fixup.runtime import ExecResult
 
-assert importlib.util.find_spec("lib") is None, "the Fixup tree leaked into the fresh venv"
+assert importlib.util.find_spec("lib") is None, "the project tree leaked into the fresh venv"
 assert importlib.util.find_spec("asyncpg") is not None  # installed, but not used here
 
 SCHEMA = Path("pg_schema.sql").read_text()

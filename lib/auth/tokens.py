@@ -7,6 +7,8 @@ users service signs with its database's clock, the one revocations are written w
 verifiers forgive TOKEN_CLOCK_LEEWAY seconds of skew on iat/nbf/exp (ADR 0010).
 The verifier accepts only alg=EdDSA: the header is checked before anything is decoded and
 PyJWT is told the same, so `alg=none` and HS256-signed-with-the-public-key tokens fail.
+The header also types the token: `typ: at+jwt` (RFC 9068 §2.1, RFC 8725 §3.11), required
+by the verifier, so no other JWT the key might ever sign passes as an access token.
 Every failure is `lib.errors.Unauthorized` with a short detail that names no internals:
 "token expired" or "invalid token".
 
@@ -40,11 +42,21 @@ from lib.errors import Unauthorized
 ISSUER = "fixup-users"
 AUDIENCE = "fixup"
 ALGORITHM = "EdDSA"
+ACCESS_TOKEN_TYPE = "at+jwt"  # the JOSE header's typ (RFC 9068 §2.1)
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "role", "jti")
 MAX_TOKEN_LENGTH = 4096  # ours are ~400 bytes; anything far larger is not ours
 VERIFIED_CACHE_SIZE = 4096  # tokens remembered per verifier (~2 MB at most)
 
 Clock = Callable[[], datetime]
+TYPED = {"typ": ACCESS_TOKEN_TYPE}  # the header every access token carries
+
+
+def is_access_token_type(typ: object) -> bool:
+    """RFC 9068 §4: `at+jwt`, or its full media type `application/at+jwt`; any case
+    (media types are case-insensitive, RFC 7515 §4.1.9)."""
+    if not isinstance(typ, str):
+        return False
+    return typ.lower().removeprefix("application/") == ACCESS_TOKEN_TYPE
 
 
 def _utcnow() -> datetime:
@@ -133,7 +145,7 @@ class TokenSigner:
             "exp": exp,
             "jti": jti,
         }
-        token = jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers=TYPED)
         principal = Principal(
             user_id=user_id,
             role=role,
@@ -192,7 +204,7 @@ class TokenVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise Unauthorized("invalid token") from None
-        if header.get("alg") != ALGORITHM:
+        if header.get("alg") != ALGORITHM or not is_access_token_type(header.get("typ")):
             raise Unauthorized("invalid token")
         try:
             claims: dict[str, Any] = jwt.decode(

@@ -14,12 +14,14 @@ from aiohttp import web
 from lib.auth.revocation import Revocations
 from lib.auth.tokens import TokenVerifier
 from lib.config import ServiceSettings
+from lib.db.clock import OFFSET_REFRESH, DatabaseClock
+from lib.db.clock import RETRY as CLOCK_RETRY
 from lib.db.waiting import open_database
 from lib.http import middleware as mw
 from lib.http.body import MAX_BODY
 from lib.http.conditional import check_conditional_routes
 from lib.http.health import add_common_routes
-from lib.http.keys import AUTH, DB, LIMITS, REDIS, REVOCATIONS, SETTINGS
+from lib.http.keys import AUTH, CLOCK, DB, LIMITS, REDIS, REVOCATIONS, SETTINGS
 from lib.http.profiling import port_for, profiling_ctx
 from lib.http.revocation_record import RevocationRecord
 from lib.logging import get_logger
@@ -29,6 +31,7 @@ from lib.resilience.ratelimit import Limits, RateLimitStore, make_rate_limiter
 
 log = get_logger("lib.http")
 POOL_GAUGE_INTERVAL = 5.0
+CLOCK_CHANGE = 0.5  # s: a new offset further from the last one is logged
 
 CleanupCtx = Callable[[web.Application], Any]
 
@@ -97,6 +100,36 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await link.aclose()
 
 
+def clock_ctx(clock: DatabaseClock) -> CleanupCtx:
+    """cleanup_ctx: the verifier's clock measured against the app's database at start-up
+    and kept fresh (lib/db/clock.py); the database away: the last offset is kept."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async def measure() -> None:
+            before = clock.offset if clock.measured else None
+            try:
+                offset = await clock.measure(app[DB])
+            except Exception as exc:
+                log.warning("database_clock_unavailable", error=repr(exc))
+                return
+            if before is None or abs(offset - before) > CLOCK_CHANGE:
+                log.info("database_clock_offset", offset_s=round(offset, 3))
+
+        async def refresh() -> None:
+            while True:
+                await asyncio.sleep(OFFSET_REFRESH if clock.measured else CLOCK_RETRY)
+                await measure()
+
+        await measure()
+        task = asyncio.create_task(refresh(), name="database-clock")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
 async def limits_ctx(app: web.Application) -> AsyncIterator[None]:
     """The per-IP and per-user limits, and the store a service makes its own limits from."""
     settings = app[SETTINGS]
@@ -140,9 +173,12 @@ def create_app(
     app[SETTINGS] = settings
     public_key = settings.public_key_pem()
     leeway = settings.token_clock_leeway
-    app[AUTH] = TokenVerifier(public_key, leeway) if public_key else None
+    clock = DatabaseClock()  # the database's time: token times are judged by it
+    app[CLOCK] = clock
+    app[AUTH] = TokenVerifier(public_key, leeway, now=clock) if public_key else None
     if settings.database_url:
         app.cleanup_ctx.append(database_ctx)
+        app.cleanup_ctx.append(clock_ctx(clock))
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(limits_ctx)
     if settings.profiling_enabled:  # opt-in, loopback only

@@ -15,6 +15,7 @@ from lib.auth.principal import Principal
 from lib.auth.revocation import Revocations
 from lib.auth.tokens import TokenVerifier
 from lib.config import ServiceSettings
+from lib.db.clock import DatabaseClock
 from lib.db.pool import Database
 from lib.forwarding import REQUEST_ID as REQUEST_ID  # set by the first middleware
 from lib.forwarding import request_id as request_id
@@ -25,6 +26,8 @@ DB = web.AppKey("db", Database)
 REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
 AUTH: web.AppKey[TokenVerifier | None] = web.AppKey("auth")
 REVOCATIONS = web.AppKey("revocations", Revocations)
+# Unix seconds on the database's clock (lib/db/clock.py): what token times are judged by
+CLOCK = web.AppKey("clock", DatabaseClock)
 LIMITS: web.AppKey[Limits] = web.AppKey("limits")
 # set when SIGTERM's drain begins (on_shutdown): /ready answers 503 from then on
 DRAINING = web.AppKey("draining", asyncio.Event)

@@ -18,7 +18,10 @@ every WS_REVOCATION_CHECK seconds (one Redis read for all of them) and closes th
 revoked ones with 4001. A sweep rather than a pub/sub event: nothing to lose while a
 connection is down, and the same records every HTTP request is checked against. Redis
 unreachable: the sweep leaves the sockets open (their tokens passed when they opened;
-users can write no new revocation meanwhile) and the next sweep checks again.
+users can write no new revocation meanwhile) and the next sweep checks again. Redis
+without its revocations (restarted empty, flushed: no marker, lib.auth.revocation): the
+sweep asks users' record with each socket's token, so a socket revoked just before the
+loss is still closed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import contextlib
 import contextvars
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -39,10 +41,11 @@ from pydantic import ValidationError
 
 from lib.auth.principal import Principal
 from lib.errors import AppError, BadRequest, FieldError, Forbidden, Unauthorized, ValidationFailed
+from lib.forwarding import ACCESS_COOKIE
 from lib.http.body import field_errors
 from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import dumps
-from lib.http.keys import AUTH, DB, LIMITS, PRINCIPAL, REVOCATIONS, principal_of, request_id
+from lib.http.keys import AUTH, CLOCK, DB, LIMITS, PRINCIPAL, REVOCATIONS, principal_of, request_id
 from lib.http.openapi import operation
 from lib.http.openapi_io import Header
 from lib.logging import get_logger
@@ -101,12 +104,25 @@ async def socket_principal(request: web.Request) -> Principal:
     return found
 
 
+def presented_token(request: web.Request) -> str:
+    """The access token the socket was opened with: the subprotocol's, else the
+    Authorization header's, else the access cookie's (socket_principal's order)."""
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    if SUBPROTOCOL in offered:
+        return next((p for p in offered if p and p != SUBPROTOCOL), "")
+    header = request.headers.get("Authorization", "")
+    if header:
+        return header.partition(" ")[2].strip()
+    return request.cookies.get(ACCESS_COOKIE, "").strip()
+
+
 class Session:
     """One open socket: its queue (the hub's Socket), the pump and the close."""
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse, principal: Principal):
         settings = request.app[CHAT_SETTINGS]
         self.request, self.ws, self.principal = request, ws, principal
+        self.token = presented_token(request)  # the sweep asks the record with it
         self.service = settings.service
         self.close_timeout = settings.ws_close_timeout
         self.socket = Socket(settings.ws_send_queue, self._overflow)
@@ -117,7 +133,8 @@ class Session:
     def start(self) -> None:
         # contexts of their own: these tasks never share the request's database scope
         self.pump = asyncio.create_task(self._pump(), context=contextvars.Context())
-        left = (self.principal.expires_at - datetime.now(UTC)).total_seconds()
+        now = self.request.app[CLOCK]()  # the database's clock, as the verifier's (ADR 0034)
+        left = self.principal.expires_at.timestamp() - now
         self.expiry = asyncio.get_running_loop().call_later(
             max(0.0, left), self.shut, CLOSE_EXPIRED, "token expired", "expired"
         )
@@ -288,9 +305,11 @@ async def sweep_revoked(app: web.Application) -> int:
     if not sessions:
         return 0
     by_principal: dict[Principal, list[Session]] = {}
+    tokens: dict[Principal, str] = {}
     for session in sessions:
         by_principal.setdefault(session.principal, []).append(session)
-    revoked = await app[REVOCATIONS].revoked(by_principal)
+        tokens[session.principal] = session.token
+    revoked = await app[REVOCATIONS].revoked(tokens)
     for principal in revoked:
         for session in by_principal[principal]:
             session.shut(CLOSE_EXPIRED, "token revoked", "revoked")

@@ -12,11 +12,11 @@ from lib.http.app import CleanupCtx
 from lib.http.app import create_app as base_app
 from services.users import facts, passwords, pictures, registration, revocations, sessions
 from services.users.auth_kit import auth_ctx
-from services.users.clock import clock_ctx
 from services.users.handlers import departments_ctx, routes
 from services.users.mail_relay import mail_ctx
 from services.users.pictures import storage_ctx
 from services.users.points import POINTS, PointsLookup
+from services.users.revocation_keeper import keeper_ctx
 from services.users.settings import SERVICE, UsersSettings
 
 TITLE = "Fixup users"
@@ -42,7 +42,7 @@ def create_app(
         storage_ctx(settings),
         departments_ctx(settings),
         revocations.record_ctx,
-        clock_ctx,
+        keeper_ctx(settings),
     )
     app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
     for concern in (registration, sessions, passwords, pictures, revocations):

@@ -29,6 +29,7 @@ routes = web.RouteTableDef()
 async def end_sessions(app: web.Application, conn: PgConn, user_id: uuid.UUID) -> int:
     """Void every access token of `user_id` issued until now (the database's clock); the
     not-before time (ms). 503 RevocationUnavailable when Redis does not take the copy."""
+    await q.share_revocation_lock(conn)  # until COMMIT: a restore waits for this copy
     moment = await q.record_revocation(conn, user_id=user_id)
     assert moment is not None  # INSERT ... RETURNING: always a row
     return await app[REVOCATIONS].revoke(user_id, ceil_ms(moment))

@@ -41,6 +41,13 @@ class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSett
         description="Hashing threads: idle (SCHED_IDLE, only on a core nothing else wants) "
         "or nice (nice 10: a share even on a host busy with other work). ADR 0010.",
     )
+    revocation_restore_check: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Seconds between two checks that Redis still holds every revocation "
+        "(its marker and the newest record; absent: restored). ADR 0010.",
+    )
     login_rate: float = Field(0.2, gt=0, description="Login attempts/s per email and per IP.")
     login_burst: int = Field(10, ge=1)
     mail_rate: float = Field(

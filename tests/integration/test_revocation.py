@@ -1,7 +1,8 @@
 """lib/auth/revocation.py against real Redis: the millisecond boundary, the cache bound
-between processes, the record's lifetime, and a Redis that is stopped or frozen (fail
+between processes, the hash and its marker, and a Redis that is stopped or frozen (fail
 closed for a subject never read: 503 within the timeout, never a pass, never a hang; one
-read before keeps its last record)."""
+read before keeps its last record), then back empty (503 until the marker is back: the
+restore is users' job, tests/integration/test_revocation_loss.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from redis.asyncio import Redis
 
 from lib.auth import Role, TokenSigner, TokenVerifier, generate_keypair
 from lib.auth.principal import Principal
-from lib.auth.revocation import CLOCK_MARGIN, Revocations, RevocationUnavailable
+from lib.auth.revocation import CLOCK_MARGIN, MARKER, Revocations, RevocationUnavailable
 from lib.errors import ServiceUnavailable, Unauthorized
 from tests.integration.auth_support import wall_ms
 from tests.reliability.throwaway import RedisServer
@@ -67,10 +68,17 @@ def prefix(redis_prefix: str) -> str:
     return f"{redis_prefix}revoked:{uuid.uuid4().hex[:8]}:"
 
 
+async def mark(client: Redis, prefix: str) -> None:
+    """The marker users sets once the hash holds every revocation (its keeper's job)."""
+    await client.hset(f"{prefix}all", MARKER, "test")
+    await client.expire(f"{prefix}all", MAX_AGE + CLOCK_MARGIN)
+
+
 async def test_tokens_issued_before_the_revocation_are_void_to_the_millisecond(
     client: Redis, prefix: str
 ) -> None:
     user, clock = uuid.uuid4(), Clock()
+    await mark(client, prefix)
     writer = revocations(client, prefix, clock)
     fresh = principal(user, int(time.time() * 1000))
     await writer.check(fresh)  # no record yet: passes
@@ -82,9 +90,8 @@ async def test_tokens_issued_before_the_revocation_are_void_to_the_millisecond(
         await writer.check(principal(user, not_before - 1))  # the millisecond before
     await writer.check(principal(user, not_before))  # signed from T on: a new login
     await writer.check(principal(uuid.uuid4(), 0))  # another subject: untouched
-    assert await client.get(writer.key(user)) == str(not_before).encode()
-    ttl = await client.ttl(writer.key(user))
-    assert MAX_AGE < ttl <= MAX_AGE + CLOCK_MARGIN
+    assert writer.hash_key == f"{prefix}all"
+    assert await client.hget(writer.hash_key, str(user)) == str(not_before).encode()
 
 
 async def test_a_real_login_in_the_same_second_as_the_revocation_still_works(
@@ -111,6 +118,7 @@ async def test_a_real_login_in_the_same_second_as_the_revocation_still_works(
 
 async def test_another_process_sees_it_within_the_cache_ttl(client: Redis, prefix: str) -> None:
     user, clock = uuid.uuid4(), Clock()
+    await mark(client, prefix)
     writer = revocations(client, prefix, Clock())
     reader = revocations(client, prefix, clock, cache_ttl=1.0)
     token = principal(user, int(time.time() * 1000) - 5)
@@ -123,7 +131,8 @@ async def test_another_process_sees_it_within_the_cache_ttl(client: Redis, prefi
         await reader.check(token)
     # the sweep's batch read: only the revoked principal comes back
     other = principal(uuid.uuid4(), 0)
-    assert await revocations(client, prefix, Clock()).revoked([token, other]) == [token]
+    sockets = {token: "its token", other: "another token"}
+    assert await revocations(client, prefix, Clock()).revoked(sockets) == [token]
 
 
 async def test_without_redis_the_records_live_in_the_process() -> None:
@@ -136,7 +145,7 @@ async def test_without_redis_the_records_live_in_the_process() -> None:
     with pytest.raises(Unauthorized):
         await local.check(token)
     await local.check(principal(user, not_before))
-    assert await local.revoked([token]) == [token]
+    assert await local.revoked({token: "its token"}) == [token]
     clock.t += MAX_AGE + CLOCK_MARGIN + 1
     await local.check(token)  # forgotten once every token it voided has expired
 
@@ -159,6 +168,7 @@ async def test_redis_stopped_or_frozen_fails_closed_within_the_timeout(
     checker = revocations(client, prefix, clock, cache_ttl=0.0, retry=1.0)
     token = principal(uuid.uuid4(), int(time.time() * 1000))
     try:
+        await mark(client, prefix)
         await checker.check(token)  # up: no record
         revoked = principal(uuid.uuid4(), int(time.time() * 1000))
         await revocations(client, prefix, Clock()).revoke(revoked.user_id, wall_ms())
@@ -189,8 +199,11 @@ async def test_redis_stopped_or_frozen_fails_closed_within_the_timeout(
         clock.t += 1.5  # the breaker lets a trial through: refused at once
         with pytest.raises(ServiceUnavailable):
             await checker.check(stranger)
-        own_redis.start()
+        own_redis.start()  # back, but empty: no marker, and no record to ask here
         clock.t += 1.5
-        await checker.check(stranger)  # back: checks pass again
+        with pytest.raises(ServiceUnavailable, match="Redis lost them"):
+            await checker.check(stranger)
+        await mark(client, prefix)  # restored (users' keeper): checks pass again
+        await checker.check(stranger)
     finally:
         await client.aclose()

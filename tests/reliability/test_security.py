@@ -20,7 +20,7 @@ import aiohttp
 import jwt
 
 from lib.auth.principal import Role
-from lib.auth.tokens import generate_keypair
+from lib.auth.tokens import TYPED, generate_keypair
 from tests.integration.auth_support import KEYS
 from tests.integration.orders_support import offer_body, order_body
 from tests.integration.smtp_support import SmtpSink, token_in
@@ -63,7 +63,17 @@ def attack_tokens() -> dict[str, str]:
     now = int(time.time())
 
     def signed(**changes: Any) -> str:
-        return jwt.encode({**claims, **changes}, KEYS[0], algorithm="EdDSA")
+        return jwt.encode({**claims, **changes}, KEYS[0], algorithm="EdDSA", headers=TYPED)
+
+    def typed(typ: str | None) -> str:
+        """The valid token's claims, signed by the real key, typed other than at+jwt."""
+        headers = {"typ": typ} if typ is not None else None
+        untyped = jwt.encode(claims, KEYS[0], algorithm="EdDSA", headers=headers)
+        if typ is None:  # PyJWT writes typ JWT by default: drop it from the header
+            untyped = jwt.api_jws.encode(
+                json.dumps(claims).encode(), KEYS[0], algorithm="EdDSA", headers={"typ": None}
+            )
+        return untyped
 
     header, payload, signature = good.split(".")
     tampered = _b64(json.dumps({**claims, "role": "ADMIN"}).encode())
@@ -78,8 +88,12 @@ def attack_tokens() -> dict[str, str]:
         "wrong iss": signed(iss="evil-issuer"),
         "wrong aud": signed(aud="someone-else"),
         "tampered payload": f"{header}.{tampered}.{signature}",
-        "another key": jwt.encode(claims, generate_keypair()[0], algorithm="EdDSA"),
+        "another key": jwt.encode(claims, generate_keypair()[0], algorithm="EdDSA", headers=TYPED),
         "garbage": "not.a.jwt",
+        "typ JWT": typed("JWT"),
+        "typ dpop+jwt": typed("dpop+jwt"),
+        "typ secevent+jwt": typed("secevent+jwt"),
+        "no typ": typed(None),
     }
 
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import stat
 import uuid
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from lib.auth import (
     require_role,
     require_verified,
 )
+from lib.auth.tokens import TYPED
 from lib.config import ServiceSettings
 from lib.errors import Forbidden, Unauthorized
 from tools import keys as keys_tool
@@ -94,7 +96,7 @@ def good_claims(**changes: Any) -> dict[str, Any]:
 
 def signed(keys: Keys, **changes: Any) -> str:
     """Properly EdDSA-signed with the real key: only the claims are wrong."""
-    return jwt.encode(good_claims(**changes), keys.private_pem, algorithm="EdDSA")
+    return jwt.encode(good_claims(**changes), keys.private_pem, algorithm="EdDSA", headers=TYPED)
 
 
 # --- round trip --------------------------------------------------------------------
@@ -110,7 +112,7 @@ def test_round_trip_claims_and_principal(keys: Keys, verifier: TokenVerifier) ->
 
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "EdDSA"
-    assert header["typ"] == "JWT"
+    assert header["typ"] == "at+jwt"
     claims = jwt.decode(token, options={"verify_signature": False})
     assert set(claims) == {"iss", "aud", "sub", "role", "verified", "iat", "exp", "jti"}
     assert claims["iss"] == "fixup-users"
@@ -151,7 +153,7 @@ def test_iat_whole_seconds_or_milliseconds(
 def test_iat_must_be_a_finite_number(keys: Keys, bad: object) -> None:
     claims = good_claims()
     claims["iat"] = bad
-    token = jwt.encode(claims, keys.private_pem, algorithm="EdDSA")
+    token = jwt.encode(claims, keys.private_pem, algorithm="EdDSA", headers=TYPED)
     with pytest.raises(Unauthorized, match="invalid token"):
         TokenVerifier(keys.public_pem).verify(token)
 
@@ -373,6 +375,17 @@ def forge_issued_in_future(keys: Keys) -> str:
     return token
 
 
+def typed_case(typ: str | None) -> Callable[[Keys], str]:
+    """The real key's signature over good claims, the header typed `typ` (None: no typ)."""
+
+    def forge(keys: Keys) -> str:
+        payload = json.dumps(good_claims()).encode()
+        return jwt.api_jws.encode(payload, keys.private_pem, algorithm="EdDSA",
+                                  headers={"typ": typ})  # fmt: skip
+
+    return forge
+
+
 def claims_case(**changes: Any) -> Callable[[Keys], str]:
     return lambda keys: signed(keys, **changes)
 
@@ -388,6 +401,12 @@ ATTACKS: list[tuple[str, Callable[[Keys], str], str]] = [
     ("truncated-signature", forge_truncated_signature, "invalid token"),
     ("expired", forge_expired, "token expired"),
     ("iat-in-future", forge_issued_in_future, "invalid token"),
+    ("typ-JWT", typed_case("JWT"), "invalid token"),
+    ("typ-dpop", typed_case("dpop+jwt"), "invalid token"),
+    ("typ-secevent", typed_case("secevent+jwt"), "invalid token"),
+    ("typ-application-jwt", typed_case("application/jwt"), "invalid token"),
+    ("typ-at+jwt-prefixed", typed_case("x-at+jwt"), "invalid token"),
+    ("no-typ", typed_case(None), "invalid token"),
     ("wrong-iss", claims_case(iss="evil-users"), "invalid token"),
     ("wrong-aud", claims_case(aud="other"), "invalid token"),
     ("aud-list", claims_case(aud=["fixup", "other"]), "invalid token"),
@@ -580,3 +599,36 @@ def test_tools_keys_refuses_when_only_public_exists(tmp_path: Path) -> None:
     assert keys_tool.main(["--dir", str(tmp_path)]) == 1
     assert not (tmp_path / "jwt_private.pem").exists()
     assert (tmp_path / "jwt_public.pem").read_text() == "old"
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt", "Application/At+JWT"])
+def test_the_access_token_type_in_either_spelling_verifies(keys: Keys, typ: str) -> None:
+    """RFC 9068 §4: `at+jwt` or `application/at+jwt`, media types in any case."""
+    payload = json.dumps(good_claims()).encode()
+    token = jwt.api_jws.encode(payload, keys.private_pem, algorithm="EdDSA", headers={"typ": typ})
+    assert TokenVerifier(keys.public_pem).verify(token).user_id == USER_ID
+
+
+def test_a_verified_token_stays_typed(keys: Keys, signer: TokenSigner) -> None:
+    """The signer types every token it issues, and a token of another type with the same
+    claims and key is refused even after the typed one was cached."""
+    token, issued = signer.issue(USER_ID, Role.CUSTOMER, verified=True)
+    assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
+    verifier = TokenVerifier(keys.public_pem)
+    assert verifier.verify(token) == issued
+    claims = jwt.decode(token, options={"verify_signature": False})
+    other = jwt.encode(claims, keys.private_pem, algorithm="EdDSA", headers={"typ": "dpop+jwt"})
+    with pytest.raises(Unauthorized, match="invalid token"):
+        verifier.verify(other)
+
+
+def test_issued_at_given_wins_over_the_signers_clock(keys: Keys) -> None:
+    """users passes its database's clock (ADR 0010): the token carries that moment, not
+    the signer's own clock."""
+    own = datetime.now(UTC)
+    given = own - timedelta(seconds=90, milliseconds=250)
+    signer = TokenSigner(keys.private_pem, TTL, clock=lambda: own)
+    token, issued = signer.issue(USER_ID, Role.CUSTOMER, verified=True, issued_at=given)
+    assert issued.issued_at_ms == math.floor(given.timestamp() * 1000)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] == math.floor(given.timestamp()) + TTL

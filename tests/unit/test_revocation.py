@@ -1,8 +1,8 @@
 """lib/auth/revocation's decisions without a server: the record it writes (key, value in
-milliseconds rounded up, lifetime), which tokens a record voids, the per-subject cache and
+milliseconds rounded up), which tokens a record voids, the per-subject cache and
 its bound, the in-memory mode, the chat sweep's single read, and failing closed (503, the
 breaker's quick answer, stale-if-error). Redis is a recording fake of the two commands
-used (SET, MGET); tests/integration/test_revocation*.py run the same code against Redis."""
+used (HSET, HMGET); tests/integration/test_revocation*.py run the same code against Redis."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from lib.auth import revocation
 from lib.auth.principal import Principal, Role
-from lib.auth.revocation import Revocations, RevocationUnavailable, ceil_ms
+from lib.auth.revocation import MARKER, Revocations, RevocationUnavailable, ceil_ms
 from lib.errors import ServiceUnavailable, Unauthorized
 from tests.logging_support import capture_logs
 
 SUBJECT = uuid.UUID("00000000-0000-4000-8000-000000000001")
 OTHER = uuid.UUID("00000000-0000-4000-8000-000000000002")
+HASH = "fixup:revoked:all"
 
 
 class Clock:
@@ -49,7 +50,7 @@ class Call:
             raise self.redis.failure
         if self.redis.hang:
             await asyncio.Event().wait()
-        if self.command[0] == "SET":
+        if self.command[0] == "HSET":
             self.redis.data[self.command[1]] = str(self.command[2]).encode()
         return self.result()
 
@@ -58,23 +59,32 @@ class Call:
 
 
 class FakeRedis:
+    """The one hash of the revocations: `data` its fields (the marker set: intact)."""
+
     def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
+        self.data: dict[str, bytes] = {MARKER: b"epoch-1"}
         self.sent: list[tuple[Any, ...]] = []
         self.made: list[Call] = []
         self.failure: BaseException | None = None
         self.hang = False
 
-    def set(self, key: str, value: int, *, ex: int) -> Awaitable[None]:
-        return self._call(("SET", key, value, ex), lambda: None)
+    def hset(self, key: str, field: str, value: int) -> Awaitable[None]:
+        assert key == HASH
+        return self._call(("HSET", field, value), lambda: None)
 
-    def mget(self, keys: list[str]) -> Awaitable[list[bytes | None]]:
-        return self._call(("MGET", *keys), lambda: [self.data.get(k) for k in keys])
+    def hmget(self, key: str, fields: list[str]) -> Awaitable[list[bytes | None]]:
+        assert key == HASH
+        return self._call(("HMGET", *fields), lambda: [self.data.get(f) for f in fields])
 
     def _call(self, command: tuple[Any, ...], result: Any) -> Call:
         call = Call(self, command, result)
         self.made.append(call)
         return call
+
+
+def with_tokens(principals: list[Principal]) -> dict[Principal, str]:
+    """What the chat sweep passes: each socket's principal and its token."""
+    return {principal: f"token-{principal.issued_at_ms}" for principal in principals}
 
 
 def make(
@@ -107,20 +117,20 @@ def token(issued_at_ms: int, subject: uuid.UUID = SUBJECT) -> Principal:
     return Principal(subject, Role.CUSTOMER, True, "jti", expires, issued_at_ms)
 
 
-def test_settings_are_kept_and_the_key_is_the_prefix_and_the_subject() -> None:
+def test_settings_are_kept_and_the_key_is_the_prefix_and_all() -> None:
     revocations, _, _ = make(FakeRedis())
     assert revocations.prefix == "fixup:revoked:"
     assert (revocations.max_age, revocations.cache_ttl, revocations.timeout) == (900, 1.0, 1.0)
-    assert revocations.key(SUBJECT) == f"fixup:revoked:{SUBJECT}"
+    assert revocations.hash_key == HASH
     # the memory bound and the clock margin the record's lifetime adds
     assert (revocation.CACHE_SIZE, revocation.CLOCK_MARGIN) == (100_000, 60)
 
 
-async def test_revoke_writes_the_time_in_ms_rounded_up_for_max_age_plus_the_margin() -> None:
+async def test_revoke_writes_the_time_in_ms_rounded_up_in_the_subjects_field() -> None:
     redis = FakeRedis()
     revocations, wall, _ = make(redis, now=1_700_000_000.0001)
     assert await revocations.revoke(SUBJECT, ms(wall.now)) == 1_700_000_000_001
-    assert redis.sent == [("SET", f"fixup:revoked:{SUBJECT}", 1_700_000_000_001, 960)]
+    assert redis.sent == [("HSET", str(SUBJECT), 1_700_000_000_001)]
 
 
 async def test_a_token_issued_before_the_record_is_void_and_one_at_or_after_it_is_not() -> None:
@@ -133,7 +143,7 @@ async def test_a_token_issued_before_the_record_is_void_and_one_at_or_after_it_i
     await revocations.check(token(not_before))
     await revocations.check(token(not_before + 1))
     await revocations.check(token(0, OTHER))  # no record: nothing is void
-    assert redis.sent[1:] == [("MGET", f"fixup:revoked:{OTHER}")]  # the writer knew at once
+    assert redis.sent[1:] == [("HMGET", MARKER, str(OTHER))]  # the writer knew at once
 
 
 async def test_the_writer_caches_its_record_only_for_the_ttl_redis_stays_the_truth() -> None:
@@ -143,22 +153,22 @@ async def test_the_writer_caches_its_record_only_for_the_ttl_redis_stays_the_tru
     mono.now += 1.0
     wall.now += 1.0
     second = 1_700_000_001_000
-    redis.data[f"fixup:revoked:{SUBJECT}"] = str(second).encode()  # another replica's
+    redis.data[str(SUBJECT)] = str(second).encode()  # another replica's
     with pytest.raises(Unauthorized):
         await revocations.check(token(first))
-    assert redis.sent[-1] == ("MGET", f"fixup:revoked:{SUBJECT}")
+    assert redis.sent[-1] == ("HMGET", MARKER, str(SUBJECT))
 
 
 async def test_a_record_another_process_wrote_is_read_then_cached_for_the_ttl() -> None:
     redis = FakeRedis()
-    redis.data[f"fixup:revoked:{SUBJECT}"] = b"5000"
+    redis.data[str(SUBJECT)] = b"5000"
     revocations, _, mono = make(redis)
     with pytest.raises(Unauthorized):
         await revocations.check(token(4999))
     await revocations.check(token(5000))
-    assert redis.sent == [("MGET", f"fixup:revoked:{SUBJECT}")]  # the second from the cache
+    assert redis.sent == [("HMGET", MARKER, str(SUBJECT))]  # the second from the cache
     mono.now += 0.999
-    redis.data[f"fixup:revoked:{SUBJECT}"] = b"9000"
+    redis.data[str(SUBJECT)] = b"9000"
     await revocations.check(token(5000))  # still the cached record
     assert len(redis.sent) == 1
     mono.now += 0.001  # exactly the TTL: stale, read again
@@ -172,7 +182,7 @@ async def test_a_subject_without_a_record_is_cached_as_none() -> None:
     revocations, _, _ = make(redis)
     await revocations.check(token(0))
     await revocations.check(token(0))
-    assert redis.sent == [("MGET", f"fixup:revoked:{SUBJECT}")]
+    assert redis.sent == [("HMGET", MARKER, str(SUBJECT))]
 
 
 async def test_without_redis_the_record_lives_in_memory_for_max_age_plus_the_margin() -> None:
@@ -183,26 +193,33 @@ async def test_without_redis_the_record_lives_in_memory_for_max_age_plus_the_mar
     mono.now += 959.9  # far beyond the cache TTL: still the only copy
     with pytest.raises(Unauthorized):
         await revocations.check(token(not_before - 1))
-    assert await revocations.revoked([token(not_before - 1), token(not_before)]) == [
+    assert await revocations.revoked(with_tokens([token(not_before - 1), token(not_before)])) == [
         token(not_before - 1)
     ]
     mono.now += 0.1  # the token it voids has expired by now: the record is dropped
     await revocations.check(token(not_before - 1))
-    assert await revocations.revoked([token(not_before - 1)]) == []
+    assert await revocations.revoked(with_tokens([token(not_before - 1)])) == []
 
 
 async def test_the_sweep_reads_every_uncached_subject_at_once_and_lists_the_revoked() -> None:
     redis = FakeRedis()
     third = uuid.UUID("00000000-0000-4000-8000-000000000003")
-    redis.data[f"fixup:revoked:{OTHER}"] = b"7000"
+    redis.data[str(OTHER)] = b"7000"
     revocations, wall, _ = make(redis, now=0.006)
     assert await revocations.revoke(SUBJECT, ms(wall.now)) == 6  # cached by the writer
     principals = [token(5, SUBJECT), token(6999, OTHER), token(7000, OTHER), token(1, third)]
-    assert await revocations.revoked(principals) == [token(5, SUBJECT), token(6999, OTHER)]
-    assert sorted(redis.sent[1][1:]) == sorted([f"fixup:revoked:{OTHER}", f"fixup:revoked:{third}"])
-    assert await revocations.revoked(principals) == [token(5, SUBJECT), token(6999, OTHER)]
+    assert await revocations.revoked(with_tokens(principals)) == [
+        token(5, SUBJECT),
+        token(6999, OTHER),
+    ]
+    assert redis.sent[1][1] == MARKER  # read with the subjects, in the same command
+    assert sorted(redis.sent[1][2:]) == sorted([str(OTHER), str(third)])
+    assert await revocations.revoked(with_tokens(principals)) == [
+        token(5, SUBJECT),
+        token(6999, OTHER),
+    ]
     assert len(redis.sent) == 2  # all cached now
-    assert await revocations.revoked([]) == []
+    assert await revocations.revoked(with_tokens([])) == []
     assert len(redis.sent) == 2  # nothing to read: no call
 
 
@@ -210,21 +227,21 @@ async def test_a_cached_subject_without_a_record_voids_nothing_in_the_sweep() ->
     redis = FakeRedis()
     revocations, _, _ = make(redis)
     await revocations.check(token(0))  # read: no record (cached as 0)
-    assert await revocations.revoked([token(0)]) == []  # from the cache, even iat 0
+    assert await revocations.revoked(with_tokens([token(0)])) == []  # from the cache, even iat 0
     assert len(redis.sent) == 1
 
 
 async def test_with_a_cache_ttl_of_0_every_check_and_sweep_reads_redis() -> None:
     redis = FakeRedis()
-    redis.data[f"fixup:revoked:{SUBJECT}"] = b"7000"
+    redis.data[str(SUBJECT)] = b"7000"
     revocations, _, _ = make(redis, cache_ttl=0)
     principals = [token(6999), token(7000), token(0, OTHER)]
-    assert await revocations.revoked(principals) == [token(6999)]
-    assert await revocations.revoked(principals) == [token(6999)]
+    assert await revocations.revoked(with_tokens(principals)) == [token(6999)]
+    assert await revocations.revoked(with_tokens(principals)) == [token(6999)]
     with pytest.raises(Unauthorized):
         await revocations.check(token(6999))
     await revocations.check(token(0, OTHER))
-    assert [command[0] for command in redis.sent] == ["MGET"] * 4
+    assert [command[0] for command in redis.sent] == ["HMGET"] * 4
 
 
 async def test_a_full_cache_starts_over(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -300,7 +317,7 @@ async def test_a_read_is_bounded_by_the_timeout() -> None:
 
 async def test_a_subject_read_before_keeps_its_last_record_while_redis_fails() -> None:
     redis = FakeRedis()
-    redis.data[f"fixup:revoked:{SUBJECT}"] = b"5000"
+    redis.data[str(SUBJECT)] = b"5000"
     revocations, _, mono = make(redis)
     await revocations.check(token(5000))
     await revocations.check(token(0, OTHER))  # no record: cached as 0
@@ -311,7 +328,7 @@ async def test_a_subject_read_before_keeps_its_last_record_while_redis_fails() -
     await revocations.check(token(5000))
     await revocations.check(token(0, OTHER))
     with pytest.raises(ServiceUnavailable):  # the sweep has no stale fallback: 503
-        await revocations.revoked([token(5000)])
+        await revocations.revoked(with_tokens([token(5000)]))
 
 
 async def test_a_revocation_redis_does_not_take_is_an_error_and_is_not_remembered() -> None:
@@ -328,4 +345,4 @@ async def test_a_revocation_redis_does_not_take_is_an_error_and_is_not_remembere
     redis.failure = None
     mono.now += 5.0
     await revocations.check(token(0))  # nothing recorded, here or in Redis
-    assert redis.data == {}
+    assert redis.data == {MARKER: b"epoch-1"}

@@ -67,7 +67,7 @@ async def test_redis_away_the_record_decides_with_the_token_and_is_cached_for_th
 
 async def test_redis_up_the_record_is_never_asked() -> None:
     redis = FakeRedis()
-    redis.data[f"fixup:revoked:{SUBJECT}"] = b"5000"
+    redis.data[str(SUBJECT)] = b"5000"
     revocations, _, _ = make(redis)
     record = Record(9000)
     revocations.fallback = record
@@ -90,7 +90,7 @@ async def test_both_away_an_unknown_subject_gets_redis_503() -> None:
 
 async def test_both_away_a_subject_read_before_keeps_its_last_record() -> None:
     redis = FakeRedis()
-    redis.data[f"fixup:revoked:{SUBJECT}"] = b"5000"
+    redis.data[str(SUBJECT)] = b"5000"
     revocations, _, mono = make(redis)
     record = Record()
     revocations.fallback = record

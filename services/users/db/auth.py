@@ -60,6 +60,13 @@ class LockRefreshTokenRow:
     disabled_at: datetime.datetime | None
 
 
+@dataclass
+class LatestRevocationRow:
+    user_id: UUID
+    not_before: datetime.datetime
+    now: datetime.datetime
+
+
 REGISTER_USER = """
 -- name: RegisterUser :one
 INSERT INTO users (email, password_hash, first_name, last_name, phone_number, role)
@@ -434,3 +441,77 @@ async def iter_revocations_of(
     """Like revocations_of(), row by row; needs a transaction."""
     async for row in conn.cursor(REVOCATIONS_OF, user_ids):
         yield models.TokenRevocation(*row)
+
+
+SHARE_REVOCATION_LOCK = """
+-- name: ShareRevocationLock :exec
+SELECT pg_advisory_xact_lock_shared(hashtextextended('fixup.token_revocations', 0))
+"""
+
+
+async def share_revocation_lock(conn: PgConn) -> None:
+    """
+    SELECT pg_advisory_xact_lock_shared(hashtextextended('fixup.token_revocations', 0))
+    """
+    await conn.execute(SHARE_REVOCATION_LOCK)
+
+
+HOLD_REVOCATION_LOCK = """
+-- name: HoldRevocationLock :exec
+SELECT pg_advisory_xact_lock(hashtextextended('fixup.token_revocations', 0))
+"""
+
+
+async def hold_revocation_lock(conn: PgConn) -> None:
+    """
+    SELECT pg_advisory_xact_lock(hashtextextended('fixup.token_revocations', 0))
+    """
+    await conn.execute(HOLD_REVOCATION_LOCK)
+
+
+RECENT_REVOCATIONS = """
+-- name: RecentRevocations :many
+SELECT user_id, not_before
+FROM token_revocations
+WHERE not_before > clock_timestamp() - make_interval(secs => $1::int)
+ORDER BY not_before
+"""
+
+
+async def recent_revocations(conn: PgConn, *, seconds: int) -> list[models.TokenRevocation]:
+    """
+    SELECT user_id, not_before
+    FROM token_revocations
+    WHERE not_before > clock_timestamp() - make_interval(secs => $1::int)
+    ORDER BY not_before
+    """
+    rows = await conn.fetch(RECENT_REVOCATIONS, seconds)
+    return [models.TokenRevocation(*row) for row in rows]
+
+
+async def iter_recent_revocations(
+    conn: PgConn, *, seconds: int
+) -> AsyncGenerator[models.TokenRevocation, None]:
+    """Like recent_revocations(), row by row; needs a transaction."""
+    async for row in conn.cursor(RECENT_REVOCATIONS, seconds):
+        yield models.TokenRevocation(*row)
+
+
+LATEST_REVOCATION = """
+-- name: LatestRevocation :one
+SELECT user_id, not_before, clock_timestamp()::timestamptz AS now
+FROM token_revocations
+ORDER BY not_before DESC
+LIMIT 1
+"""
+
+
+async def latest_revocation(conn: PgConn) -> LatestRevocationRow | None:
+    """
+    SELECT user_id, not_before, clock_timestamp()::timestamptz AS now
+    FROM token_revocations
+    ORDER BY not_before DESC
+    LIMIT 1
+    """
+    row = await conn.fetchrow(LATEST_REVOCATION)
+    return None if row is None else LatestRevocationRow(*row)

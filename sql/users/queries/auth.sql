@@ -106,3 +106,26 @@ RETURNING not_before;
 SELECT user_id, not_before
 FROM token_revocations
 WHERE user_id = ANY(@user_ids::uuid[]);
+
+-- name: ShareRevocationLock :exec
+-- Held by a transaction that ends sessions from its record to its COMMIT (its Redis copy
+-- is written in between): a restore's exclusive hold waits for every such one (ADR 0010).
+SELECT pg_advisory_xact_lock_shared(hashtextextended('fixup.token_revocations', 0));
+
+-- name: HoldRevocationLock :exec
+-- A restore reads the record only once no revocation is between its row and its COMMIT.
+SELECT pg_advisory_xact_lock(hashtextextended('fixup.token_revocations', 0));
+
+-- name: RecentRevocations :many
+-- Every record younger than @seconds (the longest token life and a margin): what Redis must hold.
+SELECT user_id, not_before
+FROM token_revocations
+WHERE not_before > clock_timestamp() - make_interval(secs => @seconds::int)
+ORDER BY not_before;
+
+-- name: LatestRevocation :one
+-- The newest record: Redis lacking it has lost writes (a failover to a lagging replica).
+SELECT user_id, not_before, clock_timestamp()::timestamptz AS now
+FROM token_revocations
+ORDER BY not_before DESC
+LIMIT 1;

@@ -1,6 +1,6 @@
 """Putting the revocations back into a Redis that lost them (users owns the marker).
 
-lib.auth.revocation reads the marker; ADR 0034 says why. A restore is three steps, so
+lib.auth.revocation reads the marker; ADR 0028 says why. A restore is three steps, so
 that no revocation can slip between them unseen:
 1. `begin` writes a field `restoring` = a token of this attempt into the hash;
 2. the caller reads the record (every revocation younger than the longest token life)

@@ -1,4 +1,4 @@
-"""The database's clock in a process whose own clock may be off (ADR 0010, ADR 0034).
+"""The database's clock in a process whose own clock may be off (ADR 0010, ADR 0028).
 
 Token times (`iat`, `exp`) are written with the users database's clock, and every
 database of the system keeps server time (NTP on the database hosts, the one source of

@@ -133,7 +133,7 @@ class Session:
     def start(self) -> None:
         # contexts of their own: these tasks never share the request's database scope
         self.pump = asyncio.create_task(self._pump(), context=contextvars.Context())
-        now = self.request.app[CLOCK]()  # the database's clock, as the verifier's (ADR 0034)
+        now = self.request.app[CLOCK]()  # the database's clock, as the verifier's (ADR 0028)
         left = self.principal.expires_at.timestamp() - now
         self.expiry = asyncio.get_running_loop().call_later(
             max(0.0, left), self.shut, CLOSE_EXPIRED, "token expired", "expired"

@@ -1,4 +1,4 @@
-"""Verifiers judge token times by their database's clock (ADR 0034): a real orders or
+"""Verifiers judge token times by their database's clock (ADR 0028): a real orders or
 chat process under libfaketime (Debian `faketime`) 90 s ahead of, then behind, the real
 clock the tokens are signed with (and PostgreSQL's). A fresh token is accepted there and
 on the calls between services (chat asking orders whether the order is the caller's,

@@ -1,5 +1,5 @@
 """lib/db/clock.py against real PostgreSQL and MariaDB: the database's clock read as this
-host's plus a measured offset, whatever this host's clock says (ADR 0034). A host clock
+host's plus a measured offset, whatever this host's clock says (ADR 0028). A host clock
 90 s behind or ahead is corrected to the server's within a loaded machine's margin; an
 unmeasured clock is the host's own."""
 

@@ -1,5 +1,5 @@
 """services/chat/ws.presented_token: the token a socket was opened with, which the sweep
-asks users' record with while Redis cannot tell (ADR 0034): the subprotocol's, else the
+asks users' record with while Redis cannot tell (ADR 0028): the subprotocol's, else the
 Authorization header's, else the access cookie's, as socket_principal reads them."""
 
 from __future__ import annotations

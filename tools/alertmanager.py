@@ -5,7 +5,8 @@ mount it; `check`, in `make swag-check`, fails when it is stale): alerts grouped
 service, routed by severity (`page` wakes someone, `ticket` waits for working hours), and
 a service's burn-rate alerts inhibited while its InstanceDown fires (no SLI is measured
 then: that page says it all). The receivers carry no integration here: add yours
-(PagerDuty, e-mail, a chat webhook) to `RECEIVERS`. `run` starts Debian's
+(PagerDuty, e-mail, a chat webhook) to `RECEIVERS`; production's are
+`PRODUCTION_RECEIVERS`. `run` starts Debian's
 prometheus-alertmanager on 127.0.0.1:9093 (`make run`; `--optional`: when it is not
 installed, say so and idle), where the local Prometheus sends its alerts.
 """
@@ -30,8 +31,25 @@ CONFIG_FILE = HERE / "alertmanager.yml"
 RUNTIME = ROOT / "var" / "alertmanager"
 BINARY = "prometheus-alertmanager"
 INSTALL_HINT = "alertmanager is not installed: apt-get install -y prometheus-alertmanager"
-# receiver -> its integrations (Alertmanager's `*_configs`), one receiver per severity
+# receiver -> its integrations (Alertmanager's `*_configs`), one receiver per severity;
+# local runs and Compose keep them empty (the UI shows what fired)
 RECEIVERS: dict[str, dict[str, Any]] = {"page": {}, "ticket": {}}
+# production's (the prod overlay's ConfigMap, tools/k8s_alertmanager.py): PagerDuty Events
+# v2, each routing key read from a file of the Secret `fixup-alertmanager` (never inline in
+# a ConfigMap); `make deploy-lint` fails a prod render whose receiver has no integration
+SECRETS_DIR = "/etc/alertmanager/secrets"
+PRODUCTION_RECEIVERS: dict[str, dict[str, Any]] = {
+    "page": {
+        "pagerduty_configs": [
+            {"routing_key_file": f"{SECRETS_DIR}/page-routing-key", "severity": "critical"}
+        ]
+    },
+    "ticket": {
+        "pagerduty_configs": [
+            {"routing_key_file": f"{SECRETS_DIR}/ticket-routing-key", "severity": "warning"}
+        ]
+    },
+}
 BURN_RATE_ALERTS = "ErrorBudgetBurn|ErrorBudgetSlowBurn"  # tools/slo.py
 
 

@@ -196,7 +196,7 @@ def services() -> dict[str, Any]:
         "depends_on": ["alertmanager"],
     }
     out["alertmanager"] = {  # tools/alertmanager.py: routes by severity to its receivers
-        "image": "prom/alertmanager:v0.25.0",
+        "image": images.ALERTMANAGER,
         "ports": ["127.0.0.1:9093:9093"],
         "volumes": [
             "./observability/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"

@@ -5,7 +5,9 @@
   the skipped checks, each with why): 0 failed checks;
 - zizmor on .github/workflows (.github/zizmor.yml: each ignored finding with why): no
   finding at all (its default persona; nothing above `low` is ignored);
-- dclint on docker-compose.yml (.dclintrc.yaml: each rule turned off with why): no finding.
+- dclint on docker-compose.yml (.dclintrc.yaml: each rule turned off with why): no finding;
+- receivers: in each paged overlay's render (prod), every Alertmanager receiver has an
+  integration (a `*_configs` entry): a receiver with none would send pages nowhere.
 
 checkov runs from a venv of its own (.venv-scan, `make scan-deps`: pyproject.toml's `scan`
 extra; its pins of botocore and packaging cannot share .venv), dclint from
@@ -22,6 +24,9 @@ import sys
 import tempfile
 import tomllib
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from tools.generated import ROOT
 
@@ -29,6 +34,7 @@ OVERLAYS = ROOT / "deploy" / "k8s" / "overlays"
 CHECKOV = ROOT / ".venv-scan" / "bin" / "checkov"
 DCLINT = ROOT / "tools" / "dclint" / "node_modules" / ".bin" / "dclint"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
+PAGED_OVERLAYS = ("prod",)  # the renders whose alerts must reach someone
 TIMEOUT = 300  # seconds: each tool on this repository takes well under a minute
 
 
@@ -78,7 +84,43 @@ def dclint() -> subprocess.CompletedProcess[str]:
     return run([binary, "-c", str(ROOT / ".dclintrc.yaml"), str(ROOT / "docker-compose.yml")])
 
 
-SCANS = {"checkov": checkov, "zizmor": zizmor, "dclint": dclint}
+def silent_receivers(rendered: str) -> list[str]:
+    """The Alertmanager receivers of a rendered overlay that have no integration."""
+    out = []
+    for document in yaml.safe_load_all(rendered):
+        if not document or document.get("kind") != "ConfigMap":
+            continue
+        config = (document.get("data") or {}).get("alertmanager.yml")
+        if config is None:
+            continue
+        for receiver in yaml.safe_load(config).get("receivers") or []:
+            if not any(_integrations(receiver)):
+                out.append(f"{document['metadata']['name']}: receiver {receiver.get('name')!r}")
+    return out
+
+
+def _integrations(receiver: dict[str, Any]) -> list[Any]:
+    return [v for k, v in receiver.items() if k.endswith("_configs") and v]
+
+
+def receivers(overlays: list[Path] | None = None) -> subprocess.CompletedProcess[str]:
+    """Every receiver of each paged overlay's Alertmanager has an integration."""
+    kubectl = need("kubectl", "apt-get install -y kubectl (tools/packages.py)")
+    chosen = [OVERLAYS / name for name in PAGED_OVERLAYS] if overlays is None else overlays
+    findings = []
+    for overlay in chosen:
+        done = run([kubectl, "kustomize", str(overlay)])
+        if done.returncode != 0:
+            return done
+        findings += [
+            f"{overlay.name}: {found} has no integration: its alerts would reach nobody"
+            for found in silent_receivers(done.stdout)
+        ]
+    lines = findings or [f"every Alertmanager receiver has an integration ({len(chosen)} renders)"]
+    return subprocess.CompletedProcess(["receivers"], 1 if findings else 0, "\n".join(lines), "")
+
+
+SCANS = {"checkov": checkov, "zizmor": zizmor, "dclint": dclint, "receivers": receivers}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,8 @@ from tools.k8s_pages import (
 )
 
 BASE = ROOT / "deploy" / "k8s" / "base"
+# the one generated file of the hand-written prod overlay: its Alertmanager receivers
+PROD_RECEIVERS = ROOT / "deploy" / "k8s" / "overlays" / "prod" / "alertmanager-receivers.yaml"
 IMAGE = "fixup"  # the overlays set the registry and tag (kustomize `images:`)
 CONFIG = "fixup-config"
 SECRETS = "fixup-secrets"
@@ -303,10 +305,11 @@ def files() -> dict[str, str]:
 
 def all_files() -> dict[Path, str]:
     """Every file this module writes: the base, nginx/kustomization.yaml + nginx/k8s/, and
-    deploy/k8s/ingress-nginx/."""
+    deploy/k8s/ingress-nginx/, the prod overlay's Alertmanager receivers."""
     out = {BASE / name: text for name, text in files().items()}
     out.update(pages_files())
     out.update(controller_files())
+    out[PROD_RECEIVERS] = dump(*k8s_alertmanager.production_patch())
     return out
 
 

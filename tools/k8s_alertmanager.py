@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools import alertmanager
+from tools import alertmanager, images
 from tools.k8s_objects import (
     PART_OF,
     ROLLING_UPDATE,
@@ -19,7 +19,7 @@ from tools.k8s_objects import (
 )
 
 NAME = "alertmanager"
-IMAGE = "prom/alertmanager:v0.25.0"  # Debian's prometheus-alertmanager is 0.25 too
+IMAGE = images.ALERTMANAGER  # one pin with Compose's
 PORT = 9093
 CONF_DIR = "/etc/alertmanager"
 UID = 65534  # the image's `nobody`
@@ -99,3 +99,45 @@ def service() -> dict[str, Any]:
 
 def objects() -> list[dict[str, Any]]:
     return [config_map(), deployment(), service()]
+
+
+HTTPS_PORT = 443  # PagerDuty's Events API
+SECRET = "fixup-alertmanager"  # page-routing-key, ticket-routing-key (deploy/k8s/README.md)
+
+
+def production_patch() -> list[dict[str, Any]]:
+    """The prod overlay's patch: the ConfigMap with `alertmanager.PRODUCTION_RECEIVERS`, the
+    Secret holding their keys mounted where that config reads them, and the HTTPS egress
+    their notifications need (the base's NetworkPolicy allows none)."""
+    production = alertmanager.config(alertmanager.PRODUCTION_RECEIVERS)
+    secrets_mount = {"name": "secrets", "mountPath": alertmanager.SECRETS_DIR, "readOnly": True}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": NAME},
+            "data": {"alertmanager.yml": alertmanager.render(production)},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": NAME},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [{"name": NAME, "volumeMounts": [secrets_mount]}],
+                        "volumes": [{"name": "secrets", "secret": {"secretName": SECRET}}],
+                    }
+                }
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": NAME},
+            "spec": {
+                "policyTypes": ["Ingress", "Egress"],
+                "egress": [{"ports": [{"protocol": "TCP", "port": HTTPS_PORT}]}],
+            },
+        },
+    ]

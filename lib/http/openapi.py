@@ -35,6 +35,15 @@ from lib.http.openapi_io import Form, Header, binary_content, path_schema, tag_o
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
+# every document's licence (the repository's LICENSE) and whom to contact (SECURITY.md says
+# how to report a vulnerability); a team that ships its fork sets its own here
+LICENSE = {"name": "MIT", "identifier": "MIT"}
+CONTACT = {
+    "name": "Fixup maintainers",
+    "email": "security@fixup.example",
+    "url": "https://fixup.example/security",
+}
+
 
 @dataclass
 class Operation:
@@ -292,7 +301,11 @@ def build_spec(app: web.Application, *, service: str, title: str, version: str) 
         title=title,
         version=version,
         openapi_version="3.1.0",
-        info={"description": f"The {service} service of Fixup."},
+        info={
+            "description": f"The {service} service of Fixup.",
+            "license": LICENSE,
+            "contact": CONTACT,
+        },
         servers=[{"url": f"/api/{service}"}],
     )
     spec.components.schema("Problem", PROBLEM_SCHEMA)

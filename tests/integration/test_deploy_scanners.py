@@ -7,6 +7,7 @@ fails), so a green run means something. They need `make scan-deps` (checkov in
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -73,3 +74,22 @@ def test_dclint_fails_a_latest_image(tmp_path: Path) -> None:
     done = deploy_scan.run([binary, "-c", str(ROOT / ".dclintrc.yaml"), str(compose)])
     assert done.returncode != 0
     assert "service-image-require-explicit-tag" in done.stdout, done.stdout
+
+
+def test_deploy_lint_fails_a_prod_render_whose_receiver_has_no_integration(tmp_path: Path) -> None:
+    """A prod overlay without its receivers' patch: the base's receivers carry nothing, so
+    pages would go nowhere; the scan names the overlay and each silent receiver."""
+    overlay = tmp_path / "prod"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {"resources": [os.path.relpath(deploy_scan.OVERLAYS.parent / "base", overlay)]}
+        )
+    )
+    try:
+        done = deploy_scan.receivers([overlay])
+    except deploy_scan.Missing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    assert done.returncode == 1
+    assert "prod: alertmanager: receiver 'page' has no integration" in done.stdout
+    assert "prod: alertmanager: receiver 'ticket' has no integration" in done.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,3 +141,18 @@ def test_alertmanager_config_is_valid_and_routes_each_severity_to_its_receiver()
             "service=users",
         )
         assert routed.strip() == severity
+
+
+def test_the_production_receivers_are_valid_and_each_has_an_integration(tmp_path: Path) -> None:
+    """The prod overlay's config (tools/k8s_alertmanager.py): amtool accepts it (the routing
+    keys are read from files, so none is inline) and no receiver is silent."""
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(alertmanager.render(alertmanager.config(alertmanager.PRODUCTION_RECEIVERS)))
+    assert "SUCCESS" in amtool("check-config", str(path))
+    document = yaml.safe_load(path.read_text())
+    for receiver in document["receivers"]:
+        configs = [v for k, v in receiver.items() if k.endswith("_configs")]
+        assert configs, receiver
+        assert all(configs), receiver
+        for config in (c for entries in configs for c in entries):
+            assert not {"routing_key", "service_key", "url"} & set(config), config

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from tools import deploy_scan
 from tools.generated import ROOT
 
 
@@ -52,3 +53,24 @@ def test_every_zizmor_ignore_says_why() -> None:
     comments = "".join(line for line in config.read_text().splitlines() if line.startswith("#"))
     for rule in rules:
         assert f"- {rule} (" in comments, f"{rule}: ignored without a reason"
+
+
+def test_a_receiver_with_one_empty_integration_list_is_silent() -> None:
+    """`pagerduty_configs: []` is no integration either; one entry anywhere is."""
+    document = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "alertmanager"},
+        "data": {
+            "alertmanager.yml": yaml.safe_dump(
+                {
+                    "receivers": [
+                        {"name": "page", "pagerduty_configs": []},
+                        {"name": "ticket", "webhook_configs": [{"url": "http://x.invalid/"}]},
+                    ]
+                }
+            )
+        },
+    }
+    assert deploy_scan.silent_receivers(yaml.safe_dump(document)) == [
+        "alertmanager: receiver 'page'"
+    ]

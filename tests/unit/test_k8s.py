@@ -78,14 +78,20 @@ def test_overlay_renders_and_validates(overlay: str, tmp_path: Path) -> None:
     assert images == {"fixup:dev" if overlay == "dev" else "registry.invalid/fixup:set-at-release"}
     (pages,) = docs[("Deployment", k8s_pages.PAGES)]["spec"]["template"]["spec"]["containers"]
     assert pages["image"] == k8s_pages.PAGES_IMAGE
-    # Alertmanager's config is the committed file, and its Service where Compose has it
+    # Alertmanager's config is the committed file (prod: with its receivers' integrations),
+    # and its Service where Compose has it
     (am,) = docs[("Deployment", k8s_alertmanager.NAME)]["spec"]["template"]["spec"]["containers"]
     assert (
         am["image"]
         == yaml.safe_load(compose.COMPOSE_FILE.read_text())["services"]["alertmanager"]["image"]
     )
     am_conf = docs[("ConfigMap", k8s_alertmanager.NAME)]["data"]["alertmanager.yml"]
-    assert am_conf == alertmanager.CONFIG_FILE.read_text()
+    expected = (
+        alertmanager.render(alertmanager.config(alertmanager.PRODUCTION_RECEIVERS))
+        if overlay == "prod"
+        else alertmanager.CONFIG_FILE.read_text()
+    )
+    assert am_conf == expected
     (port,) = docs[("Service", k8s_alertmanager.NAME)]["spec"]["ports"]
     assert f"alertmanager:{port['port']}" in prometheus.COMPOSE_FILE.read_text()
     assert (

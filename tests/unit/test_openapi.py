@@ -22,7 +22,7 @@ from lib.errors import ValidationFailed
 from lib.http.etag import if_match_version
 from lib.http.jsonio import json_response
 from lib.http.listing import ListQuery
-from lib.http.openapi import build_spec, operation
+from lib.http.openapi import CONTACT, build_spec, operation
 from lib.http.openapi_bodies import PROBLEM_SCHEMA
 from lib.http.openapi_io import Form, Header
 
@@ -116,6 +116,8 @@ def test_spec_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
         "title": "Things API",
         "version": "2.1.0",
         "description": "The things service of Fixup.",
+        "license": {"name": "MIT", "identifier": "MIT"},  # the repository's LICENSE
+        "contact": CONTACT,  # SECURITY.md's address
     }
     assert spec["servers"] == [{"url": "/api/things"}]
 

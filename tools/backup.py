@@ -17,6 +17,7 @@ from tools.backup_metrics import write_metrics
 from tools.backup_servers import load
 from tools.backup_settings import BackupSettings
 from tools.db_servers import ServerError, run
+from tools.locks import LockBusy, file_lock
 
 BACKUP_TIMEOUT = 3600.0  # s: a backup of a large cluster takes long; never unbounded
 
@@ -51,8 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = BackupSettings.from_env()
     try:
-        for line in backup(settings, args.type):
-            print(line)
+        with file_lock("backup"):  # one backup at a time (pgBackRest locks its stanza too)
+            for line in backup(settings, args.type):
+                print(line)
+    except LockBusy as exc:
+        print(f"backup: {exc}", file=sys.stderr)
+        return 2
     except ServerError as exc:
         print(f"backup failed: {exc}", file=sys.stderr)
         return 1

@@ -52,6 +52,7 @@ from tools.ha_postgres import (
     wait_until,
 )
 from tools.local_servers import StartError
+from tools.locks import LockBusy, file_lock
 
 # the first write after a fault: the leader key's TTL, an election, HAProxy's checks
 RECOVERY_LIMIT = 3 * TTL + 15
@@ -299,7 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(known)}")
         return 2
     print(f"route to the primary: {args.route}", flush=True)
-    results = run(args.var, faults, args.route)
+    try:
+        with file_lock("failover-drill"):  # two drills would share var/failover-drill
+            results = run(args.var, faults, args.route)
+    except LockBusy as exc:
+        print(f"failover drill: {exc}", file=sys.stderr)
+        return 2
     return 0 if all(r.passed for r in results) else 1
 
 

@@ -28,6 +28,7 @@ from tools import ha_redis
 from tools.ha_postgres import MEMBERS, PORTS_NEEDED, PgLayout, layout_from, start, start_member
 from tools.ha_redis import RedisLayout, redis_layout_from, start_redis
 from tools.local_servers import StartError, listening
+from tools.locks import LockBusy, file_lock
 
 BASE_PORT = 7400  # make run ha=1: etcd 7400-7402 / 7403-7405, PostgreSQL 7406-7408,
 # Patroni REST 7409-7411, HAProxy (the primary) 7412; Redis 7413-7414, Sentinels 7415-7417
@@ -163,6 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--free-ports", action="store_true")
     parser.add_argument("--only", choices=PARTS, help="start one part of the tier")
     args = parser.parse_args(argv)
+    try:
+        with file_lock("ha-tier", folder=args.var / "locks"):  # one up or down at a time
+            return command(args)
+    except LockBusy as exc:
+        print(f"ha tier: {exc}", file=sys.stderr)
+        return 2
+
+
+def command(args: argparse.Namespace) -> int:
     if args.command == "down":
         print(f"ha tier: {down(args.var)} process groups stopped", file=sys.stderr)
         return 0

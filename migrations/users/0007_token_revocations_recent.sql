@@ -4,5 +4,7 @@
 -- token life to put them back into a Redis that lost them (ADR 0010).
 -- transactional: false
 
+DROP INDEX CONCURRENTLY IF EXISTS token_revocations_not_before_idx;
+
 CREATE INDEX CONCURRENTLY IF NOT EXISTS token_revocations_not_before_idx
     ON token_revocations (not_before);

@@ -121,9 +121,10 @@ def test_driver_must_fit_engine(tmp_path: Path) -> None:
 
 
 def test_an_unknown_model_type_is_named(tmp_path: Path) -> None:
-    options = "{driver: psycopg, model_type: pydantic}"
+    options = "{driver: psycopg, model_type: marshmallow}"
     root = project(tmp_path, "-- name: Q :many\nSELECT id FROM t;\n", options=options)
-    with pytest.raises(sqlc.SqlcError, match="model_type is 'pydantic'; known: dataclass, msgspec"):
+    known = "known: dataclass, msgspec, attrs, pydantic"
+    with pytest.raises(sqlc.SqlcError, match=f"model_type is 'marshmallow'; {known}"):
         sqlc.run_sqlc(root)
     assert not (root / "out").exists()
 

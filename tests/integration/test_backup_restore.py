@@ -5,6 +5,7 @@ every refusal, each one line naming its reason with nothing restored."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -22,6 +23,8 @@ from tools.backup_settings import BackupSettings
 from tools.databases import DATABASES
 from tools.db_servers import START_MARGIN
 from tools.restore import Refused
+
+RULES = Path(__file__).resolve().parents[2] / "observability" / "prometheus" / "rules"
 
 ACCOUNT = "00000000-0000-4000-8000-0000000000{:02d}"
 
@@ -191,6 +194,19 @@ def test_mariadb_restores_to_the_point_in_time(archived: BackupSettings) -> None
         assert done.migrations.startswith("3 of 3 migrations applied"), done.migrations
     finally:
         restore.discard(done.home)
+
+
+def test_the_exporter_exports_what_the_rules_name_before_any_backup(
+    empty: BackupSettings,
+) -> None:
+    """From start-up, before a backup or an archived segment exists: a rule on a series that
+    appears only with its first event could not fire on it (tests/e2e/test_metrics_from_startup)."""
+    text = backup_exporter.scrape(empty)
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+    rules = "".join(path.read_text() for path in RULES.glob("*.yml"))
+    named = set(re.findall(r"\b(fixup_(?:backup|wal)_[a-z_]+)", rules))
+    assert named, "the backup alerts name no series of the exporter"
+    assert named <= names, named - names
 
 
 def test_the_exporter_reads_the_backups_and_the_archiver(archived: BackupSettings) -> None:

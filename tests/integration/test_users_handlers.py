@@ -21,12 +21,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from lib.auth.principal import Principal, Role
 from lib.auth.tokens import generate_keypair
 from lib.db.pool import Database, connect
-from lib.http.keys import REVOCATIONS
+from lib.http.keys import REVOCATIONS, SETTINGS
 from lib.pb.point import UserListRequest
 from services.departments.app import create_app as departments_app
 from services.points.db import points as points_q
@@ -367,6 +368,12 @@ async def test_delete_scrubs_revokes_and_removes_the_picture(
             who,
         )
     me = auth(user_id)
+    deleted = {"service": client.app[SETTINGS].service, "reason": "account_deleted"}
+
+    def revocations_counted() -> float:  # users_revocations_total, the service's own label
+        return REGISTRY.get_sample_value("users_revocations_total", deleted) or 0.0
+
+    counted = revocations_counted()
     resp = await client.delete("/v1/users/me", headers={**me, "If-Match": '"2"'})
     assert resp.status == 412
     assert (await resp.json())["detail"] == (
@@ -375,6 +382,7 @@ async def test_delete_scrubs_revokes_and_removes_the_picture(
     resp = await client.delete("/v1/users/me", headers={**me, "If-Match": '"1"'})
     assert resp.status == 204
     assert await resp.read() == b""
+    assert revocations_counted() == counted + 1
     row = await fetch_row(users_dsn, "SELECT * FROM users WHERE id=$1", user_id)
     assert (row["first_name"], row["department_id"], row["picture_key"]) == ("Deleted", None, None)
     assert row["deleted_at"] is not None

@@ -106,6 +106,9 @@ async def start_drill(
     points, points_env = await start_points(dsn("points"), tmp / "points.log")
     grpc = f"127.0.0.1:{points_env['POINTS_GRPC_PORT']}"
     peers = {f"{name.upper()}_URL": f"{gateway.url}/api/{name}" for name in names}
+    # users' durable revocation record: what a verifier asks while Redis cannot tell it
+    # (unreachable, or emptied: ADR 0028)
+    peers["REVOCATION_RECORD_URL"] = f"{gateway.url}/api/users"
     wiring = {  # names services on purpose: each is wired to its own dependencies
         "users": {"STORAGE_DIR": str(tmp / "storage")},
         "orders": {

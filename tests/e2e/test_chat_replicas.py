@@ -15,8 +15,11 @@ from typing import Any
 
 import aiohttp
 import orjson
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from lib.auth.revocation import HASH_NAME, MARKER
+from lib.config import ServiceSettings
 from services.catalog.app import create_app as catalog_app
 from services.orders.app import create_app as orders_app
 from tests.e2e.gateway_stack import Gateway, require_nginx
@@ -49,6 +52,21 @@ async def metric(url: str, name: str) -> float:
             if sample.name == name:
                 return float(sample.value)
     return 0.0
+
+
+# chat's REVOCATION_PREFIX: the default (chat_env sets none)
+REVOCATION_PREFIX = ServiceSettings.model_fields["revocation_prefix"].default
+
+
+def no_revocations(url: str) -> None:
+    """What users does on a Redis that holds no revocation and has none to restore: mark
+    the hash intact (ADR 0028). No users runs here, and without the marker every verifier
+    would ask the (absent) record."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.hset(f"{REVOCATION_PREFIX}{HASH_NAME}", MARKER, "no-users-here")
+    finally:
+        client.close()
 
 
 def chat_env(dsn: str, port: int, redis_url: str, orders_port: int, prefix: str) -> dict[str, str]:
@@ -87,15 +105,16 @@ async def replicas(
     world = await make_world(
         await aiohttp_client(catalog_server), await aiohttp_client(orders_server)
     )
-    redis = RedisServer()
-    redis.start()
+    redis_server = RedisServer()
+    redis_server.start()
+    no_revocations(redis_server.url)
     dsn, prefix = migrated_db("chat"), f"fixup:e2e:{free_port()}:chat:"
     a = b = None
     gateway = None
     try:
         a, b = (
             ServiceProcess(
-                chat_env(dsn, free_port(), redis.url, orders_server.port, prefix),
+                chat_env(dsn, free_port(), redis_server.url, orders_server.port, prefix),
                 tmp / f"chat-{name}.log",
                 name="chat",
             )
@@ -110,14 +129,14 @@ async def replicas(
         upstreams["chat"] = [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]
         (tmp / "docs").mkdir()
         gateway = await Gateway(tmp, upstreams, tmp / "docs").start()
-        yield Replicas(a, b, gateway, redis, world)
+        yield Replicas(a, b, gateway, redis_server, world)
     finally:
         if gateway is not None:
             gateway.stop()
         for service in (a, b):
             if service is not None:
                 service.stop()
-        redis.stop()
+        redis_server.stop()
 
 
 async def next_message(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
@@ -184,6 +203,7 @@ async def test_replicas_share_redis_through_nginx_and_survive_a_redis_restart(
         await eventually(disconnected, "both replicas noticed Redis is gone")
         during = await post(http, r.a.url, made, world.customer, "posted while Redis was away")
         r.redis.start()
+        no_revocations(r.redis.url)
 
         async def restored() -> bool:
             return all(

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from lib import registry
+from tests.revocations_intact import RevocationsIntact
 from tests.selection import exercised
 from tests.servers import DatabaseFactory, Servers, ServerUnavailableError, resolve_servers, run_id
 from tools import migrate
@@ -41,7 +42,8 @@ def servers() -> Iterator[Servers]:
         found = resolve_servers()
     except ServerUnavailableError as exc:
         pytest.fail(f"a real server the tests need is missing:\n{exc}", pytrace=False)
-    yield found
+    with RevocationsIntact(found.redis_url):  # users' marker where no users app runs
+        yield found
     found.stop()
 
 

@@ -56,7 +56,7 @@ test-reliability: install ## the full reliability suite (more fuzz cases, 60 s l
 release-drill: install ## 2 replicas of every HTTP service behind nginx, whole stories under load, every replica replaced in turn + an online migration: failures, p50/p99, invariants (make test runs a bounded one)
 	RELEASE_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_release_drill.py -s -p no:randomly $(PYTEST_ARGS)
 
-revocation-loss: install ## Redis killed, flushed or behind right after revocations, every case (make test runs three): the old token's window per case (ADR 0034)
+revocation-loss: install ## Redis killed, flushed or behind right after revocations, every case (make test runs three): the old token's window per case (ADR 0028)
 	REVOCATION_LOSS_FULL=1 $(VENV)/bin/pytest tests/integration/test_revocation_loss.py -s -p no:randomly $(PYTEST_ARGS)
 
 restore-drill: install ## story load through nginx onto archived servers, T taken mid-run, every database restored to T: acknowledged writes, invariants, the outbox's exactly-once award, RPO/RTO (make test runs a bounded one)

@@ -212,3 +212,11 @@ def env(**values: str) -> Iterator[None]:
 
 def engine(dsn: str) -> str:
     return engine_of(dsn)
+
+
+def pooler_settings() -> dict[str, str]:
+    """A service's settings for PgBouncer when the run goes through one (`make
+    test-pgbouncer`: tools/pgbouncer.py sets TEST_PGBOUNCER_ADDR): every app a test builds
+    then reaches PostgreSQL through it in transaction mode (ADR 0037); {} otherwise."""
+    address = os.environ.get("TEST_PGBOUNCER_ADDR", "")
+    return {"pooler": "pgbouncer", "pgbouncer_addr": address} if address else {}

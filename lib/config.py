@@ -245,7 +245,7 @@ class ServiceSettings(BaseSettings):
 
 
 def engine_scheme(url: str) -> str:
-    """"postgresql", "mysql" or "" for a database URL's scheme (a driver suffix allowed)."""
+    """ "postgresql", "mysql" or "" for a database URL's scheme (a driver suffix allowed)."""
     scheme = url.split("://", 1)[0].split("+")[0] if "://" in url else ""
     return {"postgres": "postgresql", "mariadb": "mysql"}.get(scheme, scheme)
 

@@ -201,10 +201,12 @@ def free_listen() -> str:
 
 
 @contextmanager
-def running(server: str, var: Path, listen: str | None = None, **options: int) -> Iterator[str]:
+def running(
+    server: str, var: Path, listen: str | None = None, pool_size: int = DEFAULT_POOL_SIZE
+) -> Iterator[str]:
     """A PgBouncer in front of `server` for the block; -> its host:port."""
     address = listen or free_listen()
-    bouncer = Bouncer(address, server, home_of(var, address), **options)
+    bouncer = Bouncer(address, server, home_of(var, address), pool_size=pool_size)
     start(bouncer)
     try:
         yield address

@@ -73,8 +73,7 @@ def test_the_services_integration_tests_pass_through_pgbouncer(
         "TEST_REDIS_URL": servers.redis_url,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
-        + list(THROUGH_POOLER),
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *THROUGH_POOLER],
         cwd=ROOT,
         env=nested_env,
         capture_output=True,

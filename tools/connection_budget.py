@@ -56,7 +56,7 @@ def demands(services: tuple[Microservice, ...]) -> dict[Engine, list[Demand]]:
             service.replicas * settings.workers,
             settings.db_pool_max,
             service.database,
-            settings.pooled,
+            pooled=bool(settings.pooler) and service.engine == "postgresql",
         )
         found.setdefault(service.engine, []).append(demand)
     return found

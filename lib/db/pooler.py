@@ -28,25 +28,39 @@ Pooler = Literal["", "pgbouncer"]
 
 # what a statement leaves on the server connection after its transaction, by name
 SESSION_STATE: dict[str, re.Pattern[str]] = {
-    "a session advisory lock (pg_advisory_lock)": re.compile(
-        r"\bpg_(try_)?advisory_lock(_shared)?\s*\(", re.IGNORECASE
+    "a session advisory lock (pg_advisory_lock; pg_advisory_xact_lock is the pooled form)": (
+        re.compile(r"\bpg_(try_)?advisory_lock(_shared)?\s*\(", re.IGNORECASE)
     ),
-    "SET outside a transaction (SET without LOCAL)": re.compile(
-        r"(^|;)\s*SET\s+(?!LOCAL\b)(SESSION\s+)?[a-z_.]+\s*(=|TO\b)", re.IGNORECASE | re.MULTILINE
+    "SET without LOCAL (a session setting; SET LOCAL is the pooled form)": re.compile(
+        r"^\s*SET\s+(?!LOCAL\b|TRANSACTION\b)", re.IGNORECASE
     ),
-    "set_config(..., false), a session setting": re.compile(
-        r"\bset_config\s*\([^)]*,\s*false\s*\)", re.IGNORECASE
+    "set_config(..., false) (a session setting)": re.compile(
+        r"\bset_config\s*\([^;]*,\s*false\s*\)", re.IGNORECASE
     ),
-    "LISTEN": re.compile(r"(^|;)\s*(UN)?LISTEN\b", re.IGNORECASE | re.MULTILINE),
+    "LISTEN": re.compile(r"^\s*LISTEN\b", re.IGNORECASE),
     "a temporary table": re.compile(r"\bCREATE\s+(GLOBAL\s+|LOCAL\s+)?TEMP(ORARY)?\b", re.I),
-    "a prepared statement (PREPARE)": re.compile(r"(^|;)\s*PREPARE\s+\w+", re.I | re.M),
+    "PREPARE (a named prepared statement)": re.compile(r"^\s*PREPARE\s+\w+", re.I),
     "a cursor WITH HOLD": re.compile(r"\bWITH\s+HOLD\b", re.IGNORECASE),
 }
 
 
+def _statements(sql: str) -> list[str]:
+    """`sql`'s statements, comments out (a line's `-- ...`)."""
+    text = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return [statement for statement in text.split(";") if statement.strip()]
+
+
 def session_state(sql: str) -> list[str]:
-    """What `sql` would leave on a pooled server connection, by name; [] when nothing."""
-    return [name for name, pattern in SESSION_STATE.items() if pattern.search(sql)]
+    """What `sql` (one or more statements) would leave on a pooled server connection, by
+    name; [] when nothing."""
+    found: list[str] = []
+    for statement in _statements(sql):
+        found += [
+            name
+            for name, pattern in SESSION_STATE.items()
+            if pattern.search(statement) and name not in found
+        ]
+    return found
 
 
 def through(dsn: str, address: str) -> str:

@@ -36,7 +36,7 @@ from tools import local_servers
 DEFAULT_LISTEN = "127.0.0.1:6432"
 DEFAULT_SERVER = "127.0.0.1:5432"
 # server connections per database and user: what PostgreSQL sees, whatever the clients
-DEFAULT_POOL_SIZE = 20
+DEFAULT_POOL_SIZE = 10
 # client connections PgBouncer accepts (every replica's pool together)
 MAX_CLIENT_CONN = 2000
 START_TIMEOUT = local_servers.START_TIMEOUT

@@ -39,7 +39,7 @@ def service_settings(cls: type[S], service: str, dsn: str, **overrides: Any) -> 
         # the revocation record (Redis away): the discard port unless a test runs users,
         # never the users of a `make run` on this machine
         "revocation_record_url": "http://127.0.0.1:9",
-        **pooler_settings(),  # make test-pgbouncer: through PgBouncer
+        **pooler_settings(dsn),  # make test-pgbouncer: through PgBouncer
         **overrides,
     }
     return cls.model_validate(values)

@@ -30,6 +30,9 @@ from tests.integration.auth_support import Bearer, settings_for
 from tests.servers import Servers
 from tools import pgbouncer
 
+# what `make test svc=` selects it for (tests/selection.py): the nested run's services
+EXERCISES = ("departments", "users", "orders", "catalog")
+
 ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / "var"
 SERVER_POOL = 2  # PgBouncer's server connections per database in this module

@@ -53,7 +53,7 @@ def users_settings(dsn: str, **extra: Any) -> UsersSettings:
             "rate_limit_user_rate": 1e6,
             "rate_limit_user_burst": 10**6,
             "cors_allow_origins": ["https://app.fixup.test"],
-            **pooler_settings(),  # make test-pgbouncer: through PgBouncer
+            **pooler_settings(dsn),  # make test-pgbouncer: through PgBouncer
             **extra,
         }
     )

@@ -10,9 +10,10 @@ log and pid under `var/pgbouncer-<port>/`, every database name forwarded to the 
 `--server` (a `*` fallback entry), the user the client names (auth_type trust: a loopback
 tool for development and tests, like the local servers' own trust). The machine's own
 PostgreSQL is only connected to, never reconfigured. `run` starts one on a free port when
-`--listen` is not given, runs COMMAND with `PGBOUNCER_ADDR` and `TEST_PGBOUNCER_ADDR` set,
-and stops it: what `make test-pgbouncer` uses. Standard library only (like
-tools/local_servers.py, whose waiting and stopping it shares).
+`--listen` is not given, sized for a test run (TEST_* below: small pools, idle server
+connections closed after 3 s, 40 at most), runs COMMAND with `PGBOUNCER_ADDR` and
+`TEST_PGBOUNCER_ADDR` set, and stops it: what `make test-pgbouncer` uses. Standard library
+only, like tools/local_servers.py, whose checks it shares.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ DEFAULT_SERVER = "127.0.0.1:5432"
 DEFAULT_POOL_SIZE = 10
 # client connections PgBouncer accepts (every replica's pool together)
 MAX_CLIENT_CONN = 2000
+# seconds an idle server connection is kept (PgBouncer's default: 600)
+IDLE_TIMEOUT = 60
+# a test run makes a database per module: its pools' idle server connections are closed
+# soon, and all of them together stay within this many (max_user_connections), so a run
+# beside others on one server leaves them room under max_connections
+TEST_POOL_SIZE = 5
+TEST_IDLE_TIMEOUT = 3
+TEST_MAX_SERVER_CONN = 40
 START_TIMEOUT = local_servers.START_TIMEOUT
 STOP_TIMEOUT = local_servers.STOP_TIMEOUT
 USERS = ("postgres",)
@@ -77,6 +86,8 @@ class Bouncer:
     home: Path
     pool_size: int = DEFAULT_POOL_SIZE
     max_client_conn: int = MAX_CLIENT_CONN
+    idle_timeout: int = IDLE_TIMEOUT
+    max_server_conn: int = 0  # every database together (max_user_connections); 0: no cap
     users: tuple[str, ...] = USERS
 
     @property
@@ -109,6 +120,8 @@ class Bouncer:
                 "pool_mode = transaction",
                 f"default_pool_size = {self.pool_size}",
                 f"max_client_conn = {self.max_client_conn}",
+                f"max_user_connections = {self.max_server_conn}",
+                f"server_idle_timeout = {self.idle_timeout}",
                 # a server connection goes back clean: nothing a transaction left behind
                 "server_reset_query =",
                 "server_check_delay = 1",
@@ -202,11 +215,24 @@ def free_listen() -> str:
 
 @contextmanager
 def running(
-    server: str, var: Path, listen: str | None = None, pool_size: int = DEFAULT_POOL_SIZE
+    server: str,
+    var: Path,
+    listen: str | None = None,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    idle_timeout: int = IDLE_TIMEOUT,
+    max_server_conn: int = 0,
 ) -> Iterator[str]:
     """A PgBouncer in front of `server` for the block; -> its host:port."""
     address = listen or free_listen()
-    bouncer = Bouncer(address, server, home_of(var, address), pool_size=pool_size)
+    bouncer = Bouncer(
+        address,
+        server,
+        home_of(var, address),
+        pool_size=pool_size,
+        idle_timeout=idle_timeout,
+        max_server_conn=max_server_conn,
+    )
     start(bouncer)
     try:
         yield address
@@ -222,13 +248,21 @@ def main(argv: list[str] | None = None) -> int:
         "--server", default=server_of_tests(), help="PostgreSQL's host:port (TEST_PG_DSN's)"
     )
     parser.add_argument("--var", type=Path, default=Path("var"))
-    parser.add_argument("--pool-size", type=int, default=DEFAULT_POOL_SIZE)
+    parser.add_argument("--pool-size", type=int, default=None, help="per database")
     given = sys.argv[1:] if argv is None else argv
     split = given.index("--") if "--" in given else len(given)
     args = parser.parse_args(given[:split])
     command = given[split + 1 :] or ["true"]  # run: what follows "--"
     listen = args.listen or (free_listen() if args.action == "run" else DEFAULT_LISTEN)
-    bouncer = Bouncer(listen, args.server, home_of(args.var, listen), pool_size=args.pool_size)
+    testing = args.action == "run"  # a test run: a database per module (TEST_* above)
+    bouncer = Bouncer(
+        listen,
+        args.server,
+        home_of(args.var, listen),
+        pool_size=args.pool_size or (TEST_POOL_SIZE if testing else DEFAULT_POOL_SIZE),
+        idle_timeout=TEST_IDLE_TIMEOUT if testing else IDLE_TIMEOUT,
+        max_server_conn=TEST_MAX_SERVER_CONN if testing else 0,
+    )
     try:
         if args.action == "up":
             start(bouncer)

@@ -21,14 +21,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import psycopg
 import pytest
 
 from lib.config import ConfigError, load_settings
+from lib.db.pooler import pool_options, through
 from services.departments.app import create_app
 from services.departments.settings import DepartmentsSettings
 from tests.integration.auth_support import Bearer, settings_for
 from tests.servers import Servers
 from tools import pgbouncer
+from tools.dbadmin import psycopg_dsn
 
 # what `make test svc=` selects it for (tests/selection.py): the nested run's services
 EXERCISES = ("departments", "users", "orders", "catalog")
@@ -59,7 +62,13 @@ def server_of(dsn: str) -> str:
 def bouncer(servers: Servers) -> Iterator[str]:
     """host:port of a PgBouncer in transaction mode in front of the run's PostgreSQL."""
     try:
-        with pgbouncer.running(server_of(servers.pg_dsn), VAR, pool_size=SERVER_POOL) as address:
+        with pgbouncer.running(
+            server_of(servers.pg_dsn),
+            VAR,
+            pool_size=SERVER_POOL,
+            idle_timeout=pgbouncer.TEST_IDLE_TIMEOUT,
+            max_server_conn=pgbouncer.TEST_MAX_SERVER_CONN,
+        ) as address:
             yield address
     except pgbouncer.StartError as exc:
         pytest.fail(f"PgBouncer is needed here: {exc}", pytrace=False)
@@ -167,3 +176,51 @@ def test_the_pooler_changes_only_where_the_pool_connects(tmp_path: Path) -> None
     assert direct.port != 6543  # the tools (migrations, seed) keep the direct address
     env_file.write_text("POOLER=\n")
     assert load_settings(DepartmentsSettings, "departments", env_file).pool_url == direct.geturl()
+
+
+async def test_asyncpgs_statement_cache_breaks_there_and_the_pool_turns_it_off(
+    departments_dsn: str, bouncer: str
+) -> None:
+    """Why POOLER=pgbouncer turns the cache off: a statement asyncpg named and cached on one
+    server connection is asked for on another once a second client holds the first."""
+    pooled = through(departments_dsn, bouncer)
+    for options, fails in (({}, True), (pool_options("pgbouncer"), False)):
+        first = await asyncpg.connect(pooled, **options)
+        second = await asyncpg.connect(pooled, **options)
+        try:
+            assert await first.fetchval("SELECT count(*) FROM departments") is not None
+            async with second.transaction():  # holds the server `first` prepared on
+                await second.fetchval("SELECT 1")
+                if fails:
+                    with pytest.raises(asyncpg.InvalidSQLStatementNameError, match="pgbouncer"):
+                        await first.fetchval("SELECT count(*) FROM departments")
+                else:
+                    assert await first.fetchval("SELECT count(*) FROM departments") is not None
+        finally:
+            await first.close()
+            await second.close()
+
+
+def test_psycopg_through_pgbouncer_needs_prepare_threshold_none(
+    departments_dsn: str, bouncer: str
+) -> None:
+    """psycopg (the tools' driver, and the plugin's psycopg output) prepares a query once
+    it ran `prepare_threshold` times (5): through PgBouncer 1.18 the next server connection
+    lacks it. A psycopg user connects with prepare_threshold=None there (the repository's
+    own tools keep the direct address)."""
+    pooled = psycopg_dsn(through(departments_dsn, bouncer))
+    query = "SELECT count(*) FROM departments WHERE name <> %s"
+    for threshold, fails in ((5, True), (None, False)):
+        with (
+            psycopg.connect(pooled, autocommit=True, prepare_threshold=threshold) as first,
+            psycopg.connect(pooled, autocommit=True, prepare_threshold=threshold) as second,
+        ):
+            for _ in range(6):  # the 6th prepares it, on the server connection it got
+                assert first.execute(query, ("x",)).fetchone() is not None
+            with second.transaction():  # holds that server connection
+                second.execute("SELECT 1")
+                if fails:
+                    with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+                        first.execute(query, ("x",))
+                else:
+                    assert first.execute(query, ("x",)).fetchone() is not None

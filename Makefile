@@ -47,6 +47,12 @@ else
 	  $(VENV)/bin/pytest $(PYTEST_ARGS)
 endif
 
+# the PostgreSQL services' integration tests (make test runs a few: tests/integration/test_pgbouncer.py)
+PG_INTEGRATION = $(sort $(wildcard $(foreach p,departments users catalog orders chat list access conditional after_commit constraints revocation token,tests/integration/test_$(p)*.py)))
+test-pgbouncer: install ## the PostgreSQL services' integration tests with every app's pool through a PgBouncer in transaction mode (ADR 0037)
+	@$(PY) -m tools.local_servers up --tests && trap '$(PY) -m tools.local_servers down' EXIT && \
+	  $(PY) -m tools.pgbouncer run -- $(VENV)/bin/pytest $(PG_INTEGRATION) $(PYTEST_ARGS)
+
 test-fast: install ## unit + codegen tests that need no server (about a minute, installs nothing beyond .venv)
 	$(VENV)/bin/pytest tests/unit tests/codegen --no-servers $(PYTEST_ARGS)
 
@@ -130,6 +136,11 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/psycopg tests/codegen/psycopg_sync tests/codegen/pydantic tests/codegen/attrs tests/codegen/mysql tests/codegen/patch_pg
 	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/psycopg tests/codegen/psycopg_sync tests/codegen/pydantic tests/codegen/attrs tests/codegen/mysql tests/codegen/patch_pg
 
+# POOLER=pgbouncer make run: the services' pools through a PgBouncer of the run's own at
+# PGBOUNCER_ADDR, in transaction mode (tools/pgbouncer.py, ADR 0037)
+PGBOUNCER_LISTEN = $(or $(PGBOUNCER_ADDR),127.0.0.1:6432)
+PGBOUNCER_UP = $(if $(filter pgbouncer,$(POOLER)),$(PY) -m tools.pgbouncer up --listen $(PGBOUNCER_LISTEN) &&)
+PGBOUNCER_DOWN = $(if $(filter pgbouncer,$(POOLER)),$(PY) -m tools.pgbouncer down --listen $(PGBOUNCER_LISTEN);)
 # make run backups=1: the services' <DB>_DATABASE_URL point at the archived servers
 ARCHIVED = $(if $(backups),set -a && . var/db/backups.env && set +a &&)
 run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service; backups=1: on the archived servers of make backup-servers
@@ -139,7 +150,8 @@ run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
 	@# nothing listening at a configured database or Redis address: ours, stopped again on exit
-	@$(ARCHIVED) $(PY) -m tools.local_servers up && trap '$(PY) -m tools.local_servers down' EXIT && \
+	@$(ARCHIVED) $(PY) -m tools.local_servers up && \
+	  trap '$(PGBOUNCER_DOWN) $(PY) -m tools.local_servers down' EXIT && $(PGBOUNCER_UP) \
 	  { $(PY) -m tools.connection_budget $(if $(replicas),--replicas $(replicas)) || \
 	    echo "note: under full load the pools above may meet 'too many clients' (503s)"; } && \
 	  $(PY) -m tools.seed --local-dev && \

@@ -55,6 +55,7 @@ BENCHES: dict[str, list[str]] = {
     "chat_fanout": ["bench/chat_fanout.py"],
     "tracing_overhead": ["bench/tracing_overhead.py"],
     "orders_flow": ["bench/orders_flow.py"],
+    "pgbouncer": ["bench/pgbouncer.py"],  # POOLER=pgbouncer's cost (ADR 0037)
 }
 JSON_OUT = {
     *("data_access", "http_frameworks", "http_instructions", "http_instructions_c16"),

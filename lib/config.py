@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from lib import registry
+from lib.db.pooler import Pooler, through
 from lib.redact import secret_params
 
 
@@ -73,6 +74,11 @@ class ServiceSettings(BaseSettings):
     # bounded by DB_CONNECT_TIMEOUT (a black-holed server)
     db_connect_wait: float = Field(0.0, ge=0)
     db_connect_timeout: float = Field(10.0, gt=0, le=300)
+    # PostgreSQL through PgBouncer in transaction mode (lib/db/pooler.py, ADR 0037): the
+    # pool connects to PGBOUNCER_ADDR (host:port; the URL's database, user and password)
+    # instead of DATABASE_URL's host:port, which the tools (migrations, seed) keep using
+    pooler: Pooler = ""
+    pgbouncer_addr: str = "127.0.0.1:6432"
     redis_url: str = ""
     # Redis through Sentinel (lib/redis_client.py; wins over REDIS_URL): host:port of each
     # Sentinel, the master's name they monitor, the bound of one question to a Sentinel
@@ -183,6 +189,12 @@ class ServiceSettings(BaseSettings):
         secret_params(value)  # raises on a name that is not one
         return value
 
+    @field_validator("pgbouncer_addr")
+    @classmethod
+    def _pgbouncer_addr(cls, value: str) -> str:
+        sentinel_address(value)
+        return value
+
     @field_validator("redis_sentinels")
     @classmethod
     def _sentinels(cls, value: list[str]) -> list[str]:
@@ -206,13 +218,36 @@ class ServiceSettings(BaseSettings):
                 "WORKERS > 1 needs REDIS_URL or REDIS_SENTINELS"
                 " (rate limits and fan-out are shared)"
             )
+        if self.pooled and self.db_pool_reset:
+            raise ValueError(
+                "POOLER=pgbouncer needs DB_POOL_RESET=false: in transaction mode each"
+                " transaction may get another server connection, so session state (SET,"
+                " LISTEN, temporary tables, session advisory locks) cannot be kept; a service"
+                " that needs it keeps a direct DATABASE_URL (ADR 0037)"
+            )
         return self
+
+    @property
+    def pooled(self) -> bool:
+        """Does this service's pool reach PostgreSQL through the pooler?"""
+        return bool(self.pooler) and engine_scheme(self.database_url) == "postgresql"
+
+    @property
+    def pool_url(self) -> str:
+        """The URL the service's pool opens: DATABASE_URL, or through PGBOUNCER_ADDR."""
+        return through(self.database_url, self.pgbouncer_addr) if self.pooled else self.database_url
 
     def public_key_pem(self) -> str:
         return _key(self.jwt_public_key, self.jwt_public_key_file)
 
     def private_key_pem(self) -> str:
         return _key(self.jwt_private_key, self.jwt_private_key_file)
+
+
+def engine_scheme(url: str) -> str:
+    """ "postgresql", "mysql" or "" for a database URL's scheme (a driver suffix allowed)."""
+    scheme = url.split("://", 1)[0].split("+")[0] if "://" in url else ""
+    return {"postgres": "postgresql", "mariadb": "mysql"}.get(scheme, scheme)
 
 
 def sentinel_address(entry: str) -> tuple[str, int]:

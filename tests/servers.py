@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import redis
@@ -212,3 +213,17 @@ def env(**values: str) -> Iterator[None]:
 
 def engine(dsn: str) -> str:
     return engine_of(dsn)
+
+
+def pooler_settings(dsn: str) -> dict[str, str]:
+    """A service's settings for PgBouncer when the run goes through one (`make
+    test-pgbouncer`: tools/pgbouncer.py sets TEST_PGBOUNCER_ADDR): an app a test builds on
+    the run's PostgreSQL then reaches it through PgBouncer in transaction mode (ADR 0037);
+    {} otherwise, and for a `dsn` a test routes through a proxy of its own (what a lost
+    connection does is tested on that route)."""
+    address = os.environ.get("TEST_PGBOUNCER_ADDR", "")
+    server, given = urlsplit(os.environ.get("TEST_PG_DSN") or LOCAL_PG), urlsplit(dsn)
+    on_the_server = (given.hostname, given.port or 5432) == (server.hostname, server.port or 5432)
+    if not address or not on_the_server:
+        return {}
+    return {"pooler": "pgbouncer", "pgbouncer_addr": address}

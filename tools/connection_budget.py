@@ -8,6 +8,10 @@ plus the connections an operator needs beside them (migrations, the seed, a psql
 and the ones the server keeps for superusers. `make run` checks it before it starts
 anything; past the limit the answer is fewer or smaller pools, or a pooler in front of
 PostgreSQL (docs/operations.md), never a service that meets "too many clients" under load.
+
+With `POOLER=pgbouncer` (ADR 0037) a service's pools are PgBouncer's clients: PostgreSQL then
+sees PgBouncer's `default_pool_size` per database, and the pools together must fit its
+`max_client_conn` instead.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from lib.config import ServiceSettings, load_settings
 from lib.registry import Engine, Microservice
 from tools.databases import get_database, with_database
 from tools.dbadmin import mysql_connect, psycopg_dsn
+from tools.pgbouncer import DEFAULT_POOL_SIZE, MAX_CLIENT_CONN
 
 # connections kept free for an operator beside the services: a migration, the seed, a psql
 MARGIN = 5
@@ -33,6 +38,8 @@ class Demand:
     service: str
     processes: int  # replicas x workers
     pool_max: int
+    database: str = ""
+    pooled: bool = False  # through PgBouncer (POOLER=pgbouncer)
 
     @property
     def connections(self) -> int:
@@ -44,22 +51,53 @@ def demands(services: tuple[Microservice, ...]) -> dict[Engine, list[Demand]]:
     found: dict[Engine, list[Demand]] = {}
     for service in services:
         settings = load_settings(ServiceSettings, service.name)
-        demand = Demand(service.name, service.replicas * settings.workers, settings.db_pool_max)
+        demand = Demand(
+            service.name,
+            service.replicas * settings.workers,
+            settings.db_pool_max,
+            service.database,
+            pooled=bool(settings.pooler) and service.engine == "postgresql",
+        )
         found.setdefault(service.engine, []).append(demand)
     return found
 
 
-def problems(needed: dict[Engine, list[Demand]], capacity: dict[Engine, int]) -> list[str]:
-    """One line per server whose services may open more than it accepts."""
+@dataclass(frozen=True, slots=True)
+class PoolerBudget:
+    """PgBouncer's side (tools/pgbouncer.py): server connections per database, clients."""
+
+    pool_size: int = DEFAULT_POOL_SIZE
+    max_client_conn: int = MAX_CLIENT_CONN
+
+
+def problems(
+    needed: dict[Engine, list[Demand]],
+    capacity: dict[Engine, int],
+    pooler: PoolerBudget | None = None,
+) -> list[str]:
+    """One line per server whose services may open more than it accepts (and, with the
+    pooled services, per PgBouncer whose clients exceed its max_client_conn)."""
+    pooler = pooler or PoolerBudget()
     lines = []
     for engine, wanted in needed.items():
-        total = sum(d.connections for d in wanted) + MARGIN
+        direct = [d for d in wanted if not d.pooled]
+        pooled = [d for d in wanted if d.pooled]
+        databases = sorted({d.database for d in pooled})
+        total = sum(d.connections for d in direct) + pooler.pool_size * len(databases) + MARGIN
         if total > capacity[engine]:
-            parts = ", ".join(f"{d.service} {d.processes}x{d.pool_max}" for d in wanted)
+            parts = ", ".join(f"{d.service} {d.processes}x{d.pool_max}" for d in direct)
+            if databases:
+                parts += f"{', ' if parts else ''}pgbouncer {len(databases)}x{pooler.pool_size}"
             lines.append(
                 f"{engine}: the services may open {total} connections ({parts}, +{MARGIN} for"
                 f" tools) but the server accepts {capacity[engine]}: lower DB_POOL_MAX or"
-                " WORKERS, raise max_connections, or put a pooler in front"
+                " WORKERS, raise max_connections, or put a pooler in front (POOLER=pgbouncer)"
+            )
+        clients = sum(d.connections for d in pooled)
+        if clients > pooler.max_client_conn:
+            lines.append(
+                f"pgbouncer: the pooled services may open {clients} client connections but"
+                f" PgBouncer accepts {pooler.max_client_conn}: raise max_client_conn"
             )
     return lines
 

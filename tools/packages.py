@@ -73,6 +73,9 @@ HA = (
     Package(
         "redis-sentinel", "the HA tier's Redis failover (tools/ha_redis.py)", ("redis-sentinel",)
     ),
+    Package(
+        "pgbouncer", "POOLER=pgbouncer, make test-pgbouncer (tools/pgbouncer.py)", ("pgbouncer",)
+    ),
 )
 BACKUPS = (
     Package("pgbackrest", "make backup / make restore: WAL archive, backups", ("pgbackrest",)),

@@ -32,6 +32,7 @@ import pymysql
 
 from lib import tracing
 from lib.db.committed import Collecting
+from lib.db.pooler import Pooler, pool_options
 from lib.db.scope import SecondConnectionError, current_scope
 from lib.db.traced import traced, unwrap
 from lib.errors import ServiceUnavailable
@@ -285,8 +286,11 @@ async def _no_reset(conn: Any) -> None:
     """No reset query on release where no handler changes session state (+6-25% req/s)."""
 
 
-async def _open(dsn: str, min_size: int, max_size: int, reset: bool) -> Database:
-    """The pool for `dsn`; connect() sets its acquire timeout and metrics label."""
+async def _open(
+    dsn: str, min_size: int, max_size: int, reset: bool, pooler: Pooler = ""
+) -> Database:
+    """The pool for `dsn`; connect() sets its acquire timeout and metrics label. `pooler`:
+    what sits between the pool and PostgreSQL (lib/db/pooler.py)."""
     given = urlsplit(dsn).scheme
     scheme = given.split("+")[0]  # a driver suffix (postgresql+asyncpg://) is allowed
     engine = engine_of(dsn)
@@ -295,7 +299,11 @@ async def _open(dsn: str, min_size: int, max_size: int, reset: bool) -> Database
             dsn = "postgresql" + dsn[len(given) :]
         reset_hook = None if reset else _no_reset
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, reset=reset_hook
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            reset=reset_hook,
+            **pool_options(pooler),
         )
         return PgDatabase(pool)
     parts = urlsplit(dsn)  # MyDatabase.engine: engine_of() refused every other scheme
@@ -333,6 +341,7 @@ async def connect(
     min_size: int = 2,
     max_size: int = 10,
     reset: bool = True,
+    pooler: Pooler = "",
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
     service: str = "",
     attempts: int | None = 10,
@@ -351,7 +360,7 @@ async def connect(
     while True:
         try:
             async with asyncio.timeout(attempt_timeout):
-                database = await _open(dsn, min_size, max_size, reset)
+                database = await _open(dsn, min_size, max_size, reset, pooler)
         except CONNECT_ERRORS as exc:
             delay = random.random() * min(max_delay, base_delay * 2**attempt)
             last = attempts is not None and attempt - first_attempt + 1 >= attempts

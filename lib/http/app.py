@@ -42,13 +42,14 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     stops as on SIGTERM."""
     settings = app[SETTINGS]
     db = await open_database(
-        settings.database_url,
+        settings.pool_url,  # DATABASE_URL, or PgBouncer's address (POOLER, ADR 0037)
         wait=settings.db_connect_wait or None,
         attempt_timeout=settings.db_connect_timeout,
         on_give_up=lambda: os.kill(os.getpid(), signal.SIGTERM),
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         reset=settings.db_pool_reset,
+        pooler=settings.pooler if settings.pooled else "",
         acquire_timeout=settings.db_acquire_timeout,
         service=settings.service,
     )

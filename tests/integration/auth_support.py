@@ -14,6 +14,7 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, generate_keypair
 from lib.config import ServiceSettings
 from services.departments.settings import DepartmentsSettings
+from tests.servers import pooler_settings
 
 KEYS = generate_keypair()
 # A token a test signs outlives the whole run (longer than the production ACCESS_TOKEN_TTL,
@@ -38,6 +39,7 @@ def service_settings(cls: type[S], service: str, dsn: str, **overrides: Any) -> 
         # the revocation record (Redis away): the discard port unless a test runs users,
         # never the users of a `make run` on this machine
         "revocation_record_url": "http://127.0.0.1:9",
+        **pooler_settings(dsn),  # make test-pgbouncer: through PgBouncer
         **overrides,
     }
     return cls.model_validate(values)

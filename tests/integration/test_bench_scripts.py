@@ -1,6 +1,7 @@
 """The older benchmark scripts of `make bench` (codegen_overhead, codegen_drivers, row_class,
-points_client, users_list) run as `make bench` runs them, in a few seconds each, against this run's
-servers, and print every figure they promise as a number: none rots between full runs."""
+points_client, users_list, pgbouncer) run as `make bench` runs them, in a few seconds each,
+against this run's servers, and print every figure they promise as a number: none rots
+between full runs."""
 
 from __future__ import annotations
 
@@ -61,6 +62,14 @@ SCRIPTS = {
             rf"sequential +{NUMBER} ms",
             rf"two connections +{NUMBER} ms +ratio to sequential {NUMBER}",
             rf"one connection +{NUMBER} ms +ratio to sequential {NUMBER}",
+        ],
+    ),
+    "pgbouncer": (
+        ["--rounds", "1", "--seconds", "0.3", "--clients", "4"],
+        [
+            rf"{op} +{variant} +{NUMBER} /s +p50 +{NUMBER} ms +ratio to direct {NUMBER}"
+            for op in ("reads", "writes")
+            for variant in ("direct", "direct, no statement cache", "through PgBouncer")
         ],
     ),
 }

@@ -184,6 +184,18 @@ async def test_without_reset_asyncpg_skips_its_reset_query(pg_pools: CreatePool)
     assert database.pool is pg_pools.pool
 
 
+async def test_through_pgbouncer_asyncpg_caches_no_named_statement(pg_pools: CreatePool) -> None:
+    """POOLER=pgbouncer (ADR 0037): a transaction-mode pooler forwards each transaction to
+    any server connection, where a named statement prepared on another is missing."""
+    await pool_module._open("postgresql://u@pgb:6432/shop", 1, 2, False, "pgbouncer")
+    assert pg_pools.calls == [
+        (
+            ("postgresql://u@pgb:6432/shop",),
+            {"min_size": 1, "max_size": 2, "reset": _no_reset, "statement_cache_size": 0},
+        )
+    ]
+
+
 async def test_a_mysql_dsn_opens_an_aiomysql_pool_of_its_parts(my_pools: CreatePool) -> None:
     database = await pool_module._open("mysql://us%40er:p%3Ass%2F@db.example:3307/shop", 2, 9, True)
     assert isinstance(database, MyDatabase)
@@ -312,7 +324,7 @@ async def test_connect_retries_each_connect_error_then_returns_the_pool(
     monkeypatch.setattr(pool_module, "_open", opens)
     database = await connect("postgresql://db/x", attempts=3, base_delay=0.5, max_delay=1.5)
     assert database is opens.database
-    assert opens.calls == [("postgresql://db/x", 2, 10, True)] * 3  # the default sizes, reset
+    assert opens.calls == [("postgresql://db/x", 2, 10, True, "")] * 3  # the default sizes, reset
     assert sleeps == pytest.approx([0.123456 * 1.0, 0.123456 * 1.5])
 
 
@@ -336,7 +348,7 @@ async def test_connect_sets_the_timeout_and_label_and_exports_the_counter_at_zer
     database = await connect(
         "mysql://db/x", min_size=4, max_size=5, reset=False, acquire_timeout=0.25, service=service
     )
-    assert opens.calls == [("mysql://db/x", 4, 5, False)]
+    assert opens.calls == [("mysql://db/x", 4, 5, False, "")]
     assert (database.acquire_timeout, database.service) == (0.25, service)
     sample = {"service": service}
     assert REGISTRY.get_sample_value("db_pool_acquire_timeouts_total", sample) == 0.0

@@ -31,8 +31,8 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lib.db.pool import Database, connect
-from lib.db.pooler import through
 from lib.logging import configure_logging
+from lib.pooler import through
 from services.departments.db import departments as q
 from tools import migrate, pgbouncer
 from tools.databases import PG_DEFAULT

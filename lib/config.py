@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from lib import registry
-from lib.db.pooler import Pooler, through
+from lib.pooler import Pooler, through
 from lib.redact import secret_params
 
 
@@ -74,7 +74,7 @@ class ServiceSettings(BaseSettings):
     # bounded by DB_CONNECT_TIMEOUT (a black-holed server)
     db_connect_wait: float = Field(0.0, ge=0)
     db_connect_timeout: float = Field(10.0, gt=0, le=300)
-    # PostgreSQL through PgBouncer in transaction mode (lib/db/pooler.py, ADR 0037): the
+    # PostgreSQL through PgBouncer in transaction mode (lib/pooler.py, ADR 0037): the
     # pool connects to PGBOUNCER_ADDR (host:port; the URL's database, user and password)
     # instead of DATABASE_URL's host:port, which the tools (migrations, seed) keep using
     pooler: Pooler = ""

@@ -32,12 +32,12 @@ import pymysql
 
 from lib import tracing
 from lib.db.committed import Collecting
-from lib.db.pooler import Pooler, pool_options
 from lib.db.scope import SecondConnectionError, current_scope
 from lib.db.traced import traced, unwrap
 from lib.errors import ServiceUnavailable
 from lib.logging import get_logger
 from lib.metrics import DB_POOL_TIMEOUTS
+from lib.pooler import Pooler, pool_options
 
 log = get_logger("lib.db")
 
@@ -290,7 +290,7 @@ async def _open(
     dsn: str, min_size: int, max_size: int, reset: bool, pooler: Pooler = ""
 ) -> Database:
     """The pool for `dsn`; connect() sets its acquire timeout and metrics label. `pooler`:
-    what sits between the pool and PostgreSQL (lib/db/pooler.py)."""
+    what sits between the pool and PostgreSQL (lib/pooler.py)."""
     given = urlsplit(dsn).scheme
     scheme = given.split("+")[0]  # a driver suffix (postgresql+asyncpg://) is allowed
     engine = engine_of(dsn)

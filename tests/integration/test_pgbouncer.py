@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from lib.config import ConfigError, load_settings
-from lib.db.pooler import pool_options, through
+from lib.pooler import pool_options, through
 from services.departments.app import create_app
 from services.departments.settings import DepartmentsSettings
 from tests.integration.auth_support import Bearer, settings_for

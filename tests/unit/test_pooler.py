@@ -1,4 +1,4 @@
-"""What PgBouncer's transaction mode cannot carry (lib/db/pooler.py, ADR 0037): every
+"""What PgBouncer's transaction mode cannot carry (lib/pooler.py, ADR 0037): every
 statement the services and lib/ send to PostgreSQL is held to it, so none leaves session
 state on a server connection another client gets next."""
 
@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from lib import registry
-from lib.db.pooler import pool_options, session_state, through
+from lib.pooler import pool_options, session_state, through
 
 ROOT = Path(__file__).resolve().parents[2]
 # strings of lib/ that are not PostgreSQL statements, each with why
 NOT_POSTGRESQL = {
     ("lib/db/pool.py", "SET time_zone = '+00:00'"): "MariaDB's init_command (never pooled)",
 }
-PATTERNS = ROOT / "lib" / "db" / "pooler.py"  # the names and patterns themselves
+PATTERNS = ROOT / "lib" / "pooler.py"  # the names and patterns themselves
 
 
 @pytest.mark.parametrize(

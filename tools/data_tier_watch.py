@@ -8,7 +8,8 @@ and a real Alertmanager (tools/alertmanager.py's routing) posting to a webhook r
         note = watch.wait_for_alert("PostgresPrimaryChanged", timeout)
 
 Short clocks (`interval`: scrape, evaluation, Alertmanager's group waits) make an alert
-reach the webhook within `delivery` of its condition; the rules' own `for:` is kept.
+reach the webhook within `delivery` of its condition; the rules' own `for:` is kept unless
+`for_override` replaces it (a test that stops a replica need not wait a minute).
 Everything runs under `root` on free loopback ports and stops on leaving the block.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import yaml
 
 from tools import alertmanager, prometheus
 from tools.db_exporters import BINARIES, Job, Server, command
@@ -134,10 +136,17 @@ def _poll(predicate: Any, what: str, timeout: float, interval: float) -> None:
 class DataTierWatch:
     """Exporters + Prometheus + Alertmanager + webhook for `watched`, under `root`."""
 
-    def __init__(self, root: Path, watched: Watched, interval: float = INTERVAL) -> None:
+    def __init__(
+        self,
+        root: Path,
+        watched: Watched,
+        interval: float = INTERVAL,
+        for_override: str | None = None,
+    ) -> None:
         self.root = root
         self.watched = watched
         self.interval = interval
+        self.for_override = for_override  # every rule's `for:` (a test's short clock)
         self.webhook = Webhook()
         self.procs: list[subprocess.Popen[bytes]] = []
         self.hook_server: ThreadingHTTPServer | None = None
@@ -210,7 +219,13 @@ class DataTierWatch:
         )
         rules = self.root / "rules"
         rules.mkdir(exist_ok=True)
-        shutil.copy(RULES, rules / RULES.name)
+        document = yaml.safe_load(RULES.read_text())
+        if self.for_override is not None:
+            for group in document["groups"]:
+                for rule in group["rules"]:
+                    if "for" in rule:
+                        rule["for"] = self.for_override
+        (rules / RULES.name).write_text(yaml.safe_dump(document, sort_keys=False))
         prom_conf = self.root / "prometheus.yml"
         prom_conf.write_text(
             prometheus.local_config(

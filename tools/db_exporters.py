@@ -28,6 +28,17 @@ BINARIES: dict[Job, str] = {
     "mysqld": "prometheus-mysqld-exporter",
     "redis": "prometheus-redis-exporter",
 }
+# the series only a primary with standbys, or a replica, exports: a single development
+# server has none (tests/reliability/test_data_tier_watch.py sees them on the HA tier)
+REPLICA_ONLY = frozenset(
+    {
+        "pg_standby_replay_lag_bytes",
+        "pg_standby_replay_lag_seconds",
+        "mysql_slave_status_seconds_behind_master",
+        "mysql_slave_status_slave_io_running",
+        "mysql_slave_status_slave_sql_running",
+    }
+)
 DEFAULT_URLS: dict[Job, str] = {
     "postgres": "postgresql://postgres@127.0.0.1:5432",
     "mysqld": "mysql://root@127.0.0.1:3306",

@@ -168,7 +168,8 @@ def database_panels(service: registry.Microservice) -> list[Panel]:
     """The service's database row: its server as Debian's exporters see it (connections
     against max_connections, commits, the longest open transaction, the standbys or the
     replica: what the data tier's alerts of rules/data_tier.yml watch)."""
-    db = f'datname="fixup_{service.database}"'
+    # fixup_<db>, or a test run's fixup_<run>_<db>_<n> (tests/e2e/test_observability.py)
+    db = f'datname=~"fixup_.*{service.database}.*"'
     if service.engine == "mysql":
         return [
             row(f"Database: MariaDB fixup_{service.database}"),

@@ -11,13 +11,17 @@ Short clocks (`interval`: scrape, evaluation, Alertmanager's group waits) make a
 reach the webhook within `delivery` of its condition; the rules' own `for:` is kept unless
 `for_override` replaces it (a test that stops a replica need not wait a minute).
 Everything runs under `root` on free loopback ports and stops on leaving the block.
+`python -m tools.data_tier_watch [--var var]` watches the tier `tools.ha_tier up` recorded
+there and prints each alert as it arrives, until Ctrl-C.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -31,12 +35,11 @@ from typing import Any
 
 import yaml
 
-from tools import alertmanager, prometheus
+from tools import alertmanager, ha_tier, prometheus
 from tools.db_exporters import BINARIES, Job, Server, command
 from tools.ha_mariadb import MariaLayout
 from tools.ha_postgres import PgLayout
 from tools.ha_redis import RedisLayout
-from tools.ha_tier import pick_free_ports
 from tools.local_servers import StartError
 
 RULES = prometheus.RULES / "data_tier.yml"
@@ -195,7 +198,7 @@ class DataTierWatch:
         ]
         if missing:
             raise StartError(f"{missing[0]} missing: {prometheus.INSTALL_HINT}")
-        exporter_ports = pick_free_ports(len(self.watched.servers))
+        exporter_ports = ha_tier.pick_free_ports(len(self.watched.servers))
         for server, port in zip(self.watched.servers, exporter_ports, strict=True):
             found = prometheus.binary(BINARIES[server.job])
             assert found is not None
@@ -212,7 +215,7 @@ class DataTierWatch:
                 alertmanager.config({"page": receiver, "ticket": receiver}, wait, wait)
             )
         )
-        am_port, prom_port = pick_free_ports(2)
+        am_port, prom_port = ha_tier.pick_free_ports(2)
         self._spawn(
             "alertmanager",
             alertmanager.command(am_conf, self.root / "alertmanager", f"127.0.0.1:{am_port}"),
@@ -298,3 +301,39 @@ class DataTierWatch:
 
         _poll(arrived, f"{alertname} ({status}) at the webhook", timeout, self.interval)
         return found[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Watch the HA tier `tools.ha_tier up` recorded under `--var`, printing every alert
+    that reaches the webhook, until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m tools.data_tier_watch", description=__doc__)
+    parser.add_argument("--var", type=Path, default=Path("var"))
+    args = parser.parse_args(argv)
+    entry = json.loads((args.var / "ha" / ha_tier.LEDGER).read_text())
+    pg = ha_tier.read_layout(args.var)[0] if entry["ports"] else None
+    redis = ha_tier.read_redis(args.var)[0] if entry.get("redis_ports") else None
+    with DataTierWatch(args.var / "ha" / "watch", Watched.of_tier(pg, redis)) as watch:
+        print(
+            f"data tier watch: Prometheus {watch.prometheus_url}, Alertmanager "
+            f"{watch.alertmanager_url}",
+            flush=True,
+        )
+        seen = 0
+        try:
+            while True:
+                with watch.webhook.lock:
+                    notes = watch.webhook.notifications[seen:]
+                seen += len(notes)
+                for note in notes:
+                    for alert in note["alerts"]:
+                        labels = alert["labels"]
+                        print(
+                            f"{alert['status']}: {labels['alertname']} {labels.get('instance', '')}"
+                        )
+                time.sleep(watch.interval)
+        except KeyboardInterrupt:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

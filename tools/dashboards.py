@@ -164,6 +164,67 @@ def slo_panels(service: registry.Microservice) -> list[Panel]:
     ]
 
 
+def database_panels(service: registry.Microservice) -> list[Panel]:
+    """The service's database row: its server as Debian's exporters see it (connections
+    against max_connections, commits, the longest open transaction, the standbys or the
+    replica: what the data tier's alerts of rules/data_tier.yml watch)."""
+    # fixup_<db>, or a test run's fixup_<run>_<db>_<n> (tests/e2e/test_observability.py)
+    db = f'datname=~"fixup_.*{service.database}.*"'
+    if service.engine == "mysql":
+        return [
+            row(f"Database: MariaDB fixup_{service.database}"),
+            p(
+                "Connections",
+                "short",
+                connected="sum(mysql_global_status_threads_connected)",
+                max_connections="max(mysql_global_variables_max_connections)",
+            ),
+            p("Queries", "ops", queries="sum(rate(mysql_global_status_queries[5m]))"),
+            p(
+                "Replica: behind the primary, IO and SQL threads (1 running)",
+                "s",
+                **{
+                    "behind {{instance}}": "max by (instance) "
+                    "(mysql_slave_status_seconds_behind_master)",
+                    "io {{instance}}": "max by (instance) (mysql_slave_status_slave_io_running)",
+                    "sql {{instance}}": "max by (instance) (mysql_slave_status_slave_sql_running)",
+                },
+            ),
+        ]
+    return [
+        row(f"Database: PostgreSQL fixup_{service.database}"),
+        p(
+            "Backends of this database, and the server's max_connections",
+            "short",
+            backends=f"sum(pg_stat_database_numbackends{{{db}}})",
+            max_connections="max(pg_settings_max_connections)",
+        ),
+        p(
+            "Commits and rollbacks",
+            "ops",
+            commits=f"sum(rate(pg_stat_database_xact_commit{{{db}}}[5m]))",
+            rollbacks=f"sum(rate(pg_stat_database_xact_rollback{{{db}}}[5m]))",
+        ),
+        p(
+            "Longest open transaction",
+            "s",
+            **{"{{state}}": f"max by (state) (pg_stat_activity_max_tx_duration{{{db}}})"},
+        ),
+        p(
+            "Primary's standbys (streaming, synchronous) and members in recovery",
+            "short",
+            streaming="max(pg_standbys_streaming)",
+            synchronous="max(pg_standbys_sync)",
+            standbys="sum(pg_replication_is_replica)",
+        ),
+        p(
+            "Standby replay lag",
+            "bytes",
+            **{"{{standby}}": "max by (standby) (pg_standby_replay_lag_bytes)"},
+        ),
+    ]
+
+
 def databases() -> list[Panel]:
     return [
         p("Up", "short", postgresql="pg_up", mariadb="mysql_up", redis="redis_up"),
@@ -291,6 +352,7 @@ def all_dashboards() -> dict[str, dict[str, Any]]:
     }
     for service in registry.built_services():
         panels = [*service_panels(service), row("SLO"), *slo_panels(service)]
+        panels += database_panels(service)
         boards[f"service-{service.name}"] = dashboard(
             f"fixup-{service.name}", f"Fixup / {service.name}", panels + domain_row(service)
         )

@@ -102,7 +102,7 @@ TARGETS: dict[str, tuple[Package, ...]] = {
     + CLOCKS
     + HA
     + BACKUPS,
-    "ha": SERVERS + HA,
+    "ha": SERVERS + HA + METRICS,  # the drill watches its tier (tools/data_tier_watch.py)
 }
 
 

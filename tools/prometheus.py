@@ -6,7 +6,8 @@
 `compose` writes observability/prometheus/prometheus.yml (Docker Compose: every service
 found by DNS, so every replica is scraped; `check` fails when it is stale). `render` writes
 a local variant (static 127.0.0.1 targets; `--target job=HOST:PORT` overrides a job) and
-`run` also starts Debian's exporters (PostgreSQL, MariaDB, Redis) and prometheus on
+`run` also starts Debian's exporters (PostgreSQL, MariaDB, Redis: the servers the services
+are configured on, tools/db_exporters.py) and prometheus on
 127.0.0.1:9090 (`make run`; `--optional`: when prometheus is not installed, say so and idle),
 sending its alerts to tools/alertmanager.py's Alertmanager at 127.0.0.1:9093.
 """
@@ -27,6 +28,7 @@ from typing import Any
 import yaml
 
 from lib import registry
+from tools import db_exporters
 from tools.generated import ROOT, write_or_check
 
 HERE = ROOT / "observability" / "prometheus"
@@ -48,25 +50,13 @@ INSTALL_HINT = (
 
 @dataclass(frozen=True)
 class Exporter:
-    """A Debian exporter: its job, default port, binary and how it finds its server."""
+    """A Debian exporter: its job, default port, binary and its Compose service's name
+    (how it is started against a server: tools/db_exporters.py)."""
 
-    job: str
+    job: db_exporters.Job
     port: int
     binary: str
     compose_host: str
-
-    def command(self, listen: str) -> list[str]:
-        args = [f"--web.listen-address={listen}"]
-        if self.job == "redis":  # the Go flag package: one dash
-            args = [f"-web.listen-address={listen}", "-redis.addr=redis://127.0.0.1:6379"]
-        return [self.binary, *args]
-
-    def env(self) -> dict[str, str]:
-        dsn = {
-            "postgres": "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable",
-            "mysqld": "root@(127.0.0.1:3306)/",
-        }
-        return {"DATA_SOURCE_NAME": dsn[self.job]} if self.job in dsn else {}
 
 
 EXPORTERS = (
@@ -186,13 +176,16 @@ def run(conf: Path, optional: bool) -> int:
     if binary("prometheus") is None:
         return missing("prometheus", INSTALL_HINT, optional)
     children = []
+    servers = {server.job: server for server in db_exporters.dev_servers()}
     for exporter in EXPORTERS:
         found = binary(exporter.binary)
         if found is None:
             print(f"prometheus: {exporter.binary} missing ({INSTALL_HINT})", file=sys.stderr)
             continue
-        command = [found, *exporter.command(f"127.0.0.1:{exporter.port}")[1:]]
-        children.append(subprocess.Popen(command, env={**os.environ, **exporter.env()}))
+        command, env = db_exporters.command(
+            servers[exporter.job], found, f"127.0.0.1:{exporter.port}", RUNTIME / "secrets"
+        )
+        children.append(subprocess.Popen(command, env={**os.environ, **env}))
     backups = [
         sys.executable,
         "-m",

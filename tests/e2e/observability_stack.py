@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -24,7 +23,8 @@ import pytest
 from lib import registry
 from tests.e2e.gateway_stack import Exporter, Gateway, answers, require_nginx, wait_until
 from tests.servers import Servers, free_port
-from tools import keys, prometheus
+from tools import db_exporters, keys, prometheus
+from tools.db_exporters import Server
 from tools.service_process import ROOT, ServiceProcess
 
 SCRAPE = 1.0  # s: the test's scrape and evaluation interval
@@ -108,16 +108,10 @@ def service_env(name: str, dsn: str, port: int, tmp: Path) -> dict[str, str]:
     return env
 
 
-def exporter_targets(servers: Servers) -> Iterator[tuple[prometheus.Exporter, dict[str, str]]]:
-    pg, my, redis = urlsplit(servers.pg_dsn), urlsplit(servers.mysql_dsn), servers.redis_url
+def exporter_targets(servers: Servers) -> Iterator[tuple[prometheus.Exporter, Server]]:
+    urls = {"postgres": servers.pg_dsn, "mysqld": servers.mysql_dsn, "redis": servers.redis_url}
     for exporter in prometheus.EXPORTERS:
-        if exporter.job == "postgres":
-            dsn = f"postgresql://{pg.username}@{pg.hostname}:{pg.port}/postgres?sslmode=disable"
-            yield exporter, {"DATA_SOURCE_NAME": dsn}
-        elif exporter.job == "mysqld":
-            yield exporter, {"DATA_SOURCE_NAME": f"{my.username}@({my.hostname}:{my.port})/"}
-        else:
-            yield exporter, {"REDIS_ADDR": redis}
+        yield exporter, Server.from_url(exporter.job, urls[exporter.job])
 
 
 @contextlib.asynccontextmanager
@@ -153,11 +147,12 @@ async def live_stack(
         gateway = await Gateway(tmp, upstreams, tmp / "docs").start()
         exporter_proc = await Exporter(tmp, gateway.access_log, gateway.status_url).start()
         targets["nginx"] = [f"127.0.0.1:{exporter_proc.port}"]
-        for exporter, env in exporter_targets(servers):
+        for exporter, server in exporter_targets(servers):
             port = free_port()
-            command = [require(exporter.binary), *exporter.command(f"127.0.0.1:{port}")[1:]]
-            if exporter.job == "redis":
-                command = [c for c in command if not c.startswith("-redis.addr")]
+            listen = f"127.0.0.1:{port}"
+            command, env = db_exporters.command(
+                server, require(exporter.binary), listen, tmp / "secrets"
+            )
             procs.append(spawn(exporter.job, command, tmp, env))
             targets[exporter.job] = [f"127.0.0.1:{port}"]
         port = free_port()  # no archived servers here: every backup series at 0

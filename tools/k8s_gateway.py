@@ -7,7 +7,8 @@ scoped) into deploy/k8s/envoy-gateway/.
 The rules of our NGINX (nginx/conf.d/30-gateway.conf, tools/nginx_blocks.py) and where they
 land here:
 - timeouts: HTTPRoute `timeouts` (backendRequest = proxy_read_timeout, request = the whole
-  exchange with its retries); connect 2 s: BackendTrafficPolicy `timeout.tcp`;
+  exchange with its retries); connect 2 s and a pooled connection idle 60 s at most:
+  BackendTrafficPolicy `timeout`;
 - retry (ADR 0022): HTTPRoute `retry` (GEP-1731) on the rule of the idempotent methods and
   on the rule of the replay-safe writes (an Idempotency-Key to an operation that honours
   it); any other write has no retry;
@@ -49,6 +50,10 @@ ENVOY_GATEWAY_DIR = ROOT / "deploy" / "k8s" / "envoy-gateway"
 
 # our NGINX's bounds (nginx/conf.d/30-gateway.conf)
 CONNECT_TIMEOUT = "2s"  # proxy_connect_timeout
+# an idle pooled connection to a service closed by Envoy first: below the services'
+# HTTP_KEEPALIVE_TIMEOUT (75 s, ADR 0005), as nginx's upstream `keepalive_timeout 60s`
+# (Envoy's own default is an hour: it would send on a connection the service is closing)
+UPSTREAM_IDLE_TIMEOUT = "60s"
 BACKEND_TIMEOUT = "30s"  # proxy_read_timeout: one attempt
 REQUEST_TIMEOUT = "60s"  # the whole exchange, a retry included
 RETRY_ATTEMPTS = 2  # proxy_next_upstream_tries 3: the first try and two more
@@ -157,11 +162,14 @@ def client_policy() -> dict[str, Any]:
 
 
 def backend_policy(name: str, kind: str, of: str, body_limit: str | None) -> dict[str, Any]:
-    """Connect bound and body limit of the routes it targets (one on an HTTPRoute replaces
-    the Gateway's for that route)."""
+    """Connect bound, upstream idle bound and body limit of the routes it targets (one on
+    an HTTPRoute replaces the Gateway's for that route)."""
     spec: dict[str, Any] = {
         "targetRefs": [target(kind, of)],
-        "timeout": {"tcp": {"connectTimeout": CONNECT_TIMEOUT}},
+        "timeout": {
+            "tcp": {"connectTimeout": CONNECT_TIMEOUT},
+            "http": {"connectionIdleTimeout": UPSTREAM_IDLE_TIMEOUT},
+        },
     }
     if body_limit is not None:
         spec["requestBuffer"] = {"limit": body_limit}

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from lib import registry
+from lib.config import ServiceSettings
 from tests.unit.test_deploy import tool
 from tools import (
     alertmanager,
@@ -206,7 +207,12 @@ def test_the_gateways_policies_carry_nginxs_bounds() -> None:
     assert received == f"{round(nginx.CLIENT_HEADER_TIMEOUT + nginx.CLIENT_BODY_TIMEOUT)}s"
     backends = docs[("BackendTrafficPolicy", "fixup-backends")]["spec"]
     assert backends["requestBuffer"] == {"limit": "1Mi"}  # client_max_body_size 1m
-    assert backends["timeout"] == {"tcp": {"connectTimeout": "2s"}}  # proxy_connect_timeout
+    assert backends["timeout"]["tcp"] == {"connectTimeout": "2s"}  # proxy_connect_timeout
+    # an idle pooled connection closed by Envoy before the service closes it (ADR 0005)
+    idle = backends["timeout"]["http"]["connectionIdleTimeout"]
+    assert (
+        int(idle.removesuffix("s")) < ServiceSettings.model_fields["http_keepalive_timeout"].default
+    )
     uploads = docs[("BackendTrafficPolicy", "fixup-users-uploads")]["spec"]
     (upload,) = registry.get("users").uploads
     assert uploads["requestBuffer"]["limit"] == upload.max_body.replace("m", "Mi")

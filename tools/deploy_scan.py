@@ -9,8 +9,9 @@
 - receivers: in each paged overlay's render (prod), every Alertmanager receiver has an
   integration (a `*_configs` entry): a receiver with none would send pages nowhere;
 - gateway: every Gateway API and Envoy Gateway object of each overlay's render and of
-  deploy/k8s/envoy-gateway/ valid against the published CRD schemas, offline
-  (tools/gatewaylint/validate.mjs, ADR 0035); an object of a kind they lack fails.
+  deploy/k8s/envoy-gateway/ valid against the published CRD schemas, offline, with no
+  field they lack (tools/gatewaylint/validate.mjs, ADR 0035); an object of a kind they
+  lack fails.
 
 checkov runs from a venv of its own (.venv-scan, `make scan-deps`: pyproject.toml's `scan`
 extra; its pins of botocore and packaging cannot share .venv), dclint from

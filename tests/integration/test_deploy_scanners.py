@@ -97,9 +97,11 @@ def test_deploy_lint_fails_a_prod_render_whose_receiver_has_no_integration(tmp_p
 
 
 def test_the_gateway_scan_fails_objects_the_published_schemas_refuse(tmp_path: Path) -> None:
-    """A prod overlay patched into a route whose timeout is no Gateway API duration and
-    whose retry count is a string, plus a kind no published schema has: the scan (the same
-    path `make deploy-lint` takes: render, pick, validate) fails and names each."""
+    """A prod overlay patched into a route whose timeout is no Gateway API duration, whose
+    retry count is a string, and another with a misspelt field (`timeout` for `timeouts`:
+    the CRD lets it through, the API server would drop it), a policy with a misspelt
+    `requestBufer`, plus a kind no published schema has: the scan (the path `make
+    deploy-lint` takes: render, pick, validate) fails and names each."""
     overlay = tmp_path / "prod"
     overlay.mkdir()
     base = os.path.relpath(deploy_scan.OVERLAYS / "prod", overlay)
@@ -113,6 +115,8 @@ def test_the_gateway_scan_fails_objects_the_published_schemas_refuse(tmp_path: P
         {"op": "replace", "path": "/spec/rules/0/timeouts/request", "value": "30 seconds"},
         {"op": "replace", "path": "/spec/rules/0/retry/attempts", "value": "two"},
     ]
+    misspelt_rule = [{"op": "add", "path": "/spec/rules/0/timeout", "value": {"request": "9s"}}]
+    misspelt_policy = [{"op": "add", "path": "/spec/requestBufer", "value": {"limit": "1Ki"}}]
     (overlay / "kustomization.yaml").write_text(
         yaml.safe_dump(
             {
@@ -121,7 +125,15 @@ def test_the_gateway_scan_fails_objects_the_published_schemas_refuse(tmp_path: P
                     {
                         "target": {"kind": "HTTPRoute", "name": "fixup-departments"},
                         "patch": yaml.safe_dump(patch),
-                    }
+                    },
+                    {
+                        "target": {"kind": "HTTPRoute", "name": "fixup-catalog"},
+                        "patch": yaml.safe_dump(misspelt_rule),
+                    },
+                    {
+                        "target": {"kind": "BackendTrafficPolicy", "name": "fixup-pages"},
+                        "patch": yaml.safe_dump(misspelt_policy),
+                    },
                 ],
             }
         )
@@ -135,6 +147,14 @@ def test_the_gateway_scan_fails_objects_the_published_schemas_refuse(tmp_path: P
     assert f"{route}: /spec/rules/0/timeouts/request must match pattern" in done.stdout
     assert f"{route}: /spec/rules/0/retry/attempts must be integer" in done.stdout
     assert "HTTPRouteish stray (gateway.networking.k8s.io/v1): no published schema" in done.stdout
+    catalog = "HTTPRoute fixup-catalog (gateway.networking.k8s.io/v1): TS2353"
+    assert f"""{catalog}: Object literal may only specify known properties, and '"timeout"'""" in (
+        done.stdout
+    )
+    assert "BackendTrafficPolicy fixup-pages (gateway.envoyproxy.io/v1alpha1): TS2353" in (
+        done.stdout
+    )
+    assert "'\"requestBufer\"' does not exist" in done.stdout
     assert "HTTPRoute fixup-users (gateway.networking.k8s.io/v1): ok" in done.stdout
 
 

@@ -223,20 +223,23 @@ def route(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def service_route(service: registry.Microservice) -> dict[str, Any]:
-    """`fixup-<svc>`: the idempotent methods retried; the replay-safe writes (their
+    """`fixup-<svc>`: the idempotent methods retried (a rule each); the replay-safe writes (their
     OpenAPI operation takes Idempotency-Key, and the request carries one) retried; every
     other write sent once (ADR 0022)."""
     prefix = {"type": "PathPrefix", "value": f"/api/{service.name}"}
     retry = {"attempts": RETRY_ATTEMPTS}
+    # one rule per method: the CRD's rule "ReplacePrefixMatch with exactly one PathPrefix
+    # match" (a CEL validation the API server applies)
     rules = [
         {
-            "name": "idempotent",
-            "matches": [{"path": dict(prefix), "method": m} for m in IDEMPOTENT],
+            "name": f"idempotent-{method.lower()}",
+            "matches": [{"path": dict(prefix), "method": method}],
             "filters": [prefix_rewrite()],
             "backendRefs": backend(service),
             "timeouts": timeouts(),
             "retry": dict(retry),
         }
+        for method in IDEMPOTENT
     ]
     replay = [
         {

@@ -359,7 +359,7 @@ def objects(built: list[registry.Microservice]) -> list[Any]:
             out.append(upload_route(service))
             name = f"fixup-{service.name}-uploads"
             out.append(backend_policy(name, "HTTPRoute", name, largest))
-        if service.websocket:
+        if service_websocket_paths(service):  # none until its OpenAPI document is built
             name = f"fixup-{service.name}-websocket"
             out.append(websocket_route(service))
             out.append(backend_policy(name, "HTTPRoute", name, None))

@@ -247,13 +247,16 @@ $(SCAN_STAMP): pyproject.toml | $(STAMP)
 	touch $(SCAN_STAMP)
 $(DCLINT_DEPS): tools/dclint/package-lock.json
 	npm ci --prefix tools/dclint --ignore-scripts --no-audit --no-fund
+GATEWAYLINT_DEPS := tools/gatewaylint/node_modules/.package-lock.json
+$(GATEWAYLINT_DEPS): tools/gatewaylint/package-lock.json
+	npm ci --prefix tools/gatewaylint --ignore-scripts --no-audit --no-fund
 
-scan-deps: $(SCAN_STAMP) $(DCLINT_DEPS) ## checkov in .venv-scan (pyproject's scan extra), dclint in tools/dclint (npm ci)
+scan-deps: $(SCAN_STAMP) $(DCLINT_DEPS) $(GATEWAYLINT_DEPS) ## checkov in .venv-scan (pyproject's scan extra), dclint in tools/dclint, the Gateway API schemas in tools/gatewaylint (npm ci)
 
-deploy-lint: install scan-deps ## checkov on the rendered k8s overlays, zizmor on the workflows, dclint on Compose: 0 findings (tools/deploy_scan.py)
+deploy-lint: install scan-deps ## checkov on the rendered k8s overlays, zizmor on the workflows, dclint on Compose, the Gateway API objects against their schemas, prod's receivers: 0 findings (tools/deploy_scan.py)
 	$(PY) -m tools.deploy_scan
 
-deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml + rules/slo.yml (lib/slo.py), observability/alertmanager/alertmanager.yml, Grafana dashboards, deploy/k8s/base (+ nginx/kustomization.yaml, nginx/k8s/, deploy/k8s/ingress-nginx/), Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ and service tables, the README's mutation scores
+deploy-gen: install ## regenerate docker-compose.yml, observability/prometheus/prometheus.yml + rules/slo.yml (lib/slo.py), observability/alertmanager/alertmanager.yml, Grafana dashboards, deploy/k8s/base (+ nginx/kustomization.yaml, nginx/k8s/, deploy/k8s/envoy-gateway/), Kibana objects, .env.example's registry blocks, docs/architecture.md's lib/ and service tables, the README's mutation scores
 	$(PY) -m tools.compose
 	$(PY) -m tools.prometheus compose
 	$(PY) -m tools.slo

@@ -7,17 +7,23 @@
   finding at all (its default persona; nothing above `low` is ignored);
 - dclint on docker-compose.yml (.dclintrc.yaml: each rule turned off with why): no finding;
 - receivers: in each paged overlay's render (prod), every Alertmanager receiver has an
-  integration (a `*_configs` entry): a receiver with none would send pages nowhere.
+  integration (a `*_configs` entry): a receiver with none would send pages nowhere;
+- gateway: every Gateway API and Envoy Gateway object of each overlay's render and of
+  deploy/k8s/envoy-gateway/ valid against the published CRD schemas, offline, with no
+  field they lack (tools/gatewaylint/validate.mjs, ADR 0035); an object of a kind they
+  lack fails.
 
 checkov runs from a venv of its own (.venv-scan, `make scan-deps`: pyproject.toml's `scan`
 extra; its pins of botocore and packaging cannot share .venv), dclint from
-tools/dclint/node_modules (`npm ci` there), zizmor from .venv (the dev extra).
+tools/dclint/node_modules and the schemas from tools/gatewaylint/node_modules (`npm ci`
+there), zizmor from .venv (the dev extra).
 `requirements` prints the `scan` extra for pip.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -34,6 +40,13 @@ OVERLAYS = ROOT / "deploy" / "k8s" / "overlays"
 CHECKOV = ROOT / ".venv-scan" / "bin" / "checkov"
 DCLINT = ROOT / "tools" / "dclint" / "node_modules" / ".bin" / "dclint"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
+GATEWAYLINT = ROOT / "tools" / "gatewaylint"
+GATEWAY_CLASS_DIR = ROOT / "deploy" / "k8s" / "envoy-gateway"
+GATEWAY_GROUPS = (
+    "gateway.networking.k8s.io",
+    "gateway.networking.x-k8s.io",
+    "gateway.envoyproxy.io",
+)
 PAGED_OVERLAYS = ("prod",)  # the renders whose alerts must reach someone
 TIMEOUT = 300  # seconds: each tool on this repository takes well under a minute
 
@@ -120,7 +133,57 @@ def receivers(overlays: list[Path] | None = None) -> subprocess.CompletedProcess
     return subprocess.CompletedProcess(["receivers"], 1 if findings else 0, "\n".join(lines), "")
 
 
-SCANS = {"checkov": checkov, "zizmor": zizmor, "dclint": dclint, "receivers": receivers}
+def gateway_objects(rendered: str) -> list[dict[str, Any]]:
+    """The objects of a render whose API group is the Gateway API's or Envoy Gateway's."""
+    return [
+        d
+        for d in yaml.safe_load_all(rendered)
+        if d and str(d.get("apiVersion", "")).split("/")[0] in GATEWAY_GROUPS
+    ]
+
+
+def validate_gateway_objects(objects: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    """tools/gatewaylint/validate.mjs on these objects: exit 1 naming each invalid one."""
+    if not (GATEWAYLINT / "node_modules" / "@kubernetes-models" / "gateway-api").is_dir():
+        raise Missing(
+            "the Gateway API schemas are not installed: npm ci --prefix tools/gatewaylint"
+        )
+    node = need("node", "apt-get install -y nodejs (tools/packages.py)")
+    return subprocess.run(
+        [node, str(GATEWAYLINT / "validate.mjs")],
+        cwd=GATEWAYLINT,
+        input=json.dumps(objects),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+def gateway(sources: list[Path] | None = None) -> subprocess.CompletedProcess[str]:
+    """Every Gateway API / Envoy Gateway object of the renders, against the CRD schemas."""
+    kubectl = need("kubectl", "apt-get install -y kubectl (tools/packages.py)")
+    if sources is None:
+        sources = [*sorted(p for p in OVERLAYS.iterdir() if p.is_dir()), GATEWAY_CLASS_DIR]
+    objects: list[dict[str, Any]] = []
+    for source in sources:
+        done = run([kubectl, "kustomize", str(source)])
+        if done.returncode != 0:
+            return done
+        found = gateway_objects(done.stdout)
+        if not found:
+            message = f"{source.name}: no Gateway API object in the render"
+            return subprocess.CompletedProcess(["gateway"], 1, message, "")
+        objects += found
+    return validate_gateway_objects(objects)
+
+
+SCANS = {
+    "checkov": checkov,
+    "zizmor": zizmor,
+    "dclint": dclint,
+    "receivers": receivers,
+    "gateway": gateway,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

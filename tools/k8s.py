@@ -3,12 +3,11 @@
 Writes deploy/k8s/base/: per built service a Deployment (/health liveness, /ready
 readiness, resources), a Service, a PodDisruptionBudget and an HPA; the ConfigMap the
 pods read (the Secret `fixup-secrets` is referenced, never written: deploy/k8s/README.md);
-the Ingress (ingress-nginx: /api/<svc>/ with the prefix stripped, like NGINX; chat's
-WebSocket upgrade on its own Ingress); the migrations Job.
+the edge on the Gateway API (tools/k8s_gateway.py: the Gateway, an HTTPRoute per service
+with /api/<svc>/ stripped like NGINX, Envoy Gateway's policies); the migrations Job.
 
 Also the account pages (tools/k8s_pages.py), Alertmanager (tools/k8s_alertmanager.py), the
-backup CronJob (tools/k8s_backup.py) and the ingress-nginx controller's settings
-(tools/k8s_controller.py).
+backup CronJob (tools/k8s_backup.py) and the GatewayClass (deploy/k8s/envoy-gateway/).
 
 The overlays (dev, prod) are hand-written. `check` (CI) fails when a committed file is stale.
 """
@@ -24,9 +23,8 @@ import yaml
 
 from lib import registry
 from lib.config import ServiceSettings
-from tools import k8s_alertmanager, k8s_backup, k8s_network
+from tools import k8s_alertmanager, k8s_backup, k8s_gateway, k8s_network
 from tools.generated import ROOT, write_or_check
-from tools.k8s_controller import controller_files
 from tools.k8s_objects import (
     HEADER,
     PART_OF,
@@ -44,7 +42,7 @@ from tools.k8s_pages import (
     pages_deployment,
     pages_disruption_budget,
     pages_files,
-    pages_ingress,
+    pages_route,
     pages_service,
 )
 
@@ -199,47 +197,6 @@ def config_map() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(CONFIG), "data": data}
 
 
-def ingress(name: str, services: list[registry.Microservice], extra: dict[str, str]) -> Any:
-    """ingress-nginx: /api/<svc>/x -> <svc>:/x (the prefix stripped, as NGINX does)."""
-    paths = [
-        {
-            "path": f"/api/{s.name}(/|$)(.*)",
-            "pathType": "ImplementationSpecific",
-            "backend": {"service": {"name": s.name, "port": {"name": "http"}}},
-        }
-        for s in services
-    ]
-    annotations = {
-        "nginx.ingress.kubernetes.io/use-regex": "true",
-        "nginx.ingress.kubernetes.io/rewrite-target": "/$2",
-        "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
-        **extra,
-    }
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {**metadata(name), "annotations": annotations},
-        "spec": {"ingressClassName": "nginx", "rules": [{"http": {"paths": paths}}]},
-    }
-
-
-# chat keeps WebSockets open: ingress-nginx passes Upgrade/Connection through by itself
-# (a `configuration-snippet` is refused by controllers >= 1.9 unless snippets are allowed,
-# which their docs advise against); these keep an idle socket for an hour instead of 60 s
-WEBSOCKET = {
-    "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
-    "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
-}
-
-
-def ingresses(built: list[registry.Microservice]) -> list[Any]:
-    routed = [s for s in built if s.behind_gateway]
-    out = [ingress("fixup", [s for s in routed if s.name != "chat"], {})]
-    if any(s.name == "chat" for s in routed):
-        out.append(ingress("fixup-chat", [registry.get("chat")], WEBSOCKET))
-    return out
-
-
 def migrations_job() -> dict[str, Any]:
     """Every database's pending migrations (creating a missing database), before a rollout."""
     steps = " && ".join(f"python -m tools.migrate up {s.database}" for s in registry.MICROSERVICES)
@@ -284,13 +241,13 @@ def files() -> dict[str, str]:
         for s in built
     }
     out["config.yaml"] = dump(config_map())
-    out["ingress.yaml"] = dump(*ingresses(built))
+    out["gateway.yaml"] = dump(*k8s_gateway.objects(built))
     out["migrate-job.yaml"] = dump(migrations_job())
     out["network-policies.yaml"] = dump(*k8s_network.policies(built))
     out["alertmanager.yaml"] = dump(*k8s_alertmanager.objects())
     out["backup.yaml"] = dump(*k8s_backup.objects(IMAGE, RUN_AS))
     out["pages.yaml"] = dump(
-        pages_deployment(), pages_service(), pages_disruption_budget(), pages_ingress()
+        pages_deployment(), pages_service(), pages_disruption_budget(), *pages_route()
     )
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -305,10 +262,10 @@ def files() -> dict[str, str]:
 
 def all_files() -> dict[Path, str]:
     """Every file this module writes: the base, nginx/kustomization.yaml + nginx/k8s/, and
-    deploy/k8s/ingress-nginx/, the prod overlay's Alertmanager receivers."""
+    deploy/k8s/envoy-gateway/, the prod overlay's Alertmanager receivers."""
     out = {BASE / name: text for name, text in files().items()}
     out.update(pages_files())
-    out.update(controller_files())
+    out.update(k8s_gateway.gateway_class_files())
     out[PROD_RECEIVERS] = dump(*k8s_alertmanager.production_patch())
     return out
 

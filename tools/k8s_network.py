@@ -3,7 +3,7 @@ tools/k8s.py), from lib/registry.py: every pod of the namespace denied all traff
 allow per real edge:
 
 - DNS: every pod -> the cluster's DNS (kube-system, `k8s-app: kube-dns`), port 53;
-- the gateway (the ingress-nginx controller, its own namespace) -> each service behind it
+- the gateway (Envoy Gateway's Envoy pods of our Gateway, its namespace) -> each service behind it
   and the account pages, on their HTTP port;
 - Prometheus (namespace `monitoring`, `app.kubernetes.io/name: prometheus`) -> each
   service's /metrics port and Alertmanager;
@@ -34,7 +34,7 @@ from tools.k8s_alertmanager import NAME as ALERTMANAGER
 from tools.k8s_alertmanager import PORT as ALERTMANAGER_PORT
 from tools.k8s_backup import NAME as BACKUP
 from tools.k8s_backup import TLS_SERVER_PORT as BACKUP_TLS_PORT
-from tools.k8s_controller import CONTROLLER_NAMESPACE
+from tools.k8s_gateway import PROXY_LABELS, PROXY_NAMESPACE
 from tools.k8s_objects import labels, metadata
 from tools.k8s_pages import PAGES, PAGES_PORT
 
@@ -53,7 +53,7 @@ def namespace_pods(namespace: str, pod_labels: dict[str, str]) -> dict[str, Any]
     }
 
 
-GATEWAY = namespace_pods(CONTROLLER_NAMESPACE, {"app.kubernetes.io/name": "ingress-nginx"})
+GATEWAY = namespace_pods(PROXY_NAMESPACE, PROXY_LABELS)
 PROMETHEUS = namespace_pods("monitoring", {"app.kubernetes.io/name": "prometheus"})
 DNS = namespace_pods("kube-system", {"k8s-app": "kube-dns"})
 

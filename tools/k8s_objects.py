@@ -53,7 +53,7 @@ def dump(*documents: Any) -> str:
 
 
 # on deletion a pod leaves the Service's endpoints while it still serves; the preStop sleep
-# keeps it serving until kube-proxy and the ingress controller have seen that (a few
+# keeps it serving until kube-proxy and the gateway's Envoy have seen that (a few
 # seconds), and only then does SIGTERM start the drain (counted in the pod's grace period)
 PRESTOP_SECONDS = 5
 

@@ -1,7 +1,7 @@
 """The account pages of the mail links in Kubernetes (/verify-email, /reset-password,
 /account/): a `pages` Deployment (an unprivileged nginx, read-only root filesystem) running
 nginx/pages-server.conf, which includes the gateway's own snippets, with its Service,
-PodDisruptionBudget and an Ingress whose paths are the locations of
+PodDisruptionBudget and an HTTPRoute whose matches are the locations of
 nginx/snippets/account-pages.conf. The pages and the config reach the pods as ConfigMaps
 that kustomize builds from the files themselves: nginx/kustomization.yaml (kustomize reads
 files only below a kustomization; the base lists it as a resource); what has placeholders
@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from tools import images, nginx
+from tools.k8s_gateway import BACKEND_TIMEOUT, GATEWAY, GATEWAY_API, backend_policy
 from tools.k8s_objects import (
     HEADER,
     PART_OF,
@@ -202,27 +203,26 @@ def page_paths() -> list[tuple[str, str]]:
     return [(path, "Exact" if exact else "Prefix") for exact, path in LOCATION.findall(text)]
 
 
-def pages_ingress() -> dict[str, Any]:
-    """Its own Ingress: no rewrite (the paths are the pages'). The pages server decides:
-    when the API's Ingress turns on regex paths for the host, ingress-nginx matches these
-    as case-insensitive prefixes, and whatever else arrives gets its problem+json 404."""
-    paths = [
-        {
-            "path": path,
-            "pathType": kind,
-            "backend": {"service": {"name": PAGES, "port": {"name": "http"}}},
-        }
-        for path, kind in page_paths()
-    ]
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {
-            **metadata("fixup-pages"),
-            "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "1k"},
-        },
-        "spec": {"ingressClassName": "nginx", "rules": [{"http": {"paths": paths}}]},
+def pages_route() -> list[dict[str, Any]]:
+    """Its own HTTPRoute: no rewrite (the paths are the pages'), one match per location of
+    the snippet (Gateway API prefixes match whole segments: `/verify-emailx` is not
+    `/verify-email`), and a BackendTrafficPolicy bounding a body at 1 KiB (the pages take
+    none: a POST is the server's 405)."""
+    kinds = {"Exact": "Exact", "Prefix": "PathPrefix"}
+    matches = [{"path": {"type": kinds[kind], "value": path}} for path, kind in page_paths()]
+    rule = {
+        "name": "pages",
+        "matches": matches,
+        "backendRefs": [{"name": PAGES, "port": PAGES_PORT}],
+        "timeouts": {"request": BACKEND_TIMEOUT, "backendRequest": BACKEND_TIMEOUT},
     }
+    route = {
+        "apiVersion": GATEWAY_API,
+        "kind": "HTTPRoute",
+        "metadata": metadata("fixup-pages"),
+        "spec": {"parentRefs": [{"name": GATEWAY}], "rules": [rule]},
+    }
+    return [route, backend_policy("fixup-pages", "HTTPRoute", "fixup-pages", "1Ki")]
 
 
 def pages_files() -> dict[Path, str]:

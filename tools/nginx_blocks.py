@@ -95,10 +95,11 @@ def location_blocks(service: registry.Microservice) -> str:
     return "\n\n".join(blocks)
 
 
-def replay_safe_routes(openapi_dir: Path = OPENAPI_DIR) -> str:
-    """`map` lines for 00-maps.conf: "METHOD URI KEY" of a write to an operation that takes
-    `Idempotency-Key` (a repeat answers the first response), with a key -> 1."""
-    lines = []
+def replay_safe_operations(openapi_dir: Path = OPENAPI_DIR) -> list[tuple[str, str, str]]:
+    """(METHOD, service, path regex after /api/<service>) of each write to an operation that
+    takes `Idempotency-Key` (a repeat answers the first response): the gateway may send it
+    twice when it carries a key. NGINX's map and the Kubernetes HTTPRoutes read this."""
+    out = []
     for service in registry.gateway_services():
         document = openapi_dir / f"{service.name}.json"
         if not document.is_file():  # not built: nothing to replay
@@ -108,9 +109,17 @@ def replay_safe_routes(openapi_dir: Path = OPENAPI_DIR) -> str:
                 names = {p.get("name") for p in op.get("parameters", []) if isinstance(p, dict)}
                 if method in ("post", "patch") and "Idempotency-Key" in names:
                     route = re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(path))
-                    pattern = f"^{method.upper()} /api/{service.name}{route} \\S"
-                    lines.append(f'    "~{pattern}"  1;')
-    return "\n".join(lines)
+                    out.append((method.upper(), service.name, route))
+    return out
+
+
+def replay_safe_routes(openapi_dir: Path = OPENAPI_DIR) -> str:
+    """`map` lines for 00-maps.conf: "METHOD URI KEY" of a write to an operation that takes
+    `Idempotency-Key` (a repeat answers the first response), with a key -> 1."""
+    return "\n".join(
+        f'    "~^{method} /api/{name}{route} \\S"  1;'
+        for method, name, route in replay_safe_operations(openapi_dir)
+    )
 
 
 def replay_block(name: str) -> str:

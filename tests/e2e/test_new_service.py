@@ -89,7 +89,10 @@ def tree(tmp_path: Path) -> Path:
             shutil.copy2(source, target)
     (copy / ".venv").symlink_to(VENV)
     # the scanners and linters tests/unit runs, installed beside the tree (not tracked)
-    for tool in (".venv-scan", *(f"tools/{t}/node_modules" for t in ("dclint", "apilint"))):
+    for tool in (
+        ".venv-scan",
+        *(f"tools/{t}/node_modules" for t in ("dclint", "apilint", "gatewaylint")),
+    ):
         if (ROOT / tool).exists():
             (copy / tool).symlink_to(ROOT / tool)
     git(copy, "init", "-q")

@@ -7,11 +7,6 @@ to a free loopback port (and `user root;` when the test runs as root, where the 
 as uid 101). Both pages and their assets answer with the gateway's headers and CSP, an old
 `?token=` link is served and its token never reaches the log, what the server does not
 serve is problem+json.
-
-Second, the ingress-nginx controller's `log-format-upstream` (deploy/k8s/ingress-nginx/):
-the local nginx runs it as the controller renders it (`log_format upstreaminfo escape=json
-'...'`, its `$req_id` map, the `$namespace`/`$ingress_name`/`$service_name` a location
-sets) in front of the pages server: every line is JSON and no query reaches it.
 """
 
 from __future__ import annotations
@@ -27,13 +22,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from tests.e2e.gateway_stack import answers, require_nginx, wait_until
 from tests.e2e.test_account_pages import CSP
 from tests.servers import free_port
 from tests.unit.test_k8s import kinds, render
-from tools import k8s_controller, k8s_pages
+from tools import k8s_pages
 from tools.nginx import PAGES_DIR
 
 SECRET = "s3cr3t-T0KEN-value"
@@ -217,100 +211,3 @@ async def test_what_it_does_not_serve_is_problem_json(
     for name, value in PROBLEM_HEADERS.items():
         assert headers.get(name) == value, (name, headers)
     assert SECRET not in pages.logs()
-
-
-# --- the ingress-nginx controller's access log -------------------------------------------
-
-
-def controller_config(settings: dict[str, str], listen: int, upstream: str, log: Path) -> str:
-    """What ingress-nginx's nginx.tmpl makes of these settings, as far as the log goes."""
-    escape = "escape=json " if settings.get("log-format-escape-json") == "true" else ""
-    fmt = settings["log-format-upstream"]
-    assert "'" not in fmt  # the template single-quotes it
-    return f"""
-pid {log.parent}/controller.pid;
-error_log {log.parent}/controller-error.log {settings.get("error-log-level", "notice")};
-events {{ worker_connections 64; }}
-http {{
-    client_body_temp_path {log.parent}/tmp;
-    proxy_temp_path {log.parent}/tmp;
-    fastcgi_temp_path {log.parent}/tmp;
-    uwsgi_temp_path {log.parent}/tmp;
-    scgi_temp_path {log.parent}/tmp;
-    uninitialized_variable_warn off;
-    log_format upstreaminfo {escape}'{fmt}';
-    access_log {log} upstreaminfo;
-    map $http_x_request_id $req_id {{
-        default $http_x_request_id;
-        ""      $request_id;
-    }}
-    server {{
-        listen 127.0.0.1:{listen};
-        location / {{
-            set $namespace "fixup-prod";
-            set $ingress_name "fixup-pages";
-            set $service_name "pages";
-            set $service_port "http";
-            proxy_set_header X-Request-ID $req_id;
-            proxy_pass {upstream};
-        }}
-    }}
-}}
-"""
-
-
-async def test_the_controllers_log_format_writes_json_without_the_query(
-    pages: Server, tmp_path: Path
-) -> None:
-    settings = yaml_data(k8s_controller.INGRESS_NGINX / "controller-config.yaml")
-    assert settings == k8s_controller.CONTROLLER_SETTINGS
-    port = free_port()
-    log = tmp_path / "controller-access.log"
-    (tmp_path / "tmp").mkdir()
-    conf = tmp_path / "controller.conf"
-    conf.write_text(controller_config(settings, port, pages.url, log))
-    extra = " user root;" if os.geteuid() == 0 else ""
-    command = [require_nginx(), "-e", str(tmp_path / "controller-error.log"), "-c", str(conf)]
-    proc = spawn([*command, "-g", f"daemon off;{extra}"], None, tmp_path / "controller.out")
-    try:
-
-        async def up() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError((tmp_path / "controller.out").read_text())
-            return await answers(f"http://127.0.0.1:{port}/verify-email")
-
-        await wait_until(up, "the controller stand-in answers")
-        status, headers, _ = await fetch(
-            f"http://127.0.0.1:{port}/reset-password?token={SECRET}&a=%22b",
-            headers={"User-Agent": 'agent "quoted"\\'},
-        )
-        assert status == 200
-        assert headers["content-security-policy"] == CSP  # the pages server's, through it
-
-        async def logged() -> bool:
-            return log.exists() and "/reset-password" in log.read_text()
-
-        await wait_until(logged, "the controller's access log line")
-    finally:
-        stop(proc)
-    lines = [json.loads(x) for x in log.read_text().splitlines()]  # every line is JSON
-    (line,) = [x for x in lines if x["path"] == "/reset-password"]
-    assert line["method"] == "GET"
-    assert line["status"] == 200
-    assert line["http_user_agent"] == 'agent "quoted"\\'
-    assert (line["namespace"], line["ingress"], line["service"]) == (
-        "fixup-prod", "fixup-pages", "pages",
-    )  # fmt: skip
-    assert re.fullmatch(r"[0-9a-f]{32}", line["request_id"])
-    assert line["upstream_status"] == "200"
-    text = log.read_text() + (tmp_path / "controller-error.log").read_text()
-    assert SECRET not in text
-    assert "token" not in text
-
-
-def yaml_data(path: Path) -> dict[str, str]:
-    document = yaml.safe_load(path.read_text())
-    assert isinstance(document, dict)
-    data = document["data"]
-    assert isinstance(data, dict)
-    return data

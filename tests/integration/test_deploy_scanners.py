@@ -1,9 +1,10 @@
 """The reviewers' scanners on the deploy files (tools/deploy_scan.py, `make deploy-lint`):
-checkov on the rendered Kubernetes overlays, zizmor on the workflows, dclint on Compose
-report nothing, and each scanner does catch the weakness it is there for (a weakened copy
-fails), so a green run means something. They need `make scan-deps` (checkov in
-.venv-scan, dclint from npm), which `make test` runs first: so they live here, out of
-`make test-fast` (tests/unit/test_deploy_scan.py checks the scanners' settings)."""
+checkov on the rendered Kubernetes overlays, zizmor on the workflows, dclint on Compose,
+the Gateway API schemas on the edge's objects report nothing, and each scanner does catch
+the weakness it is there for (a weakened copy fails), so a green run means something.
+They need `make scan-deps` (checkov in .venv-scan, dclint and the Gateway API schemas
+from npm), which `make test` runs first: so they live here, out of `make test-fast`
+(tests/unit/test_deploy_scan.py checks the scanners' settings)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,81 @@ def test_deploy_lint_fails_a_prod_render_whose_receiver_has_no_integration(tmp_p
     assert done.returncode == 1
     assert "prod: alertmanager: receiver 'page' has no integration" in done.stdout
     assert "prod: alertmanager: receiver 'ticket' has no integration" in done.stdout
+
+
+def test_the_gateway_scan_fails_objects_the_published_schemas_refuse(tmp_path: Path) -> None:
+    """A prod overlay patched into a route whose timeout is no Gateway API duration, whose
+    retry count is a string, and another with a misspelt field (`timeout` for `timeouts`:
+    the CRD lets it through, the API server would drop it), a policy with a misspelt
+    `requestBufer`, plus a kind no published schema has: the scan (the path `make
+    deploy-lint` takes: render, pick, validate) fails and names each."""
+    overlay = tmp_path / "prod"
+    overlay.mkdir()
+    base = os.path.relpath(deploy_scan.OVERLAYS / "prod", overlay)
+    stray = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRouteish",
+        "metadata": {"name": "stray"},
+    }
+    (overlay / "stray.yaml").write_text(yaml.safe_dump(stray))
+    patch = [
+        {"op": "replace", "path": "/spec/rules/0/timeouts/request", "value": "30 seconds"},
+        {"op": "replace", "path": "/spec/rules/0/retry/attempts", "value": "two"},
+    ]
+    misspelt_rule = [{"op": "add", "path": "/spec/rules/0/timeout", "value": {"request": "9s"}}]
+    misspelt_policy = [{"op": "add", "path": "/spec/requestBufer", "value": {"limit": "1Ki"}}]
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "resources": [base, "stray.yaml"],
+                "patches": [
+                    {
+                        "target": {"kind": "HTTPRoute", "name": "fixup-departments"},
+                        "patch": yaml.safe_dump(patch),
+                    },
+                    {
+                        "target": {"kind": "HTTPRoute", "name": "fixup-catalog"},
+                        "patch": yaml.safe_dump(misspelt_rule),
+                    },
+                    {
+                        "target": {"kind": "BackendTrafficPolicy", "name": "fixup-pages"},
+                        "patch": yaml.safe_dump(misspelt_policy),
+                    },
+                ],
+            }
+        )
+    )
+    try:
+        done = deploy_scan.gateway([overlay])
+    except deploy_scan.Missing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    route = "HTTPRoute fixup-departments (gateway.networking.k8s.io/v1)"
+    assert f"{route}: /spec/rules/0/timeouts/request must match pattern" in done.stdout
+    assert f"{route}: /spec/rules/0/retry/attempts must be integer" in done.stdout
+    assert "HTTPRouteish stray (gateway.networking.k8s.io/v1): no published schema" in done.stdout
+    catalog = "HTTPRoute fixup-catalog (gateway.networking.k8s.io/v1): TS2353"
+    assert f"""{catalog}: Object literal may only specify known properties, and '"timeout"'""" in (
+        done.stdout
+    )
+    assert "BackendTrafficPolicy fixup-pages (gateway.envoyproxy.io/v1alpha1): TS2353" in (
+        done.stdout
+    )
+    assert "'\"requestBufer\"' does not exist" in done.stdout
+    assert "HTTPRoute fixup-users (gateway.networking.k8s.io/v1): ok" in done.stdout
+
+
+def test_the_gateway_scan_fails_a_render_without_gateway_objects(tmp_path: Path) -> None:
+    """An overlay whose edge went missing is a finding, not a silent pass."""
+    overlay = tmp_path / "bare"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({"resources": ["config.yaml"]}))
+    (overlay / "config.yaml").write_text(
+        yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
+    )
+    try:
+        done = deploy_scan.gateway([overlay])
+    except deploy_scan.Missing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    assert done.returncode == 1
+    assert "bare: no Gateway API object in the render" in done.stdout

@@ -74,3 +74,17 @@ def test_a_receiver_with_one_empty_integration_list_is_silent() -> None:
     assert deploy_scan.silent_receivers(yaml.safe_dump(document)) == [
         "alertmanager: receiver 'page'"
     ]
+
+
+def test_the_gateway_scan_picks_the_gateway_api_and_envoy_gateway_objects() -> None:
+    """Only the groups the published schemas cover go to the validator; the core kinds are
+    kubernetes-validate's (tests/unit/test_k8s.py)."""
+    documents = [
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute"},
+        {"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "BackendTrafficPolicy"},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"},
+        {"apiVersion": "v1", "kind": "Service"},
+        None,
+    ]
+    picked = deploy_scan.gateway_objects(yaml.safe_dump_all(documents))
+    assert [d["kind"] for d in picked] == ["HTTPRoute", "BackendTrafficPolicy"]

@@ -6,7 +6,6 @@ of k8s, Compose, the registry, NGINX and Prometheus cross-checked."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import subprocess
 import sys
@@ -17,15 +16,17 @@ import pytest
 import yaml
 
 from lib import registry
+from lib.config import ServiceSettings
 from tests.unit.test_deploy import tool
 from tools import (
     alertmanager,
     compose,
     k8s,
     k8s_alertmanager,
-    k8s_controller,
+    k8s_gateway,
     k8s_pages,
     nginx,
+    nginx_blocks,
     prometheus,
 )
 from tools.generated import ROOT
@@ -109,11 +110,13 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
     deployments = {name for kind, name in docs if kind == "Deployment"}
     third_party = {k8s_pages.PAGES, k8s_alertmanager.NAME}
     assert deployments == {s.name for s in registry.built_services()} | third_party
-    ingresses = [d for (kind, _), d in docs.items() if kind == "Ingress"]  # chat: its own
+    routes = [d for (kind, _), d in docs.items() if kind == "HTTPRoute"]
     routed = {
-        p["backend"]["service"]["name"]: p["path"]
-        for ingress in ingresses
-        for p in ingress["spec"]["rules"][0]["http"]["paths"]
+        ref["name"]: {m["path"]["value"] for r in route["spec"]["rules"] for m in r["matches"]}
+        for route in routes
+        for rule in route["spec"]["rules"]
+        for ref in rule["backendRefs"]
+        if route["metadata"]["name"] == f"fixup-{ref['name']}"
     }
     for s in registry.built_services():
         pod = docs[("Deployment", s.name)]["spec"]["template"]
@@ -131,7 +134,7 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
         assert apps[s.name]["environment"][f"{s.env_prefix}_PORT"] == str(s.http_port)
         assert sd[s.name]["port"] == s.metrics_port
         if s.behind_gateway:
-            assert routed[s.name] == f"/api/{s.name}(/|$)(.*)"
+            assert f"/api/{s.name}" in routed[s.name]
             assert f"server {s.name}:{s.http_port} " in nginx
         else:
             assert s.name not in routed
@@ -149,16 +152,101 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
     )
 
 
-def test_chat_gets_a_websocket_ingress_once_built() -> None:
-    chat = dataclasses.replace(registry.get("chat"), built=True)
-    main, websocket = k8s.ingresses([registry.get("departments"), chat])
-    assert [p["backend"]["service"]["name"] for p in main["spec"]["rules"][0]["http"]["paths"]] == [
-        "departments"
+def rules(route: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {rule["name"]: rule for rule in route["spec"]["rules"]}
+
+
+def test_each_route_retries_what_nginx_retries_and_nothing_else() -> None:
+    """ADR 0022 on the Gateway API: the idempotent methods and the replay-safe writes (an
+    Idempotency-Key to an operation whose OpenAPI document takes it: nginx's own list) are
+    retried, twice at most, like proxy_next_upstream_tries 3; any other write goes once."""
+    docs = kinds(render("prod"))
+    replay = nginx_blocks.replay_safe_operations()
+    for s in registry.gateway_services():
+        if not s.built:
+            continue
+        by_name = rules(docs[("HTTPRoute", f"fixup-{s.name}")])
+        idempotent = [rule for name, rule in by_name.items() if name.startswith("idempotent-")]
+        methods = [m["method"] for rule in idempotent for m in rule["matches"]]
+        assert sorted(methods) == ["DELETE", "GET", "HEAD", "OPTIONS", "PUT"]
+        assert all(rule["retry"] == {"attempts": 2} for rule in idempotent)
+        # the CRD's CEL rule: ReplacePrefixMatch only with exactly one PathPrefix match
+        for rule in by_name.values():
+            rewrites = [f for f in rule.get("filters", []) if f["type"] == "URLRewrite"]
+            if rewrites:
+                (match,) = rule["matches"]
+                assert match["path"]["type"] == "PathPrefix"
+        assert "retry" not in by_name["once"]
+        assert by_name["once"]["matches"] == [
+            {"path": {"type": "PathPrefix", "value": f"/api/{s.name}"}}
+        ]
+        mine = [(m, path) for m, name, path in replay if name == s.name]
+        if not mine:
+            assert "replay-safe" not in by_name
+            continue
+        safe = by_name["replay-safe"]
+        assert safe["retry"] == {"attempts": 2}
+        assert [(m["method"], m["path"]["value"]) for m in safe["matches"]] == [
+            (method, f"^/api/{s.name}{path}$") for method, path in mine
+        ]
+        for match in safe["matches"]:
+            (header,) = match["headers"]
+            assert header["name"] == "Idempotency-Key"
+            assert not re.fullmatch(header["value"], "")
+            assert re.fullmatch(header["value"], "k-1")
+            assert not re.fullmatch(header["value"], " ")
+        for rule in by_name.values():  # nginx's proxy_read_timeout per attempt
+            assert rule["timeouts"]["backendRequest"] == "30s"
+
+
+def test_the_gateways_policies_carry_nginxs_bounds() -> None:
+    docs = kinds(render("prod"))
+    clients = docs[("ClientTrafficPolicy", "fixup-clients")]["spec"]
+    assert clients["targetRefs"] == [k8s_gateway.target("Gateway", k8s_gateway.GATEWAY)]
+    assert clients["headers"]["requestID"] == "PreserveOrGenerate"  # then the services' rule
+    received = clients["timeout"]["http"]["requestReceivedTimeout"]
+    assert received == f"{round(nginx.CLIENT_HEADER_TIMEOUT + nginx.CLIENT_BODY_TIMEOUT)}s"
+    backends = docs[("BackendTrafficPolicy", "fixup-backends")]["spec"]
+    assert backends["requestBuffer"] == {"limit": "1Mi"}  # client_max_body_size 1m
+    assert backends["timeout"]["tcp"] == {"connectTimeout": "2s"}  # proxy_connect_timeout
+    # an idle pooled connection closed by Envoy before the service closes it (ADR 0005)
+    idle = backends["timeout"]["http"]["connectionIdleTimeout"]
+    assert (
+        int(idle.removesuffix("s")) < ServiceSettings.model_fields["http_keepalive_timeout"].default
+    )
+    uploads = docs[("BackendTrafficPolicy", "fixup-users-uploads")]["spec"]
+    (upload,) = registry.get("users").uploads
+    assert uploads["requestBuffer"]["limit"] == upload.max_body.replace("m", "Mi")
+    route = docs[("HTTPRoute", "fixup-users-uploads")]
+    assert [m["path"]["value"] for m in route["spec"]["rules"][0]["matches"]] == [
+        f"^/api/users{upload.path}$"
     ]
-    notes = websocket["metadata"]["annotations"]
-    # no snippet: controllers >= 1.9 refuse snippet annotations by default
-    assert not any("snippet" in name for name in notes), notes
-    assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    gateway = docs[("Gateway", k8s_gateway.GATEWAY)]["spec"]
+    (listener,) = gateway["listeners"]
+    assert listener["hostname"] == "fixup.example.com"  # the prod overlay's patch
+    for (kind, _), d in docs.items():
+        if kind == "HTTPRoute":
+            assert d["spec"]["parentRefs"] == [{"name": k8s_gateway.GATEWAY}]
+
+
+def test_chat_gets_a_websocket_route_once_built() -> None:
+    """The upgrade with no request timeout ("0s") and no body buffer (a buffered upgrade
+    never reaches the service); chat's other routes like every service's."""
+    chat = dataclasses.replace(registry.get("chat"), built=True)
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in k8s_gateway.objects([chat])}
+    (rule,) = docs[("HTTPRoute", "fixup-chat-websocket")]["spec"]["rules"]
+    assert rule["timeouts"] == {"request": "0s"}
+    (match,) = rule["matches"]
+    assert match["method"] == "GET"
+    assert re.fullmatch(match["path"]["value"].strip("^$"), "/api/chat/v1/conversations/7/ws")
+    assert re.fullmatch(match["headers"][0]["value"].removeprefix("(?i)"), "websocket")
+    policy = docs[("BackendTrafficPolicy", "fixup-chat-websocket")]["spec"]
+    assert "requestBuffer" not in policy
+    assert policy["targetRefs"] == [k8s_gateway.target("HTTPRoute", "fixup-chat-websocket")]
+    # the server pings every 20 s: an idle stream is closed well after that
+    idle = k8s_gateway.client_policy()["spec"]["timeout"]["http"]["streamIdleTimeout"]
+    assert 40 <= int(idle.removesuffix("s")) <= 120
+    assert ("HTTPRoute", "fixup-chat") in docs
 
 
 @pytest.mark.parametrize(
@@ -207,11 +295,10 @@ def test_workflows_test_on_pull_requests_and_release_without_secrets() -> None:
 
 # --- the account pages --------------------------------------------------------------------
 
-SAFE_LOG_VARIABLES = {  # none of them can hold a query string, a Referer or a credential
-    "time_iso8601", "req_id", "remote_addr", "request_method", "uri", "server_protocol",
-    "status", "body_bytes_sent", "request_time", "upstream_response_time", "upstream_status",
-    "upstream_addr", "namespace", "ingress_name", "service_name", "request_length",
-    "http_user_agent",
+SAFE_LOG_OPERATORS = {  # none of them can hold a query string, a Referer or a credential
+    "START_TIME", "REQ", "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", "REQ_WITHOUT_QUERY",
+    "PROTOCOL", "RESPONSE_CODE", "RESPONSE_FLAGS", "BYTES_SENT", "BYTES_RECEIVED", "DURATION",
+    "RESPONSE_DURATION", "UPSTREAM_HOST", "ROUTE_NAME",
 }  # fmt: skip
 
 
@@ -283,14 +370,17 @@ def test_the_account_pages_are_served_from_the_repositorys_own_files() -> None:
     assert docs[("Deployment", k8s_pages.PAGES)]["spec"]["replicas"] >= 2
 
 
-def test_the_ingress_routes_the_mail_links_and_the_assets_to_the_pages() -> None:
+def test_the_route_sends_the_mail_links_and_the_assets_to_the_pages() -> None:
     docs = kinds(render("prod"))
-    ingress = docs[("Ingress", "fixup-pages")]
-    assert "nginx.ingress.kubernetes.io/rewrite-target" not in ingress["metadata"]["annotations"]
-    (rule,) = ingress["spec"]["rules"]
-    assert rule["host"] == docs[("Ingress", "fixup")]["spec"]["rules"][0]["host"]
-    paths = {(p["path"], p["pathType"]) for p in rule["http"]["paths"]}
-    assert {p["backend"]["service"]["name"] for p in rule["http"]["paths"]} == {k8s_pages.PAGES}
+    route = docs[("HTTPRoute", "fixup-pages")]
+    assert route["spec"]["parentRefs"] == [{"name": k8s_gateway.GATEWAY}]
+    (rule,) = route["spec"]["rules"]
+    assert "filters" not in rule  # no rewrite: the paths are the pages'
+    assert rule["backendRefs"] == [{"name": k8s_pages.PAGES, "port": k8s_pages.PAGES_PORT}]
+    kinds_of = {"Exact": "Exact", "PathPrefix": "Prefix"}
+    paths = {(m["path"]["value"], kinds_of[m["path"]["type"]]) for m in rule["matches"]}
+    policy = docs[("BackendTrafficPolicy", "fixup-pages")]["spec"]
+    assert policy["requestBuffer"] == {"limit": "1Ki"}  # the pages take no body
     # the locations of the snippet the gateway and the pages server both include
     snippet = (nginx.TEMPLATES / "snippets" / "account-pages.conf").read_text()
     locations = re.findall(r"^location (= )?(/\S*) \{", snippet, re.MULTILINE)
@@ -307,30 +397,20 @@ def test_the_ingress_routes_the_mail_links_and_the_assets_to_the_pages() -> None
             assert any(url.startswith(prefix) for prefix in prefixes), (page.name, url)
 
 
-def test_the_ingress_nginx_controller_logs_no_query_string(tmp_path: Path) -> None:
-    rendered = tmp_path / "ingress-nginx.yaml"
-    kubectl = tool("kubectl", "apt-get install -y kubectl (tools/packages.py LINTERS)")
-    done = run(kubectl, "kustomize", str(k8s_controller.INGRESS_NGINX))
-    assert done.returncode == 0, done.stderr
-    rendered.write_text(done.stdout)
-    validate = tool("kubernetes-validate", "pip install kubernetes-validate (pyproject dev)")
-    done = run(validate, "--strict", "--quiet", str(rendered))
-    assert done.returncode == 0, done.stdout + done.stderr
-    (config,) = yaml.safe_load_all(rendered.read_text())
-    assert (config["kind"], config["metadata"]["namespace"], config["metadata"]["name"]) == (
-        "ConfigMap", "ingress-nginx", "ingress-nginx-controller",
-    )  # fmt: skip
-    data = config["data"]
-    helm = yaml.safe_load((k8s_controller.INGRESS_NGINX / "values.yaml").read_text())
-    assert helm["controller"]["config"] == data  # the Helm install gets the same keys
-    fmt = data["log-format-upstream"]
-    assert set(re.findall(r"\$(\w+)", fmt)) == SAFE_LOG_VARIABLES
-    assert data["log-format-escape-json"] == "true"
-    assert data["error-log-level"] in ("crit", "alert", "emerg")
-    # the gateway's slow-client bounds, as our own NGINX's (in seconds, not its 60 s)
-    assert (data["client-header-timeout"], data["client-body-timeout"]) == (
-        str(round(nginx.CLIENT_HEADER_TIMEOUT)),
-        str(round(nginx.CLIENT_BODY_TIMEOUT)),
-    )
-    sample = re.sub(r"\$\w+", "1", fmt)  # every field a string or a number
-    assert set(json.loads(sample)) >= {"time", "request_id", "method", "path", "status"}
+def test_the_gateways_access_log_holds_no_query_string() -> None:
+    """Envoy's default access log writes the path with its query (an old mail link's
+    `?token=`): the EnvoyProxy's JSON format uses only operators that cannot hold a query,
+    a Referer or a credential."""
+    docs = kinds(render("prod"))
+    gateway = docs[("Gateway", k8s_gateway.GATEWAY)]["spec"]
+    ref = gateway["infrastructure"]["parametersRef"]
+    proxy = docs[(ref["kind"], ref["name"])]["spec"]
+    (setting,) = proxy["telemetry"]["accessLog"]["settings"]
+    assert setting["format"]["type"] == "JSON"
+    fields = setting["format"]["json"]
+    operators = {op for value in fields.values() for op in re.findall(r"%([A-Z_]+)", value)}
+    assert operators == SAFE_LOG_OPERATORS
+    assert fields["path"].startswith("%REQ_WITHOUT_QUERY(")
+    headers = {h for value in fields.values() for h in re.findall(r"%REQ\(([^)]+)\)%", value)}
+    assert headers == {":METHOD", "X-REQUEST-ID", "USER-AGENT"}  # no :PATH, no Referer
+    assert {"time", "request_id", "method", "path", "status"} <= set(fields)

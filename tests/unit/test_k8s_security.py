@@ -14,7 +14,7 @@ import yaml
 from lib import registry
 from lib.config import ServiceSettings
 from tests.unit.test_k8s import render
-from tools import k8s, k8s_backup, k8s_network, k8s_objects
+from tools import k8s, k8s_backup, k8s_gateway, k8s_network, k8s_objects
 
 OVERLAYS = ["dev", "prod"]
 
@@ -155,7 +155,7 @@ def pod(overlay: str, name: str) -> tuple[str, dict[str, str]]:
     }
 
 
-GATEWAY = ("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+GATEWAY = (k8s_gateway.PROXY_NAMESPACE, k8s_gateway.PROXY_LABELS)
 PROMETHEUS = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
 DNS = ("kube-system", {"k8s-app": "kube-dns"})
 STRANGER = ("default", {"app.kubernetes.io/name": "anything"})

@@ -11,8 +11,9 @@ from sqlglot import expressions as exp
 from .nullability_rules import Catalog, Rule, any_true, one_false
 
 
-def mysql_rules(sql: str, catalog: Catalog) -> list[Rule] | None:
-    tree = sqlglot.parse_one(sql, read="mysql")
+def mysql_rules(sql: str, catalog: Catalog, dialect: str = "mysql") -> list[Rule] | None:
+    """The rules of a MySQL (or, read as `dialect="sqlite"`, SQLite) SELECT."""
+    tree = sqlglot.parse_one(sql, read=dialect)
     if not isinstance(tree, exp.Select):
         return None
     return _mysql_select(tree, catalog, {})

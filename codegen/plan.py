@@ -280,6 +280,17 @@ class Planner:
             fields.append(Field(name, py, col.name))
         return fields
 
+    def sqlite_types(self, sql: str) -> list[str] | None:
+        """Each result column's type by SQLite: a column's declared type (a view over the
+        query), else its expression's by SQLite's rules; None for no SELECT."""
+        if self.sqlite is None:
+            return None
+        declared = self.sqlite.declared_types(sql)
+        if declared is None or all(declared):
+            return declared
+        rules = self.sqlite.expression_types(sql) or []
+        return [d or (rules[i] if i < len(rules) else "") for i, d in enumerate(declared)]
+
     def sqlite_params(self, q: Query, where: str) -> list[Field]:
         """One field per `?` in text order: a numbered parameter used twice is bound twice."""
         by_number: dict[int, Field] = {}
@@ -306,7 +317,7 @@ class Planner:
         sqlite = self.request.engine == "sqlite"
         text = plan.sql if sqlite else q.text  # sqlglot reads `?`, not `?NNN`
         rules = target_rules(self.request.engine, text, self.catalog) or []
-        declared = self.sqlite.declared_types(plan.sql) if sqlite and self.sqlite else None
+        declared = self.sqlite_types(plan.sql) if sqlite else None
         flat = 0
         out: list[Field | Embed] = []
         seen: set[str] = set()

@@ -38,7 +38,7 @@ class SqliteProbe:
         a view over it reports them; None for a statement a view cannot hold."""
         if not re.match(r"\s*(WITH|SELECT|VALUES)\b", sql, re.IGNORECASE):
             return None
-        body = re.sub(r"\?", "NULL", sql.rstrip().rstrip(";"))  # a view takes no parameters
+        body = without_params(sql)
         try:
             self.db.execute(f"CREATE TEMP VIEW {PROBE_VIEW} AS {body}")
         except sqlite3.Error:
@@ -48,6 +48,70 @@ class SqliteProbe:
         finally:
             self.db.execute(f"DROP VIEW temp.{PROBE_VIEW}")
         return [str(row[2]) for row in rows]
+
+    def expression_types(self, sql: str) -> list[str] | None:
+        """For each result column of a SELECT, the type its expression has by SQLite's
+        rules ('' where they say nothing): `||` and the text functions TEXT, AVG and TOTAL
+        REAL, COUNT and LENGTH INTEGER, CAST its type, SUM INTEGER over integers, MAX, MIN,
+        COALESCE, ABS their argument's type (a column's declared type, asked of a view)."""
+        import sqlglot  # loaded only for SQLite expressions
+        from sqlglot import expressions as exp
+
+        try:
+            tree = sqlglot.parse_one(without_params(sql), read="sqlite")
+        except sqlglot.errors.ParseError:
+            return None
+        if not isinstance(tree, exp.Select):
+            return None
+        text_functions = (exp.DPipe, exp.Upper, exp.Lower, exp.Substring, exp.Trim, exp.Hex)
+        text_functions += (exp.GroupConcat, exp.Concat, exp.Replace)
+
+        def column_type(node: exp.Expression) -> str:
+            probe = tree.copy()
+            probe.set("expressions", [node.copy()])
+            found = self.declared_types(probe.sql("sqlite"))
+            return found[0] if found else ""
+
+        def kind(node: exp.Expression) -> str:
+            node = node.unalias()
+            name = node.name.upper() if isinstance(node, exp.Anonymous) else ""
+            if isinstance(node, exp.Paren):
+                return kind(node.this)
+            if isinstance(node, exp.Column):
+                return column_type(node)
+            if isinstance(node, exp.Literal):
+                if node.is_string:
+                    return "TEXT"
+                return "INTEGER" if node.this.lstrip("-").isdigit() else "REAL"
+            if isinstance(node, exp.Cast):
+                return node.to.sql("sqlite")
+            if isinstance(node, text_functions) or name in ("PRINTF", "FORMAT"):
+                return "TEXT"
+            if isinstance(node, exp.Avg) or name == "TOTAL":
+                return "REAL"
+            if isinstance(node, (exp.Count, exp.Length)) or name in ("INSTR", "UNICODE"):
+                return "INTEGER"
+            if isinstance(node, exp.Sum):
+                inner = affinity(kind(node.this))
+                return {"INTEGER": "INTEGER", "REAL": "REAL"}.get(inner, "NUMERIC")
+            if isinstance(node, (exp.Max, exp.Min, exp.Abs)) and not node.expressions:
+                return kind(node.this)
+            if isinstance(node, exp.Coalesce):
+                kinds = {kind(n) for n in [node.this, *node.expressions]}
+                return kinds.pop() if len(kinds) == 1 else ""
+            if isinstance(node, (exp.Add, exp.Sub, exp.Mul)):
+                sides = {affinity(kind(node.left)), affinity(kind(node.right))}
+                if sides == {"INTEGER"}:
+                    return "INTEGER"
+                return "REAL" if sides <= {"INTEGER", "REAL"} else ""
+            return ""
+
+        return [kind(node) for node in tree.expressions]
+
+
+def without_params(sql: str) -> str:
+    """The statement with NULL for each `?` (a view takes no parameters)."""
+    return re.sub(r"\?", "NULL", sql.rstrip().rstrip(";"))
 
 
 def affinity(declared: str) -> str:

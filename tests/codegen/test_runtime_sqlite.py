@@ -92,6 +92,18 @@ def test_sqlite3_commands(conn: sqlite3.Connection) -> None:
     assert both.authors.name == "ann"
 
 
+def test_expressions_are_typed_by_sqlite_rules(conn: sqlite3.Connection) -> None:
+    empty = bq.author_stats(conn, active=True)  # no row matches: one row, NULLs but COUNT
+    assert empty == bq.AuthorStatsRow(0, None, None, None, 0.0, None, None, 3, None)
+    q.add_authors(conn, [q.AddAuthorsParams("b", 2.0), q.AddAuthorsParams("a", 3.5)])
+    stats = bq.author_stats(conn, active=True)
+    assert stats == bq.AuthorStatsRow(2, 3.5, 3, 2.75, 0.0, "a!", stats.name, 3, stats.rating_text)
+    assert isinstance(stats.id_sum, int)  # SUM over INTEGER: an int, as annotated
+    hints = typing.get_type_hints(bq.AuthorStatsRow)
+    assert (hints["authors"], hints["id_sum"], hints["price_total"]) == (int, int | None, float)
+    assert hints["name"] == str | None  # a bare column of an aggregate: NULL over no rows
+
+
 def test_annotations_say_optional_exactly_where_null_comes_back() -> None:
     hints = typing.get_type_hints(bq.AuthorBooksRow)
     assert hints["name"] is str  # NOT NULL, the outer join's preserved side

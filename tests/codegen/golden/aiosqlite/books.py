@@ -29,6 +29,18 @@ class BookWithAuthorRow(msgspec.Struct):
     authors: models.Author
 
 
+class AuthorStatsRow(msgspec.Struct):
+    authors: int
+    best: float | None
+    id_sum: int | None
+    mean: float | None
+    price_total: float
+    first_name: str | None
+    name: str | None
+    three: int
+    rating_text: str | None
+
+
 AUTHOR_BOOKS = """
 -- name: AuthorBooks :many
 SELECT a.name, b.title, b.id AS book_id
@@ -117,3 +129,24 @@ async def book_with_author(conn: AiosqliteConn, *, id: int) -> BookWithAuthorRow
             ),
         )
     )
+
+
+AUTHOR_STATS = """
+-- name: AuthorStats :one
+SELECT COUNT(*) AS authors, MAX(rating) AS best, SUM(id) AS id_sum, AVG(rating) AS mean,
+       TOTAL(price) AS price_total, MIN(name) || '!' AS first_name, name, 1 + 2 AS three,
+       CAST(rating AS TEXT) AS rating_text
+FROM authors WHERE active = ?
+"""
+
+
+async def author_stats(conn: AiosqliteConn, *, active: bool) -> AuthorStatsRow | None:
+    """
+    SELECT COUNT(*) AS authors, MAX(rating) AS best, SUM(id) AS id_sum, AVG(rating) AS mean,
+           TOTAL(price) AS price_total, MIN(name) || '!' AS first_name, name, 1 + 2 AS three,
+           CAST(rating AS TEXT) AS rating_text
+    FROM authors WHERE active = ?
+    """
+    async with conn.execute(AUTHOR_STATS, (active,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else AuthorStatsRow(*row)

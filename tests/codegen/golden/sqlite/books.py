@@ -31,6 +31,19 @@ class BookWithAuthorRow:
     authors: models.Author
 
 
+@dataclass
+class AuthorStatsRow:
+    authors: int
+    best: float | None
+    id_sum: int | None
+    mean: float | None
+    price_total: float
+    first_name: str | None
+    name: str | None
+    three: int
+    rating_text: str | None
+
+
 AUTHOR_BOOKS = """
 -- name: AuthorBooks :many
 SELECT a.name, b.title, b.id AS book_id
@@ -114,3 +127,23 @@ def book_with_author(conn: SqliteConn, *, id: int) -> BookWithAuthorRow | None:
             ),
         )
     )
+
+
+AUTHOR_STATS = """
+-- name: AuthorStats :one
+SELECT COUNT(*) AS authors, MAX(rating) AS best, SUM(id) AS id_sum, AVG(rating) AS mean,
+       TOTAL(price) AS price_total, MIN(name) || '!' AS first_name, name, 1 + 2 AS three,
+       CAST(rating AS TEXT) AS rating_text
+FROM authors WHERE active = ?
+"""
+
+
+def author_stats(conn: SqliteConn, *, active: bool) -> AuthorStatsRow | None:
+    """
+    SELECT COUNT(*) AS authors, MAX(rating) AS best, SUM(id) AS id_sum, AVG(rating) AS mean,
+           TOTAL(price) AS price_total, MIN(name) || '!' AS first_name, name, 1 + 2 AS three,
+           CAST(rating AS TEXT) AS rating_text
+    FROM authors WHERE active = ?
+    """
+    row = conn.execute(AUTHOR_STATS, (active,)).fetchone()
+    return None if row is None else AuthorStatsRow(*row)

@@ -63,16 +63,16 @@ class SqliteProbe:
             return None
         if not isinstance(tree, exp.Select):
             return None
-        text_functions = (exp.DPipe, exp.Upper, exp.Lower, exp.Substring, exp.Trim, exp.Hex)
-        text_functions += (exp.GroupConcat, exp.Concat, exp.Replace)
+        text_functions = (exp.DPipe, exp.Upper, exp.Lower, exp.Substring, exp.Trim, exp.Hex,
+                          exp.GroupConcat, exp.Concat, exp.Replace)  # fmt: skip
 
-        def column_type(node: exp.Expression) -> str:
+        def column_type(node: exp.Expr) -> str:
             probe = tree.copy()
             probe.set("expressions", [node.copy()])
             found = self.declared_types(probe.sql("sqlite"))
             return found[0] if found else ""
 
-        def kind(node: exp.Expression) -> str:
+        def kind(node: exp.Expr) -> str:
             node = node.unalias()
             name = node.name.upper() if isinstance(node, exp.Anonymous) else ""
             if isinstance(node, exp.Paren):

@@ -97,6 +97,7 @@ def test_expressions_are_typed_by_sqlite_rules(conn: sqlite3.Connection) -> None
     assert empty == bq.AuthorStatsRow(0, None, None, None, 0.0, None, None, 3, None)
     q.add_authors(conn, [q.AddAuthorsParams("b", 2.0), q.AddAuthorsParams("a", 3.5)])
     stats = bq.author_stats(conn, active=True)
+    assert stats is not None
     assert stats == bq.AuthorStatsRow(2, 3.5, 3, 2.75, 0.0, "a!", stats.name, 3, stats.rating_text)
     assert isinstance(stats.id_sum, int)  # SUM over INTEGER: an int, as annotated
     hints = typing.get_type_hints(bq.AuthorStatsRow)

@@ -159,8 +159,8 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     # mypy runs from the Fixup venv (the wheel does not ship it) on the generated package,
     # resolving imports in the wheel's venv (sqlc_gen_fixup ships py.typed)
     packages = ["shop", "shop_psycopg", "shop_psycopg_sync", "shop_pydantic", "shop_attrs"]
-    for package in [*packages, "shop_lite", "shop_alite"]:
-        run([*mypy, "--python-executable", str(python), package], cwd=work, env=dict(os.environ))
+    for name in [*packages, "shop_lite", "shop_alite"]:
+        run([*mypy, "--python-executable", str(python), name], cwd=work, env=dict(os.environ))
 
 
 # what only the project the plugin comes from knows: its name, its make targets, its trees,

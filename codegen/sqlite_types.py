@@ -109,9 +109,13 @@ class SqliteProbe:
         return [kind(node) for node in tree.expressions]
 
 
+_QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
+
+
 def without_params(sql: str) -> str:
-    """The statement with NULL for each `?` (a view takes no parameters)."""
-    return re.sub(r"\?", "NULL", sql.rstrip().rstrip(";"))
+    """The statement with NULL for each `?` outside quotes (a view takes no parameters)."""
+    body = sql.rstrip().rstrip(";")
+    return _QUOTED_OR_MARK.sub(lambda m: "NULL" if m.group(0) == "?" else m.group(0), body)
 
 
 def affinity(declared: str) -> str:

@@ -20,6 +20,8 @@ from typing import Any
 import aiosqlite
 import pytest
 
+from codegen.plan import sqlite_placeholders
+from codegen.runtime import expand_sqlite_slices
 from tools import sqlc
 
 HERE = Path(__file__).parent
@@ -153,3 +155,19 @@ def test_a_query_sqlite_refuses_is_named_with_its_message(tmp_path: Path) -> Non
     message = refused(tmp_path, "-- name: Bad :one\nSELECT nope(id) FROM authors;\n")
     assert "query Bad" in message
     assert "no such function: nope" in message
+
+
+def test_placeholders_are_bound_in_text_order_quotes_and_comments_kept() -> None:
+    sql = "SELECT '?1', \"?\" FROM t /* ? */ WHERE a = ?2 AND b = ? AND c = ?2 -- ?\n"
+    text, numbers = sqlite_placeholders(sql)
+    assert text == "SELECT '?1', \"?\" FROM t /* ? */ WHERE a = ? AND b = ? AND c = ? -- ?\n"
+    assert numbers == [2, 3, 2]  # a bare `?`: the largest number before it, plus one
+
+
+def test_a_slice_expands_to_one_bound_placeholder_per_value() -> None:
+    sql = "SELECT 1 WHERE a IN (/*SLICE:ids*/?) AND b = ?"
+    assert expand_sqlite_slices(sql, ([1, 2], "x")) == (
+        "SELECT 1 WHERE a IN (?, ?) AND b = ?",
+        [1, 2, "x"],
+    )
+    assert expand_sqlite_slices(sql, ([], "x")) == ("SELECT 1 WHERE a IN (NULL) AND b = ?", ["x"])

@@ -1,13 +1,14 @@
 """Every model type with both SQLite drivers: the schema and queries of
 tests/codegen/sqlite generated (into tmp_path) for sqlite3 and aiosqlite with dataclass,
 msgspec, attrs and pydantic rows, imported and run on a real SQLite file, and clean under
-mypy --strict; and what the plugin refuses on SQLite, named."""
+mypy --strict and pyright strict; and what the plugin refuses on SQLite, named."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
 import importlib
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -171,3 +172,22 @@ def test_a_slice_expands_to_one_bound_placeholder_per_value() -> None:
         [1, 2, "x"],
     )
     assert expand_sqlite_slices(sql, ([], "x")) == ("SELECT 1 WHERE a IN (NULL) AND b = ?", ["x"])
+
+
+def test_every_variant_is_clean_under_pyright_strict(generated: Path) -> None:
+    config = {"typeCheckingMode": "strict", "pythonVersion": "3.11",
+              "include": [f"lite_{d}_{m}" for d, m in VARIANTS],
+              "extraPaths": [str(ROOT)]}  # fmt: skip
+    (generated / "pyrightconfig.json").write_text(json.dumps(config))
+    pyright = Path(sys.executable).with_name("pyright")
+    proc = subprocess.run(
+        [str(pyright), "--outputjson", "--pythonpath", sys.executable],
+        cwd=generated, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    report = json.loads(proc.stdout)
+    problems = [
+        f"{d['file']}:{d['range']['start']['line'] + 1}: {d['message']}"
+        for d in report["generalDiagnostics"]
+    ]
+    assert problems == []
+    assert report["summary"]["filesAnalyzed"] >= len(VARIANTS) * 3

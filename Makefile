@@ -134,7 +134,7 @@ sqlc-e2e: install ## sqlc's PostgreSQL end-to-end testdata through the types ste
 
 codegen-golden: install ## regenerate the codegen test schemas' golden files (review the diff)
 	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/psycopg tests/codegen/psycopg_sync tests/codegen/pydantic tests/codegen/attrs tests/codegen/mysql tests/codegen/patch_pg
-	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/psycopg tests/codegen/psycopg_sync tests/codegen/pydantic tests/codegen/attrs tests/codegen/mysql tests/codegen/patch_pg
+	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/psycopg tests/codegen/psycopg_sync tests/codegen/pydantic tests/codegen/attrs tests/codegen/mysql tests/codegen/patch_pg tests/codegen/sqlite tests/codegen/aiosqlite
 
 # POOLER=pgbouncer make run: the services' pools through a PgBouncer of the run's own at
 # PGBOUNCER_ADDR, in transaction mode (tools/pgbouncer.py, ADR 0037)

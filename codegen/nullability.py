@@ -64,9 +64,9 @@ def target_rules(engine: str, sql: str, catalog: Catalog | None = None) -> list[
     try:
         if engine == "postgresql":
             return _pg_statement(parse_sql(sql)[0].stmt, Scope(catalog or {}, {}))
-        from .nullability_mysql import mysql_rules  # sqlglot loads only for MySQL
+        from .nullability_mysql import mysql_rules  # sqlglot loads only for MySQL, SQLite
 
-        return mysql_rules(sql, catalog or {})
+        return mysql_rules(sql, catalog or {}, dialect="sqlite" if engine == "sqlite" else "mysql")
     except Exception:
         return None
 

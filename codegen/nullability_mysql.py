@@ -11,8 +11,9 @@ from sqlglot import expressions as exp
 from .nullability_rules import Catalog, Rule, any_true, one_false
 
 
-def mysql_rules(sql: str, catalog: Catalog) -> list[Rule] | None:
-    tree = sqlglot.parse_one(sql, read="mysql")
+def mysql_rules(sql: str, catalog: Catalog, dialect: str = "mysql") -> list[Rule] | None:
+    """The rules of a MySQL (or, read as `dialect="sqlite"`, SQLite) SELECT."""
+    tree = sqlglot.parse_one(sql, read=dialect)
     if not isinstance(tree, exp.Select):
         return None
     return _mysql_select(tree, catalog, {})
@@ -51,7 +52,13 @@ def _mysql_select(tree: exp.Select, catalog: Catalog, outer_ctes: dict[str, Colu
     def rule(alias: str, name: str) -> Rule:
         return True if alias in nullable else relations[alias][name]
 
+    # an aggregate query without GROUP BY gives one row even when no row matches: its bare
+    # columns are NULL then (MariaDB and SQLite allow them)
+    aggregated = tree.args.get("group") is None and any(_aggregates(e) for e in tree.expressions)
+
     def column(node: exp.Column) -> Rule:
+        if aggregated:
+            return True
         candidates = [node.table] if node.table else list(relations)
         found = [a for a in candidates if node.name in relations.get(a, {})]
         return rule(found[0], node.name) if len(found) == 1 else None
@@ -65,6 +72,15 @@ def _mysql_select(tree: exp.Select, catalog: Catalog, outer_ctes: dict[str, Colu
         else:
             rules.append(_mysql_expr(e.this if isinstance(e, exp.Alias) else e, column))
     return rules
+
+
+def _aggregates(node: exp.Expression) -> bool:
+    """Whether `node` holds an aggregate of this SELECT (not one inside a subquery)."""
+    if isinstance(node, exp.AggFunc):
+        return True
+    if isinstance(node, exp.Subquery | exp.Select):
+        return False
+    return any(_aggregates(child) for child in node.iter_expressions())
 
 
 def _mysql_columns(select: exp.Select, catalog: Catalog, ctes: dict[str, Columns]) -> Columns:
@@ -92,6 +108,8 @@ def _mysql_expr(node: exp.Expression, column: Any) -> Rule:
         return column(node)  # type: ignore[no-any-return]
     if isinstance(node, exp.Count):
         return False
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "TOTAL":
+        return False  # SQLite's TOTAL: 0.0 over no rows
     if isinstance(node, exp.AggFunc):
         return True
     if isinstance(node, exp.Coalesce):  # COALESCE, IFNULL

@@ -16,6 +16,7 @@ from .once import once_columns, split_once
 from .pgcasts import cast_params
 from .pytypes import PyType, TypeMapper
 from .request import Column, Query, Request, Table
+from .sqlite_types import SqliteProbe
 from .typeslock import LockEntry, Refused, sql_hash
 
 UNKNOWN_TYPES = {"any", "anyarray", "anyelement", ""}
@@ -109,6 +110,7 @@ class Planner:
         self.strict = strict  # FIXUP_SQLC_STRICT: a stale or missing lock entry is an error
         self.warnings: list[str] = []
         self.refused: Refused = {}  # from the lock: queries the server refused
+        self.sqlite: SqliteProbe | None = None  # engine sqlite: the in-memory schema
         mapper.warn = self.warn  # an unmappable type: Any and a warning (strict: an error)
         self.catalog = {
             name: {c.name: c.not_null for c in table.columns}
@@ -139,6 +141,8 @@ class Planner:
                 f"{where}: :execlastid on PostgreSQL needs a one-column RETURNING clause "
                 f"(found {len(q.columns)} result columns)"
             )
+        if self.request.engine == "sqlite":
+            self.sqlite_check(q, where)
         refused = self.refused.get(q.name)
         if refused is not None and refused[0] == sql_hash(q.text):
             raise CodegenError(refused[1])
@@ -167,6 +171,20 @@ class Planner:
             plan.params_class = f"{pascal(q.name)}Params"
         return plan
 
+    def sqlite_check(self, q: Query, where: str) -> None:
+        """SQLite has no COPY; a query SQLite cannot prepare on the schema is named with
+        its message."""
+        if q.cmd == ":copyfrom":
+            raise CodegenError(
+                f"{where}: :copyfrom has no SQLite form (SQLite has no COPY); "
+                f"use :batchexec, which runs executemany"
+            )
+        if self.sqlite is not None:
+            sql, numbers = sqlite_placeholders(q.text.strip())
+            message = self.sqlite.check(sql, len(numbers))
+            if message is not None:
+                raise CodegenError(f"{where}: SQLite refuses it: {message}")
+
     def plan_all(self, queries: list[Query]) -> list[QueryPlan]:
         """Every query that can be generated; each refused one is named (strict: an error)."""
         plans = []
@@ -183,6 +201,8 @@ class Planner:
         return plans
 
     def lock_expected(self, q: Query) -> bool:
+        if self.request.engine == "sqlite":  # SQLite answers at generation time
+            return False
         if self.request.engine == "postgresql":
             return bool(q.params) or any(c.embed_table is None for c in q.columns)
         return any(self.needs_server_type(c) for c in q.columns) or any(
@@ -207,10 +227,14 @@ class Planner:
         text = q.text.strip()
         if self.request.engine == "mysql":
             return mysql_placeholders(text)
+        if self.request.engine == "sqlite":
+            return sqlite_placeholders(text)[0]
         sliced = pg_slices(text, [p.number for p in q.params if p.column.is_sqlc_slice], where)
         return cast_params(sliced, casts)
 
     def params(self, q: Query, entry: LockEntry | None, where: str) -> list[Field]:
+        if self.request.engine == "sqlite":
+            return self.sqlite_params(q, where)
         # MySQL binds `?` in text order (sqlc's numbers are its Go argument order).
         mysql = self.request.engine == "mysql"
         ordered = q.params if mysql else sorted(q.params, key=lambda p: p.number)
@@ -256,12 +280,44 @@ class Planner:
             fields.append(Field(name, py, col.name))
         return fields
 
+    def sqlite_types(self, sql: str) -> list[str] | None:
+        """Each result column's type by SQLite: a column's declared type (a view over the
+        query), else its expression's by SQLite's rules; None for no SELECT."""
+        if self.sqlite is None:
+            return None
+        declared = self.sqlite.declared_types(sql)
+        if declared is None or all(declared):
+            return declared
+        rules = self.sqlite.expression_types(sql) or []
+        return [d or (rules[i] if i < len(rules) else "") for i, d in enumerate(declared)]
+
+    def sqlite_params(self, q: Query, where: str) -> list[Field]:
+        """One field per `?` in text order: a numbered parameter used twice is bound twice."""
+        by_number: dict[int, Field] = {}
+        seen: set[str] = set()
+        for param in sorted(q.params, key=lambda p: p.number):
+            col = param.column
+            name = snake(col.name) if col.name else f"p{param.number}"
+            while name in seen:
+                name += "_"
+            seen.add(name)
+            py = self.mapper.column(col, f"{where}: parameter")
+            by_number[param.number] = Field(name, py, col.name)
+        numbers = sqlite_placeholders(q.text)[1]
+        missing = sorted(set(numbers) - set(by_number))
+        if missing:
+            raise CodegenError(f"{where}: placeholder ?{missing[0]} has no parameter")
+        return [by_number[n] for n in numbers]
+
     def result(self, plan: QueryPlan, entry: LockEntry | None, where: str, once: list[str]) -> None:
         q = plan.query
         if not q.columns and not once:  # `SELECT FROM t`: rows without columns
             plan.row_class = f"{pascal(q.name)}Row"
             return
-        rules = target_rules(self.request.engine, q.text, self.catalog) or []
+        sqlite = self.request.engine == "sqlite"
+        text = plan.sql if sqlite else q.text  # sqlglot reads `?`, not `?NNN`
+        rules = target_rules(self.request.engine, text, self.catalog) or []
+        declared = self.sqlite_types(plan.sql) if sqlite else None
         flat = 0
         out: list[Field | Embed] = []
         seen: set[str] = set()
@@ -282,6 +338,8 @@ class Planner:
             if entry is not None and self.needs_server_type(col) and flat < len(entry.columns):
                 type_name, is_array = _lock_type(self.request.engine, entry.columns[flat])
                 col = replace(col, is_array=is_array, array_dims=int(is_array))
+            if declared and flat < len(declared) and declared[flat]:
+                type_name = declared[flat]  # SQLite's own declared type of the column
             name = snake(col.name) if col.name else f"column_{flat + 1}"
             while name in seen:
                 name += "_"
@@ -378,6 +436,43 @@ def mysql_placeholders(sql: str) -> str:
             out.append(ch)
             i += 1
     return "".join(out)
+
+
+def sqlite_placeholders(sql: str) -> tuple[str, list[int]]:
+    """sqlc's SQLite `?`, `?NNN` (named parameters become `?NNN`) -> `?` alone, and the
+    parameter number each one binds, in text order (a bare `?` is one more than the
+    largest number before it, as SQLite numbers it); quotes and comments kept, a
+    `/*SLICE:x*/?` keeps its marker (runtime.expand_sqlite_slices)."""
+    out: list[str] = []
+    numbers: list[int] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"`[":
+            close = "]" if ch == "[" else ch
+            end = sql.find(close, i + 1)
+            end = n if end < 0 else end
+            out.append(sql[i : end + 1])
+            i = end + 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i) + 2 or n
+            out.append(sql[i:end])
+            i = end
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            out.append(sql[i:end])
+            i = end
+        elif ch == "?":
+            match = re.match(r"\?(\d*)", sql[i:])
+            digits = match.group(1) if match else ""
+            numbers.append(int(digits) if digits else max(numbers, default=0) + 1)
+            out.append("?")
+            i += 1 + len(digits)
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out), numbers
 
 
 def warnings_file(sqlc_pid: int) -> Path:

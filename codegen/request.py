@@ -9,8 +9,9 @@ from typing import Any
 
 
 def qualified(schema: str | None, name: str) -> str:
-    """`name` in the default schema, else `schema.name`: tables and types are keyed so."""
-    return name if schema in (None, "", "public", "pg_catalog") else f"{schema}.{name}"
+    """`name` in the default schema (SQLite's is `main`), else `schema.name`: tables and
+    types are keyed so."""
+    return name if schema in (None, "", "public", "pg_catalog", "main") else f"{schema}.{name}"
 
 
 def _rel(raw: dict[str, Any] | None) -> str | None:

@@ -85,6 +85,39 @@ def expand_slices(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
     return "".join(parts), flat
 
 
+_SQLITE_MARKS = re.compile(r"/\*SLICE:\w+\*/\?|\?")
+
+
+@functools.cache
+def _split_sqlite(sql: str) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+    texts, is_slice, pos = [], [], 0
+    for match in _SQLITE_MARKS.finditer(sql):
+        texts.append(sql[pos : match.start()])
+        is_slice.append(match.group(0) != "?")
+        pos = match.end()
+    texts.append(sql[pos:])
+    return tuple(texts), tuple(is_slice)
+
+
+def expand_sqlite_slices(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
+    """SQLite `IN (sqlc.slice(x))`: one `?` per element, each value bound (never spliced
+    into the text); an empty list matches no row (NULL). The generated SQL's `?` are
+    unnumbered (codegen's plan), one argument each, a slice's as a list."""
+    texts, is_slice = _split_sqlite(sql)
+    parts = [texts[0]]
+    flat: list[Any] = []
+    for value, sliced, text in zip(args, is_slice, texts[1:], strict=True):
+        if sliced:
+            items = list(value)
+            parts.append(", ".join(["?"] * len(items)) if items else "NULL")
+            flat.extend(items)
+        else:
+            parts.append("?")
+            flat.append(value)
+        parts.append(text)
+    return "".join(parts), flat
+
+
 def utc(value: datetime.datetime) -> datetime.datetime:
     """MySQL DATETIME holds UTC without a zone; give it back tz-aware."""
     return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value

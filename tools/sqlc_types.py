@@ -30,6 +30,7 @@ from tools.dbadmin import create_database, drop_database, mysql_connect, psycopg
 from tools.sqlc_run import (
     QueryFailures,
     SqlcError,
+    engine_of_config,
     query_files,
     request_without_rejected,
     server_dsn,
@@ -320,7 +321,11 @@ def where(db: str, query: str) -> str:
 
 def types(db: str, request: dict[str, Any] | None = None) -> None:
     """Write sql/<db>/types.lock.json; a refused query is named and kept in the lock with
-    the server's message (the plugin does not generate it), the others are locked."""
+    the server's message (the plugin does not generate it), the others are locked. SQLite
+    has no lock: the plugin asks an in-memory SQLite itself."""
+    if engine_of_config(db) == "sqlite":
+        print(f"sqlc-types: {db}: SQLite needs no types lock")
+        return
     request = request or request_without_rejected(db)[0]
     composites: typeslock.Composites = {}
     entries, failures = server_types(db, request, composites)

@@ -26,6 +26,8 @@ CASES = [
     "tests/codegen/pydantic",
     "tests/codegen/attrs",
     "tests/codegen/mysql",
+    "tests/codegen/sqlite",
+    "tests/codegen/aiosqlite",
 ]
 
 
@@ -96,7 +98,7 @@ def test_generate_fails_loudly_when_the_lock_is_stale_and_no_server_answers(
     assert (tmp_path / "codegen" / "golden" / "pg" / "authors.py").read_text() == before
 
 
-@pytest.mark.parametrize("case", ["pg", "mysql"])
+@pytest.mark.parametrize("case", ["pg", "mysql", "sqlite", "aiosqlite"])
 def test_golden_code_passes_mypy_strict(case: str) -> None:
     result = support.mypy_strict(HERE / "golden" / case)
     assert result.returncode == 0, result.stdout + result.stderr

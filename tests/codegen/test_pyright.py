@@ -1,6 +1,7 @@
 """Every generated variant (driver x model type: the golden cases asyncpg+dataclass,
 psycopg+msgspec, psycopg-sync+dataclass, asyncpg+pydantic, aiomysql+dataclass,
-aiomysql+attrs) is clean under pyright in strict mode, as it is under mypy --strict.
+aiomysql+attrs, sqlite3+dataclass, aiosqlite+msgspec) is clean under pyright in strict
+mode, as it is under mypy --strict.
 
 aiomysql ships no type information: pyright's reportMissingTypeStubs about the library
 itself is turned off (mypy's ignore_missing_imports does the same); nothing else is.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
-CASES = ["pg", "psycopg", "psycopg_sync", "pydantic", "mysql", "attrs"]
+CASES = ["pg", "psycopg", "psycopg_sync", "pydantic", "mysql", "attrs", "sqlite", "aiosqlite"]
 PYRIGHT = Path(sys.executable).with_name("pyright")
 TIMEOUT = 300  # pyright starts node and reads the stubs of every import: ~60 s here
 

@@ -2,7 +2,7 @@
 tree, generates a small PostgreSQL and a small MySQL project, and the generated functions
 run against the real servers (tests/codegen/standalone/*_check.py run in that venv): asyncpg,
 psycopg (msgspec Structs) and psycopg-sync (dataclasses) from sqlc's default protobuf request,
-aiomysql from JSON.
+aiomysql from JSON, and a SQLite project for sqlite3 (sync) and aiosqlite (async) on a file.
 
 The dependencies' wheels come from a wheelhouse outside the tree (~/.cache/fixup), filled
 once from PyPI with the versions installed here; later runs are offline.
@@ -32,7 +32,7 @@ DEPENDENCIES = ["orjson", "pglast", "sqlglot", "ruff", "betterproto2", "asyncpg"
 DEPENDENCIES += ["PyMySQL"]
 DEPENDENCIES += ["psycopg", "psycopg-binary", "msgspec", "attrs"]
 DEPENDENCIES += ["pydantic", "pydantic-core", "annotated-types", "typing-extensions"]
-DEPENDENCIES += ["typing-inspection"]
+DEPENDENCIES += ["typing-inspection", "aiosqlite"]
 WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fixup" / "wheels"
 TIMEOUT = 120  # each step; the whole test takes ~25 s
 
@@ -106,7 +106,7 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)])
     python = venv / "bin" / "python"
-    extras = "asyncpg,aiomysql,psycopg,msgspec,pydantic,attrs"
+    extras = "asyncpg,aiomysql,psycopg,msgspec,pydantic,attrs,aiosqlite"
     run([str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links",
          str(wheelhouse()), f"{wheel}[{extras}]"])  # fmt: skip
     plugin = venv / "bin" / "sqlc-gen-fixup"
@@ -123,12 +123,16 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
     project(work, "postgresql", "pg", plugin, "", pydantic_options, out="shop_pydantic")
     attrs_options = "{driver: aiomysql, model_type: attrs}"
     project(work, "mysql", "my", plugin, ", format: json", attrs_options, out="shop_attrs")
+    project(work, "sqlite", "lite", plugin, "", "{driver: sqlite3}", out="shop_lite")
+    alite_options = "{driver: aiosqlite, model_type: msgspec}"
+    project(work, "sqlite", "lite", plugin, "", alite_options, out="shop_alite")
     generated = (work / "shop" / "pg_queries.py").read_text()
     assert "from sqlc_gen_fixup.runtime import" in generated
     assert "from codegen" not in generated
     assert "lib." not in generated
     checks = ["pg_check.py", "psycopg_check.py", "psycopg_sync_check.py", "my_check.py"]
-    for name in [*checks, "pg_schema.sql", "my_schema.sql"]:
+    checks += ["lite_check.py"]
+    for name in [*checks, "pg_schema.sql", "my_schema.sql", "lite_schema.sql"]:
         shutil.copy(HERE / name, work / name)
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(work)}
     label = f"fixup_wheel_{os.getpid()}"
@@ -149,11 +153,14 @@ def test_the_wheel_generates_and_runs_without_the_fixup_tree(
             assert done in run([str(python), "-P", script, dsn, *package], cwd=work, env=env)
         finally:
             drop_database(dsn)
+    lite = run([str(python), "-P", "lite_check.py", str(work / "lite.db")], cwd=work, env=env)
+    assert "sqlite ok" in lite
     mypy = [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports"]
     # mypy runs from the Fixup venv (the wheel does not ship it) on the generated package,
     # resolving imports in the wheel's venv (sqlc_gen_fixup ships py.typed)
-    for package in ("shop", "shop_psycopg", "shop_psycopg_sync", "shop_pydantic", "shop_attrs"):
-        run([*mypy, "--python-executable", str(python), package], cwd=work, env=dict(os.environ))
+    packages = ["shop", "shop_psycopg", "shop_psycopg_sync", "shop_pydantic", "shop_attrs"]
+    for name in [*packages, "shop_lite", "shop_alite"]:
+        run([*mypy, "--python-executable", str(python), name], cwd=work, env=dict(os.environ))
 
 
 # what only the project the plugin comes from knows: its name, its make targets, its trees,

@@ -132,12 +132,18 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 
 # make run backups=1: the services' <DB>_DATABASE_URL point at the archived servers
 ARCHIVED = $(if $(backups),set -a && . var/db/backups.env && set +a &&)
-run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service; backups=1: on the archived servers of make backup-servers
+run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service; backups=1: on the archived servers of make backup-servers; ha=1: on the HA data tier (tools/run_ha.py)
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null
 	$(if $(backups),@$(MAKE) --no-print-directory backup-servers)
 	$(if $(replicas),$(PY) -m tools.procfile write --replicas $(replicas) --out var/Procfile)
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
+ifeq ($(ha),1)
+	@$(PY) -m tools.packages ensure ha
+	@JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
+	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
+	  $(PY) -m tools.run_ha --procfile $(if $(replicas),var/Procfile,Procfile)
+else
 	@# nothing listening at a configured database or Redis address: ours, stopped again on exit
 	@$(ARCHIVED) $(PY) -m tools.local_servers up && trap '$(PY) -m tools.local_servers down' EXIT && \
 	  { $(PY) -m tools.connection_budget $(if $(replicas),--replicas $(replicas)) || \
@@ -146,6 +152,7 @@ run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops
 	  JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -d . -f $(if $(replicas),var/Procfile,Procfile)
+endif
 
 backup-servers: install ## a PostgreSQL cluster (WAL archived by pgBackRest) and a MariaDB (binary log on) of the run's own under var/db/, every database migrated (docs/operations.md "Backups")
 	@$(PY) -m tools.packages ensure backup

@@ -1,0 +1,172 @@
+"""`make run ha=1`'s entry point (tools/run_ha.py) on free ports: the whole HA tier comes up,
+every database is migrated and seeded on it, honcho runs a Procfile (users and departments
+on free ports, NGINX in front), a story call through NGINX logs in and writes a department
+that lands, by the multi-host DSN, on the Patroni primary (and its synchronous standby),
+and rate-limits in the Sentinels' Redis master; SIGTERM then stops honcho and the tier and
+leaves no process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import redis
+
+from tests.servers import free_port
+from tools import ha_tier, keys
+from tools.ha_postgres import START_TIMEOUT
+from tools.ha_tier import LEDGER, STOP_TIMEOUT
+from tools.local_servers import listening
+from tools.run_ha import ENV_FILE, HONCHO_STOP_TIMEOUT
+from tools.seed import ADMIN, DEFAULT_ADMIN_PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = ".venv/bin/python"
+# the tier (etcd, three members, Redis, MariaDB), the seed, then the services' start
+UP_LIMIT = 3 * START_TIMEOUT
+
+
+def _procfile(tmp: Path, ports: dict[str, int]) -> str:
+    nginx = [
+        f"{PYTHON} -m tools.nginx run",
+        f"--listen 127.0.0.1:{ports['nginx']} --status-listen 127.0.0.1:{ports['status']}",
+        f"--upstream users=127.0.0.1:{ports['users']}",
+        f"--upstream departments=127.0.0.1:{ports['departments']}",
+        f"--runtime {tmp / 'nginx'} --access-log {tmp / 'nginx' / 'access.log'}",
+    ]
+    return "\n".join(
+        [
+            f"users: env USERS_PORT={ports['users']} {PYTHON} -m services.users",
+            f"departments: env DEPARTMENTS_PORT={ports['departments']}"
+            f" {PYTHON} -m services.departments",
+            f"nginx: {' '.join(nginx)}",
+            "",
+        ]
+    )
+
+
+def _wait_for(check: object, what: str, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while not (callable(check) and check()):
+        assert time.monotonic() < deadline, f"{what} not within {limit:.0f} s"
+        time.sleep(0.5)
+
+
+def _logged_in(base: str) -> str | None:
+    try:
+        answer = httpx.post(
+            f"{base}/api/users/v1/auth/login",
+            json={"email": ADMIN.email, "password": DEFAULT_ADMIN_PASSWORD},
+            timeout=5,
+        )
+    except httpx.HTTPError:
+        return None
+    return str(answer.json()["data"]["access_token"]) if answer.status_code == 200 else None
+
+
+def _groups_alive(groups: list[int]) -> list[int]:
+    alive = []
+    for group in groups:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            continue
+        alive.append(group)
+    return alive
+
+
+def test_make_run_ha_serves_a_story_call_through_nginx_and_stops_clean() -> None:
+    with tempfile.TemporaryDirectory(prefix="fixup-run-ha-") as directory:
+        tmp = Path(directory)
+        tmp.chmod(0o755)  # the postgres and mysql users run the members
+        var = tmp / "var"
+        var.mkdir(mode=0o755)
+        ports = {name: free_port() for name in ("users", "departments", "nginx", "status")}
+        procfile = tmp / "Procfile"
+        procfile.write_text(_procfile(tmp, ports))
+        key_dir = tmp / "keys"
+        keys.write_keys(key_dir)
+        keys.write_encryption_key(key_dir)
+        env = {
+            **os.environ,
+            "JWT_PUBLIC_KEY_FILE": str(key_dir / keys.PUBLIC_NAME),
+            "JWT_PRIVATE_KEY_FILE": str(key_dir / keys.PRIVATE_NAME),
+            keys.ENCRYPTION_ENV: str(key_dir / keys.ENCRYPTION_NAME),
+            "WORKERS": "1",
+            "LOG_LEVEL": "WARNING",
+        }
+        log = (tmp / "run_ha.log").open("wb")
+        command = [sys.executable, "-m", "tools.run_ha", "--procfile", str(procfile)]
+        run = subprocess.Popen(
+            [*command, "--var", str(var), "--free-ports"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        groups: list[int] = []
+        try:
+            base = f"http://127.0.0.1:{ports['nginx']}"
+            _wait_for(
+                lambda: run.poll() is not None or _logged_in(base) is not None,
+                "a login through NGINX on the HA tier",
+                UP_LIMIT,
+            )
+            assert run.poll() is None, (tmp / "run_ha.log").read_text()[-3000:]
+            ledger = json.loads((var / "ha" / LEDGER).read_text())
+            groups = [*ledger["groups"], *ledger["redis_groups"], *ledger["mariadb_groups"]]
+            settings = dict(
+                line.split("=", 1) for line in (var / "ha" / ENV_FILE).read_text().splitlines()
+            )
+            token = _logged_in(base)
+            assert token is not None
+            name = f"ha-{uuid.uuid4().hex[:12]}"
+            created = httpx.post(
+                f"{base}/api/departments/v1/departments",
+                json={"name": name, "address": "1 Failover Street"},
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": name},
+                timeout=10,
+            )
+            assert created.status_code == 201, created.text
+            dsn = settings["DEPARTMENTS_DATABASE_URL"]
+            assert dsn.endswith("?target_session_attrs=read-write")  # ADR 0033's route
+            with psycopg.connect(dsn, connect_timeout=5) as conn:
+                rows = conn.execute("SELECT count(*) FROM departments WHERE name = %s", (name,))
+                assert rows.fetchone() == (1,)
+                # synchronous mode: the commit was on a standby before it was acknowledged
+                standby = conn.execute(
+                    "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'"
+                ).fetchone()
+                assert standby == (1,)
+            master = redis.Redis(port=ledger["redis_ports"][0], socket_timeout=5)
+            assert master.role()[0] == b"master"
+            assert master.dbsize() > 0  # the login's limits went through the Sentinels
+            assert settings["POINTS_DATABASE_URL"].startswith(
+                f"mysql://root@127.0.0.1:{ledger['mariadb_ports'][0]}/"
+            )
+        finally:
+            if run.poll() is None:
+                run.send_signal(signal.SIGTERM)
+            try:
+                code = run.wait(HONCHO_STOP_TIMEOUT + STOP_TIMEOUT * 3)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                code = -1
+            finally:
+                log.close()
+                leftover = ha_tier.down(var)  # whatever the entry point left: stopped here
+        assert code == 0, (tmp / "run_ha.log").read_text()[-3000:]
+        assert leftover == 0
+        assert _groups_alive(groups) == []
+        left = [name for name, port in ports.items() if listening("127.0.0.1", port, 0.2)]
+        assert left == [], f"still listening after the stop: {left}"

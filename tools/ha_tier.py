@@ -158,7 +158,7 @@ def up(
     return tier
 
 
-def _alive(group: int) -> bool:
+def group_alive(group: int) -> bool:
     """Whether any process of the group lives (a zombie does not count). Its dead ones that
     are our children are reaped first; an orphan of the group whose parent is a subreaper
     (the test suite) stays a zombie until that one reaps it, and signals still reach it,
@@ -181,7 +181,7 @@ def stop_group(group: int, sig: signal.Signals = signal.SIGTERM) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, sig)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while _alive(group):
+    while group_alive(group):
         if time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
@@ -247,7 +247,7 @@ def restart_members(var: Path) -> None:
     entry = json.loads(ledger.read_text())
     groups: list[int] = entry["groups"]
     for k in range(MEMBERS):
-        if not _alive(groups[MEMBERS + k]):
+        if not group_alive(groups[MEMBERS + k]):
             groups[MEMBERS + k] = start_member(var / "ha", k)
     ledger.write_text(json.dumps(entry))
 

@@ -132,9 +132,9 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 
 # make run backups=1: the services' <DB>_DATABASE_URL point at the archived servers
 ARCHIVED = $(if $(backups),set -a && . var/db/backups.env && set +a &&)
-run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service; backups=1: on the archived servers of make backup-servers; ha=1: on the HA data tier (tools/run_ha.py)
+run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service; backups=1: on the archived servers of make backup-servers; ha=1: on the HA data tier, its WAL archived (tools/run_ha.py; backups=1 not needed)
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null
-	$(if $(backups),@$(MAKE) --no-print-directory backup-servers)
+	$(if $(filter 1,$(ha)),,$(if $(backups),@$(MAKE) --no-print-directory backup-servers))
 	$(if $(replicas),$(PY) -m tools.procfile write --replicas $(replicas) --out var/Procfile)
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"

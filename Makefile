@@ -139,7 +139,7 @@ run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
 ifeq ($(ha),1)
-	@$(PY) -m tools.packages ensure ha
+	@$(PY) -m tools.packages ensure ha && $(PY) -m tools.packages ensure backup
 	@JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(PY) -m tools.run_ha --procfile $(if $(replicas),var/Procfile,Procfile)

@@ -26,9 +26,13 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+import psycopg
+import pymysql
+
 from tools import ha_tier, seed
 from tools.backup_settings import BackupSettings
 from tools.databases import DATABASES
+from tools.db_servers import ServerError
 from tools.local_servers import StartError
 from tools.locks import LockBusy, file_lock
 
@@ -76,6 +80,9 @@ def prepare(var: Path, *, free_ports: bool) -> dict[str, str]:
         os.environ.update(database_env(tier, multi_host=False))  # what tools.seed reads
         if seed.main(["--local-dev"]) != 0:
             raise StartError("migrating and seeding the HA tier failed (above: which database)")
+    except (ServerError, pymysql.MySQLError, psycopg.Error, OSError) as exc:
+        ha_tier.down(var)  # pgBackRest's stanza, the MariaDB pair's replication: one line
+        raise StartError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
     except BaseException:
         ha_tier.down(var)
         raise
@@ -129,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
             except StartError as exc:
                 print(f"run ha: {exc}", file=sys.stderr)
                 return 1
+            except KeyboardInterrupt:  # Ctrl-C while the tier starts: prepare stopped it
+                print("run ha: interrupted; nothing left running", file=sys.stderr)
+                return 130
             print(f"run ha: the tier is up; the services' settings: {args.var / 'ha' / ENV_FILE}")
             try:
                 return serve(args.procfile, env)

@@ -100,7 +100,8 @@ def up(
 ) -> Tier:
     """The tier's parts on their ports; `archiving`: PostgreSQL's WAL archived by pgBackRest
     into those settings' repository (tools/ha_backups.py), the stanza created."""
-    root = var / "ha"
+    # absolute: redis-server changes into its `dir` before it opens its relative logfile
+    root = (var / "ha").resolve()
     if (root / LEDGER).exists():
         raise StartError(f"an HA tier is recorded in {root / LEDGER}: `down` it first")
     # one block: the same ports whatever runs

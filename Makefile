@@ -143,12 +143,18 @@ PGBOUNCER_UP = $(if $(filter pgbouncer,$(POOLER)),$(PY) -m tools.pgbouncer up --
 PGBOUNCER_DOWN = $(if $(filter pgbouncer,$(POOLER)),$(PY) -m tools.pgbouncer down --listen $(PGBOUNCER_LISTEN);)
 # make run backups=1: the services' <DB>_DATABASE_URL point at the archived servers
 ARCHIVED = $(if $(backups),set -a && . var/db/backups.env && set +a &&)
-run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service; backups=1: on the archived servers of make backup-servers
+run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops all); replicas=N: N of every HTTP service; backups=1: on the archived servers of make backup-servers; ha=1: on the HA data tier, its WAL archived (tools/run_ha.py; backups=1 not needed)
 	@$(PY) -m tools.keys --dir var/keys --missing >/dev/null
-	$(if $(backups),@$(MAKE) --no-print-directory backup-servers)
+	$(if $(filter 1,$(ha)),,$(if $(backups),@$(MAKE) --no-print-directory backup-servers))
 	$(if $(replicas),$(PY) -m tools.procfile write --replicas $(replicas) --out var/Procfile)
 	@$(PY) -m tools.packages ensure run
 	@$(MAKE) --no-print-directory swag-config || echo "note: /docs/ is not served (above: why); the API is"
+ifeq ($(ha),1)
+	@$(PY) -m tools.packages ensure ha && $(PY) -m tools.packages ensure backup
+	@JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
+	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
+	  $(PY) -m tools.run_ha --procfile $(if $(replicas),var/Procfile,Procfile)
+else
 	@# nothing listening at a configured database or Redis address: ours, stopped again on exit
 	@$(ARCHIVED) $(PY) -m tools.local_servers up && \
 	  trap '$(PGBOUNCER_DOWN) $(PY) -m tools.local_servers down' EXIT && $(PGBOUNCER_UP) \
@@ -158,6 +164,7 @@ run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops
 	  JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -d . -f $(if $(replicas),var/Procfile,Procfile)
+endif
 
 backup-servers: install ## a PostgreSQL cluster (WAL archived by pgBackRest) and a MariaDB (binary log on) of the run's own under var/db/, every database migrated (docs/operations.md "Backups")
 	@$(PY) -m tools.packages ensure backup

@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 
@@ -42,7 +43,11 @@ class Servers:
 
 
 def load(settings: BackupSettings) -> Servers:
-    """The servers `up` made; a missing state says how to make them."""
+    """The servers `up` made, or the HA tier of `make run ha=1` when it runs archived
+    (tools/ha_backups.py); a missing state says how to make them."""
+    tier = settings.root / "ha" / "tier.json"
+    if tier.exists() and json.loads(tier.read_text()).get("archived"):
+        return ha_servers(settings.root / "ha", json.loads(tier.read_text()))
     state = settings.servers / "servers.json"
     if not state.exists():
         raise ServerError(f"no archived servers in {settings.servers}: run `make backup-servers`")
@@ -54,6 +59,17 @@ def load(settings: BackupSettings) -> Servers:
             ports["mysql"],
             settings.servers / "mariadb" / "binlog",
         ),
+    )
+
+
+def ha_servers(root: Path, tier: dict[str, list[int]]) -> Servers:
+    """The HA tier as `make backup` and `make restore` see it: PostgreSQL through HAProxy's
+    one address (the primary, wherever it is), points' MariaDB primary with its binary
+    log in its data directory (tools/ha_mariadb.py's `--log-bin=binlog`)."""
+    maria = root / "mariadb" / "maria1" / "data"
+    return Servers(
+        PgCluster(root / "pg0" / "data", tier["ports"][-1]),
+        MariaInstance(maria, tier["mariadb_ports"][0], maria),
     )
 
 

@@ -70,9 +70,11 @@ def _execute(port: int, *statements: str) -> None:
             cur.execute(statement)
 
 
-def start(layout: MariaLayout, root: Path) -> list[int]:
-    """The primary, then the replica following it by GTID; -> both pids."""
-    pids = []
+def start(layout: MariaLayout, root: Path, started: list[int] | None = None) -> list[int]:
+    """The primary, then the replica following it by GTID; -> both pids (each leads its
+    process group), appended to `started` as each starts: a failure half-way still knows
+    what to stop."""
+    pids = started if started is not None else []
     for server_id, port in ((1, layout.primary), (2, layout.replica)):
         pid = start_mysql(
             Address("mysql", "127.0.0.1", port), root / f"maria{server_id}", _options(server_id)

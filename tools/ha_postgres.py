@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +67,12 @@ def _etcd_command(layout: PgLayout, k: int, root: Path) -> list[str]:
     ]
 
 
-def patroni_config(layout: PgLayout, k: int, root: Path, bin_dir: Path) -> dict[str, object]:
+def patroni_config(
+    layout: PgLayout, k: int, root: Path, bin_dir: Path, extra: dict[str, str] | None = None
+) -> dict[str, object]:
     """One member's patroni.yml (JSON is YAML): synchronous mode, trust on loopback as the
-    development servers of the README, a replication user of its own."""
+    development servers of the README, a replication user of its own; `extra`: parameters
+    of this member's own (its WAL archiving, tools/ha_backups.py)."""
     home = root / f"pg{k}"
     return {
         "scope": SCOPE,
@@ -120,7 +124,7 @@ def patroni_config(layout: PgLayout, k: int, root: Path, bin_dir: Path) -> dict[
                 "superuser": {"username": "postgres", "password": "postgres"},
                 "replication": {"username": "replicator", "password": "replicator"},
             },
-            "parameters": {"unix_socket_directories": str(home)},
+            "parameters": {"unix_socket_directories": str(home), **(extra or {})},
         },
     }
 
@@ -213,9 +217,20 @@ def postmaster_pid(root: Path, k: int) -> int:
     return int((root / f"pg{k}" / "data" / "postmaster.pid").read_text().split()[0])
 
 
-def start(layout: PgLayout, root: Path, started: list[int]) -> list[int]:
+def member_data(root: Path) -> list[Path]:
+    """Every member's data directory."""
+    return [root / f"pg{k}" / "data" for k in range(MEMBERS)]
+
+
+def start(
+    layout: PgLayout,
+    root: Path,
+    started: list[int],
+    extra: Callable[[Path], dict[str, str]] | None = None,
+) -> list[int]:
     """etcd, then the Patroni members, then HAProxy; -> the process groups started, in
-    order (each process leads its own group: `stop` ends a member with its postgres)."""
+    order (each process leads its own group: `stop` ends a member with its postgres).
+    `extra(data)`: parameters of the member whose data directory that is."""
     for tool in ("etcd", "patroni", "haproxy"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise StartError(f"no {tool}; as root: apt-get install -y etcd-server patroni haproxy")
@@ -233,7 +248,10 @@ def start(layout: PgLayout, root: Path, started: list[int]) -> list[int]:
         home = root / f"pg{k}"
         home.mkdir(parents=True, exist_ok=True)
         config = home / "patroni.yml"
-        config.write_text(json.dumps(patroni_config(layout, k, root, bins[-1].parent), indent=1))
+        own = extra(home / "data") if extra is not None else None
+        config.write_text(
+            json.dumps(patroni_config(layout, k, root, bins[-1].parent, own), indent=1)
+        )
         if os.geteuid() == 0:
             for path in (home, config):
                 shutil.chown(path, "postgres", "postgres")

@@ -1,11 +1,13 @@
 """The HA data tier as one command: `python -m tools.ha_tier up|down|status [--var var]`.
 
 `up` starts tools/ha_postgres.py's PostgreSQL (3 etcd, 3 Patroni members in synchronous
-mode, HAProxy on the primary) and tools/ha_redis.py's Redis (a master, a replica, 3
-Sentinels) on `BASE_PORT`'s block of loopback ports, or on free ports (`--free-ports`, the
-tests), or one of them (`--only postgres|redis`); records what it started in
+mode, HAProxy on the primary), tools/ha_redis.py's Redis (a master, a replica, 3
+Sentinels) and tools/ha_mariadb.py's MariaDB pair (points: a primary and its semi-sync GTID
+replica) on `BASE_PORT`'s block of loopback ports, or on free ports (`--free-ports`, the
+tests), or one of them (`--only postgres|redis|mariadb`); records what it started in
 `var/ha/tier.json`, and prints what the services use (`<DB>_DATABASE_URL=<dsn>/fixup_<db>`,
-`REDIS_SENTINELS`). `down` stops it, the Sentinels first, HAProxy next and etcd last. A
+`REDIS_SENTINELS`). `down` stops it, MariaDB and the Sentinels first, HAProxy next and etcd
+last. A
 member that cannot start, a port in use or a missing package stops `up` with one line
 naming it, and whatever it had started is stopped again.
 """
@@ -24,25 +26,40 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools import ha_redis
-from tools.ha_postgres import MEMBERS, PORTS_NEEDED, PgLayout, layout_from, start, start_member
+from tools import ha_backups, ha_mariadb, ha_redis
+from tools.backup_settings import BackupSettings
+from tools.ha_mariadb import MariaLayout
+from tools.ha_postgres import (
+    MEMBERS,
+    PORTS_NEEDED,
+    PgLayout,
+    layout_from,
+    member_data,
+    postmaster_pid,
+    start,
+    start_member,
+)
 from tools.ha_redis import RedisLayout, redis_layout_from, start_redis
 from tools.local_servers import StartError, listening
 from tools.locks import LockBusy, file_lock
 
 BASE_PORT = 7400  # make run ha=1: etcd 7400-7402 / 7403-7405, PostgreSQL 7406-7408,
-# Patroni REST 7409-7411, HAProxy (the primary) 7412; Redis 7413-7414, Sentinels 7415-7417
+# Patroni REST 7409-7411, HAProxy (the primary) 7412; Redis 7413-7414, Sentinels 7415-7417;
+# MariaDB primary 7418, its replica 7419
+MARIADB_PORTS = 2
 LEDGER = "tier.json"
 STOP_TIMEOUT = 30.0
-PARTS = ("postgres", "redis")
+PARTS = ("postgres", "redis", "mariadb")
 
 
 @dataclass(frozen=True, slots=True)
 class Tier:
-    """What `up` started: the PostgreSQL and the Redis layouts (None for a part left out)."""
+    """What `up` started: the PostgreSQL, Redis and MariaDB layouts (None for a part left
+    out)."""
 
     postgres: PgLayout | None
     redis: RedisLayout | None
+    mariadb: MariaLayout | None = None
 
 
 def pick_free_ports(count: int) -> list[int]:
@@ -62,60 +79,102 @@ def read_layout(var: Path) -> tuple[PgLayout, list[int]]:
     return layout_from(list(entry["ports"])), list(entry["groups"])
 
 
+def read_mariadb(var: Path) -> MariaLayout | None:
+    """The running MariaDB pair's layout, if the tier has one."""
+    ports = json.loads((var / "ha" / LEDGER).read_text()).get("mariadb_ports")
+    return MariaLayout(*ports) if ports else None
+
+
 def read_redis(var: Path) -> tuple[RedisLayout, list[int]]:
     """The running Redis' layout and process groups (master, replica, Sentinels)."""
     entry = json.loads((var / "ha" / LEDGER).read_text())
     return redis_layout_from(list(entry["redis_ports"])), list(entry["redis_groups"])
 
 
-def up(var: Path, *, free_ports: bool = False, parts: tuple[str, ...] = PARTS) -> Tier:
-    root = var / "ha"
+def up(
+    var: Path,
+    *,
+    free_ports: bool = False,
+    parts: tuple[str, ...] = PARTS,
+    archiving: BackupSettings | None = None,
+) -> Tier:
+    """The tier's parts on their ports; `archiving`: PostgreSQL's WAL archived by pgBackRest
+    into those settings' repository (tools/ha_backups.py), the stanza created."""
+    # absolute: redis-server changes into its `dir` before it opens its relative logfile
+    root = (var / "ha").resolve()
     if (root / LEDGER).exists():
         raise StartError(f"an HA tier is recorded in {root / LEDGER}: `down` it first")
-    count = PORTS_NEEDED + ha_redis.PORTS_NEEDED  # one block: the same ports whatever runs
+    # one block: the same ports whatever runs
+    count = PORTS_NEEDED + ha_redis.PORTS_NEEDED + MARIADB_PORTS
     ports = pick_free_ports(count) if free_ports else list(range(BASE_PORT, BASE_PORT + count))
+    redis_end = PORTS_NEEDED + ha_redis.PORTS_NEEDED
     pg_ports = ports[:PORTS_NEEDED] if "postgres" in parts else []
-    redis_ports = ports[PORTS_NEEDED:] if "redis" in parts else []
-    taken = [p for p in pg_ports + redis_ports if listening("127.0.0.1", p, timeout=0.2)]
+    redis_ports = ports[PORTS_NEEDED:redis_end] if "redis" in parts else []
+    maria_ports = ports[redis_end:] if "mariadb" in parts else []
+    wanted = pg_ports + redis_ports + maria_ports
+    taken = [p for p in wanted if listening("127.0.0.1", p, timeout=0.2)]
     if taken:
         raise StartError(f"port {taken[0]} is in use (the HA tier needs {ports[0]}-{ports[-1]})")
     tier = Tier(
         postgres=layout_from(pg_ports) if pg_ports else None,
         redis=redis_layout_from(redis_ports) if redis_ports else None,
+        mariadb=MariaLayout(*maria_ports) if maria_ports else None,
     )
     if free_ports:  # a drill's throwaway tier: data of an earlier one names other ports
         shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     groups: list[int] = []
     redis_groups: list[int] = []
+    maria_groups: list[int] = []
     try:
         if tier.postgres is not None:
-            start(tier.postgres, root, started=groups)
+            if archiving is not None:
+                ha_backups.prepare(archiving, member_data(root), list(tier.postgres.postgres))
+            settings = archiving
+            start(
+                tier.postgres,
+                root,
+                started=groups,
+                extra=None
+                if settings is None
+                else lambda data: ha_backups.member_parameters(settings, data),
+            )
+            if settings is not None:
+                ha_backups.create_stanza(settings)
         if tier.redis is not None:
             start_redis(tier.redis, root, started=redis_groups)
+        if tier.mariadb is not None:
+            ha_mariadb.start(tier.mariadb, root / "mariadb", started=maria_groups)
     finally:
         entry = {
             "ports": pg_ports,
             "groups": groups,
             "redis_ports": redis_ports,
             "redis_groups": redis_groups,
+            "mariadb_ports": maria_ports,
+            "mariadb_groups": maria_groups,
+            "archived": archiving is not None,
         }
         (root / LEDGER).write_text(json.dumps(entry))
     return tier
 
 
-def _alive(group: int) -> bool:
-    """Whether any process of the group lives. Its dead ones that are our children (the
-    tests start the tier in-process, and reparent orphans to themselves) are reaped first:
-    a zombie would keep the group alive forever."""
+def group_alive(group: int) -> bool:
+    """Whether any process of the group lives (a zombie does not count). Its dead ones that
+    are our children are reaped first; an orphan of the group whose parent is a subreaper
+    (the test suite) stays a zombie until that one reaps it, and signals still reach it,
+    so the group is judged from /proc, not by `killpg(group, 0)`."""
     with contextlib.suppress(ChildProcessError):
         while os.waitpid(-group, os.WNOHANG)[0] != 0:
             pass
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone while we looked
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
 
 
 def stop_group(group: int, sig: signal.Signals = signal.SIGTERM) -> None:
@@ -123,7 +182,7 @@ def stop_group(group: int, sig: signal.Signals = signal.SIGTERM) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, sig)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while _alive(group):
+    while group_alive(group):
         if time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
@@ -132,17 +191,54 @@ def stop_group(group: int, sig: signal.Signals = signal.SIGTERM) -> None:
 
 
 def down(var: Path) -> int:
-    """Stop what `up` recorded, newest first (the Sentinels, the Redis servers, HAProxy, the
-    members, etcd); -> how many process groups."""
+    """Stop what `up` recorded, newest first (MariaDB's pair, the Sentinels, the Redis
+    servers, HAProxy, the members, etcd); -> how many process groups."""
     ledger = var / "ha" / LEDGER
     if not ledger.exists():
         return 0
     entry = json.loads(ledger.read_text())
-    groups = [*entry["groups"], *entry.get("redis_groups", [])]
+    groups = [*entry["groups"], *entry.get("redis_groups", []), *entry.get("mariadb_groups", [])]
     for group in reversed(groups):
         stop_group(group)
+    if entry["ports"]:
+        stop_postmasters(var / "ha")
     ledger.unlink()
     return len(groups)
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` lives and is no zombie: under a subreaper (the test suite) an orphaned
+    postmaster's parent is the subreaper, which reaps it when it sees fit, not this one."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # ours: reaped here
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def stop_postmasters(root: Path) -> None:
+    """Every member's postmaster still running once its Patroni is gone: Patroni starts it
+    in a session of its own (setsid), so the member's process group does not hold it, and
+    a Patroni stopped before it shut its replica down leaves the postmaster behind. A fast
+    shutdown (SIGINT), SIGKILL past STOP_TIMEOUT."""
+    for k in range(MEMBERS):
+        try:
+            pid = postmaster_pid(root, k)
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue  # no pid file, or no such process: stopped
+        if str(root / f"pg{k}" / "data").encode() not in command:
+            continue  # a stale pid file whose number another process has now
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _running(pid):
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
 
 
 def restart_members(var: Path) -> None:
@@ -152,7 +248,7 @@ def restart_members(var: Path) -> None:
     entry = json.loads(ledger.read_text())
     groups: list[int] = entry["groups"]
     for k in range(MEMBERS):
-        if not _alive(groups[MEMBERS + k]):
+        if not group_alive(groups[MEMBERS + k]):
             groups[MEMBERS + k] = start_member(var / "ha", k)
     ledger.write_text(json.dumps(entry))
 
@@ -189,6 +285,11 @@ def command(args: argparse.Namespace) -> int:
         print(tier.postgres.postgres)
     if tier.redis is not None:
         print(f"ha tier: Redis through Sentinel: REDIS_SENTINELS={tier.redis.sentinels_setting}")
+    if tier.mariadb is not None:
+        print(
+            f"ha tier: MariaDB primary at 127.0.0.1:{tier.mariadb.primary},"
+            f" its replica at 127.0.0.1:{tier.mariadb.replica}"
+        )
     return 0
 
 

@@ -126,8 +126,12 @@ def restore_pg(
         f"--target={pg_time(target)}", "--target-action=promote",
         *([f"--db-include=fixup_{db.name}"] if alone else []), "--archive-mode=off",
     ), timeout=3600)  # fmt: skip
-    # the copy must never push WAL into the live cluster's stanza
-    copy.configure({"archive_mode": "off", "archive_command": ""} | {"port": str(copy.port)})
+    # the copy must never push WAL into the live cluster's stanza; a copy of an HA member
+    # (tools/ha_backups.py) waits for no synchronous standby and reads its own pg_hba.conf
+    copy.configure(
+        {"archive_mode": "off", "archive_command": "", "port": str(copy.port)}
+        | {"synchronous_standby_names": "", "hba_file": str(copy.data / "pg_hba.conf")}
+    )
     copy.start()
     return copy.dsn(f"fixup_{db.name}")
 

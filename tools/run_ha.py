@@ -1,0 +1,154 @@
+"""`make run ha=1`: the services of the Procfile on the HA data tier instead of single servers.
+
+    python -m tools.run_ha [--procfile Procfile] [--var var] [--free-ports]
+
+It brings the tier up (tools/ha_tier.py: 3 etcd + 3 Patroni members in synchronous mode
+behind HAProxy, Redis with a replica and 3 Sentinels, points' MariaDB with its semi-sync
+GTID replica) on its own loopback ports, creates, migrates and seeds every database of the
+registry there (tools/seed.py), writes what the services read to `var/ha/run.env`, and
+runs honcho with that environment: PostgreSQL by the members' multi-host DSN with
+`target_session_attrs=read-write` (the route ADR 0033 chose; the seed goes through
+HAProxy's one address), Redis through Sentinel (`REDIS_SENTINELS`), points on the MariaDB primary.
+PostgreSQL's WAL is archived by pgBackRest into `var/backups/` (tools/ha_backups.py), so
+`make backup` and `make restore` work against the tier while it runs.
+NGINX is the Procfile's. Ctrl-C (or SIGTERM) stops honcho, then the tier; a member that
+cannot start, a port in use or a missing package stops it with one line naming it and
+nothing left running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+import psycopg
+import pymysql
+
+from tools import ha_tier, seed
+from tools.backup_settings import BackupSettings
+from tools.databases import DATABASES
+from tools.db_servers import ServerError
+from tools.local_servers import StartError
+from tools.locks import LockBusy, file_lock
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_FILE = "run.env"
+HONCHO_STOP_TIMEOUT = 30.0  # honcho's own grace period for its children is 10 s
+
+
+def database_env(tier: ha_tier.Tier, *, multi_host: bool) -> dict[str, str]:
+    """Every database's DSN on the tier: PostgreSQL by the members' multi-host list, which
+    asyncpg walks to the one that takes writes (`multi_host`, the services' route, ADR
+    0033), or through HAProxy's one address (the migration and seed tools)."""
+    assert tier.postgres is not None
+    assert tier.mariadb is not None
+    env = {}
+    for db in DATABASES.values():
+        if db.engine == "postgresql" and multi_host:
+            dsn = f"{tier.postgres.multi_host_dsn}/fixup_{db.name}"
+            env[db.env_var] = f"{dsn}?target_session_attrs=read-write"
+        elif db.engine == "postgresql":
+            env[db.env_var] = f"{tier.postgres.dsn}/fixup_{db.name}"
+        else:
+            env[db.env_var] = f"mysql://root@127.0.0.1:{tier.mariadb.primary}/fixup_{db.name}"
+    return env
+
+
+def service_env(tier: ha_tier.Tier) -> dict[str, str]:
+    """What the services read: their databases on the tier, Redis through the Sentinels."""
+    assert tier.redis is not None
+    return {**database_env(tier, multi_host=True), "REDIS_SENTINELS": tier.redis.sentinels_setting}
+
+
+def prepare(var: Path, *, free_ports: bool) -> dict[str, str]:
+    """The tier up, every database migrated and seeded on it; -> the services' environment.
+    Whatever fails stops the tier again and raises StartError naming it."""
+    if (var / "ha" / ha_tier.LEDGER).exists():  # never `down` a tier this run did not start
+        raise StartError(
+            f"an HA tier is recorded in {var / 'ha' / ha_tier.LEDGER}:"
+            f" `python -m tools.ha_tier down --var {var}` first"
+        )
+    try:
+        archiving = BackupSettings.from_env(var.resolve())  # var/backups/: make backup's
+        tier = ha_tier.up(var, free_ports=free_ports, archiving=archiving)
+        env = service_env(tier)
+        os.environ.update(database_env(tier, multi_host=False))  # what tools.seed reads
+        if seed.main(["--local-dev"]) != 0:
+            raise StartError("migrating and seeding the HA tier failed (above: which database)")
+    except (ServerError, pymysql.MySQLError, psycopg.Error, OSError) as exc:
+        ha_tier.down(var)  # pgBackRest's stanza, the MariaDB pair's replication: one line
+        raise StartError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
+    except BaseException:
+        ha_tier.down(var)
+        raise
+    (var / "ha" / ENV_FILE).write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    return env
+
+
+def serve(procfile: Path, env: dict[str, str]) -> int:
+    """honcho over the Procfile until it ends or this process is told to stop."""
+    honcho = Path(sys.executable).parent / "honcho"
+    proc = subprocess.Popen(
+        [str(honcho), "start", "-d", str(ROOT), "-f", str(procfile)],
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
+
+    asked: list[int] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        asked.append(signum)
+        proc.send_signal(signal.SIGTERM)  # honcho stops its processes, then exits
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    try:
+        code = proc.wait()
+        return 0 if asked else code  # a stop asked for is a clean end, not honcho's 143
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(HONCHO_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.run_ha", description=__doc__)
+    parser.add_argument("--procfile", type=Path, default=ROOT / "Procfile")
+    parser.add_argument("--var", type=Path, default=Path("var"))
+    parser.add_argument("--free-ports", action="store_true", help="the tier on free ports")
+    args = parser.parse_args(argv)
+    if not args.procfile.is_file():
+        print(f"run ha: no Procfile at {args.procfile}", file=sys.stderr)
+        return 2
+    try:
+        with file_lock("ha-tier", folder=args.var / "locks"):  # one tier under var/ha
+            try:
+                env = prepare(args.var, free_ports=args.free_ports)
+            except StartError as exc:
+                print(f"run ha: {exc}", file=sys.stderr)
+                return 1
+            except KeyboardInterrupt:  # Ctrl-C while the tier starts: prepare stopped it
+                print("run ha: interrupted; nothing left running", file=sys.stderr)
+                return 130
+            print(f"run ha: the tier is up; the services' settings: {args.var / 'ha' / ENV_FILE}")
+            try:
+                return serve(args.procfile, env)
+            finally:
+                stopped = ha_tier.down(args.var)
+                print(f"run ha: the HA tier stopped ({stopped} process groups)", file=sys.stderr)
+    except LockBusy as exc:
+        print(f"run ha: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

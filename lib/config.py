@@ -1,8 +1,10 @@
 """Settings from the environment (and `.env`), typed and validated at start.
 
 One `.env` serves every process, so a service-specific name wins over the plain one:
-`USERS_PORT` over `PORT`. A bad or missing value stops the service with one line naming
-the variable (`load_settings`).
+`USERS_PORT` over `PORT`. Every secret (a `SecretStr` setting) may instead come from a file,
+`<NAME>_FILE` (a mounted Kubernetes Secret or Compose secret; ADR 0036), read once at start:
+the value itself wins over its file. A bad or missing value stops the service with one line
+naming the variable (`load_settings`).
 """
 
 from __future__ import annotations
@@ -31,12 +33,29 @@ class PrefixedEnvSource(PydanticBaseSettingsSource):
         self.env: dict[str, str] = {k: v for k, v in file_values.items() if v is not None}
         self.env.update(os.environ)
         self.origin: dict[str, str] = {}  # field -> the variable that supplied it
+        self.file_errors: list[str] = []  # `VAR_FILE: reason` for each unreadable file
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        for name in (f"{self.service}_{field_name}".upper(), field_name.upper()):
+        names = (f"{self.service}_{field_name}".upper(), field_name.upper())
+        for name in names:
             if name in self.env:
                 return self.env[name], name, False
+        if (
+            field.annotation is SecretStr
+            and f"{field_name}_file" not in self.settings_cls.model_fields
+        ):
+            for name in (f"{n}_FILE" for n in names):
+                if self.env.get(name):
+                    return self.secret_file(name, self.env[name]), name, False
         return None, field_name, False
+
+    def secret_file(self, var: str, path: str) -> str | None:
+        """The file's text less its trailing newline; None (and an error) when unreadable."""
+        try:
+            return Path(path).read_text().rstrip("\r\n")
+        except OSError as exc:
+            self.file_errors.append(f"{var}: cannot read {path}: {exc.strerror or exc}")
+            return None
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -261,6 +280,9 @@ def load_settings(cls: type[S], service: str, env_file: Path = Path(".env")) -> 
     source = PrefixedEnvSource(cls, service, env_file)
     try:
         values = source()
+        if source.file_errors:
+            print("\n".join(f"config: {line}" for line in source.file_errors), file=sys.stderr)
+            raise ConfigError(2)
         values["service"] = service
         return cls.model_validate(values)
     except ValidationError as exc:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
+from cryptography.exceptions import InvalidTag
 
 from lib.config import load_settings
 from lib.crypto import KEY_BYTES, FieldCipher, prefix, sealed_kid
@@ -134,7 +135,13 @@ def reencrypt(dsn: str, cipher: FieldCipher, *, batch: int, max_batches: int | N
                     {"after": after, "n": len(current), "prefix": current, "batch": batch},
                 ).fetchall()
                 for user_id, sealed in rows:
-                    plain = cipher.decrypt(bytes(sealed), associated=user_id.bytes)
+                    try:
+                        plain = cipher.decrypt(bytes(sealed), associated=user_id.bytes)
+                    except InvalidTag:  # this batch rolls back; nothing is half-done
+                        raise SystemExit(
+                            f"provider_details {user_id}: no key of the ring opens it "
+                            f"(key id {sealed_kid(bytes(sealed)) or LEGACY_KID}); stopped"
+                        ) from None
                     conn.execute(
                         "UPDATE provider_details SET personal_id_encrypted = %s WHERE user_id = %s",
                         (cipher.encrypt(plain, associated=user_id.bytes), user_id),

@@ -1,10 +1,11 @@
 """Settings from the environment (and `.env`), typed and validated at start.
 
 One `.env` serves every process, so a service-specific name wins over the plain one:
-`USERS_PORT` over `PORT`. Every secret (a `SecretStr` setting) may instead come from a file,
-`<NAME>_FILE` (a mounted Kubernetes Secret or Compose secret; ADR 0036), read once at start:
-the value itself wins over its file. A bad or missing value stops the service with one line
-naming the variable (`load_settings`).
+`USERS_PORT` over `PORT`. Any setting may instead come from a file, `<NAME>_FILE`, and every
+file of the directory `SECRETS_DIR` is read as the setting it is named after (a mounted
+Kubernetes Secret or Compose secrets; ADR 0036): the value wins over `<NAME>_FILE`, which
+wins over `SECRETS_DIR`. Files are read once, at start. A bad or missing value stops the
+service with one line naming the variable (`load_settings`).
 """
 
 from __future__ import annotations
@@ -32,22 +33,34 @@ class PrefixedEnvSource(PydanticBaseSettingsSource):
         file_values = dotenv_values(env_file) if env_file.is_file() else {}
         self.env: dict[str, str] = {k: v for k, v in file_values.items() if v is not None}
         self.env.update(os.environ)
-        self.origin: dict[str, str] = {}  # field -> the variable that supplied it
         self.file_errors: list[str] = []  # `VAR_FILE: reason` for each unreadable file
+        self.add_secrets_dir(self.env.get("SECRETS_DIR", ""))
+        self.origin: dict[str, str] = {}  # field -> the variable that supplied it
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         names = (f"{self.service}_{field_name}".upper(), field_name.upper())
         for name in names:
             if name in self.env:
                 return self.env[name], name, False
-        if (
-            field.annotation is SecretStr
-            and f"{field_name}_file" not in self.settings_cls.model_fields
-        ):
+        if f"{field_name}_file" not in self.settings_cls.model_fields:  # else: that field
             for name in (f"{n}_FILE" for n in names):
                 if self.env.get(name):
                     return self.secret_file(name, self.env[name]), name, False
         return None, field_name, False
+
+    def add_secrets_dir(self, directory: str) -> None:
+        """`NAME_FILE` for each file `NAME` of `directory` that no variable sets (Kubernetes
+        keeps its own `..data` links beside them: dot-names are skipped)."""
+        if not directory:
+            return
+        try:
+            names = sorted(p.name for p in Path(directory).iterdir() if not p.name.startswith("."))
+        except OSError as exc:
+            self.file_errors.append(f"SECRETS_DIR: cannot read {directory}: {exc.strerror or exc}")
+            return
+        for name in names:
+            if name.isidentifier() and name not in self.env:
+                self.env.setdefault(f"{name}_FILE", str(Path(directory) / name))
 
     def secret_file(self, var: str, path: str) -> str | None:
         """The file's text less its trailing newline; None (and an error) when unreadable."""

@@ -169,3 +169,36 @@ def test_a_malformed_keyring_file_stops_the_service_without_printing_the_key(
     err = capsys.readouterr().err
     assert "ENCRYPTION_KEYS / ENCRYPTION_KEY: key k1: must decode to 32 bytes, got 31" in err
     assert b64(b"x" * 31) not in err
+
+
+def test_the_secrets_dir_gives_each_file_as_the_setting_it_is_named_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Kubernetes Secret mounted as a volume: one file a key, beside the kubelet's own
+    dot-named links; a variable and a `<NAME>_FILE` both win over the directory."""
+    mounted = tmp_path / "secrets"
+    mounted.mkdir()
+    (mounted / "..data").mkdir()
+    ring = f"k1:current:{b64(B)}\n"
+    (mounted / "ENCRYPTION_KEYS").write_text(ring)
+    (mounted / "USERS_DATABASE_URL").write_text("postgresql://u:pw@db:5432/fixup_users\n")
+    (mounted / "SMTP_PASSWORD").write_text("from the dir")
+    (tmp_path / "smtp").write_text("from its file")
+    (mounted / "S3_SECRET_ACCESS_KEY").write_text("from the dir")
+    monkeypatch.setenv("SECRETS_DIR", str(mounted))
+    monkeypatch.setenv("SMTP_PASSWORD_FILE", str(tmp_path / "smtp"))
+    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "inline")
+    settings = load_settings(UsersSettings, "users", env_file=tmp_path / "no.env")
+    assert settings.encryption_keyring() == parse_keyring(ring)
+    assert settings.database_url == "postgresql://u:pw@db:5432/fixup_users"
+    assert settings.smtp_password.get_secret_value() == "from its file"
+    assert settings.s3_secret_access_key.get_secret_value() == "inline"
+
+
+def test_a_missing_secrets_dir_stops_the_service_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "absent"))
+    with pytest.raises(ConfigError):
+        load_settings(UsersSettings, "users", env_file=tmp_path / "no.env")
+    assert f"config: SECRETS_DIR: cannot read {tmp_path / 'absent'}" in capsys.readouterr().err

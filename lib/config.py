@@ -281,6 +281,18 @@ def _key(inline: SecretStr, file: str) -> str:
     return Path(file).read_text() if file else ""
 
 
+def env_or_file(name: str) -> str:
+    """What a tool outside the settings reads the same way: `NAME`, else the file of
+    `NAME_FILE`, else `SECRETS_DIR/NAME`; "" when none is set (a missing file raises)."""
+    if os.environ.get(name):
+        return os.environ[name]
+    path = os.environ.get(f"{name}_FILE") or ""
+    directory = os.environ.get("SECRETS_DIR", "")
+    if not path and directory and (Path(directory) / name).is_file():
+        path = str(Path(directory) / name)
+    return Path(path).read_text().rstrip("\r\n") if path else ""
+
+
 S = TypeVar("S", bound=ServiceSettings)
 
 

@@ -276,9 +276,10 @@ def registry_defaults(cls: type[ServiceSettings]) -> dict[str, Any]:
 
 
 def _key(inline: SecretStr, file: str) -> str:
-    if inline.get_secret_value():
-        return inline.get_secret_value().replace("\\n", "\n")
-    return Path(file).read_text() if file else ""
+    """A PEM inline or from its file; `\\n` as .env writes a newline (a PEM has no `\\`,
+    and a Compose secret taken from that variable holds it so)."""
+    text = inline.get_secret_value() or (Path(file).read_text() if file else "")
+    return text.replace("\\n", "\n")
 
 
 def env_or_file(name: str) -> str:

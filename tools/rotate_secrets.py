@@ -28,8 +28,9 @@ from pathlib import Path
 
 import psycopg
 from cryptography.exceptions import InvalidTag
+from pydantic import ValidationError
 
-from lib.config import load_settings
+from lib.config import PrefixedEnvSource
 from lib.crypto import KEY_BYTES, FieldCipher, prefix, sealed_kid
 from lib.keyring import LEGACY_KID, Key, Keyring, new_kid, new_secret, parse_keyring
 from services.users.settings import UsersSettings
@@ -54,8 +55,33 @@ SECRETS = {
 }
 
 
+def service_env() -> dict[str, str]:
+    """The variables as the users service reads them (environment over `.env`)."""
+    return PrefixedEnvSource(UsersSettings, "users", Path(".env")).env
+
+
 def keyring_path(secret: Secret) -> Path:
-    return Path(os.environ.get(secret.env) or KEYS_DIR / secret.default_file)
+    """Where the users service reads the ring: its variable, else var/keys/."""
+    env = service_env()
+    chosen = env.get(f"USERS_{secret.env}") or env.get(secret.env)
+    return Path(chosen or KEYS_DIR / secret.default_file)
+
+
+def users_settings() -> UsersSettings:
+    """The users service's settings, less a ring file that does not exist yet (the one the
+    first `stage` writes; the service itself refuses to start without it)."""
+    source = PrefixedEnvSource(UsersSettings, "users", Path(".env"))
+    for secret in SECRETS.values():
+        for name in (secret.env, f"USERS_{secret.env}"):
+            if name in source.env and not Path(source.env[name]).is_file():
+                del source.env[name]
+    values = source()
+    if source.file_errors:
+        raise SystemExit("\n".join(f"config: {line}" for line in source.file_errors))
+    try:
+        return UsersSettings.model_validate({**values, "service": "users"})
+    except ValidationError as exc:  # each line names the setting, never its value
+        raise SystemExit("\n".join(f"config: {e['msg']}" for e in exc.errors())) from None
 
 
 def read_ring(secret: Secret, settings: UsersSettings) -> Keyring | None:
@@ -169,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument("--batch", type=int, default=500, help="rows a transaction")
     again.add_argument("--max-batches", type=int, default=None, help="stop after so many")
     args = parser.parse_args(argv)
-    settings = load_settings(UsersSettings, "users")
+    settings = users_settings()
     dsn = settings.database_url
     if args.command == "status":
         for secret in SECRETS.values():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+import stat
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,7 @@ from lib.crypto import MAGIC, NONCE_BYTES, FieldCipher, sealed_kid
 from lib.keyring import Key, Keyring, new_kid, parse_keyring
 from lib.storage import LocalStorage
 from services.users.settings import UsersSettings
+from tools import rotate_secrets
 from tools.rotate_secrets import SECRETS, promote, retire, stage
 
 
@@ -202,3 +204,25 @@ def test_a_missing_secrets_dir_stops_the_service_naming_it(
     with pytest.raises(ConfigError):
         load_settings(UsersSettings, "users", env_file=tmp_path / "no.env")
     assert f"config: SECRETS_DIR: cannot read {tmp_path / 'absent'}" in capsys.readouterr().err
+
+
+def test_the_command_stages_promotes_and_retires_the_picture_key_in_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ring_file = tmp_path / "keys" / "storage.keys"
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("STORAGE_SIGNING_KEY", "the single key of before")
+    monkeypatch.setenv("STORAGE_SIGNING_KEYS_FILE", str(ring_file))
+    assert rotate_secrets.main(["stage", "storage"]) == 0
+    assert stat.S_IMODE(ring_file.stat().st_mode) == 0o600
+    staged = parse_keyring(ring_file.read_text())
+    assert staged.get("k0") == b"the single key of before"  # the old key, as k0
+    assert [(k.kid, k.state) for k in staged.keys] == [("k0", "current"), ("k1", "next")]
+    assert rotate_secrets.main(["promote", "storage"]) == 0
+    assert rotate_secrets.main(["retire", "storage"]) == 0
+    final = parse_keyring(ring_file.read_text())
+    assert [(k.kid, k.state) for k in final.keys] == [("k1", "current")]
+    assert final.current.secret == staged.get("k1")
+    out = capsys.readouterr().out
+    assert "storage: k1 current ->" in out
+    assert b64(final.current.secret) not in out

@@ -269,7 +269,8 @@ remove-service: install ## undo make new-service: name=X
 	@test -n "$(name)" || { echo "usage: make remove-service name=<name>"; exit 2; }
 	$(PY) -m tools.new_service remove "$(name)"
 
-up: ## the whole stack in Docker Compose (needs Docker and a .env with the passwords)
+up: install ## the whole stack in Docker Compose (needs Docker and a .env with the passwords; the keys: var/keys, written when missing)
+	$(PY) -m tools.keys --dir var/keys --missing
 	docker build -t fixup:local .
 	docker compose up -d --wait
 

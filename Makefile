@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-fast test-reliability test-lists test-unit migrate-up migrate-down migrate-status \
-	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
+	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys rotate-secrets nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
 	check-service scan-deps deploy-lint api-lint api-lint-deps failover-drill \
 	backup-servers backup restore restore-drill
@@ -210,6 +210,9 @@ procfile: install ## render the Procfile from lib/registry.py
 keys: install ## write development keys (Ed25519 JWT pair, ENCRYPTION_KEY) to var/keys (force=1 to replace)
 	$(PY) -m tools.keys --dir var/keys $(if $(force),--force)
 
+rotate-secrets: install ## one step of rotating the picture-URL key or ENCRYPTION_KEY (ADR 0036): step=status|stage|promote|reencrypt|retire secret=storage|encryption
+	$(PY) -m tools.rotate_secrets $(or $(step),status) $(if $(filter reencrypt status,$(or $(step),status)),,$(secret))
+
 nginx-conf: install ## render nginx/ into var/nginx and check it with nginx -t
 	$(PY) -m tools.nginx test
 
@@ -288,7 +291,8 @@ remove-service: install ## undo make new-service: name=X
 	@test -n "$(name)" || { echo "usage: make remove-service name=<name>"; exit 2; }
 	$(PY) -m tools.new_service remove "$(name)"
 
-up: ## the whole stack in Docker Compose (needs Docker and a .env with the passwords)
+up: install ## the whole stack in Docker Compose (needs Docker and a .env with the passwords; the keys: var/keys, written when missing)
+	$(PY) -m tools.keys --dir var/keys --missing
 	docker build -t fixup:local .
 	docker compose up -d --wait
 

@@ -1,8 +1,11 @@
 """Settings from the environment (and `.env`), typed and validated at start.
 
 One `.env` serves every process, so a service-specific name wins over the plain one:
-`USERS_PORT` over `PORT`. A bad or missing value stops the service with one line naming
-the variable (`load_settings`).
+`USERS_PORT` over `PORT`. Any setting may instead come from a file, `<NAME>_FILE`, and every
+file of the directory `SECRETS_DIR` is read as the setting it is named after (a mounted
+Kubernetes Secret or Compose secrets; ADR 0036): the value wins over `<NAME>_FILE`, which
+wins over `SECRETS_DIR`. Files are read once, at start. A bad or missing value stops the
+service with one line naming the variable (`load_settings`).
 """
 
 from __future__ import annotations
@@ -31,13 +34,42 @@ class PrefixedEnvSource(PydanticBaseSettingsSource):
         file_values = dotenv_values(env_file) if env_file.is_file() else {}
         self.env: dict[str, str] = {k: v for k, v in file_values.items() if v is not None}
         self.env.update(os.environ)
+        self.file_errors: list[str] = []  # `VAR_FILE: reason` for each unreadable file
+        self.add_secrets_dir(self.env.get("SECRETS_DIR", ""))
         self.origin: dict[str, str] = {}  # field -> the variable that supplied it
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        for name in (f"{self.service}_{field_name}".upper(), field_name.upper()):
+        names = (f"{self.service}_{field_name}".upper(), field_name.upper())
+        for name in names:
             if name in self.env:
                 return self.env[name], name, False
+        if f"{field_name}_file" not in self.settings_cls.model_fields:  # else: that field
+            for name in (f"{n}_FILE" for n in names):
+                if self.env.get(name):
+                    return self.secret_file(name, self.env[name]), name, False
         return None, field_name, False
+
+    def add_secrets_dir(self, directory: str) -> None:
+        """`NAME_FILE` for each file `NAME` of `directory` that no variable sets (Kubernetes
+        keeps its own `..data` links beside them: dot-names are skipped)."""
+        if not directory:
+            return
+        try:
+            names = sorted(p.name for p in Path(directory).iterdir() if not p.name.startswith("."))
+        except OSError as exc:
+            self.file_errors.append(f"SECRETS_DIR: cannot read {directory}: {exc.strerror or exc}")
+            return
+        for name in names:
+            if name.isidentifier() and name not in self.env:
+                self.env.setdefault(f"{name}_FILE", str(Path(directory) / name))
+
+    def secret_file(self, var: str, path: str) -> str | None:
+        """The file's text less its trailing newline; None (and an error) when unreadable."""
+        try:
+            return Path(path).read_text().rstrip("\r\n")
+        except OSError as exc:
+            self.file_errors.append(f"{var}: cannot read {path}: {exc.strerror or exc}")
+            return None
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -279,9 +311,22 @@ def registry_defaults(cls: type[ServiceSettings]) -> dict[str, Any]:
 
 
 def _key(inline: SecretStr, file: str) -> str:
-    if inline.get_secret_value():
-        return inline.get_secret_value().replace("\\n", "\n")
-    return Path(file).read_text() if file else ""
+    """A PEM inline or from its file; `\\n` as .env writes a newline (a PEM has no `\\`,
+    and a Compose secret taken from that variable holds it so)."""
+    text = inline.get_secret_value() or (Path(file).read_text() if file else "")
+    return text.replace("\\n", "\n")
+
+
+def env_or_file(name: str) -> str:
+    """What a tool outside the settings reads the same way: `NAME`, else the file of
+    `NAME_FILE`, else `SECRETS_DIR/NAME`; "" when none is set (a missing file raises)."""
+    if os.environ.get(name):
+        return os.environ[name]
+    path = os.environ.get(f"{name}_FILE") or ""
+    directory = os.environ.get("SECRETS_DIR", "")
+    if not path and directory and (Path(directory) / name).is_file():
+        path = str(Path(directory) / name)
+    return Path(path).read_text().rstrip("\r\n") if path else ""
 
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -296,6 +341,9 @@ def load_settings(cls: type[S], service: str, env_file: Path = Path(".env")) -> 
     source = PrefixedEnvSource(cls, service, env_file)
     try:
         values = source()
+        if source.file_errors:
+            print("\n".join(f"config: {line}" for line in source.file_errors), file=sys.stderr)
+            raise ConfigError(2)
         values["service"] = service
         return cls.model_validate(values)
     except ValidationError as exc:

@@ -44,6 +44,22 @@ def secret(name: str) -> str:
     return f"${{{name}:?set {name} in .env}}"
 
 
+# What the apps read as files (ADR 0036): Compose mounts each secret at /run/secrets/<name>,
+# the settings read that directory (SECRETS_DIR, lib/config.py), the files are the ones
+# `make keys` writes; a changed file reaches a container when it is recreated
+# (docs/operations.md). Every app verifies tokens; users alone signs and encrypts.
+SECRETS_DIR = "/run/secrets"
+KEY_FILES = {
+    "JWT_PUBLIC_KEY": "./var/keys/jwt_public.pem",
+    "JWT_PRIVATE_KEY": "./var/keys/jwt_private.pem",
+    "ENCRYPTION_KEY": "./var/keys/encryption.key",
+}
+
+
+def app_secrets(service: registry.Microservice) -> list[str]:
+    return [*KEY_FILES] if service.name == "users" else ["JWT_PUBLIC_KEY"]
+
+
 def health(test: str) -> dict[str, Any]:
     return {"test": ["CMD-SHELL", test], "interval": "5s", "timeout": "3s", "retries": 20}
 
@@ -71,7 +87,7 @@ def app(service: registry.Microservice) -> dict[str, Any]:
         "HOST": "0.0.0.0",
         f"{service.env_prefix}_PORT": str(service.http_port),
         "REDIS_URL": "redis://redis:6379/0",
-        "JWT_PUBLIC_KEY": secret("JWT_PUBLIC_KEY"),
+        "SECRETS_DIR": SECRETS_DIR,
         **extras.mail_storage_env(),
         **TRACING_ENV,
     }
@@ -81,6 +97,7 @@ def app(service: registry.Microservice) -> dict[str, Any]:
         "image": IMAGE,
         "command": ["python", "-m", f"services.{service.name}"],
         "environment": env,
+        "secrets": app_secrets(service),
         "healthcheck": http_health(service.http_port, "/ready"),
         "depends_on": {
             "migrate": {"condition": "service_completed_successfully"},
@@ -234,6 +251,7 @@ def render() -> str:
     document = {
         "services": services(),
         "volumes": {"pgdata": {}, "mariadbdata": {}, "nginxlogs": {}, **extras.VOLUMES},
+        "secrets": {name: {"file": path} for name, path in KEY_FILES.items()},
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False, width=100)
 

@@ -6,11 +6,11 @@ the codegen drivers and the test fixtures.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from lib import registry
+from lib.config import env_or_file
 from lib.registry import Engine
 
 PG_DEFAULT = registry.SERVERS["postgresql"]
@@ -31,8 +31,9 @@ class Database:
         return f"{registry.SERVERS[self.engine]}/fixup_{self.name}"
 
     def dsn(self) -> str:
-        """The DSN from `<DB>_DATABASE_URL`, else the local default server."""
-        return os.environ.get(self.env_var) or self.default_dsn()
+        """The DSN from `<DB>_DATABASE_URL` (or its file: `lib.config.env_or_file`), else
+        the local default server."""
+        return env_or_file(self.env_var) or self.default_dsn()
 
 
 DATABASES: dict[str, Database] = {

@@ -52,6 +52,7 @@ PROD_RECEIVERS = ROOT / "deploy" / "k8s" / "overlays" / "prod" / "alertmanager-r
 IMAGE = "fixup"  # the overlays set the registry and tag (kustomize `images:`)
 CONFIG = "fixup-config"
 SECRETS = "fixup-secrets"
+SECRETS_PATH = "/run/secrets/fixup"  # the Secret's files, one a key (SECRETS_DIR)
 RUN_AS = 10001  # the Dockerfile's user
 APP_DIR = "/app"  # the Dockerfile's WORKDIR
 # the drain bound: lib/http/server.py drains in-flight requests for up to SHUTDOWN_TIMEOUT
@@ -77,7 +78,17 @@ def empty_dir(name: str) -> dict[str, Any]:
 
 
 def env_from() -> list[dict[str, Any]]:
-    return [{"configMapRef": {"name": CONFIG}}, {"secretRef": {"name": SECRETS}}]
+    """The ConfigMap as variables; the Secret is never one (`secrets_volume`)."""
+    return [{"configMapRef": {"name": CONFIG}}]
+
+
+def secrets_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Secret as files (its volume, its read-only mount at SECRETS_PATH), which the
+    settings read through SECRETS_DIR (lib/config.py; ADR 0036): a Secret update reaches
+    the mounted files within the kubelet's sync period, and a process reads them at start,
+    so `kubectl rollout restart` brings it into service (docs/operations.md)."""
+    volume = {"name": "secrets", "secret": {"secretName": SECRETS}}  # read by the pod uid
+    return volume, {"name": "secrets", "mountPath": SECRETS_PATH, "readOnly": True}
 
 
 def probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -120,7 +131,10 @@ def deployment(service: registry.Microservice) -> dict[str, Any]:
             "limits": {"cpu": "1", "memory": "256Mi"},
         },
         "securityContext": container_security(),
-        "volumeMounts": [{"name": n, "mountPath": path} for n, path in writable.items()],
+        "volumeMounts": [
+            *({"name": n, "mountPath": path} for n, path in writable.items()),
+            secrets_volume()[1],
+        ],
     }
     return {
         "apiVersion": "apps/v1",
@@ -144,7 +158,7 @@ def deployment(service: registry.Microservice) -> dict[str, Any]:
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security(RUN_AS),
                     "containers": [container],
-                    "volumes": [empty_dir(n) for n in writable],
+                    "volumes": [*(empty_dir(n) for n in writable), secrets_volume()[0]],
                 },
             },
         },
@@ -192,7 +206,12 @@ def autoscaler(service: registry.Microservice) -> dict[str, Any]:
 
 def config_map() -> dict[str, Any]:
     """Settings that are not secret; the DSNs (with passwords) live in the Secret."""
-    data = {"LOG_LEVEL": "INFO", "WORKERS": "1", "SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT)}
+    data = {
+        "LOG_LEVEL": "INFO",
+        "WORKERS": "1",
+        "SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT),
+        "SECRETS_DIR": SECRETS_PATH,
+    }
     data.update(registry.peer_addresses())
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(CONFIG), "data": data}
 
@@ -224,10 +243,13 @@ def migrations_job() -> dict[str, Any]:
                                 "limits": {"cpu": "1", "memory": "256Mi"},
                             },
                             "securityContext": container_security(),
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                            "volumeMounts": [
+                                {"name": "tmp", "mountPath": "/tmp"},
+                                secrets_volume()[1],
+                            ],
                         }
                     ],
-                    "volumes": [empty_dir("tmp")],
+                    "volumes": [empty_dir("tmp"), secrets_volume()[0]],
                 },
             },
         },

@@ -1,7 +1,10 @@
 """Local directory storage, read back through the app with HMAC-signed expiring URLs.
 
 Local directory storage: files named by their random key, read back through the app's
-own route with an HMAC-SHA256 signature over the key and the expiry time."""
+own route with an HMAC-SHA256 signature over the key and the expiry time. The URL names
+the signing key (`kid`, from the STORAGE_SIGNING_KEYS keyring; ADR 0036) so a URL signed
+before a rotation stays valid until it expires, as long as its key is still in the ring;
+a URL without `kid` (signed before keyrings) is checked with the legacy key."""
 
 from __future__ import annotations
 
@@ -12,18 +15,25 @@ import os
 import time
 from pathlib import Path
 
+from lib.keyring import Keyring
 from lib.storage.base import ObjectNotFound, valid_key
 
 
 class LocalStorage:
     def __init__(
-        self, root: str | Path, *, signing_key: bytes, ttl: int, route: str = "/v1/pictures/"
+        self,
+        root: str | Path,
+        *,
+        signing_key: bytes | Keyring,
+        ttl: int,
+        route: str = "/v1/pictures/",
     ) -> None:
+        """`signing_key`: a keyring, or one key (a ring of that key under the legacy id)."""
         if not signing_key:
             raise ValueError("local storage needs a signing key (STORAGE_SIGNING_KEY)")
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.signing_key = signing_key
+        self.keys = signing_key if isinstance(signing_key, Keyring) else Keyring.single(signing_key)
         self.ttl = ttl
         self.route = route
 
@@ -46,20 +56,36 @@ class LocalStorage:
 
     async def url(self, key: str) -> str:
         expires = int(time.time()) + self.ttl
-        return f"{self.route}{key}?expires={expires}&sig={self.sign(key, expires)}"
+        current = self.keys.current
+        sig = _sign(current.secret, key, expires)
+        return f"{self.route}{key}?expires={expires}&kid={current.kid}&sig={sig}"
 
-    def sign(self, key: str, expires: int) -> str:
-        message = f"{key}\n{expires}".encode()
-        return hmac.new(self.signing_key, message, hashlib.sha256).hexdigest()
+    def sign(self, key: str, expires: int, kid: str | None = None) -> str:
+        """The signature of `key` until `expires` under `kid` (None: the current key)."""
+        secret = self.keys.current.secret if kid is None else self.keys.get(kid)
+        if secret is None:
+            raise KeyError(kid)
+        return _sign(secret, key, expires)
 
-    def check(self, key: str, expires: str, sig: str, *, now: float | None = None) -> bool:
-        """True when `sig` is this key's signature for `expires` and that time is ahead (at
-        `expires` itself the URL is expired, as a token is at its `exp`)."""
+    def check(
+        self, key: str, expires: str, sig: str, kid: str | None = None, *, now: float | None = None
+    ) -> bool:
+        """True when `sig` is the signature for `expires` by the key `kid` names (None: a
+        URL from before keyrings, the legacy key), that key is still in the ring, and that
+        time is ahead (at `expires` itself the URL is expired, as a token is at its `exp`)."""
         if not expires.isdigit() or len(expires) > 12:
             return False
         if int(expires) <= (time.time() if now is None else now):
             return False
-        return hmac.compare_digest(self.sign(key, int(expires)), sig)
+        secret = self.keys.get(kid)
+        if secret is None:  # unknown or retired: refused like a forged signature
+            return False
+        return hmac.compare_digest(_sign(secret, key, int(expires)), sig)
+
+
+def _sign(secret: bytes, key: str, expires: int) -> str:
+    message = f"{key}\n{expires}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

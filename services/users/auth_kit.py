@@ -67,13 +67,13 @@ AUTH_KIT: web.AppKey[AuthKit] = web.AppKey("auth_kit", AuthKit)
 def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         private_key = settings.private_key_pem()
-        key = settings.encryption_key.get_secret_value()
-        if not private_key or not key:  # the service still serves what needs neither
+        keys = settings.encryption_keyring()
+        if not private_key or keys is None:  # the service still serves what needs neither
             log.warning(
                 "auth_not_configured",
                 missing=[
                     n
-                    for n, v in (("JWT_PRIVATE_KEY", private_key), ("ENCRYPTION_KEY", key))
+                    for n, v in (("JWT_PRIVATE_KEY", private_key), ("ENCRYPTION_KEY", keys))
                     if not v
                 ],
             )
@@ -89,7 +89,7 @@ def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterat
         app[AUTH_KIT] = AuthKit(
             hasher=hasher,
             signer=TokenSigner(private_key, settings.access_token_ttl) if private_key else None,
-            cipher=FieldCipher(key) if key else None,
+            cipher=FieldCipher(keys) if keys is not None else None,
             login_limit=make_rate_limiter(
                 "login", settings.login_rate, settings.login_burst, store
             ),

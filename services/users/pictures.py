@@ -21,6 +21,7 @@ from lib.http.listing import parse_query
 from lib.http.multipart import read_form_file
 from lib.http.openapi import operation
 from lib.http.openapi_io import Form
+from lib.keyring import KID_PATTERN
 from lib.logging import get_logger
 from lib.resilience.bulkhead import Bulkhead
 from lib.storage import LocalStorage, ObjectNotFound, S3Storage, Storage, new_key
@@ -72,7 +73,7 @@ def storage_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIte
             else:
                 app[STORAGE] = LocalStorage(
                     settings.storage_dir,
-                    signing_key=settings.storage_signing_key.get_secret_value().encode(),
+                    signing_key=settings.storage_keyring(),
                     ttl=settings.storage_url_ttl,
                 )
             yield
@@ -107,6 +108,12 @@ class SignedQuery(BaseModel):
 
     expires: str = Field(description="When the URL expires (Unix seconds), as signed.")
     sig: str = Field(description="The signature of the key and `expires`.")
+    kid: str | None = Field(
+        None,
+        pattern=KID_PATTERN,
+        description="The id of the signing key (ADR 0036); absent on URLs signed before "
+        "keyrings. A key no longer in the ring: 403.",
+    )
 
 
 async def read_image(request: web.Request, form: Form = PICTURE_FORM) -> bytes:
@@ -165,7 +172,8 @@ async def put_picture(request: web.Request) -> web.Response:
     produces=tuple(CONTENT_TYPES.values()),
     errors=(403, 404),
     description=(
-        "The signed URL of `picture_url`: 403 when tampered with or expired. Served inline "
+        "The signed URL of `picture_url`: 403 when tampered with, expired, or signed by a key "
+        "retired since (a rotation keeps the previous key until its URLs expire). Served inline "
         "with a Content-Security-Policy that allows nothing (`default-src 'none'; sandbox`)."
     ),
 )
@@ -179,7 +187,7 @@ async def get_picture(request: web.Request) -> web.StreamResponse:
         path = storage.path(key)
     except ObjectNotFound:
         raise NotFound("no such picture") from None
-    if not storage.check(key, signed.expires, signed.sig):
+    if not storage.check(key, signed.expires, signed.sig, signed.kid):
         raise Forbidden("the picture URL is invalid or has expired")
     if not path.is_file():
         raise NotFound("no such picture")

@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from lib.auth.passwords import ARGON2_DEFAULTS, Priority, default_workers
 from lib.clients.settings import DepartmentsClientSettings, PointsClientSettings
 from lib.config import ServiceSettings
+from lib.crypto import encryption_keyring
+from lib.keyring import Keyring, parse_keyring
 
 SERVICE = "users"
 
@@ -22,6 +24,11 @@ class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSett
         SecretStr(""), description="base64 of 32 bytes: AES-GCM key of personal id numbers."
     )
     encryption_key_file: str = Field("", description="ENCRYPTION_KEY read from a file.")
+    encryption_keys: SecretStr = Field(
+        SecretStr(""),
+        description="The ENCRYPTION_KEY keyring, kid:state:base64 entries (ADR 0036); wins "
+        "over ENCRYPTION_KEY, which is the key `k0` of values sealed before keyrings.",
+    )
     # argon2id, measured in ADR 0010: about 50 ms a hash on one core. Parallelism 1 keeps
     # one hash on one core, so ARGON2_WORKERS bounds the CPU a login storm can take.
     argon2_time_cost: int = Field(ARGON2_DEFAULTS["ARGON2_TIME_COST"], ge=1)
@@ -74,6 +81,11 @@ class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSett
     storage_signing_key: SecretStr = Field(
         SecretStr("dev-only-storage-signing-key"), description="HMAC key of local picture URLs."
     )
+    storage_signing_keys: SecretStr = Field(
+        SecretStr(""),
+        description="The STORAGE_SIGNING_KEY keyring, kid:state:base64 entries (ADR 0036); "
+        "wins over STORAGE_SIGNING_KEY, which is the key `k0` of URLs without `kid`.",
+    )
     s3_bucket: str = ""
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
@@ -96,3 +108,32 @@ class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSett
             key = Path(self.encryption_key_file).read_text().strip()
             self.encryption_key = SecretStr(key)
         return self
+
+    @model_validator(mode="after")
+    def _keyrings_parse(self) -> UsersSettings:
+        """A malformed key stops the service at start, naming the setting (not the key)."""
+        for name, read in (
+            ("ENCRYPTION_KEYS / ENCRYPTION_KEY", self.encryption_keyring),
+            ("STORAGE_SIGNING_KEYS / STORAGE_SIGNING_KEY", self.storage_keyring),
+        ):
+            try:
+                read()
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return self
+
+    def encryption_keyring(self) -> Keyring | None:
+        """The keys of personal id numbers; None: none configured (provider sign-up 503)."""
+        return encryption_keyring(
+            self.encryption_keys.get_secret_value(), self.encryption_key.get_secret_value()
+        )
+
+    def storage_keyring(self) -> Keyring:
+        """The keys of local picture URLs."""
+        keys = self.storage_signing_keys.get_secret_value()
+        if keys.strip():
+            return parse_keyring(keys)
+        single = self.storage_signing_key.get_secret_value().encode()
+        if not single:
+            raise ValueError("an empty signing key")
+        return Keyring.single(single)

@@ -16,6 +16,7 @@ import pytest
 from aiobotocore.session import get_session
 
 from lib.auth.principal import Role
+from lib.keyring import Keyring
 from lib.storage import LocalStorage, S3Storage
 from services.users.app import create_app
 from services.users.pictures import (
@@ -84,7 +85,11 @@ async def test_the_local_storage_context_follows_the_settings(
     await anext(ctx)
     storage, workers = app[STORAGE], app[PICTURE_WORKERS]
     assert isinstance(storage, LocalStorage)
-    assert (storage.root, storage.signing_key, storage.ttl) == (tmp_path / "pics", b"the key", 77)
+    assert (storage.root, storage.keys, storage.ttl) == (
+        tmp_path / "pics",
+        Keyring.single(b"the key"),
+        77,
+    )
     assert workers.name == "pictures"
     assert (workers._executor._max_workers, workers._capacity) == (3, 8)
     assert not workers._executor._shutdown

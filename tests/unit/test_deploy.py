@@ -90,6 +90,19 @@ def test_every_peer_address_a_service_reads_is_set_in_compose() -> None:
     )  # users -> departments, points; orders -> catalog, users, points; chat -> orders
 
 
+def test_the_apps_read_their_keys_as_files_never_variables() -> None:
+    """ADR 0036: each key is a Compose secret (a file of `make keys`), mounted where the
+    settings' SECRETS_DIR reads it; users alone holds the signing and encryption keys."""
+    document = yaml.safe_load(compose.COMPOSE_FILE.read_text())
+    assert document["secrets"] == {name: {"file": f} for name, f in compose.KEY_FILES.items()}
+    for service in registry.built_services():
+        app = document["services"][service.name]
+        assert app["environment"]["SECRETS_DIR"] == "/run/secrets"
+        assert not set(compose.KEY_FILES) & set(app["environment"]), service.name
+        expected = set(compose.KEY_FILES) if service.name == "users" else {"JWT_PUBLIC_KEY"}
+        assert set(app["secrets"]) == expected, service.name
+
+
 def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     binary = tool("docker-compose", "apt-get install -y docker-compose")
     env = tmp_path / ".env"

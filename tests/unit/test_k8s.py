@@ -143,8 +143,14 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
         for c in d["spec"]["template"]["spec"]["containers"] for ref in c.get("envFrom", [])
         for key in ("configMapRef", "secretRef") if key in ref
     }  # fmt: skip
-    assert refs == {k8s.CONFIG, k8s.SECRETS}
-    assert ("ConfigMap", k8s.CONFIG) in docs
+    assert refs == {k8s.CONFIG}  # the Secret is never variables: files (ADR 0036)
+    readers = [("Deployment", s.name) for s in registry.built_services()]
+    for d in (docs[kind_name] for kind_name in [*readers, ("Job", "fixup-migrate")]):
+        pod = d["spec"]["template"]["spec"]
+        assert {"name": "secrets", "secret": {"secretName": k8s.SECRETS}} in pod["volumes"]
+        mount = {"name": "secrets", "mountPath": k8s.SECRETS_PATH, "readOnly": True}
+        assert all(mount in c["volumeMounts"] for c in pod["containers"]), d["metadata"]
+    assert docs[("ConfigMap", k8s.CONFIG)]["data"]["SECRETS_DIR"] == k8s.SECRETS_PATH
     assert ("Secret", k8s.SECRETS) not in docs
     migrate = docs[("Job", "fixup-migrate")]["spec"]["template"]["spec"]["containers"][0]
     assert all(

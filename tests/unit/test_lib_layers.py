@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer.split())
     for layer in (
+        "keyring",
         "errors registry redact crypto pb pooler",
         "tracing config slo",
         "logging metrics",

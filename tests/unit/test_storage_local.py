@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lib.keyring import Keyring
 from lib.storage import LocalStorage, ObjectNotFound
 
 KEY = "A" * 32 + ".png"
@@ -43,7 +44,7 @@ def test_the_root_is_made_resolved_and_may_exist(tmp_path: Path) -> None:
     assert made.root == root
     assert root.is_dir()
     assert storage(root).root == root  # it exists now: fine
-    assert (made.signing_key, made.ttl, made.route) == (SIGNING, 60, "/v1/pictures/")
+    assert (made.keys, made.ttl, made.route) == (Keyring.single(SIGNING), 60, "/v1/pictures/")
 
 
 async def test_put_writes_the_bytes_under_the_key_and_nothing_else(tmp_path: Path) -> None:
@@ -108,11 +109,12 @@ async def test_the_url_is_the_route_key_expiry_and_signature(tmp_path: Path) -> 
     after = int(time.time())
     path, query = url.split("?")
     assert path == f"/pics/{KEY}"
-    expires_part, sig_part = query.split("&")
+    expires_part, kid_part, sig_part = query.split("&")
     expires = int(expires_part.removeprefix("expires="))
     assert before + 300 <= expires <= after + 300
     assert sig_part == f"sig={signature(KEY, expires)}"
-    assert url == f"/pics/{KEY}?expires={expires}&sig={signature(KEY, expires)}"
+    assert kid_part == "kid=k0"  # one key: the legacy id, the key of URLs without kid
+    assert url == f"/pics/{KEY}?expires={expires}&kid=k0&sig={signature(KEY, expires)}"
     assert store.sign(KEY, expires) == signature(KEY, expires)
 
 

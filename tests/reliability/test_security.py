@@ -20,7 +20,7 @@ import aiohttp
 import jwt
 
 from lib.auth.principal import Role
-from lib.auth.tokens import TYPED, generate_keypair
+from lib.auth.tokens import generate_keypair, signed_header
 from tests.integration.auth_support import KEYS
 from tests.integration.orders_support import offer_body, order_body
 from tests.integration.smtp_support import SmtpSink, token_in
@@ -63,7 +63,9 @@ def attack_tokens() -> dict[str, str]:
     now = int(time.time())
 
     def signed(**changes: Any) -> str:
-        return jwt.encode({**claims, **changes}, KEYS[0], algorithm="EdDSA", headers=TYPED)
+        return jwt.encode(
+            {**claims, **changes}, KEYS[0], algorithm="EdDSA", headers=signed_header(KEYS[0])
+        )
 
     def typed(typ: str | None) -> str:
         """The valid token's claims, signed by the real key, typed other than at+jwt."""
@@ -88,7 +90,12 @@ def attack_tokens() -> dict[str, str]:
         "wrong iss": signed(iss="evil-issuer"),
         "wrong aud": signed(aud="someone-else"),
         "tampered payload": f"{header}.{tampered}.{signature}",
-        "another key": jwt.encode(claims, generate_keypair()[0], algorithm="EdDSA", headers=TYPED),
+        "another key": jwt.encode(
+            claims,
+            (other := generate_keypair()[0]),
+            algorithm="EdDSA",
+            headers=signed_header(other),
+        ),
         "garbage": "not.a.jwt",
         "typ JWT": typed("JWT"),
         "typ dpop+jwt": typed("dpop+jwt"),

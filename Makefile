@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-fast test-reliability test-lists test-unit migrate-up migrate-down migrate-status \
-	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys nginx-conf nginx-compose swag-config dev proto proto-check \
+	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys rotate-keys nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
 	check-service scan-deps deploy-lint api-lint api-lint-deps failover-drill \
 	backup-servers backup restore restore-drill
@@ -143,7 +143,7 @@ run: install ## migrate + seed, then every service of the Procfile (Ctrl-C stops
 	  { $(PY) -m tools.connection_budget $(if $(replicas),--replicas $(replicas)) || \
 	    echo "note: under full load the pools above may meet 'too many clients' (503s)"; } && \
 	  $(PY) -m tools.seed --local-dev && \
-	  JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
+	  USERS_JWT_KEYS_DIR=var/keys/jwt JWKS_URL=http://127.0.0.1:8102/.well-known/jwks.json \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -d . -f $(if $(replicas),var/Procfile,Procfile)
 
@@ -188,8 +188,11 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 procfile: install ## render the Procfile from lib/registry.py
 	$(PY) -m tools.procfile
 
-keys: install ## write development keys (Ed25519 JWT pair, ENCRYPTION_KEY) to var/keys (force=1 to replace)
+keys: install ## write development keys (Ed25519 JWT pair, the signing-key directory var/keys/jwt, ENCRYPTION_KEY) to var/keys (force=1 to replace)
 	$(PY) -m tools.keys --dir var/keys $(if $(force),--force)
+
+rotate-keys: install ## the access-token signing key, one step at a time: step=status|stage|promote|drop (dir=var/keys/jwt; docs/operations.md "Rotating the signing key")
+	$(PY) -m tools.rotate_keys $(or $(step),status) --dir $(or $(dir),var/keys/jwt)
 
 nginx-conf: install ## render nginx/ into var/nginx and check it with nginx -t
 	$(PY) -m tools.nginx test

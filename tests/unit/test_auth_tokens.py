@@ -598,7 +598,7 @@ def test_tools_keys_refuses_overwrite_without_force(
     assert private_path.read_text() != before
     assert stat.S_IMODE(private_path.stat().st_mode) == 0o600
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["encryption.key", "jwt_private.pem", "jwt_public.pem"]
+    assert names == ["encryption.key", "jwt", "jwt_private.pem", "jwt_public.pem"]
 
 
 def test_tools_keys_refuses_when_only_public_exists(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ A verified token is remembered by its exact string until it expires: the same be
 arrives with every request of a session, and checking an Ed25519 signature again costs
 about 200 us of CPU per request (bench/http_users.py). Only tokens that passed every check
 are kept, a changed character is another string (checked in full), and a hit still checks
-`exp` against the clock.
+`exp` against the clock and that the key its `kid` names is still trusted (a retired key's
+tokens, even forged with a far `exp`, end with the key).
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ class TokenVerifier:
         self._leeway = leeway
         self._cache_size = cache_size
         self._now = now
-        self._verified: dict[str, tuple[int, Principal]] = {}  # token -> (exp, principal)
+        # token -> (exp, principal, kid): a hit still checks exp and that the key is trusted
+        self._verified: dict[str, tuple[int, Principal, str]] = {}
 
     async def authenticate(self, token: str) -> Principal:
         """`verify`, letting the key source look again (once, rate-limited) for an unknown
@@ -167,20 +169,23 @@ class TokenVerifier:
         hit = self._verified.get(token) if isinstance(token, str) else None
         if hit is None:
             return self._remember(token, self._check(token))
-        exp, principal = hit
+        exp, principal, kid = hit
         if exp <= self._now() - self._leeway:  # PyJWT's rule for `exp`
             del self._verified[token]
             raise Unauthorized("token expired")
+        if self.keys.key(kid) is None:  # its key retired since: checked again, in full
+            del self._verified[token]
+            return self._remember(token, self._check(token))
         return principal
 
-    def _remember(self, token: str, verified: tuple[int, Principal]) -> Principal:
+    def _remember(self, token: str, verified: tuple[int, Principal, str]) -> Principal:
         if self._cache_size:
             if len(self._verified) >= self._cache_size:
                 del self._verified[next(iter(self._verified))]  # the oldest entry
             self._verified[token] = verified
         return verified[1]
 
-    def _check(self, token: str) -> tuple[int, Principal]:
+    def _check(self, token: str) -> tuple[int, Principal, str]:
         """Every check, in full: the header, the signature, the claims."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized("invalid token")
@@ -216,7 +221,7 @@ class TokenVerifier:
             raise Unauthorized("invalid token") from None
         principal = _principal(claims)
         self._check_times(claims)
-        return claims["exp"], principal
+        return claims["exp"], principal, kid
 
     def _check_times(self, claims: dict[str, Any]) -> None:
         """PyJWT's rules, on `now`: exp passed, iat or nbf ahead, each beyond the leeway."""

@@ -16,15 +16,16 @@ Steps, each refused with one line when it is too early or out of order:
 
 Times are this host's clock (Unix seconds in keys.json), read by users and the verifiers
 on their database's clock: keep this host on NTP (the databases' leeway covers the rest).
-The command holds the lock var/locks/rotate-keys-<dir digest>.lock (tools/locks.py) while
-it writes; the manifest is replaced in one rename after the key files are in place, so a
-process reading the directory sees the old set or the new one, never half of one.
+The command holds the lock var/locks/rotate-keys.lock (tools/locks.py) while it writes;
+the manifest is replaced in one rename after the key files are in place, so a process
+reading the directory sees the old set or the new one, never half of one, and a copy
+killed half-way leaves at most key files no manifest names (never read; the next stage
+writes its own).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -176,14 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
     args = parser.parse_args(argv)
     settings = load_settings(ServiceSettings, "users")  # the intervals, as users reads them
-    digest = hashlib.sha256(str(args.dir.resolve()).encode()).hexdigest()[:12]
     try:
         if args.step == "status":
             print(status(args.dir, time.time(), timing(settings)))
             return 0
-        with file_lock(f"rotate-keys-{digest}"):
+        with file_lock("rotate-keys"):
             print(run(args.step, args.dir, time.time(), timing(settings)))
-    except (Refused, LockBusy, ValueError, OSError) as exc:
+    except LockBusy as exc:
+        print(f"rotate-keys: {exc}", file=sys.stderr)
+        return 2
+    except (Refused, ValueError, OSError) as exc:
         print(f"rotate-keys: {exc}", file=sys.stderr)
         return 1
     return 0

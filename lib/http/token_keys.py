@@ -1,9 +1,10 @@
 """Which keys a service verifies access tokens with, from its settings (ADR 0032).
 
-In this order: `JWT_KEYS_DIR` (the key directory's published keys; users itself, and
-deployments that mount the keys as files), `JWT_PUBLIC_KEY[_FILE]` (one fixed key: tests,
-single-key setups), `JWKS_URL` (users' JWK Set, fetched and cached). None of them: the
-service accepts no tokens (401 "this service does not accept tokens").
+The first set of: `JWT_KEYS_DIR` (the key directory's published keys: users itself, and
+deployments that mount the keys as files), `JWKS_URL` (users' JWK Set, fetched and
+cached: every other service in `make run`), `JWT_PUBLIC_KEY[_FILE]` (one fixed key, no
+rotation: tests, single-key setups). None of them: the service accepts no tokens (401
+"this service does not accept tokens").
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ def verifying_keys(
     """The key source, and the cleanup_ctx that keeps it fresh (the JWKS fetcher)."""
     if settings.jwt_keys_dir:
         return directory_keys(settings, now), None
-    public_key = settings.public_key_pem()
-    if public_key:
-        return StaticKeys.from_pem(public_key), None
     if settings.jwks_url:
         keys = JwksKeys(
             settings.jwks_url,
@@ -52,4 +50,7 @@ def verifying_keys(
             min_refresh=settings.jwks_min_refresh_interval,
         )
         return keys, jwks_ctx(keys, settings.jwks_refresh_interval)
+    public_key = settings.public_key_pem()
+    if public_key:
+        return StaticKeys.from_pem(public_key), None
     return None, None

@@ -30,6 +30,7 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, TokenVerifier, UnknownKey, signed_header
 from lib.errors import ServiceUnavailable, Unauthorized
 from tools import rotate_keys
+from tools.locks import file_lock
 
 # RFC 8037 Appendix A.2 (the public key) and A.3 (its thumbprint)
 RFC_X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
@@ -256,3 +257,15 @@ def test_the_command_refuses_an_early_step_in_one_line(
     out = capsys.readouterr().out
     assert "signing " in out
     assert "next " in out
+
+
+def test_a_second_copy_refuses_while_the_lock_is_held(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = str(tmp_path / "jwt")
+    monkeypatch.setenv("LOCK_WAIT", "0")
+    with file_lock("rotate-keys"):  # the copy already running
+        assert rotate_keys.main(["init", "--dir", directory]) == 2
+    assert "another copy is running" in capsys.readouterr().err
+    assert not (tmp_path / "jwt").exists()
+    assert rotate_keys.main(["init", "--dir", directory]) == 0  # the lock died with it

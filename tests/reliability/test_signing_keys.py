@@ -1,5 +1,6 @@
 """Signing keys by id through real processes (ADR 0032): users signs from a key directory
-and serves its JWK Set; departments verifies through that JWK Set only (JWKS_URL).
+and serves its JWK Set; departments verifies through that JWK Set only, fetched through
+NGINX's `/.well-known/jwks.json` (JWKS_URL).
 
 - A rotation (stage -> promote) while both run: a token of the new key verifies at
   departments the moment users may sign with it; a token of the old key keeps verifying
@@ -33,6 +34,7 @@ from lib.auth.keydir import KeyDirectory, private_name, read_key_set
 from lib.auth.keysources import DirectorySigningKeys
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
+from tests.e2e.gateway_stack import Gateway
 from tests.reliability import figures
 from tests.reliability.stack import common_env, start, users_env
 from tools import rotate_keys
@@ -52,11 +54,18 @@ MARGIN = 10.0  # a loaded machine's delay on top of any bound below
 class Stack:
     keys: Path
     users: ServiceProcess
+    gateway: Gateway
     departments: ServiceProcess
+
+    def stop(self) -> None:
+        self.departments.stop()
+        self.gateway.stop()
+        self.users.stop()
 
 
 async def start_stack(users_dsn: str, departments_dsn: str, logs: Path, refresh: float) -> Stack:
-    keys = logs / f"keys-{uuid.uuid4().hex[:8]}"
+    run = logs / f"keys-{uuid.uuid4().hex[:8]}"
+    keys = run / "jwt"
     rotate_keys.init(keys, time.time())
     times = {
         "ACCESS_TOKEN_TTL": str(TTL),
@@ -67,31 +76,36 @@ async def start_stack(users_dsn: str, departments_dsn: str, logs: Path, refresh:
     users = await start(
         "users",
         users_env(users_dsn, JWT_KEYS_DIR=str(keys), **times),
-        logs / f"{keys.name}-users.log",
+        run / "users.log",
     )
+    try:
+        gateway = await Gateway(run, {"users": [f"127.0.0.1:{users.port}"]}, run).start()
+    except BaseException:
+        users.stop()
+        raise
     try:
         env = common_env(
             "departments",
             departments_dsn,
             JWT_PUBLIC_KEY="",
-            JWKS_URL=users.url + JWKS_PATH,
+            JWKS_URL=gateway.url + JWKS_PATH,
             JWKS_REFRESH_INTERVAL=str(refresh),
             JWKS_TIMEOUT="0.5",
             **times,
         )
-        departments = await start("departments", env, logs / f"{keys.name}-departments.log")
+        departments = await start("departments", env, run / "departments.log")
     except BaseException:
+        gateway.stop()
         users.stop()
         raise
-    return Stack(keys, users, departments)
+    return Stack(keys, users, gateway, departments)
 
 
 @pytest.fixture
 async def stack(users_dsn: str, departments_dsn: str, logs: Path) -> AsyncIterator[Stack]:
     both = await start_stack(users_dsn, departments_dsn, logs, refresh=REFRESH)
     yield both
-    both.departments.stop()
-    both.users.stop()
+    both.stop()
 
 
 @pytest.fixture
@@ -99,8 +113,7 @@ async def quiet_stack(users_dsn: str, departments_dsn: str, logs: Path) -> Async
     """No periodic JWKS fetch within the test: every fetch is an unknown kid's."""
     both = await start_stack(users_dsn, departments_dsn, logs, refresh=3600)
     yield both
-    both.departments.stop()
-    both.users.stop()
+    both.stop()
 
 
 def sign(keys: Path, kid: str | None = None, ttl: int = TTL) -> str:
@@ -126,10 +139,16 @@ async def status_at(http: aiohttp.ClientSession, service: ServiceProcess, token:
         return resp.status
 
 
-async def published(http: aiohttp.ClientSession, users: ServiceProcess) -> set[str]:
-    async with http.get(users.url + JWKS_PATH) as resp:
-        assert resp.status == 200, await resp.text()
-        return {key["kid"] for key in (await resp.json())["keys"]}
+async def published(http: aiohttp.ClientSession, stack: Stack) -> set[str]:
+    """The kids of the JWK Set through NGINX (the same as users' own, checked)."""
+    kids = []
+    for url in (stack.gateway.url + JWKS_PATH, stack.users.url + JWKS_PATH):
+        async with http.get(url) as resp:
+            assert resp.status == 200, await resp.text()
+            assert resp.headers["Cache-Control"] == "public, max-age=30"
+            kids.append({key["kid"] for key in (await resp.json())["keys"]})
+    assert kids[0] == kids[1]
+    return kids[0]
 
 
 async def fetches(http: aiohttp.ClientSession, service: ServiceProcess, outcome: str) -> float:
@@ -145,7 +164,7 @@ async def test_a_rotation_keeps_every_token_valid_and_ends_the_old_key(stack: St
     first = read_key_set(stack.keys, private=False).signing()
     assert first is not None
     async with aiohttp.ClientSession() as http:
-        assert await published(http, stack.users) == {first.kid}
+        assert await published(http, stack) == {first.kid}
         old = sign(stack.keys)
         assert await status_at(http, stack.departments, old) != 401
 
@@ -153,7 +172,7 @@ async def test_a_rotation_keeps_every_token_valid_and_ends_the_old_key(stack: St
         staged = read_key_set(stack.keys, private=False).staged()
         assert staged is not None
         deadline = time.monotonic() + RELOAD + MARGIN
-        while await published(http, stack.users) != {first.kid, staged.kid}:
+        while await published(http, stack) != {first.kid, staged.kid}:
             assert time.monotonic() < deadline, "users never published the staged key"
             await asyncio.sleep(0.1)
 
@@ -175,7 +194,7 @@ async def test_a_rotation_keeps_every_token_valid_and_ends_the_old_key(stack: St
             assert time.monotonic() - promoted_at < WINDOW + REFRESH + MARGIN, "never refused"
             await asyncio.sleep(0.2)
         refused_after = time.monotonic() - promoted_at
-        assert await published(http, stack.users) == {staged.kid}
+        assert await published(http, stack) == {staged.kid}
         assert await status_at(http, stack.departments, old) == 401  # expired by now
         assert await status_at(http, stack.departments, sign(stack.keys)) != 401
     figures.add(f"retired key refused after (s, window {WINDOW:.1f} s)", round(refused_after, 2))

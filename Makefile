@@ -191,8 +191,8 @@ procfile: install ## render the Procfile from lib/registry.py
 keys: install ## write development keys (Ed25519 JWT pair, the signing-key directory var/keys/jwt, ENCRYPTION_KEY) to var/keys (force=1 to replace)
 	$(PY) -m tools.keys --dir var/keys $(if $(force),--force)
 
-rotate-keys: install ## the access-token signing key, one step at a time: step=status|stage|promote|drop (dir=var/keys/jwt; docs/operations.md "Rotating the signing key")
-	$(PY) -m tools.rotate_keys $(or $(step),status) --dir $(or $(dir),var/keys/jwt)
+rotate-keys: install ## the access-token signing key, one step at a time: step=status|stage|promote|drop|init (dir=var/keys/jwt; adopt=PEM with init; docs/operations.md "Rotating the signing key")
+	$(PY) -m tools.rotate_keys $(or $(step),status) --dir $(or $(dir),var/keys/jwt) $(if $(adopt),--adopt $(adopt))
 
 nginx-conf: install ## render nginx/ into var/nginx and check it with nginx -t
 	$(PY) -m tools.nginx test

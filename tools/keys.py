@@ -3,11 +3,10 @@
 Writes an Ed25519 pair, `jwt_private.pem` (mode 0600) and `jwt_public.pem`, for the
 users service to sign and every service to verify with, and `encryption.key` (mode 0600,
 the users service's ENCRYPTION_KEY: personal id numbers), and the signing-key directory
-`jwt/` with one signing key (JWT_KEYS_DIR, rotated by `make rotate-keys`, ADR 0032).
-Refuses to overwrite an existing key unless `--force` (which makes personal id numbers
-sealed under the old key unreadable); `--missing` writes only what is absent (what
-`make run` does). Production keys come from
-the deployment, not from here.
+`jwt/` whose signing key is that pair's (JWT_KEYS_DIR, rotated by `make rotate-keys`,
+ADR 0032). Refuses to overwrite an existing key unless `--force` (which makes personal
+id numbers sealed under the old key unreadable); `--missing` writes only what is absent
+(what `make run` does). Production keys come from the deployment, not from here.
 """
 
 from __future__ import annotations
@@ -115,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     key_dir = args.dir / KEY_DIR_NAME
     if not (key_dir / MANIFEST).exists():
-        print(rotate_keys.init(key_dir, time.time()))
+        # the pair's private key signs first: tokens of a run before stay valid
+        print(rotate_keys.init(key_dir, time.time(), private_path.read_text()))
     elif args.force:
         print(f"keys: {key_dir} kept (make rotate-keys replaces its key without a logout)")
     print("for .env:")

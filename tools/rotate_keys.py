@@ -3,7 +3,8 @@
 
 Steps, each refused with one line when it is too early or out of order:
 - `status`: the keys, their states, and the next step allowed now.
-- `init`: a directory with one signing key (what `make keys` writes for development).
+- `init`: a directory with one signing key (what `make keys` writes for development);
+  `--adopt PEM` starts from the key a deployment signed with until now (no logout).
 - `stage`: a new key in state `next`: published in the JWK Set, not signing yet.
 - `promote`: the next key signs from now on; the signing one becomes `retired` (published
   while its tokens may live). Refused until the next key has been staged for
@@ -33,9 +34,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from lib.auth.jwks import key_id
 from lib.auth.keydir import MANIFEST, KeySet, private_name, public_name, read_key_set
-from lib.auth.pem import generate_keypair, load_public_key
+from lib.auth.pem import generate_keypair, load_private_key, load_public_key
 from lib.config import ServiceSettings, load_settings
 from tools.locks import LockBusy, file_lock
 
@@ -60,6 +64,14 @@ def timing(settings: ServiceSettings) -> Timing:
     )
 
 
+def public_pem_of(private: Ed25519PrivateKey) -> str:
+    return (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
+
+
 def _write_file(path: Path, text: str, mode: int) -> None:
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -79,19 +91,26 @@ def _save(directory: Path, rows: list[dict[str, object]]) -> None:
     read_key_set(directory, private=True)  # what the services will read: it must parse
 
 
-def _new_key(directory: Path, now: float) -> dict[str, object]:
-    private_pem, public_pem = generate_keypair()
+def _new_key(directory: Path, now: float, adopt: str | None = None) -> dict[str, object]:
+    """A key's files and its manifest row: a new pair, or the private key `adopt`."""
+    if adopt is None:
+        private_pem, public_pem = generate_keypair()
+    else:
+        private = load_private_key(adopt)
+        private_pem, public_pem = adopt, public_pem_of(private)
     kid = key_id(load_public_key(public_pem))
     _write_file(directory / private_name(kid), private_pem, 0o600)
     _write_file(directory / public_name(kid), public_pem, 0o644)
     return {"kid": kid, "state": "next", "created_at": now, "retired_at": None}
 
 
-def init(directory: Path, now: float) -> str:
+def init(directory: Path, now: float, adopt: str | None = None) -> str:
+    """A directory with one signing key: a new one, or `adopt` (the PEM a deployment signed
+    with until now, JWT_PRIVATE_KEY: its tokens stay valid, the kid being the key's own)."""
     if (directory / MANIFEST).exists():
         raise Refused(f"{directory / MANIFEST} already exists")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    row = _new_key(directory, now) | {"state": "signing"}
+    row = _new_key(directory, now, adopt) | {"state": "signing"}
     _save(directory, [row])
     return f"signing key {row['kid']} written to {directory}"
 
@@ -159,9 +178,9 @@ def status(directory: Path, now: float, timing: Timing) -> str:
     return "\n".join(lines)
 
 
-def run(step: str, directory: Path, now: float, timing: Timing) -> str:
+def run(step: str, directory: Path, now: float, timing: Timing, adopt: str | None = None) -> str:
     if step == "init":
-        return init(directory, now)
+        return init(directory, now, adopt)
     if step == "stage":
         return stage(directory, now)
     if step == "promote":
@@ -175,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.rotate_keys", description=__doc__)
     parser.add_argument("step", choices=STEPS)
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
+    parser.add_argument(
+        "--adopt", type=Path, help="init: start from this private key PEM (JWT_PRIVATE_KEY_FILE)"
+    )
     args = parser.parse_args(argv)
     settings = load_settings(ServiceSettings, "users")  # the intervals, as users reads them
     try:
@@ -182,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             print(status(args.dir, time.time(), timing(settings)))
             return 0
         with file_lock("rotate-keys"):
-            print(run(args.step, args.dir, time.time(), timing(settings)))
+            adopt = args.adopt.read_text() if args.adopt else None
+            print(run(args.step, args.dir, time.time(), timing(settings), adopt))
     except LockBusy as exc:
         print(f"rotate-keys: {exc}", file=sys.stderr)
         return 2

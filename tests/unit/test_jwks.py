@@ -29,6 +29,7 @@ from lib.auth.pem import generate_keypair, load_private_key, load_public_key
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, TokenVerifier, UnknownKey, signed_header
 from lib.errors import ServiceUnavailable, Unauthorized
+from tools import keys as keys_tool
 from tools import rotate_keys
 from tools.locks import file_lock
 
@@ -269,3 +270,16 @@ def test_a_second_copy_refuses_while_the_lock_is_held(
     assert "another copy is running" in capsys.readouterr().err
     assert not (tmp_path / "jwt").exists()
     assert rotate_keys.main(["init", "--dir", directory]) == 0  # the lock died with it
+
+
+def test_make_keys_directory_signs_with_the_pair_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The development pair is the directory's signing key: tokens of the pair verify
+    through the JWK Set, and a run from before `jwt/` existed logs nobody out."""
+    assert keys_tool.main(["--dir", str(tmp_path)]) == 0
+    assert f"USERS_JWT_KEYS_DIR={tmp_path / 'jwt'}" in capsys.readouterr().out
+    signing = read_key_set(tmp_path / "jwt", private=True).signing()
+    assert signing is not None
+    pair = load_private_key((tmp_path / "jwt_private.pem").read_text())
+    assert signing.kid == key_id(pair.public_key())

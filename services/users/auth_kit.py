@@ -79,17 +79,14 @@ AUTH_KIT: web.AppKey[AuthKit] = web.AppKey("auth_kit", AuthKit)
 def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         signing, published = signing_keys(settings, app[CLOCK])
-        private_key = "key directory" if signing is not None else ""
         key = settings.encryption_key.get_secret_value()
-        if not private_key or not key:  # the service still serves what needs neither
-            log.warning(
-                "auth_not_configured",
-                missing=[
-                    n
-                    for n, v in (("JWT_PRIVATE_KEY", private_key), ("ENCRYPTION_KEY", key))
-                    if not v
-                ],
-            )
+        missing = [
+            name
+            for name, given in (("JWT_PRIVATE_KEY", signing is not None), ("ENCRYPTION_KEY", key))
+            if not given
+        ]
+        if missing:  # the service still serves what needs neither
+            log.warning("auth_not_configured", missing=missing)
         store = app[LIMITS].store  # Redis with a per-process fallback, or None: memory
         hasher = BoundedHasher(
             make_hasher(

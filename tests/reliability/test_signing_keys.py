@@ -36,7 +36,8 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.e2e.gateway_stack import Gateway
 from tests.reliability import figures
-from tests.reliability.stack import common_env, start, users_env
+from tests.reliability.stack import common_env, start, token, users_env
+from tests.servers import free_port
 from tools import rotate_keys
 from tools.service_process import ServiceProcess
 
@@ -261,3 +262,26 @@ def forge_kid(parts: list[str], kid: str) -> str:
     header["kid"] = kid
     encoded = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
     return f"{encoded}.{parts[1]}.{parts[2]}"
+
+
+async def test_no_jwk_set_ever_fetched_is_503_and_not_ready(
+    departments_dsn: str, logs: Path
+) -> None:
+    """users unreachable from the start: the service can verify no token, so it says it
+    is not ready and answers 503 + Retry-After, never a 401 that would end a session."""
+    nowhere = f"http://127.0.0.1:{free_port()}{JWKS_PATH}"
+    env = common_env("departments", departments_dsn, JWT_PUBLIC_KEY="", JWKS_URL=nowhere)
+    service = await start("departments", env, logs / f"nowhere-{uuid.uuid4().hex[:8]}.log")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{service.url}/ready") as resp:
+                assert resp.status == 503, await resp.text()
+                assert "JWKS_URL" in (await resp.json())["detail"]
+            url = f"{service.url}/v1/departments/{uuid.uuid4()}"
+            headers = {"Authorization": f"Bearer {token()}", "If-Match": '"1"'}
+            async with http.delete(url, headers=headers) as resp:
+                assert resp.status == 503, await resp.text()
+                assert resp.headers["Retry-After"] == "1"
+                assert resp.content_type == "application/problem+json"
+    finally:
+        service.stop()

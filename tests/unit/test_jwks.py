@@ -4,16 +4,21 @@ refusals. Times are relative to one read of the clock in each test."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 import uuid
 from pathlib import Path
 
 import jwt
 import pytest
+import structlog
 
 from lib.auth.jwks import (
+    MAX_JWKS_KEYS,
     b64url,
+    b64url_decode,
     is_key_id,
     jwk,
     jwks_document,
@@ -24,6 +29,7 @@ from lib.auth.jwks import (
     thumbprint,
 )
 from lib.auth.keydir import MANIFEST, KeyDirectory, private_name, read_key_set
+from lib.auth.keydir import KeySet as KeySetOf
 from lib.auth.keysources import DirectoryKeys, DirectorySigningKeys, StaticKeys
 from lib.auth.pem import generate_keypair, load_private_key, load_public_key
 from lib.auth.principal import Role
@@ -283,3 +289,185 @@ def test_make_keys_directory_signs_with_the_pair_it_wrote(
     assert signing is not None
     pair = load_private_key((tmp_path / "jwt_private.pem").read_text())
     assert signing.kid == key_id(pair.public_key())
+
+
+# --- each fault of a key directory, named ------------------------------------------
+
+
+def broken(directory: Path, fault: str) -> None:
+    """Break a directory of one signing key (and one retired) in the way `fault` names."""
+    manifest = directory / MANIFEST
+    rows = json.loads(manifest.read_text())["keys"]
+    kid = rows[0]["kid"]
+    other_private, other_public = generate_keypair()
+    changes: dict[str, object] = {
+        "missing": None,
+        "not JSON": "{not json",
+        "a list": [],
+        "no keys": {"nokeys": []},
+        "an entry not an object": {"keys": ["x"]},
+        "a kid not a thumbprint": {"keys": [{**rows[0], "kid": "../x"}]},
+        "an unknown state": {"keys": [{**rows[0], "state": "old"}]},
+        "created_at not a time": {"keys": [{**rows[0], "created_at": "yesterday"}]},
+        "retired_at not a time": {"keys": [{**rows[0], "retired_at": "x"}]},
+        "retired without a time": {"keys": [{**rows[0], "state": "retired"}]},
+        "a kid twice": {"keys": [rows[0], rows[0]]},
+        "two signing keys": {"keys": [rows[0], {**rows[1], "state": "signing"}]},
+        "two next keys": {"keys": [{**rows[0], "state": "next"}, {**rows[1], "state": "next"}]},
+    }
+    if fault in changes:
+        change = changes[fault]
+        if change is None:
+            manifest.unlink()
+        else:
+            manifest.write_text(change if isinstance(change, str) else json.dumps(change))
+    elif fault == "no public file":
+        (directory / f"{kid}.pub.pem").unlink()
+    elif fault == "a public file not PEM":
+        (directory / f"{kid}.pub.pem").write_text("garbage")
+    elif fault == "another public key":
+        (directory / f"{kid}.pub.pem").write_text(other_public)
+    elif fault == "no private file":
+        (directory / private_name(kid)).unlink()
+    elif fault == "another private key":
+        (directory / private_name(kid)).write_text(other_private)
+
+
+FAULTS = {
+    "missing": r"keys\.json: missing \(make keys",
+    "not JSON": r"keys\.json: unreadable \(JSONDecodeError\)",
+    "a list": r"keys\.json: no 'keys' array",
+    "no keys": r"keys\.json: no 'keys' array",
+    "an entry not an object": r"keys\.json: an entry is not an object",
+    "a kid not a thumbprint": r"keys\.json: '\.\./x' is not a key id",
+    "an unknown state": r"keys\.json: key \S+ has state 'old'",
+    "created_at not a time": r"created_at/retired_at must be Unix seconds",
+    "retired_at not a time": r"created_at/retired_at must be Unix seconds",
+    "retired without a time": r"retired key \S+ has no retired_at",
+    "a kid twice": r"keys\.json: a kid appears twice",
+    "two signing keys": r"keys\.json: more than one signing key",
+    "two next keys": r"keys\.json: more than one next key",
+    "no public file": r"\.pub\.pem: unreadable \(No such file or directory\)",
+    "a public file not PEM": r"\.pub\.pem: JWT public key is not a valid PEM",
+    "another public key": r"\.pub\.pem: its thumbprint is not ",
+    "no private file": r"\.pem: unreadable \(No such file or directory\)",
+    "another private key": r"\.pem: not the private half of ",
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_every_broken_directory_names_its_file_and_fault(tmp_path: Path, fault: str) -> None:
+    directory, now = tmp_path / "jwt", time.time()
+    rotate_keys.init(directory, now)
+    rotate_keys.stage(directory, now)
+    rotate_keys.promote(directory, now + TIMING.publish_wait, TIMING)  # signing, retired
+    rows = json.loads((directory / MANIFEST).read_text())["keys"]
+    rows.sort(key=lambda row: row["state"] != "signing")  # the signing key first
+    (directory / MANIFEST).write_text(json.dumps({"keys": rows}))
+    broken(directory, fault)
+    with pytest.raises(ValueError, match=FAULTS[fault]) as caught:
+        read_key_set(directory, private=True)
+    assert str(directory) in str(caught.value)
+
+
+def test_a_retired_keys_private_half_is_never_read(tmp_path: Path) -> None:
+    directory, now = tmp_path / "jwt", time.time()
+    rotate_keys.init(directory, now)
+    retired = read_key_set(directory, private=True).signing()
+    assert retired is not None
+    rotate_keys.stage(directory, now)
+    rotate_keys.promote(directory, now + TIMING.publish_wait, TIMING)
+    (directory / private_name(retired.kid)).unlink()
+    keys = read_key_set(directory, private=True)
+    assert [e.private is None for e in keys.entries] == [True, False]
+    assert keys.staged() is None
+
+
+# --- reading again, and the sources over the directory -------------------------------
+
+
+def test_the_directory_is_read_again_once_the_interval_has_passed(tmp_path: Path) -> None:
+    directory, clock = tmp_path / "jwt", [100.0]
+    rotate_keys.init(directory, time.time())
+    keys = KeyDirectory(directory, private=True, reload_interval=5.0, monotonic=lambda: clock[0])
+    rotate_keys.stage(directory, time.time())
+    clock[0] = 104.5
+    assert keys.since_read() == 4.5
+    assert keys.current().staged() is None  # not read again yet
+    clock[0] = 105.0
+    assert keys.current().staged() is not None
+    assert keys.since_read() == 0.0
+
+
+def test_a_failed_read_again_is_logged_and_keeps_the_keys(tmp_path: Path) -> None:
+    directory = tmp_path / "jwt"
+    rotate_keys.init(directory, time.time())
+    keys = KeyDirectory(directory, private=True, reload_interval=60.0)
+    assert keys.reload() is True
+    (directory / MANIFEST).write_text("{not json")
+    with structlog.testing.capture_logs() as logs:
+        assert keys.reload() is False
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("key directory unreadable, keeping the last keys", "warning")
+    ]
+    assert str(directory / MANIFEST) in logs[0]["error"]
+    assert keys.current().signing() is not None
+
+
+def test_the_directory_sources_sign_and_verify_by_kid(tmp_path: Path) -> None:
+    directory, now, clock = tmp_path / "jwt", time.time(), [0.0]
+    rotate_keys.init(directory, now)
+    first = read_key_set(directory, private=True).signing()
+    assert first is not None
+    rotate_keys.stage(directory, now)
+    rotate_keys.promote(directory, now + 65, TIMING)
+    signing = read_key_set(directory, private=True).signing()
+    assert signing is not None
+    wall = [now + 65 + TIMING.window - 1]
+    verifying = DirectoryKeys(
+        KeyDirectory(directory, private=False, reload_interval=60.0, monotonic=lambda: clock[0]),
+        window=TIMING.window,
+        min_refresh=2.0,
+        now=lambda: wall[0],
+    )
+    assert verifying.key(signing.kid) == signing.public
+    assert verifying.key(first.kid) == first.public  # retired, inside its window
+    assert verifying.key(RFC_KID) is None
+    wall[0] += 1
+    assert verifying.key(first.kid) is None  # its window has passed
+    clock[0] = 1.9
+    assert not asyncio.run(verifying.refresh())  # read again too soon
+    clock[0] = 2.0
+    assert asyncio.run(verifying.refresh())
+    kid, private = DirectorySigningKeys(
+        KeyDirectory(directory, private=True, reload_interval=60)
+    ).signing_key()
+    assert (kid, key_id(private.public_key())) == (signing.kid, signing.kid)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(directory))}: no signing key$"):
+        DirectorySigningKeys(
+            KeyDirectory(directory, private=False, reload_interval=60)
+        ).signing_key()
+
+
+def test_a_set_without_a_signing_key_has_none(tmp_path: Path) -> None:
+    assert KeySetOf(()).signing() is None
+    assert not asyncio.run(StaticKeys([]).refresh())
+
+
+def test_b64url_refuses_what_is_not_base64url() -> None:
+    for text in ("a b", "A", "AAAAA"):
+        with pytest.raises(ValueError, match=r"^not base64url$"):
+            b64url_decode(text)
+    assert b64url_decode("AAA") == b"\x00\x00"
+
+
+def test_a_jwk_set_keeps_its_keys_and_its_limit() -> None:
+    keys = [load_public_key(generate_keypair()[1]) for _ in range(MAX_JWKS_KEYS)]
+    parsed = parse_jwks(jwks_document(keys))
+    assert len(parsed) == MAX_JWKS_KEYS
+    assert all(raw_public(parsed[key_id(k)]) == raw_public(k) for k in keys)
+    assert parse_jwk({"kty": "OKP", "crv": "Ed25519", "x": 7, "kid": RFC_KID}) is None
+    with pytest.raises(ValueError, match=r"^not a JWK Set: no 'keys' array$"):
+        parse_jwks({"keys": None})
+    with pytest.raises(ValueError, match=f"^a JWK Set of 65 keys \\(at most {MAX_JWKS_KEYS}\\)$"):
+        parse_jwks({"keys": [{}] * 65})

@@ -81,7 +81,7 @@ def test_a_jwk_set_round_trips_each_key_once() -> None:
         {"kid": RFC_KID[:-1] + "A"},  # not the key's thumbprint
         {"kid": "../../etc/passwd"},
         {"x": "not base64url!"},
-        {"x": b64url(b"short")},
+        {"x": "c2hvcnQ"},  # b"short": not 32 bytes
         {"d": RFC_X},  # a private key in a public set
     ],
 )
@@ -368,6 +368,8 @@ def test_every_broken_directory_names_its_file_and_fault(tmp_path: Path, fault: 
     with pytest.raises(ValueError, match=FAULTS[fault]) as caught:
         read_key_set(directory, private=True)
     assert str(directory) in str(caught.value)
+    if "public" in fault or "private" in fault:  # the file named is the key's own
+        assert str(caught.value).startswith(f"{directory}/{rows[0]['kid']}.")
 
 
 def test_a_retired_keys_private_half_is_never_read(tmp_path: Path) -> None:
@@ -459,6 +461,8 @@ def test_b64url_refuses_what_is_not_base64url() -> None:
         with pytest.raises(ValueError, match=r"^not base64url$"):
             b64url_decode(text)
     assert b64url_decode("AAA") == b"\x00\x00"
+    assert b64url_decode("AAAAAAAAAA") == bytes(7)  # two characters of padding put back
+    assert b64url(b"\x00\x00\x17") == "AAAX"  # only '=' is stripped
 
 
 def test_a_jwk_set_keeps_its_keys_and_its_limit() -> None:

@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install lint format typecheck test test-fast test-reliability test-lists test-unit migrate-up migrate-down migrate-status \
-	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys rotate-secrets nginx-conf nginx-compose swag-config dev proto proto-check \
+	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys rotate-keys rotate-secrets nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
 	check-service scan-deps deploy-lint api-lint api-lint-deps failover-drill \
-	backup-servers backup restore restore-drill
+	backup-servers backup restore restore-drill rotation-drill
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -64,6 +64,9 @@ release-drill: install ## 2 replicas of every HTTP service behind nginx, whole s
 
 revocation-loss: install ## Redis killed, flushed or behind right after revocations, every case (make test runs three): the old token's window per case (ADR 0028)
 	REVOCATION_LOSS_FULL=1 $(VENV)/bin/pytest tests/integration/test_revocation_loss.py -s -p no:randomly $(PYTEST_ARGS)
+
+rotation-drill: install ## 2 replicas of every HTTP service behind nginx verifying through the JWK Set, stories and signed-in sessions under load, the signing key rotated mid-run: 0 refused, 0 logouts (make test runs a bounded one)
+	ROTATION_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_rotation_drill.py -s -p no:randomly $(PYTEST_ARGS)
 
 restore-drill: install ## story load through nginx onto archived servers, T taken mid-run, every database restored to T: acknowledged writes, invariants, the outbox's exactly-once award, RPO/RTO (make test runs a bounded one)
 	@$(PY) -m tools.packages ensure backup
@@ -161,7 +164,7 @@ else
 	  { $(PY) -m tools.connection_budget $(if $(replicas),--replicas $(replicas)) || \
 	    echo "note: under full load the pools above may meet 'too many clients' (503s)"; } && \
 	  $(PY) -m tools.seed --local-dev && \
-	  JWT_PUBLIC_KEY_FILE=var/keys/jwt_public.pem JWT_PRIVATE_KEY_FILE=var/keys/jwt_private.pem \
+	  USERS_JWT_KEYS_DIR=var/keys/jwt JWKS_URL=http://127.0.0.1:8102/.well-known/jwks.json \
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -d . -f $(if $(replicas),var/Procfile,Procfile)
 endif
@@ -207,8 +210,11 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 procfile: install ## render the Procfile from lib/registry.py
 	$(PY) -m tools.procfile
 
-keys: install ## write development keys (Ed25519 JWT pair, ENCRYPTION_KEY) to var/keys (force=1 to replace)
+keys: install ## write development keys (Ed25519 JWT pair, the signing-key directory var/keys/jwt, ENCRYPTION_KEY) to var/keys (force=1 to replace)
 	$(PY) -m tools.keys --dir var/keys $(if $(force),--force)
+
+rotate-keys: install ## the access-token signing key, one step at a time: step=status|stage|promote|drop|init (dir=var/keys/jwt; adopt=PEM with init; docs/operations.md "Rotating the signing key")
+	$(PY) -m tools.rotate_keys $(or $(step),status) --dir $(or $(dir),var/keys/jwt) $(if $(adopt),--adopt $(adopt))
 
 rotate-secrets: install ## one step of rotating the picture-URL key or ENCRYPTION_KEY (ADR 0036): step=status|stage|promote|reencrypt|retire secret=storage|encryption
 	$(PY) -m tools.rotate_secrets $(or $(step),status) $(if $(filter reencrypt status,$(or $(step),status)),,$(secret))

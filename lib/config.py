@@ -136,6 +136,17 @@ class ServiceSettings(BaseSettings):
     jwt_public_key_file: str = ""
     jwt_private_key: SecretStr = SecretStr("")
     jwt_private_key_file: str = ""
+    # signing keys by id (ADR 0032): the key directory (users signs with its signing key;
+    # any service may verify from its published keys), read again this often; else users'
+    # JWK Set at JWKS_URL (settings only: nothing in a token is fetched), fetched every
+    # JWKS_REFRESH_INTERVAL and, for an unknown kid, at most once per
+    # JWKS_MIN_REFRESH_INTERVAL, each fetch bounded by JWKS_TIMEOUT
+    jwt_keys_dir: str = ""
+    jwt_keys_reload_interval: float = Field(5.0, gt=0, le=300)
+    jwks_url: str = ""
+    jwks_refresh_interval: float = Field(60.0, gt=0, le=3600)
+    jwks_min_refresh_interval: float = Field(5.0, gt=0, le=300)
+    jwks_timeout: float = Field(2.0, gt=0, le=30)
     access_token_ttl: int = Field(900, ge=1)
     refresh_token_ttl: int = Field(2_592_000, ge=1)
     # token revocation (lib/auth/revocation.py): Redis key <prefix><user id>; how long a
@@ -192,6 +203,20 @@ class ServiceSettings(BaseSettings):
     def _key_file(cls, value: str) -> str:
         if value and not Path(value).is_file():
             raise ValueError(f"no such file: {value} (make keys writes a development pair)")
+        return value
+
+    @field_validator("jwt_keys_dir")
+    @classmethod
+    def _keys_dir(cls, value: str) -> str:
+        if value and not Path(value, "keys.json").is_file():
+            raise ValueError(f"no key directory at {value} (make keys writes a development one)")
+        return value
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
     @field_validator(
@@ -268,6 +293,12 @@ class ServiceSettings(BaseSettings):
     def pool_url(self) -> str:
         """The URL the service's pool opens: DATABASE_URL, or through PGBOUNCER_ADDR."""
         return through(self.database_url, self.pgbouncer_addr) if self.pooled else self.database_url
+
+    def key_retirement_window(self) -> float:
+        """How long a retired signing key stays trusted after it stopped signing: a token
+        it signed lives ACCESS_TOKEN_TTL, forgiven TOKEN_CLOCK_LEEWAY, and a replica may
+        sign with it for one more JWT_KEYS_RELOAD_INTERVAL (ADR 0032)."""
+        return self.access_token_ttl + self.token_clock_leeway + self.jwt_keys_reload_interval
 
     def public_key_pem(self) -> str:
         return _key(self.jwt_public_key, self.jwt_public_key_file)

@@ -2,10 +2,11 @@
 
 Writes an Ed25519 pair, `jwt_private.pem` (mode 0600) and `jwt_public.pem`, for the
 users service to sign and every service to verify with, and `encryption.key` (mode 0600,
-the users service's ENCRYPTION_KEY: personal id numbers). Refuses to overwrite an existing
-key unless `--force` (which makes personal id numbers sealed under the old key unreadable);
-`--missing` writes only what is absent (what `make run` does). Production keys come from
-the deployment, not from here.
+the users service's ENCRYPTION_KEY: personal id numbers), and the signing-key directory
+`jwt/` whose signing key is that pair's (JWT_KEYS_DIR, rotated by `make rotate-keys`,
+ADR 0032). Refuses to overwrite an existing key unless `--force` (which makes personal
+id numbers sealed under the old key unreadable); `--missing` writes only what is absent
+(what `make run` does). Production keys come from the deployment, not from here.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
+from lib.auth.keydir import MANIFEST
 from lib.auth.tokens import generate_keypair
 from lib.crypto import generate_key
+from tools import rotate_keys
 
 PRIVATE_NAME = "jwt_private.pem"
 PUBLIC_NAME = "jwt_public.pem"
 PRIVATE_ENV = "JWT_PRIVATE_KEY_FILE"
 PUBLIC_ENV = "JWT_PUBLIC_KEY_FILE"
 ENCRYPTION_NAME = "encryption.key"
+KEY_DIR_NAME = "jwt"  # the signing-key directory (lib/auth/keydir.py)
 ENCRYPTION_ENV = "ENCRYPTION_KEY_FILE"
 
 
@@ -107,10 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"keys: {exc}", file=sys.stderr)
         return 1
+    key_dir = args.dir / KEY_DIR_NAME
+    if not (key_dir / MANIFEST).exists():
+        # the pair's private key signs first: tokens of a run before stay valid
+        print(rotate_keys.init(key_dir, time.time(), private_path.read_text()))
+    elif args.force:
+        print(f"keys: {key_dir} kept (make rotate-keys replaces its key without a logout)")
     print("for .env:")
     print(f"{PRIVATE_ENV}={private_path}")
     print(f"{PUBLIC_ENV}={public_path}")
     print(f"{ENCRYPTION_ENV}={encryption_path}")
+    print(f"USERS_JWT_KEYS_DIR={key_dir}")
     return 0
 
 

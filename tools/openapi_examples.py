@@ -264,6 +264,8 @@ def lift_block(
         status, response = block.expected.strip(), None
     elif isinstance(shown, dict) and ("data" in shown or {"type", "status"} <= shown.keys()):
         status, response = str(shown.get("status", "")), shown
+    elif isinstance(shown, dict) and bare(specs[call.service], call.method, call.path):
+        status, response = "", shown  # an answer without the envelope (the JWK Set)
     else:
         return None  # a part of an answer (a jq filter), several, or none
     where = f"{source}:{block.line}"
@@ -271,7 +273,7 @@ def lift_block(
     if matched is None:
         return f"{where}: {call.method} {call.path} is no operation of {call.service}"
     template, op = matched
-    if response is not None and "data" in response:
+    if response is not None and not status:
         status = success_status(call.method, op)
     declared = op["responses"].get(status)
     if declared is None or (response is not None and "content" not in declared):
@@ -293,6 +295,17 @@ def lift_block(
         request,
         None if response is None else value | {"value": response},
     )
+
+
+def bare(spec: dict[str, Any], method: str, path: str) -> bool:
+    """The operation answers a JSON body that is not the `{"data": ...}` envelope."""
+    matched = operation_of(spec, method, path)
+    if matched is None:
+        return False
+    op = matched[1]
+    success = op["responses"].get(success_status(method, op), {})
+    schema = success.get("content", {}).get("application/json", {}).get("schema", {})
+    return "$ref" in schema  # an envelope is written inline, the bare body by reference
 
 
 def described(page: str, line: int) -> dict[str, str]:

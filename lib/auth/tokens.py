@@ -9,6 +9,9 @@ The verifier accepts only alg=EdDSA: the header is checked before anything is de
 PyJWT is told the same, so `alg=none` and HS256-signed-with-the-public-key tokens fail.
 The header also types the token: `typ: at+jwt` (RFC 9068 §2.1, RFC 8725 §3.11), required
 by the verifier, so no other JWT the key might ever sign passes as an access token.
+And it names the key: `kid`, the key's JWK thumbprint (lib/auth/jwks.py, ADR 0032); the
+verifier looks only that key up in its `KeySource` (a kid of any other shape is refused
+unread), and `authenticate` lets the source look again once for a kid it does not know.
 Every failure is `lib.errors.Unauthorized` with a short detail that names no internals:
 "token expired" or "invalid token".
 
@@ -16,7 +19,8 @@ A verified token is remembered by its exact string until it expires: the same be
 arrives with every request of a session, and checking an Ed25519 signature again costs
 about 200 us of CPU per request (bench/http_users.py). Only tokens that passed every check
 are kept, a changed character is another string (checked in full), and a hit still checks
-`exp` against the clock.
+`exp` against the clock and that the key its `kid` names is still trusted (a retired key's
+tokens, even forged with a far `exp`, end with the key).
 """
 
 from __future__ import annotations
@@ -29,15 +33,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
 
+from lib.auth.jwks import is_key_id, key_id
+from lib.auth.keysources import KeySource, SigningKeys, StaticKeys, StaticSigningKey
+from lib.auth.pem import generate_keypair as generate_keypair
+from lib.auth.pem import load_private_key as load_private_key
+from lib.auth.pem import load_public_key as load_public_key
 from lib.auth.principal import Principal, Role
-from lib.errors import Unauthorized
+from lib.errors import ServiceUnavailable, Unauthorized
 
 ISSUER = "fixup-users"
 AUDIENCE = "fixup"
@@ -49,6 +52,11 @@ VERIFIED_CACHE_SIZE = 4096  # tokens remembered per verifier (~2 MB at most)
 
 Clock = Callable[[], datetime]
 TYPED = {"typ": ACCESS_TOKEN_TYPE}  # the header every access token carries
+
+
+def signed_header(private_key_pem: str) -> dict[str, str]:
+    """The JOSE header the signer writes with this key (besides `alg`): `typ` and `kid`."""
+    return {**TYPED, "kid": key_id(load_private_key(private_key_pem).public_key())}
 
 
 def is_access_token_type(typ: object) -> bool:
@@ -63,56 +71,17 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def generate_keypair() -> tuple[str, str]:
-    """A new Ed25519 key pair: (private PEM, PKCS8 unencrypted; public PEM, SPKI)."""
-    private_key = Ed25519PrivateKey.generate()
-    private_pem = private_key.private_bytes(
-        encoding=serialization.Encoding.PEM,
-        format=serialization.PrivateFormat.PKCS8,
-        encryption_algorithm=serialization.NoEncryption(),
-    )
-    public_pem = private_key.public_key().public_bytes(
-        encoding=serialization.Encoding.PEM,
-        format=serialization.PublicFormat.SubjectPublicKeyInfo,
-    )
-    return private_pem.decode("ascii"), public_pem.decode("ascii")
-
-
-def load_private_key(pem: str) -> Ed25519PrivateKey:
-    """Parse an unencrypted PEM Ed25519 private key; ValueError says what is wrong."""
-    if not pem.strip():
-        raise ValueError("JWT private key is empty (set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE)")
-    try:
-        key = serialization.load_pem_private_key(pem.encode(), password=None)
-    except TypeError:
-        raise ValueError("JWT private key is encrypted; an unencrypted PEM is needed") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise ValueError("JWT private key is not a valid PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"JWT private key must be Ed25519, got {type(key).__name__}")
-    return key
-
-
-def load_public_key(pem: str) -> Ed25519PublicKey:
-    """Parse a PEM Ed25519 public key (SubjectPublicKeyInfo); ValueError says what is wrong."""
-    if not pem.strip():
-        raise ValueError("JWT public key is empty (set JWT_PUBLIC_KEY or JWT_PUBLIC_KEY_FILE)")
-    try:
-        key = serialization.load_pem_public_key(pem.encode())
-    except (ValueError, UnsupportedAlgorithm):
-        raise ValueError("JWT public key is not a valid PEM public key") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"JWT public key must be Ed25519, got {type(key).__name__}")
-    return key
-
-
 class TokenSigner:
-    """Issues access tokens; only the users service holds the private key."""
+    """Issues access tokens; only the users service holds the private key(s): one PEM, or
+    a `SigningKeys` (the key directory's signing key, read again as it rotates)."""
 
-    def __init__(self, private_key_pem: str, ttl_seconds: int, clock: Clock = _utcnow) -> None:
+    def __init__(
+        self, private_key: str | SigningKeys, ttl_seconds: int, clock: Clock = _utcnow
+    ) -> None:
         if ttl_seconds < 1:
             raise ValueError(f"access token TTL must be at least 1 second, got {ttl_seconds}")
-        self._key = load_private_key(private_key_pem)
+        self._keys = StaticSigningKey(private_key) if isinstance(private_key, str) else private_key
+        self._keys.signing_key()  # ValueError now rather than at the first sign-in
         self._ttl = ttl_seconds
         self._clock = clock
 
@@ -145,7 +114,8 @@ class TokenSigner:
             "exp": exp,
             "jti": jti,
         }
-        token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers=TYPED)
+        kid, key = self._keys.signing_key()
+        token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={**TYPED, "kid": kid})
         principal = Principal(
             user_id=user_id,
             role=role,
@@ -158,11 +128,11 @@ class TokenSigner:
 
 
 class TokenVerifier:
-    """Verifies access tokens with the public key; every failure is Unauthorized."""
+    """Verifies access tokens with the key their `kid` names; every failure is Unauthorized."""
 
     def __init__(
         self,
-        public_key_pem: str,
+        public_keys: str | KeySource,
         leeway: int = 0,
         *,
         cache_size: int = VERIFIED_CACHE_SIZE,
@@ -172,31 +142,50 @@ class TokenVerifier:
             raise ValueError(f"leeway must not be negative, got {leeway}")
         if cache_size < 0:
             raise ValueError(f"cache_size must not be negative, got {cache_size}")
-        self._key = load_public_key(public_key_pem)
+        self.keys: KeySource = (
+            StaticKeys.from_pem(public_keys) if isinstance(public_keys, str) else public_keys
+        )
         self._leeway = leeway
         self._cache_size = cache_size
         self._now = now
-        self._verified: dict[str, tuple[int, Principal]] = {}  # token -> (exp, principal)
+        # token -> (exp, principal, kid): a hit still checks exp and that the key is trusted
+        self._verified: dict[str, tuple[int, Principal, str]] = {}
+
+    async def authenticate(self, token: str) -> Principal:
+        """`verify`, letting the key source look again (once, rate-limited) for an unknown
+        kid: a key promoted since the source last looked."""
+        try:
+            return self.verify(token)
+        except UnknownKey:
+            if not await self.keys.refresh():
+                if not self.keys.published():  # no key ever reached this process: not the
+                    # token's fault; 401 would send its holder to sign in again
+                    raise ServiceUnavailable("token keys are not available yet") from None
+                raise
+        return self.verify(token)
 
     def verify(self, token: str) -> Principal:
         """The Principal of a valid token; Unauthorized("token expired" | "invalid token")."""
         hit = self._verified.get(token) if isinstance(token, str) else None
         if hit is None:
             return self._remember(token, self._check(token))
-        exp, principal = hit
+        exp, principal, kid = hit
         if exp <= self._now() - self._leeway:  # PyJWT's rule for `exp`
             del self._verified[token]
             raise Unauthorized("token expired")
+        if self.keys.key(kid) is None:  # its key retired since: checked again, in full
+            del self._verified[token]
+            return self._remember(token, self._check(token))
         return principal
 
-    def _remember(self, token: str, verified: tuple[int, Principal]) -> Principal:
+    def _remember(self, token: str, verified: tuple[int, Principal, str]) -> Principal:
         if self._cache_size:
             if len(self._verified) >= self._cache_size:
                 del self._verified[next(iter(self._verified))]  # the oldest entry
             self._verified[token] = verified
         return verified[1]
 
-    def _check(self, token: str) -> tuple[int, Principal]:
+    def _check(self, token: str) -> tuple[int, Principal, str]:
         """Every check, in full: the header, the signature, the claims."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized("invalid token")
@@ -206,10 +195,16 @@ class TokenVerifier:
             raise Unauthorized("invalid token") from None
         if header.get("alg") != ALGORITHM or not is_access_token_type(header.get("typ")):
             raise Unauthorized("invalid token")
+        kid = header.get("kid")
+        if not is_key_id(kid) or not isinstance(kid, str):  # no kid, or none of ours: unread
+            raise Unauthorized("invalid token")
+        key = self.keys.key(kid)
+        if key is None:
+            raise UnknownKey("invalid token")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
@@ -226,7 +221,7 @@ class TokenVerifier:
             raise Unauthorized("invalid token") from None
         principal = _principal(claims)
         self._check_times(claims)
-        return claims["exp"], principal
+        return claims["exp"], principal, kid
 
     def _check_times(self, claims: dict[str, Any]) -> None:
         """PyJWT's rules, on `now`: exp passed, iat or nbf ahead, each beyond the leeway."""
@@ -236,6 +231,10 @@ class TokenVerifier:
             raise Unauthorized("invalid token")
         if claims["exp"] <= now - self._leeway:
             raise Unauthorized("token expired")
+
+
+class UnknownKey(Unauthorized):
+    """A well-formed kid this verifier does not hold (yet): `authenticate` looks again."""
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

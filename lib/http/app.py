@@ -24,6 +24,7 @@ from lib.http.health import add_common_routes
 from lib.http.keys import AUTH, CLOCK, DB, LIMITS, REDIS, REVOCATIONS, SETTINGS
 from lib.http.profiling import port_for, profiling_ctx
 from lib.http.revocation_record import RevocationRecord
+from lib.http.token_keys import verifying_keys
 from lib.logging import get_logger
 from lib.metrics import DB_POOL, start_http_series
 from lib.redis_client import connect_redis
@@ -172,11 +173,13 @@ def create_app(
     """
     app = web.Application(middlewares=mw.chain(settings), client_max_size=MAX_BODY)
     app[SETTINGS] = settings
-    public_key = settings.public_key_pem()
     leeway = settings.token_clock_leeway
     clock = DatabaseClock()  # the database's time: token times are judged by it
     app[CLOCK] = clock
-    app[AUTH] = TokenVerifier(public_key, leeway, now=clock) if public_key else None
+    keys, keys_ctx = verifying_keys(settings, clock)
+    app[AUTH] = TokenVerifier(keys, leeway, now=clock) if keys is not None else None
+    if keys_ctx is not None:
+        app.cleanup_ctx.append(keys_ctx)
     if settings.database_url:
         app.cleanup_ctx.append(database_ctx)
         app.cleanup_ctx.append(clock_ctx(clock))

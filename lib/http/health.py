@@ -13,7 +13,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from lib.http import problems
 from lib.http.jsonio import dumps, json_response
-from lib.http.keys import DB, DRAINING, REDIS, request_id
+from lib.http.keys import AUTH, DB, DRAINING, REDIS, request_id
 from lib.http.openapi import build_spec
 
 READY_TIMEOUT = 2.0
@@ -24,8 +24,9 @@ async def health(_: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """503 naming the service's own database when it does not answer, or while the
-    replica drains (a balancer that probes it stops sending); Redis is optional."""
+    """503 naming the service's own database when it does not answer, while the replica
+    drains (a balancer that probes it stops sending), or before its JWK Set first arrived
+    (it could verify no token: ADR 0032); Redis is optional."""
     draining = request.app.get(DRAINING)
     if draining is not None and draining.is_set():
         return problems.problem(
@@ -33,6 +34,16 @@ async def ready(request: web.Request) -> web.Response:
             "SERVICE_UNAVAILABLE",
             "Service unavailable",
             "this replica is shutting down: another one answers",
+            request_id(request),
+            headers={"Retry-After": "1"},
+        )
+    verifier = request.app.get(AUTH)
+    if verifier is not None and not verifier.keys.published():  # JWKS_URL not fetched yet
+        return problems.problem(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "Service unavailable",
+            "no token signing key fetched yet (JWKS_URL)",
             request_id(request),
             headers={"Retry-After": "1"},
         )

@@ -314,7 +314,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     if verifier is None:
         raise Unauthorized("this service does not accept tokens")
-    principal = verifier.verify(token.strip())
+    principal = await verifier.authenticate(token.strip())
     # 401 revoked; 503 when neither Redis nor the record can tell
     await request.app[REVOCATIONS].check(principal, token.strip())
     request[PRINCIPAL] = principal

@@ -52,6 +52,7 @@ class Operation:
     response: Any = None  # a pydantic model or dataclass (the item inside "data")
     status: int = 200
     also: tuple[int, ...] = ()  # other success statuses with the same body (200 "existing")
+    enveloped: bool = True  # False: the body is the response itself (a JWK Set), no "data"
     paged: bool = False  # offset-paged: meta {total, limit, page}
     cursor_paged: bool = False  # keyset-paged: meta {limit, next_cursor}; both: either
     meta: type[BaseModel] | None = None  # a list's meta fields beyond the page's own
@@ -256,6 +257,8 @@ class _Builder:
                 body = cursor_page_schema(item)
             else:
                 body = page_schema(item) if op.paged else data_schema(item)
+            if not op.enveloped:
+                body = item
             if op.meta is not None:
                 self.extend_meta(body["properties"]["meta"], op.meta)
             for status in (op.status, *op.also):

@@ -89,7 +89,7 @@ async def socket_principal(request: web.Request) -> Principal:
         verifier = request.app[AUTH]
         if verifier is None:
             raise Unauthorized("this service does not accept tokens")
-        principal = verifier.verify(tokens[0])
+        principal = await verifier.authenticate(tokens[0])
         await request.app[REVOCATIONS].check(principal, tokens[0])
         request[PRINCIPAL] = principal
         structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))

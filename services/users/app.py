@@ -10,7 +10,15 @@ from aiohttp import web
 from lib.config import load_settings
 from lib.http.app import CleanupCtx
 from lib.http.app import create_app as base_app
-from services.users import facts, passwords, pictures, registration, revocations, sessions
+from services.users import (
+    facts,
+    jwks,
+    passwords,
+    pictures,
+    registration,
+    revocations,
+    sessions,
+)
 from services.users.auth_kit import auth_ctx
 from services.users.handlers import departments_ctx, routes
 from services.users.mail_relay import mail_ctx
@@ -45,7 +53,7 @@ def create_app(
         keeper_ctx(settings),
     )
     app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
-    for concern in (registration, sessions, passwords, pictures, revocations):
+    for concern in (registration, sessions, passwords, pictures, revocations, jwks):
         app.add_routes(concern.routes)
     for counter in facts.ALL:
         counter.start(settings.service)

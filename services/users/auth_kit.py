@@ -17,16 +17,25 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from lib.auth.keydir import KeyDirectory
+from lib.auth.keysources import (
+    DirectoryKeys,
+    DirectorySigningKeys,
+    KeySource,
+    SigningKeys,
+    StaticSigningKey,
+)
 from lib.auth.passwords import BoundedHasher, make_hasher
 from lib.auth.tokens import TokenSigner
 from lib.crypto import FieldCipher
 from lib.db.runtime import PgConn
 from lib.errors import ServiceUnavailable
-from lib.http.keys import LIMITS, SETTINGS
+from lib.http.keys import CLOCK, LIMITS, SETTINGS
 from lib.logging import get_logger
 from lib.resilience.ratelimit import RateLimiter, make_rate_limiter
 from services.users.db import auth as auth_q
@@ -42,6 +51,9 @@ class AuthKit:
 
     hasher: BoundedHasher
     signer: TokenSigner | None  # None: no JWT_PRIVATE_KEY, no sessions (503)
+    published: (
+        KeySource | None
+    )  # the keys GET /.well-known/jwks.json serves (services/users/jwks.py)
     cipher: FieldCipher | None  # None: no ENCRYPTION_KEY, no PROVIDER registration (503)
     login_limit: RateLimiter  # keyed per email and per IP
     register_limit: RateLimiter  # per IP
@@ -66,17 +78,15 @@ AUTH_KIT: web.AppKey[AuthKit] = web.AppKey("auth_kit", AuthKit)
 
 def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        private_key = settings.private_key_pem()
+        signing, published = signing_keys(settings, app[CLOCK])
         keys = settings.encryption_keyring()
-        if not private_key or keys is None:  # the service still serves what needs neither
-            log.warning(
-                "auth_not_configured",
-                missing=[
-                    n
-                    for n, v in (("JWT_PRIVATE_KEY", private_key), ("ENCRYPTION_KEY", keys))
-                    if not v
-                ],
-            )
+        missing = [
+            name
+            for name, given in (("JWT_PRIVATE_KEY", signing is not None), ("ENCRYPTION_KEY", keys))
+            if not given
+        ]
+        if missing:  # the service still serves what needs neither
+            log.warning("auth_not_configured", missing=missing)
         store = app[LIMITS].store  # Redis with a per-process fallback, or None: memory
         hasher = BoundedHasher(
             make_hasher(
@@ -88,7 +98,8 @@ def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterat
         )
         app[AUTH_KIT] = AuthKit(
             hasher=hasher,
-            signer=TokenSigner(private_key, settings.access_token_ttl) if private_key else None,
+            signer=TokenSigner(signing, settings.access_token_ttl) if signing else None,
+            published=published,
             cipher=FieldCipher(keys) if keys is not None else None,
             login_limit=make_rate_limiter(
                 "login", settings.login_rate, settings.login_burst, store
@@ -102,6 +113,32 @@ def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterat
         hasher.close()
 
     return ctx
+
+
+def signing_keys(
+    settings: UsersSettings, now: Callable[[], float]
+) -> tuple[SigningKeys | None, KeySource | None]:
+    """What users signs with and publishes: the key directory's signing key and published
+    keys (JWT_KEYS_DIR, read again every JWT_KEYS_RELOAD_INTERVAL), else the one
+    JWT_PRIVATE_KEY and its public half; (None, None) when neither is set."""
+    if settings.jwt_keys_dir:
+        directory = KeyDirectory(
+            Path(settings.jwt_keys_dir),
+            private=True,
+            reload_interval=settings.jwt_keys_reload_interval,
+        )
+        published = DirectoryKeys(
+            directory,
+            window=settings.key_retirement_window(),
+            min_refresh=settings.jwks_min_refresh_interval,
+            now=now,  # the database's clock, as every verifier's
+        )
+        return DirectorySigningKeys(directory), published
+    private_key = settings.private_key_pem()
+    if not private_key:
+        return None, None
+    single = StaticSigningKey(private_key)
+    return single, single.public()
 
 
 def users_settings(request: web.Request) -> UsersSettings:

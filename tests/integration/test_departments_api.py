@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from lib.auth.principal import Role
-from lib.auth.tokens import TYPED
+from lib.auth.tokens import signed_header
 from tests.integration.auth_support import KEYS, Bearer, bearer, token
 
 ADMIN = Bearer(Role.ADMIN)
@@ -305,7 +305,9 @@ async def test_bad_tokens_are_401(client: Any, case: str) -> None:
 
 def signed_with_the_real_key(**overrides: Any) -> str:
     """A token with `claims(**overrides)` and a valid signature: only the claims are wrong."""
-    return jwt.encode(claims(**overrides), KEYS[0], algorithm="EdDSA", headers=TYPED)
+    return jwt.encode(
+        claims(**overrides), KEYS[0], algorithm="EdDSA", headers=signed_header(KEYS[0])
+    )
 
 
 async def test_wrong_audience_with_the_real_key_is_401(client: Any) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lib import registry
+from lib.auth.jwks import JWKS_PATH
 from tests.e2e.gateway_stack import Gateway, wait_until
 from tests.reliability.awards import POINTS_PER_JOB, start_points
 from tests.reliability.stack import common_env, start, users_env
@@ -94,10 +95,15 @@ def services() -> list[str]:
 
 
 async def start_drill(
-    tmp: Path, dsn: Callable[[str], str], shared: dict[str, str] | None = None
+    tmp: Path,
+    dsn: Callable[[str], str],
+    shared: dict[str, str] | None = None,
+    keys: Path | None = None,
 ) -> Drill:
     """Every built HTTP service on REPLICAS processes behind the gateway, points once;
-    `shared`: environment every HTTP service gets too (a REDIS_URL)."""
+    `shared`: environment every HTTP service gets too (a REDIS_URL); `keys`: users signs
+    from that key directory and every other service verifies through the gateway's
+    JWK Set (ADR 0032), instead of the fixed test pair."""
     names = services()
     ports = {name: [free_port() for _ in range(REPLICAS + 1)] for name in names}
     docs = tmp / "docs"
@@ -118,6 +124,9 @@ async def start_drill(
             "ORDERS_OUTBOX_RETRY_MAX": "0.5",
         },
     }
+    if keys is not None:
+        peers["JWKS_URL"] = f"{gateway.url}{JWKS_PATH}"
+        wiring.setdefault("users", {})["JWT_KEYS_DIR"] = str(keys)
     slots: dict[str, Slots] = {}
     drill = Drill(tmp, gateway, points, slots)
     try:

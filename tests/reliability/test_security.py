@@ -19,8 +19,9 @@ from typing import Any
 import aiohttp
 import jwt
 
+from lib.auth.pem import load_private_key
 from lib.auth.principal import Role
-from lib.auth.tokens import TYPED, generate_keypair
+from lib.auth.tokens import generate_keypair, signed_header
 from tests.integration.auth_support import KEYS
 from tests.integration.orders_support import offer_body, order_body
 from tests.integration.smtp_support import SmtpSink, token_in
@@ -63,7 +64,9 @@ def attack_tokens() -> dict[str, str]:
     now = int(time.time())
 
     def signed(**changes: Any) -> str:
-        return jwt.encode({**claims, **changes}, KEYS[0], algorithm="EdDSA", headers=TYPED)
+        return jwt.encode(
+            {**claims, **changes}, KEYS[0], algorithm="EdDSA", headers=signed_header(KEYS[0])
+        )
 
     def typed(typ: str | None) -> str:
         """The valid token's claims, signed by the real key, typed other than at+jwt."""
@@ -81,14 +84,38 @@ def attack_tokens() -> dict[str, str]:
     hs_header = _b64(b'{"alg":"HS256","typ":"JWT"}')
     hs_payload = _b64(json.dumps({**claims, "role": "ADMIN"}).encode())
     hs_sig = hmac.new(KEYS[1].encode(), f"{hs_header}.{hs_payload}".encode(), hashlib.sha256)
+
+    def with_kid(kid: object) -> str:
+        """The valid token's claims signed by the real key, the header's kid replaced
+        (None: no kid), written by hand: PyJWT refuses a kid that is not a string."""
+        fields: dict[str, Any] = {**jwt.get_unverified_header(good), "kid": kid}
+        if kid is None:
+            del fields["kid"]
+        signing_input = f"{_b64(json.dumps(fields).encode())}.{payload}"
+        signature = load_private_key(KEYS[0]).sign(signing_input.encode())
+        return f"{signing_input}.{_b64(signature)}"
+
     return {
+        "no kid": with_kid(None),
+        "unknown kid": with_kid(_b64(hashlib.sha256(b"not a key of ours").digest())),
+        "kid path traversal": with_kid("../../var/keys/jwt/keys.json"),
+        "kid URL": with_kid("https://attacker.test/.well-known/jwks.json"),
+        "kid header injection": with_kid("x\r\nX-Injected: 1"),
+        "kid huge": with_kid("k" * 2500),
+        "kid number": with_kid(7),
+        "kid object": with_kid({"jku": "https://attacker.test/jwks.json"}),
         "alg none": f"{none_header}.{payload}.",
         "HS256 with the public key": f"{hs_header}.{hs_payload}.{_b64(hs_sig.digest())}",
         "expired": signed(iat=now - 7200, exp=now - 3600),
         "wrong iss": signed(iss="evil-issuer"),
         "wrong aud": signed(aud="someone-else"),
         "tampered payload": f"{header}.{tampered}.{signature}",
-        "another key": jwt.encode(claims, generate_keypair()[0], algorithm="EdDSA", headers=TYPED),
+        "another key": jwt.encode(
+            claims,
+            (other := generate_keypair()[0]),
+            algorithm="EdDSA",
+            headers=signed_header(other),
+        ),
         "garbage": "not.a.jwt",
         "typ JWT": typed("JWT"),
         "typ dpop+jwt": typed("dpop+jwt"),

@@ -30,7 +30,7 @@ from lib.auth import (
     require_role,
     require_verified,
 )
-from lib.auth.tokens import TYPED
+from lib.auth.tokens import signed_header
 from lib.config import ServiceSettings
 from lib.errors import Forbidden, Unauthorized
 from tools import keys as keys_tool
@@ -96,7 +96,12 @@ def good_claims(**changes: Any) -> dict[str, Any]:
 
 def signed(keys: Keys, **changes: Any) -> str:
     """Properly EdDSA-signed with the real key: only the claims are wrong."""
-    return jwt.encode(good_claims(**changes), keys.private_pem, algorithm="EdDSA", headers=TYPED)
+    return jwt.encode(
+        good_claims(**changes),
+        keys.private_pem,
+        algorithm="EdDSA",
+        headers=signed_header(keys.private_pem),
+    )
 
 
 # --- round trip --------------------------------------------------------------------
@@ -153,7 +158,9 @@ def test_iat_whole_seconds_or_milliseconds(
 def test_iat_must_be_a_finite_number(keys: Keys, bad: object) -> None:
     claims = good_claims()
     claims["iat"] = bad
-    token = jwt.encode(claims, keys.private_pem, algorithm="EdDSA", headers=TYPED)
+    token = jwt.encode(
+        claims, keys.private_pem, algorithm="EdDSA", headers=signed_header(keys.private_pem)
+    )
     with pytest.raises(Unauthorized, match="invalid token"):
         TokenVerifier(keys.public_pem).verify(token)
 
@@ -380,8 +387,8 @@ def typed_case(typ: str | None) -> Callable[[Keys], str]:
 
     def forge(keys: Keys) -> str:
         payload = json.dumps(good_claims()).encode()
-        return jwt.api_jws.encode(payload, keys.private_pem, algorithm="EdDSA",
-                                  headers={"typ": typ})  # fmt: skip
+        header = {**signed_header(keys.private_pem), "typ": typ}
+        return jwt.api_jws.encode(payload, keys.private_pem, algorithm="EdDSA", headers=header)
 
     return forge
 
@@ -591,7 +598,7 @@ def test_tools_keys_refuses_overwrite_without_force(
     assert private_path.read_text() != before
     assert stat.S_IMODE(private_path.stat().st_mode) == 0o600
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["encryption.key", "jwt_private.pem", "jwt_public.pem"]
+    assert names == ["encryption.key", "jwt", "jwt_private.pem", "jwt_public.pem"]
 
 
 def test_tools_keys_refuses_when_only_public_exists(tmp_path: Path) -> None:
@@ -605,7 +612,12 @@ def test_tools_keys_refuses_when_only_public_exists(tmp_path: Path) -> None:
 def test_the_access_token_type_in_either_spelling_verifies(keys: Keys, typ: str) -> None:
     """RFC 9068 §4: `at+jwt` or `application/at+jwt`, media types in any case."""
     payload = json.dumps(good_claims()).encode()
-    token = jwt.api_jws.encode(payload, keys.private_pem, algorithm="EdDSA", headers={"typ": typ})
+    token = jwt.api_jws.encode(
+        payload,
+        keys.private_pem,
+        algorithm="EdDSA",
+        headers={**signed_header(keys.private_pem), "typ": typ},
+    )
     assert TokenVerifier(keys.public_pem).verify(token).user_id == USER_ID
 
 

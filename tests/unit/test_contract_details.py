@@ -18,13 +18,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from lib.auth.principal import Principal, Role, require_role
 from lib.auth.tokens import (
-    TYPED,
     TokenSigner,
     TokenVerifier,
     _utcnow,
     generate_keypair,
     load_private_key,
     load_public_key,
+    signed_header,
 )
 from lib.errors import (
     PayloadTooLarge,
@@ -260,7 +260,7 @@ def test_an_expiry_past_the_calendar_is_invalid_not_a_crash() -> None:
         "exp": 10**12,  # year ~33658: datetime cannot hold it
         "jti": "j",
     }
-    token = jwt.encode(claims, private_pem, algorithm="EdDSA", headers=TYPED)
+    token = jwt.encode(claims, private_pem, algorithm="EdDSA", headers=signed_header(private_pem))
     with pytest.raises(Unauthorized) as caught:
         TokenVerifier(public_pem).verify(token)
     assert caught.value.detail == "invalid token"

@@ -1,0 +1,196 @@
+"""The signing-key rotation drill, bounded (ADR 0032; `make rotation-drill` runs it longer
+with ROTATION_DRILL_FULL=1): every built HTTP service on two replicas behind a real NGINX
+(tests/reliability/drill.py), users signing from a key directory and every other service
+verifying through the gateway's JWK Set; the release drill's whole stories under load, and
+signed-in sessions (login once, then a refresh every second, each access token used on
+orders and chat, the first one kept in use throughout). Mid-run the signing key is
+rotated with the command's own steps (stage, promote once allowed). Passes with 0
+requests refused and 0 sessions logged out (no 401 anywhere), sessions refreshed with
+the new key, and the drill's invariants held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import jwt
+
+from lib.auth.keydir import read_key_set
+from lib.auth.principal import Role
+from tests.e2e.gateway_stack import wait_until
+from tests.integration.auth_support import KEYS
+from tests.reliability import figures
+from tests.reliability.drill import Drill, start_drill
+from tests.reliability.stack import PASSWORD
+from tests.reliability.test_release_drill import Load, invariants, stories
+from tests.reliability.world import actor, catalog_service
+from tools import rotate_keys
+from tools.service_process import PROCESS_MARGIN
+
+FULL = os.environ.get("ROTATION_DRILL_FULL") == "1"
+CLIENTS = 3
+SESSIONS = 2
+BEFORE = 6 if not FULL else 40  # whole stories before the rotation, and after it
+RELOAD, REFRESH = 1.0, 2.0  # JWT_KEYS_RELOAD_INTERVAL, JWKS_REFRESH_INTERVAL of the drill
+TIMING = rotate_keys.Timing(publish_wait=RELOAD + REFRESH, window=900 + 5 + RELOAD)
+SHARED = {
+    "JWT_KEYS_RELOAD_INTERVAL": str(RELOAD),
+    "JWKS_REFRESH_INTERVAL": str(REFRESH),
+    "LOGIN_RATE": "100000",
+    "LOGIN_BURST": "100000",
+}
+
+
+class Sessions:
+    """Signed-in clients: one login each, then refreshes; every answer counted."""
+
+    def __init__(self, drill: Drill, http: aiohttp.ClientSession) -> None:
+        self.drill, self.http = drill, http
+        self.outcomes: Counter[str] = Counter()
+        self.kids: Counter[str] = Counter()  # the kid of each access token users issued
+        self.refreshes = 0
+
+    async def call(self, method: str, url: str, expect: int, **kwargs: object) -> object:
+        async with self.http.request(method, url, **kwargs) as resp:  # type: ignore[arg-type]
+            body = await resp.json(content_type=None)
+            outcome = (
+                "ok" if resp.status == expect else f"{method} {url.split('/api/')[1]} {resp.status}"
+            )
+            self.outcomes[outcome] += 1
+            return body if resp.status == expect else None
+
+    async def use(self, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        await self.call(
+            "GET", f"{self.drill.api('orders')}/v1/orders?limit=5", 200, headers=headers
+        )
+        await self.call(
+            "GET", f"{self.drill.api('chat')}/v1/conversations?limit=5", 200, headers=headers
+        )
+
+    async def pair(self, answer: object) -> tuple[str, str] | None:
+        if not isinstance(answer, dict):
+            return None
+        data = answer["data"]
+        self.kids[jwt.get_unverified_header(data["access_token"])["kid"]] += 1
+        return data["access_token"], data["refresh_token"]
+
+    async def session(self, stop: asyncio.Event) -> None:
+        users = self.drill.api("users")
+        email = f"session{uuid.uuid4().hex[:12]}@fixup.test"
+        account = {"email": email, "password": PASSWORD, "first_name": "Ada",
+                   "last_name": "Lovelace", "phone_number": "+1 555 0100",
+                   "role": "CUSTOMER"}  # fmt: skip
+        await self.call("POST", f"{users}/v1/auth/register", 201, json=account)
+        login = {"email": email, "password": PASSWORD}
+        pair = await self.pair(await self.call("POST", f"{users}/v1/auth/login", 200, json=login))
+        assert pair is not None, self.outcomes
+        first = pair[0]  # issued before the rotation: used until the drill ends
+        while not stop.is_set():
+            await self.use(first)
+            await self.use(pair[0])
+            body = {"refresh_token": pair[1]}
+            fresh = await self.pair(
+                await self.call("POST", f"{users}/v1/auth/refresh", 200, json=body)
+            )
+            if fresh is None:
+                return  # logged out: counted, the drill fails
+            pair = fresh
+            self.refreshes += 1
+            await asyncio.sleep(1.0)  # the client's pace, not a synchronisation
+
+
+async def every_replica_ready(drill: Drill) -> None:
+    """/ready of every replica: 503 until its JWK Set first arrived through the gateway
+    (started after the services), as a balancer's probe would see it."""
+    async with aiohttp.ClientSession() as http:
+        for slots in drill.slots.values():
+            for process in slots.running.values():
+
+                async def ready(url: str = f"{process.url}/ready") -> bool:
+                    async with http.get(url) as resp:
+                        return resp.status == 200
+
+                await wait_until(ready, f"{process.url} ready", REFRESH + PROCESS_MARGIN)
+
+
+async def test_rotation_drill(migrated_db: Callable[[str], str], tmp_path: Path) -> None:
+    made: dict[str, str] = {}
+
+    def dsn(database: str) -> str:
+        if database not in made:
+            made[database] = migrated_db(database)
+        return made[database]
+
+    keys = tmp_path / "jwt"
+    rotate_keys.init(keys, time.time(), KEYS[0])  # the drill's actors hold tokens of KEYS[0]
+    old = read_key_set(keys, private=False).signing()
+    assert old is not None
+    drill = await start_drill(tmp_path, dsn, SHARED, keys=keys)
+    await every_replica_ready(drill)
+    stop = asyncio.Event()
+    timeout = aiohttp.ClientTimeout(total=2 * PROCESS_MARGIN)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as own,
+        ):
+            providers = [actor(Role.PROVIDER) for _ in range(CLIENTS)]
+            service_id = await catalog_service(http, drill.api("catalog"), *providers)
+            load = Load(drill, http, service_id, providers)
+            sessions = Sessions(drill, own)
+            tasks = [asyncio.create_task(load.client(stop, p)) for p in providers]
+            tasks += [asyncio.create_task(sessions.session(stop)) for _ in range(SESSIONS)]
+            try:
+                await stories(load, BEFORE)
+                load.phase = "during"
+                rotate_keys.stage(keys, time.time())
+                staged = read_key_set(keys, private=False).staged()
+                assert staged is not None
+
+                async def promoted() -> bool:
+                    try:
+                        rotate_keys.promote(keys, time.time(), TIMING)
+                    except rotate_keys.Refused:
+                        return False
+                    return True
+
+                await wait_until(
+                    promoted, "the promotion allowed", TIMING.publish_wait + PROCESS_MARGIN
+                )
+
+                async def new_key_signs() -> bool:
+                    return sessions.kids[staged.kid] >= 2 * SESSIONS
+
+                await wait_until(
+                    new_key_signs,
+                    "sessions refreshed with the new key",
+                    RELOAD + 2 * PROCESS_MARGIN,
+                )
+                await stories(load, BEFORE)
+            finally:
+                stop.set()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        held = await invariants(drill, load, dsn)
+    finally:
+        drill.stop()
+    failed = {k: n for k, n in (load.outcomes + sessions.outcomes).items() if k != "ok"}
+    requests = sum(load.outcomes.values()) + sum(sessions.outcomes.values())
+    lines = [
+        f"rotation drill: {requests} requests ({load.stories} whole stories, "
+        f"{sessions.refreshes} refreshes), failed {sum(failed.values())} {failed}",
+        f"access tokens issued: {sessions.kids[old.kid]} by the old key, "
+        f"{sessions.kids[staged.kid]} by the new one",
+        *(f"{name}: {'PASS' if ok else 'FAIL'}" for name, ok in held.items()),
+    ]
+    print("\n".join(lines))
+    assert failed == {}, lines
+    assert all(held.values()), lines
+    figures.add("signing keys rotated under load without a refused request", 1)

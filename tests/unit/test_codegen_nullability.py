@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from codegen.nullability import Catalog, Relation, Rule, Scope, target_rules
+from codegen.nullability_mysql import mysql_rules
 
 # what `make test svc=` selects it for (tests/selection.py):
 # codegen only: "catalog" is the analyser's word for the tables it knows
@@ -278,6 +279,7 @@ MYSQL: list[tuple[str, list[Rule] | None]] = [
     ("SELECT (SELECT count(*) FROM b), id FROM a", [True, False]),
     ("SELECT count(*), nosuch FROM a", [False, None]),
     ("SELECT total(id), name FROM a", [False, True]),
+    ("SELECT f(note), f(name) FROM a", [True, False]),  # an unknown function is no TOTAL
 ]
 
 
@@ -295,6 +297,10 @@ def test_mysql(sql: str, rules: list[Rule] | None) -> None:
 def test_unparsable_is_none() -> None:
     assert target_rules("postgresql", "SELEC nonsense", CATALOG) is None
     assert target_rules("mysql", "SELECT FROM WHERE (", CATALOG) is None
+
+
+def test_mysql_rules_read_mysql_by_default() -> None:
+    assert mysql_rules("SELECT `id` FROM a", MYSQL_CATALOG) == [False]
 
 
 def test_without_a_catalog_columns_have_no_opinion() -> None:

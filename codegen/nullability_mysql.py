@@ -49,16 +49,15 @@ def _mysql_select(tree: exp.Select, catalog: Catalog, outer_ctes: dict[str, Colu
             nullable.update(relations)
         add(join.this, is_nullable=side == "LEFT")
 
-    def rule(alias: str, name: str) -> Rule:
-        return True if alias in nullable else relations[alias][name]
-
     # an aggregate query without GROUP BY gives one row even when no row matches: its bare
-    # columns are NULL then (MariaDB and SQLite allow them)
+    # columns of this query's relations are NULL then (MariaDB and SQLite allow them); a
+    # column it cannot resolve keeps no opinion
     aggregated = tree.args.get("group") is None and any(_aggregates(e) for e in tree.expressions)
 
+    def rule(alias: str, name: str) -> Rule:
+        return True if aggregated or alias in nullable else relations[alias][name]
+
     def column(node: exp.Column) -> Rule:
-        if aggregated:
-            return True
         candidates = [node.table] if node.table else list(relations)
         found = [a for a in candidates if node.name in relations.get(a, {})]
         return rule(found[0], node.name) if len(found) == 1 else None
@@ -75,12 +74,18 @@ def _mysql_select(tree: exp.Select, catalog: Catalog, outer_ctes: dict[str, Colu
 
 
 def _aggregates(node: exp.Expression) -> bool:
-    """Whether `node` holds an aggregate of this SELECT (not one inside a subquery)."""
-    if isinstance(node, exp.AggFunc):
+    """Whether `node` holds an aggregate of this SELECT (not one inside a subquery, nor a
+    window function: those keep a row per row)."""
+    if isinstance(node, exp.AggFunc) or _is_total(node):
         return True
-    if isinstance(node, exp.Subquery | exp.Select):
+    if isinstance(node, exp.Subquery | exp.Select | exp.Window):
         return False
     return any(_aggregates(child) for child in node.iter_expressions())
+
+
+def _is_total(node: exp.Expression) -> bool:
+    """SQLite's TOTAL, an aggregate sqlglot does not know."""
+    return isinstance(node, exp.Anonymous) and node.name.upper() == "TOTAL"
 
 
 def _mysql_columns(select: exp.Select, catalog: Catalog, ctes: dict[str, Columns]) -> Columns:
@@ -108,7 +113,7 @@ def _mysql_expr(node: exp.Expression, column: Any) -> Rule:
         return column(node)  # type: ignore[no-any-return]
     if isinstance(node, exp.Count):
         return False
-    if isinstance(node, exp.Anonymous) and node.name.upper() == "TOTAL":
+    if _is_total(node):
         return False  # SQLite's TOTAL: 0.0 over no rows
     if isinstance(node, exp.AggFunc):
         return True

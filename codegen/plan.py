@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-import tempfile
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from .errors import CodegenError
 from .naming import pascal, snake
 from .nullability import target_rules
 from .once import once_columns, split_once
 from .pgcasts import cast_params
+from .placeholders import mysql_placeholders, pg_slices, sqlite_placeholders
 from .pytypes import PyType, TypeMapper
 from .request import Column, Query, Request, Table
 from .sqlite_types import SqliteProbe
@@ -29,6 +26,8 @@ COMMANDS = ROW_COMMANDS | {
     ":copyfrom",
     ":batchexec",
 }
+# commands an engine has no form for: a generation error (sqlite_check says what instead)
+REFUSED_COMMANDS: dict[str, frozenset[str]] = {"sqlite": frozenset({":copyfrom"})}
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +173,7 @@ class Planner:
     def sqlite_check(self, q: Query, where: str) -> None:
         """SQLite has no COPY; a query SQLite cannot prepare on the schema is named with
         its message."""
-        if q.cmd == ":copyfrom":
+        if q.cmd in REFUSED_COMMANDS["sqlite"]:  # :copyfrom
             raise CodegenError(
                 f"{where}: :copyfrom has no SQLite form (SQLite has no COPY); "
                 f"use :batchexec, which runs executemany"
@@ -391,99 +390,3 @@ def _unique(bind: list[Field]) -> list[Field]:
 
 def _with_nullability(col: Column, not_null: bool) -> Column:
     return replace(col, not_null=not_null)
-
-
-def pg_slices(sql: str, numbers: list[int], where: str = "query") -> str:
-    """PostgreSQL has no list parameter: `IN (sqlc.slice(x))`, which sqlc leaves as
-    `IN ($n)`, becomes `= ANY($n)` (`NOT IN` -> `<> ALL`) and binds the list as an array."""
-    for number in numbers:
-        found = 0
-        for negated, replacement in ((r"NOT\s+", "<> ALL"), ("", "= ANY")):
-            pattern = rf"\b{negated}IN\s*\(\s*\${number}(?!\d)\s*\)"
-            sql, count = re.subn(pattern, f"{replacement}(${number})", sql, flags=re.IGNORECASE)
-            found += count
-        if not found:
-            raise CodegenError(
-                f"{where}: sqlc.slice on PostgreSQL works only as `IN (sqlc.slice(x))`; "
-                f"write `= ANY(@x::type[])` instead"
-            )
-    return sql
-
-
-def mysql_placeholders(sql: str) -> str:
-    """sqlc's MySQL `?` -> PyMySQL's `%s`, literal `%` -> `%%`; quotes and comments kept."""
-    out: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch in "'\"`":
-            end = i + 1
-            while end < n and sql[end] != ch:
-                end += 2 if sql[end] == "\\" else 1
-            out.append(sql[i : end + 1].replace("%", "%%"))
-            i = end + 1
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i) + 2 or n
-            out.append(sql[i:end])
-            i = end
-        elif ch == "?":
-            out.append("%s")
-            i += 1
-        elif ch == "%":
-            out.append("%%")
-            i += 1
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
-def sqlite_placeholders(sql: str) -> tuple[str, list[int]]:
-    """sqlc's SQLite `?`, `?NNN` (named parameters become `?NNN`) -> `?` alone, and the
-    parameter number each one binds, in text order (a bare `?` is one more than the
-    largest number before it, as SQLite numbers it); quotes and comments kept, a
-    `/*SLICE:x*/?` keeps its marker (runtime.expand_sqlite_slices)."""
-    out: list[str] = []
-    numbers: list[int] = []
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch in "'\"`[":
-            close = "]" if ch == "[" else ch
-            end = sql.find(close, i + 1)
-            end = n if end < 0 else end
-            out.append(sql[i : end + 1])
-            i = end + 1
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i) + 2 or n
-            out.append(sql[i:end])
-            i = end
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            end = n if end < 0 else end
-            out.append(sql[i:end])
-            i = end
-        elif ch == "?":
-            match = re.match(r"\?(\d*)", sql[i:])
-            digits = match.group(1) if match else ""
-            numbers.append(int(digits) if digits else max(numbers, default=0) + 1)
-            out.append("?")
-            i += 1 + len(digits)
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out), numbers
-
-
-def warnings_file(sqlc_pid: int) -> Path:
-    """sqlc drops a plugin's stderr when it succeeds: warnings also go to this file, which
-    a driving tool may print and remove (keyed by the pid of the sqlc that ran the plugin)."""
-    return Path(tempfile.gettempdir()) / f"sqlc-gen-fixup-{sqlc_pid}.warnings"
-
-
-def warn(messages: list[str]) -> None:
-    lines = [f"sqlc-gen-fixup: warning: {message}\n" for message in messages]
-    sys.stderr.write("".join(lines))
-    if lines:
-        with warnings_file(os.getppid()).open("a") as out:
-            out.write("".join(lines))

@@ -14,7 +14,6 @@ from typing import Any
 from .errors import CodegenError
 from .naming import PACKAGE, RUNTIME, pascal, snake
 from .request import Column, Request
-from .sqlite_types import affinity
 
 JSON_IMPORT = f"from {RUNTIME} import JSON"
 PYDANTIC_JSON_IMPORT = f"from {RUNTIME}_pydantic import JSON"  # a named recursive alias
@@ -211,43 +210,6 @@ MYSQL: dict[str, PyType] = {
     ),
     "boolean": _t("bool", decode="bool({})", driver_type="int"),
 }
-# SQLite through sqlite3/aiosqlite: a declared type's affinity (sqlite_types.affinity)
-# says what comes back; a few declared names say more, converted both ways.
-SQLITE_AFFINITY: dict[str, PyType] = {
-    "INTEGER": INT,
-    "TEXT": STR,
-    "BLOB": BYTES,
-    "REAL": FLOAT,
-    "NUMERIC": _t("int | float"),  # a numeric-looking value as INTEGER or REAL
-}
-SQLITE: dict[str, PyType] = {
-    **dict.fromkeys(["boolean", "bool"], _t("bool", decode="bool({})", driver_type="int")),
-    "date": _t(
-        "datetime.date",
-        "import datetime",
-        decode="datetime.date.fromisoformat({})",
-        encode="{}.isoformat()",
-        driver_type="str",
-    ),
-    **dict.fromkeys(
-        ["datetime", "timestamp"],
-        _t(
-            "datetime.datetime",
-            "import datetime",
-            decode="datetime.datetime.fromisoformat({})",
-            encode="{}.isoformat()",
-            driver_type="str",
-        ),
-    ),
-    "json": _t(
-        "JSON",
-        f"from {RUNTIME} import JSON",
-        _RT,
-        decode="runtime.json_loads({})",
-        encode="runtime.json_dumps({})",
-        driver_type="str | bytes",
-    ),
-}
 MYSQL_BOOL = _t("bool", decode="bool({})", driver_type="int")
 MYSQL_SET = _t("frozenset[str]", _RT, decode="runtime.mysql_set({})", encode='",".join(sorted({}))')
 
@@ -295,18 +257,6 @@ def enum_lookup(cls: str) -> str:
     return f"{snake(cls).upper()}_BY_VALUE"
 
 
-# no declared type (a typeless column, an expression sqlc cannot type): any storage class
-SQLITE_ANY = _t("int | float | str | bytes")
-
-
-def sqlite_type(declared: str) -> PyType:
-    """A SQLite declared type by its affinity; no declaration (sqlc's `any`): a value of
-    any storage class, said so rather than `Any`."""
-    if declared in ("", "any"):
-        return SQLITE_ANY
-    return SQLITE_AFFINITY[affinity(declared)]
-
-
 class TypeMapper:
     def __init__(
         self,
@@ -322,7 +272,7 @@ class TypeMapper:
         self.enums = request.enums
         self.set_types = set_types  # MySQL SET columns: sqlc lists them among the enums
         self.overrides = overrides
-        self.base = {"postgresql": POSTGRES, "sqlite": SQLITE}.get(self.engine, MYSQL)
+        self.base = POSTGRES if self.engine == "postgresql" else MYSQL
         self.driver = driver
         self.model_type = model_type
         self.psycopg = driver in ("psycopg", "psycopg-sync")  # the same types, sync or async
@@ -389,12 +339,14 @@ class TypeMapper:
             )
         if self.engine == "mysql" and name == "tinyint" and col.length == 1:
             return MYSQL_BOOL
-        py = self.base.get(name)
-        if py is None and self.engine == "sqlite":
-            py = sqlite_type(name)
+        py = self.declared(name)
         if py is not None and py.annotation == "JSON" and self.model_type == "pydantic":
             return replace(py, imports=py.imports - {JSON_IMPORT} | {PYDANTIC_JSON_IMPORT})
         return py
+
+    def declared(self, name: str) -> PyType | None:
+        """The engine's type of a type name, None when unknown."""
+        return self.base.get(name)
 
     def column(self, col: Column, where: str, type_name: str | None = None) -> PyType:
         py = self.scalar(col, type_name)

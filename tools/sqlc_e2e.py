@@ -28,7 +28,7 @@ import yaml
 
 from codegen import typeslock
 from codegen.errors import CodegenError
-from codegen.plan import pg_slices
+from codegen.placeholders import pg_slices
 from tools.databases import PG_DEFAULT, with_database
 from tools.dbadmin import create_database, drop_database
 from tools.sqlc_run import SQLC

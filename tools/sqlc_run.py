@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from codegen import sort_variants
-from codegen.plan import warnings_file
+from codegen.plugin_warnings import warnings_file
 from tools.databases import MYSQL_DEFAULT, PG_DEFAULT, get_database
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ import sqlparse
 
 from codegen import pgcasts, typeslock
 from codegen.errors import CodegenError
-from codegen.plan import mysql_placeholders, pg_slices
+from codegen.placeholders import mysql_placeholders, pg_slices
 from codegen.request import qualified
 from codegen.runtime import expand_slices
 from tools.databases import database_name, engine_of, with_database

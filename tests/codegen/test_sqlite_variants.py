@@ -21,7 +21,7 @@ from typing import Any
 import aiosqlite
 import pytest
 
-from codegen.plan import sqlite_placeholders
+from codegen.placeholders import sqlite_placeholders
 from codegen.runtime import expand_sqlite_slices
 from tools import sqlc
 

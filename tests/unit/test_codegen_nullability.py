@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from codegen.nullability import Catalog, Relation, Rule, Scope, target_rules
+from codegen.nullability_mysql import mysql_rules
 
 # what `make test svc=` selects it for (tests/selection.py):
 # codegen only: "catalog" is the analyser's word for the tables it knows
@@ -210,9 +211,12 @@ MYSQL: list[tuple[str, list[Rule] | None]] = [
         [True, False, True, False],
     ),
     ("SELECT x.id FROM a x", [False]),
+    # aggregates apart from bare columns: without GROUP BY a query holding one gives a row
+    # of NULL columns when nothing matches (MariaDB), so coalesce(note, name) is NULL there
+    ("SELECT count(*), min(id), max(note) FROM a", [False, True, True]),
     (
-        "SELECT count(*), min(id), max(note), coalesce(note, name), ifnull(note, note), nullif(id, 1) FROM a",
-        [False, True, True, False, True, True],
+        "SELECT coalesce(note, name), ifnull(note, note), nullif(id, 1) FROM a",
+        [False, True, True],
     ),
     (
         "SELECT (id), CAST(note AS CHAR), 1, 'x', TRUE, CURRENT_TIMESTAMP, CURRENT_DATE, NULL FROM a",
@@ -263,6 +267,19 @@ MYSQL: list[tuple[str, list[Rule] | None]] = [
     ("SELECT q.* FROM a", []),
     ("SELECT id FROM (SELECT * FROM a) AS d", [None]),  # a derived table's * is not named
     ("SELECT q.id FROM a", [None]),
+    # an aggregate query without GROUP BY: one row of NULL bare columns when nothing
+    # matches (its *, coalesce of them too); not with GROUP BY, not for a window function
+    # (a row per row), not for a column it cannot resolve; SQLite's TOTAL is an aggregate
+    (
+        "SELECT count(*), id, coalesce(note, name), 'x', a.* FROM a",
+        [False, True, True, False, True, True, True],
+    ),
+    ("SELECT count(*), id FROM a GROUP BY id", [False, False]),
+    ("SELECT count(*) OVER (), id FROM a", [None, False]),
+    ("SELECT (SELECT count(*) FROM b), id FROM a", [True, False]),
+    ("SELECT count(*), nosuch FROM a", [False, None]),
+    ("SELECT total(id), name FROM a", [False, True]),
+    ("SELECT f(note), f(name) FROM a", [True, False]),  # an unknown function is no TOTAL
 ]
 
 
@@ -280,6 +297,10 @@ def test_mysql(sql: str, rules: list[Rule] | None) -> None:
 def test_unparsable_is_none() -> None:
     assert target_rules("postgresql", "SELEC nonsense", CATALOG) is None
     assert target_rules("mysql", "SELECT FROM WHERE (", CATALOG) is None
+
+
+def test_mysql_rules_read_mysql_by_default() -> None:
+    assert mysql_rules("SELECT `id` FROM a", MYSQL_CATALOG) == [False]
 
 
 def test_without_a_catalog_columns_have_no_opinion() -> None:

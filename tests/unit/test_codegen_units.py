@@ -10,7 +10,8 @@ from codegen.errors import CodegenError
 from codegen.naming import enum_member, enum_members, pascal, snake
 from codegen.nullability import target_rules
 from codegen.pgcasts import cast_params, sqlc_cast
-from codegen.plan import mysql_placeholders, pg_slices, singular
+from codegen.placeholders import mysql_placeholders, pg_slices
+from codegen.plan import singular
 from codegen.runtime import expand_slices, status_rows
 from codegen.typeslock import schema_paths, up_section
 from tools.sqlc_types import _mysql_args

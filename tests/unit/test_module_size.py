@@ -4,7 +4,8 @@ concern (as services/users/ and tools/migrate_lint*.py are).
 Counted: every module of the packages the project ships (pyproject's
 [tool.setuptools.packages.find]). Exempt: generated code (lib/pb/ from `make proto`, the
 repositories of services/<svc>/db/ from `make sqlc`, which say DO NOT EDIT on their first
-line), and what is not shipped: bench/ and tests/.
+line), what npm installs under tools/*/node_modules, and what is not shipped: bench/ and
+tests/.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ def shipped_packages() -> list[Path]:
 
 
 def modules() -> list[Path]:
-    return sorted(p for package in shipped_packages() for p in package.rglob("*.py"))
+    """Our modules: not what npm installs beside a tool (tools/*/node_modules)."""
+    return sorted(
+        p
+        for package in shipped_packages()
+        for p in package.rglob("*.py")
+        if "node_modules" not in p.relative_to(ROOT).parts
+    )
 
 
 def is_generated(path: Path) -> bool:

@@ -185,7 +185,9 @@ def apply(rings: Rings, names: tuple[str, ...], step: str, used: Counter[str]) -
         elif step == "promote":
             rings.write(name, rotate_secrets.promote(ring, secret))
         else:
-            rings.write(name, rotate_secrets.retire(ring, secret, used))
+            # stored values name encryption keys only (picture URLs are not stored)
+            kept = used if name == "encryption" else Counter[str]()
+            rings.write(name, rotate_secrets.retire(ring, secret, kept))
 
 
 async def rotate(drill: Drill, rings: Rings, checks: Checks, names: tuple[str, ...]) -> int:

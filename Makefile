@@ -65,8 +65,8 @@ release-drill: install ## 2 replicas of every HTTP service behind nginx, whole s
 revocation-loss: install ## Redis killed, flushed or behind right after revocations, every case (make test runs three): the old token's window per case (ADR 0028)
 	REVOCATION_LOSS_FULL=1 $(VENV)/bin/pytest tests/integration/test_revocation_loss.py -s -p no:randomly $(PYTEST_ARGS)
 
-rotation-drill: install ## 2 replicas of every HTTP service behind nginx verifying through the JWK Set, stories and signed-in sessions under load, the signing key rotated mid-run: 0 refused, 0 logouts (make test runs a bounded one)
-	ROTATION_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_rotation_drill.py -s -p no:randomly $(PYTEST_ARGS)
+rotation-drill: install ## 2 replicas of every HTTP service behind nginx verifying through the JWK Set, stories and signed-in sessions under load, every secret rotated in turn (signing key, picture-URL key, ENCRYPTION_KEY; users rolled per step): 0 refused, 0 logouts (make test runs a bounded one)
+	ROTATION_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_rotation_drill.py -s -p no:randomly -o timeout=900 $(PYTEST_ARGS)
 
 restore-drill: install ## story load through nginx onto archived servers, T taken mid-run, every database restored to T: acknowledged writes, invariants, the outbox's exactly-once award, RPO/RTO (make test runs a bounded one)
 	@$(PY) -m tools.packages ensure backup

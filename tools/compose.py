@@ -47,17 +47,34 @@ def secret(name: str) -> str:
 # What the apps read as files (ADR 0036): Compose mounts each secret at /run/secrets/<name>,
 # the settings read that directory (SECRETS_DIR, lib/config.py), the files are the ones
 # `make keys` writes; a changed file reaches a container when it is recreated
-# (docs/operations.md). Every app verifies tokens; users alone signs and encrypts.
+# (docs/operations.md). Users alone encrypts.
 SECRETS_DIR = "/run/secrets"
-KEY_FILES = {
-    "JWT_PUBLIC_KEY": "./var/keys/jwt_public.pem",
-    "JWT_PRIVATE_KEY": "./var/keys/jwt_private.pem",
-    "ENCRYPTION_KEY": "./var/keys/encryption.key",
-}
+KEY_FILES = {"ENCRYPTION_KEY": "./var/keys/encryption.key"}
+# Token keys by kid (ADR 0032): users signs from the key directory `make keys` writes and
+# `make rotate-keys` rotates (mounted read-only, read again every JWT_KEYS_RELOAD_INTERVAL:
+# a rotation needs no restart); every other app verifies through users' JWK Set, asked of
+# users directly on the Compose network, not through NGINX.
+KEYS_DIR_MOUNT = "/run/keys/jwt"
+KEYS_DIR_SOURCE = "./var/keys/jwt"
+
+
+def jwks_url() -> str:
+    users = registry.get("users")
+    return f"http://{users.name}:{users.http_port}/.well-known/jwks.json"
 
 
 def app_secrets(service: registry.Microservice) -> list[str]:
-    return [*KEY_FILES] if service.name == "users" else ["JWT_PUBLIC_KEY"]
+    return [*KEY_FILES] if service.name == "users" else []
+
+
+def token_keys(service: registry.Microservice) -> dict[str, Any]:
+    """Users: JWT_KEYS_DIR and its mount; every other app: JWKS_URL."""
+    if service.name == "users":
+        return {
+            "environment": {"JWT_KEYS_DIR": KEYS_DIR_MOUNT},
+            "volumes": [f"{KEYS_DIR_SOURCE}:{KEYS_DIR_MOUNT}:ro"],
+        }
+    return {"environment": {"JWKS_URL": jwks_url()}, "volumes": []}
 
 
 def health(test: str) -> dict[str, Any]:
@@ -87,17 +104,22 @@ def app(service: registry.Microservice) -> dict[str, Any]:
         "HOST": "0.0.0.0",
         f"{service.env_prefix}_PORT": str(service.http_port),
         "REDIS_URL": "redis://redis:6379/0",
-        "SECRETS_DIR": SECRETS_DIR,
         **extras.mail_storage_env(),
         **TRACING_ENV,
     }
     if service.grpc_port is not None:
         env[f"{service.env_prefix}_GRPC_PORT"] = str(service.grpc_port)
+    secrets = app_secrets(service)
+    if secrets:  # a directory that is not there would be an error (lib/config.py)
+        env["SECRETS_DIR"] = SECRETS_DIR
+    keys = token_keys(service)
+    env.update(keys["environment"])
     out: dict[str, Any] = {
         "image": IMAGE,
         "command": ["python", "-m", f"services.{service.name}"],
         "environment": env,
-        "secrets": app_secrets(service),
+        **({"secrets": secrets} if secrets else {}),
+        **({"volumes": keys["volumes"]} if keys["volumes"] else {}),
         "healthcheck": http_health(service.http_port, "/ready"),
         "depends_on": {
             "migrate": {"condition": "service_completed_successfully"},

@@ -53,6 +53,13 @@ IMAGE = "fixup"  # the overlays set the registry and tag (kustomize `images:`)
 CONFIG = "fixup-config"
 SECRETS = "fixup-secrets"
 SECRETS_PATH = "/run/secrets/fixup"  # the Secret's files, one a key (SECRETS_DIR)
+# users signs from the key directory (ADR 0032), the Secret `fixup-jwt-keys` (keys.json and
+# each key's `<kid>.pem` / `<kid>.pub.pem`, tools/rotate_keys.py writes them) mounted whole
+# (no subPath: the kubelet refreshes it, users reads it again every
+# JWT_KEYS_RELOAD_INTERVAL, a rotation needs no restart); every other service verifies
+# through users' JWK Set at its Service address (JWKS_URL), not through the gateway
+JWT_KEYS = "fixup-jwt-keys"
+JWT_KEYS_PATH = "/run/keys/jwt"
 RUN_AS = 10001  # the Dockerfile's user
 APP_DIR = "/app"  # the Dockerfile's WORKDIR
 # the drain bound: lib/http/server.py drains in-flight requests for up to SHUTDOWN_TIMEOUT
@@ -91,6 +98,17 @@ def secrets_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     return volume, {"name": "secrets", "mountPath": SECRETS_PATH, "readOnly": True}
 
 
+def jwt_keys_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """users' key directory: the Secret `JWT_KEYS`, read-only at JWT_KEYS_PATH."""
+    volume = {"name": "jwt-keys", "secret": {"secretName": JWT_KEYS}}
+    return volume, {"name": "jwt-keys", "mountPath": JWT_KEYS_PATH, "readOnly": True}
+
+
+def jwks_url() -> str:
+    users = registry.get("users")
+    return f"http://{users.name}:{users.http_port}/.well-known/jwks.json"
+
+
 def probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": "http"},
@@ -114,6 +132,9 @@ def deployment(service: registry.Microservice) -> dict[str, Any]:
     ]
     if service.grpc_port is not None:
         env.append({"name": f"{service.env_prefix}_GRPC_PORT", "value": str(service.grpc_port)})
+    signs = service.name == "users"
+    if signs:  # over the ConfigMap's JWKS_URL: users signs and verifies from its directory
+        env.append({"name": "JWT_KEYS_DIR", "value": JWT_KEYS_PATH})
     writable = writable_dirs(service)
     container = {
         "name": service.name,
@@ -134,6 +155,7 @@ def deployment(service: registry.Microservice) -> dict[str, Any]:
         "volumeMounts": [
             *({"name": n, "mountPath": path} for n, path in writable.items()),
             secrets_volume()[1],
+            *([jwt_keys_volume()[1]] if signs else []),
         ],
     }
     return {
@@ -158,7 +180,11 @@ def deployment(service: registry.Microservice) -> dict[str, Any]:
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security(RUN_AS),
                     "containers": [container],
-                    "volumes": [*(empty_dir(n) for n in writable), secrets_volume()[0]],
+                    "volumes": [
+                        *(empty_dir(n) for n in writable),
+                        secrets_volume()[0],
+                        *([jwt_keys_volume()[0]] if signs else []),
+                    ],
                 },
             },
         },
@@ -211,6 +237,7 @@ def config_map() -> dict[str, Any]:
         "WORKERS": "1",
         "SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT),
         "SECRETS_DIR": SECRETS_PATH,
+        "JWKS_URL": jwks_url(),
     }
     data.update(registry.peer_addresses())
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(CONFIG), "data": data}

@@ -15,7 +15,10 @@ land here:
 - body limits: BackendTrafficPolicy `requestBuffer` (1 MiB; the picture upload's route its
   own; the WebSocket's route none: a buffered upgrade never reaches the service);
 - slow clients, WebSocket idle, X-Request-ID: the Gateway's ClientTrafficPolicy;
-- the access log without query strings: the Gateway's EnvoyProxy.
+- the access log without query strings: the Gateway's EnvoyProxy;
+- `/.well-known/jwks.json` (users' JWK Set, ADR 0032), nginx's exact location: the route
+  `fixup-jwks` (an Exact match, nothing below it, no rewrite). The services inside ask users
+  directly (JWKS_URL), not through here.
 """
 
 from __future__ import annotations
@@ -275,6 +278,26 @@ def service_route(service: registry.Microservice) -> dict[str, Any]:
     return route(f"fixup-{service.name}", rules)
 
 
+JWKS_PATH = "/.well-known/jwks.json"
+JWKS_KEEPER = "users"
+
+
+def jwks_route() -> dict[str, Any]:
+    """`fixup-jwks`: the JWK Set at its well-known path, for verifiers outside the cluster;
+    read-only, so retried as the idempotent methods."""
+    rule = {
+        "name": "jwks",
+        "matches": [
+            {"path": {"type": "Exact", "value": JWKS_PATH}, "method": method}
+            for method in ("GET", "HEAD")
+        ],
+        "backendRefs": backend(registry.get(JWKS_KEEPER)),
+        "timeouts": timeouts(),
+        "retry": {"attempts": RETRY_ATTEMPTS},
+    }
+    return route("fixup-jwks", [rule])
+
+
 def upload_route(service: registry.Microservice) -> dict[str, Any]:
     """`fixup-<svc>-uploads`: the routes with a larger body (their BackendTrafficPolicy)."""
     matches = [
@@ -363,6 +386,8 @@ def objects(built: list[registry.Microservice]) -> list[Any]:
             name = f"fixup-{service.name}-websocket"
             out.append(websocket_route(service))
             out.append(backend_policy(name, "HTTPRoute", name, None))
+        if service.name == JWKS_KEEPER:
+            out.append(jwks_route())
     return out
 
 

@@ -9,7 +9,8 @@ allow per real edge:
   service's /metrics port and Alertmanager;
 - each service -> the services it calls through a circuit breaker (`breakers`, and users'
   revocation record for every other service), on their gRPC or HTTP port (an egress on
-  the caller, an ingress on the callee);
+  the caller, an ingress on the callee); that same edge to users' HTTP port carries its
+  JWK Set (JWKS_URL, ADR 0032), which every other service fetches to verify tokens;
 - each service -> its database's port and Redis's; users -> SMTP and HTTPS (S3) when its
   settings have them; the migrations Job -> every database's port. These peers are
   managed servers outside the cluster: the rules name the port, not an address (an
@@ -43,7 +44,8 @@ REDIS_PORT = 6379
 SMTP_PORTS = (25, 465, 587)  # SMTP_PORT's default, implicit TLS, submission
 HTTPS_PORT = 443
 MIGRATE = "fixup-migrate"  # the Job's pods (tools/k8s.py)
-RECORD = "users"  # the revocation record's keeper (REVOCATION_RECORD_URL)
+# the revocation record's keeper (REVOCATION_RECORD_URL) and the JWK Set's (JWKS_URL)
+RECORD = "users"
 
 
 def namespace_pods(namespace: str, pod_labels: dict[str, str]) -> dict[str, Any]:
@@ -98,8 +100,8 @@ def policy(name: str, pod: dict[str, str], ingress: list[Any], egress: list[Any]
 
 
 def callees(service: registry.Microservice) -> tuple[str, ...]:
-    """What `service` calls through a breaker: its `breakers`, and users' revocation
-    record (every other service asks it while Redis is away, ADR 0010)."""
+    """What `service` calls: its `breakers`, and users (every other service asks its
+    revocation record while Redis is away, ADR 0010, and fetches its JWK Set, ADR 0032)."""
     record = (RECORD,) if service.name != RECORD and RECORD not in service.breakers else ()
     return service.breakers + record
 

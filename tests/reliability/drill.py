@@ -2,7 +2,8 @@
 replicas behind a real NGINX whose upstreams hold one spare slot each; points (gRPC) once.
 Peers reach each other through the gateway, as clients do. `roll` replaces one replica:
 a new process in the free slot, in service, then SIGTERM to the old one (its slot is the
-next free one). Used by tests/reliability/test_release_drill.py (`make release-drill`).
+next free one); `rollout` rolls every replica of a service, one at a time. Used by
+tests/reliability/test_release_drill.py (`make release-drill`) and the rotation drill.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ class Drill:
         code = await wait_exit(old, SHUTDOWN_TIMEOUT + PROCESS_MARGIN)
         self.exits.append((service, code, time.monotonic() - began))
 
+    async def rollout(self, service: str) -> None:
+        """Every replica of `service` replaced, one at a time (`kubectl rollout restart`)."""
+        for port in list(self.slots[service].running):
+            await self.roll(service, port)
+
     def stop(self) -> None:
         self.gateway.stop()
         for slots in self.slots.values():
@@ -99,11 +105,13 @@ async def start_drill(
     dsn: Callable[[str], str],
     shared: dict[str, str] | None = None,
     keys: Path | None = None,
+    users: dict[str, str] | None = None,
 ) -> Drill:
     """Every built HTTP service on REPLICAS processes behind the gateway, points once;
     `shared`: environment every HTTP service gets too (a REDIS_URL); `keys`: users signs
     from that key directory and every other service verifies through the gateway's
-    JWK Set (ADR 0032), instead of the fixed test pair."""
+    JWK Set (ADR 0032), instead of the fixed test pair; `users`: users' own extra
+    environment (its keyring files, ADR 0036)."""
     names = services()
     ports = {name: [free_port() for _ in range(REPLICAS + 1)] for name in names}
     docs = tmp / "docs"
@@ -116,7 +124,7 @@ async def start_drill(
     # (unreachable, or emptied: ADR 0028)
     peers["REVOCATION_RECORD_URL"] = f"{gateway.url}/api/users"
     wiring = {  # names services on purpose: each is wired to its own dependencies
-        "users": {"STORAGE_DIR": str(tmp / "storage")},
+        "users": {"STORAGE_DIR": str(tmp / "storage"), **(users or {})},
         "orders": {
             "POINTS_GRPC_ADDR": grpc,
             "ORDERS_POINTS_PER_JOB": str(POINTS_PER_JOB),

@@ -1,12 +1,15 @@
-"""The signing-key rotation drill, bounded (ADR 0032; `make rotation-drill` runs it longer
-with ROTATION_DRILL_FULL=1): every built HTTP service on two replicas behind a real NGINX
-(tests/reliability/drill.py), users signing from a key directory and every other service
-verifying through the gateway's JWK Set; the release drill's whole stories under load, and
-signed-in sessions (login once, then a refresh every second, each access token used on
-orders and chat, the first one kept in use throughout). Mid-run the signing key is
-rotated with the command's own steps (stage, promote once allowed). Passes with 0
-requests refused and 0 sessions logged out (no 401 anywhere), sessions refreshed with
-the new key, and the drill's invariants held.
+"""The secrets rotation drill, bounded (ADR 0032, ADR 0036; `make rotation-drill` runs it
+longer with ROTATION_DRILL_FULL=1): every built HTTP service on two replicas behind a real
+NGINX (tests/reliability/drill.py), users signing from a key directory and every other
+service verifying through the gateway's JWK Set; the release drill's whole stories under
+load, and signed-in sessions (login once, then a refresh every second, each access token
+used on orders and chat, the first one kept in use throughout). Every secret is rotated in
+turn with the commands' own steps: the signing key (stage, promote once allowed: no
+restart), then the picture-URL key and ENCRYPTION_KEY (tests/reliability/secrets_rotation.py:
+each step a rollout of users' replicas; the bounded run takes both rings through each step
+together, to stay short). Passes with 0 requests refused and 0 sessions
+logged out (no 401 anywhere), sessions refreshed with the new key, and the drill's
+invariants held; the figures per secret are printed.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tests.e2e.gateway_stack import wait_until
 from tests.integration.auth_support import KEYS
 from tests.reliability import figures
 from tests.reliability.drill import Drill, start_drill
+from tests.reliability.secrets_rotation import Checks, Rings, rotate
 from tests.reliability.stack import PASSWORD
 from tests.reliability.test_release_drill import Load, invariants, stories
 from tests.reliability.world import actor, catalog_service
@@ -38,6 +42,7 @@ FULL = os.environ.get("ROTATION_DRILL_FULL") == "1"
 CLIENTS = 3
 SESSIONS = 2
 BEFORE = 6 if not FULL else 40  # whole stories before the rotation, and after it
+AFTER = 2 if not FULL else 20  # whole stories after each of the other secrets' rotation
 RELOAD, REFRESH = 1.0, 2.0  # JWT_KEYS_RELOAD_INTERVAL, JWKS_REFRESH_INTERVAL of the drill
 TIMING = rotate_keys.Timing(publish_wait=RELOAD + REFRESH, window=900 + 5 + RELOAD)
 SHARED = {
@@ -133,7 +138,8 @@ async def test_rotation_drill(migrated_db: Callable[[str], str], tmp_path: Path)
     rotate_keys.init(keys, time.time(), KEYS[0])  # the drill's actors hold tokens of KEYS[0]
     old = read_key_set(keys, private=False).signing()
     assert old is not None
-    drill = await start_drill(tmp_path, dsn, SHARED, keys=keys)
+    rings = Rings(tmp_path)
+    drill = await start_drill(tmp_path, dsn, SHARED, keys=keys, users=rings.env())
     await every_replica_ready(drill)
     stop = asyncio.Event()
     timeout = aiohttp.ClientTimeout(total=2 * PROCESS_MARGIN)
@@ -146,6 +152,12 @@ async def test_rotation_drill(migrated_db: Callable[[str], str], tmp_path: Path)
             service_id = await catalog_service(http, drill.api("catalog"), *providers)
             load = Load(drill, http, service_id, providers)
             sessions = Sessions(drill, own)
+            checks = Checks(drill, own, dsn("users"))
+            phases: list[tuple[str, Counter[str]]] = []
+
+            def mark(name: str) -> None:  # every outcome so far, at the end of a phase
+                phases.append((name, load.outcomes + sessions.outcomes + checks.outcomes))
+
             tasks = [asyncio.create_task(load.client(stop, p)) for p in providers]
             tasks += [asyncio.create_task(sessions.session(stop)) for _ in range(SESSIONS)]
             try:
@@ -175,22 +187,51 @@ async def test_rotation_drill(migrated_db: Callable[[str], str], tmp_path: Path)
                     RELOAD + 2 * PROCESS_MARGIN,
                 )
                 await stories(load, BEFORE)
+                mark("signing key")
+                await checks.start()
+                if FULL:  # each secret in turn
+                    await rotate(drill, rings, checks, ("storage",))
+                    await stories(load, AFTER)
+                    mark("picture-URL key")
+                    resealed = await rotate(drill, rings, checks, ("encryption",))
+                    await stories(load, AFTER)
+                    mark("ENCRYPTION_KEY")
+                else:  # bounded: both rings through each step, one rollout a step
+                    resealed = await rotate(drill, rings, checks, ("storage", "encryption"))
+                    await stories(load, AFTER)
+                    mark("picture-URL key + ENCRYPTION_KEY")
             finally:
                 stop.set()
                 await asyncio.gather(*tasks, return_exceptions=True)
         held = await invariants(drill, load, dsn)
     finally:
         drill.stop()
-    failed = {k: n for k, n in (load.outcomes + sessions.outcomes).items() if k != "ok"}
-    requests = sum(load.outcomes.values()) + sum(sessions.outcomes.values())
+    everything = load.outcomes + sessions.outcomes + checks.outcomes
+    failed = {k: n for k, n in everything.items() if k != "ok"}
+    requests = sum(everything.values())
     lines = [
         f"rotation drill: {requests} requests ({load.stories} whole stories, "
-        f"{sessions.refreshes} refreshes), failed {sum(failed.values())} {failed}",
+        f"{sessions.refreshes} refreshes, {checks.providers} providers signed up), "
+        f"failed {sum(failed.values())} {failed}",
         f"access tokens issued: {sessions.kids[old.kid]} by the old key, "
-        f"{sessions.kids[staged.kid]} by the new one",
+        f"{sessions.kids[staged.kid]} by the new one; {resealed} values re-encrypted",
+        *phase_lines(phases),
         *(f"{name}: {'PASS' if ok else 'FAIL'}" for name, ok in held.items()),
     ]
     print("\n".join(lines))
     assert failed == {}, lines
     assert all(held.values()), lines
-    figures.add("signing keys rotated under load without a refused request", 1)
+    figures.add("secrets rotated under load without a refused request", len(phases))
+
+
+def phase_lines(phases: list[tuple[str, Counter[str]]]) -> list[str]:
+    """Requests, refused and logouts (a refresh refused) while each secret rotated."""
+    lines, before = [], Counter[str]()
+    for name, totals in phases:
+        during = totals - before
+        refused = sum(n for k, n in during.items() if k != "ok")
+        logouts = sum(n for k, n in during.items() if "auth/refresh" in k)
+        requests = sum(during.values())
+        lines.append(f"{name}: {requests} requests, {refused} refused, {logouts} logouts")
+        before = totals
+    return lines

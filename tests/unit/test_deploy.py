@@ -92,15 +92,28 @@ def test_every_peer_address_a_service_reads_is_set_in_compose() -> None:
 
 def test_the_apps_read_their_keys_as_files_never_variables() -> None:
     """ADR 0036: each key is a Compose secret (a file of `make keys`), mounted where the
-    settings' SECRETS_DIR reads it; users alone holds the signing and encryption keys."""
+    settings' SECRETS_DIR reads it; users alone holds the encryption key, and signs from
+    the key directory; every other app verifies through users' JWK Set (ADR 0032)."""
     document = yaml.safe_load(compose.COMPOSE_FILE.read_text())
     assert document["secrets"] == {name: {"file": f} for name, f in compose.KEY_FILES.items()}
+    users = registry.get("users")
+    jwks = f"http://users:{users.http_port}/.well-known/jwks.json"  # users itself, not NGINX
     for service in registry.built_services():
         app = document["services"][service.name]
-        assert app["environment"]["SECRETS_DIR"] == "/run/secrets"
-        assert not set(compose.KEY_FILES) & set(app["environment"]), service.name
-        expected = set(compose.KEY_FILES) if service.name == "users" else {"JWT_PUBLIC_KEY"}
-        assert set(app["secrets"]) == expected, service.name
+        env = app["environment"]
+        assert not set(compose.KEY_FILES) & set(env), service.name
+        assert not {"JWT_PUBLIC_KEY", "JWT_PRIVATE_KEY"} & set(env), service.name
+        if service.name == "users":
+            assert env["SECRETS_DIR"] == "/run/secrets"
+            assert set(app["secrets"]) == set(compose.KEY_FILES)
+            assert env["JWT_KEYS_DIR"] == "/run/keys/jwt"
+            assert app["volumes"] == ["./var/keys/jwt:/run/keys/jwt:ro"]
+            assert "JWKS_URL" not in env
+        else:
+            assert env["JWKS_URL"] == jwks, service.name
+            assert not {"SECRETS_DIR", "JWT_KEYS_DIR"} & set(env), service.name
+            assert "secrets" not in app, service.name
+            assert "volumes" not in app, service.name
 
 
 def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:

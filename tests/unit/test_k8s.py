@@ -420,3 +420,23 @@ def test_the_gateways_access_log_holds_no_query_string() -> None:
     headers = {h for value in fields.values() for h in re.findall(r"%REQ\(([^)]+)\)%", value)}
     assert headers == {":METHOD", "X-REQUEST-ID", "USER-AGENT"}  # no :PATH, no Referer
     assert {"time", "request_id", "method", "path", "status"} <= set(fields)
+
+
+def test_the_gateway_serves_the_jwk_set_where_nginx_does() -> None:
+    """ADR 0032: /.well-known/jwks.json, an exact location in both NGINX configurations,
+    reaches users unchanged through the route `fixup-jwks` (read-only: retried)."""
+    docs = kinds(render("prod"))
+    (rule,) = docs[("HTTPRoute", "fixup-jwks")]["spec"]["rules"]
+    users = registry.get("users")
+    assert rule["backendRefs"] == [{"name": "users", "port": users.http_port}]
+    assert "filters" not in rule  # the path is users' own
+    assert {(m["path"]["type"], m["path"]["value"], m["method"]) for m in rule["matches"]} == {
+        ("Exact", k8s_gateway.JWKS_PATH, "GET"),
+        ("Exact", k8s_gateway.JWKS_PATH, "HEAD"),
+    }
+    assert rule["retry"] == {"attempts": k8s_gateway.RETRY_ATTEMPTS}
+    for conf in (
+        ROOT / "nginx/conf.d/30-gateway.conf",
+        ROOT / "nginx/compose/conf.d/30-gateway.conf",
+    ):
+        assert f"location = {k8s_gateway.JWKS_PATH} {{" in conf.read_text(), conf

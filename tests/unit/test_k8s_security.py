@@ -175,6 +175,38 @@ def test_service_to_service_traffic_is_exactly_the_registry_edges(overlay: str) 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_users_signs_from_its_key_secret_and_the_others_verify_through_its_jwks(
+    overlay: str,
+) -> None:
+    """ADR 0032: users mounts the Secret `fixup-jwt-keys` whole (no subPath: the kubelet
+    refreshes it) as JWT_KEYS_DIR; every other service's JWKS_URL is users' Service, and
+    its NetworkPolicies let every other service reach that port; no fixed key is set."""
+    users = registry.get("users")
+    config = of_kind(overlay, "ConfigMap")[k8s.CONFIG]["data"]
+    assert config["JWKS_URL"] == f"http://users:{users.http_port}/.well-known/jwks.json"
+    assert not {"JWT_PUBLIC_KEY", "JWT_PRIVATE_KEY", "JWT_KEYS_DIR"} & set(config)
+    for name, workload in of_kind(overlay, "Deployment").items():
+        spec = pod_spec(workload)
+        env = {e["name"]: e.get("value") for c in spec["containers"] for e in c.get("env", [])}
+        secrets = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+        if name == "users":
+            assert env["JWT_KEYS_DIR"] == k8s.JWT_KEYS_PATH
+            (mount,) = [
+                m for m in spec["containers"][0]["volumeMounts"]
+                if m["mountPath"] == k8s.JWT_KEYS_PATH
+            ]  # fmt: skip
+            assert mount["readOnly"]
+            assert "subPath" not in mount
+            assert k8s.JWT_KEYS in secrets
+        else:
+            assert "JWT_KEYS_DIR" not in env, name
+            assert k8s.JWT_KEYS not in secrets, name
+    for s in registry.built_services():
+        if s.name != "users":
+            assert allowed(overlay, pod(overlay, s.name), pod(overlay, "users"), users.http_port)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_gateway_prometheus_and_dns_edges(overlay: str) -> None:
     for s in registry.built_services():
         me = pod(overlay, s.name)

@@ -56,7 +56,7 @@ class ServerUnavailableError(RuntimeError):
 
 def _docker_answers() -> bool:
     with contextlib.suppress(Exception):
-        import docker
+        import docker  # type: ignore[import-untyped]  # no stubs; used only where Docker runs
 
         docker.from_env(timeout=2).ping()
         return True
@@ -182,7 +182,7 @@ class DatabaseFactory:
                 (f"fixup_t{self.run_id}_%",),
             ).fetchall()
             found += [r[0] for r in rows]
-        with mysql_connect(self.servers.mysql_dsn) as conn, conn.cursor() as cur:
+        with mysql_connect(self.servers.mysql_dsn) as my_conn, my_conn.cursor() as cur:
             cur.execute(
                 "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
                 (f"fixup_t{self.run_id}_%",),

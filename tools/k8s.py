@@ -23,7 +23,7 @@ import yaml
 
 from lib import registry
 from lib.config import ServiceSettings
-from tools import k8s_alertmanager, k8s_backup, k8s_gateway, k8s_network
+from tools import k8s_alertmanager, k8s_backup, k8s_gateway, k8s_gateway_class, k8s_network
 from tools.generated import ROOT, write_or_check
 from tools.k8s_objects import (
     HEADER,
@@ -314,7 +314,7 @@ def all_files() -> dict[Path, str]:
     deploy/k8s/envoy-gateway/, the prod overlay's Alertmanager receivers."""
     out = {BASE / name: text for name, text in files().items()}
     out.update(pages_files())
-    out.update(k8s_gateway.gateway_class_files())
+    out.update(k8s_gateway_class.gateway_class_files())
     out[PROD_RECEIVERS] = dump(*k8s_alertmanager.production_patch())
     return out
 

@@ -4,7 +4,8 @@ tools/ha_tier.py (the services on the members' multi-host DSN, ADR 0033; points 
 MariaDB primary), whole stories and list reads running while a fault is injected; per
 fault: the seconds until the first acknowledged write after it, the failed requests by kind
 (only a 503 with Retry-After is allowed while a new primary is elected), p50/p99 before,
-during and after, and the release drill's invariants plus chat gap-free."""
+during and after, and the release drill's invariants plus chat gap-free and a revoked
+session still refused (tests/reliability/revoked_session.py)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ import aiohttp
 
 from lib.auth.principal import Role
 from tests.e2e.gateway_stack import wait_until
-from tests.reliability.awards import start_points
+from tests.reliability.awards import BATCH, POINTS_TIMEOUT, start_points
 from tests.reliability.drill import Drill, start_drill
+from tests.reliability.revoked_session import revoked_token, still_refused
 from tests.reliability.test_release_drill import Load, invariants, ms, stories
 from tests.reliability.test_restore_drill import GAPS, fetch
 from tests.reliability.world import actor, catalog_service
@@ -93,8 +95,12 @@ class HaTier:
         return self.dsns[get_database(name).env_var]
 
     def shared(self) -> dict[str, str]:
-        """What every HTTP service gets besides its database: Redis through the Sentinels."""
-        return {"REDIS_SENTINELS": self.redis.sentinels_setting} if self.redis else {}
+        """What every HTTP service gets besides its database: Redis through the Sentinels,
+        and orders' relay on short leases (the release drill's awards settings): an award
+        whose delivered mark a failover lost is delivered again once its lease expires,
+        POINTS_TIMEOUT x (batch + 1), 42 s with the defaults, 1.5 s here."""
+        relay = {"ORDERS_POINTS_TIMEOUT": str(POINTS_TIMEOUT), "ORDERS_OUTBOX_BATCH": str(BATCH)}
+        return relay | ({"REDIS_SENTINELS": self.redis.sentinels_setting} if self.redis else {})
 
 
 def tier_up(var: Path, parts: tuple[str, ...]) -> HaTier:
@@ -217,9 +223,8 @@ async def drill(
     tmp: Path, faults: list[str], stories_each: int, *, watched: bool = False
 ) -> list[StoryFault]:
     var = tmp / "var"
-    parts = ("postgres", "mariadb", "redis") if "redis" in faults else ("postgres", "mariadb")
-    try:
-        tier = tier_up(var, parts)
+    try:  # Redis too, whatever the faults: revocations reach every service through it
+        tier = tier_up(var, ("postgres", "mariadb", "redis"))
         running = await start_drill(tmp, tier.dsn, tier.shared())
         try:
             if not watched:
@@ -283,6 +288,7 @@ async def under_load(
             # the load starts on a settled tier: the previous fault's member back in sync
             await postgres_settled(tier)
             await ready(tier)
+            revoked = await revoked_token(running, http)
             load = Load(running, http, service_id, providers)
             stop = asyncio.Event()
             clients = [asyncio.create_task(load.client(stop, p)) for p in providers]
@@ -307,6 +313,8 @@ async def under_load(
             alert = await noticed if noticed is not None else ""
             held = await invariants(running, load, tier.dsn)
             held["chat gap-free"] = not await fetch(tier.dsn("chat"), GAPS)
+            answers = await still_refused(running, http, revoked)
+            held[f"revocations still honoured {answers}"] = set(answers.values()) == {401}
             allowed, failed = classify(load, killed_at)
             results.append(
                 StoryFault(

@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help install lint format typecheck test test-fast test-reliability test-lists test-unit migrate-up migrate-down migrate-status \
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys rotate-keys rotate-secrets nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
-	check-service scan-deps deploy-lint api-lint api-lint-deps failover-drill \
+	check-service scan-deps deploy-lint api-lint api-lint-deps failover-drill failover-writers \
 	backup-servers backup restore restore-drill rotation-drill
 
 help: ## list the targets
@@ -75,7 +75,11 @@ restore-drill: install ## story load through nginx onto archived servers, T take
 test-lists: install ## the whole list walk: every list x key x direction x page size 1-3 x filter value, by page and cursor (make test runs a sample)
 	LIST_WALK=all $(VENV)/bin/pytest tests/integration/test_list_walk.py -p no:randomly $(PYTEST_ARGS)
 
-failover-drill: install ## the HA tier on free ports (3 etcd + 3 Patroni members in sync mode + HAProxy; points' MariaDB + a GTID replica; Redis + 3 Sentinels): writes while the PostgreSQL primary's postmaster, a whole member, the MariaDB primary, then the Redis master is lost: recovery seconds, failures, p50/p99, RPO (make test runs the postmaster, MariaDB and Redis faults)
+failover-drill: install ## the release drill's story load through NGINX (2 replicas of every HTTP service) on the HA tier (3 Patroni members in sync mode, Redis + 3 Sentinels, points' MariaDB + a GTID replica) while the PostgreSQL primary's postmaster, a whole member, the Redis master, then points' MariaDB primary is lost: recovery seconds, failed requests by kind, p50/p99, the invariants, the PostgresPrimaryChanged alert at the webhook (make test runs the postmaster fault)
+	@$(PY) -m tools.packages ensure ha
+	$(PY) -m tests.reliability.failover_stories
+
+failover-writers: install ## the same faults under one direct writer per fault (through HAProxy, or --route multihost): RPO and recovery at the database itself (make test runs the MariaDB fault)
 	@$(PY) -m tools.packages ensure ha
 	$(PY) -m tools.failover_drill
 

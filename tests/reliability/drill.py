@@ -48,6 +48,7 @@ class Drill:
     points: ServiceProcess
     slots: dict[str, Slots]
     exits: list[tuple[str, int | None, float]] = field(default_factory=list)
+    points_env: dict[str, str] = field(default_factory=dict)  # to start points again
 
     def api(self, service: str) -> str:
         return f"{self.gateway.url}/api/{service}"
@@ -136,7 +137,7 @@ async def start_drill(
         peers["JWKS_URL"] = f"{gateway.url}{JWKS_PATH}"
         wiring.setdefault("users", {})["JWT_KEYS_DIR"] = str(keys)
     slots: dict[str, Slots] = {}
-    drill = Drill(tmp, gateway, points, slots)
+    drill = Drill(tmp, gateway, points, slots, points_env=points_env)
     try:
         for name in names:
             extra = {**peers, **wiring.get(name, {}), "SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT)}

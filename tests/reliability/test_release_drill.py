@@ -36,6 +36,7 @@ from tools.service_process import PROCESS_MARGIN
 
 FULL = os.environ.get("RELEASE_DRILL_FULL") == "1"
 CLIENTS = 4
+RETRY_PAUSE = 0.1  # a failed story's pause before the next: a client's back-off
 BEFORE = 10 if not FULL else 60  # whole stories before the first replacement, and after
 MIGRATION = (  # online-safe (ADR 0018): no table rewrite, no long lock
     "SET lock_timeout = '2s'",
@@ -63,6 +64,8 @@ class Load:
         self.pool = providers  # the ones offering the service: one per client
         self.outcomes: Counter[str] = Counter()
         self.latency: dict[str, list[float]] = {"before": [], "during": []}
+        # sent, answered, method, outcome, url: when and what each request met
+        self.events: list[tuple[float, float, str, str, str]] = []
         self.phase = "before"
         self.stories = 0
         self.acknowledged: dict[str, list[str]] = {}  # kind -> ids the client was given
@@ -85,9 +88,13 @@ class Load:
             async with self.http.request(method, url, json=body, headers=headers) as resp:
                 text = await resp.text()
                 outcome = "ok" if resp.status == expect else f"{method} {resp.status}"
+                if resp.status == 503 and "Retry-After" in resp.headers:
+                    outcome += " Retry-After"  # a dependency's documented outage answer
         except aiohttp.ClientError as exc:
             outcome, text = f"connection: {type(exc).__name__}", ""
-        self.latency[self.phase].append(time.monotonic() - began)
+        answered = time.monotonic()
+        self.latency.setdefault(self.phase, []).append(answered - began)
+        self.events.append((began, answered, method, outcome, url))
         self.outcomes[outcome] += 1
         if outcome != "ok":
             raise StoryFailed(f"{method} {url}: {outcome} {text[:200]}")
@@ -139,8 +146,8 @@ class Load:
         while not stop.is_set():
             try:
                 await self.story(provider)
-            except StoryFailed:
-                continue  # counted in outcomes; the next story starts afresh
+            except StoryFailed:  # counted in outcomes; the next story starts afresh
+                await asyncio.sleep(RETRY_PAUSE)
 
 
 class StoryFailed(Exception):

@@ -1,0 +1,360 @@
+"""The failover drill under the release drill's story load (issue 50): every built HTTP
+service on two replicas behind NGINX (tests/reliability/drill.py) on the HA tier of
+tools/ha_tier.py (the services on the members' multi-host DSN, ADR 0033; points on the
+MariaDB primary), whole stories and list reads running while a fault is injected; per
+fault: the seconds until the first acknowledged write after it, the failed requests by kind
+(only a 503 with Retry-After is allowed while a new primary is elected), p50/p99 before,
+during and after, and the release drill's invariants plus chat gap-free and a revoked
+session still refused (tests/reliability/revoked_session.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from lib.auth.principal import Role
+from tests.e2e.gateway_stack import wait_until
+from tests.reliability.awards import BATCH, POINTS_TIMEOUT, start_points
+from tests.reliability.drill import Drill, start_drill
+from tests.reliability.revoked_session import revoked_token, still_refused
+from tests.reliability.test_release_drill import Load, invariants, ms, stories
+from tests.reliability.test_restore_drill import GAPS, fetch
+from tests.reliability.world import actor, catalog_service
+from tools import ha_mariadb, ha_tier
+from tools.data_tier_watch import DataTierWatch, Watched
+from tools.databases import get_database
+from tools.failover_drill import FAULTS, RECOVERY_LIMIT, settled
+from tools.failover_redis import kill_master
+from tools.ha_mariadb import MariaLayout
+from tools.ha_postgres import PgLayout
+from tools.ha_postgres import wait_until as wait_for_tier
+from tools.ha_redis import RedisLayout, sentinels_ready
+from tools.local_servers import StartError
+from tools.run_ha import database_env
+from tools.service_process import PROCESS_MARGIN
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENTS = 3
+PRIMARY_CHANGED = "PostgresPrimaryChanged"
+ALLOWED = " 503 Retry-After"  # the one failure a client may see while a primary is elected
+
+
+@dataclass(frozen=True)
+class StoryFault:
+    fault: str
+    recovery_seconds: float
+    allowed: dict[str, int]  # 503 + Retry-After, by method
+    failed: dict[str, int]  # anything else
+    latency: dict[str, str]  # phase -> "p50/p99 ms"
+    held: dict[str, bool]
+    alert: str = ""  # the "primary changed" alert at the webhook, when watched
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed and all(self.held.values())
+
+    def lines(self) -> list[str]:
+        return [
+            f"fault: {self.fault}",
+            f"  first acknowledged write after it: {self.recovery_seconds:.1f} s",
+            f"  503 + Retry-After (allowed): {self.allowed or 'none'};"
+            f" failed otherwise: {self.failed or 'none'}",
+            "  p50/p99 " + ", ".join(f"{k} {v} ms" for k, v in self.latency.items()),
+            *(f"  {name}: {'PASS' if ok else 'FAIL'}" for name, ok in self.held.items()),
+            *([f"  {self.alert}"] if self.alert else []),
+        ]
+
+
+@dataclass
+class HaTier:
+    """The running tier as the drill sees it: each database's DSN as the services get it
+    (points' moves to the replica once it is promoted), the members' layout and groups."""
+
+    var: Path
+    dsns: dict[str, str]
+    layout: PgLayout
+    groups: list[int]
+    redis: RedisLayout | None
+    mariadb: MariaLayout | None
+
+    def dsn(self, name: str) -> str:
+        return self.dsns[get_database(name).env_var]
+
+    def shared(self) -> dict[str, str]:
+        """What every HTTP service gets besides its database: Redis through the Sentinels,
+        and orders' relay on short leases (the release drill's awards settings): an award
+        whose delivered mark a failover lost is delivered again once its lease expires,
+        POINTS_TIMEOUT x (batch + 1), 42 s with the defaults, 1.5 s here."""
+        relay = {"ORDERS_POINTS_TIMEOUT": str(POINTS_TIMEOUT), "ORDERS_OUTBOX_BATCH": str(BATCH)}
+        return relay | ({"REDIS_SENTINELS": self.redis.sentinels_setting} if self.redis else {})
+
+
+def tier_up(var: Path, parts: tuple[str, ...]) -> HaTier:
+    """The tier's parts on free ports (PostgreSQL's members and points' MariaDB pair at
+    least), every database of the registry migrated and seeded there (tools/seed.py in its
+    own process: it reads the DSNs from its environment)."""
+    tier = ha_tier.up(var, free_ports=True, parts=parts)
+    seeding = subprocess.run(
+        [sys.executable, "-m", "tools.seed", "--local-dev"],
+        cwd=ROOT,
+        env={**os.environ, **database_env(tier, multi_host=False)},
+        capture_output=True,
+        text=True,
+        timeout=RECOVERY_LIMIT * 4,
+        check=False,
+    )
+    assert seeding.returncode == 0, seeding.stderr[-2000:]
+    layout, groups = ha_tier.read_layout(var)
+    return HaTier(
+        var, database_env(tier, multi_host=True), layout, groups, tier.redis, tier.mariadb
+    )
+
+
+def ledger_groups(var: Path, key: str) -> list[int]:
+    groups: list[int] = json.loads((var / "ha" / ha_tier.LEDGER).read_text())[key]
+    return groups
+
+
+def kill_group(group: int) -> None:
+    """SIGKILL a process group, and reap its leader when it is ours (the suite is a
+    subreaper: an unreaped zombie would look alive)."""
+    os.killpg(group, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(group, 0)
+
+
+async def postgres_settled(tier: HaTier) -> None:
+    """A fault lands on a settled cluster: every member up, a synchronous standby named."""
+    await asyncio.to_thread(
+        wait_for_tier,
+        lambda: settled(tier.layout),
+        "every member running with a sync standby",
+        2 * RECOVERY_LIMIT,
+    )
+
+
+async def sentinels_settled(tier: HaTier) -> None:
+    layout = tier.redis
+    assert layout is not None, "the tier has no Redis"
+    await asyncio.to_thread(
+        wait_for_tier, lambda: sentinels_ready(layout), "3 Sentinels ready", RECOVERY_LIMIT
+    )
+
+
+async def nothing_to_wait_for(tier: HaTier) -> None:
+    return None
+
+
+async def postgres_fault(tier: HaTier, running: Drill, fault: str) -> str:
+    return FAULTS[fault](tier.var / "ha", tier.layout, tier.groups)
+
+
+async def redis_fault(tier: HaTier, running: Drill, fault: str) -> str:
+    layout = tier.redis
+    assert layout is not None, "the tier has no Redis"
+    _, groups = ha_tier.read_redis(tier.var)
+    _, what = kill_master(layout, groups)
+    return what
+
+
+async def mariadb_fault(tier: HaTier, running: Drill, fault: str) -> str:
+    """points' primary SIGKILLed, the replica promoted (tools/ha_mariadb.py) and points
+    started again on it: the scripted promotion, as an operator runs it."""
+    layout = tier.mariadb
+    assert layout is not None, "the tier has no MariaDB pair"
+    began = time.monotonic()
+    kill_group(ledger_groups(tier.var, "mariadb_groups")[0])
+    await asyncio.to_thread(ha_mariadb.promote, layout.replica)
+    var = get_database("points").env_var
+    tier.dsns[var] = tier.dsns[var].replace(f":{layout.primary}/", f":{layout.replica}/")
+    running.points.stop()
+    env = {**running.points_env, "POINTS_DATABASE_URL": tier.dsns[var]}
+    running.points, _ = await start_points(tier.dsns[var], running.tmp / "points-2.log", env)
+    return (
+        f"the MariaDB primary SIGKILLed, its replica promoted and points on it"
+        f" after {time.monotonic() - began:.1f} s"
+    )
+
+
+Ready = Callable[[HaTier], Awaitable[None]]
+Fault = Callable[[HaTier, Drill, str], Awaitable[str]]
+STORY_FAULTS: dict[str, tuple[Ready, Fault]] = {  # what to wait for, then the fault
+    "postmaster": (postgres_settled, postgres_fault),
+    "member": (postgres_settled, postgres_fault),
+    "redis": (sentinels_settled, redis_fault),
+    "mariadb": (nothing_to_wait_for, mariadb_fault),
+}
+
+
+def recovery(load: Load, killed_at: float) -> float | None:
+    """Seconds from the kill to the first write acknowledged after the first request that
+    failed after it (or after the kill, when none failed); None while none is."""
+    failed = [s for s, _, _, outcome, _ in load.events if s > killed_at and outcome != "ok"]
+    since = failed[0] if failed else killed_at
+    ok = [a for s, a, m, o, _ in load.events if s > since and m == "POST" and o == "ok"]
+    return ok[0] - killed_at if ok else None
+
+
+def run(faults: list[str], stories_each: int, *, watched: bool = False) -> list[StoryFault]:
+    """The drill in a directory the postgres and mysql users (the members') can enter;
+    `watched`: the data tier's exporters, Prometheus and Alertmanager too."""
+    with tempfile.TemporaryDirectory(prefix="fixup-failover-stories-") as directory:
+        tmp = Path(directory)
+        tmp.chmod(0o755)
+        (tmp / "var").mkdir(mode=0o755)
+        return asyncio.run(drill(tmp, faults, stories_each, watched=watched))
+
+
+async def drill(
+    tmp: Path, faults: list[str], stories_each: int, *, watched: bool = False
+) -> list[StoryFault]:
+    var = tmp / "var"
+    try:  # Redis too, whatever the faults: revocations reach every service through it
+        tier = tier_up(var, ("postgres", "mariadb", "redis"))
+        running = await start_drill(tmp, tier.dsn, tier.shared())
+        try:
+            if not watched:
+                return await under_load(running, tier, faults, stories_each)
+            watching = Watched.of_tier(tier.layout, tier.redis, tier.mariadb)
+            with DataTierWatch(tmp / "watch", watching) as watch:
+                await asyncio.to_thread(watch.wait_scraped)
+                return await under_load(running, tier, faults, stories_each, watch)
+        finally:
+            running.stop()
+    finally:
+        ha_tier.down(var)
+
+
+def classify(load: Load, killed_at: float) -> tuple[dict[str, int], dict[str, int]]:
+    """-> (allowed, failed), by outcome and service: a 503 + Retry-After counts as allowed
+    only when it was answered after the kill (a request in flight at the kill is answered
+    by the outage)."""
+    allowed: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    for _, answered, _, outcome, url in load.events:
+        if outcome == "ok":
+            continue
+        kind = f"{outcome} ({url.split('/api/', 1)[-1].split('/', 1)[0]})"
+        if outcome.endswith(ALLOWED) and answered >= killed_at:
+            allowed[kind] += 1
+        else:
+            failed[kind] += 1
+    return dict(allowed), dict(failed)
+
+
+async def primary_changed(watch: DataTierWatch, killed_at: float) -> str:
+    """The "primary changed" alert at Alertmanager's webhook after a PostgreSQL fault, the
+    first time (it then keeps firing for the rule's 10 minutes); waited for while the load
+    runs on. A postmaster Patroni restarts in place changes no role, and fires nothing."""
+    if watch.webhook.find(PRIMARY_CHANGED) is not None:
+        return f"{PRIMARY_CHANGED}: firing at the webhook since an earlier fault"
+    bound = RECOVERY_LIMIT + watch.delivery
+    try:
+        await asyncio.to_thread(watch.wait_for_alert, PRIMARY_CHANGED, bound)
+    except StartError:
+        return f"{PRIMARY_CHANGED}: not at the webhook within {bound:.0f} s"
+    return f"{PRIMARY_CHANGED} at the webhook {time.monotonic() - killed_at:.1f} s after it"
+
+
+async def under_load(
+    running: Drill,
+    tier: HaTier,
+    faults: list[str],
+    stories_each: int,
+    watch: DataTierWatch | None = None,
+) -> list[StoryFault]:
+    results = []
+    timeout = aiohttp.ClientTimeout(total=2 * PROCESS_MARGIN)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        for fault in faults:
+            # providers of their own: points = 10 x the jobs completed under this fault
+            providers = [actor(Role.PROVIDER) for _ in range(CLIENTS)]
+            service_id = await catalog_service(http, running.api("catalog"), *providers)
+            ready, inject = STORY_FAULTS[fault]
+            # the load starts on a settled tier: the previous fault's member back in sync
+            await postgres_settled(tier)
+            await ready(tier)
+            revoked = await revoked_token(running, http)
+            load = Load(running, http, service_id, providers)
+            stop = asyncio.Event()
+            clients = [asyncio.create_task(load.client(stop, p)) for p in providers]
+            try:
+                await stories(load, stories_each)
+                load.phase = "during"
+                killed_at = time.monotonic()
+                what = await inject(tier, running, fault)
+                noticed = None
+                if watch is not None and fault in FAULTS:  # the load runs on meanwhile
+                    noticed = asyncio.create_task(primary_changed(watch, killed_at))
+
+                async def recovered(load: Load = load, killed_at: float = killed_at) -> bool:
+                    return recovery(load, killed_at) is not None
+
+                await wait_until(recovered, f"a write after {what}", RECOVERY_LIMIT)
+                load.phase = "after"
+                await stories(load, stories_each)
+            finally:
+                stop.set()
+                await asyncio.gather(*clients, return_exceptions=True)
+            alert = await noticed if noticed is not None else ""
+            held = await invariants(running, load, tier.dsn)
+            held["chat gap-free"] = not await fetch(tier.dsn("chat"), GAPS)
+            answers = await still_refused(running, http, revoked)
+            held[f"revocations still honoured {answers}"] = set(answers.values()) == {401}
+            allowed, failed = classify(load, killed_at)
+            results.append(
+                StoryFault(
+                    fault=what,
+                    recovery_seconds=recovery(load, killed_at) or 0.0,
+                    allowed=allowed,
+                    failed=failed,
+                    latency={
+                        phase: f"{ms(values, 0.5)}/{ms(values, 0.99)}"
+                        for phase, values in load.latency.items()
+                    },
+                    held=held,
+                    alert=alert,
+                )
+            )
+            print("\n".join(results[-1].lines()), flush=True)
+            if fault == "member":  # the killed member comes back as a replica
+                ha_tier.restart_members(tier.var)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make failover-drill`: every fault in turn under the story load."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.reliability.failover_stories", description=__doc__
+    )
+    parser.add_argument("--faults", default="postmaster,member,redis,mariadb")
+    parser.add_argument("--stories", type=int, default=20, help="before each fault, and after")
+    args = parser.parse_args(argv)
+    faults = args.faults.split(",")
+    unknown = [f for f in faults if f not in STORY_FAULTS]
+    if unknown:
+        print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(STORY_FAULTS)}")
+        return 2
+    print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    results = run(faults, args.stories, watched=True)
+    for result in results:
+        print(f"{result.fault}: {'PASS' if result.passed else 'FAIL'}")
+    return 0 if all(r.passed for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

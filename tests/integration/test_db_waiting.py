@@ -12,10 +12,10 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-import structlog.testing
 
 from lib.db.pool import DatabaseUnavailable, PoolStats
 from lib.db.waiting import WaitingDatabase, open_database
+from tests.logging_support import capture_logs
 from tests.proxy import TcpProxy, through
 from tests.servers import DatabaseFactory, free_port
 
@@ -32,7 +32,7 @@ async def test_waits_for_the_server_then_lends_its_connections(
     proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0)
     port = free_port()
     proxy.port = port  # nothing listens there yet: every attempt is refused
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         db = await open_database(
             through(dsn, proxy),
             wait=None,
@@ -112,7 +112,7 @@ async def test_a_bounded_wait_gives_up_and_says_so() -> None:
     wait = 1.0
     gave_up = asyncio.Event()
     began = time.monotonic()
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         db = await open_database(
             f"postgresql://postgres@127.0.0.1:{free_port()}/nothing",
             wait=wait,

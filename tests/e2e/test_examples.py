@@ -20,7 +20,7 @@ from dotenv import dotenv_values
 from lib import registry
 from tests.e2e.gateway_stack import Gateway
 from tests.servers import Servers, free_port
-from tools import keys, openapi_examples, seed
+from tools import keys, openapi_examples, rotate_keys, seed
 from tools.examples_page import Example, examples, matches, pattern, run
 from tools.service_process import ROOT, ServiceProcess
 
@@ -64,6 +64,9 @@ async def stack(
     key_dir = tmp / "keys"
     keys.write_keys(key_dir)
     keys.write_encryption_key(key_dir)
+    # users signs from a key directory, as `make keys` writes one (ADR 0032)
+    jwt_dir = key_dir / keys.KEY_DIR_NAME
+    rotate_keys.init(jwt_dir, time.time(), (key_dir / keys.PRIVATE_NAME).read_text())
     ports = {name: free_port() for name in STACK_SERVICES}
     grpc = f"127.0.0.1:{free_port()}"
     docs = tmp / "docs"
@@ -83,6 +86,8 @@ async def stack(
         "JWT_PUBLIC_KEY_FILE": str(key_dir / keys.PUBLIC_NAME),
         "JWT_PRIVATE_KEY_FILE": str(key_dir / keys.PRIVATE_NAME),
         "ENCRYPTION_KEY_FILE": str(key_dir / keys.ENCRYPTION_NAME),
+        "USERS_JWT_KEYS_DIR": str(jwt_dir),
+        "JWKS_URL": f"http://127.0.0.1:{ports['users']}/.well-known/jwks.json",
         "STORAGE_DIR": str(tmp / "storage"),
         "DB_POOL_MIN": "1",
         # the shared Redis of .env.example: this run's own keys (limits, revocations)

@@ -467,11 +467,15 @@ async def test_job_completed_twice_at_once(
     _, job = await post(client, f"/v1/orders/{order['id']}/offers/{offer['id']}/accept", customer)
     job_id = job["data"]["id"]
     await post(client, f"/v1/jobs/{job_id}/start", p1)
+    completed = {"service": "orders"}
+    before = REGISTRY.get_sample_value("orders_jobs_completed_total", completed) or 0
     results = await asyncio.gather(
         post(client, f"/v1/jobs/{job_id}/complete", p1),
         post(client, f"/v1/jobs/{job_id}/complete", p1),
     )
     assert sorted(status for status, _ in results) == [200, 409]
+    # the fact counted once, under the service's own label
+    assert REGISTRY.get_sample_value("orders_jobs_completed_total", completed) == before + 1
     awards = await count(
         orders_dsn, "SELECT count(*) FROM outbox WHERE aggregate_id = $1", uuid.UUID(job_id)
     )

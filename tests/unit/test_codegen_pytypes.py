@@ -221,6 +221,23 @@ def test_composites_decode_from_the_record_and_encode_as_a_tuple() -> None:
     )
 
 
+def test_composites_of_msgspec_and_attrs_models_encode_with_their_own_library() -> None:
+    request = Request(engine="postgresql", queries=[], tables={}, enums={})
+    for model_type, library, encode in (
+        ("msgspec", "import msgspec", "msgspec.structs.astuple({})"),
+        ("attrs", "import attrs", "attrs.astuple({})"),
+    ):
+        m = TypeMapper(request, [], model_type=model_type)
+        m.composites["money_amount"] = ("MoneyAmount", [("amount", "numeric")])
+        assert m.scalar(column("money_amount")) == PyType(
+            "MoneyAmount",
+            frozenset({"from .models import MoneyAmount", library}),
+            "MoneyAmount.from_record({})",
+            encode,
+            None,
+        )
+
+
 def test_unknown_is_none() -> None:
     assert mapper().scalar(column("no_such_type")) is None
 

@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from lib import tracing
 from lib.auth.principal import Role
@@ -189,8 +190,12 @@ async def test_start_and_complete_by_the_provider_only(
     assert wakes.count == 0
 
     monkeypatch.setattr(tracing, "current_traceparent", lambda: TRACEPARENT)
+    completed = {"service": "orders"}
+    before = REGISTRY.get_sample_value("orders_jobs_completed_total", completed) or 0
     status, body = await call(client, "POST", f"{base}/complete", p1)
     assert status == 200, body
+    # the fact counted once, under the service's own label
+    assert REGISTRY.get_sample_value("orders_jobs_completed_total", completed) == before + 1
     done = body["data"]
     assert (done["id"], done["status"]) == (job["id"], "COMPLETED")
     assert done["completed_at"] is not None

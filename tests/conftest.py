@@ -123,8 +123,10 @@ _PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
 def pytest_configure(config: pytest.Config) -> None:
     """Orphans of the processes a test starts (a service's workers, a daemonised server)
-    are re-parented to this process instead of init, so the end of the run can see them."""
-    if sys.platform == "linux" and not hasattr(config, "workerinput"):
+    are re-parented to this process instead of init, so the end of the run can see them.
+    Under `make test`'s parallel workers (pytest-xdist) each worker is a reaper of its
+    own, and what a worker leaves behind when it exits comes up to the controller."""
+    if sys.platform == "linux":
         ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if "MUTANT_UNDER_TEST" in os.environ:  # a mutmut run (docs/mutation.md)
         import grpc.aio
@@ -144,6 +146,7 @@ def _no_grpc_server_under_mutmut(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError(GRPC_UNDER_MUTMUT)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-xdist has shut its workers down
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A process the suite started must not outlive it: one still running (given time to
     exit) fails the run, named, and is killed."""

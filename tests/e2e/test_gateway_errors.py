@@ -270,7 +270,7 @@ async def test_504_an_upstream_that_cannot_be_reached_in_time(edge: Edge) -> Non
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", f"/v1/departments/{uuid.uuid4()}"),  # the service's 404
+        ("GET", "/v1/departments/7b0c8f52-3e1d-4a6b-9c2f-5d8e1a4b7c30"),  # the service's 404
         ("DELETE", "/health"),  # the service's 405
         ("GET", "/v1/departments?limit=0"),  # the service's 400
     ],

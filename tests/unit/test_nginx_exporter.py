@@ -145,27 +145,31 @@ def test_unknown_methods_are_bounded() -> None:
 
 # --- routes ----------------------------------------------------------------------------
 
+# ids fixed, not drawn: pytest-xdist's workers must collect the same parameters
+ID = "6f1c2b0e-1d2a-4c3b-9e8f-0a1b2c3d4e5f"
+OTHER_ID = "b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e"
+
 
 @pytest.mark.parametrize(
     ("uri", "template"),
     [
         ("/api/departments/v1/departments", "/api/departments/v1/departments"),
         ("/api/departments/v1/departments?limit=5&page=2", "/api/departments/v1/departments"),
-        (f"/api/departments/v1/departments/{uuid.uuid4()}", "/api/departments/v1/departments/{id}"),
+        (f"/api/departments/v1/departments/{ID}", "/api/departments/v1/departments/{id}"),
         ("/api/departments/v1/departments/123?x", "/api/departments/v1/departments/{id}"),
         ("/api/departments/health", "/api/departments/health"),
         ("/api/departments/v1/openapi.json", "/api/departments/v1/openapi.json"),
         ("/api/users/v1/users/me", "/api/users/v1/users/{id}"),
         ("/api/users/v1/users/me/password", "/api/users/v1/users/me/password"),
-        (f"/api/users/v1/users/{uuid.uuid4()}/picture", "/api/users/v1/users/{id}/picture"),
+        (f"/api/users/v1/users/{ID}/picture", "/api/users/v1/users/{id}/picture"),
         ("/api/users/v1/auth/password-reset/confirm", "/api/users/v1/auth/password-reset/confirm"),
         (
-            f"/api/orders/v1/orders/{uuid.uuid4()}/offers/{uuid.uuid4()}/accept",
+            f"/api/orders/v1/orders/{ID}/offers/{OTHER_ID}/accept",
             "/api/orders/v1/orders/{id}/offers/{id}/accept",
         ),
-        (f"/api/chat/v1/conversations/{uuid.uuid4()}/ws", "/api/chat/v1/conversations/{id}/ws"),
+        (f"/api/chat/v1/conversations/{ID}/ws", "/api/chat/v1/conversations/{id}/ws"),
         (
-            f"/api/catalog/v1/providers/me/services/{uuid.uuid4()}",
+            f"/api/catalog/v1/providers/me/services/{ID}",
             "/api/catalog/v1/providers/{id}/services/{id}",
         ),
         ("/docs/", "/docs/"),

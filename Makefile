@@ -35,7 +35,9 @@ format: install ## apply ruff's fixes and format
 typecheck: install ## mypy --strict on lib, codegen, services, tools
 	$(VENV)/bin/mypy
 
-test: install ## the whole suite against real servers (installs nginx, chromium, npm deps); svc=X: one service's tests, no installs
+# make test's parallel pytest-xdist workers (a file is one worker's unit; docs/testing.md)
+TEST_WORKERS ?= 4
+test: install ## the whole suite against real servers (installs nginx, chromium, npm deps); TEST_WORKERS=N parallel workers (0: none); svc=X: one service's tests, no installs
 ifdef svc
 	$(VENV)/bin/pytest --svc=$(svc) $(PYTEST_ARGS)
 else
@@ -44,7 +46,7 @@ else
 	@$(MAKE) --no-print-directory scan-deps || echo "note: the deploy scans need: make scan-deps"
 	@$(MAKE) --no-print-directory api-lint-deps || echo "note: the API linters need: make api-lint-deps"
 	@$(PY) -m tools.local_servers up --tests && trap '$(PY) -m tools.local_servers down' EXIT && \
-	  $(VENV)/bin/pytest $(PYTEST_ARGS)
+	  $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 endif
 
 # the PostgreSQL services' integration tests (make test runs a few: tests/integration/test_pgbouncer.py)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -108,14 +110,52 @@ def for_service(path: Path, svc: str) -> bool:
     return svc in exercised(path, [service.name for service in registry.MICROSERVICES])
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """--no-servers drops every test that reaches a server through the `servers` fixture."""
-    if not config.getoption("--no-servers"):
-        return
-    needs = [item for item in items if "servers" in getattr(item, "fixturenames", ())]
-    if needs:
-        config.hook.pytest_deselected(items=needs)
-        items[:] = [item for item in items if item not in needs]
+# The files that hold the most PostgreSQL connections at once (the mutation sample's forked
+# sessions, the benchmarks' servers and pgbench clients). Under `make test`'s parallel
+# workers (pytest-xdist, `--dist loadfile`) their tests take one lock of the run in turn, so
+# the run stays under the server's max_connections (100 by default; docs/testing.md), and
+# they are ordered apart: the first at the start, the others at the end, so none waits.
+FIRST_HEAVY = "tests/mutation/test_sample.py"
+LAST_HEAVY = frozenset(
+    {"tests/integration/test_bench_smoke.py", "tests/integration/test_bench_scripts.py"}
+)
+
+
+def _file(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _heavy(item: pytest.Item) -> bool:
+    return _file(item) == FIRST_HEAVY or _file(item) in LAST_HEAVY
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Iterator[None]:
+    """--no-servers drops every test that reaches a server through the `servers` fixture.
+    Under pytest-xdist, once every other plugin has ordered the items (pytest-randomly
+    shuffles them), the heavy files go to the ends of the queue (a stable sort)."""
+    if config.getoption("--no-servers"):
+        needs = [item for item in items if "servers" in getattr(item, "fixturenames", ())]
+        if needs:
+            config.hook.pytest_deselected(items=needs)
+            items[:] = [item for item in items if item not in needs]
+    yield
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker
+        items.sort(key=lambda item: 0 if _file(item) == FIRST_HEAVY else 1 + _heavy(item))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outside pytest-timeout's: waiting is no test time
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A heavy file's test runs holding the run's lock (one at a time across workers)."""
+    workerinput: dict[str, Any] | None = getattr(item.config, "workerinput", None)
+    if workerinput is None or not _heavy(item):
+        return (yield)
+    path = Path(tempfile.gettempdir()) / f"fixup-tests-{workerinput['testrunuid']}.heavy"
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed
+        return (yield)
 
 
 _PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>

@@ -12,13 +12,21 @@ itself BEFORE the data or in the same statement (departments: with the total), s
 never names data older than itself: a read racing a write can answer a newer body under the
 older tag (the next request just gets a 200), never a 304 for a stale one. The stamp lives
 in the database, so every replica sees every write.
+
+A list's stamp is a `TablesStamp`: its conditional GETs share their reads (ADR 0038). Each
+waits for a read that STARTED after it arrived, so it sees every write committed before it
+arrived (no stale 304), while one read answers every request that arrived during the
+previous one: under load a 304 costs a fraction of a round trip, not one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import weakref
 import zlib
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -30,6 +38,74 @@ Stamp = Callable[[web.Request, Any], Awaitable[str | None]]
 H = TypeVar("H", bound=Callable[..., Any])
 TAG: web.RequestKey[str | None] = web.RequestKey("conditional_tag")
 _STAMP = "__conditional_stamp__"
+
+
+class VersionRead(Protocol):
+    """A service's generated `tables_version` query: the sum of the tables' stamps."""
+
+    def __call__(self, conn: Any, *, names: list[str]) -> Awaitable[int | None]: ...
+
+
+class SharedRead:
+    """One read at a time, shared: a caller gets the result of a read that started after it
+    called (so it is as fresh as a read of its own), and every caller that arrives while a
+    read runs shares the next one. The read runs in a task of its own context: no request's
+    connection scope (lib.db.scope), and a caller that goes away cancels nobody's read."""
+
+    def __init__(self, read: Callable[[], Awaitable[int | None]]) -> None:
+        self._read = read
+        self._next: asyncio.Future[int | None] | None = None  # the callers of the next read
+        self._running: asyncio.Task[None] | None = None
+
+    async def get(self) -> int | None:
+        batch = self._next
+        if batch is None:
+            batch = self._next = asyncio.get_running_loop().create_future()
+            if self._running is None:
+                self._start()
+        return await asyncio.shield(batch)
+
+    def _start(self) -> None:
+        self._running = asyncio.create_task(self._run(), context=contextvars.Context())
+
+    async def _run(self) -> None:
+        # every caller until the read begins shares it: they all called before it started
+        batch, self._next = self._next, None
+        assert batch is not None
+        try:
+            batch.set_result(await self._read())
+        except Exception as exc:  # every caller of this read gets its error
+            batch.set_exception(exc)
+        finally:
+            self._running = None
+            if self._next is not None:
+                self._start()
+
+
+class TablesStamp:
+    """A list's stamp: the version stamps of the tables it reads (`read`: the service's
+    `tables_version`). Called as a `Stamp` on the handler's connection; `shared` reads it
+    through one `SharedRead` per database, for the 304s of `answer_unchanged`."""
+
+    def __init__(self, read: VersionRead, *tables: str) -> None:
+        self.read = read
+        self.tables = list(tables)
+        self._shared: weakref.WeakKeyDictionary[Any, SharedRead] = weakref.WeakKeyDictionary()
+
+    async def __call__(self, request: web.Request, conn: Any) -> str:
+        return list_tag(await self.read(conn, names=self.tables) or 0, request)
+
+    async def shared(self, request: web.Request) -> str:
+        database = request.app[DB]
+        reader = self._shared.get(database)
+        if reader is None:
+
+            async def read() -> int | None:
+                async with database.acquire() as conn:
+                    return await self.read(conn, names=self.tables)
+
+            reader = self._shared[database] = SharedRead(read)
+        return list_tag(await reader.get() or 0, request)
 
 
 def conditional(stamp: Stamp) -> Callable[[H], H]:
@@ -97,8 +173,11 @@ async def answer_unchanged(request: web.Request, stamp: Stamp) -> web.Response |
     if operation is not None:
         await operation.access.enforce(request)
     header = request.headers["If-None-Match"]
-    async with request.app[DB].acquire() as conn:
-        tag = await stamp(request, conn)
+    if isinstance(stamp, TablesStamp):
+        tag: str | None = await stamp.shared(request)
+    else:
+        async with request.app[DB].acquire() as conn:
+            tag = await stamp(request, conn)
     if tag is not None and matches(header, tag):
         return not_modified(tag)
     request[TAG] = tag  # only a request that goes on to the handler needs it

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from lib.db.runtime import Sorting
 from lib.errors import Conflict, NotFound
 from lib.http.body import parse_body
-from lib.http.conditional import TAG, conditional, list_tag
+from lib.http.conditional import TAG, TablesStamp, conditional
 from lib.http.cursor import ListPage, list_page
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
@@ -97,9 +97,7 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
             raise NotFound(f"no such {res.noun}")
         raise stale(current.version)
 
-    async def rows_tag(request: web.Request, conn: Any) -> str | None:
-        version = await table_versions.tables_version(conn, names=[res.table])
-        return None if version is None else list_tag(version, request)
+    rows_tag = TablesStamp(table_versions.tables_version, res.table)
 
     async def row_tag(request: web.Request, conn: Any) -> str | None:
         row = await res.get(conn, id=path_uuid(request))

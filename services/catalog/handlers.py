@@ -4,7 +4,6 @@ resources of the taxonomy (services/catalog/crud.py) and the provider links."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -12,7 +11,7 @@ from aiohttp import web
 from lib.auth.principal import Role
 from lib.errors import Forbidden, NotFound
 from lib.http.access import SELF
-from lib.http.conditional import TAG, conditional, list_tag
+from lib.http.conditional import TAG, TablesStamp, conditional
 from lib.http.cursor import list_page
 from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import json_response
@@ -169,10 +168,8 @@ async def withdraw_service(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def links_tag(request: web.Request, conn: Any) -> str:
-    """The provider-service lists read provider_services and services (ADR 0019)."""
-    version = await table_versions.tables_version(conn, names=["provider_services", "services"])
-    return list_tag(version or 0, request)
+# the provider-service lists read provider_services and services (ADR 0019, 0038)
+links_tag = TablesStamp(table_versions.tables_version, "provider_services", "services")
 
 
 @routes.get("/v1/providers/{id}/services")

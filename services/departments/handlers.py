@@ -9,7 +9,7 @@ from aiohttp import web
 
 from lib.errors import Conflict, NotFound
 from lib.http.body import parse_body
-from lib.http.conditional import TAG, conditional, list_tag
+from lib.http.conditional import TAG, TablesStamp, conditional, list_tag
 from lib.http.cursor import list_page
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
@@ -38,10 +38,8 @@ def _one(department: Department, status: int = 200) -> web.Response:
     return data(department, status=status, headers=headers)
 
 
-async def departments_tag(request: web.Request, conn: Any) -> str | None:
-    """Every list of departments: the departments table's version stamp (ADR 0019)."""
-    version = await table_versions.tables_version(conn, names=["departments"])
-    return None if version is None else list_tag(version, request)
+# every list of departments: the departments table's version stamp (ADR 0019, 0038)
+departments_tag = TablesStamp(table_versions.tables_version, "departments")
 
 
 async def department_tag(request: web.Request, conn: Any) -> str | None:

@@ -18,7 +18,7 @@ from aiohttp import web
 from lib.auth.principal import Role
 from lib.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from lib.http.body import parse_body
-from lib.http.conditional import TAG, conditional, list_tag
+from lib.http.conditional import TAG, TablesStamp, conditional
 from lib.http.cursor import list_page
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import authenticated, path_uuid
@@ -221,10 +221,8 @@ async def cancel_order(request: web.Request) -> web.Response:
     return one(row)
 
 
-async def currencies_tag(request: web.Request, conn: Any) -> str:
-    """The currency list: the currencies table's stamp (ADR 0019)."""
-    version = await table_versions.tables_version(conn, names=["currencies"])
-    return list_tag(version or 0, request)
+# the currency list: the currencies table's stamp (ADR 0019, 0038)
+currencies_tag = TablesStamp(table_versions.tables_version, "currencies")
 
 
 @routes.get("/v1/currencies")

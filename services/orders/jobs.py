@@ -14,7 +14,7 @@ from lib import tracing
 from lib.auth.principal import Role
 from lib.errors import Conflict
 from lib.http.body import parse_body
-from lib.http.conditional import TAG, conditional, list_tag
+from lib.http.conditional import TAG, TablesStamp, conditional
 from lib.http.cursor import list_page
 from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent
@@ -208,9 +208,8 @@ async def review_job(request: web.Request) -> web.Response:
     return data(row, status=201)
 
 
-async def reviews_tag(request: web.Request, conn: Any) -> str:
-    """Every provider's review list: the reviews table's stamp (ADR 0019)."""
-    return list_tag(await table_versions.tables_version(conn, names=["reviews"]) or 0, request)
+# every provider's review list: the reviews table's stamp (ADR 0019, 0038)
+reviews_tag = TablesStamp(table_versions.tables_version, "reviews")
 
 
 @routes.get("/v1/providers/{id}/reviews")

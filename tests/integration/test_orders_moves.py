@@ -24,7 +24,7 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from services.catalog.app import create_app as catalog_app
 from services.orders.app import create_app
-from services.orders.db import table_versions
+from services.orders.jobs import reviews_tag
 from services.orders.relay import RELAY
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, Bearer, bearer
 from tests.integration.catalog_support import catalog_settings
@@ -326,13 +326,13 @@ async def test_a_conditional_read_that_goes_on_reads_the_reviews_stamp_once(
     """The If-None-Match check reads the stamp; a request it lets through answers with
     that tag, not a second read (lib/http/conditional: request[TAG])."""
     reads: list[list[str]] = []
-    real = table_versions.tables_version
+    real = reviews_tag.read
 
     async def counted(conn: Any, *, names: list[str]) -> int | None:
         reads.append(names)
         return await real(conn, names=names)
 
-    monkeypatch.setattr(table_versions, "tables_version", counted)
+    monkeypatch.setattr(reviews_tag, "read", counted)  # the list's TablesStamp (ADR 0038)
     path = f"/v1/providers/{uuid.uuid4()}/reviews"
     fresh = await client.get(path)
     assert (fresh.status, reads) == (200, [["reviews"]])

@@ -7,6 +7,7 @@ SMTP (tests/integration/test_mail.py delivers through a real one)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -114,6 +115,7 @@ async def test_a_round_sends_a_batch_and_records_a_failure(db: Database, relay_d
     refused = recipients[3]
     mailer = Recorder(relay_dsn, {refused})
     relay = MailRelay(db, mailer, interval=60, retry_max=300, send_timeout=2.0, service=SERVICE)
+    began = time.monotonic()  # the round's leases and retry times are set after this
     with structlog.testing.capture_logs() as logs:
         done = await relay.run_once()
     assert done == Round(BATCH, BATCH - 1)
@@ -123,14 +125,19 @@ async def test_a_round_sends_a_batch_and_records_a_failure(db: Database, relay_d
     first = [r for r in recipients[:BATCH] if r != refused]
     assert mailer.sent == [Mail(r, f"subject {recipients.index(r)}",
                                 f"body {recipients.index(r)}\n") for r in first]  # fmt: skip
-    # each row was leased for the whole batch's sends and a margin: 2 s x 11
-    assert all(20.0 < lease <= 22.0 for lease in mailer.leases), mailer.leases
+    # each row was leased for the whole batch's sends and a margin: 2 s x 11, read while
+    # sending (less what the round had taken by then: a loaded machine's seconds)
+    sending = time.monotonic() - began
+    assert all(22.0 - sending <= lease <= 22.0 for lease in mailer.leases), mailer.leases
     left = await rows(db)
+    elapsed = time.monotonic() - began
     assert set(left) == {refused, *recipients[BATCH:]}  # the sent ones are deleted
     failed = left[refused]
     assert failed["attempts"] == 1
     assert failed["last_error"] == (f"SMTP refused {refused}: " + "x" * 600)[:500]
-    assert 1.0 < failed["due_in"] <= 2.0  # first retry 1 s, doubled once per attempt made
+    # first retry 1 s, doubled once per attempt made: due 2 s after the failure, which was
+    # recorded at most `elapsed` seconds before this read
+    assert 2.0 - elapsed <= failed["due_in"] <= 2.0
     assert [(e["event"], e["log_level"], e["attempts"], e["retry_in"]) for e in logs] == [
         ("mail_failed", "warning", 1, 2.0)
     ]
@@ -165,8 +172,10 @@ async def test_the_backoff_grows_to_its_cap(db: Database, relay_dsn: str) -> Non
         db, Recorder(relay_dsn, {recipient}), interval=60, retry_max=10.0, send_timeout=1.0,
         service=SERVICE,
     )  # fmt: skip
+    began = time.monotonic()
     assert await relay.run_once() == Round(1, 0)
-    assert 9.0 < (await rows(db))[recipient]["due_in"] <= 10.0  # 1 s x 2^5, capped at 10
+    due_in = (await rows(db))[recipient]["due_in"]
+    assert 10.0 - (time.monotonic() - began) <= due_in <= 10.0  # 1 s x 2^5, capped at 10
 
 
 async def test_the_app_builds_its_relay_from_the_settings(

@@ -51,6 +51,7 @@ NOT_IMPORTED: dict[str, str] = {
     "pytest-aiohttp": "a pytest plugin (the aiohttp_client fixture)",
     "pytest-timeout": "a pytest plugin (timeout = 300)",
     "pytest-randomly": "a pytest plugin (random test order)",
+    "pytest-xdist": "a pytest plugin (make test's parallel workers)",
     "ruff": "make lint runs it",
     "mypy": "make typecheck runs it",
     "pyright": "tests/codegen/test_pyright.py runs it on the generated code",

@@ -59,11 +59,11 @@ async def undelivered(orders_dsn: str) -> int:
         await conn.close()
 
 
-async def settle(orders_dsn: str) -> float:
+async def settle(orders_dsn: str, bound: float = SETTLE) -> float:
     """Wait until the relay has delivered every award (a bounded poll); the seconds it took."""
     began = time.monotonic()
     while (left := await undelivered(orders_dsn)) > 0:
-        assert time.monotonic() - began < SETTLE, f"{left} awards undelivered after {SETTLE}s"
+        assert time.monotonic() - began < bound, f"{left} awards undelivered after {bound}s"
         await asyncio.sleep(0.1)
     return time.monotonic() - began
 

@@ -32,8 +32,16 @@ import aiohttp
 import asyncpg
 
 from lib.auth.principal import Role
+from services.orders.settings import OrdersSettings
 from tests.reliability import figures
-from tests.reliability.awards import POINTS_PER_JOB, ledger, relay_env, settle, start_points
+from tests.reliability.awards import (
+    POINTS_PER_JOB,
+    SETTLE,
+    ledger,
+    relay_env,
+    settle,
+    start_points,
+)
 from tests.reliability.drill import start_drill
 from tests.reliability.stack import start
 from tests.reliability.test_release_drill import CLIENTS, Load, stories
@@ -49,6 +57,9 @@ STORIES = 40 if FULL else 4  # whole stories before T, and after it
 TABLES = {"orders": "orders", "offers": "orders", "reviews": "orders",
           "conversations": "chat", "messages": "chat", "users": "users"}  # fmt: skip
 LEEWAY = timedelta(seconds=1)  # points_ledger.created_at is its statement's start
+# the lease of the drill's relay (orders' defaults): a row leased at T is delivered after it
+_ORDERS = OrdersSettings.model_fields
+DRILL_LEASE = _ORDERS["points_timeout"].default * (_ORDERS["outbox_batch"].default + 1)
 
 
 class TimedLoad(Load):
@@ -159,7 +170,9 @@ async def relayed(tmp: Path, orders: str, points: str) -> dict[str, bool]:
     points_process, env = await start_points(points, tmp / "points-restored.log")
     relay = await start("orders", relay_env(orders, "http://127.0.0.1:9", env), tmp / "relay.log")
     try:
-        await settle(orders)
+        # a row the drill's relay had leased at T waits out that lease first (the default
+        # settings': one points call's deadline per row of a batch, and one more)
+        await settle(orders, SETTLE + DRILL_LEASE)
     finally:
         relay.stop()
         points_process.stop()

@@ -119,14 +119,12 @@ FIRST_HEAVY = "tests/mutation/test_sample.py"
 LAST_HEAVY = frozenset(
     {"tests/integration/test_bench_smoke.py", "tests/integration/test_bench_scripts.py"}
 )
+_PLAIN = 1  # a file's place in the workers' queue: heavy ones before (0) or after (2) it
+_PLACE = {FIRST_HEAVY: 0} | dict.fromkeys(LAST_HEAVY, 2)
 
 
-def _file(item: pytest.Item) -> str:
-    return item.nodeid.split("::", 1)[0]
-
-
-def _heavy(item: pytest.Item) -> bool:
-    return _file(item) == FIRST_HEAVY or _file(item) in LAST_HEAVY
+def _place(item: pytest.Item) -> int:
+    return _PLACE.get(item.nodeid.split("::", 1)[0], _PLAIN)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -143,14 +141,14 @@ def pytest_collection_modifyitems(
             items[:] = [item for item in items if item not in needs]
     yield
     if hasattr(config, "workerinput"):  # a pytest-xdist worker
-        items.sort(key=lambda item: 0 if _file(item) == FIRST_HEAVY else 1 + _heavy(item))
+        items.sort(key=_place)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outside pytest-timeout's: waiting is no test time
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """A heavy file's test runs holding the run's lock (one at a time across workers)."""
     workerinput: dict[str, Any] | None = getattr(item.config, "workerinput", None)
-    if workerinput is None or not _heavy(item):
+    if workerinput is None or _place(item) == _PLAIN:
         return (yield)
     path = Path(tempfile.gettempdir()) / f"fixup-tests-{workerinput['testrunuid']}.heavy"
     with path.open("a") as lock:

@@ -11,7 +11,6 @@ import datetime
 import json
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -57,12 +56,6 @@ async def interleaved(
         name: Timing(statistics.median(s[0] for s in got), statistics.median(s[1] for s in got))
         for name, got in samples.items()
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(url: str, *, headers: dict[str, str] | None = None, timeout: float = 30) -> bytes:

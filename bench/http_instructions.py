@@ -44,13 +44,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bench.common import ROOT, free_port, write_figures
+from bench.common import ROOT, write_figures
 from bench.http_frameworks import ROWS, seed, service_env
 from bench.tracing_overhead import sink_process
 from lib import tracing
 from tools import migrate
 from tools.databases import PG_DEFAULT
 from tools.dbadmin import drop_database
+from tools.ports import free_port
 
 REQUEST = b"GET /v1/departments?limit=50 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 FULL, BARE, REFERENCE = "service", "service-request-id-only", "reference"

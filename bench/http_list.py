@@ -28,18 +28,11 @@ from services.departments.db import departments as q
 from tools import migrate
 from tools.databases import PG_DEFAULT
 from tools.dbadmin import drop_database
+from tools.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 URL_PATH = "/v1/departments?limit=50"
 ROWS = 1000
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def seed(dsn: str) -> None:

@@ -29,7 +29,7 @@ import urllib.request
 import uuid
 from typing import Any
 
-from bench.common import ROOT, free_port, rss_mb, wait_ready, write_figures, wrk
+from bench.common import ROOT, rss_mb, wait_ready, write_figures, wrk
 from lib import registry
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, generate_keypair
@@ -37,6 +37,7 @@ from tools import migrate
 from tools.check_service import list_path
 from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
 from tools.dbadmin import drop_database
+from tools.ports import free_port
 
 LIST = {  # names services on purpose: the list each one is measured on
     "departments": "/v1/departments?limit=50",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,15 +29,10 @@ from services.points.db import points as q
 from tools import migrate
 from tools.databases import MYSQL_DEFAULT
 from tools.dbadmin import drop_database
+from tools.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 IDS = [str(uuid.uuid4()) for _ in range(100)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def seed(dsn: str) -> None:

@@ -22,11 +22,12 @@ import threading
 import uuid
 from pathlib import Path
 
-from bench.common import free_port, wait_ready, wrk, wrk_cpu
+from bench.common import wait_ready, wrk, wrk_cpu
 from bench.http_frameworks import PATH, Servers, seed, service_env
 from tools import migrate
 from tools.databases import PG_DEFAULT
 from tools.dbadmin import drop_database
+from tools.ports import free_port
 
 FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 

@@ -39,10 +39,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.http_list import URL_PATH, free_port, seed, wait_ready, wrk  # noqa: E402
+from bench.http_list import URL_PATH, seed, wait_ready, wrk  # noqa: E402
 from tools import migrate  # noqa: E402
 from tools.databases import PG_DEFAULT  # noqa: E402
 from tools.dbadmin import drop_database  # noqa: E402
+from tools.ports import free_port  # noqa: E402
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 VARIANTS = ("before", "off", "on", "on 1/10")

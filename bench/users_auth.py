@@ -40,12 +40,13 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import free_port, percentile
+from bench.common import percentile
 from lib.auth.passwords import Priority, make_hasher
 from services.users.settings import UsersSettings
 from tools import keys, migrate
 from tools.databases import PG_DEFAULT
 from tools.dbadmin import drop_database
+from tools.ports import free_port
 from tools.service_process import ServiceProcess
 
 PASSWORD = "bench password 1"

@@ -33,7 +33,6 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import free_port
 from lib.clients.points import PointsClient
 from lib.db.pool import Database, connect
 from lib.grpc.client import ChannelPool
@@ -47,6 +46,7 @@ from tests.proxy import TcpProxy, through
 from tools import migrate
 from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
 from tools.dbadmin import drop_database
+from tools.ports import free_port
 from tools.service_process import ServiceProcess
 
 USERS = 20_000

@@ -20,7 +20,7 @@ from lib import registry
 from tests.revocations_intact import RevocationsIntact
 from tests.selection import exercised
 from tests.servers import DatabaseFactory, Servers, ServerUnavailableError, resolve_servers, run_id
-from tools import migrate
+from tools import migrate, ports
 from tools.databases import get_database
 from tools.mutant_databases import MutantDatabases, scope_from_env
 from tools.service_process import PROCESS_MARGIN
@@ -163,7 +163,12 @@ def pytest_configure(config: pytest.Config) -> None:
     """Orphans of the processes a test starts (a service's workers, a daemonised server)
     are re-parented to this process instead of init, so the end of the run can see them.
     Under `make test`'s parallel workers (pytest-xdist) each worker is a reaper of its
-    own, and what a worker leaves behind when it exits comes up to the controller."""
+    own, and what a worker leaves behind when it exits comes up to the controller; each
+    worker's servers listen on ports of its own lane (tools/ports.py)."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:  # "gw0", "gw1", ...: lane 0 stays for commands run by hand
+        lane = 1 + int(workerinput["workerid"].removeprefix("gw")) % (ports.LANES - 1)
+        os.environ[ports.LANE_VARIABLE] = str(lane)
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if "MUTANT_UNDER_TEST" in os.environ:  # a mutmut run (docs/mutation.md)

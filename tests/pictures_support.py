@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
-from tests.servers import free_port
+from tools.ports import free_port
 
 S3_KEYS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
 GPS_IFD = 0x8825

@@ -27,8 +27,9 @@ from tools.backup_settings import (
     pg_databases,
     pgbackrest_conf,
 )
-from tools.db_servers import MariaInstance, PgCluster, ServerError, free_port, owned_by, run
+from tools.db_servers import MariaInstance, PgCluster, ServerError, owned_by, run
 from tools.pgbackrest import pgbackrest
+from tools.ports import free_port
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tools import keys, migrate
 from tools.dbadmin import create_database
+from tools.ports import free_port
 from tools.service_process import PROCESS_MARGIN, ROOT
 
 KEYS = ROOT / "var" / "keys"
@@ -37,12 +37,6 @@ CALL_TIMEOUT = 10.0
 
 class CheckError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def list_path(name: str) -> str:

@@ -41,6 +41,7 @@ from tools.ha_mariadb import MariaLayout
 from tools.ha_postgres import PgLayout
 from tools.ha_redis import RedisLayout
 from tools.local_servers import StartError
+from tools.ports import free_ports
 
 RULES = prometheus.RULES / "data_tier.yml"
 INTERVAL = 1.0  # s: scrape, rule evaluation and Alertmanager's group wait/interval
@@ -198,7 +199,7 @@ class DataTierWatch:
         ]
         if missing:
             raise StartError(f"{missing[0]} missing: {prometheus.INSTALL_HINT}")
-        exporter_ports = ha_tier.pick_free_ports(len(self.watched.servers))
+        exporter_ports = free_ports(len(self.watched.servers))
         for server, port in zip(self.watched.servers, exporter_ports, strict=True):
             found = prometheus.binary(BINARIES[server.job])
             assert found is not None
@@ -215,7 +216,7 @@ class DataTierWatch:
                 alertmanager.config({"page": receiver, "ticket": receiver}, wait, wait)
             )
         )
-        am_port, prom_port = ha_tier.pick_free_ports(2)
+        am_port, prom_port = free_ports(2)
         self._spawn(
             "alertmanager",
             alertmanager.command(am_conf, self.root / "alertmanager", f"127.0.0.1:{am_port}"),

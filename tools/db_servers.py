@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import psycopg
 import pymysql
+
+from tools.local_servers import hand_to
 
 # starting, stopping or initialising a server takes well under this on a loaded machine
 START_MARGIN = 60.0
@@ -26,18 +27,9 @@ class ServerError(RuntimeError):
     """A server tool failed; the message names the command and its output."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def owned_by(path: Path, user: str) -> None:
     """`path` (made if missing) belongs to `user` when we are root, else stays ours."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(path, user, user)
+    hand_to(user, path)
 
 
 def as_user(user: str, command: list[str]) -> list[str]:

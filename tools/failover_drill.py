@@ -53,6 +53,7 @@ from tools.ha_postgres import (
 )
 from tools.local_servers import StartError
 from tools.locks import LockBusy, file_lock
+from tools.ports import free_ports
 
 # the first write after a fault: the leader key's TTL, an election, HAProxy's checks
 RECOVERY_LIMIT = 3 * TTL + 15
@@ -197,7 +198,7 @@ def drill_mariadb(var: Path) -> FaultResult:
     root = var / "ha-mariadb"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    layout = MariaLayout(*ha_tier.pick_free_ports(2))
+    layout = MariaLayout(*free_ports(2))
     pids = ha_mariadb.start(layout, root)
     try:
         with ha_mariadb.connect(layout.primary) as conn, conn.cursor() as cur:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.local_servers import StartError, listening
+from tools.local_servers import StartError, hand_to, listening
 
 MEMBERS = 3
 TTL = 10  # seconds a leader key lives without its Patroni renewing it
@@ -252,9 +252,7 @@ def start(
         config.write_text(
             json.dumps(patroni_config(layout, k, root, bins[-1].parent, own), indent=1)
         )
-        if os.geteuid() == 0:
-            for path in (home, config):
-                shutil.chown(path, "postgres", "postgres")
+        hand_to("postgres", home, config)
         home.chmod(0o700)
         pids.append(start_member(root, k))
     wait_until(lambda: primary_member(layout) is not None, "a Patroni primary", START_TIMEOUT)

@@ -20,13 +20,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tools import ha_backups, ha_mariadb, ha_redis
+from tools import ports as port_lanes
 from tools.backup_settings import BackupSettings
 from tools.ha_mariadb import MariaLayout
 from tools.ha_postgres import (
@@ -62,17 +62,6 @@ class Tier:
     mariadb: MariaLayout | None = None
 
 
-def pick_free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def read_layout(var: Path) -> tuple[PgLayout, list[int]]:
     """The running PostgreSQL's layout and process groups, from the tier's ledger."""
     entry = json.loads((var / "ha" / LEDGER).read_text())
@@ -106,7 +95,9 @@ def up(
         raise StartError(f"an HA tier is recorded in {root / LEDGER}: `down` it first")
     # one block: the same ports whatever runs
     count = PORTS_NEEDED + ha_redis.PORTS_NEEDED + MARIADB_PORTS
-    ports = pick_free_ports(count) if free_ports else list(range(BASE_PORT, BASE_PORT + count))
+    ports = (
+        port_lanes.free_ports(count) if free_ports else list(range(BASE_PORT, BASE_PORT + count))
+    )
     redis_end = PORTS_NEEDED + ha_redis.PORTS_NEEDED
     pg_ports = ports[:PORTS_NEEDED] if "postgres" in parts else []
     redis_ports = ports[PORTS_NEEDED:redis_end] if "redis" in parts else []

@@ -112,13 +112,30 @@ class StartError(RuntimeError):
     """A server of ours could not start: the one line `up` prints."""
 
 
-def _own(directory: Path, owner: str) -> None:
+def hand_to(owner: str, directory: Path, *files: Path) -> None:
+    """`directory` (made if missing) and `files` belong to `owner` when we are root, the
+    server's own user. A parent `owner` cannot pass through (a 0700 `mktemp -d`, /root) is
+    refused here, named, instead of as "Permission denied" deep in the server's log."""
     directory.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(directory, owner, owner)
-        reach = subprocess.run(["runuser", "-u", owner, "--", "test", "-w", str(directory)])
-        if reach.returncode != 0:
-            raise StartError(f"the {owner} user cannot reach {directory} (a parent is private)")
+    if os.geteuid() != 0:
+        return
+    for path in (directory, *files):
+        shutil.chown(path, owner, owner)
+    if not _reaches(owner, "-w", directory):
+        ancestors = [*reversed(directory.parents), directory]
+        closed = next((p for p in ancestors if not _reaches(owner, "-x", p)), directory)
+        raise StartError(
+            f"the {owner} user cannot reach {directory}: {closed} is closed to it"
+            f" (chmod o+x {closed}, or keep the checkout under a directory others can pass)"
+        )
+
+
+def _reaches(user: str, test: str, path: Path) -> bool:
+    return subprocess.run(["runuser", "-u", user, "--", "test", test, str(path)]).returncode == 0
+
+
+def _own(directory: Path, owner: str) -> None:
+    hand_to(owner, directory)
     directory.chmod(0o700)
 
 

@@ -22,7 +22,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tools import local_servers
+from tools.ports import free_port
 
 DEFAULT_LISTEN = "127.0.0.1:6432"
 DEFAULT_SERVER = "127.0.0.1:5432"
@@ -137,9 +137,8 @@ class Bouncer:
         self.home.mkdir(parents=True, exist_ok=True)
         self.ini.write_text(self.config())
         (self.home / "userlist.txt").write_text("".join(f'"{u}" ""\n' for u in self.users))
-        if os.geteuid() == 0:  # PgBouncer refuses to run as root: it runs as postgres
-            for path in (self.home, self.ini, self.home / "userlist.txt"):
-                shutil.chown(path, "postgres", "postgres")
+        # PgBouncer refuses to run as root: it runs as postgres
+        local_servers.hand_to("postgres", self.home, self.ini, self.home / "userlist.txt")
 
 
 def server_of_tests() -> str:
@@ -207,12 +206,6 @@ def stop(bouncer: Bouncer) -> bool:
     return True
 
 
-def free_listen() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
-
-
 @contextmanager
 def running(
     server: str,
@@ -224,7 +217,7 @@ def running(
     max_server_conn: int = 0,
 ) -> Iterator[str]:
     """A PgBouncer in front of `server` for the block; -> its host:port."""
-    address = listen or free_listen()
+    address = listen or f"127.0.0.1:{free_port()}"
     bouncer = Bouncer(
         address,
         server,
@@ -253,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     split = given.index("--") if "--" in given else len(given)
     args = parser.parse_args(given[:split])
     command = given[split + 1 :] or ["true"]  # run: what follows "--"
-    listen = args.listen or (free_listen() if args.action == "run" else DEFAULT_LISTEN)
+    listen = args.listen or (f"127.0.0.1:{free_port()}" if args.action == "run" else DEFAULT_LISTEN)
     testing = args.action == "run"  # a test run: a database per module (TEST_* above)
     bouncer = Bouncer(
         listen,

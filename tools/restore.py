@@ -32,7 +32,8 @@ from tools import mariadb_backups, migrate, pgbackrest
 from tools.backup_servers import load
 from tools.backup_settings import BackupSettings
 from tools.databases import Database, UnknownDatabaseError, get_database
-from tools.db_servers import MariaInstance, PgCluster, ServerError, free_port, owned_by, run
+from tools.db_servers import MariaInstance, PgCluster, ServerError, owned_by, run
+from tools.ports import free_port
 
 
 class Refused(Exception):

@@ -17,8 +17,8 @@ import pytest
 
 from tests.e2e.gateway_stack import Gateway, seed_departments
 from tests.integration.smtp_support import SmtpSink, smtp_sink
-from tests.servers import free_port
 from tools import keys, swag_config
+from tools.ports import free_port
 from tools.service_process import ServiceProcess
 
 PASSWORD = "correct horse battery"

@@ -24,10 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lib import registry
 from tests.integration.auth_support import KEYS
-from tests.servers import free_port
 from tools import nginx as nginx_tool
 from tools import seed
 from tools.dbadmin import psycopg_dsn
+from tools.ports import free_port
 from tools.service_process import ROOT, ServiceProcess
 
 NGINX_HINT = (

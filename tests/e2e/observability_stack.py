@@ -22,9 +22,10 @@ import pytest
 
 from lib import registry
 from tests.e2e.gateway_stack import Exporter, Gateway, answers, require_nginx, wait_until
-from tests.servers import Servers, free_port
+from tests.servers import Servers
 from tools import db_exporters, keys, prometheus
 from tools.db_exporters import Server
+from tools.ports import free_port
 from tools.service_process import ROOT, ServiceProcess
 
 SCRAPE = 1.0  # s: the test's scrape and evaluation interval

@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 
 from tests.e2e.gateway_stack import Gateway
-from tests.servers import free_port
 from tools import keys
+from tools.ports import free_port
 from tools.service_process import ServiceProcess
 
 

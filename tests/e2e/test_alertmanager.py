@@ -21,8 +21,9 @@ from aiohttp import web
 
 from tests.e2e.gateway_stack import answers, wait_until
 from tests.e2e.observability_stack import Proc, require, service_env, spawn
-from tests.servers import Servers, free_port
+from tests.servers import Servers
 from tools import alertmanager, keys, prometheus
+from tools.ports import free_port
 from tools.service_process import ServiceProcess
 
 SCRAPE = 1.0  # s: scrape and rule evaluation interval

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.gateway_stack import wait_until
 from tests.integration.auth_support import KEYS, token
-from tests.servers import free_port
+from tools.ports import free_port
 from tools.service_process import PROCESS_MARGIN, ServiceProcess
 
 

@@ -21,8 +21,9 @@ import pytest
 from tests.integration.chat_support import eventually
 from tests.integration.test_users_pictures import CTYPE, PNG, multipart, part
 from tests.integration.users_support import PASSWORD, fetch_row, make_user
-from tests.servers import Servers, free_port
+from tests.servers import Servers
 from tools import keys
+from tools.ports import free_port
 from tools.service_process import ServiceProcess
 
 OFFSETS = ("+90s", "-90s")

@@ -19,9 +19,10 @@ from dotenv import dotenv_values
 
 from lib import registry
 from tests.e2e.gateway_stack import Gateway
-from tests.servers import Servers, free_port
+from tests.servers import Servers
 from tools import keys, openapi_examples, rotate_keys, seed
 from tools.examples_page import Example, examples, matches, pattern, run
+from tools.ports import free_port
 from tools.service_process import ROOT, ServiceProcess
 
 PAGE = ROOT / "docs" / "examples.md"

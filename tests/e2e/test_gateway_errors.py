@@ -26,7 +26,7 @@ import pytest
 from lib import registry
 from tests.e2e.gateway_stack import Gateway, require_nginx
 from tests.e2e.raw_http import exchange, parse_responses
-from tests.servers import free_port
+from tools.ports import free_port
 from tools.service_process import ServiceProcess
 
 BASE = "https://fixup.dev/problems/"

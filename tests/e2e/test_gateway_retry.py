@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from tests.e2e.gateway_stack import Gateway
-from tests.servers import free_port
+from tools.ports import free_port
 from tools.service_process import PROCESS_MARGIN
 
 SERVICE = "departments"  # any HTTP service of the registry: only its upstream is used

@@ -37,8 +37,9 @@ from lib import registry
 from tests.e2e.gateway_stack import Exporter, Gateway
 from tests.e2e.observability_stack import metric_names, service_env
 from tests.e2e.test_observability import panel_exprs, rule_exprs
-from tests.servers import Servers, free_port
+from tests.servers import Servers
 from tools import keys
+from tools.ports import free_port
 from tools.service_process import ServiceProcess, port_open
 
 THIRD_PARTY = ("pg_", "mysql_", "redis_", "container_")  # their own exporters, see above

@@ -18,7 +18,7 @@ from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
 from tests.e2e.gateway_stack import wait_until
 from tests.proxy import TcpProxy, through
-from tests.servers import free_port
+from tools.ports import free_port
 from tools.service_process import PROCESS_MARGIN, ServiceProcess
 
 GET = "/point.PointServer/GetUserPoints"

@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 from tests.proxy import TcpProxy, through
-from tests.servers import Servers, free_port
+from tests.servers import Servers
+from tools.ports import free_port
 from tools.service_process import PROCESS_MARGIN, ROOT, ServiceProcess, port_open
 
 

@@ -27,8 +27,9 @@ import pytest
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
 from tests.proxy import TcpProxy, through
-from tests.servers import Servers, free_port
+from tests.servers import Servers
 from tools import keys
+from tools.ports import free_port
 from tools.service_process import PROCESS_MARGIN, ServiceProcess
 
 CONNECT_TIMEOUT = 1.0  # DB_CONNECT_TIMEOUT: a black-holed attempt gives up after this

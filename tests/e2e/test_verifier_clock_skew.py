@@ -23,7 +23,7 @@ from lib.auth.tokens import TokenSigner
 from tests.integration.auth_support import KEYS
 from tests.reliability.stack import common_env
 from tests.reliability.world import Orders, actor, call, catalog_service, talk
-from tests.servers import free_port
+from tools.ports import free_port
 from tools.service_process import ServiceProcess
 
 STARTUP = 60.0  # a process starting on a loaded machine

@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 
 from services.users.mail_relay import MailRelay
 from services.users.settings import UsersSettings
-from tests.servers import free_port
+from tools.ports import free_port
 from tools.service_process import PROCESS_MARGIN
 
 SMTP_TIMEOUT = 2.0  # the SMTP_TIMEOUT the tests give users (the e2e and reliability stacks)

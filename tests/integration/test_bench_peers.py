@@ -12,9 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bench.common import ROOT, free_port, parsed_answer, wait_ready
+from bench.common import ROOT, parsed_answer, wait_ready
 from lib.auth.principal import Role
 from tests.integration.auth_support import bearer
+from tools.ports import free_port
 
 
 @pytest.mark.parametrize("peer", ["litestar", "blacksheep"])

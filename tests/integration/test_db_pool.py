@@ -12,7 +12,8 @@ import pytest
 
 from lib.db import pool as pool_module
 from lib.db.pool import Database, MyDatabase, PgDatabase, PoolStats, connect
-from tests.servers import DatabaseFactory, free_port
+from tests.servers import DatabaseFactory
+from tools.ports import free_port
 
 ENGINES = ["postgresql", "mysql"]
 

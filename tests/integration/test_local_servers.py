@@ -18,9 +18,9 @@ import pytest
 import redis
 
 from lib import registry
-from tests.servers import free_port
 from tools.dbadmin import mysql_connect
-from tools.local_servers import START_TIMEOUT, STOP_TIMEOUT, listening
+from tools.local_servers import START_TIMEOUT, STOP_TIMEOUT, StartError, hand_to, listening
+from tools.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,3 +115,21 @@ def test_up_starts_what_is_missing_and_down_stops_it(var: Path) -> None:
     assert not any(listening("127.0.0.1", port) for port in (pg, my, rd))
     # the ledger is empty: a second down stops nothing
     assert ": stopped" not in _local_servers("down", var, env).stderr
+
+
+def test_a_directory_the_server_user_cannot_reach_is_refused_naming_the_closed_parent() -> None:
+    """A checkout under a 0700 `mktemp -d` (or /root): one line naming the directory to open,
+    not "Permission denied" deep in PgBouncer's, Patroni's or pgBackRest's own log. As
+    another user than root nothing is handed over, so nothing can be refused."""
+    with tempfile.TemporaryDirectory(prefix="fixup-closed-") as closed:
+        Path(closed).chmod(0o700)
+        home = Path(closed) / "var" / "pgbouncer"
+        if os.geteuid() != 0:
+            hand_to("postgres", home)
+            assert home.is_dir()
+            return
+        with pytest.raises(StartError, match=f"cannot reach {home}: {closed} is closed to it"):
+            hand_to("postgres", home)
+        Path(closed).chmod(0o755)
+        hand_to("postgres", home)
+        assert home.owner() == "postgres"

@@ -13,7 +13,8 @@ import aiohttp
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL
-from tests.servers import RUN_ID, free_port
+from tests.servers import RUN_ID
+from tools.ports import free_port
 from tools.service_process import ServiceProcess
 
 PASSWORD = "reliability-pass-7Qz!"  # what the run's users log in with: must never be logged

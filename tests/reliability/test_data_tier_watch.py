@@ -24,6 +24,7 @@ from tools.failover_redis import kill_master
 from tools.ha_mariadb import MariaLayout
 from tools.ha_postgres import MEMBERS
 from tools.ha_redis import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS
+from tools.ports import free_ports
 
 # Sentinel: the master down for DOWN_AFTER_MS, then a failover within FAILOVER_TIMEOUT_MS
 REDIS_FAILOVER = (DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS) / 1000
@@ -97,7 +98,7 @@ def test_a_stopped_mariadb_replica_reaches_the_webhook() -> None:
     with tempfile.TemporaryDirectory(prefix="fixup-watch-") as directory:
         root = Path(directory)
         root.chmod(0o755)  # the mysql user runs the servers
-        layout = MariaLayout(*ha_tier.pick_free_ports(2))
+        layout = MariaLayout(*free_ports(2))
         pids = ha_mariadb.start(layout, root / "maria")
         try:
             watched = Watched.of_tier(mariadb=layout)

@@ -32,7 +32,7 @@ from tests.proxy import TcpProxy
 from tests.reliability.budget import FULL
 from tests.reliability.stack import bearer
 from tests.reliability.world import catalog_service
-from tests.servers import free_port
+from tools.ports import free_port
 from tools.service_process import ServiceProcess
 
 TIMEOUT = 0.4  # <dependency>_TIMEOUT of orders here: one attempt

@@ -19,7 +19,8 @@ from lib.auth.principal import Role
 from tests.reliability import capacity, figures
 from tests.reliability.budget import LOAD_SECONDS
 from tests.reliability.stack import RATE_LIMIT_PREFIX, common_env, start, token
-from tests.servers import Servers, free_port
+from tests.servers import Servers
+from tools.ports import free_port
 from tools.service_process import PROCESS_MARGIN, ServiceProcess
 
 CONNECTIONS = 32  # well past the point where 2 cores are saturated

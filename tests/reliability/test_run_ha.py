@@ -23,12 +23,12 @@ import httpx
 import psycopg
 import redis
 
-from tests.servers import free_port
 from tools import backup, ha_tier, keys, restore
 from tools.backup_settings import BackupSettings
 from tools.ha_postgres import START_TIMEOUT
 from tools.ha_tier import LEDGER, STOP_TIMEOUT
 from tools.local_servers import listening
+from tools.ports import free_port
 from tools.run_ha import ENV_FILE, HONCHO_STOP_TIMEOUT
 from tools.seed import ADMIN, DEFAULT_ADMIN_PASSWORD
 

@@ -37,8 +37,8 @@ from lib.auth.tokens import TokenSigner
 from tests.e2e.gateway_stack import Gateway
 from tests.reliability import figures
 from tests.reliability.stack import common_env, start, token, users_env
-from tests.servers import free_port
 from tools import rotate_keys
+from tools.ports import free_port
 from tools.service_process import ServiceProcess
 
 TTL = 8  # ACCESS_TOKEN_TTL

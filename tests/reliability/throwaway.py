@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tests.servers import free_port
+from tools.ports import free_port
 
 # starting or stopping either server takes well under this, even on a loaded machine
 START_MARGIN = 30.0

@@ -28,7 +28,7 @@ from lib.errors import NotFound, ServiceUnavailable
 from lib.http import middleware as mw
 from lib.http.app import create_app
 from tests.otlp_receiver import Receiver
-from tests.servers import free_port
+from tools.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

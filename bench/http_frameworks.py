@@ -48,7 +48,6 @@ import asyncpg
 from bench.common import (
     ROOT,
     Load,
-    free_port,
     parsed_answer,
     pgbench_tps,
     tree_rss_mb,
@@ -63,6 +62,7 @@ from services.departments.db import departments as q
 from tools import migrate, nginx
 from tools.databases import PG_DEFAULT, REDIS_DEFAULT
 from tools.dbadmin import drop_database
+from tools.ports import free_port
 
 PATH = "/v1/departments?limit=50"
 ROWS = 1000

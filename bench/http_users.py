@@ -48,7 +48,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from bench.common import (
     ROOT,
     Load,
-    free_port,
     parsed_answer,
     pgbench_tps,
     wait_ready,
@@ -72,6 +71,7 @@ from services.users.settings import UsersSettings
 from tools import migrate
 from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
 from tools.dbadmin import drop_database
+from tools.ports import free_port
 
 PATH = "/v1/users?limit=50"
 USERS = 20_000

@@ -5,17 +5,17 @@ connection's local port is drawn from too: between that probe and the server's o
 a busy machine (the suite's parallel workers, a load run) can give the port to a client
 socket or to another process's probe, and the server dies with "Address already in use".
 So ports come from below that range, from a lane of their own per parallel test worker
-(`FIXUP_PORT_LANE`, set by tests/conftest.py), walked from a random start and never handed
-out twice by one process until its lane wraps (a forked child starts a walk of its own).
+(`FIXUP_PORT_LANE`, set by tests/conftest.py, inherited by the commands a test starts).
+The processes of a lane walk it in turn through one ledger file, so no port is handed out
+twice before the lane wraps round.
 """
 
 from __future__ import annotations
 
-import itertools
+import fcntl
 import os
-import random
 import socket
-import threading
+import tempfile
 from pathlib import Path
 
 LANE_VARIABLE = "FIXUP_PORT_LANE"
@@ -41,25 +41,25 @@ def lane() -> range:
     return range(LOWEST + index * size, LOWEST + (index + 1) * size)
 
 
-class PortWalk:
-    """The ports of `span` from a random start, each once per turn round the span."""
-
-    def __init__(self, span: range) -> None:
-        first = random.SystemRandom().randrange(len(span))  # whatever a test seeded
-        self.span = span
-        self._order = itertools.cycle([*span[first:], *span[:first]])
-
-    def take(self, count: int) -> list[int]:
-        """The next `count` ports of the walk that no socket holds."""
+def take(span: range, count: int, ledger: Path) -> list[int]:
+    """The next `count` ports of `span` after the one `ledger` names that no socket holds;
+    the ledger then names the last of them. Every process of a lane walks one ledger under
+    its lock, so a test and the commands it starts never pick the same port."""
+    with ledger.open("a+") as book:
+        fcntl.flock(book, fcntl.LOCK_EX)  # released when closed
+        book.seek(0)
+        last = book.read().strip()
+        at = span.index(int(last)) + 1 if last.isdigit() and int(last) in span else 0
         found: list[int] = []
-        for tried, port in enumerate(self._order):
-            if tried >= len(self.span):
-                raise OSError(f"fewer than {count} free ports in {self.span}")
+        for tried in range(len(span)):
+            port = span[(at + tried) % len(span)]
             if _bindable(port):
                 found.append(port)
                 if len(found) == count:
+                    book.truncate(0)
+                    book.write(str(port))
                     return found
-        raise AssertionError("unreachable: the walk is endless")
+    raise OSError(f"fewer than {count} free ports in {span}")
 
 
 def _bindable(port: int) -> bool:
@@ -72,17 +72,14 @@ def _bindable(port: int) -> bool:
     return True
 
 
-_lock = threading.Lock()
-_walks: dict[tuple[int, range], PortWalk] = {}  # a fork must not repeat its parent's walk
+def ledger_of(span: range) -> Path:
+    return Path(tempfile.gettempdir()) / f"fixup-ports-{os.getuid()}-{span.start}-{span.stop}"
 
 
 def free_ports(count: int) -> list[int]:
     """`count` distinct ports nothing on 127.0.0.1 listens on or connects from."""
-    key = (os.getpid(), lane())
-    with _lock:
-        if key not in _walks:
-            _walks[key] = PortWalk(key[1])
-        return _walks[key].take(count)
+    span = lane()
+    return take(span, count, ledger_of(span))
 
 
 def free_port() -> int:

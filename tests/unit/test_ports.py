@@ -1,5 +1,6 @@
 """tools/ports.py: a server's port never comes from the range client sockets are drawn
-from, and parallel workers draw from lanes that do not meet."""
+from, parallel workers draw from lanes that do not meet, and the processes of one lane
+never pick the same port."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,12 +20,6 @@ def test_ports_lie_under_the_ephemeral_range_in_this_process_lane() -> None:
     assert len(set(got)) == 20
     assert all(port in ports.lane() for port in got)
     assert max(got) < ports.ephemeral_start()
-
-
-def test_one_process_never_hands_a_port_out_twice_before_its_lane_wraps() -> None:
-    first = ports.free_ports(50)
-    later = [ports.free_port() for _ in range(50)]
-    assert not set(first) & set(later)
 
 
 def test_lanes_do_not_meet(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,8 +34,27 @@ def test_lanes_do_not_meet(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen[-1].stop <= ports.ephemeral_start()
 
 
-def test_a_port_in_use_is_passed_over_and_a_full_span_says_so() -> None:
+def _taken_by_a_command(count: int) -> list[int]:
+    code = f"from tools import ports; print(*ports.free_ports({count}))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=os.environ, capture_output=True, text=True, check=True
+    ).stdout
+    return [int(port) for port in out.split()]
+
+
+def test_a_command_a_test_starts_walks_the_same_lane_after_it() -> None:
+    """A test picks its services' ports, then starts a command (tools/run_ha) that picks
+    the tier's: none of them meet, and all lie in the test's lane."""
+    mine = ports.free_ports(10)
+    theirs = _taken_by_a_command(10)
+    assert not set(mine) & set(theirs)
+    assert all(port in ports.lane() for port in theirs)
+    assert not set(mine + theirs) & set(ports.free_ports(10))
+
+
+def test_a_port_in_use_is_passed_over_and_a_full_span_says_so(tmp_path: Path) -> None:
     span = ports.lane()[:40]
+    ledger = tmp_path / "ledger"
     holders: list[socket.socket] = []
     try:
         for port in span:  # hold every port of the span but the last free one
@@ -53,39 +68,20 @@ def test_a_port_in_use_is_passed_over_and_a_full_span_says_so() -> None:
         last = holders.pop()
         kept = last.getsockname()[1]
         last.close()
-        walk = ports.PortWalk(span)
-        assert walk.take(1) == [kept]
+        assert ports.take(span, 1, ledger) == [kept]
+        assert ledger.read_text() == str(kept)
         with pytest.raises(OSError, match="fewer than 2 free ports"):
-            walk.take(2)
+            ports.take(span, 2, ledger)
     finally:
         for holder in holders:
             holder.close()
 
 
-def test_a_forked_child_walks_its_own_way() -> None:
-    """A forked child (mutmut's sessions are forks) must not repeat its parent's ports."""
-    ports.free_port()  # the parent's walk exists before the fork
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: its ports to the parent, then gone
-        os.write(write, ",".join(map(str, ports.free_ports(20))).encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        child = {int(p) for p in pipe.read().split(",")}
-    os.waitpid(pid, 0)
-    assert len(child) == 20
-    assert len(child & set(ports.free_ports(20))) < 20
-
-
-def test_the_lane_comes_from_the_environment_of_a_command() -> None:
-    """A command a test starts (tools/ha_tier.py, a benchmark) inherits the worker's lane."""
-    code = "from tools import ports; print(ports.lane().start, ports.free_port())"
-    env = {**os.environ, ports.LANE_VARIABLE: "3"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    ).stdout.split()
-    start, port = int(out[0]), int(out[1])
-    size = (ports.ephemeral_start() - ports.LOWEST) // ports.LANES
-    assert start == ports.LOWEST + 3 * size
-    assert start <= port < start + size
+def test_the_walk_goes_round_its_span_from_where_the_ledger_stopped(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    span = range(ports.lane().start, ports.lane().start + 5)
+    ledger.write_text(str(span[3]))
+    got = ports.take(span, 3, ledger)
+    free = [p for p in (span[4], span[0], span[1], span[2], span[3]) if p in got]
+    assert got == free[:3]  # in the walk's order, whatever of the span a socket holds
+    assert ledger.read_text() == str(got[-1])

@@ -222,6 +222,18 @@ def member_data(root: Path) -> list[Path]:
     return [root / f"pg{k}" / "data" for k in range(MEMBERS)]
 
 
+def server_binaries() -> list[Path]:
+    """The installed PostgreSQL versions' pg_ctl, oldest first; a missing package (etcd,
+    Patroni, HAProxy, PostgreSQL) is a StartError naming what to install."""
+    for tool in ("etcd", "patroni", "haproxy"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            raise StartError(f"no {tool}; as root: apt-get install -y etcd-server patroni haproxy")
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not bins:
+        raise StartError("no PostgreSQL server binaries; apt-get install -y postgresql")
+    return bins
+
+
 def start(
     layout: PgLayout,
     root: Path,
@@ -231,12 +243,7 @@ def start(
     """etcd, then the Patroni members, then HAProxy; -> the process groups started, in
     order (each process leads its own group: `stop` ends a member with its postgres).
     `extra(data)`: parameters of the member whose data directory that is."""
-    for tool in ("etcd", "patroni", "haproxy"):
-        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            raise StartError(f"no {tool}; as root: apt-get install -y etcd-server patroni haproxy")
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    if not bins:
-        raise StartError("no PostgreSQL server binaries; apt-get install -y postgresql")
+    bins = server_binaries()
     root.mkdir(parents=True, exist_ok=True)
     pids = started  # filled as each starts: a failure half-way still knows what to stop
     for k in range(MEMBERS):

@@ -36,6 +36,7 @@ from tools.ha_postgres import (
     layout_from,
     member_data,
     postmaster_pid,
+    server_binaries,
     start,
     start_member,
 )
@@ -119,6 +120,7 @@ def up(
     maria_groups: list[int] = []
     try:
         if tier.postgres is not None:
+            server_binaries()  # a missing package named before anything is written
             if archiving is not None:
                 ha_backups.prepare(archiving, member_data(root), list(tier.postgres.postgres))
             settings = archiving

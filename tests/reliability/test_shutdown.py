@@ -10,6 +10,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from email.message import Message
 from pathlib import Path
 
 import aiohttp
@@ -20,7 +21,7 @@ from lib.auth.principal import Role
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
 from services.users.mail_relay import BATCH
-from tests.integration.smtp_support import smtp_sink
+from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tests.reliability import figures
 from tests.reliability.awards import (
     awards_once,
@@ -256,9 +257,9 @@ async def test_sigterm_users_and_its_mail_relay_under_registration_load(
             users = await start("users", env, tmp_path / "users2.log")
             received: Counter[str] = Counter()
             while not set(acknowledged) <= set(received):
-                received[(await sink.next_mail(mail_wait()))["To"]] += 1
+                received[(await next_mail(sink, users_dsn, users.log))["To"]] += 1
             while await pending_mail(users_dsn):  # unacknowledged but committed ones too
-                received[(await sink.next_mail(mail_wait()))["To"]] += 1
+                received[(await next_mail(sink, users_dsn, users.log))["To"]] += 1
         finally:
             await http.close()
             users.stop()
@@ -271,6 +272,29 @@ async def test_sigterm_users_and_its_mail_relay_under_registration_load(
     again = sum(n - 1 for n in received.values())
     print(f"users + mail relay SIGTERM: {dict(outcomes)}, exit after {took:.2f}s, "
           f"{left} mails left to the next process, {again} sent twice (at least once)")  # fmt: skip
+
+
+async def next_mail(sink: SmtpSink, users_dsn: str, log: Path) -> Message:
+    """The sink's next mail within mail_wait(); past it, a failure that says why: the rows
+    still in the outbox (attempts, seconds to their next attempt, last error) and the
+    relay's warnings in the second process's log."""
+    try:
+        return await sink.next_mail(mail_wait())
+    except TimeoutError:
+        conn = await asyncpg.connect(users_dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT attempts, extract(epoch FROM next_attempt_at - now()) AS due_in,"
+                " last_error FROM mail_outbox ORDER BY next_attempt_at"
+            )
+        finally:
+            await conn.close()
+        text = await asyncio.to_thread(log.read_text)
+        warnings = [line for line in text.splitlines() if '"level":"warning"' in line]
+        raise AssertionError(
+            f"no mail within {mail_wait():.1f} s; outbox: {[dict(r) for r in rows][:10]};"
+            f" relay warnings: {warnings[-5:]}"
+        ) from None
 
 
 async def pending_mail(users_dsn: str) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pymysql
 
-from tools.local_servers import hand_to
+from tools.local_servers import StartError, hand_to
 
 # starting, stopping or initialising a server takes well under this on a loaded machine
 START_MARGIN = 60.0
@@ -29,7 +29,10 @@ class ServerError(RuntimeError):
 
 def owned_by(path: Path, user: str) -> None:
     """`path` (made if missing) belongs to `user` when we are root, else stays ours."""
-    hand_to(user, path)
+    try:
+        hand_to(user, path)
+    except StartError as exc:  # the backup and restore commands print a ServerError's line
+        raise ServerError(str(exc)) from None
 
 
 def as_user(user: str, command: list[str]) -> list[str]:

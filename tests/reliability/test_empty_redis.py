@@ -43,7 +43,10 @@ async def test_the_system_comes_back_whole_from_an_empty_redis(
     await asyncio.to_thread(server.start)
     client = redis.Redis.from_url(server.url)
     try:
-        drill = await start_drill(tmp_path, dsn, {"REDIS_URL": server.url})
+        # the copy is gone until users restores it: each service asks users' record, whose
+        # answer on a machine this loaded may take longer than production's 0.5 s bound
+        shared = {"REDIS_URL": server.url, "REVOCATION_RECORD_TIMEOUT": str(PROCESS_MARGIN)}
+        drill = await start_drill(tmp_path, dsn, shared)
         stop = asyncio.Event()
         try:
             timeout = aiohttp.ClientTimeout(total=2 * PROCESS_MARGIN)
@@ -74,6 +77,7 @@ async def test_the_system_comes_back_whole_from_an_empty_redis(
         f"empty Redis: {load.stories} stories; Redis commands {before} before the flush,"
         f" {after - flushed} after it",
         f"failed {failed}",
+        *load.failures[:5],
         *(f"{name}: {'PASS' if ok else 'FAIL'}" for name, ok in held.items()),
     ]
     print("\n".join(lines))

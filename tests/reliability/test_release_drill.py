@@ -63,6 +63,7 @@ class Load:
         self.drill, self.http, self.service_id = drill, http, service_id
         self.pool = providers  # the ones offering the service: one per client
         self.outcomes: Counter[str] = Counter()
+        self.failures: list[str] = []  # each failed request, with its phase and answer
         self.latency: dict[str, list[float]] = {"before": [], "during": []}
         # sent, answered, method, outcome, url: when and what each request met
         self.events: list[tuple[float, float, str, str, str]] = []
@@ -97,7 +98,8 @@ class Load:
         self.events.append((began, answered, method, outcome, url))
         self.outcomes[outcome] += 1
         if outcome != "ok":
-            raise StoryFailed(f"{method} {url}: {outcome} {text[:200]}")
+            self.failures.append(f"{self.phase}: {method} {url}: {outcome} {text[:200]}")
+            raise StoryFailed(self.failures[-1])
         answer: dict[str, Any] = json.loads(text) if text else {}
         return answer
 

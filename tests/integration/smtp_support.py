@@ -37,9 +37,11 @@ class SmtpSink:
         self.loop = asyncio.get_running_loop()
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.controller: Controller | None = None
+        self.accepted: list[str] = []  # every recipient handed over, in order (a failure's why)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.original_content)
+        self.accepted.append(str(message["To"]))
         self.loop.call_soon_threadsafe(self.inbox.put_nowait, message)
         return "250 OK"
 

@@ -258,10 +258,10 @@ async def test_sigterm_users_and_its_mail_relay_under_registration_load(
             left = await pending_mail(users_dsn)
             users = await start("users", env, tmp_path / "users2.log")
             received: Counter[str] = Counter()
-            while not set(acknowledged) <= set(received):
-                received[(await next_mail(sink, users_dsn, users.log))["To"]] += 1
+            while missing := set(acknowledged) - set(received):
+                received[(await next_mail(sink, users_dsn, users.log, missing))["To"]] += 1
             while await pending_mail(users_dsn):  # unacknowledged but committed ones too
-                received[(await next_mail(sink, users_dsn, users.log))["To"]] += 1
+                received[(await next_mail(sink, users_dsn, users.log, set()))["To"]] += 1
         finally:
             await http.close()
             users.stop()
@@ -276,10 +276,11 @@ async def test_sigterm_users_and_its_mail_relay_under_registration_load(
           f"{left} mails left to the next process, {again} sent twice (at least once)")  # fmt: skip
 
 
-async def next_mail(sink: SmtpSink, users_dsn: str, log: Path) -> Message:
-    """The sink's next mail within mail_wait(); past it, a failure that says why: the rows
-    still in the outbox (attempts, seconds to their next attempt, last error) and the
-    relay's warnings in the second process's log."""
+async def next_mail(sink: SmtpSink, users_dsn: str, log: Path, missing: set[str]) -> Message:
+    """The sink's next mail within mail_wait(); past it, a failure that says why: the
+    acknowledged accounts without a mail and whether the sink ever accepted one for them,
+    the rows still in the outbox (attempts, seconds to their next attempt, last error) and
+    the relay's warnings in the second process's log."""
     try:
         return await sink.next_mail(mail_wait())
     except TimeoutError:
@@ -293,8 +294,12 @@ async def next_mail(sink: SmtpSink, users_dsn: str, log: Path) -> Message:
             await conn.close()
         text = await asyncio.to_thread(log.read_text)
         warnings = [line for line in text.splitlines() if '"level":"warning"' in line]
+        accepted = list(sink.accepted)
         raise AssertionError(
-            f"no mail within {mail_wait():.1f} s; outbox: {[dict(r) for r in rows][:10]};"
+            f"no mail within {mail_wait():.1f} s for {sorted(missing)[:5]}"
+            f" (the sink accepted {len(accepted)} mails, of them for these:"
+            f" {[to for to in accepted if to in missing]});"
+            f" outbox: {[dict(r) for r in rows][:10]};"
             f" relay warnings: {warnings[-5:]}"
         ) from None
 

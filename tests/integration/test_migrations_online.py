@@ -5,6 +5,7 @@ load the online-safe migration costs no request and little latency, the unsafe o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import shutil
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import psycopg
 import pytest
 
@@ -153,8 +155,13 @@ def test_mariadb_refuses_an_alter_that_would_copy_the_table(
 ROWS = 200_000  # enough that a plain trigram index build stalls requests ~1 s on a quiet machine
 WORKERS = 8
 BEFORE = 2.0  # seconds of load measured before the migration starts
-SAFE_FACTOR = 5.0  # p99 during the online-safe migration <= this x p99 before (+ a floor)
-FLOOR = 0.05  # seconds: a loaded 2-core machine's jitter
+# the longest a request waits on a lock, as a share of the migration's run: the unsafe one
+# holds requests for at least STALL of it; the safe one (a catalog-only ALTER's moment)
+# for under BRIEF. A lock wait, not a latency: a machine loaded by other work slows every
+# request alike, and only the lock tells the migration's cost from the machine's.
+STALL = 0.5
+BRIEF = 0.25
+SAMPLE_EVERY = 0.01  # s between two looks at pg_stat_activity (a measurement's grain)
 
 SAFE = {
     "0005_online_expand.sql": (
@@ -250,9 +257,15 @@ async def measure(
             for who, oid in callers
         ]
         await asyncio.sleep(BEFORE)  # the measuring window, not a synchronisation
+        migrated = asyncio.Event()
+        sampler = asyncio.create_task(longest_lock_wait(dsn, migrated))
         t0 = time.monotonic()
-        applied = await asyncio.to_thread(migrate.up, "orders", dsn, source=folder)
+        try:
+            applied = await asyncio.to_thread(migrate.up, "orders", dsn, source=folder)
+        finally:
+            migrated.set()
         t1 = time.monotonic()
+        lock_wait = await sampler
         stop.set()
         await asyncio.gather(*tasks)
     warm = samples[0].start + 0.5 if samples else 0.0  # first requests: cold caches
@@ -264,7 +277,29 @@ async def measure(
         "before": Figures.of(before),
         "during": Figures.of(during),
         "max_during": max(s.end - s.start for s in during),
+        "lock_wait": lock_wait,
     }
+
+
+async def longest_lock_wait(dsn: str, done: asyncio.Event) -> float:
+    """Until `done`: the longest any request's statement has waited on a lock (seconds,
+    by the database's clock); the migration's own statements (DDL) are not requests."""
+    conn = await asyncpg.connect(dsn)
+    longest = 0.0
+    try:
+        while not done.is_set():
+            waited = await conn.fetchval(
+                "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)"
+                " FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+                " AND query !~* '^\\s*(alter|create|drop)\\M'"
+            )
+            longest = max(longest, float(waited))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), SAMPLE_EVERY)
+    finally:
+        await conn.close()
+    return longest
 
 
 def fill(dsn: str, callers: list[Caller]) -> list[str]:
@@ -325,22 +360,23 @@ async def test_online_safe_migration_under_load_costs_no_request_and_the_unsafe_
     print(  # the figures docs/migrations.md quotes
         f"\nonline-safe: {safe['during'].requests} requests during {safe['seconds']:.2f} s, "
         f"{safe['during'].failed} failed; p99 before {safe['before'].p99 * 1000:.0f} ms, "
-        f"during {safe['during'].p99 * 1000:.0f} ms\n"
+        f"during {safe['during'].p99 * 1000:.0f} ms, longest lock wait"
+        f" {safe['lock_wait'] * 1000:.0f} ms\n"
         f"unsafe:      {unsafe['during'].requests} requests during {unsafe['seconds']:.2f} s, "
         f"{unsafe['during'].failed} failed; p99 before {unsafe['before'].p99 * 1000:.0f} ms, "
         f"during {unsafe['during'].p99 * 1000:.0f} ms, slowest {unsafe['max_during'] * 1000:.0f} ms"
+        f", longest lock wait {unsafe['lock_wait'] * 1000:.0f} ms"
         f"; statuses {unsafe['during'].statuses}"
     )
 
     assert safe["before"].failed == 0
     assert safe["during"].failed == 0
     assert safe["during"].requests >= WORKERS, "the migration ended before the load saw it"
-    bound = SAFE_FACTOR * safe["before"].p99 + FLOOR
-    assert safe["during"].p99 <= bound, (safe["during"].p99, safe["before"].p99)
+    assert safe["lock_wait"] < BRIEF * safe["seconds"], safe
 
     # not hollow: the same harness sees the unsafe migration's table lock as a stall, a
-    # request that waited for most of it, over the bound the safe one kept
+    # request that waited on it for most of the migration
     assert unsafe["before"].failed == 0
     assert unsafe["seconds"] >= 0.5, "the table is too small to show a stall"
-    assert unsafe["max_during"] >= 0.5 * unsafe["seconds"], unsafe
-    assert unsafe["during"].p99 > SAFE_FACTOR * unsafe["before"].p99 + FLOOR, unsafe
+    assert unsafe["lock_wait"] >= STALL * unsafe["seconds"], unsafe
+    assert unsafe["max_during"] >= STALL * unsafe["seconds"], unsafe

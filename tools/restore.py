@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -81,6 +81,13 @@ def too_early(db: Database, target: datetime, first: datetime) -> str:
     return f"time {stamp(target)} is before the first backup of {db.name} ended ({stamp(first)})"
 
 
+def earliest_pg_target(backup: pgbackrest.PgBackup) -> datetime:
+    """pgBackRest records a backup's stop in whole seconds and picks, for a time target, a
+    set whose stop is before the target's whole second: a time in the second the backup
+    ended is refused by it ("unable to find backup set"), so it is refused here, named."""
+    return backup.stopped + timedelta(seconds=1)
+
+
 def pg_time(moment: datetime) -> str:
     """pgBackRest's form of a time target (it takes no ISO 8601 `T` or `Z`)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
@@ -114,8 +121,8 @@ def restore_pg(
     backups = pgbackrest.info(settings)
     if not backups:
         raise Refused(f"no backup of {db.name} yet: run `make backup`")
-    if target < backups[0].stopped:
-        raise Refused(too_early(db, target, backups[0].stopped))
+    if target < earliest_pg_target(backups[0]):
+        raise Refused(too_early(db, target, earliest_pg_target(backups[0])))
     problems = pgbackrest.verify(settings)
     if problems:
         raise Refused(f"the backup repository fails verification: {'; '.join(problems)}")

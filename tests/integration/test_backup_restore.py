@@ -103,6 +103,18 @@ def test_a_time_before_the_first_backup_is_refused(archived: BackupSettings, db:
     assert restored_homes(archived) == []
 
 
+def test_a_time_in_the_second_the_postgresql_backup_ended_is_refused_naming_the_next(
+    archived: BackupSettings,
+) -> None:
+    """pgBackRest keeps a backup's stop in whole seconds and takes no target in that second
+    ("unable to find backup set"): refused here in one line, naming the earliest time."""
+    stopped = pgbackrest.info(archived)[0].stopped
+    earliest = restore.stamp(stopped + timedelta(seconds=1))
+    with pytest.raises(Refused, match=rf"ended \({re.escape(earliest)}\)"):
+        restore.restore(archived, "departments", (stopped + timedelta(seconds=0.5)).isoformat())
+    assert restored_homes(archived) == []
+
+
 def flip(path: Path) -> bytes:
     """Overwrite bytes in the middle of `path`; -> its original content."""
     original = path.read_bytes()
@@ -147,7 +159,9 @@ def test_postgresql_restores_to_the_point_in_time(archived: BackupSettings) -> N
     live = backup_servers.load(archived).pg.dsn("fixup_departments")
     before, after = f"before {time.monotonic_ns()}", f"after {time.monotonic_ns()}"
     insert = "INSERT INTO departments (name, address) VALUES (%s, 'Quai 1')"
+    earliest = restore.earliest_pg_target(pgbackrest.info(archived)[0])
     with psycopg.connect(live, autocommit=True) as conn:
+        conn.execute("SELECT pg_sleep_until(%s)", (earliest,))  # a target pgBackRest takes
         conn.execute(insert, (before,))  # committed: the next statement's now() is later
         target = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         conn.execute(insert, (after,))

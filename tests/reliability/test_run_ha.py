@@ -23,7 +23,7 @@ import httpx
 import psycopg
 import redis
 
-from tools import backup, ha_tier, keys, restore
+from tools import backup, ha_tier, keys, pgbackrest, restore
 from tools.backup_settings import BackupSettings
 from tools.ha_postgres import START_TIMEOUT
 from tools.ha_tier import LEDGER, STOP_TIMEOUT
@@ -98,7 +98,9 @@ def backed_up_and_restored(var: Path, dsn: str) -> None:
     lines = backup.backup(settings)
     assert lines[0].startswith("postgresql: full backup into repo1"), lines
     before, after = (f"pitr-{uuid.uuid4().hex[:12]}" for _ in range(2))
+    earliest = restore.earliest_pg_target(pgbackrest.info(settings)[0])
     with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SELECT pg_sleep_until(%s)", (earliest,))  # a target pgBackRest takes
         _department(conn, before)
         # the target: the database's clock, after the first commit, before the second
         moment = conn.execute("SELECT clock_timestamp()").fetchone()

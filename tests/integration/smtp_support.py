@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import email
 import re
+import time
 from collections.abc import Iterator
 from email.message import Message
 from typing import Any
 
+import asyncpg
 from aiosmtpd.controller import Controller
 
 from services.users.mail_relay import MailRelay
@@ -27,6 +29,9 @@ MAIL_WAIT = (
     + MailRelay.first_retry * 2
     + PROCESS_MARGIN
 )
+
+
+OUTBOX_POLL = 0.05  # s between two counts of the outbox
 
 
 class SmtpSink:
@@ -66,6 +71,22 @@ def smtp_sink(port: int | None = None) -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+async def outbox_left(users_dsn: str, within: float = MAIL_WAIT) -> int:
+    """The rows left in users' mail outbox once it is empty, or after `within` seconds: a
+    row leaves a moment after its mail arrived (the relay deletes it after the server's
+    250), so a count taken as the last mail arrives can still see it."""
+    deadline = time.monotonic() + within
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        while True:
+            left = int(await conn.fetchval("SELECT count(*) FROM mail_outbox"))
+            if left == 0 or time.monotonic() > deadline:
+                return left
+            await asyncio.sleep(OUTBOX_POLL)  # the next look at the outbox
+    finally:
+        await conn.close()
 
 
 async def mail_to(sink: SmtpSink, address: str) -> Message:

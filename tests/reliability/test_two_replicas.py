@@ -22,7 +22,7 @@ import asyncpg
 
 from lib.auth.principal import Role
 from tests.integration.orders_support import order_body
-from tests.integration.smtp_support import smtp_sink
+from tests.integration.smtp_support import outbox_left, smtp_sink
 from tests.reliability import figures
 from tests.reliability.awards import awards_once, error_lines, relay_env, settle, start_points
 from tests.reliability.stack import PASSWORD, start, users_env
@@ -119,11 +119,8 @@ async def test_two_users_replicas_send_each_verification_mail_once(
             await asyncio.gather(*(register(i, e) for i, e in enumerate(emails)))
             while not set(emails) <= set(received):
                 received[(await sink.next_mail())["To"]] += 1  # MAIL_WAIT bounds each
-            conn = await asyncpg.connect(users_dsn)
-            try:  # a row leaves the outbox once its mail was accepted: none left to send
-                pending = await conn.fetchval("SELECT count(*) FROM mail_outbox")
-            finally:
-                await conn.close()
+            # a row leaves the outbox once its mail was accepted: none left to send
+            pending = await outbox_left(users_dsn)
         finally:
             await http.close()
             for replica in replicas:

@@ -106,6 +106,10 @@ class ServiceSettings(BaseSettings):
     # bounded by DB_CONNECT_TIMEOUT (a black-holed server)
     db_connect_wait: float = Field(0.0, ge=0)
     db_connect_timeout: float = Field(10.0, gt=0, le=300)
+    # one PostgreSQL command: a primary that froze or was cut off answers 503 after this long
+    # (the connection is dropped, the next one goes to whichever member now takes writes);
+    # below the gateway's proxy_read_timeout (30 s), so a request ends here, not at NGINX
+    db_command_timeout: float = Field(5.0, gt=0, le=25)
     # PostgreSQL through PgBouncer in transaction mode (lib/pooler.py, ADR 0037): the
     # pool connects to PGBOUNCER_ADDR (host:port; the URL's database, user and password)
     # instead of DATABASE_URL's host:port, which the tools (migrations, seed) keep using

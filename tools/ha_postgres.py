@@ -3,13 +3,15 @@ managed by Patroni in synchronous mode, and HAProxy sending connections to the p
 
     python -m tools.ha_tier up|down|status   (tools/ha_tier.py drives this module)
 
-Everything runs from Debian's packages (etcd-server, patroni, haproxy) as plain processes
-under `var/ha/` on loopback ports of its own; nothing touches the machine's servers.
-Patroni's settings are production's with shorter clocks (ttl 10 s, loop_wait 2 s): a dead
-primary's leader key expires within `TTL` and the synchronous standby, which holds every
-acknowledged commit, is promoted. HAProxy asks each member's Patroni REST API `/primary`
-every second: only the primary answers 200, so the services' one address always reaches
-the member that accepts writes (ADR 0033 compares it with multi-host DSNs).
+etcd and HAProxy from Debian's packages, Patroni from PyPI in a venv of its own
+(deploy/patroni/requirements.txt says why), as plain processes under `var/ha/` on loopback
+ports of its own; nothing touches the machine's servers. The members' settings are the
+checked-in deploy/patroni/patroni.yml (production's with shorter clocks, strict synchronous
+mode, failsafe mode); this module writes only each member's name, ports and directories.
+A dead or frozen primary's leader key expires within `TTL` and the synchronous standby,
+which holds every acknowledged commit, is promoted. HAProxy asks each member's Patroni REST
+API `/primary` every second: only the primary answers 200, so the one address always
+reaches the member that accepts writes (ADR 0033 compares it with multi-host DSNs).
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tools.local_servers import StartError, hand_to, listening
+from tools.packages import ensure_patroni, patroni_command
 
 MEMBERS = 3
-TTL = 10  # seconds a leader key lives without its Patroni renewing it
-LOOP_WAIT = 2
-RETRY_TIMEOUT = 4
+SHARED_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "patroni" / "patroni.yml"
+# seconds a leader key lives without its Patroni renewing it (the shared file's)
+TTL = int(yaml.safe_load(SHARED_CONFIG.read_text())["bootstrap"]["dcs"]["ttl"])
 START_TIMEOUT = 90.0  # three initdb/basebackups on a loaded 2-core machine
 SCOPE = "fixup"
 
@@ -67,66 +72,40 @@ def _etcd_command(layout: PgLayout, k: int, root: Path) -> list[str]:
     ]
 
 
-def patroni_config(
-    layout: PgLayout, k: int, root: Path, bin_dir: Path, extra: dict[str, str] | None = None
+def member_config(
+    layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None = None
 ) -> dict[str, object]:
-    """One member's patroni.yml (JSON is YAML): synchronous mode, trust on loopback as the
-    development servers of the README, a replication user of its own; `extra`: parameters
-    of this member's own (its WAL archiving, tools/ha_backups.py)."""
+    """Member k's own settings, merged by Patroni over the shared deploy/patroni/patroni.yml:
+    its name, addresses, data directory and binaries; `extra`: parameters of this member's
+    own (its WAL archiving, tools/ha_backups.py)."""
     home = root / f"pg{k}"
     return {
-        "scope": SCOPE,
-        "namespace": "/fixup/",
         "name": f"pg{k}",
-        "log": {"level": "WARNING"},
         "restapi": {
             "listen": f"127.0.0.1:{layout.rest[k]}",
             "connect_address": f"127.0.0.1:{layout.rest[k]}",
         },
         "etcd3": {"hosts": [f"127.0.0.1:{port}" for port in layout.etcd_client]},
-        "bootstrap": {
-            "dcs": {
-                "ttl": TTL,
-                "loop_wait": LOOP_WAIT,
-                "retry_timeout": RETRY_TIMEOUT,
-                "maximum_lag_on_failover": 1048576,
-                "synchronous_mode": True,
-                # a crashed primary is not waited for: the synchronous standby holds every
-                # acknowledged commit, so failing over at once loses nothing (Patroni's
-                # default waits 300 s for the primary's own crash recovery)
-                "primary_start_timeout": 0,
-                "postgresql": {
-                    "use_pg_rewind": True,
-                    "parameters": {
-                        "wal_level": "replica",
-                        "hot_standby": "on",
-                        "wal_log_hints": "on",
-                        "max_wal_senders": 10,
-                        "max_replication_slots": 10,
-                        "max_connections": 200,
-                    },
-                },
-            },
-            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}],
-            "pg_hba": [
-                "local all all trust",
-                "host replication replicator 127.0.0.1/32 trust",
-                "host all all 127.0.0.1/32 trust",
-            ],
-        },
         "postgresql": {
             "listen": f"127.0.0.1:{layout.postgres[k]}",
             "connect_address": f"127.0.0.1:{layout.postgres[k]}",
             "data_dir": str(home / "data"),
-            "bin_dir": str(bin_dir),
+            "bin_dir": str(server_binaries()[-1].parent),
             "pgpass": str(home / "pgpass"),
-            "authentication": {
-                "superuser": {"username": "postgres", "password": "postgres"},
-                "replication": {"username": "replicator", "password": "replicator"},
-            },
             "parameters": {"unix_socket_directories": str(home), **(extra or {})},
         },
     }
+
+
+def write_config(layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None) -> Path:
+    """Member k's configuration directory, as Patroni reads one (its .yml files in name
+    order, each merged over the ones before): the shared file, then the member's own."""
+    conf = root / f"pg{k}" / "patroni"
+    conf.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SHARED_CONFIG, conf / "00-shared.yml")
+    own = json.dumps(member_config(layout, k, root, extra), indent=1)  # JSON is YAML
+    (conf / "10-member.yml").write_text(own)
+    return conf
 
 
 def haproxy_config(layout: PgLayout) -> str:
@@ -168,7 +147,8 @@ def _spawn(command: list[str], log: Path, *, as_postgres: bool = False) -> int:
 def start_member(root: Path, k: int) -> int:
     """Member k's Patroni (which starts its PostgreSQL): its process group."""
     home = root / f"pg{k}"
-    return _spawn(["patroni", str(home / "patroni.yml")], home / "patroni.log", as_postgres=True)
+    command = [str(patroni_command()), str(home / "patroni")]
+    return _spawn(command, home / "patroni.log", as_postgres=True)
 
 
 def member_role(layout: PgLayout, k: int) -> str | None:
@@ -176,8 +156,7 @@ def member_role(layout: PgLayout, k: int) -> str | None:
     try:
         url = f"http://127.0.0.1:{layout.rest[k]}/patroni"
         with urllib.request.urlopen(url, timeout=1) as answer:
-            role = str(json.load(answer).get("role"))
-            return "primary" if role == "master" else role  # Patroni 3.0 says master
+            return str(json.load(answer).get("role"))
     except (OSError, ValueError):
         return None
 
@@ -224,10 +203,12 @@ def member_data(root: Path) -> list[Path]:
 
 def server_binaries() -> list[Path]:
     """The installed PostgreSQL versions' pg_ctl, oldest first; a missing package (etcd,
-    Patroni, HAProxy, PostgreSQL) is a StartError naming what to install."""
-    for tool in ("etcd", "patroni", "haproxy"):
+    HAProxy, PostgreSQL, Patroni's venv) is a StartError naming what to install."""
+    for tool in ("etcd", "haproxy"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            raise StartError(f"no {tool}; as root: apt-get install -y etcd-server patroni haproxy")
+            raise StartError(f"no {tool}; as root: apt-get install -y etcd-server haproxy")
+    if not patroni_command().exists() and (why := ensure_patroni()):
+        raise StartError(f"no Patroni: {why}")
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
     if not bins:
         raise StartError("no PostgreSQL server binaries; apt-get install -y postgresql")
@@ -243,7 +224,7 @@ def start(
     """etcd, then the Patroni members, then HAProxy; -> the process groups started, in
     order (each process leads its own group: `stop` ends a member with its postgres).
     `extra(data)`: parameters of the member whose data directory that is."""
-    bins = server_binaries()
+    server_binaries()
     root.mkdir(parents=True, exist_ok=True)
     pids = started  # filled as each starts: a failure half-way still knows what to stop
     for k in range(MEMBERS):
@@ -253,13 +234,8 @@ def start(
     )
     for k in range(MEMBERS):
         home = root / f"pg{k}"
-        home.mkdir(parents=True, exist_ok=True)
-        config = home / "patroni.yml"
-        own = extra(home / "data") if extra is not None else None
-        config.write_text(
-            json.dumps(patroni_config(layout, k, root, bins[-1].parent, own), indent=1)
-        )
-        hand_to("postgres", home, config)
+        conf = write_config(layout, k, root, extra(home / "data") if extra else None)
+        hand_to("postgres", home, conf, *conf.iterdir())
         home.chmod(0o700)
         pids.append(start_member(root, k))
     wait_until(lambda: primary_member(layout) is not None, "a Patroni primary", START_TIMEOUT)

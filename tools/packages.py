@@ -27,6 +27,11 @@ class Package:
 
 
 SBIN = (Path("/usr/sbin"), Path("/usr/local/sbin"))  # not on a normal user's PATH
+ROOT = Path(__file__).resolve().parents[1]
+# the HA tier's Patroni comes from PyPI, not Debian (the pin's reason is in the file)
+PATRONI_VENV = ROOT / ".venv-patroni"
+PATRONI_REQUIREMENTS = ROOT / "deploy" / "patroni" / "requirements.txt"
+SYSTEM_PYTHON = Path("/usr/bin/python3")  # one the postgres user can run (not under /root)
 
 SERVERS = (
     Package("postgresql", "the PostgreSQL server"),
@@ -68,7 +73,6 @@ CLOCKS = (
 )
 HA = (
     Package("etcd-server", "the HA tier's consensus (tools/ha_postgres.py)", ("etcd",)),
-    Package("patroni", "the HA tier's PostgreSQL members (tools/ha_postgres.py)", ("patroni",)),
     Package("haproxy", "the HA tier's one address of the primary", ("haproxy",)),
     Package(
         "redis-sentinel", "the HA tier's Redis failover (tools/ha_redis.py)", ("redis-sentinel",)
@@ -149,6 +153,33 @@ def hint(missing: list[Package]) -> str:
     return f"not installed ({needs}); {how}: apt-get install -y {names}"
 
 
+def patroni_command() -> Path:
+    return PATRONI_VENV / "bin" / "patroni"
+
+
+def ensure_patroni() -> str | None:
+    """The HA tier's Patroni in a venv of its own, built with the system python3 from the
+    pinned requirements (again whenever they change); -> why it could not be, or None."""
+    stamp = PATRONI_VENV / "requirements.txt"
+    wanted = PATRONI_REQUIREMENTS.read_text()
+    if patroni_command().exists() and stamp.is_file() and stamp.read_text() == wanted:
+        return None
+    if not SYSTEM_PYTHON.exists():
+        return f"Patroni's venv needs {SYSTEM_PYTHON}; as root: apt-get install -y python3-venv"
+    print(f"packages: Patroni into {PATRONI_VENV}", file=sys.stderr, flush=True)
+    steps = (
+        [str(SYSTEM_PYTHON), "-m", "venv", "--clear", str(PATRONI_VENV)],
+        [str(PATRONI_VENV / "bin" / "pip"), "install", "-q", "-r", str(PATRONI_REQUIREMENTS)],
+    )
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
+        if done.returncode:
+            last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:]
+            return f"Patroni's venv: {' '.join(step[:3])} failed: {' '.join(last)}"
+    stamp.write_text(wanted)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m tools.packages", description=__doc__)
     parser.add_argument("command", choices=["ensure", "list"])
@@ -160,10 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         print(" ".join(p.name for p in packages))
         return 0
     missing = ensure(packages)
-    if not missing:
-        return 0
-    print(f"note: {hint(missing)}", file=sys.stderr)
-    return 1 if args.strict else 0
+    notes = [hint(missing)] if missing else []
+    if any(p in HA for p in packages):
+        notes += [why] if (why := ensure_patroni()) else []
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 1 if notes and args.strict else 0
 
 
 if __name__ == "__main__":

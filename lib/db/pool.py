@@ -7,10 +7,18 @@ outermost then runs lib.db.committed's actions), `ping()` checks the server for 
 its database waits (a service's process waits without limit: lib/db/waiting.py). Leases go
 through the drivers' public acquire and release only.
 
+A server that freezes or is cut off answers nothing and closes nothing: every PostgreSQL
+command is bounded by `command_timeout` (asyncpg's; a connection that timed out is
+terminated, never lent again), each new connection by `connect_timeout`. asyncpg has no
+client-side TCP keepalive (MagicStack/asyncpg#606), so the command timeout is what notices a
+dead peer; aiomysql has no per-command timeout at all (docs/operations.md).
+
 Inside a request's scope (lib.db.scope) a request holds at most one connection: nested
 acquires lend it again, a concurrent second one is refused. Nothing waits forever: a full
 pool raises `PoolExhausted` after `acquire_timeout` seconds and a lost or refused server
-connection raises `DatabaseUnavailable` — both 503 SERVICE_UNAVAILABLE with Retry-After.
+connection, a command that timed out, or a server that no longer takes writes (a demoted
+primary, no member of a multi-host list writable) raises `DatabaseUnavailable` — both 503
+SERVICE_UNAVAILABLE with Retry-After.
 Traced (lib/db/traced.py): in a sampled span each generated query's span has its sqlc name.
 """
 
@@ -44,6 +52,8 @@ log = get_logger("lib.db")
 DEFAULT_ACQUIRE_TIMEOUT = 3.0
 # one connection attempt at start-up (asyncpg's own default is 60 s)
 DEFAULT_ATTEMPT_TIMEOUT = 10.0
+# one PostgreSQL command (asyncpg's command_timeout; its own default is none)
+DEFAULT_COMMAND_TIMEOUT = 5.0
 # errors that mean "the server is gone or refuses us", not "this query is wrong"
 CONNECTION_LOST = (
     ConnectionError,
@@ -52,7 +62,11 @@ CONNECTION_LOST = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.TargetServerAttributeNotMatched,  # every host up, none takes writes
 )
+# a connection not to be lent again: the server did not answer in time (frozen, cut off)
+# or no longer takes writes (a primary demoted under it)
+STALE = (TimeoutError, asyncpg.ReadOnlySQLTransactionError)
 MYSQL_CONNECTION_LOST = {1040, 1053, 2003, 2006, 2013, 2055}  # too many, shutdown, gone, lost
 
 
@@ -101,6 +115,7 @@ class Database(ABC):
     engine: str
     service: str = ""  # the metrics label, set by the app that owns the pool
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT
+    release_timeout: float | None = None  # a release waiting on a cancelled command
 
     @abstractmethod
     def _get(self) -> Awaitable[Any]:
@@ -109,6 +124,10 @@ class Database(ABC):
     @abstractmethod
     def _put(self, conn: Any) -> Awaitable[None]:
         """The driver's release of a lent connection."""
+
+    @abstractmethod
+    def _discard(self, conn: Any) -> None:
+        """Close a lent connection at once; its release then gives the pool a new one."""
 
     @abstractmethod
     def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
@@ -186,8 +205,13 @@ class _Lease:
         if scope is not None:
             scope.conn = scope.database = scope.owner = None
         lost = exc is not None and (_lost(exc) or _closed(conn))  # before it goes back
+        stale = isinstance(exc, STALE)
+        if stale:
+            self.db._discard(conn)
         await self.db._put(conn)
-        if lost:
+        if isinstance(exc, TimeoutError):
+            raise DatabaseUnavailable("the database did not answer in time") from exc
+        if lost or stale:
             raise DatabaseUnavailable("the database connection was lost") from exc
 
 
@@ -201,7 +225,10 @@ class PgDatabase(Database):
         return self.pool.acquire()
 
     def _put(self, conn: Any) -> Awaitable[None]:
-        return self.pool.release(conn)
+        return self.pool.release(conn, timeout=self.release_timeout)
+
+    def _discard(self, conn: Any) -> None:
+        conn.terminate()
 
     def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
         transaction: AbstractAsyncContextManager[None] = conn.transaction()  # nested: SAVEPOINT
@@ -235,6 +262,9 @@ class MyDatabase(Database):
     def _put(self, conn: Any) -> Awaitable[None]:
         releasing: Awaitable[None] = self.pool.release(conn)
         return releasing
+
+    def _discard(self, conn: Any) -> None:
+        conn.close()
 
     @asynccontextmanager
     async def _transaction(self, conn: Any) -> AsyncIterator[None]:
@@ -287,10 +317,18 @@ async def _no_reset(conn: Any) -> None:
 
 
 async def _open(
-    dsn: str, min_size: int, max_size: int, reset: bool, pooler: Pooler = ""
+    dsn: str,
+    min_size: int,
+    max_size: int,
+    reset: bool,
+    pooler: Pooler = "",
+    *,
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    connect_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
 ) -> Database:
     """The pool for `dsn`; connect() sets its acquire timeout and metrics label. `pooler`:
-    what sits between the pool and PostgreSQL (lib/pooler.py)."""
+    what sits between the pool and PostgreSQL (lib/pooler.py); every command bounded by
+    `command_timeout` (PostgreSQL), every new connection by `connect_timeout`."""
     given = urlsplit(dsn).scheme
     scheme = given.split("+")[0]  # a driver suffix (postgresql+asyncpg://) is allowed
     engine = engine_of(dsn)
@@ -303,9 +341,13 @@ async def _open(
             min_size=min_size,
             max_size=max_size,
             reset=reset_hook,
+            command_timeout=command_timeout,
+            timeout=connect_timeout,  # asyncpg.connect's, for every connection of the pool
             **pool_options(pooler),
         )
-        return PgDatabase(pool)
+        database = PgDatabase(pool)
+        database.release_timeout = command_timeout
+        return database
     parts = urlsplit(dsn)  # MyDatabase.engine: engine_of() refused every other scheme
     pool = await aiomysql.create_pool(
         minsize=min_size,
@@ -318,6 +360,7 @@ async def _open(
         autocommit=True,
         charset="utf8mb4",
         init_command="SET time_zone = '+00:00'",  # DATETIME columns hold UTC
+        connect_timeout=connect_timeout,
     )
     return MyDatabase(pool)
 
@@ -332,7 +375,13 @@ def engine_of(dsn: str) -> str:
     raise ValueError(f"unsupported database URL scheme {scheme!r} (postgresql:// or mysql://)")
 
 
-CONNECT_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, pymysql.MySQLError)
+CONNECT_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.TargetServerAttributeNotMatched,  # no member writable yet: retried like a refusal
+    pymysql.MySQLError,
+)
 
 
 async def connect(
@@ -347,20 +396,30 @@ async def connect(
     attempts: int | None = 10,
     wait: float | None = None,
     attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
     base_delay: float = 0.2,
     max_delay: float = 3.0,
     first_attempt: int = 1,
 ) -> Database:
     """Open a pool, retrying with jittered exponential backoff while the server is down:
     `attempts` tries in all (at least one; None: no limit), for at most `wait` seconds
-    (None: no limit), each bounded by `attempt_timeout` (a black-holed server). Each failed
-    attempt is logged (`db_connect_retry`); the last one's error is raised."""
+    (None: no limit), each bounded by `attempt_timeout` (a black-holed server), as is every
+    connection the pool opens later; `command_timeout` bounds each PostgreSQL command. Each
+    failed attempt is logged (`db_connect_retry`); the last one's error is raised."""
     deadline = None if wait is None else time.monotonic() + wait
     attempt = first_attempt  # > 1: the caller made the first ones (lib/db/waiting.py)
     while True:
         try:
             async with asyncio.timeout(attempt_timeout):
-                database = await _open(dsn, min_size, max_size, reset, pooler)
+                database = await _open(
+                    dsn,
+                    min_size,
+                    max_size,
+                    reset,
+                    pooler,
+                    command_timeout=command_timeout,
+                    connect_timeout=attempt_timeout,
+                )
         except CONNECT_ERRORS as exc:
             delay = random.random() * min(max_delay, base_delay * 2**attempt)
             last = attempts is not None and attempt - first_attempt + 1 >= attempts

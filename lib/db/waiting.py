@@ -78,6 +78,9 @@ class WaitingDatabase(Database):
     def _put(self, conn: Any) -> Awaitable[None]:
         return self.opened()._put(conn)
 
+    def _discard(self, conn: Any) -> None:
+        self.opened()._discard(conn)
+
     def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
         return self.opened()._transaction(conn)
 

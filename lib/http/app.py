@@ -46,6 +46,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.pool_url,  # DATABASE_URL, or PgBouncer's address (POOLER, ADR 0037)
         wait=settings.db_connect_wait or None,
         attempt_timeout=settings.db_connect_timeout,
+        command_timeout=settings.db_command_timeout,
         on_give_up=lambda: os.kill(os.getpid(), signal.SIGTERM),
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,

@@ -188,9 +188,9 @@ def opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = pool_module._open
 
-    async def counting(dsn: str, *args: Any) -> Database:
+    async def counting(dsn: str, *args: Any, **options: Any) -> Database:
         calls.append(dsn)
-        return await real(dsn, *args)
+        return await real(dsn, *args, **options)
 
     monkeypatch.setattr(pool_module, "_open", counting)
     return calls

@@ -23,7 +23,7 @@ def names(target: str) -> set[str]:
 def test_targets() -> None:
     assert names("run") >= {"nginx", "nodejs", "npm", "prometheus"}
     extras = {"chromium", "wrk", "valgrind", "docker-compose", "kubectl", "curl", "jq", "lsof",
-              "faketime", "etcd-server", "patroni", "haproxy", "pgbouncer", "pgbackrest",
+              "faketime", "etcd-server", "haproxy", "pgbouncer", "pgbackrest",
               "mariadb-backup", "redis-sentinel"}  # fmt: skip
     assert names("test") == names("run") | extras
     assert names("ci") >= names("test") | {"postgresql", "mariadb-server", "redis-server", "make"}
@@ -99,3 +99,28 @@ def test_runs_with_the_standard_library_only() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [p.name for p in packages.TARGETS["test"]]
+
+
+def test_patroni_is_pinned_past_the_leader_key_overwrite() -> None:
+    """Patroni 3.0.2 (Debian 12's) retakes the etcd3 leader key from a promoted standby
+    (patroni/patroni#2689, fixed in 3.0.3): the tier's Patroni is PyPI's, pinned."""
+    pins = [
+        line.split("==")
+        for line in packages.PATRONI_REQUIREMENTS.read_text().splitlines()
+        if line.startswith("patroni[")
+    ]
+    assert len(pins) == 1, pins
+    version = tuple(int(part) for part in pins[0][1].split("."))
+    assert version >= (4, 0, 0), version
+    assert "patroni" not in names("ci")  # never Debian's package beside it
+
+
+def test_patroni_s_venv_that_cannot_be_built_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(packages, "PATRONI_VENV", tmp_path / "venv")
+    monkeypatch.setattr(packages, "SYSTEM_PYTHON", tmp_path / "no-python3")
+    why = packages.ensure_patroni()
+    assert why is not None
+    assert "python3-venv" in why
+    assert not (tmp_path / "venv").exists()

@@ -77,11 +77,11 @@ restore-drill: install ## story load through nginx onto archived servers, T take
 test-lists: install ## the whole list walk: every list x key x direction x page size 1-3 x filter value, by page and cursor (make test runs a sample)
 	LIST_WALK=all $(VENV)/bin/pytest tests/integration/test_list_walk.py -p no:randomly $(PYTEST_ARGS)
 
-failover-drill: install ## the release drill's story load through NGINX (2 replicas of every HTTP service) on the HA tier (3 Patroni members in sync mode, Redis + 3 Sentinels, points' MariaDB + a GTID replica) while the PostgreSQL primary's postmaster, a whole member, the Redis master, then points' MariaDB primary is lost: recovery seconds, failed requests by kind, p50/p99, the invariants, the PostgresPrimaryChanged alert at the webhook (make test runs the postmaster fault)
+failover-drill: install ## the release drill's story load through NGINX (2 replicas of every HTTP service) on the HA tier (3 Patroni members, strict sync mode, failsafe; Redis + 3 Sentinels; points' MariaDB + a GTID replica) while the PostgreSQL primary's postmaster is killed, a whole member killed, the primary frozen past its TTL, etcd at 1 of 3, both standbys lost, the Redis master, then points' MariaDB primary lost: recovery seconds, failed requests by kind, p50/p99, the invariants, the PostgresPrimaryChanged alert (rounds=N: N times in a row; make test runs the postmaster fault and a freeze)
 	@$(PY) -m tools.packages ensure ha
-	$(PY) -m tests.reliability.failover_stories
+	$(PY) -m tests.reliability.failover_stories $(if $(rounds),--rounds $(rounds))
 
-failover-writers: install ## the same faults under one direct writer per fault (through HAProxy, or --route multihost): RPO and recovery at the database itself (make test runs the MariaDB fault)
+failover-writers: install ## the postmaster, member, quorum, MariaDB and Redis faults under one direct writer per fault (through HAProxy, or --route multihost): RPO and recovery at the database itself (make test runs the MariaDB fault)
 	@$(PY) -m tools.packages ensure ha
 	$(PY) -m tools.failover_drill
 

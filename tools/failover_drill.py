@@ -58,6 +58,11 @@ from tools.ports import free_ports
 # the first write after a fault: the leader key's TTL, an election, HAProxy's checks
 RECOVERY_LIMIT = 3 * TTL + 15
 WARM_WRITES = 30
+FREEZE = TTL + 10  # a frozen primary stays paused past its leader key's TTL
+QUORUM_LOSS = 20.0  # seconds etcd runs on one member of three
+STANDBYS_LOST = 15.0  # seconds the primary has no standby at all
+# a fault's whole course: its planned length, then the recovery of what it stopped
+FAULT_LIMIT = max(FREEZE, QUORUM_LOSS, STANDBYS_LOST) + RECOVERY_LIMIT
 
 
 def _latency(writes: list[tuple[int, float, float]]) -> str:
@@ -78,28 +83,135 @@ def _kill_and_reap(pid: int) -> None:
     """SIGKILL, then reap it when it is ours: Patroni detaches its postmaster, so under a
     subreaper (the test suite) the orphan's parent is this process, and an unreaped zombie
     would look alive to Patroni, which would then never fail over."""
-    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # gone with its Patroni's group already
+        os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
 
 
-def kill_postmaster(root: Path, layout: PgLayout, groups: list[int]) -> str:
+@dataclass(frozen=True)
+class Injected:
+    """A fault as injected: what was done, and `heal()`, which blocks until the fault is
+    over (a frozen member resumed, etcd's members back, a lost member started again); the
+    drill runs it beside the load and starts its "after" phase once it has returned and
+    the cluster has settled."""
+
+    what: str
+    heal: Callable[[], None]
+
+
+def nothing_to_heal() -> None:
+    return None
+
+
+def _until(moment: float) -> None:
+    """Wait out a fault's planned length (how long a member stays frozen or lost)."""
+    time.sleep(max(0.0, moment - time.monotonic()))
+
+
+def _groups(root: Path) -> list[int]:
+    """The tier's process groups as its ledger has them now (etcd's, the members' Patroni,
+    HAProxy's): a member started again has a new one."""
+    return ha_tier.read_layout(root.parent)[1]
+
+
+def _member_groups(root: Path, k: int) -> tuple[int, int]:
+    """Member k's process groups: its Patroni's, and its postmaster's (Patroni starts it in
+    a session of its own, its backends in the same group)."""
+    return _groups(root)[MEMBERS + k], os.getpgid(postmaster_pid(root, k))
+
+
+def _signal_groups(groups: tuple[int, ...], sig: signal.Signals) -> None:
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, sig)
+
+
+def _the_primary(layout: PgLayout) -> int:
     k = primary_member(layout)
-    assert k is not None, "no primary to kill"
+    if k is None:
+        raise StartError(f"no primary to inject a fault into: {cluster_state(layout)}")
+    return k
+
+
+def kill_postmaster(root: Path, layout: PgLayout) -> Injected:
+    k = _the_primary(layout)
     _kill_and_reap(postmaster_pid(root, k))
-    return f"pg{k}'s postmaster SIGKILLed"
+    return Injected(f"pg{k}'s postmaster SIGKILLed", nothing_to_heal)
 
 
-def kill_member(root: Path, layout: PgLayout, groups: list[int]) -> str:
-    k = primary_member(layout)
-    assert k is not None, "no primary to kill"
-    postmaster = postmaster_pid(root, k)
-    os.killpg(groups[MEMBERS + k], signal.SIGKILL)  # patroni (groups: etcd, patroni, haproxy)
+def kill_member(root: Path, layout: PgLayout) -> Injected:
+    k = _the_primary(layout)
+    patroni, postmaster = _member_groups(root, k)
+    os.killpg(patroni, signal.SIGKILL)
     _kill_and_reap(postmaster)
-    return f"member pg{k} killed (Patroni and PostgreSQL)"
+
+    def heal() -> None:  # once another member is primary: started at once, it would still
+        # hold its own unexpired leader key and simply carry on as the primary
+        wait_until(lambda: primary_member(layout) not in (None, k), "a new primary", FAULT_LIMIT)
+        ha_tier.restart_members(root.parent)
+
+    return Injected(f"member pg{k} killed (Patroni and PostgreSQL)", heal)
 
 
-FAULTS = {"postmaster": kill_postmaster, "member": kill_member}
+def freeze_member(root: Path, layout: PgLayout) -> Injected:
+    """The whole primary member paused past its leader key's TTL (a paused VM, a stalled
+    disk), then resumed: it must find the standby promoted and follow it, never take the
+    leader back nor acknowledge a write of its own on waking."""
+    k = _the_primary(layout)
+    frozen = _member_groups(root, k)
+    _signal_groups(frozen, signal.SIGSTOP)
+    resume_at = time.monotonic() + FREEZE
+
+    def heal() -> None:
+        _until(resume_at)
+        _signal_groups(frozen, signal.SIGCONT)
+
+    return Injected(f"member pg{k} frozen (SIGSTOP) for {FREEZE:.0f} s, then resumed", heal)
+
+
+def lose_quorum(root: Path, layout: PgLayout) -> Injected:
+    """etcd at 1 of 3 members (two frozen): no quorum, so no leader key can be renewed;
+    in failsafe mode the primary, still reaching every member, keeps writing."""
+    lost = tuple(_groups(root)[1:MEMBERS])  # etcd's groups come first: all but one
+    _signal_groups(lost, signal.SIGSTOP)
+    resume_at = time.monotonic() + QUORUM_LOSS
+
+    def heal() -> None:
+        _until(resume_at)
+        _signal_groups(lost, signal.SIGCONT)
+
+    return Injected(f"etcd at 1 of 3 members for {QUORUM_LOSS:.0f} s", heal)
+
+
+def lose_standbys(root: Path, layout: PgLayout) -> Injected:
+    """Both standbys killed (Patroni and PostgreSQL): in strict synchronous mode the
+    primary acknowledges nothing until one is back; started again after STANDBYS_LOST."""
+    k = _the_primary(layout)
+    for other in (m for m in range(MEMBERS) if m != k):
+        patroni, postmaster = _member_groups(root, other)
+        os.killpg(patroni, signal.SIGKILL)
+        _kill_and_reap(postmaster)
+    back_at = time.monotonic() + STANDBYS_LOST
+
+    def heal() -> None:
+        _until(back_at)
+        ha_tier.restart_members(root.parent)
+
+    return Injected(f"both standbys of pg{k} killed for {STANDBYS_LOST:.0f} s", heal)
+
+
+# the direct writer's: its psycopg client bounds a statement on the server's side only, so
+# the faults that leave a server silent (a freeze, commits waiting for a standby) run
+# under the story load alone, where every service bounds its commands (DB_COMMAND_TIMEOUT)
+WRITER_FAULTS = ("postmaster", "member", "quorum", "mariadb", "redis")
+FAULTS = {
+    "postmaster": kill_postmaster,
+    "member": kill_member,
+    "freeze": freeze_member,
+    "quorum": lose_quorum,
+    "standbys": lose_standbys,
+}
 
 
 @dataclass(frozen=True)
@@ -119,23 +231,52 @@ class FaultResult:
         return len(self.lost) <= self.allowed_loss and not self.duplicated
 
 
+class Healing:
+    """An injected fault's heal() in a thread of its own, beside the load; `join()` waits
+    for it (bounded) and raises what it raised."""
+
+    def __init__(self, injected: Injected) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(injected.heal,), daemon=True)
+        self.thread.start()
+
+    def _run(self, heal: Callable[[], None]) -> None:
+        try:
+            heal()
+        except BaseException as exc:  # handed to join()'s caller
+            self.error = exc
+
+    def join(self, what: str) -> None:
+        self.thread.join(FAULT_LIMIT)
+        if self.thread.is_alive():
+            raise StartError(f"{what} not over within {FAULT_LIMIT:.0f} s")
+        if self.error is not None:
+            raise StartError(f"healing {what}: {self.error}") from self.error
+
+
 def drive(
     client: Client,
-    inject: Callable[[], str],
+    inject: Callable[[], Injected],
     diagnose: Callable[[], str],
     count: Callable[[list[int]], dict[int, int]],
+    settle: Callable[[], None] = nothing_to_heal,
 ) -> FaultResult:
-    """Writes flowing, the fault injected, writes flowing again; -> what the writer saw
-    against what the database holds (`count`: acknowledged id -> rows present)."""
+    """Writes flowing, the fault injected, writes flowing again, the fault healed and the
+    cluster settled (`settle`); -> what the writer saw against what the database holds
+    (`count`: acknowledged id -> rows present)."""
     writer = Writer(client)
     thread = threading.Thread(target=writer.run, daemon=True)
     thread.start()
     try:
         wait_until(lambda: len(writer.acked) >= WARM_WRITES, "warm-up writes", RECOVERY_LIMIT)
         killed_at = time.monotonic()
-        what = inject()
+        injected = inject()
+        what = injected.what
+        healing = Healing(injected)
         after = f"a write after {what}"
-        wait_until(lambda: writer.recovered_since(killed_at), after, RECOVERY_LIMIT)
+        wait_until(lambda: writer.recovered_since(killed_at), after, FAULT_LIMIT)
+        healing.join(what)
+        settle()
         # a backend outlives its postmaster for a moment: the outage begins at the first
         # write that failed after the kill, and ends at the next one acknowledged
         outage = writer.first_failure_after(killed_at)
@@ -168,12 +309,17 @@ def drive(
     )
 
 
-def drill_one(dsn: str, root: Path, layout: PgLayout, groups: list[int], fault: str) -> FaultResult:
-    # a fault lands on a settled cluster: every member up, a synchronous standby named
-    # (Patroni promotes only that one, so a fault before it is named waits for a human)
+def wait_settled(layout: PgLayout) -> None:
+    """Every member running with a synchronous standby named: a fault lands on such a
+    cluster (Patroni promotes only that standby, so a fault before it is named waits for a
+    human), and the load after a fault runs on one again."""
     wait_until(
         lambda: settled(layout), "every member running with a sync standby", 2 * RECOVERY_LIMIT
     )
+
+
+def drill_one(dsn: str, root: Path, layout: PgLayout, fault: str) -> FaultResult:
+    wait_settled(layout)
 
     def count(acked_ids: list[int]) -> dict[int, int]:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
@@ -186,9 +332,10 @@ def drill_one(dsn: str, root: Path, layout: PgLayout, groups: list[int], fault: 
 
     return drive(
         PgWrites(dsn),
-        lambda: FAULTS[fault](root, layout, groups),
+        lambda: FAULTS[fault](root, layout),
         lambda: f"the members {cluster_state(layout)}",
         count,
+        lambda: wait_settled(layout),
     )
 
 
@@ -205,10 +352,11 @@ def drill_mariadb(var: Path) -> FaultResult:
             cur.execute("CREATE DATABASE drill")
             cur.execute("CREATE TABLE drill.drill_writes (id bigint PRIMARY KEY)")
 
-        def inject() -> str:
+        def inject() -> Injected:
             _kill_and_reap(pids[0])
             took = ha_mariadb.promote(layout.replica)
-            return f"the MariaDB primary SIGKILLed, its replica promoted ({took:.1f} s)"
+            what = f"the MariaDB primary SIGKILLed, its replica promoted ({took:.1f} s)"
+            return Injected(what, nothing_to_heal)
 
         def count(acked_ids: list[int]) -> dict[int, int]:
             with ha_mariadb.connect(layout.replica) as conn, conn.cursor() as cur:
@@ -257,20 +405,17 @@ def run(var: Path, faults: list[str], route: str = "haproxy") -> list[FaultResul
     """Each fault in turn: the PostgreSQL ones on one HA tier, MariaDB's on its pair, Redis's
     on its master, replica and Sentinels."""
     results = []
-    pg_faults = [f for f in faults if f in FAULTS]
+    pg_faults = [f for f in faults if f in FAULTS and f in WRITER_FAULTS]
     if pg_faults:
         try:  # a tier that failed half-way is stopped too
             layout = ha_tier.up(var, free_ports=True, parts=("postgres",)).postgres
             assert layout is not None
-            _, groups = ha_tier.read_layout(var)
             dsn = route_dsn(layout, route)
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute("CREATE TABLE IF NOT EXISTS drill_writes (id bigint PRIMARY KEY)")
             for fault in pg_faults:
-                results.append(drill_one(dsn, var / "ha", layout, groups, fault))
+                results.append(drill_one(dsn, var / "ha", layout, fault))
                 print("\n".join(report(results[-1])), flush=True)
-                if fault == "member":  # the killed member comes back as a replica
-                    ha_tier.restart_members(var)
         finally:
             ha_tier.down(var)
     if "mariadb" in faults:
@@ -290,12 +435,12 @@ def run(var: Path, faults: list[str], route: str = "haproxy") -> list[FaultResul
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.failover_drill", description=__doc__)
-    parser.add_argument("--faults", default="postmaster,member,mariadb,redis")
+    parser.add_argument("--faults", default=",".join(WRITER_FAULTS))
     parser.add_argument("--var", type=Path, default=Path("var/failover-drill"))
     parser.add_argument("--route", choices=ROUTES, default="haproxy")
     args = parser.parse_args(argv)
     faults = args.faults.split(",")
-    known = [*FAULTS, "mariadb", "redis"]
+    known = list(WRITER_FAULTS)
     unknown = [f for f in faults if f not in known]
     if unknown:
         print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(known)}")

@@ -25,7 +25,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from tools import ha_tier
-from tools.failover_drill import FaultResult, drive
+from tools.failover_drill import FaultResult, Injected, drive, nothing_to_heal
 from tools.ha_postgres import wait_until
 from tools.ha_redis import SERVICE, RedisLayout, master_address, sentinels_ready
 
@@ -81,13 +81,14 @@ def drill_redis(var: Path) -> FaultResult:
     layout, groups = ha_tier.read_redis(var)
     wait_until(lambda: sentinels_ready(layout), "3 Sentinels ready", RECOVERY_LIMIT)
 
-    def inject() -> str:
+    def inject() -> Injected:
         killed_at = time.monotonic()
         old, what = kill_master(layout, groups)
         wait_until(
             lambda: (master_address(layout) or ("", old))[1] != old, "a promotion", RECOVERY_LIMIT
         )
-        return f"{what}, a new master named after {time.monotonic() - killed_at:.1f} s"
+        took = time.monotonic() - killed_at
+        return Injected(f"{what}, a new master named after {took:.1f} s", nothing_to_heal)
 
     def count(acked_ids: list[int]) -> dict[int, int]:
         address = master_address(layout)

@@ -6,9 +6,9 @@ It brings the tier up (tools/ha_tier.py: 3 etcd + 3 Patroni members in synchrono
 behind HAProxy, Redis with a replica and 3 Sentinels, points' MariaDB with its semi-sync
 GTID replica) on its own loopback ports, creates, migrates and seeds every database of the
 registry there (tools/seed.py), writes what the services read to `var/ha/run.env`, and
-runs honcho with that environment: PostgreSQL by the members' multi-host DSN with
-`target_session_attrs=read-write` (the route ADR 0033 chose; the seed goes through
-HAProxy's one address), Redis through Sentinel (`REDIS_SENTINELS`), points on the MariaDB primary.
+runs honcho with that environment: PostgreSQL through HAProxy's one address of the primary
+(the route ADR 0033 chose, the seed's too), Redis through Sentinel (`REDIS_SENTINELS`),
+points on the MariaDB primary.
 PostgreSQL's WAL is archived by pgBackRest into `var/backups/` (tools/ha_backups.py), so
 `make backup` and `make restore` work against the tier while it runs.
 NGINX is the Procfile's. Ctrl-C (or SIGTERM) stops honcho, then the tier; a member that
@@ -41,18 +41,16 @@ ENV_FILE = "run.env"
 HONCHO_STOP_TIMEOUT = 30.0  # honcho's own grace period for its children is 10 s
 
 
-def database_env(tier: ha_tier.Tier, *, multi_host: bool) -> dict[str, str]:
-    """Every database's DSN on the tier: PostgreSQL by the members' multi-host list, which
-    asyncpg walks to the one that takes writes (`multi_host`, the services' route, ADR
-    0033), or through HAProxy's one address (the migration and seed tools)."""
+def database_env(tier: ha_tier.Tier) -> dict[str, str]:
+    """Every database's DSN on the tier: PostgreSQL through HAProxy's one address, which
+    follows the primary by Patroni's health checks and cuts the sessions of a member that
+    falls out (the services, the migration and seed tools alike; ADR 0033 says why not the
+    members' multi-host list); points on the MariaDB primary."""
     assert tier.postgres is not None
     assert tier.mariadb is not None
     env = {}
     for db in DATABASES.values():
-        if db.engine == "postgresql" and multi_host:
-            dsn = f"{tier.postgres.multi_host_dsn}/fixup_{db.name}"
-            env[db.env_var] = f"{dsn}?target_session_attrs=read-write"
-        elif db.engine == "postgresql":
+        if db.engine == "postgresql":
             env[db.env_var] = f"{tier.postgres.dsn}/fixup_{db.name}"
         else:
             env[db.env_var] = f"mysql://root@127.0.0.1:{tier.mariadb.primary}/fixup_{db.name}"
@@ -62,7 +60,7 @@ def database_env(tier: ha_tier.Tier, *, multi_host: bool) -> dict[str, str]:
 def service_env(tier: ha_tier.Tier) -> dict[str, str]:
     """What the services read: their databases on the tier, Redis through the Sentinels."""
     assert tier.redis is not None
-    return {**database_env(tier, multi_host=True), "REDIS_SENTINELS": tier.redis.sentinels_setting}
+    return {**database_env(tier), "REDIS_SENTINELS": tier.redis.sentinels_setting}
 
 
 def prepare(var: Path, *, free_ports: bool) -> dict[str, str]:
@@ -77,7 +75,7 @@ def prepare(var: Path, *, free_ports: bool) -> dict[str, str]:
         archiving = BackupSettings.from_env(var.resolve())  # var/backups/: make backup's
         tier = ha_tier.up(var, free_ports=free_ports, archiving=archiving)
         env = service_env(tier)
-        os.environ.update(database_env(tier, multi_host=False))  # what tools.seed reads
+        os.environ.update(database_env(tier))  # what tools.seed reads
         if seed.main(["--local-dev"]) != 0:
             raise StartError("migrating and seeding the HA tier failed (above: which database)")
     except (ServerError, pymysql.MySQLError, psycopg.Error, OSError) as exc:

@@ -1,7 +1,7 @@
 """The failover drill under the release drill's story load (issue 50): every built HTTP
 service on two replicas behind NGINX (tests/reliability/drill.py) on the HA tier of
-tools/ha_tier.py (the services on the members' multi-host DSN, ADR 0033; points on the
-MariaDB primary), whole stories and list reads running while a fault is injected; per
+tools/ha_tier.py (the services through HAProxy's address of the primary, ADR 0033; points
+on the MariaDB primary), whole stories and list reads running while a fault is injected; per
 fault: the seconds until the first acknowledged write after it, the failed requests by kind
 (only a 503 with Retry-After is allowed while a new primary is elected), p50/p99 before,
 during and after, and the release drill's invariants plus chat gap-free and a revoked
@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -37,7 +39,14 @@ from tests.reliability.world import actor, catalog_service
 from tools import ha_mariadb, ha_tier
 from tools.data_tier_watch import DataTierWatch, Watched
 from tools.databases import get_database
-from tools.failover_drill import FAULTS, RECOVERY_LIMIT, settled
+from tools.failover_drill import (
+    FAULT_LIMIT,
+    FAULTS,
+    RECOVERY_LIMIT,
+    Injected,
+    nothing_to_heal,
+    settled,
+)
 from tools.failover_redis import kill_master
 from tools.ha_mariadb import MariaLayout
 from tools.ha_postgres import PgLayout
@@ -62,6 +71,7 @@ class StoryFault:
     latency: dict[str, str]  # phase -> "p50/p99 ms"
     held: dict[str, bool]
     alert: str = ""  # the "primary changed" alert at the webhook, when watched
+    timeline: str = ""  # when the fault was injected and healed, for the logs beside it
 
     @property
     def passed(self) -> bool:
@@ -70,6 +80,7 @@ class StoryFault:
     def lines(self) -> list[str]:
         return [
             f"fault: {self.fault}",
+            *([f"  {self.timeline}"] if self.timeline else []),
             f"  first acknowledged write after it: {self.recovery_seconds:.1f} s",
             f"  503 + Retry-After (allowed): {self.allowed or 'none'};"
             f" failed otherwise: {self.failed or 'none'}",
@@ -82,12 +93,11 @@ class StoryFault:
 @dataclass
 class HaTier:
     """The running tier as the drill sees it: each database's DSN as the services get it
-    (points' moves to the replica once it is promoted), the members' layout and groups."""
+    (points' moves to the replica once it is promoted), the members' layout."""
 
     var: Path
     dsns: dict[str, str]
     layout: PgLayout
-    groups: list[int]
     redis: RedisLayout | None
     mariadb: MariaLayout | None
 
@@ -111,17 +121,15 @@ def tier_up(var: Path, parts: tuple[str, ...]) -> HaTier:
     seeding = subprocess.run(
         [sys.executable, "-m", "tools.seed", "--local-dev"],
         cwd=ROOT,
-        env={**os.environ, **database_env(tier, multi_host=False)},
+        env={**os.environ, **database_env(tier)},
         capture_output=True,
         text=True,
         timeout=RECOVERY_LIMIT * 4,
         check=False,
     )
     assert seeding.returncode == 0, seeding.stderr[-2000:]
-    layout, groups = ha_tier.read_layout(var)
-    return HaTier(
-        var, database_env(tier, multi_host=True), layout, groups, tier.redis, tier.mariadb
-    )
+    layout, _ = ha_tier.read_layout(var)
+    return HaTier(var, database_env(tier), layout, tier.redis, tier.mariadb)
 
 
 def ledger_groups(var: Path, key: str) -> list[int]:
@@ -159,19 +167,19 @@ async def nothing_to_wait_for(tier: HaTier) -> None:
     return None
 
 
-async def postgres_fault(tier: HaTier, running: Drill, fault: str) -> str:
-    return FAULTS[fault](tier.var / "ha", tier.layout, tier.groups)
+async def postgres_fault(tier: HaTier, running: Drill, fault: str) -> Injected:
+    return FAULTS[fault](tier.var / "ha", tier.layout)
 
 
-async def redis_fault(tier: HaTier, running: Drill, fault: str) -> str:
+async def redis_fault(tier: HaTier, running: Drill, fault: str) -> Injected:
     layout = tier.redis
     assert layout is not None, "the tier has no Redis"
     _, groups = ha_tier.read_redis(tier.var)
     _, what = kill_master(layout, groups)
-    return what
+    return Injected(what, nothing_to_heal)
 
 
-async def mariadb_fault(tier: HaTier, running: Drill, fault: str) -> str:
+async def mariadb_fault(tier: HaTier, running: Drill, fault: str) -> Injected:
     """points' primary SIGKILLed, the replica promoted (tools/ha_mariadb.py) and points
     started again on it: the scripted promotion, as an operator runs it."""
     layout = tier.mariadb
@@ -184,17 +192,17 @@ async def mariadb_fault(tier: HaTier, running: Drill, fault: str) -> str:
     running.points.stop()
     env = {**running.points_env, "POINTS_DATABASE_URL": tier.dsns[var]}
     running.points, _ = await start_points(tier.dsns[var], running.tmp / "points-2.log", env)
-    return (
+    what = (
         f"the MariaDB primary SIGKILLed, its replica promoted and points on it"
         f" after {time.monotonic() - began:.1f} s"
     )
+    return Injected(what, nothing_to_heal)
 
 
 Ready = Callable[[HaTier], Awaitable[None]]
-Fault = Callable[[HaTier, Drill, str], Awaitable[str]]
+Fault = Callable[[HaTier, Drill, str], Awaitable[Injected]]
 STORY_FAULTS: dict[str, tuple[Ready, Fault]] = {  # what to wait for, then the fault
-    "postmaster": (postgres_settled, postgres_fault),
-    "member": (postgres_settled, postgres_fault),
+    **{fault: (postgres_settled, postgres_fault) for fault in FAULTS},
     "redis": (sentinels_settled, redis_fault),
     "mariadb": (nothing_to_wait_for, mariadb_fault),
 }
@@ -202,21 +210,32 @@ STORY_FAULTS: dict[str, tuple[Ready, Fault]] = {  # what to wait for, then the f
 
 def recovery(load: Load, killed_at: float) -> float | None:
     """Seconds from the kill to the first write acknowledged after the first request that
-    failed after it (or after the kill, when none failed); None while none is."""
+    failed after it (or after the kill, when none failed); None while none is. (Events are
+    kept in the order they were answered, not sent.)"""
     failed = [s for s, _, _, outcome, _ in load.events if s > killed_at and outcome != "ok"]
-    since = failed[0] if failed else killed_at
+    since = min(failed, default=killed_at)
     ok = [a for s, a, m, o, _ in load.events if s > since and m == "POST" and o == "ok"]
-    return ok[0] - killed_at if ok else None
+    return min(ok) - killed_at if ok else None
 
 
 def run(faults: list[str], stories_each: int, *, watched: bool = False) -> list[StoryFault]:
     """The drill in a directory the postgres and mysql users (the members') can enter;
-    `watched`: the data tier's exporters, Prometheus and Alertmanager too."""
-    with tempfile.TemporaryDirectory(prefix="fixup-failover-stories-") as directory:
-        tmp = Path(directory)
-        tmp.chmod(0o755)
-        (tmp / "var").mkdir(mode=0o755)
-        return asyncio.run(drill(tmp, faults, stories_each, watched=watched))
+    `watched`: the data tier's exporters, Prometheus and Alertmanager too. A run that
+    failed keeps it (the members' Patroni and PostgreSQL logs, the services' logs) and
+    says where."""
+    tmp = Path(tempfile.mkdtemp(prefix="fixup-failover-stories-"))
+    tmp.chmod(0o755)
+    (tmp / "var").mkdir(mode=0o755)
+    passed = False
+    try:
+        results = asyncio.run(drill(tmp, faults, stories_each, watched=watched))
+        passed = all(result.passed for result in results)
+        return results
+    finally:
+        if passed:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"failover drill: kept {tmp} (logs of the tier and the services)", flush=True)
 
 
 async def drill(
@@ -295,8 +314,10 @@ async def under_load(
             try:
                 await stories(load, stories_each)
                 load.phase = "during"
-                killed_at = time.monotonic()
-                what = await inject(tier, running, fault)
+                killed_at, injected_wall = time.monotonic(), datetime.now(UTC)
+                injected = await inject(tier, running, fault)
+                what = injected.what
+                healing = asyncio.create_task(asyncio.to_thread(injected.heal))
                 noticed = None
                 if watch is not None and fault in FAULTS:  # the load runs on meanwhile
                     noticed = asyncio.create_task(primary_changed(watch, killed_at))
@@ -304,7 +325,14 @@ async def under_load(
                 async def recovered(load: Load = load, killed_at: float = killed_at) -> bool:
                     return recovery(load, killed_at) is not None
 
-                await wait_until(recovered, f"a write after {what}", RECOVERY_LIMIT)
+                await wait_until(recovered, f"a write after {what}", FAULT_LIMIT)
+                await asyncio.wait_for(healing, FAULT_LIMIT)
+                healed_at = time.monotonic()
+                timeline = (
+                    f"injected at {injected_wall:%H:%M:%S.%f} UTC, healed"
+                    f" {healed_at - killed_at:.1f} s later"
+                )
+                await postgres_settled(tier)  # the load after a fault runs on a whole tier
                 load.phase = "after"
                 await stories(load, stories_each)
             finally:
@@ -312,6 +340,9 @@ async def under_load(
                 await asyncio.gather(*clients, return_exceptions=True)
             alert = await noticed if noticed is not None else ""
             held = await invariants(running, load, tier.dsn)
+            if fault == "standbys":  # strict synchronous mode: nothing on one machine
+                alone = one_machine_writes(load, killed_at, healed_at)
+                held[f"no write acknowledged with no standby: {alone or 'none'}"] = not alone
             held["chat gap-free"] = not await fetch(tier.dsn("chat"), GAPS)
             answers = await still_refused(running, http, revoked)
             held[f"revocations still honoured {answers}"] = set(answers.values()) == {401}
@@ -328,12 +359,21 @@ async def under_load(
                     },
                     held=held,
                     alert=alert,
+                    timeline=timeline,
                 )
             )
             print("\n".join(results[-1].lines()), flush=True)
-            if fault == "member":  # the killed member comes back as a replica
-                ha_tier.restart_members(tier.var)
     return results
+
+
+def one_machine_writes(load: Load, lost_at: float, back_at: float) -> list[str]:
+    """The writes (every story POST writes to PostgreSQL) sent after the standbys were
+    lost and acknowledged before one was started again: each on the primary alone."""
+    return [
+        url.split("/api/", 1)[-1]
+        for sent, answered, method, outcome, url in load.events
+        if method == "POST" and outcome == "ok" and sent > lost_at and answered < back_at
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,8 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.reliability.failover_stories", description=__doc__
     )
-    parser.add_argument("--faults", default="postmaster,member,redis,mariadb")
+    parser.add_argument("--faults", default=",".join(STORY_FAULTS))
     parser.add_argument("--stories", type=int, default=20, help="before each fault, and after")
+    parser.add_argument("--rounds", type=int, default=1, help="the faults this many times")
     args = parser.parse_args(argv)
     faults = args.faults.split(",")
     unknown = [f for f in faults if f not in STORY_FAULTS]
@@ -350,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(STORY_FAULTS)}")
         return 2
     print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
-    results = run(faults, args.stories, watched=True)
+    results = run(faults * max(1, args.rounds), args.stories, watched=True)
     for result in results:
         print(f"{result.fault}: {'PASS' if result.passed else 'FAIL'}")
     return 0 if all(r.passed for r in results) else 1

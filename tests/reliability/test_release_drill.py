@@ -201,13 +201,16 @@ async def invariants(drill: Drill, load: Load, dsn: Callable[[str], str]) -> dic
     finally:
         await conn.close()
     _, balances = await asyncio.to_thread(ledger, dsn("points"))
+    # each name carries its inputs, so a FAIL says what was read
+    found_of = ", ".join(f"{k} {found.get(k)}/{len(ids)}" for k, ids in load.acknowledged.items())
+    points = ", ".join(f"{balances.get(p)}/{POINTS_PER_JOB * n}" for p, n in load.providers.items())
     return {
-        "acknowledged writes exactly once": all(
+        f"acknowledged writes exactly once (found/acknowledged: {found_of})": all(
             found.get(kind) == len(set(ids)) == len(ids) for kind, ids in load.acknowledged.items()
         )
         and customers == len(load.acknowledged["orders"]),
-        "one accepted offer per order": doubled == 0,
-        "points = 10 x completed jobs": all(
+        f"one accepted offer per order (orders with two: {doubled})": doubled == 0,
+        f"points = 10 x completed jobs (balance/expected per provider: {points})": all(
             balances.get(p) == POINTS_PER_JOB * n for p, n in load.providers.items()
         ),
     }

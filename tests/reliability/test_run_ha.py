@@ -1,7 +1,7 @@
 """`make run ha=1`'s entry point (tools/run_ha.py) on free ports: the whole HA tier comes up,
 every database is migrated and seeded on it, honcho runs a Procfile (users and departments
 on free ports, NGINX in front), a story call through NGINX logs in and writes a department
-that lands, by the multi-host DSN, on the Patroni primary (and its synchronous standby),
+that lands, through HAProxy's address, on the Patroni primary (and its synchronous standby),
 and rate-limits in the Sentinels' Redis master; on the same tier (WAL archived by
 pgBackRest) one backup and one restore to a time; SIGTERM then stops honcho and the tier and
 leaves no process. One tier start for both: `make test` runs it (~2-3 min here)."""
@@ -173,7 +173,8 @@ def test_make_run_ha_serves_a_story_call_through_nginx_and_stops_clean() -> None
             )
             assert created.status_code == 201, created.text
             dsn = settings["DEPARTMENTS_DATABASE_URL"]
-            assert dsn.endswith("?target_session_attrs=read-write")  # ADR 0033's route
+            haproxy = ledger["ports"][-1]  # the layout's last port: the primary's address
+            assert dsn.startswith(f"postgresql://postgres@127.0.0.1:{haproxy}/")  # ADR 0033
             with psycopg.connect(dsn, connect_timeout=5) as conn:
                 rows = conn.execute("SELECT count(*) FROM departments WHERE name = %s", (name,))
                 assert rows.fetchone() == (1,)

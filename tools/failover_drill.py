@@ -46,9 +46,9 @@ from tools.ha_postgres import (
     TTL,
     PgLayout,
     cluster_state,
+    member_status,
     postmaster_pid,
     primary_member,
-    sync_standby,
     wait_until,
 )
 from tools.local_servers import StartError
@@ -74,9 +74,16 @@ def _latency(writes: list[tuple[int, float, float]]) -> str:
 
 
 def settled(layout: PgLayout) -> bool:
-    members = cluster_state(layout)
-    running = [m for m in members if m.get("state") in ("running", "streaming")]
-    return len(running) == MEMBERS and sync_standby(layout) is not None
+    """A primary whose own PostgreSQL streams to every other member, one of them
+    synchronous (pg_stat_replication through its REST API: what the DCS says of a member
+    that has just woken up or restarted can be a moment old)."""
+    k = primary_member(layout)
+    if k is None:
+        return False
+    replication = member_status(layout, k).get("replication")
+    standbys = replication if isinstance(replication, list) else []
+    streaming = [r for r in standbys if isinstance(r, dict) and r.get("state") == "streaming"]
+    return len(streaming) == MEMBERS - 1 and any(r.get("sync_state") == "sync" for r in streaming)
 
 
 def _kill_and_reap(pid: int) -> None:
@@ -115,10 +122,26 @@ def _groups(root: Path) -> list[int]:
     return ha_tier.read_layout(root.parent)[1]
 
 
-def _member_groups(root: Path, k: int) -> tuple[int, int]:
-    """Member k's process groups: its Patroni's, and its postmaster's (Patroni starts it in
-    a session of its own, its backends in the same group)."""
-    return _groups(root)[MEMBERS + k], os.getpgid(postmaster_pid(root, k))
+def _member_groups(root: Path, k: int) -> tuple[int, ...]:
+    """Member k's process groups: its Patroni's, and its postmaster's when one runs
+    (Patroni starts it in a session of its own, led by a helper that has exited: the
+    group is not the postmaster's pid; its backends are in it too)."""
+    patroni = _groups(root)[MEMBERS + k]
+    try:
+        return patroni, os.getpgid(postmaster_pid(root, k))
+    except (OSError, ValueError):  # no postmaster.pid, or a stale one: none running
+        return (patroni,)
+
+
+def _kill_member(root: Path, k: int) -> None:
+    """Member k's Patroni and PostgreSQL SIGKILLed, the postmaster reaped when it is ours."""
+    try:
+        postmaster: int | None = postmaster_pid(root, k)
+    except (OSError, ValueError):
+        postmaster = None  # none running
+    _signal_groups(_member_groups(root, k), signal.SIGKILL)
+    if postmaster is not None:
+        _kill_and_reap(postmaster)
 
 
 def _signal_groups(groups: tuple[int, ...], sig: signal.Signals) -> None:
@@ -142,9 +165,7 @@ def kill_postmaster(root: Path, layout: PgLayout) -> Injected:
 
 def kill_member(root: Path, layout: PgLayout) -> Injected:
     k = _the_primary(layout)
-    patroni, postmaster = _member_groups(root, k)
-    os.killpg(patroni, signal.SIGKILL)
-    _kill_and_reap(postmaster)
+    _kill_member(root, k)
 
     def heal() -> None:  # once another member is primary: started at once, it would still
         # hold its own unexpired leader key and simply carry on as the primary
@@ -189,9 +210,7 @@ def lose_standbys(root: Path, layout: PgLayout) -> Injected:
     primary acknowledges nothing until one is back; started again after STANDBYS_LOST."""
     k = _the_primary(layout)
     for other in (m for m in range(MEMBERS) if m != k):
-        patroni, postmaster = _member_groups(root, other)
-        os.killpg(patroni, signal.SIGKILL)
-        _kill_and_reap(postmaster)
+        _kill_member(root, other)
     back_at = time.monotonic() + STANDBYS_LOST
 
     def heal() -> None:

@@ -151,14 +151,22 @@ def start_member(root: Path, k: int) -> int:
     return _spawn(command, home / "patroni.log", as_postgres=True)
 
 
-def member_role(layout: PgLayout, k: int) -> str | None:
-    """What member k's Patroni says it is (primary, replica, ...); None when it is away."""
+def member_status(layout: PgLayout, k: int) -> dict[str, object]:
+    """Member k's own status from its Patroni REST API (role, state, timeline, and on the
+    primary its standbys as pg_stat_replication has them); {} when it is away."""
     try:
         url = f"http://127.0.0.1:{layout.rest[k]}/patroni"
         with urllib.request.urlopen(url, timeout=1) as answer:
-            return str(json.load(answer).get("role"))
+            status = json.load(answer)
     except (OSError, ValueError):
-        return None
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def member_role(layout: PgLayout, k: int) -> str | None:
+    """What member k's Patroni says it is (primary, replica, ...); None when it is away."""
+    role = member_status(layout, k).get("role")
+    return None if role is None else str(role)
 
 
 def cluster_state(layout: PgLayout) -> list[dict[str, object]]:

@@ -49,7 +49,7 @@ from tools.failover_drill import (
 )
 from tools.failover_redis import kill_master
 from tools.ha_mariadb import MariaLayout
-from tools.ha_postgres import PgLayout
+from tools.ha_postgres import PgLayout, primary_member
 from tools.ha_postgres import wait_until as wait_for_tier
 from tools.ha_redis import RedisLayout, sentinels_ready
 from tools.local_servers import StartError
@@ -59,6 +59,9 @@ from tools.service_process import PROCESS_MARGIN
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 3
 PRIMARY_CHANGED = "PostgresPrimaryChanged"
+# the faults after which another member may be primary (the alert is waited for); etcd's
+# quorum loss and the standbys' loss keep the primary where it is
+FAILS_OVER = ("postmaster", "member", "freeze")
 ALLOWED = " 503 Retry-After"  # the one failure a client may see while a primary is elected
 
 
@@ -314,12 +317,13 @@ async def under_load(
             try:
                 await stories(load, stories_each)
                 load.phase = "during"
+                primary_before = primary_member(tier.layout)
                 killed_at, injected_wall = time.monotonic(), datetime.now(UTC)
                 injected = await inject(tier, running, fault)
                 what = injected.what
                 healing = asyncio.create_task(asyncio.to_thread(injected.heal))
                 noticed = None
-                if watch is not None and fault in FAULTS:  # the load runs on meanwhile
+                if watch is not None and fault in FAILS_OVER:  # the load runs on meanwhile
                     noticed = asyncio.create_task(primary_changed(watch, killed_at))
 
                 async def recovered(load: Load = load, killed_at: float = killed_at) -> bool:
@@ -328,9 +332,11 @@ async def under_load(
                 await wait_until(recovered, f"a write after {what}", FAULT_LIMIT)
                 await asyncio.wait_for(healing, FAULT_LIMIT)
                 healed_at = time.monotonic()
+                primary_after = primary_member(tier.layout)
                 timeline = (
                     f"injected at {injected_wall:%H:%M:%S.%f} UTC, healed"
-                    f" {healed_at - killed_at:.1f} s later"
+                    f" {healed_at - killed_at:.1f} s later; primary pg{primary_before}"
+                    f" before, pg{primary_after} after"
                 )
                 await postgres_settled(tier)  # the load after a fault runs on a whole tier
                 load.phase = "after"
@@ -340,9 +346,13 @@ async def under_load(
                 await asyncio.gather(*clients, return_exceptions=True)
             alert = await noticed if noticed is not None else ""
             held = await invariants(running, load, tier.dsn)
+            if fault == "freeze":  # its standby was promoted; woken, it follows, never leads
+                moved = primary_after not in (None, primary_before)
+                held[f"the frozen pg{primary_before} follows pg{primary_after}"] = moved
             if fault == "standbys":  # strict synchronous mode: nothing on one machine
                 alone = one_machine_writes(load, killed_at, healed_at)
-                held[f"no write acknowledged with no standby: {alone or 'none'}"] = not alone
+                shown = f"{len(alone)}, e.g. {alone[:3]}" if alone else "none"
+                held[f"no write acknowledged with no standby: {shown}"] = not alone
             held["chat gap-free"] = not await fetch(tier.dsn("chat"), GAPS)
             answers = await still_refused(running, http, revoked)
             held[f"revocations still honoured {answers}"] = set(answers.values()) == {401}

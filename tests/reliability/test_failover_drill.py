@@ -1,16 +1,20 @@
 """The bounded failover drill (make test): the HA tier of tools/ha_tier.py on free ports;
 the release drill's story load through NGINX (tests/reliability/failover_stories.py) while
-the PostgreSQL primary's postmaster is SIGKILLed: only 503 + Retry-After while a primary
-is elected, writes again within the drill's limit, every invariant held; and points'
-MariaDB primary lost under a direct writer. `make failover-drill` runs every fault."""
+the PostgreSQL primary's postmaster is SIGKILLed, then the primary frozen past its TTL:
+only 503 + Retry-After while a primary is elected, writes again within the drill's limit,
+every invariant held; and points' MariaDB primary lost under a direct writer.
+`make failover-drill` runs every fault."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tests.reliability.failover_stories import run as run_stories
-from tools.failover_drill import RECOVERY_LIMIT, run
+from tools.failover_drill import FAULT_LIMIT, RECOVERY_LIMIT, run
+from tools.ha_postgres import START_TIMEOUT
 
 STORIES = 4  # whole stories before the kill, and after the recovery
 
@@ -28,11 +32,18 @@ def test_the_points_primary_lost_and_its_replica_promoted_loses_nothing() -> Non
     assert "replica promoted" in result.fault
 
 
-def test_a_primary_killed_under_the_story_load_fails_nothing_but_503s() -> None:
+# the tier's start and seed, then two faults each bounded by the drill's own limit
+@pytest.mark.timeout(2 * START_TIMEOUT + 2 * FAULT_LIMIT)
+def test_a_primary_killed_then_frozen_under_the_story_load_fails_nothing_but_503s() -> None:
     """The release drill's stories through NGINX (two replicas of every HTTP service) on
-    the HA tier while the primary's postmaster is SIGKILLed: only 503 + Retry-After while
-    a primary is elected, writes again within the limit, every invariant held."""
-    (result,) = run_stories(["postmaster"], STORIES)
-    assert result.failed == {}, result.lines()
-    assert all(result.held.values()), result.lines()
-    assert 0 <= result.recovery_seconds < RECOVERY_LIMIT, result.lines()
+    the HA tier while the primary's postmaster is SIGKILLed, then, on the settled tier,
+    the whole primary member is frozen past its leader key's TTL and resumed: only 503 +
+    Retry-After while a primary is elected, writes again within the limit, no
+    acknowledged write lost when the frozen member wakes (it follows the promoted
+    standby), every invariant held. One tier for both: its start is most of the time."""
+    killed, frozen = run_stories(["postmaster", "freeze"], STORIES)
+    for result in (killed, frozen):
+        assert result.failed == {}, result.lines()
+        assert all(result.held.values()), result.lines()
+        assert 0 <= result.recovery_seconds < RECOVERY_LIMIT, result.lines()
+    assert any(name.startswith("the frozen pg") for name in frozen.held), frozen.lines()

@@ -321,7 +321,7 @@ async def under_load(
                 killed_at, injected_wall = time.monotonic(), datetime.now(UTC)
                 injected = await inject(tier, running, fault)
                 what = injected.what
-                healing = asyncio.create_task(asyncio.to_thread(injected.heal))
+                healing = asyncio.create_task(asyncio.to_thread(healed, injected))
                 noticed = None
                 if watch is not None and fault in FAILS_OVER:  # the load runs on meanwhile
                     noticed = asyncio.create_task(primary_changed(watch, killed_at))
@@ -330,8 +330,7 @@ async def under_load(
                     return recovery(load, killed_at) is not None
 
                 await wait_until(recovered, f"a write after {what}", FAULT_LIMIT)
-                await asyncio.wait_for(healing, FAULT_LIMIT)
-                healed_at = time.monotonic()
+                healed_at = await asyncio.wait_for(healing, FAULT_LIMIT)
                 primary_after = primary_member(tier.layout)
                 timeline = (
                     f"injected at {injected_wall:%H:%M:%S.%f} UTC, healed"
@@ -374,6 +373,12 @@ async def under_load(
             )
             print("\n".join(results[-1].lines()), flush=True)
     return results
+
+
+def healed(injected: Injected) -> float:
+    """Heal the fault; -> the moment it was over (a member resumed or started again)."""
+    injected.heal()
+    return time.monotonic()
 
 
 def one_machine_writes(load: Load, lost_at: float, back_at: float) -> list[str]:

@@ -66,7 +66,10 @@ class Watched:
         the HA tier (tools/ha_tier.py, tools/ha_mariadb.py): trust on loopback, no password."""
         out: list[Server] = []
         if postgres is not None:
-            out += [Server("postgres", "127.0.0.1", p, "postgres") for p in postgres.postgres]
+            out += [
+                Server("postgres", postgres.host(k), p, "postgres")
+                for k, p in enumerate(postgres.postgres)
+            ]
         if redis is not None:
             out += [Server("redis", "127.0.0.1", p) for p in redis.servers]
         if mariadb is not None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import psycopg
 
-from tools import ha_mariadb, ha_tier
+from tools import ha_mariadb, ha_network, ha_tier
 from tools.drill_writers import (
     CONNECT_TIMEOUT,
     STATEMENT_TIMEOUT,
@@ -59,10 +59,11 @@ from tools.ports import free_ports
 RECOVERY_LIMIT = 3 * TTL + 15
 WARM_WRITES = 30
 FREEZE = TTL + 10  # a frozen primary stays paused past its leader key's TTL
+PARTITION = 30.0  # seconds the primary is cut off
 QUORUM_LOSS = 20.0  # seconds etcd runs on one member of three
 STANDBYS_LOST = 15.0  # seconds the primary has no standby at all
 # a fault's whole course: its planned length, then the recovery of what it stopped
-FAULT_LIMIT = max(FREEZE, QUORUM_LOSS, STANDBYS_LOST) + RECOVERY_LIMIT
+FAULT_LIMIT = max(FREEZE, PARTITION, QUORUM_LOSS, STANDBYS_LOST) + RECOVERY_LIMIT
 
 
 def _latency(writes: list[tuple[int, float, float]]) -> str:
@@ -191,6 +192,25 @@ def freeze_member(root: Path, layout: PgLayout) -> Injected:
     return Injected(f"member pg{k} frozen (SIGSTOP) for {FREEZE:.0f} s, then resumed", heal)
 
 
+def partition_member(root: Path, layout: PgLayout) -> Injected:
+    """The primary member cut off from everything (etcd, the other members, HAProxy) for
+    PARTITION seconds, then healed: on its side nothing can be acknowledged (its standby is
+    out of reach) and its Patroni, reaching neither etcd nor every member, demotes it; on
+    the other side the standby is promoted once the leader key expires."""
+    if layout.net is None:
+        raise StartError("a partition needs the members on hosts of their own (--isolated)")
+    net = layout.net
+    k = _the_primary(layout)
+    ha_network.cut(net, k)
+    heal_at = time.monotonic() + PARTITION
+
+    def heal() -> None:
+        _until(heal_at)
+        ha_network.heal(net, k)
+
+    return Injected(f"member pg{k} cut off from the network for {PARTITION:.0f} s, healed", heal)
+
+
 def lose_quorum(root: Path, layout: PgLayout) -> Injected:
     """etcd at 1 of 3 members (two frozen): no quorum, so no leader key can be renewed;
     in failsafe mode the primary, still reaching every member, keeps writing."""
@@ -228,6 +248,7 @@ FAULTS = {
     "postmaster": kill_postmaster,
     "member": kill_member,
     "freeze": freeze_member,
+    "partition": partition_member,
     "quorum": lose_quorum,
     "standbys": lose_standbys,
 }

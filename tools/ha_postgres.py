@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from tools.ha_network import MemberNet
 from tools.local_servers import StartError, hand_to, listening
 from tools.packages import ensure_patroni, patroni_command
 
@@ -37,6 +38,7 @@ SHARED_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "patroni" / "pa
 TTL = int(yaml.safe_load(SHARED_CONFIG.read_text())["bootstrap"]["dcs"]["ttl"])
 START_TIMEOUT = 90.0  # three initdb/basebackups on a loaded 2-core machine
 SCOPE = "fixup"
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,24 +50,38 @@ class PgLayout:
     postgres: tuple[int, ...]
     rest: tuple[int, ...]
     primary: int  # HAProxy: the current primary
+    # the members on hosts of their own (tools/ha_network.py, the drill's partition);
+    # None: every member on loopback
+    net: MemberNet | None = None
+
+    def host(self, k: int) -> str:
+        """The address member k's PostgreSQL and Patroni REST API listen on."""
+        return LOOPBACK if self.net is None else self.net.host(k)
+
+    @property
+    def etcd_host(self) -> str:
+        """etcd's address as the members reach it."""
+        return LOOPBACK if self.net is None else self.net.gateway
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.primary}"
+        return f"postgresql://postgres@{LOOPBACK}:{self.primary}"
 
     @property
     def multi_host_dsn(self) -> str:
-        hosts = ",".join(f"127.0.0.1:{port}" for port in self.postgres)
+        hosts = ",".join(f"{self.host(k)}:{port}" for k, port in enumerate(self.postgres))
         return f"postgresql://postgres@{hosts}"
 
 
 def _etcd_command(layout: PgLayout, k: int, root: Path) -> list[str]:
-    cluster = ",".join(f"e{i}=http://127.0.0.1:{p}" for i, p in enumerate(layout.etcd_peer))
-    client = f"http://127.0.0.1:{layout.etcd_client[k]}"
-    peer = f"http://127.0.0.1:{layout.etcd_peer[k]}"
+    cluster = ",".join(f"e{i}=http://{LOOPBACK}:{p}" for i, p in enumerate(layout.etcd_peer))
+    port = layout.etcd_client[k]
+    client = f"http://{layout.etcd_host}:{port}"  # what etcd tells the members of itself
+    listen = ",".join(dict.fromkeys([f"http://{LOOPBACK}:{port}", client]))
+    peer = f"http://{LOOPBACK}:{layout.etcd_peer[k]}"
     return [
         *("etcd", "--name", f"e{k}", "--data-dir", str(root / f"etcd{k}")),
-        *("--listen-client-urls", client, "--advertise-client-urls", client),
+        *("--listen-client-urls", listen, "--advertise-client-urls", client),
         *("--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer),
         *("--initial-cluster", cluster, "--initial-cluster-token", SCOPE),
         *("--initial-cluster-state", "new", "--log-level", "warn"),
@@ -79,21 +95,30 @@ def member_config(
     its name, addresses, data directory and binaries; `extra`: parameters of this member's
     own (its WAL archiving, tools/ha_backups.py)."""
     home = root / f"pg{k}"
+    host = layout.host(k)
+    postgresql: dict[str, object] = {
+        "listen": f"{host}:{layout.postgres[k]}",
+        "connect_address": f"{host}:{layout.postgres[k]}",
+        "data_dir": str(home / "data"),
+        "bin_dir": str(server_binaries()[-1].parent),
+        "pgpass": str(home / "pgpass"),
+        "parameters": {"unix_socket_directories": str(home), **(extra or {})},
+    }
+    if layout.net is not None:  # the members' and HAProxy's addresses, not loopback's
+        subnet = f"{layout.net.subnet}.0/24"
+        postgresql["pg_hba"] = [
+            "local all all trust",
+            f"host replication replicator {subnet} trust",
+            f"host all all {subnet} trust",
+        ]
     return {
         "name": f"pg{k}",
         "restapi": {
-            "listen": f"127.0.0.1:{layout.rest[k]}",
-            "connect_address": f"127.0.0.1:{layout.rest[k]}",
+            "listen": f"{host}:{layout.rest[k]}",
+            "connect_address": f"{host}:{layout.rest[k]}",
         },
-        "etcd3": {"hosts": [f"127.0.0.1:{port}" for port in layout.etcd_client]},
-        "postgresql": {
-            "listen": f"127.0.0.1:{layout.postgres[k]}",
-            "connect_address": f"127.0.0.1:{layout.postgres[k]}",
-            "data_dir": str(home / "data"),
-            "bin_dir": str(server_binaries()[-1].parent),
-            "pgpass": str(home / "pgpass"),
-            "parameters": {"unix_socket_directories": str(home), **(extra or {})},
-        },
+        "etcd3": {"hosts": [f"{layout.etcd_host}:{port}" for port in layout.etcd_client]},
+        "postgresql": postgresql,
     }
 
 
@@ -112,7 +137,7 @@ def haproxy_config(layout: PgLayout) -> str:
     """The primary's one address: a member is in while its Patroni answers /primary 200;
     connections to a member that falls out are cut at once (on-marked-down)."""
     servers = "\n".join(
-        f"    server pg{k} 127.0.0.1:{port} maxconn 500 check port {layout.rest[k]}"
+        f"    server pg{k} {layout.host(k)}:{port} maxconn 500 check port {layout.rest[k]}"
         for k, port in enumerate(layout.postgres)
     )
     return f"""global
@@ -126,7 +151,7 @@ defaults
     timeout check 1s
 
 listen primary
-    bind 127.0.0.1:{layout.primary}
+    bind {LOOPBACK}:{layout.primary}
     option httpchk GET /primary
     http-check expect status 200
     default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions
@@ -134,9 +159,14 @@ listen primary
 """
 
 
-def _spawn(command: list[str], log: Path, *, as_postgres: bool = False) -> int:
+def _spawn(
+    command: list[str], log: Path, *, as_postgres: bool = False, host: list[str] | None = None
+) -> int:
+    """`command` in a process group of its own, its output to `log`; `as_postgres`: as the
+    postgres user when we are root; `host`: the prefix that runs it on a member's host."""
     if as_postgres and os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
+    command = [*(host or []), *command]
     with log.open("ab") as out:
         proc = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -144,18 +174,20 @@ def _spawn(command: list[str], log: Path, *, as_postgres: bool = False) -> int:
     return proc.pid
 
 
-def start_member(root: Path, k: int) -> int:
-    """Member k's Patroni (which starts its PostgreSQL): its process group."""
+def start_member(root: Path, layout: PgLayout, k: int) -> int:
+    """Member k's Patroni (which starts its PostgreSQL), on its own host when the members
+    have one: its process group."""
     home = root / f"pg{k}"
     command = [str(patroni_command()), str(home / "patroni")]
-    return _spawn(command, home / "patroni.log", as_postgres=True)
+    host = None if layout.net is None else layout.net.run_in(k, [])
+    return _spawn(command, home / "patroni.log", as_postgres=True, host=host)
 
 
 def member_status(layout: PgLayout, k: int) -> dict[str, object]:
     """Member k's own status from its Patroni REST API (role, state, timeline, and on the
     primary its standbys as pg_stat_replication has them); {} when it is away."""
     try:
-        url = f"http://127.0.0.1:{layout.rest[k]}/patroni"
+        url = f"http://{layout.host(k)}:{layout.rest[k]}/patroni"
         with urllib.request.urlopen(url, timeout=1) as answer:
             status = json.load(answer)
     except (OSError, ValueError):
@@ -171,9 +203,10 @@ def member_role(layout: PgLayout, k: int) -> str | None:
 
 def cluster_state(layout: PgLayout) -> list[dict[str, object]]:
     """Patroni's view of every member (name, role, state, lag), from any member that answers."""
-    for port in layout.rest:
+    for k, port in enumerate(layout.rest):
+        url = f"http://{layout.host(k)}:{port}/cluster"
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/cluster", timeout=1) as answer:
+            with urllib.request.urlopen(url, timeout=1) as answer:
                 return list(json.load(answer).get("members", []))
         except (OSError, ValueError):
             continue
@@ -238,26 +271,27 @@ def start(
     for k in range(MEMBERS):
         pids.append(_spawn(_etcd_command(layout, k, root), root / f"etcd{k}.log"))
     wait_until(
-        lambda: all(listening("127.0.0.1", p) for p in layout.etcd_client), "etcd", START_TIMEOUT
+        lambda: all(listening(LOOPBACK, p) for p in layout.etcd_client), "etcd", START_TIMEOUT
     )
     for k in range(MEMBERS):
         home = root / f"pg{k}"
         conf = write_config(layout, k, root, extra(home / "data") if extra else None)
         hand_to("postgres", home, conf, *conf.iterdir())
         home.chmod(0o700)
-        pids.append(start_member(root, k))
+        pids.append(start_member(root, layout, k))
     wait_until(lambda: primary_member(layout) is not None, "a Patroni primary", START_TIMEOUT)
     cfg = root / "haproxy.cfg"
     cfg.write_text(haproxy_config(layout))
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     pids.append(_spawn([haproxy, "-db", "-f", str(cfg)], root / "haproxy.log"))
-    wait_until(lambda: listening("127.0.0.1", layout.primary), "HAProxy", START_TIMEOUT)
+    wait_until(lambda: listening(LOOPBACK, layout.primary), "HAProxy", START_TIMEOUT)
     wait_until(lambda: sync_standby(layout) is not None, "a synchronous standby", START_TIMEOUT)
     return pids
 
 
-def layout_from(ports: list[int]) -> PgLayout:
-    """A layout over 4 x MEMBERS + 1 ports, in the order of the fields."""
+def layout_from(ports: list[int], *, isolated: bool = False) -> PgLayout:
+    """A layout over 4 x MEMBERS + 1 ports, in the order of the fields; `isolated`: the
+    members on hosts of their own (tools/ha_network.py), named after HAProxy's port."""
     m = MEMBERS
     return PgLayout(
         etcd_client=tuple(ports[0:m]),
@@ -265,6 +299,7 @@ def layout_from(ports: list[int]) -> PgLayout:
         postgres=tuple(ports[2 * m : 3 * m]),
         rest=tuple(ports[3 * m : 4 * m]),
         primary=ports[4 * m],
+        net=MemberNet(ports[4 * m], m) if isolated else None,
     )
 
 

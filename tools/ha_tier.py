@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools import ha_backups, ha_mariadb, ha_redis
+from tools import ha_backups, ha_mariadb, ha_network, ha_redis
 from tools import ports as port_lanes
 from tools.backup_settings import BackupSettings
 from tools.ha_mariadb import MariaLayout
@@ -66,7 +66,8 @@ class Tier:
 def read_layout(var: Path) -> tuple[PgLayout, list[int]]:
     """The running PostgreSQL's layout and process groups, from the tier's ledger."""
     entry = json.loads((var / "ha" / LEDGER).read_text())
-    return layout_from(list(entry["ports"])), list(entry["groups"])
+    layout = layout_from(list(entry["ports"]), isolated=bool(entry.get("isolated")))
+    return layout, list(entry["groups"])
 
 
 def read_mariadb(var: Path) -> MariaLayout | None:
@@ -87,9 +88,12 @@ def up(
     free_ports: bool = False,
     parts: tuple[str, ...] = PARTS,
     archiving: BackupSettings | None = None,
+    isolated: bool = False,
 ) -> Tier:
     """The tier's parts on their ports; `archiving`: PostgreSQL's WAL archived by pgBackRest
-    into those settings' repository (tools/ha_backups.py), the stanza created."""
+    into those settings' repository (tools/ha_backups.py), the stanza created; `isolated`:
+    each PostgreSQL member on a host of its own (tools/ha_network.py: the drill's
+    partition)."""
     # absolute: redis-server changes into its `dir` before it opens its relative logfile
     root = (var / "ha").resolve()
     if (root / LEDGER).exists():
@@ -108,7 +112,7 @@ def up(
     if taken:
         raise StartError(f"port {taken[0]} is in use (the HA tier needs {ports[0]}-{ports[-1]})")
     tier = Tier(
-        postgres=layout_from(pg_ports) if pg_ports else None,
+        postgres=layout_from(pg_ports, isolated=isolated) if pg_ports else None,
         redis=redis_layout_from(redis_ports) if redis_ports else None,
         mariadb=MariaLayout(*maria_ports) if maria_ports else None,
     )
@@ -121,6 +125,8 @@ def up(
     try:
         if tier.postgres is not None:
             server_binaries()  # a missing package named before anything is written
+            if tier.postgres.net is not None:
+                ha_network.create(tier.postgres.net)
             if archiving is not None:
                 ha_backups.prepare(archiving, member_data(root), list(tier.postgres.postgres))
             settings = archiving
@@ -147,6 +153,7 @@ def up(
             "mariadb_ports": maria_ports,
             "mariadb_groups": maria_groups,
             "archived": archiving is not None,
+            "isolated": tier.postgres is not None and tier.postgres.net is not None,
         }
         (root / LEDGER).write_text(json.dumps(entry))
     return tier
@@ -195,6 +202,9 @@ def down(var: Path) -> int:
         stop_group(group)
     if entry["ports"]:
         stop_postmasters(var / "ha")
+        layout, _ = read_layout(var)
+        if layout.net is not None:
+            ha_network.remove(layout.net)
     ledger.unlink()
     return len(groups)
 
@@ -240,9 +250,10 @@ def restart_members(var: Path) -> None:
     ledger = var / "ha" / LEDGER
     entry = json.loads(ledger.read_text())
     groups: list[int] = entry["groups"]
+    layout, _ = read_layout(var)
     for k in range(MEMBERS):
         if not group_alive(groups[MEMBERS + k]):
-            groups[MEMBERS + k] = start_member(var / "ha", k)
+            groups[MEMBERS + k] = start_member(var / "ha", layout, k)
     ledger.write_text(json.dumps(entry))
 
 
@@ -252,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--var", type=Path, default=Path("var"))
     parser.add_argument("--free-ports", action="store_true")
     parser.add_argument("--only", choices=PARTS, help="start one part of the tier")
+    parser.add_argument(
+        "--isolated", action="store_true", help="each PostgreSQL member on a host of its own"
+    )
     args = parser.parse_args(argv)
     try:
         with file_lock("ha-tier", folder=args.var / "locks"):  # one up or down at a time
@@ -268,7 +282,8 @@ def command(args: argparse.Namespace) -> int:
     if args.command == "status":
         return status(args.var)
     try:
-        tier = up(args.var, free_ports=args.free_ports, parts=(args.only,) if args.only else PARTS)
+        parts = (args.only,) if args.only else PARTS
+        tier = up(args.var, free_ports=args.free_ports, parts=parts, isolated=args.isolated)
     except StartError as exc:
         print(f"ha tier: {exc}", file=sys.stderr)
         down(args.var)

@@ -61,7 +61,7 @@ CLIENTS = 3
 PRIMARY_CHANGED = "PostgresPrimaryChanged"
 # the faults after which another member may be primary (the alert is waited for); etcd's
 # quorum loss and the standbys' loss keep the primary where it is
-FAILS_OVER = ("postmaster", "member", "freeze")
+FAILS_OVER = ("postmaster", "member", "freeze", "partition")
 ALLOWED = " 503 Retry-After"  # the one failure a client may see while a primary is elected
 
 
@@ -120,7 +120,7 @@ def tier_up(var: Path, parts: tuple[str, ...]) -> HaTier:
     """The tier's parts on free ports (PostgreSQL's members and points' MariaDB pair at
     least), every database of the registry migrated and seeded there (tools/seed.py in its
     own process: it reads the DSNs from its environment)."""
-    tier = ha_tier.up(var, free_ports=True, parts=parts)
+    tier = ha_tier.up(var, free_ports=True, parts=parts, isolated=True)  # for a partition
     seeding = subprocess.run(
         [sys.executable, "-m", "tools.seed", "--local-dev"],
         cwd=ROOT,
@@ -345,9 +345,9 @@ async def under_load(
                 await asyncio.gather(*clients, return_exceptions=True)
             alert = await noticed if noticed is not None else ""
             held = await invariants(running, load, tier.dsn)
-            if fault == "freeze":  # its standby was promoted; woken, it follows, never leads
+            if fault in ("freeze", "partition"):  # its standby was promoted; back, it follows
                 moved = primary_after not in (None, primary_before)
-                held[f"the frozen pg{primary_before} follows pg{primary_after}"] = moved
+                held[f"the old primary pg{primary_before} follows pg{primary_after}"] = moved
             if fault == "standbys":  # strict synchronous mode: nothing on one machine
                 alone = one_machine_writes(load, killed_at, healed_at)
                 shown = f"{len(alone)}, e.g. {alone[:3]}" if alone else "none"

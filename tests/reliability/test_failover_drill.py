@@ -46,4 +46,4 @@ def test_a_primary_killed_then_frozen_under_the_story_load_fails_nothing_but_503
         assert result.failed == {}, result.lines()
         assert all(result.held.values()), result.lines()
         assert 0 <= result.recovery_seconds < RECOVERY_LIMIT, result.lines()
-    assert any(name.startswith("the frozen pg") for name in frozen.held), frozen.lines()
+    assert any(name.startswith("the old primary pg") for name in frozen.held), frozen.lines()

@@ -77,7 +77,7 @@ restore-drill: install ## story load through nginx onto archived servers, T take
 test-lists: install ## the whole list walk: every list x key x direction x page size 1-3 x filter value, by page and cursor (make test runs a sample)
 	LIST_WALK=all $(VENV)/bin/pytest tests/integration/test_list_walk.py -p no:randomly $(PYTEST_ARGS)
 
-failover-drill: install ## the release drill's story load through NGINX (2 replicas of every HTTP service) on the HA tier (3 Patroni members, strict sync mode, failsafe; Redis + 3 Sentinels; points' MariaDB + a GTID replica) while the PostgreSQL primary's postmaster is killed, a whole member killed, the primary frozen past its TTL, etcd at 1 of 3, both standbys lost, the Redis master, then points' MariaDB primary lost: recovery seconds, failed requests by kind, p50/p99, the invariants, the PostgresPrimaryChanged alert (rounds=N: N times in a row; make test runs the postmaster fault and a freeze)
+failover-drill: install ## the release drill's story load through NGINX (2 replicas of every HTTP service) on the HA tier (3 Patroni members, strict sync mode, failsafe; Redis + 3 Sentinels; points' MariaDB + a GTID replica) while the PostgreSQL primary's postmaster is killed, a whole member killed, the primary frozen past its TTL, the primary cut off from the network, etcd at 1 of 3, both standbys lost, the Redis master, then points' MariaDB primary lost: recovery seconds, failed requests by kind, p50/p99, the invariants, the PostgresPrimaryChanged alert (rounds=N: N times in a row; make test runs the postmaster fault and a freeze)
 	@$(PY) -m tools.packages ensure ha
 	$(PY) -m tests.reliability.failover_stories $(if $(rounds),--rounds $(rounds))
 

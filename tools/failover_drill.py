@@ -49,6 +49,7 @@ from tools.ha_postgres import (
     member_status,
     postmaster_pid,
     primary_member,
+    sync_standby,
     wait_until,
 )
 from tools.local_servers import StartError
@@ -77,14 +78,18 @@ def _latency(writes: list[tuple[int, float, float]]) -> str:
 def settled(layout: PgLayout) -> bool:
     """A primary whose own PostgreSQL streams to every other member, one of them
     synchronous (pg_stat_replication through its REST API: what the DCS says of a member
-    that has just woken up or restarted can be a moment old)."""
+    that has just woken up or restarted can be a moment old), and named so in the DCS."""
     k = primary_member(layout)
     if k is None:
         return False
     replication = member_status(layout, k).get("replication")
     standbys = replication if isinstance(replication, list) else []
     streaming = [r for r in standbys if isinstance(r, dict) and r.get("state") == "streaming"]
-    return len(streaming) == MEMBERS - 1 and any(r.get("sync_state") == "sync" for r in streaming)
+    if len(streaming) != MEMBERS - 1 or not any(r.get("sync_state") == "sync" for r in streaming):
+        return False
+    # and Patroni has recorded that standby as the one it may promote (its /sync key): in
+    # the moment between, strict mode has no candidate and a lost primary is not replaced
+    return sync_standby(layout) is not None
 
 
 def _kill_and_reap(pid: int) -> None:
@@ -124,14 +129,15 @@ def _groups(root: Path) -> list[int]:
 
 
 def _member_groups(root: Path, k: int) -> tuple[int, ...]:
-    """Member k's process groups: its Patroni's, and its postmaster's when one runs
-    (Patroni starts it in a session of its own, led by a helper that has exited: the
-    group is not the postmaster's pid; its backends are in it too)."""
-    patroni = _groups(root)[MEMBERS + k]
+    """Member k's process groups: those of its tini's session (tini's, Patroni's), and
+    its postmaster's when one runs (Patroni starts it in a session of its own, led by a
+    helper that has exited: the group is not the postmaster's pid; its backends are in it
+    too)."""
+    patroni = tuple(ha_tier.session_groups(_groups(root)[MEMBERS + k]))
     try:
-        return patroni, os.getpgid(postmaster_pid(root, k))
+        return *patroni, os.getpgid(postmaster_pid(root, k))
     except (OSError, ValueError):  # no postmaster.pid, or a stale one: none running
-        return (patroni,)
+        return patroni
 
 
 def _kill_member(root: Path, k: int) -> None:

@@ -160,13 +160,13 @@ listen primary
 
 
 def _spawn(
-    command: list[str], log: Path, *, as_postgres: bool = False, host: list[str] | None = None
+    command: list[str], log: Path, *, as_postgres: bool = False, prefix: list[str] | None = None
 ) -> int:
     """`command` in a process group of its own, its output to `log`; `as_postgres`: as the
-    postgres user when we are root; `host`: the prefix that runs it on a member's host."""
+    postgres user when we are root; `prefix`: what runs it (a reaper, a member's host)."""
     if as_postgres and os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
-    command = [*(host or []), *command]
+    command = [*(prefix or []), *command]
     with log.open("ab") as out:
         proc = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -176,11 +176,16 @@ def _spawn(
 
 def start_member(root: Path, layout: PgLayout, k: int) -> int:
     """Member k's Patroni (which starts its PostgreSQL), on its own host when the members
-    have one: its process group."""
+    have one, under tini as a subreaper: Patroni starts the postmaster through a helper
+    that exits, and a postmaster that Patroni stops must then be reaped by someone near,
+    or under another subreaper (the test suite) its zombie looks alive to Patroni, which
+    waits on it for ever. -> its process group."""
     home = root / f"pg{k}"
     command = [str(patroni_command()), str(home / "patroni")]
     host = None if layout.net is None else layout.net.run_in(k, [])
-    return _spawn(command, home / "patroni.log", as_postgres=True, host=host)
+    reaper = [shutil.which("tini") or "/usr/bin/tini", "-s", "--"]
+    prefix = [*reaper, *(host or [])]
+    return _spawn(command, home / "patroni.log", as_postgres=True, prefix=prefix)
 
 
 def member_status(layout: PgLayout, k: int) -> dict[str, object]:
@@ -245,9 +250,9 @@ def member_data(root: Path) -> list[Path]:
 def server_binaries() -> list[Path]:
     """The installed PostgreSQL versions' pg_ctl, oldest first; a missing package (etcd,
     HAProxy, PostgreSQL, Patroni's venv) is a StartError naming what to install."""
-    for tool in ("etcd", "haproxy"):
+    for tool in ("etcd", "haproxy", "tini"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            raise StartError(f"no {tool}; as root: apt-get install -y etcd-server haproxy")
+            raise StartError(f"no {tool}; as root: apt-get install -y etcd-server haproxy tini")
     if not patroni_command().exists() and (why := ensure_patroni()):
         raise StartError(f"no Patroni: {why}")
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))

@@ -159,33 +159,54 @@ def up(
     return tier
 
 
-def group_alive(group: int) -> bool:
-    """Whether any process of the group lives (a zombie does not count). Its dead ones that
-    are our children are reaped first; an orphan of the group whose parent is a subreaper
-    (the test suite) stays a zombie until that one reaps it, and signals still reach it,
-    so the group is judged from /proc, not by `killpg(group, 0)`."""
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-group, os.WNOHANG)[0] != 0:
-            pass
+def _live_processes() -> list[tuple[int, int]]:
+    """(process group, session) of every process that is no zombie, from /proc."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # gone while we looked
-        if int(fields[2]) == group and fields[0] != "Z":
-            return True
-    return False
+        if fields[0] != "Z":
+            found.append((int(fields[2]), int(fields[3])))
+    return found
+
+
+def session_groups(group: int) -> set[int]:
+    """The process groups living in the session `group` leads: everything here starts in a
+    session of its own (its leader's pid names the session and its first group), and a
+    member's tini runs Patroni in a second group of the same session."""
+    return {pgrp for pgrp, session in _live_processes() if session == group} | {group}
+
+
+def group_alive(group: int) -> bool:
+    """Whether any process of the group's session lives (a zombie does not count). Its dead
+    ones that are our children are reaped first; an orphan whose parent is a subreaper (the
+    test suite) stays a zombie until that one reaps it, and signals still reach it, so the
+    session is judged from /proc, not by `killpg(group, 0)`."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-group, os.WNOHANG)[0] != 0:
+            pass
+    return any(group in (pgrp, session) for pgrp, session in _live_processes())
+
+
+def signal_group(group: int, sig: signal.Signals) -> None:
+    """`sig` to every process group of the session `group` leads."""
+    for each in session_groups(group):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(each, sig)
 
 
 def stop_group(group: int, sig: signal.Signals = signal.SIGTERM) -> None:
-    """Signal a process group and wait until it is gone (SIGKILL past STOP_TIMEOUT)."""
+    """Signal a process group (its session's groups past STOP_TIMEOUT, with SIGKILL) and
+    wait until the session is gone. The first signal goes to the leader's group only: a
+    member's tini passes it on to Patroni, which stops its PostgreSQL in order."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, sig)
     deadline = time.monotonic() + STOP_TIMEOUT
     while group_alive(group):
         if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
+            signal_group(group, signal.SIGKILL)
             deadline = time.monotonic() + STOP_TIMEOUT
         time.sleep(0.1)
 

@@ -74,6 +74,7 @@ CLOCKS = (
 HA = (
     Package("etcd-server", "the HA tier's consensus (tools/ha_postgres.py)", ("etcd",)),
     Package("haproxy", "the HA tier's one address of the primary", ("haproxy",)),
+    Package("tini", "the HA tier's members: reaps each postmaster Patroni leaves", ("tini",)),
     Package(
         "redis-sentinel", "the HA tier's Redis failover (tools/ha_redis.py)", ("redis-sentinel",)
     ),

@@ -331,13 +331,14 @@ async def under_load(
 
                 await wait_until(recovered, f"a write after {what}", FAULT_LIMIT)
                 healed_at = await asyncio.wait_for(healing, FAULT_LIMIT)
+                await postgres_settled(tier)  # the load after a fault runs on a whole tier
+                # asked once settled: a member just woken still calls itself primary
                 primary_after = primary_member(tier.layout)
                 timeline = (
                     f"injected at {injected_wall:%H:%M:%S.%f} UTC, healed"
                     f" {healed_at - killed_at:.1f} s later; primary pg{primary_before}"
                     f" before, pg{primary_after} after"
                 )
-                await postgres_settled(tier)  # the load after a fault runs on a whole tier
                 load.phase = "after"
                 await stories(load, stories_each)
             finally:

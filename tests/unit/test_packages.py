@@ -23,7 +23,7 @@ def names(target: str) -> set[str]:
 def test_targets() -> None:
     assert names("run") >= {"nginx", "nodejs", "npm", "prometheus"}
     extras = {"chromium", "wrk", "valgrind", "docker-compose", "kubectl", "curl", "jq", "lsof",
-              "faketime", "etcd-server", "haproxy", "pgbouncer", "pgbackrest",
+              "faketime", "etcd-server", "haproxy", "tini", "pgbouncer", "pgbackrest",
               "mariadb-backup", "redis-sentinel"}  # fmt: skip
     assert names("test") == names("run") | extras
     assert names("ci") >= names("test") | {"postgresql", "mariadb-server", "redis-server", "make"}

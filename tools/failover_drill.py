@@ -157,6 +157,18 @@ def _signal_groups(groups: tuple[int, ...], sig: signal.Signals) -> None:
             os.killpg(group, sig)
 
 
+def _paused(groups: tuple[int, ...], seconds: float, what: str) -> Injected:
+    """`groups` stopped (SIGSTOP) now, resumed by the heal once `seconds` have passed."""
+    _signal_groups(groups, signal.SIGSTOP)
+    resume_at = time.monotonic() + seconds
+
+    def heal() -> None:
+        _until(resume_at)
+        _signal_groups(groups, signal.SIGCONT)
+
+    return Injected(what, heal)
+
+
 def _the_primary(layout: PgLayout) -> int:
     k = primary_member(layout)
     if k is None:
@@ -187,15 +199,8 @@ def freeze_member(root: Path, layout: PgLayout) -> Injected:
     disk), then resumed: it must find the standby promoted and follow it, never take the
     leader back nor acknowledge a write of its own on waking."""
     k = _the_primary(layout)
-    frozen = _member_groups(root, k)
-    _signal_groups(frozen, signal.SIGSTOP)
-    resume_at = time.monotonic() + FREEZE
-
-    def heal() -> None:
-        _until(resume_at)
-        _signal_groups(frozen, signal.SIGCONT)
-
-    return Injected(f"member pg{k} frozen (SIGSTOP) for {FREEZE:.0f} s, then resumed", heal)
+    what = f"member pg{k} frozen (SIGSTOP) for {FREEZE:.0f} s, then resumed"
+    return _paused(_member_groups(root, k), FREEZE, what)
 
 
 def partition_member(root: Path, layout: PgLayout) -> Injected:
@@ -221,14 +226,7 @@ def lose_quorum(root: Path, layout: PgLayout) -> Injected:
     """etcd at 1 of 3 members (two frozen): no quorum, so no leader key can be renewed;
     in failsafe mode the primary, still reaching every member, keeps writing."""
     lost = tuple(_groups(root)[1:MEMBERS])  # etcd's groups come first: all but one
-    _signal_groups(lost, signal.SIGSTOP)
-    resume_at = time.monotonic() + QUORUM_LOSS
-
-    def heal() -> None:
-        _until(resume_at)
-        _signal_groups(lost, signal.SIGCONT)
-
-    return Injected(f"etcd at 1 of 3 members for {QUORUM_LOSS:.0f} s", heal)
+    return _paused(lost, QUORUM_LOSS, f"etcd at 1 of 3 members for {QUORUM_LOSS:.0f} s")
 
 
 def lose_standbys(root: Path, layout: PgLayout) -> Injected:

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bench.common import Op, Timing, interleaved, ratio, write_figures
-from lib.db.pool import connect
+from lib.db.connecting import connect
 from lib.logging import configure_logging
 from services.departments.db import departments as dep_q
 from services.departments.db.models import Department

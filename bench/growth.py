@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 
 from bench.common import interleaved, ratio, write_figures
-from lib.db.pool import connect
+from lib.db.connecting import connect
 from lib.logging import configure_logging
 from services.users.db import users as q
 from services.users.db.models import UserRole

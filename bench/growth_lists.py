@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 
 from bench.common import interleaved, ratio, write_figures
-from lib.db.pool import connect
+from lib.db.connecting import connect
 from lib.logging import configure_logging
 from services.catalog.db import services as catalog_q
 from services.orders.db import jobs as jobs_q

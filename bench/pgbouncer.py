@@ -30,7 +30,8 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.db.pool import Database, connect
+from lib.db.connecting import connect
+from lib.db.pool import Database
 from lib.logging import configure_logging
 from lib.pooler import through
 from services.departments.db import departments as q

@@ -22,7 +22,7 @@ from pathlib import Path
 import uvloop
 
 from lib.clients.points import PointsClient, decode_user_points, encode_user_ids
-from lib.db.pool import connect
+from lib.db.connecting import connect
 from lib.grpc.client import ChannelPool
 from lib.pb.point import UserListPointResponse, UserListRequest
 from services.points.db import points as q

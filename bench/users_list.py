@@ -34,7 +34,8 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lib.clients.points import PointsClient
-from lib.db.pool import Database, connect
+from lib.db.connecting import connect
+from lib.db.pool import Database
 from lib.grpc.client import ChannelPool
 from lib.http.cursor import ListPage
 from lib.logging import configure_logging

@@ -25,7 +25,8 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from tools import ha_tier
-from tools.failover_drill import FaultResult, Injected, drive, nothing_to_heal
+from tools.failover_drill import FaultResult, drive
+from tools.ha_faults import Injected, nothing_to_heal
 from tools.ha_postgres import wait_until
 from tools.ha_redis import SERVICE, RedisLayout, master_address, sentinels_ready
 

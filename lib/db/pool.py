@@ -3,15 +3,14 @@
 `Database.acquire()` lends a connection, `Database.transaction()` lends one inside a
 transaction (committed on success, rolled back on any exception; nested, a savepoint; the
 outermost then runs lib.db.committed's actions), `ping()` checks the server for /ready,
-`stats()` feeds the pool gauge. `connect()` retries with backoff so a service started before
-its database waits (a service's process waits without limit: lib/db/waiting.py). Leases go
-through the drivers' public acquire and release only.
+`stats()` feeds the pool gauge. Pools are opened by lib/db/connecting.py's `connect()`.
+Leases go through the drivers' public acquire and release only.
 
 A server that freezes or is cut off answers nothing and closes nothing: every PostgreSQL
 command is bounded by `command_timeout` (asyncpg's; a connection that timed out is
 terminated, never lent again), each new connection by `connect_timeout`. asyncpg has no
 client-side TCP keepalive (MagicStack/asyncpg#606), so the command timeout is what notices a
-dead peer; aiomysql has no per-command timeout at all (docs/operations.md).
+dead peer; aiomysql has no per-command timeout at all (ADR 0033).
 
 Inside a request's scope (lib.db.scope) a request holds at most one connection: nested
 acquires lend it again, a concurrent second one is refused. Nothing waits forever: a full
@@ -25,16 +24,12 @@ Traced (lib/db/traced.py): in a sampled span each generated query's span has its
 from __future__ import annotations
 
 import asyncio
-import random
-import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-import aiomysql
 import asyncpg
 import pymysql
 
@@ -45,15 +40,10 @@ from lib.db.traced import traced, unwrap
 from lib.errors import ServiceUnavailable
 from lib.logging import get_logger
 from lib.metrics import DB_POOL_TIMEOUTS
-from lib.pooler import Pooler, pool_options
 
 log = get_logger("lib.db")
 
 DEFAULT_ACQUIRE_TIMEOUT = 3.0
-# one connection attempt at start-up (asyncpg's own default is 60 s)
-DEFAULT_ATTEMPT_TIMEOUT = 10.0
-# one PostgreSQL command (asyncpg's command_timeout; its own default is none)
-DEFAULT_COMMAND_TIMEOUT = 5.0
 # errors that mean "the server is gone or refuses us", not "this query is wrong"
 CONNECTION_LOST = (
     ConnectionError,
@@ -80,7 +70,8 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 def _lost(exc: BaseException, *, connecting: bool = False) -> bool:
     """Did the server go away? While connecting any OSError counts (refused, unreachable);
-    inside a block only connection errors do (a handler's own timeouts and I/O do not)."""
+    inside a block only connection errors do (a handler's own I/O does not; a timeout is
+    STALE: a command past its bound cannot be told from the handler's own)."""
     if isinstance(exc, CONNECTION_LOST) or (connecting and isinstance(exc, OSError)):
         return True
     return isinstance(exc, pymysql.OperationalError) and bool(
@@ -310,133 +301,3 @@ class MyDatabase(Database):
         except TimeoutError:
             self.pool.terminate()
             await self.pool.wait_closed()
-
-
-async def _no_reset(conn: Any) -> None:
-    """No reset query on release where no handler changes session state (+6-25% req/s)."""
-
-
-async def _open(
-    dsn: str,
-    min_size: int,
-    max_size: int,
-    reset: bool,
-    pooler: Pooler = "",
-    *,
-    command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
-    connect_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
-) -> Database:
-    """The pool for `dsn`; connect() sets its acquire timeout and metrics label. `pooler`:
-    what sits between the pool and PostgreSQL (lib/pooler.py); every command bounded by
-    `command_timeout` (PostgreSQL), every new connection by `connect_timeout`."""
-    given = urlsplit(dsn).scheme
-    scheme = given.split("+")[0]  # a driver suffix (postgresql+asyncpg://) is allowed
-    engine = engine_of(dsn)
-    if engine == PgDatabase.engine:
-        if scheme != given:  # asyncpg takes postgresql:// or postgres:// only
-            dsn = "postgresql" + dsn[len(given) :]
-        reset_hook = None if reset else _no_reset
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=min_size,
-            max_size=max_size,
-            reset=reset_hook,
-            command_timeout=command_timeout,
-            timeout=connect_timeout,  # asyncpg.connect's, for every connection of the pool
-            **pool_options(pooler),
-        )
-        database = PgDatabase(pool)
-        database.release_timeout = command_timeout
-        return database
-    parts = urlsplit(dsn)  # MyDatabase.engine: engine_of() refused every other scheme
-    pool = await aiomysql.create_pool(
-        minsize=min_size,
-        maxsize=max_size,
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 3306,
-        user=unquote(parts.username or "root"),
-        password=unquote(parts.password or ""),
-        db=parts.path.lstrip("/"),
-        autocommit=True,
-        charset="utf8mb4",
-        init_command="SET time_zone = '+00:00'",  # DATETIME columns hold UTC
-        connect_timeout=connect_timeout,
-    )
-    return MyDatabase(pool)
-
-
-def engine_of(dsn: str) -> str:
-    """The engine ("postgresql" or "mysql") the URL names; ValueError for any other."""
-    scheme = urlsplit(dsn).scheme.split("+")[0]
-    if scheme in ("postgresql", "postgres"):
-        return PgDatabase.engine
-    if scheme in ("mysql", "mariadb"):
-        return MyDatabase.engine
-    raise ValueError(f"unsupported database URL scheme {scheme!r} (postgresql:// or mysql://)")
-
-
-CONNECT_ERRORS = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.TargetServerAttributeNotMatched,  # no member writable yet: retried like a refusal
-    pymysql.MySQLError,
-)
-
-
-async def connect(
-    dsn: str,
-    *,
-    min_size: int = 2,
-    max_size: int = 10,
-    reset: bool = True,
-    pooler: Pooler = "",
-    acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
-    service: str = "",
-    attempts: int | None = 10,
-    wait: float | None = None,
-    attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
-    command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
-    base_delay: float = 0.2,
-    max_delay: float = 3.0,
-    first_attempt: int = 1,
-) -> Database:
-    """Open a pool, retrying with jittered exponential backoff while the server is down:
-    `attempts` tries in all (at least one; None: no limit), for at most `wait` seconds
-    (None: no limit), each bounded by `attempt_timeout` (a black-holed server), as is every
-    connection the pool opens later; `command_timeout` bounds each PostgreSQL command. Each
-    failed attempt is logged (`db_connect_retry`); the last one's error is raised."""
-    deadline = None if wait is None else time.monotonic() + wait
-    attempt = first_attempt  # > 1: the caller made the first ones (lib/db/waiting.py)
-    while True:
-        try:
-            async with asyncio.timeout(attempt_timeout):
-                database = await _open(
-                    dsn,
-                    min_size,
-                    max_size,
-                    reset,
-                    pooler,
-                    command_timeout=command_timeout,
-                    connect_timeout=attempt_timeout,
-                )
-        except CONNECT_ERRORS as exc:
-            delay = random.random() * min(max_delay, base_delay * 2**attempt)
-            last = attempts is not None and attempt - first_attempt + 1 >= attempts
-            if last or (deadline is not None and time.monotonic() + delay > deadline):
-                raise
-            log.warning(
-                "db_connect_retry",
-                attempt=attempt,
-                error=str(exc) or type(exc).__name__,
-                delay_s=round(delay, 3),
-            )
-            await asyncio.sleep(delay)
-            attempt += 1
-            continue
-        database.acquire_timeout, database.service = acquire_timeout, service
-        if service:
-            DB_POOL_TIMEOUTS.labels(service)  # exported at 0 from the start (lib/metrics.py)
-        if attempt > 1:
-            log.info("db_connected", attempts=attempt)
-        return database

@@ -20,15 +20,8 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from lib.db.pool import (
-    CONNECT_ERRORS,
-    DEFAULT_ACQUIRE_TIMEOUT,
-    Database,
-    DatabaseUnavailable,
-    PoolStats,
-    connect,
-    engine_of,
-)
+from lib.db.connecting import CONNECT_ERRORS, connect, engine_of
+from lib.db.pool import DEFAULT_ACQUIRE_TIMEOUT, Database, DatabaseUnavailable, PoolStats
 from lib.logging import get_logger
 from lib.metrics import DB_POOL_TIMEOUTS
 

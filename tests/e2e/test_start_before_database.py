@@ -202,3 +202,49 @@ async def test_a_bounded_wait_stops_the_process_saying_why(
         assert "Traceback" not in text
     finally:
         service.stop()
+
+
+async def test_a_database_that_freezes_under_a_serving_process_answers_503_in_its_bound(
+    migrated_db: Callable[[str], str], tmp_path: Path
+) -> None:
+    """A primary that freezes or is cut off answers nothing and closes nothing (the proxy
+    holds every answer): a request ends in 503 + Retry-After once DB_COMMAND_TIMEOUT has
+    passed, never hangs, and its connection is dropped; once the database answers again
+    the process serves on a new one."""
+    command_timeout = 1.0  # DB_COMMAND_TIMEOUT
+    dsn = migrated_db("departments")
+    parts = urlsplit(dsn)
+    database = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await database.start(free_port())
+    env = {
+        "DEPARTMENTS_DATABASE_URL": through(dsn, database),
+        "DEPARTMENTS_PORT": str(free_port()),
+        "WORKERS": "1",
+        "REDIS_URL": "",
+        "DB_POOL_MIN": "1",
+        "DB_COMMAND_TIMEOUT": str(command_timeout),
+    }
+    service = ServiceProcess(env, tmp_path / "departments.log")
+    listing = f"{service.url}/v1/departments"
+    try:
+        async with aiohttp.ClientSession() as http:
+            await service.wait_healthy()
+            assert await status(http, listing) == 200
+            database.hold()  # frozen: every answer waits at the proxy
+            began = time.monotonic()
+            async with http.get(listing) as resp:
+                await resp.read()
+                answer, retry = resp.status, resp.headers.get("Retry-After")
+            took = time.monotonic() - began
+            assert (answer, retry is not None) == (503, True), service.log.read_text()[-2000:]
+            assert command_timeout <= took < command_timeout + PROCESS_MARGIN, took
+            database.release()
+
+            async def served() -> bool:
+                return await status(http, listing) == 200
+
+            await until(served, "a 200 once the database answers", PROCESS_MARGIN)
+            assert "Traceback" not in service.log.read_text()
+    finally:
+        service.stop()
+        await database.stop()

@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from lib.db.pool import Database, connect
+from lib.db.connecting import connect
+from lib.db.pool import Database
 from lib.grpc.client import ChannelPool
 from lib.grpc.server import GrpcServer, serve
 from lib.pb.point import (

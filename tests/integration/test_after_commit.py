@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from lib.db.committed import after_commit
-from lib.db.pool import Database, connect
+from lib.db.connecting import connect
+from lib.db.pool import Database
 from tests.servers import DatabaseFactory
 
 

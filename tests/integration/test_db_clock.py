@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from lib.db.clock import DatabaseClock, database_now
-from lib.db.pool import Database, connect
+from lib.db.connecting import connect
+from lib.db.pool import Database
 from tests.servers import DatabaseFactory
 
 ENGINES = ("postgresql", "mysql")

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from lib.db.pool import Database, DatabaseUnavailable, connect
+from lib.db.connecting import connect
+from lib.db.pool import Database, DatabaseUnavailable
 from lib.errors import ServiceUnavailable
 from tests.proxy import TcpProxy, through
 from tests.servers import DatabaseFactory

@@ -10,8 +10,9 @@ from typing import Any
 import pymysql
 import pytest
 
-from lib.db import pool as pool_module
-from lib.db.pool import Database, MyDatabase, PgDatabase, PoolStats, connect
+from lib.db import connecting
+from lib.db.connecting import connect
+from lib.db.pool import Database, MyDatabase, PgDatabase, PoolStats
 from tests.servers import DatabaseFactory
 from tools.ports import free_port
 
@@ -186,13 +187,13 @@ async def test_mariadb_scheme_is_mysql(databases: DatabaseFactory) -> None:
 def opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every pool-opening attempt of connect()."""
     calls: list[str] = []
-    real = pool_module._open
+    real = connecting._open
 
     async def counting(dsn: str, *args: Any, **options: Any) -> Database:
         calls.append(dsn)
         return await real(dsn, *args, **options)
 
-    monkeypatch.setattr(pool_module, "_open", counting)
+    monkeypatch.setattr(connecting, "_open", counting)
     return calls
 
 

@@ -18,7 +18,8 @@ import pymysql
 import pytest
 from prometheus_client import REGISTRY
 
-from lib.db.pool import Database, DatabaseUnavailable, PgDatabase, PoolExhausted, connect
+from lib.db.connecting import connect
+from lib.db.pool import Database, DatabaseUnavailable, PgDatabase, PoolExhausted
 from lib.db.scope import SecondConnectionError, enter_scope, exit_scope
 from tests.integration.waiting import until
 from tests.proxy import TcpProxy, through

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from lib import tracing
-from lib.db.pool import connect
+from lib.db.connecting import connect
 from lib.db.scope import enter_scope, exit_scope
 from lib.db.traced import TracedMyConnection, TracedPgConnection
 from services.departments.db import departments as dq

@@ -14,7 +14,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from lib.clients.points import PointsClient
-from lib.db.pool import Database, connect
+from lib.db.connecting import connect
+from lib.db.pool import Database
 from lib.grpc.client import ChannelPool
 from lib.resilience.breaker import CircuitBreaker
 from services.orders.db import outbox as q

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from lib.auth.principal import Role
-from lib.db.pool import connect
+from lib.db.connecting import connect
 from lib.errors import ServiceUnavailable
 from services.catalog.app import create_app as catalog_app
 from services.orders.app import create_app as orders_app

@@ -18,7 +18,8 @@ import pytest
 from grpclib import GRPCError
 from grpclib.const import Status
 
-from lib.db.pool import Database, connect
+from lib.db.connecting import connect
+from lib.db.pool import Database
 from lib.pb.point import AddPointsRequest, PointRequest, UserListRequest
 from services.points import service as service_module
 from services.points.db import points as q

@@ -16,7 +16,7 @@ from grpclib import GRPCError
 from grpclib.const import Status
 
 from lib.config import ServiceSettings
-from lib.db.pool import connect
+from lib.db.connecting import connect
 from lib.errors import ServiceUnavailable
 from lib.http.revocation_record import PATH, RevocationRecord
 from services.chat.deps import PartiesCache

@@ -26,7 +26,8 @@ from pydantic import SecretStr
 
 from lib.auth.principal import Principal, Role
 from lib.auth.tokens import generate_keypair
-from lib.db.pool import Database, connect
+from lib.db.connecting import connect
+from lib.db.pool import Database
 from lib.http.keys import REVOCATIONS, SETTINGS
 from lib.pb.point import UserListRequest
 from services.departments.app import create_app as departments_app

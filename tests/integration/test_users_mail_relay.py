@@ -18,7 +18,8 @@ import structlog.testing
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from lib.db.pool import Database, connect
+from lib.db.connecting import connect
+from lib.db.pool import Database
 from lib.db.scope import current_scope
 from lib.mail import Mail, MailError
 from lib.mail.transport import SmtpMailer

@@ -19,8 +19,8 @@ from tests.servers import Servers
 from tools import ha_mariadb, ha_tier
 from tools.data_tier_watch import DataTierWatch, Watched
 from tools.db_exporters import Server
-from tools.failover_drill import RECOVERY_LIMIT, kill_postmaster
 from tools.failover_redis import kill_master
+from tools.ha_faults import RECOVERY_LIMIT, kill_postmaster
 from tools.ha_mariadb import MariaLayout
 from tools.ha_postgres import MEMBERS
 from tools.ha_redis import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS
@@ -61,7 +61,6 @@ def test_a_primary_killed_reaches_the_webhook_as_primary_changed() -> None:
             tier = ha_tier.up(var, free_ports=True)
             assert tier.postgres is not None
             assert tier.redis is not None
-            _, groups = ha_tier.read_layout(var)
             _, redis_groups = ha_tier.read_redis(var)
             with DataTierWatch(var / "watch", Watched.of_tier(tier.postgres, tier.redis)) as watch:
                 watch.wait_scraped()
@@ -70,7 +69,7 @@ def test_a_primary_killed_reaches_the_webhook_as_primary_changed() -> None:
                 assert watch.query("pg_standbys_sync == 1")
                 assert watch.webhook.find("PostgresPrimaryChanged") is None
                 killed = time.monotonic()
-                fault = kill_postmaster(var / "ha", tier.postgres, groups)
+                fault = kill_postmaster(var / "ha", tier.postgres).what
                 note = watch.wait_for_alert(
                     "PostgresPrimaryChanged", RECOVERY_LIMIT + watch.delivery
                 )

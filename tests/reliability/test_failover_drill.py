@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.failover_stories import run as run_stories
-from tools.failover_drill import FAULT_LIMIT, RECOVERY_LIMIT, run
+from tools.failover_drill import run
+from tools.ha_faults import FAULT_LIMIT, RECOVERY_LIMIT
 from tools.ha_postgres import START_TIMEOUT
 
 STORIES = 4  # whole stories before the kill, and after the recovery

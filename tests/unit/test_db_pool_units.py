@@ -18,7 +18,14 @@ import pymysql
 import pytest
 from prometheus_client import REGISTRY
 
+from lib.db import connecting
 from lib.db import pool as pool_module
+from lib.db.connecting import (
+    DEFAULT_ATTEMPT_TIMEOUT,
+    DEFAULT_COMMAND_TIMEOUT,
+    _no_reset,
+    connect,
+)
 from lib.db.pool import (
     Database,
     DatabaseUnavailable,
@@ -28,13 +35,14 @@ from lib.db.pool import (
     PoolStats,
     _closed,
     _lost,
-    _no_reset,
-    connect,
 )
 from lib.db.scope import SecondConnectionError, enter_scope, exit_scope
 from tests.logging_support import capture_logs
 
 # --- which errors mean the server went away ---------------------------------------------
+
+# every asyncpg pool: each command and each new connection bounded
+BOUNDS = {"command_timeout": DEFAULT_COMMAND_TIMEOUT, "timeout": DEFAULT_ATTEMPT_TIMEOUT}
 
 
 @pytest.mark.parametrize(
@@ -168,16 +176,20 @@ def my_pools(monkeypatch: pytest.MonkeyPatch) -> CreatePool:
 async def test_a_postgresql_dsn_opens_an_asyncpg_pool(
     pg_pools: CreatePool, dsn: str, given: str
 ) -> None:
-    database = await pool_module._open(dsn, 3, 7, True)
+    database = await connecting._open(dsn, 3, 7, True)
     assert isinstance(database, PgDatabase)
     assert database.pool is pg_pools.pool
-    assert pg_pools.calls == [((given,), {"min_size": 3, "max_size": 7, "reset": None})]
+    assert pg_pools.calls == [((given,), {"min_size": 3, "max_size": 7, "reset": None, **BOUNDS})]
+    assert database.release_timeout == DEFAULT_COMMAND_TIMEOUT  # a cancelled command's wait
 
 
 async def test_without_reset_asyncpg_skips_its_reset_query(pg_pools: CreatePool) -> None:
-    database = await pool_module._open("postgresql://u@db/shop", 1, 2, False)
+    database = await connecting._open("postgresql://u@db/shop", 1, 2, False)
     assert pg_pools.calls == [
-        (("postgresql://u@db/shop",), {"min_size": 1, "max_size": 2, "reset": _no_reset})
+        (
+            ("postgresql://u@db/shop",),
+            {"min_size": 1, "max_size": 2, "reset": _no_reset, **BOUNDS},
+        )
     ]
     assert await _no_reset(object()) is None
     assert isinstance(database, PgDatabase)
@@ -187,17 +199,17 @@ async def test_without_reset_asyncpg_skips_its_reset_query(pg_pools: CreatePool)
 async def test_through_pgbouncer_asyncpg_caches_no_named_statement(pg_pools: CreatePool) -> None:
     """POOLER=pgbouncer (ADR 0037): a transaction-mode pooler forwards each transaction to
     any server connection, where a named statement prepared on another is missing."""
-    await pool_module._open("postgresql://u@pgb:6432/shop", 1, 2, False, "pgbouncer")
+    await connecting._open("postgresql://u@pgb:6432/shop", 1, 2, False, "pgbouncer")
     assert pg_pools.calls == [
         (
             ("postgresql://u@pgb:6432/shop",),
-            {"min_size": 1, "max_size": 2, "reset": _no_reset, "statement_cache_size": 0},
+            {"min_size": 1, "max_size": 2, "reset": _no_reset, **BOUNDS, "statement_cache_size": 0},
         )
     ]
 
 
 async def test_a_mysql_dsn_opens_an_aiomysql_pool_of_its_parts(my_pools: CreatePool) -> None:
-    database = await pool_module._open("mysql://us%40er:p%3Ass%2F@db.example:3307/shop", 2, 9, True)
+    database = await connecting._open("mysql://us%40er:p%3Ass%2F@db.example:3307/shop", 2, 9, True)
     assert isinstance(database, MyDatabase)
     assert database.pool is my_pools.pool
     assert my_pools.calls == [
@@ -214,6 +226,7 @@ async def test_a_mysql_dsn_opens_an_aiomysql_pool_of_its_parts(my_pools: CreateP
                 "autocommit": True,
                 "charset": "utf8mb4",
                 "init_command": "SET time_zone = '+00:00'",
+                "connect_timeout": DEFAULT_ATTEMPT_TIMEOUT,
             },
         )
     ]
@@ -223,7 +236,7 @@ async def test_a_mysql_dsn_opens_an_aiomysql_pool_of_its_parts(my_pools: CreateP
 async def test_a_mysql_dsn_without_host_port_or_user_gets_the_defaults(
     my_pools: CreatePool, scheme: str
 ) -> None:
-    database = await pool_module._open(f"{scheme}:///Xmas", 1, 1, True)
+    database = await connecting._open(f"{scheme}:///Xmas", 1, 1, True)
     assert isinstance(database, MyDatabase)
     (_, kwargs) = my_pools.calls[0]
     assert (kwargs["host"], kwargs["port"], kwargs["user"], kwargs["password"]) == (
@@ -241,7 +254,7 @@ async def test_another_scheme_is_refused_by_name(
 ) -> None:
     scheme = dsn.split("://")[0] if "://" in dsn else ""
     with pytest.raises(ValueError, match="unsupported database URL scheme") as caught:
-        await pool_module._open(dsn, 1, 1, True)
+        await connecting._open(dsn, 1, 1, True)
     assert str(caught.value) == (
         f"unsupported database URL scheme {scheme!r} (postgresql:// or mysql://)"
     )
@@ -259,7 +272,7 @@ class Opens:
         self.calls: list[tuple[Any, ...]] = []
         self.database = PgDatabase(pool=object())  # type: ignore[arg-type]
 
-    async def __call__(self, *args: Any) -> Any:
+    async def __call__(self, *args: Any, **bounds: Any) -> Any:
         self.calls.append(args)
         if len(self.calls) <= self.failures:
             raise self.error
@@ -273,8 +286,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def sleep(delay: float) -> None:
         slept.append(delay)
 
-    monkeypatch.setattr(pool_module.asyncio, "sleep", sleep)
-    monkeypatch.setattr(pool_module.random, "random", lambda: 0.123456)
+    monkeypatch.setattr(connecting.asyncio, "sleep", sleep)
+    monkeypatch.setattr(connecting.random, "random", lambda: 0.123456)
     return slept
 
 
@@ -286,7 +299,7 @@ async def test_connect_tries_ten_times_by_default_backing_off_from_200ms_to_3s(
     monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
 ) -> None:
     opens = Opens(failures=100, error=ConnectionRefusedError("refused"))
-    monkeypatch.setattr(pool_module, "_open", opens)
+    monkeypatch.setattr(connecting, "_open", opens)
     with capture_logs() as logs, pytest.raises(ConnectionRefusedError):
         await connect("postgresql://db/x")
     assert len(opens.calls) == 10
@@ -321,7 +334,7 @@ async def test_connect_retries_each_connect_error_then_returns_the_pool(
     monkeypatch: pytest.MonkeyPatch, sleeps: list[float], error: BaseException
 ) -> None:
     opens = Opens(failures=2, error=error)
-    monkeypatch.setattr(pool_module, "_open", opens)
+    monkeypatch.setattr(connecting, "_open", opens)
     database = await connect("postgresql://db/x", attempts=3, base_delay=0.5, max_delay=1.5)
     assert database is opens.database
     assert opens.calls == [("postgresql://db/x", 2, 10, True, "")] * 3  # the default sizes, reset
@@ -332,7 +345,7 @@ async def test_connect_does_not_retry_other_errors(
     monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
 ) -> None:
     opens = Opens(failures=1, error=KeyError("bug"))
-    monkeypatch.setattr(pool_module, "_open", opens)
+    monkeypatch.setattr(connecting, "_open", opens)
     with pytest.raises(KeyError):
         await connect("postgresql://db/x")
     assert len(opens.calls) == 1
@@ -343,7 +356,7 @@ async def test_connect_sets_the_timeout_and_label_and_exports_the_counter_at_zer
     monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
 ) -> None:
     opens = Opens(failures=0, error=OSError())
-    monkeypatch.setattr(pool_module, "_open", opens)
+    monkeypatch.setattr(connecting, "_open", opens)
     service = f"unit-{uuid.uuid4().hex[:8]}"
     database = await connect(
         "mysql://db/x", min_size=4, max_size=5, reset=False, acquire_timeout=0.25, service=service
@@ -359,7 +372,7 @@ async def test_connect_defaults_to_a_3s_timeout_and_no_label(
     monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
 ) -> None:
     opens = Opens(failures=0, error=OSError())
-    monkeypatch.setattr(pool_module, "_open", opens)
+    monkeypatch.setattr(connecting, "_open", opens)
     database = await connect("postgresql://db/x")
     assert (database.acquire_timeout, database.service) == (3.0, "")
 
@@ -368,7 +381,7 @@ async def test_connect_makes_one_attempt_at_least(
     monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
 ) -> None:
     opens = Opens(failures=1, error=OSError("refused"))
-    monkeypatch.setattr(pool_module, "_open", opens)
+    monkeypatch.setattr(connecting, "_open", opens)
     with pytest.raises(OSError, match="refused"):
         await connect("postgresql://db/x", attempts=0)
     assert len(opens.calls) == 1
@@ -386,6 +399,7 @@ class Driver(Database):
 
     def __init__(self, get: Callable[[], Awaitable[Any]], service: str = "") -> None:
         self.get, self.service, self.released = get, service, []
+        self.discarded: list[Any] = []
 
     def _get(self) -> Awaitable[Any]:
         return self.get()
@@ -393,6 +407,9 @@ class Driver(Database):
     def _put(self, conn: Any) -> Awaitable[None]:
         self.released.append(conn)
         return asyncio.sleep(0)
+
+    def _discard(self, conn: Any) -> None:
+        self.discarded.append(conn)
 
     def _transaction(self, conn: Any) -> AbstractAsyncContextManager[None]:
         return nullcontext()
@@ -545,9 +562,7 @@ async def test_a_block_whose_connection_was_lost_is_unavailable(
     assert db.released == [conn]  # given back first
 
 
-@pytest.mark.parametrize(
-    "error", [RuntimeError("handler"), TimeoutError(), pymysql.OperationalError(1213, "x")]
-)
+@pytest.mark.parametrize("error", [RuntimeError("handler"), pymysql.OperationalError(1213, "x")])
 async def test_a_block_error_on_a_live_connection_is_raised_as_itself(
     error: BaseException,
 ) -> None:
@@ -557,6 +572,26 @@ async def test_a_block_error_on_a_live_connection_is_raised_as_itself(
         async with db.acquire():
             raise error
     assert caught.value is error
+    assert db.released == [conn]
+    assert db.discarded == []
+
+
+@pytest.mark.parametrize(
+    "error", [TimeoutError(), asyncpg.ReadOnlySQLTransactionError("read-only transaction")]
+)
+async def test_a_command_that_timed_out_or_met_a_standby_is_unavailable_and_dropped(
+    error: BaseException,
+) -> None:
+    """A command past DB_COMMAND_TIMEOUT (a frozen or cut-off server) or a write answered
+    by a demoted primary: 503, and the connection is closed before it goes back, never
+    lent again (a TimeoutError of the handler's own cannot be told apart: it ends alike)."""
+    conn = AsyncpgLike(False)
+    db = Driver(at_once(conn))
+    with pytest.raises(DatabaseUnavailable) as caught:
+        async with db.acquire():
+            raise error
+    assert caught.value.__cause__ is error
+    assert db.discarded == [conn]
     assert db.released == [conn]
 
 
@@ -659,7 +694,7 @@ def graces(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         seen.append(timeout)
         return await real(awaitable, 0.05)
 
-    monkeypatch.setattr(pool_module.asyncio, "wait_for", wait_for)
+    monkeypatch.setattr(connecting.asyncio, "wait_for", wait_for)
     return seen
 
 

@@ -233,8 +233,15 @@ def wait_until(predicate: object, what: str, timeout: float) -> None:
 
 
 def primary_member(layout: PgLayout) -> int | None:
-    """The index of the member that is primary now, if one is."""
-    return next((k for k in range(MEMBERS) if member_role(layout, k) == "primary"), None)
+    """The index of the member that is primary now, if one is: the holder of the leader key
+    that calls itself primary (a member just started or woken may call itself primary for a
+    moment before it finds another holds the key)."""
+    leader = next((m.get("name") for m in cluster_state(layout) if m.get("role") == "leader"), None)
+    names = [f"pg{k}" for k in range(MEMBERS)]
+    if leader not in names:
+        return None
+    k = names.index(str(leader))
+    return k if member_role(layout, k) == "primary" else None
 
 
 def postmaster_pid(root: Path, k: int) -> int:

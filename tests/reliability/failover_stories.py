@@ -211,6 +211,22 @@ STORY_FAULTS: dict[str, tuple[Ready, Fault]] = {  # what to wait for, then the f
 }
 
 
+def first_write_back(load: Load, killed_at: float) -> str:
+    """The requests `recovery` reads, relative to the kill: the first that failed, the first
+    write acknowledged after it."""
+    failed = [(s, u) for s, _, _, outcome, u in load.events if s > killed_at and outcome != "ok"]
+    if not failed:
+        return "no request failed"
+    since, url = min(failed)
+    ok = [(a, s, u) for s, a, m, o, u in load.events if s > since and m == "POST" and o == "ok"]
+    shown = f"first failure sent +{since - killed_at:.2f} s ({url.split('/api/', 1)[-1]})"
+    if ok:
+        a, s, u = min(ok)
+        shown += f", first write back sent +{s - killed_at:.2f} s, acknowledged"
+        shown += f" +{a - killed_at:.2f} s ({u.split('/api/', 1)[-1]})"
+    return shown
+
+
 def recovery(load: Load, killed_at: float) -> float | None:
     """Seconds from the kill to the first write acknowledged after the first request that
     failed after it (or after the kill, when none failed); None while none is. (Events are
@@ -337,7 +353,7 @@ async def under_load(
                 timeline = (
                     f"injected at {injected_wall:%H:%M:%S.%f} UTC, healed"
                     f" {healed_at - killed_at:.1f} s later; primary pg{primary_before}"
-                    f" before, pg{primary_after} after"
+                    f" before, pg{primary_after} after; {first_write_back(load, killed_at)}"
                 )
                 load.phase = "after"
                 await stories(load, stories_each)

@@ -38,6 +38,7 @@ from lib.db.pool import (
 )
 from lib.db.scope import SecondConnectionError, enter_scope, exit_scope
 from tests.logging_support import capture_logs
+from tools.service_process import PROCESS_MARGIN
 
 # --- which errors mean the server went away ---------------------------------------------
 
@@ -270,10 +271,12 @@ class Opens:
     def __init__(self, failures: int, error: BaseException) -> None:
         self.failures, self.error = failures, error
         self.calls: list[tuple[Any, ...]] = []
+        self.bounds: list[dict[str, float]] = []
         self.database = PgDatabase(pool=object())  # type: ignore[arg-type]
 
-    async def __call__(self, *args: Any, **bounds: Any) -> Any:
+    async def __call__(self, *args: Any, **bounds: float) -> Any:
         self.calls.append(args)
+        self.bounds.append(bounds)
         if len(self.calls) <= self.failures:
             raise self.error
         return self.database
@@ -375,6 +378,69 @@ async def test_connect_defaults_to_a_3s_timeout_and_no_label(
     monkeypatch.setattr(connecting, "_open", opens)
     database = await connect("postgresql://db/x")
     assert (database.acquire_timeout, database.service) == (3.0, "")
+
+
+async def test_connect_hands_the_command_and_connect_bounds_to_every_pool(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    """DB_COMMAND_TIMEOUT and DB_CONNECT_TIMEOUT reach the driver's pool (each command,
+    each new connection), not only connect()'s own first attempt."""
+    opens = Opens(failures=0, error=OSError())
+    monkeypatch.setattr(connecting, "_open", opens)
+    await connect("postgresql://db/x", command_timeout=1.5, attempt_timeout=2.5)
+    assert opens.bounds == [{"command_timeout": 1.5, "connect_timeout": 2.5}]
+
+
+async def test_an_attempt_that_never_answers_ends_at_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A black-holed server: the attempt is cut at `attempt_timeout`, not waited for."""
+    never = asyncio.Event()
+
+    async def hangs(*args: Any, **bounds: float) -> Any:
+        await never.wait()
+
+    monkeypatch.setattr(connecting, "_open", hangs)
+    attempt = asyncio.create_task(connect("postgresql://db/x", attempts=1, attempt_timeout=0.01))
+    done, _ = await asyncio.wait({attempt}, timeout=PROCESS_MARGIN)
+    assert done == {attempt}, "the attempt outlived its bound"
+    with pytest.raises(TimeoutError):
+        attempt.result()
+
+
+async def test_a_retry_that_would_end_past_the_wait_is_not_made(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    """`wait` bounds the whole: a pause that would end past it is not taken."""
+    opens = Opens(failures=100, error=OSError("refused"))
+    monkeypatch.setattr(connecting, "_open", opens)
+    monkeypatch.setattr(connecting.random, "random", lambda: 1.0)  # each pause its whole cap
+    with pytest.raises(OSError, match="refused"):
+        await connect("postgresql://db/x", wait=0.5, base_delay=1.0)  # a pause is >= 1 s
+    assert len(opens.calls) == 1
+    assert sleeps == []
+
+
+async def test_a_retry_without_a_message_is_logged_with_the_error_s_name(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    opens = Opens(failures=1, error=ConnectionResetError())
+    monkeypatch.setattr(connecting, "_open", opens)
+    with capture_logs() as logs:
+        await connect("postgresql://db/x", attempts=2)
+    retries = [entry["error"] for entry in logs if entry["event"] == "db_connect_retry"]
+    assert retries == ["ConnectionResetError"]
+
+
+@pytest.mark.parametrize(("failures", "logged"), [(0, []), (1, [2]), (2, [3])])
+async def test_a_connection_after_retries_is_logged_with_their_count(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float], failures: int, logged: list[int]
+) -> None:
+    opens = Opens(failures=failures, error=OSError("refused"))
+    monkeypatch.setattr(connecting, "_open", opens)
+    with capture_logs() as logs:
+        await connect("postgresql://db/x", attempts=3)
+    assert [e["attempts"] for e in logs if e["event"] == "db_connected"] == logged
 
 
 async def test_connect_makes_one_attempt_at_least(

@@ -167,8 +167,11 @@ def freeze_member(root: Path, layout: PgLayout) -> Injected:
     disk), then resumed: it must find the standby promoted and follow it, never take the
     leader back nor acknowledge a write of its own on waking."""
     k = _the_primary(layout)
+    groups = _member_groups(root, k)
+    if len(groups) < 3:  # tini's, Patroni's and the postmaster's: freeze all or none
+        raise StartError(f"pg{k}: no running postmaster to freeze beside its Patroni ({groups})")
     what = f"member pg{k} frozen (SIGSTOP) for {FREEZE:.0f} s, then resumed"
-    return _paused(_member_groups(root, k), FREEZE, what)
+    return _paused(groups, FREEZE, what)
 
 
 def partition_member(root: Path, layout: PgLayout) -> Injected:

@@ -35,6 +35,8 @@ from lib.auth.pem import generate_keypair, load_private_key, load_public_key
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, TokenVerifier, UnknownKey, signed_header
 from lib.errors import ServiceUnavailable, Unauthorized
+from services.users.auth_kit import signing_keys
+from services.users.settings import UsersSettings
 from tools import keys as keys_tool
 from tools import rotate_keys
 from tools.locks import file_lock
@@ -475,3 +477,20 @@ def test_a_jwk_set_keeps_its_keys_and_its_limit() -> None:
         parse_jwks({"keys": None})
     with pytest.raises(ValueError, match=f"^a JWK Set of 65 keys \\(at most {MAX_JWKS_KEYS}\\)$"):
         parse_jwks({"keys": [{}] * 65})
+
+
+def test_users_signs_with_the_key_directory_s_private_half(tmp_path: Path) -> None:
+    """JWT_KEYS_DIR: users reads the directory's private halves (only users may) and signs
+    with its signing key; what it publishes verifies that token."""
+    assert keys_tool.main(["--dir", str(tmp_path)]) == 0
+    settings = UsersSettings(database_url="", jwt_keys_dir=str(tmp_path / "jwt"))
+    signing, published = signing_keys(settings, time.time)
+    assert signing is not None
+    assert published is not None
+    kid, private = signing.signing_key()
+    written = read_key_set(tmp_path / "jwt", private=False).signing()
+    assert written is not None
+    assert kid == written.kid
+    assert private.public_key().public_bytes_raw() in [
+        key.public_bytes_raw() for key in published.published()
+    ]

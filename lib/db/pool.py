@@ -38,10 +38,7 @@ from lib.db.committed import Collecting
 from lib.db.scope import SecondConnectionError, current_scope
 from lib.db.traced import traced, unwrap
 from lib.errors import ServiceUnavailable
-from lib.logging import get_logger
 from lib.metrics import DB_POOL_TIMEOUTS
-
-log = get_logger("lib.db")
 
 DEFAULT_ACQUIRE_TIMEOUT = 3.0
 # errors that mean "the server is gone or refuses us", not "this query is wrong"

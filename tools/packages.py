@@ -11,6 +11,7 @@ before .venv exists, so this module uses the standard library only.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -28,9 +29,15 @@ class Package:
 
 SBIN = (Path("/usr/sbin"), Path("/usr/local/sbin"))  # not on a normal user's PATH
 ROOT = Path(__file__).resolve().parents[1]
-# the HA tier's Patroni comes from PyPI, not Debian (the pin's reason is in the file)
-PATRONI_VENV = ROOT / ".venv-patroni"
+# the HA tier's Patroni comes from PyPI, not Debian (the pin's reason is in the file). As
+# root the postgres user runs it, so it lives where that user can always reach it, named
+# by its pins (a checkout under a 0700 home is closed to postgres); otherwise the user who
+# runs the tier runs it too, from the checkout
 PATRONI_REQUIREMENTS = ROOT / "deploy" / "patroni" / "requirements.txt"
+_PINS = hashlib.sha256(PATRONI_REQUIREMENTS.read_bytes()).hexdigest()[:12]
+PATRONI_VENV = (
+    Path("/opt/fixup") / f"patroni-{_PINS}" if os.geteuid() == 0 else ROOT / ".venv-patroni"
+)
 SYSTEM_PYTHON = Path("/usr/bin/python3")  # one the postgres user can run (not under /root)
 
 SERVERS = (

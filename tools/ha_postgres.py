@@ -162,14 +162,16 @@ listen primary
 def _spawn(
     command: list[str], log: Path, *, as_postgres: bool = False, prefix: list[str] | None = None
 ) -> int:
-    """`command` in a process group of its own, its output to `log`; `as_postgres`: as the
-    postgres user when we are root; `prefix`: what runs it (a reaper, a member's host)."""
+    """`command` in a process group of its own, its output to `log`, in `log`'s directory
+    (the postgres user cannot always enter the caller's: a checkout under a 0700 home);
+    `as_postgres`: as that user when we are root; `prefix`: what runs it (a reaper, a
+    member's host)."""
     if as_postgres and os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
     command = [*(prefix or []), *command]
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=log.parent
         )
     return proc.pid
 

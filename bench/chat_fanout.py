@@ -40,11 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import percentile, rss_mb
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, generate_keypair
-from tools import migrate
-from tools.databases import PG_DEFAULT, REDIS_DEFAULT
-from tools.dbadmin import drop_database
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools.local.databases import PG_DEFAULT, REDIS_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
+from tools.migrations import migrate
 
 
 def chat_process(

@@ -27,9 +27,9 @@ import asyncpg
 import psycopg
 
 from services.departments.db import departments as asyncpg_q
-from tools import migrate
-from tools.databases import PG_DEFAULT
-from tools.dbadmin import drop_database, psycopg_dsn
+from tools.local.databases import PG_DEFAULT
+from tools.local.dbadmin import drop_database, psycopg_dsn
+from tools.migrations import migrate
 from tools.sqlc_run import run_sqlc, sql_dir, temp_config
 
 Op = Callable[[], Awaitable[Any]]

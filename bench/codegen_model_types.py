@@ -62,7 +62,7 @@ class AttrsRow:
 
 
 class PydanticRow(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)  # as runtime_pydantic
+    model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)  # as pydantic_rows
 
     id: uuid.UUID
     name: str

@@ -24,9 +24,9 @@ import asyncpg
 from services.departments.db import departments as dep_q
 from services.departments.db.models import Department
 from services.points.db import points as pts_q
-from tools import migrate
-from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
-from tools.dbadmin import drop_database
+from tools.local.databases import MYSQL_DEFAULT, PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.migrations import migrate
 
 Op = Callable[[], Awaitable[Any]]
 

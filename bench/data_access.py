@@ -43,9 +43,9 @@ from services.departments.db.models import Department
 from services.points.db import points as pts_q
 from services.users.db import users as users_q
 from services.users.db.users import UserStatisticsRow
-from tools import migrate
-from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
-from tools.dbadmin import drop_database
+from tools.local.databases import MYSQL_DEFAULT, PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.migrations import migrate
 
 POOL = {"min_size": 2, "max_size": 10}
 

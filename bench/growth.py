@@ -35,9 +35,9 @@ from lib.db.connecting import connect
 from lib.logging import configure_logging
 from services.users.db import users as q
 from services.users.db.models import UserRole
-from tools import migrate
-from tools.databases import PG_DEFAULT
-from tools.dbadmin import drop_database
+from tools.local.databases import PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.migrations import migrate
 
 FILTERS: dict[str, Any] = {
     "role": UserRole.PROVIDER,

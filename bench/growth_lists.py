@@ -34,9 +34,9 @@ from services.catalog.db import services as catalog_q
 from services.orders.db import jobs as jobs_q
 from services.orders.db import orders as orders_q
 from services.orders.db import reviews as reviews_q
-from tools import migrate
-from tools.databases import PG_DEFAULT
-from tools.dbadmin import drop_database
+from tools.local.databases import PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.migrations import migrate
 
 LIMIT = 50
 PROVIDER = uuid.UUID("00000000-0000-4000-8000-0000000b0b0b")  # every job's and review's

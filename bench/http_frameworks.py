@@ -12,7 +12,7 @@ write instead, every server its own process, side by side in one run on loopback
   blacksheep  BlackSheep + raw asyncpg + orjson (bench/http_peers.py)
   service-304 the service answering If-None-Match with the list's current ETag: 304s
               (conditional reads, ADR 0019; same process as `service`)
-  nginx       the gateway (tools.nginx's configuration, one worker) in front of `service`
+  nginx       the gateway (tools.deploy.nginx's configuration, one worker) in front of `service`
   workers2    the service with WORKERS=2 (needs Redis for the shared limits)
 
 Interleaved rounds (every target once per round, the order rotated), wrk -t1 in its own
@@ -59,10 +59,11 @@ from bench.common import (
 )
 from bench.http_reference import SERVICE_LAYERS
 from services.departments.db import departments as q
-from tools import migrate, nginx
-from tools.databases import PG_DEFAULT, REDIS_DEFAULT
-from tools.dbadmin import drop_database
-from tools.ports import free_port
+from tools.deploy import nginx
+from tools.local.databases import PG_DEFAULT, REDIS_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.local.ports import free_port
+from tools.migrations import migrate
 
 PATH = "/v1/departments?limit=50"
 ROWS = 1000

@@ -48,23 +48,24 @@ from bench.common import ROOT, write_figures
 from bench.http_frameworks import ROWS, seed, service_env
 from bench.tracing_overhead import sink_process
 from lib import tracing
-from tools import migrate
-from tools.databases import PG_DEFAULT
-from tools.dbadmin import drop_database
-from tools.ports import free_port
+from tools.local.databases import PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.local.ports import free_port
+from tools.migrations import migrate
 
 REQUEST = b"GET /v1/departments?limit=50 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 FULL, BARE, REFERENCE = "service", "service-request-id-only", "reference"
 NOT_MODIFIED = "service-304"  # the same GET with its current If-None-Match (ADR 0019)
 TRACED = "service-traced"  # tracing on, every request sampled, spans sent to a sink
 L1_MISSES = ("I1mr", "D1mr", "D1mw")  # callgrind's simulated L1 misses (--cache)
-LAYERS = (  # the names of create_app's middlewares after the request-id one
+LAYERS = (  # create_app's middlewares after the security headers, request id, database scope
     "cors",
     "observe",
     "error_middleware",
     "ip_limit",
     "auth_middleware",
     "user_limit_middleware",
+    "not_modified_middleware",
 )
 
 

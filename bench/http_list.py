@@ -25,10 +25,10 @@ from pathlib import Path
 import asyncpg
 
 from services.departments.db import departments as q
-from tools import migrate
-from tools.databases import PG_DEFAULT
-from tools.dbadmin import drop_database
-from tools.ports import free_port
+from tools.local.databases import PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.local.ports import free_port
+from tools.migrations import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 URL_PATH = "/v1/departments?limit=50"

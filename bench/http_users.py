@@ -68,10 +68,10 @@ from lib.http.listing import Page
 from services.users.db import users as users_q
 from services.users.db.users import USER_STATISTICS, USER_STATISTICS_SUMMARY
 from services.users.settings import UsersSettings
-from tools import migrate
-from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
-from tools.dbadmin import drop_database
-from tools.ports import free_port
+from tools.local.databases import MYSQL_DEFAULT, PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.local.ports import free_port
+from tools.migrations import migrate
 
 PATH = "/v1/users?limit=50"
 USERS = 20_000

@@ -33,11 +33,11 @@ from bench.common import ROOT, rss_mb, wait_ready, write_figures, wrk
 from lib import registry
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, generate_keypair
-from tools import migrate
 from tools.check_service import list_path
-from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
-from tools.dbadmin import drop_database
-from tools.ports import free_port
+from tools.local.databases import MYSQL_DEFAULT, PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.local.ports import free_port
+from tools.migrations import migrate
 
 LIST = {  # names services on purpose: the list each one is measured on
     "departments": "/v1/departments?limit=50",

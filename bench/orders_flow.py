@@ -42,9 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lib.auth.passwords import make_hasher
 from tests.e2e.story_stack import Dsns, Session, StoryStack, call, login, running_story_stack
-from tools import migrate
-from tools.databases import MYSQL_DEFAULT, PG_DEFAULT, database_name
-from tools.dbadmin import drop_database, mysql_connect
+from tools.local.databases import MYSQL_DEFAULT, PG_DEFAULT, database_name
+from tools.local.dbadmin import drop_database, mysql_connect
+from tools.migrations import migrate
 
 PASSWORD = "bench password 1"
 STEPS = ("order", "offer", "accept", "start", "complete", "review")

@@ -5,7 +5,7 @@ departments' generated queries through lib.db's pool, three ways, side by side i
 - direct: the pool on PostgreSQL, asyncpg's statement cache on (the default);
 - direct, no statement cache: what the pooler forces on asyncpg (statement_cache_size=0),
   without the pooler: the cost of preparing every statement again;
-- through PgBouncer: a PgBouncer 1.18 of the run's own (tools/pgbouncer.py), transaction
+- through PgBouncer: a PgBouncer 1.18 of the run's own (tools/local/pgbouncer.py), transaction
   mode, 10 server connections; the pool as POOLER=pgbouncer opens it.
 Each: --clients concurrent callers, a pool of 10, for --seconds per phase: reads (the list's
 first page of 20 with its total, as GET /v1/departments) and writes (one insert in a
@@ -35,9 +35,10 @@ from lib.db.pool import Database
 from lib.logging import configure_logging
 from lib.pooler import through
 from services.departments.db import departments as q
-from tools import migrate, pgbouncer
-from tools.databases import PG_DEFAULT
-from tools.dbadmin import drop_database
+from tools.local import pgbouncer
+from tools.local.databases import PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.migrations import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL = 10

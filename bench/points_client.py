@@ -26,10 +26,10 @@ from lib.db.connecting import connect
 from lib.grpc.client import ChannelPool
 from lib.pb.point import UserListPointResponse, UserListRequest
 from services.points.db import points as q
-from tools import migrate
-from tools.databases import MYSQL_DEFAULT
-from tools.dbadmin import drop_database
-from tools.ports import free_port
+from tools.local.databases import MYSQL_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.local.ports import free_port
+from tools.migrations import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 IDS = [str(uuid.uuid4()) for _ in range(100)]

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from bench.common import wait_ready, wrk, wrk_cpu
 from bench.http_frameworks import PATH, Servers, seed, service_env
-from tools import migrate
-from tools.databases import PG_DEFAULT
-from tools.dbadmin import drop_database
-from tools.ports import free_port
+from tools.local.databases import PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.local.ports import free_port
+from tools.migrations import migrate
 
 FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 

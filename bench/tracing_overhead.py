@@ -40,10 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.http_list import URL_PATH, seed, wait_ready, wrk  # noqa: E402
-from tools import migrate  # noqa: E402
-from tools.databases import PG_DEFAULT  # noqa: E402
-from tools.dbadmin import drop_database  # noqa: E402
-from tools.ports import free_port  # noqa: E402
+from tools.local.databases import PG_DEFAULT  # noqa: E402
+from tools.local.dbadmin import drop_database  # noqa: E402
+from tools.local.ports import free_port  # noqa: E402
+from tools.migrations import migrate  # noqa: E402
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 VARIANTS = ("before", "off", "on", "on 1/10")

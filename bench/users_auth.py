@@ -7,7 +7,7 @@
   responsive, the ratio should stay <= 2. The probe and the storm are processes of their
   own, the storm at nice 10: on two shared cores the load generator's own work would
   otherwise be in the probe's latencies, and what is measured is the service. Side by
-  side, one process per ARGON2_PRIORITY (idle: SCHED_IDLE, the default; nice: nice 10),
+  side, one process per ARGON2_PRIORITY (nice: nice 10, the default; idle: SCHED_IDLE),
   their phases interleaved in --rounds rounds so both see the same background load;
 - login throughput vs refresh throughput (refresh is one SHA-256 and one transaction).
 
@@ -43,14 +43,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import percentile
 from lib.auth.passwords import Priority, make_hasher
 from services.users.settings import UsersSettings
-from tools import keys, migrate
-from tools.databases import PG_DEFAULT
-from tools.dbadmin import drop_database
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools import keys
+from tools.local.databases import PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
+from tools.migrations import migrate
 
 PASSWORD = "bench password 1"
-PRIORITIES: tuple[Priority, ...] = ("idle", "nice")  # the default first
+PRIORITIES: tuple[Priority, ...] = ("nice", "idle")  # the default first
 LOAD_NICENESS = 10  # the storm's clients; the probe and the service keep their priority
 
 

@@ -44,11 +44,11 @@ from services.users.handlers import UsersPage, load_users
 from services.users.points import PointsLookup, points_for
 from services.users.schemas import UserListQuery
 from tests.proxy import TcpProxy, through
-from tools import migrate
-from tools.databases import MYSQL_DEFAULT, PG_DEFAULT
-from tools.dbadmin import drop_database
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools.local.databases import MYSQL_DEFAULT, PG_DEFAULT
+from tools.local.dbadmin import drop_database
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
+from tools.migrations import migrate
 
 USERS = 20_000
 FILTERS: dict[str, Any] = {"role": None, "department_id": None, "verified": None, "search": None}

@@ -1,5 +1,6 @@
 """Entry point: `python -m codegen` (or the installed `sqlc-gen-fixup` command) reads
-sqlc's request on stdin (protobuf or JSON, protocol.py), answers on stdout."""
+sqlc's request on stdin (protobuf or JSON, protocol.py), answers on stdout;
+`sqlc-gen-fixup types --dsn URL [sqlc.yaml]` writes the types lock (types_command.py)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from .emit_psycopg import PsycopgEmitter, PsycopgSyncEmitter
 from .emit_sqlite import AiosqliteEmitter, Sqlite3Emitter
 from .errors import CodegenError
 from .format import format_source
-from .plan import Planner, model_name
-from .plugin_warnings import warn
+from .naming import model_name
+from .plan import Planner
 from .protocol import decode, encode
 from .pytypes import TypeMapper, parse_overrides
+from .querier import models_used, querier_class
 from .request import Request
 from .sort_emit import by_file, group, render_file
 from .sort_variants import expand, specs
@@ -46,7 +48,14 @@ def mysql_set_types(files: list[Path]) -> frozenset[str]:
     return frozenset(found)
 
 
-OPTIONS = {"driver", "types_lock", "overrides", "model_type", "first_party"}
+OPTIONS = {"driver", "types_lock", "overrides", "model_type", "first_party", "allow"}
+FLAGS = {"emit_querier", "emit_exact_table_names", "omit_unused_models"}  # true or false
+OPTIONS |= FLAGS
+# What the option `allow` may accept (anything else the plugin cannot do fails the run):
+ALLOWABLE = {
+    "sqlc_types": "a query typed by sqlc's types (no types lock, or a stale one)",
+    "any": "a type the plugin cannot map, typed Any",
+}
 DRIVERS = {
     "postgresql": ("asyncpg", "psycopg", "psycopg-sync"),
     "mysql": ("aiomysql",),
@@ -80,9 +89,25 @@ def check_options(options: dict[str, Any]) -> None:
         raise CodegenError(
             f"option 'first_party' must be a list of package names, not {first_party!r}"
         )
+    allow = options.get("allow", [])
+    if not isinstance(allow, list) or not set(allow) <= set(ALLOWABLE):
+        known = "; ".join(f"{k}: {v}" for k, v in ALLOWABLE.items())
+        raise CodegenError(f"option 'allow' is {allow!r}: a list of these: {known}")
     for name in ("driver", "types_lock", "model_type"):
         if name in options and not isinstance(options[name], str):
             raise CodegenError(f"option {name!r} must be a string, not {options[name]!r}")
+    for name in sorted(FLAGS & set(options)):
+        if not isinstance(options[name], bool):
+            raise CodegenError(f"option {name!r} must be true or false, not {options[name]!r}")
+
+
+def fail_on(problems: list[str]) -> None:
+    """Every problem at once, on sqlc's terminal: it shows a plugin's stderr only on failure."""
+    if problems:
+        raise CodegenError(
+            f"{len(problems)} problem(s), nothing written (option allow accepts: "
+            f"{', '.join(ALLOWABLE)}):\n" + "\n".join(problems)
+        )
 
 
 def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
@@ -107,23 +132,33 @@ def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
     mapper = mapper_class(request, overrides, set_types, driver=driver, model_type=model_type)
     lock_path = cwd / options.get("types_lock", "types.lock.json")
     lock_schema, lock = typeslock.load(lock_path)
-    model_classes = {model_name(t) for t in request.tables}
+    exact = bool(options.get("emit_exact_table_names"))
+    model_classes = {model_name(t, exact) for t in request.tables}
     for name, attributes in typeslock.load_composites(lock_path).items():
         cls = mapper.enum_class(name)
         mapper.composites[name] = (f"{cls}Record" if cls in model_classes else cls, attributes)
-    planner = Planner(request, mapper, lock, strict=bool(os.environ.get("FIXUP_SQLC_STRICT")))
+    probe = SqliteProbe(schema_files) if request.engine == "sqlite" else None
+    if probe is not None:  # SQLite itself, in memory: no server, no lock
+        probe.correct(request.tables)
+    planner = Planner(request, mapper, lock, allow=frozenset(options.get("allow", [])))
     planner.refused = typeslock.load_refused(lock_path)
-    if lock and lock_schema != typeslock.schema_hash(schema_files):
-        planner.warn("types.lock.json was made for another schema (write it again)")
-        planner.lock = {}
-    if request.engine == "sqlite":  # SQLite itself, in memory: no server, no lock
-        planner.sqlite = SqliteProbe(schema_files)
+    stale = lock_path.exists() and lock_schema != typeslock.schema_hash(schema_files)
+    if (stale or not lock_path.exists()) and any(map(planner.lock_expected, request.queries)):
+        why = "was made for another schema" if stale else "does not exist"
+        planner.warn(
+            "sqlc_types",
+            f"the types lock {lock_path.name} {why}: every query typed by sqlc's types "
+            f"(write it with `sqlc-gen-fixup types --dsn DSN`)",
+        )
+        planner.lock, planner.per_query_lock = {}, False
+    planner.sqlite = probe
     try:
         planned = planner.plan_all(request.queries)
     finally:
         if planner.sqlite is not None:
             planner.sqlite.close()
-    plans = group(planned, sorted_specs, planner.lock, schema_files)
+    fail_on(planner.problems)  # before grouping, which misses a failed variant
+    plans = group(planned, sorted_specs, request.engine, schema_files)
     emitters = {
         "asyncpg": AsyncpgEmitter,
         "psycopg": PsycopgEmitter,
@@ -133,19 +168,31 @@ def generate(raw: dict[str, Any], cwd: Path) -> dict[str, str]:
         "aiosqlite": AiosqliteEmitter,
     }
     emitter = emitters[driver](mapper, model_type)
-    models = {name: planner.model_fields(t) for name, t in request.tables.items()}
-    files = {"__init__.py": INIT, "models.py": render_models(request, mapper, models, model_type)}
+    files = {"__init__.py": INIT}
     for filename, items in by_file(plans).items():
         name = module_name(filename)
         if name in ("models", "__init__"):
             raise CodegenError(f"{filename}: a query file may not be named {name}.sql")
         files[f"{name}.py"] = render_file(emitter, filename, items, planner.lock)
-    warn(planner.warnings)
+        if options.get("emit_querier"):
+            files[f"{name}.py"] += querier_class(f"{name}.py", files[f"{name}.py"])
+    tables = request.tables
+    if options.get("omit_unused_models"):  # only the tables whose class a query module names
+        used = models_used([text for name, text in files.items() if name != "__init__.py"])
+        tables = {name: t for name, t in tables.items() if model_name(name, exact) in used}
+    models = {name: planner.model_fields(t) for name, t in tables.items()}
+    files["models.py"] = render_models(request, mapper, models, model_type, exact)
+    fail_on(planner.problems)
+    files["__init__.py"] += "".join(f"# allowed: {a}\n" for a in planner.accepted)
     first_party = tuple(options.get("first_party", []))
     return {name: format_source(text, name, first_party) for name, text in files.items()}
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["types"]:
+        from .types_command import main as types_main
+
+        return types_main(sys.argv[2:])
     try:
         raw, fmt = decode(sys.stdin.buffer.read())
         files = generate(raw, Path(os.environ.get("PWD") or Path.cwd()))

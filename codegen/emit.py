@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .naming import enum_members, snake
-from .plan import Embed, Field, QueryPlan, model_name
+from .naming import enum_members, model_name, snake
+from .plan import Embed, Field, QueryPlan
 from .pytypes import PyType, TypeMapper, enum_lookup
 from .request import Column, Request, TypeRef
 from .template import load
@@ -74,7 +74,9 @@ def render_models(
     mapper: TypeMapper,
     planner_fields: dict[str, list[Field]],
     model_type: str = "dataclass",
+    exact_names: bool = False,
 ) -> str:
+    """models.py: enums, composite types and a class per table of `planner_fields`."""
     src = Source("models: SQL enums and one row class per table")
     if model_type == "dataclass":
         src.imports.add("from dataclasses import dataclass")
@@ -95,7 +97,7 @@ def render_models(
         src.add("composite", head=head, name=cls, type=name, fields=field_lines(src, fields),
                 values=_args(values, [f.name for f in fields], model_type))  # fmt: skip
     for table_name in sorted(planner_fields):
-        head = class_head(src, model_name(table_name), model_type)
+        head = class_head(src, model_name(table_name, exact_names), model_type)
         lines = field_lines(src, planner_fields[table_name])
         src.add("table", head=head, table=table_name, fields=lines)
     return src.text(skip_prefix="from .models import")
@@ -167,7 +169,10 @@ def row_builder(plan: QueryPlan, var: str, models_prefix: str, model_type: str =
                 inner.append(_value(f"{var}[{index}]", sub.type))
                 index += 1
             names = [sub.name for sub in f.fields]
-            args.append(construct(f"{models_prefix}{f.cls}", inner, names, model_type))
+            model = construct(f"{models_prefix}{f.cls}", inner, names, model_type)
+            if f.missing_at is not None:  # an outer join found no row: None
+                model = f"None if {inner[f.missing_at]} is None else {model}"
+            args.append(model)
         else:
             args.append(_value(f"{var}[{index}]", f.type))
             index += 1
@@ -177,6 +182,10 @@ def row_builder(plan: QueryPlan, var: str, models_prefix: str, model_type: str =
     if tail >= SLICED_TAIL:
         args[-tail:] = [f"*{var}[{index - tail}:]"]
     return construct(f"{prefix}{plan.row_class}", args, [f.name for f in fields], model_type)
+
+
+def embed_annotation(embed: Embed) -> str:
+    return f"models.{embed.cls}" + (" | None" if embed.missing_at is not None else "")
 
 
 def _docstring(sql: str) -> str:
@@ -235,7 +244,7 @@ class Emitter:
         for name, fields in classes:
             head = class_head(src, name, self.model_type)
             lines = [
-                f"{f.name}: {f'models.{f.cls}' if isinstance(f, Embed) else f.type.annotation}"
+                f"{f.name}: {embed_annotation(f) if isinstance(f, Embed) else f.type.annotation}"
                 for f in fields
             ]
             src.add("class", head=head, fields="\n".join(lines) or "pass")
@@ -260,7 +269,7 @@ class Emitter:
         if plan.page_class:
             return f"{plan.page_class} | None"
         return {
-            ":one": maybe,
+            ":one": row if plan.one_row else maybe,
             ":many": f"list[{row}]",
             ":exec": "None",
             ":execrows": "int",
@@ -287,10 +296,13 @@ class Emitter:
         void = plan.scalar is not None and plan.scalar.annotation == "None"
         if cmd == ":one" and void and f"{cmd} void" in sections:
             return f"{cmd} void"  # a void result: nothing to return
+        if cmd == ":one" and plan.one_row:
+            return f"{cmd} row"  # always one row: no None to return
         return f"{cmd} page" if plan.page_class and cmd == ":many" else cmd
 
-    def values(self, src: Source, plan: QueryPlan) -> dict[str, str]:
-        """The values the driver's sections use: common ones and the driver's own."""
+    def values(self, src: Source, plan: QueryPlan, const: str = "") -> dict[str, str]:
+        """The values the driver's sections use: common ones and the driver's own; `const`
+        is the statement's expression (the query's constant unless given)."""
         build = row_builder(plan, "row", "models.", self.model_type)
         once = [_value(f"first[{i}]", f.type) for i, f in enumerate(plan.once)]
         page = ""
@@ -300,7 +312,7 @@ class Emitter:
                           rows_kw="rows=" if self.model_type == "pydantic" else "",
                           build=build)  # fmt: skip
         return {
-            "const": plan.func.upper(),
+            "const": const or plan.func.upper(),
             "func": plan.func,
             "build": build,
             "page": page,

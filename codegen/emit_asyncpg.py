@@ -15,10 +15,10 @@ class AsyncpgEmitter(Emitter):
     def base_imports(self) -> set[str]:
         return {f"from {RUNTIME} import PgConn"}
 
-    def values(self, src: Source, plan: QueryPlan) -> dict[str, str]:
+    def values(self, src: Source, plan: QueryPlan, const: str = "") -> dict[str, str]:
         schema, _, table = (plan.query.insert_into_table or "").rpartition(".")
         return {
-            **super().values(src, plan),
+            **super().values(src, plan, const),
             "args": "".join(f", {a}" for a in self.args(plan)),
             "item_args": as_tuple(self.args(plan, "item.")),
             "table": repr(table),

@@ -20,7 +20,7 @@ class PsycopgEmitter(Emitter):
     conn_type = "PsycoConn"
 
     def base_imports(self) -> set[str]:
-        return {f"from {RUNTIME}_psycopg import PsycoConn"}
+        return {f"from {RUNTIME}.psycopg_conn import PsycoConn"}
 
     def driver_sql(self, plan: QueryPlan) -> str:
         return format_placeholders(plan.sql)
@@ -31,12 +31,12 @@ class PsycopgEmitter(Emitter):
         pairs = zip(numbers, self.args(plan, holder), strict=True)
         return "{" + ", ".join(f'"p{n}": {arg}' for n, arg in pairs) + "}"
 
-    def values(self, src: Source, plan: QueryPlan) -> dict[str, str]:
+    def values(self, src: Source, plan: QueryPlan, const: str = "") -> dict[str, str]:
         schema, _, table = (plan.query.insert_into_table or "").rpartition(".")
         target = ".".join(_ident(n) for n in (schema, table) if n)
         columns = ", ".join(_ident(p.db_name) for p in plan.params)
         return {
-            **super().values(src, plan),
+            **super().values(src, plan, const),
             "args": self.ordered_args(plan),
             "item_args": self.ordered_args(plan, "item."),
             "item_tuple": as_tuple(self.args(plan, "item.")),
@@ -54,4 +54,4 @@ class PsycopgSyncEmitter(PsycopgEmitter):
     stream_type = "Iterator[{}]"
 
     def base_imports(self) -> set[str]:
-        return {f"from {RUNTIME}_psycopg import PsycoSyncConn"}
+        return {f"from {RUNTIME}.psycopg_conn import PsycoSyncConn"}

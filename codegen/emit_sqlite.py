@@ -16,21 +16,21 @@ class Sqlite3Emitter(Emitter):
     stream_type = "Iterator[{}]"
 
     def base_imports(self) -> set[str]:
-        return {f"from {RUNTIME}_sqlite import SqliteConn"}
+        return {f"from {RUNTIME}.sqlite_conn import SqliteConn"}
 
-    def call(self, src: Source, plan: QueryPlan, args: list[str]) -> str:
+    def call(self, src: Source, const: str, plan: QueryPlan, args: list[str]) -> str:
         """execute()'s arguments: the SQL and its values (a slice's `?` expanded)."""
-        const = plan.func.upper()
         if "/*SLICE:" in plan.sql:
             src.imports.add(f"from {RUNTIME} import expand_sqlite_slices")
             return f"*expand_sqlite_slices({const}, {as_tuple(args)})"
         return f"{const}, {as_tuple(args)}"
 
-    def values(self, src: Source, plan: QueryPlan) -> dict[str, str]:
+    def values(self, src: Source, plan: QueryPlan, const: str = "") -> dict[str, str]:
+        common = super().values(src, plan, const)
         return {
-            **super().values(src, plan),
-            "call": self.call(src, plan, self.args(plan)),
-            "item_call": self.call(src, plan, self.args(plan, "item.")),
+            **common,
+            "call": self.call(src, common["const"], plan, self.args(plan)),
+            "item_call": self.call(src, common["const"], plan, self.args(plan, "item.")),
             "item_args": as_tuple(self.args(plan, "item.")),
         }
 
@@ -44,4 +44,4 @@ class AiosqliteEmitter(Sqlite3Emitter):
     stream_type = "AsyncGenerator[{}, None]"
 
     def base_imports(self) -> set[str]:
-        return {f"from {RUNTIME}_aiosqlite import AiosqliteConn"}
+        return {f"from {RUNTIME}.aiosqlite_conn import AiosqliteConn"}

@@ -43,10 +43,12 @@ def enum_members(values: list[str]) -> list[str]:
     return names
 
 
-# the plugin's own package: `sqlc_gen_fixup` from the wheel, or the name of its source tree;
-# generated code imports its runtime from there, so it never needs a top-level `codegen`
+# the plugin's own package: `sqlc_gen_fixup` from the wheel, or the name of its source tree
 PACKAGE = __name__.rpartition(".")[0]
-RUNTIME = f"{PACKAGE}.runtime"
+# what generated code imports: the runtime distribution (sqlc-gen-fixup-runtime), never the
+# generator, so production installs the runtime and the driver only
+RUNTIME = "sqlc_fixup_runtime"
+RUNTIME_MODULE = f"import {RUNTIME} as runtime"  # its helpers, called as runtime.f(...)
 
 # names a generated function body uses for itself
 _LOCALS = {"conn", "row", "rows", "cur", "args", "sql", "result", "stmt", "record"}
@@ -56,5 +58,20 @@ _BUILTINS = {"list", "dict", "str", "int", "float", "bool", "bytes", "tuple", "f
 _BUILTINS |= {"isinstance", "max", "sorted"}
 _MODULE = {"runtime", "models", "dataclass", "dataclasses", "datetime", "annotations"}
 _MODULE |= {"aiomysql", "asyncpg", "psycopg", "msgspec", "codegen", "sqlc_gen_fixup", "typing"}
-_MODULE |= {"enum"}
+_MODULE |= {"enum", "sqlc_fixup_runtime", "json_columns"}
 _RESERVED = _LOCALS | _BUILTINS | _MODULE
+
+
+def singular(name: str) -> str:
+    if name.endswith("ies"):
+        return name[:-3] + "y"
+    if name.endswith(("sses", "xes", "ches", "shes", "uses")):
+        return name[:-2]
+    if name.endswith("s") and not name.endswith("ss"):
+        return name[:-1]
+    return name
+
+
+def model_name(table: str, exact: bool = False) -> str:
+    """A table's model class: the table's name singular, or as it is (`emit_exact_table_names`)."""
+    return pascal(table if exact else singular(table))

@@ -6,11 +6,12 @@ import re
 from dataclasses import dataclass, field, replace
 
 from .errors import CodegenError
-from .naming import pascal, snake
+from .naming import model_name, pascal, snake
 from .nullability import target_rules
 from .once import once_columns, split_once
+from .one_row import one_row
 from .pgcasts import cast_params
-from .placeholders import mysql_placeholders, pg_slices, sqlite_placeholders
+from .placeholders import mysql_placeholders, pg_slices, sqlite_bindings, sqlite_placeholders
 from .pytypes import PyType, TypeMapper
 from .request import Column, Query, Request, Table
 from .sqlite_types import SqliteProbe
@@ -44,6 +45,9 @@ class Embed:
     name: str
     cls: str
     fields: list[Field]
+    # on an outer join's nullable side: the model is None when its field at this index, a
+    # NOT NULL column, is NULL (the join found no row)
+    missing_at: int | None = None
 
 
 @dataclass
@@ -65,26 +69,14 @@ class QueryPlan:
     # the rows, which are built from the remaining columns
     once: list[Field] = field(default_factory=list)
     page_class: str | None = None
+    # a :one that always yields one row (an aggregate without GROUP BY): `Row`, never None
+    one_row: bool = False
 
     @property
     def result_type(self) -> str:
         if self.scalar is not None:
             return self.scalar.annotation
         return self.row_class or "None"
-
-
-def singular(name: str) -> str:
-    if name.endswith("ies"):
-        return name[:-3] + "y"
-    if name.endswith(("sses", "xes", "ches", "shes", "uses")):
-        return name[:-2]
-    if name.endswith("s") and not name.endswith("ss"):
-        return name[:-1]
-    return name
-
-
-def model_name(table: str) -> str:
-    return pascal(singular(table))
 
 
 def _lock_type(engine: str, name: str) -> tuple[str, bool]:
@@ -101,25 +93,27 @@ class Planner:
         mapper: TypeMapper,
         lock: dict[str, LockEntry],
         *,
-        strict: bool = False,
+        allow: frozenset[str] = frozenset(),
     ) -> None:
         self.request = request
         self.mapper = mapper
         self.lock = lock
-        self.strict = strict  # FIXUP_SQLC_STRICT: a stale or missing lock entry is an error
-        self.warnings: list[str] = []
+        self.allow = allow  # the classes of ALLOWABLE the user accepts (option allow)
+        self.problems: list[str] = []  # each fails the generation, all named at once
+        self.accepted: list[str] = []  # allowed ones: written into the generated __init__.py
+        self.per_query_lock = True  # False once "no (usable) lock" has been said
         self.refused: Refused = {}  # from the lock: queries the server refused
+        self.exact_names = bool(request.options.get("emit_exact_table_names"))
         self.sqlite: SqliteProbe | None = None  # engine sqlite: the in-memory schema
-        mapper.warn = self.warn  # an unmappable type: Any and a warning (strict: an error)
+        mapper.warn = lambda message: self.warn("any", message)  # an unmappable type: Any
         self.catalog = {
             name: {c.name: c.not_null for c in table.columns}
             for name, table in request.tables.items()
         }
 
-    def warn(self, message: str) -> None:
-        if self.strict:
-            raise CodegenError(message)
-        self.warnings.append(message)
+    def warn(self, kind: str, message: str) -> None:
+        """A problem of class `kind` (ALLOWABLE): an error unless the user allows it."""
+        (self.accepted if kind in self.allow else self.problems).append(f"{message} [{kind}]")
 
     def table(self, name: str, where: str) -> Table:
         try:
@@ -147,10 +141,10 @@ class Planner:
             raise CodegenError(refused[1])
         entry = self.lock.get(q.name)
         if entry is not None and entry.sql_sha256 != sql_hash(q.text):
-            self.warn(f"{where}: types.lock.json is stale (write it again)")
+            self.warn("sqlc_types", f"{where}: the types lock is stale (write it again)")
             entry = None
-        elif entry is None and self.lock_expected(q):
-            self.warn(f"{where}: not in types.lock.json; using sqlc's types")
+        elif entry is None and self.per_query_lock and self.lock_expected(q):
+            self.warn("sqlc_types", f"{where}: not in the types lock; using sqlc's types")
         once = once_columns(q, where)
         if once and q.cmd != ":many":
             raise CodegenError(f"{where}: 'fixup: once' needs a :many query, not {q.cmd}")
@@ -185,15 +179,13 @@ class Planner:
                 raise CodegenError(f"{where}: SQLite refuses it: {message}")
 
     def plan_all(self, queries: list[Query]) -> list[QueryPlan]:
-        """Every query that can be generated; each refused one is named (strict: an error)."""
+        """Every query's plan; each one that cannot be generated is a problem, named."""
         plans = []
         for q in queries:
             try:
                 plans.append(self.plan(q))
             except CodegenError as exc:
-                if self.strict:
-                    raise
-                self.warn(f"{exc}; query not generated")
+                self.problems.append(str(exc))
             except Exception as exc:  # a bug of ours: still name the query
                 where = f"{q.filename}: query {q.name}"
                 raise CodegenError(f"{where}: internal error: {type(exc).__name__}: {exc}") from exc
@@ -302,7 +294,9 @@ class Planner:
             seen.add(name)
             py = self.mapper.column(col, f"{where}: parameter")
             by_number[param.number] = Field(name, py, col.name)
-        numbers = sqlite_placeholders(q.text)[1]
+        numbers = sqlite_bindings(
+            q.text, [(p.number, p.column.is_named_param) for p in q.params], where
+        )
         missing = sorted(set(numbers) - set(by_number))
         if missing:
             raise CodegenError(f"{where}: placeholder ?{missing[0]} has no parameter")
@@ -316,6 +310,7 @@ class Planner:
         sqlite = self.request.engine == "sqlite"
         text = plan.sql if sqlite else q.text  # sqlglot reads `?`, not `?NNN`
         rules = target_rules(self.request.engine, text, self.catalog) or []
+        plan.one_row = q.cmd == ":one" and one_row(self.request.engine, text)
         declared = self.sqlite_types(plan.sql) if sqlite else None
         flat = 0
         out: list[Field | Embed] = []
@@ -327,10 +322,21 @@ class Planner:
                 while name in seen:  # the same table embedded twice
                     name += "_"
                 seen.add(name)
-                out.append(Embed(name, model_name(table.name), self.model_fields(table)))
+                outer = [
+                    r is True and c.not_null
+                    for r, c in zip(rules[flat:], table.columns, strict=False)
+                ]
+                missing_at = outer.index(True) if any(outer) else None
+                fields = self.model_fields(table)
+                out.append(
+                    Embed(name, model_name(table.name, self.exact_names), fields, missing_at)
+                )
                 flat += len(table.columns)
                 continue
             rule = rules[flat] if flat < len(rules) else None
+            if rule is None and sqlite:  # no rule of SQLite's decides it: Optional, said so
+                rule = True
+                self.accepted.append(f"{where}: column {col.name!r}: NULL undecided; Optional")
             if rule is not None:
                 col = _with_nullability(col, not rule)
             type_name = None
@@ -356,7 +362,7 @@ class Planner:
             return
         whole = self.whole_table(columns)
         if whole is not None:
-            plan.row_class, plan.row_is_model = model_name(whole.name), True
+            plan.row_class, plan.row_is_model = model_name(whole.name, self.exact_names), True
             plan.row_fields = list(self.model_fields(whole))
         else:
             plan.row_class = f"{pascal(q.name)}Row"

@@ -28,14 +28,17 @@ EXPECTED = (
 
 def decode(data: bytes) -> tuple[dict[str, Any], Format]:
     """The request as sqlc's JSON shape, and the format it came in."""
+    # protobuf begins with field 1's tag, b"\n", and its length: 123 is b"{" (not JSON then)
     if data.lstrip()[:1] == b"{":
         try:
             raw = json.loads(data)
         except ValueError as exc:
-            raise CodegenError(f"the request is not valid JSON ({exc}); {EXPECTED}") from None
-        if not isinstance(raw, dict) or "settings" not in raw:
-            raise CodegenError(f"the JSON request has no 'settings'; {EXPECTED}")
-        return raw, "json"
+            if data[:1] != b"\n":
+                raise CodegenError(f"the request is not valid JSON ({exc}); {EXPECTED}") from None
+        else:
+            if not isinstance(raw, dict) or "settings" not in raw:
+                raise CodegenError(f"the JSON request has no 'settings'; {EXPECTED}")
+            return raw, "json"
     try:
         request = GenerateRequest.parse(data)
     except Exception as exc:  # betterproto2 raises what the bytes lead it to (KeyError, ...)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import CodegenError
-from .naming import PACKAGE, RUNTIME, pascal, snake
+from .naming import RUNTIME, RUNTIME_MODULE, pascal, snake
 from .request import Column, Request
 
 JSON_IMPORT = f"from {RUNTIME} import JSON"
-PYDANTIC_JSON_IMPORT = f"from {RUNTIME}_pydantic import JSON"  # a named recursive alias
+PYDANTIC_JSON_IMPORT = f"from {RUNTIME}.pydantic_rows import JSON"  # a named recursive alias
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ TIMEDELTA = _t("datetime.timedelta", "import datetime")
 JSON_PG = _t(
     "JSON",
     f"from {RUNTIME} import JSON",
-    f"from {PACKAGE} import runtime",
+    RUNTIME_MODULE,
     decode="runtime.json_loads({})",
     encode="runtime.json_dumps({})",
     driver_type="str",
@@ -153,7 +153,7 @@ ANY = _t("Any", "from typing import Any")
 
 # psycopg 3 decodes JSON itself and takes it as text (sent untyped, the server casts it);
 # the types below it returns as text unless registered, so they need an override there.
-JSON_PSYCOPG = _t("JSON", f"from {RUNTIME} import JSON", f"from {PACKAGE} import runtime",
+JSON_PSYCOPG = _t("JSON", f"from {RUNTIME} import JSON", RUNTIME_MODULE,
                   encode="runtime.json_dumps({})")  # fmt: skip
 _ASYNCPG_ONLY = {"bit", "varbit", "bit varying", "tid", "box", "point", "line", "lseg", "path"}
 _ASYNCPG_ONLY |= {"polygon", "circle"} | {k for k in POSTGRES if k.endswith("range")}
@@ -164,7 +164,7 @@ PSYCOPG: dict[str, PyType] = {
 
 # MySQL/MariaDB through PyMySQL: datetimes come naive (we store UTC), JSON comes as text,
 # tinyint(1) as 0/1, SET as text or a set; the runtime helpers convert both ways.
-_RT = f"from {PACKAGE} import runtime"
+_RT = RUNTIME_MODULE
 MYSQL: dict[str, PyType] = {
     **dict.fromkeys(
         ["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year", "serial"], INT
@@ -219,7 +219,7 @@ class Override:
     py_type: PyType
     db_type: str | None = None
     column: str | None = None  # "table.column"
-    json: bool = False  # a JSON column holding py_type: decoded and encoded by runtime_json
+    json: bool = False  # a JSON column holding py_type: decoded and encoded by json_columns
 
     def typed(self, col: Column) -> PyType:
         """The override's type for `col`; a typed JSON one decodes and encodes it, naming
@@ -230,9 +230,9 @@ class Override:
         cls = self.py_type.annotation
         return replace(
             self.py_type,
-            imports=self.py_type.imports | {f"from {PACKAGE} import runtime_json"},
-            decode=f"runtime_json.loads({{}}, {cls}, {where!r})",
-            encode="runtime_json.dumps({})",
+            imports=self.py_type.imports | {f"from {RUNTIME} import json_columns"},
+            decode=f"json_columns.loads({{}}, {cls}, {where!r})",
+            encode="json_columns.dumps({})",
         )
 
 
@@ -360,8 +360,10 @@ class TypeMapper:
             )
             if self.warn is None:
                 raise CodegenError(message)
-            self.warn(message + "; typed Any")
+            self.warn(message)  # typed Any where the option allow accepts it
             return ANY
-        if col.is_array or col.array_dims > 0 or col.is_sqlc_slice:
+        if col.is_sqlc_slice:  # the list itself is never NULL: an empty one matches no row
+            return py.listed()
+        if col.is_array or col.array_dims > 0:
             py = py.listed()
         return py if col.not_null else py.optional()

@@ -13,13 +13,15 @@ from .errors import CodegenError
 from .naming import pascal, snake
 from .plan import Field, QueryPlan
 from .request import Query
-from .sort_variants import AFTER_KEY, AFTER_TIE, SortSpec, check_unique, unique_columns
+from .sort_sql import AFTER_KEY, AFTER_TIE, unique_columns
+from .sort_variants import SortSpec, check_unique
 from .typeslock import LockEntry, up_section
 
 SORT = "sort"  # templates/sort.tmpl
 KINDS = {
     "str": "text",
     "int": "int",
+    "float": "float",
     "Decimal": "decimal",
     "datetime.datetime": "time",
     "datetime.date": "date",
@@ -47,7 +49,7 @@ class SortedQuery:
 def group(
     plans: list[QueryPlan],
     sorted_specs: dict[str, SortSpec],
-    lock: dict[str, LockEntry],
+    engine: str,
     schema_files: list[Path],
 ) -> list[QueryPlan | SortedQuery]:
     """The plans in file order, each sorted query's variants gathered into one SortedQuery.
@@ -58,7 +60,9 @@ def group(
         for key, directions in spec.keys
         for d in directions
     }
-    unique = unique_columns([up_section(p.read_text()) for p in schema_files])
+    unique: set[tuple[str, str]] = set()
+    if any(spec.tie is not None for spec in sorted_specs.values()):
+        unique = unique_columns(engine, [up_section(p.read_text()) for p in schema_files])
     out: list[QueryPlan | SortedQuery] = []
     found: dict[str, SortedQuery] = {}
     for plan in plans:
@@ -96,11 +100,16 @@ def rename(plan: QueryPlan, base: str) -> QueryPlan:
 
 
 def _check_same(sq: SortedQuery, plan: QueryPlan) -> QueryPlan:
-    """Every variant returns what the first does (the server typed each one)."""
+    """Every variant returns what the first does (the server typed each one) and binds the
+    same arguments in the same order (one function calls each)."""
     if [f.type.annotation for f in plan.row_fields if isinstance(f, Field)] != [
         f.type.annotation for f in sq.plan.row_fields if isinstance(f, Field)
     ]:
         raise CodegenError(f"query {sq.spec.base}: variant {plan.query.name} returns other types")
+    if [b.name for b in plan.bind or plan.params] != [
+        b.name for b in sq.plan.bind or sq.plan.params
+    ]:
+        raise CodegenError(f"query {sq.spec.base}: variant {plan.query.name} binds otherwise")
     return plan
 
 
@@ -179,11 +188,7 @@ def render_sorted(
             variants=variants, sorting_const=f"{const}_SORTING", kinds="\n".join(kinds),
             tie=repr(tie), tie_kind=repr(tie_kind), keyset=str(spec.keyset),
             after_type=after_alias if after else "None")  # fmt: skip
-    values_ = emitter.values(src, plan)
-    pick = f"{const}[orderby, sort]"
-    values_["const"] = pick
-    if "execute" in values_:  # aiomysql names the statement inside its execute call
-        values_["execute"] = values_["execute"].replace(f"({const},", f"({pick},", 1)
+    values_ = emitter.values(src, plan, f"{const}[orderby, sort]")
     body = render(emitter.driver, emitter.section(plan), src.imports, **values_)
     params = [p for p in plan.params if p.name not in (AFTER_KEY, AFTER_TIE)]
     kw = [f"orderby: {key_alias}", 'sort: Literal["asc", "desc"]']
@@ -192,7 +197,8 @@ def render_sorted(
     # paging's is always None
     kw.append(f"after: {after_alias} | None = None" if spec.keyset else "after: None = None")
     result = emitter.result_annotation(plan)
-    signature = f"async def {plan.func}(conn: {emitter.conn_type}, *, {', '.join(kw)}) -> {result}:"
+    head = f"{emitter.def_prefix}{plan.func}(conn: {emitter.conn_type}, *, {', '.join(kw)})"
+    signature = f"{head} -> {result}:"
     first = next(iter(sq.variants.values()))
     doc = _docstring(first.sql) + "\n\n" + "\n".join(textwrap.wrap(_doc_note(spec), 88))
     unpack = render(SORT, "unpack", src.imports) if spec.keyset else ""

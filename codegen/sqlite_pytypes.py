@@ -4,11 +4,11 @@ both ways."""
 
 from __future__ import annotations
 
-from .naming import PACKAGE, RUNTIME
+from .naming import RUNTIME, RUNTIME_MODULE
 from .pytypes import BYTES, FLOAT, INT, STR, PyType, TypeMapper
 from .sqlite_types import affinity
 
-_RT = f"from {PACKAGE} import runtime"
+_RT = RUNTIME_MODULE
 SQLITE_AFFINITY: dict[str, PyType] = {
     "INTEGER": INT,
     "TEXT": STR,
@@ -16,11 +16,13 @@ SQLITE_AFFINITY: dict[str, PyType] = {
     "REAL": FLOAT,
     "NUMERIC": PyType("int | float"),  # a numeric-looking value as INTEGER or REAL
 }
+# written with a space, as SQLite writes its own (CURRENT_TIMESTAMP, datetime()): text
+# compares then, `created_at >= @since` (isoformat()'s `T` sorts after every space)
 _ISO_DATETIME = PyType(
     "datetime.datetime",
     frozenset({"import datetime"}),
     decode="datetime.datetime.fromisoformat({})",
-    encode="{}.isoformat()",
+    encode="{}.isoformat(' ')",
     driver_type="str",
 )
 SQLITE: dict[str, PyType] = {

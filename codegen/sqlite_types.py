@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
+from .request import Table
 from .typeslock import up_section
 
 PROBE_VIEW = "sqlc_gen_fixup_probe"
@@ -24,6 +26,27 @@ class SqliteProbe:
 
     def close(self) -> None:
         self.db.close()
+
+    def correct(self, tables: dict[str, Table]) -> None:
+        """Each table's columns NOT NULL as SQLite holds them (sqlc calls every primary
+        key column NOT NULL)."""
+        for name, table in tables.items():
+            never = self.never_null(name)
+            columns = [replace(c, not_null=c.name in never) for c in table.columns]
+            tables[name] = replace(table, columns=columns)
+
+    def never_null(self, table: str) -> set[str]:
+        """The columns of `table` that SQLite never holds NULL in: the NOT NULL ones (a
+        WITHOUT ROWID table's primary key is) and a rowid table's INTEGER PRIMARY KEY, the
+        rowid itself, the one primary key with no index of its own. Any other primary key
+        column takes NULL (sqlite.org/lang_createtable.html#the_primary_key), as does
+        every column of a view or a virtual table (FTS5)."""
+        indexes = self.db.execute("SELECT origin FROM pragma_index_list(?)", [table])
+        rowid_alias = all(origin != "pk" for (origin,) in indexes.fetchall())
+        columns = self.db.execute(
+            'SELECT name, "notnull", pk FROM pragma_table_xinfo(?)', [table]
+        ).fetchall()
+        return {name for name, not_null, pk in columns if not_null or (pk and rowid_alias)}
 
     def check(self, sql: str, marks: int) -> str | None:
         """SQLite's message when it cannot prepare `sql` (with `marks` `?` placeholders)."""

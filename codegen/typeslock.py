@@ -2,8 +2,8 @@
 
 Written by a types step that prepares every query on a throwaway database (a query the
 server refuses is kept with its message under `refused` and not generated), read offline
-by the plugin. An entry whose SQL hash differs from the query's current text is stale and
-ignored (with a warning); under FIXUP_SQLC_STRICT it is an error.
+by the plugin. An entry whose SQL hash differs from the query's current text is stale: an
+error, unless the option `allow: [sqlc_types]` accepts sqlc's types for it.
 """
 
 from __future__ import annotations
@@ -85,6 +85,11 @@ def load_composites(path: Path) -> Composites:
         return {}
     raw = json.loads(path.read_text()).get("composites", {})
     return {name: [(a, t) for a, t in attributes] for name, attributes in raw.items()}
+
+
+def refusal(query: str, exc: Exception) -> str:
+    """A refused query's message, as the lock keeps it (one line)."""
+    return f"query {query}: server says: {' '.join(str(exc).split())}"
 
 
 Refused = dict[str, tuple[str, str]]  # query -> (SQL hash, the server's message)

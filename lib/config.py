@@ -10,75 +10,27 @@ service with one line naming the variable (`load_settings`).
 
 from __future__ import annotations
 
-import os
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from lib import registry
 from lib.pooler import Pooler, through
 from lib.redact import secret_params
-
-
-class PrefixedEnvSource(PydanticBaseSettingsSource):
-    """`<SERVICE>_<NAME>` first, then `<NAME>`; the process environment over `.env`."""
-
-    def __init__(self, settings_cls: type[BaseSettings], service: str, env_file: Path) -> None:
-        super().__init__(settings_cls)
-        self.service = service.upper()
-        file_values = dotenv_values(env_file) if env_file.is_file() else {}
-        self.env: dict[str, str] = {k: v for k, v in file_values.items() if v is not None}
-        self.env.update(os.environ)
-        self.file_errors: list[str] = []  # `VAR_FILE: reason` for each unreadable file
-        self.add_secrets_dir(self.env.get("SECRETS_DIR", ""))
-        self.origin: dict[str, str] = {}  # field -> the variable that supplied it
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        names = (f"{self.service}_{field_name}".upper(), field_name.upper())
-        for name in names:
-            if name in self.env:
-                return self.env[name], name, False
-        if f"{field_name}_file" not in self.settings_cls.model_fields:  # else: that field
-            for name in (f"{n}_FILE" for n in names):
-                if self.env.get(name):
-                    return self.secret_file(name, self.env[name]), name, False
-        return None, field_name, False
-
-    def add_secrets_dir(self, directory: str) -> None:
-        """`NAME_FILE` for each file `NAME` of `directory` that no variable sets (Kubernetes
-        keeps its own `..data` links beside them: dot-names are skipped)."""
-        if not directory:
-            return
-        try:
-            names = sorted(p.name for p in Path(directory).iterdir() if not p.name.startswith("."))
-        except OSError as exc:
-            self.file_errors.append(f"SECRETS_DIR: cannot read {directory}: {exc.strerror or exc}")
-            return
-        for name in names:
-            if name.isidentifier() and name not in self.env:
-                self.env.setdefault(f"{name}_FILE", str(Path(directory) / name))
-
-    def secret_file(self, var: str, path: str) -> str | None:
-        """The file's text less its trailing newline; None (and an error) when unreadable."""
-        try:
-            return Path(path).read_text().rstrip("\r\n")
-        except OSError as exc:
-            self.file_errors.append(f"{var}: cannot read {path}: {exc.strerror or exc}")
-            return None
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for field_name, field in self.settings_cls.model_fields.items():
-            value, name, _ = self.get_field_value(field, field_name)
-            if value is not None:
-                values[field_name] = value
-                self.origin[field_name] = name
-        return values
+from lib.settings_sources import FileVariables, environment, variable
 
 
 class ServiceSettings(BaseSettings):
@@ -118,13 +70,13 @@ class ServiceSettings(BaseSettings):
     redis_url: str = ""
     # Redis through Sentinel (lib/redis_client.py; wins over REDIS_URL): host:port of each
     # Sentinel, the master's name they monitor, the bound of one question to a Sentinel
-    redis_sentinels: list[str] = Field(default_factory=list)
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
     redis_sentinel_service: str = Field("fixup", min_length=1, max_length=100)
     redis_sentinel_timeout: float = Field(0.5, gt=0, le=10)
     log_level: str = "INFO"
     log_file: str = ""
     # query parameters whose values no log may hold, on top of lib/redact.py's built-in ones
-    log_redact_params: list[str] = Field(default_factory=list)
+    log_redact_params: Annotated[list[str], NoDecode] = Field(default_factory=list)
     shutdown_timeout: float = Field(10.0, gt=0)
     # how long a handler may wait for the whole request body (lib/http/body.py: 408 and the
     # connection closed); slow heads and bodies are bounded at the gateway too (NGINX)
@@ -178,8 +130,12 @@ class ServiceSettings(BaseSettings):
     # between, each process decides with its own bucket of the same settings (ADR 0005)
     rate_limit_redis_timeout: float = Field(0.25, gt=0, le=10)
     rate_limit_redis_retry: float = Field(1.0, gt=0, le=60)
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
-    cors_allow_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8080"])
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"]
+    )
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:8080"]
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -199,7 +155,8 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Only what load_settings passes in: PrefixedEnvSource already read the environment."""
+        """Only what load_settings passes in: it reads the sources, to name the variable of each
+        bad value."""
         return (init_settings,)
 
     @field_validator("jwt_public_key_file", "jwt_private_key_file")
@@ -212,8 +169,11 @@ class ServiceSettings(BaseSettings):
     @field_validator("jwt_keys_dir")
     @classmethod
     def _keys_dir(cls, value: str) -> str:
-        if value and not Path(value, "keys.json").is_file():
-            raise ValueError(f"no key directory at {value} (make keys writes a development one)")
+        if value and not Path(value, "keyring.json").is_file():
+            raise ValueError(
+                f"no signing keyring at {value}/keyring.json (make keys writes a development"
+                " one; make rotate secret=jwt step=migrate converts a key directory)"
+            )
         return value
 
     @field_validator("jwks_url")
@@ -352,18 +312,6 @@ def _key(inline: SecretStr, file: str) -> str:
     return text.replace("\\n", "\n")
 
 
-def env_or_file(name: str) -> str:
-    """What a tool outside the settings reads the same way: `NAME`, else the file of
-    `NAME_FILE`, else `SECRETS_DIR/NAME`; "" when none is set (a missing file raises)."""
-    if os.environ.get(name):
-        return os.environ[name]
-    path = os.environ.get(f"{name}_FILE") or ""
-    directory = os.environ.get("SECRETS_DIR", "")
-    if not path and directory and (Path(directory) / name).is_file():
-        path = str(Path(directory) / name)
-    return Path(path).read_text().rstrip("\r\n") if path else ""
-
-
 S = TypeVar("S", bound=ServiceSettings)
 
 
@@ -371,21 +319,52 @@ class ConfigError(SystemExit):
     """Raised (as SystemExit(2)) after printing which variable is wrong."""
 
 
-def load_settings(cls: type[S], service: str, env_file: Path = Path(".env")) -> S:
-    """Read `cls` for `service`; on a bad value print `config: VAR: reason` and exit 2."""
-    source = PrefixedEnvSource(cls, service, env_file)
+def load_settings(
+    cls: type[S],
+    service: str,
+    env_file: Path = Path(".env"),
+    overrides: dict[str, Any] | None = None,
+) -> S:
+    """Read `cls` for `service` by pydantic-settings' own sources, the first that has a
+    setting giving it: `<SERVICE>_<NAME>` then `<NAME>`, each from the environment then
+    `env_file`; then `<NAME>_FILE`; then SECRETS_DIR's files; `overrides` (field: value) win
+    over all. On a bad value print `config: VAR: reason` (the variable that supplied it) and
+    exit 2."""
+    env = environment(env_file)
+    errors: list[str] = []
+    layers: list[tuple[PydanticBaseSettingsSource, Callable[[str], str]]] = []
+    prefixes = (f"{service}_".upper(), "")
+    for prefix in prefixes:
+        named = partial(variable, prefix)
+        layers.append((EnvSettingsSource(cls, env_prefix=prefix), named))
+        layers.append((DotEnvSettingsSource(cls, env_file=env_file, env_prefix=prefix), named))
+    files = FileVariables(cls, env, prefixes)
+    layers.append((files, files.origin.__getitem__))
+    if secrets_dir := env.get("SECRETS_DIR", ""):
+        if Path(secrets_dir).is_dir():  # a file `<NAME>` (Kubernetes' `..data` links unread)
+            for prefix in prefixes:
+                secrets = SecretsSettingsSource(cls, secrets_dir=secrets_dir, env_prefix=prefix)
+                layers.append((secrets, partial(variable, f"SECRETS_DIR/{prefix}")))
+        else:
+            errors.append(f"SECRETS_DIR: cannot read {secrets_dir}: not a directory")
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for source, name in layers:
+        for field, value in source().items():
+            if field not in values:
+                values[field], origin[field] = value, name(field)
+    overrides = overrides or {}
+    errors += [line for field, line in files.errors.items() if field not in overrides]
+    if errors:
+        print("\n".join(f"config: {line}" for line in errors), file=sys.stderr)
+        raise ConfigError(2)
     try:
-        values = source()
-        if source.file_errors:
-            print("\n".join(f"config: {line}" for line in source.file_errors), file=sys.stderr)
-            raise ConfigError(2)
-        values["service"] = service
-        return cls.model_validate(values)
+        return cls.model_validate({**values, **overrides, "service": service})
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
-            var = source.origin.get(field) or (f"{service}_{field}".upper() if field else "")
+            var = origin.get(field) or (f"{service}_{field}".upper() if field else "")
             lines.append(f"config: {var or 'settings'}: {error['msg']}")
         print("\n".join(lines), file=sys.stderr)
         raise ConfigError(2) from None

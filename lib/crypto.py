@@ -1,12 +1,13 @@
 """Field encryption at rest: AES-256-GCM under the ENCRYPTION_KEYS keyring (ADR 0036).
 
-`FieldCipher.encrypt` seals with the keyring's current key and returns
-`MAGIC + len(kid) + kid + nonce (12 random bytes, new per value) + ciphertext + tag`; a
-value sealed before keyrings existed is `nonce + ciphertext + tag` and opens with the legacy
-key (`lib.keyring.LEGACY_KID`). `decrypt` raises `cryptography.exceptions.InvalidTag` when
-the value was tampered with, sealed under another key, or names a key the keyring no
-longer holds. `associated` binds a value to its row (e.g. the user id), so a ciphertext
-copied onto another row does not decrypt.
+One envelope (ADR 0046): `FieldCipher.encrypt` seals with the keyring's current key and
+returns `MAGIC (b"\\x00fxk") + len(kid) + kid + nonce (12 random bytes, new per value) +
+ciphertext + tag`. `decrypt` opens only that envelope, with the key it names, and raises
+`cryptography.exceptions.InvalidTag` when the value was tampered with, sealed under another
+key, names a key the keyring no longer holds, or is not an envelope at all (values sealed
+before keyrings, bare `nonce + ciphertext + tag`, are put into the envelope once by
+`make rotate secret=encryption step=migrate`). `associated` binds a value to its row (e.g.
+the user id), so a ciphertext copied onto another row does not decrypt.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from lib.keyring import Keyring, parse_keyring
+from lib.keyring import Keyring
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
-MAGIC = b"\x00fxk"  # a legacy value starts so with odds 2^-32; it then still opens (below)
+MAGIC = b"\x00fxk"
 
 
 def generate_key() -> str:
@@ -41,25 +42,28 @@ def legacy_key(key_b64: str) -> bytes:
     return key
 
 
-def encryption_keyring(keys: str, single: str) -> Keyring | None:
-    """ENCRYPTION_KEYS when set, else ENCRYPTION_KEY as a one-key ring, else None."""
-    if keys.strip():
-        return parse_keyring(keys, exact_bytes=KEY_BYTES)
-    return Keyring.single(legacy_key(single)) if single else None
-
-
 def prefix(kid: str) -> bytes:
     """What every value sealed under `kid` starts with."""
     return MAGIC + bytes([len(kid)]) + kid.encode("ascii")
 
 
 def sealed_kid(sealed: bytes) -> str | None:
-    """The key id a value names (None: sealed before keyrings, or malformed)."""
+    """The key id an envelope names (None: not an envelope)."""
     if not sealed.startswith(MAGIC) or len(sealed) <= len(MAGIC):
         return None
     size = sealed[len(MAGIC)]
     kid = sealed[len(MAGIC) + 1 : len(MAGIC) + 1 + size]
     return kid.decode("ascii", "replace") if len(kid) == size else None
+
+
+def seal(secret: bytes, kid: str, plaintext: bytes, associated: bytes = b"") -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return prefix(kid) + nonce + AESGCM(secret).encrypt(nonce, plaintext, associated)
+
+
+def open_bare(secret: bytes, body: bytes, associated: bytes = b"") -> bytes:
+    """`nonce + ciphertext + tag` opened (InvalidTag when it does not open)."""
+    return AESGCM(secret).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], associated)
 
 
 class FieldCipher:
@@ -72,30 +76,11 @@ class FieldCipher:
 
     def encrypt(self, plaintext: str, associated: bytes = b"") -> bytes:
         current = self.keys.current
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(current.secret).encrypt(nonce, plaintext.encode(), associated)
-        return prefix(current.kid) + nonce + sealed
+        return seal(current.secret, current.kid, plaintext.encode(), associated)
 
     def decrypt(self, sealed: bytes, associated: bytes = b"") -> str:
         kid = sealed_kid(sealed)
-        if kid is not None:
-            secret = self.keys.get(kid)
-            if secret is not None:
-                body = sealed[len(prefix(kid)) :]
-                try:
-                    return _open(secret, body, associated)
-                except InvalidTag:
-                    pass  # a legacy value whose nonce happens to start with MAGIC: below
-        legacy = self.keys.get(None)
-        if legacy is None:
+        secret = None if kid is None else self.keys.get(kid)
+        if kid is None or secret is None:
             raise InvalidTag()
-        return _open(legacy, sealed, associated)
-
-    def is_current(self, sealed: bytes) -> bool:
-        """True when `sealed` names the current key (re-encryption skips it)."""
-        return sealed.startswith(prefix(self.keys.current.kid))
-
-
-def _open(secret: bytes, body: bytes, associated: bytes) -> str:
-    nonce, ciphertext = body[:NONCE_BYTES], body[NONCE_BYTES:]
-    return AESGCM(secret).decrypt(nonce, ciphertext, associated).decode()
+        return open_bare(secret, sealed[len(prefix(kid)) :], associated).decode()

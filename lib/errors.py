@@ -7,6 +7,7 @@ that fits; only the HTTP layer knows how it is rendered.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +28,15 @@ class AppError(Exception):
         *,
         errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
+        """`extensions`: RFC 9457 extension members of the problem (what the client needs
+        to go on, as a second-factor challenge); never a secret of the server."""
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.errors = errors or []
         self.headers = headers or {}
+        self.extensions = extensions or {}
 
 
 class ValidationFailed(AppError):

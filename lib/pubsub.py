@@ -7,7 +7,7 @@ keeps its own registry of who listens inside the process.
 
 Redis side (ADR 0011): one dedicated pub/sub connection per process, read by one task.
 When it breaks (Redis restarted; or silent for two ping intervals, as behind a cut link
-or a frozen server) the task reconnects with jittered backoff
+or a frozen server) the task reconnects with lib's backoff (lib/backoff.py)
 and subscribes every channel that has a local subscriber again; `on_restored` callbacks
 then run, so the service can fetch what was published while it was away (pub/sub keeps
 nothing). `subscribe` returns once Redis confirmed the subscription (or after
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -28,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from lib import tracing
+from lib.backoff import backoff
 from lib.logging import get_logger
 
 log = get_logger("lib.pubsub")
@@ -202,7 +202,7 @@ class RedisPubSub:
                 await pubsub.aclose()
 
     async def _run(self) -> None:
-        delay = self.backoff[0]
+        failures = 0  # in a row, without a connection between them
         while True:
             try:
                 await self._session()
@@ -211,11 +211,9 @@ class RedisPubSub:
             except Exception as exc:
                 log.warning("pubsub_connection_lost", error=repr(exc))
             PUBSUB_CONNECTED.labels(self.service).set(0)
-            if self._connected.is_set():
-                delay = self.backoff[0]
+            failures = 0 if self._connected.is_set() else failures + 1
             await self._drop()
-            await asyncio.sleep(random.uniform(delay / 2, delay))  # jitter: replicas spread
-            delay = min(self.backoff[1], delay * 2)
+            await asyncio.sleep(backoff(failures, *self.backoff))  # jitter: replicas spread
 
     async def _session(self) -> None:
         """One connection: subscribe everything, then read until it breaks."""

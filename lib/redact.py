@@ -1,7 +1,7 @@
 """Query strings in logs, with the values of secret-carrying parameters replaced.
 
 One list for every log that writes a query string: the services' access log
-(lib/http/middleware.py) and NGINX's (nginx/conf.d/00-maps.conf, which tools/nginx.py
+(lib/http/middleware.py) and NGINX's (nginx/conf.d/00-maps.conf, which tools/deploy/nginx.py
 renders from `nginx_pattern`). `LOG_REDACT_PARAMS` (comma-separated) adds names to the
 built-in ones. A parameter whose name is percent-encoded is redacted too: it may spell a
 secret name the way a server decodes it (`%74oken` is `token`).

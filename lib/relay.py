@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from lib.backoff import backoff
 from lib.logging import get_logger
 
 log = get_logger("lib.relay")
@@ -51,7 +52,7 @@ class Relay(ABC):
 
     def backoff(self, attempts: int) -> float:
         """Seconds before the next attempt of a row that failed `attempts` times."""
-        return float(min(self.retry_max, self.first_retry * 2.0 ** min(attempts, 20)))
+        return backoff(attempts, self.first_retry, self.retry_max)
 
     @abstractmethod
     async def run_once(self) -> Round: ...

@@ -1,8 +1,8 @@
 """The service level objectives of every service, declared once next to lib/registry.py.
 
-tools/slo.py turns them into Prometheus rules (observability/prometheus/rules/slo.yml:
+tools/deploy/slo.py turns them into Prometheus rules (observability/prometheus/rules/slo.yml:
 the error ratio over every window, the multiwindow multi-burn-rate alerts, the error
-budget left) and tools/dashboards.py into each service's SLO row. A service without an
+budget left) and tools/deploy/dashboards.py into each service's SLO row. A service without an
 entry in `SLOS` (a new one of `make new-service`) gets `ServiceSLO()`'s defaults.
 docs/operations.md ("Setting and changing an SLO") says how to change one.
 """

@@ -20,10 +20,12 @@ from lib import registry
 from tests.revocations_intact import RevocationsIntact
 from tests.selection import exercised
 from tests.servers import DatabaseFactory, Servers, ServerUnavailableError, resolve_servers, run_id
-from tools import migrate, ports
-from tools.databases import get_database
-from tools.mutant_databases import MutantDatabases, scope_from_env
-from tools.service_process import PROCESS_MARGIN
+from tools.checks.mutant_databases import MutantDatabases, scope_from_env
+from tools.local import ports
+from tools.local.databases import get_database
+from tools.local.service_process import PROCESS_MARGIN
+from tools.migrations import migrate
+from tools.time_scale import scaled
 
 ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
 
@@ -62,7 +64,7 @@ def migrated_db(databases: DatabaseFactory) -> Iterator[Callable[[str], str]]:
 
     Under mutmut (a session per mutant) the session's databases are instead kept for the
     next one, at the head migration, in a slot only this session uses
-    (tools/mutant_databases.py): the tests isolate their own rows either way."""
+    (tools/checks/mutant_databases.py): the tests isolate their own rows either way."""
     if "MUTANT_UNDER_TEST" in os.environ:
         servers = databases.servers
         kept = MutantDatabases(servers.pg_dsn, servers.mysql_dsn, scope_from_env())
@@ -115,16 +117,29 @@ def for_service(path: Path, svc: str) -> bool:
 # workers (pytest-xdist, `--dist loadfile`) their tests take one lock of the run in turn, so
 # the run stays under the server's max_connections (100 by default; docs/testing.md), and
 # they are ordered apart: the first at the start, the others at the end, so none waits.
+# pytest-xdist's own `--dist loadgroup` + xdist_group would say it, but ignores the marks
+# under pytest 9.2 (https://github.com/pytest-dev/pytest-xdist/issues/1386; pyproject's pin).
 FIRST_HEAVY = "tests/mutation/test_sample.py"
 LAST_HEAVY = frozenset(
     {"tests/integration/test_bench_smoke.py", "tests/integration/test_bench_scripts.py"}
 )
+# The longest file that holds few connections (the recipes run on clones of the checkout,
+# about five minutes of one worker): first of all, so the run's tail never waits on it.
+LONGEST = "tests/integration/test_recipes_followed.py"
 _PLAIN = 1  # a file's place in the workers' queue: heavy ones before (0) or after (2) it
-_PLACE = {FIRST_HEAVY: 0} | dict.fromkeys(LAST_HEAVY, 2)
+_PLACE = {LONGEST: -1, FIRST_HEAVY: 0} | dict.fromkeys(LAST_HEAVY, 2)
+_HEAVY = frozenset({FIRST_HEAVY, *LAST_HEAVY})
 
 
 def _place(item: pytest.Item) -> int:
     return _PLACE.get(item.nodeid.split("::", 1)[0], _PLAIN)
+
+
+def _test_bound(config: pytest.Config) -> float:
+    """pytest-timeout's bound (`--timeout`, else pyproject's `timeout`: 300 s, what a test
+    takes at most at load 3 on two cores), times FIXUP_TIME_SCALE; 0 stays 0 (none)."""
+    given = config.getoption("timeout", None)
+    return scaled(float(config.getini("timeout") if given is None else given) or 0.0)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -132,8 +147,14 @@ def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> Iterator[None]:
     """--no-servers drops every test that reaches a server through the `servers` fixture.
-    Under pytest-xdist, once every other plugin has ordered the items (pytest-randomly
-    shuffles them), the heavy files go to the ends of the queue (a stable sort)."""
+    A test with no timeout mark of its own gets pytest-timeout's bound times
+    FIXUP_TIME_SCALE. Under pytest-xdist, once every other plugin has ordered the items
+    (pytest-randomly shuffles them), the longest file goes first and the heavy files to
+    the ends of the queue (a stable sort)."""
+    bound = _test_bound(config)
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(bound))
     if config.getoption("--no-servers"):
         needs = [item for item in items if "servers" in getattr(item, "fixturenames", ())]
         if needs:
@@ -148,7 +169,7 @@ def pytest_collection_modifyitems(
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """A heavy file's test runs holding the run's lock (one at a time across workers)."""
     workerinput: dict[str, Any] | None = getattr(item.config, "workerinput", None)
-    if workerinput is None or _place(item) == _PLAIN:
+    if workerinput is None or item.nodeid.split("::", 1)[0] not in _HEAVY:
         return (yield)
     path = Path(tempfile.gettempdir()) / f"fixup-tests-{workerinput['testrunuid']}.heavy"
     with path.open("a") as lock:
@@ -164,7 +185,7 @@ def pytest_configure(config: pytest.Config) -> None:
     are re-parented to this process instead of init, so the end of the run can see them.
     Under `make test`'s parallel workers (pytest-xdist) each worker is a reaper of its
     own, and what a worker leaves behind when it exits comes up to the controller; each
-    worker's servers listen on ports of its own lane (tools/ports.py)."""
+    worker's servers listen on ports of its own lane (tools/local/ports.py)."""
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is not None:  # "gw0", "gw1", ...: lane 0 stays for commands run by hand
         lane = 1 + int(workerinput["workerid"].removeprefix("gw")) % (ports.LANES - 1)

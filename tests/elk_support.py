@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tools.generated import ROOT
+from tools.deploy.generated import ROOT
 
 ELK = ROOT / "observability" / "elk"
 PIPELINE = ELK / "logstash" / "pipeline" / "fixup.conf"

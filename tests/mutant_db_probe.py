@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Callable
 
-from tools.dbadmin import mysql_connect
+from tools.local.dbadmin import mysql_connect
 
 
 def test_probe(migrated_db: Callable[[str], str]) -> None:

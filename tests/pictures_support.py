@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
-from tools.ports import free_port
+from tools.local.ports import free_port
+from tools.time_scale import scaled
 
 S3_KEYS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
 GPS_IFD = 0x8825
@@ -158,7 +159,7 @@ def moto_server() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)
         while True:  # wait for the port to accept
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.db_servers import START_MARGIN
-from tools.ports import free_port
+from tools.local.db_servers import START_MARGIN
+from tools.local.ports import free_port
 
 CONF = """daemon off;
 pid {root}/nginx.pid;

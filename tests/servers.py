@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import psycopg
 import redis
 
-from tools.databases import engine_of, with_database
-from tools.dbadmin import create_database, drop_database, mysql_connect, psycopg_dsn
+from tools.local.databases import engine_of, with_database
+from tools.local.dbadmin import create_database, drop_database, mysql_connect, psycopg_dsn
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_MYSQL = "mysql://root@127.0.0.1:3306/mysql"
@@ -210,7 +210,7 @@ def engine(dsn: str) -> str:
 
 def pooler_settings(dsn: str) -> dict[str, str]:
     """A service's settings for PgBouncer when the run goes through one (`make
-    test-pgbouncer`: tools/pgbouncer.py sets TEST_PGBOUNCER_ADDR): an app a test builds on
+    test-pgbouncer`: tools/local/pgbouncer.py sets TEST_PGBOUNCER_ADDR): an app a test builds on
     the run's PostgreSQL then reaches it through PgBouncer in transaction mode (ADR 0037);
     {} otherwise, and for a `dsn` a test routes through a proxy of its own (what a lost
     connection does is tested on that route)."""

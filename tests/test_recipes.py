@@ -15,22 +15,15 @@ import yaml
 
 from lib.clients import http
 from services.orders.settings import OrdersSettings
+from tests.recipes_support import RECIPES, run_in, section
 from tools.examples_page import fenced
-from tools.service_process import ROOT
+from tools.local.service_process import ROOT
+from tools.time_scale import scaled
 
-RECIPES = ROOT / "docs" / "recipes.md"
 COPY_EXCLUDES = (".git", ".venv", "var", "node_modules", "*_cache", "__pycache__",
                  "test-artifacts", "*.egg-info", "bench/results")  # fmt: skip
 # a make command on a loaded machine: the server's types, sqlc, or a pytest run in the copy
-COMMAND_TIMEOUT = 180.0
-
-
-def section(title: str) -> str:
-    """The text of the recipe `## title` (up to the next `## `)."""
-    page = RECIPES.read_text()
-    start = page.index(f"\n## {title}\n")
-    end = page.find("\n## ", start + 1)
-    return page[start : end if end != -1 else len(page)]
+COMMAND_TIMEOUT = scaled(180.0)
 
 
 def copy_tree(tmp: Path) -> Path:
@@ -45,30 +38,13 @@ def copy_tree(tmp: Path) -> Path:
 
 
 def make(tree: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["make", "--no-print-directory", "-o", ".venv/.installed-stamp", *args],
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"make {' '.join(args)} exited {done.returncode}:\n{output}"
-    return output
+    command = ["make", "--no-print-directory", "-o", ".venv/.installed-stamp", *args]
+    return run_in(tree, command, COMMAND_TIMEOUT)
 
 
 def pytest_in(tree: Path, *tests: str) -> str:
-    done = subprocess.run(
-        [str(tree / ".venv" / "bin" / "pytest"), "-q", "-p", "no:cacheprovider", *tests],
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    return done.stdout
+    pytest = str(tree / ".venv" / "bin" / "pytest")
+    return run_in(tree, [pytest, "-q", "-p", "no:cacheprovider", *tests], COMMAND_TIMEOUT)
 
 
 def replace_query(sql_file: Path, name: str, query: str) -> None:

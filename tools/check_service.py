@@ -2,7 +2,7 @@
 
 Migrates the service's database (`<SVC>_DATABASE_URL`, else its local one from
 lib/registry.py, created when missing), makes the development keys when var/keys has none,
-starts `python -m services.X` and `python -m tools.nginx run` on free loopback ports,
+starts `python -m services.X` and `python -m tools.deploy.nginx run` on free loopback ports,
 then calls `GET /api/X/health` and one list of its OpenAPI document (`GET /api/X/v1/...`,
 with an ADMIN token signed by var/keys) through the gateway, prints both answers and stops
 the two processes. Exit 0 when both answered 200.
@@ -25,14 +25,17 @@ from pathlib import Path
 from lib import registry
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
-from tools import keys, migrate
-from tools.dbadmin import create_database
-from tools.ports import free_port
-from tools.service_process import PROCESS_MARGIN, ROOT
+from tools import keys
+from tools.local.dbadmin import create_database
+from tools.local.ports import free_port
+from tools.local.service_process import PROCESS_MARGIN, ROOT
+from tools.migrations import migrate
+from tools.time_scale import scaled
 
 KEYS = ROOT / "var" / "keys"
-START_TIMEOUT = 30.0  # a service's start-up on a loaded machine, NGINX's too
-CALL_TIMEOUT = 10.0
+# a service's start-up, NGINX's too, and one call: at load 3, times FIXUP_TIME_SCALE
+START_TIMEOUT = scaled(30.0)
+CALL_TIMEOUT = scaled(10.0)
 
 
 class CheckError(RuntimeError):
@@ -100,7 +103,7 @@ def check(name: str) -> list[str]:
     }
     with tempfile.TemporaryDirectory(prefix="check-service-") as tmp:
         logs = Path(tmp)
-        nginx = ["-m", "tools.nginx", "run", "--listen", f"127.0.0.1:{gateway}"]
+        nginx = ["-m", "tools.deploy.nginx", "run", "--listen", f"127.0.0.1:{gateway}"]
         nginx += ["--status-listen", f"127.0.0.1:{status}", "--workers", "1"]
         nginx += ["--runtime", str(logs / "nginx"), "--access-log", str(logs / "access.log")]
         commands = {"service": ["-m", f"services.{name}"], "nginx": nginx}

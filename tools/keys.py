@@ -2,11 +2,11 @@
 
 Writes an Ed25519 pair, `jwt_private.pem` (mode 0600) and `jwt_public.pem`, for the
 users service to sign and every service to verify with, and `encryption.key` (mode 0600,
-the users service's ENCRYPTION_KEY: personal id numbers), and the signing-key directory
-`jwt/` whose signing key is that pair's (JWT_KEYS_DIR, rotated by `make rotate-keys`,
-ADR 0032). Refuses to overwrite an existing key unless `--force` (which makes personal
-id numbers sealed under the old key unreadable); `--missing` writes only what is absent
-(what `make run` does). Production keys come from the deployment, not from here.
+the users service's ENCRYPTION_KEY: personal id numbers), and the signing keyring
+`jwt/keyring.json` whose current key is that pair's (JWT_KEYS_DIR, rotated by
+`make rotate secret=jwt`, ADR 0046). Refuses to overwrite an existing key unless `--force`
+(which makes personal id numbers sealed under the old key unreadable); `--missing` writes
+only what is absent (what `make run` does). Production keys come from the deployment, not from here.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ import sys
 import time
 from pathlib import Path
 
-from lib.auth.keydir import MANIFEST
-from lib.auth.tokens import generate_keypair
+from lib.auth.keysources import RING
+from lib.auth.tokens import generate_keypair, load_private_key
 from lib.crypto import generate_key
-from tools import rotate_keys
+from lib.keyring import Keyring, ed25519, write_keyring
 
 PRIVATE_NAME = "jwt_private.pem"
 PUBLIC_NAME = "jwt_public.pem"
 PRIVATE_ENV = "JWT_PRIVATE_KEY_FILE"
 PUBLIC_ENV = "JWT_PUBLIC_KEY_FILE"
 ENCRYPTION_NAME = "encryption.key"
-KEY_DIR_NAME = "jwt"  # the signing-key directory (lib/auth/keydir.py)
+KEY_DIR_NAME = "jwt"  # JWT_KEYS_DIR: the signing keyring (lib/keyring.py)
 ENCRYPTION_ENV = "ENCRYPTION_KEY_FILE"
 
 
@@ -79,6 +79,13 @@ def write_encryption_key(directory: Path, force: bool = False) -> Path:
     return path
 
 
+def signing_keyring(directory: Path, private_pem: str) -> str:
+    """The signing keyring `directory/keyring.json` of one key, current: `private_pem`."""
+    pair = ed25519(load_private_key(private_pem), now=time.time())
+    path = write_keyring(directory / RING, Keyring((pair,)))
+    return f"signing key {pair.kid} written to {path}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.keys",
@@ -113,11 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"keys: {exc}", file=sys.stderr)
         return 1
     key_dir = args.dir / KEY_DIR_NAME
-    if not (key_dir / MANIFEST).exists():
+    if not (key_dir / RING).exists():
         # the pair's private key signs first: tokens of a run before stay valid
-        print(rotate_keys.init(key_dir, time.time(), private_path.read_text()))
+        print(signing_keyring(key_dir, private_path.read_text()))
     elif args.force:
-        print(f"keys: {key_dir} kept (make rotate-keys replaces its key without a logout)")
+        print(f"keys: {key_dir} kept (make rotate secret=jwt replaces its key without a logout)")
     print("for .env:")
     print(f"{PRIVATE_ENV}={private_path}")
     print(f"{PUBLIC_ENV}={public_path}")

@@ -10,7 +10,7 @@ wrote (the files of the service, its database's folders, its document and tests)
 registry entry, and regenerates the same files: on a tree where nothing else changed, the
 tree is as before. A bad name or engine is refused before anything is written, and both
 run in a transaction: a failure midway (or Ctrl-C) puts every file back. Both hold
-var/locks/new-service.lock (tools/locks.py: a second copy waits up to LOCK_WAIT seconds,
+var/locks/new-service.lock (tools/local/locks.py: a second copy waits up to LOCK_WAIT seconds,
 then refuses with one line); a run killed outright (SIGKILL) left its snapshot in
 var/new-service.journal, and the next run puts the tree back from it before it starts.
 
@@ -41,10 +41,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
 
-from codegen.naming import pascal, snake
-from codegen.plan import model_name, singular
+from codegen.naming import model_name, pascal, singular, snake
 from lib import registry
-from tools.locks import LOCKS, LockBusy, file_lock
+from tools.local.locks import LOCKS, LockBusy, file_lock
 from tools.tree_transaction import recover, transaction
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,16 +82,16 @@ DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions"})
 # generators of the files derived from the registry, in order (each a fresh process: the
 # registry is read at import); `make deploy-gen` + procfile + nginx-compose
 REGENERATE: tuple[tuple[str, ...], ...] = (
-    ("tools.procfile",),
-    ("tools.nginx", "compose"),
-    ("tools.env_example",),
-    ("tools.compose",),
-    ("tools.prometheus", "compose"),
-    ("tools.slo",),  # lib/slo.py's defaults for the new service
-    ("tools.dashboards",),
-    ("tools.k8s",),
-    ("tools.kibana",),
-    ("tools.servicetable",),
+    ("tools.deploy.procfile",),
+    ("tools.deploy.nginx", "compose"),
+    ("tools.deploy.env_example",),
+    ("tools.deploy.compose",),
+    ("tools.deploy.prometheus", "compose"),
+    ("tools.deploy.slo",),  # lib/slo.py's defaults for the new service
+    ("tools.deploy.dashboards",),
+    ("tools.deploy.k8s",),
+    ("tools.deploy.kibana",),
+    ("tools.deploy.servicetable",),
 )
 
 

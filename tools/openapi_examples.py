@@ -18,7 +18,8 @@ heredoc) is lifted only from a success: a failing request is no example to start
 
 What changes from run to run becomes one fixed, documented value (VOLATILE): a page
 placeholder as in the table of docs/examples.md, a shell variable of the page by its
-literal assignment (`PASSWORD='…'`), else by its name (`*_ID` a UUID, `*TOKEN*` a token).
+literal assignment (`PASSWORD='…'`), else by its name (`*_ID` a UUID, `*TOKEN*` a token,
+`*_CODE` an authenticator app's 6 digits).
 A UUID is derived from its field's or variable's name (uuid5), so `$SERVICE_ID` in a
 request and `"service_id"` in an answer are the same UUID in every document.
 """
@@ -51,6 +52,7 @@ VOLATILE = {
     "<jwt>": "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJleGFtcGxlIn0.ZXhhbXBsZQ",
     "<token>": "example-opaque-token-0123456789",
     "<n>": "1767225600",
+    "<code>": "123456",  # not a page placeholder: what a `*_CODE` variable stands for
 }
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _ASSIGNMENT = re.compile(r"^([A-Z_][A-Z0-9_]*)=(\S.*)$", re.MULTILINE)
@@ -167,6 +169,8 @@ def expand(text: str, known: dict[str, str]) -> str:
             return example_uuid(name)
         if "TOKEN" in name:
             return VOLATILE["<token>"]
+        if name.endswith("_CODE"):  # a one-time code of an authenticator app
+            return VOLATILE["<code>"]
         raise ValueError(f"no example value for ${name}")
 
     return _VARIABLE.sub(value, text)

@@ -79,14 +79,16 @@ CLOCKS = (
     Package("faketime", "a users service 90 s off (tests/e2e/test_clock_skew.py)", ("faketime",)),
 )
 HA = (
-    Package("etcd-server", "the HA tier's consensus (tools/ha_postgres.py)", ("etcd",)),
+    Package("etcd-server", "the HA tier's consensus (tools/ha/ha_postgres.py)", ("etcd",)),
     Package("haproxy", "the HA tier's one address of the primary", ("haproxy",)),
     Package("tini", "the HA tier's members: reaps each postmaster Patroni leaves", ("tini",)),
     Package(
-        "redis-sentinel", "the HA tier's Redis failover (tools/ha_redis.py)", ("redis-sentinel",)
+        "redis-sentinel", "the HA tier's Redis failover (tools/ha/ha_redis.py)", ("redis-sentinel",)
     ),
     Package(
-        "pgbouncer", "POOLER=pgbouncer, make test-pgbouncer (tools/pgbouncer.py)", ("pgbouncer",)
+        "pgbouncer",
+        "POOLER=pgbouncer, make test-pgbouncer (tools/local/pgbouncer.py)",
+        ("pgbouncer",),
     ),
 )
 BACKUPS = (
@@ -114,7 +116,7 @@ TARGETS: dict[str, tuple[Package, ...]] = {
     + CLOCKS
     + HA
     + BACKUPS,
-    "ha": SERVERS + HA + METRICS,  # the drill watches its tier (tools/data_tier_watch.py)
+    "ha": SERVERS + HA + METRICS,  # the drill watches its tier (tools/ha/data_tier_watch.py)
 }
 
 

@@ -3,21 +3,20 @@
 Usage: python -m tools.sqlc {generate,check,types,vet} [DB ...]   (no DB: all of them)
 
 Running sqlc lives in tools/sqlc_run.py, the server's types in tools/sqlc_types.py, the
-vet in tools/sqlc_vet.py. A query the server refuses, or a query file sqlc itself rejects,
-is named (`file:line`, the message, a hint where one is known) and left out; the rest is
-generated and the exit status is 1.
+vet in tools/sqlc_vet.py. A query the server refuses fails its db's run, named (`file:line`
+and the server's message); a query file sqlc itself rejects is named (with a hint where one
+is known) and left out, the rest generated; either way the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import filecmp
 import sys
 from pathlib import Path
 from typing import Any
 
-from tools.databases import DATABASES
+from tools.local.databases import DATABASES
 from tools.sqlc_run import (
     QueryFailures,
     SqlcError,
@@ -29,7 +28,7 @@ from tools.sqlc_run import (
     temp_config,
     without,
 )
-from tools.sqlc_types import lock_is_current, refused_failures, types
+from tools.sqlc_types import lock_is_current, types
 from tools.sqlc_vet import vet
 
 __all__ = ["QueryFailures", "SqlcError", "check", "generate", "run_sqlc", "types", "vet"]
@@ -37,12 +36,12 @@ __all__ = ["QueryFailures", "SqlcError", "check", "generate", "run_sqlc", "types
 
 def generate(db: str) -> None:
     """Refresh the types lock when the schema or a query changed (needs the server; fails
-    loudly without it), then generate every query that sqlc and the server accept."""
+    loudly without it), then generate; a query the server refuses fails the run, named.
+    A query file sqlc itself rejects is named and left out, the others generated."""
     request, rejected = request_without_rejected(db)
     if engine_of_config(db) != "sqlite" and not lock_is_current(db, request):
         print(f"sqlc: {db}: types lock is stale, asking the server")
-        with contextlib.suppress(QueryFailures):  # named below, after the others generate
-            types(db, request)
+        types(db, request)
     if rejected:
 
         def keep_out(config: dict[str, Any], _tmp: str) -> None:
@@ -53,18 +52,13 @@ def generate(db: str) -> None:
     else:
         run_sqlc(sql_dir(db))
     print(f"sqlc: generated {db}")
-    problems: list[str] = [f"{m} (file not generated)" for m in rejected.values()]
-    try:
-        refused_failures(db)
-    except QueryFailures as exc:
-        problems.append(str(exc))
-    if problems:
-        raise QueryFailures("\n".join(problems))
+    if rejected:
+        raise QueryFailures("\n".join(f"{m} (file not generated)" for m in rejected.values()))
 
 
 def check(db: str) -> None:
-    """Fail when the generated code or the types lock is stale (strict: warnings fail, and
-    so does a refused query)."""
+    """Fail when the generated code or the types lock is stale (the plugin fails on either,
+    and on a refused query)."""
     outs: dict[str, str] = {}
 
     def to_temp(config: dict[str, Any], out: str) -> None:
@@ -73,7 +67,7 @@ def check(db: str) -> None:
 
     with temp_config(db, to_temp) as name:
         try:
-            run_sqlc(sql_dir(db), strict=True, config=name)
+            run_sqlc(sql_dir(db), config=name)
         except SqlcError as exc:
             if rejected := rejected_files(db, exc):
                 raise SqlcError(f"{db}: " + "\n".join(rejected.values())) from exc

@@ -26,13 +26,12 @@ from typing import Any
 import asyncpg
 import yaml
 
-from codegen import typeslock
+from codegen import types_pg, typeslock
 from codegen.errors import CodegenError
 from codegen.placeholders import pg_slices
-from tools.databases import PG_DEFAULT, with_database
-from tools.dbadmin import create_database, drop_database
+from tools.local.databases import PG_DEFAULT, with_database
+from tools.local.dbadmin import create_database, drop_database
 from tools.sqlc_run import SQLC
-from tools.sqlc_types import pg_prepare
 
 TIMEOUT = 60  # one sqlc run
 
@@ -88,7 +87,7 @@ async def prepare_all(dsn: str, schema: list[Path], queries: list[dict[str, Any]
         for q in queries:
             slices = [p["number"] for p in q.get("params") or [] if p["column"]["is_sqlc_slice"]]
             try:
-                _, casts = await pg_prepare(conn, q, pg_slices(q["text"], slices, q["name"]))
+                _, casts = await types_pg.prepare(conn, q, pg_slices(q["text"], slices, q["name"]))
             except (asyncpg.PostgresError, CodegenError) as exc:
                 counts["refused"] += 1
                 print(f"refused: {q['filename']}: {q['name']}: {' '.join(str(exc).split())}")

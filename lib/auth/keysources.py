@@ -3,11 +3,16 @@
 Verifying: a `KeySource` answers `key(kid)` from what it holds (no I/O) and, when a token
 names a kid it does not hold, `refresh()` may look again (rate-limited by the source):
 - `StaticKeys`: fixed public keys (`JWT_PUBLIC_KEY[_FILE]`, tests); never refreshes.
-- `DirectoryKeys`: the published keys of the key directory (`JWT_KEYS_DIR`).
+- `DirectoryKeys`: the published keys of the signing keyring (`JWT_KEYS_DIR/keyring.json`).
 - `lib.auth.jwks_client.JwksKeys`: users' JWK Set over HTTP (`JWKS_URL`).
 
 Signing: a `SigningKeys` gives the key to sign with and its kid: `StaticSigningKey` (one
-PEM, `JWT_PRIVATE_KEY[_FILE]`) or `DirectorySigningKeys` (the directory's signing key).
+PEM, `JWT_PRIVATE_KEY[_FILE]`) or `DirectorySigningKeys` (the keyring's current key).
+
+The signing keyring (lib/keyring.py, ADR 0046) holds Ed25519 pairs: `current` signs, `next`
+is published before it signs, `retired` stays published for `window` seconds after
+`retired_at` (the longest token life + the leeway + a reload), then is dropped. Only users
+needs it (it holds private halves); every other service verifies through users' JWK Set.
 """
 
 from __future__ import annotations
@@ -19,8 +24,19 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from lib.auth.jwks import key_id
-from lib.auth.keydir import KeyDirectory
 from lib.auth.pem import load_private_key, load_public_key
+from lib.keyring import Key, KeyringFile
+
+RING = "keyring.json"  # the signing keyring's file in JWT_KEYS_DIR
+
+
+def published(keys: Iterable[Key], now: float, window: float) -> list[Key]:
+    """next and current always; retired while a token it signed may still be valid."""
+    return [
+        key
+        for key in keys
+        if key.state != "retired" or (key.retired_at is not None and now < key.retired_at + window)
+    ]
 
 
 class KeySource(Protocol):
@@ -70,14 +86,13 @@ class StaticSigningKey:
 
 
 class DirectoryKeys:
-    """The key directory's published keys: next, signing, and retired ones for `window`
-    seconds after `retired_at` (the longest token life + the leeway + a reload), judged
-    by `now` (the database's clock, lib/db/clock.py). An unknown kid reads the directory
-    again at most once per `min_refresh` seconds."""
+    """The signing keyring's published keys, judged by `now` (the database's clock,
+    lib/db/clock.py). An unknown kid reads the file again at most once per `min_refresh`
+    seconds."""
 
     def __init__(
         self,
-        directory: KeyDirectory,
+        directory: KeyringFile,
         *,
         window: float,
         min_refresh: float,
@@ -89,10 +104,13 @@ class DirectoryKeys:
         self._now = now
 
     def key(self, kid: str) -> Ed25519PublicKey | None:
-        for entry in self.directory.current().published(self._now(), self._window):
+        for entry in self.published_keys():
             if entry.kid == kid:
                 return entry.public
         return None
+
+    def published_keys(self) -> list[Key]:
+        return published(self.directory.current().keys, self._now(), self._window)
 
     async def refresh(self) -> bool:
         if self.directory.since_read() < self._min_refresh:
@@ -100,15 +118,13 @@ class DirectoryKeys:
         return self.directory.reload()
 
     def published(self) -> list[Ed25519PublicKey]:
-        return [e.public for e in self.directory.current().published(self._now(), self._window)]
+        return [e.public for e in self.published_keys()]
 
 
 class DirectorySigningKeys:
-    def __init__(self, directory: KeyDirectory) -> None:
+    def __init__(self, directory: KeyringFile) -> None:
         self.directory = directory
 
     def signing_key(self) -> tuple[str, Ed25519PrivateKey]:
-        entry = self.directory.current().signing()
-        if entry is None or entry.private is None:
-            raise ValueError(f"{self.directory.directory}: no signing key")
-        return entry.kid, entry.private
+        current = self.directory.current().current
+        return current.kid, current.private

@@ -110,7 +110,7 @@ class BoundedHasher:
     """argon2id off the event loop, in `workers` threads with at most `queue` waiting."""
 
     def __init__(
-        self, hasher: PasswordHasher, *, workers: int, queue: int, priority: Priority = "idle"
+        self, hasher: PasswordHasher, *, workers: int, queue: int, priority: Priority = "nice"
     ) -> None:
         self._hasher = hasher
         self._bulkhead = Bulkhead(

@@ -31,6 +31,7 @@ class Principal:
     token_id: str
     expires_at: datetime
     issued_at_ms: int = 0  # `iat` in ms: compared with revocations (lib.auth.revocation)
+    session_id: uuid.UUID | None = None  # `sid`: the users service's session (refresh family)
 
 
 def _roles_text(roles: tuple[Role, ...]) -> str:

@@ -1,6 +1,8 @@
 """Access tokens: EdDSA (Ed25519) JWTs, issued by the users service, verified by all.
 
-Claims: iss="fixup-users", aud="fixup", sub (user id), role, verified, iat, exp, jti.
+Claims: iss="fixup-users", aud="fixup", sub (user id), role, verified, iat, exp, jti, and
+`sid` (the session: the refresh family the token was issued for; absent on a token issued
+outside a session) - the users service's re-authentication and session list read it.
 `iat` carries milliseconds (a NumericDate may, RFC 7519): a revocation voids the tokens
 issued before it to the millisecond (lib.auth.revocation); `exp` is whole seconds. The
 users service signs with its database's clock, the one revocations are written with; the
@@ -95,9 +97,11 @@ class TokenSigner:
         role: Role | str,
         verified: bool,
         issued_at: datetime | None = None,
+        session_id: uuid.UUID | None = None,
     ) -> tuple[str, Principal]:
         """A signed access token for the user and the Principal it describes; `issued_at`
-        (the users service passes its database's clock, ADR 0010), else the signer's clock."""
+        (the users service passes its database's clock, ADR 0010), else the signer's clock;
+        `session_id`, the `sid` claim (ADR 0055)."""
         role = Role(role)  # ValueError for a role that does not exist
         moment = self._clock() if issued_at is None else issued_at
         issued_at_ms = math.floor(moment.timestamp() * 1000)
@@ -114,6 +118,8 @@ class TokenSigner:
             "exp": exp,
             "jti": jti,
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         kid, key = self._keys.signing_key()
         token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={**TYPED, "kid": kid})
         principal = Principal(
@@ -123,6 +129,7 @@ class TokenSigner:
             token_id=jti,
             expires_at=datetime.fromtimestamp(exp, UTC),
             issued_at_ms=issued_at_ms,
+            session_id=session_id,
         )
         return token, principal
 
@@ -196,7 +203,7 @@ class TokenVerifier:
         if header.get("alg") != ALGORITHM or not is_access_token_type(header.get("typ")):
             raise Unauthorized("invalid token")
         kid = header.get("kid")
-        if not is_key_id(kid) or not isinstance(kid, str):  # no kid, or none of ours: unread
+        if not is_key_id(kid):  # no kid, or none of ours: never looked up
             raise Unauthorized("invalid token")
         key = self.keys.key(kid)
         if key is None:
@@ -259,6 +266,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         raise Unauthorized("invalid token") from None
     if str(user_id) != sub:  # only the canonical form we issue
         raise Unauthorized("invalid token")
+    session_id = _session_id(claims.get("sid"))
     try:
         expires_at = datetime.fromtimestamp(exp, UTC)
         issued_at_ms = round(iat * 1000)
@@ -271,7 +279,21 @@ def _principal(claims: dict[str, Any]) -> Principal:
         token_id=jti,
         expires_at=expires_at,
         issued_at_ms=issued_at_ms,
+        session_id=session_id,
     )
+
+
+def _session_id(sid: object) -> uuid.UUID | None:
+    """`sid`: absent, or a UUID in the canonical form we issue."""
+    if sid is None:
+        return None
+    try:
+        session_id = uuid.UUID(sid) if isinstance(sid, str) else None
+    except ValueError:
+        session_id = None
+    if session_id is None or str(session_id) != sid:
+        raise Unauthorized("invalid token")
+    return session_id
 
 
 def _is_time(value: object) -> bool:

@@ -6,27 +6,32 @@ never for a rolled-back change. `after_commit(action)` runs `action` at once out
 it until the outermost one commits; a transaction or savepoint that rolls back drops the
 actions registered inside it. So the handler under `lib.http.idempotency.idempotent`
 counts only when the decorator's transaction commits, and a replay, which never runs the
-handler, counts nothing. A task started inside a transaction shares its pending list
-(tasks copy the context): start it with a `contextvars.Context()` of its own.
+handler, counts nothing. An action may be async (chat's push of a stored message): it is
+awaited when the outermost transaction commits, so it is registered inside one. A task
+started inside a transaction shares its pending list (tasks copy the context): start it
+with a `contextvars.Context()` of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from typing import Any
 
-Action = Callable[[], None]
+Action = Callable[[], Awaitable[None] | None]
 _pending: ContextVar[list[Action] | None] = ContextVar("fixup_after_commit", default=None)
 
 
 def after_commit(action: Action) -> None:
     """Run `action` once this task's open transaction commits (at once if none is open)."""
     pending = _pending.get()
-    if pending is None:
-        action()
-    else:
+    if pending is not None:
         pending.append(action)
+    elif inspect.iscoroutinefunction(action):
+        raise RuntimeError("an async action is registered inside a transaction")
+    else:
+        action()
 
 
 class Collecting:
@@ -49,4 +54,5 @@ class Collecting:
             self.outer.extend(self.mine)
         else:
             for action in self.mine:
-                action()
+                if inspect.isawaitable(done := action()):
+                    await done

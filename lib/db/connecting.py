@@ -8,7 +8,6 @@ database waits for it (a service's process waits without limit: lib/db/waiting.p
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -17,6 +16,7 @@ import aiomysql
 import asyncpg
 import pymysql
 
+from lib.backoff import backoff
 from lib.db.pool import DEFAULT_ACQUIRE_TIMEOUT, Database, MyDatabase, PgDatabase
 from lib.logging import get_logger
 from lib.metrics import DB_POOL_TIMEOUTS
@@ -119,7 +119,7 @@ async def connect(
     max_delay: float = 3.0,
     first_attempt: int = 1,
 ) -> Database:
-    """Open a pool, retrying with jittered exponential backoff while the server is down:
+    """Open a pool, retrying with lib's backoff (lib/backoff.py) while the server is down:
     `attempts` tries in all (at least one; None: no limit), for at most `wait` seconds
     (None: no limit), each bounded by `attempt_timeout` (a black-holed server), as is every
     connection the pool opens later; `command_timeout` bounds each PostgreSQL command. Each
@@ -139,7 +139,7 @@ async def connect(
                     connect_timeout=attempt_timeout,
                 )
         except CONNECT_ERRORS as exc:
-            delay = random.random() * min(max_delay, base_delay * 2**attempt)
+            delay = backoff(attempt, base_delay, max_delay)
             last = attempts is not None and attempt - first_attempt + 1 >= attempts
             if last or (deadline is not None and time.monotonic() + delay > deadline):
                 raise

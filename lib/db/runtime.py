@@ -1,9 +1,9 @@
-"""What generated repositories need at run time: codegen.runtime, re-exported.
+"""What generated repositories need at run time: sqlc_fixup_runtime, re-exported.
 
-What generated repository code needs at run time: codegen.runtime (the plugin's own,
-installable with it), re-exported for Fixup's hand-written code."""
+What generated repository code needs at run time: sqlc_fixup_runtime (the plugin's runtime
+distribution, codegen/runtime/), re-exported for Fixup's hand-written code."""
 
-from codegen.runtime import (
+from sqlc_fixup_runtime import (
     JSON,
     ExecResult,
     MyConn,

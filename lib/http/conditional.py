@@ -1,9 +1,9 @@
 """Conditional reads (RFC 9110 If-None-Match -> 304; ADR 0019).
 
-A GET route declares how to read its current tag with `@conditional(stamp)`: for a list,
-the version stamps of the tables it reads (table_versions, bumped by the writes in their
-own transaction), for an item, the row's version. The innermost middleware (after the
-limits and auth) calls `answer_unchanged`: the route's declared access is checked first
+A GET route declares how to read its current tag with `@operation(conditional=stamp)`: for
+a list, the version stamps of the tables it reads (table_versions, bumped by the writes in
+their own transaction), for an item, the row's version. The innermost middleware (after the
+limits and auth) answers its 304: the route's declared access is checked first
 (401/403 as the handler would answer), then a request whose If-None-Match holds the current
 tag gets its 304 from that one cheap read, without the page query and without serializing a
 row. A 304 spends the rate-limit budget a 200 spends (one token; ADR 0026). Any other
@@ -26,18 +26,15 @@ import contextvars
 import weakref
 import zlib
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from lib.http.keys import DB
-from lib.http.openapi import guarded
+from lib.http.openapi import declared
 
-# reads the current tag of what the route answers, on `conn`; None: no such resource
-Stamp = Callable[[web.Request, Any], Awaitable[str | None]]
-H = TypeVar("H", bound=Callable[..., Any])
 TAG: web.RequestKey[str | None] = web.RequestKey("conditional_tag")
-_STAMP = "__conditional_stamp__"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class VersionRead(Protocol):
@@ -108,16 +105,6 @@ class TablesStamp:
         return list_tag(await reader.get() or 0, request)
 
 
-def conditional(stamp: Stamp) -> Callable[[H], H]:
-    """Mark a GET handler as answering If-None-Match from `stamp` (no wrapper: no cost)."""
-
-    def mark(handler: H) -> H:
-        setattr(handler, _STAMP, stamp)
-        return handler
-
-    return mark
-
-
 def list_tag(version: int, request: web.Request) -> str:
     """A list's tag: the tables' version and the query (each URL is its own resource)."""
     return f'"{version:x}.{zlib.crc32(request.query_string.encode()):x}"'
@@ -138,40 +125,33 @@ def not_modified(tag: str) -> web.Response:
     return web.Response(status=304, headers={"ETag": tag})
 
 
-def stamp_of(request: web.Request) -> Stamp | None:
-    """The route's stamp when the request is a GET with If-None-Match to a @conditional
-    route, else None: a header lookup, without a coroutine, for every other request."""
-    if "If-None-Match" not in request.headers or request.method != "GET":
-        return None
-    stamp: Stamp | None = getattr(request.match_info.handler, _STAMP, None)
-    return stamp
-
-
 def check_conditional_routes(app: web.Application) -> None:
-    """Refuse to start with a @conditional route whose 304 could skip its access rule:
-    each must be a GET guarded by `@operation` (whose declaration `answer_unchanged`
-    enforces before it answers). Raises ValueError naming the route."""
+    """Refuse to start with a conditional route that is not a GET. Raises ValueError naming
+    the route. (A conditional route whose `@operation` is wrapped again is not `declared`:
+    it never answers a 304, so no 304 skips its access rule.)"""
     for route in app.router.routes():
-        if getattr(route.handler, _STAMP, None) is None:
+        operation = declared(route.handler)
+        if operation is None or operation.conditional is None:
             continue
-        where = route.resource.canonical if route.resource is not None else "?"
         if route.method not in ("GET", "HEAD"):
-            raise ValueError(f"{route.method} {where}: @conditional is for GET routes only")
-        if not guarded(route.handler):
-            raise ValueError(
-                f"GET {where}: a @conditional route needs @operation under it, so its access "
-                "rule is checked before a 304 is answered"
-            )
+            where = route.resource.canonical if route.resource is not None else "?"
+            raise ValueError(f"{route.method} {where}: a conditional route is a GET")
 
 
-async def answer_unchanged(request: web.Request, stamp: Stamp) -> web.Response | None:
-    """The 304 for a conditional GET whose tag is current, else None (and the tag read,
-    for the handler). Called after the limits and auth, when `stamp_of` found a stamp:
-    the route's access rule first (401 without a token, 403 for a role not declared), so
-    a 304 tells no caller what the route would refuse to show them."""
-    operation: Any = getattr(request.match_info.handler, "__openapi__", None)
-    if operation is not None:
-        await operation.access.enforce(request)
+@web.middleware
+async def not_modified_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A conditional GET whose tag is current: its 304, else on to the handler (with the
+    tag read, request[TAG]). Innermost, after the limits and auth: a 304 spends what a 200
+    spends, and the route's access rule is checked first (401 without a token, 403 for a
+    role not declared), so a 304 tells no caller what the route would refuse to show them.
+    Any other request costs a header lookup."""
+    if "If-None-Match" not in request.headers or request.method != "GET":
+        return await handler(request)
+    operation = declared(request.match_info.handler)
+    stamp = None if operation is None else operation.conditional
+    if operation is None or stamp is None:
+        return await handler(request)
+    await operation.access.enforce(request)
     header = request.headers["If-None-Match"]
     if isinstance(stamp, TablesStamp):
         tag: str | None = await stamp.shared(request)
@@ -181,4 +161,4 @@ async def answer_unchanged(request: web.Request, stamp: Stamp) -> web.Response |
     if tag is not None and matches(header, tag):
         return not_modified(tag)
     request[TAG] = tag  # only a request that goes on to the handler needs it
-    return None
+    return await handler(request)

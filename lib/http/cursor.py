@@ -30,8 +30,6 @@ from lib.db.runtime import Sorting
 from lib.errors import FieldError, ValidationFailed
 from lib.http.listing import ListQuery, Page, parse_list
 
-Kind = Literal["text", "int", "decimal", "time"]
-Value = str | int | Decimal | datetime.datetime | None
 MAX_OFFSET = 10_000  # rows skipped by `page` at most: deeper pages use the cursor
 MAX_CURSOR = 1024  # characters
 INT4 = 2**31
@@ -51,93 +49,14 @@ class KeysetListQuery(ListQuery):
     )
 
 
-@dataclass(frozen=True, slots=True)
-class After:
-    """Where the previous page ended: its last row's sort key value and id."""
-
-    value: Value
-    id: uuid.UUID
-
-
-def encode(page: Page, value: Value, row_id: uuid.UUID) -> str:
-    plain: Any = value
-    if isinstance(value, Decimal):
-        plain = str(value)
-    elif isinstance(value, datetime.datetime):
-        plain = value.isoformat()
-    raw = json.dumps([page.orderby, page.sort, plain, str(row_id)], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def next_cursor(page: Page, rows: list[Any], key: str | None = None) -> str | None:
-    """The cursor after the last row of a full page (None: this page is the last)."""
-    if len(rows) < page.limit:
-        return None
-    last = rows[-1]
-    return encode(page, getattr(last, key or page.orderby), last.id)
-
-
-def decode(token: str, page: Page, kind: Kind) -> After:
-    """The position a cursor names for this ordering; 400 naming `cursor` otherwise."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        orderby, sort, plain, row_id = json.loads(raw)
-        value = _value(plain, kind)
-        after = After(value, uuid.UUID(row_id))
-    except (binascii.Error, ValueError, TypeError, InvalidOperation, OverflowError):
-        raise _problem("not a cursor") from None
-    if (orderby, sort) != (page.orderby, page.sort):
-        raise _problem("issued for another orderby or sort")
-    if encode(page, after.value, after.id) != token:
-        raise _problem("not a cursor")
-    return after
-
-
-def _value(plain: Any, kind: Kind) -> Value:
-    if plain is None:
-        return None
-    if kind == "text" and isinstance(plain, str) and "\x00" not in plain:
-        return plain
-    if kind == "int" and type(plain) is int and -INT4 <= plain < INT4:
-        return plain
-    if kind == "decimal" and isinstance(plain, str) and (d := Decimal(plain)).is_finite():
-        return d
-    if kind == "time" and isinstance(plain, str):
-        at = datetime.datetime.fromisoformat(plain)
-        if at.tzinfo is not None:
-            return at
-    raise ValueError(kind)
-
-
 def _problem(why: str) -> ValidationFailed:
     return ValidationFailed("invalid cursor", errors=[FieldError("cursor", why)])
-
-
-def time_after(after: After | None) -> dict[str, Any]:
-    """The keyset parameters of a list ordered by created_at (after_id, after_time)."""
-    if after is None:
-        return {"after_id": None, "after_time": None}
-    return {"after_id": after.id, "after_time": after.value}
-
-
-def list_meta(
-    page: Page, after: After | None, rows: list[Any], total: int | None = None
-) -> dict[str, Any]:
-    """meta of a keyset list: at `page`, {total, limit, page, next_cursor}; after a cursor,
-    {limit, next_cursor} (and `total` only when the resource passes one it can afford)."""
-    meta: dict[str, Any] = {} if total is None else {"total": total}
-    meta["limit"] = page.limit
-    if after is None:
-        meta["page"] = page.page
-    meta["next_cursor"] = next_cursor(page, rows)
-    return meta
 
 
 Q = TypeVar("Q", bound=ListQuery)
 K = TypeVar("K", bound=str)
 A = TypeVar("A")
 Tie = uuid.UUID | int | str
-TIE_KINDS: dict[str, Kind] = {"int": "int", "text": "text"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +90,7 @@ class ListPage(Generic[Q, K, A]):
             last, key = rows[-1], self.sorting.keys[self.orderby]
             position = Page(self.limit, 1, self.orderby, self.sort, None)
             tie = getattr(last, self.sorting.tie or "id")
-            meta["next_cursor"] = _encode(position, getattr(last, key.field), tie)
+            meta["next_cursor"] = encode(position, getattr(last, key.field), tie)
         return meta
 
 
@@ -207,15 +126,15 @@ def list_page(
         raise ValidationFailed(
             "invalid query parameters", errors=[FieldError("cursor", "give either cursor or page")]
         )
-    value, tie = _decode(cursor, page, key.kind, sorting.tie_kind or "uuid")
+    value, tie = decode(cursor, page, key.kind, sorting.tie_kind or "uuid")
     # the value was checked to be of the key's kind, the tie of the tie-breaker's: the
     # generated `after` tuple's types
     after = cast(A, (value, tie))
     return ListPage(query, orderby, page.sort, page.limit, None, 0, after, sorting)
 
 
-def _encode(page: Page, value: Any, tie: Tie) -> str:
-    """encode() with any tie-breaker (a uuid as its text, as every cursor so far)."""
+def encode(page: Page, value: Any, tie: Tie) -> str:
+    """The cursor after (value, tie) in this ordering (a uuid as its text)."""
     plain: Any = value
     if isinstance(value, Decimal):
         plain = str(value)
@@ -228,29 +147,40 @@ def _encode(page: Page, value: Any, tie: Tie) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode(token: str, page: Page, kind: str, tie_kind: str) -> tuple[Any, Tie]:
-    """decode() for any key and tie-breaker kind the plugin reports."""
+def decode(token: str, page: Page, kind: str, tie_kind: str) -> tuple[Any, Tie]:
+    """The (value, tie) a cursor names for this ordering, of the key's and tie-breaker's
+    kinds the plugin reports; 400 naming `cursor` otherwise."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         orderby, sort, plain, tie_plain = json.loads(raw)
-        value = _any_value(plain, kind)
-        tie = _any_value(tie_plain, tie_kind)
+        value = _value(plain, kind)
+        tie = _value(tie_plain, tie_kind)
         if tie is None:
             raise ValueError("tie")
     except (binascii.Error, ValueError, TypeError, InvalidOperation, OverflowError):
         raise _problem("not a cursor") from None
     if (orderby, sort) != (page.orderby, page.sort):
         raise _problem("issued for another orderby or sort")
-    if _encode(page, value, tie) != token:
+    if encode(page, value, tie) != token:
         raise _problem("not a cursor")
     return value, tie
 
 
-def _any_value(plain: Any, kind: str) -> Any:
-    if plain is None or kind in ("text", "int", "decimal", "time"):
-        return _value(plain, cast(Kind, kind))
+def _value(plain: Any, kind: str) -> Any:
+    if plain is None:
+        return None
+    if kind == "text" and isinstance(plain, str) and "\x00" not in plain:
+        return plain
+    if kind == "int" and type(plain) is int and -INT4 <= plain < INT4:
+        return plain
     if kind == "int64" and type(plain) is int and -(2**63) <= plain < 2**63:
         return plain
+    if kind == "decimal" and isinstance(plain, str) and (d := Decimal(plain)).is_finite():
+        return d
+    if kind == "time" and isinstance(plain, str):
+        at = datetime.datetime.fromisoformat(plain)
+        if at.tzinfo is not None:
+            return at
     if kind == "uuid" and isinstance(plain, str):
         return uuid.UUID(plain)
     if kind == "date" and isinstance(plain, str):

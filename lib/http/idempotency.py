@@ -6,17 +6,16 @@ is a 409.
 
 The store is the service's own `idempotency_keys` table, through the queries generated from
 `sql/common/idempotency.sql`, which each such database's sqlc.yaml lists (passed in: lib
-never imports a service). The decorator opens a transaction, locks (caller, key) with an
-advisory lock, and runs the handler inside it: the handler's
-`db.acquire()`/`db.transaction()` lend that same connection (the request's scope,
-lib.db.scope), so its writes and the saved key commit together or not at all, and the
-request never holds more than one pooled connection. Concurrent duplicates wait on the lock
-for the first, then replay it.
-
-A handler that calls another service before it writes (orders asks catalog) first asks
-`stored_replay()`: a finished request with the same key is answered from the table on a
-short connection, without the call, so a replay neither costs the dependency a request
-nor fails while it is down.
+never imports a service). Every idempotent create is a handler under `@idempotent(queries)`
+(itself under `@operation`). The decorator first looks for a finished request with the
+same key on a short connection, without a lock: a replay is answered before the handler
+runs, so it never asks another service (orders asks catalog) and never fails while that
+one is down. Otherwise it opens a transaction, locks (caller, key) with an advisory lock,
+looks again and runs the handler inside it: the handler's `db.acquire()`/`db.transaction()`
+lend that same connection (the request's scope, lib.db.scope), so its writes and the saved
+key commit together or not at all, and the request never holds more than one pooled
+connection (a keyed create that asks another service holds it over the call; ADR 0047).
+Concurrent duplicates wait on the lock for the first, then replay it.
 """
 
 from __future__ import annotations
@@ -97,19 +96,6 @@ def answer_stored(stored: StoredResponse | None, digest: bytes) -> web.Response 
     return replay(stored)
 
 
-async def stored_replay(queries: IdempotencyQueries, request: web.Request) -> web.Response | None:
-    """The stored answer of a finished request with this Idempotency-Key (409 for another
-    request), or None. No lock: a duplicate still in flight is not stored yet, misses here,
-    and waits for it on the lock inside idempotent()."""
-    key = idempotency_key(request)
-    if key is None:
-        return None
-    caller, digest = caller_of(request), await request_digest(request)
-    async with request.app[DB].acquire() as conn:
-        stored = await queries.get_idempotency_key(conn, caller=caller, key=key)
-    return answer_stored(stored, digest)
-
-
 def idempotent(queries: IdempotencyQueries) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -118,6 +104,11 @@ def idempotent(queries: IdempotencyQueries) -> Callable[[Handler], Handler]:
             if key is None:
                 return await handler(request)
             caller, digest = caller_of(request), await request_digest(request)
+            # finished: answered on a short connection (an in-flight one waits on the lock)
+            async with request.app[DB].acquire() as conn:
+                stored = await queries.get_idempotency_key(conn, caller=caller, key=key)
+            if (answer := answer_stored(stored, digest)) is not None:
+                return answer
             async with request.app[DB].transaction() as conn:
                 await queries.lock_idempotency_key(conn, caller=caller, key=key)
                 stored = await queries.get_idempotency_key(conn, caller=caller, key=key)

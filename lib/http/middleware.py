@@ -1,12 +1,13 @@
-"""The middleware chain of every HTTP app: request id, CORS, access log, errors, limits, auth.
+"""The middleware chain of every HTTP app, one job per layer.
 
 The order is declared once, by `chain` (create_app uses it; docs/architecture.md, "The
 path of a request", walks it step by step), outermost first:
 
-[the server span, when tracing is on (lib/tracing.py)] -> request id (+ the one-connection
-scope and the security headers) -> CORS -> access log and metrics -> errors -> per-IP rate
-limit -> auth -> per-user rate limit, then a conditional GET's 304 -> the operation's guard
--> handler.
+[the server span, when tracing is on (lib/tracing.py)] -> security headers -> request id
+-> database scope -> CORS -> access log and metrics -> errors -> per-IP rate limit -> auth
+-> per-user rate limit -> a conditional GET's 304 (lib/http/conditional.py) -> the
+operation's guard -> handler. What a route declares (`anonymous`, `conditional`) is read
+from its one `Operation` (lib.http.openapi.declared).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from lib.errors import AppError, BadRequest, Forbidden, Unauthorized
 from lib.forwarding import ACCESS_COOKIE
 from lib.http import problems
 from lib.http.access import UNSAFE_METHODS
-from lib.http.conditional import answer_unchanged, stamp_of
+from lib.http.conditional import not_modified_middleware
 from lib.http.keys import (
     AUTH,
     CLIENT_IP,
@@ -43,6 +44,7 @@ from lib.http.keys import (
     principal_of,
     request_id,
 )
+from lib.http.openapi import declared
 from lib.logging import access_log, get_logger
 from lib.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
 from lib.redact import redact_query, secret_params
@@ -102,35 +104,44 @@ REQUEST_IDS = RequestIds()
 
 
 @web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The request id, bound to every log line; the request's database scope (at most one
-    pooled connection per request, lib.db.scope); the headers every response carries."""
-    incoming = request.headers.get("X-Request-ID", "")
-    rid = incoming if incoming and REQUEST_ID_FORMAT.match(incoming) else REQUEST_IDS.new()
-    request[REQUEST_ID] = rid
-    # overwrite, not clear: cheaper, and a keep-alive connection's next request starts clean
-    structlog.contextvars.bind_contextvars(request_id=rid, user_id=None)
-    scope = enter_scope()
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:  # raised outside the error middleware (e.g. 404 routing)
-        response = problems.from_http_exception(exc, rid)
-    finally:
-        exit_scope(scope)
-    response.headers["X-Request-ID"] = rid
-    set_security_headers(request, response)
-    return response
-
-
-def set_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """On every response, errors and preflights included; no-store when authenticated.
-    Called by the outermost middleware, not a layer of its own: a layer costs ~6% of the
-    list endpoint's throughput for four headers (ADR 0005)."""
+async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The headers every response carries, errors and preflights included; no-store when
+    authenticated. Outermost: nothing answers past it."""
+    response = await handler(request)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
     if principal_of(request) is not None:
         response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request id: taken from X-Request-ID when well-formed, else made; bound to every
+    log line and sent back."""
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if incoming and REQUEST_ID_FORMAT.match(incoming) else REQUEST_IDS.new()
+    request[REQUEST_ID] = rid
+    # overwrite, not clear: cheaper, and a keep-alive connection's next request starts clean
+    structlog.contextvars.bind_contextvars(request_id=rid, user_id=None)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # raised outside the error middleware (e.g. 404 routing)
+        response = problems.from_http_exception(exc, rid)
+    response.headers["X-Request-ID"] = rid
+    return response
+
+
+@web.middleware
+async def database_scope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request's database scope: at most one pooled connection per request, lent to
+    every nested acquire (lib.db.scope)."""
+    scope = enter_scope()
+    try:
+        return await handler(request)
+    finally:
+        exit_scope(scope)
 
 
 def cors_middleware(allowed: list[str]) -> Any:
@@ -286,16 +297,12 @@ def ip_limit_middleware(trusted_proxies: list[str]) -> Any:
 EXEMPT = {"/health", "/ready", "/metrics"}
 
 
-def anonymous(request: web.Request) -> bool:
-    """The route ignores credentials (`@operation(anonymous=True)`, lib/http/openapi.py)."""
-    return getattr(request.match_info.handler, "__anonymous__", False) is True
-
-
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Verify a bearer token or the access cookie when present; handlers decide who may pass."""
     request[PRINCIPAL] = None
-    if anonymous(request):  # login, register, ...: a stale token there must not refuse
+    operation = declared(request.match_info.handler)
+    if operation is not None and operation.anonymous:  # login, ...: a stale token never refuses
         return await handler(request)
     verifier: Any = request.app.get(AUTH)
     header = request.headers.get("Authorization", "")
@@ -324,19 +331,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def user_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The per-user limit, then a conditional GET's 304 (lib.http.conditional, ADR 0019):
-    innermost, so a 304 has spent what a 200 spends (one token of the per-IP budget, and
-    of the per-user one when authenticated) and a bad token is a 401 before it. One layer
-    for both: a layer of its own costs more than the header lookup (ADR 0005)."""
+    """The per-user rate limit, after auth: a bad token is a 401 before it."""
     principal = principal_of(request)
     limits = request.app.get(LIMITS)
     if principal is not None and limits is not None:
         await enforce(limits.user, f"user:{principal.user_id}")
-    stamp = stamp_of(request)  # a plain call: None unless a conditional GET may be
-    if stamp is not None:
-        unchanged = await answer_unchanged(request, stamp)  # the route's guard, then 304
-        if unchanged is not None:
-            return unchanged
     return await handler(request)
 
 
@@ -345,11 +344,14 @@ def chain(settings: ServiceSettings) -> list[Middleware]:
     (docs/architecture.md, "The path of a request"). Tracing is no layer at all when off."""
     return [
         *([tracing_middleware] if tracing.ENABLED else []),
+        security_headers_middleware,
         request_id_middleware,
+        database_scope_middleware,
         cors_middleware(settings.cors_allow_origins),
         observe_middleware(settings.service, settings.log_redact_params),
         error_middleware,
         ip_limit_middleware(settings.trusted_proxies),
         auth_middleware,
         user_limit_middleware,
+        not_modified_middleware,
     ]

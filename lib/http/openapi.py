@@ -1,15 +1,18 @@
-"""OpenAPI 3.1 from the routes and their pydantic models / dataclasses (apispec).
+"""What a route declares, and OpenAPI 3.1 from it (apispec).
 
-A handler describes itself with `@operation(...)`; `build_spec(app)` walks the router, so
-the served document and `make swag-gen` can never disagree with the code. Who may call it
-(`roles`, `owner`, `any_owner`, `verified`) is declared there once: `@operation` enforces it
-before the handler runs and the document shows it (lib/http/access.py).
+A handler describes itself with `@operation(...)`: one typed `Operation`, which
+`declared(handler)` returns to whoever needs it (the auth middleware: `anonymous`; the 304
+middleware: `conditional`; `build_spec(app)`: the rest), so the served document and
+`make swag-gen` can never disagree with the code. Who may call it (`roles`, `owner`,
+`any_owner`, `verified`) is declared there once: `@operation` enforces it before the
+handler runs and the document shows it (lib/http/access.py).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -34,6 +37,8 @@ from lib.http.openapi_examples import add_examples, load
 from lib.http.openapi_io import Form, Header, binary_content, path_schema, tag_objects
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+# reads the current tag of what a GET answers, on `conn`; None: no such resource (ADR 0019)
+Stamp = Callable[[web.Request, Any], Awaitable[str | None]]
 
 # every document's licence (the repository's LICENSE) and whom to contact (SECURITY.md says
 # how to report a vulnerability); a team that ships its fork sets its own here
@@ -45,7 +50,7 @@ CONTACT = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Operation:
     summary: str
     tags: list[str]
@@ -71,6 +76,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     if_match: bool = False
     etag: bool = False
+    conditional: Stamp | None = None  # a GET answering If-None-Match (lib/http/conditional.py)
     idempotent: bool = False
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -79,19 +85,30 @@ class Operation:
     def __post_init__(self) -> None:
         if self.anonymous and self.roles is not None:
             raise ValueError("an anonymous route declares no roles")
-        self.access = Access.declare(
+        access = Access.declare(
             self.roles,
             owner=self.owner,
             any_owner=self.any_owner,
             verified=self.verified,
             authenticate=self.authenticate,
         )
+        object.__setattr__(self, "access", access)  # frozen: set once, here
+
+
+# each route handler `@operation` returned -> its declaration (weak: a test's app goes away)
+DECLARED: weakref.WeakKeyDictionary[Callable[..., Any], Operation] = weakref.WeakKeyDictionary()
+
+
+def declared(handler: Callable[..., Any]) -> Operation | None:
+    """What `handler` declares, when it is the guard `@operation` made; None for a route
+    without one, or one wrapped again (something would answer before the access check)."""
+    return DECLARED.get(handler)
 
 
 def operation(summary: str, **kwargs: Any) -> Callable[[F], F]:
     """Describe a handler and guard it: its declared access is checked before it runs.
     Put it outermost (right under the route), so nothing (an idempotent replay) answers
-    before the check; `guarded(route.handler)` tells.
+    before the check: only the handler it returns is `declared`.
 
     What the guard does is decided here, once: a public route keeps its handler as it is
     (no wrapper, nothing per request), a route the auth middleware authenticates checks
@@ -119,18 +136,10 @@ def operation(summary: str, **kwargs: Any) -> Callable[[F], F]:
                 await enforce(request)
                 return await handler(request)
 
-        guard.__openapi__ = op
-        if op.anonymous:
-            guard.__anonymous__ = True
-        guard.__guard__ = guard
+        DECLARED[guard] = op
         return guard  # type: ignore[no-any-return]
 
     return mark
-
-
-def guarded(handler: Any) -> bool:
-    """True when `handler` is the guard `@operation` made (not wrapped again)."""
-    return getattr(handler, "__guard__", None) is handler
 
 
 class _Builder:
@@ -321,7 +330,7 @@ def build_spec(app: web.Application, *, service: str, title: str, version: str) 
     builder = _Builder(spec)
     paths: dict[str, dict[str, Any]] = {}
     for route in app.router.routes():
-        op: Operation | None = getattr(route.handler, "__openapi__", None)
+        op = declared(route.handler)
         if op is None or route.resource is None or route.method == "HEAD":
             continue
         path = route.resource.canonical

@@ -36,6 +36,7 @@ def problem(
     *,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> web.Response:
     body: dict[str, Any] = {
         "type": f"https://fixup.dev/problems/{code.lower().replace('_', '-')}",
@@ -47,6 +48,7 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    body |= extensions or {}
     return json_response(body, status=status, headers=headers, content_type=PROBLEM_TYPE)
 
 
@@ -59,6 +61,7 @@ def from_app_error(error: AppError, request_id: str) -> web.Response:
         request_id,
         errors=[{"field": e.field, "message": e.message} for e in error.errors],
         headers=error.headers,
+        extensions=error.extensions,
     )
     if error.closes_connection:
         response.force_close()

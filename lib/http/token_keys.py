@@ -1,10 +1,9 @@
 """Which keys a service verifies access tokens with, from its settings (ADR 0032).
 
-The first set of: `JWT_KEYS_DIR` (the key directory's published keys: users itself, and
-deployments that mount the keys as files), `JWKS_URL` (users' JWK Set, fetched and
-cached: every other service in `make run`), `JWT_PUBLIC_KEY[_FILE]` (one fixed key, no
-rotation: tests, single-key setups). None of them: the service accepts no tokens (401
-"this service does not accept tokens").
+The first set of: `JWT_KEYS_DIR` (the signing keyring's published keys: users itself),
+`JWKS_URL` (users' JWK Set, fetched and cached: every other service in `make run`),
+`JWT_PUBLIC_KEY[_FILE]` (one fixed key, no rotation: tests, single-key setups). None of
+them: the service accepts no tokens (401 "this service does not accept tokens").
 """
 
 from __future__ import annotations
@@ -14,19 +13,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from lib.auth.keydir import KeyDirectory
-from lib.auth.keysources import DirectoryKeys, KeySource, StaticKeys
+from lib.auth.keysources import RING, DirectoryKeys, KeySource, StaticKeys
 from lib.config import ServiceSettings
 from lib.http.jwks_client import JwksKeys, jwks_ctx
+from lib.keyring import KeyringFile
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 
 def directory_keys(settings: ServiceSettings, now: Callable[[], float]) -> DirectoryKeys:
-    directory = KeyDirectory(
-        Path(settings.jwt_keys_dir),
-        private=False,
-        reload_interval=settings.jwt_keys_reload_interval,
+    directory = KeyringFile(
+        Path(settings.jwt_keys_dir, RING), reload_interval=settings.jwt_keys_reload_interval
     )
     return DirectoryKeys(
         directory,

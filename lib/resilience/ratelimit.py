@@ -22,7 +22,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from lib.errors import CircuitOpen, RateLimited
+from lib.errors import CircuitOpen, RateLimited, ServiceUnavailable
 from lib.logging import get_logger
 from lib.resilience.breaker import BreakerState, CircuitBreaker
 
@@ -179,8 +179,10 @@ class RateLimitStore:
         )
         self.unreachable = False  # between the warning and the recovery line
 
-    def limiter(self, name: str, rate: float, burst: int) -> FallbackRateLimiter:
-        return FallbackRateLimiter(self, name, rate, burst)
+    def limiter(
+        self, name: str, rate: float, burst: int, strict: bool = False
+    ) -> FallbackRateLimiter:
+        return FallbackRateLimiter(self, name, rate, burst, strict)
 
     async def decide(self, shared: RedisRateLimiter, key: str) -> Decision | None:
         """Redis' decision for `key`, or None when Redis did not give one in time."""
@@ -210,16 +212,31 @@ class RateLimitStore:
 class FallbackRateLimiter:
     """A limit kept in Redis (one bucket per key for every replica and worker), decided by
     this process's own bucket with the same rate and burst while Redis is unreachable:
-    during an outage each process allows at most what the whole fleet allows normally."""
+    during an outage each process allows at most what the whole fleet allows normally.
+    A `strict` limit has no fallback: when Redis gives no decision in time it refuses
+    (503 with Retry-After), so its budget holds across the fleet whatever happens (the
+    attempts on one account: ADR 0049)."""
 
-    def __init__(self, store: RateLimitStore, name: str, rate: float, burst: int) -> None:
+    def __init__(
+        self, store: RateLimitStore, name: str, rate: float, burst: int, strict: bool = False
+    ) -> None:
         self.name = name
+        self.strict = strict
         self.shared = RedisRateLimiter(store.redis, rate, burst, f"{store.prefix}{name}:")
         self.local = MemoryRateLimiter(rate, burst)
         self._store = store
         self._fallbacks = FALLBACK_HITS.labels(store.service, name)  # 0 from start-up
 
     async def hit(self, key: str) -> Decision:
+        if self.strict:  # asked every time, past the breaker: a restarted Redis at once
+            try:
+                async with asyncio.timeout(self._store.timeout):
+                    return await self.shared.hit(key)
+            except STORE_ERRORS:
+                retry = self._store.breaker.reset_timeout
+                raise ServiceUnavailable(
+                    f"the {self.name} limit cannot be checked", retry_after=retry
+                ) from None
         decision = await self._store.decide(self.shared, key)
         if decision is None:
             self._fallbacks.inc()
@@ -228,12 +245,12 @@ class FallbackRateLimiter:
 
 
 def make_rate_limiter(
-    name: str, rate: float, burst: int, store: RateLimitStore | None
+    name: str, rate: float, burst: int, store: RateLimitStore | None, strict: bool = False
 ) -> RateLimiter:
-    """The limit `name`: in Redis with a per-process fallback when the process has a store
-    (limits shared by replicas and workers), else in memory."""
+    """The limit `name`: in Redis with a per-process fallback (none when `strict`) when the
+    process has a store (limits shared by replicas and workers), else in memory."""
     if store is not None:
-        return store.limiter(name, rate, burst)
+        return store.limiter(name, rate, burst, strict)
     return MemoryRateLimiter(rate, burst)
 
 

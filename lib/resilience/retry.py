@@ -1,4 +1,4 @@
-"""Retry with full-jitter exponential backoff, and a timeout that maps to 503."""
+"""Retry with lib's backoff (lib/backoff.py), and a timeout that maps to 503."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from lib.backoff import backoff
 from lib.errors import CircuitOpen, ServiceUnavailable
 
 T = TypeVar("T")
@@ -24,9 +25,8 @@ async def retry(
 ) -> T:
     """Call `fn` up to `attempts` times; re-raise the last error.
 
-    Before retry n (0-based) sleep `rng() * min(max_delay, base_delay * 2**n)` — full
-    jitter, so callers that failed together do not retry together. CircuitOpen (the
-    breaker already decided) and cancellation are never retried.
+    Before retry n (0-based) sleep `backoff(n, base_delay, max_delay)` (lib/backoff.py).
+    CircuitOpen (the breaker already decided) and cancellation are never retried.
     """
     if attempts < 1:
         raise ValueError("attempts must be >= 1")
@@ -38,7 +38,7 @@ async def retry(
         except retry_on:
             if n == attempts - 1:
                 raise
-            await sleep(rng() * min(max_delay, base_delay * 2**n))
+            await sleep(backoff(n, base_delay, max_delay, rng))
     raise AssertionError("unreachable")
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from lib.db.runtime import Sorting
 from lib.errors import Conflict, NotFound
 from lib.http.body import parse_body
-from lib.http.conditional import TAG, TablesStamp, conditional
+from lib.http.conditional import TAG, TablesStamp
 from lib.http.cursor import ListPage, list_page
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
@@ -103,7 +103,6 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
         row = await res.get(conn, id=path_uuid(request))
         return None if row is None else etag(row.version)
 
-    @conditional(rows_tag)
     @operation(
         f"List {res.plural}",
         tags=tags,
@@ -117,6 +116,7 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
             if res.sorting.keyset
             else ""
         ),
+        conditional=rows_tag,
     )
     async def list_rows(request: web.Request) -> web.Response:
         lp = list_page(request, res.sorting, res.list_query)
@@ -126,8 +126,14 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
         headers = None if tag is None else {"ETag": tag}
         return json_response({"data": rows, "meta": meta}, headers=headers)
 
-    @conditional(row_tag)
-    @operation(f"Get a {res.noun}", tags=tags, response=res.row, etag=True, errors=(400, 404))
+    @operation(
+        f"Get a {res.noun}",
+        tags=tags,
+        response=res.row,
+        etag=True,
+        errors=(400, 404),
+        conditional=row_tag,
+    )
     async def get_row(request: web.Request) -> web.Response:
         row_id = path_uuid(request)
         async with request.app[DB].acquire() as conn:

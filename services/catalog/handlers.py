@@ -11,7 +11,7 @@ from aiohttp import web
 from lib.auth.principal import Role
 from lib.errors import Forbidden, NotFound
 from lib.http.access import SELF
-from lib.http.conditional import TAG, TablesStamp, conditional
+from lib.http.conditional import TAG, TablesStamp
 from lib.http.cursor import list_page
 from lib.http.guards import authenticated, path_uuid
 from lib.http.jsonio import json_response
@@ -173,7 +173,6 @@ links_tag = TablesStamp(table_versions.tables_version, "provider_services", "ser
 
 
 @routes.get("/v1/providers/{id}/services")
-@conditional(links_tag)
 @operation(
     "List the services of a provider",
     tags=LINK_TAGS,
@@ -185,6 +184,7 @@ links_tag = TablesStamp(table_versions.tables_version, "provider_services", "ser
     description="A provider unknown to the catalog offers nothing: an empty list. "
     "meta.next_cursor: `?cursor=` continues after this page (meta then has no `total` or "
     "`page`); null on the last page.",
+    conditional=links_tag,
 )
 async def list_services_of_provider(request: web.Request) -> web.Response:
     provider_id = path_uuid(request)
@@ -201,7 +201,6 @@ async def list_services_of_provider(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/services/{id}/providers")
-@conditional(links_tag)
 @operation(
     "List the providers of a service",
     tags=LINK_TAGS,
@@ -209,6 +208,7 @@ async def list_services_of_provider(request: web.Request) -> web.Response:
     paged=True,
     query=s.ProviderListQuery,
     errors=(400, 404),
+    conditional=links_tag,
 )
 async def list_providers_of_service(request: web.Request) -> web.Response:
     service_id = path_uuid(request)

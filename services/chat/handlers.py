@@ -9,18 +9,20 @@ waits for orders. Anyone else gets 404.
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from aiohttp import web
 
 from lib.auth.principal import Principal
 from lib.clients.orders import OrderParties
+from lib.db.committed import after_commit
 from lib.db.runtime import PgConn
 from lib.errors import FieldError, NotFound, ValidationFailed
 from lib.http.body import parse_body
 from lib.http.cursor import list_page
 from lib.http.guards import authenticated, path_uuid
-from lib.http.idempotency import idempotent, stored_replay
+from lib.http.idempotency import idempotent
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
 from lib.http.listing import parse_query
@@ -94,22 +96,16 @@ def one(row: models.Conversation, status: int = 200) -> web.Response:
         "orders unreachable: 503."
     ),
 )
+@idempotent(idem_q)  # a replay: the first answer (201 or 200), without asking orders again
 async def create_conversation(request: web.Request) -> web.Response:
     principal = authenticated(request)
     body = await parse_body(request, s.ConversationCreate, forbidden=s.READ_ONLY)
-    if (replayed := await stored_replay(idem_q, request)) is not None:
-        return replayed  # the first answer (201 or 200), without asking orders again
     async with request.app[DB].acquire() as conn:
         existing = await q.find_conversation(
             conn, order_id=body.order_id, provider_id=body.provider_id
         )
     if existing is not None and takes_part(principal, existing):
-        found = existing  # nothing to ask orders: the pair was checked at creation
-
-        async def answer(request: web.Request) -> web.Response:
-            return one(found)
-
-        return await idempotent(idem_q)(answer)(request)  # the key remembers this 200
+        return one(existing)  # nothing to ask orders: the pair was checked at creation
 
     def admits(parties: OrderParties | None) -> bool:
         return (
@@ -125,21 +121,15 @@ async def create_conversation(request: web.Request) -> web.Response:
     if not admits(parties):
         raise NotFound(f"no offer on this order from provider_id {body.provider_id}")
     customer_id = parties.customer_id
-
-    async def insert(request: web.Request) -> web.Response:
-        async with request.app[DB].acquire() as conn:
-            row = await q.create_conversation(
-                conn, order_id=body.order_id, customer_id=customer_id, provider_id=body.provider_id
-            )
-            if row is not None:
-                return one(row, status=201)
-            row = await q.find_conversation(
-                conn, order_id=body.order_id, provider_id=body.provider_id
-            )
-        assert row is not None  # the conflict was this row; conversations are never deleted
-        return one(row)
-
-    return await idempotent(idem_q)(insert)(request)
+    async with request.app[DB].acquire() as conn:
+        row = await q.create_conversation(
+            conn, order_id=body.order_id, customer_id=customer_id, provider_id=body.provider_id
+        )
+        if row is not None:
+            return one(row, status=201)
+        row = await q.find_conversation(conn, order_id=body.order_id, provider_id=body.provider_id)
+    assert row is not None  # the conflict was this row; conversations are never deleted
+    return one(row)
 
 
 @routes.get("/v1/conversations")
@@ -250,21 +240,15 @@ async def list_messages(request: web.Request) -> web.Response:
         "on every replica once stored."
     ),
 )
+@idempotent(idem_q)
 async def post_message(request: web.Request) -> web.Response:
     principal = authenticated(request)
     conversation_id = path_uuid(request)
     body = await parse_body(request, s.MessageCreate, forbidden=s.READ_ONLY)
-    stored: list[models.Message] = []
-
-    async def insert(request: web.Request) -> web.Response:
-        async with request.app[DB].transaction() as conn:
-            await participant_conversation(conn, principal, conversation_id)
-            row = await store(conn, conversation_id, principal.user_id, body.body)
-            MESSAGES.count(request.app[CHAT_SETTINGS].service, via="http")
-        stored.append(row)
-        return data(message_json(row), status=201)
-
-    response = await idempotent(idem_q)(insert)(request)
-    if stored:  # committed now (a replay stored nothing): push it
-        await request.app[HUB].publish(stored[0])
-    return response
+    async with request.app[DB].transaction() as conn:
+        await participant_conversation(conn, principal, conversation_id)
+        row = await store(conn, conversation_id, principal.user_id, body.body)
+        MESSAGES.count(request.app[CHAT_SETTINGS].service, via="http")
+        # pushed once committed (never before: a rolled-back number is handed out again)
+        after_commit(functools.partial(request.app[HUB].publish, row))
+    return data(message_json(row), status=201)

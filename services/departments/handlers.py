@@ -9,7 +9,7 @@ from aiohttp import web
 
 from lib.errors import Conflict, NotFound
 from lib.http.body import parse_body
-from lib.http.conditional import TAG, TablesStamp, conditional, list_tag
+from lib.http.conditional import TAG, TablesStamp, list_tag
 from lib.http.cursor import list_page
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
@@ -48,9 +48,13 @@ async def department_tag(request: web.Request, conn: Any) -> str | None:
 
 
 @routes.get("/v1/departments")
-@conditional(departments_tag)
 @operation(
-    "List departments", tags=TAGS, response=Department, paged=True, query=DepartmentListQuery
+    "List departments",
+    tags=TAGS,
+    response=Department,
+    paged=True,
+    query=DepartmentListQuery,
+    conditional=departments_tag,
 )
 async def list_departments(request: web.Request) -> web.Response:
     lp = list_page(request, q.PAGE_DEPARTMENTS_SORTING, DepartmentListQuery)
@@ -71,8 +75,14 @@ async def list_departments(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/departments/{id}")
-@conditional(department_tag)
-@operation("Get a department", tags=TAGS, response=Department, etag=True, errors=(400, 404))
+@operation(
+    "Get a department",
+    tags=TAGS,
+    response=Department,
+    etag=True,
+    errors=(400, 404),
+    conditional=department_tag,
+)
 async def get_department(request: web.Request) -> web.Response:
     department_id = path_uuid(request)
     async with request.app[DB].acquire() as conn:

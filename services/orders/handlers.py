@@ -18,11 +18,11 @@ from aiohttp import web
 from lib.auth.principal import Role
 from lib.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from lib.http.body import parse_body
-from lib.http.conditional import TAG, TablesStamp, conditional
+from lib.http.conditional import TAG, TablesStamp
 from lib.http.cursor import list_page
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import authenticated, path_uuid
-from lib.http.idempotency import idempotent, stored_replay
+from lib.http.idempotency import idempotent
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
 from lib.http.listing import like_pattern, parse_list
@@ -88,25 +88,20 @@ async def refuse_owner_move(
         "body within 24 h answer the first response again, without asking catalog or users."
     ),
 )
+@idempotent(idem_q)
 async def create_order(request: web.Request) -> web.Response:
     principal = authenticated(request)
     body = await parse_body(request, s.OrderCreate, forbidden=s.READ_ONLY)
-    if (replayed := await stored_replay(idem_q, request)) is not None:
-        return replayed  # before catalog and users: a replay calls neither
     if not await request.app[CATALOG].service_exists(body.service_id, caller=request):
         raise NotFound(f"no such service: service_id {body.service_id}")
     name = await customer_name(request, principal.user_id)
-
-    async def insert(request: web.Request) -> web.Response:
-        async with request.app[DB].acquire() as conn:
-            row = await q.create_order(
-                conn, customer_id=principal.user_id, customer_name=name, **body.model_dump()
-            )
-        assert row is not None  # INSERT ... RETURNING always returns the row
-        facts.ORDERS.count(SERVICE)  # once the Idempotency-Key's transaction commits
-        return one(row, status=201)
-
-    return await idempotent(idem_q)(insert)(request)
+    async with request.app[DB].acquire() as conn:
+        row = await q.create_order(
+            conn, customer_id=principal.user_id, customer_name=name, **body.model_dump()
+        )
+    assert row is not None  # INSERT ... RETURNING always returns the row
+    facts.ORDERS.count(SERVICE)  # once the Idempotency-Key's transaction commits
+    return one(row, status=201)
 
 
 @routes.get("/v1/orders")
@@ -226,7 +221,6 @@ currencies_tag = TablesStamp(table_versions.tables_version, "currencies")
 
 
 @routes.get("/v1/currencies")
-@conditional(currencies_tag)
 @operation(
     "List currencies",
     tags=["currencies"],
@@ -235,6 +229,7 @@ currencies_tag = TablesStamp(table_versions.tables_version, "currencies")
     query=s.CurrencyListQuery,
     errors=(400,),
     description="ISO 4217 codes an offer may use (reference data), by code.",
+    conditional=currencies_tag,
 )
 async def list_currencies(request: web.Request) -> web.Response:
     page = parse_list(request, ("code",), s.CurrencyListQuery)

@@ -14,7 +14,7 @@ from lib import tracing
 from lib.auth.principal import Role
 from lib.errors import Conflict
 from lib.http.body import parse_body
-from lib.http.conditional import TAG, TablesStamp, conditional
+from lib.http.conditional import TAG, TablesStamp
 from lib.http.cursor import list_page
 from lib.http.guards import authenticated, path_uuid
 from lib.http.idempotency import idempotent
@@ -213,7 +213,6 @@ reviews_tag = TablesStamp(table_versions.tables_version, "reviews")
 
 
 @routes.get("/v1/providers/{id}/reviews")
-@conditional(reviews_tag)
 @operation(
     "List the reviews of a provider",
     tags=["reviews"],
@@ -226,6 +225,7 @@ reviews_tag = TablesStamp(table_versions.tables_version, "reviews")
     description="Public. `meta.avg_rating`: the average over all of them (decimal string, "
     "rounded half-up to 2 places; null without reviews). Default order: created_at desc. "
     "meta.next_cursor: `?cursor=` continues after this page (meta then has no `page`).",
+    conditional=reviews_tag,
 )
 async def list_reviews(request: web.Request) -> web.Response:
     provider_id = path_uuid(request)

@@ -16,7 +16,7 @@ from lib.errors import BadRequest, Conflict, FieldError, Forbidden
 from lib.http.body import parse_body
 from lib.http.cursor import list_page
 from lib.http.guards import authenticated, path_uuid
-from lib.http.idempotency import idempotent, stored_replay
+from lib.http.idempotency import idempotent
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
 from lib.http.openapi import operation
@@ -60,37 +60,32 @@ class _Refused(Exception):
         "is a 400. Idempotency-Key as for orders (a replay does not ask catalog)."
     ),
 )
+@idempotent(idem_q)
 async def create_offer(request: web.Request) -> web.Response:
     principal = authenticated(request)
     order_id = path_uuid(request)
     body = await parse_body(request, s.OfferCreate, forbidden=frozenset({"id", "status"}))
-    if (replayed := await stored_replay(idem_q, request)) is not None:
-        return replayed  # before catalog: a replay does not ask it
     order = await visible_order(request, order_id)
     offered = await request.app[CATALOG].services_of_provider(principal.user_id, caller=request)
     if order.service_id not in offered:
         raise Forbidden("you do not offer this order's service")
-
-    async def insert(request: web.Request) -> web.Response:
-        try:
-            async with request.app[DB].acquire() as conn:
-                row = await q.create_offer(
-                    conn, order_id=order_id, provider_id=principal.user_id, **body.model_dump()
-                )
-        except asyncpg.UniqueViolationError:
-            raise Conflict("you already have a PENDING offer on this order") from None
-        except asyncpg.ForeignKeyViolationError:
-            raise BadRequest(
-                f"unknown currency: {body.currency}",
-                errors=[FieldError("currency", "not a known ISO 4217 code")],
-            ) from None
-        if row is None:
-            raise Conflict("the order is not OPEN")
-        facts.OFFERS_MADE.count(SERVICE)
-        headers = {"Location": f"/v1/orders/{order_id}/offers/{row.id}"}
-        return data(row, status=201, headers=headers)
-
-    return await idempotent(idem_q)(insert)(request)
+    try:
+        async with request.app[DB].acquire() as conn:
+            row = await q.create_offer(
+                conn, order_id=order_id, provider_id=principal.user_id, **body.model_dump()
+            )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("you already have a PENDING offer on this order") from None
+    except asyncpg.ForeignKeyViolationError:
+        raise BadRequest(
+            f"unknown currency: {body.currency}",
+            errors=[FieldError("currency", "not a known ISO 4217 code")],
+        ) from None
+    if row is None:
+        raise Conflict("the order is not OPEN")
+    facts.OFFERS_MADE.count(SERVICE)
+    headers = {"Location": f"/v1/orders/{order_id}/offers/{row.id}"}
+    return data(row, status=201, headers=headers)
 
 
 @routes.get("/v1/orders/{id}/offers")

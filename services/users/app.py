@@ -1,5 +1,6 @@
 """The users service: settings and the app factory; the routes of handlers.py (the users)
-and of each concern's module (registration, sessions, passwords, pictures)."""
+and of each concern's module (registration, sessions, reauth, session_list, passwords,
+pictures)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from lib.http.app import create_app as base_app
 from services.users import (
     facts,
     jwks,
+    passkeys,
     passwords,
     pictures,
+    reauth,
     registration,
     revocations,
+    session_list,
     sessions,
+    totp,
 )
 from services.users.auth_kit import auth_ctx
 from services.users.handlers import departments_ctx, routes
@@ -53,7 +58,19 @@ def create_app(
         keeper_ctx(settings),
     )
     app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
-    for concern in (registration, sessions, passwords, pictures, revocations, jwks):
+    concerns = (
+        registration,
+        sessions,
+        reauth,
+        session_list,
+        passwords,
+        passkeys,
+        totp,
+        pictures,
+        revocations,
+        jwks,
+    )
+    for concern in concerns:
         app.add_routes(concern.routes)
     for counter in facts.ALL:
         counter.start(settings.service)

@@ -22,8 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from lib.auth.keydir import KeyDirectory
 from lib.auth.keysources import (
+    RING,
     DirectoryKeys,
     DirectorySigningKeys,
     KeySource,
@@ -36,6 +36,7 @@ from lib.crypto import FieldCipher
 from lib.db.runtime import PgConn
 from lib.errors import ServiceUnavailable
 from lib.http.keys import CLOCK, LIMITS, SETTINGS
+from lib.keyring import KeyringFile
 from lib.logging import get_logger
 from lib.resilience.ratelimit import RateLimiter, make_rate_limiter
 from services.users.db import auth as auth_q
@@ -55,17 +56,21 @@ class AuthKit:
         KeySource | None
     )  # the keys GET /.well-known/jwks.json serves (services/users/jwks.py)
     cipher: FieldCipher | None  # None: no ENCRYPTION_KEY, no PROVIDER registration (503)
-    login_limit: RateLimiter  # keyed per email and per IP
+    login_limit: RateLimiter  # per IP
+    account_limit: RateLimiter  # login attempts per email: strict, no per-process fallback
     register_limit: RateLimiter  # per IP
     mail_limit: RateLimiter  # resend-verification and password-reset, per email
 
-    async def issue(self, conn: PgConn, user_id: Any, role: str, verified: bool) -> str:
-        """An access token whose iat is the database's clock, read on `conn` (in the
-        transaction that signs it, if any): the clock revocations are written with."""
+    async def issue(
+        self, conn: PgConn, user_id: Any, role: str, verified: bool, session_id: uuid.UUID
+    ) -> str:
+        """An access token of the session (refresh family) `session_id` whose iat is the
+        database's clock, read on `conn` (in the transaction that signs it, if any): the
+        clock revocations are written with."""
         if self.signer is None:
             raise ServiceUnavailable("sign-in is not configured (JWT_PRIVATE_KEY)")
         now = await auth_q.database_clock(conn)
-        return self.signer.issue(user_id, role, verified, issued_at=now)[0]
+        return self.signer.issue(user_id, role, verified, issued_at=now, session_id=session_id)[0]
 
     def seal(self, personal_id: str, user_id: uuid.UUID) -> bytes:
         if self.cipher is None:
@@ -104,6 +109,9 @@ def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterat
             login_limit=make_rate_limiter(
                 "login", settings.login_rate, settings.login_burst, store
             ),
+            account_limit=make_rate_limiter(
+                "login", settings.login_rate, settings.login_burst, store, strict=True
+            ),
             register_limit=make_rate_limiter(
                 "register", settings.register_rate, settings.register_burst, store
             ),
@@ -118,14 +126,12 @@ def auth_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterat
 def signing_keys(
     settings: UsersSettings, now: Callable[[], float]
 ) -> tuple[SigningKeys | None, KeySource | None]:
-    """What users signs with and publishes: the key directory's signing key and published
+    """What users signs with and publishes: the signing keyring's current key and published
     keys (JWT_KEYS_DIR, read again every JWT_KEYS_RELOAD_INTERVAL), else the one
     JWT_PRIVATE_KEY and its public half; (None, None) when neither is set."""
     if settings.jwt_keys_dir:
-        directory = KeyDirectory(
-            Path(settings.jwt_keys_dir),
-            private=True,
-            reload_interval=settings.jwt_keys_reload_interval,
+        directory = KeyringFile(
+            Path(settings.jwt_keys_dir, RING), reload_interval=settings.jwt_keys_reload_interval
         )
         published = DirectoryKeys(
             directory,

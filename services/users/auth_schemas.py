@@ -71,6 +71,10 @@ class RefreshIn(_Strict):
     )
 
 
+class ReauthIn(_Strict):
+    password: Annotated[str, StringConstraints(min_length=1, max_length=72)]
+
+
 class ResetConfirmIn(_Strict):
     token: Secret
     new_password: Password

@@ -54,13 +54,32 @@ def verification_mail(settings: UsersSettings, token: str) -> tuple[str, str]:
     )
 
 
+def reset_link(settings: UsersSettings, token: str) -> str:
+    return f"{settings.public_base_url}/reset-password#token={token}"
+
+
 def reset_mail(settings: UsersSettings, token: str) -> tuple[str, str]:
     minutes = settings.reset_token_ttl // 60
-    link = f"{settings.public_base_url}/reset-password#token={token}"
+    link = reset_link(settings, token)
     return "Reset your Fixup password", (
         f"Someone asked to reset the password of this Fixup account.\n\n"
         f"Choose a new password within {minutes} minutes:\n{link}\n\n"
         "If it was not you, ignore this mail: the password stays as it is.\n"
+    )
+
+
+def taken_address_mail(settings: UsersSettings, token: str) -> tuple[str, str]:
+    """To the owner of an address someone registered again (ADR 0055): the answer to the
+    registration said nothing, so the mail says it, to the one person who may read it, with
+    a reset link (the same work as a new account's verification link: the same time)."""
+    minutes = settings.reset_token_ttl // 60
+    link = reset_link(settings, token)
+    return "Someone tried to register with your address", (
+        "Someone tried to register a new Fixup account with this email address, which "
+        "already has one.\n\n"
+        f"If it was you, sign in instead, or choose a new password within {minutes} "
+        f"minutes:\n{link}\n\n"
+        "If it was not you, ignore this mail: nothing changed.\n"
     )
 
 
@@ -70,11 +89,16 @@ async def send_token_mail(
     user_id: Any,
     email: str,
     purpose: EmailTokenPurpose,
+    *,
+    taken: bool = False,
 ) -> None:
-    """A single-use token and its mail, in the caller's transaction."""
+    """A single-use token and its mail, in the caller's transaction; `taken`: the reset
+    link goes in the mail telling that someone registered the address again."""
     token, token_hash = new_secret()
     if purpose is EmailTokenPurpose.VERIFY_EMAIL:
         ttl, (subject, body) = settings.verify_token_ttl, verification_mail(settings, token)
+    elif taken:
+        ttl, (subject, body) = settings.reset_token_ttl, taken_address_mail(settings, token)
     else:
         ttl, (subject, body) = settings.reset_token_ttl, reset_mail(settings, token)
     await q.add_email_token(

@@ -18,7 +18,14 @@ REFRESH_REUSE = Facts(
 REVOCATIONS = Facts(
     "users_revocations_total",
     "Actions that ended sessions, by reason.",
-    reason=("logout", "refresh_reuse", "password_reset", "password_changed", "account_deleted"),
+    reason=(
+        "logout",
+        "refresh_reuse",
+        "password_reset",
+        "password_changed",
+        "account_deleted",
+        "session_ended",
+    ),
 )
 MAILS = Facts(
     "users_mails_total",

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+from sqlc_fixup_runtime import PgConn
 
-from codegen.runtime import PgConn
 from lib.auth.principal import Role
 from lib.clients.departments import DepartmentsClient
 from lib.clients.http import dependency_client
@@ -41,6 +41,7 @@ from services.users.db.models import User, UserRole
 from services.users.pictures import STORAGE, delete_quietly, picture_url, picture_urls
 from services.users.points import POINTS, PointsLookup, points_for
 from services.users.profile_schemas import ADMIN_ONLY, READ_ONLY, ProviderOut, UserPatch
+from services.users.reauth import check_recent_auth
 from services.users.revocations import end_sessions
 from services.users.schemas import UserListMeta, UserListQuery, UserOut
 from services.users.settings import UsersSettings
@@ -246,12 +247,15 @@ async def update_user(request: web.Request) -> web.Response:
     description=(
         "Personal fields are scrubbed, login disabled, every refresh family and access "
         "token revoked (401 everywhere within seconds) and the picture deleted; the id "
-        "stays (orders, chat and points keep it). 503 when the revocation cannot be "
-        "recorded (Redis down): nothing changed, try again."
+        "stays (orders, chat and points keep it). One's own account needs a recent "
+        "sign-in (403 REAUTHENTICATION_REQUIRED: POST /v1/auth/reauth). 503 when the "
+        "revocation cannot be recorded (Redis down): nothing changed, try again."
     ),
 )
 async def delete_user(request: web.Request) -> web.Response:
     principal, user_id = editable(request)
+    if user_id == principal.user_id:
+        await check_recent_auth(request)
     version = if_match_version(request)
     async with request.app[DB].transaction() as conn:
         before = await q.lock_user(conn, id=user_id)

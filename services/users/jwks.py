@@ -1,8 +1,8 @@
 """GET /.well-known/jwks.json: the public keys access tokens are verified with (ADR 0032).
 
-The JWK Set (RFC 7517, RFC 8037) of the key directory's published keys: the signing key,
+The JWK Set (RFC 7517, RFC 8037) of the signing keyring's published keys: the current key,
 the staged next one, and retired ones while a token they signed may still be valid. The
-directory is read again every JWT_KEYS_RELOAD_INTERVAL (lib/auth/keydir.py), so a rotation
+keyring is read again every JWT_KEYS_RELOAD_INTERVAL (lib/keyring.py), so a rotation
 shows here without a restart. With a single JWT_PRIVATE_KEY instead, that key alone.
 Public, anonymous (a stale token never refuses it), routed by NGINX at the same path.
 """

@@ -17,11 +17,14 @@ from services.users import facts
 from services.users.auth_kit import AUTH_KIT, AUTH_TAGS, digest, users_settings
 from services.users.auth_schemas import EmailIn, ResetConfirmIn
 from services.users.db import auth as q
+from services.users.db import mail as mail_q
 from services.users.db import profiles as profiles_q
 from services.users.db import users as users_q
 from services.users.db.models import EmailTokenPurpose
 from services.users.email_links import LinkInvalid, send_token_mail, usable_link, wake_relay
+from services.users.password_screen import screen
 from services.users.profile_schemas import PasswordChange
+from services.users.reauth import check_recent_auth
 from services.users.revocations import end_sessions
 
 routes = web.RouteTableDef()
@@ -41,6 +44,7 @@ async def password_reset(request: web.Request) -> web.Response:
     body = await parse_body(request, EmailIn)
     await enforce(request.app[AUTH_KIT].mail_limit, f"email:{body.email}")
     async with request.app[DB].transaction() as conn:
+        await mail_q.commit_without_waiting(conn)  # the same time with or without a mail
         user = await q.login_candidate(conn, email=body.email)
         if user is not None:
             await send_token_mail(
@@ -69,8 +73,13 @@ async def password_reset(request: web.Request) -> web.Response:
 )
 async def password_reset_confirm(request: web.Request) -> web.Response:
     body = await parse_body(request, ResetConfirmIn)
-    password_hash = await request.app[AUTH_KIT].hasher.hash(body.new_password)
     purpose = EmailTokenPurpose.PASSWORD_RESET
+    async with request.app[DB].acquire() as conn:  # whose password: screened before the hash
+        token = await q.lock_email_token(conn, token_hash=digest(body.token), purpose=purpose)
+        user = await users_q.get_user(conn, id=usable_link(token, "reset").user_id)
+    if user is not None:
+        screen("new_password", body.new_password, user.email, user.first_name, user.last_name)
+    password_hash = await request.app[AUTH_KIT].hasher.hash(body.new_password)
     async with request.app[DB].transaction() as conn:
         token = await q.lock_email_token(conn, token_hash=digest(body.token), purpose=purpose)
         token = usable_link(token, "reset")
@@ -91,14 +100,16 @@ async def password_reset_confirm(request: web.Request) -> web.Response:
     body=PasswordChange,
     roles=EVERY_ROLE,
     owner=SELF,
-    errors=(400, 503),
+    errors=(400, 403, 503),
     description="Every refresh family and access token of the user is revoked (every "
-    "session ends; 401 everywhere within seconds). 503 when the revocation cannot be "
+    "session ends; 401 everywhere within seconds). Needs a recent sign-in (403 "
+    "REAUTHENTICATION_REQUIRED: POST /v1/auth/reauth). 503 when the revocation cannot be "
     "recorded (Redis down): nothing changed, try again.",
 )
 async def change_password(request: web.Request) -> web.Response:
     principal = authenticated(request)
-    body = await parse_body(request, PasswordChange)
+    body = await parse_body(request, PasswordChange)  # a bad body: 400 before all else
+    await check_recent_auth(request)
     async with request.app[DB].acquire() as conn:
         row = await users_q.get_user(conn, id=principal.user_id)
     if row is None or row.disabled_at is not None:  # a token that outlived its account
@@ -110,6 +121,7 @@ async def change_password(request: web.Request) -> web.Response:
     hasher = request.app[AUTH_KIT].hasher
     if not await hasher.verify(row.password_hash, body.old_password):
         raise wrong
+    screen("new_password", body.new_password, row.email, row.first_name, row.last_name)
     new_hash = await hasher.hash(body.new_password)
     async with request.app[DB].transaction() as conn:
         changed = await profiles_q.change_password(

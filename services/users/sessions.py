@@ -4,6 +4,8 @@ used one presented again revokes its whole family."""
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from lib.errors import Forbidden, RateLimited, Unauthorized
@@ -12,10 +14,12 @@ from lib.http.jsonio import data
 from lib.http.keys import CLIENT_IP, DB
 from lib.http.openapi import operation
 from lib.resilience.ratelimit import enforce
+from services.users import second_factor
 from services.users.auth_kit import AUTH_KIT, AUTH_TAGS, digest, new_secret, users_settings
 from services.users.auth_schemas import LoginIn, RefreshIn, TokenPair
 from services.users.db import auth as q
 from services.users.facts import LOGINS, REFRESH_REUSE, REVOCATIONS
+from services.users.session_list import SESSION_HEADERS, coarse_address, user_agent
 
 routes = web.RouteTableDef()
 ACCESS_COOKIE = "fixup_access"
@@ -56,14 +60,20 @@ async def start_session(request: web.Request, user: q.LoginCandidateRow) -> web.
     written: a reset or deletion that commits after the session ends it, and its revocation
     time is later than the token's iat, so the token is void too (ADR 0010)."""
     refresh, refresh_hash = new_secret()
+    family_id = uuid.uuid4()
+    settings = users_settings(request)
     async with request.app[DB].acquire() as conn:
-        access = await request.app[AUTH_KIT].issue(conn, user.id, user.role, user.verified)
+        kit = request.app[AUTH_KIT]
+        access = await kit.issue(conn, user.id, user.role, user.verified, family_id)
         started = await q.start_session(
             conn,
+            family_id=family_id,
             user_id=user.id,
+            user_agent=user_agent(request),
+            address=coarse_address(request[CLIENT_IP]),
             password_hash=user.password_hash,
             token_hash=refresh_hash,
-            ttl_seconds=users_settings(request).refresh_token_ttl,
+            ttl_seconds=min(settings.refresh_token_ttl, settings.session_max_lifetime),
         )
     if not started:  # the password changed (or the account went) during the hash check
         raise Unauthorized("wrong email or password")
@@ -78,19 +88,26 @@ async def start_session(request: web.Request, user: q.LoginCandidateRow) -> web.
     anonymous=True,
     response=TokenPair,
     body=LoginIn,
+    headers=SESSION_HEADERS,
     errors=(401, 503),
     description="Answers the token pair and sets the cookies fixup_access (Path=/) and "
     "fixup_refresh (Path=/api/users/v1/auth), HttpOnly, Secure, SameSite=Strict. An unknown "
     "email and a wrong password get the same 401 in about the same time. Attempts are "
-    "limited per email and per client IP (429).",
+    "limited per email and per client IP (429); per email across every replica, so a 503 "
+    "when the shared limit cannot be checked (Redis unreachable), never an unlimited try. "
+    "An account with a second factor (or whose role must have one) gets 401 "
+    "SECOND_FACTOR_REQUIRED instead, its extension members `challenge`, `step` (totp: "
+    "a code; enrol: POST /v1/auth/second-factor/enrol first) and `expires_in`: POST "
+    "/v1/auth/second-factor completes it.",
 )
 async def login(request: web.Request) -> web.Response:
     kit = request.app[AUTH_KIT]
+    user_agent(request)  # a bad header: 400 before all else
     body = await parse_body(request, LoginIn)
     service = users_settings(request).service
     try:
         await enforce(kit.login_limit, f"ip:{request[CLIENT_IP]}")
-        await enforce(kit.login_limit, f"email:{body.email}")
+        await enforce(kit.account_limit, f"email:{body.email}")
     except RateLimited:
         LOGINS.count(service, outcome="locked")
         raise
@@ -101,6 +118,7 @@ async def login(request: web.Request) -> web.Response:
         if not await kit.hasher.verify(user.password_hash if user else None, body.password):
             raise Unauthorized("wrong email or password")
         assert user is not None
+        await second_factor.owed(request, user)  # 401 SECOND_FACTOR_REQUIRED (ADR 0054)
         return await start_session(request, user)
     except Unauthorized:
         LOGINS.count(service, outcome="failed")
@@ -134,7 +152,9 @@ async def refresh_body(request: web.Request) -> RefreshIn | None:
     errors=(401, 403),
     description="The refresh token from the body or the fixup_refresh cookie (then Origin "
     "must be allowed, else 403). Each refresh token works once: the answer is a new pair, "
-    "and presenting a used one revokes its whole family (every later refresh of it: 401).",
+    "and presenting a used one revokes its whole family (every later refresh of it: 401). "
+    "A session refreshes for SESSION_MAX_LIFETIME seconds from its sign-in (30 days), then "
+    "401: sign in again.",
 )
 async def refresh(request: web.Request) -> web.Response:
     token = presented_refresh_token(request, await refresh_body(request))
@@ -152,18 +172,21 @@ async def refresh(request: web.Request) -> web.Response:
             REVOCATIONS.count(settings.service, reason="refresh_reuse")
         elif row.expired or row.disabled_at is not None:
             pass  # expired, or the account is gone
+        elif not await q.add_refresh_token(
+            conn,
+            family_id=row.family_id,
+            token_hash=new_hash,
+            ttl_seconds=settings.refresh_token_ttl,
+            max_lifetime_seconds=settings.session_max_lifetime,
+        ):  # the session outlived SESSION_MAX_LIFETIME: it ends (and lists no more)
+            await q.revoke_family(conn, reason="session lifetime ended", id=row.family_id)
         else:
             await q.mark_refresh_token_used(conn, id=row.id)
-            await q.add_refresh_token(
-                conn,
-                family_id=row.family_id,
-                token_hash=new_hash,
-                ttl_seconds=settings.refresh_token_ttl,
-            )
+            await q.touch_family(conn, id=row.family_id)
             # signed before the commit: an end of every session that waited for the
             # family's lock revokes from a later time than this token's iat (ADR 0010)
             kit = request.app[AUTH_KIT]
-            access = await kit.issue(conn, row.user_id, row.role, row.verified)
+            access = await kit.issue(conn, row.user_id, row.role, row.verified, row.family_id)
     if access is None:  # raised after the commit: a revocation must stick
         raise Unauthorized("invalid refresh token")
     return token_response(request, access, new_token)

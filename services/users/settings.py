@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from lib.auth.passwords import ARGON2_DEFAULTS, Priority, default_workers
+from lib.auth.principal import Role
 from lib.clients.settings import DepartmentsClientSettings, PointsClientSettings
 from lib.config import ServiceSettings
-from lib.crypto import encryption_keyring
-from lib.keyring import Keyring, parse_keyring
+from lib.secret_settings import SecretSettings
 
 SERVICE = "users"
 
 
-class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSettings):
+class UsersSettings(
+    ServiceSettings, SecretSettings, DepartmentsClientSettings, PointsClientSettings
+):
     registry_name: ClassVar[str] = SERVICE  # port and database: lib/registry.py
     db_pool_reset: bool = False  # no handler changes session state (ADR 0005)
     # --- auth flows (registration.py, sessions.py, passwords.py; ADR 0010)
-    encryption_key: SecretStr = Field(
-        SecretStr(""), description="base64 of 32 bytes: AES-GCM key of personal id numbers."
-    )
-    encryption_key_file: str = Field("", description="ENCRYPTION_KEY read from a file.")
-    encryption_keys: SecretStr = Field(
-        SecretStr(""),
-        description="The ENCRYPTION_KEY keyring, kid:state:base64 entries (ADR 0036); wins "
-        "over ENCRYPTION_KEY, which is the key `k0` of values sealed before keyrings.",
-    )
     # argon2id, measured in ADR 0010: about 50 ms a hash on one core. Parallelism 1 keeps
     # one hash on one core, so ARGON2_WORKERS bounds the CPU a login storm can take.
     argon2_time_cost: int = Field(ARGON2_DEFAULTS["ARGON2_TIME_COST"], ge=1)
@@ -44,9 +37,10 @@ class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSett
     )
     argon2_queue: int = Field(16, ge=0, description="Hashes that may wait; beyond: 503.")
     argon2_priority: Priority = Field(
-        "idle",
-        description="Hashing threads: idle (SCHED_IDLE, only on a core nothing else wants) "
-        "or nice (nice 10: a share even on a host busy with other work). ADR 0010.",
+        "nice",
+        description="Hashing threads: nice (nice 10: below the event loop, with a share even "
+        "on a host busy with other work) or idle (SCHED_IDLE: only on a core nothing else "
+        "wants; stalls on a saturated host). ADR 0010.",
     )
     revocation_restore_check: float = Field(
         1.0,
@@ -63,9 +57,47 @@ class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSett
     mail_burst: int = Field(10, ge=1)
     register_rate: float = Field(0.05, gt=0, description="Registrations/s per IP.")
     register_burst: int = Field(5, ge=1)
+    reauth_max_age: int = Field(
+        300,
+        ge=30,
+        le=86_400,
+        description="Seconds a session's sign-in (or re-authentication) counts as recent "
+        "for a sensitive action (services/users/reauth.py, ADR 0055).",
+    )
+    session_max_lifetime: int = Field(
+        2_592_000,
+        ge=60,
+        description="Seconds a session (refresh family) lives from its sign-in, however "
+        "often it is refreshed (30 days); then a refresh is refused and the person signs in "
+        "again (ASVS V7.3.2, ADR 0055). REFRESH_TOKEN_TTL is the inactivity bound.",
+    )
     verify_token_ttl: int = Field(86_400, ge=60)
     reset_token_ttl: int = Field(3_600, ge=60)
     cookie_secure: bool = True
+    # --- passkeys (services/users/passkeys.py; ADR 0053): WebAuthn's relying party is the
+    # gateway's public origin (PUBLIC_BASE_URL), what the browser shows in its address bar
+    webauthn_rp_id: str = Field(
+        "", description="The relying party id (a domain); empty: PUBLIC_BASE_URL's host."
+    )
+    webauthn_rp_name: str = Field("Fixup", min_length=1, description="Shown by the browser.")
+    webauthn_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins an answer may come from, comma-separated; empty: "
+        "PUBLIC_BASE_URL's origin.",
+    )
+    webauthn_challenge_ttl: int = Field(
+        120, ge=10, le=600, description="Seconds a registration or sign-in challenge lives."
+    )
+    # --- the second factor (services/users/totp.py; ADR 0054)
+    second_factor_roles: Annotated[list[Role], NoDecode] = Field(
+        default_factory=list,
+        description="Roles that must sign in with a second factor, comma-separated "
+        "(PROVIDER,ADMIN): one without it enrols right after its password.",
+    )
+    second_factor_challenge_ttl: int = Field(
+        300, ge=30, le=900, description="Seconds a password sign-in may wait for its code."
+    )
+    totp_issuer: str = Field("Fixup", min_length=1, description="Named in authenticator apps.")
     # --- mail (lib/mail): logged unless SMTP_HOST is set
     smtp_host: str = ""
     smtp_port: int = Field(25, ge=1, le=65535)
@@ -77,15 +109,6 @@ class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSett
     mail_retry_max: float = Field(300.0, gt=0, description="Longest wait between attempts.")
     # --- pictures (services/users/pictures.py): picture storage
     storage_dir: str = "var/storage"
-    storage_url_ttl: int = Field(3600, ge=1, description="Lifetime of a picture URL (s).")
-    storage_signing_key: SecretStr = Field(
-        SecretStr("dev-only-storage-signing-key"), description="HMAC key of local picture URLs."
-    )
-    storage_signing_keys: SecretStr = Field(
-        SecretStr(""),
-        description="The STORAGE_SIGNING_KEY keyring, kid:state:base64 entries (ADR 0036); "
-        "wins over STORAGE_SIGNING_KEY, which is the key `k0` of URLs without `kid`.",
-    )
     s3_bucket: str = ""
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
@@ -94,46 +117,11 @@ class UsersSettings(ServiceSettings, DepartmentsClientSettings, PointsClientSett
     picture_workers: int = Field(2, ge=1, description="Threads that re-encode uploads.")
     picture_queue: int = Field(4, ge=0, description="Uploads waiting for one; more: 503.")
 
-    @field_validator("encryption_key_file")
+    @field_validator("webauthn_origins", "second_factor_roles", mode="before")
     @classmethod
-    def _encryption_key_file_exists(cls, value: str) -> str:
-        if value and not Path(value).is_file():
-            raise ValueError(f"no such file: {value} (make keys writes a development key)")
+    def _users_comma_lists(cls, value: Any) -> Any:
+        """A comma-separated environment value, as lib.config's lists (a name of its own:
+        the same name would replace the base class's validator)."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
-
-    @model_validator(mode="after")
-    def _encryption_key_from_file(self) -> UsersSettings:
-        """An inline ENCRYPTION_KEY wins; else ENCRYPTION_KEY_FILE's content, if set."""
-        if not self.encryption_key.get_secret_value() and self.encryption_key_file:
-            key = Path(self.encryption_key_file).read_text().strip()
-            self.encryption_key = SecretStr(key)
-        return self
-
-    @model_validator(mode="after")
-    def _keyrings_parse(self) -> UsersSettings:
-        """A malformed key stops the service at start, naming the setting (not the key)."""
-        for name, read in (
-            ("ENCRYPTION_KEYS / ENCRYPTION_KEY", self.encryption_keyring),
-            ("STORAGE_SIGNING_KEYS / STORAGE_SIGNING_KEY", self.storage_keyring),
-        ):
-            try:
-                read()
-            except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
-        return self
-
-    def encryption_keyring(self) -> Keyring | None:
-        """The keys of personal id numbers; None: none configured (provider sign-up 503)."""
-        return encryption_keyring(
-            self.encryption_keys.get_secret_value(), self.encryption_key.get_secret_value()
-        )
-
-    def storage_keyring(self) -> Keyring:
-        """The keys of local picture URLs."""
-        keys = self.storage_signing_keys.get_secret_value()
-        if keys.strip():
-            return parse_keyring(keys)
-        single = self.storage_signing_key.get_secret_value().encode()
-        if not single:
-            raise ValueError("an empty signing key")
-        return Keyring.single(single)

@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from tests.codegen.conformance import support
+from tests.codegen.conformance import live, support
+from tests.codegen.conformance.live_mysql import live_run
 from tests.codegen.test_runtime_mysql import connect, sql
 from tests.servers import DatabaseFactory, Servers
 from tools import sqlc
-from tools.dbadmin import mysql_connect
+from tools.local.dbadmin import mysql_connect
 from tools.sqlc_types import apply_schema
 
 CASE = Path(__file__).parent / "conformance" / "mysql"
@@ -163,6 +164,26 @@ async def test_aggregates_are_null_on_an_empty_set(q: ModuleType, conn: Any) -> 
     )
 
 
+async def test_division_by_zero_is_null_on_mariadb(q: ModuleType, conn: Any) -> None:
+    """Unlike PostgreSQL (an error), MariaDB returns NULL for x / 0, x DIV 0, x % 0."""
+    assert support.hints(q.RatiosRow) == {
+        "id": "int",
+        "per_flag": "Decimal | None",
+        "whole": "int | None",
+        "rest": "int | None",
+        "modulo": "int | None",
+        "half": "Decimal",
+        "third": "int",
+    }
+    zero = await new_post(q, conn, flag=False)
+    one = await new_post(q, conn, flag=True)
+    rows = await q.ratios(conn)
+    assert [(r.id, r.per_flag, r.whole, r.rest, r.modulo) for r in rows] == [
+        (zero, None, None, None, None),
+        (one, Decimal(one), one, 0, 0),
+    ]
+
+
 def test_two_types_runs_at_once_do_not_collide(
     servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,3 +205,13 @@ def test_two_types_runs_at_once_do_not_collide(
     with mysql_connect(servers.mysql_dsn) as my, my.cursor() as cur:
         cur.execute("SHOW DATABASES LIKE %s", (SIDE_DATABASE,))
         assert cur.fetchall() == ()
+
+
+async def test_the_live_run_finds_no_lie(q: ModuleType, databases: DatabaseFactory) -> None:
+    """The live conformance run (tests/codegen/conformance/live.py) on this project (not
+    the side database its schema creates)."""
+    project = live.Project(q.__package__ or "", ["q"], [CASE / "schema" / "0001_init.sql"])
+    dsn = databases.create("cf_my_live", "mysql")
+    apply_schema(dsn, project.schema)
+    lies = await live_run(dsn, project)
+    assert not lies, live.report(lies)

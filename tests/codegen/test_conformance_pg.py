@@ -16,7 +16,8 @@ import asyncpg
 import pytest
 
 from codegen.typeslock import schema_paths
-from tests.codegen.conformance import support
+from tests.codegen.conformance import live, support
+from tests.codegen.conformance.live_pg import live_run
 from tests.servers import DatabaseFactory, Servers
 from tools.sqlc_types import apply_schema
 
@@ -374,3 +375,12 @@ def test_refused_query_is_left_out_and_the_rest_generated(q: ModuleType, models:
     assert not hasattr(q, "insert_without_returning")
     assert hasattr(q, "create_exotic")
     assert support.hints(models.Unused) == {"id": "int | None", "snap": "Any"}
+
+
+async def test_the_live_run_finds_no_lie(q: ModuleType, databases: DatabaseFactory) -> None:
+    """The live conformance run (tests/codegen/conformance/live.py) on this project."""
+    project = live.Project(q.__package__ or "", ["q"], schema_paths(["schema"], CASE))
+    dsn = databases.create("cf_pg_live", "postgresql")
+    apply_schema(dsn, project.schema)
+    lies = await live_run(dsn, project)
+    assert not lies, live.report(lies)

@@ -15,7 +15,10 @@ PLUGIN = Path(__file__).resolve().parents[2] / "codegen" / "bin" / "sqlc-gen-fix
 SCHEMA = "CREATE TABLE t (id bigserial PRIMARY KEY, name text NOT NULL, doc pg_snapshot);\n"
 
 
-def project(tmp_path: Path, query: str, options: str = "{driver: asyncpg}") -> Path:
+LOCKLESS = "{driver: asyncpg, allow: [sqlc_types]}"  # no server here: sqlc's types accepted
+
+
+def project(tmp_path: Path, query: str, options: str = LOCKLESS) -> Path:
     (tmp_path / "schema.sql").write_text(SCHEMA)
     (tmp_path / "queries").mkdir()
     (tmp_path / "queries" / "q.sql").write_text(textwrap.dedent(query).lstrip())
@@ -25,7 +28,6 @@ def project(tmp_path: Path, query: str, options: str = "{driver: asyncpg}") -> P
         plugins:
           - name: fixup
             process: {{cmd: {PLUGIN}, format: json}}
-            env: [FIXUP_SQLC_STRICT]
         sql:
           - engine: postgresql
             schema: [schema.sql]
@@ -37,10 +39,10 @@ def project(tmp_path: Path, query: str, options: str = "{driver: asyncpg}") -> P
     return tmp_path
 
 
-def generate_fails(tmp_path: Path, query: str, *, strict: bool = False) -> str:
-    root = project(tmp_path, query)
+def generate_fails(tmp_path: Path, query: str, options: str = LOCKLESS) -> str:
+    root = project(tmp_path, query, options)
     with pytest.raises(sqlc.SqlcError) as info:
-        sqlc.run_sqlc(root, strict=strict)
+        sqlc.run_sqlc(root)
     assert not (root / "out").exists(), "a failed generation must write nothing"
     return str(info.value)
 
@@ -55,29 +57,42 @@ def test_syntax_error(tmp_path: Path) -> None:
     assert 'q.sql:2:2: syntax error at or near "SELEC"' in message
 
 
-def test_unmappable_type_is_any_with_a_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_without_a_types_lock_generation_fails_saying_so_once(tmp_path: Path) -> None:
+    query = "-- name: A :one\nSELECT name FROM t WHERE id = $1;\n"
+    query += "-- name: B :one\nSELECT id FROM t WHERE name = $1;\n"
+    message = generate_fails(tmp_path, query, "{driver: asyncpg}")
+    assert message.count("sqlc's types") == 1, message
+    assert "the types lock types.lock.json does not exist" in message
+    assert "sqlc-gen-fixup types --dsn" in message
+
+
+def test_unmappable_type_fails_naming_it_unless_allowed_then_any_and_recorded(
+    tmp_path: Path,
 ) -> None:
-    root = project(tmp_path, "-- name: GetDoc :one\nSELECT doc FROM t WHERE id = $1;\n")
+    query = "-- name: GetDoc :one\nSELECT doc FROM t WHERE id = $1;\n"
+    (tmp_path / "strict").mkdir()
+    message = generate_fails(tmp_path / "strict", query)
+    assert "query GetDoc: column 'doc' has type 'pg_snapshot' that the plugin cannot map" in message
+    assert "override" in message
+    assert "[any]" in message
+    root = project(tmp_path, query, "{driver: asyncpg, allow: [sqlc_types, any]}")
     sqlc.run_sqlc(root)
     assert "def get_doc(conn: PgConn, *, id: int) -> Any:" in (root / "out/q.py").read_text()
     assert "doc: Any" in (root / "out/models.py").read_text()
-    warning = capsys.readouterr().err
-    assert "query GetDoc: column 'doc' has type 'pg_snapshot' that the plugin cannot map" in warning
+    init = (root / "out" / "__init__.py").read_text()
+    assert "# allowed: q.sql: query GetDoc: column 'doc' has type 'pg_snapshot'" in init
 
 
-def test_unmappable_type_is_an_error_in_strict_mode(tmp_path: Path) -> None:
-    query = "-- name: Touch :exec\nINSERT INTO t (name) VALUES ('x');\n"  # no lock needed
-    message = generate_fails(tmp_path, query, strict=True)
-    assert "table t: column 'doc' has type 'pg_snapshot' that the plugin cannot map" in message
-    assert "override" in message
+def test_an_unknown_allowance_is_named(tmp_path: Path) -> None:
+    message = generate_fails(tmp_path, "-- name: Q :many\nSELECT id FROM t;\n", "{allow: [all]}")
+    assert "option 'allow' is ['all']: a list of these: sqlc_types:" in message
 
 
 def test_an_override_maps_the_type(tmp_path: Path) -> None:
     root = project(
         tmp_path,
         "-- name: GetDoc :one\nSELECT doc FROM t WHERE id = $1;\n",
-        options="{driver: asyncpg, overrides: [{db_type: pg_snapshot, py_type: str}]}",
+        options="{allow: [sqlc_types], overrides: [{db_type: pg_snapshot, py_type: str}]}",
     )
     sqlc.run_sqlc(root)
     assert (
@@ -95,21 +110,8 @@ SELECT name FROM t WHERE id = $1;
 """
 
 
-def test_execlastid_without_returning_is_refused_the_rest_generated(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    root = project(tmp_path, QUERIES_WITH_A_BAD_ONE)
-    sqlc.run_sqlc(root)
-    generated = (root / "out" / "q.py").read_text()
-    assert "async def get_name(conn: PgConn, *, id: int) -> str | None:" in generated
-    assert "def ins(" not in generated
-    warning = capsys.readouterr().err
-    assert "q.sql: query Ins: :execlastid on PostgreSQL needs a one-column RETURNING" in warning
-    assert "query not generated" in warning
-
-
-def test_execlastid_without_returning_fails_in_strict_mode(tmp_path: Path) -> None:
-    message = generate_fails(tmp_path, QUERIES_WITH_A_BAD_ONE, strict=True)
+def test_execlastid_without_returning_fails_naming_the_query(tmp_path: Path) -> None:
+    message = generate_fails(tmp_path, QUERIES_WITH_A_BAD_ONE)
     assert "query Ins: :execlastid on PostgreSQL needs a one-column RETURNING clause" in message
 
 
@@ -180,19 +182,13 @@ def test_an_unpreparable_query_is_named_and_the_others_locked(
         ),
     ],
 )
-def test_a_bad_once_directive_is_named(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], query: str, expected: str
-) -> None:
-    """`-- fixup: once a, b` changes the function's result: a typo or a misfit is named and
-    the query not generated (strict: an error), never a silently different function."""
-    root = project(tmp_path, query + "\n-- name: Ok :one\nSELECT name FROM t WHERE id = @id;\n")
-    sqlc.run_sqlc(root)
-    generated = (root / "out" / "q.py").read_text()
-    assert "async def ok(" in generated
-    assert "def q(" not in generated
-    warning = capsys.readouterr().err
-    line = next(w for w in warning.splitlines() if "query Q:" in w and "not generated" in w)
-    assert expected in line
+def test_a_bad_once_directive_fails_naming_it(tmp_path: Path, query: str, expected: str) -> None:
+    """`-- fixup: once a, b` changes the function's result: a typo or a misfit fails the
+    generation, named, never a silently different or missing function."""
+    message = generate_fails(
+        tmp_path, query + "\n-- name: Ok :one\nSELECT name FROM t WHERE id = @id;\n"
+    )
+    assert expected in message
 
 
 @pytest.mark.parametrize(

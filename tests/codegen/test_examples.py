@@ -21,8 +21,8 @@ import pytest
 
 from tests.servers import Servers
 from tools import sqlc
-from tools.databases import with_database
-from tools.dbadmin import create_database, drop_database
+from tools.local.databases import with_database
+from tools.local.dbadmin import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "codegen" / "bin" / "sqlc-gen-fixup"
@@ -38,7 +38,7 @@ def project(tmp: Path, engine: str, schema: str, queries: dict[str, str], extra:
         textwrap.dedent(f"""\
         version: "2"
         plugins:
-          - {{name: fixup, process: {{cmd: {PLUGIN}, format: json}}, env: [FIXUP_SQLC_STRICT]}}
+          - {{name: fixup, process: {{cmd: {PLUGIN}, format: json}}}}
         sql:
           - engine: {engine}
             schema: [schema.sql]
@@ -67,21 +67,23 @@ GADGETS = {
 
 
 @pytest.mark.usefixtures("on_servers")
-def test_1_a_refused_query_is_named_the_others_generated(tmp_path: Path) -> None:
+def test_1_a_refused_query_is_named_and_nothing_generated(tmp_path: Path) -> None:
     schema = "CREATE TABLE gadget (id int PRIMARY KEY, label varchar(40) NOT NULL);\n"
     root = project(tmp_path, "postgresql", schema, GADGETS)
-    with pytest.raises(sqlc.QueryFailures, match=r"queries/gadgets.sql:4: query GadgetTypo: "):
+    with pytest.raises(sqlc.SqlcError, match=r"queries/gadgets.sql:4: query GadgetTypo: ") as info:
         sqlc.generate(str(root))
-    generated = (root / "out" / "gadgets.py").read_text()
-    assert "async def gadget_by_id(conn: PgConn, *, id: int) -> models.Gadget | None:" in generated
-    assert "gadget_typo" not in generated
+    assert "server says: operator does not exist" in str(info.value)
+    assert not (root / "out").exists(), "nothing is dropped in silence: nothing is written"
+    lock = json.loads((root / "types.lock.json").read_text())
+    assert lock["queries"]["GadgetById"]["params"] == ["int4"]
+    assert "GadgetTypo" in lock["refused"]
     with pytest.raises(sqlc.SqlcError, match="query GadgetTypo: server says: operator does not"):
-        sqlc.check(str(root))  # strict: the refusal fails the check
+        sqlc.check(str(root))
     assert sqlc.main(["generate", str(root)]) == 1
 
 
 @pytest.mark.usefixtures("on_servers")
-def test_1_mysql_a_refused_query_is_named_the_others_generated(tmp_path: Path) -> None:
+def test_1_mysql_a_refused_query_is_named_and_nothing_generated(tmp_path: Path) -> None:
     schema = "CREATE TABLE crate (id INT NOT NULL PRIMARY KEY, weight INT);\n"
     queries = {
         "crates.sql": """
@@ -93,15 +95,13 @@ def test_1_mysql_a_refused_query_is_named_the_others_generated(tmp_path: Path) -
         """
     }
     root = project(tmp_path, "mysql", schema, queries)
-    with pytest.raises(sqlc.QueryFailures) as info:
+    with pytest.raises(sqlc.SqlcError) as info:
         sqlc.generate(str(root))
     assert (
         "queries/crates.sql:4: query CrateWeight: server says: (1305, 'FUNCTION crate_weight"
         in (str(info.value))
     )
-    generated = (root / "out" / "crates.py").read_text()
-    assert "async def all_crates(conn: MyConn) -> list[models.Crate]:" in generated
-    assert "crate_weight" not in generated
+    assert not (root / "out").exists()
 
 
 SHELF = """
@@ -323,12 +323,16 @@ def test_45_a_parameter_typed_by_sqlc_is_prepared_with_it_an_untyped_one_refused
         """
     }
     root = project(tmp_path, "postgresql", schema, queries)
-    with pytest.raises(sqlc.QueryFailures, match=r"query LampsFlagged: server says: could not"):
+    with pytest.raises(sqlc.SqlcError, match=r"query LampsFlagged: server says: could not"):
         sqlc.generate(str(root))
     lock = json.loads((root / "types.lock.json").read_text())
     assert lock["queries"]["SetWatts"]["casts"] == {"1": "int4"}
     assert lock["queries"]["SetWatts"]["params"] == ["int4", "int4"]
     assert "LampsFlagged" in lock["refused"]
+    (root / "queries" / "lamps.sql").write_text(
+        (root / "queries" / "lamps.sql").read_text().split("-- name: LampsFlagged")[0]
+    )
+    sqlc.generate(str(root))  # the refused query taken out: the rest generates
     generated = (root / "out" / "lamps.py").read_text()
     assert "CASE WHEN $1::int4 IS NULL THEN watts" in generated
     assert "async def set_watts(conn: PgConn, *, watts: int | None, id: int) -> int:" in generated

@@ -65,7 +65,7 @@ def test_check_fails_on_a_stale_types_lock(tmp_path: Path) -> None:
     case = copy_case(tmp_path)
     lock = case / "types.lock.json"
     lock.write_text(lock.read_text().replace('"sql_sha256": "', '"sql_sha256": "0', 1))
-    with pytest.raises(sqlc.SqlcError, match=r"types\.lock\.json is stale"):
+    with pytest.raises(sqlc.SqlcError, match=r"query \w+: the types lock is stale"):
         sqlc.check(str(case))
 
 
@@ -93,7 +93,7 @@ def test_generate_fails_loudly_when_the_lock_is_stale_and_no_server_answers(
     case = copy_case(tmp_path)
     (case / "schema.sql").write_text((case / "schema.sql").read_text() + "\n-- changed\n")
     before = (tmp_path / "codegen" / "golden" / "pg" / "authors.py").read_text()
-    with pytest.raises(sqlc.SqlcError, match="cannot reach the server for the types lock"):
+    with pytest.raises(sqlc.SqlcError, match="cannot reach the postgresql server at "):
         sqlc.generate(str(case))
     assert (tmp_path / "codegen" / "golden" / "pg" / "authors.py").read_text() == before
 

@@ -54,7 +54,7 @@ REQUEST = {
         }
     ],
     "sqlc_version": "v1.31.1",
-    "plugin_options": base64.b64encode(b'{"driver": "asyncpg"}').decode(),
+    "plugin_options": base64.b64encode(b'{"driver": "asyncpg", "allow": ["sqlc_types"]}').decode(),
 }
 
 
@@ -85,6 +85,24 @@ def test_protobuf_and_json_requests_give_the_same_files(tmp_path: Path) -> None:
         b"async def get_lamp(conn: PgConn, *, id: int) -> models.Lamp | None:"
         in files_proto["lamps.py"]
     )
+
+
+def test_a_protobuf_request_whose_settings_are_123_bytes_is_not_taken_for_json(
+    tmp_path: Path,
+) -> None:
+    """Protobuf begins with b"\\n" and the settings' length: 123 is b"{", JSON's first byte."""
+    for width in range(1, 123):
+        request = GenerateRequest.from_dict(
+            {**REQUEST, "settings": {**REQUEST["settings"], "schema": ["s" * width]}}
+        )
+        if len(bytes(request.settings)) == 123:
+            break
+    (tmp_path / ("s" * width)).write_text("")  # the schema file it names
+    data = bytes(request)
+    assert data.lstrip()[:1] == b"{"
+    result = plugin(data, tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "lamps.py" in {f.name for f in GenerateResponse.parse(result.stdout).files}
 
 
 def test_an_undecodable_request_names_both_formats(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from tests.codegen.golden.psycopg import authors as q
 from tests.codegen.golden.psycopg import books as bq
 from tests.codegen.golden.psycopg.models import Author, Mood
 from tests.servers import DatabaseFactory
-from tools.dbadmin import psycopg_dsn
+from tools.local.dbadmin import psycopg_dsn
 from tools.sqlc_types import apply_schema
 
 SCHEMA = Path(__file__).parent / "pg" / "schema.sql"

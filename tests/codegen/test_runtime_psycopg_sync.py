@@ -14,14 +14,14 @@ from typing import Any, TypeAlias
 
 import psycopg
 import pytest
+from sqlc_fixup_runtime import ExecResult
 
-from codegen.runtime import ExecResult
 from tests.codegen.golden.psycopg_sync import authors as q
 from tests.codegen.golden.psycopg_sync import books as bq
 from tests.codegen.golden.psycopg_sync.models import Author, Mood
 from tests.codegen.test_runtime_psycopg import FULL, NULLS, T0
 from tests.servers import DatabaseFactory
-from tools.dbadmin import psycopg_dsn
+from tools.local.dbadmin import psycopg_dsn
 from tools.sqlc_types import apply_schema
 
 SCHEMA = Path(__file__).parent / "pg" / "schema.sql"

@@ -1,38 +1,48 @@
-"""`fixup: sort` on real servers: every key and direction of the generated function walked
-page by page through `after` (asyncpg, psycopg, aiomysql), ties and NULLs included, equals
-the whole set in the engine's order; and a bad directive is refused naming it and the query.
+"""`fixup: sort` on real engines, for every driver and model type of the golden cases
+(asyncpg with dataclasses and pydantic, psycopg with msgspec, psycopg-sync, aiomysql with
+dataclasses and attrs, sqlite3, aiosqlite with msgspec): every key and direction of the
+generated function walked page by page through `after`, ties and NULLs included, equals the
+whole set in the engine's order; sync drivers' functions are plain functions.
 """
 
 from __future__ import annotations
 
+import inspect
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import aiosqlite
 import psycopg
 import pytest
 
-from codegen.errors import CodegenError
-from codegen.sort_variants import check_unique, expand, parse, unique_columns
 from tests.codegen import test_runtime_mysql as my
 from tests.codegen import test_runtime_pg as pg
+from tests.codegen.golden.aiosqlite import authors as aiosqlite_authors
+from tests.codegen.golden.attrs import gadgets as attrs_gadgets
 from tests.codegen.golden.mysql import gadgets
 from tests.codegen.golden.pg import authors, books
 from tests.codegen.golden.psycopg import authors as psy_authors
+from tests.codegen.golden.psycopg_sync import authors as sync_authors
+from tests.codegen.golden.pydantic import authors as pydantic_authors
+from tests.codegen.golden.sqlite import authors as sqlite_authors
 from tests.servers import DatabaseFactory
-from tools.dbadmin import psycopg_dsn
+from tools.local.dbadmin import psycopg_dsn
 from tools.sqlc_types import apply_schema
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 NAMES = ["bea", "al", "bea", "cy", "al", "bea", "dee"]  # ties on every name
 AGES = [30, None, 30, 25, None, 41, 25]  # ties and NULLs
+SIZES = [1, 2, 3]
 
 
 def expected(rows: list[Any], key: str, down: bool, nulls_first_up: bool) -> list[Any]:
-    """The engine's order: by key (NULLs last ascending on PostgreSQL, first on MariaDB;
-    the other end descending), then by id, all reversed for desc."""
+    """The engine's order: by key (NULLs last ascending on PostgreSQL, first on MariaDB and
+    SQLite; the other end descending), then by id, all reversed for desc."""
 
     def rank(row: Any) -> tuple[Any, ...]:
         value = getattr(row, key)
@@ -40,6 +50,12 @@ def expected(rows: list[Any], key: str, down: bool, nulls_first_up: bool) -> lis
         return (not null if nulls_first_up else null, value if not null else 0, row.id)
 
     return sorted(rows, key=rank, reverse=down)
+
+
+async def call(function: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """The generated function's result, awaited where it is async."""
+    result = function(*args, **kw)
+    return await result if inspect.isawaitable(result) else result
 
 
 async def walk(fetch: Callable[..., Any], key: str, sort: str, size: int) -> list[Any]:
@@ -53,6 +69,18 @@ async def walk(fetch: Callable[..., Any], key: str, sort: str, size: int) -> lis
             return seen
         after = (getattr(page[-1], key), page[-1].id)
     raise AssertionError("the walk did not end")
+
+
+async def check_walks(fetch: Callable[..., Any], sorting: Any, nulls_first_up: bool) -> None:
+    """Every key and direction, each page size: the walk is the whole set in order."""
+    every = await fetch(orderby=next(iter(sorting.keys)), sort="asc", after=None, limit=100)
+    assert len(every) == len(NAMES)
+    for key, sort_key in sorting.keys.items():
+        for sort in sort_key.directions:
+            want = [r.id for r in expected(every, key, sort == "desc", nulls_first_up)]
+            for size in SIZES:
+                got = await walk(fetch, key, sort, size)
+                assert [r.id for r in got] == want, (key, sort, size)
 
 
 @pytest.fixture(scope="module")
@@ -75,21 +103,31 @@ async def pg_conn(pg_dsn: str) -> AsyncIterator[pg.Conn]:
     await conn.close()
 
 
-WALKS = [(k, d) for k, ds in authors.PAGE_AUTHORS_SORTING.keys.items() for d in ds.directions]
-
-
-@pytest.mark.parametrize(("key", "sort"), WALKS)
-@pytest.mark.parametrize("size", [1, 2, 3])
-async def test_asyncpg_walks_every_key_and_direction(
-    pg_conn: pg.Conn, key: str, sort: str, size: int
-) -> None:
+@pytest.mark.parametrize("module", [authors, pydantic_authors], ids=["dataclass", "pydantic"])
+async def test_asyncpg_walks_every_key_and_direction(pg_conn: pg.Conn, module: ModuleType) -> None:
     async def fetch(*, limit: int, **kw: Any) -> Any:
-        return await authors.page_authors(pg_conn, mood=None, row_limit=limit, **kw)
+        return await module.page_authors(pg_conn, mood=None, row_limit=limit, **kw)
 
-    every = await fetch(orderby="name", sort="asc", limit=100)
-    assert len(every) == len(NAMES)
-    got = await walk(fetch, key, sort, size)
-    assert [r.id for r in got] == [r.id for r in expected(every, key, sort == "desc", False)]
+    await check_walks(fetch, module.PAGE_AUTHORS_SORTING, nulls_first_up=False)
+
+
+async def test_psycopg_walks_every_key_and_direction(pg_dsn: str, pg_conn: pg.Conn) -> None:
+    async with await psycopg.AsyncConnection.connect(psycopg_dsn(pg_dsn), autocommit=True) as conn:
+
+        async def fetch(*, limit: int, **kw: Any) -> Any:
+            return await psy_authors.page_authors(conn, mood=None, row_limit=limit, **kw)
+
+        await check_walks(fetch, psy_authors.PAGE_AUTHORS_SORTING, nulls_first_up=False)
+
+
+async def test_psycopg_sync_walks_every_key_and_direction(pg_dsn: str, pg_conn: pg.Conn) -> None:
+    assert not inspect.iscoroutinefunction(sync_authors.page_authors)  # sync: a plain def
+    with psycopg.connect(psycopg_dsn(pg_dsn), autocommit=True) as conn:
+
+        async def fetch(*, limit: int, **kw: Any) -> Any:
+            return sync_authors.page_authors(conn, mood=None, row_limit=limit, **kw)
+
+        await check_walks(fetch, sync_authors.PAGE_AUTHORS_SORTING, nulls_first_up=False)
 
 
 async def test_asyncpg_filters_and_offset_variants(pg_conn: pg.Conn) -> None:
@@ -120,25 +158,6 @@ async def test_asyncpg_filters_and_offset_variants(pg_conn: pg.Conn) -> None:
     }
 
 
-@pytest.fixture
-async def psy_conn(pg_dsn: str, pg_conn: pg.Conn) -> AsyncIterator[Any]:
-    conn = await psycopg.AsyncConnection.connect(psycopg_dsn(pg_dsn), autocommit=True)
-    yield conn
-    await conn.close()
-
-
-@pytest.mark.parametrize(("key", "sort"), WALKS)
-async def test_psycopg_walks_every_key_and_direction(psy_conn: Any, key: str, sort: str) -> None:
-    async def fetch(*, limit: int, **kw: Any) -> Any:
-        return await psy_authors.page_authors(psy_conn, mood=None, row_limit=limit, **kw)
-
-    every = await fetch(orderby="name", sort="asc", limit=100)
-    assert len(every) == len(NAMES)
-    for size in (1, 2):
-        got = await walk(fetch, key, sort, size)
-        assert [r.id for r in got] == [r.id for r in expected(every, key, sort == "desc", False)]
-
-
 @pytest.fixture(scope="module")
 def my_dsn(databases: DatabaseFactory) -> str:
     created = databases.create("cg_mysort", "mysql")
@@ -165,98 +184,55 @@ async def my_conn(my_dsn: str) -> AsyncIterator[Any]:
     conn.close()
 
 
-MY_WALKS = [(k, d) for k, ds in gadgets.SORT_GADGETS_SORTING.keys.items() for d in ds.directions]
-
-
-@pytest.mark.parametrize(("key", "sort"), MY_WALKS)
-async def test_aiomysql_walks_every_key_and_direction(my_conn: Any, key: str, sort: str) -> None:
+@pytest.mark.parametrize("module", [gadgets, attrs_gadgets], ids=["dataclass", "attrs"])
+async def test_aiomysql_walks_every_key_and_direction(my_conn: Any, module: ModuleType) -> None:
     async def fetch(*, limit: int, **kw: Any) -> Any:
-        return await gadgets.sort_gadgets(my_conn, active=True, limit=limit, **kw)
+        return await module.sort_gadgets(my_conn, active=True, limit=limit, **kw)
 
-    every = await fetch(orderby="name", sort="asc", limit=100)
-    assert len(every) == len(NAMES)
-    for size in (1, 2, 3):
-        got = await walk(fetch, key, sort, size)
-        want = expected(every, key, sort == "desc", True)  # MariaDB: NULLs first ascending
-        assert [r.id for r in got] == [r.id for r in want]
+    await check_walks(fetch, module.SORT_GADGETS_SORTING, nulls_first_up=True)
 
 
-def query(comment: str, **extra: Any) -> dict[str, Any]:
-    columns = [
-        {"name": "id", "not_null": True, "table": {"name": "items"}},
-        {"name": "name", "not_null": True, "table": {"name": "items"}},
-        {"name": "age", "not_null": False, "table": {"name": "items"}},
-    ]
-    return {
-        "name": "ListItems",
-        "cmd": ":many",
-        "filename": "items.sql",
-        "text": "SELECT id, name, age FROM items WHERE age > $1 LIMIT $2",
-        "columns": columns,
-        "params": [
-            {"number": 1, "column": {"name": "min_age", "not_null": True}},
-            {"number": 2, "column": {"name": "row_limit", "not_null": True}},
-        ],
-        "comments": [" fixup: sort " + comment],
-        **extra,
-    }
+SQLITE_SCHEMA = Path(__file__).parent / "sqlite" / "schema.sql"
+RATINGS = [2.5, 1.0, 2.5, 0.5, 1.0, 4.0, 0.5]  # REAL, with ties
+BIOS = ["x", None, "x", "y", None, "z", "y"]  # text, with ties and NULLs
+
+
+def sqlite_rows(db: sqlite3.Connection) -> None:
+    db.executescript(SQLITE_SCHEMA.read_text())
+    for name, rating, bio in zip(NAMES, RATINGS, BIOS, strict=True):
+        db.execute("INSERT INTO authors (name, rating, bio) VALUES (?, ?, ?)", (name, rating, bio))
+    db.commit()
 
 
 @pytest.mark.parametrize(
-    ("comment", "message"),
-    [
-        ("nick, keyset id", "sort key 'nick' is not a column of the result"),
-        ("name sideways, keyset id", "unknown direction word 'sideways' for sort key 'name'"),
-        ("name, keyset", "keyset paging needs a unique tie-breaker"),
-        ("name, keyset id name", "the last item is 'keyset <unique column>'"),
-        ("name, keyset age", "tie-breaker 'age' is nullable"),
-        ("name, keyset name", "tie-breaker 'name' is also a sort key"),
-        ("name, name desc, keyset id", "sort key 'name' given twice"),
-    ],
+    "module", [sqlite_authors, aiosqlite_authors], ids=["sqlite3", "aiosqlite"]
 )
-def test_a_bad_directive_names_what_and_the_query(comment: str, message: str) -> None:
-    with pytest.raises(CodegenError, match=message) as info:
-        parse(query(comment))
-    assert "items.sql: query ListItems" in str(info.value)
+async def test_sqlite_walks_every_key_and_direction(tmp_path: Path, module: ModuleType) -> None:
+    path = tmp_path / "sort.db"
+    with sqlite3.connect(path) as db:
+        sqlite_rows(db)
+    sync = module is sqlite_authors
+    assert inspect.iscoroutinefunction(module.page_authors) is not sync
+    conn: Any = sqlite3.connect(path) if sync else await aiosqlite.connect(path)
+    try:
 
+        async def fetch(*, limit: int, **kw: Any) -> Any:
+            return await call(
+                module.page_authors, conn, active=True, skip=[99], row_limit=limit, **kw
+            )
 
-def test_keyset_needs_a_unique_tie_breaker() -> None:
-    with pytest.raises(CodegenError, match=r"query ListItems: keyset paging needs a unique tie"):
-        expand({"settings": {"engine": "postgresql"}, "queries": [query("name, age, keyset")]})
-    spec = parse(query("age, keyset name"))
-    assert spec is not None
-    schema = "CREATE TABLE items (\n  id bigserial PRIMARY KEY,\n  name text NOT NULL\n);"
-    assert unique_columns([schema]) == {("items", "id")}
-    with pytest.raises(CodegenError, match=r"ListItems: tie-breaker 'name' is not a unique column"):
-        check_unique(spec, unique_columns([schema]), "items.sql: query ListItems")
-    unique_name = schema + "\nCREATE UNIQUE INDEX items_name ON items (name);"
-    check_unique(spec, unique_columns([unique_name]), "items.sql: query ListItems")
-
-
-def test_a_sorted_query_has_no_order_by_of_its_own_and_is_many() -> None:
-    ordered = query("name, keyset id", text="SELECT id, name, age FROM items ORDER BY id")
-    with pytest.raises(CodegenError, match=r"ListItems: a 'fixup: sort' query has no ORDER BY"):
-        expand({"settings": {"engine": "postgresql"}, "queries": [ordered]})
-    with pytest.raises(CodegenError, match=r"ListItems: 'fixup: sort' needs a :many query"):
-        parse(query("name, keyset id", cmd=":one"))
-
-
-def test_every_variant_is_static_and_each_is_one_query() -> None:
-    raw = {"settings": {"engine": "postgresql"}, "queries": [query("name, age desc, keyset id")]}
-    variants = expand(raw)["queries"]
-    assert [q["name"] for q in variants] == [
-        "ListItemsByNameAsc",
-        "ListItemsByNameDesc",
-        "ListItemsByAgeDesc",
-    ]
-    for q in variants:  # the keyset parameters follow the query's own, typed by the columns
-        assert [p["number"] for p in q["params"]] == [1, 2, 3, 4]
-        assert "WHERE (age > $1)\n  AND" in q["text"]
-        assert q["text"].rstrip().endswith("LIMIT $2")
-    assert [q["text"].split("ORDER BY ")[1].split("\n")[0] for q in variants] == [
-        "name ASC, id ASC",
-        "name DESC, id DESC",
-        "age DESC, id DESC",
-    ]
-    schema = Path(__file__).parent / "pg" / "schema.sql"
-    assert ("authors", "id") in unique_columns([schema.read_text()])
+        await check_walks(fetch, module.PAGE_AUTHORS_SORTING, nulls_first_up=True)
+        assert module.PAGE_AUTHORS_SORTING.keys["rating"].kind == "float"  # a REAL keyset key
+        skipped = await call(
+            module.page_authors, conn, orderby="rating", sort="desc", active=True, skip=[6],
+            row_limit=100, after=(2.5, 3),
+        )  # fmt: skip
+        assert [(r.rating, r.id) for r in skipped] == [
+            (2.5, 1),
+            (1.0, 5),
+            (1.0, 2),
+            (0.5, 7),
+            (0.5, 4),
+        ]
+    finally:
+        await call(conn.close)

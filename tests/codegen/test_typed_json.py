@@ -15,16 +15,16 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlc_fixup_runtime.json_columns import JSONColumnError
 
 from codegen.errors import CodegenError
 from codegen.pytypes import parse_overrides
-from codegen.runtime_json import JSONColumnError
 from tests.codegen.test_examples import _modules, project
 from tests.codegen.test_runtime_mysql import connect as mysql_connect
 from tests.servers import Servers
 from tools import sqlc
-from tools.databases import with_database
-from tools.dbadmin import create_database, drop_database
+from tools.local.databases import with_database
+from tools.local.dbadmin import create_database, drop_database
 
 TYPES = """
 from dataclasses import dataclass

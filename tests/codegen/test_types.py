@@ -86,7 +86,8 @@ def test_commands_have_their_return_types() -> None:
     assert ret(authors.bump_ages) == "None"
     assert ret(authors.get_authors_batch) == "list[GetAuthorsBatchRow | None]"
     assert ret(authors.books_of_authors) == "list[list[BooksOfAuthorsRow]]"
-    assert ret(authors.count_authors) == "int | None"
+    assert ret(authors.count_authors) == "int"  # an aggregate without GROUP BY: one row
+    assert ret(authors.author_stats) == "AuthorStatsRow"
     assert ret(gadgets.list_gadgets_by_ids).startswith("list[models.Gadget]")
 
 

@@ -13,7 +13,7 @@ from codegen.pytypes import TypeMapper
 from codegen.request import Query, Request
 from codegen.typeslock import LockEntry, load
 from tests.servers import Servers
-from tools.databases import DATABASES
+from tools.local.databases import DATABASES
 from tools.sqlc_run import request_json, sql_dir
 from tools.sqlc_vet import generated_columns, mismatches, vet
 

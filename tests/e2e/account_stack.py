@@ -18,8 +18,8 @@ import pytest
 from tests.e2e.gateway_stack import Gateway, seed_departments
 from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tools import keys, swag_config
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
 
 PASSWORD = "correct horse battery"
 
@@ -46,8 +46,11 @@ class AccountStack:
 
 @contextlib.asynccontextmanager
 async def running_account_stack(
-    tmp: Path, users_dsn: str, departments_dsn: str, points_dsn: str
+    tmp: Path, users_dsn: str, departments_dsn: str, points_dsn: str, public_host: str = ""
 ) -> AsyncIterator[AccountStack]:
+    """`public_host`: the host of PUBLIC_BASE_URL (the gateway's port), where the browser
+    opens the pages; default the gateway's own address. A passkey needs a domain (an RP ID
+    is never an IP address): `localhost`."""
     department_id = seed_departments(departments_dsn)[0]
     key_dir = tmp / "keys"
     assert keys.main(["--dir", str(key_dir)]) == 0  # what `make run` does first
@@ -79,7 +82,7 @@ async def running_account_stack(
             users_env = {
                 **common, "USERS_DATABASE_URL": users_dsn, "USERS_PORT": str(users_port),
                 "LOG_LEVEL": "DEBUG",  # no secret may show up even here
-                "PUBLIC_BASE_URL": gateway.url,
+                "PUBLIC_BASE_URL": public_url(gateway, public_host),
                 "JWT_PRIVATE_KEY": "", "ENCRYPTION_KEY": "",
                 "JWT_PRIVATE_KEY_FILE": str(key_dir / keys.PRIVATE_NAME),
                 "ENCRYPTION_KEY_FILE": str(key_dir / keys.ENCRYPTION_NAME),
@@ -100,6 +103,10 @@ async def running_account_stack(
             gateway.stop()
             for service in services:
                 service.stop()
+
+
+def public_url(gateway: Gateway, host: str) -> str:
+    return f"http://{host}:{gateway.port}" if host else gateway.url
 
 
 def new_account(role: str = "CUSTOMER", **extra: Any) -> dict[str, Any]:

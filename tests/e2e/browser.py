@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from tools.service_process import ROOT
+from tools.local.service_process import ROOT
+from tools.time_scale import scaled
 
 SWAGGER = ROOT / "tools" / "swagger"
 ARTIFACTS = ROOT / "test-artifacts"
 SCRIPTS = Path(__file__).parent
-RUN_TIMEOUT = 120.0  # a script's own waits are 20 s each
+RUN_TIMEOUT = scaled(120.0)  # a script's own waits are 20 s each
 
 
 def chromium() -> str:

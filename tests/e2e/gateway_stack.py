@@ -1,4 +1,5 @@
-"""NGINX (tools/nginx.py) and the access-log exporter as real processes on free loopback ports.
+"""NGINX (tools/deploy/nginx.py) and the access-log exporter as real processes on free loopback
+ports.
 
 Missing nginx or chromium FAILS the test with how to install it; nothing is skipped.
 """
@@ -24,11 +25,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lib import registry
 from tests.integration.auth_support import KEYS
-from tools import nginx as nginx_tool
-from tools import seed
-from tools.dbadmin import psycopg_dsn
-from tools.ports import free_port
-from tools.service_process import ROOT, ServiceProcess
+from tools.deploy import nginx as nginx_tool
+from tools.local import seed
+from tools.local.dbadmin import psycopg_dsn
+from tools.local.ports import free_port
+from tools.local.service_process import PROCESS_MARGIN, ROOT, ServiceProcess
+from tools.time_scale import scaled
 
 NGINX_HINT = (
     "nginx is not installed; the gateway tests run the real binary: "
@@ -46,14 +48,14 @@ def require_nginx() -> str:
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[bool]], what: str, seconds: float = 10.0
+    check: Callable[[], Awaitable[bool]], what: str, seconds: float = PROCESS_MARGIN
 ) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if await check():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {seconds}s: {what}")
+    raise AssertionError(f"not within {seconds:.0f} s: {what}")
 
 
 async def answers(url: str) -> bool:
@@ -66,7 +68,7 @@ async def answers(url: str) -> bool:
 
 
 class Gateway:
-    """`python -m tools.nginx run ...` (which execs nginx: the pid is nginx's master)."""
+    """`python -m tools.deploy.nginx run ...` (which execs nginx: the pid is nginx's master)."""
 
     def __init__(self, tmp: Path, upstreams: dict[str, list[str]], docs_root: Path) -> None:
         require_nginx()
@@ -99,17 +101,17 @@ class Gateway:
 
     def tool(self, command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "tools.nginx", command, *self.args],
+            [sys.executable, "-m", "tools.deploy.nginx", command, *self.args],
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=scaled(60.0),  # a config written and checked: seconds at load 3
             check=False,
         )
 
     def spawn(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tools.nginx", "run", *self.args],
+            [sys.executable, "-m", "tools.deploy.nginx", "run", *self.args],
             cwd=ROOT,
             stdout=self.output.open("w"),
             stderr=subprocess.STDOUT,

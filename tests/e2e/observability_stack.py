@@ -23,10 +23,12 @@ import pytest
 from lib import registry
 from tests.e2e.gateway_stack import Exporter, Gateway, answers, require_nginx, wait_until
 from tests.servers import Servers
-from tools import db_exporters, keys, prometheus
-from tools.db_exporters import Server
-from tools.ports import free_port
-from tools.service_process import ROOT, ServiceProcess
+from tools import keys
+from tools.deploy import db_exporters, prometheus
+from tools.deploy.db_exporters import Server
+from tools.local.ports import free_port
+from tools.local.service_process import ROOT, ServiceProcess
+from tools.time_scale import scaled
 
 SCRAPE = 1.0  # s: the test's scrape and evaluation interval
 
@@ -157,7 +159,12 @@ async def live_stack(
             procs.append(spawn(exporter.job, command, tmp, env))
             targets[exporter.job] = [f"127.0.0.1:{port}"]
         port = free_port()  # no archived servers here: every backup series at 0
-        backups = [sys.executable, "-m", "tools.backup_exporter", f"--listen=127.0.0.1:{port}"]
+        backups = [
+            sys.executable,
+            "-m",
+            "tools.backups.backup_exporter",
+            f"--listen=127.0.0.1:{port}",
+        ]
         procs.append(spawn("backups", backups, tmp, {"BACKUP_ROOT": str(tmp / "backups")}))
         targets["backups"] = [f"127.0.0.1:{port}"]
         listen = f"127.0.0.1:{free_port()}"
@@ -167,7 +174,7 @@ async def live_stack(
         command = prometheus.prometheus_command(conf, tmp / "tsdb", listen)
         procs.append(spawn("prometheus", command, tmp))
         url = f"http://{listen}"
-        await wait_until(lambda: answers(f"{url}/-/ready"), "prometheus is ready", 30)
+        await wait_until(lambda: answers(f"{url}/-/ready"), "prometheus is ready", scaled(30.0))
         logs = {name: s.log for name, s in services.items()}
         logs["nginx"] = gateway.access_log
         yield Live(url, gateway, services, grpc_port, logs)

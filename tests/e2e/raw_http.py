@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tools.service_process import PROCESS_MARGIN
+from tools.local.service_process import PROCESS_MARGIN
 
 
 async def exchange(port: int, *chunks: bytes) -> bytes:

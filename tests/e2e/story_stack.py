@@ -16,8 +16,8 @@ import aiohttp
 
 from tests.e2e.gateway_stack import Gateway
 from tools import keys
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 killed then started again, and a webhook receiver run by this test.
 
 The rules are the committed ones with InstanceDown's `for:` shortened, and Alertmanager's
-config is tools/alertmanager.py's (routes, grouping, inhibition) with this test's webhook
+config is tools/deploy/alertmanager.py's (routes, grouping, inhibition) with this test's webhook
 as both receivers and 1 s group waits: the notification must come through the `page`
 route, grouped by service, with its runbook URL; while it fires, a burn-rate alert of
 departments is inhibited and one of users is not; `resolved` once the service is back.
@@ -22,9 +22,10 @@ from aiohttp import web
 from tests.e2e.gateway_stack import answers, wait_until
 from tests.e2e.observability_stack import Proc, require, service_env, spawn
 from tests.servers import Servers
-from tools import alertmanager, keys, prometheus
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools import keys
+from tools.deploy import alertmanager, prometheus
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
 
 SCRAPE = 1.0  # s: scrape and rule evaluation interval
 FOR = "1s"  # InstanceDown's `for:` here (1m in the committed rules)

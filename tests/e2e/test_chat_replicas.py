@@ -29,8 +29,8 @@ from tests.integration.chat_support import World, eventually, make_world, token_
 from tests.integration.orders_support import Caller, orders_settings
 from tests.reliability import figures
 from tests.reliability.throwaway import RedisServer
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
 
 RECEIVE = 10.0
 

@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.gateway_stack import wait_until
 from tests.integration.auth_support import KEYS, token
-from tools.ports import free_port
-from tools.service_process import PROCESS_MARGIN, ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 
 async def requests_by_status(http: aiohttp.ClientSession, url: str) -> dict[str, float]:

@@ -23,11 +23,12 @@ from tests.integration.test_users_pictures import CTYPE, PNG, multipart, part
 from tests.integration.users_support import PASSWORD, fetch_row, make_user
 from tests.servers import Servers
 from tools import keys
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
+from tools.time_scale import scaled
 
 OFFSETS = ("+90s", "-90s")
-STARTUP = 60.0  # a process starting on a loaded machine
+STARTUP = scaled(60.0)  # a process starting on a loaded machine
 CACHE_TTL = 1.0  # REVOCATION_CACHE_TTL (the default)
 MARGIN = 3.0  # a loaded machine's scheduling, on top of the documented bound
 NEW_PASSWORD = "a brand new passphrase"

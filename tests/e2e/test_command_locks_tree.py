@@ -1,4 +1,4 @@
-"""new-service twice at once and after a kill (tools/locks.py, tools/tree_transaction.py),
+"""new-service twice at once and after a kill (tools/local/locks.py, tools/tree_transaction.py),
 on a copy of the working tree: a second copy refuses in one line while the lock is held
 and changes nothing; a run killed outright half-way (SIGKILL: no `except` runs) is undone
 by the next run, which then does its own work whole."""
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from tests.e2e.test_new_service import STEP_TIMEOUT, status
 from tests.e2e.test_new_service import tree as tree
-from tools.locks import file_lock
-from tools.service_process import PROCESS_MARGIN
+from tools.local.locks import file_lock
+from tools.local.service_process import PROCESS_MARGIN
 
 # what `make test svc=` selects it for (tests/selection.py): nothing,
 # it scaffolds a throwaway service, none of the registry's

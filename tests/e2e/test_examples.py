@@ -20,17 +20,19 @@ from dotenv import dotenv_values
 from lib import registry
 from tests.e2e.gateway_stack import Gateway
 from tests.servers import Servers
-from tools import keys, openapi_examples, rotate_keys, seed
+from tools import keys, openapi_examples
 from tools.examples_page import Example, examples, matches, pattern, run
-from tools.ports import free_port
-from tools.service_process import ROOT, ServiceProcess
+from tools.local import seed
+from tools.local.ports import free_port
+from tools.local.service_process import ROOT, ServiceProcess
+from tools.time_scale import scaled
 
 PAGE = ROOT / "docs" / "examples.md"
 # the story, every other operation (about 100 requests: 40 s here), the breaker (3
 # timed-out calls of 2 s, then its 10 s reset) and the rest, on a loaded machine
-PAGE_TIMEOUT = 180.0
+PAGE_TIMEOUT = scaled(180.0)
 # the processes starting at once on a machine other work loads
-STARTUP = 60.0
+STARTUP = scaled(60.0)
 # every built service (the page shows an example of each operation of each document)
 STACK_SERVICES = tuple(s.name for s in registry.built_services())
 BEHIND_NGINX = tuple(s.name for s in registry.built_services() if s.behind_gateway)
@@ -65,9 +67,9 @@ async def stack(
     key_dir = tmp / "keys"
     keys.write_keys(key_dir)
     keys.write_encryption_key(key_dir)
-    # users signs from a key directory, as `make keys` writes one (ADR 0032)
+    # users signs from a signing keyring, as `make keys` writes one (ADR 0046)
     jwt_dir = key_dir / keys.KEY_DIR_NAME
-    rotate_keys.init(jwt_dir, time.time(), (key_dir / keys.PRIVATE_NAME).read_text())
+    keys.signing_keyring(jwt_dir, (key_dir / keys.PRIVATE_NAME).read_text())
     ports = {name: free_port() for name in STACK_SERVICES}
     grpc = f"127.0.0.1:{free_port()}"
     docs = tmp / "docs"

@@ -15,7 +15,7 @@ from tests.e2e.gateway_stack import Gateway, users_and_points_behind_nginx
 from tests.integration.auth_support import KEYS
 from tests.integration.test_users_picture_edges import EDGES
 from tests.integration.test_users_pictures import CTYPE
-from tools.service_process import ServiceProcess
+from tools.local.service_process import ServiceProcess
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ import pytest
 from lib import registry
 from tests.e2e.gateway_stack import Gateway, require_nginx
 from tests.e2e.raw_http import exchange, parse_responses
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
 
 BASE = "https://fixup.dev/problems/"
 SECURITY = {

@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 
 from tests.e2e.gateway_stack import Gateway
-from tools.ports import free_port
-from tools.service_process import PROCESS_MARGIN
+from tools.local.ports import free_port
+from tools.local.service_process import PROCESS_MARGIN
 
 SERVICE = "departments"  # any HTTP service of the registry: only its upstream is used
 

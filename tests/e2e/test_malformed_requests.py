@@ -20,8 +20,8 @@ import pytest
 
 from tests.e2e.gateway_stack import Gateway
 from tests.e2e.raw_http import exchange, parse_responses
-from tools.ports import free_port
-from tools.service_process import PROCESS_MARGIN, ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 MARK = b"zq7marker"  # in every malformed part: NGINX's answers and every log must not hold it
 SECURITY = {

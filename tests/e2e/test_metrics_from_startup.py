@@ -39,11 +39,11 @@ from tests.e2e.observability_stack import metric_names, service_env
 from tests.e2e.test_observability import panel_exprs, rule_exprs
 from tests.servers import Servers
 from tools import keys
-from tools.ports import free_port
-from tools.service_process import ServiceProcess, port_open
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess, port_open
 
 THIRD_PARTY = ("pg_", "mysql_", "redis_", "container_")  # their own exporters, see above
-# the backup exporter's (tools/backup_exporter.py): tests/integration/test_backup_restore.py
+# the backup exporter's (tools/backups/backup_exporter.py): tests/integration/test_backup_restore.py
 # reads each from a run with no backup yet
 BACKUP_EXPORTER = ("fixup_backup_", "fixup_wal_")
 SYNTHETIC = {"up"}  # Prometheus's, per target

@@ -26,9 +26,9 @@ from services.users import facts as users_facts
 from tests.e2e.gateway_stack import wait_until
 from tests.e2e.story_stack import Dsns, Session, StoryStack, call, login, running_story_stack
 from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
-from tools.databases import database_name
-from tools.dbadmin import mysql_connect
-from tools.service_process import PROCESS_MARGIN
+from tools.local.databases import database_name
+from tools.local.dbadmin import mysql_connect
+from tools.local.service_process import PROCESS_MARGIN
 
 PASSWORD = "correct horse battery"
 POINTS_PER_JOB = 7  # not the default: the award is this setting, not a constant

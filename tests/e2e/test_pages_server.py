@@ -26,9 +26,9 @@ import pytest
 from tests.e2e.gateway_stack import answers, require_nginx, wait_until
 from tests.e2e.test_account_pages import CSP
 from tests.unit.test_k8s import kinds, render
-from tools import k8s_pages
-from tools.nginx import PAGES_DIR
-from tools.ports import free_port
+from tools.deploy import k8s_pages
+from tools.deploy.nginx import PAGES_DIR
+from tools.local.ports import free_port
 
 SECRET = "s3cr3t-T0KEN-value"
 HEADERS = {

@@ -18,8 +18,8 @@ from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
 from tests.e2e.gateway_stack import wait_until
 from tests.proxy import TcpProxy, through
-from tools.ports import free_port
-from tools.service_process import PROCESS_MARGIN, ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 GET = "/point.PointServer/GetUserPoints"
 
@@ -37,7 +37,8 @@ async def test_points_process_serves_and_stops_gracefully(
     slow_db: tuple[str, TcpProxy], tmp_path: Path
 ) -> None:
     dsn, proxy = slow_db
-    timeout = 30.0  # SHUTDOWN_TIMEOUT: far longer than the exit may take, to tell them apart
+    # SHUTDOWN_TIMEOUT: far longer than the exit may take, to tell them apart
+    timeout = 3 * PROCESS_MARGIN
     http_port, grpc_port = free_port(), free_port()
     log = tmp_path / "points.log"
     env = {

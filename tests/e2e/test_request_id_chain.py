@@ -14,7 +14,7 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.e2e.gateway_stack import Gateway, users_and_points_behind_nginx, wait_until
 from tests.integration.auth_support import KEYS
-from tools.service_process import ServiceProcess
+from tools.local.service_process import ServiceProcess
 
 
 @pytest.fixture(scope="module")

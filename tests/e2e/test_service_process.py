@@ -19,8 +19,8 @@ import pytest
 
 from tests.proxy import TcpProxy, through
 from tests.servers import Servers
-from tools.ports import free_port
-from tools.service_process import PROCESS_MARGIN, ROOT, ServiceProcess, port_open
+from tools.local.ports import free_port
+from tools.local.service_process import PROCESS_MARGIN, ROOT, ServiceProcess, port_open
 
 
 @pytest.fixture
@@ -55,7 +55,8 @@ async def test_sigterm_lets_in_flight_requests_finish(
     slow_db: tuple[str, TcpProxy], tmp_path: Path
 ) -> None:
     dsn, proxy = slow_db
-    timeout = 30.0  # SHUTDOWN_TIMEOUT: far longer than the exit may take, to tell them apart
+    # SHUTDOWN_TIMEOUT: far longer than the exit may take, to tell them apart
+    timeout = 3 * PROCESS_MARGIN
     env = base_env(through(dsn, proxy), SHUTDOWN_TIMEOUT=str(timeout), DB_POOL_MIN="3")
     service = ServiceProcess(env, tmp_path / "svc.log")
     try:

@@ -35,9 +35,9 @@ from tests.e2e.raw_http import parse_responses
 from tests.integration.auth_support import token
 from tests.integration.smtp_support import smtp_sink
 from tests.reliability.stack import PASSWORD, users_env
-from tools.service_process import PROCESS_MARGIN, ServiceProcess
+from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
-GATEWAY_HEADER_TIMEOUT = 0.5  # tools.nginx --client-header-timeout
+GATEWAY_HEADER_TIMEOUT = 0.5  # tools.deploy.nginx --client-header-timeout
 GATEWAY_BODY_TIMEOUT = 1.0  # --client-body-timeout: the longest pause between two reads
 BODY_TIMEOUT = 1.0  # the service's HTTP_BODY_TIMEOUT
 KEEPALIVE_TIMEOUT = 2.0  # the service's HTTP_KEEPALIVE_TIMEOUT

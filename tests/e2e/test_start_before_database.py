@@ -29,8 +29,8 @@ from lib.pb.point import PointReply, PointRequest
 from tests.proxy import TcpProxy, through
 from tests.servers import Servers
 from tools import keys
-from tools.ports import free_port
-from tools.service_process import PROCESS_MARGIN, ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 CONNECT_TIMEOUT = 1.0  # DB_CONNECT_TIMEOUT: a black-holed attempt gives up after this
 MAX_DELAY = 3.0  # connect()'s longest pause between two attempts (lib/db/pool.py)

@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.browser import ARTIFACTS, artifact, assert_png, chromium, node, run_script
 from tests.e2e.gateway_stack import Stack, running_stack
 from tools import swag_config
-from tools.service_process import ROOT
+from tools.local.service_process import ROOT
 
 
 @pytest.fixture(scope="module")

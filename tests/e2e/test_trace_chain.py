@@ -19,7 +19,7 @@ from lib.auth.tokens import TokenSigner
 from tests.e2e.gateway_stack import Gateway, users_and_points_behind_nginx, wait_until
 from tests.integration.auth_support import KEYS
 from tests.otlp_receiver import Receiver, Span
-from tools.service_process import ServiceProcess
+from tools.local.service_process import ServiceProcess
 
 SERVER, CLIENT = 2, 3  # OTLP span kinds
 LIST_POINTS = "point.PointServer/GetUserListPoints"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import api_lint, swag
+from tools import swag
+from tools.checks import api_lint
 
 WALK = Path(__file__).parent / "typed_walk" / "walk.ts"
 STORY = ("users", "catalog", "orders", "chat")

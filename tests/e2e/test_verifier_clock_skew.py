@@ -23,10 +23,11 @@ from lib.auth.tokens import TokenSigner
 from tests.integration.auth_support import KEYS
 from tests.reliability.stack import common_env
 from tests.reliability.world import Orders, actor, call, catalog_service, talk
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
+from tools.time_scale import scaled
 
-STARTUP = 60.0  # a process starting on a loaded machine
+STARTUP = scaled(60.0)  # a process starting on a loaded machine
 LEEWAY = 5  # TOKEN_CLOCK_LEEWAY (the default)
 MARGIN = 3  # seconds a case keeps from the leeway's edge: a loaded machine's scheduling
 CASES = [("orders", "+90s"), ("orders", "-90s"), ("chat", "+90s"), ("chat", "-90s")]

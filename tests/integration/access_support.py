@@ -6,6 +6,7 @@ enforcement drifts from what its document says fails the matrix."""
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from lib.http.access import SELF
-from lib.http.openapi import guarded
+from lib.http.openapi import declared
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL
 
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -42,8 +43,8 @@ class Caller:
     def headers(self) -> dict[str, str]:
         if self.role is None or self.user_id is None:
             return {}
-        value, _ = TokenSigner(KEYS[0], TEST_TOKEN_TTL).issue(
-            self.user_id, self.role, self.verified
+        value, _ = TokenSigner(KEYS[0], TEST_TOKEN_TTL).issue(  # make_user's session
+            self.user_id, self.role, self.verified, session_id=self.user_id
         )
         return {"Authorization": f"Bearer {value}"}
 
@@ -73,13 +74,14 @@ def undocumented_or_unguarded(app: Any, spec: dict[str, Any]) -> list[str]:
     documented = {(op.method, op.path) for op in operations(spec)}
     wrong = []
     for route in app.router.routes():
-        op = getattr(route.handler, "__openapi__", None)
+        guard = inspect.unwrap(route.handler, stop=lambda f: declared(f) is not None)
+        op = declared(guard)
         if op is None or route.method == "HEAD" or route.resource is None:
             continue
         key = (route.method.lower(), route.resource.canonical)
         if key not in documented:
             wrong.append(f"{key}: not in the document")
-        if op.access.roles is not None and not guarded(route.handler):
+        if guard is not route.handler:
             wrong.append(f"{key}: @operation is not the outermost decorator")
     return wrong
 

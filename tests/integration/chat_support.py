@@ -24,6 +24,7 @@ from tests.integration.orders_support import (
     offer_body,
     order_body,
 )
+from tools.time_scale import scaled
 
 ChatFactory = Callable[..., Awaitable[Any]]  # conftest's chat_factory: settings overrides -> client
 
@@ -95,7 +96,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: f
     raise AssertionError(f"not within {seconds}s: {what}")
 
 
-STALLED_WAIT = 10.0  # bound on each read of a StalledClient
+STALLED_WAIT = scaled(10.0)  # bound on each read of a StalledClient
 
 
 class StalledClient:

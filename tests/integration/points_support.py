@@ -22,6 +22,7 @@ from lib.pb.point import (
 from services.points.db import points as q
 from services.points.service import PointService
 from tests.proxy import TcpProxy
+from tools.time_scale import scaled
 
 SERVICE = "/point.PointServer/"
 GET = SERVICE + "GetUserPoints"
@@ -55,7 +56,7 @@ class Points:
             reason=reason,
             idempotency_key=uuid.uuid4().hex if key is None else key,
         )
-        return await call(request, timeout=10, **kw)
+        return await call(request, timeout=scaled(10), **kw)
 
     async def seed(self, balances: dict[str, int]) -> None:
         async with self.db.transaction() as conn:

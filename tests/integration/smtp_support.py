@@ -16,8 +16,8 @@ from aiosmtpd.controller import Controller
 
 from services.users.mail_relay import MailRelay
 from services.users.settings import UsersSettings
-from tools.ports import free_port
-from tools.service_process import PROCESS_MARGIN
+from tools.local.ports import free_port
+from tools.local.service_process import PROCESS_MARGIN
 
 SMTP_TIMEOUT = 2.0  # the SMTP_TIMEOUT the tests give users (the e2e and reliability stacks)
 # the longest one mail may take: the relay's poll at its default period (it is woken on

@@ -48,7 +48,7 @@ from tests.integration.auth_support import service_settings, settings_for
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.chat_support import chat_settings, conversation, make_world
 from tests.integration.orders_support import caller, offer_body, order_body, orders_settings
-from tests.integration.users_support import make_user, users_settings
+from tests.integration.users_support import AUTH_LIMITS_OFF, make_user, users_settings
 
 HTTP_SERVICES = [s.name for s in registry.gateway_services() if s.built]
 # the services `stack` wires to their dependencies by hand; any other is built alone
@@ -96,8 +96,7 @@ async def stack(
             users_dsn,
             departments_url=str(departments.make_url("")),
             storage_dir=str(tmp_path),
-            register_rate=1e6,
-            register_burst=10**6,
+            **AUTH_LIMITS_OFF,  # every caller signs in: the test's budget, not production's
         )
     )
     return {  # names services on purpose: the WIRED ones
@@ -182,12 +181,22 @@ async def every_operation_as_declared(client: Any, service: str, users_dsn: str 
 
 # what a non-owner sends, so the request reaches the ownership check (a valid body, the
 # current If-Match); an owner operation missing here fails the test
+ME_ONLY = {"skip": "`me` only: nobody else's account can be named"}
 OWNER_REQUESTS: dict[str, dict[str, Any]] = {
     "getAUser": {},
     "updateAUser": {"json": {"first_name": "Mallory"}, "if_match": "users"},
     "deleteAnonymiseAUser": {"if_match": "users"},
     "uploadAProfilePicture": {},
-    "changeMyPassword": {"skip": "`me` only: nobody else's account can be named"},
+    "changeMyPassword": ME_ONLY,
+    "myPasskeys": ME_ONLY,
+    "startRegisteringAPasskey": ME_ONLY,
+    "registerAPasskey": ME_ONLY,
+    # another user's passkey id: 404 (test_users_passkeys.py::test_register_list_sign_in_and_remove)
+    "removeAPasskey": ME_ONLY,
+    "mySecondFactor": ME_ONLY,
+    "enrolAnAuthenticatorApp": ME_ONLY,
+    "confirmTheAuthenticatorApp": ME_ONLY,
+    "removeTheSecondFactor": ME_ONLY,
     "offerAService": {},
     "withdrawAService": {},
     "getAnOrder": {},

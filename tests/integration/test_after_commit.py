@@ -1,6 +1,6 @@
 """lib.db.committed against real PostgreSQL and MariaDB: an action registered inside a
 transaction runs once the outermost commits, never for a rollback (a savepoint's own
-included), and at once outside any transaction."""
+included), at once outside any transaction, and an async one awaited on the commit."""
 
 from __future__ import annotations
 
@@ -54,3 +54,19 @@ async def test_a_rollback_drops_the_actions_registered_inside_it(db: Database) -
     assert ran == ["kept"]
     after_commit(lambda: ran.append("after"))  # nothing left open
     assert ran == ["kept", "after"]
+
+
+async def test_an_async_action_is_awaited_once_the_outermost_commits(db: Database) -> None:
+    ran: list[str] = []
+
+    async def push() -> None:
+        ran.append("pushed")
+
+    async with db.transaction():
+        after_commit(push)
+        async with db.transaction():
+            after_commit(push)
+        assert ran == []
+    assert ran == ["pushed", "pushed"]
+    with pytest.raises(RuntimeError, match="inside a transaction"):
+        after_commit(push)  # nothing to wait for: a mistake, not a silent drop

@@ -6,8 +6,6 @@ every refusal, each one line naming its reason with nothing restored."""
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,11 +16,19 @@ import psycopg
 import pymysql
 import pytest
 
-from tools import backup, backup_exporter, backup_servers, mariadb_backups, pgbackrest, restore
-from tools.backup_settings import BackupSettings
-from tools.databases import DATABASES
-from tools.db_servers import START_MARGIN
-from tools.restore import Refused
+from tools.backups import (
+    backup,
+    backup_exporter,
+    backup_servers,
+    mariadb_backups,
+    pgbackrest,
+    restore,
+)
+from tools.backups.backup_settings import BackupSettings
+from tools.backups.restore import Refused
+from tools.local.databases import DATABASES
+from tools.local.db_servers import START_MARGIN
+from tools.local.server_homes import remove_home, server_home
 
 RULES = Path(__file__).resolve().parents[2] / "observability" / "prometheus" / "rules"
 
@@ -34,16 +40,18 @@ def settings_in(root: Path) -> BackupSettings:
 
 
 @pytest.fixture
-def empty(tmp_path: Path) -> BackupSettings:
+def empty() -> Iterator[BackupSettings]:
     """Settings of a run with no servers: refusals must come before any is needed."""
-    return settings_in(tmp_path)
+    root = server_home("empty-")
+    yield settings_in(root)
+    remove_home(root)
 
 
 @pytest.fixture(scope="module")
 def archived() -> Iterator[BackupSettings]:
     """Both archived servers, every database migrated, one backup taken."""
-    root = Path(tempfile.mkdtemp(prefix="fixup-backups-"))
-    root.chmod(0o755)  # the postgres and mysql users reach their directories below it
+    # the postgres and mysql users reach their directories below it
+    root = server_home("backups-")
     settings = settings_in(root)
     try:
         backup_servers.up(settings)
@@ -53,7 +61,7 @@ def archived() -> Iterator[BackupSettings]:
         for home in settings.restores.glob("*-*"):
             restore.discard(home)
         backup_servers.down(settings)
-        shutil.rmtree(root, ignore_errors=True)
+        remove_home(root)
 
 
 def restored_homes(settings: BackupSettings) -> list[Path]:
@@ -83,9 +91,9 @@ def test_a_second_restore_is_refused_while_one_runs(empty: BackupSettings) -> No
 
 
 def test_the_command_says_why_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    empty: BackupSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("BACKUP_ROOT", str(tmp_path))
+    monkeypatch.setenv("BACKUP_ROOT", str(empty.root))
     assert restore.main(["run", "ledger", "2026-01-01T00:00:00Z"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err

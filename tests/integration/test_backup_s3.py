@@ -5,19 +5,17 @@ both, and `verify` reads the S3 copy back."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 import botocore.session
 import pytest
 
 from tests.pictures_support import moto_server
 from tests.s3_tls import tls_front
-from tools import backup, backup_servers, pgbackrest
-from tools.backup_settings import BackupSettings, S3Repository
-from tools.db_servers import run
+from tools.backups import backup, backup_servers, pgbackrest
+from tools.backups.backup_settings import BackupSettings, S3Repository
+from tools.local.db_servers import run
+from tools.local.server_homes import remove_home, server_home
 
 BUCKET = "fixup-backups"
 
@@ -25,8 +23,7 @@ BUCKET = "fixup-backups"
 def test_make_backup_writes_the_s3_repository_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BACKUP_S3_KEY", "testing")
     monkeypatch.setenv("BACKUP_S3_KEY_SECRET", "testing")
-    root = Path(tempfile.mkdtemp(prefix="fixup-backups-"))
-    root.chmod(0o755)
+    root = server_home("backups-")  # the postgres and mysql users reach below it
     with moto_server() as url, tls_front(url) as front:
         s3 = botocore.session.get_session().create_client(
             "s3", region_name="us-east-1", endpoint_url=url,
@@ -56,4 +53,4 @@ def test_make_backup_writes_the_s3_repository_too(monkeypatch: pytest.MonkeyPatc
             assert "PUT /fixup-backups/pgbackrest/archive/" in front.access_log.read_text()
         finally:
             backup_servers.down(settings)
-            shutil.rmtree(root, ignore_errors=True)
+            remove_home(root)

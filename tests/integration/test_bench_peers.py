@@ -15,7 +15,7 @@ import pytest
 from bench.common import ROOT, parsed_answer, wait_ready
 from lib.auth.principal import Role
 from tests.integration.auth_support import bearer
-from tools.ports import free_port
+from tools.local.ports import free_port
 
 
 @pytest.mark.parametrize("peer", ["litestar", "blacksheep"])

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers import Servers
+from tools.time_scale import scaled
 
 # what `make test svc=` selects it for (tests/selection.py):
 # bench/points_client.py and bench/users_list.py
@@ -85,7 +86,7 @@ def test_bench_script_prints_its_figures(script: str, servers: Servers) -> None:
     }
     done = subprocess.run(
         [sys.executable, f"bench/{script}.py", *argv],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=scaled(120),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     for pattern in expected:

@@ -13,7 +13,7 @@ from lib.auth.tokens import TokenSigner
 from services.catalog.app import create_app
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, bearer
 from tests.integration.catalog_support import ADMIN, catalog_settings, chain, post, unique
-from tools import seed
+from tools.local import seed
 
 PROVIDER_ID = uuid.uuid4()
 

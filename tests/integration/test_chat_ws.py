@@ -28,8 +28,9 @@ from tests.integration.chat_support import (
 )
 from tests.integration.orders_support import Caller
 from tests.servers import Servers
+from tools.time_scale import scaled
 
-RECEIVE = 10.0  # bound on every wait for a frame (the frames come in milliseconds)
+RECEIVE = scaled(10.0)  # bound on every wait for a frame (the frames come in milliseconds)
 ORIGIN = "http://localhost:8080"  # the default CORS_ALLOW_ORIGINS
 
 

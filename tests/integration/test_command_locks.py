@@ -1,4 +1,4 @@
-"""Commands that write, twice at once and after a kill (tools/locks.py): migrate up/down
+"""Commands that write, twice at once and after a kill (tools/local/locks.py): migrate up/down
 and seed hold their database's advisory lock, so a second copy waits (saying for what)
 or refuses with one line, and two copies at once never both migrate; a migration run
 killed half-way leaves yoyo's lock row behind, which the next run removes (saying so)
@@ -18,12 +18,13 @@ import psycopg
 import pytest
 
 from tests.servers import DatabaseFactory
-from tools.dbadmin import psycopg_dsn
-from tools.locks import LockBusy, database_lock, file_lock
-from tools.service_process import PROCESS_MARGIN, ROOT
+from tools.local.dbadmin import psycopg_dsn
+from tools.local.locks import LockBusy, database_lock, file_lock
+from tools.local.service_process import PROCESS_MARGIN, ROOT
+from tools.time_scale import scaled
 
 DB = {"postgresql": "departments", "mysql": "points"}  # a database of each engine
-STEP = 120.0  # one command's run on a loaded machine, migrations included
+STEP = scaled(120.0)  # one command's run on a loaded machine, migrations included
 
 
 def command(*args: str, env: dict[str, str], stderr: Path) -> subprocess.Popen[str]:
@@ -55,7 +56,7 @@ def test_migrate_waits_for_a_held_lock_or_refuses_in_one_line(
     err = tmp_path / "err"
     with database_lock(dsn, "migrate", wait=0):
         refused = command(
-            "-m", "tools.migrate", "up", db, env={**env, "LOCK_WAIT": "0"}, stderr=err
+            "-m", "tools.migrations.migrate", "up", db, env={**env, "LOCK_WAIT": "0"}, stderr=err
         )
         assert refused.wait(STEP) == 2
         lines = err.read_text().splitlines()
@@ -63,7 +64,12 @@ def test_migrate_waits_for_a_held_lock_or_refuses_in_one_line(
         assert lines[0].startswith("migrate: the migrate lock of database "), lines
         assert "another copy is running" in lines[0]
         waiting = command(
-            "-m", "tools.migrate", "up", db, env={**env, "LOCK_WAIT": str(STEP)}, stderr=err
+            "-m",
+            "tools.migrations.migrate",
+            "up",
+            db,
+            env={**env, "LOCK_WAIT": str(STEP)},
+            stderr=err,
         )
         wait_for_text(err, f"waiting up to {STEP:g} s for the migrate lock", STEP)
         assert waiting.poll() is None  # it waits while the lock is held
@@ -81,7 +87,8 @@ def test_two_migrate_ups_at_once_apply_each_migration_once(
     dsn = databases.create("twice", engine)
     env = {f"{db.upper()}_DATABASE_URL": dsn, "LOCK_WAIT": str(STEP)}
     runs = [
-        command("-m", "tools.migrate", "up", db, env=env, stderr=tmp_path / f"e{i}") for i in (1, 2)
+        command("-m", "tools.migrations.migrate", "up", db, env=env, stderr=tmp_path / f"e{i}")
+        for i in (1, 2)
     ]
     outs = [run.communicate(timeout=STEP)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [p.read_text() for p in tmp_path.iterdir()]
@@ -102,7 +109,7 @@ def test_a_migration_run_killed_half_way_is_finished_by_the_next(
     (source / "0001_first.sql").write_text("CREATE TABLE first (id int);\n")
     (source / "0002_second.sql").write_text(SLOW)
     run = (
-        "import sys; from pathlib import Path; from tools.migrate import up; "
+        "import sys; from pathlib import Path; from tools.migrations.migrate import up; "
         "print(up('departments', sys.argv[1], source=Path(sys.argv[2])))"
     )
     err = tmp_path / "err"
@@ -143,7 +150,7 @@ def test_seed_refuses_while_another_seed_holds_a_database(
     env = {"DEPARTMENTS_DATABASE_URL": dsn, "LOCK_WAIT": "0.5"}
     err = tmp_path / "err"
     with database_lock(dsn, "seed", wait=0):
-        refused = command("-m", "tools.seed", "--local-dev", env=env, stderr=err)
+        refused = command("-m", "tools.local.seed", "--local-dev", env=env, stderr=err)
         out, _ = refused.communicate(timeout=STEP)
     assert refused.returncode == 2
     lines = [line for line in err.read_text().splitlines() if not line.startswith("waiting")]
@@ -156,7 +163,7 @@ def test_seed_refuses_while_another_seed_holds_a_database(
 
 def test_a_file_lock_is_one_holder_at_a_time_and_dies_with_it(tmp_path: Path) -> None:
     hold = (
-        "import sys, time; from pathlib import Path; from tools.locks import file_lock\n"
+        "import sys, time; from pathlib import Path; from tools.local.locks import file_lock\n"
         "with file_lock('x', folder=Path(sys.argv[1])):\n"
         "    print('held', flush=True); time.sleep(600)"
     )

@@ -1,8 +1,9 @@
-"""A @conditional route that requires a principal checks it before a 304 (ADR 0026), and a
-@conditional route whose access the 304 could skip refuses to start, naming the route."""
+"""A conditional route that requires a principal checks it before a 304 (ADR 0026), and a
+conditional route that is not a GET refuses to start, naming the route."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -10,7 +11,6 @@ from aiohttp import web
 
 from lib.auth.principal import Role
 from lib.http.app import create_app
-from lib.http.conditional import conditional
 from lib.http.openapi import operation
 from tests.integration.auth_support import bearer, settings_for
 
@@ -27,8 +27,7 @@ def admin_routes() -> web.RouteTableDef:
     routes = web.RouteTableDef()
 
     @routes.get("/v1/secrets")
-    @conditional(fixed_tag)
-    @operation("Secrets", tags=["t"], roles=("ADMIN",))
+    @operation("Secrets", tags=["t"], roles=("ADMIN",), conditional=fixed_tag)
     async def secrets(request: web.Request) -> web.Response:
         return web.json_response({"data": []}, headers={"ETag": TAG})
 
@@ -55,36 +54,48 @@ async def test_a_guarded_conditional_route_authenticates_before_its_304(
     assert (admin.status, admin.headers["ETag"]) == (304, TAG)
 
 
-def unguarded_routes() -> web.RouteTableDef:
-    routes = web.RouteTableDef()
-
-    @routes.get("/v1/unguarded")
-    @conditional(fixed_tag)
-    async def unguarded(request: web.Request) -> web.Response:
-        return web.json_response({})
-
-    return routes
-
-
 def write_routes() -> web.RouteTableDef:
     routes = web.RouteTableDef()
 
     @routes.post("/v1/written")
-    @conditional(fixed_tag)
-    @operation("Write", tags=["t"], roles=("ADMIN",))
+    @operation("Write", tags=["t"], roles=("ADMIN",), conditional=fixed_tag)
     async def written(request: web.Request) -> web.Response:
         return web.json_response({})
 
     return routes
 
 
-@pytest.mark.parametrize(
-    ("routes", "named"),
-    [(unguarded_routes, "GET /v1/unguarded"), (write_routes, "POST /v1/written")],
-    ids=["no @operation", "not a GET"],
-)
-def test_a_conditional_route_that_could_skip_its_access_refuses_to_start(
-    routes: Any, named: str, departments_dsn: str
+def test_a_conditional_route_that_is_not_a_get_refuses_to_start(departments_dsn: str) -> None:
+    with pytest.raises(ValueError, match="POST /v1/written"):
+        create_app(settings_for(departments_dsn), routes=write_routes(), title="t")
+
+
+def wrapped_routes() -> web.RouteTableDef:
+    routes = web.RouteTableDef()
+
+    def wrap(inner: Any) -> Any:
+        @functools.wraps(inner)
+        async def outer(request: web.Request) -> web.StreamResponse:
+            return await inner(request)  # type: ignore[no-any-return]
+
+        return outer
+
+    @routes.get("/v1/wrapped")
+    @wrap
+    @operation("Secrets", tags=["t"], roles=("ADMIN",), conditional=fixed_tag)
+    async def wrapped(request: web.Request) -> web.Response:
+        return web.json_response({"data": []}, headers={"ETag": TAG})
+
+    return routes
+
+
+async def test_a_conditional_route_wrapped_again_answers_no_304(
+    aiohttp_client: Any, departments_dsn: str
 ) -> None:
-    with pytest.raises(ValueError, match=named):
-        create_app(settings_for(departments_dsn), routes=routes(), title="t")
+    """Something wraps the guard: the route is not `declared`, so no 304 skips its rule."""
+    app = create_app(settings_for(departments_dsn), routes=wrapped_routes(), title="t")
+    client = await aiohttp_client(app)
+    anonymous = await client.get("/v1/wrapped", headers={"If-None-Match": TAG})
+    assert anonymous.status == 401
+    admin = await client.get("/v1/wrapped", headers={"If-None-Match": TAG, **bearer(Role.ADMIN)})
+    assert admin.status == 200

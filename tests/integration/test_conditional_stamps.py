@@ -1,6 +1,6 @@
 """Every conditional list's stamp covers every table its queries read (ADR 0019), derived
 from what runs: each built PostgreSQL service of lib/registry.py, on a migrated database
-with the demo data of tools/seed.py, each GET route of its app that answers a list with an
+with the demo data of tools/local/seed.py, each GET route of its app that answers a list with an
 ETag and a 304 for it. Which tables a route reads, the server says: with a table locked
 (ACCESS EXCLUSIVE) by another transaction, a route that reads it waits for the lock
 (pg_locks), one that does not answers. Then a committed write to each table read (a
@@ -20,7 +20,7 @@ import pytest
 
 from lib import registry
 from tests.integration.test_access_matrix import plain_app
-from tools import seed
+from tools.local import seed
 
 SERVICES = [s.name for s in registry.gateway_services() if s.built and s.engine == "postgresql"]
 # bookkeeping, never what a route answers

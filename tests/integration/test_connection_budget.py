@@ -1,4 +1,4 @@
-"""The connection budget (tools/connection_budget.py): the registry's replicas x workers x
+"""The connection budget (tools/deploy/connection_budget.py): the registry's replicas x workers x
 pool sizes, summed per server, must fit the server's max_connections without a pooler; a
 registry scaled past it fails naming every service and the way out."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from lib import registry
 from lib.registry import Engine
 from tests.servers import Servers, env
-from tools.connection_budget import (
+from tools.deploy.connection_budget import (
     MARGIN,
     Demand,
     PoolerBudget,

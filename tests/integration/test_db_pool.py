@@ -14,7 +14,7 @@ from lib.db import connecting
 from lib.db.connecting import connect
 from lib.db.pool import Database, MyDatabase, PgDatabase, PoolStats
 from tests.servers import DatabaseFactory
-from tools.ports import free_port
+from tools.local.ports import free_port
 
 ENGINES = ["postgresql", "mysql"]
 

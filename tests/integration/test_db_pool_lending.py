@@ -24,10 +24,11 @@ from lib.db.scope import SecondConnectionError, enter_scope, exit_scope
 from tests.integration.waiting import until
 from tests.proxy import TcpProxy, through
 from tests.servers import DatabaseFactory
+from tools.time_scale import scaled
 
 # postgresql+reset-off: as every service runs it (asyncpg's release runs no reset query)
 ENGINES = ["postgresql", "postgresql+reset-off", "mysql"]
-OPEN_BOUND = 10.0  # s: opening a PostgreSQL or MariaDB connection on a loaded machine
+OPEN_BOUND = scaled(10.0)  # s: opening a PostgreSQL or MariaDB connection on a loaded machine
 
 
 @pytest.fixture(params=ENGINES)

@@ -18,7 +18,7 @@ from lib.db.waiting import WaitingDatabase, open_database
 from tests.logging_support import capture_logs
 from tests.proxy import TcpProxy, through
 from tests.servers import DatabaseFactory
-from tools.ports import free_port
+from tools.local.ports import free_port
 
 ENGINES = ["postgresql", "mysql"]
 MAX_DELAY = 0.2  # connect()'s pause between attempts here: the test waits a few of them

@@ -113,7 +113,7 @@ async def test_the_access_log_redacts_secret_query_values(
 async def test_profiling_is_opt_in_on_its_own_port(
     aiohttp_client: Any, departments_dsn: str
 ) -> None:
-    from tools.ports import free_port
+    from tools.local.ports import free_port
 
     port = free_port()
     settings = settings_for(departments_dsn, profiling_enabled=True, profiling_port=port)

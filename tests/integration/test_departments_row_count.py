@@ -17,7 +17,7 @@ import pytest
 from services.departments.app import create_app
 from tests.integration.auth_support import settings_for
 from tests.servers import DatabaseFactory
-from tools import migrate
+from tools.migrations import migrate
 
 
 async def kept_and_real(conn: asyncpg.Connection[Any]) -> tuple[int, int]:

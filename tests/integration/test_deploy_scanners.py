@@ -1,4 +1,4 @@
-"""The reviewers' scanners on the deploy files (tools/deploy_scan.py, `make deploy-lint`):
+"""The reviewers' scanners on the deploy files (tools/deploy/deploy_scan.py, `make deploy-lint`):
 checkov on the rendered Kubernetes overlays, zizmor on the workflows, dclint on Compose,
 the Gateway API schemas on the edge's objects report nothing, and each scanner does catch
 the weakness it is there for (a weakened copy fails), so a green run means something.
@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from tests.unit.test_k8s import render
-from tools import deploy_scan
-from tools.generated import ROOT
+from tools.deploy import deploy_scan
+from tools.deploy.generated import ROOT
 
 
 def scanned(name: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,8 @@ from pathlib import Path
 import redis
 
 from tests.servers import Servers
-from tools.dbadmin import database_exists
+from tools.local.dbadmin import database_exists
+from tools.time_scale import scaled
 
 # Outside tests/integration (whose conftest imports every service) and without the plugins
 # the probe does not use: each run starts in ~0.7 s instead of ~2 s (more under load).
@@ -32,7 +33,7 @@ def test_parallel_runs_are_isolated(tmp_path: Path, servers: Servers, redis_pref
     results = []
     try:
         for proc, out in runs:
-            stdout, _ = proc.communicate(timeout=120)
+            stdout, _ = proc.communicate(timeout=scaled(120))
             assert proc.returncode == 0, stdout
             results.append(json.loads(out.read_text()))
     finally:

@@ -1,4 +1,4 @@
-"""tools/ha_network.py on this machine's kernel: a member host in a network namespace is
+"""tools/ha/ha_network.py on this machine's kernel: a member host in a network namespace is
 reached through the bridge, a cut drops what crosses its link in silence (an open
 connection hangs, as over a cut cable), a heal brings the same connection back, and
 removing the network leaves no namespace, veth or bridge behind."""
@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tools import ha_network
-from tools.ha_network import MemberNet
-from tools.local_servers import StartError
-from tools.ports import free_port
+from tools.ha import ha_network
+from tools.ha.ha_network import MemberNet
+from tools.local.local_servers import StartError
+from tools.local.ports import free_port
 
 ECHO = """
 import socket, sys

@@ -4,7 +4,7 @@ times and ids by value; NULLs last ascending, first descending, as PostgreSQL's 
 
 The lists and their keys come from each service's OpenAPI document (`orderby`'s values,
 `sort`'s asc|desc), the services run in-process, wired, on real PostgreSQL (the access
-matrix's stack), with the demo data of tools/seed.py, provider links, orders and offers
+matrix's stack), with the demo data of tools/local/seed.py, provider links, orders and offers
 made through the APIs, and the `created_at` of every row spread apart so each key has
 several values. A list the data here cannot fill must be named in NOT_FILLED."""
 
@@ -25,7 +25,7 @@ from lib.auth.tokens import TokenSigner
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, bearer
 from tests.integration.orders_support import caller, catalog_service, offer_body, order_body
 from tests.integration.test_access_matrix import stack, users_dsn  # noqa: F401  (fixtures)
-from tools import seed
+from tools.local import seed
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "openapi"
 # a key whose rows without a value sort by another, as its `orderby` description documents

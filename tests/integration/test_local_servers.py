@@ -1,4 +1,4 @@
-"""The embedded default (tools/local_servers.py): with the configured addresses pointed at
+"""The embedded default (tools/local/local_servers.py): with the configured addresses pointed at
 free ports where nothing listens, `up` starts a PostgreSQL, a MariaDB and a Redis of its own
 there, each answering a real client; a second `up` uses them as they are; `down` stops
 exactly those; a start that fails half-way names the failure and leaves nothing running.
@@ -18,9 +18,10 @@ import pytest
 import redis
 
 from lib import registry
-from tools.dbadmin import mysql_connect
-from tools.local_servers import START_TIMEOUT, STOP_TIMEOUT, StartError, hand_to, listening
-from tools.ports import free_port
+from tools.local import local_servers, server_homes
+from tools.local.dbadmin import mysql_connect
+from tools.local.local_servers import START_TIMEOUT, STOP_TIMEOUT, StartError, hand_to, listening
+from tools.local.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,7 @@ def var() -> Iterator[Path]:
         yield Path(directory)
         # whatever the test left, stopped before the directory goes
         subprocess.run(
-            [sys.executable, "-m", "tools.local_servers", "down", "--var", directory],
+            [sys.executable, "-m", "tools.local.local_servers", "down", "--var", directory],
             cwd=ROOT,
             capture_output=True,
             check=False,
@@ -64,7 +65,7 @@ def _local_servers(
     command: str, var: Path, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tools.local_servers", command, "--var", str(var)],
+        [sys.executable, "-m", "tools.local.local_servers", command, "--var", str(var)],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
@@ -133,3 +134,29 @@ def test_a_directory_the_server_user_cannot_reach_is_refused_naming_the_closed_p
         Path(closed).chmod(0o755)
         hand_to("postgres", home)
         assert home.owner() == "postgres"
+
+
+def test_a_server_whose_user_cannot_pass_the_checkout_keeps_its_data_in_the_server_root() -> None:
+    """`make test` on a machine with no PostgreSQL, from a checkout under a 0700 home: the
+    cluster starts all the same, its data where the postgres user can pass, kept there from
+    one run to the next (a second `up` after `down` uses it again)."""
+    with tempfile.TemporaryDirectory(prefix="fixup-closed-") as closed:
+        Path(closed).chmod(0o700)
+        var = Path(closed) / "fixup" / "var"
+        address = local_servers.Address("postgresql", "127.0.0.1", free_port())
+        expected = var / "servers" / f"postgresql-{address.port}"
+        if os.geteuid() == 0:  # as any other user the server runs as us: var/ it is
+            expected = server_homes.server_root(var) / expected.name
+        try:
+            assert local_servers.up(var, [address]) == [
+                f"{address}: nothing listened, started ours (data: {expected})"
+            ]
+            assert (expected / "data" / "PG_VERSION").exists()
+            with psycopg.connect(f"postgresql://postgres@127.0.0.1:{address.port}/postgres"):
+                pass
+            local_servers.down(var)
+            assert not listening(address.host, address.port)
+            assert local_servers.up(var, [address])[0].endswith(f"(data: {expected})")
+        finally:
+            local_servers.down(var)
+            server_homes.remove_home(expected)

@@ -14,7 +14,7 @@ import pytest
 from services.users.app import create_app
 from tests.integration.smtp_support import MAIL_WAIT, SmtpSink, smtp_sink, token_in
 from tests.integration.test_users_auth import customer, new_email, settings
-from tools.ports import free_port
+from tools.local.ports import free_port
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import pytest
 from tests.integration.test_migrations import schema_dump
 from tests.integration.test_migrations_online import MARGIN, source
 from tests.servers import DatabaseFactory
-from tools import migrate
-from tools.dbadmin import psycopg_dsn
+from tools.local.dbadmin import psycopg_dsn
+from tools.migrations import migrate
 
 STATEMENT = 0.5  # seconds: MIGRATE_STATEMENT_TIMEOUT of these tests
 SLOW = STATEMENT + 4 * MARGIN  # how long the slow statement would run without the limit

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from tests.servers import DatabaseFactory
-from tools import migrate
-from tools.databases import DATABASES, database_name, engine_of
+from tools.local.databases import DATABASES, database_name, engine_of
+from tools.migrations import migrate
 
 
 def schema_dump(dsn: str) -> str:

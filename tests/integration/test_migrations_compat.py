@@ -1,7 +1,7 @@
 """make migrate-compat: the previous release's own API tests, run on the schema after the
 new migrations, fail on a migration that breaks it (naming it) and pass on the current tree.
 A bounded subset of the release's tests here; `make migrate-compat` (CI) runs the default
-set of tools/migrate_compat.py."""
+set of tools/migrations/migrate_compat.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import migrate_compat
+from tools.migrations import migrate_compat
 
 ONE_TEST = ["tests/integration/test_orders_api.py::test_order_lifecycle_to_review"]
 

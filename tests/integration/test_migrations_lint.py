@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import migrate, migrate_lint
-from tools.migrate_sql import Finding, is_transactional
+from tools.migrations import migrate, migrate_lint
+from tools.migrations.migrate_sql import Finding, is_transactional
 
 ROOT = migrate_lint.ROOT
 

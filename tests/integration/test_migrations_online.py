@@ -26,11 +26,12 @@ from services.orders.app import create_app as orders_app
 from tests.integration.orders_support import Caller, caller, orders_settings
 from tests.integration.test_migrations import schema_dump
 from tests.servers import DatabaseFactory
-from tools import migrate
-from tools.dbadmin import mysql_connect, psycopg_dsn
+from tools.local.dbadmin import mysql_connect, psycopg_dsn
+from tools.migrations import migrate
+from tools.time_scale import scaled
 
 LOCK = migrate.Timeouts(lock=0.5, statement=30)
-MARGIN = 5.0  # connecting, yoyo's own bookkeeping, a loaded machine
+MARGIN = scaled(5.0)  # connecting, yoyo's own bookkeeping, a loaded machine
 
 
 def source(tmp_path: Path, db: str, files: dict[str, str]) -> Path:

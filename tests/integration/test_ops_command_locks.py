@@ -1,5 +1,5 @@
-"""The operations commands added since the commands' locks (tools/locks.py) hold one too:
-while a copy holds it, a second `make backup`, `make failover-drill` or `tools.ha_tier up`
+"""The operations commands added since the commands' locks (tools/local/locks.py) hold one too:
+while a copy holds it, a second `make backup`, `make failover-drill` or `tools.ha.ha_tier up`
 refuses at once (LOCK_WAIT=0) with one line naming the lock, before it touches a server
 or writes a ledger."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.locks import LOCKS, file_lock
+from tools.local.locks import LOCKS, file_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 # a refused copy only imports and tries the lock: well under this on a loaded machine
@@ -33,7 +33,7 @@ def second_copy(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     ("lock", "command"),
-    [("backup", ("tools.backup",)), ("failover-drill", ("tools.failover_drill",))],
+    [("backup", ("tools.backups.backup",)), ("failover-drill", ("tools.drills.failover_drill",))],
 )
 def test_a_second_copy_refuses_while_the_lock_is_held(lock: str, command: tuple[str, ...]) -> None:
     with file_lock(lock, wait=0):
@@ -46,7 +46,7 @@ def test_a_second_copy_refuses_while_the_lock_is_held(lock: str, command: tuple[
 
 def test_the_ha_tier_refuses_a_second_up_and_starts_nothing(tmp_path: Path) -> None:
     with file_lock("ha-tier", wait=0, folder=tmp_path / "locks"):
-        done = second_copy("tools.ha_tier", "up", "--var", str(tmp_path), "--free-ports")
+        done = second_copy("tools.ha.ha_tier", "up", "--var", str(tmp_path), "--free-ports")
     assert done.returncode == 2, done.stderr
     assert "ha-tier.lock" in done.stderr
     assert not (tmp_path / "ha").exists()

@@ -410,8 +410,12 @@ async def test_make_an_offer(client: Any, catalog: Any, world: dict[str, Any]) -
     customer, p1, p2 = world["customer"], world["p1"], world["p2"]
     order_id = await new_order(client, world)
     path = f"/v1/orders/{order_id}/offers"
+    made = {"service": "orders"}
+    before = REGISTRY.get_sample_value("orders_offers_made_total", made) or 0
     resp = await client.post(path, json=offer_body(price="80"), headers=p1.headers)
     assert resp.status == 201, await resp.text()
+    # the fact counted once, under the service's own label
+    assert REGISTRY.get_sample_value("orders_offers_made_total", made) == before + 1
     offer = (await resp.json())["data"]
     assert resp.headers["Location"] == f"{path}/{offer['id']}"
     assert (offer["order_id"], offer["provider_id"], offer["status"]) == (

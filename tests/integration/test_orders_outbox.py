@@ -22,10 +22,11 @@ from services.orders.db import outbox as q
 from services.orders.relay import POINTS_TOPIC, OutboxRelay, award_key
 from tests.integration.points_support import Points
 from tests.proxy import TcpProxy
+from tools.time_scale import scaled
 
 POINTS = 10
 CALL_TIMEOUT = 1.0
-SETTLE = 30.0  # seconds every test allows its awards to arrive, far above the ~1 s needed
+SETTLE = scaled(30.0)  # seconds every test allows its awards to arrive, far above the ~1 s needed
 
 
 class Killed(BaseException):

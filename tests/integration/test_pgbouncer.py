@@ -1,8 +1,8 @@
 """PostgreSQL through PgBouncer in transaction mode (POOLER=pgbouncer, ADR 0037): a bounded
 smoke of what `make test-pgbouncer` runs in full.
 
-A PgBouncer of this module's own (tools/pgbouncer.py, under var/, a free loopback port) in
-front of the run's PostgreSQL; representative integration tests of three services run
+A PgBouncer of this module's own (tools/local/pgbouncer.py: tools/local/server_homes.py, a free
+port) in front of the run's PostgreSQL; representative integration tests of three services run
 through it unchanged (departments list and writes, users' register/login/refresh races,
 orders' whole story with its idempotent create and concurrent accepts); a departments app
 whose pool is wider than PgBouncer's server pool answers a burst of writes and reads while
@@ -30,8 +30,9 @@ from services.departments.app import create_app
 from services.departments.settings import DepartmentsSettings
 from tests.integration.auth_support import Bearer, settings_for
 from tests.servers import Servers
-from tools import pgbouncer
-from tools.dbadmin import psycopg_dsn
+from tools.local import pgbouncer
+from tools.local.dbadmin import psycopg_dsn
+from tools.time_scale import scaled
 
 # what `make test svc=` selects it for (tests/selection.py): the nested run's services
 EXERCISES = ("departments", "users", "orders", "catalog")
@@ -50,7 +51,8 @@ THROUGH_POOLER = (
     "tests/integration/test_orders_api.py::test_idempotency_key_on_create",
     "tests/integration/test_orders_api.py::test_concurrent_accepts_exactly_one_wins",
 )
-NESTED_TIMEOUT = 240.0  # s: eight tests and three migrated databases on a loaded machine
+# s: eight tests and three migrated databases at load 3, times FIXUP_TIME_SCALE
+NESTED_TIMEOUT = scaled(240.0)
 
 
 def server_of(dsn: str) -> str:

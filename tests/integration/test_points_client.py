@@ -20,7 +20,7 @@ from lib.pb.point import PointReply, PointRequest
 from lib.resilience import BreakerState, CircuitBreaker
 from tests.integration.points_support import GET, CountingProxy, Points, new_id, running_points
 from tests.logging_support import logging_to
-from tools.ports import free_port
+from tools.local.ports import free_port
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS, Bearer, bearer, settings_for
 from tests.integration.points_support import Points, new_id, running_points
 from tests.proxy import TcpProxy, through
-from tools import seed
+from tools.local import seed
 
 ADMIN = Bearer(Role.ADMIN)
 POOL_MAX = 10

@@ -1,4 +1,4 @@
-"""`python -m tools.seed` loads the demo data of docs/api.md ("users") into fresh databases,
+"""`python -m tools.local.seed` loads the demo data of docs/api.md ("users") into fresh databases,
 idempotently."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 from lib import registry
 from lib.auth import passwords
 from tests.servers import DatabaseFactory
-from tools import seed
-from tools.databases import database_name
-from tools.dbadmin import mysql_connect, psycopg_dsn
+from tools.local import seed
+from tools.local.databases import database_name
+from tools.local.dbadmin import mysql_connect, psycopg_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
 

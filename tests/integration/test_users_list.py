@@ -27,7 +27,7 @@ from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS, Bearer, bearer
 from tests.integration.points_support import Points, running_points
 from tests.proxy import TcpProxy, through
-from tools import seed
+from tools.local import seed
 
 POINTS = {f"{u.first_name} {u.last_name}": u.points for u in seed.CUSTOMERS}
 

@@ -1,13 +1,15 @@
 """The users service's secrets rotated with an overlap (ADR 0036), on real PostgreSQL and the
 real app: a picture URL signed before a rotation stays valid until it expires and is refused
 once its key is retired; a mail link survives every rotation (it has no secret behind it);
-`tools.rotate_secrets reencrypt` stopped half-way (a batch limit, then SIGKILL) and run
-again leaves every personal id number readable and on the new key, and a second run
-changes nothing."""
+`make rotate secret=encryption step=reencrypt` stopped half-way (a batch limit, then
+SIGKILL) and run again leaves every personal id number readable and on the new key, and a
+second run changes nothing; the files and values earlier versions wrote, migrated."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import sys
 import time
@@ -22,16 +24,25 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from lib.auth.jwks import key_id
+from lib.auth.pem import generate_keypair, load_public_key
 from lib.auth.principal import Role
+from lib.config import load_settings
 from lib.crypto import FieldCipher, prefix, sealed_kid
-from lib.keyring import Keyring
+from lib.keyring import Keyring, symmetric, write_keyring
 from lib.storage import LocalStorage
 from services.users.app import create_app
+from services.users.auth_kit import signing_keys
 from services.users.pictures import STORAGE
+from services.users.settings import UsersSettings
 from tests.integration.smtp_support import SmtpSink, mail_to, smtp_sink, token_in
 from tests.integration.users_support import mailing_settings, make_user, users_settings
 from tests.pictures_support import png
-from tools.rotate_secrets import SECRETS, promote, reencrypt, retire, sealed_counts, stage
+from tools.secrets import rotate
+from tools.secrets.legacy import envelope
+from tools.secrets.rotate import SECRETS, drop, promote, stage
+from tools.secrets.sealed import counts, reencrypt
+from tools.time_scale import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_STORAGE_KEY = "the picture key before keyrings"
@@ -54,12 +65,12 @@ def storage_rings() -> dict[str, Keyring]:
     """The picture-URL keyring at each step of a rotation from the single-key setting."""
     secret = SECRETS["storage"]
     before = Keyring.single(OLD_STORAGE_KEY.encode())
-    staged = stage(before, secret)
-    promoted = promote(staged, secret)
+    staged = stage(before, secret, 0.0)
+    promoted = promote(staged, secret, 0.0, 0.0)
     return {
         "staged": staged,
         "promoted": promoted,
-        "retired": retire(promoted, secret, Counter()),
+        "retired": drop(promoted, secret, 0.0, 0.0, Counter()),
     }
 
 
@@ -133,13 +144,13 @@ async def test_a_mail_link_works_after_every_secret_is_rotated(
     assert (await before.post("/v1/auth/register", json=body)).status == 201
     token = token_in(await mail_to(sink, email))
     encryption = SECRETS["encryption"]
-    ring = promote(stage(Keyring.single(A), encryption), encryption)
+    ring = promote(stage(Keyring.single(A), encryption, 0.0), encryption, 0.0, 0.0)
     rotated = mailing_settings(
         users_dsn,
         sink.port,
         storage_dir=str(tmp_path),
         storage_signing_keys=storage_rings()["retired"].text(),
-        encryption_keys=retire(ring, encryption, Counter()).text(),
+        encryption_keys=drop(ring, encryption, 0.0, 0.0, Counter()).text(),
     )
     after = await aiohttp_client(create_app(rotated))
     resp = await after.post("/v1/auth/verify", json={"token": token})
@@ -211,9 +222,10 @@ async def test_reencrypt_stopped_half_way_resumes_and_a_second_run_changes_nothi
     dsn = migrated_db("users")  # its own database: the job reads the whole table
     ids = await providers(dsn, COUNT)
     encryption = SECRETS["encryption"]
-    ring = promote(stage(Keyring.single(A), encryption), encryption)
-    ring = Keyring(tuple(k if k.kid != "k1" else type(k)("k1", "current", B) for k in ring.keys))
-    cipher = FieldCipher(ring)  # what the promoted service holds: k1 current, k0 previous
+    ring = promote(stage(Keyring.single(A), encryption, 0.0), encryption, 0.0, 0.0)
+    ring = Keyring(tuple(k if k.kid != "k1" else symmetric("k1", B) for k in ring.keys))
+    cipher = FieldCipher(ring)  # what the promoted service holds: k1 current, k0 retired
+    assert envelope(dsn, ring) == COUNT // 3  # the values sealed before keyrings, migrated
 
     assert reencrypt(dsn, cipher, batch=7, max_batches=3) == 21  # stopped after 3 batches
     values = await stored(dsn, ids)
@@ -221,13 +233,14 @@ async def test_reencrypt_stopped_half_way_resumes_and_a_second_run_changes_nothi
     assert Counter(sealed_kid(v) or "k0" for v in values.values()) == {"k1": 21, "k0": COUNT - 21}
 
     ring_file = tmp_path / "encryption.keys"
-    ring_file.write_text(ring.text())
+    write_keyring(ring_file, ring)
     env = {**os.environ, "USERS_DATABASE_URL": dsn, "ENCRYPTION_KEYS_FILE": str(ring_file)}
-    command = [sys.executable, "-m", "tools.rotate_secrets", "reencrypt", "--batch", "1"]
+    command = [sys.executable, "-m", "tools.secrets.rotate", "encryption", "reencrypt"]
+    command += ["--batch", "1"]
     job = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=PIPE)
     try:
         # kill it once it committed a batch of its own; bounded by its start-up (imports)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + scaled(60)
         while time.monotonic() < deadline and job.returncode is None:
             if await on_key(dsn, "k1") > 21:
                 break
@@ -252,5 +265,42 @@ async def test_reencrypt_stopped_half_way_resumes_and_a_second_run_changes_nothi
     assert {sealed_kid(v) for v in values.values()} == {"k1"}
     assert reencrypt(dsn, cipher, batch=50, max_batches=None) == 0  # idempotent
     assert await stored(dsn, ids) == values  # not one byte changed
-    retired = FieldCipher(retire(ring, encryption, sealed_counts(dsn)))
+    retired = FieldCipher(drop(ring, encryption, 0.0, 0.0, counts(dsn)))
     all_readable(retired, ids, values)  # k0 may go now: nothing needs it
+
+
+async def test_the_files_and_values_of_earlier_versions_migrate_and_read_back(
+    migrated_db: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key directory (keys.json + PEM files), a `kid:state:base64` ring and personal id
+    numbers sealed in today's envelope and before keyrings (no key id), as earlier versions
+    wrote them: `make rotate step=migrate` converts each, twice changes nothing, and the
+    service's settings read them all back."""
+    dsn = migrated_db("users")
+    ids = await providers(dsn, 9)  # 3 of them sealed before keyrings
+    ring_file, jwt_dir = tmp_path / "encryption.keys", tmp_path / "jwt"
+    ring_file.write_text(f"k0:current:{base64.b64encode(A).decode()}\n")
+    jwt_dir.mkdir()
+    private_pem, public_pem = generate_keypair()
+    kid = key_id(load_public_key(public_pem))
+    (jwt_dir / f"{kid}.pem").write_text(private_pem)
+    (jwt_dir / f"{kid}.pub.pem").write_text(public_pem)
+    row = {"kid": kid, "state": "signing", "created_at": 1.0, "retired_at": None}
+    (jwt_dir / "keys.json").write_text(json.dumps({"keys": [row]}))
+    monkeypatch.chdir(tmp_path)  # no .env
+    for name, value in (("USERS_DATABASE_URL", dsn), ("ENCRYPTION_KEYS_FILE", str(ring_file))):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("USERS_JWT_KEYS_DIR", str(jwt_dir))
+    for _ in range(2):  # the second run finds nothing to do
+        assert rotate.main(["jwt", "migrate"]) == 0
+        assert rotate.main(["encryption", "migrate"]) == 0
+    assert sorted(p.name for p in jwt_dir.iterdir()) == ["keyring.json"]
+    settings = load_settings(UsersSettings, "users")
+    signing, _ = signing_keys(settings, time.time)
+    assert signing is not None
+    assert signing.signing_key()[0] == kid  # the same key signs: nobody logged out
+    ring = settings.encryption_keyring()
+    assert ring is not None
+    values = await stored(dsn, ids)
+    all_readable(FieldCipher(ring), ids, values)
+    assert {sealed_kid(v) for v in values.values()} == {"k0"}

@@ -22,7 +22,7 @@ import pytest
 from services.users.db import users as q
 from services.users.db.models import UserRole
 from tests.servers import DatabaseFactory
-from tools import migrate
+from tools.migrations import migrate
 
 DEPARTMENTS = [uuid.UUID(int=n) for n in (11, 12, 13)]  # and NULL
 ROLES = [r.value for r in UserRole]

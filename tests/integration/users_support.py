@@ -71,7 +71,8 @@ async def blocked_on_a_lock(conn: asyncpg.Connection, seconds: float = 10.0) -> 
 
 
 async def make_user(dsn: str, role: Role = Role.CUSTOMER, **fields: Any) -> uuid.UUID:
-    """A user row (password PASSWORD) and one open refresh family; returns its id."""
+    """A user row (password PASSWORD) and one open refresh family, signed in now, whose id
+    is the user's: the session `auth` names in its tokens (`sid`). Returns the id."""
     conn = await asyncpg.connect(dsn)
     try:
         user_id: uuid.UUID = await conn.fetchval(
@@ -83,14 +84,20 @@ async def make_user(dsn: str, role: Role = Role.CUSTOMER, **fields: Any) -> uuid
             str(role),
             fields.get("age", 36),
         )
-        await conn.execute("INSERT INTO refresh_token_families (user_id) VALUES ($1)", user_id)
+        await conn.execute(
+            "INSERT INTO refresh_token_families (id, user_id, authenticated_at)"
+            " VALUES ($1, $1, now())",
+            user_id,
+        )
     finally:
         await conn.close()
     return user_id
 
 
 def auth(user_id: uuid.UUID, role: Role = Role.CUSTOMER, verified: bool = True) -> dict[str, str]:
-    value, _ = TokenSigner(KEYS[0], TEST_TOKEN_TTL).issue(user_id, role, verified)
+    """A token of `user_id` in the session `make_user` opened (sid: the user's id)."""
+    signer = TokenSigner(KEYS[0], TEST_TOKEN_TTL)
+    value, _ = signer.issue(user_id, role, verified, session_id=user_id)
     return {"Authorization": f"Bearer {value}"}
 
 
@@ -100,3 +107,33 @@ async def fetch_row(dsn: str, sql: str, *args: Any) -> Any:
         return await conn.fetchrow(sql, *args)
     finally:
         await conn.close()
+
+
+async def age_sign_in(dsn: str, user_id: uuid.UUID, seconds: float) -> None:
+    """Every session of the user signed in (or re-authenticated) `seconds` ago, as if that
+    time had passed: a test derives it from REAUTH_MAX_AGE instead of sleeping."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "UPDATE refresh_token_families SET authenticated_at = now() - make_interval("
+            "secs => $2) WHERE user_id = $1",
+            user_id,
+            float(seconds),
+        )
+    finally:
+        await conn.close()
+
+
+def reauthentication_required(status: int, body: dict[str, Any]) -> bool:
+    """The documented refusal of a sensitive action to a stale session (ADR 0055)."""
+    return (status, body["type"], body["code"]) == (
+        403,
+        "https://fixup.dev/problems/reauthentication-required",
+        "REAUTHENTICATION_REQUIRED",
+    )
+
+
+async def reauthenticate(client: Any, headers: dict[str, str]) -> None:
+    """POST /v1/auth/reauth with the password: the caller's session is recent again."""
+    resp = await client.post("/v1/auth/reauth", json={"password": PASSWORD}, headers=headers)
+    assert resp.status == 204, await resp.text()

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from tests.conftest import GRPC_UNDER_MUTMUT
-from tools import mutation
+from tools.checks import mutation
+from tools.time_scale import scaled
 
 PROBE = """
 import grpc.aio
@@ -32,7 +33,7 @@ def run_probe(tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
             env={**os.environ, **env},
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=scaled(120),
             check=False,
         )
     finally:

@@ -1,5 +1,5 @@
 """Under mutmut a pytest session's migrated databases are kept for the next session
-(tools/mutant_databases.py, ADR 0017); a normal session still drops its own."""
+(tools/checks/mutant_databases.py, ADR 0017); a normal session still drops its own."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.servers import Servers
-from tools import mutant_databases, mutation
-from tools.dbadmin import database_exists
+from tools.checks import mutant_databases, mutation
+from tools.local.dbadmin import database_exists
+from tools.time_scale import scaled
 
 PROBE = Path(__file__).parents[1] / "mutant_db_probe.py"
 # slots and databases of this test's own: a mutmut run on the same servers takes none of them
@@ -31,7 +32,7 @@ def probe(tmp: Path, **env: str) -> dict[str, Any]:
         env={**os.environ, "PROBE_OUT": str(out), **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120.0),  # a pytest session of one probe: seconds at load 3
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

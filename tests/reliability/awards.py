@@ -14,11 +14,12 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from tests.reliability.stack import common_env, points_env, start
-from tools.dbadmin import mysql_connect
-from tools.service_process import ServiceProcess
+from tools.local.dbadmin import mysql_connect
+from tools.local.service_process import ServiceProcess
+from tools.time_scale import scaled
 
 POINTS_PER_JOB = 10
-SETTLE = 30.0  # the relay needs ~1 s after points is back; far more is allowed
+SETTLE = scaled(30.0)  # the relay needs ~1 s after points is back; far more is allowed
 POINTS_TIMEOUT = 0.5  # ORDERS_POINTS_TIMEOUT: a leased row is retried 0.5 x (batch + 1) s later
 BATCH = 2
 

@@ -22,12 +22,13 @@ from tests.integration.orders_support import offer_body, order_body
 from tests.reliability import figures
 from tests.reliability.stack import ACQUIRE_TIMEOUT, POOL_MAX
 from tests.reliability.world import Actor, Orders, actor, call, catalog_service, talk, ws_url
+from tools.time_scale import scaled
 
 CONCURRENT = 3 * int(POOL_MAX)
 # a write waits for a connection at most three times (orders' offer: the stored replay,
 # the order's visibility, the insert), each bounded by DB_ACQUIRE_TIMEOUT; the margin is
 # the work itself and the calls to catalog on a 2-core machine shared with other runs
-BOUND = 3 * ACQUIRE_TIMEOUT + 5.0
+BOUND = 3 * ACQUIRE_TIMEOUT + scaled(5.0)  # 5 s: the rest of a request at load 3
 
 
 @dataclass(frozen=True)

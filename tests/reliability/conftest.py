@@ -13,7 +13,7 @@ from tests.integration.smtp_support import SMTP_TIMEOUT, SmtpSink, smtp_sink
 from tests.reliability import figures
 from tests.reliability.stack import ACQUIRE_TIMEOUT, POOL_MAX, common_env, start, users_env
 from tests.servers import Servers
-from tools.service_process import ServiceProcess
+from tools.local.service_process import ServiceProcess
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -1,6 +1,6 @@
 """The failover drill under the release drill's story load (issue 50): every built HTTP
 service on two replicas behind NGINX (tests/reliability/drill.py) on the HA tier of
-tools/ha_tier.py (the services through HAProxy's address of the primary, ADR 0033; points
+tools/ha/ha_tier.py (the services through HAProxy's address of the primary, ADR 0033; points
 on the MariaDB primary), whole stories and list reads running while a fault is injected; per
 fault: the seconds until the first acknowledged write after it, the failed requests by kind
 (only a 503 with Retry-After is allowed while a new primary is elected), p50/p99 before,
@@ -27,20 +27,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import pymysql
 
 from lib.auth.principal import Role
 from tests.e2e.gateway_stack import wait_until
-from tests.reliability.awards import BATCH, POINTS_TIMEOUT, start_points
+from tests.reliability.awards import BATCH, POINTS_TIMEOUT, ledger
 from tests.reliability.drill import Drill, start_drill
 from tests.reliability.revoked_session import revoked_token, still_refused
 from tests.reliability.test_release_drill import Load, invariants, ms, stories
 from tests.reliability.test_restore_drill import GAPS, fetch
 from tests.reliability.world import actor, catalog_service
-from tools import ha_mariadb, ha_tier
-from tools.data_tier_watch import DataTierWatch, Watched
-from tools.databases import get_database
-from tools.failover_redis import kill_master
-from tools.ha_faults import (
+from tools.drills.failover_mariadb import lose_primary
+from tools.drills.failover_redis import kill_master
+from tools.drills.ha_faults import (
     FAULT_LIMIT,
     FAULTS,
     RECOVERY_LIMIT,
@@ -48,13 +47,17 @@ from tools.ha_faults import (
     nothing_to_heal,
     settled,
 )
-from tools.ha_mariadb import MariaLayout
-from tools.ha_postgres import PgLayout, primary_member
-from tools.ha_postgres import wait_until as wait_for_tier
-from tools.ha_redis import RedisLayout, sentinels_ready
-from tools.local_servers import StartError
-from tools.run_ha import database_env
-from tools.service_process import PROCESS_MARGIN
+from tools.ha import ha_tier
+from tools.ha.data_tier_watch import DataTierWatch, Watched
+from tools.ha.ha_mariadb import MariaLayout
+from tools.ha.ha_postgres import PgLayout, primary_member
+from tools.ha.ha_postgres import wait_until as wait_for_tier
+from tools.ha.ha_redis import RedisLayout, sentinels_ready
+from tools.ha.run_ha import database_env
+from tools.local.databases import get_database
+from tools.local.dbadmin import mysql_connect
+from tools.local.local_servers import StartError
+from tools.local.service_process import PROCESS_MARGIN
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 3
@@ -118,11 +121,11 @@ class HaTier:
 
 def tier_up(var: Path, parts: tuple[str, ...]) -> HaTier:
     """The tier's parts on free ports (PostgreSQL's members and points' MariaDB pair at
-    least), every database of the registry migrated and seeded there (tools/seed.py in its
+    least), every database of the registry migrated and seeded there (tools/local/seed.py in its
     own process: it reads the DSNs from its environment)."""
     tier = ha_tier.up(var, free_ports=True, parts=parts, isolated=True)  # for a partition
     seeding = subprocess.run(
-        [sys.executable, "-m", "tools.seed", "--local-dev"],
+        [sys.executable, "-m", "tools.local.seed", "--local-dev"],
         cwd=ROOT,
         env={**os.environ, **database_env(tier)},
         capture_output=True,
@@ -136,7 +139,7 @@ def tier_up(var: Path, parts: tuple[str, ...]) -> HaTier:
 
 
 def ledger_groups(var: Path, key: str) -> list[int]:
-    groups: list[int] = json.loads((var / "ha" / ha_tier.LEDGER).read_text())[key]
+    groups: list[int] = json.loads((ha_tier.tier_root(var) / ha_tier.LEDGER).read_text())[key]
     return groups
 
 
@@ -171,7 +174,7 @@ async def nothing_to_wait_for(tier: HaTier) -> None:
 
 
 async def postgres_fault(tier: HaTier, running: Drill, fault: str) -> Injected:
-    return FAULTS[fault](tier.var / "ha", tier.layout)
+    return FAULTS[fault](ha_tier.tier_root(tier.var), tier.layout)
 
 
 async def redis_fault(tier: HaTier, running: Drill, fault: str) -> Injected:
@@ -183,23 +186,51 @@ async def redis_fault(tier: HaTier, running: Drill, fault: str) -> Injected:
 
 
 async def mariadb_fault(tier: HaTier, running: Drill, fault: str) -> Injected:
-    """points' primary SIGKILLed, the replica promoted (tools/ha_mariadb.py) and points
-    started again on it: the scripted promotion, as an operator runs it."""
+    """points' primary SIGKILLed and nothing else: the pair's watcher promotes the replica,
+    HAProxy's address (points' DSN) follows it, points is not restarted; healed once the
+    old primary, started again, follows the new one read-only (tools/drills/failover_mariadb.py)."""
     layout = tier.mariadb
     assert layout is not None, "the tier has no MariaDB pair"
-    began = time.monotonic()
-    kill_group(ledger_groups(tier.var, "mariadb_groups")[0])
-    await asyncio.to_thread(ha_mariadb.promote, layout.replica)
-    var = get_database("points").env_var
-    tier.dsns[var] = tier.dsns[var].replace(f":{layout.primary}/", f":{layout.replica}/")
-    running.points.stop()
-    env = {**running.points_env, "POINTS_DATABASE_URL": tier.dsns[var]}
-    running.points, _ = await start_points(tier.dsns[var], running.tmp / "points-2.log", env)
-    what = (
-        f"the MariaDB primary SIGKILLed, its replica promoted and points on it"
-        f" after {time.monotonic() - began:.1f} s"
-    )
-    return Injected(what, nothing_to_heal)
+    return await asyncio.to_thread(lose_primary, tier.var, layout)
+
+
+def first_award_after(tier: HaTier, since: datetime) -> float | None:
+    """Seconds from `since` to the first award points committed after it (its ledger, read
+    through its own address: the new primary once the address has moved); None while none
+    is, or while the address reaches no server."""
+    try:
+        with (
+            mysql_connect(tier.dsn("points"), database="fixup_points") as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(
+                "SELECT min(created_at) FROM points_ledger WHERE created_at > %s",
+                (since.replace(tzinfo=None),),
+            )
+            row = cur.fetchone()
+    except (pymysql.MySQLError, OSError):
+        return None
+    first = row[0] if row else None
+    return None if first is None else (first.replace(tzinfo=UTC) - since).total_seconds()
+
+
+def award_keys_once(tier: HaTier) -> dict[str, bool]:
+    """Every idempotency key of the points ledger (the new primary's) exactly once."""
+    keys, _ = ledger(tier.dsn("points"))
+    doubled = [key for key, n in keys.items() if n > 1]
+    shown = f"{len(keys)} keys, doubled {doubled[:3]}"
+    return {f"every award's key once in the new primary ({shown})": not doubled}
+
+
+async def written_back(
+    tier: HaTier, fault: str, load: Load, killed_at: float, since: datetime
+) -> float | None:
+    """The fault's recovery: for points' MariaDB the first award after the loss (the story
+    load's writes go to PostgreSQL; awards reach points through orders' relay), for the
+    others the first write acknowledged after the first failure (`recovery`)."""
+    if fault == "mariadb":
+        return await asyncio.to_thread(first_award_after, tier, since)
+    return recovery(load, killed_at)
 
 
 Ready = Callable[[HaTier], Awaitable[None]]
@@ -342,8 +373,13 @@ async def under_load(
                 if watch is not None and fault in FAILS_OVER:  # the load runs on meanwhile
                     noticed = asyncio.create_task(primary_changed(watch, killed_at))
 
-                async def recovered(load: Load = load, killed_at: float = killed_at) -> bool:
-                    return recovery(load, killed_at) is not None
+                async def recovered(
+                    load: Load = load,
+                    killed_at: float = killed_at,
+                    fault: str = fault,
+                    since: datetime = injected_wall,
+                ) -> bool:
+                    return await written_back(tier, fault, load, killed_at, since) is not None
 
                 await wait_until(recovered, f"a write after {what}", FAULT_LIMIT)
                 healed_at = await asyncio.wait_for(healing, FAULT_LIMIT)
@@ -362,6 +398,8 @@ async def under_load(
                 await asyncio.gather(*clients, return_exceptions=True)
             alert = await noticed if noticed is not None else ""
             held = await invariants(running, load, tier.dsn)
+            if fault == "mariadb":
+                held |= await asyncio.to_thread(award_keys_once, tier)
             if fault in ("freeze", "partition"):  # its standby was promoted; back, it follows
                 moved = primary_after not in (None, primary_before)
                 held[f"the old primary pg{primary_before} follows pg{primary_after}"] = moved
@@ -376,7 +414,9 @@ async def under_load(
             results.append(
                 StoryFault(
                     fault=what,
-                    recovery_seconds=recovery(load, killed_at) or 0.0,
+                    recovery_seconds=(
+                        await written_back(tier, fault, load, killed_at, injected_wall) or 0.0
+                    ),
                     allowed=allowed,
                     failed=failed,
                     latency={

@@ -30,7 +30,7 @@ from tests.reliability.world import (
     ws_handshake,
     ws_url,
 )
-from tools.service_process import ServiceProcess
+from tools.local.service_process import ServiceProcess
 
 PROBLEM = "application/problem+json"
 PNG = png()  # a real picture: uploads are decoded; re-encoding it gives the same bytes

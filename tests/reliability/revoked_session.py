@@ -13,10 +13,12 @@ import aiohttp
 from tests.e2e.gateway_stack import wait_until
 from tests.reliability.drill import Drill
 from tests.reliability.stack import PASSWORD
+from tools.time_scale import scaled
 
 CACHE_TTL = 1.0  # REVOCATION_CACHE_TTL of every service (the default)
-REDIS_FAILOVER = 30.0  # tools/failover_redis.py's RECOVERY_LIMIT: a new master named
-MARGIN = 3.0  # a loaded machine's scheduling, on top of the documented bound
+REDIS_FAILOVER = 30.0  # tools/drills/failover_redis.py's RECOVERY_LIMIT: a new master named
+# a loaded machine's scheduling, on top of the documented bound (3 s at load 3)
+MARGIN = scaled(3.0)
 NEW_PASSWORD = "a brand new passphrase"
 CHECKED = {"users": "/v1/users/me", "chat": "/v1/conversations", "catalog": "/v1/category-types"}
 

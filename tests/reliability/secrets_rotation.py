@@ -1,6 +1,6 @@
 """The users service's symmetric secrets rotated under the rotation drill's load (ADR 0036):
-the picture-URL key (stage, promote, retire) and ENCRYPTION_KEY (stage, promote,
-reencrypt, retire), each step by tools/rotate_secrets.py's own functions on the keyring
+the picture-URL key (stage, promote, drop) and ENCRYPTION_KEY (stage, promote,
+reencrypt, drop), each step by tools/secrets/rotate.py's own functions on the keyring
 files users reads, then a rollout of users' replicas behind NGINX (one at a time, as
 `kubectl rollout restart`). Meanwhile `Checks` keeps asking: a picture URL signed before
 the rotation (200 until it expires), a fresh one after each step, a provider registration
@@ -23,13 +23,14 @@ import asyncpg
 from cryptography.exceptions import InvalidTag
 
 from lib.crypto import FieldCipher
-from lib.keyring import Keyring, parse_keyring
+from lib.keyring import Keyring, read_keyring, write_keyring
 from tests.e2e.gateway_stack import wait_until
 from tests.pictures_support import png
 from tests.reliability.drill import Drill
 from tests.reliability.stack import ENCRYPTION_KEY, PASSWORD
-from tools import rotate_secrets
-from tools.service_process import PROCESS_MARGIN
+from tools.local.service_process import PROCESS_MARGIN
+from tools.secrets import rotate as steps
+from tools.secrets import sealed
 
 STORAGE_KEY = b"the drill's picture key before keyrings"
 # STORAGE_URL_TTL of the drill: long enough that a URL signed just before `promote` is
@@ -57,11 +58,10 @@ class Rings:
         }
 
     def read(self, name: str) -> Keyring:
-        secret = rotate_secrets.SECRETS[name]
-        return parse_keyring(self.files[name].read_text(), exact_bytes=secret.exact_bytes)
+        return read_keyring(self.files[name], **steps.SECRETS[name].sizes())
 
     def write(self, name: str, ring: Keyring) -> None:
-        self.files[name].write_text(ring.text())
+        write_keyring(self.files[name], ring)
 
 
 class Checks:
@@ -176,24 +176,24 @@ class Checks:
 
 
 def apply(rings: Rings, names: tuple[str, ...], step: str, used: Counter[str]) -> None:
-    """One step of tools/rotate_secrets.py on each named ring file."""
+    """One step of tools/secrets/rotate.py on each named ring file (neither secret has a
+    time gate: users reads them at start, and each step is followed by a rollout)."""
     for name in names:
-        secret = rotate_secrets.SECRETS[name]
-        ring = rings.read(name)
+        secret, ring, now = steps.SECRETS[name], rings.read(name), time.time()
         if step == "stage":
-            rings.write(name, rotate_secrets.stage(ring, secret))
+            rings.write(name, steps.stage(ring, secret, now))
         elif step == "promote":
-            rings.write(name, rotate_secrets.promote(ring, secret))
+            rings.write(name, steps.promote(ring, secret, now, 0.0))
         else:
             # stored values name encryption keys only (picture URLs are not stored)
-            kept = used if name == "encryption" else Counter[str]()
-            rings.write(name, rotate_secrets.retire(ring, secret, kept))
+            kept = used if secret.stored else Counter[str]()
+            rings.write(name, steps.drop(ring, secret, now, 0.0, kept))
 
 
 async def rotate(drill: Drill, rings: Rings, checks: Checks, names: tuple[str, ...]) -> int:
     """The runbook on `names` ("storage", "encryption"), each step followed by a rollout of
     users: stage, promote (a picture URL signed just before still opens after it),
-    reencrypt, retire once that URL expired (ADR 0036: STORAGE_URL_TTL after the
+    reencrypt, drop once that URL expired (ADR 0036: STORAGE_URL_TTL after the
     promotion). How many values the re-encryption re-sealed."""
     apply(rings, names, "stage", Counter())
     await drill.rollout("users")
@@ -207,13 +207,13 @@ async def rotate(drill: Drill, rings: Rings, checks: Checks, names: tuple[str, .
     if "encryption" in names:
         cipher = FieldCipher(rings.read("encryption"))
         moved = await asyncio.to_thread(
-            rotate_secrets.reencrypt, checks.dsn, cipher, batch=50, max_batches=None
+            sealed.reencrypt, checks.dsn, cipher, batch=50, max_batches=None
         )
         await checks.step(rings.read("encryption"))
     if "storage" in names:
         await checks.old_url_expired()
-    used = await asyncio.to_thread(rotate_secrets.sealed_counts, checks.dsn)
-    apply(rings, names, "retire", used)
+    used = await asyncio.to_thread(sealed.counts, checks.dsn)
+    apply(rings, names, "drop", used)
     await drill.rollout("users")
     await checks.step(rings.read("encryption"))
     return moved

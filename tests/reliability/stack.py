@@ -14,8 +14,8 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL
 from tests.servers import RUN_ID
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
 
 PASSWORD = "reliability-pass-7Qz!"  # what the run's users log in with: must never be logged
 # every service of the suite: a pool this small is what "3 x the pool" of test_capacity.py
@@ -61,9 +61,13 @@ def users_env(dsn: str, points_addr: str = "", **extra: str) -> dict[str, str]:
         ARGON2_PARALLELISM="1",
         POINTS_GRPC_ADDR=points_addr,
         COOKIE_SECURE="false",
-        REGISTER_RATE="100000",  # like OPEN_LIMITS: tests that want a limit set their own
-        REGISTER_BURST="100000",
-        **extra,
+        **{  # like OPEN_LIMITS: the sign-in budgets; tests that want a limit set their own
+            "REGISTER_RATE": "100000",
+            "REGISTER_BURST": "100000",
+            "LOGIN_RATE": "100000",
+            "LOGIN_BURST": "100000",
+            **extra,
+        },
     )
 
 

@@ -20,7 +20,7 @@ from tests.reliability.bad_values import Bad, body_values, named, parameter_valu
 from tests.reliability.readback import fingerprint
 from tests.reliability.stack import bearer, operations, spec_of
 from tests.reliability.world import Orders, actor, call, catalog_service, talk, ws_url
-from tools.service_process import ServiceProcess
+from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 PROBLEM = "application/problem+json"
 JSON = {"Content-Type": "application/json"}
@@ -421,7 +421,7 @@ async def test_bad_message_bodies_store_nothing(
         async with socket:
             for frame in BAD_FRAMES:
                 await socket.send_str(frame)
-                answer = await socket.receive_json(timeout=10)
+                answer = await socket.receive_json(timeout=PROCESS_MARGIN)
                 assert answer["type"] == "error", (frame, answer)
                 assert answer["error"]["status"] == 400, (frame, answer)
             assert await fingerprint(chat_dsn) == before, "a refused message changed the data"
@@ -429,7 +429,7 @@ async def test_bad_message_bodies_store_nothing(
             # the controls: good bodies are stored, read back exactly and pushed
             longest = "é" * 4000
             await socket.send_str(orjson.dumps({"type": "send", "body": longest}).decode())
-            pushed = await socket.receive_json(timeout=10)
+            pushed = await socket.receive_json(timeout=PROCESS_MARGIN)
             assert (pushed["type"], pushed["data"]["body"]) == ("message", longest)
         await conversation.post(provider, "  after\ttab  ")
         bodies = [m["body"] for m in await conversation.messages()]

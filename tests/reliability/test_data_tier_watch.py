@@ -1,9 +1,9 @@
 """The data tier is watched (ADR 0033): Debian's exporters, a real Prometheus with
-rules/data_tier.yml and a real Alertmanager posting to a webhook (tools/data_tier_watch.py).
+rules/data_tier.yml and a real Alertmanager posting to a webhook (tools/ha/data_tier_watch.py).
 
 Against the run's own servers, every exporter's series are there from the first scrapes and
 no data tier alert fires on a healthy single server; against the HA tier of
-tools/ha_tier.py on free ports, the standbys' replication series exist (db_exporters'
+tools/ha/ha_tier.py on free ports, the standbys' replication series exist (db_exporters'
 REPLICA_ONLY: the dev stack's live test leaves them to this module), and the primary's
 postmaster SIGKILLed reaches the webhook as `PostgresPrimaryChanged` within Patroni's
 failover time plus the alert's delivery.
@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 
 from tests.servers import Servers
-from tools import ha_mariadb, ha_tier
-from tools.data_tier_watch import DataTierWatch, Watched
-from tools.db_exporters import Server
-from tools.failover_redis import kill_master
-from tools.ha_faults import RECOVERY_LIMIT, kill_postmaster
-from tools.ha_mariadb import MariaLayout
-from tools.ha_postgres import MEMBERS
-from tools.ha_redis import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS
-from tools.ports import free_ports
+from tools.deploy.db_exporters import Server
+from tools.drills.failover_redis import kill_master
+from tools.drills.ha_faults import RECOVERY_LIMIT, kill_postmaster
+from tools.ha import ha_mariadb, ha_tier
+from tools.ha.data_tier_watch import DataTierWatch, Watched
+from tools.ha.ha_mariadb import MariaLayout
+from tools.ha.ha_postgres import MEMBERS
+from tools.ha.ha_redis import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS
+from tools.local.ports import free_ports
 
 # Sentinel: the master down for DOWN_AFTER_MS, then a failover within FAILOVER_TIMEOUT_MS
 REDIS_FAILOVER = (DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS) / 1000
@@ -92,7 +92,7 @@ def test_a_primary_killed_reaches_the_webhook_as_primary_changed() -> None:
 
 
 def test_a_stopped_mariadb_replica_reaches_the_webhook() -> None:
-    """points' primary and GTID replica (tools/ha_mariadb.py): the replica's SQL thread
+    """points' primary and GTID replica (tools/ha/ha_mariadb.py): the replica's SQL thread
     stopped pages as `MariaDBReplicaStopped` (its `for:` shortened to one interval)."""
     with tempfile.TemporaryDirectory(prefix="fixup-watch-") as directory:
         root = Path(directory)

@@ -1,8 +1,9 @@
-"""The bounded failover drill (make test): the HA tier of tools/ha_tier.py on free ports;
+"""The bounded failover drill (make test): the HA tier of tools/ha/ha_tier.py on free ports;
 the release drill's story load through NGINX (tests/reliability/failover_stories.py) while
 the PostgreSQL primary's postmaster is SIGKILLed, then the primary frozen past its TTL:
 only 503 + Retry-After while a primary is elected, writes again within the drill's limit,
-every invariant held; and points' MariaDB primary lost under a direct writer.
+every invariant held; and points' MariaDB primary SIGKILLed under a points process awarding
+over gRPC, failed over by the pair's watcher with no operator step.
 `make failover-drill` runs every fault."""
 
 from __future__ import annotations
@@ -13,24 +14,32 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.failover_stories import run as run_stories
-from tools.failover_drill import run
-from tools.ha_faults import FAULT_LIMIT, RECOVERY_LIMIT
-from tools.ha_postgres import START_TIMEOUT
+from tools.drills.failover_drill import report, run
+from tools.drills.failover_mariadb import AWARD_BACK_LIMIT, REJOIN_LIMIT
+from tools.drills.ha_faults import FAULT_LIMIT, RECOVERY_LIMIT
+from tools.ha.ha_mariadb import START_TIMEOUT as MARIA_START
+from tools.ha.ha_postgres import START_TIMEOUT
 
 STORIES = 4  # whole stories before the kill, and after the recovery
 
 
-def test_the_points_primary_lost_and_its_replica_promoted_loses_nothing() -> None:
-    """MariaDB: semi-synchronous replication (AFTER_SYNC) and tools/ha_mariadb.py's
-    promotion, run at once by the drill: writes resume on the replica with every
-    acknowledged one there."""
+# the pair, its HAProxy and watcher, points; the fault (its warm-up, the failover, the old
+# primary's restart and rejoin, the writes after it)
+@pytest.mark.timeout(2 * MARIA_START + AWARD_BACK_LIMIT + REJOIN_LIMIT + 2 * RECOVERY_LIMIT)
+def test_the_points_primary_killed_fails_over_by_itself_and_loses_no_award() -> None:
+    """MariaDB under a real points process awarding over gRPC through the pair's HAProxy
+    address: the primary SIGKILLed and no operator step. The watcher promotes the replica
+    (semi-sync AFTER_SYNC: its relay log applied first), the address follows, points'
+    pool recovers without a restart: awards again within AWARD_BACK_LIMIT, every
+    acknowledged award's key exactly once in the new primary, and the old primary, started
+    again, follows it read-only (the drill's heal fails otherwise, naming it)."""
     with tempfile.TemporaryDirectory(prefix="fixup-failover-") as directory:
         Path(directory).chmod(0o755)  # the mysql user runs the servers
         (result,) = run(Path(directory), ["mariadb"])
     assert result.lost == []
     assert result.duplicated == []
-    assert 0 <= result.recovery_seconds < RECOVERY_LIMIT
-    assert "replica promoted" in result.fault
+    assert 0 < result.recovery_seconds < AWARD_BACK_LIMIT, report(result)
+    assert "no operator step" in result.fault
 
 
 # the tier's start and seed, then two faults each bounded by the drill's own limit

@@ -23,7 +23,7 @@ from tests.reliability import figures
 from tests.reliability.budget import EXAMPLES, SCENARIO_STEPS, SCENARIOS
 from tests.reliability.stack import bearer, operations, spec_of
 from tests.reliability.world import Orders, actor, catalog_service
-from tools.service_process import ServiceProcess
+from tools.local.service_process import ServiceProcess
 
 # Not checked: positive_data_acceptance. A schema-valid body may still be refused with a
 # documented 400 for what the document cannot express (an unknown or used reset token, a

@@ -21,7 +21,7 @@ from tests.pictures_support import png
 from tests.reliability import figures
 from tests.reliability.budget import FULL
 from tests.reliability.stack import bearer
-from tools.service_process import ServiceProcess
+from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 BOUNDARY = b"fuzzboundary"
 CASES = 400 if FULL else 60
@@ -54,7 +54,7 @@ def bodies(draw: st.DrawFn) -> bytes:
 def upload(url: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
     request = urllib.request.Request(url, data=body, headers=headers, method="PUT")
     try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
+        with urllib.request.urlopen(request, timeout=PROCESS_MARGIN) as resp:
             return resp.status, resp.headers.get_content_type(), resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers.get_content_type(), exc.read()

@@ -32,8 +32,8 @@ from tests.proxy import TcpProxy
 from tests.reliability.budget import FULL
 from tests.reliability.stack import bearer
 from tests.reliability.world import catalog_service
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
 
 TIMEOUT = 0.4  # <dependency>_TIMEOUT of orders here: one attempt
 THRESHOLD = 2  # <dependency>_BREAKER_THRESHOLD

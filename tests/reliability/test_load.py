@@ -20,8 +20,9 @@ from tests.reliability import capacity, figures
 from tests.reliability.budget import LOAD_SECONDS
 from tests.reliability.stack import RATE_LIMIT_PREFIX, common_env, start, token
 from tests.servers import Servers
-from tools.ports import free_port
-from tools.service_process import PROCESS_MARGIN, ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
+from tools.time_scale import scaled
 
 CONNECTIONS = 32  # well past the point where 2 cores are saturated
 
@@ -36,7 +37,7 @@ def wrk(
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=seconds + 60, check=False
+        command, capture_output=True, text=True, timeout=seconds + scaled(60.0), check=False
     )
     assert done.returncode == 0, done.stderr
     return done.stdout

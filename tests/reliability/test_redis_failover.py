@@ -1,4 +1,4 @@
-"""Redis with Sentinel loses its master (issue 50): tools/ha_redis.py's master, replica and
+"""Redis with Sentinel loses its master (issue 50): tools/ha/ha_redis.py's master, replica and
 3 Sentinels on free ports, a real departments process connected through Sentinel
 (`REDIS_SENTINELS`), the master SIGKILLed. While the Sentinels elect a new master the
 service keeps answering and its rate limits keep their documented behaviour (each process
@@ -23,11 +23,11 @@ from lib.pubsub import RedisPubSub
 from lib.redis_client import connect_redis
 from tests.reliability import figures
 from tests.reliability.stack import RATE_LIMIT_PREFIX, common_env, start
-from tools import ha_tier
-from tools.failover_drill import run
-from tools.failover_redis import RECOVERY_LIMIT, TIMEOUT, kill_master
-from tools.ha_redis import RedisLayout, master_address
-from tools.service_process import PROCESS_MARGIN
+from tools.drills.failover_drill import run
+from tools.drills.failover_redis import RECOVERY_LIMIT, TIMEOUT, kill_master
+from tools.ha import ha_tier
+from tools.ha.ha_redis import RedisLayout, master_address
+from tools.local.service_process import PROCESS_MARGIN
 
 
 async def redis_tier(var: Path) -> tuple[RedisLayout, list[int]]:

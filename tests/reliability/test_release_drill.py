@@ -32,7 +32,7 @@ from tests.reliability.awards import POINTS_PER_JOB, ledger, settle
 from tests.reliability.drill import Drill, start_drill
 from tests.reliability.stack import PASSWORD
 from tests.reliability.world import Actor, actor, catalog_service
-from tools.service_process import PROCESS_MARGIN
+from tools.local.service_process import PROCESS_MARGIN
 
 FULL = os.environ.get("RELEASE_DRILL_FULL") == "1"
 CLIENTS = 4

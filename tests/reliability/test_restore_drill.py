@@ -46,11 +46,11 @@ from tests.reliability.drill import start_drill
 from tests.reliability.stack import start
 from tests.reliability.test_release_drill import CLIENTS, Load, stories
 from tests.reliability.world import actor, catalog_service
-from tools import backup, backup_servers, restore
-from tools.backup_settings import BackupSettings, pg_databases
-from tools.databases import get_database, with_database
-from tools.db_servers import MariaInstance
-from tools.service_process import PROCESS_MARGIN
+from tools.backups import backup, backup_servers, restore
+from tools.backups.backup_settings import BackupSettings, pg_databases
+from tools.local.databases import get_database, with_database
+from tools.local.db_servers import MariaInstance
+from tools.local.service_process import PROCESS_MARGIN
 
 FULL = os.environ.get("RESTORE_DRILL_FULL") == "1"
 STORIES = 40 if FULL else 4  # whole stories before T, and after it

@@ -24,9 +24,9 @@ from lib.auth.principal import Role
 from tests.e2e.gateway_stack import Gateway, wait_until
 from tests.reliability import figures
 from tests.reliability.stack import bearer, common_env, start
-from tools.nginx_blocks import FAIL_TIMEOUT
-from tools.ports import free_port
-from tools.service_process import PROCESS_MARGIN, ServiceProcess
+from tools.deploy.nginx_blocks import FAIL_TIMEOUT
+from tools.local.ports import free_port
+from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 SHUTDOWN_TIMEOUT = 5.0  # each replica's drain bound (its grace)
 CLIENTS = 6

@@ -25,8 +25,9 @@ from pathlib import Path
 import aiohttp
 import jwt
 
-from lib.auth.keydir import read_key_set
+from lib.auth.keysources import RING
 from lib.auth.principal import Role
+from lib.keyring import read_keyring, write_keyring
 from tests.e2e.gateway_stack import wait_until
 from tests.integration.auth_support import KEYS
 from tests.reliability import figures
@@ -35,8 +36,9 @@ from tests.reliability.secrets_rotation import Checks, Rings, rotate
 from tests.reliability.stack import PASSWORD
 from tests.reliability.test_release_drill import Load, invariants, stories
 from tests.reliability.world import actor, catalog_service
-from tools import rotate_keys
-from tools.service_process import PROCESS_MARGIN
+from tools.keys import signing_keyring
+from tools.local.service_process import PROCESS_MARGIN
+from tools.secrets.rotate import SECRETS, Refused, promote, stage
 
 FULL = os.environ.get("ROTATION_DRILL_FULL") == "1"
 CLIENTS = 3
@@ -44,7 +46,7 @@ SESSIONS = 2
 BEFORE = 6 if not FULL else 40  # whole stories before the rotation, and after it
 AFTER = 2 if not FULL else 20  # whole stories after each of the other secrets' rotation
 RELOAD, REFRESH = 1.0, 2.0  # JWT_KEYS_RELOAD_INTERVAL, JWKS_REFRESH_INTERVAL of the drill
-TIMING = rotate_keys.Timing(publish_wait=RELOAD + REFRESH, window=900 + 5 + RELOAD)
+PUBLISH = RELOAD + REFRESH  # the signing key's promotion gate in the drill
 SHARED = {
     "JWT_KEYS_RELOAD_INTERVAL": str(RELOAD),
     "JWKS_REFRESH_INTERVAL": str(REFRESH),
@@ -134,10 +136,9 @@ async def test_rotation_drill(migrated_db: Callable[[str], str], tmp_path: Path)
             made[database] = migrated_db(database)
         return made[database]
 
-    keys = tmp_path / "jwt"
-    rotate_keys.init(keys, time.time(), KEYS[0])  # the drill's actors hold tokens of KEYS[0]
-    old = read_key_set(keys, private=False).signing()
-    assert old is not None
+    keys, jwt = tmp_path / "jwt", SECRETS["jwt"]
+    signing_keyring(keys, KEYS[0])  # the drill's actors hold tokens of KEYS[0]
+    old = read_keyring(keys / RING).current
     rings = Rings(tmp_path)
     drill = await start_drill(tmp_path, dsn, SHARED, keys=keys, users=rings.env())
     await every_replica_ready(drill)
@@ -163,20 +164,18 @@ async def test_rotation_drill(migrated_db: Callable[[str], str], tmp_path: Path)
             try:
                 await stories(load, BEFORE)
                 load.phase = "during"
-                rotate_keys.stage(keys, time.time())
-                staged = read_key_set(keys, private=False).staged()
-                assert staged is not None
+                write_keyring(keys / RING, stage(read_keyring(keys / RING), jwt, time.time()))
+                staged = read_keyring(keys / RING).keys[-1]
 
                 async def promoted() -> bool:
                     try:
-                        rotate_keys.promote(keys, time.time(), TIMING)
-                    except rotate_keys.Refused:
+                        ring = promote(read_keyring(keys / RING), jwt, time.time(), PUBLISH)
+                    except Refused:
                         return False
+                    write_keyring(keys / RING, ring)
                     return True
 
-                await wait_until(
-                    promoted, "the promotion allowed", TIMING.publish_wait + PROCESS_MARGIN
-                )
+                await wait_until(promoted, "the promotion allowed", PUBLISH + PROCESS_MARGIN)
 
                 async def new_key_signs() -> bool:
                     return sessions.kids[staged.kid] >= 2 * SESSIONS

@@ -1,4 +1,4 @@
-"""`make run ha=1`'s entry point (tools/run_ha.py) on free ports: the whole HA tier comes up,
+"""`make run ha=1`'s entry point (tools/ha/run_ha.py) on free ports: the whole HA tier comes up,
 every database is migrated and seeded on it, honcho runs a Procfile (users and departments
 on free ports, NGINX in front), a story call through NGINX logs in and writes a department
 that lands, through HAProxy's address, on the Patroni primary (and its synchronous standby),
@@ -23,14 +23,17 @@ import httpx
 import psycopg
 import redis
 
-from tools import backup, ha_tier, keys, pgbackrest, restore
-from tools.backup_settings import BackupSettings
-from tools.ha_postgres import START_TIMEOUT
-from tools.ha_tier import LEDGER, STOP_TIMEOUT
-from tools.local_servers import listening
-from tools.ports import free_port
-from tools.run_ha import ENV_FILE, HONCHO_STOP_TIMEOUT
-from tools.seed import ADMIN, DEFAULT_ADMIN_PASSWORD
+from tools import keys
+from tools.backups import backup, pgbackrest, restore
+from tools.backups.backup_settings import BackupSettings
+from tools.ha import ha_tier
+from tools.ha.ha_postgres import START_TIMEOUT
+from tools.ha.ha_tier import LEDGER, STOP_TIMEOUT
+from tools.ha.run_ha import ENV_FILE, HONCHO_STOP_TIMEOUT
+from tools.local.local_servers import listening
+from tools.local.ports import free_port
+from tools.local.seed import ADMIN, DEFAULT_ADMIN_PASSWORD
+from tools.time_scale import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ".venv/bin/python"
@@ -40,7 +43,7 @@ UP_LIMIT = 3 * START_TIMEOUT
 
 def _procfile(tmp: Path, ports: dict[str, int]) -> str:
     nginx = [
-        f"{PYTHON} -m tools.nginx run",
+        f"{PYTHON} -m tools.deploy.nginx run",
         f"--listen 127.0.0.1:{ports['nginx']} --status-listen 127.0.0.1:{ports['status']}",
         f"--upstream users=127.0.0.1:{ports['users']}",
         f"--upstream departments=127.0.0.1:{ports['departments']}",
@@ -90,7 +93,7 @@ def _department(conn: psycopg.Connection[tuple[object, ...]], name: str) -> None
 
 
 def backed_up_and_restored(var: Path, dsn: str) -> None:
-    """WAL archived on the tier (tools/ha_backups.py): `make backup` takes a full backup
+    """WAL archived on the tier (tools/backups/ha_backups.py): `make backup` takes a full backup
     from the primary (and a mariadb-backup of points' primary), and `make restore` brings
     departments back to a time between two writes into a new server: the write before it
     is there, the one after it is not."""
@@ -139,7 +142,7 @@ def test_make_run_ha_serves_a_story_call_through_nginx_and_stops_clean() -> None
             "LOG_LEVEL": "WARNING",
         }
         log = (tmp / "run_ha.log").open("wb")
-        command = [sys.executable, "-m", "tools.run_ha", "--procfile", str(procfile)]
+        command = [sys.executable, "-m", "tools.ha.run_ha", "--procfile", str(procfile)]
         run = subprocess.Popen(
             [*command, "--var", str(var), "--free-ports"],
             cwd=ROOT,
@@ -169,7 +172,7 @@ def test_make_run_ha_serves_a_story_call_through_nginx_and_stops_clean() -> None
                 f"{base}/api/departments/v1/departments",
                 json={"name": name, "address": "1 Failover Street"},
                 headers={"Authorization": f"Bearer {token}", "Idempotency-Key": name},
-                timeout=10,
+                timeout=scaled(10),
             )
             assert created.status_code == 201, created.text
             dsn = settings["DEPARTMENTS_DATABASE_URL"]
@@ -186,8 +189,8 @@ def test_make_run_ha_serves_a_story_call_through_nginx_and_stops_clean() -> None
             master = redis.Redis(port=ledger["redis_ports"][0], socket_timeout=5)
             assert master.role()[0] == b"master"
             assert master.dbsize() > 0  # the login's limits went through the Sentinels
-            assert settings["POINTS_DATABASE_URL"].startswith(
-                f"mysql://root@127.0.0.1:{ledger['mariadb_ports'][0]}/"
+            assert settings["POINTS_DATABASE_URL"].startswith(  # the pair's HAProxy (ADR 0039)
+                f"mysql://root@127.0.0.1:{ledger['mariadb_ports'][2]}/"
             )
             backed_up_and_restored(var, dsn)
         finally:

@@ -38,7 +38,7 @@ from tests.reliability.world import (
     ws_handshake,
     ws_url,
 )
-from tools.service_process import ServiceProcess
+from tools.local.service_process import ServiceProcess
 
 ALLOWED_ORIGIN = "https://app.fixup.test"  # CORS_ALLOW_ORIGINS of tests/reliability/stack.py
 SECURITY_HEADERS = {

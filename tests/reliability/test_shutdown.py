@@ -34,7 +34,7 @@ from tests.reliability.awards import (
 )
 from tests.reliability.stack import PASSWORD, bearer, common_env, points_env, start, users_env
 from tests.reliability.world import Orders, actor, catalog_service
-from tools.service_process import PROCESS_MARGIN, ServiceProcess
+from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 SHUTDOWN_TIMEOUT = 10.0
 SMTP_TIMEOUT = 0.5  # a claimed, unsent row is retried SMTP_TIMEOUT x (BATCH + 1) s later

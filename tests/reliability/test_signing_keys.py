@@ -1,4 +1,4 @@
-"""Signing keys by id through real processes (ADR 0032): users signs from a key directory
+"""Signing keys by id through real processes (ADR 0032): users signs from its keyring
 and serves its JWK Set; departments verifies through that JWK Set only, fetched through
 NGINX's `/.well-known/jwks.json` (JWKS_URL).
 
@@ -22,24 +22,27 @@ import re
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from lib.auth.jwks import JWKS_PATH
-from lib.auth.keydir import KeyDirectory, private_name, read_key_set
-from lib.auth.keysources import DirectorySigningKeys
+from lib.auth.keysources import RING, DirectorySigningKeys, StaticSigningKey
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
+from lib.keyring import KeyringFile, read_keyring, write_keyring
 from tests.e2e.gateway_stack import Gateway
 from tests.reliability import figures
 from tests.reliability.stack import common_env, start, token, users_env
-from tools import rotate_keys
-from tools.ports import free_port
-from tools.service_process import ServiceProcess
+from tools.local.ports import free_port
+from tools.local.service_process import ServiceProcess
+from tools.secrets.rotate import SECRETS, Refused, drop, promote, stage
+from tools.time_scale import scaled
 
 TTL = 8  # ACCESS_TOKEN_TTL
 LEEWAY = 1  # TOKEN_CLOCK_LEEWAY
@@ -47,8 +50,8 @@ RELOAD = 0.5  # JWT_KEYS_RELOAD_INTERVAL
 REFRESH = 1.0  # JWKS_REFRESH_INTERVAL
 MIN_REFRESH = 2.0  # JWKS_MIN_REFRESH_INTERVAL
 WINDOW = TTL + LEEWAY + RELOAD  # a retired key's trust after it stopped signing
-TIMING = rotate_keys.Timing(publish_wait=RELOAD + REFRESH, window=WINDOW)
-MARGIN = 10.0  # a loaded machine's delay on top of any bound below
+JWT = SECRETS["jwt"]
+MARGIN = scaled(10.0)  # a loaded machine's delay on top of any bound below
 
 
 @dataclass
@@ -67,7 +70,7 @@ class Stack:
 async def start_stack(users_dsn: str, departments_dsn: str, logs: Path, refresh: float) -> Stack:
     run = logs / f"keys-{uuid.uuid4().hex[:8]}"
     keys = run / "jwt"
-    rotate_keys.init(keys, time.time())
+    write_keyring(keys / RING, stage(None, JWT, time.time()))
     times = {
         "ACCESS_TOKEN_TTL": str(TTL),
         "TOKEN_CLOCK_LEEWAY": str(LEEWAY),
@@ -117,13 +120,12 @@ async def quiet_stack(users_dsn: str, departments_dsn: str, logs: Path) -> Async
     both.stop()
 
 
-def sign(keys: Path, kid: str | None = None, ttl: int = TTL) -> str:
-    """A token of the directory's signing key (users' own code), or of the key `kid`."""
-    if kid is None:
-        directory = KeyDirectory(keys, private=True, reload_interval=0)
-        signer = TokenSigner(DirectorySigningKeys(directory), ttl)
+def sign(keys: Path, key: StaticSigningKey | None = None, ttl: int = TTL) -> str:
+    """A token of the keyring's current key (users' own code), or of `key`."""
+    if key is None:
+        signer = TokenSigner(DirectorySigningKeys(KeyringFile(keys / RING, reload_interval=0)), ttl)
     else:
-        signer = TokenSigner((keys / private_name(kid)).read_text(), ttl)
+        signer = TokenSigner(key, ttl)
     return signer.issue(uuid.uuid4(), Role.ADMIN, True)[0]
 
 
@@ -162,16 +164,15 @@ async def fetches(http: aiohttp.ClientSession, service: ServiceProcess, outcome:
 
 
 async def test_a_rotation_keeps_every_token_valid_and_ends_the_old_key(stack: Stack) -> None:
-    first = read_key_set(stack.keys, private=False).signing()
-    assert first is not None
+    first = read_keyring(stack.keys / RING).current
+    first_private = first.private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     async with aiohttp.ClientSession() as http:
         assert await published(http, stack) == {first.kid}
         old = sign(stack.keys)
         assert await status_at(http, stack.departments, old) != 401
 
-        rotate_keys.stage(stack.keys, time.time())
-        staged = read_key_set(stack.keys, private=False).staged()
-        assert staged is not None
+        write_keyring(stack.keys / RING, stage(read_keyring(stack.keys / RING), JWT, time.time()))
+        staged = read_keyring(stack.keys / RING).keys[-1]
         deadline = time.monotonic() + RELOAD + MARGIN
         while await published(http, stack) != {first.kid, staged.kid}:
             assert time.monotonic() < deadline, "users never published the staged key"
@@ -179,9 +180,10 @@ async def test_a_rotation_keeps_every_token_valid_and_ends_the_old_key(stack: St
 
         while True:  # the command's own rule: promote once every verifier may have it
             try:
-                rotate_keys.promote(stack.keys, time.time(), TIMING)
+                ring = promote(read_keyring(stack.keys / RING), JWT, time.time(), RELOAD + REFRESH)
+                write_keyring(stack.keys / RING, ring)
                 break
-            except rotate_keys.Refused:
+            except Refused:
                 await asyncio.sleep(0.1)
         promoted_at = time.monotonic()
         new = sign(stack.keys)  # what users signs with from its next read of the directory
@@ -190,7 +192,7 @@ async def test_a_rotation_keeps_every_token_valid_and_ends_the_old_key(stack: St
 
         # a token the old key signs after its retirement (a leaked key): trusted for the
         # window, then refused everywhere, even with an exp far ahead
-        leaked = sign(stack.keys, first.kid, ttl=3600)
+        leaked = sign(stack.keys, StaticSigningKey(first_private.decode()), ttl=3600)
         while await status_at(http, stack.departments, leaked) != 401:
             assert time.monotonic() - promoted_at < WINDOW + REFRESH + MARGIN, "never refused"
             await asyncio.sleep(0.2)
@@ -200,7 +202,8 @@ async def test_a_rotation_keeps_every_token_valid_and_ends_the_old_key(stack: St
         assert await status_at(http, stack.departments, sign(stack.keys)) != 401
     figures.add(f"retired key refused after (s, window {WINDOW:.1f} s)", round(refused_after, 2))
     assert refused_after >= WINDOW - LEEWAY - 1  # not before its tokens may have expired
-    assert "dropped" in rotate_keys.drop(stack.keys, time.time(), TIMING)
+    final = drop(read_keyring(stack.keys / RING), JWT, time.time(), WINDOW, Counter())
+    assert [key.kid for key in final.keys] == [staged.kid]
 
 
 async def test_a_flood_of_unknown_kids_is_401_and_fetches_at_most_once_per_interval(

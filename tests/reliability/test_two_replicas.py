@@ -27,7 +27,7 @@ from tests.reliability import figures
 from tests.reliability.awards import awards_once, error_lines, relay_env, settle, start_points
 from tests.reliability.stack import PASSWORD, start, users_env
 from tests.reliability.world import Orders, actor, call, catalog_service
-from tools.service_process import PROCESS_MARGIN, ServiceProcess
+from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 JOBS = 12
 ACCOUNTS = 16

@@ -1,22 +1,26 @@
-"""Servers a fault test may stop: a PostgreSQL cluster and a Redis on free ports, in a
-temporary directory, never the machine's own servers."""
+"""Servers a fault test may stop: a PostgreSQL cluster and a Redis on free ports, the
+cluster in a home of its own under the checkout's server root (tools/local/server_homes.py: the
+postgres user passes it whatever the checkout's parents are), never the machine's own
+servers."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 import redis
 
-from tools.ports import free_port
+from tools.local.ports import free_port
+from tools.local.server_homes import remove_home, server_home
+from tools.time_scale import scaled
 
-# starting or stopping either server takes well under this, even on a loaded machine
-START_MARGIN = 30.0
+# starting or stopping either server takes well under this (30 s: a 2-core machine at
+# load 3), times FIXUP_TIME_SCALE (tools/time_scale.py)
+START_MARGIN = scaled(30.0)
 
 
 def _postgres_bin() -> Path:
@@ -33,13 +37,10 @@ class PgCluster:
 
     def __init__(self) -> None:
         self.bin = _postgres_bin()
-        self.root = Path(tempfile.mkdtemp(prefix="fixup-pg-"))
+        self.root = server_home("pg-", "postgres")
         self.data = self.root / "data"
         self.port = free_port()
         self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres", "postgres")
-            self.root.chmod(0o700)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
 
     def _run(self, tool: str, *args: str) -> None:
@@ -79,7 +80,7 @@ class PgCluster:
     def destroy(self) -> None:
         if (self.data / "postmaster.pid").exists():
             self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_home(self.root)
 
 
 class RedisServer:

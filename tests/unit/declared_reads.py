@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lib.http.openapi import Operation
+from lib.http.openapi import declared
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "origin"})
 # the readers of a declared model, and the position of the model among their arguments
@@ -160,7 +160,8 @@ def reads_of(*roots: Callable[..., Any]) -> Reads:
 
 def undeclared(handler: Callable[..., Any]) -> list[str]:
     """What `handler` reads and its operation does not declare, and the reverse."""
-    op: Operation = handler.__openapi__  # type: ignore[attr-defined]
+    op = declared(handler)
+    assert op is not None
     roots = [handler] + ([op.access.authenticate] if op.access.authenticate else [])
     reads = reads_of(*roots)
     problems = []
@@ -195,6 +196,6 @@ def undeclared(handler: Callable[..., Any]) -> list[str]:
 
 def operations(app: web.Application) -> Iterator[tuple[str, Callable[..., Any]]]:
     for route in app.router.routes():
-        documented = hasattr(route.handler, "__openapi__") and route.method != "HEAD"
+        documented = declared(route.handler) is not None and route.method != "HEAD"
         if documented and route.resource is not None:
             yield f"{route.method} {route.resource.canonical}", route.handler

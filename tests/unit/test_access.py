@@ -16,7 +16,7 @@ from lib.auth.principal import Principal, Role
 from lib.errors import Forbidden, Unauthorized
 from lib.http.access import EVERY_ROLE, SELF, Access
 from lib.http.keys import PRINCIPAL
-from lib.http.openapi import guarded, operation
+from lib.http.openapi import declared, operation
 
 
 def request(role: Role | None = None, *, verified: bool = True) -> web.Request:
@@ -135,7 +135,7 @@ async def test_operation_guards_the_handler_before_it_runs() -> None:
         ran.append(req)
         return web.Response(status=204)
 
-    assert guarded(handler)
+    assert declared(handler) is not None
     assert handler.__name__ == "handler"
     with pytest.raises(Forbidden):
         await handler(request(Role.CUSTOMER))
@@ -152,8 +152,8 @@ async def test_operation_guards_the_handler_before_it_runs() -> None:
 
         return outer
 
-    assert not guarded(wrap(handler))  # something answers before the guard
-    assert not guarded(lambda r: r)
+    assert declared(wrap(handler)) is None  # something answers before the guard
+    assert declared(lambda r: r) is None
 
 
 async def test_a_public_operation_keeps_its_handler() -> None:
@@ -165,8 +165,9 @@ async def test_a_public_operation_keeps_its_handler() -> None:
 
     public = operation("Read it", tags=["t"])(handler)
     assert public is handler
-    assert guarded(public)
-    assert public.__openapi__.access.roles is None  # type: ignore[attr-defined]
+    op = declared(public)
+    assert op is not None
+    assert op.access.roles is None
     assert (await public(request())).status == 204
 
     async def other(req: web.Request) -> web.Response:
@@ -174,7 +175,7 @@ async def test_a_public_operation_keeps_its_handler() -> None:
 
     anyone = operation("Do it", tags=["t"], roles=())(other)
     assert anyone is not other
-    assert guarded(anyone)
+    assert declared(anyone) is not None
     with pytest.raises(Unauthorized):
         await anyone(request())
     assert (await anyone(request(Role.PROVIDER, verified=False))).status == 204

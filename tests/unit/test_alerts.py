@@ -17,9 +17,9 @@ import yaml
 
 from lib import metrics, registry, slo
 from tests.unit.test_deploy import tool
-from tools import alertmanager, prometheus
-from tools import slo as slo_rules
-from tools.generated import ROOT
+from tools.deploy import alertmanager, prometheus
+from tools.deploy import slo as slo_rules
+from tools.deploy.generated import ROOT
 
 
 def alerts() -> dict[str, dict[str, Any]]:
@@ -144,7 +144,7 @@ def test_alertmanager_config_is_valid_and_routes_each_severity_to_its_receiver()
 
 
 def test_the_production_receivers_are_valid_and_each_has_an_integration(tmp_path: Path) -> None:
-    """The prod overlay's config (tools/k8s_alertmanager.py): amtool accepts it (the routing
+    """The prod overlay's config (tools/deploy/k8s_alertmanager.py): amtool accepts it (the routing
     keys are read from files, so none is inline) and no receiver is silent."""
     path = tmp_path / "alertmanager.yml"
     path.write_text(alertmanager.render(alertmanager.config(alertmanager.PRODUCTION_RECEIVERS)))

@@ -141,6 +141,17 @@ def test_round_trip_claims_and_principal(keys: Keys, verifier: TokenVerifier) ->
     assert verifier.verify(token) == issued
 
 
+def test_the_session_round_trips(signer: TokenSigner, verifier: TokenVerifier) -> None:
+    """`sid` names the session (ADR 0055): signed when given, read back; absent: None."""
+    session = uuid.uuid4()
+    token, issued = signer.issue(USER_ID, Role.CUSTOMER, True, session_id=session)
+    assert jwt.decode(token, options={"verify_signature": False})["sid"] == str(session)
+    assert issued.session_id == session
+    assert verifier.verify(token) == issued
+    without, _ = signer.issue(USER_ID, Role.CUSTOMER, True)
+    assert verifier.verify(without).session_id is None
+
+
 @pytest.mark.parametrize(
     ("iat_offset", "issued_ms_offset"), [(0, 0), (0.5, 500), (0.001, 1), (0.999, 999)]
 )
@@ -431,6 +442,9 @@ ATTACKS: list[tuple[str, Callable[[Keys], str], str]] = [
     ("sub-not-uuid", claims_case(sub="not-a-uuid"), "invalid token"),
     ("sub-uuid-not-canonical", claims_case(sub=USER_ID.hex), "invalid token"),
     ("verified-not-bool", claims_case(verified="true"), "invalid token"),
+    ("sid-not-uuid", claims_case(sid="not-a-uuid"), "invalid token"),
+    ("sid-uuid-not-canonical", claims_case(sid=USER_ID.hex), "invalid token"),
+    ("sid-not-string", claims_case(sid=1), "invalid token"),
     # built when the test runs: a token made at import would expire before a late test
     ("exp-float", lambda keys: signed(keys, exp=float(now_s() + TTL)), "invalid token"),
     ("garbage", lambda keys: "not-a-token", "invalid token"),

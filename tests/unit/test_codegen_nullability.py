@@ -11,6 +11,7 @@ import pytest
 
 from codegen.nullability import Catalog, Relation, Rule, Scope, target_rules
 from codegen.nullability_mysql import mysql_rules
+from codegen.one_row import one_row
 
 # what `make test svc=` selects it for (tests/selection.py):
 # codegen only: "catalog" is the analyser's word for the tables it knows
@@ -204,6 +205,11 @@ POSTGRES: list[tuple[str, list[Rule] | None]] = [
 
 MYSQL: list[tuple[str, list[Rule] | None]] = [
     ("SELECT id, note FROM a", [False, True]),
+    # MariaDB: a zero divisor makes NULL (a warning); only a non-zero literal rules it out
+    (
+        "SELECT id / id, id DIV id, id % id, MOD(id, id), id / 2, id % 3, id / 0 FROM a",
+        [True, True, True, True, False, False, True],
+    ),
     ("SELECT a.id, b.val FROM a JOIN b ON b.a_id = a.id", [False, True]),
     ("SELECT a.id, b.id, id, val FROM a LEFT JOIN b ON b.a_id = a.id", [False, True, None, True]),
     (
@@ -278,7 +284,7 @@ MYSQL: list[tuple[str, list[Rule] | None]] = [
     ("SELECT count(*) OVER (), id FROM a", [None, False]),
     ("SELECT (SELECT count(*) FROM b), id FROM a", [True, False]),
     ("SELECT count(*), nosuch FROM a", [False, None]),
-    ("SELECT total(id), name FROM a", [False, True]),
+    ("SELECT total(id), name FROM a", [True, True]),  # an aggregate: NULL over no row here
     ("SELECT f(note), f(name) FROM a", [True, False]),  # an unknown function is no TOTAL
 ]
 
@@ -342,3 +348,65 @@ def test_child_scopes_see_but_do_not_share_ctes() -> None:
     assert set(inner.ctes) == {"c", "d"}
     assert set(outer.ctes) == {"c"}
     assert inner.catalog is outer.catalog
+
+
+# SQLite's own rules (codegen/nullability_sqlite.py): a: id, name NOT NULL, note nullable
+SQLITE: list[tuple[str, list[Rule] | None]] = [
+    ("SELECT a.id, b.id FROM a FULL OUTER JOIN b ON b.a_id = a.id", [True, True]),
+    ("SELECT id / 2, id / 0, id / id, id % 0.5, id % 3", [False, True, True, True, False]),
+    ("SELECT id + 1, id - id, id * 0, id * 2, name || 'x'", [False, True, True, False, False]),
+    ("SELECT sqrt(id), ln(id), date(name), strftime('%Y', name), julianday(name)", [True] * 5),
+    ("SELECT json_type(name), unicode(name), name -> '$.a', upper(name), typeof(note)",
+     [True, True, True, False, False]),
+    ("SELECT min(name), max(id), group_concat(name), sum(id), avg(id), total(id), count(note)"
+     " FROM a GROUP BY note", [False, False, False, True, True, True, False]),
+    ("SELECT count(*), max(id) FROM a", [False, True]),
+    ("SELECT printf('%s', note), coalesce(note, name), iif(id, 1, 2), nosuch(id) FROM a",
+     [False, False, False, None]),
+    ("SELECT id FROM a UNION SELECT note FROM a", [True]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sql", "rules"), SQLITE, ids=[f"sqlite{i}" for i, _ in enumerate(SQLITE)])
+def test_sqlite(sql: str, rules: list[Rule] | None) -> None:
+    if "FROM" not in sql:
+        sql += " FROM a"
+    assert target_rules("sqlite", sql, MYSQL_CATALOG) == rules
+
+
+def test_sqlite_returning_reads_the_written_row() -> None:
+    sql = "INSERT INTO a (name) VALUES (?) RETURNING id, note, id / 2"
+    assert target_rules("sqlite", sql, MYSQL_CATALOG) == [False, True, False]
+
+
+# one_row: an aggregate without GROUP BY yields exactly one row, whatever matches; not with
+# GROUP BY, HAVING, LIMIT/OFFSET (LIMIT 0 leaves none), a set operation, a window function
+# alone, a set-returning function beside the aggregate (PostgreSQL), an aggregate only in
+# a subquery
+ONE_ROW: list[tuple[str, str, bool]] = [
+    ("postgresql", "SELECT count(*) FROM a", True),
+    ("postgresql", "WITH c AS (SELECT 1) SELECT coalesce(max(id), 0), avg(id) FROM a WHERE false", True),
+    ("postgresql", "SELECT count(*) FROM a GROUP BY note", False),
+    ("postgresql", "SELECT count(*) FROM a HAVING count(*) > 1", False),
+    ("postgresql", "SELECT count(*) FROM a LIMIT 0", False),
+    ("postgresql", "SELECT count(*) FROM a OFFSET 1", False),
+    ("postgresql", "SELECT count(*), generate_series(1, 0) FROM a", False),
+    ("postgresql", "SELECT count(*) FROM a UNION ALL SELECT 1", False),
+    ("postgresql", "SELECT row_number() OVER () FROM a", False),
+    ("postgresql", "SELECT (SELECT count(*) FROM b) FROM a", False),
+    ("postgresql", "INSERT INTO a (id) VALUES (1) RETURNING id", False),
+    ("mysql", "SELECT count(*), max(id) FROM a WHERE id = ?", True),
+    ("mysql", "SELECT count(*) FROM a LIMIT ?", False),
+    ("mysql", "SELECT note, count(*) FROM a GROUP BY note", False),
+    ("mysql", "SELECT count(*) FROM a HAVING count(*) > 0", False),
+    ("sqlite", "SELECT total(id) FROM a", True),
+    ("sqlite", "SELECT count(*) FROM a LIMIT 0", False),
+    ("sqlite", "SELECT count(*) OVER () FROM a", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("engine", "sql", "one"), ONE_ROW, ids=[f"one{i}" for i, _ in enumerate(ONE_ROW)]
+)
+def test_one_row(engine: str, sql: str, one: bool) -> None:
+    assert one_row(engine, sql) is one

@@ -49,8 +49,8 @@ def test_every_driver_template_has_every_command_and_the_stream_form(driver: str
     engine = next(e for e, drivers in DRIVERS.items() if driver in drivers)
     commands = COMMANDS - REFUSED_COMMANDS.get(engine, frozenset())
     names = set(load(driver))
-    assert commands | {"stream", ":many page"} <= names
-    assert names <= commands | {"stream", ":many page", ":one void"}
+    assert commands | {"stream", ":many page", ":one row"} <= names
+    assert names <= commands | {"stream", ":many page", ":one row", ":one void"}
 
 
 @pytest.mark.parametrize("name", ["module", *ALL_DRIVERS])

@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlc_fixup_runtime import expand_slices, status_rows
 
 from codegen.errors import CodegenError
-from codegen.naming import enum_member, enum_members, pascal, snake
+from codegen.naming import enum_member, enum_members, pascal, singular, snake
 from codegen.nullability import target_rules
 from codegen.pgcasts import cast_params, sqlc_cast
 from codegen.placeholders import mysql_placeholders, pg_slices
-from codegen.plan import singular
-from codegen.runtime import expand_slices, status_rows
+from codegen.types_mysql import query_args
 from codegen.typeslock import schema_paths, up_section
-from tools.sqlc_types import _mysql_args
 
 
 @pytest.mark.parametrize(
@@ -176,8 +175,8 @@ def test_schema_paths_expand_directories(tmp_path: Path) -> None:
 def test_mysql_placeholder_values_keep_limit_valid() -> None:
     sql = "SELECT a FROM t WHERE b = %s AND c IN (/*SLICE:ids*/%s) LIMIT %s OFFSET %s"
     params = [{"column": {"is_sqlc_slice": s}} for s in (False, True, False, False)]
-    assert _mysql_args(sql, params) == [None, [None], 0, 0]
-    assert _mysql_args("SELECT a FROM t LIMIT %s, %s", params[:1] * 2) == [0, 0]
+    assert query_args(sql, params) == [None, [None], 0, 0]
+    assert query_args("SELECT a FROM t LIMIT %s, %s", params[:1] * 2) == [0, 0]
 
 
 def test_cast_params_casts_every_occurrence_of_the_named_parameters_only() -> None:

@@ -1,5 +1,5 @@
 """The database exporters get their credentials from files and variables, never in a URL
-or on a command line (tools/db_exporters.py), and `make run` watches the servers the
+or on a command line (tools/deploy/db_exporters.py), and `make run` watches the servers the
 services are configured on."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.db_exporters import Server, command, dev_servers
+from tools.deploy.db_exporters import Server, command, dev_servers
 
 SECRET = "s3cr3t-Pa55"
 

@@ -7,6 +7,7 @@ tests/integration/test_db_pool*.py run the same code against the servers."""
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -38,7 +39,7 @@ from lib.db.pool import (
 )
 from lib.db.scope import SecondConnectionError, enter_scope, exit_scope
 from tests.logging_support import capture_logs
-from tools.service_process import PROCESS_MARGIN
+from tools.local.service_process import PROCESS_MARGIN
 
 # --- which errors mean the server went away ---------------------------------------------
 
@@ -290,7 +291,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         slept.append(delay)
 
     monkeypatch.setattr(connecting.asyncio, "sleep", sleep)
-    monkeypatch.setattr(connecting.random, "random", lambda: 0.123456)
+    monkeypatch.setattr(random, "random", lambda: 0.123456)  # lib.backoff draws it
     return slept
 
 
@@ -414,7 +415,7 @@ async def test_a_retry_that_would_end_past_the_wait_is_not_made(
     """`wait` bounds the whole: a pause that would end past it is not taken."""
     opens = Opens(failures=100, error=OSError("refused"))
     monkeypatch.setattr(connecting, "_open", opens)
-    monkeypatch.setattr(connecting.random, "random", lambda: 1.0)  # each pause its whole cap
+    monkeypatch.setattr(random, "random", lambda: 1.0)  # each pause its whole cap
     with pytest.raises(OSError, match="refused"):
         await connect("postgresql://db/x", wait=0.5, base_delay=1.0)  # a pause is >= 1 s
     assert len(opens.calls) == 1

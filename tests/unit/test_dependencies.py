@@ -26,8 +26,17 @@ FIRST_PARTY = {"lib", "services", "codegen", "tools", "observability", "tests", 
 # group -> the files whose imports it serves; a file's imports may use its own group's
 # distributions and those of the groups listed in USES
 AREAS: dict[str, tuple[str, ...]] = {
-    "runtime": ("lib/**/*.py", "services/**/*.py", "observability/**/*.py", "codegen/runtime.py"),
-    "ops": ("tools/migrate.py", "tools/migrate_sql.py", "tools/seed.py"),
+    "runtime": (
+        "lib/**/*.py",
+        "services/**/*.py",
+        "observability/**/*.py",
+        "codegen/runtime/sqlc_fixup_runtime/__init__.py",
+    ),
+    "ops": (
+        "tools/migrations/migrate.py",
+        "tools/migrations/migrate_sql.py",
+        "tools/local/seed.py",
+    ),
     "codegen": ("codegen/**/*.py", "tools/sqlc*.py", "tools/proto.py"),
     "dev": ("tools/**/*.py", "tests/**/*.py"),
     "bench": ("bench/**/*.py",),
@@ -66,7 +75,9 @@ NOT_IMPORTED: dict[str, str] = {
     "kubernetes-validate": "the Kubernetes schema check: tests/unit/test_k8s.py runs it",
     "squawk-cli": "the PostgreSQL migration linter: make migrate-lint runs it",
     "openapi-python-client": "tests/e2e/test_generated_client.py generates clients with it",
-    "zizmor": "the workflows' security linter: make deploy-lint runs it (tools/deploy_scan.py)",
+    "zizmor": (
+        "the workflows' security linter: make deploy-lint runs it (tools/deploy/deploy_scan.py)"
+    ),
     "checkov": "the Kubernetes scanner, in .venv-scan: make deploy-lint runs it",
     "greenlet": "SQLAlchemy's asyncio layer needs it (an extra SQLAlchemy does not pull in)",
     "httptools": "uvicorn's fast HTTP parser, chosen by uvicorn when installed",
@@ -120,7 +131,9 @@ def owner(module: str) -> str:
         name = owners.get(".".join(parts[:depth]))
         if name is not None:
             return name
-    return f"<not installed: {module}>"
+    # an editable install (codegen/runtime/) lists no module files: its top-level names
+    editable = metadata.packages_distributions().get(parts[0], [])
+    return normal(editable[0]) if editable else f"<not installed: {module}>"
 
 
 def imported_modules(path: Path) -> Iterator[tuple[str, int]]:

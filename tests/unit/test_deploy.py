@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from lib import registry
-from tools import compose, dashboards, prometheus
-from tools.generated import ROOT
+from tools.deploy import compose, dashboards, prometheus
+from tools.deploy.generated import ROOT
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -31,7 +31,13 @@ def tool(name: str, hint: str) -> str:
 
 @pytest.mark.parametrize(
     "module",
-    ["tools.compose", "tools.prometheus", "tools.dashboards", "tools.slo", "tools.alertmanager"],
+    [
+        "tools.deploy.compose",
+        "tools.deploy.prometheus",
+        "tools.deploy.dashboards",
+        "tools.deploy.slo",
+        "tools.deploy.alertmanager",
+    ],
 )
 def test_generated_files_are_fresh(module: str) -> None:
     done = subprocess.run(

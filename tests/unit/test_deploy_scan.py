@@ -1,4 +1,4 @@
-"""The reviewers' scanners' settings (tools/deploy_scan.py, `make deploy-lint`): every
+"""The reviewers' scanners' settings (tools/deploy/deploy_scan.py, `make deploy-lint`): every
 skip or ignore of checkov, dclint and zizmor has its reason in its one file. The scanners
 themselves (installed by `make scan-deps`, not by `make install`) run in
 tests/integration/test_deploy_scanners.py, which `make test` runs and `make test-fast` not."""
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from tools import deploy_scan
-from tools.generated import ROOT
+from tools.deploy import deploy_scan
+from tools.deploy.generated import ROOT
 
 
 def reasons_before(path: Path, item: re.Pattern[str]) -> dict[str, list[str]]:

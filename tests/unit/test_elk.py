@@ -11,13 +11,16 @@ import sys
 import yaml
 
 from tests import elk_support as elk
-from tools import compose, kibana
-from tools.generated import ROOT
+from tools.deploy import compose, kibana
+from tools.deploy.generated import ROOT
 
 
 def test_kibana_objects_are_fresh() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tools.kibana", "check"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "tools.deploy.kibana", "check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
 

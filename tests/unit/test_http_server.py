@@ -16,7 +16,7 @@ from aiohttp import web
 
 from lib.http.server import server_log
 from tests.logging_support import logging_to
-from tools.ports import free_port
+from tools.local.ports import free_port
 
 MARK = "zq7marker"  # in the malformed request: no log line may hold it
 

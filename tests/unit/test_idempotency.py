@@ -26,7 +26,6 @@ from lib.http.idempotency import (
     idempotent,
     replay,
     request_digest,
-    stored_replay,
 )
 from lib.http.keys import CLIENT_IP, DB, PRINCIPAL
 
@@ -214,43 +213,6 @@ def test_answer_stored_other_request_is_409() -> None:
     assert caught.value.detail == "this Idempotency-Key was used for a different request"
 
 
-# --- stored_replay (no lock, a short connection) -------------------------------------------
-
-
-async def test_stored_replay_without_a_key_asks_nothing() -> None:
-    queries, db = FakeQueries(), FakeDb()
-    assert await stored_replay(queries, request(db=db)) is None
-    assert queries.calls == []
-    assert db.opened == []
-
-
-async def test_stored_replay_reads_on_a_short_connection() -> None:
-    queries, db = FakeQueries(), FakeDb()
-    body = b'{"a": 1}'
-    queries.rows[("ip:203.0.113.7", "k1")] = Stored(
-        digest_of("POST", "/v1/things", body), 201, {"Location": "/v1/things/9"}, b"{}"
-    )
-    answer = await stored_replay(queries, request(key="k1", body=body, db=db))
-    assert answer is not None
-    assert answer.status == 201
-    assert answer.headers["Location"] == "/v1/things/9"
-    assert db.opened == ["acquire"]
-    assert queries.calls == [("get", "short-conn", "ip:203.0.113.7", "k1")]
-
-
-async def test_stored_replay_miss_is_none() -> None:
-    queries = FakeQueries()
-    assert await stored_replay(queries, request(key="k1")) is None
-    assert [c[0] for c in queries.calls] == ["get"]
-
-
-async def test_stored_replay_of_another_request_is_409() -> None:
-    queries = FakeQueries()
-    queries.rows[("ip:203.0.113.7", "k1")] = Stored(b"not-this", 201, {}, b"{}")
-    with pytest.raises(Conflict):
-        await stored_replay(queries, request(key="k1"))
-
-
 # --- the decorator -------------------------------------------------------------------------
 
 
@@ -295,9 +257,10 @@ async def test_first_request_locks_reads_runs_and_saves_in_one_transaction() -> 
     response = await wrapped(sent)
     assert response.status == 201
     assert seen == [sent]
-    assert db.opened == ["transaction"]
+    assert db.opened == ["acquire", "transaction"]
     caller = f"user:{USER}"
     assert queries.calls == [
+        ("get", "short-conn", caller, "k1"),  # a finished one? (none)
         ("lock", "tx-conn", caller, "k1"),
         ("get", "tx-conn", caller, "k1"),
         ("save", "tx-conn", caller, "k1"),
@@ -326,7 +289,42 @@ async def test_a_duplicate_replays_without_running_the_handler() -> None:
     assert second.headers["Location"] == "/v1/things/1"
     assert second.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
-    assert [c[0] for c in queries.calls] == ["lock", "get", "save", "lock", "get"]
+    assert [c[0] for c in queries.calls] == ["get", "lock", "get", "save", "get"]
+
+
+async def test_a_finished_request_is_replayed_on_a_short_connection_without_the_lock() -> None:
+    """So a replay never reaches the handler's calls to other services, nor holds a lock."""
+    queries, db = FakeQueries(), FakeDb()
+    body = b'{"a": 1}'
+    queries.rows[("ip:203.0.113.7", "k1")] = Stored(
+        digest_of("POST", "/v1/things", body), 201, {"Location": "/v1/things/9"}, b"{}"
+    )
+    seen, handler = handler_answering(201)
+    answer = await idempotent(queries)(handler)(request(key="k1", body=body, db=db))
+    assert answer.status == 201
+    assert answer.headers["Location"] == "/v1/things/9"
+    assert seen == []
+    assert db.opened == ["acquire"]
+    assert queries.calls == [("get", "short-conn", "ip:203.0.113.7", "k1")]
+
+
+class FinishedWhileWaiting(FakeQueries):
+    """The first request commits while this one waits on the lock."""
+
+    async def lock_idempotency_key(self, conn: Any, *, caller: str, key: str) -> None:
+        self.rows[(caller, key)] = Stored(
+            digest_of("POST", "/v1/things", b'{"a": 1}'), 201, {}, b"{}"
+        )
+        await super().lock_idempotency_key(conn, caller=caller, key=key)
+
+
+async def test_a_duplicate_in_flight_waits_on_the_lock_then_replays() -> None:
+    queries = FinishedWhileWaiting()
+    seen, handler = handler_answering(201)
+    answer = await idempotent(queries)(handler)(request(key="k1"))
+    assert answer.headers["Idempotent-Replayed"] == "true"
+    assert seen == []
+    assert [c[0] for c in queries.calls] == ["get", "lock", "get"]
 
 
 async def test_the_same_key_with_another_body_is_409() -> None:

@@ -14,7 +14,7 @@ import yaml
 from lib import registry
 from lib.config import ServiceSettings
 from tests.unit.test_k8s import render
-from tools import k8s, k8s_backup, k8s_gateway, k8s_network, k8s_objects
+from tools.deploy import k8s, k8s_backup, k8s_gateway, k8s_network, k8s_objects
 
 OVERLAYS = ["dev", "prod"]
 

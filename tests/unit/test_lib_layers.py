@@ -13,8 +13,8 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer.split())
     for layer in (
         "keyring",
-        "errors registry redact crypto pb pooler",
-        "tracing config slo",
+        "errors registry redact crypto pb pooler backoff settings_sources",
+        "tracing config slo secret_settings",
         "logging metrics",
         "resilience mail relay pubsub storage forwarding redis_client",
         "auth db",

@@ -1,6 +1,6 @@
-"""docs/architecture.md's lib/ table is lib/'s docstrings rendered (python -m tools.libtable):
-a module added, removed or re-described without the table, or a table row edited by hand,
-fails here; so does a module whose docstring has no one-line summary."""
+"""docs/architecture.md's lib/ table is lib/'s docstrings rendered (python -m
+tools.deploy.libtable): a module added, removed or re-described without the table, or a table row
+edited by hand, fails here; so does a module whose docstring has no one-line summary."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import libtable
+from tools.deploy import libtable
 
 
 def test_the_table_is_current() -> None:

@@ -1,10 +1,10 @@
-"""tools/mutation_scores: the README's scores are docs/testing.md's table, and that table
+"""tools/checks/mutation_scores: the README's scores are docs/testing.md's table, and that table
 has one row per mutated module."""
 
 from __future__ import annotations
 
-from tools import mutation, mutation_scores
-from tools.mutation_scores import Score
+from tools.checks import mutation, mutation_scores
+from tools.checks.mutation_scores import Score
 
 TABLE = """
 | module | mutants | killed | equivalent | killed of all |

@@ -1,4 +1,4 @@
-"""tools/mutmut_decorated: route handlers (decorated functions) are mutated, and their
+"""tools/checks/mutmut_decorated: route handlers (decorated functions) are mutated, and their
 decorators run once, on the trampoline only."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from mutmut.mutation import file_mutation
 from mutmut.mutation.file_mutation import mutate_file_contents
 
-from tools import mutmut_decorated
+from tools.checks import mutmut_decorated
 
 SOURCE = """
 import functools

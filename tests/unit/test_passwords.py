@@ -186,13 +186,13 @@ async def test_bounded_hashes_and_verifies_in_named_threads() -> None:
 async def test_bounded_threads_start_with_the_priority_asked(
     sched: list[tuple[Any, ...]],
 ) -> None:
-    bounded = BoundedHasher(cheap(), workers=1, queue=0, priority="nice")
+    bounded = BoundedHasher(cheap(), workers=1, queue=0)  # the default: nice
     try:
         native = await bounded._run(lambda *_: threading.get_native_id(), "")
     finally:
         bounded.close()
     assert sched == [("nice", os.PRIO_PROCESS, native, HASHING_NICENESS)]
-    idle = BoundedHasher(cheap(), workers=1, queue=0)  # the default: idle
+    idle = BoundedHasher(cheap(), workers=1, queue=0, priority="idle")
     try:
         await idle._run(lambda *_: None, "")
     finally:

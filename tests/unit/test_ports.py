@@ -1,4 +1,4 @@
-"""tools/ports.py: a server's port never comes from the range client sockets are drawn
+"""tools/local/ports.py: a server's port never comes from the range client sockets are drawn
 from, parallel workers draw from lanes that do not meet, and the processes of one lane
 never pick the same port."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import ports
+from tools.local import ports
 
 
 def test_ports_lie_under_the_ephemeral_range_in_this_process_lane() -> None:
@@ -35,7 +35,7 @@ def test_lanes_do_not_meet(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _taken_by_a_command(count: int) -> list[int]:
-    code = f"from tools import ports; print(*ports.free_ports({count}))"
+    code = f"from tools.local import ports; print(*ports.free_ports({count}))"
     out = subprocess.run(
         [sys.executable, "-c", code], env=os.environ, capture_output=True, text=True, check=True
     ).stdout
@@ -43,7 +43,7 @@ def _taken_by_a_command(count: int) -> list[int]:
 
 
 def test_a_command_a_test_starts_walks_the_same_lane_after_it() -> None:
-    """A test picks its services' ports, then starts a command (tools/run_ha) that picks
+    """A test picks its services' ports, then starts a command (tools/ha/run_ha) that picks
     the tier's: none of them meet, and all lie in the test's lane."""
     mine = ports.free_ports(10)
     theirs = _taken_by_a_command(10)

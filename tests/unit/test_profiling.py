@@ -14,7 +14,7 @@ from aiohttp import web
 
 from lib import registry
 from lib.http.profiling import BASE_PORT, PROFILER, port_for, profiling_ctx, profiling_port
-from tools.ports import free_port
+from tools.local.ports import free_port
 
 THIS_FILE = Path(__file__).name
 

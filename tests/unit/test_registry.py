@@ -19,8 +19,9 @@ import pytest
 
 from lib import registry
 from lib.config import ServiceSettings
-from tools import env_example, nginx, procfile, swag
-from tools.databases import DATABASES, database_name, engine_of
+from tools import swag
+from tools.deploy import env_example, nginx, procfile
+from tools.local.databases import DATABASES, database_name, engine_of
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILT = [s for s in registry.MICROSERVICES if s.built]
@@ -148,7 +149,7 @@ def test_replicas_is_a_number_for_every_http_service(tmp_path: Path) -> None:
     assert "points" in grpc
     assert names == {f"{s.name}{k}" for s in http for k in ("", "_2", "_3")} | grpc
     assert "ORDERS_PORT=8304 " in text
-    assert "nginx: .venv/bin/python -m tools.nginx run --optional --replicas 3" in text
+    assert "nginx: .venv/bin/python -m tools.deploy.nginx run --optional --replicas 3" in text
     conf = nginx.render_files(nginx.Layout(replicas=3))["conf.d/20-upstreams.conf"]
     assert upstream_servers(conf)["orders"] == [
         "127.0.0.1:8104",

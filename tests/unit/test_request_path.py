@@ -12,13 +12,16 @@ from lib.http import middleware as mw
 ROOT = Path(__file__).resolve().parents[2]
 # each layer's name in the document
 STEP = {
+    "security_headers_middleware": "security headers",
     "request_id_middleware": "request id",
+    "database_scope_middleware": "database scope",
     "cors": "CORS",
     "observe": "access log and metrics",
     "error_middleware": "errors",
     "ip_limit": "per-IP rate limit",
     "auth_middleware": "auth",
     "user_limit_middleware": "per-user rate limit",
+    "not_modified_middleware": "not modified",
 }
 
 

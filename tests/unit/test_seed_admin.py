@@ -1,5 +1,5 @@
 """The seed never creates the ADMIN with a default password outside the local dev run
-(issue 42): a missing or documented-default SEED_ADMIN_PASSWORD stops `python -m tools.seed`
+(issue 42): a missing or documented-default SEED_ADMIN_PASSWORD stops `python -m tools.local.seed`
 before it connects to any database, and the message says how to set one."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from tools import seed
-from tools.generated import ROOT
+from tools.deploy.generated import ROOT
+from tools.local import seed
 
 # no server listens here: a seed that got past the check would fail connecting instead
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
@@ -22,7 +22,7 @@ def run_seed(*args: str, admin_password: str | None) -> subprocess.CompletedProc
     if admin_password is not None:
         env["SEED_ADMIN_PASSWORD"] = admin_password
     return subprocess.run(
-        [sys.executable, "-m", "tools.seed", *args],
+        [sys.executable, "-m", "tools.local.seed", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -14,7 +14,7 @@ import pytest
 
 from lib import registry
 from tests.selection import ALL, declared, exercised, has_declaration, named_in_code
-from tools.service_process import ROOT
+from tools.local.service_process import ROOT
 
 
 def collected(*args: str) -> set[str]:

@@ -1,5 +1,5 @@
 """No test, tool or doc hard-codes the list of services: each derives it from lib/registry.py
-(or, in docs/architecture.md, holds a table tools/servicetable.py generates), so a new
+(or, in docs/architecture.md, holds a table tools/deploy/servicetable.py generates), so a new
 service is checked, routed and documented with no edit outside its own files (issue 40).
 
 A Python list, tuple, set or dict literal naming every REST service, a doc line naming
@@ -18,7 +18,7 @@ import pytest
 
 from lib import registry
 from tests.conftest import for_service
-from tools import servicetable
+from tools.deploy import servicetable
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ("lib", "codegen", "services", "tools", "observability", "tests", "bench")
@@ -84,8 +84,8 @@ def test_no_doc_hard_codes_the_services() -> None:
         for path in doc_files()
         for line in doc_lists(path.read_text())
     ]
-    assert wrong == [], "generate these (tools/servicetable.py) or say it once:\n" + "\n".join(
-        wrong
+    assert wrong == [], (
+        "generate these (tools/deploy/servicetable.py) or say it once:\n" + "\n".join(wrong)
     )
 
 

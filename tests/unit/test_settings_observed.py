@@ -1,6 +1,6 @@
 """Every setting is changed by some test: each field of each built service's settings
 class (lib/registry.py -> services/<name>/settings.py) and each MIGRATE_* variable of
-tools/migrate.py is set somewhere under tests/ (as `name=`, "name" or NAME), so a
+tools/migrations/migrate.py is set somewhere under tests/ (as `name=`, "name" or NAME), so a
 setting with a behavioural effect (timeouts, limits, TTLs, migration timeouts) has a test
 that changes it and observes the change. The few without one yet are named below with
 why; the list only shrinks (a listed setting that gains a test must leave it)."""
@@ -30,7 +30,7 @@ def settings_fields() -> set[str]:
 
 
 def migrate_variables() -> set[str]:
-    text = (ROOT / "tools" / "migrate.py").read_text()
+    text = (ROOT / "tools" / "migrations" / "migrate.py").read_text()
     return set(re.findall(r'"(MIGRATE_[A-Z_]+)"', text))
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tools import compose, images, k8s_pages, nginx
-from tools.generated import ROOT
+from tools.deploy import compose, images, k8s_pages, nginx
+from tools.deploy.generated import ROOT
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")

@@ -28,7 +28,7 @@ from lib.errors import NotFound, ServiceUnavailable
 from lib.http import middleware as mw
 from lib.http.app import create_app
 from tests.otlp_receiver import Receiver
-from tools.ports import free_port
+from tools.local.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,7 +137,7 @@ def test_the_off_chain_has_no_tracing_layer() -> None:
     settings = ServiceSettings.model_validate({"service": "departments", "database_url": ""})
     app = create_app(settings, routes=web.RouteTableDef(), title="t")
     assert mw.tracing_middleware not in app.middlewares
-    assert app.middlewares[0] is mw.request_id_middleware
+    assert app.middlewares[0] is mw.security_headers_middleware
     assert tracing.current_traceparent() is None
     assert tracing.log_ids() == {}
     assert tracing.span("redis.publish", kind=tracing.CLIENT) is tracing.span("x")  # no-op

@@ -1,4 +1,4 @@
-"""tools/upgrade_check.py's pure parts: pins dropped keeping extras and markers, the
+"""tools/checks/upgrade_check.py's pure parts: pins dropped keeping extras and markers, the
 pinned -> installed report, pytest's outcome read back. The drill itself downloads, so
 `make test` never runs it (`make upgrade-check` does)."""
 
@@ -8,8 +8,8 @@ import tomllib
 
 import pytest
 
-from tools import upgrade_check
-from tools.upgrade_check import Outcome, outcome, pins, report, unpinned
+from tools.checks import upgrade_check
+from tools.checks.upgrade_check import Outcome, outcome, pins, report, unpinned
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 // of @kubernetes-models/gateway-api and @kubernetes-models/envoy-gateway (generated from the
 // CRDs' OpenAPI schemas). Input: a JSON array of objects on stdin. Output: one line per
 // object, "ok" or each error; exit 1 when any object is invalid or of a kind the schemas do
-// not know. Run by tools/deploy_scan.py (make deploy-lint).
+// not know. Run by tools/deploy/deploy_scan.py (make deploy-lint).
 //
 // Two checks: the schemas' own validators (types, patterns, enums, required fields), and
 // unknown fields, which the CRDs let through and the API server would drop silently (a

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Literal, LiteralString
 from uuid import UUID
 
-from codegen.runtime import PgConn, Sorting, SortKey, status_rows
+from sqlc_fixup_runtime import PgConn, Sorting, SortKey, status_rows
 
 from . import models
 
@@ -18,73 +18,135 @@ WHERE $1::uuid IS NULL OR subcategory_id = $1
 """
 
 
-async def count_services(conn: PgConn, *, subcategory_id: UUID | None) -> int | None:
+async def count_services(conn: PgConn, *, subcategory_id: UUID | None) -> int:
     """
     SELECT count(*) AS total FROM services
     WHERE $1::uuid IS NULL OR subcategory_id = $1
     """
     row = await conn.fetchrow(COUNT_SERVICES, subcategory_id)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 LIST_SERVICES_BY_NAME_ASC = """
 -- name: ListServices :many
 -- ListServicesByNameAsc: by name asc
-SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+SELECT id
+     , subcategory_id
+     , name
+     , description
+     , base_price
+     , currency
+     , version
+     , created_at
+     , updated_at
+FROM services
+WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
   AND ((name, id) > ($4, $5) OR $5 IS NULL)
 ORDER BY name ASC, id ASC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_SERVICES_BY_NAME_DESC = """
 -- name: ListServices :many
 -- ListServicesByNameDesc: by name desc
-SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+SELECT id
+     , subcategory_id
+     , name
+     , description
+     , base_price
+     , currency
+     , version
+     , created_at
+     , updated_at
+FROM services
+WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
   AND ((name, id) < ($4, $5) OR $5 IS NULL)
 ORDER BY name DESC, id DESC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_SERVICES_BY_BASE_PRICE_ASC = """
 -- name: ListServices :many
 -- ListServicesByBasePriceAsc: by base_price asc
-SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+SELECT id
+     , subcategory_id
+     , name
+     , description
+     , base_price
+     , currency
+     , version
+     , created_at
+     , updated_at
+FROM services
+WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
   AND ((base_price, id) > ($4, $5) OR $5 IS NULL)
 ORDER BY base_price ASC, id ASC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_SERVICES_BY_BASE_PRICE_DESC = """
 -- name: ListServices :many
 -- ListServicesByBasePriceDesc: by base_price desc
-SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+SELECT id
+     , subcategory_id
+     , name
+     , description
+     , base_price
+     , currency
+     , version
+     , created_at
+     , updated_at
+FROM services
+WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
   AND ((base_price, id) < ($4, $5) OR $5 IS NULL)
 ORDER BY base_price DESC, id DESC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_SERVICES_BY_CREATED_AT_ASC = """
 -- name: ListServices :many
 -- ListServicesByCreatedAtAsc: by created_at asc
-SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+SELECT id
+     , subcategory_id
+     , name
+     , description
+     , base_price
+     , currency
+     , version
+     , created_at
+     , updated_at
+FROM services
+WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
   AND ((created_at, id) > ($4, $5) OR $5 IS NULL)
 ORDER BY created_at ASC, id ASC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_SERVICES_BY_CREATED_AT_DESC = """
 -- name: ListServices :many
 -- ListServicesByCreatedAtDesc: by created_at desc
-SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+SELECT id
+     , subcategory_id
+     , name
+     , description
+     , base_price
+     , currency
+     , version
+     , created_at
+     , updated_at
+FROM services
+WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
   AND ((created_at, id) < ($4, $5) OR $5 IS NULL)
 ORDER BY created_at DESC, id DESC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 ListServicesKey = Literal["name", "base_price", "created_at"]
@@ -120,11 +182,21 @@ async def list_services(
     after: ListServicesAfter | None = None,
 ) -> list[models.Service]:
     """
-    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services
-    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+    SELECT id
+         , subcategory_id
+         , name
+         , description
+         , base_price
+         , currency
+         , version
+         , created_at
+         , updated_at
+    FROM services
+    WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
       AND ((name, id) > ($4, $5) OR $5 IS NULL)
     ORDER BY name ASC, id ASC
-    LIMIT $3 OFFSET $2
+    LIMIT $3
+    OFFSET $2
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name,
     base_price, created_at) in `sort`'s direction, then by id; `after`: the rows after that
@@ -270,32 +342,52 @@ SELECT count(*) AS total FROM provider_services WHERE provider_id = $1
 """
 
 
-async def count_services_of_provider(conn: PgConn, *, provider_id: UUID) -> int | None:
+async def count_services_of_provider(conn: PgConn, *, provider_id: UUID) -> int:
     """
     SELECT count(*) AS total FROM provider_services WHERE provider_id = $1
     """
     row = await conn.fetchrow(COUNT_SERVICES_OF_PROVIDER, provider_id)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 LIST_SERVICES_OF_PROVIDER_BY_NAME_ASC = """
 -- name: ListServicesOfProvider :many
 -- ListServicesOfProviderByNameAsc: by name asc
-SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
-WHERE (p.provider_id = $1)
-  AND ((s.name, s.id) > ($4, $5) OR $5 IS NULL)
+SELECT s.id
+     , s.subcategory_id
+     , s.name
+     , s.description
+     , s.base_price
+     , s.currency
+     , s.version
+     , s.created_at
+     , s.updated_at
+FROM services AS s INNER JOIN provider_services AS p ON p.service_id = s.id
+WHERE p.provider_id = $1 AND ((s.name, s.id) > ($4, $5) OR $5 IS NULL)
 ORDER BY s.name ASC, s.id ASC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_SERVICES_OF_PROVIDER_BY_NAME_DESC = """
 -- name: ListServicesOfProvider :many
 -- ListServicesOfProviderByNameDesc: by name desc
-SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
-WHERE (p.provider_id = $1)
-  AND ((s.name, s.id) < ($4, $5) OR $5 IS NULL)
+SELECT s.id
+     , s.subcategory_id
+     , s.name
+     , s.description
+     , s.base_price
+     , s.currency
+     , s.version
+     , s.created_at
+     , s.updated_at
+FROM services AS s INNER JOIN provider_services AS p ON p.service_id = s.id
+WHERE p.provider_id = $1 AND ((s.name, s.id) < ($4, $5) OR $5 IS NULL)
 ORDER BY s.name DESC, s.id DESC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 ListServicesOfProviderKey = Literal["name"]
@@ -327,11 +419,20 @@ async def list_services_of_provider(
     after: ListServicesOfProviderAfter | None = None,
 ) -> list[models.Service]:
     """
-    SELECT s.id, s.subcategory_id, s.name, s.description, s.base_price, s.currency, s.version, s.created_at, s.updated_at FROM services s JOIN provider_services p ON p.service_id = s.id
-    WHERE (p.provider_id = $1)
-      AND ((s.name, s.id) > ($4, $5) OR $5 IS NULL)
+    SELECT s.id
+         , s.subcategory_id
+         , s.name
+         , s.description
+         , s.base_price
+         , s.currency
+         , s.version
+         , s.created_at
+         , s.updated_at
+    FROM services AS s INNER JOIN provider_services AS p ON p.service_id = s.id
+    WHERE p.provider_id = $1 AND ((s.name, s.id) > ($4, $5) OR $5 IS NULL)
     ORDER BY s.name ASC, s.id ASC
-    LIMIT $3 OFFSET $2
+    LIMIT $3
+    OFFSET $2
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name) in
     `sort`'s direction, then by id; `after`: the rows after that (key value, tie-breaker)
@@ -355,28 +456,36 @@ SELECT count(*) AS total FROM provider_services WHERE service_id = $1
 """
 
 
-async def count_providers_of_service(conn: PgConn, *, service_id: UUID) -> int | None:
+async def count_providers_of_service(conn: PgConn, *, service_id: UUID) -> int:
     """
     SELECT count(*) AS total FROM provider_services WHERE service_id = $1
     """
     row = await conn.fetchrow(COUNT_PROVIDERS_OF_SERVICE, service_id)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 LIST_PROVIDERS_OF_SERVICE_BY_PROVIDER_ID_ASC = """
 -- name: ListProvidersOfService :many
 -- ListProvidersOfServiceByProviderIdAsc: by provider_id asc
-SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
+SELECT provider_id, service_id, created_at
+FROM provider_services
+WHERE service_id = $1
 ORDER BY provider_id ASC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_PROVIDERS_OF_SERVICE_BY_PROVIDER_ID_DESC = """
 -- name: ListProvidersOfService :many
 -- ListProvidersOfServiceByProviderIdDesc: by provider_id desc
-SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
+SELECT provider_id, service_id, created_at
+FROM provider_services
+WHERE service_id = $1
 ORDER BY provider_id DESC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 ListProvidersOfServiceKey = Literal["provider_id"]
@@ -405,9 +514,12 @@ async def list_providers_of_service(
     after: None = None,
 ) -> list[models.ProviderService]:
     """
-    SELECT provider_id, service_id, created_at FROM provider_services WHERE service_id = $1
+    SELECT provider_id, service_id, created_at
+    FROM provider_services
+    WHERE service_id = $1
     ORDER BY provider_id ASC
-    LIMIT $3 OFFSET $2
+    LIMIT $3
+    OFFSET $2
 
     One statement per key and direction (above: the first). Ordered by `orderby`
     (provider_id) in `sort`'s direction.

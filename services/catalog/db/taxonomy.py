@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal, LiteralString
 from uuid import UUID
 
-from codegen.runtime import PgConn, Sorting, SortKey, status_rows
+from sqlc_fixup_runtime import PgConn, Sorting, SortKey, status_rows
 
 from . import models
 
@@ -15,44 +15,54 @@ SELECT count(*) AS total FROM category_types
 """
 
 
-async def count_category_types(conn: PgConn) -> int | None:
+async def count_category_types(conn: PgConn) -> int:
     """
     SELECT count(*) AS total FROM category_types
     """
     row = await conn.fetchrow(COUNT_CATEGORY_TYPES)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 LIST_CATEGORY_TYPES_BY_NAME_ASC = """
 -- name: ListCategoryTypes :many
 -- ListCategoryTypesByNameAsc: by name asc
-SELECT id, name, version, created_at, updated_at FROM category_types
+SELECT id, name, version, created_at, updated_at
+FROM category_types
 ORDER BY name ASC, id ASC
-LIMIT $2 OFFSET $1
+LIMIT $2
+OFFSET $1
 """
 
 LIST_CATEGORY_TYPES_BY_NAME_DESC = """
 -- name: ListCategoryTypes :many
 -- ListCategoryTypesByNameDesc: by name desc
-SELECT id, name, version, created_at, updated_at FROM category_types
+SELECT id, name, version, created_at, updated_at
+FROM category_types
 ORDER BY name DESC, id DESC
-LIMIT $2 OFFSET $1
+LIMIT $2
+OFFSET $1
 """
 
 LIST_CATEGORY_TYPES_BY_CREATED_AT_ASC = """
 -- name: ListCategoryTypes :many
 -- ListCategoryTypesByCreatedAtAsc: by created_at asc
-SELECT id, name, version, created_at, updated_at FROM category_types
+SELECT id, name, version, created_at, updated_at
+FROM category_types
 ORDER BY created_at ASC, id ASC
-LIMIT $2 OFFSET $1
+LIMIT $2
+OFFSET $1
 """
 
 LIST_CATEGORY_TYPES_BY_CREATED_AT_DESC = """
 -- name: ListCategoryTypes :many
 -- ListCategoryTypesByCreatedAtDesc: by created_at desc
-SELECT id, name, version, created_at, updated_at FROM category_types
+SELECT id, name, version, created_at, updated_at
+FROM category_types
 ORDER BY created_at DESC, id DESC
-LIMIT $2 OFFSET $1
+LIMIT $2
+OFFSET $1
 """
 
 ListCategoryTypesKey = Literal["name", "created_at"]
@@ -83,9 +93,11 @@ async def list_category_types(
     after: None = None,
 ) -> list[models.CategoryType]:
     """
-    SELECT id, name, version, created_at, updated_at FROM category_types
+    SELECT id, name, version, created_at, updated_at
+    FROM category_types
     ORDER BY name ASC, id ASC
-    LIMIT $2 OFFSET $1
+    LIMIT $2
+    OFFSET $1
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name,
     created_at) in `sort`'s direction, then by id.
@@ -164,49 +176,59 @@ WHERE $1::uuid IS NULL OR type_id = $1
 """
 
 
-async def count_categories(conn: PgConn, *, type_id: UUID | None) -> int | None:
+async def count_categories(conn: PgConn, *, type_id: UUID | None) -> int:
     """
     SELECT count(*) AS total FROM categories
     WHERE $1::uuid IS NULL OR type_id = $1
     """
     row = await conn.fetchrow(COUNT_CATEGORIES, type_id)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 LIST_CATEGORIES_BY_NAME_ASC = """
 -- name: ListCategories :many
 -- ListCategoriesByNameAsc: by name asc
-SELECT id, type_id, name, version, created_at, updated_at FROM categories
-WHERE $1::uuid IS NULL OR type_id = $1
+SELECT id, type_id, name, version, created_at, updated_at
+FROM categories
+WHERE CAST($1 AS uuid) IS NULL OR type_id = $1
 ORDER BY name ASC, id ASC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_CATEGORIES_BY_NAME_DESC = """
 -- name: ListCategories :many
 -- ListCategoriesByNameDesc: by name desc
-SELECT id, type_id, name, version, created_at, updated_at FROM categories
-WHERE $1::uuid IS NULL OR type_id = $1
+SELECT id, type_id, name, version, created_at, updated_at
+FROM categories
+WHERE CAST($1 AS uuid) IS NULL OR type_id = $1
 ORDER BY name DESC, id DESC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_CATEGORIES_BY_CREATED_AT_ASC = """
 -- name: ListCategories :many
 -- ListCategoriesByCreatedAtAsc: by created_at asc
-SELECT id, type_id, name, version, created_at, updated_at FROM categories
-WHERE $1::uuid IS NULL OR type_id = $1
+SELECT id, type_id, name, version, created_at, updated_at
+FROM categories
+WHERE CAST($1 AS uuid) IS NULL OR type_id = $1
 ORDER BY created_at ASC, id ASC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_CATEGORIES_BY_CREATED_AT_DESC = """
 -- name: ListCategories :many
 -- ListCategoriesByCreatedAtDesc: by created_at desc
-SELECT id, type_id, name, version, created_at, updated_at FROM categories
-WHERE $1::uuid IS NULL OR type_id = $1
+SELECT id, type_id, name, version, created_at, updated_at
+FROM categories
+WHERE CAST($1 AS uuid) IS NULL OR type_id = $1
 ORDER BY created_at DESC, id DESC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 ListCategoriesKey = Literal["name", "created_at"]
@@ -238,10 +260,12 @@ async def list_categories(
     after: None = None,
 ) -> list[models.Category]:
     """
-    SELECT id, type_id, name, version, created_at, updated_at FROM categories
-    WHERE $1::uuid IS NULL OR type_id = $1
+    SELECT id, type_id, name, version, created_at, updated_at
+    FROM categories
+    WHERE CAST($1 AS uuid) IS NULL OR type_id = $1
     ORDER BY name ASC, id ASC
-    LIMIT $3 OFFSET $2
+    LIMIT $3
+    OFFSET $2
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name,
     created_at) in `sort`'s direction, then by id.
@@ -326,49 +350,59 @@ WHERE $1::uuid IS NULL OR category_id = $1
 """
 
 
-async def count_subcategories(conn: PgConn, *, category_id: UUID | None) -> int | None:
+async def count_subcategories(conn: PgConn, *, category_id: UUID | None) -> int:
     """
     SELECT count(*) AS total FROM subcategories
     WHERE $1::uuid IS NULL OR category_id = $1
     """
     row = await conn.fetchrow(COUNT_SUBCATEGORIES, category_id)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 LIST_SUBCATEGORIES_BY_NAME_ASC = """
 -- name: ListSubcategories :many
 -- ListSubcategoriesByNameAsc: by name asc
-SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
-WHERE $1::uuid IS NULL OR category_id = $1
+SELECT id, category_id, name, version, created_at, updated_at
+FROM subcategories
+WHERE CAST($1 AS uuid) IS NULL OR category_id = $1
 ORDER BY name ASC, id ASC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_SUBCATEGORIES_BY_NAME_DESC = """
 -- name: ListSubcategories :many
 -- ListSubcategoriesByNameDesc: by name desc
-SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
-WHERE $1::uuid IS NULL OR category_id = $1
+SELECT id, category_id, name, version, created_at, updated_at
+FROM subcategories
+WHERE CAST($1 AS uuid) IS NULL OR category_id = $1
 ORDER BY name DESC, id DESC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_SUBCATEGORIES_BY_CREATED_AT_ASC = """
 -- name: ListSubcategories :many
 -- ListSubcategoriesByCreatedAtAsc: by created_at asc
-SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
-WHERE $1::uuid IS NULL OR category_id = $1
+SELECT id, category_id, name, version, created_at, updated_at
+FROM subcategories
+WHERE CAST($1 AS uuid) IS NULL OR category_id = $1
 ORDER BY created_at ASC, id ASC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_SUBCATEGORIES_BY_CREATED_AT_DESC = """
 -- name: ListSubcategories :many
 -- ListSubcategoriesByCreatedAtDesc: by created_at desc
-SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
-WHERE $1::uuid IS NULL OR category_id = $1
+SELECT id, category_id, name, version, created_at, updated_at
+FROM subcategories
+WHERE CAST($1 AS uuid) IS NULL OR category_id = $1
 ORDER BY created_at DESC, id DESC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 ListSubcategoriesKey = Literal["name", "created_at"]
@@ -400,10 +434,12 @@ async def list_subcategories(
     after: None = None,
 ) -> list[models.Subcategory]:
     """
-    SELECT id, category_id, name, version, created_at, updated_at FROM subcategories
-    WHERE $1::uuid IS NULL OR category_id = $1
+    SELECT id, category_id, name, version, created_at, updated_at
+    FROM subcategories
+    WHERE CAST($1 AS uuid) IS NULL OR category_id = $1
     ORDER BY name ASC, id ASC
-    LIMIT $3 OFFSET $2
+    LIMIT $3
+    OFFSET $2
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name,
     created_at) in `sort`'s direction, then by id.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal, LiteralString
 from uuid import UUID
 
-from codegen.runtime import PgConn, Sorting, SortKey
+from sqlc_fixup_runtime import PgConn, Sorting, SortKey
 
 from . import models
 
@@ -77,48 +77,82 @@ SELECT count(*) FROM conversations WHERE customer_id = $1 OR provider_id = $1
 """
 
 
-async def count_conversations(conn: PgConn, *, user_id: UUID) -> int | None:
+async def count_conversations(conn: PgConn, *, user_id: UUID) -> int:
     """
     SELECT count(*) FROM conversations WHERE customer_id = $1 OR provider_id = $1
     """
     row = await conn.fetchrow(COUNT_CONVERSATIONS, user_id)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 LIST_CONVERSATIONS_BY_CREATED_AT_ASC = """
 -- name: ListConversations :many
 -- ListConversationsByCreatedAtAsc: by created_at asc
-SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
+SELECT id
+     , order_id
+     , customer_id
+     , provider_id
+     , created_at
+     , last_seq
+     , last_message_at
+FROM conversations
 WHERE customer_id = $1 OR provider_id = $1
 ORDER BY created_at ASC, id ASC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_CONVERSATIONS_BY_CREATED_AT_DESC = """
 -- name: ListConversations :many
 -- ListConversationsByCreatedAtDesc: by created_at desc
-SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
+SELECT id
+     , order_id
+     , customer_id
+     , provider_id
+     , created_at
+     , last_seq
+     , last_message_at
+FROM conversations
 WHERE customer_id = $1 OR provider_id = $1
 ORDER BY created_at DESC, id DESC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_CONVERSATIONS_BY_LAST_MESSAGE_AT_ASC = """
 -- name: ListConversations :many
 -- ListConversationsByLastMessageAtAsc: by last_message_at asc
-SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
+SELECT id
+     , order_id
+     , customer_id
+     , provider_id
+     , created_at
+     , last_seq
+     , last_message_at
+FROM conversations
 WHERE customer_id = $1 OR provider_id = $1
-ORDER BY coalesce(last_message_at, created_at) ASC, id ASC
-LIMIT $3 OFFSET $2
+ORDER BY COALESCE(last_message_at, created_at) ASC, id ASC
+LIMIT $3
+OFFSET $2
 """
 
 LIST_CONVERSATIONS_BY_LAST_MESSAGE_AT_DESC = """
 -- name: ListConversations :many
 -- ListConversationsByLastMessageAtDesc: by last_message_at desc
-SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
+SELECT id
+     , order_id
+     , customer_id
+     , provider_id
+     , created_at
+     , last_seq
+     , last_message_at
+FROM conversations
 WHERE customer_id = $1 OR provider_id = $1
-ORDER BY coalesce(last_message_at, created_at) DESC, id DESC
-LIMIT $3 OFFSET $2
+ORDER BY COALESCE(last_message_at, created_at) DESC, id DESC
+LIMIT $3
+OFFSET $2
 """
 
 ListConversationsKey = Literal["created_at", "last_message_at"]
@@ -150,10 +184,18 @@ async def list_conversations(
     after: None = None,
 ) -> list[models.Conversation]:
     """
-    SELECT id, order_id, customer_id, provider_id, created_at, last_seq, last_message_at FROM conversations
+    SELECT id
+         , order_id
+         , customer_id
+         , provider_id
+         , created_at
+         , last_seq
+         , last_message_at
+    FROM conversations
     WHERE customer_id = $1 OR provider_id = $1
     ORDER BY created_at ASC, id ASC
-    LIMIT $3 OFFSET $2
+    LIMIT $3
+    OFFSET $2
 
     One statement per key and direction (above: the first). Ordered by `orderby`
     (created_at, last_message_at) in `sort`'s direction, then by id.

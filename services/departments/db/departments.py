@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, LiteralString
 from uuid import UUID
 
-from codegen.runtime import PgConn, Sorting, SortKey, status_rows
+from sqlc_fixup_runtime import PgConn, Sorting, SortKey, status_rows
 
 from . import models
 
@@ -40,12 +40,14 @@ SELECT count(*) AS total FROM departments
 """
 
 
-async def count_departments(conn: PgConn) -> int | None:
+async def count_departments(conn: PgConn) -> int:
     """
     SELECT count(*) AS total FROM departments
     """
     row = await conn.fetchrow(COUNT_DEPARTMENTS)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 COUNT_DEPARTMENTS_STAMPED = """
@@ -69,73 +71,139 @@ async def count_departments_stamped(conn: PgConn) -> CountDepartmentsStampedRow 
 PAGE_DEPARTMENTS_BY_NAME_ASC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByNameAsc: by name asc
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
-       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+SELECT COALESCE((SELECT row_count
+                 FROM table_versions
+                 WHERE name = 'departments')
+              , (SELECT count(*)
+                 FROM departments)) AS total
+     , (SELECT version
+        FROM table_versions
+        WHERE name = 'departments') AS version
+     , departments.id
+     , departments.name
+     , departments.address
+     , departments.version
+     , departments.created_at
+     , departments.updated_at
 FROM departments
 ORDER BY name ASC, id ASC
-LIMIT $2 OFFSET $1
+LIMIT $2
+OFFSET $1
 """
 
 PAGE_DEPARTMENTS_BY_NAME_DESC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByNameDesc: by name desc
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
-       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+SELECT COALESCE((SELECT row_count
+                 FROM table_versions
+                 WHERE name = 'departments')
+              , (SELECT count(*)
+                 FROM departments)) AS total
+     , (SELECT version
+        FROM table_versions
+        WHERE name = 'departments') AS version
+     , departments.id
+     , departments.name
+     , departments.address
+     , departments.version
+     , departments.created_at
+     , departments.updated_at
 FROM departments
 ORDER BY name DESC, id DESC
-LIMIT $2 OFFSET $1
+LIMIT $2
+OFFSET $1
 """
 
 PAGE_DEPARTMENTS_BY_ADDRESS_ASC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByAddressAsc: by address asc
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
-       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+SELECT COALESCE((SELECT row_count
+                 FROM table_versions
+                 WHERE name = 'departments')
+              , (SELECT count(*)
+                 FROM departments)) AS total
+     , (SELECT version
+        FROM table_versions
+        WHERE name = 'departments') AS version
+     , departments.id
+     , departments.name
+     , departments.address
+     , departments.version
+     , departments.created_at
+     , departments.updated_at
 FROM departments
 ORDER BY address ASC, id ASC
-LIMIT $2 OFFSET $1
+LIMIT $2
+OFFSET $1
 """
 
 PAGE_DEPARTMENTS_BY_ADDRESS_DESC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByAddressDesc: by address desc
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
-       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+SELECT COALESCE((SELECT row_count
+                 FROM table_versions
+                 WHERE name = 'departments')
+              , (SELECT count(*)
+                 FROM departments)) AS total
+     , (SELECT version
+        FROM table_versions
+        WHERE name = 'departments') AS version
+     , departments.id
+     , departments.name
+     , departments.address
+     , departments.version
+     , departments.created_at
+     , departments.updated_at
 FROM departments
 ORDER BY address DESC, id DESC
-LIMIT $2 OFFSET $1
+LIMIT $2
+OFFSET $1
 """
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_ASC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByCreatedAtAsc: by created_at asc
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
-       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+SELECT COALESCE((SELECT row_count
+                 FROM table_versions
+                 WHERE name = 'departments')
+              , (SELECT count(*)
+                 FROM departments)) AS total
+     , (SELECT version
+        FROM table_versions
+        WHERE name = 'departments') AS version
+     , departments.id
+     , departments.name
+     , departments.address
+     , departments.version
+     , departments.created_at
+     , departments.updated_at
 FROM departments
 ORDER BY created_at ASC, id ASC
-LIMIT $2 OFFSET $1
+LIMIT $2
+OFFSET $1
 """
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_DESC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByCreatedAtDesc: by created_at desc
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
-       (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-       departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+SELECT COALESCE((SELECT row_count
+                 FROM table_versions
+                 WHERE name = 'departments')
+              , (SELECT count(*)
+                 FROM departments)) AS total
+     , (SELECT version
+        FROM table_versions
+        WHERE name = 'departments') AS version
+     , departments.id
+     , departments.name
+     , departments.address
+     , departments.version
+     , departments.created_at
+     , departments.updated_at
 FROM departments
 ORDER BY created_at DESC, id DESC
-LIMIT $2 OFFSET $1
+LIMIT $2
+OFFSET $1
 """
 
 PageDepartmentsKey = Literal["name", "address", "created_at"]
@@ -169,13 +237,24 @@ async def page_departments(
     after: None = None,
 ) -> PageDepartmentsPage | None:
     """
-    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                    (SELECT count(*) FROM departments)) AS total,
-           (SELECT version FROM table_versions WHERE name = 'departments') AS version,
-           departments.id, departments.name, departments.address, departments.version, departments.created_at, departments.updated_at
+    SELECT COALESCE((SELECT row_count
+                     FROM table_versions
+                     WHERE name = 'departments')
+                  , (SELECT count(*)
+                     FROM departments)) AS total
+         , (SELECT version
+            FROM table_versions
+            WHERE name = 'departments') AS version
+         , departments.id
+         , departments.name
+         , departments.address
+         , departments.version
+         , departments.created_at
+         , departments.updated_at
     FROM departments
     ORDER BY name ASC, id ASC
-    LIMIT $2 OFFSET $1
+    LIMIT $2
+    OFFSET $1
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name,
     address, created_at) in `sort`'s direction, then by id.

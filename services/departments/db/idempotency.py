@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codegen import runtime
-from codegen.runtime import JSON, PgConn
+import sqlc_fixup_runtime as runtime
+from sqlc_fixup_runtime import JSON, PgConn
 
 
 @dataclass

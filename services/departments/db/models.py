@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass
 from uuid import UUID
 
-from codegen.runtime import JSON
+from sqlc_fixup_runtime import JSON
 
 
 @dataclass

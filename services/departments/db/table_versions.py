@@ -2,7 +2,7 @@
 # source: table_versions.sql
 from __future__ import annotations
 
-from codegen.runtime import PgConn
+from sqlc_fixup_runtime import PgConn
 
 TABLES_VERSION = """
 -- name: TablesVersion :one
@@ -15,4 +15,6 @@ async def tables_version(conn: PgConn, *, names: list[str]) -> int | None:
     SELECT sum(version)::bigint AS version FROM table_versions WHERE name = ANY($1::text[])
     """
     row = await conn.fetchrow(TABLES_VERSION, names)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int | None = row[0]
+    return result

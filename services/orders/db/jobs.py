@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Literal, LiteralString
 from uuid import UUID
 
-from codegen.runtime import PgConn, Sorting, SortKey
+from sqlc_fixup_runtime import PgConn, Sorting, SortKey
 
 from .models import JOB_STATUS_BY_VALUE, JobStatus
 
@@ -107,40 +107,66 @@ WHERE ($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
 
 async def count_jobs(
     conn: PgConn, *, see_all: bool, viewer_id: UUID, status: JobStatus | None
-) -> int | None:
+) -> int:
     """
     SELECT count(*) FROM jobs j
     WHERE ($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
       AND ($3::job_status IS NULL OR j.status = $3::job_status)
     """
     row = await conn.fetchrow(COUNT_JOBS, see_all, viewer_id, status)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 LIST_JOBS_BY_CREATED_AT_ASC = """
 -- name: ListJobs :many
 -- ListJobsByCreatedAtAsc: by created_at asc
-SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.currency,
-       j.status, j.started_at, j.completed_at, j.created_at
-FROM jobs j JOIN offers o ON o.id = j.offer_id
-WHERE (($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
-  AND ($3::job_status IS NULL OR j.status = $3::job_status))
+SELECT j.id
+     , j.order_id
+     , j.offer_id
+     , j.customer_id
+     , j.provider_id
+     , o.price
+     , o.currency
+     , j.status
+     , j.started_at
+     , j.completed_at
+     , j.created_at
+FROM jobs AS j INNER JOIN offers AS o ON o.id = j.offer_id
+WHERE ((CAST($1 AS boolean)
+     OR j.customer_id = CAST($2 AS uuid)
+     OR j.provider_id = CAST($2 AS uuid))
+   AND (CAST($3 AS job_status) IS NULL OR j.status = CAST($3 AS job_status)))
   AND ((j.created_at, j.id) > ($6, $7) OR $7 IS NULL)
 ORDER BY j.created_at ASC, j.id ASC
-LIMIT $5 OFFSET $4
+LIMIT $5
+OFFSET $4
 """
 
 LIST_JOBS_BY_CREATED_AT_DESC = """
 -- name: ListJobs :many
 -- ListJobsByCreatedAtDesc: by created_at desc
-SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.currency,
-       j.status, j.started_at, j.completed_at, j.created_at
-FROM jobs j JOIN offers o ON o.id = j.offer_id
-WHERE (($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
-  AND ($3::job_status IS NULL OR j.status = $3::job_status))
+SELECT j.id
+     , j.order_id
+     , j.offer_id
+     , j.customer_id
+     , j.provider_id
+     , o.price
+     , o.currency
+     , j.status
+     , j.started_at
+     , j.completed_at
+     , j.created_at
+FROM jobs AS j INNER JOIN offers AS o ON o.id = j.offer_id
+WHERE ((CAST($1 AS boolean)
+     OR j.customer_id = CAST($2 AS uuid)
+     OR j.provider_id = CAST($2 AS uuid))
+   AND (CAST($3 AS job_status) IS NULL OR j.status = CAST($3 AS job_status)))
   AND ((j.created_at, j.id) < ($6, $7) OR $7 IS NULL)
 ORDER BY j.created_at DESC, j.id DESC
-LIMIT $5 OFFSET $4
+LIMIT $5
+OFFSET $4
 """
 
 ListJobsKey = Literal["created_at"]
@@ -172,14 +198,26 @@ async def list_jobs(
     after: ListJobsAfter | None = None,
 ) -> list[ListJobsRow]:
     """
-    SELECT j.id, j.order_id, j.offer_id, j.customer_id, j.provider_id, o.price, o.currency,
-           j.status, j.started_at, j.completed_at, j.created_at
-    FROM jobs j JOIN offers o ON o.id = j.offer_id
-    WHERE (($1::boolean OR j.customer_id = $2::uuid OR j.provider_id = $2::uuid)
-      AND ($3::job_status IS NULL OR j.status = $3::job_status))
+    SELECT j.id
+         , j.order_id
+         , j.offer_id
+         , j.customer_id
+         , j.provider_id
+         , o.price
+         , o.currency
+         , j.status
+         , j.started_at
+         , j.completed_at
+         , j.created_at
+    FROM jobs AS j INNER JOIN offers AS o ON o.id = j.offer_id
+    WHERE ((CAST($1 AS boolean)
+         OR j.customer_id = CAST($2 AS uuid)
+         OR j.provider_id = CAST($2 AS uuid))
+       AND (CAST($3 AS job_status) IS NULL OR j.status = CAST($3 AS job_status)))
       AND ((j.created_at, j.id) > ($6, $7) OR $7 IS NULL)
     ORDER BY j.created_at ASC, j.id ASC
-    LIMIT $5 OFFSET $4
+    LIMIT $5
+    OFFSET $4
 
     One statement per key and direction (above: the first). Ordered by `orderby`
     (created_at) in `sort`'s direction, then by id; `after`: the rows after that (key value,

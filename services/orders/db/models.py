@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from codegen.runtime import JSON
+from sqlc_fixup_runtime import JSON
 
 
 class JobStatus(StrEnum):

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Literal, LiteralString
 from uuid import UUID
 
-from codegen.runtime import PgConn, Sorting, SortKey, status_rows
+from sqlc_fixup_runtime import PgConn, Sorting, SortKey, status_rows
 
 from . import models
 from .models import OFFER_STATUS_BY_VALUE
@@ -94,21 +94,43 @@ async def get_offer(conn: PgConn, *, id: UUID, order_id: UUID) -> models.Offer |
 LIST_OFFERS_BY_CREATED_AT_ASC = """
 -- name: ListOffers :many
 -- ListOffersByCreatedAtAsc: by created_at asc
-SELECT id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at FROM offers
+SELECT id
+     , order_id
+     , provider_id
+     , price
+     , currency
+     , book_time
+     , message
+     , status
+     , created_at
+     , updated_at
+FROM offers
 WHERE order_id = $1
-  AND ($2::uuid IS NULL OR provider_id = $2::uuid)
+  AND (CAST($2 AS uuid) IS NULL OR provider_id = CAST($2 AS uuid))
 ORDER BY created_at ASC, id ASC
-LIMIT $4 OFFSET $3
+LIMIT $4
+OFFSET $3
 """
 
 LIST_OFFERS_BY_CREATED_AT_DESC = """
 -- name: ListOffers :many
 -- ListOffersByCreatedAtDesc: by created_at desc
-SELECT id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at FROM offers
+SELECT id
+     , order_id
+     , provider_id
+     , price
+     , currency
+     , book_time
+     , message
+     , status
+     , created_at
+     , updated_at
+FROM offers
 WHERE order_id = $1
-  AND ($2::uuid IS NULL OR provider_id = $2::uuid)
+  AND (CAST($2 AS uuid) IS NULL OR provider_id = CAST($2 AS uuid))
 ORDER BY created_at DESC, id DESC
-LIMIT $4 OFFSET $3
+LIMIT $4
+OFFSET $3
 """
 
 ListOffersKey = Literal["created_at"]
@@ -138,11 +160,22 @@ async def list_offers(
     after: None = None,
 ) -> list[models.Offer]:
     """
-    SELECT id, order_id, provider_id, price, currency, book_time, message, status, created_at, updated_at FROM offers
+    SELECT id
+         , order_id
+         , provider_id
+         , price
+         , currency
+         , book_time
+         , message
+         , status
+         , created_at
+         , updated_at
+    FROM offers
     WHERE order_id = $1
-      AND ($2::uuid IS NULL OR provider_id = $2::uuid)
+      AND (CAST($2 AS uuid) IS NULL OR provider_id = CAST($2 AS uuid))
     ORDER BY created_at ASC, id ASC
-    LIMIT $4 OFFSET $3
+    LIMIT $4
+    OFFSET $3
 
     One statement per key and direction (above: the first). Ordered by `orderby`
     (created_at) in `sort`'s direction, then by id.
@@ -175,14 +208,16 @@ WHERE order_id = $1
 """
 
 
-async def count_offers(conn: PgConn, *, order_id: UUID, provider_id: UUID | None) -> int | None:
+async def count_offers(conn: PgConn, *, order_id: UUID, provider_id: UUID | None) -> int:
     """
     SELECT count(*) FROM offers
     WHERE order_id = $1
       AND ($2::uuid IS NULL OR provider_id = $2::uuid)
     """
     row = await conn.fetchrow(COUNT_OFFERS, order_id, provider_id)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 WITHDRAW_OFFER = """

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 from typing import Literal, LiteralString
 from uuid import UUID
 
-from codegen.runtime import PgConn, Sorting, SortKey, status_rows
+from sqlc_fixup_runtime import PgConn, Sorting, SortKey, status_rows
 
 from . import models
 from .models import ORDER_STATUS_BY_VALUE, OrderStatus
@@ -155,7 +155,7 @@ async def count_orders(
     status: OrderStatus | None,
     service_id: UUID | None,
     search: str | None,
-) -> int | None:
+) -> int:
     """
     SELECT count(*) FROM orders o
     WHERE ($1::boolean
@@ -169,43 +169,79 @@ async def count_orders(
            OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%')
     """
     row = await conn.fetchrow(COUNT_ORDERS, see_all, viewer_id, offered, status, service_id, search)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 LIST_ORDERS_BY_CREATED_AT_ASC = """
 -- name: ListOrders :many
 -- ListOrdersByCreatedAtAsc: by created_at asc
-SELECT o.id, o.customer_id, o.customer_name, o.service_id, o.description, o.address, o.time_start, o.time_end, o.status, o.version, o.created_at, o.updated_at FROM orders o
-WHERE (($1::boolean
-       OR o.customer_id = $2::uuid
-       OR (o.status = 'OPEN' AND o.service_id = ANY($3::uuid[]))
-       OR EXISTS (SELECT 1 FROM offers f WHERE f.order_id = o.id AND f.provider_id = $2::uuid)
-       OR EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = o.id AND j.provider_id = $2::uuid))
-  AND ($4::order_status IS NULL OR o.status = $4::order_status)
-  AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
-  AND ($6::text IS NULL
-       OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%'))
+SELECT o.id
+     , o.customer_id
+     , o.customer_name
+     , o.service_id
+     , o.description
+     , o.address
+     , o.time_start
+     , o.time_end
+     , o.status
+     , o.version
+     , o.created_at
+     , o.updated_at
+FROM orders AS o
+WHERE ((CAST($1 AS boolean)
+     OR o.customer_id = CAST($2 AS uuid)
+     OR (o.status = 'OPEN' AND o.service_id = ANY(CAST($3 AS uuid[])))
+     OR EXISTS (SELECT 1
+                FROM offers AS f
+                WHERE f.order_id = o.id AND f.provider_id = CAST($2 AS uuid))
+     OR EXISTS (SELECT 1
+                FROM jobs AS j
+                WHERE j.order_id = o.id AND j.provider_id = CAST($2 AS uuid)))
+   AND (CAST($4 AS order_status) IS NULL OR o.status = CAST($4 AS order_status))
+   AND (CAST($5 AS uuid) IS NULL OR o.service_id = CAST($5 AS uuid))
+   AND (CAST($6 AS text) IS NULL
+     OR o.description || ' ' || o.address ILIKE '%' || CAST($6 AS text) || '%'))
   AND ((o.created_at, o.id) > ($9, $10) OR $10 IS NULL)
 ORDER BY o.created_at ASC, o.id ASC
-LIMIT $8 OFFSET $7
+LIMIT $8
+OFFSET $7
 """
 
 LIST_ORDERS_BY_CREATED_AT_DESC = """
 -- name: ListOrders :many
 -- ListOrdersByCreatedAtDesc: by created_at desc
-SELECT o.id, o.customer_id, o.customer_name, o.service_id, o.description, o.address, o.time_start, o.time_end, o.status, o.version, o.created_at, o.updated_at FROM orders o
-WHERE (($1::boolean
-       OR o.customer_id = $2::uuid
-       OR (o.status = 'OPEN' AND o.service_id = ANY($3::uuid[]))
-       OR EXISTS (SELECT 1 FROM offers f WHERE f.order_id = o.id AND f.provider_id = $2::uuid)
-       OR EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = o.id AND j.provider_id = $2::uuid))
-  AND ($4::order_status IS NULL OR o.status = $4::order_status)
-  AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
-  AND ($6::text IS NULL
-       OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%'))
+SELECT o.id
+     , o.customer_id
+     , o.customer_name
+     , o.service_id
+     , o.description
+     , o.address
+     , o.time_start
+     , o.time_end
+     , o.status
+     , o.version
+     , o.created_at
+     , o.updated_at
+FROM orders AS o
+WHERE ((CAST($1 AS boolean)
+     OR o.customer_id = CAST($2 AS uuid)
+     OR (o.status = 'OPEN' AND o.service_id = ANY(CAST($3 AS uuid[])))
+     OR EXISTS (SELECT 1
+                FROM offers AS f
+                WHERE f.order_id = o.id AND f.provider_id = CAST($2 AS uuid))
+     OR EXISTS (SELECT 1
+                FROM jobs AS j
+                WHERE j.order_id = o.id AND j.provider_id = CAST($2 AS uuid)))
+   AND (CAST($4 AS order_status) IS NULL OR o.status = CAST($4 AS order_status))
+   AND (CAST($5 AS uuid) IS NULL OR o.service_id = CAST($5 AS uuid))
+   AND (CAST($6 AS text) IS NULL
+     OR o.description || ' ' || o.address ILIKE '%' || CAST($6 AS text) || '%'))
   AND ((o.created_at, o.id) < ($9, $10) OR $10 IS NULL)
 ORDER BY o.created_at DESC, o.id DESC
-LIMIT $8 OFFSET $7
+LIMIT $8
+OFFSET $7
 """
 
 ListOrdersKey = Literal["created_at"]
@@ -240,19 +276,36 @@ async def list_orders(
     after: ListOrdersAfter | None = None,
 ) -> list[models.Order]:
     """
-    SELECT o.id, o.customer_id, o.customer_name, o.service_id, o.description, o.address, o.time_start, o.time_end, o.status, o.version, o.created_at, o.updated_at FROM orders o
-    WHERE (($1::boolean
-           OR o.customer_id = $2::uuid
-           OR (o.status = 'OPEN' AND o.service_id = ANY($3::uuid[]))
-           OR EXISTS (SELECT 1 FROM offers f WHERE f.order_id = o.id AND f.provider_id = $2::uuid)
-           OR EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = o.id AND j.provider_id = $2::uuid))
-      AND ($4::order_status IS NULL OR o.status = $4::order_status)
-      AND ($5::uuid IS NULL OR o.service_id = $5::uuid)
-      AND ($6::text IS NULL
-           OR (o.description || ' ' || o.address) ILIKE '%' || $6::text || '%'))
+    SELECT o.id
+         , o.customer_id
+         , o.customer_name
+         , o.service_id
+         , o.description
+         , o.address
+         , o.time_start
+         , o.time_end
+         , o.status
+         , o.version
+         , o.created_at
+         , o.updated_at
+    FROM orders AS o
+    WHERE ((CAST($1 AS boolean)
+         OR o.customer_id = CAST($2 AS uuid)
+         OR (o.status = 'OPEN' AND o.service_id = ANY(CAST($3 AS uuid[])))
+         OR EXISTS (SELECT 1
+                    FROM offers AS f
+                    WHERE f.order_id = o.id AND f.provider_id = CAST($2 AS uuid))
+         OR EXISTS (SELECT 1
+                    FROM jobs AS j
+                    WHERE j.order_id = o.id AND j.provider_id = CAST($2 AS uuid)))
+       AND (CAST($4 AS order_status) IS NULL OR o.status = CAST($4 AS order_status))
+       AND (CAST($5 AS uuid) IS NULL OR o.service_id = CAST($5 AS uuid))
+       AND (CAST($6 AS text) IS NULL
+         OR o.description || ' ' || o.address ILIKE '%' || CAST($6 AS text) || '%'))
       AND ((o.created_at, o.id) > ($9, $10) OR $10 IS NULL)
     ORDER BY o.created_at ASC, o.id ASC
-    LIMIT $8 OFFSET $7
+    LIMIT $8
+    OFFSET $7
 
     One statement per key and direction (above: the first). Ordered by `orderby`
     (created_at) in `sort`'s direction, then by id; `after`: the rows after that (key value,

@@ -7,8 +7,8 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from uuid import UUID
 
-from codegen import runtime
-from codegen.runtime import JSON, PgConn
+import sqlc_fixup_runtime as runtime
+from sqlc_fixup_runtime import JSON, PgConn
 
 from . import models
 
@@ -135,12 +135,14 @@ SELECT count(*) FROM outbox WHERE delivered_at IS NULL
 """
 
 
-async def count_pending_outbox(conn: PgConn) -> int | None:
+async def count_pending_outbox(conn: PgConn) -> int:
     """
     SELECT count(*) FROM outbox WHERE delivered_at IS NULL
     """
     row = await conn.fetchrow(COUNT_PENDING_OUTBOX)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 LEASE_OUTBOX = """
@@ -225,11 +227,13 @@ FROM outbox WHERE delivered_at IS NULL
 """
 
 
-async def outbox_backlog(conn: PgConn) -> OutboxBacklogRow | None:
+async def outbox_backlog(conn: PgConn) -> OutboxBacklogRow:
     """
     SELECT count(*) AS pending,
            coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
     FROM outbox WHERE delivered_at IS NULL
     """
     row = await conn.fetchrow(OUTBOX_BACKLOG)
-    return None if row is None else OutboxBacklogRow(*row)
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: OutboxBacklogRow = OutboxBacklogRow(*row)
+    return result

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Literal, LiteralString
 from uuid import UUID
 
-from codegen.runtime import PgConn, Sorting, SortKey
+from sqlc_fixup_runtime import PgConn, Sorting, SortKey
 
 from . import models
 
@@ -46,21 +46,23 @@ async def create_review(
 LIST_PROVIDER_REVIEWS_BY_CREATED_AT_ASC = """
 -- name: ListProviderReviews :many
 -- ListProviderReviewsByCreatedAtAsc: by created_at asc
-SELECT id, job_id, customer_id, provider_id, rating, comment, created_at FROM reviews
-WHERE (provider_id = $1)
-  AND ((created_at, id) > ($4, $5) OR $5 IS NULL)
+SELECT id, job_id, customer_id, provider_id, rating, comment, created_at
+FROM reviews
+WHERE provider_id = $1 AND ((created_at, id) > ($4, $5) OR $5 IS NULL)
 ORDER BY created_at ASC, id ASC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 LIST_PROVIDER_REVIEWS_BY_CREATED_AT_DESC = """
 -- name: ListProviderReviews :many
 -- ListProviderReviewsByCreatedAtDesc: by created_at desc
-SELECT id, job_id, customer_id, provider_id, rating, comment, created_at FROM reviews
-WHERE (provider_id = $1)
-  AND ((created_at, id) < ($4, $5) OR $5 IS NULL)
+SELECT id, job_id, customer_id, provider_id, rating, comment, created_at
+FROM reviews
+WHERE provider_id = $1 AND ((created_at, id) < ($4, $5) OR $5 IS NULL)
 ORDER BY created_at DESC, id DESC
-LIMIT $3 OFFSET $2
+LIMIT $3
+OFFSET $2
 """
 
 ListProviderReviewsKey = Literal["created_at"]
@@ -90,11 +92,12 @@ async def list_provider_reviews(
     after: ListProviderReviewsAfter | None = None,
 ) -> list[models.Review]:
     """
-    SELECT id, job_id, customer_id, provider_id, rating, comment, created_at FROM reviews
-    WHERE (provider_id = $1)
-      AND ((created_at, id) > ($4, $5) OR $5 IS NULL)
+    SELECT id, job_id, customer_id, provider_id, rating, comment, created_at
+    FROM reviews
+    WHERE provider_id = $1 AND ((created_at, id) > ($4, $5) OR $5 IS NULL)
     ORDER BY created_at ASC, id ASC
-    LIMIT $3 OFFSET $2
+    LIMIT $3
+    OFFSET $2
 
     One statement per key and direction (above: the first). Ordered by `orderby`
     (created_at) in `sort`'s direction, then by id; `after`: the rows after that (key value,
@@ -119,10 +122,12 @@ FROM reviews WHERE provider_id = $1
 """
 
 
-async def provider_rating(conn: PgConn, *, provider_id: UUID) -> ProviderRatingRow | None:
+async def provider_rating(conn: PgConn, *, provider_id: UUID) -> ProviderRatingRow:
     """
     SELECT count(*) AS total, round(avg(rating), 2) AS avg_rating
     FROM reviews WHERE provider_id = $1
     """
     row = await conn.fetchrow(PROVIDER_RATING, provider_id)
-    return None if row is None else ProviderRatingRow(*row)
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: ProviderRatingRow = ProviderRatingRow(*row)
+    return result

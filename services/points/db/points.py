@@ -7,9 +7,8 @@ from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 
 import aiomysql
-
-from codegen import runtime
-from codegen.runtime import MyConn, expand_slices
+import sqlc_fixup_runtime as runtime
+from sqlc_fixup_runtime import MyConn, expand_slices
 
 from . import models
 

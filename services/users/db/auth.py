@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
-from codegen.runtime import PgConn, status_rows
+from sqlc_fixup_runtime import PgConn, status_rows
 
 from . import models
 from .models import USER_ROLE_BY_VALUE, EmailTokenPurpose, UserRole
@@ -58,6 +58,15 @@ class LockRefreshTokenRow:
     role: UserRole
     verified: bool
     disabled_at: datetime.datetime | None
+
+
+@dataclass
+class ListSessionsRow:
+    id: UUID
+    created_at: datetime.datetime
+    last_used_at: datetime.datetime
+    user_agent: str | None
+    address: str | None
 
 
 @dataclass
@@ -251,7 +260,11 @@ WITH account AS (
     WHERE u.id = $3 AND u.password_hash = $4 AND u.disabled_at IS NULL
     FOR SHARE
 ), family AS (
-    INSERT INTO refresh_token_families (user_id) SELECT account.id FROM account
+    INSERT INTO refresh_token_families
+        (id, user_id, authenticated_at, last_used_at, user_agent, address)
+    SELECT $5::uuid, account.id, now(), now(),
+           $6::text, $7::text
+    FROM account
     RETURNING refresh_token_families.id
 )
 INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
@@ -261,7 +274,15 @@ FROM family
 
 
 async def start_session(
-    conn: PgConn, *, token_hash: bytes, ttl_seconds: float, user_id: UUID, password_hash: str
+    conn: PgConn,
+    *,
+    token_hash: bytes,
+    ttl_seconds: float,
+    user_id: UUID,
+    password_hash: str,
+    family_id: UUID,
+    user_agent: str | None,
+    address: str | None,
 ) -> int:
     """
     WITH account AS (
@@ -269,7 +290,11 @@ async def start_session(
         WHERE u.id = $3 AND u.password_hash = $4 AND u.disabled_at IS NULL
         FOR SHARE
     ), family AS (
-        INSERT INTO refresh_token_families (user_id) SELECT account.id FROM account
+        INSERT INTO refresh_token_families
+            (id, user_id, authenticated_at, last_used_at, user_agent, address)
+        SELECT $5::uuid, account.id, now(), now(),
+               $6::text, $7::text
+        FROM account
         RETURNING refresh_token_families.id
     )
     INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
@@ -277,25 +302,53 @@ async def start_session(
     FROM family
     """
     return status_rows(
-        await conn.execute(START_SESSION, token_hash, ttl_seconds, user_id, password_hash)
+        await conn.execute(
+            START_SESSION,
+            token_hash,
+            ttl_seconds,
+            user_id,
+            password_hash,
+            family_id,
+            user_agent,
+            address,
+        )
     )
 
 
 ADD_REFRESH_TOKEN = """
--- name: AddRefreshToken :exec
+-- name: AddRefreshToken :execrows
 INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
-VALUES ($1, $2, now() + make_interval(secs => $3::double precision))
+SELECT f.id, $1,
+       least(now() + make_interval(secs => $2::double precision),
+             f.created_at + make_interval(secs => $3::double precision))
+FROM refresh_token_families f
+WHERE f.id = $4
+  AND f.created_at + make_interval(secs => $3::double precision) > now()
 """
 
 
 async def add_refresh_token(
-    conn: PgConn, *, family_id: UUID, token_hash: bytes, ttl_seconds: float
-) -> None:
+    conn: PgConn,
+    *,
+    token_hash: bytes,
+    ttl_seconds: float,
+    max_lifetime_seconds: float,
+    family_id: UUID,
+) -> int:
     """
     INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
-    VALUES ($1, $2, now() + make_interval(secs => $3::double precision))
+    SELECT f.id, $1,
+           least(now() + make_interval(secs => $2::double precision),
+                 f.created_at + make_interval(secs => $3::double precision))
+    FROM refresh_token_families f
+    WHERE f.id = $4
+      AND f.created_at + make_interval(secs => $3::double precision) > now()
     """
-    await conn.execute(ADD_REFRESH_TOKEN, family_id, token_hash, ttl_seconds)
+    return status_rows(
+        await conn.execute(
+            ADD_REFRESH_TOKEN, token_hash, ttl_seconds, max_lifetime_seconds, family_id
+        )
+    )
 
 
 LOCK_REFRESH_TOKEN = """
@@ -351,6 +404,19 @@ async def mark_refresh_token_used(conn: PgConn, *, id: UUID) -> None:
     await conn.execute(MARK_REFRESH_TOKEN_USED, id)
 
 
+TOUCH_FAMILY = """
+-- name: TouchFamily :exec
+UPDATE refresh_token_families SET last_used_at = now() WHERE id = $1
+"""
+
+
+async def touch_family(conn: PgConn, *, id: UUID) -> None:
+    """
+    UPDATE refresh_token_families SET last_used_at = now() WHERE id = $1
+    """
+    await conn.execute(TOUCH_FAMILY, id)
+
+
 REVOKE_FAMILY = """
 -- name: RevokeFamily :execrows
 UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $1
@@ -379,6 +445,115 @@ async def revoke_user_families(conn: PgConn, *, reason: str | None, user_id: UUI
     WHERE user_id = $2 AND revoked_at IS NULL
     """
     return status_rows(await conn.execute(REVOKE_USER_FAMILIES, reason, user_id))
+
+
+LIST_SESSIONS = """
+-- name: ListSessions :many
+SELECT f.id, f.created_at, coalesce(f.last_used_at, f.created_at)::timestamptz AS last_used_at,
+       f.user_agent, f.address
+FROM refresh_token_families f
+WHERE f.user_id = $1 AND f.revoked_at IS NULL
+  AND EXISTS (
+      SELECT 1 FROM refresh_tokens t
+      WHERE t.family_id = f.id AND t.used_at IS NULL AND t.expires_at > now()
+  )
+ORDER BY coalesce(f.last_used_at, f.created_at) DESC, f.id
+LIMIT $2
+"""
+
+
+async def list_sessions(conn: PgConn, *, user_id: UUID, row_limit: int) -> list[ListSessionsRow]:
+    """
+    SELECT f.id, f.created_at, coalesce(f.last_used_at, f.created_at)::timestamptz AS last_used_at,
+           f.user_agent, f.address
+    FROM refresh_token_families f
+    WHERE f.user_id = $1 AND f.revoked_at IS NULL
+      AND EXISTS (
+          SELECT 1 FROM refresh_tokens t
+          WHERE t.family_id = f.id AND t.used_at IS NULL AND t.expires_at > now()
+      )
+    ORDER BY coalesce(f.last_used_at, f.created_at) DESC, f.id
+    LIMIT $2
+    """
+    rows = await conn.fetch(LIST_SESSIONS, user_id, row_limit)
+    return [ListSessionsRow(*row) for row in rows]
+
+
+async def iter_list_sessions(
+    conn: PgConn, *, user_id: UUID, row_limit: int
+) -> AsyncGenerator[ListSessionsRow, None]:
+    """Like list_sessions(), row by row; needs a transaction."""
+    async for row in conn.cursor(LIST_SESSIONS, user_id, row_limit):
+        yield ListSessionsRow(*row)
+
+
+END_SESSION = """
+-- name: EndSession :execrows
+UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $1
+WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL
+"""
+
+
+async def end_session(conn: PgConn, *, reason: str | None, id: UUID, user_id: UUID) -> int:
+    """
+    UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $1
+    WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL
+    """
+    return status_rows(await conn.execute(END_SESSION, reason, id, user_id))
+
+
+END_OTHER_SESSIONS = """
+-- name: EndOtherSessions :execrows
+UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $1
+WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL
+"""
+
+
+async def end_other_sessions(
+    conn: PgConn, *, reason: str | None, user_id: UUID, keep_id: UUID
+) -> int:
+    """
+    UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $1
+    WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL
+    """
+    return status_rows(await conn.execute(END_OTHER_SESSIONS, reason, user_id, keep_id))
+
+
+SESSION_RECENTLY_AUTHENTICATED = """
+-- name: SessionRecentlyAuthenticated :one
+SELECT coalesce(authenticated_at, created_at)
+       > now() - make_interval(secs => $1::double precision) AS recent
+FROM refresh_token_families
+WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL
+"""
+
+
+async def session_recently_authenticated(
+    conn: PgConn, *, max_age_seconds: float, id: UUID, user_id: UUID
+) -> bool | None:
+    """
+    SELECT coalesce(authenticated_at, created_at)
+           > now() - make_interval(secs => $1::double precision) AS recent
+    FROM refresh_token_families
+    WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL
+    """
+    row = await conn.fetchrow(SESSION_RECENTLY_AUTHENTICATED, max_age_seconds, id, user_id)
+    return None if row is None else row[0]
+
+
+MARK_REAUTHENTICATED = """
+-- name: MarkReauthenticated :execrows
+UPDATE refresh_token_families SET authenticated_at = now()
+WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL
+"""
+
+
+async def mark_reauthenticated(conn: PgConn, *, id: UUID, user_id: UUID) -> int:
+    """
+    UPDATE refresh_token_families SET authenticated_at = now()
+    WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL
+    """
+    return status_rows(await conn.execute(MARK_REAUTHENTICATED, id, user_id))
 
 
 DATABASE_CLOCK = """

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from uuid import UUID
 
-from codegen.runtime import PgConn
+from sqlc_fixup_runtime import PgConn
 
 
 @dataclass
@@ -99,9 +99,24 @@ SELECT count(*) AS pending FROM mail_outbox
 """
 
 
-async def pending_mail(conn: PgConn) -> int | None:
+async def pending_mail(conn: PgConn) -> int:
     """
     SELECT count(*) AS pending FROM mail_outbox
     """
     row = await conn.fetchrow(PENDING_MAIL)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
+
+
+COMMIT_WITHOUT_WAITING = """
+-- name: CommitWithoutWaiting :exec
+SELECT set_config('synchronous_commit', 'off', true)
+"""
+
+
+async def commit_without_waiting(conn: PgConn) -> None:
+    """
+    SELECT set_config('synchronous_commit', 'off', true)
+    """
+    await conn.execute(COMMIT_WITHOUT_WAITING)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from codegen.runtime import JSON
+from sqlc_fixup_runtime import JSON
 
 
 class EmailTokenPurpose(StrEnum):
@@ -19,6 +19,14 @@ class EmailTokenPurpose(StrEnum):
 EMAIL_TOKEN_PURPOSE_BY_VALUE: dict[str, EmailTokenPurpose] = {m.value: m for m in EmailTokenPurpose}
 
 
+class SecondFactorStep(StrEnum):
+    VERIFY = "VERIFY"
+    ENROL = "ENROL"
+
+
+SECOND_FACTOR_STEP_BY_VALUE: dict[str, SecondFactorStep] = {m.value: m for m in SecondFactorStep}
+
+
 class UserRole(StrEnum):
     CUSTOMER = "CUSTOMER"
     PROVIDER = "PROVIDER"
@@ -27,6 +35,14 @@ class UserRole(StrEnum):
 
 
 USER_ROLE_BY_VALUE: dict[str, UserRole] = {m.value: m for m in UserRole}
+
+
+class WebauthnCeremony(StrEnum):
+    REGISTER = "REGISTER"
+    SIGN_IN = "SIGN_IN"
+
+
+WEBAUTHN_CEREMONY_BY_VALUE: dict[str, WebauthnCeremony] = {m.value: m for m in WebauthnCeremony}
 
 
 @dataclass
@@ -70,6 +86,20 @@ class MailOutbox:
 
 
 @dataclass
+class Passkey:
+    """Row of table passkeys."""
+
+    id: UUID
+    user_id: UUID
+    credential_id: bytes
+    public_key: bytes
+    sign_count: int
+    name: str
+    created_at: datetime.datetime
+    last_used_at: datetime.datetime | None
+
+
+@dataclass
 class ProviderDetail:
     """Row of table provider_details."""
 
@@ -77,6 +107,15 @@ class ProviderDetail:
     personal_id_encrypted: bytes
     personal_id_last_4: str
     created_at: datetime.datetime
+
+
+@dataclass
+class RecoveryCode:
+    """Row of table recovery_codes."""
+
+    user_id: UUID
+    code_hash: bytes
+    used_at: datetime.datetime | None
 
 
 @dataclass
@@ -88,6 +127,10 @@ class RefreshTokenFamily:
     created_at: datetime.datetime
     revoked_at: datetime.datetime | None
     revoked_reason: str | None
+    authenticated_at: datetime.datetime | None
+    last_used_at: datetime.datetime | None
+    user_agent: str | None
+    address: str | None
 
 
 @dataclass
@@ -103,11 +146,35 @@ class RefreshToken:
 
 
 @dataclass
+class SecondFactorChallenge:
+    """Row of table second_factor_challenges."""
+
+    token_hash: bytes
+    user_id: UUID
+    step: SecondFactorStep
+    password_hash: str
+    attempts: int
+    created_at: datetime.datetime
+    expires_at: datetime.datetime
+
+
+@dataclass
 class TokenRevocation:
     """Row of table token_revocations."""
 
     user_id: UUID
     not_before: datetime.datetime
+
+
+@dataclass
+class TotpFactor:
+    """Row of table totp_factors."""
+
+    user_id: UUID
+    secret_encrypted: bytes
+    confirmed_at: datetime.datetime | None
+    last_step: int | None
+    created_at: datetime.datetime
 
 
 @dataclass
@@ -149,3 +216,14 @@ class User:
     version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+
+
+@dataclass
+class WebauthnChallenge:
+    """Row of table webauthn_challenges."""
+
+    challenge_hash: bytes
+    ceremony: WebauthnCeremony
+    user_id: UUID | None
+    created_at: datetime.datetime
+    expires_at: datetime.datetime

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
-from codegen.runtime import PgConn, status_rows
+from sqlc_fixup_runtime import PgConn, status_rows
 
 from . import models
 from .models import USER_ROLE_BY_VALUE, UserRole

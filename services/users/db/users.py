@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Literal, LiteralString
 from uuid import UUID
 
-from codegen.runtime import PgConn, Sorting, SortKey
+from sqlc_fixup_runtime import PgConn, Sorting, SortKey
 
 from . import models
 from .models import USER_ROLE_BY_VALUE, UserRole
@@ -185,7 +185,7 @@ async def user_statistics(
     department_id: UUID | None,
     verified: bool | None,
     search: str | None,
-) -> UserStatisticsRow | None:
+) -> UserStatisticsRow:
     """
     SELECT count(*) AS total,
            min(age) AS min_age, max(age) AS max_age, round(avg(age), 2) AS avg_age,
@@ -199,7 +199,9 @@ async def user_statistics(
            OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%')
     """
     row = await conn.fetchrow(USER_STATISTICS, role, department_id, verified, search)
-    return None if row is None else UserStatisticsRow(*row)
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: UserStatisticsRow = UserStatisticsRow(*row)
+    return result
 
 
 USER_STATISTICS_SUMMARY = """
@@ -218,7 +220,7 @@ WHERE ($1::user_role IS NULL OR role = $1::user_role)
 
 async def user_statistics_summary(
     conn: PgConn, *, role: UserRole | None, department_id: UUID | None, verified: bool | None
-) -> UserStatisticsSummaryRow | None:
+) -> UserStatisticsSummaryRow:
     """
     SELECT coalesce(sum(total), 0)::bigint AS total,
            min(age_min) AS min_age, max(age_max) AS max_age,
@@ -231,211 +233,365 @@ async def user_statistics_summary(
       AND ($3::boolean IS NULL OR verified = $3::boolean)
     """
     row = await conn.fetchrow(USER_STATISTICS_SUMMARY, role, department_id, verified)
-    return None if row is None else UserStatisticsSummaryRow(*row)
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: UserStatisticsSummaryRow = UserStatisticsSummaryRow(*row)
+    return result
 
 
 LIST_USERS_BY_LAST_NAME_ASC = """
 -- name: ListUsers :many
 -- ListUsersByLastNameAsc: by last_name asc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
   AND ((last_name, id) > ($7, $8) OR $8 IS NULL)
 ORDER BY last_name ASC, id ASC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 LIST_USERS_BY_LAST_NAME_DESC = """
 -- name: ListUsers :many
 -- ListUsersByLastNameDesc: by last_name desc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
   AND ((last_name, id) < ($7, $8) OR $8 IS NULL)
 ORDER BY last_name DESC, id DESC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 LIST_USERS_BY_FIRST_NAME_ASC = """
 -- name: ListUsers :many
 -- ListUsersByFirstNameAsc: by first_name asc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
   AND ((first_name, id) > ($7, $8) OR $8 IS NULL)
 ORDER BY first_name ASC, id ASC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 LIST_USERS_BY_FIRST_NAME_DESC = """
 -- name: ListUsers :many
 -- ListUsersByFirstNameDesc: by first_name desc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
   AND ((first_name, id) < ($7, $8) OR $8 IS NULL)
 ORDER BY first_name DESC, id DESC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 LIST_USERS_BY_EMAIL_ASC = """
 -- name: ListUsers :many
 -- ListUsersByEmailAsc: by email asc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
   AND ((email, id) > ($7, $8) OR $8 IS NULL)
 ORDER BY email ASC, id ASC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 LIST_USERS_BY_EMAIL_DESC = """
 -- name: ListUsers :many
 -- ListUsersByEmailDesc: by email desc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
   AND ((email, id) < ($7, $8) OR $8 IS NULL)
 ORDER BY email DESC, id DESC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 LIST_USERS_BY_AGE_ASC = """
 -- name: ListUsers :many
 -- ListUsersByAgeAsc: by age asc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
-  AND ((age, id) > ($7, $8) OR (age IS NULL AND ($7 IS NOT NULL OR id > $8)) OR $8 IS NULL)
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
+  AND ((age, id) > ($7, $8)
+    OR (age IS NULL AND ($7 IS NOT NULL OR id > $8))
+    OR $8 IS NULL)
 ORDER BY age ASC, id ASC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 LIST_USERS_BY_AGE_DESC = """
 -- name: ListUsers :many
 -- ListUsersByAgeDesc: by age desc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
-  AND ((age, id) < ($7, $8) OR ($7 IS NULL AND (age IS NOT NULL OR id < $8)) OR $8 IS NULL)
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
+  AND ((age, id) < ($7, $8)
+    OR ($7 IS NULL AND (age IS NOT NULL OR id < $8))
+    OR $8 IS NULL)
 ORDER BY age DESC, id DESC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 LIST_USERS_BY_SALARY_ASC = """
 -- name: ListUsers :many
 -- ListUsersBySalaryAsc: by salary asc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
-  AND ((salary, id) > ($7, $8) OR (salary IS NULL AND ($7 IS NOT NULL OR id > $8)) OR $8 IS NULL)
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
+  AND ((salary, id) > ($7, $8)
+    OR (salary IS NULL AND ($7 IS NOT NULL OR id > $8))
+    OR $8 IS NULL)
 ORDER BY salary ASC, id ASC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 LIST_USERS_BY_SALARY_DESC = """
 -- name: ListUsers :many
 -- ListUsersBySalaryDesc: by salary desc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
-  AND ((salary, id) < ($7, $8) OR ($7 IS NULL AND (salary IS NOT NULL OR id < $8)) OR $8 IS NULL)
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
+  AND ((salary, id) < ($7, $8)
+    OR ($7 IS NULL AND (salary IS NOT NULL OR id < $8))
+    OR $8 IS NULL)
 ORDER BY salary DESC, id DESC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 LIST_USERS_BY_CREATED_AT_ASC = """
 -- name: ListUsers :many
 -- ListUsersByCreatedAtAsc: by created_at asc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
   AND ((created_at, id) > ($7, $8) OR $8 IS NULL)
 ORDER BY created_at ASC, id ASC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 LIST_USERS_BY_CREATED_AT_DESC = """
 -- name: ListUsers :many
 -- ListUsersByCreatedAtDesc: by created_at desc
-SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-       salary, picture_key, version, created_at
+SELECT id
+     , email
+     , first_name
+     , last_name
+     , phone_number
+     , role
+     , verified
+     , department_id
+     , age
+     , salary
+     , picture_key
+     , version
+     , created_at
 FROM users
 WHERE (deleted_at IS NULL
-  AND ($1::user_role IS NULL OR role = $1::user_role)
-  AND ($2::uuid IS NULL OR department_id = $2::uuid)
-  AND ($3::boolean IS NULL OR verified = $3::boolean)
-  AND ($4::text IS NULL
-       OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+   AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+   AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+   AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+   AND (CAST($4 AS text) IS NULL
+     OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
   AND ((created_at, id) < ($7, $8) OR $8 IS NULL)
 ORDER BY created_at DESC, id DESC
-LIMIT $6 OFFSET $5
+LIMIT $6
+OFFSET $5
 """
 
 ListUsersKey = Literal["last_name", "first_name", "email", "age", "salary", "created_at"]
@@ -483,18 +639,30 @@ async def list_users(
     after: ListUsersAfter | None = None,
 ) -> list[ListUsersRow]:
     """
-    SELECT id, email, first_name, last_name, phone_number, role, verified, department_id, age,
-           salary, picture_key, version, created_at
+    SELECT id
+         , email
+         , first_name
+         , last_name
+         , phone_number
+         , role
+         , verified
+         , department_id
+         , age
+         , salary
+         , picture_key
+         , version
+         , created_at
     FROM users
     WHERE (deleted_at IS NULL
-      AND ($1::user_role IS NULL OR role = $1::user_role)
-      AND ($2::uuid IS NULL OR department_id = $2::uuid)
-      AND ($3::boolean IS NULL OR verified = $3::boolean)
-      AND ($4::text IS NULL
-           OR (first_name || ' ' || last_name || ' ' || email) ILIKE '%' || $4::text || '%'))
+       AND (CAST($1 AS user_role) IS NULL OR role = CAST($1 AS user_role))
+       AND (CAST($2 AS uuid) IS NULL OR department_id = CAST($2 AS uuid))
+       AND (CAST($3 AS boolean) IS NULL OR verified = CAST($3 AS boolean))
+       AND (CAST($4 AS text) IS NULL
+         OR first_name || ' ' || last_name || ' ' || email ILIKE '%' || CAST($4 AS text) || '%'))
       AND ((last_name, id) > ($7, $8) OR $8 IS NULL)
     ORDER BY last_name ASC, id ASC
-    LIMIT $6 OFFSET $5
+    LIMIT $6
+    OFFSET $5
 
     One statement per key and direction (above: the first). Ordered by `orderby` (last_name,
     first_name, email, age, salary, created_at) in `sort`'s direction, then by id; `after`:

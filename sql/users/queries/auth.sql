@@ -53,16 +53,28 @@ WITH account AS (
     WHERE u.id = @user_id AND u.password_hash = @password_hash AND u.disabled_at IS NULL
     FOR SHARE
 ), family AS (
-    INSERT INTO refresh_token_families (user_id) SELECT account.id FROM account
+    INSERT INTO refresh_token_families
+        (id, user_id, authenticated_at, last_used_at, user_agent, address)
+    SELECT @family_id::uuid, account.id, now(), now(),
+           sqlc.narg(user_agent)::text, sqlc.narg(address)::text
+    FROM account
     RETURNING refresh_token_families.id
 )
 INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
 SELECT family.id, @token_hash, now() + make_interval(secs => @ttl_seconds::double precision)
 FROM family;
 
--- name: AddRefreshToken :exec
+-- name: AddRefreshToken :execrows
+-- The next token of a family, until the family's absolute lifetime (SESSION_MAX_LIFETIME,
+-- from its login): its expiry is the sooner of the two, and a family past it gets none
+-- (0 rows: the refresh is refused).
 INSERT INTO refresh_tokens (family_id, token_hash, expires_at)
-VALUES (@family_id, @token_hash, now() + make_interval(secs => @ttl_seconds::double precision));
+SELECT f.id, @token_hash,
+       least(now() + make_interval(secs => @ttl_seconds::double precision),
+             f.created_at + make_interval(secs => @max_lifetime_seconds::double precision))
+FROM refresh_token_families f
+WHERE f.id = @family_id
+  AND f.created_at + make_interval(secs => @max_lifetime_seconds::double precision) > now();
 
 -- name: LockRefreshToken :one
 -- FOR UPDATE OF t: concurrent refreshes of one token queue here; after the first commits,
@@ -80,6 +92,10 @@ FOR UPDATE OF t FOR SHARE OF f;
 -- name: MarkRefreshTokenUsed :exec
 UPDATE refresh_tokens SET used_at = now() WHERE id = @id;
 
+-- name: TouchFamily :exec
+-- A refresh: the session's "last used" (its list, ADR 0055).
+UPDATE refresh_token_families SET last_used_at = now() WHERE id = @id;
+
 -- name: RevokeFamily :execrows
 UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = @reason
 WHERE id = @id AND revoked_at IS NULL;
@@ -88,6 +104,43 @@ WHERE id = @id AND revoked_at IS NULL;
 -- Password change or reset, account deletion: every session of the user ends.
 UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = @reason
 WHERE user_id = @user_id AND revoked_at IS NULL;
+
+-- name: ListSessions :many
+-- The live sessions of a user (not ended, a refresh token still usable), the most recently
+-- used first; bounded: a person has a few devices, not hundreds (ADR 0055).
+SELECT f.id, f.created_at, coalesce(f.last_used_at, f.created_at)::timestamptz AS last_used_at,
+       f.user_agent, f.address
+FROM refresh_token_families f
+WHERE f.user_id = @user_id AND f.revoked_at IS NULL
+  AND EXISTS (
+      SELECT 1 FROM refresh_tokens t
+      WHERE t.family_id = f.id AND t.used_at IS NULL AND t.expires_at > now()
+  )
+ORDER BY coalesce(f.last_used_at, f.created_at) DESC, f.id
+LIMIT @row_limit;
+
+-- name: EndSession :execrows
+-- One session of the user ends (its refresh tokens stop working).
+UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = @reason
+WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL;
+
+-- name: EndOtherSessions :execrows
+-- Every session of the user but @keep_id ends.
+UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = @reason
+WHERE user_id = @user_id AND id <> @keep_id AND revoked_at IS NULL;
+
+-- name: SessionRecentlyAuthenticated :one
+-- Whether a live session of the user proved who it is (login or re-authentication) within
+-- @max_age_seconds, on the database's clock; no row: the session has ended.
+SELECT coalesce(authenticated_at, created_at)
+       > now() - make_interval(secs => @max_age_seconds::double precision) AS recent
+FROM refresh_token_families
+WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL;
+
+-- name: MarkReauthenticated :execrows
+-- The session proved who it is again (password, passkey or second factor): now.
+UPDATE refresh_token_families SET authenticated_at = now()
+WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL;
 
 -- name: DatabaseClock :one
 -- The one clock of what is compared across processes (ADR 0010): a token's iat.

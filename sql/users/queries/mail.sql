@@ -23,3 +23,10 @@ WHERE id = @id;
 
 -- name: PendingMail :one
 SELECT count(*) AS pending FROM mail_outbox;
+
+-- name: CommitWithoutWaiting :exec
+-- This transaction's COMMIT does not wait for its WAL to reach the disk (ADR 0055): what
+-- it writes (a mail asked for by address) may be lost in a crash, and the asker asks
+-- again; an answer that waited for the disk only when the address has an account would
+-- tell that it has one by its time.
+SELECT set_config('synchronous_commit', 'off', true);

@@ -21,18 +21,24 @@ ROOT = Path(__file__).resolve().parents[3]
 PLUGIN = ROOT / "codegen" / "bin" / "sqlc-gen-fixup"
 
 
-def generate(case: Path, into: Path, package: str, server_env: dict[str, str]) -> Path:
-    """Copy `case` to `into`, lock its types on the real server, generate `package`."""
+def generate(
+    case: Path, into: Path, package: str, server_env: dict[str, str], *, lock: bool = True
+) -> Path:
+    """Copy `case` to `into`, lock its types on the real server, generate `package`; without
+    `lock`, typed by sqlc's own types (no types lock, `allow: [sqlc_types]`)."""
     project = into / "project"
     shutil.copytree(case, project)
     config = yaml.safe_load((project / "sqlc.yaml").read_text())
     config["plugins"][0]["process"]["cmd"] = str(PLUGIN)
     config["sql"][0]["codegen"][0]["out"] = f"../{package}"
+    if not lock:
+        config["sql"][0]["codegen"][0]["options"].setdefault("allow", []).append("sqlc_types")
     (project / "sqlc.yaml").write_text(yaml.safe_dump(config))
     with pytest.MonkeyPatch.context() as patch:
         for name, value in server_env.items():
             patch.setenv(name, value)
-        sqlc.types(str(project))
+        if lock:
+            sqlc.types(str(project))
     sqlc.run_sqlc(project)
     return into / package
 

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import sys
 import typing
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +41,13 @@ async def main(dsn: str) -> None:
         assert await q.by_nick(conn, nick="") == [1, 2]
         assert await q.above(conn, floor=0) == [1]
         assert typing.get_type_hints(q.TotalsRow)["total"] == int | None
+        # the server's types (the types lock): AVG(int) is Decimal, GROUP_CONCAT text str
+        stats = await q.stats(conn)
+        assert stats is not None
+        assert stats.mean_x == Decimal(1)
+        assert stats.nicks == "ann,bob"
+        stats_hints = typing.get_type_hints(q.StatsRow)
+        assert stats_hints == {"mean_x": Decimal | None, "nicks": str | None}, stats_hints
         assert typing.get_type_hints(q.above)["floor"] is int
         for fn in (q.add_pair, q.totals, q.by_nick, q.iter_totals):
             typing.get_type_hints(fn)

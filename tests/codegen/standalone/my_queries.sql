@@ -9,3 +9,6 @@ SELECT id FROM pair WHERE nick = sqlc.arg(nick) OR sqlc.arg(nick) = '' ORDER BY 
 
 -- name: Above :many
 SELECT id FROM pair WHERE x > CAST(sqlc.arg(floor) AS SIGNED) ORDER BY id;
+
+-- name: Stats :one
+SELECT AVG(x) AS mean_x, GROUP_CONCAT(nick ORDER BY id) AS nicks FROM pair;

@@ -6,10 +6,11 @@ import importlib
 import importlib.util
 import sys
 import typing
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
-from sqlc_gen_fixup.runtime import ExecResult
+from sqlc_fixup_runtime import ExecResult
 
 assert importlib.util.find_spec("lib") is None, "the project tree leaked into the fresh venv"
 
@@ -36,6 +37,13 @@ async def main(dsn: str) -> None:
             assert isinstance(rows[0], pydantic.BaseModel)
             assert rows[0].model_dump()["tags"] == ["x"]
         assert await q.rename(conn, id=2, title="C") == ExecResult(1, None)
+        # the server's types (the types lock): avg(numeric) is Decimal, string_agg(text) str
+        stats = await q.stats(conn)
+        assert stats is not None
+        assert stats.mean_price == Decimal("1.50"), stats
+        assert stats.titles == "A,C", stats
+        stats_hints = typing.get_type_hints(q.StatsRow)
+        assert stats_hints == {"mean_price": Decimal | None, "titles": str | None}, stats_hints
         async with conn.transaction():
             assert await q.lock(conn, pg_advisory_xact_lock=1) is None
         hints = typing.get_type_hints(q.shelves_in_rooms)

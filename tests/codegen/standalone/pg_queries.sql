@@ -12,3 +12,6 @@ UPDATE shelf SET title = $2 WHERE id = $1;
 
 -- name: Lock :one
 SELECT pg_advisory_xact_lock($1);
+
+-- name: Stats :one
+SELECT avg(price) AS mean_price, string_agg(title, ',' ORDER BY id) AS titles FROM shelf;

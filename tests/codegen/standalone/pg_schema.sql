@@ -3,5 +3,6 @@ CREATE TABLE shelf (
     title    text NOT NULL,
     subtitle text,
     tags     jsonb NOT NULL DEFAULT '[]',
-    room_id  bigint
+    room_id  bigint,
+    price    numeric(8, 2) NOT NULL DEFAULT 1.50
 );

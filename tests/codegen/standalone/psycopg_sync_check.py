@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 import shop_psycopg_sync.pg_queries as q
-from sqlc_gen_fixup.runtime import ExecResult
+from sqlc_fixup_runtime import ExecResult
 
 assert importlib.util.find_spec("lib") is None, "the project tree leaked into the fresh venv"
 

@@ -6,9 +6,8 @@ import datetime
 from collections.abc import AsyncGenerator
 
 import msgspec
-
-from codegen import runtime
-from codegen.runtime_aiosqlite import AiosqliteConn
+import sqlc_fixup_runtime as runtime
+from sqlc_fixup_runtime.aiosqlite_conn import AiosqliteConn
 
 from . import models
 
@@ -34,7 +33,7 @@ class AuthorStatsRow(msgspec.Struct):
     best: float | None
     id_sum: int | None
     mean: float | None
-    price_total: float
+    price_total: float | None
     first_name: str | None
     name: str | None
     three: int
@@ -140,7 +139,7 @@ FROM authors WHERE active = ?
 """
 
 
-async def author_stats(conn: AiosqliteConn, *, active: bool) -> AuthorStatsRow | None:
+async def author_stats(conn: AiosqliteConn, *, active: bool) -> AuthorStatsRow:
     """
     SELECT COUNT(*) AS authors, MAX(rating) AS best, SUM(id) AS id_sum, AVG(rating) AS mean,
            TOTAL(price) AS price_total, MIN(name) || '!' AS first_name, name, 1 + 2 AS three,
@@ -149,4 +148,6 @@ async def author_stats(conn: AiosqliteConn, *, active: bool) -> AuthorStatsRow |
     """
     async with conn.execute(AUTHOR_STATS, (active,)) as cur:
         row = await cur.fetchone()
-    return None if row is None else AuthorStatsRow(*row)
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: AuthorStatsRow = AuthorStatsRow(*row)
+    return result

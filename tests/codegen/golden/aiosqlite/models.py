@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime
 
 import msgspec
-
-from codegen.runtime import JSON
+from sqlc_fixup_runtime import JSON
 
 
 class Author(msgspec.Struct):

@@ -9,9 +9,8 @@ from typing import Literal, LiteralString
 
 import aiomysql
 import attrs
-
-from codegen import runtime
-from codegen.runtime import JSON, ExecResult, MyConn, Sorting, SortKey, expand_slices
+import sqlc_fixup_runtime as runtime
+from sqlc_fixup_runtime import JSON, ExecResult, MyConn, Sorting, SortKey, expand_slices
 
 from . import models
 from .models import GADGETS_KIND_BY_VALUE, GadgetsKind
@@ -440,7 +439,7 @@ FROM gadgets WHERE kind = %s
 """
 
 
-async def gadget_stats(conn: MyConn, *, kind: GadgetsKind) -> GadgetStatsRow | None:
+async def gadget_stats(conn: MyConn, *, kind: GadgetsKind) -> GadgetStatsRow:
     """
     SELECT count(*) AS total, min(qty) AS min_qty, max(qty) AS max_qty, avg(qty) AS avg_qty,
            min(price) AS min_price, max(price) AS max_price, avg(price) AS avg_price,
@@ -450,7 +449,9 @@ async def gadget_stats(conn: MyConn, *, kind: GadgetsKind) -> GadgetStatsRow | N
     async with conn.cursor() as cur:
         await cur.execute(GADGET_STATS, (kind,))
         row = await cur.fetchone()
-        return None if row is None else GadgetStatsRow(*row)
+        assert row is not None  # an aggregate without GROUP BY: one row, always
+        result: GadgetStatsRow = GadgetStatsRow(*row)
+        return result
 
 
 GADGETS_WITH_PARTS = """
@@ -660,60 +661,174 @@ async def page_gadgets(conn: MyConn, *, limit: int) -> PageGadgetsPage | None:
 SORT_GADGETS_BY_NAME_ASC = """
 -- name: SortGadgets :many
 -- SortGadgetsByNameAsc: by name asc
-SELECT id, name, price, created_at FROM gadgets
-WHERE (active = %s)
-  AND (%s IS NULL OR name > %s OR (name = %s AND id > %s) OR (%s IS NULL AND (name IS NOT NULL OR id > %s)))
-ORDER BY name ASC, id ASC
+SELECT
+  id,
+  name,
+  price,
+  created_at
+FROM gadgets
+WHERE
+  active = %s
+  AND (
+    %s IS NULL
+    OR name > %s
+    OR (
+      name = %s AND id > %s
+    )
+    OR (
+      %s IS NULL AND (
+        NOT name IS NULL OR id > %s
+      )
+    )
+  )
+ORDER BY
+  name ASC,
+  id ASC
 LIMIT %s
 """
 
 SORT_GADGETS_BY_NAME_DESC = """
 -- name: SortGadgets :many
 -- SortGadgetsByNameDesc: by name desc
-SELECT id, name, price, created_at FROM gadgets
-WHERE (active = %s)
-  AND (%s IS NULL OR name < %s OR (name = %s AND id < %s) OR (name IS NULL AND (%s IS NOT NULL OR id < %s)))
-ORDER BY name DESC, id DESC
+SELECT
+  id,
+  name,
+  price,
+  created_at
+FROM gadgets
+WHERE
+  active = %s
+  AND (
+    %s IS NULL
+    OR name < %s
+    OR (
+      name = %s AND id < %s
+    )
+    OR (
+      name IS NULL AND (
+        NOT %s IS NULL OR id < %s
+      )
+    )
+  )
+ORDER BY
+  name DESC,
+  id DESC
 LIMIT %s
 """
 
 SORT_GADGETS_BY_PRICE_ASC = """
 -- name: SortGadgets :many
 -- SortGadgetsByPriceAsc: by price asc
-SELECT id, name, price, created_at FROM gadgets
-WHERE (active = %s)
-  AND (%s IS NULL OR price > %s OR (price = %s AND id > %s) OR (%s IS NULL AND (price IS NOT NULL OR id > %s)))
-ORDER BY price ASC, id ASC
+SELECT
+  id,
+  name,
+  price,
+  created_at
+FROM gadgets
+WHERE
+  active = %s
+  AND (
+    %s IS NULL
+    OR price > %s
+    OR (
+      price = %s AND id > %s
+    )
+    OR (
+      %s IS NULL AND (
+        NOT price IS NULL OR id > %s
+      )
+    )
+  )
+ORDER BY
+  price ASC,
+  id ASC
 LIMIT %s
 """
 
 SORT_GADGETS_BY_PRICE_DESC = """
 -- name: SortGadgets :many
 -- SortGadgetsByPriceDesc: by price desc
-SELECT id, name, price, created_at FROM gadgets
-WHERE (active = %s)
-  AND (%s IS NULL OR price < %s OR (price = %s AND id < %s) OR (price IS NULL AND (%s IS NOT NULL OR id < %s)))
-ORDER BY price DESC, id DESC
+SELECT
+  id,
+  name,
+  price,
+  created_at
+FROM gadgets
+WHERE
+  active = %s
+  AND (
+    %s IS NULL
+    OR price < %s
+    OR (
+      price = %s AND id < %s
+    )
+    OR (
+      price IS NULL AND (
+        NOT %s IS NULL OR id < %s
+      )
+    )
+  )
+ORDER BY
+  price DESC,
+  id DESC
 LIMIT %s
 """
 
 SORT_GADGETS_BY_CREATED_AT_ASC = """
 -- name: SortGadgets :many
 -- SortGadgetsByCreatedAtAsc: by created_at asc
-SELECT id, name, price, created_at FROM gadgets
-WHERE (active = %s)
-  AND (%s IS NULL OR created_at > %s OR (created_at = %s AND id > %s) OR (%s IS NULL AND (created_at IS NOT NULL OR id > %s)))
-ORDER BY created_at ASC, id ASC
+SELECT
+  id,
+  name,
+  price,
+  created_at
+FROM gadgets
+WHERE
+  active = %s
+  AND (
+    %s IS NULL
+    OR created_at > %s
+    OR (
+      created_at = %s AND id > %s
+    )
+    OR (
+      %s IS NULL AND (
+        NOT created_at IS NULL OR id > %s
+      )
+    )
+  )
+ORDER BY
+  created_at ASC,
+  id ASC
 LIMIT %s
 """
 
 SORT_GADGETS_BY_CREATED_AT_DESC = """
 -- name: SortGadgets :many
 -- SortGadgetsByCreatedAtDesc: by created_at desc
-SELECT id, name, price, created_at FROM gadgets
-WHERE (active = %s)
-  AND (%s IS NULL OR created_at < %s OR (created_at = %s AND id < %s) OR (created_at IS NULL AND (%s IS NOT NULL OR id < %s)))
-ORDER BY created_at DESC, id DESC
+SELECT
+  id,
+  name,
+  price,
+  created_at
+FROM gadgets
+WHERE
+  active = %s
+  AND (
+    %s IS NULL
+    OR created_at < %s
+    OR (
+      created_at = %s AND id < %s
+    )
+    OR (
+      created_at IS NULL AND (
+        NOT %s IS NULL OR id < %s
+      )
+    )
+  )
+ORDER BY
+  created_at DESC,
+  id DESC
 LIMIT %s
 """
 
@@ -749,10 +864,29 @@ async def sort_gadgets(
     after: SortGadgetsAfter | None = None,
 ) -> list[SortGadgetsRow]:
     """
-    SELECT id, name, price, created_at FROM gadgets
-    WHERE (active = %s)
-      AND (%s IS NULL OR name > %s OR (name = %s AND id > %s) OR (%s IS NULL AND (name IS NOT NULL OR id > %s)))
-    ORDER BY name ASC, id ASC
+    SELECT
+      id,
+      name,
+      price,
+      created_at
+    FROM gadgets
+    WHERE
+      active = %s
+      AND (
+        %s IS NULL
+        OR name > %s
+        OR (
+          name = %s AND id > %s
+        )
+        OR (
+          %s IS NULL AND (
+            NOT name IS NULL OR id > %s
+          )
+        )
+      )
+    ORDER BY
+      name ASC,
+      id ASC
     LIMIT %s
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name,

@@ -7,8 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 import attrs
-
-from codegen.runtime import JSON
+from sqlc_fixup_runtime import JSON
 
 
 class GadgetsKind(StrEnum):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from codegen.runtime import JSON
+from sqlc_fixup_runtime import JSON
 
 
 class GadgetsKind(StrEnum):

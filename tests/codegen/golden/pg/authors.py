@@ -16,8 +16,8 @@ from ipaddress import (
 )
 from typing import Literal, LiteralString
 
-from codegen import runtime
-from codegen.runtime import JSON, ExecResult, PgConn, Sorting, SortKey, status_rows
+import sqlc_fixup_runtime as runtime
+from sqlc_fixup_runtime import JSON, ExecResult, PgConn, Sorting, SortKey, status_rows
 
 from . import models
 from .models import MOOD_BY_VALUE, Mood
@@ -445,7 +445,7 @@ WHERE mood = $1 OR $1 IS NULL
 """
 
 
-async def author_stats(conn: PgConn, *, mood: Mood | None) -> AuthorStatsRow | None:
+async def author_stats(conn: PgConn, *, mood: Mood | None) -> AuthorStatsRow:
     """
     SELECT count(*) AS total,
            min(age) AS min_age, max(age) AS max_age, avg(age) AS avg_age,
@@ -456,7 +456,9 @@ async def author_stats(conn: PgConn, *, mood: Mood | None) -> AuthorStatsRow | N
     WHERE mood = $1 OR $1 IS NULL
     """
     row = await conn.fetchrow(AUTHOR_STATS, mood)
-    return None if row is None else AuthorStatsRow(*row)
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: AuthorStatsRow = AuthorStatsRow(*row)
+    return result
 
 
 AUTHORS_WITH_BOOKS = """
@@ -624,19 +626,22 @@ SELECT count(*) FROM authors
 """
 
 
-async def count_authors(conn: PgConn) -> int | None:
+async def count_authors(conn: PgConn) -> int:
     """
     SELECT count(*) FROM authors
     """
     row = await conn.fetchrow(COUNT_AUTHORS)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 PAGE_AUTHORS_BY_NAME_ASC = """
 -- name: PageAuthors :many
 -- PageAuthorsByNameAsc: by name asc
-SELECT id, name, age, created_at FROM authors
-WHERE ($1::mood IS NULL OR mood = $1::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
   AND ((name, id) > ($3, $4) OR $4 IS NULL)
 ORDER BY name ASC, id ASC
 LIMIT $2
@@ -645,8 +650,9 @@ LIMIT $2
 PAGE_AUTHORS_BY_NAME_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByNameDesc: by name desc
-SELECT id, name, age, created_at FROM authors
-WHERE ($1::mood IS NULL OR mood = $1::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
   AND ((name, id) < ($3, $4) OR $4 IS NULL)
 ORDER BY name DESC, id DESC
 LIMIT $2
@@ -655,9 +661,12 @@ LIMIT $2
 PAGE_AUTHORS_BY_AGE_ASC = """
 -- name: PageAuthors :many
 -- PageAuthorsByAgeAsc: by age asc
-SELECT id, name, age, created_at FROM authors
-WHERE ($1::mood IS NULL OR mood = $1::mood)
-  AND ((age, id) > ($3, $4) OR (age IS NULL AND ($3 IS NOT NULL OR id > $4)) OR $4 IS NULL)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
+  AND ((age, id) > ($3, $4)
+    OR (age IS NULL AND ($3 IS NOT NULL OR id > $4))
+    OR $4 IS NULL)
 ORDER BY age ASC, id ASC
 LIMIT $2
 """
@@ -665,9 +674,12 @@ LIMIT $2
 PAGE_AUTHORS_BY_AGE_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByAgeDesc: by age desc
-SELECT id, name, age, created_at FROM authors
-WHERE ($1::mood IS NULL OR mood = $1::mood)
-  AND ((age, id) < ($3, $4) OR ($3 IS NULL AND (age IS NOT NULL OR id < $4)) OR $4 IS NULL)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
+  AND ((age, id) < ($3, $4)
+    OR ($3 IS NULL AND (age IS NOT NULL OR id < $4))
+    OR $4 IS NULL)
 ORDER BY age DESC, id DESC
 LIMIT $2
 """
@@ -675,8 +687,9 @@ LIMIT $2
 PAGE_AUTHORS_BY_CREATED_AT_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByCreatedAtDesc: by created_at desc
-SELECT id, name, age, created_at FROM authors
-WHERE ($1::mood IS NULL OR mood = $1::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
   AND ((created_at, id) < ($3, $4) OR $4 IS NULL)
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -713,8 +726,9 @@ async def page_authors(
     after: PageAuthorsAfter | None = None,
 ) -> list[PageAuthorsRow]:
     """
-    SELECT id, name, age, created_at FROM authors
-    WHERE ($1::mood IS NULL OR mood = $1::mood)
+    SELECT id, name, age, created_at
+    FROM authors
+    WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
       AND ((name, id) > ($3, $4) OR $4 IS NULL)
     ORDER BY name ASC, id ASC
     LIMIT $2

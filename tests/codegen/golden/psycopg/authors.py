@@ -16,10 +16,9 @@ from ipaddress import (
 from typing import Literal, LiteralString
 
 import msgspec
-
-from codegen import runtime
-from codegen.runtime import JSON, ExecResult, Sorting, SortKey
-from codegen.runtime_psycopg import PsycoConn
+import sqlc_fixup_runtime as runtime
+from sqlc_fixup_runtime import JSON, ExecResult, Sorting, SortKey
+from sqlc_fixup_runtime.psycopg_conn import PsycoConn
 
 from . import models
 from .models import MOOD_BY_VALUE, Mood
@@ -431,7 +430,7 @@ WHERE mood = %(p1)s OR %(p1)s IS NULL
 """
 
 
-async def author_stats(conn: PsycoConn, *, mood: Mood | None) -> AuthorStatsRow | None:
+async def author_stats(conn: PsycoConn, *, mood: Mood | None) -> AuthorStatsRow:
     """
     SELECT count(*) AS total,
            min(age) AS min_age, max(age) AS max_age, avg(age) AS avg_age,
@@ -443,7 +442,9 @@ async def author_stats(conn: PsycoConn, *, mood: Mood | None) -> AuthorStatsRow 
     """
     cur = await conn.execute(AUTHOR_STATS, {"p1": mood})
     row = await cur.fetchone()
-    return None if row is None else AuthorStatsRow(*row)
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: AuthorStatsRow = AuthorStatsRow(*row)
+    return result
 
 
 AUTHORS_WITH_BOOKS = """
@@ -625,20 +626,23 @@ SELECT count(*) FROM authors
 """
 
 
-async def count_authors(conn: PsycoConn) -> int | None:
+async def count_authors(conn: PsycoConn) -> int:
     """
     SELECT count(*) FROM authors
     """
     cur = await conn.execute(COUNT_AUTHORS, {})
     row = await cur.fetchone()
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 PAGE_AUTHORS_BY_NAME_ASC = """
 -- name: PageAuthors :many
 -- PageAuthorsByNameAsc: by name asc
-SELECT id, name, age, created_at FROM authors
-WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST(%(p1)s AS mood) IS NULL OR mood = CAST(%(p1)s AS mood))
   AND ((name, id) > (%(p3)s, %(p4)s) OR %(p4)s IS NULL)
 ORDER BY name ASC, id ASC
 LIMIT %(p2)s
@@ -647,8 +651,9 @@ LIMIT %(p2)s
 PAGE_AUTHORS_BY_NAME_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByNameDesc: by name desc
-SELECT id, name, age, created_at FROM authors
-WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST(%(p1)s AS mood) IS NULL OR mood = CAST(%(p1)s AS mood))
   AND ((name, id) < (%(p3)s, %(p4)s) OR %(p4)s IS NULL)
 ORDER BY name DESC, id DESC
 LIMIT %(p2)s
@@ -657,9 +662,12 @@ LIMIT %(p2)s
 PAGE_AUTHORS_BY_AGE_ASC = """
 -- name: PageAuthors :many
 -- PageAuthorsByAgeAsc: by age asc
-SELECT id, name, age, created_at FROM authors
-WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
-  AND ((age, id) > (%(p3)s, %(p4)s) OR (age IS NULL AND (%(p3)s IS NOT NULL OR id > %(p4)s)) OR %(p4)s IS NULL)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST(%(p1)s AS mood) IS NULL OR mood = CAST(%(p1)s AS mood))
+  AND ((age, id) > (%(p3)s, %(p4)s)
+    OR (age IS NULL AND (%(p3)s IS NOT NULL OR id > %(p4)s))
+    OR %(p4)s IS NULL)
 ORDER BY age ASC, id ASC
 LIMIT %(p2)s
 """
@@ -667,9 +675,12 @@ LIMIT %(p2)s
 PAGE_AUTHORS_BY_AGE_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByAgeDesc: by age desc
-SELECT id, name, age, created_at FROM authors
-WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
-  AND ((age, id) < (%(p3)s, %(p4)s) OR (%(p3)s IS NULL AND (age IS NOT NULL OR id < %(p4)s)) OR %(p4)s IS NULL)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST(%(p1)s AS mood) IS NULL OR mood = CAST(%(p1)s AS mood))
+  AND ((age, id) < (%(p3)s, %(p4)s)
+    OR (%(p3)s IS NULL AND (age IS NOT NULL OR id < %(p4)s))
+    OR %(p4)s IS NULL)
 ORDER BY age DESC, id DESC
 LIMIT %(p2)s
 """
@@ -677,8 +688,9 @@ LIMIT %(p2)s
 PAGE_AUTHORS_BY_CREATED_AT_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByCreatedAtDesc: by created_at desc
-SELECT id, name, age, created_at FROM authors
-WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST(%(p1)s AS mood) IS NULL OR mood = CAST(%(p1)s AS mood))
   AND ((created_at, id) < (%(p3)s, %(p4)s) OR %(p4)s IS NULL)
 ORDER BY created_at DESC, id DESC
 LIMIT %(p2)s
@@ -715,8 +727,9 @@ async def page_authors(
     after: PageAuthorsAfter | None = None,
 ) -> list[PageAuthorsRow]:
     """
-    SELECT id, name, age, created_at FROM authors
-    WHERE ($1::mood IS NULL OR mood = $1::mood)
+    SELECT id, name, age, created_at
+    FROM authors
+    WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
       AND ((name, id) > ($3, $4) OR $4 IS NULL)
     ORDER BY name ASC, id ASC
     LIMIT $2

@@ -8,9 +8,8 @@ from decimal import Decimal
 from typing import Literal, LiteralString
 
 import msgspec
-
-from codegen.runtime import Sorting, SortKey
-from codegen.runtime_psycopg import PsycoConn
+from sqlc_fixup_runtime import Sorting, SortKey
+from sqlc_fixup_runtime.psycopg_conn import PsycoConn
 
 from . import models
 from .models import MOOD_BY_VALUE, Mood
@@ -183,28 +182,34 @@ async def upsert_book_title(
 LIST_BOOKS_OF_AUTHOR_BY_TITLE_ASC = """
 -- name: ListBooksOfAuthor :many
 -- ListBooksOfAuthorByTitleAsc: by title asc
-SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+SELECT b.id, b.author_id, b.title, b.price
+FROM books AS b INNER JOIN authors AS a ON a.id = b.author_id
 WHERE a.id = %(p1)s
 ORDER BY b.title ASC, b.id ASC
-LIMIT %(p3)s OFFSET %(p2)s
+LIMIT %(p3)s
+OFFSET %(p2)s
 """
 
 LIST_BOOKS_OF_AUTHOR_BY_TITLE_DESC = """
 -- name: ListBooksOfAuthor :many
 -- ListBooksOfAuthorByTitleDesc: by title desc
-SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+SELECT b.id, b.author_id, b.title, b.price
+FROM books AS b INNER JOIN authors AS a ON a.id = b.author_id
 WHERE a.id = %(p1)s
 ORDER BY b.title DESC, b.id DESC
-LIMIT %(p3)s OFFSET %(p2)s
+LIMIT %(p3)s
+OFFSET %(p2)s
 """
 
 LIST_BOOKS_OF_AUTHOR_BY_PRICE_DESC = """
 -- name: ListBooksOfAuthor :many
 -- ListBooksOfAuthorByPriceDesc: by price desc
-SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+SELECT b.id, b.author_id, b.title, b.price
+FROM books AS b INNER JOIN authors AS a ON a.id = b.author_id
 WHERE a.id = %(p1)s
 ORDER BY b.price DESC, b.id DESC
-LIMIT %(p3)s OFFSET %(p2)s
+LIMIT %(p3)s
+OFFSET %(p2)s
 """
 
 ListBooksOfAuthorKey = Literal["title", "price"]
@@ -235,10 +240,12 @@ async def list_books_of_author(
     after: None = None,
 ) -> list[models.Book]:
     """
-    SELECT b.id, b.author_id, b.title, b.price FROM books b JOIN authors a ON a.id = b.author_id
+    SELECT b.id, b.author_id, b.title, b.price
+    FROM books AS b INNER JOIN authors AS a ON a.id = b.author_id
     WHERE a.id = $1
     ORDER BY b.title ASC, b.id ASC
-    LIMIT $3 OFFSET $2
+    LIMIT $3
+    OFFSET $2
 
     One statement per key and direction (above: the first). Ordered by `orderby` (title,
     price) in `sort`'s direction, then by id.

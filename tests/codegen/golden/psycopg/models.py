@@ -16,8 +16,7 @@ from ipaddress import (
 from uuid import UUID
 
 import msgspec
-
-from codegen.runtime import JSON
+from sqlc_fixup_runtime import JSON
 
 
 class Mood(StrEnum):

@@ -16,9 +16,9 @@ from ipaddress import (
 )
 from typing import Literal, LiteralString
 
-from codegen import runtime
-from codegen.runtime import JSON, ExecResult, Sorting, SortKey
-from codegen.runtime_psycopg import PsycoSyncConn
+import sqlc_fixup_runtime as runtime
+from sqlc_fixup_runtime import JSON, ExecResult, Sorting, SortKey
+from sqlc_fixup_runtime.psycopg_conn import PsycoSyncConn
 
 from . import models
 from .models import MOOD_BY_VALUE, Mood
@@ -440,7 +440,7 @@ WHERE mood = %(p1)s OR %(p1)s IS NULL
 """
 
 
-def author_stats(conn: PsycoSyncConn, *, mood: Mood | None) -> AuthorStatsRow | None:
+def author_stats(conn: PsycoSyncConn, *, mood: Mood | None) -> AuthorStatsRow:
     """
     SELECT count(*) AS total,
            min(age) AS min_age, max(age) AS max_age, avg(age) AS avg_age,
@@ -452,7 +452,9 @@ def author_stats(conn: PsycoSyncConn, *, mood: Mood | None) -> AuthorStatsRow | 
     """
     cur = conn.execute(AUTHOR_STATS, {"p1": mood})
     row = cur.fetchone()
-    return None if row is None else AuthorStatsRow(*row)
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: AuthorStatsRow = AuthorStatsRow(*row)
+    return result
 
 
 AUTHORS_WITH_BOOKS = """
@@ -628,20 +630,23 @@ SELECT count(*) FROM authors
 """
 
 
-def count_authors(conn: PsycoSyncConn) -> int | None:
+def count_authors(conn: PsycoSyncConn) -> int:
     """
     SELECT count(*) FROM authors
     """
     cur = conn.execute(COUNT_AUTHORS, {})
     row = cur.fetchone()
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 PAGE_AUTHORS_BY_NAME_ASC = """
 -- name: PageAuthors :many
 -- PageAuthorsByNameAsc: by name asc
-SELECT id, name, age, created_at FROM authors
-WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST(%(p1)s AS mood) IS NULL OR mood = CAST(%(p1)s AS mood))
   AND ((name, id) > (%(p3)s, %(p4)s) OR %(p4)s IS NULL)
 ORDER BY name ASC, id ASC
 LIMIT %(p2)s
@@ -650,8 +655,9 @@ LIMIT %(p2)s
 PAGE_AUTHORS_BY_NAME_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByNameDesc: by name desc
-SELECT id, name, age, created_at FROM authors
-WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST(%(p1)s AS mood) IS NULL OR mood = CAST(%(p1)s AS mood))
   AND ((name, id) < (%(p3)s, %(p4)s) OR %(p4)s IS NULL)
 ORDER BY name DESC, id DESC
 LIMIT %(p2)s
@@ -660,9 +666,12 @@ LIMIT %(p2)s
 PAGE_AUTHORS_BY_AGE_ASC = """
 -- name: PageAuthors :many
 -- PageAuthorsByAgeAsc: by age asc
-SELECT id, name, age, created_at FROM authors
-WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
-  AND ((age, id) > (%(p3)s, %(p4)s) OR (age IS NULL AND (%(p3)s IS NOT NULL OR id > %(p4)s)) OR %(p4)s IS NULL)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST(%(p1)s AS mood) IS NULL OR mood = CAST(%(p1)s AS mood))
+  AND ((age, id) > (%(p3)s, %(p4)s)
+    OR (age IS NULL AND (%(p3)s IS NOT NULL OR id > %(p4)s))
+    OR %(p4)s IS NULL)
 ORDER BY age ASC, id ASC
 LIMIT %(p2)s
 """
@@ -670,9 +679,12 @@ LIMIT %(p2)s
 PAGE_AUTHORS_BY_AGE_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByAgeDesc: by age desc
-SELECT id, name, age, created_at FROM authors
-WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
-  AND ((age, id) < (%(p3)s, %(p4)s) OR (%(p3)s IS NULL AND (age IS NOT NULL OR id < %(p4)s)) OR %(p4)s IS NULL)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST(%(p1)s AS mood) IS NULL OR mood = CAST(%(p1)s AS mood))
+  AND ((age, id) < (%(p3)s, %(p4)s)
+    OR (%(p3)s IS NULL AND (age IS NOT NULL OR id < %(p4)s))
+    OR %(p4)s IS NULL)
 ORDER BY age DESC, id DESC
 LIMIT %(p2)s
 """
@@ -680,8 +692,9 @@ LIMIT %(p2)s
 PAGE_AUTHORS_BY_CREATED_AT_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByCreatedAtDesc: by created_at desc
-SELECT id, name, age, created_at FROM authors
-WHERE (%(p1)s::mood IS NULL OR mood = %(p1)s::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST(%(p1)s AS mood) IS NULL OR mood = CAST(%(p1)s AS mood))
   AND ((created_at, id) < (%(p3)s, %(p4)s) OR %(p4)s IS NULL)
 ORDER BY created_at DESC, id DESC
 LIMIT %(p2)s
@@ -708,7 +721,7 @@ PAGE_AUTHORS_SORTING: Sorting[PageAuthorsKey, PageAuthorsAfter] = Sorting(
 )
 
 
-async def page_authors(
+def page_authors(
     conn: PsycoSyncConn,
     *,
     orderby: PageAuthorsKey,
@@ -718,8 +731,9 @@ async def page_authors(
     after: PageAuthorsAfter | None = None,
 ) -> list[PageAuthorsRow]:
     """
-    SELECT id, name, age, created_at FROM authors
-    WHERE ($1::mood IS NULL OR mood = $1::mood)
+    SELECT id, name, age, created_at
+    FROM authors
+    WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
       AND ((name, id) > ($3, $4) OR $4 IS NULL)
     ORDER BY name ASC, id ASC
     LIMIT $2

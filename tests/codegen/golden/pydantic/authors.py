@@ -15,9 +15,9 @@ from ipaddress import (
 )
 from typing import Literal, LiteralString
 
-from codegen import runtime
-from codegen.runtime import ExecResult, PgConn, Sorting, SortKey, status_rows
-from codegen.runtime_pydantic import JSON, PydanticRow
+import sqlc_fixup_runtime as runtime
+from sqlc_fixup_runtime import ExecResult, PgConn, Sorting, SortKey, status_rows
+from sqlc_fixup_runtime.pydantic_rows import JSON, PydanticRow
 
 from . import models
 from .models import MOOD_BY_VALUE, Mood
@@ -483,7 +483,7 @@ WHERE mood = $1 OR $1 IS NULL
 """
 
 
-async def author_stats(conn: PgConn, *, mood: Mood | None) -> AuthorStatsRow | None:
+async def author_stats(conn: PgConn, *, mood: Mood | None) -> AuthorStatsRow:
     """
     SELECT count(*) AS total,
            min(age) AS min_age, max(age) AS max_age, avg(age) AS avg_age,
@@ -494,21 +494,19 @@ async def author_stats(conn: PgConn, *, mood: Mood | None) -> AuthorStatsRow | N
     WHERE mood = $1 OR $1 IS NULL
     """
     row = await conn.fetchrow(AUTHOR_STATS, mood)
-    return (
-        None
-        if row is None
-        else AuthorStatsRow(
-            total=row[0],
-            min_age=row[1],
-            max_age=row[2],
-            avg_age=row[3],
-            min_salary=row[4],
-            max_salary=row[5],
-            avg_salary=row[6],
-            max_age_or_zero=row[7],
-            avg_salary_or_zero=row[8],
-        )
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: AuthorStatsRow = AuthorStatsRow(
+        total=row[0],
+        min_age=row[1],
+        max_age=row[2],
+        avg_age=row[3],
+        min_salary=row[4],
+        max_salary=row[5],
+        avg_salary=row[6],
+        max_age_or_zero=row[7],
+        avg_salary_or_zero=row[8],
     )
+    return result
 
 
 AUTHORS_WITH_BOOKS = """
@@ -685,19 +683,22 @@ SELECT count(*) FROM authors
 """
 
 
-async def count_authors(conn: PgConn) -> int | None:
+async def count_authors(conn: PgConn) -> int:
     """
     SELECT count(*) FROM authors
     """
     row = await conn.fetchrow(COUNT_AUTHORS)
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 PAGE_AUTHORS_BY_NAME_ASC = """
 -- name: PageAuthors :many
 -- PageAuthorsByNameAsc: by name asc
-SELECT id, name, age, created_at FROM authors
-WHERE ($1::mood IS NULL OR mood = $1::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
   AND ((name, id) > ($3, $4) OR $4 IS NULL)
 ORDER BY name ASC, id ASC
 LIMIT $2
@@ -706,8 +707,9 @@ LIMIT $2
 PAGE_AUTHORS_BY_NAME_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByNameDesc: by name desc
-SELECT id, name, age, created_at FROM authors
-WHERE ($1::mood IS NULL OR mood = $1::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
   AND ((name, id) < ($3, $4) OR $4 IS NULL)
 ORDER BY name DESC, id DESC
 LIMIT $2
@@ -716,9 +718,12 @@ LIMIT $2
 PAGE_AUTHORS_BY_AGE_ASC = """
 -- name: PageAuthors :many
 -- PageAuthorsByAgeAsc: by age asc
-SELECT id, name, age, created_at FROM authors
-WHERE ($1::mood IS NULL OR mood = $1::mood)
-  AND ((age, id) > ($3, $4) OR (age IS NULL AND ($3 IS NOT NULL OR id > $4)) OR $4 IS NULL)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
+  AND ((age, id) > ($3, $4)
+    OR (age IS NULL AND ($3 IS NOT NULL OR id > $4))
+    OR $4 IS NULL)
 ORDER BY age ASC, id ASC
 LIMIT $2
 """
@@ -726,9 +731,12 @@ LIMIT $2
 PAGE_AUTHORS_BY_AGE_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByAgeDesc: by age desc
-SELECT id, name, age, created_at FROM authors
-WHERE ($1::mood IS NULL OR mood = $1::mood)
-  AND ((age, id) < ($3, $4) OR ($3 IS NULL AND (age IS NOT NULL OR id < $4)) OR $4 IS NULL)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
+  AND ((age, id) < ($3, $4)
+    OR ($3 IS NULL AND (age IS NOT NULL OR id < $4))
+    OR $4 IS NULL)
 ORDER BY age DESC, id DESC
 LIMIT $2
 """
@@ -736,8 +744,9 @@ LIMIT $2
 PAGE_AUTHORS_BY_CREATED_AT_DESC = """
 -- name: PageAuthors :many
 -- PageAuthorsByCreatedAtDesc: by created_at desc
-SELECT id, name, age, created_at FROM authors
-WHERE ($1::mood IS NULL OR mood = $1::mood)
+SELECT id, name, age, created_at
+FROM authors
+WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
   AND ((created_at, id) < ($3, $4) OR $4 IS NULL)
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -774,8 +783,9 @@ async def page_authors(
     after: PageAuthorsAfter | None = None,
 ) -> list[PageAuthorsRow]:
     """
-    SELECT id, name, age, created_at FROM authors
-    WHERE ($1::mood IS NULL OR mood = $1::mood)
+    SELECT id, name, age, created_at
+    FROM authors
+    WHERE (CAST($1 AS mood) IS NULL OR mood = CAST($1 AS mood))
       AND ((name, id) > ($3, $4) OR $4 IS NULL)
     ORDER BY name ASC, id ASC
     LIMIT $2

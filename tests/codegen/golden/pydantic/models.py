@@ -15,7 +15,7 @@ from ipaddress import (
 )
 from uuid import UUID
 
-from codegen.runtime_pydantic import JSON, PydanticRow
+from sqlc_fixup_runtime.pydantic_rows import JSON, PydanticRow
 
 
 class Mood(StrEnum):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal, LiteralString
 
-from codegen import runtime
-from codegen.runtime import JSON, ExecResult, expand_sqlite_slices
-from codegen.runtime_sqlite import SqliteConn
+import sqlc_fixup_runtime as runtime
+from sqlc_fixup_runtime import JSON, ExecResult, Sorting, SortKey, expand_sqlite_slices
+from sqlc_fixup_runtime.sqlite_conn import SqliteConn
 
 from . import models
 
@@ -46,6 +47,14 @@ class AuthorsByIdsBatchParams:
 @dataclass
 class AuthorByNameParams:
     name: str
+
+
+@dataclass
+class PageAuthorsRow:
+    id: int
+    name: str
+    rating: float
+    bio: str | None
 
 
 GET_AUTHOR = """
@@ -104,12 +113,14 @@ SELECT COUNT(*) FROM authors
 """
 
 
-def count_authors(conn: SqliteConn) -> int | None:
+def count_authors(conn: SqliteConn) -> int:
     """
     SELECT COUNT(*) FROM authors
     """
     row = conn.execute(COUNT_AUTHORS, ()).fetchone()
-    return None if row is None else row[0]
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: int = row[0]
+    return result
 
 
 CREATE_AUTHOR = """
@@ -144,7 +155,7 @@ def create_author(
             name,
             bio,
             (None if born is None else born.isoformat()),
-            (None if seen_at is None else seen_at.isoformat()),
+            (None if seen_at is None else seen_at.isoformat(" ")),
             rating,
             photo,
             active,
@@ -296,3 +307,273 @@ def add_book(conn: SqliteConn, *, author_id: int, title: str) -> ExecResult:
     """
     cur = conn.execute(ADD_BOOK, (author_id, title))
     return ExecResult(cur.rowcount, cur.lastrowid)
+
+
+PAGE_AUTHORS_BY_NAME_ASC = """
+-- name: PageAuthors :many
+-- PageAuthorsByNameAsc: by name asc
+SELECT
+  id,
+  name,
+  rating,
+  bio
+FROM authors
+WHERE
+  (
+    active = ? AND NOT id IN (/*SLICE:skip*/?)
+  )
+  AND (
+    ? IS NULL
+    OR name > ?
+    OR (
+      name = ? AND id > ?
+    )
+    OR (
+      ? IS NULL AND (
+        NOT name IS NULL OR id > ?
+      )
+    )
+  )
+ORDER BY
+  name ASC,
+  id ASC
+LIMIT ?
+"""
+
+PAGE_AUTHORS_BY_NAME_DESC = """
+-- name: PageAuthors :many
+-- PageAuthorsByNameDesc: by name desc
+SELECT
+  id,
+  name,
+  rating,
+  bio
+FROM authors
+WHERE
+  (
+    active = ? AND NOT id IN (/*SLICE:skip*/?)
+  )
+  AND (
+    ? IS NULL
+    OR name < ?
+    OR (
+      name = ? AND id < ?
+    )
+    OR (
+      name IS NULL AND (
+        NOT ? IS NULL OR id < ?
+      )
+    )
+  )
+ORDER BY
+  name DESC,
+  id DESC
+LIMIT ?
+"""
+
+PAGE_AUTHORS_BY_RATING_ASC = """
+-- name: PageAuthors :many
+-- PageAuthorsByRatingAsc: by rating asc
+SELECT
+  id,
+  name,
+  rating,
+  bio
+FROM authors
+WHERE
+  (
+    active = ? AND NOT id IN (/*SLICE:skip*/?)
+  )
+  AND (
+    ? IS NULL
+    OR rating > ?
+    OR (
+      rating = ? AND id > ?
+    )
+    OR (
+      ? IS NULL AND (
+        NOT rating IS NULL OR id > ?
+      )
+    )
+  )
+ORDER BY
+  rating ASC,
+  id ASC
+LIMIT ?
+"""
+
+PAGE_AUTHORS_BY_RATING_DESC = """
+-- name: PageAuthors :many
+-- PageAuthorsByRatingDesc: by rating desc
+SELECT
+  id,
+  name,
+  rating,
+  bio
+FROM authors
+WHERE
+  (
+    active = ? AND NOT id IN (/*SLICE:skip*/?)
+  )
+  AND (
+    ? IS NULL
+    OR rating < ?
+    OR (
+      rating = ? AND id < ?
+    )
+    OR (
+      rating IS NULL AND (
+        NOT ? IS NULL OR id < ?
+      )
+    )
+  )
+ORDER BY
+  rating DESC,
+  id DESC
+LIMIT ?
+"""
+
+PAGE_AUTHORS_BY_BIO_ASC = """
+-- name: PageAuthors :many
+-- PageAuthorsByBioAsc: by bio asc
+SELECT
+  id,
+  name,
+  rating,
+  bio
+FROM authors
+WHERE
+  (
+    active = ? AND NOT id IN (/*SLICE:skip*/?)
+  )
+  AND (
+    ? IS NULL
+    OR bio > ?
+    OR (
+      bio = ? AND id > ?
+    )
+    OR (
+      ? IS NULL AND (
+        NOT bio IS NULL OR id > ?
+      )
+    )
+  )
+ORDER BY
+  bio ASC,
+  id ASC
+LIMIT ?
+"""
+
+PAGE_AUTHORS_BY_BIO_DESC = """
+-- name: PageAuthors :many
+-- PageAuthorsByBioDesc: by bio desc
+SELECT
+  id,
+  name,
+  rating,
+  bio
+FROM authors
+WHERE
+  (
+    active = ? AND NOT id IN (/*SLICE:skip*/?)
+  )
+  AND (
+    ? IS NULL
+    OR bio < ?
+    OR (
+      bio = ? AND id < ?
+    )
+    OR (
+      bio IS NULL AND (
+        NOT ? IS NULL OR id < ?
+      )
+    )
+  )
+ORDER BY
+  bio DESC,
+  id DESC
+LIMIT ?
+"""
+
+PageAuthorsKey = Literal["name", "rating", "bio"]
+PageAuthorsAfter = tuple[str | float | None, int]
+PAGE_AUTHORS: dict[tuple[str, str], LiteralString] = {
+    ("name", "asc"): PAGE_AUTHORS_BY_NAME_ASC,
+    ("name", "desc"): PAGE_AUTHORS_BY_NAME_DESC,
+    ("rating", "asc"): PAGE_AUTHORS_BY_RATING_ASC,
+    ("rating", "desc"): PAGE_AUTHORS_BY_RATING_DESC,
+    ("bio", "asc"): PAGE_AUTHORS_BY_BIO_ASC,
+    ("bio", "desc"): PAGE_AUTHORS_BY_BIO_DESC,
+}
+PAGE_AUTHORS_SORTING: Sorting[PageAuthorsKey, PageAuthorsAfter] = Sorting(
+    keys={
+        "name": SortKey("name", "text", False, ("asc", "desc")),
+        "rating": SortKey("rating", "float", False, ("asc", "desc")),
+        "bio": SortKey("bio", "text", True, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="int",
+    keyset=True,
+)
+
+
+def page_authors(
+    conn: SqliteConn,
+    *,
+    orderby: PageAuthorsKey,
+    sort: Literal["asc", "desc"],
+    active: bool,
+    skip: list[int],
+    row_limit: int,
+    after: PageAuthorsAfter | None = None,
+) -> list[PageAuthorsRow]:
+    """
+    SELECT
+      id,
+      name,
+      rating,
+      bio
+    FROM authors
+    WHERE
+      (
+        active = ? AND NOT id IN (/*SLICE:skip*/?)
+      )
+      AND (
+        ? IS NULL
+        OR name > ?
+        OR (
+          name = ? AND id > ?
+        )
+        OR (
+          ? IS NULL AND (
+            NOT name IS NULL OR id > ?
+          )
+        )
+      )
+    ORDER BY
+      name ASC,
+      id ASC
+    LIMIT ?
+
+    One statement per key and direction (above: the first). Ordered by `orderby` (name,
+    rating, bio) in `sort`'s direction, then by id; `after`: the rows after that (key value,
+    tie-breaker) position.
+    """
+    after_key, after_tie = (None, None) if after is None else after
+    rows = conn.execute(
+        *expand_sqlite_slices(
+            PAGE_AUTHORS[orderby, sort],
+            (
+                active,
+                skip,
+                after_tie,
+                after_key,
+                after_key,
+                after_tie,
+                after_key,
+                after_tie,
+                row_limit,
+            ),
+        )
+    ).fetchall()
+    return [PageAuthorsRow(*row) for row in rows]

@@ -6,8 +6,8 @@ import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from codegen import runtime
-from codegen.runtime_sqlite import SqliteConn
+import sqlc_fixup_runtime as runtime
+from sqlc_fixup_runtime.sqlite_conn import SqliteConn
 
 from . import models
 
@@ -37,7 +37,7 @@ class AuthorStatsRow:
     best: float | None
     id_sum: int | None
     mean: float | None
-    price_total: float
+    price_total: float | None
     first_name: str | None
     name: str | None
     three: int
@@ -138,7 +138,7 @@ FROM authors WHERE active = ?
 """
 
 
-def author_stats(conn: SqliteConn, *, active: bool) -> AuthorStatsRow | None:
+def author_stats(conn: SqliteConn, *, active: bool) -> AuthorStatsRow:
     """
     SELECT COUNT(*) AS authors, MAX(rating) AS best, SUM(id) AS id_sum, AVG(rating) AS mean,
            TOTAL(price) AS price_total, MIN(name) || '!' AS first_name, name, 1 + 2 AS three,
@@ -146,4 +146,6 @@ def author_stats(conn: SqliteConn, *, active: bool) -> AuthorStatsRow | None:
     FROM authors WHERE active = ?
     """
     row = conn.execute(AUTHOR_STATS, (active,)).fetchone()
-    return None if row is None else AuthorStatsRow(*row)
+    assert row is not None  # an aggregate without GROUP BY: one row, always
+    result: AuthorStatsRow = AuthorStatsRow(*row)
+    return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from codegen.runtime import JSON
+from sqlc_fixup_runtime import JSON
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from codegen.runtime import PgConn
+from sqlc_fixup_runtime import PgConn
 
 from . import models
 

@@ -35,3 +35,11 @@ SELECT id FROM authors WHERE name = ?;
 
 -- name: AddBook :execresult
 INSERT INTO books (author_id, title) VALUES (?, ?);
+
+-- name: PageAuthors :many
+-- One query, a statement per key and direction (fixup: sort): rating REAL, bio nullable, a
+-- slice and a named parameter before the keyset's.
+-- fixup: sort name, rating, bio, keyset id
+SELECT id, name, rating, bio FROM authors
+WHERE active = @active AND id NOT IN (sqlc.slice(skip))
+LIMIT @row_limit;

@@ -31,3 +31,10 @@ FROM posts ORDER BY id;
 
 -- name: Totals :one
 SELECT COUNT(*) AS n, MAX(price) AS top, SUM(price) AS total, AVG(price) AS mean FROM posts;
+
+-- name: Ratios :many
+-- MariaDB answers x / 0, x DIV 0, x % 0 and MOD(x, 0) with NULL (a warning, not an
+-- error): Optional though both sides are NOT NULL; beside a non-zero literal, set.
+SELECT id, id / flag AS per_flag, id DIV flag AS whole, id % flag AS rest,
+       MOD(id, flag) AS modulo, id / 2 AS half, id % 3 AS third
+FROM posts ORDER BY id;

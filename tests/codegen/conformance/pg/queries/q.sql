@@ -89,6 +89,3 @@ RETURNING *;
 
 -- name: CreateParcel :one
 INSERT INTO parcels (ship, home) VALUES (@ship, sqlc.narg(home)) RETURNING *;
-
--- name: InsertWithoutReturning :execlastid
-INSERT INTO bar (id) VALUES (@id);

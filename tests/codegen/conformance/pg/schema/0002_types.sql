@@ -30,7 +30,7 @@ CREATE TABLE parcels (
     home  address
 );
 
--- a table no query uses, with a type the plugin cannot map: a warning, never a failure
+-- a table no query uses, with a type the plugin cannot map: `Any`, accepted by sqlc.yaml's allow
 CREATE TABLE unused (id integer, snap pg_snapshot);
 
 -- +goose Down

@@ -1,0 +1,3 @@
+DROP TABLE passkeys;
+DROP TABLE webauthn_challenges;
+DROP TYPE webauthn_ceremony;

@@ -1,0 +1,161 @@
+"""A passkey in real Chromium through NGINX (issue 65, ADR 0053): on the account page
+(nginx/pages/account.html) a user signs in with the password, adds a passkey made by the
+browser's own virtual authenticator (DevTools' WebAuthn domain: discoverable credential,
+user verified), signs out, and signs in again with the passkey alone. The page is opened
+at http://localhost:<gateway port> (an RP ID is a domain, never an IP address), which is
+the users service's PUBLIC_BASE_URL: its origin and host are what the service checks.
+Screenshots in test-artifacts/ (passkey-added.png, passkey-signed-in.png). The same page
+lists where the account is signed in and ends another session (account-sessions.png)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.e2e.account_stack import PASSWORD, AccountStack, new_account, running_account_stack
+from tests.e2e.browser import artifact, assert_png, chromium, node, run_script
+from tests.e2e.story_stack import call
+from tools.softkey import b64url
+
+HOST = "localhost"
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    migrated_db: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[AccountStack]:
+    node()
+    chromium()
+    tmp = tmp_path_factory.mktemp("passkeys_browser")
+    dsns = (migrated_db("users"), migrated_db("departments"), migrated_db("points"))
+    async with running_account_stack(tmp, *dsns, public_host=HOST) as running:
+        yield running
+
+
+async def test_a_passkey_registers_and_signs_in_in_chromium(
+    stack: AccountStack, tmp_path: Path
+) -> None:
+    account = new_account()
+    async with aiohttp.ClientSession() as http:
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
+        assert resp.status == 201, body
+    user_id = uuid.UUID(body["data"]["id"])
+    added, signed_in = artifact("passkey-added.png"), artifact("passkey-signed-in.png")
+    spec = tmp_path / "passkeys.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "url": f"http://{HOST}:{stack.gateway.port}/account",
+                "email": account["email"],
+                "password": PASSWORD,
+                "screenshots": {"added": str(added), "signed_in": str(signed_in)},
+            }
+        )
+    )
+    result = await run_script("passkeys.cjs", chromium(), str(spec))
+    assert result["errors"] == [], result["errors"]
+    steps = result["steps"]
+    assert (steps["password"]["code"], steps["password"]["text"]) == (
+        "SIGNED_IN", "Signed in with your password."
+    )  # fmt: skip
+    assert steps["added"]["code"] == "PASSKEY_ADDED", steps["added"]
+    assert steps["signed_out"]["code"] == "SIGNED_OUT"
+    assert result["signed_out_visible"] is True
+    assert (steps["passkey"]["code"], steps["passkey"]["text"]) == (
+        "SIGNED_IN", "Signed in with a passkey."
+    )  # fmt: skip
+    assert result["who"] == f"Signed in as {account['email']}."
+    # the browser's authenticator holds one discoverable credential for this site, whose
+    # user handle is the account's id; the sign-in moved its counter
+    (made,) = result["credentials_after_add"]
+    assert (made["resident"], made["rp_id"]) == (True, HOST)
+    assert made["user_handle"].rstrip("=") in (b64url(user_id.bytes), _std(user_id.bytes))
+    (used,) = result["credentials_after_sign_in"]
+    assert used["sign_count"] > made["sign_count"]
+    (listed,) = result["passkeys_after_sign_in"]
+    assert listed.startswith("Virtual authenticator (last used ")
+    assert result["api_calls"] == [
+        "POST /api/users/v1/auth/login", "GET /api/users/v1/users/me",
+        "GET /api/users/v1/users/me/passkeys", "GET /api/users/v1/users/me/sessions",
+        "POST /api/users/v1/users/me/passkeys/options", "POST /api/users/v1/users/me/passkeys",
+        "GET /api/users/v1/users/me/passkeys",
+        "POST /api/users/v1/auth/logout",
+        "POST /api/users/v1/auth/passkey/options", "POST /api/users/v1/auth/passkey/login",
+        "GET /api/users/v1/users/me", "GET /api/users/v1/users/me/passkeys",
+        "GET /api/users/v1/users/me/sessions",
+    ]  # fmt: skip
+    assert all(r.startswith(f"http://{HOST}:{stack.gateway.port}/") for r in result["requests"])
+    assert_png(added)
+    assert_png(signed_in)
+    conn = await asyncpg.connect(stack.users_dsn)
+    try:  # the stored counter is the authenticator's; two sessions: password, passkey
+        stored = await conn.fetchval("SELECT sign_count FROM passkeys WHERE user_id = $1", user_id)
+        families = await conn.fetch(
+            "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1"
+            " ORDER BY created_at",
+            user_id,
+        )
+    finally:
+        await conn.close()
+    assert stored == used["sign_count"]
+    assert [f["revoked_reason"] for f in families] == ["logout", None]
+
+
+async def test_the_account_page_lists_the_sessions_and_ends_another(
+    stack: AccountStack, tmp_path: Path
+) -> None:
+    """Signed in twice (another device through the API, then the page): the page lists
+    both, this one marked; ending the other leaves this one alone, and the other's refresh
+    token is refused."""
+    account = new_account()
+    async with aiohttp.ClientSession() as http:
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
+        assert resp.status == 201, body
+        login = {"email": account["email"], "password": PASSWORD}
+        resp, body = await call(
+            http, "POST", f"{stack.api}/v1/auth/login", json=login,
+            headers={"User-Agent": "Other device/1.0"},
+        )  # fmt: skip
+        assert resp.status == 200, body
+    other = body["data"]
+    shot = artifact("account-sessions.png")
+    spec = tmp_path / "sessions.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "url": f"http://{HOST}:{stack.gateway.port}/account",
+                "email": account["email"],
+                "password": PASSWORD,
+                "screenshot": str(shot),
+            }
+        )
+    )
+    result = await run_script("account_sessions.cjs", chromium(), str(spec))
+    assert result["errors"] == [], result["errors"]
+    assert result["signed_in"]["code"] == "SIGNED_IN"
+    before = result["before"]
+    assert [s["current"] for s in before] == [True, False]  # the most recently used first
+    assert before[0]["text"].startswith(result["user_agent"]), before[0]
+    assert before[0]["text"].endswith("(this session)")
+    assert before[1]["text"].startswith("Other device/1.0, "), before[1]
+    assert (result["ended"]["code"], result["ended"]["text"]) == ("SESSION_ENDED", "Session ended.")
+    assert [s["id"] for s in result["after"]] == [before[0]["id"]]
+    assert_png(shot)
+    async with aiohttp.ClientSession() as http:
+        resp, body = await call(
+            http, "POST", f"{stack.api}/v1/auth/refresh",
+            json={"refresh_token": other["refresh_token"]},
+        )  # fmt: skip
+        assert resp.status == 401, body
+
+
+def _std(raw: bytes) -> str:
+    """DevTools gives the user handle in standard base64."""
+    return base64.b64encode(raw).decode().rstrip("=")

@@ -1,0 +1,70 @@
+"""pgBackRest as `make backup` and `make restore` call it: the command line (run as the
+cluster's owner, with the run's configuration), `info` read as backups with their times,
+and `verify` read as a verdict (2.45 exits 0 even when a checksum fails: its text says)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tools.backups.backup_settings import STANZA, BackupSettings
+from tools.local.db_servers import ServerError, as_user, run
+
+
+def pgbackrest(settings: BackupSettings, command: str, *options: str) -> list[str]:
+    binary = shutil.which("pgbackrest")
+    if binary is None:
+        raise ServerError("no pgbackrest: python3 -m tools.packages ensure backup")
+    config = settings.pgbackrest_options()
+    return as_user("postgres", [binary, *config, f"--stanza={STANZA}", *options, command])
+
+
+@dataclass(frozen=True, slots=True)
+class PgBackup:
+    label: str
+    kind: str  # full, diff, incr
+    started: datetime
+    stopped: datetime
+    repo: int
+    size: int  # bytes in the repository
+
+
+def info(settings: BackupSettings) -> list[PgBackup]:
+    """Every backup of the stanza, oldest first."""
+    out = run(pgbackrest(settings, "info", "--output=json"))
+    stanzas = json.loads(out)
+    backups = []
+    for stanza in stanzas:
+        for b in stanza.get("backup", []):
+            backups.append(
+                PgBackup(
+                    label=b["label"],
+                    kind=b["type"],
+                    started=datetime.fromtimestamp(b["timestamp"]["start"], UTC),
+                    stopped=datetime.fromtimestamp(b["timestamp"]["stop"], UTC),
+                    repo=b["database"]["repo-key"],
+                    size=b["info"]["repository"]["delta"],
+                )
+            )
+    return sorted(backups, key=lambda b: b.stopped)
+
+
+def verify_problems(text: str) -> list[str]:
+    """What `verify --output=text --verbose` found wrong: one entry per invalid backup or
+    archive line; [] when the stanza's status is ok."""
+    lines = [line.strip() for line in text.splitlines()]
+    if "status: error" not in lines:
+        return []
+    return [
+        line
+        for line in lines
+        if "status: invalid" in line
+        or ("checksum invalid: " in line and "checksum invalid: 0," not in line)
+        or ("missing: " in line and not line.startswith("missing: 0,"))
+    ] or ["status: error"]
+
+
+def verify(settings: BackupSettings) -> list[str]:
+    return verify_problems(run(pgbackrest(settings, "verify", "--output=text", "--verbose")))

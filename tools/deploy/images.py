@@ -1,0 +1,50 @@
+"""The third-party releases of the deploy files, each pinned in one place: NGINX (Compose's
+gateway, tools/deploy/compose.py, and the Kubernetes account pages, tools/deploy/k8s_pages.py: the
+same release of nginx's stable branch, even minor: 1.30), Alertmanager and Prometheus (Compose,
+the Kubernetes base), Envoy Gateway (the Kubernetes edge's controller, installed once per
+cluster: deploy/k8s/README.md; tools/gatewaylint/crds/ holds its CRDs at this release),
+pgBackRest (the backup CronJob, the Dockerfile's runtime stage) and the Dockerfile's base
+images. tools/deploy/advisories.py records, per component, the release that fixed each advisory
+we know of; tests/unit/test_images.py fails when a pin here is older.
+
+A pin is an exact version tag. A digest (`…@sha256:<digest>`) pins the bytes as well;
+it is appended here once read from the registry, never typed from memory:
+`docker buildx imagetools inspect nginx:<tag> --format '{{json .Manifest.Digest}}'`
+(the multi-arch index's digest; likewise for nginxinc/nginx-unprivileged). Refresh it
+with each nginx stable release: docs/operations.md, "Supply chain".
+"""
+
+from __future__ import annotations
+
+NGINX_VERSION = "1.30.7"  # nginx's stable branch (nginx.org/en/download.html)
+# Debian-based: the Compose gateway's healthcheck runs curl, which the image carries
+NGINX = f"nginx:{NGINX_VERSION}"
+# uid 101 by default, listens on 8080: the account pages' pod (read-only root filesystem)
+NGINX_UNPRIVILEGED = f"nginxinc/nginx-unprivileged:{NGINX_VERSION}-alpine"
+
+# the alert router in Compose (tools/deploy/compose.py) and the Kubernetes base
+# (tools/deploy/k8s_alertmanager.py); upstream supports its latest release only
+ALERTMANAGER_VERSION = "0.34.0"
+ALERTMANAGER = f"prom/alertmanager:v{ALERTMANAGER_VERSION}"
+
+# Compose's Prometheus (tools/deploy/compose.py): a supported 3.x release (2.x is out of support)
+PROMETHEUS_VERSION = "3.14.0"
+PROMETHEUS = f"prom/prometheus:v{PROMETHEUS_VERSION}"
+
+# the Kubernetes edge's controller (ADR 0035): Envoy Gateway's Helm chart `gateway-helm` at
+# this version installs the controller and the CRDs (Gateway API experimental channel
+# v1.6.1 included) that tools/gatewaylint/crds/ vendors from the same release
+ENVOY_GATEWAY_VERSION = "1.9.0"
+
+# pgBackRest must be the same release on the repository host (the backup CronJob: the
+# fixup image's runtime stage) and on the PostgreSQL host (Debian 12's package, 2.45-1:
+# tools/packages.py installs it there). The Dockerfile installs exactly this release
+# (ARG PGBACKREST_VERSION) and the CronJob refuses to run another one.
+PGBACKREST_VERSION = "2.45"
+
+# the Dockerfile's bases (tests/unit/test_images.py reads its FROM lines): Node's active LTS
+# for the Swagger UI bundle stage (platform-neutral files only); the Python stages stay on
+# Debian 12 (LTS until 2028-06) while the database hosts do: Debian 13's pgBackRest is not
+# 2.45, and the build and runtime stages must share one C library
+NODE_IMAGE = "node:24-trixie-slim"
+PYTHON_IMAGE = "python:3.11-slim-bookworm"

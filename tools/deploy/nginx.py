@@ -1,0 +1,395 @@
+"""The gateway as a local process: `python -m tools.deploy.nginx {render,test,run,compose,check}`.
+
+nginx/ holds TEMPLATES (nginx.conf, conf.d/*.conf, snippets/*.conf) in which `${NAME}`
+marks what differs between a local run, the tests and Docker Compose: listen addresses,
+upstream servers, file paths. `render` fills them into a runtime directory
+(default var/nginx/: conf/, nginx.pid, tmp/), `test` runs `nginx -t` on the result, `run`
+execs `nginx -g 'daemon off;'` (so Ctrl-C / honcho's SIGTERM reach nginx itself), and
+`compose` writes the static variant for Docker Compose to nginx/compose/ (`check` fails
+when that committed copy is stale). nginx's own `$variables` are never touched.
+
+Upstream addresses: `--upstream users=127.0.0.1:8102,127.0.0.1:8202` (replicas
+separated by commas), else `<SVC>_PORT` from the environment, else the ports of
+lib/registry.py (every REST service, built or not: one not built answers 503);
+`--replicas N`: N of each. The `upstream` and
+`location /api/<name>/` blocks of every such service are generated from the registry by
+tools/deploy/nginx_blocks.py (`${UPSTREAMS}`, `${SERVICE_LOCATIONS}`): a new service needs no
+NGINX edit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from lib import registry
+from lib.redact import nginx_pattern, secret_params
+from tools.deploy.nginx_blocks import (
+    HTTP_SERVICES,
+    RenderError,
+    default_servers,
+    location_blocks,
+    nginx_time,
+    parse_upstreams,
+    replay_safe_routes,
+    upstream_block,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "nginx"
+COMPOSE_DIR = TEMPLATES / "compose"
+RUNTIME = ROOT / "var" / "nginx"
+LOG_DIR = ROOT / "var" / "log" / "nginx"
+DOCS_ROOT = ROOT / "var" / "docs"
+PAGES_DIR = TEMPLATES / "pages"  # the account pages (/verify-email, /reset-password)
+PAGES_SERVER = TEMPLATES / "pages-server.conf"  # those pages on their own (Kubernetes)
+INCLUDE = re.compile(r"^\s*include\s+([^;\s]+);", re.MULTILINE)
+OPENAPI_DIR = ROOT / "docs" / "openapi"
+
+POINTS_GRPC = registry.get("points").grpc_port
+POINTS_METRICS = registry.get("points").metrics_port
+# how long a client may take to send a request's head (the whole head) and the pause it may
+# take between two reads of its body (nginx's own meaning), seconds: nginx, in front of every
+# service, closes the connection past either (nginx/README.md); the Kubernetes Gateway
+# bounds a whole request by their sum (tools/deploy/k8s_gateway.py)
+CLIENT_HEADER_TIMEOUT = 10.0
+CLIENT_BODY_TIMEOUT = 15.0
+LISTEN = "127.0.0.1:8080"
+STATUS_LISTEN = "127.0.0.1:8088"
+PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+INSTALL_HINT = (
+    "nginx is not installed: `apt-get install -y nginx` (Debian/Ubuntu, as root; `make run` "
+    "does it when run as root), or `brew install nginx`; the services still answer on their "
+    "own ports"
+)
+
+
+@dataclass
+class Layout:
+    """Everything a rendering needs; the defaults are a local run from the repository."""
+
+    listen: str = LISTEN
+    status_listen: str = STATUS_LISTEN
+    upstreams: dict[str, list[str]] = field(default_factory=dict)
+    runtime: Path = RUNTIME
+    access_log: Path = LOG_DIR / "access.log"
+    error_log: str = "stderr"
+    docs_root: Path = DOCS_ROOT
+    openapi_dir: Path = OPENAPI_DIR
+    pages_dir: Path = PAGES_DIR
+    worker_processes: str = "2"
+    user: str | None = None  # None: the current user when root, else no directive
+    pid_file: str | None = None
+    temp_dir: str | None = None
+    status_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    # LOG_REDACT_PARAMS for the access log; None: the environment, else `.env`
+    redact_params: str | None = None
+    client_header_timeout: float = CLIENT_HEADER_TIMEOUT
+    client_body_timeout: float = CLIENT_BODY_TIMEOUT
+    # every HTTP service at this many replicas (`make run replicas=N`); None: the registry's
+    replicas: int | None = None
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.runtime / "conf"
+
+    @property
+    def conf_file(self) -> Path:
+        return self.conf_dir / "nginx.conf"
+
+    def values(self) -> dict[str, str]:
+        user = self.user
+        if user is None and os.geteuid() == 0:
+            user = pwd.getpwuid(os.geteuid()).pw_name  # else nginx drops workers to nobody
+        values = {
+            "USER_DIRECTIVE": f"user {user};" if user else "# user: the one who runs nginx",
+            "WORKER_PROCESSES": self.worker_processes,
+            "PID_FILE": self.pid_file or str(self.runtime / "nginx.pid"),
+            "ERROR_LOG": self.error_log,
+            "TEMP_DIR": self.temp_dir or str(self.runtime / "tmp"),
+            "ACCESS_LOG": str(self.access_log),
+            "LISTEN": self.listen,
+            "STATUS_LISTEN": self.status_listen,
+            "STATUS_ALLOW": "\n".join(f"        allow {net};" for net in self.status_allow),
+            "DOCS_ROOT": str(self.docs_root).rstrip("/"),
+            "OPENAPI_DIR": str(self.openapi_dir).rstrip("/"),
+            "PAGES_DIR": str(self.pages_dir).rstrip("/"),
+            # the access log's redaction (10-logging.conf): the services' list, lib/redact.py
+            "SECRET_PARAMS": secret_pattern(self.redact_params),
+            "POINTS_GRPC": str(POINTS_GRPC),
+            "POINTS_METRICS": str(POINTS_METRICS),
+            "CLIENT_HEADER_TIMEOUT": nginx_time(self.client_header_timeout),
+            "CLIENT_BODY_TIMEOUT": nginx_time(self.client_body_timeout),
+        }
+        values["UPSTREAMS"] = "\n\n".join(
+            upstream_block(
+                s,
+                self.upstreams.get(s.name) or default_servers(s.name, os.environ, self.replicas),
+            )
+            for s in registry.gateway_services()
+        )
+        values["REPLAY_SAFE_ROUTES"] = replay_safe_routes()
+        values["SERVICE_LOCATIONS"] = "\n\n".join(
+            location_blocks(s) for s in registry.gateway_services()
+        )
+        return values
+
+
+def secret_pattern(value: str | None = None) -> str:
+    """lib/redact.py's names + LOG_REDACT_PARAMS (`value`, else as the services read it: the
+    environment, else `.env`), as the alternation 10-logging.conf's maps match."""
+    if value is None:
+        value = os.environ.get("LOG_REDACT_PARAMS")
+    if value is None:
+        value = dotenv_values(ROOT / ".env").get("LOG_REDACT_PARAMS") or ""
+    try:
+        return nginx_pattern(secret_params(value.split(",")))
+    except ValueError as exc:
+        raise RenderError(f"LOG_REDACT_PARAMS: {exc}") from None
+
+
+def templates() -> list[Path]:
+    found = [TEMPLATES / "nginx.conf"]
+    for sub in ("conf.d", "snippets"):
+        found += sorted((TEMPLATES / sub).glob("*.conf"))
+    return found
+
+
+def fill(text: str, values: Mapping[str, str], name: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise RenderError(f"{name}: unknown placeholder ${{{key}}}")
+        return values[key]
+
+    return PLACEHOLDER.sub(one, text)
+
+
+def render_files(layout: Layout) -> dict[str, str]:
+    """Relative path -> rendered text of every template."""
+    values = layout.values()
+    out: dict[str, str] = {}
+    for path in templates():
+        rel = path.relative_to(TEMPLATES).as_posix()
+        out[rel] = fill(path.read_text(), values, rel)
+    return out
+
+
+def render_pages_server(layout: Layout) -> dict[str, str]:
+    """The account pages' own server (pages-server.conf) and every template it includes,
+    rendered: relative path (as the includes name it; the main file `nginx.conf`) -> text."""
+    values = layout.values()
+    out = {"nginx.conf": fill(PAGES_SERVER.read_text(), values, PAGES_SERVER.name)}
+    pending = INCLUDE.findall(out["nginx.conf"])
+    while pending:
+        rel = pending.pop(0)
+        if rel in out:
+            continue
+        source = TEMPLATES / rel
+        if not source.is_file() or "*" in rel:
+            raise RenderError(f"{PAGES_SERVER.name}: include {rel}: not a template of nginx/")
+        out[rel] = fill(source.read_text(), values, rel)
+        pending += INCLUDE.findall(out[rel])
+    return out
+
+
+def render(layout: Layout) -> Path:
+    """Write the configuration and create every directory nginx needs; -> nginx.conf."""
+    if layout.conf_dir.exists():
+        shutil.rmtree(layout.conf_dir)  # a template removed from nginx/ must disappear here
+    for rel, text in render_files(layout).items():
+        target = layout.conf_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    Path(layout.values()["TEMP_DIR"]).mkdir(parents=True, exist_ok=True)
+    layout.access_log.parent.mkdir(parents=True, exist_ok=True)
+    if layout.error_log != "stderr":
+        Path(layout.error_log).parent.mkdir(parents=True, exist_ok=True)
+    return layout.conf_file
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).is_file()), None
+    )
+
+
+def nginx_command(layout: Layout, *extra: str) -> list[str]:
+    binary = nginx_binary()
+    if binary is None:
+        raise FileNotFoundError(INSTALL_HINT)
+    # -p: relative paths resolve in the runtime dir; -e: the error log before the config
+    # is read (nginx >= 1.19.5), so nothing is ever written to /var/log/nginx
+    return [
+        binary,
+        "-p",
+        str(layout.runtime),
+        "-e",
+        layout.error_log,
+        "-c",
+        str(layout.conf_file),
+        *extra,
+    ]
+
+
+def check_config(layout: Layout) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        nginx_command(layout, "-t", "-q"), capture_output=True, text=True, check=False
+    )
+
+
+def compose_layout() -> Layout:
+    """The static variant for Docker Compose (the official nginx image's paths)."""
+    return Layout(
+        listen="8080",
+        status_listen="8088",  # published to no host port; Compose's network is private
+        # one name per service: Compose's DNS answers with every replica's address
+        upstreams={svc: [f"{svc}:{ports[0]}"] for svc, ports in HTTP_SERVICES.items()},
+        runtime=Path("/etc/nginx"),
+        access_log=Path("/var/log/nginx/access.log"),
+        error_log="stderr",
+        docs_root=Path("/usr/share/nginx/docs"),
+        openapi_dir=Path("/usr/share/nginx/docs/openapi"),
+        pages_dir=Path("/usr/share/nginx/pages"),
+        worker_processes="auto",
+        user="nginx",
+        pid_file="/tmp/nginx.pid",
+        temp_dir="/tmp/nginx",
+        status_allow=("127.0.0.1", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
+    )
+
+
+def _idle_until_signal(message: str) -> int:
+    """Under honcho a process that exits stops every other one: say why and wait."""
+    print(message, file=sys.stderr, flush=True)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
+    while True:
+        signal.pause()
+
+
+def _layout_from(args: argparse.Namespace) -> Layout:
+    return Layout(
+        listen=args.listen,
+        status_listen=args.status_listen,
+        upstreams=parse_upstreams(args.upstream),
+        runtime=Path(args.runtime).resolve(),
+        access_log=Path(args.access_log).resolve(),
+        error_log=args.error_log
+        if args.error_log == "stderr"
+        else str(Path(args.error_log).resolve()),
+        docs_root=Path(args.docs_root).resolve(),
+        openapi_dir=Path(args.openapi_dir).resolve(),
+        worker_processes=args.workers,
+        client_header_timeout=args.client_header_timeout,
+        client_body_timeout=args.client_body_timeout,
+        replicas=args.replicas,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.deploy.nginx",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["render", "test", "run", "compose", "check"])
+    parser.add_argument("--listen", default=os.environ.get("NGINX_LISTEN", LISTEN))
+    parser.add_argument("--status-listen", default=STATUS_LISTEN)
+    parser.add_argument("--upstream", action="append", default=[], metavar="SVC=ADDR[,ADDR]")
+    parser.add_argument("--runtime", default=str(RUNTIME))
+    parser.add_argument("--access-log", default=str(LOG_DIR / "access.log"))
+    parser.add_argument("--error-log", default="stderr")
+    parser.add_argument("--docs-root", default=str(DOCS_ROOT))
+    parser.add_argument("--openapi-dir", default=str(OPENAPI_DIR))
+    parser.add_argument("--workers", default="2", help="worker_processes (a number or auto)")
+    replicas = "every HTTP service's upstream over N replicas (lib/registry.py's ports)"
+    parser.add_argument("--replicas", type=int, default=None, metavar="N", help=replicas)
+    for name, default, what in (
+        ("header", CLIENT_HEADER_TIMEOUT, "the whole request head must arrive within this"),
+        ("body", CLIENT_BODY_TIMEOUT, "the longest pause between two reads of a body"),
+    ):
+        option = f"--client-{name}-timeout"
+        parser.add_argument(option, type=float, default=default, metavar="S", help=what)
+    parser.add_argument(
+        "--optional",
+        action="store_true",
+        help="run: when nginx is missing, print how to install it and idle (for honcho)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command in ("compose", "check"):
+            return compose(check=args.command == "check")
+        layout = _layout_from(args)
+        conf = render(layout)
+        if args.command == "render":
+            print(f"nginx: rendered {conf}")
+            return 0
+        if nginx_binary() is None:
+            if args.command == "run" and args.optional:
+                return _idle_until_signal(f"nginx: {INSTALL_HINT}")
+            print(f"nginx: {INSTALL_HINT}", file=sys.stderr)
+            return 2
+        result = check_config(layout)
+        if result.returncode != 0:
+            print(f"nginx -t failed:\n{result.stderr}", file=sys.stderr)
+            return 1
+        if args.command == "test":
+            print(f"nginx: {conf} is valid")
+            return 0
+        command = nginx_command(layout, "-g", "daemon off;")
+        print(
+            f"nginx: listening on {layout.listen} (stub_status {layout.status_listen})",
+            file=sys.stderr,
+            flush=True,
+        )
+        os.execv(command[0], command)
+    except ValueError as exc:  # a RenderError, or a bad timeout (nginx_time)
+        print(f"nginx: {exc}", file=sys.stderr)
+        return 2
+    return 0  # unreachable after execv
+
+
+def compose(check: bool) -> int:
+    files = render_files(compose_layout())
+    header = "# GENERATED by `python -m tools.deploy.nginx compose` from nginx/ - do not edit\n"
+    stale = []
+    for rel, text in files.items():
+        target = COMPOSE_DIR / rel
+        content = header + text
+        if check:
+            if not target.exists() or target.read_text() != content:
+                stale.append(rel)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    if check:
+        extra = {p.relative_to(COMPOSE_DIR).as_posix() for p in COMPOSE_DIR.rglob("*.conf")} - set(
+            files
+        )
+        stale += sorted(extra)
+        if stale:
+            print(
+                f"nginx-check: stale nginx/compose/: {', '.join(stale)}; "
+                "run python -m tools.deploy.nginx compose",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    print(f"nginx: wrote {COMPOSE_DIR.relative_to(ROOT)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

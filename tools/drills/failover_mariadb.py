@@ -1,0 +1,217 @@
+"""The failover drill's MariaDB fault: a real points process awarding points over gRPC,
+through the pair's HAProxy address, while the primary is SIGKILLed, with no operator step.
+
+The watcher (tools/ha/ha_mariadb_watch.py) calls the primary lost after DOWN_AFTER, promotes
+the replica (its relay log applied first), and HAProxy's check moves the address; points'
+pool drops the connections HAProxy cut (503s meanwhile) and opens new ones on the new
+primary without a restart. The old primary is then started again: it must come back
+read-only and follow the new one. Each award carries an idempotency key of its own (one per
+attempt, never retried): the awards points acknowledged are looked for in the new primary's
+ledger, each exactly once, and the balance must be the ledger's sum (nothing applied twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pymysql
+
+from lib.pb.point import AddPointsRequest, PointReply
+from tools.drills.drill_writers import CONNECT_TIMEOUT, STATEMENT_TIMEOUT, FaultResult, drive
+from tools.drills.ha_faults import Injected, kill_and_reap
+from tools.ha import ha_mariadb, ha_tier
+from tools.ha.ha_mariadb import MariaLayout
+from tools.ha.ha_mariadb_watch import FAILOVER_BOUND
+from tools.ha.ha_postgres import wait_until
+from tools.local.dbadmin import create_database, mysql_connect
+from tools.local.local_servers import StartError
+from tools.local.ports import free_ports
+from tools.local.service_process import ServiceProcess
+from tools.migrations import migrate
+from tools.time_scale import scaled
+
+AWARD = "/point.PointServer/AddUserPoints"
+DATABASE = "fixup_points"
+# the old primary restarted (its crash recovery) and following the new one
+REJOIN_LIMIT = scaled(20.0)
+# the first award after the loss: the watcher's failover, then points' pool dropping the
+# connections HAProxy cut (one failed award each) and connecting anew
+AWARD_BACK_LIMIT = FAILOVER_BOUND + STATEMENT_TIMEOUT + CONNECT_TIMEOUT
+
+
+class AwardUnavailable(Exception):
+    """points answered UNAVAILABLE: its database lost or refused (its 503), or no points."""
+
+
+class AwardTimedOut(Exception):
+    """No answer within the award's deadline."""
+
+
+class AwardFailed(Exception):
+    """Any other status."""
+
+
+FAILURES = {
+    grpc.StatusCode.UNAVAILABLE: AwardUnavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: AwardTimedOut,
+}
+
+
+class AwardWrites:
+    """Awards of 1 point to one user through points' gRPC, key `drill:<n>` each; a failure
+    counted by its status (the writer counts exceptions by their class)."""
+
+    errors: tuple[type[Exception], ...] = (AwardUnavailable, AwardTimedOut, AwardFailed)
+
+    def __init__(self, target: str, user_id: str) -> None:
+        self.target, self.user_id = target, user_id
+        self.channel: grpc.Channel | None = None
+        self.award: Any = None
+
+    def write(self, n: int) -> None:
+        if self.channel is None:
+            self.channel = grpc.insecure_channel(self.target)
+            self.award = self.channel.unary_unary(
+                AWARD, request_serializer=bytes, response_deserializer=PointReply.parse
+            )
+        request = AddPointsRequest(
+            user_id=self.user_id, delta=1, reason="failover drill", idempotency_key=f"drill:{n}"
+        )
+        try:
+            self.award(request, timeout=STATEMENT_TIMEOUT)
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            raise FAILURES.get(code, AwardFailed)(str(code)) from None
+
+    def reset(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+        self.channel = None
+
+
+def ledger_counts(port: int, user_id: str) -> tuple[dict[int, int], int, int]:
+    """(rows per award number, the ledger's sum, the balance) of `user_id` on `port`."""
+    server = f"mysql://root@127.0.0.1:{port}"
+    with mysql_connect(server, database=DATABASE) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT idempotency_key, count(*), sum(delta) FROM points_ledger"
+            " WHERE user_id = %s GROUP BY 1",
+            (user_id,),
+        )
+        rows = cur.fetchall()
+        cur.execute("SELECT points FROM user_points WHERE user_id = %s", (user_id,))
+        balance = cur.fetchone()
+    counts = {int(str(key).split(":", 1)[1]): int(n) for key, n, _ in rows}
+    return counts, sum(int(s) for _, _, s in rows), int(balance[0]) if balance else 0
+
+
+def points_process(var: Path, dsn: str) -> tuple[ServiceProcess, int]:
+    """points on `dsn`, healthy; -> it and its gRPC port."""
+    http, rpc = free_ports(2)
+    env = {
+        "POINTS_DATABASE_URL": dsn,
+        "POINTS_PORT": str(http),
+        "POINTS_GRPC_PORT": str(rpc),
+        "WORKERS": "1",
+        "REDIS_URL": "",
+        "LOG_LEVEL": "INFO",
+    }
+    service = ServiceProcess(env, var / "points.log", name="points")
+    try:
+        asyncio.run(service.wait_healthy())
+    except BaseException:
+        service.stop()
+        raise
+    return service, rpc
+
+
+def drill_mariadb(var: Path) -> FaultResult:
+    """The pair behind its HAProxy and watcher, points on its address; the primary lost."""
+    try:
+        tier = ha_tier.up(var, free_ports=True, parts=("mariadb",))
+        layout = tier.mariadb
+        assert layout is not None
+        dsn = f"mysql://root@127.0.0.1:{layout.address}/{DATABASE}"
+        create_database(dsn)
+        migrate.up("points", dsn)
+        points, rpc = points_process(var, dsn)
+        user_id = str(uuid.uuid4())
+        try:
+            return drive(
+                AwardWrites(f"127.0.0.1:{rpc}", user_id),
+                lambda: lose_primary(var, layout),
+                lambda: where(var, layout),
+                lambda acked: counted(layout, user_id),
+            )
+        finally:
+            points.stop()
+    finally:
+        ha_tier.down(var)
+
+
+def lose_primary(var: Path, layout: MariaLayout) -> Injected:
+    """SIGKILL the primary; heal: the address on the replica (the watcher's doing), then the
+    old primary started again and fenced: read-only, following the new one."""
+    groups = json.loads((ha_tier.tier_root(var) / ha_tier.LEDGER).read_text())["mariadb_groups"]
+    kill_and_reap(int(groups[0]))
+
+    def heal() -> None:
+        moved = f"HAProxy's address {layout.address} on {layout.replica} (the watcher's)"
+        wait_until(
+            lambda: ha_mariadb.serving_port(layout.address) == layout.replica,
+            moved,
+            FAILOVER_BOUND + STATEMENT_TIMEOUT,
+        )
+        ha_tier.restart_mariadb(var)
+        back = f"the old primary {layout.primary} read-only, following {layout.replica}"
+        wait_until(lambda: fenced(layout), back, REJOIN_LIMIT)
+
+    what = "the MariaDB primary SIGKILLed; the watcher promoted its replica, no operator step"
+    return Injected(what, heal)
+
+
+def where(var: Path, layout: MariaLayout) -> str:
+    """What a drill that failed prints: where the address leads, each server's replication
+    state, and the last lines of the watcher's log."""
+    serving = ha_mariadb.serving_port(layout.address) or "no server"
+    states = []
+    for port in layout.servers:
+        try:
+            status = ha_mariadb.replica_status(port)
+            keys = ("Master_Port", "Slave_IO_Running", "Last_IO_Error", "Last_SQL_Error")
+            seen = {k: status.get(k) for k in keys} if status else "no replication"
+            states.append(f"127.0.0.1:{port}: {seen}")
+        except (pymysql.MySQLError, OSError) as exc:
+            states.append(f"127.0.0.1:{port}: unreachable ({exc})")
+    watch_log = ha_tier.tier_root(var) / "mariadb" / "watch.log"
+    tail = watch_log.read_text().splitlines()[-8:] if watch_log.exists() else ["no log"]
+    return (
+        f"HAProxy's address 127.0.0.1:{layout.address} reaches {serving}; {'; '.join(states)};"
+        f" the watcher's log ends: {' | '.join(tail)}"
+    )
+
+
+def fenced(layout: MariaLayout) -> bool:
+    try:
+        status = ha_mariadb.replica_status(layout.primary)
+        with ha_mariadb.connect(layout.primary) as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@read_only")
+            row = cur.fetchone()
+    except (pymysql.MySQLError, OSError):  # still starting
+        return False
+    running = status.get("Slave_SQL_Running") == "Yes" and status.get("Slave_IO_Running") == "Yes"
+    return running and status.get("Master_Port") == layout.replica and row == (1,)
+
+
+def counted(layout: MariaLayout, user_id: str) -> dict[int, int]:
+    """Rows per award number in the new primary's ledger; a balance that is not the
+    ledger's sum (an award applied twice beside its row) fails the drill."""
+    counts, total, balance = ledger_counts(layout.replica, user_id)
+    if balance != total:
+        raise StartError(f"the balance {balance} is not the ledger's sum {total}")
+    return counts

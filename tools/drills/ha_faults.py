@@ -1,0 +1,257 @@
+"""The faults the drills inject into the HA tier, and how each one heals.
+
+Each fault takes the tier's directory and layout and returns an `Injected`: what was done,
+and `heal()`, which blocks until the fault is over (a frozen member resumed, a cut one
+healed, a lost one started again once another member is primary). A drill runs the heal
+beside its load (`Healing`) and starts its "after" phase once the tier has settled again:
+tools/drills/failover_drill.py under one direct writer, tests/reliability/failover_stories.py
+under the story load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.ha import ha_network, ha_tier
+from tools.ha.ha_postgres import (
+    MEMBERS,
+    TTL,
+    PgLayout,
+    cluster_state,
+    member_status,
+    postmaster_pid,
+    primary_member,
+    sync_standby,
+    wait_until,
+)
+from tools.local.local_servers import StartError
+
+# the first write after a fault: the leader key's TTL, an election, HAProxy's checks
+RECOVERY_LIMIT = 3 * TTL + 15
+FREEZE = TTL + 10  # a frozen primary stays paused past its leader key's TTL
+PARTITION = 30.0  # seconds the primary is cut off
+QUORUM_LOSS = 20.0  # seconds etcd runs on one member of three
+STANDBYS_LOST = 15.0  # seconds the primary has no standby at all
+# a fault's whole course: its planned length, then the recovery of what it stopped
+FAULT_LIMIT = max(FREEZE, PARTITION, QUORUM_LOSS, STANDBYS_LOST) + RECOVERY_LIMIT
+
+
+def settled(layout: PgLayout) -> bool:
+    """A primary whose own PostgreSQL streams to every other member, one of them
+    synchronous (pg_stat_replication through its REST API: what the DCS says of a member
+    that has just woken up or restarted can be a moment old), and named so in the DCS."""
+    k = primary_member(layout)
+    if k is None:
+        return False
+    replication = member_status(layout, k).get("replication")
+    standbys = replication if isinstance(replication, list) else []
+    streaming = [r for r in standbys if isinstance(r, dict) and r.get("state") == "streaming"]
+    if len(streaming) != MEMBERS - 1 or not any(r.get("sync_state") == "sync" for r in streaming):
+        return False
+    # and Patroni has recorded that standby as the one it may promote (its /sync key): in
+    # the moment between, strict mode has no candidate and a lost primary is not replaced
+    return sync_standby(layout) is not None
+
+
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL, then reap it when it is ours: Patroni detaches its postmaster, so under a
+    subreaper (the test suite) the orphan's parent is this process, and an unreaped zombie
+    would look alive to Patroni, which would then never fail over."""
+    with contextlib.suppress(ProcessLookupError):  # gone with its Patroni's group already
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+@dataclass(frozen=True)
+class Injected:
+    """A fault as injected: what was done, and `heal()`, which blocks until the fault is
+    over (a frozen member resumed, etcd's members back, a lost member started again); the
+    drill runs it beside the load and starts its "after" phase once it has returned and
+    the cluster has settled."""
+
+    what: str
+    heal: Callable[[], None]
+
+
+def nothing_to_heal() -> None:
+    return None
+
+
+def _until(moment: float) -> None:
+    """Wait out a fault's planned length (how long a member stays frozen or lost)."""
+    time.sleep(max(0.0, moment - time.monotonic()))
+
+
+def _groups(root: Path) -> list[int]:
+    """The tier's process groups as its ledger has them now (etcd's, the members' Patroni,
+    HAProxy's): a member started again has a new one."""
+    return ha_tier.read_layout(root.parent)[1]
+
+
+def _member_groups(root: Path, k: int) -> tuple[int, ...]:
+    """Member k's process groups: those of its tini's session (tini's, Patroni's), and
+    its postmaster's when one runs (Patroni starts it in a session of its own, led by a
+    helper that has exited: the group is not the postmaster's pid; its backends are in it
+    too)."""
+    patroni = tuple(ha_tier.session_groups(_groups(root)[MEMBERS + k]))
+    try:
+        return *patroni, os.getpgid(postmaster_pid(root, k))
+    except (OSError, ValueError):  # no postmaster.pid, or a stale one: none running
+        return patroni
+
+
+def _kill_member(root: Path, k: int) -> None:
+    """Member k's Patroni and PostgreSQL SIGKILLed, the postmaster reaped when it is ours."""
+    try:
+        postmaster: int | None = postmaster_pid(root, k)
+    except (OSError, ValueError):
+        postmaster = None  # none running
+    _signal_groups(_member_groups(root, k), signal.SIGKILL)
+    if postmaster is not None:
+        kill_and_reap(postmaster)
+
+
+def _signal_groups(groups: tuple[int, ...], sig: signal.Signals) -> None:
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, sig)
+
+
+def _paused(groups: tuple[int, ...], seconds: float, what: str) -> Injected:
+    """`groups` stopped (SIGSTOP) now, resumed by the heal once `seconds` have passed."""
+    _signal_groups(groups, signal.SIGSTOP)
+    resume_at = time.monotonic() + seconds
+
+    def heal() -> None:
+        _until(resume_at)
+        _signal_groups(groups, signal.SIGCONT)
+
+    return Injected(what, heal)
+
+
+def _the_primary(layout: PgLayout) -> int:
+    k = primary_member(layout)
+    if k is None:
+        raise StartError(f"no primary to inject a fault into: {cluster_state(layout)}")
+    return k
+
+
+def kill_postmaster(root: Path, layout: PgLayout) -> Injected:
+    k = _the_primary(layout)
+    kill_and_reap(postmaster_pid(root, k))
+    return Injected(f"pg{k}'s postmaster SIGKILLed", nothing_to_heal)
+
+
+def kill_member(root: Path, layout: PgLayout) -> Injected:
+    k = _the_primary(layout)
+    _kill_member(root, k)
+
+    def heal() -> None:  # once another member is primary: started at once, it would still
+        # hold its own unexpired leader key and simply carry on as the primary
+        wait_until(lambda: primary_member(layout) not in (None, k), "a new primary", FAULT_LIMIT)
+        ha_tier.restart_members(root.parent)
+
+    return Injected(f"member pg{k} killed (Patroni and PostgreSQL)", heal)
+
+
+def freeze_member(root: Path, layout: PgLayout) -> Injected:
+    """The whole primary member paused past its leader key's TTL (a paused VM, a stalled
+    disk), then resumed: it must find the standby promoted and follow it, never take the
+    leader back nor acknowledge a write of its own on waking."""
+    k = _the_primary(layout)
+    groups = _member_groups(root, k)
+    if len(groups) < 3:  # tini's, Patroni's and the postmaster's: freeze all or none
+        raise StartError(f"pg{k}: no running postmaster to freeze beside its Patroni ({groups})")
+    what = f"member pg{k} frozen (SIGSTOP) for {FREEZE:.0f} s, then resumed"
+    return _paused(groups, FREEZE, what)
+
+
+def partition_member(root: Path, layout: PgLayout) -> Injected:
+    """The primary member cut off from everything (etcd, the other members, HAProxy) for
+    PARTITION seconds, then healed: on its side nothing can be acknowledged (its standby is
+    out of reach) and its Patroni, reaching neither etcd nor every member, demotes it; on
+    the other side the standby is promoted once the leader key expires."""
+    if layout.net is None:
+        raise StartError("a partition needs the members on hosts of their own (--isolated)")
+    net = layout.net
+    k = _the_primary(layout)
+    ha_network.cut(net, k)
+    heal_at = time.monotonic() + PARTITION
+
+    def heal() -> None:
+        _until(heal_at)
+        ha_network.heal(net, k)
+
+    return Injected(f"member pg{k} cut off from the network for {PARTITION:.0f} s, healed", heal)
+
+
+def lose_quorum(root: Path, layout: PgLayout) -> Injected:
+    """etcd at 1 of 3 members (two frozen): no quorum, so no leader key can be renewed;
+    in failsafe mode the primary, still reaching every member, keeps writing."""
+    lost = tuple(_groups(root)[1:MEMBERS])  # etcd's groups come first: all but one
+    return _paused(lost, QUORUM_LOSS, f"etcd at 1 of 3 members for {QUORUM_LOSS:.0f} s")
+
+
+def lose_standbys(root: Path, layout: PgLayout) -> Injected:
+    """Both standbys killed (Patroni and PostgreSQL): in strict synchronous mode the
+    primary acknowledges nothing until one is back; started again after STANDBYS_LOST."""
+    k = _the_primary(layout)
+    for other in (m for m in range(MEMBERS) if m != k):
+        _kill_member(root, other)
+    back_at = time.monotonic() + STANDBYS_LOST
+
+    def heal() -> None:
+        _until(back_at)
+        ha_tier.restart_members(root.parent)
+
+    return Injected(f"both standbys of pg{k} killed for {STANDBYS_LOST:.0f} s", heal)
+
+
+FAULTS = {
+    "postmaster": kill_postmaster,
+    "member": kill_member,
+    "freeze": freeze_member,
+    "partition": partition_member,
+    "quorum": lose_quorum,
+    "standbys": lose_standbys,
+}
+
+
+class Healing:
+    """An injected fault's heal() in a thread of its own, beside the load; `join()` waits
+    for it (bounded) and raises what it raised."""
+
+    def __init__(self, injected: Injected) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(injected.heal,), daemon=True)
+        self.thread.start()
+
+    def _run(self, heal: Callable[[], None]) -> None:
+        try:
+            heal()
+        except BaseException as exc:  # handed to join()'s caller
+            self.error = exc
+
+    def join(self, what: str) -> None:
+        self.thread.join(FAULT_LIMIT)
+        if self.thread.is_alive():
+            raise StartError(f"{what} not over within {FAULT_LIMIT:.0f} s")
+        if self.error is not None:
+            raise StartError(f"healing {what}: {self.error}") from self.error
+
+
+def wait_settled(layout: PgLayout) -> None:
+    """Every member running with a synchronous standby named: a fault lands on such a
+    cluster (Patroni promotes only that standby, so a fault before it is named waits for a
+    human), and the load after a fault runs on one again."""
+    wait_until(
+        lambda: settled(layout), "every member running with a sync standby", 2 * RECOVERY_LIMIT
+    )

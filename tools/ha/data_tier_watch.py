@@ -1,0 +1,348 @@
+"""The data tier watched for a drill or a test: Debian's exporters on every server of a tier,
+a real Prometheus with the data tier's rules (observability/prometheus/rules/data_tier.yml)
+and a real Alertmanager (tools/deploy/alertmanager.py's routing) posting to a webhook run here.
+
+    with DataTierWatch(root, Watched.of_tier(layout)) as watch:
+        watch.wait_scraped()                      # every exporter scraped, every server up
+        ...kill the primary...
+        note = watch.wait_for_alert("PostgresPrimaryChanged", timeout)
+
+Short clocks (`interval`: scrape, evaluation, Alertmanager's group waits) make an alert
+reach the webhook within `delivery` of its condition; the rules' own `for:` is kept unless
+`for_override` replaces it (a test that stops a replica need not wait a minute).
+Everything runs under `root` on free loopback ports and stops on leaving the block.
+`python -m tools.ha.data_tier_watch [--var var]` watches the tier `tools.ha.ha_tier up` recorded
+there and prints each alert as it arrives, until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from tools.deploy import alertmanager, prometheus
+from tools.deploy.db_exporters import BINARIES, Job, Server, command
+from tools.ha import ha_tier
+from tools.ha.ha_mariadb import MariaLayout
+from tools.ha.ha_postgres import PgLayout
+from tools.ha.ha_redis import RedisLayout
+from tools.local.local_servers import StartError
+from tools.local.ports import free_ports
+from tools.time_scale import scaled
+
+RULES = prometheus.RULES / "data_tier.yml"
+INTERVAL = 1.0  # s: scrape, rule evaluation and Alertmanager's group wait/interval
+# Prometheus and Alertmanager ready on a 2-core machine at load 3, times FIXUP_TIME_SCALE
+START_TIMEOUT = scaled(30.0)
+UP_METRIC: dict[Job, str] = {"postgres": "pg_up", "mysqld": "mysql_up", "redis": "redis_up"}
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """The servers to watch: one exporter each."""
+
+    servers: tuple[Server, ...]
+
+    @classmethod
+    def of_tier(
+        cls,
+        postgres: PgLayout | None = None,
+        redis: RedisLayout | None = None,
+        mariadb: MariaLayout | None = None,
+    ) -> Watched:
+        """Every PostgreSQL member, both Redis servers, the MariaDB primary and replica of
+        the HA tier (tools/ha/ha_tier.py, tools/ha/ha_mariadb.py): trust on loopback, no
+        password."""
+        out: list[Server] = []
+        if postgres is not None:
+            out += [
+                Server("postgres", postgres.host(k), p, "postgres")
+                for k, p in enumerate(postgres.postgres)
+            ]
+        if redis is not None:
+            out += [Server("redis", "127.0.0.1", p) for p in redis.servers]
+        if mariadb is not None:
+            out += [Server("mysqld", "127.0.0.1", p, "root") for p in mariadb_ports(mariadb)]
+        return cls(tuple(out))
+
+
+def mariadb_ports(layout: MariaLayout) -> tuple[int, int]:
+    return (layout.primary, layout.replica)
+
+
+@dataclass
+class Webhook:
+    """Alertmanager's receiver: every notification it posts, in order."""
+
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def find(self, alertname: str, status: str = "firing") -> dict[str, Any] | None:
+        """The first notification carrying `alertname` in `status`, with that alert."""
+        with self.lock:
+            notes = list(self.notifications)
+        for note in notes:
+            for alert in note.get("alerts", []):
+                if alert["status"] == status and alert["labels"].get("alertname") == alertname:
+                    return {**note, "alert": alert}
+        return None
+
+    def serve(self) -> ThreadingHTTPServer:
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                note = json.loads(self.rfile.read(length) or b"{}")
+                with hook.lock:
+                    hook.notifications.append(note)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # quiet: the notifications are the record
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=2) as answer:
+        return json.load(answer)
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def _poll(predicate: Any, what: str, timeout: float, interval: float) -> None:
+    """Poll until `predicate()` holds; StartError naming `what` past `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise StartError(f"{what} not within {timeout:.0f} s")
+        time.sleep(interval / 4)
+
+
+class DataTierWatch:
+    """Exporters + Prometheus + Alertmanager + webhook for `watched`, under `root`."""
+
+    def __init__(
+        self,
+        root: Path,
+        watched: Watched,
+        interval: float = INTERVAL,
+        for_override: str | None = None,
+    ) -> None:
+        self.root = root
+        self.watched = watched
+        self.interval = interval
+        self.for_override = for_override  # every rule's `for:` (a test's short clock)
+        self.webhook = Webhook()
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.hook_server: ThreadingHTTPServer | None = None
+        self.targets: dict[str, list[str]] = {}
+        self.prometheus_url = ""
+        self.alertmanager_url = ""
+
+    @property
+    def delivery(self) -> float:
+        """From an alert's condition (its `for:` elapsed) to the webhook: a scrape, an
+        evaluation, Alertmanager's group wait, each one interval, and the processes' own
+        delays on a loaded machine (15 intervals at load 3, times FIXUP_TIME_SCALE): an
+        upper bound, not a pause."""
+        return scaled(15 * self.interval)
+
+    def __enter__(self) -> DataTierWatch:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+        with (self.root / f"{name}.log").open("ab") as log:
+            self.procs.append(
+                subprocess.Popen(
+                    list(argv),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, **(env or {})},
+                )
+            )
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        missing = [b for b in ("prometheus", alertmanager.BINARY) if prometheus.binary(b) is None]
+        missing += [
+            BINARIES[s.job]
+            for s in self.watched.servers
+            if prometheus.binary(BINARIES[s.job]) is None
+        ]
+        if missing:
+            raise StartError(f"{missing[0]} missing: {prometheus.INSTALL_HINT}")
+        exporter_ports = free_ports(len(self.watched.servers))
+        for server, port in zip(self.watched.servers, exporter_ports, strict=True):
+            found = prometheus.binary(BINARIES[server.job])
+            assert found is not None
+            argv, env = command(server, found, f"127.0.0.1:{port}", self.root / "secrets")
+            self._spawn(f"exporter-{server.name}", argv, env)
+            self.targets.setdefault(server.job, []).append(f"127.0.0.1:{port}")
+        self.hook_server = self.webhook.serve()
+        hook = f"http://127.0.0.1:{self.hook_server.server_address[1]}/hook"
+        receiver = {"webhook_configs": [{"url": hook, "send_resolved": True}]}
+        wait = f"{self.interval:g}s"
+        am_conf = self.root / "alertmanager.yml"
+        am_conf.write_text(
+            alertmanager.render(
+                alertmanager.config({"page": receiver, "ticket": receiver}, wait, wait)
+            )
+        )
+        am_port, prom_port = free_ports(2)
+        self._spawn(
+            "alertmanager",
+            alertmanager.command(am_conf, self.root / "alertmanager", f"127.0.0.1:{am_port}"),
+        )
+        rules = self.root / "rules"
+        rules.mkdir(exist_ok=True)
+        document = yaml.safe_load(RULES.read_text())
+        if self.for_override is not None:
+            for group in document["groups"]:
+                for rule in group["rules"]:
+                    if "for" in rule:
+                        rule["for"] = self.for_override
+        (rules / RULES.name).write_text(yaml.safe_dump(document, sort_keys=False))
+        prom_conf = self.root / "prometheus.yml"
+        prom_conf.write_text(
+            prometheus.local_config(
+                self.targets, f"{self.interval:g}s", f"127.0.0.1:{am_port}", rules
+            )
+        )
+        self._spawn(
+            "prometheus",
+            prometheus.prometheus_command(prom_conf, self.root / "tsdb", f"127.0.0.1:{prom_port}"),
+        )
+        self.alertmanager_url = f"http://127.0.0.1:{am_port}"
+        self.prometheus_url = f"http://127.0.0.1:{prom_port}"
+        for url, what in (
+            (self.alertmanager_url, "Alertmanager"),
+            (self.prometheus_url, "Prometheus"),
+        ):
+            _poll(lambda u=url: _ready(f"{u}/-/ready"), f"{what} ready", START_TIMEOUT, 1.0)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        self.procs.clear()
+        if self.hook_server is not None:
+            self.hook_server.shutdown()
+            self.hook_server.server_close()
+            self.hook_server = None
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's result vector (empty when Prometheus refuses or has nothing)."""
+        url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        try:
+            body = _get(url)
+        except (OSError, ValueError):
+            return []
+        return (
+            list(body.get("data", {}).get("result", [])) if body.get("status") == "success" else []
+        )
+
+    def scraped(self) -> bool:
+        """Every exporter answers its scrape and says its server is up."""
+        for job in {server.job for server in self.watched.servers}:
+            ups = self.query(f'{UP_METRIC[job]}{{job="{job}"}} == 1 and on (instance) up == 1')
+            if len(ups) != len(self.targets[job]):
+                return False
+        return True
+
+    def wait_scraped(self, timeout: float | None = None) -> None:
+        """Until every exporter's server is seen up: a few scrapes, bounded."""
+        bound = self.delivery if timeout is None else timeout
+        _poll(self.scraped, "every exporter scraped with its server up", bound, self.interval)
+
+    def wait_for_alert(
+        self, alertname: str, timeout: float, status: str = "firing"
+    ) -> dict[str, Any]:
+        """The first notification of `alertname` in `status` at the webhook, within `timeout`."""
+        found: list[dict[str, Any]] = []
+
+        def arrived() -> bool:
+            note = self.webhook.find(alertname, status)
+            if note is not None:
+                found.append(note)
+            return note is not None
+
+        _poll(arrived, f"{alertname} ({status}) at the webhook", timeout, self.interval)
+        return found[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Watch the HA tier `tools.ha.ha_tier up` recorded under `--var`, printing every alert
+    that reaches the webhook, until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m tools.ha.data_tier_watch", description=__doc__)
+    parser.add_argument("--var", type=Path, default=Path("var"))
+    args = parser.parse_args(argv)
+    entry = json.loads((ha_tier.tier_root(args.var) / ha_tier.LEDGER).read_text())
+    pg = ha_tier.read_layout(args.var)[0] if entry["ports"] else None
+    redis = ha_tier.read_redis(args.var)[0] if entry.get("redis_ports") else None
+    with DataTierWatch(ha_tier.tier_root(args.var) / "watch", Watched.of_tier(pg, redis)) as watch:
+        print(
+            f"data tier watch: Prometheus {watch.prometheus_url}, Alertmanager "
+            f"{watch.alertmanager_url}",
+            flush=True,
+        )
+        seen = 0
+        try:
+            while True:
+                with watch.webhook.lock:
+                    notes = watch.webhook.notifications[seen:]
+                seen += len(notes)
+                for note in notes:
+                    for alert in note["alerts"]:
+                        labels = alert["labels"]
+                        print(
+                            f"{alert['status']}: {labels['alertname']} {labels.get('instance', '')}"
+                        )
+                time.sleep(watch.interval)
+        except KeyboardInterrupt:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The MariaDB pair's watcher: Redis Sentinel's part for points' database, one process.
+
+    python -m tools.ha.ha_mariadb_watch --ports PRIMARY,REPLICA,CHECK1,CHECK2 --state FILE
+
+(tools/ha/ha_mariadb.py starts it with the pair.) Every `PROBE_INTERVAL` it asks both servers
+whether they answer, are read-only and replicate. It keeps one server as the primary (in
+`--state`, so a restarted watcher keeps its choice) and serves each server's HAProxy check
+port: `/primary` answers 200 only for the chosen server while it answers writable.
+
+The chosen primary gone for `DOWN_AFTER` (no answer within `PROBE_TIMEOUT`, probe after
+probe), and its replica's own link to it down too (a second witness: a watcher cut off
+alone promotes nothing; a frozen primary loses that link after REPLICA_NET_TIMEOUT; a
+replica whose link stopped on an error, e.g. a diverged former primary, is no candidate),
+the watcher promotes the replica with tools/ha/ha_mariadb.py's `promote` (everything it received
+applied first: semi-sync AFTER_SYNC, nothing acknowledged is lost) and chooses it; the
+check moves HAProxy's address within CHECK_INTER_MS x rise 1. The old primary is fenced:
+its check answers 503 from the moment it is lost (HAProxy cuts its sessions), it restarts
+read-only (its options), and once it answers again the watcher makes it a replica of the
+new primary (by GTID, `current_pos`) and turns semi-sync back on. A former primary that
+cannot follow (a diverged GTID history) stays read-only and out of the address, and the
+watcher's log says so: rebuild it from the new primary. Root bypasses read_only in
+MariaDB (READ_ONLY ADMIN), so the address is the services' fence, not read_only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from tools.ha.ha_mariadb import (
+    REPLICA_NET_TIMEOUT,
+    connect,
+    execute,
+    follow,
+    promote,
+)
+from tools.local.local_servers import StartError
+
+PROBE_INTERVAL = 0.5  # seconds between two rounds of probes
+PROBE_TIMEOUT = 1  # a probe's connect and read bound (pymysql takes whole seconds)
+DOWN_AFTER = 2.0  # seconds the chosen primary fails every probe before it is replaced
+# the longest a failover takes once the primary is gone, for the drills' bounds: noticed
+# (DOWN_AFTER, or a frozen primary's REPLICA_NET_TIMEOUT, + a probe), promoted (relay log
+# applied: well under a second here), HAProxy's next check
+FAILOVER_BOUND = max(DOWN_AFTER, REPLICA_NET_TIMEOUT) + PROBE_TIMEOUT + 2 * PROBE_INTERVAL + 2
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One server's answer to a probe."""
+
+    read_only: bool
+    replica: dict[str, Any]  # SHOW SLAVE STATUS; {} when it replicates nothing
+
+    def lost(self, primary: int) -> bool:
+        """A replica of `primary` that has lost it and tries again (its IO thread
+        `Connecting`), having applied what it received without error (its SQL thread
+        running): a candidate. A link stopped by a fatal error (`No`: a diverged history)
+        or by hand is not."""
+        status = self.replica
+        return (
+            status.get("Master_Port") == primary
+            and status.get("Slave_IO_Running") == "Connecting"
+            and status.get("Slave_SQL_Running") == "Yes"
+        )
+
+
+def probe(port: int) -> Seen | None:
+    """The server on `port` as it answers now; None when it does not within PROBE_TIMEOUT."""
+    try:
+        with (
+            connect(
+                port,
+                connect_timeout=PROBE_TIMEOUT,
+                read_timeout=PROBE_TIMEOUT,
+                cursorclass=pymysql.cursors.DictCursor,
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute("SELECT @@read_only AS read_only")
+            row = cur.fetchone() or {}
+            cur.execute("SHOW SLAVE STATUS")
+            status = cur.fetchone() or {}
+    except (pymysql.MySQLError, OSError):
+        return None
+    return Seen(bool(int(row.get("read_only", 1))), dict(status))
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} ha mariadb watch: {message}", flush=True)
+
+
+class Watch:
+    """The chosen primary, what each server answered last, and the loop that acts on it."""
+
+    def __init__(self, servers: tuple[int, int], state: Path) -> None:
+        self.servers = servers
+        self.state = state
+        saved = json.loads(state.read_text()) if state.exists() else {}
+        self.primary = int(saved.get("primary", servers[0]))
+        self.healthy: dict[int, bool] = {}  # port -> its check answers 200
+        self.lost_since: float | None = None
+        self.stuck: dict[int, str] = {}  # a replica's last replication error, logged once
+
+    def other(self) -> int:
+        return next(p for p in self.servers if p != self.primary)
+
+    def choose(self, port: int) -> None:
+        self.primary = port
+        self.state.write_text(json.dumps({"primary": port}))
+
+    def step(self) -> None:
+        """One round: probe both, answer the checks, fail over or fence as it calls for."""
+        seen = {port: probe(port) for port in self.servers}
+        mine, other = seen[self.primary], seen[self.other()]
+        writable = mine is not None and not mine.read_only and not mine.replica
+        self.healthy = {port: port == self.primary and writable for port in self.servers}
+        now = time.monotonic()
+        if mine is not None:
+            self.lost_since = None
+            if other is not None:
+                self.fence(other)
+            return
+        self.lost_since = self.lost_since or now
+        gone = now - self.lost_since
+        if gone < DOWN_AFTER or other is None or not other.lost(self.primary):
+            return  # not long enough, no replica, or one that still sees it or cannot take over
+        old, replica = self.primary, self.other()
+        try:
+            took = promote(replica)
+        except (StartError, pymysql.MySQLError) as exc:
+            log(f"promoting {replica} failed, trying again: {exc}")
+            return
+        self.choose(replica)
+        self.lost_since = None
+        log(f"primary {old} lost for {gone:.1f} s; {replica} promoted in {took:.2f} s")
+
+    def fence(self, other: Seen) -> None:
+        """The server that is not the primary follows it, read-only; semi-sync on again."""
+        port = self.other()
+        error = other.replica.get("Last_IO_Error") or other.replica.get("Last_SQL_Error")
+        linked = other.replica.get("Slave_IO_Running") in ("Yes", "Connecting") or error
+        if other.read_only and other.replica.get("Master_Port") == self.primary and linked:
+            if error and error != self.stuck.get(port):  # read-only, out of the address
+                log(f"{port} cannot follow {self.primary}: {error}")
+            self.stuck[port] = str(error or "")
+            return
+        try:
+            execute(self.primary, "SET GLOBAL rpl_semi_sync_master_enabled = ON")
+            follow(port, self.primary, "current_pos")
+        except pymysql.MySQLError as exc:
+            log(f"{port} could not be made a replica of {self.primary}: {exc}")
+            return
+        log(f"{port} fenced: read-only, replicating {self.primary}")
+
+
+def check_server(watch: Watch, server: int, port: int) -> ThreadingHTTPServer:
+    """HAProxy's check of `server` on `port`: GET /primary, 200 or 503."""
+
+    class Check(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = self.path == "/primary" and watch.healthy.get(server, False)
+            self.send_response(200 if ok else 503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # two checks a second: not logged
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Check)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.ha.ha_mariadb_watch", description=__doc__
+    )
+    parser.add_argument("--ports", required=True, help="primary,replica,check1,check2")
+    parser.add_argument("--state", type=Path, required=True)
+    args = parser.parse_args(argv)
+    primary, replica, *checks = (int(p) for p in args.ports.split(","))
+    watch = Watch((primary, replica), args.state)
+    for server, port in zip((primary, replica), checks, strict=True):
+        check_server(watch, server, port)
+    log(f"watching {primary} and {replica}; primary {watch.primary}")
+    while True:
+        began = time.monotonic()
+        watch.step()
+        time.sleep(max(0.0, PROBE_INTERVAL - (time.monotonic() - began)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The HA tier's members on hosts of their own, for the drill's partition: each PostgreSQL
+member (its Patroni and postmaster) in a network namespace, joined to the machine by a
+veth pair on one bridge, so that one member can be cut off from everything (etcd, the
+other members, HAProxy, the clients) and healed again, as a network partition does.
+
+    python -m tools.ha.ha_tier up --isolated   (tools/ha/ha_postgres.py starts the members here)
+
+The subnet is taken from RFC 2544's benchmarking range (198.18.0.0/15), one /24 per tier,
+picked from the tier's HAProxy port; the bridge holds .1 (etcd and HAProxy listen there
+for the members), member k is .(10 + k). Cutting a member sets its veth's machine end
+down: what it sends and what is sent to it is dropped in silence, open connections hang
+as over a cut cable. iproute2's `ip` as root; nothing here touches the machine's own
+interfaces or routes beyond the bridge it creates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from dataclasses import dataclass
+
+from tools.local.local_servers import StartError
+
+BENCHMARK_NETS = 512  # /24s in 198.18.0.0/15
+
+
+@dataclass(frozen=True, slots=True)
+class MemberNet:
+    """The names and addresses of one tier's member hosts."""
+
+    tag: int  # the tier's HAProxy port: unique among the tiers running at once
+    members: int
+
+    @property
+    def subnet(self) -> str:
+        n = self.tag % BENCHMARK_NETS
+        return f"198.{18 + n // 256}.{n % 256}"
+
+    @property
+    def gateway(self) -> str:
+        """The bridge's address: etcd and HAProxy as the members reach them."""
+        return f"{self.subnet}.1"
+
+    def host(self, k: int) -> str:
+        return f"{self.subnet}.{10 + k}"
+
+    @property
+    def bridge(self) -> str:
+        return f"fx{self.tag}br"
+
+    def namespace(self, k: int) -> str:
+        return f"fx{self.tag}pg{k}"
+
+    def outer(self, k: int) -> str:
+        """Member k's veth, the machine's end (the one a cut sets down)."""
+        return f"fx{self.tag}h{k}"
+
+    def inner(self, k: int) -> str:
+        return f"fx{self.tag}n{k}"
+
+    def run_in(self, k: int, command: list[str]) -> list[str]:
+        """`command` as it runs on member k's host."""
+        return ["ip", "netns", "exec", self.namespace(k), *command]
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise StartError(f"ip {' '.join(args)}: {done.stderr.strip() or done.returncode}")
+
+
+def _taken(subnet: str) -> bool:
+    shown = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True, check=False)
+    return f" {subnet}." in shown.stdout
+
+
+def create(net: MemberNet) -> None:
+    """The bridge, then one namespace per member with its veth pair and address; a subnet
+    already on this machine is refused naming it."""
+    if _taken(net.subnet):
+        raise StartError(f"{net.subnet}.0/24 is already on an interface of this machine")
+    _ip("link", "add", net.bridge, "type", "bridge")
+    _ip("addr", "add", f"{net.gateway}/24", "dev", net.bridge)
+    _ip("link", "set", net.bridge, "up")
+    for k in range(net.members):
+        _ip("netns", "add", net.namespace(k))
+        _ip("link", "add", net.outer(k), "type", "veth", "peer", "name", net.inner(k))
+        _ip("link", "set", net.inner(k), "netns", net.namespace(k))
+        _ip("link", "set", net.outer(k), "master", net.bridge)
+        _ip("link", "set", net.outer(k), "up")
+        inside = ("-n", net.namespace(k))
+        _ip(*inside, "addr", "add", f"{net.host(k)}/24", "dev", net.inner(k))
+        _ip(*inside, "link", "set", net.inner(k), "up")
+        _ip(*inside, "link", "set", "lo", "up")
+
+
+def cut(net: MemberNet, k: int) -> None:
+    """Member k cut off from everything: its link down, its packets dropped in silence."""
+    _ip("link", "set", net.outer(k), "down")
+
+
+def heal(net: MemberNet, k: int) -> None:
+    _ip("link", "set", net.outer(k), "up")
+
+
+def remove(net: MemberNet) -> None:
+    """The namespaces, veths and bridge, whatever of them exists (a start that failed
+    half-way); the processes in them must be gone first."""
+    for k in range(net.members):
+        with contextlib.suppress(StartError):
+            _ip("link", "del", net.outer(k))  # its peer goes with it
+        with contextlib.suppress(StartError):
+            _ip("netns", "del", net.namespace(k))
+    with contextlib.suppress(StartError):
+        _ip("link", "del", net.bridge)

@@ -1,0 +1,322 @@
+"""PostgreSQL that survives the loss of a machine: 3 etcd members, 3 PostgreSQL 15 members
+managed by Patroni in synchronous mode, and HAProxy sending connections to the primary.
+
+    python -m tools.ha.ha_tier up|down|status   (tools/ha/ha_tier.py drives this module)
+
+etcd and HAProxy from Debian's packages, Patroni from PyPI in a venv of its own
+(deploy/patroni/requirements.txt says why), as plain processes under `var/ha/` on loopback
+ports of its own; nothing touches the machine's servers. The members' settings are the
+checked-in deploy/patroni/patroni.yml (production's with shorter clocks, strict synchronous
+mode, failsafe mode); this module writes only each member's name, ports and directories.
+A dead or frozen primary's leader key expires within `TTL` and the synchronous standby,
+which holds every acknowledged commit, is promoted. HAProxy asks each member's Patroni REST
+API `/primary` every second: only the primary answers 200, so the one address always
+reaches the member that accepts writes (ADR 0033 compares it with multi-host DSNs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import string
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tools.ha.ha_network import MemberNet
+from tools.local.local_servers import StartError, hand_to, listening
+from tools.packages import ensure_patroni, patroni_command
+from tools.time_scale import scaled
+
+MEMBERS = 3
+SHARED_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "patroni" / "patroni.yml"
+HAPROXY_TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "haproxy" / "primary.cfg"
+CHECK_INTER_MS = 1000  # HAProxy asks each member's Patroni this often
+CHECK_FALL = 2  # failed checks before a member is out (its sessions cut)
+# seconds a leader key lives without its Patroni renewing it (the shared file's)
+TTL = int(yaml.safe_load(SHARED_CONFIG.read_text())["bootstrap"]["dcs"]["ttl"])
+# three initdb/basebackups on a 2-core machine at load 3: 90 s, times FIXUP_TIME_SCALE
+START_TIMEOUT = scaled(90.0)
+SCOPE = "fixup"
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class PgLayout:
+    """The ports of one HA PostgreSQL: etcd client/peer, PostgreSQL, Patroni REST, HAProxy."""
+
+    etcd_client: tuple[int, ...]
+    etcd_peer: tuple[int, ...]
+    postgres: tuple[int, ...]
+    rest: tuple[int, ...]
+    primary: int  # HAProxy: the current primary
+    # the members on hosts of their own (tools/ha/ha_network.py, the drill's partition);
+    # None: every member on loopback
+    net: MemberNet | None = None
+
+    def host(self, k: int) -> str:
+        """The address member k's PostgreSQL and Patroni REST API listen on."""
+        return LOOPBACK if self.net is None else self.net.host(k)
+
+    @property
+    def etcd_host(self) -> str:
+        """etcd's address as the members reach it."""
+        return LOOPBACK if self.net is None else self.net.gateway
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@{LOOPBACK}:{self.primary}"
+
+    @property
+    def multi_host_dsn(self) -> str:
+        hosts = ",".join(f"{self.host(k)}:{port}" for k, port in enumerate(self.postgres))
+        return f"postgresql://postgres@{hosts}"
+
+
+def _etcd_command(layout: PgLayout, k: int, root: Path) -> list[str]:
+    cluster = ",".join(f"e{i}=http://{LOOPBACK}:{p}" for i, p in enumerate(layout.etcd_peer))
+    port = layout.etcd_client[k]
+    client = f"http://{layout.etcd_host}:{port}"  # what etcd tells the members of itself
+    listen = ",".join(dict.fromkeys([f"http://{LOOPBACK}:{port}", client]))
+    peer = f"http://{LOOPBACK}:{layout.etcd_peer[k]}"
+    return [
+        *("etcd", "--name", f"e{k}", "--data-dir", str(root / f"etcd{k}")),
+        *("--listen-client-urls", listen, "--advertise-client-urls", client),
+        *("--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer),
+        *("--initial-cluster", cluster, "--initial-cluster-token", SCOPE),
+        *("--initial-cluster-state", "new", "--log-level", "warn"),
+    ]
+
+
+def member_config(
+    layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None = None
+) -> dict[str, object]:
+    """Member k's own settings, merged by Patroni over the shared deploy/patroni/patroni.yml:
+    its name, addresses, data directory and binaries; `extra`: parameters of this member's
+    own (its WAL archiving, tools/backups/ha_backups.py)."""
+    home = root / f"pg{k}"
+    host = layout.host(k)
+    postgresql: dict[str, object] = {
+        "listen": f"{host}:{layout.postgres[k]}",
+        "connect_address": f"{host}:{layout.postgres[k]}",
+        "data_dir": str(home / "data"),
+        "bin_dir": str(server_binaries()[-1].parent),
+        "pgpass": str(home / "pgpass"),
+        "parameters": {"unix_socket_directories": str(home), **(extra or {})},
+    }
+    if layout.net is not None:  # the members' and HAProxy's addresses, not loopback's
+        subnet = f"{layout.net.subnet}.0/24"
+        postgresql["pg_hba"] = [
+            "local all all trust",
+            f"host replication replicator {subnet} trust",
+            f"host all all {subnet} trust",
+        ]
+    return {
+        "name": f"pg{k}",
+        "restapi": {
+            "listen": f"{host}:{layout.rest[k]}",
+            "connect_address": f"{host}:{layout.rest[k]}",
+        },
+        "etcd3": {"hosts": [f"{layout.etcd_host}:{port}" for port in layout.etcd_client]},
+        "postgresql": postgresql,
+    }
+
+
+def write_config(layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None) -> Path:
+    """Member k's configuration directory, as Patroni reads one (its .yml files in name
+    order, each merged over the ones before): the shared file, then the member's own."""
+    conf = root / f"pg{k}" / "patroni"
+    conf.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SHARED_CONFIG, conf / "00-shared.yml")
+    own = json.dumps(member_config(layout, k, root, extra), indent=1)  # JSON is YAML
+    (conf / "10-member.yml").write_text(own)
+    return conf
+
+
+def haproxy_config(
+    name: str, bind: str, servers: list[tuple[str, str, int, int]], inter_ms: int, fall: int
+) -> str:
+    """deploy/haproxy/primary.cfg for one primary's address: `servers` as (name, host, port,
+    check port); a server is in while its check port answers /primary 200."""
+    lines = "\n".join(
+        f"    server {server} {host}:{port} maxconn 500 check port {check}"
+        for server, host, port, check in servers
+    )
+    template = string.Template(HAPROXY_TEMPLATE.read_text())
+    return template.substitute(name=name, bind=bind, servers=lines, inter_ms=inter_ms, fall=fall)
+
+
+def primary_proxy(layout: PgLayout) -> str:
+    """HAProxy's configuration of the cluster: each member in while its Patroni says primary."""
+    members = [
+        (f"pg{k}", layout.host(k), port, layout.rest[k]) for k, port in enumerate(layout.postgres)
+    ]
+    bind = f"{LOOPBACK}:{layout.primary}"
+    return haproxy_config("primary", bind, members, CHECK_INTER_MS, CHECK_FALL)
+
+
+def _spawn(
+    command: list[str], log: Path, *, as_postgres: bool = False, prefix: list[str] | None = None
+) -> int:
+    """`command` in a process group of its own, its output to `log`, in `log`'s directory
+    (the postgres user cannot always enter the caller's: a checkout under a 0700 home);
+    `as_postgres`: as that user when we are root; `prefix`: what runs it (a reaper, a
+    member's host)."""
+    if as_postgres and os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    command = [*(prefix or []), *command]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=log.parent
+        )
+    return proc.pid
+
+
+def start_member(root: Path, layout: PgLayout, k: int) -> int:
+    """Member k's Patroni (which starts its PostgreSQL), on its own host when the members
+    have one, under tini as a subreaper: Patroni starts the postmaster through a helper
+    that exits, and a postmaster that Patroni stops must then be reaped by someone near,
+    or under another subreaper (the test suite) its zombie looks alive to Patroni, which
+    waits on it for ever. -> its process group."""
+    home = root / f"pg{k}"
+    command = [str(patroni_command()), str(home / "patroni")]
+    host = None if layout.net is None else layout.net.run_in(k, [])
+    reaper = [shutil.which("tini") or "/usr/bin/tini", "-s", "--"]
+    prefix = [*reaper, *(host or [])]
+    return _spawn(command, home / "patroni.log", as_postgres=True, prefix=prefix)
+
+
+def member_status(layout: PgLayout, k: int) -> dict[str, object]:
+    """Member k's own status from its Patroni REST API (role, state, timeline, and on the
+    primary its standbys as pg_stat_replication has them); {} when it is away."""
+    try:
+        url = f"http://{layout.host(k)}:{layout.rest[k]}/patroni"
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            status = json.load(answer)
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def member_role(layout: PgLayout, k: int) -> str | None:
+    """What member k's Patroni says it is (primary, replica, ...); None when it is away."""
+    role = member_status(layout, k).get("role")
+    return None if role is None else str(role)
+
+
+def cluster_state(layout: PgLayout) -> list[dict[str, object]]:
+    """Patroni's view of every member (name, role, state, lag), from any member that answers."""
+    for k, port in enumerate(layout.rest):
+        url = f"http://{layout.host(k)}:{port}/cluster"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                return list(json.load(answer).get("members", []))
+        except (OSError, ValueError):
+            continue
+    return []
+
+
+def sync_standby(layout: PgLayout) -> str | None:
+    """The member that holds every acknowledged commit beside the primary, if one does."""
+    members = cluster_state(layout)
+    return next((str(m["name"]) for m in members if m.get("role") == "sync_standby"), None)
+
+
+def wait_until(predicate: object, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not callable(predicate) or not predicate():
+        if time.monotonic() > deadline:
+            raise StartError(f"{what} not within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def primary_member(layout: PgLayout) -> int | None:
+    """The index of the member that is primary now, if one is: the holder of the leader key
+    that calls itself primary (a member just started or woken may call itself primary for a
+    moment before it finds another holds the key)."""
+    leader = next((m.get("name") for m in cluster_state(layout) if m.get("role") == "leader"), None)
+    names = [f"pg{k}" for k in range(MEMBERS)]
+    if leader not in names:
+        return None
+    k = names.index(str(leader))
+    return k if member_role(layout, k) == "primary" else None
+
+
+def postmaster_pid(root: Path, k: int) -> int:
+    """Member k's postmaster, from its data directory (the primary-kill fault)."""
+    return int((root / f"pg{k}" / "data" / "postmaster.pid").read_text().split()[0])
+
+
+def member_data(root: Path) -> list[Path]:
+    """Every member's data directory."""
+    return [root / f"pg{k}" / "data" for k in range(MEMBERS)]
+
+
+def server_binaries() -> list[Path]:
+    """The installed PostgreSQL versions' pg_ctl, oldest first; a missing package (etcd,
+    HAProxy, PostgreSQL, Patroni's venv) is a StartError naming what to install."""
+    for tool in ("etcd", "haproxy", "tini"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            raise StartError(f"no {tool}; as root: apt-get install -y etcd-server haproxy tini")
+    if not patroni_command().exists() and (why := ensure_patroni()):
+        raise StartError(f"no Patroni: {why}")
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not bins:
+        raise StartError("no PostgreSQL server binaries; apt-get install -y postgresql")
+    return bins
+
+
+def start(
+    layout: PgLayout,
+    root: Path,
+    started: list[int],
+    extra: Callable[[Path], dict[str, str]] | None = None,
+) -> list[int]:
+    """etcd, then the Patroni members, then HAProxy; -> the process groups started, in
+    order (each process leads its own group: `stop` ends a member with its postgres).
+    `extra(data)`: parameters of the member whose data directory that is."""
+    server_binaries()
+    root.mkdir(parents=True, exist_ok=True)
+    pids = started  # filled as each starts: a failure half-way still knows what to stop
+    for k in range(MEMBERS):
+        pids.append(_spawn(_etcd_command(layout, k, root), root / f"etcd{k}.log"))
+    wait_until(
+        lambda: all(listening(LOOPBACK, p) for p in layout.etcd_client), "etcd", START_TIMEOUT
+    )
+    for k in range(MEMBERS):
+        home = root / f"pg{k}"
+        conf = write_config(layout, k, root, extra(home / "data") if extra else None)
+        hand_to("postgres", home, conf, *conf.iterdir())
+        home.chmod(0o700)
+        pids.append(start_member(root, layout, k))
+    wait_until(lambda: primary_member(layout) is not None, "a Patroni primary", START_TIMEOUT)
+    cfg = root / "haproxy.cfg"
+    cfg.write_text(primary_proxy(layout))
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    pids.append(_spawn([haproxy, "-db", "-f", str(cfg)], root / "haproxy.log"))
+    wait_until(lambda: listening(LOOPBACK, layout.primary), "HAProxy", START_TIMEOUT)
+    wait_until(lambda: sync_standby(layout) is not None, "a synchronous standby", START_TIMEOUT)
+    return pids
+
+
+def layout_from(ports: list[int], *, isolated: bool = False) -> PgLayout:
+    """A layout over 4 x MEMBERS + 1 ports, in the order of the fields; `isolated`: the
+    members on hosts of their own (tools/ha/ha_network.py), named after HAProxy's port."""
+    m = MEMBERS
+    return PgLayout(
+        etcd_client=tuple(ports[0:m]),
+        etcd_peer=tuple(ports[m : 2 * m]),
+        postgres=tuple(ports[2 * m : 3 * m]),
+        rest=tuple(ports[3 * m : 4 * m]),
+        primary=ports[4 * m],
+        net=MemberNet(ports[4 * m], m) if isolated else None,
+    )
+
+
+PORTS_NEEDED = 4 * MEMBERS + 1

@@ -1,0 +1,206 @@
+"""A PostgreSQL cluster and a MariaDB instance of the run's own, as plain processes on
+loopback ports, for what the machine's shared servers must not be reconfigured for: WAL
+archived by pgBackRest, a binary log kept for point-in-time recovery, and the restored
+copies of `make restore`. PostgreSQL and MariaDB refuse to run as root: as root, their
+tools run as the `postgres` and `mysql` users (runuser), which own the data directories.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pymysql
+
+from tools.local.local_servers import StartError, hand_to
+from tools.time_scale import scaled
+
+# starting, stopping or initialising a server takes well under this (60 s at load 3 on
+# two cores), times FIXUP_TIME_SCALE (tools/time_scale.py)
+START_MARGIN = scaled(60.0)
+
+
+class ServerError(RuntimeError):
+    """A server tool failed; the message names the command and its output."""
+
+
+def owned_by(path: Path, user: str) -> None:
+    """`path` (made if missing) belongs to `user` when we are root, else stays ours."""
+    try:
+        hand_to(user, path)
+    except StartError as exc:  # the backup and restore commands print a ServerError's line
+        raise ServerError(str(exc)) from None
+
+
+def as_user(user: str, command: list[str]) -> list[str]:
+    return ["runuser", "-u", user, "--", *command] if os.geteuid() == 0 else command
+
+
+def run(command: list[str], *, timeout: float = START_MARGIN, stdin: bytes | None = None) -> str:
+    done = subprocess.run(command, capture_output=True, input=stdin, timeout=timeout, check=False)
+    if done.returncode != 0:
+        output = (done.stderr or done.stdout).decode(errors="replace").strip()
+        raise ServerError(f"{' '.join(command)} failed ({done.returncode}): {output[-2000:]}")
+    return done.stdout.decode(errors="replace")
+
+
+def postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not found:
+        raise ServerError(
+            "no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql"
+        )
+    return found[-1].parent
+
+
+@dataclass(frozen=True, slots=True)
+class PgCluster:
+    """A cluster in `data`; its socket and log beside it (`data.parent`)."""
+
+    data: Path
+    port: int
+
+    def tool(self, name: str, *args: str) -> list[str]:
+        return as_user("postgres", [str(postgres_bin() / name), *args])
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def init(self, settings: dict[str, str]) -> None:
+        """initdb, then `settings` appended to postgresql.conf."""
+        owned_by(self.data.parent, "postgres")
+        self.data.parent.chmod(0o700)
+        run(
+            self.tool(
+                "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+            )
+        )
+        self.configure(settings)
+
+    def configure(self, settings: dict[str, str]) -> None:
+        """Append to postgresql.auto.conf (read last: it wins over postgresql.conf)."""
+        lines = "".join(f"{key} = '{value}'\n" for key, value in settings.items())
+        auto = self.data / "postgresql.auto.conf"
+        with auto.open("a") as out:
+            out.write(lines)
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists() and self.answers()
+
+    def answers(self) -> bool:
+        try:
+            with psycopg.connect(self.dsn(), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1"
+            f" -c unix_socket_directories={self.data.parent}"
+        )
+        log = str(self.data.parent / "postgresql.log")
+        wait = str(int(START_MARGIN))
+        run(
+            self.tool(
+                "pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", wait, "start"
+            )
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data / "postmaster.pid").exists():
+            run(self.tool("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop"))
+
+
+def mariadb_tool(name: str) -> str:
+    found = shutil.which(name) or next(
+        (str(d / name) for d in (Path("/usr/sbin"), Path("/usr/bin")) if (d / name).is_file()), None
+    )
+    if found is None:
+        raise ServerError(f"no {name}: apt-get install mariadb-server mariadb-backup")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class MariaInstance:
+    """A mariadbd on `data`; its binary log in `binlog` (None: none, a restored copy)."""
+
+    data: Path
+    port: int
+    binlog: Path | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.data.parent
+
+    def dsn(self, database: str = "mysql") -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/{database}"
+
+    def connect(
+        self, database: str | None = None
+    ) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
+        return pymysql.connect(
+            host="127.0.0.1", port=self.port, user="root", database=database, connect_timeout=2,
+            autocommit=True,
+        )  # fmt: skip
+
+    def install(self) -> None:
+        owned_by(self.home, "mysql")
+        owned_by(self.data, "mysql")
+        if self.binlog is not None:
+            owned_by(self.binlog, "mysql")
+        run([
+            mariadb_tool("mariadb-install-db"), "--no-defaults", f"--datadir={self.data}",
+            "--auth-root-authentication-method=normal", "--skip-test-db",
+            *(["--user=mysql"] if os.geteuid() == 0 else []),
+        ])  # fmt: skip
+
+    def answers(self) -> bool:
+        try:
+            self.connect().close()
+            return True
+        except pymysql.err.OperationalError:
+            return False
+
+    def running(self) -> bool:
+        return (self.home / "mariadbd.pid").exists() and self.answers()
+
+    def start(self) -> None:
+        log = self.binlog and [f"--log-bin={self.binlog / 'binlog'}", "--binlog-format=ROW"]
+        command = [
+            mariadb_tool("mariadbd"), "--no-defaults", f"--datadir={self.data}",
+            f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.home / 'sock'}",
+            f"--pid-file={self.home / 'mariadbd.pid'}", f"--log-error={self.home / 'error.log'}",
+            "--skip-name-resolve", "--server-id=1", "--innodb-buffer-pool-size=64M",
+            "--default-time-zone=+00:00",  # binary log targets and DATETIMEs in UTC
+            *(log or ["--skip-log-bin"]), *(["--user=mysql"] if os.geteuid() == 0 else []),
+        ]  # fmt: skip
+        subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + START_MARGIN
+        while not self.answers():
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"mariadbd on {self.port} did not answer: {self.home / 'error.log'}"
+                )
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        pid_file = self.home / "mariadbd.pid"
+        if not pid_file.exists():
+            return
+        pid = int(pid_file.read_text().strip())
+        try:
+            os.kill(pid, 15)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + START_MARGIN
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)

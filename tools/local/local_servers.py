@@ -1,0 +1,387 @@
+"""The embedded default: servers of the project's own where nothing listens.
+
+    python3 -m tools.local.local_servers up|down|status [--var var]
+
+`make run` and `make test` call `up` first: for every address the configuration names
+(each database's `<DB>_DATABASE_URL` or the registry's default server, and `REDIS_URL`), a
+server that answers is used as it is; where NOTHING listens on a loopback address, a
+PostgreSQL, MariaDB or Redis of our own is started there from the installed binaries, its
+data under `var/servers/<kind>-<port>/` (kept from one run to the next, like a dev server;
+in /var/tmp/fixup-<hash of var>/ when its user cannot pass var/: tools/local/server_homes.py),
+and `down` (Ctrl-C of `make run`, the end of `make test`) stops exactly the ones `up`
+started. A port that is taken by something else, or a non-loopback address that does not
+answer, is not ours to start: `up` names it and exits 1. Standard library only, like
+tools/packages.py: it runs before .venv exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from tools import packages
+from tools.local import server_homes
+from tools.local.server_homes import StartError as StartError
+from tools.local.server_homes import hand_to as hand_to
+from tools.time_scale import scaled
+
+Kind = Literal["postgresql", "mysql", "redis"]
+NAMES: dict[Kind, str] = {"postgresql": "PostgreSQL", "mysql": "MariaDB", "redis": "Redis"}
+PACKAGES: dict[Kind, str] = {
+    "postgresql": "postgresql",
+    "mysql": "mariadb-server",
+    "redis": "redis-server",
+}
+DEFAULT_PORTS: dict[Kind, int] = {"postgresql": 5432, "mysql": 3306, "redis": 6379}
+# the user a server runs as when we are root (Redis runs as us)
+OWNERS: dict[Kind, str | None] = {"postgresql": "postgres", "mysql": "mysql", "redis": None}
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# a server of ours starts in a few seconds; the bound (60 s, 30 s to stop) covers a
+# 2-core machine at load 3, times FIXUP_TIME_SCALE for one more loaded (tools/time_scale.py)
+START_TIMEOUT = scaled(60.0)
+STOP_TIMEOUT = scaled(30.0)
+STARTED = "started.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    kind: Kind
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{NAMES[self.kind]} at {self.host}:{self.port}"
+
+
+def configured(*, tests: bool = False) -> list[Address]:
+    """Every server address the configuration names, once each, in a stable order: the
+    services' (`<DB>_DATABASE_URL`, `REDIS_URL`), or with `tests` the test run's
+    (`TEST_PG_DSN`, `TEST_MYSQL_DSN`, `TEST_REDIS_URL`, tests/servers.py)."""
+    from lib import registry
+
+    env = os.environ
+    redis_url = "redis://127.0.0.1:6379/0"
+    urls: list[tuple[Kind, str]] = []
+    if tests:
+        urls.append(("postgresql", env.get("TEST_PG_DSN") or registry.SERVERS["postgresql"]))
+        urls.append(("mysql", env.get("TEST_MYSQL_DSN") or registry.SERVERS["mysql"]))
+        urls.append(("redis", env.get("TEST_REDIS_URL") or redis_url))
+    else:
+        for service in registry.MICROSERVICES:
+            default = f"{registry.SERVERS[service.engine]}/fixup_{service.database}"
+            url = env.get(f"{service.database.upper()}_DATABASE_URL") or default
+            urls.append((service.engine, url))
+        urls.append(("redis", env.get("REDIS_URL") or redis_url))
+    found: list[Address] = []
+    for kind, url in urls:
+        parts = urlsplit(url)
+        address = Address(kind, parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORTS[kind])
+        if address not in found:
+            found.append(address)
+    return found
+
+
+def listening(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _as_owner(command: list[str], owner: str) -> list[str]:
+    """PostgreSQL and MariaDB refuse to run as root: root runs them as their own user."""
+    return ["runuser", "-u", owner, "--", *command] if os.geteuid() == 0 else command
+
+
+def _run(command: list[str], what: str) -> None:
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
+    )
+    if done.returncode != 0:
+        raise StartError(f"{what} failed: {(done.stderr or done.stdout).strip()[-400:]}")
+
+
+def _own(directory: Path, owner: str) -> None:
+    hand_to(owner, directory)
+    directory.chmod(0o700)
+
+
+def _wait(address: Address, proc: subprocess.Popen[bytes] | None, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not listening(address.host, address.port, timeout=0.5):
+        if proc is not None and proc.poll() is not None:
+            raise StartError(f"{address} exited at start; its log: {log}")
+        if time.monotonic() > deadline:
+            raise StartError(f"{address} did not open within {START_TIMEOUT:.0f} s; log: {log}")
+        time.sleep(0.1)
+
+
+def _postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not found:
+        raise StartError(_missing("postgresql"))
+    return found[-1].parent
+
+
+def _missing(kind: Kind) -> str:
+    return f"no {NAMES[kind]} server binaries; as root: apt-get install -y {PACKAGES[kind]}"
+
+
+def start_postgresql(address: Address, home: Path) -> int | None:
+    """initdb (first time) and pg_ctl start; the cluster trusts local connections, as the
+    development servers of the README do."""
+    bin_dir = _postgres_bin()
+    _own(home, "postgres")
+    data = home / "data"
+    if not (data / "PG_VERSION").exists():
+        _run(
+            _as_owner(
+                [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+                "postgres",
+            ),
+            "initdb",
+        )
+    options = (
+        f"-p {address.port} -c listen_addresses={address.host} -c unix_socket_directories={home}"
+    )
+    log = home / "server.log"
+    _run(
+        _as_owner(
+            [
+                *(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options),
+                *("-w", "-t", str(int(START_TIMEOUT)), "start"),
+            ],
+            "postgres",
+        ),
+        f"pg_ctl start ({log})",
+    )
+    return None
+
+
+def stop_postgresql(home: Path) -> None:
+    if (home / "data" / "postmaster.pid").exists():
+        command = [str(_postgres_bin() / "pg_ctl"), "-D", str(home / "data"), "-m", "fast"]
+        _run(_as_owner([*command, "-w", "stop"], "postgres"), "pg_ctl stop")
+
+
+def start_mysql(address: Address, home: Path, options: tuple[str, ...] = ()) -> int | None:
+    """mariadb-install-db (first time), then mariadbd with no option file of the machine's:
+    root without a password, as the development server of the README; `options` add to
+    its command line (the HA tier's replication settings, tools/ha/ha_mariadb.py)."""
+    install, server = shutil.which("mariadb-install-db"), _sbin("mariadbd")
+    if install is None or server is None:
+        raise StartError(_missing("mysql"))
+    home = home.resolve()  # mariadb-install-db resolves a relative datadir against /usr
+    _own(home, "mysql")
+    data = home / "data"
+    user = ["--user=mysql"] if os.geteuid() == 0 else []
+    if not (data / "mysql").exists():
+        _run(
+            [
+                *(install, "--no-defaults", f"--datadir={data}", *user),
+                *("--auth-root-authentication-method=normal", "--skip-test-db"),
+            ],
+            "mariadb-install-db",
+        )
+    log = home / "server.log"
+    proc = subprocess.Popen(
+        [
+            *(server, "--no-defaults", f"--datadir={data}", f"--port={address.port}"),
+            *(f"--bind-address={address.host}", f"--socket={home / 'mysqld.sock'}"),
+            *(f"--pid-file={home / 'mysqld.pid'}", f"--log-error={log}", *user, *options),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C of make run reaches it through `down`, in order
+    )
+    _wait(address, proc, log)
+    return proc.pid
+
+
+def start_redis(address: Address, home: Path) -> int | None:
+    """redis-server without persistence: Redis holds nothing that must survive (ADR 0010)."""
+    server = shutil.which("redis-server") or _sbin("redis-server")
+    if server is None:
+        raise StartError(_missing("redis"))
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "server.log"
+    proc = subprocess.Popen(
+        [
+            *(server, "--port", str(address.port), "--bind", address.host, "--save", ""),
+            *("--appendonly", "no", "--dir", str(home), "--logfile", str(log)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _wait(address, proc, log)
+    return proc.pid
+
+
+def _sbin(name: str) -> str | None:
+    for directory in packages.SBIN:
+        if (directory / name).is_file():
+            return str(directory / name)
+    return shutil.which(name)
+
+
+STARTERS = {"postgresql": start_postgresql, "mysql": start_mysql, "redis": start_redis}
+
+
+def _stop_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        # our own child when `up` and `down` share a process (the tests): reap it
+        if _reaped(pid):
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+def _reaped(pid: int) -> bool:
+    """Exited: reaped here when it is our child, else a zombie its parent (the test run's
+    subreaper) has yet to reap."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        try:  # /proc/<pid>/stat: "pid (name) state ..."
+            return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+        except (OSError, IndexError):
+            return True
+
+
+@contextmanager
+def _locked(var: Path) -> Iterator[None]:
+    """Two `make run`s at once must not both start a server on one port."""
+    root = var / "servers"
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A server `up` started (var/servers/started.json): what `down` stops."""
+
+    kind: Kind
+    port: int
+    home: str
+    pid: int | None  # None: PostgreSQL, stopped through pg_ctl and its data directory
+
+
+def _ledger(var: Path) -> list[Started]:
+    path = var / "servers" / STARTED
+    return [Started(**entry) for entry in json.loads(path.read_text())] if path.exists() else []
+
+
+def _write_ledger(var: Path, entries: list[Started]) -> None:
+    (var / "servers" / STARTED).write_text(json.dumps([asdict(e) for e in entries], indent=1))
+
+
+def _home(var: Path, address: Address) -> Path:
+    """var/servers/<kind>-<port>/, or in the checkout's server root when the server's own
+    user cannot pass var/ (a checkout under a 0700 home; tools/local/server_homes.py): kept from
+    one run to the next either way."""
+    home = var / "servers" / f"{address.kind}-{address.port}"
+    owner = OWNERS[address.kind]
+    if owner is None or server_homes.passable(owner, home):
+        return home
+    return server_homes.server_root(var) / home.name
+
+
+def up(var: Path, addresses: list[Address]) -> list[str]:
+    """Start a server of ours where nothing listens; -> one line per address."""
+    lines = []
+    with _locked(var):
+        ledger = _ledger(var)
+        for address in addresses:
+            if listening(address.host, address.port):
+                lines.append(f"{address}: answering, used as it is")
+                continue
+            if address.host not in LOOPBACK:
+                raise StartError(f"{address} does not answer, and it is not on this machine")
+            missing = packages.ensure((packages.Package(PACKAGES[address.kind], address.kind),))
+            if missing:
+                raise StartError(f"nothing listens at {address}; {packages.hint(missing)}")
+            home = _home(var, address)
+            try:
+                pid = STARTERS[address.kind](address, home)
+            except OSError as exc:  # a data directory that cannot be made, a binary gone
+                raise StartError(f"{address} could not start: {exc}") from None
+            ledger.append(Started(address.kind, address.port, str(home), pid))
+            _write_ledger(var, ledger)
+            lines.append(f"{address}: nothing listened, started ours (data: {home})")
+    return lines
+
+
+def down(var: Path) -> list[str]:
+    """Stop every server `up` started, newest first."""
+    lines = []
+    with _locked(var):
+        ledger = _ledger(var)
+        while ledger:
+            entry = ledger.pop()
+            if entry.pid is None:
+                stop_postgresql(Path(entry.home))
+            else:
+                _stop_pid(entry.pid)
+            _write_ledger(var, ledger)
+            lines.append(f"{NAMES[entry.kind]} at port {entry.port}: stopped")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m tools.local.local_servers", description=__doc__
+    )
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--var", type=Path, default=Path("var"))
+    parser.add_argument("--tests", action="store_true", help="the test run's addresses")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            lines = up(args.var, configured(tests=args.tests))
+        elif args.command == "down":
+            lines = down(args.var)
+        else:
+            lines = [
+                f"{a}: {'answering' if listening(a.host, a.port) else 'nothing listens'}"
+                for a in configured(tests=args.tests)
+            ]
+    except StartError as exc:
+        print(f"local servers: {exc}", file=sys.stderr)
+        if args.command == "up":  # leave nothing running: stop what this `up` started
+            for line in down(args.var):
+                print(f"local servers: {line}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(f"local servers: {line}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

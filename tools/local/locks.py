@@ -1,0 +1,161 @@
+"""One lock per writing command, so two copies never both run (docs/operations.md, "Commands
+that write").
+
+Every command that writes holds a lock for as long as it writes:
+- `file_lock(name)`: commands that write files of this checkout (new-service, remove-service):
+  flock(2) on var/locks/<name>.lock. The kernel lets it go when the holder exits, even
+  killed with SIGKILL, so there is never a stale lock to break by hand.
+- `database_lock(dsn, name)`: commands that write a database (migrate up/down, seed): a
+  session-level advisory lock of that database (PostgreSQL pg_try_advisory_lock on a key
+  derived from the name; MariaDB GET_LOCK of "<database>:<name>") on a connection of its own.
+  The server lets it go when that connection ends, so a killed holder frees it too, and it
+  covers every machine that runs the command against the same database.
+
+A second copy waits for the lock up to LOCK_WAIT seconds (default 60), saying once on
+stderr what it waits for and who holds it, then gives up with one line (`LockBusy`);
+LOCK_WAIT=0 refuses at once. A command that the lock lets in after a copy was killed
+half-way finishes that copy's work (each command says how: its own module).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+
+from tools.local.databases import database_name, engine_of
+from tools.local.dbadmin import mysql_connect, psycopg_dsn
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCKS = ROOT / "var" / "locks"
+DEFAULT_WAIT = 60.0
+POLL = 0.1  # seconds between two tries while a lock is held elsewhere
+
+
+class LockBusy(RuntimeError):
+    """Another copy held the lock for the whole wait; the message is one line to print."""
+
+
+def lock_wait() -> float:
+    """LOCK_WAIT seconds (default 60; 0: refuse at once)."""
+    raw = os.environ.get("LOCK_WAIT", "")
+    try:
+        value = float(raw) if raw else DEFAULT_WAIT
+    except ValueError:
+        raise ValueError(f"LOCK_WAIT={raw!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise ValueError(f"LOCK_WAIT={raw!r} must be >= 0 and <= 86400 seconds")
+    return value
+
+
+def acquire(
+    take: Callable[[], bool], what: str, holder: Callable[[], str], wait: float | None
+) -> None:
+    """Call `take` until it returns True, for at most `wait` seconds (None: LOCK_WAIT),
+    saying once what it waits for; LockBusy after that."""
+    seconds = lock_wait() if wait is None else wait
+    deadline = time.monotonic() + seconds
+    said = False
+    while not take():
+        if time.monotonic() >= deadline:
+            raise LockBusy(
+                f"{what} is held by {holder()}: another copy is running; "
+                f"gave up after {seconds:g} s (LOCK_WAIT), try again once it has finished"
+            )
+        if not said:
+            print(
+                f"waiting up to {seconds:g} s for {what}, held by {holder()} (LOCK_WAIT)",
+                file=sys.stderr,
+                flush=True,
+            )
+            said = True
+        time.sleep(POLL)
+
+
+@contextlib.contextmanager
+def file_lock(name: str, *, wait: float | None = None, folder: Path = LOCKS) -> Iterator[None]:
+    """Hold var/locks/<name>.lock (flock) for the block; the file keeps the holder's pid."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def take() -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def holder() -> str:
+        pid = path.read_text().strip()
+        return f"process {pid}" if pid else "another process"
+
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    try:
+        acquire(take, f"the lock {shown}", holder, wait)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def advisory_key(name: str) -> int:
+    """A signed 64-bit key for pg_advisory_lock, the same for `name` everywhere."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def database_lock(dsn: str, name: str, *, wait: float | None = None) -> Iterator[None]:
+    """Hold the advisory lock `name` of the database of `dsn` for the block."""
+    database = database_name(dsn)
+    what = f"the {name} lock of database {database}"
+    if engine_of(dsn) == "postgresql":
+        key = advisory_key(name)
+        with psycopg.connect(psycopg_dsn(dsn), autocommit=True) as pg:
+
+            def take() -> bool:
+                row = pg.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                return bool(row and row[0])
+
+            def holder() -> str:
+                row = pg.execute(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE"
+                    " datname = current_database())"
+                    " AND ((classid::bigint << 32) | objid::bigint) = %s",
+                    (key,),
+                ).fetchone()
+                return f"server process {row[0]}" if row else "a session that just ended"
+
+            acquire(take, what, holder, wait)
+            try:
+                yield
+            finally:
+                pg.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        return
+    label = f"{database}:{name}"[:64]  # GET_LOCK names are server-wide, at most 64 chars
+    with mysql_connect(dsn) as my, my.cursor() as cur:
+
+        def take_my() -> bool:
+            cur.execute("SELECT GET_LOCK(%s, 0)", (label,))
+            row = cur.fetchone()
+            return bool(row and row[0] == 1)
+
+        def holder_my() -> str:
+            cur.execute("SELECT IS_USED_LOCK(%s)", (label,))
+            row = cur.fetchone()
+            return f"server connection {row[0]}" if row and row[0] else "a session that just ended"
+
+        acquire(take_my, what, holder_my, wait)
+        try:
+            yield
+        finally:
+            cur.execute("SELECT RELEASE_LOCK(%s)", (label,))

@@ -1,0 +1,286 @@
+"""A PgBouncer of the project's own, in transaction mode, in front of one PostgreSQL.
+
+    python -m tools.local.pgbouncer up [--listen 127.0.0.1:6432] [--server 127.0.0.1:5432]
+    python -m tools.local.pgbouncer down|status [--listen ...]
+    python -m tools.local.pgbouncer run [--listen ...] [--server ...] -- COMMAND...
+
+`POOLER=pgbouncer` (lib/config.py, ADR 0037) sends the services' pools to `PGBOUNCER_ADDR`;
+this starts what listens there: Debian's `pgbouncer` as a plain process, its configuration,
+log and pid in `pgbouncer-<port>/` of the checkout's server root (tools/local/server_homes.py:
+/var/tmp/fixup-<hash of var>/, which the postgres user it runs as can pass, whatever the
+checkout's parents are; removed when it stops), every database name forwarded to the same name on
+`--server` (a `*` fallback entry), the user the client names (auth_type trust: a loopback
+tool for development and tests, like the local servers' own trust). The machine's own
+PostgreSQL is only connected to, never reconfigured. `run` starts one on a free port when
+`--listen` is not given, sized for a test run (TEST_* below: small pools, idle server
+connections closed after 3 s, 40 at most), runs COMMAND with `PGBOUNCER_ADDR` and
+`TEST_PGBOUNCER_ADDR` set, and stops it: what `make test-pgbouncer` uses. Standard library
+only, like tools/local/local_servers.py, whose checks it shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tools.local import local_servers, server_homes
+from tools.local.ports import free_port
+
+DEFAULT_LISTEN = "127.0.0.1:6432"
+DEFAULT_SERVER = "127.0.0.1:5432"
+# server connections per database and user: what PostgreSQL sees, whatever the clients
+DEFAULT_POOL_SIZE = 10
+# client connections PgBouncer accepts (every replica's pool together)
+MAX_CLIENT_CONN = 2000
+# seconds an idle server connection is kept (PgBouncer's default: 600)
+IDLE_TIMEOUT = 60
+# a test run makes a database per module: its pools' idle server connections are closed
+# soon, and all of them together stay within this many (max_user_connections), so a run
+# beside others on one server leaves them room under max_connections
+TEST_POOL_SIZE = 5
+TEST_IDLE_TIMEOUT = 3
+TEST_MAX_SERVER_CONN = 40
+START_TIMEOUT = local_servers.START_TIMEOUT
+STOP_TIMEOUT = local_servers.STOP_TIMEOUT
+USERS = ("postgres",)
+
+
+class StartError(RuntimeError):
+    """PgBouncer could not start: the one line `up` prints."""
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port")
+    return host, int(port)
+
+
+def binary() -> str:
+    for candidate in (shutil.which("pgbouncer"), "/usr/sbin/pgbouncer"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise StartError("no pgbouncer binary; as root: apt-get install -y pgbouncer")
+
+
+def version() -> tuple[int, int]:
+    """The installed PgBouncer's (major, minor): 1.21 added protocol-level prepared statements."""
+    out = subprocess.run([binary(), "--version"], capture_output=True, text=True, check=True)
+    words = out.stdout.split()
+    major, minor, *_ = words[1].split(".")
+    return int(major), int(minor)
+
+
+@dataclass(frozen=True, slots=True)
+class Bouncer:
+    listen: str
+    server: str
+    home: Path
+    pool_size: int = DEFAULT_POOL_SIZE
+    max_client_conn: int = MAX_CLIENT_CONN
+    idle_timeout: int = IDLE_TIMEOUT
+    max_server_conn: int = 0  # every database together (max_user_connections); 0: no cap
+    users: tuple[str, ...] = USERS
+
+    @property
+    def ini(self) -> Path:
+        return self.home / "pgbouncer.ini"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.home / "pgbouncer.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "pgbouncer.log"
+
+    def config(self) -> str:
+        host, port = split_address(self.listen)
+        server_host, server_port = split_address(self.server)
+        return "\n".join(
+            [
+                "[databases]",
+                f"* = host={server_host} port={server_port}",
+                "",
+                "[pgbouncer]",
+                f"listen_addr = {host}",
+                f"listen_port = {port}",
+                "unix_socket_dir =",
+                "auth_type = trust",
+                f"auth_file = {self.home / 'userlist.txt'}",
+                f"admin_users = {self.users[0]}",
+                "pool_mode = transaction",
+                f"default_pool_size = {self.pool_size}",
+                f"max_client_conn = {self.max_client_conn}",
+                f"max_user_connections = {self.max_server_conn}",
+                f"server_idle_timeout = {self.idle_timeout}",
+                # a server connection goes back clean: nothing a transaction left behind
+                "server_reset_query =",
+                "server_check_delay = 1",
+                # a client that waits for a server connection longer than this gets an error
+                "query_wait_timeout = 10",
+                f"logfile = {self.log}",
+                f"pidfile = {self.pidfile}",
+                "",
+            ]
+        )
+
+    def write(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.ini.write_text(self.config())
+        (self.home / "userlist.txt").write_text("".join(f'"{u}" ""\n' for u in self.users))
+        # PgBouncer refuses to run as root: it runs as postgres
+        server_homes.hand_to("postgres", self.home, self.ini, self.home / "userlist.txt")
+
+
+def server_of_tests() -> str:
+    """TEST_PG_DSN's host:port (the test run's PostgreSQL), else DEFAULT_SERVER."""
+    parts = urlsplit(os.environ.get("TEST_PG_DSN", ""))
+    return f"{parts.hostname}:{parts.port or 5432}" if parts.hostname else DEFAULT_SERVER
+
+
+def home_of(var: Path, listen: str) -> Path:
+    return server_homes.server_root(var) / f"pgbouncer-{split_address(listen)[1]}"
+
+
+def _command(bouncer: Bouncer) -> list[str]:
+    command = [binary(), "-d", str(bouncer.ini)]  # -d: daemon, its pid in the pidfile
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _pid(bouncer: Bouncer) -> int | None:
+    try:
+        pid = int(bouncer.pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def start(bouncer: Bouncer) -> None:
+    """Start it and wait until it answers; a taken port or a failed start is a StartError."""
+    host, port = split_address(bouncer.listen)
+    if _pid(bouncer) is not None and local_servers.listening(host, port):
+        return  # ours, already up
+    if local_servers.listening(host, port):
+        raise StartError(f"{bouncer.listen} is taken by something else: choose another --listen")
+    bouncer.write()
+    done = subprocess.run(
+        _command(bouncer), capture_output=True, text=True, timeout=START_TIMEOUT, check=False
+    )
+    if done.returncode != 0:
+        raise StartError(f"pgbouncer failed: {(done.stderr or done.stdout).strip()[-400:]}")
+    deadline = time.monotonic() + START_TIMEOUT
+    while not local_servers.listening(host, port, timeout=0.5):
+        if time.monotonic() > deadline:
+            raise StartError(f"pgbouncer did not open {bouncer.listen}; its log: {bouncer.log}")
+        time.sleep(0.1)
+
+
+def stop(bouncer: Bouncer) -> bool:
+    """SIGTERM (immediate shutdown), SIGKILL after STOP_TIMEOUT; False when none ran."""
+    pid = _pid(bouncer)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _pid(bouncer) is not None:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    server_homes.remove_home(bouncer.home)
+    return True
+
+
+@contextmanager
+def running(
+    server: str,
+    var: Path,
+    listen: str | None = None,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    idle_timeout: int = IDLE_TIMEOUT,
+    max_server_conn: int = 0,
+) -> Iterator[str]:
+    """A PgBouncer in front of `server` for the block; -> its host:port."""
+    address = listen or f"127.0.0.1:{free_port()}"
+    bouncer = Bouncer(
+        address,
+        server,
+        home_of(var, address),
+        pool_size=pool_size,
+        idle_timeout=idle_timeout,
+        max_server_conn=max_server_conn,
+    )
+    start(bouncer)
+    try:
+        yield address
+    finally:
+        stop(bouncer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.local.pgbouncer", description=__doc__)
+    parser.add_argument("action", choices=("up", "down", "status", "run"))
+    parser.add_argument("--listen", default=None, help=f"host:port (default {DEFAULT_LISTEN})")
+    parser.add_argument(
+        "--server", default=server_of_tests(), help="PostgreSQL's host:port (TEST_PG_DSN's)"
+    )
+    parser.add_argument("--var", type=Path, default=Path("var"))
+    parser.add_argument("--pool-size", type=int, default=None, help="per database")
+    given = sys.argv[1:] if argv is None else argv
+    split = given.index("--") if "--" in given else len(given)
+    args = parser.parse_args(given[:split])
+    command = given[split + 1 :] or ["true"]  # run: what follows "--"
+    listen = args.listen or (f"127.0.0.1:{free_port()}" if args.action == "run" else DEFAULT_LISTEN)
+    testing = args.action == "run"  # a test run: a database per module (TEST_* above)
+    bouncer = Bouncer(
+        listen,
+        args.server,
+        home_of(args.var, listen),
+        pool_size=args.pool_size or (TEST_POOL_SIZE if testing else DEFAULT_POOL_SIZE),
+        idle_timeout=TEST_IDLE_TIMEOUT if testing else IDLE_TIMEOUT,
+        max_server_conn=TEST_MAX_SERVER_CONN if testing else 0,
+    )
+    try:
+        if args.action == "up":
+            start(bouncer)
+            print(f"pgbouncer: {listen} -> {args.server} (transaction mode; {bouncer.log})")
+        elif args.action == "down":
+            print(f"pgbouncer: {'stopped' if stop(bouncer) else 'none running at'} {listen}")
+        elif args.action == "status":
+            up = _pid(bouncer) is not None
+            print(f"pgbouncer: {listen} {'up' if up else 'down'}")
+            return 0 if up else 1
+        else:
+            start(bouncer)
+            try:
+                env = {**os.environ, "PGBOUNCER_ADDR": listen, "TEST_PGBOUNCER_ADDR": listen}
+                print(f"pgbouncer: {listen} -> {args.server}; running {' '.join(command)}")
+                return subprocess.run(command, env=env, check=False).returncode
+            finally:
+                stop(bouncer)
+    except (StartError, ValueError) as exc:
+        print(f"pgbouncer: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,372 @@
+"""yoyo migrations for the six databases: up, down, status, new.
+
+Usage: python -m tools.migrations.migrate {up,down,status,new} DB [--steps N | --all] [--name NAME]
+
+Migrations run while the previous release serves traffic (ADR 0018, docs/migrations.md):
+every session gets MIGRATE_LOCK_TIMEOUT (s, default 2) and MIGRATE_STATEMENT_TIMEOUT
+(s, default 60), so a migration that cannot get its lock fails fast, changes nothing
+(PostgreSQL: the migration's transaction rolls back) and can be run again, instead of
+queueing every request of the release behind it.
+
+Two runs against one database never both migrate: up and down hold the database's
+advisory lock `migrate` (tools/local/locks.py: a second copy waits up to LOCK_WAIT seconds,
+saying for what, then refuses with one line), and inside it yoyo's own lock row. A run
+killed half-way leaves that row behind (yoyo would refuse every later run until
+`yoyo break-lock`): whoever holds the advisory lock knows the row is a dead run's, removes
+it and says so; the killed migration's transaction was rolled back by the server
+(PostgreSQL; on MariaDB a non-transactional one: docs/migrations.md), so the run applies
+it again. `new` holds var/locks/migrate-new.lock: two at once never take one number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import yaml
+from yoyo import get_backend, read_migrations
+from yoyo.backends import DatabaseBackend
+from yoyo.migrations import Migration
+
+from tools.local.databases import DATABASES, engine_of, get_database
+from tools.local.dbadmin import create_database
+from tools.local.locks import database_lock, file_lock
+
+ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = ROOT / "migrations"
+CLIENT_CHECK_MS = 1000  # PostgreSQL 14+: how often a running statement checks its client
+
+
+def yoyo_url(dsn: str, args: dict[str, str] | None = None) -> str:
+    """yoyo's scheme for our DSNs: psycopg 3 for PostgreSQL, PyMySQL for MySQL/MariaDB;
+    `args` become query parameters, which yoyo hands to the driver's connect()."""
+    parts = urlsplit(dsn)
+    scheme = "postgresql+psycopg" if engine_of(dsn) == "postgresql" else "mysql"
+    query = urlencode([*parse_qsl(parts.query), *(args or {}).items()])
+    return urlunsplit((scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def migrations_dir(db: str) -> Path:
+    return MIGRATIONS / get_database(db).name
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long one migration statement may wait for a lock, and may run at all (seconds)."""
+
+    lock: float = 2.0
+    statement: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> Timeouts:
+        values = {}
+        for field, var in (
+            ("lock", "MIGRATE_LOCK_TIMEOUT"),
+            ("statement", "MIGRATE_STATEMENT_TIMEOUT"),
+        ):
+            raw = os.environ.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"{var}={raw!r} is not a number of seconds") from None
+            if not 0 < value <= 86400:
+                raise ValueError(f"{var}={raw!r} must be > 0 and <= 86400 seconds")
+            values[field] = value
+        return cls(**values)
+
+    def connect_args(self, engine: str) -> dict[str, str]:
+        """Driver arguments that give every migration connection these limits. yoyo opens
+        a new connection for each migration, so a SET on its first one would not reach it."""
+        if engine == "postgresql":
+            ms = round(self.lock * 1000), round(self.statement * 1000)
+            # a run killed mid-statement: the server notices its client gone within a
+            # second and rolls the migration back, instead of holding its locks until
+            # the statement ends (the next run would time out on them)
+            return {
+                "options": f"-c lock_timeout={ms[0]}ms -c statement_timeout={ms[1]}ms"
+                f" -c client_connection_check_interval={CLIENT_CHECK_MS}"
+            }
+        # MariaDB: metadata locks (an ALTER's) and row locks wait whole seconds
+        whole = max(1, math.ceil(self.lock))
+        return {
+            "init_command": f"SET SESSION lock_wait_timeout = {whole}, "
+            f"innodb_lock_wait_timeout = {whole}, max_statement_time = {self.statement:g}"
+        }
+
+
+class MigrationFailedError(RuntimeError):
+    """One migration failed; the message names it and says whether a re-run is safe."""
+
+
+@contextlib.contextmanager
+def backend_for(dsn: str, timeouts: Timeouts | None = None) -> Iterator[DatabaseBackend]:
+    """yoyo's backend, its connection closed on the way out: left open, a read's
+    transaction keeps MariaDB's metadata locks, and a DROP DATABASE of the db waits on it."""
+    create_database(dsn)
+    limits = (timeouts or Timeouts.from_env()).connect_args(engine_of(dsn))
+    backend = get_backend(yoyo_url(dsn, limits))
+    try:
+        yield backend
+    finally:
+        backend.connection.close()
+
+
+@contextlib.contextmanager
+def migration_lock(dsn: str, backend: DatabaseBackend) -> Iterator[None]:
+    """The database's advisory lock `migrate`, then yoyo's lock row; a row found while
+    the advisory lock is ours was left by a killed run: removed, and said so."""
+    with database_lock(dsn, "migrate"):
+        with backend.transaction():
+            left = backend.execute(f"SELECT pid FROM {backend.lock_table}").fetchall()
+        if left:
+            backend.break_lock()
+            pids = ", ".join(str(row[0]) for row in left)
+            print(f"migrate: removed the lock a killed run (pid {pids}) left", file=sys.stderr)
+        with backend.lock():
+            yield
+
+
+def _explain(migration: Migration, exc: Exception, timeouts: Timeouts) -> str:
+    """A one-line reason for a failed migration: lock and statement timeouts by name."""
+    # MariaDB commits at each DDL statement, so yoyo's ROLLBACK TO SAVEPOINT after a failed
+    # one fails too (1305) and hides it: the first error of the chain is the reason
+    while isinstance(exc.__context__, Exception) and exc.__context__.args:
+        exc = exc.__context__
+    code = getattr(getattr(exc, "diag", None), "sqlstate", None) or (
+        exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    )
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if code in ("55P03", 1205):  # lock_not_available / ER_LOCK_WAIT_TIMEOUT
+        why = f"could not get its lock within lock_timeout ({timeouts.lock:g} s): {text}"
+    elif code in ("57014", 1969):  # query_canceled / ER_STATEMENT_TIMEOUT
+        why = f"ran longer than statement_timeout ({timeouts.statement:g} s): {text}"
+    else:
+        why = text
+    undone = (
+        "rolled back, nothing of it applied"
+        if migration.use_transactions
+        else "not transactional: its statements up to the failed one were undone by its rollback"
+    )
+    return f"migration {migration.id} {why}; {undone}; run `make migrate-up` again"
+
+
+def up(
+    db: str,
+    dsn: str | None = None,
+    steps: int | None = None,
+    *,
+    source: Path | None = None,
+    timeouts: Timeouts | None = None,
+) -> list[str]:
+    """Apply the next `steps` pending migrations (all when None) of `source` (the db's
+    folder by default), one at a time; returns the ids applied. A failure raises
+    MigrationFailedError naming the migration; those before it stay applied."""
+    dsn = dsn or get_database(db).dsn()
+    timeouts = timeouts or Timeouts.from_env()
+    migrations = read_migrations(str(source or migrations_dir(db)))
+    applied: list[str] = []
+    with backend_for(dsn, timeouts) as backend, migration_lock(dsn, backend):
+        pending = backend.to_apply(migrations)
+        pending = pending if steps is None else pending[:steps]
+        for migration in pending:
+            try:
+                backend.apply_one(migration)
+            except backend.DatabaseError as exc:
+                raise MigrationFailedError(_explain(migration, exc, timeouts)) from exc
+            applied.append(migration.id)
+    return applied
+
+
+def down(
+    db: str, dsn: str | None = None, steps: int | None = 1, *, source: Path | None = None
+) -> list[str]:
+    """Roll back the last `steps` migrations (all of them when steps is None)."""
+    dsn = dsn or get_database(db).dsn()
+    migrations = read_migrations(str(source or migrations_dir(db)))
+    with backend_for(dsn) as backend, migration_lock(dsn, backend):
+        applied = backend.to_rollback(migrations)
+        chosen = applied if steps is None else applied[:steps]
+        backend.rollback_migrations(chosen)
+    return [m.id for m in chosen]
+
+
+def status(db: str, dsn: str | None = None) -> list[tuple[str, bool]]:
+    dsn = dsn or get_database(db).dsn()
+    migrations = read_migrations(str(migrations_dir(db)))
+    with backend_for(dsn) as backend:
+        return [(m.id, backend.is_applied(m)) for m in migrations]
+
+
+SCHEMA_BLOCK = re.compile(r"^([ \t]*)schema:[ \t]*\n((?:\1[ \t]+- .*\n)+)", re.MULTILINE)
+SCHEMA_FLOW = re.compile(r"^([ \t]*schema:[ \t]*\[)([^\]\n]*)\]", re.MULTILINE)
+
+
+def with_schema_entry(config: str, entry: str) -> str:
+    """sqlc.yaml text with `entry` appended to its one `schema:` list, comments untouched.
+
+    Edited as text (a YAML round trip would drop the comments); the result is parsed again
+    to prove the list now ends with `entry`.
+    """
+    blocks, flows = list(SCHEMA_BLOCK.finditer(config)), list(SCHEMA_FLOW.finditer(config))
+    if len(blocks) + len(flows) != 1:
+        raise ValueError("expected exactly one `schema:` list in sqlc.yaml")
+    if blocks:  # "schema:" then "  - item" lines: one more line, indented like the last
+        end, last = blocks[0].end(), blocks[0].group(2).splitlines()[-1]
+        line = last[: last.index("-")] + f"- {entry}\n"
+    else:  # "schema: [a, b]": ", entry" before the bracket
+        end = flows[0].end() - 1
+        line = f", {entry}" if flows[0].group(2).strip() else entry
+    edited = config[:end] + line + config[end:]
+    schema = yaml.safe_load(edited)["sql"][0]["schema"]
+    if not isinstance(schema, list) or schema[-1] != entry:
+        raise ValueError(f"could not append {entry} to the `schema:` list of sqlc.yaml")
+    return edited
+
+
+PG_TEMPLATE = """\
+-- {stem}: what changes and why (one line, then details).
+--
+-- Online-safe (docs/migrations.md, ADR 0018): the release that is running while this
+-- migration runs must keep working. Expand only what it can ignore; contract (drop) only
+-- what no release still reads, in a later migration. The runner sets lock_timeout and
+-- statement_timeout; `make migrate-lint` checks the file. Patterns (uncomment, adapt):
+--
+-- ALTER TABLE t ADD COLUMN c text NULL;
+-- ALTER TABLE t ADD COLUMN n integer NOT NULL DEFAULT 0;
+-- ALTER TABLE t ADD CONSTRAINT t_n_chk CHECK (n >= 0) NOT VALID;
+--     (and `ALTER TABLE t VALIDATE CONSTRAINT t_n_chk;` in the NEXT migration)
+-- CREATE TABLE u (...);            -- a new table: any index or constraint on it here
+--
+-- An index on an existing table: a migration of its own, `make migrate-new ... index=1`.
+"""
+
+PG_INDEX_TEMPLATE = """\
+-- transactional: false
+-- {stem}: which query this index serves.
+--
+-- CREATE INDEX CONCURRENTLY builds without blocking writes, and cannot run inside a
+-- transaction (hence the directive above: each statement commits on its own). A build
+-- that fails or times out leaves an INVALID index behind; the DROP first makes a re-run
+-- rebuild it. Keep this file to the index (uncomment, adapt):
+--
+-- DROP INDEX CONCURRENTLY IF EXISTS t_c_idx;
+-- CREATE INDEX CONCURRENTLY IF NOT EXISTS t_c_idx ON t (c);
+--
+-- Also right here: `ALTER TABLE t VALIDATE CONSTRAINT t_n_chk;` of a constraint an earlier
+-- migration added NOT VALID (it scans the table without blocking reads or writes).
+"""
+
+MYSQL_TEMPLATE = """\
+-- {stem}: what changes and why (one line, then details).
+--
+-- Online-safe (docs/migrations.md, ADR 0018): the release that is running while this
+-- migration runs must keep working. Every ALTER TABLE of an existing table names
+-- ALGORITHM=INSTANT (or INPLACE) and LOCK=NONE: where the server cannot do that, it
+-- refuses, instead of silently copying the table under a lock. `make migrate-lint` checks
+-- it. Patterns (uncomment, adapt):
+--
+-- ALTER TABLE t ADD COLUMN c VARCHAR(100) NULL, ALGORITHM=INSTANT, LOCK=NONE;
+-- ALTER TABLE t ADD COLUMN n INT NOT NULL DEFAULT 0, ALGORITHM=INSTANT, LOCK=NONE;
+-- ALTER TABLE t ADD INDEX t_c_idx (c), ALGORITHM=INPLACE, LOCK=NONE;
+-- CREATE TABLE u (...) ENGINE=InnoDB;   -- a new table: any key or CHECK on it here
+"""
+
+
+def template(engine: str, stem: str, index: bool = False) -> tuple[str, str]:
+    """The text of a new up-migration and its rollback, following the online-safe rule."""
+    if engine == "postgresql":
+        up_text = (PG_INDEX_TEMPLATE if index else PG_TEMPLATE).format(stem=stem)
+    elif index:
+        raise ValueError("index=1 is for PostgreSQL (MariaDB: ADD INDEX ..., ALGORITHM=INPLACE)")
+    else:
+        up_text = MYSQL_TEMPLATE.format(stem=stem)
+    down_text = f"-- {stem}: undo exactly what {stem}.sql does\n"
+    if index:
+        down_text = (
+            "-- transactional: false\n"
+            + down_text
+            + ("-- DROP INDEX CONCURRENTLY IF EXISTS t_c_idx;\n")
+        )
+    return up_text, down_text
+
+
+def new(db: str, name: str, root: Path = ROOT, *, index: bool = False) -> list[Path]:
+    """Create NNNN_name.sql and NNNN_name.rollback.sql with the next number, from the
+    engine's online-safe template, and list the up-migration last in `schema:` of
+    sql/<db>/sqlc.yaml (else sqlc silently ignores it) when the db has one (a new
+    service's db has none until its first query); returns the files written."""
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        raise ValueError("name must be lower_snake_case (a-z, 0-9, _)")
+    database = get_database(db)
+    folder = root / "migrations" / database.name
+    config_file = root / "sql" / database.name / "sqlc.yaml"
+    numbers = [int(p.name[:4]) for p in folder.glob("[0-9][0-9][0-9][0-9]_*.sql")]
+    stem = f"{max(numbers, default=0) + 1:04d}_{name}"
+    up_file, down_file = folder / f"{stem}.sql", folder / f"{stem}.rollback.sql"
+    up_text, down_text = template(database.engine, stem, index)
+    config = None
+    if config_file.is_file():  # edited in memory first: a bad sqlc.yaml fails before any write
+        entry = os.path.relpath(up_file, config_file.parent)
+        config = with_schema_entry(config_file.read_text(), entry)
+    folder.mkdir(parents=True, exist_ok=True)
+    up_file.write_text(up_text)
+    down_file.write_text(down_text)
+    if config is None:
+        return [up_file, down_file]
+    config_file.write_text(config)
+    return [up_file, down_file, config_file]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.migrations.migrate", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "new"])
+    parser.add_argument("db", help="one of: " + ", ".join(DATABASES))
+    parser.add_argument("--steps", type=int, default=1, help="down: how many steps (default 1)")
+    parser.add_argument("--all", action="store_true", help="down: every applied migration")
+    parser.add_argument("--name", help="new: the migration's name")
+    parser.add_argument(
+        "--index", action="store_true", help="new: a CREATE INDEX CONCURRENTLY migration"
+    )
+    args = parser.parse_args(argv)
+    try:
+        get_database(args.db)
+        if args.command == "up":
+            applied = up(args.db)
+            print(f"{args.db}: applied {len(applied)}: {', '.join(applied) or 'nothing pending'}")
+        elif args.command == "down":
+            if args.steps < 1:
+                raise ValueError("--steps must be >= 1")
+            rolled = down(args.db, steps=None if args.all else args.steps)
+            print(f"{args.db}: rolled back {len(rolled)}: {', '.join(rolled) or 'nothing applied'}")
+        elif args.command == "status":
+            for mid, is_applied in status(args.db):
+                print(f"{'applied ' if is_applied else 'pending '} {mid}")
+        else:
+            if not args.name:
+                raise ValueError("new needs name=NAME")
+            with file_lock("migrate-new"):
+                written = new(args.db, args.name, index=args.index)
+            for path in written[:2]:
+                print(f"created {path.relative_to(ROOT)}")
+            if len(written) > 2:
+                print(f"listed it in {written[2].relative_to(ROOT)} (schema:)")
+            else:
+                print(f"no sql/{args.db}/sqlc.yaml yet: list it there once the db has queries")
+    except Exception as exc:  # one clear line for the Makefile user, not a traceback
+        print(f"migrate: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""`make migrate-compat`: the previous release keeps working on the schema after the new
+migrations (the expand/contract rule of ADR 0018, checked by running it).
+
+The previous release is the code before the new migrations: by default the parent of the
+last commit that changed a migration (HEAD itself while migrations/ has uncommitted
+changes), or `--base REV` (a release tag). Its tree is exported to a temporary folder,
+its migrations/ replaced by the current ones, and its own API tests run there: their
+fixtures migrate fresh databases with the NEW migrations and drive the OLD services. A
+failure names the first new migration that breaks them.
+
+Usage: python -m tools.migrations.migrate_compat [--base REV] [--migrations DIR] [--tests PATH ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The services' API tests: every route of every service, against real servers, in a few
+# minutes. Paths of the previous release's tree; the ones it does not have are skipped.
+DEFAULT_TESTS = (
+    "tests/integration/test_departments_api.py",
+    "tests/integration/test_users_profiles.py",
+    "tests/integration/test_catalog_api.py",
+    "tests/integration/test_orders_api.py",
+    "tests/integration/test_chat_api.py",
+    "tests/integration/test_points_grpc.py",
+)
+MIGRATION = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
+
+
+class CompatError(RuntimeError):
+    pass
+
+
+def git(*args: str) -> str:
+    run = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise CompatError(f"git {' '.join(args)}: {run.stderr.strip()}")
+    return run.stdout.strip()
+
+
+def default_base() -> str:
+    """The commit the running release was built from, as far as migrations go."""
+    if git("status", "--porcelain", "--", "migrations/"):
+        return git("rev-parse", "HEAD")
+    last = git("log", "-1", "--format=%H", "--", "migrations/*/*.sql")
+    if not last:
+        raise CompatError("no commit changed migrations/: nothing to compare with")
+    return git("rev-parse", f"{last}^")
+
+
+def export(rev: str, into: Path) -> None:
+    """The tree of `rev` (tracked files only), like a worktree without registering one."""
+    data = subprocess.run(
+        ["git", "archive", "--format=tar", rev], cwd=ROOT, capture_output=True, check=False
+    )
+    if data.returncode != 0:
+        raise CompatError(f"git archive {rev}: {data.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(data.stdout)) as tar:
+        tar.extractall(into, filter="data")
+
+
+def up_migrations(folder: Path) -> dict[str, Path]:
+    """'<db>/<file>' -> path of every up-migration under `folder`."""
+    return {
+        f"{path.parent.name}/{path.name}": path
+        for path in sorted(folder.glob("*/*.sql"))
+        if MIGRATION.match(path.name) and not path.name.endswith(".rollback.sql")
+    }
+
+
+def use_migrations(tree: Path, source: Path, leave_out: tuple[str, ...] = ()) -> None:
+    """tree/migrations := source's migrations, without the up-migrations `leave_out`."""
+    target = tree / "migrations"
+    shutil.rmtree(target)
+    shutil.copytree(source, target)
+    for rel in leave_out:
+        up = target / rel
+        up.unlink()
+        up.with_name(up.name.removesuffix(".sql") + ".rollback.sql").unlink(missing_ok=True)
+
+
+def run_tests(tree: Path, tests: list[str], timeout: float) -> tuple[int, str]:
+    env = os.environ | {"PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
+    try:
+        run = subprocess.run(
+            [*cmd, "-rf", "--timeout", "120", *tests],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return 1, f"the previous release's tests ran longer than {timeout:g} s"
+    return run.returncode, run.stdout + run.stderr
+
+
+def failed_tests(output: str) -> list[str]:
+    return re.findall(r"^(?:FAILED|ERROR) (\S+)", output, re.MULTILINE)
+
+
+def check(base: str, migrations: Path, tests: list[str] | None, timeout: float) -> tuple[int, str]:
+    """(0, report) when the release at `base` passes its tests on `migrations`' schema."""
+    short = git("rev-parse", "--short", base)
+    with tempfile.TemporaryDirectory(prefix="fixup-compat-") as tmp:
+        tree = Path(tmp) / "release"
+        export(base, tree)
+        new = sorted(set(up_migrations(migrations)) - set(up_migrations(tree / "migrations")))
+        chosen = [t for t in (tests or DEFAULT_TESTS) if (tree / t.split("::")[0]).exists()]
+        if not chosen:
+            raise CompatError(f"release {short} has none of the tests {tests or DEFAULT_TESTS}")
+        use_migrations(tree, migrations)
+        code, output = run_tests(tree, chosen, timeout)
+        header = f"release {short} with {len(new)} new migration(s) ({', '.join(new) or 'none'})"
+        if code == 0:
+            return 0, f"migrate-compat: ok: {header}: {len(chosen)} test file(s) pass"
+        failed = failed_tests(output)
+        culprit = new[-1] if new else None
+        if len(new) > 1 and failed:  # the first new migration after which they fail
+            for k in range(1, len(new)):
+                use_migrations(tree, migrations, leave_out=tuple(new[k:]))
+                if run_tests(tree, failed, timeout)[0] != 0:
+                    culprit = new[k - 1]
+                    break
+        tail = "\n".join(output.strip().splitlines()[-40:])
+        blame = (
+            f"migration {culprit} breaks the running release"
+            if culprit
+            else "no new migration: the release's own tests fail"
+        )
+        return 1, (
+            f"{tail}\n\nmigrate-compat: FAILED: {blame} ({header}); "
+            f"failing: {', '.join(failed) or 'see above'}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.migrations.migrate_compat", description=__doc__
+    )
+    parser.add_argument("--base", help="the previous release: a commit or tag")
+    parser.add_argument("--migrations", type=Path, default=ROOT / "migrations")
+    parser.add_argument("--tests", nargs="+", help="test paths of the release's tree")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds for the tests")
+    args = parser.parse_args(argv)
+    try:
+        code, report = check(
+            args.base or default_base(), args.migrations.resolve(), args.tests, args.timeout
+        )
+    except CompatError as exc:
+        print(f"migrate-compat: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

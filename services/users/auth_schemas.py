@@ -1,11 +1,11 @@
-"""Bodies of the /v1/auth routes (registration.py, sessions.py, passwords.py)."""
+"""Bodies of the /v1/auth routes (registration.py, sessions.py, passwords.py, reauth.py)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from lib.auth.principal import Role
 from lib.http.fields import omit_default, single_line
@@ -25,6 +25,11 @@ Email = Annotated[
 # an opaque secret we issued: url-safe base64 of 32 bytes (43 characters)
 Secret = Annotated[
     str, StringConstraints(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+]
+Code = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{6}$"),
+    Field(description="The 6 digits the authenticator app shows now."),
 ]
 PersonalId = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9-]{4,32}$")
@@ -72,7 +77,28 @@ class RefreshIn(_Strict):
 
 
 class ReauthIn(_Strict):
-    password: Annotated[str, StringConstraints(min_length=1, max_length=72)]
+    """One proof of who the caller is: the password, a code of the authenticator app, or
+    a passkey's assertion."""
+
+    password: Annotated[str, StringConstraints(min_length=1, max_length=72)] | None = Field(
+        None, json_schema_extra=omit_default
+    )
+    code: Code | None = Field(
+        None, json_schema_extra=omit_default, description="For an account with the app."
+    )
+    credential: dict[str, Any] | None = Field(
+        None,
+        json_schema_extra=omit_default,
+        description="The PublicKeyCredential's toJSON() (id, rawId, type, response) for "
+        "the options of POST /v1/auth/passkey/options: one of the account's passkeys.",
+    )
+
+    @model_validator(mode="after")
+    def one_of_them(self) -> ReauthIn:
+        given = [self.password, self.code, self.credential]
+        if sum(each is not None for each in given) != 1:
+            raise ValueError("give a password, a code or a credential, one of them")
+        return self
 
 
 class ResetConfirmIn(_Strict):

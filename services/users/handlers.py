@@ -41,7 +41,7 @@ from services.users.db.models import User, UserRole
 from services.users.pictures import STORAGE, delete_quietly, picture_url, picture_urls
 from services.users.points import POINTS, PointsLookup, points_for
 from services.users.profile_schemas import ADMIN_ONLY, READ_ONLY, ProviderOut, UserPatch
-from services.users.reauth import check_recent_auth
+from services.users.recent_auth import check_recent_auth
 from services.users.revocations import end_sessions
 from services.users.schemas import UserListMeta, UserListQuery, UserOut
 from services.users.settings import UsersSettings

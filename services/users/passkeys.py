@@ -60,7 +60,7 @@ from services.users.passkey_schemas import (
     PasskeyOut,
     PasskeySignInIn,
 )
-from services.users.reauth import check_recent_auth, requires_recent_auth
+from services.users.recent_auth import check_recent_auth, requires_recent_auth
 from services.users.session_list import SESSION_HEADERS, user_agent
 from services.users.sessions import start_session
 from services.users.settings import UsersSettings
@@ -283,7 +283,7 @@ async def sign_in(request: web.Request) -> web.Response:
     service = users_settings(request).service
     refused = Unauthorized("the passkey was not accepted")
     try:
-        user = await verified_passkey_user(request, body)
+        user = await verified_passkey_user(request, body.credential)
     except (WebAuthnException, ValueError, Unauthorized):
         LOGINS.count(service, outcome="failed")
         raise refused from None
@@ -291,11 +291,13 @@ async def sign_in(request: web.Request) -> web.Response:
 
 
 async def verified_passkey_user(
-    request: web.Request, body: PasskeySignInIn
+    request: web.Request, assertion: dict[str, Any]
 ) -> auth_q.LoginCandidateRow:
-    """The account the assertion signs in, its passkey's counter moved forward."""
+    """The account the assertion (for a challenge of POST /v1/auth/passkey/options) signs
+    in, its passkey's counter moved forward; the sign-in's and a re-authentication's check.
+    Raises Unauthorized, WebAuthnException or ValueError when it is not accepted."""
     rp_id, origins = relying_party(users_settings(request))
-    credential = parse_authentication_credential_json(body.credential)
+    credential = parse_authentication_credential_json(assertion)
     taken = await take_challenge(
         request, credential.response.client_data_json, WebauthnCeremony.SIGN_IN
     )

@@ -24,7 +24,7 @@ from services.users.db.models import EmailTokenPurpose
 from services.users.email_links import LinkInvalid, send_token_mail, usable_link, wake_relay
 from services.users.password_screen import screen
 from services.users.profile_schemas import PasswordChange
-from services.users.reauth import check_recent_auth
+from services.users.recent_auth import check_recent_auth
 from services.users.revocations import end_sessions
 
 routes = web.RouteTableDef()

@@ -31,7 +31,7 @@ from services.users import facts
 from services.users.auth_kit import users_settings
 from services.users.db import auth as q
 from services.users.db.users import get_user
-from services.users.reauth import check_recent_auth, requires_recent_auth
+from services.users.recent_auth import check_recent_auth, requires_recent_auth
 from services.users.revocations import end_sessions
 
 routes = web.RouteTableDef()

@@ -36,7 +36,7 @@ from services.users.db import second_factor as q
 from services.users.db.auth import LoginCandidateRow
 from services.users.db.models import SecondFactorStep
 from services.users.db.users import get_user
-from services.users.reauth import check_recent_auth, requires_recent_auth
+from services.users.recent_auth import check_recent_auth, requires_recent_auth
 from services.users.session_list import SESSION_HEADERS, user_agent
 from services.users.sessions import start_session
 from services.users.totp_schemas import (

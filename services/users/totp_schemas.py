@@ -7,13 +7,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from lib.http.fields import omit_default
-from services.users.auth_schemas import Secret
+from services.users.auth_schemas import Code, Secret
 
-Code = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{6}$"),
-    Field(description="The 6 digits the authenticator app shows now."),
-]
 RecoveryCode = Annotated[
     str,
     StringConstraints(

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from lib.http.keys import SETTINGS
 from services.users.app import create_app
 from tests.integration.users_support import (
     age_sign_in,
@@ -395,3 +396,34 @@ async def test_adding_and_removing_a_passkey_need_a_recent_sign_in(
     resp = await client.delete(f"/v1/users/me/passkeys/{passkey['id']}", headers=headers)
     assert resp.status == 204, await resp.text()
     assert await count(users_dsn, passkeys, user_id) == 0
+
+
+async def test_a_passkey_re_authenticates(client: Any, users_dsn: str) -> None:
+    """POST /v1/auth/reauth with an assertion of one of the account's passkeys (for the
+    sign-in options' challenge) makes a stale session recent and starts no session; the
+    assertion replayed, or another account's passkey: 400 PASSKEY_REFUSED, still stale."""
+    user_id = await make_user(users_dsn)
+    headers = auth(user_id)
+    key = await registered(client, user_id)
+    stranger = await registered(client, await make_user(users_dsn))
+    stale = client.app[SETTINGS].reauth_max_age + 1
+    families = "SELECT count(*) FROM refresh_token_families WHERE user_id = $1"
+    before = await count(users_dsn, families, user_id)
+
+    async def still_stale() -> None:
+        resp = await client.post("/v1/users/me/passkeys/options", headers=headers)
+        assert reauthentication_required(resp.status, await resp.json()), resp.status
+
+    await age_sign_in(users_dsn, user_id, stale)
+    await still_stale()
+    assertion = key.get(await sign_in_options(client))
+    resp = await client.post("/v1/auth/reauth", json={"credential": assertion}, headers=headers)
+    assert resp.status == 204, await resp.text()
+    await registration_options(client, headers)  # recent now
+
+    await age_sign_in(users_dsn, user_id, stale)
+    for refused in (assertion, stranger.get(await sign_in_options(client))):
+        resp = await client.post("/v1/auth/reauth", json={"credential": refused}, headers=headers)
+        await problem(resp, 400, "PASSKEY_REFUSED")
+        await still_stale()
+    assert await count(users_dsn, families, user_id) == before

@@ -421,3 +421,61 @@ async def test_secrets_are_random_stored_hashed_and_codes_live_one_step(
     body = {"challenge": (await password_login(client, email))["challenge"],
             "code": code_at(enrolment["secret"], 1)}  # fmt: skip
     assert (await client.post("/v1/auth/second-factor", json=body)).status == 200
+
+
+async def test_a_code_re_authenticates_once(client: Any, users_dsn: str) -> None:
+    """POST /v1/auth/reauth with a code of the app makes a stale session recent (ADR 0055);
+    the same code again, an older one, a wrong one, or a code from an account without the
+    app: 400 CODE_INVALID, the session still stale."""
+    user_id = await make_user(users_dsn)
+    headers = auth(user_id)
+    secret = (await enrolled(client, user_id))["secret"]
+    stale = client.app[SETTINGS].reauth_max_age + 1
+    enrol = "/v1/users/me/second-factor/totp"  # a sensitive action: 409 once recent
+
+    async def still_stale() -> None:
+        resp = await client.post(enrol, headers=headers)
+        assert reauthentication_required(resp.status, await resp.json()), resp.status
+
+    await age_sign_in(users_dsn, user_id, stale)
+    await still_stale()
+    code = code_at(secret)
+    resp = await client.post("/v1/auth/reauth", json={"code": code}, headers=headers)
+    assert resp.status == 204, await resp.text()
+    await problem(await client.post(enrol, headers=headers), 409, "CONFLICT")
+
+    await age_sign_in(users_dsn, user_id, stale)
+    wrong = "000000" if code_at(secret, 1) != "000000" else "111111"
+    for refused in (code, code_at(secret, -1), wrong):
+        resp = await client.post("/v1/auth/reauth", json={"code": refused}, headers=headers)
+        await problem(resp, 400, "CODE_INVALID")
+        await still_stale()
+    resp = await client.post("/v1/auth/reauth", json={"code": code_at(secret, 1)}, headers=headers)
+    assert resp.status == 204, await resp.text()
+
+    other = await make_user(users_dsn)  # no app enrolled: no code proves it
+    await age_sign_in(users_dsn, other, stale)
+    resp = await client.post("/v1/auth/reauth", json={"code": code}, headers=auth(other))
+    await problem(resp, 400, "CODE_INVALID")
+    resp = await client.post(enrol, headers=auth(other))
+    assert reauthentication_required(resp.status, await resp.json())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"code": "12345"},
+        {"code": None},
+        {"password": PASSWORD, "code": "123456"},
+        {"code": "123456", "credential": {}},
+        {"credential": "not an object"},
+        {"code": "123456", "extra": 1},
+    ],
+)
+async def test_malformed_reauth_bodies_are_400(
+    client: Any, users_dsn: str, body: dict[str, Any]
+) -> None:
+    headers = auth(await make_user(users_dsn))
+    resp = await client.post("/v1/auth/reauth", json=body, headers=headers)
+    await problem(resp, 400, "VALIDATION_ERROR")

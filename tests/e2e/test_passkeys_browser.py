@@ -5,18 +5,23 @@ user verified), signs out, and signs in again with the passkey alone. The page i
 at http://localhost:<gateway port> (an RP ID is a domain, never an IP address), which is
 the users service's PUBLIC_BASE_URL: its origin and host are what the service checks.
 Screenshots in test-artifacts/ (passkey-added.png, passkey-signed-in.png). The same page
-lists where the account is signed in and ends another session (account-sessions.png)."""
+lists where the account is signed in and ends another session (account-sessions.png), and
+sets up an authenticator app, then signs in with the password and its code (ADR 0054;
+totp-enrolment.png, totp-signed-in.png)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import asyncpg
+import pyotp
 import pytest
 
 from tests.e2e.account_stack import PASSWORD, AccountStack, new_account, running_account_stack
@@ -84,12 +89,13 @@ async def test_a_passkey_registers_and_signs_in_in_chromium(
     assert result["api_calls"] == [
         "POST /api/users/v1/auth/login", "GET /api/users/v1/users/me",
         "GET /api/users/v1/users/me/passkeys", "GET /api/users/v1/users/me/sessions",
+        "GET /api/users/v1/users/me/second-factor",
         "POST /api/users/v1/users/me/passkeys/options", "POST /api/users/v1/users/me/passkeys",
         "GET /api/users/v1/users/me/passkeys",
         "POST /api/users/v1/auth/logout",
         "POST /api/users/v1/auth/passkey/options", "POST /api/users/v1/auth/passkey/login",
         "GET /api/users/v1/users/me", "GET /api/users/v1/users/me/passkeys",
-        "GET /api/users/v1/users/me/sessions",
+        "GET /api/users/v1/users/me/sessions", "GET /api/users/v1/users/me/second-factor",
     ]  # fmt: skip
     assert all(r.startswith(f"http://{HOST}:{stack.gateway.port}/") for r in result["requests"])
     assert_png(added)
@@ -154,6 +160,102 @@ async def test_the_account_page_lists_the_sessions_and_ends_another(
             json={"refresh_token": other["refresh_token"]},
         )  # fmt: skip
         assert resp.status == 401, body
+
+
+# the app's code for argv's secret, argv's seconds from now: what the page is given to type
+CODE = "import sys, time, pyotp; print(pyotp.TOTP(sys.argv[1]).at(time.time() + int(sys.argv[2])))"
+
+
+async def test_the_account_page_sets_up_an_authenticator_app_and_signs_in_with_it(
+    stack: AccountStack, tmp_path: Path
+) -> None:
+    """The QR code the service drew, the key beside it (the otpauth URI's), a first code
+    (pyotp's) turns the app on; the ten recovery codes shown once; after signing out, the
+    password asks for a code on the page and the next code signs in. A recovery code the
+    page showed then signs in at the API."""
+    account = new_account()
+    async with aiohttp.ClientSession() as http:
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
+        assert resp.status == 201, body
+    user_id = uuid.UUID(body["data"]["id"])
+    enrolment, signed_in = artifact("totp-enrolment.png"), artifact("totp-signed-in.png")
+    spec = tmp_path / "totp.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "url": f"http://{HOST}:{stack.gateway.port}/account",
+                "email": account["email"],
+                "password": PASSWORD,
+                "code_command": [sys.executable, "-c", CODE],
+                "screenshots": {"enrolment": str(enrolment), "signed_in": str(signed_in)},
+            }
+        )
+    )
+    result = await run_script("totp.cjs", chromium(), str(spec))
+    # the one console line: the password login that owes a code answers 401 (ADR 0054)
+    owed = "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    assert result["errors"] == [owed], result["errors"]
+    steps = result["steps"]
+    assert steps["password"]["code"] == "SIGNED_IN", steps["password"]
+    assert result["state_before"] == "Off: your password alone signs you in."
+    assert steps["started"]["code"] == "TOTP_STARTED", steps["started"]
+    uri = urlsplit(result["otpauth_uri"])
+    assert (uri.scheme, uri.netloc) == ("otpauth", "totp")
+    assert parse_qs(uri.query)["secret"] == [result["secret"]]
+    assert pyotp.TOTP(result["secret"]).provisioning_uri(
+        name=account["email"].lower(), issuer_name="Fixup"
+    ) == result["otpauth_uri"]  # fmt: skip
+    (qr,) = result["qr"]  # drawn as SVG, in the page's own document
+    assert (qr["namespace"], qr["paths"]) == ("http://www.w3.org/2000/svg", 1)
+    assert qr["width"] > 100, qr
+    assert result["recovery_before_confirm"] == 0  # shown once it is on, not before
+    assert steps["confirmed"]["code"] == "TOTP_ON", steps["confirmed"]
+    codes = result["recovery_codes"]
+    assert len(set(codes)) == 10, codes
+    assert result["setup_visible"] is False
+    on = "On: a password sign-in asks for a code (10 recovery codes left)."
+    assert result["state_after"] == on
+    assert steps["saved"]["code"] == "RECOVERY_CODES_HIDDEN"
+    assert result["recovery_after_saved"] == 0
+    assert steps["signed_out"]["code"] == "SIGNED_OUT"
+    assert steps["owed"]["code"] == "SECOND_FACTOR", steps["owed"]
+    assert result["code_form_visible"] is True
+    assert (steps["code"]["code"], steps["code"]["text"]) == (
+        "SIGNED_IN", "Signed in with your password and a code."
+    )  # fmt: skip
+    assert result["who"] == f"Signed in as {account['email']}."
+    assert result["recovery_after_sign_in"] == 0  # never shown again
+    assert result["api_calls"] == [
+        "POST /api/users/v1/auth/login", "GET /api/users/v1/users/me",
+        "GET /api/users/v1/users/me/passkeys", "GET /api/users/v1/users/me/sessions",
+        "GET /api/users/v1/users/me/second-factor",
+        "POST /api/users/v1/users/me/second-factor/totp",
+        "POST /api/users/v1/users/me/second-factor/totp/confirm",
+        "GET /api/users/v1/users/me/second-factor",
+        "POST /api/users/v1/auth/logout",
+        "POST /api/users/v1/auth/login", "POST /api/users/v1/auth/second-factor",
+        "GET /api/users/v1/users/me", "GET /api/users/v1/users/me/passkeys",
+        "GET /api/users/v1/users/me/sessions", "GET /api/users/v1/users/me/second-factor",
+    ]  # fmt: skip
+    assert_png(enrolment)
+    assert_png(signed_in)
+    async with aiohttp.ClientSession() as http:  # a code the page showed signs in once
+        login = {"email": account["email"], "password": PASSWORD}
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/login", json=login)
+        assert (resp.status, body["code"]) == (401, "SECOND_FACTOR_REQUIRED"), body
+        finish = {"challenge": body["challenge"], "recovery_code": codes[0]}
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/second-factor", json=finish)
+        assert resp.status == 200, body
+    conn = await asyncpg.connect(stack.users_dsn)
+    try:  # three sessions: the password's (signed out), password and code, the recovery code
+        families = await conn.fetch(
+            "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1"
+            " ORDER BY created_at",
+            user_id,
+        )
+    finally:
+        await conn.close()
+    assert [f["revoked_reason"] for f in families] == ["logout", None, None]
 
 
 def _std(raw: bytes) -> str:

@@ -164,6 +164,19 @@ async def test_the_account_page_lists_the_sessions_and_ends_another(
 
 # the app's code for argv's secret, argv's seconds from now: what the page is given to type
 CODE = "import sys, time, pyotp; print(pyotp.TOTP(sys.argv[1]).at(time.time() + int(sys.argv[2])))"
+# every sign-in of argv's account older than REAUTH_MAX_AGE (the stack's: the default)
+AGE = """
+import asyncio, sys, asyncpg
+from services.users.settings import UsersSettings
+async def age(dsn, email):
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(
+        "UPDATE refresh_token_families SET authenticated_at = now() - make_interval(secs => $2)"
+        " WHERE user_id = (SELECT id FROM users WHERE email = $1)",
+        email, UsersSettings.model_fields["reauth_max_age"].default + 1.0)
+    await conn.close()
+asyncio.run(age(*sys.argv[1:]))
+"""
 
 
 async def test_the_account_page_sets_up_an_authenticator_app_and_signs_in_with_it(
@@ -171,8 +184,9 @@ async def test_the_account_page_sets_up_an_authenticator_app_and_signs_in_with_i
 ) -> None:
     """The QR code the service drew, the key beside it (the otpauth URI's), a first code
     (pyotp's) turns the app on; the ten recovery codes shown once; after signing out, the
-    password asks for a code on the page and the next code signs in. A recovery code the
-    page showed then signs in at the API."""
+    password asks for a code on the page and the next code signs in. The sign-in grown
+    older than REAUTH_MAX_AGE, turning the app off asks to confirm (the password), then
+    goes on: the password alone signs in again."""
     account = new_account()
     async with aiohttp.ClientSession() as http:
         resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
@@ -187,14 +201,17 @@ async def test_the_account_page_sets_up_an_authenticator_app_and_signs_in_with_i
                 "email": account["email"],
                 "password": PASSWORD,
                 "code_command": [sys.executable, "-c", CODE],
+                "age_command": [sys.executable, "-c", AGE, stack.users_dsn, account["email"]],
                 "screenshots": {"enrolment": str(enrolment), "signed_in": str(signed_in)},
             }
         )
     )
     result = await run_script("totp.cjs", chromium(), str(spec))
-    # the one console line: the password login that owes a code answers 401 (ADR 0054)
-    owed = "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
-    assert result["errors"] == [owed], result["errors"]
+    # the console's lines: the password login that owes a code answers 401 (ADR 0054), the
+    # stale session's action 403 (ADR 0055); nothing else
+    failed = "Failed to load resource: the server responded with a status of "
+    expected = [failed + "401 (Unauthorized)", failed + "403 (Forbidden)"]
+    assert result["errors"] == expected, result["errors"]
     steps = result["steps"]
     assert steps["password"]["code"] == "SIGNED_IN", steps["password"]
     assert result["state_before"] == "Off: your password alone signs you in."
@@ -225,6 +242,11 @@ async def test_the_account_page_sets_up_an_authenticator_app_and_signs_in_with_i
     )  # fmt: skip
     assert result["who"] == f"Signed in as {account['email']}."
     assert result["recovery_after_sign_in"] == 0  # never shown again
+    assert result["steps"]["stale"]["code"] == "REAUTHENTICATION_REQUIRED"
+    assert result["reauth_visible"] is True
+    assert result["steps"]["off"]["code"] == "TOTP_OFF", result["steps"]["off"]
+    assert result["reauth_visible_after"] is False
+    assert result["state_off"] == "Off: your password alone signs you in."
     assert result["api_calls"] == [
         "POST /api/users/v1/auth/login", "GET /api/users/v1/users/me",
         "GET /api/users/v1/users/me/passkeys", "GET /api/users/v1/users/me/sessions",
@@ -236,18 +258,18 @@ async def test_the_account_page_sets_up_an_authenticator_app_and_signs_in_with_i
         "POST /api/users/v1/auth/login", "POST /api/users/v1/auth/second-factor",
         "GET /api/users/v1/users/me", "GET /api/users/v1/users/me/passkeys",
         "GET /api/users/v1/users/me/sessions", "GET /api/users/v1/users/me/second-factor",
+        "DELETE /api/users/v1/users/me/second-factor", "POST /api/users/v1/auth/reauth",
+        "DELETE /api/users/v1/users/me/second-factor",
+        "GET /api/users/v1/users/me/second-factor",
     ]  # fmt: skip
     assert_png(enrolment)
     assert_png(signed_in)
-    async with aiohttp.ClientSession() as http:  # a code the page showed signs in once
+    async with aiohttp.ClientSession() as http:  # turned off: the password alone again
         login = {"email": account["email"], "password": PASSWORD}
         resp, body = await call(http, "POST", f"{stack.api}/v1/auth/login", json=login)
-        assert (resp.status, body["code"]) == (401, "SECOND_FACTOR_REQUIRED"), body
-        finish = {"challenge": body["challenge"], "recovery_code": codes[0]}
-        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/second-factor", json=finish)
         assert resp.status == 200, body
     conn = await asyncpg.connect(stack.users_dsn)
-    try:  # three sessions: the password's (signed out), password and code, the recovery code
+    try:  # three sessions: the password's (signed out), password and code, the password
         families = await conn.fetch(
             "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1"
             " ORDER BY created_at",

@@ -1,11 +1,14 @@
 // The account page (nginx/pages/account.html) in Debian's chromium: sign in with the
 // password, set up an authenticator app (the service's QR code, the key read off the page),
 // turn it on with a first code, see the recovery codes once, sign out, sign in with the
-// password and a code.
+// password and a code; later, the sign-in grown old, turn the app off after confirming with
+// the password.
 // Usage: node totp.cjs <chromium-path> <scenario.json>
-// scenario: {url, email, password, code_command, screenshots: {enrolment, signed_in}}
+// scenario: {url, email, password, code_command, age_command, screenshots: {enrolment,
+// signed_in}}
 // code_command: argv that prints the app's code for `<secret> <seconds from now>` (the
-// test's pyotp). NODE_PATH: tools/swagger/node_modules. Prints one JSON object on stdout.
+// test's pyotp); age_command: argv that makes the account's sign-ins older than
+// REAUTH_MAX_AGE (the test's SQL). NODE_PATH: tools/swagger/node_modules. Prints one JSON object on stdout.
 "use strict";
 const fs = require("fs");
 const { execFileSync } = require("child_process");
@@ -74,4 +77,12 @@ run("totp.cjs", executablePath, async (browser, result) => {
   result.state_signed_in = ((await page.locator("#totp-state").textContent()) || "").trim();
   result.recovery_after_sign_in = await page.locator("#recovery-codes li").count();
   await page.screenshot({ path: scenario.screenshots.signed_in, fullPage: true });
+  const [age, ...ageArgs] = scenario.age_command;
+  execFileSync(age, ageArgs);
+  result.steps.stale = await step(page, "#totp-remove", "REAUTHENTICATION_REQUIRED");
+  result.reauth_visible = await page.locator("#reauth-form").isVisible();
+  await page.locator("#reauth-password").fill(scenario.password);
+  result.steps.off = await step(page, "#reauth-form button[type=submit]", "TOTP_OFF");
+  result.reauth_visible_after = await page.locator("#reauth-form").isVisible();
+  result.state_off = ((await page.locator("#totp-state").textContent()) || "").trim();
 });

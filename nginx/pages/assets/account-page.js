@@ -81,6 +81,7 @@
   }
 
   async function reauthenticate(body) {
+    show("ok", "Confirming…", "REAUTHENTICATING");
     const result = await call("POST", "/v1/auth/reauth", body);
     $("reauth-password").value = "";
     $("reauth-code").value = "";

@@ -80,6 +80,9 @@ class ReauthIn(_Strict):
     """One proof of who the caller is: the password, a code of the authenticator app, or
     a passkey's assertion."""
 
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"minProperties": 1, "maxProperties": 1}
+    )
     password: Annotated[str, StringConstraints(min_length=1, max_length=72)] | None = Field(
         None, json_schema_extra=omit_default
     )

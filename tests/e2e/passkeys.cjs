@@ -1,12 +1,15 @@
 // The account page (nginx/pages/account.html) in Debian's chromium with the browser's own
 // virtual authenticator (DevTools' WebAuthn domain: a platform authenticator that keeps
 // discoverable credentials and verifies its user): sign in with the password, add a
-// passkey, sign out, sign in with the passkey.
+// passkey, sign out, sign in with the passkey; then, the sign-in grown old, confirm with the
+// passkey to set up an authenticator app.
 // Usage: node passkeys.cjs <chromium-path> <scenario.json>
-// scenario: {url, email, password, screenshots: {added, signed_in}}
+// scenario: {url, email, password, age_command, screenshots: {added, signed_in}}
+// age_command: argv that makes the account's sign-ins older than REAUTH_MAX_AGE.
 // NODE_PATH: tools/swagger/node_modules. Prints one JSON object on stdout.
 "use strict";
 const fs = require("fs");
+const { execFileSync } = require("child_process");
 const { run, watch } = require("./browser.cjs");
 
 const [executablePath, scenarioFile] = process.argv.slice(2);
@@ -72,4 +75,9 @@ run("passkeys.cjs", executablePath, async (browser, result) => {
   result.passkeys_after_sign_in = await page.locator("#passkeys li").allTextContents();
   result.credentials_after_sign_in = await credentials();
   await page.screenshot({ path: scenario.screenshots.signed_in, fullPage: true });
+  const [age, ...ageArgs] = scenario.age_command;
+  execFileSync(age, ageArgs);
+  result.steps.stale = await step(page, "#totp-enrol", "REAUTHENTICATION_REQUIRED");
+  result.steps.reauth = await step(page, "#reauth-passkey", "TOTP_STARTED");
+  result.credentials_after_reauth = await credentials();
 });

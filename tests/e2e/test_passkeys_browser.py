@@ -1,7 +1,8 @@
 """A passkey in real Chromium through NGINX (issue 65, ADR 0053): on the account page
 (nginx/pages/account.html) a user signs in with the password, adds a passkey made by the
 browser's own virtual authenticator (DevTools' WebAuthn domain: discoverable credential,
-user verified), signs out, and signs in again with the passkey alone. The page is opened
+user verified), signs out, signs in again with the passkey alone, and confirms with it
+when a sensitive action finds the sign-in too old (ADR 0055). The page is opened
 at http://localhost:<gateway port> (an RP ID is a domain, never an IP address), which is
 the users service's PUBLIC_BASE_URL: its origin and host are what the service checks.
 Screenshots in test-artifacts/ (passkey-added.png, passkey-signed-in.png). The same page
@@ -30,6 +31,22 @@ from tests.e2e.story_stack import call
 from tools.softkey import b64url
 
 HOST = "localhost"
+FAILED = "Failed to load resource: the server responded with a status of "  # the console's
+# the app's code for argv's secret, argv's seconds from now: what the page is given to type
+CODE = "import sys, time, pyotp; print(pyotp.TOTP(sys.argv[1]).at(time.time() + int(sys.argv[2])))"
+# every sign-in of argv's account older than REAUTH_MAX_AGE (the stack's: the default)
+AGE = """
+import asyncio, sys, asyncpg
+from services.users.settings import UsersSettings
+async def age(dsn, email):
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(
+        "UPDATE refresh_token_families SET authenticated_at = now() - make_interval(secs => $2)"
+        " WHERE user_id = (SELECT id FROM users WHERE email = $1)",
+        email, UsersSettings.model_fields["reauth_max_age"].default + 1.0)
+    await conn.close()
+asyncio.run(age(*sys.argv[1:]))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +77,14 @@ async def test_a_passkey_registers_and_signs_in_in_chromium(
                 "url": f"http://{HOST}:{stack.gateway.port}/account",
                 "email": account["email"],
                 "password": PASSWORD,
+                "age_command": [sys.executable, "-c", AGE, stack.users_dsn, account["email"]],
                 "screenshots": {"added": str(added), "signed_in": str(signed_in)},
             }
         )
     )
     result = await run_script("passkeys.cjs", chromium(), str(spec))
-    assert result["errors"] == [], result["errors"]
+    # the console's one line: the stale session's action answers 403 (ADR 0055)
+    assert result["errors"] == [FAILED + "403 (Forbidden)"], result["errors"]
     steps = result["steps"]
     assert (steps["password"]["code"], steps["password"]["text"]) == (
         "SIGNED_IN", "Signed in with your password."
@@ -86,6 +105,11 @@ async def test_a_passkey_registers_and_signs_in_in_chromium(
     assert used["sign_count"] > made["sign_count"]
     (listed,) = result["passkeys_after_sign_in"]
     assert listed.startswith("Virtual authenticator (last used ")
+    # a sensitive action on the sign-in grown old: confirmed with the passkey, then done
+    assert steps["stale"]["code"] == "REAUTHENTICATION_REQUIRED", steps["stale"]
+    assert steps["reauth"]["code"] == "TOTP_STARTED", steps["reauth"]
+    (confirmed,) = result["credentials_after_reauth"]
+    assert confirmed["sign_count"] > used["sign_count"]
     assert result["api_calls"] == [
         "POST /api/users/v1/auth/login", "GET /api/users/v1/users/me",
         "GET /api/users/v1/users/me/passkeys", "GET /api/users/v1/users/me/sessions",
@@ -96,6 +120,9 @@ async def test_a_passkey_registers_and_signs_in_in_chromium(
         "POST /api/users/v1/auth/passkey/options", "POST /api/users/v1/auth/passkey/login",
         "GET /api/users/v1/users/me", "GET /api/users/v1/users/me/passkeys",
         "GET /api/users/v1/users/me/sessions", "GET /api/users/v1/users/me/second-factor",
+        "POST /api/users/v1/users/me/second-factor/totp",
+        "POST /api/users/v1/auth/passkey/options", "POST /api/users/v1/auth/reauth",
+        "POST /api/users/v1/users/me/second-factor/totp",
     ]  # fmt: skip
     assert all(r.startswith(f"http://{HOST}:{stack.gateway.port}/") for r in result["requests"])
     assert_png(added)
@@ -110,7 +137,7 @@ async def test_a_passkey_registers_and_signs_in_in_chromium(
         )
     finally:
         await conn.close()
-    assert stored == used["sign_count"]
+    assert stored == confirmed["sign_count"]
     assert [f["revoked_reason"] for f in families] == ["logout", None]
 
 
@@ -162,23 +189,6 @@ async def test_the_account_page_lists_the_sessions_and_ends_another(
         assert resp.status == 401, body
 
 
-# the app's code for argv's secret, argv's seconds from now: what the page is given to type
-CODE = "import sys, time, pyotp; print(pyotp.TOTP(sys.argv[1]).at(time.time() + int(sys.argv[2])))"
-# every sign-in of argv's account older than REAUTH_MAX_AGE (the stack's: the default)
-AGE = """
-import asyncio, sys, asyncpg
-from services.users.settings import UsersSettings
-async def age(dsn, email):
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(
-        "UPDATE refresh_token_families SET authenticated_at = now() - make_interval(secs => $2)"
-        " WHERE user_id = (SELECT id FROM users WHERE email = $1)",
-        email, UsersSettings.model_fields["reauth_max_age"].default + 1.0)
-    await conn.close()
-asyncio.run(age(*sys.argv[1:]))
-"""
-
-
 async def test_the_account_page_sets_up_an_authenticator_app_and_signs_in_with_it(
     stack: AccountStack, tmp_path: Path
 ) -> None:
@@ -209,8 +219,7 @@ async def test_the_account_page_sets_up_an_authenticator_app_and_signs_in_with_i
     result = await run_script("totp.cjs", chromium(), str(spec))
     # the console's lines: the password login that owes a code answers 401 (ADR 0054), the
     # stale session's action 403 (ADR 0055); nothing else
-    failed = "Failed to load resource: the server responded with a status of "
-    expected = [failed + "401 (Unauthorized)", failed + "403 (Forbidden)"]
+    expected = [FAILED + "401 (Unauthorized)", FAILED + "403 (Forbidden)"]
     assert result["errors"] == expected, result["errors"]
     steps = result["steps"]
     assert steps["password"]["code"] == "SIGNED_IN", steps["password"]

@@ -81,7 +81,6 @@
   }
 
   async function reauthenticate(body) {
-    show("ok", "Confirming…", "REAUTHENTICATING");
     const result = await call("POST", "/v1/auth/reauth", body);
     $("reauth-password").value = "";
     $("reauth-code").value = "";
@@ -93,13 +92,16 @@
     if (retry) await retry();
   }
 
+  // each way of confirming says so at once (the status no longer shows the refusal)
   async function reauthByForm(event) {
     event.preventDefault();
+    show("ok", "Confirming…", "REAUTHENTICATING");
     const code = $("reauth-code").value.trim();
     await reauthenticate(code ? { code: code } : { password: $("reauth-password").value });
   }
 
   async function reauthByPasskey() {
+    show("ok", "Confirming…", "REAUTHENTICATING");
     const credential = await passkeyAssertion();
     if (credential) await reauthenticate({ credential: credential });
   }

@@ -84,6 +84,9 @@ class ServiceSettings(BaseSettings):
     # how long a kept-alive connection may stay idle between requests (aiohttp's default is
     # an hour): longer than the proxies' upstream idle time (NGINX 60 s), so they close first
     http_keepalive_timeout: float = Field(75.0, gt=0, le=86400)
+    # the page cache of conditional GETs (lib/http/conditional.py, ADR 0056): the bytes of
+    # pages each process keeps, least recently used dropped first; 0 turns it off
+    page_cache_bytes: int = Field(8 * 1024 * 1024, ge=0, le=1024**3)
     public_base_url: str = "http://localhost:8080"
     profiling_enabled: bool = False
     profiling_port: int = Field(0, ge=0, le=65535)

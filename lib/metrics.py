@@ -67,6 +67,28 @@ OUTBOX_OLDEST_AGE = Gauge(
     ["service"],
     multiprocess_mode="max",
 )
+# the page cache of conditional GETs (lib/http/conditional.py, ADR 0056)
+PAGE_CACHE_HITS = Counter(
+    "page_cache_hits_total",
+    "Conditional GETs answered from the page cache (the stamp unmoved since the page).",
+    ["service"],
+)
+PAGE_CACHE_MISSES = Counter(
+    "page_cache_misses_total",
+    "Conditional GETs the page cache could not answer (no page, or the stamp moved).",
+    ["service"],
+)
+PAGE_CACHE_EVICTIONS = Counter(
+    "page_cache_evictions_total",
+    "Pages dropped from the page cache to stay within PAGE_CACHE_BYTES.",
+    ["service"],
+)
+PAGE_CACHE_BYTES = Gauge(
+    "page_cache_bytes",
+    "Bytes the page cache holds (bodies, headers, keys, per-entry overhead).",
+    ["service"],
+    multiprocess_mode="livesum",
+)
 GRPC_HANDLED = Counter(
     "grpc_server_handled_total",
     "gRPC calls handled, by method and status code.",
@@ -93,6 +115,12 @@ def start_http_series(service: str, routes: Iterable[tuple[str, str]]) -> None:
         HTTP_DURATION.labels(service, method, route)
         for status in FAILURE_STATUSES:
             HTTP_REQUESTS.labels(service, method, route, status)
+
+
+def start_page_cache_series(service: str) -> None:
+    """The page cache's series, at 0 (also with the cache off: the dashboards read them)."""
+    for metric in (PAGE_CACHE_HITS, PAGE_CACHE_MISSES, PAGE_CACHE_EVICTIONS, PAGE_CACHE_BYTES):
+        metric.labels(service)
 
 
 def start_grpc_series(methods: Iterable[str]) -> None:

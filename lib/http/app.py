@@ -19,14 +19,14 @@ from lib.db.clock import RETRY as CLOCK_RETRY
 from lib.db.waiting import open_database
 from lib.http import middleware as mw
 from lib.http.body import MAX_BODY
-from lib.http.conditional import check_conditional_routes
+from lib.http.conditional import PAGE_CACHE, PageCache, check_conditional_routes
 from lib.http.health import add_common_routes
 from lib.http.keys import AUTH, CLOCK, DB, LIMITS, REDIS, REVOCATIONS, SETTINGS
 from lib.http.profiling import port_for, profiling_ctx
 from lib.http.revocation_record import RevocationRecord
 from lib.http.token_keys import verifying_keys
 from lib.logging import get_logger
-from lib.metrics import DB_POOL, start_http_series
+from lib.metrics import DB_POOL, start_http_series, start_page_cache_series
 from lib.redis_client import connect_redis
 from lib.resilience.ratelimit import Limits, RateLimitStore, make_rate_limiter
 
@@ -177,6 +177,9 @@ def create_app(
     leeway = settings.token_clock_leeway
     clock = DatabaseClock()  # the database's time: token times are judged by it
     app[CLOCK] = clock
+    # the pages of conditional GETs, in this process only (ADR 0056); 0 bytes: off
+    size = settings.page_cache_bytes
+    app[PAGE_CACHE] = PageCache(size, settings.service) if size else None
     keys, keys_ctx = verifying_keys(settings, clock)
     app[AUTH] = TokenVerifier(keys, leeway, now=clock) if keys is not None else None
     if keys_ctx is not None:
@@ -205,3 +208,4 @@ async def start_request_series(app: web.Application) -> None:
         if route.resource is not None and route.method not in ("HEAD", "*")
     }
     start_http_series(app[SETTINGS].service, sorted(routes))
+    start_page_cache_series(app[SETTINGS].service)

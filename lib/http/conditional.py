@@ -17,6 +17,15 @@ A list's stamp is a `TablesStamp`: its conditional GETs share their reads (ADR 0
 waits for a read that STARTED after it arrived, so it sees every write committed before it
 arrived (no stale 304), while one read answers every request that arrived during the
 previous one: under load a 304 costs a fraction of a round trip, not one.
+
+The page cache (ADR 0056, PAGE_CACHE_BYTES; 0: off) answers a conditional GET without
+If-None-Match, or with a tag that is not current, from the body rendered for an identical
+earlier request (the same path, the same query parameters in any order, the same
+visibility: the caller's role and id on a route that declares roles, no one on a public
+route) when that body was rendered under the stamp read now: after the same stamp read as
+the 304's, so it sees every write committed before the request, as the handler would. A
+moved stamp is a miss; the handler's 200 replaces the entry. Each app keeps its own cache in
+its process memory, bounded in bytes (an LRU): a restart loses nothing but warmth.
 """
 
 from __future__ import annotations
@@ -25,13 +34,17 @@ import asyncio
 import contextvars
 import weakref
 import zlib
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
+from multidict import CIMultiDict
 
-from lib.http.keys import DB
-from lib.http.openapi import declared
+from lib.http.keys import DB, principal_of
+from lib.http.openapi import Operation, declared
+from lib.metrics import PAGE_CACHE_BYTES, PAGE_CACHE_EVICTIONS, PAGE_CACHE_HITS, PAGE_CACHE_MISSES
 
 TAG: web.RequestKey[str | None] = web.RequestKey("conditional_tag")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -93,6 +106,10 @@ class TablesStamp:
         return list_tag(await self.read(conn, names=self.tables) or 0, request)
 
     async def shared(self, request: web.Request) -> str:
+        return list_tag(await self.shared_version(request), request)
+
+    async def shared_version(self, request: web.Request) -> int:
+        """The tables' version, read through the database's `SharedRead`."""
         database = request.app[DB]
         reader = self._shared.get(database)
         if reader is None:
@@ -102,7 +119,7 @@ class TablesStamp:
                     return await self.read(conn, names=self.tables)
 
             reader = self._shared[database] = SharedRead(read)
-        return list_tag(await reader.get() or 0, request)
+        return await reader.get() or 0
 
 
 def list_tag(version: int, request: web.Request) -> str:
@@ -140,25 +157,152 @@ def check_conditional_routes(app: web.Application) -> None:
 
 @web.middleware
 async def not_modified_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A conditional GET whose tag is current: its 304, else on to the handler (with the
-    tag read, request[TAG]). Innermost, after the limits and auth: a 304 spends what a 200
-    spends, and the route's access rule is checked first (401 without a token, 403 for a
-    role not declared), so a 304 tells no caller what the route would refuse to show them.
-    Any other request costs a header lookup."""
-    if "If-None-Match" not in request.headers or request.method != "GET":
+    """A conditional GET whose tag is current: its 304; else, with the page cache on, the
+    body an identical request rendered under the same stamp (ADR 0056); else on to the
+    handler (with the tag read, request[TAG]), whose 200 the cache keeps. Innermost, after
+    the limits and auth: a 304 or a kept page spends what a 200 spends, and the route's
+    access rule is checked first (401 without a token, 403 for a role not declared), so
+    neither tells a caller what the route would refuse to show them. With the cache off,
+    any GET without If-None-Match costs a header lookup."""
+    if request.method != "GET":
+        return await handler(request)
+    header = request.headers.get("If-None-Match")
+    cache = request.app.get(PAGE_CACHE)
+    if header is None and cache is None:
         return await handler(request)
     operation = declared(request.match_info.handler)
     stamp = None if operation is None else operation.conditional
     if operation is None or stamp is None:
         return await handler(request)
     await operation.access.enforce(request)
-    header = request.headers["If-None-Match"]
+    state: Hashable
     if isinstance(stamp, TablesStamp):
-        tag: str | None = await stamp.shared(request)
+        state = await stamp.shared_version(request)
+        tag: str | None = list_tag(state, request)
     else:
         async with request.app[DB].acquire() as conn:
-            tag = await stamp(request, conn)
-    if tag is not None and matches(header, tag):
+            tag = state = await stamp(request, conn)
+    if tag is not None and header is not None and matches(header, tag):
         return not_modified(tag)
     request[TAG] = tag  # only a request that goes on to the handler needs it
-    return await handler(request)
+    if cache is None or tag is None or (key := page_key(request, operation)) is None:
+        return await handler(request)
+    kept = cache.get(key, state)
+    if kept is not None:
+        return kept.response(tag)
+    response = await handler(request)
+    cache.keep(key, state, tag, response)
+    return response
+
+
+# --- the page cache (ADR 0056) ----------------------------------------------------------
+
+# what an entry costs beyond its body, headers and key text: the key tuple, the entry and
+# the OrderedDict's link (measured with sys.getsizeof, rounded up)
+ENTRY_OVERHEAD = 512
+
+
+def page_key(request: web.Request, operation: Operation) -> Hashable | None:
+    """The path, its query parameters in any order, and who may see the answer: no one on
+    a public route (it answers every caller alike: tests/integration/test_access_matrix.py),
+    the caller's role and id on one that declares roles. None: not kept (no caller known)."""
+    query = tuple(sorted(request.query.items()))
+    if operation.access.roles is None:
+        return (request.path, query, None)
+    principal = principal_of(request)
+    if principal is None:
+        return None
+    return (request.path, query, (str(principal.role), str(principal.user_id)))
+
+
+def key_size(key: Hashable) -> int:
+    """The text a key holds, in bytes (what it costs beyond ENTRY_OVERHEAD)."""
+    if isinstance(key, str):
+        return len(key.encode())
+    if isinstance(key, tuple):
+        return sum(key_size(part) for part in key)
+    return 8
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A 200 as the handler rendered it under `state` (the stamp read before its data)."""
+
+    state: Hashable
+    body: bytes
+    headers: tuple[tuple[str, str], ...]  # but ETag: the request's own tag is sent
+    size: int
+
+    def response(self, tag: str) -> web.Response:
+        headers = CIMultiDict(self.headers)
+        headers["ETag"] = tag
+        return web.Response(body=self.body, headers=headers)
+
+
+class PageCache:
+    """The last pages answered, least recently used first, at most `limit` bytes in all
+    (each entry: body, headers, key text and ENTRY_OVERHEAD). A page larger than the
+    whole bound is not kept. Hits, misses and evictions are counted in /metrics."""
+
+    def __init__(self, limit: int, service: str = "") -> None:
+        if limit <= 0:
+            raise ValueError("a page cache holds at least one byte (PAGE_CACHE_BYTES=0: off)")
+        self.limit = limit
+        self.size = 0
+        self._pages: OrderedDict[Hashable, Page] = OrderedDict()
+        self._hits = PAGE_CACHE_HITS.labels(service)
+        self._misses = PAGE_CACHE_MISSES.labels(service)
+        self._evictions = PAGE_CACHE_EVICTIONS.labels(service)
+        self._bytes = PAGE_CACHE_BYTES.labels(service)
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+    def get(self, key: Hashable, state: Hashable) -> Page | None:
+        """The page kept for `key` when it was rendered under `state`, else None (a miss)."""
+        page = self._pages.get(key)
+        if page is None or page.state != state:
+            self._misses.inc()
+            return None
+        self._pages.move_to_end(key)
+        self._hits.inc()
+        return page
+
+    def keep(self, key: Hashable, state: Hashable, tag: str, response: web.StreamResponse) -> None:
+        """Keep a 200 the handler answered under `tag` (read before its data, so the body is
+        at least as new as `state`); anything else is not kept: another status, a body
+        that is not bytes, a cookie, a tag the handler read itself (a write raced)."""
+        if (
+            type(response) is not web.Response
+            or response.status != 200
+            or response.headers.get("ETag") != tag
+            or not isinstance(response.body, bytes)
+            or response.cookies
+        ):
+            return
+        headers = tuple((k, v) for k, v in response.headers.items() if k.lower() != "etag")
+        size = (
+            len(response.body)
+            + sum(len(k) + len(v) for k, v in headers)
+            + key_size(key)
+            + ENTRY_OVERHEAD
+        )
+        if size > self.limit:
+            return
+        self.drop(key)
+        while self.size + size > self.limit:
+            _, oldest = self._pages.popitem(last=False)
+            self.size -= oldest.size
+            self._evictions.inc()
+        self._pages[key] = Page(state, response.body, headers, size)
+        self.size += size
+        self._bytes.set(self.size)
+
+    def drop(self, key: Hashable) -> None:
+        page = self._pages.pop(key, None)
+        if page is not None:
+            self.size -= page.size
+            self._bytes.set(self.size)
+
+
+PAGE_CACHE: web.AppKey[PageCache | None] = web.AppKey("page_cache")

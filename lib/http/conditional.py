@@ -258,6 +258,11 @@ class PageCache:
     def __len__(self) -> int:
         return len(self._pages)
 
+    @property
+    def pages(self) -> tuple[Page, ...]:
+        """The pages held, least recently used first."""
+        return tuple(self._pages.values())
+
     def get(self, key: Hashable, state: Hashable) -> Page | None:
         """The page kept for `key` when it was rendered under `state`, else None (a miss)."""
         page = self._pages.get(key)

@@ -55,7 +55,7 @@ HTTP_SERVICES = [s.name for s in registry.gateway_services() if s.built]
 WIRED = {"departments", "catalog", "orders", "chat", "users"}  # names services on purpose: so
 
 
-def plain_app(name: str, dsn: str) -> Any:
+def plain_app(name: str, dsn: str, **overrides: Any) -> Any:
     """`services.<name>.app.create_app` on its settings class (the one its module defines)."""
     module = importlib.import_module(f"services.{name}.settings")
     [settings] = [
@@ -64,7 +64,7 @@ def plain_app(name: str, dsn: str) -> Any:
         if issubclass(cls, ServiceSettings) and cls.__module__ == module.__name__
     ]
     app = importlib.import_module(f"services.{name}.app")
-    return app.create_app(service_settings(settings, name, dsn))
+    return app.create_app(service_settings(settings, name, dsn, **overrides))
 
 
 @pytest.fixture(scope="module")

@@ -152,7 +152,7 @@ async def test_every_table_a_conditional_list_reads_is_in_its_stamp(
     for name, seeder, _ in seed.SEEDERS:
         if name == db:
             seeder(dsn)
-    app = plain_app(service, dsn)
+    app = plain_app(service, dsn, page_cache_bytes=0)  # the handlers' reads: no kept page
     client = await aiohttp_client(app)
     conn = await asyncpg.connect(dsn)
     try:

@@ -99,6 +99,14 @@ def service_panels(service: registry.Microservice) -> list[Panel]:
             },
         ),
         p("In flight", "short", **{"in flight": f"sum(http_requests_in_flight{{{s}}})"}),
+        p(
+            "Page cache (ADR 0056)",
+            "reqps",
+            hits=f"sum(rate(page_cache_hits_total{{{s}}}[5m]))",
+            misses=f"sum(rate(page_cache_misses_total{{{s}}}[5m]))",
+            evictions=f"sum(rate(page_cache_evictions_total{{{s}}}[5m]))",
+        ),
+        p("Page cache bytes", "bytes", held=f"sum(page_cache_bytes{{{s}}})"),
     ]
     panels = [] if service.grpc_port is not None else http
     panels += [

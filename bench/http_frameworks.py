@@ -12,6 +12,9 @@ write instead, every server its own process, side by side in one run on loopback
   blacksheep  BlackSheep + raw asyncpg + orjson (bench/http_peers.py)
   service-304 the service answering If-None-Match with the list's current ETag: 304s
               (conditional reads, ADR 0019; same process as `service`)
+  service-cached the service with its page cache on (ADR 0056): the same 200s, each after
+              the stamp read a 304 makes, from the page kept; every other variant of the
+              service runs with PAGE_CACHE_BYTES=0, so its figures stay the handler's
   nginx       the gateway (tools.deploy.nginx's configuration, one worker) in front of `service`
   workers2    the service with WORKERS=2 (needs Redis for the shared limits)
 
@@ -84,6 +87,7 @@ TARGETS = {
     "service/blacksheep": ("service", "blacksheep", 1.25),
     "nginx/service": ("nginx", "service", 0.85),
     "service-304/service": ("service-304", "service", 3.0),
+    "service-cached/service": ("service-cached", "service", None),
     "reference/bare": ("reference", "bare", None),
     "bare-layers/bare": ("bare-layers", "bare", None),
     "workers2/service": ("workers2", "service", None),
@@ -133,7 +137,8 @@ class Servers:
                 proc.wait(5)
 
 
-def service_env(dsn: str, port: int, workers: int) -> dict[str, str]:
+def service_env(dsn: str, port: int, workers: int, page_cache: int = 0) -> dict[str, str]:
+    """The service's environment; its page cache off unless `page_cache` bytes (ADR 0056)."""
     return {
         **os.environ,
         "DEPARTMENTS_DATABASE_URL": dsn,
@@ -144,6 +149,7 @@ def service_env(dsn: str, port: int, workers: int) -> dict[str, str]:
         "LOG_LEVEL": "INFO",  # the access log made as in production; /dev/null: no disk
         "WORKERS": str(workers),
         "REDIS_URL": os.environ.get("BENCH_REDIS", REDIS_DEFAULT) if workers > 1 else "",
+        "PAGE_CACHE_BYTES": str(page_cache),
     }
 
 
@@ -152,7 +158,8 @@ def start_all(servers: Servers, dsn: str, runtime: Path, with_workers2: bool) ->
     port = {
         name: free_port()
         for name in (
-            *("service", "reference", "bare", "bare-layers", "p1", "p2", *PEERS),
+            *("service", "service-cached", "reference", "bare", "bare-layers", "p1", "p2"),
+            *PEERS,
             *("nginx", "workers2"),
         )
     }
@@ -180,6 +187,12 @@ def start_all(servers: Servers, dsn: str, runtime: Path, with_workers2: bool) ->
     servers.procs["service-304"] = servers.procs["service"]  # the same process, conditional
     servers.urls["service-304"] = url("service")
     servers.headers["service-304"] = [f"If-None-Match: {tag}"]
+    servers.start(
+        "service-cached",
+        [py, "-m", "services.departments"],
+        url("service-cached"),
+        env=service_env(dsn, port["service-cached"], 1, page_cache=8 * 1024 * 1024),
+    )
     servers.start(
         "reference",
         [py, "bench/http_reference.py", "reference", str(port["reference"]), dsn],

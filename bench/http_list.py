@@ -98,6 +98,7 @@ def main() -> None:
             "LOG_FILE": "/dev/null",
             "WORKERS": "1",
             "REDIS_URL": "",
+            "PAGE_CACHE_BYTES": "0",  # the handler's work, not the page cache's (ADR 0056)
         }
         procs.append(
             subprocess.Popen([sys.executable, "-m", "services.departments"], env=env, cwd=ROOT)

@@ -210,6 +210,7 @@ def start(tree: Path, port: int, dsn: str, extra: dict[str, str]) -> subprocess.
         "LOG_FILE": "/dev/null",
         "WORKERS": "1",
         "REDIS_URL": "",
+        "PAGE_CACHE_BYTES": "0",  # the handler's work, not the page cache's (ADR 0056)
         **extra,
     }
     return subprocess.Popen([sys.executable, "-m", "services.departments"], env=env, cwd=tree)

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from lib.http.keys import DB, principal_of
 from lib.http.openapi import Operation, declared
@@ -234,9 +233,11 @@ class Page:
     size: int
 
     def response(self, tag: str) -> web.Response:
-        headers = CIMultiDict(self.headers)
-        headers["ETag"] = tag
-        return web.Response(body=self.body, headers=headers)
+        response = web.Response(body=self.body)
+        for name, value in self.headers:
+            response.headers.add(name, value)
+        response.headers["ETag"] = tag
+        return response
 
 
 class PageCache:

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from lib.http.conditional import ENTRY_OVERHEAD, PageCache, key_size
 
+EXERCISES = ()  # lib/http only: the paths below are keys, no service runs
 TAG = '"1f.0"'
 
 

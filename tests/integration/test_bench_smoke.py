@@ -38,7 +38,7 @@ def test_data_access_smoke() -> None:
 
 
 def test_http_frameworks_smoke() -> None:
-    only = "service,service-304,p2,litestar,blacksheep,nginx,bare,bare-layers"
+    only = "service,service-304,service-cached,p2,litestar,blacksheep,nginx,bare,bare-layers"
     figures = http_frameworks.main(
         ["--rounds", "1", "--seconds", "1", "--no-workers2", "--only", only]
     )
@@ -53,9 +53,11 @@ def test_http_frameworks_smoke() -> None:
         "service/blacksheep",
         "nginx/service",
         "service-304/service",
+        "service-cached/service",
         "bare-layers/bare",
     }
     assert figures["ratios"]["service-304/service"]["target"] == 3.0
+    assert figures["ratios"]["service-cached/service"]["target"] is None  # reported only
     assert figures["ratios"]["service/p2"]["target"] == 2.0
     assert figures["ratios"]["service/litestar"]["target"] == 1.25
     assert figures["ratios"]["service/blacksheep"]["target"] == 1.25

@@ -24,6 +24,7 @@ from lib.auth.revocation_restore import RESTORING, RevocationRestorer
 from lib.errors import ServiceUnavailable
 from tests.reliability.throwaway import RedisServer
 from tests.servers import Servers
+from tools.time_scale import scaled
 
 A, B, C = (uuid.UUID(int=n) for n in (1, 2, 3))
 
@@ -133,7 +134,6 @@ async def test_every_call_is_bounded_by_the_timeout(
 ) -> None:
     """A frozen Redis (no answer, no reset): the keeper's round fails within TIMEOUT
     instead of hanging (it logs and tries again next round)."""
-    monkeypatch.setattr(revocation_restore, "TIMEOUT", 0.2)
     server = RedisServer()
     server.start()
     client = Redis.from_url(server.url, socket_connect_timeout=1)
@@ -141,13 +141,14 @@ async def test_every_call_is_bounded_by_the_timeout(
         revocations = Revocations(client, prefix=f"{redis_prefix}frozen:", max_age=900,
                                   cache_ttl=1.0, timeout=1.0, retry=1.0)  # fmt: skip
         restorer = RevocationRestorer(revocations)
-        assert not await restorer.marked()  # connected, answering
+        assert not await restorer.marked()  # connected, answering (the module's own bound)
         assert server.proc is not None
+        monkeypatch.setattr(revocation_restore, "TIMEOUT", 0.2)
         os.kill(server.proc.pid, signal.SIGSTOP)
         started = time.monotonic()
         with pytest.raises(TimeoutError):
             await restorer.marked()
-        assert time.monotonic() - started < 0.2 + 1.0  # a loaded machine's margin
+        assert time.monotonic() - started < 0.2 + scaled(1.0)  # a loaded machine's margin
     finally:
         if server.proc is not None and server.proc.poll() is None:
             os.kill(server.proc.pid, signal.SIGCONT)

@@ -4,7 +4,7 @@ The rest is derived from `MICROSERVICES`: the databases of tools/local/databases
 upstreams and `/api/<name>/` locations (tools/deploy/nginx.py), the documents of `make swag-gen`
 (tools/swag.py), the profiling ports (lib/http/profiling.py), the Procfile
 (tools/deploy/procfile.py), `.env.example` (tools/deploy/env_example.py), Compose, Kubernetes,
-Prometheus and the dashboards (`make deploy-gen`), and each service's default port and database URL
+Prometheus (`make deploy-gen`), and each service's default port and database URL
 (lib/config.py). `make new-service name=X db=postgresql|mysql [grpc=1]` adds an entry and a working
 service; `make remove-service name=X` takes both out again (tools/new_service.py).
 

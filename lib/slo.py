@@ -2,7 +2,7 @@
 
 tools/deploy/slo.py turns them into Prometheus rules (observability/prometheus/rules/slo.yml:
 the error ratio over every window, the multiwindow multi-burn-rate alerts, the error
-budget left) and tools/deploy/dashboards.py into each service's SLO row. A service without an
+budget left), which the service dashboard's SLO row reads. A service without an
 entry in `SLOS` (a new one of `make new-service`) gets `ServiceSLO()`'s defaults.
 docs/operations.md ("Setting and changing an SLO") says how to change one.
 """

@@ -1,18 +1,18 @@
 """`make new-service name=X db=postgresql|mysql [grpc=1]` and `make remove-service name=X`.
 
 `new` adds X to lib/registry.py (the next index, the first free ports), writes a working
-service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration,
-query file and sqlc.yaml; an API test and its constraint cases), then regenerates
-everything derived: its typed repository (`make sqlc`), its OpenAPI document, the
-Procfile, NGINX's compose copy, `.env.example`, Compose, Prometheus, the dashboards,
-Kubernetes, Kibana and docs/architecture.md's service tables. `remove` deletes what `new`
-wrote (the files of the service, its database's folders, its document and tests) and its
-registry entry, and regenerates the same files: on a tree where nothing else changed, the
-tree is as before. A bad name or engine is refused before anything is written, and both
-run in a transaction: a failure midway (or Ctrl-C) puts every file back. Both hold
-var/locks/new-service.lock (tools/local/locks.py: a second copy waits up to LOCK_WAIT seconds,
-then refuses with one line); a run killed outright (SIGKILL) left its snapshot in
-var/new-service.journal, and the next run puts the tree back from it before it starts.
+service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration, query
+file and sqlc.yaml; an API test and its constraint cases), then regenerates everything
+derived: its typed repository (`make sqlc`), its OpenAPI document, the Procfile, NGINX's
+compose copy, `.env.example`, Compose, Prometheus, Kubernetes, Kibana and
+docs/architecture.md's service tables. `remove` deletes what `new` wrote (the files of the
+service, its database's folders, its document and tests) and its registry entry, and
+regenerates the same files: on a tree where nothing else changed, the tree is as before. A
+bad name or engine is refused before anything is written, and both run in a transaction: a
+failure midway (or Ctrl-C) puts every file back. Both hold var/locks/new-service.lock
+(tools/local/locks.py: a second copy waits up to LOCK_WAIT seconds, then refuses with one
+line); a run killed outright (SIGKILL) left its snapshot in var/new-service.journal, and
+the next run puts the tree back from it before it starts.
 
 A REST service follows every house rule of docs/api.md on either engine (list and item
 with ETags, create with Idempotency-Key, PATCH and DELETE with If-Match, declared access):
@@ -88,7 +88,6 @@ REGENERATE: tuple[tuple[str, ...], ...] = (
     ("tools.deploy.compose",),
     ("tools.deploy.prometheus", "compose"),
     ("tools.deploy.slo",),  # lib/slo.py's defaults for the new service
-    ("tools.deploy.dashboards",),
     ("tools.deploy.k8s",),
     ("tools.deploy.kibana",),
     ("tools.deploy.servicetable",),
@@ -179,7 +178,6 @@ def owned_paths(name: str) -> list[Path]:
         Path(f"lib/pb/{name}"),  # its generated messages (the proto package is its name)
         Path(f"docs/openapi/{name}.json"),
         Path(f"docs/openapi/examples/{name}.json"),  # lifted from services/<name>/examples.md
-        Path(f"observability/grafana/dashboards/service-{name}.json"),
         Path(f"deploy/k8s/base/{name}.yaml"),
     ]
 

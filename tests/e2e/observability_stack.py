@@ -209,3 +209,33 @@ def metric_names(expr: str) -> set[str]:
             continue
         names.add(match.group())
     return names
+
+
+DASHBOARDS = ROOT / "observability" / "grafana" / "dashboards"
+# the one service dashboard: every panel selects its series by the `$service` variable
+SERVICE_BOARD = "service"
+
+
+def exported_by(service: registry.Microservice, name: str) -> bool:
+    """Whether `service` exports metric `name` of the service dashboard, as its registry
+    entry declares: HTTP series (a REST service), gRPC series (a gRPC service), the breaker
+    and outbox gauges (`breakers`, `outbox`), its database server's (`engine`); the pool's
+    and the SLO's, every service."""
+    if name.startswith("pg_"):
+        return service.engine == "postgresql"
+    if name.startswith("mysql_"):
+        return service.engine == "mysql"
+    if name.startswith("http_"):
+        return service.behind_gateway
+    if name.startswith("grpc_"):
+        return service.grpc_port is not None
+    if name == "circuit_breaker_state":
+        return bool(service.breakers)
+    if name == "outbox_pending":
+        return service.outbox
+    return True
+
+
+def for_service(expr: str, service: registry.Microservice) -> str:
+    """A service dashboard expression with its `$service` variable set."""
+    return expr.replace("$service", service.name)

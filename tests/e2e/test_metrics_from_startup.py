@@ -6,8 +6,9 @@ Here every built service of lib/registry.py, NGINX and the access-log exporter a
 started as real processes and their /metrics read as the very first request each gets
 (not even /health before it), and every metric name of every committed dashboard and of
 every rule must be there:
-- a service's dashboard (`service-<name>`): on that service's /metrics, with its
-  `service` label (gRPC series carry none: Prometheus adds `job`);
+- the service dashboard (`service`, one for all through its `$service` variable): each
+  metric on the /metrics of every service that exports it by its registry entry
+  (`exported_by`), with its `service` label (gRPC series carry none: Prometheus adds `job`);
 - the rules, the overview and the marketplace: the services' metrics on the /metrics of
   every service whose dashboard names them too (the per-service ones), else on some
   service; the gateway's (`nginx_*`) on the exporter's /metrics.
@@ -35,7 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lib import registry
 from tests.e2e.gateway_stack import Exporter, Gateway
-from tests.e2e.observability_stack import metric_names, service_env
+from tests.e2e.observability_stack import SERVICE_BOARD, exported_by, metric_names, service_env
 from tests.e2e.test_observability import panel_exprs, rule_exprs
 from tests.servers import Servers
 from tools import keys
@@ -151,14 +152,15 @@ async def fresh(
 async def test_every_series_a_dashboard_or_rule_names_exists_from_startup(fresh: Fresh) -> None:
     boards = panel_exprs()
     missing: list[str] = []
-    per_service: dict[str, set[str]] = {}  # metric -> the services whose dashboard names it
-    for svc in registry.built_services():
-        names = wanted({n for _, e in boards[f"service-{svc.name}"] for n in metric_names(e)})
-        assert names, f"service-{svc.name}: no expression names a metric"
-        for name in sorted(names):
+    per_service: dict[str, set[str]] = {}  # metric -> the services that export it
+    names = wanted({n for _, e in boards[SERVICE_BOARD] for n in metric_names(e)})
+    for name in sorted(names):
+        exporting = [svc for svc in registry.built_services() if exported_by(svc, name)]
+        assert exporting, f"{name} of the service dashboard: no service exports it"
+        for svc in exporting:
             per_service.setdefault(name, set()).add(svc.name)
             if not fresh.services[svc.name].has(name, service=svc.name):
-                missing.append(f"{name}{{service={svc.name!r}}} (dashboard service-{svc.name})")
+                missing.append(f"{name}{{service={svc.name!r}}} (the service dashboard)")
     shared = {f"rule {alert}": expr for alert, expr in rule_exprs().items()}
     for board in ("overview", "marketplace"):
         shared |= {f"{board}: {title}": expr for title, expr in boards[board]}

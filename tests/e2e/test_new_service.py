@@ -45,7 +45,6 @@ CHECKS = (
     ("tools.deploy.nginx",),
     ("tools.deploy.compose",),
     ("tools.deploy.prometheus",),
-    ("tools.deploy.dashboards",),
     ("tools.deploy.k8s",),
     ("tools.deploy.kibana",),
     ("tools.deploy.env_example",),

@@ -22,22 +22,33 @@ from typing import Any
 import aiohttp
 import yaml
 
+from lib import registry
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
 from tests.e2e.gateway_stack import wait_until
-from tests.e2e.observability_stack import SCRAPE, Live, live_stack, metric_names, require
+from tests.e2e.observability_stack import (
+    DASHBOARDS,
+    SCRAPE,
+    SERVICE_BOARD,
+    Live,
+    exported_by,
+    for_service,
+    live_stack,
+    metric_names,
+    require,
+)
 from tests.servers import Servers
-from tools.deploy import dashboards, prometheus
+from tools.deploy import prometheus
 from tools.deploy.db_exporters import REPLICA_ONLY
 from tools.time_scale import scaled
 
 RULE_FILES = sorted(prometheus.RULES.glob("*.yml"))  # fixup.yml, slo.yml (tools/deploy/slo.py)
 RULE_TESTS = sorted((prometheus.HERE / "tests").glob("*.yml"))
 COMPOSE_ONLY_PREFIX = "container_"  # cAdvisor
-# the dashboards whose every panel must return data here (service-departments stands for
-# the per-service template: the same panels, its own `service` label; the marketplace
-# sums every service's domain counters, the services' domain rows select them by label)
-MUST_RETURN_DATA = ("overview", "databases", "service-departments", "marketplace")
+# the dashboards whose every panel must return data here (the marketplace sums every
+# service's domain counters); the service dashboard's panels must, for every service that
+# exports their series (`exported_by`), with `$service` set to it
+MUST_RETURN_DATA = ("overview", "databases", "marketplace")
 LOAD_SECONDS = 10.0  # upper bound of the load phase
 
 
@@ -65,7 +76,7 @@ def rule_exprs() -> dict[str, str]:
 def panel_exprs() -> dict[str, list[tuple[str, str]]]:
     """dashboard -> (panel title, expr) of every committed dashboard JSON."""
     out: dict[str, list[tuple[str, str]]] = {}
-    for path in sorted(dashboards.DASHBOARDS.glob("*.json")):
+    for path in sorted(DASHBOARDS.glob("*.json")):
         board = json.loads(path.read_text())
         out[path.stem] = [
             (panel["title"], target["expr"])
@@ -182,15 +193,28 @@ async def test_live_prometheus_scrapes_every_target_and_every_expression_has_dat
             raise AssertionError(f"panels without data: {await empty_panels(live)}") from None
 
 
-async def empty_panels(live: Live) -> list[str]:
-    empty = []
+def data_panels() -> list[tuple[str, str]]:
+    """(where, expr) of every panel that must return data on the live stack."""
+    out = []
     for board, panels in panel_exprs().items():
-        if board not in MUST_RETURN_DATA:
-            continue
         for title, expr in panels:
             if metric_names(expr) <= REPLICA_ONLY:  # a single server has no standby
                 continue
-            result: list[Any] = (await live.query(expr))["data"]["result"]
-            if not result:
-                empty.append(f"{board}: {title}: {expr}")
+            if board in MUST_RETURN_DATA:
+                out.append((f"{board}: {title}", expr))
+            elif board == SERVICE_BOARD:
+                out += [
+                    (f"{board} {svc.name}: {title}", for_service(expr, svc))
+                    for svc in registry.built_services()
+                    if all(exported_by(svc, n) for n in metric_names(expr))
+                ]
+    return out
+
+
+async def empty_panels(live: Live) -> list[str]:
+    empty = []
+    for where, expr in data_panels():
+        result: list[Any] = (await live.query(expr))["data"]["result"]
+        if not result:
+            empty.append(f"{where}: {expr}")
     return empty

@@ -1,6 +1,7 @@
 """What cannot run here (Compose, the image, Grafana) checked by its linters and against the
 registry: compose, NGINX upstreams and Prometheus targets name the same services and ports;
-the dashboards parse and use only provisioned datasources; committed files are not stale."""
+the dashboards parse and use only provisioned datasources, the service dashboard serves
+every service; committed files are not stale."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import pytest
 import yaml
 
 from lib import registry
-from tools.deploy import compose, dashboards, prometheus
+from tools.deploy import compose, prometheus
 from tools.deploy.generated import ROOT
+
+DASHBOARDS = ROOT / "observability" / "grafana" / "dashboards"
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -34,7 +37,6 @@ def tool(name: str, hint: str) -> str:
     [
         "tools.deploy.compose",
         "tools.deploy.prometheus",
-        "tools.deploy.dashboards",
         "tools.deploy.slo",
         "tools.deploy.alertmanager",
     ],
@@ -156,9 +158,13 @@ def test_dashboards_use_only_provisioned_datasources() -> None:
         (ROOT / "observability/grafana/provisioning/datasources/datasources.yml").read_text()
     )["datasources"]
     uids = {d["uid"]: d["type"] for d in provisioned}
-    boards = sorted(dashboards.DASHBOARDS.glob("*.json"))
-    assert {p.stem for p in boards} >= {"overview", "databases", "containers"} | {
-        f"service-{s.name}" for s in registry.built_services()
+    boards = sorted(DASHBOARDS.glob("*.json"))
+    assert {p.stem for p in boards} == {
+        "overview",
+        "databases",
+        "containers",
+        "marketplace",
+        "service",
     }
     for path in boards:
         board = json.loads(path.read_text())
@@ -166,6 +172,30 @@ def test_dashboards_use_only_provisioned_datasources() -> None:
         for panel in board["panels"]:
             for ds in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]:
                 assert uids.get(ds["uid"]) == ds["type"], f"{path.name}: {panel['title']}"
+
+
+def test_the_service_dashboard_selects_any_service_by_its_variable() -> None:
+    """One dashboard for every service: its `$service` variable lists the services that
+    export the pool's gauge (every one), and each panel selects by it (a service's own
+    series by `service`, gRPC's by `job`, its PostgreSQL database by name) or shows the
+    service's database server (MariaDB's, the standbys)."""
+    board = json.loads((DASHBOARDS / "service.json").read_text())
+    (variable,) = board["templating"]["list"]
+    assert variable["name"] == "service"
+    assert variable["query"]["query"] == "label_values(db_pool_connections, service)"
+    server_wide = re.compile(
+        r"^\w+(\(| by \(\w+\) \()(rate\()?(pg_settings_|pg_standby|pg_replication_|mysql_)"
+    )
+    selects = ('service="$service"', 'job="$service"', 'datname=~"fixup_.*$service.*"')
+    for panel in board["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            assert any(s in expr for s in selects) or server_wide.match(expr), (
+                f"{panel['title']}: {expr}"
+            )
+    for service in registry.built_services():
+        # the PostgreSQL row finds fixup_<service> (a test run's fixup_<run>_<service>_<n>)
+        assert service.database == service.name, service.name
 
 
 def test_traces_go_to_jaeger_and_link_to_the_logs_both_ways() -> None:

@@ -4,7 +4,7 @@
 service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration, query
 file and sqlc.yaml; an API test and its constraint cases), then regenerates everything
 derived: its typed repository (`make sqlc`), its OpenAPI document, the Procfile, NGINX's
-compose copy, `.env.example`, Compose, Prometheus, Kubernetes, Kibana and
+compose copy, `.env.example`, Compose, Prometheus, Kubernetes and
 docs/architecture.md's service tables. `remove` deletes what `new` wrote (the files of the
 service, its database's folders, its document and tests) and its registry entry, and
 regenerates the same files: on a tree where nothing else changed, the tree is as before. A
@@ -89,7 +89,6 @@ REGENERATE: tuple[tuple[str, ...], ...] = (
     ("tools.deploy.prometheus", "compose"),
     ("tools.deploy.slo",),  # lib/slo.py's defaults for the new service
     ("tools.deploy.k8s",),
-    ("tools.deploy.kibana",),
     ("tools.deploy.servicetable",),
 )
 

@@ -46,7 +46,6 @@ CHECKS = (
     ("tools.deploy.compose",),
     ("tools.deploy.prometheus",),
     ("tools.deploy.k8s",),
-    ("tools.deploy.kibana",),
     ("tools.deploy.env_example",),
     ("tools.deploy.servicetable",),
 )
@@ -193,7 +192,7 @@ def test_a_refused_name_or_a_failure_midway_changes_nothing(tree: Path) -> None:
     assert "2-20 lowercase letters a-z" in refused.stderr
     assert status(tree) == ""
     # a generator fails after the service, registry and repository are written
-    broken = tree / "tools" / "deploy" / "kibana.py"
+    broken = tree / "tools" / "deploy" / "servicetable.py"
     broken.write_text(broken.read_text().replace("def main(", "def _main(", 1))
     git(tree, "commit", "-q", "-am", "a broken generator")
     failed = subprocess.run(

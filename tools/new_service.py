@@ -2,17 +2,18 @@
 
 `new` adds X to lib/registry.py (the next index, the first free ports), writes a working
 service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration, query
-file and sqlc.yaml; an API test and its constraint cases), then regenerates everything
-derived: its typed repository (`make sqlc`), its OpenAPI document, the Procfile, NGINX's
-compose copy, `.env.example`, Compose, Prometheus, Kubernetes and
+file and sqlc.yaml; an API test and its constraint cases), adds its four entries to
+docker-compose.yml (tools/scaffold/compose/, above the marked lines), then regenerates
+everything derived: its typed repository (`make sqlc`), its OpenAPI document, the
+Procfile, NGINX's compose copy, `.env.example`, Prometheus, Kubernetes and
 docs/architecture.md's service tables. `remove` deletes what `new` wrote (the files of the
-service, its database's folders, its document and tests) and its registry entry, and
-regenerates the same files: on a tree where nothing else changed, the tree is as before. A
-bad name or engine is refused before anything is written, and both run in a transaction: a
-failure midway (or Ctrl-C) puts every file back. Both hold var/locks/new-service.lock
-(tools/local/locks.py: a second copy waits up to LOCK_WAIT seconds, then refuses with one
-line); a run killed outright (SIGKILL) left its snapshot in var/new-service.journal, and
-the next run puts the tree back from it before it starts.
+service, its database's folders, its document and tests, its Compose entries) and its
+registry entry, and regenerates the same files: on a tree where nothing else changed, the
+tree is as before. A bad name or engine is refused before anything is written, and both
+run in a transaction: a failure midway (or Ctrl-C) puts every file back. Both hold
+var/locks/new-service.lock (tools/local/locks.py: a second copy waits up to LOCK_WAIT
+seconds, then refuses with one line); a run killed outright (SIGKILL) left its snapshot in
+var/new-service.journal, and the next run puts the tree back from it before it starts.
 
 A REST service follows every house rule of docs/api.md on either engine (list and item
 with ETags, create with Idempotency-Key, PATCH and DELETE with If-Match, declared access):
@@ -78,6 +79,14 @@ _RESERVED_WORDS = """
 SQL_RESERVED = frozenset(_RESERVED_WORDS.split())
 # a generated module of services/<name>/db/ besides the service's own
 DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions"})
+# docker-compose.yml's marked lines, each with the template of what `new` adds above it
+COMPOSE = "docker-compose.yml"
+COMPOSE_MARKERS = {
+    "  # `make new-service` adds its database above this line": "database.yml.tmpl",
+    "  # `make new-service` adds its address above this line": "address.yml.tmpl",
+    "  # `make new-service` adds its block above this line": "app.yml.tmpl",
+    "        # `make new-service` adds its service above this line": "gateway.yml.tmpl",
+}
 # what a transaction of the scaffold snapshots: the tree without caches and environments
 # generators of the files derived from the registry, in order (each a fresh process: the
 # registry is read at import); `make deploy-gen` + procfile + nginx-compose
@@ -85,7 +94,6 @@ REGENERATE: tuple[tuple[str, ...], ...] = (
     ("tools.deploy.procfile",),
     ("tools.deploy.nginx", "compose"),
     ("tools.deploy.env_example",),
-    ("tools.deploy.compose",),
     ("tools.deploy.prometheus", "compose"),
     ("tools.deploy.slo",),  # lib/slo.py's defaults for the new service
     ("tools.deploy.k8s",),
@@ -181,8 +189,8 @@ def owned_paths(name: str) -> list[Path]:
     ]
 
 
-def registry_entry(name: str, engine: registry.Engine, grpc: bool = False) -> str:
-    """One line of MICROSERVICES: the next index; the HTTP (a gRPC service's side) port
+def new_service(name: str, engine: registry.Engine, grpc: bool = False) -> registry.Microservice:
+    """The registry entry: the next index; the HTTP (a gRPC service's side) port
     8100 + index, the gRPC port 50050 + index (each else the next free one)."""
     index = max(s.index for s in registry.MICROSERVICES) + 1
     every = [replace(s, replicas=registry.MAX_REPLICAS) for s in registry.MICROSERVICES]
@@ -193,10 +201,40 @@ def registry_entry(name: str, engine: registry.Engine, grpc: bool = False) -> st
             port += 1
         return port
 
-    extra = f", grpc_port={free(50050 + index)}" if grpc else ""
-    port = free(8100 + index)
-    fields = f'"{name}", {index}, {port}, "{name}", "{engine}", built=True{extra}'
-    return f"    Microservice({fields}),\n"
+    grpc_port = free(50050 + index) if grpc else None
+    return registry.Microservice(
+        name, index, free(8100 + index), name, engine, built=True, grpc_port=grpc_port
+    )
+
+
+def registry_entry(service: registry.Microservice) -> str:
+    """Its line of MICROSERVICES."""
+    extra = f", grpc_port={service.grpc_port}" if service.grpc_port else ""
+    fields = f'"{service.name}", {service.index}, {service.port}, "{service.database}"'
+    return f'    Microservice({fields}, "{service.engine}", built=True{extra}),\n'
+
+
+def compose_entries(service: registry.Microservice) -> dict[str, str]:
+    """docker-compose.yml's marked line -> the service's entry above it
+    (tools/scaffold/compose/): its database, its address, its block, NGINX waiting for it."""
+    n = service.name
+    if service.engine == "postgresql":
+        url = f"postgresql://postgres:${{POSTGRES_PASSWORD}}@postgres:5432/fixup_{n}"
+    else:
+        url = f"mysql://root:${{MARIADB_ROOT_PASSWORD}}@mariadb:3306/fixup_{n}"
+    prefix = n.upper()
+    if service.grpc_port is not None:  # as lib/registry.py's peer_addresses()
+        address = f"{prefix}_GRPC_ADDR: {n}:{service.grpc_port}"
+        grpc_port = f"      {prefix}_GRPC_PORT: '{service.grpc_port}'\n"
+    else:
+        address, grpc_port = f"{prefix}_URL: http://{n}:{service.port}", ""
+    values = {"name": n, "NAME": prefix, "port": str(service.port), "database_url": url}
+    values |= {"address": address, "grpc_port": grpc_port}
+    entries = {}
+    for marker, template in COMPOSE_MARKERS.items():
+        text = (SCAFFOLD / "compose" / template).read_text()
+        entries[f"{marker}\n"] = Template(text).substitute(values)
+    return entries
 
 
 def check_new(name: str, engine: str, root: Path) -> None:
@@ -225,6 +263,10 @@ def check_new(name: str, engine: str, root: Path) -> None:
         raise ScaffoldError(f"{', '.join(taken)} exist(s) already: remove first")
     if MARKER not in (root / REGISTRY.relative_to(ROOT)).read_text():
         raise ScaffoldError("lib/registry.py lost the line `make new-service` adds above")
+    compose = (root / COMPOSE).read_text()
+    lost = [m.strip() for m in COMPOSE_MARKERS if f"{m}\n" not in compose]
+    if lost:
+        raise ScaffoldError(f"{COMPOSE} lost the line(s) `make new-service` adds above: {lost}")
 
 
 def run(root: Path, *command: str) -> None:
@@ -260,8 +302,12 @@ def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
         (root / target).write_text(text)
     registry_file = root / REGISTRY.relative_to(ROOT)
     text = registry_file.read_text()
-    entry = registry_entry(name, engine, grpc)
-    registry_file.write_text(text.replace(MARKER, entry + MARKER))
+    service = new_service(name, engine, grpc)
+    registry_file.write_text(text.replace(MARKER, registry_entry(service) + MARKER))
+    compose = (root / COMPOSE).read_text()
+    for marker, entry in compose_entries(service).items():
+        compose = compose.replace(marker, entry + marker)
+    (root / COMPOSE).write_text(compose)
     print(f"new-service: {name} in lib/registry.py, services/{name}/ and its sql/, migrations/")
     # a long name makes long lines: the written code is formatted as the repository is
     written = [str(t) for t in scaffold.files().values() if t.suffix == ".py"]
@@ -311,6 +357,10 @@ def _remove(name: str, root: Path, entry: re.Pattern[str]) -> None:
         elif target.exists():
             target.unlink()
     registry_file.write_text(entry.sub("", text, count=1))
+    compose = (root / COMPOSE).read_text()
+    for written in compose_entries(registry.get(name)).values():
+        compose = compose.replace(written, "", 1)
+    (root / COMPOSE).write_text(compose)
     if grpc:
         run(root, "tools.proto", "gen")
     regenerate(root)

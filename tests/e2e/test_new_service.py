@@ -43,7 +43,6 @@ ITERATING_TIMEOUT = scaled(120.0)
 CHECKS = (
     ("tools.deploy.procfile",),
     ("tools.deploy.nginx",),
-    ("tools.deploy.compose",),
     ("tools.deploy.prometheus",),
     ("tools.deploy.k8s",),
     ("tools.deploy.env_example",),
@@ -120,7 +119,13 @@ def test_new_services_pass_their_tests_and_remove_undoes_them(
     sh(tree, *MAKE, "new-service", f"name={MY}", "db=mysql")
     sh(tree, *MAKE, "new-service", f"name={GRPC}", "db=postgresql", "grpc=1")
     changed = status(tree)
-    for path in (f"services/{PG}/", f"sql/{MY}/", f"migrations/{PG}/", "Procfile"):
+    for path in (
+        f"services/{PG}/",
+        f"sql/{MY}/",
+        f"migrations/{PG}/",
+        "Procfile",
+        "docker-compose.yml",
+    ):
         assert path in changed, changed
     for name in (PG, MY):  # its executed page, lifted into its document's examples
         for path in (f"services/{name}/examples.md", f"docs/openapi/examples/{name}.json"):
@@ -150,7 +155,9 @@ def test_new_services_pass_their_tests_and_remove_undoes_them(
     sh(tree, str(VENV / "bin" / "ruff"), "format", "--check", *ours, *tests)
     sh(tree, str(VENV / "bin" / "mypy"), *ours, *tests)
     # its own tests, the constraint cases it wrote, and the registry-derived tests
+    # (test_deploy: Compose's entries of each service, as the registry says)
     derived = ["tests/unit/test_registry.py", "tests/unit/test_nginx_config.py"]
+    derived += ["tests/unit/test_deploy.py"]
     derived += ["tests/unit/test_service_lists.py", "tests/unit/test_openapi_examples.py"]
     derived += ["tests/integration/test_constraints.py", "tests/integration/test_access_matrix.py"]
     derived += ["tests/integration/test_list_walk.py"]

@@ -17,8 +17,12 @@ import pytest
 import yaml
 
 from lib import registry
-from tools.deploy import compose, prometheus
+from tools.deploy import prometheus
 from tools.deploy.generated import ROOT
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+# the keys the apps read as files (ADR 0036), each a Compose secret of `make keys`
+KEY_FILES = {"ENCRYPTION_KEY": "./var/keys/encryption.key"}
 
 DASHBOARDS = ROOT / "observability" / "grafana" / "dashboards"
 
@@ -35,7 +39,6 @@ def tool(name: str, hint: str) -> str:
 @pytest.mark.parametrize(
     "module",
     [
-        "tools.deploy.compose",
         "tools.deploy.prometheus",
         "tools.deploy.slo",
         "tools.deploy.alertmanager",
@@ -49,7 +52,7 @@ def test_generated_files_are_fresh(module: str) -> None:
 
 
 def test_compose_prometheus_and_nginx_name_the_registry_services() -> None:
-    doc = yaml.safe_load(compose.COMPOSE_FILE.read_text())["services"]
+    doc = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     jobs = yaml.safe_load(prometheus.COMPOSE_FILE.read_text())["scrape_configs"]
     sd = {j["job_name"]: j["dns_sd_configs"][0] for j in jobs if "dns_sd_configs" in j}
     nginx = "".join(p.read_text() for p in (ROOT / "nginx" / "compose").rglob("*.conf"))
@@ -70,10 +73,37 @@ def test_compose_prometheus_and_nginx_name_the_registry_services() -> None:
         assert target.split(":")[0] in doc, f"prometheus scrapes {target}: not in compose"
 
 
+def test_compose_gives_each_registered_service_its_database_address_and_ports() -> None:
+    """docker-compose.yml is edited by hand (and by `make new-service`): every service of
+    the registry has its entries, each as the registry says, and nothing else has one."""
+    doc = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    servers = {
+        "postgresql": "postgresql://postgres:${POSTGRES_PASSWORD}@postgres:5432",
+        "mysql": "mysql://root:${MARIADB_ROOT_PASSWORD}@mariadb:3306",
+    }
+    databases = {
+        f"{s.env_prefix}_DATABASE_URL": f"{servers[s.engine]}/fixup_{s.database}"
+        for s in registry.MICROSERVICES
+    }
+    migrate = doc["migrate"]["environment"]
+    assert {k: v for k, v in migrate.items() if k.endswith("_DATABASE_URL")} == databases
+    for service in registry.built_services():
+        env = doc[service.name]["environment"]
+        assert {k: v for k, v in env.items() if k.endswith("_DATABASE_URL")} == databases
+        peers = {k: v for k, v in env.items() if k.endswith(("_URL", "_ADDR"))}
+        assert registry.peer_addresses().items() <= peers.items(), service.name
+        grpc = env.get(f"{service.env_prefix}_GRPC_PORT")
+        assert grpc == (str(service.grpc_port) if service.grpc_port else None), service.name
+        healthy = {"condition": "service_healthy"}
+        assert doc["nginx"]["depends_on"][service.name] == healthy, service.name
+    built = {s.name for s in registry.built_services()}
+    assert set(doc["nginx"]["depends_on"]) == built
+
+
 def test_every_peer_address_a_service_reads_is_set_in_compose() -> None:
     """A setting like `orders_url` or `points_grpc_addr` defaults to 127.0.0.1, which in a
     container is the container itself: Compose must name the peer by its service name."""
-    doc = yaml.safe_load(compose.COMPOSE_FILE.read_text())["services"]
+    doc = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     checked = 0
     for service in registry.built_services():
         module = importlib.import_module(f"services.{service.name}.settings")
@@ -102,18 +132,18 @@ def test_the_apps_read_their_keys_as_files_never_variables() -> None:
     """ADR 0036: each key is a Compose secret (a file of `make keys`), mounted where the
     settings' SECRETS_DIR reads it; users alone holds the encryption key, and signs from
     the key directory; every other app verifies through users' JWK Set (ADR 0032)."""
-    document = yaml.safe_load(compose.COMPOSE_FILE.read_text())
-    assert document["secrets"] == {name: {"file": f} for name, f in compose.KEY_FILES.items()}
+    document = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert document["secrets"] == {name: {"file": f} for name, f in KEY_FILES.items()}
     users = registry.get("users")
     jwks = f"http://users:{users.http_port}/.well-known/jwks.json"  # users itself, not NGINX
     for service in registry.built_services():
         app = document["services"][service.name]
         env = app["environment"]
-        assert not set(compose.KEY_FILES) & set(env), service.name
+        assert not set(KEY_FILES) & set(env), service.name
         assert not {"JWT_PUBLIC_KEY", "JWT_PRIVATE_KEY"} & set(env), service.name
         if service.name == "users":
             assert env["SECRETS_DIR"] == "/run/secrets"
-            assert set(app["secrets"]) == set(compose.KEY_FILES)
+            assert set(app["secrets"]) == set(KEY_FILES)
             assert env["JWT_KEYS_DIR"] == "/run/keys/jwt"
             assert app["volumes"] == ["./var/keys/jwt:/run/keys/jwt:ro"]
             assert "JWKS_URL" not in env
@@ -130,13 +160,13 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     text = (ROOT / ".env.example").read_text()
     env.write_text(re.sub(r"^(\w*(PASSWORD|PUBLIC_KEY))=$", r"\1=x", text, flags=re.M))
     done = subprocess.run(
-        [binary, "-f", str(compose.COMPOSE_FILE), "--env-file", str(env), "config", "-q"],
+        [binary, "-f", str(COMPOSE_FILE), "--env-file", str(env), "config", "-q"],
         capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     env.write_text(text)  # a missing secret: refused, naming it
     done = subprocess.run(
-        [binary, "-f", str(compose.COMPOSE_FILE), "--env-file", str(env), "config", "-q"],
+        [binary, "-f", str(COMPOSE_FILE), "--env-file", str(env), "config", "-q"],
         capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode != 0

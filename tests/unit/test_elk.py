@@ -11,11 +11,11 @@ import re
 import yaml
 
 from tests import elk_support as elk
-from tools.deploy import compose
 from tools.deploy.generated import ROOT
 
 INDEX_PATTERN = "fixup-logs-*"
 JAEGER_UI = "http://localhost:16686"  # Compose publishes Jaeger's UI there
+COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 
 def test_each_branch_of_the_pipeline_writes_every_typed_field() -> None:
@@ -84,7 +84,7 @@ def test_kibana_objects_reference_only_the_data_view_and_typed_fields() -> None:
 
 
 def test_compose_runs_elk_with_security_health_checks_and_secrets_from_env() -> None:
-    services = yaml.safe_load(compose.COMPOSE_FILE.read_text())["services"]
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     stack = ["elasticsearch", "kibana", "elk-setup", "logstash", "filebeat"]
     others = ["minio", "minio-setup", "mailpit", "swagger-ui"]
     for name in stack + others:
@@ -98,7 +98,7 @@ def test_compose_runs_elk_with_security_health_checks_and_secrets_from_env() -> 
     assert services["filebeat"]["depends_on"]["logstash"] == {"condition": "service_healthy"}
     assert "nginxlogs:/var/log/nginx:ro" in services["filebeat"]["volumes"]
     assert "nginxlogs:/var/log/nginx" in services["nginx"]["volumes"]
-    text = compose.COMPOSE_FILE.read_text()
+    text = COMPOSE_FILE.read_text()
     used = set(re.findall(r"\$\{(\w+):\?", text))
     env_example = set(re.findall(r"^(\w+)=", (ROOT / ".env.example").read_text(), flags=re.M))
     assert used <= env_example, used - env_example

@@ -20,7 +20,6 @@ from lib.config import ServiceSettings
 from tests.unit.test_deploy import tool
 from tools.deploy import (
     alertmanager,
-    compose,
     k8s,
     k8s_alertmanager,
     k8s_gateway,
@@ -30,6 +29,8 @@ from tools.deploy import (
     prometheus,
 )
 from tools.deploy.generated import ROOT
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 OVERLAYS = ROOT / "deploy" / "k8s" / "overlays"
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -83,8 +84,7 @@ def test_overlay_renders_and_validates(overlay: str, tmp_path: Path) -> None:
     # and its Service where Compose has it
     (am,) = docs[("Deployment", k8s_alertmanager.NAME)]["spec"]["template"]["spec"]["containers"]
     assert (
-        am["image"]
-        == yaml.safe_load(compose.COMPOSE_FILE.read_text())["services"]["alertmanager"]["image"]
+        am["image"] == yaml.safe_load(COMPOSE_FILE.read_text())["services"]["alertmanager"]["image"]
     )
     am_conf = docs[("ConfigMap", k8s_alertmanager.NAME)]["data"]["alertmanager.yml"]
     expected = (
@@ -103,7 +103,7 @@ def test_overlay_renders_and_validates(overlay: str, tmp_path: Path) -> None:
 
 def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> None:
     docs = kinds(render("prod"))
-    apps = yaml.safe_load(compose.COMPOSE_FILE.read_text())["services"]
+    apps = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     nginx = "".join(p.read_text() for p in (ROOT / "nginx" / "compose").rglob("*.conf"))
     jobs = yaml.safe_load(prometheus.COMPOSE_FILE.read_text())["scrape_configs"]
     sd = {j["job_name"]: j["dns_sd_configs"][0] for j in jobs if "dns_sd_configs" in j}
@@ -262,7 +262,7 @@ def test_chat_gets_a_websocket_route_once_built() -> None:
     ("schema", "paths"),
     [
         ("vendor.github-workflows", [str(p) for p in WORKFLOWS]),
-        ("vendor.compose-spec", [str(compose.COMPOSE_FILE)]),
+        ("vendor.compose-spec", [str(COMPOSE_FILE)]),
     ],
 )
 def test_check_jsonschema_accepts(schema: str, paths: list[str]) -> None:

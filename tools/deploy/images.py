@@ -1,5 +1,5 @@
 """The third-party releases of the deploy files, each pinned in one place: NGINX (Compose's
-gateway, tools/deploy/compose.py, and the Kubernetes account pages, tools/deploy/k8s_pages.py: the
+gateway, docker-compose.yml, and the Kubernetes account pages, tools/deploy/k8s_pages.py: the
 same release of nginx's stable branch, even minor: 1.30), Alertmanager and Prometheus (Compose,
 the Kubernetes base), Envoy Gateway (the Kubernetes edge's controller, installed once per
 cluster: deploy/k8s/README.md; tools/gatewaylint/crds/ holds its CRDs at this release),
@@ -22,12 +22,12 @@ NGINX = f"nginx:{NGINX_VERSION}"
 # uid 101 by default, listens on 8080: the account pages' pod (read-only root filesystem)
 NGINX_UNPRIVILEGED = f"nginxinc/nginx-unprivileged:{NGINX_VERSION}-alpine"
 
-# the alert router in Compose (tools/deploy/compose.py) and the Kubernetes base
+# the alert router in Compose (docker-compose.yml) and the Kubernetes base
 # (tools/deploy/k8s_alertmanager.py); upstream supports its latest release only
 ALERTMANAGER_VERSION = "0.34.0"
 ALERTMANAGER = f"prom/alertmanager:v{ALERTMANAGER_VERSION}"
 
-# Compose's Prometheus (tools/deploy/compose.py): a supported 3.x release (2.x is out of support)
+# Compose's Prometheus (docker-compose.yml): a supported 3.x release (2.x is out of support)
 PROMETHEUS_VERSION = "3.14.0"
 PROMETHEUS = f"prom/prometheus:v{PROMETHEUS_VERSION}"
 

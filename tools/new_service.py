@@ -2,18 +2,19 @@
 
 `new` adds X to lib/registry.py (the next index, the first free ports), writes a working
 service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration, query
-file and sqlc.yaml; an API test and its constraint cases), adds its four entries to
-docker-compose.yml (tools/scaffold/compose/, above the marked lines), then regenerates
-everything derived: its typed repository (`make sqlc`), its OpenAPI document, the
-Procfile, NGINX's compose copy, `.env.example`, Prometheus, Kubernetes and
+file and sqlc.yaml; an API test and its constraint cases), adds its entries to two
+checked-in files above their marked lines (`MARKED`: docker-compose.yml, Prometheus'
+scrape jobs), then regenerates everything derived: its typed repository (`make sqlc`), its
+OpenAPI document, the Procfile, NGINX's compose copy, `.env.example`, Kubernetes and
 docs/architecture.md's service tables. `remove` deletes what `new` wrote (the files of the
-service, its database's folders, its document and tests, its Compose entries) and its
-registry entry, and regenerates the same files: on a tree where nothing else changed, the
-tree is as before. A bad name or engine is refused before anything is written, and both
-run in a transaction: a failure midway (or Ctrl-C) puts every file back. Both hold
-var/locks/new-service.lock (tools/local/locks.py: a second copy waits up to LOCK_WAIT
-seconds, then refuses with one line); a run killed outright (SIGKILL) left its snapshot in
-var/new-service.journal, and the next run puts the tree back from it before it starts.
+service, its database's folders, its document and tests, its entries in the marked files)
+and its registry entry, and regenerates the same files: on a tree where nothing else
+changed, the tree is as before. A bad name or engine is refused before anything is
+written, and both run in a transaction: a failure midway (or Ctrl-C) puts every file back.
+Both hold var/locks/new-service.lock (tools/local/locks.py: a second copy waits up to
+LOCK_WAIT seconds, then refuses with one line); a run killed outright (SIGKILL) left its
+snapshot in var/new-service.journal, and the next run puts the tree back from it before it
+starts.
 
 A REST service follows every house rule of docs/api.md on either engine (list and item
 with ETags, create with Idempotency-Key, PATCH and DELETE with If-Match, declared access):
@@ -79,13 +80,18 @@ _RESERVED_WORDS = """
 SQL_RESERVED = frozenset(_RESERVED_WORDS.split())
 # a generated module of services/<name>/db/ besides the service's own
 DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions"})
-# docker-compose.yml's marked lines, each with the template of what `new` adds above it
-COMPOSE = "docker-compose.yml"
-COMPOSE_MARKERS = {
-    "  # `make new-service` adds its database above this line": "database.yml.tmpl",
-    "  # `make new-service` adds its address above this line": "address.yml.tmpl",
-    "  # `make new-service` adds its block above this line": "app.yml.tmpl",
-    "        # `make new-service` adds its service above this line": "gateway.yml.tmpl",
+# the checked-in files a service has entries in: each marked line, with the template
+# (tools/scaffold/) of the entry `new` adds above it
+MARKED: dict[str, dict[str, str]] = {
+    "docker-compose.yml": {
+        "  # `make new-service` adds its database above this line": "compose/database.yml.tmpl",
+        "  # `make new-service` adds its address above this line": "compose/address.yml.tmpl",
+        "  # `make new-service` adds its block above this line": "compose/app.yml.tmpl",
+        "        # `make new-service` adds its service above this line": "compose/gateway.yml.tmpl",
+    },
+    "observability/prometheus/prometheus.yml": {
+        "# `make new-service` adds its scrape job above this line": "prometheus/job.yml.tmpl",
+    },
 }
 # what a transaction of the scaffold snapshots: the tree without caches and environments
 # generators of the files derived from the registry, in order (each a fresh process: the
@@ -94,7 +100,6 @@ REGENERATE: tuple[tuple[str, ...], ...] = (
     ("tools.deploy.procfile",),
     ("tools.deploy.nginx", "compose"),
     ("tools.deploy.env_example",),
-    ("tools.deploy.prometheus", "compose"),
     ("tools.deploy.slo",),  # lib/slo.py's defaults for the new service
     ("tools.deploy.k8s",),
     ("tools.deploy.servicetable",),
@@ -214,9 +219,9 @@ def registry_entry(service: registry.Microservice) -> str:
     return f'    Microservice({fields}, "{service.engine}", built=True{extra}),\n'
 
 
-def compose_entries(service: registry.Microservice) -> dict[str, str]:
-    """docker-compose.yml's marked line -> the service's entry above it
-    (tools/scaffold/compose/): its database, its address, its block, NGINX waiting for it."""
+def marked_entries(service: registry.Microservice) -> dict[str, dict[str, str]]:
+    """file -> its marked line -> the service's entry above it: in docker-compose.yml its
+    database, its address, its block, NGINX waiting for it; Prometheus' scrape job."""
     n = service.name
     if service.engine == "postgresql":
         url = f"postgresql://postgres:${{POSTGRES_PASSWORD}}@postgres:5432/fixup_{n}"
@@ -230,11 +235,13 @@ def compose_entries(service: registry.Microservice) -> dict[str, str]:
         address, grpc_port = f"{prefix}_URL: http://{n}:{service.port}", ""
     values = {"name": n, "NAME": prefix, "port": str(service.port), "database_url": url}
     values |= {"address": address, "grpc_port": grpc_port}
-    entries = {}
-    for marker, template in COMPOSE_MARKERS.items():
-        text = (SCAFFOLD / "compose" / template).read_text()
-        entries[f"{marker}\n"] = Template(text).substitute(values)
-    return entries
+    return {
+        path: {
+            f"{marker}\n": Template((SCAFFOLD / template).read_text()).substitute(values)
+            for marker, template in markers.items()
+        }
+        for path, markers in MARKED.items()
+    }
 
 
 def check_new(name: str, engine: str, root: Path) -> None:
@@ -263,10 +270,11 @@ def check_new(name: str, engine: str, root: Path) -> None:
         raise ScaffoldError(f"{', '.join(taken)} exist(s) already: remove first")
     if MARKER not in (root / REGISTRY.relative_to(ROOT)).read_text():
         raise ScaffoldError("lib/registry.py lost the line `make new-service` adds above")
-    compose = (root / COMPOSE).read_text()
-    lost = [m.strip() for m in COMPOSE_MARKERS if f"{m}\n" not in compose]
-    if lost:
-        raise ScaffoldError(f"{COMPOSE} lost the line(s) `make new-service` adds above: {lost}")
+    for path, markers in MARKED.items():
+        text = (root / path).read_text()
+        lost = [m.strip() for m in markers if f"{m}\n" not in text]
+        if lost:
+            raise ScaffoldError(f"{path} lost the line(s) `make new-service` adds above: {lost}")
 
 
 def run(root: Path, *command: str) -> None:
@@ -304,10 +312,11 @@ def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
     text = registry_file.read_text()
     service = new_service(name, engine, grpc)
     registry_file.write_text(text.replace(MARKER, registry_entry(service) + MARKER))
-    compose = (root / COMPOSE).read_text()
-    for marker, entry in compose_entries(service).items():
-        compose = compose.replace(marker, entry + marker)
-    (root / COMPOSE).write_text(compose)
+    for marked, entries in marked_entries(service).items():
+        text = (root / marked).read_text()
+        for marker, entry in entries.items():
+            text = text.replace(marker, entry + marker)
+        (root / marked).write_text(text)
     print(f"new-service: {name} in lib/registry.py, services/{name}/ and its sql/, migrations/")
     # a long name makes long lines: the written code is formatted as the repository is
     written = [str(t) for t in scaffold.files().values() if t.suffix == ".py"]
@@ -357,10 +366,11 @@ def _remove(name: str, root: Path, entry: re.Pattern[str]) -> None:
         elif target.exists():
             target.unlink()
     registry_file.write_text(entry.sub("", text, count=1))
-    compose = (root / COMPOSE).read_text()
-    for written in compose_entries(registry.get(name)).values():
-        compose = compose.replace(written, "", 1)
-    (root / COMPOSE).write_text(compose)
+    for marked, entries in marked_entries(registry.get(name)).items():
+        text = (root / marked).read_text()
+        for written in entries.values():
+            text = text.replace(written, "", 1)
+        (root / marked).write_text(text)
     if grpc:
         run(root, "tools.proto", "gen")
     regenerate(root)

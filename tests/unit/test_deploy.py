@@ -39,7 +39,6 @@ def tool(name: str, hint: str) -> str:
 @pytest.mark.parametrize(
     "module",
     [
-        "tools.deploy.prometheus",
         "tools.deploy.slo",
         "tools.deploy.alertmanager",
     ],

@@ -3,10 +3,11 @@
 The rest is derived from `MICROSERVICES`: the databases of tools/local/databases.py, NGINX's
 upstreams and `/api/<name>/` locations (tools/deploy/nginx.py), the documents of `make swag-gen`
 (tools/swag.py), the profiling ports (lib/http/profiling.py), the Procfile
-(tools/deploy/procfile.py), `.env.example` (tools/deploy/env_example.py), Compose, Kubernetes,
-Prometheus (`make deploy-gen`), and each service's default port and database URL
-(lib/config.py). `make new-service name=X db=postgresql|mysql [grpc=1]` adds an entry and a working
-service; `make remove-service name=X` takes both out again (tools/new_service.py).
+(tools/deploy/procfile.py), Kubernetes and a local run's Prometheus (`make deploy-gen`), the
+entries `make new-service` adds to `.env.example`, Compose and its Prometheus config, and each
+service's default port and database URL (lib/config.py). `make new-service name=X
+db=postgresql|mysql [grpc=1]` adds an entry and a working service; `make remove-service name=X`
+takes both out again (tools/new_service.py).
 
 `built` says whether `services/<name>/` can run: the Procfile starts and `make swag-gen`
 documents only built services, while NGINX routes `/api/<name>/` for every HTTP service

@@ -2,10 +2,10 @@
 
 `new` adds X to lib/registry.py (the next index, the first free ports), writes a working
 service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration, query
-file and sqlc.yaml; an API test and its constraint cases), adds its entries to two
-checked-in files above their marked lines (`MARKED`: docker-compose.yml, Prometheus'
-scrape jobs), then regenerates everything derived: its typed repository (`make sqlc`), its
-OpenAPI document, the Procfile, NGINX's compose copy, `.env.example`, Kubernetes and
+file and sqlc.yaml; an API test and its constraint cases), adds its entries to checked-in
+files above their marked lines (`MARKED`: docker-compose.yml, Prometheus' scrape jobs,
+`.env.example`), then regenerates everything derived: its typed repository (`make sqlc`),
+its OpenAPI document, the Procfile, NGINX's compose copy, Kubernetes and
 docs/architecture.md's service tables. `remove` deletes what `new` wrote (the files of the
 service, its database's folders, its document and tests, its entries in the marked files)
 and its registry entry, and regenerates the same files: on a tree where nothing else
@@ -92,6 +92,11 @@ MARKED: dict[str, dict[str, str]] = {
     "observability/prometheus/prometheus.yml": {
         "# `make new-service` adds its scrape job above this line": "prometheus/job.yml.tmpl",
     },
+    ".env.example": {
+        "# `make new-service` adds its port above this line": "env/port.tmpl",
+        "# `make new-service` adds its database above this line": "env/database.tmpl",
+        "# `make new-service` adds its address above this line": "env/address.tmpl",
+    },
 }
 # what a transaction of the scaffold snapshots: the tree without caches and environments
 # generators of the files derived from the registry, in order (each a fresh process: the
@@ -99,7 +104,6 @@ MARKED: dict[str, dict[str, str]] = {
 REGENERATE: tuple[tuple[str, ...], ...] = (
     ("tools.deploy.procfile",),
     ("tools.deploy.nginx", "compose"),
-    ("tools.deploy.env_example",),
     ("tools.deploy.slo",),  # lib/slo.py's defaults for the new service
     ("tools.deploy.k8s",),
     ("tools.deploy.servicetable",),
@@ -221,20 +225,25 @@ def registry_entry(service: registry.Microservice) -> str:
 
 def marked_entries(service: registry.Microservice) -> dict[str, dict[str, str]]:
     """file -> its marked line -> the service's entry above it: in docker-compose.yml its
-    database, its address, its block, NGINX waiting for it; Prometheus' scrape job."""
+    database, its address, its block, NGINX waiting for it; Prometheus' scrape job; in
+    .env.example its port(s), database and address on one host."""
     n = service.name
     if service.engine == "postgresql":
         url = f"postgresql://postgres:${{POSTGRES_PASSWORD}}@postgres:5432/fixup_{n}"
     else:
         url = f"mysql://root:${{MARIADB_ROOT_PASSWORD}}@mariadb:3306/fixup_{n}"
     prefix = n.upper()
-    if service.grpc_port is not None:  # as lib/registry.py's peer_addresses()
-        address = f"{prefix}_GRPC_ADDR: {n}:{service.grpc_port}"
-        grpc_port = f"      {prefix}_GRPC_PORT: '{service.grpc_port}'\n"
-    else:
-        address, grpc_port = f"{prefix}_URL: http://{n}:{service.port}", ""
     values = {"name": n, "NAME": prefix, "port": str(service.port), "database_url": url}
-    values |= {"address": address, "grpc_port": grpc_port}
+    values["local_database_url"] = service.default_database_url
+    if service.grpc_port is not None:  # as lib/registry.py's peer_addresses()
+        values["address"] = f"{prefix}_GRPC_ADDR: {n}:{service.grpc_port}"
+        values["grpc_port"] = f"      {prefix}_GRPC_PORT: '{service.grpc_port}'\n"
+        values["local_address"] = f"{prefix}_GRPC_ADDR={service.local_grpc_addr}"
+        values["env_grpc_port"] = f"{prefix}_GRPC_PORT={service.grpc_port}\n"
+    else:
+        values["address"] = f"{prefix}_URL: http://{n}:{service.port}"
+        values["local_address"] = f"{prefix}_URL={service.local_url}"
+        values["grpc_port"] = values["env_grpc_port"] = ""
     return {
         path: {
             f"{marker}\n": Template((SCAFFOLD / template).read_text()).substitute(values)

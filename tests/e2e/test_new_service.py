@@ -44,7 +44,6 @@ CHECKS = (
     ("tools.deploy.procfile",),
     ("tools.deploy.nginx",),
     ("tools.deploy.k8s",),
-    ("tools.deploy.env_example",),
     ("tools.deploy.servicetable",),
 )
 

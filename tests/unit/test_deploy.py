@@ -40,7 +40,6 @@ def tool(name: str, hint: str) -> str:
     "module",
     [
         "tools.deploy.slo",
-        "tools.deploy.alertmanager",
     ],
 )
 def test_generated_files_are_fresh(module: str) -> None:

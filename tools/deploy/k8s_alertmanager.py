@@ -30,7 +30,7 @@ def config_map() -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(NAME),
-        "data": {"alertmanager.yml": alertmanager.render(alertmanager.config())},
+        "data": {"alertmanager.yml": alertmanager.CONFIG_FILE.read_text()},
     }
 
 

@@ -2,10 +2,11 @@
 killed then started again, and a webhook receiver run by this test.
 
 The rules are the committed ones with InstanceDown's `for:` shortened, and Alertmanager's
-config is tools/deploy/alertmanager.py's (routes, grouping, inhibition) with this test's webhook
-as both receivers and 1 s group waits: the notification must come through the `page`
-route, grouped by service, with its runbook URL; while it fires, a burn-rate alert of
-departments is inhibited and one of users is not; `resolved` once the service is back.
+config is observability/alertmanager/alertmanager.yml (routes, grouping, inhibition) with
+this test's webhook as both receivers and 1 s group waits: the notification must come
+through the `page` route, grouped by service, with its runbook URL; while it fires, a
+burn-rate alert of departments is inhibited and one of users is not; `resolved` once the
+service is back.
 """
 
 from __future__ import annotations

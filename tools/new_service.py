@@ -3,9 +3,9 @@
 `new` adds X to lib/registry.py (the next index, the first free ports), writes a working
 service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration, query
 file and sqlc.yaml; an API test and its constraint cases), adds its entries to checked-in
-files above their marked lines (`MARKED`: docker-compose.yml, Prometheus' scrape jobs,
-`.env.example`), then regenerates everything derived: its typed repository (`make sqlc`),
-its OpenAPI document, the Procfile, NGINX's compose copy, Kubernetes and
+files above their marked lines (tools/service_entries.py: docker-compose.yml, Prometheus'
+scrape jobs, `.env.example`), then regenerates everything derived: its typed repository
+(`make sqlc`), its OpenAPI document, the Procfile, NGINX's compose copy, Kubernetes and
 docs/architecture.md's service tables. `remove` deletes what `new` wrote (the files of the
 service, its database's folders, its document and tests, its entries in the marked files)
 and its registry entry, and regenerates the same files: on a tree where nothing else
@@ -39,12 +39,13 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
 from codegen.naming import model_name, pascal, singular, snake
 from lib import registry
+from tools import service_entries as entries
 from tools.local.locks import LOCKS, LockBusy, file_lock
 from tools.tree_transaction import recover, transaction
 
@@ -80,24 +81,6 @@ _RESERVED_WORDS = """
 SQL_RESERVED = frozenset(_RESERVED_WORDS.split())
 # a generated module of services/<name>/db/ besides the service's own
 DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions"})
-# the checked-in files a service has entries in: each marked line, with the template
-# (tools/scaffold/) of the entry `new` adds above it
-MARKED: dict[str, dict[str, str]] = {
-    "docker-compose.yml": {
-        "  # `make new-service` adds its database above this line": "compose/database.yml.tmpl",
-        "  # `make new-service` adds its address above this line": "compose/address.yml.tmpl",
-        "  # `make new-service` adds its block above this line": "compose/app.yml.tmpl",
-        "        # `make new-service` adds its service above this line": "compose/gateway.yml.tmpl",
-    },
-    "observability/prometheus/prometheus.yml": {
-        "# `make new-service` adds its scrape job above this line": "prometheus/job.yml.tmpl",
-    },
-    ".env.example": {
-        "# `make new-service` adds its port above this line": "env/port.tmpl",
-        "# `make new-service` adds its database above this line": "env/database.tmpl",
-        "# `make new-service` adds its address above this line": "env/address.tmpl",
-    },
-}
 # what a transaction of the scaffold snapshots: the tree without caches and environments
 # generators of the files derived from the registry, in order (each a fresh process: the
 # registry is read at import); `make deploy-gen` + procfile + nginx-compose
@@ -198,61 +181,6 @@ def owned_paths(name: str) -> list[Path]:
     ]
 
 
-def new_service(name: str, engine: registry.Engine, grpc: bool = False) -> registry.Microservice:
-    """The registry entry: the next index; the HTTP (a gRPC service's side) port
-    8100 + index, the gRPC port 50050 + index (each else the next free one)."""
-    index = max(s.index for s in registry.MICROSERVICES) + 1
-    every = [replace(s, replicas=registry.MAX_REPLICAS) for s in registry.MICROSERVICES]
-    used = {p for s in every for p in (*s.http_ports, s.grpc_port) if p}
-
-    def free(port: int) -> int:
-        while port in used:
-            port += 1
-        return port
-
-    grpc_port = free(50050 + index) if grpc else None
-    return registry.Microservice(
-        name, index, free(8100 + index), name, engine, built=True, grpc_port=grpc_port
-    )
-
-
-def registry_entry(service: registry.Microservice) -> str:
-    """Its line of MICROSERVICES."""
-    extra = f", grpc_port={service.grpc_port}" if service.grpc_port else ""
-    fields = f'"{service.name}", {service.index}, {service.port}, "{service.database}"'
-    return f'    Microservice({fields}, "{service.engine}", built=True{extra}),\n'
-
-
-def marked_entries(service: registry.Microservice) -> dict[str, dict[str, str]]:
-    """file -> its marked line -> the service's entry above it: in docker-compose.yml its
-    database, its address, its block, NGINX waiting for it; Prometheus' scrape job; in
-    .env.example its port(s), database and address on one host."""
-    n = service.name
-    if service.engine == "postgresql":
-        url = f"postgresql://postgres:${{POSTGRES_PASSWORD}}@postgres:5432/fixup_{n}"
-    else:
-        url = f"mysql://root:${{MARIADB_ROOT_PASSWORD}}@mariadb:3306/fixup_{n}"
-    prefix = n.upper()
-    values = {"name": n, "NAME": prefix, "port": str(service.port), "database_url": url}
-    values["local_database_url"] = service.default_database_url
-    if service.grpc_port is not None:  # as lib/registry.py's peer_addresses()
-        values["address"] = f"{prefix}_GRPC_ADDR: {n}:{service.grpc_port}"
-        values["grpc_port"] = f"      {prefix}_GRPC_PORT: '{service.grpc_port}'\n"
-        values["local_address"] = f"{prefix}_GRPC_ADDR={service.local_grpc_addr}"
-        values["env_grpc_port"] = f"{prefix}_GRPC_PORT={service.grpc_port}\n"
-    else:
-        values["address"] = f"{prefix}_URL: http://{n}:{service.port}"
-        values["local_address"] = f"{prefix}_URL={service.local_url}"
-        values["grpc_port"] = values["env_grpc_port"] = ""
-    return {
-        path: {
-            f"{marker}\n": Template((SCAFFOLD / template).read_text()).substitute(values)
-            for marker, template in markers.items()
-        }
-        for path, markers in MARKED.items()
-    }
-
-
 def check_new(name: str, engine: str, root: Path) -> None:
     """Every refusal comes here, before anything is written."""
     if engine not in ENGINES:
@@ -279,11 +207,9 @@ def check_new(name: str, engine: str, root: Path) -> None:
         raise ScaffoldError(f"{', '.join(taken)} exist(s) already: remove first")
     if MARKER not in (root / REGISTRY.relative_to(ROOT)).read_text():
         raise ScaffoldError("lib/registry.py lost the line `make new-service` adds above")
-    for path, markers in MARKED.items():
-        text = (root / path).read_text()
-        lost = [m.strip() for m in markers if f"{m}\n" not in text]
-        if lost:
-            raise ScaffoldError(f"{path} lost the line(s) `make new-service` adds above: {lost}")
+    lost = entries.lost_markers(root)
+    if lost:
+        raise ScaffoldError(f"marked lines `make new-service` adds above are gone: {lost}")
 
 
 def run(root: Path, *command: str) -> None:
@@ -319,13 +245,9 @@ def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
         (root / target).write_text(text)
     registry_file = root / REGISTRY.relative_to(ROOT)
     text = registry_file.read_text()
-    service = new_service(name, engine, grpc)
-    registry_file.write_text(text.replace(MARKER, registry_entry(service) + MARKER))
-    for marked, entries in marked_entries(service).items():
-        text = (root / marked).read_text()
-        for marker, entry in entries.items():
-            text = text.replace(marker, entry + marker)
-        (root / marked).write_text(text)
+    service = entries.new_service(name, engine, grpc)
+    registry_file.write_text(text.replace(MARKER, entries.registry_entry(service) + MARKER))
+    entries.add(root, service)
     print(f"new-service: {name} in lib/registry.py, services/{name}/ and its sql/, migrations/")
     # a long name makes long lines: the written code is formatted as the repository is
     written = [str(t) for t in scaffold.files().values() if t.suffix == ".py"]
@@ -375,11 +297,7 @@ def _remove(name: str, root: Path, entry: re.Pattern[str]) -> None:
         elif target.exists():
             target.unlink()
     registry_file.write_text(entry.sub("", text, count=1))
-    for marked, entries in marked_entries(registry.get(name)).items():
-        text = (root / marked).read_text()
-        for written in entries.values():
-            text = text.replace(written, "", 1)
-        (root / marked).write_text(text)
+    entries.remove(root, registry.get(name))
     if grpc:
         run(root, "tools.proto", "gen")
     regenerate(root)

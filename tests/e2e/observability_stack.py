@@ -108,6 +108,7 @@ def service_env(name: str, dsn: str, port: int, tmp: Path) -> dict[str, str]:
     }
     if name == "departments":  # a pool of one that gives up fast: load makes real 503s
         env |= {"DB_POOL_MIN": "1", "DB_POOL_MAX": "1", "DB_ACQUIRE_TIMEOUT": "0.01"}
+        env["PAGE_CACHE_BYTES"] = "0"  # every list reads its page: no kept page spares the pool
     return env
 
 
@@ -218,14 +219,14 @@ SERVICE_BOARD = "service"
 
 def exported_by(service: registry.Microservice, name: str) -> bool:
     """Whether `service` exports metric `name` of the service dashboard, as its registry
-    entry declares: HTTP series (a REST service), gRPC series (a gRPC service), the breaker
-    and outbox gauges (`breakers`, `outbox`), its database server's (`engine`); the pool's
-    and the SLO's, every service."""
+    entry declares: HTTP and page cache series (a REST service), gRPC series (a gRPC
+    service), the breaker and outbox gauges (`breakers`, `outbox`), its database server's
+    (`engine`); the pool's and the SLO's, every service."""
     if name.startswith("pg_"):
         return service.engine == "postgresql"
     if name.startswith("mysql_"):
         return service.engine == "mysql"
-    if name.startswith("http_"):
+    if name.startswith(("http_", "page_cache_")):
         return service.behind_gateway
     if name.startswith("grpc_"):
         return service.grpc_port is not None

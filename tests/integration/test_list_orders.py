@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
@@ -88,6 +89,24 @@ async def spread_created_at(dsn: str) -> None:
             )
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def dsns(
+    departments_dsn: str,
+    chat_catalog_dsn: str,
+    chat_orders_dsn: str,
+    chat_dsn: str,
+    users_dsn: str,  # noqa: F811  (the fixture)
+) -> dict[str, str]:
+    """Each service's database in the access matrix's stack fixture, by service name."""
+    return {
+        "departments": departments_dsn,
+        "catalog": chat_catalog_dsn,
+        "orders": chat_orders_dsn,
+        "chat": chat_dsn,
+        "users": users_dsn,
+    }
 
 
 async def fill(apps: dict[str, Any], dsns: dict[str, str]) -> dict[Role, dict[str, str]]:
@@ -257,19 +276,8 @@ def caller_of(listed: Listed, callers: dict[Role, dict[str, str]]) -> dict[str, 
 
 async def test_every_list_every_key_both_directions(
     stack: dict[str, Any],  # noqa: F811  (the fixture)
-    departments_dsn: str,
-    chat_catalog_dsn: str,
-    chat_orders_dsn: str,
-    chat_dsn: str,
-    users_dsn: str,  # noqa: F811  (the fixture)
+    dsns: dict[str, str],
 ) -> None:
-    dsns = {  # names services on purpose: the databases of the access matrix stack fixture
-        "departments": departments_dsn,
-        "catalog": chat_catalog_dsn,
-        "orders": chat_orders_dsn,
-        "chat": chat_dsn,
-        "users": users_dsn,
-    }
     callers = await fill(stack, dsns)
     lists = sorted_lists()
     checked, walked = [], []

@@ -37,7 +37,7 @@ from tests.integration.test_access_matrix import (  # noqa: F401  (fixtures)
     stack,
     users_dsn,
 )
-from tests.integration.test_list_orders import count, fill, ids_of
+from tests.integration.test_list_orders import count, dsns, fill, ids_of  # noqa: F401  (dsns: a fixture)
 
 
 async def tie_created_at(dsn: str) -> None:
@@ -319,22 +319,11 @@ async def walk_service(
 
 async def test_every_list_walked_against_its_own_numbers(
     stack: dict[str, Any],  # noqa: F811  (the fixture)
-    departments_dsn: str,
-    chat_catalog_dsn: str,
-    chat_orders_dsn: str,
-    chat_dsn: str,
-    users_dsn: str,  # noqa: F811  (the fixture)
+    dsns: dict[str, str],  # noqa: F811  (the fixture)
 ) -> None:
-    dsns = {  # names services on purpose: the databases of the access matrix stack fixture
-        "departments": departments_dsn,
-        "catalog": chat_catalog_dsn,
-        "orders": chat_orders_dsn,
-        "chat": chat_dsn,
-        "users": users_dsn,
-    }
     callers = await fill(stack, dsns)
     await more_messages(stack["chat"], callers[Role.CUSTOMER])
-    await unverified_users(users_dsn)
+    await unverified_users(dsns["users"])
     for dsn in dsns.values():
         await tie_created_at(dsn)
     wrong = []

@@ -33,7 +33,7 @@ from tests.integration.test_access_matrix import (  # noqa: F401  (fixtures)
     stack,
     users_dsn,
 )
-from tests.integration.test_list_orders import bearer_of, fill
+from tests.integration.test_list_orders import bearer_of, dsns, fill  # noqa: F401  (dsns: a fixture)
 from tests.integration.test_list_walk import caller_of, chosen_path, touch
 
 LIST = "/v1/departments?limit=1000&orderby=name"
@@ -99,19 +99,8 @@ async def list_errors(
 
 async def test_a_write_between_two_reads_shows_at_once_on_every_list(
     stack: dict[str, Any],  # noqa: F811  (the fixture)
-    departments_dsn: str,
-    chat_catalog_dsn: str,
-    chat_orders_dsn: str,
-    chat_dsn: str,
-    users_dsn: str,  # noqa: F811  (the fixture)
+    dsns: dict[str, str],  # noqa: F811  (the fixture)
 ) -> None:
-    dsns = {  # names services on purpose: the databases of the access matrix stack fixture
-        "departments": departments_dsn,
-        "catalog": chat_catalog_dsn,
-        "orders": chat_orders_dsn,
-        "chat": chat_dsn,
-        "users": users_dsn,
-    }
     callers = await fill(stack, dsns)
     wrong: list[str] = []
     cached = 0

@@ -76,7 +76,8 @@ def make_hasher(time_cost: int, memory_cost: int, parallelism: int) -> PasswordH
     )
 
 
-HASHING_NICENESS = 10
+HASHING_NICENESS = 10  # steps below the thread that starts the hashing thread (at most 19)
+MAX_NICENESS = 19
 
 
 def default_workers() -> int:
@@ -92,14 +93,19 @@ def _yield_to_the_loop(priority: Priority) -> None:
     """Lower this hashing thread's priority (Linux scheduling policy and nice value are per
     thread) so a contended core goes to the event loop and /health keeps its latency during
     a login storm (ADR 0010). "idle": SCHED_IDLE, the thread runs only when no normal
-    thread wants the core (falls back to nice where refused); "nice": nice 10, hashes keep
-    a share of a host busy with other work. A no-op where neither is allowed."""
+    thread wants the core (falls back to nice where refused); "nice": 10 steps nicer than
+    the loop (whose niceness a new thread inherits, so a service started under `nice` keeps
+    the gap), hashes keep a share of a host busy with other work. A no-op where neither is
+    allowed."""
     if priority == "idle":
         with contextlib.suppress(AttributeError, OSError):
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             return
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+        thread = threading.get_native_id()
+        inherited = os.getpriority(os.PRIO_PROCESS, thread)
+        niceness = min(MAX_NICENESS, inherited + HASHING_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, thread, niceness)
 
 
 class HashingBusy(ServiceUnavailable):

@@ -100,7 +100,7 @@ def dsns(
     users_dsn: str,  # noqa: F811  (the fixture)
 ) -> dict[str, str]:
     """Each service's database in the access matrix's stack fixture, by service name."""
-    return {
+    return {  # names services on purpose: the databases of the access matrix stack fixture
         "departments": departments_dsn,
         "catalog": chat_catalog_dsn,
         "orders": chat_orders_dsn,

@@ -57,7 +57,11 @@ async def test_sigterm_lets_in_flight_requests_finish(
     dsn, proxy = slow_db
     # SHUTDOWN_TIMEOUT: far longer than the exit may take, to tell them apart
     timeout = 3 * PROCESS_MARGIN
-    env = base_env(through(dsn, proxy), SHUTDOWN_TIMEOUT=str(timeout), DB_POOL_MIN="3")
+    # PAGE_CACHE_BYTES=0: three handlers each hold a connection (with kept pages on, the
+    # three GETs would first share one stamp read, ADR 0056)
+    env = base_env(
+        through(dsn, proxy), SHUTDOWN_TIMEOUT=str(timeout), DB_POOL_MIN="3", PAGE_CACHE_BYTES="0"
+    )
     service = ServiceProcess(env, tmp_path / "svc.log")
     try:
         await service.wait_healthy()

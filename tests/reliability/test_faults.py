@@ -213,6 +213,12 @@ async def test_slow_database_gives_fast_503s_not_a_pile_up(
         DB_POOL_MIN=str(pool),
         DB_POOL_MAX=str(pool),
         DB_ACQUIRE_TIMEOUT=str(ACQUIRE_TIMEOUT),
+        # the stuck requests wait for the release, not for their command's timeout (5 s by
+        # default: a loaded machine can take that long over the steps below)
+        DB_COMMAND_TIMEOUT="25",
+        # the handlers hold the connections: with kept pages on, a list's GET first waits
+        # for the stamp read it shares with the others (ADR 0056)
+        PAGE_CACHE_BYTES="0",
     )
     service = await start("departments", env, tmp_path / "svc.log")
     url = f"{service.url}/v1/departments?limit=1"

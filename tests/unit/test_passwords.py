@@ -118,6 +118,14 @@ def test_idle_asks_for_sched_idle_only(sched: list[tuple[Any, ...]]) -> None:
     assert sched == [("sched", 0, os.SCHED_IDLE, 0)]
 
 
+def lowered(thread: int | None = None) -> tuple[Any, ...]:
+    """The call that puts `thread` (else this one), started by this thread (whose niceness
+    it inherits), HASHING_NICENESS steps below it."""
+    inherited = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.get_native_id() if thread is None else thread
+    return ("nice", os.PRIO_PROCESS, thread, min(19, inherited + HASHING_NICENESS))
+
+
 def test_idle_refused_falls_back_to_nice(
     sched: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -126,12 +134,12 @@ def test_idle_refused_falls_back_to_nice(
 
     monkeypatch.setattr(os, "sched_setscheduler", refuse)
     passwords._yield_to_the_loop("idle")
-    assert sched == [("nice", os.PRIO_PROCESS, threading.get_native_id(), 10)]
+    assert sched == [lowered()]
 
 
 def test_nice_lowers_this_thread_only(sched: list[tuple[Any, ...]]) -> None:
     passwords._yield_to_the_loop("nice")
-    assert sched == [("nice", os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)]
+    assert sched == [lowered()]
 
 
 def test_a_platform_without_sched_idle_falls_back_to_nice(
@@ -139,7 +147,7 @@ def test_a_platform_without_sched_idle_falls_back_to_nice(
 ) -> None:
     monkeypatch.delattr(os, "sched_setscheduler")
     passwords._yield_to_the_loop("idle")
-    assert sched == [("nice", os.PRIO_PROCESS, threading.get_native_id(), 10)]
+    assert sched == [lowered()]
 
 
 def test_a_platform_without_setpriority_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,7 +199,7 @@ async def test_bounded_threads_start_with_the_priority_asked(
         native = await bounded._run(lambda *_: threading.get_native_id(), "")
     finally:
         bounded.close()
-    assert sched == [("nice", os.PRIO_PROCESS, native, HASHING_NICENESS)]
+    assert sched == [lowered(native)]
     idle = BoundedHasher(cheap(), workers=1, queue=0, priority="idle")
     try:
         await idle._run(lambda *_: None, "")

@@ -17,6 +17,7 @@ from lib.db.runtime import PgConn
 from lib.errors import AppError, Forbidden, NotFound, Unauthorized
 from lib.http.guards import authenticated, path_uuid
 from services.users.db import users as users_q
+from services.users.db.models import User
 
 SEE = (Role.MODERATOR, Role.ADMIN)
 
@@ -39,6 +40,15 @@ async def missing(conn: PgConn, principal: Principal, user_id: uuid.UUID) -> App
     if principal.user_id == user_id and await users_q.is_deleted(conn, id=user_id):
         return Unauthorized("the account of this token no longer exists")
     return no_such_user()
+
+
+async def own_account(conn: PgConn, principal: Principal) -> User:
+    """The caller's own row, live: a deleted or disabled account is a token that outlived
+    its account (401), whichever handler it reaches."""
+    row = await users_q.get_user(conn, id=principal.user_id)
+    if row is None or row.disabled_at is not None:
+        raise Unauthorized("the account of this token no longer exists")
+    return row
 
 
 def visible(request: web.Request) -> tuple[Principal, uuid.UUID]:

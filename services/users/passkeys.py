@@ -46,12 +46,12 @@ from lib.http.jsonio import data
 from lib.http.keys import CLIENT_IP, DB
 from lib.http.openapi import operation
 from lib.resilience.ratelimit import enforce
+from services.users.access import own_account
 from services.users.auth_kit import AUTH_KIT, AUTH_TAGS, users_settings
 from services.users.auth_schemas import TokenPair
 from services.users.db import auth as auth_q
 from services.users.db import passkeys as q
 from services.users.db.models import WebauthnCeremony
-from services.users.db.users import get_user
 from services.users.facts import LOGINS
 from services.users.passkey_schemas import (
     CeremonyOut,
@@ -136,10 +136,8 @@ async def registration_options(request: web.Request) -> web.Response:
     settings = users_settings(request)
     rp_id, _ = relying_party(settings)
     async with request.app[DB].acquire() as conn:
-        user = await get_user(conn, id=principal.user_id)
+        user = await own_account(conn, principal)
         known = await q.credential_ids_of(conn, user_id=principal.user_id)
-    if user is None:
-        raise Unauthorized("the account of this token no longer exists")
     options = generate_registration_options(
         rp_id=rp_id,
         rp_name=settings.webauthn_rp_name,

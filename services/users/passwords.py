@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lib.errors import FieldError, Unauthorized, ValidationFailed
+from lib.errors import FieldError, ValidationFailed
 from lib.http.access import EVERY_ROLE, SELF
 from lib.http.body import parse_body
 from lib.http.guards import authenticated
@@ -14,6 +14,7 @@ from lib.http.keys import DB
 from lib.http.openapi import operation
 from lib.resilience.ratelimit import enforce
 from services.users import facts
+from services.users.access import own_account
 from services.users.auth_kit import AUTH_KIT, AUTH_TAGS, digest, users_settings
 from services.users.auth_schemas import EmailIn, ResetConfirmIn
 from services.users.db import auth as q
@@ -111,9 +112,7 @@ async def change_password(request: web.Request) -> web.Response:
     body = await parse_body(request, PasswordChange)  # a bad body: 400 before all else
     await check_recent_auth(request)
     async with request.app[DB].acquire() as conn:
-        row = await users_q.get_user(conn, id=principal.user_id)
-    if row is None or row.disabled_at is not None:  # a token that outlived its account
-        raise Unauthorized("the account of this token no longer exists")
+        row = await own_account(conn, principal)
     wrong = ValidationFailed(
         "the old password is wrong", errors=[FieldError("old_password", "wrong password")]
     )

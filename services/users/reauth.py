@@ -16,9 +16,9 @@ from lib.http.guards import authenticated
 from lib.http.keys import DB
 from lib.http.openapi import operation
 from lib.resilience.ratelimit import enforce
+from services.users.access import own_account
 from services.users.auth_kit import AUTH_KIT, AUTH_TAGS
 from services.users.auth_schemas import ReauthIn
-from services.users.db import users as users_q
 from services.users.passkeys import PasskeyRefused, verified_passkey_user
 from services.users.recent_auth import mark_reauthenticated
 from services.users.totp import CodeInvalid, accept_code
@@ -50,9 +50,7 @@ async def reauth(request: web.Request) -> web.Response:
     body = await parse_body(request, ReauthIn)
     kit = request.app[AUTH_KIT]
     async with request.app[DB].acquire() as conn:
-        user = await users_q.get_user(conn, id=principal.user_id)
-    if user is None or user.disabled_at is not None:
-        raise Unauthorized("the account of this token no longer exists")
+        user = await own_account(conn, principal)
     await enforce(kit.account_limit, f"email:{user.email}")  # the login's budget
     if body.credential is not None:
         try:

@@ -30,12 +30,12 @@ from lib.http.guards import authenticated
 from lib.http.jsonio import data
 from lib.http.keys import DB
 from lib.http.openapi import operation
+from services.users.access import own_account
 from services.users.auth_kit import AUTH_KIT, AUTH_TAGS, digest, users_settings
 from services.users.auth_schemas import TokenPair
 from services.users.db import second_factor as q
 from services.users.db.auth import LoginCandidateRow
 from services.users.db.models import SecondFactorStep
-from services.users.db.users import get_user
 from services.users.recent_auth import check_recent_auth, requires_recent_auth
 from services.users.session_list import SESSION_HEADERS, user_agent
 from services.users.sessions import start_session
@@ -162,9 +162,7 @@ async def my_second_factor(request: web.Request) -> web.Response:
 async def start_enrolment(request: web.Request) -> web.Response:
     principal = authenticated(request)
     async with request.app[DB].transaction() as conn:
-        user = await get_user(conn, id=principal.user_id)
-        if user is None:
-            raise Unauthorized("the account of this token no longer exists")
+        user = await own_account(conn, principal)
         return await enrol(request, conn, user.id, user.email)
 
 

@@ -986,3 +986,32 @@ async def test_the_auth_limits_are_kept_in_redis_by_name_and_key(
         f"{prefix}users:mail:email:{email}",
         f"{prefix}users:mail:email:{other}",
     }
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/users/me/passkeys/options", None),
+        ("/v1/users/me/second-factor/totp", None),
+        ("/v1/auth/reauth", {"password": PASSWORD}),
+        ("/v1/users/me/password", {"old_password": PASSWORD, "new_password": "a new long one"}),
+    ],
+)
+async def test_a_token_that_outlived_its_account_is_401_on_every_own_account_write(
+    client: Any, sink: SmtpSink, users_dsn: str, path: str, body: dict[str, str] | None
+) -> None:
+    """A disabled account's access token, still unexpired and signed in just now: every
+    handler that loads the caller's own row answers the same 401 and changes nothing."""
+    user, _ = await register(client, sink)
+    user_id = uuid.UUID(user["id"])
+    pair = await login(client, user["email"])
+    await sql(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
+    resp = await client.post(path, json=body, headers=bearer(pair["access_token"]))
+    assert await problem(resp) == (
+        401, "UNAUTHORIZED", "Unauthorized", "the account of this token no longer exists"
+    )  # fmt: skip
+    challenges = await sql(
+        users_dsn, "SELECT 1 FROM webauthn_challenges WHERE user_id = $1", user_id
+    )
+    factors = await sql(users_dsn, "SELECT 1 FROM totp_factors WHERE user_id = $1", user_id)
+    assert (challenges, factors) == ([], [])

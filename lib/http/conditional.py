@@ -16,7 +16,9 @@ in the database, so every replica sees every write.
 A list's stamp is a `TablesStamp`: its conditional GETs share their reads (ADR 0038). Each
 waits for a read that STARTED after it arrived, so it sees every write committed before it
 arrived (no stale 304), while one read answers every request that arrived during the
-previous one: under load a 304 costs a fraction of a round trip, not one.
+previous one: under load a 304 costs a fraction of a round trip, not one. A caller waits for
+the shared read at most the pool's acquire timeout, then gets the pool's 503: a frozen
+database answers it as fast as a full pool would, not after the stuck read's command timeout.
 
 The page cache (ADR 0056, PAGE_CACHE_BYTES; 0: off) answers a conditional GET without
 If-None-Match, or with a tag that is not current, from the body rendered for an identical
@@ -41,6 +43,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from lib.db.pool import PoolExhausted
 from lib.http.keys import DB, principal_of
 from lib.http.openapi import Operation, declared
 from lib.metrics import PAGE_CACHE_BYTES, PAGE_CACHE_EVICTIONS, PAGE_CACHE_HITS, PAGE_CACHE_MISSES
@@ -59,10 +62,18 @@ class SharedRead:
     """One read at a time, shared: a caller gets the result of a read that started after it
     called (so it is as fresh as a read of its own), and every caller that arrives while a
     read runs shares the next one. The read runs in a task of its own context: no request's
-    connection scope (lib.db.scope), and a caller that goes away cancels nobody's read."""
+    connection scope (lib.db.scope), and a caller that goes away cancels nobody's read.
 
-    def __init__(self, read: Callable[[], Awaitable[int | None]]) -> None:
+    A caller waits at most `timeout` seconds (the pool's acquire timeout; None: no bound),
+    then gets the pool's `PoolExhausted` (503, Retry-After) as if it had waited for a
+    connection, while the read goes on for the others: on a frozen database nobody queues
+    behind a read stuck until its command timeout."""
+
+    def __init__(
+        self, read: Callable[[], Awaitable[int | None]], timeout: float | None = None
+    ) -> None:
         self._read = read
+        self.timeout = timeout
         self._next: asyncio.Future[int | None] | None = None  # the callers of the next read
         self._running: asyncio.Task[None] | None = None
 
@@ -72,7 +83,15 @@ class SharedRead:
             batch = self._next = asyncio.get_running_loop().create_future()
             if self._running is None:
                 self._start()
-        return await asyncio.shield(batch)
+        try:
+            async with asyncio.timeout(self.timeout) as bound:
+                return await asyncio.shield(batch)  # giving up cancels the shield, not the read
+        except TimeoutError:
+            if not bound.expired():  # the read's own error
+                raise
+            raise PoolExhausted(
+                f"the shared database read did not answer within {self.timeout:g} s"
+            ) from None
 
     def _start(self) -> None:
         self._running = asyncio.create_task(self._run(), context=contextvars.Context())
@@ -117,7 +136,7 @@ class TablesStamp:
                 async with database.acquire() as conn:
                     return await self.read(conn, names=self.tables)
 
-            reader = self._shared[database] = SharedRead(read)
+            reader = self._shared[database] = SharedRead(read, database.acquire_timeout)
         return await reader.get() or 0
 
 

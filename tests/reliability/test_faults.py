@@ -217,7 +217,7 @@ async def test_slow_database_gives_fast_503s_not_a_pile_up(
         # default: a loaded machine can take that long over the steps below)
         DB_COMMAND_TIMEOUT="25",
         # the handlers hold the connections: with kept pages on, a list's GET first waits
-        # for the stamp read it shares with the others (ADR 0056)
+        # for the stamp read it shares with the others (ADR 0056; the next test)
         PAGE_CACHE_BYTES="0",
     )
     service = await start("departments", env, tmp_path / "svc.log")
@@ -245,6 +245,64 @@ async def test_slow_database_gives_fast_503s_not_a_pile_up(
             proxy.release()
             assert [s for s, _, _ in await asyncio.gather(*stuck)] == [200] * pool
             assert (await timed_get(http))[0] == 200
+    finally:
+        proxy.release()
+        service.stop()
+        await proxy.stop()
+    figures.add("faults survived", 1)
+
+
+async def test_frozen_database_with_kept_pages_gives_fast_503s(
+    migrated_db: Callable[[str], str], tmp_path: Path
+) -> None:
+    """With the page cache on, every list GET first waits for the stamp read it shares with
+    the others (ADR 0038, 0056). The database freezes under that read: each waiter gets the
+    pool's 503 after the acquire timeout, not after the stuck read's command timeout (25 s
+    here), and once the database answers the same list is served again, then kept."""
+    dsn = migrated_db("departments")
+    parts = urlsplit(dsn)
+    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    env = common_env(
+        "departments",
+        through(dsn, proxy),
+        DB_POOL_MIN="2",
+        DB_POOL_MAX="2",
+        DB_ACQUIRE_TIMEOUT=str(ACQUIRE_TIMEOUT),
+        DB_COMMAND_TIMEOUT="25",  # longer than any bound below: a wait for it would fail
+        PAGE_CACHE_BYTES=str(1024 * 1024),
+    )
+    service = await start("departments", env, tmp_path / "svc.log")
+    url = f"{service.url}/v1/departments?limit=1"
+    timeout = aiohttp.ClientTimeout(total=ACQUIRE_TIMEOUT + PROCESS_MARGIN)
+
+    async def timed_get(http: aiohttp.ClientSession) -> tuple[int, float, bool]:
+        began = time.monotonic()
+        async with http.get(url) as resp:
+            await resp.read()
+            return resp.status, time.monotonic() - began, "Retry-After" in resp.headers
+
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            assert (await timed_get(http))[0] == 200
+            proxy.hold()  # the database stops answering
+            first = asyncio.create_task(timed_get(http))
+            await asyncio.wait_for(proxy.held(1), PROCESS_MARGIN)  # its stamp read is stuck
+            waiters = [asyncio.create_task(timed_get(http)) for _ in range(6)]
+            answers = await asyncio.gather(first, *waiters)
+            assert all(s == 503 and retry for s, _, retry in answers), answers
+            assert max(t for _, t, _ in answers) < ACQUIRE_TIMEOUT + PROCESS_MARGIN / 2, answers
+            async with http.get(f"{service.url}/health") as resp:  # the process still answers
+                assert resp.status == 200
+            proxy.release()
+            assert [(await timed_get(http))[0] for _ in range(2)] == [200, 200]
+            async with http.get(f"{service.url}/metrics") as resp:
+                text = await resp.text()
+            hits = [
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("page_cache_hits_total{")
+            ]
+            assert sum(hits) >= 1, hits  # the cache was on: the second read was a kept page
     finally:
         proxy.release()
         service.stop()

@@ -89,10 +89,11 @@ def wrk(
     headers: Sequence[str] = (),
     threads: int = 1,
     not_modified: bool = False,
+    script: str | None = None,
 ) -> Load:
     """One bounded wrk run in its own process; a 4xx/5xx response fails the benchmark.
     `not_modified`: the responses must be bodyless 304s (wrk counts no 3xx as an error;
-    their size tells them from a page)."""
+    their size tells them from a page). `script`: a wrk Lua script (-s)."""
     command = [
         "wrk",
         f"-t{threads}",
@@ -104,6 +105,8 @@ def wrk(
     ]
     for header in headers:
         command += ["-H", header]
+    if script is not None:
+        command += ["-s", script]
     out = subprocess.run(
         [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout

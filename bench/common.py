@@ -7,6 +7,7 @@ variants alike and the ratios stay meaningful when absolute times do not.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import re
@@ -14,6 +15,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,6 +151,36 @@ def wrk_cpu(url: str, pid: int, **kwargs: Any) -> Load:
     load = wrk(url, **kwargs)
     cpu_us = (tree_cpu_s(pid) - before) / max(1, load.requests) * 1e6
     return Load(load.rps, load.p50_ms, load.p99_ms, load.requests, cpu_us)
+
+
+class Writes:
+    """While in use, `statement` runs every `interval` seconds on a connection of its own,
+    in a thread of its own (a MIXED run: the list's table written under the readers'
+    load); `done` counts the writes."""
+
+    def __init__(self, dsn: str, statement: str, interval: float = 0.1) -> None:
+        self.dsn, self.statement, self.interval = dsn, statement, interval
+        self.done = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            while not self._stop.is_set():
+                await conn.execute(self.statement)
+                self.done += 1
+                await asyncio.sleep(self.interval)  # pacing: a write every `interval`
+        finally:
+            await conn.close()
+
+    def __enter__(self) -> Writes:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
 
 def rss_mb(pid: int) -> float:

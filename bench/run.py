@@ -42,6 +42,10 @@ BENCHES: dict[str, list[str]] = {
         *("-m", "bench.http_users", "--users", "1000000", "--rounds", "3", "--seconds", "5"),
         *("--peer-target", "5"),
     ],
+    # HttpArena's async-db profile: their aiohttp + asyncpg entry beside the departments list
+    # (the pinned commit when github.com answers, else their documented spec, marked)
+    "httparena": ["-m", "bench.httparena"],
+    "httparena_w1": ["-m", "bench.httparena", "--workers", "1"],  # one process each
     "growth": ["-m", "bench.growth"],
     "growth_lists": ["-m", "bench.growth_lists"],  # every keyset list, 10^3 -> 10^6 rows
     "memory": ["-m", "bench.memory"],
@@ -60,6 +64,7 @@ BENCHES: dict[str, list[str]] = {
 JSON_OUT = {
     *("data_access", "http_frameworks", "http_instructions", "http_instructions_c16"),
     *("http_users", "http_users_100k", "http_users_1m", "growth", "growth_lists", "memory"),
+    *("httparena", "httparena_w1"),
 }
 VERSIONS = (
     "aiohttp",

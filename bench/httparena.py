@@ -142,8 +142,8 @@ TAGS = ("fast", "new", "sale", "popular", "heavy-duty", "wireless", "eco", "prem
 NAMES = ("Alpha Widget", "Pro Valve", "Core Relay", "Smart Sensor", "Ultra Gear", "Nano Hub")
 
 
-async def seed_spec(dsn: str) -> None:
-    """100,000 rows of the documented schema: prices 1-500 (so about 8% fall in 10-50)."""
+async def seed_spec(dsn: str, count: int = ROWS) -> None:
+    """Rows of the documented schema (100,000 there): prices 1-500 (about 8% in 10-50)."""
     rng = random.Random(42)
     rows = [
         (
@@ -157,7 +157,7 @@ async def seed_spec(dsn: str) -> None:
             rng.randint(1, 50),
             rng.randint(1, 500),
         )
-        for i in range(1, ROWS + 1)
+        for i in range(1, count + 1)
     ]
     conn = await asyncpg.connect(dsn)
     try:
@@ -261,14 +261,14 @@ def rotating_script(name: str, paths: list[str], directory: Path) -> str:
     return str(script)
 
 
-async def seed_departments(dsn: str) -> None:
+async def seed_departments(dsn: str, count: int = ROWS) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await q.copy_departments(
             conn,
             [
                 q.CopyDepartmentsParams(uuid.uuid4(), f"Department {n:06d}", f"{n} Main St")
-                for n in range(ROWS)
+                for n in range(count)
             ],
         )
         await conn.execute("ANALYZE departments")
@@ -348,6 +348,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=2)
     parser.add_argument("--connections", type=int, default=CONNECTIONS)
     parser.add_argument("--workers", type=int, default=CORES, help="processes per server")
+    parser.add_argument("--rows", type=int, default=ROWS, help="rows seeded (spec; departments)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(args_in)
     if shutil.which("wrk") is None:
@@ -372,9 +373,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if tree is not None:
                 load_seed(tree, dsns["arena"])
             else:
-                asyncio.run(seed_spec(dsns["arena"]))
+                asyncio.run(seed_spec(dsns["arena"], args.rows))
             migrate.up("departments", dsns["service"])
-            asyncio.run(seed_departments(dsns["service"]))
+            asyncio.run(seed_departments(dsns["service"], args.rows))
             start_all(servers, source, tree, dsns, args.workers)
             pages = {
                 name: (arena_pages if name == "aiohttp" else service_pages)(url)

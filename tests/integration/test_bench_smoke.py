@@ -87,7 +87,9 @@ def test_http_frameworks_smoke() -> None:
 def test_httparena_smoke() -> None:
     """HttpArena's async-db profile from its documented spec (the clone needs github.com):
     their entry's answers are checked inside (each limit's rows, the empty range)."""
-    figures = httparena.main(["--source", "spec", "--rounds", "1", "--seconds", "1"])
+    figures = httparena.main(
+        ["--source", "spec", "--rounds", "1", "--seconds", "1", "--rows", "5000"]
+    )
 
     assert figures["source"] == "spec"
     assert set(figures["servers"]) == {"aiohttp", "service", "service-cached"}

@@ -87,6 +87,12 @@ class ServiceSettings(BaseSettings):
     # the page cache of conditional GETs (lib/http/conditional.py, ADR 0056): the bytes of
     # pages each process keeps, least recently used dropped first; 0 turns it off
     page_cache_bytes: int = Field(8 * 1024 * 1024, ge=0, le=1024**3)
+    export_max_rows: int = Field(
+        10_000,
+        ge=1,
+        le=100_000,
+        description="Rows of one table a person's data export may hold (ADR 0059); more: 413.",
+    )
     public_base_url: str = "http://localhost:8080"
     profiling_enabled: bool = False
     profiling_port: int = Field(0, ge=0, le=65535)

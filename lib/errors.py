@@ -105,9 +105,17 @@ class DependencyRefused(AppError):
 
 
 class _RetryLater(AppError):
-    def __init__(self, detail: str | None = None, *, retry_after: float = 1.0) -> None:
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: float = 1.0,
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
         self.retry_after = max(1, int(retry_after + 0.999))
-        super().__init__(detail, headers={"Retry-After": str(self.retry_after)})
+        super().__init__(
+            detail, headers={"Retry-After": str(self.retry_after)}, extensions=extensions
+        )
 
 
 class RateLimited(_RetryLater):

@@ -117,7 +117,7 @@ MICROSERVICES: tuple[Microservice, ...] = (
         "users",
         "postgresql",
         built=True,
-        breakers=("departments", "points"),
+        breakers=("catalog", "chat", "departments", "orders", "points"),
         outbox=True,
         uploads=(
             Upload(

@@ -26,6 +26,8 @@ from lib.pb.point import (
     AddPointsRequest,
     PointReply,
     PointRequest,
+    UserExportReply,
+    UserExportRequest,
     UserListPointResponse,
     UserListRequest,
 )
@@ -67,6 +69,7 @@ class PointsClient:
             SERVICE + "GetUserListPoints", decode_user_points, serialize=encode_user_ids
         )
         self._add = pool.unary(SERVICE + "AddUserPoints", PointReply.parse)
+        self._export = pool.unary(SERVICE + "GetUserExport", UserExportReply.parse)
 
     async def get_user_points(self, user_id: str, *, request_id: str | None = None) -> int:
         reply = await self._call(self._get, PointRequest(user_id=user_id), request_id)
@@ -79,6 +82,13 @@ class PointsClient:
         if not user_ids:
             return {}
         return await self._call(self._list, user_ids, request_id)
+
+    async def get_user_export(
+        self, user_id: str, max_rows: int, *, request_id: str | None = None
+    ) -> UserExportReply:
+        """The user's balance and at most `max_rows` + 1 ledger entries (a data export)."""
+        request = UserExportRequest(user_id=user_id, max_rows=max_rows)
+        return await self._call(self._export, request, request_id)
 
     async def add_user_points(
         self,

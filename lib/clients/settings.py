@@ -43,7 +43,8 @@ class UsersClientSettings(BaseModel):
 
 
 class CatalogClientSettings(BaseModel):
-    """orders -> catalog: the service of an order, the services a provider offers."""
+    """orders -> catalog: the service of an order, the services a provider offers; users ->
+    catalog: a provider's part of their data export (ADR 0059)."""
 
     catalog_url: str = registry.get("catalog").local_url
     catalog_timeout: Timeout = 1.0
@@ -52,12 +53,22 @@ class CatalogClientSettings(BaseModel):
 
 
 class OrdersClientSettings(BaseModel):
-    """chat -> orders: who the participants of a conversation are (down -> 503)."""
+    """chat -> orders: who the participants of a conversation are (down -> 503); users ->
+    orders: a person's part of their data export (ADR 0059)."""
 
     orders_url: str = registry.get("orders").local_url
     orders_timeout: Timeout = 1.0
     orders_breaker_threshold: BreakerThreshold = 3
     orders_breaker_reset: BreakerReset = 10.0
+
+
+class ChatClientSettings(BaseModel):
+    """users -> chat: a person's part of their data export (down -> 503, ADR 0059)."""
+
+    chat_url: str = registry.get("chat").local_url
+    chat_timeout: Timeout = 1.0
+    chat_breaker_threshold: BreakerThreshold = 3
+    chat_breaker_reset: BreakerReset = 10.0
 
 
 class PointsClientSettings(BaseModel):

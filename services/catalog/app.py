@@ -6,6 +6,7 @@ from aiohttp import web
 
 from lib.config import load_settings
 from lib.http.app import create_app as base_app
+from services.catalog import export
 from services.catalog.handlers import routes
 from services.catalog.settings import SERVICE, CatalogSettings
 
@@ -14,4 +15,6 @@ TITLE = "Fixup catalog"
 
 def create_app(settings: CatalogSettings | None = None) -> web.Application:
     settings = settings or load_settings(CatalogSettings, SERVICE)
-    return base_app(settings, routes=routes, title=TITLE)
+    app = base_app(settings, routes=routes, title=TITLE)
+    app.add_routes(export.routes)
+    return app

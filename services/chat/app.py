@@ -6,7 +6,7 @@ from aiohttp import web
 
 from lib.config import load_settings
 from lib.http.app import create_app as base_app
-from services.chat import facts, ws
+from services.chat import export, facts, ws
 from services.chat.deps import CHAT_SETTINGS, hub_ctx, orders_ctx
 from services.chat.handlers import routes
 from services.chat.settings import SERVICE, ChatSettings
@@ -26,6 +26,7 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     app.cleanup_ctx.append(ws.revocation_sweep)
     app.on_shutdown.append(ws.close_all)
     app.add_routes(ws.routes)
+    app.add_routes(export.routes)
     for counter in facts.ALL:
         counter.start(settings.service)
     return app

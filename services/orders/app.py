@@ -6,7 +6,7 @@ from aiohttp import web
 
 from lib.config import load_settings
 from lib.http.app import create_app as base_app
-from services.orders import facts, jobs, offers
+from services.orders import export, facts, jobs, offers
 from services.orders.deps import clients_ctx
 from services.orders.handlers import routes
 from services.orders.relay import relay_ctx
@@ -22,6 +22,7 @@ def create_app(settings: OrdersSettings | None = None) -> web.Application:
     )
     app.add_routes(offers.routes)
     app.add_routes(jobs.routes)
+    app.add_routes(export.routes)
     for counter in facts.ALL:
         counter.start(SERVICE)  # the label its handlers count with
     return app

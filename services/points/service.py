@@ -17,11 +17,14 @@ from lib.pb.point import (
     PointReply,
     PointRequest,
     PointServerBase,
+    UserExportReply,
+    UserExportRequest,
     UserListPointResponse,
     UserListRequest,
 )
 from services.points.db import points as q
 from services.points.db.models import PointsLedger
+from services.points.export import user_export
 from services.points.facts import AWARDED
 from services.points.rules import (
     balance_after,
@@ -64,6 +67,9 @@ class PointService(PointServerBase):
         return UserListPointResponse(
             user_points={raw: found.get(uid, 0) for raw, uid in canonical.items()}
         )
+
+    async def get_user_export(self, message: UserExportRequest) -> UserExportReply:
+        return await user_export(self.db, message)
 
     async def add_user_points(self, message: AddPointsRequest) -> PointReply:
         """Apply once per idempotency key, in one transaction under the balance row lock.

@@ -1,6 +1,6 @@
 """The users service: settings and the app factory; the routes of handlers.py (the users)
 and of each concern's module (registration, sessions, reauth, session_list, passwords,
-pictures)."""
+pictures, export)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from lib.config import load_settings
 from lib.http.app import CleanupCtx
 from lib.http.app import create_app as base_app
 from services.users import (
+    export,
     facts,
     jwks,
     passkeys,
@@ -54,6 +55,7 @@ def create_app(
         mail_ctx(settings),
         storage_ctx(settings),
         departments_ctx(settings),
+        export.export_ctx(settings),
         revocations.record_ctx,
         keeper_ctx(settings),
     )
@@ -69,6 +71,7 @@ def create_app(
         pictures,
         revocations,
         jwks,
+        export,
     )
     for concern in concerns:
         app.add_routes(concern.routes)

@@ -9,7 +9,13 @@ from pydantic_settings import NoDecode
 
 from lib.auth.passwords import ARGON2_DEFAULTS, Priority, default_workers
 from lib.auth.principal import Role
-from lib.clients.settings import DepartmentsClientSettings, PointsClientSettings
+from lib.clients.settings import (
+    CatalogClientSettings,
+    ChatClientSettings,
+    DepartmentsClientSettings,
+    OrdersClientSettings,
+    PointsClientSettings,
+)
 from lib.config import ServiceSettings
 from lib.secret_settings import SecretSettings
 
@@ -17,7 +23,13 @@ SERVICE = "users"
 
 
 class UsersSettings(
-    ServiceSettings, SecretSettings, DepartmentsClientSettings, PointsClientSettings
+    ServiceSettings,
+    SecretSettings,
+    DepartmentsClientSettings,
+    PointsClientSettings,
+    CatalogClientSettings,
+    ChatClientSettings,
+    OrdersClientSettings,
 ):
     registry_name: ClassVar[str] = SERVICE  # port and database: lib/registry.py
     db_pool_reset: bool = False  # no handler changes session state (ADR 0005)
@@ -98,6 +110,17 @@ class UsersSettings(
         300, ge=30, le=900, description="Seconds a password sign-in may wait for its code."
     )
     totp_issuer: str = Field("Fixup", min_length=1, description="Named in authenticator apps.")
+    # --- a person's data export (services/users/export.py; ADR 0059)
+    export_rate: float = Field(
+        1 / 60, gt=0, description="Data exports/s of one person, whoever asks (one a minute)."
+    )
+    export_burst: int = Field(3, ge=1)
+    export_max_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="Bytes of one export document; more: 413.",
+    )
     # --- mail (lib/mail): logged unless SMTP_HOST is set
     smtp_host: str = ""
     smtp_port: int = Field(25, ge=1, le=65535)

@@ -179,3 +179,74 @@ async def set_user_points(conn: MyConn, items: Iterable[SetUserPointsParams]) ->
     """
     async with conn.cursor() as cur:
         await cur.executemany(SET_USER_POINTS, [(item.user_id, item.points) for item in items])
+
+
+EXPORT_USER_POINTS = """
+-- name: ExportUserPoints :one
+SELECT user_id, points, updated_at FROM user_points WHERE user_id = %s
+"""
+
+
+async def export_user_points(conn: MyConn, *, user_id: str) -> models.UserPoint | None:
+    """
+    SELECT user_id, points, updated_at FROM user_points WHERE user_id = %s
+    """
+    async with conn.cursor() as cur:
+        await cur.execute(EXPORT_USER_POINTS, (user_id,))
+        row = await cur.fetchone()
+        return (
+            None
+            if row is None
+            else models.UserPoint(
+                row[0],
+                row[1],
+                (runtime.utc(row[2]) if isinstance(row[2], datetime.datetime) else row[2]),
+            )
+        )
+
+
+EXPORT_LEDGER = """
+-- name: ExportLedger :many
+SELECT id, user_id, delta, reason, balance_after, created_at, idempotency_key FROM points_ledger WHERE user_id = %s
+ORDER BY id LIMIT %s
+"""
+
+
+async def export_ledger(conn: MyConn, *, user_id: str, limit: int) -> list[models.PointsLedger]:
+    """
+    SELECT id, user_id, delta, reason, balance_after, created_at, idempotency_key FROM points_ledger WHERE user_id = %s
+    ORDER BY id LIMIT %s
+    """
+    async with conn.cursor() as cur:
+        await cur.execute(EXPORT_LEDGER, (user_id, limit))
+        rows = await cur.fetchall()
+        return [
+            models.PointsLedger(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                (runtime.utc(row[5]) if isinstance(row[5], datetime.datetime) else row[5]),
+                row[6],
+            )
+            for row in rows
+        ]
+
+
+async def iter_export_ledger(
+    conn: MyConn, *, user_id: str, limit: int
+) -> AsyncGenerator[models.PointsLedger, None]:
+    """Like export_ledger(), row by row; unbuffered (SSCursor)."""
+    async with conn.cursor(aiomysql.SSCursor) as cur:
+        await cur.execute(EXPORT_LEDGER, (user_id, limit))
+        while (row := await cur.fetchone()) is not None:
+            yield models.PointsLedger(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                (runtime.utc(row[5]) if isinstance(row[5], datetime.datetime) else row[5]),
+                row[6],
+            )

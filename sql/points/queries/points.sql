@@ -29,3 +29,13 @@ VALUES (?, ?, ?, ?, ?);
 -- name: SetUserPoints :batchexec
 INSERT INTO user_points (user_id, points) VALUES (sqlc.arg(user_id), sqlc.arg(points))
 ON DUPLICATE KEY UPDATE points = VALUES(points);
+
+-- name: ExportUserPoints :one
+-- The balance row of a person's data export (GetUserExport, ADR 0059).
+SELECT * FROM user_points WHERE user_id = ?;
+
+-- name: ExportLedger :many
+-- The ledger of a person's data export, oldest first, at most `row_limit` rows (the
+-- caller asks for one more than its bound).
+SELECT * FROM points_ledger WHERE user_id = ?
+ORDER BY id LIMIT ?;

@@ -48,6 +48,7 @@ from tests.integration.auth_support import service_settings, settings_for
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.chat_support import chat_settings, conversation, make_world
 from tests.integration.orders_support import caller, offer_body, order_body, orders_settings
+from tests.integration.points_support import Points
 from tests.integration.users_support import AUTH_LIMITS_OFF, make_user, users_settings
 
 HTTP_SERVICES = [s.name for s in registry.gateway_services() if s.built]
@@ -81,20 +82,28 @@ async def stack(
     chat_orders_dsn: str,
     chat_dsn: str,
     users_dsn: str,
+    points: Points,
     redis_prefix: str,
     tmp_path: Any,
 ) -> dict[str, Any]:
-    """One in-process app per service, each with its dependencies reachable."""
+    """One in-process app per service, each with its dependencies reachable (users: every
+    part of the data export too, points included)."""
     departments = await aiohttp_server(departments_app(settings_for(departments_dsn)))
     catalog = await aiohttp_server(catalog_app(catalog_settings(chat_catalog_dsn)))
     orders = await aiohttp_server(
         orders_app(orders_settings(chat_orders_dsn, catalog_url=str(catalog.make_url(""))))
     )
-    chat = chat_app(chat_settings(chat_dsn, redis_prefix, orders_url=str(orders.make_url(""))))
+    chat = await aiohttp_server(
+        chat_app(chat_settings(chat_dsn, redis_prefix, orders_url=str(orders.make_url(""))))
+    )
     users = users_app(
         users_settings(
             users_dsn,
             departments_url=str(departments.make_url("")),
+            catalog_url=str(catalog.make_url("")),
+            orders_url=str(orders.make_url("")),
+            chat_url=str(chat.make_url("")),
+            points_grpc_addr=points.target,
             storage_dir=str(tmp_path),
             **AUTH_LIMITS_OFF,  # every caller signs in: the test's budget, not production's
         )
@@ -216,6 +225,11 @@ OWNER_REQUESTS: dict[str, dict[str, Any]] = {
     "listMessages": {},
     "postAMessage": {"json": {"body": "let me in"}},
     "openTheConversationSWebsocket": {},
+    # a person's data export and each service's part of it: another person's id, 403
+    "exportAPersonSData": {},
+    "exportAPersonSOrdersData": {},
+    "exportAPersonSChatData": {},
+    "exportAPersonSCatalogData": {},
 }
 
 

@@ -93,8 +93,11 @@ def export_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIter
     return ctx
 
 
-def unavailable(service: str, why: str) -> ServiceUnavailable:
-    return ServiceUnavailable(
+def unavailable(
+    service: str, why: str, kind: type[ServiceUnavailable | CircuitOpen] = ServiceUnavailable
+) -> ServiceUnavailable | CircuitOpen:
+    """503 naming the service (CIRCUIT_OPEN while its breaker is open)."""
+    return kind(
         f"the export needs {service}, which did not answer ({why}); nothing was exported",
         retry_after=1,
         extensions={"service": service},
@@ -109,7 +112,7 @@ async def rest_part(request: web.Request, name: str, user_id: uuid.UUID) -> Any:
             .get(export.PATH.format(id=user_id), caller=request)
         )
     except (ServiceUnavailable, CircuitOpen) as exc:
-        raise unavailable(name, exc.detail) from None
+        raise unavailable(name, exc.detail, type(exc)) from None
     body = reply.body if isinstance(reply.body, dict) else {}
     if reply.status == 413:
         raise PayloadTooLarge(
@@ -128,7 +131,7 @@ async def points_part(request: web.Request, user_id: uuid.UUID, bound: int) -> d
     try:
         reply = await lookup.get_user_export(str(user_id), bound, request_id=request_id(request))
     except (ServiceUnavailable, CircuitOpen) as exc:
-        raise unavailable("points", exc.detail) from None
+        raise unavailable("points", exc.detail, type(exc)) from None
     if len(reply.ledger) > bound:
         raise PayloadTooLarge(
             f"points: more than {bound} rows of points_ledger to export",

@@ -329,6 +329,7 @@ async def test_reflection_lists_and_describes_the_service(points: Points) -> Non
         "GetUserPoints",
         "GetUserListPoints",
         "AddUserPoints",
+        "GetUserExport",
     }
 
 

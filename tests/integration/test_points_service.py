@@ -20,7 +20,7 @@ from grpclib.const import Status
 
 from lib.db.connecting import connect
 from lib.db.pool import Database
-from lib.pb.point import AddPointsRequest, PointRequest, UserListRequest
+from lib.pb.point import AddPointsRequest, PointRequest, UserExportRequest, UserListRequest
 from services.points import service as service_module
 from services.points.db import points as q
 from services.points.service import PointService
@@ -95,6 +95,31 @@ async def refused(awaitable: Any) -> tuple[Status, str]:
 
 
 # ------------------------------------------------------------------ reads
+
+
+async def test_get_user_export_reads_the_balance_and_the_ledger_within_the_bound(
+    service: PointService,
+) -> None:
+    """A person's data export (ADR 0059): their balance and ledger, oldest first, at most
+    max_rows + 1 entries; nobody else's; a person without any: "0" and nothing."""
+    user, other = new_id(), new_id()
+    for delta in (10, 5, -3):
+        await service.add_user_points(add(user, delta, key=f"{user}:{delta}"))
+    await service.add_user_points(add(other, 7))
+    reply = await service.get_user_export(UserExportRequest(user_id=user.upper(), max_rows=5))
+    assert reply.user_point == "12"
+    assert reply.updated_at.endswith("Z")
+    assert [(e.delta, e.balance_after, e.idempotency_key) for e in reply.ledger] == [
+        (10, 10, f"{user}:10"), (5, 15, f"{user}:5"), (-3, 12, f"{user}:-3"),
+    ]  # fmt: skip
+    bounded = await service.get_user_export(UserExportRequest(user_id=user, max_rows=1))
+    assert [e.delta for e in bounded.ledger] == [10, 5]  # one more than the bound
+    empty = await service.get_user_export(UserExportRequest(user_id=new_id(), max_rows=5))
+    assert (empty.user_point, empty.updated_at, empty.ledger) == ("0", "", [])
+    for bad in (UserExportRequest(user_id="nope", max_rows=5),
+                UserExportRequest(user_id=user, max_rows=0)):  # fmt: skip
+        status, _ = await refused(service.get_user_export(bad))
+        assert status is Status.INVALID_ARGUMENT
 
 
 async def test_get_user_points_reads_the_balance_of_the_canonical_id(

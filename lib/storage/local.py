@@ -49,7 +49,7 @@ class LocalStorage:
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self.path(key)
-        await asyncio.to_thread(_write_atomically, path, data)
+        await asyncio.to_thread(write_atomically, path, data)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)
@@ -88,7 +88,7 @@ def _sign(secret: bytes, key: str, expires: int) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Write beside the target, then rename: a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from aiohttp import web
+from sqlc_fixup_runtime import PgConn
 
 from lib.config import load_settings
+from lib.erasure import Then, erasure_ctx
 from lib.http.app import create_app as base_app
 from services.chat import export, facts, ws
+from services.chat.db import chat as chat_q
+from services.chat.db import erasures
 from services.chat.deps import CHAT_SETTINGS, hub_ctx, orders_ctx
 from services.chat.handlers import routes
 from services.chat.settings import SERVICE, ChatSettings
@@ -16,9 +22,9 @@ TITLE = "Fixup chat"
 
 def create_app(settings: ChatSettings | None = None) -> web.Application:
     settings = settings or load_settings(ChatSettings, SERVICE)
-    app = base_app(
-        settings, routes=routes, title=TITLE, cleanup=(orders_ctx(settings), hub_ctx(settings))
-    )
+    consumer = erasure_ctx(settings, erasures, erase, stop_within=settings.shutdown_timeout)
+    cleanup = (orders_ctx(settings), hub_ctx(settings), consumer)
+    app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
     app[CHAT_SETTINGS] = settings
     app[ws.SOCKETS] = set()
     # the WebSocket delivery SLO's errors (lib/slo.py): at 0 from start-up
@@ -30,3 +36,10 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     for counter in facts.ALL:
         counter.start(settings.service)
     return app
+
+
+async def erase(app: web.Application, conn: PgConn, user_id: UUID) -> Then | None:
+    """A person's erasure here (docs/operations.md "Data retention"): the words of every
+    message they wrote; the conversations and the other party's messages stay."""
+    await chat_q.erase_author_messages(conn, user_id=user_id)
+    return None

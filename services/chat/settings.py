@@ -8,11 +8,12 @@ from pydantic import Field
 
 from lib.clients.settings import OrdersClientSettings
 from lib.config import ServiceSettings
+from lib.erasure import ErasureSettings
 
 SERVICE = "chat"
 
 
-class ChatSettings(ServiceSettings, OrdersClientSettings):
+class ChatSettings(ServiceSettings, OrdersClientSettings, ErasureSettings):
     registry_name: ClassVar[str] = SERVICE  # port and database: lib/registry.py
     db_pool_reset: bool = False  # no handler changes session state (ADR 0005)
     # --- orders (who the participants of a new conversation are): its answers reused

@@ -12,12 +12,17 @@ from lib.clients.settings import (
     UsersClientSettings,
 )
 from lib.config import ServiceSettings
+from lib.erasure import ErasureSettings
 
 SERVICE = "orders"
 
 
 class OrdersSettings(
-    ServiceSettings, CatalogClientSettings, UsersClientSettings, PointsClientSettings
+    ServiceSettings,
+    CatalogClientSettings,
+    UsersClientSettings,
+    PointsClientSettings,
+    ErasureSettings,
 ):
     registry_name: ClassVar[str] = SERVICE  # port and database: lib/registry.py
     db_pool_reset: bool = False  # no handler changes session state (ADR 0005)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from lib.config import load_settings
+from lib.erasure import erasure_ctx
 from lib.http.app import CleanupCtx
 from lib.http.app import create_app as base_app
 from services.users import (
@@ -26,7 +27,8 @@ from services.users import (
     totp,
 )
 from services.users.auth_kit import auth_ctx
-from services.users.handlers import departments_ctx, routes
+from services.users.db import erasures
+from services.users.handlers import departments_ctx, erase, routes
 from services.users.mail_relay import mail_ctx
 from services.users.pictures import storage_ctx
 from services.users.points import POINTS, PointsLookup
@@ -58,6 +60,7 @@ def create_app(
         export.export_ctx(settings),
         revocations.record_ctx,
         keeper_ctx(settings),
+        erasure_ctx(settings, erasures, erase, stop_within=settings.shutdown_timeout),
     )
     app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
     concerns = (

@@ -11,7 +11,10 @@ are fetched after the row's connection is released.
 from __future__ import annotations
 
 import asyncio
+import functools
+import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +24,8 @@ from lib.auth.principal import Role
 from lib.clients.departments import DepartmentsClient
 from lib.clients.http import dependency_client
 from lib.db.pool import Database
-from lib.errors import FieldError, NotFound
+from lib.erasure import LEDGER, Entry, Then
+from lib.errors import FieldError, NotFound, ServiceUnavailable
 from lib.http.access import EVERY_ROLE, SELF
 from lib.http.body import parse_body
 from lib.http.cursor import ListPage, list_page
@@ -32,9 +36,11 @@ from lib.http.keys import DB, SETTINGS
 from lib.http.listing import like_pattern
 from lib.http.openapi import operation
 from lib.http.patch import patch_args
+from lib.logging import get_logger
 from services.users import facts
 from services.users.access import editable, missing, visible
 from services.users.db import auth as auth_q
+from services.users.db import erasures as erasures_q
 from services.users.db import profiles as q
 from services.users.db import users as users_q
 from services.users.db.models import User, UserRole
@@ -47,6 +53,7 @@ from services.users.schemas import UserListMeta, UserListQuery, UserOut
 from services.users.settings import UsersSettings
 from services.users.user_json import user_json
 
+log = get_logger("users.handlers")
 routes = web.RouteTableDef()
 UsersPage = ListPage[UserListQuery, users_q.ListUsersKey, users_q.ListUsersAfter]
 TAGS = ["users"]
@@ -245,11 +252,16 @@ async def update_user(request: web.Request) -> web.Response:
     if_match=True,
     errors=(400, 403, 404, 412, 428, 503),
     description=(
-        "Personal fields are scrubbed, login disabled, every refresh family and access "
-        "token revoked (401 everywhere within seconds) and the picture deleted; the id "
-        "stays (orders, chat and points keep it). One's own account needs a recent "
-        "sign-in (403 REAUTHENTICATION_REQUIRED: POST /v1/auth/reauth). 503 when the "
-        "revocation cannot be recorded (Redis down): nothing changed, try again."
+        "The erasure is first written to the erasure ledger (503 when it cannot be: "
+        "nothing changed, try again), then applied here: personal fields scrubbed, login "
+        "disabled, every refresh family and access token revoked (401 everywhere within "
+        "seconds), the picture deleted; the id stays (orders, chat and points keep it). "
+        "Every other service applies it from the ledger within ERASURE_INTERVAL, as the "
+        'retention table says (docs/operations.md, "Data retention"), and again after any '
+        "restore of its database. One's own account needs a recent sign-in (403 "
+        "REAUTHENTICATION_REQUIRED: POST /v1/auth/reauth). A 503 after the ledger write "
+        "(Redis down: the revocation cannot be recorded) still erases: this service "
+        "applies the entry from the ledger once Redis is back."
     ),
 )
 async def delete_user(request: web.Request) -> web.Response:
@@ -257,19 +269,34 @@ async def delete_user(request: web.Request) -> web.Response:
     if user_id == principal.user_id:
         await check_recent_auth(request)
     version = if_match_version(request)
-    async with request.app[DB].transaction() as conn:
-        before = await q.lock_user(conn, id=user_id)
+    async with request.app[DB].acquire() as conn:
+        before = await users_q.get_user(conn, id=user_id)
         if before is None:
             raise await missing(conn, principal, user_id)
-        if before.version != version:
-            raise stale(before.version)
-        await q.anonymise_user(conn, id=user_id, version=version)
-        await q.delete_provider_details(conn, user_id=user_id)
-        await auth_q.revoke_user_families(conn, user_id=user_id, reason="account deleted")
-        await end_sessions(request.app, conn, user_id)  # fails: 503, nothing changed
-        facts.REVOCATIONS.count(request.app[SETTINGS].service, reason="account_deleted")
-    await delete_quietly(request.app[STORAGE], before.picture_key)
+    if before.version != version:
+        raise stale(before.version)
+    entry = Entry(datetime.now(UTC), user_id)
+    try:  # no connection held: object storage may take its timeout
+        await request.app[LEDGER].record(entry)
+    except Exception as exc:  # botocore's errors, OSError: whichever, nothing changed
+        log.warning("erasure_ledger_failed", error=type(exc).__name__)
+        raise ServiceUnavailable("the erasure could not be recorded; try again") from None
+    async with request.app[DB].transaction() as conn:
+        then = await erase(request.app, conn, user_id)  # Redis down: 503, applied later
+        await erasures_q.record_erasure(conn, user_id=user_id, ledgered_at=entry.at)
+    await then()
     return web.Response(status=204)
+
+
+async def erase(app: web.Application, conn: PgConn, user_id: uuid.UUID) -> Then:
+    """A person's erasure in the users database (DELETE, and the erasure consumer after a
+    restore; docs/operations.md "Data retention"); then the picture's object is deleted."""
+    picture_key = await q.erase_user(conn, id=user_id)
+    await q.delete_provider_details(conn, user_id=user_id)
+    await auth_q.revoke_user_families(conn, user_id=user_id, reason="account deleted")
+    await end_sessions(app, conn, user_id)
+    facts.REVOCATIONS.count(app[SETTINGS].service, reason="account_deleted")
+    return functools.partial(delete_quietly, app[STORAGE], picture_key)
 
 
 @routes.get(r"/v1/providers/{id}")

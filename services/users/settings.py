@@ -17,6 +17,7 @@ from lib.clients.settings import (
     PointsClientSettings,
 )
 from lib.config import ServiceSettings
+from lib.erasure import ErasureSettings
 from lib.secret_settings import SecretSettings
 
 SERVICE = "users"
@@ -30,6 +31,7 @@ class UsersSettings(
     CatalogClientSettings,
     ChatClientSettings,
     OrdersClientSettings,
+    ErasureSettings,
 ):
     registry_name: ClassVar[str] = SERVICE  # port and database: lib/registry.py
     db_pool_reset: bool = False  # no handler changes session state (ADR 0005)
@@ -130,13 +132,7 @@ class UsersSettings(
     smtp_timeout: float = Field(10.0, gt=0)
     mail_relay_interval: float = Field(5.0, gt=0, description="Outbox poll period (s).")
     mail_retry_max: float = Field(300.0, gt=0, description="Longest wait between attempts.")
-    # --- pictures (services/users/pictures.py): picture storage
-    storage_dir: str = "var/storage"
-    s3_bucket: str = ""
-    s3_endpoint_url: str = ""
-    s3_region: str = "us-east-1"
-    s3_access_key_id: str = ""
-    s3_secret_access_key: SecretStr = SecretStr("")
+    # --- pictures (services/users/pictures.py): stored where ErasureSettings' storage says
     picture_workers: int = Field(2, ge=1, description="Threads that re-encode uploads.")
     picture_queue: int = Field(4, ge=0, description="Uploads waiting for one; more: 503.")
 

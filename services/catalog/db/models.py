@@ -32,6 +32,15 @@ class CategoryType:
 
 
 @dataclass
+class ErasedUser:
+    """Row of table erased_users."""
+
+    user_id: UUID
+    ledgered_at: datetime.datetime
+    applied_at: datetime.datetime
+
+
+@dataclass
 class ProviderService:
     """Row of table provider_services."""
 

@@ -528,3 +528,16 @@ async def list_providers_of_service(
         LIST_PROVIDERS_OF_SERVICE[orderby, sort], service_id, row_offset, row_limit
     )
     return [models.ProviderService(*row) for row in rows]
+
+
+ERASE_PROVIDER = """
+-- name: EraseProvider :exec
+DELETE FROM provider_services WHERE provider_id = $1
+"""
+
+
+async def erase_provider(conn: PgConn, *, provider_id: UUID) -> None:
+    """
+    DELETE FROM provider_services WHERE provider_id = $1
+    """
+    await conn.execute(ERASE_PROVIDER, provider_id)

@@ -306,3 +306,16 @@ async def iter_messages_after(
     """Like messages_after(), row by row; needs a transaction."""
     async for row in conn.cursor(MESSAGES_AFTER, conversation_id, after_seq, page_size):
         yield models.Message(*row)
+
+
+ERASE_AUTHOR_MESSAGES = """
+-- name: EraseAuthorMessages :exec
+UPDATE messages SET body = '[erased]' WHERE author_id = $1 AND body <> '[erased]'
+"""
+
+
+async def erase_author_messages(conn: PgConn, *, user_id: UUID) -> None:
+    """
+    UPDATE messages SET body = '[erased]' WHERE author_id = $1 AND body <> '[erased]'
+    """
+    await conn.execute(ERASE_AUTHOR_MESSAGES, user_id)

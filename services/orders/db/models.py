@@ -51,6 +51,15 @@ class Currency:
 
 
 @dataclass
+class ErasedUser:
+    """Row of table erased_users."""
+
+    user_id: UUID
+    ledgered_at: datetime.datetime
+    applied_at: datetime.datetime
+
+
+@dataclass
 class IdempotencyKey:
     """Row of table idempotency_keys."""
 

@@ -301,3 +301,18 @@ async def reject_pending_offers(conn: PgConn, *, order_id: UUID) -> int:
     WHERE order_id = $1 AND status = 'PENDING'
     """
     return status_rows(await conn.execute(REJECT_PENDING_OFFERS, order_id))
+
+
+ERASE_PROVIDER_OFFERS = """
+-- name: EraseProviderOffers :exec
+UPDATE offers SET message = NULL, updated_at = now()
+WHERE provider_id = $1 AND message IS NOT NULL
+"""
+
+
+async def erase_provider_offers(conn: PgConn, *, user_id: UUID) -> None:
+    """
+    UPDATE offers SET message = NULL, updated_at = now()
+    WHERE provider_id = $1 AND message IS NOT NULL
+    """
+    await conn.execute(ERASE_PROVIDER_OFFERS, user_id)

@@ -493,3 +493,22 @@ async def reopen_order(conn: PgConn, *, id: UUID) -> int:
     WHERE id = $1 AND status = 'ASSIGNED'
     """
     return status_rows(await conn.execute(REOPEN_ORDER, id))
+
+
+ERASE_CUSTOMER_ORDERS = """
+-- name: EraseCustomerOrders :exec
+UPDATE orders
+SET customer_name = NULL, description = '[erased]', address = '[erased]',
+    version = version + 1, updated_at = now()
+WHERE customer_id = $1
+"""
+
+
+async def erase_customer_orders(conn: PgConn, *, user_id: UUID) -> None:
+    """
+    UPDATE orders
+    SET customer_name = NULL, description = '[erased]', address = '[erased]',
+        version = version + 1, updated_at = now()
+    WHERE customer_id = $1
+    """
+    await conn.execute(ERASE_CUSTOMER_ORDERS, user_id)

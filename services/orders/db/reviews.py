@@ -131,3 +131,16 @@ async def provider_rating(conn: PgConn, *, provider_id: UUID) -> ProviderRatingR
     assert row is not None  # an aggregate without GROUP BY: one row, always
     result: ProviderRatingRow = ProviderRatingRow(*row)
     return result
+
+
+ERASE_CUSTOMER_REVIEWS = """
+-- name: EraseCustomerReviews :exec
+UPDATE reviews SET comment = NULL WHERE customer_id = $1 AND comment IS NOT NULL
+"""
+
+
+async def erase_customer_reviews(conn: PgConn, *, user_id: UUID) -> None:
+    """
+    UPDATE reviews SET comment = NULL WHERE customer_id = $1 AND comment IS NOT NULL
+    """
+    await conn.execute(ERASE_CUSTOMER_REVIEWS, user_id)

@@ -59,6 +59,15 @@ class EmailToken:
 
 
 @dataclass
+class ErasedUser:
+    """Row of table erased_users."""
+
+    user_id: UUID
+    ledgered_at: datetime.datetime
+    applied_at: datetime.datetime
+
+
+@dataclass
 class IdempotencyKey:
     """Row of table idempotency_keys."""
 

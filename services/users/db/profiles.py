@@ -182,10 +182,10 @@ async def change_password(conn: PgConn, *, new_hash: str, id: UUID, old_hash: st
     return status_rows(await conn.execute(CHANGE_PASSWORD, new_hash, id, old_hash))
 
 
-ANONYMISE_USER = """
--- name: AnonymiseUser :execrows
-UPDATE users
-SET email = 'deleted+' || id::text || '@invalid',
+ERASE_USER = """
+-- name: EraseUser :one
+UPDATE users AS u
+SET email = 'deleted+' || u.id::text || '@invalid',
     password_hash = '!',
     first_name = 'Deleted',
     last_name = 'Deleted',
@@ -195,18 +195,21 @@ SET email = 'deleted+' || id::text || '@invalid',
     age = NULL,
     salary = NULL,
     picture_key = NULL,
-    disabled_at = coalesce(disabled_at, now()),
-    deleted_at = now(),
-    version = version + 1,
+    disabled_at = coalesce(u.disabled_at, now()),
+    deleted_at = coalesce(u.deleted_at, now()),
+    version = u.version + 1,
     updated_at = now()
-WHERE id = $1 AND version = $2 AND deleted_at IS NULL
+FROM (SELECT b.id AS erased_id, b.picture_key AS old_picture_key FROM users AS b
+      WHERE b.id = $1 FOR UPDATE) AS before
+WHERE u.id = before.erased_id
+RETURNING before.old_picture_key
 """
 
 
-async def anonymise_user(conn: PgConn, *, id: UUID, version: int) -> int:
+async def erase_user(conn: PgConn, *, id: UUID) -> str | None:
     """
-    UPDATE users
-    SET email = 'deleted+' || id::text || '@invalid',
+    UPDATE users AS u
+    SET email = 'deleted+' || u.id::text || '@invalid',
         password_hash = '!',
         first_name = 'Deleted',
         last_name = 'Deleted',
@@ -216,13 +219,17 @@ async def anonymise_user(conn: PgConn, *, id: UUID, version: int) -> int:
         age = NULL,
         salary = NULL,
         picture_key = NULL,
-        disabled_at = coalesce(disabled_at, now()),
-        deleted_at = now(),
-        version = version + 1,
+        disabled_at = coalesce(u.disabled_at, now()),
+        deleted_at = coalesce(u.deleted_at, now()),
+        version = u.version + 1,
         updated_at = now()
-    WHERE id = $1 AND version = $2 AND deleted_at IS NULL
+    FROM (SELECT b.id AS erased_id, b.picture_key AS old_picture_key FROM users AS b
+          WHERE b.id = $1 FOR UPDATE) AS before
+    WHERE u.id = before.erased_id
+    RETURNING before.old_picture_key
     """
-    return status_rows(await conn.execute(ANONYMISE_USER, id, version))
+    row = await conn.fetchrow(ERASE_USER, id)
+    return None if row is None else row[0]
 
 
 DELETE_PROVIDER_DETAILS = """

@@ -63,3 +63,7 @@ SELECT count(*) AS total FROM provider_services WHERE service_id = @service_id;
 -- fixup: sort provider_id
 SELECT * FROM provider_services WHERE service_id = @service_id
 LIMIT @row_limit OFFSET @row_offset;
+
+-- name: EraseProvider :exec
+-- The erasure of a provider (ADR 0060): they offer nothing any more.
+DELETE FROM provider_services WHERE provider_id = @provider_id;

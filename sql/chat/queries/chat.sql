@@ -50,3 +50,8 @@ SELECT * FROM messages
 WHERE conversation_id = @conversation_id AND seq > @after_seq
 ORDER BY seq ASC
 LIMIT @page_size;
+
+-- name: EraseAuthorMessages :exec
+-- The erasure of a person (ADR 0060): the messages they wrote keep their place in the
+-- conversation (the other party's replies still read in order), their words go.
+UPDATE messages SET body = '[erased]' WHERE author_id = @user_id AND body <> '[erased]';

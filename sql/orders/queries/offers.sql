@@ -43,3 +43,8 @@ RETURNING *;
 -- Accept, step 3 (the others), and the cancel of an OPEN order (all).
 UPDATE offers SET status = 'REJECTED', updated_at = now()
 WHERE order_id = @order_id AND status = 'PENDING';
+
+-- name: EraseProviderOffers :exec
+-- The erasure of a provider (ADR 0060): the offers and their amounts stay, the message goes.
+UPDATE offers SET message = NULL, updated_at = now()
+WHERE provider_id = @user_id AND message IS NOT NULL;

@@ -79,3 +79,11 @@ WHERE id = @id AND status = 'ASSIGNED';
 -- A cancelled job sends its order back to OPEN.
 UPDATE orders SET status = 'OPEN', version = version + 1, updated_at = now()
 WHERE id = @id AND status = 'ASSIGNED';
+
+-- name: EraseCustomerOrders :exec
+-- The erasure of a customer (ADR 0060, docs/operations.md "Data retention"): the orders
+-- stay (their amounts are accounting records), the person's words and address go.
+UPDATE orders
+SET customer_name = NULL, description = '[erased]', address = '[erased]',
+    version = version + 1, updated_at = now()
+WHERE customer_id = @user_id;

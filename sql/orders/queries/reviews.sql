@@ -18,3 +18,8 @@ LIMIT @row_limit OFFSET @row_offset;
 -- count and the average rounded half-up to 2 places (NULL without reviews).
 SELECT count(*) AS total, round(avg(rating), 2) AS avg_rating
 FROM reviews WHERE provider_id = @provider_id;
+
+-- name: EraseCustomerReviews :exec
+-- The erasure of a customer (ADR 0060): the rating stays (the provider's average), the
+-- comment the person wrote goes.
+UPDATE reviews SET comment = NULL WHERE customer_id = @user_id AND comment IS NOT NULL;

@@ -37,10 +37,12 @@ RETURNING *;
 UPDATE users SET password_hash = @new_hash, updated_at = now()
 WHERE id = @id AND password_hash = @old_hash AND disabled_at IS NULL;
 
--- name: AnonymiseUser :execrows
--- DELETE keeps the id (orders, chat and points refer to it) and scrubs the rest.
-UPDATE users
-SET email = 'deleted+' || id::text || '@invalid',
+-- name: EraseUser :one
+-- DELETE and the erasure consumer (ADR 0060): the id stays (orders, chat and points refer
+-- to it), the rest is scrubbed, whatever the version; an erased row keeps its times.
+-- Returns the picture key the row held before (its object is deleted after the commit).
+UPDATE users AS u
+SET email = 'deleted+' || u.id::text || '@invalid',
     password_hash = '!',
     first_name = 'Deleted',
     last_name = 'Deleted',
@@ -50,11 +52,14 @@ SET email = 'deleted+' || id::text || '@invalid',
     age = NULL,
     salary = NULL,
     picture_key = NULL,
-    disabled_at = coalesce(disabled_at, now()),
-    deleted_at = now(),
-    version = version + 1,
+    disabled_at = coalesce(u.disabled_at, now()),
+    deleted_at = coalesce(u.deleted_at, now()),
+    version = u.version + 1,
     updated_at = now()
-WHERE id = @id AND version = @version AND deleted_at IS NULL;
+FROM (SELECT b.id AS erased_id, b.picture_key AS old_picture_key FROM users AS b
+      WHERE b.id = @id FOR UPDATE) AS before
+WHERE u.id = before.erased_id
+RETURNING before.old_picture_key;
 
 -- name: DeleteProviderDetails :exec
 DELETE FROM provider_details WHERE user_id = @user_id;

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import math
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -24,6 +27,10 @@ TEST_TOKEN_TTL = 24 * 3600
 
 
 S = TypeVar("S", bound=ServiceSettings)
+# the object storage of this test process (pictures, the erasure ledger: lib/erasure.py), so
+# a service's erasure consumer reads this run's ledger, never the var/storage of `make run`
+TEST_STORAGE = tempfile.mkdtemp(prefix="fixup-storage-")
+atexit.register(shutil.rmtree, TEST_STORAGE, True)
 
 
 def service_settings(cls: type[S], service: str, dsn: str, **overrides: Any) -> S:
@@ -40,9 +47,10 @@ def service_settings(cls: type[S], service: str, dsn: str, **overrides: Any) -> 
         # never the users of a `make run` on this machine
         "revocation_record_url": "http://127.0.0.1:9",
         **pooler_settings(dsn),  # make test-pgbouncer: through PgBouncer
-        **overrides,
     }
-    return cls.model_validate(values)
+    if "storage_dir" in cls.model_fields:
+        values["storage_dir"] = TEST_STORAGE
+    return cls.model_validate(values | overrides)
 
 
 def settings_for(dsn: str, **overrides: Any) -> DepartmentsSettings:

@@ -16,7 +16,7 @@ from lib.auth.passwords import make_hasher
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from services.users.settings import UsersSettings
-from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL
+from tests.integration.auth_support import KEYS, TEST_STORAGE, TEST_TOKEN_TTL
 from tests.servers import pooler_settings
 
 CHEAP = make_hasher(1, 8, 1)  # verification reads the cost from the hash itself
@@ -53,6 +53,7 @@ def users_settings(dsn: str, **extra: Any) -> UsersSettings:
             "rate_limit_user_rate": 1e6,
             "rate_limit_user_burst": 10**6,
             "cors_allow_origins": ["https://app.fixup.test"],
+            "storage_dir": TEST_STORAGE,
             **pooler_settings(dsn),  # make test-pgbouncer: through PgBouncer
             **extra,
         }

@@ -41,7 +41,9 @@ from services.users import facts
 from services.users.access import editable, missing, visible
 from services.users.db import auth as auth_q
 from services.users.db import erasures as erasures_q
+from services.users.db import passkeys as passkeys_q
 from services.users.db import profiles as q
+from services.users.db import second_factor as factors_q
 from services.users.db import users as users_q
 from services.users.db.models import User, UserRole
 from services.users.pictures import STORAGE, delete_quietly, picture_url, picture_urls
@@ -293,6 +295,9 @@ async def erase(app: web.Application, conn: PgConn, user_id: uuid.UUID) -> Then:
     restore; docs/operations.md "Data retention"); then the picture's object is deleted."""
     picture_key = await q.erase_user(conn, id=user_id)
     await q.delete_provider_details(conn, user_id=user_id)
+    await passkeys_q.erase_passkeys(conn, user_id=user_id)
+    await factors_q.delete_totp(conn, user_id=user_id)
+    await factors_q.delete_recovery_codes(conn, user_id=user_id)
     await auth_q.revoke_user_families(conn, user_id=user_id, reason="account deleted")
     await end_sessions(app, conn, user_id)
     facts.REVOCATIONS.count(app[SETTINGS].service, reason="account_deleted")

@@ -124,8 +124,10 @@ async def start_drill(
     # users' durable revocation record: what a verifier asks while Redis cannot tell it
     # (unreachable, or emptied: ADR 0028)
     peers["REVOCATION_RECORD_URL"] = f"{gateway.url}/api/users"
+    # the object storage every service shares: users' pictures, the erasure ledger
+    peers["STORAGE_DIR"] = str(tmp / "storage")
     wiring = {  # names services on purpose: each is wired to its own dependencies
-        "users": {"STORAGE_DIR": str(tmp / "storage"), **(users or {})},
+        "users": {**(users or {})},
         "orders": {
             "POINTS_GRPC_ADDR": grpc,
             "ORDERS_POINTS_PER_JOB": str(POINTS_PER_JOB),

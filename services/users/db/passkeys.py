@@ -238,3 +238,16 @@ async def use_passkey(conn: PgConn, *, sign_count: int, id: UUID) -> int:
     WHERE id = $2 AND (sign_count < $1 OR (sign_count = 0 AND $1 = 0))
     """
     return status_rows(await conn.execute(USE_PASSKEY, sign_count, id))
+
+
+ERASE_PASSKEYS = """
+-- name: ErasePasskeys :exec
+DELETE FROM passkeys WHERE user_id = $1
+"""
+
+
+async def erase_passkeys(conn: PgConn, *, user_id: UUID) -> None:
+    """
+    DELETE FROM passkeys WHERE user_id = $1
+    """
+    await conn.execute(ERASE_PASSKEYS, user_id)

@@ -50,3 +50,7 @@ WHERE p.credential_id = @credential_id AND u.disabled_at IS NULL;
 -- authenticator that keeps no counter, which stays 0.
 UPDATE passkeys SET sign_count = @sign_count, last_used_at = now()
 WHERE id = @id AND (sign_count < @sign_count OR (sign_count = 0 AND @sign_count = 0));
+
+-- name: ErasePasskeys :exec
+-- The erasure of a person (ADR 0060): every passkey of theirs.
+DELETE FROM passkeys WHERE user_id = @user_id;

@@ -7,15 +7,18 @@ erased again; an entry is applied once."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from aiobotocore.session import get_session
 
 from lib.auth.principal import Role
-from lib.erasure import LocalLedger
+from lib.erasure import Entry, Ledger, LocalLedger, StorageSettings, open_ledger
 from services.catalog.app import create_app as catalog_app
 from services.chat.app import create_app as chat_app
 from services.orders.app import create_app as orders_app
@@ -24,6 +27,7 @@ from tests.integration.catalog_support import catalog_settings, chain
 from tests.integration.chat_support import chat_settings, eventually
 from tests.integration.orders_support import orders_settings
 from tests.integration.users_support import auth, make_user, users_settings
+from tests.pictures_support import S3_KEYS, moto_server
 from tools.time_scale import scaled
 
 INTERVAL = 0.05  # ERASURE_INTERVAL of every app here
@@ -287,3 +291,41 @@ async def test_no_entry_no_change(world: dict[str, Any], tmp_path: Path) -> None
     (blocked / "erasures").unlink()
     await delete(world["users"], person)
     assert person in {e.user_id for e in await world["ledger"].since(None)}
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["local", "s3"])
+async def ledger(request: Any, tmp_path: Path, moto_url: str) -> AsyncIterator[Ledger]:
+    settings = StorageSettings(storage_dir=str(tmp_path))
+    if request.param == "s3":
+        bucket = f"ledger-{uuid.uuid4().hex[:12]}"
+        async with get_session().create_client(
+            "s3", region_name="us-east-1", endpoint_url=moto_url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        ) as s3:  # fmt: skip
+            await s3.create_bucket(Bucket=bucket)
+        settings = StorageSettings.model_validate(
+            {"s3_bucket": bucket, "s3_endpoint_url": moto_url, **S3_KEYS}
+        )
+    async with AsyncExitStack() as stack:
+        yield await open_ledger(stack, settings)
+
+
+async def test_the_ledger_lists_from_a_time_oldest_first(ledger: Ledger) -> None:
+    """What a consumer's round reads: the entries written at or after a time, in time
+    order, whatever order they were written in (local directory and S3 alike)."""
+    base = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
+    at = {
+        s: Entry(base + timedelta(seconds=s, microseconds=s), uuid.uuid4()) for s in (30, 0, 10, 20)
+    }
+    for entry in at.values():
+        await ledger.record(entry)
+    assert await ledger.since(None) == [at[0], at[10], at[20], at[30]]
+    assert await ledger.since(at[10].at) == [at[10], at[20], at[30]]
+    assert await ledger.since(at[10].at + timedelta(microseconds=1)) == [at[20], at[30]]
+    assert await ledger.since(base + timedelta(minutes=1)) == []

@@ -19,7 +19,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "resilience mail relay pubsub storage forwarding redis_client",
         "auth db",
         "http",
-        "grpc",
+        "grpc erasure",
         "clients",
         "runner",
     )

@@ -78,9 +78,11 @@ async def until_erased(dsn_of: Callable[[str], str], person: Actor, bound: float
 
 async def erased_again(
     tmp: Path, storage: Path, dsn_of: Callable[[str], str], person: Actor
-) -> tuple[dict[str, bool], float]:
+) -> tuple[dict[str, bool], float, float]:
     """On the restored copies: what was erased before the services start (nothing: the
-    restore rewound it), then the seconds until their consumers erased the person again."""
+    restore rewound it); the seconds from the first service's start until the person is
+    erased again in every service, and the seconds the four took to start (one after
+    another, each waited for until healthy)."""
     before = await erased(dsn_of, person)
     shared = {
         "STORAGE_DIR": str(storage),
@@ -95,8 +97,9 @@ async def erased_again(
                 *((dsn_of(name),) if name == "users" else (name, dsn_of(name))), **shared
             )
             processes.append(await start(name, env, tmp / f"{name}-restored.log"))
+        started = time.monotonic() - began
         await until_erased(dsn_of, person, PROCESS_MARGIN + 50 * INTERVAL)
-        return before, time.monotonic() - began
+        return before, time.monotonic() - began, started
     finally:
         for process in processes:
             process.stop()

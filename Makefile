@@ -82,7 +82,7 @@ revocation-loss: install ## Redis killed, flushed or behind right after revocati
 rotation-drill: install ## 2 replicas of every HTTP service behind nginx verifying through the JWK Set, stories and signed-in sessions under load, every secret rotated in turn (signing key, picture-URL key, ENCRYPTION_KEY; users rolled per step): 0 refused, 0 logouts (make test runs a bounded one)
 	ROTATION_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_rotation_drill.py -s -p no:randomly -o timeout=900 $(PYTEST_ARGS)
 
-restore-drill: install ## story load through nginx onto archived servers, T taken mid-run, every database restored to T: acknowledged writes, invariants, the outbox's exactly-once award, RPO/RTO (make test runs a bounded one)
+restore-drill: install ## story load through nginx onto archived servers, T taken mid-run, every database restored to T: acknowledged writes, invariants, the outbox's exactly-once award, an erasure after T applied again on the restored copies, RPO/RTO (make test runs a bounded one)
 	@$(PY) -m tools.packages ensure backup
 	RESTORE_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_restore_drill.py -s -p no:randomly $(PYTEST_ARGS)
 

@@ -250,8 +250,9 @@ async def test_a_database_put_back_to_before_the_erasure_is_erased_again_once(
     await eventually(all_erased, "erased everywhere", WITHIN)
     stamp = await fetch(dsns["orders"], "SELECT version FROM orders WHERE customer_id = $1", person)
 
-    # a restore of orders and catalog to before the erasure: the rows as they were, and the
-    # erasure's record gone with them (the real restore: tests/integration/test_backup_restore)
+    # a restore of orders, catalog and users to before the erasure: the rows as they were,
+    # and the erasure's record gone with them (the real restore: the restore drill,
+    # tests/reliability/test_restore_drill.py)
     await execute(
         dsns["orders"],
         "UPDATE orders SET customer_name = 'Ada Lovelace', description = 'the sink leaks',"
@@ -264,10 +265,16 @@ async def test_a_database_put_back_to_before_the_erasure_is_erased_again_once(
         person,
         uuid.UUID(seeded["service"]),
     )
-    for db in ("orders", "catalog"):
+    await execute(
+        dsns["users"],
+        "UPDATE users SET first_name = 'Ada', email = $2, deleted_at = NULL WHERE id = $1",
+        person,
+        f"{person.hex}@example.com",
+    )
+    for db in ("orders", "catalog", "users"):
         await execute(dsns[db], "DELETE FROM erased_users WHERE user_id = $1", person)
 
-    await eventually(all_erased, "orders and catalog erased again", WITHIN)
+    await eventually(all_erased, "orders, catalog and users erased again", WITHIN)
     again = await fetch(dsns["orders"], "SELECT version FROM orders WHERE customer_id = $1", person)
     assert again["version"] == stamp["version"] + 1  # applied once more, not in a loop
     assert [e.user_id for e in await world["ledger"].since(None)] == [person]

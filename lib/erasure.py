@@ -181,7 +181,7 @@ class ErasureQueries(Protocol):
 
     async def record_erasure(
         self, conn: Any, *, user_id: uuid.UUID, ledgered_at: datetime
-    ) -> None: ...
+    ) -> int: ...
 
 
 # what a service does with a person's rows, in the transaction that records the erasure;
@@ -230,8 +230,12 @@ class ErasureConsumer(Relay):
             todo = (await self.pending())[: self.batch]
             for entry in todo:
                 async with self.db.transaction() as conn:
+                    # recorded first: a replica applying the same entry waits, then skips
+                    if not await self.q.record_erasure(
+                        conn, user_id=entry.user_id, ledgered_at=entry.at
+                    ):
+                        continue
                     then = await self.erase(conn, entry.user_id)
-                    await self.q.record_erasure(conn, user_id=entry.user_id, ledgered_at=entry.at)
                 if then is not None:
                     await then()
                 log.info("erasure_applied", user_id=str(entry.user_id))

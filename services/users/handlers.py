@@ -284,8 +284,8 @@ async def delete_user(request: web.Request) -> web.Response:
         log.warning("erasure_ledger_failed", error=type(exc).__name__)
         raise ServiceUnavailable("the erasure could not be recorded; try again") from None
     async with request.app[DB].transaction() as conn:
-        then = await erase(request.app, conn, user_id)  # Redis down: 503, applied later
         await erasures_q.record_erasure(conn, user_id=user_id, ledgered_at=entry.at)
+        then = await erase(request.app, conn, user_id)  # Redis down: 503, applied later
     await then()
     return web.Response(status=204)
 

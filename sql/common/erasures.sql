@@ -10,7 +10,9 @@ SELECT max(ledgered_at)::timestamptz AS ledgered_at FROM erased_users;
 -- Which of these users were erased here already (through the primary key).
 SELECT user_id FROM erased_users WHERE user_id = ANY(@user_ids::uuid[]);
 
--- name: RecordErasure :exec
--- In the transaction of the erasure itself: applied and recorded together, or neither.
+-- name: RecordErasure :execrows
+-- In the transaction of the erasure itself, before it: applied and recorded together, or
+-- neither; 0 when recorded already (another process of the service applied it: its
+-- insert held the key until it committed).
 INSERT INTO erased_users (user_id, ledgered_at) VALUES (@user_id, @ledgered_at)
 ON CONFLICT (user_id) DO NOTHING;

@@ -192,7 +192,8 @@ async def world(
     chat_dsn: str,
     redis_prefix: str,
 ) -> dict[str, Any]:
-    """users, catalog and orders running on one ledger; chat not yet (`start_chat`)."""
+    """users, catalog and two orders processes running on one ledger; chat not yet
+    (`start_chat`)."""
     config = erasure(tmp_path / "storage")
     dsns = {"users": users_dsn, "catalog": catalog_dsn, "orders": orders_dsn, "chat": chat_dsn}
 
@@ -205,6 +206,8 @@ async def world(
         "users": await aiohttp_client(users_app(users_settings(users_dsn, **config))),
         "catalog": await aiohttp_client(catalog_app(catalog_settings(catalog_dsn, **config))),
         "orders": await aiohttp_client(orders_app(orders_settings(orders_dsn, **config))),
+        # a second orders process: two consumers on one database apply an entry once
+        "replica": await aiohttp_client(orders_app(orders_settings(orders_dsn, **config))),
         "start_chat": start_chat,
     }
 
@@ -276,7 +279,8 @@ async def test_a_database_put_back_to_before_the_erasure_is_erased_again_once(
 
     await eventually(all_erased, "orders, catalog and users erased again", WITHIN)
     again = await fetch(dsns["orders"], "SELECT version FROM orders WHERE customer_id = $1", person)
-    assert again["version"] == stamp["version"] + 1  # applied once more, not in a loop
+    # applied once more: not twice by the two orders processes, not in a loop
+    assert again["version"] == stamp["version"] + 1
     assert [e.user_id for e in await world["ledger"].since(None)] == [person]
 
 

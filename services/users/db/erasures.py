@@ -6,7 +6,7 @@ import datetime
 from collections.abc import AsyncGenerator
 from uuid import UUID
 
-from sqlc_fixup_runtime import PgConn
+from sqlc_fixup_runtime import PgConn, status_rows
 
 NEWEST_ERASURE = """
 -- name: NewestErasure :one
@@ -45,15 +45,15 @@ async def iter_erased_among(conn: PgConn, *, user_ids: list[UUID]) -> AsyncGener
 
 
 RECORD_ERASURE = """
--- name: RecordErasure :exec
+-- name: RecordErasure :execrows
 INSERT INTO erased_users (user_id, ledgered_at) VALUES ($1, $2)
 ON CONFLICT (user_id) DO NOTHING
 """
 
 
-async def record_erasure(conn: PgConn, *, user_id: UUID, ledgered_at: datetime.datetime) -> None:
+async def record_erasure(conn: PgConn, *, user_id: UUID, ledgered_at: datetime.datetime) -> int:
     """
     INSERT INTO erased_users (user_id, ledgered_at) VALUES ($1, $2)
     ON CONFLICT (user_id) DO NOTHING
     """
-    await conn.execute(RECORD_ERASURE, user_id, ledgered_at)
+    return status_rows(await conn.execute(RECORD_ERASURE, user_id, ledgered_at))

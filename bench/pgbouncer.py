@@ -60,7 +60,7 @@ async def seed(dsn: str) -> None:
 async def read(db: Database) -> None:
     async with db.acquire() as conn:
         page = await q.page_departments(
-            conn, orderby="name", sort="asc", row_offset=0, row_limit=20
+            conn, orderby="name", sort="asc", row_offset=0, row_limit=20, archived=False
         )
     assert page is not None
 

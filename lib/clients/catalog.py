@@ -1,7 +1,7 @@
 """The catalog service as orders needs it: does a service exist, who offers it.
 
-The catalog service as the orders service needs it: does a service exist, and which
-services does a provider offer?"""
+Whether a service exists and is archived (ADR 0058), and which services a provider offers
+(its archived ones included)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,16 @@ class CatalogClient:
     def __init__(self, http: JsonHttpClient) -> None:
         self.http = http
 
-    async def service_exists(
+    async def service_archived(
         self, service_id: uuid.UUID, *, caller: web.Request | None = None
-    ) -> bool:
-        """True on 200, False on 404; any other answer means catalog cannot tell (503)."""
+    ) -> bool | None:
+        """None on 404 (no such service); on 200 whether it is archived; any other answer
+        means catalog cannot tell (503)."""
         reply = await self.http.get(f"/v1/services/{service_id}", caller=caller)
-        if reply.status == 200:
-            return True
+        if reply.status == 200 and isinstance(reply.body, dict):
+            return reply.body["data"].get("archived_at") is not None
         if reply.status == 404:
-            return False
+            return None
         raise ServiceUnavailable(f"catalog answered {reply.status}", retry_after=1)
 
     async def services_of_provider(

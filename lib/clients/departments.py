@@ -1,4 +1,6 @@
-"""The departments service as the users service needs it: does a department exist?"""
+"""The departments service as the users service needs it: does a department exist?
+
+And is it archived (ADR 0058)?"""
 
 from __future__ import annotations
 
@@ -14,13 +16,16 @@ class DepartmentsClient:
     def __init__(self, http: JsonHttpClient) -> None:
         self.http = http
 
-    async def exists(self, department_id: uuid.UUID, *, caller: web.Request | None = None) -> bool:
-        """True on 200, False on 404; any other answer means departments cannot tell (503)."""
+    async def archived(
+        self, department_id: uuid.UUID, *, caller: web.Request | None = None
+    ) -> bool | None:
+        """None on 404 (no such department); on 200 whether it is archived; any other answer
+        means departments cannot tell (503)."""
         reply = await self.http.get(f"/v1/departments/{department_id}", caller=caller)
-        if reply.status == 200:
-            return True
+        if reply.status == 200 and isinstance(reply.body, dict):
+            return reply.body["data"].get("archived_at") is not None
         if reply.status == 404:
-            return False
+            return None
         raise ServiceUnavailable(f"departments answered {reply.status}", retry_after=1)
 
     async def close(self) -> None:

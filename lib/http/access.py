@@ -12,6 +12,10 @@ here before the handler runs and shown in the OpenAPI from the same fields.
   row, so the handler or its SQL checks it (404 for who may not see the resource, 403 for
   who sees but may not act); the declaration makes the docs and the role matrix say so.
 - `any_owner`: the roles that act on anyone's resource (an ADMIN).
+- `query_roles`: query parameters only some roles may give (an archiving list's `state`,
+  ADR 0058), read from the query model's fields whose JSON schema says `x-roles`: checked
+  with the rest (401/403) before the handler and before a 304 or a kept page, so a page
+  rendered for an ADMIN is never answered to anyone else (lib/http/conditional.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from lib.auth.principal import Principal, Role, require_role, require_verified
 from lib.errors import Unauthorized
@@ -42,6 +47,7 @@ class Access:
     # how the route reads its token when not as the auth middleware does (the WebSocket's
     # subprotocol); it raises 401/403 itself
     authenticate: Authenticate | None = None
+    query_roles: tuple[tuple[str, tuple[Role, ...]], ...] = ()  # parameter -> who may give it
 
     @classmethod
     def declare(
@@ -52,6 +58,7 @@ class Access:
         any_owner: tuple[str, ...] = (),
         verified: bool = False,
         authenticate: Authenticate | None = None,
+        query: type[BaseModel] | None = None,
     ) -> Access:
         """Checked when the module is imported: an unknown role name fails at once."""
         if roles == ():
@@ -66,16 +73,28 @@ class Access:
             any_owner=tuple(Role(r) for r in any_owner),
             verified=verified,
             authenticate=authenticate,
+            query_roles=query_roles(query),
         )
 
     async def enforce(self, request: web.Request) -> None:
-        """401 without a principal, 403 for a role not declared or an unverified caller."""
-        if self.roles is None:
-            return
-        if self.authenticate is not None:
-            self.check(await self.authenticate(request))
-        else:
-            self.check(principal_of(request))
+        """401 without a principal, 403 for a role not declared or an unverified caller,
+        or for a query parameter the caller's role may not give."""
+        if self.roles is not None:
+            if self.authenticate is not None:
+                self.check(await self.authenticate(request))
+            else:
+                self.check(principal_of(request))
+        self.check_query(request)
+
+    def check_query(self, request: web.Request) -> None:
+        """A query parameter of `query_roles` given by a caller without one of its roles:
+        401 without a principal, else 403."""
+        for name, roles in self.query_roles:
+            if name in request.query:
+                principal = principal_of(request)
+                if principal is None:
+                    raise Unauthorized(f"`{name}` needs a signed-in caller")
+                require_role(principal, *roles)
 
     def check(self, principal: Principal | None) -> None:
         """`enforce` for a caller already known: a plain call, no coroutine (the hot path
@@ -103,6 +122,10 @@ class Access:
             parts.append(f"Verified accounts only{exempt}.")
         return " ".join(parts)
 
+    def query_text(self) -> str:
+        """What the description adds for `query_roles` ("" without)."""
+        return "".join(f" `{name}`: {', '.join(roles)} only." for name, roles in self.query_roles)
+
     def extension(self) -> dict[str, Any]:
         """`x-access` of the operation: the same declaration, machine-readable."""
         assert self.roles is not None
@@ -112,3 +135,16 @@ class Access:
             "any_owner": [str(r) for r in self.any_owner],
             "verified": self.verified,
         }
+
+
+def query_roles(model: type[BaseModel] | None) -> tuple[tuple[str, tuple[Role, ...]], ...]:
+    """The query parameters of `model` that only some roles may give: each field whose JSON
+    schema says `x-roles` (what the OpenAPI document shows on the parameter)."""
+    if model is None:
+        return ()
+    found = []
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and isinstance(roles := extra.get("x-roles"), list):
+            found.append((info.alias or name, tuple(Role(str(r)) for r in roles)))
+    return tuple(found)

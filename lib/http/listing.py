@@ -7,6 +7,7 @@ malformed -> 400."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from aiohttp import web
@@ -26,6 +27,28 @@ class ListQuery(BaseModel):
     page: int = Field(1, ge=1, le=1_000_000, description="1-based page number.")
     orderby: str | None = Field(None, description="Sort key (per-resource whitelist).")
     sort: Literal["asc", "desc"] = Field("asc", description="Sort direction.")
+
+
+class State(StrEnum):
+    """Which rows a list of archived-not-deleted rows shows (ADR 0058)."""
+
+    active = "active"
+    archived = "archived"
+    all = "all"
+
+
+# the generated lists' `archived` argument: false the live rows, true the archived, NULL all
+ARCHIVED: dict[State, bool | None] = {State.active: False, State.archived: True, State.all: None}
+
+
+def state_field() -> Any:
+    """A list's `state` filter: the live rows unless an ADMIN asks for the others (its
+    `x-roles`: lib/http/access.py checks who gives it, 401/403)."""
+    return Field(
+        State.active,
+        description="Live rows (active, the default), archived ones, or all. ADMIN only.",
+        json_schema_extra={"x-roles": ["ADMIN"]},
+    )
 
 
 @dataclass(frozen=True, slots=True)

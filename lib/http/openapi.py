@@ -91,6 +91,7 @@ class Operation:
             any_owner=self.any_owner,
             verified=self.verified,
             authenticate=self.authenticate,
+            query=self.query,
         )
         object.__setattr__(self, "access", access)  # frozen: set once, here
 
@@ -118,14 +119,15 @@ def operation(summary: str, **kwargs: Any) -> Callable[[F], F]:
     def mark(handler: F) -> F:
         op = Operation(summary, **kwargs)
         access = op.access
-        if access.roles is None:
+        if access.roles is None and not access.query_roles:
             guard: Any = handler
         elif access.authenticate is None:
-            check = access.check
+            check, check_query = access.check, access.check_query
 
             @functools.wraps(handler)
             async def guard(request: Any) -> Any:
                 check(request.get(PRINCIPAL))
+                check_query(request)
                 return await handler(request)
 
         else:
@@ -238,8 +240,11 @@ class _Builder:
         elif op.form is not None:
             result["requestBody"] = op.form.request_body()
         if op.access.roles is None:
-            result["security"] = []  # public: explicitly no credentials
-            result["description"] = f"{op.description}\n\nPublic: no credentials.".strip()
+            # public: explicitly no credentials, or optional ones for a parameter of a role
+            optional: list[dict[str, list[str]]] = [{}, {"bearer": []}, {"cookie": []}]
+            result["security"] = optional if op.access.query_roles else []
+            public = "Public: no credentials." + op.access.query_text()
+            result["description"] = f"{op.description}\n\n{public}".strip()
         else:
             result["security"] = [{"bearer": []}, {"cookie": []}]
             result["description"] = f"{op.description}\n\n{op.access.text()}".strip()
@@ -276,6 +281,8 @@ class _Builder:
                     "content": {"application/json": {"schema": body}},
                 } | ({"headers": headers} if headers else {})
         codes = set(op.errors) | {429}
+        if op.access.query_roles:  # a parameter some roles may not give
+            codes |= {401, 403}
         if op.access.roles is not None:
             codes |= {401}
             if set(op.access.roles) != set(Role) or op.access.verified:

@@ -9,7 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from lib.auth.principal import Role
-from lib.errors import Forbidden, NotFound
+from lib.errors import Conflict, Forbidden, NotFound
 from lib.http.access import SELF
 from lib.http.conditional import TAG, TablesStamp
 from lib.http.cursor import list_page
@@ -40,8 +40,9 @@ CATEGORY_TYPES = Resource(
     get=tq.get_category_type,
     create=tq.create_category_type,
     update=tq.update_category_type,
-    delete=tq.delete_category_type,
-    children="categories",
+    archive=tq.archive_category_type,
+    restore=tq.restore_category_type,
+    referenced_by="its categories",
 )
 CATEGORIES = Resource(
     path="/v1/categories",
@@ -58,10 +59,11 @@ CATEGORIES = Resource(
     get=tq.get_category,
     create=tq.create_category,
     update=tq.update_category,
-    delete=tq.delete_category,
+    archive=tq.archive_category,
+    restore=tq.restore_category,
     parent_field="type_id",
     parent_noun="category type",
-    children="subcategories",
+    referenced_by="its subcategories",
 )
 SUBCATEGORIES = Resource(
     path="/v1/subcategories",
@@ -78,10 +80,11 @@ SUBCATEGORIES = Resource(
     get=tq.get_subcategory,
     create=tq.create_subcategory,
     update=tq.update_subcategory,
-    delete=tq.delete_subcategory,
+    archive=tq.archive_subcategory,
+    restore=tq.restore_subcategory,
     parent_field="category_id",
     parent_noun="category",
-    children="services",
+    referenced_by="its services",
 )
 SERVICES = Resource(
     path="/v1/services",
@@ -98,9 +101,11 @@ SERVICES = Resource(
     get=sq.get_service,
     create=sq.create_service,
     update=sq.update_service,
-    delete=sq.delete_service,
+    archive=sq.archive_service,
+    restore=sq.restore_service,
     parent_field="subcategory_id",
     parent_noun="subcategory",
+    referenced_by="the orders and provider links naming it",
 )
 for resource in (CATEGORY_TYPES, CATEGORIES, SUBCATEGORIES, SERVICES):
     add_routes(routes, resource)
@@ -131,15 +136,19 @@ def provider_of_link(request: web.Request) -> uuid.UUID:
     owner=SELF,
     me=True,
     any_owner=("ADMIN",),
-    errors=(400, 403, 404),
-    description="`{id}` may be `me`. That provider or an ADMIN; idempotent.",
+    errors=(400, 403, 404, 409),
+    description="`{id}` may be `me`. That provider or an ADMIN; idempotent. An archived "
+    "service is a 409 (ADR 0058).",
 )
 async def offer_service(request: web.Request) -> web.Response:
     provider_id = provider_of_link(request)
     service_id = path_uuid(request, "service_id")
     try:
         async with request.app[DB].acquire() as conn:
-            await sq.offer_service(conn, provider_id=provider_id, service_id=service_id)
+            if await sq.offer_service(conn, provider_id=provider_id, service_id=service_id) == 0:
+                service = await sq.get_service(conn, id=service_id)
+                if service is not None and service.archived_at is not None:
+                    raise Conflict(f"the service {service_id} is archived")
     except asyncpg.ForeignKeyViolationError:
         raise NotFound(f"no such service: {service_id}") from None
     return web.Response(status=204)
@@ -181,7 +190,8 @@ links_tag = TablesStamp(table_versions.tables_version, "provider_services", "ser
     cursor_paged=True,
     query=s.OfferedListQuery,
     errors=(400,),
-    description="A provider unknown to the catalog offers nothing: an empty list. "
+    description="A provider unknown to the catalog offers nothing: an empty list. Its "
+    "archived services are listed too, with their `archived_at` (ADR 0058). "
     "meta.next_cursor: `?cursor=` continues after this page (meta then has no `total` or "
     "`page`); null on the last page.",
     conditional=links_tag,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSc
 
 from lib.http.cursor import KeysetListQuery
 from lib.http.fields import single_line
-from lib.http.listing import ListQuery
+from lib.http.listing import ListQuery, State, state_field
 from lib.http.patch import Keep, PatchModel
 from services.catalog.db import services as sq
 from services.catalog.db import taxonomy as tq
@@ -32,7 +32,7 @@ Price = Annotated[
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
 
-READ_ONLY = frozenset({"id", "version", "created_at", "updated_at"})
+READ_ONLY = frozenset({"id", "version", "created_at", "updated_at", "archived_at"})
 
 # The sort keys are the generated lists' own (fixup: sort in sql/catalog/queries)
 TaxonOrderBy = tq.ListCategoryTypesKey
@@ -92,9 +92,11 @@ class ServiceUpdate(PatchModel):
 
 
 class CategoryTypeListQuery(ListQuery):
-    """limit, page, orderby (name | created_at; default name), sort."""
+    """limit, page, orderby (name | created_at; default name), sort, and which rows: the
+    live ones, or (ADMIN) the archived ones or all (ADR 0058)."""
 
     orderby: TaxonOrderBy | None = Field(None, description="Sort key; default name.")
+    state: State = state_field()
 
 
 class CategoryListQuery(CategoryTypeListQuery):
@@ -109,9 +111,10 @@ class SubcategoryListQuery(CategoryTypeListQuery):
 
 class ServiceListQuery(KeysetListQuery):
     """limit, page or cursor, orderby (name | base_price | created_at; default name), sort,
-    and the subcategory filter."""
+    the subcategory filter and the state (ADR 0058)."""
 
     orderby: ServiceOrderBy | None = Field(None, description="Sort key; default name.")
+    state: State = state_field()
     subcategory_id: uuid.UUID | None = Field(
         None, description="Only the services of this subcategory."
     )

@@ -16,6 +16,7 @@ from lib.http.guards import path_uuid
 from lib.http.idempotency import idempotent
 from lib.http.jsonio import data, json_response
 from lib.http.keys import DB
+from lib.http.listing import ARCHIVED
 from lib.http.openapi import operation
 from services.departments.db import departments as q
 from services.departments.db import idempotency, table_versions
@@ -58,14 +59,15 @@ async def department_tag(request: web.Request, conn: Any) -> str | None:
 )
 async def list_departments(request: web.Request) -> web.Response:
     lp = list_page(request, q.PAGE_DEPARTMENTS_SORTING, DepartmentListQuery)
+    archived = ARCHIVED[lp.query.state]
     async with request.app[DB].acquire() as conn:
         # page, total and stamp in one statement, so one snapshot: a tag names this data
         found = await q.page_departments(
             conn, orderby=lp.orderby, sort=lp.sort, after=lp.after, row_limit=lp.limit,
-            row_offset=lp.offset,
+            row_offset=lp.offset, archived=archived,
         )  # fmt: skip
         # past the end (or no rows at all): no row carried the total and the stamp
-        counted = found or await q.count_departments_stamped(conn)
+        counted = found or await q.count_departments_stamped(conn, archived=archived)
     assert counted is not None  # two scalar subqueries: always one row
     tag = request.get(TAG) or list_tag(counted.version or 0, request)
     rows = found.rows if found else []
@@ -146,26 +148,60 @@ async def update_department(request: web.Request) -> web.Response:
 
 @routes.delete("/v1/departments/{id}")
 @operation(
-    "Delete a department",
+    "Archive a department",
     tags=TAGS,
     status=204,
     roles=("ADMIN",),
     if_match=True,
     errors=(403, 404),
-    description="Users keep the id of a deleted department.",
+    description=(
+        "Archived, not deleted (ADR 0058): hidden from the list, still read by id with its "
+        "`archived_at`; users keep its id, none may be moved into it. Again on an archived "
+        "department: 204, nothing changes. `POST /v1/departments/{id}/restore` undoes it."
+    ),
 )
 async def delete_department(request: web.Request) -> web.Response:
     department_id = path_uuid(request)
     version = if_match_version(request)
     async with request.app[DB].acquire() as conn:
-        if await q.delete_department(conn, id=department_id, version=version) == 0:
-            await _missing_or_stale(conn, department_id)
+        if await q.archive_department(conn, id=department_id, version=version) is None:
+            current = await _current(conn, department_id)
+            if current.archived_at is None:
+                raise stale(current.version)
     return web.Response(status=204)
+
+
+@routes.post("/v1/departments/{id}/restore")
+@operation(
+    "Restore a department",
+    tags=TAGS,
+    response=Department,
+    etag=True,
+    roles=("ADMIN",),
+    if_match=True,
+    errors=(403, 404),
+    description="An archived department live again (ADR 0058). Again on a live one: 200, "
+    "nothing changes.",
+)
+async def restore_department(request: web.Request) -> web.Response:
+    department_id = path_uuid(request)
+    version = if_match_version(request)
+    async with request.app[DB].acquire() as conn:
+        restored = await q.restore_department(conn, id=department_id, version=version)
+        if restored is None:
+            restored = await _current(conn, department_id)
+            if restored.archived_at is not None:
+                raise stale(restored.version)
+    return _one(restored)
+
+
+async def _current(conn: Any, department_id: Any) -> Department:
+    current = await q.get_department(conn, id=department_id)
+    if current is None:
+        raise NotFound("no such department")
+    return current
 
 
 async def _missing_or_stale(conn: Any, department_id: Any) -> NoReturn:
     """Nothing matched id + version: 404 when the id is unknown, else 412."""
-    current = await q.get_department(conn, id=department_id)
-    if current is None:
-        raise NotFound("no such department")
-    raise stale(current.version)
+    raise stale((await _current(conn, department_id)).version)

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from lib.http.fields import single_line
-from lib.http.listing import ListQuery
+from lib.http.listing import ListQuery, State, state_field
 from lib.http.patch import Keep, PatchModel
 from services.departments.db import departments as dq
 
@@ -15,7 +15,7 @@ Name = Annotated[str, single_line(100)]
 Address = Annotated[str, single_line(200)]
 
 DepartmentOrderBy = dq.PageDepartmentsKey  # the list's sort keys (fixup: sort)
-READ_ONLY = frozenset({"id", "version", "created_at", "updated_at"})
+READ_ONLY = frozenset({"id", "version", "created_at", "updated_at", "archived_at"})
 
 
 class DepartmentCreate(BaseModel):
@@ -34,6 +34,8 @@ class DepartmentUpdate(PatchModel):
 
 
 class DepartmentListQuery(ListQuery):
-    """limit, page, orderby (name | address | created_at; default name), sort."""
+    """limit, page, orderby (name | address | created_at; default name), sort, and which
+    rows: the live ones, or (ADMIN) the archived ones or all (ADR 0058)."""
 
     orderby: DepartmentOrderBy | None = Field(None, description="Sort key; default name.")
+    state: State = state_field()

@@ -82,8 +82,8 @@ async def refuse_owner_move(
     idempotent=True,
     errors=(400, 403, 404, 409, 502, 503),
     description=(
-        "A verified CUSTOMER. The service is checked with catalog (unknown: 404; catalog "
-        "down: 503 CIRCUIT_OPEN). `customer_name` is read from users; users down: the "
+        "A verified CUSTOMER. The service is checked with catalog (unknown: 404; archived: "
+        "409; catalog down: 503 CIRCUIT_OPEN). `customer_name` is read from users; users down: the "
         "order is created with `customer_name: null`. Idempotency-Key: the same key and "
         "body within 24 h answer the first response again, without asking catalog or users."
     ),
@@ -92,8 +92,14 @@ async def refuse_owner_move(
 async def create_order(request: web.Request) -> web.Response:
     principal = authenticated(request)
     body = await parse_body(request, s.OrderCreate, forbidden=s.READ_ONLY)
-    if not await request.app[CATALOG].service_exists(body.service_id, caller=request):
+    archived = await request.app[CATALOG].service_archived(body.service_id, caller=request)
+    if archived is None:
         raise NotFound(f"no such service: service_id {body.service_id}")
+    if archived:
+        raise Conflict(
+            f"the service {body.service_id} is archived",
+            errors=[FieldError("service_id", f"archived service {body.service_id}")],
+        )
     name = await customer_name(request, principal.user_id)
     async with request.app[DB].acquire() as conn:
         row = await q.create_order(

@@ -25,7 +25,7 @@ from lib.clients.departments import DepartmentsClient
 from lib.clients.http import dependency_client
 from lib.db.pool import Database
 from lib.erasure import LEDGER, Entry, Then
-from lib.errors import FieldError, NotFound, ServiceUnavailable
+from lib.errors import Conflict, FieldError, NotFound, ServiceUnavailable
 from lib.http.access import EVERY_ROLE, SELF
 from lib.http.body import parse_body
 from lib.http.cursor import ListPage, list_page
@@ -210,12 +210,12 @@ async def get_user(request: web.Request) -> web.Response:
     any_owner=("ADMIN",),
     verified=True,
     if_match=True,
-    errors=(400, 403, 404, 412, 428, 502, 503),
+    errors=(400, 403, 404, 409, 412, 428, 502, 503),
     description=(
         "Absent keeps, null clears (department_id, age, salary). `role` and `verified`: "
         "ADMIN only (403). department_id is checked with the departments service: 404 "
-        "naming it when unknown, 503 CIRCUIT_OPEN when departments is down, 502 "
-        "DEPENDENCY_REFUSED when it refuses the forwarded token."
+        "naming it when unknown, 409 when archived (ADR 0058), 503 CIRCUIT_OPEN when "
+        "departments is down, 502 DEPENDENCY_REFUSED when it refuses the forwarded token."
     ),
 )
 async def update_user(request: web.Request) -> web.Response:
@@ -225,13 +225,18 @@ async def update_user(request: web.Request) -> web.Response:
     body = await parse_body(request, UserPatch, forbidden=forbidden)
     department = body.department_id
     # checked before any connection is taken (never hold one while calling a service)
-    if department is not None and not await request.app[DEPARTMENTS].exists(
-        department, caller=request
-    ):
-        raise NotFound(
-            f"no department {department}",
-            errors=[FieldError("department_id", f"unknown department {department}")],
-        )
+    if department is not None:
+        archived = await request.app[DEPARTMENTS].archived(department, caller=request)
+        if archived is None:
+            raise NotFound(
+                f"no department {department}",
+                errors=[FieldError("department_id", f"unknown department {department}")],
+            )
+        if archived:
+            raise Conflict(
+                f"the department {department} is archived",
+                errors=[FieldError("department_id", f"archived department {department}")],
+            )
     async with request.app[DB].transaction() as conn:
         row = await q.update_profile(conn, id=user_id, version=version, **patch_args(body))
         if row is None:

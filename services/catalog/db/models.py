@@ -18,6 +18,7 @@ class Category:
     version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    archived_at: datetime.datetime | None
 
 
 @dataclass
@@ -29,6 +30,7 @@ class CategoryType:
     version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    archived_at: datetime.datetime | None
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Service:
     version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    archived_at: datetime.datetime | None
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Subcategory:
     version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    archived_at: datetime.datetime | None
 
 
 @dataclass

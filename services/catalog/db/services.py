@@ -14,16 +14,20 @@ from . import models
 COUNT_SERVICES = """
 -- name: CountServices :one
 SELECT count(*) AS total FROM services
-WHERE $1::uuid IS NULL OR subcategory_id = $1
+WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+  AND ($2::boolean IS NULL OR (archived_at IS NOT NULL) = $2::boolean)
 """
 
 
-async def count_services(conn: PgConn, *, subcategory_id: UUID | None) -> int:
+async def count_services(
+    conn: PgConn, *, subcategory_id: UUID | None, archived: bool | None
+) -> int:
     """
     SELECT count(*) AS total FROM services
-    WHERE $1::uuid IS NULL OR subcategory_id = $1
+    WHERE ($1::uuid IS NULL OR subcategory_id = $1)
+      AND ($2::boolean IS NULL OR (archived_at IS NOT NULL) = $2::boolean)
     """
-    row = await conn.fetchrow(COUNT_SERVICES, subcategory_id)
+    row = await conn.fetchrow(COUNT_SERVICES, subcategory_id, archived)
     assert row is not None  # an aggregate without GROUP BY: one row, always
     result: int = row[0]
     return result
@@ -41,12 +45,15 @@ SELECT id
      , version
      , created_at
      , updated_at
+     , archived_at
 FROM services
-WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
-  AND ((name, id) > ($4, $5) OR $5 IS NULL)
+WHERE ((CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
+   AND (CAST($2 AS boolean) IS NULL
+     OR (archived_at IS NOT NULL) = CAST($2 AS boolean)))
+  AND ((name, id) > ($5, $6) OR $6 IS NULL)
 ORDER BY name ASC, id ASC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 LIST_SERVICES_BY_NAME_DESC = """
@@ -61,12 +68,15 @@ SELECT id
      , version
      , created_at
      , updated_at
+     , archived_at
 FROM services
-WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
-  AND ((name, id) < ($4, $5) OR $5 IS NULL)
+WHERE ((CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
+   AND (CAST($2 AS boolean) IS NULL
+     OR (archived_at IS NOT NULL) = CAST($2 AS boolean)))
+  AND ((name, id) < ($5, $6) OR $6 IS NULL)
 ORDER BY name DESC, id DESC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 LIST_SERVICES_BY_BASE_PRICE_ASC = """
@@ -81,12 +91,15 @@ SELECT id
      , version
      , created_at
      , updated_at
+     , archived_at
 FROM services
-WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
-  AND ((base_price, id) > ($4, $5) OR $5 IS NULL)
+WHERE ((CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
+   AND (CAST($2 AS boolean) IS NULL
+     OR (archived_at IS NOT NULL) = CAST($2 AS boolean)))
+  AND ((base_price, id) > ($5, $6) OR $6 IS NULL)
 ORDER BY base_price ASC, id ASC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 LIST_SERVICES_BY_BASE_PRICE_DESC = """
@@ -101,12 +114,15 @@ SELECT id
      , version
      , created_at
      , updated_at
+     , archived_at
 FROM services
-WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
-  AND ((base_price, id) < ($4, $5) OR $5 IS NULL)
+WHERE ((CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
+   AND (CAST($2 AS boolean) IS NULL
+     OR (archived_at IS NOT NULL) = CAST($2 AS boolean)))
+  AND ((base_price, id) < ($5, $6) OR $6 IS NULL)
 ORDER BY base_price DESC, id DESC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 LIST_SERVICES_BY_CREATED_AT_ASC = """
@@ -121,12 +137,15 @@ SELECT id
      , version
      , created_at
      , updated_at
+     , archived_at
 FROM services
-WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
-  AND ((created_at, id) > ($4, $5) OR $5 IS NULL)
+WHERE ((CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
+   AND (CAST($2 AS boolean) IS NULL
+     OR (archived_at IS NOT NULL) = CAST($2 AS boolean)))
+  AND ((created_at, id) > ($5, $6) OR $6 IS NULL)
 ORDER BY created_at ASC, id ASC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 LIST_SERVICES_BY_CREATED_AT_DESC = """
@@ -141,12 +160,15 @@ SELECT id
      , version
      , created_at
      , updated_at
+     , archived_at
 FROM services
-WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
-  AND ((created_at, id) < ($4, $5) OR $5 IS NULL)
+WHERE ((CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
+   AND (CAST($2 AS boolean) IS NULL
+     OR (archived_at IS NOT NULL) = CAST($2 AS boolean)))
+  AND ((created_at, id) < ($5, $6) OR $6 IS NULL)
 ORDER BY created_at DESC, id DESC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 ListServicesKey = Literal["name", "base_price", "created_at"]
@@ -177,6 +199,7 @@ async def list_services(
     orderby: ListServicesKey,
     sort: Literal["asc", "desc"],
     subcategory_id: UUID | None,
+    archived: bool | None,
     row_offset: int,
     row_limit: int,
     after: ListServicesAfter | None = None,
@@ -191,12 +214,15 @@ async def list_services(
          , version
          , created_at
          , updated_at
+         , archived_at
     FROM services
-    WHERE (CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
-      AND ((name, id) > ($4, $5) OR $5 IS NULL)
+    WHERE ((CAST($1 AS uuid) IS NULL OR subcategory_id = $1)
+       AND (CAST($2 AS boolean) IS NULL
+         OR (archived_at IS NOT NULL) = CAST($2 AS boolean)))
+      AND ((name, id) > ($5, $6) OR $6 IS NULL)
     ORDER BY name ASC, id ASC
-    LIMIT $3
-    OFFSET $2
+    LIMIT $4
+    OFFSET $3
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name,
     base_price, created_at) in `sort`'s direction, then by id; `after`: the rows after that
@@ -204,20 +230,26 @@ async def list_services(
     """
     after_key, after_tie = (None, None) if after is None else after
     rows = await conn.fetch(
-        LIST_SERVICES[orderby, sort], subcategory_id, row_offset, row_limit, after_key, after_tie
+        LIST_SERVICES[orderby, sort],
+        subcategory_id,
+        archived,
+        row_offset,
+        row_limit,
+        after_key,
+        after_tie,
     )
     return [models.Service(*row) for row in rows]
 
 
 GET_SERVICE = """
 -- name: GetService :one
-SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services WHERE id = $1
+SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at, archived_at FROM services WHERE id = $1
 """
 
 
 async def get_service(conn: PgConn, *, id: UUID) -> models.Service | None:
     """
-    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at FROM services WHERE id = $1
+    SELECT id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at, archived_at FROM services WHERE id = $1
     """
     row = await conn.fetchrow(GET_SERVICE, id)
     return None if row is None else models.Service(*row)
@@ -226,8 +258,10 @@ async def get_service(conn: PgConn, *, id: UUID) -> models.Service | None:
 CREATE_SERVICE = """
 -- name: CreateService :one
 INSERT INTO services (subcategory_id, name, description, base_price, currency)
-VALUES ($1, $2, $3, $4, $5)
-RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at
+SELECT $1, $2, $3, $4, $5
+WHERE (SELECT p.archived_at IS NULL FROM subcategories p WHERE p.id = $1 FOR SHARE)
+      IS NOT FALSE
+RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at, archived_at
 """
 
 
@@ -242,8 +276,10 @@ async def create_service(
 ) -> models.Service | None:
     """
     INSERT INTO services (subcategory_id, name, description, base_price, currency)
-    VALUES ($1, $2, $3, $4, $5)
-    RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at
+    SELECT $1, $2, $3, $4, $5
+    WHERE (SELECT p.archived_at IS NULL FROM subcategories p WHERE p.id = $1 FOR SHARE)
+          IS NOT FALSE
+    RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at, archived_at
     """
     row = await conn.fetchrow(
         CREATE_SERVICE, subcategory_id, name, description, base_price, currency
@@ -261,8 +297,10 @@ SET subcategory_id = coalesce($1, subcategory_id),
     currency = coalesce($5, currency),
     version = version + 1,
     updated_at = now()
-WHERE id = $6 AND version = $7
-RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at
+WHERE services.id = $6 AND services.version = $7
+  AND (SELECT p.archived_at IS NULL FROM subcategories p WHERE p.id = $1 FOR SHARE)
+      IS NOT FALSE
+RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at, archived_at
 """
 
 
@@ -286,8 +324,10 @@ async def update_service(
         currency = coalesce($5, currency),
         version = version + 1,
         updated_at = now()
-    WHERE id = $6 AND version = $7
-    RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at
+    WHERE services.id = $6 AND services.version = $7
+      AND (SELECT p.archived_at IS NULL FROM subcategories p WHERE p.id = $1 FOR SHARE)
+          IS NOT FALSE
+    RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at, archived_at
     """
     row = await conn.fetchrow(
         UPDATE_SERVICE, subcategory_id, name, description, base_price, currency, id, version
@@ -295,29 +335,56 @@ async def update_service(
     return None if row is None else models.Service(*row)
 
 
-DELETE_SERVICE = """
--- name: DeleteService :execrows
-DELETE FROM services WHERE id = $1 AND version = $2
+ARCHIVE_SERVICE = """
+-- name: ArchiveService :one
+UPDATE services SET archived_at = now(), version = version + 1, updated_at = now()
+WHERE id = $1 AND version = $2 AND archived_at IS NULL
+RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at, archived_at
 """
 
 
-async def delete_service(conn: PgConn, *, id: UUID, version: int) -> int:
+async def archive_service(conn: PgConn, *, id: UUID, version: int) -> models.Service | None:
     """
-    DELETE FROM services WHERE id = $1 AND version = $2
+    UPDATE services SET archived_at = now(), version = version + 1, updated_at = now()
+    WHERE id = $1 AND version = $2 AND archived_at IS NULL
+    RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at, archived_at
     """
-    return status_rows(await conn.execute(DELETE_SERVICE, id, version))
+    row = await conn.fetchrow(ARCHIVE_SERVICE, id, version)
+    return None if row is None else models.Service(*row)
+
+
+RESTORE_SERVICE = """
+-- name: RestoreService :one
+UPDATE services SET archived_at = NULL, version = version + 1, updated_at = now()
+WHERE id = $1 AND version = $2 AND archived_at IS NOT NULL
+RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at, archived_at
+"""
+
+
+async def restore_service(conn: PgConn, *, id: UUID, version: int) -> models.Service | None:
+    """
+    UPDATE services SET archived_at = NULL, version = version + 1, updated_at = now()
+    WHERE id = $1 AND version = $2 AND archived_at IS NOT NULL
+    RETURNING id, subcategory_id, name, description, base_price, currency, version, created_at, updated_at, archived_at
+    """
+    row = await conn.fetchrow(RESTORE_SERVICE, id, version)
+    return None if row is None else models.Service(*row)
 
 
 OFFER_SERVICE = """
 -- name: OfferService :execrows
-INSERT INTO provider_services (provider_id, service_id) VALUES ($1, $2)
+INSERT INTO provider_services (provider_id, service_id)
+SELECT $1, $2
+WHERE (SELECT p.archived_at IS NULL FROM services p WHERE p.id = $2 FOR SHARE) IS NOT FALSE
 ON CONFLICT DO NOTHING
 """
 
 
 async def offer_service(conn: PgConn, *, provider_id: UUID, service_id: UUID) -> int:
     """
-    INSERT INTO provider_services (provider_id, service_id) VALUES ($1, $2)
+    INSERT INTO provider_services (provider_id, service_id)
+    SELECT $1, $2
+    WHERE (SELECT p.archived_at IS NULL FROM services p WHERE p.id = $2 FOR SHARE) IS NOT FALSE
     ON CONFLICT DO NOTHING
     """
     return status_rows(await conn.execute(OFFER_SERVICE, provider_id, service_id))
@@ -364,6 +431,7 @@ SELECT s.id
      , s.version
      , s.created_at
      , s.updated_at
+     , s.archived_at
 FROM services AS s INNER JOIN provider_services AS p ON p.service_id = s.id
 WHERE p.provider_id = $1 AND ((s.name, s.id) > ($4, $5) OR $5 IS NULL)
 ORDER BY s.name ASC, s.id ASC
@@ -383,6 +451,7 @@ SELECT s.id
      , s.version
      , s.created_at
      , s.updated_at
+     , s.archived_at
 FROM services AS s INNER JOIN provider_services AS p ON p.service_id = s.id
 WHERE p.provider_id = $1 AND ((s.name, s.id) < ($4, $5) OR $5 IS NULL)
 ORDER BY s.name DESC, s.id DESC
@@ -428,6 +497,7 @@ async def list_services_of_provider(
          , s.version
          , s.created_at
          , s.updated_at
+         , s.archived_at
     FROM services AS s INNER JOIN provider_services AS p ON p.service_id = s.id
     WHERE p.provider_id = $1 AND ((s.name, s.id) > ($4, $5) OR $5 IS NULL)
     ORDER BY s.name ASC, s.id ASC

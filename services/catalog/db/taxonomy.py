@@ -5,21 +5,23 @@ from __future__ import annotations
 from typing import Literal, LiteralString
 from uuid import UUID
 
-from sqlc_fixup_runtime import PgConn, Sorting, SortKey, status_rows
+from sqlc_fixup_runtime import PgConn, Sorting, SortKey
 
 from . import models
 
 COUNT_CATEGORY_TYPES = """
 -- name: CountCategoryTypes :one
 SELECT count(*) AS total FROM category_types
+WHERE ($1::boolean IS NULL OR (archived_at IS NOT NULL) = $1::boolean)
 """
 
 
-async def count_category_types(conn: PgConn) -> int:
+async def count_category_types(conn: PgConn, *, archived: bool | None) -> int:
     """
     SELECT count(*) AS total FROM category_types
+    WHERE ($1::boolean IS NULL OR (archived_at IS NOT NULL) = $1::boolean)
     """
-    row = await conn.fetchrow(COUNT_CATEGORY_TYPES)
+    row = await conn.fetchrow(COUNT_CATEGORY_TYPES, archived)
     assert row is not None  # an aggregate without GROUP BY: one row, always
     result: int = row[0]
     return result
@@ -28,41 +30,49 @@ async def count_category_types(conn: PgConn) -> int:
 LIST_CATEGORY_TYPES_BY_NAME_ASC = """
 -- name: ListCategoryTypes :many
 -- ListCategoryTypesByNameAsc: by name asc
-SELECT id, name, version, created_at, updated_at
+SELECT id, name, version, created_at, updated_at, archived_at
 FROM category_types
+WHERE CAST($1 AS boolean) IS NULL
+   OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
 ORDER BY name ASC, id ASC
-LIMIT $2
-OFFSET $1
+LIMIT $3
+OFFSET $2
 """
 
 LIST_CATEGORY_TYPES_BY_NAME_DESC = """
 -- name: ListCategoryTypes :many
 -- ListCategoryTypesByNameDesc: by name desc
-SELECT id, name, version, created_at, updated_at
+SELECT id, name, version, created_at, updated_at, archived_at
 FROM category_types
+WHERE CAST($1 AS boolean) IS NULL
+   OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
 ORDER BY name DESC, id DESC
-LIMIT $2
-OFFSET $1
+LIMIT $3
+OFFSET $2
 """
 
 LIST_CATEGORY_TYPES_BY_CREATED_AT_ASC = """
 -- name: ListCategoryTypes :many
 -- ListCategoryTypesByCreatedAtAsc: by created_at asc
-SELECT id, name, version, created_at, updated_at
+SELECT id, name, version, created_at, updated_at, archived_at
 FROM category_types
+WHERE CAST($1 AS boolean) IS NULL
+   OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
 ORDER BY created_at ASC, id ASC
-LIMIT $2
-OFFSET $1
+LIMIT $3
+OFFSET $2
 """
 
 LIST_CATEGORY_TYPES_BY_CREATED_AT_DESC = """
 -- name: ListCategoryTypes :many
 -- ListCategoryTypesByCreatedAtDesc: by created_at desc
-SELECT id, name, version, created_at, updated_at
+SELECT id, name, version, created_at, updated_at, archived_at
 FROM category_types
+WHERE CAST($1 AS boolean) IS NULL
+   OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
 ORDER BY created_at DESC, id DESC
-LIMIT $2
-OFFSET $1
+LIMIT $3
+OFFSET $2
 """
 
 ListCategoryTypesKey = Literal["name", "created_at"]
@@ -88,33 +98,36 @@ async def list_category_types(
     *,
     orderby: ListCategoryTypesKey,
     sort: Literal["asc", "desc"],
+    archived: bool | None,
     row_offset: int,
     row_limit: int,
     after: None = None,
 ) -> list[models.CategoryType]:
     """
-    SELECT id, name, version, created_at, updated_at
+    SELECT id, name, version, created_at, updated_at, archived_at
     FROM category_types
+    WHERE CAST($1 AS boolean) IS NULL
+       OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
     ORDER BY name ASC, id ASC
-    LIMIT $2
-    OFFSET $1
+    LIMIT $3
+    OFFSET $2
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name,
     created_at) in `sort`'s direction, then by id.
     """
-    rows = await conn.fetch(LIST_CATEGORY_TYPES[orderby, sort], row_offset, row_limit)
+    rows = await conn.fetch(LIST_CATEGORY_TYPES[orderby, sort], archived, row_offset, row_limit)
     return [models.CategoryType(*row) for row in rows]
 
 
 GET_CATEGORY_TYPE = """
 -- name: GetCategoryType :one
-SELECT id, name, version, created_at, updated_at FROM category_types WHERE id = $1
+SELECT id, name, version, created_at, updated_at, archived_at FROM category_types WHERE id = $1
 """
 
 
 async def get_category_type(conn: PgConn, *, id: UUID) -> models.CategoryType | None:
     """
-    SELECT id, name, version, created_at, updated_at FROM category_types WHERE id = $1
+    SELECT id, name, version, created_at, updated_at, archived_at FROM category_types WHERE id = $1
     """
     row = await conn.fetchrow(GET_CATEGORY_TYPE, id)
     return None if row is None else models.CategoryType(*row)
@@ -122,13 +135,13 @@ async def get_category_type(conn: PgConn, *, id: UUID) -> models.CategoryType | 
 
 CREATE_CATEGORY_TYPE = """
 -- name: CreateCategoryType :one
-INSERT INTO category_types (name) VALUES ($1) RETURNING id, name, version, created_at, updated_at
+INSERT INTO category_types (name) VALUES ($1) RETURNING id, name, version, created_at, updated_at, archived_at
 """
 
 
 async def create_category_type(conn: PgConn, *, name: str) -> models.CategoryType | None:
     """
-    INSERT INTO category_types (name) VALUES ($1) RETURNING id, name, version, created_at, updated_at
+    INSERT INTO category_types (name) VALUES ($1) RETURNING id, name, version, created_at, updated_at, archived_at
     """
     row = await conn.fetchrow(CREATE_CATEGORY_TYPE, name)
     return None if row is None else models.CategoryType(*row)
@@ -139,7 +152,7 @@ UPDATE_CATEGORY_TYPE = """
 UPDATE category_types
 SET name = coalesce($1, name), version = version + 1, updated_at = now()
 WHERE id = $2 AND version = $3
-RETURNING id, name, version, created_at, updated_at
+RETURNING id, name, version, created_at, updated_at, archived_at
 """
 
 
@@ -150,38 +163,67 @@ async def update_category_type(
     UPDATE category_types
     SET name = coalesce($1, name), version = version + 1, updated_at = now()
     WHERE id = $2 AND version = $3
-    RETURNING id, name, version, created_at, updated_at
+    RETURNING id, name, version, created_at, updated_at, archived_at
     """
     row = await conn.fetchrow(UPDATE_CATEGORY_TYPE, name, id, version)
     return None if row is None else models.CategoryType(*row)
 
 
-DELETE_CATEGORY_TYPE = """
--- name: DeleteCategoryType :execrows
-DELETE FROM category_types WHERE id = $1 AND version = $2
+ARCHIVE_CATEGORY_TYPE = """
+-- name: ArchiveCategoryType :one
+UPDATE category_types SET archived_at = now(), version = version + 1, updated_at = now()
+WHERE id = $1 AND version = $2 AND archived_at IS NULL
+RETURNING id, name, version, created_at, updated_at, archived_at
 """
 
 
-async def delete_category_type(conn: PgConn, *, id: UUID, version: int) -> int:
+async def archive_category_type(
+    conn: PgConn, *, id: UUID, version: int
+) -> models.CategoryType | None:
     """
-    DELETE FROM category_types WHERE id = $1 AND version = $2
+    UPDATE category_types SET archived_at = now(), version = version + 1, updated_at = now()
+    WHERE id = $1 AND version = $2 AND archived_at IS NULL
+    RETURNING id, name, version, created_at, updated_at, archived_at
     """
-    return status_rows(await conn.execute(DELETE_CATEGORY_TYPE, id, version))
+    row = await conn.fetchrow(ARCHIVE_CATEGORY_TYPE, id, version)
+    return None if row is None else models.CategoryType(*row)
+
+
+RESTORE_CATEGORY_TYPE = """
+-- name: RestoreCategoryType :one
+UPDATE category_types SET archived_at = NULL, version = version + 1, updated_at = now()
+WHERE id = $1 AND version = $2 AND archived_at IS NOT NULL
+RETURNING id, name, version, created_at, updated_at, archived_at
+"""
+
+
+async def restore_category_type(
+    conn: PgConn, *, id: UUID, version: int
+) -> models.CategoryType | None:
+    """
+    UPDATE category_types SET archived_at = NULL, version = version + 1, updated_at = now()
+    WHERE id = $1 AND version = $2 AND archived_at IS NOT NULL
+    RETURNING id, name, version, created_at, updated_at, archived_at
+    """
+    row = await conn.fetchrow(RESTORE_CATEGORY_TYPE, id, version)
+    return None if row is None else models.CategoryType(*row)
 
 
 COUNT_CATEGORIES = """
 -- name: CountCategories :one
 SELECT count(*) AS total FROM categories
-WHERE $1::uuid IS NULL OR type_id = $1
+WHERE ($1::uuid IS NULL OR type_id = $1)
+  AND ($2::boolean IS NULL OR (archived_at IS NOT NULL) = $2::boolean)
 """
 
 
-async def count_categories(conn: PgConn, *, type_id: UUID | None) -> int:
+async def count_categories(conn: PgConn, *, type_id: UUID | None, archived: bool | None) -> int:
     """
     SELECT count(*) AS total FROM categories
-    WHERE $1::uuid IS NULL OR type_id = $1
+    WHERE ($1::uuid IS NULL OR type_id = $1)
+      AND ($2::boolean IS NULL OR (archived_at IS NOT NULL) = $2::boolean)
     """
-    row = await conn.fetchrow(COUNT_CATEGORIES, type_id)
+    row = await conn.fetchrow(COUNT_CATEGORIES, type_id, archived)
     assert row is not None  # an aggregate without GROUP BY: one row, always
     result: int = row[0]
     return result
@@ -190,45 +232,53 @@ async def count_categories(conn: PgConn, *, type_id: UUID | None) -> int:
 LIST_CATEGORIES_BY_NAME_ASC = """
 -- name: ListCategories :many
 -- ListCategoriesByNameAsc: by name asc
-SELECT id, type_id, name, version, created_at, updated_at
+SELECT id, type_id, name, version, created_at, updated_at, archived_at
 FROM categories
-WHERE CAST($1 AS uuid) IS NULL OR type_id = $1
+WHERE (CAST($1 AS uuid) IS NULL OR type_id = $1)
+  AND (CAST($2 AS boolean) IS NULL
+    OR (archived_at IS NOT NULL) = CAST($2 AS boolean))
 ORDER BY name ASC, id ASC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 LIST_CATEGORIES_BY_NAME_DESC = """
 -- name: ListCategories :many
 -- ListCategoriesByNameDesc: by name desc
-SELECT id, type_id, name, version, created_at, updated_at
+SELECT id, type_id, name, version, created_at, updated_at, archived_at
 FROM categories
-WHERE CAST($1 AS uuid) IS NULL OR type_id = $1
+WHERE (CAST($1 AS uuid) IS NULL OR type_id = $1)
+  AND (CAST($2 AS boolean) IS NULL
+    OR (archived_at IS NOT NULL) = CAST($2 AS boolean))
 ORDER BY name DESC, id DESC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 LIST_CATEGORIES_BY_CREATED_AT_ASC = """
 -- name: ListCategories :many
 -- ListCategoriesByCreatedAtAsc: by created_at asc
-SELECT id, type_id, name, version, created_at, updated_at
+SELECT id, type_id, name, version, created_at, updated_at, archived_at
 FROM categories
-WHERE CAST($1 AS uuid) IS NULL OR type_id = $1
+WHERE (CAST($1 AS uuid) IS NULL OR type_id = $1)
+  AND (CAST($2 AS boolean) IS NULL
+    OR (archived_at IS NOT NULL) = CAST($2 AS boolean))
 ORDER BY created_at ASC, id ASC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 LIST_CATEGORIES_BY_CREATED_AT_DESC = """
 -- name: ListCategories :many
 -- ListCategoriesByCreatedAtDesc: by created_at desc
-SELECT id, type_id, name, version, created_at, updated_at
+SELECT id, type_id, name, version, created_at, updated_at, archived_at
 FROM categories
-WHERE CAST($1 AS uuid) IS NULL OR type_id = $1
+WHERE (CAST($1 AS uuid) IS NULL OR type_id = $1)
+  AND (CAST($2 AS boolean) IS NULL
+    OR (archived_at IS NOT NULL) = CAST($2 AS boolean))
 ORDER BY created_at DESC, id DESC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 ListCategoriesKey = Literal["name", "created_at"]
@@ -255,34 +305,39 @@ async def list_categories(
     orderby: ListCategoriesKey,
     sort: Literal["asc", "desc"],
     type_id: UUID | None,
+    archived: bool | None,
     row_offset: int,
     row_limit: int,
     after: None = None,
 ) -> list[models.Category]:
     """
-    SELECT id, type_id, name, version, created_at, updated_at
+    SELECT id, type_id, name, version, created_at, updated_at, archived_at
     FROM categories
-    WHERE CAST($1 AS uuid) IS NULL OR type_id = $1
+    WHERE (CAST($1 AS uuid) IS NULL OR type_id = $1)
+      AND (CAST($2 AS boolean) IS NULL
+        OR (archived_at IS NOT NULL) = CAST($2 AS boolean))
     ORDER BY name ASC, id ASC
-    LIMIT $3
-    OFFSET $2
+    LIMIT $4
+    OFFSET $3
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name,
     created_at) in `sort`'s direction, then by id.
     """
-    rows = await conn.fetch(LIST_CATEGORIES[orderby, sort], type_id, row_offset, row_limit)
+    rows = await conn.fetch(
+        LIST_CATEGORIES[orderby, sort], type_id, archived, row_offset, row_limit
+    )
     return [models.Category(*row) for row in rows]
 
 
 GET_CATEGORY = """
 -- name: GetCategory :one
-SELECT id, type_id, name, version, created_at, updated_at FROM categories WHERE id = $1
+SELECT id, type_id, name, version, created_at, updated_at, archived_at FROM categories WHERE id = $1
 """
 
 
 async def get_category(conn: PgConn, *, id: UUID) -> models.Category | None:
     """
-    SELECT id, type_id, name, version, created_at, updated_at FROM categories WHERE id = $1
+    SELECT id, type_id, name, version, created_at, updated_at, archived_at FROM categories WHERE id = $1
     """
     row = await conn.fetchrow(GET_CATEGORY, id)
     return None if row is None else models.Category(*row)
@@ -290,13 +345,19 @@ async def get_category(conn: PgConn, *, id: UUID) -> models.Category | None:
 
 CREATE_CATEGORY = """
 -- name: CreateCategory :one
-INSERT INTO categories (type_id, name) VALUES ($1, $2) RETURNING id, type_id, name, version, created_at, updated_at
+INSERT INTO categories (type_id, name)
+SELECT $1, $2
+WHERE (SELECT p.archived_at IS NULL FROM category_types p WHERE p.id = $1 FOR SHARE) IS NOT FALSE
+RETURNING id, type_id, name, version, created_at, updated_at, archived_at
 """
 
 
 async def create_category(conn: PgConn, *, type_id: UUID, name: str) -> models.Category | None:
     """
-    INSERT INTO categories (type_id, name) VALUES ($1, $2) RETURNING id, type_id, name, version, created_at, updated_at
+    INSERT INTO categories (type_id, name)
+    SELECT $1, $2
+    WHERE (SELECT p.archived_at IS NULL FROM category_types p WHERE p.id = $1 FOR SHARE) IS NOT FALSE
+    RETURNING id, type_id, name, version, created_at, updated_at, archived_at
     """
     row = await conn.fetchrow(CREATE_CATEGORY, type_id, name)
     return None if row is None else models.Category(*row)
@@ -309,8 +370,10 @@ SET type_id = coalesce($1, type_id),
     name = coalesce($2, name),
     version = version + 1,
     updated_at = now()
-WHERE id = $3 AND version = $4
-RETURNING id, type_id, name, version, created_at, updated_at
+WHERE categories.id = $3 AND categories.version = $4
+  AND (SELECT p.archived_at IS NULL FROM category_types p WHERE p.id = $1 FOR SHARE)
+      IS NOT FALSE
+RETURNING id, type_id, name, version, created_at, updated_at, archived_at
 """
 
 
@@ -323,39 +386,68 @@ async def update_category(
         name = coalesce($2, name),
         version = version + 1,
         updated_at = now()
-    WHERE id = $3 AND version = $4
-    RETURNING id, type_id, name, version, created_at, updated_at
+    WHERE categories.id = $3 AND categories.version = $4
+      AND (SELECT p.archived_at IS NULL FROM category_types p WHERE p.id = $1 FOR SHARE)
+          IS NOT FALSE
+    RETURNING id, type_id, name, version, created_at, updated_at, archived_at
     """
     row = await conn.fetchrow(UPDATE_CATEGORY, type_id, name, id, version)
     return None if row is None else models.Category(*row)
 
 
-DELETE_CATEGORY = """
--- name: DeleteCategory :execrows
-DELETE FROM categories WHERE id = $1 AND version = $2
+ARCHIVE_CATEGORY = """
+-- name: ArchiveCategory :one
+UPDATE categories SET archived_at = now(), version = version + 1, updated_at = now()
+WHERE id = $1 AND version = $2 AND archived_at IS NULL
+RETURNING id, type_id, name, version, created_at, updated_at, archived_at
 """
 
 
-async def delete_category(conn: PgConn, *, id: UUID, version: int) -> int:
+async def archive_category(conn: PgConn, *, id: UUID, version: int) -> models.Category | None:
     """
-    DELETE FROM categories WHERE id = $1 AND version = $2
+    UPDATE categories SET archived_at = now(), version = version + 1, updated_at = now()
+    WHERE id = $1 AND version = $2 AND archived_at IS NULL
+    RETURNING id, type_id, name, version, created_at, updated_at, archived_at
     """
-    return status_rows(await conn.execute(DELETE_CATEGORY, id, version))
+    row = await conn.fetchrow(ARCHIVE_CATEGORY, id, version)
+    return None if row is None else models.Category(*row)
+
+
+RESTORE_CATEGORY = """
+-- name: RestoreCategory :one
+UPDATE categories SET archived_at = NULL, version = version + 1, updated_at = now()
+WHERE id = $1 AND version = $2 AND archived_at IS NOT NULL
+RETURNING id, type_id, name, version, created_at, updated_at, archived_at
+"""
+
+
+async def restore_category(conn: PgConn, *, id: UUID, version: int) -> models.Category | None:
+    """
+    UPDATE categories SET archived_at = NULL, version = version + 1, updated_at = now()
+    WHERE id = $1 AND version = $2 AND archived_at IS NOT NULL
+    RETURNING id, type_id, name, version, created_at, updated_at, archived_at
+    """
+    row = await conn.fetchrow(RESTORE_CATEGORY, id, version)
+    return None if row is None else models.Category(*row)
 
 
 COUNT_SUBCATEGORIES = """
 -- name: CountSubcategories :one
 SELECT count(*) AS total FROM subcategories
-WHERE $1::uuid IS NULL OR category_id = $1
+WHERE ($1::uuid IS NULL OR category_id = $1)
+  AND ($2::boolean IS NULL OR (archived_at IS NOT NULL) = $2::boolean)
 """
 
 
-async def count_subcategories(conn: PgConn, *, category_id: UUID | None) -> int:
+async def count_subcategories(
+    conn: PgConn, *, category_id: UUID | None, archived: bool | None
+) -> int:
     """
     SELECT count(*) AS total FROM subcategories
-    WHERE $1::uuid IS NULL OR category_id = $1
+    WHERE ($1::uuid IS NULL OR category_id = $1)
+      AND ($2::boolean IS NULL OR (archived_at IS NOT NULL) = $2::boolean)
     """
-    row = await conn.fetchrow(COUNT_SUBCATEGORIES, category_id)
+    row = await conn.fetchrow(COUNT_SUBCATEGORIES, category_id, archived)
     assert row is not None  # an aggregate without GROUP BY: one row, always
     result: int = row[0]
     return result
@@ -364,45 +456,53 @@ async def count_subcategories(conn: PgConn, *, category_id: UUID | None) -> int:
 LIST_SUBCATEGORIES_BY_NAME_ASC = """
 -- name: ListSubcategories :many
 -- ListSubcategoriesByNameAsc: by name asc
-SELECT id, category_id, name, version, created_at, updated_at
+SELECT id, category_id, name, version, created_at, updated_at, archived_at
 FROM subcategories
-WHERE CAST($1 AS uuid) IS NULL OR category_id = $1
+WHERE (CAST($1 AS uuid) IS NULL OR category_id = $1)
+  AND (CAST($2 AS boolean) IS NULL
+    OR (archived_at IS NOT NULL) = CAST($2 AS boolean))
 ORDER BY name ASC, id ASC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 LIST_SUBCATEGORIES_BY_NAME_DESC = """
 -- name: ListSubcategories :many
 -- ListSubcategoriesByNameDesc: by name desc
-SELECT id, category_id, name, version, created_at, updated_at
+SELECT id, category_id, name, version, created_at, updated_at, archived_at
 FROM subcategories
-WHERE CAST($1 AS uuid) IS NULL OR category_id = $1
+WHERE (CAST($1 AS uuid) IS NULL OR category_id = $1)
+  AND (CAST($2 AS boolean) IS NULL
+    OR (archived_at IS NOT NULL) = CAST($2 AS boolean))
 ORDER BY name DESC, id DESC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 LIST_SUBCATEGORIES_BY_CREATED_AT_ASC = """
 -- name: ListSubcategories :many
 -- ListSubcategoriesByCreatedAtAsc: by created_at asc
-SELECT id, category_id, name, version, created_at, updated_at
+SELECT id, category_id, name, version, created_at, updated_at, archived_at
 FROM subcategories
-WHERE CAST($1 AS uuid) IS NULL OR category_id = $1
+WHERE (CAST($1 AS uuid) IS NULL OR category_id = $1)
+  AND (CAST($2 AS boolean) IS NULL
+    OR (archived_at IS NOT NULL) = CAST($2 AS boolean))
 ORDER BY created_at ASC, id ASC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 LIST_SUBCATEGORIES_BY_CREATED_AT_DESC = """
 -- name: ListSubcategories :many
 -- ListSubcategoriesByCreatedAtDesc: by created_at desc
-SELECT id, category_id, name, version, created_at, updated_at
+SELECT id, category_id, name, version, created_at, updated_at, archived_at
 FROM subcategories
-WHERE CAST($1 AS uuid) IS NULL OR category_id = $1
+WHERE (CAST($1 AS uuid) IS NULL OR category_id = $1)
+  AND (CAST($2 AS boolean) IS NULL
+    OR (archived_at IS NOT NULL) = CAST($2 AS boolean))
 ORDER BY created_at DESC, id DESC
-LIMIT $3
-OFFSET $2
+LIMIT $4
+OFFSET $3
 """
 
 ListSubcategoriesKey = Literal["name", "created_at"]
@@ -429,34 +529,39 @@ async def list_subcategories(
     orderby: ListSubcategoriesKey,
     sort: Literal["asc", "desc"],
     category_id: UUID | None,
+    archived: bool | None,
     row_offset: int,
     row_limit: int,
     after: None = None,
 ) -> list[models.Subcategory]:
     """
-    SELECT id, category_id, name, version, created_at, updated_at
+    SELECT id, category_id, name, version, created_at, updated_at, archived_at
     FROM subcategories
-    WHERE CAST($1 AS uuid) IS NULL OR category_id = $1
+    WHERE (CAST($1 AS uuid) IS NULL OR category_id = $1)
+      AND (CAST($2 AS boolean) IS NULL
+        OR (archived_at IS NOT NULL) = CAST($2 AS boolean))
     ORDER BY name ASC, id ASC
-    LIMIT $3
-    OFFSET $2
+    LIMIT $4
+    OFFSET $3
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name,
     created_at) in `sort`'s direction, then by id.
     """
-    rows = await conn.fetch(LIST_SUBCATEGORIES[orderby, sort], category_id, row_offset, row_limit)
+    rows = await conn.fetch(
+        LIST_SUBCATEGORIES[orderby, sort], category_id, archived, row_offset, row_limit
+    )
     return [models.Subcategory(*row) for row in rows]
 
 
 GET_SUBCATEGORY = """
 -- name: GetSubcategory :one
-SELECT id, category_id, name, version, created_at, updated_at FROM subcategories WHERE id = $1
+SELECT id, category_id, name, version, created_at, updated_at, archived_at FROM subcategories WHERE id = $1
 """
 
 
 async def get_subcategory(conn: PgConn, *, id: UUID) -> models.Subcategory | None:
     """
-    SELECT id, category_id, name, version, created_at, updated_at FROM subcategories WHERE id = $1
+    SELECT id, category_id, name, version, created_at, updated_at, archived_at FROM subcategories WHERE id = $1
     """
     row = await conn.fetchrow(GET_SUBCATEGORY, id)
     return None if row is None else models.Subcategory(*row)
@@ -464,7 +569,10 @@ async def get_subcategory(conn: PgConn, *, id: UUID) -> models.Subcategory | Non
 
 CREATE_SUBCATEGORY = """
 -- name: CreateSubcategory :one
-INSERT INTO subcategories (category_id, name) VALUES ($1, $2) RETURNING id, category_id, name, version, created_at, updated_at
+INSERT INTO subcategories (category_id, name)
+SELECT $1, $2
+WHERE (SELECT p.archived_at IS NULL FROM categories p WHERE p.id = $1 FOR SHARE) IS NOT FALSE
+RETURNING id, category_id, name, version, created_at, updated_at, archived_at
 """
 
 
@@ -472,7 +580,10 @@ async def create_subcategory(
     conn: PgConn, *, category_id: UUID, name: str
 ) -> models.Subcategory | None:
     """
-    INSERT INTO subcategories (category_id, name) VALUES ($1, $2) RETURNING id, category_id, name, version, created_at, updated_at
+    INSERT INTO subcategories (category_id, name)
+    SELECT $1, $2
+    WHERE (SELECT p.archived_at IS NULL FROM categories p WHERE p.id = $1 FOR SHARE) IS NOT FALSE
+    RETURNING id, category_id, name, version, created_at, updated_at, archived_at
     """
     row = await conn.fetchrow(CREATE_SUBCATEGORY, category_id, name)
     return None if row is None else models.Subcategory(*row)
@@ -485,8 +596,10 @@ SET category_id = coalesce($1, category_id),
     name = coalesce($2, name),
     version = version + 1,
     updated_at = now()
-WHERE id = $3 AND version = $4
-RETURNING id, category_id, name, version, created_at, updated_at
+WHERE subcategories.id = $3 AND subcategories.version = $4
+  AND (SELECT p.archived_at IS NULL FROM categories p WHERE p.id = $1 FOR SHARE)
+      IS NOT FALSE
+RETURNING id, category_id, name, version, created_at, updated_at, archived_at
 """
 
 
@@ -499,21 +612,46 @@ async def update_subcategory(
         name = coalesce($2, name),
         version = version + 1,
         updated_at = now()
-    WHERE id = $3 AND version = $4
-    RETURNING id, category_id, name, version, created_at, updated_at
+    WHERE subcategories.id = $3 AND subcategories.version = $4
+      AND (SELECT p.archived_at IS NULL FROM categories p WHERE p.id = $1 FOR SHARE)
+          IS NOT FALSE
+    RETURNING id, category_id, name, version, created_at, updated_at, archived_at
     """
     row = await conn.fetchrow(UPDATE_SUBCATEGORY, category_id, name, id, version)
     return None if row is None else models.Subcategory(*row)
 
 
-DELETE_SUBCATEGORY = """
--- name: DeleteSubcategory :execrows
-DELETE FROM subcategories WHERE id = $1 AND version = $2
+ARCHIVE_SUBCATEGORY = """
+-- name: ArchiveSubcategory :one
+UPDATE subcategories SET archived_at = now(), version = version + 1, updated_at = now()
+WHERE id = $1 AND version = $2 AND archived_at IS NULL
+RETURNING id, category_id, name, version, created_at, updated_at, archived_at
 """
 
 
-async def delete_subcategory(conn: PgConn, *, id: UUID, version: int) -> int:
+async def archive_subcategory(conn: PgConn, *, id: UUID, version: int) -> models.Subcategory | None:
     """
-    DELETE FROM subcategories WHERE id = $1 AND version = $2
+    UPDATE subcategories SET archived_at = now(), version = version + 1, updated_at = now()
+    WHERE id = $1 AND version = $2 AND archived_at IS NULL
+    RETURNING id, category_id, name, version, created_at, updated_at, archived_at
     """
-    return status_rows(await conn.execute(DELETE_SUBCATEGORY, id, version))
+    row = await conn.fetchrow(ARCHIVE_SUBCATEGORY, id, version)
+    return None if row is None else models.Subcategory(*row)
+
+
+RESTORE_SUBCATEGORY = """
+-- name: RestoreSubcategory :one
+UPDATE subcategories SET archived_at = NULL, version = version + 1, updated_at = now()
+WHERE id = $1 AND version = $2 AND archived_at IS NOT NULL
+RETURNING id, category_id, name, version, created_at, updated_at, archived_at
+"""
+
+
+async def restore_subcategory(conn: PgConn, *, id: UUID, version: int) -> models.Subcategory | None:
+    """
+    UPDATE subcategories SET archived_at = NULL, version = version + 1, updated_at = now()
+    WHERE id = $1 AND version = $2 AND archived_at IS NOT NULL
+    RETURNING id, category_id, name, version, created_at, updated_at, archived_at
+    """
+    row = await conn.fetchrow(RESTORE_SUBCATEGORY, id, version)
+    return None if row is None else models.Subcategory(*row)

@@ -52,30 +52,60 @@ async def count_departments(conn: PgConn) -> int:
 
 COUNT_DEPARTMENTS_STAMPED = """
 -- name: CountDepartmentsStamped :one
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
+SELECT CASE WHEN $1::boolean IS NULL THEN
+                coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                         (SELECT count(*) FROM departments))
+            WHEN $1::boolean THEN
+                (SELECT count(*) FROM departments WHERE archived_at IS NOT NULL)
+            ELSE coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                          (SELECT count(*) FROM departments))
+                 - (SELECT count(*) FROM departments WHERE archived_at IS NOT NULL)
+       END AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version
 """
 
 
-async def count_departments_stamped(conn: PgConn) -> CountDepartmentsStampedRow | None:
+async def count_departments_stamped(
+    conn: PgConn, *, archived: bool | None
+) -> CountDepartmentsStampedRow | None:
     """
-    SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                    (SELECT count(*) FROM departments)) AS total,
+    SELECT CASE WHEN $1::boolean IS NULL THEN
+                    coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                             (SELECT count(*) FROM departments))
+                WHEN $1::boolean THEN
+                    (SELECT count(*) FROM departments WHERE archived_at IS NOT NULL)
+                ELSE coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                              (SELECT count(*) FROM departments))
+                     - (SELECT count(*) FROM departments WHERE archived_at IS NOT NULL)
+           END AS total,
            (SELECT version FROM table_versions WHERE name = 'departments') AS version
     """
-    row = await conn.fetchrow(COUNT_DEPARTMENTS_STAMPED)
+    row = await conn.fetchrow(COUNT_DEPARTMENTS_STAMPED, archived)
     return None if row is None else CountDepartmentsStampedRow(*row)
 
 
 PAGE_DEPARTMENTS_BY_NAME_ASC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByNameAsc: by name asc
-SELECT COALESCE((SELECT row_count
-                 FROM table_versions
-                 WHERE name = 'departments')
-              , (SELECT count(*)
-                 FROM departments)) AS total
+SELECT CASE
+         WHEN CAST($1 AS boolean) IS NULL
+           THEN COALESCE((SELECT row_count
+                          FROM table_versions
+                          WHERE name = 'departments')
+                       , (SELECT count(*)
+                          FROM departments))
+         WHEN CAST($1 AS boolean)
+           THEN (SELECT count(*)
+                 FROM departments
+                 WHERE archived_at IS NOT NULL)
+         ELSE COALESCE((SELECT row_count
+                        FROM table_versions
+                        WHERE name = 'departments')
+                     , (SELECT count(*)
+                        FROM departments)) - (SELECT count(*)
+                                              FROM departments
+                                              WHERE archived_at IS NOT NULL)
+       END AS total
      , (SELECT version
         FROM table_versions
         WHERE name = 'departments') AS version
@@ -85,20 +115,37 @@ SELECT COALESCE((SELECT row_count
      , departments.version
      , departments.created_at
      , departments.updated_at
+     , departments.archived_at
 FROM departments
+WHERE CAST($1 AS boolean) IS NULL
+   OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
 ORDER BY name ASC, id ASC
-LIMIT $2
-OFFSET $1
+LIMIT $3
+OFFSET $2
 """
 
 PAGE_DEPARTMENTS_BY_NAME_DESC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByNameDesc: by name desc
-SELECT COALESCE((SELECT row_count
-                 FROM table_versions
-                 WHERE name = 'departments')
-              , (SELECT count(*)
-                 FROM departments)) AS total
+SELECT CASE
+         WHEN CAST($1 AS boolean) IS NULL
+           THEN COALESCE((SELECT row_count
+                          FROM table_versions
+                          WHERE name = 'departments')
+                       , (SELECT count(*)
+                          FROM departments))
+         WHEN CAST($1 AS boolean)
+           THEN (SELECT count(*)
+                 FROM departments
+                 WHERE archived_at IS NOT NULL)
+         ELSE COALESCE((SELECT row_count
+                        FROM table_versions
+                        WHERE name = 'departments')
+                     , (SELECT count(*)
+                        FROM departments)) - (SELECT count(*)
+                                              FROM departments
+                                              WHERE archived_at IS NOT NULL)
+       END AS total
      , (SELECT version
         FROM table_versions
         WHERE name = 'departments') AS version
@@ -108,20 +155,37 @@ SELECT COALESCE((SELECT row_count
      , departments.version
      , departments.created_at
      , departments.updated_at
+     , departments.archived_at
 FROM departments
+WHERE CAST($1 AS boolean) IS NULL
+   OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
 ORDER BY name DESC, id DESC
-LIMIT $2
-OFFSET $1
+LIMIT $3
+OFFSET $2
 """
 
 PAGE_DEPARTMENTS_BY_ADDRESS_ASC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByAddressAsc: by address asc
-SELECT COALESCE((SELECT row_count
-                 FROM table_versions
-                 WHERE name = 'departments')
-              , (SELECT count(*)
-                 FROM departments)) AS total
+SELECT CASE
+         WHEN CAST($1 AS boolean) IS NULL
+           THEN COALESCE((SELECT row_count
+                          FROM table_versions
+                          WHERE name = 'departments')
+                       , (SELECT count(*)
+                          FROM departments))
+         WHEN CAST($1 AS boolean)
+           THEN (SELECT count(*)
+                 FROM departments
+                 WHERE archived_at IS NOT NULL)
+         ELSE COALESCE((SELECT row_count
+                        FROM table_versions
+                        WHERE name = 'departments')
+                     , (SELECT count(*)
+                        FROM departments)) - (SELECT count(*)
+                                              FROM departments
+                                              WHERE archived_at IS NOT NULL)
+       END AS total
      , (SELECT version
         FROM table_versions
         WHERE name = 'departments') AS version
@@ -131,20 +195,37 @@ SELECT COALESCE((SELECT row_count
      , departments.version
      , departments.created_at
      , departments.updated_at
+     , departments.archived_at
 FROM departments
+WHERE CAST($1 AS boolean) IS NULL
+   OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
 ORDER BY address ASC, id ASC
-LIMIT $2
-OFFSET $1
+LIMIT $3
+OFFSET $2
 """
 
 PAGE_DEPARTMENTS_BY_ADDRESS_DESC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByAddressDesc: by address desc
-SELECT COALESCE((SELECT row_count
-                 FROM table_versions
-                 WHERE name = 'departments')
-              , (SELECT count(*)
-                 FROM departments)) AS total
+SELECT CASE
+         WHEN CAST($1 AS boolean) IS NULL
+           THEN COALESCE((SELECT row_count
+                          FROM table_versions
+                          WHERE name = 'departments')
+                       , (SELECT count(*)
+                          FROM departments))
+         WHEN CAST($1 AS boolean)
+           THEN (SELECT count(*)
+                 FROM departments
+                 WHERE archived_at IS NOT NULL)
+         ELSE COALESCE((SELECT row_count
+                        FROM table_versions
+                        WHERE name = 'departments')
+                     , (SELECT count(*)
+                        FROM departments)) - (SELECT count(*)
+                                              FROM departments
+                                              WHERE archived_at IS NOT NULL)
+       END AS total
      , (SELECT version
         FROM table_versions
         WHERE name = 'departments') AS version
@@ -154,20 +235,37 @@ SELECT COALESCE((SELECT row_count
      , departments.version
      , departments.created_at
      , departments.updated_at
+     , departments.archived_at
 FROM departments
+WHERE CAST($1 AS boolean) IS NULL
+   OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
 ORDER BY address DESC, id DESC
-LIMIT $2
-OFFSET $1
+LIMIT $3
+OFFSET $2
 """
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_ASC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByCreatedAtAsc: by created_at asc
-SELECT COALESCE((SELECT row_count
-                 FROM table_versions
-                 WHERE name = 'departments')
-              , (SELECT count(*)
-                 FROM departments)) AS total
+SELECT CASE
+         WHEN CAST($1 AS boolean) IS NULL
+           THEN COALESCE((SELECT row_count
+                          FROM table_versions
+                          WHERE name = 'departments')
+                       , (SELECT count(*)
+                          FROM departments))
+         WHEN CAST($1 AS boolean)
+           THEN (SELECT count(*)
+                 FROM departments
+                 WHERE archived_at IS NOT NULL)
+         ELSE COALESCE((SELECT row_count
+                        FROM table_versions
+                        WHERE name = 'departments')
+                     , (SELECT count(*)
+                        FROM departments)) - (SELECT count(*)
+                                              FROM departments
+                                              WHERE archived_at IS NOT NULL)
+       END AS total
      , (SELECT version
         FROM table_versions
         WHERE name = 'departments') AS version
@@ -177,20 +275,37 @@ SELECT COALESCE((SELECT row_count
      , departments.version
      , departments.created_at
      , departments.updated_at
+     , departments.archived_at
 FROM departments
+WHERE CAST($1 AS boolean) IS NULL
+   OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
 ORDER BY created_at ASC, id ASC
-LIMIT $2
-OFFSET $1
+LIMIT $3
+OFFSET $2
 """
 
 PAGE_DEPARTMENTS_BY_CREATED_AT_DESC = """
 -- name: PageDepartments :many
 -- PageDepartmentsByCreatedAtDesc: by created_at desc
-SELECT COALESCE((SELECT row_count
-                 FROM table_versions
-                 WHERE name = 'departments')
-              , (SELECT count(*)
-                 FROM departments)) AS total
+SELECT CASE
+         WHEN CAST($1 AS boolean) IS NULL
+           THEN COALESCE((SELECT row_count
+                          FROM table_versions
+                          WHERE name = 'departments')
+                       , (SELECT count(*)
+                          FROM departments))
+         WHEN CAST($1 AS boolean)
+           THEN (SELECT count(*)
+                 FROM departments
+                 WHERE archived_at IS NOT NULL)
+         ELSE COALESCE((SELECT row_count
+                        FROM table_versions
+                        WHERE name = 'departments')
+                     , (SELECT count(*)
+                        FROM departments)) - (SELECT count(*)
+                                              FROM departments
+                                              WHERE archived_at IS NOT NULL)
+       END AS total
      , (SELECT version
         FROM table_versions
         WHERE name = 'departments') AS version
@@ -200,10 +315,13 @@ SELECT COALESCE((SELECT row_count
      , departments.version
      , departments.created_at
      , departments.updated_at
+     , departments.archived_at
 FROM departments
+WHERE CAST($1 AS boolean) IS NULL
+   OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
 ORDER BY created_at DESC, id DESC
-LIMIT $2
-OFFSET $1
+LIMIT $3
+OFFSET $2
 """
 
 PageDepartmentsKey = Literal["name", "address", "created_at"]
@@ -232,16 +350,31 @@ async def page_departments(
     *,
     orderby: PageDepartmentsKey,
     sort: Literal["asc", "desc"],
+    archived: bool | None,
     row_offset: int,
     row_limit: int,
     after: None = None,
 ) -> PageDepartmentsPage | None:
     """
-    SELECT COALESCE((SELECT row_count
-                     FROM table_versions
-                     WHERE name = 'departments')
-                  , (SELECT count(*)
-                     FROM departments)) AS total
+    SELECT CASE
+             WHEN CAST($1 AS boolean) IS NULL
+               THEN COALESCE((SELECT row_count
+                              FROM table_versions
+                              WHERE name = 'departments')
+                           , (SELECT count(*)
+                              FROM departments))
+             WHEN CAST($1 AS boolean)
+               THEN (SELECT count(*)
+                     FROM departments
+                     WHERE archived_at IS NOT NULL)
+             ELSE COALESCE((SELECT row_count
+                            FROM table_versions
+                            WHERE name = 'departments')
+                         , (SELECT count(*)
+                            FROM departments)) - (SELECT count(*)
+                                                  FROM departments
+                                                  WHERE archived_at IS NOT NULL)
+           END AS total
          , (SELECT version
             FROM table_versions
             WHERE name = 'departments') AS version
@@ -251,15 +384,18 @@ async def page_departments(
          , departments.version
          , departments.created_at
          , departments.updated_at
+         , departments.archived_at
     FROM departments
+    WHERE CAST($1 AS boolean) IS NULL
+       OR (archived_at IS NOT NULL) = CAST($1 AS boolean)
     ORDER BY name ASC, id ASC
-    LIMIT $2
-    OFFSET $1
+    LIMIT $3
+    OFFSET $2
 
     One statement per key and direction (above: the first). Ordered by `orderby` (name,
     address, created_at) in `sort`'s direction, then by id.
     """
-    rows = await conn.fetch(PAGE_DEPARTMENTS[orderby, sort], row_offset, row_limit)
+    rows = await conn.fetch(PAGE_DEPARTMENTS[orderby, sort], archived, row_offset, row_limit)
     if not rows:
         return None
     first = rows[0]
@@ -268,7 +404,7 @@ async def page_departments(
 
 PLAIN_DEPARTMENTS_PAGE = """
 -- name: PlainDepartmentsPage :many
-SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
+SELECT id, name, address, version, created_at, updated_at, archived_at FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
 """
 
 
@@ -276,7 +412,7 @@ async def plain_departments_page(
     conn: PgConn, *, row_offset: int, row_limit: int
 ) -> list[models.Department]:
     """
-    SELECT id, name, address, version, created_at, updated_at FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
+    SELECT id, name, address, version, created_at, updated_at, archived_at FROM departments ORDER BY name ASC, id ASC LIMIT $2 OFFSET $1
     """
     rows = await conn.fetch(PLAIN_DEPARTMENTS_PAGE, row_offset, row_limit)
     return [models.Department(*row) for row in rows]
@@ -292,13 +428,13 @@ async def iter_plain_departments_page(
 
 GET_DEPARTMENT = """
 -- name: GetDepartment :one
-SELECT id, name, address, version, created_at, updated_at FROM departments WHERE id = $1
+SELECT id, name, address, version, created_at, updated_at, archived_at FROM departments WHERE id = $1
 """
 
 
 async def get_department(conn: PgConn, *, id: UUID) -> models.Department | None:
     """
-    SELECT id, name, address, version, created_at, updated_at FROM departments WHERE id = $1
+    SELECT id, name, address, version, created_at, updated_at, archived_at FROM departments WHERE id = $1
     """
     row = await conn.fetchrow(GET_DEPARTMENT, id)
     return None if row is None else models.Department(*row)
@@ -326,13 +462,13 @@ async def iter_departments_exist(conn: PgConn, *, ids: list[UUID]) -> AsyncGener
 
 CREATE_DEPARTMENT = """
 -- name: CreateDepartment :one
-INSERT INTO departments (name, address) VALUES ($1, $2) RETURNING id, name, address, version, created_at, updated_at
+INSERT INTO departments (name, address) VALUES ($1, $2) RETURNING id, name, address, version, created_at, updated_at, archived_at
 """
 
 
 async def create_department(conn: PgConn, *, name: str, address: str) -> models.Department | None:
     """
-    INSERT INTO departments (name, address) VALUES ($1, $2) RETURNING id, name, address, version, created_at, updated_at
+    INSERT INTO departments (name, address) VALUES ($1, $2) RETURNING id, name, address, version, created_at, updated_at, archived_at
     """
     row = await conn.fetchrow(CREATE_DEPARTMENT, name, address)
     return None if row is None else models.Department(*row)
@@ -346,7 +482,7 @@ SET name = coalesce($1, name),
     version = version + 1,
     updated_at = now()
 WHERE id = $3 AND version = $4
-RETURNING id, name, address, version, created_at, updated_at
+RETURNING id, name, address, version, created_at, updated_at, archived_at
 """
 
 
@@ -360,23 +496,50 @@ async def update_department(
         version = version + 1,
         updated_at = now()
     WHERE id = $3 AND version = $4
-    RETURNING id, name, address, version, created_at, updated_at
+    RETURNING id, name, address, version, created_at, updated_at, archived_at
     """
     row = await conn.fetchrow(UPDATE_DEPARTMENT, name, address, id, version)
     return None if row is None else models.Department(*row)
 
 
-DELETE_DEPARTMENT = """
--- name: DeleteDepartment :execrows
-DELETE FROM departments WHERE id = $1 AND version = $2
+ARCHIVE_DEPARTMENT = """
+-- name: ArchiveDepartment :one
+UPDATE departments
+SET archived_at = now(), version = version + 1, updated_at = now()
+WHERE id = $1 AND version = $2 AND archived_at IS NULL
+RETURNING id, name, address, version, created_at, updated_at, archived_at
 """
 
 
-async def delete_department(conn: PgConn, *, id: UUID, version: int) -> int:
+async def archive_department(conn: PgConn, *, id: UUID, version: int) -> models.Department | None:
     """
-    DELETE FROM departments WHERE id = $1 AND version = $2
+    UPDATE departments
+    SET archived_at = now(), version = version + 1, updated_at = now()
+    WHERE id = $1 AND version = $2 AND archived_at IS NULL
+    RETURNING id, name, address, version, created_at, updated_at, archived_at
     """
-    return status_rows(await conn.execute(DELETE_DEPARTMENT, id, version))
+    row = await conn.fetchrow(ARCHIVE_DEPARTMENT, id, version)
+    return None if row is None else models.Department(*row)
+
+
+RESTORE_DEPARTMENT = """
+-- name: RestoreDepartment :one
+UPDATE departments
+SET archived_at = NULL, version = version + 1, updated_at = now()
+WHERE id = $1 AND version = $2 AND archived_at IS NOT NULL
+RETURNING id, name, address, version, created_at, updated_at, archived_at
+"""
+
+
+async def restore_department(conn: PgConn, *, id: UUID, version: int) -> models.Department | None:
+    """
+    UPDATE departments
+    SET archived_at = NULL, version = version + 1, updated_at = now()
+    WHERE id = $1 AND version = $2 AND archived_at IS NOT NULL
+    RETURNING id, name, address, version, created_at, updated_at, archived_at
+    """
+    row = await conn.fetchrow(RESTORE_DEPARTMENT, id, version)
+    return None if row is None else models.Department(*row)
 
 
 COPY_DEPARTMENTS = """

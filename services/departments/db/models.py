@@ -19,6 +19,7 @@ class Department:
     version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    archived_at: datetime.datetime | None
 
 
 @dataclass

@@ -9,8 +9,18 @@ SELECT count(*) AS total FROM departments;
 -- the list's ETag costs no round trip of its own. The total is the count the writes keep
 -- beside the stamp (migration 0005); count(*) runs only where that is NULL (PostgreSQL
 -- evaluates an InitPlan when first used, and coalesce stops at the first non-NULL).
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
+-- `archived` picks the state (ADR 0058): NULL every row, false the live ones (the kept
+-- count less the archived rows, read on their partial index, migration 0008), true the
+-- archived ones; CASE evaluates only the subqueries its branch uses.
+SELECT CASE WHEN sqlc.narg(archived)::boolean IS NULL THEN
+                coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                         (SELECT count(*) FROM departments))
+            WHEN sqlc.narg(archived)::boolean THEN
+                (SELECT count(*) FROM departments WHERE archived_at IS NOT NULL)
+            ELSE coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                          (SELECT count(*) FROM departments))
+                 - (SELECT count(*) FROM departments WHERE archived_at IS NOT NULL)
+       END AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version;
 
 -- The list's page with its total and the table's version stamp (ADR 0019) in one statement,
@@ -22,11 +32,21 @@ SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'
 -- name: PageDepartments :many
 -- fixup: once total, version
 -- fixup: sort name, address, created_at, then id
-SELECT coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
-                (SELECT count(*) FROM departments)) AS total,
+SELECT CASE WHEN sqlc.narg(archived)::boolean IS NULL THEN
+                coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                         (SELECT count(*) FROM departments))
+            WHEN sqlc.narg(archived)::boolean THEN
+                (SELECT count(*) FROM departments WHERE archived_at IS NOT NULL)
+            ELSE coalesce((SELECT row_count FROM table_versions WHERE name = 'departments'),
+                          (SELECT count(*) FROM departments))
+                 - (SELECT count(*) FROM departments WHERE archived_at IS NOT NULL)
+       END AS total,
        (SELECT version FROM table_versions WHERE name = 'departments') AS version,
        departments.*
-FROM departments LIMIT @row_limit OFFSET @row_offset;
+FROM departments
+WHERE sqlc.narg(archived)::boolean IS NULL
+   OR (archived_at IS NOT NULL) = sqlc.narg(archived)::boolean
+LIMIT @row_limit OFFSET @row_offset;
 
 -- name: PlainDepartmentsPage :many
 -- The plain page (bench/codegen_overhead.py and bench/data_access.py compare it by hand).
@@ -51,8 +71,21 @@ SET name = coalesce(sqlc.narg(name), name),
 WHERE id = @id AND version = @version
 RETURNING *;
 
--- name: DeleteDepartment :execrows
-DELETE FROM departments WHERE id = @id AND version = @version;
+-- name: ArchiveDepartment :one
+-- DELETE archives (ADR 0058): the row stays, users keep its id. A new version, so its ETag
+-- and the table's stamp (the lists' tags, the kept pages) move. Only a live row at the
+-- version the caller saw; an archived one is left as it is (a repeated DELETE).
+UPDATE departments
+SET archived_at = now(), version = version + 1, updated_at = now()
+WHERE id = @id AND version = @version AND archived_at IS NULL
+RETURNING *;
+
+-- name: RestoreDepartment :one
+-- ADMIN's restore: the archived row at the version the caller saw is live again.
+UPDATE departments
+SET archived_at = NULL, version = version + 1, updated_at = now()
+WHERE id = @id AND version = @version AND archived_at IS NOT NULL
+RETURNING *;
 
 -- name: CopyDepartments :copyfrom
 INSERT INTO departments (id, name, address) VALUES ($1, $2, $3);

@@ -106,14 +106,18 @@ async def test_service_patch_and_delete_need_a_current_if_match(
 
     assert (await client.delete(url, headers={**ADMIN, "If-Match": '"1"'})).status == 412
     assert (await client.delete(url, headers={**ADMIN, "If-Match": '"2"'})).status == 204
-    assert (await client.get(url)).status == 404
-    gone = await client.patch(url, json={"name": "x"}, headers={**ADMIN, "If-Match": '"2"'})
+    kept = await client.get(url)  # archived, not deleted (ADR 0058)
+    assert (kept.status, kept.headers["ETag"]) == (200, '"3"')
+    assert (await kept.json())["data"]["archived_at"] is not None
+    unknown = f"/v1/services/{uuid.uuid4()}"
+    gone = await client.patch(unknown, json={"name": "x"}, headers={**ADMIN, "If-Match": '"2"'})
     assert gone.status == 404
+    assert (await client.delete(unknown, headers={**ADMIN, "If-Match": '"2"'})).status == 404
     assert (
         await count(
             catalog_dsn, "SELECT count(*) FROM services WHERE id = $1", uuid.UUID(service["id"])
         )
-        == 0
+        == 1
     )
 
 
@@ -196,25 +200,27 @@ async def test_a_name_is_unique_within_its_parent_only(client: Any, catalog_dsn:
     assert dup_sub.status == 409
 
 
-async def test_a_parent_with_children_cannot_be_deleted(client: Any) -> None:
+async def test_a_parent_with_children_is_archived_and_they_keep_working(client: Any) -> None:
+    """Archived, not deleted (ADR 0058): a parent's children stay readable and writable
+    (a PATCH that keeps their parent), but nothing new lands under it."""
     made = await chain(client)
     steps = [
-        ("/v1/category-types", "type", "categories"),
-        ("/v1/categories", "category", "subcategories"),
-        ("/v1/subcategories", "subcategory", "services"),
+        ("/v1/category-types", "type", "/v1/categories", "category"),
+        ("/v1/categories", "category", "/v1/subcategories", "subcategory"),
+        ("/v1/subcategories", "subcategory", "/v1/services", "service"),
     ]
-    for path, key, children in steps:
-        resp = await client.delete(
-            f"{path}/{made[key]['id']}", headers={**ADMIN, "If-Match": '"1"'}
-        )
-        assert resp.status == 409
-        assert children in (await resp.json())["detail"]
-    # leaf first, then each parent
-    order = [("/v1/services", "service")] + [(p, k) for p, k, _ in reversed(steps)]
-    for path, key in order:
+    for path, key, child_path, child in steps:
         url = f"{path}/{made[key]['id']}"
-        assert (await client.delete(url, headers={**ADMIN, "If-Match": '"1"'})).status == 204
-        assert (await client.get(url)).status == 404
+        tag = (await client.get(url)).headers["ETag"]  # the child renamed before: "2"
+        assert (await client.delete(url, headers={**ADMIN, "If-Match": tag})).status == 204
+        assert (await (await client.get(url)).json())["data"]["archived_at"] is not None
+        child_url = f"{child_path}/{made[child]['id']}"
+        assert (await client.get(child_url)).status == 200
+        renamed = await client.patch(
+            child_url, json={"name": f"Kept {uuid.uuid4().hex[:6]}"},
+            headers={**ADMIN, "If-Match": '"1"'},
+        )  # fmt: skip
+        assert renamed.status == 200, await renamed.text()
 
 
 async def test_lists_filter_order_and_page(client: Any) -> None:
@@ -433,18 +439,18 @@ async def test_provider_links(client: Any, catalog_dsn: str) -> None:
     none = await (await client.get(f"/v1/providers/{PROVIDER_ID}/services")).json()
     assert none["data"] == []
 
-    # deleting the service takes its links with it
+    # archiving the service keeps its links (ADR 0058); no new one
     url = f"/v1/services/{service_id}"
     assert (await client.delete(url, headers={**ADMIN, "If-Match": '"1"'})).status == 204
-    assert (
-        await count(
-            catalog_dsn,
-            "SELECT count(*) FROM provider_services WHERE service_id = $1",
-            uuid.UUID(service_id),
-        )
-        == 0
-    )
-    assert (await client.get(f"{url}/providers")).status == 404
+    after = await (await client.get(f"{url}/providers")).json()
+    assert [p["provider_id"] for p in after["data"]] == [str(other)]
+    refused = await client.put(by_id, headers=PROVIDER)
+    assert refused.status == 409
+    assert_problem(await refused.json(), 409, "CONFLICT")
+    assert "archived" in (await refused.json())["detail"]
+    theirs_listed = await (await client.get(f"/v1/providers/{other}/services")).json()
+    assert [s["id"] for s in theirs_listed["data"]] == [service_id]
+    assert theirs_listed["data"][0]["archived_at"] is not None
 
 
 async def test_the_seeded_catalog_is_served(aiohttp_client: Any, migrated_db: Any) -> None:

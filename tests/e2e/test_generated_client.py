@@ -326,6 +326,34 @@ async def test_the_story_through_clients_generated_from_the_served_documents(
     )
     assert fetched.payload.read()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # archived, not deleted (ADR 0058): the order keeps its service, the list hides it, an
+    # ADMIN lists it by `state` (anyone else: 401), a new order on it is refused, restored
+    state = api.module("catalog", "models.state").State
+    await api.call(
+        "catalog", "services.archive_a_service", 204, admin, id=service.id, if_match='"1"'
+    )
+    shown = await api.call("catalog", "services.get_a_service", 200, id=service.id)
+    assert shown.data.archived_at is not None
+    hidden = await api.call("catalog", "services.list_services", 200)
+    assert str(service.id) not in {str(s.id) for s in hidden.data}
+    archived = await api.call("catalog", "services.list_services", 200, admin, state=state.ARCHIVED)
+    assert str(service.id) in {str(s.id) for s in archived.data}
+    assert (
+        await api.call("catalog", "services.list_services", 401, state=state.ALL)
+    ).code == "UNAUTHORIZED"
+    again = api.model("orders", "OrderCreate", {
+        "service_id": str(service.id), "description": "Again", "address": "1 Client Road",
+        "time_start": T0, "time_end": "2031-05-01T11:00:00+00:00",
+    })  # fmt: skip
+    refused = await api.call("orders", "orders.create_an_order", 409, customer, body=again)
+    assert [e.field for e in refused.errors] == ["service_id"]
+    kept = await api.call("orders", "orders.get_an_order", 200, customer, id=order.id)
+    assert str(kept.data.service_id) == str(service.id)
+    restored = await api.call(
+        "catalog", "services.restore_a_service", 200, admin, id=service.id, if_match='"2"'
+    )
+    assert restored.data.archived_at is None
+
     # the error shapes: problem+json parsed into the generated Problem
     tampered = await api.call(
         "users",

@@ -26,6 +26,7 @@ BACKWARD = "after"
 PAGE_META = {"total", "limit", "page", "next_cursor", "degraded"}
 NO_MATCH_TEXT = "zqxjvwalk"
 BIG = 1000  # the largest page: every list here is filled with fewer rows
+WHOLE = "all"  # the value of a defaulted enum filter that shows every row (`state=all`)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,20 @@ class Listed:
     paged: bool  # takes `page`
     backward: bool  # takes `after`: from a row's cursor the other way
     fallback: dict[str, str] = field(default_factory=dict)  # key -> key of rows without it
+    # a filter only some roles may give (its `x-roles`: an archiving list's `state`)
+    roles: dict[str, list[str]] = field(default_factory=dict)
+    # a filter's declared default: what the list does without it
+    filter_defaults: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def widest(self) -> dict[str, str]:
+        """The filter values that show every row (an archiving list's `state=all`, ADR
+        0058): the rows every other value's rows are among."""
+        return {
+            name: WHOLE
+            for name, schema in self.filters.items()
+            if name in self.filter_defaults and WHOLE in _choices(schema)
+        }
 
     @property
     def name(self) -> str:
@@ -76,6 +91,15 @@ def lists_of(service: str, spec: dict[str, Any]) -> list[Listed]:
         if op is None or "limit" not in params:
             continue
         schemas = {n: _resolve(p["schema"], spec) for n, p in params.items()}
+        filters = {n for n in schemas if n not in {*COMMON, *CONTINUES, BACKWARD}}
+        roles = {
+            n: params[n]["schema"]["x-roles"] for n in filters if "x-roles" in params[n]["schema"]
+        }
+        filter_defaults = {
+            n: str(params[n]["schema"]["default"])
+            for n in filters
+            if params[n]["schema"].get("default") is not None
+        }
         keys = _choices(schemas["orderby"]) if "orderby" in params else []
         doc = params.get("orderby", {}).get("description", "")
         fallback = {  # "last_message_at (no message yet: created_at)"
@@ -89,11 +113,13 @@ def lists_of(service: str, spec: dict[str, Any]) -> list[Listed]:
                 keys,
                 _choices(schemas["sort"]) if "sort" in params else [],
                 {n: schemas[n].get("default") for n in ("limit", "sort") if n in params},
-                {n: s for n, s in schemas.items() if n not in {*COMMON, *CONTINUES, BACKWARD}},
+                {n: s for n, s in schemas.items() if n in filters},
                 next((c for c in CONTINUES if c in params), None),
                 "page" in params,
                 BACKWARD in params,
                 fallback,
+                roles,
+                filter_defaults,
             )
         )
     return found

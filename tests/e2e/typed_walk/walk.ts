@@ -47,6 +47,14 @@ const category: C["schemas"]["CategoryCreate"] = { type_id: madeKind.data.id, na
 const offered: CatalogPaths["/v1/providers/{id}/services/{service_id}"]["put"]["parameters"]["path"] =
   { id: "me", service_id: madeKind.data.id };
 
+// archived, not deleted (ADR 0058): an ADMIN lists by state; the restore answers the row
+type ServiceQuery = CatalogPaths["/v1/services"]["get"]["parameters"]["query"];
+const archivedOnes: ServiceQuery = { state: "archived" };
+// @ts-expect-error: a state the list does not have
+const deletedOnes: ServiceQuery = { state: "deleted" };
+declare const restored: Json<CatalogPaths["/v1/services/{id}/restore"]["post"]["responses"][200]>;
+const archivedAt: string | null = restored.data.archived_at;
+
 // order -> offer -> accept -> start -> complete -> review
 const order: O["schemas"]["OrderCreate"] = {
   service_id: "9c4f0c9e-8d4e-4f7a-9a53-2b1d1f0c8a11",
@@ -73,5 +81,6 @@ const fields: string[] = (problem.errors ?? []).map((e) => e.field);
 
 export const walk = [
   verify, login, refresh, bearer, me, points, pictureUrl, upload, signed, unsigned, kind,
-  category, offered, order, offer, started, review, conversation, message, fields,
+  category, offered, archivedOnes, deletedOnes, archivedAt, order, offer, started, review,
+  conversation, message, fields,
 ];

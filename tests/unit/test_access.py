@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from pydantic import Field
 
 from lib.auth.principal import Principal, Role
 from lib.errors import Forbidden, Unauthorized
-from lib.http.access import EVERY_ROLE, SELF, Access
+from lib.http.access import EVERY_ROLE, SELF, Access, query_roles
 from lib.http.keys import PRINCIPAL
+from lib.http.listing import ARCHIVED, ListQuery, State, state_field
 from lib.http.openapi import declared, operation
 
 
@@ -179,3 +181,76 @@ async def test_a_public_operation_keeps_its_handler() -> None:
     with pytest.raises(Unauthorized):
         await anyone(request())
     assert (await anyone(request(Role.PROVIDER, verified=False))).status == 204
+
+
+class Archiving(ListQuery):
+    """A list with an ADMIN-only filter (an archiving list's `state`, ADR 0058)."""
+
+    state: State = state_field()
+    other: str | None = Field(None, alias="also", json_schema_extra={"x-note": "not roles"})
+
+
+def with_query(path: str, role: Role | None = None) -> web.Request:
+    req = make_mocked_request("GET", path)
+    req[PRINCIPAL] = None if role is None else request(role)[PRINCIPAL]
+    return req
+
+
+async def test_a_query_parameter_only_some_roles_may_give() -> None:
+    assert query_roles(None) == ()
+    assert query_roles(ListQuery) == ()
+    assert query_roles(Archiving) == (("state", (Role.ADMIN,)),)
+    access = Access.declare(None, query=Archiving)
+    assert access.query_roles == (("state", (Role.ADMIN,)),)
+    assert access.query_text() == " `state`: ADMIN only."
+    assert Access.declare(None).query_text() == ""
+    assert await answer(access, with_query("/?limit=1")) == "pass"  # not given: anyone
+    assert await answer(access, with_query("/?also=x")) == "pass"
+    assert await answer(access, with_query("/?state=all")) == (
+        "401 `state` needs a signed-in caller"
+    )
+    assert await answer(access, with_query("/?state=active", Role.CUSTOMER)) == (
+        "403 requires role ADMIN"
+    )
+    assert await answer(access, with_query("/?state=archived", Role.ADMIN)) == "pass"
+    guarded = Access.declare(("CUSTOMER", "ADMIN"), query=Archiving)
+    assert await answer(guarded, with_query("/?state=all", Role.CUSTOMER)) == (
+        "403 requires role ADMIN"
+    )
+    assert await answer(guarded, with_query("/", Role.CUSTOMER)) == "pass"
+    assert await answer(guarded, with_query("/?state=all")) == "401 authentication required"
+
+
+async def test_a_public_operation_with_such_a_parameter_is_guarded() -> None:
+    ran: list[Any] = []
+
+    async def handler(req: web.Request) -> web.Response:
+        ran.append(req)
+        return web.Response(status=204)
+
+    guarded = operation("List them", tags=["t"], query=Archiving)(handler)
+    assert guarded is not handler
+    op = declared(guarded)
+    assert op is not None
+    assert op.access.roles is None
+    assert (await guarded(with_query("/"))).status == 204
+    with pytest.raises(Unauthorized):
+        await guarded(with_query("/?state=all"))
+    with pytest.raises(Forbidden):
+        await guarded(with_query("/?state=all", Role.PROVIDER))
+    assert len(ran) == 1
+    assert (await guarded(with_query("/?state=all", Role.ADMIN))).status == 204
+    assert len(ran) == 2
+
+
+def test_the_state_filter() -> None:
+    assert {State(s): ARCHIVED[State(s)] for s in ("active", "archived", "all")} == {
+        State.active: False, State.archived: True, State.all: None,
+    }  # fmt: skip
+    assert Archiving.model_validate({}).state is State.active
+    assert Archiving.model_validate({"state": "all"}).state is State.all
+    field = Archiving.model_fields["state"]
+    assert field.json_schema_extra == {"x-roles": ["ADMIN"]}
+    assert (
+        field.description == "Live rows (active, the default), archived ones, or all. ADMIN only."
+    )

@@ -102,6 +102,7 @@ async def services(conn: Any, offset: int, after: Any) -> list[Any]:
     return await catalog_q.list_services(
         conn,
         subcategory_id=None,
+        archived=False,
         orderby="name",
         sort="asc",
         after=position(after),

@@ -222,8 +222,10 @@ ENTRY_OVERHEAD = 512
 
 def page_key(request: web.Request, operation: Operation) -> Hashable | None:
     """The path, its query parameters in any order, and who may see the answer: no one on
-    a public route (it answers every caller alike: tests/integration/test_access_matrix.py),
-    the caller's role and id on one that declares roles. None: not kept (no caller known)."""
+    a public route (it answers every caller alike: tests/integration/test_access_matrix.py;
+    a parameter only some roles may give, an archiving list's `state`, was refused to the
+    others before this, by the route's access), the caller's role and id on one that
+    declares roles. None: not kept (no caller known)."""
     query = tuple(sorted(request.query.items()))
     if operation.access.roles is None:
         return (request.path, query, None)

@@ -22,19 +22,30 @@ async def test_served_document_equals_the_generated_and_committed_one(client: An
 def test_document_describes_the_contract() -> None:
     spec = swag.spec_of("departments")
     paths = spec["paths"]
-    assert set(paths) == {"/v1/departments", "/v1/departments/{id}"}
+    restore = "/v1/departments/{id}/restore"
+    assert set(paths) == {"/v1/departments", "/v1/departments/{id}", restore}
     assert set(paths["/v1/departments"]) == {"get", "post"}
     assert set(paths["/v1/departments/{id}"]) == {"get", "patch", "delete"}
+    assert set(paths[restore]) == {"post"}
+    assert any(
+        p["name"] == "If-Match" and p["required"] for p in paths[restore]["post"]["parameters"]
+    )
     listing = paths["/v1/departments"]["get"]
     names = {p["name"] for p in listing["parameters"]}
-    assert names == {"limit", "page", "orderby", "sort"}
+    assert names == {"limit", "page", "orderby", "sort", "state"}
+    state = next(p for p in listing["parameters"] if p["name"] == "state")
+    assert (state["schema"]["default"], state["schema"]["x-roles"]) == ("active", ["ADMIN"])
+    assert {"401", "403"} <= set(listing["responses"])  # `state` is an ADMIN's
     patch = paths["/v1/departments/{id}"]["patch"]
     assert {"412", "428", "401", "403", "404", "409"} <= set(patch["responses"])
     assert any(p["name"] == "If-Match" and p["required"] for p in patch["parameters"])
     create = paths["/v1/departments"]["post"]
     assert any(p["name"] == "Idempotency-Key" for p in create["parameters"])
     assert "security" in create
-    assert listing["security"] == []  # public: explicitly no credentials
+    assert create["security"] == [{"bearer": []}, {"cookie": []}]
+    # public: no credentials needed, an ADMIN's optional for `state`
+    assert listing["security"] == [{}, {"bearer": []}, {"cookie": []}]
+    assert paths["/v1/departments/{id}"]["get"]["security"] == []  # public, nothing optional
     department = spec["components"]["schemas"]["Department"]
     assert set(department["required"]) >= {"id", "name", "address", "version"}
 

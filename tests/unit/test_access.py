@@ -251,6 +251,9 @@ def test_the_state_filter() -> None:
     assert Archiving.model_validate({"state": "all"}).state is State.all
     field = Archiving.model_fields["state"]
     assert field.json_schema_extra == {"x-roles": ["ADMIN"]}
+    fresh = state_field()  # called here, not only when the class above was made
+    assert (fresh.default, fresh.json_schema_extra) == (State.active, {"x-roles": ["ADMIN"]})
+    assert fresh.description == field.description
     assert (
         field.description == "Live rows (active, the default), archived ones, or all. ADMIN only."
     )

@@ -204,6 +204,13 @@ async def test_a_query_parameter_only_some_roles_may_give() -> None:
     assert access.query_roles == (("state", (Role.ADMIN,)),)
     assert access.query_text() == " `state`: ADMIN only."
     assert Access.declare(None).query_text() == ""
+
+    class Two(Archiving):
+        seen: bool = Field(False, json_schema_extra={"x-roles": ["MODERATOR", "ADMIN"]})
+
+    two = Access.declare(None, query=Two)
+    assert two.query_text() == " `state`: ADMIN only. `seen`: MODERATOR, ADMIN only."
+    assert await answer(two, with_query("/?seen=true", Role.MODERATOR)) == "pass"
     assert await answer(access, with_query("/?limit=1")) == "pass"  # not given: anyone
     assert await answer(access, with_query("/?also=x")) == "pass"
     assert await answer(access, with_query("/?state=all")) == (

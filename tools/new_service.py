@@ -88,7 +88,6 @@ REGENERATE: tuple[tuple[str, ...], ...] = (
     ("tools.deploy.procfile",),
     ("tools.deploy.nginx", "compose"),
     ("tools.deploy.slo",),  # lib/slo.py's defaults for the new service
-    ("tools.deploy.k8s",),
     ("tools.deploy.servicetable",),
 )
 
@@ -177,7 +176,7 @@ def owned_paths(name: str) -> list[Path]:
         Path(f"lib/pb/{name}"),  # its generated messages (the proto package is its name)
         Path(f"docs/openapi/{name}.json"),
         Path(f"docs/openapi/examples/{name}.json"),  # lifted from services/<name>/examples.md
-        Path(f"deploy/k8s/base/{name}.yaml"),
+        Path(f"deploy/k8s/services/{name}"),
     ]
 
 

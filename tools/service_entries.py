@@ -1,6 +1,8 @@
 """What `make new-service` adds to files every service shares (tools/new_service.py): its
-registry entry, and its entries in the checked-in files above their marked lines, each
-from a template of tools/scaffold/; `remove` takes the same text out again."""
+registry entry, its entries in the checked-in files above their marked lines, each from a
+template of tools/scaffold/, and its Kubernetes component (deploy/k8s/services/<name>/,
+from tools/scaffold/k8s/rest or grpc); `remove` takes the same text out again (the
+component's folder is one of new_service.owned_paths)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ MARKED: dict[str, dict[str, str]] = {
     },
     "observability/prometheus/prometheus.yml": {
         "# `make new-service` adds its scrape job above this line": "prometheus/job.yml.tmpl",
+    },
+    "deploy/k8s/base/kustomization.yaml": {
+        "  # `make new-service` adds its component above this line": "k8s/component.tmpl",
     },
     ".env.example": {
         "# `make new-service` adds its port above this line": "env/port.tmpl",
@@ -86,6 +91,28 @@ def marked_entries(service: registry.Microservice) -> dict[str, dict[str, str]]:
     }
 
 
+ENGINE_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+def k8s_component(service: registry.Microservice) -> dict[str, str]:
+    """deploy/k8s/services/<name>/'s files: the REST or gRPC template folder filled in."""
+    folder = SCAFFOLD / "k8s" / ("grpc" if service.grpc_port is not None else "rest")
+    values = {
+        "name": service.name,
+        "NAME": service.env_prefix,
+        "port": str(service.http_port),
+        "grpc_port": str(service.grpc_port),
+        "engine_port": str(ENGINE_PORTS[service.engine]),
+        "users_port": str(registry.get("users").http_port),
+    }
+    return {
+        f"deploy/k8s/services/{service.name}/{t.name.removesuffix('.tmpl')}": Template(
+            t.read_text()
+        ).substitute(values)
+        for t in sorted(folder.glob("*.tmpl"))
+    }
+
+
 def lost_markers(root: Path) -> dict[str, list[str]]:
     """file -> its marked lines that are gone (a hand edit removed them)."""
     lost = {}
@@ -98,6 +125,9 @@ def lost_markers(root: Path) -> dict[str, list[str]]:
 
 
 def add(root: Path, service: registry.Microservice) -> None:
+    for path, text in k8s_component(service).items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
     for path, entries in marked_entries(service).items():
         text = (root / path).read_text()
         for marker, entry in entries.items():

@@ -43,7 +43,6 @@ ITERATING_TIMEOUT = scaled(120.0)
 CHECKS = (
     ("tools.deploy.procfile",),
     ("tools.deploy.nginx",),
-    ("tools.deploy.k8s",),
     ("tools.deploy.servicetable",),
 )
 

@@ -25,8 +25,7 @@ import pytest
 
 from tests.e2e.gateway_stack import answers, require_nginx, wait_until
 from tests.e2e.test_account_pages import CSP
-from tests.unit.test_k8s import kinds, render
-from tools.deploy import k8s_pages
+from tests.unit.test_k8s import PAGES, PAGES_PORT, kinds, render
 from tools.deploy.nginx import PAGES_DIR
 from tools.local.ports import free_port
 
@@ -74,7 +73,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def pod_files(docs: dict[tuple[str, str], Any], root: Path, port: int) -> list[str]:
     """Write the `pages` pod's volumes under `root`; -> its container's command, here."""
-    pod = docs[("Deployment", k8s_pages.PAGES)]["spec"]["template"]["spec"]
+    pod = docs[("Deployment", PAGES)]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     moved = re.compile(
@@ -94,9 +93,7 @@ def pod_files(docs: dict[tuple[str, str], Any], root: Path, port: int) -> list[s
         for item in volume["configMap"]["items"]:
             text = data[item["key"]]
             if volume["name"] == "config":  # the server's config: its paths and port
-                text = here(text).replace(
-                    f"listen {k8s_pages.PAGES_PORT};", f"listen 127.0.0.1:{port};"
-                )
+                text = here(text).replace(f"listen {PAGES_PORT};", f"listen 127.0.0.1:{port};")
             path = target / item["path"]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)

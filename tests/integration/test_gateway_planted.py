@@ -10,19 +10,40 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import yaml
 
-from lib import registry
-from tools.deploy import deploy_scan, k8s_cel, k8s_gateway, k8s_gateway_tls
+from tools.deploy import deploy_scan, k8s_cel
+from tools.deploy.generated import ROOT
 
 Plant = Callable[[dict[str, Any]], None]
+EDGE = [
+    ROOT / "deploy/k8s/base/gateway.yaml",
+    *(ROOT / "deploy/k8s/services").glob("*/routes.yaml"),
+]
 
 
-def gateway() -> dict[str, Any]:
-    return k8s_gateway.gateway()
+def committed(kind: str, name: str) -> Callable[[], dict[str, Any]]:
+    """The checked-in object, read afresh for each plant."""
+
+    def read() -> dict[str, Any]:
+        (found,) = [
+            d
+            for path in EDGE
+            for d in yaml.safe_load_all(path.read_text())
+            if d["kind"] == kind and d["metadata"]["name"] == name
+        ]
+        return found
+
+    read.__name__ = f"{kind} {name}"
+    return read
 
 
-def users_route() -> dict[str, Any]:
-    return k8s_gateway.service_route(registry.get("users"))
+gateway = committed("Gateway", "fixup")
+users_route = committed("HTTPRoute", "fixup-users")
+PREFIX_REWRITE = {
+    "type": "URLRewrite",
+    "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+}
 
 
 def once(route: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +108,7 @@ PLANTS: list[tuple[str, Callable[[], dict[str, Any]], Plant, str, bool]] = [
     (
         "URLRewrite repeated in one rule",
         users_route,
-        lambda r: once(r)["filters"].append(k8s_gateway.prefix_rewrite()),
+        lambda r: once(r)["filters"].append(PREFIX_REWRITE),
         "URLRewrite filter cannot be repeated",
         True,
     ),
@@ -121,21 +142,21 @@ PLANTS: list[tuple[str, Callable[[], dict[str, Any]], Plant, str, bool]] = [
     ),
     (
         "a ClientTrafficPolicy targeting a route",
-        k8s_gateway.client_policy,
+        committed("ClientTrafficPolicy", "fixup-clients"),
         lambda p: p["spec"]["targetRefs"][0].update(kind="HTTPRoute"),
         "this policy can only have a targetRefs[*].kind of Gateway",
         True,
     ),
     (
         "a BackendTrafficPolicy targeting another group",
-        lambda: k8s_gateway.backend_policy("b", "Gateway", k8s_gateway.GATEWAY, "1Mi"),
+        committed("BackendTrafficPolicy", "fixup-backends"),
         lambda p: p["spec"]["targetRefs"][0].update(group="apps"),
         "this policy can only have a targetRefs[*].group of gateway.networking.k8s.io",
         True,
     ),
     (
         "a regex rewrite without its substitution",
-        lambda: k8s_gateway.strip_filter("users"),
+        committed("HTTPRouteFilter", "fixup-strip-users"),
         lambda f: f["spec"]["urlRewrite"]["path"].pop("replaceRegexMatch"),
         "If HTTPPathModifier type is ReplaceRegexMatch, replaceRegexMatch",
         True,
@@ -173,7 +194,7 @@ def lines_of(output: str, document: dict[str, Any]) -> str:
 
 def test_the_unplanted_objects_pass() -> None:
     objects = [make() for make in {id(m): m for _, m, _, _, _ in PLANTS}.values()]
-    objects.append(k8s_gateway_tls.redirect_route())
+    objects.append(committed("HTTPRoute", "fixup-https-redirect")())
     done = deploy_scan.validate_gateway_objects(objects)
     assert done.returncode == 0, done.stdout
 

@@ -144,8 +144,9 @@ def test_alertmanager_config_is_valid_and_routes_each_severity_to_its_receiver()
 
 
 def test_the_production_receivers_are_valid_and_each_has_an_integration(tmp_path: Path) -> None:
-    """The prod overlay's config (tools/deploy/k8s_alertmanager.py): amtool accepts it (the routing
-    keys are read from files, so none is inline) and no receiver is silent."""
+    """The prod overlay's config (deploy/k8s/overlays/prod/alertmanager-receivers.yaml):
+    amtool accepts it (the routing keys are read from files, so none is inline) and no
+    receiver is silent."""
     path = tmp_path / "alertmanager.yml"
     path.write_text(alertmanager.render(alertmanager.config(alertmanager.PRODUCTION_RECEIVERS)))
     assert "SUCCESS" in amtool("check-config", str(path))

@@ -1,11 +1,13 @@
 """Kubernetes manifests and the GitHub workflows, which cannot run here: each overlay
 rendered by `kubectl kustomize` and validated by kubernetes-validate, the workflows and
 Compose against their JSON schemas (check-jsonschema), yamllint, and the names and ports
-of k8s, Compose, the registry, NGINX and Prometheus cross-checked."""
+of k8s, Compose, the registry, NGINX and Prometheus cross-checked. The Kubernetes files
+are the source (ADR 0048's update): a service of lib/registry.py missing from them, or with
+another port, address or route there, fails here."""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -18,19 +20,31 @@ import yaml
 from lib import registry
 from lib.config import ServiceSettings
 from tests.unit.test_deploy import tool
-from tools.deploy import (
-    alertmanager,
-    k8s,
-    k8s_alertmanager,
-    k8s_gateway,
-    k8s_pages,
-    nginx,
-    nginx_blocks,
-    prometheus,
-)
+from tools.deploy import alertmanager, images, nginx, nginx_blocks, prometheus
 from tools.deploy.generated import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+BASE = ROOT / "deploy" / "k8s" / "base"
+SERVICES = ROOT / "deploy" / "k8s" / "services"
+PAGES, ALERTMANAGER, GATEWAY = "pages", "alertmanager", "fixup"
+CONFIG, SECRETS, SECRETS_PATH = "fixup-config", "fixup-secrets", "/run/secrets/fixup"
+JWKS_PATH = "/.well-known/jwks.json"
+PAGES_ROOT, PAGES_CONF_DIR, PAGES_PORT = "/usr/share/nginx/pages", "/etc/fixup-pages", 8080
+# pages-server.conf as the pages' pod runs it (nginx/k8s/ holds what of it has placeholders):
+# port 8080, the ConfigMaps' mounts, logs to the container's stdout/stderr, everything
+# written under /tmp; the access log redacts lib/redact.py's names only
+PAGES_LAYOUT = nginx.Layout(
+    listen=str(PAGES_PORT),
+    runtime=Path(PAGES_CONF_DIR),
+    access_log=Path("/dev/stdout"),
+    error_log="stderr",
+    pages_dir=Path(PAGES_ROOT),
+    worker_processes="1",
+    user="",
+    pid_file="/tmp/nginx.pid",
+    temp_dir="/tmp",
+    redact_params="",
+)
 
 OVERLAYS = ROOT / "deploy" / "k8s" / "overlays"
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -51,9 +65,35 @@ def kinds(text: str) -> dict[tuple[str, str], Any]:
     return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(text) if d}
 
 
-def test_base_is_fresh() -> None:
-    done = run(sys.executable, "-m", "tools.deploy.k8s", "check")
-    assert done.returncode == 0, done.stderr
+def test_the_base_has_a_component_for_every_built_service_and_no_other() -> None:
+    base = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    built = {s.name for s in registry.built_services()}
+    assert sorted(base["components"]) == sorted(f"../services/{n}" for n in built)
+    assert {p.name for p in SERVICES.iterdir()} == built
+    for name in built:
+        component = yaml.safe_load((SERVICES / name / "kustomization.yaml").read_text())
+        assert component["kind"] == "Component", name
+
+
+def test_the_pages_pods_nginx_files_are_pages_server_conf_rendered() -> None:
+    """nginx/k8s/ holds what of pages-server.conf and its includes has placeholders, as
+    the pod runs it; nginx/kustomization.yaml ships each file the rendering names."""
+    rendered = nginx.render_pages_server(PAGES_LAYOUT)
+    copies = {p.relative_to(nginx.TEMPLATES / "k8s").as_posix(): p
+              for p in (nginx.TEMPLATES / "k8s").rglob("*.conf")}  # fmt: skip
+    for rel, text in rendered.items():
+        source = nginx.PAGES_SERVER if rel == "nginx.conf" else nginx.TEMPLATES / rel
+        if source.read_text() == text:
+            assert rel not in copies, f"nginx/k8s/{rel}: the template needs no copy"
+        else:
+            assert rel in copies, f"nginx/k8s/{rel} missing: copy of the rendering"
+            copy = copies[rel].read_text().split("\n", 1)[1]  # past its note
+            assert copy == text, f"nginx/k8s/{rel}: not {source.name} as rendered for the pod"
+    assert set(copies) <= set(rendered)
+    kustomization = yaml.safe_load((nginx.TEMPLATES / "kustomization.yaml").read_text())
+    (config,) = [g for g in kustomization["configMapGenerator"] if g["name"] == "fixup-pages-nginx"]
+    shipped = {entry.split("=", 1)[0] for entry in config["files"]}
+    assert shipped == {rel.replace("/", "_") for rel in rendered}
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
@@ -71,34 +111,34 @@ def test_overlay_renders_and_validates(overlay: str, tmp_path: Path) -> None:
         for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
             assert (kind, s.name) in docs, (kind, s.name)
     assert ("Job", "fixup-migrate") in docs
-    images = {
+    app_images = {
         c["image"] for d in docs.values()
         if d["kind"] == "Deployment"
-        and d["metadata"]["name"] not in (k8s_pages.PAGES, k8s_alertmanager.NAME)
+        and d["metadata"]["name"] not in (PAGES, ALERTMANAGER)
         for c in d["spec"]["template"]["spec"]["containers"]
     }  # fmt: skip
-    assert images == {"fixup:dev" if overlay == "dev" else "registry.invalid/fixup:set-at-release"}
-    (pages,) = docs[("Deployment", k8s_pages.PAGES)]["spec"]["template"]["spec"]["containers"]
-    assert pages["image"] == k8s_pages.PAGES_IMAGE
+    released = "registry.invalid/fixup:set-at-release"
+    assert app_images == {"fixup:dev" if overlay == "dev" else released}
+    (pages,) = docs[("Deployment", PAGES)]["spec"]["template"]["spec"]["containers"]
+    assert pages["image"] == images.NGINX_UNPRIVILEGED
     # Alertmanager's config is the committed file (prod: with its receivers' integrations),
     # and its Service where Compose has it
-    (am,) = docs[("Deployment", k8s_alertmanager.NAME)]["spec"]["template"]["spec"]["containers"]
+    (am,) = docs[("Deployment", ALERTMANAGER)]["spec"]["template"]["spec"]["containers"]
     assert (
         am["image"] == yaml.safe_load(COMPOSE_FILE.read_text())["services"]["alertmanager"]["image"]
     )
-    am_conf = docs[("ConfigMap", k8s_alertmanager.NAME)]["data"]["alertmanager.yml"]
+    am_conf = docs[("ConfigMap", ALERTMANAGER)]["data"]["alertmanager.yml"]
     expected = (
         alertmanager.render(alertmanager.config(alertmanager.PRODUCTION_RECEIVERS))
         if overlay == "prod"
         else alertmanager.CONFIG_FILE.read_text()
     )
     assert am_conf == expected
-    (port,) = docs[("Service", k8s_alertmanager.NAME)]["spec"]["ports"]
+    (port,) = docs[("Service", ALERTMANAGER)]["spec"]["ports"]
     assert f"alertmanager:{port['port']}" in prometheus.COMPOSE_FILE.read_text()
-    assert (
-        pages["resources"]
-        == k8s_pages.pages_deployment()["spec"]["template"]["spec"]["containers"][0]["resources"]
-    )  # the overlays size the services, not the pages server
+    base = kinds((BASE / "pages.yaml").read_text())[("Deployment", PAGES)]
+    assert pages["resources"] == base["spec"]["template"]["spec"]["containers"][0]["resources"]
+    # the overlays size the services, not the pages server
 
 
 def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> None:
@@ -108,7 +148,7 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
     jobs = yaml.safe_load(prometheus.COMPOSE_FILE.read_text())["scrape_configs"]
     sd = {j["job_name"]: j["dns_sd_configs"][0] for j in jobs if "dns_sd_configs" in j}
     deployments = {name for kind, name in docs if kind == "Deployment"}
-    third_party = {k8s_pages.PAGES, k8s_alertmanager.NAME}
+    third_party = {PAGES, ALERTMANAGER}
     assert deployments == {s.name for s in registry.built_services()} | third_party
     routes = [d for (kind, _), d in docs.items() if kind == "HTTPRoute"]
     routed = {
@@ -125,6 +165,10 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
         assert ports["http"] == s.http_port
         assert ports.get("grpc") == s.grpc_port
         assert {p["name"]: p["port"] for p in docs[("Service", s.name)]["spec"]["ports"]} == ports
+        assert container["command"] == ["python", "-m", f"services.{s.name}"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env[f"{s.env_prefix}_PORT"] == str(s.http_port)
+        assert env.get(f"{s.env_prefix}_GRPC_PORT") == (s.grpc_port and str(s.grpc_port))
         assert container["livenessProbe"]["httpGet"]["path"] == "/health"
         assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
         assert container["resources"]["requests"]
@@ -135,6 +179,10 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
         assert sd[s.name]["port"] == s.metrics_port
         if s.behind_gateway:
             assert f"/api/{s.name}" in routed[s.name]
+            backends = {(ref["name"], ref["port"])
+                        for rule in docs[("HTTPRoute", f"fixup-{s.name}")]["spec"]["rules"]
+                        for ref in rule["backendRefs"]}  # fmt: skip
+            assert backends == {(s.name, s.http_port)}
             assert f"server {s.name}:{s.http_port} " in nginx
         else:
             assert s.name not in routed
@@ -143,20 +191,28 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
         for c in d["spec"]["template"]["spec"]["containers"] for ref in c.get("envFrom", [])
         for key in ("configMapRef", "secretRef") if key in ref
     }  # fmt: skip
-    assert refs == {k8s.CONFIG}  # the Secret is never variables: files (ADR 0036)
+    assert refs == {CONFIG}  # the Secret is never variables: files (ADR 0036)
+    # how a service reaches the others: each service's component adds its own address
+    config = docs[("ConfigMap", CONFIG)]["data"]
+    assert {k: config.get(k) for k in registry.peer_addresses()} == registry.peer_addresses()
     readers = [("Deployment", s.name) for s in registry.built_services()]
     for d in (docs[kind_name] for kind_name in [*readers, ("Job", "fixup-migrate")]):
         pod = d["spec"]["template"]["spec"]
-        assert {"name": "secrets", "secret": {"secretName": k8s.SECRETS}} in pod["volumes"]
-        mount = {"name": "secrets", "mountPath": k8s.SECRETS_PATH, "readOnly": True}
+        assert {"name": "secrets", "secret": {"secretName": SECRETS}} in pod["volumes"]
+        mount = {"name": "secrets", "mountPath": SECRETS_PATH, "readOnly": True}
         assert all(mount in c["volumeMounts"] for c in pod["containers"]), d["metadata"]
-    assert docs[("ConfigMap", k8s.CONFIG)]["data"]["SECRETS_DIR"] == k8s.SECRETS_PATH
-    assert ("Secret", k8s.SECRETS) not in docs
+    assert docs[("ConfigMap", CONFIG)]["data"]["SECRETS_DIR"] == SECRETS_PATH
+    assert ("Secret", SECRETS) not in docs
+    # every database of the registry the image carries, one after the other, stopping at
+    # the first failure
     migrate = docs[("Job", "fixup-migrate")]["spec"]["template"]["spec"]["containers"][0]
-    assert all(
-        f"tools.migrations.migrate up {s.database}" in migrate["command"][2]
-        for s in registry.MICROSERVICES
-    )
+    script = migrate["command"][2]
+    assert migrate["command"][:2] == ["sh", "-c"]
+    assert script.startswith("set -e\n")
+    (listing,) = re.findall(r"python -c '([^']+)'", script)
+    done = run(sys.executable, "-c", listing)
+    assert done.stdout.split() == [s.database for s in registry.MICROSERVICES], done.stderr
+    assert 'python -m tools.migrations.migrate up "$db"' in script
 
 
 def rules(route: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -209,7 +265,7 @@ def test_each_route_retries_what_nginx_retries_and_nothing_else() -> None:
 def test_the_gateways_policies_carry_nginxs_bounds() -> None:
     docs = kinds(render("prod"))
     clients = docs[("ClientTrafficPolicy", "fixup-clients")]["spec"]
-    assert clients["targetRefs"] == [k8s_gateway.target("Gateway", k8s_gateway.GATEWAY)]
+    assert clients["targetRefs"] == [target("Gateway", GATEWAY)]
     assert clients["headers"]["requestID"] == "PreserveOrGenerate"  # then the services' rule
     received = clients["timeout"]["http"]["requestReceivedTimeout"]
     assert received == f"{round(nginx.CLIENT_HEADER_TIMEOUT + nginx.CLIENT_BODY_TIMEOUT)}s"
@@ -228,34 +284,60 @@ def test_the_gateways_policies_carry_nginxs_bounds() -> None:
     assert [m["path"]["value"] for m in route["spec"]["rules"][0]["matches"]] == [
         f"^/api/users{upload.path}$"
     ]
-    gateway = docs[("Gateway", k8s_gateway.GATEWAY)]["spec"]
+    gateway = docs[("Gateway", GATEWAY)]["spec"]
     for listener in gateway["listeners"]:
         assert listener["hostname"] == "fixup.example.com"  # the prod overlay's patch
     for (kind, name), d in docs.items():
         if kind == "HTTPRoute" and name != "fixup-https-redirect":
-            assert d["spec"]["parentRefs"] == [
-                {"name": k8s_gateway.GATEWAY, "sectionName": "https"}
-            ]
+            assert d["spec"]["parentRefs"] == [{"name": GATEWAY, "sectionName": "https"}]
 
 
-def test_chat_gets_a_websocket_route_once_built() -> None:
+def target(kind: str, name: str) -> dict[str, str]:
+    return {"group": "gateway.networking.k8s.io", "kind": kind, "name": name}
+
+
+def service_websocket_paths(service: registry.Microservice) -> list[str]:
+    """The paths (regex, after /api/<svc>) of the operations whose OpenAPI document answers
+    101 Switching Protocols."""
+    document = nginx_blocks.OPENAPI_DIR / f"{service.name}.json"
+    if not service.websocket or not document.is_file():
+        return []
+    return [
+        re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(path))
+        for path, item in json.loads(document.read_text())["paths"].items()
+        if "101" in item.get("get", {}).get("responses", {})
+    ]
+
+
+def test_a_websocket_service_gets_its_upgrade_route() -> None:
     """The upgrade with no request timeout ("0s") and no body buffer (a buffered upgrade
-    never reaches the service); chat's other routes like every service's."""
-    chat = dataclasses.replace(registry.get("chat"), built=True)
-    docs = {(d["kind"], d["metadata"]["name"]): d for d in k8s_gateway.objects([chat])}
-    (rule,) = docs[("HTTPRoute", "fixup-chat-websocket")]["spec"]["rules"]
-    assert rule["timeouts"] == {"request": "0s"}
-    (match,) = rule["matches"]
-    assert match["method"] == "GET"
+    never reaches the service), for each operation of its OpenAPI document answering 101;
+    a service with none has no such route."""
+    docs = kinds(render("prod"))
+    for s in registry.built_services():
+        name = f"fixup-{s.name}-websocket"
+        paths = service_websocket_paths(s)
+        assert (("HTTPRoute", name) in docs) == bool(paths), s.name
+        if not paths:
+            continue
+        (rule,) = docs[("HTTPRoute", name)]["spec"]["rules"]
+        assert rule["timeouts"] == {"request": "0s"}
+        assert [m["path"]["value"] for m in rule["matches"]] == [
+            f"^/api/{s.name}{p}$" for p in paths
+        ]
+        for match in rule["matches"]:
+            assert match["method"] == "GET"
+            assert re.fullmatch(match["headers"][0]["value"].removeprefix("(?i)"), "websocket")
+        assert rule["backendRefs"] == [{"name": s.name, "port": s.http_port}]
+        policy = docs[("BackendTrafficPolicy", name)]["spec"]
+        assert "requestBuffer" not in policy
+        assert policy["targetRefs"] == [target("HTTPRoute", name)]
+    (match,) = docs[("HTTPRoute", "fixup-chat-websocket")]["spec"]["rules"][0]["matches"]
     assert re.fullmatch(match["path"]["value"].strip("^$"), "/api/chat/v1/conversations/7/ws")
-    assert re.fullmatch(match["headers"][0]["value"].removeprefix("(?i)"), "websocket")
-    policy = docs[("BackendTrafficPolicy", "fixup-chat-websocket")]["spec"]
-    assert "requestBuffer" not in policy
-    assert policy["targetRefs"] == [k8s_gateway.target("HTTPRoute", "fixup-chat-websocket")]
     # the server pings every 20 s: an idle stream is closed well after that
-    idle = k8s_gateway.client_policy()["spec"]["timeout"]["http"]["streamIdleTimeout"]
+    clients = docs[("ClientTrafficPolicy", "fixup-clients")]["spec"]
+    idle = clients["timeout"]["http"]["streamIdleTimeout"]
     assert 40 <= int(idle.removesuffix("s")) <= 120
-    assert ("HTTPRoute", "fixup-chat") in docs
 
 
 @pytest.mark.parametrize(
@@ -319,7 +401,7 @@ def volume_files(docs: dict[tuple[str, str], Any], volume: dict[str, Any]) -> di
 
 def test_the_account_pages_are_served_from_the_repositorys_own_files() -> None:
     docs = kinds(render("prod"))
-    pod = docs[("Deployment", k8s_pages.PAGES)]["spec"]["template"]["spec"]
+    pod = docs[("Deployment", PAGES)]["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     # every file of nginx/pages, byte for byte, nothing else (kustomize reads the files)
     pages = volume_files(docs, volumes["pages"])
@@ -329,18 +411,19 @@ def test_the_account_pages_are_served_from_the_repositorys_own_files() -> None:
     }  # fmt: skip
     # the server: pages-server.conf as rendered for the pod, the gateway's snippets as they are
     config = volume_files(docs, volumes["config"])
-    rendered = nginx.render_pages_server(k8s_pages.pages_layout())
+    rendered = nginx.render_pages_server(PAGES_LAYOUT)
     assert set(config) == set(rendered)
-    for rel, text in config.items():  # a copy from nginx/k8s/ carries a header line
-        generated = text.startswith("# GENERATED by `python -m tools.deploy.k8s`")
-        assert (text.split("\n", 1)[1] if generated else text) == rendered[rel], rel
+    for rel, text in config.items():  # a copy from nginx/k8s/ carries a note line
+        source = "pages-server.conf" if rel == "nginx.conf" else rel
+        copied = text.startswith(f"# nginx/{source} as")
+        assert (text.split("\n", 1)[1] if copied else text) == rendered[rel], rel
     for rel in ("snippets/pages.conf", "snippets/errors.conf", "snippets/problem.conf"):
         assert config[rel] == (nginx.TEMPLATES / rel).read_text(), rel
     for rel, text in config.items():
         assert all(inc in config for inc in nginx.INCLUDE.findall(text)), rel
     served = "".join(config.values())
     for alias in re.findall(r"alias ([^;]+);", served):
-        relative = alias.removeprefix(k8s_pages.PAGES_ROOT + "/")
+        relative = alias.removeprefix(PAGES_ROOT + "/")
         assert relative in pages or any(p.startswith(relative) for p in pages), alias
     # the container: unprivileged, read-only, nothing written but /tmp
     (container,) = pod["containers"]
@@ -371,21 +454,21 @@ def test_the_account_pages_are_served_from_the_repositorys_own_files() -> None:
     assert container["resources"]["limits"]
     (port,) = container["ports"]
     assert f"listen {port['containerPort']};" in config["nginx.conf"]
-    service = docs[("Service", k8s_pages.PAGES)]["spec"]
+    service = docs[("Service", PAGES)]["spec"]
     assert service["ports"] == [
         {"name": "http", "port": port["containerPort"], "targetPort": "http"}
     ]
-    assert ("PodDisruptionBudget", k8s_pages.PAGES) in docs
-    assert docs[("Deployment", k8s_pages.PAGES)]["spec"]["replicas"] >= 2
+    assert ("PodDisruptionBudget", PAGES) in docs
+    assert docs[("Deployment", PAGES)]["spec"]["replicas"] >= 2
 
 
 def test_the_route_sends_the_mail_links_and_the_assets_to_the_pages() -> None:
     docs = kinds(render("prod"))
     route = docs[("HTTPRoute", "fixup-pages")]
-    assert route["spec"]["parentRefs"] == [{"name": k8s_gateway.GATEWAY, "sectionName": "https"}]
+    assert route["spec"]["parentRefs"] == [{"name": GATEWAY, "sectionName": "https"}]
     (rule,) = route["spec"]["rules"]
     assert "filters" not in rule  # no rewrite: the paths are the pages'
-    assert rule["backendRefs"] == [{"name": k8s_pages.PAGES, "port": k8s_pages.PAGES_PORT}]
+    assert rule["backendRefs"] == [{"name": PAGES, "port": PAGES_PORT}]
     kinds_of = {"Exact": "Exact", "PathPrefix": "Prefix"}
     paths = {(m["path"]["value"], kinds_of[m["path"]["type"]]) for m in rule["matches"]}
     policy = docs[("BackendTrafficPolicy", "fixup-pages")]["spec"]
@@ -411,7 +494,7 @@ def test_the_gateways_access_log_holds_no_query_string() -> None:
     `?token=`): the EnvoyProxy's JSON format uses only operators that cannot hold a query,
     a Referer or a credential."""
     docs = kinds(render("prod"))
-    gateway = docs[("Gateway", k8s_gateway.GATEWAY)]["spec"]
+    gateway = docs[("Gateway", GATEWAY)]["spec"]
     ref = gateway["infrastructure"]["parametersRef"]
     proxy = docs[(ref["kind"], ref["name"])]["spec"]
     (setting,) = proxy["telemetry"]["accessLog"]["settings"]
@@ -434,12 +517,12 @@ def test_the_gateway_serves_the_jwk_set_where_nginx_does() -> None:
     assert rule["backendRefs"] == [{"name": "users", "port": users.http_port}]
     assert "filters" not in rule  # the path is users' own
     assert {(m["path"]["type"], m["path"]["value"], m["method"]) for m in rule["matches"]} == {
-        ("Exact", k8s_gateway.JWKS_PATH, "GET"),
-        ("Exact", k8s_gateway.JWKS_PATH, "HEAD"),
+        ("Exact", JWKS_PATH, "GET"),
+        ("Exact", JWKS_PATH, "HEAD"),
     }
-    assert rule["retry"] == {"attempts": k8s_gateway.RETRY_ATTEMPTS}
+    assert rule["retry"] == {"attempts": 2}
     for conf in (
         ROOT / "nginx/conf.d/30-gateway.conf",
         ROOT / "nginx/compose/conf.d/30-gateway.conf",
     ):
-        assert f"location = {k8s_gateway.JWKS_PATH} {{" in conf.read_text(), conf
+        assert f"location = {JWKS_PATH} {{" in conf.read_text(), conf

@@ -14,9 +14,26 @@ import yaml
 from lib import registry
 from lib.config import ServiceSettings
 from tests.unit.test_k8s import render
-from tools.deploy import k8s, k8s_backup, k8s_gateway, k8s_network, k8s_objects
+from tools.deploy.images import PGBACKREST_VERSION
 
 OVERLAYS = ["dev", "prod"]
+CONFIG = "fixup-config"
+JWT_KEYS, JWT_KEYS_PATH = "fixup-jwt-keys", "/run/keys/jwt"
+# a release never lowers the ready count: one new pod up and ready before an old one goes
+ROLLING_UPDATE = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+PRESTOP_SECONDS = 5  # long enough for kube-proxy and the gateway's Envoy to see a pod go
+ENGINE_PORTS = {"postgresql": 5432, "mysql": 3306}
+REDIS_PORT, HTTPS_PORT = 6379, 443
+PAGES, PAGES_PORT = "pages", 8080
+ALERTMANAGER, ALERTMANAGER_PORT = "alertmanager", 9093
+MIGRATE = "fixup-migrate"
+BACKUP, BACKUP_SECRET, BACKUP_TLS_PORT = "fixup-backup", "fixup-backup-keys", 8432
+RECORD = "users"  # the revocation record's keeper and the JWK Set's
+
+
+def serving_port(service: registry.Microservice) -> int:
+    """Where a caller reaches it: gRPC when it has it, else HTTP."""
+    return service.grpc_port if service.grpc_port is not None else service.http_port
 
 
 @cache
@@ -74,22 +91,22 @@ def test_the_namespace_enforces_restricted(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_a_release_rolls_without_losing_a_ready_pod(overlay: str) -> None:
     config = of_kind(overlay, "ConfigMap")
-    drain = float(next(c for n, c in config.items() if n.startswith(k8s.CONFIG))["data"]
+    drain = float(next(c for n, c in config.items() if n.startswith(CONFIG))["data"]
                   ["SHUTDOWN_TIMEOUT"])  # fmt: skip
     assert drain == ServiceSettings.model_fields["shutdown_timeout"].default
     deployments = of_kind(overlay, "Deployment")
     for name, deployment in deployments.items():
-        assert deployment["spec"]["strategy"] == k8s_objects.ROLLING_UPDATE, name
+        assert deployment["spec"]["strategy"] == ROLLING_UPDATE, name
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         sleep = container["lifecycle"]["preStop"]["exec"]["command"]
-        assert sleep == ["sleep", str(k8s_objects.PRESTOP_SECONDS)], name
+        assert sleep == ["sleep", str(PRESTOP_SECONDS)], name
         grace = pod.get("terminationGracePeriodSeconds", 30)
         if name in {s.name for s in registry.built_services()}:
             assert container["readinessProbe"]["httpGet"]["path"] == "/ready", name
-            assert grace > k8s_objects.PRESTOP_SECONDS + drain, name
+            assert grace > PRESTOP_SECONDS + drain, name
         else:
-            assert grace > k8s_objects.PRESTOP_SECONDS, name
+            assert grace > PRESTOP_SECONDS, name
     budgets, scalers = (
         of_kind(overlay, "PodDisruptionBudget"),
         of_kind(overlay, "HorizontalPodAutoscaler"),
@@ -149,13 +166,19 @@ def allowed(overlay: str, src: tuple[str, dict[str, str]], dst: tuple[str, dict[
 
 
 def pod(overlay: str, name: str) -> tuple[str, dict[str, str]]:
-    return f"fixup-{overlay}", {
-        "app.kubernetes.io/name": name,
-        "app.kubernetes.io/part-of": "fixup",
-    }
+    """The namespace and labels of the workload `name`'s pods, as rendered."""
+    (workload,) = [w for w in workloads(overlay) if w["metadata"]["name"] == name]
+    template = workload["spec"]
+    if workload["kind"] == "CronJob":
+        template = template["jobTemplate"]["spec"]
+    return f"fixup-{overlay}", template["template"]["metadata"]["labels"]
 
 
-GATEWAY = (k8s_gateway.PROXY_NAMESPACE, k8s_gateway.PROXY_LABELS)
+# Envoy Gateway's Envoy pods of our Gateway, in its Helm chart's namespace
+GATEWAY = (
+    "envoy-gateway-system",
+    {"app.kubernetes.io/name": "envoy", "gateway.envoyproxy.io/owning-gateway-name": "fixup"},
+)
 PROMETHEUS = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
 DNS = ("kube-system", {"k8s-app": "kube-dns"})
 STRANGER = ("default", {"app.kubernetes.io/name": "anything"})
@@ -166,9 +189,9 @@ def test_service_to_service_traffic_is_exactly_the_registry_edges(overlay: str) 
     built = registry.built_services()
     for caller in built:
         for callee in built:
-            port = k8s_network.serving_port(callee)
+            port = serving_port(callee)
             # its breakers, and users' revocation record from every other service (ADR 0010)
-            record = callee.name == k8s_network.RECORD != caller.name
+            record = callee.name == RECORD != caller.name
             expected = callee.name in caller.breakers or record
             got = allowed(overlay, pod(overlay, caller.name), pod(overlay, callee.name), port)
             assert got == expected, (caller.name, callee.name, port)
@@ -182,7 +205,7 @@ def test_users_signs_from_its_key_secret_and_the_others_verify_through_its_jwks(
     refreshes it) as JWT_KEYS_DIR; every other service's JWKS_URL is users' Service, and
     its NetworkPolicies let every other service reach that port; no fixed key is set."""
     users = registry.get("users")
-    config = of_kind(overlay, "ConfigMap")[k8s.CONFIG]["data"]
+    config = of_kind(overlay, "ConfigMap")[CONFIG]["data"]
     assert config["JWKS_URL"] == f"http://users:{users.http_port}/.well-known/jwks.json"
     assert not {"JWT_PUBLIC_KEY", "JWT_PRIVATE_KEY", "JWT_KEYS_DIR"} & set(config)
     for name, workload in of_kind(overlay, "Deployment").items():
@@ -190,17 +213,17 @@ def test_users_signs_from_its_key_secret_and_the_others_verify_through_its_jwks(
         env = {e["name"]: e.get("value") for c in spec["containers"] for e in c.get("env", [])}
         secrets = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
         if name == "users":
-            assert env["JWT_KEYS_DIR"] == k8s.JWT_KEYS_PATH
+            assert env["JWT_KEYS_DIR"] == JWT_KEYS_PATH
             (mount,) = [
                 m for m in spec["containers"][0]["volumeMounts"]
-                if m["mountPath"] == k8s.JWT_KEYS_PATH
+                if m["mountPath"] == JWT_KEYS_PATH
             ]  # fmt: skip
             assert mount["readOnly"]
             assert "subPath" not in mount
-            assert k8s.JWT_KEYS in secrets
+            assert JWT_KEYS in secrets
         else:
             assert "JWT_KEYS_DIR" not in env, name
-            assert k8s.JWT_KEYS not in secrets, name
+            assert JWT_KEYS not in secrets, name
     for s in registry.built_services():
         if s.name != "users":
             assert allowed(overlay, pod(overlay, s.name), pod(overlay, "users"), users.http_port)
@@ -215,12 +238,12 @@ def test_the_gateway_prometheus_and_dns_edges(overlay: str) -> None:
         assert not allowed(overlay, STRANGER, me, s.http_port), s.name
         assert allowed(overlay, me, DNS, 53, "UDP"), s.name
         assert not allowed(overlay, me, STRANGER, 80), s.name
-    pages = pod(overlay, k8s_network.PAGES)
-    assert allowed(overlay, GATEWAY, pages, k8s_network.PAGES_PORT)
-    assert not allowed(overlay, STRANGER, pages, k8s_network.PAGES_PORT)
-    alertmanager = pod(overlay, k8s_network.ALERTMANAGER)
-    assert allowed(overlay, PROMETHEUS, alertmanager, k8s_network.ALERTMANAGER_PORT)
-    assert not allowed(overlay, GATEWAY, alertmanager, k8s_network.ALERTMANAGER_PORT)
+    pages = pod(overlay, PAGES)
+    assert allowed(overlay, GATEWAY, pages, PAGES_PORT)
+    assert not allowed(overlay, STRANGER, pages, PAGES_PORT)
+    alertmanager = pod(overlay, ALERTMANAGER)
+    assert allowed(overlay, PROMETHEUS, alertmanager, ALERTMANAGER_PORT)
+    assert not allowed(overlay, GATEWAY, alertmanager, ALERTMANAGER_PORT)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -228,21 +251,21 @@ def test_each_service_reaches_its_database_and_redis_only(overlay: str) -> None:
     outside = ("", {})  # a managed server: no pod labels, no namespace of ours
     for s in registry.built_services():
         me = pod(overlay, s.name)
-        own_port = k8s_network.ENGINE_PORTS[s.engine]
+        own_port = ENGINE_PORTS[s.engine]
         assert allowed(overlay, me, outside, own_port), s.name
-        assert allowed(overlay, me, outside, k8s_network.REDIS_PORT), s.name
-        for engine, port in k8s_network.ENGINE_PORTS.items():
+        assert allowed(overlay, me, outside, REDIS_PORT), s.name
+        for engine, port in ENGINE_PORTS.items():
             if engine != s.engine:
                 assert not allowed(overlay, me, outside, port), (s.name, engine)
-    migrate = pod(overlay, k8s_network.MIGRATE)
-    for port in k8s_network.ENGINE_PORTS.values():
+    migrate = pod(overlay, MIGRATE)
+    for port in ENGINE_PORTS.values():
         assert allowed(overlay, migrate, outside, port)
-    assert not allowed(overlay, migrate, outside, k8s_network.REDIS_PORT)
+    assert not allowed(overlay, migrate, outside, REDIS_PORT)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_backup_cronjob_runs_alone_and_reads_its_keys_from_files(overlay: str) -> None:
-    job = of_kind(overlay, "CronJob")[k8s_backup.NAME]
+    job = of_kind(overlay, "CronJob")[BACKUP]
     spec = job["spec"]
     assert spec["concurrencyPolicy"] == "Forbid"
     assert 0 < spec["startingDeadlineSeconds"] < 3600  # below the hourly period
@@ -251,16 +274,22 @@ def test_the_backup_cronjob_runs_alone_and_reads_its_keys_from_files(overlay: st
     pod = pod_spec(job)
     assert pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]
-    assert container["command"][-1] == k8s_backup.SCRIPT
-    assert "pgbackrest backup" in k8s_backup.SCRIPT
+    script = container["command"][-1]
+    assert container["command"][:2] == ["sh", "-c"]
+    assert script.startswith("set -eu; ")
+    # the image's pgBackRest is the database host's release (else nothing runs), then the
+    # stanza (idempotent), then the backup: full at BACKUP_FULL_HOUR, else differential
+    assert f'test "$(pgbackrest version)" = "pgBackRest {PGBACKREST_VERSION}" ||' in script
+    assert script.index("pgbackrest version") < script.index("pgbackrest stanza-create")
+    assert script.endswith('pgbackrest stanza-create && exec pgbackrest backup --type="$kind"')
     # no secret as a variable: the settings are a ConfigMap, the keys a Secret's files
     assert "env" not in container
     assert [next(iter(e)) for e in container["envFrom"]] == ["configMapRef"]
     settings = next(d for n, d in of_kind(overlay, "ConfigMap").items()
-                    if n.startswith(k8s_backup.NAME))["data"]  # fmt: skip
+                    if n.startswith(BACKUP))["data"]  # fmt: skip
     assert not [k for k in settings if ("KEY" in k and "FILE" not in k) or "PASS" in k]
     secrets = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
-    assert {s["secretName"] for s in secrets.values()} == {k8s_backup.SECRET}
+    assert {s["secretName"] for s in secrets.values()} == {BACKUP_SECRET}
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     for name in secrets:
         assert mounts[name]["readOnly"] is True, name
@@ -277,14 +306,14 @@ def test_the_backup_job_reaches_the_database_host_and_the_object_store_only(
     overlay: str,
 ) -> None:
     outside: tuple[str, dict[str, str]] = ("", {})  # the database host, the object store
-    me = pod(overlay, k8s_backup.NAME)
-    assert allowed(overlay, me, outside, k8s_backup.TLS_SERVER_PORT)
-    assert allowed(overlay, me, outside, k8s_backup.HTTPS_PORT)
+    me = pod(overlay, BACKUP)
+    assert allowed(overlay, me, outside, BACKUP_TLS_PORT)
+    assert allowed(overlay, me, outside, HTTPS_PORT)
     assert allowed(overlay, me, DNS, 53, "UDP")
-    for port in (*k8s_network.ENGINE_PORTS.values(), k8s_network.REDIS_PORT, 80):
+    for port in (*ENGINE_PORTS.values(), REDIS_PORT, 80):
         assert not allowed(overlay, me, outside, port), port
     for s in registry.built_services():
-        assert not allowed(overlay, me, pod(overlay, s.name), k8s_network.serving_port(s))
-        assert not allowed(overlay, pod(overlay, s.name), me, k8s_backup.TLS_SERVER_PORT)
+        assert not allowed(overlay, me, pod(overlay, s.name), serving_port(s))
+        assert not allowed(overlay, pod(overlay, s.name), me, BACKUP_TLS_PORT)
     for peer in (GATEWAY, PROMETHEUS, STRANGER):
-        assert not allowed(overlay, peer, me, k8s_backup.TLS_SERVER_PORT), peer
+        assert not allowed(overlay, peer, me, BACKUP_TLS_PORT), peer

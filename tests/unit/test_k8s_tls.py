@@ -1,4 +1,4 @@
-"""TLS ends at the Kubernetes Gateway (ADR 0041, tools/deploy/k8s_gateway_tls.py): an HTTPS
+"""TLS ends at the Kubernetes Gateway (ADR 0041, deploy/k8s/base/gateway.yaml): an HTTPS
 listener with its certificate's Secret, cert-manager's issuer on prod's Gateway, plain HTTP
 only redirected (301 to https), every other route on the HTTPS listener alone, HSTS."""
 
@@ -11,8 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.deploy import k8s_gateway_tls as tls
 from tools.deploy.deploy_scan import OVERLAYS
+
+GATEWAY = "fixup"
+# the certificate and key (type kubernetes.io/tls) in the Gateway's namespace, written by
+# cert-manager through the ClusterIssuer the prod overlay's Gateway annotation names
+TLS_SECRET = "fixup-tls"
+CLUSTER_ISSUER = "fixup-issuer"
+CLUSTER_ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
@@ -31,12 +37,12 @@ def named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_plain_http_only_redirects_to_https(overlay: str) -> None:
     docs = render(overlay)
-    listeners = {x["name"]: x for x in named(docs, "Gateway", tls.GATEWAY)["spec"]["listeners"]}
+    listeners = {x["name"]: x for x in named(docs, "Gateway", GATEWAY)["spec"]["listeners"]}
     assert set(listeners) == {"http", "https"}
     https = listeners["https"]
     assert (https["protocol"], https["port"]) == ("HTTPS", 443)
     assert https["tls"]["mode"] == "Terminate"
-    assert https["tls"]["certificateRefs"] == [{"kind": "Secret", "name": tls.TLS_SECRET}]
+    assert https["tls"]["certificateRefs"] == [{"kind": "Secret", "name": TLS_SECRET}]
     assert (listeners["http"]["protocol"], listeners["http"]["port"]) == ("HTTP", 80)
     routes = [d for d in docs if d["kind"] == "HTTPRoute"]
     on_http = [
@@ -44,7 +50,7 @@ def test_plain_http_only_redirects_to_https(overlay: str) -> None:
     ]
     assert [r["metadata"]["name"] for r in on_http] == ["fixup-https-redirect"]
     (redirect,) = on_http
-    assert redirect["spec"]["parentRefs"] == [{"name": tls.GATEWAY, "sectionName": "http"}]
+    assert redirect["spec"]["parentRefs"] == [{"name": GATEWAY, "sectionName": "http"}]
     (rule,) = redirect["spec"]["rules"]
     assert "backendRefs" not in rule
     assert rule["filters"] == [
@@ -62,9 +68,9 @@ def test_every_response_carries_hsts_and_tls_is_12_at_least() -> None:
 
 
 def test_prod_asks_cert_manager_for_its_hosts_certificate() -> None:
-    gateway = named(render("prod"), "Gateway", tls.GATEWAY)
+    gateway = named(render("prod"), "Gateway", GATEWAY)
     annotations = gateway["metadata"]["annotations"]
-    assert annotations[tls.CLUSTER_ISSUER_ANNOTATION] == tls.CLUSTER_ISSUER
+    assert annotations[CLUSTER_ISSUER_ANNOTATION] == CLUSTER_ISSUER
     # cert-manager makes a certificate for a listener with a hostname and a Secret ref
     hosts = {x["name"]: x.get("hostname") for x in gateway["spec"]["listeners"]}
     assert hosts == {"http": "fixup.example.com", "https": "fixup.example.com"}
@@ -72,5 +78,5 @@ def test_prod_asks_cert_manager_for_its_hosts_certificate() -> None:
 
 def test_the_issuer_and_the_secret_are_documented() -> None:
     readme = (Path(__file__).resolve().parents[2] / "deploy/k8s/README.md").read_text()
-    assert tls.CLUSTER_ISSUER in readme
-    assert tls.TLS_SECRET in readme
+    assert CLUSTER_ISSUER in readme
+    assert TLS_SECRET in readme

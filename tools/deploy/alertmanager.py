@@ -27,9 +27,10 @@ CONFIG_FILE = HERE / "alertmanager.yml"
 RUNTIME = ROOT / "var" / "alertmanager"
 BINARY = "prometheus-alertmanager"
 INSTALL_HINT = "alertmanager is not installed: apt-get install -y prometheus-alertmanager"
-# production's receivers -> their integrations (Alertmanager's `*_configs`; the prod overlay's
-# ConfigMap, tools/deploy/k8s_alertmanager.py): PagerDuty Events v2, each routing key read
-# from a file of the Secret `fixup-alertmanager` (never inline in a ConfigMap);
+# production's receivers -> their integrations (Alertmanager's `*_configs`; the prod
+# overlay's ConfigMap, deploy/k8s/overlays/prod/alertmanager-receivers.yaml): PagerDuty
+# Events v2, each routing key read from a file of the Secret `fixup-alertmanager` (never
+# inline in a ConfigMap);
 # `make deploy-lint` fails a prod render whose receiver has no integration
 SECRETS_DIR = "/etc/alertmanager/secrets"
 PRODUCTION_RECEIVERS: dict[str, dict[str, Any]] = {

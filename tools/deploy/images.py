@@ -1,5 +1,5 @@
 """The third-party releases of the deploy files, each pinned in one place: NGINX (Compose's
-gateway, docker-compose.yml, and the Kubernetes account pages, tools/deploy/k8s_pages.py: the
+gateway, docker-compose.yml, and the Kubernetes account pages, deploy/k8s/base/pages.yaml: the
 same release of nginx's stable branch, even minor: 1.30), Alertmanager and Prometheus (Compose,
 the Kubernetes base), Envoy Gateway (the Kubernetes edge's controller, installed once per
 cluster: deploy/k8s/README.md; tools/gatewaylint/crds/ holds its CRDs at this release),
@@ -23,7 +23,7 @@ NGINX = f"nginx:{NGINX_VERSION}"
 NGINX_UNPRIVILEGED = f"nginxinc/nginx-unprivileged:{NGINX_VERSION}-alpine"
 
 # the alert router in Compose (docker-compose.yml) and the Kubernetes base
-# (tools/deploy/k8s_alertmanager.py); upstream supports its latest release only
+# (deploy/k8s/base/alertmanager.yaml); upstream supports its latest release only
 ALERTMANAGER_VERSION = "0.34.0"
 ALERTMANAGER = f"prom/alertmanager:v{ALERTMANAGER_VERSION}"
 

@@ -62,7 +62,7 @@ POINTS_METRICS = registry.get("points").metrics_port
 # how long a client may take to send a request's head (the whole head) and the pause it may
 # take between two reads of its body (nginx's own meaning), seconds: nginx, in front of every
 # service, closes the connection past either (nginx/README.md); the Kubernetes Gateway
-# bounds a whole request by their sum (tools/deploy/k8s_gateway.py)
+# bounds a whole request by their sum (deploy/k8s/base/gateway.yaml)
 CLIENT_HEADER_TIMEOUT = 10.0
 CLIENT_BODY_TIMEOUT = 15.0
 LISTEN = "127.0.0.1:8080"

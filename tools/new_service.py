@@ -4,8 +4,9 @@
 service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration, query
 file and sqlc.yaml; an API test and its constraint cases), adds its entries to checked-in
 files above their marked lines (tools/service_entries.py: docker-compose.yml, Prometheus'
-scrape jobs, `.env.example`), then regenerates everything derived: its typed repository
-(`make sqlc`), its OpenAPI document, the Procfile, NGINX's compose copy, Kubernetes and
+scrape jobs, `.env.example`, the Kubernetes base's components) and writes its Kubernetes
+component (deploy/k8s/services/X/), then regenerates everything derived: its typed
+repository (`make sqlc`), its OpenAPI document, the Procfile, NGINX's compose copy and
 docs/architecture.md's service tables. `remove` deletes what `new` wrote (the files of the
 service, its database's folders, its document and tests, its entries in the marked files)
 and its registry entry, and regenerates the same files: on a tree where nothing else

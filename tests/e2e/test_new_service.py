@@ -122,6 +122,8 @@ def test_new_services_pass_their_tests_and_remove_undoes_them(
         f"migrations/{PG}/",
         "Procfile",
         "docker-compose.yml",
+        "deploy/k8s/base/kustomization.yaml",
+        *(f"deploy/k8s/services/{n}/" for n in (PG, MY, GRPC)),
     ):
         assert path in changed, changed
     for name in (PG, MY):  # its executed page, lifted into its document's examples
@@ -152,9 +154,11 @@ def test_new_services_pass_their_tests_and_remove_undoes_them(
     sh(tree, str(VENV / "bin" / "ruff"), "format", "--check", *ours, *tests)
     sh(tree, str(VENV / "bin" / "mypy"), *ours, *tests)
     # its own tests, the constraint cases it wrote, and the registry-derived tests
-    # (test_deploy: Compose's entries of each service, as the registry says)
+    # (test_deploy: Compose's entries of each service, as the registry says; test_k8s and
+    # test_k8s_security: its Kubernetes component rendered, as the registry says)
     derived = ["tests/unit/test_registry.py", "tests/unit/test_nginx_config.py"]
-    derived += ["tests/unit/test_deploy.py"]
+    derived += ["tests/unit/test_deploy.py", "tests/unit/test_k8s.py"]
+    derived += ["tests/unit/test_k8s_security.py"]
     derived += ["tests/unit/test_service_lists.py", "tests/unit/test_openapi_examples.py"]
     derived += ["tests/integration/test_constraints.py", "tests/integration/test_access_matrix.py"]
     derived += ["tests/integration/test_list_walk.py"]

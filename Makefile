@@ -218,7 +218,7 @@ swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, defa
 	$(PY) -m tools.openapi_examples gen
 	$(PY) -m tools.swag gen $(svc)
 
-swag-check: install ## fail when a committed OpenAPI document (or nginx/compose, Procfile) is stale
+swag-check: install ## fail when a committed OpenAPI document (or nginx/compose, nginx/k8s, Procfile) is stale
 	$(PY) -m tools.openapi_examples check
 	$(PY) -m tools.swag check
 	$(PY) -m tools.deploy.nginx check
@@ -243,7 +243,7 @@ rotate: install ## one step of rotating a secret, each on one keyring format (AD
 nginx-conf: install ## render nginx/ into var/nginx and check it with nginx -t
 	$(PY) -m tools.deploy.nginx test
 
-nginx-compose: install ## regenerate nginx/compose/ (static copy for Docker Compose)
+nginx-compose: install ## regenerate nginx/compose/ (static copy for Docker Compose) and nginx/k8s/ (the account pages pod's)
 	$(PY) -m tools.deploy.nginx compose
 
 SWAGGER_DEPS := tools/swagger/node_modules/.package-lock.json

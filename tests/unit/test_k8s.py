@@ -29,23 +29,7 @@ SERVICES = ROOT / "deploy" / "k8s" / "services"
 PAGES, ALERTMANAGER, GATEWAY = "pages", "alertmanager", "fixup"
 CONFIG, SECRETS, SECRETS_PATH = "fixup-config", "fixup-secrets", "/run/secrets/fixup"
 JWKS_PATH = "/.well-known/jwks.json"
-PAGES_ROOT, PAGES_CONF_DIR, PAGES_PORT = "/usr/share/nginx/pages", "/etc/fixup-pages", 8080
-# pages-server.conf as the pages' pod runs it (nginx/k8s/ holds what of it has placeholders):
-# port 8080, the ConfigMaps' mounts, logs to the container's stdout/stderr, everything
-# written under /tmp; the access log redacts lib/redact.py's names only
-PAGES_LAYOUT = nginx.Layout(
-    listen=str(PAGES_PORT),
-    runtime=Path(PAGES_CONF_DIR),
-    access_log=Path("/dev/stdout"),
-    error_log="stderr",
-    pages_dir=Path(PAGES_ROOT),
-    worker_processes="1",
-    user="",
-    pid_file="/tmp/nginx.pid",
-    temp_dir="/tmp",
-    redact_params="",
-)
-
+PAGES_ROOT, PAGES_PORT = "/usr/share/nginx/pages", 8080
 OVERLAYS = ROOT / "deploy" / "k8s" / "overlays"
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
@@ -75,25 +59,20 @@ def test_the_base_has_a_component_for_every_built_service_and_no_other() -> None
         assert component["kind"] == "Component", name
 
 
-def test_the_pages_pods_nginx_files_are_pages_server_conf_rendered() -> None:
-    """nginx/k8s/ holds what of pages-server.conf and its includes has placeholders, as
-    the pod runs it; nginx/kustomization.yaml ships each file the rendering names."""
-    rendered = nginx.render_pages_server(PAGES_LAYOUT)
-    copies = {p.relative_to(nginx.TEMPLATES / "k8s").as_posix(): p
-              for p in (nginx.TEMPLATES / "k8s").rglob("*.conf")}  # fmt: skip
-    for rel, text in rendered.items():
-        source = nginx.PAGES_SERVER if rel == "nginx.conf" else nginx.TEMPLATES / rel
-        if source.read_text() == text:
-            assert rel not in copies, f"nginx/k8s/{rel}: the template needs no copy"
-        else:
-            assert rel in copies, f"nginx/k8s/{rel} missing: copy of the rendering"
-            copy = copies[rel].read_text().split("\n", 1)[1]  # past its note
-            assert copy == text, f"nginx/k8s/{rel}: not {source.name} as rendered for the pod"
-    assert set(copies) <= set(rendered)
+def test_the_pages_pods_nginx_files_are_each_shipped() -> None:
+    """nginx/kustomization.yaml ships every file of the pages server's rendering (those
+    with placeholders from nginx/k8s/, kept fresh by `python -m tools.deploy.nginx check`)."""
+    rendered = nginx.render_pages_server(nginx.pages_pod_layout())
     kustomization = yaml.safe_load((nginx.TEMPLATES / "kustomization.yaml").read_text())
     (config,) = [g for g in kustomization["configMapGenerator"] if g["name"] == "fixup-pages-nginx"]
-    shipped = {entry.split("=", 1)[0] for entry in config["files"]}
-    assert shipped == {rel.replace("/", "_") for rel in rendered}
+    shipped = dict(entry.split("=", 1) for entry in config["files"])
+    assert set(shipped) == {rel.replace("/", "_") for rel in rendered}
+    copies = nginx.pages_pod_files()
+    for rel in rendered:
+        source = f"k8s/{rel}" if rel in copies else rel
+        assert shipped[rel.replace("/", "_")] == (
+            "pages-server.conf" if source == "nginx.conf" else source
+        ), rel
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
@@ -411,12 +390,12 @@ def test_the_account_pages_are_served_from_the_repositorys_own_files() -> None:
     }  # fmt: skip
     # the server: pages-server.conf as rendered for the pod, the gateway's snippets as they are
     config = volume_files(docs, volumes["config"])
-    rendered = nginx.render_pages_server(PAGES_LAYOUT)
+    rendered = nginx.render_pages_server(nginx.pages_pod_layout())
     assert set(config) == set(rendered)
-    for rel, text in config.items():  # a copy from nginx/k8s/ carries a note line
-        source = "pages-server.conf" if rel == "nginx.conf" else rel
-        copied = text.startswith(f"# nginx/{source} as")
-        assert (text.split("\n", 1)[1] if copied else text) == rendered[rel], rel
+    for rel, text in config.items():  # a copy from nginx/k8s/ carries its header line
+        copied = text.startswith(nginx.COPY_HEADER)
+        assert text.removeprefix(nginx.COPY_HEADER) == rendered[rel], rel
+        assert copied == (rel in nginx.pages_pod_files()), rel
     for rel in ("snippets/pages.conf", "snippets/errors.conf", "snippets/problem.conf"):
         assert config[rel] == (nginx.TEMPLATES / rel).read_text(), rel
     for rel, text in config.items():

@@ -3,9 +3,10 @@
 The rest is derived from `MICROSERVICES`: the databases of tools/local/databases.py, NGINX's
 upstreams and `/api/<name>/` locations (tools/deploy/nginx.py), the documents of `make swag-gen`
 (tools/swag.py), the profiling ports (lib/http/profiling.py), the Procfile
-(tools/deploy/procfile.py), Kubernetes and a local run's Prometheus (`make deploy-gen`), the
-entries `make new-service` adds to `.env.example`, Compose and its Prometheus config, and each
-service's default port and database URL (lib/config.py). `make new-service name=X
+(tools/deploy/procfile.py), a local run's Prometheus (tools/deploy/prometheus.py), the
+entries `make new-service` adds to `.env.example`, Compose and its Prometheus config, its
+Kubernetes component (deploy/k8s/services/<name>/), and each service's default port and
+database URL (lib/config.py). `make new-service name=X
 db=postgresql|mysql [grpc=1]` adds an entry and a working service; `make remove-service name=X`
 takes both out again (tools/new_service.py).
 

@@ -221,7 +221,7 @@ swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, defa
 swag-check: install ## fail when a committed OpenAPI document (or nginx/compose, nginx/k8s, Procfile) is stale
 	$(PY) -m tools.openapi_examples check
 	$(PY) -m tools.swag check
-	$(PY) -m tools.deploy.nginx check
+	$(PY) -m tools.deploy.nginx_copies check
 	$(PY) -m tools.deploy.procfile check
 	$(PY) -m tools.deploy.slo check
 	$(PY) -m tools.deploy.libtable check
@@ -244,7 +244,7 @@ nginx-conf: install ## render nginx/ into var/nginx and check it with nginx -t
 	$(PY) -m tools.deploy.nginx test
 
 nginx-compose: install ## regenerate nginx/compose/ (static copy for Docker Compose) and nginx/k8s/ (the account pages pod's)
-	$(PY) -m tools.deploy.nginx compose
+	$(PY) -m tools.deploy.nginx_copies
 
 SWAGGER_DEPS := tools/swagger/node_modules/.package-lock.json
 $(SWAGGER_DEPS): tools/swagger/package-lock.json

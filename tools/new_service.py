@@ -87,7 +87,7 @@ DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions"})
 # registry is read at import); `make deploy-gen` + procfile + nginx-compose
 REGENERATE: tuple[tuple[str, ...], ...] = (
     ("tools.deploy.procfile",),
-    ("tools.deploy.nginx", "compose"),
+    ("tools.deploy.nginx_copies",),
     ("tools.deploy.slo",),  # lib/slo.py's defaults for the new service
     ("tools.deploy.servicetable",),
 )

@@ -42,7 +42,7 @@ ITERATING_TIMEOUT = scaled(120.0)
 # also judge the other services' documents, which others may be changing)
 CHECKS = (
     ("tools.deploy.procfile",),
-    ("tools.deploy.nginx",),
+    ("tools.deploy.nginx_copies",),
     ("tools.deploy.servicetable",),
 )
 

@@ -20,7 +20,7 @@ import yaml
 from lib import registry
 from lib.config import ServiceSettings
 from tests.unit.test_deploy import tool
-from tools.deploy import alertmanager, images, nginx, nginx_blocks, prometheus
+from tools.deploy import alertmanager, images, nginx, nginx_blocks, nginx_copies, prometheus
 from tools.deploy.generated import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -60,14 +60,14 @@ def test_the_base_has_a_component_for_every_built_service_and_no_other() -> None
 
 
 def test_the_pages_pods_nginx_files_are_each_shipped() -> None:
-    """nginx/kustomization.yaml ships every file of the pages server's rendering (those
-    with placeholders from nginx/k8s/, kept fresh by `python -m tools.deploy.nginx check`)."""
-    rendered = nginx.render_pages_server(nginx.pages_pod_layout())
+    """nginx/kustomization.yaml ships every file of the pages server's rendering (those with
+    placeholders from nginx/k8s/, kept fresh by `python -m tools.deploy.nginx_copies check`)."""
+    rendered = nginx.render_pages_server(nginx_copies.pages_pod_layout())
     kustomization = yaml.safe_load((nginx.TEMPLATES / "kustomization.yaml").read_text())
     (config,) = [g for g in kustomization["configMapGenerator"] if g["name"] == "fixup-pages-nginx"]
     shipped = dict(entry.split("=", 1) for entry in config["files"])
     assert set(shipped) == {rel.replace("/", "_") for rel in rendered}
-    copies = nginx.pages_pod_files()
+    copies = nginx_copies.pages_pod_files()
     for rel in rendered:
         source = f"k8s/{rel}" if rel in copies else rel
         assert shipped[rel.replace("/", "_")] == (
@@ -390,12 +390,12 @@ def test_the_account_pages_are_served_from_the_repositorys_own_files() -> None:
     }  # fmt: skip
     # the server: pages-server.conf as rendered for the pod, the gateway's snippets as they are
     config = volume_files(docs, volumes["config"])
-    rendered = nginx.render_pages_server(nginx.pages_pod_layout())
+    rendered = nginx.render_pages_server(nginx_copies.pages_pod_layout())
     assert set(config) == set(rendered)
     for rel, text in config.items():  # a copy from nginx/k8s/ carries its header line
-        copied = text.startswith(nginx.COPY_HEADER)
-        assert text.removeprefix(nginx.COPY_HEADER) == rendered[rel], rel
-        assert copied == (rel in nginx.pages_pod_files()), rel
+        copied = text.startswith(nginx_copies.COPY_HEADER)
+        assert text.removeprefix(nginx_copies.COPY_HEADER) == rendered[rel], rel
+        assert copied == (rel in nginx_copies.pages_pod_files()), rel
     for rel in ("snippets/pages.conf", "snippets/errors.conf", "snippets/problem.conf"):
         assert config[rel] == (nginx.TEMPLATES / rel).read_text(), rel
     for rel, text in config.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lib import registry
-from tools.deploy import nginx, nginx_blocks
+from tools.deploy import nginx, nginx_blocks, nginx_copies
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ def test_the_procfile_services_are_behind_the_gateway() -> None:
 
 
 def test_compose_copy_is_fresh() -> None:
-    assert nginx.main(["check"]) == 0, "run: python -m tools.deploy.nginx compose"
+    assert nginx_copies.main(["check"]) == 0, "run: python -m tools.deploy.nginx_copies"
 
 
 def test_missing_nginx_says_how_to_install(

@@ -20,7 +20,7 @@ import pytest
 from lib import registry
 from lib.config import ServiceSettings
 from tools import swag
-from tools.deploy import nginx, procfile
+from tools.deploy import nginx, nginx_copies, procfile
 from tools.local.databases import DATABASES, database_name, engine_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def test_nginx_upstreams_are_the_gateway_services(monkeypatch: pytest.MonkeyPatc
         for s in registry.MICROSERVICES
         if s.behind_gateway
     }
-    compose = nginx.render_files(nginx.compose_layout())["conf.d/20-upstreams.conf"]
+    compose = nginx.render_files(nginx_copies.compose_layout())["conf.d/20-upstreams.conf"]
     assert upstream_servers(compose)["chat"] == ["chat:8105"]
 
 

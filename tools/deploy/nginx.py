@@ -1,14 +1,12 @@
-"""The gateway as a local process: `python -m tools.deploy.nginx {render,test,run,compose,check}`.
+"""The gateway as a local process: `python -m tools.deploy.nginx {render,test,run}`.
 
 nginx/ holds TEMPLATES (nginx.conf, conf.d/*.conf, snippets/*.conf) in which `${NAME}`
 marks what differs between a local run, the tests and Docker Compose: listen addresses,
 upstream servers, file paths. `render` fills them into a runtime directory
 (default var/nginx/: conf/, nginx.pid, tmp/), `test` runs `nginx -t` on the result, `run`
-execs `nginx -g 'daemon off;'` (so Ctrl-C / honcho's SIGTERM reach nginx itself), and
-`compose` writes the static variant for Docker Compose to nginx/compose/, and what of
-pages-server.conf and its includes has placeholders as Kubernetes' account-pages pod runs
-it to nginx/k8s/ (nginx/kustomization.yaml ships them; `check` fails when either committed
-copy is stale). nginx's own `$variables` are never touched.
+execs `nginx -g 'daemon off;'` (so Ctrl-C / honcho's SIGTERM reach nginx itself); the
+committed renderings for Docker Compose and Kubernetes' account pages are
+tools/deploy/nginx_copies.py's. nginx's own `$variables` are never touched.
 
 Upstream addresses: `--upstream users=127.0.0.1:8102,127.0.0.1:8202` (replicas
 separated by commas), else `<SVC>_PORT` from the environment, else the ports of
@@ -38,7 +36,6 @@ from dotenv import dotenv_values
 from lib import registry
 from lib.redact import nginx_pattern, secret_params
 from tools.deploy.nginx_blocks import (
-    HTTP_SERVICES,
     RenderError,
     default_servers,
     location_blocks,
@@ -50,8 +47,6 @@ from tools.deploy.nginx_blocks import (
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "nginx"
-COMPOSE_DIR = TEMPLATES / "compose"
-K8S_DIR = TEMPLATES / "k8s"  # the account pages' pod's rendered files (Kubernetes)
 RUNTIME = ROOT / "var" / "nginx"
 LOG_DIR = ROOT / "var" / "log" / "nginx"
 DOCS_ROOT = ROOT / "var" / "docs"
@@ -252,56 +247,6 @@ def check_config(layout: Layout) -> subprocess.CompletedProcess[str]:
     )
 
 
-def compose_layout() -> Layout:
-    """The static variant for Docker Compose (the official nginx image's paths)."""
-    return Layout(
-        listen="8080",
-        status_listen="8088",  # published to no host port; Compose's network is private
-        # one name per service: Compose's DNS answers with every replica's address
-        upstreams={svc: [f"{svc}:{ports[0]}"] for svc, ports in HTTP_SERVICES.items()},
-        runtime=Path("/etc/nginx"),
-        access_log=Path("/var/log/nginx/access.log"),
-        error_log="stderr",
-        docs_root=Path("/usr/share/nginx/docs"),
-        openapi_dir=Path("/usr/share/nginx/docs/openapi"),
-        pages_dir=Path("/usr/share/nginx/pages"),
-        worker_processes="auto",
-        user="nginx",
-        pid_file="/tmp/nginx.pid",
-        temp_dir="/tmp/nginx",
-        status_allow=("127.0.0.1", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
-    )
-
-
-def pages_pod_layout() -> Layout:
-    """pages-server.conf as the `pages` pod runs it (deploy/k8s/base/pages.yaml): port 8080,
-    its ConfigMaps' mounts, logs to the container's stdout/stderr, everything written under
-    /tmp (an emptyDir); the access log redacts lib/redact.py's names only (the pages' one
-    secret is `token`), whatever the generating machine's LOG_REDACT_PARAMS."""
-    return Layout(
-        listen="8080",
-        runtime=Path("/etc/fixup-pages"),
-        access_log=Path("/dev/stdout"),
-        error_log="stderr",
-        pages_dir=Path("/usr/share/nginx/pages"),
-        worker_processes="1",
-        user="",
-        pid_file="/tmp/nginx.pid",
-        temp_dir="/tmp",
-        redact_params="",
-    )
-
-
-def pages_pod_files() -> dict[str, str]:
-    """nginx/k8s/: the pages server's files that its rendering changes (the others are
-    shipped as they are)."""
-    return {
-        rel: text
-        for rel, text in render_pages_server(pages_pod_layout()).items()
-        if (PAGES_SERVER if rel == "nginx.conf" else TEMPLATES / rel).read_text() != text
-    }
-
-
 def _idle_until_signal(message: str) -> int:
     """Under honcho a process that exits stops every other one: say why and wait."""
     print(message, file=sys.stderr, flush=True)
@@ -336,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["render", "test", "run", "compose", "check"])
+    parser.add_argument("command", choices=["render", "test", "run"])
     parser.add_argument("--listen", default=os.environ.get("NGINX_LISTEN", LISTEN))
     parser.add_argument("--status-listen", default=STATUS_LISTEN)
     parser.add_argument("--upstream", action="append", default=[], metavar="SVC=ADDR[,ADDR]")
@@ -361,8 +306,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        if args.command in ("compose", "check"):
-            return compose(check=args.command == "check")
         layout = _layout_from(args)
         conf = render(layout)
         if args.command == "render":
@@ -391,41 +334,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nginx: {exc}", file=sys.stderr)
         return 2
     return 0  # unreachable after execv
-
-
-COPY_HEADER = "# GENERATED by `python -m tools.deploy.nginx compose` from nginx/ - do not edit\n"
-
-
-def compose(check: bool) -> int:
-    """nginx/compose/ and nginx/k8s/: write them, or (check) name what is stale."""
-    stale = []
-    for folder, files in (
-        (COMPOSE_DIR, render_files(compose_layout())),
-        (K8S_DIR, pages_pod_files()),
-    ):
-        for rel, text in files.items():
-            target = folder / rel
-            if check:
-                if not target.exists() or target.read_text() != COPY_HEADER + text:
-                    stale.append(target.relative_to(ROOT).as_posix())
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(COPY_HEADER + text)
-        for extra in folder.rglob("*.conf"):
-            if extra.relative_to(folder).as_posix() not in files:
-                stale.append(extra.relative_to(ROOT).as_posix())
-                if not check:
-                    extra.unlink()
-    if check:
-        if stale:
-            print(
-                f"nginx-check: stale: {', '.join(stale)}; run python -m tools.deploy.nginx compose",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    print(f"nginx: wrote {COMPOSE_DIR.relative_to(ROOT)}/, {K8S_DIR.relative_to(ROOT)}/")
-    return 0
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ class SharedRead:
             if not bound.expired():  # the read's own error
                 raise
             raise PoolExhausted(
-                f"the shared database read did not answer within {self.timeout:g} s"
+                f"the database stayed busy for {self.timeout:g} s (the shared stamp read)"
             ) from None
 
     def _start(self) -> None:

@@ -25,7 +25,7 @@ from services.departments.db.departments import PLAIN_DEPARTMENTS_PAGE as PAGE
 
 # The SQL is the generated query's text, so a new column reaches the reference with the
 # next `make sqlc`; tests/integration/test_bench_reference.py compares the two responses.
-SERVICE_LAYERS = 10  # create_app's middlewares with tracing off (the same test checks it)
+SERVICE_LAYERS = 11  # create_app's middlewares with tracing off (the same test checks it)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

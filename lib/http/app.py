@@ -14,10 +14,12 @@ from aiohttp import web
 from lib.auth.revocation import Revocations
 from lib.auth.tokens import TokenVerifier
 from lib.config import ServiceSettings
+from lib.db.audit import AuditQueries
 from lib.db.clock import OFFSET_REFRESH, DatabaseClock
 from lib.db.clock import RETRY as CLOCK_RETRY
 from lib.db.waiting import open_database
 from lib.http import middleware as mw
+from lib.http.audit import AUDIT, audit_routes, check_audited
 from lib.http.body import MAX_BODY
 from lib.http.conditional import PAGE_CACHE, PageCache, check_conditional_routes
 from lib.http.health import add_common_routes
@@ -167,10 +169,13 @@ def create_app(
     title: str,
     version: str = "1.0.0",
     cleanup: tuple[CleanupCtx, ...] = (),
+    audit: Any = None,
 ) -> web.Application:
     """An aiohttp app with the full middleware chain and /health, /ready, /metrics, OpenAPI.
 
     `cleanup` adds the service's own resources after the shared ones (db, redis, limits).
+    `audit`: the generated `services.<svc>.db.audit` of a service with a database: its
+    writes record their events, and ADMIN lists them (lib/http/audit.py, ADR 0057).
     """
     app = web.Application(middlewares=mw.chain(settings), client_max_size=MAX_BODY)
     app[SETTINGS] = settings
@@ -194,6 +199,12 @@ def create_app(
     app.cleanup_ctx.extend(cleanup)
     add_common_routes(app, settings.service, title, version)
     app.add_routes(routes)
+    if settings.database_url:
+        queries: AuditQueries | None = audit
+        app[AUDIT] = queries
+        if audit is not None:
+            app.add_routes(audit_routes(audit))
+        app.on_startup.append(check_audited)  # a write without its events: no start
     check_conditional_routes(app)  # a route that cannot be answered safely: no start
     app.on_startup.append(start_request_series)
     return app

@@ -5,9 +5,10 @@ path of a request", walks it step by step), outermost first:
 
 [the server span, when tracing is on (lib/tracing.py)] -> security headers -> request id
 -> database scope -> CORS -> access log and metrics -> errors -> per-IP rate limit -> auth
--> per-user rate limit -> a conditional GET's 304 (lib/http/conditional.py) -> the
-operation's guard -> handler. What a route declares (`anonymous`, `conditional`) is read
-from its one `Operation` (lib.http.openapi.declared).
+-> per-user rate limit -> a conditional GET's 304 (lib/http/conditional.py) -> a write's
+transaction and audit event (lib/http/audit.py) -> the operation's guard -> handler.
+What a route declares (`anonymous`, `conditional`) is read from its one `Operation`
+(lib.http.openapi.declared).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lib.errors import AppError, BadRequest, Forbidden, Unauthorized
 from lib.forwarding import ACCESS_COOKIE
 from lib.http import problems
 from lib.http.access import UNSAFE_METHODS
+from lib.http.audit import audit_middleware
 from lib.http.conditional import not_modified_middleware
 from lib.http.keys import (
     AUTH,
@@ -354,4 +356,5 @@ def chain(settings: ServiceSettings) -> list[Middleware]:
         auth_middleware,
         user_limit_middleware,
         not_modified_middleware,
+        audit_middleware,
     ]

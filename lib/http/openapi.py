@@ -95,6 +95,11 @@ class Operation:
         )
         object.__setattr__(self, "access", access)  # frozen: set once, here
 
+    @property
+    def operation_id(self) -> str:
+        """The document's operationId: `extra`'s, else the summary in camelCase."""
+        return self.extra.get("operationId") or _operation_id(self.summary)
+
 
 # each route handler `@operation` returned -> its declaration (weak: a test's app goes away)
 DECLARED: weakref.WeakKeyDictionary[Callable[..., Any], Operation] = weakref.WeakKeyDictionary()
@@ -225,7 +230,7 @@ class _Builder:
         result: dict[str, Any] = {
             "summary": op.summary,
             "tags": op.tags,
-            "operationId": op.extra.get("operationId") or _operation_id(op.summary),
+            "operationId": op.operation_id,
             "responses": self.responses(op, write=write),
         }
         if op.description:

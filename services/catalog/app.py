@@ -11,7 +11,7 @@ from lib.config import load_settings
 from lib.erasure import Then, erasure_ctx
 from lib.http.app import create_app as base_app
 from services.catalog import export
-from services.catalog.db import erasures
+from services.catalog.db import audit, erasures
 from services.catalog.db import services as services_q
 from services.catalog.handlers import routes
 from services.catalog.settings import SERVICE, CatalogSettings
@@ -22,7 +22,7 @@ TITLE = "Fixup catalog"
 def create_app(settings: CatalogSettings | None = None) -> web.Application:
     settings = settings or load_settings(CatalogSettings, SERVICE)
     consumer = erasure_ctx(settings, erasures, erase, stop_within=settings.shutdown_timeout)
-    app = base_app(settings, routes=routes, title=TITLE, cleanup=(consumer,))
+    app = base_app(settings, routes=routes, title=TITLE, audit=audit, cleanup=(consumer,))
     app.add_routes(export.routes)
     return app
 

@@ -11,8 +11,8 @@ from lib.config import load_settings
 from lib.erasure import Then, erasure_ctx
 from lib.http.app import create_app as base_app
 from services.chat import export, facts, ws
+from services.chat.db import audit, erasures
 from services.chat.db import chat as chat_q
-from services.chat.db import erasures
 from services.chat.deps import CHAT_SETTINGS, hub_ctx, orders_ctx
 from services.chat.handlers import routes
 from services.chat.settings import SERVICE, ChatSettings
@@ -24,7 +24,7 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     settings = settings or load_settings(ChatSettings, SERVICE)
     consumer = erasure_ctx(settings, erasures, erase, stop_within=settings.shutdown_timeout)
     cleanup = (orders_ctx(settings), hub_ctx(settings), consumer)
-    app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
+    app = base_app(settings, routes=routes, title=TITLE, audit=audit, cleanup=cleanup)
     app[CHAT_SETTINGS] = settings
     app[ws.SOCKETS] = set()
     # the WebSocket delivery SLO's errors (lib/slo.py): at 0 from start-up

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from lib.config import load_settings
 from lib.http.app import create_app as base_app
+from services.departments.db import audit
 from services.departments.handlers import routes
 from services.departments.settings import SERVICE, DepartmentsSettings
 
@@ -14,4 +15,4 @@ TITLE = "Fixup departments"
 
 def create_app(settings: DepartmentsSettings | None = None) -> web.Application:
     settings = settings or load_settings(DepartmentsSettings, SERVICE)
-    return base_app(settings, routes=routes, title=TITLE)
+    return base_app(settings, routes=routes, title=TITLE, audit=audit)

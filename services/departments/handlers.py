@@ -8,6 +8,7 @@ import asyncpg
 from aiohttp import web
 
 from lib.errors import Conflict, NotFound
+from lib.http.audit import before
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, TablesStamp, list_tag
 from lib.http.cursor import list_page
@@ -135,6 +136,7 @@ async def update_department(request: web.Request) -> web.Response:
     body = await parse_body(request, DepartmentUpdate, forbidden=READ_ONLY)
     try:
         async with request.app[DB].acquire() as conn:
+            before(request, await q.get_department(conn, id=department_id))  # its event's
             updated = await q.update_department(
                 conn, id=department_id, version=version, name=body.name, address=body.address
             )
@@ -164,6 +166,7 @@ async def delete_department(request: web.Request) -> web.Response:
     department_id = path_uuid(request)
     version = if_match_version(request)
     async with request.app[DB].acquire() as conn:
+        before(request, await q.get_department(conn, id=department_id))  # its event's
         if await q.archive_department(conn, id=department_id, version=version) is None:
             current = await _current(conn, department_id)
             if current.archived_at is None:

@@ -11,7 +11,7 @@ from lib.config import load_settings
 from lib.erasure import Then, erasure_ctx
 from lib.http.app import create_app as base_app
 from services.orders import export, facts, jobs, offers
-from services.orders.db import erasures
+from services.orders.db import audit, erasures
 from services.orders.db import offers as offers_q
 from services.orders.db import orders as orders_q
 from services.orders.db import reviews as reviews_q
@@ -27,7 +27,7 @@ def create_app(settings: OrdersSettings | None = None) -> web.Application:
     settings = settings or load_settings(OrdersSettings, SERVICE)
     consumer = erasure_ctx(settings, erasures, erase, stop_within=settings.shutdown_timeout)
     cleanup = (clients_ctx(settings), relay_ctx(settings), consumer)
-    app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
+    app = base_app(settings, routes=routes, title=TITLE, audit=audit, cleanup=cleanup)
     app.add_routes(offers.routes)
     app.add_routes(jobs.routes)
     app.add_routes(export.routes)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from lib import tracing
 from lib.auth.principal import Role
+from lib.db.committed import after_commit
 from lib.errors import Conflict
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, TablesStamp
@@ -149,7 +150,7 @@ async def complete_job(request: web.Request) -> web.Response:
         await refuse_job_move(request, job_id, by="provider")
     relay = request.app.get(RELAY)
     if relay is not None:
-        relay.wake()
+        after_commit(relay.wake)  # the write's transaction commits after the handler
     return await reread(request, job_id)
 
 

@@ -1,5 +1,8 @@
 """The PointServer implementation: balances and the idempotent ledger on MariaDB.
 
+Every applied AddUserPoints writes its audit event in its own transaction (ADR 0057): the
+balance before and after, the delta and reason; a replay changed nothing and writes none.
+
 Errors leave as grpclib.GRPCError (what the generated base class uses); lib.grpc.adapter
 turns them into the same gRPC status on grpc.aio.
 """
@@ -7,9 +10,11 @@ turns them into the same gRPC status on grpc.aio.
 from __future__ import annotations
 
 import pymysql
+import structlog
 from grpclib import GRPCError
 from grpclib.const import Status
 
+from lib.db.audit import fields
 from lib.db.pool import Database
 from lib.logging import get_logger
 from lib.pb.point import (
@@ -22,6 +27,7 @@ from lib.pb.point import (
     UserListPointResponse,
     UserListRequest,
 )
+from services.points.db import audit
 from services.points.db import points as q
 from services.points.db.models import PointsLedger
 from services.points.export import user_export
@@ -36,6 +42,7 @@ from services.points.rules import (
 from services.points.settings import SERVICE
 
 log = get_logger("services.points")
+ADD_ROUTE = "/point.PointServer/AddUserPoints"
 DUPLICATE_KEY = 1062
 
 
@@ -113,6 +120,20 @@ class PointService(PointServerBase):
                 balance_after=after,
             )
             await q.upsert_user_points(conn, user_id=user_id, points=after)
+            await audit.insert_audit_event(
+                conn,
+                subject_id=None,  # a peer service's call: no person's token
+                subject_role=None,
+                action="AddUserPoints",
+                resource="points",
+                resource_id=user_id,
+                route=ADD_ROUTE,
+                request_id=structlog.contextvars.get_contextvars().get("request_id", ""),
+                before_fields=fields({"points": balance}),
+                after_fields=fields(
+                    {"points": after, "delta": message.delta, "reason": message.reason}
+                ),
+            )
             if message.delta > 0:
                 AWARDED.count(self.service, amount=message.delta)
         log.info("points_added", user_id=user_id, delta=message.delta, balance=after)

@@ -27,7 +27,7 @@ from services.users import (
     totp,
 )
 from services.users.auth_kit import auth_ctx
-from services.users.db import erasures
+from services.users.db import audit, erasures
 from services.users.handlers import departments_ctx, erase, routes
 from services.users.mail_relay import mail_ctx
 from services.users.pictures import storage_ctx
@@ -62,7 +62,7 @@ def create_app(
         keeper_ctx(settings),
         erasure_ctx(settings, erasures, erase, stop_within=settings.shutdown_timeout),
     )
-    app = base_app(settings, routes=routes, title=TITLE, cleanup=cleanup)
+    app = base_app(settings, routes=routes, title=TITLE, audit=audit, cleanup=cleanup)
     concerns = (
         registration,
         sessions,

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lib.db.committed import after_commit
 from lib.errors import BadRequest, Conflict
 from services.users.auth_kit import new_secret
 from services.users.db import auth as q
@@ -108,7 +109,8 @@ async def send_token_mail(
 
 
 def wake_relay(request: web.Request) -> None:
-    """After the commit: the relay sends the new mail now rather than at its next round."""
+    """After the commit: the relay sends the new mail now rather than at its next round
+    (the write's transaction is the audit layer's, lib/http/audit.py: it commits later)."""
     relay = request.app.get(RELAY)
     if relay is not None:
-        relay.wake()
+        after_commit(relay.wake)

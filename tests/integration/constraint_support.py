@@ -43,6 +43,11 @@ def idempotency_key_row(db: Any) -> Row:
     }
 
 
+def audit_event_row(db: Any) -> Row:
+    """An audit event (ADR 0057): the table has no constraint beyond its NOT NULLs."""
+    return {"action": "createX", "resource": "x", "route": "POST /v1/x", "request_id": uid()}
+
+
 def table_version_row(db: Any) -> Row:
     """A stamp of a table the triggers never bump (conditional reads, ADR 0019)."""
     return {"name": unique("table"), "version": 1}

@@ -33,6 +33,7 @@ from tests.integration.constraint_support import (
     Good,
     Overrides,
     Row,
+    audit_event_row,
     idempotency_key_cases,
     idempotency_key_row,
     table_version_cases,
@@ -180,6 +181,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
         "departments": lambda db: {"name": unique("Dept"), "address": "1 Main St"},
         "idempotency_keys": idempotency_key_row,
         "table_versions": table_version_row,
+        "audit_events": audit_event_row,
     },
     "users": {
         "users": user_row,
@@ -234,10 +236,12 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
             "department_id": uid(),
             "verified": True,
         },
+        "audit_events": audit_event_row,
     },
     "points": {
         "user_points": lambda db: {"user_id": uid(), "points": 5},
         "points_ledger": ledger_row,
+        "audit_events": audit_event_row,
     },
     "catalog": {
         "category_types": lambda db: {"name": unique("Type")},
@@ -261,6 +265,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
             "service_id": db.add("services")["id"],
         },
         "table_versions": table_version_row,
+        "audit_events": audit_event_row,
     },
     "orders": {
         "currencies": lambda db: {
@@ -280,6 +285,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
         },
         "idempotency_keys": idempotency_key_row,
         "table_versions": table_version_row,
+        "audit_events": audit_event_row,
     },
     "chat": {
         "conversations": lambda db: {
@@ -294,6 +300,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
             "body": "Hello!",
         },
         "idempotency_keys": idempotency_key_row,
+        "audit_events": audit_event_row,
     },
 }
 
@@ -504,6 +511,10 @@ BAD: list[Bad] = [
     Bad("points", "points_ledger", "reason", MY_NULL, {"reason": None}),
     Bad("points", "points_ledger", "user_id", MY_NULL, {"user_id": None}),
     Bad("points", "points_ledger", "delta", MY_NULL, {"delta": None}),
+    # MariaDB's JSON is LONGTEXT with a json_valid() CHECK named after the column
+    Bad("points", "audit_events", "before_fields", MY_CHECK, {"before_fields": "{not json"}),
+    Bad("points", "audit_events", "after_fields", MY_CHECK, {"after_fields": "{not json"}),
+    Bad("points", "audit_events", "action", MY_NULL, {"action": None}),
     # catalog
     Bad("catalog", "category_types", "category_types_name_key", pg.UniqueViolation,
         {"name": First("category_types", "name")}),

@@ -145,7 +145,26 @@ async def fill(apps: dict[str, Any], dsns: dict[str, str]) -> dict[Role, dict[st
         assert resp.status == 201, await resp.text()
     for dsn in dsns.values():
         await spread_created_at(dsn)
+        await audit_events(dsn)
     return {Role.ADMIN: bearer(Role.ADMIN), Role.CUSTOMER: customer.headers}
+
+
+async def audit_events(dsn: str) -> None:
+    """Events of writes the seed made without the API (departments, users): the audit
+    list has rows everywhere, minutes apart, two by two alike but for the time."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for n in range(4):
+            await conn.execute(
+                "INSERT INTO audit_events (occurred_at, subject_id, subject_role, action,"
+                " resource, route, request_id) VALUES (now() - $1 * interval '1 minute',"
+                " $2, 'ADMIN', 'seedRows', 'seed', 'POST /v1/seed', $3)",
+                n + 1,
+                uuid.UUID(int=n // 2 + 1),
+                f"seed-{n // 2}",
+            )
+    finally:
+        await conn.close()
 
 
 async def post(client: Any, path: str, body: Any, who: uuid.UUID, status: int) -> Any:

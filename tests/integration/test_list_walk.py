@@ -75,12 +75,14 @@ async def more_messages(chat: Any, customer: dict[str, str]) -> None:
 
 
 async def touch(dsn: str, row: dict[str, Any], unique: str) -> None:
-    """A write the list shows: the row's updated_at (or its key, to itself) in its table."""
+    """A write the list shows: the row's updated_at (or its key, to itself) in its table
+    (never the append-only audit_events: its trigger refuses any UPDATE, ADR 0057)."""
     conn = await asyncpg.connect(dsn)
     try:
         tables = await conn.fetch(
             "SELECT table_name, bool_or(column_name = 'updated_at') AS stamped"
             " FROM information_schema.columns WHERE table_schema = 'public'"
+            " AND table_name <> 'audit_events'"
             " GROUP BY table_name HAVING bool_or(column_name = $1)",
             unique,
         )

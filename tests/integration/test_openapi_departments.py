@@ -23,7 +23,8 @@ def test_document_describes_the_contract() -> None:
     spec = swag.spec_of("departments")
     paths = spec["paths"]
     restore = "/v1/departments/{id}/restore"
-    assert set(paths) == {"/v1/departments", "/v1/departments/{id}", restore}
+    audit = "/v1/audit-events"
+    assert set(paths) == {"/v1/departments", "/v1/departments/{id}", restore, audit}
     assert set(paths["/v1/departments"]) == {"get", "post"}
     assert set(paths["/v1/departments/{id}"]) == {"get", "patch", "delete"}
     assert set(paths[restore]) == {"post"}

@@ -8,6 +8,7 @@ same RPCs through the server."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import aiomysql
 import pymysql
 import pytest
+import structlog
 from grpclib import GRPCError
 from grpclib.const import Status
 
@@ -168,6 +170,32 @@ async def test_an_add_writes_the_ledger_and_the_balance_and_logs_it(
     assert (await service.add_user_points(add(user, -2, "refund"))).user_point == "5"
     assert await balance(db, user) == 5
     assert [row[1:] for row in await ledger(db, user)] == [(7, "first job", 7), (-2, "refund", 5)]
+
+
+async def test_an_add_records_its_audit_event_and_a_replay_none(
+    db: Database, service: PointService
+) -> None:
+    """ADR 0057: the balance before and after, in the add's transaction; the request id
+    the call carried; a replay changed nothing and records nothing."""
+
+    user, key, rid = new_id(), uuid.uuid4().hex, f"points-{uuid.uuid4().hex}"
+    await seed(db, {user: 40})
+    with structlog.contextvars.bound_contextvars(request_id=rid):
+        await service.add_user_points(add(user, 2, "a review", key))
+        await service.add_user_points(add(user, 2, "a review", key))  # the replay
+    found = await rows(
+        db,
+        "SELECT subject_id, subject_role, action, resource, resource_id, route, before_fields,"
+        " after_fields FROM audit_events WHERE request_id = %s",
+        rid,
+    )
+    assert len(found) == 1
+    subject, role, action, resource, resource_id, route, before, after = found[0]
+    assert (subject, role) == (None, None)  # a peer service's call, no person's
+    assert (action, resource, resource_id) == ("AddUserPoints", "points", user)
+    assert route == "/point.PointServer/AddUserPoints"
+    assert json.loads(before) == {"points": 40}
+    assert json.loads(after) == {"points": 42, "delta": 2, "reason": "a review"}
 
 
 async def test_an_add_to_a_zero_balance_starts_from_zero(

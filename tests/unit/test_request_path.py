@@ -22,6 +22,7 @@ STEP = {
     "auth_middleware": "auth",
     "user_limit_middleware": "per-user rate limit",
     "not_modified_middleware": "not modified",
+    "audit_middleware": "audit",
 }
 
 

@@ -10,6 +10,23 @@ from sqlc_fixup_runtime import JSON
 
 
 @dataclass
+class AuditEvent:
+    """Row of table audit_events."""
+
+    id: UUID
+    occurred_at: datetime.datetime
+    subject_id: UUID | None
+    subject_role: str | None
+    action: str
+    resource: str
+    resource_id: str | None
+    route: str
+    request_id: str
+    before_fields: JSON | None
+    after_fields: JSON | None
+
+
+@dataclass
 class Department:
     """Row of table departments."""
 

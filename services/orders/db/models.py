@@ -42,6 +42,23 @@ ORDER_STATUS_BY_VALUE: dict[str, OrderStatus] = {m.value: m for m in OrderStatus
 
 
 @dataclass
+class AuditEvent:
+    """Row of table audit_events."""
+
+    id: UUID
+    occurred_at: datetime.datetime
+    subject_id: UUID | None
+    subject_role: str | None
+    action: str
+    resource: str
+    resource_id: str | None
+    route: str
+    request_id: str
+    before_fields: JSON | None
+    after_fields: JSON | None
+
+
+@dataclass
 class Currency:
     """Row of table currencies."""
 

@@ -5,6 +5,25 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+from sqlc_fixup_runtime import JSON
+
+
+@dataclass
+class AuditEvent:
+    """Row of table audit_events."""
+
+    id: int
+    occurred_at: datetime.datetime
+    subject_id: str | None
+    subject_role: str | None
+    action: str
+    resource: str
+    resource_id: str | None
+    route: str
+    request_id: str
+    before_fields: JSON | None
+    after_fields: JSON | None
+
 
 @dataclass
 class PointsLedger:

@@ -46,6 +46,23 @@ WEBAUTHN_CEREMONY_BY_VALUE: dict[str, WebauthnCeremony] = {m.value: m for m in W
 
 
 @dataclass
+class AuditEvent:
+    """Row of table audit_events."""
+
+    id: UUID
+    occurred_at: datetime.datetime
+    subject_id: UUID | None
+    subject_role: str | None
+    action: str
+    resource: str
+    resource_id: str | None
+    route: str
+    request_id: str
+    before_fields: JSON | None
+    after_fields: JSON | None
+
+
+@dataclass
 class EmailToken:
     """Row of table email_tokens."""
 

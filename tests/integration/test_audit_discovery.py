@@ -128,8 +128,10 @@ async def call(
     rid = f"discovery-{uuid.uuid4().hex}"
     headers = {"X-Request-ID": rid, **(who or {})}
     if any(p["name"] == "If-Match" and p.get("required") for p in op.get("parameters", [])):
-        current = await client.get(path, headers=ADMIN)
-        assert current.status == 200, (path, current.status)
+        # an action on a resource (`…/{id}/restore`) takes the resource's tag
+        resource = path if template.endswith("}") else path.rsplit("/", 1)[0]
+        current = await client.get(resource, headers=ADMIN)
+        assert current.status == 200, (resource, current.status)
         headers["If-Match"] = current.headers["ETag"]
     resp = await client.request(method, path, json=body, headers=headers)
     answer = await resp.json() if resp.content_type == "application/json" else None

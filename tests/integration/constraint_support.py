@@ -8,6 +8,7 @@ import itertools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg.errors as pg
@@ -46,6 +47,11 @@ def idempotency_key_row(db: Any) -> Row:
 def audit_event_row(db: Any) -> Row:
     """An audit event (ADR 0057): the table has no constraint beyond its NOT NULLs."""
     return {"action": "createX", "resource": "x", "route": "POST /v1/x", "request_id": uid()}
+
+
+def erased_user_row(db: Any) -> Row:
+    """An erasure a database applied (ADR 0060): the person's id, no constraint beyond it."""
+    return {"user_id": uid(), "ledgered_at": datetime.now(UTC)}
 
 
 def table_version_row(db: Any) -> Row:

@@ -47,7 +47,15 @@ async def test_reference_returns_the_service_bytes(
     assert await from_reference.read() == service_body
     rows = (await from_service.json())["data"]
     assert [r["name"] for r in rows] == ["Alpha works", "Mid works", "Zeta works"]
-    assert set(rows[0]) == {"id", "name", "address", "version", "created_at", "updated_at"}
+    assert set(rows[0]) == {
+        "id",
+        "name",
+        "address",
+        "version",
+        "created_at",
+        "updated_at",
+        "archived_at",
+    }
 
 
 async def test_bare_layers_has_as_many_layers_as_the_service(client: Any) -> None:

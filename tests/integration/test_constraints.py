@@ -34,6 +34,7 @@ from tests.integration.constraint_support import (
     Overrides,
     Row,
     audit_event_row,
+    erased_user_row,
     idempotency_key_cases,
     idempotency_key_row,
     table_version_cases,
@@ -237,6 +238,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
             "verified": True,
         },
         "audit_events": audit_event_row,
+        "erased_users": erased_user_row,
     },
     "points": {
         "user_points": lambda db: {"user_id": uid(), "points": 5},
@@ -266,6 +268,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
         },
         "table_versions": table_version_row,
         "audit_events": audit_event_row,
+        "erased_users": erased_user_row,
     },
     "orders": {
         "currencies": lambda db: {
@@ -286,6 +289,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
         "idempotency_keys": idempotency_key_row,
         "table_versions": table_version_row,
         "audit_events": audit_event_row,
+        "erased_users": erased_user_row,
     },
     "chat": {
         "conversations": lambda db: {
@@ -301,6 +305,7 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
         },
         "idempotency_keys": idempotency_key_row,
         "audit_events": audit_event_row,
+        "erased_users": erased_user_row,
     },
 }
 

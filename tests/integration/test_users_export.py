@@ -350,7 +350,9 @@ async def test_a_silent_service_fails_the_export_within_the_bound(
 ) -> None:
     # only the silent one's timeout is short: a loaded machine may make another part
     # slower than 0.3 s, and the export would then (rightly) name that one
-    users = await stack["make_users"](**{f"{service}_timeout": 0.3})
+    timeout = {"orders": "orders_timeout", "chat": "chat_timeout", "catalog": "catalog_timeout",
+               "points": "points_timeout"}[service]  # fmt: skip
+    users = await stack["make_users"](**{timeout: 0.3})
     bound = 0.3 * 2 + 1.0  # two attempts of the silent one, and the retry's longest pause
     customer = await make_user(users_dsn)
     proxy = stack["proxies"][service]

@@ -69,6 +69,9 @@ class DepartmentOrm(Base):
     updated_at: Mapped[datetime.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    archived_at: Mapped[datetime.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
 
 
 class UserOrm(Base):
@@ -91,21 +94,21 @@ class UserPointsOrm(MyBase):
 
 AIOSQL = """
 -- name: get_department(id)^
-SELECT id, name, address, version, created_at, updated_at FROM departments WHERE id = :id;
+SELECT id, name, address, version, created_at, updated_at, archived_at FROM departments WHERE id = :id;
 
 -- name: list_departments(row_offset, row_limit)
-SELECT id, name, address, version, created_at, updated_at FROM departments
+SELECT id, name, address, version, created_at, updated_at, archived_at FROM departments
 ORDER BY name ASC, id ASC LIMIT :row_limit OFFSET :row_offset;
 
 -- name: create_department(name, address)^
 INSERT INTO departments (name, address) VALUES (:name, :address)
-RETURNING id, name, address, version, created_at, updated_at;
+RETURNING id, name, address, version, created_at, updated_at, archived_at;
 
 -- name: update_department(name, address, id, version)^
 UPDATE departments SET name = coalesce(:name, name), address = coalesce(:address, address),
        version = version + 1, updated_at = now()
 WHERE id = :id AND version = :version
-RETURNING id, name, address, version, created_at, updated_at;
+RETURNING id, name, address, version, created_at, updated_at, archived_at;
 
 -- name: user_statistics(role, department_id, verified, search)^
 SELECT count(*) AS total,

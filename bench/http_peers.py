@@ -48,6 +48,7 @@ class Department(msgspec.Struct):
     version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    archived_at: datetime.datetime | None
 
 
 class Meta(msgspec.Struct):

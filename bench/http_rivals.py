@@ -38,6 +38,7 @@ class DepartmentOut(BaseModel):
     version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    archived_at: datetime.datetime | None
 
 
 class Meta(BaseModel):

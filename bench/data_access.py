@@ -94,7 +94,8 @@ class UserPointsOrm(MyBase):
 
 AIOSQL = """
 -- name: get_department(id)^
-SELECT id, name, address, version, created_at, updated_at, archived_at FROM departments WHERE id = :id;
+SELECT id, name, address, version, created_at, updated_at, archived_at
+FROM departments WHERE id = :id;
 
 -- name: list_departments(row_offset, row_limit)
 SELECT id, name, address, version, created_at, updated_at, archived_at FROM departments

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -216,6 +217,15 @@ def start(tree: Path, port: int, dsn: str, extra: dict[str, str]) -> subprocess.
     return subprocess.Popen([sys.executable, "-m", "services.departments"], env=env, cwd=tree)
 
 
+def same_rows(body: bytes, before: bytes) -> str:
+    """The page on the fields the `before` tree answers: a column added since (archived_at,
+    ADR 0058) is not tracing's doing."""
+    fields = set(json.loads(before)["data"][0])
+    page = json.loads(body)
+    page["data"] = [{k: v for k, v in row.items() if k in fields} for row in page["data"]]
+    return json.dumps(page, sort_keys=True)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
@@ -260,7 +270,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             servers[name] = start(tree, ports[name], dsn, extra)
             procs.append(servers[name])
         bodies = {name: wait_ready(port) for name, port in ports.items()}
-        assert len(set(bodies.values())) == 1, "every variant must answer the same JSON"
+        assert len({same_rows(body, bodies["before"]) for body in bodies.values()}) == 1, (
+            "every variant must answer the same JSON"
+        )
         results: dict[str, list[Round]] = {name: [] for name in VARIANTS}
         for port in ports.values():  # warm-up
             wrk(port, 1, args.connections)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from lib.auth.principal import Role
@@ -292,7 +293,8 @@ async def test_provider_links_change_the_tags_of_both_link_lists(catalog: Any) -
     assert status == 200
     assert str(provider).encode() in body
 
-    # deleting the service takes its links with it (a cascade): both lists change again
+    # archiving the service (ADR 0058) keeps its links, now showing its archived_at: both
+    # lists change again
     _, service_tag, _ = await get(catalog, f"/v1/services/{service_id}")
     resp = await catalog.delete(
         f"/v1/services/{service_id}", headers={**ADMIN, "If-Match": service_tag}
@@ -300,8 +302,11 @@ async def test_provider_links_change_the_tags_of_both_link_lists(catalog: Any) -
     assert resp.status == 204, await resp.text()
     status, _, body = await get(catalog, offered, offered_tag)
     assert status == 200
-    assert service_id.encode() not in body
-    assert (await get(catalog, providers, providers_tag))[0] == 404
+    (row,) = orjson.loads(body)["data"]
+    assert (row["id"], row["archived_at"] is not None) == (service_id, True)
+    status, _, body = await get(catalog, providers, providers_tag)
+    assert status == 200
+    assert [link["provider_id"] for link in orjson.loads(body)["data"]] == [str(provider)]
 
 
 # --- orders: the currency list (the reviews: tests/integration/test_orders_api.py) -------

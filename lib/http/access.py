@@ -47,7 +47,9 @@ class Access:
     # how the route reads its token when not as the auth middleware does (the WebSocket's
     # subprotocol); it raises 401/403 itself
     authenticate: Authenticate | None = None
-    query_roles: tuple[tuple[str, tuple[Role, ...]], ...] = ()  # parameter -> who may give it
+    # parameter, who may give it, and its default (which anyone may give: Swagger UI's "Try
+    # it out" sends a parameter's default)
+    query_roles: tuple[tuple[str, tuple[Role, ...], str], ...] = ()
 
     @classmethod
     def declare(
@@ -89,8 +91,8 @@ class Access:
     def check_query(self, request: web.Request) -> None:
         """A query parameter of `query_roles` given by a caller without one of its roles:
         401 without a principal, else 403."""
-        for name, roles in self.query_roles:
-            if name in request.query:
+        for name, roles, default in self.query_roles:
+            if request.query.get(name, default) != default:
                 principal = principal_of(request)
                 if principal is None:
                     raise Unauthorized(f"`{name}` needs a signed-in caller")
@@ -124,7 +126,10 @@ class Access:
 
     def query_text(self) -> str:
         """What the description adds for `query_roles` ("" without)."""
-        return "".join(f" `{name}`: {', '.join(roles)} only." for name, roles in self.query_roles)
+        return "".join(
+            f" `{name}` other than {default}: {', '.join(roles)} only."
+            for name, roles, default in self.query_roles
+        )
 
     def extension(self) -> dict[str, Any]:
         """`x-access` of the operation: the same declaration, machine-readable."""
@@ -137,14 +142,18 @@ class Access:
         }
 
 
-def query_roles(model: type[BaseModel] | None) -> tuple[tuple[str, tuple[Role, ...]], ...]:
-    """The query parameters of `model` that only some roles may give: each field whose JSON
-    schema says `x-roles` (what the OpenAPI document shows on the parameter)."""
+def query_roles(
+    model: type[BaseModel] | None,
+) -> tuple[tuple[str, tuple[Role, ...], str], ...]:
+    """The query parameters of `model` that only some roles may give other than their
+    default: each field whose JSON schema says `x-roles` (what the OpenAPI document shows
+    on the parameter)."""
     if model is None:
         return ()
     found = []
     for name, info in model.model_fields.items():
         extra = info.json_schema_extra
         if isinstance(extra, dict) and isinstance(roles := extra.get("x-roles"), list):
-            found.append((info.alias or name, tuple(Role(str(r)) for r in roles)))
+            roles_of = tuple(Role(str(r)) for r in roles)
+            found.append((info.alias or name, roles_of, str(info.default)))
     return tuple(found)

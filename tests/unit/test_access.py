@@ -199,26 +199,30 @@ def with_query(path: str, role: Role | None = None) -> web.Request:
 async def test_a_query_parameter_only_some_roles_may_give() -> None:
     assert query_roles(None) == ()
     assert query_roles(ListQuery) == ()
-    assert query_roles(Archiving) == (("state", (Role.ADMIN,)),)
+    assert query_roles(Archiving) == (("state", (Role.ADMIN,), "active"),)
     access = Access.declare(None, query=Archiving)
-    assert access.query_roles == (("state", (Role.ADMIN,)),)
-    assert access.query_text() == " `state`: ADMIN only."
+    assert access.query_roles == (("state", (Role.ADMIN,), "active"),)
+    assert access.query_text() == " `state` other than active: ADMIN only."
     assert Access.declare(None).query_text() == ""
 
     class Two(Archiving):
         seen: bool = Field(False, json_schema_extra={"x-roles": ["MODERATOR", "ADMIN"]})
 
     two = Access.declare(None, query=Two)
-    assert two.query_text() == " `state`: ADMIN only. `seen`: MODERATOR, ADMIN only."
+    assert two.query_text() == (
+        " `state` other than active: ADMIN only. `seen` other than False: MODERATOR, ADMIN only."
+    )
     assert await answer(two, with_query("/?seen=true", Role.MODERATOR)) == "pass"
     assert await answer(access, with_query("/?limit=1")) == "pass"  # not given: anyone
     assert await answer(access, with_query("/?also=x")) == "pass"
     assert await answer(access, with_query("/?state=all")) == (
         "401 `state` needs a signed-in caller"
     )
-    assert await answer(access, with_query("/?state=active", Role.CUSTOMER)) == (
+    assert await answer(access, with_query("/?state=archived", Role.CUSTOMER)) == (
         "403 requires role ADMIN"
     )
+    # its default is anyone's to give (Swagger UI's "Try it out" sends it)
+    assert await answer(access, with_query("/?state=active")) == "pass"
     assert await answer(access, with_query("/?state=archived", Role.ADMIN)) == "pass"
     guarded = Access.declare(("CUSTOMER", "ADMIN"), query=Archiving)
     assert await answer(guarded, with_query("/?state=all", Role.CUSTOMER)) == (

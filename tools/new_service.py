@@ -81,7 +81,7 @@ _RESERVED_WORDS = """
 """
 SQL_RESERVED = frozenset(_RESERVED_WORDS.split())
 # a generated module of services/<name>/db/ besides the service's own
-DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions"})
+DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions", "audit"})
 # what a transaction of the scaffold snapshots: the tree without caches and environments
 # generators of the files derived from the registry, in order (each a fresh process: the
 # registry is read at import); `make deploy-gen` + procfile + nginx-compose
@@ -154,10 +154,17 @@ class Scaffold:
         out[f"{self.engine}/0001_initial.rollback.sql.tmpl"] = Path(
             f"migrations/{n}/0001_initial.rollback.sql"
         )
-        if self.engine == "mysql":  # the version triggers: a migration sqlc does not read
+        # its audit trail (ADR 0057); MariaDB's version triggers and append-only triggers
+        # are migrations of their own, which sqlc does not read
+        migrations = (
+            ("0002_audit_events",)
+            if self.engine == "postgresql"
+            else ("0002_version_triggers", "0003_audit_events", "0004_audit_events_append_only")
+        )
+        for migration in migrations:
             for part in ("", ".rollback"):
-                out[f"mysql/0002_version_triggers{part}.sql.tmpl"] = Path(
-                    f"migrations/{n}/0002_version_triggers{part}.sql"
+                out[f"{self.engine}/{migration}{part}.sql.tmpl"] = Path(
+                    f"migrations/{n}/{migration}{part}.sql"
                 )
         out[f"{self.engine}/sqlc.yaml.tmpl"] = Path(f"sql/{n}/sqlc.yaml")
         out[f"{self.engine}/queries.sql.tmpl"] = Path(f"sql/{n}/queries/{n}.sql")

@@ -77,7 +77,10 @@ async def _open(
         db=parts.path.lstrip("/"),
         autocommit=True,
         charset="utf8mb4",
-        init_command="SET time_zone = '+00:00'",  # DATETIME columns hold UTC
+        # DATETIME columns hold UTC; each statement reads what is committed when it starts,
+        # as on PostgreSQL: a read after a lock sees what the lock's holder committed even
+        # in a transaction that read before (lib/http/audit.py's, around every write)
+        init_command="SET time_zone = '+00:00', tx_isolation = 'READ-COMMITTED'",
         connect_timeout=connect_timeout,
     )
     return MyDatabase(pool)

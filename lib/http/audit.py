@@ -139,7 +139,8 @@ class AuditEvent(BaseModel):
 
 
 class AuditListing(Protocol):
-    """The generated list of sql/common/audit.sql (`services.<svc>.db.audit`)."""
+    """The generated list of sql/common/audit.sql or sql/common/mysql/audit.sql
+    (`services.<svc>.db.audit`)."""
 
     LIST_AUDIT_EVENTS_SORTING: Any
 
@@ -174,12 +175,15 @@ def audit_routes(queries: AuditListing) -> web.RouteTableDef:
             "since": query.since,
             "until": query.until,
         }
-        async with request.app[DB].acquire() as conn:
+        db = request.app[DB]
+        # sqlc names MariaDB's `LIMIT ? OFFSET ?` itself (sql/common/mysql/audit.sql)
+        page = "row_" if db.engine == "postgresql" else ""
+        paging = {f"{page}limit": lp.limit, f"{page}offset": lp.offset}
+        async with db.acquire() as conn:
             total = None if lp.after else await queries.count_audit_events(conn, **filters)
             rows = await queries.list_audit_events(
-                conn, **filters, orderby=lp.orderby, sort=lp.sort, after=lp.after,
-                row_limit=lp.limit, row_offset=lp.offset,
-            )  # fmt: skip
+                conn, **filters, **paging, orderby=lp.orderby, sort=lp.sort, after=lp.after
+            )
         return json_response({"data": rows, "meta": lp.meta(rows, total)})
 
     return routes

@@ -2,8 +2,13 @@
 # source: audit.sql
 from __future__ import annotations
 
+import datetime
+from typing import Literal, LiteralString
+
 import sqlc_fixup_runtime as runtime
-from sqlc_fixup_runtime import JSON, MyConn
+from sqlc_fixup_runtime import JSON, MyConn, Sorting, SortKey
+
+from . import models
 
 INSERT_AUDIT_EVENT = """
 -- name: InsertAuditEvent :exec
@@ -50,3 +55,287 @@ async def insert_audit_event(
                 (None if after_fields is None else runtime.json_dumps(after_fields)),
             ),
         )
+
+
+COUNT_AUDIT_EVENTS = """
+-- name: CountAuditEvents :one
+SELECT count(*) AS total FROM audit_events
+WHERE (%s IS NULL OR subject_id = %s)
+  AND (%s IS NULL OR resource = %s)
+  AND (%s IS NULL OR request_id = %s)
+  AND (%s IS NULL OR occurred_at >= %s)
+  AND (%s IS NULL OR occurred_at < %s)
+"""
+
+
+async def count_audit_events(
+    conn: MyConn,
+    *,
+    subject_id: str | None,
+    resource: str | None,
+    request_id: str | None,
+    since: datetime.datetime | None,
+    until: datetime.datetime | None,
+) -> int:
+    """
+    SELECT count(*) AS total FROM audit_events
+    WHERE (%s IS NULL OR subject_id = %s)
+      AND (%s IS NULL OR resource = %s)
+      AND (%s IS NULL OR request_id = %s)
+      AND (%s IS NULL OR occurred_at >= %s)
+      AND (%s IS NULL OR occurred_at < %s)
+    """
+    async with conn.cursor() as cur:
+        await cur.execute(
+            COUNT_AUDIT_EVENTS,
+            (
+                subject_id,
+                subject_id,
+                resource,
+                resource,
+                request_id,
+                request_id,
+                (None if since is None else runtime.naive_utc(since)),
+                (None if since is None else runtime.naive_utc(since)),
+                (None if until is None else runtime.naive_utc(until)),
+                (None if until is None else runtime.naive_utc(until)),
+            ),
+        )
+        row = await cur.fetchone()
+        assert row is not None  # an aggregate without GROUP BY: one row, always
+        result: int = row[0]
+        return result
+
+
+LIST_AUDIT_EVENTS_BY_OCCURRED_AT_ASC = """
+-- name: ListAuditEvents :many
+-- ListAuditEventsByOccurredAtAsc: by occurred_at asc
+SELECT
+  id,
+  occurred_at,
+  subject_id,
+  subject_role,
+  action,
+  resource,
+  resource_id,
+  route,
+  request_id,
+  before_fields,
+  after_fields
+FROM audit_events
+WHERE
+  (
+    (
+      %s IS NULL OR subject_id = %s
+    )
+    AND (
+      %s IS NULL OR resource = %s
+    )
+    AND (
+      %s IS NULL OR request_id = %s
+    )
+    AND (
+      %s IS NULL OR occurred_at >= %s
+    )
+    AND (
+      %s IS NULL OR occurred_at < %s
+    )
+  )
+  AND (
+    %s IS NULL
+    OR occurred_at > %s
+    OR (
+      occurred_at = %s AND id > %s
+    )
+    OR (
+      %s IS NULL AND (
+        NOT occurred_at IS NULL OR id > %s
+      )
+    )
+  )
+ORDER BY
+  occurred_at ASC,
+  id ASC
+LIMIT %s
+OFFSET %s
+"""
+
+LIST_AUDIT_EVENTS_BY_OCCURRED_AT_DESC = """
+-- name: ListAuditEvents :many
+-- ListAuditEventsByOccurredAtDesc: by occurred_at desc
+SELECT
+  id,
+  occurred_at,
+  subject_id,
+  subject_role,
+  action,
+  resource,
+  resource_id,
+  route,
+  request_id,
+  before_fields,
+  after_fields
+FROM audit_events
+WHERE
+  (
+    (
+      %s IS NULL OR subject_id = %s
+    )
+    AND (
+      %s IS NULL OR resource = %s
+    )
+    AND (
+      %s IS NULL OR request_id = %s
+    )
+    AND (
+      %s IS NULL OR occurred_at >= %s
+    )
+    AND (
+      %s IS NULL OR occurred_at < %s
+    )
+  )
+  AND (
+    %s IS NULL
+    OR occurred_at < %s
+    OR (
+      occurred_at = %s AND id < %s
+    )
+    OR (
+      occurred_at IS NULL AND (
+        NOT %s IS NULL OR id < %s
+      )
+    )
+  )
+ORDER BY
+  occurred_at DESC,
+  id DESC
+LIMIT %s
+OFFSET %s
+"""
+
+ListAuditEventsKey = Literal["occurred_at"]
+ListAuditEventsAfter = tuple[datetime.datetime, int]
+LIST_AUDIT_EVENTS: dict[tuple[str, str], LiteralString] = {
+    ("occurred_at", "asc"): LIST_AUDIT_EVENTS_BY_OCCURRED_AT_ASC,
+    ("occurred_at", "desc"): LIST_AUDIT_EVENTS_BY_OCCURRED_AT_DESC,
+}
+LIST_AUDIT_EVENTS_SORTING: Sorting[ListAuditEventsKey, ListAuditEventsAfter] = Sorting(
+    keys={
+        "occurred_at": SortKey("occurred_at", "time", False, ("asc", "desc")),
+    },
+    tie="id",
+    tie_kind="int",
+    keyset=True,
+)
+
+
+async def list_audit_events(
+    conn: MyConn,
+    *,
+    orderby: ListAuditEventsKey,
+    sort: Literal["asc", "desc"],
+    subject_id: str | None,
+    resource: str | None,
+    request_id: str | None,
+    since: datetime.datetime | None,
+    until: datetime.datetime | None,
+    limit: int,
+    offset: int,
+    after: ListAuditEventsAfter | None = None,
+) -> list[models.AuditEvent]:
+    """
+    SELECT
+      id,
+      occurred_at,
+      subject_id,
+      subject_role,
+      action,
+      resource,
+      resource_id,
+      route,
+      request_id,
+      before_fields,
+      after_fields
+    FROM audit_events
+    WHERE
+      (
+        (
+          %s IS NULL OR subject_id = %s
+        )
+        AND (
+          %s IS NULL OR resource = %s
+        )
+        AND (
+          %s IS NULL OR request_id = %s
+        )
+        AND (
+          %s IS NULL OR occurred_at >= %s
+        )
+        AND (
+          %s IS NULL OR occurred_at < %s
+        )
+      )
+      AND (
+        %s IS NULL
+        OR occurred_at > %s
+        OR (
+          occurred_at = %s AND id > %s
+        )
+        OR (
+          %s IS NULL AND (
+            NOT occurred_at IS NULL OR id > %s
+          )
+        )
+      )
+    ORDER BY
+      occurred_at ASC,
+      id ASC
+    LIMIT %s
+    OFFSET %s
+
+    One statement per key and direction (above: the first). Ordered by `orderby`
+    (occurred_at) in `sort`'s direction, then by id; `after`: the rows after that (key
+    value, tie-breaker) position.
+    """
+    after_key, after_tie = (None, None) if after is None else after
+    async with conn.cursor() as cur:
+        await cur.execute(
+            LIST_AUDIT_EVENTS[orderby, sort],
+            (
+                subject_id,
+                subject_id,
+                resource,
+                resource,
+                request_id,
+                request_id,
+                (None if since is None else runtime.naive_utc(since)),
+                (None if since is None else runtime.naive_utc(since)),
+                (None if until is None else runtime.naive_utc(until)),
+                (None if until is None else runtime.naive_utc(until)),
+                after_tie,
+                (None if after_key is None else runtime.naive_utc(after_key)),
+                (None if after_key is None else runtime.naive_utc(after_key)),
+                after_tie,
+                (None if after_key is None else runtime.naive_utc(after_key)),
+                after_tie,
+                limit,
+                offset,
+            ),
+        )
+        rows = await cur.fetchall()
+        return [
+            models.AuditEvent(
+                row[0],
+                (runtime.utc(row[1]) if isinstance(row[1], datetime.datetime) else row[1]),
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[7],
+                row[8],
+                (None if row[9] is None else runtime.json_loads(row[9])),
+                (None if row[10] is None else runtime.json_loads(row[10])),
+            )
+            for row in rows
+        ]

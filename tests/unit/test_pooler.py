@@ -15,7 +15,9 @@ from lib.pooler import pool_options, session_state, through
 ROOT = Path(__file__).resolve().parents[2]
 # strings of lib/ that are not PostgreSQL statements, each with why
 NOT_POSTGRESQL = {
-    ("lib/db/connecting.py", "SET time_zone = '+00:00'"): "MariaDB's init_command (never pooled)",
+    ("lib/db/connecting.py", "SET time_zone = '+00:00', tx_isolation = 'READ-COMMITTED'"): (
+        "MariaDB's init_command (never pooled)"
+    ),
 }
 PATTERNS = ROOT / "lib" / "pooler.py"  # the names and patterns themselves
 

@@ -227,7 +227,7 @@ async def test_a_mysql_dsn_opens_an_aiomysql_pool_of_its_parts(my_pools: CreateP
                 "db": "shop",
                 "autocommit": True,
                 "charset": "utf8mb4",
-                "init_command": "SET time_zone = '+00:00'",
+                "init_command": "SET time_zone = '+00:00', tx_isolation = 'READ-COMMITTED'",
                 "connect_timeout": DEFAULT_ATTEMPT_TIMEOUT,
             },
         )

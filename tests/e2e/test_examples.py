@@ -101,8 +101,11 @@ async def stack(
     }
     services: dict[str, ServiceProcess] = {}
     try:
-        for name in STACK_SERVICES:
+        # users first: the others fetch its key set as they start
+        for name in sorted(STACK_SERVICES, key=lambda n: n != "users"):
             services[name] = ServiceProcess(common, tmp / f"{name}.log", name=name)
+            if name == "users":
+                await services[name].wait_healthy(STARTUP)
         for service in services.values():
             await service.wait_healthy(STARTUP)
         await gateway.start()

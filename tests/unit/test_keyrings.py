@@ -209,6 +209,27 @@ def test_a_keyring_file_is_read_again_and_a_failed_read_keeps_the_keys(tmp_path:
         KeyringFile(path, reload_interval=5.0)  # at start: no start
 
 
+async def test_an_unknown_kid_reads_the_keyring_again_at_most_once_per_min_refresh(
+    tmp_path: Path,
+) -> None:
+    path, clock, now = tmp_path / "keyring.json", [100.0], time.time()
+    write_keyring(path, stage(None, JWT, now))
+    first = read_keyring(path).current
+    ring = KeyringFile(path, reload_interval=3600.0, monotonic=lambda: clock[0])
+    keys = DirectoryKeys(ring, window=WINDOW, min_refresh=10.0, now=lambda: now)
+    assert keys.key(first.kid) == first.public
+    write_keyring(path, stage(read_keyring(path), JWT, now))
+    staged = read_keyring(path).keys[1]
+    assert keys.key(staged.kid) is None  # not read again yet
+    clock[0] = 109.0
+    assert await keys.refresh() is False  # 9 s since the last read: refused
+    assert keys.key(staged.kid) is None
+    clock[0] = 110.0
+    assert await keys.refresh() is True
+    assert keys.key(staged.kid) == staged.public
+    assert await keys.refresh() is False  # the read just now counts
+
+
 def test_the_files_of_earlier_versions_migrate(tmp_path: Path) -> None:
     """A key directory (keys.json + PEMs: a signing key and a retired one) and a
     `kid:state:base64` ring, as earlier versions wrote them, read back as keyrings."""

@@ -98,6 +98,9 @@ async def stack(
         "RATE_LIMIT_PREFIX": f"{redis_prefix}examples:rl:",
         "REVOCATION_PREFIX": f"{redis_prefix}examples:revoked:",
         "REVOCATION_RECORD_URL": f"http://127.0.0.1:{ports['users']}",
+        # every persona of the page signs in from 127.0.0.1 within seconds: the per-IP login
+        # bucket of .env.example (burst 10, 0.2/s) is one person's, not a whole page's
+        "LOGIN_BURST": "100",
     }
     services: dict[str, ServiceProcess] = {}
     try:

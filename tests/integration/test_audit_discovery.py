@@ -2,38 +2,124 @@
 when it is refused (ADR 0057), found in the served OpenAPI document, not listed here: a
 new route is covered without editing this test.
 
-Each write is called with its document's request example, its path ids and the `*_id`
-fields of its body resolved to what the service's own creates answered (a `{id}` that may
-be `me` is the caller), `If-Match` read from the resource, as the first role its
-`x-access` names. Creates run first (each once what it refers to exists), then the other
-writes, deletes last (the dependents first). Every write must succeed but those of
-CANNOT_SUCCEED, which must be refused: one that starts to succeed fails the test.
+Each write is called with its document's request example, as the first role its
+`x-access` names (one caller per role), `If-Match` read from the resource. Its path ids
+and the `*_id` fields of its body are what the writes before it answered (a `data.id`
+is known by its schema's name: `Order`, `GetJobRow` -> job), what the service's world
+made outside it (orders' catalog service, chat's order and provider), or the caller
+(`me`).
+
+A write is tried in a world of its own: the creates (`POST /v1/<things>`) run first,
+each once what it refers to exists, then a chain of writes that already succeeded, then
+the write. It is tried first after no chain, then after each chain found so far (an
+offer's accept after the offer's create, a job's review after its completion, a restore
+after the delete), until it succeeds. Every call is checked: one event for a 2xx, none
+for a refusal. Every write must succeed but those of CANNOT_SUCCEED, which must be
+refused: one that starts to succeed fails the test.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from lib.auth.principal import Role
 from services.catalog.app import create_app as catalog_app
+from services.chat.app import create_app as chat_app
 from services.departments.app import create_app as departments_app
+from services.orders.app import create_app as orders_app
 from tests.integration.auth_support import Bearer, settings_for
 from tests.integration.catalog_support import catalog_settings
+from tests.integration.chat_support import chat_settings, make_world
+from tests.integration.orders_support import catalog_service, orders_settings
 
 WRITES = ("post", "put", "patch", "delete")
 ADMIN = Bearer(Role.ADMIN)
 # what no document example can make succeed (mailed tokens, passkey ceremonies, TOTP
 # codes, uploads): (service, METHOD path) -> why; each must be refused
 CANNOT_SUCCEED: dict[tuple[str, str], str] = {}
-APPS: dict[str, Callable[[str], web.Application]] = {
-    "departments": lambda dsn: departments_app(settings_for(dsn)),
-    "catalog": lambda dsn: catalog_app(catalog_settings(dsn)),
+Write = tuple[str, str, dict[str, Any]]  # (method, path template, operation)
+
+
+@dataclass
+class Service:
+    """A service's test client, its callers by role and what its world made outside it."""
+
+    client: Any
+    callers: dict[Role, Mapping[str, str]] = field(default_factory=dict)
+    known: dict[str, str] = field(default_factory=dict)  # thing -> id
+
+    def caller(self, op: dict[str, Any]) -> Mapping[str, str] | None:
+        access = op.get("x-access")
+        if not access:
+            return None
+        role = Role(access["roles"][0])
+        return self.callers.setdefault(role, Bearer(role))
+
+
+@dataclass
+class Fixtures:
+    """What a service's setup may start: test clients and servers, migrated databases."""
+
+    client: Callable[[Any], Awaitable[Any]]  # aiohttp_client
+    server: Callable[[Any], Awaitable[Any]]  # aiohttp_server
+    database: Callable[[str], str]  # migrated_db
+    redis_prefix: str
+
+
+async def departments(fx: Fixtures) -> Service:
+    return Service(await fx.client(departments_app(settings_for(fx.database("departments")))))
+
+
+async def catalog(fx: Fixtures) -> Service:
+    return Service(await fx.client(catalog_app(catalog_settings(fx.database("catalog")))))
+
+
+async def orders_over_catalog(fx: Fixtures) -> tuple[Any, Any]:
+    """(catalog client, orders server): orders on the real catalog."""
+    catalog_server = await fx.server(catalog_app(catalog_settings(fx.database("catalog"))))
+    settings = orders_settings(
+        fx.database("orders"), catalog_url=f"http://127.0.0.1:{catalog_server.port}"
+    )
+    return await fx.client(catalog_server), await fx.server(orders_app(settings))
+
+
+async def orders(fx: Fixtures) -> Service:
+    """Orders over the real catalog, whose one service the provider offers."""
+    catalog_client, orders_server = await orders_over_catalog(fx)
+    provider = Bearer(Role.PROVIDER)
+    service_id = await catalog_service(catalog_client, provider.user_id)
+    return Service(
+        await fx.client(orders_server), {Role.PROVIDER: provider}, {"service": service_id}
+    )
+
+
+async def chat(fx: Fixtures) -> Service:
+    """Chat over the real orders and catalog: an order with the provider's offer on it."""
+    catalog_client, orders_server = await orders_over_catalog(fx)
+    world = await make_world(catalog_client, await fx.client(orders_server))
+    settings = chat_settings(
+        fx.database("chat"),
+        fx.redis_prefix,
+        orders_url=f"http://127.0.0.1:{orders_server.port}",
+    )
+    return Service(
+        await fx.client(chat_app(settings)),
+        {Role.CUSTOMER: world.customer.headers, Role.PROVIDER: world.p1.headers},
+        {"order": world.order_id, "provider": str(world.p1.id)},
+    )
+
+
+SERVICES: dict[str, Callable[[Fixtures], Awaitable[Service]]] = {
+    "departments": departments,
+    "catalog": catalog,
+    "orders": orders,
+    "chat": chat,
 }
 
 
@@ -44,31 +130,48 @@ def singular(segment: str) -> str:
     return name.removesuffix("s")
 
 
+def thing_of(schema_ref: str) -> str:
+    """What a response's schema is about: `#/…/CategoryType` -> category_type,
+    `GetJobRow` -> job."""
+    name = schema_ref.rsplit("/", 1)[1].removeprefix("Get").removesuffix("Row")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def answers(op: dict[str, Any]) -> str | None:
+    """The thing a write's 2xx answer is, by its `data` schema's name."""
+    for status, response in op["responses"].items():
+        schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+        ref = schema.get("properties", {}).get("data", {}).get("$ref")
+        if status.startswith("2") and ref:
+            return thing_of(ref)
+    return None
+
+
 class World:
-    """What the service's creates answered, by collection path."""
+    """What the writes of one try answered, by thing; its number keeps names unique."""
 
-    def __init__(self) -> None:
-        self.created: dict[str, str] = {}
+    def __init__(self, service: Service, number: int) -> None:
+        self.made = dict(service.known)
+        self.number = number
 
-    def id_for(self, field: str) -> str | None:
-        """The created id a `<thing>_id` field names: the collection whose singular name
-        is, or ends with, `<thing>` (`type_id`: /v1/category-types)."""
-        thing = field.removesuffix("_id")
-        for path, made in self.created.items():
-            name = singular(path.rsplit("/", 1)[1])
-            if name == thing or name.endswith(f"_{thing}"):
-                return made
+    def id_for(self, name: str) -> str | None:
+        """The id a `<thing>_id` field names: the thing's, or one whose name ends with
+        `_<thing>` (`type_id`: category_type)."""
+        thing = name.removesuffix("_id")
+        for made, value in self.made.items():
+            if made == thing or made.endswith(f"_{thing}"):
+                return value
         return None
 
     def path(self, template: str, parameters: list[dict[str, Any]]) -> str | None:
-        """`template` with its ids resolved; None while one is not created yet."""
+        """`template` with its ids resolved; None while one is not made yet."""
         path = template
         for param in parameters:
             if param["in"] != "path":
                 continue
             name = param["name"]
             holder = template.split("{" + name + "}", 1)[0].rstrip("/")
-            made = self.created.get(holder) if name == "id" else self.id_for(name)
+            made = self.id_for(singular(holder.rsplit("/", 1)[1]) if name == "id" else name)
             if made is None and "me|" in param["schema"].get("pattern", ""):
                 made = "me"
             if made is None:
@@ -77,26 +180,34 @@ class World:
         return path
 
     def body(self, example: Any) -> Any | None:
+        """The example with its ids resolved (None while one is not made yet); a name
+        made again carries the world's number (names are unique)."""
         if not isinstance(example, dict):
             return example
         resolved = dict(example)
-        for field in example:
-            if field.endswith("_id"):
-                made = self.id_for(field)
+        for name, value in example.items():
+            if name.endswith("_id"):
+                made = self.id_for(name)
                 if made is None:
                     return None
-                resolved[field] = made
+                resolved[name] = made
+            elif name == "name" and self.number:
+                resolved[name] = f"{value} {self.number}"
         return resolved
 
 
-def writes(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """Every write of the document: (method, path template, operation)."""
+def writes(document: dict[str, Any]) -> list[Write]:
+    """Every write of the document."""
     return [
         (method, path, op)
         for path, ops in document["paths"].items()
         for method, op in ops.items()
         if method in WRITES
     ]
+
+
+def label(write: Write) -> str:
+    return f"{write[0].upper()} {write[1]}"
 
 
 def example_body(op: dict[str, Any]) -> Any:
@@ -106,11 +217,6 @@ def example_body(op: dict[str, Any]) -> Any:
     return next(iter(content["examples"].values()))["value"]
 
 
-def caller(op: dict[str, Any]) -> Bearer | None:
-    access = op.get("x-access")
-    return Bearer(Role(access["roles"][0])) if access else None
-
-
 async def events_of(client: Any, rid: str) -> list[dict[str, Any]]:
     resp = await client.get(f"/v1/audit-events?request_id={rid}", headers=ADMIN)
     assert resp.status == 200, await resp.text()
@@ -118,78 +224,109 @@ async def events_of(client: Any, rid: str) -> list[dict[str, Any]]:
     return found
 
 
-async def call(
-    client: Any, method: str, template: str, path: str, op: dict[str, Any], body: Any,
-    wrong: list[str],
-) -> tuple[int, Any]:  # fmt: skip
-    """One write; what its events got wrong goes to `wrong` (every write is called, so
-    one run names each that is wrong)."""
-    who = caller(op)
-    rid = f"discovery-{uuid.uuid4().hex}"
-    headers = {"X-Request-ID": rid, **(who or {})}
-    if any(p["name"] == "If-Match" and p.get("required") for p in op.get("parameters", [])):
-        # an action on a resource (`…/{id}/restore`) takes the resource's tag
-        resource = path if template.endswith("}") else path.rsplit("/", 1)[0]
-        current = await client.get(resource, headers=ADMIN)
-        assert current.status == 200, (resource, current.status)
-        headers["If-Match"] = current.headers["ETag"]
-    resp = await client.request(method, path, json=body, headers=headers)
-    answer = await resp.json() if resp.content_type == "application/json" else None
-    label = f"{method.upper()} {template}"
-    events = await events_of(client, rid)
-    expected = 1 if 200 <= resp.status < 300 else 0
-    if len(events) != expected or any(e["route"] != label for e in events):
-        wrong.append(f"{label}: {resp.status} left {len(events)} events")
-    return resp.status, answer
+class Trial:
+    """Calls writes in worlds of their own and collects what their events got wrong."""
 
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.worlds = 0
+        self.wrong: list[str] = []
 
-@pytest.mark.parametrize("service", sorted(APPS))
-async def test_every_write_leaves_one_event_when_it_succeeds(
-    aiohttp_client: Any, migrated_db: Callable[[str], str], service: str
-) -> None:
-    client = await aiohttp_client(APPS[service](migrated_db(service)))
-    document = await (await client.get("/v1/openapi.json")).json()
-    found = writes(document)
-    assert found, service
-    world = World()
-    statuses: dict[str, int] = {}
-    wrong: list[str] = []
-    creates = [w for w in found if w[0] == "post" and "{" not in w[1]]
-    while creates:  # each create once what its body refers to exists
-        ready = [w for w in creates if world.body(example_body(w[2])) is not None]
-        assert ready, (service, "creates that refer to nothing created", creates)
-        for method, template, op in ready:
-            status, answer = await call(
-                client, method, template, template, op, world.body(example_body(op)), wrong
-            )
-            statuses[f"{method.upper()} {template}"] = status
-            if status == 201:
-                world.created[template] = answer["data"]["id"]
-            creates.remove((method, template, op))
-    rest = [w for w in found if f"{w[0].upper()} {w[1]}" not in statuses]
-    deletes = sorted(
-        (w for w in rest if w[0] == "delete"),
-        key=lambda w: (-w[1].count("{"), -list(world.created).index(w[1].rsplit("/", 1)[0])
-                       if w[1].rsplit("/", 1)[0] in world.created else 0),
-    )  # fmt: skip
-    for method, template, op in [w for w in rest if w[0] != "delete"] + deletes:
+    async def call(self, world: World, write: Write) -> int | None:
+        """One write in `world` (None: an id it needs is not made there); its status."""
+        method, template, op = write
         path = world.path(template, op.get("parameters", []))
-        assert path is not None, (service, template, "an id no create answered")
-        status, _ = await call(
-            client, method, template, path, op, world.body(example_body(op)), wrong
-        )
-        statuses[f"{method.upper()} {template}"] = status
-    assert wrong == [], "\n".join([service, *wrong])
-    assert set(statuses) == {f"{m.upper()} {p}" for m, p, _ in found}
-    refused = {label: s for label, s in statuses.items() if not 200 <= s < 300}
-    expected = {label for (svc, label) in CANNOT_SUCCEED if svc == service}
-    assert set(refused) == expected, (service, refused)
+        body = world.body(example_body(op))
+        if path is None or (body is None and example_body(op) is not None):
+            return None
+        client = self.service.client
+        rid = f"discovery-{uuid.uuid4().hex}"
+        headers = {"X-Request-ID": rid, **(self.service.caller(op) or {})}
+        if any(p["name"] == "If-Match" and p.get("required") for p in op.get("parameters", [])):
+            # an action on a resource (`…/{id}/restore`) takes the resource's tag
+            resource = path if template.endswith("}") else path.rsplit("/", 1)[0]
+            current = await client.get(resource, headers=ADMIN)
+            assert current.status == 200, (resource, current.status)
+            headers["If-Match"] = current.headers["ETag"]
+        resp = await client.request(method, path, json=body, headers=headers)
+        answer = await resp.json() if resp.content_type == "application/json" else None
+        events = await events_of(client, rid)
+        expected = 1 if 200 <= resp.status < 300 else 0
+        if len(events) != expected or any(e["route"] != label(write) for e in events):
+            self.wrong.append(f"{label(write)}: {resp.status} left {len(events)} events")
+        thing = answers(op)
+        if expected and thing and isinstance(answer, dict) and "id" in answer.get("data", {}):
+            world.made[thing] = answer["data"]["id"]
+        status: int = resp.status
+        return status
+
+    async def world(self, creates: list[Write]) -> World:
+        """A new world: every create once, each once what it refers to is made."""
+        world = World(self.service, self.worlds)
+        self.worlds += 1
+        pending = list(creates)
+        while pending:
+            ready = [w for w in pending if world.body(example_body(w[2])) is not None]
+            assert ready, ("creates that refer to nothing made", [label(w) for w in pending])
+            for write in ready:
+                status = await self.call(world, write)
+                assert status in range(200, 300), (label(write), status)
+                pending.remove(write)
+        return world
+
+    async def attempt(self, creates: list[Write], chain: list[Write], write: Write) -> bool:
+        """`write` after `chain` in a new world; False when a step or the write is refused."""
+        world = await self.world(creates)
+        for step in [*chain, write]:
+            status = await self.call(world, step)
+            if status is None or not 200 <= status < 300:
+                return False
+        return True
 
 
-def test_singular_names_follow_the_collections() -> None:
+@pytest.mark.parametrize("name", sorted(SERVICES))
+async def test_every_write_leaves_one_event_when_it_succeeds(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    migrated_db: Callable[[str], str],
+    redis_prefix: str,
+    name: str,
+) -> None:
+    fixtures = Fixtures(aiohttp_client, aiohttp_server, migrated_db, redis_prefix)
+    service = await SERVICES[name](fixtures)
+    document = await (await service.client.get("/v1/openapi.json")).json()
+    found = writes(document)
+    assert found, name
+    creates = [w for w in found if w[0] == "post" and "{" not in w[1]]
+    trial = Trial(service)
+    chains: dict[str, list[Write]] = {label(w): [] for w in creates}
+    await trial.world(creates)  # every create succeeds in a world of its own
+    pending = [w for w in found if label(w) not in chains]
+    progress = True
+    while pending and progress:  # each round: what succeeds after a chain found so far
+        progress = False
+        bases: list[list[Write]] = [[]] + [
+            [*chains[label(w)], w] for w in found if label(w) in chains and w not in creates
+        ]
+        for write in list(pending):
+            for chain in bases:
+                if await trial.attempt(creates, chain, write):
+                    chains[label(write)] = chain
+                    pending.remove(write)
+                    progress = True
+                    break
+    assert trial.wrong == [], "\n".join([name, *trial.wrong])
+    refused = {label(w) for w in pending}
+    expected = {route for (svc, route) in CANNOT_SUCCEED if svc == name}
+    assert refused == expected, (name, "never succeeded", refused - expected)
+
+
+def test_names_follow_the_collections_and_the_schemas() -> None:
     assert [singular(s) for s in ("category-types", "categories", "services")] == [
         "category_type",
         "category",
         "service",
     ]
     assert re.fullmatch(r"[a-z_]+", singular("subcategories"))
+    assert thing_of("#/components/schemas/GetJobRow") == "job"
+    assert thing_of("#/components/schemas/CategoryType") == "category_type"

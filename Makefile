@@ -223,7 +223,6 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 	$(PY) -m tools.swag check
 	$(PY) -m tools.deploy.nginx_copies check
 	$(PY) -m tools.deploy.procfile check
-	$(PY) -m tools.deploy.slo check
 	$(PY) -m tools.deploy.libtable check
 	$(PY) -m tools.deploy.servicetable check
 	$(PY) -m tools.checks.mutation_scores check
@@ -298,8 +297,7 @@ scan-deps: $(SCAN_STAMP) $(DCLINT_DEPS) $(GATEWAYLINT_DEPS) ## checkov in .venv-
 deploy-lint: install scan-deps ## checkov on the rendered k8s overlays, zizmor on the workflows, dclint on Compose, the Gateway API objects against their schemas, prod's receivers: 0 findings (tools/deploy/deploy_scan.py)
 	$(PY) -m tools.deploy.deploy_scan
 
-deploy-gen: install ## regenerate observability/prometheus/rules/slo.yml (lib/slo.py), docs/architecture.md's lib/ and service tables, the README's mutation scores (deploy/k8s/ is its own source)
-	$(PY) -m tools.deploy.slo
+deploy-gen: install ## regenerate docs/architecture.md's lib/ and service tables, the README's mutation scores (deploy/k8s/ is its own source)
 	$(PY) -m tools.deploy.libtable
 	$(PY) -m tools.deploy.servicetable
 	$(PY) -m tools.checks.mutation_scores

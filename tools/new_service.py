@@ -89,7 +89,6 @@ DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions", "a
 REGENERATE: tuple[tuple[str, ...], ...] = (
     ("tools.deploy.procfile",),
     ("tools.deploy.nginx_copies",),
-    ("tools.deploy.slo",),  # lib/slo.py's defaults for the new service
     ("tools.deploy.servicetable",),
 )
 

@@ -27,7 +27,7 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     app = base_app(settings, routes=routes, title=TITLE, audit=audit, cleanup=cleanup)
     app[CHAT_SETTINGS] = settings
     app[ws.SOCKETS] = set()
-    # the WebSocket delivery SLO's errors (lib/slo.py): at 0 from start-up
+    # the WebSocket delivery SLO's errors (rules/slo.yml): at 0 from start-up
     ws.SOCKETS_CLOSED.labels(settings.service, "slow")
     app.cleanup_ctx.append(ws.revocation_sweep)
     app.on_shutdown.append(ws.close_all)

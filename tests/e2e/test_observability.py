@@ -42,7 +42,7 @@ from tools.deploy import prometheus
 from tools.deploy.db_exporters import REPLICA_ONLY
 from tools.time_scale import scaled
 
-RULE_FILES = sorted(prometheus.RULES.glob("*.yml"))  # fixup.yml, slo.yml (tools/deploy/slo.py)
+RULE_FILES = sorted(prometheus.RULES.glob("*.yml"))  # fixup.yml, slo.yml
 RULE_TESTS = sorted((prometheus.HERE / "tests").glob("*.yml"))
 COMPOSE_ONLY_PREFIX = "container_"  # cAdvisor
 # the dashboards whose every panel must return data here (the marketplace sums every

@@ -15,15 +15,17 @@ from typing import Any
 import pytest
 import yaml
 
-from lib import metrics, registry, slo
+from lib import metrics
 from tests.unit.test_deploy import tool
 from tools.deploy import alertmanager, prometheus
-from tools.deploy import slo as slo_rules
 from tools.deploy.generated import ROOT
+
+SLOS = {"availability", "latency-read", "latency-write", "latency-call", "websocket-delivery"}
+WINDOWS = {"5m", "30m", "1h", "6h", "3d", "30d"}
 
 
 def alerts() -> dict[str, dict[str, Any]]:
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for path in sorted(prometheus.RULES.glob("*.yml")):
         for group in yaml.safe_load(path.read_text())["groups"]:
             out |= {rule["alert"]: rule for rule in group["rules"] if "alert" in rule}
@@ -82,14 +84,17 @@ def test_the_runbooks_are_only_of_alerts() -> None:
     assert pages == set(alerts())
 
 
-@pytest.mark.parametrize("service", registry.built_services(), ids=lambda s: s.name)
-def test_latency_thresholds_are_bucket_bounds(service: registry.Microservice) -> None:
-    grpc = service.grpc_port is not None
-    histogram = metrics.GRPC_DURATION if grpc else metrics.HTTP_DURATION
-    labels = ("/slo.Test/Bounds",) if grpc else ("slo-test", "GET", "/bounds")
+def slo_rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = yaml.safe_load((prometheus.RULES / "slo.yml").read_text())[
+        "groups"
+    ][0]["rules"]
+    return rules
+
+
+def bucket_bounds(histogram: Any, labels: tuple[str, ...]) -> set[str]:
     histogram.labels(*labels)
     try:
-        bounds = {
+        return {
             sample.labels["le"]
             for family in histogram.collect()
             for sample in family.samples
@@ -97,21 +102,39 @@ def test_latency_thresholds_are_bucket_bounds(service: registry.Microservice) ->
         }
     finally:
         histogram.remove(*labels)
-    for route_class in slo.of(service).latency:
-        assert str(route_class.threshold) in bounds, (service.name, route_class)
 
 
-def test_every_built_service_has_an_availability_and_a_latency_slo() -> None:
-    names = {(o.service, o.name) for o in slo_rules.all_objectives()}
-    for service in registry.built_services():
-        assert (service.name, "availability") in names
-        assert any(s == service.name and n.startswith("latency-") for s, n in names)
-    assert ("chat", "websocket-delivery") in names
+def test_latency_thresholds_are_bucket_bounds() -> None:
+    bounds = {
+        "http_request_duration_seconds": bucket_bounds(
+            metrics.HTTP_DURATION, ("slo-test", "GET", "/bounds")
+        ),
+        "grpc_server_handling_seconds": bucket_bounds(metrics.GRPC_DURATION, ("/slo.Test/Bounds",)),
+    }
+    thresholds = {
+        (histogram, le)
+        for rule in slo_rules()
+        for histogram, le in re.findall(r'(\w+)_bucket\{[^}]*le="([^"]+)"', rule.get("expr", ""))
+    }
+    assert {h for h, _ in thresholds} == set(bounds)
+    for histogram, le in thresholds:
+        assert le in bounds[histogram], (histogram, le)
 
 
-def test_slo_targets_are_ratios() -> None:
-    for objective in slo_rules.all_objectives():
-        assert 0.9 <= objective.target < 1, objective
+def test_every_window_records_every_slo_and_each_slo_has_one_budget() -> None:
+    recorded: dict[str, set[str]] = {}
+    for rule in slo_rules():
+        window = re.fullmatch(r"slo:sli_error:ratio_rate(\w+)", rule.get("record", ""))
+        if window:
+            recorded.setdefault(window[1], set()).add(rule["labels"]["slo"])
+    assert recorded == dict.fromkeys(WINDOWS, SLOS)
+    (budget,) = [r for r in slo_rules() if r.get("record") == "slo:error_budget:ratio"]
+    shares = re.findall(
+        r'([\d.]+) \* group by \(service, slo\) \(\S+\{slo=~"([^"]+)"\}\)', budget["expr"]
+    )
+    for slo in SLOS:
+        (share,) = [float(s) for s, pattern in shares if re.fullmatch(pattern, slo)]
+        assert 0 < share <= 0.01, (slo, share)
 
 
 def amtool(*args: str) -> str:

@@ -36,19 +36,6 @@ def tool(name: str, hint: str) -> str:
     return found
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        "tools.deploy.slo",
-    ],
-)
-def test_generated_files_are_fresh(module: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", module, "check"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-
-
 def test_compose_prometheus_and_nginx_name_the_registry_services() -> None:
     doc = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     jobs = yaml.safe_load(prometheus.COMPOSE_FILE.read_text())["scrape_configs"]

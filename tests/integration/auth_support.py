@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import atexit
+import importlib
+import inspect
 import math
 import shutil
 import tempfile
@@ -51,6 +53,18 @@ def service_settings(cls: type[S], service: str, dsn: str, **overrides: Any) -> 
     if "storage_dir" in cls.model_fields:
         values["storage_dir"] = TEST_STORAGE
     return cls.model_validate(values | overrides)
+
+
+def plain_app(name: str, dsn: str, **overrides: Any) -> Any:
+    """`services.<name>.app.create_app` on its settings class (the one its module defines)."""
+    module = importlib.import_module(f"services.{name}.settings")
+    [settings] = [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, ServiceSettings) and cls.__module__ == module.__name__
+    ]
+    app = importlib.import_module(f"services.{name}.app")
+    return app.create_app(service_settings(settings, name, dsn, **overrides))
 
 
 def settings_for(dsn: str, **overrides: Any) -> DepartmentsSettings:

@@ -16,8 +16,6 @@ service's) runs on its own migrated database with its settings' defaults.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +24,6 @@ import pytest
 
 from lib import registry
 from lib.auth.principal import Role
-from lib.config import ServiceSettings
 from lib.http.access import SELF
 from services.catalog.app import create_app as catalog_app
 from services.chat.app import create_app as chat_app
@@ -44,7 +41,7 @@ from tests.integration.access_support import (
     refusal,
     undocumented_or_unguarded,
 )
-from tests.integration.auth_support import service_settings, settings_for
+from tests.integration.auth_support import plain_app, settings_for
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.chat_support import chat_settings, conversation, make_world
 from tests.integration.orders_support import caller, offer_body, order_body, orders_settings
@@ -54,18 +51,6 @@ from tests.integration.users_support import AUTH_LIMITS_OFF, make_user, users_se
 HTTP_SERVICES = [s.name for s in registry.gateway_services() if s.built]
 # the services `stack` wires to their dependencies by hand; any other is built alone
 WIRED = {"departments", "catalog", "orders", "chat", "users"}  # names services on purpose: so
-
-
-def plain_app(name: str, dsn: str, **overrides: Any) -> Any:
-    """`services.<name>.app.create_app` on its settings class (the one its module defines)."""
-    module = importlib.import_module(f"services.{name}.settings")
-    [settings] = [
-        cls
-        for _, cls in inspect.getmembers(module, inspect.isclass)
-        if issubclass(cls, ServiceSettings) and cls.__module__ == module.__name__
-    ]
-    app = importlib.import_module(f"services.{name}.app")
-    return app.create_app(service_settings(settings, name, dsn, **overrides))
 
 
 @pytest.fixture(scope="module")

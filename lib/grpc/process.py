@@ -1,14 +1,19 @@
-"""A gRPC service's process: its server plus an HTTP side app for health and metrics.
+"""A gRPC service's process: its server plus an HTTP side app on its own port.
 
-The side app (/health, /ready, /metrics) owns every resource through cleanup_ctx, like
-the HTTP services. Shutdown (SIGTERM, via lib.runner): the side port stops, then the
-cleanup contexts unwind in reverse: gRPC health turns NOT_SERVING, new calls are refused
-and running ones get the grace period, then the database pool closes.
+The side app is an app of the house (lib/http/app.py: the whole middleware chain, tokens
+verified through users' JWK Set): /health, /ready, /metrics, its OpenAPI document, and,
+with `audit`, ADMIN's `GET /v1/audit-events` of the events its gRPC writes record (ADR
+0057; the gateway routes that one path, nginx/conf.d/30-gateway.conf). It owns every
+resource through cleanup_ctx, like the HTTP services. Shutdown (SIGTERM, via lib.runner):
+the side port stops, then the cleanup contexts unwind in reverse: gRPC health turns
+NOT_SERVING, new calls are refused and running ones get the grace period, then the
+database pool closes.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -16,17 +21,19 @@ from lib.config import GrpcServiceSettings
 from lib.db.pool import Database
 from lib.grpc.adapter import Servable
 from lib.grpc.server import GrpcServer, serve
-from lib.http.app import database_ctx
-from lib.http.health import health, metrics_handler, ready
-from lib.http.keys import DB, SETTINGS
-from lib.http.profiling import port_for, profiling_ctx
+from lib.http.app import create_app
+from lib.http.keys import DB
 from lib.logging import get_logger
 
 GRPC = web.AppKey("grpc", GrpcServer)
 
 
 def grpc_app(
-    settings: GrpcServiceSettings, services: Callable[[Database], Sequence[Servable]]
+    settings: GrpcServiceSettings,
+    services: Callable[[Database], Sequence[Servable]],
+    *,
+    title: str,
+    audit: Any = None,
 ) -> web.Application:
     """The side app of a gRPC service; starting it starts `services(db)` on `grpc_port`."""
     log = get_logger(f"services.{settings.service}")
@@ -39,13 +46,6 @@ def grpc_app(
         await server.stop(grace=max(0.1, settings.shutdown_timeout - 1.0))
         log.info("grpc_stopped")
 
-    app = web.Application()
-    app[SETTINGS] = settings
-    app.cleanup_ctx.append(database_ctx)
-    app.cleanup_ctx.append(grpc_ctx)
-    if settings.profiling_enabled:
-        app.cleanup_ctx.append(profiling_ctx(port_for(settings.service, settings.profiling_port)))
-    app.router.add_get("/health", health)
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/metrics", metrics_handler())
-    return app
+    return create_app(
+        settings, routes=web.RouteTableDef(), title=title, cleanup=(grpc_ctx,), audit=audit
+    )

@@ -1,4 +1,5 @@
-"""`python -m services.points` as a real process: side port, gRPC, graceful SIGTERM."""
+"""`python -m services.points` as a real process: side port, gRPC, graceful SIGTERM, and
+ADMIN's list of its writes' audit events on the side port."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ import aiohttp
 import grpc
 import pytest
 
+from lib.auth.principal import Role
 from lib.grpc.client import ChannelPool
-from lib.pb.point import PointReply, PointRequest
+from lib.pb.point import AddPointsRequest, PointReply, PointRequest
 from tests.e2e.gateway_stack import wait_until
+from tests.integration.auth_support import KEYS, bearer
 from tests.proxy import TcpProxy, through
 from tools.local.ports import free_port
 from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 GET = "/point.PointServer/GetUserPoints"
+ADD = "/point.PointServer/AddUserPoints"
 
 
 @pytest.fixture
@@ -94,3 +98,45 @@ async def test_points_process_serves_and_stops_gracefully(
             await fresh.unary(GET, PointReply.parse)(PointRequest(user_id="x"), timeout=1)
     finally:
         await fresh.close()
+
+
+async def test_the_side_port_lists_the_events_of_points_writes_for_admin(
+    migrated_db: Callable[[str], str], tmp_path: Path
+) -> None:
+    """AddUserPoints records its event (ADR 0057); ADMIN lists it on the side port with the
+    house list, filtered by subject; another role is refused, a token-less call too."""
+    public_key = tmp_path / "jwt.pub"
+    public_key.write_text(KEYS[1])
+    http_port, grpc_port = free_port(), free_port()
+    env = {
+        "POINTS_DATABASE_URL": migrated_db("points"),
+        "POINTS_PORT": str(http_port),
+        "POINTS_GRPC_PORT": str(grpc_port),
+        "JWT_PUBLIC_KEY_FILE": str(public_key),
+        "DB_POOL_MIN": "1",
+        "WORKERS": "1",
+    }
+    service = ServiceProcess(env, tmp_path / "points.log", name="points")
+    pool = ChannelPool(f"127.0.0.1:{grpc_port}", 1)
+    user = str(uuid.uuid4())
+    try:
+        await service.wait_healthy()
+        add = pool.unary(ADD, PointReply.parse)
+        request = AddPointsRequest(user_id=user, delta=5, reason="job done", idempotency_key=user)
+        assert (await add(request, timeout=5)).user_point == "5"
+        async with aiohttp.ClientSession() as http:
+            query = f"{service.url}/v1/audit-events?resource=points&sort=desc"
+            async with http.get(query, headers=bearer(Role.ADMIN)) as resp:
+                assert resp.status == 200, await resp.text()
+                events = (await resp.json())["data"]
+            mine = [e for e in events if e["resource_id"] == user]
+            assert [(e["action"], e["after_fields"]["delta"]) for e in mine] == [
+                ("AddUserPoints", 5)
+            ]
+            async with http.get(query, headers=bearer(Role.PROVIDER)) as resp:
+                assert resp.status == 403, await resp.text()
+            async with http.get(query) as resp:
+                assert resp.status == 401, await resp.text()
+    finally:
+        await pool.close()
+        service.stop()

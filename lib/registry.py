@@ -68,6 +68,9 @@ class Microservice:
     # routes taking bodies above 1 MiB
     websocket: bool = False
     uploads: tuple[Upload, ...] = ()
+    # a gRPC service's side-port paths the gateway routes at /api/<name><path>, GET only
+    # (points: ADMIN's audit list); nothing else of it is routed
+    side_routes: tuple[str, ...] = ()
 
     @property
     def http_ports(self) -> tuple[int, ...]:
@@ -86,7 +89,8 @@ class Microservice:
 
     @property
     def behind_gateway(self) -> bool:
-        """REST services are routed by NGINX at /api/<name>/; gRPC ones are not."""
+        """REST services are routed by NGINX at /api/<name>/; of a gRPC one, only its
+        `side_routes`."""
         return self.grpc_port is None
 
     @property
@@ -151,7 +155,16 @@ MICROSERVICES: tuple[Microservice, ...] = (
         websocket=True,
         replicas=2,
     ),
-    Microservice("points", 6, 9105, "points", "mysql", built=True, grpc_port=50051),
+    Microservice(
+        "points",
+        6,
+        9105,
+        "points",
+        "mysql",
+        built=True,
+        grpc_port=50051,
+        side_routes=("/v1/audit-events",),
+    ),
     # `make new-service` adds its entry above this line
 )
 BY_NAME: dict[str, Microservice] = {service.name: service for service in MICROSERVICES}
@@ -175,8 +188,14 @@ def scaled(replicas: int | None) -> tuple[Microservice, ...]:
 
 
 def gateway_services() -> list[Microservice]:
-    """The services NGINX routes (built or not)."""
+    """The REST services NGINX routes at /api/<name>/ (built or not)."""
     return [service for service in MICROSERVICES if service.behind_gateway]
+
+
+def routed_services() -> list[Microservice]:
+    """Every service NGINX has an upstream for: the REST ones, and the gRPC ones with
+    `side_routes`."""
+    return [s for s in MICROSERVICES if s.behind_gateway or s.side_routes]
 
 
 def built_services() -> list[Microservice]:

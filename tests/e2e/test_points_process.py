@@ -18,7 +18,7 @@ import pytest
 from lib.auth.principal import Role
 from lib.grpc.client import ChannelPool
 from lib.pb.point import AddPointsRequest, PointReply, PointRequest
-from tests.e2e.gateway_stack import wait_until
+from tests.e2e.gateway_stack import Gateway, wait_until
 from tests.integration.auth_support import KEYS, bearer
 from tests.proxy import TcpProxy, through
 from tools.local.ports import free_port
@@ -104,7 +104,8 @@ async def test_the_side_port_lists_the_events_of_points_writes_for_admin(
     migrated_db: Callable[[str], str], tmp_path: Path
 ) -> None:
     """AddUserPoints records its event (ADR 0057); ADMIN lists it on the side port with the
-    house list, filtered by subject; another role is refused, a token-less call too."""
+    house list, directly and through NGINX (`/api/points/v1/audit-events`, the one path of
+    points the gateway routes); another role is refused, a token-less call too."""
     public_key = tmp_path / "jwt.pub"
     public_key.write_text(KEYS[1])
     http_port, grpc_port = free_port(), free_port()
@@ -117,26 +118,34 @@ async def test_the_side_port_lists_the_events_of_points_writes_for_admin(
         "WORKERS": "1",
     }
     service = ServiceProcess(env, tmp_path / "points.log", name="points")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    gateway = Gateway(tmp_path, {"points": [f"127.0.0.1:{http_port}"]}, docs)
     pool = ChannelPool(f"127.0.0.1:{grpc_port}", 1)
     user = str(uuid.uuid4())
     try:
         await service.wait_healthy()
+        await gateway.start()
         add = pool.unary(ADD, PointReply.parse)
         request = AddPointsRequest(user_id=user, delta=5, reason="job done", idempotency_key=user)
         assert (await add(request, timeout=5)).user_point == "5"
+        query = "/v1/audit-events?resource=points&sort=desc"
         async with aiohttp.ClientSession() as http:
-            query = f"{service.url}/v1/audit-events?resource=points&sort=desc"
-            async with http.get(query, headers=bearer(Role.ADMIN)) as resp:
-                assert resp.status == 200, await resp.text()
-                events = (await resp.json())["data"]
-            mine = [e for e in events if e["resource_id"] == user]
-            assert [(e["action"], e["after_fields"]["delta"]) for e in mine] == [
-                ("AddUserPoints", 5)
-            ]
-            async with http.get(query, headers=bearer(Role.PROVIDER)) as resp:
-                assert resp.status == 403, await resp.text()
-            async with http.get(query) as resp:
-                assert resp.status == 401, await resp.text()
+            for url in (f"{service.url}{query}", f"{gateway.url}/api/points{query}"):
+                async with http.get(url, headers=bearer(Role.ADMIN)) as resp:
+                    assert resp.status == 200, await resp.text()
+                    events = (await resp.json())["data"]
+                mine = [e for e in events if e["resource_id"] == user]
+                assert [(e["action"], e["after_fields"]["delta"]) for e in mine] == [
+                    ("AddUserPoints", 5)
+                ]
+                async with http.get(url, headers=bearer(Role.PROVIDER)) as resp:
+                    assert resp.status == 403, await resp.text()
+                async with http.get(url) as resp:
+                    assert resp.status == 401, await resp.text()
+            async with http.get(f"{gateway.url}/api/points/metrics") as resp:
+                assert resp.status == 404, "nothing else of points is routed"
     finally:
+        gateway.stop()
         await pool.close()
         service.stop()

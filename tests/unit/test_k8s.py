@@ -156,15 +156,17 @@ def test_k8s_compose_nginx_and_prometheus_name_the_same_services_and_ports() -> 
         assert docs[("Deployment", s.name)]["spec"]["replicas"] == s.replicas
         assert apps[s.name]["environment"][f"{s.env_prefix}_PORT"] == str(s.http_port)
         assert sd[s.name]["port"] == s.metrics_port
+        if not (s.behind_gateway or s.side_routes):
+            assert s.name not in routed
+            continue
         if s.behind_gateway:
             assert f"/api/{s.name}" in routed[s.name]
-            backends = {(ref["name"], ref["port"])
-                        for rule in docs[("HTTPRoute", f"fixup-{s.name}")]["spec"]["rules"]
-                        for ref in rule["backendRefs"]}  # fmt: skip
-            assert backends == {(s.name, s.http_port)}
-            assert f"server {s.name}:{s.http_port} " in nginx
-        else:
-            assert s.name not in routed
+        else:  # a gRPC service's side-port paths, exactly
+            assert routed[s.name] == {f"/api/{s.name}{path}" for path in s.side_routes}
+        rules = docs[("HTTPRoute", f"fixup-{s.name}")]["spec"]["rules"]
+        backends = {(ref["name"], ref["port"]) for rule in rules for ref in rule["backendRefs"]}
+        assert backends == {(s.name, s.http_port)}
+        assert f"server {s.name}:{s.http_port} " in nginx
     refs = {
         ref[key]["name"] for d in docs.values() if d["kind"] in ("Deployment", "Job")
         for c in d["spec"]["template"]["spec"]["containers"] for ref in c.get("envFrom", [])

@@ -77,10 +77,16 @@ def test_default_ports_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -
 
 def test_every_http_service_has_an_upstream_and_a_location() -> None:
     files = nginx.render_files(nginx.Layout())
+    gateway = files["conf.d/30-gateway.conf"]
     upstreams = set(re.findall(r"^upstream (\w+) \{", files["conf.d/20-upstreams.conf"], re.M))
-    locations = set(re.findall(r"location /api/(\w+)/ \{", files["conf.d/30-gateway.conf"]))
-    passes = set(re.findall(r"proxy_pass http://(\w+)/?;", files["conf.d/30-gateway.conf"]))
-    assert upstreams == locations == passes == set(nginx_blocks.HTTP_SERVICES)
+    locations = set(re.findall(r"location /api/(\w+)/ \{", gateway))
+    passes = set(re.findall(r"proxy_pass http://(\w+)/?;", gateway))
+    assert upstreams == passes == set(nginx_blocks.HTTP_SERVICES)
+    assert locations == {s.name for s in registry.gateway_services()}
+    # a gRPC service's side port: its `side_routes` exactly, nothing else of it
+    side = {(n, p) for n, p in re.findall(r"location = /api/(\w+)(/\S*) \{", gateway)}
+    assert side == {(s.name, p) for s in registry.MICROSERVICES for p in s.side_routes}
+    assert ("points", "/v1/audit-events") in side
 
 
 def test_the_procfile_services_are_behind_the_gateway() -> None:

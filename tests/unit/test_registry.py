@@ -83,15 +83,15 @@ def upstream_servers(conf: str) -> dict[str, list[str]]:
     return {name: re.findall(r"^\s*server (\S+) ", body, re.M) for name, body in blocks}
 
 
-def test_nginx_upstreams_are_the_gateway_services(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nginx_upstreams_are_the_routed_services(monkeypatch: pytest.MonkeyPatch) -> None:
     for service in registry.MICROSERVICES:
         monkeypatch.delenv(f"{service.env_prefix}_PORT", raising=False)
     conf = nginx.render_files(nginx.Layout())["conf.d/20-upstreams.conf"]
     assert upstream_servers(conf) == {
         s.name: [f"127.0.0.1:{port}" for port in s.http_ports]
-        for s in registry.MICROSERVICES
-        if s.behind_gateway
+        for s in registry.routed_services()
     }
+    assert "points" in upstream_servers(conf)  # its side port, for its audit list
     compose = nginx.render_files(nginx_copies.compose_layout())["conf.d/20-upstreams.conf"]
     assert upstream_servers(compose)["chat"] == ["chat:8105"]
 

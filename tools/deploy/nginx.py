@@ -42,6 +42,7 @@ from tools.deploy.nginx_blocks import (
     nginx_time,
     parse_upstreams,
     replay_safe_routes,
+    side_route_blocks,
     upstream_block,
 )
 
@@ -135,11 +136,12 @@ class Layout:
                 s,
                 self.upstreams.get(s.name) or default_servers(s.name, os.environ, self.replicas),
             )
-            for s in registry.gateway_services()
+            for s in registry.routed_services()
         )
         values["REPLAY_SAFE_ROUTES"] = replay_safe_routes()
         values["SERVICE_LOCATIONS"] = "\n\n".join(
-            location_blocks(s) for s in registry.gateway_services()
+            location_blocks(s) if s.behind_gateway else side_route_blocks(s)
+            for s in registry.routed_services()
         )
         return values
 

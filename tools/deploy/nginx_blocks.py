@@ -19,9 +19,9 @@ OPENAPI_DIR = Path(__file__).resolve().parents[2] / "docs" / "openapi"
 FAIL_TIMEOUT = 5.0
 # the internal locations of replay-safe writes (replay_block)
 REPLAY_PREFIX = "/_replay"
-# service -> the ports of its replicas (lib/registry.py)
+# service -> the ports of its replicas (lib/registry.py); a gRPC service's: its side port
 HTTP_SERVICES: dict[str, tuple[int, ...]] = {
-    service.name: service.http_ports for service in registry.gateway_services()
+    service.name: service.http_ports for service in registry.routed_services()
 }
 
 
@@ -93,6 +93,24 @@ def location_blocks(service: registry.Microservice) -> str:
     blocks.append("\n".join(lines))
     blocks.append(replay_block(name))
     return "\n\n".join(blocks)
+
+
+def side_route_blocks(service: registry.Microservice) -> str:
+    """A gRPC service's side-port paths (`side_routes`), each exact, the `/api/<name>`
+    prefix stripped (the service answers a method it does not serve 405)."""
+    return "\n\n".join(
+        "\n".join(
+            [
+                f"    location = /api/{service.name}{path} {{",
+                f"        set $fixup_service {service.name};",
+                "        include snippets/proxy.conf;",
+                f"        rewrite ^/api/{service.name}(/.*)$ $1 break;",
+                f"        proxy_pass http://{service.name};",
+                "    }",
+            ]
+        )
+        for path in service.side_routes
+    )
 
 
 def replay_safe_operations(openapi_dir: Path = OPENAPI_DIR) -> list[tuple[str, str, str]]:

@@ -88,8 +88,7 @@ def test_nginx_upstreams_are_the_routed_services(monkeypatch: pytest.MonkeyPatch
         monkeypatch.delenv(f"{service.env_prefix}_PORT", raising=False)
     conf = nginx.render_files(nginx.Layout())["conf.d/20-upstreams.conf"]
     assert upstream_servers(conf) == {
-        s.name: [f"127.0.0.1:{port}" for port in s.http_ports]
-        for s in registry.routed_services()
+        s.name: [f"127.0.0.1:{port}" for port in s.http_ports] for s in registry.routed_services()
     }
     assert "points" in upstream_servers(conf)  # its side port, for its audit list
     compose = nginx.render_files(nginx_copies.compose_layout())["conf.d/20-upstreams.conf"]

@@ -4,7 +4,11 @@ One event per successful write, in the write's own transaction (lib/http/audit.p
 services/points/service.py for gRPC; ADR 0057). The fields before and after the change
 are kept as JSON; a field whose name says it holds a secret (a password or its hash, a
 token, a TOTP secret or its URI and QR code, recovery or one-time codes, a challenge, a
-signature, the provider's personal id) keeps only lib.redact's mark, at any depth.
+signature, the provider's personal id) keeps only lib.redact's mark, at any depth, and so
+does a field that holds what a person is or wrote (PERSONAL_FIELD: a name, a contact, an
+address, a free text, a browser's signature): the trail is append-only, so what an erasure
+must remove is never written there (docs/operations.md, "Data retention"). An event still
+says who changed which fields of what, and when, with every other value.
 """
 
 from __future__ import annotations
@@ -25,11 +29,21 @@ SECRET_FIELD = re.compile(
 )
 
 
+# a field's whole name: what a person is (names, contacts, age, salary, picture) or wrote
+# (an order's address and description, an offer's message, a chat message, a review)
+PERSONAL_FIELD = re.compile(
+    r"email|first_name|last_name|phone_number|age|salary|picture_url|address|description"
+    r"|message|body|comment|user_agent"
+)
+
+
 def redact(value: Any) -> Any:
-    """`value` (plain JSON) with the value of every secret-named field replaced."""
+    """`value` (plain JSON) with the value of every secret-named or personal field replaced."""
     if isinstance(value, dict):
         return {
-            key: REDACTED if SECRET_FIELD.search(key) else redact(item)
+            key: REDACTED
+            if SECRET_FIELD.search(key) or PERSONAL_FIELD.fullmatch(key)
+            else redact(item)
             for key, item in value.items()
         }
     if isinstance(value, list):

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from lib.db.runtime import Sorting
 from lib.errors import Conflict, FieldError, NotFound
+from lib.http.audit import before
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, TablesStamp
 from lib.http.cursor import ListPage, list_page
@@ -205,6 +206,7 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
         body = await parse_body(request, res.update_body, forbidden=READ_ONLY)
         try:
             async with request.app[DB].acquire() as conn:
+                before(request, await res.get(conn, id=row_id))  # its event's
                 row = await res.update(conn, id=row_id, version=version, **patch_args(body))
                 if row is None:
                     await missing_or_stale(conn, row_id, version, body)
@@ -230,6 +232,7 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
         row_id = path_uuid(request)
         version = if_match_version(request)
         async with request.app[DB].acquire() as conn:
+            before(request, await res.get(conn, id=row_id))  # its event's
             if await res.archive(conn, id=row_id, version=version) is None:
                 row = await current(conn, row_id)
                 if row.archived_at is None:
@@ -251,6 +254,7 @@ def add_routes(routes: web.RouteTableDef, res: Resource) -> None:
         row_id = path_uuid(request)
         version = if_match_version(request)
         async with request.app[DB].acquire() as conn:
+            before(request, await res.get(conn, id=row_id))  # its event's
             row = await res.restore(conn, id=row_id, version=version)
             if row is None:
                 row = await current(conn, row_id)

@@ -190,6 +190,7 @@ async def restore_department(request: web.Request) -> web.Response:
     department_id = path_uuid(request)
     version = if_match_version(request)
     async with request.app[DB].acquire() as conn:
+        before(request, await q.get_department(conn, id=department_id))  # its event's
         restored = await q.restore_department(conn, id=department_id, version=version)
         if restored is None:
             restored = await _current(conn, department_id)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from lib.auth.principal import Role
 from lib.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from lib.http.audit import before
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, TablesStamp
 from lib.http.cursor import list_page
@@ -186,6 +187,7 @@ async def update_order(request: web.Request) -> web.Response:
     body = await parse_body(request, s.OrderUpdate, forbidden=s.READ_ONLY)
     try:
         async with request.app[DB].acquire() as conn:
+            before(request, await q.get_order(conn, id=order_id))  # its event's
             row = await q.update_order(
                 conn, id=order_id, customer_id=principal.user_id, version=version,
                 **patch_args(body),
@@ -214,6 +216,7 @@ async def cancel_order(request: web.Request) -> web.Response:
     principal = authenticated(request)
     order_id = path_uuid(request)
     async with request.app[DB].transaction() as conn:
+        before(request, await q.get_order(conn, id=order_id))  # its event's
         row = await q.cancel_order(conn, id=order_id, customer_id=principal.user_id)
         if row is not None:
             await offers_q.reject_pending_offers(conn, order_id=order_id)

@@ -14,6 +14,7 @@ from lib import tracing
 from lib.auth.principal import Role
 from lib.db.committed import after_commit
 from lib.errors import Conflict
+from lib.http.audit import before
 from lib.http.body import parse_body
 from lib.http.conditional import TAG, TablesStamp
 from lib.http.cursor import list_page
@@ -106,6 +107,7 @@ async def start_job(request: web.Request) -> web.Response:
     principal = authenticated(request)
     job_id = path_uuid(request)
     async with request.app[DB].acquire() as conn:
+        before(request, await q.get_job(conn, id=job_id))  # its event's
         moved = await q.start_job(conn, id=job_id, provider_id=principal.user_id)
     if moved is None:
         await refuse_job_move(request, job_id, by="provider")
@@ -130,6 +132,7 @@ async def complete_job(request: web.Request) -> web.Response:
     job_id = path_uuid(request)
     points = request.app[SETTINGS].points_per_job  # type: ignore[attr-defined]
     async with request.app[DB].transaction() as conn:
+        before(request, await q.get_job(conn, id=job_id))  # its event's
         order_id = await q.complete_job(conn, id=job_id, provider_id=principal.user_id)
         if order_id is not None:
             await orders_q.complete_order(conn, id=order_id)
@@ -169,6 +172,7 @@ async def cancel_job(request: web.Request) -> web.Response:
     principal = authenticated(request)
     job_id = path_uuid(request)
     async with request.app[DB].transaction() as conn:
+        before(request, await q.get_job(conn, id=job_id))  # its event's
         order_id = await q.cancel_job(conn, id=job_id, user_id=principal.user_id)
         if order_id is not None:
             await orders_q.reopen_order(conn, id=order_id)

@@ -27,6 +27,7 @@ from lib.db.pool import Database
 from lib.erasure import LEDGER, Entry, Then
 from lib.errors import Conflict, FieldError, NotFound, ServiceUnavailable
 from lib.http.access import EVERY_ROLE, SELF
+from lib.http.audit import before
 from lib.http.body import parse_body
 from lib.http.cursor import ListPage, list_page
 from lib.http.etag import etag, if_match_version, stale
@@ -238,6 +239,7 @@ async def update_user(request: web.Request) -> web.Response:
                 errors=[FieldError("department_id", f"archived department {department}")],
             )
     async with request.app[DB].transaction() as conn:
+        before(request, await users_q.get_user(conn, id=user_id))  # its event's
         row = await q.update_profile(conn, id=user_id, version=version, **patch_args(body))
         if row is None:
             current = await users_q.get_user(conn, id=user_id)
@@ -277,11 +279,12 @@ async def delete_user(request: web.Request) -> web.Response:
         await check_recent_auth(request)
     version = if_match_version(request)
     async with request.app[DB].acquire() as conn:
-        before = await users_q.get_user(conn, id=user_id)
-        if before is None:
+        current = await users_q.get_user(conn, id=user_id)
+        if current is None:
             raise await missing(conn, principal, user_id)
-    if before.version != version:
-        raise stale(before.version)
+    if current.version != version:
+        raise stale(current.version)
+    before(request, current)  # its event's
     entry = Entry(datetime.now(UTC), user_id)
     try:  # no connection held: object storage may take its timeout
         await request.app[LEDGER].record(entry)

@@ -14,8 +14,10 @@ each once what it refers to exists, then a chain of writes that already succeede
 the write. It is tried first after no chain, then after each chain found so far (an
 offer's accept after the offer's create, a job's review after its completion, a restore
 after the delete), until it succeeds. Every call is checked: one event for a 2xx, none
-for a refusal. Every write must succeed but those of CANNOT_SUCCEED, tried once after
-no chain, which must be refused: one that starts to succeed fails the test.
+for a refusal, and the fields before in the event of a change (200 or 204) to a resource
+the document reads (`…/{id}` itself, or an action's `…/{id}`). Every write must succeed
+but those of CANNOT_SUCCEED, tried once after no chain, which must be refused: one that
+starts to succeed fails the test.
 """
 
 from __future__ import annotations
@@ -247,6 +249,16 @@ def writes(document: dict[str, Any]) -> list[Write]:
     ]
 
 
+def read_by(write: Write, readable: set[str]) -> str | None:
+    """The resource a write changes, when the document reads it: the write's own path
+    (PUT, PATCH, DELETE of `…/{id}`) or, for an action `…/{id}/<verb>`, its parent."""
+    method, template, _ = write
+    path = template if template.endswith("}") and method != "post" else None
+    if method == "post" and template.rsplit("/", 1)[0].endswith("}"):
+        path = template.rsplit("/", 1)[0]
+    return path if path in readable else None
+
+
 def label(write: Write) -> str:
     return f"{write[0].upper()} {write[1]}"
 
@@ -268,8 +280,9 @@ async def events_of(client: Any, rid: str) -> list[dict[str, Any]]:
 class Trial:
     """Calls writes in worlds of their own and collects what their events got wrong."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, readable: set[str]) -> None:
         self.service = service
+        self.readable = readable  # the paths the document GETs
         self.worlds = 0
         self.wrong: list[str] = []
 
@@ -296,6 +309,9 @@ class Trial:
         expected = 1 if 200 <= resp.status < 300 else 0
         if len(events) != expected or any(e["route"] != label(write) for e in events):
             self.wrong.append(f"{label(write)}: {resp.status} left {len(events)} events")
+        changed = resp.status in (200, 204) and read_by(write, self.readable)
+        if changed and any(e["before_fields"] is None for e in events):
+            self.wrong.append(f"{label(write)}: its event has no fields before")
         thing = answers(op)
         if expected and thing and isinstance(answer, dict) and "id" in answer.get("data", {}):
             world.made[thing] = answer["data"]["id"]
@@ -346,7 +362,7 @@ async def test_every_write_leaves_one_event_when_it_succeeds(
     # a create: POST /v1/<things> answering 201 (every world starts with them)
     creates = [w for w in found if w[0] == "post" and re.fullmatch(r"/v1/[a-z-]+", w[1])]
     creates = [w for w in creates if "201" in w[2]["responses"]]
-    trial = Trial(service)
+    trial = Trial(service, {p for p, ops in document["paths"].items() if "get" in ops})
     chains: dict[str, list[Write]] = {label(w): [] for w in creates}
     await trial.world(creates)  # every create succeeds in a world of its own
     cannot = {route for (svc, route) in CANNOT_SUCCEED if svc == name}

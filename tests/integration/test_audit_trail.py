@@ -52,19 +52,19 @@ async def test_a_write_records_who_what_and_the_fields_before_and_after(client: 
     assert (created["resource"], created["resource_id"]) == ("departments", dept["id"])
     assert created["route"] == "POST /v1/departments"
     assert created["before_fields"] is None
-    assert created["after_fields"] == dept
+    assert created["after_fields"] == {**dept, "address": REDACTED}  # personal: never kept
     assert created["occurred_at"].endswith("Z")
 
     rid = f"audit-{uuid.uuid4().hex}"
     patched = await client.patch(
         f"/v1/departments/{dept['id']}",
-        json={"address": "2 Quay"},
+        json={"name": f"{name} 2"},
         headers={**ADMIN, "If-Match": '"1"', "X-Request-ID": rid},
     )
     assert patched.status == 200
     [updated] = await events(client, f"?request_id={rid}")
-    assert updated["before_fields"] == dept
-    assert updated["after_fields"]["address"] == "2 Quay"
+    assert updated["before_fields"] == {**dept, "address": REDACTED}
+    assert updated["after_fields"]["name"] == f"{name} 2"
     assert updated["route"] == "PATCH /v1/departments/{id}"
 
     rid = f"audit-{uuid.uuid4().hex}"
@@ -74,7 +74,7 @@ async def test_a_write_records_who_what_and_the_fields_before_and_after(client: 
     )
     assert gone.status == 204
     [deleted] = await events(client, f"?request_id={rid}")
-    assert deleted["before_fields"]["address"] == "2 Quay"
+    assert deleted["before_fields"]["name"] == f"{name} 2"
     assert deleted["after_fields"] is None
     assert deleted["resource_id"] == dept["id"]
 
@@ -211,6 +211,10 @@ async def test_mariadb_refuses_to_change_or_remove_an_event(points_dsn: str) -> 
 def test_redaction_reaches_every_depth() -> None:
     value = {
         "email": "a@b.c",
+        "order": {"address": "1 Quay", "description": "a tap", "price": "95.50"},
+        "review": {"comment": "fine", "rating": 4.5},
+        "last_name": "Lovelace",
+        "name": "Plumbing",
         "password": "p",
         "nested": [{"refresh_token": "t", "code": "123456", "currency_code": "EUR"}],
         "totp": {"secret": "S", "otpauth_uri": "otpauth://", "qr_svg": "<svg/>"},
@@ -220,7 +224,11 @@ def test_redaction_reaches_every_depth() -> None:
         "password_hash": "h",
     }
     assert redact(value) == {
-        "email": "a@b.c",
+        "email": REDACTED,
+        "order": {"address": REDACTED, "description": REDACTED, "price": "95.50"},
+        "review": {"comment": REDACTED, "rating": 4.5},
+        "last_name": REDACTED,
+        "name": "Plumbing",
         "password": REDACTED,
         "nested": [{"refresh_token": REDACTED, "code": REDACTED, "currency_code": "EUR"}],
         "totp": {"secret": REDACTED, "otpauth_uri": REDACTED, "qr_svg": REDACTED},

@@ -17,6 +17,7 @@ from lib.config import ServiceSettings
 from lib.db.audit import AuditQueries
 from lib.db.clock import OFFSET_REFRESH, DatabaseClock
 from lib.db.clock import RETRY as CLOCK_RETRY
+from lib.db.connecting import engine_of
 from lib.db.waiting import open_database
 from lib.http import middleware as mw
 from lib.http.audit import AUDIT, audit_routes, check_audited
@@ -203,7 +204,7 @@ def create_app(
         queries: AuditQueries | None = audit
         app[AUDIT] = queries
         if audit is not None:
-            app.add_routes(audit_routes(audit))
+            app.add_routes(audit_routes(audit, engine_of(settings.database_url)))
         app.on_startup.append(check_audited)  # a write without its events: no start
     check_conditional_routes(app)  # a route that cannot be answered safely: no start
     app.on_startup.append(start_request_series)

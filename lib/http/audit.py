@@ -138,6 +138,10 @@ class AuditEvent(BaseModel):
     after_fields: Any = Field(description="The fields after, redacted; or null.")
 
 
+class NumberedAuditEvent(AuditEvent):
+    id: int = Field(description="The event's number (MariaDB: AUTO_INCREMENT).")  # type: ignore[assignment]
+
+
 class AuditListing(Protocol):
     """The generated list of sql/common/audit.sql or sql/common/mysql/audit.sql
     (`services.<svc>.db.audit`)."""
@@ -149,15 +153,16 @@ class AuditListing(Protocol):
     async def list_audit_events(self, conn: Any, **kwargs: Any) -> list[Any]: ...
 
 
-def audit_routes(queries: AuditListing) -> web.RouteTableDef:
-    """`GET /v1/audit-events` on `queries`, for ADMIN."""
+def audit_routes(queries: AuditListing, engine: str) -> web.RouteTableDef:
+    """`GET /v1/audit-events` on `queries`, for ADMIN (`engine`: an event's id is a UUID on
+    PostgreSQL, a number on MariaDB)."""
     routes = web.RouteTableDef()
 
     @routes.get("/v1/audit-events")
     @operation(
         "List audit events",
         tags=["audit"],
-        response=AuditEvent,
+        response=AuditEvent if engine == "postgresql" else NumberedAuditEvent,
         paged=True,
         cursor_paged=True,
         query=AuditListQuery,

@@ -84,7 +84,12 @@ def regenerate(text: str) -> str:
 
 def main(argv: list[str]) -> int:
     return block_main(
-        argv, "libtable", PAGE, regenerate, LibTableError, "docs/architecture.md's lib/ table"
+        argv,
+        "deploy.libtable",
+        PAGE,
+        regenerate,
+        LibTableError,
+        "docs/architecture.md's lib/ table",
     )
 
 

@@ -88,7 +88,7 @@ def regenerate(text: str) -> str:
 def main(argv: list[str]) -> int:
     return block_main(
         argv,
-        "servicetable",
+        "deploy.servicetable",
         PAGE,
         regenerate,
         ServiceTableError,

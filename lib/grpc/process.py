@@ -22,7 +22,7 @@ from lib.db.pool import Database
 from lib.grpc.adapter import Servable
 from lib.grpc.server import GrpcServer, serve
 from lib.http.app import create_app
-from lib.http.keys import DB
+from lib.http.keys import DB, KEYS_GATE_READY
 from lib.logging import get_logger
 
 GRPC = web.AppKey("grpc", GrpcServer)
@@ -46,6 +46,10 @@ def grpc_app(
         await server.stop(grace=max(0.1, settings.shutdown_timeout - 1.0))
         log.info("grpc_stopped")
 
-    return create_app(
+    app = create_app(
         settings, routes=web.RouteTableDef(), title=title, cleanup=(grpc_ctx,), audit=audit
     )
+    # its gRPC calls take no token: users' key set missing must not make the process
+    # unready (the audit list answers 503 until it comes)
+    app[KEYS_GATE_READY] = False
+    return app

@@ -13,7 +13,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from lib.http import problems
 from lib.http.jsonio import dumps, json_response
-from lib.http.keys import AUTH, DB, DRAINING, REDIS, request_id
+from lib.http.keys import AUTH, DB, DRAINING, KEYS_GATE_READY, REDIS, request_id
 from lib.http.openapi import build_spec
 
 READY_TIMEOUT = 2.0
@@ -26,7 +26,8 @@ async def health(_: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     """503 naming the service's own database when it does not answer, while the replica
     drains (a balancer that probes it stops sending), or before its JWK Set first arrived
-    (it could verify no token: ADR 0032); Redis is optional."""
+    (it could verify no token: ADR 0032; not a gRPC side port's, KEYS_GATE_READY); Redis
+    is optional."""
     draining = request.app.get(DRAINING)
     if draining is not None and draining.is_set():
         return problems.problem(
@@ -38,7 +39,8 @@ async def ready(request: web.Request) -> web.Response:
             headers={"Retry-After": "1"},
         )
     verifier = request.app.get(AUTH)
-    if verifier is not None and not verifier.keys.published():  # JWKS_URL not fetched yet
+    gated = request.app.get(KEYS_GATE_READY, True)
+    if gated and verifier is not None and not verifier.keys.published():  # JWKS_URL not yet
         return problems.problem(
             503,
             "SERVICE_UNAVAILABLE",

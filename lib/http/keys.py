@@ -31,6 +31,9 @@ CLOCK = web.AppKey("clock", DatabaseClock)
 LIMITS: web.AppKey[Limits] = web.AppKey("limits")
 # set when SIGTERM's drain begins (on_shutdown): /ready answers 503 from then on
 DRAINING = web.AppKey("draining", asyncio.Event)
+# False: /ready does not wait for the token keys (a gRPC service's side port: its calls
+# take no token, only its audit list does, which answers 503 until they come)
+KEYS_GATE_READY = web.AppKey("keys_gate_ready", bool)
 
 # per request, set by the middleware chain
 CLIENT_IP = web.RequestKey("client_ip", str)

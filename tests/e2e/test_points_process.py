@@ -149,3 +149,36 @@ async def test_the_side_port_lists_the_events_of_points_writes_for_admin(
         gateway.stop()
         await pool.close()
         service.stop()
+
+
+async def test_the_process_is_ready_before_users_key_set_and_its_list_waits_for_it(
+    migrated_db: Callable[[str], str], tmp_path: Path
+) -> None:
+    """Its gRPC calls take no token: users away (JWKS_URL unanswered) leaves points ready
+    and serving; only the audit list answers 503 until the key set comes."""
+    http_port, grpc_port = free_port(), free_port()
+    env = {
+        "POINTS_DATABASE_URL": migrated_db("points"),
+        "POINTS_PORT": str(http_port),
+        "POINTS_GRPC_PORT": str(grpc_port),
+        "JWKS_URL": f"http://127.0.0.1:{free_port()}/.well-known/jwks.json",  # nobody there
+        "DB_POOL_MIN": "1",
+        "WORKERS": "1",
+    }
+    service = ServiceProcess(env, tmp_path / "points.log", name="points")
+    pool = ChannelPool(f"127.0.0.1:{grpc_port}", 1)
+    try:
+        await service.wait_healthy()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{service.url}/ready") as resp:
+                assert resp.status == 200, await resp.text()
+            async with http.get(
+                f"{service.url}/v1/audit-events", headers=bearer(Role.ADMIN)
+            ) as resp:
+                assert resp.status == 503, await resp.text()
+                assert "keys" in (await resp.json())["detail"]
+        get = pool.unary(GET, PointReply.parse)
+        assert (await get(PointRequest(user_id=str(uuid.uuid4())), timeout=5)).user_point == "0"
+    finally:
+        await pool.close()
+        service.stop()

@@ -153,7 +153,7 @@ async def users(fx: Fixtures) -> Service:
 
 
 # the services wired to their worlds by hand; any other (a new one) is built alone
-WIRED: dict[str, Callable[[Fixtures], Awaitable[Service]]] = {  # names services on purpose: so
+WIRED: dict[str, Callable[[Fixtures], Awaitable[Service]]] = {  # names services on purpose: worlds
     "users": users,
     "departments": departments,
     "catalog": catalog,

@@ -61,7 +61,8 @@ def ports_table() -> list[str]:
     for s in registry.MICROSERVICES:
         http = ", ".join(map(str, s.http_ports))
         if s.grpc_port is not None:
-            http += " (side port: /health, /ready, /metrics)"
+            side = ", ".join(["/health", "/ready", "/metrics", *s.side_routes])
+            http += f" (side port: {side})"
         grpc = str(s.grpc_port) if s.grpc_port is not None else "—"
         first, last = profiling_port(BASE_PORT, s.index, 0), profiling_port(BASE_PORT, s.index, 9)
         rows.append(f"| {s.name} | {http} | {grpc} | {first}..{last} |")

@@ -62,15 +62,8 @@ def location_blocks(service: registry.Microservice) -> str:
     blocks = []
     for upload in service.uploads:
         lines = [f"    # {upload.comment}"] if upload.comment else []
-        lines += [
-            f"    location ~ ^/api/{name}{upload.path}$ {{",
-            f"        set $fixup_service {name};",
-            f"        client_max_body_size {upload.max_body};",
-            "        include snippets/proxy.conf;",
-            f"        rewrite ^/api/{name}(/.*)$ $1 break;",
-            f"        proxy_pass http://{name};",
-            "    }",
-        ]
+        match = f"~ ^/api/{name}{upload.path}$"
+        lines.append(stripped_location(name, match, f"client_max_body_size {upload.max_body};"))
         blocks.append("\n".join(lines))
     lines = [
         f"    location /api/{name}/ {{",
@@ -98,18 +91,25 @@ def location_blocks(service: registry.Microservice) -> str:
 def side_route_blocks(service: registry.Microservice) -> str:
     """A gRPC service's side-port paths (`side_routes`), each exact, the `/api/<name>`
     prefix stripped (the service answers a method it does not serve 405)."""
+    name = service.name
     return "\n\n".join(
-        "\n".join(
-            [
-                f"    location = /api/{service.name}{path} {{",
-                f"        set $fixup_service {service.name};",
-                "        include snippets/proxy.conf;",
-                f"        rewrite ^/api/{service.name}(/.*)$ $1 break;",
-                f"        proxy_pass http://{service.name};",
-                "    }",
-            ]
-        )
-        for path in service.side_routes
+        stripped_location(name, f"= /api/{name}{path}") for path in service.side_routes
+    )
+
+
+def stripped_location(name: str, match: str, *settings: str) -> str:
+    """A `location <match>` passed to upstream `name` with `/api/<name>` stripped (its
+    query kept), with `settings` of its own."""
+    return "\n".join(
+        [
+            f"    location {match} {{",
+            f"        set $fixup_service {name};",
+            *(f"        {setting}" for setting in settings),
+            "        include snippets/proxy.conf;",
+            f"        rewrite ^/api/{name}(/.*)$ $1 break;",
+            f"        proxy_pass http://{name};",
+            "    }",
+        ]
     )
 
 

@@ -1,10 +1,11 @@
 """Where the service's CPU per request goes, against the hand-written reference.
 
-Starts services.departments (WORKERS=1) and bench/http_reference.py on one seeded
+Starts services.departments (WORKERS=1, or `--workers N` with its limits in Redis, every
+worker sampled) and bench/http_reference.py on one seeded
 database, measures each one's CPU per request under wrk (side by side), then samples the
 service with py-spy while wrk loads it and prints the share of samples per function,
 inclusive (any frame of the stack) and self (the innermost frame), for lib/ and aiohttp.
-Run: .venv/bin/python -m bench.profile_http [--seconds 8] [--top 25]
+Run: .venv/bin/python -m bench.profile_http [--seconds 8] [--top 25] [--workers 1]
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def short(frame: str) -> str:
 def profile(
     pid: int, url: str, seconds: float, out: Path, headers: list[str] | None = None
 ) -> None:
-    """py-spy on `pid` while wrk loads `url`; wrk in a thread, py-spy in the foreground."""
+    """py-spy on `pid` and its children while wrk loads `url`; wrk in a thread, py-spy in the
+    foreground."""
     load = threading.Thread(
         target=wrk,
         args=(url,),
@@ -67,6 +69,7 @@ def profile(
                 "--output",
                 str(out),
                 "--nonblocking",
+                "--subprocesses",
             ],
             check=True,
             capture_output=True,
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--raw", help="keep py-spy's raw stacks in this file")
+    parser.add_argument("--workers", type=int, default=1, help="the service's WORKERS")
     args = parser.parse_args(argv)
     if shutil.which("py-spy") is None and not Path(sys.executable).with_name("py-spy").exists():
         raise SystemExit("py-spy is not installed: the bench extra (make install)")
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             "service",
             [sys.executable, "-m", "services.departments"],
             f"http://127.0.0.1:{service}{PATH}",
-            env=service_env(dsn, service, 1),
+            env=service_env(dsn, service, args.workers),
         )
         servers.start(
             "reference",

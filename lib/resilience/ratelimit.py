@@ -102,46 +102,90 @@ class MemoryRateLimiter:
             del self._buckets[key]
 
 
-# KEYS[1] = bucket hash {tokens, ts(ms)}; ARGV = rate (tokens/s), burst.
-# Server TIME, so every replica sees one clock; the hash expires once it would be full
-# again (an absent bucket is a full one). Returns {allowed, retry_after_ms, remaining}.
+# KEYS = bucket hashes {tokens, ts(ms)}, one hit each, in order (a key may repeat);
+# ARGV = rate (tokens/s), burst. Server TIME, so every replica sees one clock; a hash
+# expires once it would be full again (an absent bucket is a full one). Returns
+# {allowed, retry_after_ms, remaining} for each key, one after the other.
 _TOKEN_BUCKET = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1]) or burst
-local ts = tonumber(b[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
-local allowed, wait = 0, 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-else
-  wait = math.ceil((1 - tokens) * 1000 / rate)
+local out = {}
+for _, key in ipairs(KEYS) do
+  local b = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(b[1]) or burst
+  local ts = tonumber(b[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+  local allowed, wait = 0, 0
+  if tokens >= 1 then
+    tokens = tokens - 1
+    allowed = 1
+  else
+    wait = math.ceil((1 - tokens) * 1000 / rate)
+  end
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', now)
+  redis.call('PEXPIRE', key, math.ceil((burst - tokens) * 1000 / rate) + 1)
+  out[#out + 1] = allowed
+  out[#out + 1] = wait
+  out[#out + 1] = math.floor(tokens)
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1)
-return {allowed, wait, math.floor(tokens)}
+return out
 """
 
 
 class RedisRateLimiter:
-    """The same bucket kept in Redis under `prefix + key`, updated by one Lua script."""
+    """The same bucket kept in Redis under `prefix + key`, updated by one Lua script.
 
-    def __init__(self, redis: Redis, rate: float, burst: int, prefix: str) -> None:
+    The hits asked for in one turn of the event loop go to Redis together, as one call of
+    the script over their keys: under load a request pays a share of a round trip, not a
+    round trip (the per-IP limit was a fifth of a worker's CPU, one call per request:
+    docs/benchmarks.md). One call is bounded by `timeout`, and a caller that stops waiting
+    (its own time-out) leaves the others their answers. The keys of one call may live on
+    one server only: this is Redis with Sentinel, not Redis Cluster (ADR 0033).
+    """
+
+    def __init__(
+        self, redis: Redis, rate: float, burst: int, prefix: str, timeout: float = 1.0
+    ) -> None:
         _check(rate, burst)
         self.rate = rate
         self.burst = burst
         self.prefix = prefix
+        self.timeout = timeout
         self._script = redis.register_script(_TOKEN_BUCKET)
+        self._waiting: list[tuple[str, asyncio.Future[Decision]]] = []
+        self._asking: set[asyncio.Task[None]] = set()  # held until done (asyncio's advice)
 
     async def hit(self, key: str) -> Decision:
-        allowed, wait_ms, remaining = await self._script(
-            keys=[self.prefix + key], args=[repr(self.rate), self.burst]
-        )
-        return Decision(bool(allowed), int(wait_ms) / 1000, int(remaining))
+        answer: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._waiting.append((self.prefix + key, answer))
+        if len(self._waiting) == 1:  # the first of this turn: the call starts on the next
+            task = asyncio.create_task(self._ask())
+            self._asking.add(task)
+            task.add_done_callback(self._asking.discard)
+        return await answer
+
+    async def _ask(self) -> None:
+        batch, self._waiting = self._waiting, []
+        try:
+            async with asyncio.timeout(self.timeout):
+                reply = await self._script(
+                    keys=[key for key, _ in batch], args=[repr(self.rate), self.burst]
+                )
+        except Exception as exc:  # each caller meets it as its own call's failure
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        except asyncio.CancelledError:  # the loop is closing: so are its callers
+            for _, answer in batch:
+                answer.cancel()
+            raise
+        for at, (_, answer) in enumerate(batch):
+            allowed, wait_ms, remaining = reply[3 * at : 3 * at + 3]
+            if not answer.done():
+                answer.set_result(Decision(bool(allowed), int(wait_ms) / 1000, int(remaining)))
 
 
 class RateLimitStore:
@@ -222,7 +266,9 @@ class FallbackRateLimiter:
     ) -> None:
         self.name = name
         self.strict = strict
-        self.shared = RedisRateLimiter(store.redis, rate, burst, f"{store.prefix}{name}:")
+        self.shared = RedisRateLimiter(
+            store.redis, rate, burst, f"{store.prefix}{name}:", store.timeout
+        )
         self.local = MemoryRateLimiter(rate, burst)
         self._store = store
         self._fallbacks = FALLBACK_HITS.labels(store.service, name)  # 0 from start-up

@@ -109,3 +109,29 @@ async def test_enforce_and_factory(redis: Redis, prefix: str) -> None:
     with pytest.raises(RateLimited) as info:
         await enforce(limiter, "user:7")
     assert info.value.headers == {"Retry-After": "2"}
+
+
+async def test_hits_of_one_turn_go_together_and_each_is_counted(redis: Redis, prefix: str) -> None:
+    # eight callers at once on a burst of 5 (one call of the script, keys in order): five
+    # tokens are taken one after the other, the rest refused; another key is its own bucket
+    limiter = RedisRateLimiter(redis, rate=0.01, burst=5, prefix=prefix)
+    decisions = await asyncio.gather(*(limiter.hit("ip:1") for _ in range(8)), limiter.hit("ip:2"))
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3 + [True]
+    assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0, 0, 0, 4]
+    assert all(d.retry_after > 0 for d in decisions[5:8])
+    stamps = {await redis.hget(f"{prefix}ip:{n}", "ts") for n in (1, 2)}
+    assert len(stamps) == 1  # one script call: one reading of the server's clock
+
+
+async def test_a_caller_that_stops_waiting_leaves_the_others_their_answers(
+    redis: Redis, prefix: str
+) -> None:
+    limiter = RedisRateLimiter(redis, rate=0.01, burst=3, prefix=prefix)
+    gone = asyncio.ensure_future(limiter.hit("k"))
+    kept = asyncio.ensure_future(limiter.hit("k"))
+    await asyncio.sleep(0)  # both have asked; the call has not been answered yet
+    gone.cancel()
+    assert (await kept).allowed
+    assert gone.cancelled()
+    # the cancelled caller's hit was still taken: the bucket had 3, now 1 is left
+    assert (await limiter.hit("k")).remaining == 0

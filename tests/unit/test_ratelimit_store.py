@@ -37,9 +37,11 @@ class Script:
         self.failure: BaseException | None = None
         self.hang = False
         self.keys: list[str] = []
+        self.asked = asyncio.Event()
 
     async def __call__(self, *, keys: list[str], args: list[Any]) -> list[int]:
         self.keys.extend(keys)
+        self.asked.set()
         if self.failure is not None:
             raise self.failure
         if self.hang:
@@ -166,7 +168,7 @@ async def test_a_call_that_succeeds_while_the_breaker_is_open_does_not_say_resto
     limiter = store.limiter("login", 1.0, 5)
     script.hang = True
     slow = asyncio.create_task(limiter.hit("a"))  # begun before the outage
-    await asyncio.sleep(0)
+    await script.asked.wait()
     assert script.keys == ["fixup:rl:login:a"]  # in flight
     script.failure = RedisConnectionError("refused")
     await limiter.hit("b")  # the outage: the breaker opens

@@ -150,8 +150,12 @@ def test_a_corrupted_postgresql_backup_is_detected_before_anything_is_restored(
     victim = max(files, key=lambda p: p.stat().st_size)
     original = flip(victim)
     try:
+        # a time the backup covers (now() may fall in the second it ended: refused first),
+        # once it is past (a time after now is refused too): the clock is what is waited for
+        target = restore.earliest_pg_target(pgbackrest.info(archived)[0])
+        time.sleep(max(0.0, (target - datetime.now(UTC)).total_seconds()))
         with pytest.raises(Refused, match=r"fails verification: .*checksum invalid: 1"):
-            restore.restore(archived, "orders", datetime.now(UTC).isoformat())
+            restore.restore(archived, "orders", target.isoformat())
     finally:
         victim.write_bytes(original)
     assert restored_homes(archived) == []

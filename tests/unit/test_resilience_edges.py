@@ -444,6 +444,10 @@ def test_make_rate_limiter_with_redis_is_redis_with_a_memory_fallback() -> None:
     shared, local = limiter.shared, limiter.local
     assert (shared.rate, shared.burst, shared.prefix) == (3.0, 7, "rl:svc:login:")
     assert (local.rate, local.burst) == (3.0, 7)  # the same settings during an outage
+    assert limiter.strict is False  # an outage falls back to the process's bucket
+    strict = make_rate_limiter("attempts", 3.0, 7, store, strict=True)
+    assert isinstance(strict, FallbackRateLimiter)
+    assert strict.strict is True  # no fallback: a 503 when Redis cannot decide
     memory = make_rate_limiter("login", 3.0, 7, None)
     assert isinstance(memory, MemoryRateLimiter)
     assert (memory.rate, memory.burst) == (3.0, 7)

@@ -5,20 +5,10 @@
 // NODE_PATH: tools/swagger/node_modules. Prints one JSON object on stdout.
 "use strict";
 const fs = require("fs");
-const { run, watch } = require("./browser.cjs");
+const { run, watch, step } = require("./browser.cjs");
 
 const [executablePath, scenarioFile] = process.argv.slice(2);
 const scenario = JSON.parse(fs.readFileSync(scenarioFile, "utf8"));
-
-// click `button` and wait for the page's status to say `code` (or an error)
-async function step(page, button, code) {
-  await page.locator(button).click();
-  await page.locator(`#status[data-code="${code}"], #status[data-state="error"]`).waitFor({ timeout: 20000 });
-  return page.evaluate(() => {
-    const element = document.getElementById("status");
-    return { state: element.dataset.state, code: element.dataset.code, text: element.textContent.trim() };
-  });
-}
 
 const listed = (page) =>
   page.locator("#sessions li").evaluateAll((items) =>

@@ -43,4 +43,19 @@ function watch(page, result) {
   });
 }
 
-module.exports = { run, watch };
+// the account page's status line (nginx/pages/account.html): its state, code and text
+function status(page) {
+  return page.evaluate(() => {
+    const element = document.getElementById("status");
+    return { state: element.dataset.state, code: element.dataset.code, text: element.textContent.trim() };
+  });
+}
+
+// click `button` and wait for the account page's status to say `code` (or an error)
+async function step(page, button, code) {
+  await page.locator(button).click();
+  await page.locator(`#status[data-code="${code}"], #status[data-state="error"]`).waitFor({ timeout: 20000 });
+  return status(page);
+}
+
+module.exports = { run, watch, status, step };

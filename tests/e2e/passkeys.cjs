@@ -10,24 +10,10 @@
 "use strict";
 const fs = require("fs");
 const { execFileSync } = require("child_process");
-const { run, watch } = require("./browser.cjs");
+const { run, watch, step } = require("./browser.cjs");
 
 const [executablePath, scenarioFile] = process.argv.slice(2);
 const scenario = JSON.parse(fs.readFileSync(scenarioFile, "utf8"));
-
-function status(page) {
-  return page.evaluate(() => {
-    const element = document.getElementById("status");
-    return { state: element.dataset.state, code: element.dataset.code, text: element.textContent.trim() };
-  });
-}
-
-// click `button` and wait for the page's status to say `code` (or an error)
-async function step(page, button, code) {
-  await page.locator(button).click();
-  await page.locator(`#status[data-code="${code}"], #status[data-state="error"]`).waitFor({ timeout: 20000 });
-  return status(page);
-}
 
 run("passkeys.cjs", executablePath, async (browser, result) => {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });

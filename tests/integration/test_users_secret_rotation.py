@@ -237,7 +237,9 @@ async def test_reencrypt_stopped_half_way_resumes_and_a_second_run_changes_nothi
     env = {**os.environ, "USERS_DATABASE_URL": dsn, "ENCRYPTION_KEYS_FILE": str(ring_file)}
     command = [sys.executable, "-m", "tools.secrets.rotate", "encryption", "reencrypt"]
     command += ["--batch", "1"]
-    job = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=PIPE)
+    job = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, env=env, stdout=PIPE, stderr=PIPE
+    )
     try:
         # kill it once it committed a batch of its own; bounded by its start-up (imports)
         deadline = time.monotonic() + scaled(60)
@@ -252,7 +254,9 @@ async def test_reencrypt_stopped_half_way_resumes_and_a_second_run_changes_nothi
     values = await stored(dsn, ids)
     all_readable(cipher, ids, values)  # whatever batch it died in: every value opens
     moved = Counter(sealed_kid(v) or "k0" for v in values.values())["k1"]
-    assert moved > 21
+    assert job.stderr is not None
+    said = (await job.stderr.read()).decode()[-2000:]
+    assert moved > 21, f"the job moved nothing of its own (exit {job.returncode}): {said}"
 
     resumed = await asyncio.create_subprocess_exec(
         *command[:-1], "50", cwd=ROOT, env=env, stdout=PIPE, stderr=PIPE

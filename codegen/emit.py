@@ -4,8 +4,6 @@ their templates take (templates/module.tmpl and templates/<driver>.tmpl hold the
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from .naming import enum_members, model_name, snake
 from .plan import Embed, Field, QueryPlan
 from .pytypes import PyType, TypeMapper, enum_lookup
@@ -206,15 +204,6 @@ class Emitter:
         self.mapper = mapper
         self.model_type = model_type
 
-    def render_queries(self, filename: str, plans: list[QueryPlan]) -> str:
-        src = Source(f"source: {filename}")
-        src.imports |= self.base_imports()
-        for plan in plans:
-            self.render_classes(src, plan)
-        for plan in plans:
-            self.render_function(src, plan)
-        return src.text()
-
     @staticmethod
     def sql_literal(sql: str) -> str:
         if '"""' in sql or "\\" in sql:
@@ -335,13 +324,6 @@ class Emitter:
             sig = self.signature(plan, self.stream_type.format(self.row_type(plan)))
             sig = sig.replace(f"def {plan.func}(", f"def iter_{plan.func}(", 1)
             src.add("stream", self.driver, signature=sig, **values)
-
-
-def group_by_file(plans: list[QueryPlan]) -> dict[str, list[QueryPlan]]:
-    groups: dict[str, list[QueryPlan]] = defaultdict(list)
-    for plan in plans:
-        groups[plan.query.filename].append(plan)
-    return dict(sorted(groups.items()))
 
 
 def module_name(filename: str) -> str:

@@ -72,12 +72,6 @@ class QueryPlan:
     # a :one that always yields one row (an aggregate without GROUP BY): `Row`, never None
     one_row: bool = False
 
-    @property
-    def result_type(self) -> str:
-        if self.scalar is not None:
-            return self.scalar.annotation
-        return self.row_class or "None"
-
 
 def _lock_type(engine: str, name: str) -> tuple[str, bool]:
     """('int4', False) or ('text', True) for an array type name from the lock."""

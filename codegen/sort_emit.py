@@ -221,7 +221,7 @@ def _doc_note(spec: SortSpec) -> str:
 
 
 def by_file(items: list[QueryPlan | SortedQuery]) -> dict[str, list[QueryPlan | SortedQuery]]:
-    """The items of each query file, files in name order (emit.group_by_file, sorted too)."""
+    """The items of each query file (plain and sorted queries), files in name order."""
     groups: dict[str, list[QueryPlan | SortedQuery]] = {}
     for item in items:
         groups.setdefault(item.query.filename, []).append(item)
@@ -234,7 +234,8 @@ def render_file(
     items: list[QueryPlan | SortedQuery],
     lock: dict[str, LockEntry],
 ) -> str:
-    """A query file's module (Emitter.render_queries, with the sorted queries in place)."""
+    """A query file's module: each item's classes, then its functions (a sorted query's
+    variants in its place)."""
     src = Source(f"source: {filename}")
     src.imports |= emitter.base_imports()
     for item in items:

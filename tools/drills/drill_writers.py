@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg
-import pymysql
 
 from tools.drills.ha_faults import FAULT_LIMIT, RECOVERY_LIMIT, Healing, Injected, nothing_to_heal
 from tools.ha.ha_postgres import wait_until
@@ -50,56 +49,6 @@ class PgWrites:
                 options=f"-c statement_timeout={int(STATEMENT_TIMEOUT * 1000)}",
             )
         self.conn.execute("INSERT INTO drill_writes (id) VALUES (%s)", (n,))
-
-    def reset(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = None
-
-
-class NoWritableServerError(Exception):
-    """None of a MariaDB writer's addresses takes writes (yet)."""
-
-
-class MariaWrites:
-    """Rows into drill_writes on whichever of the addresses is open for writes: the
-    primary, or the replica once `promote` has opened it."""
-
-    errors: tuple[type[Exception], ...] = (pymysql.MySQLError, OSError, NoWritableServerError)
-
-    def __init__(self, ports: tuple[int, ...], database: str) -> None:
-        self.ports = ports
-        self.database = database
-        self.conn: pymysql.connections.Connection[Any] | None = None
-
-    def _writable(self) -> pymysql.connections.Connection[Any]:
-        for port in self.ports:
-            try:
-                conn = pymysql.connect(
-                    host="127.0.0.1",
-                    port=port,
-                    user="root",
-                    database=self.database,
-                    autocommit=True,
-                    connect_timeout=CONNECT_TIMEOUT,
-                    read_timeout=int(STATEMENT_TIMEOUT),
-                    write_timeout=int(STATEMENT_TIMEOUT),
-                )
-            except pymysql.MySQLError:
-                continue
-            with conn.cursor() as cur:
-                cur.execute("SELECT @@read_only")
-                row = cur.fetchone()
-            if row is not None and int(row[0]) == 0:
-                return conn
-            conn.close()
-        raise NoWritableServerError(f"no writable server among {self.ports}")
-
-    def write(self, n: int) -> None:
-        if self.conn is None:
-            self.conn = self._writable()
-        with self.conn.cursor() as cur:
-            cur.execute("INSERT INTO drill_writes (id) VALUES (%s)", (n,))
 
     def reset(self) -> None:
         if self.conn is not None:

@@ -172,23 +172,6 @@ class DatabaseFactory:
         with contextlib.suppress(Exception):
             self.drop(dsn)
 
-    def leftovers(self) -> list[str]:
-        """Databases of this run still on the servers (used by the fixture test)."""
-        found: list[str] = []
-        with psycopg.connect(psycopg_dsn(self.servers.pg_dsn)) as conn:
-            rows = conn.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE %s",
-                (f"fixup_t{self.run_id}_%",),
-            ).fetchall()
-            found += [r[0] for r in rows]
-        with mysql_connect(self.servers.mysql_dsn) as my_conn, my_conn.cursor() as cur:
-            cur.execute(
-                "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
-                (f"fixup_t{self.run_id}_%",),
-            )
-            found += [r[0] for r in cur.fetchall()]
-        return found
-
 
 @contextlib.contextmanager
 def env(**values: str) -> Iterator[None]:

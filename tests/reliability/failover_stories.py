@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -136,19 +133,6 @@ def tier_up(var: Path, parts: tuple[str, ...]) -> HaTier:
     assert seeding.returncode == 0, seeding.stderr[-2000:]
     layout, _ = ha_tier.read_layout(var)
     return HaTier(var, database_env(tier), layout, tier.redis, tier.mariadb)
-
-
-def ledger_groups(var: Path, key: str) -> list[int]:
-    groups: list[int] = json.loads((ha_tier.tier_root(var) / ha_tier.LEDGER).read_text())[key]
-    return groups
-
-
-def kill_group(group: int) -> None:
-    """SIGKILL a process group, and reap its leader when it is ours (the suite is a
-    subreaper: an unreaped zombie would look alive)."""
-    os.killpg(group, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(group, 0)
 
 
 async def postgres_settled(tier: HaTier) -> None:

@@ -16,7 +16,6 @@ from jwt.utils import base64url_encode
 from lib.auth.jwks import (
     MAX_JWKS_KEYS,
     is_key_id,
-    jwk,
     jwks_document,
     key_id,
     parse_jwk,
@@ -36,10 +35,6 @@ from tools import keys as keys_tool
 # RFC 8037 Appendix A.2 (the public key) and A.3 (its thumbprint)
 RFC_X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
 RFC_KID = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
-
-
-def public_of(private_pem: str) -> str:
-    return jwk(load_private_key(private_pem).public_key())["x"]
 
 
 def test_the_thumbprint_is_rfc_8037s() -> None:

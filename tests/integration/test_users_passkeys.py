@@ -24,6 +24,7 @@ from tests.integration.users_support import (
     reauthentication_required,
     users_settings,
 )
+from tests.problems import problem
 from tools.softkey import SoftAuthenticator, b64url
 from tools.time_scale import scaled
 
@@ -40,14 +41,6 @@ def users_dsn(migrated_db: Callable[[str], str]) -> str:
 async def client(aiohttp_client: Any, users_dsn: str) -> Any:
     settings = users_settings(users_dsn, public_base_url=ORIGIN, login_rate=1e6, login_burst=10**6)
     return await aiohttp_client(create_app(settings))
-
-
-async def problem(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status == status, await resp.text()
-    assert resp.headers["Content-Type"].startswith("application/problem+json")
-    body: dict[str, Any] = await resp.json()
-    assert (body["status"], body["code"]) == (status, code), body
-    return body
 
 
 async def count(dsn: str, sql: str, *args: Any) -> int:

@@ -35,6 +35,7 @@ from tests.integration.users_support import (
     reauthentication_required,
     users_settings,
 )
+from tests.problems import problem
 from tools.secrets.sealed import counts, reencrypt
 
 
@@ -52,14 +53,6 @@ async def client(aiohttp_client: Any, users_dsn: str) -> Any:
     return await aiohttp_client(create_app(app_settings(users_dsn)))
 
 
-async def problem(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status == status, await resp.text()
-    assert resp.headers["Content-Type"].startswith("application/problem+json")
-    body: dict[str, Any] = await resp.json()
-    assert (body["status"], body["code"]) == (status, code), body
-    return body
-
-
 async def fetch(dsn: str, sql: str, *args: Any) -> Any:
     conn = await asyncpg.connect(dsn)
     try:
@@ -71,6 +64,9 @@ async def fetch(dsn: str, sql: str, *args: Any) -> Any:
 async def email_of(dsn: str, user_id: uuid.UUID) -> str:
     email: str = await fetch(dsn, "SELECT email FROM users WHERE id = $1", user_id)
     return email
+
+
+CHALLENGE = ("challenge", "step", "expires_in")  # what the 401 carries to the next step
 
 
 def code_at(secret: str, steps: int = 0) -> str:
@@ -94,7 +90,7 @@ async def enrolled(client: Any, user_id: uuid.UUID) -> dict[str, Any]:
 
 async def password_login(client: Any, email: str) -> dict[str, Any]:
     resp = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
-    body = await problem(resp, 401, "SECOND_FACTOR_REQUIRED")
+    body = await problem(resp, 401, "SECOND_FACTOR_REQUIRED", *CHALLENGE)
     assert resp.headers["Cache-Control"] == "no-store"
     assert "access_token" not in body
     assert "fixup_access" not in resp.cookies
@@ -383,7 +379,7 @@ async def test_a_password_reset_does_not_bypass_the_second_factor(
     resp = await client.post(
         "/v1/auth/login", json={"email": email, "password": new["new_password"]}
     )
-    challenge = (await problem(resp, 401, "SECOND_FACTOR_REQUIRED"))["challenge"]
+    challenge = (await problem(resp, 401, "SECOND_FACTOR_REQUIRED", *CHALLENGE))["challenge"]
     assert "access_token" not in await resp.text()
     body = {"challenge": challenge, "code": code_at(enrolment["secret"])}
     assert (await client.post("/v1/auth/second-factor", json=body)).status == 200

@@ -27,8 +27,7 @@ from lib.http.etag import etag, if_match_version, stale
 from lib.http.fields import UNSTORABLE_MESSAGE
 from lib.http.jsonio import data, decimal_text, dumps, json_response
 from lib.http.listing import ListQuery, Page, like_pattern, parse_list
-
-PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
+from tests.problems import problem
 
 # --- the app under test ---
 
@@ -84,19 +83,6 @@ async def client(
         service="t", database_url="", rate_limit_ip_burst=100_000, rate_limit_ip_rate=10_000.0
     )
     return await aiohttp_client(create_app(settings, routes=routes, title="t"))
-
-
-async def problem(resp: Any, status: int, code: str) -> dict[str, Any]:
-    """The response is problem+json with `status` and `code`; return its body."""
-    assert resp.status == status, await resp.text()
-    assert resp.content_type == "application/problem+json"
-    body: dict[str, Any] = orjson.loads(await resp.read())
-    assert PROBLEM_KEYS <= body.keys() <= PROBLEM_KEYS | {"errors"}
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"] == f"https://fixup.dev/problems/{code.lower().replace('_', '-')}"
-    assert body["request_id"] == resp.headers["X-Request-ID"]
-    return body
 
 
 def fields(body: dict[str, Any]) -> list[tuple[str, str]]:

@@ -140,14 +140,13 @@ class RedisRateLimiter:
     The hits asked for in one turn of the event loop go to Redis together, as one call of
     the script over their keys: under load a request pays a share of a round trip, not a
     round trip (the per-IP limit was a fifth of a worker's CPU, one call per request:
-    docs/benchmarks.md). One call is bounded by `timeout`, and a caller that stops waiting
-    (its own time-out) leaves the others their answers. The keys of one call may live on
-    one server only: this is Redis with Sentinel, not Redis Cluster (ADR 0033).
+    docs/benchmarks.md). One call is bounded by `timeout` (a TimeoutError for each of its
+    callers), and a caller that stops waiting leaves the others their answers. The keys of
+    one call may live on one server only: this is Redis with Sentinel, not Redis Cluster
+    (ADR 0033).
     """
 
-    def __init__(
-        self, redis: Redis, rate: float, burst: int, prefix: str, timeout: float = 1.0
-    ) -> None:
+    def __init__(self, redis: Redis, rate: float, burst: int, prefix: str, timeout: float) -> None:
         _check(rate, burst)
         self.rate = rate
         self.burst = burst
@@ -231,7 +230,7 @@ class RateLimitStore:
     async def decide(self, shared: RedisRateLimiter, key: str) -> Decision | None:
         """Redis' decision for `key`, or None when Redis did not give one in time."""
         try:
-            async with self.breaker, asyncio.timeout(self.timeout):
+            async with self.breaker:  # the call is bounded by the store's timeout
                 decision = await shared.hit(key)
         except CircuitOpen:  # known to be down: not tried before the next retry
             return None
@@ -262,7 +261,7 @@ class FallbackRateLimiter:
     attempts on one account: ADR 0049)."""
 
     def __init__(
-        self, store: RateLimitStore, name: str, rate: float, burst: int, strict: bool = False
+        self, store: RateLimitStore, name: str, rate: float, burst: int, strict: bool
     ) -> None:
         self.name = name
         self.strict = strict
@@ -276,8 +275,7 @@ class FallbackRateLimiter:
     async def hit(self, key: str) -> Decision:
         if self.strict:  # asked every time, past the breaker: a restarted Redis at once
             try:
-                async with asyncio.timeout(self._store.timeout):
-                    return await self.shared.hit(key)
+                return await self.shared.hit(key)  # bounded by the store's timeout
             except STORE_ERRORS:
                 retry = self._store.breaker.reset_timeout
                 raise ServiceUnavailable(

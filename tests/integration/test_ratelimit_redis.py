@@ -13,6 +13,8 @@ from lib.errors import RateLimited
 from lib.resilience import FallbackRateLimiter, RateLimitStore, RedisRateLimiter, enforce
 from tests.servers import Servers
 
+TIMEOUT = 5.0  # a call's bound: never reached by a live Redis, only by a hung one
+
 
 @pytest.fixture
 async def redis(servers: Servers, redis_prefix: str) -> AsyncIterator[Redis]:
@@ -29,7 +31,7 @@ def prefix(redis_prefix: str, request: pytest.FixtureRequest) -> str:
 
 
 async def test_burst_then_refusal(redis: Redis, prefix: str) -> None:
-    limiter = RedisRateLimiter(redis, rate=2.0, burst=3, prefix=prefix)
+    limiter = RedisRateLimiter(redis, rate=2.0, burst=3, prefix=prefix, timeout=TIMEOUT)
     decisions = [await limiter.hit("ip:1") for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert [d.remaining for d in decisions] == [2, 1, 0, 0]
@@ -45,7 +47,7 @@ async def server_ms(redis: Redis) -> int:
 
 async def test_refills_at_the_configured_rate(redis: Redis, prefix: str) -> None:
     rate, burst = 10.0, 20  # a drained key lives burst / rate = 2 s, past the wait below
-    limiter = RedisRateLimiter(redis, rate=rate, burst=burst, prefix=prefix)
+    limiter = RedisRateLimiter(redis, rate=rate, burst=burst, prefix=prefix, timeout=TIMEOUT)
     while (await limiter.hit("k")).allowed:  # drain whatever refilled while draining too
         pass
     before = await server_ms(redis)
@@ -68,7 +70,7 @@ async def test_refills_at_the_configured_rate(redis: Redis, prefix: str) -> None
 
 
 async def test_keys_are_independent(redis: Redis, prefix: str) -> None:
-    limiter = RedisRateLimiter(redis, rate=0.01, burst=1, prefix=prefix)
+    limiter = RedisRateLimiter(redis, rate=0.01, burst=1, prefix=prefix, timeout=TIMEOUT)
     assert (await limiter.hit("a")).allowed
     assert not (await limiter.hit("a")).allowed
     assert (await limiter.hit("b")).allowed
@@ -78,8 +80,8 @@ async def test_replicas_share_the_budget(servers: Servers, redis: Redis, prefix:
     other = Redis.from_url(servers.redis_url)  # a second process's own client
     try:
         replicas = [
-            RedisRateLimiter(redis, rate=0.01, burst=3, prefix=prefix),
-            RedisRateLimiter(other, rate=0.01, burst=3, prefix=prefix),
+            RedisRateLimiter(redis, rate=0.01, burst=3, prefix=prefix, timeout=TIMEOUT),
+            RedisRateLimiter(other, rate=0.01, burst=3, prefix=prefix, timeout=TIMEOUT),
         ]
         allowed = [(await replicas[i % 2].hit("user:1")).allowed for i in range(6)]
     finally:
@@ -88,7 +90,7 @@ async def test_replicas_share_the_budget(servers: Servers, redis: Redis, prefix:
 
 
 async def test_idle_keys_expire(redis: Redis, prefix: str) -> None:
-    limiter = RedisRateLimiter(redis, rate=10.0, burst=5, prefix=prefix)
+    limiter = RedisRateLimiter(redis, rate=10.0, burst=5, prefix=prefix, timeout=TIMEOUT)
     for _ in range(3):
         await limiter.hit("ip:9")
     ttl = await redis.pttl(f"{prefix}ip:9")
@@ -96,7 +98,7 @@ async def test_idle_keys_expire(redis: Redis, prefix: str) -> None:
 
 
 async def test_concurrent_hits_allow_exactly_the_burst(redis: Redis, prefix: str) -> None:
-    limiter = RedisRateLimiter(redis, rate=0.001, burst=10, prefix=prefix)
+    limiter = RedisRateLimiter(redis, rate=0.001, burst=10, prefix=prefix, timeout=TIMEOUT)
     decisions = await asyncio.gather(*(limiter.hit("hot") for _ in range(50)))
     assert sum(d.allowed for d in decisions) == 10
 
@@ -114,19 +116,20 @@ async def test_enforce_and_factory(redis: Redis, prefix: str) -> None:
 async def test_hits_of_one_turn_go_together_and_each_is_counted(redis: Redis, prefix: str) -> None:
     # eight callers at once on a burst of 5 (one call of the script, keys in order): five
     # tokens are taken one after the other, the rest refused; another key is its own bucket
-    limiter = RedisRateLimiter(redis, rate=0.01, burst=5, prefix=prefix)
+    limiter = RedisRateLimiter(redis, rate=0.01, burst=5, prefix=prefix, timeout=TIMEOUT)
     decisions = await asyncio.gather(*(limiter.hit("ip:1") for _ in range(8)), limiter.hit("ip:2"))
     assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3 + [True]
     assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0, 0, 0, 4]
     assert all(d.retry_after > 0 for d in decisions[5:8])
     stamps = {await redis.hget(f"{prefix}ip:{n}", "ts") for n in (1, 2)}
     assert len(stamps) == 1  # one script call: one reading of the server's clock
+    assert not limiter._asking  # the call, held while in flight, let go once answered
 
 
 async def test_a_caller_that_stops_waiting_leaves_the_others_their_answers(
     redis: Redis, prefix: str
 ) -> None:
-    limiter = RedisRateLimiter(redis, rate=0.01, burst=3, prefix=prefix)
+    limiter = RedisRateLimiter(redis, rate=0.01, burst=3, prefix=prefix, timeout=TIMEOUT)
     gone = asyncio.ensure_future(limiter.hit("k"))
     kept = asyncio.ensure_future(limiter.hit("k"))
     await asyncio.sleep(0)  # both have asked; the call has not been answered yet

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from lib.errors import RateLimited
+from lib.errors import RateLimited, ServiceUnavailable
 from lib.resilience import BreakerState, Decision, RateLimitStore, enforce
 from lib.resilience import ratelimit as ratelimit_module
 from tests.logging_support import capture_logs
@@ -209,3 +209,17 @@ async def test_an_error_reply_is_an_outage_but_a_bug_is_not() -> None:
     assert await limiter.hit("k") == Decision(True, 0.0, 9)  # Redis asked: no breaker open
     assert len(script.keys) == 2
     assert ratelimit_module.STORE_ERRORS[1:] == (OSError, TimeoutError)
+
+
+async def test_a_strict_limit_refuses_with_503_when_redis_cannot_decide() -> None:
+    store, script, _, service = make(timeout=0.01)
+    limiter = store.limiter("attempts", 1.0, 2, strict=True)
+    for failure in (RedisConnectionError("refused"), None):  # refused, then hung past 0.01 s
+        script.failure, script.hang = failure, failure is None
+        with pytest.raises(ServiceUnavailable) as refused:
+            await asyncio.wait_for(limiter.hit("k"), 5.0)
+        assert refused.value.detail == "the attempts limit cannot be checked"
+        assert refused.value.retry_after == store.breaker.reset_timeout == 5.0
+    assert fallbacks(service, "attempts") == 0.0  # no bucket of its own decided instead
+    script.failure, script.hang = None, False
+    assert await limiter.hit("k") == Decision(True, 0.0, 9)  # asked past the breaker: at once

@@ -343,7 +343,7 @@ def test_limiter_settings_are_checked(rate: float, burst: int) -> None:
     with pytest.raises(ValueError, match=r"^rate must be > 0 and burst >= 1$"):
         MemoryRateLimiter(rate, burst)
     with pytest.raises(ValueError, match=r"^rate must be > 0 and burst >= 1$"):
-        RedisRateLimiter(cast(Any, FakeRedis()), rate, burst, "rl:")
+        RedisRateLimiter(cast(Any, FakeRedis()), rate, burst, "rl:", 1.0)
 
 
 def test_memory_limiter_defaults_and_max_keys() -> None:
@@ -418,7 +418,7 @@ class FakeRedis:
 
 async def test_redis_limiter_calls_the_script_with_prefixed_key_rate_and_burst() -> None:
     redis = FakeRedis([1, 0, 4])
-    limiter = RedisRateLimiter(cast(Any, redis), 2.5, 5, "fixup:rl:")
+    limiter = RedisRateLimiter(cast(Any, redis), 2.5, 5, "fixup:rl:", 1.0)
     assert (limiter.rate, limiter.burst, limiter.prefix) == (2.5, 5, "fixup:rl:")
     assert redis.registered == [ratelimit_module._TOKEN_BUCKET]
     assert await limiter.hit("ip:1") == Decision(True, 0.0, 4)
@@ -427,7 +427,7 @@ async def test_redis_limiter_calls_the_script_with_prefixed_key_rate_and_burst()
 
 async def test_redis_limiter_refusal_converts_milliseconds() -> None:
     redis = FakeRedis([0, 1500, 0])
-    limiter = RedisRateLimiter(cast(Any, redis), 1.0, 1, "p:")
+    limiter = RedisRateLimiter(cast(Any, redis), 1.0, 1, "p:", 1.0)
     decision = await limiter.hit("k")
     assert decision == Decision(False, 1.5, 0)
     assert type(decision.allowed) is bool
@@ -455,10 +455,10 @@ def test_make_rate_limiter_with_redis_is_redis_with_a_memory_fallback() -> None:
 
 async def test_enforce_passes_and_refuses_with_the_limiters_wait() -> None:
     allowed = FakeRedis([1, 0, 0])
-    await enforce(RedisRateLimiter(cast(Any, allowed), 1.0, 1, "p:"), "k")
+    await enforce(RedisRateLimiter(cast(Any, allowed), 1.0, 1, "p:", 1.0), "k")
     refused = FakeRedis([0, 2500, 0])
     with pytest.raises(RateLimited) as caught:
-        await enforce(RedisRateLimiter(cast(Any, refused), 1.0, 1, "p:"), "k")
+        await enforce(RedisRateLimiter(cast(Any, refused), 1.0, 1, "p:", 1.0), "k")
     assert caught.value.detail == "rate limit exceeded"
     assert caught.value.retry_after == 3  # whole seconds, rounded up
     assert caught.value.headers == {"Retry-After": "3"}

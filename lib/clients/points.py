@@ -26,6 +26,8 @@ from lib.pb.point import (
     AddPointsRequest,
     PointReply,
     PointRequest,
+    PointsVersionReply,
+    PointsVersionRequest,
     UserExportReply,
     UserExportRequest,
     UserListPointResponse,
@@ -70,6 +72,7 @@ class PointsClient:
         )
         self._add = pool.unary(SERVICE + "AddUserPoints", PointReply.parse)
         self._export = pool.unary(SERVICE + "GetUserExport", UserExportReply.parse)
+        self._version = pool.unary(SERVICE + "GetPointsVersion", PointsVersionReply.parse)
 
     async def get_user_points(self, user_id: str, *, request_id: str | None = None) -> int:
         reply = await self._call(self._get, PointRequest(user_id=user_id), request_id)
@@ -82,6 +85,11 @@ class PointsClient:
         if not user_ids:
             return {}
         return await self._call(self._list, user_ids, request_id)
+
+    async def get_points_version(self, *, request_id: str | None = None) -> int:
+        """A number that grows whenever any user's points change."""
+        reply = await self._call(self._version, PointsVersionRequest(), request_id)
+        return reply.version
 
     async def get_user_export(
         self, user_id: str, max_rows: int, *, request_id: str | None = None

@@ -22,12 +22,14 @@ from lib.pb.point import (
     PointReply,
     PointRequest,
     PointServerBase,
+    PointsVersionReply,
+    PointsVersionRequest,
     UserExportReply,
     UserExportRequest,
     UserListPointResponse,
     UserListRequest,
 )
-from services.points.db import audit
+from services.points.db import audit, table_versions
 from services.points.db import points as q
 from services.points.db.models import PointsLedger
 from services.points.export import user_export
@@ -77,6 +79,12 @@ class PointService(PointServerBase):
 
     async def get_user_export(self, message: UserExportRequest) -> UserExportReply:
         return await user_export(self.db, message)
+
+    async def get_points_version(self, message: PointsVersionRequest) -> PointsVersionReply:
+        """user_points' stamp (bumped by its triggers in the writing transaction)."""
+        async with self.db.acquire() as conn:
+            version = await table_versions.tables_version(conn, names=["user_points"])
+        return PointsVersionReply(version=version or 0)
 
     async def add_user_points(self, message: AddPointsRequest) -> PointReply:
         """Apply once per idempotency key, in one transaction under the balance row lock.

@@ -330,6 +330,7 @@ async def test_reflection_lists_and_describes_the_service(points: Points) -> Non
         "GetUserListPoints",
         "AddUserPoints",
         "GetUserExport",
+        "GetPointsVersion",
     }
 
 

@@ -22,7 +22,13 @@ from grpclib.const import Status
 
 from lib.db.connecting import connect
 from lib.db.pool import Database
-from lib.pb.point import AddPointsRequest, PointRequest, UserExportRequest, UserListRequest
+from lib.pb.point import (
+    AddPointsRequest,
+    PointRequest,
+    PointsVersionRequest,
+    UserExportRequest,
+    UserListRequest,
+)
 from services.points import service as service_module
 from services.points.db import points as q
 from services.points.service import PointService
@@ -244,6 +250,27 @@ async def test_a_replayed_spend_is_answered_though_the_balance_no_longer_covers_
     assert (await service.add_user_points(add(user, -5, "refund", key))).user_point == "0"
     assert await balance(db, user) == 0
     assert len(await ledger(db, user)) == 1
+
+
+async def test_the_points_version_moves_with_every_committed_change_and_only_then(
+    db: Database, service: PointService
+) -> None:
+    """GetPointsVersion covers user_points: an add and a direct write move it before they
+    return; a refused add and a replay (rolled back) leave it where it was."""
+
+    async def version() -> int:
+        return (await service.get_points_version(PointsVersionRequest())).version
+
+    user, key = new_id(), uuid.uuid4().hex
+    start = await version()
+    await service.add_user_points(add(user, 7, "job", key))
+    added = await version()
+    assert added > start
+    await service.add_user_points(add(user, 7, "job", key))  # the replay
+    await refused(service.add_user_points(add(user, -100)))  # more than the balance
+    assert await version() == added
+    await seed(db, {user: 1})
+    assert await version() > added
 
 
 # ------------------------------------------------------------------ the duplicate key

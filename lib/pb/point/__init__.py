@@ -9,6 +9,8 @@ __all__ = (
     "PointReply",
     "PointRequest",
     "PointServerBase",
+    "PointsVersionReply",
+    "PointsVersionRequest",
     "UserExportReply",
     "UserExportRequest",
     "UserListPointResponse",
@@ -105,6 +107,32 @@ default_message_pool.register_message("point", "PointRequest", PointRequest)
 
 
 @dataclass(eq=False, repr=False)
+class PointsVersionReply(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return POINT_V1_POINT_PROTO_DESCRIPTOR.message_types_by_name["PointsVersionReply"]
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+
+default_message_pool.register_message("point", "PointsVersionReply", PointsVersionReply)
+
+
+@dataclass(eq=False, repr=False)
+class PointsVersionRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return POINT_V1_POINT_PROTO_DESCRIPTOR.message_types_by_name["PointsVersionRequest"]
+
+    pass
+
+
+default_message_pool.register_message("point", "PointsVersionRequest", PointsVersionRequest)
+
+
+@dataclass(eq=False, repr=False)
 class UserExportReply(betterproto2.Message):
     @betterproto2.staticproperty
     @staticmethod
@@ -173,7 +201,7 @@ default_message_pool.register_message("point", "UserListRequest", UserListReques
 
 
 POINT_V1_POINT_PROTO_DESCRIPTOR = default_google_proto_descriptor_pool.AddSerializedFile(
-    b'\n\x14point/v1/point.proto\x12\x05point"\'\n\x0cPointRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId"+\n\nPointReply\x12\x1d\n\nuser_point\x18\x01 \x01(\tR\tuserPoint",\n\x0fUserListRequest\x12\x19\n\x08user_ids\x18\x01 \x03(\tR\x07userIds"\xa5\x01\n\x15UserListPointResponse\x12M\n\x0buser_points\x18\x01 \x03(\x0b2,.point.UserListPointResponse.UserPointsEntryR\nuserPoints\x1a=\n\x0fUserPointsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01"\x82\x01\n\x10AddPointsRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x14\n\x05delta\x18\x02 \x01(\x05R\x05delta\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12\'\n\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey"G\n\x11UserExportRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x19\n\x08max_rows\x18\x02 \x01(\x05R\x07maxRows"\xb8\x01\n\x0bLedgerEntry\x12\x0e\n\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n\x05delta\x18\x02 \x01(\x05R\x05delta\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12#\n\rbalance_after\x18\x04 \x01(\x05R\x0cbalanceAfter\x12\x1d\n\ncreated_at\x18\x05 \x01(\tR\tcreatedAt\x12\'\n\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey"{\n\x0fUserExportReply\x12\x1d\n\nuser_point\x18\x01 \x01(\tR\tuserPoint\x12\x1d\n\nupdated_at\x18\x02 \x01(\tR\tupdatedAt\x12*\n\x06ledger\x18\x03 \x03(\x0b2\x12.point.LedgerEntryR\x06ledger2\x91\x02\n\x0bPointServer\x127\n\rGetUserPoints\x12\x13.point.PointRequest\x1a\x11.point.PointReply\x12I\n\x11GetUserListPoints\x12\x16.point.UserListRequest\x1a\x1c.point.UserListPointResponse\x12;\n\rAddUserPoints\x12\x17.point.AddPointsRequest\x1a\x11.point.PointReply\x12A\n\rGetUserExport\x12\x18.point.UserExportRequest\x1a\x16.point.UserExportReplyb\x06proto3'
+    b'\n\x14point/v1/point.proto\x12\x05point"\'\n\x0cPointRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId"+\n\nPointReply\x12\x1d\n\nuser_point\x18\x01 \x01(\tR\tuserPoint",\n\x0fUserListRequest\x12\x19\n\x08user_ids\x18\x01 \x03(\tR\x07userIds"\xa5\x01\n\x15UserListPointResponse\x12M\n\x0buser_points\x18\x01 \x03(\x0b2,.point.UserListPointResponse.UserPointsEntryR\nuserPoints\x1a=\n\x0fUserPointsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01"\x82\x01\n\x10AddPointsRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x14\n\x05delta\x18\x02 \x01(\x05R\x05delta\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12\'\n\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey"G\n\x11UserExportRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x19\n\x08max_rows\x18\x02 \x01(\x05R\x07maxRows"\xb8\x01\n\x0bLedgerEntry\x12\x0e\n\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n\x05delta\x18\x02 \x01(\x05R\x05delta\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12#\n\rbalance_after\x18\x04 \x01(\x05R\x0cbalanceAfter\x12\x1d\n\ncreated_at\x18\x05 \x01(\tR\tcreatedAt\x12\'\n\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey"{\n\x0fUserExportReply\x12\x1d\n\nuser_point\x18\x01 \x01(\tR\tuserPoint\x12\x1d\n\nupdated_at\x18\x02 \x01(\tR\tupdatedAt\x12*\n\x06ledger\x18\x03 \x03(\x0b2\x12.point.LedgerEntryR\x06ledger"\x16\n\x14PointsVersionRequest".\n\x12PointsVersionReply\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version2\xdd\x02\n\x0bPointServer\x127\n\rGetUserPoints\x12\x13.point.PointRequest\x1a\x11.point.PointReply\x12I\n\x11GetUserListPoints\x12\x16.point.UserListRequest\x1a\x1c.point.UserListPointResponse\x12;\n\rAddUserPoints\x12\x17.point.AddPointsRequest\x1a\x11.point.PointReply\x12A\n\rGetUserExport\x12\x18.point.UserExportRequest\x1a\x16.point.UserExportReply\x12J\n\x10GetPointsVersion\x12\x1b.point.PointsVersionRequest\x1a\x19.point.PointsVersionReplyb\x06proto3'
 )
 
 
@@ -205,6 +233,14 @@ class PointServerBase(betterproto2_grpclib.ServiceBase):
         Everything points holds about one user, for their data export (ADR 0059): the balance
         and at most max_rows + 1 ledger entries, oldest first (more than max_rows: the caller's
         bound is exceeded). INVALID_ARGUMENT for a malformed id or max_rows outside 1..100000.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def get_points_version(self, message: "PointsVersionRequest") -> "PointsVersionReply":
+        """
+        A number that grows whenever any user's points change (committed before the call), for
+        a caller's conditional reads of pages that show points (ADR 0056).
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
@@ -241,6 +277,14 @@ class PointServerBase(betterproto2_grpclib.ServiceBase):
         response = await self.get_user_export(request)
         await stream.send_message(response)
 
+    async def __rpc_get_points_version(
+        self, stream: "grpclib.server.Stream[PointsVersionRequest, PointsVersionReply]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.get_points_version(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
             "/point.PointServer/GetUserPoints": grpclib.const.Handler(
@@ -266,5 +310,11 @@ class PointServerBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 UserExportRequest,
                 UserExportReply,
+            ),
+            "/point.PointServer/GetPointsVersion": grpclib.const.Handler(
+                self.__rpc_get_points_version,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                PointsVersionRequest,
+                PointsVersionReply,
             ),
         }

@@ -39,6 +39,14 @@ class PointsLedger:
 
 
 @dataclass
+class TableVersion:
+    """Row of table table_versions."""
+
+    name: str
+    version: int
+
+
+@dataclass
 class UserPoint:
     """Row of table user_points."""
 

@@ -36,6 +36,7 @@ import asyncio
 import contextvars
 import weakref
 import zlib
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -110,10 +111,24 @@ class SharedRead:
                 self._start()
 
 
-class TablesStamp:
-    """A list's stamp: the version stamps of the tables it reads (`read`: the service's
-    `tables_version`). Called as a `Stamp` on the handler's connection; `shared` reads it
-    through one `SharedRead` per database, for the 304s of `answer_unchanged`."""
+class ListStamp(ABC):
+    """A list's stamp, read once for the requests that arrive together (a `SharedRead`,
+    ADR 0038): `state` is what a kept page's freshness is compared with, `tag` the ETag it
+    names for one request."""
+
+    @abstractmethod
+    async def state(self, request: web.Request) -> Hashable | None:
+        """The current state; None when it cannot be known now (no 304, nothing kept)."""
+
+    @abstractmethod
+    def tag(self, state: Hashable, request: web.Request) -> str:
+        """The ETag of this request's page under `state`."""
+
+
+class TablesStamp(ListStamp):
+    """The stamp of a list of one database's tables: their version stamps (`read`: the
+    service's `tables_version`), read through one `SharedRead` per database, or called as a
+    `Stamp` on the handler's own connection."""
 
     def __init__(self, read: VersionRead, *tables: str) -> None:
         self.read = read
@@ -121,12 +136,13 @@ class TablesStamp:
         self._shared: weakref.WeakKeyDictionary[Any, SharedRead] = weakref.WeakKeyDictionary()
 
     async def __call__(self, request: web.Request, conn: Any) -> str:
-        return list_tag(await self.read(conn, names=self.tables) or 0, request)
+        return list_tag(request, await self.read(conn, names=self.tables) or 0)
 
-    async def shared(self, request: web.Request) -> str:
-        return list_tag(await self.shared_version(request), request)
+    def tag(self, state: Hashable, request: web.Request) -> str:
+        assert isinstance(state, int)
+        return list_tag(request, state)
 
-    async def shared_version(self, request: web.Request) -> int:
+    async def state(self, request: web.Request) -> int:
         """The tables' version, read through the database's `SharedRead`."""
         database = request.app[DB]
         reader = self._shared.get(database)
@@ -140,9 +156,11 @@ class TablesStamp:
         return await reader.get() or 0
 
 
-def list_tag(version: int, request: web.Request) -> str:
-    """A list's tag: the tables' version and the query (each URL is its own resource)."""
-    return f'"{version:x}.{zlib.crc32(request.query_string.encode()):x}"'
+def list_tag(request: web.Request, *versions: int) -> str:
+    """A list's tag: the versions of what it shows and the query (each URL is its own
+    resource)."""
+    shown = ".".join(f"{version:x}" for version in versions)
+    return f'"{shown}.{zlib.crc32(request.query_string.encode()):x}"'
 
 
 def matches(header: str, tag: str) -> bool:
@@ -194,9 +212,9 @@ async def not_modified_middleware(request: web.Request, handler: Handler) -> web
         return await handler(request)
     await operation.access.enforce(request)
     state: Hashable
-    if isinstance(stamp, TablesStamp):
-        state = await stamp.shared_version(request)
-        tag: str | None = list_tag(state, request)
+    if isinstance(stamp, ListStamp):
+        state = await stamp.state(request)
+        tag: str | None = None if state is None else stamp.tag(state, request)
     else:
         async with request.app[DB].acquire() as conn:
             tag = state = await stamp(request, conn)

@@ -15,7 +15,7 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 from apispec import APISpec
@@ -35,6 +35,9 @@ from lib.http.openapi_bodies import (
 )
 from lib.http.openapi_examples import add_examples, load
 from lib.http.openapi_io import Form, Header, binary_content, path_schema, tag_objects
+
+if TYPE_CHECKING:
+    from lib.http.conditional import ListStamp
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 # reads the current tag of what a GET answers, on `conn`; None: no such resource (ADR 0019)
@@ -76,7 +79,8 @@ class Operation:
     errors: tuple[int, ...] = ()
     if_match: bool = False
     etag: bool = False
-    conditional: Stamp | None = None  # a GET answering If-None-Match (lib/http/conditional.py)
+    # a GET answering If-None-Match (lib/http/conditional.py): an item's `Stamp`, a list's
+    conditional: Stamp | ListStamp | None = None
     idempotent: bool = False
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)

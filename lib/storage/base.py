@@ -28,6 +28,8 @@ class CapExceeded(ValueError):
 
 
 class Storage(Protocol):
+    ttl: int  # how long a URL from `url` stays valid (s)
+
     async def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
     async def delete(self, key: str) -> None:

@@ -70,7 +70,7 @@ async def list_departments(request: web.Request) -> web.Response:
         # past the end (or no rows at all): no row carried the total and the stamp
         counted = found or await q.count_departments_stamped(conn, archived=archived)
     assert counted is not None  # two scalar subqueries: always one row
-    tag = request.get(TAG) or list_tag(counted.version or 0, request)
+    tag = request.get(TAG) or list_tag(request, counted.version or 0)
     rows = found.rows if found else []
     return json_response(
         {"data": rows, "meta": lp.meta(rows, counted.total)}, headers={"ETag": tag}

@@ -29,6 +29,7 @@ from lib.errors import Conflict, FieldError, NotFound, ServiceUnavailable
 from lib.http.access import EVERY_ROLE, SELF
 from lib.http.audit import before
 from lib.http.body import parse_body
+from lib.http.conditional import TAG
 from lib.http.cursor import ListPage, list_page
 from lib.http.etag import etag, if_match_version, stale
 from lib.http.guards import path_uuid
@@ -47,8 +48,9 @@ from services.users.db import profiles as q
 from services.users.db import second_factor as factors_q
 from services.users.db import users as users_q
 from services.users.db.models import User, UserRole
+from services.users.list_stamp import UsersListStamp
 from services.users.pictures import STORAGE, delete_quietly, picture_url, picture_urls
-from services.users.points import POINTS, PointsLookup, points_for
+from services.users.points import POINTS, POINTS_DOWN, PointsLookup, points_for
 from services.users.profile_schemas import ADMIN_ONLY, READ_ONLY, ProviderOut, UserPatch
 from services.users.recent_auth import check_recent_auth
 from services.users.revocations import end_sessions
@@ -141,13 +143,15 @@ async def load_users(
     query=UserListQuery,
     roles=("MODERATOR", "ADMIN"),
     errors=(403,),
+    conditional=UsersListStamp(),
     description=(
         "meta.statistics: count, age and salary min/max/avg over the filtered set (decimal "
         "strings; null on an empty set), from a summary the writes keep (a `search` scans "
         "the matching users instead). meta.next_cursor: `?cursor=` continues after this "
         "page at the cost of the first (then meta has no `page`); null on the last page. "
         "Each user's points come from the points service in one batched call;"
-        ' when it is down, points are null and meta.degraded = ["points"].'
+        ' when it is down, points are null and meta.degraded = ["points"] (and the page'
+        " has no ETag)."
     ),
 )
 async def list_users(request: web.Request) -> web.Response:
@@ -159,14 +163,19 @@ async def list_users(request: web.Request) -> web.Response:
         "verified": query.verified,
         "search": like_pattern(query.search),
     }
-    rows, stats, points = await load_users(request.app[DB], request.app[POINTS], filters, lp)
+    lookup = None if request.get(POINTS_DOWN) else request.app[POINTS]
+    rows, stats, points = await load_users(request.app[DB], lookup, filters, lp)
     summary = statistics(stats)
     meta = {**lp.meta(rows, total=summary["count"]), "statistics": summary}
+    # the tag the stamp read before the page (with the page cache on, or If-None-Match);
+    # a degraded page has none: it is neither kept nor answered 304 later
+    tag = request.get(TAG)
     if points is None and rows:
         meta["degraded"] = ["points"]
+        tag = None
     urls = await picture_urls(request.app, [r.picture_key for r in rows])
     users = [user_json(r, points, url) for r, url in zip(rows, urls, strict=True)]
-    return json_response({"data": users, "meta": meta})
+    return json_response({"data": users, "meta": meta}, headers={"ETag": tag} if tag else None)
 
 
 async def one_user(request: web.Request, row: User) -> web.Response:

@@ -44,6 +44,9 @@ async def client(aiohttp_client: Any, cursor_dsn: str) -> Any:
         async def get_user_list_points(self, user_ids: list[str]) -> dict[str, int]:
             return dict.fromkeys(user_ids, 0)
 
+        async def get_points_version(self) -> int:
+            return 1  # the points never change
+
     async def factory(_: UsersSettings) -> AsyncIterator[Any]:
         yield NoPoints()
 

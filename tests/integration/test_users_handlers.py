@@ -29,7 +29,7 @@ from lib.auth.tokens import generate_keypair
 from lib.db.connecting import connect
 from lib.db.pool import Database
 from lib.http.keys import REVOCATIONS, SETTINGS
-from lib.pb.point import UserListRequest
+from lib.pb.point import PointsVersionRequest, UserListRequest
 from services.departments.app import create_app as departments_app
 from services.points.db import points as points_q
 from services.points.service import PointService
@@ -63,6 +63,11 @@ class Points:
         answer = self.service.get_user_list_points(request)
         reply = await asyncio.create_task(answer, context=contextvars.Context())
         return dict(reply.user_points)
+
+    async def get_points_version(self) -> int:
+        answer = self.service.get_points_version(PointsVersionRequest())
+        reply = await asyncio.create_task(answer, context=contextvars.Context())
+        return reply.version
 
     async def seed(self, balances: dict[str, int]) -> None:
         params = [points_q.SetUserPointsParams(user_id=u, points=p) for u, p in balances.items()]

@@ -289,6 +289,9 @@ async def test_one_batched_points_call_per_page(aiohttp_client: Any, users_dsn: 
             calls.append(user_ids)
             return dict.fromkeys(user_ids, 7)
 
+        async def get_points_version(self) -> int:
+            return 1  # the points never change
+
     async def factory(_: UsersSettings) -> AsyncIterator[Any]:
         yield Recording()
 
@@ -345,3 +348,6 @@ async def test_total_and_statistics_under_verified_false(
 class NoPoints:
     async def get_user_list_points(self, user_ids: list[str]) -> dict[str, int]:
         return dict.fromkeys(user_ids, 0)
+
+    async def get_points_version(self) -> int:
+        return 1  # the points never change

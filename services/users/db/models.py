@@ -185,6 +185,14 @@ class SecondFactorChallenge:
 
 
 @dataclass
+class TableVersion:
+    """Row of table table_versions."""
+
+    name: str
+    version: int
+
+
+@dataclass
 class TokenRevocation:
     """Row of table token_revocations."""
 

@@ -160,7 +160,10 @@ def test_http_users_smoke() -> None:
     figures = http_users.main(["--rounds", "1", "--seconds", "1"])
 
     servers = figures["servers"]
-    assert set(servers) == {"service", "reference", "p1", "p2", "litestar", "blacksheep"}
+    assert set(servers) == {
+        *("service", "service-cached", "service-mixed"),
+        *("reference", "p1", "p2", "litestar", "blacksheep"),
+    }
     assert all(finite_positive(s["rps"]) for s in servers.values())
     assert all(finite_positive(s["cpu_us_per_request"]) for s in servers.values())
     assert {label: r["target"] for label, r in figures["ratios"].items()} == {
@@ -169,8 +172,13 @@ def test_http_users_smoke() -> None:
         "service/p2": 2.0,
         "service/litestar": 1.1,
         "service/blacksheep": 1.1,
+        "service-cached/litestar": 1.25,
+        "service-cached/blacksheep": 1.25,
+        "service-mixed/litestar": None,
+        "service-mixed/blacksheep": None,
     }
     assert finite_positive(figures["ceiling"]["tps"])
     assert 0 < figures["ceiling"]["service_share"] < 1
+    assert figures["mixed_writes_per_s"] > 0
     cpu_rows = [row[0] for row in figures["rows"] if "by server CPU per request" in row[0]]
-    assert len(cpu_rows) == 2  # issue 67's figure against each peer
+    assert len(cpu_rows) == 6  # issue 67's figures against each peer: off, warm, mixed

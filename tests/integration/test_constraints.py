@@ -239,11 +239,13 @@ FACTORIES: dict[str, dict[str, Callable[[Db], Row]]] = {  # names services on pu
         },
         "audit_events": audit_event_row,
         "erased_users": erased_user_row,
+        "table_versions": table_version_row,
     },
     "points": {
         "user_points": lambda db: {"user_id": uid(), "points": 5},
         "points_ledger": ledger_row,
         "audit_events": audit_event_row,
+        "table_versions": table_version_row,
     },
     "catalog": {
         "category_types": lambda db: {"name": unique("Type")},
@@ -492,6 +494,7 @@ BAD: list[Bad] = [
     Bad("users", "user_statistics", "user_statistics_group_key", pg.UniqueViolation,
         {"department_id": First("user_statistics", "department_id")}),
     *idempotency_key_cases("users"),
+    *table_version_cases("users"),
     # points (MariaDB: error codes; NOT NULL names the column, duplicates the key)
     Bad("points", "user_points", "PRIMARY", MY_DUPLICATE,
         {"user_id": First("user_points", "user_id")}),
@@ -520,6 +523,9 @@ BAD: list[Bad] = [
     Bad("points", "audit_events", "before_fields", MY_CHECK, {"before_fields": "{not json"}),
     Bad("points", "audit_events", "after_fields", MY_CHECK, {"after_fields": "{not json"}),
     Bad("points", "audit_events", "action", MY_NULL, {"action": None}),
+    Bad("points", "table_versions", "PRIMARY", MY_DUPLICATE,
+        {"name": First("table_versions", "name")}),
+    Bad("points", "table_versions", "version", MY_NULL, {"version": None}),
     # catalog
     Bad("catalog", "category_types", "category_types_name_key", pg.UniqueViolation,
         {"name": First("category_types", "name")}),

@@ -36,7 +36,6 @@ import asyncio
 import contextvars
 import weakref
 import zlib
-from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from aiohttp import web
 from lib.db.pool import PoolExhausted
 from lib.http.keys import DB, principal_of
 from lib.http.openapi import Operation, declared
+from lib.http.stamps import ListStamp
 from lib.metrics import PAGE_CACHE_BYTES, PAGE_CACHE_EVICTIONS, PAGE_CACHE_HITS, PAGE_CACHE_MISSES
 
 TAG: web.RequestKey[str | None] = web.RequestKey("conditional_tag")
@@ -109,20 +109,6 @@ class SharedRead:
             self._running = None
             if self._next is not None:
                 self._start()
-
-
-class ListStamp(ABC):
-    """A list's stamp, read once for the requests that arrive together (a `SharedRead`,
-    ADR 0038): `state` is what a kept page's freshness is compared with, `tag` the ETag it
-    names for one request."""
-
-    @abstractmethod
-    async def state(self, request: web.Request) -> Hashable | None:
-        """The current state; None when it cannot be known now (no 304, nothing kept)."""
-
-    @abstractmethod
-    def tag(self, state: Hashable, request: web.Request) -> str:
-        """The ETag of this request's page under `state`."""
 
 
 class TablesStamp(ListStamp):

@@ -15,7 +15,7 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from apispec import APISpec
@@ -35,14 +35,9 @@ from lib.http.openapi_bodies import (
 )
 from lib.http.openapi_examples import add_examples, load
 from lib.http.openapi_io import Form, Header, binary_content, path_schema, tag_objects
-
-if TYPE_CHECKING:
-    from lib.http.conditional import ListStamp
+from lib.http.stamps import ListStamp, Stamp
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-# reads the current tag of what a GET answers, on `conn`; None: no such resource (ADR 0019)
-Stamp = Callable[[web.Request, Any], Awaitable[str | None]]
-
 # every document's licence (the repository's LICENSE) and whom to contact (SECURITY.md says
 # how to report a vulnerability); a team that ships its fork sets its own here
 LICENSE = {"name": "MIT", "identifier": "MIT"}

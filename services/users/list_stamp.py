@@ -21,7 +21,8 @@ from collections.abc import Hashable
 
 from aiohttp import web
 
-from lib.http.conditional import ListStamp, SharedRead, TablesStamp, list_tag
+from lib.http.conditional import SharedRead, TablesStamp, list_tag
+from lib.http.stamps import ListStamp
 from services.users.db import table_versions
 from services.users.pictures import STORAGE
 from services.users.points import POINTS, POINTS_DOWN, PointsLookup, degraded

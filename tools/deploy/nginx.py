@@ -1,20 +1,12 @@
-"""The gateway as a local process: `python -m tools.deploy.nginx {render,test,run}`.
+"""The gateway as a local process: `python -m tools.deploy.nginx {render,test,run}`
+(nginx/README.md).
 
-nginx/ holds TEMPLATES (nginx.conf, conf.d/*.conf, snippets/*.conf) in which `${NAME}`
-marks what differs between a local run, the tests and Docker Compose: listen addresses,
-upstream servers, file paths. `render` fills them into a runtime directory
-(default var/nginx/: conf/, nginx.pid, tmp/), `test` runs `nginx -t` on the result, `run`
-execs `nginx -g 'daemon off;'` (so Ctrl-C / honcho's SIGTERM reach nginx itself); the
-committed renderings for Docker Compose and Kubernetes' account pages are
-tools/deploy/nginx_copies.py's. nginx's own `$variables` are never touched.
-
-Upstream addresses: `--upstream users=127.0.0.1:8102,127.0.0.1:8202` (replicas
-separated by commas), else `<SVC>_PORT` from the environment, else the ports of
-lib/registry.py (every REST service, built or not: one not built answers 503);
-`--replicas N`: N of each. The `upstream` and
-`location /api/<name>/` blocks of every such service are generated from the registry by
-tools/deploy/nginx_blocks.py (`${UPSTREAMS}`, `${SERVICE_LOCATIONS}`): a new service needs no
-NGINX edit.
+nginx/ holds templates in which `${NAME}` marks what differs between a local run, the
+tests and Docker Compose (listen addresses, upstream servers, file paths); nginx's own
+`$variables` are never touched. `render` fills them into a runtime directory (default
+var/nginx/), `test` runs `nginx -t` on it, `run` execs nginx in the foreground. Every
+REST service's `upstream` and `location /api/<name>/` blocks come from lib/registry.py
+(tools/deploy/nginx_blocks.py); the committed renderings are tools/deploy/nginx_copies.py's.
 """
 
 from __future__ import annotations

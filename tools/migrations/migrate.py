@@ -2,20 +2,11 @@
 
 Usage: python -m tools.migrations.migrate {up,down,status,new} DB [--steps N | --all] [--name NAME]
 
-Migrations run while the previous release serves traffic (ADR 0018, docs/migrations.md):
-every session gets MIGRATE_LOCK_TIMEOUT (s, default 2) and MIGRATE_STATEMENT_TIMEOUT
-(s, default 60), so a migration that cannot get its lock fails fast, changes nothing
-(PostgreSQL: the migration's transaction rolls back) and can be run again, instead of
-queueing every request of the release behind it.
-
-Two runs against one database never both migrate: up and down hold the database's
-advisory lock `migrate` (tools/local/locks.py: a second copy waits up to LOCK_WAIT seconds,
-saying for what, then refuses with one line), and inside it yoyo's own lock row. A run
-killed half-way leaves that row behind (yoyo would refuse every later run until
-`yoyo break-lock`): whoever holds the advisory lock knows the row is a dead run's, removes
-it and says so; the killed migration's transaction was rolled back by the server
-(PostgreSQL; on MariaDB a non-transactional one: docs/migrations.md), so the run applies
-it again. `new` holds var/locks/migrate-new.lock: two at once never take one number.
+Every session gets MIGRATE_LOCK_TIMEOUT and MIGRATE_STATEMENT_TIMEOUT (ADR 0018,
+docs/migrations.md): a migration that cannot get its lock fails fast and can be run again.
+up and down hold the database's advisory lock `migrate` (tools/local/locks.py), inside it
+yoyo's lock row, which a killed run leaves behind and the next one removes; `new` holds
+var/locks/migrate-new.lock.
 """
 
 from __future__ import annotations

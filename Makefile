@@ -223,7 +223,6 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 	$(PY) -m tools.swag check
 	$(PY) -m tools.deploy.nginx_copies check
 	$(PY) -m tools.deploy.procfile check
-	$(PY) -m tools.deploy.libtable check
 	$(PY) -m tools.deploy.servicetable check
 	$(PY) -m tools.checks.mutation_scores check
 
@@ -298,7 +297,6 @@ deploy-lint: install scan-deps ## checkov on the rendered k8s overlays, zizmor o
 	$(PY) -m tools.deploy.deploy_scan
 
 deploy-gen: install ## regenerate docs/architecture.md's lib/ and service tables, the README's mutation scores (deploy/k8s/ is its own source)
-	$(PY) -m tools.deploy.libtable
 	$(PY) -m tools.deploy.servicetable
 	$(PY) -m tools.checks.mutation_scores
 

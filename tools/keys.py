@@ -55,13 +55,9 @@ def _write(path: Path, data: str, mode: int, overwrite: bool) -> None:
 
 
 def write_keys(directory: Path, force: bool = False) -> tuple[Path, Path]:
-    """Write a new pair into `directory`; FileExistsError when a key exists and not `force`."""
+    """Write a new pair into `directory`; FileExistsError (O_EXCL) when a key exists and
+    not `force`."""
     private_path, public_path = directory / PRIVATE_NAME, directory / PUBLIC_NAME
-    if not force:
-        existing = [str(p) for p in (private_path, public_path) if p.exists()]
-        if existing:
-            verb = "exists" if len(existing) == 1 else "exist"
-            raise FileExistsError(f"{' and '.join(existing)} already {verb} (--force replaces)")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     private_pem, public_pem = generate_keypair()
     _write(private_path, private_pem, 0o600, overwrite=force)
@@ -72,8 +68,6 @@ def write_keys(directory: Path, force: bool = False) -> tuple[Path, Path]:
 def write_encryption_key(directory: Path, force: bool = False) -> Path:
     """A new ENCRYPTION_KEY (base64 of 32 bytes) in `directory`; FileExistsError unless `force`."""
     path = directory / ENCRYPTION_NAME
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} already exists (--force replaces)")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     _write(path, generate_key() + "\n", 0o600, overwrite=force)
     return path

@@ -1,36 +1,11 @@
-"""`make new-service name=X db=postgresql|mysql [grpc=1]` and `make remove-service name=X`.
+"""`make new-service name=X db=postgresql|mysql [grpc=1]` and `make remove-service name=X`
+(docs/recipes.md, "Add a service").
 
-`new` adds X to lib/registry.py (the next index, the first free ports), writes a working
-service from tools/scaffold/ (app, settings, handlers, schemas; a starter migration, its
-audit trail's (ADR 0057), a query file and sqlc.yaml; an API test and its constraint
-cases), adds its entries to checked-in files above their marked lines
-(tools/service_entries.py: docker-compose.yml, Prometheus' scrape jobs, `.env.example`,
-the Kubernetes base's components) and writes its Kubernetes component
-(deploy/k8s/services/X/), then regenerates everything derived: its typed repository
-(`make sqlc`), its OpenAPI document, the Procfile, NGINX's compose copy and
-docs/architecture.md's service tables. `remove` deletes what `new` wrote (the files of
-the service, its database's folders, its document and tests, its entries in the marked
-files) and its registry entry, and regenerates the same files: on a tree where nothing
-else changed, the tree is as before. A bad name or engine is refused before anything is
-written, and both run in a transaction: a failure midway (or Ctrl-C) puts every file
-back. Both hold var/locks/new-service.lock (tools/local/locks.py: a second copy waits up
-to LOCK_WAIT seconds, then refuses with one line); a run killed outright (SIGKILL) left
-its snapshot in var/new-service.journal, and the next run puts the tree back from it
-before it starts.
-
-A REST service follows every house rule of docs/api.md on either engine (list and item
-with ETags, create with Idempotency-Key, PATCH and DELETE with If-Match, declared access):
-MariaDB's Idempotency-Key store and version stamps are sql/common/mysql's queries on the
-tables and triggers of its starter migrations.
-
-What is left to the person is what only they can say: the queries, migrations, schemas,
-handlers and tests of the service's own behaviour.
-
-With `grpc=1` the service is modelled on points instead: `proto/X/v1/X.proto` (one unary
-Get<Thing> by id on the starter table), `lib/pb` regenerated (`make proto`), a servicer
-served by lib.grpc.server (health, reflection, interceptors, metrics) plus the side port's
-/health /ready /metrics, a registry entry with a gRPC port (so not behind NGINX and no
-OpenAPI document), and a test calling the RPC over a real grpc.aio channel.
+`new` adds X to lib/registry.py, writes a working service from tools/scaffold/, its
+entries in the marked checked-in files (tools/service_entries.py) and regenerates what
+derives from the registry; `remove` undoes exactly that. Both run in a transaction over
+the tree (tools/tree_transaction.py) under var/locks/new-service.lock: a failure, Ctrl-C
+or a killed run leaves the tree as it was.
 """
 
 from __future__ import annotations

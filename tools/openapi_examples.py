@@ -1,27 +1,12 @@
-"""Lift the executed examples of docs/examples.md into the OpenAPI documents' `examples`.
+"""Lift the executed examples of docs/examples.md and each service's own
+`services/<service>/examples.md` into the OpenAPI documents' `examples` (docs/architecture.md).
 
-The pages are docs/examples.md and each service's own `services/<service>/examples.md`
-(`make new-service` writes one from tools/scaffold/, so a new service's examples are its
-own files); tests/e2e/test_examples.py runs them all.
-
-`python -m tools.openapi_examples gen|check` (run by `make swag-gen` / `make swag-check`)
-writes docs/openapi/examples/<service>.json, which `build_spec` adds to each document
-(lib/http/openapi_examples.py). tests/e2e/test_examples.py runs the page against a real
-stack, so each example is an answer the services gave, not one written for the document.
-
-A block of the page becomes an example when it runs ONE `curl` through NGINX
-(`$API/<service>/…`) and shows either its whole answer as JSON (`{"data": …}` or a
-problem) or, with `-o /dev/null -w '%{http_code}\\n'`, only its status. The operation is
-the document's path that the URL matches; the status is a problem's `status`, else the
-operation's success status (201 for a POST that declares one). A request body (`-d`, a
-heredoc) is lifted only from a success: a failing request is no example to start from.
-
-What changes from run to run becomes one fixed, documented value (VOLATILE): a page
-placeholder as in the table of docs/examples.md, a shell variable of the page by its
-literal assignment (`PASSWORD='…'`), else by its name (`*_ID` a UUID, `*TOKEN*` a token,
-`*_CODE` an authenticator app's 6 digits).
-A UUID is derived from its field's or variable's name (uuid5), so `$SERVICE_ID` in a
-request and `"service_id"` in an answer are the same UUID in every document.
+`python -m tools.openapi_examples gen|check` (`make swag-gen` / `make swag-check`) writes
+docs/openapi/examples/<service>.json, which `build_spec` adds to each document. A block
+becomes an example when it runs ONE `curl` through NGINX (`$API/<service>/…`) and shows
+its whole JSON answer or, with `-o /dev/null -w '%{http_code}\\n'`, only its status; a
+request body is lifted only from a success. What changes from run to run becomes one fixed
+value (VOLATILE); a UUID is derived from its field's or variable's name (uuid5).
 """
 
 from __future__ import annotations

@@ -100,22 +100,12 @@ LINTERS = (
     Package("kubectl", "kubectl kustomize (deploy/k8s overlays)", ("kubectl",)),
 )
 
+TEST = GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS + HA + BACKUPS
 TARGETS: dict[str, tuple[Package, ...]] = {
     "run": GATEWAY + NODE + METRICS,
     "backup": BACKUPS,
-    "test": GATEWAY + NODE + BROWSER + METRICS + LOAD + LINTERS + EXAMPLES + CLOCKS + HA + BACKUPS,
-    "ci": SERVERS
-    + BUILD
-    + GATEWAY
-    + NODE
-    + BROWSER
-    + METRICS
-    + LOAD
-    + LINTERS
-    + EXAMPLES
-    + CLOCKS
-    + HA
-    + BACKUPS,
+    "test": TEST,
+    "ci": SERVERS + BUILD + TEST,
     "ha": SERVERS + HA + METRICS,  # the drill watches its tier (tools/ha/data_tier_watch.py)
 }
 

@@ -1,14 +1,9 @@
 """Generate betterproto2 messages from proto/ into lib/pb/ (`gen`), or fail when stale (`check`).
 
-protoc is grpcio-tools' bundled one and the plugin is betterproto2-compiler's, both pinned,
-so the output is deterministic. The plugin formats its output by running `ruff` from PATH:
-the venv's bin directory goes first and the working directory is the repository root, so
-the pinned ruff and the repository's ruff config decide the layout.
-
-Options: `server_generation=async` (the service base class and its method mapping, which
-lib.grpc.server serves on grpc.aio), `client_generation=none` (lib.grpc.client calls through
-grpc.aio instead), `google_protobuf_descriptors` (every message carries its protobuf
-descriptor: gRPC reflection needs them).
+protoc is grpcio-tools' and the plugin betterproto2-compiler's, both pinned, so the output
+is deterministic; the plugin formats with the venv's ruff and the repository's config.
+OPTIONS: the async service base lib.grpc.server serves, no client (lib.grpc.client uses
+grpc.aio), and every message's descriptor (gRPC reflection needs them).
 """
 
 from __future__ import annotations

@@ -11,12 +11,11 @@ is known) and left out, the rest generated; either way the exit status is 1.
 from __future__ import annotations
 
 import argparse
-import filecmp
 import sys
-from pathlib import Path
 from typing import Any
 
 from tools.local.databases import DATABASES
+from tools.proto import differences
 from tools.sqlc_run import (
     QueryFailures,
     SqlcError,
@@ -72,22 +71,11 @@ def check(db: str) -> None:
             if rejected := rejected_files(db, exc):
                 raise SqlcError(f"{db}: " + "\n".join(rejected.values())) from exc
             raise
-        stale = _differences(sql_dir(db) / outs["fresh"], sql_dir(db) / outs["real"])
+        stale = differences(sql_dir(db) / outs["fresh"], sql_dir(db) / outs["real"])
     if stale:
         names = ", ".join(stale)
         raise SqlcError(f"{db}: generated code is stale ({names}); run make sqlc db={db}")
     print(f"sqlc-check: {db}: generated code and types lock are current")
-
-
-def _differences(fresh: Path, current: Path) -> list[str]:
-    if not current.exists():
-        return [str(current)]
-    cmp = filecmp.dircmp(fresh, current, ignore=["__pycache__"])
-    names = cmp.left_only + cmp.right_only + cmp.diff_files
-    for name in cmp.common_files:
-        if (fresh / name).read_bytes() != (current / name).read_bytes():
-            names.append(name)
-    return sorted(set(names))
 
 
 COMMANDS = {"generate": generate, "check": check, "types": types, "vet": vet}

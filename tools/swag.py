@@ -14,6 +14,7 @@ from typing import Any
 
 from lib import registry
 from lib.http.openapi import build_spec
+from tools.deploy.generated import write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "openapi"
@@ -40,22 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("services", nargs="*", help="default: all")
     args = parser.parse_args(argv)
     try:
-        stale = []
-        for service in args.services or DOCUMENTED:
-            text, path = render(spec_of(service)), DOCS / f"{service}.json"
-            if args.command == "gen":
-                DOCS.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
-                print(f"swag-gen: {path.relative_to(ROOT)}")
-            elif not path.exists() or path.read_text() != text:
-                stale.append(service)
-        if stale:
-            print(f"swag-check: stale: {', '.join(stale)}; run make swag-gen", file=sys.stderr)
-            return 1
+        files = {DOCS / f"{s}.json": render(spec_of(s)) for s in args.services or DOCUMENTED}
     except ValueError as exc:
         print(f"swag: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return write_or_check(files, args.command == "check", "make swag-gen")
 
 
 if __name__ == "__main__":

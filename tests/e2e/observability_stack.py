@@ -112,10 +112,10 @@ def service_env(name: str, dsn: str, port: int, tmp: Path) -> dict[str, str]:
     return env
 
 
-def exporter_targets(servers: Servers) -> Iterator[tuple[prometheus.Exporter, Server]]:
+def exporter_targets(servers: Servers) -> Iterator[Server]:
     urls = {"postgres": servers.pg_dsn, "mysqld": servers.mysql_dsn, "redis": servers.redis_url}
-    for exporter in prometheus.EXPORTERS:
-        yield exporter, Server.from_url(exporter.job, urls[exporter.job])
+    for job in prometheus.EXPORTERS:
+        yield Server.from_url(job, urls[job])
 
 
 @contextlib.asynccontextmanager
@@ -124,8 +124,8 @@ async def live_stack(
 ) -> AsyncIterator[Live]:
     require_nginx()
     require("prometheus")
-    for exporter in prometheus.EXPORTERS:
-        require(exporter.binary)
+    for job in prometheus.EXPORTERS:
+        require(db_exporters.BINARIES[job])
     keys.main(["--dir", str(tmp / "keys")])
     procs: list[Proc] = []
     services: dict[str, ServiceProcess] = {}
@@ -151,14 +151,14 @@ async def live_stack(
         gateway = await Gateway(tmp, upstreams, tmp / "docs").start()
         exporter_proc = await Exporter(tmp, gateway.access_log, gateway.status_url).start()
         targets["nginx"] = [f"127.0.0.1:{exporter_proc.port}"]
-        for exporter, server in exporter_targets(servers):
+        for server in exporter_targets(servers):
             port = free_port()
             listen = f"127.0.0.1:{port}"
             command, env = db_exporters.command(
-                server, require(exporter.binary), listen, tmp / "secrets"
+                server, require(db_exporters.BINARIES[server.job]), listen, tmp / "secrets"
             )
-            procs.append(spawn(exporter.job, command, tmp, env))
-            targets[exporter.job] = [f"127.0.0.1:{port}"]
+            procs.append(spawn(server.job, command, tmp, env))
+            targets[server.job] = [f"127.0.0.1:{port}"]
         port = free_port()  # no archived servers here: every backup series at 0
         backups = [
             sys.executable,

@@ -251,7 +251,7 @@ def test_the_exporter_reads_the_backups_and_the_archiver(archived: BackupSetting
         assert float(
             samples[f'fixup_backup_last_success_timestamp_seconds{{database="{db}"}}']
         ) >= min(taken)
-    assert int(samples['fixup_backup_repository_bytes{repository="pgbackrest-repo1"}']) > 0
-    assert int(samples['fixup_backup_repository_bytes{repository="mariadb"}']) > 0
-    assert int(samples["fixup_wal_archived_total"]) > 0  # the backup's own WAL, at least
-    assert samples["fixup_wal_archive_failures_total"] == "0"
+    assert float(samples['fixup_backup_repository_bytes{repository="pgbackrest-repo1"}']) > 0
+    assert float(samples['fixup_backup_repository_bytes{repository="mariadb"}']) > 0
+    assert float(samples["fixup_wal_archived_total"]) > 0  # the backup's own WAL, at least
+    assert float(samples["fixup_wal_archive_failures_total"]) == 0

@@ -1,6 +1,7 @@
-"""docs/architecture.md's lib/ table is lib/'s docstrings rendered (python -m
-tools.deploy.libtable): a module added, removed or re-described without the table, or a table row
-edited by hand, fails here; so does a module whose docstring has no one-line summary."""
+"""docs/architecture.md's lib/ table is lib/'s docstrings rendered (tools.deploy.libtable's rows,
+written by python -m tools.deploy.servicetable): a module added, removed or re-described
+without the table, or a table row edited by hand, fails here; so does a module whose
+docstring has no one-line summary."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tools.deploy import libtable
+from tools.deploy import libtable, servicetable
 
 
 def test_the_table_is_current() -> None:
-    assert libtable.main(["libtable", "check"]) == 0
+    assert servicetable.main(["servicetable", "check"]) == 0
 
 
 def test_every_lib_module_has_a_row_and_pb_is_one() -> None:
@@ -64,10 +65,10 @@ def test_a_summary_that_runs_on_is_refused_naming_the_module(
 def test_a_stale_row_fails_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     page = tmp_path / "architecture.md"
     page.write_text(libtable.PAGE.read_text().replace("Circuit breaker: stop", "Breaker: stop"))
-    monkeypatch.setattr(libtable, "PAGE", page)
-    assert libtable.main(["libtable", "check"]) == 1
-    assert libtable.main(["libtable"]) == 0
-    assert libtable.main(["libtable", "check"]) == 0
+    monkeypatch.setattr(servicetable, "PAGE", page)
+    assert servicetable.main(["servicetable", "check"]) == 1
+    assert servicetable.main(["servicetable"]) == 0
+    assert servicetable.main(["servicetable", "check"]) == 0
     assert "Circuit breaker: stop" in page.read_text()
 
 
@@ -76,7 +77,7 @@ def test_a_page_without_the_markers_is_an_error(
 ) -> None:
     page = tmp_path / "architecture.md"
     page.write_text("# no table\n")
-    monkeypatch.setattr(libtable, "PAGE", page)
-    monkeypatch.setattr(libtable, "ROOT", tmp_path)
-    assert libtable.main(["libtable", "check"]) == 1
+    monkeypatch.setattr(servicetable, "PAGE", page)
+    monkeypatch.setattr(servicetable, "ROOT", tmp_path)
+    assert servicetable.main(["servicetable", "check"]) == 1
     assert "has no" in capsys.readouterr().err

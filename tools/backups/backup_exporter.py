@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import psycopg
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from tools.backups import mariadb_backups, pgbackrest
 from tools.backups.backup_servers import load
@@ -27,47 +31,23 @@ from tools.backups.backup_settings import BackupSettings, mysql_databases, pg_da
 from tools.local.db_servers import ServerError
 
 LISTEN = "127.0.0.1:9188"
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
 
 
-def render(settings: BackupSettings) -> str:
-    """When each database's newest good backup ended, and each repository's size."""
-    pg = pgbackrest.info(settings)
-    maria = mariadb_backups.backups(settings)
-    name = "fixup_backup_last_success_timestamp_seconds"
-    lines = [
-        f"# HELP {name} When the newest good backup of a database ended.",
-        f"# TYPE {name} gauge",
-    ]
-    newest = {
+def newest(settings: BackupSettings) -> dict[str, float]:
+    """database -> when its newest good backup ended; 0 when there is none or no readable one."""
+    pg: list[pgbackrest.PgBackup] = []
+    maria: list[mariadb_backups.MariaBackup] = []
+    if (settings.servers / "servers.json").exists():
+        with suppress(ServerError):
+            pg, maria = pgbackrest.info(settings), mariadb_backups.backups(settings)
+    return {
         **{d.name: pg[-1].stopped.timestamp() if pg else 0.0 for d in pg_databases()},
         **{d.name: maria[-1].stopped.timestamp() if maria else 0.0 for d in mysql_databases()},
     }
-    lines += [f'{name}{{database="{n}"}} {t:.0f}' for n, t in newest.items()]
-    lines += [
-        "# HELP fixup_backup_repository_bytes Bytes held by a backup repository.",
-        "# TYPE fixup_backup_repository_bytes gauge",
-        f'fixup_backup_repository_bytes{{repository="pgbackrest-repo1"}} {size(settings.pg_repo)}',
-        f'fixup_backup_repository_bytes{{repository="mariadb"}} {size(settings.mariadb_backups)}',
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def nothing_yet() -> str:
-    """The series at 0: no readable backup, no repository."""
-    name = "fixup_backup_last_success_timestamp_seconds"
-    lines = [f"# TYPE {name} gauge"]
-    lines += [f'{name}{{database="{d.name}"}} 0' for d in (*pg_databases(), *mysql_databases())]
-    lines += ["# TYPE fixup_backup_repository_bytes gauge"]
-    lines += [
-        f'fixup_backup_repository_bytes{{repository="{r}"}} 0'
-        for r in ("pgbackrest-repo1", "mariadb")
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def archiver(settings: BackupSettings) -> tuple[int, int]:
@@ -83,40 +63,43 @@ def archiver(settings: BackupSettings) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
+class Backups(Collector):
+    def __init__(self, settings: BackupSettings) -> None:
+        self.settings = settings
+
+    def collect(self) -> Iterator[Metric]:
+        last = GaugeMetricFamily(
+            "fixup_backup_last_success_timestamp_seconds",
+            "When the newest good backup of a database ended.",
+            labels=["database"],
+        )
+        for database, ended in newest(self.settings).items():
+            last.add_metric([database], round(ended))
+        held = GaugeMetricFamily(
+            "fixup_backup_repository_bytes",
+            "Bytes held by a backup repository.",
+            labels=["repository"],
+        )
+        held.add_metric(["pgbackrest-repo1"], size(self.settings.pg_repo))
+        held.add_metric(["mariadb"], size(self.settings.mariadb_backups))
+        archived, failed = archiver(self.settings)
+        yield from (last, held)
+        yield CounterMetricFamily(
+            "fixup_wal_archived", "WAL segments archive_command archived.", value=archived
+        )
+        yield CounterMetricFamily(
+            "fixup_wal_archive_failures", "WAL archive attempts that failed.", value=failed
+        )
+
+
+def registry(settings: BackupSettings) -> CollectorRegistry:
+    found = CollectorRegistry()
+    found.register(Backups(settings))
+    return found
+
+
 def scrape(settings: BackupSettings) -> str:
-    try:
-        text = render(settings) if (settings.servers / "servers.json").exists() else nothing_yet()
-    except ServerError:
-        text = nothing_yet()
-    archived, failed = archiver(settings)
-    return text + "\n".join([
-        "# HELP fixup_wal_archived_total WAL segments archive_command archived.",
-        "# TYPE fixup_wal_archived_total counter",
-        f"fixup_wal_archived_total {archived}",
-        "# HELP fixup_wal_archive_failures_total WAL archive attempts that failed.",
-        "# TYPE fixup_wal_archive_failures_total counter",
-        f"fixup_wal_archive_failures_total {failed}",
-    ]) + "\n"  # fmt: skip
-
-
-def serve(settings: BackupSettings, listen: str) -> None:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != "/metrics":
-                self.send_error(404)
-                return
-            body = scrape(settings).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return  # a line per scrape says nothing
-
-    host, port = listen.rsplit(":", 1)
-    ThreadingHTTPServer((host, int(port)), Handler).serve_forever()
+    return generate_latest(registry(settings)).decode()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--listen", default=LISTEN)
     args = parser.parse_args(argv)
-    serve(BackupSettings.from_env(), args.listen)
+    host, port = args.listen.rsplit(":", 1)
+    _, thread = start_http_server(int(port), host, registry(BackupSettings.from_env()))
+    thread.join()
     return 0
 
 

@@ -103,6 +103,21 @@ def write_keys(settings: BackupSettings) -> None:
     keys.write_text(f"[global]\nrepo2-s3-key={key}\nrepo2-s3-key-secret={secret}\n")
 
 
+def prepare(settings: BackupSettings, data: list[Path], ports: list[int]) -> None:
+    """The repository's directories (owned by the cluster's user) and the configuration of
+    its members (data directory, port), before any starts: archive-push reads it from the
+    first WAL on."""
+    for path in ("pgbackrest", "log", "lock", "spool", "conf.d"):
+        owned_by(settings.backups / path, "postgres")
+    write_keys(settings)  # the S3 repository's, when one is configured
+    write_pgbackrest_conf(settings, list(zip(data, ports, strict=True)))
+
+
+def create_stanza(settings: BackupSettings) -> None:
+    """The stanza, once a primary runs (archive-push fails, and is retried, until then)."""
+    run(pgbackrest(settings, "stanza-create"))
+
+
 def up(settings: BackupSettings) -> Servers:
     """Make (first time) and start both servers, create and migrate every database, and
     create the stanza; idempotent."""
@@ -111,10 +126,7 @@ def up(settings: BackupSettings) -> Servers:
         settings.servers.mkdir(parents=True, exist_ok=True)
         state.write_text(json.dumps({"postgresql": free_port(), "mysql": free_port()}))
     servers = load(settings)
-    for path in ("pgbackrest", "log", "lock", "spool", "conf.d"):
-        owned_by(settings.backups / path, "postgres")
-    write_keys(settings)
-    write_pgbackrest_conf(settings, [(servers.pg.data, servers.pg.port)])
+    prepare(settings, [servers.pg.data], [servers.pg.port])
     if not servers.pg.data.exists():
         servers.pg.init(archive_settings(settings))
     if not servers.pg.running():
@@ -125,7 +137,7 @@ def up(settings: BackupSettings) -> Servers:
                 conn.execute(f"ALTER SYSTEM SET {key} = '{value}'")
         conn.execute("SELECT pg_reload_conf()")
     # before anything writes WAL worth archiving: archive-push fails until the stanza exists
-    run(pgbackrest(settings, "stanza-create"))
+    create_stanza(settings)
     if not (servers.mariadb.data / "mysql").exists():
         servers.mariadb.install()
     if not servers.mariadb.running():

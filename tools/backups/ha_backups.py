@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.backups.backup_servers import write_keys
-from tools.backups.backup_settings import STANZA, BackupSettings, write_pgbackrest_conf
-from tools.backups.pgbackrest import pgbackrest
-from tools.local.db_servers import owned_by, run
+from tools.backups.backup_servers import create_stanza, prepare
+from tools.backups.backup_settings import STANZA, BackupSettings
 
-MEMBER_PATHS = ("pg1", "pg2", "pg3")
+__all__ = ["create_stanza", "member_parameters", "prepare"]
 
 
 def member_parameters(settings: BackupSettings, data: Path) -> dict[str, str]:
@@ -30,17 +28,3 @@ def member_parameters(settings: BackupSettings, data: Path) -> dict[str, str]:
         "archive_command": push,
         "archive_timeout": str(settings.archive_timeout),
     }
-
-
-def prepare(settings: BackupSettings, data: list[Path], ports: list[int]) -> None:
-    """The repository's directories (owned by the members' user) and the configuration,
-    before any member starts: archive-push reads it from the first WAL on."""
-    for path in ("pgbackrest", "log", "lock", "spool", "conf.d"):
-        owned_by(settings.backups / path, "postgres")
-    write_keys(settings)  # the S3 repository's, when one is configured
-    write_pgbackrest_conf(settings, list(zip(data, ports, strict=True)))
-
-
-def create_stanza(settings: BackupSettings) -> None:
-    """The stanza, once a primary runs (archive-push fails, and is retried, until then)."""
-    run(pgbackrest(settings, "stanza-create"))

@@ -1,15 +1,11 @@
-"""The suite where a newcomer runs it: a sample of the tests that start servers, run from a
-copy of the checkout under a 0700 directory (as `mktemp -d` and many homes are) while
-two CPU-burning processes load the machine, bounded in time, failing naming what broke.
+"""The suite where a newcomer runs it: a sample of the tests that start servers (SAMPLE), run
+from a copy of the checkout under a 0700 directory while two CPU-burning processes load the
+machine, bounded in time, failing naming what broke (docs/testing.md).
 
     python -m tools.checks.closed_checkout [--keep]
 
-The copy is the working tree as git sees it (tracked and new files, nothing ignored: no
-var/, no .venv), run with this interpreter and the copy first on PYTHONPATH. The sample:
-one PgBouncer (tools/local/pgbouncer.py), the archived servers with pgBackRest and a backup
-(tools/backups/backup_servers.py), and a reliability test whose throwaway PostgreSQL the postgres
-user runs while a service is started and waited healthy (tools/local/service_process.py). `.ci/run`
-runs it after `make test`; `make test-closed-checkout` by hand (docs/testing.md).
+The copy is the working tree as git sees it (tracked and new files, nothing ignored). `.ci/run`
+runs it after `make test`; `make test-closed-checkout` by hand.
 """
 
 from __future__ import annotations

@@ -1,30 +1,13 @@
-"""Migrated databases kept from one mutant's pytest session to the next (ADR 0017).
+"""Migrated databases kept from one mutant's pytest session to the next (ADR 0017,
+docs/mutation.md).
 
-mutmut runs a pytest session per mutant (forked, `--max-children` at once). A test run
-creates, migrates and drops its own databases (tests/servers.py), and for a handler's
-mutant that cost more than its tests: create and migrate 0.3-0.5 s a database, and
-PostgreSQL's DROP DATABASE waits for checkpoints of the whole cluster (seconds). Under
-mutmut (`MUTANT_UNDER_TEST` set) the `migrated_db` fixture uses this instead:
-
-- a session claims a slot, the lowest number whose PostgreSQL advisory lock it can take,
-  on a connection of its own held until the session ends (the server lets go of it when
-  the process dies, as a mutant killed on a timeout does); two sessions at once, of this
-  run or of another on the same servers, never share a slot;
-- the n-th `migrated_db(label)` of the session is `fixup_mut_s<slot>_<label>_<n>_<fp>`,
-  `<fp>` a digest of that database's migration files (edited migrations get new
-  databases, and two trees with different ones never share); it is created and migrated
-  by the first session that asks for it, brought to the head migration by the next ones
-  (a session killed while migrating), recreated when that fails, and never dropped by a
-  session;
-- `python -m tools.checks.mutation` drops them once mutmut is done (`drop_unclaimed`): those of
-  slots no session holds at that moment.
-
-`FIXUP_MUTANT_DB_SCOPE` (lower-case letters) gives a run slots and databases of their
-own (`fixup_mut_s<slot><scope>_...`): tests/mutation/test_mutant_databases.py uses it, so
-a mutmut run beside it takes none of its slots.
-
-The tests isolate their own rows (random users, ids, names), so a database that earlier
-sessions wrote to serves the next one as a fresh one does.
+Under mutmut (`MUTANT_UNDER_TEST` set) the `migrated_db` fixture takes its databases from
+here instead of creating, migrating and dropping its own: a session claims a slot (the
+lowest PostgreSQL advisory lock it can take, held until it ends), and its n-th
+`migrated_db(label)` is `fixup_mut_s<slot>_<label>_<n>_<digest of the migrations>`,
+migrated by the first session that asks and never dropped by one; `drop_unclaimed` drops
+those of the slots no session holds. `FIXUP_MUTANT_DB_SCOPE` (lower-case letters) gives a
+run slots of its own (`fixup_mut_s<slot><scope>_...`).
 """
 
 from __future__ import annotations

@@ -1,16 +1,12 @@
 """Mutation testing with mutmut (ADR 0017, docs/mutation.md).
 
-    python -m tools.checks.mutation run      # make mutate: every mutant of every module, then
-    report python -m tools.checks.mutation run --only lib/auth/revocation.py   # one module's
-    mutants python -m tools.checks.mutation report   # the per-module table of the last run
-    (mutants/) python -m tools.checks.mutation sample   # CI: a fixed-seed sample per module, in a
-    scratch copy
+    python -m tools.checks.mutation run [--only PATH]   # make mutate: every mutant, then report
+    python -m tools.checks.mutation report              # the per-module table of the last run
+    python -m tools.checks.mutation sample              # CI: a fixed-seed sample per module
 
-The modules are `[tool.mutmut] only_mutate` of pyproject.toml; the tests mutmut may run
-are its `pytest_add_cli_args_test_selection` (fast unit tests: mutmut runs, per mutant,
-only those that called the mutated function). A surviving mutant must be killed by a test
-or listed, with the reason it is equivalent, in docs/mutation.md as a bullet starting with
-its name in backticks: `run`/`report` and `sample` fail on any other survivor.
+The modules are `[tool.mutmut] only_mutate` of pyproject.toml. A surviving mutant must be
+killed by a test or listed, with the reason it is equivalent, in docs/mutation.md as a
+bullet starting with its name in backticks: `run`/`report` and `sample` fail on any other.
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
 """mutmut, with decorated functions mutated too, and no second clean run (ADR 0017).
 
-mutmut 3.8.1 leaves every decorated function alone: a copy of `@routes.post(...)` would
-register the route once per mutant. But a route handler IS a decorated function
-(`@routes.post`, `@operation`, `@idempotent`), so without this the handlers of every
-service would never be mutated. The fix is small: the decorators stay on the trampoline
-(the name the module exports, registered once) and the original's copy and the mutants
-are made without them, so they are plain functions the trampoline calls. Decorators'
-arguments are still never mutated (they run at import), and `@property`-like decorators,
-`staticmethod` and `classmethod` keep mutmut's own handling.
-
-The clean run mutmut makes before the mutants repeats, test for test, the stats run it
-has just made on the same unmutated code (and mutmut stops when that one fails): with
-integration tests in the selection it was a third of `make mutate-sample`. It is skipped
-when this process collected the stats; with stats loaded from an earlier run it runs.
+mutmut 3.8.1 leaves every decorated function alone, and a route handler is one
+(`@routes.post`, `@operation`): here the decorators stay on the trampoline (registered
+once) and the original's copy and the mutants are made without them. `@property`-like
+decorators, `staticmethod` and `classmethod` keep mutmut's own handling. The clean run
+mutmut makes after its stats run repeats it on the same code: it is skipped when this
+process collected the stats.
 
     python -m tools.checks.mutmut_decorated run ...   # `mutmut run ...` with this in place
 """

@@ -2,16 +2,10 @@
 
     python -m tools.deploy.connection_budget [--replicas N]
 
-Every process of a service holds one pool of up to `DB_POOL_MAX` connections per worker, so
-a server must accept replicas x WORKERS x DB_POOL_MAX summed over the services it holds,
-plus the connections an operator needs beside them (migrations, the seed, a psql: `MARGIN`)
-and the ones the server keeps for superusers. `make run` checks it before it starts
-anything; past the limit the answer is fewer or smaller pools, or a pooler in front of
-PostgreSQL (docs/operations.md), never a service that meets "too many clients" under load.
-
-With `POOLER=pgbouncer` (ADR 0037) a service's pools are PgBouncer's clients: PostgreSQL then
-sees PgBouncer's `default_pool_size` per database, and the pools together must fit its
-`max_client_conn` instead.
+A server must accept replicas x WORKERS x DB_POOL_MAX summed over the services it holds,
+plus MARGIN for an operator, beside its superuser reservation; through PgBouncer
+(`POOLER=pgbouncer`, ADR 0037) PostgreSQL sees `default_pool_size` per database and the
+pools must fit `max_client_conn`. `make run` checks it first (docs/operations.md).
 """
 
 from __future__ import annotations

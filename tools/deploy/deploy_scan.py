@@ -1,24 +1,12 @@
 """What a reviewer of the deploy files runs, offline: `python -m tools.deploy.deploy_scan [what]`
-(`make deploy-lint`; tests/integration/test_deploy_scanners.py runs the same in `make test`).
+(`make deploy-lint`; docs/operations.md; tests/integration/test_deploy_scanners.py in `make test`).
 
-- checkov on each Kubernetes overlay as `kubectl kustomize` renders it (.checkov.yaml:
-  the skipped checks, each with why): 0 failed checks;
-- zizmor on .github/workflows (.github/zizmor.yml: each ignored finding with why): no
-  finding at all (its default persona; nothing above `low` is ignored);
-- dclint on docker-compose.yml (.dclintrc.yaml: each rule turned off with why): no finding;
-- receivers: in each paged overlay's render (prod), every Alertmanager receiver has an
-  integration (a `*_configs` entry): a receiver with none would send pages nowhere;
-- gateway: every Gateway API and Envoy Gateway object of each overlay's render and of
-  deploy/k8s/envoy-gateway/ valid against the published CRD schemas, offline, with no
-  field they lack (tools/gatewaylint/validate.mjs, ADR 0035); an object of a kind they
-  lack fails; then the CRDs' CEL rules on each (tools/deploy/k8s_cel.py, ADR 0041: the CRDs of
-  the pinned Envoy Gateway, vendored in tools/gatewaylint/crds/).
-
-checkov runs from a venv of its own (.venv-scan, `make scan-deps`: pyproject.toml's `scan`
-extra; its pins of botocore and packaging cannot share .venv), dclint from
-tools/dclint/node_modules and the schemas from tools/gatewaylint/node_modules (`npm ci`
-there), zizmor from .venv (the dev extra).
-`requirements` prints the `scan` extra for pip.
+checkov on each rendered Kubernetes overlay (.checkov.yaml), zizmor on .github/workflows
+(.github/zizmor.yml), dclint on docker-compose.yml (.dclintrc.yaml), every Alertmanager
+receiver of the paged overlays with an integration, and every Gateway API / Envoy Gateway
+object valid against the vendored CRDs' schemas (tools/gatewaylint/validate.mjs) and CEL
+rules (tools/deploy/k8s_cel.py). checkov runs from .venv-scan (`make scan-deps`: its pins
+cannot share .venv); `requirements` prints pyproject's `scan` extra for pip.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,33 +22,4 @@ def write_or_check(files: Mapping[Path, str], check: bool, command: str) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         print(f"wrote {path.relative_to(ROOT)}")
-    return 0
-
-
-def block_main(
-    argv: list[str],
-    tool: str,
-    page: Path,
-    regenerate: Callable[[str], str],
-    errors: type[Exception],
-    what: str,
-) -> int:
-    """`python -m tools.<tool> [check]` for a generated block of a page: rewrite `page`
-    through `regenerate`, or (`check`) fail when it is stale. -> the exit status."""
-    check = argv[1:] == ["check"]
-    if argv[1:] and not check:
-        print(f"usage: python -m tools.{tool} [check]", file=sys.stderr)
-        return 2
-    try:
-        text = page.read_text()
-        new = regenerate(text)
-    except errors as e:
-        print(f"{tool}: {e}", file=sys.stderr)
-        return 1
-    if check:
-        if new != text:
-            print(f"{tool}: {what} is stale: python -m tools.{tool}", file=sys.stderr)
-            return 1
-        return 0
-    page.write_text(new)
     return 0

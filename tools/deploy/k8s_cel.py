@@ -1,16 +1,11 @@
-"""The CEL rules of the edge's CRDs, evaluated offline (ADR 0041): what the API server checks
-beyond the structural schema. Each CRD's `x-kubernetes-validations` (listeners named and
-ported once, `tls` on an HTTPS listener, no hostname on a TCP one, a redirect without a
-backend, a policy's targetRef kind, …) run with cel-python (`celpy`) on every rendered
-Gateway API / Envoy Gateway object, after the schema's defaults are applied as the API
-server does. The CRDs are tools/gatewaylint/crds/, vendored from the release of Envoy
-Gateway that tools/deploy/images.py pins. tools/deploy/deploy_scan.py runs this after validate.mjs
-(the structural schema and unknown fields).
+"""The CEL rules of the edge's CRDs, evaluated offline (ADR 0041): each CRD's
+`x-kubernetes-validations` run with cel-python (`celpy`) on every rendered Gateway API /
+Envoy Gateway object, after the schema's defaults are applied as the API server does. The
+CRDs are tools/gatewaylint/crds/, vendored from the pinned Envoy Gateway release.
 
-Not evaluated: transition rules (those reading `oldSelf` hold on updates only).
-Kubernetes' CEL libraries beyond CEL's standard ones are given here as far as the rules of
-these CRDs call them: the string extensions (`lowerAscii`, `upperAscii`, `split`,
-`substring`) and `isIP`; a rule calling anything else fails as not evaluated, naming it.
+Not evaluated: transition rules (those reading `oldSelf`). Of Kubernetes' CEL libraries,
+the functions these CRDs call are given here (FUNCTIONS); a rule calling another fails as
+not evaluated, naming it.
 """
 
 from __future__ import annotations

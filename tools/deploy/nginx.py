@@ -1,20 +1,12 @@
-"""The gateway as a local process: `python -m tools.deploy.nginx {render,test,run}`.
+"""The gateway as a local process: `python -m tools.deploy.nginx {render,test,run}`
+(nginx/README.md).
 
-nginx/ holds TEMPLATES (nginx.conf, conf.d/*.conf, snippets/*.conf) in which `${NAME}`
-marks what differs between a local run, the tests and Docker Compose: listen addresses,
-upstream servers, file paths. `render` fills them into a runtime directory
-(default var/nginx/: conf/, nginx.pid, tmp/), `test` runs `nginx -t` on the result, `run`
-execs `nginx -g 'daemon off;'` (so Ctrl-C / honcho's SIGTERM reach nginx itself); the
-committed renderings for Docker Compose and Kubernetes' account pages are
-tools/deploy/nginx_copies.py's. nginx's own `$variables` are never touched.
-
-Upstream addresses: `--upstream users=127.0.0.1:8102,127.0.0.1:8202` (replicas
-separated by commas), else `<SVC>_PORT` from the environment, else the ports of
-lib/registry.py (every REST service, built or not: one not built answers 503);
-`--replicas N`: N of each. The `upstream` and
-`location /api/<name>/` blocks of every such service are generated from the registry by
-tools/deploy/nginx_blocks.py (`${UPSTREAMS}`, `${SERVICE_LOCATIONS}`): a new service needs no
-NGINX edit.
+nginx/ holds templates in which `${NAME}` marks what differs between a local run, the
+tests and Docker Compose (listen addresses, upstream servers, file paths); nginx's own
+`$variables` are never touched. `render` fills them into a runtime directory (default
+var/nginx/), `test` runs `nginx -t` on it, `run` execs nginx in the foreground. Every
+REST service's `upstream` and `location /api/<name>/` blocks come from lib/registry.py
+(tools/deploy/nginx_blocks.py); the committed renderings are tools/deploy/nginx_copies.py's.
 """
 
 from __future__ import annotations
@@ -24,7 +16,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -45,6 +36,7 @@ from tools.deploy.nginx_blocks import (
     side_route_blocks,
     upstream_block,
 )
+from tools.deploy.prometheus import binary, missing
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "nginx"
@@ -220,9 +212,7 @@ def render(layout: Layout) -> Path:
 
 
 def nginx_binary() -> str | None:
-    return shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).is_file()), None
-    )
+    return binary("nginx")
 
 
 def nginx_command(layout: Layout, *extra: str) -> list[str]:
@@ -249,15 +239,6 @@ def check_config(layout: Layout) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _idle_until_signal(message: str) -> int:
-    """Under honcho a process that exits stops every other one: say why and wait."""
-    print(message, file=sys.stderr, flush=True)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: sys.exit(0))
-    while True:
-        signal.pause()
-
-
 def _layout_from(args: argparse.Namespace) -> Layout:
     return Layout(
         listen=args.listen,
@@ -269,7 +250,6 @@ def _layout_from(args: argparse.Namespace) -> Layout:
         if args.error_log == "stderr"
         else str(Path(args.error_log).resolve()),
         docs_root=Path(args.docs_root).resolve(),
-        openapi_dir=Path(args.openapi_dir).resolve(),
         worker_processes=args.workers,
         client_header_timeout=args.client_header_timeout,
         client_body_timeout=args.client_body_timeout,
@@ -291,7 +271,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-log", default=str(LOG_DIR / "access.log"))
     parser.add_argument("--error-log", default="stderr")
     parser.add_argument("--docs-root", default=str(DOCS_ROOT))
-    parser.add_argument("--openapi-dir", default=str(OPENAPI_DIR))
     parser.add_argument("--workers", default="2", help="worker_processes (a number or auto)")
     replicas = "every HTTP service's upstream over N replicas (lib/registry.py's ports)"
     parser.add_argument("--replicas", type=int, default=None, metavar="N", help=replicas)
@@ -314,10 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nginx: rendered {conf}")
             return 0
         if nginx_binary() is None:
-            if args.command == "run" and args.optional:
-                return _idle_until_signal(f"nginx: {INSTALL_HINT}")
-            print(f"nginx: {INSTALL_HINT}", file=sys.stderr)
-            return 2
+            return missing("nginx", INSTALL_HINT, args.command == "run" and args.optional)
         result = check_config(layout)
         if result.returncode != 0:
             print(f"nginx -t failed:\n{result.stderr}", file=sys.stderr)

@@ -1,13 +1,13 @@
 """Prometheus of a local run, its scrape config from lib/registry.py.
 
-    python -m tools.deploy.prometheus {render,run}
+    python -m tools.deploy.prometheus run [--optional]
 
-Compose's config is observability/prometheus/prometheus.yml, a checked-in file. `render`
-writes a local one (static 127.0.0.1 targets; `--target job=HOST:PORT` overrides a job) and
-`run` also starts Debian's exporters (PostgreSQL, MariaDB, Redis: the servers the services
-are configured on, tools/deploy/db_exporters.py) and prometheus on
-127.0.0.1:9090 (`make run`; `--optional`: when prometheus is not installed, say so and idle),
-sending its alerts to tools/deploy/alertmanager.py's Alertmanager at 127.0.0.1:9093.
+Compose's config is observability/prometheus/prometheus.yml, a checked-in file. `run`
+writes a local one (static 127.0.0.1 targets), starts Debian's exporters (PostgreSQL,
+MariaDB, Redis: the servers the services are configured on, tools/deploy/db_exporters.py)
+and prometheus on 127.0.0.1:9090 (`make run`; `--optional`: when prometheus is not
+installed, say so and idle), sending its alerts to tools/deploy/alertmanager.py's
+Alertmanager at 127.0.0.1:9093.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,25 +44,11 @@ INSTALL_HINT = (
     "(Debian/Ubuntu, as root)"
 )
 
-
-@dataclass(frozen=True)
-class Exporter:
-    """A Debian exporter: its job, default port and binary (how it is started against a
-    server: tools/deploy/db_exporters.py)."""
-
-    job: db_exporters.Job
-    port: int
-    binary: str
+# Debian's exporters' default ports (their binaries: tools/deploy/db_exporters.py)
+EXPORTERS: dict[db_exporters.Job, int] = {"postgres": 9187, "mysqld": 9104, "redis": 9121}
 
 
-EXPORTERS = (
-    Exporter("postgres", 9187, "prometheus-postgres-exporter"),
-    Exporter("mysqld", 9104, "prometheus-mysqld-exporter"),
-    Exporter("redis", 9121, "prometheus-redis-exporter"),
-)
-
-
-def local_targets(overrides: Mapping[str, list[str]] | None = None) -> dict[str, list[str]]:
+def local_targets() -> dict[str, list[str]]:
     """job -> addresses of a local run: every replica of every built service, the exporters."""
     targets: dict[str, list[str]] = {
         s.name: [
@@ -73,10 +58,10 @@ def local_targets(overrides: Mapping[str, list[str]] | None = None) -> dict[str,
     }
     targets["nginx"] = [f"127.0.0.1:{NGINX_EXPORTER}"]
     targets["backups"] = [f"127.0.0.1:{BACKUP_EXPORTER}"]
-    for exporter in EXPORTERS:
-        targets[exporter.job] = [f"127.0.0.1:{exporter.port}"]
+    for job, port in EXPORTERS.items():
+        targets[job] = [f"127.0.0.1:{port}"]
     targets["prometheus"] = [LISTEN]
-    return {**targets, **(overrides or {})}
+    return targets
 
 
 def local_config(
@@ -99,19 +84,15 @@ def local_config(
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def parse_targets(items: Sequence[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        job, sep, addresses = item.partition("=")
-        if not sep or not addresses:
-            raise SystemExit(f"--target {item!r}: expected JOB=HOST:PORT[,HOST:PORT...]")
-        out[job] = addresses.split(",")
-    return out
-
-
 def binary(name: str) -> str | None:
+    """`name` on PATH, else in a system bin directory a user's PATH may lack."""
     return shutil.which(name) or next(
-        (p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}") if Path(p).is_file()), None
+        (
+            p
+            for d in ("/usr/bin", "/usr/sbin", "/usr/local/sbin")
+            if Path(p := f"{d}/{name}").is_file()
+        ),
+        None,
     )
 
 
@@ -130,11 +111,12 @@ def prometheus_command(conf: Path, data: Path, listen: str) -> list[str]:
 
 def missing(name: str, hint: str, optional: bool) -> int:
     """`name` is not installed: say how to get it; exit 2, or (`optional`, under honcho,
-    where a process that exits stops every other one) idle until SIGTERM."""
+    where a process that exits stops every other one) idle until SIGTERM or SIGINT."""
     print(f"{name}: {hint}", file=sys.stderr, flush=True)
     if not optional:
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
     while True:
         signal.pause()
 
@@ -145,13 +127,16 @@ def run(conf: Path, optional: bool) -> int:
         return missing("prometheus", INSTALL_HINT, optional)
     children = []
     servers = {server.job: server for server in db_exporters.dev_servers()}
-    for exporter in EXPORTERS:
-        found = binary(exporter.binary)
+    for job, port in EXPORTERS.items():
+        found = binary(db_exporters.BINARIES[job])
         if found is None:
-            print(f"prometheus: {exporter.binary} missing ({INSTALL_HINT})", file=sys.stderr)
+            print(
+                f"prometheus: {db_exporters.BINARIES[job]} missing ({INSTALL_HINT})",
+                file=sys.stderr,
+            )
             continue
         command, env = db_exporters.command(
-            servers[exporter.job], found, f"127.0.0.1:{exporter.port}", RUNTIME / "secrets"
+            servers[job], found, f"127.0.0.1:{port}", RUNTIME / "secrets"
         )
         children.append(subprocess.Popen(command, env={**os.environ, **env}))
     backups = [
@@ -173,19 +158,12 @@ def run(conf: Path, optional: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.deploy.prometheus", description=__doc__)
-    parser.add_argument("command", choices=["render", "run"])
-    parser.add_argument("--target", action="append", default=[], metavar="JOB=ADDR[,ADDR]")
-    parser.add_argument("--out", default=str(RUNTIME / "prometheus.yml"))
+    parser.add_argument("command", choices=["run"])
     parser.add_argument("--optional", action="store_true")
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    out = RUNTIME / "prometheus.yml"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        local_config(local_targets(parse_targets(args.target)), alertmanager=ALERTMANAGER)
-    )
-    if args.command == "render":
-        print(f"prometheus: rendered {out}")
-        return 0
+    out.write_text(local_config(local_targets(), alertmanager=ALERTMANAGER))
     return run(out, args.optional)
 
 

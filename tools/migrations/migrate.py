@@ -2,20 +2,11 @@
 
 Usage: python -m tools.migrations.migrate {up,down,status,new} DB [--steps N | --all] [--name NAME]
 
-Migrations run while the previous release serves traffic (ADR 0018, docs/migrations.md):
-every session gets MIGRATE_LOCK_TIMEOUT (s, default 2) and MIGRATE_STATEMENT_TIMEOUT
-(s, default 60), so a migration that cannot get its lock fails fast, changes nothing
-(PostgreSQL: the migration's transaction rolls back) and can be run again, instead of
-queueing every request of the release behind it.
-
-Two runs against one database never both migrate: up and down hold the database's
-advisory lock `migrate` (tools/local/locks.py: a second copy waits up to LOCK_WAIT seconds,
-saying for what, then refuses with one line), and inside it yoyo's own lock row. A run
-killed half-way leaves that row behind (yoyo would refuse every later run until
-`yoyo break-lock`): whoever holds the advisory lock knows the row is a dead run's, removes
-it and says so; the killed migration's transaction was rolled back by the server
-(PostgreSQL; on MariaDB a non-transactional one: docs/migrations.md), so the run applies
-it again. `new` holds var/locks/migrate-new.lock: two at once never take one number.
+Every session gets MIGRATE_LOCK_TIMEOUT and MIGRATE_STATEMENT_TIMEOUT (ADR 0018,
+docs/migrations.md): a migration that cannot get its lock fails fast and can be run again.
+up and down hold the database's advisory lock `migrate` (tools/local/locks.py), inside it
+yoyo's lock row, which a killed run leaves behind and the next one removes; `new` holds
+var/locks/migrate-new.lock.
 """
 
 from __future__ import annotations
@@ -42,6 +33,7 @@ from tools.local.locks import database_lock, file_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "migrations"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 CLIENT_CHECK_MS = 1000  # PostgreSQL 14+: how often a running statement checks its client
 
 
@@ -233,71 +225,16 @@ def with_schema_entry(config: str, entry: str) -> str:
     return edited
 
 
-PG_TEMPLATE = """\
--- {stem}: what changes and why (one line, then details).
---
--- Online-safe (docs/migrations.md, ADR 0018): the release that is running while this
--- migration runs must keep working. Expand only what it can ignore; contract (drop) only
--- what no release still reads, in a later migration. The runner sets lock_timeout and
--- statement_timeout; `make migrate-lint` checks the file. Patterns (uncomment, adapt):
---
--- ALTER TABLE t ADD COLUMN c text NULL;
--- ALTER TABLE t ADD COLUMN n integer NOT NULL DEFAULT 0;
--- ALTER TABLE t ADD CONSTRAINT t_n_chk CHECK (n >= 0) NOT VALID;
---     (and `ALTER TABLE t VALIDATE CONSTRAINT t_n_chk;` in the NEXT migration)
--- CREATE TABLE u (...);            -- a new table: any index or constraint on it here
---
--- An index on an existing table: a migration of its own, `make migrate-new ... index=1`.
-"""
-
-PG_INDEX_TEMPLATE = """\
--- transactional: false
--- {stem}: which query this index serves.
---
--- CREATE INDEX CONCURRENTLY builds without blocking writes, and cannot run inside a
--- transaction (hence the directive above: each statement commits on its own). A build
--- that fails or times out leaves an INVALID index behind; the DROP first makes a re-run
--- rebuild it. Keep this file to the index (uncomment, adapt):
---
--- DROP INDEX CONCURRENTLY IF EXISTS t_c_idx;
--- CREATE INDEX CONCURRENTLY IF NOT EXISTS t_c_idx ON t (c);
---
--- Also right here: `ALTER TABLE t VALIDATE CONSTRAINT t_n_chk;` of a constraint an earlier
--- migration added NOT VALID (it scans the table without blocking reads or writes).
-"""
-
-MYSQL_TEMPLATE = """\
--- {stem}: what changes and why (one line, then details).
---
--- Online-safe (docs/migrations.md, ADR 0018): the release that is running while this
--- migration runs must keep working. Every ALTER TABLE of an existing table names
--- ALGORITHM=INSTANT (or INPLACE) and LOCK=NONE: where the server cannot do that, it
--- refuses, instead of silently copying the table under a lock. `make migrate-lint` checks
--- it. Patterns (uncomment, adapt):
---
--- ALTER TABLE t ADD COLUMN c VARCHAR(100) NULL, ALGORITHM=INSTANT, LOCK=NONE;
--- ALTER TABLE t ADD COLUMN n INT NOT NULL DEFAULT 0, ALGORITHM=INSTANT, LOCK=NONE;
--- ALTER TABLE t ADD INDEX t_c_idx (c), ALGORITHM=INPLACE, LOCK=NONE;
--- CREATE TABLE u (...) ENGINE=InnoDB;   -- a new table: any key or CHECK on it here
-"""
-
-
 def template(engine: str, stem: str, index: bool = False) -> tuple[str, str]:
-    """The text of a new up-migration and its rollback, following the online-safe rule."""
-    if engine == "postgresql":
-        up_text = (PG_INDEX_TEMPLATE if index else PG_TEMPLATE).format(stem=stem)
-    elif index:
+    """The text of a new up-migration and its rollback, from the online-safe templates of
+    tools/migrations/templates/ (`index`: a CREATE INDEX CONCURRENTLY migration)."""
+    if index and engine != "postgresql":
         raise ValueError("index=1 is for PostgreSQL (MariaDB: ADD INDEX ..., ALGORITHM=INPLACE)")
-    else:
-        up_text = MYSQL_TEMPLATE.format(stem=stem)
-    down_text = f"-- {stem}: undo exactly what {stem}.sql does\n"
-    if index:
-        down_text = (
-            "-- transactional: false\n"
-            + down_text
-            + ("-- DROP INDEX CONCURRENTLY IF EXISTS t_c_idx;\n")
-        )
-    return up_text, down_text
+    up_name, down_name = ("index", "index.rollback") if index else (engine, "rollback")
+    return (
+        (TEMPLATES / f"{up_name}.sql.tmpl").read_text().format(stem=stem),
+        (TEMPLATES / f"{down_name}.sql.tmpl").read_text().format(stem=stem),
+    )
 
 
 def new(db: str, name: str, root: Path = ROOT, *, index: bool = False) -> list[Path]:

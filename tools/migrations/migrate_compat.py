@@ -1,12 +1,10 @@
 """`make migrate-compat`: the previous release keeps working on the schema after the new
 migrations (the expand/contract rule of ADR 0018, checked by running it).
 
-The previous release is the code before the new migrations: by default the parent of the
-last commit that changed a migration (HEAD itself while migrations/ has uncommitted
-changes), or `--base REV` (a release tag). Its tree is exported to a temporary folder,
-its migrations/ replaced by the current ones, and its own API tests run there: their
-fixtures migrate fresh databases with the NEW migrations and drive the OLD services. A
-failure names the first new migration that breaks them.
+The previous release (`--base REV`, else the parent of the last commit that changed a
+migration) is exported to a temporary folder, its migrations/ replaced by the current
+ones, and its own API tests run there. A failure names the first new migration that
+breaks them.
 
 Usage: python -m tools.migrations.migrate_compat [--base REV] [--migrations DIR] [--tests PATH ...]
 """

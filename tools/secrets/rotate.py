@@ -2,24 +2,9 @@
 (`make rotate secret=NAME step=STEP`; docs/operations.md "Rotating a secret", ADR 0046).
 
 Every secret is a keyring file (lib/keyring.py) declared once in `SECRETS`, and goes
-through the same steps, each refused with one line when it is too early or out of order:
-
-- `status`: the keys, their states and ages (never a secret).
-- `stage`: a new `next` key: accepted (published, verifies, decrypts), not used yet. A
-  secret without its file starts from what the service used until then: its single-key
-  setting as `k0` (STORAGE_SIGNING_KEY, ENCRYPTION_KEY) or JWT_PRIVATE_KEY (its own kid).
-- `promote`: `next` becomes `current`, `current` becomes `retired`. The signing key only
-  after JWT_KEYS_RELOAD_INTERVAL + JWKS_REFRESH_INTERVAL: every verifier has it by then.
-- `reencrypt` (encryption): stored values onto the current key (tools/secrets/sealed.py).
-- `drop`: the retired keys leave the file. The signing key only once its tokens have all
-  expired (ACCESS_TOKEN_TTL + TOKEN_CLOCK_LEEWAY + JWT_KEYS_RELOAD_INTERVAL after it
-  stopped signing); ENCRYPTION_KEY only when no stored value still names it.
-- `migrate`: what earlier versions wrote, put in today's form (tools/secrets/legacy.py).
-
-Users reads the signing keyring again every JWT_KEYS_RELOAD_INTERVAL; it reads the others
-at start, so after each of their steps roll the users replicas (a rollout) before the next.
-Times are this host's clock: keep it on NTP. The command holds var/locks/rotate-<secret>.lock
-while it writes; a file is replaced in one rename (a reader sees the old ring or the new).
+through the same steps (status, stage, promote, reencrypt, drop, migrate), each refused
+with one line when it is too early or out of order. The command holds
+var/locks/rotate-<secret>.lock while it writes; a file is replaced in one rename.
 """
 
 from __future__ import annotations

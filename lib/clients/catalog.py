@@ -45,6 +45,3 @@ class CatalogClient:
             if page * MAX_PAGE >= int(reply.body["meta"]["total"]):
                 return offered
             page += 1
-
-    async def close(self) -> None:
-        await self.http.close()

@@ -47,6 +47,3 @@ class OrdersClient:
             if page * MAX_PAGE >= int(reply.body["meta"]["total"]):
                 return OrderParties(customer_id, frozenset(providers))
             page += 1
-
-    async def close(self) -> None:
-        await self.http.close()

@@ -50,6 +50,16 @@ def _t(
     return PyType(annotation, frozenset(imports), decode, encode, driver_type)
 
 
+# a model type -> the imports and the encode of a composite value: the tuple asyncpg takes
+# (nested ones too)
+COMPOSITE_ENCODE = {
+    "dataclass": ("import dataclasses", "dataclasses.astuple({})"),
+    "msgspec": ("import msgspec", "msgspec.structs.astuple({})"),
+    "attrs": ("import attrs", "attrs.astuple({})"),
+    "pydantic": ("tuple(dict({}).values())",),
+}
+
+
 def _range(element: str, *imports: str, multi: bool) -> PyType:
     annotation = f"Range[{element}]"
     return _t(f"list[{annotation}]" if multi else annotation, "from asyncpg import Range", *imports)
@@ -307,35 +317,13 @@ class TypeMapper:
             )
         if name in self.composites and not self.psycopg:  # psycopg: text, unregistered
             cls = self.composites[name][0]
-            if self.model_type == "msgspec":
-                return _t(
-                    cls,
-                    f"from .models import {cls}",
-                    "import msgspec",
-                    decode=f"{cls}.from_record({{}})",
-                    encode="msgspec.structs.astuple({})",
-                )
-            if self.model_type == "attrs":
-                return _t(
-                    cls,
-                    f"from .models import {cls}",
-                    "import attrs",
-                    decode=f"{cls}.from_record({{}})",
-                    encode="attrs.astuple({})",
-                )
-            if self.model_type == "pydantic":
-                return _t(
-                    cls,
-                    f"from .models import {cls}",
-                    decode=f"{cls}.from_record({{}})",
-                    encode="tuple(dict({}).values())",
-                )
+            *imports, encode = COMPOSITE_ENCODE[self.model_type]
             return _t(
                 cls,
                 f"from .models import {cls}",
-                "import dataclasses",
+                *imports,
                 decode=f"{cls}.from_record({{}})",
-                encode="dataclasses.astuple({})",  # asyncpg takes a tuple, nested ones too
+                encode=encode,
             )
         if self.engine == "mysql" and name == "tinyint" and col.length == 1:
             return MYSQL_BOOL

@@ -4,6 +4,7 @@ on a throwaway database holding the schema; its parameters' and columns' types r
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -108,27 +109,23 @@ async def query_types(
         await conn.close()
 
 
-async def apply_schema(dsn: str, files: list[Path]) -> None:
-    """Run the schema files (the up-migrations, in order) on the database at `dsn`."""
+async def _execute(dsn: str, statements: Iterable[str]) -> None:
     conn = await asyncpg.connect(dsn)
     try:
-        for file in files:
-            await conn.execute(typeslock.up_section(file.read_text()))
+        for statement in statements:
+            await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def apply_schema(dsn: str, files: list[Path]) -> None:
+    """Run the schema files (the up-migrations, in order) on the database at `dsn`."""
+    await _execute(dsn, (typeslock.up_section(file.read_text()) for file in files))
 
 
 async def create_database(dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
-    finally:
-        await conn.close()
+    await _execute(dsn, [f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"])
 
 
 async def drop_database(dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _execute(dsn, [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'])

@@ -1,7 +1,6 @@
 """The catalog service as orders needs it: does a service exist, who offers it.
 
-Whether a service exists and is archived (ADR 0058), and which services a provider offers
-(its archived ones included)."""
+And is it archived (ADR 0058)? A provider's services include its archived ones."""
 
 from __future__ import annotations
 
@@ -46,6 +45,3 @@ class CatalogClient:
             if page * MAX_PAGE >= int(reply.body["meta"]["total"]):
                 return offered
             page += 1
-
-    async def close(self) -> None:
-        await self.http.close()

@@ -27,6 +27,3 @@ class DepartmentsClient:
         if reply.status == 404:
             return None
         raise ServiceUnavailable(f"departments answered {reply.status}", retry_after=1)
-
-    async def close(self) -> None:
-        await self.http.close()

@@ -1,7 +1,6 @@
 """JSON client of another HTTP service: timeout, retries, breaker, the caller's token.
 
-A small JSON client of another HTTP service: one shared aiohttp session per dependency,
-a timeout per attempt, retries for idempotent methods only, a circuit breaker, and the
+One shared aiohttp session per dependency; retries for idempotent methods only; the
 caller's Authorization and X-Request-ID forwarded (there are no service accounts); with
 tracing on, one client span per logical call and its `traceparent` sent.
 

@@ -1,7 +1,4 @@
-"""The orders service as chat needs it: an order's parties, as the caller may see them.
-
-The orders service as the chat service needs it: who are the parties of an order, as
-far as the caller may see (the caller's token is forwarded)?"""
+"""The orders service as chat needs it: an order's parties, as the caller may see them."""
 
 from __future__ import annotations
 
@@ -50,6 +47,3 @@ class OrdersClient:
             if page * MAX_PAGE >= int(reply.body["meta"]["total"]):
                 return OrderParties(customer_id, frozenset(providers))
             page += 1
-
-    async def close(self) -> None:
-        await self.http.close()

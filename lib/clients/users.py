@@ -30,6 +30,3 @@ class UsersClient:
         user = reply.body["data"]
         name = f"{user.get('first_name') or ''} {user.get('last_name') or ''}".strip()
         return name[:201] or None
-
-    async def close(self) -> None:
-        await self.http.close()

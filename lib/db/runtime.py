@@ -1,7 +1,4 @@
-"""What generated repositories need at run time: sqlc_fixup_runtime, re-exported.
-
-What generated repository code needs at run time: sqlc_fixup_runtime (the plugin's runtime
-distribution, codegen/runtime/), re-exported for Fixup's hand-written code."""
+"""What generated repositories need at run time: sqlc_fixup_runtime, re-exported."""
 
 from sqlc_fixup_runtime import (
     JSON,

@@ -1,8 +1,7 @@
 """Query spans: each generated query in a sampled trace runs in a span named by sqlc.
 
-Query spans (lib/tracing.py): a connection lent inside a sampled span is wrapped so that
-each query of the generated repositories (codegen/) runs in a client span named by its
-sqlc query name (`GetUserListPoints`), never with its SQL parameters.
+A connection lent inside a sampled span (lib/tracing.py) is wrapped; a query's span never
+holds its SQL parameters.
 
 The generated SQL starts with sqlc's own comment line, `-- name: GetUserListPoints :many`
 (codegen's rule, as sqlc's Go generator writes it): the span takes its name from there,

@@ -1,7 +1,6 @@
 """Server interceptors: the request id, then one access-log line and the metrics per call.
 
-Server interceptors: the request id (kept or made, bound to every log line, echoed in
-trailing metadata), then one access-log line and the gRPC metrics per call."""
+The request id is kept or made, bound to every log line, echoed in trailing metadata."""
 
 from __future__ import annotations
 

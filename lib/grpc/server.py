@@ -1,8 +1,7 @@
 """The gRPC server's lifecycle: start with health and reflection, stop by draining.
 
-The gRPC server's lifecycle: `serve()` starts grpc.aio with the generated services
-(through `lib.grpc.adapter`), the interceptors of `lib.grpc.interceptors`, standard health
-checking and reflection; `GrpcServer.stop()` drains gracefully.
+`serve()` adds the generated services through `lib.grpc.adapter` and the interceptors of
+`lib.grpc.interceptors`.
 """
 
 from __future__ import annotations

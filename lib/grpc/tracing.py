@@ -1,8 +1,7 @@
 """The gRPC server span: the caller's `traceparent` continued, the status code on it.
 
-The gRPC server span (lib/tracing.py): the caller's `traceparent` metadata continued,
-named `package.Service/Method`, the status code on it; first in the chain, so the request
-id and access-log interceptors run inside it. Our services' unary calls only: health
+Named `package.Service/Method` (lib/tracing.py); first in the chain, so the request id and
+access-log interceptors run inside it. Our services' unary calls only: health
 checks and reflection (`/grpc.*`) are infrastructure, not requests worth a trace."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Who may call an operation: declared once on `@operation`, enforced, documented.
 
-Who may call an operation, declared once on `@operation` (lib/http/openapi.py), enforced
-here before the handler runs and shown in the OpenAPI from the same fields.
+Enforced here before the handler runs; the OpenAPI (lib/http/openapi.py) shows the same
+fields.
 
 - `roles`: None for a public route; else the roles that may call it at all (`()` or
   `EVERY_ROLE`: any signed-in caller). No token: 401; another role: 403. Both before the

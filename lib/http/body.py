@@ -1,9 +1,9 @@
 """Strict JSON request bodies: 415, 413, 400 or 403 before the handler sees a field.
 
-Strict request bodies: JSON only (415), 1 MiB (413), well-formed (400), every string
-storable (400), no unknown fields (400), no fields the caller may not set (403), then the
-pydantic model's rules in strict mode (400): a JSON boolean is never a number and a
-numeric string never an integer or a float (docs/api.md, "JSON values").
+JSON only (415), 1 MiB (413), well-formed (400), every string storable (400), no unknown
+fields (400), no fields the caller may not set (403), then the pydantic model's rules in
+strict mode (400): a JSON boolean is never a number and a numeric string never an integer
+or a float (docs/api.md, "JSON values").
 
 A body must arrive whole within HTTP_BODY_TIMEOUT of the handler's first read of it
 (`body_deadline`), else 408 and the connection closed: handlers read their body before they

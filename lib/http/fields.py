@@ -1,7 +1,4 @@
-"""Reusable input field types, and the one rule for text SQL can store (`storable`).
-
-Reusable input field types: what every text field must satisfy before SQL sees it, and
-the one rule for every string a client sends (`storable`)."""
+"""Reusable input field types, and the one rule for text SQL can store (`storable`)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from lib.errors import ServiceUnavailable
 from lib.http import problems
 from lib.http.jsonio import dumps, json_response
 from lib.http.keys import AUTH, DB, DRAINING, KEYS_GATE_READY, REDIS, request_id
@@ -23,6 +24,11 @@ async def health(_: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+def _unavailable(request: web.Request, detail: str, retry_after: float = 1) -> web.Response:
+    error = ServiceUnavailable(detail, retry_after=retry_after)
+    return problems.from_app_error(error, request_id(request))
+
+
 async def ready(request: web.Request) -> web.Response:
     """503 naming the service's own database when it does not answer, while the replica
     drains (a balancer that probes it stops sending), or before its JWK Set first arrived
@@ -30,25 +36,11 @@ async def ready(request: web.Request) -> web.Response:
     is optional."""
     draining = request.app.get(DRAINING)
     if draining is not None and draining.is_set():
-        return problems.problem(
-            503,
-            "SERVICE_UNAVAILABLE",
-            "Service unavailable",
-            "this replica is shutting down: another one answers",
-            request_id(request),
-            headers={"Retry-After": "1"},
-        )
+        return _unavailable(request, "this replica is shutting down: another one answers")
     verifier = request.app.get(AUTH)
     gated = request.app.get(KEYS_GATE_READY, True)
     if gated and verifier is not None and not verifier.keys.published():  # JWKS_URL not yet
-        return problems.problem(
-            503,
-            "SERVICE_UNAVAILABLE",
-            "Service unavailable",
-            "no token signing key fetched yet (JWKS_URL)",
-            request_id(request),
-            headers={"Retry-After": "1"},
-        )
+        return _unavailable(request, "no token signing key fetched yet (JWKS_URL)")
     checks: dict[str, str] = {}
     db = request.app.get(DB)
     if db is not None:
@@ -57,14 +49,7 @@ async def ready(request: web.Request) -> web.Response:
                 await db.ping()
             checks["database"] = "ok"
         except Exception:
-            return problems.problem(
-                503,
-                "SERVICE_UNAVAILABLE",
-                "Service unavailable",
-                "the database does not answer",
-                request_id(request),
-                headers={"Retry-After": "5"},
-            )
+            return _unavailable(request, "the database does not answer", retry_after=5)
     redis: Any = request.app.get(REDIS)
     if redis is not None:
         try:

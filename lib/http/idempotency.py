@@ -1,8 +1,6 @@
 """Idempotency-Key for creating POSTs: a repeat replays the first response (24 h).
 
-Idempotency-Key for POSTs that create: the same key from the same caller within 24 h
-returns the first response and creates nothing new; the same key with another request
-is a 409.
+The same key from the same caller creates nothing new; with another request it is a 409.
 
 The store is the service's own `idempotency_keys` table, through the queries generated from
 `sql/common/idempotency.sql`, which each such database's sqlc.yaml lists (passed in: lib

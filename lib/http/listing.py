@@ -1,8 +1,6 @@
 """List parameters: limit, page, orderby (a whitelist), sort; anything else is a 400.
 
-List parameters (docs/api.md, "List parameters"): limit (1..1000, default 100), page
-(1-based), orderby (a per-resource whitelist), sort (asc|desc); anything unknown or
-malformed -> 400."""
+docs/api.md, "List parameters": limit 1..1000 (default 100), page 1-based."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from lib import registry
+from lib.errors import FieldError, ValidationFailed
 from lib.http import problems
 from lib.http.jsonio import json_response
 from lib.logging import get_logger
@@ -149,11 +150,8 @@ def _problem(status: int, code: str, title: str, detail: str) -> web.Response:
     return problems.problem(status, code, title, detail, "")
 
 
-class _BadQuery(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed("invalid query parameters", errors=[FieldError(field, message)])
 
 
 def _query(request: web.Request) -> tuple[int, Group]:
@@ -161,24 +159,13 @@ def _query(request: web.Request) -> tuple[int, Group]:
     try:
         limit = int(raw_limit)
     except ValueError:
-        raise _BadQuery("limit", f"must be an integer 1..{MAX_LIMIT}") from None
+        raise _invalid("limit", f"must be an integer 1..{MAX_LIMIT}") from None
     if not 1 <= limit <= MAX_LIMIT:
-        raise _BadQuery("limit", f"must be an integer 1..{MAX_LIMIT}")
+        raise _invalid("limit", f"must be an integer 1..{MAX_LIMIT}")
     group = request.query.get("group", "lineno")
     if group not in GROUPS:
-        raise _BadQuery("group", f"must be one of: {', '.join(GROUPS)}")
+        raise _invalid("group", f"must be one of: {', '.join(GROUPS)}")
     return limit, group
-
-
-def _bad_query(exc: _BadQuery) -> web.Response:
-    return problems.problem(
-        400,
-        "VALIDATION_ERROR",
-        "Validation failed",
-        "invalid query parameters",
-        "",
-        errors=[{"field": exc.field, "message": exc.message}],
-    )
 
 
 def _not_tracing() -> web.Response:
@@ -240,8 +227,8 @@ def _diff(baseline: tracemalloc.Snapshot, limit: int, group: Group) -> list[dict
 async def memory_top(request: web.Request) -> web.Response:
     try:
         limit, group = _query(request)
-    except _BadQuery as exc:
-        return _bad_query(exc)
+    except ValidationFailed as exc:
+        return problems.from_app_error(exc, "")
     if not tracemalloc.is_tracing():
         return _not_tracing()
     rows = await asyncio.to_thread(_top, limit, group)
@@ -262,8 +249,8 @@ async def memory_snapshot(request: web.Request) -> web.Response:
 async def memory_diff(request: web.Request) -> web.Response:
     try:
         limit, group = _query(request)
-    except _BadQuery as exc:
-        return _bad_query(exc)
+    except ValidationFailed as exc:
+        return problems.from_app_error(exc, "")
     profiler = request.app[PROFILER]
     if profiler.baseline is None:
         return _problem(

@@ -46,12 +46,10 @@ class SmtpMailer:
         *,
         username: str = "",
         password: str = "",
-        start_tls: bool | None = None,
         timeout: float = 10.0,
     ) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password = username or None, password or None
-        self.start_tls = start_tls
         self.timeout = timeout
 
     async def send(self, mail: Mail) -> None:
@@ -67,32 +65,7 @@ class SmtpMailer:
                 port=self.port,
                 username=self.username,
                 password=self.password,
-                start_tls=self.start_tls,
                 timeout=self.timeout,
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise MailError(f"SMTP {self.host}:{self.port}: {exc}") from exc
-
-
-def make_mailer(
-    host: str,
-    port: int,
-    sender: str,
-    *,
-    username: str = "",
-    password: str = "",
-    start_tls: bool | None = None,
-    timeout: float = 10.0,
-) -> Mailer:
-    """SMTP when `host` is set, else the log."""
-    if not host:
-        return LogMailer()
-    return SmtpMailer(
-        host,
-        port,
-        sender,
-        username=username,
-        password=password,
-        start_tls=start_tls,
-        timeout=timeout,
-    )

@@ -1,9 +1,8 @@
 """A bulkhead: blocking work in a few threads, a bounded queue, 503 when it is full.
 
-A bulkhead: blocking work (decoding, hashing) off the event loop in a few threads, with
-at most `queue` calls waiting for one. One more is refused at once with 503 and
-Retry-After instead of queueing without bound: a burst can hold at most
-`workers + queue` inputs in memory, and only `workers` of them are being worked on."""
+At most `queue` calls wait for a thread; one more is refused at once with Retry-After
+instead of queueing without bound: a burst can hold at most `workers + queue` inputs in
+memory, and only `workers` of them are being worked on."""
 
 from __future__ import annotations
 

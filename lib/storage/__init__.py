@@ -1,7 +1,4 @@
-"""Object storage for uploads: a local directory (signed URLs) or S3 (presigned URLs).
-
-Object storage for uploaded files: a local directory (signed URLs served by the app) or
-an S3-compatible bucket (presigned URLs). `open_storage()` picks one from the settings."""
+"""Object storage for uploads: a local directory (signed URLs) or S3 (presigned URLs)."""
 
 from lib.storage.base import ObjectNotFound, Storage, detect_image, new_key, read_capped
 from lib.storage.local import LocalStorage

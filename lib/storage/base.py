@@ -1,7 +1,4 @@
-"""What every storage backend offers; an upload's capped read, type and random key.
-
-What every storage backend offers, and the helpers around an upload: the capped read
-(never more than the limit + one chunk), the type by magic bytes, the random key."""
+"""What every storage backend offers; an upload's capped read, type and random key."""
 
 from __future__ import annotations
 

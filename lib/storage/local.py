@@ -1,10 +1,10 @@
 """Local directory storage, read back through the app with HMAC-signed expiring URLs.
 
-Local directory storage: files named by their random key, read back through the app's
-own route with an HMAC-SHA256 signature over the key and the expiry time. The URL names
-the signing key (`kid`, from the STORAGE_SIGNING_KEYS keyring; ADR 0036) so a URL signed
-before a rotation stays valid until it expires, as long as its key is still in the ring;
-a URL without `kid` (signed before keyrings) is checked with the legacy key."""
+Files are named by their random key; the signature is HMAC-SHA256 over the key and the
+expiry time. The URL names the signing key (`kid`, from the STORAGE_SIGNING_KEYS keyring;
+ADR 0036) so a URL signed before a rotation stays valid until it expires, as long as its key
+is still in the ring; a URL without `kid` (signed before keyrings) is checked with the
+legacy key."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """S3-compatible storage (aiobotocore), read back through presigned GET URLs.
 
-S3-compatible storage through aiobotocore: one client for the process, objects read
-back through presigned GET URLs (the bucket stays private)."""
+One client for the process; the bucket stays private."""
 
 from __future__ import annotations
 

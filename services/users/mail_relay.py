@@ -18,7 +18,7 @@ from lib.db.pool import Database
 from lib.db.scope import enter_scope, exit_scope
 from lib.http.keys import DB
 from lib.logging import get_logger
-from lib.mail import Mail, Mailer, MailError, make_mailer
+from lib.mail import LogMailer, Mail, Mailer, MailError, SmtpMailer
 from lib.metrics import OUTBOX_PENDING
 from lib.relay import Relay, Round, running
 from services.users.db import mail as q
@@ -87,14 +87,16 @@ def mail_ctx(settings: UsersSettings) -> Callable[[web.Application], AsyncIterat
     """Starts the relay with the app, stops it (mid-send rows are leased, not lost)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        mailer = make_mailer(
-            settings.smtp_host,
-            settings.smtp_port,
-            settings.smtp_from,
-            username=settings.smtp_user,
-            password=settings.smtp_password.get_secret_value(),
-            timeout=settings.smtp_timeout,
-        )
+        mailer: Mailer = LogMailer()
+        if settings.smtp_host:
+            mailer = SmtpMailer(
+                settings.smtp_host,
+                settings.smtp_port,
+                settings.smtp_from,
+                username=settings.smtp_user,
+                password=settings.smtp_password.get_secret_value(),
+                timeout=settings.smtp_timeout,
+            )
         relay = MailRelay(
             app[DB],
             mailer,

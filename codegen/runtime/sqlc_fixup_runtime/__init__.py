@@ -51,21 +51,38 @@ def status_rows(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-_MARKS = re.compile(r"%%|/\*SLICE:\w+\*/%s|%s")
+# a driver's placeholder -> its placeholders in SQL text (`%%` is a literal `%` in PyMySQL's)
+_MARKS = {"%s": re.compile(r"%%|/\*SLICE:\w+\*/%s|%s"), "?": re.compile(r"/\*SLICE:\w+\*/\?|\?")}
 
 
 @functools.cache
-def _split(sql: str) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+def _split(sql: str, mark: str) -> tuple[tuple[str, ...], tuple[bool, ...]]:
     """SQL text between placeholders, and for each placeholder whether it is a slice."""
     texts, is_slice, pos = [], [], 0
-    for match in _MARKS.finditer(sql):
+    for match in _MARKS[mark].finditer(sql):
         if match.group(0) == "%%":
             continue
         texts.append(sql[pos : match.start()])
-        is_slice.append(match.group(0) != "%s")
+        is_slice.append(match.group(0) != mark)
         pos = match.end()
     texts.append(sql[pos:])
     return tuple(texts), tuple(is_slice)
+
+
+def _expand(sql: str, args: Sequence[Any], mark: str) -> tuple[str, list[Any]]:
+    texts, is_slice = _split(sql, mark)
+    parts = [texts[0]]
+    flat: list[Any] = []
+    for value, sliced, text in zip(args, is_slice, texts[1:], strict=True):
+        if sliced:
+            items = list(value)
+            parts.append(", ".join([mark] * len(items)) if items else "NULL")
+            flat.extend(items)
+        else:
+            parts.append(mark)
+            flat.append(value)
+        parts.append(text)
+    return "".join(parts), flat
 
 
 def expand_slices(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -73,52 +90,14 @@ def expand_slices(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
 
     The generated code passes each slice argument as a list in its placeholder's place.
     """
-    texts, is_slice = _split(sql)
-    parts = [texts[0]]
-    flat: list[Any] = []
-    for value, sliced, text in zip(args, is_slice, texts[1:], strict=True):
-        if sliced:
-            items = list(value)
-            parts.append(", ".join(["%s"] * len(items)) if items else "NULL")
-            flat.extend(items)
-        else:
-            parts.append("%s")
-            flat.append(value)
-        parts.append(text)
-    return "".join(parts), flat
-
-
-_SQLITE_MARKS = re.compile(r"/\*SLICE:\w+\*/\?|\?")
-
-
-@functools.cache
-def _split_sqlite(sql: str) -> tuple[tuple[str, ...], tuple[bool, ...]]:
-    texts, is_slice, pos = [], [], 0
-    for match in _SQLITE_MARKS.finditer(sql):
-        texts.append(sql[pos : match.start()])
-        is_slice.append(match.group(0) != "?")
-        pos = match.end()
-    texts.append(sql[pos:])
-    return tuple(texts), tuple(is_slice)
+    return _expand(sql, args, "%s")
 
 
 def expand_sqlite_slices(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
     """SQLite `IN (sqlc.slice(x))`: one `?` per element, each value bound (never spliced
     into the text); an empty list matches no row (NULL). The generated SQL's `?` are
     unnumbered (codegen's plan), one argument each, a slice's as a list."""
-    texts, is_slice = _split_sqlite(sql)
-    parts = [texts[0]]
-    flat: list[Any] = []
-    for value, sliced, text in zip(args, is_slice, texts[1:], strict=True):
-        if sliced:
-            items = list(value)
-            parts.append(", ".join(["?"] * len(items)) if items else "NULL")
-            flat.extend(items)
-        else:
-            parts.append("?")
-            flat.append(value)
-        parts.append(text)
-    return "".join(parts), flat
+    return _expand(sql, args, "?")
 
 
 def utc(value: datetime.datetime) -> datetime.datetime:

@@ -74,7 +74,7 @@ def check(db: str) -> None:
         stale = differences(sql_dir(db) / outs["fresh"], sql_dir(db) / outs["real"])
     if stale:
         names = ", ".join(stale)
-        raise SqlcError(f"{db}: generated code is stale ({names}); run make sqlc db={db}")
+        raise SqlcError(f"{db}: generated code is not current ({names}); run make sqlc db={db}")
     print(f"sqlc-check: {db}: generated code and types lock are current")
 
 

@@ -57,7 +57,7 @@ def test_check_fails_on_a_stale_file(tmp_path: Path) -> None:
     sqlc.check(str(case))  # the copy is current
     golden = tmp_path / "codegen" / "golden" / "pg" / "books.py"
     golden.write_text(golden.read_text() + "# edited by hand\n")
-    with pytest.raises(sqlc.SqlcError, match=r"stale \(books.py\)"):
+    with pytest.raises(sqlc.SqlcError, match=r"not current \(stale: books.py\)"):
         sqlc.check(str(case))
 
 

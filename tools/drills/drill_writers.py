@@ -15,8 +15,7 @@ from typing import Any, Protocol
 import psycopg
 
 from tools.drills.ha_faults import FAULT_LIMIT, RECOVERY_LIMIT, Healing, Injected, nothing_to_heal
-from tools.ha.ha_postgres import wait_until
-from tools.local.local_servers import StartError
+from tools.local.local_servers import StartError, wait_until
 
 STATEMENT_TIMEOUT = 3.0  # a write's bound: past it, a failure counted, never a hang
 CONNECT_TIMEOUT = 2

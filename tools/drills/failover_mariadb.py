@@ -27,9 +27,8 @@ from tools.drills.ha_faults import Injected, kill_and_reap
 from tools.ha import ha_mariadb, ha_tier
 from tools.ha.ha_mariadb import MariaLayout
 from tools.ha.ha_mariadb_watch import FAILOVER_BOUND
-from tools.ha.ha_postgres import wait_until
 from tools.local.dbadmin import create_database, mysql_connect
-from tools.local.local_servers import StartError
+from tools.local.local_servers import StartError, wait_until
 from tools.local.ports import free_ports
 from tools.local.service_process import ServiceProcess
 from tools.migrations import migrate

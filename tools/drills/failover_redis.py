@@ -27,8 +27,8 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 from tools.drills.drill_writers import FaultResult, drive
 from tools.drills.ha_faults import Injected, nothing_to_heal
 from tools.ha import ha_tier
-from tools.ha.ha_postgres import wait_until
 from tools.ha.ha_redis import SERVICE, RedisLayout, master_address, sentinels_ready
+from tools.local.local_servers import wait_until
 
 KEY = "drill:writes"
 TIMEOUT = 1.0  # a command's and a connection's bound: past it, a failure, never a hang

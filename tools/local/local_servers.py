@@ -2,17 +2,11 @@
 
     python3 -m tools.local.local_servers up|down|status [--var var]
 
-`make run` and `make test` call `up` first: for every address the configuration names
-(each database's `<DB>_DATABASE_URL` or the registry's default server, and `REDIS_URL`), a
-server that answers is used as it is; where NOTHING listens on a loopback address, a
-PostgreSQL, MariaDB or Redis of our own is started there from the installed binaries, its
-data under `var/servers/<kind>-<port>/` (kept from one run to the next, like a dev server;
-in /var/tmp/fixup-<hash of var>/ when its user cannot pass var/: tools/local/server_homes.py),
-and `down` (Ctrl-C of `make run`, the end of `make test`) stops exactly the ones `up`
-started. A port that is taken by something else, or a non-loopback address that does not
-answer, is not ours to start: `up` names it and exits 1. Standard library only, like
-tools/packages.py: it runs before .venv exists.
-"""
+`make run` and `make test` call `up` first: for every address the configuration names, a
+server that answers is used as it is; where nothing listens on a loopback address, a
+PostgreSQL, MariaDB or Redis of our own is started there, its data under
+`var/servers/<kind>-<port>/` (tools/local/server_homes.py), and `down` stops exactly the
+ones `up` started. Standard library only: it runs before .venv exists."""
 
 from __future__ import annotations
 

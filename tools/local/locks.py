@@ -1,21 +1,13 @@
 """One lock per writing command, so two copies never both run (docs/operations.md, "Commands
 that write").
 
-Every command that writes holds a lock for as long as it writes:
-- `file_lock(name)`: commands that write files of this checkout (new-service, remove-service):
-  flock(2) on var/locks/<name>.lock. The kernel lets it go when the holder exits, even
-  killed with SIGKILL, so there is never a stale lock to break by hand.
-- `database_lock(dsn, name)`: commands that write a database (migrate up/down, seed): a
-  session-level advisory lock of that database (PostgreSQL pg_try_advisory_lock on a key
-  derived from the name; MariaDB GET_LOCK of "<database>:<name>") on a connection of its own.
-  The server lets it go when that connection ends, so a killed holder frees it too, and it
-  covers every machine that runs the command against the same database.
+- `file_lock(name)`: flock(2) on var/locks/<name>.lock, let go by the kernel when the
+  holder exits, even killed.
+- `database_lock(dsn, name)`: a session-level advisory lock of that database
+  (pg_try_advisory_lock, MariaDB's GET_LOCK), let go when its connection ends.
 
-A second copy waits for the lock up to LOCK_WAIT seconds (default 60), saying once on
-stderr what it waits for and who holds it, then gives up with one line (`LockBusy`);
-LOCK_WAIT=0 refuses at once. A command that the lock lets in after a copy was killed
-half-way finishes that copy's work (each command says how: its own module).
-"""
+A second copy waits up to LOCK_WAIT seconds (default 60; 0: refuse at once), saying once
+what it waits for, then gives up with one line (`LockBusy`)."""
 
 from __future__ import annotations
 

@@ -1,21 +1,14 @@
-"""The failover drill at the database: writes flowing through HAProxy while the primary is
-lost, then what was acknowledged is counted.
+"""The failover drill at the database: one writer per fault, through HAProxy (or `--route
+multihost`), while the primary is lost, then what was acknowledged is counted.
 
     python -m tools.drills.failover_drill [--faults postmaster,member,quorum,mariadb,redis] [--var
     var]
 
-It starts the HA tier (tools/ha/ha_tier.py) on free ports, keeps one writer committing rows
-through the primary's one address, and for each fault in turn (tools/drills/ha_faults.py) — the
-primary's postmaster SIGKILLed (Patroni restarts it or fails over), a whole member killed
-(Patroni and its PostgreSQL: the synchronous standby is promoted once the leader key
-expires), etcd at 1 of 3 members, points' MariaDB primary SIGKILLed under a points process
-awarding over gRPC through the pair's HAProxy address (its watcher promotes the replica, no
-operator step: tools/drills/failover_mariadb.py), the Redis master SIGKILLed under a writer going
-through Sentinel (tools/drills/failover_redis.py) — prints the seconds until the first write (an
-award) acknowledged after it, the failed writes by kind, the write latency p50/p99 before,
-during and after, and the invariants: every acknowledged row (award) present exactly once
-(RPO 0), no write hanging past its statement timeout.
-"""
+It starts the HA tier on free ports and, for each fault in turn (tools/drills/ha_faults.py,
+failover_mariadb.py, failover_redis.py), prints the seconds until the first write
+acknowledged after it, the failed writes by kind, the write latency p50/p99 before, during
+and after, and the invariants: every acknowledged row present exactly once, no write
+hanging past its statement timeout."""
 
 from __future__ import annotations
 

@@ -1,13 +1,7 @@
 """The failover drill's Redis fault: a writer appending numbered entries through Sentinel
-while the master is SIGKILLed; the Sentinels promote the replica, and the writer's
-acknowledged entries are then looked for on the new master.
-
-Redis replicates asynchronously: an entry the master acknowledged in the instant before
-it died, not yet sent to the replica, is lost with it. The drill counts such entries
-(at most `ALLOWED_LOSS`, the one write in flight; ADR 0033 says why that is acceptable
-for what Redis holds here). Each attempt carries a number of its own and the client does
-not retry, so an entry is never written twice.
-"""
+while the master is SIGKILLed; the writer's acknowledged entries are then looked for on the
+master the Sentinels promoted. Replication is asynchronous: the one write in flight may be
+lost (`ALLOWED_LOSS`, ADR 0033)."""
 
 from __future__ import annotations
 

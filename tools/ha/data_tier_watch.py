@@ -127,7 +127,6 @@ class DataTierWatch:
     def __init__(self, root: Path, watched: Watched, for_override: str | None = None) -> None:
         self.root = root
         self.watched = watched
-        self.interval = INTERVAL
         self.for_override = for_override  # every rule's `for:` (a test's short clock)
         self.webhook = Webhook()
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -140,7 +139,7 @@ class DataTierWatch:
     def delivery(self) -> float:
         """From an alert's condition (its `for:` elapsed) to the webhook, at most: a scrape,
         an evaluation, a group wait and a loaded machine's delays (15 intervals at load 3)."""
-        return scaled(15 * self.interval)
+        return scaled(15 * INTERVAL)
 
     def __enter__(self) -> DataTierWatch:
         try:
@@ -168,12 +167,12 @@ class DataTierWatch:
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        missing = [b for b in ("prometheus", alertmanager.BINARY) if prometheus.binary(b) is None]
-        missing += [
-            BINARIES[s.job]
-            for s in self.watched.servers
-            if prometheus.binary(BINARIES[s.job]) is None
+        needed = [
+            "prometheus",
+            alertmanager.BINARY,
+            *(BINARIES[s.job] for s in self.watched.servers),
         ]
+        missing = [name for name in needed if prometheus.binary(name) is None]
         if missing:
             raise StartError(f"{missing[0]} missing: {prometheus.INSTALL_HINT}")
         exporter_ports = free_ports(len(self.watched.servers))
@@ -186,7 +185,7 @@ class DataTierWatch:
         self.hook_server = self.webhook.serve()
         hook = f"http://127.0.0.1:{self.hook_server.server_address[1]}/hook"
         receiver = {"webhook_configs": [{"url": hook, "send_resolved": True}]}
-        wait = f"{self.interval:g}s"
+        wait = f"{INTERVAL:g}s"
         am_conf = self.root / "alertmanager.yml"
         am_conf.write_text(
             alertmanager.render(
@@ -209,9 +208,7 @@ class DataTierWatch:
         (rules / RULES.name).write_text(yaml.safe_dump(document, sort_keys=False))
         prom_conf = self.root / "prometheus.yml"
         prom_conf.write_text(
-            prometheus.local_config(
-                self.targets, f"{self.interval:g}s", f"127.0.0.1:{am_port}", rules
-            )
+            prometheus.local_config(self.targets, f"{INTERVAL:g}s", f"127.0.0.1:{am_port}", rules)
         )
         self._spawn(
             "prometheus",
@@ -298,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(
                             f"{alert['status']}: {labels['alertname']} {labels.get('instance', '')}"
                         )
-                time.sleep(watch.interval)
+                time.sleep(INTERVAL)
         except KeyboardInterrupt:
             return 0
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import string
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from tools.local.local_servers import (
 )
 from tools.local.ports import free_port
 
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "pgbouncer" / "pgbouncer.ini"
 DEFAULT_LISTEN = "127.0.0.1:6432"
 DEFAULT_SERVER = "127.0.0.1:5432"
 # server connections per database and user: what PostgreSQL sees, whatever the clients
@@ -50,7 +52,7 @@ IDLE_TIMEOUT = 60
 TEST_POOL_SIZE = 5
 TEST_IDLE_TIMEOUT = 3
 TEST_MAX_SERVER_CONN = 40
-USER = "postgres"  # PgBouncer refuses to run as root: it runs as postgres, its admin
+USER = "postgres"  # PgBouncer refuses to run as root: it runs as postgres, the ini's admin
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -89,41 +91,25 @@ class Bouncer:
 
     @property
     def pidfile(self) -> Path:
-        return self.home / "pgbouncer.pid"
+        return self.home / "pgbouncer.pid"  # the ini's
 
     @property
     def log(self) -> Path:
-        return self.home / "pgbouncer.log"
+        return self.home / "pgbouncer.log"  # the ini's
 
     def config(self) -> str:
-        host, port = split_address(self.listen)
-        server_host, server_port = split_address(self.server)
-        return "\n".join(
-            [
-                "[databases]",
-                f"* = host={server_host} port={server_port}",
-                "",
-                "[pgbouncer]",
-                f"listen_addr = {host}",
-                f"listen_port = {port}",
-                "unix_socket_dir =",
-                "auth_type = trust",
-                f"auth_file = {self.home / 'userlist.txt'}",
-                f"admin_users = {USER}",
-                "pool_mode = transaction",
-                f"default_pool_size = {self.pool_size}",
-                f"max_client_conn = {MAX_CLIENT_CONN}",
-                f"max_user_connections = {self.max_server_conn}",
-                f"server_idle_timeout = {self.idle_timeout}",
-                # a server connection goes back clean: nothing a transaction left behind
-                "server_reset_query =",
-                "server_check_delay = 1",
-                # a client that waits for a server connection longer than this gets an error
-                "query_wait_timeout = 10",
-                f"logfile = {self.log}",
-                f"pidfile = {self.pidfile}",
-                "",
-            ]
+        """deploy/pgbouncer/pgbouncer.ini for this one."""
+        (host, port), (server_host, server_port) = map(split_address, (self.listen, self.server))
+        return string.Template(CONFIG.read_text()).substitute(
+            host=host,
+            port=port,
+            server_host=server_host,
+            server_port=server_port,
+            home=self.home,
+            pool_size=self.pool_size,
+            max_client_conn=MAX_CLIENT_CONN,
+            max_server_conn=self.max_server_conn,
+            idle_timeout=self.idle_timeout,
         )
 
     def write(self) -> None:

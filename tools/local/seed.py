@@ -72,7 +72,7 @@ class CatalogService(NamedTuple):
     name: str
     description: str
     base_price: Decimal
-    currency: str
+    currency: str = "USD"
 
 
 HR = "0d000000-0000-4000-8000-000000000001"
@@ -163,7 +163,6 @@ CATALOG_SERVICES = (
         "Fix a leaking tap",
         "Diagnose and repair a dripping kitchen or bathroom tap.",
         Decimal("80.00"),
-        "USD",
     ),
     CatalogService(
         "0e000000-0000-4000-8000-000000000032",
@@ -171,7 +170,6 @@ CATALOG_SERVICES = (
         "Install a water heater",
         "Remove the old unit and install a new tank water heater.",
         Decimal("450.00"),
-        "USD",
     ),
     CatalogService(
         "0e000000-0000-4000-8000-000000000033",
@@ -179,7 +177,6 @@ CATALOG_SERVICES = (
         "Replace a power outlet",
         "Replace a worn or broken wall outlet, up to two per visit.",
         Decimal("95.00"),
-        "USD",
     ),
     CatalogService(
         "0e000000-0000-4000-8000-000000000034",
@@ -187,7 +184,6 @@ CATALOG_SERVICES = (
         "Install a ceiling light",
         "Mount and wire a ceiling light fixture you provide.",
         Decimal("120.00"),
-        "USD",
     ),
     CatalogService(
         "0e000000-0000-4000-8000-000000000035",
@@ -195,7 +191,6 @@ CATALOG_SERVICES = (
         "Apartment cleaning",
         "Two hours of standard cleaning for an apartment up to 80 m2.",
         Decimal("70.00"),
-        "USD",
     ),
     CatalogService(
         "0e000000-0000-4000-8000-000000000036",
@@ -203,7 +198,6 @@ CATALOG_SERVICES = (
         "Move-out deep clean",
         "Top-to-bottom cleaning of an empty home, appliances included.",
         Decimal("250.00"),
-        "USD",
     ),
 )
 

@@ -61,18 +61,6 @@ def redis_layout_from(ports: list[int]) -> RedisLayout:
     return RedisLayout(master=ports[0], replica=ports[1], sentinels=tuple(ports[2:PORTS_NEEDED]))
 
 
-def server_config(layout: RedisLayout, k: int, home: Path) -> str:
-    """Server k's redis.conf (0: the first master, 1: its replica)."""
-    template = string.Template((CONFIG / "redis.conf").read_text())
-    text = template.substitute(port=layout.servers[k], dir=home)
-    return text + (f"replicaof 127.0.0.1 {layout.master}\n" if k > 0 else "")
-
-
-def sentinel_config(layout: RedisLayout, k: int, home: Path) -> str:
-    text = string.Template((CONFIG / "sentinel.conf").read_text())
-    return text.substitute(port=layout.sentinels[k], dir=home, master_port=layout.master)
-
-
 def _client(port: int) -> redis.Redis:
     return redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
 
@@ -134,10 +122,12 @@ def start_redis(layout: RedisLayout, root: Path, started: list[int]) -> None:
     for tool in ("redis-server", "redis-sentinel"):
         if shutil.which(tool) is None:
             raise StartError(f"no {tool}; as root: apt-get install -y redis-server redis-sentinel")
-    for k in range(2):
+    for k, port in enumerate(layout.servers):  # the master, then its replica
         home = root / f"redis{k}"
         home.mkdir(parents=True, exist_ok=True)
-        (home / "redis.conf").write_text(server_config(layout, k, home))
+        conf = string.Template((CONFIG / "redis.conf").read_text()).substitute(port=port, dir=home)
+        replica = f"replicaof 127.0.0.1 {layout.master}\n" if k > 0 else ""
+        (home / "redis.conf").write_text(conf + replica)
         started.append(spawn(["redis-server", str(home / "redis.conf")], home / "stdout.log"))
     wait_until(
         lambda: role(layout.master) == "master", f"Redis master on {layout.master}", START_TIMEOUT
@@ -147,10 +137,13 @@ def start_redis(layout: RedisLayout, root: Path, started: list[int]) -> None:
         f"Redis replica on {layout.replica} in sync",
         START_TIMEOUT,
     )
-    for k in range(SENTINELS):
+    for k, port in enumerate(layout.sentinels):
         home = root / f"sentinel{k}"
         home.mkdir(parents=True, exist_ok=True)
-        (home / "sentinel.conf").write_text(sentinel_config(layout, k, home))
+        conf = string.Template((CONFIG / "sentinel.conf").read_text())
+        (home / "sentinel.conf").write_text(
+            conf.substitute(port=port, dir=home, master_port=layout.master)
+        )
         started.append(spawn(["redis-sentinel", str(home / "sentinel.conf")], home / "stdout.log"))
     ready = "3 Sentinels that know the master and its replica"
     wait_until(lambda: sentinels_ready(layout), ready, START_TIMEOUT)

@@ -119,10 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--route", choices=ROUTES, default="haproxy")
     args = parser.parse_args(argv)
     faults = args.faults.split(",")
-    known = list(WRITER_FAULTS)
-    unknown = [f for f in faults if f not in known]
+    unknown = [f for f in faults if f not in WRITER_FAULTS]
     if unknown:
-        print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(known)}")
+        print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(WRITER_FAULTS)}")
         return 2
     print(f"route to the primary: {args.route}", flush=True)
     try:

@@ -64,15 +64,11 @@ def _ip(*args: str) -> None:
         raise StartError(f"ip {' '.join(args)}: {done.stderr.strip() or done.returncode}")
 
 
-def _taken(subnet: str) -> bool:
-    shown = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True, check=False)
-    return f" {subnet}." in shown.stdout
-
-
 def create(net: MemberNet) -> None:
     """The bridge, then one namespace per member with its veth pair and address; a subnet
     already on this machine is refused naming it."""
-    if _taken(net.subnet):
+    shown = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True, check=False)
+    if f" {net.subnet}." in shown.stdout:
         raise StartError(f"{net.subnet}.0/24 is already on an interface of this machine")
     _ip("link", "add", net.bridge, "type", "bridge")
     _ip("addr", "add", f"{net.gateway}/24", "dev", net.bridge)

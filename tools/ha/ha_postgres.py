@@ -92,11 +92,10 @@ def _etcd_command(layout: PgLayout, k: int, root: Path) -> list[str]:
     ]
 
 
-def member_config(
-    layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None = None
-) -> dict[str, object]:
-    """Member k's own settings, merged by Patroni over deploy/patroni/patroni.yml; `extra`:
-    parameters of its own (its WAL archiving, tools/backups/ha_backups.py)."""
+def write_config(layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None) -> Path:
+    """Member k's configuration directory, as Patroni merges it (its .yml files in name
+    order): deploy/patroni/patroni.yml, then the member's own settings; `extra`: parameters
+    of its own (its WAL archiving, tools/backups/ha_backups.py)."""
     home = root / f"pg{k}"
     host = layout.host(k)
     postgresql: dict[str, object] = {
@@ -114,7 +113,7 @@ def member_config(
             f"host replication replicator {subnet} trust",
             f"host all all {subnet} trust",
         ]
-    return {
+    own = {
         "name": f"pg{k}",
         "restapi": {
             "listen": f"{host}:{layout.rest[k]}",
@@ -123,15 +122,10 @@ def member_config(
         "etcd3": {"hosts": [f"{layout.etcd_host}:{port}" for port in layout.etcd_client]},
         "postgresql": postgresql,
     }
-
-
-def write_config(layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None) -> Path:
-    """Member k's configuration directory: Patroni merges its .yml files in name order."""
-    conf = root / f"pg{k}" / "patroni"
+    conf = home / "patroni"
     conf.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(SHARED_CONFIG, conf / "00-shared.yml")
-    own = json.dumps(member_config(layout, k, root, extra), indent=1)  # JSON is YAML
-    (conf / "10-member.yml").write_text(own)
+    (conf / "10-member.yml").write_text(json.dumps(own, indent=1))  # JSON is YAML
     return conf
 
 

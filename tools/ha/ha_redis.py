@@ -140,10 +140,9 @@ def start_redis(layout: RedisLayout, root: Path, started: list[int]) -> None:
     for k, port in enumerate(layout.sentinels):
         home = root / f"sentinel{k}"
         home.mkdir(parents=True, exist_ok=True)
-        conf = string.Template((CONFIG / "sentinel.conf").read_text())
-        (home / "sentinel.conf").write_text(
-            conf.substitute(port=port, dir=home, master_port=layout.master)
-        )
+        template = string.Template((CONFIG / "sentinel.conf").read_text())
+        sentinel = template.substitute(port=port, dir=home, master_port=layout.master)
+        (home / "sentinel.conf").write_text(sentinel)
         started.append(spawn(["redis-sentinel", str(home / "sentinel.conf")], home / "stdout.log"))
     ready = "3 Sentinels that know the master and its replica"
     wait_until(lambda: sentinels_ready(layout), ready, START_TIMEOUT)

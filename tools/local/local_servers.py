@@ -76,9 +76,8 @@ def configured(*, tests: bool = False) -> list[Address]:
         urls.append(("redis", env.get("TEST_REDIS_URL") or redis_url))
     else:
         for service in registry.MICROSERVICES:
-            default = f"{registry.SERVERS[service.engine]}/fixup_{service.database}"
-            url = env.get(f"{service.database.upper()}_DATABASE_URL") or default
-            urls.append((service.engine, url))
+            url = env.get(f"{service.database.upper()}_DATABASE_URL")
+            urls.append((service.engine, url or service.default_database_url))
         urls.append(("redis", env.get("REDIS_URL") or redis_url))
     found: list[Address] = []
     for kind, url in urls:

@@ -67,14 +67,11 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def ledger_of(span: range) -> Path:
-    return Path(tempfile.gettempdir()) / f"fixup-ports-{os.getuid()}-{span.start}-{span.stop}"
-
-
 def free_ports(count: int) -> list[int]:
     """`count` distinct ports nothing on 127.0.0.1 listens on or connects from."""
     span = lane()
-    return take(span, count, ledger_of(span))
+    ledger = Path(tempfile.gettempdir()) / f"fixup-ports-{os.getuid()}-{span.start}-{span.stop}"
+    return take(span, count, ledger)
 
 
 def free_port() -> int:

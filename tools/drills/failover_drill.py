@@ -73,16 +73,14 @@ ROUTES = ("haproxy", "multihost")
 
 
 def route_dsn(layout: PgLayout, route: str) -> str:
-    """The primary through HAProxy's one address, or libpq's multi-host list that tries
-    each member until one takes writes (target_session_attrs=read-write)."""
+    """The primary through HAProxy's one address, or libpq's read-write multi-host list."""
     if route == "multihost":
         return f"{layout.multi_host_dsn}/postgres?target_session_attrs=read-write"
     return f"{layout.dsn}/postgres"
 
 
 def run(var: Path, faults: list[str], route: str = "haproxy") -> list[FaultResult]:
-    """Each fault in turn: the PostgreSQL ones on one HA tier, MariaDB's on its pair, Redis's
-    on its master, replica and Sentinels."""
+    """Each fault in turn, on a tier of the part it hits."""
     results = []
     pg_faults = [f for f in faults if f in FAULTS and f in WRITER_FAULTS]
     if pg_faults:

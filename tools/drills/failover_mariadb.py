@@ -56,8 +56,7 @@ FAILURES = {
 
 
 class AwardWrites:
-    """Awards of 1 point to one user through points' gRPC, key `drill:<n>` each; a failure
-    counted by its status (the writer counts exceptions by their class)."""
+    """Awards of 1 point to one user through points' gRPC, key `drill:<n>` each."""
 
     errors: tuple[type[Exception], ...] = (AwardUnavailable, AwardTimedOut, AwardFailed)
 
@@ -132,8 +131,7 @@ def drill_mariadb(var: Path) -> FaultResult:
 
 
 def lose_primary(var: Path, layout: MariaLayout) -> Injected:
-    """SIGKILL the primary; heal: the address on the replica (the watcher's doing), then the
-    old primary started again and fenced: read-only, following the new one."""
+    """SIGKILL the primary; heal: the address moved, the old primary back as a replica."""
     kill_and_reap(ha_tier.ledger(var)["mariadb_groups"][0])
 
     def heal() -> None:
@@ -152,8 +150,7 @@ def lose_primary(var: Path, layout: MariaLayout) -> Injected:
 
 
 def where(var: Path, layout: MariaLayout) -> str:
-    """What a drill that failed prints: where the address leads, each server's replication
-    state, and the last lines of the watcher's log."""
+    """What a failed drill prints: the address, each server's replication, the watcher's log."""
     serving = ha_mariadb.serving_port(layout.address) or "no server"
     states = []
     for port in layout.servers:

@@ -82,8 +82,7 @@ def _until(moment: float) -> None:
 
 
 def _groups(root: Path) -> list[int]:
-    """The tier's process groups as its ledger has them now (etcd's, the members',
-    HAProxy's)."""
+    """The tier's process groups as its ledger has them now."""
     return ha_tier.read_layout(root.parent)[1]
 
 

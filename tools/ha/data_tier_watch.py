@@ -269,8 +269,6 @@ class DataTierWatch:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Watch the HA tier `tools.ha.ha_tier up` recorded under `--var`, printing every alert
-    that reaches the webhook, until Ctrl-C."""
     parser = argparse.ArgumentParser(prog="python -m tools.ha.data_tier_watch", description=__doc__)
     parser.add_argument("--var", type=Path, default=Path("var"))
     args = parser.parse_args(argv)

@@ -40,8 +40,7 @@ STATE = "primary.json"  # the watcher's choice of primary, under the pair's dire
 
 @dataclass(frozen=True, slots=True)
 class MariaLayout:
-    """The ports of the pair: the first primary (server 1), its replica (server 2), and,
-    when it has one, HAProxy's address of the primary and each server's check port."""
+    """The pair's ports: primary, replica, and (0, () for a bare pair) HAProxy's and checks."""
 
     primary: int
     replica: int
@@ -113,8 +112,7 @@ def follow(port: int, primary: int, position: str = "slave_pos") -> None:
 
 
 def pair_proxy(layout: MariaLayout) -> str:
-    """HAProxy's configuration of the pair: a server in while the watcher's check port for
-    it says primary."""
+    """HAProxy's configuration of the pair: a server in while its watcher check says primary."""
     servers = [
         (f"maria{k + 1}", "127.0.0.1", port, layout.checks[k])
         for k, port in enumerate(layout.servers)

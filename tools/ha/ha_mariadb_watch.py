@@ -34,9 +34,8 @@ from tools.local.local_servers import StartError
 PROBE_INTERVAL = 0.5  # seconds between two rounds of probes
 PROBE_TIMEOUT = 1  # a probe's connect and read bound (pymysql takes whole seconds)
 DOWN_AFTER = 2.0  # seconds the chosen primary fails every probe before it is replaced
-# the longest a failover takes once the primary is gone, for the drills' bounds: noticed
-# (DOWN_AFTER, or a frozen primary's REPLICA_NET_TIMEOUT, + a probe), promoted (relay log
-# applied: well under a second here), HAProxy's next check
+# the longest a failover takes once the primary is gone (the drills' bound): noticed, the
+# relay log applied (well under a second here), HAProxy's next check
 FAILOVER_BOUND = max(DOWN_AFTER, REPLICA_NET_TIMEOUT) + PROBE_TIMEOUT + 2 * PROBE_INTERVAL + 2
 
 

@@ -65,8 +65,7 @@ def _ip(*args: str) -> None:
 
 
 def create(net: MemberNet) -> None:
-    """The bridge, then one namespace per member with its veth pair and address; a subnet
-    already on this machine is refused naming it."""
+    """The bridge, then one namespace per member with its veth pair and address."""
     shown = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True, check=False)
     if f" {net.subnet}." in shown.stdout:
         raise StartError(f"{net.subnet}.0/24 is already on an interface of this machine")

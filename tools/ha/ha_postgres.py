@@ -132,8 +132,7 @@ def write_config(layout: PgLayout, k: int, root: Path, extra: dict[str, str] | N
 def haproxy_config(
     name: str, bind: str, servers: list[tuple[str, str, int, int]], inter_ms: int, fall: int
 ) -> str:
-    """deploy/haproxy/primary.cfg for one primary's address: `servers` as (name, host, port,
-    check port)."""
+    """deploy/haproxy/primary.cfg for one address; `servers`: (name, host, port, check port)."""
     lines = "\n".join(
         f"    server {server} {host}:{port} maxconn 500 check port {check}"
         for server, host, port, check in servers
@@ -194,8 +193,7 @@ def _rest(layout: PgLayout, k: int, path: str) -> dict[str, Any]:
 
 
 def member_status(layout: PgLayout, k: int) -> dict[str, Any]:
-    """Member k's own status (role, state, timeline; on the primary its standbys as
-    pg_stat_replication has them)."""
+    """Member k's own status (role, state; on the primary, its pg_stat_replication)."""
     return _rest(layout, k, "/patroni")
 
 
@@ -235,8 +233,7 @@ def member_data(root: Path) -> list[Path]:
 
 
 def require_packages() -> None:
-    """A missing package (etcd, HAProxy, tini, PostgreSQL, Patroni's venv) is a StartError
-    naming what to install."""
+    """A StartError naming what to install: etcd, HAProxy, tini, PostgreSQL or Patroni missing."""
     for tool in ("etcd", "haproxy", "tini"):
         if sbin(tool) is None:
             raise StartError(f"no {tool}; as root: apt-get install -y etcd-server haproxy tini")
@@ -276,8 +273,7 @@ def start(
 
 
 def layout_from(ports: list[int], *, isolated: bool = False) -> PgLayout:
-    """A layout over 4 x MEMBERS + 1 ports, in the order of the fields; `isolated`: the
-    members on hosts of their own (tools/ha/ha_network.py), named after HAProxy's port."""
+    """A layout over 4 x MEMBERS + 1 ports, in the order of the fields."""
     m = MEMBERS
     return PgLayout(
         etcd_client=tuple(ports[0:m]),

@@ -117,8 +117,7 @@ def sentinels_ready(layout: RedisLayout) -> bool:
 
 
 def start_redis(layout: RedisLayout, root: Path, started: list[int]) -> None:
-    """The master, its replica, then the Sentinels, each process group appended to
-    `started` as it starts (a failure half-way still knows what to stop)."""
+    """The master, its replica, then the Sentinels, each group appended to `started`."""
     for tool in ("redis-server", "redis-sentinel"):
         if shutil.which(tool) is None:
             raise StartError(f"no {tool}; as root: apt-get install -y redis-server redis-sentinel")

@@ -206,8 +206,7 @@ def stop_group(group: int, sig: signal.Signals = signal.SIGTERM) -> None:
 
 
 def down(var: Path) -> int:
-    """Stop what `up` recorded, newest first (MariaDB's pair, the Sentinels, the Redis
-    servers, HAProxy, the members, etcd); -> how many process groups."""
+    """Stop what `up` recorded, newest first; -> how many process groups."""
     path = tier_root(var) / LEDGER
     if not path.exists():
         return 0
@@ -242,8 +241,7 @@ def stop_postmasters(root: Path) -> None:
 
 
 def restart_members(var: Path) -> None:
-    """Start again every Patroni member whose process group is gone (it rejoins as a
-    replica), and record the new groups."""
+    """Start again every member whose process group is gone, and record the new groups."""
     entry = ledger(var)
     groups: list[int] = entry["groups"]
     layout, _ = read_layout(var)

@@ -28,8 +28,7 @@ class Database:
         return f"{self.name.upper()}_DATABASE_URL"
 
     def dsn(self) -> str:
-        """The DSN from `<DB>_DATABASE_URL` (or its file: `lib.settings_sources.env_or_file`), else
-        the local default server."""
+        """`<DB>_DATABASE_URL` (or its file), else the local default server."""
         return env_or_file(self.env_var) or f"{registry.SERVERS[self.engine]}/fixup_{self.name}"
 
 

@@ -20,8 +20,7 @@ from tools.local.local_servers import StartError, hand_to, sbin, stop_pid
 from tools.local.local_servers import as_user as as_user
 from tools.time_scale import scaled
 
-# starting, stopping or initialising a server takes well under this (60 s at load 3 on
-# two cores), times FIXUP_TIME_SCALE (tools/time_scale.py)
+# a server starts, stops or initialises well within this at load 3, times FIXUP_TIME_SCALE
 START_MARGIN = scaled(60.0)
 
 

@@ -44,8 +44,7 @@ DEFAULT_PORTS: dict[Kind, int] = {"postgresql": 5432, "mysql": 3306, "redis": 63
 # the user a server runs as when we are root (Redis runs as us)
 OWNERS: dict[Kind, str | None] = {"postgresql": "postgres", "mysql": "mysql", "redis": None}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-# a server of ours starts in a few seconds; the bound (60 s, 30 s to stop) covers a
-# 2-core machine at load 3, times FIXUP_TIME_SCALE for one more loaded (tools/time_scale.py)
+# a 2-core machine at load 3, times FIXUP_TIME_SCALE (a server of ours starts in seconds)
 START_TIMEOUT = scaled(60.0)
 STOP_TIMEOUT = scaled(30.0)
 STARTED = "started.json"
@@ -149,8 +148,7 @@ def _pg_ctl(*args: str) -> list[str]:
 
 
 def start_postgresql(address: Address, home: Path) -> int | None:
-    """initdb (first time) and pg_ctl start; the cluster trusts local connections, as the
-    development servers of the README do."""
+    """initdb (first time) and pg_ctl start, trusting local connections as the README's do."""
     _own(home, "postgres")
     data, log = home / "data", home / "server.log"
     if not (data / "PG_VERSION").exists():

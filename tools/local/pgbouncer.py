@@ -46,9 +46,8 @@ DEFAULT_POOL_SIZE = 10
 MAX_CLIENT_CONN = 2000
 # seconds an idle server connection is kept (PgBouncer's default: 600)
 IDLE_TIMEOUT = 60
-# a test run makes a database per module: its pools' idle server connections are closed
-# soon, and all of them together stay within this many (max_user_connections), so a run
-# beside others on one server leaves them room under max_connections
+# a test run (a database per module): idle server connections closed soon, all of them
+# within TEST_MAX_SERVER_CONN, so runs beside it on one server keep room under max_connections
 TEST_POOL_SIZE = 5
 TEST_IDLE_TIMEOUT = 3
 TEST_MAX_SERVER_CONN = 40

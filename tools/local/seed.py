@@ -208,8 +208,7 @@ def _insert_pg(
     rows: Sequence[tuple[object, ...]],
     columns: Sequence[str] = (),
 ) -> int:
-    """An INSERT ... ON CONFLICT DO NOTHING per row into `columns` (default: the rows'
-    fields); -> the rows inserted."""
+    """INSERT ... ON CONFLICT DO NOTHING of each row; -> the rows inserted."""
     if not rows:
         return 0
     names = ", ".join(columns or getattr(rows[0], "_fields", ()))

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -104,50 +105,47 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+# take (1: taken), holder (its session; NULL: none), release, each given the lock's key
+PG_LOCK = (
+    "SELECT pg_try_advisory_lock(%s)",
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND ((classid::bigint << 32) | objid::bigint) = %s",
+    "SELECT pg_advisory_unlock(%s)",
+)
+MY_LOCK = ("SELECT GET_LOCK(%s, 0)", "SELECT IS_USED_LOCK(%s)", "SELECT RELEASE_LOCK(%s)")
+
+
 @contextlib.contextmanager
 def database_lock(dsn: str, name: str, *, wait: float | None = None) -> Iterator[None]:
     """Hold the advisory lock `name` of the database of `dsn` for the block."""
     database = database_name(dsn)
-    what = f"the {name} lock of database {database}"
+    conn: Any
+    key: int | str
     if engine_of(dsn) == "postgresql":
+        conn = psycopg.connect(psycopg_dsn(dsn), autocommit=True)
         key = advisory_key(name)
-        with psycopg.connect(psycopg_dsn(dsn), autocommit=True) as pg:
+        take, holder, release = PG_LOCK
+        who = "server process"
+    else:
+        conn = mysql_connect(dsn)
+        key = f"{database}:{name}"[:64]  # GET_LOCK names are server-wide, at most 64 chars
+        take, holder, release = MY_LOCK
+        who = "server connection"
 
-            def take() -> bool:
-                row = pg.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-                return bool(row and row[0])
-
-            def holder() -> str:
-                row = pg.execute(
-                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                    " AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE"
-                    " datname = current_database())"
-                    " AND ((classid::bigint << 32) | objid::bigint) = %s",
-                    (key,),
-                ).fetchone()
-                return f"server process {row[0]}" if row else "a session that just ended"
-
-            acquire(take, what, holder, wait)
-            try:
-                yield
-            finally:
-                pg.execute("SELECT pg_advisory_unlock(%s)", (key,))
-        return
-    label = f"{database}:{name}"[:64]  # GET_LOCK names are server-wide, at most 64 chars
-    with mysql_connect(dsn) as my, my.cursor() as cur:
-
-        def take_my() -> bool:
-            cur.execute("SELECT GET_LOCK(%s, 0)", (label,))
+    def one(sql: str) -> Any:
+        with conn.cursor() as cur:
+            cur.execute(sql, (key,))
             row = cur.fetchone()
-            return bool(row and row[0] == 1)
+        return row[0] if row else None
 
-        def holder_my() -> str:
-            cur.execute("SELECT IS_USED_LOCK(%s)", (label,))
-            row = cur.fetchone()
-            return f"server connection {row[0]}" if row and row[0] else "a session that just ended"
+    def held_by() -> str:
+        session = one(holder)
+        return f"{who} {session}" if session else "a session that just ended"
 
-        acquire(take_my, what, holder_my, wait)
+    with conn:
+        acquire(lambda: one(take) == 1, f"the {name} lock of database {database}", held_by, wait)
         try:
             yield
         finally:
-            cur.execute("SELECT RELEASE_LOCK(%s)", (label,))
+            one(release)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -36,7 +34,7 @@ from tools.deploy import alertmanager, prometheus
 from tools.deploy.db_exporters import BINARIES, Job, Server, command
 from tools.ha import ha_tier
 from tools.ha.ha_mariadb import MariaLayout
-from tools.ha.ha_postgres import PgLayout
+from tools.ha.ha_postgres import PgLayout, spawn
 from tools.ha.ha_redis import RedisLayout
 from tools.local.local_servers import StartError, wait_until
 from tools.local.ports import free_ports
@@ -129,7 +127,7 @@ class DataTierWatch:
         self.watched = watched
         self.for_override = for_override  # every rule's `for:` (a test's short clock)
         self.webhook = Webhook()
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.groups: list[int] = []  # each process's group (ha_postgres.spawn)
         self.hook_server: ThreadingHTTPServer | None = None
         self.targets: dict[str, list[str]] = {}
         self.prometheus_url = ""
@@ -155,15 +153,7 @@ class DataTierWatch:
         self.stop()
 
     def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
-        with (self.root / f"{name}.log").open("ab") as log:
-            self.procs.append(
-                subprocess.Popen(
-                    list(argv),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, **(env or {})},
-                )
-            )
+        self.groups.append(spawn(argv, self.root / f"{name}.log", env=env))
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -220,16 +210,8 @@ class DataTierWatch:
             wait_until(partial(_ready, f"{url}/-/ready"), f"{url} ready", START_TIMEOUT)
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        self.procs.clear()
+        while self.groups:
+            ha_tier.stop_group(self.groups.pop())
         if self.hook_server is not None:
             self.hook_server.shutdown()
             self.hook_server.server_close()

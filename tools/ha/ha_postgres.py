@@ -15,7 +15,7 @@ import shutil
 import string
 import subprocess
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,20 +151,26 @@ def primary_proxy(layout: PgLayout) -> str:
 
 
 def spawn(
-    command: list[str], log: Path, *, as_postgres: bool = False, prefix: tuple[str, ...] = ()
+    command: Sequence[str],
+    log: Path,
+    *,
+    as_postgres: bool = False,
+    prefix: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> int:
     """`command` leading a session of its own (ha_tier.stop_group ends it), its output to
     `log`; `as_postgres`: as that user when we are root, from `log`'s directory (it cannot
-    always enter the caller's); `prefix`: what runs it (a reaper, a member's host)."""
-    if as_postgres and os.geteuid() == 0:
-        command = ["runuser", "-u", "postgres", "--", *command]
+    always enter the caller's); `prefix`: what runs it (a reaper, a member's host); `env`:
+    added to ours."""
+    user = ("runuser", "-u", "postgres", "--") if as_postgres and os.geteuid() == 0 else ()
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [*prefix, *command],
+            [*prefix, *user, *command],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=log.parent if as_postgres else None,
+            env={**os.environ, **env} if env else None,
         )
     return proc.pid
 

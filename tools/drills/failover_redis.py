@@ -88,12 +88,9 @@ def drill_redis(var: Path) -> FaultResult:
     def count(acked_ids: list[int]) -> dict[int, int]:
         address = master_address(layout)
         assert address is not None, "no Redis master after the drill"
-        client = redis.Redis(host=address[0], port=address[1], socket_timeout=TIMEOUT)
-        try:
+        with redis.Redis(host=address[0], port=address[1], socket_timeout=TIMEOUT) as client:
             entries = Counter(int(e) for e in client.lrange(KEY, 0, -1))
             client.delete(KEY)
-        finally:
-            client.close()
         return {n: entries[n] for n in acked_ids if entries[n]}
 
     writes = RedisWrites(layout)

@@ -87,6 +87,13 @@ def execute(port: int, *statements: str) -> None:
             cur.execute(statement)
 
 
+def fetch(port: int, sql: str, *args: object, **kwargs: Any) -> Any:
+    """The first row `sql` answers on `port`; None when it answers none."""
+    with connect(port, **kwargs) as conn, conn.cursor() as cur:
+        cur.execute(sql, args or None)
+        return cur.fetchone()
+
+
 def start_server(layout: MariaLayout, root: Path, server_id: int) -> int:
     """Server 1 or 2 (read-only, whatever it was); -> its pid, which leads its group."""
     port = layout.servers[server_id - 1]
@@ -124,9 +131,7 @@ def pair_proxy(layout: MariaLayout) -> str:
 def serving_port(address: int) -> int | None:
     """The server HAProxy's address reaches now (its @@port), None while none."""
     try:
-        with connect(address, read_timeout=2) as conn, conn.cursor() as cur:
-            cur.execute("SELECT @@port")
-            row = cur.fetchone()
+        row = fetch(address, "SELECT @@port", read_timeout=2)
     except pymysql.MySQLError:
         return None
     return None if row is None else int(row[0])
@@ -163,9 +168,7 @@ def start(layout: MariaLayout, root: Path, started: list[int]) -> None:
 
 
 def replica_status(port: int) -> dict[str, Any]:
-    with connect(port, cursorclass=pymysql.cursors.DictCursor) as conn, conn.cursor() as cur:
-        cur.execute("SHOW SLAVE STATUS")
-        return dict(cur.fetchone() or {})
+    return dict(fetch(port, "SHOW SLAVE STATUS", cursorclass=pymysql.cursors.DictCursor) or {})
 
 
 def promote(port: int) -> float:
@@ -176,9 +179,7 @@ def promote(port: int) -> float:
     if status:
         # everything the replica received (its IO thread's GTID position) applied first
         received = str(status.get("Gtid_IO_Pos") or "")
-        with connect(port) as conn, conn.cursor() as cur:
-            cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (received, APPLY_TIMEOUT))
-            row = cur.fetchone()
+        row = fetch(port, "SELECT MASTER_GTID_WAIT(%s, %s)", received, APPLY_TIMEOUT)
         if row is None or int(row[0]) != 0:
             raise StartError(f"the replica on {port} did not apply {received} in time")
         execute(port, "STOP SLAVE", "RESET SLAVE ALL")

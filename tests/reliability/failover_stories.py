@@ -48,12 +48,12 @@ from tools.ha import ha_tier
 from tools.ha.data_tier_watch import DataTierWatch, Watched
 from tools.ha.ha_mariadb import MariaLayout
 from tools.ha.ha_postgres import PgLayout, primary_member
-from tools.ha.ha_postgres import wait_until as wait_for_tier
 from tools.ha.ha_redis import RedisLayout, sentinels_ready
 from tools.ha.run_ha import database_env
 from tools.local.databases import get_database
 from tools.local.dbadmin import mysql_connect
 from tools.local.local_servers import StartError
+from tools.local.local_servers import wait_until as wait_for_tier
 from tools.local.service_process import PROCESS_MARGIN
 
 ROOT = Path(__file__).resolve().parents[2]

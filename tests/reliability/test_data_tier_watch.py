@@ -98,7 +98,8 @@ def test_a_stopped_mariadb_replica_reaches_the_webhook() -> None:
         root = Path(directory)
         root.chmod(0o755)  # the mysql user runs the servers
         layout = MariaLayout(*free_ports(2))
-        pids = ha_mariadb.start(layout, root / "maria")
+        pids: list[int] = []
+        ha_mariadb.start(layout, root / "maria", pids)
         try:
             watched = Watched.of_tier(mariadb=layout)
             with DataTierWatch(root / "watch", watched, for_override="1s") as watch:

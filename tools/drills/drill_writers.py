@@ -15,8 +15,7 @@ from typing import Any, Protocol
 import psycopg
 
 from tools.drills.ha_faults import FAULT_LIMIT, RECOVERY_LIMIT, Healing, Injected, nothing_to_heal
-from tools.ha.ha_postgres import wait_until
-from tools.local.local_servers import StartError
+from tools.local.local_servers import StartError, wait_until
 
 STATEMENT_TIMEOUT = 3.0  # a write's bound: past it, a failure counted, never a hang
 CONNECT_TIMEOUT = 2
@@ -87,8 +86,7 @@ class Writer:
         return next((t for t in self.failed_at if t > moment), None)
 
     def recovered_since(self, moment: float) -> bool:
-        """A write acknowledged after the first failure that followed `moment` (or after
-        `moment` once a second has passed with no failure at all)."""
+        """A write acknowledged since the first failure after `moment` (or, none, a second on)."""
         outage = self.first_failure_after(moment)
         if outage is None:
             return time.monotonic() - moment > 1.0 and self.acked_after(moment) > 0

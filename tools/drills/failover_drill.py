@@ -1,21 +1,14 @@
-"""The failover drill at the database: writes flowing through HAProxy while the primary is
-lost, then what was acknowledged is counted.
+"""The failover drill at the database: one writer per fault, through HAProxy (or `--route
+multihost`), while the primary is lost, then what was acknowledged is counted.
 
     python -m tools.drills.failover_drill [--faults postmaster,member,quorum,mariadb,redis] [--var
     var]
 
-It starts the HA tier (tools/ha/ha_tier.py) on free ports, keeps one writer committing rows
-through the primary's one address, and for each fault in turn (tools/drills/ha_faults.py) — the
-primary's postmaster SIGKILLed (Patroni restarts it or fails over), a whole member killed
-(Patroni and its PostgreSQL: the synchronous standby is promoted once the leader key
-expires), etcd at 1 of 3 members, points' MariaDB primary SIGKILLed under a points process
-awarding over gRPC through the pair's HAProxy address (its watcher promotes the replica, no
-operator step: tools/drills/failover_mariadb.py), the Redis master SIGKILLed under a writer going
-through Sentinel (tools/drills/failover_redis.py) — prints the seconds until the first write (an
-award) acknowledged after it, the failed writes by kind, the write latency p50/p99 before,
-during and after, and the invariants: every acknowledged row (award) present exactly once
-(RPO 0), no write hanging past its statement timeout.
-"""
+It starts the HA tier on free ports and, for each fault in turn (tools/drills/ha_faults.py,
+failover_mariadb.py, failover_redis.py), prints the seconds until the first write
+acknowledged after it, the failed writes by kind, the write latency p50/p99 before, during
+and after, and the invariants: every acknowledged row present exactly once, no write
+hanging past its statement timeout."""
 
 from __future__ import annotations
 
@@ -80,16 +73,14 @@ ROUTES = ("haproxy", "multihost")
 
 
 def route_dsn(layout: PgLayout, route: str) -> str:
-    """The primary through HAProxy's one address, or libpq's multi-host list that tries
-    each member until one takes writes (target_session_attrs=read-write)."""
+    """The primary through HAProxy's one address, or libpq's read-write multi-host list."""
     if route == "multihost":
         return f"{layout.multi_host_dsn}/postgres?target_session_attrs=read-write"
     return f"{layout.dsn}/postgres"
 
 
 def run(var: Path, faults: list[str], route: str = "haproxy") -> list[FaultResult]:
-    """Each fault in turn: the PostgreSQL ones on one HA tier, MariaDB's on its pair, Redis's
-    on its master, replica and Sentinels."""
+    """Each fault in turn, on a tier of the part it hits."""
     results = []
     pg_faults = [f for f in faults if f in FAULTS and f in WRITER_FAULTS]
     if pg_faults:
@@ -126,10 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--route", choices=ROUTES, default="haproxy")
     args = parser.parse_args(argv)
     faults = args.faults.split(",")
-    known = list(WRITER_FAULTS)
-    unknown = [f for f in faults if f not in known]
+    unknown = [f for f in faults if f not in WRITER_FAULTS]
     if unknown:
-        print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(known)}")
+        print(f"failover drill: unknown fault {unknown[0]!r}; known: {', '.join(WRITER_FAULTS)}")
         return 2
     print(f"route to the primary: {args.route}", flush=True)
     try:

@@ -1,19 +1,13 @@
 """The failover drill's MariaDB fault: a real points process awarding points over gRPC,
 through the pair's HAProxy address, while the primary is SIGKILLed, with no operator step.
 
-The watcher (tools/ha/ha_mariadb_watch.py) calls the primary lost after DOWN_AFTER, promotes
-the replica (its relay log applied first), and HAProxy's check moves the address; points'
-pool drops the connections HAProxy cut (503s meanwhile) and opens new ones on the new
-primary without a restart. The old primary is then started again: it must come back
-read-only and follow the new one. Each award carries an idempotency key of its own (one per
-attempt, never retried): the awards points acknowledged are looked for in the new primary's
-ledger, each exactly once, and the balance must be the ledger's sum (nothing applied twice).
-"""
+The watcher promotes the replica; the old primary, started again, must come back read-only
+and follow it. Each award carries an idempotency key of its own (never retried): the
+acknowledged ones must be in the new primary's ledger exactly once, the balance its sum."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,10 +20,9 @@ from tools.drills.drill_writers import CONNECT_TIMEOUT, STATEMENT_TIMEOUT, Fault
 from tools.drills.ha_faults import Injected, kill_and_reap
 from tools.ha import ha_mariadb, ha_tier
 from tools.ha.ha_mariadb import MariaLayout
-from tools.ha.ha_mariadb_watch import FAILOVER_BOUND
-from tools.ha.ha_postgres import wait_until
-from tools.local.dbadmin import create_database, mysql_connect
-from tools.local.local_servers import StartError
+from tools.ha.ha_mariadb_watch import FAILOVER_BOUND, probe
+from tools.local.dbadmin import create_database
+from tools.local.local_servers import StartError, wait_until
 from tools.local.ports import free_ports
 from tools.local.service_process import ServiceProcess
 from tools.migrations import migrate
@@ -63,8 +56,7 @@ FAILURES = {
 
 
 class AwardWrites:
-    """Awards of 1 point to one user through points' gRPC, key `drill:<n>` each; a failure
-    counted by its status (the writer counts exceptions by their class)."""
+    """Awards of 1 point to one user through points' gRPC, key `drill:<n>` each."""
 
     errors: tuple[type[Exception], ...] = (AwardUnavailable, AwardTimedOut, AwardFailed)
 
@@ -92,22 +84,6 @@ class AwardWrites:
         if self.channel is not None:
             self.channel.close()
         self.channel = None
-
-
-def ledger_counts(port: int, user_id: str) -> tuple[dict[int, int], int, int]:
-    """(rows per award number, the ledger's sum, the balance) of `user_id` on `port`."""
-    server = f"mysql://root@127.0.0.1:{port}"
-    with mysql_connect(server, database=DATABASE) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT idempotency_key, count(*), sum(delta) FROM points_ledger"
-            " WHERE user_id = %s GROUP BY 1",
-            (user_id,),
-        )
-        rows = cur.fetchall()
-        cur.execute("SELECT points FROM user_points WHERE user_id = %s", (user_id,))
-        balance = cur.fetchone()
-    counts = {int(str(key).split(":", 1)[1]): int(n) for key, n, _ in rows}
-    return counts, sum(int(s) for _, _, s in rows), int(balance[0]) if balance else 0
 
 
 def points_process(var: Path, dsn: str) -> tuple[ServiceProcess, int]:
@@ -155,10 +131,8 @@ def drill_mariadb(var: Path) -> FaultResult:
 
 
 def lose_primary(var: Path, layout: MariaLayout) -> Injected:
-    """SIGKILL the primary; heal: the address on the replica (the watcher's doing), then the
-    old primary started again and fenced: read-only, following the new one."""
-    groups = json.loads((ha_tier.tier_root(var) / ha_tier.LEDGER).read_text())["mariadb_groups"]
-    kill_and_reap(int(groups[0]))
+    """SIGKILL the primary; heal: the address moved, the old primary back as a replica."""
+    kill_and_reap(ha_tier.ledger(var)["mariadb_groups"][0])
 
     def heal() -> None:
         moved = f"HAProxy's address {layout.address} on {layout.replica} (the watcher's)"
@@ -176,8 +150,7 @@ def lose_primary(var: Path, layout: MariaLayout) -> Injected:
 
 
 def where(var: Path, layout: MariaLayout) -> str:
-    """What a drill that failed prints: where the address leads, each server's replication
-    state, and the last lines of the watcher's log."""
+    """What a failed drill prints: the address, each server's replication, the watcher's log."""
     serving = ha_mariadb.serving_port(layout.address) or "no server"
     states = []
     for port in layout.servers:
@@ -197,21 +170,25 @@ def where(var: Path, layout: MariaLayout) -> str:
 
 
 def fenced(layout: MariaLayout) -> bool:
-    try:
-        status = ha_mariadb.replica_status(layout.primary)
-        with ha_mariadb.connect(layout.primary) as conn, conn.cursor() as cur:
-            cur.execute("SELECT @@read_only")
-            row = cur.fetchone()
-    except (pymysql.MySQLError, OSError):  # still starting
-        return False
+    seen = probe(layout.primary)  # None: still starting
+    status = {} if seen is None else seen.replica
     running = status.get("Slave_SQL_Running") == "Yes" and status.get("Slave_IO_Running") == "Yes"
-    return running and status.get("Master_Port") == layout.replica and row == (1,)
+    return running and status.get("Master_Port") == layout.replica and bool(seen and seen.read_only)
 
 
 def counted(layout: MariaLayout, user_id: str) -> dict[int, int]:
     """Rows per award number in the new primary's ledger; a balance that is not the
     ledger's sum (an award applied twice beside its row) fails the drill."""
-    counts, total, balance = ledger_counts(layout.replica, user_id)
+    with ha_mariadb.connect(layout.replica, database=DATABASE) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT idempotency_key, count(*), sum(delta) FROM points_ledger"
+            " WHERE user_id = %s GROUP BY 1",
+            (user_id,),
+        )
+        rows = cur.fetchall()
+        cur.execute("SELECT points FROM user_points WHERE user_id = %s", (user_id,))
+        balance = int((cur.fetchone() or (0,))[0])
+    total = sum(int(s) for _, _, s in rows)
     if balance != total:
         raise StartError(f"the balance {balance} is not the ledger's sum {total}")
-    return counts
+    return {int(str(key).split(":", 1)[1]): int(n) for key, n, _ in rows}

@@ -1,13 +1,7 @@
 """The failover drill's Redis fault: a writer appending numbered entries through Sentinel
-while the master is SIGKILLed; the Sentinels promote the replica, and the writer's
-acknowledged entries are then looked for on the new master.
-
-Redis replicates asynchronously: an entry the master acknowledged in the instant before
-it died, not yet sent to the replica, is lost with it. The drill counts such entries
-(at most `ALLOWED_LOSS`, the one write in flight; ADR 0033 says why that is acceptable
-for what Redis holds here). Each attempt carries a number of its own and the client does
-not retry, so an entry is never written twice.
-"""
+while the master is SIGKILLed; the writer's acknowledged entries are then looked for on the
+master the Sentinels promoted. Replication is asynchronous: the one write in flight may be
+lost (`ALLOWED_LOSS`, ADR 0033)."""
 
 from __future__ import annotations
 
@@ -27,8 +21,8 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 from tools.drills.drill_writers import FaultResult, drive
 from tools.drills.ha_faults import Injected, nothing_to_heal
 from tools.ha import ha_tier
-from tools.ha.ha_postgres import wait_until
 from tools.ha.ha_redis import SERVICE, RedisLayout, master_address, sentinels_ready
+from tools.local.local_servers import wait_until
 
 KEY = "drill:writes"
 TIMEOUT = 1.0  # a command's and a connection's bound: past it, a failure, never a hang
@@ -94,12 +88,9 @@ def drill_redis(var: Path) -> FaultResult:
     def count(acked_ids: list[int]) -> dict[int, int]:
         address = master_address(layout)
         assert address is not None, "no Redis master after the drill"
-        client = redis.Redis(host=address[0], port=address[1], socket_timeout=TIMEOUT)
-        try:
+        with redis.Redis(host=address[0], port=address[1], socket_timeout=TIMEOUT) as client:
             entries = Counter(int(e) for e in client.lrange(KEY, 0, -1))
             client.delete(KEY)
-        finally:
-            client.close()
         return {n: entries[n] for n in acked_ids if entries[n]}
 
     writes = RedisWrites(layout)

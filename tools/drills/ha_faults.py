@@ -1,11 +1,7 @@
-"""The faults the drills inject into the HA tier, and how each one heals.
-
-Each fault takes the tier's directory and layout and returns an `Injected`: what was done,
-and `heal()`, which blocks until the fault is over (a frozen member resumed, a cut one
-healed, a lost one started again once another member is primary). A drill runs the heal
-beside its load (`Healing`) and starts its "after" phase once the tier has settled again:
-tools/drills/failover_drill.py under one direct writer, tests/reliability/failover_stories.py
-under the story load.
+"""The faults the drills inject into the HA tier, and how each one heals: each takes the
+tier's directory and layout and returns an `Injected`, whose heal a drill runs beside its
+load (`Healing`): tools/drills/failover_drill.py under one direct writer,
+tests/reliability/failover_stories.py under the story load.
 """
 
 from __future__ import annotations
@@ -29,9 +25,9 @@ from tools.ha.ha_postgres import (
     postmaster_pid,
     primary_member,
     sync_standby,
-    wait_until,
 )
-from tools.local.local_servers import StartError
+from tools.ha.ha_tier import signal_groups
+from tools.local.local_servers import StartError, wait_until
 
 # the first write after a fault: the leader key's TTL, an election, HAProxy's checks
 RECOVERY_LIMIT = 3 * TTL + 15
@@ -45,8 +41,8 @@ FAULT_LIMIT = max(FREEZE, PARTITION, QUORUM_LOSS, STANDBYS_LOST) + RECOVERY_LIMI
 
 def settled(layout: PgLayout) -> bool:
     """A primary whose own PostgreSQL streams to every other member, one of them
-    synchronous (pg_stat_replication through its REST API: what the DCS says of a member
-    that has just woken up or restarted can be a moment old), and named so in the DCS."""
+    synchronous (its pg_stat_replication: the DCS's word can be a moment old), and named
+    so in the DCS."""
     k = primary_member(layout)
     if k is None:
         return False
@@ -55,15 +51,13 @@ def settled(layout: PgLayout) -> bool:
     streaming = [r for r in standbys if isinstance(r, dict) and r.get("state") == "streaming"]
     if len(streaming) != MEMBERS - 1 or not any(r.get("sync_state") == "sync" for r in streaming):
         return False
-    # and Patroni has recorded that standby as the one it may promote (its /sync key): in
-    # the moment between, strict mode has no candidate and a lost primary is not replaced
+    # until Patroni records it (its /sync key), strict mode has no candidate to promote
     return sync_standby(layout) is not None
 
 
 def kill_and_reap(pid: int) -> None:
-    """SIGKILL, then reap it when it is ours: Patroni detaches its postmaster, so under a
-    subreaper (the test suite) the orphan's parent is this process, and an unreaped zombie
-    would look alive to Patroni, which would then never fail over."""
+    """SIGKILL, then reap it when it is ours (under the test suite's subreaper an orphaned
+    postmaster is: unreaped, its zombie would look alive to Patroni)."""
     with contextlib.suppress(ProcessLookupError):  # gone with its Patroni's group already
         os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
@@ -72,10 +66,7 @@ def kill_and_reap(pid: int) -> None:
 
 @dataclass(frozen=True)
 class Injected:
-    """A fault as injected: what was done, and `heal()`, which blocks until the fault is
-    over (a frozen member resumed, etcd's members back, a lost member started again); the
-    drill runs it beside the load and starts its "after" phase once it has returned and
-    the cluster has settled."""
+    """A fault as injected: what was done, and `heal()`, which blocks until it is over."""
 
     what: str
     heal: Callable[[], None]
@@ -91,16 +82,13 @@ def _until(moment: float) -> None:
 
 
 def _groups(root: Path) -> list[int]:
-    """The tier's process groups as its ledger has them now (etcd's, the members' Patroni,
-    HAProxy's): a member started again has a new one."""
+    """The tier's process groups as its ledger has them now."""
     return ha_tier.read_layout(root.parent)[1]
 
 
 def _member_groups(root: Path, k: int) -> tuple[int, ...]:
-    """Member k's process groups: those of its tini's session (tini's, Patroni's), and
-    its postmaster's when one runs (Patroni starts it in a session of its own, led by a
-    helper that has exited: the group is not the postmaster's pid; its backends are in it
-    too)."""
+    """Member k's process groups: its tini's session's (tini's, Patroni's), and its
+    postmaster's when one runs (Patroni starts it in a session of its own)."""
     patroni = tuple(ha_tier.session_groups(_groups(root)[MEMBERS + k]))
     try:
         return *patroni, os.getpgid(postmaster_pid(root, k))
@@ -110,29 +98,19 @@ def _member_groups(root: Path, k: int) -> tuple[int, ...]:
 
 def _kill_member(root: Path, k: int) -> None:
     """Member k's Patroni and PostgreSQL SIGKILLed, the postmaster reaped when it is ours."""
-    try:
-        postmaster: int | None = postmaster_pid(root, k)
-    except (OSError, ValueError):
-        postmaster = None  # none running
-    _signal_groups(_member_groups(root, k), signal.SIGKILL)
-    if postmaster is not None:
-        kill_and_reap(postmaster)
-
-
-def _signal_groups(groups: tuple[int, ...], sig: signal.Signals) -> None:
-    for group in groups:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, sig)
+    signal_groups(_member_groups(root, k), signal.SIGKILL)
+    with contextlib.suppress(OSError, ValueError):  # no postmaster.pid: none running
+        kill_and_reap(postmaster_pid(root, k))
 
 
 def _paused(groups: tuple[int, ...], seconds: float, what: str) -> Injected:
     """`groups` stopped (SIGSTOP) now, resumed by the heal once `seconds` have passed."""
-    _signal_groups(groups, signal.SIGSTOP)
+    signal_groups(groups, signal.SIGSTOP)
     resume_at = time.monotonic() + seconds
 
     def heal() -> None:
         _until(resume_at)
-        _signal_groups(groups, signal.SIGCONT)
+        signal_groups(groups, signal.SIGCONT)
 
     return Injected(what, heal)
 
@@ -154,8 +132,7 @@ def kill_member(root: Path, layout: PgLayout) -> Injected:
     k = _the_primary(layout)
     _kill_member(root, k)
 
-    def heal() -> None:  # once another member is primary: started at once, it would still
-        # hold its own unexpired leader key and simply carry on as the primary
+    def heal() -> None:  # started before another is primary, it would keep its leader key
         wait_until(lambda: primary_member(layout) not in (None, k), "a new primary", FAULT_LIMIT)
         ha_tier.restart_members(root.parent)
 
@@ -175,10 +152,8 @@ def freeze_member(root: Path, layout: PgLayout) -> Injected:
 
 
 def partition_member(root: Path, layout: PgLayout) -> Injected:
-    """The primary member cut off from everything (etcd, the other members, HAProxy) for
-    PARTITION seconds, then healed: on its side nothing can be acknowledged (its standby is
-    out of reach) and its Patroni, reaching neither etcd nor every member, demotes it; on
-    the other side the standby is promoted once the leader key expires."""
+    """The primary member cut off from everything for PARTITION seconds, then healed: its
+    Patroni demotes it, and the standby is promoted once the leader key expires."""
     if layout.net is None:
         raise StartError("a partition needs the members on hosts of their own (--isolated)")
     net = layout.net
@@ -226,8 +201,7 @@ FAULTS = {
 
 
 class Healing:
-    """An injected fault's heal() in a thread of its own, beside the load; `join()` waits
-    for it (bounded) and raises what it raised."""
+    """An injected fault's heal() in a thread beside the load; `join()` raises what it raised."""
 
     def __init__(self, injected: Injected) -> None:
         self.error: BaseException | None = None
@@ -249,9 +223,8 @@ class Healing:
 
 
 def wait_settled(layout: PgLayout) -> None:
-    """Every member running with a synchronous standby named: a fault lands on such a
-    cluster (Patroni promotes only that standby, so a fault before it is named waits for a
-    human), and the load after a fault runs on one again."""
+    """Every member running with a synchronous standby named (Patroni promotes only that
+    one), before a fault and after it."""
     wait_until(
         lambda: settled(layout), "every member running with a sync standby", 2 * RECOVERY_LIMIT
     )

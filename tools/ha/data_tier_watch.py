@@ -7,10 +7,6 @@ and a real Alertmanager (tools/deploy/alertmanager.py's routing) posting to a we
         ...kill the primary...
         note = watch.wait_for_alert("PostgresPrimaryChanged", timeout)
 
-Short clocks (`interval`: scrape, evaluation, Alertmanager's group waits) make an alert
-reach the webhook within `delivery` of its condition; the rules' own `for:` is kept unless
-`for_override` replaces it (a test that stops a replica need not wait a minute).
-Everything runs under `root` on free loopback ports and stops on leaving the block.
 `python -m tools.ha.data_tier_watch [--var var]` watches the tier `tools.ha.ha_tier up` recorded
 there and prints each alert as it arrives, until Ctrl-C.
 """
@@ -19,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -28,6 +22,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -39,9 +34,9 @@ from tools.deploy import alertmanager, prometheus
 from tools.deploy.db_exporters import BINARIES, Job, Server, command
 from tools.ha import ha_tier
 from tools.ha.ha_mariadb import MariaLayout
-from tools.ha.ha_postgres import PgLayout
+from tools.ha.ha_postgres import PgLayout, spawn
 from tools.ha.ha_redis import RedisLayout
-from tools.local.local_servers import StartError
+from tools.local.local_servers import StartError, wait_until
 from tools.local.ports import free_ports
 from tools.time_scale import scaled
 
@@ -65,9 +60,7 @@ class Watched:
         redis: RedisLayout | None = None,
         mariadb: MariaLayout | None = None,
     ) -> Watched:
-        """Every PostgreSQL member, both Redis servers, the MariaDB primary and replica of
-        the HA tier (tools/ha/ha_tier.py, tools/ha/ha_mariadb.py): trust on loopback, no
-        password."""
+        """Every PostgreSQL member, both Redis servers, the MariaDB primary and replica."""
         out: list[Server] = []
         if postgres is not None:
             out += [
@@ -77,12 +70,8 @@ class Watched:
         if redis is not None:
             out += [Server("redis", "127.0.0.1", p) for p in redis.servers]
         if mariadb is not None:
-            out += [Server("mysqld", "127.0.0.1", p, "root") for p in mariadb_ports(mariadb)]
+            out += [Server("mysqld", "127.0.0.1", p, "root") for p in mariadb.servers]
         return cls(tuple(out))
-
-
-def mariadb_ports(layout: MariaLayout) -> tuple[int, int]:
-    return (layout.primary, layout.replica)
 
 
 @dataclass
@@ -122,11 +111,6 @@ class Webhook:
         return server
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=2) as answer:
-        return json.load(answer)
-
-
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as answer:
@@ -135,31 +119,15 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _poll(predicate: Any, what: str, timeout: float, interval: float) -> None:
-    """Poll until `predicate()` holds; StartError naming `what` past `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise StartError(f"{what} not within {timeout:.0f} s")
-        time.sleep(interval / 4)
-
-
 class DataTierWatch:
     """Exporters + Prometheus + Alertmanager + webhook for `watched`, under `root`."""
 
-    def __init__(
-        self,
-        root: Path,
-        watched: Watched,
-        interval: float = INTERVAL,
-        for_override: str | None = None,
-    ) -> None:
+    def __init__(self, root: Path, watched: Watched, for_override: str | None = None) -> None:
         self.root = root
         self.watched = watched
-        self.interval = interval
         self.for_override = for_override  # every rule's `for:` (a test's short clock)
         self.webhook = Webhook()
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.groups: list[int] = []  # each process's group (ha_postgres.spawn)
         self.hook_server: ThreadingHTTPServer | None = None
         self.targets: dict[str, list[str]] = {}
         self.prometheus_url = ""
@@ -167,11 +135,9 @@ class DataTierWatch:
 
     @property
     def delivery(self) -> float:
-        """From an alert's condition (its `for:` elapsed) to the webhook: a scrape, an
-        evaluation, Alertmanager's group wait, each one interval, and the processes' own
-        delays on a loaded machine (15 intervals at load 3, times FIXUP_TIME_SCALE): an
-        upper bound, not a pause."""
-        return scaled(15 * self.interval)
+        """From an alert's condition (its `for:` elapsed) to the webhook, at most: a scrape,
+        an evaluation, a group wait and a loaded machine's delays (15 intervals at load 3)."""
+        return scaled(15 * INTERVAL)
 
     def __enter__(self) -> DataTierWatch:
         try:
@@ -187,24 +153,16 @@ class DataTierWatch:
         self.stop()
 
     def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
-        with (self.root / f"{name}.log").open("ab") as log:
-            self.procs.append(
-                subprocess.Popen(
-                    list(argv),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, **(env or {})},
-                )
-            )
+        self.groups.append(spawn(argv, self.root / f"{name}.log", env=env))
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        missing = [b for b in ("prometheus", alertmanager.BINARY) if prometheus.binary(b) is None]
-        missing += [
-            BINARIES[s.job]
-            for s in self.watched.servers
-            if prometheus.binary(BINARIES[s.job]) is None
+        needed = [
+            "prometheus",
+            alertmanager.BINARY,
+            *(BINARIES[s.job] for s in self.watched.servers),
         ]
+        missing = [name for name in needed if prometheus.binary(name) is None]
         if missing:
             raise StartError(f"{missing[0]} missing: {prometheus.INSTALL_HINT}")
         exporter_ports = free_ports(len(self.watched.servers))
@@ -217,7 +175,7 @@ class DataTierWatch:
         self.hook_server = self.webhook.serve()
         hook = f"http://127.0.0.1:{self.hook_server.server_address[1]}/hook"
         receiver = {"webhook_configs": [{"url": hook, "send_resolved": True}]}
-        wait = f"{self.interval:g}s"
+        wait = f"{INTERVAL:g}s"
         am_conf = self.root / "alertmanager.yml"
         am_conf.write_text(
             alertmanager.render(
@@ -240,9 +198,7 @@ class DataTierWatch:
         (rules / RULES.name).write_text(yaml.safe_dump(document, sort_keys=False))
         prom_conf = self.root / "prometheus.yml"
         prom_conf.write_text(
-            prometheus.local_config(
-                self.targets, f"{self.interval:g}s", f"127.0.0.1:{am_port}", rules
-            )
+            prometheus.local_config(self.targets, f"{INTERVAL:g}s", f"127.0.0.1:{am_port}", rules)
         )
         self._spawn(
             "prometheus",
@@ -250,23 +206,12 @@ class DataTierWatch:
         )
         self.alertmanager_url = f"http://127.0.0.1:{am_port}"
         self.prometheus_url = f"http://127.0.0.1:{prom_port}"
-        for url, what in (
-            (self.alertmanager_url, "Alertmanager"),
-            (self.prometheus_url, "Prometheus"),
-        ):
-            _poll(lambda u=url: _ready(f"{u}/-/ready"), f"{what} ready", START_TIMEOUT, 1.0)
+        for url in (self.alertmanager_url, self.prometheus_url):
+            wait_until(partial(_ready, f"{url}/-/ready"), f"{url} ready", START_TIMEOUT)
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        self.procs.clear()
+        while self.groups:
+            ha_tier.stop_group(self.groups.pop())
         if self.hook_server is not None:
             self.hook_server.shutdown()
             self.hook_server.server_close()
@@ -276,7 +221,8 @@ class DataTierWatch:
         """An instant query's result vector (empty when Prometheus refuses or has nothing)."""
         url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
         try:
-            body = _get(url)
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                body = json.load(answer)
         except (OSError, ValueError):
             return []
         return (
@@ -291,36 +237,26 @@ class DataTierWatch:
                 return False
         return True
 
-    def wait_scraped(self, timeout: float | None = None) -> None:
+    def wait_scraped(self) -> None:
         """Until every exporter's server is seen up: a few scrapes, bounded."""
-        bound = self.delivery if timeout is None else timeout
-        _poll(self.scraped, "every exporter scraped with its server up", bound, self.interval)
+        wait_until(self.scraped, "every exporter scraped with its server up", self.delivery)
 
     def wait_for_alert(
         self, alertname: str, timeout: float, status: str = "firing"
     ) -> dict[str, Any]:
         """The first notification of `alertname` in `status` at the webhook, within `timeout`."""
-        found: list[dict[str, Any]] = []
-
-        def arrived() -> bool:
-            note = self.webhook.find(alertname, status)
-            if note is not None:
-                found.append(note)
-            return note is not None
-
-        _poll(arrived, f"{alertname} ({status}) at the webhook", timeout, self.interval)
-        return found[0]
+        what = f"{alertname} ({status}) at the webhook"
+        wait_until(lambda: self.webhook.find(alertname, status) is not None, what, timeout)
+        return self.webhook.find(alertname, status) or {}  # found: notifications only add up
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Watch the HA tier `tools.ha.ha_tier up` recorded under `--var`, printing every alert
-    that reaches the webhook, until Ctrl-C."""
     parser = argparse.ArgumentParser(prog="python -m tools.ha.data_tier_watch", description=__doc__)
     parser.add_argument("--var", type=Path, default=Path("var"))
     args = parser.parse_args(argv)
-    entry = json.loads((ha_tier.tier_root(args.var) / ha_tier.LEDGER).read_text())
+    entry = ha_tier.ledger(args.var)
     pg = ha_tier.read_layout(args.var)[0] if entry["ports"] else None
-    redis = ha_tier.read_redis(args.var)[0] if entry.get("redis_ports") else None
+    redis = ha_tier.read_redis(args.var)[0] if entry["redis_ports"] else None
     with DataTierWatch(ha_tier.tier_root(args.var) / "watch", Watched.of_tier(pg, redis)) as watch:
         print(
             f"data tier watch: Prometheus {watch.prometheus_url}, Alertmanager "
@@ -339,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(
                             f"{alert['status']}: {labels['alertname']} {labels.get('instance', '')}"
                         )
-                time.sleep(watch.interval)
+                time.sleep(INTERVAL)
         except KeyboardInterrupt:
             return 0
 

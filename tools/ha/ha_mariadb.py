@@ -1,24 +1,14 @@
-"""MariaDB (points) with a GTID replica, one address that follows the primary, and a
-watcher that fails over by itself.
+"""MariaDB (points) with a semi-synchronous GTID replica, one HAProxy address that follows
+the primary, and a watcher that fails over by itself (tools/ha/ha_mariadb_watch.py, ADR 0039).
 
     python -m tools.ha.ha_mariadb promote --port <replica>   (by hand: the watcher does it)
 
-The primary writes a binary log with global transaction ids and waits, for every commit,
-until the replica has the transaction in its relay log (semi-synchronous replication,
-`AFTER_SYNC`: the commit is acknowledged only once it exists on two machines, so promoting
-the replica loses nothing acknowledged). The services reach the pair through HAProxy's one
-address (POINTS_DATABASE_URL), which asks each server's check port on the watcher
-(tools/ha/ha_mariadb_watch.py) for `/primary`: only the writable primary the watcher has chosen
-answers 200. The watcher promotes the replica once the primary has been gone for
-`DOWN_AFTER` (`promote`: the relay log applied first) and fences the old one (ADR 0039).
 Every server starts read-only: one that restarts never comes back writable by itself.
-All of it starts through tools/local/local_servers.py's MariaDB under `var/ha/mariadb/`.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import string
 import sys
 import time
@@ -28,9 +18,14 @@ from typing import Any
 
 import pymysql
 
-from tools.ha.ha_postgres import haproxy_config
-from tools.ha.ha_redis import spawn
-from tools.local.local_servers import Address, StartError, listening, start_mysql
+from tools.ha.ha_postgres import haproxy_config, spawn
+from tools.local.local_servers import (
+    Address,
+    StartError,
+    sbin,
+    start_mysql,
+    wait_until,
+)
 from tools.time_scale import scaled
 
 # both servers' replication settings, ${server_id} filled in
@@ -45,8 +40,7 @@ STATE = "primary.json"  # the watcher's choice of primary, under the pair's dire
 
 @dataclass(frozen=True, slots=True)
 class MariaLayout:
-    """The ports of the pair: the first primary (server 1), its replica (server 2), and,
-    when it has one, HAProxy's address of the primary and each server's check port."""
+    """The pair's ports: primary, replica, and (0, () for a bare pair) HAProxy's and checks."""
 
     primary: int
     replica: int
@@ -93,6 +87,13 @@ def execute(port: int, *statements: str) -> None:
             cur.execute(statement)
 
 
+def fetch(port: int, sql: str, *args: object, **kwargs: Any) -> Any:
+    """The first row `sql` answers on `port`; None when it answers none."""
+    with connect(port, **kwargs) as conn, conn.cursor() as cur:
+        cur.execute(sql, args or None)
+        return cur.fetchone()
+
+
 def start_server(layout: MariaLayout, root: Path, server_id: int) -> int:
     """Server 1 or 2 (read-only, whatever it was); -> its pid, which leads its group."""
     port = layout.servers[server_id - 1]
@@ -118,8 +119,7 @@ def follow(port: int, primary: int, position: str = "slave_pos") -> None:
 
 
 def pair_proxy(layout: MariaLayout) -> str:
-    """HAProxy's configuration of the pair: a server in while the watcher's check port for
-    it says primary."""
+    """HAProxy's configuration of the pair: a server in while its watcher check says primary."""
     servers = [
         (f"maria{k + 1}", "127.0.0.1", port, layout.checks[k])
         for k, port in enumerate(layout.servers)
@@ -131,30 +131,18 @@ def pair_proxy(layout: MariaLayout) -> str:
 def serving_port(address: int) -> int | None:
     """The server HAProxy's address reaches now (its @@port), None while none."""
     try:
-        with connect(address, read_timeout=2) as conn, conn.cursor() as cur:
-            cur.execute("SELECT @@port")
-            row = cur.fetchone()
+        row = fetch(address, "SELECT @@port", read_timeout=2)
     except pymysql.MySQLError:
         return None
     return None if row is None else int(row[0])
 
 
-def _wait(predicate: object, what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while not callable(predicate) or not predicate():
-        if time.monotonic() > deadline:
-            raise StartError(f"{what} not within {START_TIMEOUT:.0f} s")
-        time.sleep(0.1)
-
-
-def start(layout: MariaLayout, root: Path, started: list[int] | None = None) -> list[int]:
+def start(layout: MariaLayout, root: Path, started: list[int]) -> None:
     """The primary, the replica following it by GTID, then (with an address) the watcher
-    and HAProxy; -> their pids (each leads its process group), appended to `started` as
-    each starts: a failure half-way still knows what to stop."""
-    pids = started if started is not None else []
+    and HAProxy, each process group appended to `started` as it starts."""
     (root / STATE).unlink(missing_ok=True)  # a new pair: server 1 is the primary
     for server_id in (1, 2):
-        pids.append(start_server(layout, root, server_id))
+        started.append(start_server(layout, root, server_id))
     execute(
         layout.primary,
         "CREATE USER IF NOT EXISTS 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'",
@@ -163,25 +151,24 @@ def start(layout: MariaLayout, root: Path, started: list[int] | None = None) -> 
         "SET GLOBAL read_only = OFF",
     )
     follow(layout.replica, layout.primary)
-    what = f"the MariaDB replica on {layout.replica} replicating"
-    _wait(lambda: replica_status(layout.replica).get("Slave_IO_Running") == "Yes", what)
+    wait_until(
+        lambda: replica_status(layout.replica).get("Slave_IO_Running") == "Yes",
+        f"the MariaDB replica on {layout.replica} replicating",
+        START_TIMEOUT,
+    )
     if layout.address:
         ports = ",".join(str(p) for p in (*layout.servers, *layout.checks))
         watcher = [sys.executable, "-m", "tools.ha.ha_mariadb_watch", "--ports", ports]
-        pids.append(spawn([*watcher, "--state", str(root / STATE)], root / "watch.log"))
+        started.append(spawn([*watcher, "--state", str(root / STATE)], root / "watch.log"))
         (root / "haproxy.cfg").write_text(pair_proxy(layout))
-        haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-        pids.append(spawn([haproxy, "-db", "-f", str(root / "haproxy.cfg")], root / "haproxy.log"))
-        _wait(lambda: listening("127.0.0.1", layout.address), "MariaDB's HAProxy")
+        haproxy = [str(sbin("haproxy")), "-db", "-f", str(root / "haproxy.cfg")]
+        started.append(spawn(haproxy, root / "haproxy.log"))
         primary = f"HAProxy's address {layout.address} on the MariaDB primary"
-        _wait(lambda: serving_port(layout.address) == layout.primary, primary)
-    return pids
+        wait_until(lambda: serving_port(layout.address) == layout.primary, primary, START_TIMEOUT)
 
 
 def replica_status(port: int) -> dict[str, Any]:
-    with connect(port, cursorclass=pymysql.cursors.DictCursor) as conn, conn.cursor() as cur:
-        cur.execute("SHOW SLAVE STATUS")
-        return dict(cur.fetchone() or {})
+    return dict(fetch(port, "SHOW SLAVE STATUS", cursorclass=pymysql.cursors.DictCursor) or {})
 
 
 def promote(port: int) -> float:
@@ -192,9 +179,7 @@ def promote(port: int) -> float:
     if status:
         # everything the replica received (its IO thread's GTID position) applied first
         received = str(status.get("Gtid_IO_Pos") or "")
-        with connect(port) as conn, conn.cursor() as cur:
-            cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (received, APPLY_TIMEOUT))
-            row = cur.fetchone()
+        row = fetch(port, "SELECT MASTER_GTID_WAIT(%s, %s)", received, APPLY_TIMEOUT)
         if row is None or int(row[0]) != 0:
             raise StartError(f"the replica on {port} did not apply {received} in time")
         execute(port, "STOP SLAVE", "RESET SLAVE ALL")

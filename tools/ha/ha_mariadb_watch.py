@@ -2,25 +2,11 @@
 
     python -m tools.ha.ha_mariadb_watch --ports PRIMARY,REPLICA,CHECK1,CHECK2 --state FILE
 
-(tools/ha/ha_mariadb.py starts it with the pair.) Every `PROBE_INTERVAL` it asks both servers
-whether they answer, are read-only and replicate. It keeps one server as the primary (in
-`--state`, so a restarted watcher keeps its choice) and serves each server's HAProxy check
-port: `/primary` answers 200 only for the chosen server while it answers writable.
-
-The chosen primary gone for `DOWN_AFTER` (no answer within `PROBE_TIMEOUT`, probe after
-probe), and its replica's own link to it down too (a second witness: a watcher cut off
-alone promotes nothing; a frozen primary loses that link after REPLICA_NET_TIMEOUT; a
-replica whose link stopped on an error, e.g. a diverged former primary, is no candidate),
-the watcher promotes the replica with tools/ha/ha_mariadb.py's `promote` (everything it received
-applied first: semi-sync AFTER_SYNC, nothing acknowledged is lost) and chooses it; the
-check moves HAProxy's address within CHECK_INTER_MS x rise 1. The old primary is fenced:
-its check answers 503 from the moment it is lost (HAProxy cuts its sessions), it restarts
-read-only (its options), and once it answers again the watcher makes it a replica of the
-new primary (by GTID, `current_pos`) and turns semi-sync back on. A former primary that
-cannot follow (a diverged GTID history) stays read-only and out of the address, and the
-watcher's log says so: rebuild it from the new primary. Root bypasses read_only in
-MariaDB (READ_ONLY ADMIN), so the address is the services' fence, not read_only.
-"""
+(tools/ha/ha_mariadb.py starts it with the pair.) It keeps one server as the primary (in
+`--state`) and serves each server's HAProxy check port: `/primary` answers 200 only for the
+chosen server while it answers writable. The primary gone for `DOWN_AFTER` and its
+replica's own link to it down too, it promotes the replica and fences the old primary
+(ADR 0039 says why each step)."""
 
 from __future__ import annotations
 
@@ -48,9 +34,8 @@ from tools.local.local_servers import StartError
 PROBE_INTERVAL = 0.5  # seconds between two rounds of probes
 PROBE_TIMEOUT = 1  # a probe's connect and read bound (pymysql takes whole seconds)
 DOWN_AFTER = 2.0  # seconds the chosen primary fails every probe before it is replaced
-# the longest a failover takes once the primary is gone, for the drills' bounds: noticed
-# (DOWN_AFTER, or a frozen primary's REPLICA_NET_TIMEOUT, + a probe), promoted (relay log
-# applied: well under a second here), HAProxy's next check
+# the longest a failover takes once the primary is gone (the drills' bound): noticed, the
+# relay log applied (well under a second here), HAProxy's next check
 FAILOVER_BOUND = max(DOWN_AFTER, REPLICA_NET_TIMEOUT) + PROBE_TIMEOUT + 2 * PROBE_INTERVAL + 2
 
 

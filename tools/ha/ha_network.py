@@ -1,17 +1,12 @@
 """The HA tier's members on hosts of their own, for the drill's partition: each PostgreSQL
-member (its Patroni and postmaster) in a network namespace, joined to the machine by a
-veth pair on one bridge, so that one member can be cut off from everything (etcd, the
-other members, HAProxy, the clients) and healed again, as a network partition does.
+member in a network namespace, joined to the machine by a veth pair on one bridge, so that
+one member can be cut off from everything and healed again.
 
     python -m tools.ha.ha_tier up --isolated   (tools/ha/ha_postgres.py starts the members here)
 
-The subnet is taken from RFC 2544's benchmarking range (198.18.0.0/15), one /24 per tier,
-picked from the tier's HAProxy port; the bridge holds .1 (etcd and HAProxy listen there
-for the members), member k is .(10 + k). Cutting a member sets its veth's machine end
-down: what it sends and what is sent to it is dropped in silence, open connections hang
-as over a cut cable. iproute2's `ip` as root; nothing here touches the machine's own
-interfaces or routes beyond the bridge it creates.
-"""
+One /24 of 198.18.0.0/15 (RFC 2544's benchmarking range) per tier: the bridge holds .1
+(etcd and HAProxy), member k .(10 + k). A cut sets the member's veth down: its packets are
+dropped in silence, as over a cut cable. iproute2's `ip` as root."""
 
 from __future__ import annotations
 
@@ -69,15 +64,10 @@ def _ip(*args: str) -> None:
         raise StartError(f"ip {' '.join(args)}: {done.stderr.strip() or done.returncode}")
 
 
-def _taken(subnet: str) -> bool:
-    shown = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True, check=False)
-    return f" {subnet}." in shown.stdout
-
-
 def create(net: MemberNet) -> None:
-    """The bridge, then one namespace per member with its veth pair and address; a subnet
-    already on this machine is refused naming it."""
-    if _taken(net.subnet):
+    """The bridge, then one namespace per member with its veth pair and address."""
+    shown = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True, check=False)
+    if f" {net.subnet}." in shown.stdout:
         raise StartError(f"{net.subnet}.0/24 is already on an interface of this machine")
     _ip("link", "add", net.bridge, "type", "bridge")
     _ip("addr", "add", f"{net.gateway}/24", "dev", net.bridge)

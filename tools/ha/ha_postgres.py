@@ -1,17 +1,10 @@
-"""PostgreSQL that survives the loss of a machine: 3 etcd members, 3 PostgreSQL 15 members
-managed by Patroni in synchronous mode, and HAProxy sending connections to the primary.
+"""PostgreSQL that survives the loss of a machine: 3 etcd members, 3 PostgreSQL members
+managed by Patroni in synchronous mode, and HAProxy sending connections to the primary
+(tools/ha/ha_tier.py drives this module; ADR 0033).
 
-    python -m tools.ha.ha_tier up|down|status   (tools/ha/ha_tier.py drives this module)
-
-etcd and HAProxy from Debian's packages, Patroni from PyPI in a venv of its own
-(deploy/patroni/requirements.txt says why), as plain processes under `var/ha/` on loopback
-ports of its own; nothing touches the machine's servers. The members' settings are the
-checked-in deploy/patroni/patroni.yml (production's with shorter clocks, strict synchronous
-mode, failsafe mode); this module writes only each member's name, ports and directories.
-A dead or frozen primary's leader key expires within `TTL` and the synchronous standby,
-which holds every acknowledged commit, is promoted. HAProxy asks each member's Patroni REST
-API `/primary` every second: only the primary answers 200, so the one address always
-reaches the member that accepts writes (ADR 0033 compares it with multi-host DSNs).
+Plain processes under `var/ha/` on loopback ports of their own. The members' settings are
+the checked-in deploy/patroni/patroni.yml; this module writes only each member's name,
+ports and directories.
 """
 
 from __future__ import annotations
@@ -21,16 +14,23 @@ import os
 import shutil
 import string
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from tools.ha.ha_network import MemberNet
-from tools.local.local_servers import StartError, hand_to, listening
+from tools.local.local_servers import (
+    StartError,
+    hand_to,
+    listening,
+    postgres_bin,
+    sbin,
+    wait_until,
+)
 from tools.packages import ensure_patroni, patroni_command
 from tools.time_scale import scaled
 
@@ -56,9 +56,7 @@ class PgLayout:
     postgres: tuple[int, ...]
     rest: tuple[int, ...]
     primary: int  # HAProxy: the current primary
-    # the members on hosts of their own (tools/ha/ha_network.py, the drill's partition);
-    # None: every member on loopback
-    net: MemberNet | None = None
+    net: MemberNet | None = None  # the members on hosts of their own (tools/ha/ha_network.py)
 
     def host(self, k: int) -> str:
         """The address member k's PostgreSQL and Patroni REST API listen on."""
@@ -94,19 +92,17 @@ def _etcd_command(layout: PgLayout, k: int, root: Path) -> list[str]:
     ]
 
 
-def member_config(
-    layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None = None
-) -> dict[str, object]:
-    """Member k's own settings, merged by Patroni over the shared deploy/patroni/patroni.yml:
-    its name, addresses, data directory and binaries; `extra`: parameters of this member's
-    own (its WAL archiving, tools/backups/ha_backups.py)."""
+def write_config(layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None) -> Path:
+    """Member k's configuration directory, as Patroni merges it (its .yml files in name
+    order): deploy/patroni/patroni.yml, then the member's own settings; `extra`: parameters
+    of its own (its WAL archiving, tools/backups/ha_backups.py)."""
     home = root / f"pg{k}"
     host = layout.host(k)
     postgresql: dict[str, object] = {
         "listen": f"{host}:{layout.postgres[k]}",
         "connect_address": f"{host}:{layout.postgres[k]}",
         "data_dir": str(home / "data"),
-        "bin_dir": str(server_binaries()[-1].parent),
+        "bin_dir": str(postgres_bin()),
         "pgpass": str(home / "pgpass"),
         "parameters": {"unix_socket_directories": str(home), **(extra or {})},
     }
@@ -117,7 +113,7 @@ def member_config(
             f"host replication replicator {subnet} trust",
             f"host all all {subnet} trust",
         ]
-    return {
+    own = {
         "name": f"pg{k}",
         "restapi": {
             "listen": f"{host}:{layout.rest[k]}",
@@ -126,24 +122,17 @@ def member_config(
         "etcd3": {"hosts": [f"{layout.etcd_host}:{port}" for port in layout.etcd_client]},
         "postgresql": postgresql,
     }
-
-
-def write_config(layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None) -> Path:
-    """Member k's configuration directory, as Patroni reads one (its .yml files in name
-    order, each merged over the ones before): the shared file, then the member's own."""
-    conf = root / f"pg{k}" / "patroni"
+    conf = home / "patroni"
     conf.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(SHARED_CONFIG, conf / "00-shared.yml")
-    own = json.dumps(member_config(layout, k, root, extra), indent=1)  # JSON is YAML
-    (conf / "10-member.yml").write_text(own)
+    (conf / "10-member.yml").write_text(json.dumps(own, indent=1))  # JSON is YAML
     return conf
 
 
 def haproxy_config(
     name: str, bind: str, servers: list[tuple[str, str, int, int]], inter_ms: int, fall: int
 ) -> str:
-    """deploy/haproxy/primary.cfg for one primary's address: `servers` as (name, host, port,
-    check port); a server is in while its check port answers /primary 200."""
+    """deploy/haproxy/primary.cfg for one address; `servers`: (name, host, port, check port)."""
     lines = "\n".join(
         f"    server {server} {host}:{port} maxconn 500 check port {check}"
         for server, host, port, check in servers
@@ -161,64 +150,64 @@ def primary_proxy(layout: PgLayout) -> str:
     return haproxy_config("primary", bind, members, CHECK_INTER_MS, CHECK_FALL)
 
 
-def _spawn(
-    command: list[str], log: Path, *, as_postgres: bool = False, prefix: list[str] | None = None
+def spawn(
+    command: Sequence[str],
+    log: Path,
+    *,
+    as_postgres: bool = False,
+    prefix: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> int:
-    """`command` in a process group of its own, its output to `log`, in `log`'s directory
-    (the postgres user cannot always enter the caller's: a checkout under a 0700 home);
-    `as_postgres`: as that user when we are root; `prefix`: what runs it (a reaper, a
-    member's host)."""
-    if as_postgres and os.geteuid() == 0:
-        command = ["runuser", "-u", "postgres", "--", *command]
-    command = [*(prefix or []), *command]
+    """`command` leading a session of its own (ha_tier.stop_group ends it), its output to
+    `log`; `as_postgres`: as that user when we are root, from `log`'s directory (it cannot
+    always enter the caller's); `prefix`: what runs it (a reaper, a member's host); `env`:
+    added to ours."""
+    user = ("runuser", "-u", "postgres", "--") if as_postgres and os.geteuid() == 0 else ()
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=log.parent
+            [*prefix, *user, *command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=log.parent if as_postgres else None,
+            env={**os.environ, **env} if env else None,
         )
     return proc.pid
 
 
 def start_member(root: Path, layout: PgLayout, k: int) -> int:
     """Member k's Patroni (which starts its PostgreSQL), on its own host when the members
-    have one, under tini as a subreaper: Patroni starts the postmaster through a helper
-    that exits, and a postmaster that Patroni stops must then be reaped by someone near,
-    or under another subreaper (the test suite) its zombie looks alive to Patroni, which
-    waits on it for ever. -> its process group."""
+    have one; -> its process group. Under tini as a subreaper: Patroni's postmaster, once
+    stopped, must be reaped near, or under the test suite's subreaper its zombie looks
+    alive to Patroni, which waits on it for ever."""
     home = root / f"pg{k}"
     command = [str(patroni_command()), str(home / "patroni")]
-    host = None if layout.net is None else layout.net.run_in(k, [])
-    reaper = [shutil.which("tini") or "/usr/bin/tini", "-s", "--"]
-    prefix = [*reaper, *(host or [])]
-    return _spawn(command, home / "patroni.log", as_postgres=True, prefix=prefix)
+    host = [] if layout.net is None else layout.net.run_in(k, [])
+    prefix = (shutil.which("tini") or "/usr/bin/tini", "-s", "--", *host)
+    return spawn(command, home / "patroni.log", as_postgres=True, prefix=prefix)
 
 
-def member_status(layout: PgLayout, k: int) -> dict[str, object]:
-    """Member k's own status from its Patroni REST API (role, state, timeline, and on the
-    primary its standbys as pg_stat_replication has them); {} when it is away."""
+def _rest(layout: PgLayout, k: int, path: str) -> dict[str, Any]:
+    """Member k's Patroni REST API's answer at `path`; {} when it is away."""
     try:
-        url = f"http://{layout.host(k)}:{layout.rest[k]}/patroni"
+        url = f"http://{layout.host(k)}:{layout.rest[k]}{path}"
         with urllib.request.urlopen(url, timeout=1) as answer:
-            status = json.load(answer)
+            found = json.load(answer)
     except (OSError, ValueError):
         return {}
-    return status if isinstance(status, dict) else {}
+    return found if isinstance(found, dict) else {}
 
 
-def member_role(layout: PgLayout, k: int) -> str | None:
-    """What member k's Patroni says it is (primary, replica, ...); None when it is away."""
-    role = member_status(layout, k).get("role")
-    return None if role is None else str(role)
+def member_status(layout: PgLayout, k: int) -> dict[str, Any]:
+    """Member k's own status (role, state; on the primary, its pg_stat_replication)."""
+    return _rest(layout, k, "/patroni")
 
 
 def cluster_state(layout: PgLayout) -> list[dict[str, object]]:
     """Patroni's view of every member (name, role, state, lag), from any member that answers."""
-    for k, port in enumerate(layout.rest):
-        url = f"http://{layout.host(k)}:{port}/cluster"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as answer:
-                return list(json.load(answer).get("members", []))
-        except (OSError, ValueError):
-            continue
+    for k in range(MEMBERS):
+        if members := _rest(layout, k, "/cluster").get("members"):
+            return list(members)
     return []
 
 
@@ -228,24 +217,15 @@ def sync_standby(layout: PgLayout) -> str | None:
     return next((str(m["name"]) for m in members if m.get("role") == "sync_standby"), None)
 
 
-def wait_until(predicate: object, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not callable(predicate) or not predicate():
-        if time.monotonic() > deadline:
-            raise StartError(f"{what} not within {timeout:.0f} s")
-        time.sleep(0.2)
-
-
 def primary_member(layout: PgLayout) -> int | None:
-    """The index of the member that is primary now, if one is: the holder of the leader key
-    that calls itself primary (a member just started or woken may call itself primary for a
-    moment before it finds another holds the key)."""
+    """The member that holds the leader key and calls itself primary (one just woken may
+    call itself primary a moment before it finds another holds the key), if one does."""
     leader = next((m.get("name") for m in cluster_state(layout) if m.get("role") == "leader"), None)
     names = [f"pg{k}" for k in range(MEMBERS)]
     if leader not in names:
         return None
     k = names.index(str(leader))
-    return k if member_role(layout, k) == "primary" else None
+    return k if member_status(layout, k).get("role") == "primary" else None
 
 
 def postmaster_pid(root: Path, k: int) -> int:
@@ -258,18 +238,14 @@ def member_data(root: Path) -> list[Path]:
     return [root / f"pg{k}" / "data" for k in range(MEMBERS)]
 
 
-def server_binaries() -> list[Path]:
-    """The installed PostgreSQL versions' pg_ctl, oldest first; a missing package (etcd,
-    HAProxy, PostgreSQL, Patroni's venv) is a StartError naming what to install."""
+def require_packages() -> None:
+    """A StartError naming what to install: etcd, HAProxy, tini, PostgreSQL or Patroni missing."""
     for tool in ("etcd", "haproxy", "tini"):
-        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+        if sbin(tool) is None:
             raise StartError(f"no {tool}; as root: apt-get install -y etcd-server haproxy tini")
     if not patroni_command().exists() and (why := ensure_patroni()):
         raise StartError(f"no Patroni: {why}")
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    if not bins:
-        raise StartError("no PostgreSQL server binaries; apt-get install -y postgresql")
-    return bins
+    postgres_bin()
 
 
 def start(
@@ -277,15 +253,14 @@ def start(
     root: Path,
     started: list[int],
     extra: Callable[[Path], dict[str, str]] | None = None,
-) -> list[int]:
-    """etcd, then the Patroni members, then HAProxy; -> the process groups started, in
-    order (each process leads its own group: `stop` ends a member with its postgres).
-    `extra(data)`: parameters of the member whose data directory that is."""
-    server_binaries()
+) -> None:
+    """etcd, then the Patroni members, then HAProxy, each process group appended to
+    `started` as it starts (a failure half-way still knows what to stop); `extra(data)`:
+    parameters of the member whose data directory that is."""
+    require_packages()
     root.mkdir(parents=True, exist_ok=True)
-    pids = started  # filled as each starts: a failure half-way still knows what to stop
     for k in range(MEMBERS):
-        pids.append(_spawn(_etcd_command(layout, k, root), root / f"etcd{k}.log"))
+        started.append(spawn(_etcd_command(layout, k, root), root / f"etcd{k}.log"))
     wait_until(
         lambda: all(listening(LOOPBACK, p) for p in layout.etcd_client), "etcd", START_TIMEOUT
     )
@@ -294,20 +269,17 @@ def start(
         conf = write_config(layout, k, root, extra(home / "data") if extra else None)
         hand_to("postgres", home, conf, *conf.iterdir())
         home.chmod(0o700)
-        pids.append(start_member(root, layout, k))
+        started.append(start_member(root, layout, k))
     wait_until(lambda: primary_member(layout) is not None, "a Patroni primary", START_TIMEOUT)
     cfg = root / "haproxy.cfg"
     cfg.write_text(primary_proxy(layout))
-    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    pids.append(_spawn([haproxy, "-db", "-f", str(cfg)], root / "haproxy.log"))
+    started.append(spawn([str(sbin("haproxy")), "-db", "-f", str(cfg)], root / "haproxy.log"))
     wait_until(lambda: listening(LOOPBACK, layout.primary), "HAProxy", START_TIMEOUT)
     wait_until(lambda: sync_standby(layout) is not None, "a synchronous standby", START_TIMEOUT)
-    return pids
 
 
 def layout_from(ports: list[int], *, isolated: bool = False) -> PgLayout:
-    """A layout over 4 x MEMBERS + 1 ports, in the order of the fields; `isolated`: the
-    members on hosts of their own (tools/ha/ha_network.py), named after HAProxy's port."""
+    """A layout over 4 x MEMBERS + 1 ports, in the order of the fields."""
     m = MEMBERS
     return PgLayout(
         etcd_client=tuple(ports[0:m]),

@@ -1,15 +1,10 @@
 """The HA data tier as one command: `python -m tools.ha.ha_tier up|down|status [--var var]`.
 
-`up` starts tools/ha/ha_postgres.py's PostgreSQL (3 etcd, 3 Patroni members in synchronous
-mode, HAProxy on the primary), tools/ha/ha_redis.py's Redis (a master, a replica, 3
-Sentinels) and tools/ha/ha_mariadb.py's MariaDB pair (points: a primary and its semi-sync GTID
-replica behind HAProxy, a watcher that fails it over) on `BASE_PORT`'s block of loopback
-ports, or on free ports (`--free-ports`, the tests), or one of them (`--only
-postgres|redis|mariadb`); records what it started in `var/ha/tier.json`, and prints what
-the services use (`<DB>_DATABASE_URL=<dsn>/fixup_<db>`, `REDIS_SENTINELS`). `down` stops
-it, MariaDB and the Sentinels first, HAProxy next and etcd last. A member that cannot
-start, a port in use or a missing package stops `up` with one line naming it, and
-whatever it had started is stopped again.
+`up` starts tools/ha/ha_postgres.py's PostgreSQL, tools/ha/ha_redis.py's Redis and
+tools/ha/ha_mariadb.py's MariaDB pair on `BASE_PORT`'s block of loopback ports, or on free
+ports (`--free-ports`), or one of them (`--only`); records what it started in
+`var/ha/tier.json` and prints what the services use. `down` stops it, newest first. A
+failed `up` says why in one line and leaves nothing running.
 """
 
 from __future__ import annotations
@@ -22,8 +17,11 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from tools.backups import ha_backups
 from tools.backups.backup_settings import BackupSettings
@@ -33,25 +31,22 @@ from tools.ha.ha_postgres import (
     MEMBERS,
     PORTS_NEEDED,
     PgLayout,
+    cluster_state,
     layout_from,
     member_data,
     postmaster_pid,
-    server_binaries,
+    require_packages,
     start,
     start_member,
 )
 from tools.ha.ha_redis import RedisLayout, redis_layout_from, start_redis
 from tools.local import ports as port_lanes
 from tools.local import server_homes
-from tools.local.local_servers import StartError, listening
+from tools.local.local_servers import StartError, listening, stop_pid
 from tools.local.locks import LockBusy, file_lock
 from tools.time_scale import scaled
 
-BASE_PORT = 7400  # make run ha=1: etcd 7400-7402 / 7403-7405, PostgreSQL 7406-7408,
-# Patroni REST 7409-7411, HAProxy (the primary) 7412; Redis 7413-7414, Sentinels 7415-7417;
-# MariaDB primary 7418, its replica 7419, HAProxy (the primary) 7420, the watcher's checks
-# 7421-7422
-MARIADB_PORTS = ha_mariadb.PORTS_NEEDED
+BASE_PORT = 7400  # make run ha=1: PostgreSQL's 13 ports, Redis' 5, MariaDB's 5 from here
 LEDGER = "tier.json"
 STOP_TIMEOUT = scaled(30.0)  # 30 s at load 3, times FIXUP_TIME_SCALE
 PARTS = ("postgres", "redis", "mariadb")
@@ -60,8 +55,7 @@ TIER_USERS = ("postgres", "mysql")  # who runs its servers when we are root
 
 @dataclass(frozen=True, slots=True)
 class Tier:
-    """What `up` started: the PostgreSQL, Redis and MariaDB layouts (None for a part left
-    out)."""
+    """What `up` started (None for a part left out)."""
 
     postgres: PgLayout | None
     redis: RedisLayout | None
@@ -69,29 +63,25 @@ class Tier:
 
 
 def tier_root(var: Path) -> Path:
-    """var/ha/, or the checkout's server root when the tier's users (postgres runs Patroni
-    and its members, mysql the MariaDB pair) cannot pass var/: the same place for `up`,
-    `status`, the drills and `down`."""
+    """var/ha/, or the checkout's server root when the tier's users cannot pass var/."""
     return server_homes.kept(var, "ha", *TIER_USERS)
 
 
+def ledger(var: Path) -> dict[str, Any]:
+    """What `up` recorded: each part's ports and process groups."""
+    return dict(json.loads((tier_root(var) / LEDGER).read_text()))
+
+
 def read_layout(var: Path) -> tuple[PgLayout, list[int]]:
-    """The running PostgreSQL's layout and process groups, from the tier's ledger."""
-    entry = json.loads((tier_root(var) / LEDGER).read_text())
-    layout = layout_from(list(entry["ports"]), isolated=bool(entry.get("isolated")))
-    return layout, list(entry["groups"])
-
-
-def read_mariadb(var: Path) -> MariaLayout | None:
-    """The running MariaDB pair's layout, if the tier has one."""
-    ports = json.loads((tier_root(var) / LEDGER).read_text()).get("mariadb_ports")
-    return maria_layout_from(ports) if ports else None
+    """The running PostgreSQL's layout and process groups."""
+    entry = ledger(var)
+    return layout_from(entry["ports"], isolated=entry["isolated"]), entry["groups"]
 
 
 def read_redis(var: Path) -> tuple[RedisLayout, list[int]]:
     """The running Redis' layout and process groups (master, replica, Sentinels)."""
-    entry = json.loads((tier_root(var) / LEDGER).read_text())
-    return redis_layout_from(list(entry["redis_ports"])), list(entry["redis_groups"])
+    entry = ledger(var)
+    return redis_layout_from(entry["redis_ports"]), entry["redis_groups"]
 
 
 def up(
@@ -103,9 +93,8 @@ def up(
     isolated: bool = False,
 ) -> Tier:
     """The tier's parts on their ports; `archiving`: PostgreSQL's WAL archived by pgBackRest
-    into those settings' repository (tools/backups/ha_backups.py), the stanza created; `isolated`:
-    each PostgreSQL member on a host of its own (tools/ha/ha_network.py: the drill's
-    partition)."""
+    (tools/backups/ha_backups.py); `isolated`: each PostgreSQL member on a host of its own
+    (tools/ha/ha_network.py)."""
     # absolute: redis-server changes into its `dir` before it opens its relative logfile
     root = tier_root(var).resolve()
     if (root / LEDGER).exists():
@@ -113,7 +102,7 @@ def up(
     if root.parent != var.resolve():
         server_homes.server_root(var)  # the server root made 0711, and refused if not ours
     # one block: the same ports whatever runs
-    count = PORTS_NEEDED + ha_redis.PORTS_NEEDED + MARIADB_PORTS
+    count = PORTS_NEEDED + ha_redis.PORTS_NEEDED + ha_mariadb.PORTS_NEEDED
     ports = (
         port_lanes.free_ports(count) if free_ports else list(range(BASE_PORT, BASE_PORT + count))
     )
@@ -138,26 +127,20 @@ def up(
     maria_groups: list[int] = []
     try:
         if tier.postgres is not None:
-            server_binaries()  # a missing package named before anything is written
+            require_packages()  # a missing package named before anything is written
             if tier.postgres.net is not None:
                 ha_network.create(tier.postgres.net)
+            extra = None
             if archiving is not None:
                 ha_backups.prepare(archiving, member_data(root), list(tier.postgres.postgres))
-            settings = archiving
-            start(
-                tier.postgres,
-                root,
-                started=groups,
-                extra=None
-                if settings is None
-                else lambda data: ha_backups.member_parameters(settings, data),
-            )
-            if settings is not None:
-                ha_backups.create_stanza(settings)
+                extra = partial(ha_backups.member_parameters, archiving)
+            start(tier.postgres, root, groups, extra)
+            if archiving is not None:
+                ha_backups.create_stanza(archiving)
         if tier.redis is not None:
-            start_redis(tier.redis, root, started=redis_groups)
+            start_redis(tier.redis, root, redis_groups)
         if tier.mariadb is not None:
-            ha_mariadb.start(tier.mariadb, root / "mariadb", started=maria_groups)
+            ha_mariadb.start(tier.mariadb, root / "mariadb", maria_groups)
     finally:
         entry = {
             "ports": pg_ports,
@@ -188,28 +171,24 @@ def _live_processes() -> list[tuple[int, int]]:
 
 
 def session_groups(group: int) -> set[int]:
-    """The process groups living in the session `group` leads: everything here starts in a
-    session of its own (its leader's pid names the session and its first group), and a
-    member's tini runs Patroni in a second group of the same session."""
+    """The process groups living in the session `group` leads (a member's tini runs Patroni
+    in a second group of its session)."""
     return {pgrp for pgrp, session in _live_processes() if session == group} | {group}
 
 
 def group_alive(group: int) -> bool:
-    """Whether any process of the group's session lives (a zombie does not count). Its dead
-    ones that are our children are reaped first; an orphan whose parent is a subreaper (the
-    test suite) stays a zombie until that one reaps it, and signals still reach it, so the
-    session is judged from /proc, not by `killpg(group, 0)`."""
+    """Whether any process of the group's session lives, judged from /proc: a zombie whose
+    parent is the test suite's subreaper does not count, though signals still reach it."""
     with contextlib.suppress(ChildProcessError):
         while os.waitpid(-group, os.WNOHANG)[0] != 0:
             pass
     return any(group in (pgrp, session) for pgrp, session in _live_processes())
 
 
-def signal_group(group: int, sig: signal.Signals) -> None:
-    """`sig` to every process group of the session `group` leads."""
-    for each in session_groups(group):
+def signal_groups(groups: Iterable[int], sig: signal.Signals) -> None:
+    for group in groups:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(each, sig)
+            os.killpg(group, sig)
 
 
 def stop_group(group: int, sig: signal.Signals = signal.SIGTERM) -> None:
@@ -221,19 +200,18 @@ def stop_group(group: int, sig: signal.Signals = signal.SIGTERM) -> None:
     deadline = time.monotonic() + STOP_TIMEOUT
     while group_alive(group):
         if time.monotonic() > deadline:
-            signal_group(group, signal.SIGKILL)
+            signal_groups(session_groups(group), signal.SIGKILL)
             deadline = time.monotonic() + STOP_TIMEOUT
         time.sleep(0.1)
 
 
 def down(var: Path) -> int:
-    """Stop what `up` recorded, newest first (MariaDB's pair, the Sentinels, the Redis
-    servers, HAProxy, the members, etcd); -> how many process groups."""
-    ledger = tier_root(var) / LEDGER
-    if not ledger.exists():
+    """Stop what `up` recorded, newest first; -> how many process groups."""
+    path = tier_root(var) / LEDGER
+    if not path.exists():
         return 0
-    entry = json.loads(ledger.read_text())
-    groups = [*entry["groups"], *entry.get("redis_groups", []), *entry.get("mariadb_groups", [])]
+    entry = json.loads(path.read_text())
+    groups = [*entry["groups"], *entry["redis_groups"], *entry["mariadb_groups"]]
     for group in reversed(groups):
         stop_group(group)
     if entry["ports"]:
@@ -241,78 +219,49 @@ def down(var: Path) -> int:
         layout, _ = read_layout(var)
         if layout.net is not None:
             ha_network.remove(layout.net)
-    ledger.unlink()
+    path.unlink()
     root = tier_root(var)
-    if entry.get("throwaway") and root.parent != var:
+    if entry["throwaway"] and root.parent != var:
         # a drill's tier in the server root: nobody else removes it (pytest does var/)
         shutil.rmtree(root, ignore_errors=True)
     return len(groups)
 
 
-def _running(pid: int) -> bool:
-    """Whether `pid` lives and is no zombie: under a subreaper (the test suite) an orphaned
-    postmaster's parent is the subreaper, which reaps it when it sees fit, not this one."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # ours: reaped here
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def stop_postmasters(root: Path) -> None:
-    """Every member's postmaster still running once its Patroni is gone: Patroni starts it
-    in a session of its own (setsid), so the member's process group does not hold it, and
-    a Patroni stopped before it shut its replica down leaves the postmaster behind. A fast
-    shutdown (SIGINT), SIGKILL past STOP_TIMEOUT."""
+    """Every member's postmaster still running once its Patroni is gone (Patroni starts it
+    in a session of its own), by a fast shutdown (SIGINT), SIGKILL past STOP_TIMEOUT."""
     for k in range(MEMBERS):
         try:
             pid = postmaster_pid(root, k)
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue  # no pid file, or no such process: stopped
-        if str(root / f"pg{k}" / "data").encode() not in command:
-            continue  # a stale pid file whose number another process has now
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGINT)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while _running(pid):
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.1)
+        if str(root / f"pg{k}" / "data").encode() in command:  # not a stale pid file's
+            stop_pid(pid, signal.SIGINT)
 
 
 def restart_members(var: Path) -> None:
-    """Start again every Patroni member whose process group is gone (it rejoins as a
-    replica, rewound by pg_rewind), and record the new groups."""
-    ledger = tier_root(var) / LEDGER
-    entry = json.loads(ledger.read_text())
+    """Start again every member whose process group is gone, and record the new groups."""
+    entry = ledger(var)
     groups: list[int] = entry["groups"]
     layout, _ = read_layout(var)
     for k in range(MEMBERS):
         if not group_alive(groups[MEMBERS + k]):
             groups[MEMBERS + k] = start_member(tier_root(var), layout, k)
-    ledger.write_text(json.dumps(entry))
+    (tier_root(var) / LEDGER).write_text(json.dumps(entry))
 
 
-def restart_mariadb(var: Path) -> list[int]:
-    """Start again each MariaDB server of the pair whose process group is gone: it comes
-    back read-only and the watcher makes it a replica of the primary it chose (ADR 0039);
-    the new groups recorded. -> the ports started."""
-    ledger = tier_root(var) / LEDGER
-    entry = json.loads(ledger.read_text())
-    layout = maria_layout_from(list(entry["mariadb_ports"]))
+def restart_mariadb(var: Path) -> None:
+    """Start again each MariaDB server of the pair whose process group is gone (it comes
+    back read-only, and the watcher makes it a replica), and record the new groups."""
+    entry = ledger(var)
+    layout = maria_layout_from(entry["mariadb_ports"])
     groups: list[int] = entry["mariadb_groups"]
-    started = []
-    for k, port in enumerate(layout.servers):
+    home = (tier_root(var) / "mariadb").resolve()
+    for k in range(2):
         if not group_alive(groups[k]):
-            home = (tier_root(var) / "mariadb").resolve()
             groups[k] = ha_mariadb.start_server(layout, home, k + 1)
-            started.append(port)
-    ledger.write_text(json.dumps(entry))
-    return started
+    (tier_root(var) / LEDGER).write_text(json.dumps(entry))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,25 +309,20 @@ def command(args: argparse.Namespace) -> int:
 
 
 def status(var: Path) -> int:
-    entry = json.loads((tier_root(var) / LEDGER).read_text())
+    entry = ledger(var)
     if entry["ports"]:
-        from tools.ha.ha_postgres import cluster_state
-
-        layout, _ = read_layout(var)
-        for member in cluster_state(layout):
+        for member in cluster_state(read_layout(var)[0]):
             print(f"{member.get('name')}: {member.get('role')} {member.get('state')}")
-    if entry.get("redis_ports"):
-        redis_layout, _ = read_redis(var)
-        master = ha_redis.master_address(redis_layout)
+    if entry["redis_ports"]:
+        master = ha_redis.master_address(read_redis(var)[0])
         print(
             f"redis {ha_redis.SERVICE}: master {master[0]}:{master[1]}"
             if master
             else "redis: no master"
         )
-    maria = read_mariadb(var)
-    if maria is not None and maria.address:
-        port = ha_mariadb.serving_port(maria.address)
-        print(f"mariadb: HAProxy {maria.address} on {port or 'no server'}")
+    if entry["mariadb_ports"]:
+        address = maria_layout_from(entry["mariadb_ports"]).address
+        print(f"mariadb: HAProxy {address} on {ha_mariadb.serving_port(address) or 'no server'}")
     return 0
 
 

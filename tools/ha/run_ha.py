@@ -2,19 +2,10 @@
 
     python -m tools.ha.run_ha [--procfile Procfile] [--var var] [--free-ports]
 
-It brings the tier up (tools/ha/ha_tier.py: 3 etcd + 3 Patroni members in synchronous mode
-behind HAProxy, Redis with a replica and 3 Sentinels, points' MariaDB with its semi-sync
-GTID replica) on its own loopback ports, creates, migrates and seeds every database of the
-registry there (tools/local/seed.py), writes what the services read to `var/ha/run.env`, and
-runs honcho with that environment: PostgreSQL through HAProxy's one address of the primary
-(the route ADR 0033 chose, the seed's too), Redis through Sentinel (`REDIS_SENTINELS`),
-points through the MariaDB pair's HAProxy address, which its watcher moves (ADR 0039).
-PostgreSQL's WAL is archived by pgBackRest into `var/backups/` (tools/backups/ha_backups.py), so
-`make backup` and `make restore` work against the tier while it runs.
-NGINX is the Procfile's. Ctrl-C (or SIGTERM) stops honcho, then the tier; a member that
-cannot start, a port in use or a missing package stops it with one line naming it and
-nothing left running.
-"""
+It brings the tier up (tools/ha/ha_tier.py), creates, migrates and seeds every database of
+the registry there, writes what the services read to `var/ha/run.env` and runs honcho with
+it; PostgreSQL's WAL is archived into `var/backups/`, so `make backup` and `make restore`
+work against the tier. Ctrl-C (or SIGTERM) stops honcho, then the tier (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -44,11 +35,8 @@ HONCHO_STOP_TIMEOUT = scaled(30.0)  # honcho's own grace period for its children
 
 
 def database_env(tier: ha_tier.Tier) -> dict[str, str]:
-    """Every database's DSN on the tier: PostgreSQL through HAProxy's one address, which
-    follows the primary by Patroni's health checks and cuts the sessions of a member that
-    falls out (the services, the migration and seed tools alike; ADR 0033 says why not the
-    members' multi-host list); points through the MariaDB pair's own HAProxy address, which
-    follows the primary its watcher chose (ADR 0039)."""
+    """Every database's DSN on the tier: PostgreSQL's and points' through their HAProxy
+    addresses of the primary (ADR 0033, ADR 0039)."""
     assert tier.postgres is not None
     assert tier.mariadb is not None
     env = {}

@@ -27,13 +27,9 @@ class Database:
     def env_var(self) -> str:
         return f"{self.name.upper()}_DATABASE_URL"
 
-    def default_dsn(self) -> str:
-        return f"{registry.SERVERS[self.engine]}/fixup_{self.name}"
-
     def dsn(self) -> str:
-        """The DSN from `<DB>_DATABASE_URL` (or its file: `lib.settings_sources.env_or_file`), else
-        the local default server."""
-        return env_or_file(self.env_var) or self.default_dsn()
+        """`<DB>_DATABASE_URL` (or its file), else the local default server."""
+        return env_or_file(self.env_var) or f"{registry.SERVERS[self.engine]}/fixup_{self.name}"
 
 
 DATABASES: dict[str, Database] = {

@@ -8,7 +8,6 @@ tools run as the `postgres` and `mysql` users (runuser), which own the data dire
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,11 +16,11 @@ from pathlib import Path
 import psycopg
 import pymysql
 
-from tools.local.local_servers import StartError, hand_to
+from tools.local.local_servers import StartError, hand_to, sbin, stop_pid
+from tools.local.local_servers import as_user as as_user
 from tools.time_scale import scaled
 
-# starting, stopping or initialising a server takes well under this (60 s at load 3 on
-# two cores), times FIXUP_TIME_SCALE (tools/time_scale.py)
+# a server starts, stops or initialises well within this at load 3, times FIXUP_TIME_SCALE
 START_MARGIN = scaled(60.0)
 
 
@@ -35,10 +34,6 @@ def owned_by(path: Path, user: str) -> None:
         hand_to(user, path)
     except StartError as exc:  # the backup and restore commands print a ServerError's line
         raise ServerError(str(exc)) from None
-
-
-def as_user(user: str, command: list[str]) -> list[str]:
-    return ["runuser", "-u", user, "--", *command] if os.geteuid() == 0 else command
 
 
 def run(command: list[str], *, timeout: float = START_MARGIN, stdin: bytes | None = None) -> str:
@@ -119,9 +114,7 @@ class PgCluster:
 
 
 def mariadb_tool(name: str) -> str:
-    found = shutil.which(name) or next(
-        (str(d / name) for d in (Path("/usr/sbin"), Path("/usr/bin")) if (d / name).is_file()), None
-    )
+    found = sbin(name)
     if found is None:
         raise ServerError(f"no {name}: apt-get install mariadb-server mariadb-backup")
     return found
@@ -194,13 +187,5 @@ class MariaInstance:
 
     def stop(self) -> None:
         pid_file = self.home / "mariadbd.pid"
-        if not pid_file.exists():
-            return
-        pid = int(pid_file.read_text().strip())
-        try:
-            os.kill(pid, 15)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + START_MARGIN
-        while pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        if pid_file.exists():
+            stop_pid(int(pid_file.read_text().strip()))

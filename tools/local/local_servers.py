@@ -2,17 +2,11 @@
 
     python3 -m tools.local.local_servers up|down|status [--var var]
 
-`make run` and `make test` call `up` first: for every address the configuration names
-(each database's `<DB>_DATABASE_URL` or the registry's default server, and `REDIS_URL`), a
-server that answers is used as it is; where NOTHING listens on a loopback address, a
-PostgreSQL, MariaDB or Redis of our own is started there from the installed binaries, its
-data under `var/servers/<kind>-<port>/` (kept from one run to the next, like a dev server;
-in /var/tmp/fixup-<hash of var>/ when its user cannot pass var/: tools/local/server_homes.py),
-and `down` (Ctrl-C of `make run`, the end of `make test`) stops exactly the ones `up`
-started. A port that is taken by something else, or a non-loopback address that does not
-answer, is not ours to start: `up` names it and exits 1. Standard library only, like
-tools/packages.py: it runs before .venv exists.
-"""
+`make run` and `make test` call `up` first: for every address the configuration names, a
+server that answers is used as it is; where nothing listens on a loopback address, a
+PostgreSQL, MariaDB or Redis of our own is started there, its data under
+`var/servers/<kind>-<port>/` (tools/local/server_homes.py), and `down` stops exactly the
+ones `up` started. Standard library only: it runs before .venv exists."""
 
 from __future__ import annotations
 
@@ -26,8 +20,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -50,8 +44,7 @@ DEFAULT_PORTS: dict[Kind, int] = {"postgresql": 5432, "mysql": 3306, "redis": 63
 # the user a server runs as when we are root (Redis runs as us)
 OWNERS: dict[Kind, str | None] = {"postgresql": "postgres", "mysql": "mysql", "redis": None}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-# a server of ours starts in a few seconds; the bound (60 s, 30 s to stop) covers a
-# 2-core machine at load 3, times FIXUP_TIME_SCALE for one more loaded (tools/time_scale.py)
+# a 2-core machine at load 3, times FIXUP_TIME_SCALE (a server of ours starts in seconds)
 START_TIMEOUT = scaled(60.0)
 STOP_TIMEOUT = scaled(30.0)
 STARTED = "started.json"
@@ -82,9 +75,8 @@ def configured(*, tests: bool = False) -> list[Address]:
         urls.append(("redis", env.get("TEST_REDIS_URL") or redis_url))
     else:
         for service in registry.MICROSERVICES:
-            default = f"{registry.SERVERS[service.engine]}/fixup_{service.database}"
-            url = env.get(f"{service.database.upper()}_DATABASE_URL") or default
-            urls.append((service.engine, url))
+            url = env.get(f"{service.database.upper()}_DATABASE_URL")
+            urls.append((service.engine, url or service.default_database_url))
         urls.append(("redis", env.get("REDIS_URL") or redis_url))
     found: list[Address] = []
     for kind, url in urls:
@@ -103,9 +95,18 @@ def listening(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def _as_owner(command: list[str], owner: str) -> list[str]:
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float) -> None:
+    """Poll `predicate` until it holds; a StartError naming `what` past `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise StartError(f"{what} not within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def as_user(user: str, command: list[str]) -> list[str]:
     """PostgreSQL and MariaDB refuse to run as root: root runs them as their own user."""
-    return ["runuser", "-u", owner, "--", *command] if os.geteuid() == 0 else command
+    return ["runuser", "-u", user, "--", *command] if os.geteuid() == 0 else command
 
 
 def _run(command: list[str], what: str) -> None:
@@ -121,17 +122,17 @@ def _own(directory: Path, owner: str) -> None:
     directory.chmod(0o700)
 
 
-def _wait(address: Address, proc: subprocess.Popen[bytes] | None, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while not listening(address.host, address.port, timeout=0.5):
-        if proc is not None and proc.poll() is not None:
+def _wait(address: Address, proc: subprocess.Popen[bytes], log: Path) -> None:
+    def opened() -> bool:
+        if proc.poll() is not None:
             raise StartError(f"{address} exited at start; its log: {log}")
-        if time.monotonic() > deadline:
-            raise StartError(f"{address} did not open within {START_TIMEOUT:.0f} s; log: {log}")
-        time.sleep(0.1)
+        return listening(address.host, address.port, timeout=0.5)
+
+    wait_until(opened, f"{address} open (its log: {log})", START_TIMEOUT)
 
 
-def _postgres_bin() -> Path:
+def postgres_bin() -> Path:
+    """The newest installed PostgreSQL's bin/."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
     if not found:
         raise StartError(_missing("postgresql"))
@@ -142,48 +143,35 @@ def _missing(kind: Kind) -> str:
     return f"no {NAMES[kind]} server binaries; as root: apt-get install -y {PACKAGES[kind]}"
 
 
+def _pg_ctl(*args: str) -> list[str]:
+    return as_user("postgres", [str(postgres_bin() / "pg_ctl"), *args])
+
+
 def start_postgresql(address: Address, home: Path) -> int | None:
-    """initdb (first time) and pg_ctl start; the cluster trusts local connections, as the
-    development servers of the README do."""
-    bin_dir = _postgres_bin()
+    """initdb (first time) and pg_ctl start, trusting local connections as the README's do."""
     _own(home, "postgres")
-    data = home / "data"
+    data, log = home / "data", home / "server.log"
     if not (data / "PG_VERSION").exists():
-        _run(
-            _as_owner(
-                [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
-                "postgres",
-            ),
-            "initdb",
-        )
+        initdb = [str(postgres_bin() / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
+        _run(as_user("postgres", initdb), "initdb")
     options = (
         f"-p {address.port} -c listen_addresses={address.host} -c unix_socket_directories={home}"
     )
-    log = home / "server.log"
-    _run(
-        _as_owner(
-            [
-                *(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options),
-                *("-w", "-t", str(int(START_TIMEOUT)), "start"),
-            ],
-            "postgres",
-        ),
-        f"pg_ctl start ({log})",
-    )
+    start = ["-D", str(data), "-l", str(log), "-o", options, "-w", "-t", str(int(START_TIMEOUT))]
+    _run(_pg_ctl(*start, "start"), f"pg_ctl start ({log})")
     return None
 
 
 def stop_postgresql(home: Path) -> None:
     if (home / "data" / "postmaster.pid").exists():
-        command = [str(_postgres_bin() / "pg_ctl"), "-D", str(home / "data"), "-m", "fast"]
-        _run(_as_owner([*command, "-w", "stop"], "postgres"), "pg_ctl stop")
+        _run(_pg_ctl("-D", str(home / "data"), "-m", "fast", "-w", "stop"), "pg_ctl stop")
 
 
 def start_mysql(address: Address, home: Path, options: tuple[str, ...] = ()) -> int | None:
     """mariadb-install-db (first time), then mariadbd with no option file of the machine's:
     root without a password, as the development server of the README; `options` add to
     its command line (the HA tier's replication settings, tools/ha/ha_mariadb.py)."""
-    install, server = shutil.which("mariadb-install-db"), _sbin("mariadbd")
+    install, server = shutil.which("mariadb-install-db"), sbin("mariadbd")
     if install is None or server is None:
         raise StartError(_missing("mysql"))
     home = home.resolve()  # mariadb-install-db resolves a relative datadir against /usr
@@ -215,7 +203,7 @@ def start_mysql(address: Address, home: Path, options: tuple[str, ...] = ()) -> 
 
 def start_redis(address: Address, home: Path) -> int | None:
     """redis-server without persistence: Redis holds nothing that must survive (ADR 0010)."""
-    server = shutil.which("redis-server") or _sbin("redis-server")
+    server = sbin("redis-server")
     if server is None:
         raise StartError(_missing("redis"))
     home.mkdir(parents=True, exist_ok=True)
@@ -233,7 +221,8 @@ def start_redis(address: Address, home: Path) -> int | None:
     return proc.pid
 
 
-def _sbin(name: str) -> str | None:
+def sbin(name: str) -> str | None:
+    """A server binary by name, in the sbin directories a normal user's PATH lacks too."""
     for directory in packages.SBIN:
         if (directory / name).is_file():
             return str(directory / name)
@@ -243,34 +232,27 @@ def _sbin(name: str) -> str | None:
 STARTERS = {"postgresql": start_postgresql, "mysql": start_mysql, "redis": start_redis}
 
 
-def _stop_pid(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+def stop_pid(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
+    """`sig` to `pid`, SIGKILL past STOP_TIMEOUT; returns once it has exited."""
     deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        # our own child when `up` and `down` share a process (the tests): reap it
-        if _reaped(pid):
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+    with suppress(ProcessLookupError):
+        os.kill(pid, sig)
+        while not exited(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
 
 
-def _reaped(pid: int) -> bool:
-    """Exited: reaped here when it is our child, else a zombie its parent (the test run's
-    subreaper) has yet to reap."""
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] == pid
-    except ChildProcessError:
-        try:  # /proc/<pid>/stat: "pid (name) state ..."
-            return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
-        except (OSError, IndexError):
+def exited(pid: int) -> bool:
+    """Gone, or a zombie: reaped here when it is our child, else one its parent (the test
+    run's subreaper) has yet to reap."""
+    with suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return True
+    try:  # /proc/<pid>/stat: "pid (name) state ..."
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 @contextmanager
@@ -348,7 +330,7 @@ def down(var: Path) -> list[str]:
             if entry.pid is None:
                 stop_postgresql(Path(entry.home))
             else:
-                _stop_pid(entry.pid)
+                stop_pid(entry.pid)
             _write_ledger(var, ledger)
             lines.append(f"{NAMES[entry.kind]} at port {entry.port}: stopped")
     return lines

@@ -1,21 +1,13 @@
 """One lock per writing command, so two copies never both run (docs/operations.md, "Commands
 that write").
 
-Every command that writes holds a lock for as long as it writes:
-- `file_lock(name)`: commands that write files of this checkout (new-service, remove-service):
-  flock(2) on var/locks/<name>.lock. The kernel lets it go when the holder exits, even
-  killed with SIGKILL, so there is never a stale lock to break by hand.
-- `database_lock(dsn, name)`: commands that write a database (migrate up/down, seed): a
-  session-level advisory lock of that database (PostgreSQL pg_try_advisory_lock on a key
-  derived from the name; MariaDB GET_LOCK of "<database>:<name>") on a connection of its own.
-  The server lets it go when that connection ends, so a killed holder frees it too, and it
-  covers every machine that runs the command against the same database.
+- `file_lock(name)`: flock(2) on var/locks/<name>.lock, let go by the kernel when the
+  holder exits, even killed.
+- `database_lock(dsn, name)`: a session-level advisory lock of that database
+  (pg_try_advisory_lock, MariaDB's GET_LOCK), let go when its connection ends.
 
-A second copy waits for the lock up to LOCK_WAIT seconds (default 60), saying once on
-stderr what it waits for and who holds it, then gives up with one line (`LockBusy`);
-LOCK_WAIT=0 refuses at once. A command that the lock lets in after a copy was killed
-half-way finishes that copy's work (each command says how: its own module).
-"""
+A second copy waits up to LOCK_WAIT seconds (default 60; 0: refuse at once), saying once
+what it waits for, then gives up with one line (`LockBusy`)."""
 
 from __future__ import annotations
 
@@ -27,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -112,50 +105,47 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+# take (1: taken), holder (its session; NULL: none), release, each given the lock's key
+PG_LOCK = (
+    "SELECT pg_try_advisory_lock(%s)",
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND ((classid::bigint << 32) | objid::bigint) = %s",
+    "SELECT pg_advisory_unlock(%s)",
+)
+MY_LOCK = ("SELECT GET_LOCK(%s, 0)", "SELECT IS_USED_LOCK(%s)", "SELECT RELEASE_LOCK(%s)")
+
+
 @contextlib.contextmanager
 def database_lock(dsn: str, name: str, *, wait: float | None = None) -> Iterator[None]:
     """Hold the advisory lock `name` of the database of `dsn` for the block."""
     database = database_name(dsn)
-    what = f"the {name} lock of database {database}"
+    conn: Any
+    key: int | str
     if engine_of(dsn) == "postgresql":
+        conn = psycopg.connect(psycopg_dsn(dsn), autocommit=True)
         key = advisory_key(name)
-        with psycopg.connect(psycopg_dsn(dsn), autocommit=True) as pg:
+        take, holder, release = PG_LOCK
+        who = "server process"
+    else:
+        conn = mysql_connect(dsn)
+        key = f"{database}:{name}"[:64]  # GET_LOCK names are server-wide, at most 64 chars
+        take, holder, release = MY_LOCK
+        who = "server connection"
 
-            def take() -> bool:
-                row = pg.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-                return bool(row and row[0])
-
-            def holder() -> str:
-                row = pg.execute(
-                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                    " AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE"
-                    " datname = current_database())"
-                    " AND ((classid::bigint << 32) | objid::bigint) = %s",
-                    (key,),
-                ).fetchone()
-                return f"server process {row[0]}" if row else "a session that just ended"
-
-            acquire(take, what, holder, wait)
-            try:
-                yield
-            finally:
-                pg.execute("SELECT pg_advisory_unlock(%s)", (key,))
-        return
-    label = f"{database}:{name}"[:64]  # GET_LOCK names are server-wide, at most 64 chars
-    with mysql_connect(dsn) as my, my.cursor() as cur:
-
-        def take_my() -> bool:
-            cur.execute("SELECT GET_LOCK(%s, 0)", (label,))
+    def one(sql: str) -> Any:
+        with conn.cursor() as cur:
+            cur.execute(sql, (key,))
             row = cur.fetchone()
-            return bool(row and row[0] == 1)
+        return row[0] if row else None
 
-        def holder_my() -> str:
-            cur.execute("SELECT IS_USED_LOCK(%s)", (label,))
-            row = cur.fetchone()
-            return f"server connection {row[0]}" if row and row[0] else "a session that just ended"
+    def held_by() -> str:
+        session = one(holder)
+        return f"{who} {session}" if session else "a session that just ended"
 
-        acquire(take_my, what, holder_my, wait)
+    with conn:
+        acquire(lambda: one(take) == 1, f"the {name} lock of database {database}", held_by, wait)
         try:
             yield
         finally:
-            cur.execute("SELECT RELEASE_LOCK(%s)", (label,))
+            one(release)

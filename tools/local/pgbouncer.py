@@ -4,38 +4,40 @@
     python -m tools.local.pgbouncer down|status [--listen ...]
     python -m tools.local.pgbouncer run [--listen ...] [--server ...] -- COMMAND...
 
-`POOLER=pgbouncer` (lib/config.py, ADR 0037) sends the services' pools to `PGBOUNCER_ADDR`;
-this starts what listens there: Debian's `pgbouncer` as a plain process, its configuration,
-log and pid in `pgbouncer-<port>/` of the checkout's server root (tools/local/server_homes.py:
-/var/tmp/fixup-<hash of var>/, which the postgres user it runs as can pass, whatever the
-checkout's parents are; removed when it stops), every database name forwarded to the same name on
-`--server` (a `*` fallback entry), the user the client names (auth_type trust: a loopback
-tool for development and tests, like the local servers' own trust). The machine's own
-PostgreSQL is only connected to, never reconfigured. `run` starts one on a free port when
-`--listen` is not given, sized for a test run (TEST_* below: small pools, idle server
-connections closed after 3 s, 40 at most), runs COMMAND with `PGBOUNCER_ADDR` and
+What listens at `PGBOUNCER_ADDR` for `POOLER=pgbouncer` (ADR 0037): Debian's `pgbouncer`,
+its files in `pgbouncer-<port>/` of the checkout's server root (tools/local/server_homes.py),
+every database forwarded to the same name on `--server`, auth_type trust. `run` starts one
+sized for a test run (TEST_* below), runs COMMAND with `PGBOUNCER_ADDR` and
 `TEST_PGBOUNCER_ADDR` set, and stops it: what `make test-pgbouncer` uses. Standard library
-only, like tools/local/local_servers.py, whose checks it shares.
+only, like tools/local/local_servers.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
+import string
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tools.local import local_servers, server_homes
+from tools.local import server_homes
+from tools.local.local_servers import (
+    START_TIMEOUT,
+    StartError,
+    listening,
+    sbin,
+    stop_pid,
+    wait_until,
+)
 from tools.local.ports import free_port
 
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "pgbouncer" / "pgbouncer.ini"
 DEFAULT_LISTEN = "127.0.0.1:6432"
 DEFAULT_SERVER = "127.0.0.1:5432"
 # server connections per database and user: what PostgreSQL sees, whatever the clients
@@ -44,19 +46,12 @@ DEFAULT_POOL_SIZE = 10
 MAX_CLIENT_CONN = 2000
 # seconds an idle server connection is kept (PgBouncer's default: 600)
 IDLE_TIMEOUT = 60
-# a test run makes a database per module: its pools' idle server connections are closed
-# soon, and all of them together stay within this many (max_user_connections), so a run
-# beside others on one server leaves them room under max_connections
+# a test run (a database per module): idle server connections closed soon, all of them
+# within TEST_MAX_SERVER_CONN, so runs beside it on one server keep room under max_connections
 TEST_POOL_SIZE = 5
 TEST_IDLE_TIMEOUT = 3
 TEST_MAX_SERVER_CONN = 40
-START_TIMEOUT = local_servers.START_TIMEOUT
-STOP_TIMEOUT = local_servers.STOP_TIMEOUT
-USERS = ("postgres",)
-
-
-class StartError(RuntimeError):
-    """PgBouncer could not start: the one line `up` prints."""
+USER = "postgres"  # PgBouncer refuses to run as root: it runs as postgres, the ini's admin
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -67,17 +62,16 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def binary() -> str:
-    for candidate in (shutil.which("pgbouncer"), "/usr/sbin/pgbouncer"):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    raise StartError("no pgbouncer binary; as root: apt-get install -y pgbouncer")
+    found = sbin("pgbouncer")
+    if found is None:
+        raise StartError("no pgbouncer binary; as root: apt-get install -y pgbouncer")
+    return found
 
 
 def version() -> tuple[int, int]:
     """The installed PgBouncer's (major, minor): 1.21 added protocol-level prepared statements."""
     out = subprocess.run([binary(), "--version"], capture_output=True, text=True, check=True)
-    words = out.stdout.split()
-    major, minor, *_ = words[1].split(".")
+    major, minor, *_ = out.stdout.split()[1].split(".")
     return int(major), int(minor)
 
 
@@ -87,10 +81,8 @@ class Bouncer:
     server: str
     home: Path
     pool_size: int = DEFAULT_POOL_SIZE
-    max_client_conn: int = MAX_CLIENT_CONN
     idle_timeout: int = IDLE_TIMEOUT
     max_server_conn: int = 0  # every database together (max_user_connections); 0: no cap
-    users: tuple[str, ...] = USERS
 
     @property
     def ini(self) -> Path:
@@ -98,49 +90,32 @@ class Bouncer:
 
     @property
     def pidfile(self) -> Path:
-        return self.home / "pgbouncer.pid"
+        return self.home / "pgbouncer.pid"  # the ini's
 
     @property
     def log(self) -> Path:
-        return self.home / "pgbouncer.log"
+        return self.home / "pgbouncer.log"  # the ini's
 
     def config(self) -> str:
-        host, port = split_address(self.listen)
-        server_host, server_port = split_address(self.server)
-        return "\n".join(
-            [
-                "[databases]",
-                f"* = host={server_host} port={server_port}",
-                "",
-                "[pgbouncer]",
-                f"listen_addr = {host}",
-                f"listen_port = {port}",
-                "unix_socket_dir =",
-                "auth_type = trust",
-                f"auth_file = {self.home / 'userlist.txt'}",
-                f"admin_users = {self.users[0]}",
-                "pool_mode = transaction",
-                f"default_pool_size = {self.pool_size}",
-                f"max_client_conn = {self.max_client_conn}",
-                f"max_user_connections = {self.max_server_conn}",
-                f"server_idle_timeout = {self.idle_timeout}",
-                # a server connection goes back clean: nothing a transaction left behind
-                "server_reset_query =",
-                "server_check_delay = 1",
-                # a client that waits for a server connection longer than this gets an error
-                "query_wait_timeout = 10",
-                f"logfile = {self.log}",
-                f"pidfile = {self.pidfile}",
-                "",
-            ]
+        """deploy/pgbouncer/pgbouncer.ini for this one."""
+        (host, port), (server_host, server_port) = map(split_address, (self.listen, self.server))
+        return string.Template(CONFIG.read_text()).substitute(
+            host=host,
+            port=port,
+            server_host=server_host,
+            server_port=server_port,
+            home=self.home,
+            pool_size=self.pool_size,
+            max_client_conn=MAX_CLIENT_CONN,
+            max_server_conn=self.max_server_conn,
+            idle_timeout=self.idle_timeout,
         )
 
     def write(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.ini.write_text(self.config())
-        (self.home / "userlist.txt").write_text("".join(f'"{u}" ""\n' for u in self.users))
-        # PgBouncer refuses to run as root: it runs as postgres
-        server_homes.hand_to("postgres", self.home, self.ini, self.home / "userlist.txt")
+        (self.home / "userlist.txt").write_text(f'"{USER}" ""\n')
+        server_homes.hand_to(USER, self.home, self.ini, self.home / "userlist.txt")
 
 
 def server_of_tests() -> str:
@@ -153,11 +128,6 @@ def home_of(var: Path, listen: str) -> Path:
     return server_homes.server_root(var) / f"pgbouncer-{split_address(listen)[1]}"
 
 
-def _command(bouncer: Bouncer) -> list[str]:
-    command = [binary(), "-d", str(bouncer.ini)]  # -d: daemon, its pid in the pidfile
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
 def _pid(bouncer: Bouncer) -> int | None:
     try:
         pid = int(bouncer.pidfile.read_text().strip())
@@ -168,28 +138,28 @@ def _pid(bouncer: Bouncer) -> int | None:
     except ProcessLookupError:
         return None
     except PermissionError:
-        pass
+        pass  # alive, another user's
     return pid
 
 
 def start(bouncer: Bouncer) -> None:
     """Start it and wait until it answers; a taken port or a failed start is a StartError."""
     host, port = split_address(bouncer.listen)
-    if _pid(bouncer) is not None and local_servers.listening(host, port):
-        return  # ours, already up
-    if local_servers.listening(host, port):
+    if listening(host, port):
+        if _pid(bouncer) is not None:
+            return  # ours, already up
         raise StartError(f"{bouncer.listen} is taken by something else: choose another --listen")
     bouncer.write()
+    command = [binary(), "-d", str(bouncer.ini)]  # -d: daemon, its pid in the pidfile
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", USER, "--", *command]
     done = subprocess.run(
-        _command(bouncer), capture_output=True, text=True, timeout=START_TIMEOUT, check=False
+        command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
     )
     if done.returncode != 0:
         raise StartError(f"pgbouncer failed: {(done.stderr or done.stdout).strip()[-400:]}")
-    deadline = time.monotonic() + START_TIMEOUT
-    while not local_servers.listening(host, port, timeout=0.5):
-        if time.monotonic() > deadline:
-            raise StartError(f"pgbouncer did not open {bouncer.listen}; its log: {bouncer.log}")
-        time.sleep(0.1)
+    opened = f"pgbouncer on {bouncer.listen} (its log: {bouncer.log})"
+    wait_until(lambda: listening(host, port, timeout=0.5), opened, START_TIMEOUT)
 
 
 def stop(bouncer: Bouncer) -> bool:
@@ -197,13 +167,7 @@ def stop(bouncer: Bouncer) -> bool:
     pid = _pid(bouncer)
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while _pid(bouncer) is not None:
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
+    stop_pid(pid, signal.SIGTERM)
     server_homes.remove_home(bouncer.home)
     return True
 
@@ -220,14 +184,8 @@ def running(
 ) -> Iterator[str]:
     """A PgBouncer in front of `server` for the block; -> its host:port."""
     address = listen or f"127.0.0.1:{free_port()}"
-    bouncer = Bouncer(
-        address,
-        server,
-        home_of(var, address),
-        pool_size=pool_size,
-        idle_timeout=idle_timeout,
-        max_server_conn=max_server_conn,
-    )
+    home = home_of(var, address)
+    bouncer = Bouncer(address, server, home, pool_size, idle_timeout, max_server_conn)
     start(bouncer)
     try:
         yield address

@@ -1,14 +1,9 @@
 """Free loopback ports for the servers a command, a benchmark or a test starts.
 
-Binding port 0 hands out a port of the kernel's ephemeral range, the one every outgoing
-connection's local port is drawn from too: between that probe and the server's own bind,
-a busy machine (the suite's parallel workers, a load run) can give the port to a client
-socket or to another process's probe, and the server dies with "Address already in use".
-So ports come from below that range, from a lane of their own per parallel test worker
-(`FIXUP_PORT_LANE`, set by tests/conftest.py, inherited by the commands a test starts).
-The processes of a lane walk it in turn through one ledger file, so no port is handed out
-twice before the lane wraps round.
-"""
+Not port 0: a port of the kernel's ephemeral range can go to a client socket between the
+probe and the server's bind. So ports come from below that range, from a lane per parallel
+test worker (`FIXUP_PORT_LANE`, set by tests/conftest.py), walked in turn through one
+ledger file."""
 
 from __future__ import annotations
 
@@ -72,16 +67,13 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def ledger_of(span: range) -> Path:
-    return Path(tempfile.gettempdir()) / f"fixup-ports-{os.getuid()}-{span.start}-{span.stop}"
-
-
 def free_ports(count: int) -> list[int]:
     """`count` distinct ports nothing on 127.0.0.1 listens on or connects from."""
     span = lane()
-    return take(span, count, ledger_of(span))
+    ledger = Path(tempfile.gettempdir()) / f"fixup-ports-{os.getuid()}-{span.start}-{span.stop}"
+    return take(span, count, ledger)
 
 
 def free_port() -> int:
-    """One port for a server to listen on (see the module's docstring for why not 0)."""
+    """One port for a server to listen on."""
     return free_ports(1)[0]

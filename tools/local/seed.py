@@ -1,22 +1,11 @@
 """Demo data of docs/api.md ("users"), loaded idempotently: `python -m tools.local.seed` (`make
 seed`).
 
-Every seed row has a fixed id and is inserted with "on conflict do nothing", so a
-second run changes nothing. Existing rows are never updated: a changed
-SEED_*_PASSWORD takes effect only for users that do not exist yet.
-
-The ADMIN's password: SEED_ADMIN_PASSWORD. Only the local dev run (`make run`, `make seed`:
-`--local-dev`) may fall back to the documented default; anywhere else (Compose's `migrate`,
-a Kubernetes Job) a missing or default SEED_ADMIN_PASSWORD stops the seed before it writes
-anything, saying how to set one.
-
-Databases: departments, users, points (balances + one ledger row each), catalog.
-Each is migrated first; DSNs come from `<DB>_DATABASE_URL` (tools.local.databases).
-
-Two seeds at once never both write one database: each database is migrated and seeded
-under its advisory lock `seed` (tools/local/locks.py; a second copy waits up to LOCK_WAIT
-seconds, then refuses with one line). A seed killed half-way committed whole databases
-only (each database's rows go in one transaction): the next run inserts what is missing.
+Every seed row has a fixed id and is inserted with "on conflict do nothing": a second run
+changes nothing, and a changed SEED_*_PASSWORD applies only to users not there yet. Only
+the local dev run (`--local-dev`) may give the ADMIN the documented default password.
+Each database is migrated first, then seeded in one transaction under its advisory lock
+`seed` (tools/local/locks.py).
 """
 
 from __future__ import annotations
@@ -24,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -53,10 +43,10 @@ class User(NamedTuple):
     last_name: str
     phone_number: str
     role: str
-    department_id: str | None
-    age: int | None
-    salary: Decimal | None
-    points: int | None
+    department_id: str | None = None
+    age: int | None = None
+    salary: Decimal | None = None
+    points: int | None = None
 
 
 class CategoryType(NamedTuple):
@@ -82,7 +72,7 @@ class CatalogService(NamedTuple):
     name: str
     description: str
     base_price: Decimal
-    currency: str
+    currency: str = "USD"
 
 
 HR = "0d000000-0000-4000-8000-000000000001"
@@ -102,10 +92,6 @@ ADMIN = User(
     "Admin",
     "+1 555 0100",
     "ADMIN",
-    None,
-    None,
-    None,
-    None,
 )
 
 
@@ -177,7 +163,6 @@ CATALOG_SERVICES = (
         "Fix a leaking tap",
         "Diagnose and repair a dripping kitchen or bathroom tap.",
         Decimal("80.00"),
-        "USD",
     ),
     CatalogService(
         "0e000000-0000-4000-8000-000000000032",
@@ -185,7 +170,6 @@ CATALOG_SERVICES = (
         "Install a water heater",
         "Remove the old unit and install a new tank water heater.",
         Decimal("450.00"),
-        "USD",
     ),
     CatalogService(
         "0e000000-0000-4000-8000-000000000033",
@@ -193,7 +177,6 @@ CATALOG_SERVICES = (
         "Replace a power outlet",
         "Replace a worn or broken wall outlet, up to two per visit.",
         Decimal("95.00"),
-        "USD",
     ),
     CatalogService(
         "0e000000-0000-4000-8000-000000000034",
@@ -201,7 +184,6 @@ CATALOG_SERVICES = (
         "Install a ceiling light",
         "Mount and wire a ceiling light fixture you provide.",
         Decimal("120.00"),
-        "USD",
     ),
     CatalogService(
         "0e000000-0000-4000-8000-000000000035",
@@ -209,7 +191,6 @@ CATALOG_SERVICES = (
         "Apartment cleaning",
         "Two hours of standard cleaning for an apartment up to 80 m2.",
         Decimal("70.00"),
-        "USD",
     ),
     CatalogService(
         "0e000000-0000-4000-8000-000000000036",
@@ -217,15 +198,22 @@ CATALOG_SERVICES = (
         "Move-out deep clean",
         "Top-to-bottom cleaning of an empty home, appliances included.",
         Decimal("250.00"),
-        "USD",
     ),
 )
 
 
 def _insert_pg(
-    conn: psycopg.Connection[tuple[object, ...]], sql: str, rows: list[tuple[object, ...]]
+    conn: psycopg.Connection[tuple[object, ...]],
+    table: str,
+    rows: Sequence[tuple[object, ...]],
+    columns: Sequence[str] = (),
 ) -> int:
-    """Run an INSERT ... ON CONFLICT DO NOTHING per row; the number of rows inserted."""
+    """INSERT ... ON CONFLICT DO NOTHING of each row; -> the rows inserted."""
+    if not rows:
+        return 0
+    names = ", ".join(columns or getattr(rows[0], "_fields", ()))
+    values = ", ".join(["%s"] * len(rows[0]))
+    sql = f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT DO NOTHING"
     inserted = 0
     with conn.cursor() as cur:
         for row in rows:
@@ -236,12 +224,7 @@ def _insert_pg(
 
 def seed_departments(dsn: str) -> int:
     with psycopg.connect(psycopg_dsn(dsn)) as conn:
-        return _insert_pg(
-            conn,
-            "INSERT INTO departments (id, name, address) VALUES (%s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            [tuple(d) for d in DEPARTMENTS],
-        )
+        return _insert_pg(conn, "departments", DEPARTMENTS)
 
 
 def admin_password(local_dev: bool) -> str:
@@ -273,31 +256,14 @@ def seed_users(dsn: str, admin: str | None = None) -> int:
                 "SELECT id FROM users WHERE id = ANY(%s::uuid[])", ([u.id for u in everyone],)
             )
         }
-        rows: list[tuple[object, ...]] = [
-            (
-                u.id,
-                u.email,
-                # argon2 is slow on purpose: hash only for users still missing
-                hash_password(admin_password_ if u is ADMIN else user_password),
-                u.first_name,
-                u.last_name,
-                u.phone_number,
-                u.role,
-                u.department_id,
-                u.age,
-                u.salary,
-            )
+        # argon2 is slow on purpose: hash only for users still missing
+        rows = [
+            (*u[:-1], hash_password(admin_password_ if u is ADMIN else user_password), True)
             for u in everyone
             if u.id not in existing
         ]
-        return _insert_pg(
-            conn,
-            "INSERT INTO users (id, email, password_hash, first_name, last_name,"
-            " phone_number, role, verified, department_id, age, salary)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, true, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            rows,
-        )
+        columns = (*User._fields[:-1], "password_hash", "verified")  # points: not users'
+        return _insert_pg(conn, "users", rows, columns)
 
 
 def seed_points(dsn: str) -> int:
@@ -327,28 +293,12 @@ def seed_points(dsn: str) -> int:
 def seed_catalog(dsn: str) -> int:
     with psycopg.connect(psycopg_dsn(dsn)) as conn:
         return sum(
-            _insert_pg(conn, sql, [tuple(r) for r in rows])
-            for sql, rows in (
-                (
-                    "INSERT INTO category_types (id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    CATEGORY_TYPES,
-                ),
-                (
-                    "INSERT INTO categories (id, type_id, name) VALUES (%s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    CATEGORIES,
-                ),
-                (
-                    "INSERT INTO subcategories (id, category_id, name) VALUES (%s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    SUBCATEGORIES,
-                ),
-                (
-                    "INSERT INTO services"
-                    " (id, subcategory_id, name, description, base_price, currency)"
-                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    CATALOG_SERVICES,
-                ),
+            _insert_pg(conn, table, rows)
+            for table, rows in (
+                ("category_types", CATEGORY_TYPES),
+                ("categories", CATEGORIES),
+                ("subcategories", SUBCATEGORIES),
+                ("services", CATALOG_SERVICES),
             )
         )
 

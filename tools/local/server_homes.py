@@ -1,18 +1,10 @@
 """Where a server that runs as another user keeps its files, and who owns them.
 
-PostgreSQL, MariaDB, PgBouncer and pgBackRest refuse to run as root: as root, the tools
-hand their directories to the server's own user (`hand_to`). That user must pass every
-parent on the way, and a checkout under a 0700 home (`mktemp -d`, /root) is closed to it.
-A server whose files belong to one run (a PgBouncer, a throwaway cluster, a test's
-archived servers) therefore keeps them in `server_root(var)`:
-/var/tmp/fixup-<hash of var's path>, ours, mode 0711 (others pass, list nothing), one per
-checkout; `server_home` makes a directory of one server there, handed to its user, and
-`remove_home` takes it away when the server stops. The servers `make run` and `make test`
-start where nothing listens (tools/local/local_servers.py) keep their data in `var/servers/`
-from one run to the next, or in the server root when their user cannot pass `var/`
-(`passable`). Standard library only (tools/local/local_servers.py
-runs before .venv exists), which re-exports `hand_to` and `StartError` from here.
-"""
+As root, the tools hand a server's directories to its own user (`hand_to`), who must pass
+every parent on the way: a checkout under a 0700 home is closed to it. So a server whose
+files belong to one run keeps them in `server_root(var)`, /var/tmp/fixup-<hash of var's
+path> (ours, 0711), and `make run`'s and `make test`'s servers keep theirs there when their
+user cannot pass `var/` (`passable`). Standard library only, like tools/local/local_servers.py."""
 
 from __future__ import annotations
 

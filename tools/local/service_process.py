@@ -20,9 +20,8 @@ from tools.time_scale import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# A process needs well under this to start listening, stop listening or exit once it
-# has nothing left to wait for (10 s at load 3 on two cores), times FIXUP_TIME_SCALE
-# (tools/time_scale.py) for a machine more loaded; a service is healthy within HEALTHY.
+# a process starts or stops listening, or exits, well within this (10 s at load 3 on two
+# cores, times FIXUP_TIME_SCALE); a service is healthy within HEALTHY
 PROCESS_MARGIN = scaled(10.0)
 HEALTHY = scaled(20.0)
 

@@ -366,13 +366,20 @@ async def test_delete_scrubs_revokes_and_removes_the_picture(
     user_id = await person(users_dsn, uuid.uuid4(), role=Role.PROVIDER, picture_key=PICTURE)
     other = await make_user(users_dsn, Role.PROVIDER)
     (tmp_path / PICTURE).write_bytes(b"picture")
+    # what the erasure deletes of a person, for them and for someone who stays
+    personal = {
+        "provider_details": "INSERT INTO provider_details (user_id, personal_id_encrypted,"
+        " personal_id_last4) VALUES ($1, '\\x00', '1234')",
+        "totp_factors": "INSERT INTO totp_factors (user_id, secret_encrypted)"
+        " VALUES ($1, decode(repeat('ab', 29), 'hex'))",
+        "recovery_codes": "INSERT INTO recovery_codes (user_id, code_hash)"
+        " VALUES ($1::uuid, decode(md5($1::uuid::text) || md5($1::uuid::text), 'hex'))",
+        "passkeys": "INSERT INTO passkeys (user_id, credential_id, public_key, name)"
+        " VALUES ($1::uuid, decode(md5($1::uuid::text), 'hex'), '\\x01', 'laptop')",
+    }
     for who in (user_id, other):
-        await sql(
-            users_dsn,
-            "INSERT INTO provider_details (user_id, personal_id_encrypted, personal_id_last4)"
-            " VALUES ($1, '\\x00', '1234')",
-            who,
-        )
+        for insert in personal.values():
+            await sql(users_dsn, insert, who)
     me = auth(user_id)
     deleted = {"service": client.app[SETTINGS].service, "reason": "account_deleted"}
 
@@ -392,13 +399,14 @@ async def test_delete_scrubs_revokes_and_removes_the_picture(
     row = await fetch_row(users_dsn, "SELECT * FROM users WHERE id=$1", user_id)
     assert (row["first_name"], row["department_id"], row["picture_key"]) == ("Deleted", None, None)
     assert row["deleted_at"] is not None
-    details = await fetch_row(
-        users_dsn,
-        "SELECT count(*) FILTER (WHERE user_id = $1) AS mine,"
-        " count(*) FILTER (WHERE user_id = $2) AS theirs FROM provider_details",
-        user_id, other,
-    )  # fmt: skip
-    assert tuple(details) == (0, 1)
+    for table in personal:
+        left = await fetch_row(
+            users_dsn,
+            "SELECT count(*) FILTER (WHERE user_id = $1) AS mine,"
+            f" count(*) FILTER (WHERE user_id = $2) AS theirs FROM {table}",
+            user_id, other,
+        )  # fmt: skip
+        assert tuple(left) == (0, 1), table
     family = await fetch_row(
         users_dsn, "SELECT revoked_reason FROM refresh_token_families WHERE user_id=$1", user_id
     )

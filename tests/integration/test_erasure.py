@@ -7,7 +7,7 @@ erased again; an entry is applied once."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,11 +33,6 @@ from tools.time_scale import scaled
 INTERVAL = 0.05  # ERASURE_INTERVAL of every app here
 # a round of each consumer: a few queries and a directory listing; many on a busy machine
 WITHIN = scaled(5.0 + 20 * INTERVAL)
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 def erasure(storage: Path) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -30,11 +29,6 @@ from tools.time_scale import scaled
 
 ORIGIN = "https://fixup.test"
 RP_ID = "fixup.test"
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 @pytest.fixture

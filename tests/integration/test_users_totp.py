@@ -39,11 +39,6 @@ from tests.problems import problem
 from tools.secrets.sealed import counts, reencrypt
 
 
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
-
-
 def app_settings(dsn: str, **extra: Any) -> Any:
     return users_settings(dsn, login_rate=1e6, login_burst=10**6, **extra)
 

@@ -29,7 +29,15 @@ from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS
 from tests.integration.smtp_support import SmtpSink, mail_to, token_in
-from tests.integration.users_support import PASSWORD, blocked_on_a_lock, mailing_settings
+from tests.integration.users_support import (
+    PASSWORD,
+    blocked_on_a_lock,
+    execute,
+    fetch_row,
+    fetch_rows,
+    fetch_value,
+    mailing_settings,
+)
 from tests.servers import env
 from tests.unit import test_auth_tokens as forge
 from tools.local import seed
@@ -131,15 +139,11 @@ async def test_register_a_provider_stores_the_personal_id_encrypted(
     assert "personal_id" not in text
     user_id = uuid.UUID((await resp.json())["data"]["id"])
     assert (await resp.json())["data"]["role"] == "PROVIDER"
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        row = await conn.fetchrow(
-            "SELECT personal_id_encrypted, personal_id_last4 FROM provider_details "
-            "WHERE user_id = $1",
-            user_id,
-        )
-    finally:
-        await conn.close()
+    row = await fetch_row(
+        users_dsn,
+        "SELECT personal_id_encrypted, personal_id_last4 FROM provider_details WHERE user_id = $1",
+        user_id,
+    )
     assert row is not None
     assert row["personal_id_last4"] == "0210"
     sealed = bytes(row["personal_id_encrypted"])
@@ -190,11 +194,9 @@ async def test_register_a_taken_email_answers_as_a_new_one_and_mails_its_owner(
     assert resp.headers["Location"] == f"/v1/users/{again['id']}"
     mail = await mail_to(sink, user["email"])
     assert mail["Subject"] == "Someone tried to register with your address"
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        rows = await conn.fetch("SELECT id, first_name FROM users WHERE email = $1", user["email"])
-    finally:
-        await conn.close()
+    rows = await fetch_rows(
+        users_dsn, "SELECT id, first_name FROM users WHERE email = $1", user["email"]
+    )
     assert [(str(r["id"]), r["first_name"]) for r in rows] == [(user["id"], "Ada")]
 
 
@@ -508,11 +510,10 @@ async def test_password_reset_of_an_unknown_email_is_204_and_sends_nothing(
     email = new_email()
     resp = await client.post("/v1/auth/password-reset", json={"email": email})
     assert resp.status == 204
-    conn = await asyncpg.connect(users_dsn)
-    try:  # a mail is queued in the request's own transaction: none is there for `email`
-        queued = await conn.fetchval("SELECT count(*) FROM mail_outbox WHERE recipient = $1", email)
-    finally:
-        await conn.close()
+    # a mail is queued in the request's own transaction: none is there for `email`
+    queued = await fetch_value(
+        users_dsn, "SELECT count(*) FROM mail_outbox WHERE recipient = $1", email
+    )
     assert queued == 0
     # nor was one sent already: every mail up to a later one (the relay sends the oldest
     # due first) is read, whoever it is for
@@ -609,11 +610,7 @@ async def test_register_refuses_and_stores_nothing(
     detail = refused(await resp.json(), "password")
     assert ("common" if why == "common" else "email or name") in detail
     assert chosen not in detail  # the password is never echoed
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM users WHERE email = $1", email) == 0
-    finally:
-        await conn.close()
+    assert await fetch_value(users_dsn, "SELECT count(*) FROM users WHERE email = $1", email) == 0
 
 
 async def test_a_change_refused_changes_nothing(client: Any, sink: SmtpSink) -> None:
@@ -648,9 +645,8 @@ async def test_an_account_with_a_listed_password_still_signs_in(
     user, _ = await register(client, sink)
     with env(**CHEAP_ARGON2):
         listed = hash_password("password1")
-    conn = await asyncpg.connect(users_dsn)
-    try:  # set as an earlier version, which took any password, would have stored it
-        await conn.execute("UPDATE users SET password_hash = $1 WHERE id = $2", listed, user["id"])
-    finally:
-        await conn.close()
+    # set as an earlier version, which took any password, would have stored it
+    await execute(
+        users_dsn, "UPDATE users SET password_hash = $1 WHERE id = $2", listed, user["id"]
+    )
     await login(client, user["email"], "password1")

@@ -16,7 +16,6 @@ import uuid
 from email.message import Message
 from typing import Any
 
-import asyncpg
 import jwt
 import pytest
 import redis.asyncio as aioredis
@@ -30,6 +29,7 @@ from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS
 from tests.integration.smtp_support import SmtpSink, token_in
+from tests.integration.users_support import fetch_rows as sql
 from tests.integration.users_support import mailing_settings
 from tests.servers import Servers
 
@@ -60,14 +60,6 @@ def settings(dsn: str, smtp_port: int, **extra: Any) -> UsersSettings:
 @pytest.fixture
 async def client(aiohttp_client: Any, users_dsn: str, sink: SmtpSink) -> Any:
     return await aiohttp_client(create_app(settings(users_dsn, sink.port)))
-
-
-async def sql(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
 
 
 async def queued_from_now(dsn: str) -> Any:

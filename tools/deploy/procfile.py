@@ -19,6 +19,7 @@ from lib import registry
 from lib.http.profiling import BASE_PORT, profiling_port
 from observability.nginx_exporter.app import Options
 from tools.deploy import nginx
+from tools.deploy.generated import write_or_check
 from tools.local.databases import REDIS_DEFAULT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,15 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"procfile: {exc}", file=sys.stderr)
         return 2
-    if args.command == "check":
-        if not PROCFILE.exists() or PROCFILE.read_text() != text:
-            print("procfile-check: Procfile is stale; run make procfile", file=sys.stderr)
-            return 1
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"procfile: wrote {args.out}")
-    return 0
+    return write_or_check({args.out: text}, args.command == "check", "make procfile")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,6 @@ _RESERVED_WORDS = """
 SQL_RESERVED = frozenset(_RESERVED_WORDS.split())
 # a generated module of services/<name>/db/ besides the service's own
 DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions", "audit"})
-# what a transaction of the scaffold snapshots: the tree without caches and environments
 # generators of the files derived from the registry, in order (each a fresh process: the
 # registry is read at import); `make deploy-gen` + procfile + nginx-compose
 REGENERATE: tuple[tuple[str, ...], ...] = (
@@ -209,13 +208,9 @@ def regenerate(root: Path) -> None:
 def new(name: str, engine: registry.Engine, root: Path = ROOT, *, grpc: bool = False) -> None:
     with file_lock("new-service", folder=root / LOCKS.relative_to(ROOT)):
         recover(root)
-        _checked_new(name, engine, root, grpc)
-
-
-def _checked_new(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
-    check_new(name, engine, root)
-    with transaction(root, "new-service"):
-        _write(name, engine, root, grpc)
+        check_new(name, engine, root)
+        with transaction(root, "new-service"):
+            _write(name, engine, root, grpc)
 
 
 def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
@@ -256,21 +251,18 @@ def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
 def remove(name: str, root: Path = ROOT) -> None:
     with file_lock("new-service", folder=root / LOCKS.relative_to(ROOT)):
         recover(root)
-        _checked_remove(name, root)
+        registry_file = root / REGISTRY.relative_to(ROOT)
+        entry = re.compile(rf'^    Microservice\("{re.escape(name)}", .*\n', re.M)
+        text = registry_file.read_text()
+        if name not in registry.BY_NAME or not entry.search(text):
+            raise ScaffoldError(
+                f"{name!r} is not a one-line entry of lib/registry.py (new-service's)"
+            )
+        with transaction(root, "remove-service"):
+            _remove(name, root, registry_file, entry.sub("", text, count=1))
 
 
-def _checked_remove(name: str, root: Path) -> None:
-    registry_file = root / REGISTRY.relative_to(ROOT)
-    entry = re.compile(rf'^    Microservice\("{re.escape(name)}", .*\n', re.M)
-    if name not in registry.BY_NAME or not entry.search(registry_file.read_text()):
-        raise ScaffoldError(f"{name!r} is not a one-line entry of lib/registry.py (new-service's)")
-    with transaction(root, "remove-service"):
-        _remove(name, root, entry)
-
-
-def _remove(name: str, root: Path, entry: re.Pattern[str]) -> None:
-    registry_file = root / REGISTRY.relative_to(ROOT)
-    text = registry_file.read_text()
+def _remove(name: str, root: Path, registry_file: Path, without: str) -> None:
     grpc = (root / "proto" / name).is_dir()
     for path in owned_paths(name):
         target = root / path
@@ -278,7 +270,7 @@ def _remove(name: str, root: Path, entry: re.Pattern[str]) -> None:
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
-    registry_file.write_text(entry.sub("", text, count=1))
+    registry_file.write_text(without)
     entries.remove(root, registry.get(name))
     if grpc:
         run(root, "tools.proto", "gen")

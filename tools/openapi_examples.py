@@ -24,6 +24,7 @@ from typing import Any
 from lib import registry
 from lib.http.openapi_examples import EXAMPLES_DIR
 from tools import swag
+from tools.deploy.generated import write_or_check
 from tools.examples_page import Example, examples
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -327,22 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"openapi-examples: {exc}", file=sys.stderr)
         return 2
-    stale = []
-    for service, found in lifted.items():  # a service the page does not show: no file
-        path, text = EXAMPLES_DIR / f"{service}.json", render(found) if found else None
-        if args.command == "gen":
-            EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
-            if text is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_text(text)
-                print(f"openapi-examples: {path.relative_to(ROOT)}")
-        elif (path.read_text() if path.exists() else None) != text:
-            stale.append(service)
-    if stale:
-        print(f"openapi-examples: stale: {', '.join(stale)}; run make swag-gen", file=sys.stderr)
-        return 1
-    return 0
+    files = {EXAMPLES_DIR / f"{s}.json": render(found) for s, found in lifted.items() if found}
+    unshown = [EXAMPLES_DIR / f"{s}.json" for s, found in lifted.items() if not found]
+    for path in unshown:  # a service the pages do not show: no file
+        if args.command == "check" and path.exists():
+            print(
+                f"openapi-examples: {path.name} shows nothing; run make swag-gen", file=sys.stderr
+            )
+            return 1
+        path.unlink(missing_ok=True)
+    return write_or_check(files, args.command == "check", "make swag-gen")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ servers run on one host and share its clock.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import shutil
 import sys
 import time
@@ -33,6 +32,7 @@ from tools.backups.backup_servers import load
 from tools.backups.backup_settings import BackupSettings
 from tools.local.databases import Database, UnknownDatabaseError, get_database
 from tools.local.db_servers import MariaInstance, PgCluster, ServerError, owned_by, run
+from tools.local.locks import LockBusy, file_lock
 from tools.local.ports import free_port
 from tools.migrations import migrate
 
@@ -63,15 +63,12 @@ def parse_time(text: str) -> datetime:
 
 @contextmanager
 def only_one(settings: BackupSettings) -> Iterator[None]:
-    """An exclusive lock on var/restore/.lock: two restores never run at once."""
-    settings.restores.mkdir(parents=True, exist_ok=True)
-    lock = settings.restores / ".lock"
-    with lock.open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Refused(f"another restore is running (it holds {lock})") from None
-        yield
+    """var/restore/restore.lock, refused at once: two restores never run at once."""
+    try:
+        with file_lock("restore", wait=0, folder=settings.restores):
+            yield
+    except LockBusy as exc:
+        raise Refused(f"another restore is running: {exc}") from None
 
 
 def stamp(moment: datetime) -> str:

@@ -1,12 +1,9 @@
 """The upgrade drill (issue 38): `python -m tools.checks.upgrade_check` (`make upgrade-check`).
 
-Builds .venv-upgrade/ afresh with the newest release of every runtime dependency (the
-`[project] dependencies` of pyproject.toml, pins dropped), the test tools at their pins
-(they are not what is upgraded) and the project itself; runs the server-free tests and
-the integration tests with that venv's python; prints each dependency's pin -> installed
-version, then the failed tests or "green". Exit 1 when a test failed. The pins stay, for
-reproducible CI: the drill shows which of them are a choice and which a necessity.
-Standard library only: it must run before, and apart from, any venv it builds.
+Builds .venv-upgrade/ with the newest release of every runtime dependency (pins dropped),
+the test tools at their pins and the project; runs the tests of SUITES with it; prints each
+dependency's pin -> installed version, then the failed tests or "green" (exit 1 when a test
+failed). Standard library only: it must run before, and apart from, any venv it builds.
 """
 
 from __future__ import annotations
@@ -25,9 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv-upgrade"
-# the extras the tests need besides the runtime, pins kept, when present: ops (migrate,
-# seed) and codegen (make sqlc) are what the tests run, dev their tools, bench because
-# tests/integration runs the benchmark's peers (litestar, blacksheep) and scripts
+# the extras the tests need besides the runtime, pins kept, when present (bench: the
+# benchmark's peers and scripts run in tests/integration)
 TOOL_EXTRAS = ("ops", "codegen", "test", "dev", "bench")
 # pins held back for a known upstream break: what the drill's failures then mean
 HELD_BACK = {

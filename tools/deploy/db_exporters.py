@@ -1,14 +1,7 @@
 """How Debian's database exporters are started against one server each, credentials kept out
-of URLs, command lines and logs.
-
-postgres_exporter gets its address in `DATA_SOURCE_URI` and its user in `DATA_SOURCE_USER`,
-a password only through `DATA_SOURCE_PASS_FILE`; mysqld_exporter a `my.cnf` of its own
-when there is a password (else `DATA_SOURCE_NAME=user@tcp(host:port)/`, nothing secret);
-redis_exporter the address in `-redis.addr` and a password in `REDIS_PASSWORD`. The files
-go under a secrets folder of the caller (`var/`), mode 0600. postgres_exporter also runs
-our queries (observability/postgres_exporter/queries.yml): the replication state the data
-tier's alerts read. `make run` watches the development servers (`dev_servers`, from the
-settings the services read), tools/ha/data_tier_watch.py every member of the HA tier.
+of URLs, command lines and logs (a password goes in a mode-0600 file under the caller's
+secrets folder, or the environment). `make run` watches the development servers
+(`dev_servers`), tools/ha/data_tier_watch.py every member of the HA tier.
 """
 
 from __future__ import annotations
@@ -109,7 +102,6 @@ def command(
             "\n".join([*lines, f"password={server.password}"]) + "\n",
         )
         return [binary, listen_arg, f"--config.my-cnf={cnf}"], {}
-    # the Go flag package: one dash
     args = [f"-web.listen-address={listen}", f"-redis.addr=redis://{server.host}:{server.port}"]
     return [binary, *args], ({"REDIS_PASSWORD": server.password} if server.password else {})
 

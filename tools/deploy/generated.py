@@ -14,12 +14,17 @@ def write_or_check(files: Mapping[Path, str], check: bool, command: str) -> int:
     if check:
         stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
         if stale:
-            names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
+            names = ", ".join(shown(p) for p in stale)
             print(f"stale generated files: {names}; run {command}", file=sys.stderr)
             return 1
         return 0
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {shown(path)}")
     return 0
+
+
+def shown(path: Path) -> str:
+    """`path` relative to the repository when it is inside it."""
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)

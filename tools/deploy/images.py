@@ -1,23 +1,18 @@
-"""The third-party releases of the deploy files, each pinned in one place: NGINX (Compose's
-gateway, docker-compose.yml, and the Kubernetes account pages, deploy/k8s/base/pages.yaml: the
-same release of nginx's stable branch, even minor: 1.30), Alertmanager and Prometheus (Compose,
-the Kubernetes base), Envoy Gateway (the Kubernetes edge's controller, installed once per
-cluster: deploy/k8s/README.md; tools/gatewaylint/crds/ holds its CRDs at this release),
-pgBackRest (the backup CronJob, the Dockerfile's runtime stage) and the Dockerfile's base
-images. tools/deploy/advisories.py records, per component, the release that fixed each advisory
-we know of; tests/unit/test_images.py fails when a pin here is older.
-
-A pin is an exact version tag. A digest (`…@sha256:<digest>`) pins the bytes as well;
-it is appended here once read from the registry, never typed from memory:
-`docker buildx imagetools inspect nginx:<tag> --format '{{json .Manifest.Digest}}'`
-(the multi-arch index's digest; likewise for nginxinc/nginx-unprivileged). Refresh it
-with each nginx stable release: docs/operations.md, "Supply chain".
+"""The third-party releases of the deploy files, each pinned in one place; the comment
+above each says where it is used. tools/deploy/advisories.py records, per component, the
+release that fixed each advisory we know of; tests/unit/test_images.py fails when a pin here
+is older. A pin is an exact version tag; a digest (`…@sha256:<digest>`) is appended only
+once read from the registry (`docker buildx imagetools inspect nginx:<tag> --format
+'{{json .Manifest.Digest}}'`), with each nginx stable release: docs/operations.md, "Supply
+chain".
 """
 
 from __future__ import annotations
 
-NGINX_VERSION = "1.30.7"  # nginx's stable branch (nginx.org/en/download.html)
-# Debian-based: the Compose gateway's healthcheck runs curl, which the image carries
+# nginx's stable branch, even minor (nginx.org/en/download.html), for Compose's gateway
+# (docker-compose.yml; Debian-based: its healthcheck runs curl) and the Kubernetes account
+# pages (deploy/k8s/base/pages.yaml)
+NGINX_VERSION = "1.30.7"
 NGINX = f"nginx:{NGINX_VERSION}"
 # uid 101 by default, listens on 8080: the account pages' pod (read-only root filesystem)
 NGINX_UNPRIVILEGED = f"nginxinc/nginx-unprivileged:{NGINX_VERSION}-alpine"
@@ -31,9 +26,9 @@ ALERTMANAGER = f"prom/alertmanager:v{ALERTMANAGER_VERSION}"
 PROMETHEUS_VERSION = "3.14.0"
 PROMETHEUS = f"prom/prometheus:v{PROMETHEUS_VERSION}"
 
-# the Kubernetes edge's controller (ADR 0035): Envoy Gateway's Helm chart `gateway-helm` at
-# this version installs the controller and the CRDs (Gateway API experimental channel
-# v1.6.1 included) that tools/gatewaylint/crds/ vendors from the same release
+# the Kubernetes edge's controller (ADR 0035, installed once per cluster:
+# deploy/k8s/README.md); its Helm chart at this version installs the CRDs (Gateway API
+# experimental channel v1.6.1 included) that tools/gatewaylint/crds/ vendors
 ENVOY_GATEWAY_VERSION = "1.9.0"
 
 # pgBackRest must be the same release on the repository host (the backup CronJob: the

@@ -1,12 +1,8 @@
 """The Procfile of `make run`, rendered from lib/registry.py: `python -m tools.deploy.procfile
-[check]`.
-
-One line per replica of every built service (one whose `built` flag is false, none today,
-is left out), then NGINX and its access-log exporter. `write --replicas N --out FILE`
-renders a run with N replicas of every HTTP service (`make run replicas=N`; NGINX's
-upstreams get the same N). The Procfile stays committed so
-that honcho (or any Procfile runner) works from a fresh clone; `check` (run by
-`make swag-check`, so by CI) fails when it differs from the registry.
+[check]`: one line per replica of every built service, then NGINX and the monitoring.
+`write --replicas N --out FILE`: N replicas of every HTTP service (`make run replicas=N`).
+It stays committed so that honcho works from a fresh clone; `check` (`make swag-check`)
+fails when it differs from the registry.
 """
 
 from __future__ import annotations
@@ -19,6 +15,7 @@ from lib import registry
 from lib.http.profiling import BASE_PORT, profiling_port
 from observability.nginx_exporter.app import Options
 from tools.deploy import nginx
+from tools.deploy.generated import write_or_check
 from tools.local.databases import REDIS_DEFAULT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,9 +35,7 @@ def service_lines(service: registry.Microservice) -> list[str]:
         env = [f"{prefix}_PORT={port}"]
         if service.grpc_port is not None:
             env.append(f"{prefix}_GRPC_PORT={service.grpc_port}")
-        # every process shares one Redis: revocations, limits, chat's fan-out across replicas
-        # (ADR 0010). The local Redis unless <SVC>_REDIS_URL or REDIS_URL says otherwise (a
-        # Procfile line runs in a shell: the defaults are expanded when the process starts)
+        # one Redis for every process (ADR 0010); the shell expands the defaults at start
         env.append(f"{prefix}_REDIS_URL=${{{prefix}_REDIS_URL:-${{REDIS_URL:-{REDIS_DEFAULT}}}}}")
         if replica:  # replica k profiles REPLICA_PROFILING_STEP higher (10 workers each)
             profiling = profiling_port(
@@ -78,15 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"procfile: {exc}", file=sys.stderr)
         return 2
-    if args.command == "check":
-        if not PROCFILE.exists() or PROCFILE.read_text() != text:
-            print("procfile-check: Procfile is stale; run make procfile", file=sys.stderr)
-            return 1
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"procfile: wrote {args.out}")
-    return 0
+    return write_or_check({args.out: text}, args.command == "check", "make procfile")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 from lib import registry
 from lib.http.profiling import BASE_PORT, profiling_port
 from tools.deploy import libtable
+from tools.deploy.generated import write_or_check
 from tools.deploy.libtable import LibTableError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,18 +93,11 @@ def main(argv: list[str]) -> int:
         print("usage: python -m tools.deploy.servicetable [check]", file=sys.stderr)
         return 2
     try:
-        text = PAGE.read_text()
-        new = regenerate(text)
+        new = regenerate(PAGE.read_text())
     except LibTableError as e:
         print(f"servicetable: {e}", file=sys.stderr)
         return 1
-    if check:
-        if new != text:
-            print("servicetable: docs/architecture.md's tables are stale", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(new)
-    return 0
+    return write_or_check({PAGE: new}, check, "python -m tools.deploy.servicetable")
 
 
 if __name__ == "__main__":

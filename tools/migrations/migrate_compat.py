@@ -22,6 +22,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from tools.checks.upgrade_check import outcome
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # The services' API tests: every route of every service, against real servers, in a few
@@ -107,10 +109,6 @@ def run_tests(tree: Path, tests: list[str], timeout: float) -> tuple[int, str]:
     return run.returncode, run.stdout + run.stderr
 
 
-def failed_tests(output: str) -> list[str]:
-    return re.findall(r"^(?:FAILED|ERROR) (\S+)", output, re.MULTILINE)
-
-
 def check(base: str, migrations: Path, tests: list[str] | None, timeout: float) -> tuple[int, str]:
     """(0, report) when the release at `base` passes its tests on `migrations`' schema."""
     short = git("rev-parse", "--short", base)
@@ -126,7 +124,7 @@ def check(base: str, migrations: Path, tests: list[str] | None, timeout: float) 
         header = f"release {short} with {len(new)} new migration(s) ({', '.join(new) or 'none'})"
         if code == 0:
             return 0, f"migrate-compat: ok: {header}: {len(chosen)} test file(s) pass"
-        failed = failed_tests(output)
+        failed = list(outcome(output).failed)
         culprit = new[-1] if new else None
         if len(new) > 1 and failed:  # the first new migration after which they fail
             for k in range(1, len(new)):

@@ -35,7 +35,6 @@ from tests.integration.test_access_matrix import (  # noqa: F401  (fixtures)
     plain_app,
     spec_of,
     stack,
-    users_dsn,
 )
 from tests.integration.test_list_orders import count, dsns, fill, ids_of  # noqa: F401  (dsns: a fixture)
 

@@ -25,7 +25,7 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, bearer
 from tests.integration.orders_support import caller, catalog_service, offer_body, order_body
-from tests.integration.test_access_matrix import stack  # noqa: F401  (a fixture)
+from tests.integration.test_access_matrix import stack, users_dsn  # noqa: F401  (fixtures)
 from tools.local import seed
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "openapi"
@@ -97,7 +97,7 @@ def dsns(
     chat_catalog_dsn: str,
     chat_orders_dsn: str,
     chat_dsn: str,
-    users_dsn: str,
+    users_dsn: str,  # noqa: F811  (the fixture)
 ) -> dict[str, str]:
     """Each service's database in the access matrix's stack fixture, by service name."""
     return {  # names services on purpose: the databases of the access matrix stack fixture

@@ -35,6 +35,7 @@ from tests.integration.test_access_matrix import (  # noqa: F401  (fixtures)
     plain_app,
     spec_of,
     stack,
+    users_dsn,
 )
 from tests.integration.test_list_orders import count, dsns, fill, ids_of  # noqa: F401  (dsns: a fixture)
 

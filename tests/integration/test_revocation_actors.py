@@ -30,6 +30,7 @@ from tests.integration.test_revocation_services import (  # noqa: F401  (fixture
     reset_password,
     stack,
     statuses,
+    users_dsn,
 )
 from tests.integration.users_support import PASSWORD, fetch_row, make_user
 

@@ -285,10 +285,13 @@ def seed_departments(dsn: str) -> list[str]:
     return [row[0] for row in rows if row is not None]
 
 
-def departments_env(dsn: str, **extra: str) -> dict[str, str]:
-    """The environment of one departments process on `dsn`: a free port, no Redis, limits
-    out of a test's way."""
-    return {
+@contextlib.asynccontextmanager
+async def running_stack(
+    tmp: Path, dsn: str, docs_root: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
+    require_nginx()
+    ids = seed_departments(dsn)
+    env = {
         "DEPARTMENTS_DATABASE_URL": dsn,
         "DEPARTMENTS_PORT": str(free_port()),
         "DB_POOL_MIN": "1",
@@ -296,17 +299,9 @@ def departments_env(dsn: str, **extra: str) -> dict[str, str]:
         "RATE_LIMIT_IP_BURST": "1000",
         "REDIS_URL": "",
         "WORKERS": "1",
-        **extra,
+        **(extra_env or {}),
     }
-
-
-@contextlib.asynccontextmanager
-async def running_stack(
-    tmp: Path, dsn: str, docs_root: Path, extra_env: dict[str, str] | None = None
-) -> AsyncIterator[Stack]:
-    require_nginx()
-    ids = seed_departments(dsn)
-    service = ServiceProcess(departments_env(dsn, **(extra_env or {})), tmp / "departments.log")
+    service = ServiceProcess(env, tmp / "departments.log")
     echo = await Echo().start()
     down = free_port()
     gateway = Gateway(

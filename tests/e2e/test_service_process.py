@@ -17,9 +17,9 @@ import aiohttp
 import psutil
 import pytest
 
-from tests.e2e.gateway_stack import departments_env as base_env
 from tests.proxy import TcpProxy, through
 from tests.servers import Servers
+from tools.local.ports import free_port
 from tools.local.service_process import PROCESS_MARGIN, ROOT, ServiceProcess, port_open
 
 
@@ -30,6 +30,19 @@ async def slow_db(migrated_db: Callable[[str], str]) -> AsyncIterator[tuple[str,
     proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
     yield dsn, proxy
     await proxy.stop()
+
+
+def base_env(dsn: str, **extra: str) -> dict[str, str]:
+    return {
+        "DEPARTMENTS_DATABASE_URL": dsn,
+        "DEPARTMENTS_PORT": str(free_port()),
+        "DB_POOL_MIN": "1",
+        "RATE_LIMIT_IP_RATE": "1000",
+        "RATE_LIMIT_IP_BURST": "1000",
+        "REDIS_URL": "",
+        "WORKERS": "1",
+        **extra,
+    }
 
 
 async def get_status(url: str) -> int:

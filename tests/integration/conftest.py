@@ -20,7 +20,6 @@ from tests.integration.catalog_support import catalog_settings
 from tests.integration.chat_support import ChatFactory, World, chat_settings, make_world
 from tests.integration.orders_support import orders_settings
 from tests.integration.points_support import Points, running_points
-from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tests.proxy import TcpProxy
 from tests.reliability.throwaway import RedisServer
 
@@ -47,18 +46,6 @@ def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
 @pytest.fixture(scope="module")
 def orders_dsn(migrated_db: Callable[[str], str]) -> str:
     return migrated_db("orders")
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
-
-
-@pytest.fixture(scope="module")
-async def sink() -> AsyncIterator[SmtpSink]:
-    """A local SMTP server of this module's own (tests/integration/smtp_support.py)."""
-    with smtp_sink() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ erased again; an entry is applied once."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,14 +26,18 @@ from services.users.app import create_app as users_app
 from tests.integration.catalog_support import catalog_settings, chain
 from tests.integration.chat_support import chat_settings, eventually
 from tests.integration.orders_support import orders_settings
-from tests.integration.users_support import auth, execute, make_user, users_settings
-from tests.integration.users_support import fetch_row as fetch
+from tests.integration.users_support import auth, make_user, users_settings
 from tests.pictures_support import S3_KEYS, moto_server
 from tools.time_scale import scaled
 
 INTERVAL = 0.05  # ERASURE_INTERVAL of every app here
 # a round of each consumer: a few queries and a directory listing; many on a busy machine
 WITHIN = scaled(5.0 + 20 * INTERVAL)
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
 
 
 def erasure(storage: Path) -> dict[str, Any]:
@@ -43,6 +47,22 @@ def erasure(storage: Path) -> dict[str, Any]:
         "erasure_margin": 60.0,
         "erasure_batch": 2,
     }
+
+
+async def fetch(dsn: str, sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchrow(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def execute(dsn: str, sql: str, *args: Any) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
 
 
 async def seed(dsns: dict[str, str], catalog: Any, person: uuid.UUID) -> dict[str, Any]:

@@ -5,14 +5,21 @@ once it is back, with the failed attempt recorded in between."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import pytest
 
 from services.users.app import create_app
 from tests.integration.smtp_support import MAIL_WAIT, SmtpSink, smtp_sink, token_in
 from tests.integration.test_users_auth import customer, new_email, settings
 from tools.local.ports import free_port
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
 
 
 async def test_verification_and_reset_mails_each_token_once(

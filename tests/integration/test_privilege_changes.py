@@ -10,6 +10,7 @@ Registration likewise: only CUSTOMER or PROVIDER, never verified by the body."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,11 @@ VERIFIER = TokenVerifier(KEYS[1])
 CALLERS = [
     (role, verified) for role in Role if role is not Role.ADMIN for verified in (True, False)
 ]
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
 
 
 @pytest.fixture

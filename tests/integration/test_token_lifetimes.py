@@ -24,7 +24,7 @@ import math
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,11 @@ from tests.integration.users_support import PASSWORD, auth, make_user, users_set
 from tests.pictures_support import png
 
 WHEN = {"before": 1, "at": 0, "after": -1}  # seconds from the expiry to the use
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from cryptography.exceptions import InvalidTag
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
@@ -28,16 +27,8 @@ from services.users.app import create_app
 from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests.integration.auth_support import KEYS
-from tests.integration.smtp_support import SmtpSink, mail_to, token_in
-from tests.integration.users_support import (
-    PASSWORD,
-    blocked_on_a_lock,
-    execute,
-    fetch_row,
-    fetch_rows,
-    fetch_value,
-    mailing_settings,
-)
+from tests.integration.smtp_support import SmtpSink, mail_to, smtp_sink, token_in
+from tests.integration.users_support import PASSWORD, blocked_on_a_lock, mailing_settings
 from tests.servers import env
 from tests.unit import test_auth_tokens as forge
 from tools.local import seed
@@ -81,6 +72,12 @@ def users_dsn(migrated_db: Callable[[str], str], log_file: Path) -> str:
         seed.seed_users(dsn)
     passwords.hasher.cache_clear()
     return dsn
+
+
+@pytest.fixture(scope="module")
+async def sink() -> AsyncIterator[SmtpSink]:
+    with smtp_sink() as running:
+        yield running
 
 
 @pytest.fixture
@@ -127,6 +124,19 @@ async def refresh(client: Any, token: str) -> Any:
 # --- register ---------------------------------------------------------------------------
 
 
+async def test_register_answers_the_user_and_mails_a_link(client: Any, sink: SmtpSink) -> None:
+    user, token = await register(client, sink)
+    assert user["email"].endswith("@fixup.test")
+    assert (user["role"], user["verified"], user["picture_url"], user["points"]) == (
+        "CUSTOMER",
+        False,
+        None,
+        None,
+    )
+    assert user["version"] == 1
+    assert len(token) == 43
+
+
 async def test_register_a_provider_stores_the_personal_id_encrypted(
     client: Any, users_dsn: str, sink: SmtpSink
 ) -> None:
@@ -138,20 +148,20 @@ async def test_register_a_provider_stores_the_personal_id_encrypted(
     assert PERSONAL_ID not in text
     assert "personal_id" not in text
     user_id = uuid.UUID((await resp.json())["data"]["id"])
-    assert (await resp.json())["data"]["role"] == "PROVIDER"
-    row = await fetch_row(
-        users_dsn,
-        "SELECT personal_id_encrypted, personal_id_last4 FROM provider_details WHERE user_id = $1",
-        user_id,
-    )
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT personal_id_encrypted, personal_id_last4 FROM provider_details "
+            "WHERE user_id = $1",
+            user_id,
+        )
+    finally:
+        await conn.close()
     assert row is not None
     assert row["personal_id_last4"] == "0210"
     sealed = bytes(row["personal_id_encrypted"])
     assert PERSONAL_ID.encode() not in sealed
-    cipher = FieldCipher(ENCRYPTION_KEY)
-    assert cipher.decrypt(sealed, associated=user_id.bytes) == PERSONAL_ID
-    with pytest.raises(InvalidTag):  # sealed to this account: another id cannot open it
-        cipher.decrypt(sealed, associated=uuid.uuid4().bytes)
+    assert FieldCipher(ENCRYPTION_KEY).decrypt(sealed, associated=user_id.bytes) == PERSONAL_ID
     await mail_to(sink, email)
 
 
@@ -183,21 +193,22 @@ async def test_register_a_taken_email_answers_as_a_new_one_and_mails_its_owner(
     """ADR 0055: the answer tells nothing (the same 201 and shape, an id naming nothing);
     the owner, in any case of the address, gets a mail saying someone tried."""
     user, _ = await register(client, sink)
-    body = customer(user["email"].upper()) | {"first_name": "Mallory"}
-    resp = await client.post("/v1/auth/register", json=body)
+    resp = await client.post("/v1/auth/register", json=customer(user["email"].upper()))
     assert resp.status == 201, await resp.text()
     again = (await resp.json())["data"]
     assert again.keys() == user.keys()
     differing = {k for k in user if user[k] != again[k]}
-    assert differing <= {"id", "created_at", "first_name"}
+    assert differing <= {"id", "created_at"}
     assert again["id"] != user["id"]
     assert resp.headers["Location"] == f"/v1/users/{again['id']}"
     mail = await mail_to(sink, user["email"])
     assert mail["Subject"] == "Someone tried to register with your address"
-    rows = await fetch_rows(
-        users_dsn, "SELECT id, first_name FROM users WHERE email = $1", user["email"]
-    )
-    assert [(str(r["id"]), r["first_name"]) for r in rows] == [(user["id"], "Ada")]
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        ids = await conn.fetch("SELECT id FROM users WHERE email = $1", user["email"])
+    finally:
+        await conn.close()
+    assert [str(row["id"]) for row in ids] == [user["id"]]  # no second account
 
 
 async def test_register_replays_with_the_same_idempotency_key(client: Any, sink: SmtpSink) -> None:
@@ -224,11 +235,56 @@ async def test_register_is_rate_limited_per_ip(
 # --- verify, resend ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("token", ["short", "has spaces in it here"])
-async def test_verify_a_malformed_token_is_400(client: Any, token: str) -> None:
+async def test_verify_once_then_409_and_login_says_verified(client: Any, sink: SmtpSink) -> None:
+    user, token = await register(client, sink)
+    resp = await client.post("/v1/auth/verify", json={"token": token})
+    assert resp.status == 204
+    again = await client.post("/v1/auth/verify", json={"token": token})
+    assert again.status == 409
+    assert (await again.json())["code"] == "LINK_USED"
+    body = await (await login(client, user["email"])).json()
+    access = body["data"]["access_token"]
+    claims = forge.jwt.decode(access, KEYS[1], algorithms=["EdDSA"], audience="fixup")
+    assert (claims["sub"], claims["verified"]) == (user["id"], True)
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [("A" * 43, "LINK_INVALID"), ("short", "VALIDATION_ERROR"),
+     ("has spaces in it here", "VALIDATION_ERROR")],
+)  # fmt: skip
+async def test_verify_unknown_or_malformed_token_is_400(client: Any, token: str, code: str) -> None:
     resp = await client.post("/v1/auth/verify", json={"token": token})
     assert resp.status == 400
-    assert (await resp.json())["code"] == "VALIDATION_ERROR"
+    assert (await resp.json())["code"] == code
+
+
+async def test_verify_expired_token_is_400(client: Any, sink: SmtpSink, users_dsn: str) -> None:
+    user, token = await register(client, sink)
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        await conn.execute(
+            "UPDATE email_tokens SET created_at = now() - interval '2 days', "
+            "expires_at = now() - interval '1 day' WHERE user_id = $1",
+            uuid.UUID(user["id"]),
+        )
+    finally:
+        await conn.close()
+    resp = await client.post("/v1/auth/verify", json={"token": token})
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "LINK_EXPIRED"
+
+
+async def test_resend_verification_mails_a_new_link_and_hides_unknown_emails(
+    client: Any, sink: SmtpSink
+) -> None:
+    user, _ = await register(client, sink)
+    unknown = await client.post("/v1/auth/resend-verification", json={"email": new_email()})
+    assert unknown.status == 204
+    resp = await client.post("/v1/auth/resend-verification", json={"email": user["email"]})
+    assert resp.status == 204
+    token = token_in(await mail_to(sink, user["email"]))
+    assert (await client.post("/v1/auth/verify", json={"token": token})).status == 204
 
 
 # --- login ----------------------------------------------------------------------------------
@@ -240,6 +296,16 @@ async def test_login_answers_the_pair_and_sets_the_cookies(client: Any, sink: Sm
     body = (await resp.json())["data"]
     assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
     assert (body["token_type"], body["expires_in"]) == ("Bearer", 900)
+    cookies = resp.headers.getall("Set-Cookie")
+    access = next(c for c in cookies if c.startswith("fixup_access="))
+    refresh_cookie = next(c for c in cookies if c.startswith("fixup_refresh="))
+    for cookie in (access, refresh_cookie):
+        assert "HttpOnly" in cookie
+        assert "Secure" in cookie
+        assert "SameSite=Strict" in cookie
+    assert "Path=/;" in access + ";"
+    assert "Path=/api/users/v1/auth" in refresh_cookie
+    assert resp.headers["Cache-Control"] == "no-store"
     me = await client.get("/v1/users", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert me.status == 403  # authenticated (a CUSTOMER may not list users), not 401
 
@@ -389,6 +455,22 @@ async def test_login_refuses_bad_bodies(client: Any) -> None:
 # --- refresh token life cycle ---------------------------------------------------------------
 
 
+async def test_refresh_rotates_and_a_replay_revokes_the_family(client: Any, sink: SmtpSink) -> None:
+    user, _ = await register(client, sink)
+    first = (await (await login(client, user["email"])).json())["data"]
+    resp = await refresh(client, first["refresh_token"])
+    assert resp.status == 200
+    second = (await resp.json())["data"]
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    replay = await refresh(client, first["refresh_token"])  # the old one, again
+    assert replay.status == 401
+    # the whole family is revoked: the newest token no longer works either
+    assert (await refresh(client, second["refresh_token"])).status == 401
+    third = (await (await login(client, user["email"])).json())["data"]
+    assert (await refresh(client, third["refresh_token"])).status == 200
+
+
 async def test_twenty_concurrent_refreshes_make_exactly_one_pair(
     client: Any, sink: SmtpSink, users_dsn: str
 ) -> None:
@@ -430,15 +512,13 @@ async def test_a_login_racing_a_password_change_is_refused(
         await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", uuid.UUID(user["id"]))
         body = {"email": user["email"], "password": "correct horse"}
         attempt = asyncio.ensure_future(client.post("/v1/auth/login", json=body))
-        await blocked_on_a_lock(watcher, seconds=20.0)
+        await blocked_on_a_lock(watcher)
         await conn.execute(
             "UPDATE users SET password_hash = 'changed' WHERE id = $1", uuid.UUID(user["id"])
         )
         await change.commit()
         resp = await attempt
         assert resp.status == 401, await resp.text()
-        assert (await resp.json())["detail"] == "wrong email or password"
-        assert "Set-Cookie" not in resp.headers
         families = await conn.fetchval(
             "SELECT count(*) FROM refresh_token_families WHERE user_id = $1",
             uuid.UUID(user["id"]),
@@ -481,6 +561,20 @@ async def test_a_refresh_racing_the_end_of_every_session_is_refused(
         await conn.close()
 
 
+async def test_refresh_by_cookie_needs_an_allowed_origin(client: Any, sink: SmtpSink) -> None:
+    user, _ = await register(client, sink)
+    token = (await (await login(client, user["email"])).json())["data"]["refresh_token"]
+    cookie = {"Cookie": f"fixup_refresh={token}"}
+    refused = await client.post("/v1/auth/refresh", headers=cookie)
+    assert refused.status == 403
+    evil = await client.post(
+        "/v1/auth/refresh", headers={**cookie, "Origin": "https://evil.example"}
+    )
+    assert evil.status == 403
+    ok = await client.post("/v1/auth/refresh", headers={**cookie, "Origin": ORIGIN})
+    assert ok.status == 200, await ok.text()
+
+
 async def test_a_cookie_authenticated_write_without_origin_is_403(
     client: Any, sink: SmtpSink
 ) -> None:
@@ -501,7 +595,65 @@ async def test_a_cookie_authenticated_write_without_origin_is_403(
     assert resp.status == 204
 
 
+async def test_refresh_unknown_missing_or_expired_is_401(
+    client: Any, sink: SmtpSink, users_dsn: str
+) -> None:
+    assert (await refresh(client, "B" * 43)).status == 401
+    assert (await client.post("/v1/auth/refresh")).status == 401
+    user, _ = await register(client, sink)
+    token = (await (await login(client, user["email"])).json())["data"]["refresh_token"]
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        await conn.execute(
+            "UPDATE refresh_tokens t SET created_at = now() - interval '31 days', "
+            "expires_at = now() - interval '1 day' FROM refresh_token_families f "
+            "WHERE f.id = t.family_id AND f.user_id = $1",
+            uuid.UUID(user["id"]),
+        )
+    finally:
+        await conn.close()
+    assert (await refresh(client, token)).status == 401
+
+
+async def test_logout_revokes_the_family_and_clears_the_cookies(
+    client: Any, sink: SmtpSink
+) -> None:
+    user, _ = await register(client, sink)
+    pair = (await (await login(client, user["email"])).json())["data"]
+    other = (await (await login(client, user["email"])).json())["data"]  # another device
+    resp = await client.post("/v1/auth/logout", json={"refresh_token": pair["refresh_token"]})
+    assert resp.status == 204
+    cleared = resp.headers.getall("Set-Cookie")
+    assert any(c.startswith('fixup_access=""') or "Max-Age=0" in c for c in cleared)
+    assert len(cleared) == 2
+    assert (await refresh(client, pair["refresh_token"])).status == 401
+    assert (await refresh(client, other["refresh_token"])).status == 200
+    assert (await client.post("/v1/auth/logout", json={})).status == 401
+
+
 # --- password reset -------------------------------------------------------------------------
+
+
+async def test_password_reset_sets_the_password_and_revokes_every_family(
+    client: Any, sink: SmtpSink
+) -> None:
+    user, _ = await register(client, sink)
+    sessions = [(await (await login(client, user["email"])).json())["data"] for _ in range(2)]
+    resp = await client.post("/v1/auth/password-reset", json={"email": user["email"]})
+    assert resp.status == 204
+    token = token_in(await mail_to(sink, user["email"]))
+    body = {"token": token, "new_password": "a new secret"}
+    assert (await client.post("/v1/auth/password-reset/confirm", json=body)).status == 204
+    for session in sessions:
+        assert (await refresh(client, session["refresh_token"])).status == 401
+    wrong = await client.post(
+        "/v1/auth/login", json={"email": user["email"], "password": "correct horse"}
+    )
+    assert wrong.status == 401
+    await login(client, user["email"], "a new secret")
+    again = await client.post("/v1/auth/password-reset/confirm", json=body)
+    assert again.status == 409
+    assert (await again.json())["code"] == "LINK_USED"
 
 
 async def test_password_reset_of_an_unknown_email_is_204_and_sends_nothing(
@@ -510,10 +662,11 @@ async def test_password_reset_of_an_unknown_email_is_204_and_sends_nothing(
     email = new_email()
     resp = await client.post("/v1/auth/password-reset", json={"email": email})
     assert resp.status == 204
-    # a mail is queued in the request's own transaction: none is there for `email`
-    queued = await fetch_value(
-        users_dsn, "SELECT count(*) FROM mail_outbox WHERE recipient = $1", email
-    )
+    conn = await asyncpg.connect(users_dsn)
+    try:  # a mail is queued in the request's own transaction: none is there for `email`
+        queued = await conn.fetchval("SELECT count(*) FROM mail_outbox WHERE recipient = $1", email)
+    finally:
+        await conn.close()
     assert queued == 0
     # nor was one sent already: every mail up to a later one (the relay sends the oldest
     # due first) is read, whoever it is for
@@ -527,12 +680,41 @@ async def test_password_reset_of_an_unknown_email_is_204_and_sends_nothing(
 
 
 @pytest.mark.parametrize(
-    "body", [{"token": "C" * 43, "new_password": "short"}, {"token": "C" * 43}]
+    ("body", "code"),
+    [
+        ({"token": "C" * 43, "new_password": "long enough"}, "LINK_INVALID"),
+        ({"token": "C" * 43, "new_password": "short"}, "VALIDATION_ERROR"),
+        ({"token": "C" * 43}, "VALIDATION_ERROR"),
+    ],
 )
-async def test_password_reset_confirm_refuses_a_bad_body(client: Any, body: dict[str, Any]) -> None:
+async def test_password_reset_confirm_refuses(client: Any, body: dict[str, Any], code: str) -> None:
     resp = await client.post("/v1/auth/password-reset/confirm", json=body)
     assert resp.status == 400
-    assert (await resp.json())["code"] == "VALIDATION_ERROR"
+    assert (await resp.json())["code"] == code
+
+
+async def test_an_expired_reset_link_is_link_expired_and_changes_nothing(
+    client: Any, sink: SmtpSink, users_dsn: str
+) -> None:
+    user, _ = await register(client, sink)
+    assert (
+        await client.post("/v1/auth/password-reset", json={"email": user["email"]})
+    ).status == 204
+    token = token_in(await mail_to(sink, user["email"]))
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        await conn.execute(
+            "UPDATE email_tokens SET created_at = now() - interval '2 hours', "
+            "expires_at = now() - interval '1 hour' WHERE user_id = $1 AND purpose = $2",
+            uuid.UUID(user["id"]), "PASSWORD_RESET",
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    body = {"token": token, "new_password": "a new secret"}
+    resp = await client.post("/v1/auth/password-reset/confirm", json=body)
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "LINK_EXPIRED"
+    await login(client, user["email"])  # the old password still works
 
 
 # --- forged access tokens -------------------------------------------------------------------
@@ -610,7 +792,11 @@ async def test_register_refuses_and_stores_nothing(
     detail = refused(await resp.json(), "password")
     assert ("common" if why == "common" else "email or name") in detail
     assert chosen not in detail  # the password is never echoed
-    assert await fetch_value(users_dsn, "SELECT count(*) FROM users WHERE email = $1", email) == 0
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM users WHERE email = $1", email) == 0
+    finally:
+        await conn.close()
 
 
 async def test_a_change_refused_changes_nothing(client: Any, sink: SmtpSink) -> None:
@@ -645,8 +831,9 @@ async def test_an_account_with_a_listed_password_still_signs_in(
     user, _ = await register(client, sink)
     with env(**CHEAP_ARGON2):
         listed = hash_password("password1")
-    # set as an earlier version, which took any password, would have stored it
-    await execute(
-        users_dsn, "UPDATE users SET password_hash = $1 WHERE id = $2", listed, user["id"]
-    )
+    conn = await asyncpg.connect(users_dsn)
+    try:  # set as an earlier version, which took any password, would have stored it
+        await conn.execute("UPDATE users SET password_hash = $1 WHERE id = $2", listed, user["id"])
+    finally:
+        await conn.close()
     await login(client, user["email"], "password1")

@@ -15,7 +15,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,6 +68,11 @@ class Pair:
 
     def headers(self, who: uuid.UUID) -> dict[str, str]:
         return auth(who, Role.PROVIDER if who == self.provider else Role.CUSTOMER)
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import datetime
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,11 @@ from tests.integration.users_support import auth, fetch_row, make_user, users_se
 MODERATOR = Bearer(Role.MODERATOR)
 ADMIN = Bearer(Role.ADMIN)
 PICTURE = "P" * 32 + ".png"
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
 
 
 class Points:

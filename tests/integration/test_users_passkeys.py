@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import pytest
 
 from lib.http.keys import SETTINGS
@@ -17,8 +19,6 @@ from services.users.app import create_app
 from tests.integration.users_support import (
     age_sign_in,
     auth,
-    execute,
-    fetch_value,
     make_user,
     reauthenticate,
     reauthentication_required,
@@ -32,10 +32,24 @@ ORIGIN = "https://fixup.test"
 RP_ID = "fixup.test"
 
 
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
+
+
 @pytest.fixture
 async def client(aiohttp_client: Any, users_dsn: str) -> Any:
     settings = users_settings(users_dsn, public_base_url=ORIGIN, login_rate=1e6, login_burst=10**6)
     return await aiohttp_client(create_app(settings))
+
+
+async def count(dsn: str, sql: str, *args: Any) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        found: int = await conn.fetchval(sql, *args)
+        return found
+    finally:
+        await conn.close()
 
 
 async def registration_options(client: Any, headers: dict[str, str]) -> dict[str, Any]:
@@ -91,13 +105,13 @@ async def test_register_list_sign_in_and_remove(client: Any, users_dsn: str) -> 
         RP_ID, [], "required"
     )  # fmt: skip
     families = "SELECT count(*) FROM refresh_token_families WHERE user_id = $1"
-    before = await fetch_value(users_dsn, families, user_id)
+    before = await count(users_dsn, families, user_id)
     resp = await client.post("/v1/auth/passkey/login", json={"credential": key.get(options)})
     assert resp.status == 200, await resp.text()
     pair = (await resp.json())["data"]
     assert pair["token_type"] == "Bearer"
     assert {"fixup_access", "fixup_refresh"} <= set(resp.cookies)
-    assert await fetch_value(users_dsn, families, user_id) == before + 1
+    assert await count(users_dsn, families, user_id) == before + 1
     me = await client.get(
         "/v1/users/me", headers={"Authorization": f"Bearer {pair['access_token']}"}
     )
@@ -110,7 +124,7 @@ async def test_register_list_sign_in_and_remove(client: Any, users_dsn: str) -> 
     assert [(r["id"], r["name"]) for r in rows] == [(made["id"], "Laptop")]
     assert rows[0]["last_used_at"] is not None
     stored = "SELECT sign_count FROM passkeys WHERE id = $1"
-    assert await fetch_value(users_dsn, stored, uuid.UUID(made["id"])) == key.counter == 1
+    assert await count(users_dsn, stored, uuid.UUID(made["id"])) == key.counter == 1
 
     other = await make_user(users_dsn)  # someone else's passkey: 404, as an unknown one
     resp = await client.delete(f"/v1/users/me/passkeys/{made['id']}", headers=auth(other))
@@ -163,16 +177,16 @@ async def test_a_bad_assertion_is_refused_and_uses_its_challenge(
     elif forge == "unknown_key":
         key = SoftAuthenticator(ORIGIN, user_handle=user_id.bytes)
     families = "SELECT count(*) FROM refresh_token_families WHERE user_id = $1"
-    before = await fetch_value(users_dsn, families, user_id)
+    before = await count(users_dsn, families, user_id)
     assertion = key.get(options, origin=origin)
     resp = await client.post("/v1/auth/passkey/login", json={"credential": assertion})
     await problem(resp, 401, "UNAUTHORIZED")
-    assert await fetch_value(users_dsn, families, user_id) == before
+    assert await count(users_dsn, families, user_id) == before
     hashes = (
         "SELECT count(*) FROM webauthn_challenges"
         " WHERE ceremony = 'SIGN_IN' AND challenge_hash = sha256(decode($1, 'base64'))"
     )
-    assert await fetch_value(users_dsn, hashes, padded(options["challenge"])) == 0  # used up
+    assert await count(users_dsn, hashes, padded(options["challenge"])) == 0  # used up
 
 
 def padded(b64url_text: str) -> str:
@@ -184,13 +198,16 @@ def padded(b64url_text: str) -> str:
 async def test_an_expired_sign_in_challenge_is_refused(client: Any, users_dsn: str) -> None:
     key = await registered(client, await make_user(users_dsn))
     options = await sign_in_options(client)
-    await execute(  # its expiry passed (the database's clock decides, as for every token)
-        users_dsn,
-        "UPDATE webauthn_challenges SET created_at = now() - interval '1 hour',"
-        " expires_at = now() - interval '1 second'"
-        " WHERE challenge_hash = sha256(decode($1, 'base64'))",
-        padded(options["challenge"]),
-    )
+    conn = await asyncpg.connect(users_dsn)
+    try:  # its expiry passed (the database's clock decides, as for every token)
+        await conn.execute(
+            "UPDATE webauthn_challenges SET created_at = now() - interval '1 hour',"
+            " expires_at = now() - interval '1 second'"
+            " WHERE challenge_hash = sha256(decode($1, 'base64'))",
+            padded(options["challenge"]),
+        )
+    finally:
+        await conn.close()
     resp = await client.post("/v1/auth/passkey/login", json={"credential": key.get(options)})
     await problem(resp, 401, "UNAUTHORIZED")
 
@@ -219,13 +236,13 @@ async def test_a_bad_registration_is_refused_and_adds_nothing(
     elif forge == "not_verified":
         key.verified = False
     passkeys = "SELECT count(*) FROM passkeys WHERE user_id = $1"
-    before = await fetch_value(users_dsn, passkeys, user_id)
+    before = await count(users_dsn, passkeys, user_id)
     credential = key.create(options, origin=origin)
     resp = await client.post(
         "/v1/users/me/passkeys", json={"credential": credential}, headers=headers
     )
     await problem(resp, 400, "PASSKEY_REFUSED")
-    assert await fetch_value(users_dsn, passkeys, user_id) == before
+    assert await count(users_dsn, passkeys, user_id) == before
 
 
 async def test_the_same_credential_twice_is_409(client: Any, users_dsn: str) -> None:
@@ -238,10 +255,7 @@ async def test_the_same_credential_twice_is_409(client: Any, users_dsn: str) -> 
             "/v1/users/me/passkeys", json={"credential": credential}, headers=headers
         )
         assert resp.status == status, await resp.text()
-    assert (
-        await fetch_value(users_dsn, "SELECT count(*) FROM passkeys WHERE user_id = $1", user_id)
-        == 1
-    )
+    assert await count(users_dsn, "SELECT count(*) FROM passkeys WHERE user_id = $1", user_id) == 1
 
 
 @pytest.mark.parametrize(
@@ -297,7 +311,7 @@ async def test_the_relying_party_and_the_challenge_life_come_from_the_settings(
         "SELECT extract(epoch FROM expires_at - created_at) FROM webauthn_challenges"
         " WHERE challenge_hash = sha256(decode($1, 'base64'))"
     )
-    assert await fetch_value(users_dsn, life, padded(options["challenge"])) == 30
+    assert await count(users_dsn, life, padded(options["challenge"])) == 30
     # PUBLIC_BASE_URL's origin is no longer one an answer may come from
     refused = SoftAuthenticator(ORIGIN).create(options)
     resp = await client.post("/v1/users/me/passkeys", json={"credential": refused}, headers=headers)
@@ -336,7 +350,7 @@ async def test_a_challenge_made_by_one_replica_is_answered_at_the_other(
     )
     assert sorted(r.status for r in answers) == [200, 401]
     families = "SELECT count(*) FROM refresh_token_families WHERE user_id = $1"
-    assert await fetch_value(users_dsn, families, user_id) == 2  # make_user's and this one
+    assert await count(users_dsn, families, user_id) == 2  # make_user's and this one
 
 
 async def test_adding_and_removing_a_passkey_need_a_recent_sign_in(
@@ -365,7 +379,7 @@ async def test_adding_and_removing_a_passkey_need_a_recent_sign_in(
         resp = await client.request(method, path, headers=headers)
         assert reauthentication_required(resp.status, await resp.json()), (path, resp.status)
     passkeys = "SELECT count(*) FROM passkeys WHERE user_id = $1"
-    assert await fetch_value(users_dsn, passkeys, user_id) == 1
+    assert await count(users_dsn, passkeys, user_id) == 1
     # a bad id is a 400 before the session is asked about
     resp = await client.delete("/v1/users/me/passkeys/nope", headers=headers)
     await problem(resp, 400, "VALIDATION_ERROR")
@@ -374,7 +388,7 @@ async def test_adding_and_removing_a_passkey_need_a_recent_sign_in(
     await registration_options(client, headers)
     resp = await client.delete(f"/v1/users/me/passkeys/{passkey['id']}", headers=headers)
     assert resp.status == 204, await resp.text()
-    assert await fetch_value(users_dsn, passkeys, user_id) == 0
+    assert await count(users_dsn, passkeys, user_id) == 0
 
 
 async def test_a_passkey_re_authenticates(client: Any, users_dsn: str) -> None:
@@ -387,7 +401,7 @@ async def test_a_passkey_re_authenticates(client: Any, users_dsn: str) -> None:
     stranger = await registered(client, await make_user(users_dsn))
     stale = client.app[SETTINGS].reauth_max_age + 1
     families = "SELECT count(*) FROM refresh_token_families WHERE user_id = $1"
-    before = await fetch_value(users_dsn, families, user_id)
+    before = await count(users_dsn, families, user_id)
 
     async def still_stale() -> None:
         resp = await client.post("/v1/users/me/passkeys/options", headers=headers)
@@ -405,4 +419,4 @@ async def test_a_passkey_re_authenticates(client: Any, users_dsn: str) -> None:
         resp = await client.post("/v1/auth/reauth", json={"credential": refused}, headers=headers)
         await problem(resp, 400, "PASSKEY_REFUSED")
         await still_stale()
-    assert await fetch_value(users_dsn, families, user_id) == before
+    assert await count(users_dsn, families, user_id) == before

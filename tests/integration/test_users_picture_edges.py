@@ -18,6 +18,12 @@ from tests.integration.users_support import auth, fetch_row, make_user, users_se
 MALFORMED = "the multipart body is malformed (a part's headers, a boundary, or its end)"
 
 
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Any) -> str:
+    dsn: str = migrated_db("users")
+    return dsn
+
+
 @pytest.fixture
 async def client(aiohttp_client: Any, users_dsn: str, tmp_path: Path) -> Any:
     return await aiohttp_client(create_app(users_settings(users_dsn, storage_dir=str(tmp_path))))

@@ -35,6 +35,12 @@ BOUNDARY = "fixupboundary"
 CTYPE = f"multipart/form-data; boundary={BOUNDARY}"
 
 
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Any) -> str:
+    dsn: str = migrated_db("users")
+    return dsn
+
+
 @pytest.fixture
 async def client(aiohttp_client: Any, users_dsn: str, tmp_path: Path) -> Any:
     return await aiohttp_client(create_app(users_settings(users_dsn, storage_dir=str(tmp_path))))

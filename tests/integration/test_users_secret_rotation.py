@@ -16,7 +16,7 @@ import time
 import uuid
 from asyncio.subprocess import PIPE
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from services.users.app import create_app
 from services.users.auth_kit import signing_keys
 from services.users.pictures import STORAGE
 from services.users.settings import UsersSettings
-from tests.integration.smtp_support import SmtpSink, mail_to, token_in
+from tests.integration.smtp_support import SmtpSink, mail_to, smtp_sink, token_in
 from tests.integration.users_support import mailing_settings, make_user, users_settings
 from tests.pictures_support import png
 from tools.secrets import rotate
@@ -48,6 +48,17 @@ ROOT = Path(__file__).resolve().parents[2]
 OLD_STORAGE_KEY = "the picture key before keyrings"
 A, B = b"a" * 32, b"b" * 32  # the encryption keys before and after
 COUNT = 120  # providers in the re-encryption test
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
+
+
+@pytest.fixture(scope="module")
+async def sink() -> AsyncIterator[SmtpSink]:
+    with smtp_sink() as running:
+        yield running
 
 
 def storage_rings() -> dict[str, Keyring]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -19,7 +20,7 @@ from lib.http.keys import SETTINGS
 from services.users.app import create_app
 from services.users.auth_kit import new_secret
 from services.users.session_list import coarse_address
-from tests.integration.smtp_support import SmtpSink
+from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tests.integration.users_support import (
     CHEAP,
     PASSWORD,
@@ -32,6 +33,17 @@ from tests.integration.users_support import (
 from tools.time_scale import scaled
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64) FixupTest/1.0"
+
+
+@pytest.fixture(scope="module")
+async def sink() -> AsyncIterator[SmtpSink]:
+    with smtp_sink() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
 
 
 @pytest.fixture

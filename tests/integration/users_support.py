@@ -110,30 +110,6 @@ async def fetch_row(dsn: str, sql: str, *args: Any) -> Any:
         await conn.close()
 
 
-async def fetch_rows(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
-
-
-async def fetch_value(dsn: str, sql: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
-
-
-async def execute(dsn: str, sql: str, *args: Any) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql, *args)
-    finally:
-        await conn.close()
-
-
 async def age_sign_in(dsn: str, user_id: uuid.UUID, seconds: float) -> None:
     """Every session of the user signed in (or re-authenticated) `seconds` ago, as if that
     time had passed: a test derives it from REAUTH_MAX_AGE instead of sleeping."""

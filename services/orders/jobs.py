@@ -100,9 +100,11 @@ async def get_job(request: web.Request) -> web.Response:
     response=Job,
     roles=("PROVIDER",),
     owner=PROVIDER,
+    idempotent=True,
     errors=(400, 403, 404, 409),
     description="Its provider, while PENDING (else 409).",
 )
+@idempotent(idem_q)
 async def start_job(request: web.Request) -> web.Response:
     principal = authenticated(request)
     job_id = path_uuid(request)
@@ -121,12 +123,14 @@ async def start_job(request: web.Request) -> web.Response:
     response=Job,
     roles=("PROVIDER",),
     owner=PROVIDER,
+    idempotent=True,
     errors=(400, 403, 404, 409),
     description=(
         "Its provider, while IN_PROGRESS (else 409). The order becomes COMPLETED and the "
         "provider earns POINTS_PER_JOB through the transactional outbox (exactly once)."
     ),
 )
+@idempotent(idem_q)
 async def complete_job(request: web.Request) -> web.Response:
     principal = authenticated(request)
     job_id = path_uuid(request)
@@ -164,10 +168,12 @@ async def complete_job(request: web.Request) -> web.Response:
     response=Job,
     roles=("CUSTOMER", "PROVIDER"),
     owner=PARTIES,
+    idempotent=True,
     errors=(400, 403, 404, 409),
     description="Its customer or provider, while PENDING or IN_PROGRESS (else 409); the "
     "order is OPEN again and takes new offers.",
 )
+@idempotent(idem_q)
 async def cancel_job(request: web.Request) -> web.Response:
     principal = authenticated(request)
     job_id = path_uuid(request)

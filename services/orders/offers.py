@@ -124,9 +124,11 @@ async def list_offers(request: web.Request) -> web.Response:
     response=models.Offer,
     roles=("PROVIDER",),
     owner="the offer's provider",
+    idempotent=True,
     errors=(400, 403, 404, 409),
     description="Its provider, while PENDING (else 409).",
 )
+@idempotent(idem_q)
 async def withdraw_offer(request: web.Request) -> web.Response:
     principal = authenticated(request)
     order_id, offer_id = path_uuid(request), path_uuid(request, "offer_id")
@@ -146,6 +148,7 @@ async def withdraw_offer(request: web.Request) -> web.Response:
     response=jobs_q.GetJobRow,
     roles=("CUSTOMER",),
     owner=ORDER_CUSTOMER,
+    idempotent=True,
     errors=(400, 403, 404, 409),
     description=(
         "The order's customer, on an OPEN order and a PENDING offer (else 409). In one "
@@ -153,6 +156,7 @@ async def withdraw_offer(request: web.Request) -> web.Response:
         "ASSIGNED, a job created (the answer). Of concurrent accepts exactly one wins."
     ),
 )
+@idempotent(idem_q)
 async def accept_offer(request: web.Request) -> web.Response:
     principal = authenticated(request)
     order_id, offer_id = path_uuid(request), path_uuid(request, "offer_id")

@@ -498,6 +498,41 @@ async def test_an_offer_replayed_by_its_key(client: Any, world: dict[str, Any]) 
     assert await again.json() == await first.json()
 
 
+async def test_each_action_is_replayed_by_its_key(
+    client: Any, world: dict[str, Any], orders_dsn: str
+) -> None:
+    """accept, start and complete (withdraw and cancel too) honour Idempotency-Key, so the
+    gateway may send them again after a lost connection (ADR 0022): the repeat answers the
+    first 200 and moves nothing twice; the key on another request is a 409."""
+    customer, p1 = world["customer"], world["p1"]
+
+    async def twice(path: str, who: Caller, key: str) -> dict[str, Any]:
+        headers = {**who.headers, "Idempotency-Key": key}
+        first = await client.post(path, headers=headers)
+        assert first.status == 200, await first.text()
+        again = await client.post(path, headers=headers)
+        assert (again.status, again.headers["Idempotent-Replayed"]) == (200, "true")
+        assert await again.json() == await first.json()
+        answer: dict[str, Any] = await first.json()
+        return answer["data"]
+
+    order_id = await new_order(client, world)
+    offer = await new_offer(client, order_id, p1)
+    accept = f"/v1/orders/{order_id}/offers/{offer['id']}/accept"
+    job = await twice(accept, customer, f"act-{uuid.uuid4()}")
+    started = f"act-{uuid.uuid4()}"
+    assert (await twice(f"/v1/jobs/{job['id']}/start", p1, started))["status"] == "IN_PROGRESS"
+    completed = await twice(f"/v1/jobs/{job['id']}/complete", p1, f"act-{uuid.uuid4()}")
+    assert completed["status"] == "COMPLETED"
+    jobs = await fetch(orders_dsn, "SELECT id FROM jobs WHERE order_id = $1", order_id)
+    awards = await fetch(orders_dsn, "SELECT id FROM outbox WHERE aggregate_id = $1", job["id"])
+    assert (len(jobs), len(awards)) == (1, 1)
+    reused = {**p1.headers, "Idempotency-Key": started}
+    other = await client.post(f"/v1/jobs/{job['id']}/cancel", headers=reused)
+    assert other.status == 409, await other.text()
+    assert (await other.json())["detail"] == "this Idempotency-Key was used for a different request"
+
+
 async def test_list_offers(client: Any, world: dict[str, Any]) -> None:
     customer, p1, p2 = world["customer"], world["p1"], world["p2"]
     order_id = await new_order(client, world)

@@ -1,7 +1,7 @@
 """The release drill, bounded (ADR 0022; `make release-drill` runs it longer with
 RELEASE_DRILL_FULL=1): every built HTTP service on two replicas behind a real NGINX,
 clients running whole stories through the gateway (register, order, offer, accept, start,
-complete, review, a conversation and a message; every create with an Idempotency-Key) and
+complete, review, a conversation and a message; every write with an Idempotency-Key) and
 list reads; then every replica of every service (bounded: one of each) replaced one at a
 time, and an online-safe migration (a nullable column and an index built CONCURRENTLY)
 applied to the orders database mid-drill. It prints the requests, failures by kind,
@@ -125,9 +125,10 @@ class Load:
             "POST", f"{api('orders')}/v1/orders/{order}/offers", provider, 201, offer_body(),
             key=True))  # fmt: skip
         accept = f"{api('orders')}/v1/orders/{order}/offers/{offer}/accept"
-        job = (await self.request("POST", accept, customer, 200))["data"]["id"]
+        job = (await self.request("POST", accept, customer, 200, key=True))["data"]["id"]
         for step in ("start", "complete"):
-            await self.request("POST", f"{api('orders')}/v1/jobs/{job}/{step}", provider, 200)
+            url = f"{api('orders')}/v1/jobs/{job}/{step}"
+            await self.request("POST", url, provider, 200, key=True)
         self.providers[str(provider.id)] += 1
         self.created("reviews", await self.request(
             "POST", f"{api('orders')}/v1/jobs/{job}/review", customer, 201,
@@ -258,6 +259,7 @@ async def test_release_drill(migrated_db: Callable[[str], str], tmp_path: Path) 
         f"during {ms(during, 0.5)}/{ms(during, 0.99)} ms",
         *(f"{name}: {'PASS' if ok else 'FAIL'}" for name, ok in held.items()),
         f"exits: {drill.exits}",
+        *load.failures,
     ]
     print("\n".join(lines))
     assert failed == {}, lines

@@ -80,6 +80,36 @@ def migrated_db(databases: DatabaseFactory) -> Iterator[Callable[[str], str]]:
     yield make
 
 
+@pytest.fixture(scope="module")
+def departments_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("departments")
+
+
+@pytest.fixture(scope="module")
+def users_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("users")
+
+
+@pytest.fixture(scope="module")
+def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("catalog")
+
+
+@pytest.fixture(scope="module")
+def orders_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("orders")
+
+
+@pytest.fixture(scope="module")
+def points_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("points")
+
+
+@pytest.fixture(scope="module")
+def chat_dsn(migrated_db: Callable[[str], str]) -> str:
+    return migrated_db("chat")
+
+
 @pytest.fixture(scope="session")
 def redis_prefix() -> str:
     """Every key and channel a test writes starts with this; Redis is never flushed."""

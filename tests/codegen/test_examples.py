@@ -15,10 +15,10 @@ import textwrap
 import typing
 from pathlib import Path
 
-import asyncpg
 import msgspec
 import pytest
 
+from tests import pg
 from tests.servers import Servers
 from tools import sqlc
 from tools.local.databases import with_database
@@ -362,12 +362,9 @@ def test_45_msgspec_structs_on_asyncpg_with_a_composite_type(
     create_database(dsn)
 
     async def run() -> object:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with pg.connected(dsn) as conn:
             await conn.execute(textwrap.dedent(schema))
             return await markers.put_marker(conn, id=1, at=models.Spot(3, "x"), note=None)
-        finally:
-            await conn.close()
 
     try:
         row = asyncio.run(run())

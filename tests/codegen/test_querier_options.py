@@ -14,10 +14,10 @@ from types import ModuleType
 from typing import Any
 
 import aiosqlite
-import asyncpg
 import psycopg
 import pytest
 
+from tests import pg
 from tests.codegen.conformance import support
 from tests.codegen.inline_support import generate
 from tests.codegen.test_runtime_mysql import connect as mysql_connect
@@ -130,15 +130,12 @@ async def test_asyncpg(root: Path, databases: DatabaseFactory) -> None:
     q = load(root, "asyncpg", "q")
     dsn = databases.create("opt_asyncpg", "postgresql")
     apply_schema(dsn, [root / "opt_asyncpg_case" / "schema.sql"])
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         await run_async(q, q.Querier(conn))
         page = await q.Querier(conn).page_authors(orderby="name", sort="desc", row_limit=2)
         assert [a.name for a in page] == ["cy", "bo"]
         async with conn.transaction():  # asyncpg's cursor needs one
             assert [a.name async for a in q.Querier(conn).iter_list_authors()] == names(3)
-    finally:
-        await conn.close()
 
 
 async def test_psycopg(root: Path, databases: DatabaseFactory) -> None:

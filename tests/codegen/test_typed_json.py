@@ -13,12 +13,12 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlc_fixup_runtime.json_columns import JSONColumnError
 
 from codegen.errors import CodegenError
 from codegen.pytypes import parse_overrides
+from tests import pg
 from tests.codegen.test_examples import _modules, project
 from tests.codegen.test_runtime_mysql import connect as mysql_connect
 from tests.servers import Servers
@@ -103,8 +103,7 @@ def test_typed_json_round_trips_on_postgresql(
     create_database(dsn)
 
     async def run() -> tuple[Any, Any]:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with pg.connected(dsn) as conn:
             await conn.execute(textwrap.dedent(SCHEMA))
             put = await places.put_place(
                 conn, id=1, home=t.Address("Main", 3), office=t.Office(2),
@@ -116,8 +115,6 @@ def test_typed_json_round_trips_on_postgresql(
             with pytest.raises(JSONColumnError, match=r"column place\.home: the JSON is not a"):
                 await places.get_place(conn, id=2)
             return (put, got, raw)
-        finally:
-            await conn.close()
 
     try:
         put, got, raw = asyncio.run(run())

@@ -18,9 +18,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests import pg
 from tests.integration.chat_support import eventually
 from tests.integration.test_users_pictures import CTYPE, PNG, multipart, part
-from tests.integration.users_support import PASSWORD, fetch_row, make_user
+from tests.integration.users_support import PASSWORD, make_user
 from tests.servers import Servers
 from tools import keys
 from tools.local.ports import free_port
@@ -131,7 +132,7 @@ async def test_a_users_service_90_s_off_keeps_tokens_and_revocations_working(
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{skewed.users}/health") as resp:
             assert resp.status == 200
-        email = (await fetch_row(skewed.users_dsn, "SELECT email FROM users WHERE id = $1",
+        email = (await pg.fetchrow(skewed.users_dsn, "SELECT email FROM users WHERE id = $1",
                                  user_id))[0]  # fmt: skip
         first = await login(http, skewed, email, PASSWORD)
         assert await statuses(http, skewed, first["access_token"]) == {200}

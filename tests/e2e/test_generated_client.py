@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 from yarl import URL
 
 from lib.auth.passwords import make_hasher
+from tests import pg
 from tests.e2e.story_stack import Dsns, StoryStack, running_story_stack
 from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
 from tests.pictures_support import png
@@ -127,17 +127,14 @@ class Api:
 async def seeded_admin_email(stack: StoryStack) -> str:
     """An ADMIN row as `make seed` writes one (there is no way to register an ADMIN)."""
     email = f"admin-{uuid.uuid4().hex[:8]}@fixup.test"
-    conn = await asyncpg.connect(stack.dsns.users)
-    try:
-        await conn.execute(
-            "INSERT INTO users (id, email, password_hash, first_name, last_name, phone_number,"
-            " role, verified) VALUES ($1, $2, $3, 'Fixup', 'Admin', '+1 555 0100', 'ADMIN', true)",
-            uuid.uuid4(),
-            email,
-            make_hasher(1, 8, 1).hash(PASSWORD),
-        )
-    finally:
-        await conn.close()
+    await pg.execute(
+        stack.dsns.users,
+        "INSERT INTO users (id, email, password_hash, first_name, last_name, phone_number,"
+        " role, verified) VALUES ($1, $2, $3, 'Fixup', 'Admin', '+1 555 0100', 'ADMIN', true)",
+        uuid.uuid4(),
+        email,
+        make_hasher(1, 8, 1).hash(PASSWORD),
+    )
     return email
 
 

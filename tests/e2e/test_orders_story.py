@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,6 +22,7 @@ from services.chat import facts as chat_facts
 from services.orders import facts as orders_facts
 from services.points import facts as points_facts
 from services.users import facts as users_facts
+from tests import pg
 from tests.e2e.gateway_stack import wait_until
 from tests.e2e.story_stack import Dsns, Session, StoryStack, call, login, running_story_stack
 from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
@@ -59,15 +59,12 @@ async def stack(
 async def seeded_admin(http: aiohttp.ClientSession, stack: StoryStack) -> Session:
     """An ADMIN row as `make seed` writes one (there is no way to register an ADMIN)."""
     email = f"admin-{uuid.uuid4().hex[:8]}@fixup.test"
-    conn = await asyncpg.connect(stack.dsns.users)
-    try:
-        await conn.execute(
-            "INSERT INTO users (id, email, password_hash, first_name, last_name, phone_number,"
-            " role, verified) VALUES ($1, $2, $3, 'Fixup', 'Admin', '+1 555 0100', 'ADMIN', true)",
-            uuid.uuid4(), email, make_hasher(1, 8, 1).hash(PASSWORD),
-        )  # fmt: skip
-    finally:
-        await conn.close()
+    await pg.execute(
+        stack.dsns.users,
+        "INSERT INTO users (id, email, password_hash, first_name, last_name, phone_number,"
+        " role, verified) VALUES ($1, $2, $3, 'Fixup', 'Admin', '+1 555 0100', 'ADMIN', true)",
+        uuid.uuid4(), email, make_hasher(1, 8, 1).hash(PASSWORD),
+    )  # fmt: skip
     return await login(http, stack.api("users"), email, PASSWORD)
 
 
@@ -288,8 +285,7 @@ async def test_register_order_offer_job_review_points_through_nginx(
         assert body["meta"]["avg_rating"] == "5.00"
 
         # the award: written with the completion, delivered by the relay to points
-        conn = await asyncpg.connect(stack.dsns.orders)
-        try:
+        async with pg.connected(stack.dsns.orders) as conn:
 
             async def delivered() -> bool:
                 return bool(await conn.fetchval(
@@ -301,8 +297,6 @@ async def test_register_order_offer_job_review_points_through_nginx(
             awards = await conn.fetchval(
                 "SELECT count(*) FROM outbox WHERE aggregate_id = $1", uuid.UUID(job["id"])
             )
-        finally:
-            await conn.close()
         assert awards == 1
         assert await points_of(http, stack, provider) == POINTS_PER_JOB
         assert await points_of(http, stack, customer) == 0

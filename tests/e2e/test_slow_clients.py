@@ -25,11 +25,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 from PIL import Image
 
 from lib.auth.principal import Role
+from tests import pg
 from tests.e2e.gateway_stack import Gateway
 from tests.e2e.raw_http import parse_responses
 from tests.integration.auth_support import token
@@ -108,11 +108,6 @@ async def trickle(client: Client, data: bytes, until: asyncio.Event, within: flo
 
 
 @pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
-
-
-@pytest.fixture(scope="module")
 async def users(
     users_dsn: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServiceProcess]:
@@ -169,13 +164,10 @@ def register_head(body: bytes, prefix: bytes = b"", request_id: str = "") -> byt
 
 
 async def registered(dsn: str, body: bytes) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         email = json.loads(body)["email"]
         count: int = await conn.fetchval("SELECT count(*) FROM users WHERE email = $1", email)
         return count
-    finally:
-        await conn.close()
 
 
 async def log_lines(text: Callable[[], str], needle: str) -> list[dict[str, Any]]:

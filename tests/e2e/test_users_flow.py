@@ -8,10 +8,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
-import asyncpg
 import pytest
 
 from lib.crypto import FieldCipher
+from tests import pg
 from tests.e2e.account_stack import (
     PASSWORD,
     AccountStack,
@@ -103,14 +103,11 @@ async def test_register_mail_verify_login_me_refresh_through_nginx(stack: Accoun
         resp, body = await call(http, "POST", refresh_url, json=newest)
         assert resp.status == 401, body
 
-    conn = await asyncpg.connect(stack.users_dsn)
-    try:
-        reasons = await conn.fetch(
-            "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1",
-            uuid.UUID(user["id"]),
-        )
-    finally:
-        await conn.close()
+    reasons = await pg.fetch(
+        stack.users_dsn,
+        "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1",
+        uuid.UUID(user["id"]),
+    )
     assert [r["revoked_reason"] for r in reasons] == ["refresh token reused"]
 
 
@@ -142,15 +139,11 @@ async def test_provider_personal_id_number_is_in_no_response_and_no_log(
     assert any(user_id in text for text in texts.values())  # the logs do name the account
     leaked = [path for path, text in texts.items() if PERSONAL_ID in text]
     assert leaked == []
-    conn = await asyncpg.connect(stack.users_dsn)
-    try:
-        row = await conn.fetchrow(
-            "SELECT personal_id_encrypted, personal_id_last4 FROM provider_details"
-            " WHERE user_id = $1",
-            uuid.UUID(user_id),
-        )
-    finally:
-        await conn.close()
+    row = await pg.fetchrow(
+        stack.users_dsn,
+        "SELECT personal_id_encrypted, personal_id_last4 FROM provider_details WHERE user_id = $1",
+        uuid.UUID(user_id),
+    )
     assert row is not None
     assert PERSONAL_ID.encode() not in row["personal_id_encrypted"]
     assert row["personal_id_last4"] == PERSONAL_ID[-4:]

@@ -8,18 +8,19 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import asyncpg
 import pytest
 
 from services.catalog.app import create_app as catalog_app
 from services.chat.app import create_app as chat_app
 from services.departments.app import create_app
 from services.orders.app import create_app as orders_app
+from tests import pg
 from tests.integration.auth_support import settings_for
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.chat_support import ChatFactory, World, chat_settings, make_world
 from tests.integration.orders_support import orders_settings
 from tests.integration.points_support import Points, running_points
+from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tests.proxy import TcpProxy
 from tests.reliability.throwaway import RedisServer
 
@@ -39,31 +40,20 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
-def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("catalog")
-
-
-@pytest.fixture(scope="module")
-def orders_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("orders")
-
-
-@pytest.fixture(scope="module")
-def departments_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("departments")
+async def sink() -> AsyncIterator[SmtpSink]:
+    """An SMTP server of this module's own (aiosmtpd), holding what the services mail."""
+    with smtp_sink() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 async def department(departments_dsn: str) -> uuid.UUID:
     """A department row of this module's departments database (users' foreign reference)."""
-    conn = await asyncpg.connect(departments_dsn)
-    try:
-        dept: uuid.UUID = await conn.fetchval(
-            "INSERT INTO departments (name, address) VALUES ($1, 'Somewhere 1') RETURNING id",
-            f"Dept {uuid.uuid4().hex[:8]}",
-        )
-    finally:
-        await conn.close()
+    dept: uuid.UUID = await pg.fetchval(
+        departments_dsn,
+        "INSERT INTO departments (name, address) VALUES ($1, 'Somewhere 1') RETURNING id",
+        f"Dept {uuid.uuid4().hex[:8]}",
+    )
     return dept
 
 
@@ -71,11 +61,6 @@ async def department(departments_dsn: str) -> uuid.UUID:
 async def client(aiohttp_client: Any, departments_dsn: str) -> Any:
     """A test client of the departments app on a migrated database of this module."""
     return await aiohttp_client(create_app(settings_for(departments_dsn)))
-
-
-@pytest.fixture(scope="module")
-def points_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("points")
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +81,6 @@ def chat_catalog_dsn(migrated_db: Callable[[str], str]) -> str:
 @pytest.fixture(scope="module")
 def chat_orders_dsn(migrated_db: Callable[[str], str]) -> str:
     return migrated_db("orders")
-
-
-@pytest.fixture(scope="module")
-def chat_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("chat")
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from email.message import Message
 from typing import Any
 
-import asyncpg
 from aiosmtpd.controller import Controller
 
 from services.users.mail_relay import MailRelay
 from services.users.settings import UsersSettings
+from tests import pg
 from tools.local.ports import free_port
 from tools.local.service_process import PROCESS_MARGIN
 
@@ -78,15 +78,11 @@ async def outbox_left(users_dsn: str, within: float = MAIL_WAIT) -> int:
     row leaves a moment after its mail arrived (the relay deletes it after the server's
     250), so a count taken as the last mail arrives can still see it."""
     deadline = time.monotonic() + within
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        while True:
-            left = int(await conn.fetchval("SELECT count(*) FROM mail_outbox"))
-            if left == 0 or time.monotonic() > deadline:
-                return left
-            await asyncio.sleep(OUTBOX_POLL)  # the next look at the outbox
-    finally:
-        await conn.close()
+    while True:
+        left = int(await pg.fetchval(users_dsn, "SELECT count(*) FROM mail_outbox"))
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(OUTBOX_POLL)  # the next look at the outbox
 
 
 async def mail_to(sink: SmtpSink, address: str) -> Message:

@@ -53,11 +53,6 @@ HTTP_SERVICES = [s.name for s in registry.gateway_services() if s.built]
 WIRED = {"departments", "catalog", "orders", "chat", "users"}  # names services on purpose: so
 
 
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
-
-
 @pytest.fixture
 async def stack(
     aiohttp_server: Any,

@@ -9,7 +9,6 @@ department_id, orders' service_id)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -306,11 +305,6 @@ async def test_orders_refuse_an_archived_service_and_keep_the_orders_of_one(
         "/v1/orders", json=order_body(service["id"]), headers=customer.headers
     )
     assert again.status == 201, await again.text()
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 async def test_users_move_into_no_archived_department_and_keep_theirs(

@@ -22,6 +22,7 @@ from lib.redact import REDACTED
 from services.departments.db import audit
 from services.departments.db import departments as q
 from services.departments.handlers import routes as department_routes
+from tests import pg
 from tests.integration.auth_support import Bearer, settings_for
 
 ADMIN = Bearer(Role.ADMIN)
@@ -117,11 +118,10 @@ async def test_a_rolled_back_change_leaves_neither_change_nor_event(
     resp = await client.post("/v1/broken", headers={**ADMIN, "X-Request-ID": rid})
     assert resp.status == 500
     assert await events(client, f"?request_id={rid}") == []
-    conn = await asyncpg.connect(departments_dsn)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM departments WHERE name = $1", name) == 0
-    finally:
-        await conn.close()
+    assert (
+        await pg.fetchval(departments_dsn, "SELECT count(*) FROM departments WHERE name = $1", name)
+        == 0
+    )
 
 
 async def test_an_app_that_writes_without_audit_queries_does_not_start(
@@ -176,8 +176,7 @@ async def test_postgresql_refuses_to_change_or_remove_an_event(
         headers=ADMIN,
     )
     assert made.status == 201
-    conn = await asyncpg.connect(departments_dsn)
-    try:
+    async with pg.connected(departments_dsn) as conn:
         for sql in (
             "UPDATE audit_events SET action = 'forged'",
             "DELETE FROM audit_events",
@@ -186,8 +185,6 @@ async def test_postgresql_refuses_to_change_or_remove_an_event(
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
                 await conn.execute(sql)
         assert await conn.fetchval("SELECT count(*) FROM audit_events") > 0
-    finally:
-        await conn.close()
 
 
 async def test_mariadb_refuses_to_change_or_remove_an_event(points_dsn: str) -> None:

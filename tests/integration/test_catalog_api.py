@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import asyncpg
 import pytest
 
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from services.catalog.app import create_app
+from tests import pg
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, bearer
 from tests.integration.catalog_support import ADMIN, catalog_settings, chain, post, unique
 from tools.local import seed
@@ -32,11 +32,7 @@ async def client(aiohttp_client: Any, catalog_dsn: str) -> Any:
 
 
 async def count(dsn: str, sql: str, *args: Any) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return int(await conn.fetchval(sql, *args))
-    finally:
-        await conn.close()
+    return int(await pg.fetchval(dsn, sql, *args))
 
 
 def assert_problem(body: dict[str, Any], status: int, code: str) -> None:

@@ -6,9 +6,8 @@ import asyncio
 import uuid
 from typing import Any
 
-import asyncpg
-
 from services.catalog.app import create_app
+from tests import pg
 from tests.integration.catalog_support import ADMIN, catalog_settings, chain
 
 WRITERS = 50
@@ -64,11 +63,7 @@ async def test_three_times_the_pool_of_creates_are_all_answered(
             )
         )
     assert [r.status for r in responses] == [201] * len(names)
-    conn = await asyncpg.connect(catalog_dsn)
-    try:
-        stored = await conn.fetchval(
-            "SELECT count(*) FROM services WHERE name = ANY($1::text[])", names
-        )
-    finally:
-        await conn.close()
+    stored = await pg.fetchval(
+        catalog_dsn, "SELECT count(*) FROM services WHERE name = ANY($1::text[])", names
+    )
     assert stored == len(names)

@@ -12,12 +12,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 import pytest
 
 from lib.http.cursor import MAX_OFFSET
 from services.catalog.app import create_app
 from services.catalog.schemas import OFFERED_KEYS, SERVICE_KEYS
+from tests import pg
 from tests.integration.catalog_support import catalog_settings
 
 PROVIDER = uuid.UUID("00000000-0000-4000-8000-00000000c0de")
@@ -38,12 +38,9 @@ LINKS = "INSERT INTO provider_services (provider_id, service_id) SELECT $1, id F
 @pytest.fixture(scope="module")
 async def cursor_dsn(migrated_db: Callable[[str], str]) -> str:
     dsn = migrated_db("catalog")
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         await conn.execute(TAXONOMY, SERVICES)
         await conn.execute(LINKS, PROVIDER)
-    finally:
-        await conn.close()
     return dsn
 
 

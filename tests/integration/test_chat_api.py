@@ -9,8 +9,7 @@ import time
 import uuid
 from typing import Any
 
-import asyncpg
-
+from tests import pg
 from tests.integration.chat_support import (
     ChatFactory,
     World,
@@ -24,14 +23,11 @@ from tests.proxy import TcpProxy
 
 
 async def seqs(dsn: str, conversation_id: str) -> list[int]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq",
-            uuid.UUID(conversation_id),
-        )
-    finally:
-        await conn.close()
+    rows = await pg.fetch(
+        dsn,
+        "SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq",
+        uuid.UUID(conversation_id),
+    )
     return [row["seq"] for row in rows]
 
 
@@ -363,16 +359,14 @@ async def test_paging_both_ways_while_others_write(
             assert body["meta"]["next_cursor"] == cursor
     await writers
 
-    conn = await asyncpg.connect(chat_dsn)
-    try:
-        truth = [
-            str(r["id"])
-            for r in await conn.fetch(
-                "SELECT id FROM messages WHERE conversation_id = $1 ORDER BY seq", uuid.UUID(made)
-            )
-        ]
-    finally:
-        await conn.close()
+    truth = [
+        str(r["id"])
+        for r in await pg.fetch(
+            chat_dsn,
+            "SELECT id FROM messages WHERE conversation_id = $1 ORDER BY seq",
+            uuid.UUID(made),
+        )
+    ]
     assert len(truth) == 100
     assert [m["id"] for m in caught] == truth  # every message once, in order: no gap, no dup
     assert ids == truth[: len(ids)][::-1]  # the newest-first walk: a contiguous run from 1
@@ -414,20 +408,16 @@ async def test_posts_past_the_pool_are_answered(
         await resp.read()
         return resp.status, time.monotonic() - started, dict(resp.headers)
 
-    locker = await asyncpg.connect(chat_dsn)
-    try:
-        async with locker.transaction():
-            await locker.execute(
-                "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", uuid.UUID(made)
-            )
-            tasks = [asyncio.create_task(one(n)) for n in range(40)]
+    async with pg.connected(chat_dsn) as locker, locker.transaction():
+        await locker.execute(
+            "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", uuid.UUID(made)
+        )
+        tasks = [asyncio.create_task(one(n)) for n in range(40)]
 
-            async def refused() -> bool:
-                return sum(t.done() for t in tasks) >= 38
+        async def refused() -> bool:
+            return sum(t.done() for t in tasks) >= 38
 
-            await eventually(refused, "38 posts answered while two hold the pool")
-    finally:
-        await locker.close()
+        await eventually(refused, "38 posts answered while two hold the pool")
     results = await asyncio.gather(*tasks)
     statuses = [status for status, _, _ in results]
     assert sorted(statuses) == [201] * 2 + [503] * 38, statuses

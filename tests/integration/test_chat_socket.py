@@ -24,7 +24,6 @@ from socket import SO_LINGER, SOL_SOCKET
 from typing import Any
 
 import aiohttp
-import asyncpg
 import orjson
 import pytest
 import structlog
@@ -40,6 +39,7 @@ from lib.http.keys import REVOCATIONS
 from services.chat import ws
 from services.chat.app import create_app as chat_app
 from services.chat.deps import HUB
+from tests import pg
 from tests.integration.auth_support import KEYS, wall_ms
 from tests.integration.chat_support import StalledClient, chat_settings, eventually
 from tests.integration.orders_support import Caller, caller
@@ -63,17 +63,14 @@ class Talk:
 @pytest.fixture
 async def talk(chat_dsn: str) -> Talk:
     customer, provider = caller(Role.CUSTOMER), caller(Role.PROVIDER)
-    conn = await asyncpg.connect(chat_dsn)
-    try:
-        made = await conn.fetchval(
-            "INSERT INTO conversations (order_id, customer_id, provider_id)"
-            " VALUES ($1, $2, $3) RETURNING id",
-            uuid.uuid4(),
-            customer.id,
-            provider.id,
-        )
-    finally:
-        await conn.close()
+    made = await pg.fetchval(
+        chat_dsn,
+        "INSERT INTO conversations (order_id, customer_id, provider_id)"
+        " VALUES ($1, $2, $3) RETURNING id",
+        uuid.uuid4(),
+        customer.id,
+        provider.id,
+    )
     return Talk(str(made), customer, provider)
 
 

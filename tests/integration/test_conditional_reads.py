@@ -21,6 +21,7 @@ from lib.auth.principal import Role
 from services.catalog.app import create_app as catalog_app
 from services.departments.app import create_app
 from services.orders.app import create_app as orders_app
+from tests import pg
 from tests.integration.auth_support import bearer, settings_for
 from tests.integration.catalog_support import ADMIN, catalog_settings, chain
 from tests.integration.orders_support import orders_settings
@@ -121,8 +122,7 @@ async def test_an_uncommitted_write_keeps_the_tag_until_it_commits(
     client: Any, departments_dsn: str
 ) -> None:
     _, tag, _ = await get(client, LIST)
-    conn = await asyncpg.connect(departments_dsn)
-    try:
+    async with pg.connected(departments_dsn) as conn:
         tx = conn.transaction()
         await tx.start()
         await conn.execute(
@@ -130,8 +130,6 @@ async def test_an_uncommitted_write_keeps_the_tag_until_it_commits(
         )
         assert (await get(client, LIST, tag))[0] == 304  # nobody can see the row yet
         await tx.commit()
-    finally:
-        await conn.close()
     status, _, body = await get(client, LIST, tag)
     assert status == 200
     assert b"Not yet committed" in body
@@ -141,14 +139,10 @@ async def test_a_304_runs_no_page_query(client: Any, departments_dsn: str) -> No
     """With departments locked by another transaction, the page query would wait: the 304
     answers from table_versions alone."""
     _, tag, _ = await get(client, LIST)
-    conn = await asyncpg.connect(departments_dsn)
-    try:
-        async with conn.transaction():
-            await conn.execute("LOCK TABLE departments IN ACCESS EXCLUSIVE MODE")
-            status, again, _ = await asyncio.wait_for(get(client, LIST, tag), 5)
-            assert (status, again) == (304, tag)
-    finally:
-        await conn.close()
+    async with pg.connected(departments_dsn) as conn, conn.transaction():
+        await conn.execute("LOCK TABLE departments IN ACCESS EXCLUSIVE MODE")
+        status, again, _ = await asyncio.wait_for(get(client, LIST, tag), 5)
+        assert (status, again) == (304, tag)
 
 
 async def test_a_flood_of_304s_meets_the_per_ip_limit(
@@ -321,11 +315,7 @@ async def test_currencies_revalidate_and_change_with_a_committed_write(
     assert status == 200
     assert (await get(orders, "/v1/currencies?limit=5", tag))[:2] == (304, tag)
 
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("INSERT INTO currencies VALUES ('AAA', 'First by code', 2)")
-    finally:
-        await conn.close()
+    await pg.execute(dsn, "INSERT INTO currencies VALUES ('AAA', 'First by code', 2)")
     status, _, body = await get(orders, "/v1/currencies?limit=5", tag)
     assert status == 200
     assert b"AAA" in body

@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 
 from lib import registry
+from tests import pg
 from tests.integration.test_access_matrix import plain_app
 from tools.local import seed
 
@@ -126,8 +127,7 @@ async def reads(client: Any, dsn: str, path: str, table: str) -> bool:
 async def write_to(dsn: str, table: str) -> None:
     """A committed write that changes nothing one reads: a no-op UPDATE of one row, or a
     TRUNCATE of an empty table."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         column = await conn.fetchval(
             "SELECT column_name FROM information_schema.columns"
             " WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position LIMIT 1",
@@ -139,8 +139,6 @@ async def write_to(dsn: str, table: str) -> None:
         )
         if done == "UPDATE 0":
             await conn.execute(f'TRUNCATE "{table}" CASCADE')
-    finally:
-        await conn.close()
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -154,11 +152,8 @@ async def test_every_table_a_conditional_list_reads_is_in_its_stamp(
             seeder(dsn)
     app = plain_app(service, dsn, page_cache_bytes=0)  # the handlers' reads: no kept page
     client = await aiohttp_client(app)
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         tables, ids = await tables_of(conn), await ids_in(conn)
-    finally:
-        await conn.close()
 
     lists = await conditional_lists(client, app, ids)
     checked = 0

@@ -10,12 +10,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import jwt
 import pytest
 
 from lib.auth.principal import Role
 from lib.auth.tokens import signed_header
+from tests import pg
 from tests.integration.auth_support import KEYS, Bearer, bearer, token
 
 ADMIN = Bearer(Role.ADMIN)
@@ -105,8 +105,7 @@ async def test_duplicate_name_is_409_and_leaves_no_row(client: Any, departments_
     name = f"Dup {uuid.uuid4().hex[:6]}"
     first = await create(client, name)
     key = f"dup-{uuid.uuid4().hex}"
-    conn = await asyncpg.connect(departments_dsn)
-    try:
+    async with pg.connected(departments_dsn) as conn:
         before = await conn.fetchval("SELECT count(*) FROM departments")
         again = await client.post(
             "/v1/departments",
@@ -131,8 +130,6 @@ async def test_duplicate_name_is_409_and_leaves_no_row(client: Any, departments_
         row = await conn.fetchrow("SELECT name, version FROM departments WHERE id = $1",
                                   uuid.UUID(other["id"]))  # fmt: skip
         assert (row["name"], row["version"]) == (other["name"], 1)
-    finally:
-        await conn.close()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from services.departments.app import create_app
+from tests import pg
 from tests.integration.auth_support import settings_for
 from tests.servers import DatabaseFactory
 from tools.migrations import migrate
@@ -92,8 +93,7 @@ async def test_concurrent_writers_keep_it_exact(migrated_db: Callable[[str], str
     rng = random.Random(31)
 
     async def writer(n: int) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with pg.connected(dsn) as conn:
             for step in range(25):
                 tx = conn.transaction()
                 await tx.start()
@@ -105,15 +105,10 @@ async def test_concurrent_writers_keep_it_exact(migrated_db: Callable[[str], str
                 else:
                     await insert(conn, rng.randint(1, 4), f"w{n}s{step}")
                 await (tx.rollback() if rng.random() < 0.2 else tx.commit())
-        finally:
-            await conn.close()
 
     await asyncio.gather(*(writer(n) for n in range(6)))
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         kept, real = await kept_and_real(conn)
-    finally:
-        await conn.close()
     assert real > 0
     assert kept == real
 
@@ -122,15 +117,12 @@ async def test_the_migration_counts_the_rows_already_there(databases: DatabaseFa
     dsn = databases.create("departments", "postgresql")
     before = len(migrate.status("departments", dsn)) - 1  # every migration but 0005
     migrate.up("departments", dsn, steps=before)
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         await insert(conn, 9)
         migrate.up("departments", dsn)
         assert await kept_and_real(conn) == (9, 9)
         await insert(conn, 2)
         assert await kept_and_real(conn) == (11, 11)
-    finally:
-        await conn.close()
 
 
 async def test_the_list_total_is_the_kept_count_or_a_count(

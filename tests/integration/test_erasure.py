@@ -7,13 +7,12 @@ erased again; an entry is applied once."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from aiobotocore.session import get_session
 
@@ -23,6 +22,7 @@ from services.catalog.app import create_app as catalog_app
 from services.chat.app import create_app as chat_app
 from services.orders.app import create_app as orders_app
 from services.users.app import create_app as users_app
+from tests import pg
 from tests.integration.catalog_support import catalog_settings, chain
 from tests.integration.chat_support import chat_settings, eventually
 from tests.integration.orders_support import orders_settings
@@ -35,11 +35,6 @@ INTERVAL = 0.05  # ERASURE_INTERVAL of every app here
 WITHIN = scaled(5.0 + 20 * INTERVAL)
 
 
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
-
-
 def erasure(storage: Path) -> dict[str, Any]:
     return {
         "storage_dir": str(storage),
@@ -49,35 +44,18 @@ def erasure(storage: Path) -> dict[str, Any]:
     }
 
 
-async def fetch(dsn: str, sql: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchrow(sql, *args)
-    finally:
-        await conn.close()
-
-
-async def execute(dsn: str, sql: str, *args: Any) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql, *args)
-    finally:
-        await conn.close()
-
-
 async def seed(dsns: dict[str, str], catalog: Any, person: uuid.UUID) -> dict[str, Any]:
     """Rows about `person` in every database: an order, an offer, a review and a message
     written by them, a service they offer; and a message of the other party."""
     other = uuid.uuid4()
     service = (await chain(catalog))["service"]["id"]
-    await execute(
+    await pg.execute(
         dsns["catalog"],
         "INSERT INTO provider_services (provider_id, service_id) VALUES ($1, $2)",
         person,
         uuid.UUID(service),
     )
-    conn = await asyncpg.connect(dsns["orders"])
-    try:
+    async with pg.connected(dsns["orders"]) as conn:
         order = await conn.fetchval(
             "INSERT INTO orders (customer_id, customer_name, service_id, description, address,"
             " time_start, time_end) VALUES ($1, 'Ada Lovelace', $2, 'the sink leaks',"
@@ -108,10 +86,7 @@ async def seed(dsns: dict[str, str], catalog: Any, person: uuid.UUID) -> dict[st
             person,
             other,
         )
-    finally:
-        await conn.close()
-    conn = await asyncpg.connect(dsns["chat"])
-    try:
+    async with pg.connected(dsns["chat"]) as conn:
         talk = await conn.fetchval(
             "INSERT INTO conversations (order_id, customer_id, provider_id)"
             " VALUES ($1, $2, $3) RETURNING id",
@@ -126,17 +101,15 @@ async def seed(dsns: dict[str, str], catalog: Any, person: uuid.UUID) -> dict[st
             person,
             other,
         )
-    finally:
-        await conn.close()
     return {"order": order, "offer": offer, "service": service}
 
 
 async def erased_in(dsns: dict[str, str], person: uuid.UUID) -> dict[str, bool]:
     """Per database: the person's rows are as the retention table says, and recorded."""
-    user = await fetch(
+    user = await pg.fetchrow(
         dsns["users"], "SELECT first_name, email, deleted_at FROM users WHERE id = $1", person
     )
-    order = await fetch(
+    order = await pg.fetchrow(
         dsns["orders"],
         "SELECT o.customer_name, o.description, o.address, f.message, f.price, r.comment,"
         " r.rating FROM orders o JOIN offers f ON f.order_id = o.id"
@@ -144,12 +117,12 @@ async def erased_in(dsns: dict[str, str], person: uuid.UUID) -> dict[str, bool]:
         " WHERE o.customer_id = $1",
         person,
     )
-    offered = await fetch(
+    offered = await pg.fetchrow(
         dsns["catalog"],
         "SELECT count(*) AS n FROM provider_services WHERE provider_id = $1",
         person,
     )
-    words = await fetch(
+    words = await pg.fetchrow(
         dsns["chat"],
         "SELECT array_agg(body ORDER BY seq) AS bodies FROM messages m"
         " JOIN conversations c ON c.id = m.conversation_id WHERE c.customer_id = $1",
@@ -157,7 +130,9 @@ async def erased_in(dsns: dict[str, str], person: uuid.UUID) -> dict[str, bool]:
     )
     recorded = {}
     for db, dsn in dsns.items():
-        row = await fetch(dsn, "SELECT count(*) AS n FROM erased_users WHERE user_id = $1", person)
+        row = await pg.fetchrow(
+            dsn, "SELECT count(*) AS n FROM erased_users WHERE user_id = $1", person
+        )
         recorded[db] = row["n"] == 1
     return {
         "users": recorded["users"]
@@ -251,34 +226,38 @@ async def test_a_database_put_back_to_before_the_erasure_is_erased_again_once(
         return all((await erased_in(dsns, person)).values())
 
     await eventually(all_erased, "erased everywhere", WITHIN)
-    stamp = await fetch(dsns["orders"], "SELECT version FROM orders WHERE customer_id = $1", person)
+    stamp = await pg.fetchrow(
+        dsns["orders"], "SELECT version FROM orders WHERE customer_id = $1", person
+    )
 
     # a restore of orders, catalog and users to before the erasure: the rows as they were,
     # and the erasure's record gone with them (the real restore: the restore drill,
     # tests/reliability/test_restore_drill.py)
-    await execute(
+    await pg.execute(
         dsns["orders"],
         "UPDATE orders SET customer_name = 'Ada Lovelace', description = 'the sink leaks',"
         " address = '1 Private Road' WHERE id = $1",
         seeded["order"],
     )
-    await execute(
+    await pg.execute(
         dsns["catalog"],
         "INSERT INTO provider_services (provider_id, service_id) VALUES ($1, $2)",
         person,
         uuid.UUID(seeded["service"]),
     )
-    await execute(
+    await pg.execute(
         dsns["users"],
         "UPDATE users SET first_name = 'Ada', email = $2, deleted_at = NULL WHERE id = $1",
         person,
         f"{person.hex}@example.com",
     )
     for db in ("orders", "catalog", "users"):
-        await execute(dsns[db], "DELETE FROM erased_users WHERE user_id = $1", person)
+        await pg.execute(dsns[db], "DELETE FROM erased_users WHERE user_id = $1", person)
 
     await eventually(all_erased, "orders, catalog and users erased again", WITHIN)
-    again = await fetch(dsns["orders"], "SELECT version FROM orders WHERE customer_id = $1", person)
+    again = await pg.fetchrow(
+        dsns["orders"], "SELECT version FROM orders WHERE customer_id = $1", person
+    )
     # applied once more: not twice by the two orders processes, not in a loop
     assert again["version"] == stamp["version"] + 1
     assert [e.user_id for e in await world["ledger"].since(None)] == [person]
@@ -295,7 +274,7 @@ async def test_no_entry_no_change(world: dict[str, Any], tmp_path: Path) -> None
     resp = await world["users"].delete(f"/v1/users/{person}", headers={**admin, "If-Match": '"1"'})
     assert resp.status == 503, await resp.text()
     assert resp.headers["Retry-After"]
-    row = await fetch(
+    row = await pg.fetchrow(
         dsns["users"], "SELECT first_name, deleted_at FROM users WHERE id = $1", person
     )
     assert (row["first_name"], row["deleted_at"]) == ("Ada", None)

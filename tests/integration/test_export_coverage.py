@@ -27,11 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from lib import registry
 from lib.db.connecting import connect
+from tests import pg
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "docs" / "openapi"
@@ -68,8 +68,7 @@ def refers_to_a_person(database: str, table: str, column: str) -> bool:
 async def person_tables(database: str, engine: str, dsn: str) -> set[str]:
     """The tables of `database` that refer to a person, by the rule above."""
     if engine == "postgresql":
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with pg.connected(dsn) as conn:
             columns = await conn.fetch(
                 "SELECT table_name, column_name FROM information_schema.columns "
                 "WHERE table_schema = 'public'"
@@ -82,8 +81,6 @@ async def person_tables(database: str, engine: str, dsn: str) -> set[str]:
                 "WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = 'public' "
                 "AND cu.table_name = 'users'"
             )
-        finally:
-            await conn.close()
         pairs = [(r["table_name"], r["column_name"]) for r in columns]
         foreign = {r["table_name"] for r in keyed}
     else:

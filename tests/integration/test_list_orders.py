@@ -23,9 +23,10 @@ import pytest
 
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
+from tests import pg
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, bearer
 from tests.integration.orders_support import caller, catalog_service, offer_body, order_body
-from tests.integration.test_access_matrix import stack, users_dsn  # noqa: F401  (fixtures)
+from tests.integration.test_access_matrix import stack  # noqa: F401  (a fixture)
 from tools.local import seed
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "openapi"
@@ -74,8 +75,7 @@ def sorted_lists() -> list[Listed]:
 
 async def spread_created_at(dsn: str) -> None:
     """Rows made in one statement share their created_at: set them minutes apart."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         tables = await conn.fetch(
             "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public'"
             " AND column_name = 'created_at' AND data_type LIKE 'timestamp%'"
@@ -87,8 +87,6 @@ async def spread_created_at(dsn: str) -> None:
                 f' FROM (SELECT ctid AS c, row_number() OVER () AS n FROM "{t}") s'
                 f' WHERE "{t}".ctid = s.c'
             )
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
@@ -97,7 +95,7 @@ def dsns(
     chat_catalog_dsn: str,
     chat_orders_dsn: str,
     chat_dsn: str,
-    users_dsn: str,  # noqa: F811  (the fixture)
+    users_dsn: str,
 ) -> dict[str, str]:
     """Each service's database in the access matrix's stack fixture, by service name."""
     return {  # names services on purpose: the databases of the access matrix stack fixture
@@ -152,19 +150,16 @@ async def fill(apps: dict[str, Any], dsns: dict[str, str]) -> dict[Role, dict[st
 async def audit_events(dsn: str) -> None:
     """Events of writes the seed made without the API (departments, users): the audit
     list has rows everywhere, minutes apart, two by two alike but for the time."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        for n in range(4):
-            await conn.execute(
-                "INSERT INTO audit_events (occurred_at, subject_id, subject_role, action,"
-                " resource, route, request_id) VALUES (now() - $1 * interval '1 minute',"
-                " $2, 'ADMIN', 'seedRows', 'seed', 'POST /v1/seed', $3)",
-                n + 1,
-                uuid.UUID(int=n // 2 + 1),
-                f"seed-{n // 2}",
-            )
-    finally:
-        await conn.close()
+    for n in range(4):
+        await pg.execute(
+            dsn,
+            "INSERT INTO audit_events (occurred_at, subject_id, subject_role, action,"
+            " resource, route, request_id) VALUES (now() - $1 * interval '1 minute',"
+            " $2, 'ADMIN', 'seedRows', 'seed', 'POST /v1/seed', $3)",
+            n + 1,
+            uuid.UUID(int=n // 2 + 1),
+            f"seed-{n // 2}",
+        )
 
 
 async def post(client: Any, path: str, body: Any, who: uuid.UUID, status: int) -> Any:
@@ -246,8 +241,7 @@ async def count(client: Any, path: str, headers: dict[str, str]) -> int:
 
 async def ids_of(dsn: str) -> list[str]:
     """Every uuid of a database: the candidates for a list's path parameter."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         cols = await conn.fetch(
             "SELECT table_name, column_name FROM information_schema.columns"
             " WHERE table_schema = 'public' AND data_type = 'uuid'"
@@ -259,8 +253,6 @@ async def ids_of(dsn: str) -> list[str]:
                 r[0] for r in await conn.fetch(f'SELECT DISTINCT "{col}"::text FROM "{t}" LIMIT 50')
             }
         return sorted(v for v in found if v is not None)
-    finally:
-        await conn.close()
 
 
 async def walk(client: Any, base: str, headers: dict[str, str], total: int) -> list[list[str]]:
@@ -310,8 +302,7 @@ async def test_every_list_every_key_both_directions(
                 for i in await ids_of(dsn)
             ]
             path = path.format(id=max(counts)[1])
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with pg.connected(dsn) as conn:
             for key in listed.keys:
                 fallback = FALLBACK.get((name, key))
                 assert fallback is None or fallback in listed.orderby_doc.split(key, 1)[-1]
@@ -343,8 +334,6 @@ async def test_every_list_every_key_both_directions(
                         assert by_page == in_order, f"{name} by {key} {sort}: paged"
                         assert by_cursor == in_order, f"{name} by {key} {sort}: by cursor"
                         walked.append(f"{name} by {key} {sort}")
-        finally:
-            await conn.close()
     assert len(checked) == sum(len(listed.keys) for listed in lists)
     assert len(walked) == 2 * sum(len(listed.keys) for listed in lists if listed.keyset)
     assert {name.split(" by ")[0] for name in checked} == {listed.name for listed in lists}

@@ -23,10 +23,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import pytest
 
 from lib.auth.principal import Role
+from tests import pg
 from tests.integration import list_walk_support as w
 from tests.integration.auth_support import bearer
 from tests.integration.test_access_matrix import (  # noqa: F401  (fixtures)
@@ -35,7 +35,6 @@ from tests.integration.test_access_matrix import (  # noqa: F401  (fixtures)
     plain_app,
     spec_of,
     stack,
-    users_dsn,
 )
 from tests.integration.test_list_orders import count, dsns, fill, ids_of  # noqa: F401  (dsns: a fixture)
 
@@ -43,8 +42,7 @@ from tests.integration.test_list_orders import count, dsns, fill, ids_of  # noqa
 async def tie_created_at(dsn: str) -> None:
     """Rows two by two share their created_at (after `fill` set them apart): ties the
     unique key must break."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         tables = await conn.fetch(
             "SELECT c.table_name FROM information_schema.columns c"
             " JOIN information_schema.columns i ON i.table_name = c.table_name"
@@ -59,8 +57,6 @@ async def tie_created_at(dsn: str) -> None:
                 f" (PARTITION BY g) AS tied FROM r)"
                 f' UPDATE "{t}" SET created_at = m.tied FROM m WHERE "{t}".id = m.id'
             )
-    finally:
-        await conn.close()
 
 
 async def more_messages(chat: Any, customer: dict[str, str]) -> None:
@@ -77,8 +73,7 @@ async def more_messages(chat: Any, customer: dict[str, str]) -> None:
 async def touch(dsn: str, row: dict[str, Any], unique: str) -> None:
     """A write the list shows: the row's updated_at (or its key, to itself) in its table
     (never the append-only audit_events: its trigger refuses any UPDATE, ADR 0057)."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         tables = await conn.fetch(
             "SELECT table_name, bool_or(column_name = 'updated_at') AS stamped"
             " FROM information_schema.columns WHERE table_schema = 'public'"
@@ -95,8 +90,6 @@ async def touch(dsn: str, row: dict[str, Any], unique: str) -> None:
             if done != "UPDATE 0":
                 return
         raise AssertionError(f"no table holds {unique}={row[unique]}")
-    finally:
-        await conn.close()
 
 
 async def archive_one(client: Any, admin: dict[str, str]) -> None:
@@ -131,20 +124,17 @@ async def create_rows(client: Any, spec: dict[str, Any], path: str, numbers: Ite
 
 async def unverified_users(dsn: str) -> None:
     """Users whose `verified` is false (the seed's are all true), ages two by two alike."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        for n in range(3):
-            await conn.execute(
-                "INSERT INTO users (email, password_hash, first_name, last_name, phone_number,"
-                " role, verified, age, salary) VALUES ($1, 'x', 'Una', $2, '+1 555 0100',"
-                " 'CUSTOMER', false, $3, $4)",
-                f"unverified{n}.{uuid.uuid4().hex}@example.com",
-                f"Verified {n}",
-                30 + n // 2,
-                Decimal(41000 + 1000 * n),
-            )
-    finally:
-        await conn.close()
+    for n in range(3):
+        await pg.execute(
+            dsn,
+            "INSERT INTO users (email, password_hash, first_name, last_name, phone_number,"
+            " role, verified, age, salary) VALUES ($1, 'x', 'Una', $2, '+1 555 0100',"
+            " 'CUSTOMER', false, $3, $4)",
+            f"unverified{n}.{uuid.uuid4().hex}@example.com",
+            f"Verified {n}",
+            30 + n // 2,
+            Decimal(41000 + 1000 * n),
+        )
 
 
 def caller_of(listed: w.Listed, callers: dict[Role, dict[str, str]]) -> dict[str, str]:

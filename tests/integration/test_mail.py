@@ -5,21 +5,15 @@ once it is back, with the failed attempt recorded in between."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-import pytest
 
 from services.users.app import create_app
+from tests import pg
 from tests.integration.smtp_support import MAIL_WAIT, SmtpSink, smtp_sink, token_in
 from tests.integration.test_users_auth import customer, new_email, settings
 from tools.local.ports import free_port
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 async def test_verification_and_reset_mails_each_token_once(
@@ -46,13 +40,9 @@ async def test_verification_and_reset_mails_each_token_once(
 
 
 async def outbox_row(dsn: str, email: str) -> asyncpg.Record | None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchrow(
-            "SELECT attempts, last_error FROM mail_outbox WHERE recipient = $1", email
-        )
-    finally:
-        await conn.close()
+    return await pg.fetchrow(
+        dsn, "SELECT attempts, last_error FROM mail_outbox WHERE recipient = $1", email
+    )
 
 
 async def test_smtp_down_then_back_delivers_the_mail(aiohttp_client: Any, users_dsn: str) -> None:

@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
@@ -19,6 +18,7 @@ from prometheus_client import REGISTRY
 from lib.auth.principal import Role
 from services.catalog.app import create_app as catalog_app
 from services.orders.app import create_app
+from tests import pg
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.orders_support import (
     Caller,
@@ -116,11 +116,7 @@ def nameless_orders() -> float:
 
 
 async def count(dsn: str, sql: str, *args: Any) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return int(await conn.fetchval(sql, *args))
-    finally:
-        await conn.close()
+    return int(await pg.fetchval(dsn, sql, *args))
 
 
 async def test_order_lifecycle_to_review(client: Any, world: dict[str, Any]) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 from aiohttp import web
@@ -26,6 +25,7 @@ from services.catalog.app import create_app as catalog_app
 from services.orders.app import create_app
 from services.orders.jobs import reviews_tag
 from services.orders.relay import RELAY
+from tests import pg
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL, Bearer, bearer
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.orders_support import (
@@ -133,14 +133,6 @@ async def new_job(client: Any, world: dict[str, Any], provider: str = "p1") -> d
     return job
 
 
-async def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
-
-
 async def order_status(client: Any, order_id: str, who: Caller) -> str:
     status, body = await call(client, "GET", f"/v1/orders/{order_id}", who)
     assert status == 200, body
@@ -186,7 +178,9 @@ async def test_start_and_complete_by_the_provider_only(
     assert started["completed_at"] is None
     await refused(client, f"{base}/start", p1, 409, "the job is IN_PROGRESS")
     await refused(client, f"{base}/complete", turned, 403, "only the job's provider may do this")
-    assert await fetch(orders_dsn, "SELECT 1 FROM outbox WHERE aggregate_id = $1", job["id"]) == []
+    assert (
+        await pg.fetch(orders_dsn, "SELECT 1 FROM outbox WHERE aggregate_id = $1", job["id"]) == []
+    )
     assert wakes.count == 0
 
     monkeypatch.setattr(tracing, "current_traceparent", lambda: TRACEPARENT)
@@ -201,7 +195,7 @@ async def test_start_and_complete_by_the_provider_only(
     assert done["completed_at"] is not None
     assert await order_status(client, job["order_id"], customer) == "COMPLETED"
     assert wakes.count == 1  # the relay is told at once
-    (award,) = await fetch(
+    (award,) = await pg.fetch(
         orders_dsn,
         "SELECT topic, payload::text AS payload, idempotency_key, traceparent FROM outbox"
         " WHERE aggregate_id = $1",
@@ -218,7 +212,7 @@ async def test_start_and_complete_by_the_provider_only(
     await refused(client, f"{base}/complete", p1, 409, "the job is COMPLETED")
     await refused(client, f"{base}/start", p1, 409, "the job is COMPLETED")
     await refused(client, f"{base}/cancel", customer, 409, "the job is COMPLETED")
-    rows = await fetch(orders_dsn, "SELECT 1 FROM outbox WHERE aggregate_id = $1", job["id"])
+    rows = await pg.fetch(orders_dsn, "SELECT 1 FROM outbox WHERE aggregate_id = $1", job["id"])
     assert len(rows) == 1  # once
     assert wakes.count == 1
 
@@ -396,7 +390,7 @@ async def test_list_jobs(client: Any, world: dict[str, Any], orders_dsn: str) ->
     every, meta = await ids(ADMIN, "?limit=100")
     assert every[:2] == [newer["id"], older["id"]]
     # every job of the database: the other tests' too (under mutmut, earlier sessions')
-    (jobs,) = await fetch(orders_dsn, "SELECT count(*) AS n FROM jobs")
+    (jobs,) = await pg.fetch(orders_dsn, "SELECT count(*) AS n FROM jobs")
     assert (meta["total"], len(every)) == (jobs["n"], min(jobs["n"], 100))
     pending, _ = await ids(ADMIN, "?status=PENDING")
     assert newer["id"] in pending
@@ -524,8 +518,8 @@ async def test_each_action_is_replayed_by_its_key(
     assert (await twice(f"/v1/jobs/{job['id']}/start", p1, started))["status"] == "IN_PROGRESS"
     completed = await twice(f"/v1/jobs/{job['id']}/complete", p1, f"act-{uuid.uuid4()}")
     assert completed["status"] == "COMPLETED"
-    jobs = await fetch(orders_dsn, "SELECT id FROM jobs WHERE order_id = $1", order_id)
-    awards = await fetch(orders_dsn, "SELECT id FROM outbox WHERE aggregate_id = $1", job["id"])
+    jobs = await pg.fetch(orders_dsn, "SELECT id FROM jobs WHERE order_id = $1", order_id)
+    awards = await pg.fetch(orders_dsn, "SELECT id FROM outbox WHERE aggregate_id = $1", job["id"])
     assert (len(jobs), len(awards)) == (1, 1)
     reused = {**p1.headers, "Idempotency-Key": started}
     other = await client.post(f"/v1/jobs/{job['id']}/cancel", headers=reused)

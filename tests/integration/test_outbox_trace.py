@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 import pytest
 
 from lib.auth.principal import Role
@@ -20,6 +19,7 @@ from services.catalog.app import create_app as catalog_app
 from services.orders.app import create_app as orders_app
 from services.orders.db.models import Outbox
 from services.orders.relay import OutboxRelay
+from tests import pg
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.orders_support import (
     caller,
@@ -80,13 +80,9 @@ async def test_the_award_delivery_links_to_the_completing_request(
 
     (completing,) = [s for s in receiver.spans if s.name == COMPLETE]
     # the outbox row holds that request's context
-    conn = await asyncpg.connect(orders_dsn)
-    try:
-        stored = await conn.fetchval(
-            "SELECT traceparent FROM outbox WHERE aggregate_id = $1", job_id
-        )
-    finally:
-        await conn.close()
+    stored = await pg.fetchval(
+        orders_dsn, "SELECT traceparent FROM outbox WHERE aggregate_id = $1", job_id
+    )
     assert stored == f"00-{completing.trace_id}-{completing.span_id}-03"  # sampled, random id
     # the delivery is a trace of its own, linked to the completing request
     (delivery,) = [s for s in receiver.spans if s.name == DELIVER]

@@ -31,7 +31,6 @@ from tests.integration.test_access_matrix import (  # noqa: F401  (fixtures)
     WIRED,
     spec_of,
     stack,
-    users_dsn,
 )
 from tests.integration.test_list_orders import bearer_of, dsns, fill  # noqa: F401  (dsns: a fixture)
 from tests.integration.test_list_walk import caller_of, chosen_path, touch

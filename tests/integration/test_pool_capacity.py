@@ -25,6 +25,7 @@ from lib.http.keys import DB
 from services.departments.app import create_app
 from services.users.app import create_app as create_users_app
 from services.users.settings import UsersSettings
+from tests import pg
 from tests.integration.auth_support import KEYS, Bearer, bearer, settings_for
 from tests.integration.points_support import Points, new_id, running_points
 from tests.proxy import TcpProxy, through
@@ -36,11 +37,7 @@ ENGINES = ["postgresql", "mysql"]
 
 
 async def departments_named(dsn: str, name: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return int(await conn.fetchval("SELECT count(*) FROM departments WHERE name = $1", name))
-    finally:
-        await conn.close()
+    return int(await pg.fetchval(dsn, "SELECT count(*) FROM departments WHERE name = $1", name))
 
 
 def create(client: Any, name: str, key: str | None = None) -> Any:

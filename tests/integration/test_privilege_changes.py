@@ -10,16 +10,15 @@ Registration likewise: only CUSTOMER or PROVIDER, never verified by the body."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 import pytest
 
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenVerifier
 from services.users.app import create_app as users_app
 from services.users.profile_schemas import ADMIN_ONLY, UserPatch
+from tests import pg
 from tests.integration.auth_support import KEYS
 from tests.integration.users_support import PASSWORD, auth, make_user, users_settings
 
@@ -27,11 +26,6 @@ VERIFIER = TokenVerifier(KEYS[1])
 CALLERS = [
     (role, verified) for role in Role if role is not Role.ADMIN for verified in (True, False)
 ]
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 @pytest.fixture
@@ -60,11 +54,7 @@ def values_of(field: str) -> list[Any]:
 
 
 async def row_of(dsn: str, user_id: uuid.UUID) -> dict[str, Any]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        row = await conn.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
-    finally:
-        await conn.close()
+    row = await pg.fetchrow(dsn, "SELECT * FROM users WHERE id = $1", user_id)
     assert row is not None
     return dict(row)
 
@@ -152,8 +142,4 @@ async def test_registration_grants_no_privilege(
             **extra}  # fmt: skip
     resp = await users.post("/v1/auth/register", json=body)
     assert resp.status == status, await resp.text()
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM users WHERE email = $1", email) == 0
-    finally:
-        await conn.close()
+    assert await pg.fetchval(users_dsn, "SELECT count(*) FROM users WHERE email = $1", email) == 0

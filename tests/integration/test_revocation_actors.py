@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from lib.auth.principal import Role
+from tests import pg
 from tests.integration.chat_support import eventually
 from tests.integration.test_revocation_services import (  # noqa: F401  (fixtures)
     CACHE_TTL,
@@ -30,9 +31,8 @@ from tests.integration.test_revocation_services import (  # noqa: F401  (fixture
     reset_password,
     stack,
     statuses,
-    users_dsn,
 )
-from tests.integration.users_support import PASSWORD, fetch_row, make_user
+from tests.integration.users_support import PASSWORD, make_user
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi" / "users.json"
 ALLOWED = dict.fromkeys(("catalog", "chat", "users"), 200) | {"orders": 201}
@@ -60,12 +60,12 @@ def revoking_cases() -> list[tuple[str, str]]:
 
 async def account(st: Stack, role: Role = Role.CUSTOMER) -> Account:
     user_id = await make_user(st.users_dsn, role)
-    email = (await fetch_row(st.users_dsn, "SELECT email FROM users WHERE id = $1", user_id))[0]
+    email = (await pg.fetchrow(st.users_dsn, "SELECT email FROM users WHERE id = $1", user_id))[0]
     return Account(user_id, email, await login(st, email))
 
 
 async def version_of(st: Stack, user_id: uuid.UUID) -> int:
-    row = await fetch_row(st.users_dsn, "SELECT version FROM users WHERE id = $1", user_id)
+    row = await pg.fetchrow(st.users_dsn, "SELECT version FROM users WHERE id = $1", user_id)
     return int(row[0])
 
 

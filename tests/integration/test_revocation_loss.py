@@ -22,6 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from lib.auth.revocation import MARKER
+from tests import pg
 from tests.integration.test_revocation_outage import redis_server  # noqa: F401  (fixture)
 from tests.integration.test_revocation_services import (
     CACHE_TTL,
@@ -35,7 +36,6 @@ from tests.integration.test_revocation_services import (
     start_stack,
     statuses,
 )
-from tests.integration.users_support import fetch_row
 from tests.reliability.throwaway import RedisServer
 
 RESTORE_CHECK = 1.0  # REVOCATION_RESTORE_CHECK of users (the default)
@@ -150,7 +150,7 @@ async def test_no_old_token_is_accepted_after_redis_loses_the_revocations(
     assert restored, "users did not restore the revocations"
 
     # the restore put the revocation back: Redis alone decides again
-    row = await fetch_row(stack.users_dsn, "SELECT not_before FROM token_revocations "
+    row = await pg.fetchrow(stack.users_dsn, "SELECT not_before FROM token_revocations "
                           "WHERE user_id = $1", account.id)  # fmt: skip
     held = await field(redis_server, key, str(account.id))
     assert held is not None

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 
 from lib.auth.principal import Role
@@ -25,6 +24,7 @@ from services.users.app import create_app as users_app
 from services.users.auth_kit import digest
 from services.users.db import auth as auth_q
 from services.users.db.models import EmailTokenPurpose
+from tests import pg
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.chat_support import chat_settings, eventually
 from tests.integration.orders_support import (
@@ -35,7 +35,7 @@ from tests.integration.orders_support import (
     order_body,
     orders_settings,
 )
-from tests.integration.users_support import PASSWORD, fetch_row, make_user, users_settings
+from tests.integration.users_support import PASSWORD, make_user, users_settings
 from tests.reliability.throwaway import RedisServer
 from tests.servers import Servers
 
@@ -55,11 +55,6 @@ class Stack:
     users_dsn: str
     service_id: str
     provider: Caller
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 async def start_stack(
@@ -147,7 +142,9 @@ async def login(stack: Stack, email: str, password: str = PASSWORD) -> dict[str,
 async def signed_in(stack: Stack) -> Account:
     """A real account and an access token from a real login."""
     user_id = await make_user(stack.users_dsn)
-    email = (await fetch_row(stack.users_dsn, "SELECT email FROM users WHERE id = $1", user_id))[0]
+    email = (await pg.fetchrow(stack.users_dsn, "SELECT email FROM users WHERE id = $1", user_id))[
+        0
+    ]
     return Account(user_id, email, await login(stack, email))
 
 
@@ -190,7 +187,7 @@ async def open_chat(stack: Stack, account: Account) -> Any:
 
 
 async def delete_account(stack: Stack, account: Account) -> Any:
-    version = (await fetch_row(stack.users_dsn, "SELECT version FROM users WHERE id = $1",
+    version = (await pg.fetchrow(stack.users_dsn, "SELECT version FROM users WHERE id = $1",
                                account.id))[0]  # fmt: skip
     return await stack.users.delete(
         "/v1/users/me", headers=account.headers | {"If-Match": f'"{version}"'}
@@ -200,8 +197,7 @@ async def delete_account(stack: Stack, account: Account) -> Any:
 async def reset_password(stack: Stack, account: Account) -> Any:
     """The reset link's token (stored as its digest, as the mail flow stores it), used."""
     token = uuid.uuid4().hex
-    conn = await asyncpg.connect(stack.users_dsn)
-    try:
+    async with pg.connected(stack.users_dsn) as conn:
         await auth_q.add_email_token(
             conn,
             user_id=account.id,
@@ -209,8 +205,6 @@ async def reset_password(stack: Stack, account: Account) -> Any:
             token_hash=digest(token),
             ttl_seconds=600,
         )
-    finally:
-        await conn.close()
     body = {"token": token, "new_password": NEW_PASSWORD}
     return await stack.users.post("/v1/auth/password-reset/confirm", json=body)
 
@@ -296,7 +290,7 @@ async def test_redis_not_taking_the_revocation_is_503_and_changes_nothing(
                                   revocation_cache_ttl=60.0, revocation_timeout=0.3)  # fmt: skip
         account = await signed_in(stack)
         assert (await stack.users.get("/v1/users/me", headers=account.headers)).status == 200
-        before = await fetch_row(
+        before = await pg.fetchrow(
             stack.users_dsn, "SELECT version, email FROM users WHERE id = $1", account.id
         )
         own.stop()  # (a frozen Redis: tests/integration/test_revocation.py)
@@ -315,11 +309,11 @@ async def test_redis_not_taking_the_revocation_is_503_and_changes_nothing(
             assert resp.status == 201, await resp.text()
         finally:
             own.start()  # the same port
-        after = await fetch_row(
+        after = await pg.fetchrow(
             stack.users_dsn, "SELECT version, email FROM users WHERE id = $1", account.id
         )
         assert tuple(after) == tuple(before)  # not anonymised, no password change
-        open_families = await fetch_row(
+        open_families = await pg.fetchrow(
             stack.users_dsn,
             "SELECT count(*) FROM refresh_token_families WHERE user_id = $1 AND revoked_at IS NULL",
             account.id,

@@ -11,7 +11,7 @@ import io
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -45,11 +45,6 @@ from tests.pictures_support import (
 PNG = png()  # made by Pillow: re-encoding it gives the same bytes
 JPEG = jpeg()
 IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import math
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,16 +43,12 @@ from services.users.app import create_app as users_app
 from services.users.db import auth as q
 from services.users.db.models import EmailTokenPurpose
 from services.users.pictures import STORAGE
+from tests import pg
 from tests.integration.auth_support import KEYS, bearer, settings_for
 from tests.integration.users_support import PASSWORD, auth, make_user, users_settings
 from tests.pictures_support import png
 
 WHEN = {"before": 1, "at": 0, "after": -1}  # seconds from the expiry to the use
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 @pytest.fixture
@@ -62,11 +58,8 @@ async def users(aiohttp_client: Any, users_dsn: str, tmp_path: Any) -> Any:
 
 @pytest.fixture
 async def db(users_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(users_dsn)
-    try:
+    async with pg.connected(users_dsn) as conn:
         yield conn
-    finally:
-        await conn.close()
 
 
 def digest(token: str) -> bytes:
@@ -327,8 +320,7 @@ async def test_idempotency_record(departments: Any, departments_dsn: str, when: 
     assert first.status == 201, await first.text()
     age = {"before": "interval '24 h' - interval '60 s'", "at": "interval '24 h'",
            "after": "interval '24 h 1 s'"}[when]  # fmt: skip
-    conn = await asyncpg.connect(departments_dsn)
-    try:
+    async with pg.connected(departments_dsn) as conn:
         aged = await conn.execute(
             f"UPDATE idempotency_keys SET created_at = clock_timestamp() - ({age}) WHERE key = $1",
             admin["Idempotency-Key"],
@@ -336,8 +328,6 @@ async def test_idempotency_record(departments: Any, departments_dsn: str, when: 
         assert aged == "UPDATE 1"
         again = await departments.post("/v1/departments", json=body, headers=admin)
         rows = await conn.fetchval("SELECT count(*) FROM departments WHERE name = $1", name)
-    finally:
-        await conn.close()
     if when == "before":
         assert again.status == 201, await again.text()
         assert await again.json() == await first.json()

@@ -10,7 +10,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ from lib.resilience.ratelimit import FallbackRateLimiter
 from services.users.app import create_app
 from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
+from tests import pg
 from tests.integration.auth_support import KEYS
-from tests.integration.smtp_support import SmtpSink, mail_to, smtp_sink, token_in
+from tests.integration.smtp_support import SmtpSink, mail_to, token_in
 from tests.integration.users_support import PASSWORD, blocked_on_a_lock, mailing_settings
 from tests.servers import env
 from tests.unit import test_auth_tokens as forge
@@ -72,12 +73,6 @@ def users_dsn(migrated_db: Callable[[str], str], log_file: Path) -> str:
         seed.seed_users(dsn)
     passwords.hasher.cache_clear()
     return dsn
-
-
-@pytest.fixture(scope="module")
-async def sink() -> AsyncIterator[SmtpSink]:
-    with smtp_sink() as running:
-        yield running
 
 
 @pytest.fixture
@@ -148,15 +143,11 @@ async def test_register_a_provider_stores_the_personal_id_encrypted(
     assert PERSONAL_ID not in text
     assert "personal_id" not in text
     user_id = uuid.UUID((await resp.json())["data"]["id"])
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        row = await conn.fetchrow(
-            "SELECT personal_id_encrypted, personal_id_last4 FROM provider_details "
-            "WHERE user_id = $1",
-            user_id,
-        )
-    finally:
-        await conn.close()
+    row = await pg.fetchrow(
+        users_dsn,
+        "SELECT personal_id_encrypted, personal_id_last4 FROM provider_details WHERE user_id = $1",
+        user_id,
+    )
     assert row is not None
     assert row["personal_id_last4"] == "0210"
     sealed = bytes(row["personal_id_encrypted"])
@@ -203,11 +194,7 @@ async def test_register_a_taken_email_answers_as_a_new_one_and_mails_its_owner(
     assert resp.headers["Location"] == f"/v1/users/{again['id']}"
     mail = await mail_to(sink, user["email"])
     assert mail["Subject"] == "Someone tried to register with your address"
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        ids = await conn.fetch("SELECT id FROM users WHERE email = $1", user["email"])
-    finally:
-        await conn.close()
+    ids = await pg.fetch(users_dsn, "SELECT id FROM users WHERE email = $1", user["email"])
     assert [str(row["id"]) for row in ids] == [user["id"]]  # no second account
 
 
@@ -261,15 +248,12 @@ async def test_verify_unknown_or_malformed_token_is_400(client: Any, token: str,
 
 async def test_verify_expired_token_is_400(client: Any, sink: SmtpSink, users_dsn: str) -> None:
     user, token = await register(client, sink)
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        await conn.execute(
-            "UPDATE email_tokens SET created_at = now() - interval '2 days', "
-            "expires_at = now() - interval '1 day' WHERE user_id = $1",
-            uuid.UUID(user["id"]),
-        )
-    finally:
-        await conn.close()
+    await pg.execute(
+        users_dsn,
+        "UPDATE email_tokens SET created_at = now() - interval '2 days', "
+        "expires_at = now() - interval '1 day' WHERE user_id = $1",
+        uuid.UUID(user["id"]),
+    )
     resp = await client.post("/v1/auth/verify", json={"token": token})
     assert resp.status == 400
     assert (await resp.json())["code"] == "LINK_EXPIRED"
@@ -482,8 +466,7 @@ async def test_twenty_concurrent_refreshes_make_exactly_one_pair(
     winner = next(r for r in responses if r.status == 200)
     new_token = (await winner.json())["data"]["refresh_token"]
     assert (await refresh(client, new_token)).status == 401
-    conn = await asyncpg.connect(users_dsn)
-    try:
+    async with pg.connected(users_dsn) as conn:
         families = await conn.fetch(
             "SELECT revoked_at, revoked_reason FROM refresh_token_families WHERE user_id = $1",
             uuid.UUID(user["id"]),
@@ -493,8 +476,6 @@ async def test_twenty_concurrent_refreshes_make_exactly_one_pair(
             "ON f.id = t.family_id WHERE f.user_id = $1",
             uuid.UUID(user["id"]),
         )
-    finally:
-        await conn.close()
     assert [f["revoked_reason"] for f in families] == ["refresh token reused"]
     assert tokens == 2  # the login's and the one rotation's
 
@@ -602,16 +583,13 @@ async def test_refresh_unknown_missing_or_expired_is_401(
     assert (await client.post("/v1/auth/refresh")).status == 401
     user, _ = await register(client, sink)
     token = (await (await login(client, user["email"])).json())["data"]["refresh_token"]
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        await conn.execute(
-            "UPDATE refresh_tokens t SET created_at = now() - interval '31 days', "
-            "expires_at = now() - interval '1 day' FROM refresh_token_families f "
-            "WHERE f.id = t.family_id AND f.user_id = $1",
-            uuid.UUID(user["id"]),
-        )
-    finally:
-        await conn.close()
+    await pg.execute(
+        users_dsn,
+        "UPDATE refresh_tokens t SET created_at = now() - interval '31 days', "
+        "expires_at = now() - interval '1 day' FROM refresh_token_families f "
+        "WHERE f.id = t.family_id AND f.user_id = $1",
+        uuid.UUID(user["id"]),
+    )
     assert (await refresh(client, token)).status == 401
 
 
@@ -701,15 +679,12 @@ async def test_an_expired_reset_link_is_link_expired_and_changes_nothing(
         await client.post("/v1/auth/password-reset", json={"email": user["email"]})
     ).status == 204
     token = token_in(await mail_to(sink, user["email"]))
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        await conn.execute(
-            "UPDATE email_tokens SET created_at = now() - interval '2 hours', "
-            "expires_at = now() - interval '1 hour' WHERE user_id = $1 AND purpose = $2",
-            uuid.UUID(user["id"]), "PASSWORD_RESET",
-        )  # fmt: skip
-    finally:
-        await conn.close()
+    await pg.execute(
+        users_dsn,
+        "UPDATE email_tokens SET created_at = now() - interval '2 hours', "
+        "expires_at = now() - interval '1 hour' WHERE user_id = $1 AND purpose = $2",
+        uuid.UUID(user["id"]), "PASSWORD_RESET",
+    )  # fmt: skip
     body = {"token": token, "new_password": "a new secret"}
     resp = await client.post("/v1/auth/password-reset/confirm", json=body)
     assert resp.status == 400
@@ -792,11 +767,7 @@ async def test_register_refuses_and_stores_nothing(
     detail = refused(await resp.json(), "password")
     assert ("common" if why == "common" else "email or name") in detail
     assert chosen not in detail  # the password is never echoed
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM users WHERE email = $1", email) == 0
-    finally:
-        await conn.close()
+    assert await pg.fetchval(users_dsn, "SELECT count(*) FROM users WHERE email = $1", email) == 0
 
 
 async def test_a_change_refused_changes_nothing(client: Any, sink: SmtpSink) -> None:

@@ -14,7 +14,6 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
 from email.message import Message
 from typing import Any
 
@@ -31,8 +30,9 @@ from lib.crypto import FieldCipher, generate_key
 from services.users.app import create_app
 from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
+from tests import pg
 from tests.integration.auth_support import KEYS
-from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
+from tests.integration.smtp_support import SmtpSink, token_in
 from tests.integration.users_support import blocked_on_a_lock, mailing_settings
 from tests.servers import Servers
 
@@ -60,34 +60,15 @@ def settings(dsn: str, smtp_port: int, **extra: Any) -> UsersSettings:
     return mailing_settings(dsn, smtp_port, **{**defaults, **extra})
 
 
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
-
-
-@pytest.fixture(scope="module")
-async def sink() -> AsyncIterator[SmtpSink]:
-    with smtp_sink() as running:
-        yield running
-
-
 @pytest.fixture
 async def client(aiohttp_client: Any, users_dsn: str, sink: SmtpSink) -> Any:
     return await aiohttp_client(create_app(settings(users_dsn, sink.port)))
 
 
-async def sql(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
-
-
 async def queued_from_now(dsn: str) -> Any:
     """The database's now(): the mails queued from here on are the ones a request queued (the
     registration's own mail may still wait for its relay's delete after it was delivered)."""
-    return (await sql(dsn, "SELECT now() AS now"))[0]["now"]
+    return (await pg.fetch(dsn, "SELECT now() AS now"))[0]["now"]
 
 
 async def problem(resp: Any) -> tuple[int, str, str, str]:
@@ -156,7 +137,7 @@ def bearer(access: str) -> dict[str, str]:
 
 async def lifetime(dsn: str, query: str, *args: Any) -> float:
     """Seconds between created_at and expires_at of the one row `query` selects."""
-    rows = await sql(dsn, query, *args)
+    rows = await pg.fetch(dsn, query, *args)
     assert len(rows) == 1, rows
     return float((rows[0]["expires_at"] - rows[0]["created_at"]).total_seconds())
 
@@ -193,7 +174,7 @@ async def test_register_answers_the_new_account_and_wakes_the_relay(
         "If you did not register, ignore this mail.\n",
     )
     assert len(token) == 43
-    rows = await sql(
+    rows = await pg.fetch(
         users_dsn,
         "SELECT purpose, token_hash, used_at, created_at, expires_at FROM email_tokens "
         "WHERE user_id = $1",
@@ -216,7 +197,7 @@ async def test_register_a_provider_seals_the_personal_id_to_the_account(
     assert resp.status == 201, await resp.text()
     user_id = uuid.UUID((await resp.json())["data"]["id"])
     assert (await resp.json())["data"]["role"] == "PROVIDER"
-    [row] = await sql(
+    [row] = await pg.fetch(
         users_dsn,
         "SELECT personal_id_encrypted, personal_id_last4 FROM provider_details WHERE user_id = $1",
         user_id,
@@ -234,7 +215,7 @@ async def test_a_customer_has_no_provider_details(
     client: Any, sink: SmtpSink, users_dsn: str
 ) -> None:
     user, _ = await register(client, sink)
-    rows = await sql(
+    rows = await pg.fetch(
         users_dsn, "SELECT 1 FROM provider_details WHERE user_id = $1", uuid.UUID(user["id"])
     )
     assert rows == []
@@ -271,7 +252,7 @@ async def test_register_refuses_a_read_only_field(client: Any, users_dsn: str) -
     email = new_email()
     resp = await client.post("/v1/auth/register", json=customer(email, verified=True))
     assert await problem(resp) == (403, "FORBIDDEN", "Forbidden", "you may not set: verified")
-    assert await sql(users_dsn, "SELECT 1 FROM users WHERE email = $1", email) == []
+    assert await pg.fetch(users_dsn, "SELECT 1 FROM users WHERE email = $1", email) == []
 
 
 async def test_register_a_taken_email_is_201_and_changes_nothing(
@@ -281,7 +262,7 @@ async def test_register_a_taken_email_is_201_and_changes_nothing(
     body = customer(user["email"]) | {"first_name": "Mallory"}
     resp = await client.post("/v1/auth/register", json=body)
     assert resp.status == 201, await resp.text()  # ADR 0055: nothing told
-    rows = await sql(users_dsn, "SELECT first_name FROM users WHERE email = $1", user["email"])
+    rows = await pg.fetch(users_dsn, "SELECT first_name FROM users WHERE email = $1", user["email"])
     assert [row["first_name"] for row in rows] == [user["first_name"]]
 
 
@@ -299,7 +280,7 @@ async def test_without_an_encryption_key_a_provider_is_503_and_nothing_is_writte
         "SERVICE_UNAVAILABLE",
         "provider registration is not configured (ENCRYPTION_KEY)",
     )
-    assert await sql(users_dsn, "SELECT 1 FROM users WHERE email = $1", email) == []
+    assert await pg.fetch(users_dsn, "SELECT 1 FROM users WHERE email = $1", email) == []
     # a CUSTOMER needs no key
     assert (await client.post("/v1/auth/register", json=customer(new_email()))).status == 201
 
@@ -317,7 +298,7 @@ async def test_verify_marks_the_account_and_every_older_link_dies(
     second = token_in(mail)
     assert second != first
     assert (await client.post("/v1/auth/verify", json={"token": second})).status == 204
-    [row] = await sql(
+    [row] = await pg.fetch(
         users_dsn, "SELECT verified, version FROM users WHERE id = $1", uuid.UUID(user["id"])
     )
     assert (row["verified"], row["version"]) == (True, 2)
@@ -350,7 +331,7 @@ async def test_verify_an_expired_link_is_link_expired_and_changes_nothing(
     client: Any, sink: SmtpSink, users_dsn: str
 ) -> None:
     user, token = await register(client, sink)
-    await sql(
+    await pg.fetch(
         users_dsn,
         "UPDATE email_tokens SET created_at = now() - interval '3 hours', "
         "expires_at = now() - interval '1 second' WHERE user_id = $1",
@@ -360,7 +341,9 @@ async def test_verify_an_expired_link_is_link_expired_and_changes_nothing(
     assert await problem(resp) == (
         400, "LINK_EXPIRED", "Link expired", "this verification link has expired"
     )  # fmt: skip
-    [row] = await sql(users_dsn, "SELECT verified FROM users WHERE id = $1", uuid.UUID(user["id"]))
+    [row] = await pg.fetch(
+        users_dsn, "SELECT verified FROM users WHERE id = $1", uuid.UUID(user["id"])
+    )
     assert row["verified"] is False
 
 
@@ -374,13 +357,13 @@ async def test_resend_mails_nothing_to_a_verified_or_unknown_account(
     for email in (user["email"], unknown):
         resp = await client.post("/v1/auth/resend-verification", json={"email": email})
         assert resp.status == 204
-    rows = await sql(
+    rows = await pg.fetch(
         users_dsn,
         "SELECT count(*) AS n FROM email_tokens WHERE user_id = $1",
         uuid.UUID(user["id"]),
     )
     assert rows[0]["n"] == 1
-    queued = await sql(
+    queued = await pg.fetch(
         users_dsn,
         "SELECT recipient FROM mail_outbox WHERE recipient = ANY($1::text[]) AND created_at >= $2",
         [user["email"], unknown],
@@ -421,7 +404,7 @@ async def test_password_reset_end_to_end(client: Any, sink: SmtpSink, users_dsn:
     body = {"token": tokens[1], "new_password": "a new secret"}
     assert (await client.post("/v1/auth/password-reset/confirm", json=body)).status == 204
     # every session ended: the refresh families and the access tokens
-    families = await sql(
+    families = await pg.fetch(
         users_dsn,
         "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1",
         user_id,
@@ -456,7 +439,7 @@ async def test_password_reset_refusals(client: Any, sink: SmtpSink, users_dsn: s
         await client.post("/v1/auth/password-reset", json={"email": user["email"]})
     ).status == 204
     token = token_in(await mail_to(sink, user["email"]))
-    await sql(
+    await pg.fetch(
         users_dsn,
         "UPDATE email_tokens SET created_at = now() - interval '1 hour', "
         "expires_at = now() - interval '1 second' WHERE user_id = $1 AND purpose = $2",
@@ -481,15 +464,15 @@ async def test_a_reset_link_of_a_deleted_account_is_invalid_and_changes_nothing(
         await client.post("/v1/auth/password-reset", json={"email": user["email"]})
     ).status == 204
     token = token_in(await mail_to(sink, user["email"]))
-    await sql(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
+    await pg.fetch(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
     body = {"token": token, "new_password": "long enough"}
     resp = await client.post("/v1/auth/password-reset/confirm", json=body)
     assert await problem(resp) == (
         400, "LINK_INVALID", "Link not valid", "this reset link is not valid"
     )  # fmt: skip
-    used = await sql(users_dsn, "SELECT used_at FROM email_tokens WHERE user_id = $1", user_id)
+    used = await pg.fetch(users_dsn, "SELECT used_at FROM email_tokens WHERE user_id = $1", user_id)
     assert {r["used_at"] for r in used} == {None}
-    families = await sql(
+    families = await pg.fetch(
         users_dsn, "SELECT revoked_at FROM refresh_token_families WHERE user_id = $1", user_id
     )
     assert [f["revoked_at"] for f in families] == [None]
@@ -499,21 +482,21 @@ async def test_a_reset_asked_for_an_unknown_or_disabled_email_queues_nothing(
     client: Any, sink: SmtpSink, users_dsn: str
 ) -> None:
     user, _ = await register(client, sink)
-    await sql(
+    await pg.fetch(
         users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", uuid.UUID(user["id"])
     )
     unknown = new_email()
     since = await queued_from_now(users_dsn)
     for email in (unknown, user["email"]):
         assert (await client.post("/v1/auth/password-reset", json={"email": email})).status == 204
-    queued = await sql(
+    queued = await pg.fetch(
         users_dsn,
         "SELECT recipient FROM mail_outbox WHERE recipient = ANY($1::text[]) AND created_at >= $2",
         [user["email"], unknown],
         since,
     )
     assert queued == []
-    tokens = await sql(
+    tokens = await pg.fetch(
         users_dsn,
         "SELECT purpose FROM email_tokens WHERE user_id = $1",
         uuid.UUID(user["id"]),
@@ -535,7 +518,7 @@ async def test_change_password_ends_every_session(
         "/v1/users/me/password", json=body, headers=bearer(sessions[0]["access_token"])
     )
     assert resp.status == 204, await resp.text()
-    families = await sql(
+    families = await pg.fetch(
         users_dsn, "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1", user_id
     )
     assert [f["revoked_reason"] for f in families] == ["password changed"] * 2
@@ -570,7 +553,7 @@ async def test_change_password_of_a_gone_account_is_401(
 ) -> None:
     user, _ = await register(client, sink)
     access = (await login(client, user["email"]))["access_token"]
-    await sql(
+    await pg.fetch(
         users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", uuid.UUID(user["id"])
     )
     body = {"old_password": PASSWORD, "new_password": "a new secret"}
@@ -653,13 +636,13 @@ async def test_login_refusals_are_one_401(
     elif who == "wrong-password":
         password = "not the password"
     else:
-        await sql(
+        await pg.fetch(
             users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", uuid.UUID(user["id"])
         )
     resp = await client.post("/v1/auth/login", json={"email": email, "password": password})
     assert await problem(resp) == (401, "UNAUTHORIZED", "Unauthorized", "wrong email or password")
     assert "Set-Cookie" not in resp.headers
-    families = await sql(
+    families = await pg.fetch(
         users_dsn,
         "SELECT 1 FROM refresh_token_families WHERE user_id = $1",
         uuid.UUID(user["id"]),
@@ -730,7 +713,7 @@ async def test_refresh_rotates_within_the_family(
     assert cookies["fixup_access"].startswith(f"fixup_access={second['access_token']};")
     found = claims(second["access_token"])  # the account as it is now: verified
     assert (found["sub"], found["role"], found["verified"]) == (user["id"], "CUSTOMER", True)
-    rows = await sql(
+    rows = await pg.fetch(
         users_dsn,
         "SELECT t.family_id, t.token_hash, t.used_at, t.created_at, t.expires_at "
         "FROM refresh_tokens t JOIN refresh_token_families f ON f.id = t.family_id "
@@ -755,7 +738,7 @@ async def test_a_replayed_refresh_token_revokes_its_family_only(
     second = (await (await refresh(client, first["refresh_token"])).json())["data"]
     replay = await refresh(client, first["refresh_token"])
     assert await problem(replay) == (401, "UNAUTHORIZED", "Unauthorized", "invalid refresh token")
-    families = await sql(
+    families = await pg.fetch(
         users_dsn,
         "SELECT f.revoked_reason FROM refresh_token_families f "
         "WHERE f.user_id = $1 ORDER BY f.created_at, f.id",
@@ -776,7 +759,7 @@ async def test_refresh_refusals_are_one_401_and_rotate_nothing(
     if why == "unknown":
         token = "B" * 43
     elif why == "expired":
-        await sql(
+        await pg.fetch(
             users_dsn,
             "UPDATE refresh_tokens t SET created_at = now() - interval '8 days', "
             "expires_at = now() - interval '1 second' FROM refresh_token_families f "
@@ -784,9 +767,9 @@ async def test_refresh_refusals_are_one_401_and_rotate_nothing(
             user_id,
         )
     elif why == "disabled":
-        await sql(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
+        await pg.fetch(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
     else:
-        await sql(
+        await pg.fetch(
             users_dsn,
             "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = 'test' "
             "WHERE user_id = $1",
@@ -795,7 +778,7 @@ async def test_refresh_refusals_are_one_401_and_rotate_nothing(
     resp = await refresh(client, token)
     assert await problem(resp) == (401, "UNAUTHORIZED", "Unauthorized", "invalid refresh token")
     assert "Set-Cookie" not in resp.headers
-    rows = await sql(
+    rows = await pg.fetch(
         users_dsn,
         "SELECT t.used_at, f.revoked_reason FROM refresh_tokens t "
         "JOIN refresh_token_families f ON f.id = t.family_id WHERE f.user_id = $1",
@@ -851,7 +834,7 @@ async def test_logout_revokes_the_family_and_clears_the_cookies(
     assert [c.split(";")[0] for c in cleared] == ['fixup_access=""', 'fixup_refresh=""']
     assert ("Max-Age=0" in cleared[0], "Path=/;" in cleared[0] + ";") == (True, True)
     assert ("Max-Age=0" in cleared[1], "Path=/api/users/v1/auth" in cleared[1]) == (True, True)
-    families = await sql(
+    families = await pg.fetch(
         users_dsn,
         "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1",
         uuid.UUID(user["id"]),
@@ -895,7 +878,7 @@ async def test_the_kit_takes_its_settings(
     assert (kit.register_limit.rate, kit.register_limit.burst) == (2.5, 8)  # type: ignore[attr-defined]
     assert (kit.mail_limit.rate, kit.mail_limit.burst) == (3.5, 9)  # type: ignore[attr-defined]
     user, _ = await register(client, sink)
-    [row] = await sql(
+    [row] = await pg.fetch(
         users_dsn, "SELECT password_hash FROM users WHERE id = $1", uuid.UUID(user["id"])
     )
     assert row["password_hash"].startswith("$argon2id$v=19$m=16,t=2,p=2$")
@@ -1005,13 +988,13 @@ async def test_a_token_that_outlived_its_account_is_401_on_every_own_account_wri
     user, _ = await register(client, sink)
     user_id = uuid.UUID(user["id"])
     pair = await login(client, user["email"])
-    await sql(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
+    await pg.fetch(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
     resp = await client.post(path, json=body, headers=bearer(pair["access_token"]))
     assert await problem(resp) == (
         401, "UNAUTHORIZED", "Unauthorized", "the account of this token no longer exists"
     )  # fmt: skip
-    challenges = await sql(
+    challenges = await pg.fetch(
         users_dsn, "SELECT 1 FROM webauthn_challenges WHERE user_id = $1", user_id
     )
-    factors = await sql(users_dsn, "SELECT 1 FROM totp_factors WHERE user_id = $1", user_id)
+    factors = await pg.fetch(users_dsn, "SELECT 1 FROM totp_factors WHERE user_id = $1", user_id)
     assert (challenges, factors) == ([], [])

@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import asyncpg
 import pytest
 
 from lib.http.cursor import MAX_OFFSET
 from services.users.app import create_app
 from services.users.schemas import ORDERBY
 from services.users.settings import UsersSettings
+from tests import pg
 from tests.integration.test_users_list import MODERATOR, settings
 
 USERS = """
@@ -30,11 +30,7 @@ FROM generate_series(1, 37) AS n
 @pytest.fixture(scope="module")
 async def cursor_dsn(migrated_db: Callable[[str], str]) -> str:
     dsn = migrated_db("users")
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(USERS)
-    finally:
-        await conn.close()
+    await pg.execute(dsn, USERS)
     return dsn
 
 

@@ -20,13 +20,13 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from services.users.app import create_app
-from tests.integration.smtp_support import SmtpSink, smtp_sink
+from tests.integration.smtp_support import SmtpSink
 from tests.integration.users_support import mailing_settings
 from tools.time_scale import scaled
 
@@ -42,12 +42,6 @@ GAP = 0.005  # s: the issue's bound on the median gap (ASVS V6.3.8), on a quiet 
 PASSWORD = "a long and fine passphrase"
 VARYING_HEADERS = {"x-request-id", "date", "location", "content-length"}
 VARYING_FIELDS = {"id", "created_at"}  # a registration's own: new on every answer
-
-
-@pytest.fixture(scope="module")
-async def sink() -> AsyncIterator[SmtpSink]:
-    with smtp_sink() as running:
-        yield running
 
 
 @pytest.fixture

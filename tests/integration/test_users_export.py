@@ -15,12 +15,11 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 
 from lib.auth.principal import Role
@@ -28,6 +27,7 @@ from services.catalog.app import create_app as catalog_app
 from services.chat.app import create_app as chat_app
 from services.orders.app import create_app as orders_app
 from services.users.app import create_app as users_app
+from tests import pg
 from tests.integration.catalog_support import catalog_settings
 from tests.integration.chat_support import chat_settings, eventually
 from tests.integration.orders_support import (
@@ -68,11 +68,6 @@ class Pair:
 
     def headers(self, who: uuid.UUID) -> dict[str, str]:
         return auth(who, Role.PROVIDER if who == self.provider else Role.CUSTOMER)
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 @pytest.fixture
@@ -189,8 +184,7 @@ def ids(rows: list[dict[str, Any]]) -> set[str]:
 
 async def secrets_of(dsn: str, user_id: uuid.UUID) -> list[str]:
     """Every secret the users database holds of the person, as text the export could show."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         found = [await conn.fetchval("SELECT password_hash FROM users WHERE id=$1", user_id)]
         for sql in (
             "SELECT secret_encrypted FROM totp_factors WHERE user_id=$1",
@@ -204,15 +198,12 @@ async def secrets_of(dsn: str, user_id: uuid.UUID) -> list[str]:
             for (value,) in await conn.fetch(sql, user_id):
                 found += [value.hex(), base64.b64encode(value).decode()]
                 found += [base64.urlsafe_b64encode(value).decode().rstrip("=")]
-    finally:
-        await conn.close()
     return found
 
 
 async def give_secrets(dsn: str, user_id: uuid.UUID) -> None:
     """A TOTP enrolment, recovery codes, an email token, a refresh token and a passkey."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         await conn.execute(
             "INSERT INTO totp_factors (user_id, secret_encrypted, confirmed_at)"
             " VALUES ($1, $2, now())", user_id, b"s" * 40,
@@ -233,8 +224,6 @@ async def give_secrets(dsn: str, user_id: uuid.UUID) -> None:
             "INSERT INTO passkeys (user_id, credential_id, public_key, name)"
             " VALUES ($1, $2, $3, 'Laptop')", user_id, b"c" * 16, b"k" * 77,
         )  # fmt: skip
-    finally:
-        await conn.close()
 
 
 def keys_in(value: Any) -> set[str]:

@@ -14,12 +14,11 @@ import asyncio
 import contextvars
 import datetime
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
@@ -34,17 +33,13 @@ from services.departments.app import create_app as departments_app
 from services.points.db import points as points_q
 from services.points.service import PointService
 from services.users.app import create_app
+from tests import pg
 from tests.integration.auth_support import Bearer, settings_for
-from tests.integration.users_support import auth, fetch_row, make_user, users_settings
+from tests.integration.users_support import auth, make_user, users_settings
 
 MODERATOR = Bearer(Role.MODERATOR)
 ADMIN = Bearer(Role.ADMIN)
 PICTURE = "P" * 32 + ".png"
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 class Points:
@@ -111,21 +106,13 @@ async def pointless(aiohttp_client: Any, users_dsn: str, tmp_path: Path) -> Any:
     return await aiohttp_client(create_app(users_settings(users_dsn, storage_dir=str(tmp_path))))
 
 
-async def sql(dsn: str, query: str, *args: Any) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(query, *args)
-    finally:
-        await conn.close()
-
-
 async def person(dsn: str, dept: uuid.UUID | None, **fields: Any) -> uuid.UUID:
     """A user of `dept` with these column values."""
     user_id = await make_user(dsn, fields.pop("role", Role.CUSTOMER))
     fields["department_id"] = dept
     names = list(fields)
     sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
-    await sql(dsn, f"UPDATE users SET {sets} WHERE id = $1", user_id, *fields.values())
+    await pg.execute(dsn, f"UPDATE users SET {sets} WHERE id = $1", user_id, *fields.values())
     return user_id
 
 
@@ -271,7 +258,7 @@ async def test_get_refuses_whom_it_must(client: Any, users_dsn: str) -> None:
     assert (resp.status, (await resp.json())["detail"]) == (404, "no such user")
     resp = await client.get(f"/v1/users/{uuid.uuid4()}", headers=ADMIN)
     assert (resp.status, (await resp.json())["detail"]) == (404, "no such user")
-    await sql(
+    await pg.execute(
         users_dsn, "UPDATE users SET deleted_at = now(), disabled_at = now() WHERE id = $1", user_id
     )
     resp = await client.get("/v1/users/me", headers=auth(user_id))
@@ -302,7 +289,7 @@ async def test_patch_sets_fields_and_answers_the_new_row(
     )  # fmt: skip
     assert (got["points"], got["version"]) == (5, 2)
     assert got["picture_url"].startswith(f"/v1/pictures/{PICTURE}?expires=")
-    row = await fetch_row(
+    row = await pg.fetchrow(
         users_dsn, "SELECT first_name, department_id, version FROM users WHERE id=$1", user_id
     )
     assert tuple(row) == ("Grace", department, 2)
@@ -323,7 +310,7 @@ async def test_only_an_admin_sets_role_and_verified(client: Any, users_dsn: str)
     for body in read_only:
         resp = await patch(client, user_id, body, ADMIN, version=2)
         assert resp.status == 403, body  # read-only, even to an ADMIN
-    row = await fetch_row(
+    row = await pg.fetchrow(
         users_dsn, "SELECT role, verified, version FROM users WHERE id=$1", user_id
     )
     assert tuple(row) == ("PROVIDER", False, 2)
@@ -353,7 +340,7 @@ async def test_patch_stale_missing_and_deleted(client: Any, users_dsn: str) -> N
     )
     resp = await patch(client, uuid.uuid4(), {"age": 1}, ADMIN)
     assert (resp.status, (await resp.json())["detail"]) == (404, "no such user")
-    await sql(
+    await pg.execute(
         users_dsn, "UPDATE users SET deleted_at = now(), disabled_at = now() WHERE id = $1", user_id
     )
     resp = await patch(client, "me", {"age": 1}, auth(user_id))
@@ -379,7 +366,7 @@ async def test_delete_scrubs_revokes_and_removes_the_picture(
     }
     for who in (user_id, other):
         for insert in personal.values():
-            await sql(users_dsn, insert, who)
+            await pg.execute(users_dsn, insert, who)
     me = auth(user_id)
     deleted = {"service": client.app[SETTINGS].service, "reason": "account_deleted"}
 
@@ -396,18 +383,18 @@ async def test_delete_scrubs_revokes_and_removes_the_picture(
     assert resp.status == 204
     assert await resp.read() == b""
     assert revocations_counted() == counted + 1
-    row = await fetch_row(users_dsn, "SELECT * FROM users WHERE id=$1", user_id)
+    row = await pg.fetchrow(users_dsn, "SELECT * FROM users WHERE id=$1", user_id)
     assert (row["first_name"], row["department_id"], row["picture_key"]) == ("Deleted", None, None)
     assert row["deleted_at"] is not None
     for table in personal:
-        left = await fetch_row(
+        left = await pg.fetchrow(
             users_dsn,
             "SELECT count(*) FILTER (WHERE user_id = $1) AS mine,"
             f" count(*) FILTER (WHERE user_id = $2) AS theirs FROM {table}",
             user_id, other,
         )  # fmt: skip
         assert tuple(left) == (0, 1), table
-    family = await fetch_row(
+    family = await pg.fetchrow(
         users_dsn, "SELECT revoked_reason FROM refresh_token_families WHERE user_id=$1", user_id
     )
     assert family["revoked_reason"] == "account deleted"
@@ -424,7 +411,7 @@ async def test_delete_refuses_a_missing_user(client: Any, users_dsn: str) -> Non
     resp = await client.delete(f"/v1/users/{uuid.uuid4()}", headers={**ADMIN, "If-Match": '"1"'})
     assert (resp.status, (await resp.json())["detail"]) == (404, "no such user")
     user_id = await make_user(users_dsn)
-    await sql(
+    await pg.execute(
         users_dsn, "UPDATE users SET deleted_at = now(), disabled_at = now() WHERE id = $1", user_id
     )
     resp = await client.delete("/v1/users/me", headers={**auth(user_id), "If-Match": '"1"'})

@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 from pydantic import SecretStr
 
@@ -24,6 +23,7 @@ from services.users.app import create_app
 from services.users.db import users as q
 from services.users.db.models import UserRole
 from services.users.settings import UsersSettings
+from tests import pg
 from tests.integration.auth_support import KEYS, Bearer, bearer
 from tests.integration.points_support import Points, running_points
 from tests.proxy import TcpProxy, through
@@ -309,20 +309,17 @@ async def test_total_and_statistics_under_verified_false(
     unverified users only, `true` the others (a slip reading false as absent passes every
     test that looks at the rows of an all-verified seed)."""
     dsn = migrated_db("users")
-    conn = await asyncpg.connect(dsn)
-    try:
-        for n, verified in enumerate((True, True, False)):
-            await conn.execute(
-                "INSERT INTO users (email, password_hash, first_name, last_name, phone_number,"
-                " role, verified, age, salary) VALUES ($1, 'x', 'Una', 'Walker', '+1 555 0100',"
-                " 'CUSTOMER', $2, $3, $4)",
-                f"{uuid.uuid4().hex}@example.com",
-                verified,
-                20 + 10 * n,
-                Decimal(50000 + 10000 * n),
-            )
-    finally:
-        await conn.close()
+    for n, verified in enumerate((True, True, False)):
+        await pg.execute(
+            dsn,
+            "INSERT INTO users (email, password_hash, first_name, last_name, phone_number,"
+            " role, verified, age, salary) VALUES ($1, 'x', 'Una', 'Walker', '+1 555 0100',"
+            " 'CUSTOMER', $2, $3, $4)",
+            f"{uuid.uuid4().hex}@example.com",
+            verified,
+            20 + 10 * n,
+            Decimal(50000 + 10000 * n),
+        )
 
     async def factory(_: UsersSettings) -> AsyncIterator[Any]:
         yield NoPoints()

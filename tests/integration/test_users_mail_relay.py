@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import asyncpg
 import pytest
 import structlog.testing
 from prometheus_client import REGISTRY
@@ -27,6 +26,7 @@ from lib.metrics import OUTBOX_PENDING
 from lib.relay import Round
 from services.users.app import create_app
 from services.users.mail_relay import BATCH, RELAY, MailRelay
+from tests import pg
 from tests.integration.test_users_auth_guards import settings
 
 SERVICE = "users-relay-test"  # the gauge's label: no other test sets it
@@ -56,17 +56,14 @@ class Recorder:
         self.leases: list[float] = []
 
     async def send(self, mail: Mail) -> None:
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            self.leases.append(
-                await conn.fetchval(
-                    "SELECT extract(epoch FROM next_attempt_at - now())::float8 "
-                    "FROM mail_outbox WHERE recipient = $1",
-                    mail.recipient,
-                )
+        self.leases.append(
+            await pg.fetchval(
+                self.dsn,
+                "SELECT extract(epoch FROM next_attempt_at - now())::float8 "
+                "FROM mail_outbox WHERE recipient = $1",
+                mail.recipient,
             )
-        finally:
-            await conn.close()
+        )
         if mail.recipient in self.refuse:
             raise MailError(f"SMTP refused {mail.recipient}: " + "x" * 600)
         self.sent.append(mail)

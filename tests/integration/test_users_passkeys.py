@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -16,6 +15,7 @@ import pytest
 
 from lib.http.keys import SETTINGS
 from services.users.app import create_app
+from tests import pg
 from tests.integration.users_support import (
     age_sign_in,
     auth,
@@ -32,11 +32,6 @@ ORIGIN = "https://fixup.test"
 RP_ID = "fixup.test"
 
 
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
-
-
 @pytest.fixture
 async def client(aiohttp_client: Any, users_dsn: str) -> Any:
     settings = users_settings(users_dsn, public_base_url=ORIGIN, login_rate=1e6, login_burst=10**6)
@@ -44,12 +39,9 @@ async def client(aiohttp_client: Any, users_dsn: str) -> Any:
 
 
 async def count(dsn: str, sql: str, *args: Any) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         found: int = await conn.fetchval(sql, *args)
         return found
-    finally:
-        await conn.close()
 
 
 async def registration_options(client: Any, headers: dict[str, str]) -> dict[str, Any]:

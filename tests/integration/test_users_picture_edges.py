@@ -12,16 +12,11 @@ from typing import Any
 import pytest
 
 from services.users.app import create_app
+from tests import pg
 from tests.integration.test_users_pictures import BOUNDARY, CTYPE, PNG, multipart, part
-from tests.integration.users_support import auth, fetch_row, make_user, users_settings
+from tests.integration.users_support import auth, make_user, users_settings
 
 MALFORMED = "the multipart body is malformed (a part's headers, a boundary, or its end)"
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Any) -> str:
-    dsn: str = migrated_db("users")
-    return dsn
 
 
 @pytest.fixture
@@ -151,5 +146,5 @@ async def test_every_multipart_edge_is_a_4xx_and_stores_nothing(
     assert resp.content_type == "application/problem+json"
     assert (await resp.json())["detail"] == detail
     assert not any(tmp_path.iterdir())  # noqa: ASYNC240 (a test's own directory)
-    row = await fetch_row(users_dsn, "SELECT picture_key FROM users WHERE id=$1", user_id)
+    row = await pg.fetchrow(users_dsn, "SELECT picture_key FROM users WHERE id=$1", user_id)
     assert row["picture_key"] is None

@@ -26,19 +26,14 @@ from services.users.pictures import (
     STORAGE,
     storage_ctx,
 )
-from tests.integration.users_support import auth, fetch_row, make_user, users_settings
+from tests import pg
+from tests.integration.users_support import auth, make_user, users_settings
 from tests.logging_support import capture_logs
 from tests.pictures_support import S3_KEYS, jpeg, moto_server, png
 
 PNG = png()  # made by Pillow: re-encoding it gives the same bytes
 BOUNDARY = "fixupboundary"
 CTYPE = f"multipart/form-data; boundary={BOUNDARY}"
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Any) -> str:
-    dsn: str = migrated_db("users")
-    return dsn
 
 
 @pytest.fixture
@@ -69,7 +64,7 @@ def files(root: Path) -> list[str]:
 
 
 async def key_of(dsn: str, user_id: uuid.UUID) -> tuple[str | None, int]:
-    row = await fetch_row(dsn, "SELECT picture_key, version FROM users WHERE id=$1", user_id)
+    row = await pg.fetchrow(dsn, "SELECT picture_key, version FROM users WHERE id=$1", user_id)
     return row["picture_key"], row["version"]
 
 
@@ -159,7 +154,7 @@ async def test_an_upload_for_nobody_stores_nothing(
     resp = await put(client, admin, multipart(part("image", PNG)), uuid.uuid4())
     assert (resp.status, (await resp.json())["detail"]) == (404, "no such user")
     user_id = await make_user(users_dsn)
-    await fetch_row(
+    await pg.fetchrow(
         users_dsn, "UPDATE users SET deleted_at = now(), disabled_at = now() WHERE id=$1", user_id
     )
     resp = await put(client, auth(user_id), multipart(part("image", PNG)))
@@ -171,7 +166,7 @@ async def test_a_failed_delete_of_the_old_picture_is_logged_not_failed(
     client: Any, users_dsn: str, tmp_path: Path
 ) -> None:
     user_id = await make_user(users_dsn)
-    await fetch_row(users_dsn, "UPDATE users SET picture_key = 'bad' WHERE id=$1", user_id)
+    await pg.fetchrow(users_dsn, "UPDATE users SET picture_key = 'bad' WHERE id=$1", user_id)
     with capture_logs() as logs:
         resp = await put(client, auth(user_id), multipart(part("image", PNG)))
     assert resp.status == 204

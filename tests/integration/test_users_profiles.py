@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,11 +18,11 @@ from lib.auth.principal import Role
 from lib.auth.tokens import generate_keypair
 from services.departments.app import create_app as departments_app
 from services.users.app import create_app
+from tests import pg
 from tests.integration.auth_support import settings_for
 from tests.integration.users_support import (
     PASSWORD,
     auth,
-    fetch_row,
     make_user,
     users_settings,
 )
@@ -30,11 +30,6 @@ from tests.proxy import TcpProxy
 
 BREAKER_RESET = 1.0
 DEPT_TIMEOUT = 1.0
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 @pytest.fixture
@@ -115,7 +110,9 @@ async def test_a_customer_cannot_see_or_change_another_user(client: Any, users_d
     assert resp.status == 404
     resp = await client.put(f"/v1/users/{victim}/picture", headers=attacker, data=b"x")
     assert resp.status == 404
-    row = await fetch_row(users_dsn, "SELECT first_name, deleted_at FROM users WHERE id=$1", victim)
+    row = await pg.fetchrow(
+        users_dsn, "SELECT first_name, deleted_at FROM users WHERE id=$1", victim
+    )
     assert (row["first_name"], row["deleted_at"]) == ("Ada", None)
 
 
@@ -176,7 +173,7 @@ async def test_mass_assignment_is_refused(
     user_id = await make_user(users_dsn)
     resp = await patch(client, "me", body, auth(user_id))
     assert resp.status == status, await resp.text()
-    row = await fetch_row(users_dsn, "SELECT role, version FROM users WHERE id=$1", user_id)
+    row = await pg.fetchrow(users_dsn, "SELECT role, version FROM users WHERE id=$1", user_id)
     assert (row["role"], row["version"]) == ("CUSTOMER", 1)
 
 
@@ -269,13 +266,13 @@ async def test_delete_anonymises_and_revokes(client: Any, users_dsn: str) -> Non
     assert (await client.delete("/v1/users/me", headers={**me, "If-Match": '"3"'})).status == 412
     resp = await client.delete("/v1/users/me", headers={**me, "If-Match": '"1"'})
     assert resp.status == 204
-    row = await fetch_row(users_dsn, "SELECT * FROM users WHERE id=$1", user_id)
+    row = await pg.fetchrow(users_dsn, "SELECT * FROM users WHERE id=$1", user_id)
     assert row["email"] == f"deleted+{user_id}@invalid"
     assert (row["first_name"], row["last_name"], row["age"]) == ("Deleted", "Deleted", None)
     assert row["disabled_at"] is not None
     assert row["deleted_at"] is not None
     assert not verify_password(row["password_hash"], PASSWORD)
-    family = await fetch_row(
+    family = await pg.fetchrow(
         users_dsn, "SELECT revoked_at, revoked_reason FROM refresh_token_families WHERE user_id=$1",
         user_id,
     )  # fmt: skip
@@ -300,7 +297,7 @@ async def test_an_admin_deletes_another_user(client: Any, users_dsn: str) -> Non
     admin = auth(uuid.uuid4(), Role.ADMIN)
     resp = await client.delete(f"/v1/users/{user_id}", headers={**admin, "If-Match": '"1"'})
     assert resp.status == 204
-    row = await fetch_row(users_dsn, "SELECT first_name FROM users WHERE id=$1", user_id)
+    row = await pg.fetchrow(users_dsn, "SELECT first_name FROM users WHERE id=$1", user_id)
     assert row["first_name"] == "Deleted"
 
 
@@ -319,10 +316,10 @@ async def test_change_password(client: Any, users_dsn: str) -> None:
         url, json={"old_password": PASSWORD, "new_password": "a new secret"}, headers=me
     )
     assert resp.status == 204, await resp.text()
-    row = await fetch_row(users_dsn, "SELECT password_hash FROM users WHERE id=$1", user_id)
+    row = await pg.fetchrow(users_dsn, "SELECT password_hash FROM users WHERE id=$1", user_id)
     assert verify_password(row["password_hash"], "a new secret")
     assert not verify_password(row["password_hash"], PASSWORD)
-    family = await fetch_row(
+    family = await pg.fetchrow(
         users_dsn, "SELECT revoked_reason FROM refresh_token_families WHERE user_id=$1", user_id
     )
     assert family["revoked_reason"] == "password changed"

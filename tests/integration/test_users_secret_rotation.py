@@ -16,11 +16,10 @@ import time
 import uuid
 from asyncio.subprocess import PIPE
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -35,7 +34,8 @@ from services.users.app import create_app
 from services.users.auth_kit import signing_keys
 from services.users.pictures import STORAGE
 from services.users.settings import UsersSettings
-from tests.integration.smtp_support import SmtpSink, mail_to, smtp_sink, token_in
+from tests import pg
+from tests.integration.smtp_support import SmtpSink, mail_to, token_in
 from tests.integration.users_support import mailing_settings, make_user, users_settings
 from tests.pictures_support import png
 from tools.secrets import rotate
@@ -48,17 +48,6 @@ ROOT = Path(__file__).resolve().parents[2]
 OLD_STORAGE_KEY = "the picture key before keyrings"
 A, B = b"a" * 32, b"b" * 32  # the encryption keys before and after
 COUNT = 120  # providers in the re-encryption test
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
-
-
-@pytest.fixture(scope="module")
-async def sink() -> AsyncIterator[SmtpSink]:
-    with smtp_sink() as running:
-        yield running
 
 
 def storage_rings() -> dict[str, Keyring]:
@@ -164,8 +153,7 @@ async def providers(dsn: str, count: int) -> list[uuid.UUID]:
     tools/checks/mutant_databases.py), since the rotation job reads the whole table."""
     old = FieldCipher(Keyring.single(A))
     ids = [await make_user(dsn, Role.PROVIDER) for _ in range(count)]
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         await conn.execute("DELETE FROM provider_details WHERE NOT user_id = ANY($1)", ids)
         for n, user_id in enumerate(ids):
             plain = f"ID{n:06d}"
@@ -181,35 +169,27 @@ async def providers(dsn: str, count: int) -> list[uuid.UUID]:
                 sealed,
                 plain[-4:],
             )
-    finally:
-        await conn.close()
     return ids
 
 
 async def on_key(dsn: str, kid: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM provider_details"
-            " WHERE substring(personal_id_encrypted FROM 1 FOR $1) = $2",
-            len(prefix(kid)),
-            prefix(kid),
-        )
-    finally:
-        await conn.close()
+    count: int = await pg.fetchval(
+        dsn,
+        "SELECT count(*) FROM provider_details"
+        " WHERE substring(personal_id_encrypted FROM 1 FOR $1) = $2",
+        len(prefix(kid)),
+        prefix(kid),
+    )
     return count
 
 
 async def stored(dsn: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, bytes]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT user_id, personal_id_encrypted FROM provider_details"
-            " WHERE user_id = ANY($1::uuid[])",
-            ids,
-        )
-    finally:
-        await conn.close()
+    rows = await pg.fetch(
+        dsn,
+        "SELECT user_id, personal_id_encrypted FROM provider_details"
+        " WHERE user_id = ANY($1::uuid[])",
+        ids,
+    )
     return {row["user_id"]: bytes(row["personal_id_encrypted"]) for row in rows}
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import asyncpg
 import pytest
 
 from lib.auth.principal import Role
@@ -20,12 +18,12 @@ from lib.http.keys import SETTINGS
 from services.users.app import create_app
 from services.users.auth_kit import new_secret
 from services.users.session_list import coarse_address
-from tests.integration.smtp_support import SmtpSink, smtp_sink
+from tests import pg
+from tests.integration.smtp_support import SmtpSink
 from tests.integration.users_support import (
     CHEAP,
     PASSWORD,
     auth,
-    fetch_row,
     mailing_settings,
     make_user,
     reauthentication_required,
@@ -33,17 +31,6 @@ from tests.integration.users_support import (
 from tools.time_scale import scaled
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64) FixupTest/1.0"
-
-
-@pytest.fixture(scope="module")
-async def sink() -> AsyncIterator[SmtpSink]:
-    with smtp_sink() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 @pytest.fixture
@@ -54,16 +41,13 @@ async def client(aiohttp_client: Any, users_dsn: str, sink: SmtpSink, servers: A
 
 async def new_account(dsn: str) -> str:
     email = f"s{uuid.uuid4().hex[:12]}@fixup.test"
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO users (email, password_hash, first_name, last_name, phone_number, role,"
-            " verified) VALUES ($1, $2, 'Ada', 'Lovelace', '+1 555 0100', 'CUSTOMER', true)",
-            email,
-            CHEAP.hash(PASSWORD),
-        )
-    finally:
-        await conn.close()
+    await pg.execute(
+        dsn,
+        "INSERT INTO users (email, password_hash, first_name, last_name, phone_number, role,"
+        " verified) VALUES ($1, $2, 'Ada', 'Lovelace', '+1 555 0100', 'CUSTOMER', true)",
+        email,
+        CHEAP.hash(PASSWORD),
+    )
     return email
 
 
@@ -92,16 +76,13 @@ async def sessions(client: Any, pair: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def age_sign_ins(dsn: str, email: str, seconds: int) -> None:
     """Every session of the account signed in `seconds` ago (as if time had passed)."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "UPDATE refresh_token_families f SET authenticated_at = now() - make_interval("
-            "secs => $2) FROM users u WHERE u.id = f.user_id AND u.email = $1",
-            email,
-            seconds,
-        )
-    finally:
-        await conn.close()
+    await pg.execute(
+        dsn,
+        "UPDATE refresh_token_families f SET authenticated_at = now() - make_interval("
+        "secs => $2) FROM users u WHERE u.id = f.user_id AND u.email = $1",
+        email,
+        seconds,
+    )
 
 
 def test_refresh_tokens_carry_256_random_bits() -> None:
@@ -205,7 +186,7 @@ async def test_sensitive_actions_need_a_recent_sign_in(client: Any, users_dsn: s
     resp = await client.delete("/v1/users/me", headers={**bearer(pair), "If-Match": '"1"'})
     assert reauthentication_required(resp.status, await resp.json())
     sql = "SELECT deleted_at, password_hash FROM users WHERE email = $1"
-    row = await fetch_row(users_dsn, sql, email)
+    row = await pg.fetchrow(users_dsn, sql, email)
     assert row["deleted_at"] is None
     assert CHEAP.verify(row["password_hash"], PASSWORD)
 
@@ -260,16 +241,13 @@ async def test_an_admin_ends_a_users_sessions(client: Any, users_dsn: str) -> No
 
 async def age_session(dsn: str, email: str, seconds: float) -> None:
     """Every session of the account started `seconds` ago (as if time had passed)."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "UPDATE refresh_token_families f SET created_at = now() - make_interval("
-            "secs => $2) FROM users u WHERE u.id = f.user_id AND u.email = $1",
-            email,
-            float(seconds),
-        )
-    finally:
-        await conn.close()
+    await pg.execute(
+        dsn,
+        "UPDATE refresh_token_families f SET created_at = now() - make_interval("
+        "secs => $2) FROM users u WHERE u.id = f.user_id AND u.email = $1",
+        email,
+        float(seconds),
+    )
 
 
 async def test_a_session_refreshes_until_its_max_lifetime(
@@ -294,7 +272,7 @@ async def test_a_session_refreshes_until_its_max_lifetime(
         " FROM refresh_tokens t JOIN refresh_token_families f ON f.id = t.family_id"
         " JOIN users u ON u.id = f.user_id WHERE u.email = $1 AND t.used_at IS NULL"
     )
-    assert (await fetch_row(users_dsn, sql, email, float(lifetime)))[0] is True  # the new one
+    assert (await pg.fetchrow(users_dsn, sql, email, float(lifetime)))[0] is True  # the new one
 
     await age_session(users_dsn, email, lifetime + 1)
     resp = await client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})

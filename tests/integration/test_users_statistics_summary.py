@@ -21,6 +21,7 @@ import pytest
 
 from services.users.db import users as q
 from services.users.db.models import UserRole
+from tests import pg
 from tests.servers import DatabaseFactory
 from tools.migrations import migrate
 
@@ -114,21 +115,17 @@ async def writer(dsn: str, seed: int, writes: int) -> int:
     random multi-row writes are the server's answer, the summary must stay exact anyway)."""
     rng = random.Random(seed)
     aborted = 0
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         for _ in range(writes):
             try:
                 await one_write(conn, rng)
             except asyncpg.DeadlockDetectedError:
                 aborted += 1
-    finally:
-        await conn.close()
     return aborted
 
 
 async def assert_summary_is_the_scan(dsn: str, context: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         assert await conn.fetchval(GROUPS_DIFFER) == 0, f"groups differ ({context})"
         departments = [None, *DEPARTMENTS, uuid.UUID(int=99)]
         roles = [None, *UserRole]
@@ -141,8 +138,6 @@ async def assert_summary_is_the_scan(dsn: str, context: str) -> None:
             assert scan is not None
             assert summary is not None
             assert astuple(summary) == astuple(scan), f"{filters} ({context})"
-    finally:
-        await conn.close()
 
 
 async def test_summary_equals_scan_under_concurrent_writes(
@@ -151,11 +146,8 @@ async def test_summary_equals_scan_under_concurrent_writes(
     dsn = migrated_db("users")
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         await insert(conn, [random_user(rng) for _ in range(300)])
-    finally:
-        await conn.close()
     aborted = await asyncio.gather(*(writer(dsn, seed + n, 40) for n in range(1, 9)))
     assert sum(aborted) < 8 * 40, f"seed {seed}: every write aborted"
     await assert_summary_is_the_scan(dsn, f"seed {seed}")
@@ -172,24 +164,18 @@ async def test_summary_equals_scan_after_every_migration(empty_users_db: str) ->
     steps: list[str] = []
     while applied := await asyncio.to_thread(migrate.up, "users", dsn, 1):
         steps += applied
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with pg.connected(dsn) as conn:
             await insert(conn, [random_user(rng) for _ in range(20)])
             await writer_on(conn, rng, 10)
             summary = await conn.fetchval("SELECT to_regclass('user_statistics') IS NOT NULL")
-        finally:
-            await conn.close()
         if summary:
             await assert_summary_is_the_scan(dsn, f"after {applied[0]}")
     assert "0006_user_statistics" in steps
     # rolled back to before the summary, written to, applied again: the backfill is exact
     while (await asyncio.to_thread(migrate.down, "users", dsn, 1))[0] != "0006_user_statistics":
         pass
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         await writer_on(conn, rng, 20)
-    finally:
-        await conn.close()
     await asyncio.to_thread(migrate.up, "users", dsn)
     await assert_summary_is_the_scan(dsn, "after 0006 again")
 

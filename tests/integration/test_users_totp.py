@@ -13,7 +13,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pyotp
 import pytest
 
@@ -26,6 +25,7 @@ from services.users.auth_kit import new_secret
 from services.users.db.auth import add_email_token
 from services.users.db.models import EmailTokenPurpose
 from services.users.totp import recovery_hash
+from tests import pg
 from tests.integration.users_support import (
     PASSWORD,
     age_sign_in,
@@ -39,11 +39,6 @@ from tests.problems import problem
 from tools.secrets.sealed import counts, reencrypt
 
 
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
-
-
 def app_settings(dsn: str, **extra: Any) -> Any:
     return users_settings(dsn, login_rate=1e6, login_burst=10**6, **extra)
 
@@ -53,16 +48,8 @@ async def client(aiohttp_client: Any, users_dsn: str) -> Any:
     return await aiohttp_client(create_app(app_settings(users_dsn)))
 
 
-async def fetch(dsn: str, sql: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
-
-
 async def email_of(dsn: str, user_id: uuid.UUID) -> str:
-    email: str = await fetch(dsn, "SELECT email FROM users WHERE id = $1", user_id)
+    email: str = await pg.fetchval(dsn, "SELECT email FROM users WHERE id = $1", user_id)
     return email
 
 
@@ -114,7 +101,7 @@ async def test_enrol_confirm_and_sign_in_with_a_code(client: Any, users_dsn: str
     assert resp.status == 200, await resp.text()
     # sealed at rest with the encryption keyring, bound to the user
     sealed = bytes(
-        await fetch(
+        await pg.fetchval(
             users_dsn, "SELECT secret_encrypted FROM totp_factors WHERE user_id = $1", user_id
         )
     )
@@ -191,7 +178,7 @@ async def test_an_expired_challenge_is_refused(client: Any, users_dsn: str) -> N
     user_id = await make_user(users_dsn)
     enrolment = await enrolled(client, user_id)
     challenge = (await password_login(client, await email_of(users_dsn, user_id)))["challenge"]
-    await fetch(
+    await pg.fetchval(
         users_dsn,
         "UPDATE second_factor_challenges SET created_at = now() - interval '1 hour',"
         " expires_at = now() - interval '1 second' WHERE user_id = $1",
@@ -200,7 +187,7 @@ async def test_an_expired_challenge_is_refused(client: Any, users_dsn: str) -> N
     body = {"challenge": challenge, "code": code_at(enrolment["secret"])}
     await problem(await client.post("/v1/auth/second-factor", json=body), 401, "UNAUTHORIZED")
     sessions = "SELECT count(*) FROM refresh_token_families WHERE user_id = $1"
-    assert await fetch(users_dsn, sessions, user_id) == 1  # make_user's only
+    assert await pg.fetchval(users_dsn, sessions, user_id) == 1  # make_user's only
 
 
 async def test_a_second_enrolment_is_409_and_removal_frees_the_password(
@@ -212,7 +199,7 @@ async def test_a_second_enrolment_is_409_and_removal_frees_the_password(
     resp = await client.post("/v1/users/me/second-factor/totp", headers=headers)
     await problem(resp, 409, "CONFLICT")
     stored = "SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL"
-    assert await fetch(users_dsn, stored, user_id) == len(first["recovery_codes"])
+    assert await pg.fetchval(users_dsn, stored, user_id) == len(first["recovery_codes"])
     resp = await client.post(
         "/v1/users/me/second-factor/totp/confirm", json={"code": "123456"}, headers=headers
     )
@@ -221,7 +208,7 @@ async def test_a_second_enrolment_is_409_and_removal_frees_the_password(
     await problem(
         await client.delete("/v1/users/me/second-factor", headers=headers), 404, "NOT_FOUND"
     )
-    assert await fetch(users_dsn, stored, user_id) == 0
+    assert await pg.fetchval(users_dsn, stored, user_id) == 0
     email = await email_of(users_dsn, user_id)
     resp = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert resp.status == 200, await resp.text()
@@ -305,7 +292,7 @@ async def test_a_key_rotation_reseals_the_totp_secrets(
     assert reencrypt(dsn, FieldCipher(ring), batch=10, max_batches=None) == 1
     assert counts(dsn) == {"k1": 1}
     column = "SELECT secret_encrypted FROM totp_factors WHERE user_id = $1"
-    sealed = bytes(await fetch(dsn, column, user_id))
+    sealed = bytes(await pg.fetchval(dsn, column, user_id))
     assert sealed_kid(sealed) == "k1"
     assert FieldCipher(ring).decrypt(sealed, associated=user_id.bytes) == enrolment["secret"]
 
@@ -328,7 +315,7 @@ async def test_the_second_factors_changes_need_a_recent_sign_in(
         await reauthenticate(client, headers)
 
     await refused("POST", "/v1/users/me/second-factor/totp")
-    assert await fetch(users_dsn, factor, user_id) is None
+    assert await pg.fetchval(users_dsn, factor, user_id) is None
     resp = await client.post("/v1/users/me/second-factor/totp", headers=headers)
     assert resp.status == 201, await resp.text()
     confirm = {"code": code_at((await resp.json())["data"]["secret"], -1)}
@@ -340,17 +327,17 @@ async def test_the_second_factors_changes_need_a_recent_sign_in(
     await problem(resp, 400, "VALIDATION_ERROR")
     await reauthenticate(client, headers)
     await refused("POST", "/v1/users/me/second-factor/totp/confirm", confirm)
-    assert await fetch(users_dsn, factor, user_id) is False
+    assert await pg.fetchval(users_dsn, factor, user_id) is False
     resp = await client.post(
         "/v1/users/me/second-factor/totp/confirm", json=confirm, headers=headers
     )
     assert resp.status == 204, await resp.text()
 
     await refused("DELETE", "/v1/users/me/second-factor")
-    assert await fetch(users_dsn, factor, user_id) is True
+    assert await pg.fetchval(users_dsn, factor, user_id) is True
     resp = await client.delete("/v1/users/me/second-factor", headers=headers)
     assert resp.status == 204, await resp.text()
-    assert await fetch(users_dsn, factor, user_id) is None
+    assert await pg.fetchval(users_dsn, factor, user_id) is None
 
 
 async def test_a_password_reset_does_not_bypass_the_second_factor(
@@ -362,8 +349,7 @@ async def test_a_password_reset_does_not_bypass_the_second_factor(
     email = await email_of(users_dsn, user_id)
     enrolment = await enrolled(client, user_id)
     token, token_hash = new_secret()  # what the reset mail carries, made as the service does
-    conn = await asyncpg.connect(users_dsn)
-    try:
+    async with pg.connected(users_dsn) as conn:
         await add_email_token(
             conn,
             user_id=user_id,
@@ -371,8 +357,6 @@ async def test_a_password_reset_does_not_bypass_the_second_factor(
             token_hash=token_hash,
             ttl_seconds=600,
         )
-    finally:
-        await conn.close()
     new = {"token": token, "new_password": "lantern quarry violet"}
     resp = await client.post("/v1/auth/password-reset/confirm", json=new)
     assert resp.status == 204, await resp.text()
@@ -399,13 +383,9 @@ async def test_secrets_are_random_stored_hashed_and_codes_live_one_step(
     codes = enrolment["recovery_codes"] + other["recovery_codes"]
     assert len(set(codes)) == 20
     assert other["secret"] != enrolment["secret"]
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        stored = await conn.fetch(
-            "SELECT code_hash FROM recovery_codes WHERE user_id = $1", user_id
-        )
-    finally:
-        await conn.close()
+    stored = await pg.fetch(
+        users_dsn, "SELECT code_hash FROM recovery_codes WHERE user_id = $1", user_id
+    )
     hashes = {bytes(row["code_hash"]) for row in stored}  # the table keeps no code itself
     assert hashes == {recovery_hash(user_id, c) for c in enrolment["recovery_codes"]}
 

@@ -16,6 +16,7 @@ from lib.auth.passwords import make_hasher
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from services.users.settings import UsersSettings
+from tests import pg
 from tests.integration.auth_support import KEYS, TEST_STORAGE, TEST_TOKEN_TTL
 from tests.servers import pooler_settings
 
@@ -74,8 +75,7 @@ async def blocked_on_a_lock(conn: asyncpg.Connection, seconds: float = 10.0) -> 
 async def make_user(dsn: str, role: Role = Role.CUSTOMER, **fields: Any) -> uuid.UUID:
     """A user row (password PASSWORD) and one open refresh family, signed in now, whose id
     is the user's: the session `auth` names in its tokens (`sid`). Returns the id."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         user_id: uuid.UUID = await conn.fetchval(
             "INSERT INTO users (email, password_hash, first_name, last_name, phone_number,"
             " role, verified, age) VALUES ($1, $2, 'Ada', 'Lovelace', '+1 555 0100', $3,"
@@ -90,8 +90,6 @@ async def make_user(dsn: str, role: Role = Role.CUSTOMER, **fields: Any) -> uuid
             " VALUES ($1, $1, now())",
             user_id,
         )
-    finally:
-        await conn.close()
     return user_id
 
 
@@ -102,27 +100,16 @@ def auth(user_id: uuid.UUID, role: Role = Role.CUSTOMER, verified: bool = True) 
     return {"Authorization": f"Bearer {value}"}
 
 
-async def fetch_row(dsn: str, sql: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchrow(sql, *args)
-    finally:
-        await conn.close()
-
-
 async def age_sign_in(dsn: str, user_id: uuid.UUID, seconds: float) -> None:
     """Every session of the user signed in (or re-authenticated) `seconds` ago, as if that
     time had passed: a test derives it from REAUTH_MAX_AGE instead of sleeping."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "UPDATE refresh_token_families SET authenticated_at = now() - make_interval("
-            "secs => $2) WHERE user_id = $1",
-            user_id,
-            float(seconds),
-        )
-    finally:
-        await conn.close()
+    await pg.execute(
+        dsn,
+        "UPDATE refresh_token_families SET authenticated_at = now() - make_interval("
+        "secs => $2) WHERE user_id = $1",
+        user_id,
+        float(seconds),
+    )
 
 
 def reauthentication_required(status: int, body: dict[str, Any]) -> bool:

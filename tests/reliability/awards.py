@@ -11,8 +11,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncpg
-
+from tests import pg
 from tests.reliability.stack import common_env, points_env, start
 from tools.local.dbadmin import mysql_connect
 from tools.local.service_process import ServiceProcess
@@ -53,11 +52,9 @@ async def start_points(
 
 
 async def undelivered(orders_dsn: str) -> int:
-    conn = await asyncpg.connect(orders_dsn)
-    try:
-        return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"))
-    finally:
-        await conn.close()
+    return int(
+        await pg.fetchval(orders_dsn, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
+    )
 
 
 async def settle(orders_dsn: str, bound: float = SETTLE) -> float:

@@ -18,6 +18,7 @@ import aiohttp
 import asyncpg
 
 from lib.auth.principal import Role
+from tests import pg
 from tests.integration.orders_support import offer_body, order_body
 from tests.reliability import figures
 from tests.reliability.stack import ACQUIRE_TIMEOUT, POOL_MAX
@@ -81,11 +82,7 @@ async def healthy(http: aiohttp.ClientSession, url: str) -> None:
 
 
 async def rows(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
+    return list(await pg.fetch(dsn, sql, *args))
 
 
 async def orders_writes(orders: Any, catalog: Any, orders_dsn: str) -> None:

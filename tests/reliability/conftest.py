@@ -3,7 +3,7 @@ run, and the figures printed at the end."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +29,11 @@ def logs(tmp_path_factory: Any) -> Path:
 
 
 @pytest.fixture(scope="module")
-def departments_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("departments")
-
-
-@pytest.fixture(scope="module")
 async def departments(departments_dsn: str, logs: Path) -> AsyncIterator[ServiceProcess]:
     env = common_env("departments", departments_dsn, DB_POOL_MAX=POOL_MAX)
     service = await start("departments", env, logs / "departments.log")
     yield service
     service.stop()
-
-
-@pytest.fixture(scope="module")
-def users_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("users")
 
 
 @pytest.fixture(scope="module")
@@ -74,26 +64,11 @@ async def users(
 
 
 @pytest.fixture(scope="module")
-def points_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("points")
-
-
-@pytest.fixture(scope="module")
-def catalog_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("catalog")
-
-
-@pytest.fixture(scope="module")
 async def catalog(catalog_dsn: str, logs: Path) -> AsyncIterator[ServiceProcess]:
     env = common_env("catalog", catalog_dsn, DB_POOL_MAX=POOL_MAX)
     service = await start("catalog", env, logs / "catalog.log")
     yield service
     service.stop()
-
-
-@pytest.fixture(scope="module")
-def orders_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("orders")
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +89,6 @@ async def orders(
     service = await start("orders", env, logs / "orders.log")
     yield service
     service.stop()
-
-
-@pytest.fixture(scope="module")
-def chat_dsn(migrated_db: Callable[[str], str]) -> str:
-    return migrated_db("chat")
 
 
 @pytest.fixture(scope="module")

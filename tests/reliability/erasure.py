@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 
 from lib.auth.principal import Role
+from tests import pg
 from tests.reliability.stack import common_env, start, users_env
 from tests.reliability.world import Actor, actor, call
 from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
@@ -34,17 +34,14 @@ RECORDED = "SELECT EXISTS (SELECT FROM erased_users WHERE user_id = $1)"
 
 async def account(users_dsn: str, person: Actor) -> None:
     """The person's users row (the drill's actors carry tokens, not accounts)."""
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO users (id, email, password_hash, first_name, last_name, phone_number,"
-            " role, verified) VALUES ($1, $2, '!', 'Ada', 'Lovelace', '+1 555 0100',"
-            " 'PROVIDER', true)",
-            person.id,
-            f"erased{uuid.uuid4().hex[:12]}@fixup.test",
-        )
-    finally:
-        await conn.close()
+    await pg.execute(
+        users_dsn,
+        "INSERT INTO users (id, email, password_hash, first_name, last_name, phone_number,"
+        " role, verified) VALUES ($1, $2, '!', 'Ada', 'Lovelace', '+1 555 0100',"
+        " 'PROVIDER', true)",
+        person.id,
+        f"erased{uuid.uuid4().hex[:12]}@fixup.test",
+    )
 
 
 async def erase(http: aiohttp.ClientSession, users_api: str, person: Actor) -> None:
@@ -58,12 +55,9 @@ async def erased(dsn_of: Callable[[str], str], person: Actor) -> dict[str, bool]
     """Per service: the person's rows as the retention table says, and the erasure recorded."""
     out = {}
     for name in SERVICES:
-        conn = await asyncpg.connect(dsn_of(name))
-        try:
+        async with pg.connected(dsn_of(name)) as conn:
             left = await conn.fetchval(LEFT[name], person.id)
             out[name] = bool(left) and await conn.fetchval(RECORDED, person.id)
-        finally:
-            await conn.close()
     return out
 
 

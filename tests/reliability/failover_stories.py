@@ -27,12 +27,13 @@ import aiohttp
 import pymysql
 
 from lib.auth.principal import Role
+from tests import pg
 from tests.e2e.gateway_stack import wait_until
 from tests.reliability.awards import BATCH, POINTS_TIMEOUT, ledger
 from tests.reliability.drill import Drill, start_drill
 from tests.reliability.revoked_session import revoked_token, still_refused
 from tests.reliability.test_release_drill import Load, invariants, ms, stories
-from tests.reliability.test_restore_drill import GAPS, fetch
+from tests.reliability.test_restore_drill import GAPS
 from tests.reliability.world import actor, catalog_service
 from tools.drills.failover_mariadb import lose_primary
 from tools.drills.failover_redis import kill_master
@@ -391,7 +392,7 @@ async def under_load(
                 alone = one_machine_writes(load, killed_at, healed_at)
                 shown = f"{len(alone)}, e.g. {alone[:3]}" if alone else "none"
                 held[f"no write acknowledged with no standby: {shown}"] = not alone
-            held["chat gap-free"] = not await fetch(tier.dsn("chat"), GAPS)
+            held["chat gap-free"] = not await pg.fetch(tier.dsn("chat"), GAPS)
             answers = await still_refused(running, http, revoked)
             held[f"revocations still honoured {answers}"] = set(answers.values()) == {401}
             allowed, failed = classify(load, killed_at)

@@ -3,13 +3,12 @@ refused request changed nothing."""
 
 from __future__ import annotations
 
-import asyncpg
+from tests import pg
 
 
 async def fingerprint(dsn: str) -> dict[str, str]:
     """table -> md5 of all its rows in a stable order."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         tables = [
             r["tablename"]
             for r in await conn.fetch(
@@ -23,5 +22,3 @@ async def fingerprint(dsn: str) -> dict[str, str]:
             )
             for table in tables
         }
-    finally:
-        await conn.close()

@@ -19,11 +19,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
-import asyncpg
 from cryptography.exceptions import InvalidTag
 
 from lib.crypto import FieldCipher
 from lib.keyring import Keyring, read_keyring, write_keyring
+from tests import pg
 from tests.e2e.gateway_stack import wait_until
 from tests.pictures_support import png
 from tests.reliability.drill import Drill
@@ -90,11 +90,7 @@ class Checks:
         async with self.http.post(f"{users}/v1/auth/register", json=account) as resp:
             self.count("POST register", resp.status, 201)
         if verified:
-            conn = await asyncpg.connect(self.dsn)
-            try:
-                await conn.execute("UPDATE users SET verified = true WHERE email = $1", email)
-            finally:
-                await conn.close()
+            await pg.execute(self.dsn, "UPDATE users SET verified = true WHERE email = $1", email)
         login = {"email": email, "password": PASSWORD}
         async with self.http.post(f"{users}/v1/auth/login", json=login) as resp:
             body = await resp.json(content_type=None)
@@ -144,11 +140,9 @@ class Checks:
     async def all_open(self, ring: Keyring) -> int:
         """How many stored personal id numbers `ring` cannot open (0: all)."""
         cipher = FieldCipher(ring)
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            rows = await conn.fetch("SELECT user_id, personal_id_encrypted FROM provider_details")
-        finally:
-            await conn.close()
+        rows = await pg.fetch(
+            self.dsn, "SELECT user_id, personal_id_encrypted FROM provider_details"
+        )
         closed = 0
         for row in rows:
             try:

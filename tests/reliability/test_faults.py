@@ -14,10 +14,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
-import asyncpg
 import pytest
 
 from lib.auth.principal import Role
+from tests import pg
 from tests.integration.users_support import make_user
 from tests.proxy import TcpProxy, through
 from tests.reliability import figures
@@ -44,12 +44,12 @@ JOBS = 12  # completed in three waves: points killed, down, coming back
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[PgCluster]:
-    pg = await asyncio.to_thread(PgCluster)
+    made = await asyncio.to_thread(PgCluster)
     try:
-        await asyncio.to_thread(pg.start)
-        yield pg
+        await asyncio.to_thread(made.start)
+        yield made
     finally:
-        await asyncio.to_thread(pg.destroy)
+        await asyncio.to_thread(made.destroy)
 
 
 @dataclass
@@ -117,16 +117,12 @@ async def test_postgres_stopped_and_restarted_under_write_load(
         await asyncio.gather(*tasks)
         service.stop()
     assert writers.failures == [], writers.failures[:5]
-    conn = await asyncpg.connect(dsn)
-    try:
-        present = {
-            str(r["id"])
-            for r in await conn.fetch(
-                "SELECT id FROM departments WHERE id = ANY($1::uuid[])", writers.acknowledged
-            )
-        }
-    finally:
-        await conn.close()
+    present = {
+        str(r["id"])
+        for r in await pg.fetch(
+            dsn, "SELECT id FROM departments WHERE id = ANY($1::uuid[])", writers.acknowledged
+        )
+    }
     lost = len(set(writers.acknowledged) - present)
     figures.add("faults survived", 1)
     figures.add("acknowledged writes", len(writers.acknowledged))

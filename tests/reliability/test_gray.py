@@ -20,12 +20,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lib.auth.principal import Role
 from services.orders.app import create_app as orders_app
+from tests import pg
 from tests.integration.chat_support import eventually
 from tests.integration.orders_support import order_body, orders_settings
 from tests.integration.users_support import make_user
@@ -138,11 +138,7 @@ async def world(
 
 
 async def stored(dsn: str) -> set[str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return {str(r[0]) for r in await conn.fetch("SELECT id FROM orders")}
-    finally:
-        await conn.close()
+    return {str(r[0]) for r in await pg.fetch(dsn, "SELECT id FROM orders")}
 
 
 @pytest.mark.parametrize("kind", FAULTS)

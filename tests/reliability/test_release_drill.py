@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 
 from lib.auth.principal import Role
+from tests import pg
 from tests.e2e.gateway_stack import wait_until
 from tests.integration.orders_support import offer_body, order_body
 from tests.reliability import figures
@@ -168,12 +168,8 @@ async def stories(load: Load, at_least: int) -> None:
 
 
 async def migrate_online(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        for statement in MIGRATION:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
+    for statement in MIGRATION:
+        await pg.execute(dsn, statement)
 
 
 async def invariants(drill: Drill, load: Load, dsn: Callable[[str], str]) -> dict[str, bool]:
@@ -183,15 +179,10 @@ async def invariants(drill: Drill, load: Load, dsn: Callable[[str], str]) -> dic
     tables = {"orders": "orders", "offers": "orders", "reviews": "orders",
               "conversations": "chat", "messages": "chat", "users": "users"}  # fmt: skip
     for kind, ids in load.acknowledged.items():
-        conn = await asyncpg.connect(dsn(tables[kind]))
-        try:
-            found[kind] = await conn.fetchval(
-                f"SELECT count(*) FROM {kind} WHERE id = ANY($1::uuid[])", ids
-            )
-        finally:
-            await conn.close()
-    conn = await asyncpg.connect(dsn("orders"))
-    try:
+        found[kind] = await pg.fetchval(
+            dsn(tables[kind]), f"SELECT count(*) FROM {kind} WHERE id = ANY($1::uuid[])", ids
+        )
+    async with pg.connected(dsn("orders")) as conn:
         customers = await conn.fetchval(
             "SELECT count(*) FROM orders WHERE id = ANY($1::uuid[])", load.acknowledged["orders"]
         )
@@ -199,8 +190,6 @@ async def invariants(drill: Drill, load: Load, dsn: Callable[[str], str]) -> dic
             "SELECT count(*) FROM (SELECT order_id FROM offers WHERE status = 'ACCEPTED'"
             " GROUP BY order_id HAVING count(*) > 1) AS d"
         )
-    finally:
-        await conn.close()
     _, balances = await asyncio.to_thread(ledger, dsn("points"))
     # each name carries its inputs, so a FAIL says what was read
     found_of = ", ".join(f"{k} {found.get(k)}/{len(ids)}" for k, ids in load.acknowledged.items())

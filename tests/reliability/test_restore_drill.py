@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 
 from lib.auth.principal import Role
 from services.orders.settings import OrdersSettings
+from tests import pg
 from tests.reliability import erasure, figures
 from tests.reliability.awards import (
     POINTS_PER_JOB,
@@ -92,8 +92,7 @@ async def point_in_time(dsn: str) -> tuple[datetime, float, float]:
     """T: the next whole second of the database clock (MariaDB's binary log has whole
     seconds). -> (T, before, after): a write answered before `before` committed before
     T; one sent after `after` commits after it."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with pg.connected(dsn) as conn:
         before = time.monotonic()
         now: datetime = await conn.fetchval("SELECT clock_timestamp()")
         target = now.replace(microsecond=0) + timedelta(seconds=1)
@@ -102,16 +101,6 @@ async def point_in_time(dsn: str) -> tuple[datetime, float, float]:
             assert time.monotonic() < deadline, f"the database clock never reached {target}"
             await asyncio.sleep(0.05)  # a poll interval
         return target, before, time.monotonic()
-    finally:
-        await conn.close()
-
-
-async def fetch(dsn: str, query: str, *args: Any) -> list[Any]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
 
 
 @dataclass
@@ -129,14 +118,16 @@ class Seen:
                 f"{self.present} of {self.late} sent after T present")  # fmt: skip
 
 
-async def writes_at_t(load: TimedLoad, pg: str, before: float, after: float) -> dict[str, Seen]:
+async def writes_at_t(
+    load: TimedLoad, restored: str, before: float, after: float
+) -> dict[str, Seen]:
     found = {}
     for kind in sorted({kind for kind, *_ in load.timed}):
         early = {i: answered for k, i, _, answered in load.timed if k == kind and answered < before}
         late = [i for k, i, sent, _ in load.timed if k == kind and sent > after]
-        dsn = with_database(pg, f"fixup_{TABLES[kind]}")
+        dsn = with_database(restored, f"fixup_{TABLES[kind]}")
         query = f"SELECT id::text FROM {kind} WHERE id = ANY($1::uuid[])"
-        present = {row[0] for row in await fetch(dsn, query, [*early, *late])}
+        present = {row[0] for row in await pg.fetch(dsn, query, [*early, *late])}
         lost = [at for i, at in early.items() if i not in present]
         rpo = before - max(lost) if lost else 0.0
         found[kind] = Seen(len(lost), len(early), len(present & set(late)), len(late), rpo)
@@ -148,11 +139,11 @@ GROUP BY c.id, c.last_seq
 HAVING count(m.id) <> c.last_seq OR coalesce(max(m.seq), 0) <> c.last_seq"""
 
 
-async def restored_invariants(pg: str) -> dict[str, bool]:
-    orders, chat = with_database(pg, "fixup_orders"), with_database(pg, "fixup_chat")
-    doubled = await fetch(orders, "SELECT order_id FROM offers WHERE status = 'ACCEPTED'"
+async def restored_invariants(restored: str) -> dict[str, bool]:
+    orders, chat = with_database(restored, "fixup_orders"), with_database(restored, "fixup_chat")
+    doubled = await pg.fetch(orders, "SELECT order_id FROM offers WHERE status = 'ACCEPTED'"
                           " GROUP BY order_id HAVING count(*) > 1")  # fmt: skip
-    gaps = await fetch(chat, GAPS)
+    gaps = await pg.fetch(chat, GAPS)
     return {"one accepted offer per order": not doubled, "chat gap-free": not gaps}
 
 
@@ -181,7 +172,7 @@ async def relayed(tmp: Path, orders: str, points: str) -> dict[str, bool]:
     finally:
         relay.stop()
         points_process.stop()
-    completed = await fetch(
+    completed = await pg.fetch(
         orders, "SELECT id::text, provider_id::text FROM jobs WHERE status = 'COMPLETED'"
     )
     keys, balances = await asyncio.to_thread(ledger, points)
@@ -234,7 +225,7 @@ async def test_restore_drill() -> None:
             drill.stop()
         early, late = await asyncio.to_thread(awards_around, servers.dsn("points"), target)
         began = time.monotonic()
-        pg = await asyncio.to_thread(
+        restored = await asyncio.to_thread(
             restore.restore_pg, settings, get_database("orders"), target,
             settings.restores / "pg", alone=False,
         )  # fmt: skip
@@ -249,18 +240,18 @@ async def test_restore_drill() -> None:
         )
         points_rto = time.monotonic() - began
         for db in pg_databases():
-            copy = with_database(pg, f"fixup_{db.name}")
+            copy = with_database(restored, f"fixup_{db.name}")
             await asyncio.to_thread(restore.check_migrations, db, copy)
-        seen = await writes_at_t(load, pg, before, after)
+        seen = await writes_at_t(load, restored, before, after)
         keys_then, _ = await asyncio.to_thread(ledger, points)
         restored_keys = set(keys_then)
         awards = Seen(
             len(early - restored_keys), len(early), len(late & restored_keys), len(late), 0.0
         )
-        held = await restored_invariants(pg)
-        held |= await relayed(root, with_database(pg, "fixup_orders"), points)
+        held = await restored_invariants(restored)
+        held |= await relayed(root, with_database(restored, "fixup_orders"), points)
         back, again, started = await erasure.erased_again(
-            root, root / "storage", lambda name: with_database(pg, f"fixup_{name}"), person
+            root, root / "storage", lambda name: with_database(restored, f"fixup_{name}"), person
         )
     finally:
         for home in settings.restores.glob("*"):

@@ -18,9 +18,9 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 
 from lib.auth.principal import Role
+from tests import pg
 from tests.e2e.gateway_stack import Gateway, wait_until
 from tests.reliability import figures
 from tests.reliability.stack import bearer, common_env, start
@@ -123,14 +123,11 @@ async def test_replicas_replaced_one_at_a_time_under_load_fail_nothing(
             gateway.stop()
             for service in running.values():
                 service.stop()
-    conn = await asyncpg.connect(departments_dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT name, count(*) AS n FROM departments WHERE name = ANY($1) GROUP BY name",
-            acknowledged,
-        )
-    finally:
-        await conn.close()
+    rows = await pg.fetch(
+        departments_dsn,
+        "SELECT name, count(*) AS n FROM departments WHERE name = ANY($1) GROUP BY name",
+        acknowledged,
+    )
     before, during = latency["before"], latency["during"]
     summary = (
         f"rolling release: {sum(outcomes.values())} requests, {dict(outcomes)}; "

@@ -14,13 +14,13 @@ from email.message import Message
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import grpc
 
 from lib.auth.principal import Role
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
 from services.users.mail_relay import BATCH
+from tests import pg
 from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tests.reliability import figures
 from tests.reliability.awards import (
@@ -157,12 +157,9 @@ async def test_sigterm_under_grpc_load(points_dsn: str, tmp_path: Path) -> None:
 
 
 async def completed_jobs(orders_dsn: str) -> set[str]:
-    conn = await asyncpg.connect(orders_dsn)
-    try:
+    async with pg.connected(orders_dsn) as conn:
         rows = await conn.fetch("SELECT id FROM jobs WHERE status = 'COMPLETED'")
         return {str(r["id"]) for r in rows}
-    finally:
-        await conn.close()
 
 
 async def test_sigterm_orders_and_its_outbox_relay_under_completion_load(
@@ -290,14 +287,11 @@ async def next_mail(sink: SmtpSink, users_dsn: str, log: Path, missing: set[str]
     try:
         return await sink.next_mail(mail_wait())
     except TimeoutError:
-        conn = await asyncpg.connect(users_dsn)
-        try:
-            rows = await conn.fetch(
-                "SELECT attempts, extract(epoch FROM next_attempt_at - now()) AS due_in,"
-                " last_error FROM mail_outbox ORDER BY next_attempt_at"
-            )
-        finally:
-            await conn.close()
+        rows = await pg.fetch(
+            users_dsn,
+            "SELECT attempts, extract(epoch FROM next_attempt_at - now()) AS due_in,"
+            " last_error FROM mail_outbox ORDER BY next_attempt_at",
+        )
         text = await asyncio.to_thread(log.read_text)
         warnings = [line for line in text.splitlines() if '"level":"warning"' in line]
         accepted = list(sink.accepted)
@@ -331,8 +325,4 @@ async def rest_of_outbox(sink: SmtpSink, users_dsn: str, log: Path, received: Co
 
 
 async def pending_recipients(users_dsn: str) -> list[str]:
-    conn = await asyncpg.connect(users_dsn)
-    try:
-        return [r["recipient"] for r in await conn.fetch("SELECT recipient FROM mail_outbox")]
-    finally:
-        await conn.close()
+    return [r["recipient"] for r in await pg.fetch(users_dsn, "SELECT recipient FROM mail_outbox")]

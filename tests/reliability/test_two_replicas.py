@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 
 from lib.auth.principal import Role
+from tests import pg
 from tests.integration.orders_support import order_body
 from tests.integration.smtp_support import outbox_left, smtp_sink
 from tests.reliability import figures
@@ -69,14 +69,11 @@ async def test_two_orders_replicas_create_once_and_relay_each_award_once(
         for replica in replicas:
             replica.stop()
         points.stop()
-    conn = await asyncpg.connect(orders_dsn)
-    try:
+    async with pg.connected(orders_dsn) as conn:
         orders = await conn.fetchval(
             "SELECT count(*) FROM orders WHERE customer_id = $1", customer.id
         )
         rows = await conn.fetch("SELECT attempts, delivered_at FROM outbox")
-    finally:
-        await conn.close()
     assert orders == 1 + JOBS  # the raced create once, then one per job
     assert len(rows) == JOBS
     assert [r for r in rows if r["delivered_at"] is None] == []

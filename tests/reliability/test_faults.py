@@ -31,10 +31,13 @@ from tests.reliability.awards import (
 )
 from tests.reliability.budget import WRITERS
 from tests.reliability.stack import bearer, common_env, points_env, start, users_env
-from tests.reliability.throwaway import PgCluster, RedisServer
+from tests.reliability.throwaway import RedisServer
 from tests.reliability.world import Orders, actor, catalog_service
 from tools.local.databases import with_database
+from tools.local.db_servers import PgCluster
 from tools.local.dbadmin import create_database, mysql_connect
+from tools.local.ports import free_port
+from tools.local.server_homes import remove_home, server_home
 from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 from tools.migrations import migrate
 
@@ -44,12 +47,16 @@ JOBS = 12  # completed in three waves: points killed, down, coming back
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[PgCluster]:
-    made = await asyncio.to_thread(PgCluster)
+    """A PostgreSQL cluster of the test's own (the machine's is never stopped)."""
+    home = server_home("pg-", "postgres")
+    made = PgCluster(home / "data", free_port())
     try:
+        await asyncio.to_thread(made.init, {"fsync": "off"})
         await asyncio.to_thread(made.start)
         yield made
     finally:
-        await asyncio.to_thread(made.destroy)
+        await asyncio.to_thread(made.stop, "immediate")
+        remove_home(home)
 
 
 @dataclass
@@ -98,7 +105,7 @@ class Writers:
 async def test_postgres_stopped_and_restarted_under_write_load(
     cluster: PgCluster, tmp_path: Path
 ) -> None:
-    dsn = with_database(cluster.dsn, "fixup_departments")
+    dsn = with_database(cluster.dsn(), "fixup_departments")
     await asyncio.to_thread(create_database, dsn)
     await asyncio.to_thread(migrate.up, "departments", dsn)
     env = common_env("departments", dsn, DB_POOL_MAX="4", DB_ACQUIRE_TIMEOUT=str(ACQUIRE_TIMEOUT))

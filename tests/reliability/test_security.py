@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import jwt
+import pytest
 
 from lib.auth.pem import load_private_key
 from lib.auth.principal import Role
@@ -153,19 +154,16 @@ async def jwt_attacks(service: ServiceProcess) -> None:
     figures.add("JWT attacks refused (401)", refused)
 
 
-async def test_jwt_attacks_on_every_departments_route(departments: ServiceProcess) -> None:
-    await jwt_attacks(departments)
+@pytest.fixture(params=["departments", "users", "catalog", "orders"])
+def service(request: pytest.FixtureRequest) -> ServiceProcess:
+    """Each HTTP service but chat (whose tests below add its WebSocket), as its module-scoped
+    process of tests/reliability/conftest.py."""
+    process: ServiceProcess = request.getfixturevalue(request.param)
+    return process
 
 
-async def test_jwt_attacks_on_every_users_route(users: ServiceProcess) -> None:
-    await jwt_attacks(users)
-
-
-async def test_jwt_attacks_on_every_catalog_and_orders_route(
-    catalog: ServiceProcess, orders: ServiceProcess
-) -> None:
-    await jwt_attacks(catalog)
-    await jwt_attacks(orders)
+async def test_jwt_attacks_on_every_route(service: ServiceProcess) -> None:
+    await jwt_attacks(service)
 
 
 async def test_jwt_attacks_on_every_chat_route_and_the_websocket_handshake(
@@ -235,19 +233,8 @@ async def cors_and_headers(service: ServiceProcess) -> None:
                     assert r.headers.get(name) == value, (url, name)
 
 
-async def test_cors_and_security_headers_departments(departments: ServiceProcess) -> None:
-    await cors_and_headers(departments)
-
-
-async def test_cors_and_security_headers_users(users: ServiceProcess) -> None:
-    await cors_and_headers(users)
-
-
-async def test_cors_and_security_headers_catalog_and_orders(
-    catalog: ServiceProcess, orders: ServiceProcess
-) -> None:
-    await cors_and_headers(catalog)
-    await cors_and_headers(orders)
+async def test_cors_and_security_headers(service: ServiceProcess) -> None:
+    await cors_and_headers(service)
 
 
 async def test_cors_and_security_headers_chat(chat: ServiceProcess) -> None:
@@ -278,19 +265,8 @@ async def secrets_stay_out_of_logs(service: ServiceProcess) -> None:
     figures.add("secrets checked absent from logs and bodies", len(secrets))
 
 
-async def test_secrets_absent_from_departments_log(departments: ServiceProcess) -> None:
-    await secrets_stay_out_of_logs(departments)
-
-
-async def test_secrets_absent_from_users_log(users: ServiceProcess) -> None:
-    await secrets_stay_out_of_logs(users)
-
-
-async def test_secrets_absent_from_catalog_and_orders_logs(
-    catalog: ServiceProcess, orders: ServiceProcess
-) -> None:
-    await secrets_stay_out_of_logs(catalog)
-    await secrets_stay_out_of_logs(orders)
+async def test_secrets_absent_from_the_log(service: ServiceProcess) -> None:
+    await secrets_stay_out_of_logs(service)
 
 
 async def test_secrets_absent_from_chat_log(

@@ -331,7 +331,7 @@ async def test_verify_an_expired_link_is_link_expired_and_changes_nothing(
     client: Any, sink: SmtpSink, users_dsn: str
 ) -> None:
     user, token = await register(client, sink)
-    await pg.fetch(
+    await pg.execute(
         users_dsn,
         "UPDATE email_tokens SET created_at = now() - interval '3 hours', "
         "expires_at = now() - interval '1 second' WHERE user_id = $1",
@@ -439,7 +439,7 @@ async def test_password_reset_refusals(client: Any, sink: SmtpSink, users_dsn: s
         await client.post("/v1/auth/password-reset", json={"email": user["email"]})
     ).status == 204
     token = token_in(await mail_to(sink, user["email"]))
-    await pg.fetch(
+    await pg.execute(
         users_dsn,
         "UPDATE email_tokens SET created_at = now() - interval '1 hour', "
         "expires_at = now() - interval '1 second' WHERE user_id = $1 AND purpose = $2",
@@ -464,7 +464,7 @@ async def test_a_reset_link_of_a_deleted_account_is_invalid_and_changes_nothing(
         await client.post("/v1/auth/password-reset", json={"email": user["email"]})
     ).status == 204
     token = token_in(await mail_to(sink, user["email"]))
-    await pg.fetch(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
+    await pg.execute(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
     body = {"token": token, "new_password": "long enough"}
     resp = await client.post("/v1/auth/password-reset/confirm", json=body)
     assert await problem(resp) == (
@@ -482,7 +482,7 @@ async def test_a_reset_asked_for_an_unknown_or_disabled_email_queues_nothing(
     client: Any, sink: SmtpSink, users_dsn: str
 ) -> None:
     user, _ = await register(client, sink)
-    await pg.fetch(
+    await pg.execute(
         users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", uuid.UUID(user["id"])
     )
     unknown = new_email()
@@ -553,7 +553,7 @@ async def test_change_password_of_a_gone_account_is_401(
 ) -> None:
     user, _ = await register(client, sink)
     access = (await login(client, user["email"]))["access_token"]
-    await pg.fetch(
+    await pg.execute(
         users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", uuid.UUID(user["id"])
     )
     body = {"old_password": PASSWORD, "new_password": "a new secret"}
@@ -636,7 +636,7 @@ async def test_login_refusals_are_one_401(
     elif who == "wrong-password":
         password = "not the password"
     else:
-        await pg.fetch(
+        await pg.execute(
             users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", uuid.UUID(user["id"])
         )
     resp = await client.post("/v1/auth/login", json={"email": email, "password": password})
@@ -759,7 +759,7 @@ async def test_refresh_refusals_are_one_401_and_rotate_nothing(
     if why == "unknown":
         token = "B" * 43
     elif why == "expired":
-        await pg.fetch(
+        await pg.execute(
             users_dsn,
             "UPDATE refresh_tokens t SET created_at = now() - interval '8 days', "
             "expires_at = now() - interval '1 second' FROM refresh_token_families f "
@@ -767,9 +767,9 @@ async def test_refresh_refusals_are_one_401_and_rotate_nothing(
             user_id,
         )
     elif why == "disabled":
-        await pg.fetch(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
+        await pg.execute(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
     else:
-        await pg.fetch(
+        await pg.execute(
             users_dsn,
             "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = 'test' "
             "WHERE user_id = $1",
@@ -988,7 +988,7 @@ async def test_a_token_that_outlived_its_account_is_401_on_every_own_account_wri
     user, _ = await register(client, sink)
     user_id = uuid.UUID(user["id"])
     pair = await login(client, user["email"])
-    await pg.fetch(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
+    await pg.execute(users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", user_id)
     resp = await client.post(path, json=body, headers=bearer(pair["access_token"]))
     assert await problem(resp) == (
         401, "UNAUTHORIZED", "Unauthorized", "the account of this token no longer exists"

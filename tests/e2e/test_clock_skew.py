@@ -132,8 +132,9 @@ async def test_a_users_service_90_s_off_keeps_tokens_and_revocations_working(
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{skewed.users}/health") as resp:
             assert resp.status == 200
-        email = (await pg.fetchrow(skewed.users_dsn, "SELECT email FROM users WHERE id = $1",
-                                 user_id))[0]  # fmt: skip
+        email = await pg.fetchval(
+            skewed.users_dsn, "SELECT email FROM users WHERE id = $1", user_id
+        )
         first = await login(http, skewed, email, PASSWORD)
         assert await statuses(http, skewed, first["access_token"]) == {200}
         # a refresh: the new access token works everywhere too

@@ -60,7 +60,7 @@ def revoking_cases() -> list[tuple[str, str]]:
 
 async def account(st: Stack, role: Role = Role.CUSTOMER) -> Account:
     user_id = await make_user(st.users_dsn, role)
-    email = (await pg.fetchrow(st.users_dsn, "SELECT email FROM users WHERE id = $1", user_id))[0]
+    email = await pg.fetchval(st.users_dsn, "SELECT email FROM users WHERE id = $1", user_id)
     return Account(user_id, email, await login(st, email))
 
 

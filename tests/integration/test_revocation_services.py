@@ -142,9 +142,7 @@ async def login(stack: Stack, email: str, password: str = PASSWORD) -> dict[str,
 async def signed_in(stack: Stack) -> Account:
     """A real account and an access token from a real login."""
     user_id = await make_user(stack.users_dsn)
-    email = (await pg.fetchrow(stack.users_dsn, "SELECT email FROM users WHERE id = $1", user_id))[
-        0
-    ]
+    email = await pg.fetchval(stack.users_dsn, "SELECT email FROM users WHERE id = $1", user_id)
     return Account(user_id, email, await login(stack, email))
 
 
@@ -187,8 +185,9 @@ async def open_chat(stack: Stack, account: Account) -> Any:
 
 
 async def delete_account(stack: Stack, account: Account) -> Any:
-    version = (await pg.fetchrow(stack.users_dsn, "SELECT version FROM users WHERE id = $1",
-                               account.id))[0]  # fmt: skip
+    version = await pg.fetchval(
+        stack.users_dsn, "SELECT version FROM users WHERE id = $1", account.id
+    )
     return await stack.users.delete(
         "/v1/users/me", headers=account.headers | {"If-Match": f'"{version}"'}
     )

@@ -272,7 +272,7 @@ async def test_a_session_refreshes_until_its_max_lifetime(
         " FROM refresh_tokens t JOIN refresh_token_families f ON f.id = t.family_id"
         " JOIN users u ON u.id = f.user_id WHERE u.email = $1 AND t.used_at IS NULL"
     )
-    assert (await pg.fetchrow(users_dsn, sql, email, float(lifetime)))[0] is True  # the new one
+    assert await pg.fetchval(users_dsn, sql, email, float(lifetime)) is True  # the new one
 
     await age_session(users_dsn, email, lifetime + 1)
     resp = await client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})

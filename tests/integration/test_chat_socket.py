@@ -193,6 +193,9 @@ async def test_the_handshake_refusals(chat: Any, talk: Talk) -> None:
     assert (await refusal(chat, talk.path, upgrade(f"fixup.bearer, {stranger}")))[0] == 404
     other = f"/v1/conversations/{uuid.uuid4()}/ws"
     assert (await refusal(chat, other, upgrade(f"fixup.bearer, {mine}")))[0] == 404
+    malformed = "/v1/conversations/nope/ws"
+    assert (await refusal(chat, malformed, upgrade(f"fixup.bearer, {mine}")))[0] == 400
+    assert (await refusal(chat, talk.path, upgrade(Authorization="Bearer nope")))[0] == 401
     plain = await chat.get(talk.path, headers=customer.headers)  # no upgrade asked
     assert plain.status == 400
     assert (await plain.json())["detail"] == (

@@ -1,4 +1,6 @@
-"""lib.db.pool against the real servers: both engines behind one interface."""
+"""lib.db.pool against the real servers: both engines behind one interface. The retries'
+arithmetic (attempts, backoff, a wrong URL not retried) is tests/unit/test_db_pool_units.py's;
+a full pool is tests/integration/test_db_pool_lending.py's."""
 
 from __future__ import annotations
 
@@ -139,14 +141,6 @@ async def test_stats_follow_acquire(db: Database) -> None:
     assert end.idle == end.size
 
 
-async def test_pool_waits_at_max_size(db: Database) -> None:
-    async with db.acquire(), db.acquire(), db.acquire():
-        assert db.stats() == PoolStats(size=3, idle=0)
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.2), db.acquire():
-                pass
-
-
 async def test_close_releases_every_connection(databases: DatabaseFactory) -> None:
     for engine in ENGINES:
         database = await connect(databases.create("close", engine), min_size=2, max_size=2)
@@ -211,36 +205,3 @@ async def test_connect_to_closed_port_gives_up_after_attempts(
         await connect(dsn, min_size=1, max_size=1, attempts=2, base_delay=0.01)
     assert time.perf_counter() - started < 3
     assert opens == [dsn, dsn]
-
-
-async def test_connect_single_attempt_does_not_sleep(
-    opens: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sleeps: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def fake_sleep(delay: float) -> None:
-        sleeps.append(delay)
-        await real_sleep(0)
-
-    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
-    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
-    with pytest.raises(OSError):  # noqa: PT011
-        await connect(dsn, attempts=1)
-    assert opens == [dsn]
-    assert sleeps == []
-    opens.clear()
-    with pytest.raises(OSError):  # noqa: PT011
-        await connect(dsn, attempts=3, base_delay=0.5, max_delay=0.6)
-    assert len(opens) == 3
-    assert len(sleeps) == 2
-    assert all(0 <= s <= 0.6 for s in sleeps)  # jittered, capped by max_delay
-
-
-@pytest.mark.parametrize(
-    "dsn", ["sqlite:///tmp/x.db", "redis://127.0.0.1:6379/0", "http://db/x", "localhost"]
-)
-async def test_unsupported_scheme_is_value_error_without_retry(opens: list[str], dsn: str) -> None:
-    with pytest.raises(ValueError, match="unsupported database URL scheme"):
-        await connect(dsn, attempts=5, base_delay=1.0)
-    assert opens == [dsn]  # a wrong URL is not retried

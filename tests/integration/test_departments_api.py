@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -260,50 +256,12 @@ async def test_bad_list_parameters(client: Any, query: str, field: str) -> None:
 # --- auth ------------------------------------------------------------------------------
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def forged(header: dict[str, Any], claims: dict[str, Any], key: bytes = b"") -> str:
-    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
-    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest() if key else b""
-    return f"{signing_input}.{_b64(signature)}"
-
-
 def claims(**overrides: Any) -> dict[str, Any]:
     now = int(datetime.now(UTC).timestamp())
     return {
         "iss": "fixup-users", "aud": "fixup", "sub": str(uuid.uuid4()), "role": "ADMIN",
         "verified": True, "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, **overrides,
     }  # fmt: skip
-
-
-def bad_tokens() -> dict[str, str]:
-    from lib.auth.tokens import TokenSigner, generate_keypair
-
-    other_private, _ = generate_keypair()
-    past = lambda: datetime.now(UTC) - timedelta(hours=1)  # noqa: E731
-    return {
-        "expired": TokenSigner(KEYS[0], 60, clock=past).issue(uuid.uuid4(), Role.ADMIN, True)[0],
-        "forged": TokenSigner(other_private, 600).issue(uuid.uuid4(), Role.ADMIN, True)[0],
-        "alg_none": forged({"alg": "none", "typ": "JWT"}, claims()),
-        "hs256_public_key": forged({"alg": "HS256", "typ": "JWT"}, claims(), KEYS[1].encode()),
-        "wrong_aud": forged({"alg": "HS256"}, claims(aud="other"), KEYS[1].encode()),
-        "garbage": "not.a.token",
-    }
-
-
-@pytest.mark.parametrize("case", list(bad_tokens()))
-async def test_bad_tokens_are_401(client: Any, case: str) -> None:
-    value = bad_tokens()[case]
-    resp = await client.post(
-        "/v1/departments",
-        json={"name": f"x{case}", "address": "y"},
-        headers={"Authorization": f"Bearer {value}"},
-    )
-    assert resp.status == 401
-    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
-    assert_problem(await resp.json(), 401, "UNAUTHORIZED")
 
 
 def signed_with_the_real_key(**overrides: Any) -> str:

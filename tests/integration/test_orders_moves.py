@@ -239,6 +239,10 @@ async def test_either_side_cancels_and_the_order_is_open_again(
         await refused(client, f"{base}/cancel", customer, 409, "the job is CANCELLED")
         await refused(client, f"{base}/cancel", p1, 409, "the job is CANCELLED")
         await refused(client, f"{base}/start", p1, 409, "the job is CANCELLED")
+        assert await order_status(client, job["order_id"], p1) == "OPEN"
+        again = await new_offer(client, job["order_id"], p1)  # the same provider, welcome again
+        accept = f"/v1/orders/{job['order_id']}/offers/{again['id']}/accept"
+        assert (await call(client, "POST", accept, customer))[0] == 200
     await refused(client, f"{uuid_path()}/cancel", customer, 404, "no such job")
 
 
@@ -479,25 +483,13 @@ async def test_an_offer_asks_catalog_with_the_providers_token_and_request_id(
     assert seen == [asked, asked]  # visible_order's, then the offer's own
 
 
-async def test_an_offer_replayed_by_its_key(client: Any, world: dict[str, Any]) -> None:
-    order_id = await new_order(client, world)
-    path = f"/v1/orders/{order_id}/offers"
-    headers = {**world["p1"].headers, "Idempotency-Key": f"offer-{uuid.uuid4()}"}
-    first = await client.post(path, json=offer_body(), headers=headers)
-    assert first.status == 201, await first.text()
-    again = await client.post(path, json=offer_body(), headers=headers)
-    assert again.status == 201, await again.text()
-    assert again.headers["Idempotent-Replayed"] == "true"
-    assert again.headers["Location"] == first.headers["Location"]
-    assert await again.json() == await first.json()
-
-
 async def test_each_action_is_replayed_by_its_key(
     client: Any, world: dict[str, Any], orders_dsn: str
 ) -> None:
-    """accept, start and complete (withdraw and cancel too) honour Idempotency-Key, so the
-    gateway may send them again after a lost connection (ADR 0022): the repeat answers the
-    first 200 and moves nothing twice; the key on another request is a 409."""
+    """make an offer, accept, start and complete (withdraw and cancel too) honour
+    Idempotency-Key, so the gateway may send them again after a lost connection (ADR 0022):
+    the repeat answers the first 201 or 200 and moves nothing twice; the key on another
+    request is a 409."""
     customer, p1 = world["customer"], world["p1"]
 
     async def twice(path: str, who: Caller, key: str) -> dict[str, Any]:
@@ -511,8 +503,17 @@ async def test_each_action_is_replayed_by_its_key(
         return answer["data"]
 
     order_id = await new_order(client, world)
-    offer = await new_offer(client, order_id, p1)
-    accept = f"/v1/orders/{order_id}/offers/{offer['id']}/accept"
+    offers = f"/v1/orders/{order_id}/offers"
+    made = {**p1.headers, "Idempotency-Key": f"offer-{uuid.uuid4()}"}
+    first = await client.post(offers, json=offer_body(), headers=made)
+    assert first.status == 201, await first.text()
+    again = await client.post(offers, json=offer_body(), headers=made)
+    assert again.status == 201, await again.text()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Location"] == first.headers["Location"]
+    assert await again.json() == await first.json()
+    offer = (await first.json())["data"]
+    accept = f"{offers}/{offer['id']}/accept"
     job = await twice(accept, customer, f"act-{uuid.uuid4()}")
     started = f"act-{uuid.uuid4()}"
     assert (await twice(f"/v1/jobs/{job['id']}/start", p1, started))["status"] == "IN_PROGRESS"
@@ -544,7 +545,15 @@ async def test_list_offers(client: Any, world: dict[str, Any]) -> None:
     both = [first["id"], second["id"]]
     assert await ids(customer) == (both, offset_page(2))  # oldest first by default
     assert await ids(ADMIN) == (both, offset_page(2))
+    assert await ids(customer, "?sort=asc") == (both, offset_page(2))
     assert await ids(customer, "?sort=desc") == (both[::-1], offset_page(2))
+    # sort=desc pages the newest first: page 1 of one is the latest offer, not the oldest
+    # (the SQL pages in the asked direction; a reversed ascending page was wrong)
+    assert await ids(customer, "?sort=desc&limit=1&page=1") == ([second["id"]], offset_page(2, 1))
+    assert await ids(customer, "?sort=desc&limit=1&page=2") == (
+        [first["id"]],
+        {**offset_page(2, 1), "page": 2},
+    )
     assert await ids(customer, "?limit=1") == ([first["id"]], offset_page(2, 1))
     assert await ids(customer, "?limit=1&page=2") == (
         [second["id"]],
@@ -572,6 +581,7 @@ async def test_withdraw_an_offer(client: Any, world: dict[str, Any]) -> None:
     )  # fmt: skip
     stranger = caller(Role.PROVIDER)  # offers nothing: cannot see the order
     await refused(client, item, stranger, 404, "no such order")
+    await refused(client, item, customer, 403, "requires role PROVIDER")
     turned = as_role(customer, Role.PROVIDER)  # the order's customer, a provider now
     await refused(client, item, turned, 403, "only the offer's provider may withdraw it")
     status, body = await call(client, "POST", item, p1)

@@ -45,10 +45,10 @@ THROUGH_POOLER = (
     "tests/integration/test_departments_api.py::test_crud_round_trip",
     "tests/integration/test_departments_api.py::test_list_orders_and_pages",
     "tests/integration/test_departments_api.py::test_duplicate_name_is_409_and_leaves_no_row",
-    "tests/integration/test_users_auth.py::test_login_answers_the_pair_and_sets_the_cookies",
+    "tests/integration/test_users_auth_guards.py::test_login_answers_the_pair_the_cookies_and_one_new_family",
     "tests/integration/test_users_auth.py::test_twenty_concurrent_refreshes_make_exactly_one_pair",
     "tests/integration/test_orders_api.py::test_order_lifecycle_to_review",
-    "tests/integration/test_orders_api.py::test_idempotency_key_on_create",
+    "tests/integration/test_orders_api.py::test_idempotent_replays_do_not_ask_catalog",
     "tests/integration/test_orders_api.py::test_concurrent_accepts_exactly_one_wins",
 )
 # s: eight tests and three migrated databases at load 3, times FIXUP_TIME_SCALE

@@ -1,9 +1,10 @@
 """Token revocation across real services (issue 27.4; lib/auth/revocation.py): users,
 catalog, orders and chat apps on loopback, on real PostgreSQL, sharing the real Redis.
-A token from a real login stops working at every service within the documented bound
-after the account is deleted, its password reset or changed; an open chat WebSocket of
-that account is closed (4001); a new login after the reset works at once. When Redis
-does not take the revocation, users answers 503 and changes nothing."""
+When Redis does not take the revocation, users answers 503 and changes nothing. The
+stack and its revoking calls serve the other revocation tests; tests/integration/
+test_revocation_actors.py revokes a token by each documented action and actor (401
+everywhere within the bound, the open chat WebSocket closed with 4001, a new login after
+a password change or reset working at once)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import pytest
 
 from lib.auth.principal import Role
@@ -211,63 +211,6 @@ async def reset_password(stack: Stack, account: Account) -> Any:
 async def change_password(stack: Stack, account: Account) -> Any:
     body = {"old_password": PASSWORD, "new_password": NEW_PASSWORD}
     return await stack.users.post("/v1/users/me/password", json=body, headers=account.headers)
-
-
-REVOKERS = {"delete": delete_account, "reset": reset_password, "change": change_password}
-
-
-@pytest.mark.parametrize("how", list(REVOKERS))
-async def test_a_revoked_token_is_401_everywhere_within_the_bound(stack: Stack, how: str) -> None:
-    account = await signed_in(stack)
-    socket = await open_chat(stack, account)
-    assert await statuses(stack, account.headers) == dict.fromkeys(
-        ("catalog", "chat", "users"), 200
-    ) | {"orders": 201}  # every cache now holds "not revoked" for this account
-
-    resp = await REVOKERS[how](stack, account)
-    assert resp.status == 204, await resp.text()
-    revoked_at = time.monotonic()
-    # the users process wrote the record: it refuses the token at once
-    me = await stack.users.get("/v1/users/me", headers=account.headers)
-    assert me.status == 401
-    assert (await me.json())["detail"] == "token revoked"
-
-    async def refused_everywhere() -> bool:
-        return set((await statuses(stack, account.headers)).values()) == {401}
-
-    await eventually(refused_everywhere, "401 at every service", CACHE_TTL + MARGIN)
-    assert time.monotonic() - revoked_at < CACHE_TTL + MARGIN
-    # the open socket is closed: 4001, within the sweep period plus the cache's bound
-    closed = await socket.receive(timeout=SWEEP + CACHE_TTL + MARGIN)
-    assert closed.type == aiohttp.WSMsgType.CLOSE, closed
-    assert (closed.data, closed.extra) == (4001, "token revoked")
-    assert time.monotonic() - revoked_at < SWEEP + CACHE_TTL + MARGIN
-    await socket.close()
-    # nor can the revoked token open a new socket (401 before the upgrade)
-    token = account.headers["Authorization"].removeprefix("Bearer ")
-    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await stack.chat.ws_connect(
-            "/v1/conversations/00000000-0000-0000-0000-000000000000/ws",
-            protocols=("fixup.bearer", token),
-        )
-    assert refused.value.status == 401
-
-    if how == "delete":
-        resp = await stack.users.post(
-            "/v1/auth/login", json={"email": account.email, "password": PASSWORD}
-        )
-        assert resp.status == 401  # the account is gone
-        return
-    # a new login with the new password works at once, in every service: its token was
-    # signed after the revocation (milliseconds apart, maybe the same second)
-    again = await login(stack, account.email, NEW_PASSWORD)
-    assert await statuses(stack, again) == dict.fromkeys(("catalog", "chat", "users"), 200) | {
-        "orders": 201
-    }
-    old = await stack.users.post(
-        "/v1/auth/login", json={"email": account.email, "password": PASSWORD}
-    )
-    assert old.status == 401
 
 
 async def test_redis_not_taking_the_revocation_is_503_and_changes_nothing(

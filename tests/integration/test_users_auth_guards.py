@@ -194,7 +194,9 @@ async def test_register_a_provider_seals_the_personal_id_to_the_account(
     email = new_email()
     body = customer(email, role="PROVIDER", personal_id_number="PID-12-345678")
     resp = await client.post("/v1/auth/register", json=body)
-    assert resp.status == 201, await resp.text()
+    text = await resp.text()
+    assert resp.status == 201, text
+    assert ("PID-12-345678" in text, "personal_id" in text) == (False, False)
     user_id = uuid.UUID((await resp.json())["data"]["id"])
     assert (await resp.json())["data"]["role"] == "PROVIDER"
     [row] = await pg.fetch(
@@ -255,15 +257,26 @@ async def test_register_refuses_a_read_only_field(client: Any, users_dsn: str) -
     assert await pg.fetch(users_dsn, "SELECT 1 FROM users WHERE email = $1", email) == []
 
 
-async def test_register_a_taken_email_is_201_and_changes_nothing(
+async def test_register_a_taken_email_answers_as_a_new_one_and_changes_nothing(
     client: Any, sink: SmtpSink, users_dsn: str
 ) -> None:
+    """ADR 0055: the answer tells nothing (the same 201 and shape, an id naming nothing);
+    the owner, in any case of the address, gets a mail saying someone tried; the account
+    stays as it was, and no second one is made."""
     user, _ = await register(client, sink)
-    body = customer(user["email"]) | {"first_name": "Mallory"}
+    body = customer(user["email"].upper()) | {"first_name": "Mallory"}
     resp = await client.post("/v1/auth/register", json=body)
-    assert resp.status == 201, await resp.text()  # ADR 0055: nothing told
-    rows = await pg.fetch(users_dsn, "SELECT first_name FROM users WHERE email = $1", user["email"])
-    assert [row["first_name"] for row in rows] == [user["first_name"]]
+    assert resp.status == 201, await resp.text()
+    again = (await resp.json())["data"]
+    assert again.keys() == user.keys()
+    assert {k for k in user if user[k] != again[k]} == {"id", "created_at", "first_name"}
+    assert resp.headers["Location"] == f"/v1/users/{again['id']}"
+    mail = await mail_to(sink, user["email"])
+    assert mail["Subject"] == "Someone tried to register with your address"
+    rows = await pg.fetch(
+        users_dsn, "SELECT id, first_name FROM users WHERE email = $1", user["email"]
+    )
+    assert [(str(r["id"]), r["first_name"]) for r in rows] == [(user["id"], user["first_name"])]
 
 
 async def test_without_an_encryption_key_a_provider_is_503_and_nothing_is_written(
@@ -315,6 +328,9 @@ async def test_verify_an_unknown_link_is_link_invalid(client: Any, sink: SmtpSin
     assert await problem(resp) == (
         400, "LINK_INVALID", "Link not valid", "this verification link is not valid"
     )  # fmt: skip
+    for malformed in ("short", "has spaces in it here"):
+        resp = await client.post("/v1/auth/verify", json={"token": malformed})
+        assert (await problem(resp))[:2] == (400, "VALIDATION_ERROR")
 
 
 async def test_a_reset_link_does_not_verify(client: Any, sink: SmtpSink) -> None:
@@ -431,6 +447,9 @@ async def test_password_reset_refusals(client: Any, sink: SmtpSink, users_dsn: s
     assert await problem(resp) == (
         400, "LINK_INVALID", "Link not valid", "this reset link is not valid"
     )  # fmt: skip
+    for malformed in ({"token": "C" * 43, "new_password": "short"}, {"token": "C" * 43}):
+        resp = await client.post("/v1/auth/password-reset/confirm", json=malformed)
+        assert (await problem(resp))[:2] == (400, "VALIDATION_ERROR")
     user, verify_token = await register(client, sink)
     body = {"token": verify_token, "new_password": "long enough"}  # a verification link
     resp = await client.post("/v1/auth/password-reset/confirm", json=body)
@@ -502,6 +521,15 @@ async def test_a_reset_asked_for_an_unknown_or_disabled_email_queues_nothing(
         uuid.UUID(user["id"]),
     )
     assert [t["purpose"] for t in tokens] == ["VERIFY_EMAIL"]
+    # nor was one sent already: every mail up to a later one (the relay sends the oldest
+    # due first) is read, whoever it is for
+    marker = new_email()
+    resp = await client.post("/v1/auth/register", json=customer(marker))
+    assert resp.status == 201, await resp.text()
+    recipients = [(await sink.next_mail(MAIL_SOON))["To"]]
+    while recipients[-1] != marker:
+        recipients.append((await sink.next_mail(MAIL_SOON))["To"])
+    assert not {unknown, user["email"]} & set(recipients)
 
 
 # --- password change --------------------------------------------------------------------
@@ -671,6 +699,10 @@ async def test_a_login_racing_a_password_change_is_the_same_401(
             401, "UNAUTHORIZED", "Unauthorized", "wrong email or password"
         )  # fmt: skip
         assert "Set-Cookie" not in resp.headers
+        families = await conn.fetchval(
+            "SELECT count(*) FROM refresh_token_families WHERE user_id = $1", user_id
+        )
+        assert families == 0
     finally:
         await watcher.close()
         await conn.close()
@@ -848,6 +880,7 @@ async def test_logout_revokes_the_family_and_clears_the_cookies(
         "/v1/auth/logout", headers={"Cookie": "fixup_refresh=" + "E" * 43, "Origin": ORIGIN}
     )
     assert by_cookie.status == 204
+    assert (await client.post("/v1/auth/logout", json={})).status == 401
 
 
 # --- the kit ------------------------------------------------------------------------------

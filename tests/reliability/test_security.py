@@ -150,6 +150,7 @@ async def jwt_attacks(service: ServiceProcess) -> None:
                     body = await resp.text()
                     assert resp.status == 401, (what, method, path, resp.status, body)
                     assert resp.content_type == "application/problem+json", (what, body)
+                    assert resp.headers["WWW-Authenticate"].startswith("Bearer"), what
                     refused += 1
     figures.add("JWT attacks refused (401)", refused)
 

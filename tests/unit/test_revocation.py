@@ -177,14 +177,6 @@ async def test_a_record_another_process_wrote_is_read_then_cached_for_the_ttl() 
     assert len(redis.sent) == 2
 
 
-async def test_a_subject_without_a_record_is_cached_as_none() -> None:
-    redis = FakeRedis()
-    revocations, _, _ = make(redis)
-    await revocations.check(token(0))
-    await revocations.check(token(0))
-    assert redis.sent == [("HMGET", MARKER, str(SUBJECT))]
-
-
 async def test_without_redis_the_record_lives_in_memory_for_max_age_plus_the_margin() -> None:
     revocations, wall, mono = make(None, now=1_700_000_000.0)
     await revocations.check(token(0))  # nothing recorded: passes
@@ -193,6 +185,7 @@ async def test_without_redis_the_record_lives_in_memory_for_max_age_plus_the_mar
     mono.now += 959.9  # far beyond the cache TTL: still the only copy
     with pytest.raises(Unauthorized):
         await revocations.check(token(not_before - 1))
+    await revocations.check(token(not_before))  # signed from T on: a new login
     assert await revocations.revoked(with_tokens([token(not_before - 1), token(not_before)])) == [
         token(not_before - 1)
     ]
@@ -227,6 +220,8 @@ async def test_a_cached_subject_without_a_record_voids_nothing_in_the_sweep() ->
     redis = FakeRedis()
     revocations, _, _ = make(redis)
     await revocations.check(token(0))  # read: no record (cached as 0)
+    await revocations.check(token(0))  # from the cache
+    assert redis.sent == [("HMGET", MARKER, str(SUBJECT))]
     assert await revocations.revoked(with_tokens([token(0)])) == []  # from the cache, even iat 0
     assert len(redis.sent) == 1
 

@@ -27,14 +27,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tools.local import server_homes
-from tools.local.local_servers import (
-    START_TIMEOUT,
-    StartError,
-    listening,
-    sbin,
-    stop_pid,
-    wait_until,
-)
+from tools.local.db_servers import START_TIMEOUT, sbin, stop_pid
+from tools.local.local_servers import StartError, listening, wait_until
 from tools.local.ports import free_port
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "pgbouncer" / "pgbouncer.ini"

@@ -2,8 +2,8 @@
 PostgreSQL: every public GET answers an ETag; If-None-Match with the current tag is a 304
 that runs no page query and spends the rate-limit budget a 200 spends (a flood of them meets
 the limit; a bad token is 401 whatever the conditional headers); every committed write changes the
-tag, an uncommitted one does not; a read racing writes never 304s a stale copy; a write
-through one replica is seen by another."""
+tag, an uncommitted one does not; a read racing writes never 304s a stale copy. A write
+through one replica seen by another: tests/integration/test_page_cache.py's restart test."""
 
 from __future__ import annotations
 
@@ -169,21 +169,6 @@ async def test_a_bad_token_is_401_whatever_the_conditional_headers(client: Any) 
             assert resp.content_type == "application/problem+json"
     ok = await client.get(LIST, headers={"If-None-Match": tag, **bearer(Role.CUSTOMER)})
     assert ok.status == 304
-
-
-async def test_a_write_through_one_replica_changes_the_tag_in_another(
-    aiohttp_client: Any, departments_dsn: str
-) -> None:
-    one = await aiohttp_client(create_app(settings_for(departments_dsn)))
-    two = await aiohttp_client(create_app(settings_for(departments_dsn)))
-    _, tag, _ = await get(two, LIST)
-    assert (await get(two, LIST, tag))[0] == 304
-
-    await create(one, "Through replica one")
-    status, new_tag, body = await get(two, LIST, tag)
-    assert status == 200
-    assert b"Through replica one" in body
-    assert new_tag != tag
 
 
 async def test_reads_racing_writes_never_304_a_stale_copy(

@@ -4,7 +4,7 @@ served OpenAPI documents declare (the list walk's discovery); two callers of a r
 declares roles never see each other's page; the bytes held never pass PAGE_CACHE_BYTES
 under a flood of distinct queries, the evictions counted in /metrics; PAGE_CACHE_BYTES=0
 never answers from a kept page; a replica restarted loses nothing but warmth, and a write
-through another replica is seen at once."""
+through another replica is seen at once (the tag read before it: a 304, then the new page)."""
 
 from __future__ import annotations
 
@@ -202,6 +202,7 @@ async def test_a_flood_of_distinct_queries_never_passes_the_bound(
     evictions = metric(text, "page_cache_evictions_total", service)
     assert misses == flood
     assert evictions == flood - len(cache) > 0  # every page kept is held or was evicted
+    assert cache.size == sum(page.size for page in cache.pages)  # the bytes of those held
     assert 0 < metric(text, "page_cache_bytes", service) == cache.size <= bound
     assert metric(text, "page_cache_hits_total", service) == 0
 
@@ -233,16 +234,21 @@ async def test_a_restart_loses_nothing_but_warmth(
     first = await read(replica, LIST)
     assert await read(replica, LIST) == first
     assert counted("hits_total", service) == 1
+    old = {"If-None-Match": first[1]}
+    assert (await read(replica, LIST, old))[:2] == (304, first[1])
     written = f"Written elsewhere {uuid.uuid4().hex[:6]}"
     await create(other, written)  # through another replica: its stamp moves for everyone
     status, tag, body = await read(replica, LIST)
+    assert status == 200
     assert written.encode() in body
     assert tag != first[1]
     assert counted("hits_total", service) == 1
+    assert await read(replica, LIST, old) == (status, tag, body)  # the old tag: the new page
+    assert counted("hits_total", service) == 2
     await replica.close()  # the restart: a new process, an empty cache
     restarted = await aiohttp_client(departments_app(settings_for(departments_dsn, service)))
     assert len(restarted.server.app[PAGE_CACHE]) == 0
     assert await read(restarted, LIST) == (status, tag, body)  # the same answer, rendered
-    assert counted("hits_total", service) == 1
-    assert await read(restarted, LIST) == (status, tag, body)  # warm again
     assert counted("hits_total", service) == 2
+    assert await read(restarted, LIST) == (status, tag, body)  # warm again
+    assert counted("hits_total", service) == 3

@@ -83,15 +83,6 @@ async def in_redis(replica: Replica, key: str) -> bool:
     return bool(await replica.client.exists(f"{replica.limiter.shared.prefix}{key}"))
 
 
-async def test_the_fallback_series_exists_at_zero_before_any_outage(
-    replicas: tuple[Replica, Replica, Clock],
-) -> None:
-    a, _, _ = replicas
-    before = fallbacks()
-    assert await a.allowed("email:x") == [True]
-    assert fallbacks() == before  # Redis answered: nothing counted
-
-
 async def test_stopped_redis_each_replica_keeps_its_own_bucket_then_shares_again(
     own_redis: RedisServer, replicas: tuple[Replica, Replica, Clock]
 ) -> None:

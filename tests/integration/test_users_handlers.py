@@ -3,10 +3,11 @@ own handler over its MariaDB (called in-process: the mutation runner forks a pro
 mutant, and gRPC does not survive a fork; test_users_list.py goes through gRPC) and the
 real departments app: the moderators' list (each filter, the
 order and page, the statistics, the points and the degraded mark, picture URLs), one user
-(points, ETag, picture), PATCH (who may set role and verified, the departments check, a
-stale version naming the current ETag), the anonymising DELETE (rows, provider details,
-refresh families, the revocation, the picture) and the provider card. The access matrix
-and the outage cases are in test_users_profiles.py and test_users_list.py."""
+(points, ETag, picture), PATCH (who may set role and verified, the departments check and
+the token it forwards, a missing If-Match, a stale version naming the current ETag), the
+anonymising DELETE (rows, provider details, refresh families, the revocation, the picture,
+what the deleted account's token gets after) and the provider card. The access matrix and
+the outage cases are in test_users_profiles.py and test_users_list.py."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
+from lib.auth.passwords import verify_password
 from lib.auth.principal import Principal, Role
 from lib.auth.tokens import generate_keypair
 from lib.db.connecting import connect
@@ -35,7 +37,7 @@ from services.points.service import PointService
 from services.users.app import create_app
 from tests import pg
 from tests.integration.auth_support import Bearer, settings_for
-from tests.integration.users_support import auth, make_user, users_settings
+from tests.integration.users_support import PASSWORD, auth, make_user, users_settings
 
 MODERATOR = Bearer(Role.MODERATOR)
 ADMIN = Bearer(Role.ADMIN)
@@ -214,6 +216,10 @@ async def test_the_statistics_follow_the_filters(client: Any, team: dict[str, An
         "salary": {"min": None, "max": None, "avg": None},
     }
     assert "degraded" not in empty["meta"]
+    # a search matching nobody: the statistics scanned, not summarised, and as empty
+    nobody = await listing(client, f"department_id={team['dept']}&search=nobody-has-this")
+    assert nobody["data"] == []
+    assert nobody["meta"]["statistics"] == empty["meta"]["statistics"]
 
 
 async def test_without_points_the_list_is_degraded_but_not_when_empty(
@@ -252,6 +258,8 @@ async def test_one_user_without_points(pointless: Any, users_dsn: str) -> None:
 
 
 async def test_get_refuses_whom_it_must(client: Any, users_dsn: str) -> None:
+    assert (await client.get("/v1/users/me")).status == 401
+    assert (await client.get("/v1/users/not-a-uuid", headers=ADMIN)).status == 400
     user_id = await make_user(users_dsn)
     other = auth(await make_user(users_dsn))
     resp = await client.get(f"/v1/users/{user_id}", headers=other)
@@ -326,6 +334,8 @@ async def test_patch_an_unknown_department_is_404_naming_it(client: Any, users_d
     assert problem["errors"] == [
         {"field": "department_id", "message": f"unknown department {unknown}"}
     ]
+    row = await pg.fetchrow(users_dsn, "SELECT version FROM users WHERE id=$1", user_id)
+    assert row["version"] == 1  # nothing written
     resp = await patch(client, "me", {"department_id": None, "age": 50}, auth(user_id))
     assert resp.status == 200, await resp.text()  # null: nothing to check, cleared
     assert (await resp.json())["data"]["age"] == 50
@@ -333,11 +343,15 @@ async def test_patch_an_unknown_department_is_404_naming_it(client: Any, users_d
 
 async def test_patch_stale_missing_and_deleted(client: Any, users_dsn: str) -> None:
     user_id = await make_user(users_dsn)
+    resp = await client.patch("/v1/users/me", json={"age": 1}, headers=auth(user_id))
+    assert resp.status == 428  # no If-Match at all
     resp = await patch(client, "me", {"age": 1}, auth(user_id), version=4)
     assert resp.status == 412
     assert (await resp.json())["detail"] == (
         'the resource changed (current ETag "1"); fetch it and retry'
     )
+    row = await pg.fetchrow(users_dsn, "SELECT age, version FROM users WHERE id=$1", user_id)
+    assert tuple(row) == (36, 1)  # neither changed anything
     resp = await patch(client, uuid.uuid4(), {"age": 1}, ADMIN)
     assert (resp.status, (await resp.json())["detail"]) == (404, "no such user")
     await pg.execute(
@@ -374,6 +388,7 @@ async def test_delete_scrubs_revokes_and_removes_the_picture(
         return REGISTRY.get_sample_value("users_revocations_total", deleted) or 0.0
 
     counted = revocations_counted()
+    assert (await client.delete("/v1/users/me", headers=me)).status == 428
     resp = await client.delete("/v1/users/me", headers={**me, "If-Match": '"2"'})
     assert resp.status == 412
     assert (await resp.json())["detail"] == (
@@ -385,7 +400,11 @@ async def test_delete_scrubs_revokes_and_removes_the_picture(
     assert revocations_counted() == counted + 1
     row = await pg.fetchrow(users_dsn, "SELECT * FROM users WHERE id=$1", user_id)
     assert (row["first_name"], row["department_id"], row["picture_key"]) == ("Deleted", None, None)
+    assert row["email"] == f"deleted+{user_id}@invalid"
+    assert (row["last_name"], row["age"]) == ("Deleted", None)
+    assert row["disabled_at"] is not None
     assert row["deleted_at"] is not None
+    assert not verify_password(row["password_hash"], PASSWORD)
     for table in personal:
         left = await pg.fetchrow(
             users_dsn,
@@ -395,16 +414,29 @@ async def test_delete_scrubs_revokes_and_removes_the_picture(
         )  # fmt: skip
         assert tuple(left) == (0, 1), table
     family = await pg.fetchrow(
-        users_dsn, "SELECT revoked_reason FROM refresh_token_families WHERE user_id=$1", user_id
-    )
+        users_dsn, "SELECT revoked_at, revoked_reason FROM refresh_token_families WHERE user_id=$1",
+        user_id,
+    )  # fmt: skip
+    assert family["revoked_at"] is not None
     assert family["revoked_reason"] == "account deleted"
     assert not (tmp_path / PICTURE).exists()
     before = Principal(
         user_id, Role.PROVIDER, True, "t", datetime.datetime.now(datetime.UTC), issued_at_ms=1
     )
     assert await client.app[REVOCATIONS].revoked([before]) == [before]
+    # the token outlived its account: 401 on its own routes; to anyone else the user is gone
+    assert (await client.get("/v1/users/me", headers=me)).status == 401
+    resp = await client.delete("/v1/users/me", headers={**me, "If-Match": '"2"'})
+    assert resp.status == 401
+    resp = await client.patch(
+        f"/v1/users/{user_id}", json={"first_name": "Back"}, headers={**me, "If-Match": '"2"'}
+    )
+    assert resp.status == 401
+    assert (await client.get(f"/v1/users/{user_id}", headers=ADMIN)).status == 404
     resp = await client.get(f"/v1/providers/{user_id}")
     assert resp.status == 404
+    # a token naming no account at all (never one here) is not a deleted one: 404
+    assert (await client.get("/v1/users/me", headers=auth(uuid.uuid4()))).status == 404
 
 
 async def test_delete_refuses_a_missing_user(client: Any, users_dsn: str) -> None:
@@ -443,26 +475,32 @@ async def test_the_provider_card(client: Any, users_dsn: str) -> None:
     assert (card["picture_url"], card["department_id"]) == (None, None)
 
 
-async def test_the_departments_client_is_named_for_its_metrics(client: Any) -> None:
-    metrics = await (await client.get("/metrics")).text()
-    assert 'circuit_breaker_state{dependency="departments",service="users"} 0.0' in metrics
-
-
 async def test_the_departments_check_forwards_the_callers_token(
     aiohttp_client: Any, aiohttp_server: Any, users_dsn: str, departments_dsn: str,
     department: uuid.UUID, tmp_path: Path,
 ) -> None:  # fmt: skip
     """The real departments app trusting another key refuses the forwarded token (it
-    answers an anonymous read): 502 DEPENDENCY_REFUSED says the token went along."""
+    answers an anonymous read): 502 DEPENDENCY_REFUSED says the token went along. Users
+    says so in its own words (not a 503 blaming an outage), and its breaker, named
+    `departments` in the metrics, stays closed however often it happens."""
     other_key = SecretStr(generate_keypair()[1])
     refusing = await aiohttp_server(
         departments_app(settings_for(departments_dsn, jwt_public_key=other_key))
     )
     settings = users_settings(
-        users_dsn, departments_url=f"http://127.0.0.1:{refusing.port}", storage_dir=str(tmp_path)
-    )
+        users_dsn, departments_url=f"http://127.0.0.1:{refusing.port}",
+        departments_breaker_threshold=2, storage_dir=str(tmp_path),
+    )  # fmt: skip
     client = await aiohttp_client(create_app(settings))
     user_id = await make_user(users_dsn)
-    resp = await patch(client, "me", {"department_id": str(department)}, auth(user_id))
-    assert resp.status == 502, await resp.text()
-    assert (await resp.json())["code"] == "DEPENDENCY_REFUSED"
+    for _ in range(5):  # well past the threshold of 2
+        resp = await patch(client, "me", {"department_id": str(department)}, auth(user_id))
+        assert resp.status == 502, await resp.text()
+        problem = await resp.json()
+        assert problem["code"] == "DEPENDENCY_REFUSED"
+        assert problem["detail"] == "departments refused the forwarded credentials (401)"
+        assert "Retry-After" not in resp.headers
+    metrics = await (await client.get("/metrics")).text()
+    assert 'circuit_breaker_state{dependency="departments",service="users"} 0.0' in metrics
+    row = await pg.fetchrow(users_dsn, "SELECT version FROM users WHERE id=$1", user_id)
+    assert row["version"] == 1  # nothing changed

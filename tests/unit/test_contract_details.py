@@ -1,6 +1,7 @@
-"""The exact words and edges of lib/http (listing, etag, body) and lib/auth errors: a
-client reads `detail` and `errors[].field`, an operator reads a startup ValueError, so each
-is pinned here, with the boundaries the broader tests cross without stopping at."""
+"""The exact words and edges of lib/http/body and lib/auth errors: a client reads `detail`
+and `errors[].field`, an operator reads a startup ValueError, so each is pinned here, with
+the boundaries the broader tests cross without stopping at (the list parameters' and
+If-Match's words are pinned by tests/unit/test_http_parsing.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 
 import jwt
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -26,52 +26,8 @@ from lib.auth.tokens import (
     load_public_key,
     signed_header,
 )
-from lib.errors import (
-    PayloadTooLarge,
-    PreconditionRequired,
-    Unauthorized,
-    ValidationFailed,
-)
+from lib.errors import PayloadTooLarge, Unauthorized
 from lib.http.body import MAX_BODY, field_errors, parse_body
-from lib.http.etag import if_match_version
-from lib.http.listing import ListQuery, parse_list, parse_query
-
-# --- listing -------------------------------------------------------------------------------
-
-
-def test_a_repeated_parameter_says_so() -> None:
-    with pytest.raises(ValidationFailed) as caught:
-        parse_query(make_mocked_request("GET", "/x?page=1&page=2"), ListQuery)
-    assert caught.value.detail == "repeated query parameter"
-    assert [(e.field, e.message) for e in caught.value.errors] == [("page", "given more than once")]
-
-
-def test_an_orderby_off_the_whitelist_says_which_are_allowed() -> None:
-    with pytest.raises(ValidationFailed) as caught:
-        parse_list(make_mocked_request("GET", "/x?orderby=evil"), ("name", "created_at"))
-    assert caught.value.detail == "invalid query parameters"
-    assert [(e.field, e.message) for e in caught.value.errors] == [
-        ("orderby", "must be one of: name, created_at")
-    ]
-
-
-# --- etag ----------------------------------------------------------------------------------
-
-
-def test_missing_if_match_detail() -> None:
-    with pytest.raises(PreconditionRequired) as caught:
-        if_match_version(make_mocked_request("PATCH", "/x"))
-    assert caught.value.detail == "this request needs an If-Match header with the ETag"
-
-
-def test_malformed_if_match_detail() -> None:
-    with pytest.raises(ValidationFailed) as caught:
-        if_match_version(make_mocked_request("PATCH", "/x", headers={"If-Match": "*"}))
-    assert caught.value.detail == "malformed If-Match"
-    assert [(e.field, e.message) for e in caught.value.errors] == [
-        ("If-Match", 'expected "<version>"')
-    ]
-
 
 # --- body ----------------------------------------------------------------------------------
 
@@ -104,18 +60,7 @@ async def test_a_declared_length_over_1_mib_is_413_before_reading() -> None:
     )
     with pytest.raises(PayloadTooLarge) as caught:
         await parse_body(request, Window)
-    assert caught.value.detail == "the body may be at most 1048576 bytes"
-
-
-async def test_a_body_the_server_refuses_to_read_is_413_with_the_limit() -> None:
-    request = make_mocked_request("POST", "/x", headers={"Content-Type": "application/json"})
-
-    async def too_large() -> bytes:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=MAX_BODY + 1)
-
-    object.__setattr__(request, "read", too_large)
-    with pytest.raises(PayloadTooLarge) as caught:
-        await parse_body(request, Window)
+    assert (caught.value.status, caught.value.code) == (413, "PAYLOAD_TOO_LARGE")
     assert caught.value.detail == "the body may be at most 1048576 bytes"
 
 

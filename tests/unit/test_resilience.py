@@ -6,13 +6,11 @@ import asyncio
 
 import pytest
 
-from lib.errors import CircuitOpen, NotFound, RateLimited, ServiceUnavailable
+from lib.errors import CircuitOpen, NotFound, ServiceUnavailable
 from lib.resilience import (
     BreakerState,
     CircuitBreaker,
     MemoryRateLimiter,
-    enforce,
-    make_rate_limiter,
     retry,
     with_timeout,
 )
@@ -70,14 +68,6 @@ def breaker(clock: Clock, changes: list[tuple[str, BreakerState]]) -> CircuitBre
     )
 
 
-async def test_breaker_opens_at_threshold(breaker: CircuitBreaker) -> None:
-    await fail(breaker, 2)
-    assert breaker.state is BreakerState.CLOSED
-    await fail(breaker)
-    assert breaker.state is BreakerState.OPEN
-    assert breaker.is_open
-
-
 async def test_success_resets_the_consecutive_count(breaker: CircuitBreaker) -> None:
     await fail(breaker, 2)
     assert await breaker.call(Flaky()) == "ok"
@@ -104,14 +94,6 @@ async def test_open_breaker_fails_fast_without_calling(
     assert not entered
 
 
-async def test_half_open_success_closes(breaker: CircuitBreaker, clock: Clock) -> None:
-    await fail(breaker, 3)
-    clock.now += 30
-    assert breaker.state is BreakerState.HALF_OPEN
-    assert await breaker.call(Flaky()) == "ok"
-    assert breaker.state is BreakerState.CLOSED
-
-
 async def test_half_open_failure_reopens(breaker: CircuitBreaker, clock: Clock) -> None:
     await fail(breaker, 3)
     clock.now += 30
@@ -120,26 +102,6 @@ async def test_half_open_failure_reopens(breaker: CircuitBreaker, clock: Clock) 
     with pytest.raises(CircuitOpen) as info:
         await breaker.call(Flaky())
     assert info.value.retry_after == 30  # a full reset_timeout again
-
-
-async def test_half_open_admits_only_the_trial_calls(breaker: CircuitBreaker, clock: Clock) -> None:
-    await fail(breaker, 3)
-    clock.now += 30
-    release = asyncio.Event()
-
-    async def slow() -> str:
-        await release.wait()
-        return "ok"
-
-    trial = asyncio.create_task(breaker.call(slow))
-    await asyncio.sleep(0)
-    fn = Flaky()
-    with pytest.raises(CircuitOpen):
-        await breaker.call(fn)
-    assert fn.calls == 0
-    release.set()
-    assert await trial == "ok"
-    assert breaker.state is BreakerState.CLOSED
 
 
 async def test_cancellation_does_not_count(breaker: CircuitBreaker, clock: Clock) -> None:
@@ -174,7 +136,7 @@ async def test_state_change_hook_and_gauge_values(
     assert breaker.state_value() == 1
     clock.now += 30
     assert breaker.state_value() == 2
-    await breaker.call(Flaky())
+    assert await breaker.call(Flaky()) == "ok"
     assert breaker.state_value() == 0
     assert changes == [
         ("points", BreakerState.OPEN),
@@ -212,32 +174,6 @@ async def test_retry_succeeds_after_two_failures_with_jittered_delays() -> None:
     assert sleeps.delays == pytest.approx([0.5 * 0.1, 0.25 * 0.2])
 
 
-async def test_retry_delays_stay_within_bounds() -> None:
-    sleeps = Sleeps()
-    with pytest.raises(ConnectionError):
-        await retry(
-            Flaky(*[ConnectionError()] * 8),
-            attempts=8,
-            base_delay=0.1,
-            max_delay=0.5,
-            sleep=sleeps,
-            rng=lambda: 0.999,
-        )
-    assert len(sleeps.delays) == 7
-    for n, delay in enumerate(sleeps.delays):
-        assert 0 <= delay <= min(0.5, 0.1 * 2**n)
-    assert sleeps.delays[-1] == pytest.approx(0.999 * 0.5)  # capped at max_delay
-
-
-async def test_retry_gives_up_and_reraises_the_last_error() -> None:
-    last = ConnectionError("third")
-    fn = Flaky(ConnectionError("first"), ConnectionError("second"), last)
-    with pytest.raises(ConnectionError) as info:
-        await retry(fn, attempts=3, sleep=Sleeps())
-    assert info.value is last
-    assert fn.calls == 3
-
-
 @pytest.mark.parametrize(
     "error", [CircuitOpen("x", retry_after=5), asyncio.CancelledError(), KeyError("not retried")]
 )
@@ -269,29 +205,6 @@ async def test_with_timeout_returns_and_keeps_the_callees_errors() -> None:
 # --- in-memory rate limiter ---
 
 
-async def test_memory_limiter_burst_then_refusal(clock: Clock) -> None:
-    limiter = MemoryRateLimiter(rate=2.0, burst=3, clock=clock)
-    decisions = [await limiter.hit("ip:1") for _ in range(4)]
-    assert [d.allowed for d in decisions] == [True, True, True, False]
-    assert [d.remaining for d in decisions] == [2, 1, 0, 0]
-    assert decisions[0].retry_after == 0
-    assert decisions[-1].retry_after == pytest.approx(1 / 2.0)
-
-
-async def test_memory_limiter_refills_over_time(clock: Clock) -> None:
-    limiter = MemoryRateLimiter(rate=2.0, burst=2, clock=clock)
-    for _ in range(2):
-        assert (await limiter.hit("k")).allowed
-    clock.now += 0.25
-    refused = await limiter.hit("k")
-    assert not refused.allowed
-    assert refused.retry_after == pytest.approx(0.25)
-    clock.now += 0.25
-    assert (await limiter.hit("k")).allowed
-    clock.now += 100  # refills only up to burst
-    assert [(await limiter.hit("k")).allowed for _ in range(3)] == [True, True, False]
-
-
 async def test_memory_limiter_keys_are_independent(clock: Clock) -> None:
     limiter = MemoryRateLimiter(rate=1.0, burst=1, clock=clock)
     assert (await limiter.hit("a")).allowed
@@ -309,16 +222,3 @@ async def test_memory_limiter_stays_bounded(clock: Clock) -> None:
     clock.now += 10  # every bucket is full again, so they go as soon as anything is hit
     await limiter.hit("fresh")
     assert len(limiter) == 1
-
-
-async def test_enforce_raises_rate_limited(clock: Clock) -> None:
-    limiter = MemoryRateLimiter(rate=0.5, burst=1, clock=clock)
-    await enforce(limiter, "user:7")
-    with pytest.raises(RateLimited) as info:
-        await enforce(limiter, "user:7")
-    assert info.value.retry_after == 2
-    assert info.value.headers == {"Retry-After": "2"}
-
-
-def test_make_rate_limiter_without_redis_is_memory() -> None:
-    assert isinstance(make_rate_limiter("ip", 1.0, 1, None), MemoryRateLimiter)

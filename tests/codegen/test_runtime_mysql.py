@@ -22,11 +22,11 @@ import pytest
 from lib.db.runtime import ExecResult, expand_slices
 from tests.codegen.golden.mysql import gadgets as q
 from tests.codegen.golden.mysql.models import Gadget, GadgetsKind, Part
+from tests.codegen.runtime_support import T0, collect
 from tests.servers import DatabaseFactory
 from tools.sqlc_types import apply_schema
 
 SCHEMA = Path(__file__).parent / "mysql" / "schema.sql"
-T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 Conn = Any  # aiomysql.Connection
 
 
@@ -103,6 +103,7 @@ FULL: dict[str, Any] = {
     "ratio": 0.125,
     "meta": {"k": [1, 2.5, None, True, {"deep": "x"}], "e": {}},
     "made": 2024,
+    # bytes parameters (mask, blobby): PyMySQL pinned below 1.2 (aiomysql#1080)
     "mask": b"\xa5",
     "blobby": b"\x00\xffBLOB\x00",
     "born": date(1990, 2, 28),
@@ -147,10 +148,6 @@ async def new_part(conn: Conn, gadget: Gadget, label: str) -> Part:
     assert result.rows_affected == 1
     assert result.last_insert_id is not None
     return Part(result.last_insert_id, gadget.id, label)
-
-
-async def collect(it: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in it]
 
 
 # --- :execlastid / :one / type round trips --------------------------------------------
@@ -254,10 +251,6 @@ async def test_create_gadget_lastid(conn: Conn) -> None:
     assert type(first) is int
     assert second == first + 1
     assert (await q.get_gadget(conn, id=second)).name == "b"  # type: ignore[union-attr]
-
-
-async def test_get_gadget_not_found(conn: Conn) -> None:
-    assert await q.get_gadget(conn, id=424242) is None
 
 
 async def test_page_reads_the_total_once(conn: Conn) -> None:
@@ -469,7 +462,7 @@ async def test_copy_gadgets_10000(conn: Conn) -> None:
 
 
 async def test_copy_gadgets_empty(conn: Conn) -> None:
-    await q.copy_gadgets(conn, [])  # returns -1: see test_copy_gadgets_empty_returns_zero
+    assert await q.copy_gadgets(conn, []) == 0  # the cursor's rowcount, -1, is not passed on
     assert await sql(conn, "SELECT count(*) FROM gadgets") == [(0,)]
 
 
@@ -565,19 +558,3 @@ async def test_gadget_stats_values(conn: Conn) -> None:
 )
 def test_expand_slices(sql: str, args: tuple[Any, ...], expected: tuple[str, list[Any]]) -> None:
     assert expand_slices(sql, args) == expected
-
-
-# --- regressions: bytes parameters (PyMySQL pinned below 1.2: aiomysql#1080), empty :copyfrom -
-
-
-async def test_bytes_parameter_without_workaround(dsn: str, conn: Conn) -> None:
-    plain = await connect(dsn)
-    try:
-        got = await new_gadget(plain, blobby=b"\x00\x01", mask=b"\x01")
-    finally:
-        plain.close()
-    assert (got.blobby, got.mask) == (b"\x00\x01", b"\x01")
-
-
-async def test_copy_gadgets_empty_returns_zero(conn: Conn) -> None:
-    assert await q.copy_gadgets(conn, []) == 0

@@ -22,11 +22,11 @@ from lib.db.runtime import ExecResult
 from tests.codegen.golden.pg import authors as q
 from tests.codegen.golden.pg import books as bq
 from tests.codegen.golden.pg.models import Author, Book, Mood
+from tests.codegen.runtime_support import T0, collect
 from tests.servers import DatabaseFactory
 from tools.sqlc_types import apply_schema
 
 SCHEMA = Path(__file__).parent / "pg" / "schema.sql"
-T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
 Conn: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -140,10 +140,6 @@ async def new_book(conn: Conn, author: Author, title: str, price: str = "9.99") 
     return book
 
 
-async def collect(it: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in it]
-
-
 # --- :one / type round trips -----------------------------------------------------------
 
 
@@ -159,18 +155,13 @@ async def test_round_trip_every_column(conn: Conn, column: str) -> None:
     if column == "created_at":
         assert got.created_at.tzinfo is not None
         assert got.created_at.utcoffset() == timedelta(0)
-
-
-async def test_round_trip_value_details(conn: Conn) -> None:
-    got = await new_author(conn, **FULL)
-    assert str(got.salary) == "1234.56"
-    assert got.mood is Mood.SO_SO
-    assert got.mood.value == "so-so"
-    assert got.meta == {"k": [1, 2.5, None, True, {"deep": "x"}], "e": {}}
-    assert got.raw == [1, "two", {"three": [3]}]
-    assert all(isinstance(s, int) for s in got.scores or [])
-    assert all(isinstance(t, str) for t in got.tags)
-    assert got.active is False
+    if column == "salary":
+        assert str(value) == "1234.56"
+    if column == "mood":
+        assert value is Mood.SO_SO
+        assert value.value == "so-so"
+    if column in ("tags", "scores"):  # the arrays' elements decoded too
+        assert all(isinstance(item, str if column == "tags" else int) for item in value)
 
 
 @pytest.mark.parametrize(
@@ -225,10 +216,6 @@ async def test_json_null_vs_sql_null(conn: Conn) -> None:
     assert row is not None
     assert (row["m"], row["r"]) == (False, True)
     assert created.meta == {"a": None}
-
-
-async def test_get_author_not_found(conn: Conn) -> None:
-    assert await q.get_author(conn, id=424242) is None
 
 
 async def test_create_author_defaults_via_execlastid(conn: Conn) -> None:
@@ -586,15 +573,6 @@ async def test_author_stats_values(conn: Conn) -> None:
 
 
 # --- JSON on a plain connection (the generated code encodes and decodes it) ---------
-
-
-async def test_jsonb_without_codec_input(dsn: str, conn: Conn) -> None:
-    plain = await connect(dsn)
-    try:
-        created = await new_author(plain, meta={"a": [1]})
-        assert created.meta == {"a": [1]}
-    finally:
-        await plain.close()
 
 
 async def test_jsonb_without_codec_output(dsn: str, conn: Conn) -> None:

@@ -1,15 +1,13 @@
 """The generated code of tests/codegen/golden/psycopg (the pg case's queries for psycopg 3
 with msgspec Structs, ADR 0025), every command run against a real PostgreSQL on a plain
-psycopg connection: exact values and exact Python types, as test_runtime_pg checks asyncpg's."""
+psycopg connection: exact values and exact Python types, as test_runtime_pg checks asyncpg's
+(its values, FULL and NULLS, are test_runtime_pg's)."""
 
 from __future__ import annotations
 
 import typing
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from ipaddress import IPv4Address, IPv4Network
-from pathlib import Path
 from typing import Any, TypeAlias
 
 import msgspec
@@ -20,38 +18,12 @@ from lib.db.runtime import ExecResult
 from tests.codegen.golden.psycopg import authors as q
 from tests.codegen.golden.psycopg import books as bq
 from tests.codegen.golden.psycopg.models import Author, Mood
+from tests.codegen.test_runtime_pg import FULL, NULLS, SCHEMA, T0
 from tests.servers import DatabaseFactory
 from tools.local.dbadmin import psycopg_dsn
 from tools.sqlc_types import apply_schema
 
-SCHEMA = Path(__file__).parent / "pg" / "schema.sql"
-T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
-
 Conn: TypeAlias = "psycopg.AsyncConnection[Any]"
-
-FULL: dict[str, Any] = {
-    "name": "Ann",
-    "bio": "writes\nthings",
-    "mood": Mood.SO_SO,
-    "tags": ["a", "b c", "ü"],
-    "scores": [1, -2, 2147483647],
-    "meta": {"k": [1, 2.5, None, True, {"deep": "x"}], "e": {}},
-    "raw": [1, "two", {"three": [3]}],
-    "salary": Decimal("1234.56"),
-    "age": 42,
-    "ratio": 0.125,
-    "small": -32768,
-    "active": False,
-    "born": date(1990, 2, 28),
-    "wakes": time(6, 45, 30, 250000),
-    "nap": timedelta(hours=1, minutes=30, seconds=5),
-    "ip": IPv4Address("10.1.2.3"),
-    "net": IPv4Network("192.168.0.0/24"),
-    "avatar": b"\x00\xffPNG\x00",
-    "created_at": T0,
-}
-NULLS = {k: None for k in ("bio", "scores", "meta", "raw", "salary", "age", "ratio", "small")}
-NULLS |= {k: None for k in ("born", "wakes", "nap", "ip", "net", "avatar")}
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import inspect
 import typing
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TypeAlias
 
 import psycopg
@@ -19,12 +18,10 @@ from sqlc_fixup_runtime import ExecResult
 from tests.codegen.golden.psycopg_sync import authors as q
 from tests.codegen.golden.psycopg_sync import books as bq
 from tests.codegen.golden.psycopg_sync.models import Author, Mood
-from tests.codegen.test_runtime_psycopg import FULL, NULLS, T0
+from tests.codegen.test_runtime_pg import FULL, NULLS, SCHEMA, T0
 from tests.servers import DatabaseFactory
 from tools.local.dbadmin import psycopg_dsn
 from tools.sqlc_types import apply_schema
-
-SCHEMA = Path(__file__).parent / "pg" / "schema.sql"
 
 Conn: TypeAlias = "psycopg.Connection[Any]"
 

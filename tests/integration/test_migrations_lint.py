@@ -145,24 +145,20 @@ MYSQL_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(PG_CASES))
-def test_postgresql_unsafe_pattern_is_found_and_its_safe_version_passes(
-    layout: Path, case: str
+CASES = {"orders": PG_CASES, "points": MYSQL_CASES}  # a PostgreSQL db, a MariaDB db
+
+
+@pytest.mark.parametrize(
+    ("db", "case"), [(db, case) for db, cases in CASES.items() for case in sorted(cases)]
+)
+def test_unsafe_pattern_is_found_and_its_safe_version_passes(
+    layout: Path, db: str, case: str
 ) -> None:
-    unsafe, rule, safe = PG_CASES[case]
-    found = lint(layout, "orders", unsafe)
+    unsafe, rule, safe = CASES[db][case]
+    found = lint(layout, db, unsafe)
     assert rule in rules(found), f"{case}: {rule} not among {found}"
-    assert all(f.path == "migrations/orders/0042_change.sql" and f.line >= 1 for f in found)
-    assert lint(layout, "orders", safe) == [], f"{case}: the safe version was refused"
-
-
-@pytest.mark.parametrize("case", sorted(MYSQL_CASES))
-def test_mariadb_unsafe_pattern_is_found_and_its_safe_version_passes(
-    layout: Path, case: str
-) -> None:
-    unsafe, rule, safe = MYSQL_CASES[case]
-    assert rule in rules(lint(layout, "points", unsafe)), case
-    assert lint(layout, "points", safe) == [], f"{case}: the safe version was refused"
+    assert all(f.path == f"migrations/{db}/0042_change.sql" and f.line >= 1 for f in found)
+    assert lint(layout, db, safe) == [], f"{case}: the safe version was refused"
 
 
 def test_a_table_created_in_the_same_migration_may_be_indexed_and_constrained(

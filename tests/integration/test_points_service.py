@@ -133,11 +133,13 @@ async def test_get_user_export_reads_the_balance_and_the_ledger_within_the_bound
 async def test_get_user_points_reads_the_balance_of_the_canonical_id(
     db: Database, service: PointService
 ) -> None:
-    user, other = new_id(), new_id()
+    user, other, unknown = new_id(), new_id(), new_id()
     await seed(db, {user: 73, other: 0})
+    assert (await service.get_user_points(PointRequest(user_id=user))).user_point == "73"
     assert (await service.get_user_points(PointRequest(user_id=user.upper()))).user_point == "73"
     assert (await service.get_user_points(PointRequest(user_id=other))).user_point == "0"
-    assert (await service.get_user_points(PointRequest(user_id=new_id()))).user_point == "0"
+    assert (await service.get_user_points(PointRequest(user_id=unknown))).user_point == "0"
+    assert await balance(db, unknown) is None  # a read creates nothing
 
 
 async def test_get_user_list_points_answers_by_the_ids_as_asked(
@@ -176,6 +178,9 @@ async def test_an_add_writes_the_ledger_and_the_balance_and_logs_it(
     assert (await service.add_user_points(add(user, -2, "refund"))).user_point == "5"
     assert await balance(db, user) == 5
     assert [row[1:] for row in await ledger(db, user)] == [(7, "first job", 7), (-2, "refund", 5)]
+    assert (await service.add_user_points(add(user, -5, "spent"))).user_point == "0"
+    assert await balance(db, user) == 0  # down to exactly 0
+    assert len(await ledger(db, user)) == 3
 
 
 async def test_an_add_records_its_audit_event_and_a_replay_none(
@@ -232,11 +237,17 @@ async def test_a_reused_key_replays_the_first_balance(
     assert await balance(db, user) == 14
     assert len(await ledger(db, user)) == 2
     assert log.events == []  # nothing applied
-    status, detail = await refused(service.add_user_points(add(user, 11, "job", key)))
-    assert (status, detail) == (
-        Status.ALREADY_EXISTS,
-        "idempotency_key: already used with another payload",
-    )
+    for other in (
+        add(user, 11, "job", key),
+        add(user, 10, "another reason", key),
+        add(new_id(), 10, "job", key),
+    ):
+        status, detail = await refused(service.add_user_points(other))
+        assert (status, detail) == (
+            Status.ALREADY_EXISTS,
+            "idempotency_key: already used with another payload",
+        )
+    assert await balance(db, user) == 14
 
 
 async def test_a_replayed_spend_is_answered_though_the_balance_no_longer_covers_it(

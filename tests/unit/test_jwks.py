@@ -80,7 +80,7 @@ def test_a_jwk_that_is_not_an_ed25519_signing_key_of_its_kid_is_skipped(
     assert parse_jwks({"keys": [entry, "junk", 7]}) == {}
 
 
-@pytest.mark.parametrize("document", [[], {"keys": "x"}, {"nokeys": []}, {"keys": [{}] * 65}])
+@pytest.mark.parametrize("document", [[], {"keys": "x"}, {"nokeys": []}])
 def test_what_is_not_a_jwk_set_is_an_error(document: object) -> None:
     with pytest.raises(ValueError, match="JWK Set"):
         parse_jwks(document)

@@ -121,7 +121,10 @@ async def test_off_by_default_the_sdk_is_not_even_imported(receiver: Receiver) -
 
 async def test_on_with_an_endpoint_spans_are_exported(receiver: Receiver) -> None:
     result = await asyncio.to_thread(
-        serve_one, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="50"
+        serve_one,
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="50",
+        OTEL_SERVICE_NAME="not-ours",  # the registry's name wins
     )
     assert result["on"] is True
     assert result["traceparent"] is True
@@ -130,6 +133,10 @@ async def test_on_with_an_endpoint_spans_are_exported(receiver: Receiver) -> Non
     )
     names = {(s.service, s.name) for s in receiver.spans}
     assert names == {("departments", "GET /x"), ("departments", "GET echo")}
+    for request in receiver.requests:
+        assert [ss.scope.name for rs in request.resource_spans for ss in rs.scope_spans] == [
+            "fixup"
+        ]
 
 
 def test_the_off_chain_has_no_tracing_layer() -> None:
@@ -214,12 +221,6 @@ async def test_traceparent_rules(
     found = (context.trace_id, context.span_id, int(context.trace_flags))
     assert (found if context.is_valid else None) == parsed
     assert bool(tracing.link_to(value)) is (parsed is not None)
-
-
-def test_the_gateway_made_shape() -> None:
-    trace_id = 0x0AF7651916CD43DD8448EB211C80319C
-    assert tracing.gateway_made(trace_id, 0x0AF7651916CD43DD)
-    assert not tracing.gateway_made(trace_id, 0xB7AD6B7169203331)
 
 
 def test_query_names_come_from_sqlcs_comment_line_and_only_from_there() -> None:
@@ -369,6 +370,9 @@ def one_request_span(traceparent: str | None) -> tuple[str, str]:
 async def test_server_spans_continue_a_callers_trace_and_root_nginxs(on: Receiver) -> None:
     """A remote parent is continued; NGINX's traceparent starts a trace with its trace id
     and no parent; none starts a new trace; an unsampled parent exports nothing."""
+    # NGINX's shape: the parent id is the trace id's first 16 hex digits
+    assert tracing.gateway_made(int(GATEWAY_MADE[3:35], 16), int(GATEWAY_MADE[36:52], 16))
+    assert not tracing.gateway_made(int(REMOTE_PARENT[3:35], 16), int(REMOTE_PARENT[36:52], 16))
     parents = (REMOTE_PARENT, GATEWAY_MADE, None, UNSAMPLED_PARENT)
     made = [one_request_span(parent) for parent in parents]
     await asyncio.to_thread(tracing.shutdown)  # everything exported

@@ -1,8 +1,8 @@
 """The export path lib/tracing.py configures: the SDK's own OTLP/gRPC exporter. Spans of
 every shape lib/ makes (a server span under a remote parent, query and client children, a
 failed span, a linked root, attributes of each type, trace state, events) reach a real
-OTLP/gRPC receiver as the SDK made them, and lib/tracing's spans carry the registry's
-service name and the `fixup` scope."""
+OTLP/gRPC receiver as the SDK made them (lib/tracing's own export, with the registry's
+service name and the `fixup` scope: tests/unit/test_tracing.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 
-from lib import tracing
 from tests.otlp_receiver import Receiver
 
 REMOTE = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, True, TraceFlags(1))
@@ -112,20 +111,3 @@ async def test_the_stock_exporter_delivers_every_shape_to_a_real_receiver(
     assert [e.name for e in sent["outbox deliver points.award"].events] == ["retry"]
     assert sent["state"].trace_state == "k=v"
     assert {ss.scope.name for rs in request.resource_spans for ss in rs.scope_spans} == {"fixup"}
-
-
-async def test_lib_tracing_exports_with_the_registrys_service_name(
-    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "not-ours")  # the registry's name wins
-    assert tracing.configure("points")
-    try:
-        tracing.end_span(*tracing.start_server_span("point.PointServer/GetUserPoints", None))
-    finally:
-        await asyncio.to_thread(tracing.shutdown)  # flushes the batch
-    assert [(s.service, s.name) for s in receiver.spans] == [
-        ("points", "point.PointServer/GetUserPoints")
-    ]
-    (request,) = receiver.requests
-    assert [ss.scope.name for rs in request.resource_spans for ss in rs.scope_spans] == ["fixup"]

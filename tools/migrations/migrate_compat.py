@@ -31,10 +31,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TESTS = (
     "tests/integration/test_departments_api.py",
     "tests/integration/test_users_profiles.py",
+    "tests/integration/test_users_handlers.py",
     "tests/integration/test_catalog_api.py",
     "tests/integration/test_orders_api.py",
     "tests/integration/test_chat_api.py",
     "tests/integration/test_points_grpc.py",
+    "tests/integration/test_points_service.py",
 )
 MIGRATION = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
 

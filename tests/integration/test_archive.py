@@ -3,8 +3,9 @@ a department or a catalog entry archives it (hidden from the lists, read by id w
 `archived_at`, a new ETag and list stamp, so no 304 and no kept page of before), again is a
 no-op, an ADMIN lists (`state`) and restores it; anyone else is refused 401/403, also where a
 kept page would answer; an unknown id is a 404; what refers to an archived entry keeps
-working, a new reference to one is refused 409 (catalog's own parents and links, users'
-department_id, orders' service_id)."""
+working, a new reference to one is refused 409 (catalog's own parents, users'
+department_id, orders' service_id; a provider's links to an archived service:
+test_catalog_api.py::test_provider_links)."""
 
 from __future__ import annotations
 
@@ -255,22 +256,6 @@ async def test_no_new_child_under_an_archived_parent(
         mine, json={"name": unique("Kept")}, headers={**ADMIN, "If-Match": '"1"'}
     )
     assert renamed.status == 200, await renamed.text()
-
-
-async def test_an_archived_service_is_offered_no_more_but_its_links_stay(catalog: Any) -> None:
-    service = (await chain(catalog))["service"]
-    provider, other = caller(Role.PROVIDER), caller(Role.PROVIDER)
-    link = f"/v1/providers/me/services/{service['id']}"
-    assert (await catalog.put(link, headers=provider.headers)).status == 204
-    url = f"/v1/services/{service['id']}"
-    assert (await catalog.delete(url, headers={**ADMIN, "If-Match": '"1"'})).status == 204
-    refused = await catalog.put(link, headers=other.headers)
-    assert refused.status == 409
-    assert (await refused.json())["code"] == "CONFLICT"
-    _, offered = await listed(catalog, f"/v1/providers/{provider.id}/services")
-    assert [s["id"] for s in offered["data"]] == [service["id"]]
-    _, providers = await listed(catalog, f"{url}/providers")
-    assert [p["provider_id"] for p in providers["data"]] == [str(provider.id)]
 
 
 async def test_orders_refuse_an_archived_service_and_keep_the_orders_of_one(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,9 +21,7 @@ from aiobotocore.session import get_session
 from aiohttp import BodyPartReader, StreamReader
 from PIL import Image
 
-from lib.errors import ServiceUnavailable
-from lib.resilience.bulkhead import Bulkhead
-from lib.storage import LocalStorage, ObjectNotFound
+from lib.storage import LocalStorage
 from lib.storage.base import CapExceeded, read_capped
 from lib.storage.images import MAX_PIXELS
 from services.users.app import create_app
@@ -153,7 +150,6 @@ async def test_upload_by_content_replace_and_delete(client: Any, users_dsn: str)
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "image/png", 400),  # the signature, no image
         (jpeg(200, 200)[:400], "image/jpeg", 400),
         (b"\xff\xd8\xff" + b"garbage" * 100, "image/jpeg", 400),
-        (bomb(), "image/png", 413),  # 400 MB of pixels, refused from the header alone
         (bomb(6000, 5000), "image/png", 413),  # over our cap, under Pillow's own
     ],
 )
@@ -224,40 +220,15 @@ async def test_a_bomb_is_refused_from_its_header(client: Any, users_dsn: str) ->
     resp = await upload(client, me, bomb(), "image/png")
     elapsed = time.perf_counter() - started
     assert resp.status == 413
+    assert resp.content_type == "application/problem+json"
     problem = await resp.json()
     assert problem["code"] == "PAYLOAD_TOO_LARGE"
     assert str(MAX_PIXELS) in problem["detail"]
     # decoding 400 MB of pixels takes seconds; reading a header, a request's time
     assert elapsed < 2.0, f"{elapsed:.2f} s: was the bomb decoded?"
+    body = await (await client.get("/v1/users/me", headers=me)).json()
+    assert body["data"]["picture_url"] is None
     assert await stored(client) == {}
-
-
-async def test_the_picture_workers_refuse_a_burst_past_their_queue() -> None:
-    """One worker, one waiting: a third call is refused at once (503), the others finish."""
-    bulkhead = Bulkhead("pictures", workers=1, queue=1)
-    release = threading.Event()
-    started = threading.Event()
-
-    def work(n: int) -> int:
-        started.set()
-        release.wait(10)
-        return n
-
-    try:
-        first = asyncio.ensure_future(bulkhead.run(work, 1))
-        second = asyncio.ensure_future(bulkhead.run(work, 2))
-        await asyncio.to_thread(started.wait, 10)
-        assert bulkhead.pending == 2
-        with pytest.raises(ServiceUnavailable) as refused:
-            await bulkhead.run(work, 3)
-        assert refused.value.headers["Retry-After"] == "1"
-        release.set()
-        assert await asyncio.gather(first, second) == [1, 2]
-        assert bulkhead.pending == 0
-        assert await bulkhead.run(work, 4) == 4  # a slot is free again
-    finally:
-        release.set()
-        bulkhead.close()
 
 
 async def test_six_mib_without_content_length_is_413(client: Any, users_dsn: str) -> None:
@@ -296,22 +267,6 @@ async def test_the_cap_never_reads_past_the_limit() -> None:
     # read: the limit, the chunk that crossed it, and one chunk of aiohttp's look-ahead
     # for the boundary; the remaining ~0.9 MiB never left the stream
     assert left >= total - MAX_PICTURE - 2 * 64 * 1024
-
-
-async def test_local_urls_are_signed_and_expire(tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path, signing_key=b"k" * 32, ttl=60)
-    key = "A" * 32 + ".png"
-    await storage.put(key, PNG, "image/png")
-    url = await storage.url(key)
-    expires = int(url.split("expires=")[1].split("&")[0])
-    sig = url.split("sig=")[1]
-    assert storage.check(key, str(expires), sig)
-    assert not storage.check(key, str(expires + 1), sig)  # tampered expiry
-    assert not storage.check("B" * 32 + ".png", str(expires), sig)  # another key
-    assert not storage.check(key, str(expires), sig, now=expires + 1)  # expired
-    for bad in ("../etc/passwd", "..", "A" * 32 + ".png/../x", "/etc/passwd.png", "a.exe"):
-        with pytest.raises(ObjectNotFound):
-            storage.path(bad)
 
 
 async def test_the_picture_route_refuses_tampered_expired_and_outside_keys(

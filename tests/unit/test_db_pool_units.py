@@ -507,14 +507,6 @@ def raising(exc: BaseException, *, after: asyncio.Future[None] | None = None) ->
     return get
 
 
-async def test_an_idle_connection_is_lent_at_once() -> None:
-    conn = AsyncpgLike(False)
-    db = Driver(at_once(conn))
-    async with db.acquire() as lent:
-        assert lent is conn
-    assert db.released == [conn]
-
-
 async def test_a_waiting_acquire_is_lent_what_the_driver_gives() -> None:
     freed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     conn = AsyncpgLike(False)
@@ -665,18 +657,23 @@ async def test_a_command_that_timed_out_or_met_a_standby_is_unavailable_and_drop
 async def test_a_closed_connection_after_a_clean_block_is_just_given_back() -> None:
     conn = AsyncpgLike(False)
     db = Driver(at_once(conn))
-    async with db.acquire():
+    async with db.acquire() as lent:
+        assert lent is conn  # the driver's connection, lent at once
         conn.closed_now = True
     assert db.released == [conn]
 
 
 async def test_inside_a_scope_another_database_is_a_second_connection() -> None:
+    """Nested use (an acquire inside a transaction) lends the held connection again and
+    takes none from the driver; another database's acquire is refused."""
     one, two = Driver(at_once("one")), Driver(at_once("two"))
     token = enter_scope()
     try:
-        async with one.acquire() as held:
+        async with one.transaction() as held:
             async with one.acquire() as again:
-                assert again == held == "one"
+                assert again is held
+                assert held == "one"
+            assert one.released == []  # the nested lease gave nothing back
             with pytest.raises(SecondConnectionError) as caught:
                 async with two.acquire():
                     pass

@@ -169,12 +169,6 @@ def test_a_status_the_document_does_not_declare_is_refused() -> None:
         openapi_examples.lift(page, {"shop": SPEC})
 
 
-def test_a_path_of_no_operation_is_refused() -> None:
-    page = PAGE.replace('"$API/shop/v1/things" -d', '"$API/shop/v1/thingz" -d')
-    with pytest.raises(ValueError, match=r"docs/examples.md:\d+: POST /v1/thingz is no operation"):
-        openapi_examples.lift(page, {"shop": SPEC})
-
-
 def test_a_variable_without_a_value_is_refused() -> None:
     page = PAGE.replace('"parent": "$PARENT_ID"', '"parent": "$PARENT"')
     with pytest.raises(ValueError, match=r"docs/examples.md:\d+: no example value for \$PARENT"):

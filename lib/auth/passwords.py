@@ -18,9 +18,8 @@ import contextlib
 import os
 import secrets
 import threading
-from collections.abc import Callable
 from functools import cache
-from typing import Literal, TypeVar
+from typing import Literal
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import Argon2Error
@@ -28,7 +27,6 @@ from argon2.exceptions import Argon2Error
 from lib.errors import ServiceUnavailable
 from lib.resilience.bulkhead import Bulkhead
 
-T = TypeVar("T")
 ARGON2_DEFAULTS = {"ARGON2_TIME_COST": 3, "ARGON2_MEMORY_COST": 32768, "ARGON2_PARALLELISM": 1}
 
 
@@ -119,7 +117,8 @@ class BoundedHasher:
         self, hasher: PasswordHasher, *, workers: int, queue: int, priority: Priority = "nice"
     ) -> None:
         self._hasher = hasher
-        self._bulkhead = Bulkhead(
+        # the threads every hash runs in (public: a caller may run its own call there)
+        self.bulkhead = Bulkhead(
             "argon2",
             workers=workers,
             queue=queue,
@@ -133,17 +132,17 @@ class BoundedHasher:
 
     @property
     def pending(self) -> int:
-        return self._bulkhead.pending
+        return self.bulkhead.pending
 
     async def hash(self, password: str) -> str:
-        return await self._run(self._hasher.hash, password)
+        return await self.bulkhead.run(self._hasher.hash, password)
 
     async def verify(self, hash: str | None, password: str) -> bool:
         """True when `password` matches `hash`; `hash=None` (no such account) costs the same
         as a mismatch and is False."""
         if hash is None and self._decoy is None:
-            self._decoy = await self._run(self._hasher.hash, secrets.token_hex(16))
-        ok = await self._run(self._check, hash or self._decoy or "", password)
+            self._decoy = await self.bulkhead.run(self._hasher.hash, secrets.token_hex(16))
+        ok = await self.bulkhead.run(self._check, hash or self._decoy or "", password)
         return ok and hash is not None
 
     def _check(self, hash: str, password: str) -> bool:
@@ -152,8 +151,5 @@ class BoundedHasher:
         except (Argon2Error, ValueError):
             return False
 
-    async def _run(self, fn: Callable[..., T], *args: str) -> T:
-        return await self._bulkhead.run(fn, *args)
-
     def close(self) -> None:
-        self._bulkhead.close()
+        self.bulkhead.close()

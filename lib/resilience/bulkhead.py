@@ -46,6 +46,7 @@ class Bulkhead:
             initializer=thread_init,
             initargs=thread_args,
         )
+        self._workers = workers
         self._capacity = workers + queue
         self._pending = 0
         self._busy = busy
@@ -55,6 +56,16 @@ class Bulkhead:
     def pending(self) -> int:
         """Calls running or waiting now."""
         return self._pending
+
+    @property
+    def workers(self) -> int:
+        """The worker threads: calls that run at once."""
+        return self._workers
+
+    @property
+    def capacity(self) -> int:
+        """Calls running or waiting at most (workers + queue); one more is `busy`."""
+        return self._capacity
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)` in a worker thread; `busy` when no slot is free."""

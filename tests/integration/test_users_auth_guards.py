@@ -915,11 +915,11 @@ async def test_the_kit_takes_its_settings(
         users_dsn, "SELECT password_hash FROM users WHERE id = $1", uuid.UUID(user["id"])
     )
     assert row["password_hash"].startswith("$argon2id$v=19$m=16,t=2,p=2$")
-    bulkhead = kit.hasher._bulkhead
-    assert (bulkhead._executor._max_workers, bulkhead._capacity) == (3, 8)
+    bulkhead = kit.hasher.bulkhead
+    assert (bulkhead.workers, bulkhead.capacity) == (3, 8)
     # "nice": the hashing threads keep the normal policy, 10 steps below this loop
-    policy = await kit.hasher._run(os.sched_getscheduler, 0)  # type: ignore[arg-type]
-    niceness = await kit.hasher._run(os.getpriority, os.PRIO_PROCESS, 0)  # type: ignore[arg-type]
+    policy = await bulkhead.run(os.sched_getscheduler, 0)
+    niceness = await bulkhead.run(os.getpriority, os.PRIO_PROCESS, 0)
     assert (policy, niceness) == (os.SCHED_OTHER, below_this_loop())
 
 
@@ -935,8 +935,8 @@ async def test_hashing_threads_run_10_steps_below_the_loop_by_default(
     app = create_app(settings(users_dsn, sink.port))
     await aiohttp_client(app)
     hasher = app[AUTH_KIT].hasher
-    niceness = await hasher._run(
-        lambda *_: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), ""
+    niceness = await hasher.bulkhead.run(
+        lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     )
     assert niceness == below_this_loop()
 

@@ -86,11 +86,12 @@ async def test_the_local_storage_context_follows_the_settings(
         77,
     )
     assert workers.name == "pictures"
-    assert (workers._executor._max_workers, workers._capacity) == (3, 8)
-    assert not workers._executor._shutdown
+    assert (workers.workers, workers.capacity) == (3, 8)
+    assert await workers.run(int) == 0
     with pytest.raises(StopAsyncIteration):
         await anext(ctx)
-    assert workers._executor._shutdown  # the threads end with the app
+    with pytest.raises(RuntimeError, match="after shutdown"):  # the threads end with the app
+        await workers.run(int)
 
 
 async def test_the_s3_storage_context_follows_the_settings(users_dsn: str) -> None:

@@ -33,7 +33,7 @@ async def test_hashing_threads_run_sched_idle_when_asked() -> None:
     try:
         hashed = await hasher.hash("correct horse")
         assert await hasher.verify(hashed, "correct horse")
-        assert await hasher._run(lambda *_: policy_of_this_thread(), "") == os.SCHED_IDLE
+        assert await hasher.bulkhead.run(lambda: policy_of_this_thread()) == os.SCHED_IDLE
         assert policy_of_this_thread() == os.SCHED_OTHER  # the loop's own thread untouched
     finally:
         hasher.close()
@@ -51,7 +51,7 @@ async def test_a_hash_finishes_while_every_core_is_busy_by_default() -> None:
         for _ in os.sched_getaffinity(0)
     ]
     try:
-        worker = await hasher._run(lambda *_: niceness_of_this_thread(), "")
+        worker = await hasher.bulkhead.run(lambda: niceness_of_this_thread())
         assert worker == min(MAX_NICENESS, niceness_of_this_thread() + HASHING_NICENESS)
         async with asyncio.timeout(scaled(10.0)):  # a few ms a hash when a core is free
             for _ in range(5):
@@ -67,8 +67,8 @@ async def test_nice_hashing_threads_run_below_the_event_loop() -> None:
     hasher = bounded("nice")
     try:
         loop_niceness = niceness_of_this_thread()
-        worker = await hasher._run(
-            lambda *_: (policy_of_this_thread(), niceness_of_this_thread()), ""
+        worker = await hasher.bulkhead.run(
+            lambda: (policy_of_this_thread(), niceness_of_this_thread())
         )
         assert worker == (os.SCHED_OTHER, min(MAX_NICENESS, loop_niceness + HASHING_NICENESS))
         if loop_niceness < MAX_NICENESS:  # a loop at 19 has nothing below it

@@ -184,7 +184,7 @@ async def test_bounded_hashes_and_verifies_in_named_threads() -> None:
         assert await bounded.verify(hashed, "pw") is True
         assert await bounded.verify(hashed, "other") is False
         assert await bounded.verify("garbage", "pw") is False
-        name = await bounded._run(lambda *_: threading.current_thread().name, "")
+        name = await bounded.bulkhead.run(lambda: threading.current_thread().name)
         assert name.startswith("argon2_")
         assert bounded.pending == 0
     finally:
@@ -196,13 +196,13 @@ async def test_bounded_threads_start_with_the_priority_asked(
 ) -> None:
     bounded = BoundedHasher(cheap(), workers=1, queue=0)  # the default: nice
     try:
-        native = await bounded._run(lambda *_: threading.get_native_id(), "")
+        native = await bounded.bulkhead.run(lambda: threading.get_native_id())
     finally:
         bounded.close()
     assert sched == [lowered(native)]
     idle = BoundedHasher(cheap(), workers=1, queue=0, priority="idle")
     try:
-        await idle._run(lambda *_: None, "")
+        await idle.bulkhead.run(lambda: None)
     finally:
         idle.close()
     assert sched[1:] == [("sched", 0, os.SCHED_IDLE, 0)]
@@ -252,8 +252,8 @@ async def test_past_workers_plus_queue_is_busy_at_once() -> None:
     bounded = BoundedHasher(cheap(), workers=1, queue=1)
     release = threading.Event()
     try:
-        first = asyncio.ensure_future(bounded._run(lambda *_: release.wait(5), ""))
-        second = asyncio.ensure_future(bounded._run(lambda *_: release.wait(5), ""))
+        first = asyncio.ensure_future(bounded.bulkhead.run(lambda: release.wait(5)))
+        second = asyncio.ensure_future(bounded.bulkhead.run(lambda: release.wait(5)))
         await asyncio.sleep(0)
         assert bounded.pending == 2
         with pytest.raises(HashingBusy) as caught:
@@ -274,12 +274,12 @@ async def test_past_workers_plus_queue_is_busy_at_once() -> None:
 async def test_pending_goes_back_down_when_the_work_fails() -> None:
     bounded = BoundedHasher(cheap(), workers=1, queue=0)
 
-    def boom(*_: Any) -> None:
+    def boom() -> None:
         raise RuntimeError("boom")
 
     try:
         with pytest.raises(RuntimeError):
-            await bounded._run(boom, "")
+            await bounded.bulkhead.run(boom)
         assert bounded.pending == 0
     finally:
         bounded.close()
@@ -289,12 +289,12 @@ async def test_close_refuses_new_work_and_drops_the_queue() -> None:
     bounded = BoundedHasher(cheap(), workers=1, queue=1)
     started, release = threading.Event(), threading.Event()
 
-    def first(*_: Any) -> bool:
+    def first() -> bool:
         started.set()
         return release.wait(5)
 
-    running = asyncio.ensure_future(bounded._run(first, ""))
-    queued = asyncio.ensure_future(bounded._run(lambda *_: "ran", ""))
+    running = asyncio.ensure_future(bounded.bulkhead.run(first))
+    queued = asyncio.ensure_future(bounded.bulkhead.run(lambda: "ran"))
     # the first job is running in the worker (one loop turn is not enough under load:
     # close() would cancel it before the thread took it)
     assert await asyncio.to_thread(started.wait, 5)

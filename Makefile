@@ -61,7 +61,7 @@ test-closed-checkout: install ## a sample of the server-starting tests from a co
 	$(PY) -m tools.checks.closed_checkout
 
 # the PostgreSQL services' integration tests (make test runs a few: tests/integration/test_pgbouncer.py)
-PG_INTEGRATION = $(sort $(wildcard $(foreach p,departments users catalog orders chat list access conditional after_commit constraints revocation token,tests/integration/test_$(p)*.py)))
+PG_INTEGRATION = $(sort $(wildcard $(foreach p,departments users catalog orders chat list access conditional page_cache after_commit constraints revocation token,tests/integration/test_$(p)*.py)))
 test-pgbouncer: install ## the PostgreSQL services' integration tests with every app's pool through a PgBouncer in transaction mode (ADR 0037)
 	@$(PY) -m tools.local.local_servers up --tests && trap '$(PY) -m tools.local.local_servers down' EXIT && \
 	  $(PY) -m tools.local.pgbouncer run -- $(VENV)/bin/pytest $(PG_INTEGRATION) $(PYTEST_ARGS)

@@ -197,7 +197,7 @@ async def test_the_handshake_refusals(chat: Any, talk: Talk) -> None:
     assert (await refusal(chat, malformed, upgrade(f"fixup.bearer, {mine}")))[0] == 400
     assert (await refusal(chat, talk.path, upgrade(Authorization="Bearer nope")))[0] == 401
     plain = await chat.get(talk.path, headers=customer.headers)  # no upgrade asked
-    assert plain.status == 400
+    assert (plain.status, plain.content_type) == (400, "application/problem+json")
     assert (await plain.json())["detail"] == (
         "this route speaks WebSocket only (Upgrade: websocket)"
     )
@@ -348,11 +348,12 @@ async def test_the_per_user_limit_counts_frames_with_requests(factory: Factory, 
 
 
 async def test_the_token_expiry_closes_with_4001(chat: Any, talk: Talk) -> None:
-    before = closes("expired")
+    before, opened = closes("expired"), open_now()
     short, _ = TokenSigner(KEYS[0], 1).issue(talk.provider.id, Role.PROVIDER, True)
     socket = await chat.ws_connect(talk.path, protocols=("fixup.bearer", short))
     assert await closed_with(socket) == (4001, "token expired")
     assert closes("expired") == before + 1
+    await sockets_open(opened)  # the server let go of it
 
 
 async def test_a_token_expired_by_the_start_closes_at_once(chat: Any, talk: Talk) -> None:

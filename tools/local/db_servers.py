@@ -191,6 +191,7 @@ class MariaInstance:
 
     def install(self) -> None:
         owned_by(self.home, "mysql")
+        self.home.chmod(0o700)
         owned_by(self.data, "mysql")
         if self.binlog is not None:
             owned_by(self.binlog, "mysql")
@@ -210,19 +211,24 @@ class MariaInstance:
     def running(self) -> bool:
         return (self.home / "mariadbd.pid").exists() and self.answers()
 
-    def start(self, *options: str) -> int:
-        """mariadbd with no option file of the machine's, `options` last (they win); -> its
-        pid, which leads its own process group."""
+    def settings(self) -> tuple[str, ...]:
+        """A backup's server: its binary log (or none, a restored copy), in UTC."""
         log = self.binlog and [f"--log-bin={self.binlog / 'binlog'}", "--binlog-format=ROW"]
+        return (
+            "--skip-name-resolve", "--server-id=1", "--innodb-buffer-pool-size=64M",
+            "--default-time-zone=+00:00",  # binary log targets and DATETIMEs in UTC
+            *(log or ["--skip-log-bin"]),
+        )  # fmt: skip
+
+    def start(self, *options: str) -> int:
+        """mariadbd with no option file of the machine's and `options` (none given: this
+        instance's `settings()`); -> its pid, which leads its own process group."""
         error_log = self.home / "error.log"
         command = [
             mariadb_tool("mariadbd"), "--no-defaults", f"--datadir={self.data}",
             f"--port={self.port}", f"--bind-address={self.host}", f"--socket={self.home / 'sock'}",
             f"--pid-file={self.home / 'mariadbd.pid'}", f"--log-error={error_log}",
-            "--skip-name-resolve", "--server-id=1", "--innodb-buffer-pool-size=64M",
-            "--default-time-zone=+00:00",  # binary log targets and DATETIMEs in UTC
-            *(log or ["--skip-log-bin"]), *(["--user=mysql"] if os.geteuid() == 0 else []),
-            *options,
+            *(["--user=mysql"] if os.geteuid() == 0 else []), *(options or self.settings()),
         ]  # fmt: skip
         proc = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

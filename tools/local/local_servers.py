@@ -127,12 +127,13 @@ def stop_postgresql(home: Path) -> None:
 
 
 def start_mysql(address: Address, home: Path) -> int | None:
-    """mariadb-install-db (first time), then mariadbd: root without a password, as the
-    development server of the README."""
+    """mariadb-install-db (first time), then mariadbd: root without a password, no binary
+    log, the sessions' time zone left to the clients (lib/db/connecting.py sets UTC), as
+    the development server of the README."""
     server = MariaInstance(home.resolve() / "data", address.port, host=address.host)
     if not (server.data / "mysql").exists():
         server.install()
-    return server.start()
+    return server.start("--skip-log-bin")
 
 
 def start_redis(address: Address, home: Path) -> int | None:

@@ -8,8 +8,7 @@ What listens at `PGBOUNCER_ADDR` for `POOLER=pgbouncer` (ADR 0037): Debian's `pg
 its files in `pgbouncer-<port>/` of the checkout's server root (tools/local/server_homes.py),
 every database forwarded to the same name on `--server`, auth_type trust. `run` starts one
 sized for a test run (TEST_* below), runs COMMAND with `PGBOUNCER_ADDR` and
-`TEST_PGBOUNCER_ADDR` set, and stops it: what `make test-pgbouncer` uses. Standard library
-only, like tools/local/local_servers.py.
+`TEST_PGBOUNCER_ADDR` set, and stops it: what `make test-pgbouncer` uses.
 """
 
 from __future__ import annotations

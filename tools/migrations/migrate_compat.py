@@ -34,6 +34,7 @@ DEFAULT_TESTS = (
     "tests/integration/test_users_handlers.py",
     "tests/integration/test_catalog_api.py",
     "tests/integration/test_orders_api.py",
+    "tests/integration/test_orders_moves.py",
     "tests/integration/test_chat_api.py",
     "tests/integration/test_points_grpc.py",
     "tests/integration/test_points_service.py",

@@ -93,8 +93,7 @@ def start_server(layout: MariaLayout, root: Path, server_id: int) -> int:
     """Server 1 or 2 (read-only, whatever it was); -> its pid, which leads its group."""
     port = layout.servers[server_id - 1]
     server = MariaInstance(root.resolve() / f"maria{server_id}" / "data", port)
-    if not (server.data / "mysql").exists():
-        server.install()
+    server.install()
     return server.start(*options(server_id))
 
 

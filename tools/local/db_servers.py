@@ -190,6 +190,10 @@ class MariaInstance:
         )  # fmt: skip
 
     def install(self) -> None:
+        """mariadb-install-db, the first time only (a data directory with its `mysql`
+        schema is left as it is)."""
+        if (self.data / "mysql").exists():
+            return
         owned_by(self.home, "mysql")
         self.home.chmod(0o700)
         owned_by(self.data, "mysql")

@@ -131,8 +131,7 @@ def start_mysql(address: Address, home: Path) -> int | None:
     log, the sessions' time zone left to the clients (lib/db/connecting.py sets UTC), as
     the development server of the README."""
     server = MariaInstance(home.resolve() / "data", address.port, host=address.host)
-    if not (server.data / "mysql").exists():
-        server.install()
+    server.install()
     return server.start("--skip-log-bin")
 
 

@@ -7,7 +7,8 @@ or lightly loaded machine: `scaled(seconds)` is that figure times `FIXUP_TIME_SC
 larger factor instead of an edit to each bound. Raising a ceiling costs nothing when things
 pass; only a hang takes longer to fail. What must be immediate (a refusal, a request held
 to a configured timeout) is not scaled: a configured timeout is a behaviour under test, the
-margin a test adds on top of it for a loaded machine is a bound. Standard library only.
+margin a test adds on top of it for a loaded machine is a bound. Standard library only,
+like tools/local/local_servers.py, which uses it before .venv exists.
 """
 
 from __future__ import annotations

@@ -138,7 +138,8 @@ def up(settings: BackupSettings) -> Servers:
         conn.execute("SELECT pg_reload_conf()")
     # before anything writes WAL worth archiving: archive-push fails until the stanza exists
     create_stanza(settings)
-    servers.mariadb.install()
+    if not (servers.mariadb.data / "mysql").exists():
+        servers.mariadb.install()
     if not servers.mariadb.running():
         servers.mariadb.start()
     for db in pg_databases():

@@ -19,8 +19,13 @@ from typing import Any
 import pymysql
 
 from tools.ha.ha_postgres import haproxy_config, spawn
-from tools.local.db_servers import MariaInstance, sbin
-from tools.local.local_servers import StartError, wait_until
+from tools.local.local_servers import (
+    Address,
+    StartError,
+    sbin,
+    start_mysql,
+    wait_until,
+)
 from tools.time_scale import scaled
 
 # both servers' replication settings, ${server_id} filled in
@@ -92,9 +97,10 @@ def fetch(port: int, sql: str, *args: object, **kwargs: Any) -> Any:
 def start_server(layout: MariaLayout, root: Path, server_id: int) -> int:
     """Server 1 or 2 (read-only, whatever it was); -> its pid, which leads its group."""
     port = layout.servers[server_id - 1]
-    server = MariaInstance(root.resolve() / f"maria{server_id}" / "data", port)
-    server.install()
-    return server.start(*options(server_id))
+    home = root / f"maria{server_id}"
+    pid = start_mysql(Address("mysql", "127.0.0.1", port), home, options(server_id))
+    assert pid is not None
+    return pid
 
 
 def follow(port: int, primary: int, position: str = "slave_pos") -> None:

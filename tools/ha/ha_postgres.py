@@ -23,9 +23,14 @@ from typing import Any
 import yaml
 
 from tools.ha.ha_network import MemberNet
-from tools.local.db_servers import postgres_bin, sbin
-from tools.local.local_servers import StartError, listening, wait_until
-from tools.local.server_homes import hand_to
+from tools.local.local_servers import (
+    StartError,
+    hand_to,
+    listening,
+    postgres_bin,
+    sbin,
+    wait_until,
+)
 from tools.packages import ensure_patroni, patroni_command
 from tools.time_scale import scaled
 

@@ -42,8 +42,7 @@ from tools.ha.ha_postgres import (
 from tools.ha.ha_redis import RedisLayout, redis_layout_from, start_redis
 from tools.local import ports as port_lanes
 from tools.local import server_homes
-from tools.local.db_servers import stop_pid
-from tools.local.local_servers import StartError, listening
+from tools.local.local_servers import StartError, listening, stop_pid
 from tools.local.locks import LockBusy, file_lock
 from tools.time_scale import scaled
 

@@ -1,8 +1,6 @@
-"""PostgreSQL clusters and MariaDB instances of our own, as plain processes on loopback
-ports: the one way a tool starts a database server. `make run`'s and `make test`'s servers
-where nothing listens (tools/local/local_servers.py), the HA tier's MariaDB pair
-(tools/ha/ha_mariadb.py), and what the machine's shared servers must not be reconfigured
-for: WAL archived by pgBackRest, a binary log kept for point-in-time recovery, the restored
+"""A PostgreSQL cluster and a MariaDB instance of the run's own, as plain processes on
+loopback ports, for what the machine's shared servers must not be reconfigured for: WAL
+archived by pgBackRest, a binary log kept for point-in-time recovery, and the restored
 copies of `make restore`. PostgreSQL and MariaDB refuse to run as root: as root, their
 tools run as the `postgres` and `mysql` users (runuser), which own the data directories.
 """
@@ -10,64 +8,24 @@ tools run as the `postgres` and `mysql` users (runuser), which own the data dire
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import subprocess
 import time
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pymysql
 
-from tools import packages
-from tools.local.server_homes import StartError, hand_to
+from tools.local.local_servers import StartError, hand_to, sbin, stop_pid
+from tools.local.local_servers import as_user as as_user
 from tools.time_scale import scaled
 
-# a 2-core machine at load 3, times FIXUP_TIME_SCALE (a server of ours starts in seconds)
-START_TIMEOUT = scaled(60.0)
-STOP_TIMEOUT = scaled(30.0)
+# a server starts, stops or initialises well within this at load 3, times FIXUP_TIME_SCALE
+START_MARGIN = scaled(60.0)
 
 
-class ServerError(StartError):
+class ServerError(RuntimeError):
     """A server tool failed; the message names the command and its output."""
-
-
-def sbin(name: str) -> str | None:
-    """A server binary by name, in the sbin directories a normal user's PATH lacks too."""
-    for directory in packages.SBIN:
-        if (directory / name).is_file():
-            return str(directory / name)
-    return shutil.which(name)
-
-
-def as_user(user: str, command: list[str]) -> list[str]:
-    """PostgreSQL and MariaDB refuse to run as root: root runs them as their own user."""
-    return ["runuser", "-u", user, "--", *command] if os.geteuid() == 0 else command
-
-
-def stop_pid(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
-    """`sig` to `pid`, SIGKILL past STOP_TIMEOUT; returns once it has exited."""
-    deadline = time.monotonic() + STOP_TIMEOUT
-    with suppress(ProcessLookupError):
-        os.kill(pid, sig)
-        while not exited(pid):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-            time.sleep(0.1)
-
-
-def exited(pid: int) -> bool:
-    """Gone, or a zombie: reaped here when it is our child, else one its parent (the test
-    run's subreaper) has yet to reap."""
-    with suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return True
-    try:  # /proc/<pid>/stat: "pid (name) state ..."
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def owned_by(path: Path, user: str) -> None:
@@ -78,7 +36,7 @@ def owned_by(path: Path, user: str) -> None:
         raise ServerError(str(exc)) from None
 
 
-def run(command: list[str], *, timeout: float = START_TIMEOUT, stdin: bytes | None = None) -> str:
+def run(command: list[str], *, timeout: float = START_MARGIN, stdin: bytes | None = None) -> str:
     done = subprocess.run(command, capture_output=True, input=stdin, timeout=timeout, check=False)
     if done.returncode != 0:
         output = (done.stderr or done.stdout).decode(errors="replace").strip()
@@ -87,7 +45,6 @@ def run(command: list[str], *, timeout: float = START_TIMEOUT, stdin: bytes | No
 
 
 def postgres_bin() -> Path:
-    """The newest installed PostgreSQL's bin/."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
     if not found:
         raise ServerError(
@@ -98,12 +55,10 @@ def postgres_bin() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class PgCluster:
-    """A cluster in `data`, trusting local connections; its socket and log beside it
-    (`data.parent`)."""
+    """A cluster in `data`; its socket and log beside it (`data.parent`)."""
 
     data: Path
     port: int
-    host: str = "127.0.0.1"
 
     def tool(self, name: str, *args: str) -> list[str]:
         return as_user("postgres", [str(postgres_bin() / name), *args])
@@ -142,11 +97,11 @@ class PgCluster:
 
     def start(self) -> None:
         options = (
-            f"-p {self.port} -c listen_addresses={self.host}"
+            f"-p {self.port} -c listen_addresses=127.0.0.1"
             f" -c unix_socket_directories={self.data.parent}"
         )
         log = str(self.data.parent / "postgresql.log")
-        wait = str(int(START_TIMEOUT))
+        wait = str(int(START_MARGIN))
         run(
             self.tool(
                 "pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", wait, "start"
@@ -172,7 +127,6 @@ class MariaInstance:
     data: Path
     port: int
     binlog: Path | None = None
-    host: str = "127.0.0.1"
 
     @property
     def home(self) -> Path:
@@ -185,17 +139,12 @@ class MariaInstance:
         self, database: str | None = None
     ) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
         return pymysql.connect(
-            host=self.host, port=self.port, user="root", database=database, connect_timeout=2,
+            host="127.0.0.1", port=self.port, user="root", database=database, connect_timeout=2,
             autocommit=True,
         )  # fmt: skip
 
     def install(self) -> None:
-        """mariadb-install-db, the first time only (a data directory with its `mysql`
-        schema is left as it is)."""
-        if (self.data / "mysql").exists():
-            return
         owned_by(self.home, "mysql")
-        self.home.chmod(0o700)
         owned_by(self.data, "mysql")
         if self.binlog is not None:
             owned_by(self.binlog, "mysql")
@@ -215,36 +164,26 @@ class MariaInstance:
     def running(self) -> bool:
         return (self.home / "mariadbd.pid").exists() and self.answers()
 
-    def settings(self) -> tuple[str, ...]:
-        """A backup's server: its binary log (or none, a restored copy), in UTC."""
+    def start(self) -> None:
         log = self.binlog and [f"--log-bin={self.binlog / 'binlog'}", "--binlog-format=ROW"]
-        return (
-            "--skip-name-resolve", "--server-id=1", "--innodb-buffer-pool-size=64M",
-            "--default-time-zone=+00:00",  # binary log targets and DATETIMEs in UTC
-            *(log or ["--skip-log-bin"]),
-        )  # fmt: skip
-
-    def start(self, *options: str) -> int:
-        """mariadbd with no option file of the machine's and `options` (none given: this
-        instance's `settings()`); -> its pid, which leads its own process group."""
-        error_log = self.home / "error.log"
         command = [
             mariadb_tool("mariadbd"), "--no-defaults", f"--datadir={self.data}",
-            f"--port={self.port}", f"--bind-address={self.host}", f"--socket={self.home / 'sock'}",
-            f"--pid-file={self.home / 'mariadbd.pid'}", f"--log-error={error_log}",
-            *(["--user=mysql"] if os.geteuid() == 0 else []), *(options or self.settings()),
+            f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.home / 'sock'}",
+            f"--pid-file={self.home / 'mariadbd.pid'}", f"--log-error={self.home / 'error.log'}",
+            "--skip-name-resolve", "--server-id=1", "--innodb-buffer-pool-size=64M",
+            "--default-time-zone=+00:00",  # binary log targets and DATETIMEs in UTC
+            *(log or ["--skip-log-bin"]), *(["--user=mysql"] if os.geteuid() == 0 else []),
         ]  # fmt: skip
-        proc = subprocess.Popen(
+        subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + START_MARGIN
         while not self.answers():
-            if proc.poll() is not None:
-                raise ServerError(f"mariadbd on {self.port} exited at start: {error_log}")
             if time.monotonic() > deadline:
-                raise ServerError(f"mariadbd on {self.port} did not answer: {error_log}")
+                raise ServerError(
+                    f"mariadbd on {self.port} did not answer: {self.home / 'error.log'}"
+                )
             time.sleep(0.2)
-        return proc.pid
 
     def stop(self) -> None:
         pid_file = self.home / "mariadbd.pid"

@@ -6,7 +6,7 @@
 server that answers is used as it is; where nothing listens on a loopback address, a
 PostgreSQL, MariaDB or Redis of our own is started there, its data under
 `var/servers/<kind>-<port>/` (tools/local/server_homes.py), and `down` stops exactly the
-ones `up` started. PostgreSQL and MariaDB start as tools/local/db_servers.py starts them."""
+ones `up` started. Standard library only: it runs before .venv exists."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ import argparse
 import fcntl
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,14 +29,9 @@ from urllib.parse import urlsplit
 
 from tools import packages
 from tools.local import server_homes
-from tools.local.db_servers import (
-    START_TIMEOUT,
-    MariaInstance,
-    PgCluster,
-    sbin,
-    stop_pid,
-)
 from tools.local.server_homes import StartError as StartError
+from tools.local.server_homes import hand_to as hand_to
+from tools.time_scale import scaled
 
 Kind = Literal["postgresql", "mysql", "redis"]
 NAMES: dict[Kind, str] = {"postgresql": "PostgreSQL", "mysql": "MariaDB", "redis": "Redis"}
@@ -47,6 +44,9 @@ DEFAULT_PORTS: dict[Kind, int] = {"postgresql": 5432, "mysql": 3306, "redis": 63
 # the user a server runs as when we are root (Redis runs as us)
 OWNERS: dict[Kind, str | None] = {"postgresql": "postgres", "mysql": "mysql", "redis": None}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# a 2-core machine at load 3, times FIXUP_TIME_SCALE (a server of ours starts in seconds)
+START_TIMEOUT = scaled(60.0)
+STOP_TIMEOUT = scaled(30.0)
 STARTED = "started.json"
 
 
@@ -104,6 +104,24 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float) -> None
         time.sleep(0.2)
 
 
+def as_user(user: str, command: list[str]) -> list[str]:
+    """PostgreSQL and MariaDB refuse to run as root: root runs them as their own user."""
+    return ["runuser", "-u", user, "--", *command] if os.geteuid() == 0 else command
+
+
+def _run(command: list[str], what: str) -> None:
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
+    )
+    if done.returncode != 0:
+        raise StartError(f"{what} failed: {(done.stderr or done.stdout).strip()[-400:]}")
+
+
+def _own(directory: Path, owner: str) -> None:
+    hand_to(owner, directory)
+    directory.chmod(0o700)
+
+
 def _wait(address: Address, proc: subprocess.Popen[bytes], log: Path) -> None:
     def opened() -> bool:
         if proc.poll() is not None:
@@ -113,35 +131,81 @@ def _wait(address: Address, proc: subprocess.Popen[bytes], log: Path) -> None:
     wait_until(opened, f"{address} open (its log: {log})", START_TIMEOUT)
 
 
+def postgres_bin() -> Path:
+    """The newest installed PostgreSQL's bin/."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not found:
+        raise StartError(_missing("postgresql"))
+    return found[-1].parent
+
+
+def _missing(kind: Kind) -> str:
+    return f"no {NAMES[kind]} server binaries; as root: apt-get install -y {PACKAGES[kind]}"
+
+
+def _pg_ctl(*args: str) -> list[str]:
+    return as_user("postgres", [str(postgres_bin() / "pg_ctl"), *args])
+
+
 def start_postgresql(address: Address, home: Path) -> int | None:
     """initdb (first time) and pg_ctl start, trusting local connections as the README's do."""
-    cluster = PgCluster(home / "data", address.port, address.host)
-    if not (cluster.data / "PG_VERSION").exists():
-        cluster.init({})
-    cluster.start()
+    _own(home, "postgres")
+    data, log = home / "data", home / "server.log"
+    if not (data / "PG_VERSION").exists():
+        initdb = [str(postgres_bin() / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
+        _run(as_user("postgres", initdb), "initdb")
+    options = (
+        f"-p {address.port} -c listen_addresses={address.host} -c unix_socket_directories={home}"
+    )
+    start = ["-D", str(data), "-l", str(log), "-o", options, "-w", "-t", str(int(START_TIMEOUT))]
+    _run(_pg_ctl(*start, "start"), f"pg_ctl start ({log})")
     return None
 
 
 def stop_postgresql(home: Path) -> None:
-    PgCluster(home / "data", 0).stop()
+    if (home / "data" / "postmaster.pid").exists():
+        _run(_pg_ctl("-D", str(home / "data"), "-m", "fast", "-w", "stop"), "pg_ctl stop")
 
 
-def start_mysql(address: Address, home: Path) -> int | None:
-    """mariadb-install-db (first time), then mariadbd: root without a password, no binary
-    log, the sessions' time zone left to the clients (lib/db/connecting.py sets UTC), as
-    the development server of the README."""
-    server = MariaInstance(home.resolve() / "data", address.port, host=address.host)
-    server.install()
-    return server.start("--skip-log-bin")
+def start_mysql(address: Address, home: Path, options: tuple[str, ...] = ()) -> int | None:
+    """mariadb-install-db (first time), then mariadbd with no option file of the machine's:
+    root without a password, as the development server of the README; `options` add to
+    its command line (the HA tier's replication settings, tools/ha/ha_mariadb.py)."""
+    install, server = shutil.which("mariadb-install-db"), sbin("mariadbd")
+    if install is None or server is None:
+        raise StartError(_missing("mysql"))
+    home = home.resolve()  # mariadb-install-db resolves a relative datadir against /usr
+    _own(home, "mysql")
+    data = home / "data"
+    user = ["--user=mysql"] if os.geteuid() == 0 else []
+    if not (data / "mysql").exists():
+        _run(
+            [
+                *(install, "--no-defaults", f"--datadir={data}", *user),
+                *("--auth-root-authentication-method=normal", "--skip-test-db"),
+            ],
+            "mariadb-install-db",
+        )
+    log = home / "server.log"
+    proc = subprocess.Popen(
+        [
+            *(server, "--no-defaults", f"--datadir={data}", f"--port={address.port}"),
+            *(f"--bind-address={address.host}", f"--socket={home / 'mysqld.sock'}"),
+            *(f"--pid-file={home / 'mysqld.pid'}", f"--log-error={log}", *user, *options),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C of make run reaches it through `down`, in order
+    )
+    _wait(address, proc, log)
+    return proc.pid
 
 
 def start_redis(address: Address, home: Path) -> int | None:
     """redis-server without persistence: Redis holds nothing that must survive (ADR 0010)."""
     server = sbin("redis-server")
     if server is None:
-        raise StartError(
-            f"no Redis server binaries; as root: apt-get install -y {PACKAGES['redis']}"
-        )
+        raise StartError(_missing("redis"))
     home.mkdir(parents=True, exist_ok=True)
     log = home / "server.log"
     proc = subprocess.Popen(
@@ -157,7 +221,38 @@ def start_redis(address: Address, home: Path) -> int | None:
     return proc.pid
 
 
+def sbin(name: str) -> str | None:
+    """A server binary by name, in the sbin directories a normal user's PATH lacks too."""
+    for directory in packages.SBIN:
+        if (directory / name).is_file():
+            return str(directory / name)
+    return shutil.which(name)
+
+
 STARTERS = {"postgresql": start_postgresql, "mysql": start_mysql, "redis": start_redis}
+
+
+def stop_pid(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
+    """`sig` to `pid`, SIGKILL past STOP_TIMEOUT; returns once it has exited."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    with suppress(ProcessLookupError):
+        os.kill(pid, sig)
+        while not exited(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+
+
+def exited(pid: int) -> bool:
+    """Gone, or a zombie: reaped here when it is our child, else one its parent (the test
+    run's subreaper) has yet to reap."""
+    with suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    try:  # /proc/<pid>/stat: "pid (name) state ..."
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 @contextmanager

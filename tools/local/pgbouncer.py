@@ -8,7 +8,8 @@ What listens at `PGBOUNCER_ADDR` for `POOLER=pgbouncer` (ADR 0037): Debian's `pg
 its files in `pgbouncer-<port>/` of the checkout's server root (tools/local/server_homes.py),
 every database forwarded to the same name on `--server`, auth_type trust. `run` starts one
 sized for a test run (TEST_* below), runs COMMAND with `PGBOUNCER_ADDR` and
-`TEST_PGBOUNCER_ADDR` set, and stops it: what `make test-pgbouncer` uses.
+`TEST_PGBOUNCER_ADDR` set, and stops it: what `make test-pgbouncer` uses. Standard library
+only, like tools/local/local_servers.py.
 """
 
 from __future__ import annotations
@@ -26,8 +27,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tools.local import server_homes
-from tools.local.db_servers import START_TIMEOUT, sbin, stop_pid
-from tools.local.local_servers import StartError, listening, wait_until
+from tools.local.local_servers import (
+    START_TIMEOUT,
+    StartError,
+    listening,
+    sbin,
+    stop_pid,
+    wait_until,
+)
 from tools.local.ports import free_port
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "pgbouncer" / "pgbouncer.ini"

@@ -4,7 +4,7 @@ As root, the tools hand a server's directories to its own user (`hand_to`), who 
 every parent on the way: a checkout under a 0700 home is closed to it. So a server whose
 files belong to one run keeps them in `server_root(var)`, /var/tmp/fixup-<hash of var's
 path> (ours, 0711), and `make run`'s and `make test`'s servers keep theirs there when their
-user cannot pass `var/` (`passable`)."""
+user cannot pass `var/` (`passable`). Standard library only, like tools/local/local_servers.py."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -21,6 +22,7 @@ from lib.db.pool import DEFAULT_ACQUIRE_TIMEOUT, Database, MyDatabase, PgDatabas
 from lib.logging import get_logger
 from lib.metrics import DB_POOL_TIMEOUTS
 from lib.pooler import Pooler, pool_options
+from lib.registry import Engine
 
 log = get_logger("lib.db")
 
@@ -86,13 +88,13 @@ async def _open(
     return MyDatabase(pool)
 
 
-def engine_of(dsn: str) -> str:
+def engine_of(dsn: str) -> Engine:
     """The engine ("postgresql" or "mysql") the URL names; ValueError for any other."""
     scheme = urlsplit(dsn).scheme.split("+")[0]
     if scheme in ("postgresql", "postgres"):
-        return PgDatabase.engine
+        return "postgresql"
     if scheme in ("mysql", "mariadb"):
-        return MyDatabase.engine
+        return "mysql"
     raise ValueError(f"unsupported database URL scheme {scheme!r} (postgresql:// or mysql://)")
 
 
@@ -121,12 +123,14 @@ async def connect(
     base_delay: float = 0.2,
     max_delay: float = 3.0,
     first_attempt: int = 1,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Database:
     """Open a pool, retrying with lib's backoff (lib/backoff.py) while the server is down:
     `attempts` tries in all (at least one; None: no limit), for at most `wait` seconds
     (None: no limit), each bounded by `attempt_timeout` (a black-holed server), as is every
     connection the pool opens later; `command_timeout` bounds each PostgreSQL command. Each
-    failed attempt is logged (`db_connect_retry`); the last one's error is raised."""
+    failed attempt is logged (`db_connect_retry`); the last one's error is raised. `sleep`
+    waits out each pause (a test passes a recorder instead of waiting)."""
     deadline = None if wait is None else time.monotonic() + wait
     attempt = first_attempt  # > 1: the caller made the first ones (lib/db/waiting.py)
     while True:
@@ -152,7 +156,7 @@ async def connect(
                 error=str(exc) or type(exc).__name__,
                 delay_s=round(delay, 3),
             )
-            await asyncio.sleep(delay)
+            await sleep(delay)
             attempt += 1
             continue
         database.acquire_timeout, database.service = acquire_timeout, service

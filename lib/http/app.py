@@ -205,7 +205,7 @@ def create_app(
         app[AUDIT] = queries
         if audit is not None:
             app.add_routes(audit_routes(audit, engine_of(settings.database_url)))
-        app.on_startup.append(check_audited)  # a write without its events: no start
+        app.on_startup.insert(0, check_audited)  # before any context opens: nothing to close
     check_conditional_routes(app)  # a route that cannot be answered safely: no start
     app.on_startup.append(start_request_series)
     return app

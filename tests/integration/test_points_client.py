@@ -147,7 +147,10 @@ async def test_server_down_opens_the_breaker_then_fails_fast(points_dsn: str) ->
 async def test_deadline_counts_as_failure(points: Points) -> None:
     """A server that accepts and never answers: DEADLINE_EXCEEDED -> breaker failure."""
 
+    held: list[asyncio.StreamWriter] = []
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
         await reader.read()  # hold the connection, say nothing
         writer.close()
 
@@ -170,3 +173,6 @@ async def test_deadline_counts_as_failure(points: Points) -> None:
     finally:
         await pool.close()
         server.close()
+        for writer in held:  # the handlers end with their connections, not with the test run
+            writer.close()
+        await server.wait_closed()

@@ -7,7 +7,9 @@ tests/integration/test_db_pool*.py run the same code against the servers."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -283,16 +285,17 @@ class Opens:
         return self.database
 
 
+class Sleeps(list[float]):
+    """connect()'s `sleep`: each pause recorded, none waited."""
+
+    async def __call__(self, delay: float) -> None:
+        self.append(delay)
+
+
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    slept: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        slept.append(delay)
-
-    monkeypatch.setattr(connecting.asyncio, "sleep", sleep)
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
     monkeypatch.setattr(random, "random", lambda: 0.123456)  # lib.backoff draws it
-    return slept
+    return Sleeps()
 
 
 def retry_delays(attempts: int, base: float, cap: float) -> list[float]:
@@ -300,12 +303,12 @@ def retry_delays(attempts: int, base: float, cap: float) -> list[float]:
 
 
 async def test_connect_tries_ten_times_by_default_backing_off_from_200ms_to_3s(
-    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
 ) -> None:
     opens = Opens(failures=100, error=ConnectionRefusedError("refused"))
     monkeypatch.setattr(connecting, "_open", opens)
     with capture_logs() as logs, pytest.raises(ConnectionRefusedError):
-        await connect("postgresql://db/x")
+        await connect("postgresql://db/x", sleep=sleeps)
     assert len(opens.calls) == 10
     assert sleeps == pytest.approx(retry_delays(10, 0.2, 3.0))
     assert sleeps[0] == pytest.approx(0.123456 * 0.4)
@@ -335,29 +338,31 @@ async def test_connect_tries_ten_times_by_default_backing_off_from_200ms_to_3s(
     ids=["OSError", "TimeoutError", "PostgresError", "MySQLError"],
 )
 async def test_connect_retries_each_connect_error_then_returns_the_pool(
-    monkeypatch: pytest.MonkeyPatch, sleeps: list[float], error: BaseException
+    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps, error: BaseException
 ) -> None:
     opens = Opens(failures=2, error=error)
     monkeypatch.setattr(connecting, "_open", opens)
-    database = await connect("postgresql://db/x", attempts=3, base_delay=0.5, max_delay=1.5)
+    database = await connect(
+        "postgresql://db/x", attempts=3, base_delay=0.5, max_delay=1.5, sleep=sleeps
+    )
     assert database is opens.database
     assert opens.calls == [("postgresql://db/x", 2, 10, True, "")] * 3  # the default sizes, reset
     assert sleeps == pytest.approx([0.123456 * 1.0, 0.123456 * 1.5])
 
 
 async def test_connect_does_not_retry_other_errors(
-    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
 ) -> None:
     opens = Opens(failures=1, error=KeyError("bug"))
     monkeypatch.setattr(connecting, "_open", opens)
     with pytest.raises(KeyError):
-        await connect("postgresql://db/x")
+        await connect("postgresql://db/x", sleep=sleeps)
     assert len(opens.calls) == 1
     assert sleeps == []
 
 
 async def test_connect_sets_the_timeout_and_label_and_exports_the_counter_at_zero(
-    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
 ) -> None:
     opens = Opens(failures=0, error=OSError())
     monkeypatch.setattr(connecting, "_open", opens)
@@ -373,22 +378,22 @@ async def test_connect_sets_the_timeout_and_label_and_exports_the_counter_at_zer
 
 
 async def test_connect_defaults_to_a_3s_timeout_and_no_label(
-    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
 ) -> None:
     opens = Opens(failures=0, error=OSError())
     monkeypatch.setattr(connecting, "_open", opens)
-    database = await connect("postgresql://db/x")
+    database = await connect("postgresql://db/x", sleep=sleeps)
     assert (database.acquire_timeout, database.service) == (3.0, "")
 
 
 async def test_connect_hands_the_command_and_connect_bounds_to_every_pool(
-    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
 ) -> None:
     """DB_COMMAND_TIMEOUT and DB_CONNECT_TIMEOUT reach the driver's pool (each command,
     each new connection), not only connect()'s own first attempt."""
     opens = Opens(failures=0, error=OSError())
     monkeypatch.setattr(connecting, "_open", opens)
-    await connect("postgresql://db/x", command_timeout=1.5, attempt_timeout=2.5)
+    await connect("postgresql://db/x", command_timeout=1.5, attempt_timeout=2.5, sleep=sleeps)
     assert opens.bounds == [{"command_timeout": 1.5, "connect_timeout": 2.5}]
 
 
@@ -410,47 +415,49 @@ async def test_an_attempt_that_never_answers_ends_at_its_bound(
 
 
 async def test_a_retry_that_would_end_past_the_wait_is_not_made(
-    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
 ) -> None:
     """`wait` bounds the whole: a pause that would end past it is not taken."""
     opens = Opens(failures=100, error=OSError("refused"))
     monkeypatch.setattr(connecting, "_open", opens)
     monkeypatch.setattr(random, "random", lambda: 1.0)  # each pause its whole cap
     with pytest.raises(OSError, match="refused"):
-        await connect("postgresql://db/x", wait=0.5, base_delay=1.0)  # a pause is >= 1 s
+        await connect(
+            "postgresql://db/x", wait=0.5, base_delay=1.0, sleep=sleeps
+        )  # a pause is >= 1 s
     assert len(opens.calls) == 1
     assert sleeps == []
 
 
 async def test_a_retry_without_a_message_is_logged_with_the_error_s_name(
-    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
 ) -> None:
     opens = Opens(failures=1, error=ConnectionResetError())
     monkeypatch.setattr(connecting, "_open", opens)
     with capture_logs() as logs:
-        await connect("postgresql://db/x", attempts=2)
+        await connect("postgresql://db/x", attempts=2, sleep=sleeps)
     retries = [entry["error"] for entry in logs if entry["event"] == "db_connect_retry"]
     assert retries == ["ConnectionResetError"]
 
 
 @pytest.mark.parametrize(("failures", "logged"), [(0, []), (1, [2]), (2, [3])])
 async def test_a_connection_after_retries_is_logged_with_their_count(
-    monkeypatch: pytest.MonkeyPatch, sleeps: list[float], failures: int, logged: list[int]
+    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps, failures: int, logged: list[int]
 ) -> None:
     opens = Opens(failures=failures, error=OSError("refused"))
     monkeypatch.setattr(connecting, "_open", opens)
     with capture_logs() as logs:
-        await connect("postgresql://db/x", attempts=3)
+        await connect("postgresql://db/x", attempts=3, sleep=sleeps)
     assert [e["attempts"] for e in logs if e["event"] == "db_connected"] == logged
 
 
 async def test_connect_makes_one_attempt_at_least(
-    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
 ) -> None:
     opens = Opens(failures=1, error=OSError("refused"))
     monkeypatch.setattr(connecting, "_open", opens)
     with pytest.raises(OSError, match="refused"):
-        await connect("postgresql://db/x", attempts=0)
+        await connect("postgresql://db/x", attempts=0, sleep=sleeps)
     assert len(opens.calls) == 1
     assert sleeps == []
 
@@ -748,41 +755,31 @@ class MyPool:
         self.calls.append("terminate")
 
 
-@pytest.fixture
-def graces(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """asyncio.wait_for as close() calls it, recording the grace and shortening it."""
-    seen: list[float] = []
-    real = asyncio.wait_for
-
-    async def wait_for(awaitable: Awaitable[Any], timeout: float) -> Any:  # noqa: ASYNC109
-        seen.append(timeout)
-        return await real(awaitable, 0.05)
-
-    monkeypatch.setattr(connecting.asyncio, "wait_for", wait_for)
-    return seen
+async def closed_within(database: PgDatabase | MyDatabase, grace: float) -> float:
+    """close(grace) bounded by the test's own margin -> the seconds it took."""
+    assert inspect.signature(type(database).close).parameters["grace"].default == 5.0
+    started = time.monotonic()
+    await asyncio.wait_for(database.close(grace=grace), PROCESS_MARGIN)
+    return time.monotonic() - started
 
 
 @pytest.mark.parametrize("closes", [True, False])
-async def test_postgresql_close_waits_5s_then_terminates(graces: list[float], closes: bool) -> None:
+async def test_postgresql_close_waits_5s_then_terminates(closes: bool) -> None:
     pool = PgPool(closes)
-    await PgDatabase(pool).close()  # type: ignore[arg-type]
-    assert graces == [5.0]
+    took = await closed_within(PgDatabase(pool), 0.05)  # type: ignore[arg-type]
     assert pool.terminated is not closes
-    await PgDatabase(PgPool(True)).close(grace=1.5)  # type: ignore[arg-type]
-    assert graces == [5.0, 1.5]
+    assert closes or 0.05 <= took < 5.0  # the grace given, not the default, then terminate
 
 
 @pytest.mark.parametrize("closes", [True, False])
-async def test_mysql_close_waits_5s_then_terminates(graces: list[float], closes: bool) -> None:
+async def test_mysql_close_waits_5s_then_terminates(closes: bool) -> None:
     pool = MyPool(closes)
-    await MyDatabase(pool).close()
-    assert graces == [5.0]
+    took = await closed_within(MyDatabase(pool), 0.05)
     if closes:
         assert pool.calls == ["close", "wait_closed"]
     else:
         assert pool.calls == ["close", "wait_closed", "terminate", "wait_closed"]
-    await MyDatabase(MyPool(True)).close(grace=1.5)
-    assert graces == [5.0, 1.5]
+        assert 0.05 <= took < 5.0
 
 
 def test_stats_read_each_drivers_pool() -> None:

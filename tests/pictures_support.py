@@ -11,8 +11,10 @@ import struct
 import time
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import Any
 
+from botocore.exceptions import NoCredentialsError
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
@@ -171,3 +173,25 @@ def moto_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+async def signing_credentials(client: Any) -> Any:
+    """The credentials an aiobotocore S3 `client` signs with (None: it has none), through
+    public APIs: the request signer that the `before-sign` event hands its handlers, asked
+    for its auth (RequestSigner.get_auth_instance) while a URL is presigned (nothing sent)."""
+    signing: list[dict[str, Any]] = []
+
+    def before_sign(**kwargs: Any) -> None:
+        signing.append(kwargs)
+
+    client.meta.events.register("before-sign.s3", before_sign)
+    try:
+        with suppress(NoCredentialsError):  # without credentials: refused after the event
+            await client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "k"})
+    finally:
+        client.meta.events.unregister("before-sign.s3", before_sign)
+    [sign] = signing
+    auth = await sign["request_signer"].get_auth_instance(
+        sign["signing_name"], sign["region_name"], sign["signature_version"]
+    )
+    return auth.credentials

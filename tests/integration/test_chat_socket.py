@@ -217,24 +217,35 @@ async def test_a_service_without_a_key_refuses_every_token(factory: Factory, tal
 
 async def test_the_ways_in(chat: Any, talk: Talk) -> None:
     customer, provider = talk.customer, talk.provider
+    # the handshake's response, as aiohttp's client tracing hands it over
+    handshakes: list[aiohttp.ClientResponse] = []
+
+    async def ended(_: aiohttp.ClientSession, __: Any, end: aiohttp.TraceRequestEndParams) -> None:
+        handshakes.append(end.response)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(ended)
     # the subprotocols, spaced and with an empty one, win over an Authorization header
     offered = f" fixup.bearer ,, {token_of(provider)} "
-    socket = await chat.ws_connect(
-        talk.path,
-        headers={
-            "Sec-WebSocket-Protocol": offered,
-            "X-Request-ID": "ws-in-1",
-            **customer.headers,
-        },
-        compress=15,  # the client offers permessage-deflate
-    )
-    assert socket._response.headers["Sec-WebSocket-Protocol"] == "fixup.bearer"  # echoed
-    assert socket._response.headers["X-Request-ID"] == "ws-in-1"
-    assert "Sec-WebSocket-Extensions" not in socket._response.headers  # deflate declined
-    assert socket.compress == 0
-    await socket.send_str(send("who am I"))
-    assert (await next_json(socket))["data"]["author_id"] == str(provider.id)
-    await socket.close()
+    async with aiohttp.ClientSession(trace_configs=[trace]) as traced:
+        socket = await traced.ws_connect(
+            chat.make_url(talk.path),
+            headers={
+                "Sec-WebSocket-Protocol": offered,
+                "X-Request-ID": "ws-in-1",
+                **customer.headers,
+            },
+            compress=15,  # the client offers permessage-deflate
+        )
+        [handshake] = handshakes  # the trace saw the handshake's response, once
+        assert handshake.status == 101
+        assert handshake.headers["Sec-WebSocket-Protocol"] == "fixup.bearer"  # echoed
+        assert handshake.headers["X-Request-ID"] == "ws-in-1"
+        assert "Sec-WebSocket-Extensions" not in handshake.headers  # deflate declined
+        assert socket.compress == 0
+        await socket.send_str(send("who am I"))
+        assert (await next_json(socket))["data"]["author_id"] == str(provider.id)
+        await socket.close()
     # the cookie from an allowed Origin; an Authorization header needs none
     socket = await chat.ws_connect(
         talk.path, headers={"Cookie": f"fixup_access={token_of(customer)}", "Origin": ORIGIN}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 import asyncpg
 import pymysql
@@ -26,6 +26,7 @@ from tests.proxy import TcpProxy, through
 from tests.servers import DatabaseFactory
 from tools.time_scale import scaled
 
+T = TypeVar("T")
 # postgresql+reset-off: as every service runs it (asyncpg's release runs no reset query)
 ENGINES = ["postgresql", "postgresql+reset-off", "mysql"]
 OPEN_BOUND = scaled(10.0)  # s: opening a PostgreSQL or MariaDB connection on a loaded machine
@@ -183,8 +184,7 @@ async def test_a_waiting_acquire_gets_the_connection_released_meanwhile(db: Data
         return await marks(db)
 
     async with db.acquire() as first, db.acquire():
-        waiter = asyncio.create_task(third())
-        await until(lambda: waiting_on_the_pool(db), "the waiter queued on the full pool")
+        waiter = await acquiring(third())  # waiting on the full pool
         await execute(first, "INSERT INTO marks VALUES (1)")
     assert await asyncio.wait_for(waiter, 5) == [1, 3]
 
@@ -196,12 +196,10 @@ async def test_a_cancelled_waiter_leaves_the_pool_whole(db: Database, waits_for:
     async with db.acquire():
         if waits_for == "a connection released":
             async with db.acquire():
-                waiter = asyncio.create_task(marks(db))
-                await until(lambda: waiting_on_the_pool(db), "the waiter queued")
+                waiter = await acquiring(marks(db))  # waiting on the full pool
                 waiter.cancel()
         else:  # the second connection is being opened for the waiter
-            waiter = asyncio.create_task(marks(db))
-            await until(lambda: opening_a_connection(db), "a connection being opened")
+            waiter = await acquiring(marks(db))
             waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
@@ -215,21 +213,22 @@ async def test_a_cancelled_waiter_leaves_the_pool_whole(db: Database, waits_for:
         await execute(second, "SELECT 1")
 
 
-def waiting_on_the_pool(db: Database) -> bool:
-    """Is a task queued for a connection of `db`'s full pool (asyncpg's queue getters,
-    aiomysql's condition waiters)? Drivers' internals: no public API tells."""
-    pool: Any = getattr(db, "pool")  # noqa: B009  (both engines' Database have one)
-    if db.engine == "postgresql":
-        return bool(pool._queue._getters)
-    return bool(pool._cond._waiters)
+async def acquiring(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """`work`, whose first step is a db.acquire(), in a task returned once that acquire has
+    begun and is suspended: the task signals just before it starts `work`, and asyncio runs
+    this caller again only after the task suspends, which is in the acquire. With the pool
+    full it waits there for a connection; with a slot free it is opening one. (No public API
+    of asyncpg or aiomysql shows their waiters or the slot being opened.)"""
+    began = asyncio.Event()
 
+    async def run() -> T:
+        began.set()
+        return await work
 
-def opening_a_connection(db: Database) -> bool:
-    """Has a waiter taken a pool slot whose connection is being opened?"""
-    pool: Any = getattr(db, "pool")  # noqa: B009
-    if db.engine == "postgresql":
-        return bool(pool._queue.empty())  # both holders out: one held, one connecting
-    return bool(pool._acquiring)
+    task = asyncio.create_task(run())
+    await began.wait()
+    assert not task.done()  # in the acquire, not through it
+    return task
 
 
 async def test_a_cut_server_raises_database_unavailable(

@@ -17,7 +17,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import HTTPClientError
 
 from lib.storage import ObjectNotFound, S3Storage
-from tests.pictures_support import moto_server
+from tests.pictures_support import moto_server, signing_credentials
 
 KEY = "A" * 32 + ".png"
 OTHER = "B" * 32 + ".jpg"
@@ -122,7 +122,7 @@ async def test_open_makes_the_client_of_its_arguments(moto_url: str) -> None:
         assert config.retries["total_max_attempts"] == 3  # botocore counts the first too
         assert store.client.meta.region_name == "eu-central-1"
         assert store.client.meta.endpoint_url == moto_url
-        credentials = store.client._request_signer._credentials
+        credentials = await signing_credentials(store.client)
         assert (credentials.access_key, credentials.secret_key) == ("AKIDTEST", "s3cr3t")
         await store.put(KEY, b"x", "image/png")
         query = parse_qs(urlsplit(await store.url(KEY)).query)
@@ -146,5 +146,5 @@ async def test_open_defaults(moto_url: str) -> None:
         assert meta.endpoint_url == "https://s3.amazonaws.com"
         assert (meta.config.connect_timeout, meta.config.read_timeout) == (10.0, 10.0)
         assert meta.config.retries["total_max_attempts"] == 3
-        credentials = store.client._request_signer._credentials  # none, or the machine's
+        credentials = await signing_credentials(store.client)  # none, or the machine's
         assert credentials is None or credentials.access_key != ""

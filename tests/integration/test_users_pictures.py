@@ -29,7 +29,7 @@ from services.users.pictures import (
 from tests import pg
 from tests.integration.users_support import auth, make_user, users_settings
 from tests.logging_support import capture_logs
-from tests.pictures_support import S3_KEYS, jpeg, moto_server, png
+from tests.pictures_support import S3_KEYS, jpeg, moto_server, png, signing_credentials
 
 PNG = png()  # made by Pillow: re-encoding it gives the same bytes
 BOUNDARY = "fixupboundary"
@@ -108,7 +108,7 @@ async def test_the_s3_storage_context_follows_the_settings(users_dsn: str) -> No
         assert (storage.bucket, storage.ttl) == ("the-bucket", 55)
         meta = storage.client.meta
         assert (meta.endpoint_url, meta.region_name) == ("http://127.0.0.1:9", "eu-west-3")
-        credentials = storage.client._request_signer._credentials
+        credentials = await signing_credentials(storage.client)
         assert (credentials.access_key, credentials.secret_key) == ("testing", "testing")
     finally:
         with pytest.raises(StopAsyncIteration):

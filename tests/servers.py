@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import psycopg
 import redis
 
-from tools.local.databases import engine_of, with_database
+from lib.db.connecting import engine_of
+from tools.local.databases import with_database
 from tools.local.dbadmin import create_database, drop_database, mysql_connect, psycopg_dsn
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -26,7 +26,6 @@ from lib import registry
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tools import keys
-from tools.local.dbadmin import create_database
 from tools.local.ports import free_port
 from tools.local.service_process import PROCESS_MARGIN, ROOT
 from tools.migrations import migrate
@@ -97,7 +96,6 @@ def check(name: str) -> list[str]:
         raise CheckError(f"{name} is not a built REST service behind NGINX (lib/registry.py)")
     prefix = service.env_prefix
     dsn = os.environ.get(f"{prefix}_DATABASE_URL") or service.default_database_url
-    create_database(dsn)
     migrate.up(service.database, dsn)
     token = dev_token()
     port, gateway, status = free_port(), free_port(), free_port()

@@ -11,7 +11,8 @@ import psycopg
 
 from codegen import types_command, types_mysql, typeslock
 from codegen.errors import CodegenError
-from tools.local.databases import database_name, engine_of, with_database
+from lib.db.connecting import engine_of
+from tools.local.databases import database_name, with_database
 from tools.local.dbadmin import psycopg_dsn
 from tools.sqlc_run import (
     QueryFailures,

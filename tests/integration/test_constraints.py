@@ -27,6 +27,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from lib.db.connecting import engine_of
 from tests.integration.constraint_support import (
     Bad,
     First,
@@ -42,7 +43,7 @@ from tests.integration.constraint_support import (
     uid,
     unique,
 )
-from tools.local.databases import DATABASES, database_name, engine_of
+from tools.local.databases import DATABASES, database_name
 from tools.local.dbadmin import mysql_connect, psycopg_dsn
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

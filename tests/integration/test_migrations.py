@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from lib.db.connecting import engine_of
 from tests.servers import DatabaseFactory
-from tools.local.databases import DATABASES, database_name, engine_of
+from tools.local.databases import DATABASES, database_name
 from tools.migrations import migrate
 
 

@@ -19,9 +19,10 @@ import pytest
 
 from lib import registry
 from lib.config import ServiceSettings
+from lib.db.connecting import engine_of
 from tools import swag
 from tools.deploy import nginx, nginx_copies, procfile
-from tools.local.databases import DATABASES, database_name, engine_of
+from tools.local.databases import DATABASES, database_name
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILT = [s for s in registry.MICROSERVICES if s.built]

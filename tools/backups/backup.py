@@ -15,7 +15,8 @@ import time
 from tools.backups import mariadb_backups, pgbackrest
 from tools.backups.backup_servers import load
 from tools.backups.backup_settings import BackupSettings
-from tools.local.db_servers import ServerError, run
+from tools.local.db_servers import run
+from tools.local.local_servers import StartError
 from tools.local.locks import LockBusy, file_lock
 
 BACKUP_TIMEOUT = 3600.0  # s: a backup of a large cluster takes long; never unbounded
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except LockBusy as exc:
         print(f"backup: {exc}", file=sys.stderr)
         return 2
-    except ServerError as exc:
+    except StartError as exc:
         print(f"backup failed: {exc}", file=sys.stderr)
         return 1
     return 0

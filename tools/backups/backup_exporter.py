@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from tools.backups import mariadb_backups, pgbackrest
 from tools.backups.backup_servers import load
 from tools.backups.backup_settings import BackupSettings, mysql_databases, pg_databases
-from tools.local.db_servers import ServerError
+from tools.local.local_servers import StartError
 
 LISTEN = "127.0.0.1:9188"
 
@@ -42,7 +42,7 @@ def newest(settings: BackupSettings) -> dict[str, float]:
     pg: list[pgbackrest.PgBackup] = []
     maria: list[mariadb_backups.MariaBackup] = []
     if (settings.servers / "servers.json").exists():
-        with suppress(ServerError):
+        with suppress(StartError):
             pg, maria = pgbackrest.info(settings), mariadb_backups.backups(settings)
     return {
         **{d.name: pg[-1].stopped.timestamp() if pg else 0.0 for d in pg_databases()},
@@ -58,7 +58,7 @@ def archiver(settings: BackupSettings) -> tuple[int, int]:
             row = conn.execute(
                 "SELECT archived_count, failed_count FROM pg_stat_archiver"
             ).fetchone()
-    except (ServerError, psycopg.OperationalError):
+    except (StartError, psycopg.OperationalError):
         return 0, 0
     return (int(row[0]), int(row[1])) if row else (0, 0)
 

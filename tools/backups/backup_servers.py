@@ -28,7 +28,8 @@ from tools.backups.backup_settings import (
 )
 from tools.backups.pgbackrest import pgbackrest
 from tools.local import server_homes
-from tools.local.db_servers import MariaInstance, PgCluster, ServerError, owned_by, run
+from tools.local.db_servers import MariaInstance, PgCluster, run
+from tools.local.local_servers import StartError, hand_to
 from tools.local.ports import free_port
 from tools.migrations import migrate
 
@@ -53,7 +54,7 @@ def load(settings: BackupSettings) -> Servers:
         return ha_servers(ha, json.loads(tier.read_text()))
     state = settings.servers / "servers.json"
     if not state.exists():
-        raise ServerError(f"no archived servers in {settings.servers}: run `make backup-servers`")
+        raise StartError(f"no archived servers in {settings.servers}: run `make backup-servers`")
     ports = json.loads(state.read_text())
     return Servers(
         PgCluster(settings.servers / "pg" / "data", ports["postgresql"]),
@@ -97,7 +98,7 @@ def write_keys(settings: BackupSettings) -> None:
         return
     keys.touch(mode=0o600)
     keys.chmod(0o600)
-    owned_by(keys.parent, "postgres")
+    hand_to("postgres", keys.parent)
     if os.geteuid() == 0:
         shutil.chown(keys, "postgres", "postgres")
     keys.write_text(f"[global]\nrepo2-s3-key={key}\nrepo2-s3-key-secret={secret}\n")
@@ -108,7 +109,7 @@ def prepare(settings: BackupSettings, data: list[Path], ports: list[int]) -> Non
     its members (data directory, port), before any starts: archive-push reads it from the
     first WAL on."""
     for path in ("pgbackrest", "log", "lock", "spool", "conf.d"):
-        owned_by(settings.backups / path, "postgres")
+        hand_to("postgres", settings.backups / path)
     write_keys(settings)  # the S3 repository's, when one is configured
     write_pgbackrest_conf(settings, list(zip(data, ports, strict=True)))
 
@@ -142,17 +143,8 @@ def up(settings: BackupSettings) -> Servers:
         servers.mariadb.install()
     if not servers.mariadb.running():
         servers.mariadb.start()
-    for db in pg_databases():
-        with psycopg.connect(servers.pg.dsn(), autocommit=True) as conn:
-            if not conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (f"fixup_{db.name}",)
-            ).fetchone():
-                conn.execute(f'CREATE DATABASE "fixup_{db.name}"')
-        migrate.up(db.name, servers.dsn(db.name))
-    for db in mysql_databases():
-        with servers.mariadb.connect() as maria, maria.cursor() as cur:
-            cur.execute(f"CREATE DATABASE IF NOT EXISTS `fixup_{db.name}`")
-        migrate.up(db.name, servers.dsn(db.name))
+    for db in (*pg_databases(), *mysql_databases()):
+        migrate.up(db.name, servers.dsn(db.name))  # creates the database first
     return servers
 
 
@@ -185,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             down(settings)
         else:
             print("\n".join(env_lines(settings)))
-    except ServerError as exc:
+    except StartError as exc:
         print(f"backup servers: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tools.backups.backup_settings import BackupSettings
-from tools.local.db_servers import MariaInstance, ServerError, mariadb_tool, run
+from tools.local.db_servers import MariaInstance, run
+from tools.local.local_servers import StartError, require
 
 MANIFEST = "fixup-manifest.json"
 
@@ -61,7 +62,7 @@ def take(live: MariaInstance, settings: BackupSettings) -> MariaBackup:
     target = settings.mariadb_backups / label
     target.parent.mkdir(parents=True, exist_ok=True)
     run([
-        mariadb_tool("mariadb-backup"), "--backup", "--host=127.0.0.1", f"--port={live.port}",
+        require("mariadb-backup"), "--backup", "--host=127.0.0.1", f"--port={live.port}",
         "--user=root", f"--target-dir={target}",
     ], timeout=600)  # fmt: skip
     stopped = datetime.now(UTC)
@@ -112,7 +113,7 @@ def restore(
     """A new instance in `home`, at `target`: the copy prepared, the binary log replayed."""
     data = home / "data"
     shutil.copytree(backup.path, data)
-    run([mariadb_tool("mariadb-backup"), "--prepare", f"--target-dir={data}"], timeout=600)
+    run([require("mariadb-backup"), "--prepare", f"--target-dir={data}"], timeout=600)
     (data / MANIFEST).unlink()
     if os.geteuid() == 0:
         for path in (home, *home.rglob("*")):
@@ -125,13 +126,16 @@ def restore(
     if logs:
         stop = target.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
         replay = subprocess.run(
-            [mariadb_tool("mariadb-binlog"), f"--start-position={backup.binlog_pos}",
+            [require("mariadb-binlog", "mariadb-client"), f"--start-position={backup.binlog_pos}",
              f"--stop-datetime={stop}", *map(str, logs)],
             capture_output=True, timeout=600, check=False, env={**os.environ, "TZ": "UTC"},
         )  # fmt: skip
         if replay.returncode != 0:
-            raise ServerError(
+            raise StartError(
                 f"mariadb-binlog failed: {replay.stderr.decode(errors='replace')[-500:]}"
             )
-        run([mariadb_tool("mariadb"), "-h127.0.0.1", f"-P{port}", "-uroot"], stdin=replay.stdout)
+        run(
+            [require("mariadb", "mariadb-client"), "-h127.0.0.1", f"-P{port}", "-uroot"],
+            stdin=replay.stdout,
+        )
     return copy

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tools.backups.backup_settings import STANZA, BackupSettings
-from tools.local.db_servers import ServerError, as_user, run
+from tools.local.db_servers import as_user, run
+from tools.local.local_servers import StartError
 
 
 def pgbackrest(settings: BackupSettings, command: str, *options: str) -> list[str]:
     binary = shutil.which("pgbackrest")
     if binary is None:
-        raise ServerError("no pgbackrest: python3 -m tools.packages ensure backup")
+        raise StartError("no pgbackrest: python3 -m tools.packages ensure backup")
     config = settings.pgbackrest_options()
     return as_user("postgres", [binary, *config, f"--stanza={STANZA}", *options, command])
 

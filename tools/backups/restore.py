@@ -31,7 +31,8 @@ from tools.backups import mariadb_backups, pgbackrest
 from tools.backups.backup_servers import load
 from tools.backups.backup_settings import BackupSettings
 from tools.local.databases import Database, UnknownDatabaseError, get_database
-from tools.local.db_servers import MariaInstance, PgCluster, ServerError, owned_by, run
+from tools.local.db_servers import MariaInstance, PgCluster, run
+from tools.local.local_servers import StartError, hand_to
 from tools.local.locks import LockBusy, file_lock
 from tools.local.ports import free_port
 from tools.migrations import migrate
@@ -104,7 +105,7 @@ def check_migrations(db: Database, dsn: str) -> str:
             cur.execute(query)
             applied = [row[0] for row in cur.fetchall()]
     if sorted(applied) != sorted(known[: len(applied)]) or not applied:
-        raise ServerError(f"restored migrations {applied} do not match the repository's {known}")
+        raise StartError(f"restored migrations {applied} do not match the repository's {known}")
     return f"{len(applied)} of {len(known)} migrations applied (last {applied[-1]})"
 
 
@@ -124,7 +125,7 @@ def restore_pg(
     problems = pgbackrest.verify(settings)
     if problems:
         raise Refused(f"the backup repository fails verification: {'; '.join(problems)}")
-    owned_by(home, "postgres")
+    hand_to("postgres", home)
     home.chmod(0o700)
     copy = PgCluster(home / "data", free_port())
     run(pgbackrest.pgbackrest(  # a time target picks its backup set itself
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as exc:
         print(f"restore refused: {exc}", file=sys.stderr)
         return 2
-    except ServerError as exc:
+    except StartError as exc:
         print(f"restore failed: {exc}", file=sys.stderr)
         return 1
     print(f"restored {done.db} to {stamp(done.target)} in {done.seconds:.1f} s; {done.migrations}")

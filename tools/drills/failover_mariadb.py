@@ -21,7 +21,6 @@ from tools.drills.ha_faults import Injected, kill_and_reap
 from tools.ha import ha_mariadb, ha_tier
 from tools.ha.ha_mariadb import MariaLayout
 from tools.ha.ha_mariadb_watch import FAILOVER_BOUND, probe
-from tools.local.dbadmin import create_database
 from tools.local.local_servers import StartError, wait_until
 from tools.local.ports import free_ports
 from tools.local.service_process import ServiceProcess
@@ -113,7 +112,6 @@ def drill_mariadb(var: Path) -> FaultResult:
         layout = tier.mariadb
         assert layout is not None
         dsn = f"mysql://root@127.0.0.1:{layout.address}/{DATABASE}"
-        create_database(dsn)
         migrate.up("points", dsn)
         points, rpc = points_process(var, dsn)
         user_id = str(uuid.uuid4())

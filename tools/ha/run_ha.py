@@ -24,7 +24,6 @@ from tools.backups.backup_settings import BackupSettings
 from tools.ha import ha_tier
 from tools.local import seed
 from tools.local.databases import DATABASES
-from tools.local.db_servers import ServerError
 from tools.local.local_servers import StartError
 from tools.local.locks import LockBusy, file_lock
 from tools.time_scale import scaled
@@ -70,7 +69,7 @@ def prepare(var: Path, *, free_ports: bool) -> dict[str, str]:
         os.environ.update(database_env(tier))  # what tools.local.seed reads
         if seed.main(["--local-dev"]) != 0:
             raise StartError("migrating and seeding the HA tier failed (above: which database)")
-    except (ServerError, pymysql.MySQLError, psycopg.Error, OSError) as exc:
+    except (StartError, pymysql.MySQLError, psycopg.Error, OSError) as exc:
         ha_tier.down(var)  # pgBackRest's stanza, the MariaDB pair's replication: one line
         raise StartError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
     except BaseException:

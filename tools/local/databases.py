@@ -51,15 +51,6 @@ def get_database(name: str) -> Database:
         raise UnknownDatabaseError(name) from None
 
 
-def engine_of(dsn: str) -> Engine:
-    scheme = urlsplit(dsn).scheme.split("+")[0]
-    if scheme in ("postgresql", "postgres"):
-        return "postgresql"
-    if scheme in ("mysql", "mariadb"):
-        return "mysql"
-    raise ValueError(f"unsupported database URL scheme {scheme!r} (use postgresql:// or mysql://)")
-
-
 def database_name(dsn: str) -> str:
     return urlsplit(dsn).path.lstrip("/")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pymysql
 
-from tools.local.local_servers import StartError, hand_to, sbin, stop_pid
+from tools.local.local_servers import StartError, hand_to, postgres_bin, require, stop_pid
 from tools.local.local_servers import as_user as as_user
 from tools.time_scale import scaled
 
@@ -24,33 +24,12 @@ from tools.time_scale import scaled
 START_MARGIN = scaled(60.0)
 
 
-class ServerError(RuntimeError):
-    """A server tool failed; the message names the command and its output."""
-
-
-def owned_by(path: Path, user: str) -> None:
-    """`path` (made if missing) belongs to `user` when we are root, else stays ours."""
-    try:
-        hand_to(user, path)
-    except StartError as exc:  # the backup and restore commands print a ServerError's line
-        raise ServerError(str(exc)) from None
-
-
 def run(command: list[str], *, timeout: float = START_MARGIN, stdin: bytes | None = None) -> str:
     done = subprocess.run(command, capture_output=True, input=stdin, timeout=timeout, check=False)
     if done.returncode != 0:
         output = (done.stderr or done.stdout).decode(errors="replace").strip()
-        raise ServerError(f"{' '.join(command)} failed ({done.returncode}): {output[-2000:]}")
+        raise StartError(f"{' '.join(command)} failed ({done.returncode}): {output[-2000:]}")
     return done.stdout.decode(errors="replace")
-
-
-def postgres_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    if not found:
-        raise ServerError(
-            "no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql"
-        )
-    return found[-1].parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +47,7 @@ class PgCluster:
 
     def init(self, settings: dict[str, str]) -> None:
         """initdb, then `settings` appended to postgresql.conf."""
-        owned_by(self.data.parent, "postgres")
+        hand_to("postgres", self.data.parent)
         self.data.parent.chmod(0o700)
         run(
             self.tool(
@@ -113,13 +92,6 @@ class PgCluster:
             run(self.tool("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop"))
 
 
-def mariadb_tool(name: str) -> str:
-    found = sbin(name)
-    if found is None:
-        raise ServerError(f"no {name}: apt-get install mariadb-server mariadb-backup")
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class MariaInstance:
     """A mariadbd on `data`; its binary log in `binlog` (None: none, a restored copy)."""
@@ -144,13 +116,13 @@ class MariaInstance:
         )  # fmt: skip
 
     def install(self) -> None:
-        owned_by(self.home, "mysql")
-        owned_by(self.data, "mysql")
+        hand_to("mysql", self.home)
+        hand_to("mysql", self.data)
         if self.binlog is not None:
-            owned_by(self.binlog, "mysql")
+            hand_to("mysql", self.binlog)
         run([
-            mariadb_tool("mariadb-install-db"), "--no-defaults", f"--datadir={self.data}",
-            "--auth-root-authentication-method=normal", "--skip-test-db",
+            require("mariadb-install-db", "mariadb-server"), "--no-defaults",
+            f"--datadir={self.data}", "--auth-root-authentication-method=normal", "--skip-test-db",
             *(["--user=mysql"] if os.geteuid() == 0 else []),
         ])  # fmt: skip
 
@@ -167,7 +139,7 @@ class MariaInstance:
     def start(self) -> None:
         log = self.binlog and [f"--log-bin={self.binlog / 'binlog'}", "--binlog-format=ROW"]
         command = [
-            mariadb_tool("mariadbd"), "--no-defaults", f"--datadir={self.data}",
+            require("mariadbd", "mariadb-server"), "--no-defaults", f"--datadir={self.data}",
             f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.home / 'sock'}",
             f"--pid-file={self.home / 'mariadbd.pid'}", f"--log-error={self.home / 'error.log'}",
             "--skip-name-resolve", "--server-id=1", "--innodb-buffer-pool-size=64M",
@@ -180,7 +152,7 @@ class MariaInstance:
         deadline = time.monotonic() + START_MARGIN
         while not self.answers():
             if time.monotonic() > deadline:
-                raise ServerError(
+                raise StartError(
                     f"mariadbd on {self.port} did not answer: {self.home / 'error.log'}"
                 )
             time.sleep(0.2)

@@ -9,7 +9,8 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 import pymysql
 
-from tools.local.databases import database_name, engine_of, with_database
+from lib.db.connecting import engine_of
+from tools.local.databases import database_name, with_database
 
 DATABASE_EXISTS = 1007  # MariaDB ER_DB_CREATE_EXISTS
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,63}$")

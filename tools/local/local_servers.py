@@ -229,6 +229,14 @@ def sbin(name: str) -> str | None:
     return shutil.which(name)
 
 
+def require(name: str, package: str = "") -> str:
+    """`sbin(name)`, or a StartError naming the package that brings it (`name` itself)."""
+    found = sbin(name)
+    if found is None:
+        raise StartError(f"no {name}; as root: apt-get install -y {package or name}")
+    return found
+
+
 STARTERS = {"postgresql": start_postgresql, "mysql": start_mysql, "redis": start_redis}
 
 

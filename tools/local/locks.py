@@ -23,7 +23,8 @@ from typing import Any
 
 import psycopg
 
-from tools.local.databases import database_name, engine_of
+from lib.db.connecting import engine_of
+from tools.local.databases import database_name
 from tools.local.dbadmin import mysql_connect, psycopg_dsn
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -31,7 +31,7 @@ from tools.local.local_servers import (
     START_TIMEOUT,
     StartError,
     listening,
-    sbin,
+    require,
     stop_pid,
     wait_until,
 )
@@ -61,16 +61,11 @@ def split_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def binary() -> str:
-    found = sbin("pgbouncer")
-    if found is None:
-        raise StartError("no pgbouncer binary; as root: apt-get install -y pgbouncer")
-    return found
-
-
 def version() -> tuple[int, int]:
     """The installed PgBouncer's (major, minor): 1.21 added protocol-level prepared statements."""
-    out = subprocess.run([binary(), "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [require("pgbouncer"), "--version"], capture_output=True, text=True, check=True
+    )
     major, minor, *_ = out.stdout.split()[1].split(".")
     return int(major), int(minor)
 
@@ -150,7 +145,11 @@ def start(bouncer: Bouncer) -> None:
             return  # ours, already up
         raise StartError(f"{bouncer.listen} is taken by something else: choose another --listen")
     bouncer.write()
-    command = [binary(), "-d", str(bouncer.ini)]  # -d: daemon, its pid in the pidfile
+    command = [
+        require("pgbouncer"),
+        "-d",
+        str(bouncer.ini),
+    ]  # -d: daemon, its pid in the pidfile
     if os.geteuid() == 0:
         command = ["runuser", "-u", USER, "--", *command]
     done = subprocess.run(

@@ -27,7 +27,8 @@ from yoyo import get_backend, read_migrations
 from yoyo.backends import DatabaseBackend
 from yoyo.migrations import Migration
 
-from tools.local.databases import DATABASES, engine_of, get_database
+from lib.db.connecting import engine_of
+from tools.local.databases import DATABASES, get_database
 from tools.local.dbadmin import create_database
 from tools.local.locks import database_lock, file_lock
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import fcntl
@@ -9,7 +10,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,26 @@ def points_dsn(migrated_db: Callable[[str], str]) -> str:
 @pytest.fixture(scope="module")
 def chat_dsn(migrated_db: Callable[[str], str]) -> str:
     return migrated_db("chat")
+
+
+@pytest.fixture(autouse=True, scope="module")
+async def _no_task_outlives_its_module(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every test of a worker shares one event loop: a task a module leaves running (an app
+    whose start-up failed, a server's open connection) runs on into the next modules'
+    tests, where a pool's gauge reporter once spun without end under a test's stand-in for
+    asyncio.sleep. So each module's tasks must have ended PROCESS_MARGIN after its last
+    fixture closed (a call bounded by its own timeout may still be finishing), or the
+    module fails naming them."""
+    before = asyncio.all_tasks()
+    yield
+    left = asyncio.all_tasks() - before - {asyncio.current_task()}
+    if not left:
+        return
+    _, running = await asyncio.wait(left, timeout=PROCESS_MARGIN)
+    for task in running:
+        task.cancel()
+    names = sorted(repr(task.get_coro()) for task in running)
+    assert not running, f"{request.node.nodeid} left tasks running: {names}"
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ drives."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -26,17 +25,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from webauthn.helpers import encode_cbor
+from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, encode_cbor
 
 UP, UV, AT = 0x01, 0x04, 0x40  # authenticator data flags: present, verified, attested data
-
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass
@@ -65,7 +56,7 @@ class SoftAuthenticator:
     def create(self, options: dict[str, Any], origin: str | None = None) -> dict[str, Any]:
         """The answer to navigator.credentials.create(options)."""
         self.rp_id = options["rp"]["id"]
-        self.user_handle = unb64url(options["user"]["id"])
+        self.user_handle = base64url_to_bytes(options["user"]["id"])
         numbers = self.key.public_key().public_numbers()
         cose = {1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32), -3: numbers.y.to_bytes(32)}
         attested = bytes(16) + struct.pack(">H", len(self.credential_id)) + self.credential_id
@@ -79,12 +70,12 @@ class SoftAuthenticator:
         attestation = encode_cbor({"fmt": "none", "attStmt": {}, "authData": auth_data})
         client_data = self.client_data("webauthn.create", options["challenge"], origin)
         return {
-            "id": b64url(self.credential_id),
-            "rawId": b64url(self.credential_id),
+            "id": bytes_to_base64url(self.credential_id),
+            "rawId": bytes_to_base64url(self.credential_id),
             "type": "public-key",
             "response": {
-                "clientDataJSON": b64url(client_data),
-                "attestationObject": b64url(attestation),
+                "clientDataJSON": bytes_to_base64url(client_data),
+                "attestationObject": bytes_to_base64url(attestation),
             },
             "clientExtensionResults": {},
         }
@@ -101,14 +92,14 @@ class SoftAuthenticator:
         signed = auth_data + hashlib.sha256(client_data).digest()
         signature = self.key.sign(signed, ec.ECDSA(hashes.SHA256()))
         return {
-            "id": b64url(self.credential_id),
-            "rawId": b64url(self.credential_id),
+            "id": bytes_to_base64url(self.credential_id),
+            "rawId": bytes_to_base64url(self.credential_id),
             "type": "public-key",
             "response": {
-                "clientDataJSON": b64url(client_data),
-                "authenticatorData": b64url(auth_data),
-                "signature": b64url(signature),
-                "userHandle": b64url(self.user_handle),
+                "clientDataJSON": bytes_to_base64url(client_data),
+                "authenticatorData": bytes_to_base64url(auth_data),
+                "signature": bytes_to_base64url(signature),
+                "userHandle": bytes_to_base64url(self.user_handle),
             },
             "clientExtensionResults": {},
         }
@@ -122,8 +113,8 @@ def save(key: SoftAuthenticator, path: Path) -> None:
     )
     state = {
         "origin": key.origin, "counter": key.counter, "key": pem.decode(),
-        "credential_id": b64url(key.credential_id), "rp_id": key.rp_id,
-        "user_handle": b64url(key.user_handle),
+        "credential_id": bytes_to_base64url(key.credential_id), "rp_id": key.rp_id,
+        "user_handle": bytes_to_base64url(key.user_handle),
     }  # fmt: skip
     path.write_text(json.dumps(state))
     path.chmod(0o600)
@@ -136,10 +127,10 @@ def load(path: Path) -> SoftAuthenticator:
     return SoftAuthenticator(
         state["origin"],
         counter=state["counter"],
-        credential_id=unb64url(state["credential_id"]),
+        credential_id=base64url_to_bytes(state["credential_id"]),
         key=private,
         rp_id=state["rp_id"],
-        user_handle=unb64url(state["user_handle"]),
+        user_handle=base64url_to_bytes(state["user_handle"]),
     )
 
 

@@ -24,11 +24,11 @@ import aiohttp
 import asyncpg
 import pyotp
 import pytest
+from webauthn.helpers import bytes_to_base64url as b64url
 
 from tests.e2e.account_stack import PASSWORD, AccountStack, new_account, running_account_stack
 from tests.e2e.browser import artifact, assert_png, chromium, node, run_script
 from tests.e2e.story_stack import call
-from tools.softkey import b64url
 
 HOST = "localhost"
 FAILED = "Failed to load resource: the server responded with a status of "  # the console's

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from webauthn.helpers import bytes_to_base64url as b64url
 
 from lib.http.keys import SETTINGS
 from services.users.app import create_app
@@ -25,7 +26,7 @@ from tests.integration.users_support import (
     users_settings,
 )
 from tests.problems import problem
-from tools.softkey import SoftAuthenticator, b64url
+from tools.softkey import SoftAuthenticator
 from tools.time_scale import scaled
 
 ORIGIN = "https://fixup.test"

@@ -5,21 +5,18 @@ and `verify` read as a verdict (2.45 exits 0 even when a checksum fails: its tex
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tools.backups.backup_settings import STANZA, BackupSettings
 from tools.local.db_servers import as_user, run
-from tools.local.local_servers import StartError
+from tools.local.local_servers import require
 
 
 def pgbackrest(settings: BackupSettings, command: str, *options: str) -> list[str]:
-    binary = shutil.which("pgbackrest")
-    if binary is None:
-        raise StartError("no pgbackrest: python3 -m tools.packages ensure backup")
     config = settings.pgbackrest_options()
-    return as_user("postgres", [binary, *config, f"--stanza={STANZA}", *options, command])
+    command_line = [require("pgbackrest"), *config, f"--stanza={STANZA}", *options, command]
+    return as_user("postgres", command_line)
 
 
 @dataclass(frozen=True, slots=True)

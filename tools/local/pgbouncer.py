@@ -145,11 +145,7 @@ def start(bouncer: Bouncer) -> None:
             return  # ours, already up
         raise StartError(f"{bouncer.listen} is taken by something else: choose another --listen")
     bouncer.write()
-    command = [
-        require("pgbouncer"),
-        "-d",
-        str(bouncer.ini),
-    ]  # -d: daemon, its pid in the pidfile
+    command = [require("pgbouncer"), "-d", str(bouncer.ini)]  # -d: daemon, pid in the pidfile
     if os.geteuid() == 0:
         command = ["runuser", "-u", USER, "--", *command]
     done = subprocess.run(

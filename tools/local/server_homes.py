@@ -23,7 +23,8 @@ VAR = Path(__file__).resolve().parents[2] / "var"
 
 
 class StartError(RuntimeError):
-    """A server of ours could not start: the one line `up` prints."""
+    """A server of ours, or a tool run on one, failed: the one line a command prints
+    (`up`, `make backup`, `make restore`) names what and why."""
 
 
 def hand_to(owner: str, directory: Path, *files: Path) -> None:

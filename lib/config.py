@@ -222,14 +222,14 @@ class ServiceSettings(BaseSettings):
     @field_validator("pgbouncer_addr")
     @classmethod
     def _pgbouncer_addr(cls, value: str) -> str:
-        sentinel_address(value)
+        host_port(value)
         return value
 
     @field_validator("redis_sentinels")
     @classmethod
     def _sentinels(cls, value: list[str]) -> list[str]:
         for entry in value:
-            sentinel_address(entry)
+            host_port(entry)
         return value
 
     @field_validator("database_url")
@@ -286,8 +286,9 @@ def engine_scheme(url: str) -> str:
     return {"postgres": "postgresql", "mariadb": "mysql"}.get(scheme, scheme)
 
 
-def sentinel_address(entry: str) -> tuple[str, int]:
-    """A `REDIS_SENTINELS` entry, `host:port` -> (host, port); ValueError naming it otherwise."""
+def host_port(entry: str) -> tuple[str, int]:
+    """`host:port` (a `REDIS_SENTINELS` entry, a listen address) -> (host, port); ValueError
+    naming it otherwise."""
     host, sep, port = entry.strip().rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{entry!r} is not host:port")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
 
-from lib.config import ServiceSettings, sentinel_address
+from lib.config import ServiceSettings, host_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ def connect_redis(settings: ServiceSettings) -> RedisLink | None:
     if settings.redis_sentinels:
         timeout = settings.redis_sentinel_timeout
         sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-            [sentinel_address(entry) for entry in settings.redis_sentinels],
+            [host_port(entry) for entry in settings.redis_sentinels],
             sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout},
             socket_connect_timeout=timeout,
         )

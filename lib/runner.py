@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -101,8 +100,16 @@ def run_service(service: str, settings_cls: type[ServiceSettings], factory_path:
     if settings.workers == 1:
         serve(factory_path, settings)
         return
-    metrics_dir = Path(tempfile.mkdtemp(prefix=f"fixup-{service}-metrics-"))
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    # the workers' metric files live as long as the master: removed when the last worker ends
+    with tempfile.TemporaryDirectory(prefix=f"fixup-{service}-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        exitcode = _run_workers(service, settings, factory_path)
+    sys.exit(exitcode)
+
+
+def _run_workers(service: str, settings: ServiceSettings, factory_path: str) -> int:
+    """Spawn `settings.workers` workers, forward SIGTERM/SIGINT to them, wait for them all:
+    the worst exit code."""
     context = multiprocessing.get_context("spawn")  # children import with the env set
     workers = [
         context.Process(
@@ -123,4 +130,4 @@ def run_service(service: str, settings_cls: type[ServiceSettings], factory_path:
     signal.signal(signal.SIGINT, forward)
     for worker in workers:
         worker.join()
-    sys.exit(max((w.exitcode or 0) for w in workers))
+    return max((w.exitcode or 0) for w in workers)

@@ -124,13 +124,15 @@ async def connect(
     max_delay: float = 3.0,
     first_attempt: int = 1,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: Callable[[], float] | None = None,
 ) -> Database:
     """Open a pool, retrying with lib's backoff (lib/backoff.py) while the server is down:
     `attempts` tries in all (at least one; None: no limit), for at most `wait` seconds
     (None: no limit), each bounded by `attempt_timeout` (a black-holed server), as is every
     connection the pool opens later; `command_timeout` bounds each PostgreSQL command. Each
     failed attempt is logged (`db_connect_retry`); the last one's error is raised. `sleep`
-    waits out each pause (a test passes a recorder instead of waiting)."""
+    waits out each pause and `rng` draws its jitter (lib.backoff's): a test passes a
+    recorder and a fixed draw instead."""
     deadline = None if wait is None else time.monotonic() + wait
     attempt = first_attempt  # > 1: the caller made the first ones (lib/db/waiting.py)
     while True:
@@ -146,7 +148,7 @@ async def connect(
                     connect_timeout=attempt_timeout,
                 )
         except CONNECT_ERRORS as exc:
-            delay = backoff(attempt, base_delay, max_delay)
+            delay = backoff(attempt, base_delay, max_delay, rng)
             last = attempts is not None and attempt - first_attempt + 1 >= attempts
             if last or (deadline is not None and time.monotonic() + delay > deadline):
                 raise

@@ -117,10 +117,22 @@ async def test_shutdown_timeout_bounds_the_wait(
         service.stop()
 
 
+def metric_dirs(tmp: Path) -> list[Path]:
+    """The master's directory for its workers' metric files (lib/runner.py), under TMPDIR."""
+    return list(tmp.glob("fixup-departments-metrics-*"))
+
+
 async def test_workers_share_the_port_and_sum_their_metrics(
     migrated_db: Callable[[str], str], servers: Servers, tmp_path: Path
 ) -> None:
-    env = base_env(migrated_db("departments"), WORKERS="2", REDIS_URL=servers.redis_url)
+    timeout = 2.0  # SHUTDOWN_TIMEOUT
+    env = base_env(
+        migrated_db("departments"),
+        WORKERS="2",
+        REDIS_URL=servers.redis_url,
+        SHUTDOWN_TIMEOUT=str(timeout),
+        TMPDIR=str(tmp_path),  # where the master keeps the workers' metric files
+    )
     service = ServiceProcess(env, tmp_path / "svc.log")
     try:
         await service.wait_healthy()
@@ -135,10 +147,16 @@ async def test_workers_share_the_port_and_sum_their_metrics(
         )
         assert counts, text[:2000]
         assert sum(float(c) for c in counts) == 20.0
-        pids = {
-            line for line in service.log.read_text().splitlines() if '"event":"request"' in line
-        }
-        assert pids  # both workers log JSON request lines
+        logged = [
+            line
+            for line in service.log.read_text().splitlines()
+            if '"event":"request"' in line and "/v1/departments" in line
+        ]
+        assert len(logged) == 20  # each request's JSON line, whichever worker served it
+        assert len(metric_dirs(tmp_path)) == 1
+        service.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(service.proc.wait, timeout + PROCESS_MARGIN) == 0
+        assert not metric_dirs(tmp_path), "the workers' metric files outlived the service"
     finally:
         service.stop()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -292,9 +291,13 @@ class Sleeps(list[float]):
         self.append(delay)
 
 
+def draw() -> float:
+    """connect()'s `rng`: the backoff's jitter fixed."""
+    return 0.123456
+
+
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
-    monkeypatch.setattr(random, "random", lambda: 0.123456)  # lib.backoff draws it
+def sleeps() -> Sleeps:
     return Sleeps()
 
 
@@ -308,7 +311,7 @@ async def test_connect_tries_ten_times_by_default_backing_off_from_200ms_to_3s(
     opens = Opens(failures=100, error=ConnectionRefusedError("refused"))
     monkeypatch.setattr(connecting, "_open", opens)
     with capture_logs() as logs, pytest.raises(ConnectionRefusedError):
-        await connect("postgresql://db/x", sleep=sleeps)
+        await connect("postgresql://db/x", sleep=sleeps, rng=draw)
     assert len(opens.calls) == 10
     assert sleeps == pytest.approx(retry_delays(10, 0.2, 3.0))
     assert sleeps[0] == pytest.approx(0.123456 * 0.4)
@@ -343,7 +346,7 @@ async def test_connect_retries_each_connect_error_then_returns_the_pool(
     opens = Opens(failures=2, error=error)
     monkeypatch.setattr(connecting, "_open", opens)
     database = await connect(
-        "postgresql://db/x", attempts=3, base_delay=0.5, max_delay=1.5, sleep=sleeps
+        "postgresql://db/x", attempts=3, base_delay=0.5, max_delay=1.5, sleep=sleeps, rng=draw
     )
     assert database is opens.database
     assert opens.calls == [("postgresql://db/x", 2, 10, True, "")] * 3  # the default sizes, reset
@@ -356,7 +359,7 @@ async def test_connect_does_not_retry_other_errors(
     opens = Opens(failures=1, error=KeyError("bug"))
     monkeypatch.setattr(connecting, "_open", opens)
     with pytest.raises(KeyError):
-        await connect("postgresql://db/x", sleep=sleeps)
+        await connect("postgresql://db/x", sleep=sleeps, rng=draw)
     assert len(opens.calls) == 1
     assert sleeps == []
 
@@ -382,7 +385,7 @@ async def test_connect_defaults_to_a_3s_timeout_and_no_label(
 ) -> None:
     opens = Opens(failures=0, error=OSError())
     monkeypatch.setattr(connecting, "_open", opens)
-    database = await connect("postgresql://db/x", sleep=sleeps)
+    database = await connect("postgresql://db/x", sleep=sleeps, rng=draw)
     assert (database.acquire_timeout, database.service) == (3.0, "")
 
 
@@ -393,7 +396,9 @@ async def test_connect_hands_the_command_and_connect_bounds_to_every_pool(
     each new connection), not only connect()'s own first attempt."""
     opens = Opens(failures=0, error=OSError())
     monkeypatch.setattr(connecting, "_open", opens)
-    await connect("postgresql://db/x", command_timeout=1.5, attempt_timeout=2.5, sleep=sleeps)
+    await connect(
+        "postgresql://db/x", command_timeout=1.5, attempt_timeout=2.5, sleep=sleeps, rng=draw
+    )
     assert opens.bounds == [{"command_timeout": 1.5, "connect_timeout": 2.5}]
 
 
@@ -420,10 +425,9 @@ async def test_a_retry_that_would_end_past_the_wait_is_not_made(
     """`wait` bounds the whole: a pause that would end past it is not taken."""
     opens = Opens(failures=100, error=OSError("refused"))
     monkeypatch.setattr(connecting, "_open", opens)
-    monkeypatch.setattr(random, "random", lambda: 1.0)  # each pause its whole cap
     with pytest.raises(OSError, match="refused"):
         await connect(
-            "postgresql://db/x", wait=0.5, base_delay=1.0, sleep=sleeps
+            "postgresql://db/x", wait=0.5, base_delay=1.0, sleep=sleeps, rng=lambda: 1.0
         )  # a pause is >= 1 s
     assert len(opens.calls) == 1
     assert sleeps == []
@@ -435,7 +439,7 @@ async def test_a_retry_without_a_message_is_logged_with_the_error_s_name(
     opens = Opens(failures=1, error=ConnectionResetError())
     monkeypatch.setattr(connecting, "_open", opens)
     with capture_logs() as logs:
-        await connect("postgresql://db/x", attempts=2, sleep=sleeps)
+        await connect("postgresql://db/x", attempts=2, sleep=sleeps, rng=draw)
     retries = [entry["error"] for entry in logs if entry["event"] == "db_connect_retry"]
     assert retries == ["ConnectionResetError"]
 
@@ -447,7 +451,7 @@ async def test_a_connection_after_retries_is_logged_with_their_count(
     opens = Opens(failures=failures, error=OSError("refused"))
     monkeypatch.setattr(connecting, "_open", opens)
     with capture_logs() as logs:
-        await connect("postgresql://db/x", attempts=3, sleep=sleeps)
+        await connect("postgresql://db/x", attempts=3, sleep=sleeps, rng=draw)
     assert [e["attempts"] for e in logs if e["event"] == "db_connected"] == logged
 
 
@@ -457,7 +461,7 @@ async def test_connect_makes_one_attempt_at_least(
     opens = Opens(failures=1, error=OSError("refused"))
     monkeypatch.setattr(connecting, "_open", opens)
     with pytest.raises(OSError, match="refused"):
-        await connect("postgresql://db/x", attempts=0, sleep=sleeps)
+        await connect("postgresql://db/x", attempts=0, sleep=sleeps, rng=draw)
     assert len(opens.calls) == 1
     assert sleeps == []
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from lib.config import host_port
 from tools.local import server_homes
 from tools.local.local_servers import (
     START_TIMEOUT,
@@ -52,13 +53,6 @@ TEST_POOL_SIZE = 5
 TEST_IDLE_TIMEOUT = 3
 TEST_MAX_SERVER_CONN = 40
 USER = "postgres"  # PgBouncer refuses to run as root: it runs as postgres, the ini's admin
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{address!r} is not host:port")
-    return host, int(port)
 
 
 def version() -> tuple[int, int]:
@@ -93,7 +87,7 @@ class Bouncer:
 
     def config(self) -> str:
         """deploy/pgbouncer/pgbouncer.ini for this one."""
-        (host, port), (server_host, server_port) = map(split_address, (self.listen, self.server))
+        (host, port), (server_host, server_port) = map(host_port, (self.listen, self.server))
         return string.Template(CONFIG.read_text()).substitute(
             host=host,
             port=port,
@@ -120,7 +114,7 @@ def server_of_tests() -> str:
 
 
 def home_of(var: Path, listen: str) -> Path:
-    return server_homes.server_root(var) / f"pgbouncer-{split_address(listen)[1]}"
+    return server_homes.server_root(var) / f"pgbouncer-{host_port(listen)[1]}"
 
 
 def _pid(bouncer: Bouncer) -> int | None:
@@ -139,7 +133,7 @@ def _pid(bouncer: Bouncer) -> int | None:
 
 def start(bouncer: Bouncer) -> None:
     """Start it and wait until it answers; a taken port or a failed start is a StartError."""
-    host, port = split_address(bouncer.listen)
+    host, port = host_port(bouncer.listen)
     if listening(host, port):
         if _pid(bouncer) is not None:
             return  # ours, already up

@@ -23,6 +23,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlparse
+
 from tools.local.databases import DATABASES, get_database
 from tools.migrations.migrate_lint_mysql import mysql_findings
 from tools.migrations.migrate_sql import (
@@ -33,7 +35,6 @@ from tools.migrations.migrate_sql import (
     is_transactional,
     split_top_level,
     statements,
-    strip_comments,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +87,7 @@ def query_blocks(root: Path, db: str) -> list[Query]:
     files = sorted((root / "sql" / db / "queries").glob("*.sql"))
     files += sorted((root / "sql" / "common").glob("*.sql"))
     return [
-        Query.parse(strip_comments(block))
+        Query.parse(sqlparse.format(block, strip_comments=True))
         for path in files
         for block in re.split(r"^--\s*name:", path.read_text(), flags=re.MULTILINE)
     ]

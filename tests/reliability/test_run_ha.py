@@ -93,7 +93,7 @@ def _department(conn: psycopg.Connection[tuple[object, ...]], name: str) -> None
 
 
 def backed_up_and_restored(var: Path, dsn: str) -> None:
-    """WAL archived on the tier (tools/backups/ha_backups.py): `make backup` takes a full backup
+    """WAL archived on the tier (tools/backups/backup_servers.py): `make backup` takes a full backup
     from the primary (and a mariadb-backup of points' primary), and `make restore` brings
     departments back to a time between two writes into a new server: the write before it
     is there, the one after it is not."""

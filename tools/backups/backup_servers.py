@@ -5,6 +5,11 @@ them (var/db/backups.env); `make backup` and `make restore` read their ports fro
 var/db/servers.json.
 
     python -m tools.backups.backup_servers up|down|env
+
+On the HA tier (`make run ha=1`) the stanza names the three Patroni members (pg1-pg3, all
+local) instead, each archiving its WAL into `var/backups/` while it is the primary; `backup`
+finds the primary among them and copies from it, and a promoted standby goes on archiving
+into the same stanza (same system identifier, a new timeline).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ class Servers:
 
 def load(settings: BackupSettings) -> Servers:
     """The servers `up` made, or the HA tier of `make run ha=1` when it runs archived
-    (tools/backups/ha_backups.py); a missing state says how to make them."""
+    (`member_parameters`); a missing state says how to make them."""
     ha = server_homes.kept(settings.root, "ha", "postgres", "mysql")  # tools/ha/ha_tier.py's
     tier = ha / "tier.json"
     if tier.exists() and json.loads(tier.read_text()).get("archived"):
@@ -77,16 +82,22 @@ def ha_servers(root: Path, tier: dict[str, list[int]]) -> Servers:
     )
 
 
-def archive_settings(settings: BackupSettings) -> dict[str, str]:
+def member_parameters(settings: BackupSettings, data: Path | None = None) -> dict[str, str]:
+    """WAL archived into the stanza: what member `data` of the HA tier adds to its Patroni
+    `postgresql.parameters` (its own data directory as pg1: PostgreSQL passes a WAL path
+    relative to it; tools/ha/ha_tier.py); without `data`, the archived server's."""
     config = " ".join(settings.pgbackrest_options())
-    push = f"pgbackrest {config} --stanza={STANZA} archive-push %p"
+    pg1 = f" --pg1-path={data}" if data else ""
+    push = f"pgbackrest {config} --stanza={STANZA}{pg1} archive-push %p"
     return {
-        "wal_level": "replica",
         "archive_mode": "on",
         "archive_command": push,
         "archive_timeout": str(settings.archive_timeout),
-        "max_wal_senders": "3",
     }
+
+
+def archive_settings(settings: BackupSettings) -> dict[str, str]:
+    return {"wal_level": "replica", **member_parameters(settings), "max_wal_senders": "3"}
 
 
 def write_keys(settings: BackupSettings) -> None:

@@ -134,7 +134,7 @@ def restore_pg(
         *([f"--db-include=fixup_{db.name}"] if alone else []), "--archive-mode=off",
     ), timeout=3600)  # fmt: skip
     # the copy must never push WAL into the live cluster's stanza; a copy of an HA member
-    # (tools/backups/ha_backups.py) waits for no synchronous standby and reads its own pg_hba.conf
+    # (the HA tier's, archived) waits for no synchronous standby and reads its own pg_hba.conf
     copy.configure(
         {"archive_mode": "off", "archive_command": "", "port": str(copy.port)}
         | {"synchronous_standby_names": "", "hba_file": str(copy.data / "pg_hba.conf")}

@@ -95,7 +95,7 @@ def _etcd_command(layout: PgLayout, k: int, root: Path) -> list[str]:
 def write_config(layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None) -> Path:
     """Member k's configuration directory, as Patroni merges it (its .yml files in name
     order): deploy/patroni/patroni.yml, then the member's own settings; `extra`: parameters
-    of its own (its WAL archiving, tools/backups/ha_backups.py)."""
+    of its own (its WAL archiving, tools/backups/backup_servers.py)."""
     home = root / f"pg{k}"
     host = layout.host(k)
     postgresql: dict[str, object] = {

@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tools.backups import ha_backups
+from tools.backups import backup_servers
 from tools.backups.backup_settings import BackupSettings
 from tools.ha import ha_mariadb, ha_network, ha_redis
 from tools.ha.ha_mariadb import MariaLayout, maria_layout_from
@@ -93,7 +93,7 @@ def up(
     isolated: bool = False,
 ) -> Tier:
     """The tier's parts on their ports; `archiving`: PostgreSQL's WAL archived by pgBackRest
-    (tools/backups/ha_backups.py); `isolated`: each PostgreSQL member on a host of its own
+    (tools/backups/backup_servers.py); `isolated`: each PostgreSQL member on a host of its own
     (tools/ha/ha_network.py)."""
     # absolute: redis-server changes into its `dir` before it opens its relative logfile
     root = tier_root(var).resolve()
@@ -132,11 +132,11 @@ def up(
                 ha_network.create(tier.postgres.net)
             extra = None
             if archiving is not None:
-                ha_backups.prepare(archiving, member_data(root), list(tier.postgres.postgres))
-                extra = partial(ha_backups.member_parameters, archiving)
+                backup_servers.prepare(archiving, member_data(root), list(tier.postgres.postgres))
+                extra = partial(backup_servers.member_parameters, archiving)
             start(tier.postgres, root, groups, extra)
             if archiving is not None:
-                ha_backups.create_stanza(archiving)
+                backup_servers.create_stanza(archiving)
         if tier.redis is not None:
             start_redis(tier.redis, root, redis_groups)
         if tier.mariadb is not None:

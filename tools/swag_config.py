@@ -81,11 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", default=str(DOCS_ROOT), help="the docs root (var/docs)")
-    parser.add_argument("--openapi-dir", default=str(OPENAPI_DIR))
-    parser.add_argument("--dist", default=str(DIST), help="swagger-ui-dist's directory")
     args = parser.parse_args(argv)
     try:
-        names = assemble(Path(args.out), Path(args.openapi_dir), Path(args.dist))
+        names = assemble(Path(args.out))
     except FileNotFoundError as exc:
         print(f"swag-config: {exc}", file=sys.stderr)
         return 2

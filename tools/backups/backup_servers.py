@@ -4,7 +4,7 @@ database of the registry in them and migrated. `make run backups=1` points the s
 them (var/db/backups.env); `make backup` and `make restore` read their ports from
 var/db/servers.json.
 
-    python -m tools.backups.backup_servers up|down|env
+    python -m tools.backups.backup_servers up|down
 
 On the HA tier (`make run ha=1`) the stanza names the three Patroni members (pg1-pg3, all
 local) instead, each archiving its WAL into `var/backups/` while it is the primary; `backup`
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.backups.backup_servers", description=__doc__
     )
-    parser.add_argument("command", choices=["up", "down", "env"])
+    parser.add_argument("command", choices=["up", "down"])
     args = parser.parse_args(argv)
     settings = BackupSettings.from_env()
     try:
@@ -184,10 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             env_file.parent.mkdir(parents=True, exist_ok=True)
             env_file.write_text("\n".join(env_lines(settings)) + "\n")
             print(f"archived servers up; their DSNs: {env_file}")
-        elif args.command == "down":
-            down(settings)
         else:
-            print("\n".join(env_lines(settings)))
+            down(settings)
     except StartError as exc:
         print(f"backup servers: {exc}", file=sys.stderr)
         return 1

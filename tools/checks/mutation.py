@@ -1,12 +1,11 @@
 """Mutation testing with mutmut (ADR 0017, docs/mutation.md).
 
     python -m tools.checks.mutation run [--only PATH]   # make mutate: every mutant, then report
-    python -m tools.checks.mutation report              # the per-module table of the last run
     python -m tools.checks.mutation sample              # CI: a fixed-seed sample per module
 
 The modules are `[tool.mutmut] only_mutate` of pyproject.toml. A surviving mutant must be
 killed by a test or listed, with the reason it is equivalent, in docs/mutation.md as a
-bullet starting with its name in backticks: `run`/`report` and `sample` fail on any other.
+bullet starting with its name in backticks: `run` and `sample` fail on any other.
 """
 
 from __future__ import annotations
@@ -278,25 +277,19 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="every mutant (make mutate), then report")
     run_parser.add_argument("--max-children", type=int, default=2)
-    report_parser = commands.add_parser("report", help="the per-module table of the last run")
-    for sub in (run_parser, report_parser):
-        sub.add_argument(
-            "--only",
-            action="append",
-            default=[],
-            metavar="PATH",
-            help="only this module of only_mutate (a path; repeatable)",
-        )
+    run_parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="only this module of only_mutate (a path; repeatable)",
+    )
     sample_parser = commands.add_parser("sample", help="a fixed-seed sample (CI)")
-    sample_parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    sample_parser.add_argument("--per-module", type=int, default=DEFAULT_PER_MODULE)
     sample_parser.add_argument("--max-children", type=int, default=2)
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args.max_children, args.only)
-    if args.command == "report":
-        return report(only=args.only)
-    return sample(args.seed, args.per_module, args.max_children)
+    return sample(DEFAULT_SEED, DEFAULT_PER_MODULE, args.max_children)
 
 
 if __name__ == "__main__":

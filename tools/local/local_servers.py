@@ -1,6 +1,6 @@
 """The embedded default: servers of the project's own where nothing listens.
 
-    python3 -m tools.local.local_servers up|down|status [--var var]
+    python3 -m tools.local.local_servers up|down [--tests] [--var var]
 
 `make run` and `make test` call `up` first: for every address the configuration names, a
 server that answers is used as it is; where nothing listens on a loopback address, a
@@ -348,20 +348,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m tools.local.local_servers", description=__doc__
     )
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--var", type=Path, default=Path("var"))
     parser.add_argument("--tests", action="store_true", help="the test run's addresses")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
             lines = up(args.var, configured(tests=args.tests))
-        elif args.command == "down":
-            lines = down(args.var)
         else:
-            lines = [
-                f"{a}: {'answering' if listening(a.host, a.port) else 'nothing listens'}"
-                for a in configured(tests=args.tests)
-            ]
+            lines = down(args.var)
     except StartError as exc:
         print(f"local servers: {exc}", file=sys.stderr)
         if args.command == "up":  # leave nothing running: stop what this `up` started

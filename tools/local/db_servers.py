@@ -9,27 +9,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pymysql
 
-from tools.local.local_servers import StartError, hand_to, postgres_bin, require, stop_pid
 from tools.local.local_servers import as_user as as_user
+from tools.local.local_servers import hand_to, postgres_bin, require, stop_pid, wait_until
+from tools.local.local_servers import run as run
 from tools.time_scale import scaled
 
 # a server starts, stops or initialises well within this at load 3, times FIXUP_TIME_SCALE
 START_MARGIN = scaled(60.0)
-
-
-def run(command: list[str], *, timeout: float = START_MARGIN, stdin: bytes | None = None) -> str:
-    done = subprocess.run(command, capture_output=True, input=stdin, timeout=timeout, check=False)
-    if done.returncode != 0:
-        output = (done.stderr or done.stdout).decode(errors="replace").strip()
-        raise StartError(f"{' '.join(command)} failed ({done.returncode}): {output[-2000:]}")
-    return done.stdout.decode(errors="replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +141,9 @@ class MariaInstance:
         subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        deadline = time.monotonic() + START_MARGIN
-        while not self.answers():
-            if time.monotonic() > deadline:
-                raise StartError(
-                    f"mariadbd on {self.port} did not answer: {self.home / 'error.log'}"
-                )
-            time.sleep(0.2)
+        wait_until(
+            self.answers, f"mariadbd on {self.port} ({self.home / 'error.log'})", START_MARGIN
+        )
 
     def stop(self) -> None:
         pid_file = self.home / "mariadbd.pid"

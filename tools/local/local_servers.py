@@ -109,12 +109,13 @@ def as_user(user: str, command: list[str]) -> list[str]:
     return ["runuser", "-u", user, "--", *command] if os.geteuid() == 0 else command
 
 
-def _run(command: list[str], what: str) -> None:
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
-    )
+def run(command: list[str], *, timeout: float = START_TIMEOUT, stdin: bytes | None = None) -> str:
+    """`command`'s output; a StartError naming it, its exit status and its error past one."""
+    done = subprocess.run(command, capture_output=True, input=stdin, timeout=timeout, check=False)
     if done.returncode != 0:
-        raise StartError(f"{what} failed: {(done.stderr or done.stdout).strip()[-400:]}")
+        output = (done.stderr or done.stdout).decode(errors="replace").strip()
+        raise StartError(f"{' '.join(command)} failed ({done.returncode}): {output[-2000:]}")
+    return done.stdout.decode(errors="replace")
 
 
 def _own(directory: Path, owner: str) -> None:
@@ -153,18 +154,18 @@ def start_postgresql(address: Address, home: Path) -> int | None:
     data, log = home / "data", home / "server.log"
     if not (data / "PG_VERSION").exists():
         initdb = [str(postgres_bin() / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
-        _run(as_user("postgres", initdb), "initdb")
+        run(as_user("postgres", initdb))
     options = (
         f"-p {address.port} -c listen_addresses={address.host} -c unix_socket_directories={home}"
     )
     start = ["-D", str(data), "-l", str(log), "-o", options, "-w", "-t", str(int(START_TIMEOUT))]
-    _run(_pg_ctl(*start, "start"), f"pg_ctl start ({log})")
+    run(_pg_ctl(*start, "start"))
     return None
 
 
 def stop_postgresql(home: Path) -> None:
     if (home / "data" / "postmaster.pid").exists():
-        _run(_pg_ctl("-D", str(home / "data"), "-m", "fast", "-w", "stop"), "pg_ctl stop")
+        run(_pg_ctl("-D", str(home / "data"), "-m", "fast", "-w", "stop"))
 
 
 def start_mysql(address: Address, home: Path, options: tuple[str, ...] = ()) -> int | None:
@@ -179,12 +180,11 @@ def start_mysql(address: Address, home: Path, options: tuple[str, ...] = ()) -> 
     data = home / "data"
     user = ["--user=mysql"] if os.geteuid() == 0 else []
     if not (data / "mysql").exists():
-        _run(
+        run(
             [
                 *(install, "--no-defaults", f"--datadir={data}", *user),
                 *("--auth-root-authentication-method=normal", "--skip-test-db"),
-            ],
-            "mariadb-install-db",
+            ]
         )
     log = home / "server.log"
     proc = subprocess.Popen(

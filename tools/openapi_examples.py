@@ -210,15 +210,9 @@ def pages(root: Path = ROOT) -> dict[str, str]:
     return found
 
 
-def lift(
-    page: str, specs: dict[str, dict[str, Any]], source: str = SOURCE
-) -> dict[str, dict[str, Any]]:
-    """service -> "METHOD /path" -> {"request": {name: example}, "responses": {status: …}}."""
-    return lift_pages({source: page}, specs)
-
-
 def lift_pages(pages_of: dict[str, str], specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """`lift` of several pages; an earlier page's example of a name wins."""
+    """service -> "METHOD /path" -> {"request": {name: example}, "responses": {status: …}},
+    from every page by its path; an earlier page's example of a name wins."""
     lifted: dict[str, dict[str, Any]] = {service: {} for service in specs}
     problems: list[str] = []
     for source, page in pages_of.items():

@@ -143,7 +143,7 @@ curl -s "$API/shop/v1/things/mine" | jq
 
 
 def test_the_lifting_reads_requests_answers_and_placeholders() -> None:
-    lifted = openapi_examples.lift(PAGE, {"shop": SPEC})["shop"]
+    lifted = openapi_examples.lift_pages({openapi_examples.SOURCE: PAGE}, {"shop": SPEC})["shop"]
     assert set(lifted) == {"POST /v1/things", "GET /v1/things/mine"}  # a filtered answer: none
     made = lifted["POST /v1/things"]
     request = made["request"]["make-one"]
@@ -166,13 +166,13 @@ def test_the_lifting_reads_requests_answers_and_placeholders() -> None:
 def test_a_status_the_document_does_not_declare_is_refused() -> None:
     page = PAGE.replace('"status": 400', '"status": 409')
     with pytest.raises(ValueError, match=r"docs/examples.md:\d+: the page shows 409"):
-        openapi_examples.lift(page, {"shop": SPEC})
+        openapi_examples.lift_pages({openapi_examples.SOURCE: page}, {"shop": SPEC})
 
 
 def test_a_variable_without_a_value_is_refused() -> None:
     page = PAGE.replace('"parent": "$PARENT_ID"', '"parent": "$PARENT"')
     with pytest.raises(ValueError, match=r"docs/examples.md:\d+: no example value for \$PARENT"):
-        openapi_examples.lift(page, {"shop": SPEC})
+        openapi_examples.lift_pages({openapi_examples.SOURCE: page}, {"shop": SPEC})
 
 
 def test_a_service_page_adds_what_the_first_does_not_show() -> None:

@@ -110,12 +110,17 @@ TARGETS: dict[str, tuple[Package, ...]] = {
 }
 
 
+def sbin(name: str) -> str | None:
+    """A command by name, in the sbin directories a normal user's PATH lacks too."""
+    for directory in SBIN:
+        if (directory / name).is_file():
+            return str(directory / name)
+    return shutil.which(name)
+
+
 def installed(package: Package) -> bool:
     if package.commands:
-        return any(
-            shutil.which(command) or any((d / command).is_file() for d in SBIN)
-            for command in package.commands
-        )
+        return any(sbin(command) for command in package.commands)
     done = subprocess.run(
         ["dpkg-query", "-W", "-f=${Status}", package.name],
         capture_output=True,

@@ -22,10 +22,10 @@ from tools.ha.ha_postgres import haproxy_config, spawn
 from tools.local.local_servers import (
     Address,
     StartError,
-    sbin,
     start_mysql,
     wait_until,
 )
+from tools.packages import sbin
 from tools.time_scale import scaled
 
 # both servers' replication settings, ${server_id} filled in

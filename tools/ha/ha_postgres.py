@@ -28,10 +28,9 @@ from tools.local.local_servers import (
     hand_to,
     listening,
     postgres_bin,
-    sbin,
     wait_until,
 )
-from tools.packages import ensure_patroni, patroni_command
+from tools.packages import ensure_patroni, patroni_command, sbin
 from tools.time_scale import scaled
 
 MEMBERS = 3

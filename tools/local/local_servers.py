@@ -31,6 +31,7 @@ from tools import packages
 from tools.local import server_homes
 from tools.local.server_homes import StartError as StartError
 from tools.local.server_homes import hand_to as hand_to
+from tools.packages import sbin
 from tools.time_scale import scaled
 
 Kind = Literal["postgresql", "mysql", "redis"]
@@ -219,14 +220,6 @@ def start_redis(address: Address, home: Path) -> int | None:
     )
     _wait(address, proc, log)
     return proc.pid
-
-
-def sbin(name: str) -> str | None:
-    """A server binary by name, in the sbin directories a normal user's PATH lacks too."""
-    for directory in packages.SBIN:
-        if (directory / name).is_file():
-            return str(directory / name)
-    return shutil.which(name)
 
 
 def require(name: str, package: str = "") -> str:

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from pglast.keywords import RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
+from sqlglot.dialects.mysql import MySQL
+
 from codegen.naming import model_name, pascal, singular, snake
 from lib import registry
 from tools import service_entries as entries
@@ -33,29 +36,12 @@ MARKER = "    # `make new-service` adds its entry above this line\n"
 # letters only: the codegen splits digits off ("ledger123" -> module ledger_123.py)
 NAME = re.compile(r"^[a-z]{2,20}$")
 ENGINES: tuple[registry.Engine, ...] = ("postgresql", "mysql")
-# words PostgreSQL or MariaDB reserve: the name is a bare table name in SQL
-_RESERVED_WORDS = """
-    accessible add all alter analyse analyze and any array as asc asymmetric authorization
-    before between bigint binary blob both by call cascade case cast change char character
-    check collate collation column concurrently condition constraint continue convert create
-    cross current cursor database databases dec decimal declare default deferrable delayed
-    delete desc describe deterministic distinct distinctrow div do double drop dual each else
-    elseif empty enclosed end escaped except exists exit explain false fetch float for force
-    foreign freeze from full fulltext generated get grant group groups having if ignore ilike
-    in index infile initially inner inout insert int integer intersect interval into is
-    isnull iterate join key keys kill lag lateral lead leading leave left like limit linear
-    lines load localtime localtimestamp lock long longblob loop match merge mod modifies
-    natural not notnull null numeric of offset on only optimize option optionally or order
-    out outer outfile over overlaps partition placing precision primary procedure purge range
-    rank read reads real recursive references regexp release rename repeat replace require
-    resignal restrict return returning revoke right rlike row rows schema schemas select
-    sensitive separator set show signal similar smallint some spatial specific sql
-    sqlexception sqlstate sqlwarning ssl starting stored symmetric system table tablesample
-    terminated then tinyint to trailing trigger true undo union unique unlock unsigned update
-    usage use user using values varbinary varchar variadic varying verbose virtual when where
-    while window with write xor zerofill
-"""
-SQL_RESERVED = frozenset(_RESERVED_WORDS.split())
+# words PostgreSQL (its keyword lists, as pglast carries them) or MySQL and MariaDB (sqlglot's
+# list, and two MariaDB adds) reserve: the name is a bare table name in SQL
+SQL_RESERVED = frozenset(
+    {*RESERVED_KEYWORDS, *TYPE_FUNC_NAME_KEYWORDS, "current", "merge"}
+    | {word.lower() for word in MySQL.Generator.RESERVED_KEYWORDS}
+)
 # a generated module of services/<name>/db/ besides the service's own
 DB_MODULES = frozenset({"models", "runtime", "idempotency", "table_versions", "audit"})
 # generators of the files derived from the registry, in order (each a fresh process: the

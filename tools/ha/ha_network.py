@@ -11,10 +11,9 @@ dropped in silence, as over a cut cable. iproute2's `ip` as root."""
 from __future__ import annotations
 
 import contextlib
-import subprocess
 from dataclasses import dataclass
 
-from tools.local.local_servers import StartError
+from tools.local.local_servers import StartError, run
 
 BENCHMARK_NETS = 512  # /24s in 198.18.0.0/15
 
@@ -59,15 +58,12 @@ class MemberNet:
 
 
 def _ip(*args: str) -> None:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise StartError(f"ip {' '.join(args)}: {done.stderr.strip() or done.returncode}")
+    run(["ip", *args])
 
 
 def create(net: MemberNet) -> None:
     """The bridge, then one namespace per member with its veth pair and address."""
-    shown = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True, check=False)
-    if f" {net.subnet}." in shown.stdout:
+    if f" {net.subnet}." in run(["ip", "-4", "addr"]):
         raise StartError(f"{net.subnet}.0/24 is already on an interface of this machine")
     _ip("link", "add", net.bridge, "type", "bridge")
     _ip("addr", "add", f"{net.gateway}/24", "dev", net.bridge)

@@ -31,8 +31,10 @@ from tools.local import server_homes
 from tools.local.local_servers import (
     START_TIMEOUT,
     StartError,
+    as_user,
     listening,
     require,
+    run,
     stop_pid,
     wait_until,
 )
@@ -139,14 +141,7 @@ def start(bouncer: Bouncer) -> None:
             return  # ours, already up
         raise StartError(f"{bouncer.listen} is taken by something else: choose another --listen")
     bouncer.write()
-    command = [require("pgbouncer"), "-d", str(bouncer.ini)]  # -d: daemon, pid in the pidfile
-    if os.geteuid() == 0:
-        command = ["runuser", "-u", USER, "--", *command]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
-    )
-    if done.returncode != 0:
-        raise StartError(f"pgbouncer failed: {(done.stderr or done.stdout).strip()[-400:]}")
+    run(as_user(USER, [require("pgbouncer"), "-d", str(bouncer.ini)]))  # -d: pid in the pidfile
     opened = f"pgbouncer on {bouncer.listen} (its log: {bouncer.log})"
     wait_until(lambda: listening(host, port, timeout=0.5), opened, START_TIMEOUT)
 
@@ -190,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         "--server", default=server_of_tests(), help="PostgreSQL's host:port (TEST_PG_DSN's)"
     )
     parser.add_argument("--var", type=Path, default=Path("var"))
-    parser.add_argument("--pool-size", type=int, default=None, help="per database")
     given = sys.argv[1:] if argv is None else argv
     split = given.index("--") if "--" in given else len(given)
     args = parser.parse_args(given[:split])
@@ -201,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         listen,
         args.server,
         home_of(args.var, listen),
-        pool_size=args.pool_size or (TEST_POOL_SIZE if testing else DEFAULT_POOL_SIZE),
+        pool_size=TEST_POOL_SIZE if testing else DEFAULT_POOL_SIZE,
         idle_timeout=TEST_IDLE_TIMEOUT if testing else IDLE_TIMEOUT,
         max_server_conn=TEST_MAX_SERVER_CONN if testing else 0,
     )

@@ -260,7 +260,8 @@ class ServiceSettings(BaseSettings):
     @property
     def pooled(self) -> bool:
         """Does this service's pool reach PostgreSQL through the pooler?"""
-        return bool(self.pooler) and engine_scheme(self.database_url) == "postgresql"
+        postgresql = self.database_url.startswith(("postgresql://", "postgres://"))  # as _dsn
+        return bool(self.pooler) and postgresql
 
     @property
     def pool_url(self) -> str:
@@ -278,12 +279,6 @@ class ServiceSettings(BaseSettings):
 
     def private_key_pem(self) -> str:
         return _key(self.jwt_private_key, self.jwt_private_key_file)
-
-
-def engine_scheme(url: str) -> str:
-    """ "postgresql", "mysql" or "" for a database URL's scheme (a driver suffix allowed)."""
-    scheme = url.split("://", 1)[0].split("+")[0] if "://" in url else ""
-    return {"postgres": "postgresql", "mariadb": "mysql"}.get(scheme, scheme)
 
 
 def host_port(entry: str) -> tuple[str, int]:

@@ -1,7 +1,5 @@
-"""Structured JSON logs: one line per event, with the request id and trace ids bound.
-
-Structured JSON logs: one line per event, the field names dashboards and
-alerts use (docs/architecture.md, "Observability").
+"""Structured JSON logs: one line per event, with the request id and trace ids bound, the
+field names dashboards and alerts use (docs/architecture.md, "Observability").
 
 Fields: ts, level, service, event, plus whatever is bound (request_id through
 structlog.contextvars for the whole request; trace_id and span_id of the current span
@@ -27,11 +25,6 @@ from lib import tracing
 
 def _orjson_dumps(event: EventDict, **_: Any) -> str:
     return orjson.dumps(event, default=str).decode()
-
-
-def _rename_level(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    event["level"] = str(event.get("level", "info")).lower()
-    return event
 
 
 def _trace_ids(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
@@ -90,8 +83,7 @@ def configure_logging(service: str, level: str = "INFO", log_file: str = "") -> 
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         _trace_ids,
-        structlog.processors.add_log_level,
-        _rename_level,
+        structlog.processors.add_log_level,  # lower case: the method's or levelname's
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         lambda _l, _m, event: {"service": service, **event},
         structlog.processors.format_exc_info,

@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
@@ -27,14 +26,6 @@ from tools.time_scale import scaled
 BURST = 3
 REDIS_TIMEOUT = 0.5  # RATE_LIMIT_REDIS_TIMEOUT of the app under test
 PARALLEL = 10
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def verified_attempts() -> float:

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
 
-import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
@@ -27,16 +25,6 @@ RECEIVE = 10.0
 
 def sample(name: str) -> float:
     return REGISTRY.get_sample_value(name, {"service": SERVICE}) or 0.0
-
-
-@pytest.fixture
-def redis_server() -> AsyncIterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    if server.proc is not None and server.proc.poll() is None:
-        os.kill(server.proc.pid, signal.SIGCONT)
-    server.stop()
 
 
 class Inbox:
@@ -66,11 +54,11 @@ async def started(url: str, inbox: Inbox, service: str) -> tuple[RedisPubSub, Re
 
 
 async def test_two_instances_then_a_restart_then_a_frozen_server(
-    redis_server: RedisServer,
+    own_redis: RedisServer,
 ) -> None:
     inbox, other_inbox = Inbox(), Inbox()
-    pubsub, client = await started(redis_server.url, inbox, SERVICE)  # its metrics: SERVICE
-    other, other_client = await started(redis_server.url, other_inbox, "pubsub-test-other")
+    pubsub, client = await started(own_redis.url, inbox, SERVICE)  # its metrics: SERVICE
+    other, other_client = await started(own_redis.url, other_inbox, "pubsub-test-other")
     try:
         await pubsub.subscribe("t:a", inbox)  # confirmed when it returns
         await other.publish("t:a", b"one")
@@ -78,8 +66,8 @@ async def test_two_instances_then_a_restart_then_a_frozen_server(
         assert other_inbox.queue.empty()  # not subscribed there
         restored = inbox.restored
 
-        redis_server.stop()
-        redis_server.start()  # the same port
+        own_redis.stop()
+        own_redis.start()  # the same port
 
         async def back() -> bool:
             return inbox.restored > restored and pubsub._pubsub is not None
@@ -89,15 +77,15 @@ async def test_two_instances_then_a_restart_then_a_frozen_server(
         assert await inbox.next() == ("t:a", b"two")
 
         # frozen: the TCP connection stays up, nothing answers; the missing pong tells
-        assert redis_server.proc is not None
+        assert own_redis.proc is not None
         reconnects = sample("pubsub_reconnects_total")
-        os.kill(redis_server.proc.pid, signal.SIGSTOP)
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)
 
         async def noticed() -> bool:
             return sample("pubsub_connected") == 0
 
         await eventually(noticed, "a frozen Redis noticed by its silence")
-        os.kill(redis_server.proc.pid, signal.SIGCONT)
+        os.kill(own_redis.proc.pid, signal.SIGCONT)
 
         async def resubscribed() -> bool:
             return (
@@ -110,7 +98,7 @@ async def test_two_instances_then_a_restart_then_a_frozen_server(
 
         # Redis gone: a publish reaches this process's subscriber only, and is counted
         failures = sample("pubsub_publish_failures_total")
-        redis_server.stop()
+        own_redis.stop()
         await pubsub.publish("t:a", b"local")
         assert await inbox.next() == ("t:a", b"local")
         assert sample("pubsub_publish_failures_total") == failures + 1
@@ -134,20 +122,20 @@ async def test_in_process() -> None:
 
 
 async def test_each_redis_publish_is_a_client_span(
-    redis_server: RedisServer,
+    own_redis: RedisServer,
     receiver: Receiver,  # noqa: F811  (the fixture)
 ) -> None:
     """Tracing on: a publish inside a sampled request is a `redis.publish` client span under
     it, without the channel or payload; one Redis cannot take is marked failed; outside a
     request no span is made."""
     inbox = Inbox()
-    pubsub, client = await started(redis_server.url, inbox, "pubsub-trace-test")
+    pubsub, client = await started(own_redis.url, inbox, "pubsub-trace-test")
     try:
         await pubsub.publish("t:secret-channel", b"no span: no request")
         span, token = tracing.start_server_span("POST /probe", None)
         try:
             await pubsub.publish("t:secret-channel", b"payload-1")
-            redis_server.stop()
+            own_redis.stop()
             await pubsub.publish("t:secret-channel", b"payload-2")  # local only: failed span
         finally:
             tracing.end_span(span, token)

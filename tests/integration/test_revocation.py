@@ -11,7 +11,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -115,16 +115,6 @@ async def test_another_process_sees_it_within_the_cache_ttl(client: Redis, prefi
     other = principal(uuid.uuid4(), 0)
     sockets = {token: "its token", other: "another token"}
     assert await revocations(client, prefix, Clock()).revoked(sockets) == [token]
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    if server.proc is not None and server.proc.poll() is None:
-        os.kill(server.proc.pid, signal.SIGCONT)
-    server.stop()
 
 
 async def test_redis_stopped_or_frozen_fails_closed_within_the_timeout(

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from lib.auth.revocation import MARKER
 from tests import pg
-from tests.integration.test_revocation_outage import redis_server  # noqa: F401  (fixture)
+from tests.integration.test_revocation_outage import stack  # noqa: F401  (fixture: own_redis)
 from tests.integration.test_revocation_services import (
     CACHE_TTL,
     MARGIN,
@@ -46,21 +46,6 @@ REVOKERS = {"change": change_password, "delete": delete_account}
 @pytest.fixture
 def prefix(redis_prefix: str) -> str:
     return f"{redis_prefix}loss:{uuid.uuid4().hex[:8]}:"
-
-
-@pytest.fixture
-async def stack(
-    aiohttp_server: Any,
-    aiohttp_client: Any,
-    redis_server: RedisServer,  # noqa: F811
-    prefix: str,
-    migrated_db: Callable[[str], str],
-) -> Stack:
-    dsns = tuple(migrated_db(db) for db in ("users", "catalog", "orders", "chat"))
-    users, catalog, orders, chat = dsns
-    return await start_stack(
-        aiohttp_server, aiohttp_client, (users, catalog, orders, chat), redis_server.url, prefix
-    )
 
 
 async def restart_empty(server: RedisServer, key: str, subject: uuid.UUID) -> None:
@@ -112,14 +97,14 @@ BOUNDED = [("change", "restart"), ("delete", "flush"), ("change", "lagging")]
 
 @pytest.mark.parametrize(("how", "loss"), CASES if FULL else BOUNDED)
 async def test_no_old_token_is_accepted_after_redis_loses_the_revocations(
-    stack: Stack,
-    redis_server: RedisServer,  # noqa: F811
+    stack: Stack,  # noqa: F811
+    own_redis: RedisServer,
     prefix: str,
     how: str,
     loss: str,
 ) -> None:
     key = f"{prefix}all"
-    await wait_marked(redis_server, key, RESTORE_CHECK + MARGIN)  # the start-up restore
+    await wait_marked(own_redis, key, RESTORE_CHECK + MARGIN)  # the start-up restore
     account = await signed_in(stack)
     socket = await open_chat(stack, account)
     assert set((await statuses(stack, account.headers)).values()) <= ACCEPTED  # caches warm
@@ -127,7 +112,7 @@ async def test_no_old_token_is_accepted_after_redis_loses_the_revocations(
     resp = await REVOKERS[how](stack, account)
     assert resp.status == 204, await resp.text()
     revoked_at = time.monotonic()
-    await LOSSES[loss](redis_server, key, account.id)
+    await LOSSES[loss](own_redis, key, account.id)
 
     # bound: the cache's TTL for a loss the marker shows; the keeper's round on top for
     # a lost write behind a kept marker (lagging replica)
@@ -142,7 +127,7 @@ async def test_no_old_token_is_accepted_after_redis_loses_the_revocations(
         at = time.monotonic() - revoked_at
         if set(answers.values()) & ACCEPTED:
             longest = at
-        restored = restored or await marked(redis_server, key)
+        restored = restored or await marked(own_redis, key)
         if restored and at > bound + MARGIN:
             break
     print(f"revocation loss {loss}/{how}: old token accepted until {longest:.3f} s")
@@ -152,7 +137,7 @@ async def test_no_old_token_is_accepted_after_redis_loses_the_revocations(
     # the restore put the revocation back: Redis alone decides again
     row = await pg.fetchrow(stack.users_dsn, "SELECT not_before FROM token_revocations "
                           "WHERE user_id = $1", account.id)  # fmt: skip
-    held = await field(redis_server, key, str(account.id))
+    held = await field(own_redis, key, str(account.id))
     assert held is not None
     assert int(held) >= int(row[0].timestamp() * 1000)
     assert set((await statuses(stack, account.headers)).values()) == {401}
@@ -166,7 +151,7 @@ async def test_no_old_token_is_accepted_after_redis_loses_the_revocations(
 async def test_a_fresh_token_works_while_redis_has_lost_the_revocations(
     aiohttp_server: Any,
     aiohttp_client: Any,
-    redis_server: RedisServer,  # noqa: F811
+    own_redis: RedisServer,
     prefix: str,
     migrated_db: Callable[[str], str],
 ) -> None:
@@ -175,16 +160,16 @@ async def test_a_fresh_token_works_while_redis_has_lost_the_revocations(
     REVOCATION_RESTORE_CHECK brings sooner: a flush is seen within it)."""
     dsns = tuple(migrated_db(db) for db in ("users", "catalog", "orders", "chat"))
     users, catalog, orders, chat = dsns
-    stack = await start_stack(aiohttp_server, aiohttp_client, (users, catalog, orders, chat),
-                              redis_server.url, prefix, revocation_restore_check=0.2)  # fmt: skip
+    fresh = await start_stack(aiohttp_server, aiohttp_client, (users, catalog, orders, chat),
+                              own_redis.url, prefix, revocation_restore_check=0.2)  # fmt: skip
     key = f"{prefix}all"
-    await wait_marked(redis_server, key, 0.2 + MARGIN)
-    redis_server.stop()
-    redis_server.start()
-    account = await signed_in(stack)  # seen by no process: every cache asks
-    answers = await statuses(stack, account.headers)
+    await wait_marked(own_redis, key, 0.2 + MARGIN)
+    own_redis.stop()
+    own_redis.start()
+    account = await signed_in(fresh)  # seen by no process: every cache asks
+    answers = await statuses(fresh, account.headers)
     assert answers == {"orders": 201, "catalog": 200, "chat": 200, "users": 200}
-    await wait_marked(redis_server, key, 0.2 + MARGIN)
-    assert set((await statuses(stack, account.headers)).values()) <= ACCEPTED
-    await flush(redis_server, key, account.id)
-    assert await wait_marked(redis_server, key, 0.2 + MARGIN) < 0.2 + MARGIN
+    await wait_marked(own_redis, key, 0.2 + MARGIN)
+    assert set((await statuses(fresh, account.headers)).values()) <= ACCEPTED
+    await flush(own_redis, key, account.id)
+    assert await wait_marked(own_redis, key, 0.2 + MARGIN) < 0.2 + MARGIN

@@ -41,18 +41,10 @@ def prefix(redis_prefix: str) -> str:
 
 
 @pytest.fixture
-async def redis_server() -> Any:
-    own = RedisServer()
-    own.start()
-    yield own
-    own.stop()
-
-
-@pytest.fixture
 async def stack(
     aiohttp_server: Any,
     aiohttp_client: Any,
-    redis_server: RedisServer,
+    own_redis: RedisServer,
     prefix: str,
     migrated_db: Callable[[str], str],
 ) -> Stack:
@@ -60,7 +52,7 @@ async def stack(
         migrated_db(db) for db in ("users", "catalog", "orders", "chat")
     )
     dsns = (users, catalog, orders, chat)
-    return await start_stack(aiohttp_server, aiohttp_client, dsns, redis_server.url, prefix)
+    return await start_stack(aiohttp_server, aiohttp_client, dsns, own_redis.url, prefix)
 
 
 async def conversation(stack: Stack, account: Account, chat: Any) -> str:
@@ -79,14 +71,14 @@ async def conversation(stack: Stack, account: Account, chat: Any) -> str:
 
 
 async def test_with_redis_stopped_every_route_answers_and_a_revocation_just_before_holds(
-    stack: Stack, redis_server: RedisServer
+    stack: Stack, own_redis: RedisServer
 ) -> None:
     gone = await signed_in(stack)
     assert (await statuses(stack, gone.headers)) == NORMAL  # every cache: "not revoked"
     resp = await delete_account(stack, gone)
     assert resp.status == 204, await resp.text()
     fresh = await signed_in(stack)  # its token: seen by no process but users' login
-    redis_server.stop()
+    own_redis.stop()
 
     async def refused_everywhere() -> bool:
         return set((await statuses(stack, gone.headers)).values()) == {401}
@@ -128,10 +120,10 @@ async def test_with_redis_stopped_every_route_answers_and_a_revocation_just_befo
 
 
 async def test_with_redis_and_users_away_an_unseen_token_is_503_never_a_pass(
-    stack: Stack, redis_server: RedisServer
+    stack: Stack, own_redis: RedisServer
 ) -> None:
     unseen = await signed_in(stack)
-    redis_server.stop()
+    own_redis.stop()
     await stack.users.server.close()  # users away too
     resp = await new_order(stack, unseen.headers)
     assert resp.status == 503, await resp.text()

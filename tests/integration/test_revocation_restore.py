@@ -130,27 +130,22 @@ def test_a_restorer_needs_redis() -> None:
 
 
 async def test_every_call_is_bounded_by_the_timeout(
-    monkeypatch: pytest.MonkeyPatch, redis_prefix: str
+    monkeypatch: pytest.MonkeyPatch, redis_prefix: str, own_redis: RedisServer
 ) -> None:
     """A frozen Redis (no answer, no reset): the keeper's round fails within TIMEOUT
     instead of hanging (it logs and tries again next round)."""
-    server = RedisServer()
-    server.start()
-    client = Redis.from_url(server.url, socket_connect_timeout=1)
+    client = Redis.from_url(own_redis.url, socket_connect_timeout=1)
     try:
         revocations = Revocations(client, prefix=f"{redis_prefix}frozen:", max_age=900,
                                   cache_ttl=1.0, timeout=1.0, retry=1.0)  # fmt: skip
         restorer = RevocationRestorer(revocations)
         assert not await restorer.marked()  # connected, answering (the module's own bound)
-        assert server.proc is not None
+        assert own_redis.proc is not None
         monkeypatch.setattr(revocation_restore, "TIMEOUT", 0.2)
-        os.kill(server.proc.pid, signal.SIGSTOP)
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)
         started = time.monotonic()
         with pytest.raises(TimeoutError):
             await restorer.marked()
         assert time.monotonic() - started < 0.2 + scaled(1.0)  # a loaded machine's margin
     finally:
-        if server.proc is not None and server.proc.poll() is None:
-            os.kill(server.proc.pid, signal.SIGCONT)
         await client.aclose()
-        server.stop()

@@ -221,58 +221,54 @@ async def test_redis_not_taking_the_revocation_is_503_and_changes_nothing(
     chat_catalog_dsn: str,
     chat_orders_dsn: str,
     chat_dsn: str,
+    own_redis: RedisServer,
 ) -> None:
-    own = RedisServer()
-    own.start()
+    dsns = (users_dsn, chat_catalog_dsn, chat_orders_dsn, chat_dsn)
+    # a long cache in users: the caller's token passes from it while Redis is away,
+    # so the request reaches the revocation write itself
+    stack = await start_stack(aiohttp_server, aiohttp_client, dsns, own_redis.url, prefix,
+                              revocation_cache_ttl=60.0, revocation_timeout=0.3)  # fmt: skip
+    account = await signed_in(stack)
+    assert (await stack.users.get("/v1/users/me", headers=account.headers)).status == 200
+    before = await pg.fetchrow(
+        stack.users_dsn, "SELECT version, email FROM users WHERE id = $1", account.id
+    )
+    own_redis.stop()  # (a frozen Redis: tests/integration/test_revocation.py)
     try:
-        dsns = (users_dsn, chat_catalog_dsn, chat_orders_dsn, chat_dsn)
-        # a long cache in users: the caller's token passes from it while Redis is away,
-        # so the request reaches the revocation write itself
-        stack = await start_stack(aiohttp_server, aiohttp_client, dsns, own.url, prefix,
-                                  revocation_cache_ttl=60.0, revocation_timeout=0.3)  # fmt: skip
-        account = await signed_in(stack)
-        assert (await stack.users.get("/v1/users/me", headers=account.headers)).status == 200
-        before = await pg.fetchrow(
-            stack.users_dsn, "SELECT version, email FROM users WHERE id = $1", account.id
-        )
-        own.stop()  # (a frozen Redis: tests/integration/test_revocation.py)
-        try:
-            started = time.monotonic()
-            for revoke in (delete_account, change_password, reset_password):
-                resp = await revoke(stack, account)
-                assert resp.status == 503, await resp.text()
-                problem = await resp.json()
-                assert problem["code"] == "SERVICE_UNAVAILABLE"
-                assert "nothing was changed" in problem["detail"]
-                assert resp.headers["Retry-After"]
-            assert time.monotonic() - started < MARGIN  # refused at once, never a hang
-            # the other services ask users' record instead (ADR 0010): not revoked
-            resp = await new_order(stack, account.headers)
-            assert resp.status == 201, await resp.text()
-        finally:
-            own.start()  # the same port
-        after = await pg.fetchrow(
-            stack.users_dsn, "SELECT version, email FROM users WHERE id = $1", account.id
-        )
-        assert tuple(after) == tuple(before)  # not anonymised, no password change
-        open_families = await pg.fetchrow(
-            stack.users_dsn,
-            "SELECT count(*) FROM refresh_token_families WHERE user_id = $1 AND revoked_at IS NULL",
-            account.id,
-        )
-        assert open_families[0] >= 1  # the sessions are as they were
-        await login(stack, account.email)  # the old password still works
-
-        async def deleted() -> bool:  # a trial after REVOCATION_RETRY finds Redis back
-            resp = await delete_account(stack, account)  # a 503 changed nothing: again
-            assert resp.status in (204, 503), await resp.text()
-            return resp.status == 204
-
-        await eventually(deleted, "the deletion goes through once Redis answers")
-
-        async def refused() -> bool:
-            return (await new_order(stack, account.headers)).status == 401
-
-        await eventually(refused, "orders refuses the token", CACHE_TTL + MARGIN)
+        started = time.monotonic()
+        for revoke in (delete_account, change_password, reset_password):
+            resp = await revoke(stack, account)
+            assert resp.status == 503, await resp.text()
+            problem = await resp.json()
+            assert problem["code"] == "SERVICE_UNAVAILABLE"
+            assert "nothing was changed" in problem["detail"]
+            assert resp.headers["Retry-After"]
+        assert time.monotonic() - started < MARGIN  # refused at once, never a hang
+        # the other services ask users' record instead (ADR 0010): not revoked
+        resp = await new_order(stack, account.headers)
+        assert resp.status == 201, await resp.text()
     finally:
-        own.stop()
+        own_redis.start()  # the same port
+    after = await pg.fetchrow(
+        stack.users_dsn, "SELECT version, email FROM users WHERE id = $1", account.id
+    )
+    assert tuple(after) == tuple(before)  # not anonymised, no password change
+    open_families = await pg.fetchrow(
+        stack.users_dsn,
+        "SELECT count(*) FROM refresh_token_families WHERE user_id = $1 AND revoked_at IS NULL",
+        account.id,
+    )
+    assert open_families[0] >= 1  # the sessions are as they were
+    await login(stack, account.email)  # the old password still works
+
+    async def deleted() -> bool:  # a trial after REVOCATION_RETRY finds Redis back
+        resp = await delete_account(stack, account)  # a 503 changed nothing: again
+        assert resp.status in (204, 503), await resp.text()
+        return resp.status == 204
+
+    await eventually(deleted, "the deletion goes through once Redis answers")
+
+    async def refused() -> bool:
+        return (await new_order(stack, account.headers)).status == 401
+
+    await eventually(refused, "orders refuses the token", CACHE_TTL + MARGIN)

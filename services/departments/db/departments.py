@@ -440,26 +440,6 @@ async def get_department(conn: PgConn, *, id: UUID) -> models.Department | None:
     return None if row is None else models.Department(*row)
 
 
-DEPARTMENTS_EXIST = """
--- name: DepartmentsExist :many
-SELECT id FROM departments WHERE id = ANY($1::uuid[])
-"""
-
-
-async def departments_exist(conn: PgConn, *, ids: list[UUID]) -> list[UUID]:
-    """
-    SELECT id FROM departments WHERE id = ANY($1::uuid[])
-    """
-    rows = await conn.fetch(DEPARTMENTS_EXIST, ids)
-    return [row[0] for row in rows]
-
-
-async def iter_departments_exist(conn: PgConn, *, ids: list[UUID]) -> AsyncGenerator[UUID, None]:
-    """Like departments_exist(), row by row; needs a transaction."""
-    async for row in conn.cursor(DEPARTMENTS_EXIST, ids):
-        yield row[0]
-
-
 CREATE_DEPARTMENT = """
 -- name: CreateDepartment :one
 INSERT INTO departments (name, address) VALUES ($1, $2) RETURNING id, name, address, version, created_at, updated_at, archived_at

@@ -2,7 +2,6 @@
 # source: outbox.sql
 from __future__ import annotations
 
-import datetime
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from uuid import UUID
@@ -52,51 +51,6 @@ async def enqueue_outbox(
     return value
 
 
-CLAIM_OUTBOX = """
--- name: ClaimOutbox :many
-SELECT id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at, traceparent FROM outbox
-WHERE delivered_at IS NULL AND available_at <= now()
-ORDER BY available_at, id
-LIMIT $1
-FOR UPDATE SKIP LOCKED
-"""
-
-
-async def claim_outbox(conn: PgConn, *, batch_size: int) -> list[models.Outbox]:
-    """
-    SELECT id, topic, aggregate_id, payload, idempotency_key, attempts, available_at, delivered_at, last_error, created_at, traceparent FROM outbox
-    WHERE delivered_at IS NULL AND available_at <= now()
-    ORDER BY available_at, id
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-    """
-    rows = await conn.fetch(CLAIM_OUTBOX, batch_size)
-    return [
-        models.Outbox(
-            row[0],
-            row[1],
-            row[2],
-            (runtime.json_loads(row[3]) if isinstance(row[3], str) else row[3]),
-            *row[4:],
-        )
-        for row in rows
-    ]
-
-
-async def iter_claim_outbox(
-    conn: PgConn, *, batch_size: int
-) -> AsyncGenerator[models.Outbox, None]:
-    """Like claim_outbox(), row by row; needs a transaction."""
-    async for row in conn.cursor(CLAIM_OUTBOX, batch_size):
-        yield models.Outbox(
-            row[0],
-            row[1],
-            row[2],
-            (runtime.json_loads(row[3]) if isinstance(row[3], str) else row[3]),
-            *row[4:],
-        )
-
-
 MARK_OUTBOX_DELIVERED = """
 -- name: MarkOutboxDelivered :exec
 UPDATE outbox SET delivered_at = now(), last_error = NULL WHERE id = $1
@@ -108,41 +62,6 @@ async def mark_outbox_delivered(conn: PgConn, *, id: int) -> None:
     UPDATE outbox SET delivered_at = now(), last_error = NULL WHERE id = $1
     """
     await conn.execute(MARK_OUTBOX_DELIVERED, id)
-
-
-RETRY_OUTBOX_LATER = """
--- name: RetryOutboxLater :exec
-UPDATE outbox
-SET attempts = attempts + 1, last_error = $1, available_at = now() + $2::interval
-WHERE id = $3
-"""
-
-
-async def retry_outbox_later(
-    conn: PgConn, *, last_error: str | None, delay: datetime.timedelta, id: int
-) -> None:
-    """
-    UPDATE outbox
-    SET attempts = attempts + 1, last_error = $1, available_at = now() + $2::interval
-    WHERE id = $3
-    """
-    await conn.execute(RETRY_OUTBOX_LATER, last_error, delay, id)
-
-
-COUNT_PENDING_OUTBOX = """
--- name: CountPendingOutbox :one
-SELECT count(*) FROM outbox WHERE delivered_at IS NULL
-"""
-
-
-async def count_pending_outbox(conn: PgConn) -> int:
-    """
-    SELECT count(*) FROM outbox WHERE delivered_at IS NULL
-    """
-    row = await conn.fetchrow(COUNT_PENDING_OUTBOX)
-    assert row is not None  # an aggregate without GROUP BY: one row, always
-    result: int = row[0]
-    return result
 
 
 LEASE_OUTBOX = """

@@ -94,33 +94,6 @@ async def is_deleted(conn: PgConn, *, id: UUID) -> bool | None:
     return None if row is None else row[0]
 
 
-GET_USER_BY_EMAIL = """
--- name: GetUserByEmail :one
-SELECT id, email, password_hash, first_name, last_name, phone_number, role, verified, department_id, age, salary, picture_key, disabled_at, deleted_at, version, created_at, updated_at FROM users WHERE email = lower($1::text) AND disabled_at IS NULL
-"""
-
-
-async def get_user_by_email(conn: PgConn, *, email: str) -> models.User | None:
-    """
-    SELECT id, email, password_hash, first_name, last_name, phone_number, role, verified, department_id, age, salary, picture_key, disabled_at, deleted_at, version, created_at, updated_at FROM users WHERE email = lower($1::text) AND disabled_at IS NULL
-    """
-    row = await conn.fetchrow(GET_USER_BY_EMAIL, email)
-    return (
-        None
-        if row is None
-        else models.User(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            (USER_ROLE_BY_VALUE[row[6]] if isinstance(row[6], str) else row[6]),
-            *row[7:],
-        )
-    )
-
-
 CREATE_USER = """
 -- name: CreateUser :one
 INSERT INTO users (email, password_hash, first_name, last_name, phone_number, role)

@@ -55,9 +55,6 @@ SELECT * FROM departments ORDER BY name ASC, id ASC LIMIT @row_limit OFFSET @row
 -- name: GetDepartment :one
 SELECT * FROM departments WHERE id = @id;
 
--- name: DepartmentsExist :many
-SELECT id FROM departments WHERE id = ANY(@ids::uuid[]);
-
 -- name: CreateDepartment :one
 INSERT INTO departments (name, address) VALUES (@name, @address) RETURNING *;
 

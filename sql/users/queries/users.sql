@@ -7,9 +7,6 @@ SELECT * FROM users WHERE id = @id AND deleted_at IS NULL;
 -- Whether the account was deleted (anonymised; the row stays): its tokens get 401.
 SELECT deleted_at IS NOT NULL AS deleted FROM users WHERE id = @id;
 
--- name: GetUserByEmail :one
-SELECT * FROM users WHERE email = lower(@email::text) AND disabled_at IS NULL;
-
 -- name: CreateUser :one
 INSERT INTO users (email, password_hash, first_name, last_name, phone_number, role)
 VALUES (lower(@email::text), @password_hash, @first_name, @last_name, @phone_number, @role)

@@ -78,15 +78,19 @@ def _around(
     return call
 
 
+def metadata_value(metadata: Iterable[tuple[str, Any]] | None, name: str) -> str | None:
+    """The first `name` entry of a call's metadata when it is text, else None."""
+    for key, value in metadata or ():
+        if key == name:
+            return value if isinstance(value, str) else None
+    return None
+
+
 def incoming_request_id(metadata: Iterable[tuple[str, Any]] | None) -> str:
     """The caller's x-request-id when it is well-formed, else a new UUID (docs/api.md,
     "Request id")."""
-    for key, value in metadata or ():
-        if key == REQUEST_ID_KEY:
-            if isinstance(value, str) and REQUEST_ID_FORMAT.match(value):
-                return value
-            break
-    return str(uuid.uuid4())
+    rid = metadata_value(metadata, REQUEST_ID_KEY)
+    return rid if rid is not None and REQUEST_ID_FORMAT.match(rid) else str(uuid.uuid4())
 
 
 class RequestIdInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -98,25 +102,15 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         rid = incoming_request_id(details.invocation_metadata)
 
-        def around(behavior: Behavior) -> Behavior:
-            if inspect.isasyncgenfunction(behavior):
+        def enter(context: Any) -> None:
+            context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
+            structlog.contextvars.bind_contextvars(request_id=rid)
 
-                async def generate(request: Any, context: Any) -> AsyncIterator[Any]:
-                    with structlog.contextvars.bound_contextvars(request_id=rid):
-                        context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
-                        async for item in behavior(request, context):
-                            yield item
+        def leave(_: None, __: BaseException | None) -> None:
+            # unbound, not reset by token: a stream's aclose may run in another context
+            structlog.contextvars.unbind_contextvars("request_id")
 
-                return generate
-
-            async def call(request: Any, context: Any) -> Any:
-                with structlog.contextvars.bound_contextvars(request_id=rid):
-                    context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
-                    return await behavior(request, context)
-
-            return call
-
-        return _wrap(handler, around)
+        return _wrap(handler, lambda behavior: _around(behavior, enter, leave))
 
 
 def status_of(context: Any, error: BaseException | None) -> str:

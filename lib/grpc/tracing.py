@@ -11,14 +11,7 @@ from typing import Any
 import grpc
 
 from lib import tracing
-from lib.grpc.interceptors import Behavior, _wrap
-
-
-def _traceparent(metadata: Any) -> str | None:
-    for key, value in metadata or ():
-        if key == tracing.TRACEPARENT:
-            return value if isinstance(value, str) else None
-    return None
+from lib.grpc.interceptors import Behavior, _wrap, metadata_value
 
 
 class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -29,7 +22,7 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if details.method.startswith("/grpc."):  # grpc.health.v1, grpc.reflection
             return handler
         name = details.method.lstrip("/")
-        parent = _traceparent(details.invocation_metadata)
+        parent = metadata_value(details.invocation_metadata, tracing.TRACEPARENT)
 
         def around(behavior: Behavior) -> Behavior:
             async def call(request: Any, context: Any) -> Any:

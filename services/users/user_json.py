@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-import datetime
-import uuid
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from lib.http.jsonio import decimal_text
-from services.users.db.models import UserRole
+from services.users.db.auth import RegisterUserRow
+from services.users.db.models import User
+from services.users.db.users import ListUsersRow
 
-
-class UserFields(Protocol):
-    """What user_json reads: the generated User row and the list's row both have it."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def email(self) -> str: ...
-    @property
-    def first_name(self) -> str: ...
-    @property
-    def last_name(self) -> str: ...
-    @property
-    def phone_number(self) -> str: ...
-    @property
-    def role(self) -> UserRole: ...
-    @property
-    def verified(self) -> bool: ...
-    @property
-    def department_id(self) -> uuid.UUID | None: ...
-    @property
-    def age(self) -> int | None: ...
-    @property
-    def salary(self) -> Decimal | None: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def created_at(self) -> datetime.datetime: ...
+# the generated rows a user is answered from: one user, a list's, a registration's
+UserRow = User | ListUsersRow | RegisterUserRow
 
 
 def user_json(
-    row: UserFields, points: dict[str, int] | None, picture_url: str | None
+    row: UserRow, points: dict[str, int] | None, picture_url: str | None
 ) -> dict[str, Any]:
     """`points`: the batch the points service answered (None when degraded);
     `picture_url`: already signed (lib/storage), None without a picture. The UUID and the

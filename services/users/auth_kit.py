@@ -17,26 +17,18 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from lib.auth.keysources import (
-    RING,
-    DirectoryKeys,
-    DirectorySigningKeys,
-    KeySource,
-    SigningKeys,
-    StaticSigningKey,
-)
+from lib.auth.keysources import DirectorySigningKeys, KeySource, SigningKeys, StaticSigningKey
 from lib.auth.passwords import BoundedHasher, make_hasher
 from lib.auth.tokens import TokenSigner
 from lib.crypto import FieldCipher
 from lib.db.runtime import PgConn
 from lib.errors import ServiceUnavailable
 from lib.http.keys import CLOCK, LIMITS, SETTINGS
-from lib.keyring import KeyringFile
+from lib.http.token_keys import directory_keys
 from lib.logging import get_logger
 from lib.resilience.ratelimit import RateLimiter, make_rate_limiter
 from services.users.db import auth as auth_q
@@ -130,16 +122,8 @@ def signing_keys(
     keys (JWT_KEYS_DIR, read again every JWT_KEYS_RELOAD_INTERVAL), else the one
     JWT_PRIVATE_KEY and its public half; (None, None) when neither is set."""
     if settings.jwt_keys_dir:
-        directory = KeyringFile(
-            Path(settings.jwt_keys_dir, RING), reload_interval=settings.jwt_keys_reload_interval
-        )
-        published = DirectoryKeys(
-            directory,
-            window=settings.key_retirement_window(),
-            min_refresh=settings.jwks_min_refresh_interval,
-            now=now,  # the database's clock, as every verifier's
-        )
-        return DirectorySigningKeys(directory), published
+        published = directory_keys(settings, now)  # the database's clock, as every verifier's
+        return DirectorySigningKeys(published.directory), published
     private_key = settings.private_key_pem()
     if not private_key:
         return None, None

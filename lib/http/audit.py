@@ -124,6 +124,9 @@ class AuditListQuery(KeysetListQuery):
     until: AwareDatetime | None = Field(None, description="Events before this time.")
 
 
+FILTERS = {"subject_id", "resource", "request_id", "since", "until"}  # AuditListQuery's own
+
+
 class AuditEvent(BaseModel):
     id: uuid.UUID
     occurred_at: datetime.datetime = Field(description="The database's time of the write.")
@@ -172,14 +175,7 @@ def audit_routes(queries: AuditListing, engine: str) -> web.RouteTableDef:
     )
     async def list_audit_events(request: web.Request) -> web.Response:
         lp = list_page(request, queries.LIST_AUDIT_EVENTS_SORTING, AuditListQuery)
-        query = lp.query
-        filters: dict[str, Any] = {
-            "subject_id": query.subject_id,
-            "resource": query.resource,
-            "request_id": query.request_id,
-            "since": query.since,
-            "until": query.until,
-        }
+        filters = lp.query.model_dump(include=FILTERS)
         db = request.app[DB]
         # sqlc names MariaDB's `LIMIT ? OFFSET ?` itself (sql/common/mysql/audit.sql)
         page = "row_" if db.engine == "postgresql" else ""

@@ -156,14 +156,7 @@ class _Builder:
     def ref(self, model: Any) -> dict[str, Any]:
         name = model.__name__
         if name not in self.known:
-            adapter: TypeAdapter[Any] = TypeAdapter(model)
-            schema = adapter.json_schema(
-                ref_template="#/components/schemas/{model}", mode="serialization"
-            )
-            for def_name, definition in schema.pop("$defs", {}).items():
-                if def_name not in self.known:
-                    self.known.add(def_name)
-                    self.spec.components.schema(def_name, definition)
+            schema = self.inline(model, mode="serialization")
             self.known.add(name)
             self.spec.components.schema(name, schema)
         return {"$ref": f"#/components/schemas/{name}"}
@@ -175,9 +168,11 @@ class _Builder:
         meta["properties"] |= schema.get("properties", {})
         meta["required"] = [*meta["required"], *schema.get("required", [])]
 
-    def inline(self, model: type[BaseModel], mode: JsonSchemaMode = "validation") -> dict[str, Any]:
-        """`model`'s own schema, its nested models and enums registered as components."""
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
+    def inline(self, model: Any, mode: JsonSchemaMode = "validation") -> dict[str, Any]:
+        """`model`'s own schema (a pydantic model or dataclass), its nested models and enums
+        registered as components."""
+        adapter: TypeAdapter[Any] = TypeAdapter(model)
+        schema = adapter.json_schema(ref_template="#/components/schemas/{model}", mode=mode)
         for def_name, definition in schema.pop("$defs", {}).items():
             if def_name not in self.known:
                 self.known.add(def_name)

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from lib import registry
-from lib.errors import FieldError, ValidationFailed
+from lib.errors import Conflict, FieldError, ValidationFailed
 from lib.http import problems
 from lib.http.jsonio import json_response
 from lib.logging import get_logger
@@ -146,10 +146,6 @@ def profiling_ctx(
 # --- handlers ---
 
 
-def _problem(status: int, code: str, title: str, detail: str) -> web.Response:
-    return problems.problem(status, code, title, detail, "")
-
-
 def _invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed("invalid query parameters", errors=[FieldError(field, message)])
 
@@ -168,8 +164,12 @@ def _query(request: web.Request) -> tuple[int, Group]:
     return limit, group
 
 
+def _conflict(detail: str) -> web.Response:
+    return problems.from_app_error(Conflict(detail), "")
+
+
 def _not_tracing() -> web.Response:
-    return _problem(409, "CONFLICT", "Conflict", "tracemalloc is not tracing")
+    return _conflict("tracemalloc is not tracing")
 
 
 def _noise(trace: tracemalloc.Traceback) -> bool:
@@ -253,9 +253,7 @@ async def memory_diff(request: web.Request) -> web.Response:
         return problems.from_app_error(exc, "")
     profiler = request.app[PROFILER]
     if profiler.baseline is None:
-        return _problem(
-            409, "CONFLICT", "Conflict", "no baseline: POST /debug/memory/snapshot first"
-        )
+        return _conflict("no baseline: POST /debug/memory/snapshot first")
     if not tracemalloc.is_tracing():
         return _not_tracing()
     rows = await asyncio.to_thread(_diff, profiler.baseline, limit, group)

@@ -40,6 +40,15 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto's S3 in server mode on loopback, one per module (a bucket per test: s3_support)."""
+    from tests.pictures_support import moto_server  # moto and Pillow: only where S3 is used
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 async def sink() -> AsyncIterator[SmtpSink]:
     """An SMTP server of this module's own (aiosmtpd), holding what the services mail."""
     with smtp_sink() as running:

@@ -7,14 +7,13 @@ erased again; an entry is applied once."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 
 from lib.auth.principal import Role
 from lib.erasure import Entry, Ledger, LocalLedger, StorageSettings, open_ledger
@@ -26,8 +25,9 @@ from tests import pg
 from tests.integration.catalog_support import catalog_settings, chain
 from tests.integration.chat_support import chat_settings, eventually
 from tests.integration.orders_support import orders_settings
+from tests.integration.s3_support import new_bucket
 from tests.integration.users_support import auth, make_user, users_settings
-from tests.pictures_support import S3_KEYS, moto_server
+from tests.pictures_support import S3_KEYS
 from tools.time_scale import scaled
 
 INTERVAL = 0.05  # ERASURE_INTERVAL of every app here
@@ -283,24 +283,12 @@ async def test_no_entry_no_change(world: dict[str, Any], tmp_path: Path) -> None
     assert person in {e.user_id for e in await world["ledger"].since(None)}
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture(params=["local", "s3"])
 async def ledger(request: Any, tmp_path: Path, moto_url: str) -> AsyncIterator[Ledger]:
     settings = StorageSettings(storage_dir=str(tmp_path))
     if request.param == "s3":
-        bucket = f"ledger-{uuid.uuid4().hex[:12]}"
-        async with get_session().create_client(
-            "s3", region_name="us-east-1", endpoint_url=moto_url,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        ) as s3:  # fmt: skip
-            await s3.create_bucket(Bucket=bucket)
         settings = StorageSettings.model_validate(
-            {"s3_bucket": bucket, "s3_endpoint_url": moto_url, **S3_KEYS}
+            {"s3_bucket": await new_bucket(moto_url), "s3_endpoint_url": moto_url, **S3_KEYS}
         )
     async with AsyncExitStack() as stack:
         yield await open_ledger(stack, settings)

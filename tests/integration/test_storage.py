@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import aiohttp
 import pytest
-from aiobotocore.session import get_session
 from aiohttp import BodyPartReader, StreamReader
 from PIL import Image
 
@@ -26,6 +24,7 @@ from lib.storage.base import CapExceeded, read_capped
 from lib.storage.images import MAX_PIXELS
 from services.users.app import create_app
 from services.users.pictures import MAX_PICTURE, STORAGE
+from tests.integration.s3_support import new_bucket, objects
 from tests.integration.users_support import auth, make_user, users_settings
 from tests.pictures_support import (
     GPS_IFD,
@@ -33,7 +32,6 @@ from tests.pictures_support import (
     S3_KEYS,
     bomb,
     jpeg,
-    moto_server,
     phone_photo,
     png,
     polyglot,
@@ -44,24 +42,13 @@ JPEG = jpeg()
 IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture(params=["local", "s3"])
 async def client(
     request: Any, aiohttp_client: Any, users_dsn: str, tmp_path: Path, moto_url: str
 ) -> Any:
     extra: dict[str, Any] = {"storage_dir": str(tmp_path)}
     if request.param == "s3":
-        bucket = f"pictures-{uuid.uuid4().hex[:12]}"
-        async with get_session().create_client(
-            "s3", region_name="us-east-1", endpoint_url=moto_url,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        ) as s3:  # fmt: skip
-            await s3.create_bucket(Bucket=bucket)
+        bucket = await new_bucket(moto_url)
         extra |= {"s3_bucket": bucket, "s3_endpoint_url": moto_url, **S3_KEYS}
     return await aiohttp_client(create_app(users_settings(users_dsn, **extra)))
 
@@ -71,13 +58,7 @@ async def stored(client: Any) -> dict[str, bytes]:
     storage = client.app[STORAGE]
     if isinstance(storage, LocalStorage):
         return {p.name: p.read_bytes() for p in storage.root.iterdir()}
-    listed = await storage.client.list_objects_v2(Bucket=storage.bucket)
-    objects = {}
-    for item in listed.get("Contents", []):
-        got = await storage.client.get_object(Bucket=storage.bucket, Key=item["Key"])
-        async with got["Body"] as body:
-            objects[item["Key"]] = await body.read()
-    return objects
+    return await objects(storage)
 
 
 async def exists(client: Any, key: str) -> bool:

@@ -5,43 +5,22 @@ its stack), what put stores (body, type, inline disposition), delete, the presig
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from aiobotocore.session import get_session
 from botocore.exceptions import HTTPClientError
 
 from lib.storage import ObjectNotFound, S3Storage
-from tests.pictures_support import moto_server, signing_credentials
+from tests.integration.s3_support import new_bucket, objects
+from tests.pictures_support import signing_credentials
 
 KEY = "A" * 32 + ".png"
 OTHER = "B" * 32 + ".jpg"
 REGION = "eu-west-3"
 BAD_KEYS = ["../x.png", "a.exe", "short.png", "", KEY + "/x"]
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
-async def new_bucket(moto_url: str, region: str = "us-east-1") -> str:
-    bucket = f"pictures-{uuid.uuid4().hex[:12]}"
-    async with get_session().create_client(
-        "s3", region_name=region, endpoint_url=moto_url,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    ) as s3:  # fmt: skip
-        create: dict[str, Any] = {"Bucket": bucket}
-        if region != "us-east-1":
-            create["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        await s3.create_bucket(**create)
-    return bucket
 
 
 @pytest.fixture
@@ -53,16 +32,6 @@ async def store(moto_url: str) -> AsyncIterator[S3Storage]:
             stack, bucket=bucket, ttl=120, endpoint_url=moto_url, region=REGION,
             access_key_id="testing", secret_access_key="testing",
         )  # fmt: skip
-
-
-async def objects(store: S3Storage) -> dict[str, bytes]:
-    listed = await store.client.list_objects_v2(Bucket=store.bucket)
-    found = {}
-    for item in listed.get("Contents", []):
-        got = await store.client.get_object(Bucket=store.bucket, Key=item["Key"])
-        async with got["Body"] as body:
-            found[item["Key"]] = await body.read()
-    return found
 
 
 async def test_delete_removes_one_object_and_a_missing_one_is_no_error(store: S3Storage) -> None:

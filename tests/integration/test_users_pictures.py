@@ -8,12 +8,10 @@ download route's answers and headers."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 
 from lib.auth.principal import Role
 from lib.keyring import Keyring
@@ -27,9 +25,10 @@ from services.users.pictures import (
     storage_ctx,
 )
 from tests import pg
+from tests.integration.s3_support import new_bucket
 from tests.integration.users_support import auth, make_user, users_settings
 from tests.logging_support import capture_logs
-from tests.pictures_support import S3_KEYS, jpeg, moto_server, png, signing_credentials
+from tests.pictures_support import S3_KEYS, jpeg, png, signing_credentials
 
 PNG = png()  # made by Pillow: re-encoding it gives the same bytes
 BOUNDARY = "fixupboundary"
@@ -293,23 +292,12 @@ async def test_with_s3_the_app_serves_no_picture(aiohttp_client: Any, users_dsn:
     assert (await resp.json())["detail"] == "pictures are served by the object store"
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
 async def test_an_upload_to_s3_carries_its_type(
     aiohttp_client: Any, users_dsn: str, moto_url: str
 ) -> None:
     """The one thing a local store does not keep: the object's type (a presigned GET
     answers with it)."""
-    bucket = f"pictures-{uuid.uuid4().hex[:12]}"
-    async with get_session().create_client(
-        "s3", region_name="us-east-1", endpoint_url=moto_url,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    ) as s3:  # fmt: skip
-        await s3.create_bucket(Bucket=bucket)
+    bucket = await new_bucket(moto_url)
     settings = users_settings(users_dsn, s3_bucket=bucket, s3_endpoint_url=moto_url, **S3_KEYS)
     client = await aiohttp_client(create_app(settings))
     user_id = await make_user(users_dsn)

@@ -39,11 +39,12 @@ PersonalId = Annotated[
 READ_ONLY = frozenset({"id", "verified", "version", "created_at", "department_id", "points"})
 
 
-class _Strict(BaseModel):
+# a request body: a field it does not declare is a 400
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RegisterIn(_Strict):
+class RegisterIn(Strict):
     email: Email
     password: Password
     first_name: Annotated[str, single_line(100)]
@@ -57,26 +58,26 @@ class RegisterIn(_Strict):
     )
 
 
-class EmailIn(_Strict):
+class EmailIn(Strict):
     email: Email
 
 
-class LoginIn(_Strict):
+class LoginIn(Strict):
     email: Email
     password: Annotated[str, StringConstraints(min_length=1, max_length=72)]
 
 
-class TokenIn(_Strict):
+class TokenIn(Strict):
     token: Secret
 
 
-class RefreshIn(_Strict):
+class RefreshIn(Strict):
     refresh_token: Secret | None = Field(
         None, json_schema_extra=omit_default, description="Else the fixup_refresh cookie."
     )
 
 
-class ReauthIn(_Strict):
+class ReauthIn(Strict):
     """One proof of who the caller is: the password, a code of the authenticator app, or
     a passkey's assertion."""
 
@@ -104,7 +105,7 @@ class ReauthIn(_Strict):
         return self
 
 
-class ResetConfirmIn(_Strict):
+class ResetConfirmIn(Strict):
     token: Secret
     new_password: Password
 

@@ -7,18 +7,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, Field, RootModel
 
 from lib.http.fields import single_line
+from services.users.auth_schemas import Strict
 
 Credential = Annotated[
     dict[str, Any],
     Field(description="The PublicKeyCredential's toJSON() (id, rawId, type, response)."),
 ]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CeremonyOut(BaseModel):
@@ -30,14 +27,14 @@ class CeremonyOut(BaseModel):
     )
 
 
-class PasskeyIn(_Strict):
+class PasskeyIn(Strict):
     credential: Credential
     name: Annotated[str, single_line(100)] = Field(
         "Passkey", description='A name of the owner\'s choosing ("Laptop").'
     )
 
 
-class PasskeySignInIn(_Strict):
+class PasskeySignInIn(Strict):
     credential: Credential
 
 

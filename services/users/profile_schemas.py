@@ -6,11 +6,12 @@ import uuid
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from lib.auth.principal import Role
 from lib.http.fields import single_line
 from lib.http.patch import Keep, PatchModel
+from services.users.auth_schemas import Strict
 
 Name = Annotated[str, single_line(100)]
 Phone = Annotated[str, single_line(32, min_length=3)]
@@ -38,9 +39,7 @@ class UserPatch(PatchModel):
     verified: bool | Keep = Field(None, description="ADMIN only.")
 
 
-class PasswordChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PasswordChange(Strict):
     old_password: Annotated[str, Field(min_length=1, max_length=72)]
     new_password: Password
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from lib.http.fields import omit_default
-from services.users.auth_schemas import Code, Secret
+from services.users.auth_schemas import Code, Secret, Strict
 
 RecoveryCode = Annotated[
     str,
@@ -16,10 +16,6 @@ RecoveryCode = Annotated[
     ),
     Field(description="One of the recovery codes shown at enrolment (each works once)."),
 ]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TotpEnrolment(BaseModel):
@@ -31,15 +27,15 @@ class TotpEnrolment(BaseModel):
     )
 
 
-class CodeIn(_Strict):
+class CodeIn(Strict):
     code: Code
 
 
-class ChallengeIn(_Strict):
+class ChallengeIn(Strict):
     challenge: Secret = Field(description="The `challenge` of the login's problem.")
 
 
-class SecondFactorIn(_Strict):
+class SecondFactorIn(Strict):
     challenge: Secret = Field(description="The `challenge` of the login's problem.")
     code: Code | None = Field(None, json_schema_extra=omit_default)
     recovery_code: RecoveryCode | None = Field(None, json_schema_extra=omit_default)

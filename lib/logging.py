@@ -1,6 +1,6 @@
-"""Structured JSON logs: one line per event, with the request id and trace ids bound, the
-field names dashboards and alerts use (docs/architecture.md, "Observability").
+"""Structured JSON logs: one line per event, with the request id and trace ids bound.
 
+The field names are those dashboards and alerts use (docs/architecture.md, "Observability").
 Fields: ts, level, service, event, plus whatever is bound (request_id through
 structlog.contextvars for the whole request; trace_id and span_id of the current span
 when tracing is on (lib/tracing.py); method, route, status, duration_ms,

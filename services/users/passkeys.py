@@ -215,7 +215,7 @@ async def list_passkeys(request: web.Request) -> web.Response:
     principal = authenticated(request)
     async with request.app[DB].acquire() as conn:
         rows = await q.passkeys_of(conn, user_id=principal.user_id)
-    return data(rows, headers={"Cache-Control": "no-store"})
+    return data(rows)
 
 
 @routes.delete(r"/v1/users/me/passkeys/{id}")

@@ -66,6 +66,4 @@ async def record_ctx(app: web.Application) -> AsyncIterator[None]:
 async def my_revocation(request: web.Request) -> web.Response:
     principal = authenticated(request)
     not_before = await recorded(request.app, principal.user_id)
-    response = data({"user_id": principal.user_id, "not_before_ms": not_before})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return data({"user_id": principal.user_id, "not_before_ms": not_before})

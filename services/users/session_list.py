@@ -111,9 +111,7 @@ async def list_sessions(request: web.Request) -> web.Response:
         }
         for row in rows
     ]
-    response = data({"sessions": sessions})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return data({"sessions": sessions})
 
 
 async def revoke_tokens(request: web.Request, conn: PgConn, user_id: uuid.UUID) -> None:

@@ -140,7 +140,7 @@ async def my_second_factor(request: web.Request) -> web.Response:
         "recovery_codes_left": left or 0,
         "required": principal.role in users_settings(request).second_factor_roles,
     }
-    return data(body, headers={"Cache-Control": "no-store"})
+    return data(body)
 
 
 @routes.post("/v1/users/me/second-factor/totp")

@@ -11,20 +11,3 @@
   `is_self_or` (guards raise `Forbidden`).
 - `passwords`: argon2id `hash_password` / `verify_password`.
 """
-
-from lib.auth.passwords import hash_password, verify_password
-from lib.auth.principal import Principal, Role, is_self_or, require_role, require_verified
-from lib.auth.tokens import TokenSigner, TokenVerifier, generate_keypair
-
-__all__ = [
-    "Principal",
-    "Role",
-    "TokenSigner",
-    "TokenVerifier",
-    "generate_keypair",
-    "hash_password",
-    "is_self_or",
-    "require_role",
-    "require_verified",
-    "verify_password",
-]

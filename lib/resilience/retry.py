@@ -1,4 +1,4 @@
-"""Retry with lib's backoff (lib/backoff.py), and a timeout that maps to 503."""
+"""Retry with lib's backoff (lib/backoff.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from lib.backoff import backoff
-from lib.errors import CircuitOpen, ServiceUnavailable
+from lib.errors import CircuitOpen
 
 T = TypeVar("T")
 
@@ -40,15 +40,3 @@ async def retry(
                 raise
             await sleep(backoff(n, base_delay, max_delay, rng))
     raise AssertionError("unreachable")
-
-
-async def with_timeout(awaitable_fn: Callable[[], Awaitable[T]], seconds: float, what: str) -> T:
-    """`await awaitable_fn()`, or ServiceUnavailable("<what> timed out") after `seconds`."""
-    timeout = asyncio.timeout(seconds)
-    try:
-        async with timeout:
-            return await awaitable_fn()
-    except TimeoutError:
-        if not timeout.expired():
-            raise  # a TimeoutError of the callee's own, not ours
-        raise ServiceUnavailable(f"{what} timed out", retry_after=1) from None

@@ -17,7 +17,7 @@ from lib.clients.points import PointsClient
 from lib.errors import BadRequest, CircuitOpen, Conflict, ServiceUnavailable
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
-from lib.resilience import BreakerState, CircuitBreaker
+from lib.resilience.breaker import BreakerState, CircuitBreaker
 from tests.integration.points_support import GET, CountingProxy, Points, new_id, running_points
 from tests.logging_support import logging_to
 from tools.local.ports import free_port

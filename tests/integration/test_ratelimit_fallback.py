@@ -19,7 +19,12 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from lib.errors import RateLimited
-from lib.resilience import FallbackRateLimiter, RateLimitStore, enforce, make_rate_limiter
+from lib.resilience.ratelimit import (
+    FallbackRateLimiter,
+    RateLimitStore,
+    enforce,
+    make_rate_limiter,
+)
 from tests.logging_support import capture_logs
 from tests.reliability.throwaway import START_MARGIN, RedisServer
 

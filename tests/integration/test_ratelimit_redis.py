@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from lib.resilience import RedisRateLimiter
+from lib.resilience.ratelimit import RedisRateLimiter
 from tests.servers import Servers
 
 TIMEOUT = 5.0  # a call's bound: never reached by a live Redis, only by a hung one

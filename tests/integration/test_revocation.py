@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-from lib.auth import Role, TokenSigner, TokenVerifier, generate_keypair
-from lib.auth.principal import Principal
+from lib.auth.principal import Principal, Role
 from lib.auth.revocation import CLOCK_MARGIN, MARKER, Revocations, RevocationUnavailable
+from lib.auth.tokens import TokenSigner, TokenVerifier, generate_keypair
 from lib.errors import ServiceUnavailable, Unauthorized
 from tests.integration.auth_support import wall_ms
 from tests.reliability.throwaway import RedisServer

@@ -20,17 +20,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lib.auth import (
-    Principal,
-    Role,
-    TokenSigner,
-    TokenVerifier,
-    generate_keypair,
-    is_self_or,
-    require_role,
-    require_verified,
-)
-from lib.auth.tokens import signed_header
+from lib.auth.principal import Principal, Role, is_self_or, require_role, require_verified
+from lib.auth.tokens import TokenSigner, TokenVerifier, generate_keypair, signed_header
 from lib.config import ServiceSettings
 from lib.errors import Forbidden, Unauthorized
 from tools import keys as keys_tool

@@ -16,8 +16,9 @@ from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from lib.errors import RateLimited, ServiceUnavailable
-from lib.resilience import BreakerState, Decision, RateLimitStore, enforce
 from lib.resilience import ratelimit as ratelimit_module
+from lib.resilience.breaker import BreakerState
+from lib.resilience.ratelimit import Decision, RateLimitStore, enforce
 from tests.logging_support import capture_logs
 
 

@@ -1,4 +1,4 @@
-"""Circuit breaker, retry, timeout and the in-memory rate limiter, on a fake clock."""
+"""Circuit breaker, retry and the in-memory rate limiter, on a fake clock."""
 
 from __future__ import annotations
 
@@ -6,14 +6,10 @@ import asyncio
 
 import pytest
 
-from lib.errors import CircuitOpen, NotFound, ServiceUnavailable
-from lib.resilience import (
-    BreakerState,
-    CircuitBreaker,
-    MemoryRateLimiter,
-    retry,
-    with_timeout,
-)
+from lib.errors import CircuitOpen, NotFound
+from lib.resilience.breaker import BreakerState, CircuitBreaker
+from lib.resilience.ratelimit import MemoryRateLimiter
+from lib.resilience.retry import retry
 
 
 class Clock:
@@ -184,22 +180,6 @@ async def test_retry_does_not_retry(error: BaseException) -> None:
         await retry(fn, retry_on=(ConnectionError, CircuitOpen), sleep=sleeps)
     assert fn.calls == 1
     assert sleeps.delays == []
-
-
-async def test_with_timeout_raises_service_unavailable() -> None:
-    async def hang() -> None:
-        await asyncio.sleep(10)
-
-    with pytest.raises(ServiceUnavailable) as info:
-        await with_timeout(hang, 0.01, "points")
-    assert info.value.detail == "points timed out"
-    assert info.value.headers == {"Retry-After": "1"}
-
-
-async def test_with_timeout_returns_and_keeps_the_callees_errors() -> None:
-    assert await with_timeout(Flaky(), 1.0, "points") == "ok"
-    with pytest.raises(TimeoutError):
-        await with_timeout(Flaky(TimeoutError()), 1.0, "points")
 
 
 # --- in-memory rate limiter ---

@@ -13,9 +13,9 @@ from typing import Any, cast
 import pytest
 
 from lib.errors import CircuitOpen, RateLimited
-from lib.resilience import (
-    BreakerState,
-    CircuitBreaker,
+from lib.resilience import ratelimit as ratelimit_module
+from lib.resilience.breaker import BreakerState, CircuitBreaker
+from lib.resilience.ratelimit import (
     Decision,
     FallbackRateLimiter,
     MemoryRateLimiter,
@@ -23,9 +23,8 @@ from lib.resilience import (
     RedisRateLimiter,
     enforce,
     make_rate_limiter,
-    retry,
 )
-from lib.resilience import ratelimit as ratelimit_module
+from lib.resilience.retry import retry
 
 
 class Clock:

@@ -27,7 +27,16 @@ from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests import pg
 from tests.integration.smtp_support import SmtpSink, mail_to, token_in
-from tests.integration.users_support import PASSWORD, blocked_on_a_lock, mailing_settings
+from tests.integration.users_support import (
+    PASSWORD,
+    SIGN_UP_PASSWORD,
+    blocked_on_a_lock,
+    customer,
+    login,
+    mailing_settings,
+    new_email,
+    refresh,
+)
 from tests.servers import env
 from tools.local import seed
 from tools.time_scale import scaled
@@ -67,22 +76,6 @@ async def client(aiohttp_client: Any, users_dsn: str, sink: SmtpSink) -> Any:
     return await aiohttp_client(create_app(settings(users_dsn, sink.port)))
 
 
-def new_email() -> str:
-    return f"u{uuid.uuid4().hex[:12]}@fixup.test"
-
-
-def customer(address: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "email": address,
-        "password": "correct horse",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "phone_number": "+44 20 7946 0000",
-        "role": "CUSTOMER",
-        **extra,
-    }
-
-
 async def register(client: Any, sink: SmtpSink, **extra: Any) -> tuple[dict[str, Any], str]:
     """A new account and the token of its verification mail."""
     email = new_email()
@@ -91,16 +84,6 @@ async def register(client: Any, sink: SmtpSink, **extra: Any) -> tuple[dict[str,
     user = (await resp.json())["data"]
     mail = await mail_to(sink, email)
     return user, token_in(mail)
-
-
-async def login(client: Any, email: str, password: str = "correct horse") -> Any:
-    resp = await client.post("/v1/auth/login", json={"email": email, "password": password})
-    assert resp.status == 200, await resp.text()
-    return resp
-
-
-async def refresh(client: Any, token: str) -> Any:
-    return await client.post("/v1/auth/refresh", json={"refresh_token": token})
 
 
 # --- register ---------------------------------------------------------------------------
@@ -297,7 +280,7 @@ async def test_twenty_concurrent_refreshes_make_exactly_one_pair(
     client: Any, sink: SmtpSink, users_dsn: str
 ) -> None:
     user, _ = await register(client, sink)
-    token = (await (await login(client, user["email"])).json())["data"]["refresh_token"]
+    token = (await login(client, user["email"]))["refresh_token"]
     responses = await asyncio.gather(*(refresh(client, token) for _ in range(20)))
     statuses = sorted(r.status for r in responses)
     assert statuses == [200] + [401] * 19
@@ -323,7 +306,7 @@ async def test_a_refresh_racing_the_end_of_every_session_is_refused(
 ) -> None:
     """A rotation waits for a revocation of its family in progress, then sees it."""
     user, _ = await register(client, sink)
-    token = (await (await login(client, user["email"])).json())["data"]["refresh_token"]
+    token = (await login(client, user["email"]))["refresh_token"]
     async with pg.connected(users_dsn) as conn, pg.connected(users_dsn) as watcher:
         change = conn.transaction()
         await change.start()  # a reset's RevokeUserFamilies, not yet committed
@@ -349,7 +332,7 @@ async def test_a_cookie_authenticated_write_without_origin_is_403(
     client: Any, sink: SmtpSink
 ) -> None:
     user, _ = await register(client, sink)
-    access = (await (await login(client, user["email"])).json())["data"]["access_token"]
+    access = (await login(client, user["email"]))["access_token"]
     resp = await client.post(
         "/v1/users/me/password",
         json={"old_password": PASSWORD, "new_password": "another-password-1"},
@@ -425,10 +408,10 @@ async def test_register_refuses_and_stores_nothing(
 
 async def test_a_change_refused_changes_nothing(client: Any, sink: SmtpSink) -> None:
     user, _ = await register(client, sink)
-    access = (await (await login(client, user["email"])).json())["data"]["access_token"]
+    access = (await login(client, user["email"]))["access_token"]
     headers = {"Authorization": f"Bearer {access}"}
     for new in ("iloveyou", f"my {user['email']}!"):
-        body = {"old_password": "correct horse", "new_password": new}
+        body = {"old_password": SIGN_UP_PASSWORD, "new_password": new}
         resp = await client.post("/v1/users/me/password", json=body, headers=headers)
         assert resp.status == 400, await resp.text()
         refused(await resp.json(), "new_password")

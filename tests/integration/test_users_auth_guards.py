@@ -33,14 +33,21 @@ from services.users.settings import UsersSettings
 from tests import pg
 from tests.integration.auth_support import KEYS
 from tests.integration.smtp_support import SmtpSink, token_in
-from tests.integration.users_support import blocked_on_a_lock, mailing_settings
+from tests.integration.users_support import SIGN_UP_PASSWORD as PASSWORD
+from tests.integration.users_support import (
+    blocked_on_a_lock,
+    customer,
+    login,
+    mailing_settings,
+    new_email,
+    refresh,
+)
 from tests.servers import Servers
 from tools.time_scale import scaled
 
 ORIGIN = "https://app.fixup.test"
 BASE_URL = "https://fixup.example"
 ENCRYPTION_KEY = generate_key()
-PASSWORD = "correct horse"
 # distinct lifetimes, none a default: each one read back is the one the code used
 ACCESS_TTL, REFRESH_TTL, VERIFY_TTL, RESET_TTL = 600, 7 * 86_400, 7200, 1800
 MAIL_SOON = 8.0  # woken, the relay sends within this even on a loaded machine
@@ -78,22 +85,6 @@ async def problem(resp: Any) -> tuple[int, str, str, str]:
     return resp.status, body["code"], body["title"], body["detail"]
 
 
-def new_email() -> str:
-    return f"g{uuid.uuid4().hex[:12]}@fixup.test"
-
-
-def customer(address: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "email": address,
-        "password": PASSWORD,
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "phone_number": "+44 20 7946 0000",
-        "role": "CUSTOMER",
-        **extra,
-    }
-
-
 async def mail_to(sink: SmtpSink, address: str, wait: float = MAIL_SOON) -> Message:
     """The next mail for `address` within `wait` seconds (others' mails are skipped)."""
     deadline = time.monotonic() + wait
@@ -116,17 +107,6 @@ async def register(client: Any, sink: SmtpSink) -> tuple[dict[str, Any], str]:
     return (await resp.json())["data"], token_in(await mail_to(sink, email))
 
 
-async def login(client: Any, email: str, password: str = PASSWORD) -> dict[str, Any]:
-    resp = await client.post("/v1/auth/login", json={"email": email, "password": password})
-    assert resp.status == 200, await resp.text()
-    pair: dict[str, Any] = (await resp.json())["data"]
-    return pair
-
-
-async def refresh(client: Any, token: str) -> Any:
-    return await client.post("/v1/auth/refresh", json={"refresh_token": token})
-
-
 def claims(access: str) -> dict[str, Any]:
     decoded: dict[str, Any] = jwt.decode(access, KEYS[1], algorithms=["EdDSA"], audience="fixup")
     return decoded
@@ -141,6 +121,24 @@ async def lifetime(dsn: str, query: str, *args: Any) -> float:
     rows = await pg.fetch(dsn, query, *args)
     assert len(rows) == 1, rows
     return float((rows[0]["expires_at"] - rows[0]["created_at"]).total_seconds())
+
+
+async def every_session_ended(
+    client: Any, dsn: str, user: dict[str, Any], sessions: list[dict[str, Any]], reason: str
+) -> None:
+    """The password is now "a new secret", and every session of `user` ended for `reason`:
+    its refresh family revoked, its access token refused, the old password too."""
+    families = await pg.fetch(
+        dsn, "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1", user["id"]
+    )
+    assert [f["revoked_reason"] for f in families] == [reason] * len(sessions)
+    for session in sessions:
+        assert (await refresh(client, session["refresh_token"])).status == 401
+        me = await client.get(f"/v1/users/{user['id']}", headers=bearer(session["access_token"]))
+        assert me.status == 401
+    wrong = await client.post("/v1/auth/login", json={"email": user["email"], "password": PASSWORD})
+    assert wrong.status == 401
+    await login(client, user["email"], "a new secret")
 
 
 # --- registration -----------------------------------------------------------------------
@@ -394,7 +392,6 @@ async def test_resend_mails_nothing_to_a_verified_or_unknown_account(
 
 async def test_password_reset_end_to_end(client: Any, sink: SmtpSink, users_dsn: str) -> None:
     user, _ = await register(client, sink)
-    user_id = uuid.UUID(user["id"])
     sessions = [await login(client, user["email"]) for _ in range(2)]
     tokens = []
     for _ in range(2):  # two links asked; the later one is used
@@ -420,20 +417,7 @@ async def test_password_reset_end_to_end(client: Any, sink: SmtpSink, users_dsn:
     )
     body = {"token": tokens[1], "new_password": "a new secret"}
     assert (await client.post("/v1/auth/password-reset/confirm", json=body)).status == 204
-    # every session ended: the refresh families and the access tokens
-    families = await pg.fetch(
-        users_dsn,
-        "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1",
-        user_id,
-    )
-    assert [f["revoked_reason"] for f in families] == ["password reset"] * 2
-    for session in sessions:
-        assert (await refresh(client, session["refresh_token"])).status == 401
-        me = await client.get(f"/v1/users/{user_id}", headers=bearer(session["access_token"]))
-        assert me.status == 401
-    wrong = await client.post("/v1/auth/login", json={"email": user["email"], "password": PASSWORD})
-    assert wrong.status == 401
-    await login(client, user["email"], "a new secret")
+    await every_session_ended(client, users_dsn, user, sessions, "password reset")
     for token in tokens:  # the link used, and the older one with it
         again = {"token": token, "new_password": "another secret"}
         resp = await client.post("/v1/auth/password-reset/confirm", json=again)
@@ -540,24 +524,13 @@ async def test_change_password_ends_every_session(
     client: Any, sink: SmtpSink, users_dsn: str
 ) -> None:
     user, _ = await register(client, sink)
-    user_id = uuid.UUID(user["id"])
     sessions = [await login(client, user["email"]) for _ in range(2)]
     body = {"old_password": PASSWORD, "new_password": "a new secret"}
     resp = await client.post(
         "/v1/users/me/password", json=body, headers=bearer(sessions[0]["access_token"])
     )
     assert resp.status == 204, await resp.text()
-    families = await pg.fetch(
-        users_dsn, "SELECT revoked_reason FROM refresh_token_families WHERE user_id = $1", user_id
-    )
-    assert [f["revoked_reason"] for f in families] == ["password changed"] * 2
-    for session in sessions:
-        assert (await refresh(client, session["refresh_token"])).status == 401
-        me = await client.get(f"/v1/users/{user_id}", headers=bearer(session["access_token"]))
-        assert me.status == 401
-    wrong = await client.post("/v1/auth/login", json={"email": user["email"], "password": PASSWORD})
-    assert wrong.status == 401
-    await login(client, user["email"], "a new secret")
+    await every_session_ended(client, users_dsn, user, sessions, "password changed")
 
 
 async def test_change_password_with_a_wrong_old_password_changes_nothing(
@@ -577,20 +550,11 @@ async def test_change_password_with_a_wrong_old_password_changes_nothing(
     await login(client, user["email"])
 
 
-async def test_change_password_of_a_gone_account_is_401(
-    client: Any, sink: SmtpSink, users_dsn: str
-) -> None:
+async def test_change_password_of_a_gone_account_is_401(client: Any, sink: SmtpSink) -> None:
+    """A token of no account names no session of it either (re-authentication looks
+    first); a disabled account's own token: the own-account writes' test below."""
     user, _ = await register(client, sink)
-    access = (await login(client, user["email"]))["access_token"]
-    await pg.execute(
-        users_dsn, "UPDATE users SET disabled_at = now() WHERE id = $1", uuid.UUID(user["id"])
-    )
     body = {"old_password": PASSWORD, "new_password": "a new secret"}
-    resp = await client.post("/v1/users/me/password", json=body, headers=bearer(access))
-    assert await problem(resp) == (
-        401, "UNAUTHORIZED", "Unauthorized", "the account of this token no longer exists"
-    )  # fmt: skip
-    # a token of no account names no session of it either (re-authentication looks first)
     nobody = bearer(token_of_no_account(user))
     resp = await client.post("/v1/users/me/password", json=body, headers=nobody)
     assert await problem(resp) == (401, "UNAUTHORIZED", "Unauthorized", "this session has ended")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import statistics
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,7 +26,7 @@ import pytest
 
 from services.users.app import create_app
 from tests.integration.smtp_support import SmtpSink
-from tests.integration.users_support import mailing_settings
+from tests.integration.users_support import customer, mailing_settings, new_email
 from tools.time_scale import scaled
 
 TRIES_DEFAULT = 40  # pairs per route under make test; the median's noise ~ 1/sqrt(n)
@@ -39,7 +38,6 @@ TRIES = int(FULL or TRIES_DEFAULT)
 # by tests/integration/test_users_auth.py's ratio test at production cost)
 ARGON2 = {"argon2_time_cost": 2, "argon2_memory_cost": 32768} if FULL else {}
 GAP = 0.005  # s: the issue's bound on the median gap (ASVS V6.3.8), on a quiet machine
-PASSWORD = "a long and fine passphrase"
 VARYING_HEADERS = {"x-request-id", "date", "location", "content-length"}
 VARYING_FIELDS = {"id", "created_at"}  # a registration's own: new on every answer
 
@@ -53,21 +51,6 @@ async def client(aiohttp_client: Any, migrated_db: Callable[[str], str], sink: S
         argon2_priority="nice",  # a share of a busy machine, as both sides get
     )
     return await aiohttp_client(create_app(settings))
-
-
-def email() -> str:
-    return f"e{uuid.uuid4().hex[:16]}@fixup.test"  # one length: one Content-Length
-
-
-def registration(address: str) -> dict[str, Any]:
-    return {
-        "email": address,
-        "password": PASSWORD,
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "phone_number": "+44 20 7946 0000",
-        "role": "CUSTOMER",
-    }
 
 
 class Answer:
@@ -110,13 +93,13 @@ def route(client: Any, path: str, body: Callable[[str], dict[str, Any]]) -> Rout
 async def measure(call: Route, existing: str) -> tuple[float, set[Any], set[Any]]:
     """The median gap (existing - missing, s) over TRIES pairs, and the shapes each side
     answered."""
-    await call(email())  # the first missing account makes the decoy hash: not a sample
+    await call(new_email())  # the first missing account makes the decoy hash: not a sample
     gaps, shapes_existing, shapes_missing = [], set(), set()
     for i in range(TRIES):
         if i % 2 == 0:
-            there, absent = await call(existing), await call(email())
+            there, absent = await call(existing), await call(new_email())
         else:
-            absent, there = await call(email()), await call(existing)
+            absent, there = await call(new_email()), await call(existing)
         gaps.append(there.took - absent.took)
         shapes_existing.add(repr(there.shape()))
         shapes_missing.add(repr(absent.shape()))
@@ -124,14 +107,14 @@ async def measure(call: Route, existing: str) -> tuple[float, set[Any], set[Any]
 
 
 async def test_the_four_account_routes_tell_nothing_by_answer_or_time(client: Any) -> None:
-    existing = email()
-    resp = await client.post("/v1/auth/register", json=registration(existing))
+    existing = new_email()
+    resp = await client.post("/v1/auth/register", json=customer(existing))
     assert resp.status == 201, await resp.text()
     routes = {
         "login": route(
             client, "/v1/auth/login", lambda a: {"email": a, "password": "not the password"}
         ),
-        "register": route(client, "/v1/auth/register", registration),
+        "register": route(client, "/v1/auth/register", customer),
         "password-reset": route(client, "/v1/auth/password-reset", lambda a: {"email": a}),
         "resend-verification": route(
             client, "/v1/auth/resend-verification", lambda a: {"email": a}

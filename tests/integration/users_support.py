@@ -61,6 +61,40 @@ def users_settings(dsn: str, **extra: Any) -> UsersSettings:
     )
 
 
+# --- accounts made through /v1/auth/register (the auth tests) ----------------------------
+
+SIGN_UP_PASSWORD = "correct horse"  # the password of a `customer` registration body
+
+
+def new_email() -> str:
+    return f"u{uuid.uuid4().hex[:12]}@fixup.test"  # one length: one Content-Length
+
+
+def customer(address: str, **extra: Any) -> dict[str, Any]:
+    """The body registering a CUSTOMER at `address`."""
+    return {
+        "email": address,
+        "password": SIGN_UP_PASSWORD,
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "phone_number": "+44 20 7946 0000",
+        "role": "CUSTOMER",
+        **extra,
+    }
+
+
+async def login(client: Any, email: str, password: str = SIGN_UP_PASSWORD) -> dict[str, Any]:
+    """POST /v1/auth/login, which must succeed: the token pair."""
+    resp = await client.post("/v1/auth/login", json={"email": email, "password": password})
+    assert resp.status == 200, await resp.text()
+    pair: dict[str, Any] = (await resp.json())["data"]
+    return pair
+
+
+async def refresh(client: Any, token: str) -> Any:
+    return await client.post("/v1/auth/refresh", json={"refresh_token": token})
+
+
 async def blocked_on_a_lock(conn: asyncpg.Connection, seconds: float = 10.0) -> None:
     """Return once another session of this database waits for a row lock."""
     deadline = time.monotonic() + seconds

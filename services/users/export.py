@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
+from betterproto2 import Casing, OutputFormat
 
 from lib.clients.http import JsonHttpClient, dependency_client
 from lib.db.runtime import PgConn
@@ -140,14 +141,9 @@ async def points_part(request: web.Request, user_id: uuid.UUID, bound: int) -> d
     return {
         "user_points": {"points": int(reply.user_point), "updated_at": reply.updated_at or None},
         "points_ledger": [
-            {
-                "id": entry.id,
-                "delta": entry.delta,
-                "reason": entry.reason,
-                "balance_after": entry.balance_after,
-                "created_at": entry.created_at,
-                "idempotency_key": entry.idempotency_key,
-            }
+            entry.to_dict(  # Python values (a uint64 stays a number), the proto's names
+                output_format=OutputFormat.PYTHON, casing=Casing.SNAKE, include_default_values=True
+            )
             for entry in reply.ledger
         ],
     }

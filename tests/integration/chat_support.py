@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from lib.auth.principal import Role
 from services.chat.settings import ChatSettings
 from tests.integration.auth_support import service_settings
@@ -40,6 +42,27 @@ def chat_settings(dsn: str, prefix: str, **overrides: Any) -> ChatSettings:
 
 def token_of(who: Caller) -> str:
     return who.headers["Authorization"].removeprefix("Bearer ")
+
+
+def closes(reason: str) -> float:
+    """chat_websockets_closed_total{reason}: the sockets the server closed for `reason`."""
+    value = REGISTRY.get_sample_value(
+        "chat_websockets_closed_total", {"service": "chat", "reason": reason}
+    )
+    return value or 0.0
+
+
+def open_now() -> float:
+    return REGISTRY.get_sample_value("chat_websockets_open", {"service": "chat"}) or 0.0
+
+
+async def sockets_open(count: float) -> None:
+    """Wait until the server holds `count` sockets: it let go of the ones that closed."""
+
+    async def settled() -> bool:
+        return open_now() == count
+
+    await eventually(settled, f"{count} sockets open")
 
 
 @dataclass

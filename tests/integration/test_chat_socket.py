@@ -29,7 +29,6 @@ import pytest
 import structlog
 import structlog.testing
 from aiohttp import web
-from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from lib.auth.principal import Role
@@ -41,7 +40,15 @@ from services.chat.app import create_app as chat_app
 from services.chat.deps import HUB
 from tests import pg
 from tests.integration.auth_support import KEYS, wall_ms
-from tests.integration.chat_support import StalledClient, chat_settings, eventually
+from tests.integration.chat_support import (
+    StalledClient,
+    chat_settings,
+    closes,
+    eventually,
+    open_now,
+    sockets_open,
+    token_of,
+)
 from tests.integration.orders_support import Caller, caller
 from tests.logging_support import capture_logs, logging_restored
 
@@ -90,10 +97,6 @@ async def chat(factory: Factory) -> Any:
     return await factory()
 
 
-def token_of(who: Caller) -> str:
-    return who.headers["Authorization"].removeprefix("Bearer ")
-
-
 def upgrade(protocols: str | None = None, **headers: str) -> dict[str, str]:
     """The headers of a WebSocket handshake, sent as a plain GET (to read a refusal)."""
     made = {
@@ -129,24 +132,6 @@ async def closed_with(socket: Any) -> tuple[int, str]:
     message = await socket.receive(timeout=RECEIVE)
     assert message.type == aiohttp.WSMsgType.CLOSE, message
     return message.data, message.extra
-
-
-def closes(reason: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "chat_websockets_closed_total", {"service": "chat", "reason": reason}
-    )
-    return value or 0.0
-
-
-def open_now() -> float:
-    return REGISTRY.get_sample_value("chat_websockets_open", {"service": "chat"}) or 0.0
-
-
-async def sockets_open(count: float) -> None:
-    async def settled() -> bool:
-        return open_now() == count
-
-    await eventually(settled, f"{count} sockets open")
 
 
 async def started_sessions(chat: Any, count: int) -> list[ws.Session]:

@@ -12,15 +12,15 @@ from typing import Any
 
 import aiohttp
 import orjson
-from prometheus_client import REGISTRY
 
 from tests.integration.chat_support import (
     ChatFactory,
     StalledClient,
     World,
+    closes,
     conversation,
-    eventually,
     post_message,
+    sockets_open,
     token_of,
 )
 from tests.integration.orders_support import Caller
@@ -99,26 +99,9 @@ async def test_life_cycle(chat: Any, chat_world: World) -> None:
     await sockets_open(0)
 
 
-async def sockets_open(count: int) -> None:
-    """Wait until the server holds `count` sockets: it let go of the ones that closed."""
-
-    async def settled() -> bool:
-        open_now = REGISTRY.get_sample_value("chat_websockets_open", {"service": "chat"})
-        return open_now == count
-
-    await eventually(settled, f"{count} sockets open on the server")
-
-
 def kernel_buffer_max(name: str) -> int:
     """The largest a TCP buffer may grow to (the third of net.ipv4.<name>)."""
     return int(Path(f"/proc/sys/net/ipv4/{name}").read_text().split()[2])
-
-
-def slow_closes() -> float:
-    value = REGISTRY.get_sample_value(
-        "chat_websockets_closed_total", {"service": "chat", "reason": "slow"}
-    )
-    return value or 0.0
 
 
 async def test_a_slow_consumer_is_closed_with_4008(
@@ -129,14 +112,14 @@ async def test_a_slow_consumer_is_closed_with_4008(
     reader = await open_socket(chat, made, chat_world.customer)  # a normal one, reading
     stalled = StalledClient(chat.port, ws_path(made), token_of(chat_world.p1))
     await stalled.handshake()
-    before = slow_closes()
+    before = closes("slow")
     big = "\U0001f600" * 3990  # ~16 KB a frame
     # what the kernel may buffer before the server's writes back up: its largest send and
     # receive buffers (autotuned, so larger on some machines and loads than on others)
     most = (kernel_buffer_max("tcp_wmem") + kernel_buffer_max("tcp_rmem")) // len(big.encode()) + 8
     posted = 0
     try:
-        while slow_closes() == before:
+        while closes("slow") == before:
             assert posted < most, f"the stalled socket was never closed ({posted} frames)"
             resp = await post_message(chat, made, chat_world.customer, f"{posted} {big}")
             assert resp.status == 201

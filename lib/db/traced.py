@@ -51,11 +51,12 @@ async def _traced(
         span.end()
 
 
-class TracedPgConnection:
-    """An asyncpg connection whose fetch/fetchrow/fetchval/execute/executemany calls with
-    generated SQL are spans; everything else is the connection's own."""
+class _Traced:
+    """A driver object whose query calls with generated SQL are spans of `system`;
+    everything else is the object's own."""
 
     __slots__ = ("_conn",)
+    system = ""
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
@@ -66,7 +67,14 @@ class TracedPgConnection:
     def _run(self, method: str, args: tuple[Any, ...]) -> Awaitable[Any]:
         run = getattr(self._conn, method)
         name = query_name(args[0]) if args else None
-        return run(*args) if name is None else _traced(run, name, "postgresql", args)
+        return run(*args) if name is None else _traced(run, name, self.system, args)
+
+
+class TracedPgConnection(_Traced):
+    """An asyncpg connection: fetch/fetchrow/fetchval/execute/executemany traced."""
+
+    __slots__ = ()
+    system = "postgresql"
 
     def fetch(self, *args: Any) -> Awaitable[Any]:
         return self._run("fetch", args)
@@ -84,17 +92,10 @@ class TracedPgConnection:
         return self._run("executemany", args)
 
 
-class TracedMyConnection:
-    """An aiomysql connection whose cursors trace `execute`/`executemany` of generated
-    SQL."""
+class TracedMyConnection(_Traced):
+    """An aiomysql connection whose cursors trace `execute`/`executemany`."""
 
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
+    __slots__ = ()
 
     def cursor(self, *args: Any) -> _CursorContext:
         return _CursorContext(self._conn.cursor(*args))
@@ -122,19 +123,9 @@ class _CursorContext:
         return await self._inner.__aexit__(*exc)
 
 
-class TracedCursor:
-    __slots__ = ("_cur",)
-
-    def __init__(self, cur: Any) -> None:
-        self._cur = cur
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cur, name)
-
-    def _run(self, method: str, args: tuple[Any, ...]) -> Awaitable[Any]:
-        run = getattr(self._cur, method)
-        name = query_name(args[0]) if args else None
-        return run(*args) if name is None else _traced(run, name, "mysql", args)
+class TracedCursor(_Traced):
+    __slots__ = ()
+    system = "mysql"
 
     def execute(self, *args: Any) -> Awaitable[Any]:
         return self._run("execute", args)
@@ -146,7 +137,7 @@ class TracedCursor:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        await self._cur.close()
+        await self._conn.close()
 
 
 def traced(conn: Any, engine: str) -> Any:

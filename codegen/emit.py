@@ -198,7 +198,7 @@ class Emitter:
     driver = ""  # its template: templates/<driver>.tmpl
     conn_type = ""
     def_prefix = "async def "  # a sync driver's functions are plain `def`s
-    stream_type = "AsyncGenerator[{}, None]"  # the row-by-row form's return type
+    stream_type = "AsyncGenerator[{}, None]"  # the row-by-row form's return type (abc's)
 
     def __init__(self, mapper: TypeMapper, model_type: str = "dataclass") -> None:
         self.mapper = mapper
@@ -323,6 +323,7 @@ class Emitter:
         if cmd == ":many" and not plan.page_class:  # a page is read whole
             sig = self.signature(plan, self.stream_type.format(self.row_type(plan)))
             sig = sig.replace(f"def {plan.func}(", f"def iter_{plan.func}(", 1)
+            src.imports.add(f"from collections.abc import {self.stream_type.split('[')[0]}")
             src.add("stream", self.driver, signature=sig, **values)
 
 

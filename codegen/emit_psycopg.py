@@ -1,7 +1,7 @@
 """The psycopg 3 emitters, async and sync (`driver: psycopg-sync`): the values of
-templates/psycopg.tmpl and psycopg-sync.tmpl (`conn.execute` with `%(pn)s` placeholders,
-`cursor.copy()` for :copyfrom, `executemany` for :batchexec, `cursor.stream()` for the
-row-by-row form)."""
+templates/psycopg.tmpl, which the sync one reads without `async` and `await`
+(`conn.execute` with `%(pn)s` placeholders, `cursor.copy()` for :copyfrom, `executemany`
+for :batchexec, `cursor.stream()` for the row-by-row form)."""
 
 from __future__ import annotations
 

@@ -19,6 +19,8 @@ from string import Template
 from .naming import PACKAGE, RUNTIME
 
 _HEADER = re.compile(r"^== (.+) ==$")
+# a sync driver whose template is its async twin's read without `async ` and `await `
+SYNC_TWINS = {"psycopg-sync": "psycopg"}
 _ONLY_PLACEHOLDER = re.compile(r"^\s*\$(\w+|\{\w+\})$")
 
 
@@ -55,8 +57,13 @@ def parse_section(lines: list[str]) -> Section:
 
 @functools.cache
 def load(name: str) -> dict[str, Section]:
-    """The sections of templates/<name>.tmpl (shipped as package data)."""
-    text = resources.files(PACKAGE).joinpath("templates", f"{name}.tmpl").read_text("utf-8")
+    """The sections of templates/<name>.tmpl (shipped as package data), or of a sync
+    twin's async template (SYNC_TWINS) without `async` and `await`."""
+    twin = SYNC_TWINS.get(name)
+    path = resources.files(PACKAGE).joinpath("templates", f"{twin or name}.tmpl")
+    text = path.read_text("utf-8")
+    if twin is not None:
+        text = text.replace("async ", "").replace("await ", "")
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in text.splitlines():

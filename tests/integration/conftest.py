@@ -6,6 +6,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from tests.integration.chat_support import ChatFactory, World, chat_settings, ma
 from tests.integration.orders_support import orders_settings
 from tests.integration.points_support import Points, running_points
 from tests.integration.smtp_support import SmtpSink, smtp_sink
+from tests.logging_support import logging_to
 from tests.proxy import TcpProxy
 from tests.reliability.throwaway import RedisServer
 
@@ -70,6 +72,14 @@ async def department(departments_dsn: str) -> uuid.UUID:
 async def client(aiohttp_client: Any, departments_dsn: str) -> Any:
     """A test client of the departments app on a migrated database of this module."""
     return await aiohttp_client(create_app(settings_for(departments_dsn)))
+
+
+@pytest.fixture
+def points_log(tmp_path: Path) -> Iterator[Path]:
+    """The points service's log lines of this test, as JSON lines in a file."""
+    path = tmp_path / "points.log"
+    with logging_to("points", str(path)):
+        yield path
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from lib.db.connecting import connect
 from lib.db.pool import Database
@@ -102,3 +105,8 @@ class CountingProxy(TcpProxy):
     async def _serve(self, reader: Any, writer: Any) -> None:
         self.accepted += 1
         await super()._serve(reader, writer)
+
+
+def log_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a log file (the `points_log` fixture's)."""
+    return [orjson.loads(line) for line in path.read_text().splitlines()]

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import grpc
-import orjson
 import pytest
 import structlog
 
@@ -18,8 +16,14 @@ from lib.errors import BadRequest, CircuitOpen, Conflict, ServiceUnavailable
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
 from lib.resilience.breaker import BreakerState, CircuitBreaker
-from tests.integration.points_support import GET, CountingProxy, Points, new_id, running_points
-from tests.logging_support import logging_to
+from tests.integration.points_support import (
+    GET,
+    CountingProxy,
+    Points,
+    log_lines,
+    new_id,
+    running_points,
+)
 from tools.local.ports import free_port
 
 
@@ -59,24 +63,13 @@ async def test_answers_map_to_app_errors_without_opening_the_breaker(
     assert client.breaker.state is BreakerState.CLOSED
 
 
-@pytest.fixture
-def log_path(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "points.log"
-    with logging_to("points", str(path)):
-        yield path
-
-
-async def test_request_id_forwarded(client: PointsClient, log_path: Path) -> None:
+async def test_request_id_forwarded(client: PointsClient, points_log: Path) -> None:
     await client.get_user_points(new_id(), request_id="explicit-1")
     with structlog.contextvars.bound_contextvars(request_id="bound-2"):
         await client.get_user_list_points([new_id()])
-    ids = [line["request_id"] for line in log_lines(log_path)]
+    ids = [line["request_id"] for line in log_lines(points_log)]
     assert "explicit-1" in ids
     assert "bound-2" in ids
-
-
-def log_lines(path: Path) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in path.read_text().splitlines()]
 
 
 # ------------------------------------------------------------------ the pool

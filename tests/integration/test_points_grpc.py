@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import orjson
 import pytest
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -21,8 +20,7 @@ from prometheus_client import REGISTRY
 
 from lib.pb.point import PointRequest
 from tests.e2e.gateway_stack import wait_until
-from tests.integration.points_support import GET, Points, new_id
-from tests.logging_support import logging_to
+from tests.integration.points_support import GET, Points, log_lines, new_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,21 +107,16 @@ async def test_keys_are_case_sensitive(points: Points) -> None:
     assert (await points.add(user, 2, "job", key.lower())).user_point == "3"
 
 
-async def test_concurrent_identical_adds_apply_once(points: Points) -> None:
+@pytest.mark.parametrize("balance", [5, None], ids=["known", "new-user"])
+async def test_concurrent_identical_adds_apply_once(points: Points, balance: int | None) -> None:
+    """20 at once, one key; for a new user (no balance row yet) 20 first inserts of one row."""
     user, key = new_id(), uuid.uuid4().hex
-    await points.seed({user: 5})
+    if balance is not None:
+        await points.seed({user: balance})
     replies = await asyncio.gather(*(points.add(user, 10, "job done", key) for _ in range(20)))
-    assert {r.user_point for r in replies} == {"15"}
-    assert await points.balance(user) == 15
-    assert await points.ledger_rows(user) == 1
-
-
-async def test_concurrent_identical_adds_for_a_new_user(points: Points) -> None:
-    """No balance row yet: 20 concurrent first inserts of the same row, same key."""
-    user, key = new_id(), uuid.uuid4().hex
-    replies = await asyncio.gather(*(points.add(user, 4, "first job", key) for _ in range(20)))
-    assert {r.user_point for r in replies} == {"4"}
-    assert await points.balance(user) == 4
+    total = (balance or 0) + 10
+    assert {r.user_point for r in replies} == {str(total)}
+    assert await points.balance(user) == total
     assert await points.ledger_rows(user) == 1
 
 
@@ -173,18 +166,7 @@ async def test_balance_overflow_out_of_range(points: Points) -> None:
 # ------------------------------------------------------------------ request id, logs, metrics
 
 
-@pytest.fixture
-def log_path(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "points.log"
-    with logging_to("points", str(path)):
-        yield path
-
-
-def log_lines(path: Path) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in path.read_text().splitlines()]
-
-
-async def test_request_id_echoed_and_logged(points: Points, log_path: Path) -> None:
+async def test_request_id_echoed_and_logged(points: Points, points_log: Path) -> None:
     user = new_id()
     rpc = points.pool.channel().unary_unary(GET, request_serializer=bytes)
     response = rpc(PointRequest(user_id=user), metadata=(("x-request-id", "req-123.a:b"),))
@@ -198,7 +180,7 @@ async def test_request_id_echoed_and_logged(points: Points, log_path: Path) -> N
     assert replaced != "no spaces allowed"
     assert uuid.UUID(replaced)
 
-    lines = log_lines(log_path)
+    lines = log_lines(points_log)
     access = [line for line in lines if line["event"] == "grpc"]
     first = next(line for line in access if line["request_id"] == "req-123.a:b")
     assert first["method"] == GET

@@ -41,10 +41,6 @@ ROLES = ("CUSTOMER", "PROVIDER")
 PARTICIPANT = "a participant (the order's customer or the provider)"  # checked on the row
 
 
-def no_such_conversation() -> NotFound:
-    return NotFound("no such conversation")
-
-
 def conversation_json(row: models.Conversation) -> dict[str, object]:
     return {
         "id": row.id,
@@ -66,7 +62,7 @@ async def participant_conversation(
     """The conversation if the caller takes part in it, else 404."""
     row = await q.get_conversation(conn, id=conversation_id)
     if row is None or not takes_part(principal, row):
-        raise no_such_conversation()
+        raise NotFound("no such conversation")
     return row
 
 

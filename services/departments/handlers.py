@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -140,11 +140,10 @@ async def update_department(request: web.Request) -> web.Response:
             updated = await q.update_department(
                 conn, id=department_id, version=version, name=body.name, address=body.address
             )
-            if updated is None:
-                await _missing_or_stale(conn, department_id)
+            if updated is None:  # 404 when the id is unknown, else 412
+                raise stale((await _current(conn, department_id)).version)
     except asyncpg.UniqueViolationError:
         raise Conflict(f"a department named {body.name!r} exists") from None
-    assert updated is not None
     return _one(updated)
 
 
@@ -204,8 +203,3 @@ async def _current(conn: Any, department_id: Any) -> Department:
     if current is None:
         raise NotFound("no such department")
     return current
-
-
-async def _missing_or_stale(conn: Any, department_id: Any) -> NoReturn:
-    """Nothing matched id + version: 404 when the id is unknown, else 412."""
-    raise stale((await _current(conn, department_id)).version)

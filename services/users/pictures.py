@@ -116,12 +116,6 @@ class SignedQuery(BaseModel):
     )
 
 
-async def read_image(request: web.Request, form: Form = PICTURE_FORM) -> bytes:
-    """The multipart part `form.field`, read up to `form.max_bytes` + 1 bytes (never
-    more); every other edge of the body is a 4xx (lib.http.multipart)."""
-    return await read_form_file(request, form, overhead=MULTIPART_OVERHEAD)
-
-
 @routes.put(r"/v1/users/{id}/picture")
 @operation(
     "Upload a profile picture",
@@ -145,7 +139,9 @@ async def read_image(request: web.Request, form: Form = PICTURE_FORM) -> bytes:
 )
 async def put_picture(request: web.Request) -> web.Response:
     principal, user_id = editable(request)
-    data = await read_image(request)
+    # the `image` part, never more than MAX_PICTURE + 1 bytes; every other edge of the
+    # body is a 4xx (lib.http.multipart)
+    data = await read_form_file(request, PICTURE_FORM, overhead=MULTIPART_OVERHEAD)
     picture = await request.app[PICTURE_WORKERS].run(reencode, data)
     del data  # the upload as sent is never stored, and need not stay in memory
     storage = request.app[STORAGE]

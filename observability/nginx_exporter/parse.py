@@ -40,19 +40,12 @@ class Entry:
 
 def upstream_seconds(value: str) -> float | None:
     """ "0.004", "0.002, 0.003" (retries), "0.001 : 0.002" (internal redirect), "-" or ""."""
-    parts = [p for p in re.split(r"[,:]", value) if p.strip()]
-    total = 0.0
-    seen = False
-    for part in parts:
-        part = part.strip()
-        if part == "-":
-            continue
-        try:
-            total += float(part)
-        except ValueError as exc:
-            raise ParseError(f"upstream_response_time {value!r}") from exc
-        seen = True
-    return total if seen else None
+    parts = [part.strip() for part in re.split(r"[,:]", value)]
+    times = [part for part in parts if part not in ("", "-")]
+    try:
+        return sum(float(t) for t in times) if times else None
+    except ValueError as exc:
+        raise ParseError(f"upstream_response_time {value!r}") from exc
 
 
 def _method(value: str) -> str:

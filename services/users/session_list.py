@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 
 from aiohttp import web
@@ -100,17 +101,8 @@ async def list_sessions(request: web.Request) -> web.Response:
     principal = authenticated(request)
     async with request.app[DB].acquire() as conn:
         rows = await q.list_sessions(conn, user_id=principal.user_id, row_limit=MAX_SESSIONS)
-    sessions = [
-        {
-            "id": row.id,
-            "created_at": row.created_at,
-            "last_used_at": row.last_used_at,
-            "user_agent": row.user_agent,
-            "address": row.address,
-            "current": row.id == principal.session_id,
-        }
-        for row in rows
-    ]
+    # the query's columns are the session's fields; `current` is the caller's own
+    sessions = [{**asdict(row), "current": row.id == principal.session_id} for row in rows]
     return data({"sessions": sessions})
 
 

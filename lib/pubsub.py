@@ -179,20 +179,17 @@ class RedisPubSub:
         """Publish through Redis; the error when it could not. A refused connection is tried
         once more: a pooled connection that died with a Redis restart fails once, the next
         one is new (subscribers drop duplicates)."""
-        error: Exception | None = None
         for attempt in (1, 2):
             try:
                 async with asyncio.timeout(self.confirm_timeout):  # a hung Redis: not us
                     await self.client.publish(channel, payload)
                 return None
             except (RedisConnectionError, ConnectionError) as exc:
-                error = exc
-                if attempt == 1:
-                    continue
+                if attempt == 2:
+                    return exc
             except (RedisError, OSError, TimeoutError) as exc:
-                error = exc
-            break
-        return error
+                return exc
+        raise AssertionError("unreachable: the second attempt returns")
 
     async def _drop(self) -> None:
         pubsub, self._pubsub = self._pubsub, None

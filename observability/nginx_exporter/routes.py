@@ -63,10 +63,8 @@ class Templater:
 
     def labels(self) -> set[str]:
         """Every value `template` can return."""
-        return {label for entries in self._index.values() for _, label in entries} | {
-            DOCS,
-            OTHER,
-        }
+        routes = {label for entries in self._index.values() for _, label in entries}
+        return routes | {DOCS, OTHER}
 
     def _template(self, uri: str) -> str:
         path = uri.split("?", 1)[0].split("#", 1)[0]

@@ -219,16 +219,10 @@ class ServiceSettings(BaseSettings):
         secret_params(value)  # raises on a name that is not one
         return value
 
-    @field_validator("pgbouncer_addr")
+    @field_validator("pgbouncer_addr", "redis_sentinels")
     @classmethod
-    def _pgbouncer_addr(cls, value: str) -> str:
-        host_port(value)
-        return value
-
-    @field_validator("redis_sentinels")
-    @classmethod
-    def _sentinels(cls, value: list[str]) -> list[str]:
-        for entry in value:
+    def _addresses(cls, value: str | list[str]) -> str | list[str]:
+        for entry in [value] if isinstance(value, str) else value:
             host_port(entry)
         return value
 

@@ -4,7 +4,7 @@ their templates take (templates/module.tmpl and templates/<driver>.tmpl hold the
 
 from __future__ import annotations
 
-from .naming import enum_members, model_name, snake
+from .naming import RUNTIME, enum_members, model_name, snake
 from .plan import Embed, Field, QueryPlan
 from .pytypes import PyType, TypeMapper, enum_lookup
 from .request import Column, Request, TypeRef
@@ -197,6 +197,7 @@ class Emitter:
 
     driver = ""  # its template: templates/<driver>.tmpl
     conn_type = ""
+    conn_module = ""  # where in the runtime package conn_type is: "" or ".<module>"
     def_prefix = "async def "  # a sync driver's functions are plain `def`s
     stream_type = "AsyncGenerator[{}, None]"  # the row-by-row form's return type (abc's)
 
@@ -211,7 +212,7 @@ class Emitter:
         return '"""\n' + sql + '\n"""'
 
     def base_imports(self) -> set[str]:
-        return set()
+        return {f"from {RUNTIME}{self.conn_module} import {self.conn_type}"}
 
     def driver_sql(self, plan: QueryPlan) -> str:
         """The SQL as the driver takes it."""
@@ -325,6 +326,30 @@ class Emitter:
             sig = sig.replace(f"def {plan.func}(", f"def iter_{plan.func}(", 1)
             src.imports.add(f"from collections.abc import {self.stream_type.split('[')[0]}")
             src.add("stream", self.driver, signature=sig, **values)
+
+
+class SliceExpanding(Emitter):
+    """A driver whose placeholders take one value each (`%s`, `?`): a sqlc.slice's is
+    expanded at run time by the runtime's `expander`; its template's $call and $item_call
+    are execute()'s arguments, $item_args an item's tuple."""
+
+    expander = ""
+
+    def call(self, src: Source, const: str, plan: QueryPlan, args: list[str]) -> str:
+        """execute()'s arguments: the SQL and its values (a slice's placeholder expanded)."""
+        if "/*SLICE:" in plan.sql:
+            src.imports.add(f"from {RUNTIME} import {self.expander}")
+            return f"*{self.expander}({const}, {as_tuple(args)})"
+        return f"{const}, {as_tuple(args)}"
+
+    def values(self, src: Source, plan: QueryPlan, const: str = "") -> dict[str, str]:
+        common = super().values(src, plan, const)
+        return {
+            **common,
+            "call": self.call(src, common["const"], plan, self.args(plan)),
+            "item_call": self.call(src, common["const"], plan, self.args(plan, "item.")),
+            "item_args": as_tuple(self.args(plan, "item.")),
+        }
 
 
 def module_name(filename: str) -> str:

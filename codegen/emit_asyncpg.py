@@ -4,16 +4,12 @@ prepared batches)."""
 from __future__ import annotations
 
 from .emit import Emitter, Source, as_tuple
-from .naming import RUNTIME
 from .plan import QueryPlan
 
 
 class AsyncpgEmitter(Emitter):
     driver = "asyncpg"
     conn_type = "PgConn"
-
-    def base_imports(self) -> set[str]:
-        return {f"from {RUNTIME} import PgConn"}
 
     def values(self, src: Source, plan: QueryPlan, const: str = "") -> dict[str, str]:
         schema, _, table = (plan.query.insert_into_table or "").rpartition(".")

@@ -6,7 +6,6 @@ for :batchexec, `cursor.stream()` for the row-by-row form)."""
 from __future__ import annotations
 
 from .emit import Emitter, Source, as_tuple
-from .naming import RUNTIME
 from .pgcasts import format_placeholders
 from .plan import QueryPlan
 
@@ -18,9 +17,7 @@ def _ident(name: str) -> str:
 class PsycopgEmitter(Emitter):
     driver = "psycopg"
     conn_type = "PsycoConn"
-
-    def base_imports(self) -> set[str]:
-        return {f"from {RUNTIME}.psycopg_conn import PsycoConn"}
+    conn_module = ".psycopg_conn"
 
     def driver_sql(self, plan: QueryPlan) -> str:
         return format_placeholders(plan.sql)
@@ -52,6 +49,3 @@ class PsycopgSyncEmitter(PsycopgEmitter):
     conn_type = "PsycoSyncConn"
     def_prefix = "def "
     stream_type = "Iterator[{}]"
-
-    def base_imports(self) -> set[str]:
-        return {f"from {RUNTIME}.psycopg_conn import PsycoSyncConn"}

@@ -57,7 +57,11 @@ def page_schema(item: dict[str, Any]) -> dict[str, Any]:
             "page": {"type": "integer", "minimum": 1},
         },
     }
-    return _list(item, meta)
+    return {
+        "type": "object",
+        "required": ["data", "meta"],
+        "properties": {"data": {"type": "array", "items": item}, "meta": meta},
+    }
 
 
 def cursor_page_schema(item: dict[str, Any]) -> dict[str, Any]:
@@ -72,11 +76,6 @@ def cursor_page_schema(item: dict[str, Any]) -> dict[str, Any]:
             },
         },
     }
-    return _list(item, meta)
-
-
-def _list(item: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-    """A list's body: the items in `data`, the page's `meta`."""
     return {
         "type": "object",
         "required": ["data", "meta"],

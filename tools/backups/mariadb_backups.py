@@ -29,7 +29,6 @@ MANIFEST = "fixup-manifest.json"
 @dataclass(frozen=True, slots=True)
 class MariaBackup:
     path: Path
-    started: datetime
     stopped: datetime
     binlog_file: str
     binlog_pos: int
@@ -82,7 +81,6 @@ def read(path: Path) -> MariaBackup:
     m = json.loads((path / MANIFEST).read_text())
     return MariaBackup(
         path,
-        datetime.fromisoformat(m["started"]),
         datetime.fromisoformat(m["stopped"]),
         m["binlog_file"],
         m["binlog_pos"],

@@ -21,12 +21,9 @@ def pgbackrest(settings: BackupSettings, command: str, *options: str) -> list[st
 
 @dataclass(frozen=True, slots=True)
 class PgBackup:
-    label: str
     kind: str  # full, diff, incr
-    started: datetime
     stopped: datetime
     repo: int
-    size: int  # bytes in the repository
 
 
 def info(settings: BackupSettings) -> list[PgBackup]:
@@ -38,12 +35,9 @@ def info(settings: BackupSettings) -> list[PgBackup]:
         for b in stanza.get("backup", []):
             backups.append(
                 PgBackup(
-                    label=b["label"],
                     kind=b["type"],
-                    started=datetime.fromtimestamp(b["timestamp"]["start"], UTC),
                     stopped=datetime.fromtimestamp(b["timestamp"]["stop"], UTC),
                     repo=b["database"]["repo-key"],
-                    size=b["info"]["repository"]["delta"],
                 )
             )
     return sorted(backups, key=lambda b: b.stopped)

@@ -186,29 +186,24 @@ async def test_a_postgresql_dsn_opens_an_asyncpg_pool(
     assert database.release_timeout == DEFAULT_COMMAND_TIMEOUT  # a cancelled command's wait
 
 
-async def test_without_reset_asyncpg_skips_its_reset_query(pg_pools: CreatePool) -> None:
-    database = await connecting._open("postgresql://u@db/shop", 1, 2, False)
+@pytest.mark.parametrize(
+    ("pooler", "uncached"), [("", {}), ("pgbouncer", {"statement_cache_size": 0})]
+)
+async def test_without_reset_asyncpg_skips_its_reset_query(
+    pg_pools: CreatePool, pooler: str, uncached: dict[str, int]
+) -> None:
+    """POOLER=pgbouncer (ADR 0037): a transaction-mode pooler forwards each transaction to
+    any server connection, where a named statement prepared on another is missing."""
+    database = await connecting._open("postgresql://u@pgb:6432/shop", 1, 2, False, pooler)
     assert pg_pools.calls == [
         (
-            ("postgresql://u@db/shop",),
-            {"min_size": 1, "max_size": 2, "reset": _no_reset, **BOUNDS},
+            ("postgresql://u@pgb:6432/shop",),
+            {"min_size": 1, "max_size": 2, "reset": _no_reset, **BOUNDS, **uncached},
         )
     ]
     assert await _no_reset(object()) is None
     assert isinstance(database, PgDatabase)
     assert database.pool is pg_pools.pool
-
-
-async def test_through_pgbouncer_asyncpg_caches_no_named_statement(pg_pools: CreatePool) -> None:
-    """POOLER=pgbouncer (ADR 0037): a transaction-mode pooler forwards each transaction to
-    any server connection, where a named statement prepared on another is missing."""
-    await connecting._open("postgresql://u@pgb:6432/shop", 1, 2, False, "pgbouncer")
-    assert pg_pools.calls == [
-        (
-            ("postgresql://u@pgb:6432/shop",),
-            {"min_size": 1, "max_size": 2, "reset": _no_reset, **BOUNDS, "statement_cache_size": 0},
-        )
-    ]
 
 
 async def test_a_mysql_dsn_opens_an_aiomysql_pool_of_its_parts(my_pools: CreatePool) -> None:
@@ -284,6 +279,18 @@ class Opens:
         return self.database
 
 
+@pytest.fixture
+def opening(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Opens]:
+    """Installs an Opens as connect()'s _open and returns it."""
+
+    def install(failures: int, error: BaseException | None = None) -> Opens:
+        opens = Opens(failures, OSError("refused") if error is None else error)
+        monkeypatch.setattr(connecting, "_open", opens)
+        return opens
+
+    return install
+
+
 class Sleeps(list[float]):
     """connect()'s `sleep`: each pause recorded, none waited."""
 
@@ -306,10 +313,9 @@ def retry_delays(attempts: int, base: float, cap: float) -> list[float]:
 
 
 async def test_connect_tries_ten_times_by_default_backing_off_from_200ms_to_3s(
-    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
+    opening: Callable[..., Opens], sleeps: Sleeps
 ) -> None:
-    opens = Opens(failures=100, error=ConnectionRefusedError("refused"))
-    monkeypatch.setattr(connecting, "_open", opens)
+    opens = opening(100, ConnectionRefusedError("refused"))
     with capture_logs() as logs, pytest.raises(ConnectionRefusedError):
         await connect("postgresql://db/x", sleep=sleeps, rng=draw)
     assert len(opens.calls) == 10
@@ -341,10 +347,9 @@ async def test_connect_tries_ten_times_by_default_backing_off_from_200ms_to_3s(
     ids=["OSError", "TimeoutError", "PostgresError", "MySQLError"],
 )
 async def test_connect_retries_each_connect_error_then_returns_the_pool(
-    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps, error: BaseException
+    opening: Callable[..., Opens], sleeps: Sleeps, error: BaseException
 ) -> None:
-    opens = Opens(failures=2, error=error)
-    monkeypatch.setattr(connecting, "_open", opens)
+    opens = opening(2, error)
     database = await connect(
         "postgresql://db/x", attempts=3, base_delay=0.5, max_delay=1.5, sleep=sleeps, rng=draw
     )
@@ -353,22 +358,31 @@ async def test_connect_retries_each_connect_error_then_returns_the_pool(
     assert sleeps == pytest.approx([0.123456 * 1.0, 0.123456 * 1.5])
 
 
-async def test_connect_does_not_retry_other_errors(
-    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
+@pytest.mark.parametrize(
+    ("error", "bounds"),
+    [
+        (KeyError("bug"), {}),  # not a connect error: not retried
+        (OSError("refused"), {"attempts": 0}),  # one attempt at least
+        # `wait` bounds the whole: a pause that would end past it (>= 1 s) is not taken
+        (OSError("refused"), {"wait": 0.5, "base_delay": 1.0}),
+    ],
+    ids=["other error", "attempts=0", "past the wait"],
+)
+async def test_connect_makes_a_single_attempt(
+    opening: Callable[..., Opens], sleeps: Sleeps, error: BaseException, bounds: dict[str, float]
 ) -> None:
-    opens = Opens(failures=1, error=KeyError("bug"))
-    monkeypatch.setattr(connecting, "_open", opens)
-    with pytest.raises(KeyError):
-        await connect("postgresql://db/x", sleep=sleeps, rng=draw)
+    opens = opening(100, error)
+    with pytest.raises(type(error)) as caught:
+        await connect("postgresql://db/x", sleep=sleeps, rng=lambda: 1.0, **bounds)
+    assert caught.value is error
     assert len(opens.calls) == 1
     assert sleeps == []
 
 
 async def test_connect_sets_the_timeout_and_label_and_exports_the_counter_at_zero(
-    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
+    opening: Callable[..., Opens], sleeps: Sleeps
 ) -> None:
-    opens = Opens(failures=0, error=OSError())
-    monkeypatch.setattr(connecting, "_open", opens)
+    opens = opening(0)
     service = f"unit-{uuid.uuid4().hex[:8]}"
     database = await connect(
         "mysql://db/x", min_size=4, max_size=5, reset=False, acquire_timeout=0.25, service=service
@@ -380,26 +394,18 @@ async def test_connect_sets_the_timeout_and_label_and_exports_the_counter_at_zer
     assert sleeps == []
 
 
-async def test_connect_defaults_to_a_3s_timeout_and_no_label(
-    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
-) -> None:
-    opens = Opens(failures=0, error=OSError())
-    monkeypatch.setattr(connecting, "_open", opens)
-    database = await connect("postgresql://db/x", sleep=sleeps, rng=draw)
-    assert (database.acquire_timeout, database.service) == (3.0, "")
-
-
 async def test_connect_hands_the_command_and_connect_bounds_to_every_pool(
-    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
+    opening: Callable[..., Opens], sleeps: Sleeps
 ) -> None:
     """DB_COMMAND_TIMEOUT and DB_CONNECT_TIMEOUT reach the driver's pool (each command,
-    each new connection), not only connect()'s own first attempt."""
-    opens = Opens(failures=0, error=OSError())
-    monkeypatch.setattr(connecting, "_open", opens)
-    await connect(
+    each new connection), not only connect()'s own first attempt; by default a lease
+    waits 3 s and the pool has no label."""
+    opens = opening(0)
+    database = await connect(
         "postgresql://db/x", command_timeout=1.5, attempt_timeout=2.5, sleep=sleeps, rng=draw
     )
     assert opens.bounds == [{"command_timeout": 1.5, "connect_timeout": 2.5}]
+    assert (database.acquire_timeout, database.service) == (3.0, "")
 
 
 async def test_an_attempt_that_never_answers_ends_at_its_bound(
@@ -419,25 +425,10 @@ async def test_an_attempt_that_never_answers_ends_at_its_bound(
         attempt.result()
 
 
-async def test_a_retry_that_would_end_past_the_wait_is_not_made(
-    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
-) -> None:
-    """`wait` bounds the whole: a pause that would end past it is not taken."""
-    opens = Opens(failures=100, error=OSError("refused"))
-    monkeypatch.setattr(connecting, "_open", opens)
-    with pytest.raises(OSError, match="refused"):
-        await connect(
-            "postgresql://db/x", wait=0.5, base_delay=1.0, sleep=sleeps, rng=lambda: 1.0
-        )  # a pause is >= 1 s
-    assert len(opens.calls) == 1
-    assert sleeps == []
-
-
 async def test_a_retry_without_a_message_is_logged_with_the_error_s_name(
-    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
+    opening: Callable[..., Opens], sleeps: Sleeps
 ) -> None:
-    opens = Opens(failures=1, error=ConnectionResetError())
-    monkeypatch.setattr(connecting, "_open", opens)
+    opening(1, ConnectionResetError())
     with capture_logs() as logs:
         await connect("postgresql://db/x", attempts=2, sleep=sleeps, rng=draw)
     retries = [entry["error"] for entry in logs if entry["event"] == "db_connect_retry"]
@@ -446,24 +437,12 @@ async def test_a_retry_without_a_message_is_logged_with_the_error_s_name(
 
 @pytest.mark.parametrize(("failures", "logged"), [(0, []), (1, [2]), (2, [3])])
 async def test_a_connection_after_retries_is_logged_with_their_count(
-    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps, failures: int, logged: list[int]
+    opening: Callable[..., Opens], sleeps: Sleeps, failures: int, logged: list[int]
 ) -> None:
-    opens = Opens(failures=failures, error=OSError("refused"))
-    monkeypatch.setattr(connecting, "_open", opens)
+    opening(failures)
     with capture_logs() as logs:
         await connect("postgresql://db/x", attempts=3, sleep=sleeps, rng=draw)
     assert [e["attempts"] for e in logs if e["event"] == "db_connected"] == logged
-
-
-async def test_connect_makes_one_attempt_at_least(
-    monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
-) -> None:
-    opens = Opens(failures=1, error=OSError("refused"))
-    monkeypatch.setattr(connecting, "_open", opens)
-    with pytest.raises(OSError, match="refused"):
-        await connect("postgresql://db/x", attempts=0, sleep=sleeps, rng=draw)
-    assert len(opens.calls) == 1
-    assert sleeps == []
 
 
 # --- lending: a driver's acquire that answers at once, waits, fails, or is cancelled ---

@@ -43,6 +43,17 @@ async def ok() -> str:
     return "ok"
 
 
+async def tripped(clock: Clock, **settings: Any) -> CircuitBreaker:
+    """Breaker "p" (one failure opens it, 1 s to half-open unless `settings` say otherwise),
+    opened by a failure at clock.now."""
+    breaker = CircuitBreaker(
+        "p", clock=clock, **{"failure_threshold": 1, "reset_timeout": 1.0, **settings}
+    )
+    with pytest.raises(ConnectionError):
+        await breaker.call(boom)
+    return breaker
+
+
 # --- breaker -------------------------------------------------------------------------------
 
 
@@ -89,15 +100,9 @@ async def test_default_threshold_is_five_consecutive_failures() -> None:
 async def test_half_open_exactly_at_the_reset_timeout() -> None:
     clock = Clock()
     changes: list[tuple[str, BreakerState]] = []
-    breaker = CircuitBreaker(
-        "p",
-        failure_threshold=1,
-        reset_timeout=30.0,
-        clock=clock,
-        on_state_change=lambda n, s: changes.append((n, s)),
+    breaker = await tripped(
+        clock, reset_timeout=30.0, on_state_change=lambda n, s: changes.append((n, s))
     )
-    with pytest.raises(ConnectionError):
-        await breaker.call(boom)
     clock.now += 29.999
     assert breaker.state is BreakerState.OPEN
     clock.now += 0.001
@@ -109,9 +114,7 @@ async def test_half_open_exactly_at_the_reset_timeout() -> None:
 
 async def test_half_open_refusal_while_the_trial_runs_says_retry_in_1s() -> None:
     clock = Clock()
-    breaker = CircuitBreaker("p", failure_threshold=1, reset_timeout=1.0, clock=clock)
-    with pytest.raises(ConnectionError):
-        await breaker.call(boom)
+    breaker = await tripped(clock)
     clock.now += 1
     started, release = asyncio.Event(), asyncio.Event()
 
@@ -135,11 +138,7 @@ async def test_half_open_refusal_while_the_trial_runs_says_retry_in_1s() -> None
 
 async def test_two_trial_calls_when_allowed() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(
-        "p", failure_threshold=1, reset_timeout=1.0, half_open_max_calls=2, clock=clock
-    )
-    with pytest.raises(ConnectionError):
-        await breaker.call(boom)
+    breaker = await tripped(clock, half_open_max_calls=2)
     clock.now += 1
     release = asyncio.Event()
 
@@ -163,9 +162,7 @@ async def test_two_trial_calls_when_allowed() -> None:
 
 async def test_a_cancelled_trial_frees_its_slot_but_never_below_zero() -> None:
     clock = Clock()
-    breaker = CircuitBreaker("p", failure_threshold=1, reset_timeout=1.0, clock=clock)
-    with pytest.raises(ConnectionError):
-        await breaker.call(boom)
+    breaker = await tripped(clock)
     clock.now += 1
     assert breaker.state is BreakerState.HALF_OPEN
     await breaker.__aexit__(asyncio.CancelledError, asyncio.CancelledError(), None)
@@ -187,10 +184,7 @@ async def test_a_cancellation_while_closed_changes_nothing() -> None:
 
 
 async def test_a_late_success_while_open_keeps_it_open() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker("p", failure_threshold=1, reset_timeout=30.0, clock=clock)
-    with pytest.raises(ConnectionError):
-        await breaker.call(boom)
+    breaker = await tripped(Clock(), reset_timeout=30.0)
     await breaker.__aexit__(None, None, None)  # a call that started before it opened
     assert breaker.state is BreakerState.OPEN
     await breaker.__aexit__(ConnectionError, ConnectionError(), None)  # a late failure

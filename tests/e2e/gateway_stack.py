@@ -285,13 +285,9 @@ def seed_departments(dsn: str) -> list[str]:
     return [row[0] for row in rows if row is not None]
 
 
-@contextlib.asynccontextmanager
-async def running_stack(
-    tmp: Path, dsn: str, docs_root: Path, extra_env: dict[str, str] | None = None
-) -> AsyncIterator[Stack]:
-    require_nginx()
-    ids = seed_departments(dsn)
-    env = {
+def departments_env(dsn: str, **extra: str) -> dict[str, str]:
+    """The departments service on a free port: one worker, no Redis, generous limits."""
+    return {
         "DEPARTMENTS_DATABASE_URL": dsn,
         "DEPARTMENTS_PORT": str(free_port()),
         "DB_POOL_MIN": "1",
@@ -299,9 +295,17 @@ async def running_stack(
         "RATE_LIMIT_IP_BURST": "1000",
         "REDIS_URL": "",
         "WORKERS": "1",
-        **(extra_env or {}),
+        **extra,
     }
-    service = ServiceProcess(env, tmp / "departments.log")
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    tmp: Path, dsn: str, docs_root: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
+    require_nginx()
+    ids = seed_departments(dsn)
+    service = ServiceProcess(departments_env(dsn, **(extra_env or {})), tmp / "departments.log")
     echo = await Echo().start()
     down = free_port()
     gateway = Gateway(

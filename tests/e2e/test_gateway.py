@@ -144,7 +144,6 @@ async def test_valid_request_id_is_kept_end_to_end(stack: Stack) -> None:
     )
     assert status == 200
     assert headers["X-Request-ID"] == rid
-    assert headers.get("X-Request-ID") == rid
     assert list(headers).count("X-Request-ID") == 1
     edge, service = await logged(stack, rid)
     assert edge["status"] == 200
@@ -313,38 +312,24 @@ async def _counts_after(stack: Stack, before: Counts, total: int) -> Counts:
 
 async def test_exporter_counts_requests_per_route_template(stack: Stack) -> None:
     before = requests_by_path(await stack.exporter.samples())
-    base = stack.gateway.url
-    sent = [
-        ("GET", f"{DEPARTMENTS}/v1/departments"),
-        ("GET", f"{DEPARTMENTS}/v1/departments?limit=1"),
-        ("GET", f"{DEPARTMENTS}/v1/departments?limit=0"),  # 400
-        *[("GET", f"{DEPARTMENTS}/v1/departments/{i}") for i in stack.department_ids],
-        ("GET", f"{DEPARTMENTS}/v1/departments/{uuid.uuid4()}"),  # 404
-        ("GET", f"{DEPARTMENTS}/v1/departments/12345"),  # numeric id -> {id}
-        ("GET", f"{DEPARTMENTS}/health"),
-        ("GET", "/api/users/v1/users?x=1"),  # 503 (users not started), still templated
-        ("GET", "/api/nope/anything"),
-        ("GET", f"{DEPARTMENTS}/v1/departments/a/b/c"),
-        ("GET", "/docs/index.html"),
+    listed, ids = f"{DEPARTMENTS}/v1/departments", f"{DEPARTMENTS}/v1/departments/{{id}}"
+    sent = [  # (path, the path label it is counted under)
+        (f"{DEPARTMENTS}/v1/departments", listed),
+        (f"{DEPARTMENTS}/v1/departments?limit=1", listed),
+        (f"{DEPARTMENTS}/v1/departments?limit=0", listed),  # 400
+        *[(f"{DEPARTMENTS}/v1/departments/{i}", ids) for i in stack.department_ids],
+        (f"{DEPARTMENTS}/v1/departments/{uuid.uuid4()}", ids),  # 404
+        (f"{DEPARTMENTS}/v1/departments/12345", ids),  # numeric id -> {id}
+        (f"{DEPARTMENTS}/health", f"{DEPARTMENTS}/health"),
+        ("/api/users/v1/users?x=1", "/api/users/v1/users"),  # 503 (users down), templated
+        ("/api/nope/anything", "other"),
+        (f"{DEPARTMENTS}/v1/departments/a/b/c", "other"),
+        ("/docs/index.html", "/docs/"),
     ]
-    statuses = [(await fetch(method, base + path))[0] for method, path in sent]
+    statuses = [(await fetch("GET", stack.gateway.url + path))[0] for path, _ in sent]
     counts = await _counts_after(stack, before, len(sent))
-    ids = f"{DEPARTMENTS}/v1/departments/{{id}}"
     expected: dict[tuple[str, str, str], float] = {}
-    labels = [
-        f"{DEPARTMENTS}/v1/departments",
-        f"{DEPARTMENTS}/v1/departments",
-        f"{DEPARTMENTS}/v1/departments",
-        *[ids for _ in stack.department_ids],
-        ids,
-        ids,
-        f"{DEPARTMENTS}/health",
-        "/api/users/v1/users",
-        "other",
-        "other",
-        "/docs/",
-    ]
-    for label, status in zip(labels, statuses, strict=True):
+    for (_, label), status in zip(sent, statuses, strict=True):
         key = (label, "GET", str(status))
         expected[key] = expected.get(key, 0.0) + 1
     assert counts == expected

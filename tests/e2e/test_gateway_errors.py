@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 
 from lib import registry
-from tests.e2e.gateway_stack import Gateway, require_nginx
+from tests.e2e.gateway_stack import Gateway, departments_env, require_nginx
 from tests.e2e.raw_http import exchange, parse_responses
 from tools.local.ports import free_port
 from tools.local.service_process import ServiceProcess
@@ -101,18 +101,7 @@ async def edge(
     docs = tmp / "docs"
     (docs / "no-index").mkdir(parents=True)
     (docs / "index.html").write_text("<!doctype html><title>docs</title>")
-    service = ServiceProcess(
-        {
-            "DEPARTMENTS_DATABASE_URL": migrated_db("departments"),
-            "DEPARTMENTS_PORT": str(free_port()),
-            "DB_POOL_MIN": "1",
-            "RATE_LIMIT_IP_RATE": "1000",
-            "RATE_LIMIT_IP_BURST": "1000",
-            "REDIS_URL": "",
-            "WORKERS": "1",
-        },
-        tmp / "departments.log",
-    )
+    service = ServiceProcess(departments_env(migrated_db("departments")), tmp / "departments.log")
     garbage = await Garbage().start()
     down = free_port()
     with black_hole() as hole:

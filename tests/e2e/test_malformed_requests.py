@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.gateway_stack import Gateway
+from tests.e2e.gateway_stack import Gateway, departments_env
 from tests.e2e.raw_http import exchange, parse_responses
-from tools.local.ports import free_port
 from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 MARK = b"zq7marker"  # in every malformed part: NGINX's answers and every log must not hold it
@@ -88,15 +87,7 @@ def via_gateway(raw: bytes) -> bytes:
 async def service(
     migrated_db: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServiceProcess]:
-    env = {
-        "DEPARTMENTS_DATABASE_URL": migrated_db("departments"),
-        "DEPARTMENTS_PORT": str(free_port()),
-        "DB_POOL_MIN": "1",
-        "RATE_LIMIT_IP_RATE": "1000",
-        "RATE_LIMIT_IP_BURST": "1000",
-        "REDIS_URL": "",
-        "WORKERS": "1",
-    }
+    env = departments_env(migrated_db("departments"))
     running = ServiceProcess(env, tmp_path_factory.mktemp("malformed") / "departments.log")
     try:
         await running.wait_healthy()

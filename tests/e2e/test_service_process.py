@@ -17,9 +17,9 @@ import aiohttp
 import psutil
 import pytest
 
+from tests.e2e.gateway_stack import departments_env
 from tests.proxy import TcpProxy, through
 from tests.servers import Servers
-from tools.local.ports import free_port
 from tools.local.service_process import PROCESS_MARGIN, ROOT, ServiceProcess, port_open
 
 
@@ -30,19 +30,6 @@ async def slow_db(migrated_db: Callable[[str], str]) -> AsyncIterator[tuple[str,
     proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
     yield dsn, proxy
     await proxy.stop()
-
-
-def base_env(dsn: str, **extra: str) -> dict[str, str]:
-    return {
-        "DEPARTMENTS_DATABASE_URL": dsn,
-        "DEPARTMENTS_PORT": str(free_port()),
-        "DB_POOL_MIN": "1",
-        "RATE_LIMIT_IP_RATE": "1000",
-        "RATE_LIMIT_IP_BURST": "1000",
-        "REDIS_URL": "",
-        "WORKERS": "1",
-        **extra,
-    }
 
 
 async def get_status(url: str) -> int:
@@ -59,7 +46,7 @@ async def test_sigterm_lets_in_flight_requests_finish(
     timeout = 3 * PROCESS_MARGIN
     # PAGE_CACHE_BYTES=0: three handlers each hold a connection (with kept pages on, the
     # three GETs would first share one stamp read, ADR 0056)
-    env = base_env(
+    env = departments_env(
         through(dsn, proxy), SHUTDOWN_TIMEOUT=str(timeout), DB_POOL_MIN="3", PAGE_CACHE_BYTES="0"
     )
     service = ServiceProcess(env, tmp_path / "svc.log")
@@ -91,7 +78,7 @@ async def test_shutdown_timeout_bounds_the_wait(
 ) -> None:
     dsn, proxy = slow_db
     timeout = 2.0  # SHUTDOWN_TIMEOUT
-    env = base_env(through(dsn, proxy), SHUTDOWN_TIMEOUT=str(timeout))
+    env = departments_env(through(dsn, proxy), SHUTDOWN_TIMEOUT=str(timeout))
     service = ServiceProcess(env, tmp_path / "svc.log")
     try:
         await service.wait_healthy()
@@ -126,7 +113,7 @@ async def test_workers_share_the_port_and_sum_their_metrics(
     migrated_db: Callable[[str], str], servers: Servers, tmp_path: Path
 ) -> None:
     timeout = 2.0  # SHUTDOWN_TIMEOUT
-    env = base_env(
+    env = departments_env(
         migrated_db("departments"),
         WORKERS="2",
         REDIS_URL=servers.redis_url,
@@ -165,7 +152,7 @@ async def test_workers_end_when_their_master_is_killed(
     migrated_db: Callable[[str], str], servers: Servers, tmp_path: Path
 ) -> None:
     timeout = 2.0  # SHUTDOWN_TIMEOUT: a worker drains for at most this, then exits
-    env = base_env(
+    env = departments_env(
         migrated_db("departments"),
         WORKERS="2",
         REDIS_URL=servers.redis_url,
@@ -205,7 +192,7 @@ async def test_workers_end_when_their_master_is_killed(
 def test_bad_settings_stop_the_service_naming_the_variable(
     env: dict[str, str], message: str, tmp_path: Path
 ) -> None:
-    full = {**os.environ, **base_env("postgresql://postgres@127.0.0.1:5432/x"), **env}
+    full = {**os.environ, **departments_env("postgresql://postgres@127.0.0.1:5432/x"), **env}
     proc = subprocess.run(
         [sys.executable, "-m", "services.departments"],
         cwd=ROOT,

@@ -20,14 +20,7 @@ from lib.resilience import ratelimit as ratelimit_module
 from lib.resilience.breaker import BreakerState
 from lib.resilience.ratelimit import Decision, RateLimitStore, enforce
 from tests.logging_support import capture_logs
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.test_resilience import Clock
 
 
 class Script:

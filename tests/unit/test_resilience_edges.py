@@ -25,14 +25,7 @@ from lib.resilience.ratelimit import (
     make_rate_limiter,
 )
 from lib.resilience.retry import retry
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.test_resilience import Clock
 
 
 async def boom() -> None:

@@ -483,11 +483,6 @@ def ec_pems() -> tuple[str, str]:
     return private_pem, public_pem
 
 
-def test_generate_keypair_formats(keys: Keys) -> None:
-    assert keys.private_pem.startswith("-----BEGIN PRIVATE KEY-----")
-    assert keys.public_pem.startswith("-----BEGIN PUBLIC KEY-----")
-
-
 def test_signer_rejects_bad_keys(keys: Keys) -> None:
     ec_private, _ = ec_pems()
     with pytest.raises(ValueError, match="must be Ed25519"):

@@ -13,7 +13,7 @@ import jwt
 import pytest
 from aiohttp.test_utils import make_mocked_request
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from lib.auth.principal import Principal, Role, require_role
@@ -28,6 +28,7 @@ from lib.auth.tokens import (
 )
 from lib.errors import PayloadTooLarge, Unauthorized
 from lib.http.body import MAX_BODY, field_errors, parse_body
+from tests.unit.test_auth_tokens import ec_pems
 
 # --- body ----------------------------------------------------------------------------------
 
@@ -126,21 +127,6 @@ def test_an_encrypted_private_key_is_named() -> None:
     with pytest.raises(ValueError, match=r"^JWT private key") as caught:
         load_private_key(pem)
     assert str(caught.value) == "JWT private key is encrypted; an unencrypted PEM is needed"
-
-
-def ec_pems() -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 def test_a_key_of_another_kind_is_named_by_its_class() -> None:

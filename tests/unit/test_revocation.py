@@ -93,6 +93,7 @@ def make(
     now: float = 1_700_000_000.0,
     timeout: float = 1.0,
     cache_ttl: float = 1.0,
+    fallback: Any = None,
 ) -> tuple[Revocations, Clock, Clock]:
     wall, mono = Clock(now), Clock(50.0)
     revocations = Revocations(
@@ -102,6 +103,7 @@ def make(
         cache_ttl=cache_ttl,
         timeout=timeout,
         retry=5.0,
+        fallback=fallback,
         monotonic=mono,
     )
     return revocations, wall, mono

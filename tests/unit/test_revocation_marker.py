@@ -25,9 +25,8 @@ def lost() -> FakeRedis:
 
 async def test_without_the_marker_an_empty_field_is_not_trusted_the_record_decides() -> None:
     redis = lost()
-    revocations, _, mono = make(redis)
     record = Record(5000)
-    revocations.fallback = record
+    revocations, _, mono = make(redis, fallback=record)
     with capture_logs() as logs, pytest.raises(Unauthorized) as caught:
         await revocations.check(token(4999), TOKEN)
     assert caught.value.detail == "token revoked"
@@ -54,17 +53,14 @@ async def test_without_the_marker_an_empty_field_is_not_trusted_the_record_decid
 async def test_a_revocation_written_since_the_loss_counts_with_the_record() -> None:
     redis = lost()
     redis.data[str(SUBJECT)] = b"8000"  # written after the loss, not yet in the record
-    revocations, _, _ = make(redis)
-    revocations.fallback = Record(5000)
+    revocations, _, _ = make(redis, fallback=Record(5000))
     with pytest.raises(Unauthorized):
         await revocations.check(token(7999), TOKEN)
 
 
 async def test_without_the_marker_and_the_record_an_unknown_subject_is_503() -> None:
-    revocations, _, _ = make(lost())
-    record = Record()
-    record.failure = ServiceUnavailable("users is away")
-    revocations.fallback = record
+    record = Record(failure=ServiceUnavailable("users is away"))
+    revocations, _, _ = make(lost(), fallback=record)
     with pytest.raises(ServiceUnavailable) as caught:
         await revocations.check(token(0), TOKEN)
     assert caught.value.detail == "token revocations cannot be checked (Redis lost them)"
@@ -76,9 +72,8 @@ async def test_without_the_marker_and_the_record_an_unknown_subject_is_503() -> 
 async def test_without_the_marker_and_the_record_a_known_subject_keeps_its_last_record() -> None:
     redis = FakeRedis()
     redis.data[str(SUBJECT)] = b"5000"
-    revocations, _, mono = make(redis)
     record = Record()
-    revocations.fallback = record
+    revocations, _, mono = make(redis, fallback=record)
     await revocations.check(token(5000), TOKEN)  # read while intact: remembered
     mono.now += 10.0
     redis.data.clear()  # FLUSHALL
@@ -89,9 +84,8 @@ async def test_without_the_marker_and_the_record_a_known_subject_keeps_its_last_
 
 async def test_the_sweep_without_the_marker_asks_the_record_with_each_sockets_token() -> None:
     redis = lost()
-    revocations, _, _ = make(redis)
     record = Record(5000)
-    revocations.fallback = record
+    revocations, _, _ = make(redis, fallback=record)
     sockets = with_tokens([token(4999), token(6000, OTHER)])
     assert await revocations.revoked(sockets) == [token(4999)]
     assert sorted(record.asked) == sorted(

@@ -294,38 +294,31 @@ async def test_an_unsampled_request_passes_its_context_on_without_child_spans(
     assert receiver.spans == []
 
 
-async def test_problems_are_recorded_on_the_server_span_with_their_code(
-    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-    assert tracing.configure("departments")
-    try:
-        routes = web.RouteTableDef()
+async def test_problems_are_recorded_on_the_server_span_with_their_code(on: Receiver) -> None:
+    routes = web.RouteTableDef()
 
-        @routes.get("/missing/{id}")
-        async def missing(request: web.Request) -> web.Response:
-            raise NotFound("no such thing")
+    @routes.get("/missing/{id}")
+    async def missing(request: web.Request) -> web.Response:
+        raise NotFound("no such thing")
 
-        @routes.get("/down")
-        async def down(request: web.Request) -> web.Response:
-            raise ServiceUnavailable("the database does not answer")
+    @routes.get("/down")
+    async def down(request: web.Request) -> web.Response:
+        raise ServiceUnavailable("the database does not answer")
 
-        @routes.get("/bug")
-        async def bug(request: web.Request) -> web.Response:
-            raise RuntimeError("a bug")
+    @routes.get("/bug")
+    async def bug(request: web.Request) -> web.Response:
+        raise RuntimeError("a bug")
 
-        settings = ServiceSettings.model_validate({"service": "departments", "database_url": ""})
-        app = create_app(settings, routes=routes, title="t")
-        assert app.middlewares[0] is mw.tracing_middleware
-        async with TestClient(TestServer(app)) as http:
-            for path, status in (("/missing/1", 404), ("/down", 503), ("/bug", 500)):
-                assert (await http.get(path)).status == status
-            assert (await http.post("/down")).status == 405  # aiohttp's own error
-    finally:
-        await asyncio.to_thread(tracing.shutdown)
-    await receiver.wait_for(lambda r: len(r.spans) == 4, "four server spans")
-    by_name = {s.name: s for s in receiver.spans}
+    settings = ServiceSettings.model_validate({"service": "departments", "database_url": ""})
+    app = create_app(settings, routes=routes, title="t")
+    assert app.middlewares[0] is mw.tracing_middleware
+    async with TestClient(TestServer(app)) as http:
+        for path, status in (("/missing/1", 404), ("/down", 503), ("/bug", 500)):
+            assert (await http.get(path)).status == status
+        assert (await http.post("/down")).status == 405  # aiohttp's own error
+    await asyncio.to_thread(tracing.shutdown)  # everything exported
+    await on.wait_for(lambda r: len(r.spans) == 4, "four server spans")
+    by_name = {s.name: s for s in on.spans}
     error, unset = 2, 0  # OTLP status codes
     found = {
         name: (s.attributes.get("error.type"), s.status_code, s.status_message)

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.e2e.gateway_stack import Gateway, seed_departments
+from tests.e2e.story_stack import call
 from tests.integration.smtp_support import SmtpSink, smtp_sink
 from tools import keys, swag_config
 from tools.local.ports import free_port
@@ -119,3 +121,12 @@ def new_account(role: str = "CUSTOMER", **extra: Any) -> dict[str, Any]:
         "role": role,
         **extra,
     }
+
+
+async def registered(stack: AccountStack) -> dict[str, Any]:
+    """A new CUSTOMER registered through NGINX: new_account()'s fields and its `id`."""
+    account = new_account()
+    async with aiohttp.ClientSession() as http:
+        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
+        assert resp.status == 201, body
+    return {**account, "id": body["data"]["id"]}

@@ -7,6 +7,7 @@ tests/e2e/test_orders_story.py and bench/orders_flow.py.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 import aiohttp
 
+from lib.auth.passwords import make_hasher
+from tests import pg
 from tests.e2e.gateway_stack import Gateway
 from tools import keys
 from tools.local.ports import free_port
@@ -130,6 +133,18 @@ async def running_story_stack(
         gateway.stop()
         for service in services.values():
             service.stop()
+
+
+async def seeded_admin_email(users_dsn: str, password: str) -> str:
+    """An ADMIN row as `make seed` writes one (there is no way to register an ADMIN)."""
+    email = f"admin-{uuid.uuid4().hex[:8]}@fixup.test"
+    await pg.execute(
+        users_dsn,
+        "INSERT INTO users (id, email, password_hash, first_name, last_name, phone_number,"
+        " role, verified) VALUES ($1, $2, $3, 'Fixup', 'Admin', '+1 555 0100', 'ADMIN', true)",
+        uuid.uuid4(), email, make_hasher(1, 8, 1).hash(password),
+    )  # fmt: skip
+    return email
 
 
 @dataclass

@@ -22,7 +22,7 @@ import pytest
 from tests.e2e.account_stack import (
     PASSWORD,
     AccountStack,
-    new_account,
+    registered,
     running_account_stack,
 )
 from tests.e2e.browser import artifact, assert_png, chromium, node, run_script
@@ -93,13 +93,6 @@ def assert_in_no_log(stack: AccountStack, secrets: list[str], seen: list[str]) -
     assert leaked == []
 
 
-async def register(http: aiohttp.ClientSession, stack: AccountStack) -> dict[str, Any]:
-    account = new_account()
-    resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
-    assert resp.status == 201, body
-    return account
-
-
 async def login(
     http: aiohttp.ClientSession, stack: AccountStack, email: str, password: str
 ) -> tuple[int, Any]:
@@ -112,7 +105,7 @@ async def test_verification_link_opens_the_page_and_verifies(
     stack: AccountStack, tmp_path: Any
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        account = await register(http, stack)
+        account = await registered(stack)
         first_link = link_in(await mail_to(stack.sink, account["email"]))
         assert first_link.startswith(f"{stack.gateway.url}/verify-email#token=")
         token = first_link.split("#token=", 1)[1]
@@ -153,9 +146,8 @@ async def test_verification_link_opens_the_page_and_verifies(
 async def test_an_old_query_link_still_works_and_its_token_is_logged_redacted(
     stack: AccountStack, tmp_path: Any
 ) -> None:
-    async with aiohttp.ClientSession() as http:
-        account = await register(http, stack)
-        token = token_in(await mail_to(stack.sink, account["email"]))
+    account = await registered(stack)
+    token = token_in(await mail_to(stack.sink, account["email"]))
     old_link = f"{stack.gateway.url}/verify-email?token={token}"  # what mails said before
     ok = await open_page(stack, old_link, "verify-old-link", tmp_path)
     assert (ok["steps"][0]["state"], ok["steps"][0]["code"]) == ("ok", "VERIFIED")
@@ -171,7 +163,7 @@ async def test_reset_link_opens_a_form_that_changes_the_password(
 ) -> None:
     new_password = f"new pass {uuid.uuid4().hex[:8]}"
     async with aiohttp.ClientSession() as http:
-        account = await register(http, stack)
+        account = await registered(stack)
         verify_token = token_in(await mail_to(stack.sink, account["email"]))
         resp, _ = await call(
             http, "POST", f"{stack.api}/v1/auth/verify", json={"token": verify_token}
@@ -231,8 +223,7 @@ async def test_reset_link_opens_a_form_that_changes_the_password(
 async def test_swagger_ui_signs_in_authorizes_and_creates_a_department(
     stack: AccountStack,
 ) -> None:
-    async with aiohttp.ClientSession() as http:
-        account = await register(http, stack)
+    account = await registered(stack)
     conn = await asyncpg.connect(stack.users_dsn)
     try:  # an ADMIN is made by another ADMIN; here by hand
         await conn.execute(

@@ -21,9 +21,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from lib.auth.passwords import make_hasher
-from tests import pg
-from tests.e2e.story_stack import Dsns, StoryStack, running_story_stack
+from tests.e2e.story_stack import Dsns, StoryStack, running_story_stack, seeded_admin_email
 from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
 from tests.pictures_support import png
 from tools import swag
@@ -124,20 +122,6 @@ class Api:
         return response.parsed
 
 
-async def seeded_admin_email(stack: StoryStack) -> str:
-    """An ADMIN row as `make seed` writes one (there is no way to register an ADMIN)."""
-    email = f"admin-{uuid.uuid4().hex[:8]}@fixup.test"
-    await pg.execute(
-        stack.dsns.users,
-        "INSERT INTO users (id, email, password_hash, first_name, last_name, phone_number,"
-        " role, verified) VALUES ($1, $2, $3, 'Fixup', 'Admin', '+1 555 0100', 'ADMIN', true)",
-        uuid.uuid4(),
-        email,
-        make_hasher(1, 8, 1).hash(PASSWORD),
-    )
-    return email
-
-
 async def log_in(api: Api, email: str) -> Any:
     body = api.model("users", "LoginIn", {"email": email, "password": PASSWORD})
     return (await api.call("users", "auth.log_in", 200, body=body)).data
@@ -187,40 +171,33 @@ async def test_the_story_through_clients_generated_from_the_served_documents(
         body=api.model("users", "RefreshIn", {"refresh_token": pair.refresh_token}),
     )
     assert refreshed.data.access_token != pair.access_token
-    admin = (await log_in(api, await seeded_admin_email(running))).access_token
+    admin = (await log_in(api, await seeded_admin_email(running.dsns.users, PASSWORD))).access_token
 
     # the catalog, built by the ADMIN; the provider offers the service at `me`
-    def create(what: str, model: str, data: dict[str, Any]) -> Any:
-        return api.call("catalog", what, 201, admin, body=api.model("catalog", model, data))
+    async def create(what: str, model: str, data: dict[str, Any]) -> Any:
+        body = api.model("catalog", model, data)
+        return (await api.call("catalog", what, 201, admin, body=body)).data
 
-    kind = (
-        await create(
-            "category_types.create_a_category_type",
-            "CategoryTypeCreate",
-            {"name": f"Home {uuid.uuid4().hex[:6]}"},
-        )
-    ).data
-    category = (
-        await create(
-            "categories.create_a_category",
-            "CategoryCreate",
-            {"type_id": str(kind.id), "name": "Plumbing"},
-        )
-    ).data
-    sub = (
-        await create(
-            "subcategories.create_a_subcategory",
-            "SubcategoryCreate",
-            {"category_id": str(category.id), "name": "Leaks"},
-        )
-    ).data
-    service = (
-        await create(
-            "services.create_a_service",
-            "ServiceCreate",
-            {"subcategory_id": str(sub.id), "name": "Fix a leak", "base_price": "80.50"},
-        )
-    ).data
+    kind = await create(
+        "category_types.create_a_category_type",
+        "CategoryTypeCreate",
+        {"name": f"Home {uuid.uuid4().hex[:6]}"},
+    )
+    category = await create(
+        "categories.create_a_category",
+        "CategoryCreate",
+        {"type_id": str(kind.id), "name": "Plumbing"},
+    )
+    sub = await create(
+        "subcategories.create_a_subcategory",
+        "SubcategoryCreate",
+        {"category_id": str(category.id), "name": "Leaks"},
+    )
+    service = await create(
+        "services.create_a_service",
+        "ServiceCreate",
+        {"subcategory_id": str(sub.id), "name": "Fix a leak", "base_price": "80.50"},
+    )
     await api.call(
         "catalog", "providers.offer_a_service", 204, provider, id="me", service_id=service.id
     )
@@ -228,38 +205,24 @@ async def test_the_story_through_clients_generated_from_the_served_documents(
     assert str(service.id) in {str(s.id) for s in listed.data}
 
     # order -> offer -> accept -> start -> complete -> review -> points
+    def order_in(description: str) -> Any:
+        return api.model("orders", "OrderCreate", {
+            "service_id": str(service.id), "description": description,
+            "address": "1 Client Road", "time_start": T0, "time_end": "2031-05-01T11:00:00+00:00",
+        })  # fmt: skip
+
     order = (
         await api.call(
-            "orders",
-            "orders.create_an_order",
-            201,
-            customer,
-            body=api.model(
-                "orders",
-                "OrderCreate",
-                {
-                    "service_id": str(service.id),
-                    "description": "The tap drips",
-                    "address": "1 Client Road",
-                    "time_start": T0,
-                    "time_end": "2031-05-01T11:00:00+00:00",
-                },
-            ),
+            "orders", "orders.create_an_order", 201, customer, body=order_in("The tap drips")
         )
     ).data
+    offer_in = api.model(
+        "orders",
+        "OfferCreate",
+        {"price": "95.50", "currency": "EUR", "book_time": T0, "message": "At nine"},
+    )
     offer = (
-        await api.call(
-            "orders",
-            "offers.make_an_offer",
-            201,
-            provider,
-            id=order.id,
-            body=api.model(
-                "orders",
-                "OfferCreate",
-                {"price": "95.50", "currency": "EUR", "book_time": T0, "message": "At nine"},
-            ),
-        )
+        await api.call("orders", "offers.make_an_offer", 201, provider, id=order.id, body=offer_in)
     ).data
     offers = await api.call(
         "orders", "offers.list_the_offers_of_an_order", 200, customer, id=order.id
@@ -338,10 +301,7 @@ async def test_the_story_through_clients_generated_from_the_served_documents(
     assert (
         await api.call("catalog", "services.list_services", 401, state=state.ALL)
     ).code == "UNAUTHORIZED"
-    again = api.model("orders", "OrderCreate", {
-        "service_id": str(service.id), "description": "Again", "address": "1 Client Road",
-        "time_start": T0, "time_end": "2031-05-01T11:00:00+00:00",
-    })  # fmt: skip
+    again = order_in("Again")
     refused = await api.call("orders", "orders.create_an_order", 409, customer, body=again)
     assert [e.field for e in refused.errors] == ["service_id"]
     kept = await api.call("orders", "orders.get_an_order", 200, customer, id=order.id)

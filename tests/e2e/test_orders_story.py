@@ -17,14 +17,21 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lib.auth.passwords import make_hasher
 from services.chat import facts as chat_facts
 from services.orders import facts as orders_facts
 from services.points import facts as points_facts
 from services.users import facts as users_facts
 from tests import pg
 from tests.e2e.gateway_stack import wait_until
-from tests.e2e.story_stack import Dsns, Session, StoryStack, call, login, running_story_stack
+from tests.e2e.story_stack import (
+    Dsns,
+    Session,
+    StoryStack,
+    call,
+    login,
+    running_story_stack,
+    seeded_admin_email,
+)
 from tests.integration.smtp_support import SmtpSink, smtp_sink, token_in
 from tools.local.databases import database_name
 from tools.local.dbadmin import mysql_connect
@@ -54,18 +61,6 @@ async def stack(
         tmp, dsns, users_env=smtp, points_per_job=POINTS_PER_JOB
     ) as running:
         yield running
-
-
-async def seeded_admin(http: aiohttp.ClientSession, stack: StoryStack) -> Session:
-    """An ADMIN row as `make seed` writes one (there is no way to register an ADMIN)."""
-    email = f"admin-{uuid.uuid4().hex[:8]}@fixup.test"
-    await pg.execute(
-        stack.dsns.users,
-        "INSERT INTO users (id, email, password_hash, first_name, last_name, phone_number,"
-        " role, verified) VALUES ($1, $2, $3, 'Fixup', 'Admin', '+1 555 0100', 'ADMIN', true)",
-        uuid.uuid4(), email, make_hasher(1, 8, 1).hash(PASSWORD),
-    )  # fmt: skip
-    return await login(http, stack.api("users"), email, PASSWORD)
 
 
 async def registered(
@@ -227,7 +222,8 @@ async def test_register_order_offer_job_review_points_through_nginx(
             http, stack, sink, "PROVIDER", personal_id_number=f"PID-{uuid.uuid4().hex[:8]}"
         )
         assert await points_of(http, stack, provider) == 0  # points answered over gRPC
-        admin = await seeded_admin(http, stack)
+        admin_email = await seeded_admin_email(stack.dsns.users, PASSWORD)
+        admin = await login(http, stack.api("users"), admin_email, PASSWORD)
 
         # the catalog, built by the ADMIN; the provider offers the service itself
         kind = await created(http, f"{catalog}/v1/category-types", admin,

@@ -26,7 +26,7 @@ import pyotp
 import pytest
 from webauthn.helpers import bytes_to_base64url as b64url
 
-from tests.e2e.account_stack import PASSWORD, AccountStack, new_account, running_account_stack
+from tests.e2e.account_stack import PASSWORD, AccountStack, registered, running_account_stack
 from tests.e2e.browser import artifact, assert_png, chromium, node, run_script
 from tests.e2e.story_stack import call
 
@@ -64,11 +64,8 @@ async def stack(
 async def test_a_passkey_registers_and_signs_in_in_chromium(
     stack: AccountStack, tmp_path: Path
 ) -> None:
-    account = new_account()
-    async with aiohttp.ClientSession() as http:
-        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
-        assert resp.status == 201, body
-    user_id = uuid.UUID(body["data"]["id"])
+    account = await registered(stack)
+    user_id = uuid.UUID(account["id"])
     added, signed_in = artifact("passkey-added.png"), artifact("passkey-signed-in.png")
     spec = tmp_path / "passkeys.json"
     spec.write_text(
@@ -147,10 +144,8 @@ async def test_the_account_page_lists_the_sessions_and_ends_another(
     """Signed in twice (another device through the API, then the page): the page lists
     both, this one marked; ending the other leaves this one alone, and the other's refresh
     token is refused."""
-    account = new_account()
+    account = await registered(stack)
     async with aiohttp.ClientSession() as http:
-        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
-        assert resp.status == 201, body
         login = {"email": account["email"], "password": PASSWORD}
         resp, body = await call(
             http, "POST", f"{stack.api}/v1/auth/login", json=login,
@@ -197,11 +192,8 @@ async def test_the_account_page_sets_up_an_authenticator_app_and_signs_in_with_i
     password asks for a code on the page and the next code signs in. The sign-in grown
     older than REAUTH_MAX_AGE, turning the app off asks to confirm (the password), then
     goes on: the password alone signs in again."""
-    account = new_account()
-    async with aiohttp.ClientSession() as http:
-        resp, body = await call(http, "POST", f"{stack.api}/v1/auth/register", json=account)
-        assert resp.status == 201, body
-    user_id = uuid.UUID(body["data"]["id"])
+    account = await registered(stack)
+    user_id = uuid.UUID(account["id"])
     enrolment, signed_in = artifact("totp-enrolment.png"), artifact("totp-signed-in.png")
     spec = tmp_path / "totp.json"
     spec.write_text(

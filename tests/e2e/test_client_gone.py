@@ -12,9 +12,8 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.gateway_stack import wait_until
+from tests.e2e.gateway_stack import departments_env, wait_until
 from tests.integration.auth_support import KEYS, token
-from tools.local.ports import free_port
 from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 
@@ -55,21 +54,13 @@ async def send_half(port: int, bearer: str, chunked: bool) -> None:
 async def test_a_body_cut_off_mid_way_is_499_not_500(
     migrated_db: Callable[[str], str], tmp_path: Path
 ) -> None:
-    port = free_port()
-    env = {
-        "DEPARTMENTS_DATABASE_URL": migrated_db("departments"),
-        "DEPARTMENTS_PORT": str(port),
-        "DB_POOL_MIN": "1",
-        "REDIS_URL": "",
-        "WORKERS": "1",
-        "JWT_PUBLIC_KEY": KEYS[1],
-        "JWT_PUBLIC_KEY_FILE": "",
-    }
+    dsn = migrated_db("departments")
+    env = departments_env(dsn, JWT_PUBLIC_KEY=KEYS[1], JWT_PUBLIC_KEY_FILE="")
     service = ServiceProcess(env, tmp_path / "svc.log")
     try:
         await service.wait_healthy()
         for chunked in (False, True):
-            await send_half(port, token(), chunked)
+            await send_half(service.port, token(), chunked)
 
         async with aiohttp.ClientSession() as http:
 

@@ -23,8 +23,6 @@ tests/integration/test_backup_restore.py reads them before any backup).
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -127,7 +125,6 @@ async def fresh(
             env |= {
                 "REDIS_URL": servers.redis_url,  # chat's fan-out, the shared limits
                 "POINTS_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
-                "ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
             }
             if svc.name == "points":
                 env["POINTS_GRPC_PORT"] = str(grpc_port)

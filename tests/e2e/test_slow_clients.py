@@ -30,11 +30,12 @@ from PIL import Image
 
 from lib.auth.principal import Role
 from tests import pg
+from tests.e2e.account_stack import new_account
 from tests.e2e.gateway_stack import Gateway
 from tests.e2e.raw_http import parse_responses
 from tests.integration.auth_support import token
 from tests.integration.smtp_support import smtp_sink
-from tests.reliability.stack import PASSWORD, users_env
+from tests.reliability.stack import users_env
 from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 
 GATEWAY_HEADER_TIMEOUT = 0.5  # tools.deploy.nginx --client-header-timeout
@@ -144,17 +145,6 @@ async def gateway(
         running.stop()
 
 
-def account() -> dict[str, str]:
-    return {
-        "email": f"slow{uuid.uuid4().hex[:12]}@fixup.test",
-        "password": PASSWORD,
-        "first_name": "Grace",
-        "last_name": "Hopper",
-        "phone_number": "+1 555 0100",
-        "role": "CUSTOMER",
-    }
-
-
 def register_head(body: bytes, prefix: bytes = b"", request_id: str = "") -> bytes:
     rid = b"X-Request-ID: %s\r\n" % request_id.encode() if request_id else b""
     return (
@@ -204,7 +194,7 @@ async def test_nginx_closes_a_slow_head_at_its_header_timeout(
 async def test_nginx_closes_a_stalled_body_and_the_service_never_sees_it(
     gateway: Gateway, users: ServiceProcess, users_dsn: str
 ) -> None:
-    body, rid = json.dumps(account()).encode(), uuid.uuid4().hex
+    body, rid = json.dumps(new_account()).encode(), uuid.uuid4().hex
     client = await connect(gateway.port)
     assert client.transport is not None
     client.transport.write(register_head(body, b"/api/users", rid) + body[:10])
@@ -225,7 +215,7 @@ async def test_a_body_trickled_through_nginx_reaches_the_service_whole(
 ) -> None:
     """Pauses shorter than client_body_timeout for longer than the service's own
     HTTP_BODY_TIMEOUT: nginx buffers the body, the service gets it at once and answers."""
-    body = json.dumps(account()).encode()
+    body = json.dumps(new_account()).encode()
     pieces = 10
     pause = (BODY_TIMEOUT + 0.5) / pieces  # the client's pace, well below nginx's bound
     assert pause < GATEWAY_BODY_TIMEOUT
@@ -253,7 +243,7 @@ async def test_a_body_trickled_through_nginx_reaches_the_service_whole(
 async def test_a_slow_body_at_the_port_is_a_408_and_writes_nothing(
     users: ServiceProcess, users_dsn: str
 ) -> None:
-    body = json.dumps(account()).encode()
+    body = json.dumps(new_account()).encode()
     client = await connect(users.port)
     assert client.transport is not None
     client.transport.write(register_head(body) + body[:10])
@@ -295,7 +285,7 @@ async def test_normal_and_kept_alive_requests_are_not_cut(users: ServiceProcess)
     reader, writer = await asyncio.open_connection("127.0.0.1", users.port)
     try:
         for _ in range(3):
-            body = json.dumps(account()).encode()
+            body = json.dumps(new_account()).encode()
             writer.write(register_head(body) + body)
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), PROCESS_MARGIN)
             [(status, headers, _)] = parse_responses(head)
@@ -339,7 +329,7 @@ async def test_a_big_picture_sent_at_once_is_not_cut(users: ServiceProcess) -> N
     assert len(picture) > 4 * 1024 * 1024  # several times what arrives in one read
     logged = len(users.log.read_text())  # the lines of this test come after
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{users.url}/v1/auth/register", json=account()) as resp:
+        async with http.post(f"{users.url}/v1/auth/register", json=new_account()) as resp:
             assert resp.status == 201, await resp.text()
             user_id = (await resp.json())["data"]["id"]
         form = aiohttp.FormData()

@@ -26,6 +26,7 @@ import pytest
 
 from lib.grpc.client import ChannelPool
 from lib.pb.point import PointReply, PointRequest
+from tests.e2e.gateway_stack import departments_env
 from tests.proxy import TcpProxy, through
 from tests.servers import Servers
 from tools import keys
@@ -182,14 +183,11 @@ async def test_a_bounded_wait_stops_the_process_saying_why(
     parts = urlsplit(dsn)
     database = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     database.port = free_port()  # nothing listens: refused for good
-    env = {
-        "DEPARTMENTS_DATABASE_URL": through(dsn, database),
-        "DEPARTMENTS_PORT": str(free_port()),
-        "WORKERS": "1",
-        "REDIS_URL": "",
-        "DB_CONNECT_WAIT": str(wait),
-        "DB_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
-    }
+    env = departments_env(
+        through(dsn, database),
+        DB_CONNECT_WAIT=str(wait),
+        DB_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT),
+    )
     service = ServiceProcess(env, tmp_path / "departments.log")
     try:
         await service.wait_healthy()
@@ -216,14 +214,7 @@ async def test_a_database_that_freezes_under_a_serving_process_answers_503_in_it
     parts = urlsplit(dsn)
     database = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     await database.start(free_port())
-    env = {
-        "DEPARTMENTS_DATABASE_URL": through(dsn, database),
-        "DEPARTMENTS_PORT": str(free_port()),
-        "WORKERS": "1",
-        "REDIS_URL": "",
-        "DB_POOL_MIN": "1",
-        "DB_COMMAND_TIMEOUT": str(command_timeout),
-    }
+    env = departments_env(through(dsn, database), DB_COMMAND_TIMEOUT=str(command_timeout))
     service = ServiceProcess(env, tmp_path / "departments.log")
     listing = f"{service.url}/v1/departments"
     try:

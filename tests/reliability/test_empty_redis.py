@@ -8,6 +8,7 @@ the empty Redis. Revocations through an empty Redis are ADR 0028's tests (issue 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,12 +33,7 @@ def commands(client: redis.Redis) -> int:
 async def test_the_system_comes_back_whole_from_an_empty_redis(
     migrated_db: Callable[[str], str], tmp_path: Path
 ) -> None:
-    made: dict[str, str] = {}
-
-    def dsn(database: str) -> str:
-        if database not in made:
-            made[database] = migrated_db(database)
-        return made[database]
+    dsn = functools.cache(migrated_db)  # one new database each, asked for many times
 
     server = RedisServer()
     await asyncio.to_thread(server.start)

@@ -5,6 +5,7 @@ the fault, recover without a restart, and lose no acknowledged write."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import Counter
@@ -42,6 +43,8 @@ from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 from tools.migrations import migrate
 
 ACQUIRE_TIMEOUT = 1.0  # DB_ACQUIRE_TIMEOUT of the services below
+POOL = 2  # DB_POOL_MAX of departments_through_a_proxy
+FAST_503 = aiohttp.ClientTimeout(total=ACQUIRE_TIMEOUT + PROCESS_MARGIN)
 JOBS = 12  # completed in three waves: points killed, down, coming back
 
 
@@ -203,55 +206,69 @@ async def test_redis_stopped_rate_limits_fall_back_to_the_process_with_one_warni
     figures.add("faults survived", 1)
 
 
+@contextlib.asynccontextmanager
+async def departments_through_a_proxy(
+    dsn: str, log: Path, **env: str
+) -> AsyncIterator[tuple[ServiceProcess, TcpProxy]]:
+    """departments on a pool of POOL, its database reached through a proxy (hold() freezes
+    it). DB_COMMAND_TIMEOUT is longer than any bound of the tests: the stuck requests wait
+    for the release, not for their command's timeout (5 s by default: a loaded machine can
+    take that long over their steps)."""
+    parts = urlsplit(dsn)
+    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    try:
+        env = common_env(
+            "departments",
+            through(dsn, proxy),
+            DB_POOL_MIN=str(POOL),
+            DB_POOL_MAX=str(POOL),
+            DB_ACQUIRE_TIMEOUT=str(ACQUIRE_TIMEOUT),
+            DB_COMMAND_TIMEOUT="25",
+            **env,
+        )
+        service = await start("departments", env, log)
+        try:
+            yield service, proxy
+        finally:
+            proxy.release()
+            service.stop()
+    finally:
+        await proxy.stop()
+
+
+async def timed_get(http: aiohttp.ClientSession, url: str) -> tuple[int, float, bool]:
+    """The status, the seconds it took, and whether a Retry-After came with it."""
+    began = time.monotonic()
+    async with http.get(url) as resp:
+        await resp.read()
+        return resp.status, time.monotonic() - began, "Retry-After" in resp.headers
+
+
 async def test_slow_database_gives_fast_503s_not_a_pile_up(
     migrated_db: Callable[[str], str], tmp_path: Path
 ) -> None:
-    dsn = migrated_db("departments")
-    parts = urlsplit(dsn)
-    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
-    pool = 2
-    env = common_env(
-        "departments",
-        through(dsn, proxy),
-        DB_POOL_MIN=str(pool),
-        DB_POOL_MAX=str(pool),
-        DB_ACQUIRE_TIMEOUT=str(ACQUIRE_TIMEOUT),
-        # the stuck requests wait for the release, not for their command's timeout (5 s by
-        # default: a loaded machine can take that long over the steps below)
-        DB_COMMAND_TIMEOUT="25",
-        # the handlers hold the connections: with kept pages on, a list's GET first waits
-        # for the stamp read it shares with the others (ADR 0056; the next test)
-        PAGE_CACHE_BYTES="0",
-    )
-    service = await start("departments", env, tmp_path / "svc.log")
-    url = f"{service.url}/v1/departments?limit=1"
-    timeout = aiohttp.ClientTimeout(total=ACQUIRE_TIMEOUT + PROCESS_MARGIN)
-
-    async def timed_get(http: aiohttp.ClientSession) -> tuple[int, float, bool]:
-        began = time.monotonic()
-        async with http.get(url) as resp:
-            await resp.read()
-            return resp.status, time.monotonic() - began, "Retry-After" in resp.headers
-
-    try:
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            proxy.hold()  # the database stops answering: every pooled connection stuck
-            stuck = [asyncio.create_task(timed_get(http)) for _ in range(pool)]
-            await asyncio.wait_for(proxy.held(pool), PROCESS_MARGIN)
-            # 3 x the pool more: each one a fast 503, none queued behind the stuck ones
-            answers = await asyncio.gather(*(timed_get(http) for _ in range(3 * pool)))
-            assert all(s == 503 and retry for s, _, retry in answers), answers
-            assert max(t for _, t, _ in answers) < ACQUIRE_TIMEOUT + PROCESS_MARGIN / 2, answers
-            async with http.get(f"{service.url}/health") as resp:  # the process still answers
-                assert resp.status == 200
-            assert not any(task.done() for task in stuck)
-            proxy.release()
-            assert [s for s, _, _ in await asyncio.gather(*stuck)] == [200] * pool
-            assert (await timed_get(http))[0] == 200
-    finally:
+    # the handlers hold the connections: with kept pages on, a list's GET first waits for
+    # the stamp read it shares with the others (ADR 0056; the next test)
+    async with (
+        departments_through_a_proxy(
+            migrated_db("departments"), tmp_path / "svc.log", PAGE_CACHE_BYTES="0"
+        ) as (service, proxy),
+        aiohttp.ClientSession(timeout=FAST_503) as http,
+    ):
+        url = f"{service.url}/v1/departments?limit=1"
+        proxy.hold()  # the database stops answering: every pooled connection stuck
+        stuck = [asyncio.create_task(timed_get(http, url)) for _ in range(POOL)]
+        await asyncio.wait_for(proxy.held(POOL), PROCESS_MARGIN)
+        # 3 x the pool more: each one a fast 503, none queued behind the stuck ones
+        answers = await asyncio.gather(*(timed_get(http, url) for _ in range(3 * POOL)))
+        assert all(s == 503 and retry for s, _, retry in answers), answers
+        assert max(t for _, t, _ in answers) < ACQUIRE_TIMEOUT + PROCESS_MARGIN / 2, answers
+        async with http.get(f"{service.url}/health") as resp:  # the process still answers
+            assert resp.status == 200
+        assert not any(task.done() for task in stuck)
         proxy.release()
-        service.stop()
-        await proxy.stop()
+        assert [s for s, _, _ in await asyncio.gather(*stuck)] == [200] * POOL
+        assert (await timed_get(http, url))[0] == 200
     figures.add("faults survived", 1)
 
 
@@ -262,54 +279,33 @@ async def test_frozen_database_with_kept_pages_gives_fast_503s(
     the others (ADR 0038, 0056). The database freezes under that read: each waiter gets the
     pool's 503 after the acquire timeout, not after the stuck read's command timeout (25 s
     here), and once the database answers the same list is served again, then kept."""
-    dsn = migrated_db("departments")
-    parts = urlsplit(dsn)
-    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
-    env = common_env(
-        "departments",
-        through(dsn, proxy),
-        DB_POOL_MIN="2",
-        DB_POOL_MAX="2",
-        DB_ACQUIRE_TIMEOUT=str(ACQUIRE_TIMEOUT),
-        DB_COMMAND_TIMEOUT="25",  # longer than any bound below: a wait for it would fail
-        PAGE_CACHE_BYTES=str(1024 * 1024),
-    )
-    service = await start("departments", env, tmp_path / "svc.log")
-    url = f"{service.url}/v1/departments?limit=1"
-    timeout = aiohttp.ClientTimeout(total=ACQUIRE_TIMEOUT + PROCESS_MARGIN)
-
-    async def timed_get(http: aiohttp.ClientSession) -> tuple[int, float, bool]:
-        began = time.monotonic()
-        async with http.get(url) as resp:
-            await resp.read()
-            return resp.status, time.monotonic() - began, "Retry-After" in resp.headers
-
-    try:
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            assert (await timed_get(http))[0] == 200
-            proxy.hold()  # the database stops answering
-            first = asyncio.create_task(timed_get(http))
-            await asyncio.wait_for(proxy.held(1), PROCESS_MARGIN)  # its stamp read is stuck
-            waiters = [asyncio.create_task(timed_get(http)) for _ in range(6)]
-            answers = await asyncio.gather(first, *waiters)
-            assert all(s == 503 and retry for s, _, retry in answers), answers
-            assert max(t for _, t, _ in answers) < ACQUIRE_TIMEOUT + PROCESS_MARGIN / 2, answers
-            async with http.get(f"{service.url}/health") as resp:  # the process still answers
-                assert resp.status == 200
-            proxy.release()
-            assert [(await timed_get(http))[0] for _ in range(2)] == [200, 200]
-            async with http.get(f"{service.url}/metrics") as resp:
-                text = await resp.text()
-            hits = [
-                float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines()
-                if line.startswith("page_cache_hits_total{")
-            ]
-            assert sum(hits) >= 1, hits  # the cache was on: the second read was a kept page
-    finally:
+    async with (
+        departments_through_a_proxy(
+            migrated_db("departments"), tmp_path / "svc.log", PAGE_CACHE_BYTES=str(1024 * 1024)
+        ) as (service, proxy),
+        aiohttp.ClientSession(timeout=FAST_503) as http,
+    ):
+        url = f"{service.url}/v1/departments?limit=1"
+        assert (await timed_get(http, url))[0] == 200
+        proxy.hold()  # the database stops answering
+        first = asyncio.create_task(timed_get(http, url))
+        await asyncio.wait_for(proxy.held(1), PROCESS_MARGIN)  # its stamp read is stuck
+        waiters = [asyncio.create_task(timed_get(http, url)) for _ in range(6)]
+        answers = await asyncio.gather(first, *waiters)
+        assert all(s == 503 and retry for s, _, retry in answers), answers
+        assert max(t for _, t, _ in answers) < ACQUIRE_TIMEOUT + PROCESS_MARGIN / 2, answers
+        async with http.get(f"{service.url}/health") as resp:  # the process still answers
+            assert resp.status == 200
         proxy.release()
-        service.stop()
-        await proxy.stop()
+        assert [(await timed_get(http, url))[0] for _ in range(2)] == [200, 200]
+        async with http.get(f"{service.url}/metrics") as resp:
+            text = await resp.text()
+        hits = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("page_cache_hits_total{")
+        ]
+        assert sum(hits) >= 1, hits  # the cache was on: the second read was a kept page
     figures.add("faults survived", 1)
 
 

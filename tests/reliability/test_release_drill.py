@@ -12,6 +12,7 @@ accepted offer per order, points = 10 x completed jobs. About 75 s bounded, 2 mi
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
@@ -207,12 +208,7 @@ async def invariants(drill: Drill, load: Load, dsn: Callable[[str], str]) -> dic
 
 
 async def test_release_drill(migrated_db: Callable[[str], str], tmp_path: Path) -> None:
-    made: dict[str, str] = {}
-
-    def dsn(database: str) -> str:  # one new database each, asked for many times
-        if database not in made:
-            made[database] = migrated_db(database)
-        return made[database]
+    dsn = functools.cache(migrated_db)  # one new database each, asked for many times
 
     drill = await start_drill(tmp_path, dsn)
     stop = asyncio.Event()

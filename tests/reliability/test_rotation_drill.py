@@ -15,6 +15,7 @@ invariants held; the figures per secret are printed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 import uuid
@@ -129,12 +130,7 @@ async def every_replica_ready(drill: Drill) -> None:
 
 
 async def test_rotation_drill(migrated_db: Callable[[str], str], tmp_path: Path) -> None:
-    made: dict[str, str] = {}
-
-    def dsn(database: str) -> str:
-        if database not in made:
-            made[database] = migrated_db(database)
-        return made[database]
+    dsn = functools.cache(migrated_db)  # one new database each, asked for many times
 
     keys, jwt = tmp_path / "jwt", SECRETS["jwt"]
     signing_keyring(keys, KEYS[0])  # the drill's actors hold tokens of KEYS[0]

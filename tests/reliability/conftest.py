@@ -36,6 +36,14 @@ async def departments(departments_dsn: str, logs: Path) -> AsyncIterator[Service
     service.stop()
 
 
+@pytest.fixture
+def service(request: pytest.FixtureRequest) -> ServiceProcess:
+    """The process of this module the test names by its fixture (indirect parametrization:
+    `departments`, `users`, ...)."""
+    process: ServiceProcess = request.getfixturevalue(request.param)
+    return process
+
+
 @pytest.fixture(scope="module")
 async def mail_sink() -> AsyncIterator[SmtpSink]:
     with smtp_sink() as sink:

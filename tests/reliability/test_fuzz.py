@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import psycopg
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, use_after_free
@@ -65,7 +66,14 @@ def run(service: ServiceProcess, operation: Any, who: str, headers: dict[str, st
     return cases
 
 
-async def fuzz(service: ServiceProcess, name: str) -> None:
+@pytest.mark.parametrize(
+    "service", ["departments", "users", "catalog", "orders", "chat"], indirect=True
+)
+async def test_fuzz(service: ServiceProcess) -> None:
+    """Chat is wired to the real orders: a generated order id is asked of orders with the
+    generated caller's token (404 when unknown), the WebSocket route answered without an
+    upgrade."""
+    name = service.log.stem
     document = await spec_of(service)
     schema = schemathesis.openapi.from_dict(document)
     found = [result.ok() for result in schema.get_all_operations()]
@@ -79,29 +87,6 @@ async def fuzz(service: ServiceProcess, name: str) -> None:
     figures.add("fuzz cases run", cases)
     figures.add(f"fuzz cases run: {name}", cases)
     print(f"schemathesis {name}: {cases} cases over {len(found)} operations x 3 credentials")
-
-
-async def test_fuzz_departments(departments: ServiceProcess) -> None:
-    await fuzz(departments, "departments")
-
-
-async def test_fuzz_users(users: ServiceProcess) -> None:
-    await fuzz(users, "users")
-
-
-async def test_fuzz_catalog(catalog: ServiceProcess) -> None:
-    await fuzz(catalog, "catalog")
-
-
-async def test_fuzz_orders(orders: ServiceProcess) -> None:
-    await fuzz(orders, "orders")
-
-
-async def test_fuzz_chat(chat: ServiceProcess) -> None:
-    """Chat wired to the real orders: a generated order id is asked of orders with the
-    generated caller's token (404 when unknown), the WebSocket route answered without an
-    upgrade."""
-    await fuzz(chat, "chat")
 
 
 APPEND_ONLY = frozenset({"audit_events"})  # ADR 0057

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+import pytest
 from redis.asyncio import Redis
 
 from lib.auth.principal import Role
@@ -57,9 +58,20 @@ async def count_by_status(service: ServiceProcess, route: str) -> dict[str, floa
     return counts
 
 
-async def saturate(
-    service: ServiceProcess, name: str, path: str, route: str, **headers: str
-) -> None:
+@pytest.mark.parametrize(
+    ("service", "path", "role"),
+    [
+        ("departments", "/v1/departments?limit=50", None),
+        ("users", "/v1/users?limit=20", Role.MODERATOR),
+        ("catalog", "/v1/services?limit=50", None),
+        ("orders", "/v1/orders?limit=20", Role.CUSTOMER),
+        ("chat", "/v1/conversations?limit=20", Role.CUSTOMER),
+    ],
+    indirect=["service"],
+)
+async def test_a_list_at_saturation(service: ServiceProcess, path: str, role: Role | None) -> None:
+    name, route = service.log.stem, path.split("?")[0]
+    headers = {"Authorization": f"Bearer {token(role)}"} if role else {}
     before = await count_by_status(service, route)  # other tests of the module used it too
     output = await asyncio.to_thread(wrk, service.url + path, LOAD_SECONDS, headers)
     after = await count_by_status(service, route)
@@ -76,29 +88,6 @@ async def saturate(
     assert served > 0
     assert fives == 0, counts
     assert set(counts) == {"200"}, counts  # nothing refused either: limits are open here
-
-
-async def test_departments_list_at_saturation(departments: ServiceProcess) -> None:
-    await saturate(departments, "departments", "/v1/departments?limit=50", "/v1/departments")
-
-
-async def test_users_list_at_saturation(users: ServiceProcess) -> None:
-    moderator = {"Authorization": f"Bearer {token(Role.MODERATOR)}"}
-    await saturate(users, "users", "/v1/users?limit=20", "/v1/users", **moderator)
-
-
-async def test_catalog_list_at_saturation(catalog: ServiceProcess) -> None:
-    await saturate(catalog, "catalog", "/v1/services?limit=50", "/v1/services")
-
-
-async def test_orders_list_at_saturation(orders: ServiceProcess) -> None:
-    customer = {"Authorization": f"Bearer {token(Role.CUSTOMER)}"}
-    await saturate(orders, "orders", "/v1/orders?limit=20", "/v1/orders", **customer)
-
-
-async def test_chat_conversations_at_saturation(chat: ServiceProcess) -> None:
-    customer = {"Authorization": f"Bearer {token(Role.CUSTOMER)}"}
-    await saturate(chat, "chat", "/v1/conversations?limit=20", "/v1/conversations", **customer)
 
 
 async def test_orders_creates_and_offers_at_three_times_the_pool(

@@ -47,6 +47,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+# the HTTP services of tests/reliability/conftest.py but chat, whose tests add its WebSocket
+BUT_CHAT = ["departments", "users", "catalog", "orders"]
 PNG_HEADER = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + b"\x00" * 17
 
 
@@ -155,14 +157,7 @@ async def jwt_attacks(service: ServiceProcess) -> None:
     figures.add("JWT attacks refused (401)", refused)
 
 
-@pytest.fixture(params=["departments", "users", "catalog", "orders"])
-def service(request: pytest.FixtureRequest) -> ServiceProcess:
-    """Each HTTP service but chat (whose tests below add its WebSocket), as its module-scoped
-    process of tests/reliability/conftest.py."""
-    process: ServiceProcess = request.getfixturevalue(request.param)
-    return process
-
-
+@pytest.mark.parametrize("service", BUT_CHAT, indirect=True)
 async def test_jwt_attacks_on_every_route(service: ServiceProcess) -> None:
     await jwt_attacks(service)
 
@@ -209,7 +204,8 @@ async def test_idor_on_every_users_route_and_picture(users: ServiceProcess, user
     await idor.users_sweep(users, users_dsn)
 
 
-async def cors_and_headers(service: ServiceProcess) -> None:
+@pytest.mark.parametrize("service", [*BUT_CHAT, "chat"], indirect=True)
+async def test_cors_and_security_headers(service: ServiceProcess) -> None:
     document = await spec_of(service)
     async with aiohttp.ClientSession() as http:
         for method, path, _ in operations(document):
@@ -232,14 +228,6 @@ async def cors_and_headers(service: ServiceProcess) -> None:
             async with http.get(url) as r:
                 for name, value in SECURITY_HEADERS.items():
                     assert r.headers.get(name) == value, (url, name)
-
-
-async def test_cors_and_security_headers(service: ServiceProcess) -> None:
-    await cors_and_headers(service)
-
-
-async def test_cors_and_security_headers_chat(chat: ServiceProcess) -> None:
-    await cors_and_headers(chat)
 
 
 async def secrets_stay_out_of_logs(service: ServiceProcess) -> None:
@@ -266,6 +254,7 @@ async def secrets_stay_out_of_logs(service: ServiceProcess) -> None:
     figures.add("secrets checked absent from logs and bodies", len(secrets))
 
 
+@pytest.mark.parametrize("service", BUT_CHAT, indirect=True)
 async def test_secrets_absent_from_the_log(service: ServiceProcess) -> None:
     await secrets_stay_out_of_logs(service)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from .naming import RUNTIME, enum_members, model_name, snake
 from .plan import Embed, Field, QueryPlan
 from .pytypes import PyType, TypeMapper, enum_lookup
-from .request import Column, Request, TypeRef
+from .request import Column, Request
 from .template import load
 
 MODULE = "module"  # templates/module.tmpl: the file, the classes, the query and its function
@@ -76,8 +76,6 @@ def render_models(
 ) -> str:
     """models.py: enums, composite types and a class per table of `planner_fields`."""
     src = Source("models: SQL enums and one row class per table")
-    if model_type == "dataclass":
-        src.imports.add("from dataclasses import dataclass")
     for enum in sorted(request.enums.values(), key=lambda e: e.name):
         if enum.name in mapper.set_types:
             continue
@@ -104,20 +102,9 @@ def render_models(
 def _attribute(name: str, type_name: str) -> Column:
     """A composite type's attribute as a nullable column (attributes have no NOT NULL)."""
     is_array = type_name.endswith("[]")
-    return Column(
-        name=name,
-        not_null=False,
-        is_array=is_array,
-        array_dims=int(is_array),
-        length=-1,
-        unsigned=False,
-        is_func_call=False,
-        type=TypeRef("", type_name.removesuffix("[]")),
-        table=None,
-        original_name=name,
-        is_sqlc_slice=False,
-        embed_table=None,
-    )
+    element = {"name": type_name.removesuffix("[]")}
+    raw = {"name": name, "original_name": name, "is_array": is_array, "type": element}
+    return Column.parse({**raw, "array_dims": int(is_array)})
 
 
 def _convert(expr: str, py: PyType, template: str | None) -> str:

@@ -120,10 +120,7 @@ def _pg_statement(stmt: Any, scope: Scope) -> list[Rule] | None:
     if isinstance(stmt, ast.SelectStmt):
         return _pg_select(stmt, scope)
     # INSERT/UPDATE/DELETE ... RETURNING (an UPDATE's targetList is its SET clause)
-    returning = getattr(stmt, "returningClause", None)
-    targets = getattr(returning, "exprs", None) if returning is not None else None
-    if targets is None:
-        targets = getattr(stmt, "returningList", None)
+    targets = _pg_returning(stmt)
     if targets is None:
         return None
     inner = scope.child()
@@ -145,11 +142,13 @@ def _pg_with(with_clause: Any, scope: Scope) -> None:
 def _pg_names(stmt: Any) -> list[str]:
     while isinstance(stmt, ast.SelectStmt) and stmt.op != SetOperation.SETOP_NONE:
         stmt = stmt.larg
-    targets = getattr(stmt, "targetList", None)
-    if targets is None:
-        returning = getattr(stmt, "returningClause", None)
-        targets = getattr(returning, "exprs", None) or getattr(stmt, "returningList", None)
+    targets = getattr(stmt, "targetList", None) or _pg_returning(stmt)
     return [_pg_target_name(t) for t in targets or ()]
+
+
+def _pg_returning(stmt: Any) -> Any:
+    """An INSERT's, UPDATE's or DELETE's RETURNING list (None without one)."""
+    return getattr(getattr(stmt, "returningClause", None), "exprs", None)
 
 
 def _pg_target_name(target: Any) -> str:
@@ -262,9 +261,7 @@ def _pg_func(node: ast.FuncCall, scope: Scope) -> Rule:
         return True
     if name == "concat_ws":  # NULL arguments are skipped, a NULL separator is not
         return args[0] if args else None
-    if node.over is not None:  # any other window function: as strict as its arguments
-        return any_true(args) if args else None
-    return any_true(args) if args else None
+    return any_true(args) if args else None  # a window function too: as strict as its arguments
 
 
 def _pg_expr(node: Any, scope: Scope) -> Rule:

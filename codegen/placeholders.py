@@ -25,32 +25,23 @@ def pg_slices(sql: str, numbers: list[int], where: str = "query") -> str:
     return sql
 
 
+# what a placeholder scan steps over whole (a quoted string or name, a comment), or a token
+# it rewrites; an unterminated quote or comment runs to the end
+_MYSQL_TOKENS = re.compile(r"""(['"`])(?:\\.|(?!\1).)*\1?|/\*.*?(?:\*/|\Z)|[?%]""", re.S)
+_SQLITE_TOKENS = re.compile(
+    r"""'[^']*'?|"[^"]*"?|`[^`]*`?|\[[^\]]*\]?|/\*.*?(?:\*/|\Z)|--[^\n]*|\?(\d*)""", re.S
+)
+
+
 def mysql_placeholders(sql: str) -> str:
     """sqlc's MySQL `?` -> PyMySQL's `%s`, literal `%` -> `%%`; quotes and comments kept."""
-    out: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch in "'\"`":
-            end = i + 1
-            while end < n and sql[end] != ch:
-                end += 2 if sql[end] == "\\" else 1
-            out.append(sql[i : end + 1].replace("%", "%%"))
-            i = end + 1
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i) + 2 or n
-            out.append(sql[i:end])
-            i = end
-        elif ch == "?":
-            out.append("%s")
-            i += 1
-        elif ch == "%":
-            out.append("%%")
-            i += 1
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
+
+    def rewrite(token: re.Match[str]) -> str:
+        if token[0] == "?":
+            return "%s"
+        return token[0] if token[0].startswith("/*") else token[0].replace("%", "%%")
+
+    return _MYSQL_TOKENS.sub(rewrite, sql)
 
 
 def sqlite_placeholders(sql: str) -> tuple[str, list[int]]:
@@ -93,33 +84,12 @@ def sqlite_bindings(sql: str, params: list[tuple[int, bool]], where: str) -> lis
 def sqlite_marks(sql: str) -> tuple[str, list[int | None]]:
     """sqlc's SQLite text with every placeholder a bare `?`, and each one's own number in
     text order (`?NNN`: NNN, a bare `?`: None)."""
-    out: list[str] = []
     numbers: list[int | None] = []
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch in "'\"`[":
-            close = "]" if ch == "[" else ch
-            end = sql.find(close, i + 1)
-            end = n if end < 0 else end
-            out.append(sql[i : end + 1])
-            i = end + 1
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i) + 2 or n
-            out.append(sql[i:end])
-            i = end
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            end = n if end < 0 else end
-            out.append(sql[i:end])
-            i = end
-        elif ch == "?":
-            match = re.match(r"\?(\d*)", sql[i:])
-            digits = match.group(1) if match else ""
-            numbers.append(int(digits) if digits else None)
-            out.append("?")
-            i += 1 + len(digits)
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out), numbers
+
+    def rewrite(token: re.Match[str]) -> str:
+        if token[1] is None:  # a quote or a comment
+            return token[0]
+        numbers.append(int(token[1]) if token[1] else None)
+        return "?"
+
+    return _SQLITE_TOKENS.sub(rewrite, sql), numbers

@@ -73,11 +73,18 @@ class QueryPlan:
     one_row: bool = False
 
 
-def _lock_type(engine: str, name: str) -> tuple[str, bool]:
-    """('int4', False) or ('text', True) for an array type name from the lock."""
-    if name.endswith("[]"):
-        return name[:-2], True
-    return name, False
+def _lock_type(col: Column, name: str) -> tuple[str, Column]:
+    """A type name from the lock (`text[]` for an array) and `col`, an array exactly then."""
+    is_array = name.endswith("[]")
+    return name.removesuffix("[]"), replace(col, is_array=is_array, array_dims=int(is_array))
+
+
+def _fresh(name: str, seen: set[str]) -> str:
+    """`name`, `_` appended while an earlier field has it (then it is taken)."""
+    while name in seen:
+        name += "_"
+    seen.add(name)
+    return name
 
 
 class Planner:
@@ -247,9 +254,7 @@ class Planner:
             if mysql and col.is_named_param and col.name in named:
                 name = named[col.name]
             else:
-                while name in seen:
-                    name += "_"
-                seen.add(name)
+                name = _fresh(name, seen)
                 if mysql and col.is_named_param:
                     named[col.name] = name
             # PostgreSQL: the server's parameter types always (sqlc keeps a column's type
@@ -259,8 +264,7 @@ class Planner:
             type_name = None
             server = entry.params[position] if entry and position < len(entry.params) else ""
             if server and (not mysql or col.type.name in UNKNOWN_TYPES):
-                type_name, is_array = _lock_type(self.request.engine, server)
-                col = replace(col, is_array=is_array, array_dims=int(is_array))
+                type_name, col = _lock_type(col, server)
             py = self.mapper.column(col, f"{where}: parameter", type_name)
             fields.append(Field(name, py, col.name))
         return fields
@@ -282,10 +286,7 @@ class Planner:
         seen: set[str] = set()
         for param in sorted(q.params, key=lambda p: p.number):
             col = param.column
-            name = snake(col.name) if col.name else f"p{param.number}"
-            while name in seen:
-                name += "_"
-            seen.add(name)
+            name = _fresh(snake(col.name) if col.name else f"p{param.number}", seen)
             py = self.mapper.column(col, f"{where}: parameter")
             by_number[param.number] = Field(name, py, col.name)
         numbers = sqlite_bindings(
@@ -312,10 +313,7 @@ class Planner:
         for col in q.columns:
             if col.embed_table:
                 table = self.table(col.embed_table, where)
-                name = snake(col.name)
-                while name in seen:  # the same table embedded twice
-                    name += "_"
-                seen.add(name)
+                name = _fresh(snake(col.name), seen)  # the same table embedded twice
                 outer = [
                     r is True and c.not_null
                     for r, c in zip(rules[flat:], table.columns, strict=False)
@@ -332,17 +330,13 @@ class Planner:
                 rule = True
                 self.accepted.append(f"{where}: column {col.name!r}: NULL undecided; Optional")
             if rule is not None:
-                col = _with_nullability(col, not rule)
+                col = replace(col, not_null=not rule)
             type_name = None
             if entry is not None and self.needs_server_type(col) and flat < len(entry.columns):
-                type_name, is_array = _lock_type(self.request.engine, entry.columns[flat])
-                col = replace(col, is_array=is_array, array_dims=int(is_array))
+                type_name, col = _lock_type(col, entry.columns[flat])
             if declared and flat < len(declared) and declared[flat]:
                 type_name = declared[flat]  # SQLite's own declared type of the column
-            name = snake(col.name) if col.name else f"column_{flat + 1}"
-            while name in seen:
-                name += "_"
-            seen.add(name)
+            name = _fresh(snake(col.name) if col.name else f"column_{flat + 1}", seen)
             out.append(Field(name, self.mapper.column(col, where, type_name), col.name))
             flat += 1
         columns = q.columns
@@ -367,11 +361,8 @@ class Planner:
         tables = {c.table for c in columns}
         if len(tables) != 1 or None in tables or any(c.embed_table for c in columns):
             return None
-        found = self.request.tables.get(next(iter(tables)) or "")
-        if found is None:
-            return None
-        table = found
-        if [c.name for c in table.columns] != [c.name for c in columns]:
+        table = self.request.tables.get(next(iter(tables)) or "")
+        if table is None or [c.name for c in table.columns] != [c.name for c in columns]:
             return None
         if any(c.not_null != t.not_null for c, t in zip(columns, table.columns, strict=True)):
             return None  # e.g. a LEFT JOIN made them nullable
@@ -386,7 +377,3 @@ def _unique(bind: list[Field]) -> list[Field]:
         if known is None or known.type.annotation == "Any":
             by_name[f.name] = f
     return list(by_name.values())
-
-
-def _with_nullability(col: Column, not_null: bool) -> Column:
-    return replace(col, not_null=not_null)

@@ -42,6 +42,7 @@ class Column:
 
     @staticmethod
     def parse(raw: dict[str, Any]) -> Column:
+        type_ = raw.get("type") or {}
         return Column(
             name=raw.get("name", ""),
             not_null=bool(raw.get("not_null")),
@@ -51,10 +52,8 @@ class Column:
             unsigned=bool(raw.get("unsigned")),
             is_func_call=bool(raw.get("is_func_call")),
             type=TypeRef(
-                (raw.get("type") or {}).get("schema", ""),
-                qualified(
-                    (raw.get("type") or {}).get("schema"), (raw.get("type") or {}).get("name", "")
-                ).removeprefix("pg_catalog."),
+                type_.get("schema", ""),
+                qualified(type_.get("schema"), type_.get("name", "")).removeprefix("pg_catalog."),
             ),
             table=_rel(raw.get("table") or None),
             original_name=raw.get("original_name", ""),

@@ -35,7 +35,6 @@ from .sort_variants import expand
 
 LOCK_COMMENT = "written by `sqlc-gen-fixup types`: the server's types per query; do not edit"
 SCHEMES = {"postgresql": ("postgresql", "postgres"), "mysql": ("mysql", "mariadb")}
-EXTRAS = {"postgresql": "postgresql", "mysql": "mysql"}
 
 
 def schema_files(request: dict[str, Any], base: Path) -> list[Path]:
@@ -74,7 +73,7 @@ def server_types(
     except ImportError as exc:
         raise CodegenError(
             f"the types step on {engine} needs its driver: "
-            f"pip install 'sqlc-gen-fixup[{EXTRAS[engine]}]' ({exc})"
+            f"pip install 'sqlc-gen-fixup[{engine}]' ({exc})"
         ) from exc
     except OSError as exc:
         raise CodegenError(f"cannot reach the {engine} server at {server(dsn)}: {exc}") from exc

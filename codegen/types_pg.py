@@ -13,7 +13,7 @@ import asyncpg
 from . import pgcasts, typeslock
 from .errors import CodegenError
 from .placeholders import pg_slices
-from .request import qualified
+from .request import Column, qualified
 
 ServerError = asyncpg.PostgresError  # what the server answers when it refuses a statement
 Found = tuple[dict[str, typeslock.LockEntry], dict[str, str]]  # entries, refused: message
@@ -63,14 +63,8 @@ async def prepare(conn: Any, q: dict[str, Any], sql: str) -> tuple[Any, dict[int
             match = UNTYPED.search(str(exc))
             number = int(match.group(1)) if match else 0
             params = q.get("params") or []
-            column: dict[str, Any] = next(
-                (p["column"] for p in params if p["number"] == number), {}
-            )
-            type_ = column.get("type") or {}
-            name = qualified(type_.get("schema"), type_.get("name", "")).removeprefix("pg_catalog.")
-            cast = pgcasts.sqlc_cast(
-                name, bool(column.get("is_array") or column.get("is_sqlc_slice"))
-            )
+            col = Column.parse(next((p["column"] for p in params if p["number"] == number), {}))
+            cast = pgcasts.sqlc_cast(col.type.name, col.is_array or col.is_sqlc_slice)
             if cast is None or number in casts:
                 raise  # sqlc does not know the type either: refused, with the server's message
             casts[number] = cast

@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Markers after which a migration file holds its down section (the formats sqlc strips).
 DOWN_MARKERS = ("-- +goose Down", "-- +migrate Down", "-- migrate:down", "---- create above")
@@ -60,11 +61,13 @@ class LockEntry:
     casts: dict[int, str] = field(default_factory=dict)
 
 
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}  # no lock file: nothing
+
+
 def load(path: Path) -> tuple[str, dict[str, LockEntry]]:
     """(schema hash, entries); ("", {}) when there is no lock file."""
-    if not path.exists():
-        return "", {}
-    raw = json.loads(path.read_text())
+    raw = _read(path)
     return raw.get("schema_sha256", ""), {
         name: LockEntry(
             entry["sql_sha256"],
@@ -81,9 +84,7 @@ Composites = dict[str, list[tuple[str, str]]]  # composite type -> (attribute, t
 
 def load_composites(path: Path) -> Composites:
     """The composite types the queries use, with their attributes' server types."""
-    if not path.exists():
-        return {}
-    raw = json.loads(path.read_text()).get("composites", {})
+    raw = _read(path).get("composites", {})
     return {name: [(a, t) for a, t in attributes] for name, attributes in raw.items()}
 
 
@@ -97,9 +98,7 @@ Refused = dict[str, tuple[str, str]]  # query -> (SQL hash, the server's message
 
 def load_refused(path: Path) -> Refused:
     """The queries the server refused, with its message: not generated until they change."""
-    if not path.exists():
-        return {}
-    raw = json.loads(path.read_text()).get("refused", {})
+    raw = _read(path).get("refused", {})
     return {name: (entry["sql_sha256"], entry["message"]) for name, entry in raw.items()}
 
 

@@ -18,6 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, use_after_free
 
+from lib import registry
 from lib.auth.principal import Role
 from tests.integration.orders_support import offer_body, order_body
 from tests.reliability import figures
@@ -67,7 +68,7 @@ def run(service: ServiceProcess, operation: Any, who: str, headers: dict[str, st
 
 
 @pytest.mark.parametrize(
-    "service", ["departments", "users", "catalog", "orders", "chat"], indirect=True
+    "service", [service.name for service in registry.gateway_services()], indirect=True
 )
 async def test_fuzz(service: ServiceProcess) -> None:
     """Chat is wired to the real orders: a generated order id is asked of orders with the

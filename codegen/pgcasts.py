@@ -25,19 +25,23 @@ class _Params(Visitor):
         self.found.append((node.location or 0, node.number or 0))
 
 
+def _params(sql: str, failure: str) -> list[tuple[int, int]]:
+    """(location, number) of every `$n` of `sql`, in text order; unparsable: `failure`."""
+    visitor = _Params()
+    try:
+        for statement in parse_sql(sql):
+            visitor(statement)
+    except Exception as exc:  # pglast raises its own ParseError: name the cause, not ours
+        raise CodegenError(f"{failure}: {exc}") from exc
+    return sorted(visitor.found)
+
+
 def cast_params(sql: str, casts: dict[int, str]) -> str:
     """`sql` with each `$n` of `casts` written `$n::type` (every occurrence)."""
     if not casts:
         return sql
-    try:
-        statements = parse_sql(sql)
-    except Exception as exc:  # pglast raises its own ParseError: name the cause, not ours
-        raise CodegenError(f"cannot place parameter types: {exc}") from exc
-    visitor = _Params()
-    for statement in statements:
-        visitor(statement)
     out, pos = [], 0
-    for location, number in sorted(visitor.found):
+    for location, number in _params(sql, "cannot place parameter types"):
         if number not in casts:
             continue
         end = location + len(f"${number}")
@@ -58,14 +62,8 @@ def sqlc_cast(type_name: str, is_array: bool) -> str | None:
 def format_placeholders(sql: str) -> str:
     """psycopg's form of `sql`: `$n` becomes `%(pn)s` and every literal `%` `%%`. Named, so
     that a parameter used twice stays one server parameter (and keeps its one type)."""
-    visitor = _Params()
-    try:
-        for statement in parse_sql(sql):
-            visitor(statement)
-    except Exception as exc:  # pglast's ParseError
-        raise CodegenError(f"cannot rewrite placeholders for psycopg: {exc}") from exc
     out, pos = [], 0
-    for location, number in sorted(visitor.found):
+    for location, number in _params(sql, "cannot rewrite placeholders for psycopg"):
         out += [sql[pos:location].replace("%", "%%"), f"%(p{number})s"]
         pos = location + len(f"${number}")
     out.append(sql[pos:].replace("%", "%%"))

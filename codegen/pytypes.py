@@ -82,6 +82,7 @@ JSON_PG = _t(
     encode="runtime.json_dumps({})",
     driver_type="str",
 )
+JSON_TEXT = replace(JSON_PG, driver_type="str | bytes")  # MySQL's and SQLite's: text or bytes
 INET = _t(
     "IPv4Address | IPv6Address | IPv4Interface | IPv6Interface",
     "from ipaddress import IPv4Address, IPv6Address, IPv4Interface, IPv6Interface",
@@ -163,8 +164,7 @@ ANY = _t("Any", "from typing import Any")
 
 # psycopg 3 decodes JSON itself and takes it as text (sent untyped, the server casts it);
 # the types below it returns as text unless registered, so they need an override there.
-JSON_PSYCOPG = _t("JSON", f"from {RUNTIME} import JSON", RUNTIME_MODULE,
-                  encode="runtime.json_dumps({})")  # fmt: skip
+JSON_PSYCOPG = replace(JSON_PG, decode=None, driver_type=None)
 _ASYNCPG_ONLY = {"bit", "varbit", "bit varying", "tid", "box", "point", "line", "lseg", "path"}
 _ASYNCPG_ONLY |= {"polygon", "circle"} | {k for k in POSTGRES if k.endswith("range")}
 PSYCOPG: dict[str, PyType] = {
@@ -210,14 +210,7 @@ MYSQL: dict[str, PyType] = {
             driver_type="datetime.datetime",
         ),
     ),
-    "json": _t(
-        "JSON",
-        f"from {RUNTIME} import JSON",
-        _RT,
-        decode="runtime.json_loads({})",
-        encode="runtime.json_dumps({})",
-        driver_type="str | bytes",
-    ),
+    "json": JSON_TEXT,
     "boolean": _t("bool", decode="bool({})", driver_type="int"),
 }
 MYSQL_BOOL = _t("bool", decode="bool({})", driver_type="int")

@@ -135,11 +135,7 @@ def _tie_table(q: dict[str, Any], tie: SortKey | None, where: str) -> str | None
 
 def specs(raw: dict[str, Any]) -> dict[str, SortSpec]:
     """Every sorted query's directive, by query name (before `expand`)."""
-    found = {}
-    for q in raw.get("queries") or []:
-        if (spec := parse(q)) is not None:
-            found[q["name"]] = spec
-    return found
+    return {q["name"]: spec for q in raw.get("queries") or [] if (spec := parse(q)) is not None}
 
 
 def split_top(text: str) -> list[str]:

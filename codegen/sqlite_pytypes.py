@@ -4,11 +4,9 @@ both ways."""
 
 from __future__ import annotations
 
-from .naming import RUNTIME, RUNTIME_MODULE
-from .pytypes import BYTES, FLOAT, INT, STR, PyType, TypeMapper
+from .pytypes import BYTES, FLOAT, INT, JSON_TEXT, STR, PyType, TypeMapper
 from .sqlite_types import affinity
 
-_RT = RUNTIME_MODULE
 SQLITE_AFFINITY: dict[str, PyType] = {
     "INTEGER": INT,
     "TEXT": STR,
@@ -35,13 +33,7 @@ SQLITE: dict[str, PyType] = {
         driver_type="str",
     ),
     **dict.fromkeys(["datetime", "timestamp"], _ISO_DATETIME),
-    "json": PyType(
-        "JSON",
-        frozenset({f"from {RUNTIME} import JSON", _RT}),
-        decode="runtime.json_loads({})",
-        encode="runtime.json_dumps({})",
-        driver_type="str | bytes",
-    ),
+    "json": JSON_TEXT,
 }
 # no declared type (a typeless column, an expression sqlc cannot type): any storage class
 SQLITE_ANY = PyType("int | float | str | bytes")

@@ -59,7 +59,7 @@ def server(dsn: str) -> str:
 
 def server_types(
     request: dict[str, Any], dsn: str, base: Path, composites: typeslock.Composites
-) -> tuple[dict[str, typeslock.LockEntry], dict[str, str]]:
+) -> typeslock.Found:
     """Every query's types from a throwaway database on the server of `dsn`, and the
     message of each refused one (`queries/x.sql:LINE: query Name: server says: ...`)."""
     engine = request["settings"]["engine"]
@@ -86,7 +86,7 @@ def server_types(
 
 async def _pg_types(
     request: dict[str, Any], dsn: str, name: str, files: list[Path], found: typeslock.Composites
-) -> tuple[dict[str, typeslock.LockEntry], dict[str, str]]:
+) -> typeslock.Found:
     from . import types_pg  # the [postgresql] extra
 
     dsn = "postgresql://" + dsn.split("://", 1)[1]  # asyncpg's scheme, not `postgresql+x`
@@ -108,7 +108,7 @@ async def _pg_types(
 
 def _mysql_types(
     request: dict[str, Any], dsn: str, name: str, files: list[Path]
-) -> tuple[dict[str, typeslock.LockEntry], dict[str, str]]:
+) -> typeslock.Found:
     from . import types_mysql  # the [mysql] extra
 
     try:

@@ -22,7 +22,6 @@ from .placeholders import mysql_placeholders
 
 ServerError = pymysql.MySQLError  # what the server answers when it refuses a statement
 Unreachable = pymysql.OperationalError  # no server, or it refuses the user
-Found = tuple[dict[str, typeslock.LockEntry], dict[str, str]]  # entries, refused: message
 
 CODES = {
     0: "decimal", 1: "tinyint", 2: "smallint", 3: "int", 4: "float", 5: "double", 7: "timestamp",
@@ -111,7 +110,7 @@ def column_types(cur: Any, sql: str, args: list[Any]) -> list[str]:
     return columns
 
 
-def query_types(dsn: str, database: str, queries: list[dict[str, Any]]) -> Found:
+def query_types(dsn: str, database: str, queries: list[dict[str, Any]]) -> typeslock.Found:
     """Every query's types on `database` (the schema applied), and the server's message
     for each query it refuses."""
     out: dict[str, typeslock.LockEntry] = {}

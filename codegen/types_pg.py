@@ -16,7 +16,6 @@ from .placeholders import pg_slices
 from .request import Column, qualified
 
 ServerError = asyncpg.PostgresError  # what the server answers when it refuses a statement
-Found = tuple[dict[str, typeslock.LockEntry], dict[str, str]]  # entries, refused: message
 
 COMPOSITE_ATTRIBUTES = """
 SELECT a.attname, t.typname, n.nspname, t.typcategory = 'A', t.typtype = 'c', t.oid
@@ -72,7 +71,7 @@ async def prepare(conn: Any, q: dict[str, Any], sql: str) -> tuple[Any, dict[int
 
 async def query_types(
     dsn: str, queries: list[dict[str, Any]], found: typeslock.Composites
-) -> Found:
+) -> typeslock.Found:
     """Every query's types on the database at `dsn` (the schema applied), the composite
     types they use into `found`, and the server's message for each query it refuses."""
     conn = await asyncpg.connect(dsn)

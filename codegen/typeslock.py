@@ -79,6 +79,8 @@ def load(path: Path) -> tuple[str, dict[str, LockEntry]]:
     }
 
 
+# what a types step finds: the lock's entries, and the server's message per refused query
+Found = tuple[dict[str, LockEntry], dict[str, str]]
 Composites = dict[str, list[tuple[str, str]]]  # composite type -> (attribute, type) in order
 
 

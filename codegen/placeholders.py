@@ -81,15 +81,15 @@ def sqlite_bindings(sql: str, params: list[tuple[int, bool]], where: str) -> lis
     return [mark if mark is not None else next(rest) for mark in marks]
 
 
-def sqlite_marks(sql: str) -> tuple[str, list[int | None]]:
-    """sqlc's SQLite text with every placeholder a bare `?`, and each one's own number in
-    text order (`?NNN`: NNN, a bare `?`: None)."""
+def sqlite_marks(sql: str, mark: str = "?") -> tuple[str, list[int | None]]:
+    """sqlc's SQLite text with every placeholder a bare `?` (or `mark`), and each one's own
+    number in text order (`?NNN`: NNN, a bare `?`: None)."""
     numbers: list[int | None] = []
 
     def rewrite(token: re.Match[str]) -> str:
         if token[1] is None:  # a quote or a comment
             return token[0]
         numbers.append(int(token[1]) if token[1] else None)
-        return "?"
+        return mark
 
     return _SQLITE_TOKENS.sub(rewrite, sql), numbers

@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
+from .placeholders import sqlite_marks
 from .request import Table
 from .typeslock import up_section
 
@@ -132,13 +133,9 @@ class SqliteProbe:
         return [kind(node) for node in tree.expressions]
 
 
-_QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
-
-
 def without_params(sql: str) -> str:
-    """The statement with NULL for each `?` outside quotes (a view takes no parameters)."""
-    body = sql.rstrip().rstrip(";")
-    return _QUOTED_OR_MARK.sub(lambda m: "NULL" if m.group(0) == "?" else m.group(0), body)
+    """The statement with NULL for each placeholder (a view takes no parameters)."""
+    return sqlite_marks(sql.rstrip().rstrip(";"), "NULL")[0]
 
 
 def affinity(declared: str) -> str:

@@ -136,13 +136,14 @@ def write_lock(
 
 
 def is_current(request: dict[str, Any], base: Path, lock: Path) -> bool:
-    """The lock was written for this schema and every query's current text."""
+    """The lock was written for this schema and every query's current text, and holds no
+    query that is gone (a removed query's entry is rewritten away, not kept for ever)."""
     schema, entries = typeslock.load(lock)
     if schema != typeslock.schema_hash(schema_files(request, base)):
         return False
     known = {name: e.sql_sha256 for name, e in entries.items()}
     known |= {name: sha for name, (sha, _) in typeslock.load_refused(lock).items()}
-    return all(known.get(q["name"]) == typeslock.sql_hash(q["text"]) for q in request["queries"])
+    return known == {q["name"]: typeslock.sql_hash(q["text"]) for q in request["queries"]}
 
 
 def requests(config: Path, sqlc: str) -> list[dict[str, Any]]:

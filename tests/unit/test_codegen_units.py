@@ -12,8 +12,9 @@ from codegen.naming import enum_member, enum_members, pascal, singular, snake
 from codegen.nullability import target_rules
 from codegen.pgcasts import cast_params, sqlc_cast
 from codegen.placeholders import mysql_placeholders, pg_slices
+from codegen.types_command import is_current
 from codegen.types_mysql import query_args
-from codegen.typeslock import schema_paths, up_section
+from codegen.typeslock import LockEntry, dump, schema_hash, schema_paths, sql_hash, up_section
 
 
 @pytest.mark.parametrize(
@@ -188,3 +189,28 @@ def test_cast_params_casts_every_occurrence_of_the_named_parameters_only() -> No
     assert cast_params(sql, {}) == sql
     assert sqlc_cast("any", False) is None
     assert sqlc_cast("mood", True) == "mood[]"
+
+
+def test_a_lock_is_current_for_exactly_the_queries_it_was_written_for(tmp_path: Path) -> None:
+    schema = tmp_path / "schema.sql"
+    schema.write_text("CREATE TABLE t (id int);")
+    request = {
+        "settings": {"schema": ["schema.sql"]},
+        "queries": [{"name": "GetT", "text": "SELECT id FROM t WHERE id = $1"}],
+    }
+    lock = tmp_path / "types.lock.json"
+
+    def write(**texts: str) -> None:
+        entries = {
+            name: LockEntry(sql_hash(text), ["int4"], ["int4"]) for name, text in texts.items()
+        }
+        lock.write_text(dump(schema_hash([schema.resolve()]), entries))
+
+    write(GetT="SELECT id FROM t WHERE id = $1")
+    assert is_current(request, tmp_path, lock)
+    write(GetT="SELECT id FROM t WHERE id = $1", Gone="SELECT 1")  # a query since removed
+    assert not is_current(request, tmp_path, lock)
+    write(GetT="SELECT id FROM t")  # the query changed
+    assert not is_current(request, tmp_path, lock)
+    write()  # a query since added
+    assert not is_current(request, tmp_path, lock)

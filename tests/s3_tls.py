@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.local.db_servers import START_MARGIN
+from tools.local.local_servers import START_TIMEOUT
 from tools.local.ports import free_port
 
 CONF = """daemon off;
@@ -58,7 +58,7 @@ def tls_front(upstream: str) -> Iterator[TlsFront]:
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
          "-keyout", str(root / "key.pem"), "-out", str(root / "cert.pem"),
          "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-        check=True, capture_output=True, timeout=START_MARGIN,
+        check=True, capture_output=True, timeout=START_TIMEOUT,
     )  # fmt: skip
     (root / "cert.pem").chmod(0o644)
     port = free_port()
@@ -69,9 +69,9 @@ def tls_front(upstream: str) -> Iterator[TlsFront]:
     )  # fmt: skip
     try:
         check = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-brief"]
-        deadline = time.monotonic() + START_MARGIN
+        deadline = time.monotonic() + START_TIMEOUT
         while True:  # poll until a TLS handshake succeeds
-            done = subprocess.run(check, input=b"", capture_output=True, timeout=START_MARGIN)
+            done = subprocess.run(check, input=b"", capture_output=True, timeout=START_TIMEOUT)
             if done.returncode == 0:
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -80,5 +80,5 @@ def tls_front(upstream: str) -> Iterator[TlsFront]:
         yield TlsFront("localhost", port, root / "cert.pem", root / "access.log")
     finally:
         proc.terminate()
-        proc.wait(START_MARGIN)
+        proc.wait(START_TIMEOUT)
         shutil.rmtree(root, ignore_errors=True)

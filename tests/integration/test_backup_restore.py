@@ -27,7 +27,7 @@ from tools.backups import (
 from tools.backups.backup_settings import BackupSettings
 from tools.backups.restore import Refused
 from tools.local.databases import DATABASES
-from tools.local.db_servers import START_MARGIN
+from tools.local.local_servers import START_TIMEOUT
 from tools.local.server_homes import remove_home, server_home
 
 RULES = Path(__file__).resolve().parents[2] / "observability" / "prometheus" / "rules"
@@ -207,7 +207,7 @@ def test_mariadb_restores_to_the_point_in_time(archived: BackupSettings) -> None
         now: datetime = cur.fetchone()[0]  # type: ignore[index]
         # binary log events carry whole seconds: a target on a second boundary is exact
         target = now.replace(microsecond=0) + timedelta(seconds=1)
-        deadline = time.monotonic() + START_MARGIN
+        deadline = time.monotonic() + START_TIMEOUT
         while True:  # the server's clock passes the target before the next write
             cur.execute("SELECT now(6) >= %s", (target,))
             if cur.fetchone()[0]:  # type: ignore[index]

@@ -15,13 +15,16 @@ from pathlib import Path
 import psycopg
 import pymysql
 
+from tools.local.local_servers import (
+    START_TIMEOUT,
+    hand_to,
+    postgres_bin,
+    require,
+    stop_pid,
+    wait_until,
+)
 from tools.local.local_servers import as_user as as_user
-from tools.local.local_servers import hand_to, postgres_bin, require, stop_pid, wait_until
 from tools.local.local_servers import run as run
-from tools.time_scale import scaled
-
-# a server starts, stops or initialises well within this at load 3, times FIXUP_TIME_SCALE
-START_MARGIN = scaled(60.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,7 @@ class PgCluster:
             f" -c unix_socket_directories={self.data.parent}"
         )
         log = str(self.data.parent / "postgresql.log")
-        wait = str(int(START_MARGIN))
+        wait = str(int(START_TIMEOUT))
         run(
             self.tool(
                 "pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", wait, "start"
@@ -142,7 +145,7 @@ class MariaInstance:
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         wait_until(
-            self.answers, f"mariadbd on {self.port} ({self.home / 'error.log'})", START_MARGIN
+            self.answers, f"mariadbd on {self.port} ({self.home / 'error.log'})", START_TIMEOUT
         )
 
     def stop(self) -> None:

@@ -120,7 +120,10 @@ async def count(dsn: str, sql: str, *args: Any) -> int:
 
 
 async def test_order_lifecycle_to_review(client: Any, world: dict[str, Any]) -> None:
-    customer, p1, p2 = world["customer"], world["p1"], world["p2"]
+    """An order through to its review on one path: what the create writes without users, an
+    offer's default price and currency, and a rating off the half steps refused. Every move's
+    refusals, the listings and the reviews' tags: test_orders_moves.py."""
+    customer, p1 = world["customer"], world["p1"]
     nameless = nameless_orders()
     order = await create_order(client, customer, world["service"])
     assert nameless_orders() == nameless + 1  # counted
@@ -131,7 +134,6 @@ async def test_order_lifecycle_to_review(client: Any, world: dict[str, Any]) -> 
     )
     assert order["time_start"] == "2031-05-01T09:00:00Z"
     first = await make_offer(client, order["id"], p1)
-    second = await make_offer(client, order["id"], p2, price="80")
     assert (first["status"], first["price"], first["currency"]) == ("PENDING", "95.50", "EUR")
 
     status, job = await post(
@@ -145,34 +147,12 @@ async def test_order_lifecycle_to_review(client: Any, world: dict[str, Any]) -> 
         "95.50",
         first["id"],
     )
-    offers = await client.get(f"/v1/orders/{order['id']}/offers", headers=customer.headers)
-    statuses = {o["id"]: o["status"] for o in (await offers.json())["data"]}
-    assert statuses == {first["id"]: "ACCEPTED", second["id"]: "REJECTED"}
-    got = await client.get(f"/v1/orders/{order['id']}", headers=customer.headers)
-    assert (await got.json())["data"]["status"] == "ASSIGNED"
-
-    # the customer cannot start; the provider can, once
-    assert (await post(client, f"/v1/jobs/{job['id']}/start", customer))[0] == 403
-    status, started = await post(client, f"/v1/jobs/{job['id']}/start", p1)
-    assert (status, started["data"]["status"]) == (200, "IN_PROGRESS")
-    assert started["data"]["started_at"] is not None
-    assert (await post(client, f"/v1/jobs/{job['id']}/start", p1))[0] == 409
-    # a review before completion is a 409
-    early = await client.post(
-        f"/v1/jobs/{job['id']}/review", json={"rating": 4.5}, headers=customer.headers
+    for move in ("start", "complete"):
+        assert (await post(client, f"/v1/jobs/{job['id']}/{move}", p1))[0] == 200
+    bad = await client.post(
+        f"/v1/jobs/{job['id']}/review", json={"rating": 4.2}, headers=customer.headers
     )
-    assert early.status == 409
-    reviews_url = f"/v1/providers/{p1.id}/reviews"
-    before = (await client.get(reviews_url)).headers["ETag"]  # conditional reads, ADR 0019
-    unchanged = await client.get(reviews_url, headers={"If-None-Match": before})
-    assert (unchanged.status, unchanged.headers["ETag"]) == (304, before)
-    status, done = await post(client, f"/v1/jobs/{job['id']}/complete", p1)
-    assert (status, done["data"]["status"]) == (200, "COMPLETED")
-    assert done["data"]["completed_at"] is not None
-    got = await client.get(f"/v1/orders/{order['id']}", headers=customer.headers)
-    assert (await got.json())["data"]["status"] == "COMPLETED"
-    assert (await post(client, f"/v1/jobs/{job['id']}/cancel", customer))[0] == 409
-
+    assert bad.status == 400
     review = await client.post(
         f"/v1/jobs/{job['id']}/review",
         json={"rating": 4.5, "comment": "Quick and tidy"},
@@ -180,28 +160,10 @@ async def test_order_lifecycle_to_review(client: Any, world: dict[str, Any]) -> 
     )
     assert review.status == 201, await review.text()
     assert (await review.json())["data"]["rating"] == "4.5"
-    again = await client.post(
-        f"/v1/jobs/{job['id']}/review", json={"rating": 3}, headers=customer.headers
-    )
-    assert again.status == 409
-    bad = await client.post(
-        f"/v1/jobs/{job['id']}/review", json={"rating": 4.2}, headers=customer.headers
-    )
-    assert bad.status == 400
-    reviews = await client.get(reviews_url, headers={"If-None-Match": before})
-    assert reviews.status == 200  # the review changed the list's tag
-    assert reviews.headers["ETag"] != before
-    body = await reviews.json()
+    body = await (await client.get(f"/v1/providers/{p1.id}/reviews")).json()
     assert [r["comment"] for r in body["data"]] == ["Quick and tidy"]
     meta = {"total": 1, "limit": 100, "page": 1, "next_cursor": None, "avg_rating": "4.50"}
     assert body["meta"] == meta
-    empty = await (await client.get(f"/v1/providers/{uuid.uuid4()}/reviews")).json()
-    assert empty["meta"]["avg_rating"] is None
-    assert empty["data"] == []
-
-    jobs = await client.get("/v1/jobs", headers=p1.headers)
-    assert [j["id"] for j in (await jobs.json())["data"]] == [job["id"]]
-    assert (await (await client.get("/v1/jobs", headers=p2.headers)).json())["data"] == []
 
 
 async def test_visibility_is_404_for_outsiders(client: Any, world: dict[str, Any]) -> None:

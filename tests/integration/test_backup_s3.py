@@ -14,7 +14,7 @@ from tests.pictures_support import moto_server
 from tests.s3_tls import tls_front
 from tools.backups import backup, backup_servers, pgbackrest
 from tools.backups.backup_settings import BackupSettings, S3Repository
-from tools.local.db_servers import run
+from tools.local.local_servers import run
 from tools.local.server_homes import remove_home, server_home
 
 BUCKET = "fixup-backups"

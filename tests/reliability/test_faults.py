@@ -54,8 +54,7 @@ async def cluster() -> AsyncIterator[PgCluster]:
     home = server_home("pg-", "postgres")
     made = PgCluster(home / "data", free_port())
     try:
-        await asyncio.to_thread(made.init, {"fsync": "off"})
-        await asyncio.to_thread(made.start)
+        await asyncio.to_thread(made.start, {"fsync": "off"})
         yield made
     finally:
         await asyncio.to_thread(made.stop, "immediate")

@@ -15,8 +15,7 @@ import time
 from tools.backups import mariadb_backups, pgbackrest
 from tools.backups.backup_servers import load
 from tools.backups.backup_settings import BackupSettings
-from tools.local.db_servers import run
-from tools.local.local_servers import StartError
+from tools.local.local_servers import StartError, run
 from tools.local.locks import LockBusy, file_lock
 
 BACKUP_TIMEOUT = 3600.0  # s: a backup of a large cluster takes long; never unbounded

@@ -33,8 +33,8 @@ from tools.backups.backup_settings import (
 )
 from tools.backups.pgbackrest import pgbackrest
 from tools.local import server_homes
-from tools.local.db_servers import MariaInstance, PgCluster, run
-from tools.local.local_servers import StartError, hand_to
+from tools.local.db_servers import MariaInstance, PgCluster
+from tools.local.local_servers import StartError, hand_to, run
 from tools.local.ports import free_port
 from tools.migrations import migrate
 
@@ -139,10 +139,8 @@ def up(settings: BackupSettings) -> Servers:
         state.write_text(json.dumps({"postgresql": free_port(), "mysql": free_port()}))
     servers = load(settings)
     prepare(settings, [servers.pg.data], [servers.pg.port])
-    if not servers.pg.data.exists():
-        servers.pg.init(archive_settings(settings))
     if not servers.pg.running():
-        servers.pg.start()
+        servers.pg.start(archive_settings(settings))  # made with them the first time
     with psycopg.connect(servers.pg.dsn(), autocommit=True) as conn:  # the settings of now
         for key, value in archive_settings(settings).items():
             if key != "archive_mode":  # only at start-up: set by init
@@ -150,8 +148,6 @@ def up(settings: BackupSettings) -> Servers:
         conn.execute("SELECT pg_reload_conf()")
     # before anything writes WAL worth archiving: archive-push fails until the stanza exists
     create_stanza(settings)
-    if not (servers.mariadb.data / "mysql").exists():
-        servers.mariadb.install()
     if not servers.mariadb.running():
         servers.mariadb.start()
     for db in (*pg_databases(), *mysql_databases()):

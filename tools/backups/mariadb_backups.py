@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tools.backups.backup_settings import BackupSettings
-from tools.local.db_servers import MariaInstance, run
-from tools.local.local_servers import StartError, require
+from tools.local.db_servers import MariaInstance
+from tools.local.local_servers import StartError, require, run
 
 MANIFEST = "fixup-manifest.json"
 

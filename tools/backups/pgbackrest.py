@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tools.backups.backup_settings import STANZA, BackupSettings
-from tools.local.db_servers import as_user, run
-from tools.local.local_servers import require
+from tools.local.local_servers import as_user, require, run
 
 
 def pgbackrest(settings: BackupSettings, command: str, *options: str) -> list[str]:

@@ -31,8 +31,9 @@ from tools.backups import mariadb_backups, pgbackrest
 from tools.backups.backup_servers import load
 from tools.backups.backup_settings import BackupSettings
 from tools.local.databases import Database, UnknownDatabaseError, get_database
-from tools.local.db_servers import MariaInstance, PgCluster, run
-from tools.local.local_servers import StartError, hand_to
+from tools.local.db_servers import MariaInstance, PgCluster
+from tools.local.dbadmin import mysql_connect
+from tools.local.local_servers import StartError, hand_to, pg_settings, run
 from tools.local.locks import LockBusy, file_lock
 from tools.local.ports import free_port
 from tools.migrations import migrate
@@ -100,8 +101,7 @@ def check_migrations(db: Database, dsn: str) -> str:
         with psycopg.connect(dsn, connect_timeout=5) as pg:
             applied = [row[0] for row in pg.execute(query).fetchall()]
     else:
-        port = int(dsn.rsplit(":", 1)[1].split("/")[0])
-        with MariaInstance(Path(), port).connect(f"fixup_{db.name}") as conn, conn.cursor() as cur:
+        with mysql_connect(dsn, database=f"fixup_{db.name}") as conn, conn.cursor() as cur:
             cur.execute(query)
             applied = [row[0] for row in cur.fetchall()]
     if sorted(applied) != sorted(known[: len(applied)]) or not applied:
@@ -125,7 +125,7 @@ def restore_pg(
     problems = pgbackrest.verify(settings)
     if problems:
         raise Refused(f"the backup repository fails verification: {'; '.join(problems)}")
-    hand_to("postgres", home)
+    hand_to("postgres", home)  # pgBackRest restores into it as that user
     home.chmod(0o700)
     copy = PgCluster(home / "data", free_port())
     run(pgbackrest.pgbackrest(  # a time target picks its backup set itself
@@ -135,9 +135,10 @@ def restore_pg(
     ), timeout=3600)  # fmt: skip
     # the copy must never push WAL into the live cluster's stanza; a copy of an HA member
     # (the HA tier's, archived) waits for no synchronous standby and reads its own pg_hba.conf
-    copy.configure(
+    pg_settings(
+        copy.data,
         {"archive_mode": "off", "archive_command": "", "port": str(copy.port)}
-        | {"synchronous_standby_names": "", "hba_file": str(copy.data / "pg_hba.conf")}
+        | {"synchronous_standby_names": "", "hba_file": str(copy.data / "pg_hba.conf")},
     )
     copy.start()
     return copy.dsn(f"fixup_{db.name}")

@@ -34,9 +34,9 @@ from tools.deploy import alertmanager, prometheus
 from tools.deploy.db_exporters import BINARIES, Job, Server, command
 from tools.ha import ha_tier
 from tools.ha.ha_mariadb import MariaLayout
-from tools.ha.ha_postgres import PgLayout, spawn
+from tools.ha.ha_postgres import PgLayout
 from tools.ha.ha_redis import RedisLayout
-from tools.local.local_servers import StartError, wait_until
+from tools.local.local_servers import StartError, spawn, wait_until
 from tools.local.ports import free_ports
 from tools.time_scale import scaled
 
@@ -127,7 +127,7 @@ class DataTierWatch:
         self.watched = watched
         self.for_override = for_override  # every rule's `for:` (a test's short clock)
         self.webhook = Webhook()
-        self.groups: list[int] = []  # each process's group (ha_postgres.spawn)
+        self.groups: list[int] = []  # each process's group (local_servers.spawn)
         self.hook_server: ThreadingHTTPServer | None = None
         self.targets: dict[str, list[str]] = {}
         self.prometheus_url = ""

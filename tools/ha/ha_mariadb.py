@@ -18,14 +18,15 @@ from typing import Any
 
 import pymysql
 
-from tools.ha.ha_postgres import haproxy_config, spawn
+from tools.ha.ha_postgres import haproxy_config
 from tools.local.local_servers import (
     Address,
     StartError,
+    require,
+    spawn,
     start_mysql,
     wait_until,
 )
-from tools.packages import sbin
 from tools.time_scale import scaled
 
 # both servers' replication settings, ${server_id} filled in
@@ -161,7 +162,7 @@ def start(layout: MariaLayout, root: Path, started: list[int]) -> None:
         watcher = [sys.executable, "-m", "tools.ha.ha_mariadb_watch", "--ports", ports]
         started.append(spawn([*watcher, "--state", str(root / STATE)], root / "watch.log"))
         (root / "haproxy.cfg").write_text(pair_proxy(layout))
-        haproxy = [str(sbin("haproxy")), "-db", "-f", str(root / "haproxy.cfg")]
+        haproxy = [require("haproxy"), "-db", "-f", str(root / "haproxy.cfg")]
         started.append(spawn(haproxy, root / "haproxy.log"))
         primary = f"HAProxy's address {layout.address} on the MariaDB primary"
         wait_until(lambda: serving_port(layout.address) == layout.primary, primary, START_TIMEOUT)

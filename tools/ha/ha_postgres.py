@@ -10,12 +10,10 @@ ports and directories.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import string
-import subprocess
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +26,11 @@ from tools.local.local_servers import (
     hand_to,
     listening,
     postgres_bin,
+    require,
+    spawn,
     wait_until,
 )
-from tools.packages import ensure_patroni, patroni_command, sbin
+from tools.packages import ensure_patroni, patroni_command
 from tools.time_scale import scaled
 
 MEMBERS = 3
@@ -149,31 +149,6 @@ def primary_proxy(layout: PgLayout) -> str:
     return haproxy_config("primary", bind, members, CHECK_INTER_MS, CHECK_FALL)
 
 
-def spawn(
-    command: Sequence[str],
-    log: Path,
-    *,
-    as_postgres: bool = False,
-    prefix: tuple[str, ...] = (),
-    env: dict[str, str] | None = None,
-) -> int:
-    """`command` leading a session of its own (ha_tier.stop_group ends it), its output to
-    `log`; `as_postgres`: as that user when we are root, from `log`'s directory (it cannot
-    always enter the caller's); `prefix`: what runs it (a reaper, a member's host); `env`:
-    added to ours."""
-    user = ("runuser", "-u", "postgres", "--") if as_postgres and os.geteuid() == 0 else ()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [*prefix, *user, *command],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=log.parent if as_postgres else None,
-            env={**os.environ, **env} if env else None,
-        )
-    return proc.pid
-
-
 def start_member(root: Path, layout: PgLayout, k: int) -> int:
     """Member k's Patroni (which starts its PostgreSQL), on its own host when the members
     have one; -> its process group. Under tini as a subreaper: Patroni's postmaster, once
@@ -240,8 +215,7 @@ def member_data(root: Path) -> list[Path]:
 def require_packages() -> None:
     """A StartError naming what to install: etcd, HAProxy, tini, PostgreSQL or Patroni missing."""
     for tool in ("etcd", "haproxy", "tini"):
-        if sbin(tool) is None:
-            raise StartError(f"no {tool}; as root: apt-get install -y etcd-server haproxy tini")
+        require(tool, "etcd-server haproxy tini")
     if not patroni_command().exists() and (why := ensure_patroni()):
         raise StartError(f"no Patroni: {why}")
     postgres_bin()
@@ -272,7 +246,7 @@ def start(
     wait_until(lambda: primary_member(layout) is not None, "a Patroni primary", START_TIMEOUT)
     cfg = root / "haproxy.cfg"
     cfg.write_text(primary_proxy(layout))
-    started.append(spawn([str(sbin("haproxy")), "-db", "-f", str(cfg)], root / "haproxy.log"))
+    started.append(spawn([require("haproxy"), "-db", "-f", str(cfg)], root / "haproxy.log"))
     wait_until(lambda: listening(LOOPBACK, layout.primary), "HAProxy", START_TIMEOUT)
     wait_until(lambda: sync_standby(layout) is not None, "a synchronous standby", START_TIMEOUT)
 

@@ -9,15 +9,13 @@ the replica the Sentinels promote.
 
 from __future__ import annotations
 
-import shutil
 import string
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
-from tools.ha.ha_postgres import spawn
-from tools.local.local_servers import StartError, wait_until
+from tools.local.local_servers import require, spawn, wait_until
 from tools.time_scale import scaled
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "redis"
@@ -118,16 +116,15 @@ def sentinels_ready(layout: RedisLayout) -> bool:
 
 def start_redis(layout: RedisLayout, root: Path, started: list[int]) -> None:
     """The master, its replica, then the Sentinels, each group appended to `started`."""
-    for tool in ("redis-server", "redis-sentinel"):
-        if shutil.which(tool) is None:
-            raise StartError(f"no {tool}; as root: apt-get install -y redis-server redis-sentinel")
+    redis_server = require("redis-server", "redis-server redis-sentinel")
+    redis_sentinel = require("redis-sentinel", "redis-server redis-sentinel")
     for k, port in enumerate(layout.servers):  # the master, then its replica
         home = root / f"redis{k}"
         home.mkdir(parents=True, exist_ok=True)
         conf = string.Template((CONFIG / "redis.conf").read_text()).substitute(port=port, dir=home)
         replica = f"replicaof 127.0.0.1 {layout.master}\n" if k > 0 else ""
         (home / "redis.conf").write_text(conf + replica)
-        started.append(spawn(["redis-server", str(home / "redis.conf")], home / "stdout.log"))
+        started.append(spawn([redis_server, str(home / "redis.conf")], home / "stdout.log"))
     wait_until(
         lambda: role(layout.master) == "master", f"Redis master on {layout.master}", START_TIMEOUT
     )
@@ -142,6 +139,6 @@ def start_redis(layout: RedisLayout, root: Path, started: list[int]) -> None:
         template = string.Template((CONFIG / "sentinel.conf").read_text())
         sentinel = template.substitute(port=port, dir=home, master_port=layout.master)
         (home / "sentinel.conf").write_text(sentinel)
-        started.append(spawn(["redis-sentinel", str(home / "sentinel.conf")], home / "stdout.log"))
+        started.append(spawn([redis_sentinel, str(home / "sentinel.conf")], home / "stdout.log"))
     ready = "3 Sentinels that know the master and its replica"
     wait_until(lambda: sentinels_ready(layout), ready, START_TIMEOUT)

@@ -1,14 +1,13 @@
 """A PostgreSQL cluster and a MariaDB instance of the run's own, as plain processes on
 loopback ports, for what the machine's shared servers must not be reconfigured for: WAL
 archived by pgBackRest, a binary log kept for point-in-time recovery, and the restored
-copies of `make restore`. PostgreSQL and MariaDB refuse to run as root: as root, their
-tools run as the `postgres` and `mysql` users (runuser), which own the data directories.
+copies of `make restore`. Each is started (and made, the first time) by
+tools/local/local_servers.py's own starters, its files in the directory above its data:
+as root its tools run as the `postgres` and `mysql` users, which own them.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,15 +15,13 @@ import psycopg
 import pymysql
 
 from tools.local.local_servers import (
-    START_TIMEOUT,
+    Address,
     hand_to,
-    postgres_bin,
-    require,
+    start_mysql,
+    start_postgresql,
     stop_pid,
-    wait_until,
+    stop_postgresql,
 )
-from tools.local.local_servers import as_user as as_user
-from tools.local.local_servers import run as run
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,29 +31,8 @@ class PgCluster:
     data: Path
     port: int
 
-    def tool(self, name: str, *args: str) -> list[str]:
-        return as_user("postgres", [str(postgres_bin() / name), *args])
-
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-    def init(self, settings: dict[str, str]) -> None:
-        """initdb, then `settings` appended to postgresql.conf."""
-        hand_to("postgres", self.data.parent)
-        self.data.parent.chmod(0o700)
-        run(
-            self.tool(
-                "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
-            )
-        )
-        self.configure(settings)
-
-    def configure(self, settings: dict[str, str]) -> None:
-        """Append to postgresql.auto.conf (read last: it wins over postgresql.conf)."""
-        lines = "".join(f"{key} = '{value}'\n" for key, value in settings.items())
-        auto = self.data / "postgresql.auto.conf"
-        with auto.open("a") as out:
-            out.write(lines)
 
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists() and self.answers()
@@ -69,22 +45,12 @@ class PgCluster:
         except psycopg.OperationalError:
             return False
 
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1"
-            f" -c unix_socket_directories={self.data.parent}"
-        )
-        log = str(self.data.parent / "postgresql.log")
-        wait = str(int(START_TIMEOUT))
-        run(
-            self.tool(
-                "pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", wait, "start"
-            )
-        )
+    def start(self, settings: dict[str, str] | None = None) -> None:
+        """pg_ctl start; a new cluster first (initdb, then `settings`) when there is none."""
+        start_postgresql(Address("postgresql", "127.0.0.1", self.port), self.data.parent, settings)
 
     def stop(self, mode: str = "fast") -> None:
-        if (self.data / "postmaster.pid").exists():
-            run(self.tool("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop"))
+        stop_postgresql(self.data.parent, mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +76,6 @@ class MariaInstance:
             autocommit=True,
         )  # fmt: skip
 
-    def install(self) -> None:
-        hand_to("mysql", self.home)
-        hand_to("mysql", self.data)
-        if self.binlog is not None:
-            hand_to("mysql", self.binlog)
-        run([
-            require("mariadb-install-db", "mariadb-server"), "--no-defaults",
-            f"--datadir={self.data}", "--auth-root-authentication-method=normal", "--skip-test-db",
-            *(["--user=mysql"] if os.geteuid() == 0 else []),
-        ])  # fmt: skip
-
     def answers(self) -> bool:
         try:
             self.connect().close()
@@ -129,26 +84,21 @@ class MariaInstance:
             return False
 
     def running(self) -> bool:
-        return (self.home / "mariadbd.pid").exists() and self.answers()
+        return (self.home / "mysqld.pid").exists() and self.answers()
 
     def start(self) -> None:
+        """mariadbd (installed first when there is none), its binary log on when it has one."""
+        if self.binlog is not None:
+            hand_to("mysql", self.binlog)
         log = self.binlog and [f"--log-bin={self.binlog / 'binlog'}", "--binlog-format=ROW"]
-        command = [
-            require("mariadbd", "mariadb-server"), "--no-defaults", f"--datadir={self.data}",
-            f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.home / 'sock'}",
-            f"--pid-file={self.home / 'mariadbd.pid'}", f"--log-error={self.home / 'error.log'}",
-            "--skip-name-resolve", "--server-id=1", "--innodb-buffer-pool-size=64M",
+        options = (
+            *("--skip-name-resolve", "--server-id=1", "--innodb-buffer-pool-size=64M"),
             "--default-time-zone=+00:00",  # binary log targets and DATETIMEs in UTC
-            *(log or ["--skip-log-bin"]), *(["--user=mysql"] if os.geteuid() == 0 else []),
-        ]  # fmt: skip
-        subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            *(log or ["--skip-log-bin"]),
         )
-        wait_until(
-            self.answers, f"mariadbd on {self.port} ({self.home / 'error.log'})", START_TIMEOUT
-        )
+        start_mysql(Address("mysql", "127.0.0.1", self.port), self.home, options)
 
     def stop(self) -> None:
-        pid_file = self.home / "mariadbd.pid"
+        pid_file = self.home / "mysqld.pid"
         if pid_file.exists():
             stop_pid(int(pid_file.read_text().strip()))

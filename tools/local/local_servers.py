@@ -14,13 +14,12 @@ import argparse
 import fcntl
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -124,38 +123,74 @@ def _own(directory: Path, owner: str) -> None:
     directory.chmod(0o700)
 
 
-def _wait(address: Address, proc: subprocess.Popen[bytes], log: Path) -> None:
+def spawn(
+    command: Sequence[str],
+    log: Path,
+    *,
+    as_postgres: bool = False,
+    prefix: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> int:
+    """`command` leading a session of its own (tools/ha/ha_tier.stop_group ends it, or
+    `stop_pid` its leader), its output to `log`; `as_postgres`: as that user when we are
+    root, from `log`'s directory (it cannot always enter the caller's); `prefix`: what runs
+    it (a reaper, a member's host); `env`: added to ours. -> its pid, its group's id."""
+    user = ("runuser", "-u", "postgres", "--") if as_postgres and os.geteuid() == 0 else ()
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [*prefix, *user, *command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C of make run reaches it through `down`, in order
+            cwd=log.parent if as_postgres else None,
+            env={**os.environ, **env} if env else None,
+        )
+    return proc.pid
+
+
+def _serve(address: Address, command: list[str], log: Path) -> int:
+    """`command` spawned, once it listens at `address`; a StartError naming its log when it
+    exits first or does not listen within START_TIMEOUT."""
+    pid = spawn(command, log)
+
     def opened() -> bool:
-        if proc.poll() is not None:
+        if exited(pid):
             raise StartError(f"{address} exited at start; its log: {log}")
         return listening(address.host, address.port, timeout=0.5)
 
     wait_until(opened, f"{address} open (its log: {log})", START_TIMEOUT)
+    return pid
 
 
 def postgres_bin() -> Path:
     """The newest installed PostgreSQL's bin/."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
     if not found:
-        raise StartError(_missing("postgresql"))
+        raise StartError("no PostgreSQL server binaries; as root: apt-get install -y postgresql")
     return found[-1].parent
-
-
-def _missing(kind: Kind) -> str:
-    return f"no {NAMES[kind]} server binaries; as root: apt-get install -y {PACKAGES[kind]}"
 
 
 def _pg_ctl(*args: str) -> list[str]:
     return as_user("postgres", [str(postgres_bin() / "pg_ctl"), *args])
 
 
-def start_postgresql(address: Address, home: Path) -> int | None:
-    """initdb (first time) and pg_ctl start, trusting local connections as the README's do."""
+def pg_settings(data: Path, settings: dict[str, str]) -> None:
+    """`settings` appended to the cluster's postgresql.auto.conf (read last: it wins)."""
+    with (data / "postgresql.auto.conf").open("a") as out:
+        out.write("".join(f"{key} = '{value}'\n" for key, value in settings.items()))
+
+
+def start_postgresql(
+    address: Address, home: Path, settings: dict[str, str] | None = None
+) -> int | None:
+    """pg_ctl start on `home`/data, trusting local connections as the README's do; the
+    first time initdb, then `settings` in its postgresql.auto.conf."""
     _own(home, "postgres")
     data, log = home / "data", home / "server.log"
     if not (data / "PG_VERSION").exists():
-        initdb = [str(postgres_bin() / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
-        run(as_user("postgres", initdb))
+        initdb = [str(postgres_bin() / "initdb"), "-D", str(data), "-U", "postgres"]
+        run(as_user("postgres", [*initdb, "--auth=trust", "-E", "UTF8"]))
+        pg_settings(data, settings or {})
     options = (
         f"-p {address.port} -c listen_addresses={address.host} -c unix_socket_directories={home}"
     )
@@ -164,18 +199,18 @@ def start_postgresql(address: Address, home: Path) -> int | None:
     return None
 
 
-def stop_postgresql(home: Path) -> None:
+def stop_postgresql(home: Path, mode: str = "fast") -> None:
     if (home / "data" / "postmaster.pid").exists():
-        run(_pg_ctl("-D", str(home / "data"), "-m", "fast", "-w", "stop"))
+        run(_pg_ctl("-D", str(home / "data"), "-m", mode, "-w", "stop"))
 
 
 def start_mysql(address: Address, home: Path, options: tuple[str, ...] = ()) -> int | None:
-    """mariadb-install-db (first time), then mariadbd with no option file of the machine's:
-    root without a password, as the development server of the README; `options` add to
-    its command line (the HA tier's replication settings, tools/ha/ha_mariadb.py)."""
-    install, server = shutil.which("mariadb-install-db"), sbin("mariadbd")
-    if install is None or server is None:
-        raise StartError(_missing("mysql"))
+    """mariadb-install-db (first time), then mariadbd on `home`/data with no option file of
+    the machine's: root without a password, as the development server of the README;
+    `options` add to its command line (the HA tier's replication settings,
+    tools/ha/ha_mariadb.py; the archived server's binary log, tools/local/db_servers.py)."""
+    install = require("mariadb-install-db", "mariadb-server")
+    server = require("mariadbd", "mariadb-server")
     home = home.resolve()  # mariadb-install-db resolves a relative datadir against /usr
     _own(home, "mysql")
     data = home / "data"
@@ -187,39 +222,23 @@ def start_mysql(address: Address, home: Path, options: tuple[str, ...] = ()) -> 
                 *("--auth-root-authentication-method=normal", "--skip-test-db"),
             ]
         )
-    log = home / "server.log"
-    proc = subprocess.Popen(
-        [
-            *(server, "--no-defaults", f"--datadir={data}", f"--port={address.port}"),
-            *(f"--bind-address={address.host}", f"--socket={home / 'mysqld.sock'}"),
-            *(f"--pid-file={home / 'mysqld.pid'}", f"--log-error={log}", *user, *options),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C of make run reaches it through `down`, in order
-    )
-    _wait(address, proc, log)
-    return proc.pid
+    command = [
+        *(server, "--no-defaults", f"--datadir={data}", f"--port={address.port}"),
+        *(f"--bind-address={address.host}", f"--socket={home / 'mysqld.sock'}"),
+        *(f"--pid-file={home / 'mysqld.pid'}", *user, *options),
+    ]
+    return _serve(address, command, home / "server.log")  # its error log: its stderr
 
 
 def start_redis(address: Address, home: Path) -> int | None:
     """redis-server without persistence: Redis holds nothing that must survive (ADR 0010)."""
-    server = sbin("redis-server")
-    if server is None:
-        raise StartError(_missing("redis"))
+    server = require("redis-server")
     home.mkdir(parents=True, exist_ok=True)
-    log = home / "server.log"
-    proc = subprocess.Popen(
-        [
-            *(server, "--port", str(address.port), "--bind", address.host, "--save", ""),
-            *("--appendonly", "no", "--dir", str(home), "--logfile", str(log)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    _wait(address, proc, log)
-    return proc.pid
+    command = [
+        *(server, "--port", str(address.port), "--bind", address.host, "--save", ""),
+        *("--appendonly", "no", "--dir", str(home)),
+    ]
+    return _serve(address, command, home / "server.log")  # its log: its stdout
 
 
 def require(name: str, package: str = "") -> str:
@@ -230,7 +249,11 @@ def require(name: str, package: str = "") -> str:
     return found
 
 
-STARTERS = {"postgresql": start_postgresql, "mysql": start_mysql, "redis": start_redis}
+STARTERS: dict[Kind, Callable[[Address, Path], int | None]] = {
+    "postgresql": start_postgresql,
+    "mysql": start_mysql,
+    "redis": start_redis,
+}
 
 
 def stop_pid(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:

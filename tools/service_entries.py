@@ -33,6 +33,16 @@ MARKED: dict[str, dict[str, str]] = {
         "# `make new-service` adds its database above this line": "env/database.tmpl",
         "# `make new-service` adds its address above this line": "env/address.tmpl",
     },
+    # a REST service's only: its upstream, its locations, the starter's create as replay-safe
+    "nginx/conf.d/20-upstreams.conf": {
+        "# `make new-service` adds its upstream above this line": "nginx/upstream.conf.tmpl",
+    },
+    "nginx/conf.d/30-gateway.conf": {
+        "    # `make new-service` adds its locations above this line": "nginx/locations.conf.tmpl",
+    },
+    "nginx/conf.d/00-maps.conf": {
+        "    # `make new-service` adds its create above this line": "nginx/create.conf.tmpl",
+    },
 }
 
 
@@ -64,7 +74,8 @@ def registry_entry(service: registry.Microservice) -> str:
 def marked_entries(service: registry.Microservice) -> dict[str, dict[str, str]]:
     """file -> its marked line -> the service's entry above it: in docker-compose.yml its
     database, its address, its block, NGINX waiting for it; Prometheus' scrape job; in
-    .env.example its port(s), database and address on one host."""
+    .env.example its port(s), database and address on one host; a REST service's NGINX
+    upstream, locations and replay-safe create."""
     n = service.name
     if service.engine == "postgresql":
         url = f"postgresql://postgres:${{POSTGRES_PASSWORD}}@postgres:5432/fixup_{n}"
@@ -88,6 +99,7 @@ def marked_entries(service: registry.Microservice) -> dict[str, dict[str, str]]:
             for marker, template in markers.items()
         }
         for path, markers in MARKED.items()
+        if service.behind_gateway or not path.startswith("nginx/")
     }
 
 

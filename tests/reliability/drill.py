@@ -19,7 +19,7 @@ from lib.auth.jwks import JWKS_PATH
 from tests.e2e.gateway_stack import Gateway, wait_until
 from tests.reliability.awards import POINTS_PER_JOB, start_points
 from tests.reliability.stack import common_env, start, users_env
-from tools.deploy.nginx_blocks import FAIL_TIMEOUT
+from tools.deploy.nginx import FAIL_TIMEOUT
 from tools.local.ports import free_port
 from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 

@@ -24,7 +24,7 @@ from tests import pg
 from tests.e2e.gateway_stack import Gateway, wait_until
 from tests.reliability import figures
 from tests.reliability.stack import bearer, common_env, start
-from tools.deploy.nginx_blocks import FAIL_TIMEOUT
+from tools.deploy.nginx import FAIL_TIMEOUT
 from tools.local.ports import free_port
 from tools.local.service_process import PROCESS_MARGIN, ServiceProcess
 

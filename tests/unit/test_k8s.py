@@ -20,7 +20,8 @@ import yaml
 from lib import registry
 from lib.config import ServiceSettings
 from tests.unit.test_deploy import tool
-from tools.deploy import alertmanager, images, nginx, nginx_blocks, nginx_copies, prometheus
+from tests.unit.test_nginx_config import replay_safe_operations
+from tools.deploy import alertmanager, images, nginx, nginx_copies, prometheus
 from tools.deploy.generated import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -202,7 +203,7 @@ def test_each_route_retries_what_nginx_retries_and_nothing_else() -> None:
     Idempotency-Key to an operation whose OpenAPI document takes it: nginx's own list) are
     retried, twice at most, like proxy_next_upstream_tries 3; any other write goes once."""
     docs = kinds(render("prod"))
-    replay = nginx_blocks.replay_safe_operations()
+    replay = replay_safe_operations()
     for s in registry.gateway_services():
         if not s.built:
             continue
@@ -274,7 +275,7 @@ def target(kind: str, name: str) -> dict[str, str]:
 def service_websocket_paths(service: registry.Microservice) -> list[str]:
     """The paths (regex, after /api/<svc>) of the operations whose OpenAPI document answers
     101 Switching Protocols."""
-    document = nginx_blocks.OPENAPI_DIR / f"{service.name}.json"
+    document = nginx.OPENAPI_DIR / f"{service.name}.json"
     if not service.websocket or not document.is_file():
         return []
     return [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lib import registry
-from tools.deploy import nginx, nginx_blocks, nginx_copies
+from tools.deploy import nginx, nginx_copies
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,14 +75,41 @@ def test_default_ports_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert "server 127.0.0.1:8101 " in files["conf.d/20-upstreams.conf"]
 
 
+def locations(conf: str) -> dict[str, str]:
+    """A server's locations: their path (or regular expression) -> body."""
+    found = re.findall(r"^    location (?:[=~] )?(\S+) \{\n(.*?)^    \}", conf, re.M | re.S)
+    return dict(found)
+
+
 def test_every_http_service_has_an_upstream_and_a_location() -> None:
+    """The blocks written in the templates (`make new-service` adds a REST service's) are the
+    registry's: an upstream per routed service, `/api/<name>/` and its `/_replay/<name>/`
+    per REST one, its WebSocket and upload routes, a gRPC service's `side_routes`."""
     files = nginx.render_files(nginx.Layout())
     gateway = files["conf.d/30-gateway.conf"]
-    upstreams = set(re.findall(r"^upstream (\w+) \{", files["conf.d/20-upstreams.conf"], re.M))
-    locations = set(re.findall(r"location /api/(\w+)/ \{", gateway))
+    conf = files["conf.d/20-upstreams.conf"]
+    upstreams = dict(re.findall(r"^upstream (\w+) \{(.*?)^\}", conf, re.M | re.S))
+    routes = locations(gateway)
     passes = set(re.findall(r"proxy_pass http://(\w+)/?;", gateway))
-    assert upstreams == passes == set(nginx_blocks.HTTP_SERVICES)
-    assert locations == {s.name for s in registry.gateway_services()}
+    assert set(upstreams) == passes == set(nginx.HTTP_SERVICES)
+    assert {p for p in routes if p.startswith("/api/") and p.endswith("/")} == {
+        f"/api/{s.name}/" for s in registry.gateway_services()
+    }
+    for s in registry.gateway_services():
+        main, replay = routes[f"/api/{s.name}/"], routes[f"/_replay/{s.name}/"]
+        assert f"rewrite ^/api/{s.name}/(.*)$ /_replay/{s.name}/$1 last;" in main
+        assert "internal;" in replay
+        assert "proxy_next_upstream error timeout non_idempotent;" in replay
+        for body in (main, replay):
+            assert f"set $fixup_service {s.name};" in body
+            assert f"proxy_pass http://{s.name}/;" in body
+        # WebSocket: the upgrade passed, reads longer than its pings, spread by load
+        assert ("proxy_set_header Upgrade" in main) == ("least_conn;" in upstreams[s.name])
+        assert ("proxy_read_timeout 75s;" in main) == s.websocket
+        for upload in s.uploads:
+            body = routes[f"^/api/{s.name}{upload.path}$"]
+            assert f"client_max_body_size {upload.max_body};" in body
+            assert f"proxy_pass http://{s.name};" in body
     # a gRPC service's side port: its `side_routes` exactly, nothing else of it
     side = {(n, p) for n, p in re.findall(r"location = /api/(\w+)(/\S*) \{", gateway)}
     assert side == {(s.name, p) for s in registry.MICROSERVICES for p in s.side_routes}
@@ -95,7 +122,7 @@ def test_the_procfile_services_are_behind_the_gateway() -> None:
     started = set(re.findall(r"-m services\.(\w+)", procfile))
     grpc = {s.name for s in registry.MICROSERVICES if not s.behind_gateway}
     assert grpc, "points at least"
-    assert started - grpc <= set(nginx_blocks.HTTP_SERVICES)
+    assert started - grpc <= set(nginx.HTTP_SERVICES)
 
 
 def test_compose_copy_is_fresh() -> None:
@@ -116,12 +143,12 @@ def test_missing_nginx_says_how_to_install(
 def test_a_moved_first_replica_keeps_the_others() -> None:
     """`CHAT_PORT` (as .env.example sets it) moves the first replica, as in the Procfile;
     the second replica stays behind the gateway."""
-    assert nginx_blocks.default_servers("chat", {}) == ["127.0.0.1:8105", "127.0.0.1:8205"]
-    assert nginx_blocks.default_servers("chat", {"CHAT_PORT": "9105"}) == [
+    assert nginx.default_servers("chat", {}) == ["127.0.0.1:8105", "127.0.0.1:8205"]
+    assert nginx.default_servers("chat", {"CHAT_PORT": "9105"}) == [
         "127.0.0.1:9105",
         "127.0.0.1:8205",
     ]
-    assert nginx_blocks.default_servers("orders", {"ORDERS_PORT": "9104"}) == ["127.0.0.1:9104"]
+    assert nginx.default_servers("orders", {"ORDERS_PORT": "9104"}) == ["127.0.0.1:9104"]
 
 
 def test_the_log_redaction_uses_lib_redact_and_log_redact_params(
@@ -174,23 +201,30 @@ def test_the_pages_server_includes_the_gateways_own_snippets(
         nginx.render_pages_server(layout)
 
 
+def replay_safe_operations() -> list[tuple[str, str, str]]:
+    """(METHOD, service, path regex after /api/<service>) of each write to an operation whose
+    committed OpenAPI document takes `Idempotency-Key` (a repeat answers the first response):
+    what the gateway may send twice when it carries a key (NGINX's map, the HTTPRoutes)."""
+    out = []
+    for service in registry.gateway_services():
+        document = nginx.OPENAPI_DIR / f"{service.name}.json"
+        if not document.is_file():  # not built: nothing to replay
+            continue
+        for path, item in json.loads(document.read_text())["paths"].items():
+            for method, op in item.items():
+                names = {p.get("name") for p in op.get("parameters", []) if isinstance(p, dict)}
+                if method in ("post", "patch") and "Idempotency-Key" in names:
+                    route = re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(path))
+                    out.append((method.upper(), service.name, route))
+    return out
+
+
 def test_the_replay_safe_writes_are_the_documented_idempotent_operations() -> None:
     """The gateway may send a write twice only where the committed OpenAPI document
-    declares `Idempotency-Key` (ADR 0022): one map line per such operation, POST only."""
-    maps = nginx.render_files(nginx.Layout())["conf.d/00-maps.conf"]
+    declares `Idempotency-Key` (ADR 0022): one line of 00-maps.conf's map per such operation."""
+    maps = (nginx.TEMPLATES / "conf.d" / "00-maps.conf").read_text()
     block = maps[maps.index("$fixup_replay_safe {") :]
-    routes = re.findall(r'"~\^(\w+) (\S+) \\S"  1;', block[: block.index("}")])
-    declared = []
-    for service in registry.gateway_services():
-        document = nginx_blocks.OPENAPI_DIR / f"{service.name}.json"
-        if document.is_file():
-            for path, item in json.loads(document.read_text())["paths"].items():
-                for method, op in item.items():
-                    names = {p.get("name") for p in op.get("parameters", [])}
-                    if "Idempotency-Key" in names:
-                        declared.append((method.upper(), f"/api/{service.name}{path}"))
-    assert len(routes) == len(declared) >= 7
-    for (method, pattern), (want_method, path) in zip(routes, declared, strict=True):
-        example = re.sub(r"\{[^/}]+\}", "0b7c1f2e", path)
-        assert (method, re.fullmatch(pattern, example) is not None) == (want_method, True)
-    assert {method for method, _ in routes} == {"POST"}
+    lines = re.findall(r'^    "~\^(\w+) (\S+) \\S"  1;$', block[: block.index("}")], re.M)
+    wanted = [(method, f"/api/{name}{route}") for method, name, route in replay_safe_operations()]
+    assert sorted(lines) == sorted(wanted)
+    assert ("POST", "/api/orders/v1/jobs/[^/]+/cancel") in lines

@@ -216,22 +216,3 @@ def test_env_example_lists_the_registry_ports() -> None:
         else:
             assert env[f"{service.env_prefix}_GRPC_PORT"] == str(service.grpc_port)
             assert env[f"{service.env_prefix}_GRPC_ADDR"] == service.local_grpc_addr
-
-
-def test_every_gateway_service_has_its_location_and_upstream() -> None:
-    conf = nginx.render_files(nginx.Layout())
-    gateway = conf["conf.d/30-gateway.conf"]
-    for service in registry.gateway_services():
-        assert f"location /api/{service.name}/ {{" in gateway
-        assert f"proxy_pass http://{service.name}/;" in gateway
-        for upload in service.uploads:
-            assert f"location ~ ^/api/{service.name}{upload.path}$ {{" in gateway
-            assert f"client_max_body_size {upload.max_body};" in gateway
-    upstreams = conf["conf.d/20-upstreams.conf"]
-    websocket = re.search(r"^upstream chat \{(.*?)^\}", upstreams, re.M | re.S)
-    assert websocket is not None
-    assert "least_conn;" in websocket.group(1)
-    plain = re.search(r"^upstream departments \{(.*?)^\}", upstreams, re.M | re.S)
-    assert plain is not None
-    assert "least_conn" not in plain.group(1)
-    assert "${" not in gateway + upstreams

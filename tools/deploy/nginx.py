@@ -2,11 +2,12 @@
 (nginx/README.md).
 
 nginx/ holds templates in which `${NAME}` marks what differs between a local run, the
-tests and Docker Compose (listen addresses, upstream servers, file paths); nginx's own
-`$variables` are never touched. `render` fills them into a runtime directory (default
-var/nginx/), `test` runs `nginx -t` on it, `run` execs nginx in the foreground. Every
-REST service's `upstream` and `location /api/<name>/` blocks come from lib/registry.py
-(tools/deploy/nginx_blocks.py); the committed renderings are tools/deploy/nginx_copies.py's.
+tests and Docker Compose (listen addresses, each upstream's `server` lines, file paths);
+nginx's own `$variables` are never touched. `render` fills them into a runtime directory
+(default var/nginx/), `test` runs `nginx -t` on it, `run` execs nginx in the foreground.
+Every REST service's `upstream` and `location /api/<name>/` blocks are written in the
+templates (`make new-service` adds a new one's); the committed renderings are
+tools/deploy/nginx_copies.py's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,16 +27,6 @@ from dotenv import dotenv_values
 
 from lib import registry
 from lib.redact import nginx_pattern, secret_params
-from tools.deploy.nginx_blocks import (
-    RenderError,
-    default_servers,
-    location_blocks,
-    nginx_time,
-    parse_upstreams,
-    replay_safe_routes,
-    side_route_blocks,
-    upstream_block,
-)
 from tools.deploy.prometheus import binary, missing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,9 +38,13 @@ PAGES_DIR = TEMPLATES / "pages"  # the account pages (/verify-email, /reset-pass
 PAGES_SERVER = TEMPLATES / "pages-server.conf"  # those pages on their own (Kubernetes)
 INCLUDE = re.compile(r"^\s*include\s+([^;\s]+);", re.MULTILINE)
 OPENAPI_DIR = ROOT / "docs" / "openapi"
-
-POINTS_GRPC = registry.get("points").grpc_port
-POINTS_METRICS = registry.get("points").metrics_port
+# a replica that failed once (refused, reset, timed out) gets nothing for this long; a new
+# one started where one failed takes traffic only after it (a release waits for that)
+FAIL_TIMEOUT = 5.0
+# service -> the ports of its replicas (lib/registry.py); a gRPC service's: its side port
+HTTP_SERVICES: dict[str, tuple[int, ...]] = {
+    service.name: service.http_ports for service in registry.routed_services()
+}
 # how long a client may take to send a request's head (the whole head) and the pause it may
 # take between two reads of its body (nginx's own meaning), seconds: nginx, in front of every
 # service, closes the connection past either (nginx/README.md); the Kubernetes Gateway
@@ -64,6 +59,10 @@ INSTALL_HINT = (
     "does it when run as root), or `brew install nginx`; the services still answer on their "
     "own ports"
 )
+
+
+class RenderError(ValueError):
+    pass
 
 
 @dataclass
@@ -118,24 +117,48 @@ class Layout:
             "PAGES_DIR": str(self.pages_dir).rstrip("/"),
             # the access log's redaction (10-logging.conf): the services' list, lib/redact.py
             "SECRET_PARAMS": secret_pattern(self.redact_params),
-            "POINTS_GRPC": str(POINTS_GRPC),
-            "POINTS_METRICS": str(POINTS_METRICS),
             "CLIENT_HEADER_TIMEOUT": nginx_time(self.client_header_timeout),
             "CLIENT_BODY_TIMEOUT": nginx_time(self.client_body_timeout),
         }
-        values["UPSTREAMS"] = "\n\n".join(
-            upstream_block(
-                s,
-                self.upstreams.get(s.name) or default_servers(s.name, os.environ, self.replicas),
+        fail = nginx_time(FAIL_TIMEOUT)
+        for name in HTTP_SERVICES:  # 20-upstreams.conf's `server` lines
+            servers = self.upstreams.get(name) or default_servers(name, os.environ, self.replicas)
+            values[f"{name.upper()}_SERVERS"] = "\n".join(
+                f"    server {address} max_fails=1 fail_timeout={fail};" for address in servers
             )
-            for s in registry.routed_services()
-        )
-        values["REPLAY_SAFE_ROUTES"] = replay_safe_routes()
-        values["SERVICE_LOCATIONS"] = "\n\n".join(
-            location_blocks(s) if s.behind_gateway else side_route_blocks(s)
-            for s in registry.routed_services()
-        )
         return values
+
+
+def parse_upstreams(items: Sequence[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, addresses = item.partition("=")
+        if not sep or name not in HTTP_SERVICES or not addresses:
+            raise RenderError(
+                f"--upstream {item!r}: expected SVC=HOST:PORT[,HOST:PORT...] with SVC one of "
+                + ", ".join(HTTP_SERVICES)
+            )
+        result[name] = [a.strip() for a in addresses.split(",") if a.strip()]
+    return result
+
+
+def default_servers(service: str, env: Mapping[str, str], replicas: int | None = None) -> list[str]:
+    """The registry's replicas (`replicas`: that many of them, as `make run replicas=N`
+    starts); `<SVC>_PORT` moves the first one (as it does in the Procfile)."""
+    scaled = {s.name: s for s in registry.scaled(replicas)}
+    ports = [str(p) for p in scaled[service].http_ports]
+    port = env.get(f"{service.upper()}_PORT")
+    if port:
+        ports[0] = port
+    return [f"127.0.0.1:{p}" for p in ports]
+
+
+def nginx_time(seconds: float) -> str:
+    """Seconds as nginx writes a time: `10s`, or `500ms` (it takes no fraction)."""
+    millis = round(seconds * 1000)
+    if millis <= 0:
+        raise ValueError(f"a timeout of {seconds} s: it must be at least 1 ms")
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
 
 
 def secret_pattern(value: str | None = None) -> str:

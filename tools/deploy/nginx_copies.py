@@ -2,8 +2,8 @@
 nginx-compose`; `check` in `make swag-check`). nginx/compose/ is the static variant for
 Docker Compose; nginx/k8s/ holds what of pages-server.conf and its includes has
 placeholders as Kubernetes' account-pages pod runs it (nginx/kustomization.yaml ships those
-and the templates without placeholders as they are). Both carry the registry's services
-(upstreams, the replay-safe map): `make new-service` rewrites them."""
+and the templates without placeholders as they are). `make new-service` rewrites them
+after adding a service's blocks to the templates."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from pathlib import Path
 
 from tools.deploy.generated import shown, write_or_check
 from tools.deploy.nginx import (
+    HTTP_SERVICES,
     PAGES_SERVER,
     TEMPLATES,
     Layout,
     render_files,
     render_pages_server,
 )
-from tools.deploy.nginx_blocks import HTTP_SERVICES
 
 COMPOSE_DIR = TEMPLATES / "compose"
 K8S_DIR = TEMPLATES / "k8s"  # the account pages' pod's rendered files (Kubernetes)

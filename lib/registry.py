@@ -1,12 +1,12 @@
 """Every service once (ports, database, replicas): what settings and deploy files derive from.
 
 The rest is derived from `MICROSERVICES`: the databases of tools/local/databases.py, NGINX's
-upstreams and `/api/<name>/` locations (tools/deploy/nginx.py), the documents of `make swag-gen`
-(tools/swag.py), the profiling ports (lib/http/profiling.py), the Procfile
-(tools/deploy/procfile.py), a local run's Prometheus (tools/deploy/prometheus.py), the
-entries `make new-service` adds to `.env.example`, Compose and its Prometheus config, its
-Kubernetes component (deploy/k8s/services/<name>/), and each service's default port and
-database URL (lib/config.py). `make new-service name=X
+upstream servers (tools/deploy/nginx.py), the documents of `make swag-gen` (tools/swag.py),
+the profiling ports (lib/http/profiling.py), the Procfile (tools/deploy/procfile.py), a
+local run's Prometheus (tools/deploy/prometheus.py), the entries `make new-service` adds to
+`.env.example`, Compose and its Prometheus config, NGINX's templates (its upstream and
+locations), its Kubernetes component (deploy/k8s/services/<name>/), and each service's
+default port and database URL (lib/config.py). `make new-service name=X
 db=postgresql|mysql [grpc=1]` adds an entry and a working service; `make remove-service name=X`
 takes both out again (tools/new_service.py).
 
@@ -40,7 +40,6 @@ class Upload:
 
     path: str
     max_body: str  # an NGINX size: the service's limit plus the multipart overhead
-    comment: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +123,7 @@ MICROSERVICES: tuple[Microservice, ...] = (
         built=True,
         breakers=("catalog", "chat", "departments", "orders", "points"),
         outbox=True,
-        uploads=(
-            Upload(
-                "/v1/users/[^/]+/picture",
-                "6m",
-                "the picture upload: 5 MiB image + multipart overhead",
-            ),
-        ),
+        uploads=(Upload("/v1/users/[^/]+/picture", "6m"),),
     ),
     Microservice("catalog", 3, 8103, "catalog", "postgresql", built=True),
     Microservice(

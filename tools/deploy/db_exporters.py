@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from lib import registry
 from tools.deploy.generated import ROOT
+from tools.local.databases import REDIS_DEFAULT
 
 Job = Literal["postgres", "mysqld", "redis"]
 QUERIES = ROOT / "observability" / "postgres_exporter" / "queries.yml"
@@ -33,9 +35,9 @@ REPLICA_ONLY = frozenset(
     }
 )
 DEFAULT_URLS: dict[Job, str] = {
-    "postgres": "postgresql://postgres@127.0.0.1:5432",
-    "mysqld": "mysql://root@127.0.0.1:3306",
-    "redis": "redis://127.0.0.1:6379/0",
+    "postgres": registry.SERVERS["postgresql"],
+    "mysqld": registry.SERVERS["mysql"],
+    "redis": REDIS_DEFAULT,
 }
 
 
@@ -109,14 +111,12 @@ def command(
 def dev_servers(environ: dict[str, str] | None = None) -> list[Server]:
     """`make run`'s servers: the first PostgreSQL and MariaDB a database of the registry is
     configured on (`<DB>_DATABASE_URL`, else the registry's default), and `REDIS_URL`."""
-    from lib import registry
-
     env = os.environ if environ is None else environ
     first: dict[Job, str] = {}
     for service in registry.MICROSERVICES:
         job: Job = "postgres" if service.engine == "postgresql" else "mysqld"
-        default = f"{registry.SERVERS[service.engine]}/fixup_{service.database}"
-        first.setdefault(job, env.get(f"{service.database.upper()}_DATABASE_URL") or default)
+        url = env.get(f"{service.database.upper()}_DATABASE_URL")
+        first.setdefault(job, url or service.default_database_url)
     first["redis"] = env.get("REDIS_URL") or DEFAULT_URLS["redis"]
     return [
         Server.from_url(job, first[job]) for job in ("postgres", "mysqld", "redis") if job in first

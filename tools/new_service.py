@@ -30,7 +30,6 @@ from tools.local.locks import LOCKS, LockBusy, file_lock
 from tools.tree_transaction import recover, transaction
 
 ROOT = Path(__file__).resolve().parent.parent
-SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
 REGISTRY = ROOT / "lib" / "registry.py"
 MARKER = "    # `make new-service` adds its entry above this line\n"
 # letters only: the codegen splits digits off ("ledger123" -> module ledger_123.py)
@@ -203,7 +202,7 @@ def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
     scaffold = Scaffold(name, engine, grpc)
     values = scaffold.values()
     for template, target in scaffold.files().items():
-        text = Template((SCAFFOLD / template).read_text()).substitute(values)
+        text = Template((entries.SCAFFOLD / template).read_text()).substitute(values)
         (root / target).parent.mkdir(parents=True, exist_ok=True)
         (root / target).write_text(text)
     registry_file = root / REGISTRY.relative_to(ROOT)

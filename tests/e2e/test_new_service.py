@@ -26,6 +26,7 @@ import pytest
 from tests.e2e.gateway_stack import require_nginx
 from tests.servers import DatabaseFactory
 from tools.local.service_process import ROOT
+from tools.new_service import REGENERATE
 from tools.time_scale import scaled
 
 # what `make test svc=` selects it for (tests/selection.py): nothing,
@@ -38,13 +39,6 @@ PYTEST = [str(VENV / "bin" / "pytest"), "-q", "-p", "no:randomly", "-p", "no:cac
 STEP_TIMEOUT = scaled(40.0)  # one make step, about 40 s at load 3, times the factor
 # the registry-iterating integration tests on the copy, one process, times the factor
 ITERATING_TIMEOUT = scaled(120.0)
-# what make swag-check runs for the registry's derived files (tools.swag's own check would
-# also judge the other services' documents, which others may be changing)
-CHECKS = (
-    ("tools.deploy.procfile",),
-    ("tools.deploy.nginx_copies",),
-    ("tools.deploy.servicetable",),
-)
 
 
 def sh(
@@ -143,7 +137,9 @@ def test_new_services_pass_their_tests_and_remove_undoes_them(
     sh(tree, python, "-m", "tools.sqlc", "check", PG, MY, GRPC)
     sh(tree, *MAKE, "proto-check")
     assert status(tree) == changed
-    for check in CHECKS:
+    # make swag-check's checks of the rendered files (tools.swag's own check would also judge
+    # the other services' documents, which others may be changing)
+    for check in REGENERATE:
         sh(tree, python, "-m", *check, "check")
     sh(tree, python, "-m", "tools.openapi_examples", "check")
     ours = [f"services/{n}" for n in (PG, MY, GRPC)]

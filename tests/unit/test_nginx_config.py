@@ -11,8 +11,6 @@ import pytest
 from lib import registry
 from tools.deploy import nginx, nginx_copies
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_every_placeholder_is_filled(tmp_path: Path) -> None:
     layout = nginx.Layout(runtime=tmp_path / "rt", access_log=tmp_path / "log" / "access.log")
@@ -114,15 +112,6 @@ def test_every_http_service_has_an_upstream_and_a_location() -> None:
     side = {(n, p) for n, p in re.findall(r"location = /api/(\w+)(/\S*) \{", gateway)}
     assert side == {(s.name, p) for s in registry.MICROSERVICES for p in s.side_routes}
     assert ("points", "/v1/audit-events") in side
-
-
-def test_the_procfile_services_are_behind_the_gateway() -> None:
-    """Cross-check: every HTTP service the Procfile starts has an upstream."""
-    procfile = (ROOT / "Procfile").read_text()
-    started = set(re.findall(r"-m services\.(\w+)", procfile))
-    grpc = {s.name for s in registry.MICROSERVICES if not s.behind_gateway}
-    assert grpc, "points at least"
-    assert started - grpc <= set(nginx.HTTP_SERVICES)
 
 
 def test_compose_copy_is_fresh() -> None:

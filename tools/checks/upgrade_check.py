@@ -3,7 +3,8 @@
 Builds .venv-upgrade/ with the newest release of every runtime dependency (pins dropped),
 the test tools at their pins and the project; runs the tests of SUITES with it; prints each
 dependency's pin -> installed version, then the failed tests or "green" (exit 1 when a test
-failed). Standard library only: it must run before, and apart from, any venv it builds.
+failed). It runs in .venv, apart from the venv it builds; pyproject's requirements are
+read by `packaging`, pip's own parser.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv-upgrade"
 # the extras the tests need besides the runtime, pins kept, when present (bench: the
@@ -34,38 +38,34 @@ SUITES: tuple[tuple[str, ...], ...] = (
     ("tests/unit", "--no-servers"),
     ("tests/codegen", "tests/integration"),  # the generated code against the real servers
 )
-REQUIREMENT = re.compile(
-    r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<extras>\[[^\]]*\])?"
-    r"\s*(?P<spec>[^;]*?)\s*(?:;\s*(?P<marker>.*?))?\s*$"
-)
 
 
-def _parts(requirement: str) -> re.Match[str]:
-    match = REQUIREMENT.match(requirement)
-    if match is None:
-        raise ValueError(f"cannot unpin {requirement!r}: not a requirement")
-    return match
+def _requirement(text: str) -> Requirement:
+    try:
+        return Requirement(text)
+    except InvalidRequirement as exc:
+        raise ValueError(f"cannot unpin {text!r}: {exc}") from None
 
 
 def unpinned(requirement: str) -> str:
-    """The requirement with its version specifiers dropped, extras and marker kept:
-    "betterproto2[grpclib]==0.10.0" -> "betterproto2[grpclib]"."""
-    if "@" in requirement.split(";", 1)[0]:
+    """The requirement with its version specifiers dropped, extras and marker kept, in
+    packaging's normal form: "betterproto2[grpclib]==0.10.0" -> "betterproto2[grpclib]"."""
+    parsed = _requirement(requirement)
+    if parsed.url:
         return requirement  # a direct reference names one artifact: nothing to unpin
-    parts = _parts(requirement)
-    extras = re.sub(r"\s+", "", parts["extras"] or "")
-    marker = f"; {parts['marker']}" if parts["marker"] else ""
-    return f"{parts['name']}{extras}{marker}"
+    parsed.specifier = SpecifierSet()
+    return str(parsed)
 
 
 def pins(requirements: Sequence[str]) -> dict[str, str]:
-    """Distribution name -> its pinned version ("==" dropped), or the specifier as written
-    when it is not an exact pin ("" when there is none)."""
+    """Distribution name -> its pinned version ("==" dropped), or its specifier when it is
+    not an exact pin ("" when there is none)."""
     out: dict[str, str] = {}
     for requirement in requirements:
-        parts = _parts(requirement)
-        spec = parts["spec"].replace(" ", "")
-        out[parts["name"]] = spec[2:] if re.fullmatch(r"==[^,=<>!~*]+", spec) else spec
+        parsed = _requirement(requirement)
+        specs = list(parsed.specifier)
+        exact = len(specs) == 1 and specs[0].operator == "==" and "*" not in specs[0].version
+        out[parsed.name] = specs[0].version if exact else str(parsed.specifier)
     return out
 
 

@@ -24,6 +24,7 @@ from tools.ha.data_tier_watch import DataTierWatch, Watched
 from tools.ha.ha_mariadb import MariaLayout
 from tools.ha.ha_postgres import MEMBERS
 from tools.ha.ha_redis import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS
+from tools.local.local_servers import stop_pid
 from tools.local.ports import free_ports
 
 # Sentinel: the master down for DOWN_AFTER_MS, then a failover within FAILOVER_TIMEOUT_MS
@@ -114,6 +115,6 @@ def test_a_stopped_mariadb_replica_reaches_the_webhook() -> None:
                 note = watch.wait_for_alert("MariaDBReplicaStopped", 2 * watch.delivery)
         finally:
             for pid in reversed(pids):
-                ha_tier.stop_group(pid)
+                stop_pid(pid, group=True)
     assert note["receiver"] == "page"
     assert note["alert"]["labels"]["instance"] == replica

@@ -28,9 +28,9 @@ from tools.backups import backup, pgbackrest, restore
 from tools.backups.backup_settings import BackupSettings
 from tools.ha import ha_tier
 from tools.ha.ha_postgres import START_TIMEOUT
-from tools.ha.ha_tier import LEDGER, STOP_TIMEOUT
+from tools.ha.ha_tier import LEDGER
 from tools.ha.run_ha import ENV_FILE, HONCHO_STOP_TIMEOUT
-from tools.local.local_servers import listening
+from tools.local.local_servers import STOP_TIMEOUT, alive, listening
 from tools.local.ports import free_port
 from tools.local.seed import ADMIN, DEFAULT_ADMIN_PASSWORD
 from tools.time_scale import scaled
@@ -82,7 +82,7 @@ def _logged_in(base: str) -> str | None:
 def _groups_alive(groups: list[int]) -> list[int]:
     """The groups with a live process; zombies handed to this process (the suite is a
     subreaper) when the entry point exited are reaped, not counted."""
-    return [group for group in groups if ha_tier.group_alive(group)]
+    return [group for group in groups if alive(group, group=True)]
 
 
 def _department(conn: psycopg.Connection[tuple[object, ...]], name: str) -> None:

@@ -8,6 +8,7 @@ acknowledged ones must be in the new primary's ledger exactly once, the balance 
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,11 @@ import pymysql
 
 from lib.pb.point import AddPointsRequest, PointReply
 from tools.drills.drill_writers import CONNECT_TIMEOUT, STATEMENT_TIMEOUT, FaultResult, drive
-from tools.drills.ha_faults import Injected, kill_and_reap
+from tools.drills.ha_faults import Injected
 from tools.ha import ha_mariadb, ha_tier
 from tools.ha.ha_mariadb import MariaLayout
 from tools.ha.ha_mariadb_watch import FAILOVER_BOUND, probe
-from tools.local.local_servers import StartError, wait_until
+from tools.local.local_servers import StartError, stop_pid, wait_until
 from tools.local.ports import free_ports
 from tools.local.service_process import ServiceProcess
 from tools.migrations import migrate
@@ -130,7 +131,7 @@ def drill_mariadb(var: Path) -> FaultResult:
 
 def lose_primary(var: Path, layout: MariaLayout) -> Injected:
     """SIGKILL the primary; heal: the address moved, the old primary back as a replica."""
-    kill_and_reap(ha_tier.ledger(var)["mariadb_groups"][0])
+    stop_pid(ha_tier.ledger(var)["mariadb_groups"][0], signal.SIGKILL)
 
     def heal() -> None:
         moved = f"HAProxy's address {layout.address} on {layout.replica} (the watcher's)"

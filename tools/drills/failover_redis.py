@@ -5,9 +5,7 @@ lost (`ALLOWED_LOSS`, ADR 0033)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import signal
 import time
 from collections import Counter
@@ -22,7 +20,7 @@ from tools.drills.drill_writers import FaultResult, drive
 from tools.drills.ha_faults import Injected, nothing_to_heal
 from tools.ha import ha_tier
 from tools.ha.ha_redis import SERVICE, RedisLayout, master_address, sentinels_ready
-from tools.local.local_servers import wait_until
+from tools.local.local_servers import stop_pid, wait_until
 
 KEY = "drill:writes"
 TIMEOUT = 1.0  # a command's and a connection's bound: past it, a failure, never a hang
@@ -65,9 +63,7 @@ def kill_master(layout: RedisLayout, groups: list[int]) -> tuple[int, str]:
     address = master_address(layout)
     assert address is not None, "no Redis master to kill"
     k = layout.servers.index(address[1])
-    os.killpg(groups[k], signal.SIGKILL)  # groups: the two servers, then the Sentinels
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(groups[k], 0)
+    stop_pid(groups[k], signal.SIGKILL, group=True)  # groups: the servers, then the Sentinels
     return address[1], f"Redis master on {address[1]} SIGKILLed"
 
 

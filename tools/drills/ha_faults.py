@@ -26,8 +26,13 @@ from tools.ha.ha_postgres import (
     primary_member,
     sync_standby,
 )
-from tools.ha.ha_tier import signal_groups
-from tools.local.local_servers import StartError, wait_until
+from tools.local.local_servers import (
+    StartError,
+    session_groups,
+    signal_groups,
+    stop_pid,
+    wait_until,
+)
 
 # the first write after a fault: the leader key's TTL, an election, HAProxy's checks
 RECOVERY_LIMIT = 3 * TTL + 15
@@ -55,15 +60,6 @@ def settled(layout: PgLayout) -> bool:
     return sync_standby(layout) is not None
 
 
-def kill_and_reap(pid: int) -> None:
-    """SIGKILL, then reap it when it is ours (under the test suite's subreaper an orphaned
-    postmaster is: unreaped, its zombie would look alive to Patroni)."""
-    with contextlib.suppress(ProcessLookupError):  # gone with its Patroni's group already
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
 @dataclass(frozen=True)
 class Injected:
     """A fault as injected: what was done, and `heal()`, which blocks until it is over."""
@@ -89,7 +85,7 @@ def _groups(root: Path) -> list[int]:
 def _member_groups(root: Path, k: int) -> tuple[int, ...]:
     """Member k's process groups: its tini's session's (tini's, Patroni's), and its
     postmaster's when one runs (Patroni starts it in a session of its own)."""
-    patroni = tuple(ha_tier.session_groups(_groups(root)[MEMBERS + k]))
+    patroni = tuple(session_groups(_groups(root)[MEMBERS + k]))
     try:
         return *patroni, os.getpgid(postmaster_pid(root, k))
     except (OSError, ValueError):  # no postmaster.pid, or a stale one: none running
@@ -100,7 +96,7 @@ def _kill_member(root: Path, k: int) -> None:
     """Member k's Patroni and PostgreSQL SIGKILLed, the postmaster reaped when it is ours."""
     signal_groups(_member_groups(root, k), signal.SIGKILL)
     with contextlib.suppress(OSError, ValueError):  # no postmaster.pid: none running
-        kill_and_reap(postmaster_pid(root, k))
+        stop_pid(postmaster_pid(root, k), signal.SIGKILL)
 
 
 def _paused(groups: tuple[int, ...], seconds: float, what: str) -> Injected:
@@ -124,7 +120,9 @@ def _the_primary(layout: PgLayout) -> int:
 
 def kill_postmaster(root: Path, layout: PgLayout) -> Injected:
     k = _the_primary(layout)
-    kill_and_reap(postmaster_pid(root, k))
+    # reaped when ours: under the test suite's subreaper an orphaned postmaster is, and
+    # unreaped its zombie would look alive to Patroni
+    stop_pid(postmaster_pid(root, k), signal.SIGKILL)
     return Injected(f"pg{k}'s postmaster SIGKILLed", nothing_to_heal)
 
 

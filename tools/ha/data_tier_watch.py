@@ -36,7 +36,7 @@ from tools.ha import ha_tier
 from tools.ha.ha_mariadb import MariaLayout
 from tools.ha.ha_postgres import PgLayout
 from tools.ha.ha_redis import RedisLayout
-from tools.local.local_servers import StartError, spawn, wait_until
+from tools.local.local_servers import StartError, spawn, stop_pid, wait_until
 from tools.local.ports import free_ports
 from tools.time_scale import scaled
 
@@ -211,7 +211,7 @@ class DataTierWatch:
 
     def stop(self) -> None:
         while self.groups:
-            ha_tier.stop_group(self.groups.pop())
+            stop_pid(self.groups.pop(), group=True)
         if self.hook_server is not None:
             self.hook_server.shutdown()
             self.hook_server.server_close()

@@ -10,14 +10,10 @@ failed `up` says why in one line and leaves nothing running.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import shutil
 import signal
 import sys
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -42,13 +38,11 @@ from tools.ha.ha_postgres import (
 from tools.ha.ha_redis import RedisLayout, redis_layout_from, start_redis
 from tools.local import ports as port_lanes
 from tools.local import server_homes
-from tools.local.local_servers import StartError, listening, stop_pid
+from tools.local.local_servers import StartError, alive, listening, stop_pid
 from tools.local.locks import LockBusy, file_lock
-from tools.time_scale import scaled
 
 BASE_PORT = 7400  # make run ha=1: PostgreSQL's 13 ports, Redis' 5, MariaDB's 5 from here
 LEDGER = "tier.json"
-STOP_TIMEOUT = scaled(30.0)  # 30 s at load 3, times FIXUP_TIME_SCALE
 PARTS = ("postgres", "redis", "mariadb")
 TIER_USERS = ("postgres", "mysql")  # who runs its servers when we are root
 
@@ -157,54 +151,6 @@ def up(
     return tier
 
 
-def _live_processes() -> list[tuple[int, int]]:
-    """(process group, session) of every process that is no zombie, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone while we looked
-        if fields[0] != "Z":
-            found.append((int(fields[2]), int(fields[3])))
-    return found
-
-
-def session_groups(group: int) -> set[int]:
-    """The process groups living in the session `group` leads (a member's tini runs Patroni
-    in a second group of its session)."""
-    return {pgrp for pgrp, session in _live_processes() if session == group} | {group}
-
-
-def group_alive(group: int) -> bool:
-    """Whether any process of the group's session lives, judged from /proc: a zombie whose
-    parent is the test suite's subreaper does not count, though signals still reach it."""
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-group, os.WNOHANG)[0] != 0:
-            pass
-    return any(group in (pgrp, session) for pgrp, session in _live_processes())
-
-
-def signal_groups(groups: Iterable[int], sig: signal.Signals) -> None:
-    for group in groups:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, sig)
-
-
-def stop_group(group: int, sig: signal.Signals = signal.SIGTERM) -> None:
-    """Signal a process group (its session's groups past STOP_TIMEOUT, with SIGKILL) and
-    wait until the session is gone. The first signal goes to the leader's group only: a
-    member's tini passes it on to Patroni, which stops its PostgreSQL in order."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, sig)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while group_alive(group):
-        if time.monotonic() > deadline:
-            signal_groups(session_groups(group), signal.SIGKILL)
-            deadline = time.monotonic() + STOP_TIMEOUT
-        time.sleep(0.1)
-
-
 def down(var: Path) -> int:
     """Stop what `up` recorded, newest first; -> how many process groups."""
     path = tier_root(var) / LEDGER
@@ -213,7 +159,7 @@ def down(var: Path) -> int:
     entry = json.loads(path.read_text())
     groups = [*entry["groups"], *entry["redis_groups"], *entry["mariadb_groups"]]
     for group in reversed(groups):
-        stop_group(group)
+        stop_pid(group, group=True)
     if entry["ports"]:
         stop_postmasters(tier_root(var))
         layout, _ = read_layout(var)
@@ -246,7 +192,7 @@ def restart_members(var: Path) -> None:
     groups: list[int] = entry["groups"]
     layout, _ = read_layout(var)
     for k in range(MEMBERS):
-        if not group_alive(groups[MEMBERS + k]):
+        if not alive(groups[MEMBERS + k], group=True):
             groups[MEMBERS + k] = start_member(tier_root(var), layout, k)
     (tier_root(var) / LEDGER).write_text(json.dumps(entry))
 
@@ -259,7 +205,7 @@ def restart_mariadb(var: Path) -> None:
     groups: list[int] = entry["mariadb_groups"]
     home = (tier_root(var) / "mariadb").resolve()
     for k in range(2):
-        if not group_alive(groups[k]):
+        if not alive(groups[k], group=True):
             groups[k] = ha_mariadb.start_server(layout, home, k + 1)
     (tier_root(var) / LEDGER).write_text(json.dumps(entry))
 

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -131,10 +131,10 @@ def spawn(
     prefix: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
 ) -> int:
-    """`command` leading a session of its own (tools/ha/ha_tier.stop_group ends it, or
-    `stop_pid` its leader), its output to `log`; `as_postgres`: as that user when we are
-    root, from `log`'s directory (it cannot always enter the caller's); `prefix`: what runs
-    it (a reaper, a member's host); `env`: added to ours. -> its pid, its group's id."""
+    """`command` leading a session of its own (`stop_pid(pid, group=True)` ends it), its
+    output to `log`; `as_postgres`: as that user when we are root, from `log`'s directory
+    (it cannot always enter the caller's); `prefix`: what runs it (a reaper, a member's
+    host); `env`: added to ours. -> its pid, its group's id."""
     user = ("runuser", "-u", "postgres", "--") if as_postgres and os.geteuid() == 0 else ()
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -154,7 +154,7 @@ def _serve(address: Address, command: list[str], log: Path) -> int:
     pid = spawn(command, log)
 
     def opened() -> bool:
-        if exited(pid):
+        if not alive(pid):
             raise StartError(f"{address} exited at start; its log: {log}")
         return listening(address.host, address.port, timeout=0.5)
 
@@ -256,27 +256,60 @@ STARTERS: dict[Kind, Callable[[Address, Path], int | None]] = {
 }
 
 
-def stop_pid(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
-    """`sig` to `pid`, SIGKILL past STOP_TIMEOUT; returns once it has exited."""
+def stop_pid(pid: int, sig: signal.Signals = signal.SIGTERM, *, group: bool = False) -> None:
+    """`sig` to `pid` (`group`: to the process group it leads), SIGKILL past STOP_TIMEOUT
+    (`group`: to every group of the session it leads, as a member's tini runs Patroni in a
+    second one); returns once it (`group`: its whole session) has exited. A member's first
+    signal goes to its tini's group only: tini passes it on to Patroni, which stops its
+    PostgreSQL in order."""
+    _send(pid, sig, group)
     deadline = time.monotonic() + STOP_TIMEOUT
+    while alive(pid, group=group):
+        if time.monotonic() > deadline:
+            for each in session_groups(pid) if group else {pid}:
+                _send(each, signal.SIGKILL, group)
+            deadline = time.monotonic() + STOP_TIMEOUT
+        time.sleep(0.1)
+
+
+def _send(pid: int, sig: signal.Signals, group: bool) -> None:
     with suppress(ProcessLookupError):
-        os.kill(pid, sig)
-        while not exited(pid):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-            time.sleep(0.1)
+        (os.killpg if group else os.kill)(pid, sig)
 
 
-def exited(pid: int) -> bool:
-    """Gone, or a zombie: reaped here when it is our child, else one its parent (the test
-    run's subreaper) has yet to reap."""
+def signal_groups(groups: Iterable[int], sig: signal.Signals) -> None:
+    for group in groups:
+        _send(group, sig, True)
+
+
+def _processes(pids: str = "[0-9]*") -> list[tuple[int, int]]:
+    """(process group, session) of the processes `pids` (a /proc glob) that live: a zombie,
+    one the test run's subreaper has yet to reap, does not count, though signals reach it."""
+    found = []
+    for stat in Path("/proc").glob(f"{pids}/stat"):
+        try:  # "pid (name) state ppid pgrp session ..."
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone while we looked
+        if fields[0] != "Z":
+            found.append((int(fields[2]), int(fields[3])))
+    return found
+
+
+def alive(pid: int, *, group: bool = False) -> bool:
+    """Whether `pid` (`group`: any process of the session it leads) lives; those of them
+    that are our children and have exited are reaped here first."""
     with suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return True
-    try:  # /proc/<pid>/stat: "pid (name) state ..."
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
+        while os.waitpid(-pid if group else pid, os.WNOHANG)[0] != 0:
+            pass
+    if not group:
+        return bool(_processes(str(pid)))
+    return any(pid in (pgrp, session) for pgrp, session in _processes())
+
+
+def session_groups(group: int) -> set[int]:
+    """The process groups living in the session `group` leads."""
+    return {pgrp for pgrp, session in _processes() if session == group} | {group}
 
 
 @contextmanager

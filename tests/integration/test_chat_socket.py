@@ -283,6 +283,10 @@ async def test_frames_and_their_errors(chat: Any, talk: Talk) -> None:
             details["detail"],
             details.get("errors"),
         ) == expected
+    for frame in (send("   "), send("a\x00b"), '{"type": "shout", "body": "x"}', "[1, 2]"):
+        await theirs.send_str(frame)
+        error = (await next_json(theirs))["error"]
+        assert (error["status"], error["code"]) == (400, "VALIDATION_ERROR"), frame
     await theirs.send_str(send("after the errors"))
     for socket in (mine, theirs):  # the customer saw none of the errors: this comes next
         assert (await next_json(socket))["data"]["body"] == "after the errors"

@@ -2,38 +2,35 @@
 
 `python -m tools.sqlc_e2e <sqlc checkout>/internal/endtoend/testdata` (`make sqlc-e2e
 src=...`): for every PostgreSQL package of every case, sqlc writes its request (`gen: json`,
-into a temporary directory), the schema goes onto a throwaway database and every query is
-prepared as `make sqlc-types` does: alone, then with sqlc's types for the parameters the
-server cannot type. Prints the counts and each refused query with the server's message.
+into a temporary directory) and the types step of `make sqlc-types` runs on it
+(`types_command.server_types`: a throwaway database, the schema, every query prepared
+alone, then with sqlc's types for the parameters the server cannot type). Prints the
+counts and each refused query with the server's message.
 Heavy (minutes: one database per case), so not part of `make test`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import yaml
 
-from codegen import types_pg, typeslock
+from codegen import types_command
 from codegen.errors import CodegenError
-from codegen.placeholders import pg_slices
-from tools.local.databases import PG_DEFAULT, with_database
-from tools.local.dbadmin import create_database, drop_database
+from tools.local.databases import PG_DEFAULT
 from tools.sqlc_run import SQLC
 
 TIMEOUT = 60  # one sqlc run
+SCHEMA_REFUSED = "the schema does not apply"  # types_command's message when the server refuses it
 
 
 def packages(config: Path) -> Iterator[dict[str, Any]]:
@@ -74,30 +71,6 @@ def request(case: Path, entry: dict[str, Any]) -> dict[str, Any] | None:
         return data
 
 
-async def prepare_all(dsn: str, schema: list[Path], queries: list[dict[str, Any]]) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    conn = await asyncpg.connect(dsn)
-    try:
-        try:
-            for file in schema:
-                await conn.execute(typeslock.up_section(file.read_text()))
-        except (asyncpg.PostgresError, AttributeError):  # asyncpg fails on a tag-less script
-            counts["schema refused"] += 1
-            return counts
-        for q in queries:
-            slices = [p["number"] for p in q.get("params") or [] if p["column"]["is_sqlc_slice"]]
-            try:
-                _, casts = await types_pg.prepare(conn, q, pg_slices(q["text"], slices, q["name"]))
-            except (asyncpg.PostgresError, CodegenError) as exc:
-                counts["refused"] += 1
-                print(f"refused: {q['filename']}: {q['name']}: {' '.join(str(exc).split())}")
-                continue
-            counts["prepared with sqlc's parameter types" if casts else "prepared alone"] += 1
-    finally:
-        await conn.close()
-    return counts
-
-
 def measure(testdata: Path, server: str) -> Counter[str]:
     total: Counter[str] = Counter()
     configs = sorted([*testdata.rglob("sqlc.json"), *testdata.rglob("sqlc.yaml")])
@@ -109,14 +82,19 @@ def measure(testdata: Path, server: str) -> Counter[str]:
                 total["rejected by sqlc"] += 1
                 continue
             total["queries"] += len(raw.get("queries") or [])
-            names = entry["schema"] if isinstance(entry["schema"], list) else [entry["schema"]]
-            dsn = with_database(server, f"fixup_e2e_{uuid.uuid4().hex[:12]}")
-            create_database(dsn)
             try:
-                schema = typeslock.schema_paths(names, config.parent)
-                total += asyncio.run(prepare_all(dsn, schema, raw.get("queries") or []))
-            finally:
-                drop_database(dsn)
+                entries, refused = types_command.server_types(raw, server, config.parent, {})
+            except (CodegenError, AttributeError) as exc:  # asyncpg: a tag-less script
+                if isinstance(exc, CodegenError) and not str(exc).startswith(SCHEMA_REFUSED):
+                    raise  # the server itself: nothing is measured
+                total["schema refused"] += 1
+                continue
+            for message in refused.values():
+                print(f"refused: {' '.join(message.split())}")
+            total["refused"] += len(refused)
+            for lock in entries.values():
+                casts = "prepared with sqlc's parameter types"
+                total[casts if lock.casts else "prepared alone"] += 1
     return total
 
 
@@ -125,7 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("testdata", type=Path, help="sqlc's internal/endtoend/testdata")
     args = parser.parse_args(argv)
     server = os.environ.get("TEST_PG_DSN") or f"{PG_DEFAULT}/postgres"
-    for key, value in sorted(measure(args.testdata, server).items()):
+    try:
+        counts = measure(args.testdata, server)
+    except CodegenError as exc:
+        print(f"sqlc-e2e: {exc}", file=sys.stderr)
+        return 1
+    for key, value in sorted(counts.items()):
         print(f"{key}: {value}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gzip
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -73,6 +74,7 @@ async def boom(request: web.Request) -> web.Response:
 
 
 Client = TestClient[web.Request, web.Application]
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -127,7 +129,7 @@ def padded(size: int) -> bytes:
 async def test_body_of_exactly_1_mib_is_accepted(client: Client) -> None:
     payload = padded(MAX_BODY)
     assert len(payload) == MAX_BODY == 1024 * 1024
-    resp = await client.post("/things", data=payload, headers={"Content-Type": "application/json"})
+    resp = await client.post("/things", data=payload, headers=JSON)
     assert resp.status == 201, await resp.text()
 
 
@@ -136,24 +138,54 @@ async def test_chunked_body_over_1_mib_is_413(client: Client) -> None:
         for _ in range(20):
             yield b" " * 65536  # 1.25 MiB, no Content-Length
 
-    resp = await client.post("/things", data=chunks(), headers={"Content-Type": "application/json"})
+    resp = await client.post("/things", data=chunks(), headers=JSON)
     assert resp.request_info.headers.get("Transfer-Encoding") == "chunked"
     body = await problem(resp, 413, "PAYLOAD_TOO_LARGE")
     assert body["detail"] == "the body may be at most 1048576 bytes"
+
+
+GZIP = {**JSON, "Content-Encoding": "gzip"}
+TOO_BIG = f"the body may be at most {MAX_BODY} bytes"
+
+
+@pytest.mark.parametrize(
+    ("raw", "headers", "status", "detail"),
+    [
+        (b"not gzip", GZIP, 400, "the request body could not be decoded (its Content-Encoding)"),
+        (gzip.compress(padded(MAX_BODY + 1)), GZIP, 413, TOO_BIG),
+        (b'{"name":"\xff"}', JSON, 400, "the body is not valid JSON"),
+    ],
+    ids=["gzip that is not gzip", "gzip past the limit once inflated", "not UTF-8"],
+)  # fmt: skip
+async def test_a_body_aiohttp_or_the_parser_refuses_is_a_4xx_problem(
+    client: Client, raw: bytes, headers: dict[str, str], status: int, detail: str
+) -> None:
+    """Issue 54: aiohttp's own refusals of a Content-Encoding are problems, never a 500."""
+    resp = await client.post("/things", data=raw, headers=headers)
+    assert (resp.status, resp.content_type) == (status, "application/problem+json")
+    assert (await resp.json())["detail"] == detail
+
+
+async def test_a_gzip_body_that_is_gzip_is_read(client: Client) -> None:
+    resp = await client.post("/things", data=gzip.compress(b'{"name":"a","qty":1}'), headers=GZIP)
+    assert (resp.status, await resp.json()) == (
+        201,
+        {"data": {"name": "a", "qty": 1, "address": None}},
+    )
 
 
 @pytest.mark.parametrize(
     "raw", [b"{bad", b"", b'{"name": "a",}', b"NaN", b"\xff\xfe", b'{"a": 1} trailing']
 )
 async def test_body_malformed_json_is_400(client: Client, raw: bytes) -> None:
-    resp = await client.post("/things", data=raw, headers={"Content-Type": "application/json"})
+    resp = await client.post("/things", data=raw, headers=JSON)
     body = await problem(resp, 400, "BAD_REQUEST")
     assert body["detail"] == "the body is not valid JSON"
 
 
 @pytest.mark.parametrize("raw", [b"[1, 2]", b"null", b'"text"', b"42", b"true"])
 async def test_body_not_an_object_is_400(client: Client, raw: bytes) -> None:
-    resp = await client.post("/things", data=raw, headers={"Content-Type": "application/json"})
+    resp = await client.post("/things", data=raw, headers=JSON)
     body = await problem(resp, 400, "VALIDATION_ERROR")
     assert body["detail"] == "the body must be a JSON object"
 
@@ -215,7 +247,7 @@ async def test_a_body_not_received_within_the_body_timeout_is_408(
 
     try:
         resp = await asyncio.wait_for(
-            client.post("/things", data=stalled(), headers={"Content-Type": "application/json"}),
+            client.post("/things", data=stalled(), headers=JSON),
             BODY_TIMEOUT + MARGIN,
         )
     finally:

@@ -264,27 +264,6 @@ async def test_statistics_run_concurrently_with_the_page_and_points_chain(
         await grpc_proxy.stop()
 
 
-async def test_one_batched_points_call_per_page(aiohttp_client: Any, users_dsn: str) -> None:
-    calls: list[list[str]] = []
-
-    class Recording:
-        async def get_user_list_points(self, user_ids: list[str]) -> dict[str, int]:
-            calls.append(user_ids)
-            return dict.fromkeys(user_ids, 7)
-
-        async def get_points_version(self) -> int:
-            return 1  # the points never change
-
-    async def factory(_: UsersSettings) -> AsyncIterator[Any]:
-        yield Recording()
-
-    client = await aiohttp_client(create_app(settings(users_dsn, ""), points=factory))
-    body = await listing(client, "limit=5")
-    assert len(calls) == 1
-    assert calls[0] == [u["id"] for u in body["data"]]
-    assert {u["points"] for u in body["data"]} == {7}
-
-
 async def test_total_and_statistics_under_verified_false(
     aiohttp_client: Any, migrated_db: Callable[[str], str]
 ) -> None:

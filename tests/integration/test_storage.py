@@ -1,8 +1,9 @@
 """Pictures on both backends (a local directory; S3 on moto's server on a free loopback
 port): upload by content, replace and delete (the old object gone), type and size
-refusals, and the signed local URL (tampered, expired, keys outside the root). What is
-stored is read back from the store itself: a phone photo without its EXIF (GPS), a
-polyglot PNG ending at IEND, a decompression bomb refused with nothing stored."""
+refusals. What is stored is read back from the store itself: a phone photo without its
+EXIF (GPS), a polyglot PNG ending at IEND, a decompression bomb refused with nothing
+stored. The signed local URL's refusals (tampered, expired, keys outside the root):
+test_users_pictures.py's test_the_download_refusals."""
 
 from __future__ import annotations
 
@@ -248,30 +249,3 @@ async def test_the_cap_never_reads_past_the_limit() -> None:
     # read: the limit, the chunk that crossed it, and one chunk of aiohttp's look-ahead
     # for the boundary; the remaining ~0.9 MiB never left the stream
     assert left >= total - MAX_PICTURE - 2 * 64 * 1024
-
-
-async def test_the_picture_route_refuses_tampered_expired_and_outside_keys(
-    aiohttp_client: Any, users_dsn: str, tmp_path: Path
-) -> None:
-    client = await aiohttp_client(create_app(users_settings(users_dsn, storage_dir=str(tmp_path))))
-    me = auth(await make_user(users_dsn))
-    assert (await upload(client, me, PNG, "image/png")).status == 204
-    url, key = await picture_key(client, me)
-    assert (await client.get(url)).status == 200
-    storage: LocalStorage = client.app[STORAGE]
-    tampered = url[:-4] + ("0000" if not url.endswith("0000") else "1111")
-    assert (await client.get(tampered)).status == 403
-    past = int(time.time()) - 10
-    expired = f"/v1/pictures/{key}?expires={past}&sig={storage.sign(key, past)}"
-    assert (await client.get(expired)).status == 403
-    assert (await client.get(f"/v1/pictures/{key}")).status == 400  # unsigned: expires, sig missing
-    (tmp_path.parent / "secret.png").write_bytes(PNG)
-    future = int(time.time()) + 60
-    for bad in ("..%2Fsecret.png", "..", "%2E%2E%2Fsecret.png"):
-        resp = await client.get(f"/v1/pictures/{bad}?expires={future}&sig=00")
-        assert resp.status == 404, bad
-    missing = "Z" * 32 + ".png"
-    resp = await client.get(
-        f"/v1/pictures/{missing}?expires={future}&sig={storage.sign(missing, future)}"
-    )
-    assert resp.status == 404

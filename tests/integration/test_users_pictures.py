@@ -7,6 +7,7 @@ download route's answers and headers."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,16 @@ async def test_the_download_refusals(client: Any, users_dsn: str, tmp_path: Path
     resp = await client.get(url[:-1] + ("0" if url[-1] != "0" else "1"))  # tampered
     assert resp.status == 403
     assert (await resp.json())["detail"] == "the picture URL is invalid or has expired"
+    past = int(time.time()) - 10
+    resp = await client.get(f"/v1/pictures/{key}?expires={past}&sig={storage.sign(key, past)}")
+    assert (resp.status, (await resp.json())["detail"]) == (
+        403,
+        "the picture URL is invalid or has expired",
+    )
+    (tmp_path.parent / "secret.png").write_bytes(PNG)  # a key outside the root finds nothing
+    for outside in ("..%2Fsecret.png", "..", "%2E%2E%2Fsecret.png"):
+        resp = await client.get(f"/v1/pictures/{outside}?expires={expires}&sig=00")
+        assert resp.status == 404, outside
     signed = f"expires={expires}&sig={storage.sign('bad', int(expires))}"
     resp = await client.get(f"/v1/pictures/bad?{signed}")
     assert (resp.status, (await resp.json())["detail"]) == (404, "no such picture")

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import os
 import threading
-import time
 import uuid
 from email.message import Message
 from typing import Any
@@ -32,7 +31,7 @@ from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests import pg
 from tests.integration.auth_support import KEYS
-from tests.integration.smtp_support import SmtpSink, token_in
+from tests.integration.smtp_support import SmtpSink, mail_to, token_in
 from tests.integration.users_support import SIGN_UP_PASSWORD as PASSWORD
 from tests.integration.users_support import (
     blocked_on_a_lock,
@@ -83,15 +82,6 @@ async def problem(resp: Any) -> tuple[int, str, str, str]:
     body = await resp.json()
     assert body["status"] == resp.status
     return resp.status, body["code"], body["title"], body["detail"]
-
-
-async def mail_to(sink: SmtpSink, address: str, wait: float = MAIL_SOON) -> Message:
-    """The next mail for `address` within `wait` seconds (others' mails are skipped)."""
-    deadline = time.monotonic() + wait
-    while True:
-        mail = await sink.next_mail(max(0.01, deadline - time.monotonic()))
-        if mail["To"] == address:
-            return mail
 
 
 def text_of(mail: Message) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import subprocess
@@ -15,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from codegen import sort_variants
+from codegen import types_command
+from codegen.errors import CodegenError
 from tools.local.databases import MYSQL_DEFAULT, PG_DEFAULT, get_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,21 +136,18 @@ def rejected_files(db: str, error: SqlcError) -> dict[str, str]:
 
 
 def request_json(db: str, rejected: dict[str, str] | None = None) -> dict[str, Any]:
-    """sqlc's GenerateRequest for `db` (without the `rejected` files), through `gen: json`."""
+    """sqlc's GenerateRequest for `db` (without the `rejected` files) as the plugin sees it:
+    the types step's own `types_command.requests` (`gen: json`, a sorted query's variants)."""
 
-    def to_json(config: dict[str, Any], out: str) -> None:
-        config.pop("plugins", None)
-        for entry in config["sql"]:
-            entry.pop("codegen", None)
-            entry["gen"] = {"json": {"out": out}}
-        if rejected:
-            without(config, db, rejected)
+    def keep_out(config: dict[str, Any], _tmp: str) -> None:
+        without(config, db, rejected or {})
 
-    with temp_config(db, to_json) as name:
-        run_sqlc(sql_dir(db), config=name)
-        out = yaml.safe_load((sql_dir(db) / name).read_text())["sql"][0]["gen"]["json"]["out"]
-        data: dict[str, Any] = json.loads((sql_dir(db) / out / "codegen_request.json").read_text())
-        return sort_variants.expand(data)  # what the plugin sees: a sorted query's variants
+    written = temp_config(db, keep_out) if rejected else contextlib.nullcontext("sqlc.yaml")
+    with written as name:
+        try:
+            return types_command.requests(sql_dir(db) / name, str(SQLC))[0]
+        except CodegenError as exc:
+            raise SqlcError(f"{db}: {exc}") from exc
 
 
 def request_without_rejected(db: str) -> tuple[dict[str, Any], dict[str, str]]:

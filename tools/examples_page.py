@@ -25,7 +25,7 @@ PLACEHOLDERS = {
     "<token>": r"[A-Za-z0-9_-]{20,}",
     "<n>": r"\d+",
 }
-_PLACEHOLDER = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS))
+_PLACEHOLDER = re.compile("(" + "|".join(re.escape(p) for p in PLACEHOLDERS) + ")")
 # a fenced block, indented or not (inside a list item): indent, info string, text
 _FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```\n", re.MULTILINE | re.DOTALL)
 OUTPUT_KINDS = ("json", "text")
@@ -66,13 +66,10 @@ def examples(page: str) -> list[Example]:
 
 def pattern(expected: str) -> re.Pattern[str]:
     """The expected text as a regular expression: literal but for the placeholders."""
-    parts: list[str] = []
-    last = 0
-    for m in _PLACEHOLDER.finditer(expected):
-        parts += [re.escape(expected[last : m.start()]), PLACEHOLDERS[m.group()]]
-        last = m.end()
-    parts.append(re.escape(expected[last:]))
-    return re.compile("".join(parts))
+    pieces = _PLACEHOLDER.split(expected)  # literal, placeholder, literal, ...
+    return re.compile(
+        "".join(PLACEHOLDERS[p] if i % 2 else re.escape(p) for i, p in enumerate(pieces))
+    )
 
 
 def tidy(text: str) -> str:

@@ -28,7 +28,6 @@ from tools.deploy.generated import write_or_check
 from tools.examples_page import Example, examples
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = ROOT / "docs" / "examples.md"
 SOURCE = "docs/examples.md"
 UUID_NAMESPACE = uuid.UUID("6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b")
 # the stand-in of each placeholder (<uuid>: by name, below); a <jwt> is JWT-shaped only
@@ -309,10 +308,6 @@ def specs() -> dict[str, dict[str, Any]]:
     return {service: swag.spec_of(service) for service in swag.DOCUMENTED}
 
 
-def render(examples_of: dict[str, Any]) -> str:
-    return json.dumps(examples_of, indent=2, sort_keys=True) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.openapi_examples", description=__doc__)
     parser.add_argument("command", choices=["gen", "check"])
@@ -322,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"openapi-examples: {exc}", file=sys.stderr)
         return 2
-    files = {EXAMPLES_DIR / f"{s}.json": render(found) for s, found in lifted.items() if found}
+    files = {EXAMPLES_DIR / f"{s}.json": swag.render(found) for s, found in lifted.items() if found}
     unshown = [EXAMPLES_DIR / f"{s}.json" for s, found in lifted.items() if not found]
     for path in unshown:  # a service the pages do not show: no file
         if args.command == "check" and path.exists():

@@ -1,10 +1,10 @@
 """/v1/auth/* under pressure and at its edges, on real PostgreSQL (and Redis for the login
 limits), mails through a local SMTP sink: the register and login limits (per IP, per email,
 50 attempts across two replicas), a login's time whether the account exists or not,
-concurrent refreshes and a refresh racing the end of every session, the access cookie on an
-anonymous route, the hashing queue, and new passwords screened (a breached or personal one
-refused, changing nothing; a listed one set earlier still signs in). Each route's exact
-answers and rows are pinned in test_users_auth_guards.py."""
+concurrent refreshes and a refresh racing the end of every session, the hashing queue, and
+new passwords screened (a breached or personal one refused, changing nothing; a listed one
+set earlier still signs in). Each route's exact answers and rows are pinned in
+test_users_auth_guards.py."""
 
 from __future__ import annotations
 
@@ -325,19 +325,6 @@ async def test_a_refresh_racing_the_end_of_every_session_is_refused(
             uuid.UUID(user["id"]),
         )
         assert rotated == 0
-
-
-async def test_an_anonymous_route_ignores_the_access_cookie(client: Any, sink: SmtpSink) -> None:
-    """Nothing to forge: a logout with the access cookie and no Origin is not a cookie write
-    (the Origin rule for one: test_departments_api.py)."""
-    user, _ = await register(client, sink)
-    access = (await login(client, user["email"]))["access_token"]
-    resp = await client.post(
-        "/v1/auth/logout",
-        json={"refresh_token": "A" * 43},
-        headers={"Cookie": f"fixup_access={access}"},
-    )
-    assert resp.status == 204
 
 
 # --- the hashing queue ----------------------------------------------------------------------

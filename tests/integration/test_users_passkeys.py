@@ -270,17 +270,6 @@ async def test_malformed_sign_in_bodies_are_problems(client: Any, body: dict[str
     assert resp.headers["Content-Type"].startswith("application/problem+json")
 
 
-async def test_passkey_routes_need_a_token(client: Any) -> None:
-    for method, path in (
-        ("POST", "/v1/users/me/passkeys/options"),
-        ("POST", "/v1/users/me/passkeys"),
-        ("GET", "/v1/users/me/passkeys"),
-        ("DELETE", f"/v1/users/me/passkeys/{uuid.uuid4()}"),
-    ):
-        resp = await client.request(method, path, json={})
-        await problem(resp, 401, "UNAUTHORIZED")
-
-
 async def test_the_relying_party_and_the_challenge_life_come_from_the_settings(
     aiohttp_client: Any, users_dsn: str
 ) -> None:

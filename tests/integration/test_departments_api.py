@@ -15,9 +15,6 @@ from tests import pg
 from tests.integration.auth_support import KEYS, Bearer, bearer, token
 
 ADMIN = Bearer(Role.ADMIN)
-JSON_CT = {"Content-Type": "application/json"}
-FORM_CT = {"Content-Type": "application/x-www-form-urlencoded"}
-HUGE = b'{"name": "' + b"a" * (1024 * 1024) + b'"}'
 
 
 async def create(client: Any, name: str, address: str = "1 Main St") -> dict[str, Any]:
@@ -129,36 +126,30 @@ async def test_duplicate_name_is_409_and_leaves_no_row(client: Any, departments_
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "status", "code"),
+    ("body", "status", "code"),
     [
-        ({"json": {"name": "a", "address": "b", "extra": 1}}, 400, "VALIDATION_ERROR"),
-        ({"json": {"name": "a", "address": "b", "version": 3}}, 403, "FORBIDDEN"),
-        ({"json": {"name": "a", "address": "b", "id": str(uuid.uuid4())}}, 403, "FORBIDDEN"),
-        ({"json": {"name": "   ", "address": "b"}}, 400, "VALIDATION_ERROR"),
-        ({"json": {"name": "a" * 101, "address": "b"}}, 400, "VALIDATION_ERROR"),
-        ({"json": {"address": "b"}}, 400, "VALIDATION_ERROR"),
-        ({"json": {"name": 5, "address": "b"}}, 400, "VALIDATION_ERROR"),
-        ({"json": ["name"]}, 400, "VALIDATION_ERROR"),
-        ({"json": {"name": "a\u0000b", "address": "b"}}, 400, "VALIDATION_ERROR"),
-        ({"json": {"name": "line\nbreak", "address": "b"}}, 400, "VALIDATION_ERROR"),
-        ({"data": b'{"name": "a",', "headers": JSON_CT}, 400, "BAD_REQUEST"),
-        ({"data": b"name=a&address=b", "headers": FORM_CT}, 415, "UNSUPPORTED_MEDIA_TYPE"),
-        ({"data": b"{}", "headers": {"Content-Type": "text/plain"}}, 415, "UNSUPPORTED_MEDIA_TYPE"),
-        ({"data": HUGE, "headers": JSON_CT}, 413, "PAYLOAD_TOO_LARGE"),
+        ({"name": "a", "address": "b", "extra": 1}, 400, "VALIDATION_ERROR"),
+        ({"name": "a", "address": "b", "version": 3}, 403, "FORBIDDEN"),
+        ({"name": "a", "address": "b", "id": str(uuid.uuid4())}, 403, "FORBIDDEN"),
+        ({"name": "   ", "address": "b"}, 400, "VALIDATION_ERROR"),
+        ({"name": "a" * 101, "address": "b"}, 400, "VALIDATION_ERROR"),
+        ({"address": "b"}, 400, "VALIDATION_ERROR"),
+        ({"name": 5, "address": "b"}, 400, "VALIDATION_ERROR"),
+        ({"name": "a\u0000b", "address": "b"}, 400, "VALIDATION_ERROR"),
+        ({"name": "line\nbreak", "address": "b"}, 400, "VALIDATION_ERROR"),
     ],
 )  # fmt: skip
 async def test_bad_bodies_are_refused_and_create_nothing(
-    client: Any, kwargs: dict[str, Any], status: int, code: str
+    client: Any, body: dict[str, Any], status: int, code: str
 ) -> None:
     before = (await (await client.get("/v1/departments?limit=1")).json())["meta"]["total"]
-    headers = {**ADMIN, **kwargs.pop("headers", {})}
-    resp = await client.post("/v1/departments", headers=headers, **kwargs)
+    resp = await client.post("/v1/departments", json=body, headers=ADMIN)
     assert resp.status == status, await resp.text()
     assert resp.content_type == "application/problem+json"
-    body = await resp.json()
-    assert_problem(body, status, code)
-    if code == "VALIDATION_ERROR" and "errors" in body:
-        assert all(set(e) == {"field", "message"} for e in body["errors"])
+    problem = await resp.json()
+    assert_problem(problem, status, code)
+    if code == "VALIDATION_ERROR" and "errors" in problem:
+        assert all(set(e) == {"field", "message"} for e in problem["errors"])
     after = (await (await client.get("/v1/departments?limit=1")).json())["meta"]["total"]
     assert after == before
 

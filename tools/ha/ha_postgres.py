@@ -3,8 +3,8 @@ managed by Patroni in synchronous mode, and HAProxy sending connections to the p
 (tools/ha/ha_tier.py drives this module; ADR 0033).
 
 Plain processes under `var/ha/` on loopback ports of their own. The members' settings are
-the checked-in deploy/patroni/patroni.yml; this module writes only each member's name,
-ports and directories.
+the checked-in deploy/patroni/patroni.yml and member.yml; this module fills in only each
+member's name, ports and directories.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from tools.time_scale import scaled
 
 MEMBERS = 3
 SHARED_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "patroni" / "patroni.yml"
+MEMBER_CONFIG = SHARED_CONFIG.with_name("member.yml")
 HAPROXY_TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "haproxy" / "primary.cfg"
 CHECK_INTER_MS = 1000  # HAProxy asks each member's Patroni this often
 CHECK_FALL = 2  # failed checks before a member is out (its sessions cut)
@@ -93,38 +94,32 @@ def _etcd_command(layout: PgLayout, k: int, root: Path) -> list[str]:
 
 def write_config(layout: PgLayout, k: int, root: Path, extra: dict[str, str] | None) -> Path:
     """Member k's configuration directory, as Patroni merges it (its .yml files in name
-    order): deploy/patroni/patroni.yml, then the member's own settings; `extra`: parameters
-    of its own (its WAL archiving, tools/backups/backup_servers.py)."""
+    order): deploy/patroni/patroni.yml, deploy/patroni/member.yml filled in, then what the
+    member alone has: `extra` parameters (its WAL archiving, tools/backups/backup_servers.py)
+    and, on hosts of their own, the members' subnet in pg_hba."""
     home = root / f"pg{k}"
-    host = layout.host(k)
-    postgresql: dict[str, object] = {
-        "listen": f"{host}:{layout.postgres[k]}",
-        "connect_address": f"{host}:{layout.postgres[k]}",
-        "data_dir": str(home / "data"),
-        "bin_dir": str(postgres_bin()),
-        "pgpass": str(home / "pgpass"),
-        "parameters": {"unix_socket_directories": str(home), **(extra or {})},
-    }
+    conf = home / "patroni"
+    conf.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SHARED_CONFIG, conf / "00-shared.yml")
+    member = string.Template(MEMBER_CONFIG.read_text()).substitute(
+        name=f"pg{k}",
+        host=layout.host(k),
+        port=layout.postgres[k],
+        rest_port=layout.rest[k],
+        etcd_hosts=",".join(f"{layout.etcd_host}:{port}" for port in layout.etcd_client),
+        home=home,
+        bin_dir=postgres_bin(),
+    )
+    (conf / "10-member.yml").write_text(member)
+    own: dict[str, object] = {"parameters": extra or {}}
     if layout.net is not None:  # the members' and HAProxy's addresses, not loopback's
         subnet = f"{layout.net.subnet}.0/24"
-        postgresql["pg_hba"] = [
+        own["pg_hba"] = [
             "local all all trust",
             f"host replication replicator {subnet} trust",
             f"host all all {subnet} trust",
         ]
-    own = {
-        "name": f"pg{k}",
-        "restapi": {
-            "listen": f"{host}:{layout.rest[k]}",
-            "connect_address": f"{host}:{layout.rest[k]}",
-        },
-        "etcd3": {"hosts": [f"{layout.etcd_host}:{port}" for port in layout.etcd_client]},
-        "postgresql": postgresql,
-    }
-    conf = home / "patroni"
-    conf.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(SHARED_CONFIG, conf / "00-shared.yml")
-    (conf / "10-member.yml").write_text(json.dumps(own, indent=1))  # JSON is YAML
+    (conf / "20-own.yml").write_text(json.dumps({"postgresql": own}))  # JSON is YAML
     return conf
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pymysql
 
+from tools.local.dbadmin import mysql_connect
 from tools.local.local_servers import (
     Address,
     hand_to,
@@ -68,13 +70,8 @@ class MariaInstance:
     def dsn(self, database: str = "mysql") -> str:
         return f"mysql://root@127.0.0.1:{self.port}/{database}"
 
-    def connect(
-        self, database: str | None = None
-    ) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
-        return pymysql.connect(
-            host="127.0.0.1", port=self.port, user="root", database=database, connect_timeout=2,
-            autocommit=True,
-        )  # fmt: skip
+    def connect(self, database: str | None = None) -> pymysql.connections.Connection[Any]:
+        return mysql_connect(self.dsn(), database=database)
 
     def answers(self) -> bool:
         try:

@@ -31,6 +31,7 @@ from tools.local import server_homes
 from tools.local.local_servers import (
     START_TIMEOUT,
     StartError,
+    alive,
     as_user,
     listening,
     require,
@@ -120,17 +121,12 @@ def home_of(var: Path, listen: str) -> Path:
 
 
 def _pid(bouncer: Bouncer) -> int | None:
+    """The running PgBouncer's pid (its pidfile's, while that process lives)."""
     try:
         pid = int(bouncer.pidfile.read_text().strip())
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, another user's
-    return pid
+    return pid if alive(pid) else None
 
 
 def start(bouncer: Bouncer) -> None:

@@ -268,8 +268,6 @@ async def test_fifty_parallel_attempts_on_one_account_count_fifty_across_replica
 async def test_login_refuses_bad_bodies(client: Any) -> None:
     resp = await client.post("/v1/auth/login", json={"email": "a@b.c"})
     assert resp.status == 400
-    resp = await client.post("/v1/auth/login", data="x", headers={"Content-Type": "text/plain"})
-    assert resp.status == 415
 
 
 # --- refresh token life cycle ---------------------------------------------------------------

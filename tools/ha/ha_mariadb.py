@@ -9,6 +9,7 @@ Every server starts read-only: one that restarts never comes back writable by it
 from __future__ import annotations
 
 import argparse
+import configparser
 import string
 import sys
 import time
@@ -29,7 +30,7 @@ from tools.local.local_servers import (
 )
 from tools.time_scale import scaled
 
-# both servers' replication settings, ${server_id} filled in
+# both servers' option file, ${server_id} filled in
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "mariadb" / "replication.cnf"
 APPLY_TIMEOUT = 30.0  # the replica applying what it received before it is promoted
 CHECK_INTER_MS = 500  # HAProxy asks each check port this often
@@ -60,21 +61,15 @@ def maria_layout_from(ports: list[int]) -> MariaLayout:
     return MariaLayout(ports[0], ports[1], ports[2], tuple(ports[3:PORTS_NEEDED]))
 
 
-def settings(server_id: int) -> dict[str, str]:
-    """deploy/mariadb/replication.cnf's settings for server 1 or 2."""
-    text = string.Template(CONFIG.read_text()).substitute(server_id=server_id)
-    lines = [line for line in text.splitlines() if "=" in line and not line.startswith("#")]
-    return {key: value for key, _, value in (line.partition("=") for line in lines)}
+def _setting(name: str) -> str:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(CONFIG)
+    return parser["mariadb"][name]
 
 
 # a replica calls its primary lost after this long without an event or a heartbeat: the
 # watcher's second witness of a primary that froze rather than died
-REPLICA_NET_TIMEOUT = int(settings(1)["slave-net-timeout"])
-
-
-def options(server_id: int) -> tuple[str, ...]:
-    """replication.cnf on the server's command line (it reads no option file)."""
-    return tuple(f"--{key}={value}" for key, value in settings(server_id).items())
+REPLICA_NET_TIMEOUT = int(_setting("slave-net-timeout"))
 
 
 def connect(port: int, **kwargs: Any) -> pymysql.connections.Connection[Any]:
@@ -99,7 +94,10 @@ def start_server(layout: MariaLayout, root: Path, server_id: int) -> int:
     """Server 1 or 2 (read-only, whatever it was); -> its pid, which leads its group."""
     port = layout.servers[server_id - 1]
     home = root / f"maria{server_id}"
-    pid = start_mysql(Address("mysql", "127.0.0.1", port), home, options(server_id))
+    home.mkdir(parents=True, exist_ok=True)
+    cnf = home / "replication.cnf"  # its only option file
+    cnf.write_text(string.Template(CONFIG.read_text()).substitute(server_id=server_id))
+    pid = start_mysql(Address("mysql", "127.0.0.1", port), home, defaults=cnf)
     assert pid is not None
     return pid
 

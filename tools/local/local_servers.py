@@ -204,11 +204,14 @@ def stop_postgresql(home: Path, mode: str = "fast") -> None:
         run(_pg_ctl("-D", str(home / "data"), "-m", mode, "-w", "stop"))
 
 
-def start_mysql(address: Address, home: Path, options: tuple[str, ...] = ()) -> int | None:
+def start_mysql(
+    address: Address, home: Path, options: tuple[str, ...] = (), defaults: Path | None = None
+) -> int | None:
     """mariadb-install-db (first time), then mariadbd on `home`/data with no option file of
     the machine's: root without a password, as the development server of the README;
-    `options` add to its command line (the HA tier's replication settings,
-    tools/ha/ha_mariadb.py; the archived server's binary log, tools/local/db_servers.py)."""
+    `options` add to its command line (the archived server's binary log,
+    tools/local/db_servers.py), `defaults` is its one option file (the HA tier's
+    replication.cnf, tools/ha/ha_mariadb.py)."""
     install = require("mariadb-install-db", "mariadb-server")
     server = require("mariadbd", "mariadb-server")
     home = home.resolve()  # mariadb-install-db resolves a relative datadir against /usr
@@ -222,8 +225,9 @@ def start_mysql(address: Address, home: Path, options: tuple[str, ...] = ()) -> 
                 *("--auth-root-authentication-method=normal", "--skip-test-db"),
             ]
         )
+    only = f"--defaults-file={defaults}" if defaults else "--no-defaults"  # first of all
     command = [
-        *(server, "--no-defaults", f"--datadir={data}", f"--port={address.port}"),
+        *(server, only, f"--datadir={data}", f"--port={address.port}"),
         *(f"--bind-address={address.host}", f"--socket={home / 'mysqld.sock'}"),
         *(f"--pid-file={home / 'mysqld.pid'}", *user, *options),
     ]

@@ -19,13 +19,13 @@ from tools.proto import differences
 from tools.sqlc_run import (
     QueryFailures,
     SqlcError,
+    config_without,
     engine_of_config,
     rejected_files,
     request_without_rejected,
     run_sqlc,
     sql_dir,
     temp_config,
-    without,
 )
 from tools.sqlc_types import lock_is_current, types
 from tools.sqlc_vet import vet
@@ -41,15 +41,8 @@ def generate(db: str) -> None:
     if engine_of_config(db) != "sqlite" and not lock_is_current(db, request):
         print(f"sqlc: {db}: types lock is stale, asking the server")
         types(db, request)
-    if rejected:
-
-        def keep_out(config: dict[str, Any], _tmp: str) -> None:
-            without(config, db, rejected)
-
-        with temp_config(db, keep_out) as name:
-            run_sqlc(sql_dir(db), config=name)
-    else:
-        run_sqlc(sql_dir(db))
+    with config_without(db, rejected) as name:
+        run_sqlc(sql_dir(db), config=name)
     print(f"sqlc: generated {db}")
     if rejected:
         raise QueryFailures("\n".join(f"{m} (file not generated)" for m in rejected.values()))

@@ -104,10 +104,15 @@ def query_files(db: str) -> list[str]:
     return files
 
 
-def without(config: dict[str, Any], db: str, rejected: dict[str, str]) -> None:
-    """`config` reading every query file but the rejected ones."""
-    kept = [f for f in query_files(db) if os.path.normpath(f) not in rejected]
-    config["sql"][0]["queries"] = kept
+def config_without(db: str, rejected: dict[str, str]) -> contextlib.AbstractContextManager[str]:
+    """The name of a config reading every query file but the `rejected` ones: sqlc.yaml
+    itself when none is (`temp_config`'s otherwise)."""
+
+    def without(config: dict[str, Any], _tmp: str) -> None:
+        kept = [f for f in query_files(db) if os.path.normpath(f) not in rejected]
+        config["sql"][0]["queries"] = kept
+
+    return temp_config(db, without) if rejected else contextlib.nullcontext("sqlc.yaml")
 
 
 def hint(db: str, file: str, line: int, message: str) -> str:
@@ -139,11 +144,7 @@ def request_json(db: str, rejected: dict[str, str] | None = None) -> dict[str, A
     """sqlc's GenerateRequest for `db` (without the `rejected` files) as the plugin sees it:
     the types step's own `types_command.requests` (`gen: json`, a sorted query's variants)."""
 
-    def keep_out(config: dict[str, Any], _tmp: str) -> None:
-        without(config, db, rejected or {})
-
-    written = temp_config(db, keep_out) if rejected else contextlib.nullcontext("sqlc.yaml")
-    with written as name:
+    with config_without(db, rejected or {}) as name:
         try:
             return types_command.requests(sql_dir(db) / name, str(SQLC))[0]
         except CodegenError as exc:

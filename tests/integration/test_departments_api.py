@@ -216,31 +216,15 @@ async def test_list_orders_and_pages(listed: tuple[Any, list[dict[str, Any]]]) -
     assert version(beyond) == version(first)
 
 
-@pytest.mark.parametrize(
-    ("query", "field"),
-    [
-        ("limit=abc", "limit"),
-        ("limit=0", "limit"),
-        ("limit=1001", "limit"),
-        ("limit=-1", "limit"),
-        ("limit=1.5", "limit"),
-        ("page=0", "page"),
-        ("page=x", "page"),
-        ("orderby=salary", "orderby"),
-        ("orderby=name;DROP TABLE departments", "orderby"),
-        ("orderby=name%20desc", "orderby"),
-        ("sort=up", "sort"),
-        ("sort=ASC;--", "sort"),
-        ("colour=red", "colour"),
-        ("limit=1&limit=2", "limit"),
-    ],
-)
-async def test_bad_list_parameters(client: Any, query: str, field: str) -> None:
-    resp = await client.get(f"/v1/departments?{query}")
+@pytest.mark.parametrize("orderby", ["salary", "name;DROP TABLE departments", "name%20desc"])
+async def test_bad_list_parameters(client: Any, orderby: str) -> None:
+    """departments' own sort keys; limit, page, sort, unknown and repeated parameters are
+    ListQuery's, as every list's (test_http_parsing's test_list_* tests)."""
+    resp = await client.get(f"/v1/departments?orderby={orderby}")
     assert resp.status == 400
     body = await resp.json()
     assert_problem(body, 400, "VALIDATION_ERROR")
-    assert field in [e["field"] for e in body["errors"]]
+    assert [e["field"] for e in body["errors"]] == ["orderby"]
     assert (await client.get("/v1/departments?limit=1")).status == 200  # table still there
 
 

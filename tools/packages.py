@@ -27,7 +27,7 @@ class Package:
     commands: tuple[str, ...] = ()  # any one found proves it is installed; none: ask dpkg
 
 
-SBIN = (Path("/usr/sbin"), Path("/usr/local/sbin"))  # not on a normal user's PATH
+SBIN = ("/usr/sbin", "/usr/local/sbin")  # not on a normal user's PATH
 ROOT = Path(__file__).resolve().parents[1]
 # the HA tier's Patroni comes from PyPI, not Debian (the pin's reason is in the file). As
 # root the postgres user runs it, so it lives where that user can always reach it, named
@@ -112,10 +112,7 @@ TARGETS: dict[str, tuple[Package, ...]] = {
 
 def sbin(name: str) -> str | None:
     """A command by name, in the sbin directories a normal user's PATH lacks too."""
-    for directory in SBIN:
-        if (directory / name).is_file():
-            return str(directory / name)
-    return shutil.which(name)
+    return shutil.which(name, path=os.pathsep.join([*SBIN, os.environ.get("PATH", os.defpath)]))
 
 
 def installed(package: Package) -> bool:

@@ -1,4 +1,5 @@
-"""lib.auth tokens and guards, and tools.keys: round trip, forged tokens, key handling."""
+"""lib.auth tokens and guards: round trip, forged tokens, key handling (tools.keys:
+test_keys.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ import hashlib
 import hmac
 import json
 import math
-import stat
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -22,9 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from lib.auth.principal import Principal, Role, is_self_or, require_role, require_verified
 from lib.auth.tokens import TokenSigner, TokenVerifier, generate_keypair, signed_header
-from lib.config import ServiceSettings
 from lib.errors import Forbidden, Unauthorized
-from tools import keys as keys_tool
 
 TTL = 900
 USER_ID = uuid.UUID("5b0c6a0e-1c1e-4a57-9d43-4f0f6c2b9a11")
@@ -555,53 +552,6 @@ def test_is_self_or() -> None:
 def test_principal_is_frozen() -> None:
     with pytest.raises(AttributeError):
         principal().role = Role.ADMIN  # type: ignore[misc]
-
-
-# --- tools.keys ----------------------------------------------------------------------
-
-
-def test_tools_keys_writes_usable_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    directory = tmp_path / "keys"
-    assert keys_tool.main(["--dir", str(directory)]) == 0
-
-    private_path, public_path = directory / "jwt_private.pem", directory / "jwt_public.pem"
-    assert stat.S_IMODE(private_path.stat().st_mode) == 0o600
-    assert public_path.is_file()
-    out = capsys.readouterr().out
-    assert f"JWT_PRIVATE_KEY_FILE={private_path}" in out
-    assert f"JWT_PUBLIC_KEY_FILE={public_path}" in out
-
-    settings = ServiceSettings.model_validate(
-        {"jwt_private_key_file": str(private_path), "jwt_public_key_file": str(public_path)}
-    )
-    token, issued = TokenSigner(settings.private_key_pem(), TTL).issue(USER_ID, Role.ADMIN, True)
-    assert TokenVerifier(settings.public_key_pem()).verify(token) == issued
-
-
-def test_tools_keys_refuses_overwrite_without_force(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert keys_tool.main(["--dir", str(tmp_path)]) == 0
-    private_path = tmp_path / "jwt_private.pem"
-    before = private_path.read_text()
-
-    assert keys_tool.main(["--dir", str(tmp_path)]) == 1
-    assert "--force" in capsys.readouterr().err
-    assert private_path.read_text() == before
-
-    private_path.chmod(0o644)
-    assert keys_tool.main(["--dir", str(tmp_path), "--force"]) == 0
-    assert private_path.read_text() != before
-    assert stat.S_IMODE(private_path.stat().st_mode) == 0o600
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["encryption.key", "jwt", "jwt_private.pem", "jwt_public.pem"]
-
-
-def test_tools_keys_refuses_when_only_public_exists(tmp_path: Path) -> None:
-    (tmp_path / "jwt_public.pem").write_text("old")
-    assert keys_tool.main(["--dir", str(tmp_path)]) == 1
-    assert not (tmp_path / "jwt_private.pem").exists()
-    assert (tmp_path / "jwt_public.pem").read_text() == "old"
 
 
 @pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt", "Application/At+JWT"])

@@ -1,30 +1,28 @@
-"""Conditional reads of the departments, catalog and orders APIs (ADR 0019) against real
+"""Conditional reads of the departments and catalog APIs (ADR 0019) against real
 PostgreSQL: every public GET answers an ETag; If-None-Match with the current tag is a 304
 that runs no page query and spends the rate-limit budget a 200 spends (a flood of them meets
 the limit; a bad token is 401 whatever the conditional headers); every committed write changes the
-tag, an uncommitted one does not; a read racing writes never 304s a stale copy. A write
-through one replica seen by another: tests/integration/test_page_cache.py's restart test."""
+tag, an uncommitted one does not; a read racing writes never 304s a stale copy. A write to
+each table a list reads, for every list: tests/integration/test_conditional_stamps.py; a
+write through one replica seen by another: tests/integration/test_page_cache.py's restart
+test."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-import orjson
 import pytest
 
 from lib.auth.principal import Role
 from services.catalog.app import create_app as catalog_app
 from services.departments.app import create_app
-from services.orders.app import create_app as orders_app
 from tests import pg
 from tests.integration.auth_support import bearer, settings_for
 from tests.integration.catalog_support import ADMIN, catalog_settings, chain
-from tests.integration.orders_support import orders_settings
 
 LIST = "/v1/departments?limit=100&orderby=name"
 
@@ -251,56 +249,3 @@ async def test_catalog_lists_and_items_revalidate_and_change_with_every_write(
         assert status == 200, path
         assert f"Renamed {noun}".encode() in body
         assert (await get(catalog, item, item_tag))[0] == 200
-
-
-async def test_provider_links_change_the_tags_of_both_link_lists(catalog: Any) -> None:
-    service_id = (await chain(catalog))["service"]["id"]
-    provider = uuid.uuid4()
-    offered = f"/v1/providers/{provider}/services"
-    providers = f"/v1/services/{service_id}/providers"
-    _, offered_tag, _ = await get(catalog, offered)
-    _, providers_tag, _ = await get(catalog, providers)
-    assert (await get(catalog, offered, offered_tag))[0] == 304
-    assert (await get(catalog, providers, providers_tag))[0] == 304
-
-    link = f"/v1/providers/{provider}/services/{service_id}"
-    assert (await catalog.put(link, headers=ADMIN)).status == 204
-    status, offered_tag, body = await get(catalog, offered, offered_tag)
-    assert status == 200
-    assert service_id.encode() in body
-    status, providers_tag, body = await get(catalog, providers, providers_tag)
-    assert status == 200
-    assert str(provider).encode() in body
-
-    # archiving the service (ADR 0058) keeps its links, now showing its archived_at: both
-    # lists change again
-    _, service_tag, _ = await get(catalog, f"/v1/services/{service_id}")
-    resp = await catalog.delete(
-        f"/v1/services/{service_id}", headers={**ADMIN, "If-Match": service_tag}
-    )
-    assert resp.status == 204, await resp.text()
-    status, _, body = await get(catalog, offered, offered_tag)
-    assert status == 200
-    (row,) = orjson.loads(body)["data"]
-    assert (row["id"], row["archived_at"] is not None) == (service_id, True)
-    status, _, body = await get(catalog, providers, providers_tag)
-    assert status == 200
-    assert [link["provider_id"] for link in orjson.loads(body)["data"]] == [str(provider)]
-
-
-# --- orders: the currency list (the reviews: tests/integration/test_orders_api.py) -------
-
-
-async def test_currencies_revalidate_and_change_with_a_committed_write(
-    aiohttp_client: Any, migrated_db: Callable[[str], str]
-) -> None:
-    dsn = migrated_db("orders")
-    orders = await aiohttp_client(orders_app(orders_settings(dsn)))
-    status, tag, _ = await get(orders, "/v1/currencies?limit=5")
-    assert status == 200
-    assert (await get(orders, "/v1/currencies?limit=5", tag))[:2] == (304, tag)
-
-    await pg.execute(dsn, "INSERT INTO currencies VALUES ('AAA', 'First by code', 2)")
-    status, _, body = await get(orders, "/v1/currencies?limit=5", tag)
-    assert status == 200
-    assert b"AAA" in body

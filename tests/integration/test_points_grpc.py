@@ -45,17 +45,8 @@ async def test_get_user_list_points_100_ids(points: Points) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [
-        "nope",
-        "",
-        "1234",
-        "{00000000-0000-0000-0000-000000000000}",
-        "a" * 36,
-        " " + "0" * 35,
-        "00000000-0000-0000-0000-000000000000\n",  # `$` alone would let this through
-    ],
-)
+    "bad", ["nope", "00000000-0000-0000-0000-000000000000\n"]
+)  # every shape refused, each with its detail: test_points_rules.py
 async def test_malformed_ids_invalid_argument(points: Points, bad: str) -> None:
     code, detail = await code_of(points.get(bad))
     assert code is grpc.StatusCode.INVALID_ARGUMENT
@@ -76,16 +67,10 @@ async def test_malformed_ids_invalid_argument(points: Points, bad: str) -> None:
     ("delta", "reason", "key", "field"),
     [
         (0, "job", "k", "delta"),
-        (1, "", "k", "reason"),
-        (1, "   ", "k", "reason"),
         (1, "r" * 201, "k", "reason"),
-        (1, "job", "", "idempotency_key"),
-        (1, "job", "k" * 129, "idempotency_key"),
         (1, "job", "has space", "idempotency_key"),
-        (1, "job", "ключ", "idempotency_key"),
-        (1, "job", "k\n", "idempotency_key"),
     ],
-)
+)  # one a field over the wire; every refusal with its detail: test_points_rules.py
 async def test_add_validation(
     points: Points, delta: int, reason: str, key: str, field: str
 ) -> None:

@@ -16,6 +16,7 @@ import psycopg
 import pymysql
 import pytest
 
+from tests.servers import DatabaseFactory
 from tools.backups import (
     backup,
     backup_exporter,
@@ -27,8 +28,9 @@ from tools.backups import (
 from tools.backups.backup_settings import BackupSettings
 from tools.backups.restore import Refused
 from tools.local.databases import DATABASES
-from tools.local.local_servers import START_TIMEOUT
+from tools.local.local_servers import START_TIMEOUT, StartError
 from tools.local.server_homes import remove_home, server_home
+from tools.migrations import migrate
 
 RULES = Path(__file__).resolve().parents[2] / "observability" / "prometheus" / "rules"
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -106,6 +108,20 @@ def test_the_command_says_why_in_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert err.startswith("restore refused: unknown db 'ledger'"), err
+
+
+@pytest.mark.parametrize("db", ["departments", "points"])
+def test_a_copy_whose_migrations_are_not_the_repositorys_first_ones_fails_the_check(
+    databases: DatabaseFactory, db: str
+) -> None:
+    """What a restore checks of its copy (yoyo's record of what is applied): none applied
+    fails naming them; the first one applied passes, counted."""
+    database = DATABASES[db]
+    dsn = databases.create(f"restored_{db}", database.engine)
+    with pytest.raises(StartError, match=r"restored migrations \[\] do not match the repo"):
+        restore.check_migrations(database, dsn)
+    (first,) = migrate.up(db, dsn, steps=1)
+    assert restore.check_migrations(database, dsn).endswith(f"migrations applied (last {first})")
 
 
 @pytest.mark.parametrize("db", ["departments", "points"])

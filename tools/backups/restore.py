@@ -24,15 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
-from yoyo import read_migrations
-
 from tools.backups import mariadb_backups, pgbackrest
 from tools.backups.backup_servers import load
 from tools.backups.backup_settings import BackupSettings
 from tools.local.databases import Database, UnknownDatabaseError, get_database
 from tools.local.db_servers import MariaInstance, PgCluster
-from tools.local.dbadmin import mysql_connect
 from tools.local.local_servers import StartError, hand_to, pg_settings, run
 from tools.local.locks import LockBusy, file_lock
 from tools.local.ports import free_port
@@ -94,17 +90,12 @@ def pg_time(moment: datetime) -> str:
 
 
 def check_migrations(db: Database, dsn: str) -> str:
-    """The restored `_yoyo_migration` rows are the repository's first migrations, in order."""
-    known = [m.id for m in read_migrations(str(migrate.migrations_dir(db.name)))]
-    query = "SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc, migration_id"
-    if db.engine == "postgresql":
-        with psycopg.connect(dsn, connect_timeout=5) as pg:
-            applied = [row[0] for row in pg.execute(query).fetchall()]
-    else:
-        with mysql_connect(dsn, database=f"fixup_{db.name}") as conn, conn.cursor() as cur:
-            cur.execute(query)
-            applied = [row[0] for row in cur.fetchall()]
-    if sorted(applied) != sorted(known[: len(applied)]) or not applied:
+    """The migrations yoyo recorded as applied in the restored copy are the repository's
+    first ones."""
+    marks = migrate.status(db.name, dsn)
+    known = [mid for mid, _ in marks]
+    applied = [mid for mid, done in marks if done]
+    if not applied or applied != known[: len(applied)]:
         raise StartError(f"restored migrations {applied} do not match the repository's {known}")
     return f"{len(applied)} of {len(known)} migrations applied (last {applied[-1]})"
 

@@ -1,12 +1,13 @@
 """One user on real PostgreSQL with a real departments app: GET/PATCH/DELETE
 /v1/users/{id|me}, the password change, the provider card, the access rules and attacks
-(another user, a moderator, an unverified user), and the departments check behind its
-breaker (down, open, recovered). The exact answers of each route (a missing or stale
-If-Match, the bad paths of a read, an unknown department, what an ADMIN may set, the
-anonymising DELETE and what its token gets after, departments refusing the forwarded
-token) are in test_users_handlers.py; a cookie write without an allowed Origin in
-test_departments_api.py (lib/http's rule, the same for every service); fields no caller
-may set in tests/reliability/test_security.py (every write, nothing written)."""
+(a moderator, an unverified user; another user's: test_access_matrix.py's owners), and
+the departments check behind its breaker (down, open, recovered). The exact answers of
+each route (a missing or stale If-Match, the bad paths of a read, an unknown department,
+what an ADMIN may set, the anonymising DELETE and what its token gets after, departments
+refusing the forwarded token) are in test_users_handlers.py; a cookie write without an
+allowed Origin in test_departments_api.py (lib/http's rule, the same for every service);
+fields no caller may set in tests/reliability/test_security.py (every write, nothing
+written)."""
 
 from __future__ import annotations
 
@@ -93,22 +94,6 @@ async def test_read_me_and_by_id(client: Any, users_dsn: str) -> None:
     resp = await client.get(f"/v1/users/{user_id}", headers=moderator)
     assert resp.status == 200
     assert (await resp.json())["data"]["id"] == str(user_id)
-
-
-async def test_a_customer_cannot_see_or_change_another_user(client: Any, users_dsn: str) -> None:
-    victim = await make_user(users_dsn)
-    attacker = auth(await make_user(users_dsn))
-    assert (await client.get(f"/v1/users/{victim}", headers=attacker)).status == 404
-    resp = await patch(client, str(victim), {"first_name": "Mallory"}, attacker)
-    assert resp.status == 404
-    resp = await client.delete(f"/v1/users/{victim}", headers={**attacker, "If-Match": '"1"'})
-    assert resp.status == 404
-    resp = await client.put(f"/v1/users/{victim}/picture", headers=attacker, data=b"x")
-    assert resp.status == 404
-    row = await pg.fetchrow(
-        users_dsn, "SELECT first_name, deleted_at FROM users WHERE id=$1", victim
-    )
-    assert (row["first_name"], row["deleted_at"]) == ("Ada", None)
 
 
 async def test_a_moderator_sees_but_may_not_change(client: Any, users_dsn: str) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+
+from markdown_it import MarkdownIt
 
 PLACEHOLDERS = {
     "<uuid>": r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
@@ -26,9 +27,8 @@ PLACEHOLDERS = {
     "<n>": r"\d+",
 }
 _PLACEHOLDER = re.compile("(" + "|".join(re.escape(p) for p in PLACEHOLDERS) + ")")
-# a fenced block, indented or not (inside a list item): indent, info string, text
-_FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```\n", re.MULTILINE | re.DOTALL)
 OUTPUT_KINDS = ("json", "text")
+_MARKDOWN = MarkdownIt("commonmark")
 
 
 @dataclass(frozen=True)
@@ -36,31 +36,31 @@ class Example:
     line: int  # where the command block starts in the page (1-based)
     command: str
     expected: str | None  # None: the command prints nothing
+    heading: str = ""  # the title of the ## or ### section it is in
+    intro: str = ""  # the paragraph right above it, on one line ("": none)
 
 
 def fenced(page: str, kind: str) -> list[str]:
-    """The text of every ```kind block of a Markdown page, in order."""
-    return [_body(m) for m in _FENCE.finditer(page) if m.group(2) == kind]
-
-
-def _body(fence: re.Match[str]) -> str:
-    return textwrap.dedent(fence.group(3)) if fence.group(1) else fence.group(3)
+    """The text of every ```kind block of a Markdown page, in order (CommonMark's parse)."""
+    return [t.content for t in _MARKDOWN.parse(page) if t.type == "fence" and t.info == kind]
 
 
 def examples(page: str) -> list[Example]:
-    """Every ```sh block, with the output block right after it (only blank lines between)."""
+    """Every ```sh block, with the output block right after it (nothing but blank lines
+    between), the section it is in and the paragraph right above it."""
+    tokens = _MARKDOWN.parse(page)
     found: list[Example] = []
-    fences = list(_FENCE.finditer(page))
-    for i, fence in enumerate(fences):
-        if fence.group(2) != "sh":
+    heading = ""
+    for i, token in enumerate(tokens):
+        if token.type == "inline" and tokens[i - 1].tag in ("h2", "h3"):
+            heading = token.content
+        if token.type != "fence" or token.info != "sh" or not token.map:
             continue
-        expected = None
-        if i + 1 < len(fences):
-            after = fences[i + 1]
-            between = page[fence.end() : after.start()]
-            if after.group(2) in OUTPUT_KINDS and not between.strip():
-                expected = _body(after)
-        found.append(Example(page.count("\n", 0, fence.start()) + 1, _body(fence), expected))
+        after = tokens[i + 1] if i + 1 < len(tokens) else token
+        expected = after.content if after.type == "fence" and after.info in OUTPUT_KINDS else None
+        above = tokens[i - 2].content if tokens[i - 1].type == "paragraph_close" else ""
+        intro = " ".join(line.strip() for line in above.splitlines())
+        found.append(Example(token.map[0] + 1, token.content, expected, heading, intro))
     return found
 
 

@@ -187,13 +187,6 @@ def success_status(method: str, op: dict[str, Any]) -> str:
     return "201" if method == "POST" and "201" in successes else successes[0]
 
 
-def headings(page: str) -> list[tuple[int, str]]:
-    return [
-        (page.count("\n", 0, m.start()) + 1, m.group(1))
-        for m in re.finditer(r"^#{2,3} (.+)$", page, re.MULTILINE)
-    ]
-
-
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
@@ -217,7 +210,7 @@ def lift_pages(pages_of: dict[str, str], specs: dict[str, dict[str, Any]]) -> di
     for source, page in pages_of.items():
         blocks = examples(page)
         for i, block in enumerate(blocks):
-            found = lift_block(block, blocks[:i], specs, page, source)
+            found = lift_block(block, blocks[:i], specs, source)
             if isinstance(found, str):
                 problems.append(found)
             elif found is not None:
@@ -236,7 +229,6 @@ def lift_block(
     block: Example,
     before: list[Example],
     specs: dict[str, dict[str, Any]],
-    page: str,
     source: str = SOURCE,
 ) -> tuple[str, str, str, str, Any, Any] | str | None:
     call = call_of(block.command)
@@ -261,8 +253,9 @@ def lift_block(
     declared = op["responses"].get(status)
     if declared is None or (response is not None and "content" not in declared):
         return f"{where}: the page shows {status}, which {call.method} {template} does not declare"
-    heading = [title for line, title in headings(page) if line < block.line][-1]
-    value = {"summary": f"{heading} ({source})"} | described(page, block.line)
+    value = {"summary": f"{block.heading} ({source})"}
+    if block.intro:  # the paragraph right above the block
+        value["description"] = block.intro.rstrip(":") + "."
     request = None
     if call.body is not None and status.startswith("2"):
         known = assignments([b.command for b in before] + [block.command])
@@ -274,7 +267,7 @@ def lift_block(
         call.service,
         f"{call.method} {template}",
         status,
-        slug(heading),
+        slug(block.heading),
         request,
         None if response is None else value | {"value": response},
     )
@@ -289,19 +282,6 @@ def bare(spec: dict[str, Any], method: str, path: str) -> bool:
     success = op["responses"].get(success_status(method, op), {})
     schema = success.get("content", {}).get("application/json", {}).get("schema", {})
     return "$ref" in schema  # an envelope is written inline, the bare body by reference
-
-
-def described(page: str, line: int) -> dict[str, str]:
-    """The paragraph right above a block (none when another block is right above it)."""
-    lines = page.splitlines()[: line - 1]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    paragraph: list[str] = []
-    while lines and lines[-1].strip() and not lines[-1].startswith(("```", "#")):
-        paragraph.insert(0, lines.pop().strip())
-    if not paragraph or (lines and lines[-1].startswith("```")):
-        return {}
-    return {"description": " ".join(paragraph).rstrip(":") + "."}
 
 
 def specs() -> dict[str, dict[str, Any]]:

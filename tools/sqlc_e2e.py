@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +27,6 @@ from codegen.errors import CodegenError
 from tools.local.databases import PG_DEFAULT
 from tools.sqlc_run import SQLC
 
-TIMEOUT = 60  # one sqlc run
 SCHEMA_REFUSED = "the schema does not apply"  # types_command's message when the server refuses it
 
 
@@ -43,32 +40,17 @@ def packages(config: Path) -> Iterator[dict[str, Any]]:
 
 
 def request(case: Path, entry: dict[str, Any]) -> dict[str, Any] | None:
-    """sqlc's request for one entry (None when sqlc rejects the case, as some are meant to)."""
-    with tempfile.TemporaryDirectory() as out:
-        config = {
-            "version": "2",
-            "sql": [
-                {
-                    **{k: entry[k] for k in ("schema", "queries")},
-                    "engine": "postgresql",
-                    "gen": {"json": {"out": os.path.relpath(out, case)}},
-                }
-            ],
-        }  # sqlc joins it: relative
-        name = f".fixup-e2e-{os.getpid()}.yaml"
-        (case / name).write_text(yaml.safe_dump(config))
-        try:
-            done = subprocess.run(
-                [str(SQLC), "generate", "-f", name],
-                cwd=case, capture_output=True, timeout=TIMEOUT, check=False,
-            )  # fmt: skip
-        finally:
-            (case / name).unlink()
-        found = Path(out) / "codegen_request.json"
-        if done.returncode or not found.exists():
-            return None
-        data: dict[str, Any] = json.loads(found.read_text())
-        return data
+    """sqlc's request for one entry, as the types step reads it (`types_command.requests`);
+    None when sqlc rejects the case, as some are meant to."""
+    config = case / f".fixup-e2e-{os.getpid()}.yaml"
+    sql = {**{k: entry[k] for k in ("schema", "queries")}, "engine": "postgresql"}
+    config.write_text(yaml.safe_dump({"version": "2", "sql": [sql]}))
+    try:
+        return types_command.requests(config, str(SQLC))[0]
+    except CodegenError:  # sqlc refused it
+        return None
+    finally:
+        config.unlink()
 
 
 def measure(testdata: Path, server: str) -> Counter[str]:

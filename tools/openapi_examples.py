@@ -235,16 +235,16 @@ def lift_block(
     if call is None or call.service not in specs or block.expected is None:
         return None
     shown = answer(block.expected)
+    matched = operation_of(specs[call.service], call.method, call.path)
     if call.status_only and re.fullmatch(r"\d{3}", block.expected.strip()):
         status, response = block.expected.strip(), None
     elif isinstance(shown, dict) and ("data" in shown or {"type", "status"} <= shown.keys()):
         status, response = str(shown.get("status", "")), shown
-    elif isinstance(shown, dict) and bare(specs[call.service], call.method, call.path):
+    elif isinstance(shown, dict) and matched and bare(call.method, matched[1]):
         status, response = "", shown  # an answer without the envelope (the JWK Set)
     else:
         return None  # a part of an answer (a jq filter), several, or none
     where = f"{source}:{block.line}"
-    matched = operation_of(specs[call.service], call.method, call.path)
     if matched is None:
         return f"{where}: {call.method} {call.path} is no operation of {call.service}"
     template, op = matched
@@ -273,12 +273,8 @@ def lift_block(
     )
 
 
-def bare(spec: dict[str, Any], method: str, path: str) -> bool:
+def bare(method: str, op: dict[str, Any]) -> bool:
     """The operation answers a JSON body that is not the `{"data": ...}` envelope."""
-    matched = operation_of(spec, method, path)
-    if matched is None:
-        return False
-    op = matched[1]
     success = op["responses"].get(success_status(method, op), {})
     schema = success.get("content", {}).get("application/json", {}).get("schema", {})
     return "$ref" in schema  # an envelope is written inline, the bare body by reference

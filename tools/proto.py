@@ -102,7 +102,7 @@ def check() -> int:
         for line in problems:
             print(f"  {line}", file=sys.stderr)
         return 1
-    print("proto: lib/pb is up to date")
+    print("proto: lib/pb and codegen/plugin are up to date")
     return 0
 
 

@@ -143,7 +143,6 @@ def rejected_files(db: str, error: SqlcError) -> dict[str, str]:
 def request_json(db: str, rejected: dict[str, str] | None = None) -> dict[str, Any]:
     """sqlc's GenerateRequest for `db` (without the `rejected` files) as the plugin sees it:
     the types step's own `types_command.requests` (`gen: json`, a sorted query's variants)."""
-
     with config_without(db, rejected or {}) as name:
         try:
             return types_command.requests(sql_dir(db) / name, str(SQLC))[0]

@@ -28,18 +28,6 @@ OPENAPI_DIR = ROOT / "docs" / "openapi"
 DIST = ROOT / "tools" / "swagger" / "node_modules" / "swagger-ui-dist"
 DOCS_ROOT = ROOT / "var" / "docs"
 URL_PREFIX = "/docs/openapi/"
-DIST_FILES = (
-    "index.html",
-    "index.css",
-    "swagger-ui.css",
-    "swagger-ui-bundle.js",
-    "swagger-ui-standalone-preset.js",
-    "favicon-16x16.png",
-    "favicon-32x32.png",
-    "oauth2-redirect.html",
-    "oauth2-redirect.js",
-    "LICENSE",
-)
 INITIALIZER = ROOT / "tools" / "swagger" / "swagger-initializer.js"  # checked in
 NPM_HINT = "swagger-ui-dist is not installed: run `make swagger-deps` (npm ci in tools/swagger)"
 
@@ -65,12 +53,11 @@ def assemble(out: Path, openapi_dir: Path = OPENAPI_DIR, dist: Path = DIST) -> l
     names = services(openapi_dir)
     if not names:
         raise FileNotFoundError(f"no OpenAPI document in {openapi_dir}: run make swag-gen")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in DIST_FILES:
-        shutil.copyfile(dist / name, out / name)
+    # the package's folder as published (its README: serve it), less the source maps
+    shutil.copytree(dist, out, ignore=shutil.ignore_patterns("*.map"), dirs_exist_ok=True)
     config = json.dumps(swagger_config(names), indent=2) + "\n"
     (out / "swagger-config.json").write_text(config)
-    shutil.copyfile(INITIALIZER, out / INITIALIZER.name)
+    shutil.copyfile(INITIALIZER, out / INITIALIZER.name)  # ours, over the package's
     return names
 
 

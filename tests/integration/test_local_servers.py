@@ -20,8 +20,9 @@ import redis
 from lib import registry
 from tools.local import local_servers, server_homes
 from tools.local.dbadmin import mysql_connect
-from tools.local.local_servers import START_TIMEOUT, STOP_TIMEOUT, StartError, hand_to, listening
+from tools.local.local_servers import START_TIMEOUT, StartError, hand_to, listening
 from tools.local.ports import free_port
+from tools.local.processes import STOP_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,8 +24,8 @@ from tools.ha.data_tier_watch import DataTierWatch, Watched
 from tools.ha.ha_mariadb import MariaLayout
 from tools.ha.ha_postgres import MEMBERS
 from tools.ha.ha_redis import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS
-from tools.local.local_servers import stop_pid
 from tools.local.ports import free_ports
+from tools.local.processes import stop_pid
 
 # Sentinel: the master down for DOWN_AFTER_MS, then a failover within FAILOVER_TIMEOUT_MS
 REDIS_FAILOVER = (DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS) / 1000

@@ -30,8 +30,9 @@ from tools.ha import ha_tier
 from tools.ha.ha_postgres import START_TIMEOUT
 from tools.ha.ha_tier import LEDGER
 from tools.ha.run_ha import ENV_FILE, HONCHO_STOP_TIMEOUT
-from tools.local.local_servers import STOP_TIMEOUT, alive, listening
+from tools.local.local_servers import listening
 from tools.local.ports import free_port
+from tools.local.processes import STOP_TIMEOUT, alive
 from tools.local.seed import ADMIN, DEFAULT_ADMIN_PASSWORD
 from tools.time_scale import scaled
 

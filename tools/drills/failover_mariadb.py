@@ -22,8 +22,9 @@ from tools.drills.ha_faults import Injected
 from tools.ha import ha_mariadb, ha_tier
 from tools.ha.ha_mariadb import MariaLayout
 from tools.ha.ha_mariadb_watch import FAILOVER_BOUND, probe
-from tools.local.local_servers import StartError, stop_pid, wait_until
+from tools.local.local_servers import StartError, wait_until
 from tools.local.ports import free_ports
+from tools.local.processes import stop_pid
 from tools.local.service_process import ServiceProcess
 from tools.migrations import migrate
 from tools.time_scale import scaled

@@ -20,7 +20,8 @@ from tools.drills.drill_writers import FaultResult, drive
 from tools.drills.ha_faults import Injected, nothing_to_heal
 from tools.ha import ha_tier
 from tools.ha.ha_redis import SERVICE, RedisLayout, master_address, sentinels_ready
-from tools.local.local_servers import stop_pid, wait_until
+from tools.local.local_servers import wait_until
+from tools.local.processes import stop_pid
 
 KEY = "drill:writes"
 TIMEOUT = 1.0  # a command's and a connection's bound: past it, a failure, never a hang

@@ -26,13 +26,8 @@ from tools.ha.ha_postgres import (
     primary_member,
     sync_standby,
 )
-from tools.local.local_servers import (
-    StartError,
-    session_groups,
-    signal_groups,
-    stop_pid,
-    wait_until,
-)
+from tools.local.local_servers import StartError, wait_until
+from tools.local.processes import session_groups, signal_groups, stop_pid
 
 # the first write after a fault: the leader key's TTL, an election, HAProxy's checks
 RECOVERY_LIMIT = 3 * TTL + 15

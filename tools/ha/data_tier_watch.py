@@ -36,8 +36,9 @@ from tools.ha import ha_tier
 from tools.ha.ha_mariadb import MariaLayout
 from tools.ha.ha_postgres import PgLayout
 from tools.ha.ha_redis import RedisLayout
-from tools.local.local_servers import StartError, spawn, stop_pid, wait_until
+from tools.local.local_servers import StartError, spawn, wait_until
 from tools.local.ports import free_ports
+from tools.local.processes import stop_pid
 from tools.time_scale import scaled
 
 RULES = prometheus.RULES / "data_tier.yml"

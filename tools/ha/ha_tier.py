@@ -38,8 +38,9 @@ from tools.ha.ha_postgres import (
 from tools.ha.ha_redis import RedisLayout, redis_layout_from, start_redis
 from tools.local import ports as port_lanes
 from tools.local import server_homes
-from tools.local.local_servers import StartError, alive, listening, stop_pid
+from tools.local.local_servers import StartError, listening
 from tools.local.locks import LockBusy, file_lock
+from tools.local.processes import alive, stop_pid
 
 BASE_PORT = 7400  # make run ha=1: PostgreSQL's 13 ports, Redis' 5, MariaDB's 5 from here
 LEDGER = "tier.json"

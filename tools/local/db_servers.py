@@ -21,9 +21,9 @@ from tools.local.local_servers import (
     hand_to,
     start_mysql,
     start_postgresql,
-    stop_pid,
     stop_postgresql,
 )
+from tools.local.processes import stop_pid
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,15 +31,14 @@ from tools.local import server_homes
 from tools.local.local_servers import (
     START_TIMEOUT,
     StartError,
-    alive,
     as_user,
     listening,
     require,
     run,
-    stop_pid,
     wait_until,
 )
 from tools.local.ports import free_port
+from tools.local.processes import alive, stop_pid
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "pgbouncer" / "pgbouncer.ini"
 DEFAULT_LISTEN = "127.0.0.1:6432"

@@ -74,10 +74,6 @@ def equivalent(doc: Path = EQUIVALENT_DOC) -> set[str]:
 def mutant_names(path: Path, root: Path = ROOT) -> tuple[str, ...]:
     """Every mutant mutmut makes of `path`, named as mutmut names them, in its order."""
     from mutmut.mutation.file_mutation import mutate_file_contents
-
-    from tools.checks import mutmut_decorated
-
-    mutmut_decorated.install()
     from mutmut.utils.format_utils import get_mutant_name
 
     mutated = mutate_file_contents(str(path), (root / path).read_text())
@@ -176,7 +172,7 @@ def verdict(tallies: list[Tally], *, min_rate: float) -> list[str]:
 def run_mutmut(workdir: Path, names: list[str], max_children: int) -> None:
     """mutmut run (niced: the machine is shared) in `workdir`; the names limit it. The
     databases its pytest sessions kept for each other are dropped after it."""
-    command = ["nice", "-n", "10", sys.executable, "-m", "tools.checks.mutmut_decorated", "run"]
+    command = ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run"]
     command += ["--max-children", str(max_children), *names]
     try:
         done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -36,9 +34,7 @@ def own_redis() -> Iterator[RedisServer]:
     try:
         yield server
     finally:
-        if server.proc is not None and server.proc.poll() is None:
-            os.kill(server.proc.pid, signal.SIGCONT)  # in case a test paused it (SIGSTOP)
-        server.stop()
+        server.stop()  # a paused one too
 
 
 @pytest.fixture(scope="module")

@@ -26,10 +26,12 @@ from lib.resilience.ratelimit import (
     make_rate_limiter,
 )
 from tests.logging_support import capture_logs
-from tests.reliability.throwaway import START_MARGIN, RedisServer
+from tests.reliability.throwaway import RedisServer
+from tools.time_scale import scaled
 
 TIMEOUT = 1.0  # RATE_LIMIT_REDIS_TIMEOUT of these stores (a loaded machine is slow too)
 RETRY = 1.0  # RATE_LIMIT_REDIS_RETRY, on the fake clock
+LATE = scaled(30.0)  # how late a time-out may fire on a 2-core machine at load 3
 SERVICE = "ratelimit-test"
 
 
@@ -140,8 +142,8 @@ async def test_a_hung_redis_costs_one_timeout_per_retry_interval(
 ) -> None:
     a, _, clock = replicas
     assert await a.allowed("warm") == [True]  # a pooled connection to the server exists
-    assert own_redis.proc is not None
-    os.kill(own_redis.proc.pid, signal.SIGSTOP)  # accepts, never answers
+    assert own_redis.pid is not None
+    os.kill(own_redis.pid, signal.SIGSTOP)  # accepts, never answers
     try:
         with capture_logs() as logs:
             started = time.monotonic()
@@ -150,7 +152,7 @@ async def test_a_hung_redis_costs_one_timeout_per_retry_interval(
             started = time.monotonic()
             assert await a.allowed("email:h", 20) == [True, True] + [False] * 18
             rest = time.monotonic() - started
-        assert TIMEOUT <= first < TIMEOUT + START_MARGIN, first
+        assert TIMEOUT <= first < TIMEOUT + LATE, first
         assert rest < TIMEOUT, rest  # known to be down: none of these waited for Redis
         warnings = events(logs, "rate_limit_store_unreachable")
         assert len(warnings) == 1, logs
@@ -158,9 +160,9 @@ async def test_a_hung_redis_costs_one_timeout_per_retry_interval(
         clock.now += RETRY
         started = time.monotonic()
         assert await a.allowed("email:h") == [False]  # the retry waited, then memory again
-        assert TIMEOUT <= time.monotonic() - started < TIMEOUT + START_MARGIN
+        assert TIMEOUT <= time.monotonic() - started < TIMEOUT + LATE
     finally:
-        os.kill(own_redis.proc.pid, signal.SIGCONT)
+        os.kill(own_redis.pid, signal.SIGCONT)
     clock.now += RETRY
     with capture_logs() as logs:
         assert await a.allowed("email:after") == [True]

@@ -132,8 +132,8 @@ async def test_redis_stopped_or_frozen_fails_closed_within_the_timeout(
         with pytest.raises(Unauthorized):
             await checker.check(revoked)
         stranger = principal(uuid.uuid4(), int(time.time() * 1000))
-        assert own_redis.proc is not None
-        os.kill(own_redis.proc.pid, signal.SIGSTOP)  # frozen: no answer, no RST
+        assert own_redis.pid is not None
+        os.kill(own_redis.pid, signal.SIGSTOP)  # frozen: no answer, no RST
         started = time.monotonic()
         with pytest.raises(ServiceUnavailable, match="cannot be checked"):
             await checker.check(stranger)  # a subject this process never read
@@ -151,7 +151,7 @@ async def test_redis_stopped_or_frozen_fails_closed_within_the_timeout(
         assert failed.value.headers["Retry-After"]
         with pytest.raises(RevocationUnavailable, match="nothing was changed"):
             await checker.revoke(token.user_id, wall_ms())
-        os.kill(own_redis.proc.pid, signal.SIGCONT)
+        os.kill(own_redis.pid, signal.SIGCONT)
         own_redis.stop()  # now refused outright
         clock.t += 1.5  # the breaker lets a trial through: refused at once
         with pytest.raises(ServiceUnavailable):

@@ -1,67 +1,41 @@
 """A Redis a fault test may stop, on a free port: never the machine's own server (a
-PostgreSQL cluster of a test's own: tools/local/db_servers.py's PgCluster)."""
+PostgreSQL cluster of a test's own: tools/local/db_servers.py's PgCluster). It is started
+by tools/local/local_servers.py's `start_redis`, as `make run` starts one of its own."""
 
 from __future__ import annotations
 
+import os
 import shutil
-import subprocess
-import time
+import signal
+import tempfile
+from contextlib import suppress
+from pathlib import Path
 
-import redis
-
+from tools.local.local_servers import Address, start_redis
 from tools.local.ports import free_port
-from tools.time_scale import scaled
-
-# starting or stopping it takes well under this (30 s: a 2-core machine at load 3), times
-# FIXUP_TIME_SCALE (tools/time_scale.py)
-START_MARGIN = scaled(30.0)
+from tools.local.processes import stop_pid
 
 
 class RedisServer:
-    """redis-server without persistence on a free port; stop() and start() keep the port."""
+    """redis-server without persistence on a free port; stop() and start() keep the port.
+    `pid` is the running server's, for a test to pause it (SIGSTOP)."""
 
     def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise AssertionError("no redis-server: apt-get install -y redis-server")
-        self.binary = binary
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.address = Address("redis", "127.0.0.1", self.port)
+        self.home = Path(tempfile.mkdtemp(prefix="fixup-redis-"))
+        self.pid: int | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-        deadline = time.monotonic() + START_MARGIN
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline or self.proc.poll() is not None:
-                        raise AssertionError(
-                            f"redis-server did not answer on {self.port}"
-                        ) from None
-                    time.sleep(0.05)
-        finally:
-            client.close()
+        self.pid = start_redis(self.address, self.home)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(START_MARGIN)
+        """SIGTERM (after SIGCONT: a test may have paused it), once it has exited its home
+        (the log) goes."""
+        if self.pid is not None:
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGCONT)
+            stop_pid(self.pid)
+            self.pid = None
+        shutil.rmtree(self.home, ignore_errors=True)

@@ -13,8 +13,9 @@ import pytest
 from tools.checks import mutation
 from tools.time_scale import scaled
 
-# the sample took 458 s at load 3-7 (ADR 0017's update): 590 s, times FIXUP_TIME_SCALE
-SAMPLE_BOUND = scaled(590.0)
+# the sample took 458 s at load 3-7 and 523 s at load 7-9 (ADR 0017's update: mutmut's own
+# clean run, which it cannot skip, is in it now): 900 s, times FIXUP_TIME_SCALE
+SAMPLE_BOUND = scaled(900.0)
 
 
 @pytest.mark.timeout(SAMPLE_BOUND + scaled(10.0))

@@ -15,17 +15,15 @@ The scan fails naming file:line for
   its internals: the library may rename or stop calling it);
 - a patch that writes the name it replaces: `obj.attr` read and then assigned in the same
   function, on anything but `self`/`cls` (save the original, install a wrapper).
-tools/ is held to the same rules, except the dev-only entries of tools/private_apis.toml,
-each with its reason.
+tools/ is held to the same rules, with no exception (the last one, a mutmut wrapper, went
+with ADR 0017's update of 2026-11-27).
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
-import re
 import sys
-import tomllib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -33,9 +31,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME = ("lib", "services", "codegen", "observability")
+CHECKED = ("lib", "services", "codegen", "observability", "tools")
 FIRST_PARTY = {"lib", "services", "codegen", "tools", "observability", "tests", "bench"}
-ALLOWED_FILE = ROOT / "tools" / "private_apis.toml"
 # underscore names that are documented public API of the standard library
 PUBLIC_UNDERSCORE = {"_replace", "_asdict", "_fields", "_field_defaults", "_make", "_exit"}
 
@@ -79,7 +76,7 @@ def defined_here() -> frozenset[str]:
     """Every underscore name the code under scan defines (tests and bench/ excluded: a
     test may name another library's internals in a string or a fake)."""
     names: set[str] = set()
-    for path in python_files(*RUNTIME, "tools"):
+    for path in python_files(*CHECKED):
         names |= definitions(ast.parse(path.read_text(), str(path)))
     return frozenset(names)
 
@@ -256,26 +253,10 @@ def findings(path: Path) -> Iterator[str]:
         yield f"{where}:{line}: a patch writing the name it replaces {target}"
 
 
-def allowed() -> dict[str, str]:
-    """tools/private_apis.toml: `"tools/x.py: what" = "why"`, dev-only exceptions."""
-    entries: dict[str, str] = tomllib.loads(ALLOWED_FILE.read_text())["allowed"]
-    return entries
-
-
-@pytest.mark.parametrize("folder", RUNTIME)
-def test_the_runtime_uses_public_apis_only(folder: str) -> None:
+@pytest.mark.parametrize("folder", CHECKED)
+def test_the_code_uses_public_apis_only(folder: str) -> None:
     found = [f for path in python_files(folder) for f in findings(path)]
     assert not found, "\n".join(found)
-
-
-def test_tools_exceptions_are_listed_with_a_reason() -> None:
-    entries = allowed()
-    found = {re.sub(r":\d+:", ":", f) for path in python_files("tools") for f in findings(path)}
-    unlisted = sorted(found - entries.keys())
-    assert not unlisted, "not in tools/private_apis.toml:\n" + "\n".join(unlisted)
-    stale = sorted(entries.keys() - found)
-    assert not stale, "tools/private_apis.toml lists what the code no longer does: " + str(stale)
-    assert all(reason.strip() for reason in entries.values())
 
 
 SAMPLES = {

@@ -10,13 +10,14 @@ export PYTHONDONTWRITEBYTECODE := 1
 	migrate-new migrate-lint migrate-compat seed check-db sqlc sqlc-check sqlc-types sqlc-vet sqlc-e2e codegen-golden run bench swag-gen swag-check keys rotate nginx-conf nginx-compose swag-config dev proto proto-check \
 	procfile swagger-deps deploy-gen up down logs mutate mutate-sample new-service remove-service upgrade-check \
 	check-service scan-deps deploy-lint api-lint api-lint-deps failover-drill failover-writers \
-	backup-servers backup restore restore-drill rotation-drill test-closed-checkout
+	backup-servers backup restore restore-drill rotation-drill test-closed-checkout test-pgbouncer \
+	release-drill revocation-loss bench-growth-10m
 
 ##@ Setup and code quality (tools/packages.py)
 help: ## list the targets by concern (a `##@ Concern` line heads each run of them)
 	@awk 'BEGIN {FS = ":.*?## "} \
 	  /^##@ / {s = substr($$0, 5); if (!(s in seen)) {seen[s] = 1; order[++n] = s}; next} \
-	  /^[a-zA-Z_-]+:.*## / {t[s] = t[s] sprintf("  \033[36m%-16s\033[0m %s\n", $$1, $$2)} \
+	  /^[a-zA-Z0-9_-]+:.*## / {t[s] = t[s] sprintf("  \033[36m%-22s\033[0m %s\n", $$1, $$2)} \
 	  END {for (i = 1; i <= n; i++) printf "%s\n%s", order[i], t[order[i]]}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
@@ -72,6 +73,12 @@ test-fast: install ## unit + codegen tests that need no server (about a minute, 
 test-reliability: install ## the full reliability suite (more fuzz cases, 60 s load phases; make test runs a bounded one)
 	RELIABILITY_FULL=1 $(VENV)/bin/pytest tests/reliability tests/e2e/test_chat_replicas.py tests/e2e/test_start_before_database.py -p no:randomly $(PYTEST_ARGS)
 
+test-lists: install ## the whole list walk: every list x key x direction x page size 1-3 x filter value, by page and cursor (make test runs a sample)
+	LIST_WALK=all $(VENV)/bin/pytest tests/integration/test_list_walk.py -p no:randomly $(PYTEST_ARGS)
+
+test-unit: install ## unit tests only (no servers)
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
 ##@ Drills (tools/drills/, tests/reliability/)
 release-drill: install ## 2 replicas of every HTTP service behind nginx, whole stories under load, every replica replaced in turn + an online migration: failures, p50/p99, invariants (make test runs a bounded one)
 	RELEASE_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_release_drill.py -s -p no:randomly $(PYTEST_ARGS)
@@ -86,11 +93,6 @@ restore-drill: install ## story load through nginx onto archived servers, T take
 	@$(PY) -m tools.packages ensure backup
 	RESTORE_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_restore_drill.py -s -p no:randomly $(PYTEST_ARGS)
 
-##@ Tests (tests/, docs/testing.md)
-test-lists: install ## the whole list walk: every list x key x direction x page size 1-3 x filter value, by page and cursor (make test runs a sample)
-	LIST_WALK=all $(VENV)/bin/pytest tests/integration/test_list_walk.py -p no:randomly $(PYTEST_ARGS)
-
-##@ Drills (tools/drills/, tests/reliability/)
 failover-drill: install ## the release drill's story load through NGINX (2 replicas of every HTTP service) on the HA tier (3 Patroni members, strict sync mode, failsafe; Redis + 3 Sentinels; points' MariaDB + a GTID replica) while the PostgreSQL primary's postmaster is killed, a whole member killed, the primary frozen past its TTL, the primary cut off from the network, etcd at 1 of 3, both standbys lost, the Redis master, then points' MariaDB primary lost: recovery seconds, failed requests by kind, p50/p99, the invariants, the PostgresPrimaryChanged alert (rounds=N: N times in a row; make test runs the postmaster fault and a freeze)
 	@$(PY) -m tools.packages ensure ha
 	$(PY) -m tests.reliability.failover_stories $(if $(rounds),--rounds $(rounds))
@@ -98,10 +100,6 @@ failover-drill: install ## the release drill's story load through NGINX (2 repli
 failover-writers: install ## the postmaster, member, quorum, MariaDB and Redis faults under one direct writer per fault (through HAProxy, or --route multihost): RPO and recovery at the database itself (make test runs the MariaDB fault)
 	@$(PY) -m tools.packages ensure ha
 	$(PY) -m tools.drills.failover_drill
-
-##@ Tests (tests/, docs/testing.md)
-test-unit: install ## unit tests only (no servers)
-	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 ##@ Checks of the suite (tools/checks/)
 upgrade-check: install ## the upgrade drill: newest runtime deps (pins dropped) in .venv-upgrade/, then test-fast + integration tests; downloads
@@ -163,6 +161,12 @@ codegen-golden: install ## regenerate the codegen test schemas' golden files (re
 	$(PY) -m tools.sqlc types tests/codegen/pg tests/codegen/psycopg tests/codegen/psycopg_sync tests/codegen/pydantic tests/codegen/attrs tests/codegen/mysql tests/codegen/patch_pg
 	$(PY) -m tools.sqlc generate tests/codegen/pg tests/codegen/psycopg tests/codegen/psycopg_sync tests/codegen/pydantic tests/codegen/attrs tests/codegen/mysql tests/codegen/patch_pg tests/codegen/sqlite tests/codegen/aiosqlite
 
+proto: install ## generate betterproto2 messages from proto/ into lib/pb
+	$(PY) -m tools.proto gen
+
+proto-check: install ## fail when lib/pb is stale against proto/ (CI)
+	$(PY) -m tools.proto check
+
 # POOLER=pgbouncer make run: the services' pools through a PgBouncer of the run's own at
 # PGBOUNCER_ADDR, in transaction mode (tools/local/pgbouncer.py, ADR 0037)
 PGBOUNCER_LISTEN = $(or $(PGBOUNCER_ADDR),127.0.0.1:6432)
@@ -193,6 +197,10 @@ else
 	  ENCRYPTION_KEY_FILE=var/keys/encryption.key \
 	  $(VENV)/bin/honcho start -d . -f $(if $(replicas),var/Procfile,Procfile)
 endif
+
+dev: install ## one service with hot reload: svc=X
+	@test -n "$(svc)" || { echo "usage: make dev svc=<$$($(SERVICE_NAMES))>"; exit 2; }
+	$(VENV)/bin/watchfiles --filter python --target-type command '$(PY) -m services.$(svc)' lib services/$(svc)
 
 ##@ Backups and restores (tools/backups/)
 backup-servers: install ## a PostgreSQL cluster (WAL archived by pgBackRest) and a MariaDB (binary log on) of the run's own under var/db/, every database migrated (docs/operations.md "Backups")
@@ -226,55 +234,33 @@ swag-check: install ## fail when a committed OpenAPI document (or nginx/compose,
 	$(PY) -m tools.deploy.servicetable check
 	$(PY) -m tools.checks.mutation_scores check
 
-##@ Deploy files (tools/deploy/)
-procfile: install ## render the Procfile from lib/registry.py
-	$(PY) -m tools.deploy.procfile
-
-##@ Keys and secrets
-keys: install ## write development keys (Ed25519 JWT pair, the signing-key directory var/keys/jwt, ENCRYPTION_KEY) to var/keys (force=1 to replace)
-	$(PY) -m tools.keys --dir var/keys $(if $(force),--force)
-
-rotate: install ## one step of rotating a secret, each on one keyring format (ADR 0046; docs/operations.md "Rotating a secret"): secret=jwt|storage|encryption step=status|stage|promote|reencrypt|drop|migrate
-	$(PY) -m tools.secrets.rotate $(secret) $(or $(step),status)
-
-##@ Deploy files (tools/deploy/)
-nginx-conf: install ## render nginx/ into var/nginx and check it with nginx -t
-	$(PY) -m tools.deploy.nginx test
-
-nginx-compose: install ## regenerate nginx/compose/ (static copy for Docker Compose) and nginx/k8s/ (the account pages pod's)
-	$(PY) -m tools.deploy.nginx_copies
-
 SWAGGER_DEPS := tools/swagger/node_modules/.package-lock.json
 $(SWAGGER_DEPS): tools/swagger/package-lock.json
 	cd tools/swagger && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund
 
-##@ API documents (tools/swag*.py, tools/openapi_examples.py)
 swagger-deps: $(SWAGGER_DEPS) ## npm ci in tools/swagger: swagger-ui-dist (/docs/), playwright-core (tests)
 
 swag-config: install $(SWAGGER_DEPS) ## Swagger UI for /docs/ (lists docs/openapi/*.json)
 	$(PY) -m tools.swag_config
 
-##@ Running locally (tools/local/, the HA tier: tools/ha/)
-dev: install ## one service with hot reload: svc=X
-	@test -n "$(svc)" || { echo "usage: make dev svc=<$$($(SERVICE_NAMES))>"; exit 2; }
-	$(VENV)/bin/watchfiles --filter python --target-type command '$(PY) -m services.$(svc)' lib services/$(svc)
-
-##@ Code generation (codegen/, tools/sqlc*.py, tools/proto.py)
-proto: install ## generate betterproto2 messages from proto/ into lib/pb
-	$(PY) -m tools.proto gen
-
-proto-check: install ## fail when lib/pb is stale against proto/ (CI)
-	$(PY) -m tools.proto check
-
 APILINT_DEPS := tools/apilint/node_modules/.package-lock.json
 $(APILINT_DEPS): tools/apilint/package-lock.json
 	npm ci --prefix tools/apilint --ignore-scripts --no-audit --no-fund
 
-##@ API documents (tools/swag*.py, tools/openapi_examples.py)
 api-lint-deps: $(APILINT_DEPS) ## npm ci in tools/apilint: Spectral, Redocly, openapi-typescript, tsc (pinned)
 
 api-lint: install api-lint-deps ## Spectral (spectral:oas + ours) and Redocly (recommended) on docs/openapi/*.json: 0 errors, 0 warnings
 	$(PY) -m tools.checks.api_lint
+
+##@ Deploy files (tools/deploy/)
+procfile: install ## render the Procfile from lib/registry.py
+	$(PY) -m tools.deploy.procfile
+
+nginx-conf: install ## render nginx/ into var/nginx and check it with nginx -t
+	$(PY) -m tools.deploy.nginx test
+
+nginx-compose: install ## regenerate nginx/compose/ (static copy for Docker Compose) and nginx/k8s/ (the account pages pod's)
+	$(PY) -m tools.deploy.nginx_copies
 
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed-stamp
@@ -290,7 +276,6 @@ GATEWAYLINT_DEPS := tools/gatewaylint/node_modules/.package-lock.json
 $(GATEWAYLINT_DEPS): tools/gatewaylint/package-lock.json
 	npm ci --prefix tools/gatewaylint --ignore-scripts --no-audit --no-fund
 
-##@ Deploy files (tools/deploy/)
 scan-deps: $(SCAN_STAMP) $(DCLINT_DEPS) $(GATEWAYLINT_DEPS) ## checkov in .venv-scan (pyproject's scan extra), dclint in tools/dclint, the Gateway API schemas in tools/gatewaylint (npm ci)
 
 deploy-lint: install scan-deps ## checkov on the rendered k8s overlays, zizmor on the workflows, dclint on Compose, the Gateway API objects against their schemas, prod's receivers: 0 findings (tools/deploy/deploy_scan.py)
@@ -299,6 +284,13 @@ deploy-lint: install scan-deps ## checkov on the rendered k8s overlays, zizmor o
 deploy-gen: install ## regenerate docs/architecture.md's lib/ and service tables, the README's mutation scores (deploy/k8s/ is its own source)
 	$(PY) -m tools.deploy.servicetable
 	$(PY) -m tools.checks.mutation_scores
+
+##@ Keys and secrets
+keys: install ## write development keys (Ed25519 JWT pair, the signing-key directory var/keys/jwt, ENCRYPTION_KEY) to var/keys (force=1 to replace)
+	$(PY) -m tools.keys --dir var/keys $(if $(force),--force)
+
+rotate: install ## one step of rotating a secret, each on one keyring format (ADR 0046; docs/operations.md "Rotating a secret"): secret=jwt|storage|encryption step=status|stage|promote|reencrypt|drop|migrate
+	$(PY) -m tools.secrets.rotate $(secret) $(or $(step),status)
 
 ##@ A new service (tools/new_service.py, tools/scaffold/)
 new-service: install ## a working service from lib/registry.py: name=X db=postgresql|mysql [grpc=1] (tools/new_service.py)

@@ -1,7 +1,8 @@
 """.env.example lists every setting with its default (its first line, docs/architecture.md,
 docs/services.md say so): each field of each service's settings class (lib/config.py's
 base, the client settings of lib/clients/settings.py it lists, its own), named as
-load_settings reads it, `<SVC>_<NAME>` before `<NAME>`."""
+load_settings reads it, `<SVC>_<NAME>` before `<NAME>`; and docs/architecture.md's settings
+table has a row for each (README.md says that page covers every setting)."""
 
 from __future__ import annotations
 
@@ -102,3 +103,30 @@ def test_env_example_gives_the_code_s_defaults() -> None:
             )
             compared += 1
     assert compared > 300
+
+
+def table_names() -> list[re.Pattern[str]]:
+    """The names docs/architecture.md's settings table gives in its first column, each a
+    pattern: `X[_FILE]` is X and X_FILE, `<SVC>_` any service's prefix, `X_*` any X_..."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    start = page.index("| setting | meaning |")
+    rows = page[start : page.index("\n\n", start)].splitlines()[2:]
+    services = "|".join(s.env_prefix for s in registry.MICROSERVICES)
+    patterns = []
+    for row in rows:
+        for name in re.findall(r"`([^`]+)`", row.split(" | ")[0]):
+            name = re.escape(name).replace(r"\[_FILE\]", "(_FILE)?")
+            name = name.replace("<SVC>_", f"({services})_").replace(r"_\*", "_[A-Z0-9_]+")
+            patterns.append(re.compile(name))
+    return patterns
+
+
+def test_every_setting_has_a_row_in_architecture_md() -> None:
+    patterns = table_names()
+    assert len(patterns) > 80
+    missing = sorted(
+        field.upper()
+        for field, names in setting_names().items()
+        if not any(p.fullmatch(n) for p in patterns for n in names)
+    )
+    assert not missing, f"docs/architecture.md's settings table has no row for {missing}"

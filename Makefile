@@ -226,7 +226,7 @@ swag-gen: install ## write docs/openapi/<svc>.json without a server (svc=X, defa
 	$(PY) -m tools.openapi_examples gen
 	$(PY) -m tools.swag gen $(svc)
 
-swag-check: install ## fail when a committed OpenAPI document (or nginx/compose, nginx/k8s, Procfile) is stale
+swag-check: install ## fail when a committed generated file is stale: the OpenAPI documents and their examples, nginx/compose, nginx/k8s, the Procfile, docs/architecture.md's generated tables, the README's mutation scores
 	$(PY) -m tools.openapi_examples check
 	$(PY) -m tools.swag check
 	$(PY) -m tools.deploy.nginx_copies check

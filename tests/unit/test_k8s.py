@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -358,6 +359,28 @@ def test_workflows_test_on_pull_requests_and_release_without_secrets() -> None:
     }
     assert {"aws-actions/amazon-ecr-login", "aws-actions/amazon-ecs-deploy-task-definition"} <= uses
     assert "registry.built_services()" in release_text  # the ECS services come from the registry
+
+
+def make_targets(commands: list[str]) -> list[str]:
+    """The make targets of shell commands, in order (`VAR=value` arguments left out)."""
+    targets = []
+    for command in commands:
+        for call in re.findall(r"\bmake ([^;&|#\n]+)", command):
+            targets += [w for w in shlex.split(call) if "=" not in w and not w.startswith("-")]
+    return targets
+
+
+def test_the_workflow_runs_what_ci_run_runs() -> None:
+    """ci.yml says it does .ci/run's steps on GitHub's machines: the same make targets, in
+    the same order."""
+    ci = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
+    steps = [s["run"] for s in ci["jobs"]["test"]["steps"] if "run" in s]
+    script = (ROOT / ".ci" / "run").read_text()
+    expected = make_targets(
+        [line for line in script.splitlines() if not line.lstrip().startswith("#")]
+    )
+    assert {"migrate-lint", "sqlc-vet", "test-closed-checkout", "migrate-compat"} <= set(expected)
+    assert make_targets(steps) == expected
 
 
 # --- the account pages --------------------------------------------------------------------

@@ -114,6 +114,7 @@ mutate-sample: install ## the bounded CI sample: a fixed-seed few mutants per mo
 
 DATABASE_NAMES = $(PY) -c 'from lib import registry; print("|".join(s.database for s in registry.MICROSERVICES))'
 SERVICE_NAMES = $(PY) -c 'from lib import registry; print("|".join(s.name for s in registry.MICROSERVICES))'
+REST_NAMES = $(PY) -c 'from lib import registry; print("|".join(s.name for s in registry.gateway_services()))'
 
 ##@ Migrations and demo data (tools/migrations/, tools/local/seed.py)
 check-db:
@@ -298,7 +299,7 @@ new-service: install ## a working service from lib/registry.py: name=X db=postgr
 	$(PY) -m tools.new_service new "$(name)" --db "$(or $(db),postgresql)" $(if $(grpc),--grpc)
 
 check-service: install ## a REST service and NGINX on free ports: its /health and one list through the gateway (svc=X)
-	@test -n "$(svc)" || { echo "usage: make check-service svc=<$$($(SERVICE_NAMES))>"; exit 2; }
+	@test -n "$(svc)" || { echo "usage: make check-service svc=<$$($(REST_NAMES))>"; exit 2; }
 	$(PY) -m tools.check_service "$(svc)"
 
 remove-service: install ## undo make new-service: name=X

@@ -47,7 +47,7 @@ TEST_WORKERS ?= 4
 ##@ Tests (tests/, docs/testing.md)
 test: install ## the whole suite against real servers (installs nginx, chromium, npm deps); TEST_WORKERS=N parallel workers (0: none); svc=X: one service's tests, no installs
 ifdef svc
-	$(VENV)/bin/pytest --svc=$(svc) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --svc=$(svc) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 else
 	@$(PY) -m tools.packages ensure test
 	@$(MAKE) --no-print-directory swagger-deps || echo "note: the Swagger UI test needs: make swagger-deps"

@@ -56,6 +56,11 @@ def test_a_survivor_fails_the_verdict_unless_listed() -> None:
     assert mutation.verdict(listed, min_rate=0.0) == []
     assert listed[0].score == 1.0  # nothing killable left
     assert mutation.verdict(listed, min_rate=0.9) == []
+    etag = mutation.Path("lib/http/etag.py")
+    killed = mutation.tally({etag: {"x__mutmut_2": 1}}, {"x__mutmut_2"})
+    assert mutation.verdict(killed, min_rate=0.9) == [
+        "x__mutmut_2: listed as equivalent but killed (drop its line)"
+    ]
     unkilled = mutation.tally({mutation.Path("lib/http/etag.py"): {"x__mutmut_1": 5}}, set())
     assert mutation.verdict(unkilled, min_rate=0.9)[-1] == (
         "lib.http.etag: mutation score 0.0% < 90%"

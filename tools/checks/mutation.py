@@ -87,6 +87,7 @@ class Tally:
     killed: int = 0
     equivalent: list[str] = field(default_factory=list)
     unexplained: dict[str, str] = field(default_factory=dict)  # name -> status
+    stale: list[str] = field(default_factory=list)  # listed as equivalent, yet killed
 
     @property
     def kill_rate(self) -> float:
@@ -135,6 +136,8 @@ def tally(
             status = status_of(code)
             if status in ("killed", "timeout"):
                 t.killed += 1
+                if name in known:
+                    t.stale.append(name)
             elif name in known:
                 t.equivalent.append(name)
             else:
@@ -164,6 +167,8 @@ def verdict(tallies: list[Tally], *, min_rate: float) -> list[str]:
     for t in tallies:
         for name, status in t.unexplained.items():
             problems.append(f"{name}: {status} (kill it with a test or list it as equivalent)")
+        for name in t.stale:
+            problems.append(f"{name}: listed as equivalent but killed (drop its line)")
         if t.total and t.score < min_rate:
             problems.append(f"{t.module}: mutation score {t.score:.1%} < {min_rate:.0%}")
     return problems

@@ -196,29 +196,6 @@ async def test_a_name_is_unique_within_its_parent_only(client: Any, catalog_dsn:
     assert dup_sub.status == 409
 
 
-async def test_a_parent_with_children_is_archived_and_they_keep_working(client: Any) -> None:
-    """Archived, not deleted (ADR 0058): a parent's children stay readable and writable
-    (a PATCH that keeps their parent), but nothing new lands under it."""
-    made = await chain(client)
-    steps = [
-        ("/v1/category-types", "type", "/v1/categories", "category"),
-        ("/v1/categories", "category", "/v1/subcategories", "subcategory"),
-        ("/v1/subcategories", "subcategory", "/v1/services", "service"),
-    ]
-    for path, key, child_path, child in steps:
-        url = f"{path}/{made[key]['id']}"
-        tag = (await client.get(url)).headers["ETag"]  # the child renamed before: "2"
-        assert (await client.delete(url, headers={**ADMIN, "If-Match": tag})).status == 204
-        assert (await (await client.get(url)).json())["data"]["archived_at"] is not None
-        child_url = f"{child_path}/{made[child]['id']}"
-        assert (await client.get(child_url)).status == 200
-        renamed = await client.patch(
-            child_url, json={"name": f"Kept {uuid.uuid4().hex[:6]}"},
-            headers={**ADMIN, "If-Match": '"1"'},
-        )  # fmt: skip
-        assert renamed.status == 200, await renamed.text()
-
-
 async def test_lists_filter_order_and_page(client: Any) -> None:
     made = await chain(client)
     sub_id = made["subcategory"]["id"]

@@ -6,6 +6,13 @@ entries in the marked checked-in files (tools/service_entries.py) and regenerate
 derives from the registry; `remove` undoes exactly that. Both run in a transaction over
 the tree (tools/tree_transaction.py) under var/locks/new-service.lock: a failure, Ctrl-C
 or a killed run leaves the tree as it was.
+
+`remove` refuses, before it deletes anything, a service something else uses (another
+service's code, lib/ such as a client of it, tools/, bench/, another service's Kubernetes
+component: tools/service_uses.py's `dependents`, each named) and one whose entries are not
+the ones `new` writes (it would leave them). A service the reference ships is no exception
+when neither holds: no list of them is kept. It never drops the service's database; it says
+whether the server its settings point at still has one.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from codegen.naming import model_name, pascal, singular, snake
 from lib import registry
 from tools import service_entries as entries
 from tools.local.locks import LOCKS, LockBusy, file_lock
+from tools.service_uses import database_note, dependents
 from tools.tree_transaction import recover, transaction
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,18 +241,42 @@ def _write(name: str, engine: registry.Engine, root: Path, grpc: bool) -> None:
     )
 
 
+def check_remove(name: str, root: Path) -> str:
+    """Every refusal of `remove` comes here, before anything is deleted; -> lib/registry.py's
+    text without the service's entry."""
+    if name not in registry.BY_NAME:
+        raise ScaffoldError(f"{name!r} is not in lib/registry.py")
+    users = dependents(name, root, [root / p for p in owned_paths(name)])
+    if users:
+        raise ScaffoldError(
+            f"{name} is used by {', '.join(users)}: remove those uses first "
+            "(remove-service takes out only what make new-service wrote)"
+        )
+    registry_file = root / REGISTRY.relative_to(ROOT)
+    entry = re.compile(rf'^    Microservice\("{re.escape(name)}", .*\n', re.M)
+    text = registry_file.read_text()
+    if not entry.search(text):
+        raise ScaffoldError(
+            f"{name}'s entry in lib/registry.py is not the one line make new-service writes:"
+            " remove-service undoes make new-service only, take it out by hand"
+        )
+    edited = entries.not_as_written(root, registry.get(name))
+    if edited:
+        raise ScaffoldError(
+            f"{name}'s entries in {', '.join(edited)} are not the ones make new-service "
+            "writes, so remove-service would leave them: make them so or take it out by hand"
+        )
+    return entry.sub("", text, count=1)
+
+
 def remove(name: str, root: Path = ROOT) -> None:
     with file_lock("new-service", folder=root / LOCKS.relative_to(ROOT)):
         recover(root)
+        without = check_remove(name, root)
         registry_file = root / REGISTRY.relative_to(ROOT)
-        entry = re.compile(rf'^    Microservice\("{re.escape(name)}", .*\n', re.M)
-        text = registry_file.read_text()
-        if name not in registry.BY_NAME or not entry.search(text):
-            raise ScaffoldError(
-                f"{name!r} is not a one-line entry of lib/registry.py (new-service's)"
-            )
         with transaction(root, "remove-service"):
-            _remove(name, root, registry_file, entry.sub("", text, count=1))
+            _remove(name, root, registry_file, without)
+    print(f"remove-service: {name} removed; {database_note(registry.get(name), root)}")
 
 
 def _remove(name: str, root: Path, registry_file: Path, without: str) -> None:
@@ -260,7 +292,6 @@ def _remove(name: str, root: Path, registry_file: Path, without: str) -> None:
     if grpc:
         run(root, "tools.proto", "gen")
     regenerate(root)
-    print(f"remove-service: {name} removed (its database fixup_{name} is left on the server)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -153,3 +153,13 @@ def remove(root: Path, service: registry.Microservice) -> None:
         for written in entries.values():
             text = text.replace(written, "", 1)
         (root / path).write_text(text)
+
+
+def not_as_written(root: Path, service: registry.Microservice) -> list[str]:
+    """The files whose entry of `service` is not the text `add` writes (edited by hand, or
+    never written by `add`): `remove` would leave it there."""
+    return [
+        path
+        for path, entries in marked_entries(service).items()
+        if any(written not in (root / path).read_text() for written in entries.values())
+    ]

@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_or_check(files: Mapping[Path, str], check: bool, command: str) -> int:
-    """`files`: absolute path -> full text. -> exit status (1: some file is stale)."""
+    """`files`: absolute path -> full text. -> exit status (1: some file is stale). Writing
+    touches and names (`wrote <path>`) only the files whose text changes."""
     if check:
         stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
         if stale:
@@ -19,6 +20,8 @@ def write_or_check(files: Mapping[Path, str], check: bool, command: str) -> int:
             return 1
         return 0
     for path, text in files.items():
+        if path.exists() and path.read_text() == text:
+            continue  # as it was: neither rewritten nor listed
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         print(f"wrote {shown(path)}")

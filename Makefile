@@ -302,7 +302,7 @@ check-service: install ## a REST service and NGINX on free ports: its /health an
 	@test -n "$(svc)" || { echo "usage: make check-service svc=<$$($(REST_NAMES))>"; exit 2; }
 	$(PY) -m tools.check_service "$(svc)"
 
-remove-service: install ## undo make new-service: name=X
+remove-service: install ## undo make new-service: name=X (refuses a service others use, naming each use; never drops its database)
 	@test -n "$(name)" || { echo "usage: make remove-service name=<name>"; exit 2; }
 	$(PY) -m tools.new_service remove "$(name)"
 

@@ -11,8 +11,7 @@ or a killed run leaves the tree as it was.
 service's code, lib/ such as a client of it, tools/, bench/, another service's Kubernetes
 component: tools/service_uses.py's `dependents`, each named) and one whose entries are not
 the ones `new` writes (it would leave them). A service the reference ships is no exception
-when neither holds: no list of them is kept. It never drops the service's database; it says
-whether the server its settings point at still has one.
+when neither holds: no list of them is kept. It never drops the service's database.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from codegen.naming import model_name, pascal, singular, snake
 from lib import registry
 from tools import service_entries as entries
 from tools.local.locks import LOCKS, LockBusy, file_lock
-from tools.service_uses import database_note, dependents
+from tools.service_uses import dependents
 from tools.tree_transaction import recover, transaction
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,7 +275,7 @@ def remove(name: str, root: Path = ROOT) -> None:
         registry_file = root / REGISTRY.relative_to(ROOT)
         with transaction(root, "remove-service"):
             _remove(name, root, registry_file, without)
-    print(f"remove-service: {name} removed; {database_note(registry.get(name), root)}")
+    print(f"remove-service: {name} removed (it never drops a database: its own, if made, is left)")
 
 
 def _remove(name: str, root: Path, registry_file: Path, without: str) -> None:

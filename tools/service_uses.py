@@ -1,5 +1,5 @@
-"""Who uses a service, and what is left of its database: `make remove-service`'s questions
-before and after it takes a service out (tools/new_service.py)."""
+"""Who uses a service: `make remove-service`'s question before it takes a service out
+(tools/new_service.py)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,12 @@ import ast
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar
-from urllib.parse import urlsplit
-
-import psycopg
-import pymysql
-
-from lib import registry
-from lib.config import ConfigError, ServiceSettings, load_settings
-from tools.local.databases import database_name
-from tools.local.dbadmin import database_exists
-from tools.service_entries import ENGINE_PORTS
 
 # where code that may use a service lives (`dependents`); tests/ is not read: a service's
 # tests beyond the ones `new` writes go with it by hand
 CODE = ("services", "lib", "tools", "observability", "bench")
 # the Kubernetes components, one folder a service; another's naming X (its network policy)
 COMPONENTS = Path("deploy/k8s/services")
-# how long `remove` waits for the database server to tell whether the database is there
-DB_CHECK_TIMEOUT = 5
 REGISTRY = Path("lib/registry.py")
 
 
@@ -110,30 +97,3 @@ class _Uses(ast.NodeVisitor):
         value = node.value
         if isinstance(value, str) and (value == self.name or self.path.search(value)):
             self.lines.append(node.lineno)
-
-
-def database_note(service: registry.Microservice, root: Path) -> str:
-    """Whether the server `service`'s settings point at (`<SVC>_DATABASE_URL`, `.env`, ...,
-    else its registry default) still has its database: remove-service never drops one."""
-
-    class Settings(ServiceSettings):
-        registry_name: ClassVar[str] = service.name
-
-    never = "remove-service never drops a database"
-    try:
-        dsn = load_settings(Settings, service.name, env_file=root / ".env").database_url
-    except ConfigError:  # load_settings printed which variable
-        return f"its settings could not be read, so its database is not checked ({never})"
-    parts = urlsplit(dsn)
-    server = f"{parts.hostname}:{parts.port or ENGINE_PORTS[service.engine]}"
-    database = database_name(dsn)
-    try:
-        there = database_exists(dsn, connect_timeout=DB_CHECK_TIMEOUT)
-    except (psycopg.Error, pymysql.err.MySQLError, OSError, ValueError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return (
-            f"could not ask {server} whether its database {database} is there: {reason} ({never})"
-        )
-    if there:
-        return f"its database {database} is left on {server} ({never}: drop it there yourself)"
-    return f"{server} has no database {database}"

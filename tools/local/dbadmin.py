@@ -23,9 +23,7 @@ def _checked_name(dsn: str) -> str:
     return name
 
 
-def mysql_connect(
-    dsn: str, *, database: str | None = None, connect_timeout: int = 10
-) -> pymysql.connections.Connection[Any]:
+def mysql_connect(dsn: str, *, database: str | None = None) -> pymysql.connections.Connection[Any]:
     parts = urlsplit(dsn)
     return pymysql.connect(
         host=parts.hostname or "127.0.0.1",
@@ -35,7 +33,6 @@ def mysql_connect(
         database=database,
         autocommit=True,
         charset="utf8mb4",
-        connect_timeout=connect_timeout,
     )
 
 
@@ -44,17 +41,14 @@ def psycopg_dsn(dsn: str) -> str:
     return "postgresql://" + dsn.split("://", 1)[1]
 
 
-def database_exists(dsn: str, *, connect_timeout: int | None = None) -> bool:
-    """Is the database of `dsn` on its server? `connect_timeout` (s) bounds reaching it
-    (None: libpq's own, none; MySQL's 10 s)."""
+def database_exists(dsn: str) -> bool:
     name = _checked_name(dsn)
     if engine_of(dsn) == "postgresql":
         admin = psycopg_dsn(with_database(dsn, "postgres"))
-        # psycopg drops a None parameter: libpq's own then
-        with psycopg.connect(admin, autocommit=True, connect_timeout=connect_timeout) as pg:
+        with psycopg.connect(admin, autocommit=True) as pg:
             row = pg.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             return row is not None
-    with mysql_connect(dsn, connect_timeout=connect_timeout or 10) as my, my.cursor() as cur:
+    with mysql_connect(dsn) as my, my.cursor() as cur:
         cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (name,))
         return cur.fetchone() is not None
 

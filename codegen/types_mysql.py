@@ -144,11 +144,12 @@ def query_types(dsn: str, database: str, queries: list[dict[str, Any]]) -> types
 
 
 def apply_schema(dsn: str, database: str, files: list[Path]) -> None:
-    """Run the schema files (the up-migrations, in order) on `database`, each whole."""
+    """Run the schema files (the up-migrations, in order) on `database`, each whole; one of
+    comments only (a fresh migration) changes nothing and is not sent."""
     with connect(dsn, database) as conn, conn.cursor() as cur:
         for file in files:
             script = typeslock.up_section(file.read_text())
-            if not script.strip():
+            if not typeslock.has_statement(script, mysql=True):
                 continue
             cur.execute(script)
             while cur.nextset():

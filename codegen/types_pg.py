@@ -112,8 +112,10 @@ async def _execute(dsn: str, statements: Iterable[str]) -> None:
 
 
 async def apply_schema(dsn: str, files: list[Path]) -> None:
-    """Run the schema files (the up-migrations, in order) on the database at `dsn`."""
-    await _execute(dsn, (typeslock.up_section(file.read_text()) for file in files))
+    """Run the schema files (the up-migrations, in order) on the database at `dsn`; one of
+    comments only (a fresh migration) changes nothing and is not sent."""
+    scripts = (typeslock.up_section(file.read_text()) for file in files)
+    await _execute(dsn, (script for script in scripts if typeslock.has_statement(script)))
 
 
 async def create_database(dsn: str, name: str) -> None:

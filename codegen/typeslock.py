@@ -41,6 +41,33 @@ def up_section(text: str) -> str:
     return "".join(line for line in lines if not line.lstrip().startswith("\\"))
 
 
+def has_statement(script: str, *, mysql: bool = False) -> bool:
+    """Whether a schema script holds a statement, not only blanks, `;` and comments (a fresh
+    migration from a template is comments only: it changes no schema, and asyncpg fails on
+    it, MagicStack/asyncpg#1259). `--` and `/* */` comments (nested on PostgreSQL); on
+    MySQL `#` too, while `/*! */` and `/*+ */` are statements the server runs."""
+    i, n = 0, len(script)
+    while i < n:
+        char = script[i]
+        if char.isspace() or char == ";":
+            i += 1
+        elif script.startswith("--", i) or (mysql and char == "#"):
+            end = script.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif script.startswith("/*", i) and not (mysql and script[i + 2 : i + 3] in ("!", "+")):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if script.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                elif not mysql and script.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                else:
+                    i += 1
+        else:
+            return True
+    return False
+
+
 def sql_hash(sql: str) -> str:
     return hashlib.sha256(sql.strip().encode()).hexdigest()[:16]
 

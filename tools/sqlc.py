@@ -22,12 +22,13 @@ from tools.sqlc_run import (
     config_without,
     engine_of_config,
     rejected_files,
+    request_json,
     request_without_rejected,
     run_sqlc,
     sql_dir,
     temp_config,
 )
-from tools.sqlc_types import lock_is_current, types
+from tools.sqlc_types import lock_is_current, schema_lock_problem, types
 from tools.sqlc_vet import vet
 
 __all__ = ["QueryFailures", "SqlcError", "check", "generate", "run_sqlc", "types", "vet"]
@@ -50,7 +51,9 @@ def generate(db: str) -> None:
 
 def check(db: str) -> None:
     """Fail when the generated code or the types lock is stale (the plugin fails on either,
-    and on a refused query)."""
+    and on a refused query). A lock made for another schema is said in one line naming
+    the fix, without the plugin's follow-on complaints about every query typed by
+    sqlc's guess instead ('any': add an override)."""
     outs: dict[str, str] = {}
 
     def to_temp(config: dict[str, Any], out: str) -> None:
@@ -63,6 +66,12 @@ def check(db: str) -> None:
         except SqlcError as exc:
             if rejected := rejected_files(db, exc):
                 raise SqlcError(f"{db}: " + "\n".join(rejected.values())) from exc
+            # a stale lock types every query by sqlc's guess, whose follow-on complaints
+            # (a column of type 'any': add an override) would send the reader astray
+            if engine_of_config(db) != "sqlite" and (
+                why := schema_lock_problem(db, request_json(db))
+            ):
+                raise SqlcError(f"{db}: {why}; run make sqlc db={db}") from exc
             raise
         stale = differences(sql_dir(db) / outs["fresh"], sql_dir(db) / outs["real"])
     if stale:

@@ -71,6 +71,19 @@ def lock_is_current(db: str, request: dict[str, Any]) -> bool:
     return types_command.is_current(request, sql_dir(db), lock_path(db))
 
 
+def schema_lock_problem(db: str, request: dict[str, Any]) -> str | None:
+    """Why the types lock of `db` holds for no query: it was made for another schema (a
+    migration added or changed). None when there is none (nothing to say: the plugin says
+    what it needs) or it was made for this schema (a query changed since is named by the
+    plugin itself, query by query)."""
+    if not lock_path(db).exists():
+        return None
+    schema, _ = typeslock.load(lock_path(db))
+    if schema != typeslock.schema_hash(types_command.schema_files(request, sql_dir(db))):
+        return "the types lock is stale (the schema changed)"
+    return None
+
+
 def apply_schema(dsn: str, files: list[Path]) -> None:
     """Run the schema files on the database of `dsn`, as the types step does; sync, so a
     test's async fixture calls it inside its running loop (the step's own is asyncpg's)."""

@@ -28,14 +28,20 @@ from yoyo.backends import DatabaseBackend
 from yoyo.migrations import Migration
 
 from lib.db.connecting import engine_of
-from tools.local.databases import DATABASES, get_database
-from tools.local.dbadmin import create_database
+from tools.local.databases import DATABASES, database_name, get_database
+from tools.local.dbadmin import create_database, database_exists
 from tools.local.locks import database_lock, file_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "migrations"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CLIENT_CHECK_MS = 1000  # PostgreSQL 14+: how often a running statement checks its client
+ENGINE_NAMES = {"postgresql": "PostgreSQL", "mysql": "MySQL"}
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+# errors a second run may not meet: timeouts, deadlocks, serialization, a lost connection
+# (PostgreSQL classes 08 and 57P, MySQL's client codes 2000-2999); any other is the
+# migration's or the database's own and needs a fix before a re-run
+RETRYABLE = {"55P03", "57014", "40P01", "40001", 1205, 1969, 1213}
 
 
 def yoyo_url(dsn: str, args: dict[str, str] | None = None) -> str:
@@ -49,6 +55,34 @@ def yoyo_url(dsn: str, args: dict[str, str] | None = None) -> str:
 
 def migrations_dir(db: str) -> Path:
     return MIGRATIONS / get_database(db).name
+
+
+def where(dsn: str) -> str:
+    """`host:port/dbname` of a DSN, for messages: never its user or password."""
+    parts = urlsplit(dsn)
+    port = parts.port or DEFAULT_PORTS[engine_of(dsn)]
+    return f"{parts.hostname or 'localhost'}:{port}/{database_name(dsn)}"
+
+
+class EngineMismatchError(ValueError):
+    """The DSN points at a server of the other engine than the db's migrations are for."""
+
+
+def checked_dsn(db: str, dsn: str | None = None) -> str:
+    """The DSN of `db` (`<DB>_DATABASE_URL` when not given), refused when its server is of
+    another engine than the db's migrations: run there, they would fail half way, or a
+    status would list them all as pending."""
+    database = get_database(db)
+    named = "the DSN" if dsn else database.env_var
+    dsn = dsn or database.dsn()
+    engine = engine_of(dsn)
+    if engine != database.engine:
+        raise EngineMismatchError(
+            f"{db}'s migrations are {ENGINE_NAMES[database.engine]}; {named} points at a "
+            f"{ENGINE_NAMES[engine]} server ({where(dsn)}): give it a "
+            f"{database.engine}:// URL"
+        )
+    return dsn
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +136,14 @@ class MigrationFailedError(RuntimeError):
 
 
 @contextlib.contextmanager
-def backend_for(dsn: str, timeouts: Timeouts | None = None) -> Iterator[DatabaseBackend]:
+def backend_for(
+    dsn: str, timeouts: Timeouts | None = None, *, create: bool = True
+) -> Iterator[DatabaseBackend]:
     """yoyo's backend, its connection closed on the way out: left open, a read's
-    transaction keeps MariaDB's metadata locks, and a DROP DATABASE of the db waits on it."""
-    create_database(dsn)
+    transaction keeps MariaDB's metadata locks, and a DROP DATABASE of the db waits on it.
+    The database is created when missing (`create`)."""
+    if create:
+        create_database(dsn)
     limits = (timeouts or Timeouts.from_env()).connect_args(engine_of(dsn))
     backend = get_backend(yoyo_url(dsn, limits))
     try:
@@ -139,6 +177,12 @@ def _explain(migration: Migration, exc: Exception, timeouts: Timeouts) -> str:
         exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     )
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    retryable = (
+        code is None
+        or code in RETRYABLE
+        or (isinstance(code, str) and code.startswith(("08", "57P")))
+        or (isinstance(code, int) and 2000 <= code < 3000)
+    )
     if code in ("55P03", 1205):  # lock_not_available / ER_LOCK_WAIT_TIMEOUT
         why = f"could not get its lock within lock_timeout ({timeouts.lock:g} s): {text}"
     elif code in ("57014", 1969):  # query_canceled / ER_STATEMENT_TIMEOUT
@@ -150,7 +194,12 @@ def _explain(migration: Migration, exc: Exception, timeouts: Timeouts) -> str:
         if migration.use_transactions
         else "not transactional: its statements up to the failed one were undone by its rollback"
     )
-    return f"migration {migration.id} {why}; {undone}; run `make migrate-up` again"
+    then = (
+        "run `make migrate-up` again"
+        if retryable
+        else "a re-run fails the same way: fix the migration, then run `make migrate-up`"
+    )
+    return f"migration {migration.id} {why}; {undone}; {then}"
 
 
 def up(
@@ -163,8 +212,9 @@ def up(
 ) -> list[str]:
     """Apply the next `steps` pending migrations (all when None) of `source` (the db's
     folder by default), one at a time; returns the ids applied. A failure raises
-    MigrationFailedError naming the migration; those before it stay applied."""
-    dsn = dsn or get_database(db).dsn()
+    MigrationFailedError naming the migration; those before it stay applied. A DSN of
+    the other engine is refused (EngineMismatchError) before anything is created."""
+    dsn = checked_dsn(db, dsn)
     timeouts = timeouts or Timeouts.from_env()
     migrations = read_migrations(str(source or migrations_dir(db)))
     applied: list[str] = []
@@ -184,7 +234,7 @@ def down(
     db: str, dsn: str | None = None, steps: int | None = 1, *, source: Path | None = None
 ) -> list[str]:
     """Roll back the last `steps` migrations (all of them when steps is None)."""
-    dsn = dsn or get_database(db).dsn()
+    dsn = checked_dsn(db, dsn)
     migrations = read_migrations(str(source or migrations_dir(db)))
     with backend_for(dsn) as backend, migration_lock(dsn, backend):
         applied = backend.to_rollback(migrations)
@@ -194,9 +244,13 @@ def down(
 
 
 def status(db: str, dsn: str | None = None) -> list[tuple[str, bool]]:
-    dsn = dsn or get_database(db).dsn()
+    """Each migration's id and whether it is applied. Read-only: a missing database is
+    not created, its migrations are all pending."""
+    dsn = checked_dsn(db, dsn)
     migrations = read_migrations(str(migrations_dir(db)))
-    with backend_for(dsn) as backend:
+    if not database_exists(dsn):
+        return [(m.id, False) for m in migrations]
+    with backend_for(dsn, create=False) as backend:
         return [(m.id, backend.is_applied(m)) for m in migrations]
 
 
@@ -278,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         get_database(args.db)
+        if args.command != "new":  # the database it acts on, without user and password
+            dsn = checked_dsn(args.db)
+            missing = args.command == "status" and not database_exists(dsn)
+            note = " (does not exist yet: `make migrate-up` creates it)" if missing else ""
+            print(f"{args.db}: {where(dsn)}{note}")
         if args.command == "up":
             applied = up(args.db)
             print(f"{args.db}: applied {len(applied)}: {', '.join(applied) or 'nothing pending'}")

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MAKEFILE = (ROOT / "Makefile").read_text()
 HELPED = re.compile(r"^([^\s:#=$]+):[^=\n]*?## (.*)$", re.M)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -21,7 +20,7 @@ def make_help() -> list[str]:
 
 
 def test_every_target_with_help_is_listed_with_its_text() -> None:
-    helped = dict(HELPED.findall(MAKEFILE))
+    helped = dict(HELPED.findall((ROOT / "Makefile").read_text()))
     assert {"sqlc-e2e", "bench-growth-10m", "test-closed-checkout"} <= helped.keys()
     rows = [line for line in make_help() if line.startswith("  ")]
     listed = {name: text.strip() for name, _, text in (r.strip().partition(" ") for r in rows)}
@@ -32,9 +31,10 @@ def test_every_target_with_help_is_listed_with_its_text() -> None:
 
 
 def test_each_heading_appears_once_and_every_helped_target_is_phony() -> None:
-    headings = re.findall(r"^##@ (.*)$", MAKEFILE, re.M)
+    makefile = (ROOT / "Makefile").read_text()
+    headings = re.findall(r"^##@ (.*)$", makefile, re.M)
     assert len(headings) == len(set(headings)), "a `##@` heading repeats: group its targets"
-    phony = re.search(r"^\.PHONY:((?:.*\\\n)*.*)$", MAKEFILE, re.M)
+    phony = re.search(r"^\.PHONY:((?:.*\\\n)*.*)$", makefile, re.M)
     assert phony
-    missing = set(dict(HELPED.findall(MAKEFILE))) - set(phony.group(1).replace("\\", " ").split())
+    missing = set(dict(HELPED.findall(makefile))) - set(phony.group(1).replace("\\", " ").split())
     assert not missing, f"not in .PHONY: {sorted(missing)}"

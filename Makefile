@@ -241,7 +241,7 @@ $(SWAGGER_DEPS): tools/swagger/package-lock.json
 
 swagger-deps: $(SWAGGER_DEPS) ## npm ci in tools/swagger: swagger-ui-dist (/docs/), playwright-core (tests)
 
-swag-config: install $(SWAGGER_DEPS) ## Swagger UI for /docs/ (lists docs/openapi/*.json)
+swag-config: install $(SWAGGER_DEPS) ## Swagger UI for /docs/ (its list: docs/openapi/swagger-ui/swagger-config.json)
 	$(PY) -m tools.swag_config
 
 APILINT_DEPS := tools/apilint/node_modules/.package-lock.json
@@ -260,7 +260,7 @@ procfile: install ## render the Procfile from lib/registry.py
 nginx-conf: install ## render nginx/ into var/nginx and check it with nginx -t
 	$(PY) -m tools.deploy.nginx test
 
-nginx-compose: install ## regenerate nginx/compose/ (static copy for Docker Compose) and nginx/k8s/ (the account pages pod's)
+nginx-compose: install ## regenerate nginx/compose/ (static copy for Docker Compose), nginx/k8s/ (the account pages pod's) and both Swagger UIs' list of docs/openapi/*.json
 	$(PY) -m tools.deploy.nginx_copies
 
 SCAN_VENV := .venv-scan

@@ -1,18 +1,24 @@
 """Assemble the Swagger UI that NGINX serves at /docs/: `python -m tools.swag_config`.
 
 The list of services has ONE source: the documents in docs/openapi/ (`make swag-gen`
-writes one per service). This tool writes, into the docs root (default var/docs/,
-not committed):
+writes one per REST service). `render` turns them into the committed
+docs/openapi/swagger-ui/swagger-config.json (`{"urls": [{"name": "<svc>", "url":
+"openapi/<svc>.json"}...]}`, sorted; written and checked with nginx/compose/ by
+`python -m tools.deploy.nginx_copies`, which `make new-service` and `remove-service` run).
+Both Swagger UIs load that one file by the same URL, relative to their page, and Swagger UI
+resolves each document's url against the page too:
 
-- the static files of swagger-ui-dist, copied from tools/swagger/node_modules (pinned in
-  tools/swagger/package.json + package-lock.json; `npm ci` there installs them),
-- swagger-config.json: `{"urls": [{"name": "<svc>", "url": "/docs/openapi/<svc>.json"}...]}`
-  (also usable as CONFIG_URL by the swaggerapi/swagger-ui container),
-- tools/swagger/swagger-initializer.js: starts Swagger UI with that config.
+- /docs/ (NGINX): tools/swagger/swagger-initializer.js's `configUrl`, NGINX serving
+  /docs/openapi/ straight from docs/openapi/;
+- Compose's swagger-ui (swaggerapi/swagger-ui at /): its `CONFIG_URL`, docs/openapi/
+  mounted at /openapi.
 
-NGINX serves /docs/ from the docs root and /docs/openapi/ straight from docs/openapi/,
-so a regenerated document shows up without re-running this tool; a NEW service needs it.
-Each document says `servers: [{url: /api/<svc>}]`: "Try it out" goes through NGINX.
+This tool writes, into the docs root (default var/docs/, not committed), the static files
+of swagger-ui-dist, copied from tools/swagger/node_modules (pinned in
+tools/swagger/package.json + package-lock.json; `npm ci` there installs them), and
+tools/swagger/swagger-initializer.js over the package's. A regenerated document or a new
+service shows up without re-running it. Each document says `servers: [{url:
+/api/<svc>}]`: "Try it out" goes through NGINX.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_DIR = ROOT / "docs" / "openapi"
 DIST = ROOT / "tools" / "swagger" / "node_modules" / "swagger-ui-dist"
 DOCS_ROOT = ROOT / "var" / "docs"
-URL_PREFIX = "/docs/openapi/"
+URL_PREFIX = "openapi/"  # relative to the page: /docs/ (NGINX), / (Compose's swagger-ui)
+CONFIG = OPENAPI_DIR / "swagger-ui" / "swagger-config.json"  # committed, in a folder of its own
 INITIALIZER = ROOT / "tools" / "swagger" / "swagger-initializer.js"  # checked in
 NPM_HINT = "swagger-ui-dist is not installed: run `make swagger-deps` (npm ci in tools/swagger)"
 
@@ -46,19 +53,20 @@ def swagger_config(names: list[str], url_prefix: str = URL_PREFIX) -> dict[str, 
     }
 
 
-def assemble(out: Path, openapi_dir: Path = OPENAPI_DIR, dist: Path = DIST) -> list[str]:
-    """Write the docs root; -> the services listed. FileNotFoundError when a part is missing."""
+def render(openapi_dir: Path = OPENAPI_DIR) -> str:
+    """CONFIG's text: every document of `openapi_dir`."""
+    return json.dumps(swagger_config(services(openapi_dir)), indent=2) + "\n"
+
+
+def assemble(out: Path, dist: Path = DIST) -> list[str]:
+    """Write the docs root; -> the services CONFIG lists. FileNotFoundError when a part is
+    missing."""
     if not (dist / "swagger-ui-bundle.js").is_file():
         raise FileNotFoundError(NPM_HINT)
-    names = services(openapi_dir)
-    if not names:
-        raise FileNotFoundError(f"no OpenAPI document in {openapi_dir}: run make swag-gen")
     # the package's folder as published (its README: serve it), less the source maps
     shutil.copytree(dist, out, ignore=shutil.ignore_patterns("*.map"), dirs_exist_ok=True)
-    config = json.dumps(swagger_config(names), indent=2) + "\n"
-    (out / "swagger-config.json").write_text(config)
     shutil.copyfile(INITIALIZER, out / INITIALIZER.name)  # ours, over the package's
-    return names
+    return [str(url["name"]) for url in json.loads(CONFIG.read_text())["urls"]]
 
 
 def main(argv: list[str] | None = None) -> int:

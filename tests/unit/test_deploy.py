@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from lib import registry
+from tools import swag_config
 from tools.deploy import prometheus
 from tools.deploy.generated import ROOT
 
@@ -211,6 +212,22 @@ def test_the_service_dashboard_selects_any_service_by_its_variable() -> None:
     for service in registry.built_services():
         # the PostgreSQL row finds fixup_<service> (a test run's fixup_<run>_<service>_<n>)
         assert service.database == service.name, service.name
+
+
+def test_compose_swagger_ui_loads_the_list_of_docs_openapi_as_docs_does() -> None:
+    """One list, docs/openapi's documents (kept fresh with nginx/compose/:
+    tests/unit/test_nginx_config.py), loaded by both Swagger UIs by the same URL relative to
+    the page: Compose's at / with docs/openapi mounted at openapi/, NGINX's /docs/."""
+    ui = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["swagger-ui"]
+    assert "./docs/openapi:/usr/share/nginx/html/openapi:ro" in ui["volumes"]
+    assert not {"URL", "URLS", "URLS_PRIMARY_NAME"} & ui["environment"].keys()
+    config_url = ui["environment"]["CONFIG_URL"]
+    assert f'configUrl: "{config_url}",' in swag_config.INITIALIZER.read_text()
+    assert ROOT / "docs" / config_url == swag_config.CONFIG
+    listed = json.loads(swag_config.CONFIG.read_text())["urls"]
+    assert [u["name"] for u in listed] == swag_config.services() != []
+    for u in listed:  # the page's openapi/ is docs/openapi/ in both
+        assert (ROOT / "docs" / u["url"]).is_file(), u
 
 
 def test_traces_go_to_jaeger_and_link_to_the_logs_both_ways() -> None:

@@ -2,8 +2,10 @@
 nginx-compose`; `check` in `make swag-check`). nginx/compose/ is the static variant for
 Docker Compose; nginx/k8s/ holds what of pages-server.conf and its includes has
 placeholders as Kubernetes' account-pages pod runs it (nginx/kustomization.yaml ships those
-and the templates without placeholders as they are). `make new-service` rewrites them
-after adding a service's blocks to the templates."""
+and the templates without placeholders as they are). With them, the list of documents both
+Swagger UIs (/docs/ and Compose's swagger-ui) load, docs/openapi/swagger-ui/
+swagger-config.json (tools/swag_config.py). `make new-service` and `remove-service` rewrite
+them after changing a service's blocks in the templates and its document."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tools import swag_config
 from tools.deploy.generated import shown, write_or_check
 from tools.deploy.nginx import (
     HTTP_SERVICES,
@@ -78,7 +81,8 @@ def pages_pod_files() -> dict[str, str]:
 
 
 def compose(check: bool) -> int:
-    """nginx/compose/ and nginx/k8s/: write them, or (check) name what is stale."""
+    """nginx/compose/, nginx/k8s/ and the Swagger UI list: write them, or (check) name what
+    is stale."""
     files = {
         folder / rel: COPY_HEADER + text
         for folder, rendered in (
@@ -87,6 +91,7 @@ def compose(check: bool) -> int:
         )
         for rel, text in rendered.items()
     }
+    files[swag_config.CONFIG] = swag_config.render()
     extra = [p for d in (COMPOSE_DIR, K8S_DIR) for p in d.rglob("*.conf") if p not in files]
     if check and extra:
         names = ", ".join(shown(path) for path in extra)

@@ -83,7 +83,7 @@ def test_compose_gives_each_registered_service_its_database_address_and_ports() 
         healthy = {"condition": "service_healthy"}
         assert doc["nginx"]["depends_on"][service.name] == healthy, service.name
     built = {s.name for s in registry.built_services()}
-    assert set(doc["nginx"]["depends_on"]) == built
+    assert set(doc["nginx"]["depends_on"]) == built | {"swagger-ui"}  # /docs/ is its
 
 
 def test_every_peer_address_a_service_reads_is_set_in_compose() -> None:
@@ -217,8 +217,18 @@ def test_the_service_dashboard_selects_any_service_by_its_variable() -> None:
 def test_compose_swagger_ui_loads_the_list_of_docs_openapi_as_docs_does() -> None:
     """One list, docs/openapi's documents (kept fresh with nginx/compose/:
     tests/unit/test_nginx_config.py), loaded by both Swagger UIs by the same URL relative to
-    the page: Compose's at / with docs/openapi mounted at openapi/, NGINX's /docs/."""
-    ui = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["swagger-ui"]
+    the page: Compose's at / with docs/openapi mounted at openapi/, NGINX's /docs/. In
+    Compose the gateway's /docs/ is that container's / (the prefix stripped), as users of
+    `make run` and Compose are told to open http://localhost:8080/docs/."""
+    stack = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    ui = stack["swagger-ui"]
+    gateway = (ROOT / "nginx/compose/conf.d/30-gateway.conf").read_text()
+    docs = re.search(r"^    location /docs/ \{\n(.*?)^    \}", gateway, re.M | re.S)
+    assert docs is not None
+    (port,) = re.findall(r"^ +proxy_pass http://swagger-ui:(\d+)/;$", docs.group(1), re.M)
+    assert [p.rsplit(":", 1)[1] for p in ui["ports"]] == [port]  # the port it serves on
+    assert "BASE_URL" not in ui["environment"]  # it serves at /
+    assert stack["nginx"]["depends_on"]["swagger-ui"] == {"condition": "service_healthy"}
     assert "./docs/openapi:/usr/share/nginx/html/openapi:ro" in ui["volumes"]
     assert not {"URL", "URLS", "URLS_PRIMARY_NAME"} & ui["environment"].keys()
     config_url = ui["environment"]["CONFIG_URL"]

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lib import registry
 from tools.deploy import nginx, nginx_copies
@@ -164,6 +165,46 @@ def test_the_account_pages_exist_where_nginx_serves_them() -> None:
         assert f"alias {nginx.PAGES_DIR}/{page};" in pages
         assert (nginx.PAGES_DIR / page).is_file()
     assert f"alias {nginx.PAGES_DIR}/assets/;" in pages
+
+
+SERVED = re.compile(r"^\s*(?:alias|root)\s+([^;\s]+);", re.M)
+
+
+def test_every_path_the_compose_and_k8s_copies_serve_is_mounted() -> None:
+    """Each `alias`/`root` of a committed rendering is a path that a volume brings into the
+    container, its file in the repository: in Compose a bind mount of the nginx service
+    (/docs/ itself is proxied to the swagger-ui service), in Kubernetes an item of a
+    ConfigMap that the pages pod mounts."""
+    compose = yaml.safe_load((nginx.ROOT / "docker-compose.yml").read_text())["services"]
+    binds = {}  # path in the container -> the repository's file or folder
+    for volume in compose["nginx"]["volumes"]:
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            binds[target.rstrip("/")] = nginx.ROOT / source
+    copies = [p.read_text() for p in nginx_copies.COMPOSE_DIR.rglob("*.conf")]
+    served = {path for text in copies for path in SERVED.findall(text)}
+    for path in served:
+        mounts = [t for t in binds if path.rstrip("/") == t or path.startswith(t + "/")]
+        assert mounts, f"nginx/compose/ serves {path}: no volume of Compose's nginx mounts it"
+        assert (binds[mounts[0]] / path.removeprefix(mounts[0]).strip("/")).exists(), path
+    assert "/usr/share/nginx/openapi/" in served  # /docs/openapi/
+
+    manifests = yaml.safe_load_all((nginx.ROOT / "deploy/k8s/base/pages.yaml").read_text())
+    pod = next(m for m in manifests if m["kind"] == "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounted = {
+        f"{mount['mountPath']}/{item['path']}"
+        for container in pod["containers"]
+        for mount in container["volumeMounts"]
+        for item in volumes[mount["name"]].get("configMap", {}).get("items", [])
+    }
+    shipped = nginx.render_pages_server(nginx_copies.pages_pod_layout()).values()
+    served = {path for text in shipped for path in SERVED.findall(text)}
+    for path in served:  # a file, or a folder some mounted file is in
+        assert any(f == path or (path.endswith("/") and f.startswith(path)) for f in mounted), (
+            f"the pages pod serves {path}: no ConfigMap item of deploy/k8s/base/pages.yaml"
+        )
+    assert "/usr/share/nginx/pages/verify-email.html" in served
 
 
 def test_the_pages_server_includes_the_gateways_own_snippets(

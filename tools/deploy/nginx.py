@@ -76,6 +76,8 @@ class Layout:
     access_log: Path = LOG_DIR / "access.log"
     error_log: str = "stderr"
     docs_root: Path = DOCS_ROOT
+    # HOST:PORT of a Swagger UI server that /docs/ proxies to instead (Compose's swagger-ui)
+    docs_upstream: str | None = None
     openapi_dir: Path = OPENAPI_DIR
     pages_dir: Path = PAGES_DIR
     worker_processes: str = "2"
@@ -112,7 +114,11 @@ class Layout:
             "LISTEN": self.listen,
             "STATUS_LISTEN": self.status_listen,
             "STATUS_ALLOW": "\n".join(f"        allow {net};" for net in self.status_allow),
-            "DOCS_ROOT": str(self.docs_root).rstrip("/"),
+            "DOCS_SOURCE": (
+                f"proxy_pass http://{self.docs_upstream}/;"
+                if self.docs_upstream
+                else f"alias {str(self.docs_root).rstrip('/')}/;\n        index index.html;"
+            ),
             "OPENAPI_DIR": str(self.openapi_dir).rstrip("/"),
             "PAGES_DIR": str(self.pages_dir).rstrip("/"),
             # the access log's redaction (10-logging.conf): the services' list, lib/redact.py

@@ -40,8 +40,9 @@ def compose_layout() -> Layout:
         runtime=Path("/etc/nginx"),
         access_log=Path("/var/log/nginx/access.log"),
         error_log="stderr",
-        docs_root=Path("/usr/share/nginx/docs"),
-        openapi_dir=Path("/usr/share/nginx/docs/openapi"),
+        # /docs/ is the swagger-ui service (docker-compose.yml), docs/openapi mounted here
+        docs_upstream="swagger-ui:8080",
+        openapi_dir=Path("/usr/share/nginx/openapi"),
         pages_dir=Path("/usr/share/nginx/pages"),
         worker_processes="auto",
         user="nginx",

@@ -139,11 +139,13 @@ POSTGRES: list[tuple[str, list[Rule] | None]] = [
         [True, True, False],
     ),
     # names and lengths: a column list shorter than the query, set operations of unequal
-    # width, VALUES rows of unequal width, a CTE without RETURNING, unnamed targets
+    # width, VALUES rows of unequal width, a CTE without RETURNING, unnamed targets, a
+    # VALUES derived table without a column list (no names, and no RETURNING to ask)
     ("SELECT d.p FROM (SELECT id, note FROM a) d (p)", [False]),
     ("SELECT note FROM a UNION SELECT id FROM a", [True]),
     ("SELECT id, note FROM a UNION SELECT id FROM a", [False]),
     ("VALUES (1, 2), (3)", [False]),
+    ("SELECT 1 FROM (VALUES (1)) v", [False]),
     ("SELECT v.x FROM a, LATERAL (VALUES (a.note)) v (x)", [True]),
     ("SELECT g() OVER () FROM a", [None]),
     ("WITH c AS (INSERT INTO b (id) VALUES (1)) SELECT 1 FROM c", [False]),
@@ -286,6 +288,22 @@ MYSQL: list[tuple[str, list[Rule] | None]] = [
     ("SELECT count(*), nosuch FROM a", [False, None]),
     ("SELECT total(id), name FROM a", [True, True]),  # an aggregate: NULL over no row here
     ("SELECT f(note), f(name) FROM a", [True, False]),  # an unknown function is no TOTAL
+    # in a GROUP BY group there is a row: min/max/sum are NULL only if their argument may
+    # be; other expressions keep their own rule; without GROUP BY max(1) is NULL over no row
+    (
+        "SELECT min(id), max(note), sum(id), max(1), nullif(id, 1), coalesce(note, name) FROM a GROUP BY name",
+        [False, True, False, False, True, False],
+    ),
+    ("SELECT max(1) FROM a", [True]),
+    # WITH ROLLUP (and WITH CUBE, which sqlglot reads too) adds total rows: the grouped
+    # columns are NULL there and the aggregates are not taken per group
+    ("SELECT name, count(*), max(id) FROM a GROUP BY name WITH ROLLUP", [True, False, True]),
+    ("SELECT name, count(*), max(id) FROM a GROUP BY name WITH CUBE", [True, False, True]),
+    # a parenthesized SELECT is its SELECT; UNION: NULL when either side may be; a side
+    # whose * names nothing known leaves fewer rules, not an error
+    ("(SELECT id, note FROM a)", [False, True]),
+    ("SELECT note FROM a UNION SELECT id FROM a", [True]),
+    ("SELECT * FROM nosuch UNION SELECT id FROM a", []),
 ]
 
 
@@ -364,6 +382,16 @@ SQLITE: list[tuple[str, list[Rule] | None]] = [
     ("SELECT printf('%s', note), coalesce(note, name), iif(id, 1, 2), nosuch(id) FROM a",
      [False, False, False, None]),
     ("SELECT id FROM a UNION SELECT note FROM a", [True]),
+    # SQLite's rules (id - id may be NaN: NULL) hold on both sides of a UNION, in CTEs,
+    # in derived tables (SQLite allows one without an alias, and in double parentheses)
+    ("SELECT id - id FROM a UNION SELECT id FROM a", [True]),
+    ("SELECT id FROM a UNION SELECT id - id FROM a", [True]),
+    ("WITH c AS (SELECT id - id AS x FROM a) SELECT x FROM c", [True]),
+    ("SELECT d.x, d.y FROM (SELECT id - id AS x, id AS y FROM a) AS d", [True, False]),
+    ("SELECT x FROM ((SELECT id - id AS x FROM a)) AS d", [True]),
+    ("SELECT * FROM (SELECT id, note FROM a)", [False, True]),
+    # an aggregate over the rows FILTER keeps: maybe none, so NULL but for count
+    ("SELECT count(*) FILTER (WHERE id > 1), max(id) FILTER (WHERE id > 1)", [False, True]),
 ]  # fmt: skip
 
 
@@ -377,6 +405,19 @@ def test_sqlite(sql: str, rules: list[Rule] | None) -> None:
 def test_sqlite_returning_reads_the_written_row() -> None:
     sql = "INSERT INTO a (name) VALUES (?) RETURNING id, note, id / 2"
     assert target_rules("sqlite", sql, MYSQL_CATALOG) == [False, True, False]
+    # UPDATE and DELETE name their table without a column list; SQLite's rules apply
+    for sql in (
+        "UPDATE a SET name = ? RETURNING id, note, id - id",
+        "DELETE FROM a RETURNING id, note, id - id",
+    ):
+        assert target_rules("sqlite", sql, MYSQL_CATALOG) == [False, True, True]
+
+
+def test_mysql_rules_without_returning_or_a_known_table_is_none() -> None:
+    # mysql_rules itself, not target_rules (which turns an exception into None too)
+    assert mysql_rules("INSERT INTO a (id) VALUES (1)", MYSQL_CATALOG) is None
+    sql = "INSERT INTO nosuch (x) VALUES (1) RETURNING x"
+    assert mysql_rules(sql, MYSQL_CATALOG, dialect="sqlite") is None
 
 
 # one_row: an aggregate without GROUP BY yields exactly one row, whatever matches; not with

@@ -108,6 +108,7 @@ def module_owners() -> dict[str, str]:
     """A module's dotted path (package or module) -> the distribution installing it."""
     owners: dict[str, str] = {}
     for dist in metadata.distributions():
+        name = normal(dist.metadata["Name"])  # parsed once: per file it took half a minute
         for file in dist.files or ():
             parts = file.parts
             if not parts or file.suffix not in (".py", ".so", ".pyi") or ".." in parts:
@@ -119,7 +120,7 @@ def module_owners() -> dict[str, str]:
             if stem != "__init__":
                 names.append(stem)
             for depth in range(1, len(names) + 1):
-                owners.setdefault(".".join(names[:depth]), normal(dist.metadata["Name"]))
+                owners.setdefault(".".join(names[:depth]), name)
     return owners
 
 

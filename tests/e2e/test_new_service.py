@@ -16,7 +16,6 @@ links to this one's, and make never runs `install` there (`-o install`).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 
 from tests.e2e.gateway_stack import require_nginx
 from tests.servers import DatabaseFactory
+from tools.checks.closed_checkout import copy_tree
 from tools.local.service_process import ROOT
 from tools.new_service import REGENERATE
 from tools.time_scale import scaled
@@ -65,19 +65,8 @@ def git(tree: Path, *args: str) -> str:
 def tree(tmp_path: Path) -> Path:
     """A copy of the working tree (tracked and untracked-but-not-ignored files) as a git
     repository of its own, so `git status` tells what a command changed."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
     copy = tmp_path / "tree"
-    for rel in (name.decode() for name in listed if name):
-        source = ROOT / rel
-        if source.is_file():
-            target = copy / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    copy_tree(copy)
     (copy / ".venv").symlink_to(VENV)
     # the scanners and linters tests/unit runs, installed beside the tree (not tracked)
     for tool in (

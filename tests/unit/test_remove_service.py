@@ -7,7 +7,6 @@ changed."""
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from tools import new_service
+from tools.checks.closed_checkout import copy_tree
 from tools.deploy.generated import write_or_check
-from tools.new_service import ROOT, ScaffoldError, owned_paths
+from tools.new_service import ScaffoldError, owned_paths
 from tools.service_uses import dependents
 from tools.time_scale import scaled
 
@@ -32,18 +32,8 @@ def digest(tree: Path) -> dict[str, str]:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A copy of the working tree's files (what git tracks or would track)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    copy = tmp_path / "tree"
-    for rel in (name.decode() for name in listed if name):
-        if (ROOT / rel).is_file():
-            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, copy / rel)
-    return copy
+    copy_tree(tmp_path / "tree")
+    return tmp_path / "tree"
 
 
 def test_a_service_others_use_is_refused_naming_them_and_nothing_is_deleted(tree: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.codegen.project_support import write_sqlc_yaml
 from tests.servers import Servers
 from tools import sqlc
 
-PLUGIN = Path(__file__).resolve().parents[2] / "codegen" / "bin" / "sqlc-gen-fixup"
 SCHEMA = "CREATE TABLE t (id bigserial PRIMARY KEY, name text NOT NULL, doc pg_snapshot);\n"
 
 
@@ -22,20 +22,7 @@ def project(tmp_path: Path, query: str, options: str = LOCKLESS) -> Path:
     (tmp_path / "schema.sql").write_text(SCHEMA)
     (tmp_path / "queries").mkdir()
     (tmp_path / "queries" / "q.sql").write_text(textwrap.dedent(query).lstrip())
-    (tmp_path / "sqlc.yaml").write_text(
-        textwrap.dedent(f"""
-        version: "2"
-        plugins:
-          - name: fixup
-            process: {{cmd: {PLUGIN}, format: json}}
-        sql:
-          - engine: postgresql
-            schema: [schema.sql]
-            queries: queries
-            codegen:
-              - {{out: out, plugin: fixup, options: {options}}}
-        """)
-    )
+    write_sqlc_yaml(tmp_path, "postgresql", options)
     return tmp_path
 
 

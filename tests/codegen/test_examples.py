@@ -19,13 +19,13 @@ import msgspec
 import pytest
 
 from tests import pg
+from tests.codegen.project_support import write_sqlc_yaml
 from tests.servers import Servers
 from tools import sqlc
 from tools.local.databases import with_database
 from tools.local.dbadmin import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "codegen" / "bin" / "sqlc-gen-fixup"
 
 
 def project(tmp: Path, engine: str, schema: str, queries: dict[str, str], extra: str = "") -> Path:
@@ -34,18 +34,7 @@ def project(tmp: Path, engine: str, schema: str, queries: dict[str, str], extra:
     for name, text in queries.items():
         (tmp / "queries" / name).write_text(textwrap.dedent(text).lstrip())
     driver = "asyncpg" if engine == "postgresql" else "aiomysql"
-    (tmp / "sqlc.yaml").write_text(
-        textwrap.dedent(f"""\
-        version: "2"
-        plugins:
-          - {{name: fixup, process: {{cmd: {PLUGIN}, format: json}}}}
-        sql:
-          - engine: {engine}
-            schema: [schema.sql]
-            queries: queries
-            codegen: [{{out: out, plugin: fixup, options: {{driver: {driver}{extra}}}}}]
-        """)
-    )
+    write_sqlc_yaml(tmp, engine, f"{{driver: {driver}{extra}}}")
     return tmp
 
 

@@ -6,17 +6,16 @@ schema is said in one line naming the fix, not as the plugin's follow-on complai
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from codegen.typeslock import has_statement
+from tests.codegen.project_support import write_sqlc_yaml
 from tests.servers import Servers
 from tools import sqlc
 from tools.migrations.migrate import template
 
-PLUGIN = Path(__file__).resolve().parents[2] / "codegen" / "bin" / "sqlc-gen-fixup"
 SCHEMA = {
     "postgresql": "CREATE TABLE t (id bigserial PRIMARY KEY, name text NOT NULL);\n",
     "mysql": "CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, name TEXT NOT NULL);\n",
@@ -33,19 +32,11 @@ def project(tmp_path: Path, engine: str, servers: Servers, monkeypatch: pytest.M
     (tmp_path / "migrations" / "0001_initial.sql").write_text(SCHEMA[engine])
     (tmp_path / "queries").mkdir()
     (tmp_path / "queries" / "q.sql").write_text(QUERY)
-    (tmp_path / "sqlc.yaml").write_text(
-        textwrap.dedent(f"""
-        version: "2"
-        plugins:
-          - name: fixup
-            process: {{cmd: {PLUGIN}, format: json}}
-        sql:
-          - engine: {engine}
-            schema: [migrations/0001_initial.sql, migrations/0002_add_note.sql]
-            queries: queries
-            codegen:
-              - {{out: out, plugin: fixup, options: {{driver: {DRIVER[engine]}}}}}
-        """)
+    write_sqlc_yaml(
+        tmp_path,
+        engine,
+        f"{{driver: {DRIVER[engine]}}}",
+        "[migrations/0001_initial.sql, migrations/0002_add_note.sql]",
     )
     return str(tmp_path)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from string import Template
 
 from lib import registry
+from tools.local.local_servers import DEFAULT_PORTS
 
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
 # the checked-in files a service has entries in: each marked line, with the template
@@ -103,9 +104,6 @@ def marked_entries(service: registry.Microservice) -> dict[str, dict[str, str]]:
     }
 
 
-ENGINE_PORTS = {"postgresql": 5432, "mysql": 3306}
-
-
 def k8s_component(service: registry.Microservice) -> dict[str, str]:
     """deploy/k8s/services/<name>/'s files: the REST or gRPC template folder filled in."""
     folder = SCAFFOLD / "k8s" / ("grpc" if service.grpc_port is not None else "rest")
@@ -114,7 +112,7 @@ def k8s_component(service: registry.Microservice) -> dict[str, str]:
         "NAME": service.env_prefix,
         "port": str(service.http_port),
         "grpc_port": str(service.grpc_port),
-        "engine_port": str(ENGINE_PORTS[service.engine]),
+        "engine_port": str(DEFAULT_PORTS[service.engine]),
         "users_port": str(registry.get("users").http_port),
     }
     return {

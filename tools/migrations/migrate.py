@@ -30,6 +30,7 @@ from yoyo.migrations import Migration
 from lib.db.connecting import engine_of
 from tools.local.databases import DATABASES, database_name, get_database
 from tools.local.dbadmin import create_database, database_exists
+from tools.local.local_servers import DEFAULT_PORTS
 from tools.local.locks import database_lock, file_lock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,6 @@ MIGRATIONS = ROOT / "migrations"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CLIENT_CHECK_MS = 1000  # PostgreSQL 14+: how often a running statement checks its client
 ENGINE_NAMES = {"postgresql": "PostgreSQL", "mysql": "MySQL"}
-DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 # errors a second run may not meet: timeouts, deadlocks, serialization, a lost connection
 # (PostgreSQL classes 08 and 57P, MySQL's client codes 2000-2999); any other is the
 # migration's or the database's own and needs a fix before a re-run

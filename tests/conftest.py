@@ -23,7 +23,7 @@ from tests.selection import exercised
 from tests.servers import DatabaseFactory, Servers, ServerUnavailableError, resolve_servers, run_id
 from tools.checks.mutant_databases import MutantDatabases, scope_from_env
 from tools.local import ports
-from tools.local.databases import get_database
+from tools.local.databases import database_name, get_database
 from tools.local.service_process import PROCESS_MARGIN
 from tools.migrations import migrate
 from tools.time_scale import scaled
@@ -73,10 +73,21 @@ def migrated_db(databases: DatabaseFactory) -> Iterator[Callable[[str], str]]:
         kept.close()
         return
 
+    # PostgreSQL: each db migrated once, into a template only this session uses, then
+    # copied (0.05 s against 0.3-0.6 s of migrations, on a server every worker shares)
+    templates: dict[str, str] = {}
+
     def make(db: str) -> str:
-        dsn = databases.create(db, get_database(db).engine)
-        migrate.up(db, dsn)
-        return dsn
+        engine = get_database(db).engine
+        if engine != "postgresql":
+            dsn = databases.create(db, engine)
+            migrate.up(db, dsn)
+            return dsn
+        if db not in templates:
+            template = databases.create(f"{db}_template", engine)
+            migrate.up(db, template)  # its connections closed: a copy needs none open
+            templates[db] = database_name(template)
+        return databases.create(db, engine, template=templates[db])
 
     yield make
 

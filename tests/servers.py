@@ -148,11 +148,12 @@ class DatabaseFactory:
     def server_dsn(self, engine: str) -> str:
         return self.servers.pg_dsn if engine == "postgresql" else self.servers.mysql_dsn
 
-    def create(self, label: str, engine: str) -> str:
+    def create(self, label: str, engine: str, *, template: str = "template0") -> str:
+        """A new database; on PostgreSQL a copy of `template` (a database's name)."""
         self._counter += 1
         name = f"fixup_t{self.run_id}_{label}_{self._counter}"
         dsn = with_database(self.server_dsn(engine), name)
-        create_database(dsn)
+        create_database(dsn, template=template)
         self.created.append(dsn)
         return dsn
 

@@ -6,12 +6,17 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
+import pytest
 import redis
 
-from tests.servers import Servers
-from tools.local.dbadmin import database_exists
+from tests.servers import DatabaseFactory, Servers
+from tools.local.databases import with_database
+from tools.local.dbadmin import create_database, database_exists, psycopg_dsn
+from tools.migrations import migrate
 from tools.time_scale import scaled
 
 # Outside tests/integration (whose conftest imports every service) and without the plugins
@@ -45,3 +50,37 @@ def test_parallel_runs_are_isolated(tmp_path: Path, servers: Servers, redis_pref
     assert first["prefix"] != second["prefix"]
     for result in results:
         assert not database_exists(result["dsn"]), f"{result['dsn']} was not dropped"
+
+
+def schema(dsn: str) -> list[tuple[str, ...]]:
+    """Every column of the public schema, and the migrations yoyo recorded as applied."""
+    with psycopg.connect(psycopg_dsn(dsn)) as conn:
+        columns = conn.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns WHERE table_schema = 'public'"
+            " ORDER BY table_name, column_name"
+        ).fetchall()
+        applied = conn.execute("SELECT migration_id FROM _yoyo_migration ORDER BY 1").fetchall()
+    return [tuple(map(str, row)) for row in columns + applied]
+
+
+def test_a_copied_database_is_the_migrated_one(
+    migrated_db: Callable[[str], str], databases: DatabaseFactory
+) -> None:
+    """migrated_db copies a PostgreSQL database it migrated once: the copy is what the
+    migrations make, yoyo's record included, and each ask is a database of its own."""
+    first, second = migrated_db("users"), migrated_db("users")
+    assert first != second
+    migrated = databases.create("users_by_hand", "postgresql")
+    migrate.up("users", migrated)
+    assert schema(first) == schema(migrated) == schema(second)
+    assert len(schema(migrated)) > 50  # the users tables' columns, not an empty database
+    with psycopg.connect(psycopg_dsn(first), autocommit=True) as conn:
+        conn.execute("CREATE TABLE only_in_first (id int)")
+    assert schema(first) != schema(second)  # a copy, not the same database
+
+
+def test_mysql_has_no_template(servers: Servers) -> None:
+    with pytest.raises(ValueError, match="a MySQL database has no template"):
+        create_database(with_database(servers.mysql_dsn, "never_made"), template="other")
+    assert not database_exists(with_database(servers.mysql_dsn, "never_made"))

@@ -53,17 +53,22 @@ def database_exists(dsn: str) -> bool:
         return cur.fetchone() is not None
 
 
-def create_database(dsn: str) -> bool:
+def create_database(dsn: str, *, template: str = "template0") -> bool:
     """Create the database of `dsn` when missing; True when it was created. Two runs at
-    once (two `make migrate-up` on a new server) both succeed: the loser finds it made."""
+    once (two `make migrate-up` on a new server) both succeed: the loser finds it made.
+    PostgreSQL copies `template`, a database of the same server nobody is connected to
+    (the tests copy one they migrated: tests/conftest.py); MySQL has no templates."""
     name = _checked_name(dsn)
+    if engine_of(dsn) != "postgresql" and template != "template0":
+        raise ValueError(f"{name}: a MySQL database has no template ({template!r})")
     if database_exists(dsn):
         return False
     if engine_of(dsn) == "postgresql":
+        source = _checked_name(with_database(dsn, template))
         admin = psycopg_dsn(with_database(dsn, "postgres"))
         with psycopg.connect(admin, autocommit=True) as pg:
             try:
-                pg.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+                pg.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE "{source}"')
             except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 return False
     else:

@@ -60,7 +60,7 @@ else
 	  $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30 $(PYTEST_ARGS)
 endif
 
-test-closed-checkout: install ## a sample of the server-starting tests from a copy under a 0700 directory, 2 CPU burners beside it (CI runs it after make test)
+test-closed-checkout: install ## a sample of the server-starting tests from a copy under a 0700 directory, 2 CPU burners beside it (make test runs it without them)
 	@$(PY) -m tools.packages ensure test
 	$(PY) -m tools.checks.closed_checkout
 

@@ -185,11 +185,18 @@ FIRST_HEAVY = "tests/mutation/test_sample.py"
 LAST_HEAVY = frozenset(
     {"tests/integration/test_bench_smoke.py", "tests/integration/test_bench_scripts.py"}
 )
-# The longest file that holds few connections (the recipes run on clones of the checkout,
-# about five minutes of one worker): first of all, so the run's tail never waits on it.
-LONGEST = "tests/integration/test_recipes_followed.py"
+# The longest files that hold few connections (the recipes run on clones of the checkout,
+# about five minutes of one worker; the closed checkout's sample and the previous release's
+# API tests, a minute or two each): first of all, so the run's tail never waits on them.
+LONGEST = frozenset(
+    {
+        "tests/integration/test_recipes_followed.py",
+        "tests/integration/test_closed_checkout.py",
+        "tests/integration/test_migrations_compat.py",
+    }
+)
 _PLAIN = 1  # a file's place in the workers' queue: heavy ones before (0) or after (2) it
-_PLACE = {LONGEST: -1, FIRST_HEAVY: 0} | dict.fromkeys(LAST_HEAVY, 2)
+_PLACE = dict.fromkeys(LONGEST, -1) | {FIRST_HEAVY: 0} | dict.fromkeys(LAST_HEAVY, 2)
 _HEAVY = frozenset({FIRST_HEAVY, *LAST_HEAVY})
 
 

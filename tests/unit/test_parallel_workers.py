@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_heavy_file_exists() -> None:
-    for name in (LONGEST, FIRST_HEAVY, *LAST_HEAVY):
+    for name in (*LONGEST, FIRST_HEAVY, *LAST_HEAVY):
         assert (ROOT / name).is_file(), f"{name} is gone: rename it in tests/conftest.py"
 
 

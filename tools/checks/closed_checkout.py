@@ -2,10 +2,11 @@
 from a copy of the checkout under a 0700 directory while two CPU-burning processes load the
 machine, bounded in time, failing naming what broke (docs/testing.md).
 
-    python -m tools.checks.closed_checkout [--keep]
+    python -m tools.checks.closed_checkout [--keep] [--burners N]
 
-The copy is the working tree as git sees it (tracked and new files, nothing ignored). `.ci/run`
-runs it after `make test`; `make test-closed-checkout` by hand.
+The copy is the working tree as git sees it (tracked and new files, nothing ignored). `make
+test` runs it without burners, the rest of the suite busy beside it
+(tests/integration/test_closed_checkout.py); `make test-closed-checkout` by hand, with them.
 """
 
 from __future__ import annotations
@@ -55,20 +56,20 @@ def failed_tests(output: str) -> list[str]:
     return [line for line in output.splitlines() if re.match(r"(FAILED|ERROR) ", line)]
 
 
-def run(keep: bool) -> int:
+def run(keep: bool, burners: int = BURNERS) -> int:
     closed = Path(tempfile.mkdtemp(prefix="fixup-closed-"))  # 0700, like `mktemp -d`
     checkout = closed / "fixup"
-    burners: list[subprocess.Popen[bytes]] = []
+    busy: list[subprocess.Popen[bytes]] = []
     try:
         copy_tree(checkout)
         loop = "while True: pass"
-        burners = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(BURNERS)]
+        busy = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(burners)]
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p"]
         command += ["no:cacheprovider", "-rfE", "--no-header", *SAMPLE]
         # COLUMNS: pytest's summary keeps each failure's reason on its line
         env = {**os.environ, "PYTHONPATH": str(checkout), "COLUMNS": "400"}
         print(
-            f"closed checkout: {checkout} (0700 parent), {BURNERS} CPU burners; {' '.join(SAMPLE)}"
+            f"closed checkout: {checkout} (0700 parent), {burners} CPU burners; {' '.join(SAMPLE)}"
         )
         pytest = subprocess.Popen(
             command, cwd=checkout, env=env, text=True, start_new_session=True,
@@ -88,7 +89,7 @@ def run(keep: bool) -> int:
         print(f"closed checkout: {out.strip().splitlines()[-1]}")
         return 0
     finally:
-        for burner in burners:
+        for burner in busy:
             burner.kill()
             burner.wait()
         if not keep:
@@ -102,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m tools.checks.closed_checkout", description=__doc__
     )
     parser.add_argument("--keep", action="store_true", help="leave the copy (its var/ logs)")
-    return run(parser.parse_args(argv).keep)
+    parser.add_argument(
+        "--burners", type=int, default=BURNERS, help=f"CPU-burning processes (default {BURNERS})"
+    )
+    args = parser.parse_args(argv)
+    return run(args.keep, args.burners)
 
 
 if __name__ == "__main__":

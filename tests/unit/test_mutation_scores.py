@@ -21,9 +21,9 @@ def test_the_readme_block_is_current_and_every_module_has_a_row() -> None:
 
 def test_rows_are_read_with_or_without_the_full_run_mark() -> None:
     assert mutation_scores.scores(TABLE) == [
-        Score("lib.http.etag", 34, 32, 2),
-        Score("lib.http.listing", 123, 123, 0),
-        Score("services.users.sessions", 10, 8, 1),
+        Score("lib.http.etag", 34, 32, 2, confirmed=True),
+        Score("lib.http.listing", 123, 123, 0, confirmed=False),
+        Score("services.users.sessions", 10, 8, 1, confirmed=False),
     ]
 
 
@@ -31,7 +31,9 @@ def test_the_block_has_a_line_per_package_and_counts_what_is_not_killed() -> Non
     text = mutation_scores.block(mutation_scores.scores(TABLE))
     assert "- `lib.http`: etag 32/34 (2 equivalent), listing 123/123\n" in text
     assert "- `services.users`: sessions 8/10 (1 equivalent)\n" in text
-    assert "163 of 167 killed, 3 equivalent, 1 not killed." in text
+    assert "163 of 167 killed, 3 equivalent, 1 not killed. 2 of the rows predate the last" in text
+    confirmed = [Score("lib.http.etag", 34, 32, 2)]
+    assert mutation_scores.block(confirmed).count("predate") == 0
 
 
 def test_a_mutated_module_without_a_row_or_a_row_without_a_module_is_a_problem() -> None:

@@ -29,6 +29,7 @@ import pytest
 import structlog
 import structlog.testing
 from aiohttp import web
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from lib.auth.principal import Role
@@ -51,6 +52,7 @@ from tests.integration.chat_support import (
 )
 from tests.integration.orders_support import Caller, caller
 from tests.logging_support import capture_logs, logging_restored
+from tests.servers import Servers
 
 RECEIVE = 10.0  # bound on every wait for a frame (they come in milliseconds)
 ORIGIN = "http://localhost:8080"  # the default CORS_ALLOW_ORIGINS
@@ -622,3 +624,78 @@ async def test_a_failed_upgrade_leaves_nothing_behind(
     assert errors == ["RuntimeError('the upgrade failed')"]
     assert chat.app[HUB].rooms == {}
     assert chat.app[ws.SOCKETS] == set()
+
+
+async def test_a_non_ascii_subprotocol_header_is_refused_by_name(chat: Any, talk: Talk) -> None:
+    """Subprotocols are ASCII tokens (RFC 6455): anything else is a 400 naming the header,
+    before any token is read."""
+    offered = upgrade(f"fixup.bearer, {token_of(talk.customer)}é")
+    resp = await chat.get(talk.path, headers=offered)
+    assert (resp.status, resp.content_type) == (400, "application/problem+json")
+    problem = await resp.json()
+    assert (problem["code"], problem["detail"], problem["errors"]) == (
+        "VALIDATION_ERROR",
+        "invalid Sec-WebSocket-Protocol",
+        [{"field": "Sec-WebSocket-Protocol", "message": "comma-separated ASCII tokens"}],
+    )
+
+
+def fact(name: str, **labels: str) -> float:
+    """A chat fact counter's value for this service (lib.db.facts)."""
+    return REGISTRY.get_sample_value(name, {"service": "chat", **labels}) or 0.0
+
+
+async def test_a_sent_frame_is_counted_stored_and_delivered(chat: Any, talk: Talk) -> None:
+    """chat_messages_total{via="websocket"} once per frame stored, and
+    chat_messages_delivered_total once per socket written to, under this service's name."""
+    stored = fact("chat_messages_total", via="websocket")
+    delivered = fact("chat_messages_delivered_total")
+    mine = await open_socket(chat, talk, talk.customer)
+    theirs = await open_socket(chat, talk, talk.provider)
+    await started_sessions(chat, 2)
+    await mine.send_str(send("counted"))
+    for socket in (mine, theirs):
+        assert (await next_json(socket))["data"]["body"] == "counted"
+
+    async def counted() -> bool:
+        return (
+            fact("chat_messages_total", via="websocket") == stored + 1
+            and fact("chat_messages_delivered_total") == delivered + 2
+        )
+
+    await eventually(counted, "one message stored, two frames delivered, counted as chat's")
+    for socket in (mine, theirs):
+        await socket.close()
+
+
+async def test_redis_without_its_revocations_asks_the_record_with_the_sockets_token(
+    factory: Factory,
+    talk: Talk,
+    servers: Servers,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis without its marker (a prefix of its own, no users keeper): the handshake's
+    check and the sweep ask users' record with the token the socket was opened with, so a
+    revocation only the record holds still closes the socket (4001)."""
+    chat = await factory(
+        redis_url=servers.redis_url,
+        revocation_prefix=f"{redis_prefix}lost:{uuid.uuid4().hex[:8]}:",
+        revocation_cache_ttl=0,  # every check and every sweep reads again
+    )
+    asked: list[tuple[uuid.UUID, str]] = []
+    record_says = [0]  # the record's not-before of the customer (ms; 0: none)
+
+    async def record(subject: uuid.UUID, token: str) -> int:
+        asked.append((subject, token))
+        return record_says[0]
+
+    monkeypatch.setattr(chat.app[REVOCATIONS], "fallback", record)
+    mine = token_of(talk.customer)
+    socket = await open_socket(chat, talk, talk.customer)
+    assert asked == [(talk.customer.id, mine)]  # the handshake's check
+    await only_session(chat)
+    record_says[0] = wall_ms()  # revoked in the record only
+    assert await ws.sweep_revoked(chat.app) == 1
+    assert asked == [(talk.customer.id, mine)] * 2  # the sweep asked with the same token
+    assert await closed_with(socket) == (4001, "token revoked")

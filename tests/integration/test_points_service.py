@@ -19,6 +19,7 @@ import pytest
 import structlog
 from grpclib import GRPCError
 from grpclib.const import Status
+from prometheus_client import REGISTRY
 
 from lib.db.connecting import connect
 from lib.db.pool import Database
@@ -383,3 +384,23 @@ async def test_an_integrity_error_other_than_a_duplicate_key_is_raised(
     with pytest.raises(pymysql.IntegrityError) as caught:
         await service.add_user_points(add(new_id(), 1))
     assert caught.value.args[0] == 1048
+
+
+def awarded() -> float:
+    return REGISTRY.get_sample_value("points_awarded_total", {"service": "points"}) or 0.0
+
+
+async def test_an_award_counts_its_points_and_a_spend_or_a_replay_none(
+    service: PointService,
+) -> None:
+    """points_awarded_total: the sum of the positive deltas applied (1 included), under the
+    service's label; a spend and a replayed key add nothing."""
+    user, key = new_id(), uuid.uuid4().hex
+    start = awarded()
+    await service.add_user_points(add(user, 1))
+    assert awarded() == start + 1
+    await service.add_user_points(add(user, 5, key=key))
+    await service.add_user_points(add(user, 5, key=key))  # the replay
+    assert awarded() == start + 6
+    await service.add_user_points(add(user, -4))
+    assert awarded() == start + 6

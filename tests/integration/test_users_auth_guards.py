@@ -9,6 +9,7 @@ mail relay polls rarely, so a mail that arrives at once proves the handler woke 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import os
 import threading
@@ -22,6 +23,7 @@ import pytest
 import redis.asyncio as aioredis
 import structlog.testing
 from cryptography.exceptions import InvalidTag
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from lib.auth.passwords import HASHING_NICENESS, MAX_NICENESS
@@ -259,6 +261,12 @@ async def test_register_a_taken_email_answers_as_a_new_one_and_changes_nothing(
     again = (await resp.json())["data"]
     assert again.keys() == user.keys()
     assert {k for k in user if user[k] != again[k]} == {"id", "created_at", "first_name"}
+    # what a new account's registration would answer: a fresh id, the name asked for, now
+    assert uuid.UUID(again["id"]) != uuid.UUID(user["id"])
+    assert again["first_name"] == "Mallory"
+    created = datetime.datetime.fromisoformat(again["created_at"])
+    assert datetime.datetime.fromisoformat(user["created_at"]) <= created
+    assert created <= await queued_from_now(users_dsn)
     assert resp.headers["Location"] == f"/v1/users/{again['id']}"
     mail = await mail_to(sink, user["email"])
     assert mail["Subject"] == "Someone tried to register with your address"
@@ -266,6 +274,54 @@ async def test_register_a_taken_email_answers_as_a_new_one_and_changes_nothing(
         users_dsn, "SELECT id, first_name FROM users WHERE email = $1", user["email"]
     )
     assert [(str(r["id"]), r["first_name"]) for r in rows] == [(user["id"], user["first_name"])]
+
+
+async def test_the_taken_address_mail_says_it_and_its_link_resets_the_password(
+    client: Any, sink: SmtpSink
+) -> None:
+    """ADR 0055: the owner's mail, to the character, and its link a working reset link."""
+    user, _ = await register(client, sink)
+    resp = await client.post("/v1/auth/register", json=customer(user["email"]))
+    assert resp.status == 201, await resp.text()
+    mail = await mail_to(sink, user["email"])
+    token = token_in(mail)
+    assert (mail["Subject"], text_of(mail)) == (
+        "Someone tried to register with your address",
+        "Someone tried to register a new Fixup account with this email address, which "
+        "already has one.\n\n"
+        "If it was you, sign in instead, or choose a new password within 30 minutes:\n"
+        f"{BASE_URL}/reset-password#token={token}\n\n"
+        "If it was not you, ignore this mail: nothing changed.\n",
+    )
+    body = {"token": token, "new_password": "a new secret"}
+    assert (await client.post("/v1/auth/password-reset/confirm", json=body)).status == 204
+
+
+async def test_a_login_keeps_its_agent_and_network_and_counts_one_ok(
+    client: Any, sink: SmtpSink, users_dsn: str
+) -> None:
+    """The session a login starts keeps the caller's User-Agent and coarse address (what
+    the session list shows), and users_logins_total{service="users", outcome="ok"} counts
+    it under the service's own label."""
+    user, _ = await register(client, sink)
+    labels = {"service": "users", "outcome": "ok"}
+    before = REGISTRY.get_sample_value("users_logins_total", labels)
+    assert before is not None  # at 0 from start-up
+    resp = await client.post(
+        "/v1/auth/login",
+        json={"email": user["email"], "password": PASSWORD},
+        headers={"User-Agent": "FixupGuards/1.0", "X-Real-IP": "203.0.113.77"},
+    )
+    assert resp.status == 200, await resp.text()
+    families = await pg.fetch(
+        users_dsn,
+        "SELECT user_agent, address FROM refresh_token_families WHERE user_id = $1",
+        uuid.UUID(user["id"]),
+    )
+    assert [(f["user_agent"], f["address"]) for f in families] == [
+        ("FixupGuards/1.0", "203.0.113.0/24")  # X-Real-IP: the default trusts loopback
+    ]
+    assert REGISTRY.get_sample_value("users_logins_total", labels) == before + 1
 
 
 async def test_without_an_encryption_key_a_provider_is_503_and_nothing_is_written(

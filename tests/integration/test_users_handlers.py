@@ -504,3 +504,28 @@ async def test_the_departments_check_forwards_the_callers_token(
     assert 'circuit_breaker_state{dependency="departments",service="users"} 0.0' in metrics
     row = await pg.fetchrow(users_dsn, "SELECT version FROM users WHERE id=$1", user_id)
     assert row["version"] == 1  # nothing changed
+
+
+@pytest.mark.parametrize(
+    ("query", "count"),
+    [("role=PROVIDER", 1), ("role=CUSTOMER", 3), ("verified=false", 1), ("verified=true", 3)],
+    ids=["role", "role-customer", "unverified", "verified"],
+)
+async def test_the_summarised_statistics_take_each_filter(
+    client: Any, team: dict[str, Any], query: str, count: int
+) -> None:
+    """Without a search the statistics come from the summary the writes keep: each filter
+    applies there too (meta.total is their count: checked against the team, not the page)."""
+    body = await listing(client, f"department_id={team['dept']}&{query}")
+    assert body["meta"]["total"] == body["meta"]["statistics"]["count"] == count
+
+
+async def test_the_cursor_continues_after_the_page(client: Any, team: dict[str, Any]) -> None:
+    """?cursor= is the keyset page after meta.next_cursor's row: the next rows, not the
+    first page again."""
+    first = await listing(client, f"department_id={team['dept']}&limit=2")
+    assert ids(first) == team["ids"][:2]
+    cursor = first["meta"]["next_cursor"]
+    assert cursor is not None
+    second = await listing(client, f"department_id={team['dept']}&limit=2&cursor={cursor}")
+    assert ids(second) == team["ids"][2:]

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from lib.db.connecting import connect
 from lib.db.pool import Database
 from lib.db.scope import current_scope
-from lib.mail import Mail, MailError
+from lib.mail import LogMailer, Mail, MailError
 from lib.mail.transport import SmtpMailer
 from lib.metrics import OUTBOX_PENDING
 from lib.relay import Round
@@ -206,3 +206,12 @@ async def test_the_app_builds_its_relay_from_the_settings(
         "127.0.0.1", 2525, "Fixup Tests <tests@fixup.test>", 3.5
     )  # fmt: skip
     assert (mailer.username, mailer.password) == ("relay-user", "relay-pass")
+
+
+async def test_without_an_smtp_host_the_relay_logs_each_mail(
+    aiohttp_client: Any, relay_dsn: str
+) -> None:
+    """SMTP_HOST empty (development): the relay hands each mail to the log."""
+    app = create_app(settings(relay_dsn, 2525, smtp_host=""))
+    await aiohttp_client(app)
+    assert isinstance(app[RELAY].mailer, LogMailer)

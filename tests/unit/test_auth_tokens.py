@@ -429,6 +429,7 @@ ATTACKS: list[tuple[str, Callable[[Keys], str], str]] = [
     ("sid-not-uuid", claims_case(sid="not-a-uuid"), "invalid token"),
     ("sid-uuid-not-canonical", claims_case(sid=USER_ID.hex), "invalid token"),
     ("sid-not-string", claims_case(sid=1), "invalid token"),
+    ("sid-empty", claims_case(sid=""), "invalid token"),
     # built when the test runs: a token made at import would expire before a late test
     ("exp-float", lambda keys: signed(keys, exp=float(now_s() + TTL)), "invalid token"),
     ("garbage", lambda keys: "not-a-token", "invalid token"),

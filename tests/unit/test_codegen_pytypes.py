@@ -336,3 +336,108 @@ def test_the_mapper_keeps_its_inputs() -> None:
     assert m.composites == {}
     assert mapper().scalar(column("uuid")).annotation == "UUID"  # type: ignore[union-attr]
     assert m.scalar(column("uuid")) is None  # MySQL has no uuid type
+
+
+# --- typed JSON overrides (json: true) -----------------------------------------------------
+
+ADDRESS = PyType("Address", frozenset({"from jsontypes import Address"}))
+
+
+def test_parse_overrides_reads_the_json_flag() -> None:
+    got = parse_overrides(
+        [
+            {"column": "place.home", "py_type": "Address", "json": True},
+            {"db_type": "jsonb", "py_type": "Doc", "import": "from x import Doc", "json": False},
+            {"db_type": "json", "py_type": "Doc"},
+        ]
+    )
+    assert got == [
+        Override(PyType("Address"), None, "place.home", json=True),
+        Override(PyType("Doc", frozenset({"from x import Doc"})), "jsonb", None, json=False),
+        Override(PyType("Doc"), "json", None, json=False),
+    ]
+
+
+@pytest.mark.parametrize("flag", ["yes", 1, None])
+def test_a_json_flag_that_is_not_a_boolean_is_an_error_naming_the_override(flag: Any) -> None:
+    item = {"column": "place.home", "py_type": "Address", "json": flag}
+    with pytest.raises(CodegenError) as caught:
+        parse_overrides([item])
+    assert str(caught.value) == f"override {item}: json must be true or false"
+
+
+def test_a_json_override_decodes_and_encodes_through_json_columns_naming_the_column() -> None:
+    ov = Override(ADDRESS, None, "place.home", json=True)
+    assert ov.typed(column("jsonb", name="home", table="place")) == PyType(
+        "Address",
+        frozenset({"from jsontypes import Address", "from sqlc_fixup_runtime import json_columns"}),
+        "json_columns.loads({}, Address, 'place.home')",
+        "json_columns.dumps({})",
+        None,
+    )
+    aliased = column("jsonb", name="h", original_name="home", table="place")
+    assert ov.typed(aliased).decode == "json_columns.loads({}, Address, 'place.home')"
+    computed = column("jsonb", name="home", table=None)  # no table: the column's own name
+    assert ov.typed(computed).decode == "json_columns.loads({}, Address, 'home')"
+    assert Override(ADDRESS, None, "place.home").typed(computed) is ADDRESS  # json: false
+
+
+def test_the_mapper_types_a_json_override_by_column_and_by_db_type() -> None:
+    home = column("jsonb", name="home", table="place")
+    for ov in (Override(ADDRESS, None, "place.home", True), Override(ADDRESS, "jsonb", None, True)):
+        py = mapper(overrides=[ov]).scalar(home)
+        assert py is not None
+        assert (py.decode, py.encode) == (
+            "json_columns.loads({}, Address, 'place.home')",
+            "json_columns.dumps({})",
+        )
+
+
+# --- the driver (psycopg) and the model type (pydantic) ------------------------------------
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg-sync"])
+def test_psycopg_decodes_json_itself_and_lacks_asyncpgs_own_types(driver: str) -> None:
+    request = Request(engine="postgresql", queries=[], tables={}, enums={})
+    m = TypeMapper(request, [], driver=driver)
+    json = m.scalar(column("jsonb"))
+    assert json is not None
+    assert (json.annotation, json.decode, json.encode, json.driver_type) == (
+        "JSON",
+        None,
+        "runtime.json_dumps({})",
+        None,
+    )
+    assert m.scalar(column("int4")) == INT
+    assert m.scalar(column("point")) is None  # text unless registered: an override's job
+    assert m.scalar(column("int4range")) is None
+    m.composites["money_amount"] = ("MoneyAmount", [("amount", "numeric")])
+    assert m.scalar(column("money_amount")) is None  # text, unregistered
+    asyncpg = TypeMapper(request, [], driver="asyncpg").scalar(column("jsonb"))
+    assert asyncpg is not None
+    assert asyncpg.decode == "runtime.json_loads({})"
+
+
+def test_pydantic_models_take_json_as_the_runtimes_pydantic_alias() -> None:
+    request = Request(engine="postgresql", queries=[], tables={}, enums={})
+    runtime = "import sqlc_fixup_runtime as runtime"
+    pydantic = TypeMapper(request, [], model_type="pydantic")
+    json = pydantic.scalar(column("jsonb"))
+    assert json == PyType(
+        "JSON",
+        frozenset({"from sqlc_fixup_runtime.pydantic_rows import JSON", runtime}),
+        "runtime.json_loads({})",
+        "runtime.json_dumps({})",
+        "str",
+    )
+    assert pydantic.scalar(column("int4")) == INT  # only JSON changes
+    assert pydantic.scalar(column("no_such_type")) is None
+    plain = mapper().scalar(column("jsonb"))
+    assert plain is not None
+    assert plain.imports == frozenset({"from sqlc_fixup_runtime import JSON", runtime})
+
+
+def test_the_mapper_keeps_its_driver() -> None:
+    request = Request(engine="postgresql", queries=[], tables={}, enums={})
+    assert TypeMapper(request, [], driver="psycopg").driver == "psycopg"
+    assert TypeMapper(request, []).driver == ""

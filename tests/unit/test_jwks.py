@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jwt.utils import base64url_encode
 
 from lib.auth.jwks import (
@@ -70,6 +71,7 @@ def test_a_jwk_set_round_trips_each_key_once() -> None:
         {"x": "not base64url!"},
         {"x": "c2hvcnQ"},  # b"short": not 32 bytes
         {"d": RFC_X},  # a private key in a public set
+        {"kty": "oct"},  # another kind of key: skipped, never an error out of the set
     ],
 )
 def test_a_jwk_that_is_not_an_ed25519_signing_key_of_its_kid_is_skipped(
@@ -138,6 +140,18 @@ async def test_no_kid_a_bad_kid_or_an_unknown_one_is_401(kid: object) -> None:
     with pytest.raises(Unauthorized, match="invalid token") as caught:
         await verifier.authenticate(value)
     assert caught.value.status == 401
+    assert caught.value.detail == "invalid token"  # to the word: match= only searches
+
+
+@pytest.mark.parametrize("member", ["D", "XXdXX", "key_ops", "x5c"])
+def test_a_member_it_does_not_know_is_ignored(member: str) -> None:
+    """RFC 7517 section 4: members not understood are ignored; only `d` (a private key) is
+    refused, by its exact name (member names are case-sensitive)."""
+    entry = {"kty": "OKP", "crv": "Ed25519", "x": RFC_X, "kid": RFC_KID, member: RFC_X}
+    parsed = parse_jwk(entry)
+    assert parsed is not None
+    assert parsed[0] == RFC_KID
+    assert set(parse_jwks({"keys": [entry]})) == {RFC_KID}
 
 
 class Recorded:
@@ -188,10 +202,61 @@ class NoKeysYet:
 async def test_no_key_ever_received_is_503_not_a_logout() -> None:
     private, _ = generate_keypair()
     verifier = TokenVerifier(NoKeysYet())  # type: ignore[arg-type]
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(ServiceUnavailable) as caught:
         await verifier.authenticate(token_with(private))
+    assert (caught.value.status, caught.value.detail) == (503, "token keys are not available yet")
     with pytest.raises(UnknownKey):
         verifier.verify(token_with(private))
+
+
+class Rotating:
+    """A key source the test changes: `held` what it trusts now, `fetched` what its next
+    refresh finds (None: nothing new, refresh answers False)."""
+
+    def __init__(self, *held: Ed25519PublicKey) -> None:
+        self.held = {key_id(k): k for k in held}
+        self.fetched: dict[str, Ed25519PublicKey] | None = None
+        self.refreshes = 0
+
+    def key(self, kid: str) -> Ed25519PublicKey | None:
+        return self.held.get(kid)
+
+    async def refresh(self) -> bool:
+        self.refreshes += 1
+        if self.fetched is None:
+            return False
+        self.held, self.fetched = self.fetched, None
+        return True
+
+    def published(self) -> list[Ed25519PublicKey]:
+        return list(self.held.values())
+
+
+async def test_a_key_promoted_since_the_last_look_verifies_after_one_refresh() -> None:
+    (private, public), (_, other) = generate_keypair(), generate_keypair()
+    source = Rotating(load_public_key(other))
+    verifier = TokenVerifier(source)
+    source.fetched = {key_id(k): k for k in (load_public_key(other), load_public_key(public))}
+    assert (await verifier.authenticate(token_with(private))).role == Role.ADMIN
+    assert source.refreshes == 1
+
+
+async def test_a_remembered_token_whose_key_went_is_checked_again_in_full() -> None:
+    """A cache hit whose key the source no longer trusts is forgotten and checked in full:
+    UnknownKey (so `authenticate` looks again), and once the key is back it verifies."""
+    (private, public), (_, other) = generate_keypair(), generate_keypair()
+    mine, theirs = load_public_key(public), load_public_key(other)
+    source = Rotating(mine, theirs)
+    verifier = TokenVerifier(source)
+    token = token_with(private)
+    assert verifier.verify(token).role == Role.ADMIN  # remembered
+    source.held = {key_id(theirs): theirs}  # its key went
+    with pytest.raises(UnknownKey) as caught:
+        verifier.verify(token)
+    assert caught.value.detail == "invalid token"
+    source.fetched = {key_id(k): k for k in (mine, theirs)}  # and comes back
+    assert (await verifier.authenticate(token)).role == Role.ADMIN
+    assert source.refreshes == 1
 
 
 def test_a_jwk_set_keeps_its_keys_and_its_limit() -> None:

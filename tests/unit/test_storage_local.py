@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.keyring import Keyring
+from lib.keyring import Keyring, symmetric
 from lib.storage import LocalStorage, ObjectNotFound
 
 KEY = "A" * 32 + ".png"
@@ -148,3 +148,18 @@ def test_check_without_now_reads_the_clock(tmp_path: Path) -> None:
     past = int(time.time()) - 1
     assert store.check(KEY, str(future), signature(KEY, future))
     assert not store.check(KEY, str(past), signature(KEY, past))
+
+
+def test_sign_uses_the_key_its_kid_names(tmp_path: Path) -> None:
+    """None: the current key; a kid: that key, retired or not; a kid the ring does not
+    hold: KeyError naming it."""
+    other = b"o" * 32
+    ring = Keyring((symmetric("k0", SIGNING, "retired"), symmetric("k1", other)))
+    store = LocalStorage(tmp_path, signing_key=ring, ttl=60)
+    at = 2_000_000_000
+    by_k1 = hmac.new(other, f"{KEY}\n{at}".encode(), hashlib.sha256).hexdigest()
+    assert store.sign(KEY, at) == store.sign(KEY, at, "k1") == by_k1
+    assert store.sign(KEY, at, "k0") == signature(KEY, at)  # the retired key, by its kid
+    with pytest.raises(KeyError) as unknown:
+        store.sign(KEY, at, "k7")
+    assert unknown.value.args == ("k7",)

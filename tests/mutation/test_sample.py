@@ -32,19 +32,6 @@ def test_a_fixed_sample_of_mutants_is_killed() -> None:
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
 
 
-def test_the_sample_is_fixed_by_the_seed_and_skips_equivalents() -> None:
-    known = mutation.equivalent()
-    first = mutation.choose(mutation.DEFAULT_SEED, 3, known)
-    again = mutation.choose(mutation.DEFAULT_SEED, 3, known)
-    assert first == again
-    assert set(first) == {p for p in mutation.modules() if p.name != "__init__.py"}
-    for path, names in first.items():
-        prefix = mutation.module_name(path) + "."
-        assert len(names) == 3
-        assert all(name.startswith(prefix) and name not in known for name in names)
-    assert mutation.choose(mutation.DEFAULT_SEED + 1, 3, known) != first
-
-
 def test_a_survivor_fails_the_verdict_unless_listed() -> None:
     codes = {mutation.Path("lib/http/etag.py"): {"lib.http.etag.x_f__mutmut_1": 0}}
     tallies = mutation.tally(codes, known=set())
@@ -73,50 +60,3 @@ def test_a_survivor_fails_the_verdict_unless_listed() -> None:
 )
 def test_mutmut_exit_codes(code: int, status: str) -> None:
     assert mutation.status_of(code) == status
-
-
-def test_every_selected_test_can_be_named_on_the_command_line() -> None:
-    """mutmut runs a mutant's tests by node id; an id pytest cannot resolve (a parameter
-    id holding "::", as SQL casts do, or one made of a random value) makes that run a usage
-    error, which mutmut counts as a kill. So no test of the selection may have one."""
-    config = mutation.mutmut_config()
-    selection = [*config["pytest_add_cli_args_test_selection"], *config["pytest_add_cli_args"]]
-
-    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly"]
-
-    def collect() -> list[str]:
-        done = subprocess.run(
-            [*command, *selection],
-            cwd=mutation.ROOT,
-            capture_output=True,
-            text=True,
-            timeout=scaled(120),
-            check=True,
-        )
-        return [line for line in done.stdout.splitlines() if "::" in line]
-
-    ids = collect()
-    assert len(ids) > 500
-    assert [i for i in ids if "::" in i.partition("[")[2]] == []
-    assert collect() == ids  # the same ids every time: none made of random values
-    # and named back in the same process, as mutmut does (a repr() id with quotes and
-    # backslashes is not found there)
-    again = subprocess.run(
-        [sys.executable, "-c", _RENAME, *config["pytest_add_cli_args"], "--", *ids],
-        cwd=mutation.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=scaled(120),
-        check=False,
-    )
-    assert again.returncode == 0, again.stdout[-3000:]
-
-
-_RENAME = """
-import sys, pytest
-split = sys.argv.index("--")
-extra, ids = sys.argv[1:split], sys.argv[split + 1 :]
-files = sorted({i.split("::")[0] for i in ids})
-pytest.main(["--collect-only", "-q", "-p", "no:randomly", *extra, *files])
-sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:randomly", *extra, *ids]))
-"""

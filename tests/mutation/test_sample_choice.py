@@ -1,0 +1,71 @@
+"""The CI sample's choice (tests/mutation/test_sample.py runs it): fixed by its seed, and
+every test of mutmut's selection can be named on a command line. In a file of their own so
+that another worker runs them while the sample holds its own (docs/testing.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tools.checks import mutation
+from tools.time_scale import scaled
+
+
+def test_the_sample_is_fixed_by_the_seed_and_skips_equivalents() -> None:
+    known = mutation.equivalent()
+    first = mutation.choose(mutation.DEFAULT_SEED, 3, known)
+    again = mutation.choose(mutation.DEFAULT_SEED, 3, known)
+    assert first == again
+    assert set(first) == {p for p in mutation.modules() if p.name != "__init__.py"}
+    for path, names in first.items():
+        prefix = mutation.module_name(path) + "."
+        assert len(names) == 3
+        assert all(name.startswith(prefix) and name not in known for name in names)
+    assert mutation.choose(mutation.DEFAULT_SEED + 1, 3, known) != first
+
+
+def test_every_selected_test_can_be_named_on_the_command_line() -> None:
+    """mutmut runs a mutant's tests by node id; an id pytest cannot resolve (a parameter
+    id holding "::", as SQL casts do, or one made of a random value) makes that run a usage
+    error, which mutmut counts as a kill. So no test of the selection may have one."""
+    config = mutation.mutmut_config()
+    selection = [*config["pytest_add_cli_args_test_selection"], *config["pytest_add_cli_args"]]
+
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly"]
+
+    def collect() -> list[str]:
+        done = subprocess.run(
+            [*command, *selection],
+            cwd=mutation.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=scaled(120),
+            check=True,
+        )
+        return [line for line in done.stdout.splitlines() if "::" in line]
+
+    ids = collect()
+    assert len(ids) > 500
+    assert [i for i in ids if "::" in i.partition("[")[2]] == []
+    assert collect() == ids  # the same ids every time: none made of random values
+    # and named back in the same process, as mutmut does (a repr() id with quotes and
+    # backslashes is not found there)
+    again = subprocess.run(
+        [sys.executable, "-c", _RENAME, *config["pytest_add_cli_args"], "--", *ids],
+        cwd=mutation.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout[-3000:]
+
+
+_RENAME = """
+import sys, pytest
+split = sys.argv.index("--")
+extra, ids = sys.argv[1:split], sys.argv[split + 1 :]
+files = sorted({i.split("::")[0] for i in ids})
+pytest.main(["--collect-only", "-q", "-p", "no:randomly", *extra, *files])
+sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:randomly", *extra, *ids]))
+"""

@@ -56,10 +56,9 @@ def failed_tests(output: str) -> list[str]:
     return [line for line in output.splitlines() if re.match(r"(FAILED|ERROR) ", line)]
 
 
-def run(keep: bool, burners: int = BURNERS, bound: float | None = None) -> int:
+def run(keep: bool, burners: int = BURNERS, bound: float = BOUND) -> int:
     """The sample from a fresh 0700 copy beside `burners` CPU burners, within `bound`
-    seconds (BOUND by default); 0 when every test passed."""
-    bound = BOUND if bound is None else bound
+    seconds; 0 when every test passed."""
     closed = Path(tempfile.mkdtemp(prefix="fixup-closed-"))  # 0700, like `mktemp -d`
     checkout = closed / "fixup"
     busy: list[subprocess.Popen[bytes]] = []

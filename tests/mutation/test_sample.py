@@ -1,7 +1,7 @@
 """The CI share of `make mutate` (ADR 0017): a fixed-seed sample of every module's mutants,
-each of which the fast unit tests must kill. It runs in a scratch copy of the tree, niced,
-and fails naming any sampled mutant that survives and is not listed as equivalent in
-docs/mutation.md."""
+each of which the fast unit tests must kill. It runs in a scratch copy of the tree, not
+niced (one worker of `make test` like the others), and fails naming any sampled mutant
+that survives and is not listed as equivalent in docs/mutation.md."""
 
 from __future__ import annotations
 

@@ -177,17 +177,16 @@ def for_service(path: Path, svc: str) -> bool:
 # The files that hold the most PostgreSQL connections at once (the mutation sample's forked
 # sessions, the benchmarks' servers and pgbench clients). Under `make test`'s parallel
 # workers (pytest-xdist, `--dist loadfile`) their tests take one lock of the run in turn, so
-# the run stays under the server's max_connections (100 by default; docs/testing.md), and
-# they are ordered apart: the first at the start, the others at the end, so none waits.
+# the run stays under the server's max_connections (100 by default; docs/testing.md).
 # pytest-xdist's own `--dist loadgroup` + xdist_group would say it, but ignores the marks
 # under pytest 9.2 (https://github.com/pytest-dev/pytest-xdist/issues/1386; pyproject's pin).
-FIRST_HEAVY = "tests/mutation/test_sample.py"
-LAST_HEAVY = frozenset(
-    {"tests/integration/test_bench_smoke.py", "tests/integration/test_bench_scripts.py"}
-)
+BENCH_SMOKE = "tests/integration/test_bench_smoke.py"
+SAMPLE = "tests/mutation/test_sample.py"
+BENCH_SCRIPTS = "tests/integration/test_bench_scripts.py"
+HEAVY = frozenset({BENCH_SMOKE, SAMPLE, BENCH_SCRIPTS})
 # The longest files that hold few connections (the recipes run on clones of the checkout,
 # about five minutes of one worker; the closed checkout's sample and the previous release's
-# API tests, a minute or two each): first of all, so the run's tail never waits on them.
+# API tests, a minute or two each).
 LONGEST = frozenset(
     {
         "tests/integration/test_recipes_followed.py",
@@ -195,9 +194,12 @@ LONGEST = frozenset(
         "tests/integration/test_migrations_compat.py",
     }
 )
-_PLAIN = 1  # a file's place in the workers' queue: heavy ones before (0) or after (2) it
-_PLACE = dict.fromkeys(LONGEST, -1) | {FIRST_HEAVY: 0} | dict.fromkeys(LAST_HEAVY, 2)
-_HEAVY = frozenset({FIRST_HEAVY, *LAST_HEAVY})
+_PLAIN = 1  # a file's place in the workers' queue, lowest first
+# The queue: the benchmarks' smoke (five minutes of a worker, holding the lock), the longest
+# files, the sample (its lock free by the time a worker is through a longest file), every
+# other file, then the benchmark scripts (a minute): so no long file and no wait for the
+# lock is left for the run's tail, where the other workers would stand idle.
+_PLACE = {BENCH_SMOKE: -2} | dict.fromkeys(LONGEST, -1) | {SAMPLE: 0, BENCH_SCRIPTS: 2}
 
 
 def _place(item: pytest.Item) -> int:
@@ -218,8 +220,7 @@ def pytest_collection_modifyitems(
     """--no-servers drops every test that reaches a server through the `servers` fixture.
     A test with no timeout mark of its own gets pytest-timeout's bound times
     FIXUP_TIME_SCALE. Under pytest-xdist, once every other plugin has ordered the items
-    (pytest-randomly shuffles them), the longest file goes first and the heavy files to
-    the ends of the queue (a stable sort)."""
+    (pytest-randomly shuffles them), the files are queued by `_PLACE` (a stable sort)."""
     bound = _test_bound(config)
     for item in items:
         if item.get_closest_marker("timeout") is None:
@@ -238,7 +239,7 @@ def pytest_collection_modifyitems(
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """A heavy file's test runs holding the run's lock (one at a time across workers)."""
     workerinput: dict[str, Any] | None = getattr(item.config, "workerinput", None)
-    if workerinput is None or item.nodeid.split("::", 1)[0] not in _HEAVY:
+    if workerinput is None or item.nodeid.split("::", 1)[0] not in HEAVY:
         return (yield)
     path = Path(tempfile.gettempdir()) / f"fixup-tests-{workerinput['testrunuid']}.heavy"
     with path.open("a") as lock:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.conftest import FIRST_HEAVY, LAST_HEAVY, LONGEST
+from tests.conftest import HEAVY, LONGEST
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_heavy_file_exists() -> None:
-    for name in (*LONGEST, FIRST_HEAVY, *LAST_HEAVY):
+    for name in (*LONGEST, *HEAVY):
         assert (ROOT / name).is_file(), f"{name} is gone: rename it in tests/conftest.py"
 
 

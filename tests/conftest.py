@@ -184,12 +184,12 @@ BENCH_SMOKE = "tests/integration/test_bench_smoke.py"
 SAMPLE = "tests/mutation/test_sample.py"
 BENCH_SCRIPTS = "tests/integration/test_bench_scripts.py"
 HEAVY = frozenset({BENCH_SMOKE, SAMPLE, BENCH_SCRIPTS})
-# The longest files that hold few connections (the recipes run on clones of the checkout,
-# about five minutes of one worker; the closed checkout's sample and the previous release's
-# API tests, a minute or two each).
+# The longest files that hold few connections (docs/recipes.md's new service followed on a
+# copy of the checkout, about five minutes of one worker; the closed checkout's sample and
+# the previous release's API tests, a minute or two each).
 LONGEST = frozenset(
     {
-        "tests/integration/test_recipes_followed.py",
+        "tests/e2e/test_new_service.py",
         "tests/integration/test_closed_checkout.py",
         "tests/integration/test_migrations_compat.py",
     }

@@ -1,13 +1,13 @@
-"""`make new-service` on a temp copy of the tree: the scaffolded services' generated
-repositories, their own tests, the registry-derived unit tests and the registry-iterating
-integration tests green on the scaffolded tree (the whole of tests/unit on a scaffolded tree:
-tests/integration/test_recipes_followed.py), lint and types clean,
-a REST one's route through a real NGINX (`make check-service`), and `make remove-service`
-leaves the tree as it was (issues 32, 40). A refused name and a failure midway change
-nothing.
-
-The names are throwaway ones no person would choose, so `make test svc=X` of a real
-service never selects this file (tests/conftest.py: a file named for X or importing it).
+"""docs/recipes.md's "Add a service" followed as written, on a temp copy of the tree: each
+`make new-service` command the recipe gives, with its own name, and the same command on
+every other engine it names (`db=mysql`), one tree holding every variant (the first with
+the recipe's name, each other with the name and what varies appended: `invoicesgrpc`,
+`invoicesmysql`). Then what the scaffold promises: the scaffolded services' generated
+repositories, their own tests, the registry-iterating integration tests and the copy's
+whole tests/unit green (a unit test that took the recipe's `invoices` as a free name
+failed there), lint and types clean, a REST one's route through a real NGINX (`make
+check-service`), and `make remove-service` leaves the tree as it was (issues 32, 40). A
+refused name and a failure midway change nothing.
 
 The copy is what git tracks or would track (no .venv, var/, node_modules); its `.venv`
 links to this one's, and make never runs `install` there (`-o install`).
@@ -16,6 +16,7 @@ links to this one's, and make never runs `install` there (`-o install`).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,22 +24,28 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.gateway_stack import require_nginx
+from tests.recipes_support import section
 from tests.servers import DatabaseFactory
 from tools.checks.closed_checkout import copy_tree
 from tools.local.service_process import ROOT
 from tools.new_service import REGENERATE
 from tools.time_scale import scaled
 
-# what `make test svc=` selects it for (tests/selection.py): nothing,
-# it scaffolds throwaway services, none of the registry's
+# what `make test svc=` selects it for (tests/selection.py): nothing, the services it
+# scaffolds are the recipe's, in a copy
 EXERCISES = ()
 
 VENV = Path(sys.executable).parent.parent
 MAKE = ["make", "--no-print-directory", "-o", "install", "-o", ".venv/.installed-stamp"]
 PYTEST = [str(VENV / "bin" / "pytest"), "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
 STEP_TIMEOUT = scaled(40.0)  # one make step, about 40 s at load 3, times the factor
+SCAFFOLD_TIMEOUT = scaled(80.0)  # one scaffold, its repository typed by the test server
 # the registry-iterating integration tests on the copy, one process, times the factor
 ITERATING_TIMEOUT = scaled(120.0)
+# tests/unit on two workers over the tree with every variant: two to three minutes at load 3
+UNIT_TIMEOUT = scaled(240.0)
+# tests/unit's scanners and linters, installed beside the tree (not tracked)
+BESIDE = (".venv-scan", *(f"tools/{t}/node_modules" for t in ("dclint", "apilint", "gatewaylint")))
 
 
 def sh(
@@ -53,7 +60,8 @@ def sh(
         timeout=timeout,
         check=False,
     )
-    assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}"
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}:\n{output[-8000:]}"
     return done.stdout
 
 
@@ -68,11 +76,7 @@ def tree(tmp_path: Path) -> Path:
     copy = tmp_path / "tree"
     copy_tree(copy)
     (copy / ".venv").symlink_to(VENV)
-    # the scanners and linters tests/unit runs, installed beside the tree (not tracked)
-    for tool in (
-        ".venv-scan",
-        *(f"tools/{t}/node_modules" for t in ("dclint", "apilint", "gatewaylint")),
-    ):
+    for tool in BESIDE:
         if (ROOT / tool).exists():
             (copy / tool).symlink_to(ROOT / tool)
     git(copy, "init", "-q")
@@ -85,19 +89,58 @@ def status(tree: Path) -> str:
     return git(tree, "status", "--porcelain", "--untracked-files=all")
 
 
-PG, MY, GRPC = "zzqprobepg", "zzqprobemy", "zzqprobegrpc"
+def arg(command: str, key: str) -> str:
+    """`key=value`'s value in a make command."""
+    found = re.search(rf"\b{key}=([a-z]+)", command)
+    assert found, f"{key}= not in {command!r}"
+    return found[1]
 
 
-@pytest.mark.timeout(STEP_TIMEOUT * 4 + ITERATING_TIMEOUT * 2)
-def test_new_services_pass_their_tests_and_remove_undoes_them(
+def scaffold_commands() -> dict[str, str]:
+    """The recipe's `make new-service` commands, and its first on each other engine it names
+    (`db=mysql` for MariaDB), each with the name its variant takes in the one tree."""
+    text = section("Add a service")
+    commands = re.findall(r"`make (new-service [^`]+)`", text)
+    first = commands[0]
+    for engine in re.findall(r"`db=([a-z]+)`", text):
+        variant = re.sub(r"\bdb=[a-z]+", f"db={engine}", first)
+        if variant not in commands:
+            commands.append(variant)
+    named = {}
+    for index, command in enumerate(commands):
+        name = arg(command, "name")
+        if index:
+            name += "grpc" if command.endswith(" grpc=1") else arg(command, "db")
+        named[name] = re.sub(r"\bname=[a-z]+", f"name={name}", command)
+    return named
+
+
+COMMANDS = scaffold_commands()
+# the REST service on PostgreSQL (the recipe's own), on MariaDB, and the gRPC one
+PG, MY, GRPC = (
+    next(n for n, c in COMMANDS.items() if c.endswith(end))
+    for end in ("db=postgresql", "db=mysql", " grpc=1")
+)
+
+
+def test_the_recipe_gives_every_variant() -> None:
+    assert {arg(c, "db") for c in COMMANDS.values()} == {"postgresql", "mysql"}, COMMANDS
+    assert len(COMMANDS) == 3, COMMANDS
+    assert arg(COMMANDS[PG], "name") == PG, COMMANDS  # the recipe's own name, as written
+
+
+@pytest.mark.timeout(SCAFFOLD_TIMEOUT * 3 + STEP_TIMEOUT * 6 + ITERATING_TIMEOUT * 2 + UNIT_TIMEOUT)
+def test_the_recipe_followed_passes_every_check_and_remove_undoes_it(
     tree: Path, databases: DatabaseFactory
 ) -> None:
-    """One REST service per engine and a gRPC one in one copy: one run of each check."""
+    """Every variant of the recipe in one copy: one run of each check."""
     require_nginx()
     python = str(VENV / "bin" / "python")
-    sh(tree, *MAKE, "new-service", f"name={PG}", "db=postgresql")
-    sh(tree, *MAKE, "new-service", f"name={MY}", "db=mysql")
-    sh(tree, *MAKE, "new-service", f"name={GRPC}", "db=postgresql", "grpc=1")
+    env = {}
+    for name, command in COMMANDS.items():
+        # make sqlc types the new repository on the test server (a database of this run)
+        env[f"{name.upper()}_DATABASE_URL"] = databases.create(name, arg(command, "db"))
+        sh(tree, *MAKE, *command.split(), env=env, timeout=SCAFFOLD_TIMEOUT)
     changed = status(tree)
     for path in (
         f"services/{PG}/",
@@ -120,7 +163,8 @@ def test_new_services_pass_their_tests_and_remove_undoes_them(
     assert GRPC not in (tree / "nginx/compose/conf.d/30-gateway.conf").read_text()
     assert not (tree / f"docs/openapi/{GRPC}.json").exists()  # gRPC: no OpenAPI document
     assert f"{GRPC.upper()}_GRPC_PORT=" in (tree / ".env.example").read_text()
-    assert "Get an " not in (tree / f"services/{PG}/handlers.py").read_text()
+    article = "an" if PG[0] in "aeiou" else "a"  # "Get an invoice"
+    assert f'"Get {article} {PG[0]}' in (tree / f"services/{PG}/handlers.py").read_text()
 
     # the repositories regenerate unchanged; every file derived from the registry is current
     sh(tree, python, "-m", "tools.sqlc", "check", PG, MY, GRPC)
@@ -138,29 +182,24 @@ def test_new_services_pass_their_tests_and_remove_undoes_them(
     sh(tree, str(VENV / "bin" / "ruff"), "check", *ours, *tests)
     sh(tree, str(VENV / "bin" / "ruff"), "format", "--check", *ours, *tests)
     sh(tree, str(VENV / "bin" / "mypy"), *ours, *tests)
-    # its own tests, the constraint cases it wrote, and the registry-derived tests
-    # (test_deploy: Compose's entries of each service, as the registry says; test_k8s and
-    # test_k8s_security: its Kubernetes component rendered, as the registry says)
-    derived = ["tests/unit/test_registry.py", "tests/unit/test_nginx_config.py"]
-    derived += ["tests/unit/test_deploy.py", "tests/unit/test_k8s.py"]
-    derived += ["tests/unit/test_k8s_security.py"]
-    derived += ["tests/unit/test_service_lists.py", "tests/unit/test_openapi_examples.py"]
-    derived += ["tests/integration/test_constraints.py", "tests/integration/test_access_matrix.py"]
-    derived += ["tests/integration/test_list_walk.py"]
-    mine = (
-        "not (test_constraints or test_access_matrix or test_list_walk or valid_examples)"
-        f" or {PG} or {MY} or {GRPC}"
-    )
-    sh(tree, *PYTEST, *tests[:3], *derived, "-k", mine)
+    # its own tests, and the constraint cases it wrote for the tests that walk every
+    # service's tables and routes
+    walks = ["tests/integration/test_constraints.py", "tests/integration/test_access_matrix.py"]
+    walks += ["tests/integration/test_list_walk.py"]
+    sh(tree, *PYTEST, *tests[:3], *walks, "-k", f"{PG} or {MY} or {GRPC}", env=env)
     # the integration tests that iterate over the registry's services, both engines' new
-    # ones among them (the whole unit suite on a scaffolded tree, every variant in one:
-    # tests/integration/test_recipes_followed.py)
+    # ones among them
     iterating = ["tests/integration/test_conditional_stamps.py", "tests/integration/test_seed.py"]
-    sh(tree, *PYTEST, "-x", *iterating, timeout=ITERATING_TIMEOUT)
+    sh(tree, *PYTEST, "-x", *iterating, env=env, timeout=ITERATING_TIMEOUT)
+    # the whole of tests/unit, with every registry-derived test (Compose's entries, the
+    # Kubernetes components, NGINX's routes, the service lists), on the tree with every
+    # variant; bench/'s imports are its own: the scaffold writes nothing there
+    bench = "tests/unit/test_dependencies.py::test_every_import_is_declared[bench]"
+    unit = [*PYTEST[:1], "-q", "-p", "no:cacheprovider", "-n", "2", "-x", "tests/unit"]
+    sh(tree, *unit, "--deselect", bench, env=env, timeout=UNIT_TIMEOUT)
 
     # `make check-service`: the service and NGINX as processes of the copy
-    dsn = databases.create(PG, "postgresql")
-    shown = sh(tree, *MAKE, "check-service", f"svc={PG}", env={f"{PG.upper()}_DATABASE_URL": dsn})
+    shown = sh(tree, *MAKE, "check-service", f"svc={PG}", env=env)
     assert f"/api/{PG}/v1/{PG}?limit=1 (ADMIN token) -> 200" in shown, shown
 
     for name in (PG, MY, GRPC):

@@ -4,7 +4,7 @@ each refusal names what is wrong; a good name passes every check.
 The good names are never one a recipe of docs/recipes.md has a person create (its
 `invoices`), nor a service the tree has: each is the first free one of its candidates, so
 these tests pass on a tree where the recipes were followed
-(tests/integration/test_recipes_followed.py runs them there)."""
+(tests/e2e/test_new_service.py runs them there)."""
 
 from __future__ import annotations
 

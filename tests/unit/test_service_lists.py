@@ -116,7 +116,7 @@ def test_a_hard_coded_list_is_found(source: str) -> None:
 
 @pytest.mark.parametrize("service", registry.MICROSERVICES, ids=lambda s: s.name)
 def test_make_test_svc_never_runs_the_scaffold_test(service: registry.Microservice) -> None:
-    """`make test svc=X` runs X's files; the scaffold's e2e test scaffolds throwaway names."""
+    """`make test svc=X` runs X's files; the scaffold's e2e test declares none."""
     scaffold_test = ROOT / "tests" / "e2e" / "test_new_service.py"
     assert not for_service(scaffold_test, service.name)
     assert for_service(ROOT / "tests" / "integration" / "test_departments_api.py", "departments")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,23 +15,21 @@ import yaml
 from lib.clients import http
 from services.orders.settings import OrdersSettings
 from tests.recipes_support import RECIPES, run_in, section
+from tools.checks.closed_checkout import copy_tree as copy_checkout
 from tools.examples_page import fenced
 from tools.local.service_process import ROOT
 from tools.time_scale import scaled
 
-COPY_EXCLUDES = (".git", ".venv", "var", "node_modules", "*_cache", "__pycache__",
-                 "test-artifacts", "*.egg-info", "bench/results")  # fmt: skip
 # a make command on a loaded machine: the server's types, sqlc, or a pytest run in the copy
 COMMAND_TIMEOUT = scaled(180.0)
 
 
 def copy_tree(tmp: Path) -> Path:
-    """The working tree without its caches and venv; `.venv` links to this one's (the
-    Makefile and the sqlc plugin find Python there). `make` runs with `-o` on the install
-    stamp, so nothing is ever installed from the copy."""
+    """The working tree's files git knows of; `.venv` links to this one's (the Makefile and
+    the sqlc plugin find Python there). `make` runs with `-o` on the install stamp, so
+    nothing is ever installed from the copy."""
     tree = tmp / "tree"
-    excludes = [f"--exclude={pattern}" for pattern in COPY_EXCLUDES]
-    subprocess.run(["rsync", "-a", *excludes, f"{ROOT}/", f"{tree}/"], check=True, timeout=120)
+    copy_checkout(tree)
     (tree / ".venv").symlink_to(ROOT / ".venv")
     return tree
 

@@ -71,8 +71,10 @@ def equivalent(doc: Path = EQUIVALENT_DOC) -> set[str]:
 
 
 @functools.cache
+@functools.cache  # a module's mutants take mutmut a parse and a walk of its tree
 def mutant_names(path: Path, root: Path = ROOT) -> tuple[str, ...]:
-    """Every mutant mutmut makes of `path`, named as mutmut names them, in its order."""
+    """Every mutant mutmut makes of `path`, named as mutmut names them, in its order (its
+    text as it is when first asked: the tools and tests never change the tree they ask of)."""
     from mutmut.mutation.file_mutation import mutate_file_contents
     from mutmut.utils.format_utils import get_mutant_name
 

@@ -266,6 +266,24 @@ async def test_a_statement_error_surfaces_as_itself(db: Database) -> None:
     assert await marks(db) == [7]
 
 
+DEFAULT_GRACE = 5.0  # s: Database.close's, when its caller gives none
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+async def test_close_gives_a_held_lease_its_default_grace_then_terminates(
+    engine: str, databases: DatabaseFactory
+) -> None:
+    """A caller that gives no grace (the services give theirs: create_app's database
+    context) waits five seconds for a lease still held, not more: the close's own timer,
+    which fires in an otherwise idle loop, so a second is room enough on a loaded machine."""
+    database = await connect(databases.create("grace", engine), min_size=1, max_size=1)
+    lease = database.acquire()
+    await lease.__aenter__()
+    started = time.monotonic()
+    await database.close()
+    assert DEFAULT_GRACE <= time.monotonic() - started < DEFAULT_GRACE + 1.0
+
+
 # --- PostgreSQL: leases through asyncpg's pool, reset off as every service runs it ------
 
 

@@ -8,6 +8,7 @@ same RPCs through the server."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -208,6 +209,24 @@ async def test_an_add_records_its_audit_event_and_a_replay_none(
     assert route == "/point.PointServer/AddUserPoints"
     assert json.loads(before) == {"points": 40}
     assert json.loads(after) == {"points": 42, "delta": 2, "reason": "a review"}
+
+
+async def test_an_add_whose_call_carried_no_request_id_records_it_empty(
+    db: Database, service: PointService
+) -> None:
+    """A call with no request id (none bound: a caller in process, outside any request)
+    records its event with an empty one, never a made-up one."""
+    user = new_id()
+    await seed(db, {user: 1})
+    # a task of an empty context: no request id bound, whatever the session's tests bound
+    call = service.add_user_points(add(user, 1, "no request"))
+    await asyncio.create_task(call, context=contextvars.Context())
+    found = await rows(
+        db,
+        "SELECT request_id FROM audit_events WHERE resource = 'points' AND resource_id = %s",
+        user,
+    )
+    assert found == [("",)]
 
 
 async def test_an_add_to_a_zero_balance_starts_from_zero(

@@ -9,23 +9,30 @@ test_users_auth_guards.py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
+import math
 import statistics
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
+import jwt
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from lib.auth.passwords import hash_password
+from lib.auth.tokens import TokenSigner
 from lib.crypto import generate_key
 from lib.resilience.ratelimit import FallbackRateLimiter
 from services.users.app import create_app
 from services.users.auth_kit import AUTH_KIT
 from services.users.settings import UsersSettings
 from tests import pg
+from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL
 from tests.integration.smtp_support import SmtpSink, mail_to, token_in
 from tests.integration.users_support import (
     SIGN_UP_PASSWORD,
@@ -128,6 +135,31 @@ async def test_register_is_rate_limited_per_ip(
 
 
 # --- login ----------------------------------------------------------------------------------
+
+
+async def test_a_token_s_iat_is_the_database_clock_not_the_signer_s(
+    aiohttp_client: Any, users_dsn: str, sink: SmtpSink
+) -> None:
+    """ADR 0010: AuthKit.issue reads the database's clock on the connection it is given,
+    for the token's iat; the signer's own clock (here 90 s ahead) is never asked."""
+    app = create_app(settings(users_dsn, sink.port))
+    await aiohttp_client(app)  # started: auth_ctx has made the kit
+
+    def ahead() -> datetime.datetime:
+        return datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=90)
+
+    signer = TokenSigner(KEYS[0], TEST_TOKEN_TTL, clock=ahead)
+    kit = dataclasses.replace(app[AUTH_KIT], signer=signer)
+    clock = "SELECT extract(epoch FROM clock_timestamp())::float8"
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        before = await conn.fetchval(clock)
+        token = await kit.issue(conn, uuid.uuid4(), "CUSTOMER", True, session_id=uuid.uuid4())
+        after = await conn.fetchval(clock)
+    finally:
+        await conn.close()
+    iat = jwt.decode(token, options={"verify_signature": False})["iat"]
+    assert math.floor(before * 1000) / 1000 <= iat <= after  # iat is in milliseconds
 
 
 async def test_seed_users_can_log_in(client: Any) -> None:

@@ -24,11 +24,12 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lib.auth.jwks import key_id
+from lib.auth.keysources import RING
 from lib.auth.pem import generate_keypair, load_public_key
 from lib.auth.principal import Role
 from lib.config import load_settings
 from lib.crypto import FieldCipher, prefix, sealed_kid
-from lib.keyring import Keyring, symmetric, write_keyring
+from lib.keyring import Keyring, read_keyring, symmetric, write_keyring
 from lib.storage import LocalStorage
 from services.users.app import create_app
 from services.users.auth_kit import signing_keys
@@ -38,6 +39,7 @@ from tests import pg
 from tests.integration.smtp_support import SmtpSink, mail_to, token_in
 from tests.integration.users_support import mailing_settings, make_user, users_settings
 from tests.pictures_support import png
+from tools import keys as keys_tool
 from tools.secrets import rotate
 from tools.secrets.legacy import envelope
 from tools.secrets.rotate import SECRETS, drop, promote, stage
@@ -69,6 +71,20 @@ async def serving(aiohttp_client: Any, dsn: str, root: Path, ring: Keyring | Non
         dsn, storage_dir=str(root), storage_signing_key=OLD_STORAGE_KEY, **keys
     )
     return await aiohttp_client(create_app(settings))
+
+
+async def test_users_serves_the_key_directory_s_published_keys_as_its_jwk_set(
+    aiohttp_client: Any, users_dsn: str, tmp_path: Path
+) -> None:
+    """JWT_KEYS_DIR: the JWK Set users serves is the keyring's published keys, judged by
+    the app's clock (the database's); `make keys` wrote one, the current key."""
+    assert keys_tool.main(["--dir", str(tmp_path)]) == 0
+    settings = users_settings(users_dsn, jwt_keys_dir=str(tmp_path / "jwt"))
+    client = await aiohttp_client(create_app(settings))
+    resp = await client.get("/.well-known/jwks.json")
+    assert resp.status == 200, await resp.text()
+    kids = [key["kid"] for key in (await resp.json())["keys"]]
+    assert kids == [read_keyring(tmp_path / "jwt" / RING).current.kid]
 
 
 async def test_a_picture_url_stays_valid_after_a_rotation_until_expiry_not_after_retirement(

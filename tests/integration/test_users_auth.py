@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import datetime
 import math
+import os
 import statistics
 import time
 import uuid
@@ -160,6 +161,17 @@ async def test_a_token_s_iat_is_the_database_clock_not_the_signer_s(
         await conn.close()
     iat = jwt.decode(token, options={"verify_signature": False})["iat"]
     assert math.floor(before * 1000) / 1000 <= iat <= after  # iat is in milliseconds
+
+
+async def test_argon2_priority_reaches_the_hashing_threads(
+    aiohttp_client: Any, users_dsn: str, sink: SmtpSink
+) -> None:
+    """ARGON2_PRIORITY=idle: the users app's hashing threads run under SCHED_IDLE (what
+    each value does to a thread: tests/unit/test_hashing_priority.py)."""
+    app = create_app(settings(users_dsn, sink.port, argon2_priority="idle"))
+    await aiohttp_client(app)  # started: auth_ctx has made the hasher
+    policy = await app[AUTH_KIT].hasher.bulkhead.run(lambda: os.sched_getscheduler(0))
+    assert policy == os.SCHED_IDLE
 
 
 async def test_seed_users_can_log_in(client: Any) -> None:

@@ -46,6 +46,7 @@ from tests.integration.users_support import (
 )
 from tests.servers import env
 from tools.local import seed
+from tools.local.ports import free_port
 from tools.time_scale import scaled
 
 ORIGIN = "http://localhost:8080"
@@ -172,6 +173,20 @@ async def test_argon2_priority_reaches_the_hashing_threads(
     await aiohttp_client(app)  # started: auth_ctx has made the hasher
     policy = await app[AUTH_KIT].hasher.bulkhead.run(lambda: os.sched_getscheduler(0))
     assert policy == os.SCHED_IDLE
+
+
+async def test_a_login_is_refused_503_when_redis_cannot_count_the_account_s_attempts(
+    aiohttp_client: Any, users_dsn: str, sink: SmtpSink
+) -> None:
+    """The attempts per email are strict (ADR 0010): with REDIS_URL's server away, the
+    per-IP limit falls back to this process's count, the account's refuses with 503: a
+    per-process count would give every replica its own budget of guesses."""
+    away = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    app = create_app(settings(users_dsn, sink.port, redis_url=away))
+    client = await aiohttp_client(app)
+    resp = await client.post("/v1/auth/login", json={"email": new_email(), "password": "x"})
+    assert resp.status == 503, await resp.text()
+    assert (await resp.json())["detail"] == "the login limit cannot be checked"
 
 
 async def test_seed_users_can_log_in(client: Any) -> None:

@@ -55,6 +55,7 @@ async def test_a_frozen_server_answers_503_within_the_command_timeout(
             await conn.fetchval("SELECT 1")
     took = time.monotonic() - began
     assert isinstance(caught.value, ServiceUnavailable)  # the 503 with Retry-After
+    assert str(caught.value) == "the database did not answer in time"
     assert COMMAND_TIMEOUT <= took < COMMAND_TIMEOUT + MARGIN, took
     tcp.release()  # the server is back: the next lease gets a connection of its own
     async with db.acquire() as conn:

@@ -34,6 +34,10 @@ def test_the_block_has_a_line_per_package_and_counts_what_is_not_killed() -> Non
     assert "163 of 167 killed, 3 equivalent, 1 not killed. 2 of the rows predate the last" in text
     confirmed = [Score("lib.http.etag", 34, 32, 2)]
     assert mutation_scores.block(confirmed).count("predate") == 0
+    one = [*confirmed, Score("lib.http.listing", 123, 123, 0, confirmed=False)]
+    assert " 1 row predates the last `make mutate`, which does not confirm it (" in (
+        mutation_scores.block(one)
+    )
 
 
 def test_a_mutated_module_without_a_row_or_a_row_without_a_module_is_a_problem() -> None:

@@ -64,8 +64,13 @@ def block(rows: list[Score]) -> str:
         f"killed, {equivalent} equivalent"
         + (": every killable mutant is killed." if unkilled == 0 else f", {unkilled} not killed.")
         + (
-            f" {len(older)} of the rows predate the last `make mutate`, which does not confirm "
-            "them (docs/testing.md says why)."
+            (
+                " 1 row predates the last `make mutate`, which does not confirm it"
+                if len(older) == 1
+                else f" {len(older)} of the rows predate the last `make mutate`, which does not"
+                " confirm them"
+            )
+            + " (docs/testing.md says why)."
             if older
             else ""
         ),

@@ -196,7 +196,14 @@ class _Lease:
         stale = isinstance(exc, STALE)
         if stale:
             self.db._discard(conn)
-        await self.db._put(conn)
+        try:
+            await self.db._put(conn)
+        except TimeoutError as late:
+            # the release waited its timeout for the end of a command the server never
+            # answered (asyncpg has terminated the connection): a 503 for a lease that
+            # ended well; any other exception, a cancellation among them, goes on as itself
+            if exc is None:
+                raise DatabaseUnavailable("the database did not answer in time") from late
         if isinstance(exc, TimeoutError):
             raise DatabaseUnavailable("the database did not answer in time") from exc
         if lost or stale:

@@ -62,6 +62,32 @@ async def test_a_frozen_server_answers_503_within_the_command_timeout(
         assert await conn.fetchval("SELECT pg_backend_pid()") != pid
 
 
+async def test_a_lease_cancelled_while_the_server_is_frozen_ends_within_the_timeout(
+    proxy: tuple[TcpProxy, str], db: Database
+) -> None:
+    """A request cancelled mid-query (its client gone) while the server holds every answer:
+    the connection's release waits for the query's cancellation at most the command
+    timeout, not for a server that may never answer."""
+    tcp, _ = proxy
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT 1") == 1
+    asked = asyncio.Event()
+
+    async def query() -> None:
+        async with db.acquire() as conn:
+            asked.set()
+            await conn.fetchval("SELECT 2")
+
+    tcp.hold()
+    task = asyncio.create_task(query())
+    await asked.wait()  # the task is past its lease and waiting on the query it sent
+    task.cancel()
+    began = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, COMMAND_TIMEOUT + MARGIN)
+    assert time.monotonic() - began < COMMAND_TIMEOUT + MARGIN
+
+
 async def test_a_slow_command_is_cut_and_its_connection_not_lent_again(db: Database) -> None:
     async with db.acquire() as conn:
         pid = await conn.fetchval("SELECT pg_backend_pid()")

@@ -195,7 +195,7 @@ def test_the_recipe_followed_passes_every_check_and_remove_undoes_it(
     # Kubernetes components, NGINX's routes, the service lists), on the tree with every
     # variant; bench/'s imports are its own: the scaffold writes nothing there
     bench = "tests/unit/test_dependencies.py::test_every_import_is_declared[bench]"
-    unit = [*PYTEST[:1], "-q", "-p", "no:cacheprovider", "-n", "2", "-x", "tests/unit"]
+    unit = [PYTEST[0], "-q", "-p", "no:cacheprovider", "-n", "2", "-x", "tests/unit"]
     sh(tree, *unit, "--deselect", bench, env=env, timeout=UNIT_TIMEOUT)
 
     # `make check-service`: the service and NGINX as processes of the copy

@@ -70,7 +70,6 @@ def equivalent(doc: Path = EQUIVALENT_DOC) -> set[str]:
     return set(NAME.findall(doc.read_text())) if doc.exists() else set()
 
 
-@functools.cache
 @functools.cache  # a module's mutants take mutmut a parse and a walk of its tree
 def mutant_names(path: Path, root: Path = ROOT) -> tuple[str, ...]:
     """Every mutant mutmut makes of `path`, named as mutmut names them, in its order (its

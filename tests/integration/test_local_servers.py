@@ -7,6 +7,7 @@ Never the machine's own servers."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -91,15 +92,27 @@ def test_up_starts_what_is_missing_and_down_stops_it(var: Path) -> None:
     assert not any(listening("127.0.0.1", port) for port in (pg, my, rd)), failed.stderr
 
     blocker.unlink()
-    started = _local_servers("up", var, env)
+    # a temporary table of another MariaDB in the machine's tmpdir, as the server that owns it
+    # leaves it: ours, starting, must not delete it as left over from a run of its own
+    theirs = Path(tempfile.gettempdir()) / f"#sql-temptable-{os.getpid():x}-{my}-0.MAI"
+    theirs.touch()
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(theirs, "mysql", "mysql")
+        started = _local_servers("up", var, env)
+        assert theirs.exists(), "our MariaDB deleted another server's temporary table"
+    finally:
+        theirs.unlink(missing_ok=True)
     assert started.returncode == 0, started.stderr
     for name, port in (("PostgreSQL", pg), ("MariaDB", my), ("Redis", rd)):
         assert f"{name} at 127.0.0.1:{port}: nothing listened, started ours" in started.stderr
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg}/postgres") as pg_conn:
         assert pg_conn.execute("SELECT current_setting('port')").fetchone() == (str(pg),)
     with mysql_connect(f"mysql://root@127.0.0.1:{my}/mysql") as my_conn, my_conn.cursor() as cur:
-        cur.execute("SELECT @@port")
-        assert cur.fetchone() == (my,)
+        cur.execute("SELECT @@port, @@tmpdir")
+        port, tmpdir = cur.fetchone()
+        assert port == my
+        assert Path(tmpdir) == (var / "servers" / f"mysql-{my}" / "tmp").resolve()
     client = redis.Redis(port=rd)
     try:
         assert client.config_get("port") == {"port": str(rd)}

@@ -216,17 +216,22 @@ def start_mysql(
     home = home.resolve()  # mariadb-install-db resolves a relative datadir against /usr
     _own(home, "mysql")
     data = home / "data"
+    # its temporary tables in its own home: a server starting deletes every #sql file in its
+    # tmpdir, and the machine's /tmp holds the tables another server is reading from
+    tmp = home / "tmp"
+    tmp.mkdir(exist_ok=True)
+    _own(tmp, "mysql")
     user = ["--user=mysql"] if os.geteuid() == 0 else []
     if not (data / "mysql").exists():
         run(
             [
-                *(install, "--no-defaults", f"--datadir={data}", *user),
+                *(install, "--no-defaults", f"--datadir={data}", f"--tmpdir={tmp}", *user),
                 *("--auth-root-authentication-method=normal", "--skip-test-db"),
             ]
         )
     only = f"--defaults-file={defaults}" if defaults else "--no-defaults"  # first of all
     command = [
-        *(server, only, f"--datadir={data}", f"--port={address.port}"),
+        *(server, only, f"--datadir={data}", f"--tmpdir={tmp}", f"--port={address.port}"),
         *(f"--bind-address={address.host}", f"--socket={home / 'mysqld.sock'}"),
         *(f"--pid-file={home / 'mysqld.pid'}", *user, *options),
     ]

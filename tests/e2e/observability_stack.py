@@ -28,6 +28,7 @@ from tools.deploy import db_exporters, prometheus
 from tools.deploy.db_exporters import Server
 from tools.local.ports import free_port
 from tools.local.service_process import ROOT, ServiceProcess
+from tools.packages import sbin
 from tools.time_scale import scaled
 
 SCRAPE = 1.0  # s: the test's scrape and evaluation interval on an idle machine, times
@@ -37,7 +38,7 @@ SCRAPE = 1.0  # s: the test's scrape and evaluation interval on an idle machine,
 
 
 def require(binary: str) -> str:
-    found = prometheus.binary(binary)
+    found = sbin(binary)
     if found is None:
         pytest.fail(f"{binary}: {prometheus.INSTALL_HINT}", pytrace=False)
     return found

@@ -20,7 +20,8 @@ import yaml
 
 from tools.deploy.generated import ROOT
 from tools.deploy.prometheus import ALERTMANAGER as LISTEN
-from tools.deploy.prometheus import binary, missing
+from tools.deploy.prometheus import missing
+from tools.packages import sbin
 
 HERE = ROOT / "observability" / "alertmanager"
 CONFIG_FILE = HERE / "alertmanager.yml"
@@ -68,7 +69,7 @@ def render(document: dict[str, Any]) -> str:
 
 
 def command(conf: Path, data: Path, listen: str) -> list[str]:
-    found = binary(BINARY)
+    found = sbin(BINARY)
     if found is None:
         raise FileNotFoundError(INSTALL_HINT)
     return [
@@ -81,7 +82,7 @@ def command(conf: Path, data: Path, listen: str) -> list[str]:
 
 
 def run(optional: bool) -> int:
-    if binary(BINARY) is None:
+    if sbin(BINARY) is None:
         return missing("alertmanager", INSTALL_HINT, optional)
     RUNTIME.mkdir(parents=True, exist_ok=True)
     main = subprocess.Popen(command(CONFIG_FILE, RUNTIME / "data", LISTEN))

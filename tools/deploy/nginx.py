@@ -27,7 +27,8 @@ from dotenv import dotenv_values
 
 from lib import registry
 from lib.redact import nginx_pattern, secret_params
-from tools.deploy.prometheus import binary, missing
+from tools.deploy.prometheus import missing
+from tools.packages import sbin
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "nginx"
@@ -241,7 +242,7 @@ def render(layout: Layout) -> Path:
 
 
 def nginx_binary() -> str | None:
-    return binary("nginx")
+    return sbin("nginx")
 
 
 def nginx_command(layout: Layout, *extra: str) -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import yaml
 from lib import registry
 from tools.deploy import db_exporters
 from tools.deploy.generated import ROOT
+from tools.packages import sbin
 
 HERE = ROOT / "observability" / "prometheus"
 COMPOSE_FILE = HERE / "prometheus.yml"
@@ -84,20 +84,8 @@ def local_config(
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def binary(name: str) -> str | None:
-    """`name` on PATH, else in a system bin directory a user's PATH may lack."""
-    return shutil.which(name) or next(
-        (
-            p
-            for d in ("/usr/bin", "/usr/sbin", "/usr/local/sbin")
-            if Path(p := f"{d}/{name}").is_file()
-        ),
-        None,
-    )
-
-
 def prometheus_command(conf: Path, data: Path, listen: str) -> list[str]:
-    found = binary("prometheus")
+    found = sbin("prometheus")
     if found is None:
         raise FileNotFoundError(INSTALL_HINT)
     return [
@@ -123,12 +111,12 @@ def missing(name: str, hint: str, optional: bool) -> int:
 
 def run(conf: Path, optional: bool) -> int:
     """Exporters as children, then prometheus in the foreground; SIGTERM stops them all."""
-    if binary("prometheus") is None:
+    if sbin("prometheus") is None:
         return missing("prometheus", INSTALL_HINT, optional)
     children = []
     servers = {server.job: server for server in db_exporters.dev_servers()}
     for job, port in EXPORTERS.items():
-        found = binary(db_exporters.BINARIES[job])
+        found = sbin(db_exporters.BINARIES[job])
         if found is None:
             print(
                 f"prometheus: {db_exporters.BINARIES[job]} missing ({INSTALL_HINT})",

@@ -1,6 +1,6 @@
 """The faults the drills inject into the HA tier, and how each one heals: each takes the
 tier's directory and layout and returns an `Injected`, whose heal a drill runs beside its
-load (`Healing`): tools/drills/failover_drill.py under one direct writer,
+load: tools/drills/failover_drill.py under one direct writer,
 tests/reliability/failover_stories.py under the story load.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,9 +66,16 @@ def nothing_to_heal() -> None:
     return None
 
 
-def _until(moment: float) -> None:
-    """Wait out a fault's planned length (how long a member stays frozen or lost)."""
-    time.sleep(max(0.0, moment - time.monotonic()))
+def _healed_after(seconds: float, what: str, then: Callable[[], None]) -> Injected:
+    """`what`, whose heal waits out the fault's planned length (`seconds` from now), then
+    runs `then`."""
+    at = time.monotonic() + seconds
+
+    def heal() -> None:
+        time.sleep(max(0.0, at - time.monotonic()))
+        then()
+
+    return Injected(what, heal)
 
 
 def _groups(root: Path) -> list[int]:
@@ -97,13 +103,7 @@ def _kill_member(root: Path, k: int) -> None:
 def _paused(groups: tuple[int, ...], seconds: float, what: str) -> Injected:
     """`groups` stopped (SIGSTOP) now, resumed by the heal once `seconds` have passed."""
     signal_groups(groups, signal.SIGSTOP)
-    resume_at = time.monotonic() + seconds
-
-    def heal() -> None:
-        _until(resume_at)
-        signal_groups(groups, signal.SIGCONT)
-
-    return Injected(what, heal)
+    return _healed_after(seconds, what, lambda: signal_groups(groups, signal.SIGCONT))
 
 
 def _the_primary(layout: PgLayout) -> int:
@@ -152,13 +152,8 @@ def partition_member(root: Path, layout: PgLayout) -> Injected:
     net = layout.net
     k = _the_primary(layout)
     ha_network.cut(net, k)
-    heal_at = time.monotonic() + PARTITION
-
-    def heal() -> None:
-        _until(heal_at)
-        ha_network.heal(net, k)
-
-    return Injected(f"member pg{k} cut off from the network for {PARTITION:.0f} s, healed", heal)
+    what = f"member pg{k} cut off from the network for {PARTITION:.0f} s, healed"
+    return _healed_after(PARTITION, what, lambda: ha_network.heal(net, k))
 
 
 def lose_quorum(root: Path, layout: PgLayout) -> Injected:
@@ -174,13 +169,8 @@ def lose_standbys(root: Path, layout: PgLayout) -> Injected:
     k = _the_primary(layout)
     for other in (m for m in range(MEMBERS) if m != k):
         _kill_member(root, other)
-    back_at = time.monotonic() + STANDBYS_LOST
-
-    def heal() -> None:
-        _until(back_at)
-        ha_tier.restart_members(root.parent)
-
-    return Injected(f"both standbys of pg{k} killed for {STANDBYS_LOST:.0f} s", heal)
+    what = f"both standbys of pg{k} killed for {STANDBYS_LOST:.0f} s"
+    return _healed_after(STANDBYS_LOST, what, lambda: ha_tier.restart_members(root.parent))
 
 
 FAULTS = {
@@ -191,28 +181,6 @@ FAULTS = {
     "quorum": lose_quorum,
     "standbys": lose_standbys,
 }
-
-
-class Healing:
-    """An injected fault's heal() in a thread beside the load; `join()` raises what it raised."""
-
-    def __init__(self, injected: Injected) -> None:
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(injected.heal,), daemon=True)
-        self.thread.start()
-
-    def _run(self, heal: Callable[[], None]) -> None:
-        try:
-            heal()
-        except BaseException as exc:  # handed to join()'s caller
-            self.error = exc
-
-    def join(self, what: str) -> None:
-        self.thread.join(FAULT_LIMIT)
-        if self.thread.is_alive():
-            raise StartError(f"{what} not over within {FAULT_LIMIT:.0f} s")
-        if self.error is not None:
-            raise StartError(f"healing {what}: {self.error}") from self.error
 
 
 def wait_settled(layout: PgLayout) -> None:

@@ -39,6 +39,7 @@ from tools.ha.ha_redis import RedisLayout
 from tools.local.local_servers import StartError, spawn, wait_until
 from tools.local.ports import free_ports
 from tools.local.processes import stop_pid
+from tools.packages import sbin
 from tools.time_scale import scaled
 
 RULES = prometheus.RULES / "data_tier.yml"
@@ -163,12 +164,12 @@ class DataTierWatch:
             alertmanager.BINARY,
             *(BINARIES[s.job] for s in self.watched.servers),
         ]
-        missing = [name for name in needed if prometheus.binary(name) is None]
+        missing = [name for name in needed if sbin(name) is None]
         if missing:
             raise StartError(f"{missing[0]} missing: {prometheus.INSTALL_HINT}")
         exporter_ports = free_ports(len(self.watched.servers))
         for server, port in zip(self.watched.servers, exporter_ports, strict=True):
-            found = prometheus.binary(BINARIES[server.job])
+            found = sbin(BINARIES[server.job])
             assert found is not None
             argv, env = command(server, found, f"127.0.0.1:{port}", self.root / "secrets")
             self._spawn(f"exporter-{server.name}", argv, env)

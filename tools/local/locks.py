@@ -37,15 +37,15 @@ class LockBusy(RuntimeError):
     """Another copy held the lock for the whole wait; the message is one line to print."""
 
 
-def lock_wait() -> float:
-    """LOCK_WAIT seconds (default 60; 0: refuse at once)."""
-    raw = os.environ.get("LOCK_WAIT", "")
+def env_seconds(var: str, default: float, *, zero_ok: bool = False) -> float:
+    """Seconds from `var` (unset or empty: `default`), > 0 (>= 0 when `zero_ok`), <= 86400."""
+    raw = os.environ.get(var, "")
     try:
-        value = float(raw) if raw else DEFAULT_WAIT
+        value = float(raw) if raw else default
     except ValueError:
-        raise ValueError(f"LOCK_WAIT={raw!r} is not a number of seconds") from None
-    if not 0 <= value <= 86400:
-        raise ValueError(f"LOCK_WAIT={raw!r} must be >= 0 and <= 86400 seconds")
+        raise ValueError(f"{var}={raw!r} is not a number of seconds") from None
+    if not (value >= 0 if zero_ok else value > 0) or value > 86400:
+        raise ValueError(f"{var}={raw!r} must be {'>=' if zero_ok else '>'} 0 and <= 86400 seconds")
     return value
 
 
@@ -54,7 +54,7 @@ def acquire(
 ) -> None:
     """Call `take` until it returns True, for at most `wait` seconds (None: LOCK_WAIT),
     saying once what it waits for; LockBusy after that."""
-    seconds = lock_wait() if wait is None else wait
+    seconds = env_seconds("LOCK_WAIT", DEFAULT_WAIT, zero_ok=True) if wait is None else wait
     deadline = time.monotonic() + seconds
     said = False
     while not take():

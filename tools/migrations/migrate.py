@@ -31,7 +31,7 @@ from lib.db.connecting import engine_of
 from tools.local.databases import DATABASES, database_name, get_database
 from tools.local.dbadmin import create_database, database_exists
 from tools.local.local_servers import DEFAULT_PORTS
-from tools.local.locks import database_lock, file_lock
+from tools.local.locks import database_lock, env_seconds, file_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "migrations"
@@ -89,27 +89,15 @@ def checked_dsn(db: str, dsn: str | None = None) -> str:
 class Timeouts:
     """How long one migration statement may wait for a lock, and may run at all (seconds)."""
 
-    lock: float = 2.0
-    statement: float = 60.0
+    lock: float
+    statement: float
 
     @classmethod
     def from_env(cls) -> Timeouts:
-        values = {}
-        for field, var in (
-            ("lock", "MIGRATE_LOCK_TIMEOUT"),
-            ("statement", "MIGRATE_STATEMENT_TIMEOUT"),
-        ):
-            raw = os.environ.get(var)
-            if raw is None or raw == "":
-                continue
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ValueError(f"{var}={raw!r} is not a number of seconds") from None
-            if not 0 < value <= 86400:
-                raise ValueError(f"{var}={raw!r} must be > 0 and <= 86400 seconds")
-            values[field] = value
-        return cls(**values)
+        return cls(
+            env_seconds("MIGRATE_LOCK_TIMEOUT", 2.0),
+            env_seconds("MIGRATE_STATEMENT_TIMEOUT", 60.0),
+        )
 
     def connect_args(self, engine: str) -> dict[str, str]:
         """Driver arguments that give every migration connection these limits. yoyo opens

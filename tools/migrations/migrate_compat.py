@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from tools.checks.upgrade_check import outcome
+from tools.migrations.migrate_lint import up_migrations
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,6 @@ DEFAULT_TESTS = (
     "tests/integration/test_points_grpc.py",
     "tests/integration/test_points_service.py",
 )
-MIGRATION = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
 
 
 class CompatError(RuntimeError):
@@ -74,13 +73,9 @@ def export(rev: str, into: Path) -> None:
         tar.extractall(into, filter="data")
 
 
-def up_migrations(folder: Path) -> dict[str, Path]:
-    """'<db>/<file>' -> path of every up-migration under `folder`."""
-    return {
-        f"{path.parent.name}/{path.name}": path
-        for path in sorted(folder.glob("*/*.sql"))
-        if MIGRATION.match(path.name) and not path.name.endswith(".rollback.sql")
-    }
+def names(folder: Path) -> set[str]:
+    """'<db>/<file>' of every up-migration under `folder`."""
+    return {p.relative_to(folder).as_posix() for p in up_migrations(folder)}
 
 
 def use_migrations(tree: Path, source: Path, leave_out: tuple[str, ...] = ()) -> None:
@@ -118,7 +113,7 @@ def check(base: str, migrations: Path, tests: list[str] | None, timeout: float) 
     with tempfile.TemporaryDirectory(prefix="fixup-compat-") as tmp:
         tree = Path(tmp) / "release"
         export(base, tree)
-        new = sorted(set(up_migrations(migrations)) - set(up_migrations(tree / "migrations")))
+        new = sorted(names(migrations) - names(tree / "migrations"))
         chosen = [t for t in (tests or DEFAULT_TESTS) if (tree / t.split("::")[0]).exists()]
         if not chosen:
             raise CompatError(f"release {short} has none of the tests {tests or DEFAULT_TESTS}")

@@ -214,11 +214,12 @@ def baseline(root: Path) -> dict[str, str]:
     return pinned
 
 
-def up_migrations(root: Path) -> list[Path]:
+def up_migrations(folder: Path) -> list[Path]:
+    """The up-migrations of every db under `folder` (a migrations/ tree)."""
     return [
         path
         for db in sorted(DATABASES)
-        for path in sorted((root / "migrations" / db).glob("[0-9][0-9][0-9][0-9]_*.sql"))
+        for path in sorted((folder / db).glob("[0-9][0-9][0-9][0-9]_*.sql"))
         if not path.name.endswith(".rollback.sql")
     ]
 
@@ -244,7 +245,7 @@ def lint(paths: list[Path] | None = None, root: Path = ROOT) -> tuple[list[Findi
     pinned = baseline(root)
     found: list[Finding] = []
     skipped = 0
-    for path in paths or up_migrations(root):
+    for path in paths or up_migrations(root / "migrations"):
         rel = path.resolve().relative_to(root.resolve()).as_posix()
         if rel in pinned:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for finding in found:
         print(finding)
-    checked = len(args.files or up_migrations(ROOT)) - skipped
+    checked = len(args.files or up_migrations(ROOT / "migrations")) - skipped
     print(
         f"migrate-lint: {len(found)} finding(s) in {checked} migration(s); "
         f"{skipped} applied before the rule skipped ({BASELINE})",

@@ -1,8 +1,9 @@
 """Alertmanager: `python -m tools.deploy.alertmanager run [--optional]`.
 
 Its config is observability/alertmanager/alertmanager.yml, a checked-in file (Compose and
-Kubernetes mount it). `config()` reads it with other receivers or waits: production's
-(`PRODUCTION_RECEIVERS`, the prod overlay), a test's webhook. `run` starts Debian's
+Kubernetes mount it). `config()` reads it with other receivers or waits (a test's webhook);
+production's receivers live in the prod overlay's copy of it,
+deploy/k8s/overlays/prod/alertmanager-receivers.yaml. `run` starts Debian's
 prometheus-alertmanager on 127.0.0.1:9093 (`make run`; `--optional`: when it is not
 installed, say so and idle), where the local Prometheus sends its alerts.
 """
@@ -28,24 +29,6 @@ CONFIG_FILE = HERE / "alertmanager.yml"
 RUNTIME = ROOT / "var" / "alertmanager"
 BINARY = "prometheus-alertmanager"
 INSTALL_HINT = "alertmanager is not installed: apt-get install -y prometheus-alertmanager"
-# production's receivers -> their integrations (Alertmanager's `*_configs`; the prod
-# overlay's ConfigMap, deploy/k8s/overlays/prod/alertmanager-receivers.yaml): PagerDuty
-# Events v2, each routing key read from a file of the Secret `fixup-alertmanager` (never
-# inline in a ConfigMap);
-# `make deploy-lint` fails a prod render whose receiver has no integration
-SECRETS_DIR = "/etc/alertmanager/secrets"
-PRODUCTION_RECEIVERS: dict[str, dict[str, Any]] = {
-    "page": {
-        "pagerduty_configs": [
-            {"routing_key_file": f"{SECRETS_DIR}/page-routing-key", "severity": "critical"}
-        ]
-    },
-    "ticket": {
-        "pagerduty_configs": [
-            {"routing_key_file": f"{SECRETS_DIR}/ticket-routing-key", "severity": "warning"}
-        ]
-    },
-}
 
 
 def config(

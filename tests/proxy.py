@@ -38,8 +38,9 @@ class TcpProxy:
             task.cancel()
 
     def hold(self) -> None:
-        """From now on every answer of the target waits here until release(): whatever
-        asked it is observably in flight, for as long as the test wants."""
+        """From now on every answer of the target, a close among them, waits here until
+        release(): whatever asked it is observably in flight, for as long as the test wants
+        (a cancel request too, which a frozen server never answers)."""
         self._answers_flow.clear()
 
     def release(self) -> None:
@@ -82,12 +83,12 @@ class TcpProxy:
             loop = asyncio.get_running_loop()
             while True:
                 arrived, data = await queue.get()
-                if not data:
-                    return
                 if self.delay:  # read each time: a test may change it mid-way
                     await asyncio.sleep(max(0.0, arrived + self.delay - loop.time()))
                 if answers and not self._answers_flow.is_set():
-                    await self._wait_for_release()
+                    await self._wait_for_release()  # the target's close too, as a frozen one
+                if not data:
+                    return
                 dst.write(data)
                 await dst.drain()
 

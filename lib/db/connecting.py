@@ -65,9 +65,7 @@ async def _open(
             timeout=connect_timeout,  # asyncpg.connect's, for every connection of the pool
             **pool_options(pooler),
         )
-        database = PgDatabase(pool)
-        database.release_timeout = command_timeout
-        return database
+        return PgDatabase(pool)
     parts = urlsplit(dsn)  # MyDatabase.engine: engine_of() refused every other scheme
     pool = await aiomysql.create_pool(
         minsize=min_size,

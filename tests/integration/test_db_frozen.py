@@ -88,6 +88,22 @@ async def test_a_lease_cancelled_while_the_server_is_frozen_ends_within_the_time
     assert time.monotonic() - began < COMMAND_TIMEOUT + MARGIN
 
 
+async def test_a_lease_that_ended_well_whose_release_is_never_answered_is_a_503_in_time(
+    proxy: tuple[TcpProxy, str], db: Database
+) -> None:
+    """The block had its answers; the server froze before the release's reset of the
+    connection: the release waits its own bound (the command timeout; asyncpg's fallback,
+    the acquire's timeout, is none), then the lease ends in the 503."""
+    tcp, _ = proxy
+    async with asyncio.timeout(COMMAND_TIMEOUT + MARGIN):
+        with pytest.raises(DatabaseUnavailable) as caught:
+            async with db.acquire() as conn:
+                assert await conn.fetchval("SELECT 1") == 1
+                tcp.hold()
+    assert str(caught.value) == "the database did not answer in time"
+    assert isinstance(caught.value.__cause__, TimeoutError)
+
+
 async def test_a_slow_command_is_cut_and_its_connection_not_lent_again(db: Database) -> None:
     async with db.acquire() as conn:
         pid = await conn.fetchval("SELECT pg_backend_pid()")

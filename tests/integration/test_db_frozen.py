@@ -95,11 +95,14 @@ async def test_a_lease_that_ended_well_whose_release_is_never_answered_is_a_503_
     connection: the release waits its own bound (the command timeout; asyncpg's fallback,
     the acquire's timeout, is none), then the lease ends in the 503."""
     tcp, _ = proxy
-    async with asyncio.timeout(COMMAND_TIMEOUT + MARGIN):
-        with pytest.raises(DatabaseUnavailable) as caught:
-            async with db.acquire() as conn:
-                assert await conn.fetchval("SELECT 1") == 1
-                tcp.hold()
+
+    async def lease() -> None:
+        async with db.acquire() as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+            tcp.hold()
+
+    with pytest.raises(DatabaseUnavailable) as caught:
+        await asyncio.wait_for(lease(), COMMAND_TIMEOUT + MARGIN)
     assert str(caught.value) == "the database did not answer in time"
     assert isinstance(caught.value.__cause__, TimeoutError)
 

@@ -47,7 +47,8 @@ class TcpProxy:
         self._answers_flow.set()
 
     async def held(self, connections: int) -> None:
-        """Return once `connections` connections each have an answer waiting at hold()."""
+        """Return once `connections` connections each have an answer (or their close)
+        waiting at hold()."""
         async with self._held_changed:
             await self._held_changed.wait_for(lambda: len(self._holding) >= connections)
 

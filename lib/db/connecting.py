@@ -65,7 +65,9 @@ async def _open(
             timeout=connect_timeout,  # asyncpg.connect's, for every connection of the pool
             **pool_options(pooler),
         )
-        return PgDatabase(pool)
+        database = PgDatabase(pool)
+        database.release_timeout = command_timeout
+        return database
     parts = urlsplit(dsn)  # MyDatabase.engine: engine_of() refused every other scheme
     pool = await aiomysql.create_pool(
         minsize=min_size,

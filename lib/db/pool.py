@@ -103,6 +103,7 @@ class Database(ABC):
     engine: str
     service: str = ""  # the metrics label, set by the app that owns the pool
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT
+    release_timeout: float | None = None  # a release waiting on a cancelled command
 
     @abstractmethod
     def _get(self) -> Awaitable[Any]:
@@ -198,9 +199,9 @@ class _Lease:
         try:
             await self.db._put(conn)
         except TimeoutError as late:
-            # the release's reset waited the command timeout for a server that never
-            # answered: a 503 for a lease that ended well; any other exception, a
-            # cancellation among them, goes on as itself
+            # the release waited its timeout for a server that never answered (a cancelled
+            # command's end, or the reset): a 503 for a lease that ended well; any other
+            # exception, a cancellation among them, goes on as itself
             if exc is None:
                 raise DatabaseUnavailable("the database did not answer in time") from late
         if isinstance(exc, TimeoutError):
@@ -219,10 +220,8 @@ class PgDatabase(Database):
         return self.pool.acquire()
 
     def _put(self, conn: Any) -> Awaitable[None]:
-        # bounded by the connection's command timeout: asyncpg (pinned) gives up on a
-        # cancelled command's cancellation after it and terminates the connection, and the
-        # reset's statement has it as its default (tests/integration/test_db_frozen.py)
-        return self.pool.release(conn)
+        # asyncpg's documented bound for the whole release (its own, per step, is not)
+        return self.pool.release(conn, timeout=self.release_timeout)
 
     def _discard(self, conn: Any) -> None:
         conn.terminate()

@@ -77,7 +77,9 @@ def _local_servers(
     )
 
 
-def test_up_starts_what_is_missing_and_down_stops_it(var: Path) -> None:
+def test_up_starts_what_is_missing_and_down_stops_it(
+    var: Path, request: pytest.FixtureRequest
+) -> None:
     env = _addresses()
     pg, my, rd = int(env["PG"]), int(env["MY"]), int(env["RD"])
 
@@ -86,28 +88,26 @@ def test_up_starts_what_is_missing_and_down_stops_it(var: Path) -> None:
     (var / "servers").mkdir()
     blocker = var / "servers" / f"redis-{rd}"
     blocker.write_text("not a directory")
+    # a temporary table of another MariaDB in the machine's tmpdir, as the server that owns it
+    # leaves it: ours, installed then started (twice), must not delete it as its own leftover
+    theirs = Path(tempfile.gettempdir()) / f"#sql-temptable-{os.getpid():x}-{my}-0.MAI"
+    theirs.touch()
+    request.addfinalizer(lambda: theirs.unlink(missing_ok=True))
+    if os.geteuid() == 0:
+        shutil.chown(theirs, "mysql", "mysql")
     failed = _local_servers("up", var, env)
     assert failed.returncode == 1, failed.stderr
     assert f"Redis at 127.0.0.1:{rd} could not start" in failed.stderr
     assert not any(listening("127.0.0.1", port) for port in (pg, my, rd)), failed.stderr
 
     blocker.unlink()
-    # a temporary table of another MariaDB in the machine's tmpdir, as the server that owns it
-    # leaves it: ours, starting, must not delete it as left over from a run of its own
-    theirs = Path(tempfile.gettempdir()) / f"#sql-temptable-{os.getpid():x}-{my}-0.MAI"
-    theirs.touch()
-    try:
-        if os.geteuid() == 0:
-            shutil.chown(theirs, "mysql", "mysql")
-        started = _local_servers("up", var, env)
-        assert theirs.exists(), "our MariaDB deleted another server's temporary table"
-    finally:
-        theirs.unlink(missing_ok=True)
+    started = _local_servers("up", var, env)
     assert started.returncode == 0, started.stderr
     for name, port in (("PostgreSQL", pg), ("MariaDB", my), ("Redis", rd)):
         assert f"{name} at 127.0.0.1:{port}: nothing listened, started ours" in started.stderr
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg}/postgres") as pg_conn:
         assert pg_conn.execute("SELECT current_setting('port')").fetchone() == (str(pg),)
+    assert theirs.exists(), "our MariaDB deleted another server's temporary table"
     with mysql_connect(f"mysql://root@127.0.0.1:{my}/mysql") as my_conn, my_conn.cursor() as cur:
         cur.execute("SELECT @@port, @@tmpdir")
         port, tmpdir = cur.fetchone()

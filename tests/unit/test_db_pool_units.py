@@ -183,6 +183,7 @@ async def test_a_postgresql_dsn_opens_an_asyncpg_pool(
     assert isinstance(database, PgDatabase)
     assert database.pool is pg_pools.pool
     assert pg_pools.calls == [((given,), {"min_size": 3, "max_size": 7, "reset": None, **BOUNDS})]
+    assert database.release_timeout == DEFAULT_COMMAND_TIMEOUT  # a cancelled command's wait
 
 
 @pytest.mark.parametrize(

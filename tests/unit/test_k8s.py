@@ -117,6 +117,13 @@ def test_overlay_renders_and_validates(overlay: str, tmp_path: Path) -> None:
         else alertmanager.CONFIG_FILE.read_text()
     )
     assert am_conf == expected, f"{overlay}: not alertmanager.yml's routing tree"
+    # each routing key read from a file of the Secret, where the pod mounts it
+    mounts = {m["name"]: m["mountPath"] for m in am.get("volumeMounts", [])}
+    keys = [
+        c["routing_key_file"] for r in receivers.values() for c in r.get("pagerduty_configs", [])
+    ]
+    assert len(keys) == (2 if overlay == "prod" else 0), keys
+    assert all(Path(key).parent == Path(mounts.get("secrets", "-")) for key in keys), keys
     (port,) = docs[("Service", ALERTMANAGER)]["spec"]["ports"]
     assert f"alertmanager:{port['port']}" in prometheus.COMPOSE_FILE.read_text()
     base = kinds((BASE / "pages.yaml").read_text())[("Deployment", PAGES)]

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from tools.drills.ha_faults import FAULT_LIMIT, RECOVERY_LIMIT, Injected, nothing_to_heal
+from tools.drills.ha_faults import FAULT_LIMIT, RECOVERY_LIMIT, Healing, Injected, nothing_to_heal
 from tools.local.local_servers import StartError, wait_until
 
 STATEMENT_TIMEOUT = 3.0  # a write's bound: past it, a failure counted, never a hang
@@ -139,8 +139,10 @@ def drive(
         killed_at = time.monotonic()
         injected = inject()
         what = injected.what
-        injected.heal()  # the writer goes on beside it; its timeline is what is measured
-        wait_until(lambda: writer.recovered_since(killed_at), f"a write after {what}", FAULT_LIMIT)
+        healing = Healing(injected)
+        after = f"a write after {what}"
+        wait_until(lambda: writer.recovered_since(killed_at), after, FAULT_LIMIT)
+        healing.join(what)
         settle()
         # a backend outlives its postmaster for a moment: the outage begins at the first
         # write that failed after the kill, and ends at the next one acknowledged

@@ -1,6 +1,6 @@
 """The faults the drills inject into the HA tier, and how each one heals: each takes the
 tier's directory and layout and returns an `Injected`, whose heal a drill runs beside its
-load: tools/drills/failover_drill.py under one direct writer,
+load (`Healing`): tools/drills/failover_drill.py under one direct writer,
 tests/reliability/failover_stories.py under the story load.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -181,6 +182,28 @@ FAULTS = {
     "quorum": lose_quorum,
     "standbys": lose_standbys,
 }
+
+
+class Healing:
+    """An injected fault's heal() in a thread beside the load; `join()` raises what it raised."""
+
+    def __init__(self, injected: Injected) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(injected.heal,), daemon=True)
+        self.thread.start()
+
+    def _run(self, heal: Callable[[], None]) -> None:
+        try:
+            heal()
+        except BaseException as exc:  # handed to join()'s caller
+            self.error = exc
+
+    def join(self, what: str) -> None:
+        self.thread.join(FAULT_LIMIT)
+        if self.thread.is_alive():
+            raise StartError(f"{what} not over within {FAULT_LIMIT:.0f} s")
+        if self.error is not None:
+            raise StartError(f"healing {what}: {self.error}") from self.error
 
 
 def wait_settled(layout: PgLayout) -> None:

@@ -92,8 +92,8 @@ async def test_a_lease_that_ended_well_whose_release_is_never_answered_is_a_503_
     proxy: tuple[TcpProxy, str], db: Database
 ) -> None:
     """The block had its answers; the server froze before the release's reset of the
-    connection: the release waits its own bound (the command timeout; asyncpg's fallback,
-    the acquire's timeout, is none), then the lease ends in the 503."""
+    connection: the release waits at most the command timeout, then the lease ends in the
+    503 (a release that ends in time either way: docs/mutation.md, lib.db.pool)."""
     tcp, _ = proxy
 
     async def lease() -> None:

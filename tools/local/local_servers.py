@@ -219,8 +219,7 @@ def start_mysql(
     # its temporary tables in its own home: a server starting deletes every #sql file in its
     # tmpdir, and the machine's /tmp holds the tables another server is reading from
     tmp = home / "tmp"
-    tmp.mkdir(exist_ok=True)
-    _own(tmp, "mysql")
+    _own(tmp, "mysql")  # made if missing
     user = ["--user=mysql"] if os.geteuid() == 0 else []
     if not (data / "mysql").exists():
         run(

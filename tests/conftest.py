@@ -233,6 +233,19 @@ def pytest_collection_modifyitems(
     yield
     if hasattr(config, "workerinput"):  # a pytest-xdist worker
         items.sort(key=_place)
+    elif "MUTANT_UNDER_TEST" in os.environ:
+        items.sort(key=_first_of_its_file(items))
+
+
+def _first_of_its_file(items: list[pytest.Item]) -> Callable[[pytest.Item], int]:
+    """mutmut names the tests it runs one by one, in no order (its clean run) or by
+    duration (a mutant's), so a file's tests come interleaved with others' and its
+    module-scoped fixtures (a migrated database, a server) are set up again at each
+    switch: a stable sort by where each file first appears keeps them together."""
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(item.nodeid.split("::", 1)[0], index)
+    return lambda item: first[item.nodeid.split("::", 1)[0]]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outside pytest-timeout's: waiting is no test time

@@ -4,6 +4,7 @@ that another worker runs them while the sample holds its own (docs/testing.md)."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -65,3 +66,34 @@ files = sorted({i.split("::")[0] for i in ids})
 pytest.main(["--collect-only", "-q", "-p", "no:randomly", *extra, *files])
 sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:randomly", *extra, *ids]))
 """
+
+
+def test_under_mutmut_each_files_tests_run_together_in_the_order_first_named() -> None:
+    """mutmut names its tests one by one in no file order; tests/conftest.py keeps each
+    file's together (its module fixtures set up once), the file named first first."""
+    collect = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly"]
+    files = ("tests/unit/test_jwks.py", "tests/unit/test_http_parsing.py")
+    ids = subprocess.run(
+        [*collect, *files],
+        cwd=mutation.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+        check=True,
+    ).stdout.splitlines()
+    jwks, parsing = ([i for i in ids if i.startswith(f + "::")][:2] for f in files)
+    interleaved = [parsing[0], jwks[0], parsing[1], jwks[1]]
+    for env, expected in (
+        ({"MUTANT_UNDER_TEST": ""}, [parsing[0], parsing[1], jwks[0], jwks[1]]),
+        ({}, interleaved),  # outside mutmut the order given stays
+    ):
+        done = subprocess.run(
+            [*collect, *interleaved],
+            cwd=mutation.ROOT,
+            env={k: v for k, v in os.environ.items() if k != "MUTANT_UNDER_TEST"} | env,
+            capture_output=True,
+            text=True,
+            timeout=scaled(60),
+            check=True,
+        )
+        assert [line for line in done.stdout.splitlines() if "::" in line] == expected

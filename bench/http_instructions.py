@@ -12,9 +12,11 @@ answering 304 (the same GET with its current If-None-Match: one stamp read; ADR 
 hand-written reference (bench/http_reference.py: aiohttp + asyncpg, no middleware). The
 driver serves the app and, in the same process, sends sequential keep-alive requests over
 one socket; callgrind counts only from after the warm-up (`--instr-atstart=no`, then
-`callgrind_control`), and a run of N1 and a run of N2 requests give per request =
-(I(N2) - I(N1)) / (N2 - N1): what switching the counting costs cancels out, the client's
-per-request reading (a few µs of parsing) is in every variant.
+`callgrind_control`): a part of N1 requests, a dump, then a part of N2 requests in the same
+process, so per request = (I(N2) - I(N1)) / (N2 - N1): each part starts at the return of
+one `callgrind_control` call and ends in the next, so what switching the counting costs
+cancels out (and the interpreter starts once a variant under valgrind, not twice); the
+client's per-request reading (a few µs of parsing) is in every variant.
 Instructions are not time (cache misses and allocation are not counted): this is the
 deterministic half of the picture, http_frameworks the timed half.
 --clients K spreads the requests over K concurrent connections (as wrk -cK): requests then
@@ -24,7 +26,8 @@ time instructions do not show (lib/ touches more code and data per request than 
 reference; ADR 0013).
 Run: .venv/bin/python -m bench.http_instructions [--requests 100,300] [--clients 1] [--layers]
      [--cache]
-     python -m bench.http_instructions drive VARIANT N K  (one run; DEPARTMENTS_DATABASE_URL)
+     python -m bench.http_instructions drive VARIANT N1 N2 K  (one variant's run;
+     DEPARTMENTS_DATABASE_URL)
 """
 
 from __future__ import annotations
@@ -94,9 +97,10 @@ def build_app(variant: str) -> web.Application:
     return app
 
 
-async def drive(variant: str, requests: int, clients: int) -> None:
-    """Serve the variant and send it `requests` requests over `clients` keep-alive
-    connections, each sequential (after 20 a connection to warm up)."""
+async def drive(variant: str, n1: int, n2: int, clients: int) -> None:
+    """Serve the variant and send it `n1`, then `n2` requests over `clients` keep-alive
+    connections, each sequential (after 20 a connection to warm up), a callgrind dump
+    between the two parts."""
     runner = web.AppRunner(build_app(variant), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -127,31 +131,35 @@ async def drive(variant: str, requests: int, clients: int) -> None:
         await asyncio.gather(*(send(r, w, n) for r, w in connections))
 
     await send_all(20)  # warm: the pool's connections, prepared statements, caches
+    if tracing.ENABLED:  # the warm-up's spans are exported before the count, not in a part
+        tracing.otel.provider.force_flush()
     gc.collect()
     gc.freeze()  # as lib.runner does at start-up
-    instrument("on")  # callgrind counts from here (started with --instr-atstart=no)
-    await send_all(requests // clients)
-    if tracing.ENABLED:  # the export of every counted request's spans is counted too
-        tracing.otel.provider.force_flush()
-    instrument("off")
+    control("--instr=on")  # callgrind counts from here (started with --instr-atstart=no)
+    for requests, end in ((n1, "--dump"), (n2, "--instr=off")):
+        await send_all(requests // clients)
+        if tracing.ENABLED:  # the export of every counted request's spans is counted too
+            tracing.otel.provider.force_flush()
+        control(end)  # the first part to `out.1`, the second to `out` at exit
     for _, writer in connections:
         writer.close()
     await runner.cleanup()
 
 
-def instrument(state: str) -> None:
-    """Switch callgrind's counting for this process (a no-op outside valgrind)."""
+def control(command: str) -> None:
+    """Switch callgrind's counting for this process, or dump what it counted (a no-op
+    outside valgrind)."""
     if os.environ.get("FIXUP_UNDER_CALLGRIND"):
-        control = ["callgrind_control", "--instr=" + state, str(os.getpid())]
-        subprocess.run(control, check=True, capture_output=True)
+        run = ["callgrind_control", command, str(os.getpid())]
+        subprocess.run(run, check=True, capture_output=True)
 
 
 def count(
-    variant: str, requests: int, clients: int, dsn: str, tmp: Path, sink: str, cache: bool
-) -> dict[str, int]:
-    """callgrind's totals of one driver run (`sink`: the OTLP endpoint): instructions (Ir)
-    and, with `cache`, its simulated L1 misses (I1mr, D1mr, D1mw)."""
-    out = tmp / f"{variant}.{requests}.out"
+    variant: str, n1: int, n2: int, clients: int, dsn: str, tmp: Path, sink: str, cache: bool
+) -> tuple[dict[str, int], dict[str, int]]:
+    """callgrind's totals of the two parts of one driver run (`sink`: the OTLP endpoint):
+    instructions (Ir) and, with `cache`, its simulated L1 misses (I1mr, D1mr, D1mw)."""
+    out = tmp / f"{variant}.out"
     env = {
         # the settings need a port; the driver serves on an ephemeral one of its own
         **{k: v for k, v in service_env(dsn, free_port(), 1).items() if not k.startswith("OTEL_")},
@@ -162,7 +170,7 @@ def count(
     if variant == TRACED:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink  # batches as under load: full ones, flushed
     module = [sys.executable, "-m", "bench.http_instructions"]
-    command = [*module, "drive", variant, str(requests), str(clients)]
+    command = [*module, "drive", variant, str(n1), str(n2), str(clients)]
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
     if cache:
         valgrind.append("--cache-sim=yes")  # caches modelled on this machine's
@@ -176,16 +184,22 @@ def count(
     )
     if run.returncode != 0:  # the driver's own message, not valgrind's banner alone
         raise RuntimeError(f"{variant} driver exited {run.returncode}: {run.stderr[-2000:]}")
+    return totals(out.with_name(out.name + ".1")), totals(out)
+
+
+def totals(part: Path) -> dict[str, int]:
+    """The `totals:` line of one part callgrind wrote, by event (its `summary:` line is of
+    the whole run only in the first part)."""
     events: list[str] = []
-    totals: dict[str, int] = {}
-    for line in out.read_text(errors="replace").splitlines():
+    found: dict[str, int] = {}
+    for line in part.read_text(errors="replace").splitlines():
         if line.startswith("events:"):
             events = line.split()[1:]
-        elif line.startswith(("summary:", "totals:")):
-            totals = dict(zip(events, (int(n) for n in line.split()[1:]), strict=False))
-    if not totals.get("Ir"):
-        raise RuntimeError(f"no instruction total in {out}")
-    return totals
+        elif line.startswith("totals:"):
+            found = dict(zip(events, (int(n) for n in line.split()[1:]), strict=False))
+    if not found.get("Ir"):
+        raise RuntimeError(f"no instruction total in {part}")
+    return found
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -211,21 +225,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             sink_process() as sink,
             ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
         ):
-            jobs = [(v, n) for v in variants for n in (n1, n2)]
-            totals = list(
+            parts = list(
                 pool.map(
-                    lambda job: count(
-                        *job, args.clients, dsn, Path(tmp), sink.endpoint, args.cache
+                    lambda v: count(
+                        v, n1, n2, args.clients, dsn, Path(tmp), sink.endpoint, args.cache
                     ),
-                    jobs,
+                    variants,
                 )
             )
     finally:
         drop_database(dsn)
-    by_job = dict(zip(jobs, totals, strict=True))
+    by_variant = dict(zip(variants, parts, strict=True))
 
     def per_request_of(v: str, event: str) -> int:
-        return round((by_job[v, n2][event] - by_job[v, n1][event]) / (n2 - n1))
+        first, second = by_variant[v]
+        return round((second[event] - first[event]) / (n2 - n1))
 
     per_request = {v: per_request_of(v, "Ir") for v in variants}
     full, bare, reference, traced = (per_request[v] for v in (FULL, BARE, REFERENCE, TRACED))
@@ -288,6 +302,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["drive"]:
         import uvloop
 
-        uvloop.run(drive(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+        uvloop.run(drive(sys.argv[2], *(int(n) for n in sys.argv[3:6])))
     else:
         main()

@@ -32,16 +32,7 @@ def test_every_selected_test_can_be_named_on_the_command_line() -> None:
     config = mutation.mutmut_config()
     selection = [*config["pytest_add_cli_args_test_selection"], *config["pytest_add_cli_args"]]
 
-    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly"]
-    done = subprocess.run(
-        [*command, *selection],
-        cwd=mutation.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=scaled(120),
-        check=True,
-    )
-    ids = [line for line in done.stdout.splitlines() if "::" in line]
+    ids = collected(*selection)
     assert len(ids) > 500
     assert [i for i in ids if "::" in i.partition("[")[2]] == []
     # named back in another process (an id made of a random value is not found there),
@@ -68,32 +59,27 @@ sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:randomly", *extra, *ids]
 """
 
 
+def collected(*args: str, mutmut: bool = False) -> list[str]:
+    """The ids `pytest --collect-only` lists, in its order (`mutmut`: as under mutmut)."""
+    env = {k: v for k, v in os.environ.items() if k != "MUTANT_UNDER_TEST"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly", *args],
+        cwd=mutation.ROOT,
+        env=env | ({"MUTANT_UNDER_TEST": ""} if mutmut else {}),
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+        check=True,
+    )
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
 def test_under_mutmut_each_files_tests_run_together_in_the_order_first_named() -> None:
     """mutmut names its tests one by one in no file order; tests/conftest.py keeps each
     file's together (its module fixtures set up once), the file named first first."""
-    collect = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly"]
     files = ("tests/unit/test_jwks.py", "tests/unit/test_http_parsing.py")
-    ids = subprocess.run(
-        [*collect, *files],
-        cwd=mutation.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-        check=True,
-    ).stdout.splitlines()
+    ids = collected(*files)
     jwks, parsing = ([i for i in ids if i.startswith(f + "::")][:2] for f in files)
     interleaved = [parsing[0], jwks[0], parsing[1], jwks[1]]
-    for env, expected in (
-        ({"MUTANT_UNDER_TEST": ""}, [parsing[0], parsing[1], jwks[0], jwks[1]]),
-        ({}, interleaved),  # outside mutmut the order given stays
-    ):
-        done = subprocess.run(
-            [*collect, *interleaved],
-            cwd=mutation.ROOT,
-            env={k: v for k, v in os.environ.items() if k != "MUTANT_UNDER_TEST"} | env,
-            capture_output=True,
-            text=True,
-            timeout=scaled(60),
-            check=True,
-        )
-        assert [line for line in done.stdout.splitlines() if "::" in line] == expected
+    assert collected(*interleaved, mutmut=True) == [parsing[0], parsing[1], jwks[0], jwks[1]]
+    assert collected(*interleaved) == interleaved  # outside mutmut the order given stays

@@ -242,10 +242,10 @@ def _first_of_its_file(items: list[pytest.Item]) -> Callable[[pytest.Item], int]
     duration (a mutant's), so a file's tests come interleaved with others' and its
     module-scoped fixtures (a migrated database, a server) are set up again at each
     switch: a stable sort by where each file first appears keeps them together."""
-    first: dict[str, int] = {}
+    first: dict[Path, int] = {}
     for index, item in enumerate(items):
-        first.setdefault(item.nodeid.split("::", 1)[0], index)
-    return lambda item: first[item.nodeid.split("::", 1)[0]]
+        first.setdefault(item.path, index)
+    return lambda item: first[item.path]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outside pytest-timeout's: waiting is no test time

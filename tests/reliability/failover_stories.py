@@ -171,12 +171,14 @@ async def redis_fault(tier: HaTier, running: Drill, fault: str) -> Injected:
 
 
 async def mariadb_fault(tier: HaTier, running: Drill, fault: str) -> Injected:
-    """points' primary SIGKILLed and nothing else: the pair's watcher promotes the replica,
-    HAProxy's address (points' DSN) follows it, points is not restarted; healed once the
-    old primary, started again, follows the new one read-only (tools/drills/failover_mariadb.py)."""
+    """points' primary SIGKILLed (`mariadb-freeze`: frozen, then woken) and nothing else:
+    the pair's watcher promotes the replica, HAProxy's address (points' DSN) follows it,
+    points is not restarted; healed once the old primary, started again, follows the new
+    one read-only (tools/drills/failover_mariadb.py)."""
     layout = tier.mariadb
     assert layout is not None, "the tier has no MariaDB pair"
-    return await asyncio.to_thread(lose_primary, tier.var, layout)
+    freeze = fault == "mariadb-freeze"
+    return await asyncio.to_thread(lose_primary, tier.var, layout, freeze=freeze)
 
 
 def first_award_after(tier: HaTier, since: datetime) -> float | None:
@@ -213,7 +215,7 @@ async def written_back(
     """The fault's recovery: for points' MariaDB the first award after the loss (the story
     load's writes go to PostgreSQL; awards reach points through orders' relay), for the
     others the first write acknowledged after the first failure (`recovery`)."""
-    if fault == "mariadb":
+    if fault.startswith("mariadb"):
         return await asyncio.to_thread(first_award_after, tier, since)
     return recovery(load, killed_at)
 
@@ -224,6 +226,7 @@ STORY_FAULTS: dict[str, tuple[Ready, Fault]] = {  # what to wait for, then the f
     **{fault: (postgres_settled, postgres_fault) for fault in FAULTS},
     "redis": (sentinels_settled, redis_fault),
     "mariadb": (nothing_to_wait_for, mariadb_fault),
+    "mariadb-freeze": (nothing_to_wait_for, mariadb_fault),
 }
 
 
@@ -383,7 +386,7 @@ async def under_load(
                 await asyncio.gather(*clients, return_exceptions=True)
             alert = await noticed if noticed is not None else ""
             held = await invariants(running, load, tier.dsn)
-            if fault == "mariadb":
+            if fault.startswith("mariadb"):
                 held |= await asyncio.to_thread(award_keys_once, tier)
             if fault in ("freeze", "partition"):  # its standby was promoted; back, it follows
                 moved = primary_after not in (None, primary_before)

@@ -2,8 +2,8 @@
 the release drill's story load through NGINX (tests/reliability/failover_stories.py) while
 the PostgreSQL primary's postmaster is SIGKILLed, then the primary frozen past its TTL:
 only 503 + Retry-After while a primary is elected, writes again within the drill's limit,
-every invariant held; and points' MariaDB primary SIGKILLed under a points process awarding
-over gRPC, failed over by the pair's watcher with no operator step.
+every invariant held; and points' MariaDB primary SIGKILLed, or frozen then woken, under a
+points process awarding over gRPC, failed over by the pair's watcher with no operator step.
 `make failover-drill` runs every fault."""
 
 from __future__ import annotations
@@ -26,16 +26,19 @@ STORIES = 4  # whole stories before the kill, and after the recovery
 # the pair, its HAProxy and watcher, points; the fault (its warm-up, the failover, the old
 # primary's restart and rejoin, the writes after it)
 @pytest.mark.timeout(2 * MARIA_START + AWARD_BACK_LIMIT + REJOIN_LIMIT + 2 * RECOVERY_LIMIT)
-def test_the_points_primary_killed_fails_over_by_itself_and_loses_no_award() -> None:
+@pytest.mark.parametrize("fault", ["mariadb", "mariadb-freeze"])
+def test_the_points_primary_lost_fails_over_by_itself_and_loses_no_award(fault: str) -> None:
     """MariaDB under a real points process awarding over gRPC through the pair's HAProxy
-    address: the primary SIGKILLed and no operator step. The watcher promotes the replica
-    (semi-sync AFTER_SYNC: its relay log applied first), the address follows, points'
-    pool recovers without a restart: awards again within AWARD_BACK_LIMIT, every
-    acknowledged award's key exactly once in the new primary, and the old primary, started
-    again, follows it read-only (the drill's heal fails otherwise, naming it)."""
+    address: the primary SIGKILLed, or frozen until the address has moved and then woken,
+    and no operator step. The watcher promotes the replica (semi-sync AFTER_SYNC: its relay
+    log applied first), the address follows, points' pool recovers without a restart:
+    awards again within AWARD_BACK_LIMIT, every acknowledged award's key exactly once in
+    the new primary, and the old primary (a woken one fenced, or SIGKILLed by the watcher
+    when it still held commits never acknowledged), started again, follows it read-only
+    (the drill's heal fails otherwise, naming it)."""
     with tempfile.TemporaryDirectory(prefix="fixup-failover-") as directory:
         Path(directory).chmod(0o755)  # the mysql user runs the servers
-        (result,) = run(Path(directory), ["mariadb"])
+        (result,) = run(Path(directory), [fault])
     assert result.lost == []
     assert result.duplicated == []
     assert 0 < result.recovery_seconds < AWARD_BACK_LIMIT, report(result)

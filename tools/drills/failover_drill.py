@@ -1,8 +1,8 @@
 """The failover drill at the database: one writer per fault, through HAProxy (or `--route
 multihost`), while the primary is lost, then what was acknowledged is counted.
 
-    python -m tools.drills.failover_drill [--faults postmaster,member,quorum,mariadb,redis] [--var
-    var]
+    python -m tools.drills.failover_drill [--faults
+    postmaster,member,quorum,mariadb,mariadb-freeze,redis] [--var var]
 
 It starts the HA tier on free ports and, for each fault in turn (tools/drills/ha_faults.py,
 failover_mariadb.py, failover_redis.py), prints the seconds until the first write
@@ -29,7 +29,7 @@ from tools.local.locks import LockBusy, file_lock
 # the direct writer's: its psycopg client bounds a statement on the server's side only, so
 # the faults that leave a server silent (a freeze, commits waiting for a standby) run
 # under the story load alone, where every service bounds its commands (DB_COMMAND_TIMEOUT)
-WRITER_FAULTS = ("postmaster", "member", "quorum", "mariadb", "redis")
+WRITER_FAULTS = ("postmaster", "member", "quorum", "mariadb", "mariadb-freeze", "redis")
 
 
 def drill_one(dsn: str, root: Path, layout: PgLayout, fault: str) -> FaultResult:
@@ -95,9 +95,10 @@ def run(var: Path, faults: list[str], route: str = "haproxy") -> list[FaultResul
                 print("\n".join(report(results[-1])), flush=True)
         finally:
             ha_tier.down(var)
-    if "mariadb" in faults:
-        results.append(drill_mariadb(var))
-        print("\n".join(report(results[-1])), flush=True)
+    for fault in ("mariadb", "mariadb-freeze"):
+        if fault in faults:
+            results.append(drill_mariadb(var, freeze=fault == "mariadb-freeze"))
+            print("\n".join(report(results[-1])), flush=True)
     if "redis" in faults:
         try:
             ha_tier.up(var, free_ports=True, parts=("redis",))

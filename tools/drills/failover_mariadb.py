@@ -1,15 +1,19 @@
-"""The failover drill's MariaDB fault: a real points process awarding points over gRPC,
-through the pair's HAProxy address, while the primary is SIGKILLed, with no operator step.
+"""The failover drill's MariaDB faults: a real points process awarding points over gRPC,
+through the pair's HAProxy address, while the primary is SIGKILLed (`mariadb`) or frozen
+until the address has moved, then woken (`mariadb-freeze`), with no operator step.
 
-The watcher promotes the replica; the old primary, started again, must come back read-only
-and follow it. Each award carries an idempotency key of its own (never retried): the
-acknowledged ones must be in the new primary's ledger exactly once, the balance its sum."""
+The watcher promotes the replica; the old primary, started again (a frozen one once the
+watcher, finding commits of it still waiting for an acknowledgement, has SIGKILLed it),
+must come back read-only and follow it. Each award carries an idempotency key of its own
+(never retried): the acknowledged ones must be in the new primary's ledger exactly once,
+the balance its sum."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ from tools.ha.ha_mariadb import MariaLayout
 from tools.ha.ha_mariadb_watch import FAILOVER_BOUND, probe
 from tools.local.local_servers import StartError, wait_until
 from tools.local.ports import free_ports
-from tools.local.processes import stop_pid
+from tools.local.processes import alive, signal_groups, stop_pid
 from tools.local.service_process import ServiceProcess
 from tools.migrations import migrate
 from tools.time_scale import scaled
@@ -107,20 +111,23 @@ def points_process(var: Path, dsn: str) -> tuple[ServiceProcess, int]:
     return service, rpc
 
 
-def drill_mariadb(var: Path) -> FaultResult:
-    """The pair behind its HAProxy and watcher, points on its address; the primary lost."""
+def drill_mariadb(var: Path, *, freeze: bool = False) -> FaultResult:
+    """The pair behind its HAProxy and watcher, points on its address; the primary lost
+    (`freeze`: frozen, then woken)."""
     try:
         tier = ha_tier.up(var, free_ports=True, parts=("mariadb",))
         layout = tier.mariadb
         assert layout is not None
+        # the schema on the primary itself: a setup that fails on a check answered late
+        # under load (HAProxy cuts the address's sessions) is no finding of the drill
+        migrate.up("points", f"mysql://root@127.0.0.1:{layout.primary}/{DATABASE}")
         dsn = f"mysql://root@127.0.0.1:{layout.address}/{DATABASE}"
-        migrate.up("points", dsn)
         points, rpc = points_process(var, dsn)
         user_id = str(uuid.uuid4())
         try:
             return drive(
                 AwardWrites(f"127.0.0.1:{rpc}", user_id),
-                lambda: lose_primary(var, layout),
+                lambda: lose_primary(var, layout, freeze=freeze),
                 lambda: where(var, layout),
                 lambda acked: counted(layout, user_id),
             )
@@ -130,9 +137,19 @@ def drill_mariadb(var: Path) -> FaultResult:
         ha_tier.down(var)
 
 
-def lose_primary(var: Path, layout: MariaLayout) -> Injected:
-    """SIGKILL the primary; heal: the address moved, the old primary back as a replica."""
-    stop_pid(ha_tier.ledger(var)["mariadb_groups"][0], signal.SIGKILL)
+def lose_primary(var: Path, layout: MariaLayout, *, freeze: bool = False) -> Injected:
+    """SIGKILL the primary (`freeze`: SIGSTOP it); heal: the address moved, the frozen
+    primary woken and either fenced or SIGKILLed by the watcher, the old primary started
+    again if it is gone, back as a replica. The primary is the server the address reaches:
+    after a first fault on the same tier, the tier's second server."""
+    k = 1 if ha_mariadb.serving_port(layout.address) == layout.replica else 0
+    group = ha_tier.ledger(var)["mariadb_groups"][k]
+    if k:
+        layout = replace(layout, primary=layout.replica, replica=layout.primary)
+    if freeze:
+        signal_groups((group,), signal.SIGSTOP)
+    else:
+        stop_pid(group, signal.SIGKILL)
 
     def heal() -> None:
         moved = f"HAProxy's address {layout.address} on {layout.replica} (the watcher's)"
@@ -141,11 +158,18 @@ def lose_primary(var: Path, layout: MariaLayout) -> Injected:
             moved,
             FAILOVER_BOUND + STATEMENT_TIMEOUT,
         )
+        if freeze:
+            signal_groups((group,), signal.SIGCONT)
+            woken = f"the woken primary {layout.primary} fenced or SIGKILLed by the watcher"
+            wait_until(
+                lambda: not alive(group, group=True) or fenced(layout), woken, FAILOVER_BOUND
+            )
         ha_tier.restart_mariadb(var)
         back = f"the old primary {layout.primary} read-only, following {layout.replica}"
         wait_until(lambda: fenced(layout), back, REJOIN_LIMIT)
 
-    what = "the MariaDB primary SIGKILLed; the watcher promoted its replica, no operator step"
+    lost = "frozen (SIGSTOP) until the address moved, then woken" if freeze else "SIGKILLed"
+    what = f"the MariaDB primary {lost}; the watcher promoted its replica, no operator step"
     return Injected(what, heal)
 
 

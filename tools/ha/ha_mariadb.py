@@ -77,8 +77,8 @@ def connect(port: int, **kwargs: Any) -> pymysql.connections.Connection[Any]:
     return pymysql.connect(host="127.0.0.1", port=port, user="root", **settings)
 
 
-def execute(port: int, *statements: str) -> None:
-    with connect(port) as conn, conn.cursor() as cur:
+def execute(port: int, *statements: str, **kwargs: Any) -> None:
+    with connect(port, **kwargs) as conn, conn.cursor() as cur:
         for statement in statements:
             cur.execute(statement)
 
@@ -102,9 +102,9 @@ def start_server(layout: MariaLayout, root: Path, server_id: int) -> int:
     return pid
 
 
-def follow(port: int, primary: int, position: str = "slave_pos") -> None:
+def follow(port: int, primary: int, position: str = "slave_pos", **kwargs: Any) -> None:
     """The server on `port` replicates `primary` by GTID (`current_pos`: a former primary,
-    whose own binary log says where it is), read-only."""
+    whose own binary log says where it is), read-only; `kwargs` go to `connect`."""
     execute(
         port,
         "SET GLOBAL read_only = ON",
@@ -114,6 +114,7 @@ def follow(port: int, primary: int, position: str = "slave_pos") -> None:
         f" MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_USE_GTID={position},"
         " MASTER_CONNECT_RETRY=1",
         "START SLAVE",
+        **kwargs,
     )
 
 

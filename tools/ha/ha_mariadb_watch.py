@@ -5,13 +5,18 @@
 (tools/ha/ha_mariadb.py starts it with the pair.) It keeps one server as the primary (in
 `--state`) and serves each server's HAProxy check port: `/primary` answers 200 only for the
 chosen server while it answers writable. The primary gone for `DOWN_AFTER` and its
-replica's own link to it down too, it promotes the replica and fences the old primary
-(ADR 0039 says why each step)."""
+replica's own link to it down too, it promotes the replica and fences the old primary;
+one that wakes from a freeze with commits still waiting for its replica's acknowledgement
+it SIGKILLs instead, so its crash recovery drops them; a primary started again before it
+was seen gone (read-only) it replaces by its replica, or opens again when none can take
+over (ADR 0039 says why each step)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -26,6 +31,7 @@ from tools.ha.ha_mariadb import (
     REPLICA_NET_TIMEOUT,
     connect,
     execute,
+    fetch,
     follow,
     promote,
 )
@@ -33,6 +39,9 @@ from tools.local.local_servers import StartError
 
 PROBE_INTERVAL = 0.5  # seconds between two rounds of probes
 PROBE_TIMEOUT = 1  # a probe's connect and read bound (pymysql takes whole seconds)
+PROBED = {"connect_timeout": PROBE_TIMEOUT, "read_timeout": PROBE_TIMEOUT}
+# the fence's statements' read bound: `read_only = ON` waits for commits in progress
+FENCE_TIMEOUT = 2
 DOWN_AFTER = 2.0  # seconds the chosen primary fails every probe before it is replaced
 # the longest a failover takes once the primary is gone (the drills' bound): noticed, the
 # relay log applied (well under a second here), HAProxy's next check
@@ -45,6 +54,8 @@ class Seen:
 
     read_only: bool
     replica: dict[str, Any]  # SHOW SLAVE STATUS; {} when it replicates nothing
+    waiting: int = 0  # commits waiting for a replica's acknowledgement
+    semi_sync: bool = False  # its commits wait for a replica's acknowledgement
 
     def lost(self, primary: int) -> bool:
         """A replica of `primary` that has lost it and tries again (its IO thread
@@ -63,21 +74,28 @@ def probe(port: int) -> Seen | None:
     """The server on `port` as it answers now; None when it does not within PROBE_TIMEOUT."""
     try:
         with (
-            connect(
-                port,
-                connect_timeout=PROBE_TIMEOUT,
-                read_timeout=PROBE_TIMEOUT,
-                cursorclass=pymysql.cursors.DictCursor,
-            ) as conn,
+            connect(port, **PROBED, cursorclass=pymysql.cursors.DictCursor) as conn,
             conn.cursor() as cur,
         ):
-            cur.execute("SELECT @@read_only AS read_only")
+            cur.execute(
+                "SELECT @@read_only AS read_only, @@rpl_semi_sync_master_enabled AS semi_sync"
+            )
             row = cur.fetchone() or {}
             cur.execute("SHOW SLAVE STATUS")
             status = cur.fetchone() or {}
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_wait_sessions'")
+            waiting = cur.fetchone() or {}
     except (pymysql.MySQLError, OSError):
         return None
-    return Seen(bool(int(row.get("read_only", 1))), dict(status))
+    read_only, semi_sync = bool(int(row.get("read_only", 1))), bool(int(row.get("semi_sync", 0)))
+    return Seen(read_only, dict(status), int(waiting.get("Value", 0)), semi_sync)
+
+
+def received(position: str) -> dict[int, int]:
+    """A GTID position (`0-1-74,1-2-9`) as domain -> sequence number: under
+    gtid-strict-mode a domain's numbers only grow, so comparing them compares histories."""
+    parts = (gtid.split("-") for gtid in position.split(",") if gtid.strip())
+    return {int(domain): int(seq) for domain, _, seq in parts}
 
 
 def log(message: str) -> None:
@@ -112,8 +130,10 @@ class Watch:
         now = time.monotonic()
         if mine is not None:
             self.lost_since = None
-            if other is not None:
-                self.fence(other)
+            if mine.read_only and not mine.replica:
+                self.restarted(other)
+            elif other is not None:
+                self.fence(mine, other)
             return
         self.lost_since = self.lost_since or now
         gone = now - self.lost_since
@@ -129,23 +149,67 @@ class Watch:
         self.lost_since = None
         log(f"primary {old} lost for {gone:.1f} s; {replica} promoted in {took:.2f} s")
 
-    def fence(self, other: Seen) -> None:
-        """The server that is not the primary follows it, read-only; semi-sync on again."""
+    def restarted(self, other: Seen | None) -> None:
+        """The chosen primary answers read-only, replicating nothing: started again (a
+        server never reopens by itself) before DOWN_AFTER saw it gone. A replica of it
+        that received all it holds (and perhaps the commit its recovery dropped) takes over
+        as after a failover; with none, the primary is opened for writes again."""
+        old, replica = self.primary, self.other()
+        try:
+            holds = received(str(fetch(old, "SELECT @@gtid_binlog_pos", **PROBED)[0]))
+            status = other.replica if other is not None else {}
+            got = received(str(status.get("Gtid_IO_Pos") or ""))
+            if status.get("Master_Port") == old and all(
+                got.get(domain, -1) >= seq for domain, seq in holds.items()
+            ):
+                took = promote(replica)
+                self.choose(replica)
+                log(f"primary {old} came back read-only; {replica} promoted in {took:.2f} s")
+                return
+            # semi-sync stays off until a replica connects to it (the fence's next round)
+            execute(old, "SET GLOBAL read_only = OFF", read_timeout=FENCE_TIMEOUT)
+        except (StartError, pymysql.MySQLError) as exc:
+            log(f"primary {old} came back read-only and stays so this round: {exc}")
+            return
+        log(f"primary {old} came back read-only with no replica to take over: opened again")
+
+    def fence(self, mine: Seen, other: Seen) -> None:
+        """The server that is not the primary follows it, read-only, and the primary waits
+        for its acknowledgements (semi-sync switched on before it connects again)."""
         port = self.other()
+        if other.waiting:
+            self.shoot(port, other.waiting)
+            return
         error = other.replica.get("Last_IO_Error") or other.replica.get("Last_SQL_Error")
         linked = other.replica.get("Slave_IO_Running") in ("Yes", "Connecting") or error
         if other.read_only and other.replica.get("Master_Port") == self.primary and linked:
             if error and error != self.stuck.get(port):  # read-only, out of the address
                 log(f"{port} cannot follow {self.primary}: {error}")
             self.stuck[port] = str(error or "")
-            return
+            if error or mine.semi_sync:
+                return  # it cannot follow, or it follows a primary that waits for it
         try:
-            execute(self.primary, "SET GLOBAL rpl_semi_sync_master_enabled = ON")
-            follow(port, self.primary, "current_pos")
+            bound = {"read_timeout": FENCE_TIMEOUT}
+            execute(self.primary, "SET GLOBAL rpl_semi_sync_master_enabled = ON", **bound)
+            follow(port, self.primary, "current_pos", **bound)
         except pymysql.MySQLError as exc:
             log(f"{port} could not be made a replica of {self.primary}: {exc}")
             return
         log(f"{port} fenced: read-only, replicating {self.primary}")
+
+    def shoot(self, port: int, waiting: int) -> None:
+        """A former primary woken from a freeze, `waiting` commits still waiting for an
+        acknowledgement its replica, now the primary, will never send: fencing would let
+        them commit (read_only waits for them, semi-sync off releases them) and its history
+        part from the new primary's. SIGKILLed (its pid file, which the server names), its
+        crash recovery drops them (init-rpl-role=SLAVE) once its supervisor starts it."""
+        try:
+            pid = int(Path(fetch(port, "SELECT @@pid_file", **PROBED)[0]).read_text())
+            os.kill(pid, signal.SIGKILL)
+        except (pymysql.MySQLError, OSError, ValueError) as exc:
+            log(f"{port} holds {waiting} unacknowledged commits and could not be killed: {exc}")
+            return
+        log(f"{port} woke with {waiting} commits {self.primary} never acknowledged: SIGKILLed")
 
 
 def check_server(watch: Watch, server: int, port: int) -> ThreadingHTTPServer:

@@ -273,7 +273,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None:  # "gw0", "gw1", ...: lane 0 stays for commands run by hand
         lane = 1 + int(workerinput["workerid"].removeprefix("gw")) % (ports.LANES - 1)
         os.environ[ports.LANE_VARIABLE] = str(lane)
-    if sys.platform == "linux":
+    # not under mutmut, whose parent runs its stats and clean sessions in process and then
+    # takes any child it waits for (os.wait) for one of its workers: an orphan re-parented
+    # to it failed a run (`KeyError: <pid>` in mutmut's wait_for_result, mutmut 3.8.1)
+    if sys.platform == "linux" and "MUTANT_UNDER_TEST" not in os.environ:
         ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if "MUTANT_UNDER_TEST" in os.environ:  # a mutmut run (docs/mutation.md)
         import grpc.aio

@@ -28,6 +28,8 @@ Run: .venv/bin/python -m bench.http_instructions [--requests 100,300] [--clients
      [--cache]
      python -m bench.http_instructions drive VARIANT N1 N2 K  (one variant's run;
      DEPARTMENTS_DATABASE_URL)
+     python -m bench.http_instructions serve VARIANT PORT  (one variant as a server, for
+     bench.profile_http --layers)
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def build_app(variant: str) -> web.Application:
     if variant == REFERENCE:
         from bench.http_reference import reference_app
 
-        return reference_app(dsn)
+        return reference_app(dsn, int(os.environ.get("DB_POOL_MAX", "10")))  # as the service
     from lib.config import load_settings
     from lib.logging import configure_logging
     from services.departments.app import create_app
@@ -298,10 +300,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return figures
 
 
+def serve(variant: str, port: int) -> None:
+    """One variant as a server on `port`, uvloop's loop, no aiohttp access log (as the
+    service runs): bench.profile_http --layers times each under wrk."""
+    import uvloop
+
+    app = build_app(variant)
+    web.run_app(
+        app, host="127.0.0.1", port=port, print=None, access_log=None, loop=uvloop.new_event_loop()
+    )
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["drive"]:
         import uvloop
 
         uvloop.run(drive(sys.argv[2], *(int(n) for n in sys.argv[3:6])))
+    elif sys.argv[1:2] == ["serve"]:
+        serve(sys.argv[2], int(sys.argv[3]))
     else:
         main()

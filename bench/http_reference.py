@@ -33,12 +33,13 @@ def default(value: Any) -> str:
     return str(value)
 
 
-def reference_app(dsn: str) -> web.Application:
+def reference_app(dsn: str, max_size: int = 10) -> web.Application:
+    """The departments list by hand on a pool of `max_size` (the service's DB_POOL_MAX default)."""
     app = web.Application()
     pool_key = web.AppKey("pool", asyncpg.Pool)
 
     async def pool_ctx(app: web.Application) -> Any:
-        app[pool_key] = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
+        app[pool_key] = await asyncpg.create_pool(dsn, min_size=2, max_size=max_size)
         yield
         await app[pool_key].close()
 

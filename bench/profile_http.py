@@ -5,7 +5,13 @@ worker sampled) and bench/http_reference.py on one seeded
 database, measures each one's CPU per request under wrk (side by side), then samples the
 service with py-spy while wrk loads it and prints the share of samples per function,
 inclusive (any frame of the stack) and self (the innermost frame), for lib/ and aiohttp.
+With `--layers` it times instead what each of the service's layers costs: the service, the
+service with only the request-id layer and the service without each other layer in turn
+(bench.http_instructions' variants, each a server of its own), and the reference, paired by
+round against the service: server CPU per request and the difference, where
+`bench.http_instructions --layers` counts the same layers' instructions (ADR 0005).
 Run: .venv/bin/python -m bench.profile_http [--seconds 8] [--top 25] [--workers 1]
+     .venv/bin/python -m bench.profile_http --layers [--rounds 12] [--connections 16]
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import collections
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,11 +32,15 @@ from pathlib import Path
 
 from bench.common import wait_ready, wrk, wrk_cpu
 from bench.http_frameworks import PATH, Servers, seed, service_env
+from bench.http_instructions import BARE, FULL, LAYERS, REFERENCE
 from tools.local.databases import PG_DEFAULT
 from tools.local.dbadmin import drop_database
 from tools.local.ports import free_port
 from tools.migrations import migrate
 
+# each server's DB_POOL_MAX under --layers, the reference's alike: ten servers side by side
+# then hold at most 60 of PostgreSQL's 100 connections (at 10, the service's default, all 100)
+LAYERS_POOL = 6
 FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 
 
@@ -104,23 +115,49 @@ def report(raw: Path, top: int) -> None:
         print(f"  {n / total * 100:5.1f}%  {frame}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile_http")
-    parser.add_argument("--seconds", type=float, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--raw", help="keep py-spy's raw stacks in this file")
-    parser.add_argument("--workers", type=int, default=1, help="the service's WORKERS")
-    args = parser.parse_args(argv)
-    if shutil.which("py-spy") is None and not Path(sys.executable).with_name("py-spy").exists():
-        raise SystemExit("py-spy is not installed: the bench extra (make install)")
-    os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
-    name = f"fixup_bench_prof_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    dsn = f"{os.environ.get('BENCH_PG', PG_DEFAULT)}/{name}"
+def layer_costs(dsn: str, rounds: int, connections: int) -> None:
+    """Each variant's server CPU per request under wrk (`connections`, 2 s a round, the
+    variants in a rotated order each round), and its difference from the service's in the
+    same round; every server's pool at most LAYERS_POOL connections."""
+    variants = [FULL, BARE, *(f"service-without-{layer}" for layer in LAYERS), REFERENCE]
     servers = Servers()
     try:
-        migrate.up("departments", dsn)
-        asyncio.run(seed(dsn))
+        for variant in variants:
+            port = free_port()
+            servers.start(
+                variant,
+                [sys.executable, "-m", "bench.http_instructions", "serve", variant, str(port)],
+                f"http://127.0.0.1:{port}{PATH}",
+                # the settings' own port stays unused
+                env={**service_env(dsn, free_port(), 1), "DB_POOL_MAX": str(LAYERS_POOL)},
+            )
+        for url in servers.urls.values():
+            wait_ready(url)
+            wrk(url, seconds=1, connections=connections)
+        cpu: dict[str, list[float]] = {variant: [] for variant in variants}
+        for r in range(rounds):
+            for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
+                url, pid = servers.urls[variant], servers.procs[variant].pid
+                measured = wrk_cpu(url, pid, seconds=2, connections=connections)
+                cpu[variant].append(measured.server_cpu_us)
+    finally:
+        servers.stop()
+    print(
+        f"server CPU per request, {rounds} round(s) of 2 s at -c{connections},"
+        " paired by round with the service:"
+    )
+    for variant in variants:
+        diffs = sorted(x - y for x, y in zip(cpu[variant], cpu[FULL], strict=True))
+        low, high = diffs[len(diffs) // 4], diffs[(3 * len(diffs)) // 4]
+        print(
+            f"  {variant:40} {statistics.median(cpu[variant]):6.0f} µs"
+            f"  {statistics.median(diffs):+6.1f} µs (quartiles {low:+.0f} .. {high:+.0f})"
+        )
+
+
+def profile_service(dsn: str, args: argparse.Namespace) -> None:
+    servers = Servers()
+    try:
         service, reference = free_port(), free_port()
         servers.start(
             "service",
@@ -156,6 +193,34 @@ def main(argv: list[str] | None = None) -> None:
             report(raw, args.top)
     finally:
         servers.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_http")
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--raw", help="keep py-spy's raw stacks in this file")
+    parser.add_argument("--workers", type=int, default=1, help="the service's WORKERS")
+    parser.add_argument("--layers", action="store_true", help="time each layer removed instead")
+    parser.add_argument("--connections", type=int, default=16, help="wrk's, with --layers")
+    args = parser.parse_args(argv)
+    if args.layers and args.workers != 1:
+        raise SystemExit("--layers times one process: leave --workers at 1")
+    py_spy = shutil.which("py-spy") or Path(sys.executable).with_name("py-spy").exists()
+    if not args.layers and not py_spy:
+        raise SystemExit("py-spy is not installed: the bench extra (make install)")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    name = f"fixup_bench_prof_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    dsn = f"{os.environ.get('BENCH_PG', PG_DEFAULT)}/{name}"
+    try:
+        migrate.up("departments", dsn)
+        asyncio.run(seed(dsn))
+        if args.layers:
+            layer_costs(dsn, args.rounds, args.connections)
+        else:
+            profile_service(dsn, args)
+    finally:
         drop_database(dsn)
 
 

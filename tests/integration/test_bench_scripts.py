@@ -1,7 +1,8 @@
 """The older benchmark scripts of `make bench` (codegen_overhead, codegen_drivers, row_class,
 points_client, users_list, pgbouncer) run as `make bench` runs them, in a few seconds each,
 against this run's servers, and print every figure they promise as a number: none rots
-between full runs."""
+between full runs. So does `bench.profile_http --layers` (not in `make bench`: run as its
+docstring says), the time each layer costs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.http_instructions import LAYERS
+from bench.run import BENCHES
 from tests.servers import Servers
 from tools.time_scale import scaled
 
@@ -65,6 +68,21 @@ SCRIPTS = {
             rf"one connection +{NUMBER} ms +ratio to sequential {NUMBER}",
         ],
     ),
+    # ten servers side by side, each pool grown to wrk's 4 connections at most: 40 of
+    # PostgreSQL's 100 (at the default -c16 and a pool of 10 each, all 100: the other
+    # workers' tests were refused)
+    "profile_http": (
+        ["--layers", "--rounds", "1", "--connections", "4"],
+        [
+            rf"^  {variant} +{NUMBER} µs +[+-][0-9]+\.[0-9] µs \(quartiles"
+            for variant in (
+                "service",
+                "service-request-id-only",
+                *(f"service-without-{layer}" for layer in LAYERS),
+                "reference",
+            )
+        ],
+    ),
     "pgbouncer": (
         ["--rounds", "1", "--seconds", "0.3", "--clients", "4"],
         [
@@ -85,7 +103,7 @@ def test_bench_script_prints_its_figures(script: str, servers: Servers) -> None:
         "BENCH_MYSQL": servers.mysql_dsn.rsplit("/", 1)[0],
     }
     done = subprocess.run(
-        [sys.executable, f"bench/{script}.py", *argv],
+        [sys.executable, *BENCHES.get(script, ["-m", f"bench.{script}"]), *argv],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=scaled(120),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

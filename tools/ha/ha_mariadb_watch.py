@@ -117,9 +117,19 @@ class Watch:
     def other(self) -> int:
         return next(p for p in self.servers if p != self.primary)
 
-    def choose(self, port: int) -> None:
-        self.primary = port
-        self.state.write_text(json.dumps({"primary": port}))
+    def take_over(self, why: str) -> None:
+        """The replica promoted and kept as the primary (in `--state`); `why` the old
+        primary was given up, for the log. A failed promotion is logged and tried again
+        at the next round."""
+        old, replica = self.primary, self.other()
+        try:
+            took = promote(replica)
+        except (StartError, pymysql.MySQLError) as exc:
+            log(f"promoting {replica} failed, trying again: {exc}")
+            return
+        self.primary, self.lost_since = replica, None
+        self.state.write_text(json.dumps({"primary": replica}))
+        log(f"primary {old} {why}; {replica} promoted in {took:.2f} s")
 
     def step(self) -> None:
         """One round: probe both, answer the checks, fail over or fence as it calls for."""
@@ -139,22 +149,14 @@ class Watch:
         gone = now - self.lost_since
         if gone < DOWN_AFTER or other is None or not other.lost(self.primary):
             return  # not long enough, no replica, or one that still sees it or cannot take over
-        old, replica = self.primary, self.other()
-        try:
-            took = promote(replica)
-        except (StartError, pymysql.MySQLError) as exc:
-            log(f"promoting {replica} failed, trying again: {exc}")
-            return
-        self.choose(replica)
-        self.lost_since = None
-        log(f"primary {old} lost for {gone:.1f} s; {replica} promoted in {took:.2f} s")
+        self.take_over(f"lost for {gone:.1f} s")
 
     def restarted(self, other: Seen | None) -> None:
         """The chosen primary answers read-only, replicating nothing: started again (a
         server never reopens by itself) before DOWN_AFTER saw it gone. A replica of it
         that received all it holds (and perhaps the commit its recovery dropped) takes over
         as after a failover; with none, the primary is opened for writes again."""
-        old, replica = self.primary, self.other()
+        old = self.primary
         try:
             holds = received(str(fetch(old, "SELECT @@gtid_binlog_pos", **PROBED)[0]))
             status = other.replica if other is not None else {}
@@ -162,13 +164,11 @@ class Watch:
             if status.get("Master_Port") == old and all(
                 got.get(domain, -1) >= seq for domain, seq in holds.items()
             ):
-                took = promote(replica)
-                self.choose(replica)
-                log(f"primary {old} came back read-only; {replica} promoted in {took:.2f} s")
+                self.take_over("came back read-only")
                 return
             # semi-sync stays off until a replica connects to it (the fence's next round)
             execute(old, "SET GLOBAL read_only = OFF", read_timeout=FENCE_TIMEOUT)
-        except (StartError, pymysql.MySQLError) as exc:
+        except pymysql.MySQLError as exc:
             log(f"primary {old} came back read-only and stays so this round: {exc}")
             return
         log(f"primary {old} came back read-only with no replica to take over: opened again")

@@ -137,11 +137,12 @@ def test_a_former_primary_holding_an_unacknowledged_commit_is_killed_drops_it_an
         state.write_text(json.dumps({"primary": layout.replica}))
         watch = Watch(layout.servers, state)
 
-        watch.step()  # the woken primary seen: SIGKILLed, its commit never acknowledged
+        def killed() -> bool:  # the woken primary seen: SIGKILLed, its commit never acknowledged
+            watch.step()  # (a probe answered late on a busy machine: the next round sees it)
+            return not alive(pids[0], group=True)
+
         wait_until(
-            lambda: not alive(pids[0], group=True),
-            f"the former primary {layout.primary} SIGKILLed by the watcher",
-            START_TIMEOUT,
+            killed, f"the former primary {layout.primary} SIGKILLed by the watcher", START_TIMEOUT
         )
         writer.join()
         assert refused, "the commit the former primary was killed in was acknowledged"
@@ -160,7 +161,7 @@ def test_a_primary_restarted_before_the_watcher_noticed_hands_over_to_its_replic
     with bare_pair() as pair:
         layout = pair.layout
         watch = Watch(layout.servers, pair.root / "primary.json")
-        assert checks(watch, layout.primary)
+        wait_until(lambda: checks(watch, layout.primary), "the primary's check", START_TIMEOUT)
         stop_pid(pair.pids[0], signal.SIGKILL, group=True)
         pair.restart(1)  # before any probe saw it gone
 

@@ -27,10 +27,11 @@ import pymysql
 
 from tools.ha import ha_mariadb
 from tools.ha.ha_mariadb import START_TIMEOUT, MariaLayout
-from tools.ha.ha_mariadb_watch import Watch, probe
+from tools.ha.ha_mariadb_watch import DOWN_AFTER, FENCE_TIMEOUT, PROBE_TIMEOUT, Watch, probe
 from tools.local.local_servers import wait_until
 from tools.local.ports import free_ports
 from tools.local.processes import alive, stop_pid
+from tools.time_scale import scaled
 
 
 def waiting_commits(port: int) -> int:
@@ -205,3 +206,62 @@ def test_a_primary_restarted_with_its_replica_down_is_opened_again() -> None:
         wait_until(acknowledging, f"{layout.replica} acknowledging again", START_TIMEOUT)
         ha_mariadb.execute(layout.primary, "CREATE DATABASE acknowledged")
         assert applied(layout.replica, binlog_position(layout.primary))
+
+
+def test_a_primary_whose_replica_is_lost_goes_on_alone_and_is_not_failed_over_from() -> None:
+    """The replica lost under a commit: the commit waits for its acknowledgement with no
+    limit of the server's own, until the watcher lets the primary go on alone (within
+    DOWN_AFTER and a few rounds, not the server's timeout). The primary then lost too, the
+    replica (back, behind it) is not promoted: it lacks an acknowledged commit. The
+    primary back, it is opened again, the replica follows and catches up, and the pair
+    acknowledges again."""
+    with bare_pair() as pair:
+        layout = pair.layout
+        watch = Watch(layout.servers, pair.root / "primary.json")
+        wait_until(lambda: checks(watch, layout.primary), "the primary's check", START_TIMEOUT)
+        assert not watch.alone
+        stop_pid(pair.pids[1], signal.SIGKILL, group=True)
+        committed = threading.Event()
+
+        def commit() -> None:
+            ha_mariadb.execute(layout.primary, "INSERT INTO acks.t VALUES (2)")
+            committed.set()
+
+        writer = threading.Thread(target=commit, daemon=True)
+        writer.start()
+        waited = f"a commit on {layout.primary} waiting for the lost replica"
+        wait_until(lambda: waiting_commits(layout.primary) == 1, waited, START_TIMEOUT)
+
+        def released() -> bool:
+            watch.step()
+            return committed.is_set()
+
+        # the watcher's bound: the replica seen lost for DOWN_AFTER, a round, the statement
+        bound = scaled(DOWN_AFTER + 2 * PROBE_TIMEOUT + FENCE_TIMEOUT)
+        wait_until(released, f"{layout.primary} going on alone", bound)
+        assert watch.alone
+        assert json.loads((pair.root / "primary.json").read_text())["alone"] is True
+
+        stop_pid(pair.pids[0], signal.SIGKILL, group=True)
+        pair.restart(2)  # back, behind the primary, which is gone
+
+        def decided() -> bool:  # a failover refused, or made
+            watch.step()
+            return watch.held_back or watch.primary != layout.primary
+
+        wait_until(decided, "the watcher's failover decision", START_TIMEOUT)
+        assert watch.primary == layout.primary, "promoted a replica lacking a commit"
+        replica = probe(layout.replica)
+        assert replica is not None
+        assert replica.read_only
+        assert replica.lost(layout.primary)
+
+        pair.restart(1)
+
+        def acknowledging() -> bool:
+            return checks(watch, layout.primary) and not watch.alone
+
+        back = f"{layout.primary} open again and acknowledged by {layout.replica}"
+        wait_until(acknowledging, back, START_TIMEOUT)
+        assert applied(layout.replica, binlog_position(layout.primary))
+        assert rows(layout.primary) == rows(layout.replica) == [1, 2]

@@ -5,11 +5,15 @@
 (tools/ha/ha_mariadb.py starts it with the pair.) It keeps one server as the primary (in
 `--state`) and serves each server's HAProxy check port: `/primary` answers 200 only for the
 chosen server while it answers writable. The primary gone for `DOWN_AFTER` and its
-replica's own link to it down too, it promotes the replica and fences the old primary;
-one that wakes from a freeze with commits still waiting for its replica's acknowledgement
-it SIGKILLs instead, so its crash recovery drops them; a primary started again before it
-was seen gone (read-only) it replaces by its replica, or opens again when none can take
-over (ADR 0039 says why each step)."""
+replica's own link to it down too, it promotes the replica and fences the old primary,
+unless the primary had gone on alone: its commits wait for the replica's acknowledgement
+with no time limit of their own (deploy/mariadb/replication.cnf), and only the watcher
+lets them go on without it, once the replica has stopped receiving for `DOWN_AFTER`; until
+the replica has caught up again no failover is made, since it may lack what was
+acknowledged meanwhile. A former primary that wakes from a freeze with commits still
+waiting for its replica's acknowledgement it SIGKILLs instead, so its crash recovery drops
+them; a primary started again before it was seen gone (read-only) it replaces by its
+replica, or opens again when none can take over (ADR 0039 says why each step)."""
 
 from __future__ import annotations
 
@@ -56,6 +60,12 @@ class Seen:
     replica: dict[str, Any]  # SHOW SLAVE STATUS; {} when it replicates nothing
     waiting: int = 0  # commits waiting for a replica's acknowledgement
     semi_sync: bool = False  # its commits wait for a replica's acknowledgement
+    acknowledged: bool = False  # and its replica acknowledges them (semi-sync's status ON)
+
+    def receiving(self, primary: int) -> bool:
+        """A replica of `primary` whose link to it is up (it acknowledges what it receives)."""
+        status = self.replica
+        return status.get("Master_Port") == primary and status.get("Slave_IO_Running") == "Yes"
 
     def lost(self, primary: int) -> bool:
         """A replica of `primary` that has lost it and tries again (its IO thread
@@ -83,12 +93,17 @@ def probe(port: int) -> Seen | None:
             row = cur.fetchone() or {}
             cur.execute("SHOW SLAVE STATUS")
             status = cur.fetchone() or {}
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_wait_sessions'")
-            waiting = cur.fetchone() or {}
+            cur.execute(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN"
+                " ('Rpl_semi_sync_master_wait_sessions', 'Rpl_semi_sync_master_status')"
+            )
+            semi = {r["Variable_name"]: r["Value"] for r in cur.fetchall()}
     except (pymysql.MySQLError, OSError):
         return None
     read_only, semi_sync = bool(int(row.get("read_only", 1))), bool(int(row.get("semi_sync", 0)))
-    return Seen(read_only, dict(status), int(waiting.get("Value", 0)), semi_sync)
+    waiting = int(semi.get("Rpl_semi_sync_master_wait_sessions", 0))
+    acknowledged = semi.get("Rpl_semi_sync_master_status") == "ON"
+    return Seen(read_only, dict(status), waiting, semi_sync, acknowledged)
 
 
 def received(position: str) -> dict[int, int]:
@@ -110,8 +125,14 @@ class Watch:
         self.state = state
         saved = json.loads(state.read_text()) if state.exists() else {}
         self.primary = int(saved.get("primary", servers[0]))
+        # the primary commits without its replica's acknowledgement (released, or opened
+        # again with none): its replica may lack what was acknowledged, so it takes over
+        # from a lost primary only once it has caught up (semi-sync's status ON again)
+        self.alone = bool(saved.get("alone", False))
         self.healthy: dict[int, bool] = {}  # port -> its check answers 200
         self.lost_since: float | None = None
+        self.stalled_since: float | None = None  # commits waiting, the replica not receiving
+        self.held_back = False  # a failover refused since the primary was lost (logged once)
         self.stuck: dict[int, str] = {}  # a replica's last replication error, logged once
 
     def other(self) -> int:
@@ -128,8 +149,11 @@ class Watch:
             log(f"promoting {replica} failed, trying again: {exc}")
             return
         self.primary, self.lost_since = replica, None
-        self.state.write_text(json.dumps({"primary": replica}))
+        self.save()
         log(f"primary {old} {why}; {replica} promoted in {took:.2f} s")
+
+    def save(self) -> None:
+        self.state.write_text(json.dumps({"primary": self.primary, "alone": self.alone}))
 
     def step(self) -> None:
         """One round: probe both, answer the checks, fail over or fence as it calls for."""
@@ -139,17 +163,52 @@ class Watch:
         self.healthy = {port: port == self.primary and writable for port in self.servers}
         now = time.monotonic()
         if mine is not None:
-            self.lost_since = None
+            self.lost_since, self.held_back = None, False
             if mine.read_only and not mine.replica:
                 self.restarted(other)
-            elif other is not None:
+                return
+            if writable:
+                self.release(mine, other, now)
+            if other is not None:
                 self.fence(mine, other)
             return
         self.lost_since = self.lost_since or now
         gone = now - self.lost_since
         if gone < DOWN_AFTER or other is None or not other.lost(self.primary):
             return  # not long enough, no replica, or one that still sees it or cannot take over
+        if self.alone:
+            if not self.held_back:
+                log(f"primary {self.primary} lost while it committed alone: not failed over")
+            self.held_back = True
+            return
         self.take_over(f"lost for {gone:.1f} s")
+
+    def release(self, mine: Seen, other: Seen | None, now: float) -> None:
+        """Commits of the writable primary that have waited for an acknowledgement while
+        its replica did not receive (gone, frozen, its link down) for DOWN_AFTER go on
+        without one (semi-sync off), and the primary is marked alone until its replica,
+        following again (the fence), has caught up."""
+        if mine.acknowledged == self.alone:  # semi-sync's status is the primary's own word
+            self.alone = not mine.acknowledged
+            self.save()
+        if not mine.waiting or (other is not None and other.receiving(self.primary)):
+            self.stalled_since = None
+            return
+        self.stalled_since = self.stalled_since or now
+        if now - self.stalled_since < DOWN_AFTER:
+            return
+        try:
+            execute(
+                self.primary,
+                "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+                read_timeout=FENCE_TIMEOUT,
+            )
+        except pymysql.MySQLError as exc:
+            log(f"{self.primary} could not go on without its replica, trying again: {exc}")
+            return
+        self.alone, self.stalled_since = True, None
+        self.save()
+        log(f"{self.primary} goes on alone: {mine.waiting} commits waited for a lost replica")
 
     def restarted(self, other: Seen | None) -> None:
         """The chosen primary answers read-only, replicating nothing: started again (a

@@ -96,11 +96,11 @@ restore-drill: install ## story load through nginx onto archived servers, T take
 	@$(PY) -m tools.packages ensure backup
 	RESTORE_DRILL_FULL=1 $(VENV)/bin/pytest tests/reliability/test_restore_drill.py -s -p no:randomly $(PYTEST_ARGS)
 
-failover-drill: install ## the release drill's story load through NGINX (2 replicas of every HTTP service) on the HA tier (3 Patroni members, strict sync mode, failsafe; Redis + 3 Sentinels; points' MariaDB + a GTID replica) while the PostgreSQL primary's postmaster is killed, a whole member killed, the primary frozen past its TTL, the primary cut off from the network, etcd at 1 of 3, both standbys lost, the Redis master, then points' MariaDB primary killed and frozen: recovery seconds, failed requests by kind, p50/p99, the invariants, the PostgresPrimaryChanged alert (rounds=N: N times in a row; make test runs the postmaster fault and a freeze)
+failover-drill: install ## the release drill's story load through NGINX (2 replicas of every HTTP service) on the HA tier (3 Patroni members, strict sync mode, failsafe; Redis + 3 Sentinels; points' MariaDB + a GTID replica) while the PostgreSQL primary's postmaster is killed, a whole member killed, the primary frozen past its TTL, the primary cut off from the network, etcd at 1 of 3, both standbys lost, the Redis master, then points' MariaDB primary killed and frozen and its replica killed: recovery seconds, failed requests by kind, p50/p99, the invariants, the PostgresPrimaryChanged alert (rounds=N: N times in a row; make test runs the postmaster fault and a freeze)
 	@$(PY) -m tools.packages ensure ha
 	$(PY) -m tests.reliability.failover_stories $(if $(rounds),--rounds $(rounds))
 
-failover-writers: install ## the postmaster, member, quorum, MariaDB (killed, and frozen then woken) and Redis faults under one direct writer per fault (through HAProxy, or --route multihost): RPO and recovery at the database itself (make test runs the MariaDB faults)
+failover-writers: install ## the postmaster, member, quorum, MariaDB (the primary killed, and frozen then woken; the replica killed) and Redis faults under one direct writer per fault (through HAProxy, or --route multihost): RPO and recovery at the database itself (make test runs the MariaDB faults)
 	@$(PY) -m tools.packages ensure ha
 	$(PY) -m tools.drills.failover_drill
 

@@ -35,7 +35,7 @@ from tests.reliability.revoked_session import revoked_token, still_refused
 from tests.reliability.test_release_drill import Load, invariants, ms, stories
 from tests.reliability.test_restore_drill import GAPS
 from tests.reliability.world import actor, catalog_service
-from tools.drills.failover_mariadb import lose_primary
+from tools.drills.failover_mariadb import MARIADB_FAULTS
 from tools.drills.failover_redis import kill_master
 from tools.drills.ha_faults import (
     FAULT_LIMIT,
@@ -171,14 +171,14 @@ async def redis_fault(tier: HaTier, running: Drill, fault: str) -> Injected:
 
 
 async def mariadb_fault(tier: HaTier, running: Drill, fault: str) -> Injected:
-    """points' primary SIGKILLed (`mariadb-freeze`: frozen, then woken) and nothing else:
-    the pair's watcher promotes the replica, HAProxy's address (points' DSN) follows it,
-    points is not restarted; healed once the old primary, started again, follows the new
-    one read-only (tools/drills/failover_mariadb.py)."""
+    """points' primary SIGKILLed (`mariadb-freeze`: frozen, then woken; `mariadb-replica`:
+    its replica SIGKILLed instead) and nothing else: the pair's watcher promotes the
+    replica, HAProxy's address (points' DSN) follows it, points is not restarted; healed
+    once the old primary, started again, follows the new one read-only (the replica lost:
+    the primary's commits go on alone, and it follows again; tools/drills/failover_mariadb.py)."""
     layout = tier.mariadb
     assert layout is not None, "the tier has no MariaDB pair"
-    freeze = fault == "mariadb-freeze"
-    return await asyncio.to_thread(lose_primary, tier.var, layout, freeze=freeze)
+    return await asyncio.to_thread(MARIADB_FAULTS[fault], tier.var, layout)
 
 
 def first_award_after(tier: HaTier, since: datetime) -> float | None:
@@ -225,8 +225,7 @@ Fault = Callable[[HaTier, Drill, str], Awaitable[Injected]]
 STORY_FAULTS: dict[str, tuple[Ready, Fault]] = {  # what to wait for, then the fault
     **{fault: (postgres_settled, postgres_fault) for fault in FAULTS},
     "redis": (sentinels_settled, redis_fault),
-    "mariadb": (nothing_to_wait_for, mariadb_fault),
-    "mariadb-freeze": (nothing_to_wait_for, mariadb_fault),
+    **{fault: (nothing_to_wait_for, mariadb_fault) for fault in MARIADB_FAULTS},
 }
 
 

@@ -26,7 +26,7 @@ STORIES = 4  # whole stories before the kill, and after the recovery
 # the pair, its HAProxy and watcher, points; the fault (its warm-up, the failover, the old
 # primary's restart and rejoin, the writes after it)
 @pytest.mark.timeout(2 * MARIA_START + AWARD_BACK_LIMIT + REJOIN_LIMIT + 2 * RECOVERY_LIMIT)
-@pytest.mark.parametrize("fault", ["mariadb", "mariadb-freeze"])
+@pytest.mark.parametrize("fault", ["mariadb", "mariadb-freeze", "mariadb-replica"])
 def test_the_points_primary_lost_fails_over_by_itself_and_loses_no_award(fault: str) -> None:
     """MariaDB under a real points process awarding over gRPC through the pair's HAProxy
     address: the primary SIGKILLed, or frozen until the address has moved and then woken,

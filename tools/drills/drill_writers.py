@@ -145,9 +145,10 @@ def drive(
         healing.join(what)
         settle()
         # a backend outlives its postmaster for a moment: the outage begins at the first
-        # write that failed after the kill, and ends at the next one acknowledged
+        # write that failed after the kill, and ends when the next one is acknowledged (a
+        # fault that fails no write, only holds it: when the first one begun after it is)
         outage = writer.first_failure_after(killed_at)
-        first = min((s for _, s, _ in writer.acked if s > (outage or killed_at)), default=None)
+        first = min((e for _, s, e in writer.acked if s > (outage or killed_at)), default=None)
         recovered_at = time.monotonic()
         wait_until(
             lambda: writer.acked_after(recovered_at) >= WARM_WRITES,

@@ -2,7 +2,7 @@
 multihost`), while the primary is lost, then what was acknowledged is counted.
 
     python -m tools.drills.failover_drill [--faults
-    postmaster,member,quorum,mariadb,mariadb-freeze,redis] [--var var]
+    postmaster,member,quorum,mariadb,mariadb-freeze,mariadb-replica,redis] [--var var]
 
 It starts the HA tier on free ports and, for each fault in turn (tools/drills/ha_faults.py,
 failover_mariadb.py, failover_redis.py), prints the seconds until the first write
@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 
 from tools.drills.drill_writers import CONNECT_TIMEOUT, FaultResult, PgWrites, drive
-from tools.drills.failover_mariadb import drill_mariadb
+from tools.drills.failover_mariadb import MARIADB_FAULTS, drill_mariadb
 from tools.drills.failover_redis import drill_redis
 from tools.drills.ha_faults import FAULTS, wait_settled
 from tools.ha import ha_tier
@@ -29,7 +29,7 @@ from tools.local.locks import LockBusy, file_lock
 # the direct writer's: its psycopg client bounds a statement on the server's side only, so
 # the faults that leave a server silent (a freeze, commits waiting for a standby) run
 # under the story load alone, where every service bounds its commands (DB_COMMAND_TIMEOUT)
-WRITER_FAULTS = ("postmaster", "member", "quorum", "mariadb", "mariadb-freeze", "redis")
+WRITER_FAULTS = ("postmaster", "member", "quorum", *MARIADB_FAULTS, "redis")
 
 
 def drill_one(dsn: str, root: Path, layout: PgLayout, fault: str) -> FaultResult:
@@ -95,9 +95,9 @@ def run(var: Path, faults: list[str], route: str = "haproxy") -> list[FaultResul
                 print("\n".join(report(results[-1])), flush=True)
         finally:
             ha_tier.down(var)
-    for fault in ("mariadb", "mariadb-freeze"):
+    for fault in MARIADB_FAULTS:
         if fault in faults:
-            results.append(drill_mariadb(var, freeze=fault == "mariadb-freeze"))
+            results.append(drill_mariadb(var, fault))
             print("\n".join(report(results[-1])), flush=True)
     if "redis" in faults:
         try:

@@ -1,18 +1,21 @@
 """The failover drill's MariaDB faults: a real points process awarding points over gRPC,
 through the pair's HAProxy address, while the primary is SIGKILLed (`mariadb`) or frozen
-until the address has moved, then woken (`mariadb-freeze`), with no operator step.
+until the address has moved, then woken (`mariadb-freeze`), or the replica is SIGKILLed
+(`mariadb-replica`), with no operator step.
 
 The watcher promotes the replica; the old primary, started again (a frozen one once the
 watcher, finding commits of it still waiting for an acknowledgement, has SIGKILLed it),
-must come back read-only and follow it. Each award carries an idempotency key of its own
-(never retried): the acknowledged ones must be in the new primary's ledger exactly once,
-the balance its sum."""
+must come back read-only and follow it. A replica lost, the watcher lets the primary's
+waiting commits go on alone; the replica, started again, must follow and acknowledge
+again. Each award carries an idempotency key of its own (never retried): the acknowledged
+ones must be in the primary's ledger exactly once, the balance its sum."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -111,9 +114,9 @@ def points_process(var: Path, dsn: str) -> tuple[ServiceProcess, int]:
     return service, rpc
 
 
-def drill_mariadb(var: Path, *, freeze: bool = False) -> FaultResult:
-    """The pair behind its HAProxy and watcher, points on its address; the primary lost
-    (`freeze`: frozen, then woken)."""
+def drill_mariadb(var: Path, fault: str) -> FaultResult:
+    """The pair behind its HAProxy and watcher, points on its address; `fault` (one of
+    MARIADB_FAULTS) injected."""
     try:
         tier = ha_tier.up(var, free_ports=True, parts=("mariadb",))
         layout = tier.mariadb
@@ -127,9 +130,9 @@ def drill_mariadb(var: Path, *, freeze: bool = False) -> FaultResult:
         try:
             return drive(
                 AwardWrites(f"127.0.0.1:{rpc}", user_id),
-                lambda: lose_primary(var, layout, freeze=freeze),
+                lambda: MARIADB_FAULTS[fault](var, layout),
                 lambda: where(var, layout),
-                lambda acked: counted(layout, user_id),
+                lambda acked: counted(layout.address, user_id),
             )
         finally:
             points.stop()
@@ -173,6 +176,48 @@ def lose_primary(var: Path, layout: MariaLayout, *, freeze: bool = False) -> Inj
     return Injected(what, heal)
 
 
+def lose_replica(var: Path, layout: MariaLayout) -> Injected:
+    """SIGKILL the replica (the server the address does not reach): the primary's commits
+    wait for its acknowledgement until the watcher lets them go on alone. Heal: the
+    replica started again, following, and the primary acknowledged by it again."""
+    k = 0 if ha_mariadb.serving_port(layout.address) == layout.replica else 1
+    if k == 0:
+        layout = replace(layout, primary=layout.replica, replica=layout.primary)
+    stop_pid(ha_tier.ledger(var)["mariadb_groups"][k], signal.SIGKILL)
+
+    def heal() -> None:
+        def alone() -> bool:  # the awards' commits released by the watcher
+            seen = probe(layout.primary)
+            return seen is not None and not seen.acknowledged
+
+        released = f"the primary {layout.primary} going on alone (the watcher's release)"
+        wait_until(alone, released, FAILOVER_BOUND)
+        ha_tier.restart_mariadb(var)
+
+        def back() -> bool:
+            seen = probe(layout.primary)
+            return seen is not None and seen.acknowledged and following(layout)
+
+        again = f"the replica {layout.replica} following {layout.primary}, acknowledging"
+        wait_until(back, again, REJOIN_LIMIT)
+
+    what = (
+        "the MariaDB replica SIGKILLed; the watcher let the primary go on alone, no operator step"
+    )
+    return Injected(what, heal)
+
+
+def freeze_primary(var: Path, layout: MariaLayout) -> Injected:
+    return lose_primary(var, layout, freeze=True)
+
+
+MARIADB_FAULTS: dict[str, Callable[[Path, MariaLayout], Injected]] = {
+    "mariadb": lose_primary,
+    "mariadb-freeze": freeze_primary,
+    "mariadb-replica": lose_replica,
+}
+
+
 def where(var: Path, layout: MariaLayout) -> str:
     """What a failed drill prints: the address, each server's replication, the watcher's log."""
     serving = ha_mariadb.serving_port(layout.address) or "no server"
@@ -194,16 +239,22 @@ def where(var: Path, layout: MariaLayout) -> str:
 
 
 def fenced(layout: MariaLayout) -> bool:
-    seen = probe(layout.primary)  # None: still starting
+    """The old primary (`layout.primary`) follows the new one read-only."""
+    return following(replace(layout, primary=layout.replica, replica=layout.primary))
+
+
+def following(layout: MariaLayout) -> bool:
+    """`layout.replica` replicates `layout.primary`, read-only."""
+    seen = probe(layout.replica)  # None: still starting
     status = {} if seen is None else seen.replica
     running = status.get("Slave_SQL_Running") == "Yes" and status.get("Slave_IO_Running") == "Yes"
-    return running and status.get("Master_Port") == layout.replica and bool(seen and seen.read_only)
+    return running and status.get("Master_Port") == layout.primary and bool(seen and seen.read_only)
 
 
-def counted(layout: MariaLayout, user_id: str) -> dict[int, int]:
-    """Rows per award number in the new primary's ledger; a balance that is not the
-    ledger's sum (an award applied twice beside its row) fails the drill."""
-    with ha_mariadb.connect(layout.replica, database=DATABASE) as conn, conn.cursor() as cur:
+def counted(address: int, user_id: str) -> dict[int, int]:
+    """Rows per award number in the ledger of the primary the address reaches; a balance
+    that is not the ledger's sum (an award applied twice beside its row) fails the drill."""
+    with ha_mariadb.connect(address, database=DATABASE) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT idempotency_key, count(*), sum(delta) FROM points_ledger"
             " WHERE user_id = %s GROUP BY 1",

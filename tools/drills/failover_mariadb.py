@@ -246,9 +246,9 @@ def fenced(layout: MariaLayout) -> bool:
 def following(layout: MariaLayout) -> bool:
     """`layout.replica` replicates `layout.primary`, read-only."""
     seen = probe(layout.replica)  # None: still starting
-    status = {} if seen is None else seen.replica
-    running = status.get("Slave_SQL_Running") == "Yes" and status.get("Slave_IO_Running") == "Yes"
-    return running and status.get("Master_Port") == layout.primary and bool(seen and seen.read_only)
+    if seen is None or not seen.receiving(layout.primary):
+        return False
+    return seen.replica.get("Slave_SQL_Running") == "Yes" and seen.read_only
 
 
 def counted(address: int, user_id: str) -> dict[int, int]:

@@ -46,6 +46,7 @@ PROBE_TIMEOUT = 1  # a probe's connect and read bound (pymysql takes whole secon
 PROBED = {"connect_timeout": PROBE_TIMEOUT, "read_timeout": PROBE_TIMEOUT}
 # the fence's statements' read bound: `read_only = ON` waits for commits in progress
 FENCE_TIMEOUT = 2
+FENCED = {"read_timeout": FENCE_TIMEOUT}
 DOWN_AFTER = 2.0  # seconds the chosen primary fails every probe before it is replaced
 # the longest a failover takes once the primary is gone (the drills' bound): noticed, the
 # relay log applied (well under a second here), HAProxy's next check
@@ -198,11 +199,7 @@ class Watch:
         if now - self.stalled_since < DOWN_AFTER:
             return
         try:
-            execute(
-                self.primary,
-                "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
-                read_timeout=FENCE_TIMEOUT,
-            )
+            execute(self.primary, "SET GLOBAL rpl_semi_sync_master_enabled = OFF", **FENCED)
         except pymysql.MySQLError as exc:
             log(f"{self.primary} could not go on without its replica, trying again: {exc}")
             return
@@ -226,7 +223,7 @@ class Watch:
                 self.take_over("came back read-only")
                 return
             # semi-sync stays off until a replica connects to it (the fence's next round)
-            execute(old, "SET GLOBAL read_only = OFF", read_timeout=FENCE_TIMEOUT)
+            execute(old, "SET GLOBAL read_only = OFF", **FENCED)
         except pymysql.MySQLError as exc:
             log(f"primary {old} came back read-only and stays so this round: {exc}")
             return
@@ -248,9 +245,8 @@ class Watch:
             if error or mine.semi_sync:
                 return  # it cannot follow, or it follows a primary that waits for it
         try:
-            bound = {"read_timeout": FENCE_TIMEOUT}
-            execute(self.primary, "SET GLOBAL rpl_semi_sync_master_enabled = ON", **bound)
-            follow(port, self.primary, "current_pos", **bound)
+            execute(self.primary, "SET GLOBAL rpl_semi_sync_master_enabled = ON", **FENCED)
+            follow(port, self.primary, "current_pos", **FENCED)
         except pymysql.MySQLError as exc:
             log(f"{port} could not be made a replica of {self.primary}: {exc}")
             return

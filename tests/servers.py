@@ -19,9 +19,11 @@ from urllib.parse import urlsplit
 import psycopg
 import redis
 
+from lib.config import ServiceSettings
 from lib.db.connecting import engine_of
 from tools.local.databases import with_database
 from tools.local.dbadmin import create_database, drop_database, mysql_connect, psycopg_dsn
+from tools.time_scale import scaled
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_MYSQL = "mysql://root@127.0.0.1:3306/mysql"
@@ -205,3 +207,25 @@ def pooler_settings(dsn: str) -> dict[str, str]:
     if not address or not on_the_server:
         return {}
     return {"pooler": "pgbouncer", "pgbouncer_addr": address}
+
+
+# what a service's database may take before it answers 503: a command, a free connection
+DB_BOUNDS = ("db_command_timeout", "db_acquire_timeout")
+
+
+def db_bounds() -> dict[str, float]:
+    """DB_COMMAND_TIMEOUT and DB_ACQUIRE_TIMEOUT for a service under a test that is not
+    about them: their defaults times FIXUP_TIME_SCALE, within each setting's own ceiling, so
+    a database slowed by a busy machine answers late, not 503. A test of those bounds sets
+    its own on top; the drills keep the defaults, whose recovery they measure."""
+    bounds = {}
+    for name in DB_BOUNDS:
+        field = ServiceSettings.model_fields[name]
+        ceilings = [bound.le for bound in field.metadata if hasattr(bound, "le")]
+        bounds[name] = min([scaled(field.default), *ceilings])
+    return bounds
+
+
+def db_bounds_env() -> dict[str, str]:
+    """db_bounds() as a service process's environment."""
+    return {name.upper(): f"{value:g}" for name, value in db_bounds().items()}

@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lib import registry
 from tests.integration.auth_support import KEYS
+from tests.servers import db_bounds_env
 from tools.deploy import nginx as nginx_tool
 from tools.local import seed
 from tools.local.dbadmin import psycopg_dsn
@@ -295,6 +296,7 @@ def departments_env(dsn: str, **extra: str) -> dict[str, str]:
         "RATE_LIMIT_IP_BURST": "1000",
         "REDIS_URL": "",
         "WORKERS": "1",
+        **db_bounds_env(),
         **extra,
     }
 

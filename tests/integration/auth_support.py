@@ -19,7 +19,7 @@ from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner, generate_keypair
 from lib.config import ServiceSettings
 from services.departments.settings import DepartmentsSettings
-from tests.servers import pooler_settings
+from tests.servers import db_bounds, pooler_settings
 
 KEYS = generate_keypair()
 # A token a test signs outlives the whole run (longer than the production ACCESS_TOKEN_TTL,
@@ -49,6 +49,7 @@ def service_settings(cls: type[S], service: str, dsn: str, **overrides: Any) -> 
         # never the users of a `make run` on this machine
         "revocation_record_url": "http://127.0.0.1:9",
         **pooler_settings(dsn),  # make test-pgbouncer: through PgBouncer
+        **db_bounds(),
     }
     if "storage_dir" in cls.model_fields:
         values["storage_dir"] = TEST_STORAGE

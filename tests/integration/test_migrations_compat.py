@@ -47,6 +47,39 @@ def test_the_current_tree_passes_against_the_previous_release(
     assert "migrate-compat: ok: release " in out, out
 
 
+FLAKY = """\
+from pathlib import Path
+
+RAN = Path(__file__).with_name("ran")
+
+
+def test_fails_the_first_time() -> None:
+    first = not RAN.exists()
+    RAN.touch()
+    assert not first
+
+
+def test_always_fails() -> None:
+    assert False
+"""
+
+
+def test_a_test_that_fails_once_is_named_and_one_that_fails_again_fails(tmp_path: Path) -> None:
+    """The second run on the same schema tells a release's test that met a loaded machine
+    from a migration that breaks the release (which fails it every time)."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_flaky.py").write_text(FLAKY)
+    once = "tests/test_flaky.py::test_fails_the_first_time"
+    code, output, flaked = migrate_compat.run_confirmed(tmp_path, [once], 120)
+    assert (code, flaked) == (0, [once]), output
+    assert f"FAILED {once}" in output
+    (tmp_path / "tests" / "ran").unlink()
+    code, output, flaked = migrate_compat.run_confirmed(tmp_path, ["tests/test_flaky.py"], 120)
+    assert (code, flaked) == (1, []), output
+    assert "FAILED tests/test_flaky.py::test_always_fails" in output
+
+
 def test_an_unknown_base_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert migrate_compat.main(["--base", "no-such-release-tag"]) == 2
     assert "no-such-release-tag" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import aiohttp
 from lib.auth.principal import Role
 from lib.auth.tokens import TokenSigner
 from tests.integration.auth_support import KEYS, TEST_TOKEN_TTL
-from tests.servers import RUN_ID
+from tests.servers import RUN_ID, db_bounds_env
 from tools.local.ports import free_port
 from tools.local.service_process import ServiceProcess
 
@@ -46,6 +46,7 @@ def common_env(name: str, dsn: str, **extra: str) -> dict[str, str]:
         "CORS_ALLOW_ORIGINS": "https://app.fixup.test",
         "RATE_LIMIT_PREFIX": RATE_LIMIT_PREFIX,
         **OPEN_LIMITS,
+        **db_bounds_env(),
         **extra,
     }
 

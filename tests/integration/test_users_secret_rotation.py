@@ -43,7 +43,7 @@ from tools import keys as keys_tool
 from tools.secrets import rotate
 from tools.secrets.legacy import envelope
 from tools.secrets.rotate import SECRETS, drop, promote, stage
-from tools.secrets.sealed import counts, reencrypt
+from tools.secrets.sealed import SEALED, counts, reencrypt
 from tools.time_scale import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,13 +164,14 @@ async def test_a_mail_link_works_after_every_secret_is_rotated(
 
 async def providers(dsn: str, count: int) -> list[uuid.UUID]:
     """`count` providers whose personal id numbers were sealed under the old key A: a
-    third before keyrings (no key id), the rest under k0; the only ones of the database
+    third before keyrings (no key id), the rest under k0; the only sealed values of the database
     (the test's own, but under mutmut a kept one holds an earlier session's rows:
     tools/checks/mutant_databases.py), since the rotation job reads the whole table."""
     old = FieldCipher(Keyring.single(A))
     ids = [await make_user(dsn, Role.PROVIDER) for _ in range(count)]
     async with pg.connected(dsn) as conn:
-        await conn.execute("DELETE FROM provider_details WHERE NOT user_id = ANY($1)", ids)
+        for table, _ in SEALED:  # every sealed column the job reads: no other test's rows
+            await conn.execute(f"DELETE FROM {table} WHERE NOT user_id = ANY($1)", ids)
         for n, user_id in enumerate(ids):
             plain = f"ID{n:06d}"
             if n % 3 == 0:

@@ -11,12 +11,11 @@ failover time plus the alert's delivery.
 
 from __future__ import annotations
 
-import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+from tests.reliability.mariadb_pair import go_on_alone
 from tests.servers import Servers
 from tools.deploy.db_exporters import Server
 from tools.drills.failover_redis import kill_master
@@ -24,13 +23,11 @@ from tools.drills.ha_faults import RECOVERY_LIMIT, kill_postmaster
 from tools.ha import ha_mariadb, ha_tier
 from tools.ha.data_tier_watch import DataTierWatch, Watched
 from tools.ha.ha_mariadb import MariaLayout
-from tools.ha.ha_mariadb_watch import DOWN_AFTER, FENCE_TIMEOUT, PROBE_TIMEOUT, Watch
+from tools.ha.ha_mariadb_watch import Watch
 from tools.ha.ha_postgres import MEMBERS
 from tools.ha.ha_redis import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS
-from tools.local.local_servers import wait_until
 from tools.local.ports import free_ports
 from tools.local.processes import stop_pid
-from tools.time_scale import scaled
 
 # Sentinel: the master down for DOWN_AFTER_MS, then a failover within FAILOVER_TIMEOUT_MS
 REDIS_FAILOVER = (DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS) / 1000
@@ -123,7 +120,12 @@ def test_a_stopped_mariadb_replica_reaches_the_webhook() -> None:
                 primary = watch.targets["mysqld"][0]
                 assert watch.webhook.find("MariaDBPrimaryAlone") is None
                 assert watch.query("mysql_global_status_rpl_semi_sync_master_status == 1")
-                go_on_alone(layout, root / "primary.json", pids[1])
+                go_on_alone(
+                    Watch(layout.servers, root / "primary.json"),
+                    layout,
+                    pids[1],
+                    "CREATE DATABASE alone",
+                )
                 alone = watch.wait_for_alert("MariaDBPrimaryAlone", 2 * watch.delivery)
         finally:
             for pid in reversed(pids):
@@ -132,26 +134,3 @@ def test_a_stopped_mariadb_replica_reaches_the_webhook() -> None:
     assert note["alert"]["labels"]["instance"] == replica
     assert alone["receiver"] == "page"
     assert alone["alert"]["labels"]["instance"] == primary
-
-
-def go_on_alone(layout: MariaLayout, state: Path, replica_pid: int) -> None:
-    """The replica SIGKILLed, a commit on the primary waits for its acknowledgement until
-    the pair's watcher (stepped here) lets the primary go on alone."""
-    watch = Watch(layout.servers, state)
-    stop_pid(replica_pid, signal.SIGKILL, group=True)
-    committed = threading.Event()
-
-    def commit() -> None:
-        ha_mariadb.execute(layout.primary, "CREATE DATABASE alone")
-        committed.set()
-
-    threading.Thread(target=commit, daemon=True).start()
-
-    def released() -> bool:
-        watch.step()
-        return committed.is_set()
-
-    # the watcher's bound: the replica seen lost for DOWN_AFTER, a round, the statement
-    bound = scaled(DOWN_AFTER + 2 * PROBE_TIMEOUT + FENCE_TIMEOUT)
-    wait_until(released, f"{layout.primary} going on alone", ha_mariadb.START_TIMEOUT + bound)
-    assert watch.alone

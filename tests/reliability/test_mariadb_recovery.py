@@ -25,19 +25,13 @@ from pathlib import Path
 
 import pymysql
 
+from tests.reliability.mariadb_pair import go_on_alone, waiting_commits
 from tools.ha import ha_mariadb
 from tools.ha.ha_mariadb import START_TIMEOUT, MariaLayout
-from tools.ha.ha_mariadb_watch import DOWN_AFTER, FENCE_TIMEOUT, PROBE_TIMEOUT, Watch, probe
+from tools.ha.ha_mariadb_watch import Watch, probe
 from tools.local.local_servers import wait_until
 from tools.local.ports import free_ports
 from tools.local.processes import alive, stop_pid
-from tools.time_scale import scaled
-
-
-def waiting_commits(port: int) -> int:
-    """Commits on `port` waiting for a replica's acknowledgement now."""
-    row = ha_mariadb.fetch(port, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_wait_sessions'")
-    return int(row[1])
 
 
 def applied(port: int, position: str) -> bool:
@@ -220,26 +214,7 @@ def test_a_primary_whose_replica_is_lost_goes_on_alone_and_is_not_failed_over_fr
         watch = Watch(layout.servers, pair.root / "primary.json")
         wait_until(lambda: checks(watch, layout.primary), "the primary's check", START_TIMEOUT)
         assert not watch.alone
-        stop_pid(pair.pids[1], signal.SIGKILL, group=True)
-        committed = threading.Event()
-
-        def commit() -> None:
-            ha_mariadb.execute(layout.primary, "INSERT INTO acks.t VALUES (2)")
-            committed.set()
-
-        writer = threading.Thread(target=commit, daemon=True)
-        writer.start()
-        waited = f"a commit on {layout.primary} waiting for the lost replica"
-        wait_until(lambda: waiting_commits(layout.primary) == 1, waited, START_TIMEOUT)
-
-        def released() -> bool:
-            watch.step()
-            return committed.is_set()
-
-        # the watcher's bound: the replica seen lost for DOWN_AFTER, a round, the statement
-        bound = scaled(DOWN_AFTER + 2 * PROBE_TIMEOUT + FENCE_TIMEOUT)
-        wait_until(released, f"{layout.primary} going on alone", bound)
-        assert watch.alone
+        go_on_alone(watch, layout, pair.pids[1], "INSERT INTO acks.t VALUES (2)")
         assert json.loads((pair.root / "primary.json").read_text())["alone"] is True
 
         stop_pid(pair.pids[0], signal.SIGKILL, group=True)

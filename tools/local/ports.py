@@ -67,11 +67,15 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def ledger_of(span: range) -> Path:
+    """The ledger every process of this user walking `span` shares."""
+    return Path(tempfile.gettempdir()) / f"fixup-ports-{os.getuid()}-{span.start}-{span.stop}"
+
+
 def free_ports(count: int) -> list[int]:
     """`count` distinct ports nothing on 127.0.0.1 listens on or connects from."""
     span = lane()
-    ledger = Path(tempfile.gettempdir()) / f"fixup-ports-{os.getuid()}-{span.start}-{span.stop}"
-    return take(span, count, ledger)
+    return take(span, count, ledger_of(span))
 
 
 def free_port() -> int:

@@ -59,8 +59,7 @@ def _cold(size: int) -> range:
     them. The lane's first ports, where every walk starts and wraps, often are held."""
     lane = ports.lane()
     ledger = ports.ledger_of(lane)
-    last = ledger.read_text().strip() if ledger.exists() else ""
-    at = lane.index(int(last)) if last.isdigit() and int(last) in lane else 0
+    at = ports.walk_start(lane, ledger.read_text() if ledger.exists() else "")
     start = min(lane[(at + len(lane) // 2) % len(lane)], lane.stop - size)
     return range(start, start + size)
 

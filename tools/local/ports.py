@@ -36,6 +36,12 @@ def lane() -> range:
     return range(LOWEST + index * size, LOWEST + (index + 1) * size)
 
 
+def walk_start(span: range, ledger_text: str) -> int:
+    """The index in `span` a walk starts from: after the port a ledger's text names, else 0."""
+    last = ledger_text.strip()
+    return span.index(int(last)) + 1 if last.isdigit() and int(last) in span else 0
+
+
 def take(span: range, count: int, ledger: Path) -> list[int]:
     """The next `count` ports of `span` after the one `ledger` names that no socket holds;
     the ledger then names the last of them. Every process of a lane walks one ledger under
@@ -43,8 +49,7 @@ def take(span: range, count: int, ledger: Path) -> list[int]:
     with ledger.open("a+") as book:
         fcntl.flock(book, fcntl.LOCK_EX)  # released when closed
         book.seek(0)
-        last = book.read().strip()
-        at = span.index(int(last)) + 1 if last.isdigit() and int(last) in span else 0
+        at = walk_start(span, book.read())
         found: list[int] = []
         for tried in range(len(span)):
             port = span[(at + tried) % len(span)]
